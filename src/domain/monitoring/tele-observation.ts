@@ -1,0 +1,101 @@
+import { DateTime } from 'luxon';
+import { ValidationError } from '../shared/errors';
+import { parseCpr, type Cpr } from './cpr';
+
+/**
+ * The seed's TeleObservation: one home blood pressure reading of one patient.
+ * Quantities carry their unit (Fowler's Quantity); the only unit accepted is mmHg.
+ * The measurement time is kept at whole-second precision (the HL7 effectiveTime has seconds) in UTC.
+ */
+export const MMHG = 'mmHg' as const;
+export type PressureUnit = typeof MMHG;
+
+export type Quantity = Readonly<{ value: number; unit: PressureUnit }>;
+
+export type TeleObservation = Readonly<{
+  patientId: Cpr;
+  systolic: Quantity;
+  diastolic: Quantity;
+  /** ISO-8601 UTC at second precision, e.g. 2017-05-10T14:50:14Z */
+  measuredAt: string;
+}>;
+
+/** Plausible ranges for a home reading; outside them a meter or a typing error is far likelier than a patient. */
+export const PLAUSIBLE = {
+  systolic: { min: 50, max: 300 },
+  diastolic: { min: 20, max: 200 },
+} as const;
+
+/** How far in the future a measurement time may lie, to forgive a meter's clock drift. */
+export const CLOCK_SKEW_SECONDS = 300;
+
+export type TeleObservationInput = {
+  patientId: unknown;
+  systolic: unknown;
+  diastolic: unknown;
+  /** DateTime, or an ISO-8601 string with an offset. */
+  measuredAt: unknown;
+};
+
+type Issue = { path: string; message: string };
+
+const quantity = (raw: unknown, path: 'systolic' | 'diastolic', issues: Issue[]): Quantity | null => {
+  const value = typeof raw === 'object' && raw !== null && 'value' in raw ? (raw as { value: unknown }).value : raw;
+  const unit = typeof raw === 'object' && raw !== null && 'unit' in raw ? (raw as { unit: unknown }).unit : MMHG;
+  if (unit !== MMHG && unit !== 'mm(Hg)' && unit !== 'mm[Hg]') {
+    issues.push({ path: `${path}.unit`, message: 'unit must be mmHg' });
+    return null;
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    issues.push({ path, message: 'must be a finite number' });
+    return null;
+  }
+  const range = PLAUSIBLE[path];
+  if (value < range.min || value > range.max) {
+    issues.push({ path, message: `must be between ${range.min} and ${range.max} mmHg` });
+    return null;
+  }
+  return { value, unit: MMHG };
+};
+
+const instant = (raw: unknown, issues: Issue[]): DateTime | null => {
+  let dt: DateTime | null = null;
+  if (DateTime.isDateTime(raw)) dt = raw;
+  else if (typeof raw === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(raw)) dt = DateTime.fromISO(raw, { setZone: true });
+  if (!dt || !dt.isValid) {
+    issues.push({ path: 'measuredAt', message: 'must be an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00' });
+    return null;
+  }
+  return dt.toUTC().startOf('second');
+};
+
+/**
+ * Validate raw input into a TeleObservation, collecting every problem at once. `now` comes from the Clock port.
+ */
+export const createTeleObservation = (input: TeleObservationInput, now: DateTime): TeleObservation => {
+  const issues: Issue[] = [];
+  let patientId: Cpr | null = null;
+  try {
+    patientId = parseCpr(input.patientId);
+  } catch (e) {
+    if (e instanceof ValidationError) issues.push(...e.details);
+    else throw e;
+  }
+  const systolic = quantity(input.systolic, 'systolic', issues);
+  const diastolic = quantity(input.diastolic, 'diastolic', issues);
+  const measuredAt = instant(input.measuredAt, issues);
+  if (systolic && diastolic && systolic.value <= diastolic.value) {
+    issues.push({ path: 'systolic', message: 'systolic pressure must be above diastolic pressure' });
+  }
+  if (measuredAt && measuredAt > now.plus({ seconds: CLOCK_SKEW_SECONDS })) {
+    issues.push({ path: 'measuredAt', message: 'measurement time lies in the future' });
+  }
+  if (issues.length > 0 || !patientId || !systolic || !diastolic || !measuredAt) {
+    const code = issues.some((i) => i.path === 'patientId') ? 'invalid_patient_id' : issues.some((i) => /must be between|above diastolic|future/.test(i.message)) ? 'implausible_observation' : 'invalid_observation';
+    throw new ValidationError(code, `the observation is not valid: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
+  }
+  return { patientId, systolic, diastolic, measuredAt: toIsoSeconds(measuredAt) };
+};
+
+/** ISO-8601 UTC at second precision: 2017-05-10T14:50:14Z */
+export const toIsoSeconds = (dt: DateTime): string => dt.toUTC().toISO({ suppressMilliseconds: true, includeOffset: true })!.replace('.000', '');
