@@ -1,0 +1,146 @@
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { DateTime } from 'luxon';
+import { ValidationError } from '../../shared/errors';
+import { createTeleObservation, MMHG, type TeleObservation } from '../../monitoring/tele-observation';
+import { HL7_OBSERVATION_CODES } from './hl7-builder';
+
+/** A blood pressure document is under 1 KiB; 64 KiB leaves room for padding and rejects abuse before any parsing. */
+export const MAX_HL7_BYTES = 64 * 1024;
+
+const OBSERVATION_PATH = 'ClinicalDocument.component.observation';
+
+/**
+ * Configured explicitly for clinical XML rather than relying on defaults: values stay strings (a CPR or "070.0"
+ * must never become a number behind our back), observations are always an array (one or many), and only the five
+ * predefined XML entities are decoded. DOCTYPEs are refused before this parser runs, so no declared entity exists.
+ */
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: true,
+  processEntities: true,
+  htmlEntities: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  isArray: (_name, jPath) => jPath === OBSERVATION_PATH,
+});
+
+/** Unit spellings in use for millimetres of mercury: the seed's, the domain's and UCUM's case-sensitive one. */
+const PRESSURE_UNITS: ReadonlySet<string> = new Set(['mm(Hg)', 'mmHg', 'mm[Hg]']);
+
+/** Plain decimals only: Number() would also take "0x7E", "1e2", "Infinity" or "" (as 0). */
+const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
+
+/** HL7 TS at second precision, optional fraction (dropped: we keep seconds) and optional offset. */
+const HL7_TS = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d{1,4})?(?:([+-])(\d{2})(\d{2}))?$/;
+
+/**
+ * A stored document is read back long after it was measured, so the "not in the future" rule of new uploads
+ * must not apply: validate against a `now` no real reading can pass.
+ */
+const END_OF_TIME = DateTime.utc(9999, 12, 31, 23, 59, 59);
+
+const invalid = (message: string, path: string): ValidationError =>
+  new ValidationError('invalid_document', `the HL7 document is not valid: ${message}`, [{ path, message }]);
+
+/** UTF-8 length without Buffer or TextEncoder, so the domain stays free of platform APIs. */
+const utf8ByteLength = (text: string): number => {
+  let bytes = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  }
+  return bytes;
+};
+
+type XmlNode = Record<string, unknown>;
+
+const isNode = (value: unknown): value is XmlNode => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Exactly one child element; a repeated element is ambiguous (which time, which patient?) and is refused. */
+const child = (parent: XmlNode, name: string, path: string): XmlNode => {
+  const value = parent[name];
+  if (Array.isArray(value)) throw invalid(`element ${path} appears more than once`, path);
+  // An element without attributes or children parses to "" – as good as missing for us.
+  if (!isNode(value)) throw invalid(`element ${path} is missing or empty`, path);
+  return value;
+};
+
+const attribute = (node: XmlNode, name: string, path: string): string => {
+  const value = node[`@_${name}`];
+  if (typeof value !== 'string' || value.length === 0) throw invalid(`attribute ${path}/@${name} is missing`, `${path}/@${name}`);
+  return value;
+};
+
+/** HL7 TS to ISO-8601; without an offset the time is UTC (that is how we write it, and what the seed means). */
+const effectiveTimeToIso = (ts: string): string => {
+  const m = HL7_TS.exec(ts);
+  if (!m) throw invalid('effectiveTime must be an HL7 TS of the form yyyyMMddHHmmss[+-ZZZZ]', 'effectiveTime/@value');
+  const [, y, mo, d, h, mi, s, sign, oh, om] = m;
+  const offset = sign ? `${sign}${oh}:${om}` : 'Z';
+  return `${y}-${mo}-${d}T${h}:${mi}:${s}${offset}`;
+};
+
+type Reading = { value: number; unit: typeof MMHG };
+
+const reading = (observation: XmlNode, path: string): { kind: 'systolic' | 'diastolic'; quantity: Reading } => {
+  const code = attribute(child(observation, 'code', `${path}/code`), 'code', `${path}/code`);
+  const kind = code === HL7_OBSERVATION_CODES.systolic.code ? 'systolic' : code === HL7_OBSERVATION_CODES.diastolic.code ? 'diastolic' : null;
+  // A code is not personal data, but keep it out anyway: the caller only needs to know it is not ours.
+  if (!kind) throw invalid(`${path}/code is not a blood pressure code (expected ${HL7_OBSERVATION_CODES.systolic.code} or ${HL7_OBSERVATION_CODES.diastolic.code})`, `${path}/code/@code`);
+  const valueNode = child(observation, 'value', `${path}/value`);
+  const unit = attribute(valueNode, 'unit', `${path}/value`);
+  if (!PRESSURE_UNITS.has(unit)) throw invalid(`${path}/value has a unit other than mm(Hg)`, `${path}/value/@unit`);
+  const raw = attribute(valueNode, 'value', `${path}/value`);
+  if (!DECIMAL.test(raw)) throw invalid(`${path}/value is not a decimal number`, `${path}/value/@value`);
+  return { kind, quantity: { value: Number(raw), unit: MMHG } };
+};
+
+/** Refuse what must never reach an XML parser: entity declarations are how billion-laughs and XXE attacks start. */
+const guard = (xml: unknown): string => {
+  if (typeof xml !== 'string') throw invalid('expected the document as text', 'document');
+  // UTF-8 never has fewer bytes than UTF-16 code units, so the cheap length test already decides most cases.
+  if (xml.length > MAX_HL7_BYTES || utf8ByteLength(xml) > MAX_HL7_BYTES) {
+    throw new ValidationError('document_too_large', `the HL7 document exceeds ${MAX_HL7_BYTES} bytes`, [{ path: 'document', message: `at most ${MAX_HL7_BYTES} bytes` }]);
+  }
+  if (/<!DOCTYPE/i.test(xml) || /<!ENTITY/i.test(xml)) throw invalid('DOCTYPE and ENTITY declarations are not allowed', 'document');
+  const wellFormed = XMLValidator.validate(xml);
+  // Only position and error kind: the validator's own message may quote document text, and so a patient id.
+  if (wellFormed !== true) {
+    const { code, line, col } = wellFormed.err;
+    throw invalid(`not well-formed XML (${code} at line ${line}${col === undefined ? '' : `, column ${col}`})`, 'document');
+  }
+  return xml;
+};
+
+/**
+ * Read the seed's truncated HL7 back into a TeleObservation. Every failure is a ValidationError with code
+ * `invalid_document` (or `document_too_large`), whose message never contains the patient identifier.
+ */
+export const parseHl7Observation = (xml: string): TeleObservation => {
+  const parsed: unknown = parser.parse(guard(xml));
+  if (!isNode(parsed) || Object.keys(parsed).length !== 1) throw invalid('expected exactly one root element', 'document');
+  const doc = child(parsed, 'ClinicalDocument', 'ClinicalDocument');
+  const measuredAt = effectiveTimeToIso(attribute(child(doc, 'effectiveTime', 'effectiveTime'), 'value', 'effectiveTime'));
+  const patientId = attribute(child(child(doc, 'patient', 'patient'), 'id', 'patient/id'), 'extension', 'patient/id');
+  const observations = child(doc, 'component', 'component')['observation'];
+  if (!Array.isArray(observations) || observations.length !== 2) throw invalid('component must hold exactly two observations (systolic and diastolic)', 'component/observation');
+  const found: Partial<Record<'systolic' | 'diastolic', Reading>> = {};
+  observations.forEach((node: unknown, i) => {
+    const path = `component/observation[${i + 1}]`;
+    if (!isNode(node)) throw invalid(`${path} is empty`, path);
+    const { kind, quantity } = reading(node, path);
+    if (found[kind]) throw invalid(`${path} repeats the ${kind} code`, `${path}/code/@code`);
+    found[kind] = quantity;
+  });
+  try {
+    return createTeleObservation({ patientId, systolic: found.systolic, diastolic: found.diastolic, measuredAt }, END_OF_TIME);
+  } catch (e) {
+    // Same rules as an upload (CPR form, plausible ranges, a real date), reported as a bad document; the inner
+    // messages are already free of personal data.
+    if (e instanceof ValidationError) throw new ValidationError('invalid_document', `the HL7 document does not hold a valid observation: ${e.message}`, e.details);
+    throw e;
+  }
+};

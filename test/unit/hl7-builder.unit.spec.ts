@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Cpr } from '../../src/domain/monitoring/cpr';
+import type { Quantity, TeleObservation } from '../../src/domain/monitoring/tele-observation';
+import {
+  Director,
+  HL7Builder,
+  MetadataBuilder,
+  escapeXmlAttribute,
+  formatHl7Number,
+  type ObservationBuilder,
+} from '../../src/domain/documents/hl7';
+
+const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
+
+/** The seed's `new TeleObservation("251248-1234", 126.0, 70.0)`, at the time of its HL7 example. */
+const seedObservation: TeleObservation = {
+  patientId: '251248-1234' as Cpr,
+  systolic: { value: 126, unit: 'mmHg' },
+  diastolic: { value: 70, unit: 'mmHg' },
+  measuredAt: '2017-05-10T14:50:14Z',
+};
+
+const withoutWhitespaceBetweenTags = (xml: string): string => xml.replace(/>\s+</g, '><').trim();
+
+const hl7Of = (obs: TeleObservation): string => {
+  const builder = new HL7Builder();
+  Director.construct(obs, builder);
+  return builder.getResult();
+};
+
+describe('Director', () => {
+  it('walks header, systolic, diastolic in that order with the observation parts', () => {
+    const calls: unknown[][] = [];
+    const recorder: ObservationBuilder = {
+      buildHeader: (patientId: Cpr, measuredAt: string) => void calls.push(['header', patientId, measuredAt]),
+      buildSystolic: (q: Quantity) => void calls.push(['systolic', q.value]),
+      buildDiastolic: (q: Quantity) => void calls.push(['diastolic', q.value]),
+    };
+    Director.construct(seedObservation, recorder);
+    expect(calls).toEqual([
+      ['header', '251248-1234', '2017-05-10T14:50:14Z'],
+      ['systolic', 126],
+      ['diastolic', 70],
+    ]);
+  });
+});
+
+describe('HL7Builder', () => {
+  it("writes the seed's own HL7 example for the seed's observation (modulo whitespace)", () => {
+    expect(withoutWhitespaceBetweenTags(hl7Of(seedObservation))).toBe(withoutWhitespaceBetweenTags(seedXml));
+  });
+
+  it('writes byte for byte the same layout as the seed fixture, so document hashes are stable', () => {
+    expect(hl7Of(seedObservation)).toBe(seedXml);
+  });
+
+  it('writes effectiveTime in UTC without an offset, converting a measuredAt given with an offset', () => {
+    const xml = hl7Of({ ...seedObservation, measuredAt: '2017-05-10T16:50:14+02:00' });
+    expect(xml).toContain('<effectiveTime value="20170510145014"/>');
+  });
+
+  it('writes integers with one decimal and other values in their shortest exact form', () => {
+    const xml = hl7Of({ ...seedObservation, systolic: { value: 126.5, unit: 'mmHg' }, diastolic: { value: 70.25, unit: 'mmHg' } });
+    expect(xml).toContain('<value unit="mm(Hg)" value="126.5"/>');
+    expect(xml).toContain('<value unit="mm(Hg)" value="70.25"/>');
+    expect(formatHl7Number(70)).toBe('70.0');
+    expect(formatHl7Number(0.1 + 0.2)).toBe('0.30000000000000004');
+  });
+
+  it('escapes the five XML special characters in attribute values', () => {
+    expect(escapeXmlAttribute(`a&b<c>d"e'f`)).toBe('a&amp;b&lt;c&gt;d&quot;e&apos;f');
+    expect(escapeXmlAttribute('&amp;')).toBe('&amp;amp;');
+  });
+
+  it('refuses to give a result before the Director has built every part', () => {
+    const builder = new HL7Builder();
+    builder.buildHeader(seedObservation.patientId, seedObservation.measuredAt);
+    builder.buildSystolic(seedObservation.systolic);
+    expect(() => builder.getResult()).toThrow(/before Director.construct/);
+  });
+
+  it('refuses a measuredAt that is not a date-time', () => {
+    expect(() => new HL7Builder().buildHeader(seedObservation.patientId, 'yesterday')).toThrow(/measuredAt/);
+  });
+});
+
+describe('MetadataBuilder', () => {
+  it('gives patient, service times and the fixed document codes of the observation', () => {
+    const builder = new MetadataBuilder();
+    Director.construct(seedObservation, builder);
+    expect(builder.getResult()).toEqual({
+      patientId: '251248-1234',
+      serviceStartTime: '2017-05-10T14:50:14Z',
+      serviceStopTime: '2017-05-10T14:50:14Z',
+      mimeType: 'text/xml',
+      classCode: '8716-3',
+      typeCode: '55284-4',
+      formatCode: 'urn:telemed-rts:hl7:bp:1',
+      title: 'Home blood pressure measurement',
+      languageCode: 'en',
+    });
+  });
+
+  it('leaves submission-time fields to the application', () => {
+    const builder = new MetadataBuilder();
+    Director.construct(seedObservation, builder);
+    const keys = Object.keys(builder.getResult());
+    for (const later of ['creationTime', 'uniqueId', 'repositoryUniqueId', 'hash', 'size']) expect(keys).not.toContain(later);
+  });
+
+  it('refuses to give a result before the header is built', () => {
+    expect(() => new MetadataBuilder().getResult()).toThrow(/before Director.construct/);
+  });
+});

@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ValidationError } from '../../src/domain/shared/errors';
+import { MAX_HL7_BYTES, parseHl7Observation } from '../../src/domain/documents/hl7';
+
+const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
+const PATIENT = '251248-1234';
+
+/** Run the parser and return its ValidationError (failing the test when it does not throw one). */
+const rejection = (xml: string): ValidationError => {
+  try {
+    parseHl7Observation(xml);
+  } catch (e) {
+    if (e instanceof ValidationError) return e;
+    throw e;
+  }
+  throw new Error('expected a ValidationError, but the document parsed');
+};
+
+const expectInvalid = (xml: string, code = 'invalid_document', message?: RegExp): ValidationError => {
+  const error = rejection(xml);
+  expect(error.code).toBe(code);
+  if (message) expect(error.message).toMatch(message);
+  // Personal data never leaves in an error.
+  expect(error.message).not.toContain(PATIENT);
+  expect(JSON.stringify(error.details)).not.toContain(PATIENT);
+  return error;
+};
+
+describe('parseHl7Observation: the seed example', () => {
+  it("parses the seed's own HL7 example to its exact values", () => {
+    expect(parseHl7Observation(seedXml)).toEqual({
+      patientId: '251248-1234',
+      systolic: { value: 126, unit: 'mmHg' },
+      diastolic: { value: 70, unit: 'mmHg' },
+      measuredAt: '2017-05-10T14:50:14Z',
+    });
+  });
+
+  it('honours an explicit offset in effectiveTime and converts to UTC', () => {
+    const xml = seedXml.replace('20170510145014', '20170510145014+0200');
+    expect(parseHl7Observation(xml).measuredAt).toBe('2017-05-10T12:50:14Z');
+    expect(parseHl7Observation(seedXml.replace('20170510145014', '20170510145014-0330')).measuredAt).toBe('2017-05-10T18:20:14Z');
+  });
+
+  it('drops fractional seconds of effectiveTime (readings are kept at seconds)', () => {
+    expect(parseHl7Observation(seedXml.replace('20170510145014', '20170510145014.987')).measuredAt).toBe('2017-05-10T14:50:14Z');
+  });
+
+  it.each(['mm(Hg)', 'mmHg', 'mm[Hg]'])('accepts the unit %s as mmHg', (unit) => {
+    const obs = parseHl7Observation(seedXml.split('unit="mm(Hg)"').join(`unit="${unit}"`));
+    expect(obs.systolic).toEqual({ value: 126, unit: 'mmHg' });
+    expect(obs.diastolic).toEqual({ value: 70, unit: 'mmHg' });
+  });
+
+  it('reads the observations in either order, by code', () => {
+    const sys = /<observation>\s*<code code="MSC88019"[\s\S]*?<\/observation>/.exec(seedXml)![0];
+    const dia = /<observation>\s*<code code="MSC88020"[\s\S]*?<\/observation>/.exec(seedXml)![0];
+    const swapped = seedXml.replace(sys, '@@').replace(dia, sys).replace('@@', dia);
+    expect(swapped.indexOf('MSC88020')).toBeLessThan(swapped.indexOf('MSC88019'));
+    const obs = parseHl7Observation(swapped);
+    expect([obs.systolic.value, obs.diastolic.value]).toEqual([126, 70]);
+  });
+
+  it('keeps values as written: "070.0" is 70, never an octal or a coerced string', () => {
+    expect(parseHl7Observation(seedXml.replace('value="70.0"', 'value="070.0"')).diastolic.value).toBe(70);
+  });
+
+  it('does not apply the upload rule "not in the future": a document dated far ahead still reads', () => {
+    expect(parseHl7Observation(seedXml.replace('20170510145014', '29991231235959')).measuredAt).toBe('2999-12-31T23:59:59Z');
+  });
+});
+
+describe('parseHl7Observation: hostile input', () => {
+  const billionLaughs = `<?xml version="1.0"?>
+<!DOCTYPE lolz [
+  <!ENTITY lol "lol">
+  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<ClinicalDocument><effectiveTime value="&lol3;"/></ClinicalDocument>`;
+
+  const xxe = seedXml.replace(
+    '<ClinicalDocument>',
+    '<!DOCTYPE ClinicalDocument [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n<ClinicalDocument>',
+  ).replace('251248-1234', '&xxe;');
+
+  it('rejects a billion-laughs document before parsing', () => {
+    expectInvalid(billionLaughs, 'invalid_document', /DOCTYPE and ENTITY/);
+  });
+
+  it('rejects an XXE document with a SYSTEM entity', () => {
+    expectInvalid(xxe, 'invalid_document', /DOCTYPE and ENTITY/);
+  });
+
+  it('rejects an ENTITY declaration even without a DOCTYPE, and a lower-case doctype', () => {
+    expectInvalid(`<!ENTITY x "y">${seedXml}`, 'invalid_document', /DOCTYPE and ENTITY/);
+    expectInvalid(seedXml.replace('<ClinicalDocument>', '<!doctype ClinicalDocument><ClinicalDocument>'), 'invalid_document', /DOCTYPE and ENTITY/);
+  });
+
+  it(`rejects a document over ${MAX_HL7_BYTES} bytes, and accepts one of exactly that size`, () => {
+    const padTo = (bytes: number) => seedXml + `<!--${'x'.repeat(bytes - seedXml.length - 7)}-->`;
+    expect(padTo(MAX_HL7_BYTES)).toHaveLength(MAX_HL7_BYTES);
+    expect(parseHl7Observation(padTo(MAX_HL7_BYTES)).systolic.value).toBe(126);
+    expectInvalid(padTo(MAX_HL7_BYTES + 1), 'document_too_large');
+  });
+
+  it('counts bytes, not characters: multi-byte text under the character limit is still too large', () => {
+    const xml = seedXml + `<!--${'æ'.repeat(MAX_HL7_BYTES / 2)}-->`;
+    expect(xml.length).toBeLessThan(MAX_HL7_BYTES);
+    expectInvalid(xml, 'document_too_large');
+  });
+
+  it.each([
+    ['an empty string', ''],
+    ['plain text', 'hello'],
+    ['an unclosed element', seedXml.replace('</patient>', '')],
+    ['mismatched closing tags', seedXml.replace('</component>', '</components>')],
+    ['an unquoted attribute', seedXml.replace('value="126.0"', 'value=126.0')],
+    ['a truncated document', seedXml.slice(0, seedXml.length / 2)],
+  ])('rejects malformed XML: %s', (_name, xml) => {
+    expectInvalid(xml, 'invalid_document', /not well-formed XML/);
+  });
+
+  it('does not quote document text from the XML validator (it could be a patient id)', () => {
+    // The validator's own message here is "Tag '251248-1234' is an invalid name."
+    const error = expectInvalid(seedXml.replace('<id extension="251248-1234"/>', '<251248-1234/>'), 'invalid_document', /not well-formed XML/);
+    expect(error.message).toMatch(/line 5, column \d+/);
+  });
+
+  it('does not call a value a number when only the XML would coerce it', () => {
+    for (const v of ['0x7E', '1e2', 'Infinity', '', ' ', '126,0', '12 6']) {
+      expectInvalid(seedXml.replace('value="126.0"', `value="${v}"`), 'invalid_document', /value/);
+    }
+  });
+});
+
+describe('parseHl7Observation: wrong content', () => {
+  it('rejects an unknown observation code', () => {
+    expectInvalid(seedXml.replace('MSC88019', 'MSC99999'), 'invalid_document', /not a blood pressure code/);
+  });
+
+  it('rejects the same code twice', () => {
+    expectInvalid(seedXml.replace('MSC88020', 'MSC88019'), 'invalid_document', /repeats the systolic code/);
+  });
+
+  it('rejects a unit other than mmHg', () => {
+    expectInvalid(seedXml.replace('unit="mm(Hg)"', 'unit="kPa"'), 'invalid_document', /unit/);
+  });
+
+  it.each([
+    ['effectiveTime', seedXml.replace(/\s*<effectiveTime[^>]*\/>/, '')],
+    ['effectiveTime/@value', seedXml.replace(' value="20170510145014"', '')],
+    ['patient', seedXml.replace(/\s*<patient>[\s\S]*<\/patient>/, '')],
+    ['patient/id', seedXml.replace(/\s*<id [^>]*\/>/, '')],
+    ['patient/id/@extension', seedXml.replace(' extension="251248-1234"', '')],
+    ['component', seedXml.replace(/\s*<component>[\s\S]*<\/component>/, '')],
+    ['an observation', seedXml.replace(/\s*<observation>\s*<code code="MSC88020"[\s\S]*?<\/observation>/, '')],
+    ['a value', seedXml.replace(/\s*<value unit="mm\(Hg\)" value="70.0"\/>/, '')],
+    ['a code', seedXml.replace(/\s*<code code="MSC88019"[^>]*\/>/, '')],
+  ])('rejects a document missing %s', (_name, xml) => {
+    expect(xml).not.toBe(seedXml);
+    expectInvalid(xml, 'invalid_document');
+  });
+
+  it('rejects a third observation', () => {
+    const third = '<observation><code code="MSC88019"/><value unit="mmHg" value="120"/></observation></component>';
+    expectInvalid(seedXml.replace('</component>', third), 'invalid_document', /exactly two observations/);
+  });
+
+  it('rejects a repeated header element', () => {
+    const twice = seedXml.replace(/(<effectiveTime[^>]*\/>)/, '$1$1');
+    expectInvalid(twice, 'invalid_document', /more than once/);
+  });
+
+  it('rejects another root element, or a second root', () => {
+    expectInvalid(seedXml.replace(/ClinicalDocument>/g, 'Document>'), 'invalid_document', /ClinicalDocument/);
+    expectInvalid(`${seedXml}<Extra/>`, 'invalid_document', /one root/);
+  });
+
+  it.each([
+    ['without seconds', '201705101450'],
+    ['with a colon in the offset', '20170510145014+02:00'],
+    ['in ISO form', '2017-05-10T14:50:14Z'],
+  ])('rejects an effectiveTime %s', (_name, ts) => {
+    expectInvalid(seedXml.replace('20170510145014', ts), 'invalid_document', /effectiveTime/);
+  });
+
+  it('rejects an effectiveTime that is no calendar date', () => {
+    expectInvalid(seedXml.replace('20170510145014', '20170230145014'), 'invalid_document', /measuredAt/);
+  });
+
+  it('rejects a patient id that is not a CPR number, without echoing it', () => {
+    const error = expectInvalid(seedXml.replace('251248-1234', '3112XX-0000'), 'invalid_document', /patientId/);
+    expect(error.message).not.toContain('3112XX');
+    expectInvalid(seedXml.replace('251248-1234', '310248-1234'), 'invalid_document', /patientId/);
+  });
+
+  it('applies the plausibility rules of an upload', () => {
+    expectInvalid(seedXml.replace('value="126.0"', 'value="400.0"'), 'invalid_document', /systolic must be between/);
+    expectInvalid(seedXml.replace('value="126.0"', 'value="60.0"'), 'invalid_document', /above diastolic/);
+  });
+
+  it('does not decode entities beyond the five predefined ones', () => {
+    // &#45; would be "-" to a full XML processor; left undecoded, the id is no CPR and the document fails closed.
+    expectInvalid(seedXml.replace('251248-1234', '251248&#45;1234'), 'invalid_document', /patientId/);
+    expectInvalid(seedXml.replace('mm(Hg)', 'mm&lpar;Hg&rpar;'), 'invalid_document', /unit/);
+  });
+
+  it('decodes the predefined entities', () => {
+    const obs = parseHl7Observation(seedXml.replace('displayName="Systolic BP"', 'displayName="Systolic &amp; &lt;BP&gt;"'));
+    expect(obs.systolic.value).toBe(126);
+  });
+});
