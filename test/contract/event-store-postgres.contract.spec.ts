@@ -1,0 +1,25 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
+import { eventStoreContract } from './event-store.contract';
+
+// A fresh schema per test file, dropped at the end, so parallel runs and other suites never share tables.
+const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+eventStoreContract('PostgreSQL', async () => {
+  const schema = `rts_contract_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const store = await PostgresEventStore.open({ connectionString, schema });
+  return {
+    store,
+    close: async () => {
+      await store.close();
+      const admin = new Client({ connectionString });
+      await admin.connect();
+      try {
+        await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+});
