@@ -1,0 +1,53 @@
+import type { Database } from 'better-sqlite3';
+
+/**
+ * Schema of the SQLite event store, as numbered migrations. Applied versions are kept in a table of their own
+ * (not PRAGMA user_version) because other components, such as the registry projection, keep their tables in
+ * the same file and may need migrations of their own.
+ */
+export type Migration = Readonly<{ version: number; description: string; sql: string }>;
+
+export const EVENT_STORE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'events table: one row per event, global order by rowid',
+    // AUTOINCREMENT: a position is never handed out twice, even if the last rows were ever removed.
+    // UNIQUE(stream_name, stream_version) is the optimistic-concurrency guard and the stream read index;
+    // UNIQUE(event_id) is the idempotency lookup.
+    sql: `
+      CREATE TABLE events (
+        global_position INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream_name     TEXT    NOT NULL,
+        stream_version  INTEGER NOT NULL CHECK (stream_version >= 0),
+        event_id        TEXT    NOT NULL UNIQUE,
+        type            TEXT    NOT NULL,
+        data            TEXT    NOT NULL,
+        metadata        TEXT    NOT NULL,
+        recorded_at     TEXT    NOT NULL,
+        UNIQUE (stream_name, stream_version)
+      ) STRICT;
+    `,
+  },
+];
+
+/**
+ * Apply the migrations not yet applied, in one IMMEDIATE transaction so two processes opening the same new
+ * file do not both create the table.
+ */
+export function migrate(db: Database, migrations: readonly Migration[] = EVENT_STORE_MIGRATIONS): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS event_store_migrations (
+    version     INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at  TEXT NOT NULL
+  ) STRICT`);
+  const applied = db.prepare('SELECT version FROM event_store_migrations').pluck();
+  const record = db.prepare('INSERT INTO event_store_migrations (version, description, applied_at) VALUES (?, ?, ?)');
+  db.transaction(() => {
+    const done = new Set(applied.all() as number[]);
+    for (const migration of migrations) {
+      if (done.has(migration.version)) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.description, new Date().toISOString());
+    }
+  }).immediate();
+}

@@ -1,0 +1,386 @@
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import type {
+  AggregateStreamResult,
+  AppendResult,
+  EventStore,
+  ExpectedVersion,
+  NewEvent,
+  ReadStreamResult,
+  RecordedEvent,
+} from '../../../application/ports/event-store';
+import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
+import { migrate } from './schema';
+
+export type SqliteEventStoreOptions = Readonly<{
+  /** Path of the database file; ':memory:' for a private in-memory database (tests). */
+  file: string;
+  /** How long a write waits for another process's write lock before failing (PRAGMA busy_timeout). */
+  busyTimeoutMs?: number;
+  /** Most appends flushed in one transaction. */
+  maxBatchSize?: number;
+  /** How often waitForAppend looks for commits made by other processes on the same file. */
+  pollIntervalMs?: number;
+}>;
+
+/** Counters for tests and metrics: how well group commit is batching. */
+export type SqliteEventStoreStats = Readonly<{
+  /** Write transactions committed (append batches and runExclusive calls). */
+  commits: number;
+  /** appendToStream calls that went through a batch (succeeded or failed on their own). */
+  appends: number;
+  /** Largest number of appends flushed in one transaction. */
+  largestBatch: number;
+}>;
+
+type AppendJob = {
+  kind: 'append';
+  streamName: string;
+  events: readonly NewEvent[];
+  expectedVersion: ExpectedVersion;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+};
+type ExclusiveJob = {
+  kind: 'exclusive';
+  run: (db: Database) => unknown;
+  resolve: (result: unknown) => void;
+  reject: (error: unknown) => void;
+};
+type Job = AppendJob | ExclusiveJob;
+
+type EventRow = {
+  global_position: bigint;
+  stream_name: string;
+  stream_version: bigint;
+  event_id: string;
+  type: string;
+  data: string;
+  metadata: string;
+  recorded_at: string;
+};
+
+const COLUMNS = 'global_position, stream_name, stream_version, event_id, type, data, metadata, recorded_at';
+
+/**
+ * The embedded event store: one SQLite file in WAL mode, written by one connection per process.
+ *
+ * Group commit. appendToStream does not write at once: it queues the append and schedules a flush with
+ * setImmediate. A flush takes up to `maxBatchSize` queued appends and runs them in ONE transaction
+ * (BEGIN IMMEDIATE ... COMMIT, so one fsync with synchronous=FULL), each inside its own SAVEPOINT, so a
+ * version conflict fails only its own caller. Every caller's promise settles after the COMMIT, never before.
+ * Appends made while a flush runs wait for the next one. Expected versions and idempotency are checked against
+ * the stream as it is inside the transaction, which includes earlier appends of the same batch.
+ *
+ * Sharing the file. The registry projection keeps its tables and checkpoint in the same file, and must commit
+ * them atomically and without racing the writer:
+ * - `database` is the better-sqlite3 connection. Reading from it at any time is safe (a read never sees a
+ *   half-done batch, since batches run synchronously). Do NOT write through it directly, and do not
+ *   change its connection settings.
+ * - `runExclusive(fn)` queues `fn` in the writer's queue; it runs between append batches, inside its own
+ *   BEGIN IMMEDIATE transaction that commits when fn returns and rolls back when it throws. fn must be
+ *   synchronous (better-sqlite3 is); it may use db.transaction() inside, which nests as a savepoint.
+ *
+ * Other processes may open the same file (WAL allows one writer at a time, readers alongside). Their commits
+ * are seen by waitForAppend through a short poll; busy_timeout makes our BEGIN IMMEDIATE wait for their lock.
+ */
+export class SqliteEventStore implements EventStore {
+  private readonly queue: Job[] = [];
+  private flushScheduled: NodeJS.Immediate | undefined;
+  private closed = false;
+  private readonly waiters = new Set<{ after: bigint; wake: () => void }>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private counters = { commits: 0, appends: 0, largestBatch: 0 };
+
+  private readonly maxBatchSize: number;
+  private readonly pollIntervalMs: number;
+  private readonly sql: {
+    streamVersion: Statement<[string]>;
+    findEvent: Statement<[string]>;
+    insert: Statement<[string, bigint, string, string, string, string, string]>;
+    readStream: Statement<[string, bigint, number]>;
+    readAll: Statement<[bigint, number]>;
+    head: Statement<[]>;
+  };
+
+  private constructor(
+    /** The connection; see the class comment for what other code may do with it. */
+    readonly database: Database,
+    options: SqliteEventStoreOptions,
+  ) {
+    this.maxBatchSize = options.maxBatchSize ?? 512;
+    this.pollIntervalMs = options.pollIntervalMs ?? 50;
+    const db = database;
+    // safeIntegers: positions and versions come back as bigint, whatever their size.
+    this.sql = {
+      streamVersion: db.prepare<[string]>('SELECT MAX(stream_version) FROM events WHERE stream_name = ?').pluck().safeIntegers(true),
+      findEvent: db.prepare<[string]>('SELECT stream_name, stream_version, global_position FROM events WHERE event_id = ?').safeIntegers(true),
+      insert: db
+        .prepare<[string, bigint, string, string, string, string, string]>(
+          `INSERT INTO events (stream_name, stream_version, event_id, type, data, metadata, recorded_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .safeIntegers(true),
+      readStream: db
+        .prepare<[string, bigint, number]>(
+          `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
+        )
+        .safeIntegers(true),
+      readAll: db
+        .prepare<[bigint, number]>(`SELECT ${COLUMNS} FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?`)
+        .safeIntegers(true),
+      head: db.prepare<[]>('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().safeIntegers(true),
+    };
+  }
+
+  /** Open (and create or migrate) the store in `file`. Synchronous: better-sqlite3 is. */
+  static open(options: SqliteEventStoreOptions): SqliteEventStore {
+    const db = new BetterSqlite3(options.file);
+    try {
+      configure(db, options);
+      migrate(db);
+      return new SqliteEventStore(db, options);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  appendToStream(
+    streamName: string,
+    events: readonly NewEvent[],
+    options: { expectedVersion?: ExpectedVersion } = {},
+  ): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new Error('event store is closed'));
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.enqueue({ kind: 'append', streamName, events, expectedVersion: options.expectedVersion ?? 'any', resolve, reject });
+    });
+  }
+
+  /** Run `fn` in its own write transaction, serialized with the group-commit writer (see the class comment). */
+  runExclusive<T>(fn: (db: Database) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('event store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.enqueue({ kind: 'exclusive', run: fn, resolve: resolve as (result: unknown) => void, reject });
+    });
+  }
+
+  stats(): SqliteEventStoreStats {
+    return { ...this.counters };
+  }
+
+  async readStream(streamName: string, options: { fromVersion?: bigint; maxCount?: number } = {}): Promise<ReadStreamResult> {
+    const from = options.fromVersion ?? 0n;
+    const limit = options.maxCount === undefined ? -1 : Math.max(0, options.maxCount);
+    // One read transaction so the events and the current version agree.
+    return this.database.transaction(() => ({
+      events: (this.sql.readStream.all(streamName, from, limit) as EventRow[]).map(toRecorded),
+      currentVersion: this.sql.streamVersion.get(streamName) as bigint | null,
+    }))();
+  }
+
+  async aggregateStream<State>(
+    streamName: string,
+    options: { evolve: (state: State, event: RecordedEvent) => State; initialState: () => State },
+  ): Promise<AggregateStreamResult<State>> {
+    const { events, currentVersion } = await this.readStream(streamName);
+    return { state: events.reduce(options.evolve, options.initialState()), currentVersion };
+  }
+
+  async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {
+    const limit = Math.max(0, options.maxCount);
+    return (this.sql.readAll.all(options.after, limit) as EventRow[]).map(toRecorded);
+  }
+
+  async headPosition(): Promise<bigint> {
+    return this.sql.head.get() as bigint;
+  }
+
+  waitForAppend(after: bigint, timeoutMs: number): Promise<void> {
+    if (this.closed || this.refreshHead() > after) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = {
+        after,
+        wake: () => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          if (this.waiters.size === 0) this.stopPolling();
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, timeoutMs);
+      this.waiters.add(waiter);
+      this.startPolling();
+    });
+  }
+
+  /** Flush every queued append and exclusive job, wake waiters, close the connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushScheduled !== undefined) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    while (this.queue.length > 0) this.flushOnce();
+    for (const waiter of [...this.waiters]) waiter.wake();
+    this.stopPolling();
+    this.database.close();
+  }
+
+  // ---- the writer ----
+
+  private enqueue(job: Job): void {
+    this.queue.push(job);
+    this.scheduleFlush();
+  }
+
+  /** setImmediate: every append made in this tick (and while a flush runs) joins the next batch. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled !== undefined || this.queue.length === 0) return;
+    this.flushScheduled = setImmediate(() => {
+      this.flushScheduled = undefined;
+      if (this.closed) return; // close() has drained the queue itself
+      this.flushOnce();
+      this.scheduleFlush();
+    });
+  }
+
+  /** One transaction: either the exclusive job at the head of the queue, or a batch of appends. */
+  private flushOnce(): void {
+    const head = this.queue[0];
+    if (head === undefined) return;
+    if (head.kind === 'exclusive') {
+      this.queue.shift();
+      this.runExclusiveJob(head);
+      return;
+    }
+    let count = 0;
+    while (count < this.queue.length && count < this.maxBatchSize && this.queue[count]?.kind === 'append') count++;
+    this.runBatch(this.queue.splice(0, count) as AppendJob[]);
+  }
+
+  private runBatch(batch: AppendJob[]): void {
+    const db = this.database;
+    const outcomes: ({ ok: true; result: AppendResult } | { ok: false; error: unknown })[] = [];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      const recordedAt = new Date().toISOString();
+      for (const job of batch) {
+        db.exec('SAVEPOINT append');
+        try {
+          outcomes.push({ ok: true, result: this.appendInTransaction(job, recordedAt) });
+          db.exec('RELEASE append');
+        } catch (error) {
+          if (!db.inTransaction) throw error; // SQLite rolled the whole transaction back (e.g. disk full)
+          db.exec('ROLLBACK TO append; RELEASE append');
+          outcomes.push({ ok: false, error });
+        }
+      }
+      db.exec('COMMIT');
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      for (const job of batch) job.reject(error);
+      return;
+    }
+    this.counters.commits++;
+    this.counters.appends += batch.length;
+    this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
+    batch.forEach((job, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok === true) job.resolve(outcome.result);
+      else job.reject(outcome?.error);
+    });
+    this.refreshHead();
+  }
+
+  private appendInTransaction(job: AppendJob, recordedAt: string): AppendResult {
+    const { streamName, events } = job;
+    validateAppend(streamName, events);
+    const stored = events.map((e) => {
+      const row = this.sql.findEvent.get(e.id) as { stream_name: string; stream_version: bigint; global_position: bigint } | undefined;
+      return row === undefined
+        ? undefined
+        : ({ streamName: row.stream_name, streamVersion: row.stream_version, globalPosition: row.global_position } satisfies StoredEventIdentity);
+    });
+    const outcome = idempotencyOutcome(streamName, events, stored);
+    if (outcome !== 'new') return outcome;
+
+    const current = this.sql.streamVersion.get(streamName) as bigint | null;
+    checkExpectedVersion(streamName, job.expectedVersion, current);
+    let version = current ?? -1n;
+    let position = 0n;
+    for (const event of events) {
+      version++;
+      const info = this.sql.insert.run(streamName, version, event.id, event.type, toJson(event.data), toJson(event.metadata ?? {}), recordedAt);
+      position = BigInt(info.lastInsertRowid);
+    }
+    return { nextExpectedVersion: version, lastGlobalPosition: position, idempotent: false };
+  }
+
+  private runExclusiveJob(job: ExclusiveJob): void {
+    const db = this.database;
+    let result: unknown;
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      result = job.run(db);
+      if (isThenable(result)) throw new TypeError('runExclusive: fn must be synchronous (it returned a promise)');
+      db.exec('COMMIT');
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      job.reject(error);
+      return;
+    }
+    this.counters.commits++;
+    job.resolve(result);
+    this.refreshHead();
+  }
+
+  // ---- waiting for appends ----
+
+  /** Read the committed head; wake the waiters it satisfies. */
+  private refreshHead(): bigint {
+    if (!this.database.open) return 0n;
+    const head = this.sql.head.get() as bigint;
+    for (const waiter of [...this.waiters]) if (head > waiter.after) waiter.wake();
+    return head;
+  }
+
+  /** Another process's commits raise no event here, so while anyone waits, look every pollIntervalMs. */
+  private startPolling(): void {
+    if (this.pollTimer !== undefined) return;
+    this.pollTimer = setInterval(() => this.refreshHead(), this.pollIntervalMs);
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+}
+
+function configure(db: Database, options: SqliteEventStoreOptions): void {
+  // busy_timeout first: the journal_mode switch itself may have to wait for another process.
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+  const journal = db.pragma('journal_mode = WAL', { simple: true }) as string;
+  if (options.file !== ':memory:' && options.file !== '' && journal.toLowerCase() !== 'wal') {
+    throw new Error(`SQLite event store: could not switch ${options.file} to WAL (journal_mode is ${journal})`);
+  }
+  // WAL's usual pairing is NORMAL, which can lose the last commits on power loss; an acknowledged event must
+  // survive, and group commit pays for the fsync once per batch.
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+}
+
+function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    id: row.event_id,
+    type: row.type,
+    data: JSON.parse(row.data) as RecordedEvent['data'],
+    metadata: JSON.parse(row.metadata) as RecordedEvent['metadata'],
+    streamName: row.stream_name,
+    streamVersion: row.stream_version,
+    globalPosition: row.global_position,
+    recordedAt: row.recorded_at,
+  };
+}
+
+function isThenable(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
