@@ -1,0 +1,47 @@
+import type { RecordedEvent } from '../../application/ports/event-store';
+import type { RegistryReadModel } from '../../application/ports/registry-read-model';
+import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
+import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
+
+/** The registry projection held in memory: for unit tests of the core and for small embedded uses. */
+export class InMemoryRegistry implements RegistryReadModel {
+  private rows = new Map<string, RegistryEntryView>();
+  private position = 0n;
+
+  async checkpoint(): Promise<bigint> {
+    return this.position;
+  }
+
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+    const next = new Map(this.rows);
+    for (const e of events) {
+      if (!isDocumentEvent(e)) continue;
+      const event = { type: e.type, data: e.data } as DocumentEvent;
+      const row = evolveRegistryEntry(next.get(event.data.uniqueId) ?? null, event);
+      if (row) next.set(row.uniqueId, row);
+    }
+    this.rows = next;
+    this.position = checkpoint;
+  }
+
+  async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
+    return [...this.rows.values()]
+      .filter((r) => r.patientKey === patientKey && r.status === 'Approved' && r.serviceStartEpoch >= fromEpoch && r.serviceStartEpoch < toEpoch)
+      .sort((a, b) => a.serviceStartEpoch - b.serviceStartEpoch || a.uniqueId.localeCompare(b.uniqueId))
+      .slice(0, limit);
+  }
+
+  async get(uniqueId: string): Promise<RegistryEntryView | null> {
+    return this.rows.get(uniqueId) ?? null;
+  }
+
+  async knowsPatient(patientKey: string): Promise<boolean> {
+    for (const r of this.rows.values()) if (r.patientKey === patientKey) return true;
+    return false;
+  }
+
+  async reset(): Promise<void> {
+    this.rows = new Map();
+    this.position = 0n;
+  }
+}

@@ -1,0 +1,159 @@
+import type { Database } from 'better-sqlite3';
+import type { RecordedEvent } from '../../application/ports/event-store';
+import type { RegistryReadModel } from '../../application/ports/registry-read-model';
+import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
+import { isDocumentEvent, type DocumentEvent, type DocumentStatus } from '../../domain/documents/document-entry';
+import { MMHG } from '../../domain/monitoring/tele-observation';
+
+/** What the registry needs of the SQLite event store: its database, and a write slot serialized with appends. */
+export type SqliteWriter = Readonly<{
+  database: Database;
+  runExclusive<T>(fn: (db: Database) => T): Promise<T>;
+}>;
+
+const PROJECTION = 'registry';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS registry_entries (
+  unique_id TEXT PRIMARY KEY,
+  patient_key TEXT NOT NULL,
+  repository_unique_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  creation_time TEXT NOT NULL,
+  service_start_time TEXT NOT NULL,
+  service_start_epoch INTEGER NOT NULL,
+  mime_type TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  replaces TEXT,
+  replaced_by TEXT,
+  observation_id TEXT,
+  systolic REAL NOT NULL,
+  diastolic REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries (patient_key, status, service_start_epoch);
+CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+`;
+
+type Row = {
+  unique_id: string;
+  patient_key: string;
+  repository_unique_id: string;
+  status: DocumentStatus;
+  creation_time: string;
+  service_start_time: string;
+  service_start_epoch: number;
+  mime_type: string;
+  hash: string;
+  size: number;
+  replaces: string | null;
+  replaced_by: string | null;
+  observation_id: string | null;
+  systolic: number;
+  diastolic: number;
+};
+
+const toView = (r: Row): RegistryEntryView => ({
+  uniqueId: r.unique_id,
+  patientKey: r.patient_key,
+  repositoryUniqueId: r.repository_unique_id,
+  status: r.status,
+  creationTime: r.creation_time,
+  serviceStartTime: r.service_start_time,
+  serviceStartEpoch: Number(r.service_start_epoch),
+  mimeType: r.mime_type,
+  hash: r.hash,
+  size: Number(r.size),
+  replaces: r.replaces,
+  replacedBy: r.replaced_by,
+  observationId: r.observation_id,
+  systolic: { value: r.systolic, unit: MMHG },
+  diastolic: { value: r.diastolic, unit: MMHG },
+});
+
+const toRow = (v: RegistryEntryView): Row => ({
+  unique_id: v.uniqueId,
+  patient_key: v.patientKey,
+  repository_unique_id: v.repositoryUniqueId,
+  status: v.status,
+  creation_time: v.creationTime,
+  service_start_time: v.serviceStartTime,
+  service_start_epoch: v.serviceStartEpoch,
+  mime_type: v.mimeType,
+  hash: v.hash,
+  size: v.size,
+  replaces: v.replaces,
+  replaced_by: v.replacedBy,
+  observation_id: v.observationId,
+  systolic: v.systolic.value,
+  diastolic: v.diastolic.value,
+});
+
+/**
+ * The registry projection in the same SQLite file as the events. Rows and checkpoint change in one transaction,
+ * taken through the store's writer so projection writes never interleave with a group commit.
+ */
+export class SqliteRegistry implements RegistryReadModel {
+  private readonly db: Database;
+  private readonly statements;
+
+  constructor(private readonly writer: SqliteWriter) {
+    this.db = writer.database;
+    this.db.exec(SCHEMA);
+    // Prepared once: the query path is measured against a bare SELECT (bench/).
+    this.statements = {
+      findCurrent: this.db.prepare(
+        `SELECT * FROM registry_entries WHERE patient_key = ? AND status = 'Approved' AND service_start_epoch >= ? AND service_start_epoch < ?
+         ORDER BY service_start_epoch, unique_id LIMIT ?`,
+      ),
+      get: this.db.prepare('SELECT * FROM registry_entries WHERE unique_id = ?'),
+      knowsPatient: this.db.prepare('SELECT 1 FROM registry_entries WHERE patient_key = ? LIMIT 1'),
+      checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').safeIntegers(true),
+    };
+  }
+
+  async checkpoint(): Promise<bigint> {
+    const row = this.statements.checkpoint.get(PROJECTION) as { position: bigint } | undefined;
+    return row ? BigInt(row.position) : 0n;
+  }
+
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+    await this.writer.runExclusive((db) => {
+      const select = db.prepare('SELECT * FROM registry_entries WHERE unique_id = ?');
+      const upsert = db.prepare(
+        `INSERT INTO registry_entries VALUES (@unique_id, @patient_key, @repository_unique_id, @status, @creation_time, @service_start_time,
+           @service_start_epoch, @mime_type, @hash, @size, @replaces, @replaced_by, @observation_id, @systolic, @diastolic)
+         ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
+      );
+      for (const e of events) {
+        if (!isDocumentEvent(e)) continue;
+        const event = { type: e.type, data: e.data } as DocumentEvent;
+        const current = select.get(event.data.uniqueId) as Row | undefined;
+        const next = evolveRegistryEntry(current ? toView(current) : null, event);
+        if (next) upsert.run(toRow(next));
+      }
+      db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position').run(PROJECTION, checkpoint);
+    });
+  }
+
+  async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
+    const rows = this.statements.findCurrent.all(patientKey, fromEpoch, toEpoch, limit) as Row[];
+    return rows.map(toView);
+  }
+
+  async get(uniqueId: string): Promise<RegistryEntryView | null> {
+    const row = this.statements.get.get(uniqueId) as Row | undefined;
+    return row ? toView(row) : null;
+  }
+
+  async knowsPatient(patientKey: string): Promise<boolean> {
+    return this.statements.knowsPatient.get(patientKey) !== undefined;
+  }
+
+  async reset(): Promise<void> {
+    await this.writer.runExclusive((db) => {
+      db.prepare('DELETE FROM registry_entries').run();
+      db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(PROJECTION);
+    });
+  }
+}

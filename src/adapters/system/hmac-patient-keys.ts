@@ -1,0 +1,18 @@
+import { createHmac } from 'node:crypto';
+import type { PatientKeys } from '../../application/ports/patient-keys';
+import type { Cpr } from '../../domain/monitoring/cpr';
+
+/**
+ * HMAC-SHA256 of the CPR number under a secret key, 128 bits in hex with a `p` prefix. Without the secret, the
+ * ~10^10 possible CPR numbers cannot be hashed to find which one a key stands for. No memo: a map of CPR numbers
+ * in the heap is a copy of personal data, and an HMAC costs microseconds.
+ */
+export class HmacPatientKeys implements PatientKeys {
+  constructor(private readonly secret: Buffer) {
+    if (secret.length < 16) throw new Error('the pseudonym secret must be at least 16 bytes');
+  }
+
+  keyFor(patientId: Cpr): string {
+    return `p${createHmac('sha256', this.secret).update(patientId, 'utf8').digest('hex').slice(0, 32)}`;
+  }
+}

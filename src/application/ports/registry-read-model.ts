@@ -1,0 +1,21 @@
+import type { RecordedEvent } from './event-store';
+import type { RegistryEntryView } from '../projections/registry-projection';
+
+/**
+ * Storage of the registry projection. An adapter applies a batch of events and advances its checkpoint in one
+ * transaction, so a crash never leaves the rows and the checkpoint disagreeing; it can be dropped and rebuilt
+ * from the events at any time.
+ */
+export interface RegistryReadModel {
+  /** Global position of the last event applied (0n when empty). */
+  checkpoint(): Promise<bigint>;
+  /** Apply events (all of them, in order; the model ignores types it does not know) and set the checkpoint. */
+  apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void>;
+  /** Approved entries of one patient with serviceStartEpoch in [fromEpoch, toEpoch), oldest first. */
+  findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]>;
+  get(uniqueId: string): Promise<RegistryEntryView | null>;
+  /** Whether any document, current or not, was ever registered for the patient. */
+  knowsPatient(patientKey: string): Promise<boolean>;
+  /** Forget every row and the checkpoint, for a rebuild. */
+  reset(): Promise<void>;
+}

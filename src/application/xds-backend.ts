@@ -1,0 +1,153 @@
+import type { DateTime } from 'luxon';
+import { documentEntryDecider, documentStreamName, type DocumentEntryData } from '../domain/documents/document-entry';
+import type { DocumentMetadata } from '../domain/documents/hl7';
+import type { Cpr } from '../domain/monitoring/cpr';
+import { toIsoSeconds } from '../domain/monitoring/tele-observation';
+import { NotFoundError, ValidationError } from '../domain/shared/errors';
+import { handleCommand } from './command-handling';
+import { sha256Hex, uuidToOid, uuidV5 } from './ids';
+import type { Clock } from './ports/clock';
+import type { DocumentRepository } from './ports/document-repository';
+import type { EventStore } from './ports/event-store';
+import type { IdGenerator } from './ports/id-generator';
+import type { PatientKeys } from './ports/patient-keys';
+import type { RegistryReadModel } from './ports/registry-read-model';
+import type { RegistryEntryView } from './projections/registry-projection';
+import type { Projector } from './projector';
+
+/** The most documents one query returns; a wider answer asks the caller to narrow the interval. */
+export const MAX_QUERY_RESULTS = 10_000;
+
+export type SubmitOptions = Readonly<{
+  /** Client-supplied idempotency key: the same key for the same patient gives the same uniqueId. */
+  observationId?: string;
+  replaces?: string;
+  correlationId?: string;
+}>;
+
+export type SubmitResult = Readonly<{ uniqueId: string; created: boolean; position: bigint | null }>;
+
+export type RetrievedDocument = Readonly<{ entry: RegistryEntryView; content: string }>;
+
+export type XdsDependencies = Readonly<{
+  store: EventStore;
+  registry: RegistryReadModel;
+  projector: Projector;
+  repositories: readonly DocumentRepository[];
+  /** Repository that receives new documents. */
+  repositoryUniqueId: string;
+  patientKeys: PatientKeys;
+  clock: Clock;
+  ids: IdGenerator;
+}>;
+
+/**
+ * The seed's XDSBackend: provide-and-register, query by patient and interval, retrieve, and correct (RPLC).
+ * Registering and storing are one append to the document's own stream; the registry query side is a projection.
+ */
+export class XdsBackend {
+  constructor(private readonly deps: XdsDependencies) {}
+
+  /** uniqueId for an upload: derived from the client's observation id when given, random otherwise. */
+  uniqueIdFor(patientKey: string, observationId: string | undefined): string {
+    return uuidToOid(observationId === undefined ? this.deps.ids.uuid() : uuidV5(`observation/${patientKey}/${observationId}`));
+  }
+
+  async provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options: SubmitOptions = {}): Promise<SubmitResult> {
+    const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
+    const uniqueId = this.uniqueIdFor(patientKey, options.observationId);
+    return this.register(uniqueId, patientKey, metadata, document, options);
+  }
+
+  /**
+   * Register `newDocument` as the replacement of `uniqueId` (XDS RPLC): the old entry is deprecated and the new
+   * one approved, so queries return only the current one. The old document is deprecated first, under optimistic
+   * concurrency, so of two concurrent corrections exactly one wins; the replacement's uniqueId is derived from
+   * the correction id, so a correction retried after a crash between the two appends completes the same way.
+   */
+  async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
+    const old = await this.entry(uniqueId);
+    const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
+    if (old.patientKey !== patientKey) {
+      throw new ValidationError('correction_patient_mismatch', 'a correction must concern the same patient as the document it replaces', [
+        { path: 'patientId', message: 'differs from the patient of the corrected document' },
+      ]);
+    }
+    const correctionId = options.correctionId ?? this.deps.ids.uuid();
+    const newUniqueId = uuidToOid(uuidV5(`correction/${uniqueId}/${correctionId}`));
+    await handleCommand(
+      this.deps.store,
+      documentStreamName(uniqueId),
+      documentEntryDecider,
+      { type: 'DeprecateDocument', uniqueId, replacedBy: newUniqueId, now: toIsoSeconds(this.deps.clock.now()) },
+      { commandId: `deprecate/${uniqueId}/${correctionId}`, metadata: { correlationId: options.correlationId } },
+    );
+    return this.register(newUniqueId, patientKey, metadata, newDocument, { replaces: uniqueId, correlationId: options.correlationId });
+  }
+
+  /** Current (approved) documents of a patient whose service time lies in [start, end). */
+  async retrieveDocumentSet(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RetrievedDocument[]> {
+    const entries = await this.findEntries(patientId, start, end);
+    return Promise.all(entries.map(async (entry) => ({ entry, content: await this.content(entry) })));
+  }
+
+  /** Registry entries of a patient in [start, end), without retrieving content. */
+  async findEntries(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RegistryEntryView[]> {
+    const patientKey = this.deps.patientKeys.keyFor(patientId);
+    await this.deps.projector.catchUp();
+    const rows = await this.deps.registry.findCurrent(patientKey, Math.floor(start.toSeconds()), Math.floor(end.toSeconds()), MAX_QUERY_RESULTS + 1);
+    if (rows.length > MAX_QUERY_RESULTS) {
+      throw new ValidationError('too_many_results', `more than ${MAX_QUERY_RESULTS} documents match; narrow the interval`);
+    }
+    if (rows.length === 0 && !(await this.deps.registry.knowsPatient(patientKey))) {
+      throw new NotFoundError('unknown_patient', 'no document is registered for this patient');
+    }
+    return rows;
+  }
+
+  async retrieveDocument(uniqueId: string): Promise<RetrievedDocument> {
+    const entry = await this.entry(uniqueId);
+    return { entry, content: await this.content(entry) };
+  }
+
+  async entry(uniqueId: string): Promise<RegistryEntryView> {
+    await this.deps.projector.catchUp();
+    const entry = await this.deps.registry.get(uniqueId);
+    if (!entry) throw new NotFoundError('document_not_found', 'no document has this uniqueId');
+    return entry;
+  }
+
+  private async content(entry: RegistryEntryView): Promise<string> {
+    const repository = this.deps.repositories.find((r) => r.repositoryUniqueId === entry.repositoryUniqueId);
+    const content = repository ? await repository.retrieve(entry.uniqueId) : null;
+    if (content === null) throw new NotFoundError('document_content_missing', 'the repository named by the registry entry does not hold the document');
+    return content;
+  }
+
+  private async register(uniqueId: string, patientKey: string, metadata: DocumentMetadata, document: string, options: SubmitOptions): Promise<SubmitResult> {
+    const entry: DocumentEntryData = {
+      uniqueId,
+      patientKey,
+      repositoryUniqueId: this.deps.repositoryUniqueId,
+      observationId: options.observationId ?? null,
+      creationTime: toIsoSeconds(this.deps.clock.now()),
+      serviceStartTime: metadata.serviceStartTime,
+      serviceStopTime: metadata.serviceStopTime,
+      mimeType: metadata.mimeType,
+      classCode: metadata.classCode,
+      typeCode: metadata.typeCode,
+      formatCode: metadata.formatCode,
+      title: metadata.title,
+      languageCode: metadata.languageCode,
+      hash: sha256Hex(document),
+      size: Buffer.byteLength(document, 'utf8'),
+      replaces: options.replaces ?? null,
+    };
+    const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: document }, {
+      commandId: `submit/${uniqueId}`,
+      metadata: { correlationId: options.correlationId },
+    });
+    return { uniqueId, created: result.newEvents.length > 0, position: result.lastGlobalPosition };
+  }
+}
+
