@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { ValidationError } from '../../domain/shared/errors';
+
+/**
+ * The shapes the HTTP API accepts. zod checks shape and types here at the edge (400 invalid_request); the
+ * domain then checks meaning (CPR date, plausible ranges, time not in the future: 422).
+ */
+const quantity = z.union([
+  z.number(),
+  z.object({ value: z.number(), unit: z.string().max(16) }).strict(),
+], { error: 'must be a number (mmHg) or an object { value, unit }' }).describe('A pressure in mmHg: a number, or { value, unit: "mmHg" }');
+
+const isoWithOffset = z
+  .string()
+  .max(40)
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/, 'an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00')
+  .describe('ISO-8601 date-time with offset');
+
+export const idempotencyKey = z
+  .string()
+  .regex(/^[A-Za-z0-9._:-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ : -')
+  .describe('Client-chosen id; a repeat with the same id is stored once');
+
+export const ObservationBody = z
+  .object({
+    observationId: idempotencyKey.optional(),
+    patientId: z.string().max(32).describe('Danish CPR number, ddmmyy-ssss'),
+    systolic: quantity,
+    diastolic: quantity,
+    measuredAt: isoWithOffset.optional().describe('When the reading was taken; defaults to now'),
+  })
+  .strict();
+
+export const CorrectionBody = z
+  .object({
+    correctionId: idempotencyKey.optional(),
+    systolic: quantity,
+    diastolic: quantity,
+    measuredAt: isoWithOffset,
+  })
+  .strict();
+
+export const ObservationQuery = z
+  .object({
+    from: isoWithOffset.optional().describe('Start of the half-open interval [from, to); defaults to to minus 7 days'),
+    to: isoWithOffset.optional().describe('End of the half-open interval (exclusive); defaults to now'),
+  })
+  .strict();
+
+export const PatientParams = z.object({ patientId: z.string().max(32) }).strict();
+export const DocumentParams = z.object({ uniqueId: z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an OID').max(64) }).strict();
+
+const Quantity = z.object({ value: z.number(), unit: z.literal('mmHg') });
+export const ObservationView = z.object({ uniqueId: z.string(), measuredAt: z.string(), systolic: Quantity, diastolic: Quantity });
+export const StoredResponse = z.object({ uniqueId: z.string(), observationId: z.string().nullable(), measuredAt: z.string(), document: z.string() });
+export const ObservationsResponse = z.object({
+  from: z.string(),
+  to: z.string(),
+  bounds: z.literal('[from,to)'),
+  count: z.number(),
+  observations: z.array(ObservationView),
+});
+export const CorrectionResponse = z.object({ uniqueId: z.string(), replaces: z.string(), document: z.string() });
+
+/** Parse with zod; a failure becomes a 400 invalid_request listing each field (never the values sent). */
+export const parseInput = <T extends z.ZodType>(schema: T, input: unknown, where: 'body' | 'query' | 'path'): z.infer<T> => {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const errors = result.error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message }));
+  const error = new ValidationError('invalid_request', `the ${where} does not have the expected shape: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors);
+  throw error;
+};

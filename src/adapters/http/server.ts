@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { DateTime } from 'luxon';
+import type { Logger } from 'pino';
+import type { Clock } from '../../application/ports/clock';
+import type { TeleMedService } from '../../application/telemed';
+import type { XdsBackend } from '../../application/xds-backend';
+import { parseHl7Observation } from '../../domain/documents/hl7';
+import { parseCpr } from '../../domain/monitoring/cpr';
+import { createTeleObservation } from '../../domain/monitoring/tele-observation';
+import { lastDays, timeInterval } from '../../domain/monitoring/time-interval';
+import { openApiDocument } from './openapi';
+import { PROBLEM_TYPES, problem, problemTypeUri, sendProblem, toProblem } from './problem';
+import { CorrectionBody, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
+
+export type HttpDependencies = Readonly<{
+  telemed: TeleMedService;
+  xds: XdsBackend;
+  clock: Clock;
+  logger: Logger;
+  /** Readiness probe: resolves when the store answers. */
+  health: () => Promise<Record<string, unknown>>;
+  bodyLimitBytes?: number;
+}>;
+
+const CPR_LIKE = /\d{6}-?\d{4}/g;
+
+/** A URL fit for a log line: the route pattern when known, and never a CPR number. */
+export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?: { url?: string } }): string =>
+  request.routeOptions?.url ?? request.url.replace(CPR_LIKE, '[redacted]');
+
+export const buildHttpServer = (deps: HttpDependencies): FastifyInstance => {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimitBytes ?? 16 * 1024,
+    // A caller's X-Request-Id is kept when it is a plain token, so one id follows a request across systems.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'requestId',
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  });
+
+  // One request line in, one out; the URL is the route pattern, so no patient identifier reaches the log.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((error, request, reply) => {
+    const p = toProblem(error, request.url.replace(CPR_LIKE, '[redacted]'));
+    if (p.status >= 500) {
+      // The stack, without the message line (a message of an unexpected error could quote input).
+      request.log.error({ errType: (error as Error)?.name, code: (error as { code?: unknown })?.code, stack: String((error as Error)?.stack ?? '').split('\n').slice(1, 8).join('\n') }, 'request failed');
+    } else {
+      request.log.info({ problem: p.code, status: p.status }, 'request refused');
+    }
+    return sendProblem(reply, p);
+  });
+
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('not_found', 'there is no resource at this path')));
+
+  app.get('/health', async (_request, reply) => {
+    try {
+      return { status: 'ok', ...(await deps.health()) };
+    } catch {
+      return sendProblem(reply, problem('service_unavailable', 'the event store does not answer'));
+    }
+  });
+
+  app.get('/openapi.json', async () => openApiDocument());
+
+  app.get<{ Params: { code: string } }>('/problems/:code', async (request, reply) => {
+    const known = (PROBLEM_TYPES as Record<string, readonly [number, string]>)[request.params.code];
+    if (!known) return sendProblem(reply, problem('not_found', 'no such problem type'));
+    return { type: problemTypeUri(request.params.code), status: known[0], title: known[1] };
+  });
+
+  app.post('/observations', async (request, reply) => {
+    const body = parseInput(ObservationBody, request.body, 'body');
+    const now = deps.clock.now();
+    const observation = createTeleObservation({ ...body, measuredAt: body.measuredAt ?? now }, now);
+    const result = await deps.telemed.record(observation, { observationId: body.observationId, correlationId: request.id });
+    const document = `/documents/${result.uniqueId}`;
+    return reply
+      .code(result.created ? 201 : 200)
+      .header('location', document)
+      .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: observation.measuredAt, document });
+  });
+
+  app.get('/patients/:patientId/observations', async (request) => {
+    const { patientId: raw } = parseInput(PatientParams, request.params, 'path');
+    const query = parseInput(ObservationQuery, request.query, 'query');
+    const patientId = parseCpr(raw);
+    const now = deps.clock.now();
+    const to = query.to ? DateTime.fromISO(query.to, { setZone: true }) : null;
+    const interval = query.from
+      ? timeInterval(DateTime.fromISO(query.from, { setZone: true }), to ?? now.plus({ seconds: 1 }))
+      : to
+        ? timeInterval(to.minus({ days: 7 }), to)
+        : lastDays(7, now);
+    const observations = await deps.telemed.getObservationsFor(patientId, interval);
+    return {
+      from: interval.from.toISO({ suppressMilliseconds: true }),
+      to: interval.to.toISO({ suppressMilliseconds: true }),
+      bounds: '[from,to)',
+      count: observations.length,
+      observations: observations.map((o) => ({ uniqueId: o.uniqueId, measuredAt: o.measuredAt, systolic: o.systolic, diastolic: o.diastolic })),
+    };
+  });
+
+  app.get('/documents/:uniqueId', async (request, reply) => {
+    const { uniqueId } = parseInput(DocumentParams, request.params, 'path');
+    const { entry, content } = await deps.xds.retrieveDocument(uniqueId);
+    reply.header('content-type', 'application/xml; charset=utf-8').header('x-document-status', entry.status).header('etag', `"${entry.hash}"`);
+    if (entry.replacedBy) reply.header('link', `</documents/${entry.replacedBy}>; rel="successor-version"`);
+    if (entry.replaces) reply.header('link', `</documents/${entry.replaces}>; rel="predecessor-version"`);
+    return reply.send(content);
+  });
+
+  app.post('/documents/:uniqueId/corrections', async (request, reply) => {
+    const { uniqueId } = parseInput(DocumentParams, request.params, 'path');
+    const now = deps.clock.now();
+    let result;
+    if (typeof request.body === 'string') {
+      // application/xml: a whole replacement HL7 document, as XDS's RPLC takes it.
+      const corrected = parseHl7Observation(request.body);
+      result = await deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correlationId: request.id });
+    } else {
+      const body = parseInput(CorrectionBody, request.body, 'body');
+      const patientId = await deps.telemed.patientOf(uniqueId);
+      const corrected = createTeleObservation({ patientId, systolic: body.systolic, diastolic: body.diastolic, measuredAt: body.measuredAt }, now);
+      result = await deps.telemed.correct(uniqueId, corrected, { correctionId: body.correctionId, correlationId: request.id });
+    }
+    const document = `/documents/${result.uniqueId}`;
+    return reply.code(result.created ? 201 : 200).header('location', document).send({ uniqueId: result.uniqueId, replaces: uniqueId, document });
+  });
+
+  return app;
+};

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+import type { Logger } from 'pino';
+import { buildHttpServer } from '../adapters/http/server';
+import type { Clock } from '../application/ports/clock';
+import type { EventStore } from '../application/ports/event-store';
+import type { Projector } from '../application/projector';
+import type { TeleMedService } from '../application/telemed';
+import type { XdsBackend } from '../application/xds-backend';
+import { ConfigError, loadConfig, type Config } from './config';
+import { TOKENS, buildContainer, createLogger } from './container';
+
+export type RunningHub = Readonly<{ url: string; stop(): Promise<void> }>;
+
+/** Start the hub: store, projection, HTTP. Resolves once the port is listening. */
+export const startHub = async (config: Config, logger: Logger = createLogger(config)): Promise<RunningHub> => {
+  const container = buildContainer(config, logger);
+  const store = container.get<EventStore>(TOKENS.EventStore);
+  const projector = container.get<Projector>(TOKENS.Projector);
+  projector.start();
+  const app = buildHttpServer({
+    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
+    xds: container.get<XdsBackend>(TOKENS.Xds),
+    clock: container.get<Clock>(TOKENS.Clock),
+    logger,
+    bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
+    health: async () => ({ store: config.RTS_EVENT_STORE, head: String(await store.headPosition()) }),
+  });
+  const url = await app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT });
+  logger.info({ url, store: config.RTS_EVENT_STORE }, 'telemed-rts listening');
+
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      // Stop taking connections, let in-flight requests finish (their appends commit), then close the store.
+      await app.close();
+      await projector.stop();
+      await store.close();
+      logger.info('telemed-rts stopped');
+    })());
+  return { url, stop };
+};
+
+const main = async (): Promise<void> => {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`telemed-rts: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const logger = createLogger(config);
+  const hub = await startHub(config, logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down');
+      const force = setTimeout(() => {
+        logger.error('shutdown grace period exceeded; exiting');
+        process.exit(1);
+      }, config.RTS_SHUTDOWN_GRACE_MS);
+      force.unref();
+      hub.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+};
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`telemed-rts: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,18 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The pseudonym secret: from configuration when given, else generated once and kept beside the data (0600).
+ * Losing it would change every patient's key, so it lives with the store it belongs to.
+ */
+export const pseudonymSecret = (configured: string | undefined, dataDir: string): Buffer => {
+  if (configured) return Buffer.from(configured, 'hex');
+  const file = join(dataDir, 'pseudonym.secret');
+  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32);
+  writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return secret;
+};
