@@ -1,0 +1,280 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Client, Pool } from 'pg';
+import { loadMigrations, migrate } from '../../src/adapters/event-store/postgres/migrate';
+import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
+import type { NewEvent, RecordedEvent } from '../../src/application/ports/event-store';
+
+/**
+ * PostgreSQL-specific behaviour the contract suite cannot see: migrations, the commit-order guarantee of global
+ * positions under concurrent writers (the reason for the append lock), durability settings, transactions for
+ * projections. Each test works in its own fresh schema, dropped afterwards.
+ */
+const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const schemas: string[] = [];
+const stores: PostgresEventStore[] = [];
+let admin: Client;
+
+beforeAll(async () => {
+  admin = new Client({ connectionString });
+  await admin.connect();
+});
+
+afterAll(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+  for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await admin.end();
+});
+
+function freshSchema(): string {
+  const schema = `rts_int_${process.pid}_${randomBytes(4).toString('hex')}`;
+  schemas.push(schema);
+  return schema;
+}
+
+async function open(schema: string, options: { connectionString?: string; maxConnections?: number } = {}): Promise<PostgresEventStore> {
+  const store = await PostgresEventStore.open({ connectionString: options.connectionString ?? connectionString, schema, ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}) });
+  stores.push(store);
+  return store;
+}
+
+function events(count: number, tag = 'Happened'): NewEvent[] {
+  return Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type: tag, data: { i } }));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Makes every insert into the schema's events table linger before its transaction can commit. */
+async function slowInserts(schema: string, condition: string, seconds: string): Promise<void> {
+  await admin.query(`CREATE FUNCTION "${schema}".linger() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF ${condition} THEN PERFORM pg_sleep(${seconds}); END IF; RETURN NULL; END $$`);
+  await admin.query(`CREATE TRIGGER linger AFTER INSERT ON "${schema}".events FOR EACH ROW EXECUTE FUNCTION "${schema}".linger()`);
+}
+
+describe('migrations', () => {
+  it('are recorded once and re-opening applies nothing', async () => {
+    const schema = freshSchema();
+    const first = await open(schema);
+    await first.appendToStream('s-1', events(1));
+    await first.close();
+
+    const again = await open(schema);
+    const { rows } = await admin.query(`SELECT name, checksum FROM "${schema}".schema_migrations ORDER BY name`);
+    expect(rows.map((r: { name: string }) => r.name)).toEqual(loadMigrations().map((m) => m.name));
+    expect((await again.readStream('s-1')).currentVersion).toBe(0n); // data kept
+
+    const pool = new Pool({ connectionString, max: 1 });
+    try {
+      expect(await migrate(pool, schema)).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('can be run by several processes starting together (advisory lock, no race on CREATE)', async () => {
+    const schema = freshSchema();
+    const opened = await Promise.all(Array.from({ length: 5 }, () => open(schema)));
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM "${schema}".schema_migrations`);
+    expect(rows[0].n).toBe(loadMigrations().length);
+    await opened[0]!.appendToStream('s', events(1));
+    expect(await opened[4]!.headPosition()).toBeGreaterThan(0n);
+  });
+
+  it('refuse to run when an applied migration was edited afterwards', async () => {
+    const schema = freshSchema();
+    await open(schema);
+    const edited = loadMigrations().map((m) => ({ ...m, checksum: 'edited' }));
+    const pool = new Pool({ connectionString, max: 1 });
+    try {
+      await expect(migrate(pool, schema, edited)).rejects.toThrow(/was changed after it was applied/);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe('global position in commit order', () => {
+  it('without the append lock a plain bigserial reader would skip a late commit (why the lock exists)', async () => {
+    // Plain SQL on the same table, bypassing the adapter: tx A draws the lower position but commits last.
+    const schema = freshSchema();
+    await open(schema);
+    const a = new Client({ connectionString });
+    const b = new Client({ connectionString });
+    await Promise.all([a.connect(), b.connect()]);
+    try {
+      const insert = `INSERT INTO "${schema}".events (stream_name, stream_version, event_id, event_type, data)
+                      VALUES ($1, 0, $2, 'T', '{}') RETURNING global_position::text AS p`;
+      await a.query('BEGIN');
+      const pA = BigInt((await a.query(insert, ['a', randomUUID()])).rows[0].p);
+      const pB = BigInt((await b.query(insert, ['b', randomUUID()])).rows[0].p); // autocommit
+      const visible = await admin.query(`SELECT global_position::text AS p FROM "${schema}".events WHERE global_position > 0 ORDER BY 1`);
+      expect(pA).toBeLessThan(pB);
+      expect(visible.rows.map((r: { p: string }) => BigInt(r.p))).toEqual([pB]); // a reader would checkpoint at pB...
+      await a.query('COMMIT'); // ...and never read pA
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
+  it('a late-committing append holds back later appends, so a following reader never skips it', async () => {
+    const schema = freshSchema();
+    const store = await open(schema);
+    const reader = await open(schema);
+    await store.appendToStream('warm-up', events(1));
+    const checkpoint = await reader.headPosition();
+    await slowInserts(schema, `NEW.stream_name = 'slow'`, '1.0');
+
+    // tx A: inserts (draws its position) and then lingers 1 s before it can commit.
+    const completed: string[] = [];
+    const appendA = store.appendToStream('slow', events(1, 'A')).then((r) => (completed.push('A'), r));
+    await waitUntil(async () => (await lingering(schema)) > 0);
+
+    // tx B: starts later, on another connection. Without the lock it would insert and commit at once, above A's
+    // position; with it, B cannot draw a position until A has committed.
+    const appendB = store.appendToStream('fast', events(1, 'B')).then((r) => (completed.push('B'), r));
+
+    // The reader follows from its checkpoint while A is open, advancing over whatever it sees.
+    let position = checkpoint;
+    const seen: RecordedEvent[] = [];
+    const follow = async () => {
+      for (const e of await reader.readAll({ after: position, maxCount: 100 })) {
+        seen.push(e);
+        position = e.globalPosition;
+      }
+    };
+    while (completed.length === 0) {
+      await follow();
+      await sleep(50);
+    }
+    expect(seen).toEqual([]); // nothing committed yet: neither A (open) nor B (waiting for the lock)
+    const [resultA, resultB] = await Promise.all([appendA, appendB]);
+    await follow();
+
+    expect(seen.map((e) => e.type)).toEqual(['A', 'B']); // the reader skipped nothing
+    expect(completed).toEqual(['A', 'B']); // B waited for A's commit
+    expect(resultA.lastGlobalPosition).toBeLessThan(resultB.lastGlobalPosition);
+    expect(seen.map((e) => e.globalPosition)).toEqual([resultA.lastGlobalPosition, resultB.lastGlobalPosition]);
+  });
+
+  it('many concurrent writers, one reader following from a checkpoint: every event once, in increasing order', async () => {
+    const schema = freshSchema();
+    const writerStore = await open(schema, { maxConnections: 12 });
+    const reader = await open(schema, { maxConnections: 2 });
+    // Random pauses between insert and commit widen the window in which commit order and insert order differ.
+    await slowInserts(schema, 'random() < 0.5', 'random() * 0.01');
+
+    const writers = 12;
+    const appendsPerWriter = 15;
+    const written = new Set<string>();
+    let writing = true;
+    const writing$ = Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        for (let i = 0; i < appendsPerWriter; i++) {
+          const batch = events(1 + ((w + i) % 3));
+          await writerStore.appendToStream(`writer-${w}-${i % 4}`, batch);
+          for (const e of batch) written.add(e.id);
+        }
+      }),
+    ).finally(() => {
+      writing = false;
+    });
+
+    const seen: RecordedEvent[] = [];
+    let checkpoint = 0n;
+    for (;;) {
+      const finished = !writing; // read once more after the writers are done
+      const page = await reader.readAll({ after: checkpoint, maxCount: 7 });
+      for (const e of page) {
+        expect(e.globalPosition).toBeGreaterThan(checkpoint);
+        checkpoint = e.globalPosition;
+        seen.push(e);
+      }
+      if (page.length === 0) {
+        if (finished) break;
+        await reader.waitForAppend(checkpoint, 20);
+      }
+    }
+    await writing$;
+
+    expect(seen.length).toBe(written.size);
+    expect(new Set(seen.map((e) => e.id))).toEqual(written);
+    // Nothing was committed below the reader's checkpoint behind its back: a fresh full read is identical.
+    const full = await reader.readAll({ after: 0n, maxCount: 10_000 });
+    expect(full.map((e) => e.id)).toEqual(seen.map((e) => e.id));
+  });
+});
+
+describe('durability and transactions', () => {
+  it('appends with synchronous_commit=on even when the connection defaults to off', async () => {
+    const schema = freshSchema();
+    const lax = `${connectionString}${connectionString.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c synchronous_commit=off')}`;
+    const store = await open(schema, { connectionString: lax });
+    // The session default really is off, so the test would notice if the append stopped forcing it on.
+    expect(await store.withTransaction(async (c) => (await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit)).toBe('off');
+
+    await admin.query(`CREATE TABLE "${schema}".seen_setting (value text)`);
+    await admin.query(`CREATE FUNCTION "${schema}".record_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO "${schema}".seen_setting VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$`);
+    await admin.query(`CREATE TRIGGER record_setting AFTER INSERT ON "${schema}".events FOR EACH ROW EXECUTE FUNCTION "${schema}".record_setting()`);
+
+    await store.appendToStream('s', events(2));
+    const { rows } = await admin.query(`SELECT value FROM "${schema}".seen_setting`);
+    expect(rows.map((r: { value: string }) => r.value)).toEqual(['on', 'on']);
+  });
+
+  it('withTransaction commits the callback’s writes together, and rolls all back when it throws', async () => {
+    const schema = freshSchema();
+    const store = await open(schema);
+    const table = store.table('checkpoints');
+    await store.withTransaction((c) => c.query(`CREATE TABLE ${table} (name text PRIMARY KEY, position bigint NOT NULL)`));
+
+    await store.withTransaction(async (c) => {
+      await c.query(`INSERT INTO ${table} VALUES ('p', 1)`);
+      await c.query(`UPDATE ${table} SET position = 2 WHERE name = 'p'`);
+    });
+    await expect(
+      store.withTransaction(async (c) => {
+        await c.query(`UPDATE ${table} SET position = 3 WHERE name = 'p'`);
+        throw new Error('projection failed');
+      }),
+    ).rejects.toThrow('projection failed');
+    const { rows } = await admin.query(`SELECT position::int AS p FROM ${table}`);
+    expect(rows).toEqual([{ p: 2 }]);
+  });
+
+  it('waitForAppend is woken by an append from another process (NOTIFY), and by close()', async () => {
+    const schema = freshSchema();
+    const waiter = await open(schema);
+    const writer = await open(schema);
+    const head = await waiter.headPosition();
+    const started = Date.now();
+    const woken = waiter.waitForAppend(head, 10_000);
+    await sleep(100);
+    await writer.appendToStream('s', events(1));
+    await woken;
+    expect(Date.now() - started).toBeLessThan(2_000);
+
+    const closing = waiter.waitForAppend(1n << 40n, 10_000);
+    const closedAt = Date.now();
+    await waiter.close();
+    await closing;
+    expect(Date.now() - closedAt).toBeLessThan(1_000);
+  });
+});
+
+/** Number of sessions sleeping in the linger trigger (an append whose insert is done but not yet committed). */
+async function lingering(schema: string): Promise<number> {
+  const { rows } = await admin.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND wait_event = 'PgSleep'`,
+    [`%INSERT INTO "${schema}"."events"%`],
+  );
+  return rows[0].n;
+}
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
