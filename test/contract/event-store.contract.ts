@@ -162,6 +162,16 @@ export function eventStoreContract(
         expect((await store.readStream(stream)).currentVersion).toBe(3n);
       });
 
+      it('an append is atomic: a payload that is not JSON fails the whole batch and writes nothing', async () => {
+        const stream = streamName();
+        await store.appendToStream(stream, newEvents(1));
+        const bad: NewEvent = { id: randomUUID(), type: 'Bad', data: { tooBig: 1n } };
+        await expect(store.appendToStream(stream, [...newEvents(1), bad], { expectedVersion: 0n })).rejects.toThrow();
+        const read = await store.readStream(stream);
+        expect(read.currentVersion).toBe(0n);
+        await expect(store.appendToStream(stream, newEvents(1), { expectedVersion: 0n })).resolves.toMatchObject({ nextExpectedVersion: 1n });
+      });
+
       it('writes nothing when the expected version does not match', async () => {
         const stream = streamName();
         await store.appendToStream(stream, newEvents(2));

@@ -1,0 +1,277 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import {
+  ExpectedVersionConflictError,
+  IdempotencyViolationError,
+  type NewEvent,
+  type RecordedEvent,
+} from '../../src/application/ports/event-store';
+
+/**
+ * SQLite-specific behaviour the contract suite cannot see: pragmas, group commit, the shared-file API for the
+ * projection, a second connection and a second process on the same file, and survival of a SIGKILL.
+ */
+const REPO = join(__dirname, '..', '..');
+let dir: string;
+const opened: SqliteEventStore[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rts-es-int-'));
+});
+afterAll(async () => {
+  for (const store of opened) await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function dbFile(): string {
+  return join(dir, `${randomUUID()}.db`);
+}
+
+function open(file: string, options: { maxBatchSize?: number } = {}): SqliteEventStore {
+  const store = SqliteEventStore.open({ file, ...options });
+  opened.push(store);
+  return store;
+}
+
+function events(count: number): NewEvent[] {
+  return Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type: 'Happened', data: { i } }));
+}
+
+async function readEverything(store: SqliteEventStore): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = [];
+  for (let after = 0n; ; ) {
+    const page = await store.readAll({ after, maxCount: 500 });
+    if (page.length === 0) return out;
+    out.push(...page);
+    after = page[page.length - 1]!.globalPosition;
+  }
+}
+
+describe('SQLite event store: pragmas and schema', () => {
+  it('sets WAL, synchronous=FULL, a busy timeout and foreign keys', () => {
+    const file = dbFile();
+    const store = open(file);
+    expect(store.database.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(store.database.pragma('synchronous', { simple: true })).toBe(2); // 2 = FULL
+    expect(store.database.pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(store.database.pragma('foreign_keys', { simple: true })).toBe(1);
+
+    // WAL is a property of the file: any later connection finds it.
+    const raw = new BetterSqlite3(file, { readonly: true });
+    try {
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('migrates once: reopening an existing file keeps its events and applies nothing again', async () => {
+    const file = dbFile();
+    const first = SqliteEventStore.open({ file });
+    await first.appendToStream('s-1', events(2));
+    await first.close();
+
+    const again = open(file);
+    expect((await again.readStream('s-1')).currentVersion).toBe(1n);
+    expect(again.database.prepare('SELECT version FROM event_store_migrations').pluck().all()).toEqual([1]);
+  });
+
+  it('rejects ids already stored in another stream or in another order (ids are unique store-wide here)', async () => {
+    const store = open(dbFile());
+    const [a, b] = events(2) as [NewEvent, NewEvent];
+    await store.appendToStream('s-a', [a, b]);
+    await expect(store.appendToStream('s-other', [a])).rejects.toBeInstanceOf(IdempotencyViolationError);
+    await expect(store.appendToStream('s-a', [b, a])).rejects.toBeInstanceOf(IdempotencyViolationError);
+    await expect(store.appendToStream('s-a', [])).rejects.toBeInstanceOf(TypeError);
+  });
+});
+
+describe('SQLite event store: group commit', () => {
+  it('flushes 200 concurrent appends in far fewer transactions than appends', async () => {
+    const store = open(dbFile());
+    const before = store.stats();
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => store.appendToStream(`gc-${i}`, events(1))));
+    const after = store.stats();
+    expect(results).toHaveLength(200);
+    expect(after.appends - before.appends).toBe(200);
+    expect(after.commits - before.commits).toBeLessThanOrEqual(2);
+    expect(after.largestBatch).toBeGreaterThanOrEqual(100);
+  });
+
+  it('caps a batch at maxBatchSize', async () => {
+    const store = open(dbFile(), { maxBatchSize: 50 });
+    await Promise.all(Array.from({ length: 260 }, (_, i) => store.appendToStream(`cap-${i}`, events(1))));
+    expect(store.stats().commits).toBe(6);
+    expect(store.stats().largestBatch).toBe(50);
+    expect((await readEverything(store)).length).toBe(260);
+  });
+
+  it('fails only the conflicting caller of a batch; the others are committed', async () => {
+    const store = open(dbFile());
+    await store.appendToStream('existing', events(1));
+    const commitsBefore = store.stats().commits;
+    const [ok1, conflict, ok2, reused, halfWritten] = await Promise.allSettled([
+      store.appendToStream('fresh-1', events(2), { expectedVersion: 'no_stream' }),
+      store.appendToStream('existing', events(1), { expectedVersion: 'no_stream' }),
+      store.appendToStream('fresh-2', events(1), { expectedVersion: 'no_stream' }),
+      store.appendToStream('fresh-3', [{ id: 'dup', type: 'X', data: {} }, { id: 'dup', type: 'X', data: {} }]),
+      // fails at its second insert: the first must be rolled back to the savepoint, not committed
+      store.appendToStream('fresh-4', [...events(1), { id: randomUUID(), type: 'X', data: { n: 1n } }]),
+    ]);
+    expect(store.stats().commits - commitsBefore).toBe(1);
+    expect(ok1.status).toBe('fulfilled');
+    expect(ok2.status).toBe('fulfilled');
+    expect(conflict.status === 'rejected' && conflict.reason).toBeInstanceOf(ExpectedVersionConflictError);
+    expect(reused.status === 'rejected' && reused.reason).toBeInstanceOf(IdempotencyViolationError);
+    expect((await store.readStream('fresh-1')).currentVersion).toBe(1n);
+    expect((await store.readStream('fresh-2')).currentVersion).toBe(0n);
+    expect((await store.readStream('fresh-3')).currentVersion).toBeNull();
+    expect(halfWritten.status === 'rejected' && halfWritten.reason).toBeInstanceOf(TypeError);
+    expect((await store.readStream('fresh-4')).currentVersion).toBeNull();
+    expect((await store.readStream('existing')).currentVersion).toBe(0n);
+  });
+
+  it('settles a caller only after COMMIT: another connection sees the event by then, and not before', async () => {
+    const file = dbFile();
+    const store = open(file);
+    const raw = new BetterSqlite3(file, { readonly: true });
+    try {
+      const count = () => raw.prepare('SELECT COUNT(*) FROM events').pluck().get() as number;
+      const appending = store.appendToStream('visible', events(1));
+      expect(count()).toBe(0); // queued, not yet written
+      await appending;
+      expect(count()).toBe(1);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('close() flushes appends still queued, then refuses new ones', async () => {
+    const file = dbFile();
+    const store = SqliteEventStore.open({ file });
+    const pending = store.appendToStream('late', events(3));
+    await store.close();
+    await expect(pending).resolves.toMatchObject({ nextExpectedVersion: 2n });
+    await expect(store.appendToStream('late', events(1))).rejects.toThrow(/closed/);
+    const reopened = open(file);
+    expect((await reopened.readStream('late')).currentVersion).toBe(2n);
+  });
+});
+
+describe('SQLite event store: runExclusive for tables in the same file', () => {
+  it('runs in the writer queue after earlier appends, in its own committed transaction', async () => {
+    const store = open(dbFile());
+    const append = store.appendToStream('rx', events(2));
+    const seen = store.runExclusive((db) => {
+      db.exec('CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY, position INTEGER NOT NULL)');
+      const head = db.prepare('SELECT MAX(global_position) FROM events').pluck().get() as number;
+      db.prepare('INSERT OR REPLACE INTO checkpoint (id, position) VALUES (1, ?)').run(head);
+      return head;
+    });
+    await append;
+    expect(await seen).toBe(2);
+    expect(store.database.prepare('SELECT position FROM checkpoint').pluck().get()).toBe(2);
+    expect(store.stats().commits).toBe(2);
+  });
+
+  it('rolls back when fn throws and when fn is asynchronous', async () => {
+    const store = open(dbFile());
+    await store.runExclusive((db) => db.exec('CREATE TABLE t (x INTEGER)'));
+    await expect(
+      store.runExclusive((db) => {
+        db.prepare('INSERT INTO t VALUES (1)').run();
+        throw new Error('projection failed');
+      }),
+    ).rejects.toThrow('projection failed');
+    await expect(
+      store.runExclusive(async (db) => {
+        db.prepare('INSERT INTO t VALUES (2)').run();
+      }),
+    ).rejects.toThrow(/synchronous/);
+    expect(store.database.prepare('SELECT COUNT(*) FROM t').pluck().get()).toBe(0);
+    // The writer keeps working afterwards.
+    await expect(store.appendToStream('after-failure', events(1))).resolves.toMatchObject({ nextExpectedVersion: 0n });
+  });
+});
+
+describe('SQLite event store: two connections on one file', () => {
+  it('a second store sees the first one’s events through readAll and waitForAppend', async () => {
+    const file = dbFile();
+    const writer = open(file);
+    const reader = open(file);
+    const head = await reader.headPosition();
+    const started = Date.now();
+    const waiting = reader.waitForAppend(head, 5_000);
+    setTimeout(() => void writer.appendToStream('shared', events(2)), 20);
+    await waiting;
+    expect(Date.now() - started).toBeLessThan(1_000); // woken by the poll, not the timeout
+    expect((await reader.readAll({ after: head, maxCount: 10 })).map((e) => e.streamName)).toEqual(['shared', 'shared']);
+  });
+
+  it('both may write; positions stay unique and expected versions hold across connections', async () => {
+    const file = dbFile();
+    const a = open(file);
+    const b = open(file);
+    await Promise.all([
+      ...Array.from({ length: 50 }, (_, i) => a.appendToStream(`a-${i}`, events(2))),
+      ...Array.from({ length: 50 }, (_, i) => b.appendToStream(`b-${i}`, events(2))),
+    ]);
+    await a.appendToStream('both', events(1), { expectedVersion: 'no_stream' });
+    await expect(b.appendToStream('both', events(1), { expectedVersion: 'no_stream' })).rejects.toBeInstanceOf(ExpectedVersionConflictError);
+    const all = await readEverything(b);
+    expect(all).toHaveLength(201);
+    expect(new Set(all.map((e) => e.globalPosition)).size).toBe(201);
+  });
+});
+
+describe('SQLite event store: durability', () => {
+  it('keeps every acknowledged append, exactly once, when the writing process is SIGKILLed', async () => {
+    const file = dbFile();
+    const child = spawn(process.execPath, ['-r', './test/support/ts-register.js', 'test/support/sqlite-append-child.ts', file], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const acked: { id: string; position: bigint; stream: string; version: bigint }[] = [];
+    let stderr = '';
+    let buffered = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? ''; // a line cut by the kill is not an acknowledgement
+      for (const line of lines) {
+        const [tag, id, position, stream, version] = line.split(' ');
+        if (tag !== 'ack') continue;
+        acked.push({ id: id!, position: BigInt(position!), stream: stream!, version: BigInt(version!) });
+        if (acked.length === 600) child.kill('SIGKILL');
+      }
+    });
+    const deadline = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const signal = await exited;
+    clearTimeout(deadline);
+    expect({ signal, stderr }).toEqual({ signal: 'SIGKILL', stderr: '' });
+    expect(acked.length).toBeGreaterThanOrEqual(600);
+
+    const store = open(file);
+    const all = await readEverything(store);
+    const byId = new Map(all.map((e) => [e.id, e]));
+    expect(byId.size).toBe(all.length); // no event twice
+    for (const ack of acked) {
+      const event = byId.get(ack.id);
+      expect(event && [event.globalPosition, event.streamName, event.streamVersion]).toEqual([ack.position, ack.stream, ack.version]);
+    }
+    // Each stream is gap-free: what was committed but not yet acknowledged can only be at the tails.
+    const versions = new Map<string, bigint[]>();
+    for (const e of all) versions.set(e.streamName, [...(versions.get(e.streamName) ?? []), e.streamVersion]);
+    for (const list of versions.values()) expect(list).toEqual(list.map((_, i) => BigInt(i)));
+    // The file is sound after the crash and takes new writes.
+    expect(store.database.pragma('integrity_check', { simple: true })).toBe('ok');
+    await expect(store.appendToStream('after-crash', events(1))).resolves.toMatchObject({ idempotent: false });
+  });
+});
