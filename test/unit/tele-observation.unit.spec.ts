@@ -1,0 +1,176 @@
+import { DateTime } from 'luxon';
+import { CLOCK_SKEW_SECONDS, createTeleObservation, toIsoSeconds, type TeleObservationInput } from '../../src/domain/monitoring/tele-observation';
+import { ValidationError } from '../../src/domain/shared/errors';
+
+const NOW = DateTime.fromISO('2024-03-10T12:00:00Z', { zone: 'utc' });
+
+const seed: TeleObservationInput = {
+  patientId: '251248-1234',
+  systolic: 126,
+  diastolic: 70,
+  measuredAt: '2017-05-10T14:50:14Z',
+};
+
+const rejectionOf = (input: Partial<TeleObservationInput>, now = NOW): ValidationError => {
+  try {
+    createTeleObservation({ ...seed, ...input }, now);
+  } catch (e) {
+    if (e instanceof ValidationError) return e;
+    throw e;
+  }
+  throw new Error('expected the observation to be rejected');
+};
+
+const paths = (e: ValidationError): string[] => e.details.map((d) => d.path);
+
+describe('createTeleObservation', () => {
+  it("accepts the seed's reading and normalises it", () => {
+    expect(createTeleObservation(seed, NOW)).toEqual({
+      patientId: '251248-1234',
+      systolic: { value: 126, unit: 'mmHg' },
+      diastolic: { value: 70, unit: 'mmHg' },
+      measuredAt: '2017-05-10T14:50:14Z',
+    });
+  });
+
+  describe('quantities', () => {
+    it('takes a bare number as mmHg, or an object with value and unit', () => {
+      const obs = createTeleObservation({ ...seed, systolic: { value: 126.5, unit: 'mmHg' }, diastolic: 70.5 }, NOW);
+      expect(obs.systolic).toEqual({ value: 126.5, unit: 'mmHg' });
+      expect(obs.diastolic).toEqual({ value: 70.5, unit: 'mmHg' });
+    });
+
+    it.each(['mm(Hg)', 'mmHg', 'mm[Hg]'])('accepts the unit spelling %s and stores it as mmHg', (unit) => {
+      const obs = createTeleObservation({ ...seed, systolic: { value: 126, unit }, diastolic: { value: 70, unit } }, NOW);
+      expect(obs.systolic.unit).toBe('mmHg');
+      expect(obs.diastolic.unit).toBe('mmHg');
+    });
+
+    it.each(['kPa', 'MMHG', 'mm Hg', '', 42, null])('rejects the unit %p', (unit) => {
+      const e = rejectionOf({ diastolic: { value: 70, unit } });
+      expect(e.code).toBe('invalid_observation');
+      expect(paths(e)).toEqual(['diastolic.unit']);
+    });
+
+    it.each([
+      ['NaN', Number.NaN],
+      ['Infinity', Number.POSITIVE_INFINITY],
+      ['-Infinity', Number.NEGATIVE_INFINITY],
+      ['a numeric string', '126'],
+      ['null', null],
+      ['undefined', undefined],
+      ['a boolean', true],
+      ['an object without value', { unit: 'mmHg' }],
+      ['a string value in an object', { value: '126', unit: 'mmHg' }],
+    ])('rejects %s as systolic', (_why, systolic) => {
+      const e = rejectionOf({ systolic });
+      expect(e.code).toBe('invalid_observation');
+      expect(paths(e)).toEqual(['systolic']);
+    });
+  });
+
+  describe('plausible ranges (systolic 50-300, diastolic 20-200)', () => {
+    it.each([
+      [50, 20],
+      [300, 200],
+      [201, 200],
+    ])('accepts the bounds themselves: %i/%i', (systolic, diastolic) => {
+      expect(createTeleObservation({ ...seed, systolic, diastolic }, NOW).systolic.value).toBe(systolic);
+    });
+
+    it.each([
+      ['systolic below 50', { systolic: 49.9 }, 'systolic'],
+      ['systolic above 300', { systolic: 300.1 }, 'systolic'],
+      ['diastolic below 20', { diastolic: 19 }, 'diastolic'],
+      ['diastolic above 200', { systolic: 250, diastolic: 201 }, 'diastolic'],
+      ['a negative pressure', { diastolic: -70 }, 'diastolic'],
+    ])('rejects %s as implausible', (_why, input, path) => {
+      const e = rejectionOf(input);
+      expect(e.code).toBe('implausible_observation');
+      expect(paths(e)).toEqual([path]);
+    });
+
+    it.each([
+      [120, 120],
+      [80, 120],
+    ])('rejects systolic %i not above diastolic %i', (systolic, diastolic) => {
+      const e = rejectionOf({ systolic, diastolic });
+      expect(e.code).toBe('implausible_observation');
+      expect(e.details).toEqual([{ path: 'systolic', message: expect.stringMatching(/above diastolic/) }]);
+    });
+  });
+
+  describe('measurement time', () => {
+    it(`accepts a time up to ${CLOCK_SKEW_SECONDS} s in the future (a meter's clock drift)`, () => {
+      expect(createTeleObservation({ ...seed, measuredAt: NOW.plus({ seconds: CLOCK_SKEW_SECONDS }).toISO() }, NOW).measuredAt).toBe('2024-03-10T12:05:00Z');
+    });
+
+    it('rejects a time beyond the skew as implausible', () => {
+      const e = rejectionOf({ measuredAt: '2024-03-10T12:05:01Z' });
+      expect(e.code).toBe('implausible_observation');
+      expect(e.details).toEqual([{ path: 'measuredAt', message: expect.stringMatching(/future/) }]);
+    });
+
+    it('truncates fractions of a second: 12:05:00.999 is still within the skew', () => {
+      expect(createTeleObservation({ ...seed, measuredAt: '2024-03-10T12:05:00.999Z' }, NOW).measuredAt).toBe('2024-03-10T12:05:00Z');
+    });
+
+    it('converts an offset to UTC and truncates to whole seconds', () => {
+      expect(createTeleObservation({ ...seed, measuredAt: '2017-05-10T16:50:14.987+02:00' }, NOW).measuredAt).toBe('2017-05-10T14:50:14Z');
+      expect(createTeleObservation({ ...seed, measuredAt: '2017-05-10T09:50:14-0500' }, NOW).measuredAt).toBe('2017-05-10T14:50:14Z');
+    });
+
+    it('takes a luxon DateTime in any zone', () => {
+      const dt = DateTime.fromISO('2017-05-10T16:50:14.5', { zone: 'Europe/Copenhagen' });
+      expect(createTeleObservation({ ...seed, measuredAt: dt }, NOW).measuredAt).toBe('2017-05-10T14:50:14Z');
+    });
+
+    it.each([
+      ['without an offset', '2017-05-10T14:50:14'],
+      ['not a date', 'yesterday'],
+      ['an impossible date', '2017-02-30T14:50:14Z'],
+      ['a number', 1494427814],
+      ['a JS Date', new Date('2017-05-10T14:50:14Z')],
+      ['an invalid DateTime', DateTime.invalid('test')],
+    ])('rejects a time %s', (_why, measuredAt) => {
+      const e = rejectionOf({ measuredAt });
+      expect(e.code).toBe('invalid_observation');
+      expect(paths(e)).toEqual(['measuredAt']);
+    });
+
+    it('toIsoSeconds writes UTC with a Z and no milliseconds', () => {
+      expect(toIsoSeconds(DateTime.fromISO('2017-05-10T16:50:14.000+02:00', { setZone: true }))).toBe('2017-05-10T14:50:14Z');
+    });
+  });
+
+  describe('every problem is reported at once', () => {
+    it('lists one issue per bad field', () => {
+      const e = rejectionOf({ patientId: 'x', systolic: Number.NaN, diastolic: { value: 70, unit: 'kPa' }, measuredAt: 'later' });
+      expect(paths(e).sort()).toEqual(['diastolic.unit', 'measuredAt', 'patientId', 'systolic']);
+      expect(e.message).toMatch(/patientId/);
+      expect(e.message).toMatch(/measuredAt/);
+    });
+
+    it('reports implausible values and a future time together', () => {
+      const e = rejectionOf({ systolic: 400, diastolic: 10, measuredAt: '2030-01-01T00:00:00Z' });
+      expect(e.code).toBe('implausible_observation');
+      expect(paths(e).sort()).toEqual(['diastolic', 'measuredAt', 'systolic']);
+    });
+  });
+
+  describe('codes', () => {
+    it('a bad patient id wins: invalid_patient_id even with other problems', () => {
+      expect(rejectionOf({ patientId: '320148-1234', systolic: 10 }).code).toBe('invalid_patient_id');
+      expect(rejectionOf({ patientId: 42 }).code).toBe('invalid_patient_id');
+    });
+
+    it('wrong shapes without implausible values are invalid_observation', () => {
+      expect(rejectionOf({ systolic: 'high' }).code).toBe('invalid_observation');
+    });
+
+    it('the error never contains the CPR number', () => {
+      const e = rejectionOf({ patientId: '251248-1234', systolic: 20, measuredAt: 'soon' });
+      expect(`${e.message} ${JSON.stringify(e.details)}`).not.toContain('251248');
+    });
+  });
+});

@@ -1,0 +1,98 @@
+import { DateTime } from 'luxon';
+import { contains, lastDays, MAX_INTERVAL_DAYS, timeInterval } from '../../src/domain/monitoring/time-interval';
+import { ValidationError } from '../../src/domain/shared/errors';
+
+const at = (iso: string): DateTime => DateTime.fromISO(iso, { setZone: true });
+
+const rejectionOf = (from: DateTime, to: DateTime): ValidationError => {
+  try {
+    timeInterval(from, to);
+  } catch (e) {
+    if (e instanceof ValidationError) return e;
+    throw e;
+  }
+  throw new Error('expected the interval to be rejected');
+};
+
+describe('TimeInterval: half-open [from, to) at whole seconds', () => {
+  const week = timeInterval(at('2024-03-04T00:00:00Z'), at('2024-03-11T00:00:00Z'));
+
+  it('includes a reading exactly at from', () => {
+    expect(contains(week, at('2024-03-04T00:00:00Z'))).toBe(true);
+  });
+
+  it('excludes a reading exactly at to: it belongs to the next interval', () => {
+    expect(contains(week, at('2024-03-11T00:00:00Z'))).toBe(false);
+    const next = timeInterval(at('2024-03-11T00:00:00Z'), at('2024-03-18T00:00:00Z'));
+    expect(contains(next, at('2024-03-11T00:00:00Z'))).toBe(true);
+  });
+
+  it('includes the last second before to and excludes the one before from', () => {
+    expect(contains(week, at('2024-03-10T23:59:59Z'))).toBe(true);
+    expect(contains(week, at('2024-03-03T23:59:59Z'))).toBe(false);
+  });
+
+  it('compares instants, whatever the offset of a bound', () => {
+    const interval = timeInterval(at('2024-03-04T01:00:00+01:00'), at('2024-03-11T01:00:00+01:00'));
+    expect(interval.from.toISO()).toBe('2024-03-04T00:00:00.000Z');
+    expect(interval.to.toISO()).toBe('2024-03-11T00:00:00.000Z');
+    expect(contains(interval, at('2024-03-04T00:00:00Z'))).toBe(true);
+    expect(contains(interval, at('2024-03-11T01:00:00+01:00'))).toBe(false);
+  });
+
+  it('truncates fractions of a second in both bounds', () => {
+    const interval = timeInterval(at('2024-03-04T00:00:00.900Z'), at('2024-03-04T00:00:10.999Z'));
+    expect(interval.from.toISO()).toBe('2024-03-04T00:00:00.000Z');
+    expect(interval.to.toISO()).toBe('2024-03-04T00:00:10.000Z');
+    expect(contains(interval, at('2024-03-04T00:00:00Z'))).toBe(true);
+    expect(contains(interval, at('2024-03-04T00:00:10Z'))).toBe(false);
+  });
+
+  it.each([
+    ['to equal to from', '2024-03-04T00:00:00Z', '2024-03-04T00:00:00Z'],
+    ['to before from', '2024-03-04T00:00:01Z', '2024-03-04T00:00:00Z'],
+    ['to within the same second as from', '2024-03-04T00:00:00.100Z', '2024-03-04T00:00:00.900Z'],
+  ])('rejects %s', (_why, from, to) => {
+    const e = rejectionOf(at(from), at(to));
+    expect(e.code).toBe('invalid_interval');
+  });
+
+  it('rejects an invalid bound', () => {
+    expect(rejectionOf(at('not a date'), at('2024-03-04T00:00:00Z')).code).toBe('invalid_interval');
+    expect(rejectionOf(at('2024-03-04T00:00:00Z'), at('2024-02-30T00:00:00Z')).code).toBe('invalid_interval');
+  });
+
+  it(`accepts exactly ${MAX_INTERVAL_DAYS} days and rejects one second more (interval_too_wide)`, () => {
+    const from = at('2024-01-01T00:00:00Z');
+    expect(timeInterval(from, from.plus({ days: MAX_INTERVAL_DAYS })).to.toISO()).toBe('2025-01-01T00:00:00.000Z');
+    const e = rejectionOf(from, from.plus({ days: MAX_INTERVAL_DAYS, seconds: 1 }));
+    expect(e.code).toBe('interval_too_wide');
+    expect(e.details[0]?.path).toBe('to');
+  });
+
+  it('rejects a decade as too wide', () => {
+    expect(rejectionOf(at('2014-01-01T00:00:00Z'), at('2024-01-01T00:00:00Z')).code).toBe('interval_too_wide');
+  });
+
+  describe('lastDays', () => {
+    const now = at('2024-03-10T12:34:56.789Z');
+
+    it('includes a reading taken at now, even with a fraction of a second', () => {
+      const interval = lastDays(7, now);
+      expect(contains(interval, now.startOf('second'))).toBe(true);
+      expect(contains(interval, at('2024-03-10T12:34:56Z'))).toBe(true);
+    });
+
+    it('excludes the next second and spans exactly the given days', () => {
+      const interval = lastDays(7, now);
+      expect(contains(interval, at('2024-03-10T12:34:57Z'))).toBe(false);
+      expect(interval.to.diff(interval.from, 'days').days).toBe(7);
+      expect(contains(interval, at('2024-03-03T12:34:57Z'))).toBe(true);
+      expect(contains(interval, at('2024-03-03T12:34:56Z'))).toBe(false);
+    });
+
+    it('is bounded by the same width rule', () => {
+      expect(() => lastDays(400, now)).toThrow(expect.objectContaining({ code: 'interval_too_wide' }));
+    });
+  });
+});
