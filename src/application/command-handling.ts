@@ -42,7 +42,18 @@ export const handleCommand = async <Command, Event extends { type: string; data:
         })),
         { expectedVersion: currentVersion ?? 'no_stream' },
       );
-      return { newEvents: result.idempotent ? [] : events, nextExpectedVersion: result.nextExpectedVersion, lastGlobalPosition: result.lastGlobalPosition };
+      if (result.idempotent) {
+        // The event ids were stored already: a true repeat, or a concurrent command with the same id that decided
+        // on the same stale state but with other content. Decide again on what is stored, so the second is refused
+        // (e.g. observation_id_reused) instead of being reported as done while its content was dropped.
+        const stored = await store.aggregateStream<State>(streamName, {
+          evolve: (s, e) => decider.evolve(s, { type: e.type, data: e.data } as unknown as Event),
+          initialState: decider.initialState,
+        });
+        decider.decide(command, stored.state);
+        return { newEvents: [], nextExpectedVersion: result.nextExpectedVersion, lastGlobalPosition: result.lastGlobalPosition };
+      }
+      return { newEvents: events, nextExpectedVersion: result.nextExpectedVersion, lastGlobalPosition: result.lastGlobalPosition };
     } catch (error) {
       if (error instanceof ExpectedVersionConflictError && attempt < retries) continue;
       throw error;
