@@ -1,0 +1,302 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DateTime } from 'luxon';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
+import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
+import { EventStoreDocumentRepository } from '../../src/application/event-store-document-repository';
+import { isOid } from '../../src/application/ids';
+import type { Clock } from '../../src/application/ports/clock';
+import type { IdGenerator } from '../../src/application/ports/id-generator';
+import { Projector } from '../../src/application/projector';
+import { TeleMedService } from '../../src/application/telemed';
+import { XdsBackend } from '../../src/application/xds-backend';
+import { Director, MetadataBuilder, parseHl7Observation } from '../../src/domain/documents/hl7';
+import { parseCpr, type Cpr } from '../../src/domain/monitoring/cpr';
+import type { TeleObservation } from '../../src/domain/monitoring/tele-observation';
+import { timeInterval } from '../../src/domain/monitoring/time-interval';
+import { RtsError } from '../../src/domain/shared/errors';
+
+const REPOSITORY = '2.25.42';
+const NOW = DateTime.fromISO('2024-03-10T12:00:00Z', { zone: 'utc' });
+const PATIENT = parseCpr('251248-1234');
+const OTHER_PATIENT = parseCpr('010203-4321');
+const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
+
+const at = (iso: string) => DateTime.fromISO(iso, { setZone: true });
+const interval = (from: string, to: string) => timeInterval(at(from), at(to));
+const MARCH = interval('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z');
+
+const reading = (patientId: Cpr, systolic: number, diastolic: number, measuredAt: string): TeleObservation => ({
+  patientId,
+  systolic: { value: systolic, unit: 'mmHg' },
+  diastolic: { value: diastolic, unit: 'mmHg' },
+  measuredAt,
+});
+
+class CountingIds implements IdGenerator {
+  private n = 0;
+  uuid(): string {
+    this.n += 1;
+    return `00000000-0000-4000-8000-${String(this.n).padStart(12, '0')}`;
+  }
+}
+
+const setup = () => {
+  const store = new InMemoryEventStore(() => NOW.toJSDate());
+  const registry = new InMemoryRegistry();
+  const projector = new Projector(store, registry);
+  const clock: Clock = { now: () => NOW };
+  const xds = new XdsBackend({
+    store,
+    registry,
+    projector,
+    repositories: [new EventStoreDocumentRepository(REPOSITORY, store)],
+    repositoryUniqueId: REPOSITORY,
+    patientKeys: new HmacPatientKeys(Buffer.alloc(32, 7)),
+    clock,
+    ids: new CountingIds(),
+  });
+  const telemed = new TeleMedService(xds);
+  const allEvents = () => store.readAll({ after: 0n, maxCount: 10_000 });
+  return { store, registry, projector, xds, telemed, allEvents };
+};
+
+/** The RtsError a promise rejects with (failing when it resolves or rejects with anything else). */
+const rejectionOf = async (promise: Promise<unknown>): Promise<RtsError> => {
+  try {
+    await promise;
+  } catch (e) {
+    if (e instanceof RtsError) return e;
+    throw e;
+  }
+  throw new Error('expected a rejection with an RtsError');
+};
+
+describe('TeleMedService over XdsBackend (in-memory store and registry)', () => {
+  it('processAndStore returns an OID under 2.25 (a UUID as an integer)', async () => {
+    const { telemed } = setup();
+    const uniqueId = await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'));
+    expect(uniqueId).toMatch(/^2\.25\.[1-9]\d*$/);
+    expect(isOid(uniqueId)).toBe(true);
+  });
+
+  it('getObservationsFor returns a reading inside the interval and not outside it', async () => {
+    const { telemed } = setup();
+    const uniqueId = await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'));
+    expect(await telemed.getObservationsFor(PATIENT, MARCH)).toEqual([
+      { uniqueId, patientId: PATIENT, systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt: '2024-03-10T11:00:00Z' },
+    ]);
+    expect(await telemed.getObservationsFor(PATIENT, interval('2024-02-01T00:00:00Z', '2024-03-01T00:00:00Z'))).toEqual([]);
+  });
+
+  it('applies [from, to): a reading at from is included, one at to is not', async () => {
+    const { telemed } = setup();
+    const atFrom = await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-10T10:00:00Z'));
+    const atTo = await telemed.processAndStore(reading(PATIENT, 130, 80, '2024-03-10T11:00:00Z'));
+    const found = await telemed.getObservationsFor(PATIENT, interval('2024-03-10T10:00:00Z', '2024-03-10T11:00:00Z'));
+    expect(found.map((o) => o.uniqueId)).toEqual([atFrom]);
+    const next = await telemed.getObservationsFor(PATIENT, interval('2024-03-10T11:00:00Z', '2024-03-10T12:00:00Z'));
+    expect(next.map((o) => o.uniqueId)).toEqual([atTo]);
+  });
+
+  it('returns readings oldest first, and only the asked patient’s', async () => {
+    const { telemed } = setup();
+    const later = await telemed.processAndStore(reading(PATIENT, 130, 80, '2024-03-10T11:00:00Z'));
+    const earlier = await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-09T11:00:00Z'));
+    await telemed.processAndStore(reading(OTHER_PATIENT, 140, 90, '2024-03-09T12:00:00Z'));
+    expect((await telemed.getObservationsFor(PATIENT, MARCH)).map((o) => o.uniqueId)).toEqual([earlier, later]);
+  });
+
+  describe('idempotency by observationId', () => {
+    it('a repeat gives the same uniqueId, created false, and stores one event', async () => {
+      const { telemed, allEvents } = setup();
+      const obs = reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z');
+      const first = await telemed.record(obs, { observationId: 'meter-7:0001' });
+      const again = await telemed.record(obs, { observationId: 'meter-7:0001' });
+      expect(first.created).toBe(true);
+      expect(again).toMatchObject({ uniqueId: first.uniqueId, created: false });
+      expect(await allEvents()).toHaveLength(1);
+      expect(await telemed.getObservationsFor(PATIENT, MARCH)).toHaveLength(1);
+    });
+
+    it('the same observationId with other values: observation_id_reused', async () => {
+      const { telemed, allEvents } = setup();
+      await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' });
+      const error = await rejectionOf(telemed.record(reading(PATIENT, 127, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' }));
+      expect(error).toMatchObject({ kind: 'conflict', code: 'observation_id_reused' });
+      expect(await allEvents()).toHaveLength(1);
+    });
+
+    it('the same observationId with other values sent concurrently: one is stored, the other refused', async () => {
+      const { telemed, allEvents } = setup();
+      const results = await Promise.allSettled([
+        telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' }),
+        telemed.record(reading(PATIENT, 127, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' }),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(refused?.reason).toMatchObject({ code: 'observation_id_reused' });
+      expect(await allEvents()).toHaveLength(1);
+    });
+
+    it('the same reading sent concurrently twice: one event, both answered with the same uniqueId', async () => {
+      const { telemed, allEvents } = setup();
+      const obs = reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z');
+      const [a, b] = await Promise.all([telemed.record(obs, { observationId: 'obs-1' }), telemed.record(obs, { observationId: 'obs-1' })]);
+      expect(a.uniqueId).toBe(b.uniqueId);
+      expect([a.created, b.created].sort()).toEqual([false, true]);
+      expect(await allEvents()).toHaveLength(1);
+    });
+
+    it('two patients with the same observationId get different documents', async () => {
+      const { telemed } = setup();
+      const a = await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' });
+      const b = await telemed.record(reading(OTHER_PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' });
+      expect(a.uniqueId).not.toBe(b.uniqueId);
+      expect(b.created).toBe(true);
+      expect(await telemed.getObservationsFor(OTHER_PATIENT, MARCH)).toHaveLength(1);
+    });
+  });
+
+  describe('corrections (XDS RPLC)', () => {
+    const original = reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z');
+    const corrected = reading(PATIENT, 128, 72, '2024-03-10T11:00:00Z');
+
+    it('the old reading leaves the queries, the new one is there, the old document stays retrievable as Deprecated', async () => {
+      const { telemed, xds } = setup();
+      const old = await telemed.processAndStore(original);
+      const result = await telemed.correct(old, corrected, { correctionId: 'fix-1' });
+      expect(result.created).toBe(true);
+      expect(result.uniqueId).not.toBe(old);
+      const found = await telemed.getObservationsFor(PATIENT, MARCH);
+      expect(found.map((o) => [o.uniqueId, o.systolic.value, o.diastolic.value])).toEqual([[result.uniqueId, 128, 72]]);
+
+      const oldDoc = await xds.retrieveDocument(old);
+      expect(oldDoc.entry).toMatchObject({ status: 'Deprecated', replacedBy: result.uniqueId });
+      expect(parseHl7Observation(oldDoc.content).systolic.value).toBe(126);
+      const newDoc = await xds.retrieveDocument(result.uniqueId);
+      expect(newDoc.entry).toMatchObject({ status: 'Approved', replaces: old, replacedBy: null });
+    });
+
+    it('a second correction of the old document: document_deprecated', async () => {
+      const { telemed } = setup();
+      const old = await telemed.processAndStore(original);
+      await telemed.correct(old, corrected, { correctionId: 'fix-1' });
+      const error = await rejectionOf(telemed.correct(old, reading(PATIENT, 129, 72, '2024-03-10T11:00:00Z'), { correctionId: 'fix-2' }));
+      expect(error).toMatchObject({ kind: 'conflict', code: 'document_deprecated' });
+    });
+
+    it('a correction of the correction is allowed, and the chain is kept both ways', async () => {
+      const { telemed, xds } = setup();
+      const a = await telemed.processAndStore(original);
+      const b = (await telemed.correct(a, corrected, { correctionId: 'fix-1' })).uniqueId;
+      const c = (await telemed.correct(b, reading(PATIENT, 129, 73, '2024-03-10T11:00:00Z'), { correctionId: 'fix-2' })).uniqueId;
+      expect((await telemed.getObservationsFor(PATIENT, MARCH)).map((o) => o.uniqueId)).toEqual([c]);
+      expect((await xds.retrieveDocument(b)).entry).toMatchObject({ status: 'Deprecated', replaces: a, replacedBy: c });
+    });
+
+    it('a correction retried with the same correctionId: same new uniqueId, nothing stored twice', async () => {
+      const { telemed, allEvents } = setup();
+      const old = await telemed.processAndStore(original);
+      const first = await telemed.correct(old, corrected, { correctionId: 'fix-1' });
+      const eventsAfterFirst = (await allEvents()).length;
+      const again = await telemed.correct(old, corrected, { correctionId: 'fix-1' });
+      expect(again).toMatchObject({ uniqueId: first.uniqueId, created: false });
+      expect(await allEvents()).toHaveLength(eventsAfterFirst);
+      expect(eventsAfterFirst).toBe(3); // submitted, deprecated, replacement submitted
+      expect(await telemed.getObservationsFor(PATIENT, MARCH)).toHaveLength(1);
+    });
+
+    it('two concurrent corrections of one document: exactly one wins', async () => {
+      const { telemed } = setup();
+      const old = await telemed.processAndStore(original);
+      const results = await Promise.allSettled([
+        telemed.correct(old, corrected, { correctionId: 'fix-a' }),
+        telemed.correct(old, reading(PATIENT, 129, 72, '2024-03-10T11:00:00Z'), { correctionId: 'fix-b' }),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      expect(results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason).toMatchObject({ code: 'document_deprecated' });
+      expect(await telemed.getObservationsFor(PATIENT, MARCH)).toHaveLength(1);
+    });
+
+    it('a correction naming another patient: correction_patient_mismatch, nothing changed', async () => {
+      const { telemed, allEvents } = setup();
+      const old = await telemed.processAndStore(original);
+      const error = await rejectionOf(telemed.correct(old, reading(OTHER_PATIENT, 128, 72, '2024-03-10T11:00:00Z'), { correctionId: 'fix-1' }));
+      expect(error).toMatchObject({ code: 'correction_patient_mismatch' });
+      expect(await allEvents()).toHaveLength(1);
+      expect((await telemed.getObservationsFor(PATIENT, MARCH)).map((o) => o.uniqueId)).toEqual([old]);
+    });
+
+    it('a correction of an unknown document: document_not_found', async () => {
+      const { telemed } = setup();
+      expect(await rejectionOf(telemed.correct('2.25.12345', corrected))).toMatchObject({ code: 'document_not_found' });
+    });
+
+    it('patientOf reads the patient back from the document', async () => {
+      const { telemed } = setup();
+      expect(await telemed.patientOf(await telemed.processAndStore(original))).toBe(PATIENT);
+    });
+  });
+
+  it('an unknown patient: unknown_patient; a known one with nothing in the interval: an empty list', async () => {
+    const { telemed } = setup();
+    await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'));
+    expect(await rejectionOf(telemed.getObservationsFor(OTHER_PATIENT, MARCH))).toMatchObject({ kind: 'not_found', code: 'unknown_patient' });
+    expect(await telemed.getObservationsFor(PATIENT, interval('2023-01-01T00:00:00Z', '2023-02-01T00:00:00Z'))).toEqual([]);
+  });
+
+  it('an unknown document: document_not_found', async () => {
+    const { xds } = setup();
+    expect(await rejectionOf(xds.retrieveDocument('2.25.999'))).toMatchObject({ code: 'document_not_found' });
+  });
+
+  it('projector.rebuild() gives the same answers', async () => {
+    const { telemed, projector } = setup();
+    const a = await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-08T11:00:00Z'));
+    await telemed.processAndStore(reading(PATIENT, 130, 80, '2024-03-09T11:00:00Z'));
+    await telemed.correct(a, reading(PATIENT, 127, 71, '2024-03-08T11:00:00Z'), { correctionId: 'fix-1' });
+    await telemed.processAndStore(reading(OTHER_PATIENT, 140, 90, '2024-03-09T12:00:00Z'));
+    const before = [await telemed.getObservationsFor(PATIENT, MARCH), await telemed.getObservationsFor(OTHER_PATIENT, MARCH)];
+    await projector.rebuild();
+    const after = [await telemed.getObservationsFor(PATIENT, MARCH), await telemed.getObservationsFor(OTHER_PATIENT, MARCH)];
+    expect(after).toEqual(before);
+    expect(before[0]).toHaveLength(2);
+  });
+
+  it('no stream name and no registry row contains the CPR number', async () => {
+    const { telemed, registry, allEvents } = setup();
+    const a = await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' });
+    await telemed.correct(a.uniqueId, reading(PATIENT, 128, 72, '2024-03-10T11:00:00Z'), { correctionId: 'fix-1' });
+    await telemed.processAndStore(reading(OTHER_PATIENT, 140, 90, '2024-03-09T12:00:00Z'));
+    await telemed.getObservationsFor(PATIENT, MARCH);
+    const events = await allEvents();
+    expect(events.length).toBeGreaterThanOrEqual(4);
+    const rows = await Promise.all(events.map((e) => registry.get(String(e.data['uniqueId']))));
+    expect(rows.every((r) => r !== null)).toBe(true);
+    for (const cpr of [PATIENT, OTHER_PATIENT]) {
+      const digits = cpr.replace('-', '');
+      for (const text of [...events.map((e) => e.streamName), ...events.map((e) => JSON.stringify(e.metadata)), ...rows.map((r) => JSON.stringify(r))]) {
+        expect(text).not.toContain(cpr);
+        expect(text).not.toContain(digits);
+        expect(text).not.toContain(cpr.slice(0, 6));
+      }
+    }
+  });
+
+  it("the seed's own HL7 example, registered as is, comes back as 126/70 at 2017-05-10T14:50:14Z", async () => {
+    const { xds, telemed } = setup();
+    const seedObservation = parseHl7Observation(seedXml);
+    const builder = new MetadataBuilder();
+    Director.construct(seedObservation, builder);
+    const { uniqueId, created } = await xds.provideAndRegisterDocument(builder.getResult(), seedXml);
+    expect(created).toBe(true);
+    expect(await telemed.getObservationsFor(PATIENT, interval('2017-05-10T00:00:00Z', '2017-05-11T00:00:00Z'))).toEqual([
+      { uniqueId, patientId: '251248-1234', systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt: '2017-05-10T14:50:14Z' },
+    ]);
+    // Stored byte for byte: the repository gives back the seed's document itself.
+    expect((await xds.retrieveDocument(uniqueId)).content).toBe(seedXml);
+    expect(await telemed.getObservationsFor(PATIENT, interval('2017-05-10T14:50:15Z', '2017-05-11T00:00:00Z'))).toEqual([]);
+  });
+});
