@@ -17,7 +17,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   const store = container.get<EventStore>(TOKENS.EventStore);
   const projector = container.get<Projector>(TOKENS.Projector);
   projector.start();
-  const app = buildHttpServer({
+  const http = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
     xds: container.get<XdsBackend>(TOKENS.Xds),
     clock: container.get<Clock>(TOKENS.Clock),
@@ -25,14 +25,14 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
     health: async () => ({ store: config.RTS_EVENT_STORE, head: String(await store.headPosition()) }),
   });
-  const url = await app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT });
+  const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT });
   logger.info({ url, store: config.RTS_EVENT_STORE }, 'telemed-rts listening');
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
       // Stop taking connections, let in-flight requests finish (their appends commit), then close the store.
-      await app.close();
+      await http.close(config.RTS_SHUTDOWN_GRACE_MS);
       await projector.stop();
       await store.close();
       logger.info('telemed-rts stopped');
@@ -59,7 +59,7 @@ const main = async (): Promise<void> => {
       const force = setTimeout(() => {
         logger.error('shutdown grace period exceeded; exiting');
         process.exit(1);
-      }, config.RTS_SHUTDOWN_GRACE_MS);
+      }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
       force.unref();
       hub.stop().then(
         () => process.exit(0),

@@ -29,7 +29,18 @@ const CPR_LIKE = /\d{6}-?\d{4}/g;
 export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?: { url?: string } }): string =>
   request.routeOptions?.url ?? request.url.replace(CPR_LIKE, '[redacted]');
 
-export const buildHttpServer = (deps: HttpDependencies): FastifyInstance => {
+export type HttpServer = Readonly<{
+  app: FastifyInstance;
+  /**
+   * Graceful close: stop accepting, tell keep-alive clients to go (Connection: close), let in-flight requests
+   * finish (their appends commit) for up to `graceMs`, then drop the connections that are left.
+   */
+  close(graceMs: number): Promise<void>;
+}>;
+
+export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
+  let inFlight = 0;
+  let closing = false;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes ?? 16 * 1024,
@@ -45,9 +56,14 @@ export const buildHttpServer = (deps: HttpDependencies): FastifyInstance => {
 
   // One request line in, one out; the URL is the route pattern, so no patient identifier reaches the log.
   app.addHook('onRequest', async (request, reply) => {
+    inFlight++;
     reply.header('x-request-id', request.id);
   });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (request, reply) => {
+    inFlight--;
     request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
@@ -142,5 +158,14 @@ export const buildHttpServer = (deps: HttpDependencies): FastifyInstance => {
     return reply.code(result.created ? 201 : 200).header('location', document).send({ uniqueId: result.uniqueId, replaces: uniqueId, document });
   });
 
-  return app;
+  const close = async (graceMs: number): Promise<void> => {
+    closing = true;
+    const closed = app.close();
+    const deadline = Date.now() + graceMs;
+    while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    app.server.closeAllConnections();
+    await closed;
+  };
+
+  return { app, close };
 };

@@ -1,0 +1,160 @@
+import { randomUUID } from 'node:crypto';
+import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
+
+/**
+ * The hub as a user runs it (dist/, a child process), killed with SIGKILL during a stream of uploads: every
+ * upload that got a 2xx is there after restart, and none is there twice.
+ */
+const PATIENTS = ['251248-1234', '010190-2345', '150675-3456', '280261-0123'];
+const T0 = Date.parse('2026-11-20T08:00:00Z');
+
+type Upload = { observationId: string; patientId: string; systolic: number; diastolic: number; measuredAt: string };
+
+const upload = async (url: string, u: Upload): Promise<{ status: number; uniqueId?: string }> => {
+  const res = await fetch(`${url}/observations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(u), signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as { uniqueId?: string };
+  return { status: res.status, uniqueId: body.uniqueId };
+};
+
+const observationsOf = async (url: string, patientId: string): Promise<{ uniqueId: string }[]> => {
+  const res = await fetch(`${url}/patients/${patientId}/observations?from=2026-11-19T00:00:00Z&to=2026-11-26T00:00:00Z`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { observations: { uniqueId: string }[] }).observations;
+};
+
+describe('durability: kill -9 during uploads (e2e)', () => {
+  const data = tempDataDir();
+  let hub: HubProcess | undefined;
+
+  afterAll(async () => {
+    await hub?.kill();
+    data.remove();
+  });
+
+  it('keeps every acknowledged upload exactly once across a SIGKILL and restart', async () => {
+    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn' } });
+    const acknowledged = new Map<string, { upload: Upload; uniqueId: string }>();
+    const unknown: Upload[] = []; // in flight when the process died: outcome unknown to the client
+    let seq = 0;
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const n = seq++;
+        const u: Upload = {
+          observationId: randomUUID(),
+          patientId: PATIENTS[n % PATIENTS.length]!,
+          systolic: 110 + (n % 40),
+          diastolic: 60 + (n % 20),
+          measuredAt: new Date(T0 + n * 1000).toISOString(),
+        };
+        try {
+          const r = await upload(hub!.url, u);
+          if (r.status === 201 || r.status === 200) acknowledged.set(u.observationId, { upload: u, uniqueId: r.uniqueId! });
+          else throw new Error(`unexpected status ${r.status}`);
+        } catch (error) {
+          if ((error as Error).message.startsWith('unexpected')) throw error;
+          unknown.push(u);
+          return; // the server is gone
+        }
+      }
+    };
+    const workers = Array.from({ length: 16 }, worker);
+    // Let a stream of uploads run, then kill the process in the middle of it.
+    while (acknowledged.size < 300) await new Promise((r) => setTimeout(r, 20));
+    await hub.kill();
+    await Promise.all(workers);
+    expect(acknowledged.size).toBeGreaterThanOrEqual(300);
+
+    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn' } });
+    const stored = new Map<string, number>();
+    for (const p of PATIENTS) for (const o of await observationsOf(hub.url, p)) stored.set(o.uniqueId, (stored.get(o.uniqueId) ?? 0) + 1);
+
+    // Every acknowledged upload is there, once.
+    for (const { uniqueId } of acknowledged.values()) expect(stored.get(uniqueId)).toBe(1);
+    // Nothing is there twice, and nothing is there that was not sent: at most the acknowledged plus those in flight.
+    expect([...stored.values()].every((count) => count === 1)).toBe(true);
+    expect(stored.size).toBeGreaterThanOrEqual(acknowledged.size);
+    expect(stored.size).toBeLessThanOrEqual(acknowledged.size + unknown.length);
+
+    // The client retries what it never heard back about: each lands exactly once, already-stored ones answer 200.
+    for (const u of unknown) expect([200, 201]).toContain((await upload(hub.url, u)).status);
+    // And a retry of an acknowledged upload stores nothing new.
+    const [first] = acknowledged.values();
+    const again = await upload(hub.url, first!.upload);
+    expect(again).toEqual({ status: 200, uniqueId: first!.uniqueId });
+    let total = 0;
+    for (const p of PATIENTS) total += (await observationsOf(hub.url, p)).length;
+    expect(total).toBe(acknowledged.size + unknown.length);
+  });
+});
+
+describe('graceful shutdown (e2e)', () => {
+  const data = tempDataDir();
+  afterAll(() => data.remove());
+
+  it('finishes in-flight requests on SIGTERM, exits 0, and keeps what it acknowledged', async () => {
+    const hub = await startHub({ dataDir: data.dir });
+    const acknowledged = new Set<string>();
+    const other: unknown[] = [];
+    let n = 0;
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const k = n++;
+        const u = { observationId: `graceful-${k}`, patientId: PATIENTS[0]!, systolic: 120 + (k % 10), diastolic: 80, measuredAt: new Date(T0 + k * 60_000).toISOString() };
+        try {
+          const r = await upload(hub.url, u);
+          if (r.status === 201) acknowledged.add(r.uniqueId!);
+          else if (r.status === 503) return; // closing: the server answers but takes nothing new
+          else other.push(r.status);
+        } catch {
+          return; // refused or closed: the server stopped taking requests
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    while (acknowledged.size < 50) await new Promise((r) => setTimeout(r, 10));
+    const code = await hub.stop(); // SIGTERM with uploads in flight
+    await Promise.all(workers);
+    expect(code).toBe(0);
+    expect(other).toEqual([]); // no 5xx but 503-while-closing, no 4xx
+    expect(hub.output()).toContain('telemed-rts stopped');
+
+    const again = await startHub({ dataDir: data.dir });
+    try {
+      const stored = (await observationsOf(again.url, PATIENTS[0]!)).map((o) => o.uniqueId);
+      expect(new Set(stored).size).toBe(stored.length);
+      for (const id of acknowledged) expect(stored).toContain(id);
+    } finally {
+      await again.stop();
+    }
+  });
+});
+
+describe('start-up and logs (e2e)', () => {
+  it('refuses a bad setting with a message naming it, and exit code 78', async () => {
+    const data = tempDataDir();
+    try {
+      await expect(startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'loud' } })).rejects.toThrow(/code 78[\s\S]*RTS_LOG_LEVEL/);
+    } finally {
+      data.remove();
+    }
+  });
+
+  it('never writes a patient identifier to its logs', async () => {
+    const data = tempDataDir();
+    const hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'trace' } });
+    try {
+      await upload(hub.url, { observationId: 'log-1', patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: '2026-11-20T08:00:00Z' });
+      await fetch(`${hub.url}/patients/251248-1234/observations?from=2026-11-19T00:00:00Z&to=2026-11-26T00:00:00Z`);
+      await fetch(`${hub.url}/patients/251248-1234/observations?from=bad`);
+      await fetch(`${hub.url}/observations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"patientId":"251248-1234",' });
+      await fetch(`${hub.url}/observations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"patientId":"251248-1234","systolic":60,"diastolic":70}' });
+    } finally {
+      await hub.stop();
+      data.remove();
+    }
+    const log = hub.output();
+    expect(log).toContain('"route":"/patients/:patientId/observations"');
+    expect(log).not.toContain('251248-1234');
+    expect(log).not.toContain('2512481234');
+  });
+});
