@@ -17,6 +17,7 @@
 #   RTS_BROKER_START_TIMEOUT  seconds `up` waits for the port [60]
 #   RTS_BROKER_STOP_TIMEOUT   seconds `down` waits after SIGTERM before SIGKILL [20]
 #   RTS_BROKER_PIDFILE     `run` writes its pid here when set
+#   RTS_ACTIVEMQ_HOME      skip provision.sh and use this ActiveMQ home (callers that provisioned already)
 #
 # The generated config deliberately has: a single AMQP transport connector bound to 127.0.0.1, no OpenWire,
 # no discoveryUri, no network connectors, no multicast of any kind; no web console (jetty.xml not imported);
@@ -93,7 +94,7 @@ PROPS
 
 run() {
   local home base java_bin
-  home="$("$here/provision.sh")"
+  home="${RTS_ACTIVEMQ_HOME:-$("$here/provision.sh")}"
   base="$data"
   render "$base"
   java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"

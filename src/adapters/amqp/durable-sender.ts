@@ -1,0 +1,217 @@
+// At-least-once sending of durable messages to queues.
+//
+// A send resolves only when the broker settles the transfer as `accepted` (ActiveMQ does so after the message is
+// in its persistent store). It rejects on `rejected`, `released` or `modified`, on a link or connection loss while
+// the transfer is unsettled (rhea forgets such deliveries on reconnect: no outcome would ever arrive), and on
+// timeout. A rejected send may or may not have reached the queue: the caller retries and receivers dedupe on our
+// own message id (application-properties), never on the AMQP message-id, which ActiveMQ may replace.
+//
+// Credit is respected: while the link has no credit (not attached yet, reconnecting, broker flow control)
+// sends wait in a FIFO queue and go out on the next `sendable`.
+import type { Delivery, EventContext, Message, Sender } from 'rhea';
+import type { AmqpConnection } from './connection';
+
+export type ApplicationPropertyValue = string | number | boolean | null;
+
+export interface OutgoingMessage {
+  /** The AMQP value section: a string holding JSON. */
+  body: string;
+  applicationProperties?: Record<string, ApplicationPropertyValue>;
+  messageId?: string;
+  correlationId?: string;
+  subject?: string;
+}
+
+export interface DurableSenderOptions {
+  /** Reject a send not settled within this many ms, counted from the call (default 30000). */
+  sendTimeoutMs?: number;
+}
+
+export type SendFailureReason = 'rejected' | 'released' | 'modified' | 'disconnected' | 'link-closed' | 'timeout' | 'closed';
+
+export class SendError extends Error {
+  override readonly name = 'SendError';
+  constructor(
+    readonly reason: SendFailureReason,
+    readonly queue: string,
+    detail?: string,
+  ) {
+    super(`send to ${queue} failed: ${reason}${detail ? ` (${detail})` : ''}`);
+  }
+  /** Whether sending the same message again may succeed (everything but a broker `rejected`). */
+  get retryable(): boolean {
+    return this.reason !== 'rejected' && this.reason !== 'closed';
+  }
+}
+
+interface Pending {
+  message: Message;
+  resolve: () => void;
+  reject: (error: SendError) => void;
+  timer: NodeJS.Timeout;
+  delivery?: Delivery;
+}
+
+class QueueLink {
+  readonly waiting: Pending[] = [];
+  readonly inFlight = new Map<Delivery, Pending>();
+  readonly sender: Sender;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    readonly queue: string,
+    private readonly onClosed: (link: QueueLink) => void,
+  ) {
+    this.sender = connection.openSender({
+      target: { address: queue },
+      // Unsettled sends (snd_settle_mode 0 = mixed, we never pre-settle): the broker tells us the outcome.
+      snd_settle_mode: 0,
+      autosettle: true,
+    });
+    this.sender.on('sendable', () => this.flush());
+    this.sender.on('sender_open', () => this.flush());
+    this.sender.on('accepted', (context: EventContext) => this.settle(context, undefined));
+    this.sender.on('rejected', (context: EventContext) => this.settle(context, 'rejected'));
+    this.sender.on('released', (context: EventContext) => this.settle(context, 'released'));
+    this.sender.on('modified', (context: EventContext) => this.settle(context, 'modified'));
+    this.sender.on('sender_error', (context: EventContext) => {
+      const detail = describe(context.sender?.error);
+      this.failAll('link-closed', detail);
+      this.onClosed(this);
+    });
+    this.sender.on('sender_close', () => {
+      this.failAll('link-closed');
+      this.onClosed(this);
+    });
+  }
+
+  enqueue(pending: Pending): void {
+    this.waiting.push(pending);
+    this.flush();
+  }
+
+  flush(): void {
+    while (this.waiting.length > 0 && this.connection.isConnected() && this.sender.sendable()) {
+      const pending = this.waiting.shift()!;
+      const delivery = this.sender.send(pending.message);
+      pending.delivery = delivery;
+      this.inFlight.set(delivery, pending);
+    }
+  }
+
+  /** Sent but unsettled transfers are lost on reconnect: fail them so the caller can resend. */
+  onDisconnected(): void {
+    for (const [delivery, pending] of this.inFlight) {
+      this.inFlight.delete(delivery);
+      clearTimeout(pending.timer);
+      pending.reject(new SendError('disconnected', this.queue));
+    }
+  }
+
+  failAll(reason: SendFailureReason, detail?: string): void {
+    this.onDisconnected();
+    for (const pending of this.waiting.splice(0)) {
+      clearTimeout(pending.timer);
+      pending.reject(new SendError(reason, this.queue, detail));
+    }
+    for (const [delivery, pending] of this.inFlight) {
+      this.inFlight.delete(delivery);
+      clearTimeout(pending.timer);
+      pending.reject(new SendError(reason, this.queue, detail));
+    }
+  }
+
+  timeout(pending: Pending): void {
+    const index = this.waiting.indexOf(pending);
+    if (index >= 0) this.waiting.splice(index, 1);
+    if (pending.delivery) this.inFlight.delete(pending.delivery);
+    pending.reject(new SendError('timeout', this.queue));
+  }
+
+  private settle(context: EventContext, failure: SendFailureReason | undefined): void {
+    const delivery = context.delivery;
+    if (!delivery) return;
+    const pending = this.inFlight.get(delivery);
+    if (!pending) return;
+    this.inFlight.delete(delivery);
+    clearTimeout(pending.timer);
+    if (failure === undefined) pending.resolve();
+    else pending.reject(new SendError(failure, this.queue, describe((delivery.remote_state as { error?: unknown } | undefined)?.error)));
+  }
+}
+
+export class DurableSender {
+  private readonly links = new Map<string, QueueLink>();
+  private readonly sendTimeoutMs: number;
+  private closed = false;
+  private readonly onDisconnected = () => {
+    for (const link of this.links.values()) link.onDisconnected();
+  };
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    options: DurableSenderOptions = {},
+  ) {
+    this.sendTimeoutMs = options.sendTimeoutMs ?? 30000;
+    connection.on('disconnected', this.onDisconnected);
+  }
+
+  /** Sends one durable message to `queue`; resolves when the broker accepted it. */
+  send(queue: string, message: OutgoingMessage): Promise<void> {
+    if (this.closed) return Promise.reject(new SendError('closed', queue));
+    const amqp: Message = { body: message.body, durable: true };
+    if (message.applicationProperties) amqp.application_properties = { ...message.applicationProperties };
+    if (message.messageId !== undefined) amqp.message_id = message.messageId;
+    if (message.correlationId !== undefined) amqp.correlation_id = message.correlationId;
+    if (message.subject !== undefined) amqp.subject = message.subject;
+    return this.sendRaw(queue, amqp);
+  }
+
+  /**
+   * Sends an already built rhea message (forced durable); used to forward a received message unchanged, e.g.
+   * to a dead letter queue.
+   */
+  sendRaw(queue: string, message: Message): Promise<void> {
+    if (this.closed) return Promise.reject(new SendError('closed', queue));
+    const link = this.linkFor(queue);
+    return new Promise<void>((resolve, reject) => {
+      const pending: Pending = {
+        message: { ...message, durable: true },
+        resolve,
+        reject,
+        timer: setTimeout(() => link.timeout(pending), this.sendTimeoutMs),
+      };
+      link.enqueue(pending);
+    });
+  }
+
+  /** Fails pending sends with `closed` and detaches the links (the connection stays open). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.connection.off('disconnected', this.onDisconnected);
+    for (const link of this.links.values()) {
+      link.failAll('closed');
+      if (link.sender.is_open()) link.sender.close();
+    }
+    this.links.clear();
+  }
+
+  private linkFor(queue: string): QueueLink {
+    let link = this.links.get(queue);
+    if (!link) {
+      link = new QueueLink(this.connection, queue, (closed) => {
+        if (this.links.get(closed.queue) === closed) this.links.delete(closed.queue);
+      });
+      this.links.set(queue, link);
+    }
+    return link;
+  }
+}
+
+function describe(error: unknown): string | undefined {
+  if (!error || typeof error !== 'object') return undefined;
+  const { condition, description } = error as { condition?: string; description?: string };
+  const text = [condition, description].filter(Boolean).join(': ');
+  return text || undefined;
+}

@@ -1,0 +1,358 @@
+// Consume one queue with explicit settlement, bounded retries and our own dead-lettering.
+//
+// - `autoaccept: false` and manual credit: at most `prefetch` messages are unsettled at a time; one credit is
+//   given back per settled message, so handlers run concurrently up to `prefetch` and a slow or poison message
+//   holds one slot, never the queue.
+// - Outcomes of the handler:
+//     'accept'               -> accepted (only after the handler resolved, i.e. after the effect is committed)
+//     { retry: reason }      -> modified{delivery_failed: true, undeliverable_here: false}: ActiveMQ raises the
+//                               redelivery counter (the AMQP header delivery-count) and redelivers
+//     { deadLetter: reason } -> copy to the dead letter queue, then accept the original
+//   A handler that throws (or exceeds handlerTimeoutMs) counts as { retry }.
+// - Counting is ours (ActiveMQ's redeliveryPolicy does not apply to AMQP consumers): attempt = delivery-count + 1.
+//   A retry on attempt >= maxAttempts dead-letters instead; a message arriving with delivery-count >= maxAttempts
+//   (e.g. after consumers crashed holding it) is dead-lettered without calling the handler.
+// - The dead letter copy keeps the body unchanged and the properties, and adds application-properties
+//   x-dlq-reason, x-dlq-source-queue, x-dlq-attempts, x-dlq-at. The original is accepted only after the broker
+//   accepted the copy; if the copy fails the original is handed back (modified, delivery_failed) to try again.
+// - Deliveries of a previous connection cannot be settled after a reconnect (rhea drops them; the broker
+//   redelivers them): their late handler results are ignored.
+import type { Delivery, EventContext, Message, Receiver } from 'rhea';
+import type { AmqpConnection } from './connection';
+import { DurableSender, type ApplicationPropertyValue } from './durable-sender';
+
+export interface ReceivedMessage {
+  /** The AMQP value string (JSON by our convention). */
+  body: string;
+  applicationProperties: Readonly<Record<string, unknown>>;
+  messageId: string | undefined;
+  correlationId: string | undefined;
+  subject: string | undefined;
+  /** Failed deliveries before this one (AMQP header delivery-count, raised by the broker on each retry). */
+  deliveryCount: number;
+  /** This attempt's number, 1-based: deliveryCount + 1. */
+  attempt: number;
+  queue: string;
+  /** The rhea message as received, for anything not mapped above. */
+  raw: Message;
+}
+
+export type HandlerOutcome = 'accept' | { retry: string } | { deadLetter: string };
+
+export type MessageHandler = (message: ReceivedMessage) => Promise<HandlerOutcome>;
+
+export interface QueueConsumerOptions {
+  queue: string;
+  deadLetterQueue: string;
+  handler: MessageHandler;
+  /** Handler attempts per message before it is dead-lettered (default 5). */
+  maxAttempts?: number;
+  /** Unsettled messages held at once = concurrent handlers (default 10). */
+  prefetch?: number;
+  /** A handler still running after this many ms counts as a retry; its late result is ignored (default 60000). */
+  handlerTimeoutMs?: number;
+  /** Sender for the dead letter copies (default: one of our own on the same connection). */
+  deadLetterSender?: DurableSender;
+  /** Clock for x-dlq-at (default: system time). */
+  now?: () => Date;
+  /** Told about every settlement decision; for logs and metrics. Must not throw. */
+  onOutcome?: (event: ConsumerOutcomeEvent) => void;
+}
+
+export type ConsumerOutcomeEvent =
+  | { kind: 'accepted'; queue: string; attempt: number }
+  | { kind: 'retried'; queue: string; attempt: number; reason: string }
+  | { kind: 'dead-lettered'; queue: string; attempt: number; reason: string; deadLetterQueue: string }
+  | { kind: 'dead-letter-failed'; queue: string; attempt: number; error: Error }
+  | { kind: 'stale'; queue: string; attempt: number };
+
+export const DLQ_REASON = 'x-dlq-reason';
+export const DLQ_SOURCE_QUEUE = 'x-dlq-source-queue';
+export const DLQ_ATTEMPTS = 'x-dlq-attempts';
+export const DLQ_AT = 'x-dlq-at';
+
+export class QueueConsumer {
+  private readonly queue: string;
+  private readonly deadLetterQueue: string;
+  private readonly maxAttempts: number;
+  private readonly prefetch: number;
+  private readonly handlerTimeoutMs: number;
+  private readonly dlqSender: DurableSender;
+  private readonly ownsDlqSender: boolean;
+  private readonly now: () => Date;
+  private receiver: Receiver | undefined;
+  /** Bumped on every (re)attach: deliveries of an older generation can no longer be settled. */
+  private generation = 0;
+  private inFlight = 0;
+  private readonly running = new Set<Promise<void>>();
+  private stopping = false;
+  private openWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    private readonly options: QueueConsumerOptions,
+  ) {
+    this.queue = options.queue;
+    this.deadLetterQueue = options.deadLetterQueue;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+    this.prefetch = Math.max(1, options.prefetch ?? 10);
+    this.handlerTimeoutMs = options.handlerTimeoutMs ?? 60000;
+    this.ownsDlqSender = options.deadLetterSender === undefined;
+    this.dlqSender = options.deadLetterSender ?? new DurableSender(connection);
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Attaches the receiver; resolves when the broker confirmed the link. */
+  start(timeoutMs = 30000): Promise<void> {
+    if (this.receiver) throw new Error(`QueueConsumer(${this.queue}) already started`);
+    const receiver = this.connection.openReceiver({
+      source: { address: this.queue },
+      autoaccept: false,
+      credit_window: 0,
+    });
+    this.receiver = receiver;
+    receiver.on('receiver_open', () => this.onAttached());
+    receiver.on('message', (context: EventContext) => this.onMessage(context));
+    receiver.on('receiver_error', (context: EventContext) => {
+      const error = new Error(`receiver on ${this.queue} closed: ${describe(context.receiver?.error) ?? 'unknown error'}`);
+      for (const waiter of this.openWaiters.splice(0)) waiter.reject(error);
+    });
+    receiver.on('receiver_close', () => undefined);
+    this.connection.on('disconnected', this.onDisconnected);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`receiver on ${this.queue} not attached within ${timeoutMs} ms`)), timeoutMs);
+      this.openWaiters.push({
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  /**
+   * Stops taking messages, lets running handlers finish (up to `timeoutMs`), then detaches. Messages still
+   * unsettled at detach are redelivered by the broker to another consumer.
+   */
+  async stop(timeoutMs = 10000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.connection.off('disconnected', this.onDisconnected);
+    const idle = Promise.allSettled([...this.running]).then(() => undefined);
+    await Promise.race([idle, delay(timeoutMs)]);
+    const receiver = this.receiver;
+    if (receiver && receiver.is_open() && this.connection.isConnected()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        receiver.once('receiver_close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        receiver.close();
+      });
+    }
+    if (this.ownsDlqSender) await this.dlqSender.close();
+  }
+
+  private readonly onDisconnected = () => {
+    // rhea re-attaches the link after reconnecting, with zero credit; deliveries held now are void.
+    this.generation += 1;
+    this.inFlight = 0;
+  };
+
+  private onAttached(): void {
+    for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
+    if (this.stopping) return;
+    this.generation += 1;
+    this.inFlight = 0;
+    const receiver = this.receiver!;
+    const missing = this.prefetch - creditOf(receiver);
+    if (missing > 0) receiver.add_credit(missing);
+  }
+
+  private onMessage(context: EventContext): void {
+    const delivery = context.delivery;
+    const message = context.message;
+    if (!delivery || !message) return;
+    if (this.stopping) {
+      // Credit granted before stop: hand it straight back, not counted as a failed attempt.
+      delivery.release({ delivery_failed: false, undeliverable_here: false });
+      return;
+    }
+    const generation = this.generation;
+    this.inFlight += 1;
+    const work = this.process(delivery, message, generation).catch(() => undefined);
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work));
+  }
+
+  private async process(delivery: Delivery, message: Message, generation: number): Promise<void> {
+    const deliveryCount = typeof message.delivery_count === 'number' ? message.delivery_count : 0;
+    const attempt = deliveryCount + 1;
+
+    if (deliveryCount >= this.maxAttempts) {
+      await this.deadLetter(delivery, message, generation, `max attempts exceeded (${deliveryCount} failed deliveries)`, deliveryCount);
+      return;
+    }
+    if (typeof message.body !== 'string') {
+      await this.deadLetter(delivery, message, generation, 'body is not an AMQP value string', attempt);
+      return;
+    }
+
+    const received: ReceivedMessage = {
+      body: message.body,
+      applicationProperties: { ...(message.application_properties ?? {}) },
+      messageId: idToString(message.message_id),
+      correlationId: idToString(message.correlation_id),
+      subject: message.subject,
+      deliveryCount,
+      attempt,
+      queue: this.queue,
+      raw: message,
+    };
+
+    const outcome = await this.runHandler(received);
+
+    if (outcome === 'accept') {
+      this.settle(delivery, generation, () => delivery.accept(), { kind: 'accepted', queue: this.queue, attempt });
+      return;
+    }
+    if ('deadLetter' in outcome) {
+      await this.deadLetter(delivery, message, generation, outcome.deadLetter, attempt);
+      return;
+    }
+    if (attempt >= this.maxAttempts) {
+      await this.deadLetter(delivery, message, generation, `retry limit (${this.maxAttempts}) reached: ${outcome.retry}`, attempt);
+      return;
+    }
+    this.settle(delivery, generation, () => delivery.modified({ delivery_failed: true, undeliverable_here: false }), {
+      kind: 'retried',
+      queue: this.queue,
+      attempt,
+      reason: outcome.retry,
+    });
+  }
+
+  private async runHandler(message: ReceivedMessage): Promise<HandlerOutcome> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<HandlerOutcome>((resolve) => {
+      timer = setTimeout(() => resolve({ retry: `handler timed out after ${this.handlerTimeoutMs} ms` }), this.handlerTimeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([
+        Promise.resolve()
+          .then(() => this.options.handler(message))
+          .then(validateOutcome),
+        timeout,
+      ]);
+      return outcome;
+    } catch (error) {
+      return { retry: `handler threw: ${error instanceof Error ? error.message : String(error)}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async deadLetter(delivery: Delivery, message: Message, generation: number, reason: string, attempts: number): Promise<void> {
+    const copy = deadLetterCopy(message, {
+      [DLQ_REASON]: reason,
+      [DLQ_SOURCE_QUEUE]: this.queue,
+      [DLQ_ATTEMPTS]: attempts,
+      [DLQ_AT]: this.now().toISOString(),
+    });
+    try {
+      await this.dlqSender.sendRaw(this.deadLetterQueue, copy);
+    } catch (error) {
+      // Not copied: give the original back (counted as a failed delivery) so it is dead-lettered on a later try.
+      this.settle(delivery, generation, () => delivery.modified({ delivery_failed: true, undeliverable_here: false }), {
+        kind: 'dead-letter-failed',
+        queue: this.queue,
+        attempt: attempts,
+        error: error instanceof Error ? error : new Error(String(error)),
+      });
+      return;
+    }
+    // If the connection was lost meanwhile the original comes back and gets a second DLQ copy (at-least-once).
+    this.settle(delivery, generation, () => delivery.accept(), {
+      kind: 'dead-lettered',
+      queue: this.queue,
+      attempt: attempts,
+      reason,
+      deadLetterQueue: this.deadLetterQueue,
+    });
+  }
+
+  private settle(delivery: Delivery, generation: number, action: () => void, event: ConsumerOutcomeEvent): void {
+    if (generation !== this.generation) {
+      this.report({ kind: 'stale', queue: this.queue, attempt: event.attempt });
+      return;
+    }
+    action();
+    this.inFlight -= 1;
+    this.report(event);
+    const receiver = this.receiver;
+    if (!this.stopping && receiver && this.connection.isConnected()) {
+      const missing = this.prefetch - this.inFlight - creditOf(receiver);
+      if (missing > 0) receiver.add_credit(missing);
+    }
+  }
+
+  private report(event: ConsumerOutcomeEvent): void {
+    try {
+      this.options.onOutcome?.(event);
+    } catch {
+      // observers must not break settlement
+    }
+  }
+}
+
+/** The dead letter copy: body and properties unchanged, our x-dlq-* added; no broker annotations or header counts. */
+export function deadLetterCopy(message: Message, extra: Record<string, ApplicationPropertyValue>): Message {
+  const copy: Message = {
+    body: message.body,
+    durable: true,
+    application_properties: { ...(message.application_properties ?? {}), ...extra },
+  };
+  const fields = ['message_id', 'correlation_id', 'subject', 'content_type', 'content_encoding', 'reply_to', 'group_id', 'creation_time', 'priority'] as const;
+  for (const field of fields) {
+    if (message[field] !== undefined) (copy as unknown as Record<string, unknown>)[field] = message[field];
+  }
+  return copy;
+}
+
+/** Credit the receiver still has outstanding (rhea keeps it on the link; its typings do not expose it). */
+function creditOf(receiver: Receiver): number {
+  const credit = (receiver as unknown as { credit?: unknown }).credit;
+  return typeof credit === 'number' ? credit : 0;
+}
+
+function validateOutcome(outcome: unknown): HandlerOutcome {
+  if (outcome === 'accept') return outcome;
+  if (outcome && typeof outcome === 'object') {
+    const o = outcome as { retry?: unknown; deadLetter?: unknown };
+    if (typeof o.deadLetter === 'string') return { deadLetter: o.deadLetter };
+    if (typeof o.retry === 'string') return { retry: o.retry };
+  }
+  throw new Error(`handler returned an invalid outcome: ${JSON.stringify(outcome)}`);
+}
+
+function idToString(id: unknown): string | undefined {
+  if (id === undefined || id === null) return undefined;
+  if (Buffer.isBuffer(id)) return id.toString('hex');
+  return String(id);
+}
+
+function describe(error: unknown): string | undefined {
+  if (!error || typeof error !== 'object') return undefined;
+  const { condition, description } = error as { condition?: string; description?: string };
+  const text = [condition, description].filter(Boolean).join(': ');
+  return text || undefined;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
