@@ -1,0 +1,275 @@
+// The AMQP adapter layer against a real ActiveMQ Classic broker (test/support/activemq.ts).
+import { randomUUID } from 'node:crypto';
+import { create_container, type Delivery, type EventContext, type Message } from 'rhea';
+import {
+  AmqpConnection,
+  DLQ_AT,
+  DLQ_ATTEMPTS,
+  DLQ_REASON,
+  DLQ_SOURCE_QUEUE,
+  DurableSender,
+  QueueConsumer,
+  type HandlerOutcome,
+  type ReceivedMessage,
+} from '../../src/adapters/amqp';
+import { startBroker, type TestBroker } from '../support/activemq';
+
+jest.setTimeout(60000);
+
+const queueName = (label: string) => `rts.test.${label}.${randomUUID().slice(0, 8)}`;
+
+function connect(broker: TestBroker, extra: Partial<Parameters<typeof AmqpConnection.open>[0]> = {}): AmqpConnection {
+  return AmqpConnection.open({ endpoints: [{ host: broker.host, port: broker.amqpPort }], ...extra });
+}
+
+/** Collects messages from a queue through a QueueConsumer that accepts everything. */
+async function drain(connection: AmqpConnection, queue: string, count: number, timeoutMs = 10000): Promise<ReceivedMessage[]> {
+  const got: ReceivedMessage[] = [];
+  let done!: () => void;
+  const enough = new Promise<void>((r) => (done = r));
+  const consumer = new QueueConsumer(connection, {
+    queue,
+    deadLetterQueue: `${queue}.unused-dlq`,
+    handler: async (m) => {
+      got.push(m);
+      if (got.length >= count) done();
+      return 'accept';
+    },
+  });
+  await consumer.start();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([enough, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+  await consumer.stop();
+  return got;
+}
+
+function until(predicate: () => boolean, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (predicate()) resolve();
+      else if (Date.now() > deadline) reject(new Error('condition not met in time'));
+      else setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
+  let broker: TestBroker;
+  let connection: AmqpConnection;
+  let sender: DurableSender;
+
+  beforeAll(async () => {
+    const t0 = Date.now();
+    broker = await startBroker();
+    // eslint-disable-next-line no-console
+    console.info(`ActiveMQ ready on ${broker.url} in ${Date.now() - t0} ms`);
+    connection = connect(broker);
+    await connection.waitConnected();
+    sender = new DurableSender(connection);
+  });
+
+  afterAll(async () => {
+    await sender?.close();
+    await connection?.close();
+    await broker?.destroy();
+  });
+
+  it('round-trips a durable JSON string body with application properties, failing over past a dead endpoint', async () => {
+    // First endpoint refuses connections: the connection must rotate to the live one.
+    const dead = { host: '127.0.0.1', port: 1 };
+    const failover = AmqpConnection.open({ endpoints: [dead, { host: broker.host, port: broker.amqpPort }], initialReconnectDelayMs: 20 });
+    const connected = new Promise<number>((r) => failover.once('connected', (e) => r(e.endpoint.port)));
+    await failover.waitConnected(10000);
+    expect(await connected).toBe(broker.amqpPort);
+
+    const queue = queueName('roundtrip');
+    const body = JSON.stringify({ kind: 'ExpertProfileChanged', expertId: 'e-1', specialties: ['cardiology'], note: 'æøå ✓' });
+    const ownSender = new DurableSender(failover);
+    await ownSender.send(queue, {
+      body,
+      messageId: 'm-1',
+      correlationId: 'c-1',
+      applicationProperties: { messageId: 'm-1', type: 'ExpertProfileChanged', version: 2, systemId: 'sys-a', correlationId: 'c-1' },
+    });
+
+    const [received] = await drain(failover, queue, 1);
+    expect(received).toBeDefined();
+    expect(typeof received!.body).toBe('string');
+    expect(JSON.parse(received!.body)).toEqual(JSON.parse(body));
+    expect(received!.applicationProperties).toMatchObject({
+      messageId: 'm-1',
+      type: 'ExpertProfileChanged',
+      version: 2,
+      systemId: 'sys-a',
+      correlationId: 'c-1',
+    });
+    expect(received!.correlationId).toBe('c-1');
+    expect(received!.raw.durable).toBe(true);
+    expect(received!.deliveryCount).toBe(0);
+    expect(received!.attempt).toBe(1);
+
+    // Accepted means gone: nothing is left for the next consumer.
+    expect(await drain(failover, queue, 1, 700)).toHaveLength(0);
+    await ownSender.close();
+    await failover.close();
+  });
+
+  it('redelivers a message that was never accepted to a new consumer after the first connection closes', async () => {
+    const queue = queueName('manual-accept');
+    await sender.send(queue, { body: '{"n":1}', applicationProperties: { messageId: 'only-one' } });
+
+    // Consumer 1: takes the message and never settles it, then its connection goes away.
+    const container = create_container({ id: `holder-${randomUUID()}` });
+    const holder = container.connect({ host: broker.host, port: broker.amqpPort, reconnect: false });
+    let held: Message | undefined;
+    let heldDelivery: Delivery | undefined;
+    holder.open_receiver({ source: { address: queue }, autoaccept: false, credit_window: 1 });
+    holder.on('message', (context: EventContext) => {
+      held = context.message;
+      heldDelivery = context.delivery;
+    });
+    await until(() => held !== undefined);
+    expect(heldDelivery?.settled).toBe(false);
+    await new Promise<void>((r) => {
+      holder.once('connection_close', () => r());
+      holder.close();
+    });
+
+    const [again] = await drain(connection, queue, 1);
+    expect(again?.body).toBe('{"n":1}');
+    expect(again?.applicationProperties['messageId']).toBe('only-one');
+    expect(await drain(connection, queue, 1, 500)).toHaveLength(0);
+  });
+
+  it('retries with delivery-count raised by the broker and dead-letters after maxAttempts with reason, source and attempts', async () => {
+    const queue = queueName('retry');
+    const dlq = queueName('dlq');
+    const seenCounts: number[] = [];
+    const consumer = new QueueConsumer(connection, {
+      queue,
+      deadLetterQueue: dlq,
+      maxAttempts: 3,
+      prefetch: 1,
+      now: () => new Date('2030-01-02T03:04:05.000Z'),
+      handler: async (m) => {
+        seenCounts.push(m.deliveryCount);
+        return { retry: 'event store unavailable' };
+      },
+    });
+    await consumer.start();
+    await sender.send(queue, { body: '{"try":"me"}', correlationId: 'corr-9', applicationProperties: { messageId: 'r-1', type: 'T' } });
+
+    const [dead] = await drain(connection, dlq, 1);
+    await consumer.stop();
+    expect(seenCounts).toEqual([0, 1, 2]);
+    expect(dead).toBeDefined();
+    expect(dead!.body).toBe('{"try":"me"}');
+    expect(dead!.correlationId).toBe('corr-9');
+    expect(dead!.raw.durable).toBe(true);
+    expect(dead!.applicationProperties).toMatchObject({
+      messageId: 'r-1',
+      type: 'T',
+      [DLQ_SOURCE_QUEUE]: queue,
+      [DLQ_ATTEMPTS]: 3,
+      [DLQ_AT]: '2030-01-02T03:04:05.000Z',
+    });
+    expect(String(dead!.applicationProperties[DLQ_REASON])).toContain('event store unavailable');
+    // The original is gone from the source queue.
+    expect(await drain(connection, queue, 1, 500)).toHaveLength(0);
+  });
+
+  it('does not let a poison message block the good ones behind it', async () => {
+    const queue = queueName('poison');
+    const dlq = queueName('poison-dlq');
+    const accepted: string[] = [];
+    let poisonCalls = 0;
+    let hangingCalls = 0;
+    const consumer = new QueueConsumer(connection, {
+      queue,
+      deadLetterQueue: dlq,
+      maxAttempts: 3,
+      prefetch: 2,
+      handlerTimeoutMs: 1500,
+      handler: async (m): Promise<HandlerOutcome> => {
+        const { kind, n } = JSON.parse(m.body) as { kind: string; n: number };
+        if (kind === 'throws') {
+          poisonCalls += 1;
+          throw new Error('cannot parse this');
+        }
+        if (kind === 'hangs') {
+          hangingCalls += 1;
+          return new Promise<never>(() => undefined);
+        }
+        if (kind === 'bad-schema') return { deadLetter: 'schema violation: missing systemId' };
+        accepted.push(`good-${n}`);
+        return 'accept';
+      },
+    });
+    await sender.send(queue, { body: JSON.stringify({ kind: 'hangs', n: 0 }) });
+    await sender.send(queue, { body: JSON.stringify({ kind: 'throws', n: 0 }) });
+    await sender.send(queue, { body: JSON.stringify({ kind: 'bad-schema', n: 0 }) });
+    await Promise.all([1, 2, 3, 4, 5, 6].map((n) => sender.send(queue, { body: JSON.stringify({ kind: 'good', n }) })));
+    await consumer.start();
+
+    await until(() => accepted.length === 6, 20000);
+    const dead = await drain(connection, dlq, 3, 20000);
+    await consumer.stop(500);
+
+    expect(accepted.sort()).toEqual(['good-1', 'good-2', 'good-3', 'good-4', 'good-5', 'good-6']);
+    const reasons = Object.fromEntries(dead.map((d) => [JSON.parse(d.body).kind as string, d.applicationProperties]));
+    expect(Object.keys(reasons).sort()).toEqual(['bad-schema', 'hangs', 'throws']);
+    expect(reasons['bad-schema']).toMatchObject({ [DLQ_ATTEMPTS]: 1, [DLQ_REASON]: 'schema violation: missing systemId' });
+    expect(String(reasons['throws']![DLQ_REASON])).toContain('handler threw: cannot parse this');
+    expect(reasons['throws']![DLQ_ATTEMPTS]).toBe(3);
+    expect(String(reasons['hangs']![DLQ_REASON])).toContain('timed out');
+    expect(poisonCalls).toBe(3);
+    expect(hangingCalls).toBe(3);
+  });
+
+  it('keeps accepted durable messages across a graceful stop and a crash, and clients reconnect', async () => {
+    const own = await startBroker();
+    try {
+      const queue = queueName('persist');
+      const conn = connect(own, { initialReconnectDelayMs: 50, maxReconnectDelayMs: 250 });
+      const disconnects: boolean[] = [];
+      conn.on('disconnected', (e) => disconnects.push(e.reconnecting));
+      await conn.waitConnected();
+      const out = new DurableSender(conn);
+      await out.send(queue, { body: '{"n":1}', applicationProperties: { messageId: 'p-1' } });
+      await out.send(queue, { body: '{"n":2}', applicationProperties: { messageId: 'p-2' } });
+
+      await own.stop();
+      await until(() => !conn.isConnected());
+      const restarted = await startBroker({ dataDir: own.dataDir, port: own.amqpPort });
+      await until(() => conn.isConnected());
+      await out.send(queue, { body: '{"n":3}', applicationProperties: { messageId: 'p-3' } });
+
+      // A crash (SIGKILL): accepted messages were fsynced before the broker said `accepted`.
+      await restarted.kill();
+      await until(() => !conn.isConnected());
+      // Sent while the broker is down: queued for lack of credit, sent after the reconnect.
+      const late = out.send(queue, { body: '{"n":4}', applicationProperties: { messageId: 'p-4' } });
+      const again = await startBroker({ dataDir: own.dataDir, port: own.amqpPort });
+      try {
+        await late;
+        const got = await drain(conn, queue, 4);
+        expect(got.map((m) => m.applicationProperties['messageId'])).toEqual(['p-1', 'p-2', 'p-3', 'p-4']);
+        expect(disconnects.every((reconnecting) => reconnecting)).toBe(true);
+        expect(disconnects.length).toBeGreaterThanOrEqual(2);
+      } finally {
+        await out.close();
+        await conn.close();
+        await again.destroy();
+      }
+    } finally {
+      await own.destroy();
+    }
+  });
+});

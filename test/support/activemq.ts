@@ -1,0 +1,232 @@
+// A real ActiveMQ Classic broker for integration tests.
+//
+//   const broker = await startBroker();            // fresh temp data dir, free port
+//   ... amqp://127.0.0.1:${broker.amqpPort} ...
+//   await broker.stop();                           // graceful; data kept
+//   const again = await startBroker({ dataDir: broker.dataDir, port: broker.amqpPort }); // restart on the same store
+//   await again.destroy();                         // stop and delete the data dir
+//
+// The broker config is the one scripts/activemq/broker.sh generates (AMQP on 127.0.0.1 only, KahaDB, no web
+// console, no JMX, no multicast); the JVM is `exec`ed by `broker.sh run`, so the child pid is the JVM's.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { create_container, type EventContext } from 'rhea';
+
+const repoRoot = resolve(__dirname, '..', '..');
+const scripts = join(repoRoot, 'scripts', 'activemq');
+
+export interface StartBrokerOptions {
+  /** Reuse this data dir (e.g. a stopped broker's, to test persistence); default: a fresh temp dir. */
+  dataDir?: string;
+  /** AMQP port on 127.0.0.1; default: a free one. Pass the old port when restarting on the same data dir. */
+  port?: number;
+  /** Give up waiting for readiness after this many ms (default 60000). */
+  startTimeoutMs?: number;
+  /** JVM max heap (default 256m for tests). */
+  heap?: string;
+  brokerName?: string;
+}
+
+export interface TestBroker {
+  amqpPort: number;
+  /** amqp://127.0.0.1:<port> */
+  url: string;
+  host: string;
+  dataDir: string;
+  pid: number;
+  /** Graceful stop (SIGTERM: the broker's shutdown hook closes KahaDB), SIGKILL after 15 s. Data kept. */
+  stop(): Promise<void>;
+  /** SIGKILL: a crash. Data kept. */
+  kill(): Promise<void>;
+  /** stop(), then delete the data dir (only if it was created by startBroker). */
+  destroy(): Promise<void>;
+  /** The broker's console output so far (for failure messages). */
+  log(): string;
+}
+
+let provisioned: Promise<string> | undefined;
+
+/** Provisions the ActiveMQ distribution once per process; resolves to its home. */
+export function provisionActiveMq(): Promise<string> {
+  provisioned ??= new Promise<string>((resolveHome, reject) => {
+    execFile(join(scripts, 'provision.sh'), { cwd: repoRoot, timeout: 10 * 60 * 1000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`provision.sh failed: ${error.message}\n${stderr}`));
+      else resolveHome(stdout.trim().split('\n').pop()!);
+    });
+  });
+  return provisioned;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Never leave JVMs behind when the test process exits without stopping them.
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+export async function startBroker(options: StartBrokerOptions = {}): Promise<TestBroker> {
+  const home = await provisionActiveMq();
+  installExitHook();
+  const createdDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rts-activemq-'));
+  const attempts = options.port === undefined ? 3 : 1;
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    const port = options.port ?? (await freePort());
+    try {
+      return await launch({ ...options, home, dataDir, port, createdDir });
+    } catch (error) {
+      lastError = error;
+      if (!String(error).includes('Address already in use')) break;
+    }
+  }
+  if (createdDir) rmSync(dataDir, { recursive: true, force: true });
+  throw lastError;
+}
+
+async function launch(o: StartBrokerOptions & { home: string; dataDir: string; port: number; createdDir: boolean }): Promise<TestBroker> {
+  const host = '127.0.0.1';
+  if (await portOpen(host, o.port, 200)) throw new Error(`port ${o.port} is already in use`);
+  const logFile = join(o.dataDir, `broker-${Date.now()}.out`);
+  const out = openSync(logFile, 'a');
+  const child = spawn(join(scripts, 'broker.sh'), ['run'], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      RTS_ACTIVEMQ_HOME: o.home,
+      RTS_BROKER_DATA: o.dataDir,
+      RTS_BROKER_PORT: String(o.port),
+      RTS_BROKER_HEAP: o.heap ?? '256m',
+      RTS_BROKER_NAME: o.brokerName ?? 'rts-test',
+    },
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  live.add(child);
+  const exited = new Promise<number | null>((resolveExit) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolveExit(code ?? (signal ? -1 : null));
+    });
+  });
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+  const log = () => {
+    try {
+      return readFileSync(logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+
+  const signal = async (sig: NodeJS.Signals, graceMs: number): Promise<void> => {
+    if (hasExited) return;
+    child.kill(sig);
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+    if ((await Promise.race([exited, timer])) === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+
+  const broker: TestBroker = {
+    amqpPort: o.port,
+    url: `amqp://${host}:${o.port}`,
+    host,
+    dataDir: o.dataDir,
+    pid: child.pid ?? -1,
+    stop: () => signal('SIGTERM', 15000),
+    kill: () => signal('SIGKILL', 5000),
+    destroy: async () => {
+      await signal('SIGTERM', 15000);
+      if (o.createdDir) rmSync(o.dataDir, { recursive: true, force: true });
+    },
+    log,
+  };
+
+  const deadline = Date.now() + (o.startTimeoutMs ?? 60000);
+  try {
+    while (!(await portOpen(host, o.port, 500))) {
+      if (hasExited) throw new Error(`ActiveMQ exited during startup:\n${tail(log())}`);
+      if (Date.now() > deadline) throw new Error(`ActiveMQ not listening on ${host}:${o.port} in time:\n${tail(log())}`);
+      await sleep(50);
+    }
+    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()));
+  } catch (error) {
+    await broker.kill();
+    throw error;
+  }
+  return broker;
+}
+
+/** Opens and closes one AMQP connection (no SASL), proving the broker serves AMQP, not just a socket. */
+function amqpHandshake(host: string, port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolveOpen, reject) => {
+    const container = create_container({ id: `rts-test-probe-${process.pid}` });
+    const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0 });
+    const timer = setTimeout(() => {
+      connection.close();
+      reject(new Error(`AMQP handshake with ${host}:${port} timed out`));
+    }, timeoutMs);
+    connection.on('connection_open', () => {
+      clearTimeout(timer);
+      connection.close();
+    });
+    connection.on('connection_close', () => resolveOpen());
+    connection.on('connection_error', (context: EventContext) => {
+      clearTimeout(timer);
+      reject(new Error(`AMQP handshake failed: ${String(context.error ?? connection.error)}`));
+    });
+    connection.on('disconnected', (context: EventContext) => {
+      clearTimeout(timer);
+      if (!connection.is_closed()) reject(new Error(`AMQP handshake disconnected: ${String(context.error)}`));
+      else resolveOpen();
+    });
+    connection.on('error', (error: unknown) => {
+      clearTimeout(timer);
+      reject(error instanceof Error ? error : new Error(String(error)));
+    });
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function portOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolveOpen) => {
+    const socket = createConnection({ host, port });
+    const done = (open: boolean) => {
+      socket.removeAllListeners();
+      socket.destroy();
+      resolveOpen(open);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function tail(text: string, lines = 40): string {
+  return text.split('\n').slice(-lines).join('\n');
+}
