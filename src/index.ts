@@ -1,0 +1,16 @@
+/**
+ * telemed-rts as a library. See README "Embedding the core".
+ */
+export { openTeleMed, type EmbeddedTeleMed, type OpenOptions } from './bootstrap/library';
+export { startHub, type RunningHub } from './bootstrap/main';
+export { loadConfig, ConfigError, type Config } from './bootstrap/config';
+export type { TeleMed, StoredObservation } from './application/telemed';
+export { TeleMedService, buildDocument } from './application/telemed';
+export { XdsBackend, type RetrievedDocument, type SubmitResult } from './application/xds-backend';
+export type { EventStore, RecordedEvent, NewEvent, ExpectedVersion } from './application/ports/event-store';
+export { ExpectedVersionConflictError } from './application/ports/event-store';
+export { createTeleObservation, type TeleObservation, type Quantity } from './domain/monitoring/tele-observation';
+export { parseCpr, isCpr, type Cpr } from './domain/monitoring/cpr';
+export { timeInterval, lastDays, type TimeInterval } from './domain/monitoring/time-interval';
+export { parseHl7Observation, HL7Builder, MetadataBuilder, Director, type DocumentMetadata } from './domain/documents/hl7';
+export { RtsError, ValidationError, NotFoundError, ConflictError } from './domain/shared/errors';
