@@ -47,7 +47,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // A caller's X-Request-Id is kept when it is a plain token, so one id follows a request across systems.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) ? given : randomUUID();
+      // Not when it looks like a CPR number: the id is written into every log line of the request.
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !/\d{6}-?\d{4}/.test(given) ? given : randomUUID();
     },
     requestIdLogLabel: 'requestId',
     disableRequestLogging: true,
@@ -68,6 +69,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   });
 
   app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // fastify parses text/plain by default; this API takes JSON (and XML for corrections) only: anything else is a 415.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((error, request, reply) => {
     const p = toProblem(error, request.url.replace(CPR_LIKE, '[redacted]'));
@@ -99,6 +102,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   });
 
   app.post('/observations', async (request, reply) => {
+    if (typeof request.body === 'string') return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
     const body = parseInput(ObservationBody, request.body, 'body');
     const now = deps.clock.now();
     const observation = createTeleObservation({ ...body, measuredAt: body.measuredAt ?? now }, now);
@@ -135,8 +139,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const { uniqueId } = parseInput(DocumentParams, request.params, 'path');
     const { entry, content } = await deps.xds.retrieveDocument(uniqueId);
     reply.header('content-type', 'application/xml; charset=utf-8').header('x-document-status', entry.status).header('etag', `"${entry.hash}"`);
-    if (entry.replacedBy) reply.header('link', `</documents/${entry.replacedBy}>; rel="successor-version"`);
-    if (entry.replaces) reply.header('link', `</documents/${entry.replaces}>; rel="predecessor-version"`);
+    // One Link header: a document in the middle of a correction chain has both a successor and a predecessor.
+    const links = [entry.replacedBy && `</documents/${entry.replacedBy}>; rel="successor-version"`, entry.replaces && `</documents/${entry.replaces}>; rel="predecessor-version"`];
+    const link = links.filter(Boolean).join(', ');
+    if (link) reply.header('link', link);
     return reply.send(content);
   });
 
