@@ -1,0 +1,397 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { FastifyInstance, InjectOptions as FastifyInjectOptions, LightMyRequestResponse } from 'fastify';
+import { DateTime } from 'luxon';
+import pino from 'pino';
+import { buildHttpServer } from '../../src/adapters/http/server';
+import type { Clock } from '../../src/application/ports/clock';
+import type { EventStore } from '../../src/application/ports/event-store';
+import type { Projector } from '../../src/application/projector';
+import type { TeleMedService } from '../../src/application/telemed';
+import type { XdsBackend } from '../../src/application/xds-backend';
+import { ConfigError, loadConfig } from '../../src/bootstrap/config';
+import { TOKENS, buildContainer } from '../../src/bootstrap/container';
+import { Director, HL7Builder, parseHl7Observation } from '../../src/domain/documents/hl7';
+import type { Cpr } from '../../src/domain/monitoring/cpr';
+import { toIsoSeconds } from '../../src/domain/monitoring/tele-observation';
+
+// fastify's inject (light-my-request) requires `cookie`, which ships as ESM only. Node itself can require it,
+// jest's module registry cannot: hand jest the module as Node loads it.
+// (process.getBuiltinModule gives Node's own `module`, not jest's wrapper that would route back to this mock.)
+jest.mock('cookie', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('cookie') as unknown;
+});
+
+/** Every CPR number this file sends, valid or not: none of them may ever reach the log. */
+const PATIENT = '251248-1234';
+const PATIENT_2 = '010203-4321';
+const UNKNOWN_PATIENT = '150560-2123';
+const BAD_DATE_CPR = '320148-1234';
+const CPRS = [PATIENT, PATIENT_2, UNKNOWN_PATIENT, BAD_DATE_CPR];
+
+const logLines: string[] = [];
+const logger = pino(
+  { level: 'trace' },
+  new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logLines.push(chunk.toString('utf8'));
+      done();
+    },
+  }),
+);
+
+let dataDir: string;
+let app: FastifyInstance;
+let store: EventStore;
+let projector: Projector;
+const responses: LightMyRequestResponse[] = [];
+
+const iso = (dt: DateTime) => toIsoSeconds(dt);
+const hoursAgo = (h: number) => DateTime.utc().startOf('second').minus({ hours: h });
+
+type InjectOptions = { method: 'GET' | 'POST' | 'PUT' | 'DELETE'; url: string; payload?: string | object; headers?: Record<string, string> };
+const call = async (options: InjectOptions): Promise<LightMyRequestResponse> => {
+  const response = await app.inject(options as FastifyInjectOptions);
+  responses.push(response);
+  return response;
+};
+const post = (url: string, payload: object) => call({ method: 'POST', url, payload });
+const get = (url: string) => call({ method: 'GET', url });
+
+const hl7Of = (patientId: string, systolic: number, diastolic: number, measuredAt: string): string => {
+  const builder = new HL7Builder();
+  Director.construct({ patientId: patientId as Cpr, systolic: { value: systolic, unit: 'mmHg' }, diastolic: { value: diastolic, unit: 'mmHg' }, measuredAt }, builder);
+  return builder.getResult();
+};
+
+/** A problem+json answer with its stable type and code. */
+const expectProblem = (response: LightMyRequestResponse, status: number, code: string) => {
+  expect({ status: response.statusCode, contentType: response.headers['content-type'] }).toEqual({ status, contentType: expect.stringMatching(/^application\/problem\+json/) });
+  const body = response.json();
+  expect(body).toMatchObject({ type: `/problems/${code}`, code, status, title: expect.any(String), detail: expect.any(String) });
+  return body as { detail: string; errors?: { path: string; message: string }[]; instance?: string };
+};
+
+beforeAll(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'telemed-http-'));
+  const config = loadConfig({ RTS_DATA_DIR: dataDir, RTS_LOG_LEVEL: 'trace', RTS_PSEUDONYM_SECRET: 'ab'.repeat(32) });
+  const container = buildContainer(config, logger);
+  store = container.get<EventStore>(TOKENS.EventStore);
+  projector = container.get<Projector>(TOKENS.Projector);
+  // buildHttpServer returns the fastify instance, or (newer) { app, close }: take the instance either way.
+  const built: unknown = buildHttpServer({
+    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
+    xds: container.get<XdsBackend>(TOKENS.Xds),
+    clock: container.get<Clock>(TOKENS.Clock),
+    logger,
+    bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
+    health: async () => ({ head: String(await store.headPosition()) }),
+  });
+  app = (typeof (built as FastifyInstance).inject === 'function' ? built : (built as { app: FastifyInstance }).app) as FastifyInstance;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await projector?.stop();
+  await store?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('HTTP API over the real container (SQLite in a temp dir)', () => {
+  const measuredAt = iso(hoursAgo(2));
+  let uniqueId = '';
+
+  describe('upload and query', () => {
+    it('POST /observations: 201 with Location naming the document', async () => {
+      const response = await post('/observations', { observationId: 'meter-1:0001', patientId: PATIENT, systolic: 126, diastolic: { value: 70, unit: 'mm(Hg)' }, measuredAt });
+      expect(response.statusCode).toBe(201);
+      const body = response.json();
+      expect(body).toEqual({ uniqueId: expect.stringMatching(/^2\.25\.\d+$/), observationId: 'meter-1:0001', measuredAt, document: `/documents/${body.uniqueId}` });
+      expect(response.headers['location']).toBe(`/documents/${body.uniqueId}`);
+      uniqueId = body.uniqueId;
+    });
+
+    it('the same upload again: 200 with the same uniqueId', async () => {
+      const response = await post('/observations', { observationId: 'meter-1:0001', patientId: PATIENT, systolic: 126, diastolic: { value: 70, unit: 'mm(Hg)' }, measuredAt });
+      expect(response.statusCode).toBe(200);
+      expect(response.json().uniqueId).toBe(uniqueId);
+      expect(response.headers['location']).toBe(`/documents/${uniqueId}`);
+    });
+
+    it('the same observationId with another reading: 409 observation_id_reused', async () => {
+      expectProblem(await post('/observations', { observationId: 'meter-1:0001', patientId: PATIENT, systolic: 150, diastolic: 70, measuredAt }), 409, 'observation_id_reused');
+    });
+
+    it('GET /patients/{id}/observations with from and to returns the reading', async () => {
+      const from = encodeURIComponent(iso(hoursAgo(3)));
+      const to = encodeURIComponent(iso(hoursAgo(1)));
+      const response = await get(`/patients/${PATIENT}/observations?from=${from}&to=${to}`);
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toMatchObject({
+        bounds: '[from,to)',
+        count: 1,
+        observations: [{ uniqueId, measuredAt, systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' } }],
+      });
+    });
+
+    it('without from and to: the last 7 days up to now', async () => {
+      const response = await get(`/patients/${PATIENT}/observations`);
+      expect(response.statusCode).toBe(200);
+      expect(response.json().observations.map((o: { uniqueId: string }) => o.uniqueId)).toEqual([uniqueId]);
+    });
+
+    it('bounds over HTTP: a reading at from is in, a reading at to is out', async () => {
+      const at = encodeURIComponent(measuredAt);
+      const inAtFrom = await get(`/patients/${PATIENT}/observations?from=${at}&to=${encodeURIComponent(iso(hoursAgo(1)))}`);
+      expect(inAtFrom.json().count).toBe(1);
+      const outAtTo = await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(iso(hoursAgo(3)))}&to=${at}`);
+      expect(outAtTo.statusCode).toBe(200);
+      expect(outAtTo.json().count).toBe(0);
+    });
+
+    it('GET /documents/{id}: the HL7 document as application/xml, which parses back to the reading', async () => {
+      const response = await get(`/documents/${uniqueId}`);
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-type']).toMatch(/^application\/xml/);
+      expect(response.headers['x-document-status']).toBe('Approved');
+      expect(parseHl7Observation(response.body)).toEqual({ patientId: PATIENT, systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt });
+    });
+  });
+
+  describe('corrections', () => {
+    let corrected = '';
+
+    it('JSON body: 201, the old reading leaves the queries, the old document says Deprecated and links its successor', async () => {
+      const response = await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-1', systolic: 128, diastolic: 72, measuredAt });
+      expect(response.statusCode).toBe(201);
+      corrected = response.json().uniqueId;
+      expect(response.json()).toEqual({ uniqueId: corrected, replaces: uniqueId, document: `/documents/${corrected}` });
+      expect(response.headers['location']).toBe(`/documents/${corrected}`);
+
+      const list = (await get(`/patients/${PATIENT}/observations`)).json();
+      expect(list.observations.map((o: { uniqueId: string; systolic: { value: number } }) => [o.uniqueId, o.systolic.value])).toEqual([[corrected, 128]]);
+
+      const old = await get(`/documents/${uniqueId}`);
+      expect(old.statusCode).toBe(200);
+      expect(old.headers['x-document-status']).toBe('Deprecated');
+      expect(String(old.headers['link'])).toContain(`</documents/${corrected}>; rel="successor-version"`);
+    });
+
+    it('the same correctionId again: 200, the same replacement', async () => {
+      const response = await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-1', systolic: 128, diastolic: 72, measuredAt });
+      expect(response.statusCode).toBe(200);
+      expect(response.json().uniqueId).toBe(corrected);
+    });
+
+    it('another correction of the deprecated document: 409 document_deprecated', async () => {
+      expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-2', systolic: 130, diastolic: 72, measuredAt }), 409, 'document_deprecated');
+    });
+
+    it('application/xml body (a whole HL7 document): 201, and the chain keeps both links', async () => {
+      const response = await call({
+        method: 'POST',
+        url: `/documents/${corrected}/corrections`,
+        payload: hl7Of(PATIENT, 131, 74, measuredAt),
+        headers: { 'content-type': 'application/xml' },
+      });
+      expect(response.statusCode).toBe(201);
+      const newest = response.json().uniqueId;
+      const list = (await get(`/patients/${PATIENT}/observations`)).json();
+      expect(list.observations.map((o: { uniqueId: string; systolic: { value: number } }) => [o.uniqueId, o.systolic.value])).toEqual([[newest, 131]]);
+
+      const middle = await get(`/documents/${corrected}`);
+      expect(middle.headers['x-document-status']).toBe('Deprecated');
+      const link = String(middle.headers['link']);
+      expect(link).toContain(`</documents/${newest}>; rel="successor-version"`);
+      expect(link).toContain(`</documents/${uniqueId}>; rel="predecessor-version"`);
+    });
+
+    it('an HL7 correction naming another patient: 422 correction_patient_mismatch', async () => {
+      const current = (await get(`/patients/${PATIENT}/observations`)).json().observations[0].uniqueId;
+      const response = await call({ method: 'POST', url: `/documents/${current}/corrections`, payload: hl7Of(PATIENT_2, 131, 74, measuredAt), headers: { 'content-type': 'application/xml' } });
+      expectProblem(response, 422, 'correction_patient_mismatch');
+    });
+
+    it('a correction of an unknown document: 404 document_not_found', async () => {
+      expectProblem(await post('/documents/2.25.1/corrections', { systolic: 128, diastolic: 72, measuredAt }), 404, 'document_not_found');
+    });
+  });
+
+  describe('problems: application/problem+json with a stable type and code', () => {
+    it('malformed JSON: 400 malformed_json, the detail does not echo the body', async () => {
+      const payload = `{"patientId": "${PATIENT}", "systolic": 12`;
+      const response = await call({ method: 'POST', url: '/observations', payload, headers: { 'content-type': 'application/json' } });
+      const body = expectProblem(response, 400, 'malformed_json');
+      expect(body.detail).not.toContain('patientId');
+      expect(response.body).not.toContain(PATIENT);
+    });
+
+    it('an empty JSON body: 400 malformed_json', async () => {
+      expectProblem(await call({ method: 'POST', url: '/observations', payload: '', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+    });
+
+    it('wrong types: 400 invalid_request listing the paths', async () => {
+      const body = expectProblem(await post('/observations', { patientId: PATIENT, systolic: 'high', diastolic: 70, measuredAt: 'yesterday' }), 400, 'invalid_request');
+      expect(body.errors?.map((e) => e.path).sort()).toEqual(['body.measuredAt', 'body.systolic']);
+    });
+
+    it('an unknown extra field: 400 invalid_request', async () => {
+      const body = expectProblem(await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt, heartRate: 60 }), 400, 'invalid_request');
+      expect(JSON.stringify(body.errors)).toContain('heartRate');
+    });
+
+    it('implausible values: 422 implausible_observation', async () => {
+      expectProblem(await post('/observations', { patientId: PATIENT, systolic: 400, diastolic: 70, measuredAt }), 422, 'implausible_observation');
+      expectProblem(await post('/observations', { patientId: PATIENT, systolic: 70, diastolic: 90, measuredAt }), 422, 'implausible_observation');
+    });
+
+    it('a unit other than mmHg: 422 invalid_observation', async () => {
+      expectProblem(await post('/observations', { patientId: PATIENT, systolic: { value: 16, unit: 'kPa' }, diastolic: 70, measuredAt }), 422, 'invalid_observation');
+    });
+
+    it('a bad CPR number: 422 invalid_patient_id, in a body or in a path, without echoing it', async () => {
+      const upload = await post('/observations', { patientId: BAD_DATE_CPR, systolic: 126, diastolic: 70, measuredAt });
+      expectProblem(upload, 422, 'invalid_patient_id');
+      expect(upload.body).not.toContain(BAD_DATE_CPR);
+      const query = await get(`/patients/${BAD_DATE_CPR}/observations`);
+      expectProblem(query, 422, 'invalid_patient_id');
+      expect(query.body).not.toContain(BAD_DATE_CPR);
+    });
+
+    it('a measurement time in the future: 422', async () => {
+      const body = expectProblem(await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt: iso(hoursAgo(-1)) }), 422, 'implausible_observation');
+      expect(body.errors?.map((e) => e.path)).toEqual(['measuredAt']);
+    });
+
+    it('an interval wider than 366 days: 422 interval_too_wide', async () => {
+      expectProblem(await get(`/patients/${PATIENT}/observations?from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'interval_too_wide');
+    });
+
+    it('to before from: 422 invalid_interval', async () => {
+      expectProblem(await get(`/patients/${PATIENT}/observations?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'invalid_interval');
+    });
+
+    it('an unknown query parameter: 400 invalid_request', async () => {
+      expectProblem(await get(`/patients/${PATIENT}/observations?since=2024-01-01T00:00:00Z`), 400, 'invalid_request');
+    });
+
+    it('an unknown patient: 404 unknown_patient', async () => {
+      expectProblem(await get(`/patients/${UNKNOWN_PATIENT}/observations`), 404, 'unknown_patient');
+    });
+
+    it('an unknown document: 404 document_not_found', async () => {
+      expectProblem(await get('/documents/2.25.12345678901234567890'), 404, 'document_not_found');
+    });
+
+    it('a document id that is not an OID: 400 invalid_request', async () => {
+      expectProblem(await get('/documents/not-an-oid'), 400, 'invalid_request');
+      expectProblem(await get('/documents/2.25.01'), 400, 'invalid_request');
+    });
+
+    it('a body of 20 KB: 413 body_too_large', async () => {
+      const response = await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt, padding: 'x'.repeat(20 * 1024) });
+      expectProblem(response, 413, 'body_too_large');
+    });
+
+    it('an unsupported media type: 415 unsupported_media_type', async () => {
+      const response = await call({ method: 'POST', url: '/observations', payload: `patientId=${PATIENT}`, headers: { 'content-type': 'text/plain' } });
+      expectProblem(response, 415, 'unsupported_media_type');
+      const xml = await call({ method: 'POST', url: '/observations', payload: hl7Of(PATIENT, 126, 70, measuredAt), headers: { 'content-type': 'application/xml' } });
+      expectProblem(xml, 415, 'unsupported_media_type');
+      const form = await call({ method: 'POST', url: `/documents/${uniqueId}/corrections`, payload: 'systolic=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      expectProblem(form, 415, 'unsupported_media_type');
+    });
+
+    it('an unknown route: 404 not_found', async () => {
+      expectProblem(await get('/nowhere'), 404, 'not_found');
+      expectProblem(await call({ method: 'DELETE', url: `/documents/${uniqueId}` }), 404, 'not_found');
+    });
+
+    it('every problem type answered here resolves under /problems/{code}', async () => {
+      const types = new Set(responses.filter((r) => String(r.headers['content-type']).startsWith('application/problem+json')).map((r) => r.json().type as string));
+      expect(types.size).toBeGreaterThanOrEqual(12);
+      for (const type of types) {
+        const response = await get(type);
+        expect(response.statusCode).toBe(200);
+        expect(response.json()).toMatchObject({ type, status: expect.any(Number), title: expect.any(String) });
+      }
+      expectProblem(await get('/problems/no_such_problem'), 404, 'not_found');
+    });
+
+    it('no response body ever carries a stack trace', () => {
+      expect(responses.length).toBeGreaterThan(20);
+      for (const response of responses) {
+        expect(response.body).not.toMatch(/"stack"/);
+        expect(response.body).not.toMatch(/\bat \//);
+        expect(response.body).not.toMatch(/node_modules|\.ts:\d+/);
+      }
+    });
+  });
+
+  describe('service documents and headers', () => {
+    it('GET /openapi.json is OpenAPI 3.1 with the five API paths', async () => {
+      const response = await get('/openapi.json');
+      expect(response.statusCode).toBe(200);
+      const doc = response.json();
+      expect(doc.openapi).toMatch(/^3\.1\./);
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining(['/observations', '/patients/{patientId}/observations', '/documents/{uniqueId}', '/documents/{uniqueId}/corrections', '/health']),
+      );
+      expect(doc.paths['/observations'].post.requestBody.content['application/json'].schema).toMatchObject({ type: 'object' });
+    });
+
+    it('GET /health answers ok', async () => {
+      const response = await get('/health');
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toMatchObject({ status: 'ok' });
+    });
+
+    it('x-request-id: a generated one is echoed, a caller’s own plain token is kept', async () => {
+      const generated = await get('/health');
+      expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      const own = await call({ method: 'GET', url: '/health', headers: { 'x-request-id': 'caller-42.a' } });
+      expect(own.headers['x-request-id']).toBe('caller-42.a');
+      const problem = await call({ method: 'GET', url: '/nowhere', headers: { 'x-request-id': 'caller-43' } });
+      expect(problem.headers['x-request-id']).toBe('caller-43');
+      const unsafe = await call({ method: 'GET', url: '/health', headers: { 'x-request-id': 'has spaces and <html>' } });
+      expect(unsafe.headers['x-request-id']).not.toBe('has spaces and <html>');
+    });
+
+    it('a caller’s x-request-id holding a CPR number is not kept (it would be logged with every line)', async () => {
+      const response = await call({ method: 'GET', url: '/health', headers: { 'x-request-id': PATIENT_2 } });
+      expect(response.headers['x-request-id']).not.toContain(PATIENT_2);
+    });
+  });
+
+  it('after all of the above, the log holds no CPR number, with or without its hyphen', () => {
+    const log = logLines.join('');
+    expect(logLines.length).toBeGreaterThan(20);
+    expect(log).toContain('"route":"/patients/:patientId/observations"');
+    for (const cpr of CPRS) {
+      expect(log).not.toContain(cpr);
+      expect(log).not.toContain(cpr.replace('-', ''));
+    }
+  });
+});
+
+describe('loadConfig', () => {
+  it('a bad RTS_HTTP_PORT throws a ConfigError naming it, without echoing the value', () => {
+    let error: unknown;
+    try {
+      loadConfig({ RTS_HTTP_PORT: 'eighty-eighty' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toContain('RTS_HTTP_PORT');
+    expect((error as ConfigError).message).not.toContain('eighty-eighty');
+    expect(() => loadConfig({ RTS_HTTP_PORT: '70000' })).toThrow(/RTS_HTTP_PORT/);
+  });
+
+  it('defaults need nothing, and only RTS_* variables are read', () => {
+    expect(loadConfig({ PATH: '/bin', HTTP_PORT: 'x' })).toMatchObject({ RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: 8080, RTS_EVENT_STORE: 'sqlite' });
+  });
+});
