@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Pool } from 'pg';
+import { SCHEMA_MIGRATIONS } from './schema-migrations';
 import { quoteIdent } from './sql';
 
 /**
- * Schema migrations for the PostgreSQL event store, kept as plain .sql files next to this module
- * (migrations/NNN_name.sql), applied in file-name order, each recorded in `schema_migrations` of the store's
+ * Schema migrations for the PostgreSQL event store, kept in the repo as TypeScript strings (schema-migrations.ts,
+ * so the tsc build carries them into dist/), applied in order, each recorded in `schema_migrations` of the store's
  * schema with a checksum.
  *
  * Two processes starting together must not race (both seeing migration 001 missing and both running it), so the
@@ -20,25 +21,20 @@ export const MIGRATION_LOCK_CLASS = 0x52545301; // 'RTS' 01
 
 export type Migration = Readonly<{ name: string; sql: string; checksum: string }>;
 
-/**
- * Where the .sql files are. Under ts-jest/ts-node they sit next to this module; in the tsc build (dist/) they are
- * not copied, so fall back to the source tree from the package root.
- */
-export function defaultMigrationsDir(): string {
-  const beside = path.join(__dirname, 'migrations');
-  if (existsSync(beside)) return beside;
-  const fromPackageRoot = path.resolve(__dirname, '..', '..', '..', '..', 'src', 'adapters', 'event-store', 'postgres', 'migrations');
-  if (existsSync(fromPackageRoot)) return fromPackageRoot;
-  throw new Error(`PostgreSQL event store migrations not found (looked in ${beside} and ${fromPackageRoot})`);
-}
+const checksumOf = (sql: string): string => createHash('sha256').update(sql).digest('hex');
 
-export function loadMigrations(dir: string = defaultMigrationsDir()): Migration[] {
+/**
+ * The store's migrations: the embedded list by default; from a directory of NNN_name.sql files (applied in
+ * file-name order) when `dir` is given, e.g. for a deployment that keeps extra migrations beside the program.
+ */
+export function loadMigrations(dir?: string): Migration[] {
+  if (dir === undefined) return SCHEMA_MIGRATIONS.map(({ name, sql }) => ({ name, sql, checksum: checksumOf(sql) }));
   return readdirSync(dir)
     .filter((file) => /^\d+_[\w-]+\.sql$/.test(file))
     .sort()
     .map((file) => {
       const sql = readFileSync(path.join(dir, file), 'utf8');
-      return { name: file.replace(/\.sql$/, ''), sql, checksum: createHash('sha256').update(sql).digest('hex') };
+      return { name: file.replace(/\.sql$/, ''), sql, checksum: checksumOf(sql) };
     });
 }
 

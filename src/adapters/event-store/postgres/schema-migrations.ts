@@ -1,0 +1,34 @@
+/**
+ * The PostgreSQL event store's migrations, in order, as TypeScript strings so the built program (dist/) carries
+ * them: tsc copies no .sql files, and a hub started from dist/ must not depend on the source tree being present.
+ *
+ * Rules: never edit an applied migration (its checksum is recorded; migrate() refuses a changed one), add the
+ * next one at the end instead. Each runs with search_path set to the store's schema, so names are unqualified.
+ */
+export const SCHEMA_MIGRATIONS: ReadonlyArray<Readonly<{ name: string; sql: string }>> = [
+  {
+    name: '001_events',
+    sql: `
+-- The event log. Runs with search_path set to the store's schema (see migrate.ts), so names are unqualified.
+--
+-- global_position: bigserial, but appends assign it under a transaction-scoped advisory lock held until commit,
+--   so positions are handed out in commit order (see postgres-event-store.ts for why). Rolled-back appends leave
+--   gaps; readers skip them, nothing can ever fill them later.
+-- (stream_name, stream_version): optimistic concurrency backstop; the append reads the head under the same lock.
+-- event_id: unique across the store. An id belongs to one event; reusing it anywhere else is a caller bug that
+--   the append reports as IdempotencyViolationError. Kept as text so ids round-trip exactly as given.
+CREATE TABLE IF NOT EXISTS events (
+  global_position bigserial   PRIMARY KEY,
+  stream_name     text        NOT NULL,
+  stream_version  bigint      NOT NULL CHECK (stream_version >= 0),
+  event_id        text        NOT NULL,
+  event_type      text        NOT NULL,
+  data            jsonb       NOT NULL,
+  metadata        jsonb       NOT NULL DEFAULT '{}'::jsonb,
+  recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT events_stream_version_key UNIQUE (stream_name, stream_version),
+  CONSTRAINT events_event_id_key UNIQUE (event_id)
+);
+`.slice(1),
+  },
+];
