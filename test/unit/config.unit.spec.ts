@@ -1,0 +1,105 @@
+import { ConfigError, loadConfig } from '../../src/bootstrap/config';
+
+/** loadConfig: defaults need nothing; every bad or missing setting stops the start naming the variable. */
+const problemsOf = (env: Record<string, string>): readonly string[] => {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('loadConfig', () => {
+  it('needs nothing: the embedded SQLite profile on 127.0.0.1:8080', () => {
+    expect(loadConfig({})).toEqual({
+      RTS_HTTP_HOST: '127.0.0.1',
+      RTS_HTTP_PORT: 8080,
+      RTS_DATA_DIR: './data',
+      RTS_EVENT_STORE: 'sqlite',
+      RTS_POSTGRES_SCHEMA: 'public',
+      RTS_LOG_LEVEL: 'info',
+      RTS_REPOSITORY_UNIQUE_ID: '2.25.151837495613302811512427370916935098473',
+      RTS_BODY_LIMIT_BYTES: 16 * 1024,
+      RTS_SHUTDOWN_GRACE_MS: 10_000,
+    });
+  });
+
+  it('reads only RTS_* variables and treats empty values as unset', () => {
+    const config = loadConfig({ PATH: '/bin', HOME: '/root', RTS_HTTP_PORT: '', RTS_DATA_DIR: '/var/lib/rts' });
+    expect(config.RTS_HTTP_PORT).toBe(8080);
+    expect(config.RTS_DATA_DIR).toBe('/var/lib/rts');
+    expect(Object.keys(config).every((k) => k.startsWith('RTS_'))).toBe(true);
+  });
+
+  it('selects PostgreSQL with its URL and schema', () => {
+    const config = loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://rts:pw@db:5432/rts', RTS_POSTGRES_SCHEMA: 'hub_1' });
+    expect(config).toMatchObject({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://rts:pw@db:5432/rts', RTS_POSTGRES_SCHEMA: 'hub_1' });
+    expect(loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgresql://db/rts' }).RTS_POSTGRES_SCHEMA).toBe('public');
+  });
+
+  it('selects EventStoreDB with its connection string, optionally with a PostgreSQL registry', () => {
+    const esdb = 'esdb://admin:changeit@localhost:2113?tls=false';
+    expect(loadConfig({ RTS_EVENT_STORE: 'eventstoredb', RTS_EVENTSTORE_CONNECTION_STRING: esdb })).toMatchObject({
+      RTS_EVENT_STORE: 'eventstoredb',
+      RTS_EVENTSTORE_CONNECTION_STRING: esdb,
+    });
+    expect(loadConfig({ RTS_EVENT_STORE: 'eventstoredb', RTS_EVENTSTORE_CONNECTION_STRING: 'esdb+discover://a,b,c', RTS_POSTGRES_URL: 'postgres://db/x' })).toMatchObject({
+      RTS_POSTGRES_URL: 'postgres://db/x',
+    });
+  });
+
+  it('names the missing connection setting of the chosen store', () => {
+    expect(problemsOf({ RTS_EVENT_STORE: 'postgres' })).toEqual(['RTS_POSTGRES_URL: required when RTS_EVENT_STORE=postgres']);
+    expect(problemsOf({ RTS_EVENT_STORE: 'eventstoredb' })).toEqual(['RTS_EVENTSTORE_CONNECTION_STRING: required when RTS_EVENT_STORE=eventstoredb']);
+    // The other store's settings do not count.
+    expect(problemsOf({ RTS_EVENT_STORE: 'postgres', RTS_EVENTSTORE_CONNECTION_STRING: 'esdb://x:2113' })).toEqual([
+      'RTS_POSTGRES_URL: required when RTS_EVENT_STORE=postgres',
+    ]);
+    expect(problemsOf({ RTS_EVENT_STORE: 'eventstoredb', RTS_POSTGRES_URL: 'postgres://db/x' })).toEqual([
+      'RTS_EVENTSTORE_CONNECTION_STRING: required when RTS_EVENT_STORE=eventstoredb',
+    ]);
+  });
+
+  it('reports a missing connection setting together with other bad settings', () => {
+    const problems = problemsOf({ RTS_EVENT_STORE: 'postgres', RTS_HTTP_PORT: 'eighty' });
+    expect(problems).toHaveLength(2);
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^RTS_HTTP_PORT: /), 'RTS_POSTGRES_URL: required when RTS_EVENT_STORE=postgres']));
+  });
+
+  it.each([
+    ['RTS_EVENT_STORE', 'mysql', /one of sqlite, postgres, eventstoredb/],
+    ['RTS_POSTGRES_URL', 'mysql://db/x', /postgres:\/\//],
+    ['RTS_POSTGRES_SCHEMA', 'rts; DROP TABLE events', /identifier/],
+    ['RTS_POSTGRES_SCHEMA', 'x'.repeat(64), /identifier/],
+    ['RTS_EVENTSTORE_CONNECTION_STRING', 'http://localhost:2113', /esdb:\/\//],
+    ['RTS_HTTP_PORT', '70000', /./],
+    ['RTS_HTTP_PORT', 'eighty', /./],
+    ['RTS_LOG_LEVEL', 'loud', /./],
+    ['RTS_PSEUDONYM_SECRET', 'abc', /hex/],
+    ['RTS_REPOSITORY_UNIQUE_ID', 'not-an-oid', /OID/],
+    ['RTS_BODY_LIMIT_BYTES', '10', /./],
+    ['RTS_SHUTDOWN_GRACE_MS', '-1', /./],
+  ])('refuses a bad %s, naming it', (name, value, message) => {
+    const base = name.startsWith('RTS_POSTGRES') ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' } : {};
+    const problems = problemsOf({ ...base, [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name}: `));
+    expect(problems[0]).toMatch(message);
+  });
+
+  it('never echoes a value (a password or secret could be in it)', () => {
+    const error = (() => {
+      try {
+        loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'mysql://admin:hunter2@db/x', RTS_PSEUDONYM_SECRET: 'sekrit-sekrit' });
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(error.message).toMatch(/RTS_POSTGRES_URL/);
+    expect(error.message).toMatch(/RTS_PSEUDONYM_SECRET/);
+    expect(error.message).not.toMatch(/hunter2|sekrit|mysql/);
+  });
+});
