@@ -32,3 +32,8 @@ export class NotFoundError extends RtsError {
 export class ConflictError extends RtsError {
   readonly kind = 'conflict' as const;
 }
+
+/** The caller may not do this to this resource (an expert changed by a system that is not its home system). */
+export class ForbiddenError extends RtsError {
+  readonly kind = 'forbidden' as const;
+}
