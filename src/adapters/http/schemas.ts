@@ -40,6 +40,8 @@ export const CorrectionBody = z
   })
   .strict();
 
+export const CorrectionQuery = z.object({ correctionId: idempotencyKey.optional() }).strict();
+
 export const ObservationQuery = z
   .object({
     from: isoWithOffset.optional().describe('Start of the half-open interval [from, to); defaults to to minus 7 days'),

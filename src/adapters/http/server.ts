@@ -11,7 +11,7 @@ import { createTeleObservation } from '../../domain/monitoring/tele-observation'
 import { lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { openApiDocument } from './openapi';
 import { PROBLEM_TYPES, problem, problemTypeUri, sendProblem, toProblem } from './problem';
-import { CorrectionBody, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
+import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
 
 export type HttpDependencies = Readonly<{
   telemed: TeleMedService;
@@ -25,9 +25,12 @@ export type HttpDependencies = Readonly<{
 
 const CPR_LIKE = /\d{6}-?\d{4}/g;
 
-/** A URL fit for a log line: the route pattern when known, and never a CPR number. */
+/**
+ * A URL fit for a log line: the route pattern when a route matched, and nothing of the URL otherwise (an
+ * unmatched URL could hold a CPR number in any encoding).
+ */
 export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?: { url?: string } }): string =>
-  request.routeOptions?.url ?? request.url.replace(CPR_LIKE, '[redacted]');
+  request.routeOptions?.url ?? '(no route)';
 
 export type HttpServer = Readonly<{
   app: FastifyInstance;
@@ -151,9 +154,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const now = deps.clock.now();
     let result;
     if (typeof request.body === 'string') {
-      // application/xml: a whole replacement HL7 document, as XDS's RPLC takes it.
+      // application/xml: a whole replacement HL7 document, as XDS's RPLC takes it; ?correctionId= makes a retry safe.
+      const { correctionId } = parseInput(CorrectionQuery, request.query, 'query');
       const corrected = parseHl7Observation(request.body);
-      result = await deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correlationId: request.id });
+      result = await deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correctionId, correlationId: request.id });
     } else {
       const body = parseInput(CorrectionBody, request.body, 'body');
       const patientId = await deps.telemed.patientOf(uniqueId);
