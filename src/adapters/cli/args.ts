@@ -1,0 +1,257 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { birthDateOf } from '../../domain/monitoring/cpr';
+import { EXIT_CODES_HELP } from './exit-codes';
+
+/**
+ * The command line of `rts`, parsed and checked without any I/O. Everything that can be known to be wrong
+ * before a request is sent (a missing flag, a CPR number of the wrong form, a word where a number belongs) is
+ * a usage error here; what only the hub can judge (plausible ranges, systolic above diastolic) is left to it.
+ *
+ * Messages never repeat the values typed: the patient's CPR number is personal data, and a terminal's
+ * scroll-back or a wrapper's log is no place for it.
+ */
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+export const DEFAULT_DAYS = 7;
+export const MAX_DAYS = 366;
+
+export type ReviewRange = Readonly<{ kind: 'days'; days: number }> | Readonly<{ kind: 'between'; from?: string; to?: string }>;
+
+export type Command =
+  | Readonly<{ kind: 'help'; text: string }>
+  | Readonly<{ kind: 'version' }>
+  | Readonly<{
+      kind: 'upload';
+      url: string;
+      patientId: string;
+      systolic: number;
+      diastolic: number;
+      measuredAt?: string;
+      observationId?: string;
+    }>
+  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean }>;
+
+export type ParseResult = Readonly<{ ok: true; command: Command }> | Readonly<{ ok: false; message: string; /** Where the full usage is: `rts upload --help`. */ helpCommand: string }>;
+
+const CPR_FORM = /^\d{6}-\d{4}$/;
+/** As the hub accepts it: an ISO-8601 date-time with an explicit offset, so "when" never depends on a zone. */
+const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+const OBSERVATION_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+const PRESSURE = /^\d{1,3}(\.\d{1,2})?$/;
+
+export const MAIN_HELP = `rts - the TeleMed HomeClient: upload and review blood pressure readings
+
+Usage:
+  rts upload --patient CPR --systolic MMHG --diastolic MMHG
+             [--at ISO] [--id ID] [--url URL]
+  rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
+  rts <command> --help
+  rts --help | --version
+
+Commands:
+  upload   send one reading (systolic/diastolic in mmHg) to the hub
+  review   list and chart the readings of an interval (default: last 7 days)
+
+The hub is found at --url, else $RTS_URL, else ${DEFAULT_URL}.
+
+${EXIT_CODES_HELP}
+`;
+
+export const UPLOAD_HELP = `Usage: rts upload --patient CPR --systolic MMHG --diastolic MMHG
+                  [--at ISO] [--id ID] [--url URL]
+
+Send one blood pressure reading to the hub.
+
+Options:
+  --patient CPR      the patient's CPR number, ddmmyy-ssss
+  --systolic MMHG    systolic pressure in mmHg, e.g. 126
+  --diastolic MMHG   diastolic pressure in mmHg, e.g. 70
+  --at ISO           when it was measured (default: now), ISO-8601 with offset,
+                     e.g. 2026-05-10T08:15:00+02:00
+  --id ID            observation id, 1-64 of A-Za-z0-9._:- (default: random).
+                     The same id sent again is stored once: "already stored".
+  --url URL          the hub (default: $RTS_URL, else ${DEFAULT_URL})
+  -h, --help         this text
+
+A network error is retried once with the same observation id, so a reading is
+never stored twice.
+
+${EXIT_CODES_HELP}
+`;
+
+export const REVIEW_HELP = `Usage: rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
+
+List the readings of an interval in local time, and chart systolic and
+diastolic pressure.
+
+Options:
+  --patient CPR   the patient's CPR number, ddmmyy-ssss
+  --days N        the last N days, 1-${MAX_DAYS} (default: ${DEFAULT_DAYS})
+  --from ISO      start of the interval (included), ISO-8601 with offset
+  --to ISO        end of the interval (excluded), ISO-8601 with offset
+  --width N       chart width in columns, 40-200 (default: the terminal's width
+                  up to 100; 80 when not a terminal)
+  --ascii         draw the chart with ASCII characters only
+  --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})
+  -h, --help      this text
+
+${EXIT_CODES_HELP}
+`;
+
+const COMMON = {
+  url: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+const UPLOAD_OPTIONS = {
+  ...COMMON,
+  patient: { type: 'string' },
+  systolic: { type: 'string' },
+  diastolic: { type: 'string' },
+  at: { type: 'string' },
+  id: { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+const REVIEW_OPTIONS = {
+  ...COMMON,
+  patient: { type: 'string' },
+  days: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  width: { type: 'string' },
+  ascii: { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+class UsageError extends Error {}
+
+const fail = (message: string): never => {
+  throw new UsageError(message);
+};
+
+/** node:util's parse errors, reworded so that no typed value (it could be a CPR number) is repeated. */
+const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: O) => {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const name = /'(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(name && name.length <= 20 ? `unknown option ${name}` : 'unknown option');
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      fail(name ? `option ${name} needs a value${/ambiguous/.test((e as Error).message) ? ` (write ${name}=VALUE for a value starting with "-")` : ''}` : 'an option is missing its value');
+    }
+    fail('the options could not be read');
+  }
+  const { values, positionals } = parsed!;
+  if (positionals.length > 0) fail(`unexpected argument${positionals.length > 1 ? 's' : ''}; options take the form --name value`);
+  return values;
+};
+
+const required = (value: string | undefined, flag: string): string => (value === undefined || value === '' ? fail(`missing ${flag}`) : value);
+
+const patientOf = (value: string | undefined): string => {
+  const cpr = required(value, '--patient');
+  if (!CPR_FORM.test(cpr)) fail('--patient must be a CPR number of the form ddmmyy-ssss (six digits, a hyphen, four digits)');
+  if (birthDateOf(cpr) === null) fail('--patient is not a valid CPR number: ddmmyy is not a real date');
+  return cpr;
+};
+
+const pressureOf = (value: string | undefined, flag: string): number => {
+  const raw = required(value, flag);
+  if (!PRESSURE.test(raw)) fail(`${flag} must be a number of mmHg, e.g. 126`);
+  return Number(raw);
+};
+
+const instantOf = (value: string | undefined, flag: string): string | undefined => {
+  if (value === undefined) return undefined;
+  if (!ISO_WITH_OFFSET.test(value) || Number.isNaN(Date.parse(value))) {
+    fail(`${flag} must be an ISO-8601 date-time with an offset, e.g. 2026-05-10T08:15:00+02:00`);
+  }
+  return value;
+};
+
+const integerOf = (value: string | undefined, flag: string, min: number, max: number): number | undefined => {
+  if (value === undefined) return undefined;
+  const n = /^\d{1,4}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) fail(`${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+};
+
+/** --url, else $RTS_URL, else the default; http(s) only, without a trailing slash. */
+export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string => {
+  const raw = flag ?? (env.RTS_URL || undefined) ?? DEFAULT_URL;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return fail(`${flag !== undefined ? '--url' : 'RTS_URL'} is not a URL, e.g. ${DEFAULT_URL}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must be an http:// or https:// URL`);
+  if (url.search || url.hash) fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must not have a query or fragment`);
+  return url.toString().replace(/\/+$/, '');
+};
+
+const parseUpload = (args: readonly string[], env: Readonly<Record<string, string | undefined>>): Command => {
+  const v = parseFlags(args, UPLOAD_OPTIONS);
+  if (v.help) return { kind: 'help', text: UPLOAD_HELP };
+  const patientId = patientOf(v.patient);
+  const systolic = pressureOf(v.systolic, '--systolic');
+  const diastolic = pressureOf(v.diastolic, '--diastolic');
+  const measuredAt = instantOf(v.at, '--at');
+  if (v.id !== undefined && !OBSERVATION_ID.test(v.id)) fail('--id must be 1-64 characters of A-Z a-z 0-9 . _ : -');
+  const url = hubUrlOf(v.url, env);
+  return {
+    kind: 'upload',
+    url,
+    patientId,
+    systolic,
+    diastolic,
+    ...(measuredAt !== undefined ? { measuredAt } : {}),
+    ...(v.id !== undefined ? { observationId: v.id } : {}),
+  };
+};
+
+const parseReview = (args: readonly string[], env: Readonly<Record<string, string | undefined>>): Command => {
+  const v = parseFlags(args, REVIEW_OPTIONS);
+  if (v.help) return { kind: 'help', text: REVIEW_HELP };
+  const patientId = patientOf(v.patient);
+  const days = integerOf(v.days, '--days', 1, MAX_DAYS);
+  const from = instantOf(v.from, '--from');
+  const to = instantOf(v.to, '--to');
+  if (days !== undefined && (from !== undefined || to !== undefined)) fail('give either --days or --from/--to, not both');
+  if (from !== undefined && to !== undefined && Date.parse(to) <= Date.parse(from)) fail('--to must lie after --from');
+  const width = integerOf(v.width, '--width', 40, 200);
+  const url = hubUrlOf(v.url, env);
+  const range: ReviewRange =
+    from !== undefined || to !== undefined
+      ? { kind: 'between', ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) }
+      : { kind: 'days', days: days ?? DEFAULT_DAYS };
+  return { kind: 'review', url, patientId, range, ascii: v.ascii === true, ...(width !== undefined ? { width } : {}) };
+};
+
+const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: string }>> = {
+  upload: { parse: parseUpload, help: UPLOAD_HELP },
+  review: { parse: parseReview, help: REVIEW_HELP },
+};
+
+/** argv without node and the script: `['upload', '--patient', ...]`. */
+export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParseResult => {
+  const [first, ...rest] = argv;
+  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload and review', helpCommand: 'rts --help' };
+  if (first === '--help' || first === '-h') return { ok: true, command: { kind: 'help', text: MAIN_HELP } };
+  if (first === '--version' || first === '-V' || first === '-v') return { ok: true, command: { kind: 'version' } };
+  if (first === 'help') {
+    const topic = rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    return { ok: true, command: { kind: 'help', text: topic?.help ?? MAIN_HELP } };
+  }
+  const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  if (!command) {
+    const shown = /^[a-z][a-z-]{0,19}$/.test(first) ? ` '${first}'` : '';
+    return { ok: false, message: `unknown command${shown}; the commands are upload and review`, helpCommand: 'rts --help' };
+  }
+  try {
+    return { ok: true, command: command.parse(rest, env) };
+  } catch (e) {
+    if (e instanceof UsageError) return { ok: false, message: e.message, helpCommand: `rts ${first} --help` };
+    throw e;
+  }
+};

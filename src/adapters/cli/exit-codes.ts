@@ -1,0 +1,28 @@
+/**
+ * The exit codes of `rts`, so a script (or the meter's own wrapper) can tell a typing error from a refused
+ * reading from a hub that is down, and retry only what is worth retrying.
+ */
+export const EXIT = {
+  /** Done. */
+  ok: 0,
+  /** Something unexpected inside the CLI itself (a bug). */
+  internal: 1,
+  /** Bad or missing flags, found before any request was sent. */
+  usage: 2,
+  /** The hub answered 4xx: it refused the input as sent; sending it again will not help. */
+  refused: 3,
+  /** The hub could not be reached (connection refused, DNS, timeout), also after one retry. */
+  unreachable: 4,
+  /** The hub answered 5xx (or something that is not its API): a fault on the hub's side. */
+  serverError: 5,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+export const EXIT_CODES_HELP = `Exit codes:
+  0  ok
+  2  usage error: bad or missing flags (checked before anything is sent)
+  3  the hub refused the input (4xx); its problem and field errors are shown
+  4  cannot reach the hub (not running, wrong URL, timeout), after one retry
+  5  the hub failed (5xx) or did not answer as its API does
+  1  unexpected error inside rts itself`;

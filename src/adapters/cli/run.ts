@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DateTime } from 'luxon';
+import { parseCommandLine, type Command } from './args';
+import { EXIT, type ExitCode } from './exit-codes';
+import { HubFailedError, HubRefusedError, HubUnreachableError, createHubClient, type HubClientOptions, type ProblemDetails } from './hub-client';
+import { renderReview } from './review-report';
+
+/** Where `run` writes; process.stdout fits, and so does a string collector in a test. */
+export type Output = { write(text: string): unknown; columns?: number | undefined; isTTY?: boolean | undefined };
+
+export type RunDependencies = Readonly<{
+  stdout: Output;
+  stderr: Output;
+  env: Readonly<Record<string, string | undefined>>;
+  fetch?: typeof fetch;
+  now?: () => Date;
+  /** IANA zone for printed times; default the machine's. */
+  zone?: string;
+  newObservationId?: () => string;
+  http?: Omit<HubClientOptions, 'fetch'>;
+}>;
+
+type Upload = Extract<Command, { kind: 'upload' }>;
+type Review = Extract<Command, { kind: 'review' }>;
+
+const versionOf = (): string => {
+  try {
+    // src/adapters/cli and dist/adapters/cli both sit three levels below the package root.
+    return (JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+};
+
+const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
+
+const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => {
+  const client = createHubClient(cmd.url, { ...deps.http, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  // An id of our own when none was given: our retry of a lost request then cannot store the reading twice.
+  const observationId = cmd.observationId ?? (deps.newObservationId ?? (() => `rts-${randomUUID()}`))();
+  const result = await client.upload({
+    observationId,
+    patientId: cmd.patientId,
+    systolic: cmd.systolic,
+    diastolic: cmd.diastolic,
+    ...(cmd.measuredAt !== undefined ? { measuredAt: cmd.measuredAt } : {}),
+  });
+  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, deps.zone ?? 'local')} (document ${result.uniqueId})`;
+  deps.stdout.write(result.created ? `Uploaded: ${what}\n` : `Already stored, nothing added: ${what}; observation id ${observationId} was uploaded before\n`);
+  return EXIT.ok;
+};
+
+const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout.isTTY && stdout.columns ? Math.max(40, Math.min(100, stdout.columns)) : 80);
+
+const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
+  const client = createHubClient(cmd.url, { ...deps.http, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const now = (deps.now ?? (() => new Date()))();
+  // The last N days: `from` by this machine's clock, `to` left to the hub (its now, so a reading just
+  // uploaded is included even when the two clocks differ a little).
+  const range =
+    cmd.range.kind === 'days'
+      ? { from: DateTime.fromJSDate(now).toUTC().minus({ days: cmd.range.days }).startOf('second').toISO({ suppressMilliseconds: true })! }
+      : { ...(cmd.range.from !== undefined ? { from: cmd.range.from } : {}), ...(cmd.range.to !== undefined ? { to: cmd.range.to } : {}) };
+  const list = await client.observations(cmd.patientId, range);
+  deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), ...(deps.zone ? { zone: deps.zone } : {}), ascii: cmd.ascii }));
+  return EXIT.ok;
+};
+
+const describeProblem = (p: ProblemDetails): string => {
+  const lines = [`${p.title} (HTTP ${p.status}${p.code ? `, ${p.code}` : ''})`];
+  if (p.detail) lines.push(`  ${p.detail}`);
+  for (const e of p.errors ?? []) lines.push(`  - ${e.path}: ${e.message}`);
+  return lines.join('\n');
+};
+
+/** `rts ...`: parse, act, print; resolves with the exit code. Never throws, never prints a stack. */
+export const run = async (argv: readonly string[], deps: RunDependencies): Promise<ExitCode> => {
+  const parsed = parseCommandLine(argv, deps.env);
+  if (!parsed.ok) {
+    deps.stderr.write(`rts: ${parsed.message}\nRun '${parsed.helpCommand}' for usage.\n`);
+    return EXIT.usage;
+  }
+  const cmd = parsed.command;
+  try {
+    switch (cmd.kind) {
+      case 'help':
+        deps.stdout.write(cmd.text);
+        return EXIT.ok;
+      case 'version':
+        deps.stdout.write(`rts ${versionOf()}\n`);
+        return EXIT.ok;
+      case 'upload':
+        return await upload(cmd, deps);
+      case 'review':
+        return await review(cmd, deps);
+      default: {
+        const never: never = cmd;
+        throw new Error(`unhandled command ${(never as Command).kind}`);
+      }
+    }
+  } catch (e) {
+    if (e instanceof HubRefusedError) {
+      deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem)}\n`);
+      return EXIT.refused;
+    }
+    if (e instanceof HubUnreachableError) {
+      deps.stderr.write(`rts: ${e.message}\n`);
+      return EXIT.unreachable;
+    }
+    if (e instanceof HubFailedError) {
+      const what = e.problem ? describeProblem(e.problem) : `HTTP ${e.status}`;
+      deps.stderr.write(`rts: the hub failed: ${what}\n${e.requestId ? `  request id ${e.requestId} (for the hub's log)\n` : ''}`);
+      return EXIT.serverError;
+    }
+    deps.stderr.write(`rts: unexpected error: ${(e as Error)?.name ?? 'Error'}${deps.env.RTS_DEBUG ? `\n${(e as Error)?.stack ?? String(e)}` : ''}\n`);
+    return EXIT.internal;
+  }
+};

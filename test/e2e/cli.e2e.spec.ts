@@ -1,0 +1,127 @@
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { freePort, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
+
+/**
+ * The built `rts` (dist/adapters/cli/main.js, the package's bin) against the built hub on a real port: the
+ * seed's two stories as a patient lives them, plus the ways it can go wrong and the exit code of each.
+ */
+const CLI = resolve(__dirname, '..', '..', 'dist', 'adapters', 'cli', 'main.js');
+const CPR = '251248-1234';
+
+type CliResult = Readonly<{ code: number; stdout: string; stderr: string }>;
+
+const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+  new Promise((done) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      done({ code, stdout, stderr });
+    });
+  });
+
+/** An instant `daysAgo` days before now at hh:mm UTC, as ISO with offset (the hub refuses the future). */
+const daysAgoAt = (daysAgo: number, hh: number, mm: number): string => {
+  const d = new Date();
+  d.setUTCDate(d.getUTCDate() - daysAgo);
+  d.setUTCHours(hh, mm, 0, 0);
+  return d.toISOString().replace(/\.000Z$/, 'Z');
+};
+
+describe('rts against the running hub', () => {
+  const data = tempDataDir('rts-cli-e2e-');
+  let hub: HubProcess;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    hub = await startHub({ dataDir: data.dir });
+    env = { RTS_URL: hub.url };
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    data.remove();
+  });
+
+  const week = [
+    { at: daysAgoAt(6, 7, 30), systolic: 138, diastolic: 88 },
+    { at: daysAgoAt(5, 7, 45), systolic: 131, diastolic: 84 },
+    { at: daysAgoAt(3, 8, 0), systolic: 126, diastolic: 70 },
+    { at: daysAgoAt(2, 19, 15), systolic: 142, diastolic: 91 },
+    { at: daysAgoAt(1, 7, 5), systolic: 122, diastolic: 76 },
+  ];
+
+  it('uploads a week of readings (story 1)', async () => {
+    for (const r of week) {
+      const res = await rts(['upload', '--patient', CPR, '--systolic', String(r.systolic), '--diastolic', String(r.diastolic), '--at', r.at], env);
+      expect(res).toMatchObject({ code: 0, stderr: '' });
+      expect(res.stdout).toMatch(new RegExp(`^Uploaded: ${r.systolic}/${r.diastolic} mmHg at .* \\(document 2\\.25\\.\\d+\\)\\n$`));
+    }
+  });
+
+  it('reviews the last week: a table of every reading and a chart of both series (story 2)', async () => {
+    const res = await rts(['review', '--patient', CPR, '--url', hub.url], { RTS_URL: 'http://127.0.0.1:1' });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    const lines = res.stdout.split('\n');
+    for (const r of week) {
+      const when = r.at.slice(0, 16).replace('T', ' '); // TZ=UTC: local time is UTC
+      const row = lines.find((l) => l.includes(when));
+      expect(row).toBeDefined();
+      expect(row).toMatch(new RegExp(`${r.systolic} mmHg\\s+${r.diastolic} mmHg$`));
+    }
+    expect(res.stdout).toContain(`${week.length} readings`);
+    const plot = lines.filter((l) => /^\s*\d+ ┤/.test(l)).join('\n');
+    expect((plot.match(/▲/g) ?? []).length).toBe(week.length);
+    expect((plot.match(/▼/g) ?? []).length).toBe(week.length);
+    expect(res.stdout).toContain('▲ systolic  ▼ diastolic');
+    expect(res.stdout).toContain('mmHg');
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
+    expect(res.stdout).not.toMatch(/\x1b\[/); // no colour codes
+  });
+
+  it('says "already stored" when the same --id is uploaded again', async () => {
+    const args = ['upload', '--patient', CPR, '--systolic', '129', '--diastolic', '79', '--at', daysAgoAt(0, 0, 1), '--id', 'meter-42:0001'];
+    const first = await rts(args, env);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^Uploaded: /);
+    const again = await rts(args, env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/already stored/i);
+    expect(again.stdout).toContain(first.stdout.match(/document (2\.25\.\d+)/)![1]!);
+  });
+
+  it('exits 3 with the hub\'s own message when the hub refuses the reading', async () => {
+    const res = await rts(['upload', '--patient', CPR, '--systolic', '70', '--diastolic', '90'], env);
+    expect(res.code).toBe(3);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain('The observation has implausible values');
+    expect(res.stderr).toContain('systolic pressure must be above diastolic pressure');
+    expect(res.stderr).not.toContain(CPR);
+    expect(res.stderr).not.toMatch(/\n\s+at /); // no stack
+  });
+
+  it('exits 2 on a malformed CPR number without sending anything', async () => {
+    const before = hub.output().length;
+    const res = await rts(['upload', '--patient', '2512481234', '--systolic', '126', '--diastolic', '70'], env);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/--patient must be a CPR number of the form ddmmyy-ssss/);
+    expect(res.stderr).not.toContain('2512481234');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(hub.output().slice(before)).not.toContain('"request"');
+  });
+
+  it('exits 4 with a clear message when nothing listens at the URL', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const res = await rts(['review', '--patient', CPR, '--url', url]);
+    expect(res.code).toBe(4);
+    expect(res.stderr).toBe(`rts: cannot reach the hub at ${url}: connection refused (is the hub running?)\n`);
+  });
+
+  it('answers --help and --version from the built program', async () => {
+    const help = await rts(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Exit codes:');
+    const version = await rts(['--version']);
+    expect(version).toMatchObject({ code: 0, stdout: 'rts 0.1.0\n' });
+  });
+});

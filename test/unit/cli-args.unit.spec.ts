@@ -1,0 +1,154 @@
+import { DEFAULT_URL, MAIN_HELP, REVIEW_HELP, UPLOAD_HELP, parseCommandLine, type Command } from '../../src/adapters/cli/args';
+import { EXIT } from '../../src/adapters/cli/exit-codes';
+import { run } from '../../src/adapters/cli/run';
+
+const CPR = '251248-1234';
+
+const parsed = (argv: string[], env: Record<string, string> = {}): Command => {
+  const result = parseCommandLine(argv, env);
+  if (!result.ok) throw new Error(`usage error: ${result.message}`);
+  return result.command;
+};
+
+const usageError = (argv: string[], env: Record<string, string> = {}): string => {
+  const result = parseCommandLine(argv, env);
+  if (result.ok) throw new Error(`parsed as ${result.command.kind}`);
+  return result.message;
+};
+
+/** run() with collected output and a fetch that must not be called. */
+const runLocally = async (argv: string[]) => {
+  let out = '';
+  let err = '';
+  const fetch = jest.fn(() => Promise.reject(new Error('no request may be sent')));
+  const code = await run(argv, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env: {}, fetch: fetch as unknown as typeof globalThis.fetch });
+  return { code, out, err, fetch };
+};
+
+describe('rts command line: upload', () => {
+  it('reads the seed reading with its flags', () => {
+    expect(parsed(['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70'])).toEqual({
+      kind: 'upload',
+      url: DEFAULT_URL,
+      patientId: CPR,
+      systolic: 126,
+      diastolic: 70,
+    });
+  });
+
+  it('takes --at, --id, --url and the --flag=value form', () => {
+    expect(parsed(['upload', `--patient=${CPR}`, '--systolic=126.5', '--diastolic', '70', '--at', '2026-05-10T08:15:00+02:00', '--id', 'meter-7:0042', '--url', 'http://hub.example:9000/'])).toEqual({
+      kind: 'upload',
+      url: 'http://hub.example:9000',
+      patientId: CPR,
+      systolic: 126.5,
+      diastolic: 70,
+      measuredAt: '2026-05-10T08:15:00+02:00',
+      observationId: 'meter-7:0042',
+    });
+  });
+
+  it('finds the hub at --url, else $RTS_URL, else the default', () => {
+    const base = ['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70'];
+    expect(parsed(base)).toMatchObject({ url: 'http://127.0.0.1:8080' });
+    expect(parsed(base, { RTS_URL: 'https://hub.example' })).toMatchObject({ url: 'https://hub.example' });
+    expect(parsed([...base, '--url', 'http://other:1234'], { RTS_URL: 'https://hub.example' })).toMatchObject({ url: 'http://other:1234' });
+    expect(usageError(base, { RTS_URL: 'ftp://hub.example' })).toMatch(/RTS_URL must be an http/);
+    expect(usageError([...base, '--url', 'not a url'])).toMatch(/--url is not a URL/);
+  });
+
+  it.each([
+    [['--systolic', '126', '--diastolic', '70'], /missing --patient/],
+    [['--patient', CPR, '--diastolic', '70'], /missing --systolic/],
+    [['--patient', CPR, '--systolic', '126'], /missing --diastolic/],
+    [['--patient', '2512481234', '--systolic', '126', '--diastolic', '70'], /--patient must be a CPR number of the form ddmmyy-ssss/],
+    [['--patient', '320248-1234', '--systolic', '126', '--diastolic', '70'], /not a real date/],
+    [['--patient', CPR, '--systolic', 'high', '--diastolic', '70'], /--systolic must be a number/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '-70'], /--diastolic/],
+    [['--patient', CPR, '--systolic', '1e2', '--diastolic', '70'], /--systolic must be a number/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-05-10 08:15'], /--at must be an ISO-8601 date-time with an offset/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-05-10T08:15:00'], /--at must be an ISO-8601/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', 'has space'], /--id must be 1-64 characters/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--colour'], /unknown option --colour/],
+    [['--patient'], /option --patient needs a value/],
+  ])('refuses %j', (flags, message) => {
+    expect(usageError(['upload', ...flags])).toMatch(message);
+  });
+
+  it('never repeats the CPR number typed, in any message', () => {
+    const typed = ['upload', CPR, '--patient', '251248-12345', `--${CPR}`];
+    for (let i = 1; i < typed.length; i++) expect(usageError(['upload', typed[i]!])).not.toContain('251248');
+    expect(usageError(['upload', '--patient', '999999-9999', '--systolic', '1', '--diastolic', '1'])).not.toContain('999999');
+  });
+});
+
+describe('rts command line: review', () => {
+  it('reviews the last 7 days by default', () => {
+    expect(parsed(['review', '--patient', CPR])).toEqual({ kind: 'review', url: DEFAULT_URL, patientId: CPR, range: { kind: 'days', days: 7 }, ascii: false });
+  });
+
+  it('takes --days, or --from and --to, --width and --ascii', () => {
+    expect(parsed(['review', '--patient', CPR, '--days', '30'])).toMatchObject({ range: { kind: 'days', days: 30 } });
+    expect(parsed(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00Z', '--to', '2026-05-08T00:00:00+02:00', '--width', '100', '--ascii'])).toMatchObject({
+      range: { kind: 'between', from: '2026-05-01T00:00:00Z', to: '2026-05-08T00:00:00+02:00' },
+      width: 100,
+      ascii: true,
+    });
+    expect(parsed(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00Z'])).toMatchObject({ range: { kind: 'between', from: '2026-05-01T00:00:00Z' } });
+  });
+
+  it.each([
+    [['--days', '7'], /missing --patient/],
+    [['--patient', CPR, '--days', '0'], /--days must be a whole number from 1 to 366/],
+    [['--patient', CPR, '--days', 'week'], /--days must be a whole number/],
+    [['--patient', CPR, '--days', '400'], /--days must be a whole number/],
+    [['--patient', CPR, '--days', '3', '--from', '2026-05-01T00:00:00Z'], /either --days or --from\/--to/],
+    [['--patient', CPR, '--from', '2026-05-08T00:00:00Z', '--to', '2026-05-01T00:00:00Z'], /--to must lie after --from/],
+    [['--patient', CPR, '--from', 'yesterday'], /--from must be an ISO-8601/],
+    [['--patient', CPR, '--width', '10'], /--width must be a whole number from 40 to 200/],
+    [['--patient', CPR, '--systolic', '120'], /unknown option --systolic/],
+  ])('refuses %j', (flags, message) => {
+    expect(usageError(['review', ...flags])).toMatch(message);
+  });
+});
+
+describe('rts command line: commands, help and version', () => {
+  it('answers --help, <cmd> --help, help <cmd> and --version', () => {
+    expect(parsed(['--help'])).toMatchObject({ kind: 'help', text: expect.stringContaining('Exit codes:') });
+    expect(parsed(['-h'])).toMatchObject({ kind: 'help' });
+    expect(parsed(['upload', '--help'])).toMatchObject({ kind: 'help', text: expect.stringContaining('Usage: rts upload') });
+    expect(parsed(['review', '-h'])).toMatchObject({ kind: 'help', text: expect.stringContaining('Usage: rts review') });
+    expect(parsed(['help', 'review'])).toMatchObject({ kind: 'help', text: expect.stringContaining('Usage: rts review') });
+    expect(parsed(['--version'])).toEqual({ kind: 'version' });
+  });
+
+  it('fits every help text in 80 columns', () => {
+    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP]) for (const line of help.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+  });
+
+  it('refuses a missing or unknown command', () => {
+    expect(usageError([])).toMatch(/missing command/);
+    expect(usageError(['uplaod'])).toMatch(/unknown command 'uplaod'/);
+    expect(usageError([CPR])).toBe('unknown command; the commands are upload and review');
+  });
+});
+
+describe('run: usage errors', () => {
+  it('exits 2 with the message and where to find the usage, before any request', async () => {
+    const { code, out, err, fetch } = await runLocally(['upload', '--patient', '25124-1234', '--systolic', '126', '--diastolic', '70']);
+    expect(code).toBe(EXIT.usage);
+    expect(out).toBe('');
+    expect(err).toBe("rts: --patient must be a CPR number of the form ddmmyy-ssss (six digits, a hyphen, four digits)\nRun 'rts upload --help' for usage.\n");
+    expect(fetch).not.toHaveBeenCalled();
+  });
+
+  it('exits 2 for no command at all, 0 for help and version', async () => {
+    expect((await runLocally([])).code).toBe(EXIT.usage);
+    const help = await runLocally(['--help']);
+    expect(help.code).toBe(EXIT.ok);
+    expect(help.out).toMatch(/3 {2}the hub refused the input \(4xx\)/);
+    const version = await runLocally(['--version']);
+    expect(version.code).toBe(EXIT.ok);
+    expect(version.out).toMatch(/^rts \d+\.\d+\.\d+\n$/);
+  });
+});

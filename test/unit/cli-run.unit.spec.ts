@@ -1,0 +1,156 @@
+import { EXIT } from '../../src/adapters/cli/exit-codes';
+import { run } from '../../src/adapters/cli/run';
+
+/**
+ * run() against a scripted fetch: what reaches the hub, which exit code each kind of answer gives, and what
+ * the user reads. The real hub is driven in test/e2e/cli.e2e.spec.ts.
+ */
+const CPR = '251248-1234';
+const URL_ = 'http://hub.test:8080';
+
+type Step = Response | Error;
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): Response =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json', ...headers } });
+
+const networkError = (code: string): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
+
+const harness = async (argv: string[], steps: Step[]) => {
+  const calls: { url: string; init: RequestInit }[] = [];
+  const fetch = (async (url: string, init: RequestInit) => {
+    calls.push({ url, init });
+    const step = steps.shift();
+    if (!step) throw new Error('unexpected request');
+    if (step instanceof Error) throw step;
+    return step;
+  }) as unknown as typeof globalThis.fetch;
+  let out = '';
+  let err = '';
+  const code = await run(argv, {
+    stdout: { write: (s: string) => (out += s) },
+    stderr: { write: (s: string) => (err += s) },
+    env: { RTS_URL: URL_ },
+    fetch,
+    zone: 'UTC',
+    now: () => new Date('2026-05-10T12:00:00Z'),
+    newObservationId: () => 'rts-test-id',
+    http: { retryDelayMs: 1, timeoutMs: 1000 },
+  });
+  return { code, out, err, calls, bodies: calls.map((c) => (c.init.body ? JSON.parse(String(c.init.body)) : undefined)) };
+};
+
+const upload = ['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-05-10T08:15:00+02:00'];
+const stored = (status: number) => json(status, { uniqueId: '2.25.1', observationId: 'rts-test-id', measuredAt: '2026-05-10T06:15:00Z', document: '/documents/2.25.1' });
+
+describe('run upload', () => {
+  it('posts the reading with a generated observation id and reports the document', async () => {
+    const h = await harness(upload, [stored(201)]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.calls[0]!.url).toBe(`${URL_}/observations`);
+    expect(h.bodies[0]).toEqual({ observationId: 'rts-test-id', patientId: CPR, systolic: 126, diastolic: 70, measuredAt: '2026-05-10T08:15:00+02:00' });
+    expect(h.out).toBe('Uploaded: 126/70 mmHg at 2026-05-10 06:15:00 +00:00 (document 2.25.1)\n');
+  });
+
+  it('says "already stored" when the hub had the observation id (200)', async () => {
+    const h = await harness([...upload, '--id', 'mine-1'], [stored(200)]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.bodies[0]).toMatchObject({ observationId: 'mine-1' });
+    expect(h.out).toMatch(/^Already stored/);
+  });
+
+  it('retries a network error once with the same observation id; a 200 then means the first one got through', async () => {
+    const h = await harness(upload, [networkError('ECONNRESET'), stored(200)]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.calls).toHaveLength(2);
+    expect(h.bodies[1]).toEqual(h.bodies[0]);
+    expect(h.out).toMatch(/^Uploaded: /);
+  });
+
+  it('exits 4 when the hub cannot be reached twice, naming the URL and not the patient', async () => {
+    const h = await harness(upload, [networkError('ECONNREFUSED'), networkError('ECONNREFUSED')]);
+    expect(h.code).toBe(EXIT.unreachable);
+    expect(h.calls).toHaveLength(2);
+    expect(h.err).toBe(`rts: cannot reach the hub at ${URL_}: connection refused (is the hub running?)\n`);
+  });
+
+  it('exits 3 on a problem, printing title, detail and field errors without a stack', async () => {
+    const problem = {
+      type: '/problems/implausible_observation',
+      title: 'The observation has implausible values',
+      status: 422,
+      detail: 'the observation is not valid: systolic systolic pressure must be above diastolic pressure',
+      code: 'implausible_observation',
+      errors: [{ path: 'systolic', message: 'systolic pressure must be above diastolic pressure' }],
+    };
+    const h = await harness(upload, [json(422, problem)]);
+    expect(h.code).toBe(EXIT.refused);
+    expect(h.calls).toHaveLength(1);
+    expect(h.err).toContain('The observation has implausible values (HTTP 422, implausible_observation)');
+    expect(h.err).toContain('the observation is not valid');
+    expect(h.err).toContain('- systolic: systolic pressure must be above diastolic pressure');
+    expect(h.err).not.toMatch(/\bat .*\(.*:\d+:\d+\)/);
+  });
+
+  it('exits 3 on a 4xx that is not a problem document', async () => {
+    const h = await harness(upload, [new Response('<html>nope</html>', { status: 403 })]);
+    expect(h.code).toBe(EXIT.refused);
+    expect(h.err).toContain('HTTP 403');
+  });
+
+  it('exits 5 on a server error, with the request id for the log', async () => {
+    const h = await harness(upload, [json(500, { type: '/problems/internal_error', title: 'Internal error', status: 500, detail: 'an internal error occurred', code: 'internal_error' }, { 'x-request-id': 'req-42' })]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('the hub failed: Internal error (HTTP 500, internal_error)');
+    expect(h.err).toContain('request id req-42');
+  });
+
+  it('exits 5 when a 2xx answer is not the API', async () => {
+    const h = await harness(upload, [new Response('hello', { status: 200 })]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('not what the hub API sends');
+  });
+});
+
+describe('run review', () => {
+  const list = {
+    from: '2026-05-03T12:00:00Z',
+    to: '2026-05-10T12:00:01Z',
+    bounds: '[from,to)',
+    count: 2,
+    observations: [
+      { uniqueId: '2.25.2', measuredAt: '2026-05-09T07:00:00Z', systolic: { value: 131, unit: 'mmHg' }, diastolic: { value: 85, unit: 'mmHg' } },
+      { uniqueId: '2.25.1', measuredAt: '2026-05-05T07:00:00Z', systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' } },
+    ],
+  };
+
+  it('asks for the last N days and prints a table in time order and a chart', async () => {
+    const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A00Z`);
+    const lines = h.out.split('\n');
+    const first = lines.findIndex((l) => l.startsWith('Tue 2026-05-05 07:00'));
+    const second = lines.findIndex((l) => l.startsWith('Sat 2026-05-09 07:00'));
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBeGreaterThan(first);
+    expect(lines[first]).toMatch(/126 mmHg\s+70 mmHg$/);
+    expect(h.out).toContain('2 readings, average 129/78 mmHg');
+    expect(h.out).toContain('▲ systolic  ▼ diastolic');
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
+  });
+
+  it('passes --from and --to as given', async () => {
+    const h = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00+02:00', '--to', '2026-05-08T00:00:00+02:00'], [json(200, { ...list, count: 0, observations: [] })]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(new URL(h.calls[0]!.url).searchParams.get('from')).toBe('2026-05-01T00:00:00+02:00');
+    expect(new URL(h.calls[0]!.url).searchParams.get('to')).toBe('2026-05-08T00:00:00+02:00');
+    expect(h.out).toContain('No readings in this interval.');
+    expect(h.out).toContain('(no readings)');
+  });
+
+  it('exits 3 for a patient the hub has no document for', async () => {
+    const h = await harness(['review', '--patient', CPR], [json(404, { type: '/problems/unknown_patient', title: 'No document is registered for this patient', status: 404, detail: 'no document is registered for this patient', code: 'unknown_patient' })]);
+    expect(h.code).toBe(EXIT.refused);
+    expect(h.err).toContain('No document is registered for this patient');
+    expect(h.err).not.toContain(CPR);
+  });
+});
