@@ -1,0 +1,269 @@
+import { Pool, type PoolClient } from 'pg';
+import type { RecordedEvent } from '../../application/ports/event-store';
+import type { RegistryReadModel } from '../../application/ports/registry-read-model';
+import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
+import { isDocumentEvent, type DocumentEvent, type DocumentStatus } from '../../domain/documents/document-entry';
+import { MMHG } from '../../domain/monitoring/tele-observation';
+import { MIGRATION_LOCK_CLASS } from '../event-store/postgres/migrate';
+import { quoteIdent } from '../event-store/postgres/sql';
+
+/**
+ * What the registry needs of PostgreSQL: a schema, and transactions on it. The PostgreSQL event store is one
+ * (the registry then lives beside the events, in the store's schema); PostgresDatabase below is another, for a
+ * registry in PostgreSQL next to an event store elsewhere (EventStoreDB).
+ */
+export type PgTransactor = Readonly<{
+  schema: string;
+  /** Qualified name of a table in the schema. */
+  table(name: string): string;
+  /** Runs `work` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
+  withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T>;
+}>;
+
+/** Advisory lock class of registry writes (two-key form: class, hashtext(schema)). Distinct from the store's. */
+export const REGISTRY_LOCK_CLASS = 0x52545303; // 'RTS' 03
+
+const PROJECTION = 'registry';
+
+/**
+ * The registry's tables, created idempotently at open under the migration advisory lock (so two hub processes
+ * starting together do not race on CREATE TABLE IF NOT EXISTS). Kept as a string so dist/ carries it. Runs with
+ * search_path set to the schema. A later change goes in as a new statement that is itself idempotent.
+ */
+export const REGISTRY_SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS registry_entries (
+  unique_id            text             PRIMARY KEY,
+  patient_key          text             NOT NULL,
+  repository_unique_id text             NOT NULL,
+  status               text             NOT NULL CHECK (status IN ('Approved', 'Deprecated')),
+  creation_time        text             NOT NULL,
+  service_start_time   text             NOT NULL,
+  service_start_epoch  bigint           NOT NULL,
+  mime_type            text             NOT NULL,
+  hash                 text             NOT NULL,
+  size                 integer          NOT NULL,
+  replaces             text,
+  replaced_by          text,
+  observation_id       text,
+  systolic             double precision NOT NULL,
+  diastolic            double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries (patient_key, status, service_start_epoch);
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+  name     text   PRIMARY KEY,
+  position bigint NOT NULL
+);
+`;
+
+type Row = {
+  unique_id: string;
+  patient_key: string;
+  repository_unique_id: string;
+  status: DocumentStatus;
+  creation_time: string;
+  service_start_time: string;
+  service_start_epoch: string | number;
+  mime_type: string;
+  hash: string;
+  size: number;
+  replaces: string | null;
+  replaced_by: string | null;
+  observation_id: string | null;
+  systolic: number;
+  diastolic: number;
+};
+
+const COLUMNS = `unique_id text, patient_key text, repository_unique_id text, status text, creation_time text, service_start_time text,
+  service_start_epoch bigint, mime_type text, hash text, size integer, replaces text, replaced_by text, observation_id text,
+  systolic double precision, diastolic double precision`;
+
+const toView = (r: Row): RegistryEntryView => ({
+  uniqueId: r.unique_id,
+  patientKey: r.patient_key,
+  repositoryUniqueId: r.repository_unique_id,
+  status: r.status,
+  creationTime: r.creation_time,
+  serviceStartTime: r.service_start_time,
+  serviceStartEpoch: Number(r.service_start_epoch),
+  mimeType: r.mime_type,
+  hash: r.hash,
+  size: Number(r.size),
+  replaces: r.replaces,
+  replacedBy: r.replaced_by,
+  observationId: r.observation_id,
+  systolic: { value: Number(r.systolic), unit: MMHG },
+  diastolic: { value: Number(r.diastolic), unit: MMHG },
+});
+
+const toRow = (v: RegistryEntryView): Row => ({
+  unique_id: v.uniqueId,
+  patient_key: v.patientKey,
+  repository_unique_id: v.repositoryUniqueId,
+  status: v.status,
+  creation_time: v.creationTime,
+  service_start_time: v.serviceStartTime,
+  service_start_epoch: v.serviceStartEpoch,
+  mime_type: v.mimeType,
+  hash: v.hash,
+  size: v.size,
+  replaces: v.replaces,
+  replaced_by: v.replacedBy,
+  observation_id: v.observationId,
+  systolic: v.systolic.value,
+  diastolic: v.diastolic.value,
+});
+
+/**
+ * The registry projection in PostgreSQL. Rows and checkpoint change in one transaction (PgTransactor), so a
+ * crash never leaves them disagreeing.
+ *
+ * Several hub processes share one schema, so several projectors feed the same tables. Each apply therefore takes
+ * a transaction-scoped advisory lock, re-reads the stored checkpoint under it and applies only the events above
+ * it: without that, a slower process could write a row computed from a state read before another's commit (a
+ * Deprecated row turned back to Approved) or move the checkpoint backwards. The checkpoint only ever grows.
+ */
+export class PostgresRegistry implements RegistryReadModel {
+  private constructor(private readonly db: PgTransactor) {}
+
+  /** Creates the tables if missing (idempotent; safe when several processes open together). */
+  static async open(db: PgTransactor): Promise<PostgresRegistry> {
+    await db.withTransaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASS, db.schema]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(db.schema)}`);
+      await client.query(`SET LOCAL search_path TO ${quoteIdent(db.schema)}`);
+      await client.query(REGISTRY_SCHEMA_SQL);
+    });
+    return new PostgresRegistry(db);
+  }
+
+  async checkpoint(): Promise<bigint> {
+    return this.db.withTransaction((client) => this.storedCheckpoint(client));
+  }
+
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+    await this.db.withTransaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
+      const stored = await this.storedCheckpoint(client);
+      if (checkpoint <= stored) return; // another process applied these already
+      const fresh = events.filter((e) => e.globalPosition > stored && isDocumentEvent(e));
+      if (fresh.length > 0) {
+        const ids = [...new Set(fresh.map((e) => (e.data as { uniqueId: string }).uniqueId))];
+        const { rows } = await client.query<Row>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = ANY($1::text[])`, [ids]);
+        const current = new Map(rows.map((r) => [r.unique_id, toView(r)]));
+        const changed = new Map<string, RegistryEntryView>();
+        for (const e of fresh) {
+          const event = { type: e.type, data: e.data } as DocumentEvent;
+          const before = current.get(event.data.uniqueId) ?? null;
+          const next = evolveRegistryEntry(before, event);
+          if (next && next !== before) {
+            current.set(next.uniqueId, next);
+            changed.set(next.uniqueId, next);
+          }
+        }
+        if (changed.size > 0) {
+          // One statement for the whole batch. A row's identity columns never change after it is inserted.
+          await client.query(
+            `INSERT INTO ${this.db.table('registry_entries')}
+             SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${COLUMNS})
+             ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
+            [JSON.stringify([...changed.values()].map(toRow))],
+          );
+        }
+      }
+      await client.query(
+        `INSERT INTO ${this.db.table('projection_checkpoints')} (name, position) VALUES ($1, $2::bigint)
+         ON CONFLICT (name) DO UPDATE SET position = GREATEST(${this.db.table('projection_checkpoints')}.position, excluded.position)`,
+        [PROJECTION, checkpoint.toString()],
+      );
+    });
+  }
+
+  async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
+    return this.db.withTransaction(async (client) => {
+      const { rows } = await client.query<Row>(
+        `SELECT * FROM ${this.db.table('registry_entries')}
+          WHERE patient_key = $1 AND status = 'Approved' AND service_start_epoch >= $2::bigint AND service_start_epoch < $3::bigint
+          ORDER BY service_start_epoch, unique_id COLLATE "C"
+          LIMIT $4`,
+        [patientKey, fromEpoch, toEpoch, limit],
+      );
+      return rows.map(toView);
+    });
+  }
+
+  async get(uniqueId: string): Promise<RegistryEntryView | null> {
+    return this.db.withTransaction(async (client) => {
+      const { rows } = await client.query<Row>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = $1`, [uniqueId]);
+      return rows[0] ? toView(rows[0]) : null;
+    });
+  }
+
+  async knowsPatient(patientKey: string): Promise<boolean> {
+    return this.db.withTransaction(async (client) => {
+      const { rows } = await client.query(`SELECT 1 FROM ${this.db.table('registry_entries')} WHERE patient_key = $1 LIMIT 1`, [patientKey]);
+      return rows.length > 0;
+    });
+  }
+
+  async reset(): Promise<void> {
+    await this.db.withTransaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
+      await client.query(`DELETE FROM ${this.db.table('registry_entries')}`);
+      await client.query(`DELETE FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`, [PROJECTION]);
+    });
+  }
+
+  private async storedCheckpoint(client: PoolClient): Promise<bigint> {
+    const { rows } = await client.query<{ position: string }>(
+      `SELECT position::text AS position FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`,
+      [PROJECTION],
+    );
+    return rows[0] ? BigInt(rows[0].position) : 0n;
+  }
+}
+
+/**
+ * A PostgreSQL schema reached through its own pool: for the registry of a hub whose events are in EventStoreDB.
+ * (With the PostgreSQL event store, pass the store itself.)
+ */
+export class PostgresDatabase implements PgTransactor {
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly pool: Pool,
+    readonly schema: string,
+  ) {}
+
+  static open(options: Readonly<{ connectionString: string; schema?: string; maxConnections?: number }>): PostgresDatabase {
+    const pool = new Pool({ connectionString: options.connectionString, ...(options.maxConnections ? { max: options.maxConnections } : {}) });
+    pool.on('error', () => undefined); // an idle client died; the pool replaces it, queries report their own errors
+    return new PostgresDatabase(pool, options.schema ?? 'public');
+  }
+
+  table(name: string): string {
+    return `${quoteIdent(this.schema)}.${quoteIdent(name)}`;
+  }
+
+  async withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.pool.end();
+    return this.closing;
+  }
+}

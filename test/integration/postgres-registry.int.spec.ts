@@ -1,0 +1,246 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Client } from 'pg';
+import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
+import { PostgresDatabase, PostgresRegistry } from '../../src/adapters/registry/postgres-registry';
+import type { RecordedEvent } from '../../src/application/ports/event-store';
+import { Projector } from '../../src/application/projector';
+import type { DocumentEntryData } from '../../src/domain/documents/document-entry';
+import { Director, HL7Builder } from '../../src/domain/documents/hl7';
+import type { Cpr } from '../../src/domain/monitoring/cpr';
+
+/**
+ * The registry projection in PostgreSQL, checked for the same behaviour as the SQLite one: rows and checkpoint in
+ * one transaction, [from, to) bounds and order, deprecated rows left out, knowsPatient, reset and rebuild; plus
+ * what only a shared database raises: two hub processes feeding the same tables. One fresh schema per file,
+ * dropped at the end.
+ */
+const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const schema = `rts_registry_${process.pid}_${randomBytes(4).toString('hex')}`;
+
+let admin: Client;
+let store: PostgresEventStore;
+let registry: PostgresRegistry;
+
+beforeAll(async () => {
+  admin = new Client({ connectionString });
+  await admin.connect();
+  store = await PostgresEventStore.open({ connectionString, schema });
+  registry = await PostgresRegistry.open(store);
+});
+
+afterAll(async () => {
+  await store?.close();
+  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await admin.end();
+});
+
+beforeEach(async () => {
+  await registry.reset();
+});
+
+const PATIENT = 'p'.padEnd(33, 'a');
+const OTHER = 'p'.padEnd(33, 'b');
+const T0 = Date.parse('2024-03-10T12:00:00Z') / 1000;
+const iso = (epoch: number) => new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+
+const hl7 = (systolic: number, measuredAt: string): string => {
+  const builder = new HL7Builder();
+  Director.construct({ patientId: '251248-1234' as Cpr, systolic: { value: systolic, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt }, builder);
+  return builder.getResult();
+};
+
+let position = 0n;
+const recorded = (type: string, data: Record<string, unknown>): RecordedEvent => {
+  position += 1n;
+  return {
+    id: randomUUID(),
+    type,
+    data,
+    metadata: {},
+    streamName: `document-${String(data['uniqueId'])}`,
+    streamVersion: type === 'DocumentSubmitted' ? 0n : 1n,
+    globalPosition: position,
+    recordedAt: new Date().toISOString(),
+  };
+};
+
+const submitted = (uniqueId: string, epoch: number, options: { patientKey?: string; systolic?: number; replaces?: string } = {}): RecordedEvent => {
+  const content = hl7(options.systolic ?? 120, iso(epoch));
+  const entry: DocumentEntryData = {
+    uniqueId,
+    patientKey: options.patientKey ?? PATIENT,
+    repositoryUniqueId: '2.25.1',
+    observationId: `obs-${uniqueId}`,
+    creationTime: iso(epoch),
+    serviceStartTime: iso(epoch),
+    serviceStopTime: iso(epoch),
+    mimeType: 'text/xml',
+    classCode: '8716-3',
+    typeCode: '55284-4',
+    formatCode: 'urn:telemed-rts:hl7:bp:1',
+    title: 'Home blood pressure measurement',
+    languageCode: 'en',
+    hash: 'a'.repeat(64),
+    size: content.length,
+    replaces: options.replaces ?? null,
+  };
+  return recorded('DocumentSubmitted', { ...entry, content });
+};
+const deprecated = (uniqueId: string, replacedBy: string): RecordedEvent =>
+  recorded('DocumentDeprecated', { uniqueId, replacedBy, deprecatedAt: iso(T0) });
+const unrelated = (): RecordedEvent => recorded('ExpertRegistered', { expertId: 'e-1' });
+
+const ids = (rows: readonly { uniqueId: string }[]) => rows.map((r) => r.uniqueId);
+const count = async (table: string): Promise<number> => Number((await admin.query(`SELECT count(*)::int AS n FROM "${schema}"."${table}"`)).rows[0].n);
+
+describe('PostgresRegistry', () => {
+  it('creates its tables and the (patient_key, status, service_start_epoch) index idempotently', async () => {
+    await PostgresRegistry.open(store); // a second open (another hub process) changes nothing
+    const { rows } = await admin.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'registry_entries'`, [schema]);
+    expect(rows.map((r: { indexdef: string }) => r.indexdef).join('\n')).toMatch(/\(patient_key, status, service_start_epoch\)/);
+    // Concurrent opens (hubs starting together) do not race.
+    await expect(Promise.all(Array.from({ length: 4 }, () => PostgresRegistry.open(store)))).resolves.toHaveLength(4);
+  });
+
+  it('applies a batch: rows with the values parsed from the HL7, checkpoint set; unknown event types ignored', async () => {
+    expect(await registry.checkpoint()).toBe(0n);
+    const batch = [submitted('2.25.10', T0, { systolic: 131 }), unrelated()];
+    await registry.apply(batch, batch[1]!.globalPosition);
+    expect(await registry.checkpoint()).toBe(batch[1]!.globalPosition);
+    expect(await registry.get('2.25.10')).toEqual({
+      uniqueId: '2.25.10',
+      patientKey: PATIENT,
+      repositoryUniqueId: '2.25.1',
+      status: 'Approved',
+      creationTime: iso(T0),
+      serviceStartTime: iso(T0),
+      serviceStartEpoch: T0,
+      mimeType: 'text/xml',
+      hash: 'a'.repeat(64),
+      size: expect.any(Number),
+      replaces: null,
+      replacedBy: null,
+      observationId: 'obs-2.25.10',
+      systolic: { value: 131, unit: 'mmHg' },
+      diastolic: { value: 70, unit: 'mmHg' },
+    });
+    expect(await registry.get('2.25.999')).toBeNull();
+  });
+
+  it('a failing apply leaves checkpoint and rows unchanged', async () => {
+    const first = submitted('2.25.20', T0);
+    await registry.apply([first], first.globalPosition);
+
+    // A bad event in the batch (content that does not parse) fails the whole batch.
+    const good = deprecated('2.25.20', '2.25.21');
+    const bad = recorded('DocumentSubmitted', { ...submitted('2.25.22', T0).data, content: '<not-hl7/>' });
+    await expect(registry.apply([good, bad], bad.globalPosition)).rejects.toThrow();
+    expect(await registry.checkpoint()).toBe(first.globalPosition);
+    expect((await registry.get('2.25.20'))?.status).toBe('Approved');
+
+    // A failure in the database after the rows were written (here: the checkpoint write) rolls the rows back too.
+    await admin.query(`CREATE FUNCTION "${schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'checkpoint refused'; END $$`);
+    await admin.query(`CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON "${schema}".projection_checkpoints FOR EACH ROW EXECUTE FUNCTION "${schema}".refuse()`);
+    try {
+      const next = submitted('2.25.23', T0 + 60);
+      await expect(registry.apply([good, next], next.globalPosition)).rejects.toThrow(/checkpoint refused/);
+      expect(await registry.checkpoint()).toBe(first.globalPosition);
+      expect((await registry.get('2.25.20'))?.status).toBe('Approved');
+      expect(await registry.get('2.25.23')).toBeNull();
+      expect(await count('registry_entries')).toBe(1);
+    } finally {
+      await admin.query(`DROP TRIGGER refuse ON "${schema}".projection_checkpoints`);
+      await admin.query(`DROP FUNCTION "${schema}".refuse()`);
+    }
+  });
+
+  it('findCurrent: [from, to) in whole seconds, oldest first, limited, one patient only', async () => {
+    const batch = [
+      submitted('2.25.33', T0 + 120),
+      submitted('2.25.30', T0 - 1), // just before from
+      submitted('2.25.31', T0), // exactly from: in
+      submitted('2.25.32', T0 + 60),
+      submitted('2.25.34', T0 + 180), // exactly to: out
+      submitted('2.25.35', T0 + 60, { patientKey: OTHER }),
+      submitted('2.25.36', T0 + 60), // same second as .32: ordered by uniqueId
+    ];
+    await registry.apply(batch, batch.at(-1)!.globalPosition);
+    expect(ids(await registry.findCurrent(PATIENT, T0, T0 + 180, 100))).toEqual(['2.25.31', '2.25.32', '2.25.36', '2.25.33']);
+    expect(ids(await registry.findCurrent(PATIENT, T0, T0 + 180, 2))).toEqual(['2.25.31', '2.25.32']);
+    expect(ids(await registry.findCurrent(PATIENT, T0 + 180, T0 + 181, 100))).toEqual(['2.25.34']);
+    expect(ids(await registry.findCurrent(PATIENT, T0, T0, 100))).toEqual([]);
+    expect(ids(await registry.findCurrent(OTHER, T0, T0 + 180, 100))).toEqual(['2.25.35']);
+  });
+
+  it('leaves deprecated rows out of findCurrent but keeps them for get and knowsPatient', async () => {
+    const batch = [submitted('2.25.40', T0), submitted('2.25.41', T0 + 1, { replaces: '2.25.40', systolic: 125 }), deprecated('2.25.40', '2.25.41')];
+    await registry.apply(batch, batch.at(-1)!.globalPosition);
+    expect(ids(await registry.findCurrent(PATIENT, T0, T0 + 10, 100))).toEqual(['2.25.41']);
+    expect(await registry.get('2.25.40')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.41' });
+    expect(await registry.get('2.25.41')).toMatchObject({ status: 'Approved', replaces: '2.25.40', systolic: { value: 125, unit: 'mmHg' } });
+
+    // A deprecation alone is no reason to know the patient.
+    await registry.reset();
+    const only = deprecated('2.25.40', '2.25.41');
+    await registry.apply([only], only.globalPosition);
+    expect(await registry.knowsPatient(PATIENT)).toBe(false);
+  });
+
+  it('knowsPatient: true once any document was registered, even if none is current', async () => {
+    expect(await registry.knowsPatient(PATIENT)).toBe(false);
+    const batch = [submitted('2.25.50', T0), deprecated('2.25.50', '2.25.51')];
+    await registry.apply(batch, batch.at(-1)!.globalPosition);
+    expect(await registry.findCurrent(PATIENT, T0 - 10, T0 + 10, 10)).toEqual([]);
+    expect(await registry.knowsPatient(PATIENT)).toBe(true);
+    expect(await registry.knowsPatient(OTHER)).toBe(false);
+  });
+
+  it('two hub processes feeding the same tables: a stale batch neither reverts a row nor moves the checkpoint back', async () => {
+    const db = PostgresDatabase.open({ connectionString, schema });
+    try {
+      await twoProcesses(await PostgresRegistry.open(db));
+    } finally {
+      await db.close();
+    }
+  });
+
+  const twoProcesses = async (other: PostgresRegistry): Promise<void> => {
+    const sub = submitted('2.25.60', T0);
+    const dep = deprecated('2.25.60', '2.25.61');
+    await registry.apply([sub, dep], dep.globalPosition); // hub A is ahead
+    await other.apply([sub], sub.globalPosition); // hub B applies the older batch it had read
+    expect(await registry.checkpoint()).toBe(dep.globalPosition);
+    expect(await other.get('2.25.60')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.61' });
+
+    // Overlapping batches applied concurrently by both: each event applied once, the checkpoint the furthest.
+    const batch = Array.from({ length: 20 }, (_, i) => submitted(`2.25.7${String(i).padStart(2, '0')}`, T0 + i));
+    const deps = batch.slice(0, 10).map((e) => deprecated(String(e.data['uniqueId']), `2.25.8${e.data['uniqueId']}`));
+    await Promise.all([
+      registry.apply(batch, batch.at(-1)!.globalPosition),
+      other.apply(batch.slice(0, 10), batch[9]!.globalPosition),
+      other.apply(batch, batch.at(-1)!.globalPosition),
+    ]);
+    await Promise.all([registry.apply(deps, deps.at(-1)!.globalPosition), other.apply(batch, batch.at(-1)!.globalPosition)]);
+    expect(await other.checkpoint()).toBe(deps.at(-1)!.globalPosition);
+    expect(ids(await registry.findCurrent(PATIENT, T0, T0 + 100, 100))).toEqual(ids(batch.slice(10).map((e) => ({ uniqueId: String(e.data['uniqueId']) }))));
+  };
+});
+
+describe('PostgresRegistry fed by the Projector from the PostgreSQL event store', () => {
+  it('catches up from the events, and reset + rebuild gives the same answers', async () => {
+    const projector = new Projector(store, registry, undefined, 3); // small batches: several applies
+    const stream = (e: RecordedEvent) => e.streamName;
+    const events = [submitted('2.25.90', T0), submitted('2.25.91', T0 + 30), submitted('2.25.92', T0 + 60, { replaces: '2.25.90' }), deprecated('2.25.90', '2.25.92')];
+    for (const e of events) await store.appendToStream(stream(e), [{ id: e.id, type: e.type, data: e.data }]);
+    await projector.catchUp();
+    const before = await registry.findCurrent(PATIENT, T0, T0 + 100, 100);
+    expect(ids(before)).toEqual(['2.25.91', '2.25.92']);
+    const checkpoint = await registry.checkpoint();
+    expect(checkpoint).toBe(await store.headPosition());
+
+    await projector.rebuild();
+    expect(await registry.findCurrent(PATIENT, T0, T0 + 100, 100)).toEqual(before);
+    expect(await registry.get('2.25.90')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.92' });
+    expect(await registry.checkpoint()).toBe(checkpoint);
+  });
+});
