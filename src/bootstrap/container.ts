@@ -12,7 +12,11 @@ import type { RegistryReadModel } from '../application/ports/registry-read-model
 import { Projector } from '../application/projector';
 import { TeleMedService } from '../application/telemed';
 import { XdsBackend } from '../application/xds-backend';
+import { EventStoreDbEventStore } from '../adapters/event-store/esdb/eventstoredb-event-store';
+import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
+import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
+import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
 import { SqliteRegistry } from '../adapters/registry/sqlite-registry';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
@@ -36,20 +40,102 @@ export const TOKENS = {
 export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger =>
   pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime });
 
-/** The composition root: every binding of the embedded profile, each a singleton. */
-export const buildContainer = (config: Config, logger: Logger = createLogger(config)): Container => {
+/** An event store opened ahead of the container (PostgreSQL and EventStoreDB open asynchronously), with its registry. */
+export type OpenedStore = Readonly<{ store: EventStore; registry: RegistryReadModel; registryKind: 'sqlite' | 'postgres' | 'memory' }>;
+
+/** Delegates to `store`; close() closes it, then `also` (e.g. the registry's own PostgreSQL pool). */
+const closingAlso = (store: EventStore, also: () => Promise<void>): EventStore => ({
+  appendToStream: store.appendToStream.bind(store),
+  readStream: store.readStream.bind(store),
+  aggregateStream: store.aggregateStream.bind(store),
+  readAll: store.readAll.bind(store),
+  waitForAppend: store.waitForAppend.bind(store),
+  headPosition: store.headPosition.bind(store),
+  close: async () => {
+    try {
+      await store.close();
+    } finally {
+      await also();
+    }
+  },
+});
+
+/**
+ * Opens the event store RTS_EVENT_STORE names, and the registry read model that goes with it:
+ *   postgres      PostgresEventStore in RTS_POSTGRES_SCHEMA; PostgresRegistry in the same schema, its rows and
+ *                 checkpoint written in one transaction of the store (shared by all hubs on that database).
+ *   eventstoredb  EventStoreDbEventStore; PostgresRegistry in RTS_POSTGRES_SCHEMA when RTS_POSTGRES_URL is given,
+ *                 else an InMemoryRegistry that the projector rebuilds from $all at every start.
+ *   sqlite        nothing to open ahead: buildContainer opens the file lazily (see there).
+ * Connection strings are never logged.
+ */
+export const openStore = async (config: Config, logger?: Logger): Promise<OpenedStore | undefined> => {
+  switch (config.RTS_EVENT_STORE) {
+    case 'sqlite':
+      return undefined;
+    case 'postgres': {
+      const store = await PostgresEventStore.open({ connectionString: required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL'), schema: config.RTS_POSTGRES_SCHEMA });
+      try {
+        const registry = await PostgresRegistry.open(store);
+        logger?.info({ store: 'postgres', schema: config.RTS_POSTGRES_SCHEMA, registry: 'postgres' }, 'event store opened');
+        return { store, registry, registryKind: 'postgres' };
+      } catch (error) {
+        await store.close().catch(() => undefined);
+        throw error;
+      }
+    }
+    case 'eventstoredb': {
+      const esdb = await EventStoreDbEventStore.open({ connectionString: required(config.RTS_EVENTSTORE_CONNECTION_STRING, 'RTS_EVENTSTORE_CONNECTION_STRING') });
+      if (config.RTS_POSTGRES_URL === undefined) {
+        logger?.info({ store: 'eventstoredb', registry: 'memory' }, 'event store opened; the registry is rebuilt in memory from $all');
+        return { store: esdb, registry: new InMemoryRegistry(), registryKind: 'memory' };
+      }
+      const db = PostgresDatabase.open({ connectionString: config.RTS_POSTGRES_URL, schema: config.RTS_POSTGRES_SCHEMA });
+      try {
+        const registry = await PostgresRegistry.open(db);
+        logger?.info({ store: 'eventstoredb', registry: 'postgres', schema: config.RTS_POSTGRES_SCHEMA }, 'event store opened');
+        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres' };
+      } catch (error) {
+        await db.close().catch(() => undefined);
+        await esdb.close().catch(() => undefined);
+        throw error;
+      }
+    }
+    default:
+      throw new Error(`unknown RTS_EVENT_STORE`);
+  }
+};
+
+const required = (value: string | undefined, name: string): string => {
+  if (value === undefined) throw new Error(`${name}: required when RTS_EVENT_STORE is set to its store`); // loadConfig checks this first
+  return value;
+};
+
+/**
+ * The composition root: every binding, each a singleton. With the embedded SQLite store everything is built
+ * synchronously (the file is opened on first use); PostgreSQL and EventStoreDB are opened first, by openStore(),
+ * and passed in as `opened`. openContainer() does both.
+ */
+export const buildContainer = (config: Config, logger: Logger = createLogger(config), opened?: OpenedStore): Container => {
   const c = new Container({ defaultScope: 'Singleton' });
   c.bind<Config>(TOKENS.Config).toConstantValue(config);
   c.bind<Logger>(TOKENS.Logger).toConstantValue(logger);
   c.bind<Clock>(TOKENS.Clock).toConstantValue(new SystemClock());
   c.bind<IdGenerator>(TOKENS.Ids).toConstantValue(new RandomIds());
   c.bind<PatientKeys>(TOKENS.PatientKeys).toDynamicValue(() => new HmacPatientKeys(pseudonymSecret(config.RTS_PSEUDONYM_SECRET, config.RTS_DATA_DIR)));
-  c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
-    mkdirSync(config.RTS_DATA_DIR, { recursive: true });
-    return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, 'telemed.sqlite') });
-  });
-  c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
-  c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => new SqliteRegistry(ctx.container.get(SqliteEventStore)));
+  if (opened) {
+    c.bind<EventStore>(TOKENS.EventStore).toConstantValue(opened.store);
+    c.bind<RegistryReadModel>(TOKENS.Registry).toConstantValue(opened.registry);
+  } else if (config.RTS_EVENT_STORE === 'sqlite') {
+    c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
+      mkdirSync(config.RTS_DATA_DIR, { recursive: true });
+      return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, 'telemed.sqlite') });
+    });
+    c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
+    c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => new SqliteRegistry(ctx.container.get(SqliteEventStore)));
+  } else {
+    throw new Error(`RTS_EVENT_STORE=${config.RTS_EVENT_STORE} is opened asynchronously: use openContainer(), or pass openStore()'s result`);
+  }
   c.bind<Projector>(TOKENS.Projector).toDynamicValue(
     (ctx) => new Projector(ctx.container.get<EventStore>(TOKENS.EventStore), ctx.container.get<RegistryReadModel>(TOKENS.Registry), logger),
   );
@@ -69,3 +155,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   c.bind<TeleMedService>(TOKENS.TeleMed).toDynamicValue((ctx) => new TeleMedService(ctx.container.get(TOKENS.Xds)));
   return c;
 };
+
+/** Opens the configured event store (and its registry), then builds the container around it. */
+export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> =>
+  buildContainer(config, logger, await openStore(config, logger));

@@ -11,7 +11,7 @@ import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
 import { loadConfig, type Config } from './config';
-import { TOKENS, buildContainer } from './container';
+import { TOKENS, openContainer } from './container';
 
 /** What a backend team gets when it embeds the core without HTTP. */
 export type EmbeddedTeleMed = Readonly<{
@@ -25,7 +25,10 @@ export type EmbeddedTeleMed = Readonly<{
 }>;
 
 export type OpenOptions =
-  /** The embedded default: SQLite under `dataDir` (same settings as the server; RTS_* variables as overrides). */
+  /**
+   * The server's stores: SQLite under `dataDir` by default; `settings` are RTS_* variables as the server reads
+   * them, e.g. { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: '...' } (the environment is not read).
+   */
   | Readonly<{ dataDir: string; settings?: Partial<Record<keyof Config, string>>; logger?: Logger }>
   /** Everything in memory, gone at close: for tests of code that embeds TeleMed. */
   | Readonly<{ inMemory: true; pseudonymSecret?: Buffer }>;
@@ -33,12 +36,12 @@ export type OpenOptions =
 /**
  * Open the TeleMed core in-process.
  *
- *   const rts = openTeleMed({ dataDir: './data' });
+ *   const rts = await openTeleMed({ dataDir: './data' });
  *   const uniqueId = await rts.telemed.processAndStore(createTeleObservation({...}, DateTime.utc()));
  *   const week = await rts.telemed.getObservationsFor(patientId, lastDays(7, DateTime.utc()));
  *   await rts.close();
  */
-export const openTeleMed = (options: OpenOptions): EmbeddedTeleMed => {
+export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed> => {
   if ('inMemory' in options) {
     const store: EventStore = new InMemoryEventStore();
     const registry: RegistryReadModel = new InMemoryRegistry();
@@ -57,7 +60,7 @@ export const openTeleMed = (options: OpenOptions): EmbeddedTeleMed => {
     return { telemed: new TeleMedService(xds), xds, rebuildRegistry: () => projector.rebuild(), close: () => store.close() };
   }
   const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
-  const container = buildContainer(config, options.logger ?? pino({ level: 'silent' }));
+  const container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
   return {

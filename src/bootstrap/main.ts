@@ -7,13 +7,13 @@ import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
 import { ConfigError, loadConfig, type Config } from './config';
-import { TOKENS, buildContainer, createLogger } from './container';
+import { TOKENS, createLogger, openContainer } from './container';
 
 export type RunningHub = Readonly<{ url: string; stop(): Promise<void> }>;
 
 /** Start the hub: store, projection, HTTP. Resolves once the port is listening. */
 export const startHub = async (config: Config, logger: Logger = createLogger(config)): Promise<RunningHub> => {
-  const container = buildContainer(config, logger);
+  const container = await openContainer(config, logger);
   const store = container.get<EventStore>(TOKENS.EventStore);
   const projector = container.get<Projector>(TOKENS.Projector);
   projector.start();
