@@ -82,7 +82,7 @@ describe('loadConfig', () => {
     ['RTS_BODY_LIMIT_BYTES', '10', /./],
     ['RTS_SHUTDOWN_GRACE_MS', '-1', /./],
   ])('refuses a bad %s, naming it', (name, value, message) => {
-    const base = name.startsWith('RTS_POSTGRES') ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' } : {};
+    const base: Record<string, string> = name.startsWith('RTS_POSTGRES') ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' } : {};
     const problems = problemsOf({ ...base, [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
