@@ -95,7 +95,7 @@ describe('rts against the running hub', () => {
     expect(res.code).toBe(3);
     expect(res.stdout).toBe('');
     expect(res.stderr).toContain('The observation has implausible values');
-    expect(res.stderr).toContain('systolic pressure must be above diastolic pressure');
+    expect(res.stderr).toContain('systolic: must be above the diastolic pressure');
     expect(res.stderr).not.toContain(CPR);
     expect(res.stderr).not.toMatch(/\n\s+at /); // no stack
   });

@@ -78,16 +78,16 @@ describe('run upload', () => {
       type: '/problems/implausible_observation',
       title: 'The observation has implausible values',
       status: 422,
-      detail: 'the observation is not valid: systolic systolic pressure must be above diastolic pressure',
+      detail: 'the observation is not valid: systolic must be above the diastolic pressure',
       code: 'implausible_observation',
-      errors: [{ path: 'systolic', message: 'systolic pressure must be above diastolic pressure' }],
+      errors: [{ path: 'systolic', message: 'must be above the diastolic pressure' }],
     };
     const h = await harness(upload, [json(422, problem)]);
     expect(h.code).toBe(EXIT.refused);
     expect(h.calls).toHaveLength(1);
     expect(h.err).toContain('The observation has implausible values (HTTP 422, implausible_observation)');
     expect(h.err).toContain('the observation is not valid');
-    expect(h.err).toContain('- systolic: systolic pressure must be above diastolic pressure');
+    expect(h.err).toContain('- systolic: must be above the diastolic pressure');
     expect(h.err).not.toMatch(/\bat .*\(.*:\d+:\d+\)/);
   });
 

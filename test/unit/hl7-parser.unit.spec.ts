@@ -198,7 +198,7 @@ describe('parseHl7Observation: wrong content', () => {
 
   it('applies the plausibility rules of an upload', () => {
     expectInvalid(seedXml.replace('value="126.0"', 'value="400.0"'), 'invalid_document', /systolic must be between/);
-    expectInvalid(seedXml.replace('value="126.0"', 'value="60.0"'), 'invalid_document', /above diastolic/);
+    expectInvalid(seedXml.replace('value="126.0"', 'value="60.0"'), 'invalid_document', /above the diastolic/);
   });
 
   it('does not decode entities beyond the five predefined ones', () => {

@@ -96,7 +96,7 @@ describe('createTeleObservation', () => {
     ])('rejects systolic %i not above diastolic %i', (systolic, diastolic) => {
       const e = rejectionOf({ systolic, diastolic });
       expect(e.code).toBe('implausible_observation');
-      expect(e.details).toEqual([{ path: 'systolic', message: expect.stringMatching(/above diastolic/) }]);
+      expect(e.details).toEqual([{ path: 'systolic', message: expect.stringMatching(/above the diastolic/) }]);
     });
   });
 

@@ -85,13 +85,13 @@ export const createTeleObservation = (input: TeleObservationInput, now: DateTime
   const diastolic = quantity(input.diastolic, 'diastolic', issues);
   const measuredAt = instant(input.measuredAt, issues);
   if (systolic && diastolic && systolic.value <= diastolic.value) {
-    issues.push({ path: 'systolic', message: 'systolic pressure must be above diastolic pressure' });
+    issues.push({ path: 'systolic', message: 'must be above the diastolic pressure' });
   }
   if (measuredAt && measuredAt > now.plus({ seconds: CLOCK_SKEW_SECONDS })) {
-    issues.push({ path: 'measuredAt', message: 'measurement time lies in the future' });
+    issues.push({ path: 'measuredAt', message: 'lies in the future' });
   }
   if (issues.length > 0 || !patientId || !systolic || !diastolic || !measuredAt) {
-    const code = issues.some((i) => i.path === 'patientId') ? 'invalid_patient_id' : issues.some((i) => /must be between|above diastolic|future/.test(i.message)) ? 'implausible_observation' : 'invalid_observation';
+    const code = issues.some((i) => i.path === 'patientId') ? 'invalid_patient_id' : issues.some((i) => /must be between|above the diastolic|in the future/.test(i.message)) ? 'implausible_observation' : 'invalid_observation';
     throw new ValidationError(code, `the observation is not valid: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
   }
   return { patientId, systolic, diastolic, measuredAt: toIsoSeconds(measuredAt) };
