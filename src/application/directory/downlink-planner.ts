@@ -1,0 +1,103 @@
+import { isConnectedSystemEvent, type ConnectedSystemEvent } from '../../domain/directory/connected-system';
+import { isExpertEvent, type ExpertEvent } from '../../domain/directory/expert';
+import type { RecordedEvent } from '../ports/event-store';
+import type { ExpertView } from '../projections/directory-projection';
+import {
+  CONTRACT_VERSION,
+  MAX_BATCH_EXPERTS,
+  downlinkMessageId,
+  type DirectoryExpert,
+  type DownlinkEnvelope,
+  type DownlinkPayloads,
+  type DownlinkType,
+} from './directory-messages';
+
+/**
+ * PURE: which downlink messages one recorded directory event causes.
+ *
+ *   planDownlink(event, context, { snapshotBatchSize? }) -> readonly { queue, envelope }[]
+ *   needsDirectory(event) -> whether `context.directory` must be filled for this event
+ *
+ * Rules (everything "as of the event": `context` describes the directory just after it)
+ * - ExpertRegistered / ExpertProfileChanged -> 'directory.expert.upserted'; ExpertRetired ->
+ *   'directory.expert.retired'; to every joined system except the expert's home system. Nothing while the home
+ *   system has not joined: its experts go out when it joins.
+ * - SystemJoined of J -> to J: 'system.joined' (confirmation) and 'directory.snapshot' in batches of
+ *   `snapshotBatchSize` (every expert of the other joined systems; at least one batch, so an empty directory
+ *   is announced too); to every other joined system: 'system.joined' (news) and one 'directory.expert.upserted'
+ *   per expert of J.
+ * - Anything else -> nothing.
+ *
+ * Message ids come from `downlinkMessageId(event.id, target, part)`, `time` is the event's recordedAt, and the
+ * correlation id is the event's (else the event id): planning the same event again gives the same messages, as
+ * long as the experts' membership as of the event is the same (it is: `expertsAsOf` is by position).
+ */
+export type JoinedSystem = Readonly<{ systemId: string; downlinkQueue: string }>;
+
+export type DownlinkContext = Readonly<{
+  /** Systems that had joined just after the event (a SystemJoined event includes its own system). */
+  joinedSystems: readonly JoinedSystem[];
+  /** For SystemJoined only (`needsDirectory`): every expert in the directory just after the event, by expert id. */
+  directory?: readonly ExpertView[];
+}>;
+
+export type DownlinkMessage = Readonly<{ queue: string; envelope: DownlinkEnvelope }>;
+
+export type PlanOptions = Readonly<{ snapshotBatchSize?: number }>;
+
+export const needsDirectory = (event: Pick<RecordedEvent, 'type'>): boolean => event.type === 'SystemJoined';
+
+export const toDirectoryExpert = (e: ExpertView): DirectoryExpert => ({ expertId: e.expertId, homeSystemId: e.homeSystemId, profile: e.profile, revision: e.revision });
+
+export const planDownlink = (event: RecordedEvent, context: DownlinkContext, options: PlanOptions = {}): readonly DownlinkMessage[] => {
+  const correlationId = typeof event.metadata.correlationId === 'string' && event.metadata.correlationId.length > 0 ? event.metadata.correlationId : event.id;
+  const message = <T extends DownlinkType>(target: JoinedSystem, type: T, payload: DownlinkPayloads[T], part?: string): DownlinkMessage => ({
+    queue: target.downlinkQueue,
+    envelope: {
+      id: downlinkMessageId(event.id, target.systemId, part),
+      type,
+      version: CONTRACT_VERSION,
+      systemId: target.systemId,
+      correlationId,
+      time: event.recordedAt,
+      payload,
+    } as DownlinkEnvelope,
+  });
+
+  if (isExpertEvent(event)) {
+    const e = { type: event.type, data: event.data } as ExpertEvent;
+    const home = e.data.homeSystemId;
+    if (!context.joinedSystems.some((s) => s.systemId === home)) return [];
+    const revision = Number(event.streamVersion) + 1;
+    const targets = context.joinedSystems.filter((s) => s.systemId !== home);
+    return targets.map((t) =>
+      e.type === 'ExpertRetired'
+        ? message(t, 'directory.expert.retired', { expertId: e.data.expertId, homeSystemId: home, revision })
+        : message(t, 'directory.expert.upserted', { expertId: e.data.expertId, homeSystemId: home, profile: e.data.profile, revision }),
+    );
+  }
+
+  if (isConnectedSystemEvent(event) && event.type === 'SystemJoined') {
+    const e = { type: event.type, data: event.data } as Extract<ConnectedSystemEvent, { type: 'SystemJoined' }>;
+    const joinerId = e.data.systemId;
+    const joiner: JoinedSystem = context.joinedSystems.find((s) => s.systemId === joinerId) ?? { systemId: joinerId, downlinkQueue: e.data.downlinkQueue };
+    const others = context.joinedSystems.filter((s) => s.systemId !== joinerId);
+    const joinedOthers = new Set(others.map((s) => s.systemId));
+    const directory = context.directory ?? [];
+    const news = { systemId: joinerId, name: e.data.name, area: e.data.area };
+
+    const size = Math.max(1, Math.min(options.snapshotBatchSize ?? MAX_BATCH_EXPERTS, MAX_BATCH_EXPERTS));
+    const snapshot = directory.filter((x) => joinedOthers.has(x.homeSystemId)).map(toDirectoryExpert);
+    const batchCount = Math.max(1, Math.ceil(snapshot.length / size));
+    const toJoiner: DownlinkMessage[] = [message(joiner, 'system.joined', news)];
+    for (let i = 0; i < batchCount; i++) {
+      toJoiner.push(message(joiner, 'directory.snapshot', { snapshotId: event.id, batchIndex: i, batchCount, experts: snapshot.slice(i * size, (i + 1) * size) }, `snapshot/${i}`));
+    }
+
+    const own = directory.filter((x) => x.homeSystemId === joinerId).map(toDirectoryExpert);
+    const toOthers = others.flatMap((t) => [message(t, 'system.joined', news), ...own.map((x) => message(t, 'directory.expert.upserted', x, `expert/${x.expertId}`))]);
+    return [...toJoiner, ...toOthers];
+  }
+
+  return [];
+};

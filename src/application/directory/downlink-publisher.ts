@@ -1,0 +1,138 @@
+import type { CheckpointStore, DownlinkOutbox } from '../ports/downlink-outbox';
+import type { EventStore, RecordedEvent } from '../ports/event-store';
+import { systemJoinedAt, type SystemView } from '../projections/directory-projection';
+import type { DirectoryLogger } from './directory-projector';
+import type { DirectoryReadModel } from './directory-read-model';
+import { needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
+
+/**
+ * The downlink publisher: a checkpointed subscription to the event store that sends what `planDownlink` plans
+ * for each directory event through a `DownlinkOutbox` (part B: AMQP), never inline after a commit.
+ *
+ *   const publisher = new DownlinkPublisher({ store, directory, projector, outbox, checkpoints });
+ *   await publisher.catchUp();   // send everything up to the store's head (single-flight)
+ *   publisher.start(); ...; await publisher.stop();   // follow the store in the background
+ *
+ * At-least-once: for each event, every planned message is sent (up to `concurrency` at a time; `send` must
+ * resolve only once the broker holds the message), then the checkpoint moves past the event
+ * (`checkpoints.set(name, position)`). A crash or a failed send means the event is planned and sent again from
+ * the stored checkpoint, with the same message ids, so receivers dedupe. Events are handled in store order and
+ * one at a time, so messages about one expert to one system leave in the order of their revisions.
+ *
+ * The plan needs the directory as of the event: before planning, the read model is caught up (`projector`) to
+ * at least the events in hand; joined systems are taken as of the event's position, and a join's snapshot uses
+ * `expertsAsOf(position)`, so a model that has moved further does not change what is planned.
+ */
+export type DownlinkPublisherDependencies = Readonly<{
+  store: EventStore;
+  directory: DirectoryReadModel;
+  projector: { catchUp(): Promise<void> };
+  outbox: DownlinkOutbox;
+  checkpoints: CheckpointStore;
+  /** Name of the checkpoint (default 'downlink'). */
+  name?: string;
+  /** Events read per batch. */
+  batchSize?: number;
+  /** Sends in flight at once for one event. */
+  concurrency?: number;
+  snapshotBatchSize?: number;
+  logger?: DirectoryLogger;
+}>;
+
+export class DownlinkPublisher {
+  private running: Promise<void> | null = null;
+  private stopped = true;
+  private stopRequested = false;
+  private loop: Promise<void> | null = null;
+  private readonly name: string;
+  private sentCount = 0;
+
+  constructor(private readonly deps: DownlinkPublisherDependencies) {
+    this.name = deps.name ?? 'downlink';
+  }
+
+  /** Messages sent by this instance (resends included). */
+  get sent(): number {
+    return this.sentCount;
+  }
+
+  catchUp(): Promise<void> {
+    if (!this.running) {
+      this.running = this.drain().finally(() => {
+        this.running = null;
+      });
+    }
+    return this.running;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.stopRequested = false;
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          await this.catchUp();
+          await this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
+        } catch (error) {
+          this.deps.logger?.error({ err: error }, 'downlink publishing failed; retrying from the checkpoint');
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopRequested = true;
+    await this.loop;
+    await this.running?.catch(() => undefined);
+  }
+
+  private async drain(): Promise<void> {
+    let checkpoint = await this.deps.checkpoints.get(this.name);
+    for (;;) {
+      const events = await this.deps.store.readAll({ after: checkpoint, maxCount: this.deps.batchSize ?? 200 });
+      if (events.length === 0) return;
+      const last = events[events.length - 1]!.globalPosition;
+      if ((await this.deps.directory.checkpoint()) < last) await this.deps.projector.catchUp();
+      const systems = await this.deps.directory.listSystems();
+      for (const event of events) {
+        const messages = await this.plan(event, systems);
+        if (messages.length > 0) {
+          await this.sendAll(messages);
+          await this.deps.checkpoints.set(this.name, event.globalPosition);
+        }
+        checkpoint = event.globalPosition;
+        if (this.stopRequested) return; // stop() waits for the event in hand; the rest is sent on the next start
+      }
+      // Events without messages (other contexts) move the checkpoint once per batch.
+      await this.deps.checkpoints.set(this.name, checkpoint);
+    }
+  }
+
+  private async plan(event: RecordedEvent, systems: readonly SystemView[]): Promise<readonly DownlinkMessage[]> {
+    const joinedSystems = systems.filter((s) => systemJoinedAt(s, event.globalPosition)).map((s) => ({ systemId: s.systemId, downlinkQueue: s.downlinkQueue }));
+    const directory = needsDirectory(event) ? await this.deps.directory.expertsAsOf(event.globalPosition) : undefined;
+    return planDownlink(event, { joinedSystems, directory }, { snapshotBatchSize: this.deps.snapshotBatchSize });
+  }
+
+  private async sendAll(messages: readonly DownlinkMessage[]): Promise<void> {
+    const limit = Math.max(1, this.deps.concurrency ?? 64);
+    let next = 0;
+    let failure: { error: unknown } | null = null;
+    const worker = async (): Promise<void> => {
+      while (next < messages.length && !failure) {
+        const m = messages[next++]!;
+        try {
+          await this.deps.outbox.send(m.queue, m.envelope);
+          this.sentCount++;
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, messages.length) }, worker));
+    if (failure) throw (failure as { error: unknown }).error;
+  }
+}
