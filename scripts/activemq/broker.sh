@@ -101,7 +101,8 @@ run() {
   [[ -n "${RTS_BROKER_PIDFILE:-}" ]] && echo $$ >"$RTS_BROKER_PIDFILE"
   # shellcheck disable=SC2086
   exec "$java_bin" \
-    -Xms64m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+    -Xms64m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto -XX:-UsePerfData \
+    -Dlog4j2.disable.jmx=true \
     -Djava.awt.headless=true "-Djava.io.tmpdir=$data/tmp" \
     --add-reads=java.xml=java.logging \
     --add-opens java.base/java.security=ALL-UNNAMED \

@@ -129,8 +129,11 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
   const signal = async (sig: NodeJS.Signals, graceMs: number): Promise<void> => {
     if (hasExited) return;
     child.kill(sig);
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
-    if ((await Promise.race([exited, timer])) === 'timeout') {
+    let handle: NodeJS.Timeout | undefined;
+    const timer = new Promise<'timeout'>((r) => (handle = setTimeout(() => r('timeout'), graceMs)));
+    const first = await Promise.race([exited, timer]);
+    clearTimeout(handle);
+    if (first === 'timeout') {
       child.kill('SIGKILL');
       await exited;
     }

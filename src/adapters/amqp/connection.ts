@@ -209,34 +209,36 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     return this.raw.open_receiver(options);
   }
 
-  /** Closes the connection (no reconnect); resolves when the peer confirmed or after `timeoutMs`. */
+  /**
+   * Closes the connection (no reconnect); resolves when the socket is gone, forcing it after `timeoutMs`.
+   * rhea only cleans up (heartbeat timers) on the socket's 'end', so we wait for that rather than destroying it.
+   */
   close(timeoutMs = 5000): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closing = true;
     this.raw.set_reconnect(false);
+    const raw = this.raw as unknown as RheaInternals;
+    if (raw.scheduled_reconnect) {
+      clearTimeout(raw.scheduled_reconnect);
+      raw.scheduled_reconnect = undefined;
+    }
+    const socket = raw.socket;
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.closed = true;
         this.connected = false;
-        this.raw.removeListener('connection_close', done);
-        this.raw.removeListener('disconnected', done);
-        // Drop the socket if the peer did not answer the close in time (or never was connected).
-        const socket = (this.raw as { socket?: { destroy(): void } }).socket;
-        socket?.destroy();
+        if (socket && !socket.destroyed) socket.destroy();
+        clearRheaTimers(raw);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      if (!this.connected) {
-        // Not connected: cancel a scheduled reconnect and finish now.
-        const scheduled = (this.raw as { scheduled_reconnect?: NodeJS.Timeout }).scheduled_reconnect;
-        if (scheduled) clearTimeout(scheduled);
+      if (!socket || socket.destroyed || !this.connected) {
         this.raw.close();
         done();
         return;
       }
-      this.raw.once('connection_close', done);
-      this.raw.once('disconnected', done);
+      socket.once('close', () => setImmediate(done));
       this.raw.close();
     });
   }
@@ -252,6 +254,22 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
 
   private describeEndpoints(): string {
     return this.endpoints.map((e) => `${e.host}:${e.port}`).join(', ');
+  }
+}
+
+interface RheaInternals {
+  socket?: import('node:net').Socket;
+  scheduled_reconnect?: NodeJS.Timeout;
+  heartbeat_in?: NodeJS.Timeout;
+  heartbeat_out?: NodeJS.Timeout;
+  abort_idle?: NodeJS.Timeout;
+}
+
+function clearRheaTimers(raw: RheaInternals): void {
+  for (const key of ['scheduled_reconnect', 'heartbeat_in', 'heartbeat_out', 'abort_idle'] as const) {
+    const timer = raw[key];
+    if (timer) clearTimeout(timer);
+    raw[key] = undefined;
   }
 }
 

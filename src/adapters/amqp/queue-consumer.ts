@@ -143,7 +143,9 @@ export class QueueConsumer {
     this.stopping = true;
     this.connection.off('disconnected', this.onDisconnected);
     const idle = Promise.allSettled([...this.running]).then(() => undefined);
-    await Promise.race([idle, delay(timeoutMs)]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([idle, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
     const receiver = this.receiver;
     if (receiver && receiver.is_open() && this.connection.isConnected()) {
       await new Promise<void>((resolve) => {
@@ -351,8 +353,4 @@ function describe(error: unknown): string | undefined {
   const { condition, description } = error as { condition?: string; description?: string };
   const text = [condition, description].filter(Boolean).join(': ');
   return text || undefined;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
