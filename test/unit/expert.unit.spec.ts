@@ -1,0 +1,83 @@
+import { DeciderSpec } from '../support/decider-spec';
+import { expertDecider, normalizeExpertProfile, parseExpertId, type ExpertCommand, type ExpertEvent, type ExpertProfile } from '../../src/domain/directory/expert';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
+
+const profile: ExpertProfile = {
+  name: 'Li Wei',
+  title: 'Chief physician',
+  specialties: ['Cardiology'],
+  location: { city: 'Chengdu', hospital: 'West China Hospital' },
+  languages: ['zh', 'en'],
+  availability: 'available',
+};
+const now = '2024-05-01T10:00:00.000Z';
+const base = { homeSystemId: 'chengdu', localExpertId: 'e-1', bySystemId: 'chengdu', now };
+const ids = { expertId: 'chengdu:e-1', homeSystemId: 'chengdu', localExpertId: 'e-1' };
+
+const register = (messageId: string, p: ExpertProfile = profile, by = 'chengdu'): ExpertCommand => ({ ...base, type: 'RegisterExpert', profile: p, messageId, bySystemId: by });
+const change = (messageId: string, p: ExpertProfile): ExpertCommand => ({ ...base, type: 'ChangeExpertProfile', profile: p, messageId });
+const retire = (messageId: string, by = 'chengdu'): ExpertCommand => ({ ...base, type: 'RetireExpert', messageId, bySystemId: by });
+
+const registered: ExpertEvent = { type: 'ExpertRegistered', data: { ...ids, profile, registeredAt: now, messageId: 'm1' } };
+const moved: ExpertProfile = { ...profile, location: { city: 'Chongqing', hospital: 'Xinqiao' } };
+const changed: ExpertEvent = { type: 'ExpertProfileChanged', data: { ...ids, profile: moved, changedAt: now, messageId: 'm2' } };
+const retired: ExpertEvent = { type: 'ExpertRetired', data: { ...ids, retiredAt: now, messageId: 'm3' } };
+
+const spec = DeciderSpec.for(expertDecider);
+
+describe('Expert decider', () => {
+  it('registers a new expert', () => spec.given([]).when(register('m1')).then([registered]));
+
+  it('re-registering the same profile changes nothing (idempotent)', () => spec.given([registered]).when(register('m9')).thenNothing());
+
+  it('re-registering another profile is a profile change', () =>
+    spec.given([registered]).when(register('m2', moved)).then([{ type: 'ExpertProfileChanged', data: { ...ids, profile: moved, changedAt: now, messageId: 'm2' } }]));
+
+  it('changes a profile, and ignores a change to the same profile', () => {
+    spec.given([registered]).when(change('m2', moved)).then([changed]);
+    spec.given([registered, changed]).when(change('m4', moved)).thenNothing();
+  });
+
+  it('a repeat of an applied message changes nothing, even after later changes', () => {
+    // m1 registered the first profile; m2 moved the expert; m1 delivered again must not move the expert back.
+    spec.given([registered, changed]).when(register('m1')).thenNothing();
+    spec.given([registered, changed, retired]).when(change('m2', moved)).thenNothing();
+  });
+
+  it('retires, and retiring again changes nothing', () => {
+    spec.given([registered]).when(retire('m3')).then([retired]);
+    spec.given([registered, retired]).when(retire('m5')).thenNothing();
+  });
+
+  it('refuses to change or re-register a retired expert', () => {
+    spec.given([registered, retired]).when(change('m6', moved)).thenThrows(ConflictError, 'expert_retired');
+    spec.given([registered, retired]).when(register('m7', moved)).thenThrows(ConflictError, 'expert_retired');
+  });
+
+  it('refuses changing or retiring an unknown expert', () => {
+    spec.given([]).when(change('m2', moved)).thenThrows(NotFoundError, 'expert_not_found');
+    spec.given([]).when(retire('m2')).thenThrows(NotFoundError, 'expert_not_found');
+  });
+
+  it('only the home system registers, changes or retires its experts', () => {
+    spec.given([]).when(register('m1', profile, 'beijing')).thenThrows(ForbiddenError, 'expert_owned_by_other_system');
+    spec.given([registered]).when(retire('m8', 'beijing')).thenThrows(ForbiddenError, 'expert_owned_by_other_system');
+  });
+
+  it('normalizes profiles and refuses blank ones', () => {
+    const n = normalizeExpertProfile({ ...profile, name: '  Li   Wei ', specialties: ['Cardiology', 'cardiology', ' Surgery '], languages: ['ZH', 'zh', 'en-GB'] });
+    expect(n).toMatchObject({ name: 'Li Wei', specialties: ['Cardiology', 'Surgery'], languages: ['zh', 'en-gb'] });
+    spec.given([]).when(register('m1', { ...profile, name: '  ' })).thenThrows(ValidationError, 'invalid_expert_profile');
+    spec.given([]).when(register('m1', { ...profile, specialties: [] })).thenThrows(ValidationError, 'invalid_expert_profile');
+  });
+
+  it('refuses a malformed local expert id', () => {
+    spec.given([]).when({ ...register('m1'), localExpertId: 'a:b' } as ExpertCommand).thenThrows(ValidationError, 'invalid_expert_id');
+  });
+
+  it('parses expert ids', () => {
+    expect(parseExpertId('chengdu:e-1')).toEqual({ homeSystemId: 'chengdu', localExpertId: 'e-1' });
+    expect(parseExpertId('chengdu')).toBeNull();
+    expect(parseExpertId('Chengdu:e-1')).toBeNull();
+  });
+});
