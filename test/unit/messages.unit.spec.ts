@@ -1,0 +1,132 @@
+import {
+  DOWNLINK_TYPES,
+  MAX_BATCH_EXPERTS,
+  UPLINK_TYPES,
+  downlinkMessageId,
+  parseDownlink,
+  parseUplink,
+  serializeDownlink,
+  serializeUplink,
+  type DownlinkEnvelope,
+  type UplinkEnvelope,
+} from '../../src/adapters/messaging/messages';
+
+const profile = {
+  name: 'Li Wei',
+  title: 'Chief physician',
+  specialties: ['Cardiology'],
+  location: { city: 'Chengdu', hospital: 'West China Hospital' },
+  languages: ['zh'],
+  availability: 'available',
+} as const;
+
+const envelope = (type: string, payload: unknown, extra: Record<string, unknown> = {}) => ({
+  id: '6f1c2a7e-8b3d-4c5e-9f01-23456789abcd',
+  type,
+  version: 1,
+  systemId: 'chengdu',
+  correlationId: 'corr-1',
+  time: '2024-05-01T12:00:00+08:00',
+  payload,
+  ...extra,
+});
+
+const validUplinks: Record<(typeof UPLINK_TYPES)[number], unknown> = {
+  'system.join.requested': { name: 'Chengdu City', expectedBatches: 2, expectedExperts: 700 },
+  'experts.batch': { batchIndex: 0, batchCount: 2, experts: [{ localExpertId: 'e-1', ...profile }, { localExpertId: 'e-2', ...profile }] },
+  'expert.registered': { localExpertId: 'e-1', profile },
+  'expert.changed': { localExpertId: 'e-1', homeSystemId: 'chengdu', profile },
+  'expert.retired': { localExpertId: 'e-1' },
+};
+
+const expectFailure = (json: string, reason: 'bad_json' | 'bad_schema', detail?: RegExp) => {
+  const result = parseUplink(json);
+  expect(result.ok).toBe(false);
+  if (result.ok) return;
+  expect(result.reason).toBe(reason);
+  if (detail) expect(result.detail).toMatch(detail);
+  return result;
+};
+
+describe('message contract: uplink', () => {
+  it.each(UPLINK_TYPES)('parses a valid %s', (type) => {
+    const result = parseUplink(JSON.stringify(envelope(type, validUplinks[type])));
+    expect(result).toMatchObject({ ok: true, message: { type, systemId: 'chengdu', version: 1 } });
+  });
+
+  it.each(UPLINK_TYPES)('refuses %s with a payload missing its fields', (type) => {
+    expectFailure(JSON.stringify(envelope(type, { unexpected: true })), 'bad_schema');
+  });
+
+  it('refuses bad JSON without quoting it, and never throws', () => {
+    const r = expectFailure('{"id": "secret-value"', 'bad_json');
+    expect(r?.detail).not.toContain('secret');
+    expectFailure('', 'bad_json');
+    expect(() => parseUplink(undefined as unknown as string)).not.toThrow();
+  });
+
+  it('refuses envelopes that break the contract, naming the field and keeping what could be read', () => {
+    const base = validUplinks['expert.retired'];
+    expectFailure(JSON.stringify(envelope('expert.retired', base, { version: 2 })), 'bad_schema', /version/);
+    expectFailure(JSON.stringify(envelope('expert.exploded', base)), 'bad_schema', /type/);
+    expectFailure(JSON.stringify(envelope('expert.retired', base, { id: 'not-a-uuid' })), 'bad_schema', /id/);
+    expectFailure(JSON.stringify(envelope('expert.retired', base, { time: '2024-05-01 12:00' })), 'bad_schema', /time/);
+    expectFailure(JSON.stringify(envelope('expert.retired', base, { time: '2024-05-01T12:00:00' })), 'bad_schema', /time/);
+    expectFailure(JSON.stringify(envelope('expert.retired', base, { systemId: 'Chengdu City' })), 'bad_schema', /systemId/);
+    expectFailure(JSON.stringify(envelope('expert.retired', base, { extra: 1 })), 'bad_schema');
+    expectFailure('[1,2]', 'bad_schema');
+    const r = expectFailure(JSON.stringify(envelope('expert.retired', { localExpertId: 'has:colon' })), 'bad_schema', /payload.localExpertId/);
+    expect(r?.envelope).toEqual({ id: '6f1c2a7e-8b3d-4c5e-9f01-23456789abcd', type: 'expert.retired', systemId: 'chengdu' });
+  });
+
+  it('refuses semantically broken batches: oversize, index past count, an expert twice', () => {
+    const experts = Array.from({ length: MAX_BATCH_EXPERTS + 1 }, (_, i) => ({ localExpertId: `e-${i}`, ...profile }));
+    expectFailure(JSON.stringify(envelope('experts.batch', { batchIndex: 0, batchCount: 1, experts })), 'bad_schema', /at most 500/);
+    expectFailure(JSON.stringify(envelope('experts.batch', { batchIndex: 2, batchCount: 2, experts: [] })), 'bad_schema', /batchIndex/);
+    const twice = [{ localExpertId: 'e-1', ...profile }, { localExpertId: 'e-1', ...profile }];
+    expectFailure(JSON.stringify(envelope('experts.batch', { batchIndex: 0, batchCount: 1, experts: twice })), 'bad_schema', /twice/);
+  });
+
+  it('refuses a bad profile', () => {
+    expectFailure(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, availability: 'busy' } })), 'bad_schema', /availability/);
+    expectFailure(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, specialties: [] } })), 'bad_schema', /specialties/);
+    expectFailure(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, languages: ['chinese!'] } })), 'bad_schema', /languages/);
+  });
+
+  it('serializes what it parses, and refuses to serialize a broken message', () => {
+    const message = envelope('expert.registered', validUplinks['expert.registered']) as UplinkEnvelope;
+    const parsed = parseUplink(serializeUplink(message));
+    expect(parsed).toEqual({ ok: true, message });
+    expect(() => serializeUplink({ ...message, systemId: 'X' } as UplinkEnvelope)).toThrow(TypeError);
+  });
+});
+
+describe('message contract: downlink', () => {
+  const expert = { expertId: 'chengdu:e-1', homeSystemId: 'chengdu', profile, revision: 2 };
+  const valid: Record<(typeof DOWNLINK_TYPES)[number], unknown> = {
+    'directory.expert.upserted': expert,
+    'directory.expert.retired': { expertId: 'chengdu:e-1', homeSystemId: 'chengdu', revision: 3 },
+    'directory.snapshot': { snapshotId: '0f1c2a7e-8b3d-5c5e-9f01-23456789abcd', batchIndex: 0, batchCount: 1, experts: [expert] },
+    'system.joined': { systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu' },
+  };
+
+  it.each(DOWNLINK_TYPES)('round-trips %s', (type) => {
+    const message = envelope(type, valid[type], { systemId: 'beijing' }) as DownlinkEnvelope;
+    expect(parseDownlink(serializeDownlink(message))).toEqual({ ok: true, message });
+  });
+
+  it('reads tolerantly: fields a newer hub adds are dropped, not refused', () => {
+    const message = envelope('system.joined', { ...(valid['system.joined'] as object), region: 'west' }, { systemId: 'beijing', hubVersion: '2' });
+    const result = parseDownlink(JSON.stringify(message));
+    expect(result.ok).toBe(true);
+    if (result.ok) expect(result.message.payload).toEqual(valid['system.joined']);
+  });
+
+  it('derives message ids from the source event and the target, deterministically', () => {
+    const a = downlinkMessageId('11111111-1111-4111-8111-111111111111', 'beijing');
+    expect(a).toBe(downlinkMessageId('11111111-1111-4111-8111-111111111111', 'beijing'));
+    expect(a).not.toBe(downlinkMessageId('11111111-1111-4111-8111-111111111111', 'shanghai'));
+    expect(a).not.toBe(downlinkMessageId('11111111-1111-4111-8111-111111111111', 'beijing', 'snapshot/0'));
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
