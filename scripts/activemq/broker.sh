@@ -67,7 +67,7 @@ render() {
       </systemUsage>
     </systemUsage>
     <transportConnectors>
-      <!-- Loopback only; no discoveryUri (no multicast announcements). -->
+      <!-- Loopback only; nothing is announced on the network. -->
       <transportConnector name="amqp"
         uri="amqp://127.0.0.1:$port?maximumConnections=1000&amp;wireFormat.maxFrameSize=1048576&amp;wireFormat.allowNonSaslConnections=true"/>
     </transportConnectors>

@@ -242,6 +242,19 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
       conn.on('disconnected', (e) => disconnects.push(e.reconnecting));
       await conn.waitConnected();
       const out = new DurableSender(conn);
+      // A consumer attached before the restarts must get its credit back after rhea re-attaches it.
+      const liveQueue = queueName('live');
+      const liveSeen: string[] = [];
+      const live = new QueueConsumer(conn, {
+        queue: liveQueue,
+        deadLetterQueue: `${liveQueue}.dlq`,
+        prefetch: 2,
+        handler: async (m) => {
+          liveSeen.push(m.body);
+          return 'accept';
+        },
+      });
+      await live.start();
       await out.send(queue, { body: '{"n":1}', applicationProperties: { messageId: 'p-1' } });
       await out.send(queue, { body: '{"n":2}', applicationProperties: { messageId: 'p-2' } });
 
@@ -263,7 +276,11 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
         expect(got.map((m) => m.applicationProperties['messageId'])).toEqual(['p-1', 'p-2', 'p-3', 'p-4']);
         expect(disconnects.every((reconnecting) => reconnecting)).toBe(true);
         expect(disconnects.length).toBeGreaterThanOrEqual(2);
+        await out.send(liveQueue, { body: '"after two restarts"' });
+        await until(() => liveSeen.length === 1);
+        expect(liveSeen).toEqual(['"after two restarts"']);
       } finally {
+        await live.stop();
         await out.close();
         await conn.close();
         await again.destroy();
