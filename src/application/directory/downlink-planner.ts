@@ -47,7 +47,16 @@ export type PlanOptions = Readonly<{ snapshotBatchSize?: number }>;
 
 export const needsDirectory = (event: Pick<RecordedEvent, 'type'>): boolean => event.type === 'SystemJoined';
 
-export const toDirectoryExpert = (e: ExpertView): DirectoryExpert => ({ expertId: e.expertId, homeSystemId: e.homeSystemId, profile: e.profile, revision: e.revision });
+/**
+ * An expert of `expertsAsOf` as the directory shares it. A row retired after the planned event still carries its
+ * last profile; the retirement (always the last event) took one revision, so the profile's revision is one less.
+ */
+export const toDirectoryExpert = (e: ExpertView): DirectoryExpert => ({
+  expertId: e.expertId,
+  homeSystemId: e.homeSystemId,
+  profile: e.profile,
+  revision: e.status === 'retired' ? e.revision - 1 : e.revision,
+});
 
 export const planDownlink = (event: RecordedEvent, context: DownlinkContext, options: PlanOptions = {}): readonly DownlinkMessage[] => {
   const correlationId = typeof event.metadata.correlationId === 'string' && event.metadata.correlationId.length > 0 ? event.metadata.correlationId : event.id;

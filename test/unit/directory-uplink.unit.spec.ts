@@ -1,0 +1,181 @@
+import { DateTime } from 'luxon';
+import { DirectoryProjector } from '../../src/application/directory/directory-projector';
+import { DirectoryService } from '../../src/application/directory/directory-service';
+import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
+import { UplinkHandler } from '../../src/application/directory/uplink-handler';
+import type { DownlinkEnvelope, UplinkEnvelope, UplinkPayloads, UplinkType } from '../../src/application/directory/directory-messages';
+import { uuidV5 } from '../../src/application/ids';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { InMemoryCheckpointStore, InMemoryOutbox } from '../../src/adapters/messaging/memory/in-memory-downlink';
+import { parseUplink } from '../../src/adapters/messaging/messages';
+import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
+import type { ExpertProfile } from '../../src/domain/directory/expert';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
+
+const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
+let counter = 0;
+const ids = { uuid: () => uuidV5(`id/${counter++}`) };
+
+const profile = (i: number, city = 'Chengdu'): ExpertProfile => ({
+  name: `Expert ${i}`,
+  title: 'Attending physician',
+  specialties: [i % 2 === 0 ? 'Cardiology' : 'Neurology'],
+  location: { city, hospital: `Hospital ${i % 7}` },
+  languages: ['zh'],
+  availability: 'available',
+});
+
+/** An uplink envelope, round-tripped through the contract's parser (as the hub's consumer does). */
+const uplink = <T extends UplinkType>(systemId: string, type: T, payload: UplinkPayloads[T], key: string): UplinkEnvelope => {
+  const parsed = parseUplink(
+    JSON.stringify({ id: uuidV5(`msg/${systemId}/${key}`), type, version: 1, systemId, correlationId: `corr-${systemId}`, time: '2024-05-01T18:00:00+08:00', payload }),
+  );
+  if (!parsed.ok) throw new Error(`test message breaks the contract: ${parsed.detail}`);
+  return parsed.message;
+};
+
+const setup = () => {
+  const store = new InMemoryEventStore();
+  const directory = new InMemoryDirectory();
+  const projector = new DirectoryProjector(store, directory);
+  const service = new DirectoryService({ store, directory, projector, clock, ids });
+  const handler = new UplinkHandler({ store, clock });
+  const checkpoints = new InMemoryCheckpointStore();
+  const outbox = new InMemoryOutbox();
+  const publisher = () => new DownlinkPublisher({ store, directory, projector, outbox, checkpoints });
+  return { store, directory, projector, service, handler, checkpoints, outbox, publisher };
+};
+
+/** Join a system with the given experts in batches of `size`, sent in the given order of batch indexes. */
+const batches = (systemId: string, experts: number, size: number, city: string) => {
+  const count = Math.ceil(experts / size);
+  return Array.from({ length: count }, (_, b) =>
+    uplink(
+      systemId,
+      'experts.batch',
+      {
+        batchIndex: b,
+        batchCount: count,
+        experts: Array.from({ length: Math.min(size, experts - b * size) }, (_, j) => ({ localExpertId: `e-${b * size + j}`, ...profile(b * size + j, city) })),
+      },
+      `batch/${b}`,
+    ),
+  );
+};
+
+const join = async (h: UplinkHandler, systemId: string, experts: number, size: number, city: string) => {
+  const list = batches(systemId, experts, size, city);
+  await h.handleUplink(uplink(systemId, 'system.join.requested', { expectedBatches: list.length, expectedExperts: experts }, 'join'));
+  for (const b of list) await h.handleUplink(b);
+};
+
+const expertIdsOf = (messages: readonly DownlinkEnvelope[]): string[] =>
+  messages.flatMap((m) => (m.type === 'directory.expert.upserted' ? [m.payload.expertId] : m.type === 'directory.snapshot' ? m.payload.experts.map((x) => x.expertId) : []));
+
+describe('directory uplink and downlink (in memory)', () => {
+  it('a city joins with 5,000 experts in 10 batches, repeated and out of order; the others get them all once in effect; the joiner gets the directory; a publisher restart loses nothing', async () => {
+    const t = setup();
+    for (const [id, name] of [['beijing', 'Beijing'], ['shanghai', 'Shanghai'], ['chengdu', 'Chengdu']] as const) {
+      await t.service.registerSystem({ systemId: id, name: `${name} City`, area: name });
+    }
+    await join(t.handler, 'beijing', 30, 20, 'Beijing');
+    await join(t.handler, 'shanghai', 12, 5, 'Shanghai');
+
+    const list = batches('chengdu', 5000, 500, 'Chengdu');
+    expect(list).toHaveLength(10);
+    expect(await t.handler.handleUplink(uplink('chengdu', 'system.join.requested', { name: 'Chengdu City', expectedBatches: 10, expectedExperts: 5000 }, 'join'))).toEqual({ outcome: 'applied' });
+    const order = [7, 2, 2, 9, 0, 4, 7, 1, 3, 8, 5, 6];
+    const outcomes: string[] = [];
+    for (const i of order) outcomes.push((await t.handler.handleUplink(list[i]!)).outcome);
+    expect(outcomes).toEqual(['applied', 'applied', 'duplicate', 'applied', 'applied', 'applied', 'duplicate', 'applied', 'applied', 'applied', 'applied', 'applied']);
+    // The same batch again under a new envelope id (a system that re-sends its upload) and every one again: no change.
+    const resent = { ...list[4]!, id: uuidV5('resent/4') } as UplinkEnvelope;
+    expect(await t.handler.handleUplink(resent)).toEqual({ outcome: 'duplicate' });
+    for (const b of list) expect(await t.handler.handleUplink(b)).toEqual({ outcome: 'duplicate' });
+
+    const all = await t.store.readAll({ after: 0n, maxCount: 100_000 });
+    expect(all.filter((e) => e.type === 'SystemJoined' && e.data.systemId === 'chengdu')).toHaveLength(1);
+    expect(all.filter((e) => e.type === 'ExpertRegistered' && e.data.homeSystemId === 'chengdu')).toHaveLength(5000);
+    const chengdu = await t.service.getSystem('chengdu');
+    expect(chengdu).toMatchObject({ status: 'joined', activeExperts: 5000, join: { expectedBatches: 10, batchesImported: 10, expertsImported: 5000 } });
+    expect((await t.directory.findExperts({ homeSystemId: 'chengdu', limit: 10_000 })).items).toHaveLength(5000);
+
+    // The publisher fails after 4,000 sends (broker down); a new instance resumes from the stored checkpoint.
+    t.outbox.failAfter(4000);
+    await expect(t.publisher().catchUp()).rejects.toThrow('simulated');
+    t.outbox.failAfter(null);
+    await t.publisher().catchUp();
+    await t.publisher().catchUp(); // a third run at the head sends nothing new
+    const sentBefore = t.outbox.sends;
+    await t.publisher().catchUp();
+    expect(t.outbox.sends).toBe(sentBefore);
+
+    for (const other of ['beijing', 'shanghai']) {
+      const received = t.outbox.received(`rts.downlink.${other}`);
+      const fromChengdu = expertIdsOf(received).filter((id) => id.startsWith('chengdu:'));
+      expect(fromChengdu).toHaveLength(5000);
+      expect(new Set(fromChengdu).size).toBe(5000);
+      expect(received.filter((m) => m.type === 'system.joined' && m.payload.systemId === 'chengdu')).toHaveLength(1);
+      expect(received.every((m) => m.systemId === other)).toBe(true);
+    }
+    // Beijing joined before Shanghai: it got Shanghai's 12 experts as news, Shanghai got Beijing's 30 in its snapshot.
+    expect(expertIdsOf(t.outbox.received('rts.downlink.beijing')).filter((id) => id.startsWith('shanghai:'))).toHaveLength(12);
+    expect(expertIdsOf(t.outbox.received('rts.downlink.shanghai')).filter((id) => id.startsWith('beijing:'))).toHaveLength(30);
+
+    const joiner = t.outbox.received('rts.downlink.chengdu');
+    const snapshot = joiner.filter((m) => m.type === 'directory.snapshot');
+    expect(new Set(expertIdsOf(snapshot))).toEqual(new Set([...Array.from({ length: 30 }, (_, i) => `beijing:e-${i}`), ...Array.from({ length: 12 }, (_, i) => `shanghai:e-${i}`)]));
+    expect(expertIdsOf(joiner).some((id) => id.startsWith('chengdu:'))).toBe(false);
+    expect(joiner.filter((m) => m.type === 'system.joined')).toHaveLength(1);
+    expect(t.outbox.sends).toBeGreaterThan(t.outbox.received('rts.downlink.beijing').length + t.outbox.received('rts.downlink.shanghai').length + joiner.length); // resends happened
+  });
+
+  it('after the join, changes and retirements go to the other joined systems; repeats change nothing', async () => {
+    const t = setup();
+    for (const id of ['beijing', 'chengdu']) await t.service.registerSystem({ systemId: id, name: id, area: id });
+    await join(t.handler, 'beijing', 2, 2, 'Beijing');
+    await join(t.handler, 'chengdu', 3, 2, 'Chengdu');
+    await t.publisher().catchUp();
+    const change = uplink('chengdu', 'expert.changed', { localExpertId: 'e-1', profile: profile(1, 'Chongqing') }, 'change-1');
+    expect(await t.handler.handleUplink(change)).toEqual({ outcome: 'applied' });
+    expect(await t.handler.handleUplink(change)).toEqual({ outcome: 'duplicate' });
+    const registered = uplink('chengdu', 'expert.registered', { localExpertId: 'new-1', profile: profile(9) }, 'reg-new');
+    expect(await t.handler.handleUplink(registered)).toEqual({ outcome: 'applied' });
+    expect(await t.handler.handleUplink(uplink('chengdu', 'expert.retired', { localExpertId: 'e-0' }, 'retire-0'))).toEqual({ outcome: 'applied' });
+    // The change delivered again after the retirement: still nothing, and not an error.
+    expect(await t.handler.handleUplink(change)).toEqual({ outcome: 'duplicate' });
+    await t.publisher().catchUp();
+
+    const beijing = t.outbox.received('rts.downlink.beijing');
+    const about = (id: string) => beijing.filter((m) => (m.payload as { expertId?: string }).expertId === id).map((m) => [m.type, (m.payload as { revision: number }).revision]);
+    expect(about('chengdu:e-1')).toEqual([['directory.expert.upserted', 1], ['directory.expert.upserted', 2]]);
+    expect(about('chengdu:e-0')).toEqual([['directory.expert.upserted', 1], ['directory.expert.retired', 2]]);
+    expect(about('chengdu:new-1')).toEqual([['directory.expert.upserted', 1]]);
+    expect(t.outbox.received('rts.downlink.chengdu').filter((m) => m.type === 'directory.expert.upserted')).toEqual([]);
+    expect((await t.service.getExpert('chengdu:e-1')).profile.location.city).toBe('Chongqing');
+    expect((await t.service.getExpert('chengdu:e-0')).status).toBe('retired');
+  });
+
+  it('refuses, with typed permanent errors, what can never succeed', async () => {
+    const t = setup();
+    for (const id of ['beijing', 'chengdu', 'wuhan']) await t.service.registerSystem({ systemId: id, name: id, area: id });
+    await join(t.handler, 'beijing', 2, 2, 'Beijing');
+    await join(t.handler, 'chengdu', 2, 2, 'Chengdu');
+    const fails = (m: UplinkEnvelope) => t.handler.handleUplink(m);
+
+    await expect(fails(uplink('nowhere', 'expert.registered', { localExpertId: 'x', profile: profile(1) }, 'a'))).rejects.toMatchObject({ code: 'unknown_system' });
+    await expect(fails(uplink('nowhere', 'system.join.requested', { expectedBatches: 1, expectedExperts: 1 }, 'b'))).rejects.toBeInstanceOf(NotFoundError);
+    const steal = uplink('beijing', 'expert.changed', { localExpertId: 'e-0', homeSystemId: 'chengdu', profile: profile(5) }, 'c');
+    await expect(fails(steal)).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(fails(steal)).rejects.toMatchObject({ code: 'expert_owned_by_other_system' });
+    await expect(fails(batches('wuhan', 2, 2, 'Wuhan')[0]!)).rejects.toMatchObject({ code: 'system_not_joining' });
+    await expect(fails(uplink('wuhan', 'expert.registered', { localExpertId: 'x', profile: profile(1) }, 'd'))).rejects.toBeInstanceOf(ConflictError);
+    await expect(fails(uplink('wuhan', 'system.join.requested', { name: 'Not Wuhan', expectedBatches: 1, expectedExperts: 1 }, 'e'))).rejects.toMatchObject({ code: 'system_name_mismatch' });
+    await t.handler.handleUplink(uplink('wuhan', 'system.join.requested', { expectedBatches: 2, expectedExperts: 3 }, 'f'));
+    const wrongCount = uplink('wuhan', 'experts.batch', { batchIndex: 0, batchCount: 3, experts: [{ localExpertId: 'w', ...profile(1) }] }, 'g');
+    await expect(fails(wrongCount)).rejects.toBeInstanceOf(ValidationError);
+    // Nothing of a refused batch was written.
+    expect((await t.directory.findExperts({ homeSystemId: 'wuhan', limit: 10 })).items).toEqual([]);
+    await expect(fails(uplink('chengdu', 'expert.changed', { localExpertId: 'ghost', profile: profile(1) }, 'h'))).rejects.toMatchObject({ code: 'expert_not_found' });
+  });
+});

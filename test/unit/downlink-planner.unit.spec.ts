@@ -1,0 +1,97 @@
+import { planDownlink, type DownlinkContext } from '../../src/application/directory/downlink-planner';
+import type { RecordedEvent } from '../../src/application/ports/event-store';
+import type { ExpertView } from '../../src/application/projections/directory-projection';
+import type { ExpertProfile } from '../../src/domain/directory/expert';
+
+const profile: ExpertProfile = { name: 'N', title: 'T', specialties: ['Cardiology'], location: { city: 'C', hospital: 'H' }, languages: ['zh'], availability: 'available' };
+const recorded = (type: string, data: Record<string, unknown>, streamVersion = 0n, id = '11111111-1111-4111-8111-111111111111'): RecordedEvent => ({
+  id,
+  type,
+  data,
+  metadata: { correlationId: 'corr-7' },
+  streamName: 's',
+  streamVersion,
+  globalPosition: 42n,
+  recordedAt: '2024-05-01T10:00:00.000Z',
+});
+const sys = (systemId: string) => ({ systemId, downlinkQueue: `rts.downlink.${systemId}` });
+const view = (home: string, local: string): ExpertView => ({
+  expertId: `${home}:${local}`,
+  homeSystemId: home,
+  localExpertId: local,
+  profile,
+  status: 'active',
+  revision: 1,
+  registeredAt: 'x',
+  updatedAt: 'x',
+  retiredAt: null,
+  registeredPosition: 1n,
+  retiredPosition: null,
+});
+
+const expertData = { expertId: 'chengdu:e-1', homeSystemId: 'chengdu', localExpertId: 'e-1', profile, messageId: 'm' };
+const context: DownlinkContext = { joinedSystems: [sys('chengdu'), sys('beijing'), sys('shanghai')] };
+
+describe('downlink planner', () => {
+  it('sends an expert change to every other joined system, with revision, deterministic ids and the event time', () => {
+    const plan = planDownlink(recorded('ExpertProfileChanged', { ...expertData, changedAt: 'x' }, 2n), context);
+    expect(plan.map((m) => m.queue)).toEqual(['rts.downlink.beijing', 'rts.downlink.shanghai']);
+    expect(plan[0]!.envelope).toMatchObject({
+      type: 'directory.expert.upserted',
+      systemId: 'beijing',
+      version: 1,
+      correlationId: 'corr-7',
+      time: '2024-05-01T10:00:00.000Z',
+      payload: { expertId: 'chengdu:e-1', homeSystemId: 'chengdu', profile, revision: 3 },
+    });
+    expect(planDownlink(recorded('ExpertProfileChanged', { ...expertData, changedAt: 'x' }, 2n), context)).toEqual(plan);
+    expect(new Set(plan.map((m) => m.envelope.id)).size).toBe(2);
+  });
+
+  it('sends retirements, and nothing for experts of a system that has not joined', () => {
+    const plan = planDownlink(recorded('ExpertRetired', { ...expertData, retiredAt: 'x' }, 1n), context);
+    expect(plan.map((m) => [m.envelope.type, m.envelope.systemId])).toEqual([
+      ['directory.expert.retired', 'beijing'],
+      ['directory.expert.retired', 'shanghai'],
+    ]);
+    expect(planDownlink(recorded('ExpertRegistered', { ...expertData, registeredAt: 'x' }), { joinedSystems: [sys('beijing')] })).toEqual([]);
+    expect(planDownlink(recorded('DocumentSubmitted', {}), context)).toEqual([]);
+  });
+
+  it('on a join: confirmation and a batched snapshot of the others to the joiner, news and its experts to the others', () => {
+    const directory = [
+      ...Array.from({ length: 5 }, (_, i) => view('beijing', `b${i}`)),
+      view('chengdu', 'c0'),
+      view('chengdu', 'c1'),
+      view('notjoined', 'x0'),
+    ];
+    const event = recorded('SystemJoined', { systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu', downlinkQueue: 'rts.downlink.chengdu', batches: 1, experts: 2, joinedAt: 'x' });
+    const plan = planDownlink(event, { joinedSystems: [sys('beijing'), sys('chengdu')], directory }, { snapshotBatchSize: 2 });
+    const toJoiner = plan.filter((m) => m.queue === 'rts.downlink.chengdu').map((m) => m.envelope);
+    expect(toJoiner.map((e) => e.type)).toEqual(['system.joined', 'directory.snapshot', 'directory.snapshot', 'directory.snapshot']);
+    const snapshots = toJoiner.filter((e) => e.type === 'directory.snapshot').map((e) => e.payload as { batchIndex: number; batchCount: number; snapshotId: string; experts: { expertId: string }[] });
+    expect(snapshots.map((s) => [s.batchIndex, s.batchCount, s.snapshotId])).toEqual([[0, 3, event.id], [1, 3, event.id], [2, 3, event.id]]);
+    expect(snapshots.flatMap((s) => s.experts.map((x) => x.expertId))).toEqual(['beijing:b0', 'beijing:b1', 'beijing:b2', 'beijing:b3', 'beijing:b4']);
+    const toBeijing = plan.filter((m) => m.queue === 'rts.downlink.beijing').map((m) => m.envelope);
+    expect(toBeijing.map((e) => [e.type, (e.payload as { expertId?: string }).expertId])).toEqual([
+      ['system.joined', undefined],
+      ['directory.expert.upserted', 'chengdu:c0'],
+      ['directory.expert.upserted', 'chengdu:c1'],
+    ]);
+    expect(new Set(plan.map((m) => m.envelope.id)).size).toBe(plan.length);
+  });
+
+  it('shares an expert retired after the join with the revision of its last profile', () => {
+    const retiredLater: ExpertView = { ...view('beijing', 'b0'), status: 'retired', revision: 4, retiredPosition: 50n };
+    const event = recorded('SystemJoined', { systemId: 'chengdu', name: 'C', area: 'A', downlinkQueue: 'rts.downlink.chengdu', batches: 0, experts: 0, joinedAt: 'x' });
+    const plan = planDownlink(event, { joinedSystems: [sys('beijing'), sys('chengdu')], directory: [retiredLater] });
+    expect(plan[1]!.envelope.payload).toMatchObject({ experts: [{ expertId: 'beijing:b0', revision: 3 }] });
+  });
+
+  it('announces an empty directory to the first system with one empty snapshot batch', () => {
+    const event = recorded('SystemJoined', { systemId: 'chengdu', name: 'C', area: 'A', downlinkQueue: 'rts.downlink.chengdu', batches: 0, experts: 0, joinedAt: 'x' });
+    const plan = planDownlink(event, { joinedSystems: [sys('chengdu')], directory: [] });
+    expect(plan.map((m) => m.envelope.type)).toEqual(['system.joined', 'directory.snapshot']);
+    expect(plan[1]!.envelope.payload).toMatchObject({ batchIndex: 0, batchCount: 1, experts: [] });
+  });
+});
