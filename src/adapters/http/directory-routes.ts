@@ -1,0 +1,102 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { DirectoryService } from '../../application/directory/directory-service';
+import { MAX_PAGE_SIZE } from '../../application/directory/directory-service';
+import type { ExpertView, SystemView } from '../../application/projections/directory-projection';
+import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { parseInput } from './schemas';
+
+/**
+ * The directory's HTTP read side and the operator's system registration.
+ *
+ *   registerDirectoryRoutes(app, { directory })   // call on the app (or inside app.register)
+ *
+ *   GET  /experts?specialty=&city=&language=&system=&limit=&cursor=  -> 200 { items: Expert[], nextCursor }
+ *   GET  /experts/{id}         -> 200 Expert (retired ones too, status 'retired') | 404 expert_not_found
+ *   GET  /systems              -> 200 { items: System[] }
+ *   GET  /systems/{id}         -> 200 System (with join progress) | 404 system_not_found
+ *   POST /systems {id,name,area} -> 201 System (Location: /systems/{id}); the same again -> 200; other
+ *                                  details -> 409 system_already_registered
+ *
+ * Errors are thrown (ValidationError 'invalid_request' from zod, the service's RtsErrors) and become
+ * problem+json in the app's error handler (server.ts: toProblem/sendProblem). Access control: a later issue.
+ */
+export type DirectoryRouteDependencies = Readonly<{ directory: DirectoryService }>;
+
+const term = z.string().trim().min(1).max(100);
+export const ExpertsQuery = z
+  .strictObject({
+    specialty: term.optional(),
+    city: term.optional(),
+    language: term.optional(),
+    system: z.string().regex(SYSTEM_ID_PATTERN, 'a system id').optional().describe('Only experts of this home system'),
+    limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
+    cursor: z.string().max(300).optional().describe('nextCursor of the previous page'),
+  });
+export const ExpertParams = z.strictObject({ id: z.string().min(3).max(100) });
+export const SystemParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit') });
+export const SystemBody = z.strictObject({
+  id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit'),
+  name: z.string().trim().min(1).max(200),
+  area: z.string().trim().min(1).max(200),
+});
+
+export const expertDto = (e: ExpertView) => ({
+  id: e.expertId,
+  homeSystemId: e.homeSystemId,
+  localExpertId: e.localExpertId,
+  status: e.status,
+  revision: e.revision,
+  profile: e.profile,
+  registeredAt: e.registeredAt,
+  updatedAt: e.updatedAt,
+  retiredAt: e.retiredAt,
+});
+
+export const systemDto = (s: SystemView) => ({
+  id: s.systemId,
+  name: s.name,
+  area: s.area,
+  status: s.status,
+  downlinkQueue: s.downlinkQueue,
+  registeredAt: s.registeredAt,
+  joinedAt: s.joinedAt,
+  activeExperts: s.activeExperts,
+  join: s.join && {
+    expectedBatches: s.join.expectedBatches,
+    batchesImported: s.join.batchesImported,
+    expectedExperts: s.join.expectedExperts,
+    expertsImported: s.join.expertsImported,
+    /** Share of the announced batches imported, 0..100 (100 for a join without batches). */
+    percent: s.join.expectedBatches === 0 ? 100 : Math.floor((s.join.batchesImported * 100) / s.join.expectedBatches),
+    startedAt: s.join.startedAt,
+  },
+});
+
+export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRouteDependencies): void => {
+  const { directory } = deps;
+
+  app.get('/experts', async (request) => {
+    const q = parseInput(ExpertsQuery, request.query, 'query');
+    const page = await directory.findExperts({ specialty: q.specialty, city: q.city, language: q.language, homeSystemId: q.system, limit: q.limit, cursor: q.cursor });
+    return { items: page.items.map(expertDto), nextCursor: page.nextCursor };
+  });
+
+  app.get('/experts/:id', async (request) => {
+    const { id } = parseInput(ExpertParams, request.params, 'path');
+    return expertDto(await directory.getExpert(id));
+  });
+
+  app.get('/systems', async () => ({ items: (await directory.listSystems()).map(systemDto) }));
+
+  app.get('/systems/:id', async (request) => {
+    const { id } = parseInput(SystemParams, request.params, 'path');
+    return systemDto(await directory.getSystem(id));
+  });
+
+  app.post('/systems', async (request, reply) => {
+    const body = parseInput(SystemBody, request.body, 'body');
+    const { system, created } = await directory.registerSystem({ systemId: body.id, name: body.name, area: body.area }, { correlationId: request.id });
+    return reply.code(created ? 201 : 200).header('location', `/systems/${system.systemId}`).send(systemDto(system));
+  });
+};
