@@ -69,7 +69,7 @@ describe('downlink planner', () => {
     const plan = planDownlink(event, { joinedSystems: [sys('beijing'), sys('chengdu')], directory }, { snapshotBatchSize: 2 });
     const toJoiner = plan.filter((m) => m.queue === 'rts.downlink.chengdu').map((m) => m.envelope);
     expect(toJoiner.map((e) => e.type)).toEqual(['system.joined', 'directory.snapshot', 'directory.snapshot', 'directory.snapshot']);
-    const snapshots = toJoiner.filter((e) => e.type === 'directory.snapshot').map((e) => e.payload as { batchIndex: number; batchCount: number; snapshotId: string; experts: { expertId: string }[] });
+    const snapshots = toJoiner.filter((e) => e.type === 'directory.snapshot').map((e) => e.payload as { batchIndex: number; batchCount: number; snapshotId: string; experts: readonly { expertId: string }[] });
     expect(snapshots.map((s) => [s.batchIndex, s.batchCount, s.snapshotId])).toEqual([[0, 3, event.id], [1, 3, event.id], [2, 3, event.id]]);
     expect(snapshots.flatMap((s) => s.experts.map((x) => x.expertId))).toEqual(['beijing:b0', 'beijing:b1', 'beijing:b2', 'beijing:b3', 'beijing:b4']);
     const toBeijing = plan.filter((m) => m.queue === 'rts.downlink.beijing').map((m) => m.envelope);
