@@ -1,0 +1,72 @@
+/** The page's styles (served at /app/app.css). Colours meet WCAG AA: text >= 4.5:1, graph marks >= 3:1. */
+export const APP_CSS = String.raw`*,*::before,*::after{box-sizing:border-box}
+:root{--fg:#1f2328;--muted:#4d5661;--bg:#fff;--panel:#f4f6f8;--line:#8c959f;--accent:#0b5cad;--sys:#b3261e;--dia:#1a5fb4;--err:#a4161a;--ok:#1e6b34;--focus:#0b5cad}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;font:1rem/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",Arial,sans-serif;color:var(--fg);background:var(--bg)}
+.skip{position:absolute;left:-999px;top:0;background:var(--bg);padding:.5rem 1rem}
+.skip:focus{left:.5rem;z-index:2}
+.top{background:var(--accent);color:#fff;padding:.75rem 0}
+.top h1{margin:0 auto;font-size:1.35rem;max-width:56rem;padding:0 1rem}
+main{max-width:56rem;margin:0 auto;padding:0 1rem 3rem}
+section{margin-top:1.5rem}
+h2{font-size:1.2rem;margin:0 0 .75rem}
+h2:focus{outline:none}
+.field{margin:0 0 1rem;min-width:0}
+label,legend{display:block;font-weight:600}
+legend{padding:0}
+.hint{margin:.15rem 0 .3rem;color:var(--muted);font-size:.9rem}
+.opt{font-weight:400;color:var(--muted)}
+input{font:inherit;color:inherit;background:#fff;border:2px solid var(--line);border-radius:6px;padding:.5rem .6rem;width:100%;max-width:18rem;min-height:2.75rem}
+input[aria-invalid="true"]{border-color:var(--err)}
+.error{margin:.3rem 0 0;color:var(--err);font-weight:600}
+.error::before{content:"\26A0\FE0E  "}
+button{font:inherit;font-weight:600;min-height:2.75rem;padding:.5rem 1rem;border-radius:6px;border:2px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}
+button.secondary,.preset{background:#fff;color:var(--accent)}
+.preset[aria-pressed="true"]{background:var(--accent);color:#fff}
+button:disabled{opacity:.65;cursor:progress}
+:focus-visible{outline:3px solid var(--focus);outline-offset:2px}
+input:focus-visible{outline-offset:1px}
+fieldset{border:1px solid var(--line);border-radius:8px;padding:.75rem 1rem 0;margin:0 0 1rem;min-width:0}
+.presets{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 1rem}
+.range{display:flex;flex-wrap:wrap;gap:0 1rem;align-items:flex-end}
+.range .field{flex:1 1 9rem}
+.range button{margin-bottom:1rem}
+.pair{display:flex;flex-wrap:wrap;gap:0 1rem}
+.pair .field{flex:1 1 12rem}
+.status{margin:1rem 0 0;font-weight:600}
+.status:empty{display:none}
+.status.ok{color:var(--ok)}
+.status.bad{color:var(--err)}
+.problem{color:var(--err);font-weight:600}
+#who-known{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
+#who-known[hidden]{display:none}
+#who-known p{margin:0}
+.mono{font-family:ui-monospace,Menlo,Consolas,monospace}
+figure{margin:0 0 1rem}
+.chart{width:100%;min-height:14rem;background:var(--bg);border:1px solid #d0d7de;border-radius:8px}
+.chart svg{display:block;width:100%;height:auto}
+.legend{display:flex;flex-wrap:wrap;gap:.25rem 1.5rem;list-style:none;padding:0;margin:.5rem 0 0;font-size:.95rem}
+.legend li{display:flex;align-items:center;gap:.4rem}
+svg .axis{stroke:var(--line);stroke-width:1}
+svg .grid{stroke:#e1e4e8;stroke-width:1}
+svg text{fill:var(--muted);font-size:12px;font-family:inherit}
+svg text.unit{font-weight:600;fill:var(--fg)}
+svg text.nodata{font-size:15px;fill:var(--muted)}
+svg .line{fill:none;stroke-width:2.5;stroke-linejoin:round}
+svg .line.sys{stroke:var(--sys)}
+svg .line.dia{stroke:var(--dia);stroke-dasharray:7 4}
+svg .pt.sys{fill:var(--sys);stroke:#fff;stroke-width:1.5}
+svg .pt.dia{fill:var(--dia);stroke:#fff;stroke-width:1.5}
+.table-wrap{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+caption{text-align:left;font-weight:600;padding:.25rem 0 .5rem}
+th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #d0d7de}
+th{background:var(--panel)}
+td.num,th.num{text-align:right}
+.period{margin:0 0 .5rem;font-weight:600}
+td.empty{color:var(--muted);font-style:italic}
+[hidden]{display:none!important}
+@media (max-width:30rem){main,.top h1{padding-inline:.75rem}th,td{padding:.4rem .3rem}.top h1{font-size:1.2rem}}
+@media (prefers-reduced-motion:no-preference){button{transition:background-color .15s,color .15s}html{scroll-behavior:smooth}}
+@media (forced-colors:active){svg .pt,svg .line{forced-color-adjust:auto}}
+`;

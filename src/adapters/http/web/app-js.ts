@@ -1,0 +1,325 @@
+/**
+ * The page's behaviour (served at /app/app.js): plain ES2020, no framework, no build step. Written inside a
+ * String.raw literal, so it uses no backtick and no dollar-brace.
+ *
+ * The CPR number lives in memory and sessionStorage (this tab only) and goes to the API path only; the
+ * page's URL never holds it. Each upload carries an observationId (crypto.randomUUID) kept until the hub
+ * answers, so a double submit or a retry after a lost answer is stored once. The hub's clock decides
+ * whether a time lies in the future: the client does not check that, and shows the hub's refusal instead.
+ */
+export const APP_JS = String.raw`'use strict';
+(function () {
+  var $ = function (id) { return document.getElementById(id); };
+  var KEY = 'telemed.cpr';
+  var RANGE = { systolic: [50, 300], diastolic: [20, 200] };
+  var LABEL = { systolic: 'Systolic', diastolic: 'Diastolic', measured: 'Time of reading', cpr: 'CPR number' };
+  var DAY = 86400000;
+  var state = { cpr: null, days: 7, from: null, to: null, data: [], draft: null, busy: false };
+  var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  var fmtDay = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
+  var fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join('');
+    return [h.slice(0, 8), h.slice(8, 12), h.slice(12, 16), h.slice(16, 20), h.slice(20)].join('-');
+  }
+  function el(tag, attrs, text) {
+    var e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function status(id, text, kind) {
+    var s = $(id); s.textContent = text || ''; s.className = 'status' + (kind ? ' ' + kind : '');
+  }
+  function setError(field, message) {
+    var input = $(field), err = $(field + '-error');
+    if (message) { err.textContent = message; err.hidden = false; input.setAttribute('aria-invalid', 'true'); }
+    else { err.textContent = ''; err.hidden = true; input.removeAttribute('aria-invalid'); }
+  }
+  function mask(cpr) { return '\u2022\u2022\u2022\u2022\u2022\u2022-' + cpr.slice(7); }
+  function iso(d) { return d.toISOString().replace(/\.\d{3}Z$/, 'Z'); }
+  function dateInput(d) {
+    return d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0');
+  }
+  function parseDate(v) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v || '');
+    return m ? new Date(+m[1], +m[2] - 1, +m[3]) : null;
+  }
+  async function api(method, path, body) {
+    var res = await fetch(path, {
+      method: method, credentials: 'same-origin', cache: 'no-store',
+      headers: body ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    var json = null;
+    try { json = await res.json(); } catch (e) { json = null; }
+    return { ok: res.ok, status: res.status, body: json || {} };
+  }
+  /** The hub's field errors, by the input they belong to; paths look like body.systolic or measuredAt. */
+  function fieldOf(path) {
+    var p = String(path || '').replace(/^(body|query|path)\./, '').split('.')[0];
+    return p === 'measuredAt' ? 'measured' : p === 'patientId' ? 'cpr' : p === 'from' || p === 'to' ? 'range' : RANGE[p] ? p : null;
+  }
+  function sentence(s) { return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.'); }
+
+  // ---- who ----
+  function normaliseCpr(v) {
+    var d = v.replace(/[\s-]/g, '');
+    return /^\d{10}$/.test(d) ? d.slice(0, 6) + '-' + d.slice(6) : null;
+  }
+  function useCpr(cpr) {
+    state.cpr = cpr;
+    try { sessionStorage.setItem(KEY, cpr); } catch (e) { /* memory only */ }
+    $('cpr-masked').textContent = mask(cpr);
+    $('cpr-form').hidden = true; $('who-known').hidden = false;
+    $('review').hidden = false; $('upload').hidden = false;
+  }
+  function forget() {
+    state.cpr = null; state.data = [];
+    try { sessionStorage.removeItem(KEY); } catch (e) { /* nothing kept */ }
+    $('cpr').value = ''; setError('cpr', null);
+    $('cpr-form').hidden = false; $('who-known').hidden = true;
+    $('review').hidden = true; $('upload').hidden = true;
+    status('upload-status', ''); loadError(null);
+    $('cpr').focus();
+  }
+  $('cpr-form').addEventListener('submit', async function (ev) {
+    ev.preventDefault();
+    var raw = $('cpr').value.trim();
+    var cpr = normaliseCpr(raw);
+    if (!raw) { setError('cpr', 'Enter your CPR number.'); $('cpr').focus(); return; }
+    if (!cpr) { setError('cpr', 'A CPR number is six digits, a hyphen and four digits, e.g. 251248-1234.'); $('cpr').focus(); return; }
+    setError('cpr', null);
+    var ok = await load(cpr, true);
+    if (ok) { useCpr(cpr); render(); $('review-h').focus({ preventScroll: reduceMotion }); }
+  });
+  $('forget').addEventListener('click', forget);
+
+  // ---- period ----
+  function period() {
+    if (state.days) { var to = new Date(Date.now() + 1000); return { from: new Date(to.getTime() - state.days * DAY), to: to }; }
+    return { from: state.from, to: state.to };
+  }
+  function setPreset(days) {
+    state.days = days;
+    document.querySelectorAll('.preset').forEach(function (b) { b.setAttribute('aria-pressed', String(+b.dataset.days === days)); });
+  }
+  document.querySelectorAll('.preset').forEach(function (b) {
+    b.addEventListener('click', async function () {
+      setPreset(+b.dataset.days); setError('from', null); rangeError(null);
+      if (await load(state.cpr, false)) render();
+    });
+  });
+  function rangeError(m) {
+    var e = $('range-error'); e.textContent = m || ''; e.hidden = !m;
+    ['from', 'to'].forEach(function (f) { if (m) $(f).setAttribute('aria-invalid', 'true'); else $(f).removeAttribute('aria-invalid'); });
+  }
+  $('range-form').addEventListener('submit', async function (ev) {
+    ev.preventDefault();
+    var f = parseDate($('from').value), t = parseDate($('to').value);
+    if (!f || !t) { rangeError('Choose both a from date and a to date.'); $(f ? 'to' : 'from').focus(); return; }
+    var end = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1);
+    if (end <= f) { rangeError('The to date must not lie before the from date.'); $('to').focus(); return; }
+    if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days.'); $('to').focus(); return; }
+    rangeError(null);
+    state.from = f; state.to = end; setPreset(0);
+    if (await load(state.cpr, false)) render();
+  });
+
+  // ---- load ----
+  async function load(cpr, first) {
+    var p = period();
+    loadError(null);
+    if (!first) $('period').textContent = 'Loading readings\u2026';
+    var r;
+    try {
+      r = await api('GET', '/patients/' + encodeURIComponent(cpr) + '/observations?from=' + encodeURIComponent(iso(p.from)) + '&to=' + encodeURIComponent(iso(p.to)));
+    } catch (e) {
+      fail(first, 'The hub cannot be reached. Check your connection and try again.');
+      return false;
+    }
+    if (r.ok || r.body.code === 'unknown_patient') {
+      state.data = r.ok ? r.body.observations : [];
+      state.shown = p;
+      return true;
+    }
+    var errs = r.body.errors || [];
+    var onCpr = errs.filter(function (e) { return fieldOf(e.path) === 'cpr'; });
+    if (onCpr.length || r.body.code === 'invalid_patient_id') {
+      if (!first) forget();
+      setError('cpr', 'The hub does not accept this CPR number: ' + (onCpr[0] ? onCpr[0].message : r.body.detail || 'invalid') + '.');
+      $('cpr').focus();
+      return false;
+    }
+    var onRange = errs.filter(function (e) { return fieldOf(e.path) === 'range'; });
+    if (onRange.length) rangeError(sentence(onRange[0].message));
+    fail(first, sentence(r.body.title || 'The hub could not answer (' + r.status + ')') + (r.body.detail ? ' ' + sentence(r.body.detail) : ''));
+    return false;
+  }
+  function loadError(m) { var e = $('load-error'); e.textContent = m || ''; e.hidden = !m; }
+  function fail(first, m) {
+    if (first) { setError('cpr', m); $('cpr').focus(); }
+    else { loadError(m); $('period').textContent = ''; }
+  }
+
+  // ---- show ----
+  function render() {
+    var p = state.shown || period();
+    var last = new Date(p.to.getTime() - 1000);
+    var n = state.data.length;
+    $('period').textContent = (n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (state.days ? 'now' : fmtTime.format(last)) + '.';
+    if (!$('from').value || state.days) { $('from').value = dateInput(p.from); $('to').value = dateInput(last); }
+    var rows = state.data.slice().sort(function (a, b) { return a.measuredAt < b.measuredAt ? 1 : -1; });
+    var tbody = document.querySelector('#readings tbody');
+    tbody.textContent = '';
+    rows.forEach(function (o) {
+      var tr = document.createElement('tr');
+      var t = document.createElement('td'), time = document.createElement('time');
+      time.dateTime = o.measuredAt; time.textContent = fmtTime.format(new Date(o.measuredAt)); t.appendChild(time); tr.appendChild(t);
+      [o.systolic.value, o.diastolic.value].forEach(function (v) { var td = document.createElement('td'); td.className = 'num'; td.textContent = String(v); tr.appendChild(td); });
+      tbody.appendChild(tr);
+    });
+    if (!rows.length) {
+      var tr = document.createElement('tr'), td = document.createElement('td');
+      td.colSpan = 3; td.className = 'empty'; td.textContent = 'No readings in this period.'; tr.appendChild(td); tbody.appendChild(tr);
+    }
+    chart(p, rows.slice().reverse());
+  }
+
+  function chart(p, rows) {
+    var box = $('chart');
+    var W = Math.max(280, Math.round(box.clientWidth || 640)), H = Math.round(Math.min(340, Math.max(220, W * 0.5)));
+    var m = { l: 46, r: 14, t: 26, b: 30 };
+    var x0 = p.from.getTime(), x1 = p.to.getTime();
+    var lo = 60, hi = 160;
+    rows.forEach(function (o) { lo = Math.min(lo, o.diastolic.value); hi = Math.max(hi, o.systolic.value); });
+    lo = Math.floor((lo - 5) / 20) * 20; hi = Math.ceil((hi + 5) / 20) * 20;
+    var X = function (t) { return m.l + (t - x0) / (x1 - x0) * (W - m.l - m.r); };
+    var Y = function (v) { return H - m.b - (v - lo) / (hi - lo) * (H - m.t - m.b); };
+    var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-labelledby': 'chart-title chart-desc' });
+    var summary;
+    if (rows.length) {
+      var s = rows.map(function (o) { return o.systolic.value; }), d = rows.map(function (o) { return o.diastolic.value; });
+      var newest = rows[rows.length - 1];
+      summary = rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(new Date(x1 - 1000)) +
+        '. Systolic ' + Math.min.apply(null, s) + ' to ' + Math.max.apply(null, s) + ' mmHg, diastolic ' + Math.min.apply(null, d) + ' to ' + Math.max.apply(null, d) +
+        ' mmHg. Latest ' + newest.systolic.value + ' over ' + newest.diastolic.value + ' on ' + fmtTime.format(new Date(newest.measuredAt)) + '. The table below lists every reading.';
+    } else {
+      summary = 'No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(new Date(x1 - 1000)) + '.';
+    }
+    svg.appendChild(el('title', { id: 'chart-title' }, 'Blood pressure graph, systolic and diastolic in mmHg'));
+    svg.appendChild(el('desc', { id: 'chart-desc' }, summary));
+    var g = el('g', { 'aria-hidden': 'true' });
+    for (var v = lo; v <= hi; v += 20) {
+      g.appendChild(el('line', { class: v === lo ? 'axis' : 'grid', x1: m.l, x2: W - m.r, y1: Y(v), y2: Y(v) }));
+      g.appendChild(el('text', { x: m.l - 6, y: Y(v) + 4, 'text-anchor': 'end' }, String(v)));
+    }
+    g.appendChild(el('text', { class: 'unit', x: 4, y: 15 }, 'mmHg'));
+    g.appendChild(el('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: H - m.b }));
+    var days = Math.max(1, Math.round((x1 - x0) / DAY));
+    var step = Math.max(1, Math.ceil(days / Math.max(2, Math.floor((W - m.l - m.r) / 64))));
+    var first = new Date(p.from.getFullYear(), p.from.getMonth(), p.from.getDate() + 1);
+    for (var t = first; t.getTime() < x1; t = new Date(t.getFullYear(), t.getMonth(), t.getDate() + step)) {
+      var x = X(t.getTime());
+      if (x > W - m.r - 20) break;
+      g.appendChild(el('line', { class: 'axis', x1: x, x2: x, y1: H - m.b, y2: H - m.b + 5 }));
+      g.appendChild(el('text', { x: x, y: H - m.b + 18, 'text-anchor': 'middle' }, fmtDay.format(t)));
+    }
+    if (!rows.length) g.appendChild(el('text', { class: 'nodata', x: (W + m.l) / 2, y: (H - m.b + m.t) / 2, 'text-anchor': 'middle' }, 'No readings in this period'));
+    svg.appendChild(g);
+    ['dia', 'sys'].forEach(function (k) {
+      var key = k === 'sys' ? 'systolic' : 'diastolic';
+      var pts = rows.map(function (o) { return [X(Date.parse(o.measuredAt)), Y(o[key].value), o]; });
+      var series = el('g', { class: 'series ' + k, 'data-series': key });
+      if (pts.length > 1) series.appendChild(el('polyline', { class: 'line ' + k, points: pts.map(function (q) { return q[0].toFixed(1) + ',' + q[1].toFixed(1); }).join(' ') }));
+      pts.forEach(function (q) {
+        var mark = k === 'sys'
+          ? el('circle', { class: 'pt sys', cx: q[0].toFixed(1), cy: q[1].toFixed(1), r: 5 })
+          : el('rect', { class: 'pt dia', x: (q[0] - 4.5).toFixed(1), y: (q[1] - 4.5).toFixed(1), width: 9, height: 9 });
+        mark.setAttribute('data-value', q[2][key].value);
+        mark.appendChild(el('title', {}, LABEL[key] + ' ' + q[2][key].value + ' mmHg, ' + fmtTime.format(new Date(q[2].measuredAt))));
+        series.appendChild(mark);
+      });
+      svg.appendChild(series);
+    });
+    box.textContent = '';
+    box.appendChild(svg);
+  }
+  var pending = 0;
+  window.addEventListener('resize', function () {
+    if (pending || !state.shown) return;
+    pending = requestAnimationFrame(function () { pending = 0; chart(state.shown, state.data.slice().sort(function (a, b) { return a.measuredAt < b.measuredAt ? -1 : 1; })); });
+  });
+
+  // ---- upload ----
+  function checkNumber(field) {
+    var raw = $(field).value.trim(), r = RANGE[field];
+    if (!raw) return 'Enter the ' + field + ' pressure.';
+    if (!/^\d{1,3}(\.\d+)?$/.test(raw)) return LABEL[field] + ' must be a number, e.g. ' + (field === 'systolic' ? '126' : '70') + '.';
+    var v = Number(raw);
+    if (v < r[0] || v > r[1]) return LABEL[field] + ' must be between ' + r[0] + ' and ' + r[1] + ' mmHg.';
+    return null;
+  }
+  $('upload-form').addEventListener('submit', async function (ev) {
+    ev.preventDefault();
+    if (state.busy) return;
+    status('upload-status', '');
+    var errors = { systolic: checkNumber('systolic'), diastolic: checkNumber('diastolic'), measured: null };
+    var sys = Number($('systolic').value.trim()), dia = Number($('diastolic').value.trim());
+    if (!errors.systolic && !errors.diastolic && sys <= dia) errors.systolic = 'Systolic must be higher than diastolic (' + dia + ').';
+    var when = $('measured').value, at = null;
+    if (when) {
+      at = new Date(when);
+      if (isNaN(at.getTime())) errors.measured = 'Enter a date and time, or leave the field empty.';
+    } else if ($('measured').validity && $('measured').validity.badInput) {
+      errors.measured = 'Enter a complete date and time, or leave the field empty.';
+    }
+    var bad = Object.keys(errors).filter(function (k) { return errors[k]; });
+    Object.keys(errors).forEach(function (k) { setError(k, errors[k]); });
+    if (bad.length) {
+      status('upload-status', bad.length === 1 ? 'Please correct 1 field.' : 'Please correct ' + bad.length + ' fields.', 'bad');
+      $(bad[0]).focus();
+      return;
+    }
+    var body = { patientId: state.cpr, systolic: sys, diastolic: dia };
+    if (at) body.measuredAt = iso(at);
+    var sig = JSON.stringify(body);
+    // The same reading sent again (a double submit, a retry after a lost answer) keeps its id: stored once.
+    if (!state.draft || state.draft.sig !== sig) state.draft = { sig: sig, id: uuid() };
+    body.observationId = state.draft.id;
+    state.busy = true; $('upload-btn').disabled = true; status('upload-status', 'Uploading\u2026');
+    var r;
+    try { r = await api('POST', '/observations', body); }
+    catch (e) { r = null; }
+    state.busy = false; $('upload-btn').disabled = false;
+    if (!r) { status('upload-status', 'The hub cannot be reached, so the reading is not saved yet. Try again; it will be stored only once.', 'bad'); return; }
+    if (r.ok) {
+      state.draft = null;
+      $('upload-form').reset();
+      status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + fmtTime.format(new Date(r.body.measuredAt)) : '') + '.', 'ok');
+      if (await load(state.cpr, false)) render();
+      return;
+    }
+    var shown = 0;
+    (r.body.errors || []).forEach(function (e) {
+      var f = fieldOf(e.path);
+      if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, LABEL[f] + ': ' + e.message + ' (the hub says).'); if (!shown++) $(f).focus(); }
+    });
+    status('upload-status', 'Not saved. ' + sentence(r.body.title || 'The hub refused the reading (' + r.status + ')') + (shown ? ' See the marked fields.' : r.body.detail ? ' ' + sentence(r.body.detail) : ''), 'bad');
+  });
+  ['systolic', 'diastolic', 'measured'].forEach(function (f) {
+    $(f).addEventListener('input', function () { if ($(f).getAttribute('aria-invalid')) setError(f, null); });
+  });
+
+  // ---- start ----
+  var kept = null;
+  try { kept = sessionStorage.getItem(KEY); } catch (e) { kept = null; }
+  if (kept && normaliseCpr(kept)) {
+    load(kept, true).then(function (ok) { if (ok) { useCpr(kept); render(); } });
+  }
+})();
+`;
