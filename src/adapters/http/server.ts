@@ -12,6 +12,7 @@ import { lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { openApiDocument } from './openapi';
 import { PROBLEM_TYPES, problem, problemTypeUri, sendProblem, toProblem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
+import { registerWebRoutes } from './web-routes';
 
 export type HttpDependencies = Readonly<{
   telemed: TeleMedService;
@@ -176,6 +177,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     app.server.closeAllConnections();
     await closed;
   };
+
+  registerWebRoutes(app);
 
   return { app, close };
 };
