@@ -1,7 +1,13 @@
-import type { EventStore } from './ports/event-store';
-import type { RegistryReadModel } from './ports/registry-read-model';
+import type { EventStore, RecordedEvent } from './ports/event-store';
 
 export type ProjectorLogger = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+
+/** What a projector needs of a read model: its checkpoint, an atomic apply-and-advance, and a reset. */
+export interface ProjectionTarget {
+  checkpoint(): Promise<bigint>;
+  apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void>;
+  reset(): Promise<void>;
+}
 
 /**
  * Feeds a read model from the store's global order, from the model's own checkpoint.
@@ -17,9 +23,10 @@ export class Projector {
 
   constructor(
     private readonly store: EventStore,
-    private readonly model: RegistryReadModel,
+    private readonly model: ProjectionTarget,
     private readonly logger?: ProjectorLogger,
     private readonly batchSize = 1000,
+    private readonly name = 'registry',
   ) {}
 
   catchUp(): Promise<void> {
@@ -47,7 +54,7 @@ export class Projector {
           await this.catchUp();
           await this.store.waitForAppend(await this.model.checkpoint(), 1000);
         } catch (error) {
-          this.logger?.error({ err: error }, 'registry projection failed; retrying');
+          this.logger?.error({ err: error }, `${this.name} projection failed; retrying`);
           await new Promise((r) => setTimeout(r, 500));
         }
       }
