@@ -1,0 +1,378 @@
+'use strict';
+/**
+ * Ingest benchmark: how fast the hub stores observations, against raw better-sqlite3 inserts of the same rows.
+ *
+ *   node bench/ingest.js [--n 20000] [--concurrency 64] [--http-concurrency 32,64] [--http-n 10000] [--rounds 2]
+ *                        [--only inproc,http] [--child-cpu-prof DIR] [--json FILE]
+ *
+ * Each round runs, in this order, each subject followed by its own baseline (so the two see the same machine):
+ *   baseline(64)
+ *   in-process : TeleMedService.record, `concurrency` calls in flight, registry projector running   -> baseline(its batch)
+ *   HTTP c     : POST /observations to the hub in a child process, c requests in flight              -> baseline(its batch)
+ * The baseline inserts the same event rows and registry rows with raw better-sqlite3, same PRAGMAs, one
+ * BEGIN IMMEDIATE..COMMIT per batch of the size the subject achieved. Needs `npm run build` first.
+ */
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const L = require('./lib');
+
+const args = L.parseArgs();
+const N = Number(args.n ?? 20_000);
+const C = Number(args.concurrency ?? 64);
+const HTTP_C = String(args['http-concurrency'] ?? '32,64').split(',').filter(Boolean).map(Number);
+const HTTP_N = Number(args['http-n'] ?? Math.min(N, 10_000));
+const ROUNDS = Number(args.rounds ?? 2);
+const ONLY = args.only ? new Set(String(args.only).split(',')) : null;
+const WARMUP = Number(args.warmup ?? 1000);
+const runs = (what) => ONLY === null || ONLY.has(what);
+
+const { loadConfig } = L.dist('bootstrap/config');
+const { buildContainer, TOKENS } = L.dist('bootstrap/container');
+const { SqliteEventStore } = L.dist('adapters/event-store/sqlite/sqlite-event-store');
+const { createTeleObservation } = L.dist('domain/monitoring/tele-observation');
+
+const REPOSITORY = loadConfig({}).RTS_REPOSITORY_UNIQUE_ID;
+const log = (...a) => console.log(...a);
+
+// ---------- the observations: 1,000 patients, times spread over the two years before now ----------
+
+const makeInputs = (n, seed) => {
+  const rand = L.rng(seed);
+  const end = Math.floor(Date.now() / 1000) - 3600;
+  const span = 2 * 365 * 86400;
+  return Array.from({ length: n }, () => {
+    const measuredEpoch = end - Math.floor(rand() * span);
+    return { patientId: L.cprOf(Math.floor(rand() * 1000)), ...L.reading(rand), measuredAt: L.isoSeconds(measuredEpoch), measuredEpoch };
+  });
+};
+
+// ---------- subject 1: in-process ----------
+
+const runInProcess = async (inputs, concurrency) => {
+  const dir = L.tempDir('inproc');
+  try {
+    const config = loadConfig({ RTS_DATA_DIR: dir, RTS_LOG_LEVEL: 'warn', RTS_PSEUDONYM_SECRET: L.SECRET_HEX });
+    const c = buildContainer(config);
+    const store = c.get(SqliteEventStore);
+    // Count the registry's write transactions, so append batches can be told from projection commits in stats().
+    let exclusive = 0;
+    const runExclusive = store.runExclusive.bind(store);
+    store.runExclusive = (fn) => {
+      exclusive++;
+      return runExclusive(fn);
+    };
+    const breakdown = instrument(store);
+    const projector = c.get(TOKENS.Projector);
+    const telemed = c.get(TOKENS.TeleMed);
+    const clock = c.get(TOKENS.Clock);
+    projector.start(); // as startHub does: the registry projection runs alongside the appends
+    // The library entry point takes a validated TeleObservation: validation is done before the clock starts.
+    const now = clock.now();
+    const observations = inputs.map((i) => createTeleObservation(i, now));
+    const latencies = new Float64Array(observations.length);
+    let next = 0;
+    const worker = async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= observations.length) return;
+        const t0 = L.nowNs();
+        await telemed.record(observations[i]);
+        latencies[i] = L.msSince(t0);
+      }
+    };
+    const cpu0 = process.cpuUsage();
+    const t0 = L.nowNs();
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const ackMs = L.msSince(t0);
+    await projector.catchUp();
+    const projectedMs = L.msSince(t0);
+    const cu = process.cpuUsage(cpu0);
+    breakdown.stop();
+    const stats = store.stats();
+    const registryRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+    // Cross-check of the HTTP run's batch estimate (distinct recorded_at) against the exact stats() here.
+    const batchesByRecordedAt = store.database.prepare('SELECT COUNT(DISTINCT recorded_at) FROM events').pluck().get();
+    await projector.stop();
+    await store.close();
+    if (registryRows !== observations.length) throw new Error(`in-process: ${registryRows} registry rows for ${observations.length} observations`);
+    const appendCommits = stats.commits - exclusive;
+    return {
+      n: observations.length,
+      ackMs,
+      projectedMs,
+      latency: L.percentiles(latencies),
+      commits: stats.commits,
+      appendCommits,
+      projectionCommits: exclusive,
+      avgBatch: stats.appends / appendCommits,
+      largestBatch: stats.largestBatch,
+      breakdownMs: breakdown.totals,
+      avgBatchByRecordedAt: observations.length / batchesByRecordedAt,
+      cpuMs: (cu.user + cu.system) / 1000,
+    };
+  } finally {
+    L.rmrf(dir);
+  }
+};
+
+/**
+ * Simple timers around the synchronous sections of the in-process path (bench-only wrappers on this run's
+ * instances and on two module exports the compiled code calls through `exports.`): where the wall time goes.
+ * A few hrtime calls per observation; the wrappers are removed by stop().
+ */
+const instrument = (store) => {
+  const totals = { appendBatch: 0, 'appendBatch.COMMIT': 0, projectionTx: 0, 'projectionTx.COMMIT': 0, 'projectionTx.evolve(HL7 parse)': 0, readAll: 0, readStream: 0, buildDocument: 0 };
+  let active = null;
+  const undo = [];
+  const wrap = (obj, name, key, { setActive = false } = {}) => {
+    const orig = obj[name];
+    const own = Object.prototype.hasOwnProperty.call(obj, name);
+    obj[name] = function (...a) {
+      const prev = active;
+      if (setActive) active = key;
+      const t0 = L.nowNs();
+      try {
+        return orig.apply(this, a);
+      } finally {
+        totals[key] += L.msSince(t0);
+        active = prev;
+      }
+    };
+    undo.push(() => (own ? (obj[name] = orig) : delete obj[name]));
+  };
+  wrap(store, 'runBatch', 'appendBatch', { setActive: true });
+  wrap(store, 'runExclusiveJob', 'projectionTx', { setActive: true });
+  wrap(store, 'readAll', 'readAll'); // async, but its work is synchronous: the call's duration is the work
+  wrap(store, 'readStream', 'readStream');
+  const db = store.database;
+  const exec = db.exec;
+  db.exec = function (sql) {
+    if (sql !== 'COMMIT' || active === null) return exec.call(this, sql);
+    const t0 = L.nowNs();
+    try {
+      return exec.call(this, sql);
+    } finally {
+      totals[`${active}.COMMIT`] += L.msSince(t0);
+    }
+  };
+  undo.push(() => delete db.exec);
+  wrap(L.dist('application/projections/registry-projection'), 'evolveRegistryEntry', 'projectionTx.evolve(HL7 parse)');
+  wrap(L.dist('application/telemed'), 'buildDocument', 'buildDocument');
+  return { totals, stop: () => undo.forEach((f) => f()) };
+};
+
+// ---------- subject 2: HTTP to the hub in a child process ----------
+
+const startChild = async (dir, cpuProfDir) => {
+  const port = await L.freePort();
+  const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(L.DIST, 'bootstrap/main.js')], {
+    env: { ...process.env, RTS_DATA_DIR: dir, RTS_HTTP_PORT: String(port), RTS_HTTP_HOST: '127.0.0.1', RTS_LOG_LEVEL: 'warn', RTS_PSEUDONYM_SECRET: L.SECRET_HEX },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  await Promise.race([L.waitForHttp(port), exited.then((e) => Promise.reject(new Error(`hub exited early: ${JSON.stringify(e)}`)))]);
+  return { port, pid: child.pid, stop: async () => (child.kill('SIGTERM'), exited) };
+};
+
+const runHttp = async (inputs, concurrency) => {
+  const dir = L.tempDir(`http${concurrency}`);
+  try {
+    const child = await startChild(dir, args['child-cpu-prof'] ? path.resolve(String(args['child-cpu-prof'])) : undefined);
+    const body = (o) => JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt });
+    const post = (o) => ({ method: 'POST', path: '/observations', body: body(o) });
+    // Warm-up (JIT, connections): not measured, and its rows are left out of the batch estimate below.
+    const warm = await L.runLoad({ port: child.port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
+    if (warm.firstError) throw new Error(`warm-up: ${warm.firstError}`);
+    const hubCpu0 = L.procCpuMs(child.pid);
+    const clientCpu0 = process.cpuUsage();
+    const t0 = L.nowNs();
+    const load = await L.runLoad({ port: child.port, concurrency, total: inputs.length, makeRequest: (i) => post(inputs[i]), expectStatus: 201 });
+    const ackMs = L.msSince(t0);
+    const hubCpuMs = L.procCpuMs(child.pid) - hubCpu0;
+    const cu = process.cpuUsage(clientCpu0);
+    const clientCpuMs = (cu.user + cu.system) / 1000;
+    if (load.firstError) throw new Error(`load: ${load.firstError}`);
+    // A query makes the hub catch its projection up (read-your-writes): answered once every row is projected.
+    const agent = new (require('node:http').Agent)();
+    const q = await L.request(agent, { port: child.port, method: 'GET', path: `/patients/${inputs[0].patientId}/observations` });
+    const projectedMs = L.msSince(t0);
+    if (q.status !== 200) throw new Error(`query after load: HTTP ${q.status} ${q.body.slice(0, 200)}`);
+    const exit = await child.stop();
+    // Every append of one group-commit batch has the same recorded_at (taken once per batch, ms resolution):
+    // distinct values give the number of batches (a lower bound, if two batches ever fell in the same ms).
+    const db = new L.BetterSqlite3(path.join(dir, 'telemed.sqlite'), { readonly: true });
+    const { events, batches } = db
+      .prepare('SELECT COUNT(*) AS events, COUNT(DISTINCT recorded_at) AS batches FROM events WHERE global_position > ?')
+      .get(WARMUP);
+    const registryRows = db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+    db.close();
+    if (events !== inputs.length || registryRows !== inputs.length + WARMUP) {
+      throw new Error(`HTTP: ${events} events / ${registryRows} registry rows for ${inputs.length} (+${WARMUP} warm-up) requests`);
+    }
+    return {
+      n: inputs.length,
+      concurrency,
+      ackMs,
+      projectedMs,
+      latency: L.percentiles(load.latencies),
+      statuses: load.statuses,
+      avgBatch: events / batches,
+      batches,
+      hubCpuMs,
+      clientCpuMs,
+      childExit: exit,
+    };
+  } finally {
+    L.rmrf(dir);
+  }
+};
+
+// ---------- the baseline: raw better-sqlite3 ----------
+
+/**
+ * The same rows into a fresh file with the store's PRAGMAs, `batch` observations per transaction: the event row
+ * (with recorded_at taken once per batch, as the store does) and the registry row, both in the one transaction.
+ * The rows (JSON, HL7 content, hash, ids) are prepared before the clock starts: only SQLite work is timed.
+ */
+const runBaseline = (rows, batch) => {
+  const dir = L.tempDir('baseline');
+  const file = path.join(dir, 'raw.sqlite');
+  try {
+    L.createSchema(file);
+    const db = new L.BetterSqlite3(file);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    const insertEvent = db.prepare(L.INSERT_EVENT_SQL);
+    const insertRegistry = db.prepare(L.INSERT_REGISTRY_SQL);
+    const size = Math.max(1, Math.round(batch));
+    let commits = 0;
+    const cpu0 = process.cpuUsage();
+    const t0 = L.nowNs();
+    for (let start = 0; start < rows.length; start += size) {
+      const end = Math.min(rows.length, start + size);
+      db.exec('BEGIN IMMEDIATE');
+      const recordedAt = new Date().toISOString();
+      for (let i = start; i < end; i++) {
+        const { event: e, registry } = rows[i];
+        insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
+        insertRegistry.run(registry);
+      }
+      db.exec('COMMIT');
+      commits++;
+    }
+    const ms = L.msSince(t0);
+    const cu = process.cpuUsage(cpu0);
+    db.close();
+    return { n: rows.length, batch: size, commits, ms, obsPerSec: rows.length / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
+  } finally {
+    L.rmrf(dir);
+  }
+};
+
+// ---------- main ----------
+
+const main = async () => {
+  const machine = L.machine();
+  log(`ingest bench  n=${N} in-process concurrency=${C} http concurrency=${HTTP_C.join(',')} http n=${HTTP_N} rounds=${ROUNDS}`);
+  log(`machine: ${JSON.stringify(machine)}`);
+  log(`machine now: ${L.fmtPressure(L.pressure())}`);
+  const inputs = makeInputs(Math.max(N, HTTP_N), 42);
+  const makeRow = L.rowFactory({ repositoryUniqueId: REPOSITORY });
+  const creationTime = L.isoSeconds(Math.floor(Date.now() / 1000));
+  const rowsFor = (n) => inputs.slice(0, n).map((o) => makeRow(o, creationTime));
+  const rows = rowsFor(N);
+  const httpRows = HTTP_N === N ? rows : rowsFor(HTTP_N);
+  const dataBytes = rows.reduce((a, r) => a + r.event.data.length, 0) / rows.length;
+  log(`event data JSON: ${L.fmt(dataBytes, 0)} bytes on average (HL7 content ${JSON.parse(rows[0].event.data).content.length} bytes)`);
+
+  // Warm-up of this process (JIT of the core and of better-sqlite3): not reported.
+  if (runs('inproc')) await runInProcess(makeInputs(2000, 7), C);
+  runBaseline(rows.slice(0, 2000), 64);
+
+  const results = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const r = { round, pairs: [] };
+    const b64 = runBaseline(rows, 64);
+    r.baseline64 = b64;
+    r.pressure = L.pressure();
+    log(`\n[round ${round}] machine: ${L.fmtPressure(r.pressure)}`);
+    log(`[round ${round}] baseline batch=64: ${L.fmtInt(b64.obsPerSec)} obs/s (${L.fmt(b64.ms, 0)} ms, ${b64.commits} commits, CPU ${L.fmt((1000 * b64.cpuMs) / b64.n, 0)} us/obs)`);
+    if (runs('inproc')) {
+      const s = await runInProcess(inputs.slice(0, N), C);
+      const b = runBaseline(rows, s.avgBatch);
+      const acked = N / (s.ackMs / 1000);
+      const projected = N / (s.projectedMs / 1000);
+      r.pairs.push({ name: `in-process c=${C}`, subject: s, baseline: b, ackedObsPerSec: acked, projectedObsPerSec: projected, ratioAcked: acked / b.obsPerSec, ratioProjected: projected / b.obsPerSec });
+      log(
+        `[round ${round}] in-process c=${C}: ${L.fmtInt(acked)} obs/s acked, ${L.fmtInt(projected)} obs/s incl. projection; ` +
+          `latency p50 ${L.fmt(s.latency.p50)} ms p99 ${L.fmt(s.latency.p99)} ms; avg batch ${L.fmt(s.avgBatch, 1)} (largest ${s.largestBatch}, ` +
+          `${s.appendCommits} append + ${s.projectionCommits} projection commits; estimate from recorded_at ${L.fmt(s.avgBatchByRecordedAt, 1)})`,
+      );
+      log(`[round ${round}]   CPU of this process ${L.fmt(s.cpuMs, 0)} ms (${L.fmt((1000 * s.cpuMs) / N, 0)} us/obs, ${L.fmt(s.cpuMs / s.projectedMs, 2)} cores)`);
+      log(`[round ${round}]   where the ${L.fmt(s.projectedMs, 0)} ms went (synchronous sections, ms): ${Object.entries(s.breakdownMs).map(([k, v]) => `${k} ${L.fmt(v, 0)}`).join(', ')}`);
+      log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
+    }
+    if (runs('http')) {
+      for (const hc of HTTP_C) {
+        const s = await runHttp(inputs.slice(0, HTTP_N), hc);
+        const b = runBaseline(httpRows, s.avgBatch);
+        const acked = HTTP_N / (s.ackMs / 1000);
+        const projected = HTTP_N / (s.projectedMs / 1000);
+        r.pairs.push({ name: `HTTP c=${hc}`, subject: s, baseline: b, ackedObsPerSec: acked, projectedObsPerSec: projected, ratioAcked: acked / b.obsPerSec, ratioProjected: projected / b.obsPerSec });
+        log(
+          `[round ${round}] HTTP c=${hc}: ${L.fmtInt(acked)} obs/s acked, ${L.fmtInt(projected)} obs/s incl. projection; ` +
+            `latency p50 ${L.fmt(s.latency.p50)} ms p99 ${L.fmt(s.latency.p99)} ms; avg batch ~${L.fmt(s.avgBatch, 1)} (${s.batches} batches)`,
+        );
+        log(
+          `[round ${round}]   CPU while loaded: hub ${L.fmt(s.hubCpuMs, 0)} ms (${L.fmt((1000 * s.hubCpuMs) / HTTP_N, 0)} us/obs, ${L.fmt(s.hubCpuMs / s.ackMs, 2)} cores), ` +
+            `load generator ${L.fmt(s.clientCpuMs, 0)} ms (${L.fmt((1000 * s.clientCpuMs) / HTTP_N, 0)} us/req), wall ${L.fmt(s.ackMs, 0)} ms`,
+        );
+        log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
+      }
+    }
+    results.push(r);
+  }
+
+  // Summary: medians over rounds of each subject and of its ratio to its own baseline.
+  log('\nsummary (median over rounds; ratio = subject / raw baseline at the subject\'s batch size)');
+  log('subject            | obs/s acked | obs/s +proj | p50 ms | p99 ms | batch | baseline obs/s | ratio acked | ratio +proj');
+  const names = results[0].pairs.map((p) => p.name);
+  const summary = names.map((name) => {
+    const ps = results.map((r) => r.pairs.find((p) => p.name === name));
+    const m = (f) => L.median(ps.map(f));
+    const row = {
+      name,
+      ackedObsPerSec: m((p) => p.ackedObsPerSec),
+      projectedObsPerSec: m((p) => p.projectedObsPerSec),
+      p50: m((p) => p.subject.latency.p50),
+      p99: m((p) => p.subject.latency.p99),
+      batch: m((p) => p.subject.avgBatch),
+      baselineObsPerSec: m((p) => p.baseline.obsPerSec),
+      ratioAcked: m((p) => p.ratioAcked),
+      ratioProjected: m((p) => p.ratioProjected),
+    };
+    log(
+      `${name.padEnd(18)} | ${L.fmtInt(row.ackedObsPerSec).padStart(11)} | ${L.fmtInt(row.projectedObsPerSec).padStart(11)} | ${L.fmt(row.p50).padStart(6)} | ` +
+        `${L.fmt(row.p99).padStart(6)} | ${L.fmt(row.batch, 1).padStart(5)} | ${L.fmtInt(row.baselineObsPerSec).padStart(14)} | ${L.fmt(row.ratioAcked, 3).padStart(11)} | ${L.fmt(row.ratioProjected, 3).padStart(11)}`,
+    );
+    return row;
+  });
+  log(`baseline batch=64 (median): ${L.fmtInt(L.median(results.map((r) => r.baseline64.obsPerSec)))} obs/s`);
+  log('aim: ingest >= 0.5x the raw baseline');
+  log(`machine at the end: ${L.fmtPressure(L.pressure())}`);
+
+  const out = args.json ? path.resolve(String(args.json)) : path.join(__dirname, 'results', `ingest-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const strip = (x) => JSON.parse(JSON.stringify(x, (k, v) => (k === 'latencies' ? undefined : v)));
+  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, params: { N, C, HTTP_C, HTTP_N, ROUNDS, WARMUP }, results: strip(results), summary }, null, 2));
+  log(`results: ${path.relative(process.cwd(), out)}`);
+};
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

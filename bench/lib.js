@@ -1,0 +1,379 @@
+'use strict';
+/**
+ * Shared helpers of the benchmarks: the compiled project (dist/), percentiles, the machine, test data, the rows
+ * the hub would write for an observation (for the raw better-sqlite3 baselines), and a keep-alive HTTP load
+ * generator. Node built-ins and the project's own dependencies only.
+ */
+const { execFileSync } = require('node:child_process');
+const { randomUUID } = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '..');
+const DIST = process.env.RTS_BENCH_DIST ? path.resolve(process.env.RTS_BENCH_DIST) : path.join(ROOT, 'dist');
+
+/** require() a module of the compiled project, e.g. dist('bootstrap/container'). */
+const dist = (rel) => {
+  const file = path.join(DIST, rel);
+  try {
+    return require(file);
+  } catch (error) {
+    if (error && error.code === 'MODULE_NOT_FOUND' && String(error.message).includes(file)) {
+      throw new Error(`${file} not found: run \`npm run build\` first (the benchmarks use the compiled code)`);
+    }
+    throw error;
+  }
+};
+
+const BetterSqlite3 = require(require.resolve('better-sqlite3', { paths: [ROOT] }));
+const { DateTime } = require(require.resolve('luxon', { paths: [ROOT] }));
+
+/** A fixed pseudonym secret, so patient keys are the same in every run (and in the cached query dataset). */
+const SECRET_HEX = '7e1c0b5f4a3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f';
+
+// ---------- arguments, timing, statistics ----------
+
+/** --name value / --name=value / --flag. */
+const parseArgs = (argv = process.argv.slice(2)) => {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) continue;
+    const eq = a.indexOf('=');
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) out[a.slice(2)] = argv[++i];
+    else out[a.slice(2)] = true;
+  }
+  return out;
+};
+
+const nowNs = () => process.hrtime.bigint();
+const msSince = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+/** Nearest-rank percentile of an array of numbers (copied and sorted). */
+const percentiles = (values, ps = [50, 90, 99]) => {
+  const s = Float64Array.from(values).sort();
+  const out = {};
+  for (const p of ps) out[`p${p}`] = s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+  out.n = s.length;
+  out.mean = s.length === 0 ? NaN : s.reduce((a, b) => a + b, 0) / s.length;
+  return out;
+};
+/** Median, the mean of the two middle values for an even count (so two rounds give their mean). */
+const median = (values) => {
+  const s = Float64Array.from(values).sort();
+  if (s.length === 0) return NaN;
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); NaN elsewhere. */
+const procCpuMs = (pid) => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+};
+
+const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : String(x));
+
+// ---------- the machine ----------
+
+const machine = () => {
+  let cpu = 'unknown';
+  try {
+    const m = /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpu = m[1].trim();
+  } catch {}
+  let nproc = os.cpus().length;
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
+  } catch {}
+  const db = new BetterSqlite3(':memory:');
+  const sqlite = db.prepare('SELECT sqlite_version() AS v').get().v;
+  db.close();
+  let betterSqlite3 = '?';
+  try {
+    betterSqlite3 = require(require.resolve('better-sqlite3/package.json', { paths: [ROOT] })).version;
+  } catch {}
+  return {
+    cpu,
+    nproc,
+    memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    sqlite,
+    betterSqlite3,
+    kernel: os.release(),
+    loadavg: os.loadavg().map((x) => +x.toFixed(2)),
+  };
+};
+
+/** Linux pressure stall information: share of the last 10/60 s in which some runnable task waited for a CPU / for IO. */
+const pressure = () => {
+  const read = (what) => {
+    try {
+      const m = /some avg10=([\d.]+) avg60=([\d.]+)/.exec(fs.readFileSync(`/proc/pressure/${what}`, 'utf8'));
+      return m ? { avg10: Number(m[1]), avg60: Number(m[2]) } : null;
+    } catch {
+      return null;
+    }
+  };
+  return { loadavg: os.loadavg().map((x) => +x.toFixed(2)), cpuSome: read('cpu'), ioSome: read('io') };
+};
+const fmtPressure = (p) =>
+  `loadavg ${p.loadavg.join(' ')}` + (p.cpuSome ? `, CPU pressure some avg10 ${p.cpuSome.avg10}% avg60 ${p.cpuSome.avg60}%` : '') + (p.ioSome ? `, IO pressure some avg60 ${p.ioSome.avg60}%` : '');
+
+// ---------- test data ----------
+
+/**
+ * A valid CPR number (ddmmyy-ssss) for patient i: distinct for i < 336 * 70. Serials start with 1 (born 19yy).
+ */
+const cprOf = (i) => {
+  const dd = 1 + (i % 28);
+  const mm = 1 + (Math.floor(i / 28) % 12);
+  const yy = 30 + Math.floor(i / 336);
+  const serial = 1000 + (i % 9000);
+  return `${String(dd).padStart(2, '0')}${String(mm).padStart(2, '0')}${String(yy).padStart(2, '0')}-${serial}`;
+};
+
+/** Deterministic PRNG (mulberry32), so data sets and query mixes are the same in every run. */
+const rng = (seed) => {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+};
+
+/** A plausible reading: systolic 100..169, diastolic 60..99 (always below systolic). */
+const reading = (rand) => {
+  const systolic = 100 + Math.floor(rand() * 70);
+  const diastolic = 60 + Math.floor(rand() * 40);
+  return { systolic, diastolic };
+};
+
+/** ISO-8601 UTC at second precision from epoch seconds: 2025-05-10T14:50:14Z (the project's toIsoSeconds form). */
+const isoSeconds = (epochSeconds) => new Date(epochSeconds * 1000).toISOString().replace('.000Z', 'Z');
+
+// ---------- the rows the hub writes for one observation ----------
+
+/**
+ * The event row and registry row the hub writes for one submitted observation (no observationId, no
+ * correlationId), built with the project's own functions exactly as XdsBackend.register and the registry
+ * projection do. `document` may be given (see fastDocument) to skip the HL7 builder.
+ */
+const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
+  const { buildDocument } = dist('application/telemed');
+  const { sha256Hex, uuidToOid, uuidV5 } = dist('application/ids');
+  const { HmacPatientKeys } = dist('adapters/system/hmac-patient-keys');
+  const { documentStreamName } = dist('domain/documents/document-entry');
+  const keys = new HmacPatientKeys(Buffer.from(secretHex, 'hex'));
+  const keyCache = new Map();
+  const keyFor = (cpr) => {
+    let k = keyCache.get(cpr);
+    if (k === undefined) keyCache.set(cpr, (k = keys.keyFor(cpr)));
+    return k;
+  };
+  /** obs: { patientId, systolic, diastolic, measuredAt (ISO seconds), measuredEpoch }; creationTime: ISO seconds. */
+  return (obs, creationTime, document) => {
+    const teleObs = { patientId: obs.patientId, systolic: { value: obs.systolic, unit: 'mmHg' }, diastolic: { value: obs.diastolic, unit: 'mmHg' }, measuredAt: obs.measuredAt };
+    let metadata;
+    if (document === undefined) ({ document, metadata } = buildDocument(teleObs));
+    const uniqueId = uuidToOid(randomUUID());
+    const streamName = documentStreamName(uniqueId);
+    const patientKey = keyFor(obs.patientId);
+    const hash = sha256Hex(document);
+    const size = Buffer.byteLength(document, 'utf8');
+    const entry = {
+      uniqueId,
+      patientKey,
+      repositoryUniqueId,
+      observationId: null,
+      creationTime,
+      serviceStartTime: metadata ? metadata.serviceStartTime : obs.measuredAt,
+      serviceStopTime: metadata ? metadata.serviceStopTime : obs.measuredAt,
+      mimeType: 'text/xml',
+      classCode: '8716-3',
+      typeCode: '55284-4',
+      formatCode: 'urn:telemed-rts:hl7:bp:1',
+      title: 'Home blood pressure measurement',
+      languageCode: 'en',
+      hash,
+      size,
+      replaces: null,
+    };
+    const commandId = `submit/${uniqueId}`;
+    return {
+      event: {
+        stream_name: streamName,
+        stream_version: 0,
+        event_id: uuidV5(`${commandId}/${streamName}/0`),
+        type: 'DocumentSubmitted',
+        data: JSON.stringify({ ...entry, content: document }),
+        metadata: JSON.stringify({ causationId: commandId }),
+      },
+      registry: [
+        uniqueId, patientKey, repositoryUniqueId, 'Approved', creationTime, entry.serviceStartTime, obs.measuredEpoch,
+        'text/xml', hash, size, null, null, null, obs.systolic, obs.diastolic,
+      ],
+    };
+  };
+};
+
+/**
+ * The HL7 document of buildDocument by string substitution into its output for a reference reading: ~100x
+ * faster than the builder, used only to load the 1M query dataset. checkFastDocument compares the two.
+ */
+const fastDocumentFactory = () => {
+  const { buildDocument } = dist('application/telemed');
+  const ref = buildDocument({ patientId: '010150-1234', systolic: { value: 123, unit: 'mmHg' }, diastolic: { value: 87, unit: 'mmHg' }, measuredAt: '2025-05-10T14:50:14Z' }).document;
+  const parts = ref.split(/20250510145014|010150-1234|123\.0|87\.0/);
+  if (parts.length !== 5) throw new Error('fastDocument: the HL7 template changed; update bench/lib.js');
+  const hl7Time = (iso) => iso.replace(/[-:TZ]/g, '');
+  return (obs) => `${parts[0]}${hl7Time(obs.measuredAt)}${parts[1]}${obs.patientId}${parts[2]}${obs.systolic.toFixed(1)}${parts[3]}${obs.diastolic.toFixed(1)}${parts[4]}`;
+};
+
+const checkFastDocument = (fastDocument, samples) => {
+  const { buildDocument } = dist('application/telemed');
+  for (const obs of samples) {
+    const real = buildDocument({ patientId: obs.patientId, systolic: { value: obs.systolic, unit: 'mmHg' }, diastolic: { value: obs.diastolic, unit: 'mmHg' }, measuredAt: obs.measuredAt }).document;
+    if (real !== fastDocument(obs)) throw new Error(`fastDocument differs from buildDocument for ${JSON.stringify(obs)}`);
+  }
+};
+
+const INSERT_EVENT_SQL = `INSERT INTO events (stream_name, stream_version, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_REGISTRY_SQL = `INSERT INTO registry_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** Create the event store's and the registry's tables in `file` with the adapters themselves, then close. */
+const createSchema = (file) => {
+  const { SqliteEventStore } = dist('adapters/event-store/sqlite/sqlite-event-store');
+  const { SqliteRegistry } = dist('adapters/registry/sqlite-registry');
+  const store = SqliteEventStore.open({ file });
+  new SqliteRegistry(store); // creates registry_entries, its index, projection_checkpoints
+  return store.close();
+};
+
+// ---------- temp dirs, ports, child processes ----------
+
+const tempDir = (prefix) => fs.mkdtempSync(path.join(os.tmpdir(), `rts-bench-${prefix}-`));
+const rmrf = (dir) => fs.rmSync(dir, { recursive: true, force: true });
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------- HTTP ----------
+
+/** One request on the agent; resolves { status, body } when the response has been read. */
+const request = (agent, { port, method, path: p, body }) =>
+  new Promise((resolve, reject) => {
+    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, agent, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+
+const waitForHttp = async (port, timeoutMs = 20_000) => {
+  const agent = new http.Agent({ keepAlive: false });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await request(agent, { port, method: 'GET', path: '/health' });
+      if (r.status === 200) return;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`hub on port ${port} did not answer /health within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+};
+
+/**
+ * Fixed-concurrency closed-loop load: `concurrency` workers on one keep-alive agent, each sending the next of
+ * `total` requests as soon as its previous one is answered. makeRequest(i) -> { method, path, body }.
+ * Returns wall time, per-request latencies (ms) and status counts.
+ */
+const runLoad = async ({ port, concurrency, total, makeRequest, expectStatus }) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  const latencies = new Float64Array(total);
+  const statuses = {};
+  let next = 0;
+  let firstError = null;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= total) return;
+      const req = makeRequest(i);
+      const t0 = nowNs();
+      const r = await request(agent, { port, ...req });
+      latencies[i] = msSince(t0);
+      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      if (expectStatus && r.status !== expectStatus && firstError === null) firstError = `HTTP ${r.status}: ${r.body.slice(0, 300)}`;
+    }
+  };
+  const t0 = nowNs();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const wallMs = msSince(t0);
+  agent.destroy();
+  return { wallMs, latencies, statuses, firstError };
+};
+
+module.exports = {
+  ROOT,
+  DIST,
+  dist,
+  BetterSqlite3,
+  DateTime,
+  SECRET_HEX,
+  parseArgs,
+  nowNs,
+  msSince,
+  percentiles,
+  median,
+  procCpuMs,
+  pressure,
+  fmtPressure,
+  fmt,
+  fmtInt,
+  machine,
+  cprOf,
+  rng,
+  reading,
+  isoSeconds,
+  rowFactory,
+  fastDocumentFactory,
+  checkFastDocument,
+  INSERT_EVENT_SQL,
+  INSERT_REGISTRY_SQL,
+  createSchema,
+  tempDir,
+  rmrf,
+  freePort,
+  sleep,
+  request,
+  waitForHttp,
+  runLoad,
+};
