@@ -1,0 +1,614 @@
+// RtsClient: what a small-scale telemedicine system embeds to join the regional hub (the RTS paper's SDK):
+// connect with reconnect and failover, send uplink messages with typed helpers, subscribe to its downlink queue
+// with typed handlers, and leave the message format (and later its encryption) to the kit.
+//
+//   const client = await RtsClient.connect({ systemId: 'city-a', url: 'amqp://127.0.0.1:5673' });
+//   await client.joinWithExperts(experts);                 // join request + ceil(n/500) batches, all accepted
+//   await client.registerExpert('e-42', profile);          // resolves with the envelope id once the broker has it
+//   await client.subscribe({ onExpertUpserted: async (m) => save(m.payload) });
+//   await client.close();                                  // drains running handlers and pending sends
+//
+// Sending (at-least-once): every helper validates the envelope against the contract (a TypeError for a bad
+// one: nothing is sent), encodes it with the codec and sends it durable; it resolves when the broker accepted
+// it (ActiveMQ: stored). A transfer lost to a disconnect, or released by the broker, is sent again after the
+// reconnect until `sendTimeoutMs` has passed; then the promise rejects with RtsSendError. A resend may reach the
+// hub twice: the envelope id is the same, and the hub treats a repeat as a no-op. Pass `messageId` to make the
+// envelope id deterministic across process restarts too (the same messageId gives the same envelope id).
+//
+// Receiving: a message is accepted only after its handler resolved; a handler that throws (or times out) hands
+// the message back to the broker (modified, delivery-failed) and it comes again, up to `maxAttempts`, then it is
+// dead-lettered. A message that cannot be decoded (bad JSON, breaks the contract, not addressed to us) is
+// dead-lettered at once with the reason in application-property x-dlq-reason; it never reaches a handler and
+// never blocks the queue. Envelope ids already processed are skipped (SeenStore; in memory by default, see
+// seen-store.ts for what that does not cover).
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { uuidV5 } from '../application/ids';
+import {
+  AmqpConnection,
+  DurableSender,
+  QueueConsumer,
+  SendError,
+  type AmqpEndpoint,
+  type AmqpSasl,
+  type ConnectedEvent,
+  type ConsumerOutcomeEvent,
+  type DisconnectedEvent,
+  type HandlerOutcome,
+  type ReceivedMessage,
+} from '../adapters/amqp';
+import {
+  CONTRACT_VERSION,
+  MAX_BATCH_EXPERTS,
+  parseDownlink,
+  serializeUplink,
+  type DownlinkEnvelope,
+  type DownlinkOf,
+  type ExpertProfile,
+  type UplinkEnvelope,
+  type UplinkOf,
+  type UplinkPayloads,
+  type UplinkType,
+  type UploadedExpert,
+} from '../adapters/messaging/messages';
+import { jsonCodec, type ApplicationProperties, type DecodeFailure, type MessageCodec } from './codec';
+import { BoundedSeenStore, type SeenStore } from './seen-store';
+
+export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
+export const DEFAULT_DOWNLINK_QUEUE_PREFIX = 'rts.downlink.';
+export const DEFAULT_DEAD_LETTER_QUEUE = 'rts.dlq';
+
+/** pino-compatible: `logger.warn({ ...fields }, 'message')`. Any method may be left out. */
+export interface RtsLogger {
+  debug?(fields: object, message: string): void;
+  info?(fields: object, message: string): void;
+  warn?(fields: object, message: string): void;
+  error?(fields: object, message: string): void;
+}
+
+export interface RtsClientOptions {
+  /** This system's id (2-32 characters of a-z 0-9 -), as the hub registered it. */
+  systemId: string;
+  /** Brokers to fail over across, in order. Give this or `url`. */
+  endpoints?: readonly AmqpEndpoint[];
+  /**
+   * 'amqp://host:port', a comma-separated list of such URLs, an array of them, or ActiveMQ's
+   * 'failover:(amqp://a:5673,amqp://b:5673)'. A user:password in the URL means SASL PLAIN.
+   */
+  url?: string | readonly string[];
+  /** Default: none (no SASL layer), unless the URL carries credentials. */
+  sasl?: AmqpSasl;
+  /** Default 'rts.uplink'. */
+  uplinkQueue?: string;
+  /** Default 'rts.downlink.<systemId>'. */
+  downlinkQueue?: string;
+  /** Where undecodable or repeatedly failing downlink messages go; default 'rts.dlq'. */
+  deadLetterQueue?: string;
+  /** Body encoding (default: JSON text). Message security plugs in here. */
+  codec?: MessageCodec;
+  logger?: RtsLogger;
+  /** How long connect() waits for the first connection (default 30000 ms). */
+  connectTimeoutMs?: number;
+  /** How long one helper call may take, resends across reconnects included, before it rejects (default 60000 ms). */
+  sendTimeoutMs?: number;
+  /** Reconnect back-off: first and largest delay in ms (defaults 100 and 2000), and attempts before giving up (default: never). */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number; limit?: number };
+  /** Clock for envelope times (default: system time). */
+  now?: () => Date;
+}
+
+/** Per call: make the envelope id deterministic, and/or carry a correlation id (default: the envelope id). */
+export interface SendOptions {
+  /** Any string; the same (systemId, messageId) always gives the same envelope id. A UUID is used as it is. */
+  messageId?: string;
+  correlationId?: string;
+}
+
+export interface JoinOptions extends SendOptions {
+  /** Experts per 'experts.batch' message (1-500, default 500). */
+  batchSize?: number;
+  /** Batches in flight at once (default 8). */
+  concurrency?: number;
+  /** The system's display name, checked by the hub against its registration. */
+  name?: string;
+}
+
+export interface JoinResult {
+  correlationId: string;
+  /** Envelope id of the 'system.join.requested' message. */
+  requestId: string;
+  /** Envelope ids of the batches, by batch index. */
+  batchIds: string[];
+  batches: number;
+  experts: number;
+}
+
+export interface DeliveryInfo {
+  /** 1 on the first delivery, more on redeliveries. */
+  attempt: number;
+  queue: string;
+  applicationProperties: Readonly<Record<string, unknown>>;
+}
+
+/** A downlink message of a type (or version) this SDK does not know, e.g. from a newer hub. */
+export interface UnknownDownlink {
+  id: string | undefined;
+  type: string | undefined;
+  /** The raw body; for the JSON codec the JSON text. */
+  body: unknown;
+  reason: string;
+  detail: string;
+}
+
+type Handler<M> = (message: M, info: DeliveryInfo) => void | Promise<void>;
+
+export interface DownlinkHandlers {
+  onExpertUpserted?: Handler<DownlinkOf<'directory.expert.upserted'>>;
+  onExpertRetired?: Handler<DownlinkOf<'directory.expert.retired'>>;
+  onSnapshot?: Handler<DownlinkOf<'directory.snapshot'>>;
+  onSystemJoined?: Handler<DownlinkOf<'system.joined'>>;
+  /** Without it, messages of unknown type or version are dead-lettered ('unknown_type'). */
+  onUnknown?: Handler<UnknownDownlink>;
+}
+
+export interface SubscribeOptions {
+  /** Handlers running at once = unsettled messages held (default 10). */
+  prefetch?: number;
+  /** Deliveries of one message before it is dead-lettered (default 5). */
+  maxAttempts?: number;
+  /** A handler still running after this counts as failed (default 60000 ms). */
+  handlerTimeoutMs?: number;
+  /** Processed envelope ids (default: BoundedSeenStore(10000) in memory). */
+  seen?: SeenStore;
+  /** Every settlement decision, for metrics. */
+  onOutcome?: (event: ConsumerOutcomeEvent) => void;
+}
+
+export interface Subscription {
+  readonly queue: string;
+  /** Stops taking messages and waits for running handlers (up to `timeoutMs`). */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export type RtsSendFailure = 'rejected' | 'timeout' | 'closed' | 'encode_failed';
+
+/** A helper call that did not reach the broker (or the broker refused it). Safe to call again with the same messageId. */
+export class RtsSendError extends Error {
+  override readonly name = 'RtsSendError';
+  constructor(
+    readonly reason: RtsSendFailure,
+    /** The envelope id that was being sent. */
+    readonly envelopeId: string,
+    readonly attempts: number,
+    override readonly cause?: unknown,
+  ) {
+    super(`uplink message ${envelopeId} not accepted by the broker: ${reason} after ${attempts} attempt(s)${cause instanceof Error ? ` (${cause.message})` : ''}`);
+  }
+}
+
+/** Some batches of a join were not accepted; call joinWithExperts again with the same messageId to finish it. */
+export class RtsJoinError extends Error {
+  override readonly name = 'RtsJoinError';
+  constructor(
+    readonly failedBatches: number[],
+    readonly errors: Error[],
+    readonly partial: JoinResult,
+  ) {
+    super(`join: ${failedBatches.length} of ${partial.batches} batches not accepted (${errors[0]?.message ?? 'unknown'})`);
+  }
+}
+
+export interface RtsClientEvents {
+  connected: [ConnectedEvent];
+  disconnected: [DisconnectedEvent];
+  /** The connection will not recover by itself (authentication refused, fatal close, reconnect limit). */
+  error: [Error];
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+export class RtsClient extends EventEmitter<RtsClientEvents> {
+  readonly systemId: string;
+  readonly uplinkQueue: string;
+  readonly downlinkQueue: string;
+  readonly deadLetterQueue: string;
+  private readonly connection: AmqpConnection;
+  private readonly sender: DurableSender;
+  private readonly codec: MessageCodec;
+  private readonly logger: RtsLogger;
+  private readonly sendTimeoutMs: number;
+  private readonly now: () => Date;
+  private readonly pendingSends = new Set<Promise<unknown>>();
+  private subscription: SdkSubscription | undefined;
+  private closed = false;
+
+  private constructor(options: RtsClientOptions, endpoints: readonly AmqpEndpoint[], sasl: AmqpSasl | undefined) {
+    super();
+    if (!/^[a-z0-9][a-z0-9-]{1,31}$/.test(options.systemId)) throw new TypeError(`RtsClient: systemId must be 2-32 characters of a-z 0-9 - (got ${JSON.stringify(options.systemId)})`);
+    this.systemId = options.systemId;
+    this.uplinkQueue = options.uplinkQueue ?? DEFAULT_UPLINK_QUEUE;
+    this.downlinkQueue = options.downlinkQueue ?? `${DEFAULT_DOWNLINK_QUEUE_PREFIX}${options.systemId}`;
+    this.deadLetterQueue = options.deadLetterQueue ?? DEFAULT_DEAD_LETTER_QUEUE;
+    this.codec = options.codec ?? jsonCodec;
+    this.logger = options.logger ?? {};
+    this.sendTimeoutMs = options.sendTimeoutMs ?? 60000;
+    this.now = options.now ?? (() => new Date());
+    const reconnect = options.reconnect ?? {};
+    this.connection = AmqpConnection.open({
+      endpoints,
+      ...(sasl ? { sasl } : {}),
+      containerId: `rts-sdk-${options.systemId}-${randomUUID().slice(0, 8)}`,
+      reconnect: true,
+      initialReconnectDelayMs: reconnect.initialDelayMs ?? 100,
+      maxReconnectDelayMs: reconnect.maxDelayMs ?? 2000,
+      ...(reconnect.limit !== undefined ? { reconnectLimit: reconnect.limit } : {}),
+    });
+    this.sender = new DurableSender(this.connection, { sendTimeoutMs: this.sendTimeoutMs });
+    this.connection.on('connected', (event) => {
+      this.log('info', { endpoint: `${event.endpoint.host}:${event.endpoint.port}`, connectionCount: event.connectionCount }, 'connected to the hub broker');
+      this.emit('connected', event);
+    });
+    this.connection.on('disconnected', (event) => {
+      this.log('warn', { endpoint: event.endpoint ? `${event.endpoint.host}:${event.endpoint.port}` : undefined, reconnecting: event.reconnecting, error: event.error?.message }, 'disconnected from the hub broker');
+      this.emit('disconnected', event);
+    });
+    this.connection.on('error', (error) => {
+      this.log('error', { error: error.message }, 'hub broker connection failed');
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+    });
+  }
+
+  /** Connects (failing over across the endpoints) and resolves once the first connection is open. */
+  static async connect(options: RtsClientOptions): Promise<RtsClient> {
+    const { endpoints, sasl } = resolveEndpoints(options);
+    const client = new RtsClient(options, endpoints, options.sasl ?? sasl);
+    try {
+      await client.connection.waitConnected(options.connectTimeoutMs ?? 30000);
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw error;
+    }
+    return client;
+  }
+
+  isConnected(): boolean {
+    return this.connection.isConnected();
+  }
+
+  // ---- uplink -------------------------------------------------------------------------------------------------
+
+  /** 'expert.registered': a new expert of this system. Resolves with the envelope id once the broker accepted it. */
+  registerExpert(localExpertId: string, profile: ExpertProfile, options: SendOptions = {}): Promise<string> {
+    return this.sendUplink('expert.registered', { localExpertId, profile }, options);
+  }
+
+  /** 'expert.changed': a new profile for one of this system's experts. */
+  changeExpert(localExpertId: string, profile: ExpertProfile, options: SendOptions = {}): Promise<string> {
+    return this.sendUplink('expert.changed', { localExpertId, profile }, options);
+  }
+
+  /** 'expert.retired': the expert leaves the directory. */
+  retireExpert(localExpertId: string, options: SendOptions = {}): Promise<string> {
+    return this.sendUplink('expert.retired', { localExpertId }, options);
+  }
+
+  /** 'system.join.requested': announces how many batches and experts will follow. */
+  requestJoin(join: { expectedBatches: number; expectedExperts: number; name?: string }, options: SendOptions = {}): Promise<string> {
+    const payload: UplinkPayloads['system.join.requested'] = { expectedBatches: join.expectedBatches, expectedExperts: join.expectedExperts };
+    if (join.name !== undefined) payload.name = join.name;
+    return this.sendUplink('system.join.requested', payload, options);
+  }
+
+  /** One 'experts.batch' (at most 500 experts); joinWithExperts does the whole upload. */
+  sendBatch(batch: { batchIndex: number; batchCount: number; experts: readonly UploadedExpert[] }, options: SendOptions = {}): Promise<string> {
+    return this.sendUplink('experts.batch', { batchIndex: batch.batchIndex, batchCount: batch.batchCount, experts: batch.experts }, options);
+  }
+
+  /**
+   * The paper's batching join: 'system.join.requested' first (awaited, so the hub knows the join before any
+   * batch), then ceil(n / batchSize) 'experts.batch' messages, `concurrency` at a time. Resolves when the broker
+   * accepted all of them. All messages share one correlation id. With `messageId`, every envelope id is
+   * deterministic: after an RtsJoinError, calling again with the same messageId and experts completes the join
+   * and the hub ignores the repeats.
+   */
+  async joinWithExperts(experts: readonly UploadedExpert[], options: JoinOptions = {}): Promise<JoinResult> {
+    const batchSize = options.batchSize ?? MAX_BATCH_EXPERTS;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_EXPERTS) throw new RangeError(`joinWithExperts: batchSize must be 1-${MAX_BATCH_EXPERTS}`);
+    const concurrency = Math.max(1, options.concurrency ?? 8);
+    const batches: UploadedExpert[][] = [];
+    for (let i = 0; i < experts.length; i += batchSize) batches.push(experts.slice(i, i + batchSize));
+    const base = options.messageId ?? randomUUID();
+    const requestId = this.envelopeId(`${base}/join`);
+    const correlationId = options.correlationId ?? requestId;
+    const batchIds = batches.map((_, i) => this.envelopeId(`${base}/batch/${i}/of/${batches.length}`));
+    const result: JoinResult = { correlationId, requestId, batchIds, batches: batches.length, experts: experts.length };
+    const join: { expectedBatches: number; expectedExperts: number; name?: string } = { expectedBatches: batches.length, expectedExperts: experts.length };
+    if (options.name !== undefined) join.name = options.name;
+    await this.requestJoin(join, { messageId: requestId, correlationId });
+
+    const failed: number[] = [];
+    const errors: Error[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const index = next++;
+        try {
+          await this.sendBatch({ batchIndex: index, batchCount: batches.length, experts: batches[index]! }, { messageId: batchIds[index]!, correlationId });
+        } catch (error) {
+          failed.push(index);
+          errors.push(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, batches.length) }, worker));
+    if (failed.length > 0) throw new RtsJoinError(failed.sort((a, b) => a - b), errors, result);
+    this.log('info', { correlationId, batches: batches.length, experts: experts.length }, 'join uploaded');
+    return result;
+  }
+
+  /** Sends a complete uplink message of any type (the helpers build these); resolves with its id. */
+  sendUplink<T extends UplinkType>(type: T, payload: UplinkPayloads[T], options: SendOptions = {}): Promise<string> {
+    const id = this.envelopeId(options.messageId);
+    const envelope = {
+      id,
+      type,
+      version: CONTRACT_VERSION,
+      systemId: this.systemId,
+      correlationId: options.correlationId ?? id,
+      time: this.now().toISOString(),
+      payload,
+    } as UplinkOf<T> as UplinkEnvelope;
+    const sending = this.deliver(envelope);
+    this.pendingSends.add(sending);
+    void sending.then(
+      () => this.pendingSends.delete(sending),
+      () => this.pendingSends.delete(sending),
+    );
+    return sending.then(() => id);
+  }
+
+  private envelopeId(messageId: string | undefined): string {
+    if (messageId === undefined) return randomUUID();
+    if (UUID.test(messageId)) return messageId.toLowerCase();
+    return uuidV5(`sdk/${this.systemId}/${messageId}`);
+  }
+
+  private async deliver(envelope: UplinkEnvelope): Promise<void> {
+    if (this.closed) throw new RtsSendError('closed', envelope.id, 0);
+    // A contract violation is the caller's bug: TypeError, nothing sent.
+    serializeUplink(envelope);
+    let encoded;
+    try {
+      encoded = await this.codec.encode(envelope, { from: this.systemId, to: 'hub', queue: this.uplinkQueue });
+    } catch (error) {
+      throw new RtsSendError('encode_failed', envelope.id, 0, error);
+    }
+    const applicationProperties: ApplicationProperties = {
+      messageId: envelope.id,
+      type: envelope.type,
+      version: envelope.version,
+      systemId: envelope.systemId,
+      correlationId: envelope.correlationId,
+      ...encoded.applicationProperties,
+    };
+    const message = { body: encoded.body, applicationProperties, messageId: envelope.id, correlationId: envelope.correlationId, subject: envelope.type };
+    const deadline = Date.now() + this.sendTimeoutMs;
+    let attempts = 0;
+    for (;;) {
+      attempts += 1;
+      try {
+        await this.sender.send(this.uplinkQueue, message);
+        if (attempts > 1) this.log('info', { id: envelope.id, type: envelope.type, attempts }, 'uplink message accepted after resending');
+        return;
+      } catch (error) {
+        const retryable = error instanceof SendError && error.retryable && error.reason !== 'timeout';
+        if (this.closed) throw new RtsSendError('closed', envelope.id, attempts, error);
+        if (!retryable || Date.now() >= deadline) {
+          const reason: RtsSendFailure = error instanceof SendError && error.reason === 'rejected' ? 'rejected' : 'timeout';
+          this.log('error', { id: envelope.id, type: envelope.type, attempts, reason, error: (error as Error).message }, 'uplink message not accepted');
+          throw new RtsSendError(reason, envelope.id, attempts, error);
+        }
+        this.log('debug', { id: envelope.id, type: envelope.type, attempts, error: (error as Error).message }, 'uplink send lost, resending');
+        // Waiting sends are held by the sender until the link has credit again; a short pause avoids a hot loop
+        // when the broker releases messages.
+        await sleep(Math.min(50 * attempts, 1000));
+      }
+    }
+  }
+
+  // ---- downlink -----------------------------------------------------------------------------------------------
+
+  /** Consumes this system's downlink queue with the given handlers; resolves when the link is attached. */
+  async subscribe(handlers: DownlinkHandlers, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.closed) throw new Error('RtsClient is closed');
+    if (this.subscription) throw new Error(`RtsClient: already subscribed to ${this.downlinkQueue}`);
+    const subscription = new SdkSubscription(this, this.connection, this.sender, handlers, options, this.codec, (level, fields, message) => this.log(level, fields, message));
+    this.subscription = subscription;
+    try {
+      await subscription.start();
+    } catch (error) {
+      this.subscription = undefined;
+      await subscription.close().catch(() => undefined);
+      throw error;
+    }
+    subscription.onClosed = () => {
+      if (this.subscription === subscription) this.subscription = undefined;
+    };
+    return subscription;
+  }
+
+  /**
+   * Stops the subscription (running handlers finish and are acknowledged), waits for pending sends to settle,
+   * then closes the connection. Everything is bounded by `timeoutMs` (default 10000).
+   */
+  async close(timeoutMs = 10000): Promise<void> {
+    if (this.closed) return;
+    const deadline = Date.now() + timeoutMs;
+    if (this.subscription) await this.subscription.close(timeoutMs);
+    if (this.pendingSends.size > 0) {
+      await Promise.race([Promise.allSettled([...this.pendingSends]), sleep(Math.max(0, deadline - Date.now()))]);
+    }
+    this.closed = true;
+    await this.sender.close();
+    await this.connection.close(Math.max(1000, deadline - Date.now()));
+  }
+
+  private log(level: keyof RtsLogger, fields: object, message: string): void {
+    try {
+      this.logger[level]?.({ systemId: this.systemId, ...fields }, message);
+    } catch {
+      // a logger must not break messaging
+    }
+  }
+}
+
+class SdkSubscription implements Subscription {
+  readonly queue: string;
+  onClosed: (() => void) | undefined;
+  private readonly consumer: QueueConsumer;
+  private readonly seen: SeenStore;
+  /** Envelope ids whose handler is running now: a second copy waits for the first instead of running twice. */
+  private readonly running = new Map<string, Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+  private readonly warnedMissing = new Set<string>();
+
+  constructor(
+    private readonly client: RtsClient,
+    connection: AmqpConnection,
+    sender: DurableSender,
+    private readonly handlers: DownlinkHandlers,
+    options: SubscribeOptions,
+    private readonly codec: MessageCodec,
+    private readonly log: (level: keyof RtsLogger, fields: object, message: string) => void,
+  ) {
+    this.queue = client.downlinkQueue;
+    this.seen = options.seen ?? new BoundedSeenStore();
+    this.consumer = new QueueConsumer(connection, {
+      queue: client.downlinkQueue,
+      deadLetterQueue: client.deadLetterQueue,
+      deadLetterSender: sender,
+      handler: (message) => this.handle(message),
+      maxAttempts: options.maxAttempts ?? 5,
+      prefetch: options.prefetch ?? 10,
+      handlerTimeoutMs: options.handlerTimeoutMs ?? 60000,
+      onOutcome: (event) => {
+        if (event.kind === 'dead-lettered') this.log('warn', { queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message dead-lettered');
+        if (event.kind === 'retried') this.log('warn', { queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message handed back for redelivery');
+        options.onOutcome?.(event);
+      },
+    });
+  }
+
+  start(): Promise<void> {
+    return this.consumer.start();
+  }
+
+  close(timeoutMs = 10000): Promise<void> {
+    this.closing ??= this.consumer.stop(timeoutMs).finally(() => this.onClosed?.());
+    return this.closing;
+  }
+
+  private async handle(received: ReceivedMessage): Promise<HandlerOutcome> {
+    const decoded = await this.codec.decode<DownlinkEnvelope>(received.body, received.applicationProperties, {
+      from: 'hub',
+      to: this.client.systemId,
+      queue: this.queue,
+      parse: parseDownlink,
+    });
+    const info: DeliveryInfo = { attempt: received.attempt, queue: received.queue, applicationProperties: received.applicationProperties };
+    if (!decoded.ok) {
+      if (isUnknownType(decoded)) {
+        const unknown: UnknownDownlink = { id: decoded.envelope?.id, type: decoded.envelope?.type, body: received.body, reason: decoded.reason, detail: decoded.detail };
+        if (!this.handlers.onUnknown) return { deadLetter: `unknown_type: ${decoded.detail}` };
+        return this.once(unknown.id, () => this.handlers.onUnknown!(unknown, info));
+      }
+      return { deadLetter: `${decoded.reason}: ${decoded.detail}` };
+    }
+    const envelope = decoded.envelope;
+    if (envelope.systemId !== this.client.systemId) return { deadLetter: `wrong_receiver: addressed to system ${envelope.systemId}, this is ${this.client.systemId}` };
+    return this.once(envelope.id, () => this.dispatch(envelope, info));
+  }
+
+  /** Runs `work` once per envelope id (seen store + in-progress map); 'accept' after it resolved. Throws -> retry. */
+  private async once(id: string | undefined, work: () => void | Promise<void>): Promise<HandlerOutcome> {
+    if (id === undefined) {
+      await work();
+      return 'accept';
+    }
+    for (let other = this.running.get(id); other; other = this.running.get(id)) await other.catch(() => undefined);
+    if (await this.seen.has(id)) {
+      this.log('debug', { id }, 'downlink message seen before: acknowledged without calling the handler');
+      return 'accept';
+    }
+    const run = (async () => {
+      await work();
+      await this.seen.add(id);
+    })();
+    this.running.set(id, run);
+    try {
+      await run;
+    } finally {
+      this.running.delete(id);
+    }
+    return 'accept';
+  }
+
+  private async dispatch(envelope: DownlinkEnvelope, info: DeliveryInfo): Promise<void> {
+    const h = this.handlers;
+    switch (envelope.type) {
+      case 'directory.expert.upserted':
+        return h.onExpertUpserted ? h.onExpertUpserted(envelope, info) : this.missing(envelope.type);
+      case 'directory.expert.retired':
+        return h.onExpertRetired ? h.onExpertRetired(envelope, info) : this.missing(envelope.type);
+      case 'directory.snapshot':
+        return h.onSnapshot ? h.onSnapshot(envelope, info) : this.missing(envelope.type);
+      case 'system.joined':
+        return h.onSystemJoined ? h.onSystemJoined(envelope, info) : this.missing(envelope.type);
+    }
+  }
+
+  private missing(type: string): void {
+    if (this.warnedMissing.has(type)) return;
+    this.warnedMissing.add(type);
+    this.log('warn', { type }, 'no handler for this downlink type: its messages are acknowledged and ignored');
+  }
+}
+
+/** A failure that is about a type or version we do not know (a newer hub), not a broken message. */
+function isUnknownType(failure: DecodeFailure): boolean {
+  // parseDownlink checks the version, then the type, before the schema: these two details mean "not ours to read".
+  if (failure.reason !== 'bad_schema' || typeof failure.envelope?.type !== 'string') return false;
+  return failure.detail.startsWith('type:') || failure.detail.startsWith('version:');
+}
+
+/** Endpoints from `endpoints` or `url`; credentials in a URL give SASL PLAIN. */
+export function resolveEndpoints(options: Pick<RtsClientOptions, 'endpoints' | 'url'>): { endpoints: AmqpEndpoint[]; sasl?: AmqpSasl } {
+  if (options.endpoints && options.endpoints.length > 0) return { endpoints: [...options.endpoints] };
+  if (options.url === undefined) throw new TypeError('RtsClient: give `endpoints` or `url`');
+  let text = Array.isArray(options.url) ? options.url.join(',') : String(options.url);
+  text = text.trim();
+  const failover = /^failover:\((.*)\)(\?.*)?$/.exec(text);
+  if (failover) text = failover[1]!;
+  let sasl: AmqpSasl | undefined;
+  const endpoints = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      let url: URL;
+      try {
+        url = new URL(s);
+      } catch {
+        throw new TypeError(`RtsClient: not a URL: ${s}`);
+      }
+      if (url.protocol !== 'amqp:') throw new TypeError(`RtsClient: only amqp:// URLs are supported (got ${url.protocol})`);
+      if (url.username) sasl = { mechanism: 'plain', username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+      return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : 5672 };
+    });
+  if (endpoints.length === 0) throw new TypeError('RtsClient: `url` names no broker');
+  return sasl ? { endpoints, sasl } : { endpoints };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
