@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { AmqpEndpoint, AmqpSasl } from '../adapters/amqp/connection';
+import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
 
 /**
  * Configuration from environment variables, validated at start. Defaults need nothing: `npm start` serves on
@@ -50,6 +52,45 @@ const requireStoreConnection = (value: StoreSettings, ctx: z.RefinementCtx): voi
 
 const StoreSelectionSchema = z.object(storeSettings).superRefine(requireStoreConnection);
 
+/**
+ * Messaging over ActiveMQ (AMQP 1.0). Without RTS_BROKER_URL the hub runs without messaging (the embedded
+ * profile): the directory's HTTP API works, nothing is consumed or published. Defaults are applied by
+ * `messagingConfig` so a config without a broker stays as small as before.
+ */
+const queueName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/, 'must be a queue name: letters, digits . _ : - (at most 200)');
+const messagingSettings = {
+  /** amqp://host:port, a comma list, or failover:(amqp://a:5673,amqp://b:5673). */
+  RTS_BROKER_URL: z.string().superRefine((value, ctx) => {
+    try {
+      parseBrokerUrl(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    }
+  }).optional(),
+  /** SASL PLAIN when given (with RTS_BROKER_PASSWORD); never logged. */
+  RTS_BROKER_USERNAME: z.string().min(1).max(200).optional(),
+  RTS_BROKER_PASSWORD: z.string().min(1).max(1000).optional(),
+  RTS_UPLINK_QUEUE: queueName.optional(),
+  RTS_DEAD_LETTER_QUEUE: queueName.optional(),
+  /** Downlink queue of system X: `${prefix}X`. */
+  RTS_DOWNLINK_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,150}$/, 'must be a queue name prefix: letters, digits . _ : -').optional(),
+  /** Handler attempts per uplink message before it is dead-lettered. */
+  RTS_UPLINK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
+  /** Uplink messages held unsettled at once (= concurrent handlers) per hub process. */
+  RTS_UPLINK_PREFETCH: z.coerce.number().int().min(1).max(1000).optional(),
+};
+
+type MessagingSettings = { RTS_BROKER_USERNAME?: string | undefined; RTS_BROKER_PASSWORD?: string | undefined };
+const requireCredentialPair = (value: MessagingSettings, ctx: z.RefinementCtx): void => {
+  if (value.RTS_BROKER_USERNAME !== undefined && value.RTS_BROKER_PASSWORD === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['RTS_BROKER_PASSWORD'], message: 'required when RTS_BROKER_USERNAME is set' });
+  }
+  if (value.RTS_BROKER_PASSWORD !== undefined && value.RTS_BROKER_USERNAME === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['RTS_BROKER_USERNAME'], message: 'required when RTS_BROKER_PASSWORD is set' });
+  }
+};
+const MessagingSelectionSchema = z.object(messagingSettings).superRefine(requireCredentialPair);
+
 export const ConfigSchema = z
   .object({
     RTS_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
@@ -64,8 +105,10 @@ export const ConfigSchema = z
     RTS_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(16 * 1024),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     RTS_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+    ...messagingSettings,
   })
-  .superRefine(requireStoreConnection);
+  .superRefine(requireStoreConnection)
+  .superRefine(requireCredentialPair);
 
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -88,5 +131,39 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
   const problems = describe(result.error.issues);
   const store = StoreSelectionSchema.safeParse(relevant);
   if (!store.success) for (const p of describe(store.error.issues)) if (!problems.includes(p)) problems.push(p);
+  const messaging = MessagingSelectionSchema.safeParse(relevant);
+  if (!messaging.success) for (const p of describe(messaging.error.issues)) if (!problems.includes(p)) problems.push(p);
   throw new ConfigError(problems);
+};
+
+/** The hub's messaging settings with their defaults; null in the embedded profile (no RTS_BROKER_URL). */
+export type MessagingConfig = Readonly<{
+  endpoints: readonly AmqpEndpoint[];
+  sasl: AmqpSasl;
+  uplinkQueue: string;
+  deadLetterQueue: string;
+  downlinkQueuePrefix: string;
+  uplinkMaxAttempts: number;
+  uplinkPrefetch: number;
+}>;
+
+export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
+export const DEFAULT_DEAD_LETTER_QUEUE = 'rts.dlq';
+export const DEFAULT_DOWNLINK_QUEUE_PREFIX = 'rts.downlink.';
+
+export const messagingConfig = (config: Config): MessagingConfig | null => {
+  if (config.RTS_BROKER_URL === undefined) return null;
+  return {
+    endpoints: parseBrokerUrl(config.RTS_BROKER_URL),
+    // ActiveMQ's AMQP connector wants SASL (ANONYMOUS unless users are configured), unless non-SASL is allowed.
+    sasl:
+      config.RTS_BROKER_USERNAME !== undefined && config.RTS_BROKER_PASSWORD !== undefined
+        ? { mechanism: 'plain', username: config.RTS_BROKER_USERNAME, password: config.RTS_BROKER_PASSWORD }
+        : { mechanism: 'anonymous' },
+    uplinkQueue: config.RTS_UPLINK_QUEUE ?? DEFAULT_UPLINK_QUEUE,
+    deadLetterQueue: config.RTS_DEAD_LETTER_QUEUE ?? DEFAULT_DEAD_LETTER_QUEUE,
+    downlinkQueuePrefix: config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,
+    uplinkMaxAttempts: config.RTS_UPLINK_MAX_ATTEMPTS ?? 5,
+    uplinkPrefetch: config.RTS_UPLINK_PREFETCH ?? 50,
+  };
 };

@@ -1,22 +1,62 @@
 #!/usr/bin/env node
 import type { Logger } from 'pino';
+import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
+import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
 import { buildHttpServer } from '../adapters/http/server';
+import type { UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import type { IdGenerator } from '../application/ports/id-generator';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
 import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messagingConfig, type Config } from './config';
 import { TOKENS, createLogger, openContainer } from './container';
+import { createDirectoryModule } from './directory-module';
+import { startHubMessaging } from './hub-messaging';
 
 export type RunningHub = Readonly<{ url: string; stop(): Promise<void> }>;
 
-/** Start the hub: store, projection, HTTP. Resolves once the port is listening. */
-export const startHub = async (config: Config, logger: Logger = createLogger(config)): Promise<RunningHub> => {
+export type StartHubOptions = Readonly<{
+  /** Wraps the directory's uplink handler given to the uplink consumer (tests inject failures). */
+  wrapUplink?: (uplink: UplinkLike) => UplinkLike;
+}>;
+
+/**
+ * Start the hub: store, projections, directory, messaging (when RTS_BROKER_URL is set), HTTP. Resolves once
+ * the port is listening and, with a broker, the uplink consumer is attached.
+ */
+export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
   const container = await openContainer(config, logger);
   const store = container.get<EventStore>(TOKENS.EventStore);
   const projector = container.get<Projector>(TOKENS.Projector);
   projector.start();
+  const messagingSettings = messagingConfig(config);
+  const directory = createDirectoryModule({
+    store,
+    clock: container.get<Clock>(TOKENS.Clock),
+    ids: container.get<IdGenerator>(TOKENS.Ids),
+    logger,
+    downlinkQueuePrefix: messagingSettings?.downlinkQueuePrefix ?? config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,
+  });
+  directory.start();
+  let messaging;
+  try {
+    messaging = await startHubMessaging({
+      messaging: messagingSettings,
+      directory,
+      store,
+      clock: container.get<Clock>(TOKENS.Clock),
+      ids: container.get<IdGenerator>(TOKENS.Ids),
+      logger,
+      ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
+    });
+  } catch (error) {
+    await directory.stop();
+    await projector.stop();
+    await store.close();
+    throw error;
+  }
   const http = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
     xds: container.get<XdsBackend>(TOKENS.Xds),
@@ -25,14 +65,19 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
     health: async () => ({ store: config.RTS_EVENT_STORE, head: String(await store.headPosition()) }),
   });
+  registerDirectoryRoutes(http.app, { directory: directory.service });
+  registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
   const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT });
-  logger.info({ url, store: config.RTS_EVENT_STORE }, 'telemed-rts listening');
+  logger.info({ url, store: config.RTS_EVENT_STORE, messaging: messagingSettings !== null }, 'telemed-rts listening');
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
-      // Stop taking connections, let in-flight requests finish (their appends commit), then close the store.
+      // Stop taking connections, let in-flight requests finish (their appends commit); stop the uplink consumer
+      // (its handlers finish), the downlink publisher and the broker connection; then close the store.
       await http.close(config.RTS_SHUTDOWN_GRACE_MS);
+      await messaging.stop();
+      await directory.stop();
       await projector.stop();
       await store.close();
       logger.info('telemed-rts stopped');

@@ -1,0 +1,69 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
+import { parseInput } from './schemas';
+
+/**
+ * Operators' HTTP API for the dead letter queue (problem+json on errors; 503 service_unavailable when the hub
+ * runs without a broker):
+ *   GET  /dead-letters?limit=          browse without consuming, oldest first (no bodies; see the one)
+ *   GET  /dead-letters/{id}            one, with its body and properties, and the replays recorded for it;
+ *                                      {id} is the dead letter id, our envelope id, or the broker's message id
+ *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed
+ */
+export type DeadLetterRouteDependencies = Readonly<{ deadLetters: DeadLetterService }>;
+
+const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional() });
+const IdParams = z.strictObject({ id: z.string().min(1).max(200) });
+const ReplayBody = z
+  .strictObject({
+    by: z.string().trim().min(1).max(100).optional(),
+    reason: z.string().trim().min(1).max(500).optional(),
+  })
+  .optional();
+
+export const deadLetterSummary = (d: DeadLetter) => ({
+  id: d.id,
+  deadLetterId: d.deadLetterId,
+  envelopeId: d.envelopeId,
+  brokerMessageId: d.brokerMessageId,
+  type: d.type,
+  systemId: d.systemId,
+  reason: d.reason,
+  sourceQueue: d.sourceQueue,
+  attempts: d.attempts,
+  deadLetteredAt: d.deadLetteredAt,
+  replayCount: d.replayCount,
+  bodyChars: d.body.length,
+});
+
+export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterRouteDependencies): void => {
+  const { deadLetters } = deps;
+
+  app.get('/dead-letters', async (request) => {
+    const q = parseInput(ListQuery, request.query, 'query');
+    const items = await deadLetters.list(q.limit);
+    return { items: items.map(deadLetterSummary), count: items.length };
+  });
+
+  app.get('/dead-letters/:id', async (request) => {
+    const { id } = parseInput(IdParams, request.params, 'path');
+    const d = await deadLetters.get(id);
+    const replays = await deadLetters.replays(d.envelopeId ?? d.deadLetterId ?? d.id);
+    return { ...deadLetterSummary(d), correlationId: d.correlationId, body: d.body, applicationProperties: d.applicationProperties, replays };
+  });
+
+  app.post('/dead-letters/:id/replay', async (request, reply) => {
+    const { id } = parseInput(IdParams, request.params, 'path');
+    const body = parseInput(ReplayBody, request.body ?? undefined, 'body');
+    const result = await deadLetters.replay(id, { by: body?.by ?? 'operator', ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
+    return reply.code(200).send({
+      id: result.deadLetter.id,
+      envelopeId: result.deadLetter.envelopeId,
+      sourceQueue: result.sourceQueue,
+      moved: result.moved,
+      replay: result.event,
+      recordedIn: result.streamName,
+    });
+  });
+};

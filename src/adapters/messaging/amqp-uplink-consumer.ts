@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import type { Message } from 'rhea';
+import type { UplinkEnvelope } from '../../application/directory/directory-messages';
+import { RtsError } from '../../domain/shared/errors';
+import type { AmqpConnection } from '../amqp/connection';
+import { DurableSender } from '../amqp/durable-sender';
+import { QueueConsumer, type ConsumerOutcomeEvent, type HandlerOutcome, type MessageHandler, type ReceivedMessage } from '../amqp/queue-consumer';
+import { parseUplink } from './messages';
+
+/**
+ * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
+ *
+ *   parse (parseUplink)   failure          -> dead letter, reason `bad_json: ...` / `bad_schema: ...`
+ *   handleUplink          resolved         -> accept (the events are committed; a repeat is a no-op)
+ *                         RtsError         -> dead letter, reason = error.code (unknown_system,
+ *                                             expert_owned_by_other_system, system_not_joined, ...): a message
+ *                                             that can never succeed as sent
+ *                         anything else    -> retry through the broker (modified, delivery-failed); QueueConsumer
+ *                                             counts the attempts and dead-letters past RTS_UPLINK_MAX_ATTEMPTS
+ *
+ * Dead letter copies carry QueueConsumer's x-dlq-reason / x-dlq-source-queue / x-dlq-attempts / x-dlq-at, and from
+ * the tagging sender below two properties a JMS selector can name (x-dlq-* cannot be: a hyphen is not allowed in
+ * a selector identifier), so an operator can later take exactly that message off the dead letter queue:
+ *   rts_dlq_id   a fresh UUID per dead letter copy
+ *   messageId    our envelope id, filled in from the body when the sender did not set it (and it can be read)
+ */
+export type UplinkLike = Readonly<{ handleUplink(envelope: UplinkEnvelope): Promise<unknown> }>;
+
+export const DLQ_ID = 'rts_dlq_id';
+export const ENVELOPE_ID_PROPERTY = 'messageId';
+
+/** Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls. */
+export const uplinkMessageHandler =
+  (uplink: UplinkLike): MessageHandler =>
+  async (message: ReceivedMessage): Promise<HandlerOutcome> => {
+    const parsed = parseUplink(message.body);
+    if (!parsed.ok) return { deadLetter: `${parsed.reason}: ${parsed.detail}` };
+    try {
+      await uplink.handleUplink(parsed.message);
+      return 'accept';
+    } catch (error) {
+      if (error instanceof RtsError) return { deadLetter: error.code };
+      const name = error instanceof Error ? error.name : typeof error;
+      const code = (error as { code?: unknown } | null)?.code;
+      // Name and code only: an unexpected error's message might quote the payload.
+      return { retry: `transient failure: ${name}${typeof code === 'string' ? ` (${code})` : ''}` };
+    }
+  };
+
+/** Our envelope id as readable from a message body, when it is JSON with a plain `id` string. */
+export const envelopeIdOf = (body: unknown): string | undefined => {
+  if (typeof body !== 'string' || body.length > 8 * 1024 * 1024) return undefined;
+  try {
+    const value = JSON.parse(body) as unknown;
+    const id = value && typeof value === 'object' ? (value as { id?: unknown }).id : undefined;
+    return typeof id === 'string' && /^[A-Za-z0-9._:-]{1,100}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The dead letter copy with the selectable properties added (see the file comment). */
+export const tagDeadLetter = (message: Message, newId: () => string = randomUUID): Message => {
+  const properties: Record<string, unknown> = { ...(message.application_properties ?? {}) };
+  properties[DLQ_ID] = newId();
+  if (typeof properties[ENVELOPE_ID_PROPERTY] !== 'string') {
+    const id = envelopeIdOf(message.body);
+    if (id !== undefined) properties[ENVELOPE_ID_PROPERTY] = id;
+  }
+  return { ...message, application_properties: properties };
+};
+
+/** A DurableSender that tags every message it forwards as a dead letter (QueueConsumer's `deadLetterSender`). */
+export class DeadLetterTaggingSender extends DurableSender {
+  override sendRaw(queue: string, message: Message): Promise<void> {
+    return super.sendRaw(queue, tagDeadLetter(message));
+  }
+}
+
+export type UplinkConsumerOptions = Readonly<{
+  queue: string;
+  deadLetterQueue: string;
+  uplink: UplinkLike;
+  maxAttempts: number;
+  prefetch: number;
+  onOutcome?: (event: ConsumerOutcomeEvent) => void;
+  handlerTimeoutMs?: number;
+}>;
+
+export type UplinkConsumer = Readonly<{ start(timeoutMs?: number): Promise<void>; stop(timeoutMs?: number): Promise<void> }>;
+
+export const createUplinkConsumer = (connection: AmqpConnection, options: UplinkConsumerOptions): UplinkConsumer => {
+  const deadLetterSender = new DeadLetterTaggingSender(connection);
+  const consumer = new QueueConsumer(connection, {
+    queue: options.queue,
+    deadLetterQueue: options.deadLetterQueue,
+    handler: uplinkMessageHandler(options.uplink),
+    maxAttempts: options.maxAttempts,
+    prefetch: options.prefetch,
+    deadLetterSender,
+    ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
+    ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+  });
+  return {
+    start: (timeoutMs) => consumer.start(timeoutMs),
+    stop: async (timeoutMs) => {
+      await consumer.stop(timeoutMs);
+      await deadLetterSender.close();
+    },
+  };
+};

@@ -1,0 +1,181 @@
+import { filter, type Delivery, type EventContext, type Message, type Receiver } from 'rhea';
+import type { DeadLetter, DeadLetterQueue, ReplaySelection } from '../../application/directory/dead-letter-operations';
+import type { AmqpConnection } from '../amqp/connection';
+import type { DurableSender } from '../amqp/durable-sender';
+import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../amqp/queue-consumer';
+import { DLQ_ID, ENVELOPE_ID_PROPERTY, envelopeIdOf } from './amqp-uplink-consumer';
+
+/**
+ * The dead letter queue on ActiveMQ over AMQP.
+ *
+ * - browse: a receiver whose source has distribution-mode `copy` (ActiveMQ makes it a queue browser: nothing is
+ *   consumed or locked), credit for `limit` messages, then drain: the broker answers `drained` once it has sent
+ *   what there is, so an empty or short queue ends the browse without a timeout.
+ * - moveBack: a consuming receiver with a JMS selector (source filter `jms-selector`,
+ *   apache.org:selector-filter:string) on `rts_dlq_id` or `messageId`, so only the chosen message is taken.
+ *   Each match is sent to the source queue first (durable; resolves on `accepted`) and accepted on the dead
+ *   letter queue only then; a failed send releases it back (it stays a dead letter). At-least-once: a crash
+ *   between the two leaves a copy in both queues; the uplink consumer dedupes by envelope id.
+ *   The replayed copy drops the x-dlq-* and rts_dlq_id properties and carries x-replayed-from-dlq = true and
+ *   x-replay-count (previous count + 1).
+ */
+export const REPLAYED_FROM_DLQ = 'x-replayed-from-dlq';
+export const REPLAY_COUNT = 'x-replay-count';
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : v === undefined || v === null ? null : Buffer.isBuffer(v) ? v.toString('hex') : String(v));
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : null);
+
+/** A browsed or received AMQP message as the operators see it. */
+export const toDeadLetter = (message: Message): DeadLetter => {
+  const props: Record<string, unknown> = { ...(message.application_properties ?? {}) };
+  const body = typeof message.body === 'string' ? message.body : Buffer.isBuffer(message.body) ? message.body.toString('utf8') : JSON.stringify(message.body ?? null);
+  const deadLetterId = str(props[DLQ_ID]);
+  const envelopeId = str(props[ENVELOPE_ID_PROPERTY]) ?? envelopeIdOf(body) ?? null;
+  const brokerMessageId = str(message.message_id);
+  let type = str(props.type);
+  let systemId = str(props.systemId);
+  if (type === null || systemId === null) {
+    try {
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      if (type === null && typeof parsed?.type === 'string' && parsed.type.length <= 100) type = parsed.type;
+      if (systemId === null && typeof parsed?.systemId === 'string' && parsed.systemId.length <= 100) systemId = parsed.systemId;
+    } catch {
+      // not JSON: a bad_json dead letter
+    }
+  }
+  return {
+    id: deadLetterId ?? envelopeId ?? brokerMessageId ?? '',
+    deadLetterId,
+    envelopeId,
+    brokerMessageId,
+    type,
+    systemId,
+    correlationId: str(props.correlationId) ?? str(message.correlation_id),
+    reason: str(props[DLQ_REASON]),
+    sourceQueue: str(props[DLQ_SOURCE_QUEUE]),
+    attempts: num(props[DLQ_ATTEMPTS]),
+    deadLetteredAt: str(props[DLQ_AT]),
+    replayCount: num(props[REPLAY_COUNT]) ?? 0,
+    body,
+    applicationProperties: props,
+  };
+};
+
+/** The message sent back to the source queue on replay. */
+export const replayCopy = (message: Message): Message => {
+  const props: Record<string, unknown> = { ...(message.application_properties ?? {}) };
+  for (const key of [DLQ_REASON, DLQ_SOURCE_QUEUE, DLQ_ATTEMPTS, DLQ_AT, DLQ_ID]) delete props[key];
+  props[REPLAYED_FROM_DLQ] = true;
+  props[REPLAY_COUNT] = (num(message.application_properties?.[REPLAY_COUNT]) ?? 0) + 1;
+  const copy: Message = { body: message.body, durable: true, application_properties: props };
+  for (const field of ['message_id', 'correlation_id', 'subject', 'content_type', 'content_encoding', 'group_id', 'priority'] as const) {
+    if (message[field] !== undefined) (copy as unknown as Record<string, unknown>)[field] = message[field];
+  }
+  return copy;
+};
+
+/** A JMS selector for one property value (quotes doubled; the values are checked ids anyway). */
+export const selectorFor = (selection: ReplaySelection): string => `${selection.property} = '${selection.value.replace(/'/g, "''")}'`;
+
+export type AmqpDeadLetterQueueOptions = Readonly<{ queue: string; timeoutMs?: number }>;
+
+export class AmqpDeadLetterQueue implements DeadLetterQueue {
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    private readonly sender: DurableSender,
+    private readonly options: AmqpDeadLetterQueueOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+  }
+
+  browse(limit: number): Promise<readonly DeadLetter[]> {
+    const got: DeadLetter[] = [];
+    return this.withReceiver(
+      { distribution_mode: 'copy' },
+      limit,
+      (context) => {
+        if (context.message) got.push(toDeadLetter(context.message));
+      },
+      async () => got,
+    );
+  }
+
+  moveBack(selection: ReplaySelection, sourceQueue: string, max: number): Promise<readonly DeadLetter[]> {
+    const moved: DeadLetter[] = [];
+    const work: Promise<void>[] = [];
+    const failures: Error[] = [];
+    return this.withReceiver(
+      { filter: filter.selector(selectorFor(selection)) },
+      max,
+      (context) => {
+        const message = context.message;
+        const delivery = context.delivery as Delivery | undefined;
+        if (!message || !delivery) return;
+        work.push(
+          this.sender.sendRaw(sourceQueue, replayCopy(message)).then(
+            () => {
+              delivery.accept();
+              moved.push(toDeadLetter(message));
+            },
+            (error: unknown) => {
+              delivery.release({ delivery_failed: false, undeliverable_here: false });
+              failures.push(error instanceof Error ? error : new Error(String(error)));
+            },
+          ),
+        );
+      },
+      async () => {
+        await Promise.all(work);
+        if (failures.length > 0 && moved.length === 0) throw failures[0]!;
+        return moved;
+      },
+    );
+  }
+
+  /** Attach, give `credit`, drain; `finish` runs after the broker said drained, before the link is closed. */
+  private withReceiver<T>(
+    source: Record<string, unknown>,
+    credit: number,
+    onMessage: (context: EventContext) => void,
+    finish: () => Promise<T>,
+  ): Promise<T> {
+    if (!this.connection.isConnected()) return Promise.reject(new Error('not connected to the broker'));
+    return new Promise<T>((resolve, reject) => {
+      let receiver: Receiver | undefined;
+      let done = false;
+      const end = (outcome: { value: T } | { error: Error }) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (receiver?.is_open()) receiver.close();
+        if ('error' in outcome) reject(outcome.error);
+        else resolve(outcome.value);
+      };
+      const timer = setTimeout(() => end({ error: new Error(`dead letter queue ${this.options.queue} did not answer within ${this.timeoutMs} ms`) }), this.timeoutMs);
+      receiver = this.connection.openReceiver({
+        source: { address: this.options.queue, ...source } as never,
+        autoaccept: false,
+        credit_window: 0,
+      });
+      receiver.on('receiver_open', () => {
+        receiver!.add_credit(Math.max(1, credit));
+        receiver!.drain_credit();
+      });
+      receiver.on('message', (context: EventContext) => {
+        if (!done) onMessage(context);
+      });
+      receiver.on('receiver_drained', () => {
+        finish().then(
+          (value) => end({ value }),
+          (error: unknown) => end({ error: error instanceof Error ? error : new Error(String(error)) }),
+        );
+      });
+      receiver.on('receiver_error', (context: EventContext) => {
+        const e = context.receiver?.error as { condition?: string; description?: string } | undefined;
+        end({ error: new Error(`dead letter receiver closed: ${[e?.condition, e?.description].filter(Boolean).join(': ') || 'unknown error'}`) });
+      });
+    });
+  }
+}

@@ -1,0 +1,163 @@
+import { ConflictError, NotFoundError, RtsError, ValidationError } from '../../domain/shared/errors';
+import type { Clock } from '../ports/clock';
+import type { EventStore } from '../ports/event-store';
+import type { IdGenerator } from '../ports/id-generator';
+
+/**
+ * Operators' work on the dead letter queue: list, inspect, replay. The queue itself is behind a port
+ * (`DeadLetterQueue`, on AMQP in src/adapters/messaging/dead-letters.ts); this use case finds the message,
+ * replays it to the queue it came from, and records every replay in the event store:
+ *
+ *   stream  `dead-letter-<envelopeId>` (or `dead-letter-<deadLetterId>` when the body had no readable id)
+ *   event   DeadLetterReplayed { deadLetterId, envelopeId, at, by, reason, sourceQueue, deadLetterReason,
+ *                                attempts, replayCount, moved }
+ *
+ * A dead letter is found by its own id (`rts_dlq_id`, given by the hub when it dead-lettered the message), by
+ * our envelope id, or by the broker's message id as the browse shows it. Errors: NotFoundError
+ * 'dead_letter_not_found'; ConflictError 'dead_letter_without_source' (no x-dlq-source-queue),
+ * 'dead_letter_not_selectable' (neither our id nor an envelope id: cannot be taken off the queue selectively);
+ * UnavailableError 'service_unavailable' when the hub runs without a broker.
+ */
+export type DeadLetter = Readonly<{
+  /** The dead letter's own id (rts_dlq_id), else the envelope id, else the broker's message id. */
+  id: string;
+  deadLetterId: string | null;
+  envelopeId: string | null;
+  brokerMessageId: string | null;
+  type: string | null;
+  systemId: string | null;
+  correlationId: string | null;
+  reason: string | null;
+  sourceQueue: string | null;
+  attempts: number | null;
+  deadLetteredAt: string | null;
+  /** How often this message was replayed from a dead letter queue before (x-replay-count). */
+  replayCount: number;
+  body: string;
+  applicationProperties: Readonly<Record<string, unknown>>;
+}>;
+
+export type ReplaySelection = Readonly<{ property: 'rts_dlq_id' | 'messageId'; value: string }>;
+
+export interface DeadLetterQueue {
+  /** Browse (without consuming) up to `limit` messages, oldest first. */
+  browse(limit: number): Promise<readonly DeadLetter[]>;
+  /**
+   * Take the messages matching `selection` off the dead letter queue, each sent back to `sourceQueue` first
+   * (durable, accepted by the broker) and only then removed; resolves with the ones moved.
+   */
+  moveBack(selection: ReplaySelection, sourceQueue: string, max: number): Promise<readonly DeadLetter[]>;
+}
+
+export class UnavailableError extends RtsError {
+  readonly kind = 'unavailable' as const;
+}
+
+export type DeadLetterReplayed = Readonly<{
+  type: 'DeadLetterReplayed';
+  data: {
+    deadLetterId: string | null;
+    envelopeId: string | null;
+    at: string;
+    by: string;
+    reason: string | null;
+    sourceQueue: string;
+    deadLetterReason: string | null;
+    attempts: number | null;
+    replayCount: number;
+    moved: number;
+  };
+}>;
+
+export const deadLetterStreamName = (id: string): string => `dead-letter-${id}`;
+
+/** Most dead letters one browse looks through to find one by id. */
+export const MAX_BROWSE = 10_000;
+export const DEFAULT_LIST_LIMIT = 100;
+export const MAX_LIST_LIMIT = 1000;
+const ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+export type ReplayInput = Readonly<{ by: string; reason?: string }>;
+export type ReplayResult = Readonly<{ deadLetter: DeadLetter; moved: number; sourceQueue: string; event: DeadLetterReplayed['data']; streamName: string }>;
+
+export type DeadLetterServiceDependencies = Readonly<{
+  /** null: the hub runs without a broker; every call answers UnavailableError. */
+  queue: DeadLetterQueue | null;
+  store: EventStore;
+  clock: Clock;
+  ids: IdGenerator;
+}>;
+
+export const matchesDeadLetter = (d: DeadLetter, id: string): boolean => d.deadLetterId === id || d.envelopeId === id || d.brokerMessageId === id || d.id === id;
+
+export const replaySelectionOf = (d: DeadLetter): ReplaySelection | null => {
+  if (d.deadLetterId !== null && ID.test(d.deadLetterId)) return { property: 'rts_dlq_id', value: d.deadLetterId };
+  if (d.envelopeId !== null && ID.test(d.envelopeId)) return { property: 'messageId', value: d.envelopeId };
+  return null;
+};
+
+export class DeadLetterService {
+  constructor(private readonly deps: DeadLetterServiceDependencies) {}
+
+  get available(): boolean {
+    return this.deps.queue !== null;
+  }
+
+  private queue(): DeadLetterQueue {
+    if (!this.deps.queue) throw new UnavailableError('service_unavailable', 'the hub runs without a message broker (RTS_BROKER_URL is not set)');
+    return this.deps.queue;
+  }
+
+  async list(limit = DEFAULT_LIST_LIMIT): Promise<readonly DeadLetter[]> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new ValidationError('invalid_request', `limit must be 1..${MAX_LIST_LIMIT}`, [{ path: 'query.limit', message: `must be 1..${MAX_LIST_LIMIT}` }]);
+    }
+    return this.queue().browse(limit);
+  }
+
+  async get(id: string): Promise<DeadLetter> {
+    const queue = this.queue();
+    if (!ID.test(id)) throw new NotFoundError('dead_letter_not_found', 'no dead letter has this id');
+    const found = (await queue.browse(MAX_BROWSE)).find((d) => matchesDeadLetter(d, id));
+    if (!found) throw new NotFoundError('dead_letter_not_found', 'no dead letter has this id');
+    return found;
+  }
+
+  async replay(id: string, input: ReplayInput): Promise<ReplayResult> {
+    const queue = this.queue();
+    const deadLetter = await this.get(id);
+    const sourceQueue = deadLetter.sourceQueue;
+    if (!sourceQueue) throw new ConflictError('dead_letter_without_source', 'the dead letter does not record the queue it came from (x-dlq-source-queue)');
+    // By the id the hub gave this copy when it has one (exactly this message), else by the envelope id (every
+    // copy of that message: the consumer dedupes by envelope id, so moving them all back is safe).
+    const byEnvelope = id === deadLetter.envelopeId && id !== deadLetter.deadLetterId;
+    const selection = byEnvelope ? replaySelectionOf({ ...deadLetter, deadLetterId: null }) : replaySelectionOf(deadLetter);
+    if (!selection) {
+      throw new ConflictError('dead_letter_not_selectable', 'the dead letter has neither a dead letter id nor an envelope id, so it cannot be taken off the queue selectively');
+    }
+    const moved = await queue.moveBack(selection, sourceQueue, 100);
+    if (moved.length === 0) throw new NotFoundError('dead_letter_not_found', 'the dead letter is no longer on the queue (replayed meanwhile?)');
+    const event: DeadLetterReplayed['data'] = {
+      deadLetterId: deadLetter.deadLetterId,
+      envelopeId: deadLetter.envelopeId,
+      at: this.deps.clock.now().toUTC().toISO()!,
+      by: input.by,
+      reason: input.reason ?? null,
+      sourceQueue,
+      deadLetterReason: deadLetter.reason,
+      attempts: deadLetter.attempts,
+      replayCount: deadLetter.replayCount + 1,
+      moved: moved.length,
+    };
+    const streamName = deadLetterStreamName(deadLetter.envelopeId ?? deadLetter.deadLetterId ?? deadLetter.id);
+    await this.deps.store.appendToStream(streamName, [{ id: this.deps.ids.uuid(), type: 'DeadLetterReplayed', data: event, metadata: { operator: input.by } }], { expectedVersion: 'any' });
+    return { deadLetter, moved: moved.length, sourceQueue, event, streamName };
+  }
+
+  /** The recorded replays of one message (by envelope id or dead letter id). */
+  async replays(id: string): Promise<readonly DeadLetterReplayed['data'][]> {
+    if (!ID.test(id)) return [];
+    const { events } = await this.deps.store.readStream(deadLetterStreamName(id));
+    return events.filter((e) => e.type === 'DeadLetterReplayed').map((e) => e.data as DeadLetterReplayed['data']);
+  }
+}

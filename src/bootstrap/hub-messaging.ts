@@ -1,0 +1,122 @@
+import type { Logger } from 'pino';
+import { DeadLetterService } from '../application/directory/dead-letter-operations';
+import type { Clock } from '../application/ports/clock';
+import type { EventStore } from '../application/ports/event-store';
+import type { IdGenerator } from '../application/ports/id-generator';
+import { AmqpConnection } from '../adapters/amqp/connection';
+import { DurableSender } from '../adapters/amqp/durable-sender';
+import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
+import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
+import { AmqpDownlinkOutbox } from '../adapters/messaging/amqp-downlink-outbox';
+import { createUplinkConsumer, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
+import type { MessagingConfig } from './config';
+import type { DirectoryModule } from './directory-module';
+
+/**
+ * The hub's side of the broker, composed: one AMQP connection (failover over the configured endpoints), the
+ * uplink consumer (hubs are stateless competing consumers on the shared uplink queue), the downlink publisher
+ * with an AMQP outbox (one per hub process, from the directory module's durable checkpoint), and the dead letter
+ * operations. Without a broker (`messaging` null) only the dead letter service exists, answering 503.
+ *
+ *   const messaging = await startHubMessaging({ messaging, directory, store, clock, ids, logger });
+ *   registerDeadLetterRoutes(app, { deadLetters: messaging.deadLetters });
+ *   await messaging.stop();   // consumer (drains its handlers), publisher, senders, connection; not the store
+ */
+export type HubMessagingDependencies = Readonly<{
+  messaging: MessagingConfig | null;
+  directory: DirectoryModule;
+  store: EventStore;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+  /** Replaces the directory's uplink handler (tests inject failures). */
+  uplink?: UplinkLike;
+  /** Wait this long for the first connection and the consumer's attach (default 30000). */
+  connectTimeoutMs?: number;
+}>;
+
+export type HubMessaging = Readonly<{
+  deadLetters: DeadLetterService;
+  connected(): boolean;
+  stop(): Promise<void>;
+}>;
+
+export const startHubMessaging = async (deps: HubMessagingDependencies): Promise<HubMessaging> => {
+  const { messaging, logger } = deps;
+  if (!messaging) {
+    logger.info('no RTS_BROKER_URL: running without messaging (embedded profile)');
+    return {
+      deadLetters: new DeadLetterService({ queue: null, store: deps.store, clock: deps.clock, ids: deps.ids }),
+      connected: () => false,
+      stop: async () => undefined,
+    };
+  }
+  const log = logger.child({ component: 'messaging' });
+  const connection = AmqpConnection.open({ endpoints: messaging.endpoints, sasl: messaging.sasl });
+  connection.on('connected', (e) => log.info({ broker: `${e.endpoint.host}:${e.endpoint.port}`, connections: e.connectionCount }, 'connected to the broker'));
+  connection.on('disconnected', (e) => log.warn({ broker: e.endpoint && `${e.endpoint.host}:${e.endpoint.port}`, reconnecting: e.reconnecting, err: e.error?.message }, 'broker connection lost'));
+  connection.on('error', (error) => log.error({ err: error.message }, 'broker connection failed'));
+
+  const timeout = deps.connectTimeoutMs ?? 30_000;
+  try {
+    await connection.waitConnected(timeout);
+  } catch (error) {
+    await connection.close();
+    throw new Error(`cannot connect to the broker at ${describeEndpoints(messaging.endpoints)}: ${(error as Error).message}`);
+  }
+
+  const downlinkSender = new DurableSender(connection);
+  const operatorSender = new DurableSender(connection);
+  const publisher = deps.directory.downlinkPublisher(new AmqpDownlinkOutbox(downlinkSender));
+  const onOutcome = (event: ConsumerOutcomeEvent): void => {
+    if (event.kind === 'dead-lettered') log.warn({ queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue }, 'uplink message dead-lettered');
+    else if (event.kind === 'retried') log.info({ queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
+    else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');
+  };
+  const consumer: UplinkConsumer = createUplinkConsumer(connection, {
+    queue: messaging.uplinkQueue,
+    deadLetterQueue: messaging.deadLetterQueue,
+    uplink: deps.uplink ?? deps.directory.uplink,
+    maxAttempts: messaging.uplinkMaxAttempts,
+    prefetch: messaging.uplinkPrefetch,
+    onOutcome,
+  });
+  try {
+    await consumer.start(timeout);
+  } catch (error) {
+    await consumer.stop(0).catch(() => undefined);
+    await downlinkSender.close();
+    await operatorSender.close();
+    await connection.close();
+    throw error;
+  }
+  publisher.start();
+  log.info(
+    { broker: describeEndpoints(messaging.endpoints), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts },
+    'consuming uplink, publishing downlink',
+  );
+
+  const deadLetters = new DeadLetterService({
+    queue: new AmqpDeadLetterQueue(connection, operatorSender, { queue: messaging.deadLetterQueue }),
+    store: deps.store,
+    clock: deps.clock,
+    ids: deps.ids,
+  });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    deadLetters,
+    connected: () => connection.isConnected(),
+    stop: () =>
+      (stopping ??= (async () => {
+        // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
+        await consumer.stop();
+        await publisher.stop();
+        await downlinkSender.close();
+        await operatorSender.close();
+        await connection.close();
+        log.info('messaging stopped');
+      })()),
+  };
+};

@@ -1,0 +1,245 @@
+// The hub's AMQP side without a broker: RTS_BROKER_URL parsing and config, the uplink outcome mapping, the
+// dead letter tagging and replay copies, the downlink message shape, and the dead letter use case.
+import { randomUUID } from 'node:crypto';
+import { DateTime } from 'luxon';
+import type { Message } from 'rhea';
+import { DeadLetterService, UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../src/application/directory/dead-letter-operations';
+import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
+import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
+import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
+import { DLQ_ID, envelopeIdOf, tagDeadLetter, uplinkMessageHandler } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
+import { serializeUplink } from '../../src/adapters/messaging/messages';
+import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
+import { ForbiddenError, NotFoundError } from '../../src/domain/shared/errors';
+
+const received = (body: string): ReceivedMessage => ({
+  body,
+  applicationProperties: {},
+  messageId: undefined,
+  correlationId: undefined,
+  subject: undefined,
+  deliveryCount: 0,
+  attempt: 1,
+  queue: 'rts.uplink',
+  raw: { body },
+});
+
+const registered = (systemId = 'city-a'): UplinkEnvelope => ({
+  id: randomUUID(),
+  type: 'expert.registered',
+  version: 1,
+  systemId,
+  correlationId: 'c-1',
+  time: '2024-05-01T10:00:00Z',
+  payload: {
+    localExpertId: 'e1',
+    profile: { name: 'Dr. Li', title: 'MD', specialties: ['cardiology'], location: { city: 'Wuhan', hospital: 'Union' }, languages: ['zh'], availability: 'available' },
+  },
+});
+
+describe('parseBrokerUrl', () => {
+  it('reads one address, a comma list and a failover list', () => {
+    expect(parseBrokerUrl('amqp://127.0.0.1:5673')).toEqual([{ host: '127.0.0.1', port: 5673 }]);
+    expect(parseBrokerUrl('amqp://a:5673, amqp://b:5674')).toEqual([{ host: 'a', port: 5673 }, { host: 'b', port: 5674 }]);
+    expect(parseBrokerUrl('failover:(amqp://a:5673,amqp://b)?randomize=false')).toEqual([{ host: 'a', port: 5673 }, { host: 'b', port: 5672 }]);
+  });
+
+  it('refuses other schemes, credentials in the URL, paths and empty lists', () => {
+    expect(() => parseBrokerUrl('http://a:5673')).toThrow(/amqp:\/\//);
+    expect(() => parseBrokerUrl('amqp://user:secret@a:5673')).toThrow(/RTS_BROKER_USERNAME/);
+    expect(() => parseBrokerUrl('amqp://a:5673/vhost')).toThrow(/without a path/);
+    expect(() => parseBrokerUrl(' , ')).toThrow(/no broker/);
+    expect(() => parseBrokerUrl('failover:amqp://a')).toThrow(/failover:\(/);
+  });
+});
+
+describe('messaging configuration', () => {
+  const problems = (env: Record<string, string>): readonly string[] => {
+    try {
+      loadConfig(env);
+    } catch (error) {
+      return (error as ConfigError).problems;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it('is off without RTS_BROKER_URL (embedded profile)', () => {
+    expect(messagingConfig(loadConfig({}))).toBeNull();
+  });
+
+  it('has sane defaults once a broker is given', () => {
+    expect(messagingConfig(loadConfig({ RTS_BROKER_URL: 'amqp://127.0.0.1:5673' }))).toEqual({
+      endpoints: [{ host: '127.0.0.1', port: 5673 }],
+      sasl: { mechanism: 'anonymous' },
+      uplinkQueue: 'rts.uplink',
+      deadLetterQueue: 'rts.dlq',
+      downlinkQueuePrefix: 'rts.downlink.',
+      uplinkMaxAttempts: 5,
+      uplinkPrefetch: 50,
+    });
+    const m = messagingConfig(
+      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up' }),
+    );
+    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up' });
+  });
+
+  it('names the bad variable, never its value', () => {
+    const p = problems({ RTS_BROKER_URL: 'amqp://hub:s3cret@h:1', RTS_UPLINK_MAX_ATTEMPTS: '0', RTS_UPLINK_QUEUE: 'bad queue' });
+    expect(p.some((x) => x.startsWith('RTS_BROKER_URL:'))).toBe(true);
+    expect(p.some((x) => x.startsWith('RTS_UPLINK_MAX_ATTEMPTS:'))).toBe(true);
+    expect(p.some((x) => x.startsWith('RTS_UPLINK_QUEUE:'))).toBe(true);
+    expect(p.join('\n')).not.toContain('s3cret');
+    expect(problems({ RTS_BROKER_USERNAME: 'hub' })).toContain('RTS_BROKER_PASSWORD: required when RTS_BROKER_USERNAME is set');
+  });
+});
+
+describe('uplinkMessageHandler', () => {
+  it('accepts what the handler applied, and dead-letters what can never succeed with its cause', async () => {
+    const ok = uplinkMessageHandler({ handleUplink: async () => ({ outcome: 'applied' }) });
+    expect(await ok(received(serializeUplink(registered())))).toBe('accept');
+    expect(await ok(received('{not json'))).toEqual({ deadLetter: 'bad_json: the body is not valid JSON' });
+    const bad = await ok(received(JSON.stringify({ ...registered(), payload: {} })));
+    expect(bad).toEqual({ deadLetter: expect.stringMatching(/^bad_schema: /) });
+
+    const unknown = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new NotFoundError('unknown_system', 'x')) });
+    expect(await unknown(received(serializeUplink(registered())))).toEqual({ deadLetter: 'unknown_system' });
+    const other = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new ForbiddenError('expert_owned_by_other_system', 'x')) });
+    expect(await other(received(serializeUplink(registered())))).toEqual({ deadLetter: 'expert_owned_by_other_system' });
+  });
+
+  it('retries anything else, naming the error but not its message', async () => {
+    const failing = uplinkMessageHandler({ handleUplink: async () => Promise.reject(Object.assign(new Error('payload Dr. Li'), { code: 'SQLITE_BUSY' })) });
+    const outcome = await failing(received(serializeUplink(registered())));
+    expect(outcome).toEqual({ retry: 'transient failure: Error (SQLITE_BUSY)' });
+    expect(JSON.stringify(outcome)).not.toContain('Dr. Li');
+  });
+});
+
+describe('dead letter tagging and replay copies', () => {
+  it('gives each dead letter copy a selectable id and the envelope id read from the body', () => {
+    const env = registered();
+    const tagged = tagDeadLetter({ body: serializeUplink(env), application_properties: { [DLQ_REASON]: 'unknown_system' } }, () => 'dlq-1');
+    expect(tagged.application_properties).toEqual({ [DLQ_REASON]: 'unknown_system', [DLQ_ID]: 'dlq-1', messageId: env.id });
+    expect(tagDeadLetter({ body: 'garbage' }, () => 'dlq-2').application_properties).toEqual({ [DLQ_ID]: 'dlq-2' });
+    expect(tagDeadLetter({ body: '{}', application_properties: { messageId: 'given' } }, () => 'd').application_properties!.messageId).toBe('given');
+    expect(envelopeIdOf(JSON.stringify({ id: "x' OR 1=1" }))).toBeUndefined();
+  });
+
+  it('reads a dead letter for operators and builds the replay copy without the x-dlq-* properties', () => {
+    const env = registered();
+    const message: Message = {
+      body: serializeUplink(env),
+      message_id: 'broker-1',
+      application_properties: { messageId: env.id, [DLQ_ID]: 'dlq-1', [DLQ_REASON]: 'unknown_system', [DLQ_SOURCE_QUEUE]: 'rts.uplink', [DLQ_ATTEMPTS]: 1, [DLQ_AT]: '2024-05-01T10:00:00.000Z' },
+    };
+    expect(toDeadLetter(message)).toMatchObject({
+      id: 'dlq-1',
+      deadLetterId: 'dlq-1',
+      envelopeId: env.id,
+      brokerMessageId: 'broker-1',
+      type: 'expert.registered',
+      systemId: 'city-a',
+      reason: 'unknown_system',
+      sourceQueue: 'rts.uplink',
+      attempts: 1,
+      replayCount: 0,
+    });
+    const copy = replayCopy(message);
+    expect(copy.application_properties).toEqual({ messageId: env.id, [REPLAYED_FROM_DLQ]: true, [REPLAY_COUNT]: 1 });
+    expect(copy.body).toBe(message.body);
+    expect(copy.durable).toBe(true);
+    expect(replayCopy({ ...message, application_properties: { ...message.application_properties, [REPLAY_COUNT]: 2 } }).application_properties![REPLAY_COUNT]).toBe(3);
+    expect(selectorFor({ property: 'messageId', value: "a'b" })).toBe("messageId = 'a''b'");
+  });
+});
+
+describe('downlinkAmqpMessage', () => {
+  it('carries the envelope fields as application-properties and the JSON as the body', () => {
+    const envelope = {
+      id: randomUUID(),
+      type: 'system.joined' as const,
+      version: 1 as const,
+      systemId: 'city-b',
+      correlationId: 'corr-9',
+      time: '2024-05-01T10:00:00Z',
+      payload: { systemId: 'city-c', name: 'C', area: 'Hubei' },
+    };
+    const m = downlinkAmqpMessage(envelope);
+    expect(JSON.parse(m.body)).toEqual(envelope);
+    expect(m.applicationProperties).toEqual({ messageId: envelope.id, type: 'system.joined', version: 1, systemId: 'city-b', correlationId: 'corr-9' });
+  });
+});
+
+describe('DeadLetterService', () => {
+  const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
+  const ids = { uuid: () => randomUUID() };
+  const letter = (over: Partial<DeadLetter> = {}): DeadLetter => ({
+    id: 'dlq-1',
+    deadLetterId: 'dlq-1',
+    envelopeId: 'env-1',
+    brokerMessageId: null,
+    type: 'expert.registered',
+    systemId: 'city-a',
+    correlationId: null,
+    reason: 'unknown_system',
+    sourceQueue: 'rts.uplink',
+    attempts: 1,
+    deadLetteredAt: null,
+    replayCount: 0,
+    body: '{}',
+    applicationProperties: {},
+    ...over,
+  });
+  class FakeQueue implements DeadLetterQueue {
+    moves: Array<{ selection: ReplaySelection; sourceQueue: string }> = [];
+    constructor(public letters: DeadLetter[]) {}
+    async browse(limit: number) {
+      return this.letters.slice(0, limit);
+    }
+    async moveBack(selection: ReplaySelection, sourceQueue: string) {
+      this.moves.push({ selection, sourceQueue });
+      const moved = this.letters.filter((l) => (selection.property === 'rts_dlq_id' ? l.deadLetterId : l.envelopeId) === selection.value);
+      this.letters = this.letters.filter((l) => !moved.includes(l));
+      return moved;
+    }
+  }
+
+  it('answers service_unavailable without a broker', async () => {
+    const service = new DeadLetterService({ queue: null, store: new InMemoryEventStore(), clock, ids });
+    await expect(service.list()).rejects.toBeInstanceOf(UnavailableError);
+    await expect(service.replay('x', { by: 'op' })).rejects.toMatchObject({ code: 'service_unavailable', kind: 'unavailable' });
+  });
+
+  it('finds a dead letter by its id or its envelope id, replays it to its source and records the replay', async () => {
+    const store = new InMemoryEventStore();
+    const queue = new FakeQueue([letter(), letter({ id: 'dlq-2', deadLetterId: 'dlq-2', envelopeId: 'env-2' })]);
+    const service = new DeadLetterService({ queue, store, clock, ids });
+    expect((await service.get('env-2')).deadLetterId).toBe('dlq-2');
+    await expect(service.get('nope')).rejects.toMatchObject({ code: 'dead_letter_not_found' });
+
+    const result = await service.replay('dlq-1', { by: 'alice', reason: 'system registered' });
+    expect(queue.moves).toEqual([{ selection: { property: 'rts_dlq_id', value: 'dlq-1' }, sourceQueue: 'rts.uplink' }]);
+    expect(result).toMatchObject({ moved: 1, sourceQueue: 'rts.uplink', streamName: 'dead-letter-env-1' });
+    expect(await service.replays('env-1')).toEqual([
+      { deadLetterId: 'dlq-1', envelopeId: 'env-1', at: '2024-05-01T10:00:00.000Z', by: 'alice', reason: 'system registered', sourceQueue: 'rts.uplink', deadLetterReason: 'unknown_system', attempts: 1, replayCount: 1, moved: 1 },
+    ]);
+    // By envelope id: every copy of that message.
+    await service.replay('env-2', { by: 'bob' });
+    expect(queue.moves[1]!.selection).toEqual({ property: 'messageId', value: 'env-2' });
+    await expect(service.replay('dlq-1', { by: 'alice' })).rejects.toMatchObject({ code: 'dead_letter_not_found' });
+  });
+
+  it('refuses a dead letter without a source queue or anything to select it by', async () => {
+    const service = new DeadLetterService({
+      queue: new FakeQueue([letter({ sourceQueue: null }), letter({ id: 'b-1', deadLetterId: null, envelopeId: null, brokerMessageId: 'b-1' })]),
+      store: new InMemoryEventStore(),
+      clock,
+      ids,
+    });
+    await expect(service.replay('dlq-1', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_without_source' });
+    await expect(service.replay('b-1', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_not_selectable' });
+  });
+});
