@@ -110,7 +110,7 @@ export const APP_JS = String.raw`'use strict';
   }
   document.querySelectorAll('.preset').forEach(function (b) {
     b.addEventListener('click', async function () {
-      setPreset(+b.dataset.days); setError('from', null); rangeError(null);
+      setPreset(+b.dataset.days); rangeError(null);
       if (await load(state.cpr, false)) render();
     });
   });
@@ -295,13 +295,16 @@ export const APP_JS = String.raw`'use strict';
     var r;
     try { r = await api('POST', '/observations', body); }
     catch (e) { r = null; }
+    if (r && r.ok) {
+      state.draft = null;
+      $('upload-form').reset();
+      // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
+      if (await load(state.cpr, false)) render();
+    }
     state.busy = false; $('upload-btn').disabled = false;
     if (!r) { status('upload-status', 'The hub cannot be reached, so the reading is not saved yet. Try again; it will be stored only once.', 'bad'); return; }
     if (r.ok) {
-      state.draft = null;
-      $('upload-form').reset();
       status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + fmtTime.format(new Date(r.body.measuredAt)) : '') + '.', 'ok');
-      if (await load(state.cpr, false)) render();
       return;
     }
     var shown = 0;
