@@ -1,0 +1,419 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { countColour, decodePng, launchChromium } from '../support/browser';
+import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
+
+/**
+ * The patient's review page in a real browser (Debian's chromium via playwright-core) against the built hub:
+ * enter a CPR number, upload through the form, see the reading in the table and as points in the graph, get
+ * a clear message for bad input (the page's own checks and the hub's refusals), by keyboard alone, on a
+ * phone-sized screen, with no request leaving 127.0.0.1 and the CPR number never in the page's URL.
+ */
+// The callbacks given to page.evaluate run in the browser; tsconfig has no DOM lib, so the few globals they use
+// are named here (types only, nothing is emitted).
+type El = {
+  id: string;
+  hidden: boolean;
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  hasAttribute(name: string): boolean;
+  querySelector(selector: string): El | null;
+  querySelectorAll(selector: string): Iterable<El> & ArrayLike<El>;
+  getBoundingClientRect(): { right: number };
+};
+declare const document: {
+  activeElement: El | null;
+  documentElement: { scrollWidth: number };
+  getElementById(id: string): El | null;
+  querySelector(selector: string): El | null;
+  querySelectorAll(selector: string): Iterable<El> & ArrayLike<El>;
+};
+declare const getComputedStyle: (element: El) => { outlineStyle: string };
+
+const CPR = '251248-1234';
+const SYS_COLOUR = '#b3261e';
+const DIA_COLOUR = '#1a5fb4';
+const SHOTS = join(tmpdir(), 'telemed-web-e2e');
+
+describe('the review page (HomeClient on the web)', () => {
+  const data = tempDataDir('rts-web-e2e-');
+  let hub: HubProcess;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    [hub, browser] = await Promise.all([startHub({ dataDir: data.dir }), launchChromium()]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await hub?.stop();
+    data.remove();
+  });
+
+  type Watched = Readonly<{ context: BrowserContext; page: Page; requests: string[]; urls: string[]; problems: string[]; posts(): number }>;
+
+  /** A fresh tab that records every request, every URL the page had, and CSP violations or script errors. */
+  const open = async (viewport = { width: 1024, height: 800 }): Promise<Watched> => {
+    const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'Europe/Copenhagen' });
+    const page = await context.newPage();
+    const requests: string[] = [];
+    const urls: string[] = [];
+    const problems: string[] = [];
+    let posts = 0;
+    page.on('request', (r) => {
+      requests.push(r.url());
+      if (r.method() === 'POST' && r.url().endsWith('/observations')) posts++;
+    });
+    page.on('framenavigated', (f) => urls.push(f.url()));
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/status of 404/.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+    await page.goto(`${hub.url}/`);
+    return { context, page, requests, urls, problems, posts: () => posts };
+  };
+
+  const enterCpr = async (page: Page, cpr = CPR): Promise<void> => {
+    await page.fill('#cpr', cpr);
+    await page.click('#cpr-form button[type=submit]');
+    await page.waitForSelector('#review:not([hidden])');
+    await page.waitForFunction(() => /reading/.test(document.getElementById('period')!.textContent ?? ''));
+  };
+
+  /** A datetime-local value `daysAgo` days before now at hh:mm in the page's own time zone. */
+  const localTime = (page: Page, daysAgo: number, hh = 9, mm = 15): Promise<string> =>
+    page.evaluate(
+      ([d, h, m]) => {
+        const x = new Date(Date.now() - d! * 86_400_000);
+        x.setHours(h!, m!, 0, 0);
+        const p = (n: number) => String(n).padStart(2, '0');
+        return `${x.getFullYear()}-${p(x.getMonth() + 1)}-${p(x.getDate())}T${p(x.getHours())}:${p(x.getMinutes())}`;
+      },
+      [daysAgo, hh, mm],
+    );
+
+  const upload = async (page: Page, systolic: string, diastolic: string, at = ''): Promise<void> => {
+    await page.fill('#systolic', systolic);
+    await page.fill('#diastolic', diastolic);
+    await page.fill('#measured', at);
+    await page.click('#upload-btn');
+  };
+
+  const waitSaved = (page: Page): Promise<unknown> =>
+    page.waitForFunction(() => /^Saved/.test(document.getElementById('upload-status')!.textContent ?? '') && !document.getElementById('upload-btn')!.hasAttribute('disabled'));
+
+  const rows = (page: Page): Promise<string[][]> =>
+    page.$$eval('#readings tbody tr', (trs) => trs.filter((tr) => !tr.querySelector('.empty')).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+
+  const markers = (page: Page) =>
+    page.evaluate(() => ({
+      sys: [...document.querySelectorAll('#chart circle.pt.sys')].map((c) => ({ v: Number(c.getAttribute('data-value')), x: Number(c.getAttribute('cx')), y: Number(c.getAttribute('cy')) })),
+      dia: [...document.querySelectorAll('#chart rect.pt.dia')].map((c) => ({ v: Number(c.getAttribute('data-value')), x: Number(c.getAttribute('x')), y: Number(c.getAttribute('y')) })),
+      label: document.querySelector('#chart svg')?.getAttribute('aria-labelledby') ?? '',
+      desc: document.querySelector('#chart svg desc')?.textContent ?? '',
+    }));
+
+  const errorOf = async (page: Page, field: string) =>
+    page.evaluate((f) => {
+      const input = document.getElementById(f)!;
+      const err = document.getElementById(`${f}-error`)!;
+      return {
+        invalid: input.getAttribute('aria-invalid'),
+        describedBy: (input.getAttribute('aria-describedby') ?? '').split(' '),
+        text: err.hidden ? '' : (err.textContent ?? ''),
+      };
+    }, field);
+
+  const expectClean = (w: Watched, expected: RegExp[] = []): void => {
+    expect(w.problems.filter((p) => !expected.some((e) => e.test(p)))).toEqual([]);
+    expect(w.requests.filter((u) => !u.startsWith(`${hub.url}/`) && !u.startsWith('data:'))).toEqual([]);
+    for (const u of [...w.urls, w.page.url()]) {
+      expect(u).not.toContain('251248');
+      expect(decodeURIComponent(u)).not.toMatch(/\d{6}-?\d{4}/);
+    }
+  };
+
+  it('serves the page and its assets with their types, cache headers and a strict CSP', async () => {
+    const root = await fetch(`${hub.url}/`, { redirect: 'manual' });
+    expect(root.status).toBe(302);
+    expect(root.headers.get('location')).toBe('/app/');
+
+    const page = await fetch(`${hub.url}/app/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    const csp = page.headers.get('content-security-policy') ?? '';
+    for (const d of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "frame-ancestors 'none'"]) expect(csp).toContain(d);
+    expect(csp).not.toContain('unsafe-inline');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    const html = await page.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/i); // no inline script
+    expect(html).not.toMatch(/\sstyle=|<style|\son[a-z]+=/i); // no inline style or handler
+    expect(html).not.toMatch(/https?:\/\//); // no CDN, no external font
+
+    const again = await fetch(`${hub.url}/app/`, { headers: { 'if-none-match': page.headers.get('etag')! } });
+    expect(again.status).toBe(304);
+
+    for (const [name, type] of [['app.js', 'text/javascript; charset=utf-8'], ['app.css', 'text/css; charset=utf-8']] as const) {
+      const version = new RegExp(`/app/${name.replace('.', '\\.')}\\?v=([\\w-]+)`).exec(html)?.[1];
+      expect(version).toBeTruthy();
+      const versioned = await fetch(`${hub.url}/app/${name}?v=${version}`);
+      expect(versioned.headers.get('content-type')).toBe(type);
+      expect(versioned.headers.get('cache-control')).toContain('immutable');
+      expect(versioned.headers.get('content-security-policy')).toBe(csp);
+      const body = await versioned.text();
+      expect(Buffer.byteLength(body)).toBeLessThan(24 * 1024); // plain and small
+      const bare = await fetch(`${hub.url}/app/${name}`);
+      expect(bare.headers.get('cache-control')).toBe('no-cache');
+    }
+  });
+
+  it('shows an empty state for a new patient, then each uploaded reading in the table and as points in the graph', async () => {
+    const w = await open();
+    const { page } = w;
+    expect(page.url()).toBe(`${hub.url}/app/`);
+    await enterCpr(page);
+    // A patient with nothing stored: the hub says unknown_patient (404); the page shows an empty period, no error.
+    expect(await page.textContent('#period')).toMatch(/^No readings from/);
+    expect(await page.isHidden('#load-error')).toBe(true);
+    expect((await markers(page)).sys).toHaveLength(0);
+
+    await upload(page, '126', '70');
+    await waitSaved(page);
+    expect(await rows(page)).toEqual([[expect.any(String), '126', '70']]);
+    let m = await markers(page);
+    expect(m.sys.map((p) => p.v)).toEqual([126]);
+    expect(m.dia.map((p) => p.v)).toEqual([70]);
+
+    await upload(page, '141', '92', await localTime(page, 2));
+    await waitSaved(page);
+    await upload(page, '118', '76', await localTime(page, 4));
+    await waitSaved(page);
+    const table = await rows(page);
+    expect(table.map((r) => r.slice(1))).toEqual([['126', '70'], ['141', '92'], ['118', '76']]); // newest first
+    m = await markers(page);
+    expect(m.sys).toHaveLength(3);
+    expect(m.dia).toHaveLength(3);
+    // Different values and times sit at different places; a higher pressure is drawn higher (smaller y).
+    const bySys = new Map(m.sys.map((p) => [p.v, p]));
+    expect(bySys.get(141)!.y).toBeLessThan(bySys.get(126)!.y);
+    expect(bySys.get(126)!.y).toBeLessThan(bySys.get(118)!.y);
+    expect(bySys.get(118)!.x).toBeLessThan(bySys.get(141)!.x);
+    expect(bySys.get(141)!.x).toBeLessThan(bySys.get(126)!.x);
+    expect(Math.min(...m.sys.map((p) => p.y))).toBeLessThan(Math.min(...m.dia.map((p) => p.y)));
+    // The graph has a text alternative summarising it.
+    expect(m.label).toBe('chart-title chart-desc');
+    expect(m.desc).toMatch(/^3 readings .*Systolic 118 to 141 mmHg, diastolic 70 to 92 mmHg/);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('refuses bad input with a message next to the field, before anything is sent', async () => {
+    const w = await open();
+    const { page } = w;
+    await page.fill('#cpr', '12345');
+    await page.click('#cpr-form button[type=submit]');
+    expect((await errorOf(page, 'cpr')).text).toMatch(/six digits, a hyphen and four digits/);
+    expect((await errorOf(page, 'cpr')).invalid).toBe('true');
+    await enterCpr(page);
+
+    const cases: [string, string, string, RegExp][] = [
+      ['110', '120', 'systolic', /Systolic must be higher than diastolic/],
+      ['', '80', 'systolic', /Enter the systolic pressure/],
+      ['130', '', 'diastolic', /Enter the diastolic pressure/],
+      ['400', '80', 'systolic', /between 50 and 300 mmHg/],
+      ['130', '10', 'diastolic', /between 20 and 200 mmHg/],
+      ['12x', '80', 'systolic', /must be a number/],
+    ];
+    for (const [s, d, field, message] of cases) {
+      await upload(page, s, d);
+      const e = await errorOf(page, field);
+      expect(e.text).toMatch(message);
+      expect(e.invalid).toBe('true');
+      expect(e.describedBy).toContain(`${field}-error`);
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe(field); // focus goes to the field to fix
+      expect(await page.textContent('#upload-status')).toMatch(/Please correct/);
+    }
+    expect(w.posts()).toBe(0);
+    // Typing into a marked field clears its mark.
+    await page.fill('#systolic', '120');
+    expect((await errorOf(page, 'systolic')).invalid).toBeNull();
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it("shows the hub's refusals: a time in the future next to the time field, a CPR number that is no real date next to the CPR field", async () => {
+    const w = await open();
+    const { page } = w;
+    // The page checks the form of a CPR number; the hub checks that its digits are a real date (30 February is not).
+    await page.fill('#cpr', '300248-1234');
+    await page.click('#cpr-form button[type=submit]');
+    await page.waitForFunction(() => !document.getElementById('cpr-error')!.hidden);
+    expect((await errorOf(page, 'cpr')).text).toMatch(/The hub does not accept this CPR number/);
+    expect(await page.isHidden('#review')).toBe(true);
+
+    await enterCpr(page, '050607-1234');
+    // The hub's clock decides what lies in the future; the page leaves that check to it.
+    await upload(page, '130', '85', await localTime(page, -2));
+    await page.waitForFunction(() => !document.getElementById('measured-error')!.hidden);
+    const e = await errorOf(page, 'measured');
+    expect(e.text).toMatch(/Time of reading: lies in the future \(the hub says\)/);
+    expect(e.invalid).toBe('true');
+    expect(await page.textContent('#upload-status')).toMatch(/^Not saved\. The observation has implausible values/);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('measured');
+    expect(w.posts()).toBe(1);
+    expect(await rows(page)).toEqual([]);
+    expectClean(w, [/status of 422/]); // the two refusals this test asked for
+    await w.context.close();
+  });
+
+  it('stores a reading once when its answer is lost and the patient presses upload again', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '010203-4567');
+    const bodies: string[] = [];
+    let dropFirst = true;
+    await page.route('**/observations', async (route) => {
+      bodies.push(route.request().postData() ?? '');
+      const response = await route.fetch(); // the hub stores it...
+      if (dropFirst) {
+        dropFirst = false;
+        return route.abort('connectionreset'); // ...but the answer never arrives
+      }
+      return route.fulfill({ response });
+    });
+    await upload(page, '133', '84');
+    await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    await page.click('#upload-btn');
+    await waitSaved(page);
+    const ids = bodies.map((b) => JSON.parse(b).observationId as string);
+    expect(ids).toHaveLength(2);
+    expect(ids[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ids[1]).toBe(ids[0]);
+    expect(await rows(page)).toEqual([[expect.any(String), '133', '84']]);
+    // A new reading after that gets a new id.
+    await upload(page, '128', '80');
+    await waitSaved(page);
+    expect(JSON.parse(bodies[2]!).observationId).not.toBe(ids[0]);
+    expect(await rows(page)).toHaveLength(2);
+    expectClean(w, [/ERR_CONNECTION_RESET/]); // the answer this test dropped
+    await w.context.close();
+  });
+
+  it('works by keyboard alone: Tab to the fields, Enter to upload', async () => {
+    const w = await open();
+    const { page } = w;
+    const tabTo = async (id: string, key = 'Tab'): Promise<void> => {
+      for (let i = 0; i < 40; i++) {
+        if ((await page.evaluate(() => document.activeElement?.id || document.activeElement?.getAttribute('data-days'))) === id) return;
+        await page.keyboard.press(key);
+      }
+      throw new Error(`${key} never reached ${id}`);
+    };
+    await tabTo('cpr');
+    await page.keyboard.type('020304-5678');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#review:not([hidden])');
+    // Focus moved to the readings' heading, so the next Tab continues from there.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('review-h');
+    await tabTo('systolic');
+    // The focused field is visibly marked.
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).toBe('solid');
+    await page.keyboard.type('124');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('diastolic');
+    await page.keyboard.type('78');
+    await page.keyboard.press('Enter');
+    await waitSaved(page);
+    expect(await rows(page)).toEqual([[expect.any(String), '124', '78']]);
+    // The period buttons answer to the keyboard too.
+    await tabTo('30', 'Shift+Tab'); // back up to the "30 days" button
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('.preset[data-days="30"]')!.getAttribute('aria-pressed') === 'true');
+    expect(w.posts()).toBe(1);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('shows a chosen period: presets and from/to dates', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '030405-6789');
+    await upload(page, '150', '95', await localTime(page, 20));
+    await waitSaved(page);
+    await upload(page, '120', '80', await localTime(page, 1));
+    await waitSaved(page);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['120']); // last 7 days
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => document.querySelectorAll('#chart circle.pt.sys').length === 2);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['120', '150']);
+    // From/to: the day of the older reading only.
+    const day = (await localTime(page, 20)).slice(0, 10);
+    await page.fill('#from', day);
+    await page.fill('#to', day);
+    await page.click('#range-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#chart circle.pt.sys').length === 1);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['150']);
+    expect(await page.getAttribute('.preset[data-days="7"]', 'aria-pressed')).toBe('false');
+    // A backwards period is refused on the page.
+    const later = (await localTime(page, 10)).slice(0, 10);
+    await page.fill('#from', later);
+    await page.click('#range-form button[type=submit]');
+    expect(await page.textContent('#range-error')).toMatch(/must not lie before/);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('fits a 360 px wide phone screen: nothing overflows sideways', async () => {
+    const w = await open({ width: 360, height: 740 });
+    const { page } = w;
+    const width = () => page.evaluate(() => document.documentElement.scrollWidth);
+    expect(await width()).toBeLessThanOrEqual(360);
+    await enterCpr(page);
+    expect(await rows(page)).not.toHaveLength(0); // the readings of the first test
+    expect(await width()).toBeLessThanOrEqual(360);
+    await upload(page, '90', '95'); // errors showing
+    expect(await width()).toBeLessThanOrEqual(360);
+    const svgWidth = await page.evaluate(() => document.querySelector('#chart svg')!.getBoundingClientRect().right);
+    expect(svgWidth).toBeLessThanOrEqual(360);
+    await page.screenshot({ path: join(SHOTS, 'phone-360.png'), fullPage: true });
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('screenshot: the graph of a patient with readings is drawn (fails on an empty graph)', async () => {
+    const w = await open({ width: 900, height: 900 });
+    const { page } = w;
+    await enterCpr(page, '040506-7890');
+    const emptyShot = await page.locator('#chart').screenshot({ path: join(SHOTS, 'graph-empty.png'), animations: 'disabled' });
+    const empty = decodePng(emptyShot);
+    for (const [s, d, ago] of [[128, 82, 6], [135, 88, 5], [122, 79, 4], [141, 91, 3], [126, 70, 2], [119, 75, 1]] as const) {
+      await upload(page, String(s), String(d), await localTime(page, ago));
+      await waitSaved(page);
+    }
+    const shot = await page.locator('#chart').screenshot({ path: join(SHOTS, 'graph.png'), animations: 'disabled' });
+    writeFileSync(join(SHOTS, 'page.png'), await page.screenshot({ fullPage: true }));
+    const graph = decodePng(shot);
+    const area = graph.width * graph.height;
+    // Both series are on screen, each in its own colour: lines and markers cover a clear share of the plot.
+    const sys = countColour(graph, SYS_COLOUR);
+    const dia = countColour(graph, DIA_COLOUR);
+    expect(sys).toBeGreaterThan(area / 800);
+    expect(dia).toBeGreaterThan(area / 800);
+    expect(countColour(empty, SYS_COLOUR) + countColour(empty, DIA_COLOUR)).toBeLessThan(area / 4000);
+    // And the picture differs clearly from the empty graph's.
+    let differ = 0;
+    if (empty.width === graph.width && empty.height === graph.height) {
+      for (let o = 0; o < graph.pixels.length; o += 4) {
+        if (Math.abs(graph.pixels[o]! - empty.pixels[o]!) + Math.abs(graph.pixels[o + 1]! - empty.pixels[o + 1]!) + Math.abs(graph.pixels[o + 2]! - empty.pixels[o + 2]!) > 60) differ++;
+      }
+    } else differ = area;
+    expect(differ).toBeGreaterThan(area / 200);
+    expectClean(w);
+    await w.context.close();
+  });
+});
