@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { runDlq } from './dlq';
 import { EXIT } from './exit-codes';
 import { run } from './run';
 
@@ -9,7 +10,9 @@ const main = async (): Promise<void> => {
     process.exit(e.code === 'EPIPE' ? (process.exitCode ?? EXIT.ok) : EXIT.internal);
   });
   // exitCode rather than exit(): stdout to a pipe is written asynchronously and must drain first.
-  process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  const argv = process.argv.slice(2);
+  const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+  process.exitCode = argv[0] === 'dlq' ? await runDlq(argv.slice(1), io) : await run(argv, io);
 };
 
 if (require.main === module) {

@@ -1,0 +1,166 @@
+import { parseArgs } from 'node:util';
+import { hubUrlOf } from './args';
+import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
+import type { Output } from './run';
+
+/**
+ * `rts dlq`: the operators' dead letter commands, over the hub's HTTP API (GET /dead-letters,
+ * GET /dead-letters/{id}, POST /dead-letters/{id}/replay). Same exit codes as the rest of `rts`.
+ */
+export const DLQ_HELP = `Usage:
+  rts dlq list [--limit N] [--json] [--url URL]
+  rts dlq show ID [--json] [--url URL]
+  rts dlq replay ID [--by NAME] [--reason TEXT] [--url URL]
+
+  list     the dead-lettered messages (browsed, not consumed), oldest first
+  show     one, by its dead letter id, envelope id or broker message id: reason, source queue, attempts, body,
+           and the replays recorded for it
+  replay   send it back to the queue it came from (recorded in the hub's event store)
+
+The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080.
+
+${EXIT_CODES_HELP}
+`;
+
+export type DlqDependencies = Readonly<{
+  stdout: Output;
+  stderr: Output;
+  env: Readonly<Record<string, string | undefined>>;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}>;
+
+type Summary = {
+  id: string;
+  envelopeId: string | null;
+  type: string | null;
+  systemId: string | null;
+  reason: string | null;
+  sourceQueue: string | null;
+  attempts: number | null;
+  deadLetteredAt: string | null;
+  replayCount: number;
+};
+
+class Usage extends Error {}
+
+const ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+      by: { type: 'string' },
+      reason: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [action, id, ...extra] = positionals;
+  if (values.help || action === undefined || action === 'help') return { kind: 'help' as const };
+  if (!['list', 'show', 'replay'].includes(action)) throw new Usage(`unknown dlq command; the commands are list, show and replay`);
+  if (extra.length > 0) throw new Usage('too many arguments');
+  if (action !== 'list' && (id === undefined || !ID.test(id))) throw new Usage(`${action} needs the ID of a dead letter (letters, digits . _ : -)`);
+  if (action === 'list' && id !== undefined) throw new Usage('list takes no ID');
+  let limit: number | undefined;
+  if (values.limit !== undefined) {
+    limit = /^\d{1,4}$/.test(values.limit) ? Number(values.limit) : NaN;
+    if (!(limit >= 1 && limit <= 1000)) throw new Usage('--limit must be a whole number from 1 to 1000');
+  }
+  if (values.by !== undefined && !/^.{1,100}$/.test(values.by)) throw new Usage('--by must be 1-100 characters');
+  if (values.reason !== undefined && !/^.{1,500}$/.test(values.reason)) throw new Usage('--reason must be 1-500 characters');
+  let url: string;
+  try {
+    url = hubUrlOf(values.url, env);
+  } catch (e) {
+    throw new Usage((e as Error).message);
+  }
+  return { kind: action as 'list' | 'show' | 'replay', id: id ?? '', url, limit, json: values.json === true, by: values.by, reason: values.reason };
+};
+
+const line = (d: Summary): string =>
+  [d.id, d.deadLetteredAt ?? '-', d.sourceQueue ?? '-', `attempts=${d.attempts ?? '-'}`, d.type ?? '-', d.systemId ?? '-', d.replayCount > 0 ? `replayed=${d.replayCount}` : '', `reason: ${d.reason ?? '-'}`]
+    .filter(Boolean)
+    .join('  ');
+
+export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Promise<ExitCode> => {
+  let cmd: ReturnType<typeof parse>;
+  try {
+    cmd = parse(argv, deps.env);
+  } catch (e) {
+    const message = (e as Error).message;
+    deps.stderr.write(`rts: ${message}\nRun 'rts dlq --help' for usage.\n`);
+    return EXIT.usage;
+  }
+  if (cmd.kind === 'help') {
+    deps.stdout.write(DLQ_HELP);
+    return EXIT.ok;
+  }
+  const doFetch = deps.fetch ?? fetch;
+  const path =
+    cmd.kind === 'list'
+      ? `/dead-letters${cmd.limit !== undefined ? `?limit=${cmd.limit}` : ''}`
+      : `/dead-letters/${encodeURIComponent(cmd.id)}${cmd.kind === 'replay' ? '/replay' : ''}`;
+  let res: Response;
+  try {
+    res = await doFetch(`${cmd.url}${path}`, {
+      method: cmd.kind === 'replay' ? 'POST' : 'GET',
+      headers: { accept: 'application/json', ...(cmd.kind === 'replay' ? { 'content-type': 'application/json' } : {}) },
+      ...(cmd.kind === 'replay'
+        ? { body: JSON.stringify({ ...(cmd.by !== undefined ? { by: cmd.by } : { by: deps.env.USER ?? 'operator' }), ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}) }) }
+        : {}),
+      signal: AbortSignal.timeout(deps.timeoutMs ?? 30_000),
+    });
+  } catch (e) {
+    const code = (e as { cause?: { code?: string } }).cause?.code;
+    deps.stderr.write(`rts: cannot reach the hub at ${cmd.url}: ${code === 'ECONNREFUSED' ? 'connection refused (is the hub running?)' : (e as Error).name === 'TimeoutError' ? 'no answer in time' : 'network error'}\n`);
+    return EXIT.unreachable;
+  }
+  let body: Record<string, unknown> | undefined;
+  try {
+    body = (await res.json()) as Record<string, unknown>;
+  } catch {
+    body = undefined;
+  }
+  if (res.status >= 400) {
+    const p = body as { title?: string; detail?: string; code?: string } | undefined;
+    deps.stderr.write(`rts: the hub ${res.status >= 500 ? 'failed' : 'refused the request'}: ${p?.title ?? `HTTP ${res.status}`} (HTTP ${res.status}${p?.code ? `, ${p.code}` : ''})\n${p?.detail ? `  ${p.detail}\n` : ''}`);
+    return res.status >= 500 ? EXIT.serverError : EXIT.refused;
+  }
+  if (!body) {
+    deps.stderr.write(`rts: the answer is not what the hub API sends (is ${cmd.url} a TeleMed hub?)\n`);
+    return EXIT.serverError;
+  }
+  if (cmd.json) {
+    deps.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (cmd.kind === 'list') {
+    const items = (body.items ?? []) as Summary[];
+    deps.stdout.write(items.length === 0 ? 'The dead letter queue is empty.\n' : `${items.map(line).join('\n')}\n${items.length} dead letter(s)\n`);
+  } else if (cmd.kind === 'show') {
+    const d = body as unknown as Summary & { body: string; applicationProperties: Record<string, unknown>; replays: { at: string; by: string; reason: string | null }[] };
+    deps.stdout.write(
+      [
+        `id:            ${d.id}`,
+        `envelope id:   ${d.envelopeId ?? '-'}`,
+        `type:          ${d.type ?? '-'}   system: ${d.systemId ?? '-'}`,
+        `reason:        ${d.reason ?? '-'}`,
+        `source queue:  ${d.sourceQueue ?? '-'}   attempts: ${d.attempts ?? '-'}   at: ${d.deadLetteredAt ?? '-'}`,
+        `properties:    ${JSON.stringify(d.applicationProperties)}`,
+        `replays:       ${d.replays.length === 0 ? 'none' : d.replays.map((r) => `${r.at} by ${r.by}${r.reason ? ` (${r.reason})` : ''}`).join('; ')}`,
+        'body:',
+        d.body,
+        '',
+      ].join('\n'),
+    );
+  } else {
+    const r = body as { id: string; sourceQueue: string; moved: number; recordedIn: string };
+    deps.stdout.write(`Replayed ${r.id} to ${r.sourceQueue} (${r.moved} message${r.moved === 1 ? '' : 's'} moved); recorded in ${r.recordedIn}\n`);
+  }
+  return EXIT.ok;
+};
