@@ -27,6 +27,8 @@ export const buildDocument = (teleObs: TeleObservation): { document: string; met
   return { document: builder.getResult(), metadata: metadataBuilder.getResult() };
 };
 
+const summaryOf = (o: TeleObservation) => ({ systolic: o.systolic.value, diastolic: o.diastolic.value });
+
 export class TeleMedService implements TeleMed {
   constructor(private readonly xds: XdsBackend) {}
 
@@ -40,13 +42,13 @@ export class TeleMedService implements TeleMed {
    */
   async record(teleObs: TeleObservation, options: { observationId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
     const { document, metadata } = buildDocument(teleObs);
-    return this.xds.provideAndRegisterDocument(metadata, document, options);
+    return this.xds.provideAndRegisterDocument(metadata, document, { ...options, summary: summaryOf(teleObs) });
   }
 
   /** Replace a stored reading by a corrected one (XDS RPLC); the old one disappears from queries. */
   async correct(uniqueId: string, corrected: TeleObservation, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
     const { document, metadata } = buildDocument(corrected);
-    return this.xds.correctDocument(uniqueId, metadata, document, options);
+    return this.xds.correctDocument(uniqueId, metadata, document, { ...options, summary: summaryOf(corrected) });
   }
 
   /** The patient of a stored document, read from the document itself (the registry keeps only a pseudonym). */

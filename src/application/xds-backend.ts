@@ -23,6 +23,8 @@ export type SubmitOptions = Readonly<{
   observationId?: string;
   replaces?: string;
   correlationId?: string;
+  /** The values the document holds, when the caller built it from them (saves the registry a parse). */
+  summary?: Readonly<{ systolic: number; diastolic: number }>;
 }>;
 
 export type SubmitResult = Readonly<{ uniqueId: string; created: boolean; position: bigint | null }>;
@@ -65,7 +67,7 @@ export class XdsBackend {
    * concurrency, so of two concurrent corrections exactly one wins; the replacement's uniqueId is derived from
    * the correction id, so a correction retried after a crash between the two appends completes the same way.
    */
-  async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
+  async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string; summary?: SubmitOptions['summary'] } = {}): Promise<SubmitResult> {
     const old = await this.entry(uniqueId);
     const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
     if (old.patientKey !== patientKey) {
@@ -82,7 +84,7 @@ export class XdsBackend {
       { type: 'DeprecateDocument', uniqueId, replacedBy: newUniqueId, now: toIsoSeconds(this.deps.clock.now()) },
       { commandId: `deprecate/${uniqueId}/${correctionId}`, metadata: { correlationId: options.correlationId } },
     );
-    return this.register(newUniqueId, patientKey, metadata, newDocument, { replaces: uniqueId, correlationId: options.correlationId });
+    return this.register(newUniqueId, patientKey, metadata, newDocument, { replaces: uniqueId, correlationId: options.correlationId, summary: options.summary });
   }
 
   /** Current (approved) documents of a patient whose service time lies in [start, end). */
@@ -142,6 +144,7 @@ export class XdsBackend {
       hash: sha256Hex(document),
       size: Buffer.byteLength(document, 'utf8'),
       replaces: options.replaces ?? null,
+      ...(options.summary ? { summary: { systolic: options.summary.systolic, diastolic: options.summary.diastolic } } : {}),
     };
     const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: document }, {
       commandId: `submit/${uniqueId}`,

@@ -179,6 +179,19 @@ describe('SQLite event store: runExclusive for tables in the same file', () => {
     expect(store.stats().commits).toBe(2);
   });
 
+  it('commits a relaxed job without its own fsync and restores synchronous=FULL for the appends after it', async () => {
+    const store = SqliteEventStore.open({ file: ':memory:' });
+    try {
+      const during = await store.runExclusive((db) => db.pragma('synchronous', { simple: true }), { durability: 'relaxed' });
+      expect(during).toBe(1); // NORMAL inside the relaxed transaction
+      expect(store.database.pragma('synchronous', { simple: true })).toBe(2); // FULL again
+      await expect(store.runExclusive(() => { throw new Error('boom'); }, { durability: 'relaxed' })).rejects.toThrow('boom');
+      expect(store.database.pragma('synchronous', { simple: true })).toBe(2); // also after a failure
+    } finally {
+      await store.close();
+    }
+  });
+
   it('rolls back when fn throws and when fn is asynchronous', async () => {
     const store = open(dbFile());
     await store.runExclusive((db) => db.exec('CREATE TABLE t (x INTEGER)'));

@@ -63,6 +63,14 @@ describe('registry projection: evolveRegistryEntry', () => {
     expect(given([submitted({ serviceStartTime: '2017-05-10T16:50:14+02:00' })])?.serviceStartEpoch).toBe(1494427814);
   });
 
+  it('takes the values from the summary when the submitter gave one, without parsing', () => {
+    const row = given([submitted({ summary: { systolic: 131, diastolic: 77 } }, 'not parsed')]);
+    expect([row?.systolic, row?.diastolic]).toEqual([
+      { value: 131, unit: 'mmHg' },
+      { value: 77, unit: 'mmHg' },
+    ]);
+  });
+
   it('deprecated: status Deprecated and replacedBy, everything else kept', () => {
     expect(given([submitted(), deprecated])).toEqual({ ...expectedRow, status: 'Deprecated', replacedBy: '2.25.200' });
   });

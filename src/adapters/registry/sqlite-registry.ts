@@ -8,7 +8,7 @@ import { MMHG } from '../../domain/monitoring/tele-observation';
 /** What the registry needs of the SQLite event store: its database, and a write slot serialized with appends. */
 export type SqliteWriter = Readonly<{
   database: Database;
-  runExclusive<T>(fn: (db: Database) => T): Promise<T>;
+  runExclusive<T>(fn: (db: Database) => T, options?: { durability?: 'full' | 'relaxed' }): Promise<T>;
 }>;
 
 const PROJECTION = 'registry';
@@ -133,7 +133,9 @@ export class SqliteRegistry implements RegistryReadModel {
         if (next) upsert.run(toRow(next));
       }
       db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position').run(PROJECTION, checkpoint);
-    });
+      // Relaxed: the projection is rebuilt from the events, so its commit needs no fsync of its own; rows and
+      // checkpoint still commit atomically, and the next append's fsync makes them durable too.
+    }, { durability: 'relaxed' });
   }
 
   async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {

@@ -2,7 +2,7 @@ import { DateTime } from 'luxon';
 import { assertNever } from '../../domain/shared/decider';
 import type { DocumentEvent, DocumentStatus } from '../../domain/documents/document-entry';
 import { parseHl7Observation } from '../../domain/documents/hl7';
-import type { Quantity } from '../../domain/monitoring/tele-observation';
+import { MMHG, type Quantity } from '../../domain/monitoring/tele-observation';
 
 /**
  * The registry's query side: one row per document, found by patient key and service time.
@@ -35,7 +35,9 @@ export const evolveRegistryEntry = (current: RegistryEntryView | null, event: Do
     case 'DocumentSubmitted': {
       if (current) return current; // a row is never overwritten by a second submission of the same uniqueId
       const d = event.data;
-      const observation = parseHl7Observation(d.content);
+      const observation = d.summary
+        ? { systolic: { value: d.summary.systolic, unit: MMHG }, diastolic: { value: d.summary.diastolic, unit: MMHG } }
+        : parseHl7Observation(d.content);
       return {
         uniqueId: d.uniqueId,
         patientKey: d.patientKey,

@@ -30,6 +30,11 @@ export type DocumentEntryData = Readonly<{
   size: number;
   /** uniqueId of the document this one replaces (XDS RPLC), or null. */
   replaces: string | null;
+  /**
+   * The reading's values, when the submitter built the document from them (TeleMed's processAndStore does, with
+   * one Director), so the registry need not parse the document it was just given. Absent: parsed from content.
+   */
+  summary?: Readonly<{ systolic: number; diastolic: number }> | null;
 }>;
 
 export type DocumentSubmitted = DomainEvent<'DocumentSubmitted', DocumentEntryData & { content: string }>;

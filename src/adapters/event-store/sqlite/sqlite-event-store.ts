@@ -40,8 +40,17 @@ type AppendJob = {
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
 };
+/**
+ * 'full': the transaction is fsynced at commit like every append. 'relaxed': committed without its own fsync
+ * (synchronous=NORMAL for that one transaction); for data that can be rebuilt from the events, such as a
+ * projection with its checkpoint in the same transaction. WAL keeps it atomic and ordered: a crash can only lose
+ * the newest relaxed commits as a whole, and the next full commit's fsync makes them durable as well.
+ */
+export type ExclusiveDurability = 'full' | 'relaxed';
+
 type ExclusiveJob = {
   kind: 'exclusive';
+  durability: ExclusiveDurability;
   run: (db: Database) => unknown;
   resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
@@ -93,6 +102,8 @@ export class SqliteEventStore implements EventStore {
 
   private readonly maxBatchSize: number;
   private readonly pollIntervalMs: number;
+  /** One read transaction so a stream's events and its current version agree (made once: reads are hot). */
+  private readonly readStreamConsistently: (streamName: string, from: bigint, limit: number) => ReadStreamResult;
   private readonly sql: {
     streamVersion: Statement<[string]>;
     findEvent: Statement<[string]>;
@@ -130,6 +141,12 @@ export class SqliteEventStore implements EventStore {
         .safeIntegers(true),
       head: db.prepare<[]>('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().safeIntegers(true),
     };
+    this.readStreamConsistently = db.transaction(
+      (streamName: string, from: bigint, limit: number): ReadStreamResult => ({
+        events: (this.sql.readStream.all(streamName, from, limit) as EventRow[]).map(toRecorded),
+        currentVersion: this.sql.streamVersion.get(streamName) as bigint | null,
+      }),
+    );
   }
 
   /** Open (and create or migrate) the store in `file`. Synchronous: better-sqlite3 is. */
@@ -157,10 +174,10 @@ export class SqliteEventStore implements EventStore {
   }
 
   /** Run `fn` in its own write transaction, serialized with the group-commit writer (see the class comment). */
-  runExclusive<T>(fn: (db: Database) => T): Promise<T> {
+  runExclusive<T>(fn: (db: Database) => T, options: { durability?: ExclusiveDurability } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('event store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.enqueue({ kind: 'exclusive', run: fn, resolve: resolve as (result: unknown) => void, reject });
+      this.enqueue({ kind: 'exclusive', durability: options.durability ?? 'full', run: fn, resolve: resolve as (result: unknown) => void, reject });
     });
   }
 
@@ -171,11 +188,7 @@ export class SqliteEventStore implements EventStore {
   async readStream(streamName: string, options: { fromVersion?: bigint; maxCount?: number } = {}): Promise<ReadStreamResult> {
     const from = options.fromVersion ?? 0n;
     const limit = options.maxCount === undefined ? -1 : Math.max(0, options.maxCount);
-    // One read transaction so the events and the current version agree.
-    return this.database.transaction(() => ({
-      events: (this.sql.readStream.all(streamName, from, limit) as EventRow[]).map(toRecorded),
-      currentVersion: this.sql.streamVersion.get(streamName) as bigint | null,
-    }))();
+    return this.readStreamConsistently(streamName, from, limit);
   }
 
   async aggregateStream<State>(
@@ -318,7 +331,9 @@ export class SqliteEventStore implements EventStore {
   private runExclusiveJob(job: ExclusiveJob): void {
     const db = this.database;
     let result: unknown;
+    const relaxed = job.durability === 'relaxed';
     try {
+      if (relaxed) db.pragma('synchronous = NORMAL');
       db.exec('BEGIN IMMEDIATE');
       result = job.run(db);
       if (isThenable(result)) throw new TypeError('runExclusive: fn must be synchronous (it returned a promise)');
@@ -327,6 +342,8 @@ export class SqliteEventStore implements EventStore {
       if (db.inTransaction) db.exec('ROLLBACK');
       job.reject(error);
       return;
+    } finally {
+      if (relaxed) db.pragma('synchronous = FULL');
     }
     this.counters.commits++;
     job.resolve(result);
