@@ -1,0 +1,238 @@
+// Shared by the hub-*.int.spec.ts suites: a hub in-process or as a child process against a test broker, uplink
+// envelopes built with serializeUplink, downlink collectors that dedupe by envelope id, and small HTTP helpers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pino from 'pino';
+import { AmqpConnection, DurableSender, QueueConsumer, type HandlerOutcome, type ReceivedMessage } from '../../src/adapters/amqp';
+import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { parseDownlink, serializeUplink, type DownlinkEnvelope, type ExpertProfile, type UplinkEnvelope, type UploadedExpert } from '../../src/adapters/messaging/messages';
+import { loadConfig } from '../../src/bootstrap/config';
+import { startHub, type RunningHub } from '../../src/bootstrap/main';
+import type { TestBroker } from '../support/activemq';
+
+export const UPLINK = 'rts.uplink';
+export const DLQ = 'rts.dlq';
+export const downlinkQueue = (systemId: string) => `rts.downlink.${systemId}`;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const until = async (what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 60_000, everyMs = 50): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(everyMs);
+  }
+};
+
+export const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+};
+
+export const freePort = (): Promise<number> =>
+  new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port'))));
+    });
+  });
+
+export const hubEnv = (broker: TestBroker, dataDir: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  RTS_DATA_DIR: dataDir,
+  RTS_BROKER_URL: broker.url,
+  RTS_LOG_LEVEL: 'silent',
+  RTS_SHUTDOWN_GRACE_MS: '2000',
+  ...extra,
+});
+
+/** The hub in this process (startHub from src/bootstrap/main.ts) on a free port. */
+export const startInProcessHub = async (
+  broker: TestBroker,
+  dataDir: string,
+  options: { env?: Record<string, string>; wrapUplink?: (uplink: UplinkLike) => UplinkLike } = {},
+): Promise<RunningHub> => {
+  const config = loadConfig({ ...hubEnv(broker, dataDir, options.env), RTS_HTTP_PORT: String(await freePort()) });
+  return startHub(config, pino({ level: 'silent' }), options.wrapUplink ? { wrapUplink: options.wrapUplink } : {});
+};
+
+export type ChildHub = Readonly<{ url: string; child: ChildProcess; output(): string; kill(): Promise<void>; stop(): Promise<void> }>;
+
+/** The hub as its own process (the TypeScript sources through test/support/ts-register.js), so it can be SIGKILLed. */
+export const startChildHub = async (broker: TestBroker, dataDir: string, port?: number, env: Record<string, string> = {}): Promise<ChildHub> => {
+  const root = resolve(__dirname, '..', '..');
+  const httpPort = port ?? (await freePort());
+  const child = spawn(process.execPath, ['-r', join(root, 'test', 'support', 'ts-register.js'), join(root, 'src', 'bootstrap', 'main.ts')], {
+    cwd: root,
+    env: { ...process.env, ...hubEnv(broker, dataDir, { RTS_LOG_LEVEL: 'warn', ...env }), RTS_HTTP_PORT: String(httpPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = `http://127.0.0.1:${httpPort}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`hub exited during start (code ${child.exitCode}):\n${out}`);
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`hub did not become healthy:\n${out}`);
+    }
+    await sleep(100);
+  }
+  return {
+    url,
+    child,
+    output: () => out,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+};
+
+// ---- HTTP ----
+
+export const getJson = async <T = any>(base: string, path: string): Promise<{ status: number; body: T; contentType: string | null }> => {
+  const res = await fetch(`${base}${path}`, { headers: { accept: 'application/json' } });
+  return { status: res.status, body: (await res.json()) as T, contentType: res.headers.get('content-type') };
+};
+
+export const postJson = async <T = any>(base: string, path: string, body: unknown): Promise<{ status: number; body: T; contentType: string | null }> => {
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as T, contentType: res.headers.get('content-type') };
+};
+
+export const registerSystem = async (base: string, id: string): Promise<void> => {
+  const res = await postJson(base, '/systems', { id, name: `City ${id}`, area: 'Hubei' });
+  if (res.status !== 201 && res.status !== 200) throw new Error(`POST /systems ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+};
+
+// ---- uplink envelopes ----
+
+export const profile = (n: number, over: Partial<ExpertProfile> = {}): ExpertProfile => ({
+  name: `Dr. Expert ${n}`,
+  title: 'Chief physician',
+  specialties: [n % 2 === 0 ? 'cardiology' : 'endocrinology'],
+  location: { city: 'Wuhan', hospital: `Hospital ${n % 7}` },
+  languages: ['zh'],
+  availability: 'available',
+  ...over,
+});
+
+const envelope = <T extends UplinkEnvelope['type']>(type: T, systemId: string, payload: Extract<UplinkEnvelope, { type: T }>['payload']): UplinkEnvelope =>
+  ({ id: randomUUID(), type, version: 1, systemId, correlationId: `corr-${randomUUID()}`, time: new Date().toISOString(), payload }) as UplinkEnvelope;
+
+export const uplink = {
+  join: (systemId: string, expectedBatches: number, expectedExperts: number) => envelope('system.join.requested', systemId, { expectedBatches, expectedExperts }),
+  batch: (systemId: string, batchIndex: number, batchCount: number, experts: readonly UploadedExpert[]) => envelope('experts.batch', systemId, { batchIndex, batchCount, experts }),
+  registered: (systemId: string, localExpertId: string, p: ExpertProfile, homeSystemId?: string) =>
+    envelope('expert.registered', systemId, { localExpertId, profile: p, ...(homeSystemId ? { homeSystemId } : {}) }),
+  changed: (systemId: string, localExpertId: string, p: ExpertProfile) => envelope('expert.changed', systemId, { localExpertId, profile: p }),
+  retired: (systemId: string, localExpertId: string) => envelope('expert.retired', systemId, { localExpertId }),
+};
+
+/** `count` experts split into batches of `size` (the paper's batch upload). */
+export const batchesOf = (systemId: string, count: number, size: number, prefix = 'e'): UplinkEnvelope[] => {
+  const batchCount = Math.ceil(count / size);
+  return Array.from({ length: batchCount }, (_, b) =>
+    uplink.batch(
+      systemId,
+      b,
+      batchCount,
+      Array.from({ length: Math.min(size, count - b * size) }, (_, i) => {
+        const n = b * size + i;
+        return { localExpertId: `${prefix}${n}`, ...profile(n) };
+      }),
+    ),
+  );
+};
+
+export const sendUplink = (sender: DurableSender, env: UplinkEnvelope, queue = UPLINK): Promise<void> =>
+  sender.send(queue, {
+    body: serializeUplink(env),
+    messageId: env.id,
+    correlationId: env.correlationId,
+    applicationProperties: { messageId: env.id, type: env.type, version: env.version, systemId: env.systemId, correlationId: env.correlationId },
+  });
+
+export const sendRawBody = (sender: DurableSender, body: string, props: Record<string, string> = {}, queue = UPLINK): Promise<void> =>
+  sender.send(queue, { body, applicationProperties: props });
+
+export const connect = (broker: TestBroker): AmqpConnection => AmqpConnection.open({ endpoints: [{ host: broker.host, port: broker.amqpPort }] });
+
+// ---- downlink ----
+
+export type Collected = Readonly<{ envelope: DownlinkEnvelope; deliveryCount: number; properties: Readonly<Record<string, unknown>> }>;
+
+/** Consumes one system's downlink queue, keeping every delivery; `decide` may refuse some (retry). */
+export class DownlinkCollector {
+  readonly deliveries: Collected[] = [];
+  readonly bad: string[] = [];
+  private consumer: QueueConsumer;
+
+  constructor(
+    connection: AmqpConnection,
+    readonly systemId: string,
+    decide: (m: ReceivedMessage, envelope: DownlinkEnvelope) => HandlerOutcome = () => 'accept',
+    prefetch = 200,
+  ) {
+    this.consumer = new QueueConsumer(connection, {
+      queue: downlinkQueue(systemId),
+      deadLetterQueue: `${downlinkQueue(systemId)}.test-dlq`,
+      prefetch,
+      maxAttempts: 100,
+      handler: async (m) => {
+        const parsed = parseDownlink(m.body);
+        if (!parsed.ok) {
+          this.bad.push(parsed.detail);
+          return 'accept';
+        }
+        const outcome = decide(m, parsed.message);
+        this.deliveries.push({ envelope: parsed.message, deliveryCount: m.deliveryCount, properties: m.applicationProperties });
+        return outcome;
+      },
+    });
+  }
+
+  start(): Promise<void> {
+    return this.consumer.start();
+  }
+
+  stop(): Promise<void> {
+    return this.consumer.stop();
+  }
+
+  /** Distinct envelopes, first delivery of each id kept (dedupe as a receiving system does). */
+  distinct(type?: DownlinkEnvelope['type']): DownlinkEnvelope[] {
+    const seen = new Map<string, DownlinkEnvelope>();
+    for (const d of this.deliveries) if (!seen.has(d.envelope.id) && (type === undefined || d.envelope.type === type)) seen.set(d.envelope.id, d.envelope);
+    return [...seen.values()];
+  }
+
+  /** Expert ids of the distinct upserts (from upserted messages and snapshots). */
+  upsertedExperts(): Set<string> {
+    const ids = new Set<string>();
+    for (const e of this.distinct()) {
+      if (e.type === 'directory.expert.upserted') ids.add(e.payload.expertId);
+      if (e.type === 'directory.snapshot') for (const x of e.payload.experts) ids.add(x.expertId);
+    }
+    return ids;
+  }
+}
