@@ -21,6 +21,7 @@ import {
   type Sender,
   type SenderOptions,
 } from 'rhea';
+import { EndpointRotation, StaticEndpoints, backoffDelay, sameEndpoint, type EndpointProvider } from './endpoint-set';
 
 export interface AmqpEndpoint {
   host: string;
@@ -36,8 +37,19 @@ export interface AmqpEndpoint {
 export type AmqpSasl = { mechanism: 'none' } | { mechanism: 'anonymous' } | { mechanism: 'plain'; username: string; password: string };
 
 export interface AmqpConnectionOptions {
-  /** Brokers to try, in order; every failed or lost connection moves on to the next one. */
-  endpoints: readonly AmqpEndpoint[];
+  /** Brokers to try, in order; every failed or lost connection moves on to the next one. Give this or `endpointProvider`. */
+  endpoints?: readonly AmqpEndpoint[];
+  /**
+   * A changing set of brokers (e.g. MulticastDiscovery's live set), asked on every attempt. With an empty set the
+   * first connect waits for an endpoint; a reconnect retries the last one until the set has others.
+   */
+  endpointProvider?: EndpointProvider;
+  /** Spread each reconnect delay randomly over [delay*(1-jitter), delay] (0..1, default 0.3). */
+  reconnectJitter?: number;
+  /** A broker that failed is skipped for this long while others are offered (default 3000 ms). */
+  failureCooldownMs?: number;
+  /** First endpoint: 'first' in list order (default for `endpoints`) or 'random' (default for a provider). */
+  startAt?: 'first' | 'random';
   sasl?: AmqpSasl;
   /** AMQP container id (shows up in broker logs); default `rts-<random>`. */
   containerId?: string;
@@ -75,10 +87,17 @@ export interface AmqpConnectionEvents {
   error: [Error];
 }
 
+// What a broker going away, restarting, or a slave in the middle of taking over may close a connection with.
+// rhea stops reconnecting after any other condition; authentication failures stay fatal.
 export const DEFAULT_NON_FATAL_ERRORS: readonly string[] = [
   'amqp:connection:forced',
   'amqp:internal-error',
   'amqp:resource-limit-exceeded',
+  'amqp:not-found',
+  'amqp:illegal-state',
+  'amqp:precondition-failed',
+  'amqp:connection:framing-error',
+  'amqp:connection:redirect',
 ];
 
 let containerCounter = 0;
@@ -86,8 +105,12 @@ let containerCounter = 0;
 export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   /** The underlying rhea connection, for links not covered by this layer. */
   readonly raw: Connection;
-  private readonly endpoints: readonly AmqpEndpoint[];
-  private attempts = 0;
+  private readonly provider: EndpointProvider;
+  private readonly rotation: EndpointRotation;
+  private lastTried: readonly AmqpEndpoint[] = [];
+  private failures = 0;
+  private moving = false;
+  private unsubscribe: (() => void) | undefined;
   private current: AmqpEndpoint | undefined;
   private connected = false;
   private connectionCount = 0;
@@ -96,28 +119,46 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
 
   private constructor(options: AmqpConnectionOptions) {
     super();
-    if (options.endpoints.length === 0) throw new Error('AmqpConnection: at least one endpoint is required');
-    this.endpoints = [...options.endpoints];
+    if (options.endpointProvider) this.provider = options.endpointProvider;
+    else if (options.endpoints && options.endpoints.length > 0) this.provider = new StaticEndpoints(options.endpoints);
+    else throw new Error('AmqpConnection: at least one endpoint (or an endpointProvider) is required');
+    this.rotation = new EndpointRotation({
+      failureCooldownMs: options.failureCooldownMs ?? 3000,
+      start: options.startAt ?? (options.endpointProvider ? 'random' : 'first'),
+    });
+    const initialDelay = options.initialReconnectDelayMs ?? 100;
+    const maxDelay = options.maxReconnectDelayMs ?? 2000;
+    const jitter = options.reconnectJitter ?? 0.3;
+    const limit = options.reconnectLimit;
     const container = create_container({
       id: options.containerId ?? `rts-${process.pid}-${++containerCounter}-${Math.random().toString(36).slice(2, 8)}`,
     });
     const sasl = options.sasl ?? { mechanism: 'none' };
+    const first = this.provider.current()[0];
+    // rhea calls a function-valued `reconnect` with its count of successes; we count failures ourselves so the
+    // backoff grows per failed attempt, resets on success, and carries jitter.
+    const reconnect =
+      (options.reconnect ?? true)
+        ? () => {
+            if (limit !== undefined && this.failures >= limit) return -1;
+            return backoffDelay(this.failures++, { initialMs: initialDelay, maxMs: maxDelay, jitter });
+          }
+        : false;
     const connectionOptions: ConnectionOptions = {
-      host: this.endpoints[0]!.host,
-      port: this.endpoints[0]!.port,
-      reconnect: options.reconnect ?? true,
-      initial_reconnect_delay: options.initialReconnectDelayMs ?? 100,
-      max_reconnect_delay: options.maxReconnectDelayMs ?? 2000,
+      host: first?.host ?? '127.0.0.1',
+      port: first?.port ?? 5672,
+      reconnect: reconnect as unknown as boolean,
       idle_time_out: options.idleTimeoutMs ?? 16000,
       non_fatal_errors: [...(options.nonFatalErrors ?? DEFAULT_NON_FATAL_ERRORS)],
       // Rotate on every attempt: rhea passes the count of *successes*, which does not move on a failed attempt.
       connection_details: () => {
-        const endpoint = this.endpoints[this.attempts++ % this.endpoints.length]!;
+        const offered = this.provider.current();
+        if (offered.length > 0) this.lastTried = offered;
+        const endpoint = this.rotation.next(this.lastTried, Date.now()) ?? this.current ?? { host: first?.host ?? '127.0.0.1', port: first?.port ?? 5672 };
         this.current = endpoint;
         return { host: endpoint.host, port: endpoint.port, transport: 'tcp' };
       },
     };
-    if (options.reconnectLimit !== undefined) connectionOptions.reconnect_limit = options.reconnectLimit;
     if (sasl.mechanism === 'anonymous') connectionOptions.username = 'anonymous';
     if (sasl.mechanism === 'plain') {
       connectionOptions.username = sasl.username;
@@ -126,12 +167,16 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     this.raw = container.create_connection(connectionOptions);
     this.raw.on('connection_open', () => {
       this.connected = true;
+      this.failures = 0;
+      if (this.current) this.rotation.markConnected(this.current);
       this.connectionCount += 1;
       // Next failure starts from the endpoint after this one.
       this.emit('connected', { endpoint: this.current!, connectionCount: this.connectionCount });
     });
     this.raw.on('disconnected', (context: EventContext) => {
       this.connected = false;
+      if (this.current && !this.moving) this.rotation.markFailed(this.current, Date.now());
+      this.moving = false;
       const error = context.error instanceof Error ? context.error : context.error ? new Error(String(context.error)) : undefined;
       this.emit('disconnected', {
         endpoint: this.current,
@@ -161,8 +206,33 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   /** Creates the connection and starts connecting (resolve readiness with `waitConnected`). */
   static open(options: AmqpConnectionOptions): AmqpConnection {
     const connection = new AmqpConnection(options);
-    connection.raw.connect();
+    if (connection.provider.current().length > 0) {
+      connection.raw.connect();
+    } else {
+      // Nothing discovered yet: connect on the first endpoint that shows up.
+      connection.unsubscribe = connection.provider.subscribe((change) => {
+        if (change.kind !== 'added' || connection.closing) return;
+        connection.unsubscribe?.();
+        connection.unsubscribe = undefined;
+        connection.raw.connect();
+      });
+    }
     return connection;
+  }
+
+  /**
+   * Moves this connection to `endpoint` (e.g. a broker that just joined): drops the socket and reconnects there.
+   * What the drop does to in-flight work is the same as any lost connection (senders resend, consumers' deliveries
+   * are redelivered by the broker). No-op when already there or not connected.
+   */
+  moveTo(endpoint: AmqpEndpoint): boolean {
+    if (!this.connected || this.closing || sameEndpoint(this.current, endpoint)) return false;
+    const socket = (this.raw as unknown as RheaInternals).socket;
+    if (!socket || socket.destroyed) return false;
+    this.rotation.prefer(endpoint);
+    this.moving = true;
+    socket.destroy(new Error(`moving to ${endpoint.host}:${endpoint.port}`));
+    return true;
   }
 
   isConnected(): boolean {
@@ -216,6 +286,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   close(timeoutMs = 5000): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closing = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     this.raw.set_reconnect(false);
     const raw = this.raw as unknown as RheaInternals;
     if (raw.scheduled_reconnect) {
@@ -253,7 +325,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   }
 
   private describeEndpoints(): string {
-    return this.endpoints.map((e) => `${e.host}:${e.port}`).join(', ');
+    const endpoints = this.provider.current().length > 0 ? this.provider.current() : this.lastTried;
+    return endpoints.map((e) => `${e.host}:${e.port}`).join(', ') || 'no endpoint known yet';
   }
 }
 

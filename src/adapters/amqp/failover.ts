@@ -1,0 +1,214 @@
+// Failover on top of AmqpConnection: sends that survive a lost broker, the connection's state as log lines and
+// metrics, and moving to brokers that join.
+//
+// - RetryingSender: DurableSender fails a send that was in flight when the connection dropped ('disconnected':
+//   rhea forgets unsettled transfers on reconnect, no outcome would ever come). RetryingSender sends it again,
+//   with the same message id, after the connection is back (on whichever broker), until the broker accepts it or
+//   `retryForMs` passes. A broker `rejected` is final. The same message may thus be stored twice (the first copy
+//   was stored but its `accepted` was lost with the connection): receivers dedupe on our message id.
+// - Receivers need nothing here: QueueConsumer re-credits its link when rhea re-attaches it and never settles a
+//   delivery of an earlier connection (the broker redelivers those).
+// - instrumentConnection: one structured log line per state change and per failover, and
+//   rts_amqp_connected{role} (gauge 0/1), rts_amqp_failovers_total{role} (counter: reconnects after a loss),
+//   rts_amqp_failover_pause_seconds{role} (histogram: lost -> connected again).
+// - rebalanceOnAdded: when discovery reports a new broker, move there with probability 1/N (N = live brokers),
+//   so clients spread over the brokers without a restart; tests pass probability 1.
+import { randomUUID } from 'node:crypto';
+import type { MetricsRegistry } from '../metrics/registry';
+import type { AmqpConnection, AmqpEndpoint } from './connection';
+import { DurableSender, SendError, type DurableSenderOptions, type OutgoingMessage } from './durable-sender';
+import { endpointKey, type EndpointProvider } from './endpoint-set';
+
+/** pino-compatible: `logger.info({ ...fields }, 'message')`. Any method may be left out. */
+export interface FailoverLogger {
+  info?(fields: object, message: string): void;
+  warn?(fields: object, message: string): void;
+  error?(fields: object, message: string): void;
+}
+
+export interface RetryingSenderOptions extends DurableSenderOptions {
+  /** Give up on a message after this many ms of retrying (default 120000). */
+  retryForMs?: number;
+  /** Pause between attempts while connected (a released/modified outcome), ms (default 200). */
+  retryDelayMs?: number;
+  /** Told about every retry; must not throw. */
+  onRetry?: (event: { queue: string; messageId: string; attempt: number; reason: string }) => void;
+}
+
+export class RetryingSender {
+  readonly inner: DurableSender;
+  private readonly retryForMs: number;
+  private readonly retryDelayMs: number;
+  private closed = false;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    private readonly options: RetryingSenderOptions = {},
+  ) {
+    // Each attempt gets the rest of the overall budget; a lost connection fails it early with 'disconnected'.
+    this.inner = new DurableSender(connection, { sendTimeoutMs: options.sendTimeoutMs ?? 15000 });
+    this.retryForMs = options.retryForMs ?? 120000;
+    this.retryDelayMs = options.retryDelayMs ?? 200;
+  }
+
+  /**
+   * Sends until the broker accepted the message; resolves with the number of attempts. The message id is kept
+   * across attempts (one is generated if missing). Rejects with the last SendError when not retryable or out of time.
+   */
+  async send(queue: string, message: OutgoingMessage): Promise<number> {
+    const messageId = message.messageId ?? randomUUID();
+    const fixed: OutgoingMessage = { ...message, messageId };
+    const deadline = Date.now() + this.retryForMs;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new SendError('closed', queue);
+      try {
+        await this.inner.send(queue, fixed);
+        return attempt;
+      } catch (error) {
+        if (!(error instanceof SendError) || !error.retryable || this.closed || Date.now() >= deadline) throw error;
+        try {
+          this.options.onRetry?.({ queue, messageId, attempt, reason: error.reason });
+        } catch {
+          // observers must not break sending
+        }
+        await this.waitConnected(deadline);
+        if (error.reason !== 'disconnected') await sleep(Math.min(this.retryDelayMs, Math.max(0, deadline - Date.now())));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.inner.close();
+  }
+
+  private async waitConnected(deadline: number): Promise<void> {
+    if (this.connection.isConnected()) return;
+    await this.connection.waitConnected(Math.max(1, deadline - Date.now())).catch(() => undefined);
+  }
+}
+
+export interface InstrumentOptions {
+  /** What this connection is for: 'hub-uplink', 'sdk', 'producer'... (a fixed word, never an identifier of a person). */
+  role: string;
+  metrics?: MetricsRegistry;
+  logger?: FailoverLogger;
+  now?: () => number;
+}
+
+export interface FailoverRecord {
+  role: string;
+  from: string | undefined;
+  to: string;
+  pauseMs: number;
+  at: number;
+}
+
+/**
+ * Logs and measures `connection`'s state; returns a handle with the failovers seen so far and `detach()`.
+ * Log lines: `amqp connected` / `amqp disconnected` / `amqp failover` with fields event, role, endpoint/from/to,
+ * pauseMs, connectionCount, reconnecting, error.
+ */
+export function instrumentConnection(connection: AmqpConnection, options: InstrumentOptions) {
+  const role = options.role;
+  const now = options.now ?? Date.now;
+  const gauge = options.metrics?.gauge('rts_amqp_connected', 'Whether the AMQP connection is up (1) or not (0)', ['role']);
+  const failovers = options.metrics?.counter('rts_amqp_failovers_total', 'AMQP connections re-established after a loss', ['role']);
+  const pauses = options.metrics?.histogram(
+    'rts_amqp_failover_pause_seconds',
+    'Time from losing the AMQP connection to being connected again',
+    ['role'],
+    [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30],
+  );
+  gauge?.set({ role }, connection.isConnected() ? 1 : 0);
+  const records: FailoverRecord[] = [];
+  let lostAt: number | undefined;
+  let lostFrom: string | undefined;
+
+  const onConnected = (event: { endpoint: AmqpEndpoint; connectionCount: number }) => {
+    gauge?.set({ role }, 1);
+    const to = endpointKey(event.endpoint);
+    if (lostAt === undefined) {
+      options.logger?.info?.({ event: 'amqp.connected', role, endpoint: to, connectionCount: event.connectionCount }, 'amqp connected');
+      return;
+    }
+    const pauseMs = now() - lostAt;
+    const record: FailoverRecord = { role, from: lostFrom, to, pauseMs, at: now() };
+    records.push(record);
+    failovers?.inc({ role });
+    pauses?.observe({ role }, pauseMs / 1000);
+    options.logger?.info?.({ event: 'amqp.failover', role, from: lostFrom, to, pauseMs, connectionCount: event.connectionCount }, 'amqp failover');
+    lostAt = undefined;
+    lostFrom = undefined;
+  };
+  const onDisconnected = (event: { endpoint: AmqpEndpoint | undefined; error: Error | undefined; reconnecting: boolean }) => {
+    gauge?.set({ role }, 0);
+    const endpoint = event.endpoint ? endpointKey(event.endpoint) : undefined;
+    // Failed attempts while already down do not restart the pause.
+    if (lostAt === undefined) {
+      lostAt = now();
+      lostFrom = endpoint;
+      options.logger?.warn?.(
+        { event: 'amqp.disconnected', role, endpoint, reconnecting: event.reconnecting, error: event.error?.message },
+        'amqp disconnected',
+      );
+    }
+  };
+  const onError = (error: Error) => {
+    options.logger?.error?.({ event: 'amqp.error', role, error: error.message }, 'amqp connection error');
+  };
+  connection.on('connected', onConnected);
+  connection.on('disconnected', onDisconnected);
+  connection.on('error', onError);
+  return {
+    failovers: records as readonly FailoverRecord[],
+    detach(): void {
+      connection.off('connected', onConnected);
+      connection.off('disconnected', onDisconnected);
+      connection.off('error', onError);
+    },
+  };
+}
+
+export interface RebalanceOptions {
+  /** Chance to move when a broker is added; default 1/N with N the live brokers after the addition. */
+  probability?: (liveCount: number) => number;
+  /** Wait this long (ms, random up to) before moving, so clients do not all move on the same tick (default 1000). */
+  maxDelayMs?: number;
+  logger?: FailoverLogger;
+  role?: string;
+  random?: () => number;
+}
+
+/** Moves `connection` to brokers that join `provider` (see the header); returns the unsubscribe function. */
+export function rebalanceOnAdded(connection: AmqpConnection, provider: EndpointProvider, options: RebalanceOptions = {}): () => void {
+  const random = options.random ?? Math.random;
+  const timers = new Set<NodeJS.Timeout>();
+  const unsubscribe = provider.subscribe((change) => {
+    if (change.kind !== 'added') return;
+    const live = provider.current().length;
+    const p = options.probability ? options.probability(live) : 1 / Math.max(1, live);
+    if (random() >= p) return;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (!provider.current().some((e) => endpointKey(e) === endpointKey(change.endpoint))) return;
+      const from = connection.endpoint();
+      if (connection.moveTo(change.endpoint)) {
+        options.logger?.info?.(
+          { event: 'amqp.rebalance', role: options.role, from: from ? endpointKey(from) : undefined, to: endpointKey(change.endpoint) },
+          'amqp moving to a new broker',
+        );
+      }
+    }, Math.floor(random() * (options.maxDelayMs ?? 1000)));
+    timers.add(timer);
+  });
+  return () => {
+    unsubscribe();
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
