@@ -1,0 +1,384 @@
+import { DateTime } from 'luxon';
+import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
+
+/**
+ * Consultation: one cross-area teleconsultation (the paper's second scenario), one stream per consultation
+ * (`consultation-<consultationId>`; the id is a UUID chosen by the applicant, never patient data).
+ *
+ * Life
+ *   requested+offered(0) -> declined | expired -> offered(1) ... -> unassigned (no candidate left)
+ *                        -> accepted -> reported -> (resent)* -> acknowledged
+ *   cancelled by the applicant at any point before a report is issued.
+ *
+ * Commands carry `now` (ISO-8601 with offset) and who acts (`bySystemId`):
+ * - RequestConsultation: records ConsultationRequested and offers the case to the first candidate in the same
+ *   decision. The same request again (same applicant, question and candidates) -> no events; another request
+ *   under the same id -> ConflictError 'consultation_id_reused'. Whether the candidates are known, active
+ *   experts is checked by the application against the directory (the decider has no directory).
+ * - Accept / Decline / IssueReport: by the offered expert (`expertId`), sent by that expert's home system
+ *   (`bySystemId` = the part of the expert id before ':'), else ForbiddenError 'not_your_consultation'. An
+ *   expert who was never offered the case -> ForbiddenError 'expert_not_offered'.
+ *   Accept after the offer's expiresAt -> ConflictError 'offer_expired' (the Deadlines runner then expires it).
+ *   Decline -> ConsultationDeclined and, in the same decision, the next candidate's ConsultationOffered, or
+ *   ConsultationUnassigned when none is left.
+ * - ExpireOffer {offerIndex}: only the open offer with that index, once due; anything else (a stale timer, an
+ *   offer already answered, not yet due) -> no events, so timers may fire twice or late.
+ * - IssueReport: only by the accepted expert; the same report again -> no events; another one ->
+ *   ConflictError 'report_already_issued'.
+ * - ResendReport: an unacknowledged report is re-sent once `nextResendAt` has passed, at most
+ *   `reportResend.maxAttempts` times (policy recorded with the request); otherwise no events.
+ * - AcknowledgeReport / CancelConsultation: by the applicant system only ('not_your_consultation').
+ *   Cancel after a report -> ConflictError 'report_already_issued'; acknowledge before one ->
+ *   ConflictError 'report_not_issued'. Repeats of either -> no events.
+ * - Any step on a cancelled / unassigned consultation -> ConflictError 'consultation_cancelled' /
+ *   'consultation_unassigned'; on an unknown one -> NotFoundError 'consultation_not_found'.
+ *
+ * Personal data: the clinical question and summary are patient information. They live in the events only:
+ * never in the stream name, in an error message, or anywhere a log line or metric label could pick them up.
+ */
+export const CONSULTATION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$/;
+export const MAX_CANDIDATES = 5;
+/** Offer deadlines: one minute to thirty days. */
+export const MIN_DEADLINE_SECONDS = 60;
+export const MAX_DEADLINE_SECONDS = 30 * 24 * 3600;
+export const MAX_ATTACHMENTS = 50;
+const EXPERT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const OID_PATTERN = /^[0-2](\.(0|[1-9]\d*))+$/;
+
+export type ReportResendPolicy = Readonly<{ intervalSeconds: number; maxAttempts: number }>;
+
+export type ConsultationRequested = DomainEvent<
+  'ConsultationRequested',
+  {
+    consultationId: string;
+    applicantSystemId: string;
+    /** The requesting clinician: an id or name of the clinician, no patient data. */
+    applicantClinician: string;
+    /** Expert ids in order of preference. */
+    candidates: readonly string[];
+    clinicalQuestion: string;
+    summary: string;
+    /** XDS document uniqueIds (OIDs). */
+    attachments: readonly string[];
+    deadlineSeconds: number;
+    reportResend: ReportResendPolicy;
+    correlationId: string;
+    requestedAt: string;
+  }
+>;
+export type ConsultationOffered = DomainEvent<'ConsultationOffered', { consultationId: string; expertId: string; offerIndex: number; offeredAt: string; expiresAt: string }>;
+export type ConsultationAccepted = DomainEvent<'ConsultationAccepted', { consultationId: string; expertId: string; offerIndex: number; acceptedAt: string }>;
+export type ConsultationDeclined = DomainEvent<'ConsultationDeclined', { consultationId: string; expertId: string; offerIndex: number; reason: string; declinedAt: string }>;
+export type ConsultationExpired = DomainEvent<'ConsultationExpired', { consultationId: string; expertId: string; offerIndex: number; expiredAt: string }>;
+export type ConsultationUnassigned = DomainEvent<'ConsultationUnassigned', { consultationId: string; unassignedAt: string }>;
+export type ReportIssued = DomainEvent<
+  'ReportIssued',
+  { consultationId: string; expertId: string; diagnosis: string; recommendations: string; issuedAt: string; nextResendAt: string | null }
+>;
+export type ReportResent = DomainEvent<'ReportResent', { consultationId: string; attempt: number; resentAt: string; nextResendAt: string | null }>;
+export type ReportAcknowledged = DomainEvent<'ReportAcknowledged', { consultationId: string; acknowledgedAt: string }>;
+export type ConsultationCancelled = DomainEvent<'ConsultationCancelled', { consultationId: string; reason: string; cancelledAt: string }>;
+
+export type ConsultationEvent =
+  | ConsultationRequested
+  | ConsultationOffered
+  | ConsultationAccepted
+  | ConsultationDeclined
+  | ConsultationExpired
+  | ConsultationUnassigned
+  | ReportIssued
+  | ReportResent
+  | ReportAcknowledged
+  | ConsultationCancelled;
+
+export const CONSULTATION_EVENT_TYPES: readonly ConsultationEvent['type'][] = [
+  'ConsultationRequested',
+  'ConsultationOffered',
+  'ConsultationAccepted',
+  'ConsultationDeclined',
+  'ConsultationExpired',
+  'ConsultationUnassigned',
+  'ReportIssued',
+  'ReportResent',
+  'ReportAcknowledged',
+  'ConsultationCancelled',
+];
+export const isConsultationEvent = (e: { type: string }): e is ConsultationEvent => (CONSULTATION_EVENT_TYPES as readonly string[]).includes(e.type);
+
+type Base = Readonly<{ consultationId: string; now: string }>;
+export type RequestConsultation = Base &
+  Readonly<{
+    type: 'RequestConsultation';
+    applicantSystemId: string;
+    applicantClinician: string;
+    candidates: readonly string[];
+    clinicalQuestion: string;
+    summary: string;
+    attachments: readonly string[];
+    deadlineSeconds: number;
+    reportResend: ReportResendPolicy;
+    correlationId: string;
+  }>;
+export type AcceptConsultation = Base & Readonly<{ type: 'AcceptConsultation'; expertId: string; bySystemId: string }>;
+export type DeclineConsultation = Base & Readonly<{ type: 'DeclineConsultation'; expertId: string; bySystemId: string; reason: string }>;
+export type ExpireOffer = Base & Readonly<{ type: 'ExpireOffer'; offerIndex: number }>;
+export type IssueReport = Base & Readonly<{ type: 'IssueReport'; expertId: string; bySystemId: string; diagnosis: string; recommendations: string }>;
+export type ResendReport = Base & Readonly<{ type: 'ResendReport'; attempt: number }>;
+export type AcknowledgeReport = Base & Readonly<{ type: 'AcknowledgeReport'; bySystemId: string }>;
+export type CancelConsultation = Base & Readonly<{ type: 'CancelConsultation'; bySystemId: string; reason: string }>;
+export type ConsultationCommand =
+  | RequestConsultation
+  | AcceptConsultation
+  | DeclineConsultation
+  | ExpireOffer
+  | IssueReport
+  | ResendReport
+  | AcknowledgeReport
+  | CancelConsultation;
+
+export type ConsultationStatus = 'offered' | 'accepted' | 'reported' | 'acknowledged' | 'unassigned' | 'cancelled';
+export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = ['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled'];
+
+export type OfferOutcome = 'open' | 'accepted' | 'declined' | 'expired';
+export type Offer = Readonly<{ expertId: string; offerIndex: number; offeredAt: string; expiresAt: string; outcome: OfferOutcome }>;
+export type Report = Readonly<{ expertId: string; diagnosis: string; recommendations: string; issuedAt: string; attempts: number; nextResendAt: string | null }>;
+
+export type ConsultationState =
+  | Readonly<{ status: 'none' }>
+  | Readonly<{
+      status: ConsultationStatus;
+      request: ConsultationRequested['data'];
+      offers: readonly Offer[];
+      report: Report | null;
+    }>;
+type Known = Exclude<ConsultationState, { status: 'none' }>;
+
+export const consultationStreamName = (consultationId: string): string => `consultation-${consultationId}`;
+
+/** The home system of an expert id (`<homeSystemId>:<localExpertId>`). */
+export const homeSystemOf = (expertId: string): string => expertId.slice(0, Math.max(0, expertId.indexOf(':')));
+
+const clean = (s: string): string => s.normalize('NFC').trim();
+const plusSeconds = (iso: string, seconds: number): string =>
+  DateTime.fromISO(iso, { setZone: true }).plus({ seconds }).toUTC().toISO({ suppressMilliseconds: false })!;
+const atOrAfter = (now: string, due: string): boolean => DateTime.fromISO(now).toMillis() >= DateTime.fromISO(due).toMillis();
+
+const validateRequest = (c: RequestConsultation): RequestConsultation => {
+  const problems: { path: string; message: string }[] = [];
+  if (!CONSULTATION_ID_PATTERN.test(c.consultationId)) problems.push({ path: 'consultationId', message: '8-64 characters of A-Z a-z 0-9 _ - (a UUID)' });
+  if (c.candidates.length < 1 || c.candidates.length > MAX_CANDIDATES) problems.push({ path: 'candidates', message: `1 to ${MAX_CANDIDATES} expert ids` });
+  c.candidates.forEach((id, i) => {
+    if (!EXPERT_ID_PATTERN.test(id)) problems.push({ path: `candidates.${i}`, message: 'an expert id <homeSystemId>:<localExpertId>' });
+  });
+  if (new Set(c.candidates).size !== c.candidates.length) problems.push({ path: 'candidates', message: 'an expert appears twice' });
+  if (clean(c.applicantClinician).length === 0) problems.push({ path: 'applicantClinician', message: 'must not be blank' });
+  if (clean(c.clinicalQuestion).length === 0) problems.push({ path: 'clinicalQuestion', message: 'must not be blank' });
+  if (c.attachments.length > MAX_ATTACHMENTS || c.attachments.some((a) => !OID_PATTERN.test(a) || a.length > 64)) {
+    problems.push({ path: 'attachments', message: `at most ${MAX_ATTACHMENTS} XDS document uniqueIds (OIDs)` });
+  }
+  if (!Number.isInteger(c.deadlineSeconds) || c.deadlineSeconds < MIN_DEADLINE_SECONDS || c.deadlineSeconds > MAX_DEADLINE_SECONDS) {
+    problems.push({ path: 'deadlineSeconds', message: `a whole number of seconds, ${MIN_DEADLINE_SECONDS}..${MAX_DEADLINE_SECONDS}` });
+  }
+  const r = c.reportResend;
+  if (!Number.isInteger(r.intervalSeconds) || r.intervalSeconds < 1 || !Number.isInteger(r.maxAttempts) || r.maxAttempts < 0 || r.maxAttempts > 100) {
+    problems.push({ path: 'reportResend', message: 'intervalSeconds >= 1 and maxAttempts 0..100, whole numbers' });
+  }
+  // The message names fields only: the values may be patient information.
+  if (problems.length > 0) throw new ValidationError('invalid_consultation', `the consultation request is not valid: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`, problems);
+  return {
+    ...c,
+    applicantClinician: clean(c.applicantClinician),
+    clinicalQuestion: clean(c.clinicalQuestion),
+    summary: clean(c.summary),
+  };
+};
+
+const sameRequest = (a: ConsultationRequested['data'], b: RequestConsultation): boolean =>
+  a.applicantSystemId === b.applicantSystemId &&
+  a.applicantClinician === b.applicantClinician &&
+  a.clinicalQuestion === b.clinicalQuestion &&
+  a.summary === b.summary &&
+  a.candidates.length === b.candidates.length &&
+  a.candidates.every((x, i) => x === b.candidates[i]) &&
+  a.attachments.length === b.attachments.length &&
+  a.attachments.every((x, i) => x === b.attachments[i]);
+
+/** The offer to the next candidate after `index`, or the end of the road. */
+const nextStep = (state: Known, after: number, now: string): ConsultationEvent => {
+  const index = after + 1;
+  const { consultationId, candidates, deadlineSeconds } = state.request;
+  const expertId = candidates[index];
+  if (expertId === undefined) return { type: 'ConsultationUnassigned', data: { consultationId, unassignedAt: now } };
+  return { type: 'ConsultationOffered', data: { consultationId, expertId, offerIndex: index, offeredAt: now, expiresAt: plusSeconds(now, deadlineSeconds) } };
+};
+
+const closed = (state: Known): void => {
+  if (state.status === 'cancelled') throw new ConflictError('consultation_cancelled', 'the consultation was cancelled by the applicant');
+  if (state.status === 'unassigned') throw new ConflictError('consultation_unassigned', 'no candidate took the consultation; it is closed');
+};
+
+const known = (state: ConsultationState): Known => {
+  if (state.status === 'none') throw new NotFoundError('consultation_not_found', 'no consultation has this id');
+  return state;
+};
+
+/** Checks common to the expert's steps; returns the expert's latest offer. */
+const expertStep = (state: Known, expertId: string, bySystemId: string): Offer => {
+  if (homeSystemOf(expertId) !== bySystemId) throw new ForbiddenError('not_your_consultation', "only the expert's home system acts for the expert");
+  const offer = [...state.offers].reverse().find((o) => o.expertId === expertId);
+  if (!offer) throw new ForbiddenError('expert_not_offered', 'this expert was not offered the consultation');
+  closed(state);
+  return offer;
+};
+
+const lostOffer = (offer: Offer): never => {
+  if (offer.outcome === 'declined') throw new ConflictError('offer_declined', 'the expert declined this consultation; it went to the next candidate');
+  throw new ConflictError('offer_expired', 'the offer to this expert expired; it went to the next candidate');
+};
+
+const applicantStep = (state: Known, bySystemId: string): void => {
+  if (state.request.applicantSystemId !== bySystemId) throw new ForbiddenError('not_your_consultation', 'only the applicant system acts for the applicant');
+};
+
+const decide = (command: ConsultationCommand, state: ConsultationState): readonly ConsultationEvent[] => {
+  const { consultationId, now } = command;
+  switch (command.type) {
+    case 'RequestConsultation': {
+      const c = validateRequest(command);
+      if (state.status !== 'none') {
+        if (sameRequest(state.request, c)) return [];
+        throw new ConflictError('consultation_id_reused', 'another consultation was already requested with this id');
+      }
+      const requested: ConsultationRequested = {
+        type: 'ConsultationRequested',
+        data: {
+          consultationId,
+          applicantSystemId: c.applicantSystemId,
+          applicantClinician: c.applicantClinician,
+          candidates: [...c.candidates],
+          clinicalQuestion: c.clinicalQuestion,
+          summary: c.summary,
+          attachments: [...c.attachments],
+          deadlineSeconds: c.deadlineSeconds,
+          reportResend: { intervalSeconds: c.reportResend.intervalSeconds, maxAttempts: c.reportResend.maxAttempts },
+          correlationId: c.correlationId,
+          requestedAt: now,
+        },
+      };
+      const first = c.candidates[0]!;
+      return [requested, { type: 'ConsultationOffered', data: { consultationId, expertId: first, offerIndex: 0, offeredAt: now, expiresAt: plusSeconds(now, c.deadlineSeconds) } }];
+    }
+    case 'AcceptConsultation': {
+      const s = known(state);
+      const offer = expertStep(s, command.expertId, command.bySystemId);
+      if (offer.outcome === 'accepted') return [];
+      if (offer.outcome !== 'open') return lostOffer(offer);
+      if (atOrAfter(now, offer.expiresAt)) throw new ConflictError('offer_expired', 'the offer expired before it was accepted');
+      return [{ type: 'ConsultationAccepted', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, acceptedAt: now } }];
+    }
+    case 'DeclineConsultation': {
+      const s = known(state);
+      const offer = expertStep(s, command.expertId, command.bySystemId);
+      if (offer.outcome === 'declined') return [];
+      if (offer.outcome === 'accepted') throw new ConflictError('consultation_already_accepted', 'the expert accepted this consultation already');
+      if (offer.outcome === 'expired') return lostOffer(offer);
+      const reason = clean(command.reason).slice(0, 500);
+      return [{ type: 'ConsultationDeclined', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason, declinedAt: now } }, nextStep(s, offer.offerIndex, now)];
+    }
+    case 'ExpireOffer': {
+      if (state.status !== 'offered') return [];
+      const offer = state.offers[state.offers.length - 1];
+      if (!offer || offer.offerIndex !== command.offerIndex || offer.outcome !== 'open' || !atOrAfter(now, offer.expiresAt)) return [];
+      return [{ type: 'ConsultationExpired', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, expiredAt: now } }, nextStep(state, offer.offerIndex, now)];
+    }
+    case 'IssueReport': {
+      const s = known(state);
+      const offer = expertStep(s, command.expertId, command.bySystemId);
+      if (offer.outcome === 'declined' || offer.outcome === 'expired') return lostOffer(offer);
+      if (offer.outcome === 'open') throw new ConflictError('consultation_not_accepted', 'the expert must accept the consultation before reporting');
+      const diagnosis = clean(command.diagnosis);
+      const recommendations = clean(command.recommendations);
+      if (diagnosis.length === 0) throw new ValidationError('invalid_report', 'the report needs a diagnosis', [{ path: 'diagnosis', message: 'must not be blank' }]);
+      if (s.report) {
+        if (s.report.diagnosis === diagnosis && s.report.recommendations === recommendations) return [];
+        throw new ConflictError('report_already_issued', 'a report was already issued for this consultation');
+      }
+      const { intervalSeconds, maxAttempts } = s.request.reportResend;
+      return [
+        {
+          type: 'ReportIssued',
+          data: { consultationId, expertId: offer.expertId, diagnosis, recommendations, issuedAt: now, nextResendAt: maxAttempts > 0 ? plusSeconds(now, intervalSeconds) : null },
+        },
+      ];
+    }
+    case 'ResendReport': {
+      if (state.status !== 'reported' || !state.report) return [];
+      const { report } = state;
+      if (report.nextResendAt === null || command.attempt !== report.attempts + 1 || !atOrAfter(now, report.nextResendAt)) return [];
+      const { intervalSeconds, maxAttempts } = state.request.reportResend;
+      const attempt = report.attempts + 1;
+      return [{ type: 'ReportResent', data: { consultationId, attempt, resentAt: now, nextResendAt: attempt < maxAttempts ? plusSeconds(now, intervalSeconds) : null } }];
+    }
+    case 'AcknowledgeReport': {
+      const s = known(state);
+      applicantStep(s, command.bySystemId);
+      if (s.status === 'acknowledged') return [];
+      closed(s);
+      if (s.status !== 'reported') throw new ConflictError('report_not_issued', 'no report was issued yet');
+      return [{ type: 'ReportAcknowledged', data: { consultationId, acknowledgedAt: now } }];
+    }
+    case 'CancelConsultation': {
+      const s = known(state);
+      applicantStep(s, command.bySystemId);
+      if (s.status === 'cancelled') return [];
+      if (s.status === 'unassigned') closed(s);
+      if (s.report) throw new ConflictError('report_already_issued', 'a report was issued; the consultation can no longer be cancelled');
+      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: clean(command.reason).slice(0, 500), cancelledAt: now } }];
+    }
+    default:
+      return assertNever(command);
+  }
+};
+
+const settle = (offers: readonly Offer[], offerIndex: number, outcome: OfferOutcome): readonly Offer[] =>
+  offers.map((o) => (o.offerIndex === offerIndex ? { ...o, outcome } : o));
+
+const evolve = (state: ConsultationState, event: ConsultationEvent): ConsultationState => {
+  if (event.type === 'ConsultationRequested') {
+    return state.status === 'none' ? { status: 'offered', request: event.data, offers: [], report: null } : state;
+  }
+  if (state.status === 'none') return state;
+  switch (event.type) {
+    case 'ConsultationOffered': {
+      const { expertId, offerIndex, offeredAt, expiresAt } = event.data;
+      return { ...state, status: 'offered', offers: [...state.offers, { expertId, offerIndex, offeredAt, expiresAt, outcome: 'open' }] };
+    }
+    case 'ConsultationAccepted':
+      return { ...state, status: 'accepted', offers: settle(state.offers, event.data.offerIndex, 'accepted') };
+    case 'ConsultationDeclined':
+      return { ...state, offers: settle(state.offers, event.data.offerIndex, 'declined') };
+    case 'ConsultationExpired':
+      return { ...state, offers: settle(state.offers, event.data.offerIndex, 'expired') };
+    case 'ConsultationUnassigned':
+      return { ...state, status: 'unassigned' };
+    case 'ReportIssued': {
+      const { expertId, diagnosis, recommendations, issuedAt, nextResendAt } = event.data;
+      return { ...state, status: 'reported', report: { expertId, diagnosis, recommendations, issuedAt, attempts: 0, nextResendAt } };
+    }
+    case 'ReportResent':
+      return state.report ? { ...state, report: { ...state.report, attempts: event.data.attempt, nextResendAt: event.data.nextResendAt } } : state;
+    case 'ReportAcknowledged':
+      return { ...state, status: 'acknowledged', report: state.report && { ...state.report, nextResendAt: null } };
+    case 'ConsultationCancelled':
+      return { ...state, status: 'cancelled' };
+    default:
+      return assertNever(event);
+  }
+};
+
+export const consultationDecider: Decider<ConsultationCommand, ConsultationEvent, ConsultationState> = {
+  decide,
+  evolve,
+  initialState: () => ({ status: 'none' }),
+};

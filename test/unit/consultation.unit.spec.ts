@@ -1,0 +1,225 @@
+import { DeciderSpec } from '../support/decider-spec';
+import {
+  consultationDecider,
+  type ConsultationCommand,
+  type ConsultationEvent,
+} from '../../src/domain/consultation/consultation';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
+
+const id = 'c0ffee00-0000-4000-8000-000000000001';
+const t0 = '2024-05-01T10:00:00.000Z';
+const t1 = '2024-05-01T10:30:00.000Z';
+const tLate = '2024-05-01T11:00:00.000Z'; // the first offer's expiry (deadline 3600 s)
+const QUESTION = 'Suspected aortic dissection, 64-year-old, chest pain';
+const A = 'chengdu:li';
+const B = 'beijing:wang';
+const C = 'mianyang:zhao';
+
+const request: ConsultationCommand = {
+  type: 'RequestConsultation',
+  consultationId: id,
+  applicantSystemId: 'xian',
+  applicantClinician: 'dr-chen',
+  candidates: [A, B, C],
+  clinicalQuestion: QUESTION,
+  summary: 'CT attached',
+  attachments: ['1.2.3.4'],
+  deadlineSeconds: 3600,
+  reportResend: { intervalSeconds: 600, maxAttempts: 2 },
+  correlationId: 'corr-1',
+  now: t0,
+};
+const requested: ConsultationEvent = {
+  type: 'ConsultationRequested',
+  data: {
+    consultationId: id,
+    applicantSystemId: 'xian',
+    applicantClinician: 'dr-chen',
+    candidates: [A, B, C],
+    clinicalQuestion: QUESTION,
+    summary: 'CT attached',
+    attachments: ['1.2.3.4'],
+    deadlineSeconds: 3600,
+    reportResend: { intervalSeconds: 600, maxAttempts: 2 },
+    correlationId: 'corr-1',
+    requestedAt: t0,
+  },
+};
+const offered = (expertId: string, offerIndex: number, at = t0, expiresAt = '2024-05-01T11:00:00.000Z'): ConsultationEvent => ({
+  type: 'ConsultationOffered',
+  data: { consultationId: id, expertId, offerIndex, offeredAt: at, expiresAt },
+});
+const home = (expertId: string) => expertId.split(':')[0]!;
+const accept = (expertId: string, now = t1, by = home(expertId)): ConsultationCommand => ({ type: 'AcceptConsultation', consultationId: id, expertId, bySystemId: by, now });
+const decline = (expertId: string, now = t1, by = home(expertId)): ConsultationCommand => ({ type: 'DeclineConsultation', consultationId: id, expertId, bySystemId: by, reason: ' busy ', now });
+const report = (expertId: string, diagnosis = 'Type B dissection', now = t1): ConsultationCommand => ({
+  type: 'IssueReport',
+  consultationId: id,
+  expertId,
+  bySystemId: home(expertId),
+  diagnosis,
+  recommendations: 'Transfer',
+  now,
+});
+const ack = (by = 'xian', now = t1): ConsultationCommand => ({ type: 'AcknowledgeReport', consultationId: id, bySystemId: by, now });
+const cancel = (by = 'xian', now = t1): ConsultationCommand => ({ type: 'CancelConsultation', consultationId: id, bySystemId: by, reason: 'patient transferred', now });
+const expire = (offerIndex: number, now = tLate): ConsultationCommand => ({ type: 'ExpireOffer', consultationId: id, offerIndex, now });
+const resend = (attempt: number, now: string): ConsultationCommand => ({ type: 'ResendReport', consultationId: id, attempt, now });
+
+const accepted = (expertId: string, offerIndex: number, at = t1): ConsultationEvent => ({ type: 'ConsultationAccepted', data: { consultationId: id, expertId, offerIndex, acceptedAt: at } });
+const declined = (expertId: string, offerIndex: number, at = t1): ConsultationEvent => ({
+  type: 'ConsultationDeclined',
+  data: { consultationId: id, expertId, offerIndex, reason: 'busy', declinedAt: at },
+});
+const issued: ConsultationEvent = {
+  type: 'ReportIssued',
+  data: { consultationId: id, expertId: A, diagnosis: 'Type B dissection', recommendations: 'Transfer', issuedAt: t1, nextResendAt: '2024-05-01T10:40:00.000Z' },
+};
+const acknowledged: ConsultationEvent = { type: 'ReportAcknowledged', data: { consultationId: id, acknowledgedAt: t1 } };
+const cancelled: ConsultationEvent = { type: 'ConsultationCancelled', data: { consultationId: id, reason: 'patient transferred', cancelledAt: t1 } };
+const unassigned: ConsultationEvent = { type: 'ConsultationUnassigned', data: { consultationId: id, unassignedAt: t1 } };
+
+const spec = DeciderSpec.for(consultationDecider);
+const allDeclined = [requested, offered(A, 0), declined(A, 0), offered(B, 1, t1, '2024-05-01T11:30:00.000Z'), declined(B, 1), offered(C, 2, t1, '2024-05-01T11:30:00.000Z'), declined(C, 2), unassigned];
+
+describe('Consultation decider', () => {
+  describe('request', () => {
+    it('records the request and offers it to the first candidate in the same decision', () => spec.given([]).when(request).then([requested, offered(A, 0)]));
+
+    it('a repeat of the same request changes nothing; another request under the same id is refused', () => {
+      spec.given([requested, offered(A, 0)]).when(request).thenNothing();
+      spec.given([requested, offered(A, 0)]).when({ ...request, clinicalQuestion: 'other' } as ConsultationCommand).thenThrows(ConflictError, 'consultation_id_reused');
+    });
+
+    it('refuses bad requests, naming fields and never the patient text', () => {
+      for (const bad of [
+        { candidates: [] },
+        { candidates: [A, B, C, 'x-1:a', 'x-2:b', 'x-3:c'] },
+        { candidates: [A, A] },
+        { candidates: ['not an expert id'] },
+        { clinicalQuestion: '   ' },
+        { deadlineSeconds: 10 },
+        { attachments: ['not-an-oid'] },
+        { consultationId: 'short' },
+      ]) {
+        const error = spec.given([]).when({ ...request, ...bad } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+        expect(error.message).not.toContain(QUESTION);
+      }
+    });
+  });
+
+  describe('offers', () => {
+    it('the offered expert accepts before the deadline', () => spec.given([requested, offered(A, 0)]).when(accept(A)).then([accepted(A, 0)]));
+
+    it('accepting twice changes nothing', () => spec.given([requested, offered(A, 0), accepted(A, 0)]).when(accept(A)).thenNothing());
+
+      it('refuses an accept after the offer expired, even before the timer fired', () => {
+      spec.given([requested, offered(A, 0)]).when(accept(A, tLate)).thenThrows(ConflictError, 'offer_expired');
+    });
+
+    it('refuses an expert who was not offered the case, and a system speaking for an expert of another system', () => {
+      spec.given([requested, offered(A, 0)]).when(accept(B)).thenThrows(ForbiddenError, 'expert_not_offered');
+      spec.given([requested, offered(A, 0)]).when(accept(A, t1, 'beijing')).thenThrows(ForbiddenError, 'not_your_consultation');
+    });
+
+    it('a decline offers it to the next candidate at once', () =>
+      spec.given([requested, offered(A, 0)]).when(decline(A)).then([declined(A, 0), offered(B, 1, t1, '2024-05-01T11:30:00.000Z')]));
+
+    it('an expiry offers it to the next candidate; the last one leaves it unassigned', () => {
+      spec
+        .given([requested, offered(A, 0)])
+        .when(expire(0))
+        .then([{ type: 'ConsultationExpired', data: { consultationId: id, expertId: A, offerIndex: 0, expiredAt: tLate } }, offered(B, 1, tLate, '2024-05-01T12:00:00.000Z')]);
+      spec
+        .given(allDeclined.slice(0, 6))
+        .when(expire(2, '2024-05-01T11:30:00.000Z'))
+        .then([
+          { type: 'ConsultationExpired', data: { consultationId: id, expertId: C, offerIndex: 2, expiredAt: '2024-05-01T11:30:00.000Z' } },
+          { type: 'ConsultationUnassigned', data: { consultationId: id, unassignedAt: '2024-05-01T11:30:00.000Z' } },
+        ]);
+    });
+
+    it('the last decline leaves it unassigned', () => spec.given(allDeclined.slice(0, 6)).when(decline(C)).then([declined(C, 2), unassigned]));
+
+    it('stale, early and repeated timers change nothing', () => {
+      spec.given([requested, offered(A, 0)]).when(expire(0, t1)).thenNothing(); // not yet due
+      spec.given([requested, offered(A, 0), declined(A, 0), offered(B, 1, t1)]).when(expire(0)).thenNothing(); // answered
+      spec.given([requested, offered(A, 0), accepted(A, 0)]).when(expire(0)).thenNothing();
+    });
+
+    it('an expert whose offer was declined or expired can no longer accept', () => {
+      spec.given([requested, offered(A, 0), declined(A, 0), offered(B, 1, t1)]).when(accept(A)).thenThrows(ConflictError, 'offer_declined');
+      const expired: ConsultationEvent = { type: 'ConsultationExpired', data: { consultationId: id, expertId: A, offerIndex: 0, expiredAt: tLate } };
+      spec.given([requested, offered(A, 0), expired, offered(B, 1, tLate)]).when(accept(A, tLate)).thenThrows(ConflictError, 'offer_expired');
+    });
+
+    it('an accepted expert cannot decline', () => {
+      spec.given([requested, offered(A, 0), accepted(A, 0)]).when(decline(A)).thenThrows(ConflictError, 'consultation_already_accepted');
+    });
+  });
+
+  describe('report', () => {
+    const acceptedA = [requested, offered(A, 0), accepted(A, 0)];
+
+    it('the accepted expert reports; resends are scheduled from the policy', () => spec.given(acceptedA).when(report(A)).then([issued]));
+
+    it('the same report again changes nothing; another one is refused', () => {
+      spec.given([...acceptedA, issued]).when(report(A)).thenNothing();
+      spec.given([...acceptedA, issued]).when(report(A, 'Something else')).thenThrows(ConflictError, 'report_already_issued');
+    });
+
+    it('refuses a report before accepting, by an expert not offered, on a declined, unassigned or cancelled consultation', () => {
+      spec.given([requested, offered(A, 0)]).when(report(A)).thenThrows(ConflictError, 'consultation_not_accepted');
+      spec.given(acceptedA).when(report(B)).thenThrows(ForbiddenError, 'expert_not_offered');
+      spec.given([requested, offered(A, 0), declined(A, 0), offered(B, 1, t1)]).when(report(A)).thenThrows(ConflictError, 'offer_declined');
+      spec.given(allDeclined).when(report(C)).thenThrows(ConflictError, 'consultation_unassigned');
+      spec.given([...acceptedA, cancelled]).when(report(A)).thenThrows(ConflictError, 'consultation_cancelled');
+      spec.given(acceptedA).when({ ...report(A), diagnosis: ' ' } as ConsultationCommand).thenThrows(ValidationError, 'invalid_report');
+    });
+
+    it('re-sends an unacknowledged report when due, at most maxAttempts times', () => {
+      const given = [...acceptedA, issued];
+      spec.given(given).when(resend(1, '2024-05-01T10:39:00.000Z')).thenNothing(); // not yet due
+      const r1: ConsultationEvent = { type: 'ReportResent', data: { consultationId: id, attempt: 1, resentAt: '2024-05-01T10:40:00.000Z', nextResendAt: '2024-05-01T10:50:00.000Z' } };
+      spec.given(given).when(resend(1, '2024-05-01T10:40:00.000Z')).then([r1]);
+      spec.given([...given, r1]).when(resend(1, '2024-05-01T10:55:00.000Z')).thenNothing(); // a repeat of attempt 1
+      const r2: ConsultationEvent = { type: 'ReportResent', data: { consultationId: id, attempt: 2, resentAt: '2024-05-01T10:55:00.000Z', nextResendAt: null } };
+      spec.given([...given, r1]).when(resend(2, '2024-05-01T10:55:00.000Z')).then([r2]);
+      spec.given([...given, r1, r2]).when(resend(3, '2024-05-01T12:00:00.000Z')).thenNothing(); // bounded
+      spec.given([...given, acknowledged]).when(resend(1, '2024-05-01T12:00:00.000Z')).thenNothing();
+    });
+
+    it('the applicant acknowledges once; others may not; not before a report', () => {
+      spec.given([...acceptedA, issued]).when(ack()).then([acknowledged]);
+      spec.given([...acceptedA, issued, acknowledged]).when(ack()).thenNothing();
+      spec.given([...acceptedA, issued]).when(ack('chengdu')).thenThrows(ForbiddenError, 'not_your_consultation');
+      spec.given(acceptedA).when(ack()).thenThrows(ConflictError, 'report_not_issued');
+    });
+  });
+
+  describe('cancel', () => {
+    it('the applicant cancels while offered or accepted; a repeat changes nothing', () => {
+      spec.given([requested, offered(A, 0)]).when(cancel()).then([cancelled]);
+      spec.given([requested, offered(A, 0), accepted(A, 0)]).when(cancel()).then([cancelled]);
+      spec.given([requested, offered(A, 0), cancelled]).when(cancel()).thenNothing();
+    });
+
+    it('refuses a cancel after the report, by another system, or of an unassigned consultation', () => {
+      spec.given([requested, offered(A, 0), accepted(A, 0), issued]).when(cancel()).thenThrows(ConflictError, 'report_already_issued');
+      spec.given([requested, offered(A, 0), accepted(A, 0), issued, acknowledged]).when(cancel()).thenThrows(ConflictError, 'report_already_issued');
+      spec.given([requested, offered(A, 0)]).when(cancel('chengdu')).thenThrows(ForbiddenError, 'not_your_consultation');
+      spec.given(allDeclined).when(cancel()).thenThrows(ConflictError, 'consultation_unassigned');
+    });
+
+    it('refuses every step on a cancelled consultation', () => {
+      spec.given([requested, offered(A, 0), cancelled]).when(accept(A)).thenThrows(ConflictError, 'consultation_cancelled');
+      spec.given([requested, offered(A, 0), cancelled]).when(decline(A)).thenThrows(ConflictError, 'consultation_cancelled');
+      spec.given([requested, offered(A, 0), cancelled]).when(ack()).thenThrows(ConflictError, 'consultation_cancelled');
+      spec.given([requested, offered(A, 0), cancelled]).when(expire(0)).thenNothing();
+    });
+  });
+
+  it('refuses steps on an unknown consultation', () => {
+    for (const c of [accept(A), decline(A), report(A), ack(), cancel()]) spec.given([]).when(c).thenThrows(NotFoundError, 'consultation_not_found');
+  });
+});
