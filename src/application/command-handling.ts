@@ -12,6 +12,12 @@ export type HandleOptions = Readonly<{
   commandId: string;
   metadata?: EventMetadata;
   retries?: number;
+  /**
+   * The stream is most likely new (an upload creates its document's stream): decide on the initial state and
+   * append with 'no_stream' without reading first. If the stream exists after all, the append fails with a
+   * conflict (or is recognised as a repeat) and the command is handled the usual way, from a fresh read.
+   */
+  expectNewStream?: boolean;
 }>;
 
 export type HandleResult<Event> = Readonly<{ newEvents: readonly Event[]; nextExpectedVersion: bigint | null; lastGlobalPosition: bigint | null }>;
@@ -24,11 +30,13 @@ export const handleCommand = async <Command, Event extends { type: string; data:
   options: HandleOptions,
 ): Promise<HandleResult<Event>> => {
   const retries = options.retries ?? 3;
-  for (let attempt = 0; ; attempt++) {
-    const { state, currentVersion } = await store.aggregateStream<State>(streamName, {
+  const read = () =>
+    store.aggregateStream<State>(streamName, {
       evolve: (s, e) => decider.evolve(s, { type: e.type, data: e.data } as unknown as Event),
       initialState: decider.initialState,
     });
+  for (let attempt = 0; ; attempt++) {
+    const { state, currentVersion } = attempt === 0 && options.expectNewStream ? { state: decider.initialState(), currentVersion: null } : await read();
     const events = decider.decide(command, state);
     if (events.length === 0) return { newEvents: [], nextExpectedVersion: currentVersion, lastGlobalPosition: null };
     try {
@@ -46,16 +54,13 @@ export const handleCommand = async <Command, Event extends { type: string; data:
         // The event ids were stored already: a true repeat, or a concurrent command with the same id that decided
         // on the same stale state but with other content. Decide again on what is stored, so the second is refused
         // (e.g. observation_id_reused) instead of being reported as done while its content was dropped.
-        const stored = await store.aggregateStream<State>(streamName, {
-          evolve: (s, e) => decider.evolve(s, { type: e.type, data: e.data } as unknown as Event),
-          initialState: decider.initialState,
-        });
-        decider.decide(command, stored.state);
+        decider.decide(command, (await read()).state);
         return { newEvents: [], nextExpectedVersion: result.nextExpectedVersion, lastGlobalPosition: result.lastGlobalPosition };
       }
       return { newEvents: events, nextExpectedVersion: result.nextExpectedVersion, lastGlobalPosition: result.lastGlobalPosition };
     } catch (error) {
-      if (error instanceof ExpectedVersionConflictError && attempt < retries) continue;
+      // A conflict on the unread first attempt of expectNewStream is the expected fallback, not a retry spent.
+      if (error instanceof ExpectedVersionConflictError && (attempt < retries || (attempt === 0 && options.expectNewStream))) continue;
       throw error;
     }
   }

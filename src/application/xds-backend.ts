@@ -149,6 +149,7 @@ export class XdsBackend {
     const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: document }, {
       commandId: `submit/${uniqueId}`,
       metadata: { correlationId: options.correlationId },
+      expectNewStream: true,
     });
     return { uniqueId, created: result.newEvents.length > 0, position: result.lastGlobalPosition };
   }
