@@ -1,0 +1,189 @@
+import { z } from 'zod';
+import {
+  CONSULTATION_DOWNLINK_TYPES,
+  CONSULTATION_UPLINK_TYPES,
+  type ConsultationDownlinkEnvelope,
+  type ConsultationUplinkEnvelope,
+} from '../../application/consultation/consultation-messages';
+import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
+import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { MAX_ATTACHMENTS, MAX_CANDIDATES, MAX_DEADLINE_SECONDS, MIN_DEADLINE_SECONDS } from '../../domain/consultation/consultation';
+import { MAX_MESSAGE_CHARS, type ParseFailure, type ParseResult } from './messages';
+
+/**
+ * THE CONSULTATION MESSAGES of the hub's contract, version 1, as zod schemas (the envelope of messages.ts).
+ *
+ * Uplink (system -> hub, the shared uplink queue; strict: unknown fields are a schema error):
+ *   'consultation.requested'   { consultationId (uuid), applicantClinician, candidates: expertId[1..5],
+ *                                clinicalQuestion, summary, attachments: OID[], deadlineSeconds? }
+ *   'consultation.accept'      { consultationId, expertId }
+ *   'consultation.decline'     { consultationId, expertId, reason }
+ *   'consultation.report'      { consultationId, expertId, diagnosis, recommendations }
+ *   'consultation.acknowledge' { consultationId }
+ *   'consultation.cancel'      { consultationId, reason? }
+ * Downlink (hub -> one system's queue; tolerant: unknown fields are dropped):
+ *   'consultation.offered'     { consultationId, expertId, offerIndex, offeredAt, expiresAt, applicantSystemId,
+ *                                applicantClinician, clinicalQuestion, summary, attachments }   -> expert's system
+ *   'consultation.accepted'    { consultationId, expertId, acceptedAt }                           -> applicant
+ *   'consultation.declined'    { consultationId, expertId, outcome: 'declined'|'expired', reason, at } -> applicant
+ *   'consultation.unassigned'  { consultationId, unassignedAt }                                   -> applicant
+ *   'consultation.report'      { consultationId, expertId, diagnosis, recommendations, issuedAt, attempt } -> applicant
+ *   'consultation.cancelled'   { consultationId, expertId, reason, cancelledAt }                  -> expert's system
+ * ('consultation.report' is a type in both directions: the expert's system sends it up, the hub sends it down.)
+ *
+ * API, as messages.ts: parseConsultationUplink / parseConsultationDownlink (never throw),
+ * serializeConsultationUplink / serializeConsultationDownlink (TypeError on a contract breach),
+ * isConsultationType(type) to route a message to this file's parser, and the schemas for the AsyncAPI document.
+ * Detail strings name fields, never values: the clinical text is patient information.
+ */
+export { CONSULTATION_DOWNLINK_TYPES, CONSULTATION_UPLINK_TYPES } from '../../application/consultation/consultation-messages';
+export type {
+  ConsultationDownlinkEnvelope,
+  ConsultationDownlinkOf,
+  ConsultationDownlinkPayloads,
+  ConsultationDownlinkType,
+  ConsultationUplinkEnvelope,
+  ConsultationUplinkOf,
+  ConsultationUplinkPayloads,
+  ConsultationUplinkType,
+} from '../../application/consultation/consultation-messages';
+
+export const isConsultationType = (type: unknown): boolean => typeof type === 'string' && type.startsWith('consultation.');
+
+const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -');
+const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
+const consultationId = z.uuid();
+const oid = z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS document uniqueId (OID)');
+const text = (max: number) => z.string().trim().min(1).max(max);
+const isoWithOffset = z.iso.datetime({ offset: true });
+
+export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
+  'consultation.requested': z.strictObject({
+    consultationId,
+    applicantClinician: text(200),
+    candidates: z.array(expertId).min(1).max(MAX_CANDIDATES),
+    clinicalQuestion: text(10_000),
+    summary: z.string().max(100_000),
+    attachments: z.array(oid).max(MAX_ATTACHMENTS),
+    deadlineSeconds: z.number().int().min(MIN_DEADLINE_SECONDS).max(MAX_DEADLINE_SECONDS).optional(),
+  }),
+  'consultation.accept': z.strictObject({ consultationId, expertId }),
+  'consultation.decline': z.strictObject({ consultationId, expertId, reason: z.string().max(500) }),
+  'consultation.report': z.strictObject({ consultationId, expertId, diagnosis: text(10_000), recommendations: z.string().max(100_000) }),
+  'consultation.acknowledge': z.strictObject({ consultationId }),
+  'consultation.cancel': z.strictObject({ consultationId, reason: z.string().max(500).optional() }),
+} as const;
+
+export const CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS = {
+  'consultation.offered': z.object({
+    consultationId,
+    expertId,
+    offerIndex: z.number().int().min(0),
+    offeredAt: isoWithOffset,
+    expiresAt: isoWithOffset,
+    applicantSystemId: systemId,
+    applicantClinician: z.string(),
+    clinicalQuestion: z.string(),
+    summary: z.string(),
+    attachments: z.array(z.string()),
+  }),
+  'consultation.accepted': z.object({ consultationId, expertId, acceptedAt: isoWithOffset }),
+  'consultation.declined': z.object({ consultationId, expertId, outcome: z.enum(['declined', 'expired']), reason: z.string(), at: isoWithOffset }),
+  'consultation.unassigned': z.object({ consultationId, unassignedAt: isoWithOffset }),
+  'consultation.report': z.object({
+    consultationId,
+    expertId,
+    diagnosis: z.string(),
+    recommendations: z.string(),
+    issuedAt: isoWithOffset,
+    attempt: z.number().int().min(0),
+  }),
+  'consultation.cancelled': z.object({ consultationId, expertId, reason: z.string(), cancelledAt: isoWithOffset }),
+} as const;
+
+const envelopeShape = {
+  id: z.uuid(),
+  version: z.literal(CONTRACT_VERSION),
+  systemId,
+  correlationId: z.string().min(1).max(100),
+  time: isoWithOffset,
+};
+const strictEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) => z.strictObject({ ...envelopeShape, type: z.literal(type), payload });
+const looseEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) => z.object({ ...envelopeShape, type: z.literal(type), payload });
+const U = CONSULTATION_UPLINK_PAYLOAD_SCHEMAS;
+const D = CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS;
+
+export const ConsultationUplinkEnvelopeSchema = z.discriminatedUnion('type', [
+  strictEnvelope('consultation.requested', U['consultation.requested']),
+  strictEnvelope('consultation.accept', U['consultation.accept']),
+  strictEnvelope('consultation.decline', U['consultation.decline']),
+  strictEnvelope('consultation.report', U['consultation.report']),
+  strictEnvelope('consultation.acknowledge', U['consultation.acknowledge']),
+  strictEnvelope('consultation.cancel', U['consultation.cancel']),
+]);
+export const ConsultationDownlinkEnvelopeSchema = z.discriminatedUnion('type', [
+  looseEnvelope('consultation.offered', D['consultation.offered']),
+  looseEnvelope('consultation.accepted', D['consultation.accepted']),
+  looseEnvelope('consultation.declined', D['consultation.declined']),
+  looseEnvelope('consultation.unassigned', D['consultation.unassigned']),
+  looseEnvelope('consultation.report', D['consultation.report']),
+  looseEnvelope('consultation.cancelled', D['consultation.cancelled']),
+]);
+
+// The schemas and the core's types must describe the same messages (checked at compile time, as messages.ts).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type DeepWritable<T> = T extends readonly (infer V)[] ? DeepWritable<V>[] : T extends object ? { -readonly [K in keyof T]: DeepWritable<T[K]> } : T;
+const uplinkMatches: Same<DeepWritable<z.infer<typeof ConsultationUplinkEnvelopeSchema>>, DeepWritable<ConsultationUplinkEnvelope>> = true;
+const downlinkMatches: Same<DeepWritable<z.infer<typeof ConsultationDownlinkEnvelopeSchema>>, DeepWritable<ConsultationDownlinkEnvelope>> = true;
+void uplinkMatches;
+void downlinkMatches;
+
+const readable = (value: unknown): ParseFailure['envelope'] => {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const pick = (k: string): string | undefined => (typeof v[k] === 'string' && (v[k] as string).length <= 100 ? (v[k] as string) : undefined);
+  return Object.fromEntries(Object.entries({ id: pick('id'), type: pick('type'), systemId: pick('systemId') }).filter(([, x]) => x !== undefined));
+};
+
+const describeIssues = (error: z.ZodError): string =>
+  error.issues
+    .slice(0, 10)
+    .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(message)'}: ${i.message}`)
+    .join('; ') + (error.issues.length > 10 ? `; and ${error.issues.length - 10} more` : '');
+
+const parseWith = <M>(schema: z.ZodType<M>, json: string, knownTypes: readonly string[]): ParseResult<M> => {
+  if (typeof json !== 'string') return { ok: false, reason: 'bad_json', detail: 'the body is not a string' };
+  if (json.length > MAX_MESSAGE_CHARS) return { ok: false, reason: 'bad_schema', detail: `the message is larger than ${MAX_MESSAGE_CHARS} characters` };
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return { ok: false, reason: 'bad_json', detail: 'the body is not valid JSON' };
+  }
+  const envelope = readable(value);
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const v = value as Record<string, unknown>;
+    if (v.version !== CONTRACT_VERSION) return { ok: false, reason: 'bad_schema', detail: `version: must be ${CONTRACT_VERSION}`, envelope };
+    if (typeof v.type !== 'string' || !knownTypes.includes(v.type)) return { ok: false, reason: 'bad_schema', detail: `type: must be one of ${knownTypes.join(', ')}`, envelope };
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) return { ok: false, reason: 'bad_schema', detail: describeIssues(result.error), envelope };
+  return { ok: true, message: result.data };
+};
+
+export const parseConsultationUplink = (json: string): ParseResult<ConsultationUplinkEnvelope> =>
+  parseWith(ConsultationUplinkEnvelopeSchema as z.ZodType<ConsultationUplinkEnvelope>, json, CONSULTATION_UPLINK_TYPES);
+
+export const parseConsultationDownlink = (json: string): ParseResult<ConsultationDownlinkEnvelope> =>
+  parseWith(ConsultationDownlinkEnvelopeSchema as z.ZodType<ConsultationDownlinkEnvelope>, json, CONSULTATION_DOWNLINK_TYPES);
+
+const serializeWith = (schema: z.ZodType, envelope: unknown, what: string): string => {
+  const result = schema.safeParse(envelope);
+  if (!result.success) throw new TypeError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
+  return JSON.stringify(envelope);
+};
+
+export const serializeConsultationUplink = (envelope: ConsultationUplinkEnvelope): string =>
+  serializeWith(ConsultationUplinkEnvelopeSchema, envelope, 'consultation uplink message');
+export const serializeConsultationDownlink = (envelope: ConsultationDownlinkEnvelope): string =>
+  serializeWith(ConsultationDownlinkEnvelopeSchema, envelope, 'consultation downlink message');

@@ -1,0 +1,197 @@
+import { homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
+import type { CheckpointStore } from '../ports/downlink-outbox';
+import type { EventStore, RecordedEvent } from '../ports/event-store';
+import type { ProjectorLogger } from '../projector';
+import type { ConsultationDownlinkEnvelope, ConsultationDownlinkPayloads, ConsultationDownlinkType } from './consultation-messages';
+import type { ConsultationView } from './consultation-projection';
+import type { ConsultationReadModel } from './consultation-read-model';
+
+/**
+ * PURE: which downlink messages one recorded consultation event causes, and to which system's queue.
+ *
+ *   planConsultationDownlink(event, { consultation, queueFor }) -> readonly { queue, envelope }[]
+ *
+ *   ConsultationOffered    -> 'consultation.offered'    to the candidate expert's home system
+ *   ConsultationAccepted   -> 'consultation.accepted'   to the applicant system
+ *   ConsultationDeclined   -> 'consultation.declined'   (outcome 'declined') to the applicant system
+ *   ConsultationExpired    -> 'consultation.declined'   (outcome 'expired', reason 'offer_expired') to the applicant
+ *   ConsultationUnassigned -> 'consultation.unassigned' to the applicant system
+ *   ReportIssued           -> 'consultation.report'     (attempt 0) to the applicant system
+ *   ReportResent           -> 'consultation.report'     (attempt n, the same report) to the applicant system
+ *   ConsultationCancelled  -> 'consultation.cancelled'  to the home system of the expert it was with (open offer
+ *                             or accepted), nothing when it was with nobody
+ *   ConsultationRequested, ReportAcknowledged, other contexts' events -> nothing
+ *
+ * `consultation` is the read model's row (caught up to at least the event): the planner takes the request's
+ * details from it (they never change) and the report for a resend; everything that changes comes from the event,
+ * so planning an event again later gives the same messages. Ids: downlinkMessageId(event.id, target); time: the
+ * event's recordedAt; correlation id: the consultation's.
+ */
+export type ConsultationDownlinkContext = Readonly<{
+  consultation: ConsultationView;
+  queueFor: (systemId: string) => string;
+}>;
+export type ConsultationDownlinkMessage = Readonly<{ queue: string; envelope: ConsultationDownlinkEnvelope }>;
+
+export const planConsultationDownlink = (event: RecordedEvent, context: ConsultationDownlinkContext): readonly ConsultationDownlinkMessage[] => {
+  if (!isConsultationEvent(event)) return [];
+  const e = { type: event.type, data: event.data } as ConsultationEvent;
+  const c = context.consultation;
+  const message = <T extends ConsultationDownlinkType>(to: string, type: T, payload: ConsultationDownlinkPayloads[T]): ConsultationDownlinkMessage => ({
+    queue: context.queueFor(to),
+    envelope: {
+      id: downlinkMessageId(event.id, to),
+      type,
+      version: CONTRACT_VERSION,
+      systemId: to,
+      correlationId: c.correlationId,
+      time: event.recordedAt,
+      payload,
+    } as Envelope<T, ConsultationDownlinkPayloads[T]> as ConsultationDownlinkEnvelope,
+  });
+  const applicant = c.applicantSystemId;
+  switch (e.type) {
+    case 'ConsultationOffered': {
+      const d = e.data;
+      return [
+        message(homeSystemOf(d.expertId), 'consultation.offered', {
+          consultationId: d.consultationId,
+          expertId: d.expertId,
+          offerIndex: d.offerIndex,
+          offeredAt: d.offeredAt,
+          expiresAt: d.expiresAt,
+          applicantSystemId: applicant,
+          applicantClinician: c.applicantClinician,
+          clinicalQuestion: c.clinicalQuestion,
+          summary: c.summary,
+          attachments: c.attachments,
+        }),
+      ];
+    }
+    case 'ConsultationAccepted':
+      return [message(applicant, 'consultation.accepted', { consultationId: e.data.consultationId, expertId: e.data.expertId, acceptedAt: e.data.acceptedAt })];
+    case 'ConsultationDeclined':
+      return [message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'declined', reason: e.data.reason, at: e.data.declinedAt })];
+    case 'ConsultationExpired':
+      return [message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'expired', reason: 'offer_expired', at: e.data.expiredAt })];
+    case 'ConsultationUnassigned':
+      return [message(applicant, 'consultation.unassigned', { consultationId: e.data.consultationId, unassignedAt: e.data.unassignedAt })];
+    case 'ReportIssued': {
+      const d = e.data;
+      return [message(applicant, 'consultation.report', { consultationId: d.consultationId, expertId: d.expertId, diagnosis: d.diagnosis, recommendations: d.recommendations, issuedAt: d.issuedAt, attempt: 0 })];
+    }
+    case 'ReportResent': {
+      const r = c.report;
+      if (!r) return [];
+      return [message(applicant, 'consultation.report', { consultationId: e.data.consultationId, expertId: r.expertId, diagnosis: r.diagnosis, recommendations: r.recommendations, issuedAt: r.issuedAt, attempt: e.data.attempt })];
+    }
+    case 'ConsultationCancelled': {
+      // With whom it was: the offer still open or accepted (cancel settles no offer and is final, so the row's
+      // offers are those of the moment of cancelling, however far the model has moved since).
+      const withExpert = c.offers.find((o) => o.outcome === 'open' || o.outcome === 'accepted');
+      if (!withExpert) return [];
+      return [
+        message(homeSystemOf(withExpert.expertId), 'consultation.cancelled', {
+          consultationId: e.data.consultationId,
+          expertId: withExpert.expertId,
+          reason: e.data.reason,
+          cancelledAt: e.data.cancelledAt,
+        }),
+      ];
+    }
+    case 'ConsultationRequested':
+    case 'ReportAcknowledged':
+      return [];
+    default: {
+      const never: never = e;
+      return never;
+    }
+  }
+};
+
+/** Where the consultation publisher hands its messages (part B: the same durable AMQP sender as the directory's). */
+export interface ConsultationOutbox {
+  send(queue: string, envelope: ConsultationDownlinkEnvelope): Promise<void>;
+}
+
+/**
+ * At-least-once publisher of the consultation downlink from a checkpointed subscription to the store (the
+ * directory's DownlinkPublisher pattern): for each consultation event, catch the read model up to it, plan,
+ * send every message (resolved only once the broker holds it), then move the checkpoint. A crash resends from
+ * the checkpoint with the same message ids; receivers dedupe by id.
+ */
+export type ConsultationPublisherDependencies = Readonly<{
+  store: EventStore;
+  consultations: Pick<ConsultationReadModel, 'get' | 'checkpoint'>;
+  projector: { catchUp(): Promise<void> };
+  outbox: ConsultationOutbox;
+  checkpoints: CheckpointStore;
+  queueFor: (systemId: string) => string;
+  /** Checkpoint name (default 'consultation-downlink'). */
+  name?: string;
+  batchSize?: number;
+  logger?: ProjectorLogger;
+}>;
+
+export class ConsultationDownlinkPublisher {
+  private running: Promise<void> | null = null;
+  private stopped = true;
+  private loop: Promise<void> | null = null;
+  private readonly name: string;
+
+  constructor(private readonly deps: ConsultationPublisherDependencies) {
+    this.name = deps.name ?? 'consultation-downlink';
+  }
+
+  catchUp(): Promise<void> {
+    if (!this.running) {
+      this.running = this.drain().finally(() => {
+        this.running = null;
+      });
+    }
+    return this.running;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          await this.catchUp();
+          await this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
+        } catch (error) {
+          this.deps.logger?.error({ err: error }, 'consultation downlink failed; retrying from the checkpoint');
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    await this.running?.catch(() => undefined);
+  }
+
+  private async drain(): Promise<void> {
+    let checkpoint = await this.deps.checkpoints.get(this.name);
+    for (;;) {
+      const events = await this.deps.store.readAll({ after: checkpoint, maxCount: this.deps.batchSize ?? 200 });
+      if (events.length === 0) return;
+      const last = events[events.length - 1]!.globalPosition;
+      if ((await this.deps.consultations.checkpoint()) < last) await this.deps.projector.catchUp();
+      for (const event of events) {
+        checkpoint = event.globalPosition;
+        if (!isConsultationEvent(event)) continue;
+        const consultation = await this.deps.consultations.get(String(event.data.consultationId));
+        if (!consultation) continue;
+        for (const m of planConsultationDownlink(event, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
+        await this.deps.checkpoints.set(this.name, checkpoint);
+        if (this.stopped && this.loop) return;
+      }
+      await this.deps.checkpoints.set(this.name, checkpoint);
+    }
+  }
+}

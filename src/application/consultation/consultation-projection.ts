@@ -1,0 +1,160 @@
+import { DateTime } from 'luxon';
+import { assertNever } from '../../domain/shared/decider';
+import { homeSystemOf, type ConsultationEvent, type ConsultationStatus, type Offer, type ReportResendPolicy } from '../../domain/consultation/consultation';
+
+/**
+ * The consultation query side as pure evolve functions (storage adapters apply them; tests call them directly).
+ *
+ * - `evolveConsultationView(view | null, event)`: one row per consultation, with what the lists filter on: the
+ *   applicant system, the system of the expert it is with now (`expertSystemId`: the open offer's or the
+ *   accepted expert's home system; null once unassigned), the status, and the next timer (`dueAt`: the open
+ *   offer's expiry, or the next report resend) that the Deadlines runner polls.
+ * - `evolveMonthlyCounts(counts, event)`: consultations requested per calendar month (UTC), the paper's Figure 5.
+ */
+export type ConsultationView = Readonly<{
+  consultationId: string;
+  correlationId: string;
+  applicantSystemId: string;
+  applicantClinician: string;
+  candidates: readonly string[];
+  clinicalQuestion: string;
+  summary: string;
+  attachments: readonly string[];
+  deadlineSeconds: number;
+  reportResend: ReportResendPolicy;
+  status: ConsultationStatus;
+  offers: readonly (Offer & { reason: string | null; settledAt: string | null })[];
+  expertId: string | null;
+  expertSystemId: string | null;
+  report: Readonly<{
+    expertId: string;
+    diagnosis: string;
+    recommendations: string;
+    issuedAt: string;
+    resends: number;
+    lastSentAt: string;
+    nextResendAt: string | null;
+    acknowledgedAt: string | null;
+  }> | null;
+  cancelled: Readonly<{ reason: string; cancelledAt: string }> | null;
+  requestedAt: string;
+  updatedAt: string;
+  /** The next timer: 'offer' (expiry of offer `offerIndex`) or 'resend' (of resend `attempt`); null when none. */
+  due: DueTimer | null;
+}>;
+
+export type DueTimer = Readonly<{ kind: 'offer'; offerIndex: number; dueAt: string } | { kind: 'resend'; attempt: number; dueAt: string }>;
+
+const dueOf = (v: Omit<ConsultationView, 'due'>): DueTimer | null => {
+  if (v.status === 'offered') {
+    const open = v.offers.find((o) => o.outcome === 'open');
+    return open ? { kind: 'offer', offerIndex: open.offerIndex, dueAt: open.expiresAt } : null;
+  }
+  if (v.status === 'reported' && v.report?.nextResendAt) return { kind: 'resend', attempt: v.report.resends + 1, dueAt: v.report.nextResendAt };
+  return null;
+};
+
+const withDue = (v: Omit<ConsultationView, 'due'>): ConsultationView => ({ ...v, due: dueOf(v) });
+
+const settle = (v: ConsultationView, offerIndex: number, outcome: Offer['outcome'], at: string, reason: string | null): ConsultationView['offers'] =>
+  v.offers.map((o) => (o.offerIndex === offerIndex ? { ...o, outcome, settledAt: at, reason } : o));
+
+export const evolveConsultationView = (current: ConsultationView | null, event: ConsultationEvent): ConsultationView | null => {
+  if (event.type === 'ConsultationRequested') {
+    if (current) return current;
+    const d = event.data;
+    return withDue({
+      consultationId: d.consultationId,
+      correlationId: d.correlationId,
+      applicantSystemId: d.applicantSystemId,
+      applicantClinician: d.applicantClinician,
+      candidates: d.candidates,
+      clinicalQuestion: d.clinicalQuestion,
+      summary: d.summary,
+      attachments: d.attachments,
+      deadlineSeconds: d.deadlineSeconds,
+      reportResend: d.reportResend,
+      status: 'offered',
+      offers: [],
+      expertId: null,
+      expertSystemId: null,
+      report: null,
+      cancelled: null,
+      requestedAt: d.requestedAt,
+      updatedAt: d.requestedAt,
+    });
+  }
+  if (!current) return current;
+  switch (event.type) {
+    case 'ConsultationOffered': {
+      const d = event.data;
+      if (current.offers.some((o) => o.offerIndex === d.offerIndex)) return current;
+      const offer = { expertId: d.expertId, offerIndex: d.offerIndex, offeredAt: d.offeredAt, expiresAt: d.expiresAt, outcome: 'open' as const, reason: null, settledAt: null };
+      return withDue({ ...current, status: 'offered', offers: [...current.offers, offer], expertId: d.expertId, expertSystemId: homeSystemOf(d.expertId), updatedAt: d.offeredAt });
+    }
+    case 'ConsultationAccepted':
+      return withDue({ ...current, status: 'accepted', offers: settle(current, event.data.offerIndex, 'accepted', event.data.acceptedAt, null), updatedAt: event.data.acceptedAt });
+    case 'ConsultationDeclined':
+      return withDue({ ...current, offers: settle(current, event.data.offerIndex, 'declined', event.data.declinedAt, event.data.reason), updatedAt: event.data.declinedAt });
+    case 'ConsultationExpired':
+      return withDue({ ...current, offers: settle(current, event.data.offerIndex, 'expired', event.data.expiredAt, null), updatedAt: event.data.expiredAt });
+    case 'ConsultationUnassigned':
+      return withDue({ ...current, status: 'unassigned', expertId: null, expertSystemId: null, updatedAt: event.data.unassignedAt });
+    case 'ReportIssued': {
+      const d = event.data;
+      const report = { expertId: d.expertId, diagnosis: d.diagnosis, recommendations: d.recommendations, issuedAt: d.issuedAt, resends: 0, lastSentAt: d.issuedAt, nextResendAt: d.nextResendAt, acknowledgedAt: null };
+      return withDue({ ...current, status: 'reported', report, updatedAt: d.issuedAt });
+    }
+    case 'ReportResent':
+      if (!current.report) return current;
+      return withDue({
+        ...current,
+        report: { ...current.report, resends: event.data.attempt, lastSentAt: event.data.resentAt, nextResendAt: event.data.nextResendAt },
+        updatedAt: event.data.resentAt,
+      });
+    case 'ReportAcknowledged':
+      if (!current.report) return current;
+      return withDue({
+        ...current,
+        status: 'acknowledged',
+        report: { ...current.report, nextResendAt: null, acknowledgedAt: event.data.acknowledgedAt },
+        updatedAt: event.data.acknowledgedAt,
+      });
+    case 'ConsultationCancelled':
+      return withDue({ ...current, status: 'cancelled', cancelled: { reason: event.data.reason, cancelledAt: event.data.cancelledAt }, updatedAt: event.data.cancelledAt });
+    default:
+      return assertNever(event);
+  }
+};
+
+/** Calendar month (UTC) of an ISO-8601 instant: 'YYYY-MM'. */
+export const monthOf = (iso: string): string => DateTime.fromISO(iso, { setZone: true }).toUTC().toFormat('yyyy-MM');
+
+export type MonthlyCounts = ReadonlyMap<string, number>;
+
+/** Consultations requested per month (UTC). Only ConsultationRequested counts; other events leave it as is. */
+export const evolveMonthlyCounts = (counts: MonthlyCounts, event: ConsultationEvent): MonthlyCounts => {
+  if (event.type !== 'ConsultationRequested') return counts;
+  const month = monthOf(event.data.requestedAt);
+  return new Map(counts).set(month, (counts.get(month) ?? 0) + 1);
+};
+
+export type MonthCount = Readonly<{ month: string; requested: number }>;
+
+/**
+ * The months from `from` to `to` (inclusive, 'YYYY-MM'), each with its count, zero where nothing was requested:
+ * the series a chart draws. Without bounds: from the first to the last month with requests.
+ */
+export const monthSeries = (counts: readonly MonthCount[], range: Readonly<{ from?: string; to?: string }> = {}): MonthCount[] => {
+  const sorted = [...counts].sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : 0));
+  const from = range.from ?? sorted[0]?.month;
+  const to = range.to ?? sorted[sorted.length - 1]?.month;
+  if (from === undefined || to === undefined || from > to) return [];
+  const byMonth = new Map(sorted.map((c) => [c.month, c.requested]));
+  const out: MonthCount[] = [];
+  for (let m = DateTime.fromFormat(from, 'yyyy-MM', { zone: 'utc' }); m.toFormat('yyyy-MM') <= to && out.length < 1200; m = m.plus({ months: 1 })) {
+    const month = m.toFormat('yyyy-MM');
+    out.push({ month, requested: byMonth.get(month) ?? 0 });
+  }
+  return out;
+};

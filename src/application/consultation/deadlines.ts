@@ -1,0 +1,103 @@
+import { DateTime } from 'luxon';
+import { uuidV5 } from '../ids';
+import type { ProjectorLogger } from '../projector';
+import type { ConsultationReadModel, DueTimerRow } from './consultation-read-model';
+import type { ConsultationService } from './consultation-service';
+
+/**
+ * Timers of the consultations: offers that expire, reports that are re-sent while unacknowledged.
+ *
+ *   expireDue(now, rows) -> TimerCommand[]            PURE: which commands the due timers call for
+ *   new Deadlines({ consultations, projector, service, clock }).runOnce() / start() / stop()
+ *
+ * Each timer's command id is deterministic: UUIDv5 of ('consultation-timer', id, kind, offerIndex | attempt).
+ * Two hub processes that fire the same timer at once write the same event ids: the second is a no-op (or it
+ * re-decides on the new state after a version conflict, where the decider finds the timer stale and records
+ * nothing). The decider also ignores timers that are not yet due or no longer open, so a runner with a read
+ * model behind the store is harmless.
+ */
+export type TimerCommand =
+  | Readonly<{ kind: 'expire'; consultationId: string; offerIndex: number; commandId: string }>
+  | Readonly<{ kind: 'resend'; consultationId: string; attempt: number; commandId: string }>;
+
+export const timerCommandId = (consultationId: string, kind: 'offer' | 'resend', n: number): string => uuidV5(`consultation-timer/${consultationId}/${kind}/${n}`);
+
+export const expireDue = (now: string, rows: readonly DueTimerRow[]): TimerCommand[] => {
+  const at = DateTime.fromISO(now).toMillis();
+  return rows
+    .filter((r) => DateTime.fromISO(r.dueAt).toMillis() <= at)
+    .map((r): TimerCommand =>
+      r.kind === 'offer'
+        ? { kind: 'expire', consultationId: r.consultationId, offerIndex: r.offerIndex, commandId: timerCommandId(r.consultationId, 'offer', r.offerIndex) }
+        : { kind: 'resend', consultationId: r.consultationId, attempt: r.attempt, commandId: timerCommandId(r.consultationId, 'resend', r.attempt) },
+    );
+};
+
+export type DeadlinesDependencies = Readonly<{
+  consultations: Pick<ConsultationReadModel, 'dueTimers'>;
+  projector: { catchUp(): Promise<void> };
+  service: Pick<ConsultationService, 'expireOffer' | 'resendReport'>;
+  clock: { now(): DateTime };
+  /** Poll interval of start() (default 1000 ms). */
+  intervalMs?: number;
+  /** Timers handled per poll. */
+  batchSize?: number;
+  logger?: ProjectorLogger;
+}>;
+
+export class Deadlines {
+  private stopped = true;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly deps: DeadlinesDependencies) {}
+
+  /** Fire every timer due now; returns how many commands recorded events. */
+  async runOnce(): Promise<number> {
+    await this.deps.projector.catchUp();
+    const now = this.deps.clock.now().toUTC().toISO()!;
+    const commands = expireDue(now, await this.deps.consultations.dueTimers(now, this.deps.batchSize ?? 500));
+    let changed = 0;
+    for (const c of commands) {
+      try {
+        const result =
+          c.kind === 'expire'
+            ? await this.deps.service.expireOffer(c.consultationId, c.offerIndex, { commandId: c.commandId })
+            : await this.deps.service.resendReport(c.consultationId, c.attempt, { commandId: c.commandId });
+        if (result.changed) changed++;
+      } catch (error) {
+        // One failing timer must not hold up the others; it is due again on the next poll.
+        this.deps.logger?.warn({ err: error, kind: c.kind }, 'consultation timer failed; retrying on the next poll');
+      }
+    }
+    return changed;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          await this.runOnce();
+        } catch (error) {
+          this.deps.logger?.error({ err: error }, 'consultation deadlines failed; retrying');
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.deps.intervalMs ?? 1000);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = null;
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+  }
+}

@@ -1,0 +1,193 @@
+import { DateTime } from 'luxon';
+import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
+import { uuidV5 } from '../../src/application/ids';
+import { planConsultationDownlink } from '../../src/application/consultation/consultation-downlink';
+import { evolveConsultationView, evolveMonthlyCounts, monthSeries } from '../../src/application/consultation/consultation-projection';
+import { expireDue } from '../../src/application/consultation/deadlines';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { parseConsultationDownlink, parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
+import { createConsultationModule } from '../../src/bootstrap/consultation-module';
+import { createDirectoryModule } from '../../src/bootstrap/directory-module';
+import type { ConsultationEvent } from '../../src/domain/consultation/consultation';
+import { ForbiddenError } from '../../src/domain/shared/errors';
+
+const QUESTION = 'Suspected aortic dissection; 64-year-old with chest pain';
+let now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
+const clock = { now: () => now };
+let n = 0;
+const ids = { uuid: () => uuidV5(`consult-flow/${n++}`) };
+const logger = { warn: () => undefined, error: () => undefined };
+const profile = { name: 'E', title: 'Dr', specialties: ['Cardiology'], location: { city: 'C', hospital: 'H' }, languages: ['zh'], availability: 'available' as const };
+const up = (systemId: string, type: string, payload: unknown, key: string) =>
+  ({ id: uuidV5(`flow/${systemId}/${key}`), type, version: 1, systemId, correlationId: `corr-${key}`, time: '2024-05-01T10:00:00Z', payload }) as never;
+
+const setup = async () => {
+  const store = new InMemoryEventStore();
+  const directory = createDirectoryModule({ store, clock, ids, logger });
+  for (const s of ['xian', 'chengdu', 'beijing', 'mianyang']) {
+    await directory.service.registerSystem({ systemId: s, name: s, area: s });
+    await directory.uplink.handleUplink(up(s, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, `join-${s}`) as UplinkEnvelope);
+  }
+  for (const [s, e] of [['chengdu', 'li'], ['beijing', 'wang'], ['mianyang', 'zhao'], ['mianyang', 'old']]) {
+    await directory.uplink.handleUplink(up(s!, 'expert.registered', { localExpertId: e, profile }, `reg-${e}`) as UplinkEnvelope);
+  }
+  await directory.uplink.handleUplink(up('mianyang', 'expert.retired', { localExpertId: 'old' }, 'ret-old') as UplinkEnvelope);
+  const module = createConsultationModule({ store, clock, ids, logger, directory, policy: { defaultDeadlineSeconds: 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
+  return { store, directory, module };
+};
+
+const ID = '11111111-2222-4333-8444-555555555555';
+const requestInput = { consultationId: ID, applicantSystemId: 'xian', applicantClinician: 'dr-chen', candidates: ['chengdu:li', 'beijing:wang', 'mianyang:zhao'], clinicalQuestion: QUESTION, summary: 'CT', attachments: ['1.2.3'] };
+
+describe('ConsultationService over the in-memory store', () => {
+  beforeEach(() => {
+    now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
+  });
+
+  it('full flow: first declines, second times out, third accepts, reports, resent until acknowledged; messages to the right queues', async () => {
+    const { store, module } = await setup();
+    const svc = module.service;
+    const created = await svc.request(requestInput, { correlationId: 'corr-A', commandId: 'cmd-1' });
+    expect(created.created).toBe(true);
+    expect(created.consultation).toMatchObject({ status: 'offered', expertId: 'chengdu:li', correlationId: 'corr-A' });
+    expect((await svc.request(requestInput, { correlationId: 'corr-A', commandId: 'cmd-1' })).created).toBe(false);
+
+    await svc.decline(ID, { expertId: 'chengdu:li', bySystemId: 'chengdu', reason: 'on leave' });
+    expect((await svc.get(ID)).expertId).toBe('beijing:wang');
+
+    now = now.plus({ minutes: 61 });
+    expect(await module.deadlines.runOnce()).toBe(1);
+    expect(await module.deadlines.runOnce()).toBe(0); // the same timer again: nothing
+    const third = await svc.get(ID);
+    expect(third.offers.map((o) => o.outcome)).toEqual(['declined', 'expired', 'open']);
+    await expect(svc.accept(ID, { expertId: 'beijing:wang', bySystemId: 'beijing' })).rejects.toMatchObject({ code: 'offer_expired' });
+    await svc.accept(ID, { expertId: 'mianyang:zhao', bySystemId: 'mianyang' });
+    await expect(svc.issueReport(ID, { expertId: 'mianyang:zhao', bySystemId: 'beijing', diagnosis: 'x', recommendations: '' })).rejects.toBeInstanceOf(ForbiddenError);
+    await svc.issueReport(ID, { expertId: 'mianyang:zhao', bySystemId: 'mianyang', diagnosis: 'Type B dissection', recommendations: 'Transfer' });
+
+    now = now.plus({ minutes: 11 });
+    expect(await module.deadlines.runOnce()).toBe(1);
+    expect((await svc.get(ID)).report).toMatchObject({ resends: 1 });
+    await svc.acknowledge(ID, { bySystemId: 'xian' });
+    now = now.plus({ hours: 2 });
+    expect(await module.deadlines.runOnce()).toBe(0);
+    expect((await svc.get(ID)).status).toBe('acknowledged');
+
+    // Every event of the consultation carries its correlation id; none names the patient text outside the data.
+    const all = await store.readAll({ after: 0n, maxCount: 1000 });
+    const mine = all.filter((e) => e.streamName === `consultation-${ID}`);
+    expect(mine.map((e) => e.type)).toEqual([
+      'ConsultationRequested', 'ConsultationOffered', 'ConsultationDeclined', 'ConsultationOffered', 'ConsultationExpired', 'ConsultationOffered',
+      'ConsultationAccepted', 'ReportIssued', 'ReportResent', 'ReportAcknowledged',
+    ]);
+    expect(new Set(mine.map((e) => e.metadata.correlationId))).toEqual(new Set(['corr-A']));
+    expect(JSON.stringify(mine.map((e) => [e.streamName, e.metadata]))).not.toContain('aortic');
+
+    // Downlink planning: queue and type per event, all valid against the contract.
+    const view = await svc.get(ID);
+    const planned = mine.flatMap((e) => planConsultationDownlink(e, { consultation: view, queueFor: (s) => `rts.downlink.${s}` }));
+    expect(planned.map((m) => [m.queue, m.envelope.type])).toEqual([
+      ['rts.downlink.chengdu', 'consultation.offered'],
+      ['rts.downlink.xian', 'consultation.declined'],
+      ['rts.downlink.beijing', 'consultation.offered'],
+      ['rts.downlink.xian', 'consultation.declined'],
+      ['rts.downlink.mianyang', 'consultation.offered'],
+      ['rts.downlink.xian', 'consultation.accepted'],
+      ['rts.downlink.xian', 'consultation.report'],
+      ['rts.downlink.xian', 'consultation.report'],
+    ]);
+    for (const m of planned) {
+      expect(m.envelope.correlationId).toBe('corr-A');
+      expect(parseConsultationDownlink(JSON.stringify(m.envelope))).toMatchObject({ ok: true });
+    }
+    expect(planned.map((m) => (m.envelope.payload as { attempt?: number }).attempt).filter((a) => a !== undefined)).toEqual([0, 1]);
+    expect(planned[3]!.envelope.payload).toMatchObject({ outcome: 'expired', reason: 'offer_expired' });
+    // Planning again gives the same ids.
+    expect(mine.flatMap((e) => planConsultationDownlink(e, { consultation: view, queueFor: (s) => s })).map((m) => m.envelope.id)).toEqual(planned.map((m) => m.envelope.id));
+  });
+
+  it('cancel tells the expert it was with, and unassigned tells the applicant', async () => {
+    const { store, module } = await setup();
+    await module.service.request(requestInput);
+    await module.service.accept(ID, { expertId: 'chengdu:li', bySystemId: 'chengdu' });
+    await expect(module.service.cancel(ID, { bySystemId: 'beijing' })).rejects.toMatchObject({ code: 'not_your_consultation' });
+    expect((await module.service.cancel(ID, { bySystemId: 'xian', reason: 'transferred' })).consultation.status).toBe('cancelled');
+    const view = await module.service.get(ID);
+    const events = (await store.readStream(`consultation-${ID}`)).events;
+    const last = planConsultationDownlink(events[events.length - 1]!, { consultation: view, queueFor: (s) => s });
+    expect(last.map((m) => [m.queue, m.envelope.type, (m.envelope.payload as { expertId: string }).expertId])).toEqual([['chengdu', 'consultation.cancelled', 'chengdu:li']]);
+
+    const id2 = '99999999-2222-4333-8444-555555555555';
+    await module.service.request({ ...requestInput, consultationId: id2, candidates: ['chengdu:li'] });
+    await module.service.decline(id2, { expertId: 'chengdu:li', bySystemId: 'chengdu', reason: '' });
+    expect((await module.service.get(id2)).status).toBe('unassigned');
+    const list = await module.service.list({ systemId: 'xian', role: 'applicant' });
+    expect(list.items.map((c) => c.consultationId).sort()).toEqual([ID, id2].sort());
+    expect((await module.service.list({ systemId: 'xian', status: 'unassigned' })).items.map((c) => c.consultationId)).toEqual([id2]);
+    expect((await module.service.list({ systemId: 'chengdu', role: 'expert' })).items.map((c) => c.consultationId)).toEqual([ID]);
+    expect(await module.service.consultationsPerMonth()).toEqual([{ month: '2024-05', requested: 2 }]);
+  });
+
+  it('refuses unknown or retired candidates and an unknown applicant system', async () => {
+    const { module } = await setup();
+    await expect(module.service.request({ ...requestInput, candidates: ['chengdu:nobody'] })).rejects.toMatchObject({ code: 'unknown_candidate', details: [{ path: 'candidates.0' }] });
+    await expect(module.service.request({ ...requestInput, candidates: ['chengdu:li', 'mianyang:old'] })).rejects.toMatchObject({ code: 'candidate_retired', details: [{ path: 'candidates.1' }] });
+    await expect(module.service.request({ ...requestInput, applicantSystemId: 'nowhere' })).rejects.toMatchObject({ code: 'unknown_system' });
+  });
+
+  it('uplink messages: the sender must be the applicant or the offered expert\'s home system; repeats are duplicates', async () => {
+    const { module } = await setup();
+    const requested = up('xian', 'consultation.requested', { consultationId: ID, applicantClinician: 'dr-chen', candidates: ['chengdu:li'], clinicalQuestion: QUESTION, summary: '', attachments: [] }, 'rq');
+    expect(parseConsultationUplink(JSON.stringify(requested))).toMatchObject({ ok: true });
+    expect(await module.handleUplink(requested)).toEqual({ outcome: 'applied' });
+    expect(await module.handleUplink(requested)).toEqual({ outcome: 'duplicate' });
+    await expect(module.handleUplink(up('beijing', 'consultation.accept', { consultationId: ID, expertId: 'chengdu:li' }, 'a1'))).rejects.toMatchObject({ code: 'not_your_consultation' });
+    await expect(module.handleUplink(up('beijing', 'consultation.accept', { consultationId: ID, expertId: 'beijing:wang' }, 'a2'))).rejects.toMatchObject({ code: 'expert_not_offered' });
+    expect(await module.handleUplink(up('chengdu', 'consultation.accept', { consultationId: ID, expertId: 'chengdu:li' }, 'a3'))).toEqual({ outcome: 'applied' });
+    await expect(module.handleUplink(up('chengdu', 'consultation.cancel', { consultationId: ID }, 'c1'))).rejects.toMatchObject({ code: 'not_your_consultation' });
+    expect(await module.handleUplink(up('chengdu', 'consultation.report', { consultationId: ID, expertId: 'chengdu:li', diagnosis: 'd', recommendations: 'r' }, 'r1'))).toEqual({ outcome: 'applied' });
+    expect(await module.handleUplink(up('xian', 'consultation.acknowledge', { consultationId: ID }, 'k1'))).toEqual({ outcome: 'applied' });
+    const view = await module.service.get(ID);
+    expect(view).toMatchObject({ status: 'acknowledged', correlationId: 'corr-rq' });
+    expect(parseConsultationUplink(JSON.stringify({ ...requested, payload: { consultationId: ID } }))).toMatchObject({ ok: false, reason: 'bad_schema' });
+  });
+});
+
+describe('consultation projections and timers (pure)', () => {
+  const requested = (id: string, at: string): ConsultationEvent => ({
+    type: 'ConsultationRequested',
+    data: { consultationId: id, applicantSystemId: 'xian', applicantClinician: 'c', candidates: ['a-1:x'], clinicalQuestion: 'q', summary: '', attachments: [], deadlineSeconds: 60, reportResend: { intervalSeconds: 60, maxAttempts: 1 }, correlationId: 'k', requestedAt: at },
+  });
+
+  it('counts requests per UTC month, and fills months without requests with zero', () => {
+    const events = [requested('a', '2015-01-31T23:30:00-02:00'), requested('b', '2015-01-05T00:00:00Z'), requested('c', '2015-04-01T00:00:00+08:00')];
+    const counts = events.reduce(evolveMonthlyCounts, new Map());
+    expect([...counts.entries()].sort()).toEqual([['2015-01', 1], ['2015-02', 1], ['2015-03', 1]]);
+    expect(monthSeries([{ month: '2015-01', requested: 3 }, { month: '2015-03', requested: 1 }])).toEqual([
+      { month: '2015-01', requested: 3 },
+      { month: '2015-02', requested: 0 },
+      { month: '2015-03', requested: 1 },
+    ]);
+    expect(monthSeries([], { from: '2015-11', to: '2016-01' }).map((m) => m.month)).toEqual(['2015-11', '2015-12', '2016-01']);
+  });
+
+  it('keeps the open offer as the due timer and clears it when answered', () => {
+    const offered: ConsultationEvent = { type: 'ConsultationOffered', data: { consultationId: 'a', expertId: 'a-1:x', offerIndex: 0, offeredAt: 't', expiresAt: '2024-01-01T00:01:00.000Z' } };
+    const v1 = [requested('a', '2024-01-01T00:00:00Z'), offered].reduce(evolveConsultationView, null);
+    expect(v1).toMatchObject({ status: 'offered', expertSystemId: 'a-1', due: { kind: 'offer', offerIndex: 0, dueAt: '2024-01-01T00:01:00.000Z' } });
+    const v2 = evolveConsultationView(v1, { type: 'ConsultationAccepted', data: { consultationId: 'a', expertId: 'a-1:x', offerIndex: 0, acceptedAt: 't' } });
+    expect(v2).toMatchObject({ status: 'accepted', due: null });
+    expect(evolveConsultationView(null, offered)).toBeNull();
+  });
+
+  it('expireDue gives deterministic commands for due timers only', () => {
+    const rows = [
+      { consultationId: 'a', correlationId: 'k', kind: 'offer' as const, offerIndex: 1, dueAt: '2024-01-01T00:00:00Z' },
+      { consultationId: 'b', correlationId: 'k', kind: 'resend' as const, attempt: 2, dueAt: '2024-01-01T08:00:00+08:00' },
+      { consultationId: 'c', correlationId: 'k', kind: 'offer' as const, offerIndex: 0, dueAt: '2024-01-01T00:00:01Z' },
+    ];
+    const first = expireDue('2024-01-01T00:00:00Z', rows);
+    expect(first.map((c) => [c.kind, c.consultationId])).toEqual([['expire', 'a'], ['resend', 'b']]);
+    expect(expireDue('2024-01-01T00:00:00Z', rows).map((c) => c.commandId)).toEqual(first.map((c) => c.commandId));
+  });
+});
