@@ -1,0 +1,127 @@
+import type { Database } from 'better-sqlite3';
+import type { ConsultationPage, ConsultationQuery, ConsultationReadModel, DueTimerRow } from '../../application/consultation/consultation-read-model';
+import { evolveConsultationView, monthOf, type ConsultationView, type MonthCount } from '../../application/consultation/consultation-projection';
+import type { RecordedEvent } from '../../application/ports/event-store';
+import { isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import type { SqliteWriter } from './sqlite-registry';
+
+/**
+ * The consultation projection in the SQLite file of the events (the pattern of SqliteDirectory): rows, monthly
+ * counts and checkpoint change in one transaction taken through the store's writer (`runExclusive`).
+ *
+ * A row is stored whole as JSON (read whole, small) beside the columns the queries filter and sort on: applicant
+ * and expert system with status, (requested_at, id) for newest-first keyset pages, and due_ms (the next timer as
+ * epoch milliseconds, so instants with different offsets compare right) for the Deadlines runner.
+ */
+const PROJECTION = 'consultations';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS consultations (
+  consultation_id TEXT PRIMARY KEY,
+  applicant_system_id TEXT NOT NULL,
+  expert_system_id TEXT,
+  status TEXT NOT NULL,
+  requested_at TEXT NOT NULL,
+  due_ms INTEGER,
+  row TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consultations_by_applicant ON consultations (applicant_system_id, status, requested_at, consultation_id);
+CREATE INDEX IF NOT EXISTS consultations_by_expert_system ON consultations (expert_system_id, status, requested_at, consultation_id);
+CREATE INDEX IF NOT EXISTS consultations_due ON consultations (due_ms) WHERE due_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS consultations_per_month (month TEXT PRIMARY KEY, requested INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+`;
+
+export class SqliteConsultations implements ConsultationReadModel {
+  private readonly db: Database;
+  private readonly statements;
+
+  constructor(private readonly writer: SqliteWriter) {
+    this.db = writer.database;
+    this.db.exec(SCHEMA);
+    this.statements = {
+      get: this.db.prepare('SELECT row FROM consultations WHERE consultation_id = ?').pluck(),
+      due: this.db.prepare('SELECT row FROM consultations WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, consultation_id LIMIT ?').pluck(),
+      checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').pluck().safeIntegers(true),
+    };
+  }
+
+  async checkpoint(): Promise<bigint> {
+    const position = this.statements.checkpoint.get(PROJECTION) as bigint | undefined;
+    return position === undefined ? 0n : BigInt(position);
+  }
+
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+    await this.writer.runExclusive((db) => {
+      const select = db.prepare('SELECT row FROM consultations WHERE consultation_id = ?').pluck();
+      const upsert = db.prepare(
+        `INSERT INTO consultations (consultation_id, applicant_system_id, expert_system_id, status, requested_at, due_ms, row)
+         VALUES (@consultation_id, @applicant_system_id, @expert_system_id, @status, @requested_at, @due_ms, @row)
+         ON CONFLICT (consultation_id) DO UPDATE SET expert_system_id = excluded.expert_system_id, status = excluded.status,
+           due_ms = excluded.due_ms, row = excluded.row`,
+      );
+      const count = db.prepare('INSERT INTO consultations_per_month (month, requested) VALUES (?, 1) ON CONFLICT (month) DO UPDATE SET requested = requested + 1');
+      for (const e of events) {
+        if (!isConsultationEvent(e)) continue;
+        const event = { type: e.type, data: e.data } as ConsultationEvent;
+        const json = select.get(event.data.consultationId) as string | undefined;
+        const current = json === undefined ? null : (JSON.parse(json) as ConsultationView);
+        const next = evolveConsultationView(current, event);
+        if (!next || next === current) continue;
+        // Counted where the row is first written, so a repeated ConsultationRequested is never counted twice.
+        if (event.type === 'ConsultationRequested' && current === null) count.run(monthOf(event.data.requestedAt));
+        upsert.run({
+          consultation_id: next.consultationId,
+          applicant_system_id: next.applicantSystemId,
+          expert_system_id: next.expertSystemId,
+          status: next.status,
+          requested_at: next.requestedAt,
+          due_ms: next.due ? Date.parse(next.due.dueAt) : null,
+          row: JSON.stringify(next),
+        });
+      }
+      db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position').run(PROJECTION, checkpoint);
+    });
+  }
+
+  async reset(): Promise<void> {
+    await this.writer.runExclusive((db) => {
+      db.prepare('DELETE FROM consultations').run();
+      db.prepare('DELETE FROM consultations_per_month').run();
+      db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(PROJECTION);
+    });
+  }
+
+  async get(consultationId: string): Promise<ConsultationView | null> {
+    const json = this.statements.get.get(consultationId) as string | undefined;
+    return json === undefined ? null : (JSON.parse(json) as ConsultationView);
+  }
+
+  async list(query: ConsultationQuery): Promise<ConsultationPage> {
+    const role = query.role ?? 'any';
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (role === 'applicant') (where.push('applicant_system_id = ?'), params.push(query.systemId));
+    else if (role === 'expert') (where.push('expert_system_id = ?'), params.push(query.systemId));
+    else (where.push('(applicant_system_id = ? OR expert_system_id = ?)'), params.push(query.systemId, query.systemId));
+    if (query.status !== undefined) (where.push('status = ?'), params.push(query.status));
+    if (query.before !== undefined) (where.push('(requested_at, consultation_id) < (?, ?)'), params.push(query.before.requestedAt, query.before.consultationId));
+    const sql = `SELECT row FROM consultations WHERE ${where.join(' AND ')} ORDER BY requested_at DESC, consultation_id DESC LIMIT ?`;
+    const rows = (this.db.prepare(sql).pluck().all(...params, query.limit + 1) as string[]).map((r) => JSON.parse(r) as ConsultationView);
+    return { items: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+  }
+
+  async dueTimers(now: string, limit: number): Promise<readonly DueTimerRow[]> {
+    return (this.statements.due.all(Date.parse(now), limit) as string[]).flatMap((json) => {
+      const v = JSON.parse(json) as ConsultationView;
+      return v.due ? [{ consultationId: v.consultationId, correlationId: v.correlationId, ...v.due }] : [];
+    });
+  }
+
+  async monthlyCounts(range: Readonly<{ from?: string; to?: string }>): Promise<readonly MonthCount[]> {
+    const rows = this.db
+      .prepare('SELECT month, requested FROM consultations_per_month WHERE month >= ? AND month <= ? ORDER BY month')
+      .all(range.from ?? '', range.to ?? '9999-99') as { month: string; requested: number }[];
+    return rows.map((r) => ({ month: r.month, requested: Number(r.requested) }));
+  }
+}

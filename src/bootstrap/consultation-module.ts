@@ -1,0 +1,96 @@
+import type { Clock } from '../application/ports/clock';
+import type { CheckpointStore } from '../application/ports/downlink-outbox';
+import type { EventStore } from '../application/ports/event-store';
+import type { IdGenerator } from '../application/ports/id-generator';
+import { Projector, type ProjectorLogger } from '../application/projector';
+import { ConsultationDownlinkPublisher, type ConsultationOutbox } from '../application/consultation/consultation-downlink';
+import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
+import { ConsultationService, type ConsultationPolicy } from '../application/consultation/consultation-service';
+import { handleConsultationUplink, type ConsultationUplinkResult } from '../application/consultation/consultation-uplink';
+import type { ConsultationUplinkEnvelope } from '../application/consultation/consultation-messages';
+import { Deadlines } from '../application/consultation/deadlines';
+import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
+import { InMemoryCheckpointStore } from '../adapters/messaging/memory/in-memory-downlink';
+import { InMemoryConsultations } from '../adapters/registry/in-memory-consultations';
+import { SqliteConsultations } from '../adapters/registry/sqlite-consultations';
+import type { DirectoryModule } from './directory-module';
+
+/**
+ * Composition of the consultation context (plain construction, as directory-module.ts).
+ *
+ *   const consultations = createConsultationModule({ store, clock, ids, logger, directory });   // directory: its module
+ *   registerConsultationRoutes(app, { consultations: consultations.service });   // adapters/http/consultation-routes
+ *   await consultations.handleUplink(envelope);            // part B: consultation.* messages of the uplink consumer
+ *   const publisher = consultations.downlinkPublisher(amqpOutbox);   // part B: the AMQP outbox
+ *   consultations.start(); publisher.start(); ... await publisher.stop(); await consultations.stop();
+ *
+ * start() follows the store with the projection and runs the Deadlines (offer expiry, report resends); several
+ * hub processes may run them at once (deterministic timer command ids). Read model: SqliteConsultations in the
+ * store's file on SQLite, else InMemoryConsultations rebuilt from the events at start. The downlink checkpoint
+ * defaults to the directory module's durable one (a separate name, 'consultation-downlink').
+ */
+export type ConsultationModuleDependencies = Readonly<{
+  store: EventStore;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: ProjectorLogger;
+  directory: Pick<DirectoryModule, 'readModel' | 'projector' | 'checkpoints' | 'service'>;
+  readModel?: ConsultationReadModel;
+  checkpoints?: CheckpointStore;
+  policy?: ConsultationPolicy;
+  /** Deadlines poll interval (default 1000 ms). */
+  deadlinesIntervalMs?: number;
+}>;
+
+export type ConsultationModule = Readonly<{
+  readModel: ConsultationReadModel;
+  projector: Projector;
+  service: ConsultationService;
+  deadlines: Deadlines;
+  handleUplink(envelope: ConsultationUplinkEnvelope): Promise<ConsultationUplinkResult>;
+  downlinkPublisher(outbox: ConsultationOutbox): ConsultationDownlinkPublisher;
+  start(): void;
+  stop(): Promise<void>;
+}>;
+
+export const createConsultationModule = (deps: ConsultationModuleDependencies): ConsultationModule => {
+  const readModel = deps.readModel ?? (deps.store instanceof SqliteEventStore ? new SqliteConsultations(deps.store) : new InMemoryConsultations());
+  const checkpoints = deps.checkpoints ?? deps.directory.checkpoints ?? new InMemoryCheckpointStore();
+  const projector = new Projector(deps.store, readModel, deps.logger, 1000, 'consultations');
+  const service = new ConsultationService({
+    store: deps.store,
+    consultations: readModel,
+    projector,
+    directory: deps.directory.readModel,
+    directoryProjector: deps.directory.projector,
+    clock: deps.clock,
+    ids: deps.ids,
+    policy: deps.policy,
+  });
+  const deadlines = new Deadlines({ consultations: readModel, projector, service, clock: deps.clock, intervalMs: deps.deadlinesIntervalMs, logger: deps.logger });
+  return {
+    readModel,
+    projector,
+    service,
+    deadlines,
+    handleUplink: (envelope) => handleConsultationUplink(service, envelope),
+    downlinkPublisher: (outbox) =>
+      new ConsultationDownlinkPublisher({
+        store: deps.store,
+        consultations: readModel,
+        projector,
+        outbox,
+        checkpoints,
+        queueFor: (systemId) => deps.directory.service.downlinkQueueFor(systemId),
+        logger: deps.logger,
+      }),
+    start: () => {
+      projector.start();
+      deadlines.start();
+    },
+    stop: async () => {
+      await deadlines.stop();
+      await projector.stop();
+    },
+  };
+};
