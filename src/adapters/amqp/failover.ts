@@ -82,9 +82,20 @@ export class RetryingSender {
     await this.inner.close();
   }
 
+  private reconnected: Promise<void> | undefined;
+
+  /** One shared wait for all sends failed by the same loss (not one listener per message). */
   private async waitConnected(deadline: number): Promise<void> {
     if (this.connection.isConnected()) return;
-    await this.connection.waitConnected(Math.max(1, deadline - Date.now())).catch(() => undefined);
+    this.reconnected ??= this.connection
+      .waitConnected(this.retryForMs)
+      .catch(() => undefined)
+      .finally(() => {
+        this.reconnected = undefined;
+      });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.reconnected, new Promise<void>((r) => (timer = setTimeout(r, Math.max(1, deadline - Date.now()))))]);
+    clearTimeout(timer);
   }
 }
 
