@@ -1,0 +1,163 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ConsultationView } from '../../application/consultation/consultation-projection';
+import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
+import {
+  CONSULTATION_STATUSES,
+  MAX_ATTACHMENTS,
+  MAX_CANDIDATES,
+  MAX_DEADLINE_SECONDS,
+  MIN_DEADLINE_SECONDS,
+  homeSystemOf,
+} from '../../domain/consultation/consultation';
+import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { idempotencyKey, parseInput } from './schemas';
+
+/**
+ * Cross-area teleconsultation over HTTP.
+ *
+ *   registerConsultationRoutes(app, { consultations })   // call on the app (or inside app.register)
+ *
+ *   POST /consultations { consultationId?, applicantSystemId, applicantClinician, candidates[1..5],
+ *                         clinicalQuestion, summary, attachments?, deadlineSeconds? }
+ *        -> 201 Consultation (Location: /consultations/{id}); the same again -> 200
+ *   GET  /consultations/{id}                           -> 200 Consultation | 404 consultation_not_found
+ *   GET  /consultations?system=&role=applicant|expert|any&state=&limit=&cursor=
+ *        -> 200 { items, nextCursor } (newest first; `state` is one of CONSULTATION_STATUSES)
+ *   POST /consultations/{id}/accept      { expertId, actionId? }
+ *   POST /consultations/{id}/decline     { expertId, reason?, actionId? }
+ *   POST /consultations/{id}/report      { expertId, diagnosis, recommendations?, actionId? }
+ *   POST /consultations/{id}/acknowledge { systemId, actionId? }
+ *   POST /consultations/{id}/cancel      { systemId, reason?, actionId? }
+ *        -> 200 Consultation; refusals as problem+json with the decider's code (403/404/409/422)
+ *   GET  /stats/consultations-per-month?from=YYYY-MM&to=YYYY-MM -> 200 { items: [{ month, requested }] }
+ *        (UTC calendar months, bounds inclusive, months without requests as 0; the paper's Figure 5)
+ *
+ * The body says who acts: the expert (acting through its home system) or the system. Access control, i.e.
+ * proving the caller is that system, is a later issue. `actionId`, like `consultationId`, makes a retry safe.
+ * The request id becomes the consultation's correlation id.
+ */
+export type ConsultationRouteDependencies = Readonly<{ consultations: ConsultationService }>;
+
+const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
+const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
+const consultationId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$/, '8-64 characters of A-Z a-z 0-9 _ - (a UUID)');
+const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month: YYYY-MM');
+
+export const ConsultationBody = z.strictObject({
+  consultationId: consultationId.optional().describe('Client-chosen id (a UUID); a repeat with the same id and content is stored once'),
+  applicantSystemId: systemId,
+  applicantClinician: z.string().trim().min(1).max(200),
+  candidates: z.array(expertId).min(1).max(MAX_CANDIDATES).describe('Expert ids in order of preference'),
+  clinicalQuestion: z.string().trim().min(1).max(10_000),
+  summary: z.string().max(100_000),
+  attachments: z.array(z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS document uniqueId (OID)')).max(MAX_ATTACHMENTS).optional(),
+  deadlineSeconds: z.number().int().min(MIN_DEADLINE_SECONDS).max(MAX_DEADLINE_SECONDS).optional(),
+});
+export const ConsultationParams = z.strictObject({ id: consultationId });
+export const ConsultationsQuery = z.strictObject({
+  system: systemId,
+  role: z.enum(['applicant', 'expert', 'any']).optional(),
+  state: z.enum(CONSULTATION_STATUSES as [string, ...string[]]).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
+  cursor: z.string().max(400).optional(),
+});
+const actionId = idempotencyKey.optional();
+export const AcceptBody = z.strictObject({ expertId, actionId });
+export const DeclineBody = z.strictObject({ expertId, reason: z.string().max(500).optional(), actionId });
+export const ReportBody = z.strictObject({ expertId, diagnosis: z.string().trim().min(1).max(10_000), recommendations: z.string().max(100_000).optional(), actionId });
+export const ApplicantBody = z.strictObject({ systemId, actionId });
+export const CancelBody = z.strictObject({ systemId, reason: z.string().max(500).optional(), actionId });
+export const MonthsQuery = z.strictObject({ from: month.optional(), to: month.optional() });
+
+export const consultationDto = (c: ConsultationView) => ({
+  id: c.consultationId,
+  correlationId: c.correlationId,
+  status: c.status,
+  applicantSystemId: c.applicantSystemId,
+  applicantClinician: c.applicantClinician,
+  candidates: c.candidates,
+  clinicalQuestion: c.clinicalQuestion,
+  summary: c.summary,
+  attachments: c.attachments,
+  deadlineSeconds: c.deadlineSeconds,
+  expertId: c.expertId,
+  offers: c.offers.map((o) => ({ expertId: o.expertId, offerIndex: o.offerIndex, offeredAt: o.offeredAt, expiresAt: o.expiresAt, outcome: o.outcome, reason: o.reason, settledAt: o.settledAt })),
+  report: c.report,
+  cancelled: c.cancelled,
+  requestedAt: c.requestedAt,
+  updatedAt: c.updatedAt,
+});
+
+export const registerConsultationRoutes = (app: FastifyInstance, deps: ConsultationRouteDependencies): void => {
+  const { consultations } = deps;
+  /** An HTTP action's command id: from the caller's actionId (scoped to the consultation and action), else random. */
+  const options = (id: string, action: string, given: string | undefined, correlationId: string) => ({
+    commandId: given === undefined ? undefined : `http/${id}/${action}/${given}`,
+    correlationId,
+  });
+
+  app.post('/consultations', async (request, reply) => {
+    const body = parseInput(ConsultationBody, request.body, 'body');
+    const { consultation, created } = await consultations.request(
+      body,
+      { commandId: body.consultationId === undefined ? undefined : `http/${body.consultationId}/request`, correlationId: request.id },
+    );
+    return reply.code(created ? 201 : 200).header('location', `/consultations/${consultation.consultationId}`).send(consultationDto(consultation));
+  });
+
+  app.get('/consultations', async (request) => {
+    const q = parseInput(ConsultationsQuery, request.query, 'query');
+    const page = await consultations.list({ systemId: q.system, role: q.role, status: q.state as ConsultationView['status'] | undefined, limit: q.limit, cursor: q.cursor });
+    return { items: page.items.map(consultationDto), nextCursor: page.nextCursor };
+  });
+
+  app.get('/consultations/:id', async (request) => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    return consultationDto(await consultations.get(id));
+  });
+
+  app.post('/consultations/:id/accept', async (request) => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    const b = parseInput(AcceptBody, request.body, 'body');
+    const r = await consultations.accept(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId) }, options(id, 'accept', b.actionId, request.id));
+    return consultationDto(r.consultation);
+  });
+
+  app.post('/consultations/:id/decline', async (request) => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    const b = parseInput(DeclineBody, request.body, 'body');
+    const r = await consultations.decline(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), reason: b.reason ?? '' }, options(id, 'decline', b.actionId, request.id));
+    return consultationDto(r.consultation);
+  });
+
+  app.post('/consultations/:id/report', async (request) => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    const b = parseInput(ReportBody, request.body, 'body');
+    const r = await consultations.issueReport(
+      id,
+      { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), diagnosis: b.diagnosis, recommendations: b.recommendations ?? '' },
+      options(id, 'report', b.actionId, request.id),
+    );
+    return consultationDto(r.consultation);
+  });
+
+  app.post('/consultations/:id/acknowledge', async (request) => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    const b = parseInput(ApplicantBody, request.body, 'body');
+    const r = await consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.actionId, request.id));
+    return consultationDto(r.consultation);
+  });
+
+  app.post('/consultations/:id/cancel', async (request) => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    const b = parseInput(CancelBody, request.body, 'body');
+    const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.actionId, request.id));
+    return consultationDto(r.consultation);
+  });
+
+  app.get('/stats/consultations-per-month', async (request) => {
+    const q = parseInput(MonthsQuery, request.query, 'query');
+    return { items: await consultations.consultationsPerMonth({ from: q.from, to: q.to }) };
+  });
+};

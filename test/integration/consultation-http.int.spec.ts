@@ -1,0 +1,142 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { DateTime } from 'luxon';
+import { uuidV5 } from '../../src/application/ids';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { registerConsultationRoutes } from '../../src/adapters/http/consultation-routes';
+import { sendProblem, toProblem } from '../../src/adapters/http/problem';
+import { InMemoryConsultations } from '../../src/adapters/registry/in-memory-consultations';
+import { SqliteConsultations } from '../../src/adapters/registry/sqlite-consultations';
+import { Projector } from '../../src/application/projector';
+import { createConsultationModule, type ConsultationModule } from '../../src/bootstrap/consultation-module';
+import { createDirectoryModule } from '../../src/bootstrap/directory-module';
+
+// fastify's inject needs `cookie`, which ships as ESM only: hand jest the module as Node loads it (as http-api.int.spec.ts).
+jest.mock('cookie', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('cookie') as unknown;
+});
+
+let now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
+const clock = { now: () => now };
+let n = 0;
+const ids = { uuid: () => uuidV5(`consult-http/${n++}`) };
+const logger = { warn: () => undefined, error: () => undefined };
+const profile = { name: 'E', title: 'Dr', specialties: ['Cardiology'], location: { city: 'C', hospital: 'H' }, languages: ['zh'], availability: 'available' as const };
+const up = (systemId: string, type: string, payload: unknown, key: string) =>
+  ({ id: uuidV5(`http/${systemId}/${key}`), type, version: 1, systemId, correlationId: 'c', time: '2024-05-01T10:00:00Z', payload }) as never;
+const ID = '11111111-2222-4333-8444-555555555555';
+const QUESTION = 'Suspected aortic dissection; tearing chest pain';
+
+describe('consultations over HTTP and in SQLite', () => {
+  let dir: string;
+  let store: SqliteEventStore;
+  let app: FastifyInstance;
+  let module: ConsultationModule;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rts-consult-'));
+    store = SqliteEventStore.open({ file: join(dir, 'telemed.sqlite') });
+    const directory = createDirectoryModule({ store, clock, ids, logger });
+    for (const s of ['xian', 'chengdu', 'beijing']) {
+      await directory.service.registerSystem({ systemId: s, name: s, area: s });
+      await directory.uplink.handleUplink(up(s, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, `join-${s}`));
+    }
+    await directory.uplink.handleUplink(up('chengdu', 'expert.registered', { localExpertId: 'li', profile }, 'li'));
+    await directory.uplink.handleUplink(up('beijing', 'expert.registered', { localExpertId: 'wang', profile }, 'wang'));
+    module = createConsultationModule({ store, clock, ids, logger, directory });
+    expect(module.readModel).toBeInstanceOf(SqliteConsultations);
+    app = Fastify();
+    app.setErrorHandler((error, request, reply) => sendProblem(reply, toProblem(error, request.url)));
+    registerConsultationRoutes(app, { consultations: module.service });
+    await app.ready();
+  });
+  afterAll(async () => {
+    await app.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const body = { consultationId: ID, applicantSystemId: 'xian', applicantClinician: 'dr-chen', candidates: ['chengdu:li', 'beijing:wang'], clinicalQuestion: QUESTION, summary: 'CT', attachments: ['1.2.3'] };
+
+  it('creates (201, then 200 for the same), shows, and lists by system, role and state', async () => {
+    const created = await app.inject({ method: 'POST', url: '/consultations', payload: body });
+    expect(created.statusCode).toBe(201);
+    expect(created.headers.location).toBe(`/consultations/${ID}`);
+    expect(created.json()).toMatchObject({ id: ID, status: 'offered', expertId: 'chengdu:li', offers: [{ expertId: 'chengdu:li', outcome: 'open' }] });
+    expect((await app.inject({ method: 'POST', url: '/consultations', payload: body })).statusCode).toBe(200);
+    expect((await app.inject({ url: `/consultations/${ID}` })).json()).toMatchObject({ clinicalQuestion: QUESTION });
+    expect((await app.inject({ url: '/consultations?system=chengdu&role=expert&state=offered' })).json().items.map((c: { id: string }) => c.id)).toEqual([ID]);
+    expect((await app.inject({ url: '/consultations?system=chengdu&role=applicant' })).json().items).toEqual([]);
+    expect((await app.inject({ url: '/consultations/aaaaaaaa-0000-4000-8000-000000000000' })).json()).toMatchObject({ status: 404, code: 'consultation_not_found' });
+  });
+
+  it('refuses with problem+json and stable codes, without echoing the clinical text', async () => {
+    const refusals: [string, object, number, string][] = [
+      ['accept', { expertId: 'beijing:wang' }, 403, 'expert_not_offered'],
+      ['report', { expertId: 'chengdu:li', diagnosis: 'd' }, 409, 'consultation_not_accepted'],
+      ['acknowledge', { systemId: 'xian' }, 409, 'report_not_issued'],
+      ['cancel', { systemId: 'chengdu' }, 403, 'not_your_consultation'],
+    ];
+    for (const [action, payload, status, code] of refusals) {
+      const res = await app.inject({ method: 'POST', url: `/consultations/${ID}/${action}`, payload });
+      expect({ status: res.statusCode, code: res.json().code }).toEqual({ status, code });
+      expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+    }
+    const bad = await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: undefined, candidates: ['chengdu:nobody'] } });
+    expect(bad.json()).toMatchObject({ code: 'unknown_candidate', errors: [{ path: 'candidates.0' }] });
+    expect(bad.body).not.toContain('aortic');
+    expect((await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, candidates: [] } })).statusCode).toBe(400);
+  });
+
+  it('decline, accept, report, acknowledge; cancel after the report is refused; counts per month', async () => {
+    const decline = await app.inject({ method: 'POST', url: `/consultations/${ID}/decline`, payload: { expertId: 'chengdu:li', reason: 'on leave' } });
+    expect(decline.json()).toMatchObject({ expertId: 'beijing:wang', offers: [{ outcome: 'declined', reason: 'on leave' }, { outcome: 'open' }] });
+    expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/accept`, payload: { expertId: 'beijing:wang', actionId: 'a1' } })).json()).toMatchObject({ status: 'accepted' });
+    const report = await app.inject({ method: 'POST', url: `/consultations/${ID}/report`, payload: { expertId: 'beijing:wang', diagnosis: 'Type B', recommendations: 'Transfer' } });
+    expect(report.json()).toMatchObject({ status: 'reported', report: { diagnosis: 'Type B', resends: 0 } });
+    const cancel = await app.inject({ method: 'POST', url: `/consultations/${ID}/cancel`, payload: { systemId: 'xian' } });
+    expect(cancel.json()).toMatchObject({ status: 409, code: 'report_already_issued' });
+
+    now = now.plus({ hours: 2 }); // past the default resend interval (1 h)
+    expect(await module.deadlines.runOnce()).toBe(1);
+    expect((await app.inject({ url: `/consultations/${ID}` })).json().report).toMatchObject({ resends: 1 });
+    expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/acknowledge`, payload: { systemId: 'xian' } })).json()).toMatchObject({ status: 'acknowledged' });
+
+    now = DateTime.fromISO('2024-07-15T10:00:00Z', { zone: 'utc' });
+    await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: '22222222-2222-4333-8444-555555555555' } });
+    const stats = await app.inject({ url: '/stats/consultations-per-month' });
+    expect(stats.json()).toEqual({ items: [{ month: '2024-05', requested: 1 }, { month: '2024-06', requested: 0 }, { month: '2024-07', requested: 1 }] });
+    expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-07&to=2024-08' })).json().items).toEqual([{ month: '2024-07', requested: 1 }, { month: '2024-08', requested: 0 }]);
+    expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-13' })).statusCode).toBe(400);
+  });
+
+  it('the SQLite model answers like the in-memory one, and is rebuilt to the same rows', async () => {
+    const memory = new InMemoryConsultations();
+    await new Projector(store, memory).catchUp();
+    const sqlite = module.readModel;
+    await module.projector.catchUp();
+    for (const id of [ID, '22222222-2222-4333-8444-555555555555']) expect(await sqlite.get(id)).toEqual(await memory.get(id));
+    for (const q of [{ systemId: 'xian', limit: 10 }, { systemId: 'beijing', role: 'expert' as const, limit: 10 }, { systemId: 'xian', status: 'offered' as const, limit: 1 }]) {
+      expect(await sqlite.list(q)).toEqual(await memory.list(q));
+    }
+    expect(await sqlite.monthlyCounts({})).toEqual(await memory.monthlyCounts({}));
+    const due = '2024-08-01T00:00:00Z';
+    expect(await sqlite.dueTimers(due, 10)).toEqual(await memory.dueTimers(due, 10));
+    expect((await sqlite.dueTimers(due, 10)).map((t) => t.kind)).toEqual(['offer']);
+
+    const before = await sqlite.list({ systemId: 'xian', limit: 10 });
+    await module.projector.rebuild();
+    expect(await sqlite.list({ systemId: 'xian', limit: 10 })).toEqual(before);
+    expect(await sqlite.checkpoint()).toBe(await store.headPosition());
+
+    // Pages: newest first, keyset cursor.
+    const page1 = (await app.inject({ url: '/consultations?system=xian&limit=1' })).json();
+    expect(page1.items.map((c: { id: string }) => c.id)).toEqual(['22222222-2222-4333-8444-555555555555']);
+    const page2 = (await app.inject({ url: `/consultations?system=xian&limit=1&cursor=${page1.nextCursor}` })).json();
+    expect(page2.items.map((c: { id: string }) => c.id)).toEqual([ID]);
+    expect(page2.nextCursor).toBeNull();
+  });
+});
