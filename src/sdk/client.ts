@@ -26,6 +26,7 @@ import { EventEmitter } from 'node:events';
 import { uuidV5 } from '../application/ids';
 import {
   AmqpConnection,
+  DEFAULT_NON_FATAL_ERRORS,
   DurableSender,
   QueueConsumer,
   SendError,
@@ -93,6 +94,8 @@ export interface RtsClientOptions {
   sendTimeoutMs?: number;
   /** Reconnect back-off: first and largest delay in ms (defaults 100 and 2000), and attempts before giving up (default: never). */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number; limit?: number };
+  /** More remote close conditions after which to reconnect (besides forced, internal-error, resource-limit-exceeded, decode-error). */
+  nonFatalErrors?: readonly string[];
   /** Clock for envelope times (default: system time). */
   now?: () => Date;
 }
@@ -239,6 +242,9 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       ...(sasl ? { sasl } : {}),
       containerId: `rts-sdk-${options.systemId}-${randomUUID().slice(0, 8)}`,
       reconnect: true,
+      // ActiveMQ closes connections with amqp:decode-error ("Could not process AMQP commands") when a transfer
+      // arrives while it shuts down: for a client that must outlive broker restarts, that is not fatal.
+      nonFatalErrors: [...DEFAULT_NON_FATAL_ERRORS, 'amqp:decode-error', ...(options.nonFatalErrors ?? [])],
       initialReconnectDelayMs: reconnect.initialDelayMs ?? 100,
       maxReconnectDelayMs: reconnect.maxDelayMs ?? 2000,
       ...(reconnect.limit !== undefined ? { reconnectLimit: reconnect.limit } : {}),
