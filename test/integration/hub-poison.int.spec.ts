@@ -79,6 +79,8 @@ it('dead-letters every kind of poison with its cause while 200 good registration
     await until('5 dead letters', async () => {
       letters = (await getJson(hub!.url, '/dead-letters')).body.items;
       return letters.length >= 5;
+    }, 60_000).catch((error: Error) => {
+      throw new Error(`${error.message}; found: ${JSON.stringify(letters.map((l) => l.reason))}`);
     });
     const goodIn = Date.now() - started;
 

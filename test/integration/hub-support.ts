@@ -59,7 +59,7 @@ export const startInProcessHub = async (
   options: { env?: Record<string, string>; wrapUplink?: (uplink: UplinkLike) => UplinkLike } = {},
 ): Promise<RunningHub> => {
   const config = loadConfig({ ...hubEnv(broker, dataDir, options.env), RTS_HTTP_PORT: String(await freePort()) });
-  return startHub(config, pino({ level: 'silent' }), options.wrapUplink ? { wrapUplink: options.wrapUplink } : {});
+  return startHub(config, pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }), options.wrapUplink ? { wrapUplink: options.wrapUplink } : {});
 };
 
 export type ChildHub = Readonly<{ url: string; child: ChildProcess; output(): string; kill(): Promise<void>; stop(): Promise<void> }>;

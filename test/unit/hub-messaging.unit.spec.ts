@@ -244,35 +244,7 @@ describe('DeadLetterService', () => {
   });
 });
 
-describe('uplink order per system', () => {
-  it('handles one system\'s messages in arrival order, other systems concurrently', async () => {
-    const log: string[] = [];
-    const release: Record<string, () => void> = {};
-    const handler = uplinkMessageHandler({
-      handleUplink: (e) =>
-        new Promise((resolve) => {
-          log.push(`start ${e.systemId}:${e.type}`);
-          release[`${e.systemId}:${e.type}`] = () => {
-            log.push(`end ${e.systemId}:${e.type}`);
-            resolve({ outcome: 'applied' });
-          };
-        }),
-    });
-    const join = { ...registered('city-a'), type: 'system.join.requested', payload: { expectedBatches: 1, expectedExperts: 1 } } as UplinkEnvelope;
-    const first = handler(received(serializeUplink(join)));
-    const second = handler(received(serializeUplink(registered('city-a'))));
-    const other = handler(received(serializeUplink(registered('city-b'))));
-    await new Promise((r) => setImmediate(r));
-    expect(log).toEqual(['start city-a:system.join.requested', 'start city-b:expert.registered']);
-    release['city-a:system.join.requested']!();
-    await first;
-    await new Promise((r) => setImmediate(r));
-    expect(log).toContain('start city-a:expert.registered');
-    release['city-a:expert.registered']!();
-    release['city-b:expert.registered']!();
-    expect(await Promise.all([second, other])).toEqual(['accept', 'accept']);
-  });
-
+describe('uplink messages that arrive too early', () => {
   it('retries refusals that only mean "too early" (the join request not applied yet)', async () => {
     const { ConflictError } = await import('../../src/domain/shared/errors');
     const early = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new ConflictError('system_not_joining', 'x')) });

@@ -24,12 +24,10 @@ import { parseUplink } from './messages';
  *   rts_dlq_id   a fresh UUID per dead letter copy
  *   messageId    our envelope id, filled in from the body when the sender did not set it (and it can be read)
  *
- * Order: the consumer runs up to `prefetch` handlers at once, which would let a system's batch overtake its
- * own join request (sent just before it). So one system's messages are handled one after another, in the order
- * this hub received them (`inOrderPerSystem`); different systems still run concurrently. Across hub processes
- * the broker may still hand a batch to another hub before the join is committed: the refusals that only mean
- * "too early" (ORDER_DEPENDENT_CODES) are retried through the broker, and dead-lettered with that code once the
- * retry limit is reached.
+ * Order: the consumer runs up to `prefetch` handlers at once (and other hub processes compete for the queue), so
+ * a system's batch may be handled before its own join request, sent just before it, is committed. The refusals
+ * that only mean "too early" (ORDER_DEPENDENT_CODES) are therefore retried through the broker, and dead-lettered
+ * with that code once the retry limit is reached.
  */
 export type UplinkLike = Readonly<{ handleUplink(envelope: UplinkEnvelope): Promise<unknown> }>;
 
@@ -39,29 +37,13 @@ export const ENVELOPE_ID_PROPERTY = 'messageId';
 /** Refusals that may clear once an earlier message of the same system is applied (its join request). */
 export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined'];
 
-/** Runs `fn` for one key after the previous call for that key settled; other keys are not held up. */
-export const inOrderPerKey = () => {
-  const tails = new Map<string, Promise<unknown>>();
-  return <T>(key: string, fn: () => Promise<T>): Promise<T> => {
-    const previous = tails.get(key) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    tails.set(key, tail);
-    void tail.then(() => {
-      if (tails.get(key) === tail) tails.delete(key);
-    });
-    return run;
-  };
-};
-
 /** Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls. */
 export const uplinkMessageHandler = (uplink: UplinkLike): MessageHandler => {
-  const inOrder = inOrderPerKey();
   return async (message: ReceivedMessage): Promise<HandlerOutcome> => {
     const parsed = parseUplink(message.body);
     if (!parsed.ok) return { deadLetter: `${parsed.reason}: ${parsed.detail}` };
     try {
-      await inOrder(parsed.message.systemId, () => uplink.handleUplink(parsed.message));
+      await uplink.handleUplink(parsed.message);
       return 'accept';
     } catch (error) {
       if (error instanceof RtsError && ORDER_DEPENDENT_CODES.includes(error.code)) return { retry: error.code };
@@ -125,8 +107,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     maxAttempts: options.maxAttempts,
     prefetch: options.prefetch,
     deadLetterSender,
-    // Generous: a handler's time includes waiting behind earlier messages of its system (a join's batches).
-    handlerTimeoutMs: options.handlerTimeoutMs ?? 300_000,
+    ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
   });
   return {
