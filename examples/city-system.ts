@@ -1,0 +1,85 @@
+// A worked example: a city's telemedicine system joins the regional hub with the SDK.
+//
+//   npm run broker:up                      # a local ActiveMQ on amqp://127.0.0.1:5673 (and start the hub: npm start)
+//   node -r ./test/support/ts-register.js examples/city-system.ts --url amqp://127.0.0.1:5673 --system city-a
+//
+// Options: --experts N (generated experts to join with, default 1200 = 3 batches), --listen S (seconds to print
+// downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A".
+// The hub accepts a system's messages once an operator registered it (POST /systems on the hub's HTTP API);
+// without a hub running, the messages wait on the broker's uplink queue.
+//
+// What it does: connects (reconnecting by itself), joins with N experts in batches of 500, registers one more
+// expert, changes and retires it, then subscribes to its downlink queue and prints what the hub sends: the
+// directory snapshot, other systems' experts, systems joining.
+import { RtsClient, type ExpertProfile, type UploadedExpert } from '../src/sdk';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+const SPECIALTIES = ['cardiology', 'nephrology', 'endocrinology', 'neurology', 'oncology', 'pediatrics'];
+const profileOf = (i: number, city: string): ExpertProfile => ({
+  name: `Expert ${i}`,
+  title: i % 3 === 0 ? 'Chief physician' : 'Attending physician',
+  specialties: [SPECIALTIES[i % SPECIALTIES.length]!],
+  location: { city, hospital: `${city} People's Hospital No. ${(i % 4) + 1}` },
+  languages: i % 2 === 0 ? ['zh'] : ['zh', 'en'],
+  availability: 'available',
+});
+
+async function main(): Promise<void> {
+  const url = arg('url', 'amqp://127.0.0.1:5673');
+  const systemId = arg('system', 'city-a');
+  const count = Number(arg('experts', '1200'));
+  const listenSeconds = Number(arg('listen', '15'));
+  const name = arg('name', systemId);
+  const city = name;
+
+  const client = await RtsClient.connect({
+    systemId,
+    url,
+    logger: { warn: (fields, message) => console.warn(`[sdk] ${message}`, fields), error: (fields, message) => console.error(`[sdk] ${message}`, fields) },
+  });
+  client.on('disconnected', (e) => console.log(`- disconnected${e.reconnecting ? ', reconnecting' : ''}`));
+  client.on('connected', (e) => console.log(`- connected to ${e.endpoint.host}:${e.endpoint.port}`));
+  console.log(`${systemId}: connected to ${url}; uplink ${client.uplinkQueue}, downlink ${client.downlinkQueue}`);
+
+  // Downlink first, so nothing the hub sends in answer to the join is missed in the output.
+  await client.subscribe({
+    onSnapshot: (m) => console.log(`< snapshot ${m.payload.batchIndex + 1}/${m.payload.batchCount}: ${m.payload.experts.length} experts`),
+    onExpertUpserted: (m) => console.log(`< expert ${m.payload.expertId} (rev ${m.payload.revision}): ${m.payload.profile.name}, ${m.payload.profile.specialties.join('/')}, ${m.payload.profile.location.city}`),
+    onExpertRetired: (m) => console.log(`< expert ${m.payload.expertId} retired (rev ${m.payload.revision})`),
+    onSystemJoined: (m) => console.log(m.payload.systemId === systemId ? `< joined the hub as ${m.payload.name}` : `< system ${m.payload.systemId} (${m.payload.area}) joined`),
+    onUnknown: (m) => console.log(`< a ${m.type ?? 'message'} this SDK does not know (${m.detail})`),
+  });
+
+  const experts: UploadedExpert[] = Array.from({ length: count }, (_, i) => ({ localExpertId: `${systemId}-e${i}`, ...profileOf(i, city) }));
+  const t0 = Date.now();
+  // messageId makes the envelope ids deterministic: running the example again repeats the same join, harmlessly.
+  const join = await client.joinWithExperts(experts, { name, messageId: `${systemId}/initial-join` });
+  console.log(`> join: request + ${join.batches} batches (${join.experts} experts) accepted by the broker in ${Date.now() - t0} ms; correlation ${join.correlationId}`);
+
+  const extra = `${systemId}-new`;
+  console.log(`> registered ${extra}: ${await client.registerExpert(extra, profileOf(count, city))}`);
+  console.log(`> changed ${extra}: ${await client.changeExpert(extra, { ...profileOf(count, city), availability: 'limited' })}`);
+  console.log(`> retired ${extra}: ${await client.retireExpert(extra)}`);
+
+  const stop = async () => {
+    await client.close();
+    console.log(`${systemId}: closed`);
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  if (listenSeconds > 0) {
+    console.log(`listening to ${client.downlinkQueue} for ${listenSeconds} s (Ctrl-C to stop)`);
+    setTimeout(() => void stop(), listenSeconds * 1000);
+  } else {
+    console.log(`listening to ${client.downlinkQueue} until Ctrl-C`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
