@@ -98,6 +98,8 @@ export const DEFAULT_NON_FATAL_ERRORS: readonly string[] = [
   'amqp:precondition-failed',
   'amqp:connection:framing-error',
   'amqp:connection:redirect',
+  // ActiveMQ sometimes closes connections with decode-error while it shuts down: a failover, not a fault of ours.
+  'amqp:decode-error',
 ];
 
 let containerCounter = 0;
