@@ -1,9 +1,9 @@
 import { Pool, type PoolClient } from 'pg';
+import { rowToView, viewToRow, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
-import { isDocumentEvent, type DocumentEvent, type DocumentStatus } from '../../domain/documents/document-entry';
-import { MMHG } from '../../domain/monitoring/tele-observation';
+import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS } from '../event-store/postgres/migrate';
 import { quoteIdent } from '../event-store/postgres/sql';
 
@@ -55,63 +55,12 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
 );
 `;
 
-type Row = {
-  unique_id: string;
-  patient_key: string;
-  repository_unique_id: string;
-  status: DocumentStatus;
-  creation_time: string;
-  service_start_time: string;
-  service_start_epoch: string | number;
-  mime_type: string;
-  hash: string;
-  size: number;
-  replaces: string | null;
-  replaced_by: string | null;
-  observation_id: string | null;
-  systolic: number;
-  diastolic: number;
-};
 
 const COLUMNS = `unique_id text, patient_key text, repository_unique_id text, status text, creation_time text, service_start_time text,
   service_start_epoch bigint, mime_type text, hash text, size integer, replaces text, replaced_by text, observation_id text,
   systolic double precision, diastolic double precision`;
 
-const toView = (r: Row): RegistryEntryView => ({
-  uniqueId: r.unique_id,
-  patientKey: r.patient_key,
-  repositoryUniqueId: r.repository_unique_id,
-  status: r.status,
-  creationTime: r.creation_time,
-  serviceStartTime: r.service_start_time,
-  serviceStartEpoch: Number(r.service_start_epoch),
-  mimeType: r.mime_type,
-  hash: r.hash,
-  size: Number(r.size),
-  replaces: r.replaces,
-  replacedBy: r.replaced_by,
-  observationId: r.observation_id,
-  systolic: { value: Number(r.systolic), unit: MMHG },
-  diastolic: { value: Number(r.diastolic), unit: MMHG },
-});
 
-const toRow = (v: RegistryEntryView): Row => ({
-  unique_id: v.uniqueId,
-  patient_key: v.patientKey,
-  repository_unique_id: v.repositoryUniqueId,
-  status: v.status,
-  creation_time: v.creationTime,
-  service_start_time: v.serviceStartTime,
-  service_start_epoch: v.serviceStartEpoch,
-  mime_type: v.mimeType,
-  hash: v.hash,
-  size: v.size,
-  replaces: v.replaces,
-  replaced_by: v.replacedBy,
-  observation_id: v.observationId,
-  systolic: v.systolic.value,
-  diastolic: v.diastolic.value,
-});
 
 /**
  * The registry projection in PostgreSQL. Rows and checkpoint change in one transaction (PgTransactor), so a
@@ -148,8 +97,8 @@ export class PostgresRegistry implements RegistryReadModel {
       const fresh = events.filter((e) => e.globalPosition > stored && isDocumentEvent(e));
       if (fresh.length > 0) {
         const ids = [...new Set(fresh.map((e) => (e.data as { uniqueId: string }).uniqueId))];
-        const { rows } = await client.query<Row>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = ANY($1::text[])`, [ids]);
-        const current = new Map(rows.map((r) => [r.unique_id, toView(r)]));
+        const { rows } = await client.query<RegistryRow>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = ANY($1::text[])`, [ids]);
+        const current = new Map(rows.map((r) => [r.unique_id, rowToView(r)]));
         const changed = new Map<string, RegistryEntryView>();
         for (const e of fresh) {
           const event = { type: e.type, data: e.data } as DocumentEvent;
@@ -166,7 +115,7 @@ export class PostgresRegistry implements RegistryReadModel {
             `INSERT INTO ${this.db.table('registry_entries')}
              SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${COLUMNS})
              ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
-            [JSON.stringify([...changed.values()].map(toRow))],
+            [JSON.stringify([...changed.values()].map(viewToRow))],
           );
         }
       }
@@ -180,21 +129,21 @@ export class PostgresRegistry implements RegistryReadModel {
 
   async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
     return this.db.withTransaction(async (client) => {
-      const { rows } = await client.query<Row>(
+      const { rows } = await client.query<RegistryRow>(
         `SELECT * FROM ${this.db.table('registry_entries')}
           WHERE patient_key = $1 AND status = 'Approved' AND service_start_epoch >= $2::bigint AND service_start_epoch < $3::bigint
           ORDER BY service_start_epoch, unique_id COLLATE "C"
           LIMIT $4`,
         [patientKey, fromEpoch, toEpoch, limit],
       );
-      return rows.map(toView);
+      return rows.map(rowToView);
     });
   }
 
   async get(uniqueId: string): Promise<RegistryEntryView | null> {
     return this.db.withTransaction(async (client) => {
-      const { rows } = await client.query<Row>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = $1`, [uniqueId]);
-      return rows[0] ? toView(rows[0]) : null;
+      const { rows } = await client.query<RegistryRow>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = $1`, [uniqueId]);
+      return rows[0] ? rowToView(rows[0]) : null;
     });
   }
 
@@ -203,6 +152,11 @@ export class PostgresRegistry implements RegistryReadModel {
       const { rows } = await client.query(`SELECT 1 FROM ${this.db.table('registry_entries')} WHERE patient_key = $1 LIMIT 1`, [patientKey]);
       return rows.length > 0;
     });
+  }
+
+  /** Erasure: every row of the patient goes (VACUUM, run by the erasure, removes the dead row versions). */
+  async forgetPatient(patientKey: string): Promise<void> {
+    await this.db.withTransaction((client) => client.query(`DELETE FROM ${this.db.table('registry_entries')} WHERE patient_key = $1`, [patientKey]));
   }
 
   async reset(): Promise<void> {

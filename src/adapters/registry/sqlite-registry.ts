@@ -1,9 +1,9 @@
 import type { Database } from 'better-sqlite3';
+import { rowToView, viewToRow, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
-import { isDocumentEvent, type DocumentEvent, type DocumentStatus } from '../../domain/documents/document-entry';
-import { MMHG } from '../../domain/monitoring/tele-observation';
+import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 
 /** What the registry needs of the SQLite event store: its database, and a write slot serialized with appends. */
 export type SqliteWriter = Readonly<{
@@ -35,59 +35,8 @@ CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries 
 CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 `;
 
-type Row = {
-  unique_id: string;
-  patient_key: string;
-  repository_unique_id: string;
-  status: DocumentStatus;
-  creation_time: string;
-  service_start_time: string;
-  service_start_epoch: number;
-  mime_type: string;
-  hash: string;
-  size: number;
-  replaces: string | null;
-  replaced_by: string | null;
-  observation_id: string | null;
-  systolic: number;
-  diastolic: number;
-};
 
-const toView = (r: Row): RegistryEntryView => ({
-  uniqueId: r.unique_id,
-  patientKey: r.patient_key,
-  repositoryUniqueId: r.repository_unique_id,
-  status: r.status,
-  creationTime: r.creation_time,
-  serviceStartTime: r.service_start_time,
-  serviceStartEpoch: Number(r.service_start_epoch),
-  mimeType: r.mime_type,
-  hash: r.hash,
-  size: Number(r.size),
-  replaces: r.replaces,
-  replacedBy: r.replaced_by,
-  observationId: r.observation_id,
-  systolic: { value: r.systolic, unit: MMHG },
-  diastolic: { value: r.diastolic, unit: MMHG },
-});
 
-const toRow = (v: RegistryEntryView): Row => ({
-  unique_id: v.uniqueId,
-  patient_key: v.patientKey,
-  repository_unique_id: v.repositoryUniqueId,
-  status: v.status,
-  creation_time: v.creationTime,
-  service_start_time: v.serviceStartTime,
-  service_start_epoch: v.serviceStartEpoch,
-  mime_type: v.mimeType,
-  hash: v.hash,
-  size: v.size,
-  replaces: v.replaces,
-  replaced_by: v.replacedBy,
-  observation_id: v.observationId,
-  systolic: v.systolic.value,
-  diastolic: v.diastolic.value,
-});
 
 /**
  * The registry projection in the same SQLite file as the events. Rows and checkpoint change in one transaction,
@@ -128,9 +77,9 @@ export class SqliteRegistry implements RegistryReadModel {
       for (const e of events) {
         if (!isDocumentEvent(e)) continue;
         const event = { type: e.type, data: e.data } as DocumentEvent;
-        const current = select.get(event.data.uniqueId) as Row | undefined;
-        const next = evolveRegistryEntry(current ? toView(current) : null, event);
-        if (next) upsert.run(toRow(next));
+        const current = select.get(event.data.uniqueId) as RegistryRow | undefined;
+        const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
+        if (next) upsert.run(viewToRow(next));
       }
       db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position').run(PROJECTION, checkpoint);
       // Relaxed: the projection is rebuilt from the events, so its commit needs no fsync of its own; rows and
@@ -139,17 +88,33 @@ export class SqliteRegistry implements RegistryReadModel {
   }
 
   async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
-    const rows = this.statements.findCurrent.all(patientKey, fromEpoch, toEpoch, limit) as Row[];
-    return rows.map(toView);
+    const rows = this.statements.findCurrent.all(patientKey, fromEpoch, toEpoch, limit) as RegistryRow[];
+    return rows.map(rowToView);
   }
 
   async get(uniqueId: string): Promise<RegistryEntryView | null> {
-    const row = this.statements.get.get(uniqueId) as Row | undefined;
-    return row ? toView(row) : null;
+    const row = this.statements.get.get(uniqueId) as RegistryRow | undefined;
+    return row ? rowToView(row) : null;
   }
 
   async knowsPatient(patientKey: string): Promise<boolean> {
     return this.statements.knowsPatient.get(patientKey) !== undefined;
+  }
+
+  /**
+   * Erasure: every row of the patient goes. secure_delete makes SQLite overwrite the freed cells instead of
+   * leaving them in free pages; with a full fsync, as the erasure is reported done once this resolves.
+   */
+  async forgetPatient(patientKey: string): Promise<void> {
+    await this.writer.runExclusive((db) => {
+      const previous = db.pragma('secure_delete', { simple: true }) as number;
+      db.pragma('secure_delete = ON');
+      try {
+        db.prepare('DELETE FROM registry_entries WHERE patient_key = ?').run(patientKey);
+      } finally {
+        db.pragma(`secure_delete = ${previous ? 'ON' : 'OFF'}`);
+      }
+    });
   }
 
   async reset(): Promise<void> {
