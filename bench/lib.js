@@ -377,3 +377,115 @@ module.exports = {
   waitForHttp,
   runLoad,
 };
+
+// ---------- PostgreSQL (bench/ingest-postgres.js) ----------
+// Added after the exports above so that nothing existing changes; `pg` is required lazily, so the SQLite
+// benchmarks never load it.
+
+/** The benchmark database: RTS_BENCH_POSTGRES_URL, else the local trust-auth server's `test` database. */
+const PG_URL = process.env.RTS_BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
+
+let pgModule = null;
+/** The project's `pg` (node-postgres). */
+const pg = () => (pgModule ??= require(require.resolve('pg', { paths: [ROOT] })));
+
+/** A fresh, unused schema name: bench_<what>_<pid>_<counter>_<random>. */
+let pgSchemaCounter = 0;
+const pgSchemaName = (what) => `bench_${what.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${++pgSchemaCounter}_${randomUUID().slice(0, 6)}`.slice(0, 63);
+
+/** Runs fn(client) on a short-lived admin connection. */
+const withPgClient = async (url, fn) => {
+  const client = new (pg().Client)({ connectionString: url, application_name: 'rts-bench-admin' });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+};
+
+const pgDropSchema = (url, schema) => withPgClient(url, (c) => c.query(`DROP SCHEMA IF EXISTS "${schema.replace(/"/g, '""')}" CASCADE`));
+
+/**
+ * Cluster-wide WAL counters (pg_stat_wal, PostgreSQL 14+): wal_sync = WAL flushes (fdatasync), each of which may
+ * cover several commits (group commit). Cluster-wide, so other users of the server add to it. Backends report
+ * their counters at most once a second while busy and at exit, so read it after the connections are closed.
+ */
+const pgStatWal = async (url) =>
+  withPgClient(url, async (c) => {
+    const { rows } = await c.query('SELECT wal_records::bigint::text AS records, wal_bytes::bigint::text AS bytes, wal_write::text AS writes, wal_sync::text AS syncs FROM pg_stat_wal');
+    const r = rows[0] ?? {};
+    return { records: Number(r.records), bytes: Number(r.bytes), writes: Number(r.writes), syncs: Number(r.syncs) };
+  });
+const pgWalDelta = (a, b) => ({ records: b.records - a.records, bytes: b.bytes - a.bytes, writes: b.writes - a.writes, syncs: b.syncs - a.syncs });
+
+/** Rows inserted/updated per table of a schema (pg_stat_user_tables; reported by backends at exit at the latest). */
+const pgTableStats = (url, schema) =>
+  withPgClient(url, async (c) => {
+    const { rows } = await c.query('SELECT relname, n_tup_ins::int AS ins, n_tup_upd::int AS upd FROM pg_stat_user_tables WHERE schemaname = $1', [schema]);
+    return Object.fromEntries(rows.map((r) => [r.relname, { ins: r.ins, upd: r.upd }]));
+  });
+
+/** Backends of the server whose application_name is `name` (e.g. a hub child started with PGAPPNAME). */
+const pgConnectionsOf = async (client, name) =>
+  Number((await client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [name])).rows[0].n);
+
+/** The server and its durability settings, for the report. */
+const pgServer = (url) =>
+  withPgClient(url, async (c) => {
+    const setting = async (name) => (await c.query(`SELECT current_setting($1, true) AS v`, [name])).rows[0].v;
+    const out = { version: (await c.query('SHOW server_version')).rows[0].server_version };
+    for (const name of ['synchronous_commit', 'fsync', 'wal_sync_method', 'full_page_writes', 'commit_delay', 'commit_siblings', 'wal_level', 'shared_buffers', 'max_connections', 'synchronous_standby_names']) {
+      out[name] = await setting(name);
+    }
+    try {
+      out.data_directory = await setting('data_directory');
+    } catch {}
+    out.pgNode = (() => {
+      try {
+        return require(require.resolve('pg/package.json', { paths: [ROOT] })).version;
+      } catch {
+        return '?';
+      }
+    })();
+    return out;
+  });
+
+/**
+ * The rows the hub writes for one observation in PostgreSQL: rowFactory's, with what the current write path adds
+ * to the event's data (`summary`: the values the registry would otherwise parse out of the HL7, put by
+ * TeleMedService.record) and, for an HTTP upload, a correlationId (the request id) in the metadata.
+ * event: { stream_name, stream_version, event_id, type, data (JSON text), metadata (JSON text) }; registry: the
+ * 15 registry_entries columns in table order (the PostgreSQL registry has the same columns as the SQLite one).
+ */
+const pgRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
+  const make = rowFactory({ repositoryUniqueId, secretHex });
+  return (obs, creationTime, { correlationId } = {}) => {
+    const row = make(obs, creationTime);
+    const { content, ...entry } = JSON.parse(row.event.data);
+    row.event.data = JSON.stringify({ ...entry, summary: { systolic: obs.systolic, diastolic: obs.diastolic }, content });
+    if (correlationId !== undefined) {
+      const { causationId } = JSON.parse(row.event.metadata);
+      row.event.metadata = JSON.stringify({ correlationId, causationId });
+    }
+    return row;
+  };
+};
+
+/** Column types of registry_entries, in table order, for INSERT ... SELECT * FROM unnest($1::text[], ...). */
+const PG_REGISTRY_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'text', 'integer', 'text', 'text', 'text', 'double precision', 'double precision'];
+
+Object.assign(module.exports, {
+  PG_URL,
+  pg,
+  pgSchemaName,
+  withPgClient,
+  pgDropSchema,
+  pgStatWal,
+  pgWalDelta,
+  pgTableStats,
+  pgConnectionsOf,
+  pgServer,
+  pgRowFactory,
+  PG_REGISTRY_TYPES,
+});
