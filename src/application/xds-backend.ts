@@ -10,10 +10,12 @@ import type { Clock } from './ports/clock';
 import type { DocumentRepository } from './ports/document-repository';
 import type { EventStore } from './ports/event-store';
 import type { IdGenerator } from './ports/id-generator';
+import type { PatientDataProtection } from './ports/patient-data-protection';
 import type { PatientKeys } from './ports/patient-keys';
 import type { RegistryReadModel } from './ports/registry-read-model';
 import type { RegistryEntryView } from './projections/registry-projection';
 import type { Projector } from './projector';
+import { sealDocument } from './sealed-documents';
 
 /** The most documents one query returns; a wider answer asks the caller to narrow the interval. */
 export const MAX_QUERY_RESULTS = 10_000;
@@ -41,6 +43,11 @@ export type XdsDependencies = Readonly<{
   patientKeys: PatientKeys;
   clock: Clock;
   ids: IdGenerator;
+  /**
+   * Seals each document's personal data (content and values) under the patient's own key before it is appended,
+   * and opens it on retrieval (crypto-shredding). Without it documents are stored in clear (unit tests only).
+   */
+  protection?: PatientDataProtection;
 }>;
 
 /**
@@ -102,6 +109,7 @@ export class XdsBackend {
       throw new ValidationError('too_many_results', `more than ${MAX_QUERY_RESULTS} documents match; narrow the interval`);
     }
     if (rows.length === 0 && !(await this.deps.registry.knowsPatient(patientKey))) {
+      if (await this.deps.protection?.isErased(patientKey)) throw new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
       throw new NotFoundError('unknown_patient', 'no document is registered for this patient');
     }
     return rows;
@@ -123,7 +131,11 @@ export class XdsBackend {
     const repository = this.deps.repositories.find((r) => r.repositoryUniqueId === entry.repositoryUniqueId);
     const content = repository ? await repository.retrieve(entry.uniqueId) : null;
     if (content === null) throw new NotFoundError('document_content_missing', 'the repository named by the registry entry does not hold the document');
-    return content;
+    if (!this.deps.protection) return content;
+    const opened = await this.deps.protection.open(entry.patientKey, content, `document/${entry.uniqueId}`);
+    if (opened === null) throw new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
+    // Sealed documents hold { content, summary }; a document stored before sealing is its content itself.
+    return opened === content ? content : (JSON.parse(opened) as { content: string }).content;
   }
 
   private async register(uniqueId: string, patientKey: string, metadata: DocumentMetadata, document: string, options: SubmitOptions): Promise<SubmitResult> {
@@ -144,9 +156,11 @@ export class XdsBackend {
       hash: sha256Hex(document),
       size: Buffer.byteLength(document, 'utf8'),
       replaces: options.replaces ?? null,
-      ...(options.summary ? { summary: { systolic: options.summary.systolic, diastolic: options.summary.diastolic } } : {}),
+      ...(options.summary && !this.deps.protection ? { summary: { systolic: options.summary.systolic, diastolic: options.summary.diastolic } } : {}),
     };
-    const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: document }, {
+    const summary = options.summary ? { systolic: options.summary.systolic, diastolic: options.summary.diastolic } : null;
+    const stored = this.deps.protection ? await sealDocument(this.deps.protection, patientKey, uniqueId, { content: document, summary }) : document;
+    const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: stored }, {
       commandId: `submit/${uniqueId}`,
       metadata: { correlationId: options.correlationId },
       expectNewStream: true,

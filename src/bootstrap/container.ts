@@ -7,7 +7,11 @@ import { EventStoreDocumentRepository } from '../application/event-store-documen
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
+import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
+import { OpeningRegistry, type ForgettingRegistry } from '../application/sealed-documents';
+import { SqliteKeyStore } from '../adapters/crypto/key-stores';
+import { PatientCipher } from '../adapters/crypto/patient-cipher';
 import type { RegistryReadModel } from '../application/ports/registry-read-model';
 import { Projector } from '../application/projector';
 import { TeleMedService } from '../application/telemed';
@@ -18,6 +22,7 @@ import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-st
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
 import { SqliteRegistry } from '../adapters/registry/sqlite-registry';
+import { PostgresKeyStore } from '../adapters/crypto/key-stores';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
 import type { Config } from './config';
@@ -35,13 +40,15 @@ export const TOKENS = {
   PatientKeys: Symbol.for('PatientKeys'),
   Xds: Symbol.for('Xds'),
   TeleMed: Symbol.for('TeleMed'),
+  PatientKeyStore: Symbol.for('PatientKeyStore'),
+  PatientDataProtection: Symbol.for('PatientDataProtection'),
 } as const;
 
 export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger =>
   pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime });
 
 /** An event store opened ahead of the container (PostgreSQL and EventStoreDB open asynchronously), with its registry. */
-export type OpenedStore = Readonly<{ store: EventStore; registry: RegistryReadModel; registryKind: 'sqlite' | 'postgres' | 'memory' }>;
+export type OpenedStore = Readonly<{ store: EventStore; registry: RegistryReadModel; registryKind: 'sqlite' | 'postgres' | 'memory'; keys?: PatientKeyStore }>;
 
 /** Delegates to `store`; close() closes it, then `also` (e.g. the registry's own PostgreSQL pool). */
 const closingAlso = (store: EventStore, also: () => Promise<void>): EventStore => ({
@@ -77,8 +84,9 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       const store = await PostgresEventStore.open({ connectionString: required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL'), schema: config.RTS_POSTGRES_SCHEMA });
       try {
         const registry = await PostgresRegistry.open(store);
+        const keys = await PostgresKeyStore.open(store);
         logger?.info({ store: 'postgres', schema: config.RTS_POSTGRES_SCHEMA, registry: 'postgres' }, 'event store opened');
-        return { store, registry, registryKind: 'postgres' };
+        return { store, registry, registryKind: 'postgres', keys };
       } catch (error) {
         await store.close().catch(() => undefined);
         throw error;
@@ -93,8 +101,9 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       const db = PostgresDatabase.open({ connectionString: config.RTS_POSTGRES_URL, schema: config.RTS_POSTGRES_SCHEMA });
       try {
         const registry = await PostgresRegistry.open(db);
+        const keys = await PostgresKeyStore.open(db);
         logger?.info({ store: 'eventstoredb', registry: 'postgres', schema: config.RTS_POSTGRES_SCHEMA }, 'event store opened');
-        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres' };
+        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys };
       } catch (error) {
         await db.close().catch(() => undefined);
         await esdb.close().catch(() => undefined);
@@ -123,16 +132,28 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   c.bind<Clock>(TOKENS.Clock).toConstantValue(new SystemClock());
   c.bind<IdGenerator>(TOKENS.Ids).toConstantValue(new RandomIds());
   c.bind<PatientKeys>(TOKENS.PatientKeys).toDynamicValue(() => new HmacPatientKeys(pseudonymSecret(config.RTS_PSEUDONYM_SECRET, config.RTS_DATA_DIR)));
+  // The patients' data keys: PostgreSQL's table when the store opened one, else a SQLite file of their own.
+  c.bind<PatientKeyStore>(TOKENS.PatientKeyStore).toDynamicValue(() => {
+    if (opened?.keys) return opened.keys;
+    mkdirSync(config.RTS_DATA_DIR, { recursive: true });
+    return new SqliteKeyStore(join(config.RTS_DATA_DIR, 'patient-keys.sqlite'));
+  });
+  c.bind<PatientDataProtection>(TOKENS.PatientDataProtection).toDynamicValue(
+    (ctx) => new PatientCipher({ keys: ctx.container.get<PatientKeyStore>(TOKENS.PatientKeyStore), maxCached: config.RTS_PATIENT_KEY_CACHE_SIZE }),
+  );
+  // Documents are opened before the registry projection sees them; PatientErased removes a patient's rows.
+  const opening = (registry: RegistryReadModel, ctx: { container: { get<T>(id: symbol): T } }): RegistryReadModel =>
+    new OpeningRegistry(registry as ForgettingRegistry, ctx.container.get<PatientDataProtection>(TOKENS.PatientDataProtection));
   if (opened) {
     c.bind<EventStore>(TOKENS.EventStore).toConstantValue(opened.store);
-    c.bind<RegistryReadModel>(TOKENS.Registry).toConstantValue(opened.registry);
+    c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => opening(opened.registry, ctx));
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
       mkdirSync(config.RTS_DATA_DIR, { recursive: true });
       return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, 'telemed.sqlite') });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
-    c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => new SqliteRegistry(ctx.container.get(SqliteEventStore)));
+    c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => opening(new SqliteRegistry(ctx.container.get(SqliteEventStore)), ctx));
   } else {
     throw new Error(`RTS_EVENT_STORE=${config.RTS_EVENT_STORE} is opened asynchronously: use openContainer(), or pass openStore()'s result`);
   }
@@ -150,6 +171,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
       patientKeys: ctx.container.get(TOKENS.PatientKeys),
       clock: ctx.container.get(TOKENS.Clock),
       ids: ctx.container.get(TOKENS.Ids),
+      protection: ctx.container.get(TOKENS.PatientDataProtection),
     });
   });
   c.bind<TeleMedService>(TOKENS.TeleMed).toDynamicValue((ctx) => new TeleMedService(ctx.container.get(TOKENS.Xds)));

@@ -40,6 +40,11 @@ export class InMemoryRegistry implements RegistryReadModel {
     return false;
   }
 
+  /** Erasure: every row of the patient goes. */
+  async forgetPatient(patientKey: string): Promise<void> {
+    this.rows = new Map([...this.rows].filter(([, r]) => r.patientKey !== patientKey));
+  }
+
   async reset(): Promise<void> {
     this.rows = new Map();
     this.position = 0n;

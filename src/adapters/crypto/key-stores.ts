@@ -1,0 +1,122 @@
+import Database from 'better-sqlite3';
+import type { PatientKeyStore } from '../../application/ports/patient-data-protection';
+import type { PgTransactor } from '../registry/postgres-registry';
+
+/**
+ * The patients' data keys, kept apart from the events (a copy of the event store alone never holds them).
+ * Erasing replaces the key by a tombstone `(patient_key, NULL, erased_at)` after overwriting its bytes in place.
+ */
+
+/** Tests and the in-memory library. */
+export class InMemoryKeyStore implements PatientKeyStore {
+  private readonly keys = new Map<string, Buffer | 'erased'>();
+  async get(patientKey: string) {
+    return this.keys.get(patientKey) ?? null;
+  }
+  async createIfAbsent(patientKey: string, key: Buffer) {
+    const existing = this.keys.get(patientKey);
+    if (existing) return existing;
+    this.keys.set(patientKey, Buffer.from(key));
+    return this.keys.get(patientKey)!;
+  }
+  async erase(patientKey: string) {
+    const existing = this.keys.get(patientKey);
+    if (existing && existing !== 'erased') existing.fill(0);
+    this.keys.set(patientKey, 'erased');
+  }
+  async close() {}
+}
+
+/**
+ * A SQLite file of its own (default `$RTS_DATA_DIR/patient-keys.sqlite`, 0600), used with the SQLite and
+ * EventStoreDB stores. Rollback journal (not WAL) and `secure_delete`: an erased key's bytes are overwritten in
+ * the file and no WAL frame keeps an old copy. synchronous=FULL: a key is durable before anything is sealed with it.
+ */
+export class SqliteKeyStore implements PatientKeyStore {
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = DELETE');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('secure_delete = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec('CREATE TABLE IF NOT EXISTS patient_keys (patient_key TEXT PRIMARY KEY, data_key BLOB, created_at TEXT NOT NULL, erased_at TEXT)');
+    this.statements = {
+      get: this.db.prepare('SELECT data_key, erased_at FROM patient_keys WHERE patient_key = ?'),
+      insert: this.db.prepare('INSERT INTO patient_keys (patient_key, data_key, created_at) VALUES (?, ?, ?) ON CONFLICT (patient_key) DO NOTHING'),
+      wipe: this.db.prepare('UPDATE patient_keys SET data_key = zeroblob(32) WHERE patient_key = ?'),
+      tombstone: this.db.prepare('UPDATE patient_keys SET data_key = NULL, erased_at = ? WHERE patient_key = ?'),
+      insertTombstone: this.db.prepare('INSERT INTO patient_keys (patient_key, data_key, created_at, erased_at) VALUES (?, NULL, ?, ?) ON CONFLICT (patient_key) DO NOTHING'),
+    };
+  }
+
+  async get(patientKey: string): Promise<Buffer | 'erased' | null> {
+    const row = this.statements.get.get(patientKey) as { data_key: Buffer | null; erased_at: string | null } | undefined;
+    if (!row) return null;
+    return row.erased_at !== null || row.data_key === null ? 'erased' : row.data_key;
+  }
+
+  async createIfAbsent(patientKey: string, key: Buffer): Promise<Buffer | 'erased'> {
+    this.statements.insert.run(patientKey, key, new Date().toISOString());
+    return (await this.get(patientKey))!;
+  }
+
+  async erase(patientKey: string, erasedAt: string): Promise<void> {
+    this.db.transaction(() => {
+      // Overwrite in place first, then drop: secure_delete zeroes the freed cells as well.
+      this.statements.wipe.run(patientKey);
+      this.statements.tombstone.run(erasedAt, patientKey);
+      this.statements.insertTombstone.run(patientKey, erasedAt, erasedAt);
+    })();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+/**
+ * A table `patient_keys` in the PostgreSQL schema, shared by every hub process on it. PostgreSQL keeps the old row
+ * version until VACUUM; erase() therefore runs `VACUUM patient_keys` afterwards (best effort; autovacuum would
+ * reach it later), so the key's bytes leave the heap.
+ */
+export class PostgresKeyStore implements PatientKeyStore {
+  private constructor(private readonly db: PgTransactor & { vacuum?(table: string): Promise<void> }) {}
+
+  static async open(db: PgTransactor & { vacuum?(table: string): Promise<void> }): Promise<PostgresKeyStore> {
+    await db.withTransaction(async (client) => {
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('rts_patient_keys_schema'))`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${db.table('patient_keys')} (patient_key TEXT PRIMARY KEY, data_key BYTEA, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), erased_at TIMESTAMPTZ)`);
+    });
+    return new PostgresKeyStore(db);
+  }
+
+  async get(patientKey: string): Promise<Buffer | 'erased' | null> {
+    return this.db.withTransaction(async (client) => {
+      const { rows } = await client.query<{ data_key: Buffer | null; erased_at: Date | null }>(`SELECT data_key, erased_at FROM ${this.db.table('patient_keys')} WHERE patient_key = $1`, [patientKey]);
+      const row = rows[0];
+      if (!row) return null;
+      return row.erased_at !== null || row.data_key === null ? 'erased' : row.data_key;
+    });
+  }
+
+  async createIfAbsent(patientKey: string, key: Buffer): Promise<Buffer | 'erased'> {
+    await this.db.withTransaction((client) => client.query(`INSERT INTO ${this.db.table('patient_keys')} (patient_key, data_key) VALUES ($1, $2) ON CONFLICT (patient_key) DO NOTHING`, [patientKey, key]));
+    return (await this.get(patientKey))!;
+  }
+
+  async erase(patientKey: string, erasedAt: string): Promise<void> {
+    await this.db.withTransaction((client) =>
+      client.query(
+        `INSERT INTO ${this.db.table('patient_keys')} (patient_key, data_key, erased_at) VALUES ($1, NULL, $2)
+         ON CONFLICT (patient_key) DO UPDATE SET data_key = NULL, erased_at = COALESCE(${this.db.table('patient_keys')}.erased_at, excluded.erased_at)`,
+        [patientKey, erasedAt],
+      ),
+    );
+    await this.db.vacuum?.('patient_keys').catch(() => undefined);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,107 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { SEALED_PREFIX, type PatientDataProtection, type PatientKeyStore } from '../../application/ports/patient-data-protection';
+import { NotFoundError } from '../../domain/shared/errors';
+
+/**
+ * AES-256-GCM envelopes under per-patient data keys (crypto-shredding).
+ *
+ *   rts-sealed:v1:<iv base64url, 12 bytes>.<ciphertext base64url>.<tag base64url, 16 bytes>
+ *
+ * The associated data is `<patientKey>|<context>`, so an envelope opens only for its patient and its place.
+ * Keys are cached in a bounded LRU (a map in insertion order) so the hot path costs one AES-GCM operation and no
+ * key store round trip. Erasing a patient drops the cached key at once in this process; other hub processes
+ * sharing the key store forget it within `ttlMs` (their cache entries expire), and the erased state is remembered
+ * for good (a tombstone cannot come back to life).
+ */
+export type PatientCipherOptions = Readonly<{ keys: PatientKeyStore; maxCached?: number; ttlMs?: number; now?: () => number }>;
+
+export const patientErased = (): NotFoundError => new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
+
+type Cached = { key: Buffer | 'erased'; at: number };
+
+export class PatientCipher implements PatientDataProtection {
+  private readonly cache = new Map<string, Cached>();
+  private readonly maxCached: number;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly options: PatientCipherOptions) {
+    this.maxCached = options.maxCached ?? 10_000;
+    this.ttlMs = options.ttlMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  async seal(patientKey: string, plaintext: string, context: string): Promise<string> {
+    let key = await this.key(patientKey);
+    if (key === null) key = this.remember(patientKey, await this.options.keys.createIfAbsent(patientKey, randomBytes(32)));
+    if (key === 'erased') throw patientErased();
+    return sealWith(key, plaintext, aad(patientKey, context));
+  }
+
+  async open(patientKey: string, sealed: string, context: string): Promise<string | null> {
+    if (!sealed.startsWith(SEALED_PREFIX)) return sealed; // stored before sealing was introduced
+    const key = await this.key(patientKey);
+    if (key === null || key === 'erased') return null;
+    return openWith(key, sealed, aad(patientKey, context));
+  }
+
+  async erase(patientKey: string): Promise<void> {
+    const cached = this.cache.get(patientKey);
+    if (cached && cached.key !== 'erased') cached.key.fill(0);
+    this.cache.delete(patientKey);
+    await this.options.keys.erase(patientKey, new Date(this.now()).toISOString());
+    this.remember(patientKey, 'erased');
+  }
+
+  async isErased(patientKey: string): Promise<boolean> {
+    return (await this.key(patientKey)) === 'erased';
+  }
+
+  /** Number of keys held in memory (for tests and metrics). */
+  get cachedKeys(): number {
+    return this.cache.size;
+  }
+
+  private async key(patientKey: string): Promise<Buffer | 'erased' | null> {
+    const cached = this.cache.get(patientKey);
+    if (cached && (cached.key === 'erased' || this.now() - cached.at < this.ttlMs)) {
+      // LRU: move to the newest end.
+      this.cache.delete(patientKey);
+      this.cache.set(patientKey, cached);
+      return cached.key;
+    }
+    const stored = await this.options.keys.get(patientKey);
+    return stored === null ? null : this.remember(patientKey, stored);
+  }
+
+  private remember(patientKey: string, key: Buffer | 'erased'): Buffer | 'erased' {
+    this.cache.delete(patientKey);
+    this.cache.set(patientKey, { key, at: this.now() });
+    while (this.cache.size > this.maxCached) {
+      const oldest = this.cache.keys().next().value as string;
+      this.cache.delete(oldest);
+    }
+    return key;
+  }
+}
+
+const aad = (patientKey: string, context: string): Buffer => Buffer.from(`${patientKey}|${context}`, 'utf8');
+
+export const sealWith = (key: Buffer, plaintext: string, associated: Buffer): string => {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(associated);
+  const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return `${SEALED_PREFIX}${iv.toString('base64url')}.${ct.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}`;
+};
+
+/** Throws when the envelope was altered, or belongs to another patient or place. */
+export const openWith = (key: Buffer, sealed: string, associated: Buffer): string => {
+  const parts = sealed.slice(SEALED_PREFIX.length).split('.');
+  if (parts.length !== 3) throw new Error('malformed sealed value');
+  const [iv, ct, tag] = parts.map((p) => Buffer.from(p!, 'base64url')) as [Buffer, Buffer, Buffer];
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAAD(associated);
+  decipher.setAuthTag(tag);
+  return Buffer.concat([decipher.update(ct), decipher.final()]).toString('utf8');
+};

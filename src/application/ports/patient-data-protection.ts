@@ -1,0 +1,33 @@
+/**
+ * Crypto-shredding of patient data. Every piece of a patient's personal data that goes into an event is sealed
+ * with that patient's own data key (AES-256-GCM); the keys live in a key store apart from the events. Erasing a
+ * patient deletes the key: every sealed event of theirs becomes unreadable, wherever copies of it went.
+ *
+ * `patientKey` is the pseudonymous key (PatientKeys.keyFor), which is also the id of the data key. `context` is
+ * bound into the ciphertext (AEAD associated data, e.g. the document uniqueId), so a sealed value cannot be moved
+ * to another event and still open.
+ */
+export interface PatientDataProtection {
+  /** Seal `plaintext` under the patient's key, creating the key on first use. PatientErasedError once erased. */
+  seal(patientKey: string, plaintext: string, context: string): Promise<string>;
+  /** The plaintext; null when the patient's key was erased. Values that are not sealed are returned as they are. */
+  open(patientKey: string, sealed: string, context: string): Promise<string | null>;
+  /** Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent. */
+  erase(patientKey: string): Promise<void>;
+  isErased(patientKey: string): Promise<boolean>;
+}
+
+/** Where the data keys are kept: a table or file apart from the events (see src/adapters/crypto/key-stores.ts). */
+export interface PatientKeyStore {
+  /** The key, 'erased' for a tombstone, or null when the patient has none yet. */
+  get(patientKey: string): Promise<Buffer | 'erased' | null>;
+  /** Store `key` unless the patient has a key or a tombstone already; returns what is stored afterwards. */
+  createIfAbsent(patientKey: string, key: Buffer): Promise<Buffer | 'erased'>;
+  /** Replace the key by a tombstone, overwriting its bytes where the store allows it. */
+  erase(patientKey: string, erasedAt: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Marks a sealed value in event data. */
+export const SEALED_PREFIX = 'rts-sealed:v1:';
+export const isSealed = (value: unknown): value is string => typeof value === 'string' && value.startsWith(SEALED_PREFIX);

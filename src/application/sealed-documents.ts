@@ -1,0 +1,88 @@
+import type { RecordedEvent } from './ports/event-store';
+import { isSealed, type PatientDataProtection } from './ports/patient-data-protection';
+import type { RegistryReadModel } from './ports/registry-read-model';
+import type { RegistryEntryView } from './projections/registry-projection';
+
+/**
+ * The personal data of a DocumentSubmitted event (the HL7 content, which holds the CPR number, and the reading's
+ * values) is stored sealed under the patient's data key: `content` holds the envelope of
+ * JSON { content, summary }, and the event has no `summary` of its own. Sealing binds the document's uniqueId
+ * (AEAD context), so an envelope cannot be copied into another document's event.
+ *
+ * PatientErased (stream `patient-<patientKey>`) records that the patient's key was deleted; the registry
+ * projection then forgets the patient's rows, and a rebuild skips the documents it can no longer open.
+ */
+export const PATIENT_ERASED = 'PatientErased';
+export const patientStreamName = (patientKey: string): string => `patient-${patientKey}`;
+
+export type SealedPayload = Readonly<{ content: string; summary: Readonly<{ systolic: number; diastolic: number }> | null }>;
+
+export const sealDocument = async (protection: PatientDataProtection, patientKey: string, uniqueId: string, payload: SealedPayload): Promise<string> =>
+  protection.seal(patientKey, JSON.stringify(payload), `document/${uniqueId}`);
+
+/** The content and summary of a DocumentSubmitted event's data; null when the patient's key was erased. */
+export const openDocument = async (protection: PatientDataProtection, data: Readonly<Record<string, unknown>>): Promise<SealedPayload | null> => {
+  const content = data['content'];
+  const summary = (data['summary'] ?? null) as SealedPayload['summary'];
+  if (!isSealed(content)) return typeof content === 'string' ? { content, summary } : null;
+  const opened = await protection.open(String(data['patientKey']), content, `document/${String(data['uniqueId'])}`);
+  return opened === null ? null : (JSON.parse(opened) as SealedPayload);
+};
+
+/** A registry adapter that can forget every row of one patient. */
+export type ForgettingRegistry = RegistryReadModel & { forgetPatient(patientKey: string): Promise<void> };
+
+/**
+ * The registry as the projector feeds it: documents are opened before the pure evolve sees them (so the rows get
+ * their values), the documents of erased patients are skipped, and PatientErased removes the patient's rows.
+ * Rows and checkpoint still advance together: events before a PatientErased are applied (without moving the
+ * checkpoint past it), the rows are forgotten, and the rest is applied with the batch's checkpoint; a crash in
+ * between replays the same steps, each idempotent.
+ */
+export class OpeningRegistry implements RegistryReadModel {
+  constructor(
+    private readonly inner: ForgettingRegistry,
+    private readonly protection: PatientDataProtection,
+  ) {}
+
+  checkpoint(): Promise<bigint> {
+    return this.inner.checkpoint();
+  }
+
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+    let segment: RecordedEvent[] = [];
+    for (const e of events) {
+      if (e.type === PATIENT_ERASED) {
+        if (segment.length > 0) await this.inner.apply(segment, await this.inner.checkpoint());
+        segment = [];
+        await this.inner.forgetPatient(String(e.data['patientKey']));
+        continue;
+      }
+      if (e.type !== 'DocumentSubmitted') {
+        segment.push(e);
+        continue;
+      }
+      const opened = await openDocument(this.protection, e.data);
+      if (opened === null) continue; // erased: nothing of it may reach the rows
+      const { content: _sealed, summary: _none, ...rest } = e.data;
+      segment.push({ ...e, data: { ...rest, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } });
+    }
+    await this.inner.apply(segment, checkpoint);
+  }
+
+  findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
+    return this.inner.findCurrent(patientKey, fromEpoch, toEpoch, limit);
+  }
+
+  get(uniqueId: string): Promise<RegistryEntryView | null> {
+    return this.inner.get(uniqueId);
+  }
+
+  knowsPatient(patientKey: string): Promise<boolean> {
+    return this.inner.knowsPatient(patientKey);
+  }
+
+  reset(): Promise<void> {
+    return this.inner.reset();
+  }
+}
