@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { AmqpEndpoint, AmqpSasl } from '../adapters/amqp/connection';
 import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
+import { authSettings } from './auth-config';
 
 /**
  * Configuration from environment variables, validated at start. Defaults need nothing: `npm start` serves on
@@ -105,6 +106,8 @@ export const ConfigSchema = z
     RTS_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(16 * 1024),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     RTS_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+    /** Access control, rate limits, data keys: see auth-config.ts. */
+    ...authSettings,
     ...messagingSettings,
   })
   .superRefine(requireStoreConnection)

@@ -14,6 +14,9 @@ import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messagingConfig
 import { TOKENS, createLogger, openContainer } from './container';
 import { createDirectoryModule } from './directory-module';
 import { startHubMessaging } from './hub-messaging';
+import { createSecurityModule } from './security-module';
+import type { PatientDataProtection } from '../application/ports/patient-data-protection';
+import type { PatientKeys } from '../application/ports/patient-keys';
 
 export type RunningHub = Readonly<{ url: string; stop(): Promise<void> }>;
 
@@ -57,12 +60,25 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     await store.close();
     throw error;
   }
+  // Access control, rate limits, audit trail and erasure (security-module.ts); clinicians' access follows the
+  // consultation read model once the consultation context is composed here (pass it as `consultations`).
+  const security = createSecurityModule({
+    config,
+    logger,
+    store,
+    clock: container.get<Clock>(TOKENS.Clock),
+    patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
+    protection: container.get<PatientDataProtection>(TOKENS.PatientDataProtection),
+    xds: container.get<XdsBackend>(TOKENS.Xds),
+    registryProjector: projector,
+  });
   const http = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
     xds: container.get<XdsBackend>(TOKENS.Xds),
     clock: container.get<Clock>(TOKENS.Clock),
     logger,
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
+    beforeRoutes: security.install,
     health: async () => ({ store: config.RTS_EVENT_STORE, head: String(await store.headPosition()) }),
   });
   registerDirectoryRoutes(http.app, { directory: directory.service });
@@ -76,6 +92,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       // Stop taking connections, let in-flight requests finish (their appends commit); stop the uplink consumer
       // (its handlers finish), the downlink publisher and the broker connection; then close the store.
       await http.close(config.RTS_SHUTDOWN_GRACE_MS);
+      await security.close(); // the audit events of the last requests
       await messaging.stop();
       await directory.stop();
       await projector.stop();

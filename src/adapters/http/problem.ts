@@ -84,6 +84,12 @@ export const PROBLEM_TYPES = {
   // Keys
   invalid_key: [422, 'The key is not valid'],
   key_owned_by_other_party: [409, 'The key is registered to another party'],
+  // Access control, limits, erasure
+  unauthenticated: [401, 'Authentication is required'],
+  forbidden: [403, 'You may not do this'],
+  rate_limited: [429, 'Too many requests'],
+  patient_erased: [410, 'The patient was erased'],
+  audit_unavailable: [503, 'The audit trail cannot record the request'],
   body_too_large: [413, 'The request body is too large'],
   unsupported_media_type: [415, 'The content type is not supported'],
   method_not_allowed: [405, 'Method not allowed'],

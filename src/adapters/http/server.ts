@@ -22,6 +22,8 @@ export type HttpDependencies = Readonly<{
   /** Readiness probe: resolves when the store answers. */
   health: () => Promise<Record<string, unknown>>;
   bodyLimitBytes?: number;
+  /** Installs hooks that must precede every route (access control, rate limits, audit: security.ts). */
+  beforeRoutes?: (app: FastifyInstance) => void;
 }>;
 
 const CPR_LIKE = /\d{6}-?\d{4}/g;
@@ -88,6 +90,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   });
 
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('not_found', 'there is no resource at this path')));
+
+  deps.beforeRoutes?.(app);
 
   app.get('/health', async (_request, reply) => {
     try {

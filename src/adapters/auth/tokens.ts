@@ -1,0 +1,83 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { ROLES } from '../../application/access/policy';
+
+/**
+ * Bearer tokens (JWT, verified with jose) and API keys. jose is ESM-only: it is loaded on first use with a
+ * dynamic import, so modules that never verify a token (and jest suites that do not need one) never load it.
+ *
+ * Claims: sub, role (patient | clinician | system | operator), patient (the CPR number, patients only: it is
+ * turned into the pseudonymous key at once and never logged), systemId (clinicians and systems), iss, aud, exp.
+ */
+export const TokenClaims = z.object({
+  sub: z.string().min(1).max(200),
+  role: z.enum(ROLES),
+  patient: z.string().max(20).optional(),
+  systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional(),
+});
+export type TokenClaims = z.infer<typeof TokenClaims>;
+
+export class InvalidTokenError extends Error {
+  constructor(readonly reason: string) {
+    super(`invalid token: ${reason}`);
+    this.name = 'InvalidTokenError';
+  }
+}
+
+type Jose = typeof import('jose');
+let josePromise: Promise<Jose> | null = null;
+const loadJose = (): Promise<Jose> => (josePromise ??= import('jose'));
+
+export type VerifierOptions = Readonly<{ issuer: string; audience: string } & ({ secret: Buffer } | { jwksUrl: string })>;
+
+/** A verifier: the claims of a valid token, InvalidTokenError otherwise (expired, wrong signature, issuer, audience, claims). */
+export const createTokenVerifier = (options: VerifierOptions): ((token: string) => Promise<TokenClaims>) => {
+  let keyPromise: Promise<Parameters<Jose['jwtVerify']>[1]> | null = null;
+  const key = () =>
+    (keyPromise ??= loadJose().then((jose) => ('secret' in options ? new Uint8Array(options.secret) : jose.createRemoteJWKSet(new URL(options.jwksUrl)))));
+  return async (token) => {
+    const jose = await loadJose();
+    let payload: unknown;
+    try {
+      ({ payload } = await jose.jwtVerify(token, (await key()) as Uint8Array, {
+        issuer: options.issuer,
+        audience: options.audience,
+        algorithms: 'secret' in options ? ['HS256'] : ['RS256', 'PS256', 'ES256', 'EdDSA'],
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (error) {
+      throw new InvalidTokenError((error as { code?: string }).code ?? 'unverifiable');
+    }
+    const claims = TokenClaims.safeParse(payload);
+    if (!claims.success) throw new InvalidTokenError('claims');
+    return claims.data;
+  };
+};
+
+/** Sign an HS256 token (the embedded profile's own tokens: dev login and `node dist/bootstrap/token.js`). */
+export const signToken = async (secret: Buffer, claims: TokenClaims, options: { issuer: string; audience: string; ttlSeconds: number }): Promise<string> => {
+  const jose = await loadJose();
+  const { sub, ...rest } = claims;
+  return new jose.SignJWT(rest)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(sub)
+    .setIssuer(options.issuer)
+    .setAudience(options.audience)
+    .setIssuedAt()
+    .setExpirationTime(`${Math.max(1, Math.floor(options.ttlSeconds))}s`)
+    .sign(new Uint8Array(secret));
+};
+
+export const sha256HexOf = (value: string): string => createHash('sha256').update(value, 'utf8').digest('hex');
+
+/** The system an API key belongs to (keys stored as sha256 hex), compared in constant time. */
+export const systemOfApiKey = (apiKeys: Readonly<Record<string, string>>, presented: string): string | null => {
+  if (presented.length < 16 || presented.length > 512) return null;
+  const digest = Buffer.from(sha256HexOf(presented), 'hex');
+  let found: string | null = null;
+  for (const [systemId, hex] of Object.entries(apiKeys)) {
+    const stored = Buffer.from(hex, 'hex');
+    if (stored.length === digest.length && timingSafeEqual(stored, digest)) found = systemId;
+  }
+  return found;
+};

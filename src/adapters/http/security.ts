@@ -1,0 +1,307 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
+import type { AuditEntry, AuditOutcome } from '../../application/audit/audit-chain';
+import { MAX_AUDIT_RESULTS, daysBetween, type AuditTrail } from '../../application/audit/audit-trail';
+import type { PatientErasure } from '../../application/patient-erasure';
+import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
+import { problem, sendProblem } from './problem';
+import { RateLimiter } from './rate-limiter';
+import { parseInput } from './schemas';
+
+/**
+ * Access control, rate limits and the audit trail of the HTTP API, installed on the app before any route:
+ *
+ *   onRequest   authenticate (Authorization: Bearer <JWT>, or X-Api-Key for a connected system) -> 401
+ *               unauthenticated; then the caller's token bucket -> 429 rate_limited with Retry-After
+ *   preHandler  authorize the route's action on its resource (the pure policy in application/access/policy.ts)
+ *               -> 403 forbidden; for a document the caller may not read: 404 document_not_found, the same answer
+ *               as for a document that does not exist (no oracle for valid uniqueIds)
+ *   onSend      an audit event for every request touching patient data and every refusal (who, what, when,
+ *               from where, outcome). Reads do not wait for it; writes (POST, DELETE) answer only once it is stored.
+ *
+ * Public: /health, /openapi.json, /problems/*, /app/* (the page's static files), POST /auth/dev-login (when on).
+ * Also registered here: POST /auth/dev-login, DELETE /patients/{id} (erasure), GET /audit, GET /audit/verify.
+ */
+export type SecurityDependencies = Readonly<{
+  mode: 'on' | 'off';
+  /** Verifies a bearer token and maps its claims to a principal (the patient claim becomes the pseudonymous key). */
+  verifyBearer?: (token: string) => Promise<Principal>;
+  /** The system an API key belongs to, or null. */
+  systemOfApiKey?: (key: string) => string | null;
+  /** POST /auth/dev-login, when enabled: a signed token for the given claims. */
+  devLogin?: (claims: { sub: string; role: Principal['role']; patient?: string; systemId?: string }) => Promise<{ token: string; expiresIn: number }>;
+  rateLimit: Readonly<{ perSecond: number; burst: number }>;
+  patientKeyOf: (patientId: Cpr) => string;
+  /** The pseudonymous key of a document's patient (registry), or null when there is no such document. */
+  documentPatientKey: (uniqueId: string) => Promise<string | null>;
+  /** The documents and patients of consultations offered to a system's experts. */
+  clinicianScope: (systemId: string) => Promise<ClinicianScope>;
+  /** The systems concerned by a consultation (applicant and offered experts' home systems), or null. */
+  consultationSystems?: (consultationId: string) => Promise<readonly string[] | null>;
+  audit: AuditTrail;
+  erasure: PatientErasure;
+  now: () => Date;
+  onAuditFailure?: () => void;
+}>;
+
+type Rule = (request: FastifyRequest, principal: Principal) => Promise<Action | 'pass'>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+    audited?: { action: string; patientKey: string | null; resource: string | null; reason: string | null; patientData: boolean };
+  }
+}
+
+const PUBLIC = new Set(['GET /health', 'GET /openapi.json', 'GET /problems/:code', 'POST /auth/dev-login', 'HEAD /health']);
+const isPublic = (method: string, route: string): boolean => PUBLIC.has(`${method} ${route}`) || route === '/app' || route.startsWith('/app/');
+
+const keyOfRaw = (deps: SecurityDependencies, raw: unknown): string | null => {
+  try {
+    return typeof raw === 'string' ? deps.patientKeyOf(parseCpr(raw)) : null;
+  } catch {
+    return null;
+  }
+};
+
+const field = (value: unknown, name: string): unknown => (value && typeof value === 'object' ? (value as Record<string, unknown>)[name] : undefined);
+const str = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+/** The action each route performs, from its params, query and (parsed) body. */
+const rules = (deps: SecurityDependencies): Record<string, Rule> => {
+  const patientRoute = (kind: 'observations.read' | 'observations.write', from: 'params' | 'body'): Rule => async (request, principal) => {
+    const key = keyOfRaw(deps, field(from === 'params' ? request.params : request.body, 'patientId'));
+    // An invalid CPR number: a patient gets the validation problem from the route; anyone else is refused first.
+    if (key === null) return principal.role === 'patient' ? 'pass' : { kind, patientKey: '' };
+    return { kind, patientKey: key };
+  };
+  const documentRoute = (kind: 'document.read' | 'document.correct'): Rule => async (request) => {
+    const uniqueId = str(field(request.params, 'uniqueId'));
+    const key = await deps.documentPatientKey(uniqueId);
+    if (key === null) return 'pass'; // no such document: the route answers 404 document_not_found for everyone
+    return { kind, patientKey: key, uniqueId };
+  };
+  const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request) => ({ kind: 'consultation.act', systemId: systemOf(request) });
+  const expertSystem = (request: FastifyRequest): string => {
+    const expertId = str(field(request.body, 'expertId'));
+    return expertId.slice(0, Math.max(0, expertId.indexOf(':')));
+  };
+  return {
+    'POST /observations': patientRoute('observations.write', 'body'),
+    'GET /patients/:patientId/observations': patientRoute('observations.read', 'params'),
+    'GET /documents/:uniqueId': documentRoute('document.read'),
+    'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
+    'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
+    'GET /audit': async () => ({ kind: 'audit.read' }),
+    'GET /audit/verify': async () => ({ kind: 'audit.read' }),
+    'GET /experts': async () => ({ kind: 'directory.read' }),
+    'GET /experts/:id': async () => ({ kind: 'directory.read' }),
+    'GET /systems': async () => ({ kind: 'directory.read' }),
+    'GET /systems/:id': async () => ({ kind: 'directory.read' }),
+    'GET /stats/consultations-per-month': async () => ({ kind: 'directory.read' }),
+    'POST /systems': async () => ({ kind: 'systems.manage' }),
+    'GET /dead-letters': async () => ({ kind: 'dead_letters.manage' }),
+    'GET /dead-letters/:id': async () => ({ kind: 'dead_letters.manage' }),
+    'POST /dead-letters/:id/replay': async () => ({ kind: 'dead_letters.manage' }),
+    'POST /consultations': consultationAct((r) => str(field(r.body, 'applicantSystemId'))),
+    'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [str(field(request.query, 'system'))] }),
+    'GET /consultations/:id': async (request) => {
+      const systems = await deps.consultationSystems?.(str(field(request.params, 'id')));
+      return systems ? { kind: 'consultation.read', systemIds: systems } : 'pass';
+    },
+    'POST /consultations/:id/accept': consultationAct(expertSystem),
+    'POST /consultations/:id/decline': consultationAct(expertSystem),
+    'POST /consultations/:id/report': consultationAct(expertSystem),
+    'POST /consultations/:id/acknowledge': consultationAct((r) => str(field(r.body, 'systemId'))),
+    'POST /consultations/:id/cancel': consultationAct((r) => str(field(r.body, 'systemId'))),
+  };
+};
+
+const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
+
+const resourceOf = (action: Action, request: FastifyRequest): string | null => {
+  if ('uniqueId' in action) return action.uniqueId;
+  if (action.kind === 'consultation.read' || action.kind === 'consultation.act') return str(field(request.params, 'id')) || ('systemId' in action ? action.systemId : null);
+  return null;
+};
+
+const isWrite = (method: string): boolean => method === 'POST' || method === 'DELETE' || method === 'PUT' || method === 'PATCH';
+
+export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies): void => {
+  const limiter = new RateLimiter(deps.rateLimit);
+  const table = rules(deps);
+
+  const authenticate = async (request: FastifyRequest): Promise<Principal | 'invalid' | null> => {
+    if (deps.mode === 'off') return ANONYMOUS;
+    const authorization = request.headers.authorization;
+    if (typeof authorization === 'string' && /^Bearer\s+/i.test(authorization) && deps.verifyBearer) {
+      try {
+        return await deps.verifyBearer(authorization.replace(/^Bearer\s+/i, '').trim());
+      } catch {
+        return 'invalid';
+      }
+    }
+    const apiKey = request.headers['x-api-key'];
+    if (typeof apiKey === 'string' && deps.systemOfApiKey) {
+      const systemId = deps.systemOfApiKey(apiKey);
+      return systemId ? { subject: `system:${systemId}`, role: 'system', systemId, via: 'api_key' } : 'invalid';
+    }
+    return authorization !== undefined || apiKey !== undefined ? 'invalid' : null;
+  };
+
+  const refuse = (request: FastifyRequest, reply: FastifyReply, code: string, detail: string, reason: string) => {
+    if (request.audited) request.audited.reason = reason;
+    else request.audited = { action: routeKey(request), patientKey: null, resource: null, reason, patientData: false };
+    return sendProblem(reply, problem(code, detail));
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions?.url;
+    if (route === undefined || isPublic(request.method, route)) {
+      if (route === '/auth/dev-login') {
+        const rate = limiter.take(`ip:${request.ip}`);
+        if (!rate.allowed) return tooMany(reply, rate.retryAfterSeconds);
+      }
+      return;
+    }
+    const principal = await authenticate(request);
+    const caller = principal && principal !== 'invalid' ? `${principal.via}:${principal.subject}` : `ip:${request.ip}`;
+    const rate = limiter.take(caller);
+    if (!rate.allowed) return tooMany(reply, rate.retryAfterSeconds);
+    if (principal === null || principal === 'invalid') {
+      reply.header('www-authenticate', principal === 'invalid' ? 'Bearer error="invalid_token"' : 'Bearer');
+      request.audited = { action: routeKey(request), patientKey: patientKeyInPath(request), resource: null, reason: principal === null ? 'no_credentials' : 'invalid_credentials', patientData: false };
+      return sendProblem(reply, problem('unauthenticated', principal === null ? 'send a bearer token (Authorization: Bearer ...) or an API key (X-Api-Key)' : 'the token or API key is not valid (expired, wrong signature, issuer or audience)'));
+    }
+    request.principal = principal;
+  });
+
+  const patientKeyInPath = (request: FastifyRequest): string | null => keyOfRaw(deps, field(request.params, 'patientId'));
+
+  app.addHook('preHandler', async (request, reply) => {
+    const principal = request.principal;
+    const route = request.routeOptions?.url;
+    if (!principal || route === undefined) return;
+    const rule = table[`${request.method} ${route}`] ?? (async () => ({ kind: 'other' }) as Action);
+    const action = await rule(request, principal);
+    if (action === 'pass') {
+      request.audited = { action: routeKey(request), patientKey: null, resource: str(field(request.params, 'uniqueId')) || null, reason: null, patientData: true };
+      return;
+    }
+    const patientKey = 'patientKey' in action && action.patientKey !== '' ? action.patientKey : null;
+    request.audited = { action: action.kind, patientKey, resource: resourceOf(action, request), reason: null, patientData: concernsPatientData(action) };
+    if (deps.mode === 'off') return;
+    const needsScope = principal.role === 'clinician' && (action.kind === 'observations.read' || action.kind === 'document.read') && principal.systemId !== undefined;
+    const scope = needsScope ? await deps.clinicianScope(principal.systemId!) : null;
+    const decision = authorize(principal, action, scope);
+    if (decision.allowed) return;
+    if (action.kind === 'document.read' || action.kind === 'document.correct') {
+      // The same answer as for a uniqueId that does not exist: a valid id is not confirmed to a stranger.
+      return refuse(request, reply, 'document_not_found', 'no document has this uniqueId', decision.reason);
+    }
+    return refuse(request, reply, 'forbidden', 'you may not do this with this resource', decision.reason);
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const audited = request.audited;
+    if (!audited) return payload;
+    const status = reply.statusCode;
+    const denied = audited.reason !== null;
+    if (!audited.patientData && !denied) return payload;
+    const principal = request.principal;
+    const outcome: AuditOutcome = denied ? 'denied' : status >= 400 ? 'error' : 'allowed';
+    const entry: AuditEntry = {
+      at: deps.now().toISOString(),
+      subject: principal?.subject ?? 'anonymous',
+      role: principal && principal.via !== 'auth_off' ? principal.role : 'none',
+      systemId: principal?.systemId ?? null,
+      action: audited.action,
+      patientKey: audited.patientKey,
+      resource: audited.resource,
+      ip: request.ip,
+      requestId: String(request.id),
+      outcome,
+      status,
+      reason: audited.reason,
+    };
+    const recorded = deps.audit.record(entry);
+    if (!isWrite(request.method) || outcome !== 'allowed') {
+      recorded.catch(() => deps.onAuditFailure?.());
+      return payload;
+    }
+    try {
+      await recorded;
+      return payload;
+    } catch {
+      // Fail closed for writes: the change is committed (and idempotent), but it is not reported done while its
+      // audit event is missing; the client's retry records it.
+      deps.onAuditFailure?.();
+      reply.code(503).header('content-type', 'application/problem+json; charset=utf-8');
+      return JSON.stringify(problem('audit_unavailable', 'the change could not be recorded in the audit trail; retry the request'));
+    }
+  });
+
+  if (deps.devLogin) {
+    const DevLogin = z.strictObject({
+      role: z.enum(['patient', 'clinician', 'system', 'operator']),
+      patient: z.string().max(20).optional(),
+      systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional(),
+      sub: z.string().min(1).max(100).optional(),
+    });
+    const devLogin = deps.devLogin;
+    app.post('/auth/dev-login', async (request) => {
+      const body = parseInput(DevLogin, request.body, 'body');
+      if (body.role === 'patient') parseCpr(body.patient ?? ''); // 422 invalid_patient_id before a token is made
+      const sub = body.sub ?? (body.role === 'patient' ? `patient-${deps.patientKeyOf(parseCpr(body.patient!)).slice(1, 13)}` : `dev-${body.role}`);
+      return devLogin({ sub, role: body.role, ...(body.patient ? { patient: body.patient } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
+    });
+  }
+
+  app.delete('/patients/:patientId', async (request) => {
+    const { patientId } = parseInput(z.strictObject({ patientId: z.string().max(20) }), request.params, 'path');
+    const result = await deps.erasure.erase(parseCpr(patientId), { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) });
+    if (request.audited) request.audited.patientKey = result.patientKey;
+    return { erased: true, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased };
+  });
+
+  const AuditQuery = z
+    .strictObject({
+      patient: z.string().max(20).optional(),
+      user: z.string().min(1).max(200).optional(),
+      from: z.iso.datetime({ offset: true }).optional(),
+      to: z.iso.datetime({ offset: true }).optional(),
+      limit: z.coerce.number().int().min(1).max(MAX_AUDIT_RESULTS).optional(),
+    })
+    .refine((q) => (q.patient === undefined) !== (q.user === undefined), { message: 'give exactly one of patient or user', path: ['patient'] });
+
+  const daysOf = (q: { from?: string | undefined; to?: string | undefined }): string[] => {
+    const to = q.to ? new Date(q.to) : deps.now();
+    const from = q.from ? new Date(q.from) : new Date(to.getTime() - 6 * 86_400_000);
+    return daysBetween(from, to);
+  };
+
+  app.get('/audit', async (request) => {
+    const q = parseInput(AuditQuery, request.query, 'query');
+    const days = daysOf(q);
+    if (q.patient !== undefined) {
+      // The CPR number in the query is hashed to the pseudonymous key here and goes nowhere else.
+      const patientKey = deps.patientKeyOf(parseCpr(q.patient));
+      const items = await deps.audit.byPatient(patientKey, days, q.limit);
+      return { patientKey, days: { from: days[0], to: days[days.length - 1] }, count: items.length, items };
+    }
+    const items = await deps.audit.bySubject(q.user!, days, q.limit);
+    return { user: q.user, days: { from: days[0], to: days[days.length - 1] }, count: items.length, items };
+  });
+
+  app.get('/audit/verify', async (request) => {
+    const q = parseInput(z.strictObject({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() }), request.query, 'query');
+    const days = daysOf(q);
+    return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days)) };
+  });
+};
+
+const routeKey = (request: FastifyRequest): string => `${request.method} ${request.routeOptions?.url ?? '(no route)'}`;
+
+const tooMany = (reply: FastifyReply, retryAfterSeconds: number) =>
+  sendProblem(reply.header('retry-after', String(retryAfterSeconds)), problem('rate_limited', `too many requests; retry after ${retryAfterSeconds} s`));

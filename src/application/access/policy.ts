@@ -1,0 +1,105 @@
+/**
+ * Who may do what: the access policy as one pure function. The HTTP edge gathers the facts (the caller's
+ * verified principal, the pseudonymous key of the patient a request concerns, the consultations a clinician's
+ * system was offered) and asks `authorize`; nothing here does I/O.
+ *
+ * | role      | may                                                                                           |
+ * |-----------|-----------------------------------------------------------------------------------------------|
+ * | patient   | read and write their own observations and documents (matched on the pseudonymous key)         |
+ * | clinician | read the patients (observations, documents) of consultations offered to their system's experts;|
+ * |           | act on consultations for their own system; read the directory                                  |
+ * | system    | act on consultations for its own system and its own experts; read the directory               |
+ * | operator  | manage systems (POST /systems), dead letters, erase patients, read and verify the audit trail  |
+ *
+ * Everything not listed is refused. Patient data is never readable by operators or systems through HTTP: an
+ * operator manages the hub, a clinician treats patients.
+ */
+export const ROLES = ['patient', 'clinician', 'system', 'operator'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** A verified caller. `patientKey` is the pseudonym of the patient claim (the CPR number itself is never kept). */
+export type Principal = Readonly<{
+  subject: string;
+  role: Role;
+  /** For role patient: the pseudonymous key of the patient the token was issued to. */
+  patientKey?: string;
+  /** For clinician and system: the connected system they belong to. */
+  systemId?: string;
+  /** How the caller proved who they are. */
+  via: 'jwt' | 'api_key' | 'dev' | 'auth_off';
+}>;
+
+/** What a clinician's system may see: the documents attached to consultations offered to its experts, and their patients. */
+export type ClinicianScope = Readonly<{ uniqueIds: ReadonlySet<string>; patientKeys: ReadonlySet<string> }>;
+
+export type Action =
+  | Readonly<{ kind: 'observations.read'; patientKey: string }>
+  | Readonly<{ kind: 'observations.write'; patientKey: string }>
+  | Readonly<{ kind: 'document.read'; patientKey: string; uniqueId: string }>
+  | Readonly<{ kind: 'document.correct'; patientKey: string; uniqueId: string }>
+  | Readonly<{ kind: 'patient.erase' }>
+  | Readonly<{ kind: 'audit.read' }>
+  | Readonly<{ kind: 'directory.read' }>
+  | Readonly<{ kind: 'systems.manage' }>
+  | Readonly<{ kind: 'dead_letters.manage' }>
+  /** Acting for, or reading the consultations of, `systemId` (the applicant, or an expert's home system). */
+  | Readonly<{ kind: 'consultation.act'; systemId: string }>
+  | Readonly<{ kind: 'consultation.read'; systemIds: readonly string[] }>
+  /** A route without a rule of its own: operators only. */
+  | Readonly<{ kind: 'other' }>;
+
+export type Decision = Readonly<{ allowed: true }> | Readonly<{ allowed: false; reason: string }>;
+
+const ALLOW: Decision = { allowed: true };
+const deny = (reason: string): Decision => ({ allowed: false, reason });
+
+/** A principal whose claims are incomplete for its role is refused everything patient-related. */
+export const authorize = (principal: Principal, action: Action, scope: ClinicianScope | null = null): Decision => {
+  const { role } = principal;
+  switch (action.kind) {
+    case 'observations.write':
+    case 'document.correct':
+      if (role === 'patient') return principal.patientKey !== undefined && principal.patientKey === action.patientKey ? ALLOW : deny('not_own_patient_data');
+      return deny('role_may_not_write_patient_data');
+    case 'observations.read':
+    case 'document.read': {
+      if (role === 'patient') return principal.patientKey !== undefined && principal.patientKey === action.patientKey ? ALLOW : deny('not_own_patient_data');
+      if (role === 'clinician') {
+        if (!scope || principal.systemId === undefined) return deny('no_consultation');
+        if (scope.patientKeys.has(action.patientKey)) return ALLOW;
+        if (action.kind === 'document.read' && scope.uniqueIds.has(action.uniqueId)) return ALLOW;
+        return deny('no_consultation');
+      }
+      return deny('role_may_not_read_patient_data');
+    }
+    case 'patient.erase':
+    case 'audit.read':
+    case 'systems.manage':
+    case 'dead_letters.manage':
+    case 'other':
+      return role === 'operator' ? ALLOW : deny('operator_only');
+    case 'directory.read':
+      return ALLOW; // every authenticated caller: the directory holds no patient data
+    case 'consultation.act':
+      if (role !== 'system' && role !== 'clinician') return deny('role_may_not_act_for_a_system');
+      return principal.systemId !== undefined && principal.systemId === action.systemId ? ALLOW : deny('other_system');
+    case 'consultation.read':
+      if (role !== 'system' && role !== 'clinician') return deny('role_may_not_read_consultations');
+      return principal.systemId !== undefined && action.systemIds.includes(principal.systemId) ? ALLOW : deny('other_system');
+    default: {
+      const never: never = action;
+      return deny(`unknown_action ${String((never as { kind?: unknown }).kind)}`);
+    }
+  }
+};
+
+/** Whether an action touches patient data (and so must leave an audit event whatever its outcome). */
+export const concernsPatientData = (action: Action): boolean =>
+  action.kind === 'observations.read' ||
+  action.kind === 'observations.write' ||
+  action.kind === 'document.read' ||
+  action.kind === 'document.correct' ||
+  action.kind === 'patient.erase' ||
+  action.kind === 'consultation.read' ||
+  action.kind === 'consultation.act' ||
+  action.kind === 'audit.read';

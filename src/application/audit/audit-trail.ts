@@ -1,0 +1,224 @@
+import { uuidV5 } from '../ids';
+import { ExpectedVersionConflictError, type EventStore } from '../ports/event-store';
+import {
+  AUDIT_EVENT_TYPE,
+  AUDIT_PARTITIONS,
+  auditPartition,
+  auditStreamName,
+  auditStreamOf,
+  chain,
+  genesisHash,
+  verifyChain,
+  type AuditEntry,
+  type ChainBreak,
+  type ChainedAuditEntry,
+} from './audit-chain';
+
+export type AuditLogger = { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+
+export type AuditTrailOptions = Readonly<{
+  store: EventStore;
+  logger?: AuditLogger;
+  /** Called with the number of audit events that could not be stored (after the retries). */
+  onDropped?: (count: number) => void;
+  /** Entries queued beyond this are dropped (and counted) rather than growing the heap without bound. */
+  maxQueued?: number;
+  /** Append attempts per batch before its entries are dropped. */
+  attempts?: number;
+}>;
+
+type Pending = { entry: AuditEntry; resolve: () => void; reject: (error: unknown) => void };
+type Head = { version: bigint; hash: string };
+
+/** The most days one query or verification walks. */
+export const MAX_AUDIT_DAYS = 31;
+export const MAX_AUDIT_RESULTS = 1000;
+
+/**
+ * The audit trail: records access events in hash-chained day/partition streams of the event store, and answers
+ * the operator's queries and verification by walking those chains.
+ *
+ * Recording is asynchronous and batched: `record()` queues the entry and resolves once it is committed (durably:
+ * the store's own fsync, shared by everything appended together by its group commit). Entries arriving in the same
+ * tick go to their streams in one append per stream. Within one process appends to one stream are serialized, so
+ * the chain is linear; between hub processes an expected-version conflict re-reads the chain's new tail and links
+ * the batch again.
+ *
+ * Guarantee (see README): a reader's answer is not delayed by its audit append; a write's answer waits for it.
+ * A batch that fails `attempts` times is dropped: logged (counts and stream, no personal data) and counted by
+ * `onDropped`, and the promises of its entries reject.
+ */
+export class AuditTrail {
+  private readonly heads = new Map<string, Head>();
+  private readonly queues = new Map<string, Pending[]>();
+  private readonly running = new Map<string, Promise<void>>();
+  private queued = 0;
+  private scheduled = false;
+  private closed = false;
+
+  constructor(private readonly options: AuditTrailOptions) {}
+
+  record(entry: AuditEntry): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
+    if (this.queued >= (this.options.maxQueued ?? 100_000)) {
+      this.options.onDropped?.(1);
+      this.options.logger?.error({ dropped: 1 }, 'audit queue full; audit event dropped');
+      return Promise.reject(new Error('the audit queue is full'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const stream = auditStreamOf(entry);
+      const q = this.queues.get(stream) ?? [];
+      q.push({ entry, resolve, reject });
+      this.queues.set(stream, q);
+      this.queued++;
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Resolves when everything recorded so far has been appended (or dropped). */
+  async drain(): Promise<void> {
+    while (this.queued > 0 || this.running.size > 0) {
+      this.flush();
+      await Promise.allSettled([...this.running.values()]);
+      if (this.queued > 0 && this.running.size === 0) await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    this.closed = true;
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    for (const stream of [...this.queues.keys()]) {
+      if (this.running.has(stream)) continue; // its runner takes the rest when it is done
+      const run = this.appendAll(stream).finally(() => this.running.delete(stream));
+      this.running.set(stream, run);
+    }
+  }
+
+  private async appendAll(stream: string): Promise<void> {
+    for (;;) {
+      const batch = this.queues.get(stream);
+      if (!batch || batch.length === 0) {
+        this.queues.delete(stream);
+        return;
+      }
+      this.queues.delete(stream);
+      this.queued -= batch.length;
+      try {
+        await this.appendBatch(stream, batch.map((p) => p.entry));
+        for (const p of batch) p.resolve();
+      } catch (error) {
+        this.options.onDropped?.(batch.length);
+        this.options.logger?.error({ stream, dropped: batch.length, errType: (error as Error)?.name }, 'audit events could not be stored');
+        for (const p of batch) p.reject(error);
+      }
+    }
+  }
+
+  private async appendBatch(stream: string, entries: readonly AuditEntry[]): Promise<void> {
+    const attempts = this.options.attempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      const head = this.heads.get(stream) ?? (await this.readHead(stream, null));
+      const linked = chain(head.hash, entries);
+      try {
+        const result = await this.options.store.appendToStream(
+          stream,
+          linked.map((e) => ({ id: uuidV5(`audit/${stream}/${e.hash}`), type: AUDIT_EVENT_TYPE, data: e, metadata: { correlationId: e.requestId } })),
+          { expectedVersion: head.version < 0n ? 'no_stream' : head.version },
+        );
+        this.heads.set(stream, { version: result.nextExpectedVersion, hash: linked[linked.length - 1]!.hash });
+        return;
+      } catch (error) {
+        // Another hub process appended to this chain: read its new tail and link again.
+        const fresh = await this.readHead(stream, head.version >= 0n ? head : null).catch(() => null);
+        if (fresh) this.heads.set(stream, fresh);
+        else this.heads.delete(stream);
+        // An answer lost after the commit: the chain's head is our batch's last event.
+        if (fresh && fresh.hash === linked[linked.length - 1]!.hash) return;
+        if (attempt >= attempts) throw error;
+        if (!(error instanceof ExpectedVersionConflictError)) await new Promise((r) => setTimeout(r, 20 * attempt));
+      }
+    }
+  }
+
+  /** The chain's last version and hash; from `known` on when given (reads only what is new). */
+  private async readHead(stream: string, known: Head | null): Promise<Head> {
+    const from = known && known.version >= 0n ? known.version + 1n : 0n;
+    const { events, currentVersion } = await this.options.store.readStream(stream, { fromVersion: from });
+    const last = events[events.length - 1];
+    if (last) return { version: last.streamVersion, hash: String(last.data['hash']) };
+    if (known && currentVersion !== null) return known;
+    return { version: -1n, hash: genesisHash(stream) };
+  }
+
+  /** Audit events of one patient (pseudonymous key) in [fromDay, toDay], oldest first. */
+  async byPatient(patientKey: string, days: readonly string[], limit = MAX_AUDIT_RESULTS): Promise<readonly ChainedAuditEntry[]> {
+    await this.drain();
+    const partition = auditPartition({ patientKey, subject: '' });
+    const out: ChainedAuditEntry[] = [];
+    for (const day of days) {
+      for (const e of await this.readChain(auditStreamName(day, partition))) {
+        if (e.patientKey === patientKey) out.push(e);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  /** Audit events of one user (token subject) in the given days, oldest first within a day. */
+  async bySubject(subject: string, days: readonly string[], limit = MAX_AUDIT_RESULTS): Promise<readonly ChainedAuditEntry[]> {
+    await this.drain();
+    const out: ChainedAuditEntry[] = [];
+    for (const day of days) {
+      const dayEvents: ChainedAuditEntry[] = [];
+      for (let p = 0; p < AUDIT_PARTITIONS; p++) for (const e of await this.readChain(auditStreamName(day, p))) if (e.subject === subject) dayEvents.push(e);
+      dayEvents.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+      for (const e of dayEvents) {
+        out.push(e);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  /** Walk every chain of the given days from its genesis. */
+  async verify(days: readonly string[]): Promise<{ ok: boolean; chains: number; events: number; breaks: readonly ChainBreak[]; heads: Record<string, string> }> {
+    await this.drain();
+    let chains = 0;
+    let events = 0;
+    const breaks: ChainBreak[] = [];
+    const heads: Record<string, string> = {};
+    for (const day of days) {
+      for (let p = 0; p < AUDIT_PARTITIONS; p++) {
+        const stream = auditStreamName(day, p);
+        const { events: recorded } = await this.options.store.readStream(stream);
+        if (recorded.length === 0) continue;
+        const result = verifyChain(stream, recorded.map((r) => r.data));
+        chains++;
+        events += result.events;
+        breaks.push(...result.breaks);
+        heads[stream] = result.headHash;
+      }
+    }
+    return { ok: breaks.length === 0, chains, events, breaks, heads };
+  }
+
+  private async readChain(stream: string): Promise<readonly ChainedAuditEntry[]> {
+    const { events } = await this.options.store.readStream(stream);
+    return events.filter((e) => e.type === AUDIT_EVENT_TYPE).map((e) => e.data as unknown as ChainedAuditEntry);
+  }
+}
+
+/** The UTC days from `from` to `to` inclusive ('YYYY-MM-DD'), at most MAX_AUDIT_DAYS. */
+export const daysBetween = (from: Date, to: Date): string[] => {
+  const days: string[] = [];
+  const start = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate());
+  for (let t = start; t <= to.getTime() && days.length < MAX_AUDIT_DAYS; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  return days;
+};

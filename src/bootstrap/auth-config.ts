@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+/**
+ * Access control, rate limits and crypto-shredding settings (spread into ConfigSchema in config.ts).
+ *
+ *   RTS_AUTH                  on (default) | off. Off only for tests and trusted local experiments: every
+ *                             request is then let through as an anonymous caller (still audited), with a warning.
+ *   RTS_AUTH_JWT_SECRET       hex, >= 64 digits: the HS256 key of the embedded profile; default generated once
+ *                             into $RTS_DATA_DIR/auth.secret (0600). `node dist/bootstrap/token.js` signs with it.
+ *   RTS_AUTH_JWKS_URL         verify tokens against an identity provider's JWKS (RS256/ES256/EdDSA) instead.
+ *   RTS_AUTH_ISSUER / _AUDIENCE  required iss / aud claims (default telemed-rts).
+ *   RTS_API_KEYS              JSON {"<systemId>": "<sha256 hex of the key>"}: connected systems' API keys
+ *                             (X-Api-Key header), stored hashed.
+ *   RTS_AUTH_DEV_LOGIN        on | off: POST /auth/dev-login hands out tokens for any role. Default on only in the
+ *                             embedded profile (SQLite) listening on loopback without a JWKS; never on otherwise.
+ *   RTS_RATE_LIMIT_PER_SECOND / RTS_RATE_LIMIT_BURST   token bucket per caller (subject, API key, else IP).
+ *   RTS_PATIENT_KEY_CACHE_SIZE  data keys held in memory (LRU).
+ */
+const onOff = z.enum(['on', 'off'], { error: 'must be on or off' });
+
+export const ApiKeys = z
+  .string()
+  .transform((value, ctx) => {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON: {"<systemId>": "<sha256 hex>"}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/, 'keys must be system ids'), z.string().regex(/^[0-9a-f]{64}$/, 'values must be sha256 hex digests')));
+
+export const authSettings = {
+  RTS_AUTH: onOff.default('on'),
+  RTS_AUTH_JWT_SECRET: z.string().regex(/^[0-9a-fA-F]{64,}$/, 'must be at least 64 hex digits').optional(),
+  RTS_AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  RTS_AUTH_ISSUER: z.string().min(1).max(300).default('telemed-rts'),
+  RTS_AUTH_AUDIENCE: z.string().min(1).max(300).default('telemed-rts'),
+  RTS_API_KEYS: ApiKeys.optional(),
+  RTS_AUTH_DEV_LOGIN: onOff.optional(),
+  RTS_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(50),
+  RTS_RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  RTS_PATIENT_KEY_CACHE_SIZE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+};
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** Whether POST /auth/dev-login is served: explicit setting, else only for the embedded profile on loopback. */
+export const devLoginEnabled = (config: { RTS_AUTH: 'on' | 'off'; RTS_AUTH_DEV_LOGIN?: 'on' | 'off' | undefined; RTS_HTTP_HOST: string; RTS_EVENT_STORE: string; RTS_AUTH_JWKS_URL?: string | undefined }): boolean => {
+  if (config.RTS_AUTH === 'off') return false;
+  if (config.RTS_AUTH_DEV_LOGIN !== undefined) return config.RTS_AUTH_DEV_LOGIN === 'on';
+  return config.RTS_EVENT_STORE === 'sqlite' && config.RTS_AUTH_JWKS_URL === undefined && LOOPBACK.test(config.RTS_HTTP_HOST);
+};

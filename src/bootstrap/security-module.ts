@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ClinicianScope, Principal } from '../application/access/policy';
+import { AuditTrail } from '../application/audit/audit-trail';
+import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
+import { PatientErasure } from '../application/patient-erasure';
+import type { Clock } from '../application/ports/clock';
+import type { EventStore } from '../application/ports/event-store';
+import type { PatientDataProtection } from '../application/ports/patient-data-protection';
+import type { PatientKeys } from '../application/ports/patient-keys';
+import type { Projector } from '../application/projector';
+import type { XdsBackend } from '../application/xds-backend';
+import { homeSystemOf } from '../domain/consultation/consultation';
+import { parseCpr } from '../domain/monitoring/cpr';
+import { createTokenVerifier, signToken, systemOfApiKey, type TokenClaims } from '../adapters/auth/tokens';
+import { installSecurity } from '../adapters/http/security';
+import { devLoginEnabled } from './auth-config';
+import type { Config } from './config';
+
+/** The HS256 secret of the embedded profile: configured, else generated once beside the data (0600). */
+export const authSecret = (configured: string | undefined, dataDir: string): Buffer => {
+  if (configured) return Buffer.from(configured, 'hex');
+  const file = join(dataDir, 'auth.secret');
+  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32);
+  try {
+    writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });
+  } catch {
+    return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex'); // another process wrote it first
+  }
+  chmodSync(file, 0o600);
+  return secret;
+};
+
+export const DEV_TOKEN_TTL_SECONDS = 8 * 3600;
+
+export type SecurityModuleDependencies = Readonly<{
+  config: Config;
+  logger: Logger;
+  store: EventStore;
+  clock: Clock;
+  patientKeys: PatientKeys;
+  protection: PatientDataProtection;
+  xds: XdsBackend;
+  registryProjector: Projector;
+  /** The consultation read model, when the consultation context runs: clinicians' access follows it. */
+  consultations?: () => ConsultationReadModel | undefined;
+  onAuditFailure?: () => void;
+}>;
+
+/** The claims of a verified token as a principal: the patient claim becomes the pseudonymous key here. */
+export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: Principal['via']): Principal => {
+  let patientKey: string | undefined;
+  if (claims.role === 'patient') {
+    try {
+      patientKey = claims.patient ? patientKeys.keyFor(parseCpr(claims.patient)) : undefined;
+    } catch {
+      patientKey = undefined; // a patient token without a valid CPR number reaches no patient's data
+    }
+  }
+  return { subject: claims.sub, role: claims.role, via, ...(patientKey ? { patientKey } : {}), ...(claims.systemId ? { systemId: claims.systemId } : {}) };
+};
+
+/** Documents attached to the consultations now with a system's experts, and their patients. */
+export const consultationScope = async (consultations: ConsultationReadModel | undefined, xds: XdsBackend, systemId: string): Promise<ClinicianScope> => {
+  const uniqueIds = new Set<string>();
+  const patientKeys = new Set<string>();
+  if (!consultations) return { uniqueIds, patientKeys };
+  let before: { requestedAt: string; consultationId: string } | undefined;
+  for (let pages = 0; pages < 20; pages++) {
+    const page = await consultations.list({ systemId, role: 'expert', limit: 500, ...(before ? { before } : {}) });
+    for (const c of page.items) for (const id of c.attachments) uniqueIds.add(id);
+    const last = page.items[page.items.length - 1];
+    if (!page.hasMore || !last) break;
+    before = { requestedAt: last.requestedAt, consultationId: last.consultationId };
+  }
+  for (const id of uniqueIds) {
+    const entry = await xds.entry(id).catch(() => null);
+    if (entry) patientKeys.add(entry.patientKey);
+  }
+  return { uniqueIds, patientKeys };
+};
+
+export type SecurityModule = Readonly<{ install(app: FastifyInstance): void; audit: AuditTrail; erasure: PatientErasure; close(): Promise<void> }>;
+
+export const createSecurityModule = (deps: SecurityModuleDependencies): SecurityModule => {
+  const { config, logger } = deps;
+  const audit = new AuditTrail({ store: deps.store, logger, onDropped: () => deps.onAuditFailure?.() });
+  const erasure = new PatientErasure({ store: deps.store, protection: deps.protection, patientKeys: deps.patientKeys, projectors: [deps.registryProjector], clock: deps.clock });
+  const secret = config.RTS_AUTH_JWKS_URL === undefined ? authSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR) : null;
+  const verify = createTokenVerifier({
+    issuer: config.RTS_AUTH_ISSUER,
+    audience: config.RTS_AUTH_AUDIENCE,
+    ...(secret ? { secret } : { jwksUrl: config.RTS_AUTH_JWKS_URL! }),
+  });
+  const devLogin = devLoginEnabled(config) && secret !== null;
+  if (config.RTS_AUTH === 'off') logger.warn('RTS_AUTH=off: access control is disabled; every caller may read and change all data');
+  if (devLogin) logger.warn('POST /auth/dev-login is enabled (embedded profile on loopback): it hands out tokens for any role; set RTS_AUTH_DEV_LOGIN=off to disable');
+  const apiKeys = config.RTS_API_KEYS ?? {};
+  return {
+    audit,
+    erasure,
+    install: (app) =>
+      installSecurity(app, {
+        mode: config.RTS_AUTH,
+        verifyBearer: async (token) => principalOf(await verify(token), deps.patientKeys, 'jwt'),
+        systemOfApiKey: (key) => systemOfApiKey(apiKeys, key),
+        ...(devLogin
+          ? {
+              devLogin: async (claims) => ({
+                token: await signToken(secret!, claims, { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, ttlSeconds: DEV_TOKEN_TTL_SECONDS }),
+                expiresIn: DEV_TOKEN_TTL_SECONDS,
+              }),
+            }
+          : {}),
+        rateLimit: { perSecond: config.RTS_RATE_LIMIT_PER_SECOND, burst: config.RTS_RATE_LIMIT_BURST },
+        patientKeyOf: (cpr) => deps.patientKeys.keyFor(cpr),
+        documentPatientKey: async (uniqueId) => (await deps.xds.entry(uniqueId).catch(() => null))?.patientKey ?? null,
+        clinicianScope: (systemId) => consultationScope(deps.consultations?.(), deps.xds, systemId),
+        consultationSystems: async (id) => {
+          const c = await deps.consultations?.()?.get(id);
+          return c ? [c.applicantSystemId, ...c.offers.map((o) => homeSystemOf(o.expertId))] : null;
+        },
+        audit,
+        erasure,
+        now: () => deps.clock.now().toJSDate(),
+        ...(deps.onAuditFailure ? { onAuditFailure: deps.onAuditFailure } : {}),
+      }),
+    close: () => audit.close(),
+  };
+};

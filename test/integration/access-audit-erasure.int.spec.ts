@@ -1,0 +1,202 @@
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server';
+import type { ConsultationReadModel } from '../../src/application/consultation/consultation-read-model';
+import type { Clock } from '../../src/application/ports/clock';
+import type { EventStore } from '../../src/application/ports/event-store';
+import type { PatientDataProtection } from '../../src/application/ports/patient-data-protection';
+import type { PatientKeys } from '../../src/application/ports/patient-keys';
+import type { Projector } from '../../src/application/projector';
+import type { TeleMedService } from '../../src/application/telemed';
+import type { XdsBackend } from '../../src/application/xds-backend';
+import { loadConfig } from '../../src/bootstrap/config';
+import { TOKENS, buildContainer } from '../../src/bootstrap/container';
+import { createSecurityModule, type SecurityModule } from '../../src/bootstrap/security-module';
+import { tempDataDir } from '../support/hub-process';
+
+const CPR_A = '251248-1234';
+const CPR_B = '010203-2345';
+const data = tempDataDir('rts-access-');
+let http: HttpServer;
+let store: EventStore;
+let projector: Projector;
+let security: SecurityModule;
+let consultationAttachments: string[] = [];
+let base = '';
+
+const consultations = {
+  list: async ({ systemId }: { systemId: string }) => ({
+    items: systemId === 'aarhus' ? [{ consultationId: 'c-00000001', requestedAt: '2024-01-01T00:00:00Z', attachments: consultationAttachments }] : [],
+    hasMore: false,
+  }),
+  get: async () => null,
+} as unknown as ConsultationReadModel;
+
+beforeAll(async () => {
+  const config = loadConfig({ RTS_DATA_DIR: data.dir, RTS_RATE_LIMIT_BURST: '400', RTS_RATE_LIMIT_PER_SECOND: '1' });
+  const logger = pino({ level: 'silent' });
+  const c = buildContainer(config, logger);
+  store = c.get<EventStore>(TOKENS.EventStore);
+  projector = c.get<Projector>(TOKENS.Projector);
+  security = createSecurityModule({
+    config: { ...config, RTS_AUTH_DEV_LOGIN: 'on' },
+    logger,
+    store,
+    clock: c.get<Clock>(TOKENS.Clock),
+    patientKeys: c.get<PatientKeys>(TOKENS.PatientKeys),
+    protection: c.get<PatientDataProtection>(TOKENS.PatientDataProtection),
+    xds: c.get<XdsBackend>(TOKENS.Xds),
+    registryProjector: projector,
+    consultations: () => consultations,
+  });
+  http = buildHttpServer({
+    telemed: c.get<TeleMedService>(TOKENS.TeleMed),
+    xds: c.get<XdsBackend>(TOKENS.Xds),
+    clock: c.get<Clock>(TOKENS.Clock),
+    logger,
+    health: async () => ({}),
+    beforeRoutes: security.install,
+  });
+  base = await http.app.listen({ host: '127.0.0.1', port: 0 });
+});
+
+afterAll(async () => {
+  await http.close(100);
+  await security.close();
+  await projector.stop();
+  await store.close();
+  data.remove();
+});
+
+type Answer = { statusCode: number; headers: Record<string, string>; json(): any };
+const call = async (method: 'GET' | 'POST' | 'DELETE', url: string, token?: string, payload?: object): Promise<Answer> => {
+  const res = await fetch(`${base}${url}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
+    ...(payload ? { body: JSON.stringify(payload) } : {}),
+  });
+  const text = await res.text();
+  return { statusCode: res.status, headers: Object.fromEntries(res.headers), json: () => JSON.parse(text) };
+};
+const login = async (body: Record<string, string>): Promise<string> => {
+  const res = await call('POST', '/auth/dev-login', undefined, body);
+  expect(res.statusCode).toBe(200);
+  return res.json().token as string;
+};
+const upload = (token: string, patientId: string, systolic = 131) => call('POST', '/observations', token, { patientId, systolic, diastolic: 77, observationId: `o-${patientId === CPR_A ? 'a' : 'b'}-${systolic}` });
+
+describe('access control, audit and erasure over SQLite', () => {
+  let patientA: string, patientB: string, clinician: string, otherClinician: string, operator: string, system: string;
+  let docA: string;
+
+  beforeAll(async () => {
+    patientA = await login({ role: 'patient', patient: CPR_A });
+    patientB = await login({ role: 'patient', patient: CPR_B });
+    clinician = await login({ role: 'clinician', systemId: 'aarhus', sub: 'dr-aarhus' });
+    otherClinician = await login({ role: 'clinician', systemId: 'odense', sub: 'dr-odense' });
+    operator = await login({ role: 'operator', sub: 'ops' });
+    system = await login({ role: 'system', systemId: 'aarhus' });
+  });
+
+  it('answers 401 problem+json to anonymous callers and bad tokens, and keeps /health public', async () => {
+    const anonymous = await call('GET', `/patients/${CPR_A}/observations`);
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers['content-type']).toContain('application/problem+json');
+    expect(anonymous.json()).toMatchObject({ code: 'unauthenticated' });
+    expect((await call('GET', `/patients/${CPR_A}/observations`, 'not.a.token')).statusCode).toBe(401);
+    expect((await call('GET', '/health')).statusCode).toBe(200);
+  });
+
+  it('lets a patient write and read their own data only', async () => {
+    const own = await upload(patientA, CPR_A);
+    expect(own.statusCode).toBe(201);
+    docA = own.json().uniqueId;
+    expect((await upload(patientA, CPR_B)).statusCode).toBe(403);
+    expect((await call('GET', `/patients/${CPR_A}/observations`, patientA)).json().count).toBe(1);
+    const other = await call('GET', `/patients/${CPR_A}/observations`, patientB);
+    expect(other.statusCode).toBe(403);
+    expect(other.json()).toMatchObject({ code: 'forbidden' });
+    expect((await call('GET', `/documents/${docA}`, patientA)).statusCode).toBe(200);
+    expect((await call('GET', `/documents/${docA}`, patientB)).json()).toMatchObject({ code: 'document_not_found' });
+  });
+
+  it('lets a clinician read a patient only through a consultation offered to their system', async () => {
+    expect((await call('GET', `/patients/${CPR_A}/observations`, clinician)).statusCode).toBe(403);
+    consultationAttachments = [docA];
+    expect((await call('GET', `/patients/${CPR_A}/observations`, clinician)).statusCode).toBe(200);
+    expect((await call('GET', `/documents/${docA}`, clinician)).statusCode).toBe(200);
+    expect((await call('GET', `/patients/${CPR_A}/observations`, otherClinician)).statusCode).toBe(403);
+    expect((await upload(clinician, CPR_A, 140)).statusCode).toBe(403);
+  });
+
+  it('keeps systems and operators away from patient data and systems away from operations', async () => {
+    expect((await call('GET', `/patients/${CPR_A}/observations`, system)).statusCode).toBe(403);
+    expect((await call('GET', `/patients/${CPR_A}/observations`, operator)).statusCode).toBe(403);
+    expect((await call('GET', '/audit/verify', system)).statusCode).toBe(403);
+    expect((await call('GET', '/audit/verify', operator)).statusCode).toBe(200);
+  });
+
+  it('records every access and refusal in hash-chained audit streams, queryable by patient and by user', async () => {
+    const byPatient = await call('GET', `/audit?patient=${CPR_A}`, operator);
+    expect(byPatient.statusCode).toBe(200);
+    const items = byPatient.json().items as { subject: string; outcome: string; action: string; patientKey: string }[];
+    expect(items.some((i) => i.subject === 'dr-odense' && i.outcome === 'denied' && i.action === 'observations.read')).toBe(true);
+    expect(items.some((i) => i.outcome === 'allowed' && i.action === 'observations.write')).toBe(true);
+    expect(JSON.stringify(byPatient.json())).not.toContain(CPR_A);
+    const byUser = await call('GET', '/audit?user=dr-aarhus', operator);
+    expect((byUser.json().items as unknown[]).length).toBeGreaterThanOrEqual(4);
+    const verify = (await call('GET', '/audit/verify', operator)).json();
+    expect(verify).toMatchObject({ ok: true, breaks: [] });
+    expect(verify.events).toBeGreaterThan(10);
+  });
+
+  it('limits the request rate per caller with 429 and Retry-After', async () => {
+    const responses = await Promise.all(Array.from({ length: 420 }, () => call('GET', '/audit/verify', system)));
+    const limited = responses.find((r) => r.statusCode === 429);
+    expect(limited?.headers['retry-after']).toBeDefined();
+    expect(limited?.json()).toMatchObject({ code: 'rate_limited' });
+  });
+
+  it('erases a patient by crypto-shredding: no store file holds their data in clear, queries answer 410', async () => {
+    await upload(patientB, CPR_B, 142);
+    const keysFile = join(data.dir, 'patient-keys.sqlite');
+    const files = () => readdirSync(data.dir).filter((f) => f.includes('sqlite')).map((f) => readFileSync(join(data.dir, f)));
+    const cprDigits = Buffer.from(CPR_A.replace('-', ''));
+    const fragment = Buffer.from('value="131"');
+    for (const bytes of files()) {
+      expect(bytes.includes(Buffer.from(CPR_A))).toBe(false); // sealed from the start
+      expect(bytes.includes(fragment)).toBe(false);
+    }
+    const keyRow = readFileSync(keysFile);
+    expect(keyRow.length).toBeGreaterThan(0);
+
+    expect((await call('DELETE', `/patients/${CPR_A}`, patientA)).statusCode).toBe(403);
+    const erased = await call('DELETE', `/patients/${CPR_A}`, operator);
+    expect(erased.statusCode).toBe(200);
+    expect((await call('DELETE', `/patients/${CPR_A}`, operator)).json()).toMatchObject({ alreadyErased: true });
+
+    const gone = await call('GET', `/patients/${CPR_A}/observations`, patientA);
+    expect(gone.statusCode).toBe(410);
+    expect(gone.json()).toMatchObject({ code: 'patient_erased' });
+    expect((await upload(patientA, CPR_A, 150)).statusCode).toBe(410);
+    expect((await call('GET', `/documents/${docA}`, patientA)).statusCode).toBe(404);
+    expect((await call('GET', `/patients/${CPR_B}/observations`, patientB)).json().count).toBe(1);
+
+    const { events } = await store.readStream(`document-${docA}`);
+    const content = String(events[0]!.data['content']);
+    expect(content).toMatch(/^rts-sealed:v1:/);
+    const stored = JSON.stringify(events.map((e) => e.data));
+    expect(stored).not.toContain('systolic');
+    expect(stored).not.toContain('value="131"');
+    for (const bytes of files()) {
+      expect(bytes.includes(Buffer.from(CPR_A))).toBe(false);
+      expect(bytes.includes(cprDigits)).toBe(false);
+      expect(bytes.includes(fragment)).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,103 @@
+import { authorize, type Principal } from '../../src/application/access/policy';
+import { chain, genesisHash, verifyChain, auditStreamOf, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { PatientCipher, openWith, sealWith } from '../../src/adapters/crypto/patient-cipher';
+import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
+import { RateLimiter } from '../../src/adapters/http/rate-limiter';
+
+const patient: Principal = { subject: 'p1', role: 'patient', patientKey: 'pA', via: 'jwt' };
+const clinician: Principal = { subject: 'c1', role: 'clinician', systemId: 'aarhus', via: 'jwt' };
+const system: Principal = { subject: 's1', role: 'system', systemId: 'aarhus', via: 'api_key' };
+const operator: Principal = { subject: 'o1', role: 'operator', via: 'jwt' };
+const scope = { uniqueIds: new Set(['2.25.1']), patientKeys: new Set(['pB']) };
+
+describe('access policy', () => {
+  it('lets a patient read and write only their own data', () => {
+    expect(authorize(patient, { kind: 'observations.read', patientKey: 'pA' }).allowed).toBe(true);
+    expect(authorize(patient, { kind: 'observations.write', patientKey: 'pA' }).allowed).toBe(true);
+    expect(authorize(patient, { kind: 'observations.read', patientKey: 'pB' })).toEqual({ allowed: false, reason: 'not_own_patient_data' });
+    expect(authorize(patient, { kind: 'document.correct', patientKey: 'pB', uniqueId: 'x' }).allowed).toBe(false);
+    expect(authorize({ ...patient, patientKey: undefined } as Principal, { kind: 'observations.read', patientKey: 'pA' }).allowed).toBe(false);
+  });
+  it('lets a clinician read the patients of consultations offered to their system, and nothing else', () => {
+    expect(authorize(clinician, { kind: 'observations.read', patientKey: 'pB' }, scope).allowed).toBe(true);
+    expect(authorize(clinician, { kind: 'document.read', patientKey: 'pZ', uniqueId: '2.25.1' }, scope).allowed).toBe(true);
+    expect(authorize(clinician, { kind: 'observations.read', patientKey: 'pA' }, scope)).toEqual({ allowed: false, reason: 'no_consultation' });
+    expect(authorize(clinician, { kind: 'observations.read', patientKey: 'pB' }, null).allowed).toBe(false);
+    expect(authorize(clinician, { kind: 'observations.write', patientKey: 'pB' }, scope).allowed).toBe(false);
+  });
+  it('lets a system act only for itself', () => {
+    expect(authorize(system, { kind: 'consultation.act', systemId: 'aarhus' }).allowed).toBe(true);
+    expect(authorize(system, { kind: 'consultation.act', systemId: 'odense' })).toEqual({ allowed: false, reason: 'other_system' });
+    expect(authorize(system, { kind: 'consultation.read', systemIds: ['odense', 'aarhus'] }).allowed).toBe(true);
+    expect(authorize(system, { kind: 'observations.read', patientKey: 'pA' }).allowed).toBe(false);
+    expect(authorize(system, { kind: 'systems.manage' }).allowed).toBe(false);
+  });
+  it('lets an operator manage the hub but not read patient data', () => {
+    for (const kind of ['systems.manage', 'dead_letters.manage', 'patient.erase', 'audit.read', 'other'] as const) expect(authorize(operator, { kind }).allowed).toBe(true);
+    expect(authorize(operator, { kind: 'observations.read', patientKey: 'pA' }).allowed).toBe(false);
+    expect(authorize(operator, { kind: 'consultation.act', systemId: 'aarhus' }).allowed).toBe(false);
+    expect(authorize(patient, { kind: 'audit.read' }).allowed).toBe(false);
+  });
+});
+
+const entry = (n: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
+  at: `2024-05-01T10:00:0${n}.000Z`, subject: 'p1', role: 'patient', systemId: null, action: 'observations.read', patientKey: 'pA',
+  resource: null, ip: '127.0.0.1', requestId: `r${n}`, outcome: 'allowed', status: 200, reason: null, ...over,
+});
+
+describe('audit hash chain', () => {
+  const stream = auditStreamOf(entry(1));
+  const linked = chain(genesisHash(stream), [entry(1), entry(2), entry(3)]);
+  it('names the chain by day and partition and links every event to the previous one', () => {
+    expect(stream).toMatch(/^audit-2024-05-01-[0-7]$/);
+    expect(linked[1]!.prevHash).toBe(linked[0]!.hash);
+    expect(verifyChain(stream, linked)).toMatchObject({ events: 3, breaks: [], headHash: linked[2]!.hash });
+  });
+  it('finds a changed, a removed and a reordered event', () => {
+    expect(verifyChain(stream, [linked[0]!, { ...linked[1]!, outcome: 'denied' }, linked[2]!]).breaks).toEqual([{ streamName: stream, index: 1, reason: 'hash_mismatch' }]);
+    expect(verifyChain(stream, [linked[0]!, linked[2]!]).breaks).toEqual([{ streamName: stream, index: 1, reason: 'prev_hash_mismatch' }]);
+    expect(verifyChain(stream, [linked[1]!, linked[0]!, linked[2]!]).breaks.length).toBeGreaterThan(0);
+    expect(verifyChain('audit-2024-05-01-9', linked).breaks[0]).toMatchObject({ index: 0, reason: 'prev_hash_mismatch' });
+  });
+});
+
+describe('patient data envelope (AES-256-GCM)', () => {
+  const key = Buffer.alloc(32, 7);
+  it('opens only with the same key and associated data', () => {
+    const sealed = sealWith(key, '<ClinicalDocument>251248-1234</ClinicalDocument>', Buffer.from('pA|document/1'));
+    expect(sealed).toMatch(/^rts-sealed:v1:/);
+    expect(sealed).not.toContain('251248');
+    expect(openWith(key, sealed, Buffer.from('pA|document/1'))).toContain('251248-1234');
+    expect(() => openWith(key, sealed, Buffer.from('pA|document/2'))).toThrow();
+    expect(() => openWith(Buffer.alloc(32, 8), sealed, Buffer.from('pA|document/1'))).toThrow();
+    const [head, ct, tag] = sealed.split('.');
+    expect(() => openWith(key, `${head}.${ct!.slice(0, -2)}AA.${tag}`, Buffer.from('pA|document/1'))).toThrow();
+  });
+  it('keeps keys in a bounded cache, and after erasure opens nothing and seals nothing', async () => {
+    const keys = new InMemoryKeyStore();
+    const cipher = new PatientCipher({ keys, maxCached: 2 });
+    const sealed = await cipher.seal('pA', 'secret', 'd1');
+    await cipher.seal('pB', 'x', 'd'); await cipher.seal('pC', 'x', 'd');
+    expect(cipher.cachedKeys).toBe(2);
+    expect(await cipher.open('pA', sealed, 'd1')).toBe('secret'); // reloaded from the store
+    expect(await cipher.open('pA', 'plain old content', 'd1')).toBe('plain old content');
+    await cipher.erase('pA');
+    expect(await cipher.open('pA', sealed, 'd1')).toBeNull();
+    expect(await cipher.isErased('pA')).toBe(true);
+    await expect(cipher.seal('pA', 'again', 'd2')).rejects.toMatchObject({ code: 'patient_erased' });
+    expect(await new PatientCipher({ keys }).open('pA', sealed, 'd1')).toBeNull(); // another process, same store
+  });
+});
+
+describe('rate limiter (token bucket)', () => {
+  it('allows a burst, then refuses with Retry-After until tokens refill', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ perSecond: 2, burst: 3, now: () => now });
+    expect([1, 2, 3].map(() => limiter.take('a').allowed)).toEqual([true, true, true]);
+    expect(limiter.take('a')).toEqual({ allowed: false, retryAfterSeconds: 1 });
+    expect(limiter.take('b').allowed).toBe(true);
+    now = 500;
+    expect(limiter.take('a').allowed).toBe(true);
+    expect(limiter.take('a').allowed).toBe(false);
+  });
+});
