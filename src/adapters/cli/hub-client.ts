@@ -81,6 +81,11 @@ export type HubClientOptions = Readonly<{
   /** Pause before the one retry after a network error. */
   retryDelayMs?: number;
   fetch?: typeof fetch;
+  /**
+   * Bearer token (default: $RTS_TOKEN). Without one, a 401 from a hub that serves POST /auth/dev-login (the
+   * embedded profile on loopback) is answered by logging in there as the patient concerned, once.
+   */
+  token?: string;
 }>;
 
 export type HubClient = Readonly<{
@@ -143,17 +148,30 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
   const timeoutMs = options.timeoutMs ?? 10_000;
   const retryDelayMs = options.retryDelayMs ?? 500;
   const doFetch = options.fetch ?? fetch;
+  let token = options.token ?? (process.env['RTS_TOKEN'] || undefined);
+  const explicitToken = token !== undefined;
 
   const attempt = async (path: string, init: RequestInit): Promise<Response> => {
     try {
-      return await doFetch(`${baseUrl}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      const headers = { ...(init.headers as Record<string, string>), ...(token ? { authorization: `Bearer ${token}` } : {}) };
+      return await doFetch(`${baseUrl}${path}`, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
       throw new NoAnswer(networkReason(e, timeoutMs));
     }
   };
 
+  /** 401 without a token of our own: a local hub's dev login for this patient, then the request once more. */
+  const send = async (path: string, init: RequestInit, patientId: string): Promise<{ res: Response; retried: boolean }> => {
+    const first = await sendOnce(path, init);
+    if (first.res.status !== 401 || explicitToken) return first;
+    const login = await sendOnce('/auth/dev-login', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: patientId }) }).catch(() => null);
+    if (!login || login.res.status !== 200) return first;
+    token = ((await readJson(login.res)) as { token?: string } | null)?.token;
+    return token ? sendOnce(path, init) : first;
+  };
+
   /** One retry on a network failure; an HTTP answer of any status is final. */
-  const send = async (path: string, init: RequestInit): Promise<{ res: Response; retried: boolean }> => {
+  const sendOnce = async (path: string, init: RequestInit): Promise<{ res: Response; retried: boolean }> => {
     try {
       return { res: await attempt(path, init), retried: false };
     } catch (first) {
@@ -188,7 +206,7 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(input),
-      });
+      }, input.patientId);
       const stored = await body(res, Stored);
       // A 200 after our own retry means the first attempt got through and only its answer was lost.
       return { uniqueId: stored.uniqueId, measuredAt: stored.measuredAt, created: res.status === 201 || retried, retried };
@@ -202,7 +220,7 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
       const { res } = await send(`/patients/${encodeURIComponent(patientId)}/observations${qs ? `?${qs}` : ''}`, {
         method: 'GET',
         headers: { accept: 'application/json' },
-      });
+      }, patientId);
       return body(res, Observations);
     },
   };

@@ -49,12 +49,40 @@ export const APP_JS = String.raw`'use strict';
     var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v || '');
     return m ? new Date(+m[1], +m[2] - 1, +m[3]) : null;
   }
-  async function api(method, path, body) {
+  // The bearer token: from the page's fragment (#token=..., handed over by a sign-in page), else, on a hub that
+  // serves the local dev login (embedded profile on loopback), one for the patient whose CPR number was entered.
+  // Kept in sessionStorage (this tab only); it never goes into a URL the page requests.
+  var TOKEN = 'telemed.token';
+  (function () {
+    var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
+    if (m) { sessionStorage.setItem(TOKEN, m[1]); history.replaceState(null, '', location.pathname + location.search); }
+  })();
+  async function devLogin() {
+    if (!state.cpr) return false;
+    var res = await fetch('/auth/dev-login', { method: 'POST', cache: 'no-store', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: state.cpr }) });
+    if (!res.ok) return false;
+    var json = await res.json();
+    if (!json || !json.token) return false;
+    sessionStorage.setItem(TOKEN, json.token + ' ' + state.cpr);
+    return true;
+  }
+  function tokenFor() {
+    var t = sessionStorage.getItem(TOKEN) || '';
+    var parts = t.split(' ');
+    // A dev-login token belongs to one CPR number: another patient entered on this tab needs a new one.
+    if (parts.length === 2 && parts[1] !== state.cpr) return null;
+    return parts[0] || null;
+  }
+  async function api(method, path, body, again) {
+    var headers = body ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' };
+    var token = tokenFor();
+    if (token) headers.authorization = 'Bearer ' + token;
     var res = await fetch(path, {
       method: method, credentials: 'same-origin', cache: 'no-store',
-      headers: body ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' },
+      headers: headers,
       body: body ? JSON.stringify(body) : undefined,
     });
+    if ((res.status === 401 || (res.status === 403 && !token)) && !again && (await devLogin())) return api(method, path, body, true);
     var json = null;
     try { json = await res.json(); } catch (e) { json = null; }
     return { ok: res.ok, status: res.status, body: json || {} };
