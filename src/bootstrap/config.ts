@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { AmqpEndpoint, AmqpSasl } from '../adapters/amqp/connection';
 import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
+import { parseDiscoveryUri, type DiscoverySettings } from '../adapters/amqp/discovery-provider';
 import { authSettings } from './auth-config';
 
 /**
@@ -64,6 +65,14 @@ const messagingSettings = {
   RTS_BROKER_URL: z.string().superRefine((value, ctx) => {
     try {
       parseBrokerUrl(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    }
+  }).optional(),
+  /** multicast://239.255.2.3:6155?group=rts&interface=10.0.0.5 (or multicast://default): brokers found by their announcements; with RTS_BROKER_URL too, both are offered. */
+  RTS_BROKER_DISCOVERY: z.string().superRefine((value, ctx) => {
+    try {
+      parseDiscoveryUri(value);
     } catch (error) {
       ctx.addIssue({ code: 'custom', message: (error as Error).message });
     }
@@ -141,7 +150,10 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
 
 /** The hub's messaging settings with their defaults; null in the embedded profile (no RTS_BROKER_URL). */
 export type MessagingConfig = Readonly<{
+  /** The static list (RTS_BROKER_URL); empty when only discovery is configured. */
   endpoints: readonly AmqpEndpoint[];
+  /** RTS_BROKER_DISCOVERY, parsed. */
+  discovery?: DiscoverySettings;
   sasl: AmqpSasl;
   uplinkQueue: string;
   deadLetterQueue: string;
@@ -155,9 +167,10 @@ export const DEFAULT_DEAD_LETTER_QUEUE = 'rts.dlq';
 export const DEFAULT_DOWNLINK_QUEUE_PREFIX = 'rts.downlink.';
 
 export const messagingConfig = (config: Config): MessagingConfig | null => {
-  if (config.RTS_BROKER_URL === undefined) return null;
+  if (config.RTS_BROKER_URL === undefined && config.RTS_BROKER_DISCOVERY === undefined) return null;
   return {
-    endpoints: parseBrokerUrl(config.RTS_BROKER_URL),
+    endpoints: config.RTS_BROKER_URL === undefined ? [] : parseBrokerUrl(config.RTS_BROKER_URL),
+    ...(config.RTS_BROKER_DISCOVERY === undefined ? {} : { discovery: parseDiscoveryUri(config.RTS_BROKER_DISCOVERY) }),
     // ActiveMQ's AMQP connector wants SASL (ANONYMOUS unless users are configured), unless non-SASL is allowed.
     sasl:
       config.RTS_BROKER_USERNAME !== undefined && config.RTS_BROKER_PASSWORD !== undefined

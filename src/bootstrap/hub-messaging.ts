@@ -12,6 +12,8 @@ import { createUplinkConsumer, type UplinkConsumer, type UplinkLike } from '../a
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
+import { openHubBroker } from './broker-connection';
+import type { MetricsRegistry } from '../adapters/metrics/registry';
 
 /**
  * The hub's side of the broker, composed: one AMQP connection (failover over the configured endpoints), the
@@ -32,6 +34,8 @@ export type HubMessagingDependencies = Readonly<{
   logger: Logger;
   /** Replaces the directory's uplink handler (tests inject failures). */
   uplink?: UplinkLike;
+  /** Connection state, failovers and uplink outcomes go here (the hub's /metrics). */
+  metrics?: MetricsRegistry;
   /** Wait this long for the first connection and the consumer's attach (default 30000). */
   connectTimeoutMs?: number;
 }>;
@@ -53,7 +57,8 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     };
   }
   const log = logger.child({ component: 'messaging' });
-  const connection = AmqpConnection.open({ endpoints: messaging.endpoints, sasl: messaging.sasl });
+  const broker = await openHubBroker(messaging, { logger: log, metrics: deps.metrics });
+  const connection = broker.connection;
   connection.on('connected', (e) => log.info({ broker: `${e.endpoint.host}:${e.endpoint.port}`, connections: e.connectionCount }, 'connected to the broker'));
   connection.on('disconnected', (e) => log.warn({ broker: e.endpoint && `${e.endpoint.host}:${e.endpoint.port}`, reconnecting: e.reconnecting, err: e.error?.message }, 'broker connection lost'));
   connection.on('error', (error) => log.error({ err: error.message }, 'broker connection failed'));
@@ -62,14 +67,15 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   try {
     await connection.waitConnected(timeout);
   } catch (error) {
-    await connection.close();
-    throw new Error(`cannot connect to the broker at ${describeEndpoints(messaging.endpoints)}: ${(error as Error).message}`);
+    await broker.close();
+    throw new Error(`cannot connect to the broker at ${broker.describe()}: ${(error as Error).message}`);
   }
 
-  const downlinkSender = new DurableSender(connection);
-  const operatorSender = new DurableSender(connection);
+  const downlinkSender = broker.downlinkSender();
+  const operatorSender = broker.replaySender();
   const publisher = deps.directory.downlinkPublisher(new AmqpDownlinkOutbox(downlinkSender));
   const onOutcome = (event: ConsumerOutcomeEvent): void => {
+    broker.onUplinkOutcome(event);
     if (event.kind === 'dead-lettered') log.warn({ queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue }, 'uplink message dead-lettered');
     else if (event.kind === 'retried') log.info({ queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
     else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');
@@ -88,12 +94,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     await consumer.stop(0).catch(() => undefined);
     await downlinkSender.close();
     await operatorSender.close();
-    await connection.close();
+    await broker.close();
     throw error;
   }
   publisher.start();
   log.info(
-    { broker: describeEndpoints(messaging.endpoints), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts },
+    { broker: broker.describe(), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts },
     'consuming uplink, publishing downlink',
   );
 
@@ -115,7 +121,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         await publisher.stop();
         await downlinkSender.close();
         await operatorSender.close();
-        await connection.close();
+        await broker.close();
         log.info('messaging stopped');
       })()),
   };

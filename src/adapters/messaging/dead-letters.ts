@@ -106,6 +106,11 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
     const moved: DeadLetter[] = [];
     const work: Promise<void>[] = [];
     const failures: Error[] = [];
+    // A delivery of a lost connection must never be settled (the sender resends across a failover): the original
+    // stays a dead letter and comes back; the replayed copy is deduped by envelope id downstream.
+    let lost = false;
+    const onLost = () => (lost = true);
+    this.connection.once('disconnected', onLost);
     return this.withReceiver(
       { filter: filter.selector(selectorFor(selection)) },
       max,
@@ -116,11 +121,11 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
         work.push(
           this.sender.sendRaw(sourceQueue, replayCopy(message)).then(
             () => {
-              delivery.accept();
+              if (!lost) delivery.accept();
               moved.push(toDeadLetter(message));
             },
             (error: unknown) => {
-              delivery.release({ delivery_failed: false, undeliverable_here: false });
+              if (!lost) delivery.release({ delivery_failed: false, undeliverable_here: false });
               failures.push(error instanceof Error ? error : new Error(String(error)));
             },
           ),
@@ -128,6 +133,7 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
       },
       async () => {
         await Promise.all(work);
+        this.connection.off('disconnected', onLost);
         if (failures.length > 0 && moved.length === 0) throw failures[0]!;
         return moved;
       },

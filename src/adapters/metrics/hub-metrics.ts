@@ -1,0 +1,60 @@
+// The hub's own metrics besides the AMQP connection's (failover.ts): uplink settlement outcomes and HTTP requests.
+//
+// Labels are fixed vocabularies only: an outcome, a reason CODE (never the free text after it, which may quote
+// a payload), an HTTP method, a route PATTERN (/experts/:id, never the URL) and a status code. No message id,
+// system id, expert id or anything about a patient ever becomes a label.
+import type { ConsumerOutcomeEvent } from '../amqp/queue-consumer';
+import type { MetricsRegistry } from './registry';
+
+/**
+ * The code of a settlement reason: RtsError codes and parse failures already start with one (`bad_schema: ...`,
+ * `unknown_system`); QueueConsumer's own reasons are mapped to fixed words. Anything else is `other`.
+ */
+export function reasonCode(reason: string): string {
+  const text = reason.trim();
+  if (/^retry limit \(\d+\) reached/.test(text)) return 'retry_limit';
+  if (/^max attempts exceeded/.test(text)) return 'max_attempts';
+  if (/^handler timed out/.test(text)) return 'handler_timeout';
+  if (/^handler threw/.test(text)) return 'handler_error';
+  if (/^transient failure/.test(text)) return 'transient';
+  if (/^body is not an AMQP value string/.test(text)) return 'bad_body';
+  const code = /^([a-z][a-z0-9_]{0,40})(?::|$)/.exec(text);
+  return code ? code[1]! : 'other';
+}
+
+/** Counts the uplink consumer's outcomes; returns the `onOutcome` observer. */
+export function uplinkOutcomeRecorder(metrics: MetricsRegistry | undefined, queueKind = 'uplink'): (event: ConsumerOutcomeEvent) => void {
+  if (!metrics) return () => undefined;
+  const accepted = metrics.counter('rts_uplink_accepted_total', 'Uplink messages processed and accepted', ['queue']);
+  const retried = metrics.counter('rts_uplink_retried_total', 'Uplink messages handed back to the broker for another attempt, by reason code', ['queue', 'reason']);
+  const dead = metrics.counter('rts_uplink_dead_lettered_total', 'Uplink messages moved to the dead letter queue, by reason code', ['queue', 'reason']);
+  const deadFailed = metrics.counter('rts_uplink_dead_letter_failed_total', 'Dead-letter copies the broker did not take (the message comes back)', ['queue']);
+  const stale = metrics.counter('rts_uplink_stale_total', 'Handler results dropped because their delivery belonged to a lost connection', ['queue']);
+  return (event) => {
+    const queue = queueKind;
+    switch (event.kind) {
+      case 'accepted':
+        accepted.inc({ queue });
+        break;
+      case 'retried':
+        retried.inc({ queue, reason: reasonCode(event.reason) });
+        break;
+      case 'dead-lettered':
+        dead.inc({ queue, reason: reasonCode(event.reason) });
+        break;
+      case 'dead-letter-failed':
+        deadFailed.inc({ queue });
+        break;
+      case 'stale':
+        stale.inc({ queue });
+        break;
+    }
+  };
+}
+
+/** Counts resends of the hub's own sends (downlink, replays) after a failover or a refused transfer. */
+export function sendRetryRecorder(metrics: MetricsRegistry | undefined, kind: string): (event: { reason: string }) => void {
+  if (!metrics) return () => undefined;
+  const counter = metrics.counter('rts_amqp_send_retries_total', 'Sends attempted again (same message id) after a lost or refused transfer', ['kind', 'reason']);
+  return (event) => counter.inc({ kind, reason: /^[a-z-]{1,20}$/.test(event.reason) ? event.reason : 'other' });
+}
