@@ -2,6 +2,8 @@
 import type { Logger } from 'pino';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
 import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
+import { registerMetricsRoutes } from '../adapters/http/metrics-routes';
+import { MetricsRegistry } from '../adapters/metrics/registry';
 import { buildHttpServer } from '../adapters/http/server';
 import type { UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import type { IdGenerator } from '../application/ports/id-generator';
@@ -43,6 +45,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     downlinkQueuePrefix: messagingSettings?.downlinkQueuePrefix ?? config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,
   });
   directory.start();
+  const metrics = new MetricsRegistry();
   let messaging;
   try {
     messaging = await startHubMessaging({
@@ -52,6 +55,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       clock: container.get<Clock>(TOKENS.Clock),
       ids: container.get<IdGenerator>(TOKENS.Ids),
       logger,
+      metrics,
       ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
     });
   } catch (error) {
@@ -83,6 +87,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   });
   registerDirectoryRoutes(http.app, { directory: directory.service });
   registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
+  registerMetricsRoutes(http.app, { metrics });
   const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT });
   logger.info({ url, store: config.RTS_EVENT_STORE, messaging: messagingSettings !== null }, 'telemed-rts listening');
 

@@ -1,0 +1,131 @@
+// Discovery URIs (RTS_BROKER_DISCOVERY and the SDK's `discovery`), the union of discovered and static brokers,
+// reason codes for the uplink metrics, and the hub's /metrics route.
+import Fastify from 'fastify';
+import { UnionEndpoints, parseDiscoveryUri, rebalanceProbability } from '../../src/adapters/amqp/discovery-provider';
+import { LiveSet } from '../../src/adapters/amqp/discovery';
+import type { EndpointChange, EndpointProvider } from '../../src/adapters/amqp/endpoint-set';
+import { registerMetricsRoutes } from '../../src/adapters/http/metrics-routes';
+import { reasonCode, uplinkOutcomeRecorder } from '../../src/adapters/metrics/hub-metrics';
+import { MetricsRegistry } from '../../src/adapters/metrics/registry';
+import { loadConfig, messagingConfig } from '../../src/bootstrap/config';
+
+describe('parseDiscoveryUri', () => {
+  it('reads address, port, group, interface and rebalance', () => {
+    expect(parseDiscoveryUri('multicast://239.255.2.3:6155?group=rts-ha&interface=127.0.0.1')).toEqual({
+      address: '239.255.2.3',
+      port: 6155,
+      group: 'rts-ha',
+      interfaceAddress: '127.0.0.1',
+      interfaceName: undefined,
+      expiryMs: 5000,
+      rebalance: 'auto',
+    });
+    expect(parseDiscoveryUri('multicast://239.1.2.3:7000?group=g&rebalance=off&expiryMs=3000')).toMatchObject({ address: '239.1.2.3', port: 7000, rebalance: 'off', expiryMs: 3000 });
+  });
+  it("takes ActiveMQ's multicast://default and networkInterface names", () => {
+    expect(parseDiscoveryUri('multicast://default')).toMatchObject({ address: '239.255.2.3', port: 6155, group: 'default', interfaceAddress: undefined });
+    expect(parseDiscoveryUri('multicast://default?group=x&networkInterface=eth1', (n) => (n === 'eth1' ? '10.0.0.5' : undefined))).toMatchObject({
+      group: 'x',
+      interfaceAddress: '10.0.0.5',
+      interfaceName: 'eth1',
+    });
+  });
+  it.each([
+    ['amqp://127.0.0.1:5672', /multicast:\/\//],
+    ['multicast://10.0.0.1:6155', /multicast address/],
+    ['multicast://239.255.2.3:6155?grup=x', /unknown parameter "grup"/],
+    ['multicast://default?interface=eth0', /IPv4 address/],
+    ['multicast://default?rebalance=sometimes', /rebalance/],
+    ['multicast://default?networkInterface=nope0', /no IPv4 address/],
+  ])('refuses %s', (uri, message) => {
+    expect(() => parseDiscoveryUri(uri, () => undefined)).toThrow(message);
+  });
+  it('rebalance modes', () => {
+    expect(rebalanceProbability('off')).toBeUndefined();
+    expect(rebalanceProbability('always')!(3)).toBe(1);
+    expect(rebalanceProbability('auto')!(4)).toBe(0.25);
+  });
+});
+
+describe('config: RTS_BROKER_DISCOVERY', () => {
+  it('alone turns messaging on with discovery and no static list; with RTS_BROKER_URL both', () => {
+    const only = messagingConfig(loadConfig({ RTS_BROKER_DISCOVERY: 'multicast://default?group=rts' }))!;
+    expect(only.endpoints).toEqual([]);
+    expect(only.discovery).toMatchObject({ group: 'rts' });
+    const both = messagingConfig(loadConfig({ RTS_BROKER_DISCOVERY: 'multicast://default', RTS_BROKER_URL: 'amqp://mq:5672' }))!;
+    expect(both.endpoints).toEqual([{ host: 'mq', port: 5672 }]);
+    expect(both.discovery).toBeDefined();
+  });
+  it('names the setting when the URI is wrong', () => {
+    expect(() => loadConfig({ RTS_BROKER_DISCOVERY: 'multicast://1.2.3.4' })).toThrow(/RTS_BROKER_DISCOVERY: .*multicast address/);
+  });
+});
+
+describe('UnionEndpoints', () => {
+  it('offers live brokers first, then static ones, and keeps a static one discovery dropped', () => {
+    const live = new LiveSet({ group: 'g' });
+    const listeners: Array<(c: EndpointChange) => void> = [];
+    const discovered: EndpointProvider = { current: () => live.endpoints(), subscribe: (l) => (listeners.push(l), () => undefined) };
+    const union = new UnionEndpoints(discovered, [{ host: '10.0.0.9', port: 5672 }, { host: '127.0.0.1', port: 5701 }]);
+    const seen: EndpointChange[] = [];
+    union.subscribe((c) => seen.push(c));
+    live.receive('g.ActiveMQ-4.alive.%localhost%amqp://127.0.0.1:5701', '127.0.0.1', 0);
+    live.receive('g.ActiveMQ-4.alive.%localhost%amqp://127.0.0.1:5703', '127.0.0.1', 0);
+    expect(union.current()).toEqual([
+      { host: '127.0.0.1', port: 5701 },
+      { host: '127.0.0.1', port: 5703 },
+      { host: '10.0.0.9', port: 5672 },
+    ]);
+    listeners[0]!({ kind: 'removed', endpoint: { host: '127.0.0.1', port: 5701 } });
+    listeners[0]!({ kind: 'removed', endpoint: { host: '127.0.0.1', port: 5703 } });
+    expect(seen).toEqual([{ kind: 'removed', endpoint: { host: '127.0.0.1', port: 5703 } }]);
+  });
+});
+
+describe('uplink outcome metrics', () => {
+  it.each([
+    ['bad_schema: payload.profile: Required', 'bad_schema'],
+    ['unknown_system', 'unknown_system'],
+    ['retry limit (5) reached: transient failure: Error', 'retry_limit'],
+    ['max attempts exceeded (5 failed deliveries)', 'max_attempts'],
+    ['handler timed out after 60000 ms', 'handler_timeout'],
+    ['transient failure: SqliteError (SQLITE_BUSY)', 'transient'],
+    ['Patient 0101011234 could not be found', 'other'],
+  ])('%s -> %s', (reason, code) => expect(reasonCode(reason)).toBe(code));
+
+  it('counts by outcome and reason code only', () => {
+    const metrics = new MetricsRegistry();
+    const record = uplinkOutcomeRecorder(metrics);
+    record({ kind: 'accepted', queue: 'rts.uplink', attempt: 1 });
+    record({ kind: 'retried', queue: 'rts.uplink', attempt: 1, reason: 'system_not_joined' });
+    record({ kind: 'dead-lettered', queue: 'rts.uplink', attempt: 1, reason: 'bad_json: Unexpected token x in "secret"', deadLetterQueue: 'rts.dlq' });
+    const text = metrics.render();
+    expect(text).toContain('rts_uplink_accepted_total{queue="uplink"} 1');
+    expect(text).toContain('rts_uplink_retried_total{queue="uplink",reason="system_not_joined"} 1');
+    expect(text).toContain('rts_uplink_dead_lettered_total{queue="uplink",reason="bad_json"} 1');
+    expect(text).not.toContain('secret');
+  });
+});
+
+describe('GET /metrics', () => {
+  it('serves the Prometheus text format with HTTP requests by route pattern and status', async () => {
+    const app = Fastify();
+    const metrics = new MetricsRegistry();
+    app.get('/experts/:id', async (request, reply) => reply.code((request.params as { id: string }).id === 'x' ? 404 : 200).send({}));
+    registerMetricsRoutes(app, { metrics });
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    await fetch(`${base}/experts/city-a:e1`);
+    await fetch(`${base}/experts/x`);
+    await fetch(`${base}/nowhere/0101011234`);
+    const response = await fetch(`${base}/metrics`);
+    const res = { statusCode: response.status, headers: { 'content-type': response.headers.get('content-type') }, body: await response.text() };
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(res.body).toContain('rts_http_requests_total{method="GET",route="/experts/:id",status="200"} 1');
+    expect(res.body).toContain('rts_http_requests_total{method="GET",route="/experts/:id",status="404"} 1');
+    expect(res.body).toContain('route="unmatched",status="404"} 1');
+    expect(res.body).toMatch(/# TYPE rts_http_request_duration_seconds histogram/);
+    expect(res.body).not.toMatch(/city-a|0101011234/);
+    await app.close();
+  });
+});
