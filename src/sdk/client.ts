@@ -54,6 +54,7 @@ import {
 } from '../adapters/messaging/messages';
 import { jsonCodec, type ApplicationProperties, type DecodeFailure, type MessageCodec } from './codec';
 import { BoundedSeenStore, type SeenStore } from './seen-store';
+import { openSdkDiscovery, type DiscoveryOption, type SdkDiscovery } from './discovery';
 
 export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
 export const DEFAULT_DOWNLINK_QUEUE_PREFIX = 'rts.downlink.';
@@ -96,6 +97,8 @@ export interface RtsClientOptions {
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number; limit?: number };
   /** More remote close conditions after which to reconnect (besides forced, internal-error, resource-limit-exceeded, decode-error). */
   nonFatalErrors?: readonly string[];
+  /** Find the brokers by ActiveMQ's multicast announcements: 'multicast://239.255.2.3:6155?group=rts&interface=10.0.0.5' (see discovery.ts). With `url` too, both are offered. */
+  discovery?: DiscoveryOption;
   /** Clock for envelope times (default: system time). */
   now?: () => Date;
 }
@@ -225,7 +228,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
   private subscription: SdkSubscription | undefined;
   private closed = false;
 
-  private constructor(options: RtsClientOptions, endpoints: readonly AmqpEndpoint[], sasl: AmqpSasl | undefined) {
+  private constructor(options: RtsClientOptions, endpoints: readonly AmqpEndpoint[], sasl: AmqpSasl | undefined, private readonly discovery?: SdkDiscovery) {
     super();
     if (!/^[a-z0-9][a-z0-9-]{1,31}$/.test(options.systemId)) throw new TypeError(`RtsClient: systemId must be 2-32 characters of a-z 0-9 - (got ${JSON.stringify(options.systemId)})`);
     this.systemId = options.systemId;
@@ -238,7 +241,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     this.now = options.now ?? (() => new Date());
     const reconnect = options.reconnect ?? {};
     this.connection = AmqpConnection.open({
-      endpoints,
+      ...(discovery ? { endpointProvider: discovery.provider } : { endpoints }),
       ...(sasl ? { sasl } : {}),
       containerId: `rts-sdk-${options.systemId}-${randomUUID().slice(0, 8)}`,
       reconnect: true,
@@ -250,6 +253,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       ...(reconnect.limit !== undefined ? { reconnectLimit: reconnect.limit } : {}),
     });
     this.sender = new DurableSender(this.connection, { sendTimeoutMs: this.sendTimeoutMs });
+    discovery?.attach(this.connection, (fields, message) => this.log('info', fields, message));
     this.connection.on('connected', (event) => {
       this.log('info', { endpoint: `${event.endpoint.host}:${event.endpoint.port}`, connectionCount: event.connectionCount }, 'connected to the hub broker');
       this.emit('connected', event);
@@ -266,8 +270,16 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
 
   /** Connects (failing over across the endpoints) and resolves once the first connection is open. */
   static async connect(options: RtsClientOptions): Promise<RtsClient> {
-    const { endpoints, sasl } = resolveEndpoints(options);
-    const client = new RtsClient(options, endpoints, options.sasl ?? sasl);
+    const onlyDiscovery = options.discovery !== undefined && options.url === undefined && !options.endpoints?.length;
+    const { endpoints, sasl } = onlyDiscovery ? { endpoints: [] as AmqpEndpoint[], sasl: undefined } : resolveEndpoints(options);
+    const discovery = options.discovery === undefined ? undefined : await openSdkDiscovery(options.discovery, endpoints, (f, m) => options.logger?.info?.({ systemId: options.systemId, ...f }, m));
+    let client: RtsClient;
+    try {
+      client = new RtsClient(options, endpoints, options.sasl ?? sasl, discovery);
+    } catch (error) {
+      await discovery?.stop();
+      throw error;
+    }
     try {
       await client.connection.waitConnected(options.connectTimeoutMs ?? 30000);
     } catch (error) {
@@ -457,6 +469,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     this.closed = true;
     await this.sender.close();
     await this.connection.close(Math.max(1000, deadline - Date.now()));
+    await this.discovery?.stop();
   }
 
   private log(level: keyof RtsLogger, fields: object, message: string): void {

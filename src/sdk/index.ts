@@ -54,3 +54,4 @@ export {
   type UploadedExpert,
 } from '../adapters/messaging/messages';
 export { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE, type AmqpEndpoint, type AmqpSasl, type ConnectedEvent, type DisconnectedEvent, type ConsumerOutcomeEvent } from '../adapters/amqp';
+export { openSdkDiscovery, type DiscoveryOption } from './discovery';
