@@ -1,4 +1,4 @@
-import { CompactEncrypt, CompactSign, compactDecrypt, compactVerify, decodeProtectedHeader, errors } from 'jose';
+import { jose } from './jose-lib';
 import type { ParseResult } from '../messaging/messages';
 import { CONTENT_ENCRYPTION, KEY_MANAGEMENT_ALG, type KeyRegistry, type PartyKeys } from './jose-keys';
 
@@ -61,6 +61,7 @@ const JWS_TYPE = 'rts-message+jwt';
 const CONTENT_TYPE = 'application/jose';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
+const { CompactEncrypt, CompactSign, compactDecrypt, compactVerify, decodeProtectedHeader, errors } = jose;
 const COMPACT_JWE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Largest body looked at: 4 MiB of message, grown by base64url twice. */

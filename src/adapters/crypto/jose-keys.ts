@@ -1,4 +1,5 @@
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
+import { jose } from './jose-lib';
 import { ConflictError, ValidationError } from '../../domain/shared/errors';
 
 /**
@@ -16,6 +17,8 @@ import { ConflictError, ValidationError } from '../../domain/shared/errors';
  * let both work during the overlap, then retire the old one with a date; after it, the old kid is refused as
  * 'unknown_key'). Encrypting for a party uses its newest valid encryption key.
  */
+const { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } = jose;
+
 export type SigningAlg = 'ES256' | 'EdDSA';
 export const KEY_MANAGEMENT_ALG = 'ECDH-ES+A256KW' as const;
 export const CONTENT_ENCRYPTION = 'A256GCM' as const;
