@@ -1,0 +1,80 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { JWK } from 'jose';
+import { ValidationError } from '../../domain/shared/errors';
+import type { CheckedKey, PublicKeyCheck } from '../../application/security/system-keys-service';
+import { exportPartyKeys, generateEncryptionKey, generatePartyKeys, importPartyKeys, kidOf, KEY_MANAGEMENT_ALG, type PartyKeys, type StoredPartyKeys } from './jose-keys';
+import { jose } from './jose-lib';
+
+/**
+ * The hub's own message keys (party id 'hub'): a signing key and the decryption keys it accepts.
+ *
+ *   const keys = await loadHubKeys({ file: config.RTS_HUB_KEYS_FILE, dataDir: config.RTS_DATA_DIR });
+ *
+ * From RTS_HUB_KEYS_FILE when given (several hub processes must share one: a system encrypts for the hub's newest
+ * encryption key, whichever process consumes the message); else generated once into `<dataDir>/hub-keys.json`
+ * (0600), as the pseudonym secret is. The file is exportPartyKeys' JSON: { owner: 'hub', signing, decryption[] }.
+ * Rotation: add a new decryption key at the end (systems encrypt for the newest published one), keep the old one
+ * until the messages encrypted for it are consumed, then remove it; a new signing key is published with the old
+ * one listed in `previousSigning` until systems have fetched the new JWKS.
+ */
+export const HUB_PARTY_ID = 'hub';
+export const HUB_KEYS_FILE_NAME = 'hub-keys.json';
+
+export type HubKeyFile = StoredPartyKeys & { previousSigning?: { kid: string; alg: string; publicJwk: JWK; retiresAt?: string }[] };
+export type HubKeys = Readonly<{ keys: PartyKeys; file: string; previousSigning: readonly { kid: string; alg: string; publicJwk: JWK; retiresAt?: string }[] }>;
+
+export const loadHubKeys = async (options: Readonly<{ file?: string; dataDir: string }>): Promise<HubKeys> => {
+  const file = options.file ?? join(options.dataDir, HUB_KEYS_FILE_NAME);
+  if (existsSync(file)) {
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as HubKeyFile;
+    if (stored.owner !== HUB_PARTY_ID) throw new Error(`${file}: the keys belong to '${stored.owner}', not to '${HUB_PARTY_ID}'`);
+    return { keys: await importPartyKeys(stored), file, previousSigning: stored.previousSigning ?? [] };
+  }
+  if (options.file) throw new Error(`RTS_HUB_KEYS_FILE ${file} does not exist`);
+  const keys = await generatePartyKeys(HUB_PARTY_ID);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(await exportPartyKeys(keys), null, 2), { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return { keys, file, previousSigning: [] };
+};
+
+/** Adds a new decryption key to a hub key file (rotation step one); the old ones stay until removed by hand. */
+export const addHubDecryptionKey = async (file: string): Promise<string> => {
+  const stored = JSON.parse(readFileSync(file, 'utf8')) as HubKeyFile;
+  const keys = await importPartyKeys(stored);
+  const next = await generateEncryptionKey();
+  const saved = await exportPartyKeys({ ...keys, decryption: [...keys.decryption, next] });
+  writeFileSync(file, JSON.stringify({ ...saved, previousSigning: stored.previousSigning }, null, 2), { mode: 0o600 });
+  return next.kid;
+};
+
+/** The hub's public JWKS (GET /.well-known/jwks.json): its signing key(s) and every decryption key, newest last. */
+export const hubJwks = (hub: HubKeys): { keys: JWK[] } => ({
+  keys: [
+    ...hub.previousSigning.map((p) => ({ ...p.publicJwk, ...(p.retiresAt ? { rts_retires_at: p.retiresAt } : {}) })),
+    hub.keys.signing.publicJwk,
+    ...hub.keys.decryption.map((d) => d.publicJwk),
+  ],
+});
+
+/** The edge check of a system's public JWK (SystemKeysService's PublicKeyCheck). */
+export const checkPublicJwk: PublicKeyCheck = async (input) => {
+  const jwk = input as JWK & Record<string, unknown>;
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw new ValidationError('invalid_key', 'a key is a JWK object');
+  if ('d' in jwk || 'k' in jwk || 'p' in jwk) throw new ValidationError('invalid_key', 'register the public key only');
+  const use = jwk.use;
+  const alg = jwk.alg;
+  const allowed = use === 'sig' ? ['ES256', 'EdDSA'] : use === 'enc' ? [KEY_MANAGEMENT_ALG] : [];
+  if (typeof alg !== 'string' || !allowed.includes(alg)) throw new ValidationError('invalid_key', `a key has use 'sig' (alg ES256 or EdDSA) or 'enc' (alg ${KEY_MANAGEMENT_ALG})`);
+  const { kid: _kid, use: _use, alg: _alg, key_ops: _ops, ext: _ext, ...material } = jwk;
+  const kid = await kidOf(material as JWK);
+  if (jwk.kid !== undefined && jwk.kid !== kid) throw new ValidationError('invalid_key', 'the kid must be the RFC 7638 thumbprint of the key');
+  try {
+    await jose.importJWK(material as JWK, alg);
+  } catch {
+    throw new ValidationError('invalid_key', `not a usable ${alg} public key`);
+  }
+  const checked: CheckedKey = { kid, use: use as 'sig' | 'enc', alg, jwk: { ...material, kid, alg, use } };
+  return checked;
+};
