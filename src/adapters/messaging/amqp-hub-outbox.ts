@@ -1,0 +1,57 @@
+import type { DownlinkEnvelope } from '../../application/directory/directory-messages';
+import type { ConsultationDownlinkEnvelope } from '../../application/consultation/consultation-messages';
+import type { ConsultationOutbox } from '../../application/consultation/consultation-downlink';
+import type { DownlinkOutbox } from '../../application/ports/downlink-outbox';
+import type { OutgoingMessage } from '../amqp/durable-sender';
+import { JoseError } from '../crypto/jose-codec';
+import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from './hub-codec';
+
+/**
+ * The downlink outbox of both publishers (directory and consultation) on AMQP, with the hub's message codec:
+ * the body is the envelope's JSON (RTS_MESSAGE_SECURITY=off) or a JWE for the receiving system (jose). Our
+ * envelope fields also travel as application-properties (messageId, type, version, systemId, correlationId) so
+ * receivers and selectors can read them without opening the body; they hold no personal data. The send resolves
+ * only when the broker accepted the message, so the publisher's checkpoint moves only past messages it holds.
+ *
+ * A system without a valid encryption key (it registered none, or retired its last one) cannot be written to:
+ * such a message is logged as undeliverable and skipped, so one system's missing key does not stop everyone's
+ * downlink (the publishers move on; the key must be registered and the message re-sent by hand).
+ */
+export type OutboxSender = { send(queue: string, message: OutgoingMessage): Promise<unknown> };
+export type OutboxLogger = { error(fields: object, message: string): void };
+
+export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
+  constructor(
+    private readonly sender: OutboxSender,
+    private readonly codec: HubMessageCodec = new PlainHubCodec(),
+    private readonly logger?: OutboxLogger,
+  ) {}
+
+  async send(queue: string, envelope: DownlinkEnvelope | ConsultationDownlinkEnvelope): Promise<void> {
+    const e = envelope as HubDownlinkEnvelope;
+    let encoded: { body: string; applicationProperties: Record<string, string> };
+    try {
+      encoded = await this.codec.encodeDownlink(e);
+    } catch (error) {
+      if (error instanceof JoseError && error.code === 'unknown_key') {
+        this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, reason: 'no_encryption_key' }, 'downlink message undeliverable: the system has no valid encryption key; skipped');
+        return;
+      }
+      throw error;
+    }
+    await this.sender.send(queue, {
+      body: encoded.body,
+      messageId: e.id,
+      correlationId: e.correlationId,
+      subject: e.type,
+      applicationProperties: {
+        messageId: e.id,
+        type: e.type,
+        version: e.version,
+        systemId: e.systemId,
+        correlationId: e.correlationId,
+        ...encoded.applicationProperties,
+      },
+    });
+  }
+}

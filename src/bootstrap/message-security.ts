@@ -1,0 +1,72 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../application/ports/clock';
+import type { EventStore } from '../application/ports/event-store';
+import type { IdGenerator } from '../application/ports/id-generator';
+import { Projector } from '../application/projector';
+import { KeyBookProjection, SystemKeysService } from '../application/security/system-keys-service';
+import { checkPublicJwk, hubJwks, loadHubKeys, HUB_PARTY_ID, type HubKeys } from '../adapters/crypto/hub-keys';
+import { KeyRegistry } from '../adapters/crypto/jose-keys';
+import { JoseHubCodec, PlainHubCodec, type HubMessageCodec, type MessageSecurity } from '../adapters/messaging/hub-codec';
+import type { DirectoryModule } from './directory-module';
+
+/**
+ * Composition of message security (issue 5).
+ *
+ *   const security = await createMessageSecurity({ mode, hubKeysFile, dataDir, store, clock, ids, logger, directory });
+ *   registerKeyRoutes(app, { keys: security.keys, hubJwks: security.jwks });
+ *   startHubMessaging({ ..., codec: security.codec });
+ *   security.start(); ... await security.stop();
+ *
+ * Always: the hub's keys (RTS_HUB_KEYS_FILE, else generated once into the data dir), the systems' keys service
+ * (HTTP registration, events on `system-keys-<id>`), and the in-memory KeyRegistry every hub process rebuilds from
+ * those events. The codec is JOSE when `mode` is 'jose', plain JSON when 'off' (keys are still registered, so
+ * switching security on later needs no re-registration).
+ */
+export type MessageSecurityDependencies = Readonly<{
+  mode: MessageSecurity;
+  hubKeysFile?: string;
+  dataDir: string;
+  store: EventStore;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+  directory: Pick<DirectoryModule, 'readModel' | 'projector'>;
+}>;
+
+export type MessageSecurityModule = Readonly<{
+  mode: MessageSecurity;
+  hubKeys: HubKeys;
+  registry: KeyRegistry;
+  keys: SystemKeysService;
+  codec: HubMessageCodec;
+  projector: Projector;
+  jwks(): { keys: readonly object[] };
+  start(): void;
+  stop(): Promise<void>;
+}>;
+
+export const createMessageSecurity = async (deps: MessageSecurityDependencies): Promise<MessageSecurityModule> => {
+  const log = deps.logger.child({ component: 'message-security' });
+  const hubKeys = await loadHubKeys({ dataDir: deps.dataDir, ...(deps.hubKeysFile ? { file: deps.hubKeysFile } : {}) });
+  const registry = new KeyRegistry();
+  // The hub knows its own public keys too (a hub process may verify what another one signed, e.g. in tests).
+  await registry.register(HUB_PARTY_ID, hubKeys.keys.signing.publicJwk);
+  for (const d of hubKeys.keys.decryption) await registry.register(HUB_PARTY_ID, d.publicJwk);
+  const model = new KeyBookProjection(registry, (error, event) => log.error({ eventId: event.id, err: (error as Error)?.message }, 'a registered key was not usable; ignored'));
+  const projector = new Projector(deps.store, model, log, 1000, 'system-keys', 0);
+  const keys = new SystemKeysService({ store: deps.store, clock: deps.clock, ids: deps.ids, directory: deps.directory.readModel, directoryProjector: deps.directory.projector, check: checkPublicJwk, projector });
+  const codec: HubMessageCodec = deps.mode === 'jose' ? new JoseHubCodec(hubKeys.keys, registry, () => projector.catchUp()) : new PlainHubCodec();
+  await projector.catchUp();
+  log.info({ mode: deps.mode, hubSigningKid: hubKeys.keys.signing.kid, hubEncryptionKid: hubKeys.keys.decryption.at(-1)?.kid }, 'message security');
+  return {
+    mode: deps.mode,
+    hubKeys,
+    registry,
+    keys,
+    codec,
+    projector,
+    jwks: () => hubJwks(hubKeys),
+    start: () => projector.start(),
+    stop: () => projector.stop(),
+  };
+};

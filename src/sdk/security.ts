@@ -1,0 +1,105 @@
+// Message security for the SDK (issue 5): a MessageCodec that signs what this system sends with its own key and
+// encrypts it for the hub, and opens what the hub sends (decrypt with our key, verify the hub's signature).
+//
+//   const keys = await generatePartyKeys('city-a');                    // keep exportPartyKeys(keys) secret on disk
+//   await registerSystem('http://hub:8080', { id: 'city-a', name: 'City A', area: 'North' }, keys);  // POST /systems with the public keys
+//   const codec = await joseCodecFor({ keys, hubUrl: 'http://hub:8080' });                     // fetches /.well-known/jwks.json
+//   const client = await RtsClient.connect({ systemId: 'city-a', url, codec });
+//
+// Rotation without downtime: generate a new key pair, POST its public keys to /systems/<id>/keys, switch the
+// codec to the new PartyKeys keeping the old decryption key in `decryption` (messages already encrypted for it
+// still open), then retire the old kids (POST /systems/<id>/keys/<kid>/retire with a date). The hub rotates its
+// own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown.
+import type { JWK } from 'jose';
+import { JoseCodec, type JoseDecodeResult } from '../adapters/crypto/jose-codec';
+import { KeyRegistry, publicJwks, type PartyKeys } from '../adapters/crypto/jose-keys';
+import type { AnyEnvelope, DecodeContext, EncodeContext, EncodedMessage, MessageCodec } from './codec';
+
+export { JoseCodec, JoseError, type JoseErrorCode } from '../adapters/crypto/jose-codec';
+export {
+  KeyRegistry,
+  exportPartyKeys,
+  generateEncryptionKey,
+  generatePartyKeys,
+  generateSigningKey,
+  importPartyKeys,
+  kidOf,
+  publicJwks,
+  type PartyKeys,
+  type StoredPartyKeys,
+} from '../adapters/crypto/jose-keys';
+
+export const HUB_PARTY = 'hub';
+
+/** The hub's public JWKS (GET <hubUrl>/.well-known/jwks.json). */
+export const fetchHubJwks = async (hubUrl: string): Promise<{ keys: JWK[] }> => {
+  const res = await fetch(new URL('/.well-known/jwks.json', hubUrl));
+  if (!res.ok) throw new Error(`GET /.well-known/jwks.json: HTTP ${res.status}`);
+  return (await res.json()) as { keys: JWK[] };
+};
+
+/** Registers the hub's public keys (a JWKS) in `registry` as party 'hub'; keys marked retired are given their date. */
+export const registerHubJwks = async (registry: KeyRegistry, jwks: { keys: readonly JWK[] }): Promise<void> => {
+  for (const jwk of jwks.keys) {
+    const retiresAt = (jwk as Record<string, unknown>).rts_retires_at;
+    const { rts_retires_at: _r, ...key } = jwk as Record<string, unknown>;
+    await registry.register(HUB_PARTY, key as JWK, typeof retiresAt === 'string' ? { retiresAt } : {});
+  }
+};
+
+/** POST /systems with this system's public keys (signing and encryption). Resolves with the hub's answer. */
+export const registerSystem = async (hubUrl: string, system: { id: string; name: string; area: string }, keys: PartyKeys, headers: Record<string, string> = {}): Promise<unknown> => {
+  const pub = publicJwks(keys);
+  const res = await fetch(new URL('/systems', hubUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
+    body: JSON.stringify({ ...system, keys: [pub.signing, pub.encryption] }),
+  });
+  const body = (await res.json()) as unknown;
+  if (res.status !== 201 && res.status !== 200) throw new Error(`POST /systems: HTTP ${res.status} ${JSON.stringify(body)}`);
+  return body;
+};
+
+/**
+ * The SDK's JOSE codec: JoseCodec with our keys and a registry holding the hub's, plus one refresh of the hub's
+ * JWKS when a hub key is unknown (the hub rotated) before a message is refused.
+ */
+export class SdkJoseCodec implements MessageCodec {
+  readonly name = 'jose';
+  private readonly codec: JoseCodec;
+
+  constructor(
+    keys: PartyKeys,
+    private readonly registry: KeyRegistry,
+    private readonly refreshHubKeys?: () => Promise<{ keys: JWK[] }>,
+  ) {
+    this.codec = new JoseCodec({ keys, registry });
+  }
+
+  async encode(envelope: AnyEnvelope, ctx: EncodeContext): Promise<EncodedMessage> {
+    try {
+      return await this.codec.encode(envelope, ctx);
+    } catch (error) {
+      if (!this.refreshHubKeys || (error as { code?: string }).code !== 'unknown_key') throw error;
+      await registerHubJwks(this.registry, await this.refreshHubKeys());
+      return this.codec.encode(envelope, ctx);
+    }
+  }
+
+  async decode<E>(body: unknown, applicationProperties: Readonly<Record<string, unknown>>, ctx: DecodeContext<E>): Promise<JoseDecodeResult<E>> {
+    const result = await this.codec.decode(body, applicationProperties, ctx);
+    if (result.ok || result.reason !== 'unknown_key' || !this.refreshHubKeys) return result;
+    await registerHubJwks(this.registry, await this.refreshHubKeys());
+    return this.codec.decode(body, applicationProperties, ctx);
+  }
+}
+
+/** A ready codec: our keys, the hub's JWKS from `hubJwks` or fetched from `hubUrl` (and re-fetched on an unknown hub key). */
+export const joseCodecFor = async (options: { keys: PartyKeys; hubUrl?: string; hubJwks?: { keys: JWK[] } }): Promise<SdkJoseCodec> => {
+  const registry = new KeyRegistry();
+  const refresh = options.hubUrl ? () => fetchHubJwks(options.hubUrl!) : undefined;
+  const jwks = options.hubJwks ?? (refresh ? await refresh() : undefined);
+  if (!jwks) throw new TypeError('joseCodecFor: give hubUrl or hubJwks');
+  await registerHubJwks(registry, jwks);
+  return new SdkJoseCodec(options.keys, registry, refresh);
+};
