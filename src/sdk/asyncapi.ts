@@ -20,6 +20,14 @@ import {
   type ExpertProfile,
   type UplinkEnvelope,
 } from '../adapters/messaging/messages';
+import {
+  CONSULTATION_DOWNLINK_TYPES,
+  CONSULTATION_UPLINK_TYPES,
+  ConsultationDownlinkEnvelopeSchema,
+  ConsultationUplinkEnvelopeSchema,
+  type ConsultationDownlinkEnvelope,
+  type ConsultationUplinkEnvelope,
+} from '../adapters/messaging/consultation-messages';
 import { DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_DOWNLINK_QUEUE_PREFIX, DEFAULT_UPLINK_QUEUE } from './client';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -55,7 +63,37 @@ export const EXAMPLE_DOWNLINK: { [T in DownlinkEnvelope['type']]: Extract<Downli
   'system.joined': { ...envelope, id: '7d3e2a10-5b6c-5d7e-8f90-a1b2c3d4e504', type: 'system.joined', systemId: 'mianyang', correlationId: '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', payload: { systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu' } },
 });
 
+const consultationId = '3c9a7b52-8e41-4f0a-9d3b-6a1e2f4c8d10';
+const c = { version: CONTRACT_VERSION, correlationId: consultationId } as const;
+/** One complete, valid example of each consultation message (the applicant is chengdu, the expert mianyang:li-7). */
+export const EXAMPLE_CONSULTATION_UPLINK: { [T in ConsultationUplinkEnvelope['type']]: Extract<ConsultationUplinkEnvelope, { type: T }> } = orderAll({
+  'consultation.requested': { ...c, id: '5a0c1e22-1f3b-4c5d-8e6f-7a8b9c0d1e01', type: 'consultation.requested', systemId: 'chengdu', time: '2026-11-23T09:30:00.000+08:00', payload: { consultationId, applicantClinician: 'dr-wang', candidates: ['mianyang:li-7', 'chengdu-west:zhou-2'], clinicalQuestion: 'Second opinion: atypical chest pain, troponin borderline', summary: 'Male, 58, smoker; ECG attached', attachments: ['2.25.329800735698586629295641978511506172918'], deadlineSeconds: 3600 } },
+  'consultation.accept': { ...c, id: '5a0c1e22-1f3b-4c5d-8e6f-7a8b9c0d1e02', type: 'consultation.accept', systemId: 'mianyang', time: '2026-11-23T09:41:00.000+08:00', payload: { consultationId, expertId: 'mianyang:li-7' } },
+  'consultation.decline': { ...c, id: '5a0c1e22-1f3b-4c5d-8e6f-7a8b9c0d1e03', type: 'consultation.decline', systemId: 'mianyang', time: '2026-11-23T09:41:00.000+08:00', payload: { consultationId, expertId: 'mianyang:li-7', reason: 'On leave this week' } },
+  'consultation.report': { ...c, id: '5a0c1e22-1f3b-4c5d-8e6f-7a8b9c0d1e04', type: 'consultation.report', systemId: 'mianyang', time: '2026-11-23T11:02:00.000+08:00', payload: { consultationId, expertId: 'mianyang:li-7', diagnosis: 'Unstable angina, low risk', recommendations: 'Stress echo within 72 h; aspirin' } },
+  'consultation.acknowledge': { ...c, id: '5a0c1e22-1f3b-4c5d-8e6f-7a8b9c0d1e05', type: 'consultation.acknowledge', systemId: 'chengdu', time: '2026-11-23T11:05:00.000+08:00', payload: { consultationId } },
+  'consultation.cancel': { ...c, id: '5a0c1e22-1f3b-4c5d-8e6f-7a8b9c0d1e06', type: 'consultation.cancel', systemId: 'chengdu', time: '2026-11-23T09:35:00.000+08:00', payload: { consultationId, reason: 'Patient transferred' } },
+});
+export const EXAMPLE_CONSULTATION_DOWNLINK: { [T in ConsultationDownlinkEnvelope['type']]: Extract<ConsultationDownlinkEnvelope, { type: T }> } = orderAll({
+  'consultation.offered': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b01', type: 'consultation.offered', systemId: 'mianyang', time: '2026-11-23T09:30:00.120+08:00', payload: { consultationId, expertId: 'mianyang:li-7', offerIndex: 0, offeredAt: '2026-11-23T01:30:00.120Z', expiresAt: '2026-11-23T02:30:00.120Z', applicantSystemId: 'chengdu', applicantClinician: 'dr-wang', clinicalQuestion: 'Second opinion: atypical chest pain, troponin borderline', summary: 'Male, 58, smoker; ECG attached', attachments: ['2.25.329800735698586629295641978511506172918'] } },
+  'consultation.accepted': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b02', type: 'consultation.accepted', systemId: 'chengdu', time: '2026-11-23T09:41:00.050+08:00', payload: { consultationId, expertId: 'mianyang:li-7', acceptedAt: '2026-11-23T01:41:00.050Z' } },
+  'consultation.declined': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b03', type: 'consultation.declined', systemId: 'chengdu', time: '2026-11-23T09:41:00.050+08:00', payload: { consultationId, expertId: 'mianyang:li-7', outcome: 'declined', reason: 'On leave this week', at: '2026-11-23T01:41:00.050Z' } },
+  'consultation.unassigned': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b04', type: 'consultation.unassigned', systemId: 'chengdu', time: '2026-11-23T11:30:00.000+08:00', payload: { consultationId, unassignedAt: '2026-11-23T03:30:00.000Z' } },
+  'consultation.report': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b05', type: 'consultation.report', systemId: 'chengdu', time: '2026-11-23T11:02:00.080+08:00', payload: { consultationId, expertId: 'mianyang:li-7', diagnosis: 'Unstable angina, low risk', recommendations: 'Stress echo within 72 h; aspirin', issuedAt: '2026-11-23T03:02:00.080Z', attempt: 0 } },
+  'consultation.cancelled': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06', type: 'consultation.cancelled', systemId: 'mianyang', time: '2026-11-23T09:35:00.030+08:00', payload: { consultationId, expertId: 'mianyang:li-7', reason: 'Patient transferred', cancelledAt: '2026-11-23T01:35:00.030Z' } },
+});
+
 const DESCRIPTIONS: Record<string, string> = {
+  'consultation.requested': "An applicant clinician of the sending system asks for a consultation: candidates (expert ids, 1-5) in order of preference, the clinical question and summary (patient information: only ever sent signed and encrypted), XDS document uniqueIds. The envelope's correlationId becomes the consultation's.",
+  'consultation.accept': "The candidate expert (of the sending system, to whom the case is offered) accepts.",
+  'consultation.decline': 'The candidate expert declines; the hub offers the case to the next candidate, or ends it as unassigned.',
+  'consultation.acknowledge': 'The applicant system received the report; the hub stops re-sending it.',
+  'consultation.cancel': 'The applicant withdraws the request (until a report is issued).',
+  'consultation.offered': "To the candidate expert's home system: the case, with the patient information it needs, and when the offer expires.",
+  'consultation.accepted': 'To the applicant: the expert accepted.',
+  'consultation.declined': "To the applicant: a candidate declined (outcome 'declined') or let the offer expire (outcome 'expired').",
+  'consultation.unassigned': 'To the applicant: no candidate left.',
+  'consultation.cancelled': "To the expert's home system: the applicant cancelled; stop working on it.",
   'system.join.requested': 'A system starts its join: how many experts.batch messages (and experts in all) will follow. Send it first and wait until the broker accepted it.',
   'experts.batch': `Part of the join upload: at most ${MAX_BATCH_EXPERTS} experts. Also checked, beyond the schema: batchIndex < batchCount, and a localExpertId appears once per batch. Batches may arrive in any order and more than once. When the last missing batch is in, the hub sends the joiner a directory.snapshot and the others its experts.`,
   'expert.registered': 'A new expert of the sending system (homeSystemId, if given, must be the sender).',
@@ -66,6 +104,13 @@ const DESCRIPTIONS: Record<string, string> = {
   'directory.snapshot': 'Full directory for a newly joined system, in batches of at most 500 experts; one snapshotId for all parts.',
   'system.joined': 'To the joiner: its join is complete. To the others: a new system is in the hub.',
 };
+const REPORT_DESCRIPTIONS = {
+  uplink: "The accepted expert's report (sent by the expert's home system).",
+  downlink: "To the applicant: the report. attempt 0 first; the same report is re-sent (attempt 1, 2, ...) until the applicant sends consultation.acknowledge. Handle it idempotently per consultationId.",
+};
+const BOTH_WAYS = CONSULTATION_UPLINK_TYPES.filter((t) => (CONSULTATION_DOWNLINK_TYPES as readonly string[]).includes(t)) as readonly string[];
+/** Component key of a message: its type in camelCase, with the direction for a type used both ways (consultation.report). */
+const keyOf = (type: string, direction: 'uplink' | 'downlink'): string => (BOTH_WAYS.includes(type) ? `${camel(type)}${direction === 'uplink' ? 'Uplink' : 'Downlink'}` : camel(type));
 
 const camel = (type: string) => type.replace(/[.-]([a-z])/g, (_, c: string) => c.toUpperCase());
 
@@ -76,7 +121,7 @@ export function jsonSchemaOf(schema: z.ZodType): Json {
   return out;
 }
 
-const optionsOf = (union: typeof UplinkEnvelopeSchema | typeof DownlinkEnvelopeSchema) => {
+const optionsOf = (union: typeof UplinkEnvelopeSchema | typeof DownlinkEnvelopeSchema | typeof ConsultationUplinkEnvelopeSchema | typeof ConsultationDownlinkEnvelopeSchema) => {
   const byType = new Map<string, z.ZodType>();
   for (const option of union.options) byType.set((option.shape.type as z.ZodLiteral<string>).value, option as z.ZodType);
   return byType;
@@ -91,8 +136,11 @@ const headersFor = (type: string): Json => ({
     version: { type: 'integer', const: CONTRACT_VERSION },
     systemId: { type: 'string', description: 'Uplink: the sending system. Downlink: the receiving system.' },
     correlationId: { type: 'string' },
-    contentType: { type: 'string', description: "'application/json' for a plain JSON body (the body codec may change with message security)." },
-    codec: { type: 'string', description: "Body codec: 'json'." },
+    contentType: { type: 'string', description: "'application/jose' when the body is a compact JWE (message security on, the default); 'application/json' for a plain JSON body (RTS_MESSAGE_SECURITY=off)." },
+    codec: { type: 'string', description: "Body codec: 'jose' or 'json'." },
+    kid: { type: 'string', description: "jose: the receiver's encryption key id (also in the JWE header)." },
+    alg: { type: 'string', const: 'ECDH-ES+A256KW', description: 'jose: the JWE key management algorithm.' },
+    enc: { type: 'string', const: 'A256GCM', description: 'jose: the JWE content encryption.' },
   },
   required: ['messageId', 'type', 'version', 'systemId', 'correlationId'],
 });
@@ -101,7 +149,7 @@ const deadLetterHeaders: Json = {
   type: 'object',
   description: 'The original application-properties, plus the x-dlq-* ones the consumer that gave up added.',
   properties: {
-    'x-dlq-reason': { type: 'string', description: "Why, e.g. 'bad_json: ...', 'bad_schema: payload.experts.0.name: ...', 'unknown_system', 'retry limit (5) reached: ...', 'wrong_receiver: ...', 'unknown_type: ...'." },
+    'x-dlq-reason': { type: 'string', description: "Why, e.g. 'bad_json: ...', 'bad_schema: payload.experts.0.name: ...', 'unknown_system', 'retry limit (5) reached: ...', 'wrong_receiver: ...', 'unknown_type: ...'; with message security: 'bad_signature: ...', 'unknown_key: ...', 'not_for_us: ...', 'sender_mismatch: ...', 'malformed_jose: ...'." },
     'x-dlq-source-queue': { type: 'string' },
     'x-dlq-attempts': { type: 'integer', minimum: 1 },
     'x-dlq-at': { type: 'string', format: 'date-time' },
@@ -114,21 +162,25 @@ const deadLetterHeaders: Json = {
 
 /** The AsyncAPI 3.0 document as a plain object. */
 export function buildAsyncApiDocument(): { [key: string]: Json } {
-  const uplinkSchemas = optionsOf(UplinkEnvelopeSchema);
-  const downlinkSchemas = optionsOf(DownlinkEnvelopeSchema);
+  const uplinkSchemas = new Map([...optionsOf(UplinkEnvelopeSchema), ...optionsOf(ConsultationUplinkEnvelopeSchema)]);
+  const downlinkSchemas = new Map([...optionsOf(DownlinkEnvelopeSchema), ...optionsOf(ConsultationDownlinkEnvelopeSchema)]);
+  const uplinkTypes: readonly string[] = [...UPLINK_TYPES, ...CONSULTATION_UPLINK_TYPES];
+  const downlinkTypes: readonly string[] = [...DOWNLINK_TYPES, ...CONSULTATION_DOWNLINK_TYPES];
+  const uplinkExamples: Record<string, unknown> = { ...EXAMPLE_UPLINK, ...EXAMPLE_CONSULTATION_UPLINK };
+  const downlinkExamples: Record<string, unknown> = { ...EXAMPLE_DOWNLINK, ...EXAMPLE_CONSULTATION_DOWNLINK };
   const messages: { [key: string]: Json } = {};
-  const message = (type: string, schema: z.ZodType, example: Json, direction: string): Json => ({
+  const message = (type: string, schema: z.ZodType, example: Json, direction: 'uplink' | 'downlink'): Json => ({
     name: type,
     title: type,
     summary: `${direction}: ${type}`,
-    description: DESCRIPTIONS[type] ?? type,
+    description: (BOTH_WAYS.includes(type) ? REPORT_DESCRIPTIONS[direction] : DESCRIPTIONS[type]) ?? type,
     contentType: 'application/json',
     headers: headersFor(type),
     payload: jsonSchemaOf(schema),
-    examples: [{ name: camel(type), summary: `A complete ${type} envelope`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/json', codec: 'json' }, payload: example }],
+    examples: [{ name: keyOf(type, direction), summary: `A complete ${type} envelope (as signed inside the JWE; a plain JSON body with security off)`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/json', codec: 'json' }, payload: example }],
   });
-  for (const type of UPLINK_TYPES) messages[camel(type)] = message(type, uplinkSchemas.get(type)!, EXAMPLE_UPLINK[type] as unknown as Json, 'uplink');
-  for (const type of DOWNLINK_TYPES) messages[camel(type)] = message(type, downlinkSchemas.get(type)!, EXAMPLE_DOWNLINK[type] as unknown as Json, 'downlink');
+  for (const type of uplinkTypes) messages[keyOf(type, 'uplink')] = message(type, uplinkSchemas.get(type)!, uplinkExamples[type] as Json, 'uplink');
+  for (const type of downlinkTypes) messages[keyOf(type, 'downlink')] = message(type, downlinkSchemas.get(type)!, downlinkExamples[type] as Json, 'downlink');
   messages['deadLettered'] = {
     name: 'dead-lettered',
     title: 'dead-lettered message',
@@ -138,18 +190,19 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
     payload: { description: 'The original body, unchanged (it may be the very thing that is wrong with the message).' },
   };
   const ref = (path: string): Json => ({ $ref: path });
-  const channelMessages = (types: readonly string[]): Json => Object.fromEntries(types.map((t) => [camel(t), ref(`#/components/messages/${camel(t)}`)]));
+  const channelMessages = (types: readonly string[], direction: 'uplink' | 'downlink'): Json => Object.fromEntries(types.map((t) => [keyOf(t, direction), ref(`#/components/messages/${keyOf(t, direction)}`)]));
   return {
     asyncapi: '3.0.0',
     info: {
-      title: 'RTS regional telemedicine hub: directory sync',
+      title: 'RTS regional telemedicine hub: directory sync and teleconsultation',
       version: `${CONTRACT_VERSION}.0.0`,
       description: [
         'The message contract between the regional hub and the small-scale telemedicine systems that join it (the RTS paper).',
         'Transport: AMQP 1.0 to ActiveMQ Classic. Every message is durable (persistent); the body is an AMQP value section holding a string, the JSON text of the envelope { id, type, version, systemId, correlationId, time, payload }.',
         'Send at-least-once: a message counts as sent when the broker settles it as accepted. Receivers dedupe on the envelope id (application-property messageId), never on the AMQP message-id.',
         'Acknowledge (accept) a downlink message only after processing it; hand it back with modified (delivery-failed=true) for a retry. A guide for teams in other languages: docs/messaging.md.',
-        `Generated from src/adapters/messaging/messages.ts by src/sdk/asyncapi.ts: do not edit by hand.`,
+        "Message security (the hub's default, RTS_MESSAGE_SECURITY=jose): the body string is not the envelope's JSON but a compact JWE (ECDH-ES+A256KW, A256GCM) for the receiver, holding a compact JWS (ES256 or EdDSA) by the sender over the claims { iss, aud, iat, jti, msg: envelope }; kids are RFC 7638 thumbprints. The payload schemas and examples below describe `msg`, the envelope inside. Profile, key registration and signed examples: docs/messaging.md, section Message security.",
+        `Generated from src/adapters/messaging/messages.ts and consultation-messages.ts by src/sdk/asyncapi.ts: do not edit by hand.`,
       ].join('\n'),
       license: { name: 'Apache-2.0' },
     },
@@ -158,19 +211,19 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
       local: { host: '127.0.0.1:5673', protocol: 'amqp1', description: 'A local ActiveMQ Classic (npm run broker:up). SASL is optional on this connector; production brokers require SASL PLAIN.' },
     },
     channels: {
-      uplink: { address: DEFAULT_UPLINK_QUEUE, title: 'Uplink queue', description: 'One queue shared by all systems; the hub consumes it. Name configurable (default shown).', messages: channelMessages(UPLINK_TYPES) },
+      uplink: { address: DEFAULT_UPLINK_QUEUE, title: 'Uplink queue', description: 'One queue shared by all systems; the hub consumes it. Name configurable (default shown).', messages: channelMessages(uplinkTypes, 'uplink') },
       downlink: {
         address: `${DEFAULT_DOWNLINK_QUEUE_PREFIX}{systemId}`,
         title: 'Downlink queue of one system',
         description: 'One queue per connected system; only that system consumes it. A message stays until the system accepted it, so a system that is down catches up when it comes back.',
         parameters: { systemId: { description: 'The connected system id (2-32 characters of a-z 0-9 -).', examples: ['chengdu', 'mianyang'] } },
-        messages: channelMessages(DOWNLINK_TYPES),
+        messages: channelMessages(downlinkTypes, 'downlink'),
       },
       deadLetter: { address: DEFAULT_DEAD_LETTER_QUEUE, title: 'Dead letter queue', description: 'Messages that can never succeed, or failed too often, with the reason. Operators list, inspect and replay them.', messages: { deadLettered: ref('#/components/messages/deadLettered') } },
     },
     operations: {
-      sendUplink: { action: 'send', title: 'Send an uplink message', channel: ref('#/channels/uplink'), messages: UPLINK_TYPES.map((t) => ref(`#/channels/uplink/messages/${camel(t)}`)) },
-      receiveDownlink: { action: 'receive', title: "Receive this system's downlink messages", channel: ref('#/channels/downlink'), messages: DOWNLINK_TYPES.map((t) => ref(`#/channels/downlink/messages/${camel(t)}`)) },
+      sendUplink: { action: 'send', title: 'Send an uplink message', channel: ref('#/channels/uplink'), messages: uplinkTypes.map((t) => ref(`#/channels/uplink/messages/${keyOf(t, 'uplink')}`)) },
+      receiveDownlink: { action: 'receive', title: "Receive this system's downlink messages", channel: ref('#/channels/downlink'), messages: downlinkTypes.map((t) => ref(`#/channels/downlink/messages/${keyOf(t, 'downlink')}`)) },
       receiveDeadLetters: { action: 'receive', title: 'Inspect dead-lettered messages (operators)', channel: ref('#/channels/deadLetter'), messages: [ref('#/channels/deadLetter/messages/deadLettered')] },
     },
     components: {

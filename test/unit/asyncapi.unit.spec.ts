@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DOWNLINK_TYPES, UPLINK_TYPES, parseDownlink, parseUplink } from '../../src/adapters/messaging/messages';
-import { EXAMPLE_DOWNLINK, EXAMPLE_UPLINK, buildAsyncApiDocument, renderAsyncApiYaml, toYaml } from '../../src/sdk/asyncapi';
+import { CONSULTATION_DOWNLINK_TYPES, CONSULTATION_UPLINK_TYPES, parseConsultationDownlink, parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
+import { EXAMPLE_CONSULTATION_DOWNLINK, EXAMPLE_CONSULTATION_UPLINK, EXAMPLE_DOWNLINK, EXAMPLE_UPLINK, buildAsyncApiDocument, renderAsyncApiYaml, toYaml } from '../../src/sdk/asyncapi';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Parser } = require('@asyncapi/parser') as { Parser: new () => { parse(doc: string): Promise<{ document?: AsyncApiDocument; diagnostics: Diagnostic[] }> } };
@@ -63,6 +64,21 @@ describe('AsyncAPI document', () => {
     for (const type of DOWNLINK_TYPES) {
       const found = envelopes.find((e) => e.type === type);
       expect(found && parseDownlink(JSON.stringify(found)).ok).toBe(true);
+    }
+  });
+
+  it('has the consultation messages, both directions, each example accepted by the consultation contract', async () => {
+    const { document } = await new Parser().parse(committed);
+    const names = document!.allMessages().all().map((m) => m.name());
+    for (const type of [...CONSULTATION_UPLINK_TYPES, ...CONSULTATION_DOWNLINK_TYPES]) expect(names).toContain(type);
+    expect(names.filter((n) => n === 'consultation.report')).toHaveLength(2); // one each way
+    for (const type of CONSULTATION_UPLINK_TYPES) {
+      const r = parseConsultationUplink(JSON.stringify(EXAMPLE_CONSULTATION_UPLINK[type]));
+      expect(r.ok ? r.message.type : r.detail).toBe(type);
+    }
+    for (const type of CONSULTATION_DOWNLINK_TYPES) {
+      const r = parseConsultationDownlink(JSON.stringify(EXAMPLE_CONSULTATION_DOWNLINK[type]));
+      expect(r.ok ? r.message.type : r.detail).toBe(type);
     }
   });
 
