@@ -5,10 +5,26 @@
 #
 # Env: RTS_HA_SOAK_KILLS [30] kills; RTS_HA_SOAK_PAUSE [4] seconds between kills; RTS_HA_SOAK_RATE [100] msg/s;
 #      plus cluster.sh's (namespace defaults to rts-ha-soak here).
+#
+# RTS_HA_SOAK_MODE=hub: the hub-level scenario instead (test/integration/ha-hub.int.spec.ts: the hub and two SDK
+# city systems inside the namespace, kill -9 of both groups' masters per round, hub SIGKILL + restart, a fifth
+# node; 0 lost, 0 duplicate events, downlink complete), with RTS_HA_SOAK_ROUNDS [10] kill rounds per run and
+# RTS_HA_SOAK_RUNS [1] runs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 [[ $(id -u) -eq 0 ]] || { echo "soak: needs root (ip netns)" >&2; exit 1; }
+if [[ "${RTS_HA_SOAK_MODE:-client}" == hub ]]; then
+  rounds="${RTS_HA_SOAK_ROUNDS:-10}"; runs="${RTS_HA_SOAK_RUNS:-1}"
+  [[ "$rounds" =~ ^[0-9]+$ && "$rounds" -ge 1 && "$rounds" -le 200 ]] || { echo "soak: RTS_HA_SOAK_ROUNDS must be 1..200" >&2; exit 2; }
+  [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 1 && "$runs" -le 100 ]] || { echo "soak: RTS_HA_SOAK_RUNS must be 1..100" >&2; exit 2; }
+  cd "$repo"
+  for run in $(seq 1 "$runs"); do
+    echo "soak (hub): run $run/$runs, $rounds kill rounds"
+    RTS_HA_HUB_ROUNDS="$rounds" npx jest --selectProjects integration test/integration/ha-hub.int.spec.ts --testTimeout=$(( (rounds * 30 + 300) * 1000 ))
+  done
+  exit 0
+fi
 export RTS_HA_NETNS="${RTS_HA_NETNS:-rts-ha-soak}"
 export RTS_HA_DIR="${RTS_HA_DIR:-$(mktemp -d /tmp/rts-ha-soak.XXXXXX)}"
 export RTS_HA_GROUP="${RTS_HA_GROUP:-rts-ha-soak}"

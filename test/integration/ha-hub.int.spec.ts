@@ -1,0 +1,294 @@
+// The hub under high availability (issue 6): real brokers, real kill -9. Two ActiveMQ master/slave groups in a
+// network namespace (scripts/cluster/cluster.sh); the hub (src/bootstrap/main.ts, RTS_BROKER_DISCOVERY) and two
+// SDK-driven city systems (scripts/cluster/ha-city.ts) run INSIDE the namespace as child processes, since
+// multicast and their ports exist only there. While both systems stream expert registrations and the hub
+// publishes downlink: kill -9 the master the hub is on and then the other group's; SIGKILL the hub and restart
+// it; start a fifth node (the hub moves there, no restart) and stop it gracefully (its dead packet removes it at
+// once). At the end: each registration exactly one ExpertRegistered in the event store, and each system got
+// every other system's expert (deduped by envelope id). Needs root and ip netns; skipped with one line otherwise.
+//
+// RTS_HA_HUB_ROUNDS=n repeats the kill rounds (soak: scripts/cluster/soak.sh with RTS_HA_SOAK_MODE=hub).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { expertStreamName } from '../../src/domain/directory/expert';
+import { startCluster, groupOf, nodeOfPort, type TestCluster } from '../support/cluster';
+import { netnsSupport } from '../support/netns';
+
+const repoRoot = resolve(__dirname, '..', '..');
+const support = netnsSupport();
+if (!support.ok) console.log(`ha-hub: skipped (${support.reason}; needs root and ip netns)`);
+const describeHa = support.ok ? describe : describe.skip;
+const rounds = Math.max(1, Math.min(200, Number(process.env.RTS_HA_HUB_ROUNDS ?? 1) || 1));
+
+type Line = { [k: string]: unknown };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A child inside the namespace that prints JSON lines; waits on them. */
+class Proc {
+  readonly lines: Line[] = [];
+  private waiters: Array<{ test: (l: Line) => boolean; resolve: (l: Line) => void }> = [];
+  readonly exited: Promise<void>;
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    this.exited = new Promise((r) => child.once('exit', () => r()));
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      let line: Line;
+      try {
+        line = JSON.parse(text) as Line;
+      } catch {
+        return;
+      }
+      this.lines.push(line);
+      for (const w of [...this.waiters]) {
+        if (w.test(line)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      if (process.env.HA_HUB_VERBOSE || /Error|error/.test(text)) process.stderr.write(`[${name}] ${text}`);
+    });
+  }
+  next(test: (l: Line) => boolean, timeoutMs: number, what: string, since = 0): Promise<Line> {
+    const seen = this.lines.slice(since).find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolveLine, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        test,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolveLine(l);
+        },
+      });
+    });
+  }
+  send(cmd: string): void {
+    this.child.stdin!.write(`${cmd}\n`);
+  }
+  async ask(cmd: string, ev: string, timeoutMs = 15000): Promise<Line> {
+    const since = this.lines.length;
+    this.send(cmd);
+    return this.next((l) => l.ev === ev || l.ev === 'error', timeoutMs, `${ev} after ${cmd.split(' ')[0]}`, since);
+  }
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+const inNs = (netns: string, args: string[], env: Record<string, string> = {}) =>
+  spawn('ip', ['netns', 'exec', netns, process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+
+describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kill -9)', () => {
+  let cluster: TestCluster | undefined;
+  let hub: Proc | undefined;
+  const cities: Proc[] = [];
+  let dataDir = '';
+  const HTTP = 'http://127.0.0.1:18080';
+
+  beforeAll(async () => {
+    cluster = await startCluster({ netns: `rts-hh${process.pid}`, group: 'rts-hh-test' });
+    dataDir = mkdtempSync(join(tmpdir(), 'rts-ha-hub-'));
+  }, 240000);
+
+  afterAll(async () => {
+    for (const c of cities) await c.kill().catch(() => undefined);
+    await hub?.kill().catch(() => undefined);
+    await cluster?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }, 120000);
+
+  const discovery = (rebalance: string) => `multicast://239.255.2.3:6155?group=rts-hh-test&interface=127.0.0.1&rebalance=${rebalance}`;
+
+  const startHubProc = async (): Promise<Proc> => {
+    const child = inNs(cluster!.netns, [join(repoRoot, 'src', 'bootstrap', 'main.ts')], {
+      RTS_BROKER_DISCOVERY: discovery('always'),
+      RTS_DATA_DIR: dataDir,
+      RTS_HTTP_PORT: '18080',
+      RTS_LOG_LEVEL: 'info',
+      RTS_SHUTDOWN_GRACE_MS: '2000',
+      RTS_UPLINK_PREFETCH: '50',
+      // Plain JSON bodies: this test is about delivery, not message security.
+      RTS_MESSAGE_SECURITY: 'off',
+      // Access control is another test's subject; this one drives the hub's HTTP API without tokens.
+      RTS_AUTH: 'off',
+    });
+    const proc = new Proc('hub', child);
+    await proc.next((l) => l.msg === 'telemed-rts listening', 90000, 'listening');
+    return proc;
+  };
+
+  /** The broker port the hub is on now (its last connected/failover line). */
+  const hubPort = (): number => {
+    const last = [...hub!.lines].reverse().find((l) => l.event === 'amqp.connected' || l.event === 'amqp.failover');
+    return Number(String(last?.endpoint ?? last?.to).split(':').pop());
+  };
+
+  const http = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> => {
+    const r = await cities[0]!.ask(`http ${method} ${HTTP}${path}${body === undefined ? '' : ` ${JSON.stringify(body)}`}`, 'http');
+    if (r.ev === 'error') throw new Error(String(r.message));
+    return { status: r.status as number, body: r.body as string };
+  };
+
+  it('kill -9 of masters, hub SIGKILL + restart, a fifth node: every registration exactly once, every system gets every change', async () => {
+    const t0 = Date.now();
+    const c = cluster!;
+    hub = await startHubProc();
+    const systems = ['city-a', 'city-b'];
+    for (const systemId of systems) {
+      const proc = new Proc(systemId, inNs(c.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId, discovery: discovery('off') })]));
+      cities.push(proc);
+      await proc.next((l) => l.ev === 'ready', 90000, 'ready');
+    }
+    for (const systemId of systems) {
+      const r = await http('POST', '/systems', { id: systemId, name: `City ${systemId}`, area: 'Hubei' });
+      expect([200, 201]).toContain(r.status);
+    }
+    for (const city of cities) city.send('join');
+    for (const systemId of systems) {
+      for (let i = 0; i < 300; i++) {
+        const r = await http('GET', `/systems/${systemId}`);
+        if (r.status === 200 && (JSON.parse(r.body) as { status: string }).status === 'joined') break;
+        await sleep(200);
+      }
+    }
+    for (const city of cities) city.send('stream 25');
+    await sleep(3000);
+    const timeline: string[] = [`setup ${Date.now() - t0} ms`];
+
+    // kill -9 the master the hub is on, then the other group's master.
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < 2; k++) {
+        const port = hubPort();
+        const group = k === 0 ? groupOf(nodeOfPort(port)) : groupOf(nodeOfPort(port)) === 'g1' ? 'g2' : 'g1';
+        const since = hub.lines.length;
+        const result = await c.killMaster(group);
+        const failover = k === 0 ? await hub.next((l) => l.event === 'amqp.failover', 20000, `hub failover after killing ${result.killed}`, since) : undefined;
+        timeline.push(`kill ${result.killed} (takeover ${result.takeoverMs} ms${failover ? `, hub failover ${String(failover.pauseMs)} ms to ${String(failover.to)}` : ''})`);
+        await sleep(2500);
+      }
+    }
+
+    // The hub process SIGKILLed mid-stream, restarted on the same data directory.
+    const before = (await cities[0]!.ask('status', 'status')).registered as number;
+    await hub.kill();
+    const down = Date.now();
+    await sleep(2000);
+    hub = await startHubProc();
+    timeline.push(`hub SIGKILL + restart ${Date.now() - down} ms`);
+    await sleep(2000);
+    expect((await cities[0]!.ask('status', 'status')).registered as number).toBeGreaterThan(before);
+
+    // A fifth node at runtime: discovered and used by the hub without a restart (rebalance=always).
+    const sinceStart = hub.lines.length;
+    await c.startNode('g3a');
+    await hub.next((l) => l.event === 'amqp.discovery' && l.kind === 'added' && l.endpoint === '127.0.0.1:5705', 90000, 'discovery of g3a', sinceStart);
+    await hub.next((l) => (l.event === 'amqp.failover' && l.to === '127.0.0.1:5705') || (l.event === 'amqp.connected' && l.endpoint === '127.0.0.1:5705'), 20000, 'hub on g3a', sinceStart);
+    const acceptedOn = (text: string) => Number(/rts_uplink_accepted_total\{queue="uplink"\} (\d+)/.exec(text)?.[1] ?? 0);
+    const m1 = acceptedOn((await http('GET', '/metrics')).body);
+    await sleep(2500);
+    expect(hubPort()).toBe(5705);
+    expect(acceptedOn((await http('GET', '/metrics')).body)).toBeGreaterThan(m1);
+    timeline.push(`g3a started, discovered and used by the hub`);
+
+    // Graceful stop: the dead packet removes it at once.
+    const sinceStop = hub.lines.length;
+    const stopAt = c.signalStop('g3a');
+    const removed = await hub.next((l) => l.event === 'amqp.discovery' && l.kind === 'removed' && l.endpoint === '127.0.0.1:5705', 10000, 'removal of g3a', sinceStop);
+    expect(removed.reason).toBe('dead');
+    const removalMs = (typeof removed.time === 'number' ? removed.time : Date.parse(String(removed.time))) - stopAt;
+    expect(removalMs).toBeLessThan(1500);
+    timeline.push(`g3a stopped: removed after ${removalMs} ms`);
+    await sleep(2000);
+
+    // Once more: kill -9 the master the hub is on now (it left g3a when g3a stopped).
+    {
+      await hub.next((l) => l.event === 'amqp.failover' && l.to !== '127.0.0.1:5705', 20000, 'hub off g3a', sinceStop);
+      const since = hub.lines.length;
+      const result = await c.killMaster(groupOf(nodeOfPort(hubPort())));
+      const failover = await hub.next((l) => l.event === 'amqp.failover', 20000, `hub failover after killing ${result.killed}`, since);
+      timeline.push(`kill ${result.killed} (takeover ${result.takeoverMs} ms, hub failover ${String(failover.pauseMs)} ms to ${String(failover.to)})`);
+      await sleep(2500);
+    }
+
+    // Stop streaming; bring g3a back so what was forwarded to it (uplink for the hub) flows again; drain.
+    for (const city of cities) await city.ask('pause', 'paused', 240000);
+    await c.startNode('g3a');
+    const reports = async () => Promise.all(cities.map((city) => city.ask('report', 'report')));
+    let final = await reports();
+    const missing = () =>
+      final.map((r, i) => {
+        const other = final[1 - i]!;
+        const got = new Set(r.upsertedIds as string[]);
+        return (other.registeredIds as string[]).filter((local) => !got.has(`${String(other.systemId)}:${local}`)).length;
+      });
+    for (let i = 0; i < 120 && missing().some((n) => n > 0); i++) {
+      await sleep(1000);
+      final = await reports();
+    }
+    const metricsText = (await http('GET', '/metrics')).body;
+    const failedSends = final.reduce((n, r) => n + (r.failed as number), 0);
+    const registered = final.map((r) => (r.registeredIds as string[]).length);
+
+    // Stop the hub, then read its event store.
+    const hubDone = hub.exited;
+    hub.child.kill('SIGTERM');
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([hubDone, new Promise((r) => (grace = setTimeout(r, 15000)))]);
+    clearTimeout(grace);
+    await hub.kill();
+    const store = SqliteEventStore.open({ file: join(dataDir, 'telemed.sqlite') });
+    const perExpert = new Map<string, number>();
+    try {
+      for (let after = 0n, i = 0; i < 10000; i++) {
+        const batch = await store.readAll({ after, maxCount: 1000 });
+        if (batch.length === 0) break;
+        for (const e of batch) {
+          if (e.type === 'ExpertRegistered') perExpert.set(e.streamName, (perExpert.get(e.streamName) ?? 0) + 1);
+          after = e.globalPosition;
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    let lost = 0;
+    let duplicates = 0;
+    for (const r of final) {
+      for (const local of r.registeredIds as string[]) {
+        const n = perExpert.get(expertStreamName(String(r.systemId), local)) ?? 0;
+        if (n === 0) lost += 1;
+        if (n > 1) duplicates += n - 1;
+      }
+    }
+    const hubFailovers = Number(/rts_amqp_failovers_total\{role="hub"\} (\d+)/.exec(metricsText)?.[1] ?? 0);
+    console.log(
+      `ha-hub: ${timeline.join('; ')}; registered ${registered.join('+')}, ExpertRegistered events ${[...perExpert.values()].reduce((a, b) => a + b, 0)}, ` +
+        `lost ${lost}, duplicate events ${duplicates}, downlink missing ${missing().join('+')}, raw downlink deliveries ${final.map((r) => r.rawDeliveries).join('+')} ` +
+        `(distinct ${final.map((r) => r.downlink).join('+')}), failed sends ${failedSends}, hub failovers since restart ${hubFailovers}, ` +
+        `client failovers ${final.map((r) => (r.failovers as unknown[]).length).join('+')}, total ${Math.round((Date.now() - t0) / 1000)} s`,
+    );
+    expect(failedSends).toBe(0);
+    expect(lost).toBe(0);
+    expect(duplicates).toBe(0);
+    expect(perExpert.size).toBe(registered.reduce((a, b) => a + b, 0));
+    expect(missing()).toEqual([0, 0]);
+    expect(registered.every((n) => n > 100)).toBe(true);
+    expect(metricsText).toMatch(/rts_amqp_connected\{role="hub"\} 1/);
+    expect(metricsText).toMatch(/rts_amqp_failover_pause_seconds_bucket\{role="hub",le="3"\} \d+/);
+    expect(metricsText).toMatch(/rts_http_requests_total\{method="GET",route="\/metrics",status="200"\} \d+/);
+    expect(metricsText).not.toMatch(/city-a:|x\d+"/);
+  }, Math.max(600000, rounds * 30000 + 300000));
+});
