@@ -54,6 +54,15 @@ import {
 } from '../adapters/messaging/messages';
 import { jsonCodec, type ApplicationProperties, type DecodeFailure, type MessageCodec } from './codec';
 import { BoundedSeenStore, type SeenStore } from './seen-store';
+import {
+  isConsultationType,
+  serializeConsultationUplink,
+  type ConsultationDownlinkOf,
+  type ConsultationUplinkEnvelope,
+  type ConsultationUplinkPayloads,
+  type ConsultationUplinkType,
+} from '../adapters/messaging/consultation-messages';
+import { parseHubDownlink, type HubDownlinkEnvelope } from '../adapters/messaging/hub-codec';
 import { openSdkDiscovery, type DiscoveryOption, type SdkDiscovery } from './discovery';
 
 export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
@@ -153,6 +162,21 @@ export interface DownlinkHandlers {
   onExpertRetired?: Handler<DownlinkOf<'directory.expert.retired'>>;
   onSnapshot?: Handler<DownlinkOf<'directory.snapshot'>>;
   onSystemJoined?: Handler<DownlinkOf<'system.joined'>>;
+  /** Consultations (issue 5). Offered: a case for one of this system's experts (accept/decline it). */
+  onConsultationOffered?: Handler<ConsultationDownlinkOf<'consultation.offered'>>;
+  onConsultationAccepted?: Handler<ConsultationDownlinkOf<'consultation.accepted'>>;
+  /** A candidate declined, or let the offer expire (payload.outcome); the hub offers the next one. */
+  onConsultationDeclined?: Handler<ConsultationDownlinkOf<'consultation.declined'>>;
+  onConsultationUnassigned?: Handler<ConsultationDownlinkOf<'consultation.unassigned'>>;
+  /** The report for this (applicant) system; acknowledged for you once the handler resolved (see acknowledgeReports). */
+  onConsultationReport?: Handler<ConsultationDownlinkOf<'consultation.report'>>;
+  onConsultationCancelled?: Handler<ConsultationDownlinkOf<'consultation.cancelled'>>;
+  /**
+   * After onConsultationReport resolves, send 'consultation.acknowledge' (deterministic id per consultation, so
+   * a resent report is acknowledged once) before the report is settled (default true). False: call
+   * client.acknowledgeReport yourself; until then the hub re-sends the report.
+   */
+  acknowledgeReports?: boolean;
   /** Without it, messages of unknown type or version are dead-lettered ('unknown_type'). */
   onUnknown?: Handler<UnknownDownlink>;
 }
@@ -310,6 +334,77 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     return this.sendUplink('expert.retired', { localExpertId }, options);
   }
 
+  // ---- consultations (issue 5) -------------------------------------------------------------------------------
+  // Every helper's correlation id defaults to the consultation id, so one id follows the consultation across its
+  // messages; pass the consultation's own (`message.correlationId` of what the hub sent) when it was created
+  // another way (HTTP). The hub keeps the consultation's correlation id whatever a later message carries.
+
+  /** 'consultation.requested': ask the candidates (expert ids, in order of preference). consultationId defaults to a new UUID. */
+  async requestConsultation(
+    request: Omit<ConsultationUplinkPayloads['consultation.requested'], 'consultationId' | 'attachments'> & { consultationId?: string; attachments?: readonly string[] },
+    options: SendOptions = {},
+  ): Promise<{ id: string; consultationId: string; correlationId: string }> {
+    const consultationId = request.consultationId ?? randomUUID();
+    const correlationId = options.correlationId ?? consultationId;
+    const payload: ConsultationUplinkPayloads['consultation.requested'] = {
+      consultationId,
+      applicantClinician: request.applicantClinician,
+      candidates: request.candidates,
+      clinicalQuestion: request.clinicalQuestion,
+      summary: request.summary,
+      attachments: request.attachments ?? [],
+      ...(request.deadlineSeconds !== undefined ? { deadlineSeconds: request.deadlineSeconds } : {}),
+    };
+    const id = await this.sendConsultationUplink('consultation.requested', payload, { messageId: options.messageId ?? `consultation/${consultationId}/request`, correlationId });
+    return { id, consultationId, correlationId };
+  }
+
+  /** 'consultation.accept': this system's expert takes the case offered to them. */
+  acceptConsultation(consultationId: string, expertId: string, options: SendOptions = {}): Promise<string> {
+    return this.sendConsultationUplink('consultation.accept', { consultationId, expertId }, this.consultationOptions(consultationId, `accept/${expertId}`, options));
+  }
+
+  /** 'consultation.decline': this system's expert declines; the hub offers the next candidate. */
+  declineConsultation(consultationId: string, expertId: string, reason: string, options: SendOptions = {}): Promise<string> {
+    return this.sendConsultationUplink('consultation.decline', { consultationId, expertId, reason }, this.consultationOptions(consultationId, `decline/${expertId}`, options));
+  }
+
+  /** 'consultation.report': the accepted expert's report, sent to the applicant by the hub. */
+  issueReport(consultationId: string, expertId: string, report: { diagnosis: string; recommendations: string }, options: SendOptions = {}): Promise<string> {
+    return this.sendConsultationUplink(
+      'consultation.report',
+      { consultationId, expertId, diagnosis: report.diagnosis, recommendations: report.recommendations },
+      this.consultationOptions(consultationId, `report/${expertId}`, options),
+    );
+  }
+
+  /** 'consultation.acknowledge': the applicant received the report (stops the hub's resends). */
+  acknowledgeReport(consultationId: string, options: SendOptions = {}): Promise<string> {
+    return this.sendConsultationUplink('consultation.acknowledge', { consultationId }, this.consultationOptions(consultationId, 'acknowledge', options));
+  }
+
+  /** 'consultation.cancel': the applicant withdraws the request (until a report is issued). */
+  cancelConsultation(consultationId: string, reason?: string, options: SendOptions = {}): Promise<string> {
+    return this.sendConsultationUplink('consultation.cancel', reason === undefined ? { consultationId } : { consultationId, reason }, this.consultationOptions(consultationId, 'cancel', options));
+  }
+
+  private consultationOptions(consultationId: string, step: string, options: SendOptions): SendOptions {
+    return { messageId: options.messageId ?? `consultation/${consultationId}/${step}`, correlationId: options.correlationId ?? consultationId };
+  }
+
+  /** Sends a complete consultation uplink message (the helpers build these); resolves with its envelope id. */
+  sendConsultationUplink<T extends ConsultationUplinkType>(type: T, payload: ConsultationUplinkPayloads[T], options: SendOptions = {}): Promise<string> {
+    const id = this.envelopeId(options.messageId);
+    const envelope = { id, type, version: CONTRACT_VERSION, systemId: this.systemId, correlationId: options.correlationId ?? id, time: this.now().toISOString(), payload } as unknown as ConsultationUplinkEnvelope;
+    const sending = this.deliver(envelope);
+    this.pendingSends.add(sending);
+    void sending.then(
+      () => this.pendingSends.delete(sending),
+      () => this.pendingSends.delete(sending),
+    );
+    return sending.then(() => id);
+  }
+
   /** 'system.join.requested': announces how many batches and experts will follow. */
   requestJoin(join: { expectedBatches: number; expectedExperts: number; name?: string }, options: SendOptions = {}): Promise<string> {
     const payload: UplinkPayloads['system.join.requested'] = { expectedBatches: join.expectedBatches, expectedExperts: join.expectedExperts };
@@ -391,10 +486,11 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     return uuidV5(`sdk/${this.systemId}/${messageId}`);
   }
 
-  private async deliver(envelope: UplinkEnvelope): Promise<void> {
+  private async deliver(envelope: UplinkEnvelope | ConsultationUplinkEnvelope): Promise<void> {
     if (this.closed) throw new RtsSendError('closed', envelope.id, 0);
     // A contract violation is the caller's bug: TypeError, nothing sent.
-    serializeUplink(envelope);
+    if (isConsultationType(envelope.type)) serializeConsultationUplink(envelope as ConsultationUplinkEnvelope);
+    else serializeUplink(envelope as UplinkEnvelope);
     let encoded;
     try {
       encoded = await this.codec.encode(envelope, { from: this.systemId, to: 'hub', queue: this.uplinkQueue });
@@ -528,11 +624,11 @@ class SdkSubscription implements Subscription {
   }
 
   private async handle(received: ReceivedMessage): Promise<HandlerOutcome> {
-    const decoded = await this.codec.decode<DownlinkEnvelope>(received.body, received.applicationProperties, {
+    const decoded = await this.codec.decode<HubDownlinkEnvelope>(received.body, received.applicationProperties, {
       from: 'hub',
       to: this.client.systemId,
       queue: this.queue,
-      parse: parseDownlink,
+      parse: parseHubDownlink,
     });
     const info: DeliveryInfo = { attempt: received.attempt, queue: received.queue, applicationProperties: received.applicationProperties };
     if (!decoded.ok) {
@@ -572,7 +668,7 @@ class SdkSubscription implements Subscription {
     return 'accept';
   }
 
-  private async dispatch(envelope: DownlinkEnvelope, info: DeliveryInfo): Promise<void> {
+  private async dispatch(envelope: HubDownlinkEnvelope, info: DeliveryInfo): Promise<void> {
     const h = this.handlers;
     switch (envelope.type) {
       case 'directory.expert.upserted':
@@ -583,6 +679,22 @@ class SdkSubscription implements Subscription {
         return h.onSnapshot ? h.onSnapshot(envelope, info) : this.missing(envelope.type);
       case 'system.joined':
         return h.onSystemJoined ? h.onSystemJoined(envelope, info) : this.missing(envelope.type);
+      case 'consultation.offered':
+        return h.onConsultationOffered ? h.onConsultationOffered(envelope, info) : this.missing(envelope.type);
+      case 'consultation.accepted':
+        return h.onConsultationAccepted ? h.onConsultationAccepted(envelope, info) : this.missing(envelope.type);
+      case 'consultation.declined':
+        return h.onConsultationDeclined ? h.onConsultationDeclined(envelope, info) : this.missing(envelope.type);
+      case 'consultation.unassigned':
+        return h.onConsultationUnassigned ? h.onConsultationUnassigned(envelope, info) : this.missing(envelope.type);
+      case 'consultation.cancelled':
+        return h.onConsultationCancelled ? h.onConsultationCancelled(envelope, info) : this.missing(envelope.type);
+      case 'consultation.report': {
+        if (!h.onConsultationReport) return this.missing(envelope.type);
+        await h.onConsultationReport(envelope, info);
+        if (h.acknowledgeReports !== false) await this.client.acknowledgeReport(envelope.payload.consultationId, { correlationId: envelope.correlationId });
+        return;
+      }
     }
   }
 

@@ -55,3 +55,36 @@ export {
 } from '../adapters/messaging/messages';
 export { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE, type AmqpEndpoint, type AmqpSasl, type ConnectedEvent, type DisconnectedEvent, type ConsumerOutcomeEvent } from '../adapters/amqp';
 export { openSdkDiscovery, type DiscoveryOption } from './discovery';
+export {
+  HUB_PARTY,
+  JoseCodec,
+  JoseError,
+  KeyRegistry,
+  SdkJoseCodec,
+  exportPartyKeys,
+  fetchHubJwks,
+  generateEncryptionKey,
+  generatePartyKeys,
+  generateSigningKey,
+  importPartyKeys,
+  joseCodecFor,
+  kidOf,
+  publicJwks,
+  registerHubJwks,
+  registerSystem,
+  type JoseErrorCode,
+  type PartyKeys,
+  type StoredPartyKeys,
+} from './security';
+export {
+  CONSULTATION_DOWNLINK_TYPES,
+  CONSULTATION_UPLINK_TYPES,
+  parseConsultationDownlink,
+  type ConsultationDownlinkEnvelope,
+  type ConsultationDownlinkOf,
+  type ConsultationDownlinkType,
+  type ConsultationUplinkEnvelope,
+  type ConsultationUplinkOf,
+  type ConsultationUplinkPayloads,
+  type ConsultationUplinkType,
+} from '../adapters/messaging/consultation-messages';

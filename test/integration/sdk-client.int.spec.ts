@@ -206,7 +206,7 @@ describe('RtsClient against ActiveMQ', () => {
       await publish(client.downlinkQueue, downlink(systemId, 'directory.expert.upserted', expertOf('other', 'g1')));
       await hubSender.send(client.downlinkQueue, { body: JSON.stringify({ ...downlink(systemId, 'directory.expert.retired', {}) }), applicationProperties: { messageId: 'p2' } });
       await publish(client.downlinkQueue, downlink('someone-else', 'directory.expert.upserted', expertOf('other', 'g9')));
-      await hubSender.send(client.downlinkQueue, { body: JSON.stringify({ ...downlink(systemId, 'directory.expert.upserted', {}), type: 'consultation.offered' }), applicationProperties: { messageId: 'p4' } });
+      await hubSender.send(client.downlinkQueue, { body: JSON.stringify({ ...downlink(systemId, 'directory.expert.upserted', {}), type: 'billing.invoiced' }), applicationProperties: { messageId: 'p4' } });
       await hubSender.send(client.downlinkQueue, { body: JSON.stringify({ ...downlink(systemId, 'directory.expert.upserted', {}), version: 2 }), applicationProperties: { messageId: 'p5' } });
       await publish(client.downlinkQueue, downlink(systemId, 'directory.expert.upserted', expertOf('other', 'g2')));
       await until(() => good.length === 2);
@@ -228,9 +228,9 @@ describe('RtsClient against ActiveMQ', () => {
       const client = await connect(systemId);
       const unknown: string[] = [];
       await client.subscribe({ onUnknown: (m) => void unknown.push(`${m.type} ${m.reason}`) });
-      await hubSender.send(client.downlinkQueue, { body: JSON.stringify({ ...downlink(systemId, 'system.joined', {}), type: 'consultation.offered' }) });
+      await hubSender.send(client.downlinkQueue, { body: JSON.stringify({ ...downlink(systemId, 'system.joined', {}), type: 'billing.invoiced' }) });
       await until(() => unknown.length === 1);
-      expect(unknown).toEqual(['consultation.offered bad_schema']);
+      expect(unknown).toEqual(['billing.invoiced bad_schema']);
     });
 
     it('close() lets a running handler finish and acknowledges its message', async () => {
