@@ -115,6 +115,15 @@ export const ConfigSchema = z
     RTS_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(16 * 1024),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     RTS_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+    /**
+     * Message security on the queues: 'jose' (every message signed by its sender and encrypted for its receiver,
+     * JWS inside JWE) or 'off' (plain JSON). Default jose: personal data must never cross the broker in clear,
+     * so turning it off has to be explicit (tests of the plaintext flows, a trusted lab broker). Read it with
+     * messageSecurity(config).
+     */
+    RTS_MESSAGE_SECURITY: z.enum(['jose', 'off']).optional(),
+    /** The hub's own message keys (JSON of private JWKs); default: generated once into RTS_DATA_DIR/hub-keys.json. Share one file among hub processes. */
+    RTS_HUB_KEYS_FILE: z.string().min(1).optional(),
     /** Access control, rate limits, data keys: see auth-config.ts. */
     ...authSettings,
     ...messagingSettings,
@@ -183,3 +192,6 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
     uplinkPrefetch: config.RTS_UPLINK_PREFETCH ?? 50,
   };
 };
+
+/** RTS_MESSAGE_SECURITY with its default: 'jose' unless set to 'off'. */
+export const messageSecurity = (config: Config): 'jose' | 'off' => config.RTS_MESSAGE_SECURITY ?? 'jose';

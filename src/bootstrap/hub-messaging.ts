@@ -7,11 +7,13 @@ import { AmqpConnection } from '../adapters/amqp/connection';
 import { DurableSender } from '../adapters/amqp/durable-sender';
 import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
-import { AmqpDownlinkOutbox } from '../adapters/messaging/amqp-downlink-outbox';
+import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
+import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
 import { createUplinkConsumer, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
+import type { ConsultationModule } from './consultation-module';
 import { openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
 
@@ -34,6 +36,10 @@ export type HubMessagingDependencies = Readonly<{
   logger: Logger;
   /** Replaces the directory's uplink handler (tests inject failures). */
   uplink?: UplinkLike;
+  /** consultation.* uplink goes to its handleUplink; its downlink publisher shares the outbox. */
+  consultations?: Pick<ConsultationModule, 'handleUplink' | 'downlinkPublisher'>;
+  /** Message bodies: JOSE or plain JSON (message-security.ts); default plain JSON. */
+  codec?: HubMessageCodec;
   /** Connection state, failovers and uplink outcomes go here (the hub's /metrics). */
   metrics?: MetricsRegistry;
   /** Wait this long for the first connection and the consumer's attach (default 30000). */
@@ -73,7 +79,9 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
 
   const downlinkSender = broker.downlinkSender();
   const operatorSender = broker.replaySender();
-  const publisher = deps.directory.downlinkPublisher(new AmqpDownlinkOutbox(downlinkSender));
+  const outbox = new AmqpHubOutbox(downlinkSender, deps.codec, log);
+  const publisher = deps.directory.downlinkPublisher(outbox);
+  const consultationPublisher = deps.consultations?.downlinkPublisher(outbox);
   const onOutcome = (event: ConsumerOutcomeEvent): void => {
     broker.onUplinkOutcome(event);
     if (event.kind === 'dead-lettered') log.warn({ queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue }, 'uplink message dead-lettered');
@@ -87,6 +95,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     maxAttempts: messaging.uplinkMaxAttempts,
     prefetch: messaging.uplinkPrefetch,
     onOutcome,
+    routes: { ...(deps.consultations ? { consultations: deps.consultations } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
   });
   try {
     await consumer.start(timeout);
@@ -98,6 +107,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     throw error;
   }
   publisher.start();
+  consultationPublisher?.start();
   log.info(
     { broker: broker.describe(), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts },
     'consuming uplink, publishing downlink',
@@ -119,6 +129,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
         await publisher.stop();
+        await consultationPublisher?.stop();
         await downlinkSender.close();
         await operatorSender.close();
         await broker.close();

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import type { Logger } from 'pino';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
+import { registerConsultationRoutes } from '../adapters/http/consultation-routes';
 import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
+import { registerKeyRoutes } from '../adapters/http/key-routes';
 import { registerMetricsRoutes } from '../adapters/http/metrics-routes';
 import { MetricsRegistry } from '../adapters/metrics/registry';
 import { buildHttpServer } from '../adapters/http/server';
@@ -12,9 +14,11 @@ import type { EventStore } from '../application/ports/event-store';
 import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
-import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messagingConfig, type Config } from './config';
+import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, type Config } from './config';
 import { TOKENS, createLogger, openContainer } from './container';
+import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
+import { createMessageSecurity } from './message-security';
 import { startHubMessaging } from './hub-messaging';
 import { createSecurityModule } from './security-module';
 import type { PatientDataProtection } from '../application/ports/patient-data-protection';
@@ -45,6 +49,21 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     downlinkQueuePrefix: messagingSettings?.downlinkQueuePrefix ?? config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,
   });
   directory.start();
+  // Consultations: projection and the Deadlines runner (offer expiry, report resends), once per hub process
+  // (timer command ids are deterministic, so several hubs may run them). Message keys and the codec (jose|off).
+  const consultations = createConsultationModule({ store, clock: container.get<Clock>(TOKENS.Clock), ids: container.get<IdGenerator>(TOKENS.Ids), logger, directory });
+  consultations.start();
+  const messageKeys = await createMessageSecurity({
+    mode: messageSecurity(config),
+    ...(config.RTS_HUB_KEYS_FILE ? { hubKeysFile: config.RTS_HUB_KEYS_FILE } : {}),
+    dataDir: config.RTS_DATA_DIR,
+    store,
+    clock: container.get<Clock>(TOKENS.Clock),
+    ids: container.get<IdGenerator>(TOKENS.Ids),
+    logger,
+    directory,
+  });
+  messageKeys.start();
   const metrics = new MetricsRegistry();
   let messaging;
   try {
@@ -56,9 +75,13 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       ids: container.get<IdGenerator>(TOKENS.Ids),
       logger,
       metrics,
+      consultations,
+      codec: messageKeys.codec,
       ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
     });
   } catch (error) {
+    await messageKeys.stop();
+    await consultations.stop();
     await directory.stop();
     await projector.stop();
     await store.close();
@@ -75,6 +98,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     protection: container.get<PatientDataProtection>(TOKENS.PatientDataProtection),
     xds: container.get<XdsBackend>(TOKENS.Xds),
     registryProjector: projector,
+    consultations: () => consultations.readModel,
   });
   const http = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
@@ -85,7 +109,9 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     beforeRoutes: security.install,
     health: async () => ({ store: config.RTS_EVENT_STORE, head: String(await store.headPosition()) }),
   });
-  registerDirectoryRoutes(http.app, { directory: directory.service });
+  registerDirectoryRoutes(http.app, { directory: directory.service, keys: messageKeys.keys });
+  registerConsultationRoutes(http.app, { consultations: consultations.service });
+  registerKeyRoutes(http.app, { keys: messageKeys.keys, hubJwks: messageKeys.jwks });
   registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
   registerMetricsRoutes(http.app, { metrics });
   const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT });
@@ -99,6 +125,8 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       await http.close(config.RTS_SHUTDOWN_GRACE_MS);
       await security.close(); // the audit events of the last requests
       await messaging.stop();
+      await messageKeys.stop();
+      await consultations.stop();
       await directory.stop();
       await projector.stop();
       await store.close();

@@ -49,6 +49,10 @@ export const hubEnv = (broker: TestBroker, dataDir: string, extra: Record<string
   RTS_BROKER_URL: broker.url,
   RTS_LOG_LEVEL: 'silent',
   RTS_SHUTDOWN_GRACE_MS: '2000',
+  // These suites send plain JSON envelopes; message security has its own suites (hub-consultation, python-client).
+  RTS_MESSAGE_SECURITY: 'off',
+  // These suites test messaging; access control has its own (API keys / tokens there).
+  RTS_AUTH: 'off',
   ...extra,
 });
 

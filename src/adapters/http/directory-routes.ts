@@ -21,7 +21,11 @@ import { parseInput } from './schemas';
  * Errors are thrown (ValidationError 'invalid_request' from zod, the service's RtsErrors) and become
  * problem+json in the app's error handler (server.ts: toProblem/sendProblem). Access control: a later issue.
  */
-export type DirectoryRouteDependencies = Readonly<{ directory: DirectoryService }>;
+export type DirectoryRouteDependencies = Readonly<{
+  directory: DirectoryService;
+  /** Message security: the public JWKs given with POST /systems are registered here (key-routes.ts). */
+  keys?: Readonly<{ register(systemId: string, jwks: readonly Record<string, unknown>[], options?: { correlationId?: string }): Promise<{ registered: string[]; repeated: string[] }> }>;
+}>;
 
 const term = z.string().trim().min(1).max(100);
 export const ExpertsQuery = z
@@ -39,6 +43,12 @@ export const SystemBody = z.strictObject({
   id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit'),
   name: z.string().trim().min(1).max(200),
   area: z.string().trim().min(1).max(200),
+  keys: z
+    .array(z.record(z.string(), z.unknown()))
+    .min(1)
+    .max(10)
+    .optional()
+    .describe("The system's public message keys (JWK, kid = RFC 7638 thumbprint): one 'sig' (ES256/EdDSA) and one 'enc' (ECDH-ES+A256KW)"),
 });
 
 export const expertDto = (e: ExpertView) => ({
@@ -97,6 +107,8 @@ export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRou
   app.post('/systems', async (request, reply) => {
     const body = parseInput(SystemBody, request.body, 'body');
     const { system, created } = await directory.registerSystem({ systemId: body.id, name: body.name, area: body.area }, { correlationId: request.id });
-    return reply.code(created ? 201 : 200).header('location', `/systems/${system.systemId}`).send(systemDto(system));
+    const keys = body.keys && deps.keys ? await deps.keys.register(system.systemId, body.keys, { correlationId: request.id }) : undefined;
+    const dto = keys ? { ...systemDto(system), keys: [...keys.registered, ...keys.repeated] } : systemDto(system);
+    return reply.code(created ? 201 : 200).header('location', `/systems/${system.systemId}`).send(dto);
   });
 };

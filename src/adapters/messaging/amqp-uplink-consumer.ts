@@ -5,12 +5,17 @@ import { RtsError } from '../../domain/shared/errors';
 import type { AmqpConnection } from '../amqp/connection';
 import { DurableSender } from '../amqp/durable-sender';
 import { QueueConsumer, type ConsumerOutcomeEvent, type HandlerOutcome, type MessageHandler, type ReceivedMessage } from '../amqp/queue-consumer';
-import { parseUplink } from './messages';
+import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
+import { isConsultationType } from './consultation-messages';
+import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 
 /**
  * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
  *
- *   parse (parseUplink)   failure          -> dead letter, reason `bad_json: ...` / `bad_schema: ...`
+ *   decode (codec)        failure          -> dead letter, reason `bad_json: ...` / `bad_schema: ...`, and with
+ *                                             message security `bad_signature` / `unknown_key` / `not_for_us` /
+ *                                             `sender_mismatch` / `malformed_jose: ...` (hub-codec.ts): never handled
+ *   route                 consultation.*   -> routes.consultations.handleUplink, else the directory's handler
  *   handleUplink          resolved         -> accept (the events are committed; a repeat is a no-op)
  *                         RtsError         -> dead letter, reason = error.code (unknown_system,
  *                                             expert_owned_by_other_system, system_not_joined, ...): a message
@@ -31,6 +36,13 @@ import { parseUplink } from './messages';
  */
 export type UplinkLike = Readonly<{ handleUplink(envelope: UplinkEnvelope): Promise<unknown> }>;
 
+/** Where consultation.* messages go, how bodies are decoded (default: plain JSON), and a logger for the trace. */
+export type UplinkRoutes = Readonly<{
+  consultations?: Readonly<{ handleUplink(envelope: ConsultationUplinkEnvelope): Promise<unknown> }>;
+  codec?: HubMessageCodec;
+  logger?: { debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
+}>;
+
 export const DLQ_ID = 'rts_dlq_id';
 export const ENVELOPE_ID_PROPERTY = 'messageId';
 
@@ -38,16 +50,29 @@ export const ENVELOPE_ID_PROPERTY = 'messageId';
 export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined'];
 
 /** Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls. */
-export const uplinkMessageHandler = (uplink: UplinkLike): MessageHandler => {
+export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = {}): MessageHandler => {
+  const codec = routes.codec ?? new PlainHubCodec();
   return async (message: ReceivedMessage): Promise<HandlerOutcome> => {
-    const parsed = parseUplink(message.body);
+    // Decoding checks the security (jose: signature, key, receiver, signer = systemId) before the contract.
+    const parsed = await codec.decodeUplink(message.body);
     if (!parsed.ok) return { deadLetter: `${parsed.reason}: ${parsed.detail}` };
+    const envelope = parsed.envelope;
+    const trace = { id: envelope.id, type: envelope.type, systemId: envelope.systemId, correlationId: envelope.correlationId };
     try {
-      await uplink.handleUplink(parsed.message);
+      if (isConsultationType(envelope.type)) {
+        if (!routes.consultations) return { deadLetter: 'unsupported_type: this hub does not handle consultations' };
+        await routes.consultations.handleUplink(envelope as ConsultationUplinkEnvelope);
+      } else {
+        await uplink.handleUplink(envelope as UplinkEnvelope);
+      }
+      routes.logger?.debug?.(trace, 'uplink message handled');
       return 'accept';
     } catch (error) {
       if (error instanceof RtsError && ORDER_DEPENDENT_CODES.includes(error.code)) return { retry: error.code };
-      if (error instanceof RtsError) return { deadLetter: error.code };
+      if (error instanceof RtsError) {
+        routes.logger?.warn?.({ ...trace, code: error.code }, 'uplink message refused');
+        return { deadLetter: error.code };
+      }
       const name = error instanceof Error ? error.name : typeof error;
       const code = (error as { code?: unknown } | null)?.code;
       // Name and code only: an unexpected error's message might quote the payload.
@@ -94,6 +119,8 @@ export type UplinkConsumerOptions = Readonly<{
   prefetch: number;
   onOutcome?: (event: ConsumerOutcomeEvent) => void;
   handlerTimeoutMs?: number;
+  /** consultation.* handler, body codec, trace logger (see UplinkRoutes). */
+  routes?: UplinkRoutes;
 }>;
 
 export type UplinkConsumer = Readonly<{ start(timeoutMs?: number): Promise<void>; stop(timeoutMs?: number): Promise<void> }>;
@@ -103,7 +130,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
   const consumer = new QueueConsumer(connection, {
     queue: options.queue,
     deadLetterQueue: options.deadLetterQueue,
-    handler: uplinkMessageHandler(options.uplink),
+    handler: uplinkMessageHandler(options.uplink, options.routes),
     maxAttempts: options.maxAttempts,
     prefetch: options.prefetch,
     deadLetterSender,
