@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A city system in Python: joins the hub, registers an expert, asks another system's expert for a
+consultation and waits for the report, which it acknowledges. One JSON line per step on stdout.
+
+  /usr/bin/python3 clients/python/city_system.py --hub http://127.0.0.1:8080 --broker amqp://127.0.0.1:5672 \
+      --system py-city --candidate ts-experts:cardio-1
+"""
+import argparse
+import json
+import sys
+import uuid
+
+from rts_client import HubHttp, JoseCodec, PartyKeys, RtsClient
+
+
+def say(event, **fields):
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hub", required=True, help="the hub's HTTP base URL")
+    parser.add_argument("--broker", required=True, help="amqp://host:port")
+    parser.add_argument("--system", default="py-city")
+    parser.add_argument("--candidate", required=True, help="expert id <homeSystemId>:<localExpertId> to ask")
+    parser.add_argument("--question", default="Second opinion on an atypical ECG")
+    parser.add_argument("--timeout", type=float, default=90)
+    args = parser.parse_args()
+
+    hub = HubHttp(args.hub)
+    keys = PartyKeys(args.system)
+    hub.register_system(args.system, "Python City", "Hubei", keys)
+    say("registered", system=args.system, kids=[k["kid"] for k in keys.public_jwks()])
+
+    client = RtsClient(args.broker, args.system, JoseCodec(keys, hub.jwks()))
+    try:
+        join = client.send("system.join.requested", {"name": "Python City", "expectedBatches": 0, "expectedExperts": 0})
+        profile = {
+            "name": "Dr. Py Thon",
+            "title": "Attending physician",
+            "specialties": ["cardiology"],
+            "location": {"city": "Wuhan", "hospital": "Python General"},
+            "languages": ["en"],
+            "availability": "available",
+        }
+        client.send("expert.registered", {"localExpertId": "py-expert-1", "profile": profile}, correlation_id=join["correlationId"])
+        say("expert_sent", expertId=f"{args.system}:py-expert-1")
+
+        consultation_id = str(uuid.uuid4())
+        client.send(
+            "consultation.requested",
+            {
+                "consultationId": consultation_id,
+                "applicantClinician": "dr-python",
+                "candidates": [args.candidate],
+                "clinicalQuestion": args.question,
+                "summary": "Resting ECG attached",
+                "attachments": [],
+            },
+            correlation_id=consultation_id,
+        )
+        say("requested", consultationId=consultation_id)
+
+        while True:
+            env = client.receive(timeout=args.timeout)
+            if env is None:
+                say("timeout")
+                return 1
+            say("received", type=env["type"], correlationId=env["correlationId"])
+            if env["type"] == "consultation.report" and env["payload"]["consultationId"] == consultation_id:
+                p = env["payload"]
+                client.send("consultation.acknowledge", {"consultationId": consultation_id}, correlation_id=env["correlationId"])
+                say("report", consultationId=consultation_id, expertId=p["expertId"], diagnosis=p["diagnosis"], correlationId=env["correlationId"])
+                say("acknowledged", consultationId=consultation_id)
+                return 0
+            if env["type"] == "consultation.unassigned":
+                say("unassigned")
+                return 1
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
