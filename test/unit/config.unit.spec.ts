@@ -15,6 +15,12 @@ describe('loadConfig', () => {
   it('needs nothing: the embedded SQLite profile on 127.0.0.1:8080', () => {
     expect(loadConfig({})).toEqual({
       RTS_HTTP_HOST: '127.0.0.1',
+      RTS_AUTH: 'on',
+      RTS_AUTH_ISSUER: 'telemed-rts',
+      RTS_AUTH_AUDIENCE: 'telemed-rts',
+      RTS_RATE_LIMIT_PER_SECOND: 50,
+      RTS_RATE_LIMIT_BURST: 200,
+      RTS_PATIENT_KEY_CACHE_SIZE: 10000,
       RTS_HTTP_PORT: 8080,
       RTS_DATA_DIR: './data',
       RTS_EVENT_STORE: 'sqlite',

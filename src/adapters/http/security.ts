@@ -54,7 +54,7 @@ declare module 'fastify' {
   }
 }
 
-const PUBLIC = new Set(['GET /health', 'GET /openapi.json', 'GET /problems/:code', 'POST /auth/dev-login', 'HEAD /health']);
+const PUBLIC = new Set(['GET /', 'GET /health', 'GET /openapi.json', 'GET /problems/:code', 'POST /auth/dev-login', 'HEAD /health']);
 const isPublic = (method: string, route: string): boolean => PUBLIC.has(`${method} ${route}`) || route === '/app' || route.startsWith('/app/');
 
 const keyOfRaw = (deps: SecurityDependencies, raw: unknown): string | null => {
