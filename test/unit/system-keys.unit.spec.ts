@@ -1,0 +1,133 @@
+// System message keys: the decider's rules, the service over the in-memory store with the edge's JWK check, and
+// rotation without downtime as the hub's codec sees it (both keys valid during the overlap; the old one refused
+// as 'unknown_key' from its retire date; another hub process rebuilt from the events knows the same keys).
+import { DateTime } from 'luxon';
+import { checkPublicJwk } from '../../src/adapters/crypto/hub-keys';
+import { JoseCodec } from '../../src/adapters/crypto/jose-codec';
+import { KeyRegistry, generatePartyKeys, generateSigningKey, publicJwks, type PartyKeys } from '../../src/adapters/crypto/jose-keys';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { JoseHubCodec } from '../../src/adapters/messaging/hub-codec';
+import { Projector } from '../../src/application/projector';
+import { KeyBookProjection, SystemKeysService } from '../../src/application/security/system-keys-service';
+import { createDirectoryModule } from '../../src/bootstrap/directory-module';
+import { systemKeysDecider, type SystemKeysState } from '../../src/domain/security/system-keys';
+
+let now = DateTime.fromISO('2026-01-01T00:00:00Z', { zone: 'utc' });
+const clock = { now: () => now };
+let n = 0;
+const ids = { uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}` };
+const logger = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined } as never;
+
+const cancel = (systemId: string) => ({
+  id: `6f1c1d7e-1c2b-4c1a-9d7e-${String(++n).padStart(12, '0')}`,
+  type: 'consultation.cancel',
+  version: 1,
+  systemId,
+  correlationId: 'c',
+  time: '2026-01-01T00:00:00Z',
+  payload: { consultationId: '11111111-2222-4333-8444-555555555555' },
+});
+
+const setup = async () => {
+  const store = new InMemoryEventStore();
+  const directory = createDirectoryModule({ store, clock, ids, logger });
+  await directory.service.registerSystem({ systemId: 'city-a', name: 'A', area: 'X' });
+  const hubKeys = await generatePartyKeys('hub');
+  const registry = new KeyRegistry();
+  await registry.register('hub', publicJwks(hubKeys).signing);
+  await registry.register('hub', publicJwks(hubKeys).encryption);
+  const projector = new Projector(store, new KeyBookProjection(registry), undefined, 1000, 'keys', 0);
+  const keys = new SystemKeysService({ store, clock, ids, directory: directory.readModel, directoryProjector: directory.projector, check: checkPublicJwk, projector });
+  const hubRegistryForSystems = new KeyRegistry(); // what a system knows: the hub's public keys
+  await hubRegistryForSystems.register('hub', publicJwks(hubKeys).signing);
+  await hubRegistryForSystems.register('hub', publicJwks(hubKeys).encryption);
+  const hubCodec = new JoseHubCodec(hubKeys, registry, () => projector.catchUp(), () => new Date(now.toMillis()));
+  const send = (keys: PartyKeys) => new JoseCodec({ keys, registry: hubRegistryForSystems, now: () => new Date(now.toMillis()) }).encode(cancel('city-a'), { to: 'hub' });
+  return { store, keys, registry, hubCodec, send, hubKeys };
+};
+
+describe('system keys decider', () => {
+  const state: SystemKeysState = { keys: [{ kid: 'k1', use: 'sig', alg: 'ES256', retiresAt: null }] };
+  const base = { systemId: 's', now: '2026-01-01T00:00:00Z' };
+  it('registers a new kid once; a repeat is nothing; a retired kid never comes back', () => {
+    expect(systemKeysDecider.decide({ ...base, type: 'RegisterSystemKey', kid: 'k2', use: 'sig', alg: 'ES256', jwk: {} }, state)).toHaveLength(1);
+    expect(systemKeysDecider.decide({ ...base, type: 'RegisterSystemKey', kid: 'k1', use: 'sig', alg: 'ES256', jwk: {} }, state)).toEqual([]);
+    const retired = { keys: [{ ...state.keys[0]!, retiresAt: '2025-12-31T00:00:00Z' }] };
+    expect(() => systemKeysDecider.decide({ ...base, type: 'RegisterSystemKey', kid: 'k1', use: 'sig', alg: 'ES256', jwk: {} }, retired)).toThrow(expect.objectContaining({ code: 'key_retired' }));
+  });
+  it('refuses to retire the last valid key of a use, or an unknown kid', () => {
+    expect(() => systemKeysDecider.decide({ ...base, type: 'RetireSystemKey', kid: 'k1', at: base.now }, state)).toThrow(expect.objectContaining({ code: 'last_key' }));
+    expect(() => systemKeysDecider.decide({ ...base, type: 'RetireSystemKey', kid: 'nope', at: base.now }, state)).toThrow(expect.objectContaining({ code: 'key_not_found' }));
+    const two = { keys: [...state.keys, { kid: 'k2', use: 'sig' as const, alg: 'ES256', retiresAt: null }] };
+    expect(systemKeysDecider.decide({ ...base, type: 'RetireSystemKey', kid: 'k1', at: '2026-02-01T00:00:00Z' }, two)).toEqual([
+      { type: 'SystemKeyRetired', data: { systemId: 's', kid: 'k1', retiresAt: '2026-02-01T00:00:00Z', retiredAt: base.now } },
+    ]);
+  });
+});
+
+describe('SystemKeysService and the hub codec', () => {
+  beforeEach(() => {
+    now = DateTime.fromISO('2026-01-01T00:00:00Z', { zone: 'utc' });
+  });
+
+  it('checks JWKs at the edge: public only, allowed algorithms, kid = thumbprint; unknown systems refused', async () => {
+    const { keys } = await setup();
+    const mine = await generatePartyKeys('city-a');
+    const pub = publicJwks(mine);
+    await expect(keys.register('city-a', [{ ...pub.signing, kid: 'not-the-thumbprint' }])).rejects.toMatchObject({ code: 'invalid_key' });
+    await expect(keys.register('city-a', [{ ...pub.signing, alg: 'RS256' }])).rejects.toMatchObject({ code: 'invalid_key' });
+    const priv = (await import('../../src/adapters/crypto/jose-keys')).exportPartyKeys;
+    const stored = await priv(mine);
+    await expect(keys.register('city-a', [{ ...stored.signing.privateJwk, alg: 'ES256', use: 'sig' }])).rejects.toMatchObject({ code: 'invalid_key' });
+    await expect(keys.register('ghost', [pub.signing])).rejects.toMatchObject({ code: 'system_not_found' });
+    expect(await keys.register('city-a', [pub.signing, pub.encryption])).toEqual({ registered: [mine.signing.kid, mine.decryption[0]!.kid], repeated: [] });
+    expect(await keys.register('city-a', [pub.signing])).toEqual({ registered: [], repeated: [mine.signing.kid] });
+  });
+
+  it('rotates without downtime: old and new keys both accepted, the old one refused from its retire date', async () => {
+    const { keys, hubCodec, send, store } = await setup();
+    const old = await generatePartyKeys('city-a');
+    await keys.register('city-a', [publicJwks(old).signing, publicJwks(old).encryption]);
+    expect((await hubCodec.decodeUplink((await send(old)).body)).ok).toBe(true);
+
+    const next: PartyKeys = { ...old, signing: await generateSigningKey() };
+    await keys.register('city-a', [next.signing.publicJwk]);
+    await keys.retire('city-a', old.signing.kid, { at: '2026-01-02T00:00:00Z' });
+    const early = await send(old);
+    expect((await hubCodec.decodeUplink(early.body)).ok).toBe(true); // overlap: both valid
+    expect((await hubCodec.decodeUplink((await send(next)).body)).ok).toBe(true);
+
+    now = now.plus({ days: 1 });
+    expect(await hubCodec.decodeUplink((await send(old)).body)).toMatchObject({ ok: false, reason: 'unknown_key' });
+    expect((await hubCodec.decodeUplink((await send(next)).body)).ok).toBe(true);
+    expect((await keys.list('city-a')).map((k) => [k.kid, k.retiresAt])).toEqual([
+      [old.signing.kid, '2026-01-02T00:00:00Z'],
+      [old.decryption[0]!.kid, null],
+      [next.signing.kid, null],
+    ]);
+
+    // Another hub process, rebuilt from the events, knows the same keys.
+    const other = new KeyRegistry();
+    await new Projector(store, new KeyBookProjection(other), undefined, 1000, 'keys', 0).catchUp();
+    expect(other.keysOf('city-a').map((k) => [k.kid, k.retiresAt])).toEqual([
+      [old.signing.kid, '2026-01-02T00:00:00Z'],
+      [old.decryption[0]!.kid, null],
+      [next.signing.kid, null],
+    ]);
+  });
+
+  it('a key registered on another hub process is found on the first unknown_key (the registry catches up)', async () => {
+    const { store, keys, hubKeys } = await setup();
+    const lagging = new KeyRegistry();
+    await lagging.register('hub', publicJwks(hubKeys).signing);
+    await lagging.register('hub', publicJwks(hubKeys).encryption);
+    const projector = new Projector(store, new KeyBookProjection(lagging), undefined, 1000, 'keys', 0);
+    const codec = new JoseHubCodec(hubKeys, lagging, () => projector.catchUp(), () => new Date(now.toMillis()));
+    const mine = await generatePartyKeys('city-a');
+    await keys.register('city-a', [publicJwks(mine).signing, publicJwks(mine).encryption]);
+    const systems = new KeyRegistry();
+    await systems.register('hub', publicJwks(hubKeys).encryption);
+    const { body } = await new JoseCodec({ keys: mine, registry: systems, now: () => new Date(now.toMillis()) }).encode(cancel('city-a'), { to: 'hub' });
+    expect((await codec.decodeUplink(body)).ok).toBe(true);
+  });
+});
