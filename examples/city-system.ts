@@ -3,6 +3,11 @@
 //   npm run broker:up                      # a local ActiveMQ on amqp://127.0.0.1:5673 (and start the hub: npm start)
 //   node -r ./test/support/ts-register.js examples/city-system.ts --url amqp://127.0.0.1:5673 --system city-a
 //
+// Message security (the hub's default): give --hub http://127.0.0.1:8080 and the example keeps its key pairs in
+// ./data/<system>.keys.json (created once), registers the system with its public keys (POST /systems) and signs
+// and encrypts with them (the SDK's JOSE codec, the hub's keys from /.well-known/jwks.json). Without --hub it
+// sends plain JSON: the hub must run with RTS_MESSAGE_SECURITY=off and the system be registered by an operator.
+//
 // Options: --experts N (generated experts to join with, default 1200 = 3 batches), --listen S (seconds to print
 // downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A".
 // The hub accepts a system's messages once an operator registered it (POST /systems on the hub's HTTP API);
@@ -11,7 +16,18 @@
 // What it does: connects (reconnecting by itself), joins with N experts in batches of 500, registers one more
 // expert, changes and retires it, then subscribes to its downlink queue and prints what the hub sends: the
 // directory snapshot, other systems' experts, systems joining.
-import { RtsClient, type ExpertProfile, type UploadedExpert } from '../src/sdk';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { RtsClient, exportPartyKeys, generatePartyKeys, importPartyKeys, joseCodecFor, registerSystem, type ExpertProfile, type MessageCodec, type UploadedExpert } from '../src/sdk';
+
+/** This system's keys (kept in ./data, created once), registered with the hub; the JOSE codec over them. */
+async function secureCodec(hubUrl: string, systemId: string, name: string): Promise<MessageCodec> {
+  const file = `./data/${systemId}.keys.json`;
+  mkdirSync('./data', { recursive: true });
+  if (!existsSync(file)) writeFileSync(file, JSON.stringify(await exportPartyKeys(await generatePartyKeys(systemId))), { mode: 0o600 });
+  const keys = await importPartyKeys(JSON.parse(readFileSync(file, 'utf8')));
+  await registerSystem(hubUrl, { id: systemId, name, area: name }, keys);
+  return joseCodecFor({ keys, hubUrl });
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,9 +52,12 @@ async function main(): Promise<void> {
   const name = arg('name', systemId);
   const city = name;
 
+  const hub = arg('hub', '');
+  const codec = hub ? await secureCodec(hub, systemId, name) : undefined;
   const client = await RtsClient.connect({
     systemId,
     url,
+    ...(codec ? { codec } : {}),
     logger: { warn: (fields, message) => console.warn(`[sdk] ${message}`, fields), error: (fields, message) => console.error(`[sdk] ${message}`, fields) },
   });
   client.on('disconnected', (e) => console.log(`- disconnected${e.reconnecting ? ', reconnecting' : ''}`));
