@@ -18,7 +18,7 @@ import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from '.
  * downlink (the publishers move on; the key must be registered and the message re-sent by hand).
  */
 export type OutboxSender = { send(queue: string, message: OutgoingMessage): Promise<unknown> };
-export type OutboxLogger = { error(fields: object, message: string): void };
+export type OutboxLogger = { error(fields: object, message: string): void; debug?(fields: object, message: string): void };
 
 export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
   constructor(
@@ -53,5 +53,6 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
         ...encoded.applicationProperties,
       },
     });
+    this.logger?.debug?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, queue }, 'downlink message sent');
   }
 }

@@ -56,7 +56,9 @@ export class Deadlines {
   async runOnce(): Promise<number> {
     await this.deps.projector.catchUp();
     const now = this.deps.clock.now().toUTC().toISO()!;
-    const commands = expireDue(now, await this.deps.consultations.dueTimers(now, this.deps.batchSize ?? 500));
+    const rows = await this.deps.consultations.dueTimers(now, this.deps.batchSize ?? 500);
+    const correlationOf = new Map(rows.map((r) => [r.consultationId, r.correlationId]));
+    const commands = expireDue(now, rows);
     let changed = 0;
     for (const c of commands) {
       try {
@@ -67,7 +69,7 @@ export class Deadlines {
         if (result.changed) changed++;
       } catch (error) {
         // One failing timer must not hold up the others; it is due again on the next poll.
-        this.deps.logger?.warn({ err: error, kind: c.kind }, 'consultation timer failed; retrying on the next poll');
+        this.deps.logger?.warn({ err: error, kind: c.kind, consultationId: c.consultationId, correlationId: correlationOf.get(c.consultationId) }, 'consultation timer failed; retrying on the next poll');
       }
     }
     return changed;
