@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
+import { devToken, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
  * The hub as a user runs it (dist/, a child process), killed with SIGKILL during a stream of uploads: every
@@ -7,17 +7,28 @@ import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
  */
 const PATIENTS = ['251248-1234', '010190-2345', '150675-3456', '280261-0123'];
 const T0 = Date.parse('2026-11-20T08:00:00Z');
+/** A load test of durability, not of the rate limit: lift it so a fast machine is not throttled. */
+const UNTHROTTLED = { RTS_RATE_LIMIT_PER_SECOND: '100000', RTS_RATE_LIMIT_BURST: '1000000' };
 
 type Upload = { observationId: string; patientId: string; systolic: number; diastolic: number; measuredAt: string };
 
+/** Each patient uploads and reads with their own token (access control is on, as `npm start` runs it). */
+const tokens = new Map<string, string>();
+const auth = async (url: string, patientId: string): Promise<Record<string, string>> => {
+  const key = `${url}|${patientId}`;
+  if (!tokens.has(key)) tokens.set(key, await devToken(url, { role: 'patient', patient: patientId }));
+  return { authorization: `Bearer ${tokens.get(key)}` };
+};
+
 const upload = async (url: string, u: Upload): Promise<{ status: number; uniqueId?: string }> => {
-  const res = await fetch(`${url}/observations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(u), signal: AbortSignal.timeout(10_000) });
+  const headers = { 'content-type': 'application/json', ...(await auth(url, u.patientId)) };
+  const res = await fetch(`${url}/observations`, { method: 'POST', headers, body: JSON.stringify(u), signal: AbortSignal.timeout(10_000) });
   const body = (await res.json()) as { uniqueId?: string };
   return { status: res.status, uniqueId: body.uniqueId };
 };
 
 const observationsOf = async (url: string, patientId: string): Promise<{ uniqueId: string }[]> => {
-  const res = await fetch(`${url}/patients/${patientId}/observations?from=2026-11-19T00:00:00Z&to=2026-11-26T00:00:00Z`);
+  const res = await fetch(`${url}/patients/${patientId}/observations?from=2026-11-19T00:00:00Z&to=2026-11-26T00:00:00Z`, { headers: await auth(url, patientId) });
   expect(res.status).toBe(200);
   return ((await res.json()) as { observations: { uniqueId: string }[] }).observations;
 };
@@ -32,7 +43,7 @@ describe('durability: kill -9 during uploads (e2e)', () => {
   });
 
   it('keeps every acknowledged upload exactly once across a SIGKILL and restart', async () => {
-    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn' } });
+    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn', ...UNTHROTTLED } });
     const acknowledged = new Map<string, { upload: Upload; uniqueId: string }>();
     const unknown: Upload[] = []; // in flight when the process died: outcome unknown to the client
     let seq = 0;
@@ -64,7 +75,7 @@ describe('durability: kill -9 during uploads (e2e)', () => {
     await Promise.all(workers);
     expect(acknowledged.size).toBeGreaterThanOrEqual(300);
 
-    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn' } });
+    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn', ...UNTHROTTLED } });
     const stored = new Map<string, number>();
     for (const p of PATIENTS) for (const o of await observationsOf(hub.url, p)) stored.set(o.uniqueId, (stored.get(o.uniqueId) ?? 0) + 1);
 
@@ -92,7 +103,7 @@ describe('graceful shutdown (e2e)', () => {
   afterAll(() => data.remove());
 
   it('finishes in-flight requests on SIGTERM, exits 0, and keeps what it acknowledged', async () => {
-    const hub = await startHub({ dataDir: data.dir });
+    const hub = await startHub({ dataDir: data.dir, env: UNTHROTTLED });
     const acknowledged = new Set<string>();
     const other: unknown[] = [];
     let n = 0;
@@ -144,8 +155,10 @@ describe('start-up and logs (e2e)', () => {
     const hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'trace' } });
     try {
       await upload(hub.url, { observationId: 'log-1', patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: '2026-11-20T08:00:00Z' });
-      await fetch(`${hub.url}/patients/251248-1234/observations?from=2026-11-19T00:00:00Z&to=2026-11-26T00:00:00Z`);
-      await fetch(`${hub.url}/patients/251248-1234/observations?from=bad`);
+      const h = await auth(hub.url, '251248-1234');
+      await fetch(`${hub.url}/patients/251248-1234/observations?from=2026-11-19T00:00:00Z&to=2026-11-26T00:00:00Z`, { headers: h });
+      await fetch(`${hub.url}/patients/251248-1234/observations?from=bad`, { headers: h });
+      await fetch(`${hub.url}/patients/010190-2345/observations`, { headers: h }); // another patient's: refused
       await fetch(`${hub.url}/observations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"patientId":"251248-1234",' });
       await fetch(`${hub.url}/observations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"patientId":"251248-1234","systolic":60,"diastolic":70}' });
     } finally {

@@ -77,3 +77,16 @@ export const startHub = async (options: { dataDir: string; port?: number; env?: 
     },
   };
 };
+
+/**
+ * A token from the hub's development login (on by default for the embedded profile on loopback), as the page
+ * and the CLI get theirs: e.g. devToken(url, { role: 'patient', patient: '251248-1234' }).
+ */
+export const devToken = async (
+  url: string,
+  claims: { role: 'patient' | 'clinician' | 'system' | 'operator'; patient?: string; systemId?: string; sub?: string },
+): Promise<string> => {
+  const res = await fetch(`${url}/auth/dev-login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(claims) });
+  if (!res.ok) throw new Error(`dev-login refused: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+};
