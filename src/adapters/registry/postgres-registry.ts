@@ -159,11 +159,6 @@ export class PostgresRegistry implements RegistryReadModel {
     await this.db.withTransaction((client) => client.query(`DELETE FROM ${this.db.table('registry_entries')} WHERE patient_key = $1`, [patientKey]));
   }
 
-  /** Erasure: every row of the patient goes (VACUUM, run by the erasure, removes the dead row versions). */
-  async forgetPatient(patientKey: string): Promise<void> {
-    await this.db.withTransaction((client) => client.query(`DELETE FROM ${this.db.table('registry_entries')} WHERE patient_key = $1`, [patientKey]));
-  }
-
   async reset(): Promise<void> {
     await this.db.withTransaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);

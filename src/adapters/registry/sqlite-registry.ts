@@ -117,22 +117,6 @@ export class SqliteRegistry implements RegistryReadModel {
     });
   }
 
-  /**
-   * Erasure: every row of the patient goes. secure_delete makes SQLite overwrite the freed cells instead of
-   * leaving them in free pages; with a full fsync, as the erasure is reported done once this resolves.
-   */
-  async forgetPatient(patientKey: string): Promise<void> {
-    await this.writer.runExclusive((db) => {
-      const previous = db.pragma('secure_delete', { simple: true }) as number;
-      db.pragma('secure_delete = ON');
-      try {
-        db.prepare('DELETE FROM registry_entries WHERE patient_key = ?').run(patientKey);
-      } finally {
-        db.pragma(`secure_delete = ${previous ? 'ON' : 'OFF'}`);
-      }
-    });
-  }
-
   async reset(): Promise<void> {
     await this.writer.runExclusive((db) => {
       db.prepare('DELETE FROM registry_entries').run();
