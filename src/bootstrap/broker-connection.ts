@@ -5,7 +5,8 @@
 // - failover: AmqpConnection with jittered backoff across them; instrumented (role 'hub'): `amqp.connected`,
 //   `amqp.disconnected`, `amqp.failover` log lines with from/to/pauseMs, and rts_amqp_connected /
 //   rts_amqp_failovers_total / rts_amqp_failover_pause_seconds; every discovery change is an `amqp.discovery` line.
-// - brokers that join: rebalanceOnAdded (the discovery URI's `rebalance`: auto = 1/N, always, off).
+// - brokers that join: rebalanceOnAdded (the discovery URI's `rebalance`: auto = 1/N, always, off), and one warm-up
+//   probe each (warm-up.ts: a just-promoted master answers its first AMQP connection slowly).
 // - the hub's own sends survive a failover: the downlink outbox sends through RetryingSender, dead-letter copies
 //   and replays through RetryingDurableSender; an unaccepted send goes again after the reconnect with the same
 //   message id (receivers dedupe on it). The uplink consumer needs nothing here: QueueConsumer drops handler
@@ -23,6 +24,7 @@ import { RetryingSender, instrumentConnection, rebalanceOnAdded } from '../adapt
 import type { OutgoingMessage } from '../adapters/amqp/durable-sender';
 import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { RetryingDurableSender } from '../adapters/amqp/retrying-durable-sender';
+import { warmUpOnAdded } from '../adapters/amqp/warm-up';
 import { sendRetryRecorder, uplinkOutcomeRecorder } from '../adapters/metrics/hub-metrics';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
 import type { MessagingConfig } from './config';
@@ -77,6 +79,8 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
   });
   const monitor = instrumentConnection(connection, { role: 'hub', metrics: options.metrics, logger: log });
   const probability = endpoints.settings ? rebalanceProbability(endpoints.settings.rebalance) : undefined;
+  // A broker that was just announced gets one short probe, so a failover to it does not meet a cold AMQP transport.
+  const stopWarmUp = warmUpOnAdded(endpoints.provider, { sasl: messaging.sasl });
   const stopRebalance = probability ? rebalanceOnAdded(connection, endpoints.provider, { probability, role: 'hub', logger: log }) : () => undefined;
   const retryForMs = options.retryForMs ?? 120_000;
   const senders: Array<{ close(): Promise<void> }> = [];
@@ -102,6 +106,7 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
     close: () =>
       (closing ??= (async () => {
         stopRebalance();
+        stopWarmUp();
         for (const sender of senders) await sender.close().catch(() => undefined);
         await connection.close();
         monitor.detach();

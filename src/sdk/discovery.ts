@@ -11,6 +11,8 @@ import type { AmqpConnection, AmqpEndpoint } from '../adapters/amqp/connection';
 import { openEndpointProvider, parseDiscoveryUri, rebalanceProbability, type DiscoverySettings } from '../adapters/amqp/discovery-provider';
 import { endpointKey, type EndpointProvider } from '../adapters/amqp/endpoint-set';
 import { rebalanceOnAdded } from '../adapters/amqp/failover';
+import { warmUpOnAdded } from '../adapters/amqp/warm-up';
+import type { AmqpSasl } from '../adapters/amqp/connection';
 
 export type DiscoveryOption = string | DiscoverySettings | EndpointProvider;
 
@@ -25,7 +27,7 @@ const isProvider = (value: unknown): value is EndpointProvider =>
   typeof value === 'object' && value !== null && typeof (value as EndpointProvider).current === 'function' && typeof (value as EndpointProvider).subscribe === 'function';
 
 /** Opens the discovery listener (or wraps a given provider); `endpoints` (from `url`/`endpoints`) are offered too. */
-export async function openSdkDiscovery(option: DiscoveryOption, endpoints: readonly AmqpEndpoint[], log: (fields: object, message: string) => void): Promise<SdkDiscovery> {
+export async function openSdkDiscovery(option: DiscoveryOption, endpoints: readonly AmqpEndpoint[], log: (fields: object, message: string) => void, sasl?: AmqpSasl): Promise<SdkDiscovery> {
   if (isProvider(option)) {
     return { provider: option, attach: () => undefined, stop: async () => undefined };
   }
@@ -39,6 +41,8 @@ export async function openSdkDiscovery(option: DiscoveryOption, endpoints: reado
     onChange: (change) => log({ event: 'amqp.discovery', kind: change.kind, endpoint: endpointKey(change.endpoint), reason: change.reason }, change.kind === 'added' ? 'broker discovered' : 'broker gone from the live set'),
   });
   let stopRebalance: () => void = () => undefined;
+  // One short probe per broker announced (a just-promoted master answers its first AMQP connection slowly).
+  const stopWarmUp = warmUpOnAdded(opened.provider, sasl ? { sasl } : {});
   return {
     provider: opened.provider,
     attach: (connection, logInfo) => {
@@ -47,6 +51,7 @@ export async function openSdkDiscovery(option: DiscoveryOption, endpoints: reado
     },
     stop: async () => {
       stopRebalance();
+      stopWarmUp();
       await opened.stop();
     },
   };

@@ -5,6 +5,8 @@ import { UnionEndpoints, parseDiscoveryUri, rebalanceProbability } from '../../s
 import { LiveSet } from '../../src/adapters/amqp/discovery';
 import type { EndpointChange, EndpointProvider } from '../../src/adapters/amqp/endpoint-set';
 import { registerMetricsRoutes } from '../../src/adapters/http/metrics-routes';
+import { warmUpOnAdded } from '../../src/adapters/amqp/warm-up';
+import { create_container } from 'rhea';
 import { reasonCode, uplinkOutcomeRecorder } from '../../src/adapters/metrics/hub-metrics';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
 import { loadConfig, messagingConfig } from '../../src/bootstrap/config';
@@ -127,5 +129,27 @@ describe('GET /metrics', () => {
     expect(res.body).toMatch(/# TYPE rts_http_request_duration_seconds histogram/);
     expect(res.body).not.toMatch(/city-a|0101011234/);
     await app.close();
+  });
+});
+
+describe('warmUpOnAdded', () => {
+  it('opens and closes one AMQP connection to each broker discovery adds', async () => {
+    const server = create_container({ id: 'warm-up-test-broker' });
+    let opened = 0;
+    server.on('connection_open', () => (opened += 1));
+    const listener = server.listen({ port: 0, host: '127.0.0.1' }) as unknown as import('node:net').Server;
+    await new Promise((r) => listener.once('listening', r));
+    const port = (listener.address() as { port: number }).port;
+    const listeners: Array<(c: EndpointChange) => void> = [];
+    const provider: EndpointProvider = { current: () => [], subscribe: (l) => (listeners.push(l), () => undefined) };
+    const probes: Array<{ endpoint: string; ok: boolean }> = [];
+    const stop = warmUpOnAdded(provider, { spreadMs: 1, onProbe: (e) => probes.push(e) });
+    listeners[0]!({ kind: 'added', endpoint: { host: '127.0.0.1', port } });
+    listeners[0]!({ kind: 'removed', endpoint: { host: '127.0.0.1', port } });
+    for (let i = 0; i < 100 && probes.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    stop();
+    listener.close();
+    expect(probes).toEqual([expect.objectContaining({ endpoint: `127.0.0.1:${port}`, ok: true })]);
+    expect(opened).toBe(1);
   });
 });
