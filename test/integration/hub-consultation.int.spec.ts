@@ -133,6 +133,53 @@ it('runs a consultation signed and encrypted end to end, nothing personal in cle
   expect(new Set(seen.map((s) => s.correlationId))).toEqual(new Set([consultationId]));
 });
 
+it('declines, unassigns and cancels through the typed handlers; an illegal step is dead-lettered with its reason', async () => {
+  const applicantKeys = await generatePartyKeys('city-c');
+  const expertKeys = await generatePartyKeys('city-d');
+  await registerSystem(hub.url, { id: 'city-c', name: 'City C', area: 'Hubei' }, applicantKeys);
+  await registerSystem(hub.url, { id: 'city-d', name: 'City D', area: 'Sichuan' }, expertKeys);
+  const d = await client('city-d', expertKeys);
+  const cc = await client('city-c', applicantKeys);
+  await d.joinWithExperts([{ localExpertId: 'busy', ...profile(3) }, { localExpertId: 'slow', ...profile(4) }]);
+  await cc.joinWithExperts([]);
+  await until('c and d joined', async () => (await getJson(hub.url, '/systems/city-d')).body.status === 'joined' && (await getJson(hub.url, '/systems/city-c')).body.status === 'joined');
+
+  const got: string[] = [];
+  await d.subscribe({
+    onConsultationOffered: async (m) => {
+      got.push(`d:offered:${m.payload.expertId}`);
+      if (m.payload.expertId === 'city-d:busy') await d.declineConsultation(m.payload.consultationId, m.payload.expertId, 'in theatre all day', { correlationId: m.correlationId });
+    },
+    onConsultationCancelled: (m) => void got.push(`d:cancelled:${m.payload.expertId}:${m.correlationId === m.payload.consultationId}`),
+  });
+  await cc.subscribe({
+    onConsultationDeclined: (m) => void got.push(`c:declined:${m.payload.outcome}`),
+    onConsultationUnassigned: (m) => void got.push(`c:unassigned:${m.correlationId === m.payload.consultationId}`),
+  });
+
+  const first = await cc.requestConsultation({ applicantClinician: 'dr-c', candidates: ['city-d:busy'], clinicalQuestion: QUESTION, summary: SUMMARY });
+  await until('unassigned', async () => got.includes('c:unassigned:true'));
+  expect((await getJson(hub.url, `/consultations/${first.consultationId}`)).body.status).toBe('unassigned');
+  expect(got).toEqual(expect.arrayContaining(['d:offered:city-d:busy', 'c:declined:declined']));
+
+  const second = await cc.requestConsultation({ applicantClinician: 'dr-c', candidates: ['city-d:slow'], clinicalQuestion: QUESTION, summary: SUMMARY });
+  await until('offered to slow', async () => got.includes('d:offered:city-d:slow'));
+  await cc.cancelConsultation(second.consultationId, 'patient transferred');
+  await until('cancelled at the expert system', async () => got.includes('d:cancelled:city-d:slow:true'));
+  expect((await getJson(hub.url, `/consultations/${second.consultationId}`)).body.status).toBe('cancelled');
+
+  // A report on a cancelled consultation: refused by the aggregate, dead-lettered with the code, state unchanged.
+  const reportId = await d.issueReport(second.consultationId, 'city-d:slow', { diagnosis: DIAGNOSIS, recommendations: '' });
+  let reason: string | undefined;
+  await until('the refused report in the DLQ', async () => {
+    const dead = await readQueue(broker, DLQ, { count: 20, idleMs: 1000 });
+    reason ??= dead.map((m) => m.application_properties ?? {}).find((p) => p.messageId === reportId)?.[DLQ_REASON] as string | undefined;
+    return reason !== undefined;
+  });
+  expect(reason).toMatch(/^[a-z_]+$/);
+  expect((await getJson(hub.url, `/consultations/${second.consultationId}`)).body.status).toBe('cancelled');
+});
+
 it('dead-letters forged, tampered, misaddressed and plaintext uplink messages with the reason, never processing them', async () => {
   const hubRegistry = new KeyRegistry();
   await registerHubJwks(hubRegistry, await fetchHubJwks(hub.url));
