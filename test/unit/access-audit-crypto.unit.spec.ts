@@ -45,6 +45,17 @@ const entry = (n: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
   resource: null, ip: '127.0.0.1', requestId: `r${n}`, outcome: 'allowed', status: 200, reason: null, ...over,
 });
 
+describe('access policy: system message keys', () => {
+  const system = (systemId: string): Principal => ({ subject: `system:${systemId}`, role: 'system', systemId, via: 'api_key' });
+  it('lets an operator or the system itself register keys, and no one else', () => {
+    const action = { kind: 'system.keys', systemId: 'city-a' } as const;
+    expect(authorize({ subject: 'op', role: 'operator', via: 'jwt' } as Principal, action).allowed).toBe(true);
+    expect(authorize(system('city-a'), action).allowed).toBe(true);
+    expect(authorize(system('city-b'), action)).toEqual({ allowed: false, reason: 'other_system' });
+    expect(authorize({ subject: 'c', role: 'clinician', systemId: 'city-a', via: 'jwt' } as Principal, action)).toEqual({ allowed: false, reason: 'role_may_not_manage_keys' });
+  });
+});
+
 describe('audit hash chain', () => {
   const stream = auditStreamOf(entry(1));
   const linked = chain(genesisHash(stream), [entry(1), entry(2), entry(3)]);

@@ -54,7 +54,8 @@ declare module 'fastify' {
   }
 }
 
-const PUBLIC = new Set(['GET /', 'GET /health', 'GET /openapi.json', 'GET /problems/:code', 'POST /auth/dev-login', 'HEAD /health']);
+// The hub's public message keys are public by nature: systems fetch them before they have any credential.
+const PUBLIC = new Set(['GET /.well-known/jwks.json', 'GET /', 'GET /health', 'GET /openapi.json', 'GET /problems/:code', 'POST /auth/dev-login', 'HEAD /health']);
 const isPublic = (method: string, route: string): boolean => PUBLIC.has(`${method} ${route}`) || route === '/app' || route.startsWith('/app/');
 
 const keyOfRaw = (deps: SecurityDependencies, raw: unknown): string | null => {
@@ -101,6 +102,9 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /systems/:id': async () => ({ kind: 'directory.read' }),
     'GET /stats/consultations-per-month': async () => ({ kind: 'directory.read' }),
     'POST /systems': async () => ({ kind: 'systems.manage' }),
+    'GET /systems/:id/keys': async () => ({ kind: 'directory.read' }), // public keys
+    'POST /systems/:id/keys': async (request) => ({ kind: 'system.keys', systemId: str(field(request.params, 'id')) }),
+    'POST /systems/:id/keys/:kid/retire': async (request) => ({ kind: 'system.keys', systemId: str(field(request.params, 'id')) }),
     'GET /dead-letters': async () => ({ kind: 'dead_letters.manage' }),
     'GET /dead-letters/:id': async () => ({ kind: 'dead_letters.manage' }),
     'POST /dead-letters/:id/replay': async () => ({ kind: 'dead_letters.manage' }),

@@ -45,6 +45,8 @@ export type Action =
   /** Acting for, or reading the consultations of, `systemId` (the applicant, or an expert's home system). */
   | Readonly<{ kind: 'consultation.act'; systemId: string }>
   | Readonly<{ kind: 'consultation.read'; systemIds: readonly string[] }>
+  /** Registering or retiring the message keys of `systemId`: an operator, or that system itself (rotation). */
+  | Readonly<{ kind: 'system.keys'; systemId: string }>
   /** A route without a rule of its own: operators only. */
   | Readonly<{ kind: 'other' }>;
 
@@ -78,6 +80,10 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
     case 'dead_letters.manage':
     case 'other':
       return role === 'operator' ? ALLOW : deny('operator_only');
+    case 'system.keys':
+      if (role === 'operator') return ALLOW;
+      if (role !== 'system') return deny('role_may_not_manage_keys');
+      return principal.systemId !== undefined && principal.systemId === action.systemId ? ALLOW : deny('other_system');
     case 'directory.read':
       return ALLOW; // every authenticated caller: the directory holds no patient data
     case 'consultation.act':
