@@ -159,7 +159,7 @@ it('dead-letters every kind of poison with its cause while 200 good registration
 
 it('without a broker the hub serves the directory and answers 503 for dead letters', async () => {
   const data = tempDir('rts-hub-embedded-');
-  const hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_PORT: String(await freePort()), RTS_LOG_LEVEL: 'silent' }), pino({ level: 'silent' }));
+  const hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_PORT: String(await freePort()), RTS_LOG_LEVEL: 'silent', RTS_AUTH: 'off' }), pino({ level: 'silent' }));
   try {
     expect((await postJson(hub.url, '/systems', { id: 'solo', name: 'Solo', area: 'Hubei' })).status).toBe(201);
     expect((await getJson(hub.url, '/systems/solo')).body.status).toBe('registered');
