@@ -168,7 +168,7 @@ const startChild = async (dir, cpuProfDir) => {
   const port = await L.freePort();
   const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
   const child = spawn(process.execPath, [...nodeArgs, path.join(L.DIST, 'bootstrap/main.js')], {
-    env: { ...process.env, RTS_DATA_DIR: dir, RTS_HTTP_PORT: String(port), RTS_HTTP_HOST: '127.0.0.1', RTS_LOG_LEVEL: 'warn', RTS_PSEUDONYM_SECRET: L.SECRET_HEX },
+    env: { ...process.env, RTS_DATA_DIR: dir, RTS_HTTP_PORT: String(port), RTS_HTTP_HOST: '127.0.0.1', RTS_LOG_LEVEL: 'warn', RTS_PSEUDONYM_SECRET: L.SECRET_HEX, RTS_RATE_LIMIT_PER_SECOND: '100000', RTS_RATE_LIMIT_BURST: '1000000' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -181,10 +181,24 @@ const runHttp = async (inputs, concurrency) => {
   try {
     const child = await startChild(dir, args['child-cpu-prof'] ? path.resolve(String(args['child-cpu-prof'])) : undefined);
     const body = (o) => JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt });
-    const post = (o) => ({ method: 'POST', path: '/observations', body: body(o) });
+    // Access control is on, as `npm start` runs it: each patient uploads with their own token (JWT verified per
+    // request), fetched from the development login before the clock starts.
+    const tokens = new Map();
+    const tokenAgent = new (require('node:http').Agent)({ keepAlive: true });
+    for (const id of new Set(inputs.map((o) => o.patientId))) {
+      const r = await L.request(tokenAgent, { port: child.port, method: 'POST', path: '/auth/dev-login', body: JSON.stringify({ role: 'patient', patient: id }) });
+      if (r.status !== 200) throw new Error(`dev-login: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+      tokens.set(id, `Bearer ${JSON.parse(r.body).token}`);
+    }
+    tokenAgent.destroy();
+    const post = (o) => ({ method: 'POST', path: '/observations', body: body(o), headers: { authorization: tokens.get(o.patientId) } });
     // Warm-up (JIT, connections): not measured, and its rows are left out of the batch estimate below.
     const warm = await L.runLoad({ port: child.port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
     if (warm.firstError) throw new Error(`warm-up: ${warm.firstError}`);
+    // Where the measured part starts in the store (audit events of the warm-up also take positions).
+    const startDb = new L.BetterSqlite3(path.join(dir, 'telemed.sqlite'), { readonly: true });
+    const startPosition = startDb.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get();
+    startDb.close();
     const hubCpu0 = L.procCpuMs(child.pid);
     const clientCpu0 = process.cpuUsage();
     const t0 = L.nowNs();
@@ -196,7 +210,7 @@ const runHttp = async (inputs, concurrency) => {
     if (load.firstError) throw new Error(`load: ${load.firstError}`);
     // A query makes the hub catch its projection up (read-your-writes): answered once every row is projected.
     const agent = new (require('node:http').Agent)();
-    const q = await L.request(agent, { port: child.port, method: 'GET', path: `/patients/${inputs[0].patientId}/observations` });
+    const q = await L.request(agent, { port: child.port, method: 'GET', path: `/patients/${inputs[0].patientId}/observations`, headers: { authorization: tokens.get(inputs[0].patientId) } });
     const projectedMs = L.msSince(t0);
     if (q.status !== 200) throw new Error(`query after load: HTTP ${q.status} ${q.body.slice(0, 200)}`);
     const exit = await child.stop();
@@ -204,8 +218,8 @@ const runHttp = async (inputs, concurrency) => {
     // distinct values give the number of batches (a lower bound, if two batches ever fell in the same ms).
     const db = new L.BetterSqlite3(path.join(dir, 'telemed.sqlite'), { readonly: true });
     const { events, batches } = db
-      .prepare('SELECT COUNT(*) AS events, COUNT(DISTINCT recorded_at) AS batches FROM events WHERE global_position > ?')
-      .get(WARMUP);
+      .prepare(`SELECT COUNT(*) AS events, COUNT(DISTINCT recorded_at) AS batches FROM events WHERE global_position > ? AND type = 'DocumentSubmitted'`)
+      .get(startPosition);
     const registryRows = db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
     db.close();
     if (events !== inputs.length || registryRows !== inputs.length + WARMUP) {

@@ -284,9 +284,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ---------- HTTP ----------
 
 /** One request on the agent; resolves { status, body } when the response has been read. */
-const request = (agent, { port, method, path: p, body }) =>
+const request = (agent, { port, method, path: p, body, headers: extra }) =>
   new Promise((resolve, reject) => {
-    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+    const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }), ...extra };
     const req = http.request({ host: '127.0.0.1', port, method, path: p, agent, headers }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));

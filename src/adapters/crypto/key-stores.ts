@@ -58,9 +58,37 @@ export class SqliteKeyStore implements PatientKeyStore {
     return row.erased_at !== null || row.data_key === null ? 'erased' : row.data_key;
   }
 
-  async createIfAbsent(patientKey: string, key: Buffer): Promise<Buffer | 'erased'> {
-    this.statements.insert.run(patientKey, key, new Date().toISOString());
-    return (await this.get(patientKey))!;
+  /**
+   * New keys are written in groups: every createIfAbsent of one tick shares one transaction (one set of fsyncs
+   * of the rollback journal), so a burst of first uploads by many patients does not pay a sync each.
+   */
+  createIfAbsent(patientKey: string, key: Buffer): Promise<Buffer | 'erased'> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ patientKey, key, resolve, reject });
+      this.flushScheduled ??= setImmediate(() => this.flush());
+    });
+  }
+
+  private pending: { patientKey: string; key: Buffer; resolve: (k: Buffer | 'erased') => void; reject: (e: unknown) => void }[] = [];
+  private flushScheduled: NodeJS.Immediate | undefined;
+
+  private flush(): void {
+    this.flushScheduled = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      const now = new Date().toISOString();
+      this.db.transaction(() => {
+        for (const p of batch) this.statements.insert.run(p.patientKey, p.key, now);
+      })();
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    for (const p of batch) {
+      const row = this.statements.get.get(p.patientKey) as { data_key: Buffer | null; erased_at: string | null };
+      p.resolve(row.erased_at !== null || row.data_key === null ? 'erased' : row.data_key);
+    }
   }
 
   async erase(patientKey: string, erasedAt: string): Promise<void> {
@@ -73,6 +101,10 @@ export class SqliteKeyStore implements PatientKeyStore {
   }
 
   async close(): Promise<void> {
+    if (this.flushScheduled !== undefined) {
+      clearImmediate(this.flushScheduled);
+      this.flush();
+    }
     this.db.close();
   }
 }
