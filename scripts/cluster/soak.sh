@@ -21,7 +21,8 @@ if [[ "${RTS_HA_SOAK_MODE:-client}" == hub ]]; then
   cd "$repo"
   for run in $(seq 1 "$runs"); do
     echo "soak (hub): run $run/$runs, $rounds kill rounds"
-    RTS_HA_HUB_ROUNDS="$rounds" npx jest --selectProjects integration test/integration/ha-hub.int.spec.ts --testTimeout=$(( (rounds * 30 + 300) * 1000 ))
+    # The path first: --selectProjects takes every word after it as a project name.
+    RTS_HA_HUB_ROUNDS="$rounds" npx jest test/integration/ha-hub.int.spec.ts --testTimeout=$(( (rounds * 30 + 300) * 1000 ))
   done
   exit 0
 fi
