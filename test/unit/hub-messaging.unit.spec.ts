@@ -250,4 +250,11 @@ describe('uplink messages that arrive too early', () => {
     const early = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new ConflictError('system_not_joining', 'x')) });
     expect(await early(received(serializeUplink(registered())))).toEqual({ retry: 'system_not_joining' });
   });
+
+  it('retries a report handled before the accept sent just ahead of it, but dead-letters other refusals', async () => {
+    const { ConflictError } = await import('../../src/domain/shared/errors');
+    const refusing = (code: string) => uplinkMessageHandler({ handleUplink: async () => Promise.reject(new ConflictError(code, 'x')) });
+    expect(await refusing('consultation_not_accepted')(received(serializeUplink(registered())))).toEqual({ retry: 'consultation_not_accepted' });
+    expect(await refusing('report_already_issued')(received(serializeUplink(registered())))).toEqual({ deadLetter: expect.stringContaining('report_already_issued') });
+  });
 });

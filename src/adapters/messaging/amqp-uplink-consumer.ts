@@ -46,8 +46,12 @@ export type UplinkRoutes = Readonly<{
 export const DLQ_ID = 'rts_dlq_id';
 export const ENVELOPE_ID_PROPERTY = 'messageId';
 
-/** Refusals that may clear once an earlier message of the same system is applied (its join request). */
-export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined'];
+/**
+ * Refusals that may clear once an earlier message of the same system is applied: its join request, or an
+ * expert's accept sent just before the report (the hub handles up to `prefetch` messages at once, so two
+ * messages sent back to back can be applied in either order). Retried, and dead-lettered past the limit.
+ */
+export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined', 'consultation_not_accepted'];
 
 /** Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls. */
 export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = {}): MessageHandler => {
