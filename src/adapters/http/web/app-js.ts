@@ -14,7 +14,7 @@ export const APP_JS = String.raw`'use strict';
   var RANGE = { systolic: [50, 300], diastolic: [20, 200] };
   var LABEL = { systolic: 'Systolic', diastolic: 'Diastolic', measured: 'Time of reading', cpr: 'CPR number' };
   var DAY = 86400000;
-  var state = { cpr: null, days: 7, from: null, to: null, data: [], draft: null, busy: false };
+  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false };
   var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
   var fmtDay = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
   var fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
@@ -57,25 +57,35 @@ export const APP_JS = String.raw`'use strict';
     var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
     if (m) { sessionStorage.setItem(TOKEN, m[1]); history.replaceState(null, '', location.pathname + location.search); }
   })();
+  // Whose token: the patient shown, or the one whose CPR number was just entered (not shown until it loads).
+  function who() { return state.pending || state.cpr || null; }
   async function devLogin() {
-    if (!state.cpr) return false;
-    var res = await fetch('/auth/dev-login', { method: 'POST', cache: 'no-store', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: state.cpr }) });
-    if (!res.ok) return false;
+    if (!who()) return false;
+    var res = await fetch('/auth/dev-login', { method: 'POST', cache: 'no-store', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: who() }) });
+    if (!res.ok) {
+      // The login itself refused the CPR number (e.g. no real date): that is the answer to show at the field.
+      if (res.status === 400 || res.status === 422) { state.loginProblem = { ok: false, status: res.status, body: (await res.json().catch(function () { return null; })) || {} }; }
+      return false;
+    }
     var json = await res.json();
     if (!json || !json.token) return false;
-    sessionStorage.setItem(TOKEN, json.token + ' ' + state.cpr);
+    sessionStorage.setItem(TOKEN, json.token + ' ' + who());
     return true;
   }
   function tokenFor() {
     var t = sessionStorage.getItem(TOKEN) || '';
     var parts = t.split(' ');
     // A dev-login token belongs to one CPR number: another patient entered on this tab needs a new one.
-    if (parts.length === 2 && parts[1] !== state.cpr) return null;
+    if (parts.length === 2 && parts[1] !== who()) return null;
     return parts[0] || null;
   }
   async function api(method, path, body, again) {
     var headers = body ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' };
     var token = tokenFor();
+    // No token yet: ask the local dev login first rather than collecting a 401 (a hub without it answers 404).
+    state.loginProblem = null;
+    if (!token && !again && who() && (await devLogin())) token = tokenFor();
+    if (!token && state.loginProblem) return state.loginProblem;
     if (token) headers.authorization = 'Bearer ' + token;
     var res = await fetch(path, {
       method: method, credentials: 'same-origin', cache: 'no-store',
@@ -122,7 +132,9 @@ export const APP_JS = String.raw`'use strict';
     if (!raw) { setError('cpr', 'Enter your CPR number.'); $('cpr').focus(); return; }
     if (!cpr) { setError('cpr', 'A CPR number is six digits, a hyphen and four digits, e.g. 251248-1234.'); $('cpr').focus(); return; }
     setError('cpr', null);
+    state.pending = cpr;
     var ok = await load(cpr, true);
+    state.pending = null;
     if (ok) { useCpr(cpr); render(); $('review-h').focus({ preventScroll: reduceMotion }); }
   });
   $('forget').addEventListener('click', forget);
