@@ -5,10 +5,8 @@ import {
   type ConsultationDownlinkEnvelope,
   type ConsultationUplinkEnvelope,
 } from '../../application/consultation/consultation-messages';
-import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
-import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { MAX_ATTACHMENTS, MAX_CANDIDATES, MAX_DEADLINE_SECONDS, MIN_DEADLINE_SECONDS } from '../../domain/consultation/consultation';
-import { MAX_MESSAGE_CHARS, type ParseFailure, type ParseResult } from './messages';
+import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeEnvelope, strictEnvelope, systemIdSchema, text, type ParseResult, type SameType } from './envelope';
 
 /**
  * THE CONSULTATION MESSAGES of the hub's contract, version 1, as zod schemas (the envelope of messages.ts).
@@ -50,12 +48,10 @@ export type {
 
 export const isConsultationType = (type: unknown): boolean => typeof type === 'string' && type.startsWith('consultation.');
 
-const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -');
-const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
+const systemId = systemIdSchema;
+const expertId = expertIdSchema;
 const consultationId = z.uuid();
 const oid = z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS document uniqueId (OID)');
-const text = (max: number) => z.string().trim().min(1).max(max);
-const isoWithOffset = z.iso.datetime({ offset: true });
 
 export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
   'consultation.requested': z.strictObject({
@@ -101,15 +97,6 @@ export const CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS = {
   'consultation.cancelled': z.object({ consultationId, expertId, reason: z.string(), cancelledAt: isoWithOffset }),
 } as const;
 
-const envelopeShape = {
-  id: z.uuid(),
-  version: z.literal(CONTRACT_VERSION),
-  systemId,
-  correlationId: z.string().min(1).max(100),
-  time: isoWithOffset,
-};
-const strictEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) => z.strictObject({ ...envelopeShape, type: z.literal(type), payload });
-const looseEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) => z.object({ ...envelopeShape, type: z.literal(type), payload });
 const U = CONSULTATION_UPLINK_PAYLOAD_SCHEMAS;
 const D = CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS;
 
@@ -131,59 +118,18 @@ export const ConsultationDownlinkEnvelopeSchema = z.discriminatedUnion('type', [
 ]);
 
 // The schemas and the core's types must describe the same messages (checked at compile time, as messages.ts).
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type DeepWritable<T> = T extends readonly (infer V)[] ? DeepWritable<V>[] : T extends object ? { -readonly [K in keyof T]: DeepWritable<T[K]> } : T;
-const uplinkMatches: Same<DeepWritable<z.infer<typeof ConsultationUplinkEnvelopeSchema>>, DeepWritable<ConsultationUplinkEnvelope>> = true;
-const downlinkMatches: Same<DeepWritable<z.infer<typeof ConsultationDownlinkEnvelopeSchema>>, DeepWritable<ConsultationDownlinkEnvelope>> = true;
+const uplinkMatches: SameType<z.infer<typeof ConsultationUplinkEnvelopeSchema>, ConsultationUplinkEnvelope> = true;
+const downlinkMatches: SameType<z.infer<typeof ConsultationDownlinkEnvelopeSchema>, ConsultationDownlinkEnvelope> = true;
 void uplinkMatches;
 void downlinkMatches;
 
-const readable = (value: unknown): ParseFailure['envelope'] => {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const v = value as Record<string, unknown>;
-  const pick = (k: string): string | undefined => (typeof v[k] === 'string' && (v[k] as string).length <= 100 ? (v[k] as string) : undefined);
-  return Object.fromEntries(Object.entries({ id: pick('id'), type: pick('type'), systemId: pick('systemId') }).filter(([, x]) => x !== undefined));
-};
-
-const describeIssues = (error: z.ZodError): string =>
-  error.issues
-    .slice(0, 10)
-    .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(message)'}: ${i.message}`)
-    .join('; ') + (error.issues.length > 10 ? `; and ${error.issues.length - 10} more` : '');
-
-const parseWith = <M>(schema: z.ZodType<M>, json: string, knownTypes: readonly string[]): ParseResult<M> => {
-  if (typeof json !== 'string') return { ok: false, reason: 'bad_json', detail: 'the body is not a string' };
-  if (json.length > MAX_MESSAGE_CHARS) return { ok: false, reason: 'bad_schema', detail: `the message is larger than ${MAX_MESSAGE_CHARS} characters` };
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return { ok: false, reason: 'bad_json', detail: 'the body is not valid JSON' };
-  }
-  const envelope = readable(value);
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    const v = value as Record<string, unknown>;
-    if (v.version !== CONTRACT_VERSION) return { ok: false, reason: 'bad_schema', detail: `version: must be ${CONTRACT_VERSION}`, envelope };
-    if (typeof v.type !== 'string' || !knownTypes.includes(v.type)) return { ok: false, reason: 'bad_schema', detail: `type: must be one of ${knownTypes.join(', ')}`, envelope };
-  }
-  const result = schema.safeParse(value);
-  if (!result.success) return { ok: false, reason: 'bad_schema', detail: describeIssues(result.error), envelope };
-  return { ok: true, message: result.data };
-};
-
 export const parseConsultationUplink = (json: string): ParseResult<ConsultationUplinkEnvelope> =>
-  parseWith(ConsultationUplinkEnvelopeSchema as z.ZodType<ConsultationUplinkEnvelope>, json, CONSULTATION_UPLINK_TYPES);
+  parseEnvelope(ConsultationUplinkEnvelopeSchema as z.ZodType<ConsultationUplinkEnvelope>, json, CONSULTATION_UPLINK_TYPES);
 
 export const parseConsultationDownlink = (json: string): ParseResult<ConsultationDownlinkEnvelope> =>
-  parseWith(ConsultationDownlinkEnvelopeSchema as z.ZodType<ConsultationDownlinkEnvelope>, json, CONSULTATION_DOWNLINK_TYPES);
-
-const serializeWith = (schema: z.ZodType, envelope: unknown, what: string): string => {
-  const result = schema.safeParse(envelope);
-  if (!result.success) throw new TypeError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
-  return JSON.stringify(envelope);
-};
+  parseEnvelope(ConsultationDownlinkEnvelopeSchema as z.ZodType<ConsultationDownlinkEnvelope>, json, CONSULTATION_DOWNLINK_TYPES);
 
 export const serializeConsultationUplink = (envelope: ConsultationUplinkEnvelope): string =>
-  serializeWith(ConsultationUplinkEnvelopeSchema, envelope, 'consultation uplink message');
+  serializeEnvelope(ConsultationUplinkEnvelopeSchema, envelope, 'consultation uplink message');
 export const serializeConsultationDownlink = (envelope: ConsultationDownlinkEnvelope): string =>
-  serializeWith(ConsultationDownlinkEnvelopeSchema, envelope, 'consultation downlink message');
+  serializeEnvelope(ConsultationDownlinkEnvelopeSchema, envelope, 'consultation downlink message');

@@ -1,15 +1,13 @@
 import { z } from 'zod';
 import {
-  CONTRACT_VERSION,
   DOWNLINK_TYPES,
   MAX_BATCH_EXPERTS,
   UPLINK_TYPES,
-  downlinkMessageId,
   type DownlinkEnvelope,
   type UplinkEnvelope,
 } from '../../application/directory/directory-messages';
 import { LOCAL_EXPERT_ID_PATTERN, type Availability } from '../../domain/directory/expert';
-import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeEnvelope, strictEnvelope, systemIdSchema, text, type ParseResult, type SameType } from './envelope';
 
 /**
  * THE MESSAGE CONTRACT between the hub and connected systems, version 1, as zod schemas.
@@ -67,14 +65,11 @@ export type {
 } from '../../application/directory/directory-messages';
 export type { ExpertProfile, Availability } from '../../domain/directory/expert';
 
-/** Largest message text either parser looks at (a full batch of 500 experts is well under 1 MiB). */
-export const MAX_MESSAGE_CHARS = 4 * 1024 * 1024;
+export { MAX_MESSAGE_CHARS, type ParseFailure, type ParseResult } from './envelope';
 
-const text = (max: number) => z.string().trim().min(1).max(max);
-const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -');
+const systemId = systemIdSchema;
+const expertId = expertIdSchema;
 const localExpertId = z.string().regex(LOCAL_EXPERT_ID_PATTERN, 'a local expert id: 1-64 characters of A-Z a-z 0-9 . _ -');
-const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
-const isoWithOffset = z.iso.datetime({ offset: true });
 const count = (max: number) => z.number().int().min(0).max(max);
 
 const profileShape = {
@@ -116,16 +111,6 @@ export const DOWNLINK_PAYLOAD_SCHEMAS = {
   'system.joined': z.object({ systemId, name: z.string(), area: z.string() }),
 } as const;
 
-const envelopeShape = {
-  id: z.uuid(),
-  version: z.literal(CONTRACT_VERSION),
-  systemId,
-  correlationId: z.string().min(1).max(100),
-  time: isoWithOffset,
-};
-const strictEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) => z.strictObject({ ...envelopeShape, type: z.literal(type), payload });
-const looseEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) => z.object({ ...envelopeShape, type: z.literal(type), payload });
-
 export const UplinkEnvelopeSchema = z.discriminatedUnion('type', [
   strictEnvelope('system.join.requested', UPLINK_PAYLOAD_SCHEMAS['system.join.requested']),
   strictEnvelope('experts.batch', UPLINK_PAYLOAD_SCHEMAS['experts.batch']),
@@ -141,75 +126,20 @@ export const DownlinkEnvelopeSchema = z.discriminatedUnion('type', [
 ]);
 
 // The schemas and the core's types must describe the same messages: each direction is checked at compile time.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type DeepWritable<T> = T extends readonly (infer U)[] ? DeepWritable<U>[] : T extends object ? { -readonly [K in keyof T]: DeepWritable<T[K]> } : T;
-const uplinkMatches: Same<DeepWritable<z.infer<typeof UplinkEnvelopeSchema>>, DeepWritable<UplinkEnvelope>> = true;
-const downlinkMatches: Same<DeepWritable<z.infer<typeof DownlinkEnvelopeSchema>>, DeepWritable<DownlinkEnvelope>> = true;
+const uplinkMatches: SameType<z.infer<typeof UplinkEnvelopeSchema>, UplinkEnvelope> = true;
+const downlinkMatches: SameType<z.infer<typeof DownlinkEnvelopeSchema>, DownlinkEnvelope> = true;
 void uplinkMatches;
 void downlinkMatches;
 
-export type ParseFailure = Readonly<{
-  ok: false;
-  reason: 'bad_json' | 'bad_schema';
-  /** What is wrong, by field path; never the values sent. */
-  detail: string;
-  /** What could be read of the envelope, for the dead-letter record. */
-  envelope?: Readonly<{ id?: string; type?: string; systemId?: string }>;
-}>;
-export type ParseResult<M> = Readonly<{ ok: true; message: M }> | ParseFailure;
-
-const readable = (value: unknown): ParseFailure['envelope'] => {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const v = value as Record<string, unknown>;
-  const pick = (k: string): string | undefined => (typeof v[k] === 'string' && (v[k] as string).length <= 100 ? (v[k] as string) : undefined);
-  const out = { id: pick('id'), type: pick('type'), systemId: pick('systemId') };
-  return Object.fromEntries(Object.entries(out).filter(([, x]) => x !== undefined));
-};
-
-const describeIssues = (error: z.ZodError): string =>
-  error.issues
-    .slice(0, 10)
-    .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(message)'}: ${i.message}`)
-    .join('; ') + (error.issues.length > 10 ? `; and ${error.issues.length - 10} more` : '');
-
-const parseWith = <M>(schema: z.ZodType<M>, json: string, knownTypes: readonly string[]): ParseResult<M> => {
-  if (typeof json !== 'string') return { ok: false, reason: 'bad_json', detail: 'the body is not a string' };
-  if (json.length > MAX_MESSAGE_CHARS) return { ok: false, reason: 'bad_schema', detail: `the message is larger than ${MAX_MESSAGE_CHARS} characters` };
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    // The SyntaxError's message quotes the input: never pass it on.
-    return { ok: false, reason: 'bad_json', detail: 'the body is not valid JSON' };
-  }
-  const envelope = readable(value);
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    const v = value as Record<string, unknown>;
-    if (v.version !== CONTRACT_VERSION) return { ok: false, reason: 'bad_schema', detail: `version: must be ${CONTRACT_VERSION}`, envelope };
-    if (typeof v.type !== 'string' || !knownTypes.includes(v.type)) {
-      return { ok: false, reason: 'bad_schema', detail: `type: must be one of ${knownTypes.join(', ')}`, envelope };
-    }
-  }
-  const result = schema.safeParse(value);
-  if (!result.success) return { ok: false, reason: 'bad_schema', detail: describeIssues(result.error), envelope };
-  return { ok: true, message: result.data };
-};
-
 /** Parse an uplink message body (the JSON text). Never throws. */
-export const parseUplink = (json: string): ParseResult<UplinkEnvelope> => parseWith(UplinkEnvelopeSchema as z.ZodType<UplinkEnvelope>, json, UPLINK_TYPES);
+export const parseUplink = (json: string): ParseResult<UplinkEnvelope> => parseEnvelope(UplinkEnvelopeSchema as z.ZodType<UplinkEnvelope>, json, UPLINK_TYPES);
 
 /** Parse a downlink message body (for the SDK). Never throws; unknown fields are dropped. */
 export const parseDownlink = (json: string): ParseResult<DownlinkEnvelope> =>
-  parseWith(DownlinkEnvelopeSchema as z.ZodType<DownlinkEnvelope>, json, DOWNLINK_TYPES);
-
-const serializeWith = (schema: z.ZodType, envelope: unknown, what: string): string => {
-  const result = schema.safeParse(envelope);
-  if (!result.success) throw new TypeError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
-  return JSON.stringify(envelope);
-};
+  parseEnvelope(DownlinkEnvelopeSchema as z.ZodType<DownlinkEnvelope>, json, DOWNLINK_TYPES);
 
 /** JSON text of an uplink message (for the SDK); throws TypeError when it breaks the contract. */
-export const serializeUplink = (envelope: UplinkEnvelope): string => serializeWith(UplinkEnvelopeSchema, envelope, 'uplink message');
+export const serializeUplink = (envelope: UplinkEnvelope): string => serializeEnvelope(UplinkEnvelopeSchema, envelope, 'uplink message');
 
 /** JSON text of a downlink message; throws TypeError when it breaks the contract. */
-export const serializeDownlink = (envelope: DownlinkEnvelope): string => serializeWith(DownlinkEnvelopeSchema, envelope, 'downlink message');
+export const serializeDownlink = (envelope: DownlinkEnvelope): string => serializeEnvelope(DownlinkEnvelopeSchema, envelope, 'downlink message');

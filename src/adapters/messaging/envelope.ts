@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
+import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+
+/**
+ * The parts every message family of the contract shares (messages.ts: the directory; consultation-messages.ts:
+ * consultations): the envelope's fields, strict and tolerant envelope schemas, field schemas used by both, and the
+ * one parse and serialize routine with its error wording.
+ *
+ *   const Schema = z.discriminatedUnion('type', [strictEnvelope('x.y', payload), ...]);
+ *   parseEnvelope(Schema, json, KNOWN_TYPES)   // { ok: true, message } | ParseFailure; never throws
+ *   serializeEnvelope(Schema, envelope, 'uplink message')   // JSON text; TypeError on a contract breach
+ *
+ * Strict (uplink, what the hub accepts): unknown fields are a schema error. Loose (downlink, what a system
+ * reads): unknown fields are dropped, so the hub can add some. Detail strings name fields, never values.
+ */
+
+/** Largest message text either parser looks at (a full batch of 500 experts is well under 1 MiB). */
+export const MAX_MESSAGE_CHARS = 4 * 1024 * 1024;
+
+export const systemIdSchema = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -');
+export const expertIdSchema = z
+  .string()
+  .max(100)
+  .regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
+export const isoWithOffset = z.iso.datetime({ offset: true });
+/** Trimmed, non-empty text of at most `max` characters. */
+export const text = (max: number) => z.string().trim().min(1).max(max);
+
+const envelopeShape = {
+  id: z.uuid(),
+  version: z.literal(CONTRACT_VERSION),
+  systemId: systemIdSchema,
+  correlationId: z.string().min(1).max(100),
+  time: isoWithOffset,
+};
+export const strictEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) =>
+  z.strictObject({ ...envelopeShape, type: z.literal(type), payload });
+export const looseEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) =>
+  z.object({ ...envelopeShape, type: z.literal(type), payload });
+
+/** `true` only when A and B are the same type: `const ok: SameType<z.infer<typeof S>, CoreType> = true`. */
+export type SameType<A, B> = [Deep<A>] extends [Deep<B>] ? ([Deep<B>] extends [Deep<A>] ? true : false) : false;
+type Deep<T> = T extends readonly (infer V)[] ? Deep<V>[] : T extends object ? { -readonly [K in keyof T]: Deep<T[K]> } : T;
+
+export type ParseFailure = Readonly<{
+  ok: false;
+  reason: 'bad_json' | 'bad_schema';
+  /** What is wrong, by field path; never the values sent. */
+  detail: string;
+  /** What could be read of the envelope, for the dead-letter record. */
+  envelope?: Readonly<{ id?: string; type?: string; systemId?: string }>;
+}>;
+export type ParseResult<M> = Readonly<{ ok: true; message: M }> | ParseFailure;
+
+const readable = (value: unknown): ParseFailure['envelope'] => {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const pick = (k: string): string | undefined => (typeof v[k] === 'string' && (v[k] as string).length <= 100 ? (v[k] as string) : undefined);
+  return Object.fromEntries(Object.entries({ id: pick('id'), type: pick('type'), systemId: pick('systemId') }).filter(([, x]) => x !== undefined));
+};
+
+export const describeIssues = (error: z.ZodError): string =>
+  error.issues
+    .slice(0, 10)
+    .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(message)'}: ${i.message}`)
+    .join('; ') + (error.issues.length > 10 ? `; and ${error.issues.length - 10} more` : '');
+
+/** Parse a message body (JSON text) against `schema`, whose envelope types are `knownTypes`. Never throws. */
+export const parseEnvelope = <M>(schema: z.ZodType<M>, json: string, knownTypes: readonly string[]): ParseResult<M> => {
+  if (typeof json !== 'string') return { ok: false, reason: 'bad_json', detail: 'the body is not a string' };
+  if (json.length > MAX_MESSAGE_CHARS) return { ok: false, reason: 'bad_schema', detail: `the message is larger than ${MAX_MESSAGE_CHARS} characters` };
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    // The SyntaxError's message quotes the input: never pass it on.
+    return { ok: false, reason: 'bad_json', detail: 'the body is not valid JSON' };
+  }
+  const envelope = readable(value);
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const v = value as Record<string, unknown>;
+    if (v.version !== CONTRACT_VERSION) return { ok: false, reason: 'bad_schema', detail: `version: must be ${CONTRACT_VERSION}`, envelope };
+    if (typeof v.type !== 'string' || !knownTypes.includes(v.type)) {
+      return { ok: false, reason: 'bad_schema', detail: `type: must be one of ${knownTypes.join(', ')}`, envelope };
+    }
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) return { ok: false, reason: 'bad_schema', detail: describeIssues(result.error), envelope };
+  return { ok: true, message: result.data };
+};
+
+/** JSON text of `envelope` after checking it against `schema`; TypeError naming `what` when it breaks the contract. */
+export const serializeEnvelope = (schema: z.ZodType, envelope: unknown, what: string): string => {
+  const result = schema.safeParse(envelope);
+  if (!result.success) throw new TypeError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
+  return JSON.stringify(envelope);
+};
