@@ -53,7 +53,7 @@ import {
   type UploadedExpert,
 } from '../adapters/messaging/messages';
 import { jsonCodec, type ApplicationProperties, type DecodeFailure, type MessageCodec } from './codec';
-import { BoundedSeenStore, type SeenStore } from './seen-store';
+import { BoundedSeenStore, OncePerId, type SeenStore } from './seen-store';
 import {
   isConsultationType,
   serializeConsultationUplink,
@@ -581,9 +581,8 @@ class SdkSubscription implements Subscription {
   readonly queue: string;
   onClosed: (() => void) | undefined;
   private readonly consumer: QueueConsumer;
-  private readonly seen: SeenStore;
-  /** Envelope ids whose handler is running now: a second copy waits for the first instead of running twice. */
-  private readonly running = new Map<string, Promise<unknown>>();
+  /** A second copy of an envelope waits for the first instead of running twice. */
+  private readonly dedupe: OncePerId;
   private closing: Promise<void> | undefined;
   private readonly warnedMissing = new Set<string>();
 
@@ -597,7 +596,7 @@ class SdkSubscription implements Subscription {
     private readonly log: (level: keyof RtsLogger, fields: object, message: string) => void,
   ) {
     this.queue = client.downlinkQueue;
-    this.seen = options.seen ?? new BoundedSeenStore();
+    this.dedupe = new OncePerId(options.seen ?? new BoundedSeenStore());
     this.consumer = new QueueConsumer(connection, {
       queue: client.downlinkQueue,
       deadLetterQueue: client.deadLetterQueue,
@@ -644,27 +643,13 @@ class SdkSubscription implements Subscription {
     return this.once(envelope.id, () => this.dispatch(envelope, info));
   }
 
-  /** Runs `work` once per envelope id (seen store + in-progress map); 'accept' after it resolved. Throws -> retry. */
+  /** Runs `work` once per envelope id (OncePerId: seen store + in-progress runs); 'accept' after it resolved. Throws -> retry. */
   private async once(id: string | undefined, work: () => void | Promise<void>): Promise<HandlerOutcome> {
     if (id === undefined) {
       await work();
       return 'accept';
     }
-    for (let other = this.running.get(id); other; other = this.running.get(id)) await other.catch(() => undefined);
-    if (await this.seen.has(id)) {
-      this.log('debug', { id }, 'downlink message seen before: acknowledged without calling the handler');
-      return 'accept';
-    }
-    const run = (async () => {
-      await work();
-      await this.seen.add(id);
-    })();
-    this.running.set(id, run);
-    try {
-      await run;
-    } finally {
-      this.running.delete(id);
-    }
+    if (!(await this.dedupe.run(id, work))) this.log('debug', { id }, 'downlink message seen before: acknowledged without calling the handler');
     return 'accept';
   }
 

@@ -36,7 +36,7 @@ export {
   type EncodedMessage,
   type MessageCodec,
 } from './codec';
-export { BoundedSeenStore, type SeenStore } from './seen-store';
+export { BoundedSeenStore, OncePerId, type SeenStore } from './seen-store';
 export {
   DOWNLINK_TYPES,
   MAX_BATCH_EXPERTS,

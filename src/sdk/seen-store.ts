@@ -40,3 +40,43 @@ export class BoundedSeenStore implements SeenStore {
     return this.ids.size;
   }
 }
+
+/**
+ * Runs a piece of work at most once per id, against a SeenStore: a copy that arrives while the first copy's
+ * work runs waits for it (and then finds the id seen), instead of both finding the id unseen. The SDK's
+ * subscription handles up to `prefetch` messages at once, and the broker can hand two copies over in one read.
+ *
+ *   const once = new OncePerId(seen);
+ *   const ran = await once.run(envelope.id, () => handler(envelope)); // false: seen before, not run
+ *
+ * A work that throws leaves the id unseen (the message is retried); a copy queued behind it then runs.
+ */
+export class OncePerId {
+  /** The newest run per id; each queues behind the one before it. */
+  private readonly running = new Map<string, Promise<boolean>>();
+
+  constructor(private readonly seen: SeenStore) {}
+
+  async run(id: string, work: () => void | Promise<void>): Promise<boolean> {
+    const previous = this.running.get(id);
+    // Set before the first await, so the next copy always finds this one.
+    const run = (async () => {
+      if (previous) await previous.catch(() => undefined);
+      if (await this.seen.has(id)) return false;
+      await work();
+      await this.seen.add(id);
+      return true;
+    })();
+    this.running.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.running.get(id) === run) this.running.delete(id);
+    }
+  }
+
+  /** Ids with a run in progress or queued. */
+  get inProgress(): number {
+    return this.running.size;
+  }
+}

@@ -1,6 +1,6 @@
 // SDK parts that need no broker: URL parsing, the dedupe window, the JSON codec.
 import { parseDownlink } from '../../src/adapters/messaging/messages';
-import { BoundedSeenStore, RtsClient, jsonCodec, resolveEndpoints } from '../../src/sdk';
+import { BoundedSeenStore, OncePerId, RtsClient, jsonCodec, resolveEndpoints, type SeenStore } from '../../src/sdk';
 import { EXAMPLE_DOWNLINK } from '../../src/sdk/asyncapi';
 
 describe('resolveEndpoints', () => {
@@ -36,6 +36,46 @@ describe('BoundedSeenStore', () => {
     expect(['a', 'b', 'c', 'd'].map((id) => seen.has(id))).toEqual([false, true, true, true]);
     expect(seen.size).toBe(3);
     expect(() => new BoundedSeenStore(0)).toThrow(RangeError);
+  });
+});
+
+describe('OncePerId', () => {
+  // A seen store on a database: every call answers after a turn of the event loop.
+  const slowStore = (): SeenStore & { ids: Set<string> } => {
+    const ids = new Set<string>();
+    const later = <T>(value: () => T) => new Promise<T>((resolve) => setImmediate(() => resolve(value())));
+    return { ids, has: (id) => later(() => ids.has(id)), add: (id) => later(() => void ids.add(id)) };
+  };
+
+  it('runs the work once for two copies that arrive together (the second waits for the first)', async () => {
+    const once = new OncePerId(slowStore());
+    const calls: string[] = [];
+    const work = async () => {
+      calls.push('dup');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    // Same tick, as when rhea hands two deliveries over from one socket read.
+    const results = await Promise.all([once.run('dup', work), once.run('dup', work), once.run('other', async () => void calls.push('other'))]);
+    expect(results).toEqual([true, false, true]);
+    expect(calls.sort()).toEqual(['dup', 'other']);
+    expect(once.inProgress).toBe(0);
+    expect(await once.run('dup', work)).toBe(false);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('leaves the id unseen when the work throws, so the copy behind it (or a redelivery) runs it', async () => {
+    const store = slowStore();
+    const once = new OncePerId(store);
+    let attempt = 0;
+    const work = async () => {
+      attempt += 1;
+      if (attempt === 1) throw new Error('database busy');
+    };
+    const [first, second] = await Promise.allSettled([once.run('x', work), once.run('x', work)]);
+    expect(first.status).toBe('rejected');
+    expect(second).toEqual({ status: 'fulfilled', value: true });
+    expect(attempt).toBe(2);
+    expect(store.ids.has('x')).toBe(true);
   });
 });
 
