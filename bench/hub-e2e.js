@@ -94,11 +94,13 @@ const fill = (port, messages, inflight = 256) =>
 const drainRhea = (port, n, prefetch, idleMs = 500) =>
   new Promise((resolve, reject) => {
     const container = rhea.create_container({ id: `bench-drain-${randomUUID().slice(0, 8)}` });
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const connection = container.connect({ host: '127.0.0.1', port, reconnect: false });
     const receiver = connection.open_receiver({ source: { address: UPLINK }, autoaccept: false, credit_window: 0 });
     let received = 0;
     let seconds;
+    let cpu;
     receiver.once('receiver_open', () => receiver.add_credit(prefetch));
     receiver.on('message', (ctx) => {
       ctx.delivery.accept();
@@ -106,8 +108,10 @@ const drainRhea = (port, n, prefetch, idleMs = 500) =>
       receiver.add_credit(1);
       if (received === n) {
         seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        cpu = process.cpuUsage(cpu0);
+        const cpuSeconds = (cpu.user + cpu.system) / 1e6;
         setTimeout(() => {
-          connection.once('connection_close', () => resolve({ rate: n / seconds, seconds, received }));
+          connection.once('connection_close', () => resolve({ rate: n / seconds, seconds, received, cpuUsPerMessage: (cpuSeconds * 1e6) / n, cpuShare: cpuSeconds / seconds }));
           connection.close();
         }, idleMs);
       }
@@ -205,12 +209,14 @@ const roundHub = async (broker) => {
     await fill(broker.port, expertMessages(N));
     let handled = 0;
     let tDone = null;
+    let cpuDone = null;
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const hub = await startHub(await hubConfig(broker, dataDir), silent, {
       wrapUplink: (uplink) => ({
         handleUplink: async (envelope) => {
           const result = await uplink.handleUplink(envelope);
-          if (envelope.type === 'expert.registered' && ++handled === N) tDone = process.hrtime.bigint();
+          if (envelope.type === 'expert.registered' && ++handled === N) (tDone = process.hrtime.bigint()), (cpuDone = process.cpuUsage(cpu0));
           return result;
         },
       }),
@@ -225,7 +231,9 @@ const roundHub = async (broker) => {
     if (stored !== N) throw new Error(`hub: ${stored} ExpertRegistered events stored, expected ${N}`);
     const left = await queueDepthProbe(broker.port);
     if (left !== 0) throw new Error(`hub: ${left} messages left in ${UPLINK}`);
-    return { rate: N / seconds, seconds, attachedSeconds, handledAtAttach, rateFromAttach: (N - handledAtAttach) / (seconds - attachedSeconds) };
+    // This process's CPU while the hub drained the queue (user + system), per message and as a share of one core.
+    const cpuSeconds = (cpuDone.user + cpuDone.system) / 1e6;
+    return { rate: N / seconds, seconds, attachedSeconds, handledAtAttach, rateFromAttach: (N - handledAtAttach) / (seconds - attachedSeconds), cpuUsPerMessage: (cpuSeconds * 1e6) / N, cpuShare: cpuSeconds / seconds };
   } finally {
     rmrf(dataDir);
   }
@@ -246,7 +254,7 @@ async function main() {
       for (const which of order) r[which] = which === 'rhea' ? await roundBaseline(broker) : await roundHub(broker);
       const label = round === 0 ? 'warm-up' : `round ${round}`;
       console.log(
-        `${label}: rhea ${fmt(r.rhea.rate)}/s (${r.rhea.seconds.toFixed(2)} s)  hub ${fmt(r.hub.rate)}/s (${r.hub.seconds.toFixed(2)} s; startHub resolved at ${r.hub.attachedSeconds.toFixed(2)} s with ${r.hub.handledAtAttach} handled; ${fmt(r.hub.rateFromAttach)}/s after)  hub/rhea ${(r.hub.rate / r.rhea.rate).toFixed(2)}`,
+        `${label}: rhea ${fmt(r.rhea.rate)}/s (${r.rhea.seconds.toFixed(2)} s; CPU ${fmt(r.rhea.cpuUsPerMessage)} µs/msg)  hub ${fmt(r.hub.rate)}/s (${r.hub.seconds.toFixed(2)} s; startHub resolved at ${r.hub.attachedSeconds.toFixed(2)} s with ${r.hub.handledAtAttach} handled; ${fmt(r.hub.rateFromAttach)}/s after; CPU ${fmt(r.hub.cpuUsPerMessage)} µs/msg, ${(100 * r.hub.cpuShare).toFixed(0)}% of a core)  hub/rhea ${(r.hub.rate / r.rhea.rate).toFixed(2)}`,
       );
       if (round > 0) {
         rates.rhea.push(r.rhea.rate);

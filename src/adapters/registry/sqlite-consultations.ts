@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, positi
 export class SqliteConsultations implements ConsultationReadModel {
   private readonly db: Database;
   private readonly statements;
+  /** The projection's write statements, prepared once (they run inside the writer's transactions). */
+  private readonly writes;
 
   constructor(private readonly writer: SqliteWriter) {
     this.db = writer.database;
@@ -44,6 +46,16 @@ export class SqliteConsultations implements ConsultationReadModel {
       due: this.db.prepare('SELECT row FROM consultations WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, consultation_id LIMIT ?').pluck(),
       checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').pluck().safeIntegers(true),
     };
+    this.writes = {
+      upsert: this.db.prepare(
+        `INSERT INTO consultations (consultation_id, applicant_system_id, expert_system_id, status, requested_at, due_ms, row)
+         VALUES (@consultation_id, @applicant_system_id, @expert_system_id, @status, @requested_at, @due_ms, @row)
+         ON CONFLICT (consultation_id) DO UPDATE SET expert_system_id = excluded.expert_system_id, status = excluded.status,
+           due_ms = excluded.due_ms, row = excluded.row`,
+      ),
+      count: this.db.prepare('INSERT INTO consultations_per_month (month, requested) VALUES (?, 1) ON CONFLICT (month) DO UPDATE SET requested = requested + 1'),
+      setCheckpoint: this.db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position'),
+    };
   }
 
   async checkpoint(): Promise<bigint> {
@@ -52,15 +64,9 @@ export class SqliteConsultations implements ConsultationReadModel {
   }
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
-    await this.writer.runExclusive((db) => {
-      const select = db.prepare('SELECT row FROM consultations WHERE consultation_id = ?').pluck();
-      const upsert = db.prepare(
-        `INSERT INTO consultations (consultation_id, applicant_system_id, expert_system_id, status, requested_at, due_ms, row)
-         VALUES (@consultation_id, @applicant_system_id, @expert_system_id, @status, @requested_at, @due_ms, @row)
-         ON CONFLICT (consultation_id) DO UPDATE SET expert_system_id = excluded.expert_system_id, status = excluded.status,
-           due_ms = excluded.due_ms, row = excluded.row`,
-      );
-      const count = db.prepare('INSERT INTO consultations_per_month (month, requested) VALUES (?, 1) ON CONFLICT (month) DO UPDATE SET requested = requested + 1');
+    const { upsert, count, setCheckpoint } = this.writes;
+    const select = this.statements.get;
+    await this.writer.runExclusive(() => {
       for (const e of events) {
         if (!isConsultationEvent(e)) continue;
         const event = { type: e.type, data: e.data } as ConsultationEvent;
@@ -80,8 +86,8 @@ export class SqliteConsultations implements ConsultationReadModel {
           row: JSON.stringify(next),
         });
       }
-      db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position').run(PROJECTION, checkpoint);
-    });
+      setCheckpoint.run(PROJECTION, checkpoint);
+    }, { durability: 'relaxed' });
   }
 
   async reset(): Promise<void> {

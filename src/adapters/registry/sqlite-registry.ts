@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, positi
 export class SqliteRegistry implements RegistryReadModel {
   private readonly db: Database;
   private readonly statements;
+  /** The projection's write statements, prepared once (they run inside the writer's transactions). */
+  private readonly writes;
 
   constructor(private readonly writer: SqliteWriter) {
     this.db = writer.database;
@@ -59,6 +61,14 @@ export class SqliteRegistry implements RegistryReadModel {
       knowsPatient: this.db.prepare('SELECT 1 FROM registry_entries WHERE patient_key = ? LIMIT 1'),
       checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').safeIntegers(true),
     };
+    this.writes = {
+      upsert: this.db.prepare(
+        `INSERT INTO registry_entries VALUES (@unique_id, @patient_key, @repository_unique_id, @status, @creation_time, @service_start_time,
+           @service_start_epoch, @mime_type, @hash, @size, @replaces, @replaced_by, @observation_id, @systolic, @diastolic)
+         ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
+      ),
+      setCheckpoint: this.db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position'),
+    };
   }
 
   async checkpoint(): Promise<bigint> {
@@ -67,13 +77,9 @@ export class SqliteRegistry implements RegistryReadModel {
   }
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
-    await this.writer.runExclusive((db) => {
-      const select = db.prepare('SELECT * FROM registry_entries WHERE unique_id = ?');
-      const upsert = db.prepare(
-        `INSERT INTO registry_entries VALUES (@unique_id, @patient_key, @repository_unique_id, @status, @creation_time, @service_start_time,
-           @service_start_epoch, @mime_type, @hash, @size, @replaces, @replaced_by, @observation_id, @systolic, @diastolic)
-         ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
-      );
+    const select = this.statements.get;
+    const { upsert, setCheckpoint } = this.writes;
+    await this.writer.runExclusive(() => {
       for (const e of events) {
         if (!isDocumentEvent(e)) continue;
         const event = { type: e.type, data: e.data } as DocumentEvent;
@@ -81,7 +87,7 @@ export class SqliteRegistry implements RegistryReadModel {
         const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
         if (next) upsert.run(viewToRow(next));
       }
-      db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position').run(PROJECTION, checkpoint);
+      setCheckpoint.run(PROJECTION, checkpoint);
       // Relaxed: the projection is rebuilt from the events, so its commit needs no fsync of its own; rows and
       // checkpoint still commit atomically, and the next append's fsync makes them durable too.
     }, { durability: 'relaxed' });
