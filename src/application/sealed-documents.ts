@@ -53,7 +53,9 @@ export class OpeningRegistry implements RegistryReadModel {
     let segment: RecordedEvent[] = [];
     for (const e of events) {
       if (e.type === PATIENT_ERASED) {
-        if (segment.length > 0) await this.inner.apply(segment, await this.inner.checkpoint());
+        // The events before it, up to the last of them: a registry that ignores a checkpoint it has already
+        // reached (PostgresRegistry, where several hubs project) would otherwise drop them.
+        if (segment.length > 0) await this.inner.apply(segment, segment[segment.length - 1]!.globalPosition);
         segment = [];
         await this.inner.forgetPatient(String(e.data['patientKey']));
         continue;

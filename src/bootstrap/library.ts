@@ -1,17 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import type { Container } from 'inversify';
 import pino, { type Logger } from 'pino';
-import { EventStoreDocumentRepository } from '../application/event-store-document-repository';
+import { PatientErasure, type ErasureResult } from '../application/patient-erasure';
+import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
-import type { RegistryReadModel } from '../application/ports/registry-read-model';
-import { Projector } from '../application/projector';
-import { TeleMedService } from '../application/telemed';
-import { XdsBackend } from '../application/xds-backend';
+import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
+import type { PatientKeys } from '../application/ports/patient-keys';
+import type { Projector } from '../application/projector';
+import type { TeleMedService } from '../application/telemed';
+import type { XdsBackend } from '../application/xds-backend';
+import type { Cpr } from '../domain/monitoring/cpr';
+import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
-import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
-import { RandomIds, SystemClock } from '../adapters/system/system-clock';
 import { loadConfig, type Config } from './config';
-import { TOKENS, openContainer } from './container';
+import { TOKENS, buildContainer, openContainer } from './container';
 
 /** What a backend team gets when it embeds the core without HTTP. */
 export type EmbeddedTeleMed = Readonly<{
@@ -21,6 +24,12 @@ export type EmbeddedTeleMed = Readonly<{
   xds: XdsBackend;
   /** Rebuild the registry projection from the events. */
   rebuildRegistry(): Promise<void>;
+  /**
+   * Forget a patient by crypto-shredding (what DELETE /patients/{id} does): their data key is deleted, their
+   * registry rows go, and every stored document of theirs stays an envelope nobody can open. Idempotent; later
+   * uploads and reads for the patient throw NotFoundError code 'patient_erased' (410 over HTTP). `by` is recorded in the PatientErased event.
+   */
+  erasePatient(patientId: Cpr, options: { by: string; correlationId?: string }): Promise<ErasureResult>;
   close(): Promise<void>;
 }>;
 
@@ -34,7 +43,8 @@ export type OpenOptions =
   | Readonly<{ inMemory: true; pseudonymSecret?: Buffer }>;
 
 /**
- * Open the TeleMed core in-process.
+ * Open the TeleMed core in-process: the server's container, with the same sealing of patient data and the same
+ * erasure, on the configured store or in memory.
  *
  *   const rts = await openTeleMed({ dataDir: './data' });
  *   const uniqueId = await rts.telemed.processAndStore(createTeleObservation({...}, DateTime.utc()));
@@ -42,34 +52,35 @@ export type OpenOptions =
  *   await rts.close();
  */
 export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed> => {
+  let container: Container;
   if ('inMemory' in options) {
-    const store: EventStore = new InMemoryEventStore();
-    const registry: RegistryReadModel = new InMemoryRegistry();
-    const projector = new Projector(store, registry);
-    const repositoryUniqueId = loadConfig({}).RTS_REPOSITORY_UNIQUE_ID;
-    const xds = new XdsBackend({
-      store,
-      registry,
-      projector,
-      repositories: [new EventStoreDocumentRepository(repositoryUniqueId, store)],
-      repositoryUniqueId,
-      patientKeys: new HmacPatientKeys(options.pseudonymSecret ?? randomBytes(32)),
-      clock: new SystemClock(),
-      ids: new RandomIds(),
-    });
-    return { telemed: new TeleMedService(xds), xds, rebuildRegistry: () => projector.rebuild(), close: () => store.close() };
+    // Given the pseudonym secret and the stores, the container touches no file.
+    const config = loadConfig({ RTS_PSEUDONYM_SECRET: (options.pseudonymSecret ?? randomBytes(32)).toString('hex') });
+    const opened = { store: new InMemoryEventStore(), registry: new InMemoryRegistry(), registryKind: 'memory' as const, keys: new InMemoryKeyStore() };
+    container = buildContainer(config, pino({ level: 'silent' }), opened);
+  } else {
+    const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
+    container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
   }
-  const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
-  const container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
+  const protection = container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
+  const erasure = new PatientErasure({
+    store,
+    protection,
+    patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
+    projectors: [projector],
+    clock: container.get<Clock>(TOKENS.Clock),
+  });
   return {
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
     xds: container.get<XdsBackend>(TOKENS.Xds),
     rebuildRegistry: () => projector.rebuild(),
+    erasePatient: (patientId, erasureOptions) => erasure.erase(patientId, erasureOptions),
     close: async () => {
       await projector.stop();
       await store.close();
+      await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
     },
   };
 };

@@ -21,7 +21,7 @@ import { createDirectoryModule } from './directory-module';
 import { createMessageSecurity } from './message-security';
 import { startHubMessaging } from './hub-messaging';
 import { createSecurityModule } from './security-module';
-import type { PatientDataProtection } from '../application/ports/patient-data-protection';
+import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
 
 export type RunningHub = Readonly<{ url: string; stop(): Promise<void> }>;
@@ -130,6 +130,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       await directory.stop();
       await projector.stop();
       await store.close();
+      await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
       logger.info('telemed-rts stopped');
     })());
   return { url, stop };

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { Client } from 'pg';
 import { createTeleObservation, lastDays, openTeleMed, parseCpr, timeInterval } from '../../src';
+import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
 
 /** The documented library entry point, used as a backend team would use it: no HTTP anywhere. */
 describe('openTeleMed (library entry point)', () => {
@@ -76,6 +77,95 @@ describe('openTeleMed (library entry point)', () => {
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await admin.end();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('erases a patient in memory: reads and uploads answer patient_erased, other patients stay', async () => {
+    const rts = await openTeleMed({ inMemory: true });
+    await rts.telemed.processAndStore(reading(126, 30));
+    const other = createTeleObservation({ patientId: '010203-2345', systolic: 140, diastolic: 80, measuredAt: now.minus({ minutes: 5 }).toISO() }, now);
+    await rts.telemed.processAndStore(other);
+    const first = await rts.erasePatient(parseCpr('251248-1234'), { by: 'dpo' });
+    expect(first.alreadyErased).toBe(false);
+    expect((await rts.erasePatient(parseCpr('251248-1234'), { by: 'dpo' })).alreadyErased).toBe(true);
+    await expect(rts.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now))).rejects.toMatchObject({ code: 'patient_erased' });
+    await expect(rts.telemed.processAndStore(reading(127, 1))).rejects.toMatchObject({ code: 'patient_erased' });
+    expect(await rts.telemed.getObservationsFor(parseCpr('010203-2345'), lastDays(7, now))).toHaveLength(1);
+    await rts.close();
+  });
+
+  it('erases a patient on PostgreSQL: no table file of the schema holds their data or their key once it is done', async () => {
+    // A database of its own: VACUUM can only remove a row version that no running transaction of the same
+    // database may still see, and other test files keep transactions open in theirs.
+    const serverUrl = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const database = `rts_erase_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const server = new Client({ connectionString: serverUrl });
+    await server.connect();
+    await server.query(`CREATE DATABASE "${database}"`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${database}`;
+    const connectionString = url.toString();
+    const schema = 'rts';
+    const secret = 'ef'.repeat(32);
+    const settings = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: connectionString, RTS_POSTGRES_SCHEMA: schema, RTS_PSEUDONYM_SECRET: secret };
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-erase-pg-'));
+    const admin = new Client({ connectionString });
+    await admin.connect();
+    const cpr = parseCpr('251248-1234');
+    const patientKey = new HmacPatientKeys(Buffer.from(secret, 'hex')).keyFor(cpr);
+    // What PostgreSQL has written to the files of the schema's tables and indexes (after a CHECKPOINT flushed them).
+    const tableFiles = async (): Promise<Buffer[]> => {
+      await admin.query('CHECKPOINT');
+      const { rows: dir } = await admin.query<{ setting: string }>(`SELECT setting FROM pg_settings WHERE name = 'data_directory'`);
+      const { rows } = await admin.query<{ path: string | null }>(
+        `SELECT pg_relation_filepath(c.oid) AS path FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1`,
+        [schema],
+      );
+      const paths = rows.map((r) => r.path).filter((p): p is string => p !== null);
+      expect(paths.length).toBeGreaterThan(3);
+      return paths.flatMap((p) => {
+        try {
+          return [readFileSync(join(dir[0]!.setting, p))];
+        } catch {
+          return []; // an empty relation has no file yet
+        }
+      });
+    };
+    try {
+      const rts = await openTeleMed({ dataDir, settings });
+      await rts.telemed.processAndStore(reading(131, 20));
+      const other = createTeleObservation({ patientId: '010203-2345', systolic: 142, diastolic: 80, measuredAt: now.minus({ minutes: 5 }).toISO() }, now);
+      await rts.telemed.processAndStore(other);
+      const { rows: keyRows } = await admin.query<{ data_key: Buffer }>(`SELECT data_key FROM "${schema}".patient_keys WHERE patient_key = $1`, [patientKey]);
+      const dataKey = keyRows[0]!.data_key;
+      expect(dataKey).toHaveLength(32);
+      const cprForms = [Buffer.from('251248-1234'), Buffer.from('2512481234')];
+      const before = await tableFiles();
+      expect(before.some((b) => b.includes(dataKey))).toBe(true); // the scan finds the key while it exists
+      for (const bytes of before) for (const form of cprForms) expect(bytes.includes(form)).toBe(false); // sealed from the start
+
+      const erased = await rts.erasePatient(cpr, { by: 'dpo' });
+      expect(erased).toMatchObject({ patientKey, alreadyErased: false });
+      await expect(rts.telemed.getObservationsFor(cpr, lastDays(7, now))).rejects.toMatchObject({ code: 'patient_erased' });
+      expect(await rts.telemed.getObservationsFor(parseCpr('010203-2345'), lastDays(7, now))).toHaveLength(1);
+      await rts.close();
+
+      const { rows: tomb } = await admin.query(`SELECT data_key, erased_at FROM "${schema}".patient_keys WHERE patient_key = $1`, [patientKey]);
+      expect(tomb).toEqual([{ data_key: null, erased_at: expect.any(Date) }]);
+      const { rows: left } = await admin.query(`SELECT count(*)::int AS n FROM "${schema}".registry_entries WHERE patient_key = $1`, [patientKey]);
+      expect(left[0].n).toBe(0);
+      const { rows: events } = await admin.query<{ data: string }>(`SELECT data::text AS data FROM "${schema}".events WHERE event_type = 'DocumentSubmitted'`);
+      expect(events).toHaveLength(2);
+      for (const e of events) expect(e.data).not.toMatch(/systolic|value="131"|251248/);
+      for (const bytes of await tableFiles()) {
+        expect(bytes.includes(dataKey)).toBe(false);
+        for (const form of cprForms) expect(bytes.includes(form)).toBe(false);
+      }
+    } finally {
+      await admin.end();
+      await server.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+      await server.end();
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

@@ -111,13 +111,14 @@ export class SqliteKeyStore implements PatientKeyStore {
 
 /**
  * A table `patient_keys` in the PostgreSQL schema, shared by every hub process on it. PostgreSQL keeps the old row
- * version until VACUUM; erase() therefore runs `VACUUM patient_keys` afterwards (best effort; autovacuum would
- * reach it later), so the key's bytes leave the heap.
+ * version until VACUUM; erase() therefore runs `VACUUM patient_keys` afterwards, so the key's bytes leave the
+ * table's pages (tested by reading the table's files). Not covered: PostgreSQL's WAL segments and any base
+ * backup or WAL archive taken while the key existed; they age out with the retention of those copies.
  */
 export class PostgresKeyStore implements PatientKeyStore {
-  private constructor(private readonly db: PgTransactor & { vacuum?(table: string): Promise<void> }) {}
+  private constructor(private readonly db: PgTransactor) {}
 
-  static async open(db: PgTransactor & { vacuum?(table: string): Promise<void> }): Promise<PostgresKeyStore> {
+  static async open(db: PgTransactor): Promise<PostgresKeyStore> {
     await db.withTransaction(async (client) => {
       await client.query(`SELECT pg_advisory_xact_lock(hashtext('rts_patient_keys_schema'))`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${db.table('patient_keys')} (patient_key TEXT PRIMARY KEY, data_key BYTEA, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), erased_at TIMESTAMPTZ)`);
@@ -147,7 +148,8 @@ export class PostgresKeyStore implements PatientKeyStore {
         [patientKey, erasedAt],
       ),
     );
-    await this.db.vacuum?.('patient_keys').catch(() => undefined);
+    // The UPDATE leaves the old row version, key and all, in the table's page until a vacuum removes it.
+    await this.db.vacuum('patient_keys');
   }
 
   async close(): Promise<void> {}

@@ -5,7 +5,7 @@ import type { RegistryReadModel } from '../../application/ports/registry-read-mo
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS } from '../event-store/postgres/migrate';
-import { quoteIdent } from '../event-store/postgres/sql';
+import { inTransaction, quoteIdent, vacuumTable } from '../event-store/postgres/sql';
 
 /**
  * What the registry needs of PostgreSQL: a schema, and transactions on it. The PostgreSQL event store is one
@@ -18,6 +18,8 @@ export type PgTransactor = Readonly<{
   table(name: string): string;
   /** Runs `work` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
   withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T>;
+  /** VACUUM a table of the schema, outside any transaction (erasure: dead row versions leave the pages). */
+  vacuum(table: string): Promise<void>;
 }>;
 
 /** Advisory lock class of registry writes (two-key form: class, hashtext(schema)). Distinct from the store's. */
@@ -154,9 +156,10 @@ export class PostgresRegistry implements RegistryReadModel {
     });
   }
 
-  /** Erasure: every row of the patient goes (VACUUM, run by the erasure, removes the dead row versions). */
+  /** Erasure: every row of the patient goes, and a VACUUM takes their dead row versions out of the pages. */
   async forgetPatient(patientKey: string): Promise<void> {
     await this.db.withTransaction((client) => client.query(`DELETE FROM ${this.db.table('registry_entries')} WHERE patient_key = $1`, [patientKey]));
+    await this.db.vacuum('registry_entries');
   }
 
   async reset(): Promise<void> {
@@ -199,21 +202,12 @@ export class PostgresDatabase implements PgTransactor {
   }
 
   async withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(this.pool, work);
+  }
+
+  /** VACUUM a table of the schema (see vacuumTable in sql.ts). */
+  vacuum(table: string): Promise<void> {
+    return vacuumTable(this.pool, this.table(table));
   }
 
   close(): Promise<void> {

@@ -13,7 +13,7 @@ import {
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend } from '../append-rules';
 import { AppendNotifier } from './append-notifier';
 import { migrate } from './migrate';
-import { isPgError, quoteIdent, UNIQUE_VIOLATION } from './sql';
+import { inTransaction, isPgError, quoteIdent, UNIQUE_VIOLATION, vacuumTable } from './sql';
 
 /**
  * PostgreSQL adapter of the event store port.
@@ -240,21 +240,12 @@ export class PostgresEventStore implements EventStore {
    * projections, which update their tables and their checkpoint together so a crash never splits the two.
    */
   async withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(this.pool, work);
+  }
+
+  /** VACUUM a table of the schema (see vacuumTable in sql.ts). */
+  vacuum(table: string): Promise<void> {
+    return vacuumTable(this.pool, this.table(table));
   }
 
   close(): Promise<void> {

@@ -1,3 +1,5 @@
+import type { Pool, PoolClient } from 'pg';
+
 /** Quotes an SQL identifier (schema, table, channel) for PostgreSQL: wraps in double quotes, doubles inner ones. */
 export function quoteIdent(name: string): string {
   if (name.length === 0 || name.length > 63 || name.includes('\0')) {
@@ -11,4 +13,39 @@ export const UNIQUE_VIOLATION = '23505';
 
 export function isPgError(error: unknown): error is Error & { code: string; constraint?: string } {
   return error instanceof Error && typeof (error as { code?: unknown }).code === 'string';
+}
+
+/** Runs `work` in one transaction on a pooled connection: COMMIT when it resolves, ROLLBACK when it throws. */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch((rollbackError: Error) => {
+      broken = rollbackError;
+    });
+    throw error;
+  } finally {
+    // A connection whose ROLLBACK failed is not given back to the pool.
+    client.release(broken);
+  }
+}
+
+/**
+ * VACUUM one table (`qualified`: schema-qualified and quoted), on a connection of its own: PostgreSQL refuses
+ * VACUUM inside a transaction block. Erasure uses it so the dead row versions of deleted personal data (and of
+ * a patient's deleted data key) leave the table's pages instead of waiting for autovacuum. A row version still
+ * visible to a transaction older than the deletion stays until a later vacuum: keep transactions short.
+ */
+export async function vacuumTable(pool: Pool, qualified: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query(`VACUUM ${qualified}`);
+  } finally {
+    client.release();
+  }
 }
