@@ -31,6 +31,8 @@ const a = parseArgs();
 const N = Number(a.messages ?? 5000);
 const ROUNDS = Number(a.rounds ?? 3);
 const PREFETCH = Number(a.prefetch ?? 50);
+// --only hub: no baseline rounds (for a profile of the hub: node --cpu-prof bench/hub-e2e.js --only hub).
+const ONLY = a.only ? String(a.only).split(',') : ['rhea', 'hub'];
 const UPLINK = 'rts.uplink';
 const SYSTEM = 'bench-e2e';
 const fmt = (x) => Math.round(x).toLocaleString('en-US');
@@ -249,18 +251,23 @@ async function main() {
     console.log(`machine: ${m.cpu}, ${m.nproc} CPUs, ${m.memGiB} GiB, node ${m.node}, SQLite ${m.sqlite}; ${fmtPressure(pressure())}`);
     for (let round = 0; round <= ROUNDS; round++) {
       // Alternate which goes first, so a drift in the machine or the broker (KahaDB growth) hits both alike.
-      const order = round % 2 === 0 ? ['rhea', 'hub'] : ['hub', 'rhea'];
+      const order = (round % 2 === 0 ? ['rhea', 'hub'] : ['hub', 'rhea']).filter((w) => ONLY.includes(w));
       const r = {};
       for (const which of order) r[which] = which === 'rhea' ? await roundBaseline(broker) : await roundHub(broker);
       const label = round === 0 ? 'warm-up' : `round ${round}`;
-      console.log(
-        `${label}: rhea ${fmt(r.rhea.rate)}/s (${r.rhea.seconds.toFixed(2)} s; CPU ${fmt(r.rhea.cpuUsPerMessage)} µs/msg)  hub ${fmt(r.hub.rate)}/s (${r.hub.seconds.toFixed(2)} s; startHub resolved at ${r.hub.attachedSeconds.toFixed(2)} s with ${r.hub.handledAtAttach} handled; ${fmt(r.hub.rateFromAttach)}/s after; CPU ${fmt(r.hub.cpuUsPerMessage)} µs/msg, ${(100 * r.hub.cpuShare).toFixed(0)}% of a core)  hub/rhea ${(r.hub.rate / r.rhea.rate).toFixed(2)}`,
-      );
+      const parts = [];
+      if (r.rhea) parts.push(`rhea ${fmt(r.rhea.rate)}/s (${r.rhea.seconds.toFixed(2)} s; CPU ${fmt(r.rhea.cpuUsPerMessage)} µs/msg)`);
+      if (r.hub) {
+        parts.push(
+          `hub ${fmt(r.hub.rate)}/s (${r.hub.seconds.toFixed(2)} s; startHub resolved at ${r.hub.attachedSeconds.toFixed(2)} s with ${r.hub.handledAtAttach} handled; ${fmt(r.hub.rateFromAttach)}/s after; CPU ${fmt(r.hub.cpuUsPerMessage)} µs/msg, ${(100 * r.hub.cpuShare).toFixed(0)}% of a core)`,
+        );
+      }
+      if (r.rhea && r.hub) parts.push(`hub/rhea ${(r.hub.rate / r.rhea.rate).toFixed(2)}`);
+      console.log(`${label}: ${parts.join('  ')}`);
       if (round > 0) {
-        rates.rhea.push(r.rhea.rate);
-        rates.hub.push(r.hub.rate);
-        rates.hubFromAttach.push(r.hub.rateFromAttach);
-        rounds.push({ round, order, rhea: r.rhea, hub: r.hub });
+        if (r.rhea) rates.rhea.push(r.rhea.rate);
+        if (r.hub) rates.hub.push(r.hub.rate), rates.hubFromAttach.push(r.hub.rateFromAttach);
+        if (r.rhea && r.hub) rounds.push({ round, order, rhea: r.rhea, hub: r.hub });
       }
     }
   } finally {

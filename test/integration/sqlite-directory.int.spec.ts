@@ -80,6 +80,9 @@ describe('SqliteDirectory', () => {
     expect((await t.directory.findExperts({ language: 'en-gb', limit: 10 })).items.map((e) => e.expertId)).toEqual(['chengdu:e-3']);
     expect(await t.directory.expertsAsOf(await t.store.headPosition())).toEqual(await memory.expertsAsOf(await t.store.headPosition()));
     expect(await t.directory.listSystems()).toEqual(await memory.listSystems());
+    const rows = await t.directory.listSystemRows();
+    expect(rows).toEqual(await memory.listSystemRows());
+    expect(rows).toEqual((await t.directory.listSystems()).map(({ activeExperts: _counted, ...row }) => row));
     expect(await t.directory.getSystem('chengdu')).toMatchObject({
       status: 'joined',
       activeExperts: 249,

@@ -81,7 +81,11 @@ export class InMemoryDirectory implements DirectoryReadModel {
   }
 
   async listSystems(): Promise<readonly SystemView[]> {
-    return [...this.systems.values()].sort((a, b) => compare(a.systemId, b.systemId)).map((r) => this.withCounts(r));
+    return (await this.listSystemRows()).map((r) => this.withCounts(r));
+  }
+
+  async listSystemRows(): Promise<readonly SystemRow[]> {
+    return [...this.systems.values()].sort((a, b) => compare(a.systemId, b.systemId));
   }
 
   private sorted(): ExpertView[] {

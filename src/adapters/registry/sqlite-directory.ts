@@ -235,6 +235,10 @@ export class SqliteDirectory implements DirectoryReadModel, CheckpointStore {
     return { ...systemFromJson(json.row), activeExperts: Number(this.statements.activeCount.get(systemId)) };
   }
 
+  async listSystemRows(): Promise<readonly SystemRow[]> {
+    return (this.statements.listSystems.all() as { row: string }[]).map((r) => systemFromJson(r.row));
+  }
+
   async listSystems(): Promise<readonly SystemView[]> {
     const counts = new Map((this.statements.activeCounts.all() as { id: string; n: number }[]).map((c) => [c.id, Number(c.n)]));
     return (this.statements.listSystems.all() as { row: string }[]).map((r) => {

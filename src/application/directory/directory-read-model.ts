@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../ports/event-store';
-import type { ExpertView, SystemView } from '../projections/directory-projection';
+import type { ExpertView, SystemRow, SystemView } from '../projections/directory-projection';
 
 /**
  * Storage of the directory projection (experts and connected systems). Like the registry: an adapter applies a
@@ -43,4 +43,6 @@ export interface DirectoryReadModel {
   getSystem(systemId: string): Promise<SystemView | null>;
   /** Every system, ordered by id. */
   listSystems(): Promise<readonly SystemView[]>;
+  /** Every system without its expert count (which costs a pass over the experts): for routing downlink messages. */
+  listSystemRows(): Promise<readonly SystemRow[]>;
 }

@@ -1,6 +1,6 @@
 import type { CheckpointStore, DownlinkOutbox } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
-import { systemJoinedAt, type SystemView } from '../projections/directory-projection';
+import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
 import type { DirectoryLogger } from './directory-projector';
 import type { DirectoryReadModel } from './directory-read-model';
 import { needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
@@ -96,7 +96,7 @@ export class DownlinkPublisher {
       if (events.length === 0) return;
       const last = events[events.length - 1]!.globalPosition;
       if ((await this.deps.directory.checkpoint()) < last) await this.deps.projector.catchUp();
-      const systems = await this.deps.directory.listSystems();
+      const systems = await this.deps.directory.listSystemRows();
       for (const event of events) {
         const messages = await this.plan(event, systems);
         if (messages.length > 0) {
@@ -111,7 +111,7 @@ export class DownlinkPublisher {
     }
   }
 
-  private async plan(event: RecordedEvent, systems: readonly SystemView[]): Promise<readonly DownlinkMessage[]> {
+  private async plan(event: RecordedEvent, systems: readonly SystemRow[]): Promise<readonly DownlinkMessage[]> {
     const joinedSystems = systems.filter((s) => systemJoinedAt(s, event.globalPosition)).map((s) => ({ systemId: s.systemId, downlinkQueue: s.downlinkQueue }));
     const directory = needsDirectory(event) ? await this.deps.directory.expertsAsOf(event.globalPosition) : undefined;
     return planDownlink(event, { joinedSystems, directory }, { snapshotBatchSize: this.deps.snapshotBatchSize });
