@@ -97,6 +97,7 @@ const drainRhea = (port, n, prefetch, idleMs = 500) =>
   new Promise((resolve, reject) => {
     const container = rhea.create_container({ id: `bench-drain-${randomUUID().slice(0, 8)}` });
     const cpu0 = process.cpuUsage();
+    const broker0 = brokerCpu();
     const t0 = process.hrtime.bigint();
     const connection = container.connect({ host: '127.0.0.1', port, reconnect: false });
     const receiver = connection.open_receiver({ source: { address: UPLINK }, autoaccept: false, credit_window: 0 });
@@ -112,8 +113,9 @@ const drainRhea = (port, n, prefetch, idleMs = 500) =>
         seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         cpu = process.cpuUsage(cpu0);
         const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+        const brokerUsPerMessage = ((brokerCpu() - broker0) * 1e6) / n;
         setTimeout(() => {
-          connection.once('connection_close', () => resolve({ rate: n / seconds, seconds, received, cpuUsPerMessage: (cpuSeconds * 1e6) / n, cpuShare: cpuSeconds / seconds }));
+          connection.once('connection_close', () => resolve({ rate: n / seconds, seconds, received, cpuUsPerMessage: (cpuSeconds * 1e6) / n, cpuShare: cpuSeconds / seconds, brokerUsPerMessage }));
           connection.close();
         }, idleMs);
       }
@@ -141,6 +143,29 @@ const queueDepthProbe = (port, waitMs = 700) =>
     connection.on('connection_error', (c) => reject(new Error(String(c.error))));
     connection.on('error', reject);
   });
+
+/** CPU seconds (user + system) used so far by a process and its descendants (the broker's JVM under broker.sh). */
+const treeCpuSeconds = (pid) => {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  const visit = (p) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / tick; // utime, stime
+      for (const t of fs.readdirSync(`/proc/${p}/task`)) {
+        const children = fs.readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim();
+        for (const c of children ? children.split(' ') : []) visit(c);
+      }
+    } catch {
+      // gone
+    }
+  };
+  visit(pid);
+  return total;
+};
+let brokerPid = null;
+const brokerCpu = () => (brokerPid ? treeCpuSeconds(brokerPid) : NaN);
 
 const hubConfig = async (broker, dataDir, extra = {}) =>
   loadConfig({
@@ -212,13 +237,15 @@ const roundHub = async (broker) => {
     let handled = 0;
     let tDone = null;
     let cpuDone = null;
+    let brokerDone = null;
     const cpu0 = process.cpuUsage();
+    const broker0 = brokerCpu();
     const t0 = process.hrtime.bigint();
     const hub = await startHub(await hubConfig(broker, dataDir), silent, {
       wrapUplink: (uplink) => ({
         handleUplink: async (envelope) => {
           const result = await uplink.handleUplink(envelope);
-          if (envelope.type === 'expert.registered' && ++handled === N) (tDone = process.hrtime.bigint()), (cpuDone = process.cpuUsage(cpu0));
+          if (envelope.type === 'expert.registered' && ++handled === N) (tDone = process.hrtime.bigint()), (cpuDone = process.cpuUsage(cpu0)), (brokerDone = brokerCpu());
           return result;
         },
       }),
@@ -235,7 +262,7 @@ const roundHub = async (broker) => {
     if (left !== 0) throw new Error(`hub: ${left} messages left in ${UPLINK}`);
     // This process's CPU while the hub drained the queue (user + system), per message and as a share of one core.
     const cpuSeconds = (cpuDone.user + cpuDone.system) / 1e6;
-    return { rate: N / seconds, seconds, attachedSeconds, handledAtAttach, rateFromAttach: (N - handledAtAttach) / (seconds - attachedSeconds), cpuUsPerMessage: (cpuSeconds * 1e6) / N, cpuShare: cpuSeconds / seconds };
+    return { rate: N / seconds, seconds, attachedSeconds, handledAtAttach, rateFromAttach: (N - handledAtAttach) / (seconds - attachedSeconds), cpuUsPerMessage: (cpuSeconds * 1e6) / N, cpuShare: cpuSeconds / seconds, brokerUsPerMessage: ((brokerDone - broker0) * 1e6) / N };
   } finally {
     rmrf(dataDir);
   }
@@ -244,6 +271,7 @@ const roundHub = async (broker) => {
 async function main() {
   const m = machine();
   const broker = await startBroker();
+  brokerPid = broker.pid;
   const rates = { rhea: [], hub: [], hubFromAttach: [] };
   const rounds = [];
   try {
@@ -256,10 +284,10 @@ async function main() {
       for (const which of order) r[which] = which === 'rhea' ? await roundBaseline(broker) : await roundHub(broker);
       const label = round === 0 ? 'warm-up' : `round ${round}`;
       const parts = [];
-      if (r.rhea) parts.push(`rhea ${fmt(r.rhea.rate)}/s (${r.rhea.seconds.toFixed(2)} s; CPU ${fmt(r.rhea.cpuUsPerMessage)} µs/msg)`);
+      if (r.rhea) parts.push(`rhea ${fmt(r.rhea.rate)}/s (${r.rhea.seconds.toFixed(2)} s; CPU ${fmt(r.rhea.cpuUsPerMessage)} µs/msg, broker ${fmt(r.rhea.brokerUsPerMessage)} µs/msg)`);
       if (r.hub) {
         parts.push(
-          `hub ${fmt(r.hub.rate)}/s (${r.hub.seconds.toFixed(2)} s; startHub resolved at ${r.hub.attachedSeconds.toFixed(2)} s with ${r.hub.handledAtAttach} handled; ${fmt(r.hub.rateFromAttach)}/s after; CPU ${fmt(r.hub.cpuUsPerMessage)} µs/msg, ${(100 * r.hub.cpuShare).toFixed(0)}% of a core)`,
+          `hub ${fmt(r.hub.rate)}/s (${r.hub.seconds.toFixed(2)} s; startHub resolved at ${r.hub.attachedSeconds.toFixed(2)} s with ${r.hub.handledAtAttach} handled; ${fmt(r.hub.rateFromAttach)}/s after; CPU ${fmt(r.hub.cpuUsPerMessage)} µs/msg, ${(100 * r.hub.cpuShare).toFixed(0)}% of a core; broker ${fmt(r.hub.brokerUsPerMessage)} µs/msg)`,
         );
       }
       if (r.rhea && r.hub) parts.push(`hub/rhea ${(r.hub.rate / r.rhea.rate).toFixed(2)}`);

@@ -87,7 +87,7 @@ async function startBroker() {
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
   process.once('exit', () => child.exitCode === null && child.kill('SIGKILL'));
-  return { port, url: `amqp://127.0.0.1:${port}`, stop };
+  return { port, url: `amqp://127.0.0.1:${port}`, stop, pid: child.pid };
 }
 
 const profile = {
