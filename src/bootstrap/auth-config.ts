@@ -14,6 +14,7 @@ import { z } from 'zod';
  *   RTS_AUTH_DEV_LOGIN        on | off: POST /auth/dev-login hands out tokens for any role. Default on only in the
  *                             embedded profile (SQLite) listening on loopback without a JWKS; never on otherwise.
  *   RTS_RATE_LIMIT_PER_SECOND / RTS_RATE_LIMIT_BURST   token bucket per caller (subject, API key, else IP).
+ *   RTS_AUDIT_ANCHOR_SECONDS   how often the hub logs the audit chains' heads ('audit anchor'; 0: never).
  *   RTS_PATIENT_KEY_CACHE_SIZE  data keys held in memory (LRU).
  */
 const onOff = z.enum(['on', 'off'], { error: 'must be on or off' });
@@ -40,6 +41,7 @@ export const authSettings = {
   RTS_AUTH_DEV_LOGIN: onOff.optional(),
   RTS_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(50),
   RTS_RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  RTS_AUDIT_ANCHOR_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
   RTS_PATIENT_KEY_CACHE_SIZE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
 };
 

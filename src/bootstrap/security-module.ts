@@ -101,6 +101,15 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
   if (config.RTS_AUTH === 'off') logger.warn('RTS_AUTH=off: access control is disabled; every caller may read and change all data');
   if (devLogin) logger.warn('POST /auth/dev-login is enabled (embedded profile on loopback): it hands out tokens for any role; set RTS_AUTH_DEV_LOGIN=off to disable');
   const apiKeys = config.RTS_API_KEYS ?? {};
+  // Anchors: the chains' heads, logged where the store cannot rewrite them (the log collector), so a later
+  // POST /audit/verify can show a chain cut back at its tail. Hashes and stream names only.
+  const logAnchor = async () => {
+    const day = deps.clock.now().toUTC().toISODate()!;
+    const heads = await audit.headsOf(day).catch(() => null);
+    if (heads && Object.keys(heads).length > 0) logger.info({ auditAnchor: heads }, 'audit anchor');
+  };
+  const anchorTimer = config.RTS_AUDIT_ANCHOR_SECONDS > 0 ? setInterval(() => void logAnchor(), config.RTS_AUDIT_ANCHOR_SECONDS * 1000) : undefined;
+  anchorTimer?.unref();
   return {
     audit,
     erasure,
@@ -130,6 +139,11 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
         now: () => deps.clock.now().toJSDate(),
         ...(deps.onAuditFailure ? { onAuditFailure: deps.onAuditFailure } : {}),
       }),
-    close: () => audit.close(),
+    close: async () => {
+      if (anchorTimer) clearInterval(anchorTimer);
+      await audit.drain();
+      if (anchorTimer) await logAnchor(); // the last heads before the process goes
+      await audit.close();
+    },
   };
 };

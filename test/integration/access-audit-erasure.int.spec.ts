@@ -3,6 +3,7 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { readFileSync, readdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import pino from 'pino';
 import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server';
@@ -198,5 +199,40 @@ describe('access control, audit and erasure over SQLite', () => {
       expect(bytes.includes(cprDigits)).toBe(false);
       expect(bytes.includes(fragment)).toBe(false);
     }
+  });
+
+  it('shows a chain cut back at its tail when verified against anchors kept from before', async () => {
+    const first = (await call('GET', '/audit/verify', operator)).json();
+    expect(first.ok).toBe(true);
+    // Heads taken earlier stay valid anchors: the chains only grow (this very request is audited too).
+    const anchored = await call('POST', '/audit/verify', operator, { anchors: first.heads });
+    expect(anchored.json()).toMatchObject({ ok: true, breaks: [], anchorsChecked: Object.keys(first.heads).length });
+
+    // The heads as the hub's 'audit anchor' log line carries them, taken when nothing else is being recorded.
+    await security.audit.drain();
+    const today = new Date().toISOString().slice(0, 10);
+    const anchors = await security.audit.headsOf(today);
+    expect(Object.keys(anchors).length).toBeGreaterThan(0);
+    // Someone with write access to the file deletes the newest audit event of one of today's chains.
+    const [victim] = Object.keys(anchors).sort();
+    const db = new Database(join(data.dir, 'telemed.sqlite'));
+    try {
+      db.pragma('busy_timeout = 5000');
+      const cut = db.prepare('DELETE FROM events WHERE global_position = (SELECT MAX(global_position) FROM events WHERE stream_name = ?)').run(victim);
+      expect(cut.changes).toBe(1);
+    } finally {
+      db.close();
+    }
+    const checked = (await call('POST', '/audit/verify', operator, { anchors })).json();
+    expect(checked.ok).toBe(false);
+    expect(checked.breaks).toContainEqual({ streamName: victim, index: expect.any(Number), reason: 'anchor_missing' });
+    const plain = (await call('GET', '/audit/verify', operator)).json();
+    expect(plain.breaks.filter((b: { streamName: string }) => b.streamName === victim)).toEqual([]); // whole in itself
+
+    expect((await call('POST', '/audit/verify', operator, { anchors: { 'audit-2001-01-01-0': 'a'.repeat(64) } })).json()).toMatchObject({ code: 'anchor_outside_days' });
+    const bad = await call('POST', '/audit/verify', operator, { anchors: { nope: 'x' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect((await call('POST', '/audit/verify', system, { anchors: {} })).statusCode).toBe(403);
   });
 });

@@ -70,6 +70,14 @@ describe('audit hash chain', () => {
     expect(verifyChain(stream, [linked[1]!, linked[0]!, linked[2]!]).breaks.length).toBeGreaterThan(0);
     expect(verifyChain('audit-2024-05-01-9', linked).breaks[0]).toMatchObject({ index: 0, reason: 'prev_hash_mismatch' });
   });
+  it('finds a chain cut back at its tail only with an anchor kept from before', () => {
+    const cut = linked.slice(0, 2);
+    expect(verifyChain(stream, cut).breaks).toEqual([]); // whole in itself: the cut does not show
+    expect(verifyChain(stream, cut, linked[2]!.hash).breaks).toEqual([{ streamName: stream, index: 2, reason: 'anchor_missing' }]);
+    expect(verifyChain(stream, [], linked[0]!.hash).breaks).toEqual([{ streamName: stream, index: 0, reason: 'anchor_missing' }]);
+    expect(verifyChain(stream, linked, linked[1]!.hash).breaks).toEqual([]); // an older anchor is still in the chain
+    expect(verifyChain(stream, linked, linked[2]!.hash).breaks).toEqual([]);
+  });
 });
 
 describe('patient data envelope (AES-256-GCM)', () => {

@@ -90,6 +90,8 @@ export const PROBLEM_TYPES = {
   rate_limited: [429, 'Too many requests'],
   patient_erased: [410, 'The patient was erased'],
   audit_unavailable: [503, 'The audit trail cannot record the request'],
+  anchor_outside_days: [422, 'An anchor names an audit chain outside the days verified'],
+  too_many_anchors: [422, 'Too many anchors in one verification'],
   body_too_large: [413, 'The request body is too large'],
   unsupported_media_type: [415, 'The content type is not supported'],
   method_not_allowed: [405, 'Method not allowed'],

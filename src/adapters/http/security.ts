@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import type { AuditEntry, AuditOutcome } from '../../application/audit/audit-chain';
-import { MAX_AUDIT_RESULTS, daysBetween, type AuditTrail } from '../../application/audit/audit-trail';
+import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditTrail } from '../../application/audit/audit-trail';
+import { ValidationError } from '../../domain/shared/errors';
 import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { problem, sendProblem } from './problem';
@@ -96,6 +97,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
     'GET /audit': async () => ({ kind: 'audit.read' }),
     'GET /audit/verify': async () => ({ kind: 'audit.read' }),
+    'POST /audit/verify': async () => ({ kind: 'audit.read' }),
     'GET /experts': async () => ({ kind: 'directory.read' }),
     'GET /experts/:id': async () => ({ kind: 'directory.read' }),
     'GET /systems': async () => ({ kind: 'directory.read' }),
@@ -298,10 +300,26 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { user: q.user, days: { from: days[0], to: days[days.length - 1] }, count: items.length, items };
   });
 
+  const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
   app.get('/audit/verify', async (request) => {
-    const q = parseInput(z.strictObject({ from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() }), request.query, 'query');
+    const q = parseInput(z.strictObject(VerifyRange), request.query, 'query');
     const days = daysOf(q);
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days)) };
+  });
+  // The same, checked against heads kept outside the store (an earlier answer's `heads`, or the hub's
+  // 'audit anchor' log lines): a chain cut back at its tail is whole in itself, but loses its anchor.
+  app.post('/audit/verify', async (request) => {
+    const body = parseInput(
+      z.strictObject({
+        ...VerifyRange,
+        anchors: z.record(z.string().regex(/^audit-\d{4}-\d{2}-\d{2}-[0-7]$/, 'an audit chain name, audit-YYYY-MM-DD-0..7'), z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex hash')),
+      }),
+      request.body,
+      'body',
+    );
+    if (Object.keys(body.anchors).length > 8 * MAX_AUDIT_DAYS) throw new ValidationError('too_many_anchors', `at most ${8 * MAX_AUDIT_DAYS} anchors`);
+    const days = daysOf(body);
+    return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days, body.anchors)) };
   });
 };
 

@@ -92,13 +92,21 @@ export const pick = (e: AuditEntry): AuditEntry => ({
   reason: e.reason,
 });
 
-export type ChainBreak = Readonly<{ streamName: string; index: number; reason: 'prev_hash_mismatch' | 'hash_mismatch' | 'malformed' }>;
+export type ChainBreak = Readonly<{ streamName: string; index: number; reason: 'prev_hash_mismatch' | 'hash_mismatch' | 'malformed' | 'anchor_missing' }>;
 export type ChainVerification = Readonly<{ streamName: string; events: number; headHash: string; breaks: readonly ChainBreak[] }>;
 
-/** Walk one chain from its genesis: every event's prevHash must be the previous hash, and its hash must recompute. */
-export const verifyChain = (streamName: string, events: readonly Readonly<Record<string, unknown>>[]): ChainVerification => {
+/**
+ * Walk one chain from its genesis: every event's prevHash must be the previous hash, and its hash must recompute.
+ *
+ * A chain alone cannot show that its newest events were cut off: the shorter chain is still whole. An `anchor`, a
+ * head hash taken earlier and kept elsewhere (the `heads` of an earlier verification, or the hub's periodic
+ * 'audit anchor' log line), closes that gap: it must still be in the chain, else the break is `anchor_missing`
+ * at the chain's length.
+ */
+export const verifyChain = (streamName: string, events: readonly Readonly<Record<string, unknown>>[], anchor?: string): ChainVerification => {
   const breaks: ChainBreak[] = [];
   let prev = genesisHash(streamName);
+  let anchored = anchor === undefined;
   events.forEach((data, index) => {
     const e = data as Partial<ChainedAuditEntry>;
     if (typeof e.hash !== 'string' || typeof e.prevHash !== 'string' || typeof e.at !== 'string') {
@@ -108,6 +116,8 @@ export const verifyChain = (streamName: string, events: readonly Readonly<Record
     if (e.prevHash !== prev) breaks.push({ streamName, index, reason: 'prev_hash_mismatch' });
     if (hashOf(e.prevHash, e as ChainedAuditEntry) !== e.hash) breaks.push({ streamName, index, reason: 'hash_mismatch' });
     prev = e.hash;
+    if (e.hash === anchor) anchored = true;
   });
+  if (!anchored) breaks.push({ streamName, index: events.length, reason: 'anchor_missing' });
   return { streamName, events: events.length, headHash: prev, breaks };
 };

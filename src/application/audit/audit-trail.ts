@@ -1,4 +1,5 @@
 import { uuidV5 } from '../ids';
+import { ValidationError } from '../../domain/shared/errors';
 import { ExpectedVersionConflictError, type EventStore } from '../ports/event-store';
 import {
   AUDIT_EVENT_TYPE,
@@ -187,26 +188,49 @@ export class AuditTrail {
     return out;
   }
 
-  /** Walk every chain of the given days from its genesis. */
-  async verify(days: readonly string[]): Promise<{ ok: boolean; chains: number; events: number; breaks: readonly ChainBreak[]; heads: Record<string, string> }> {
+  /**
+   * Walk every chain of the given days from its genesis. `anchors` (stream name -> a head hash taken earlier and
+   * kept outside the store) must each still be in their chain: a chain cut back behind its anchor, or gone, is a
+   * break `anchor_missing` (a cut at the tail leaves a chain that is whole in itself).
+   */
+  async verify(
+    days: readonly string[],
+    anchors: Readonly<Record<string, string>> = {},
+  ): Promise<{ ok: boolean; chains: number; events: number; anchorsChecked: number; breaks: readonly ChainBreak[]; heads: Record<string, string> }> {
     await this.drain();
     let chains = 0;
     let events = 0;
     const breaks: ChainBreak[] = [];
     const heads: Record<string, string> = {};
-    for (const day of days) {
-      for (let p = 0; p < AUDIT_PARTITIONS; p++) {
-        const stream = auditStreamName(day, p);
-        const { events: recorded } = await this.options.store.readStream(stream);
-        if (recorded.length === 0) continue;
-        const result = verifyChain(stream, recorded.map((r) => r.data));
-        chains++;
-        events += result.events;
-        breaks.push(...result.breaks);
-        heads[stream] = result.headHash;
-      }
+    const streams = days.flatMap((day) => Array.from({ length: AUDIT_PARTITIONS }, (_, p) => auditStreamName(day, p)));
+    const unknown = Object.keys(anchors).filter((s) => !streams.includes(s));
+    if (unknown.length > 0) throw new ValidationError('anchor_outside_days', `${unknown.length} anchor(s) name a chain outside the days verified`);
+    for (const stream of streams) {
+      const { events: recorded } = await this.options.store.readStream(stream);
+      const anchor = anchors[stream];
+      if (recorded.length === 0 && anchor === undefined) continue;
+      const result = verifyChain(stream, recorded.map((r) => r.data), anchor);
+      chains++;
+      events += result.events;
+      breaks.push(...result.breaks);
+      if (recorded.length > 0) heads[stream] = result.headHash;
     }
-    return { ok: breaks.length === 0, chains, events, breaks, heads };
+    return { ok: breaks.length === 0, chains, events, anchorsChecked: Object.keys(anchors).length, breaks, heads };
+  }
+
+  /**
+   * The head hash of every chain of `day` that has events: what an operator keeps outside the store to verify
+   * against later (see verify's anchors). Stream names and hashes only: no personal data.
+   */
+  async headsOf(day: string): Promise<Record<string, string>> {
+    await this.drain();
+    const heads: Record<string, string> = {};
+    for (let p = 0; p < AUDIT_PARTITIONS; p++) {
+      const stream = auditStreamName(day, p);
+      const head = await this.readHead(stream, null);
+      if (head.version >= 0n) heads[stream] = head.hash;
+    }
+    return heads;
   }
 
   private async readChain(stream: string): Promise<readonly ChainedAuditEntry[]> {
