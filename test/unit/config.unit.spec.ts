@@ -16,6 +16,7 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toEqual({
       RTS_HTTP_HOST: '127.0.0.1',
       RTS_AUTH: 'on',
+      RTS_AUDIT_ANCHOR_SECONDS: 3600,
       RTS_AUTH_ISSUER: 'telemed-rts',
       RTS_AUTH_AUDIENCE: 'telemed-rts',
       RTS_RATE_LIMIT_PER_SECOND: 50,
@@ -87,6 +88,7 @@ describe('loadConfig', () => {
     ['RTS_REPOSITORY_UNIQUE_ID', 'not-an-oid', /OID/],
     ['RTS_BODY_LIMIT_BYTES', '10', /./],
     ['RTS_SHUTDOWN_GRACE_MS', '-1', /./],
+    ['RTS_AUDIT_ANCHOR_SECONDS', '90000', /./],
   ])('refuses a bad %s, naming it', (name, value, message) => {
     const base: Record<string, string> = name.startsWith('RTS_POSTGRES') ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' } : {};
     const problems = problemsOf({ ...base, [name]: value });
