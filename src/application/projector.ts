@@ -1,3 +1,4 @@
+import { DrainLoop } from './drain-loop';
 import type { EventStore, RecordedEvent } from './ports/event-store';
 
 export type ProjectorLogger = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -17,9 +18,7 @@ export interface ProjectionTarget {
  * `start()` runs it in the background, woken by the store's append notifications.
  */
 export class Projector {
-  private running: Promise<void> | null = null;
-  private stopped = true;
-  private loop: Promise<void> | null = null;
+  private readonly loop: DrainLoop;
 
   constructor(
     private readonly store: EventStore,
@@ -32,45 +31,33 @@ export class Projector {
      * projection transactions under load. Queries are not delayed by it: they call catchUp() themselves.
      */
     private readonly coalesceMs = 20,
-  ) {}
+  ) {
+    this.loop = new DrainLoop({
+      drain: () => this.drain(),
+      wait: async () => this.store.waitForAppend(await this.model.checkpoint(), 1000),
+      onError: (error) => this.logger?.error({ err: error }, `${this.name} projection failed; retrying`),
+      retryMs: 500,
+      coalesceMs: this.coalesceMs,
+    });
+  }
 
   catchUp(): Promise<void> {
-    if (!this.running) {
-      this.running = this.drain().finally(() => {
-        this.running = null;
-      });
-    }
-    return this.running;
+    return this.loop.catchUp();
   }
 
   /** Drop the model and replay every event into it. */
   async rebuild(): Promise<void> {
-    await this.running;
+    await this.loop.idle();
     await this.model.reset();
     await this.catchUp();
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.loop = (async () => {
-      while (!this.stopped) {
-        try {
-          await this.catchUp();
-          await this.store.waitForAppend(await this.model.checkpoint(), 1000);
-          if (!this.stopped && this.coalesceMs > 0) await new Promise((r) => setTimeout(r, this.coalesceMs));
-        } catch (error) {
-          this.logger?.error({ err: error }, `${this.name} projection failed; retrying`);
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      }
-    })();
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-    await this.running;
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   private async drain(): Promise<void> {

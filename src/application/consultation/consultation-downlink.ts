@@ -1,3 +1,4 @@
+import { DrainLoop } from '../drain-loop';
 import { homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
 import type { CheckpointStore } from '../ports/downlink-outbox';
@@ -135,44 +136,32 @@ export type ConsultationPublisherDependencies = Readonly<{
 }>;
 
 export class ConsultationDownlinkPublisher {
-  private running: Promise<void> | null = null;
-  private stopped = true;
-  private loop: Promise<void> | null = null;
+  private stopRequested = false;
+  private readonly loop: DrainLoop;
   private readonly name: string;
 
   constructor(private readonly deps: ConsultationPublisherDependencies) {
     this.name = deps.name ?? 'consultation-downlink';
+    this.loop = new DrainLoop({
+      drain: () => this.drain(),
+      wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
+      onError: (error) => this.deps.logger?.error({ err: error }, 'consultation downlink failed; retrying from the checkpoint'),
+    });
   }
 
   catchUp(): Promise<void> {
-    if (!this.running) {
-      this.running = this.drain().finally(() => {
-        this.running = null;
-      });
-    }
-    return this.running;
+    return this.loop.catchUp();
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.loop = (async () => {
-      while (!this.stopped) {
-        try {
-          await this.catchUp();
-          await this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
-        } catch (error) {
-          this.deps.logger?.error({ err: error }, 'consultation downlink failed; retrying from the checkpoint');
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-    })();
+    if (!this.loop.isStopped) return;
+    this.stopRequested = false;
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-    await this.running?.catch(() => undefined);
+    this.stopRequested = true;
+    await this.loop.stop();
   }
 
   private async drain(): Promise<void> {
@@ -189,7 +178,7 @@ export class ConsultationDownlinkPublisher {
         if (!consultation) continue;
         for (const m of planConsultationDownlink(event, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
         await this.deps.checkpoints.set(this.name, checkpoint);
-        if (this.stopped && this.loop) return;
+        if (this.stopRequested) return; // stop() waits for the event in hand; the rest is sent on the next start
       }
       await this.deps.checkpoints.set(this.name, checkpoint);
     }

@@ -1,3 +1,4 @@
+import { DrainLoop } from '../drain-loop';
 import type { CheckpointStore, DownlinkOutbox } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
 import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
@@ -40,15 +41,18 @@ export type DownlinkPublisherDependencies = Readonly<{
 }>;
 
 export class DownlinkPublisher {
-  private running: Promise<void> | null = null;
-  private stopped = true;
   private stopRequested = false;
-  private loop: Promise<void> | null = null;
+  private readonly loop: DrainLoop;
   private readonly name: string;
   private sentCount = 0;
 
   constructor(private readonly deps: DownlinkPublisherDependencies) {
     this.name = deps.name ?? 'downlink';
+    this.loop = new DrainLoop({
+      drain: () => this.drain(),
+      wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
+      onError: (error) => this.deps.logger?.error({ err: error }, 'downlink publishing failed; retrying from the checkpoint'),
+    });
   }
 
   /** Messages sent by this instance (resends included). */
@@ -57,36 +61,18 @@ export class DownlinkPublisher {
   }
 
   catchUp(): Promise<void> {
-    if (!this.running) {
-      this.running = this.drain().finally(() => {
-        this.running = null;
-      });
-    }
-    return this.running;
+    return this.loop.catchUp();
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
+    if (!this.loop.isStopped) return;
     this.stopRequested = false;
-    this.loop = (async () => {
-      while (!this.stopped) {
-        try {
-          await this.catchUp();
-          await this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
-        } catch (error) {
-          this.deps.logger?.error({ err: error }, 'downlink publishing failed; retrying from the checkpoint');
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-    })();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.stopRequested = true;
-    await this.loop;
-    await this.running?.catch(() => undefined);
+    this.stopRequested = true; // the drain in hand ends after its current event
+    await this.loop.stop();
   }
 
   private async drain(): Promise<void> {
