@@ -208,13 +208,18 @@ describe('access control, audit and erasure over SQLite', () => {
     const anchored = await call('POST', '/audit/verify', operator, { anchors: first.heads });
     expect(anchored.json()).toMatchObject({ ok: true, breaks: [], anchorsChecked: Object.keys(first.heads).length });
 
-    // The heads as the hub's 'audit anchor' log line carries them, taken when nothing else is being recorded.
+    // The heads as the hub's 'audit anchor' log line carries them, taken when nothing else is being recorded;
+    // the chain that patient B's uploads are audited in is the one whose head one upload moves.
     await security.audit.drain();
     const today = new Date().toISOString().slice(0, 10);
+    const before = await security.audit.headsOf(today);
+    expect((await upload(patientB, CPR_B, 149)).statusCode).toBe(201);
+    await security.audit.drain();
     const anchors = await security.audit.headsOf(today);
-    expect(Object.keys(anchors).length).toBeGreaterThan(0);
-    // Someone with write access to the file deletes the newest audit event of one of today's chains.
-    const [victim] = Object.keys(anchors).sort();
+    const moved = Object.keys(anchors).filter((stream) => anchors[stream] !== before[stream]);
+    expect(moved).toHaveLength(1);
+    // Someone with write access to the file deletes the newest audit event of that chain.
+    const victim = moved[0]!;
     const db = new Database(join(data.dir, 'telemed.sqlite'));
     try {
       db.pragma('busy_timeout = 5000');
@@ -226,6 +231,8 @@ describe('access control, audit and erasure over SQLite', () => {
     const checked = (await call('POST', '/audit/verify', operator, { anchors })).json();
     expect(checked.ok).toBe(false);
     expect(checked.breaks).toContainEqual({ streamName: victim, index: expect.any(Number), reason: 'anchor_missing' });
+    // The hub goes on recording (a write waits for its audit event), whichever chain it lands in.
+    for (let i = 0; i < 8; i++) expect((await upload(patientB, CPR_B, 150 + i)).statusCode).toBe(201);
     const plain = (await call('GET', '/audit/verify', operator)).json();
     expect(plain.breaks.filter((b: { streamName: string }) => b.streamName === victim)).toEqual([]); // whole in itself
 

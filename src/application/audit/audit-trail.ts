@@ -154,7 +154,13 @@ export class AuditTrail {
     const { events, currentVersion } = await this.options.store.readStream(stream, { fromVersion: from });
     const last = events[events.length - 1];
     if (last) return { version: last.streamVersion, hash: String(last.data['hash']) };
-    if (known && currentVersion !== null) return known;
+    if (known && currentVersion !== null && currentVersion >= known.version) return known;
+    if (known && known.version >= 0n) {
+      // The chain is shorter than this process last wrote it: events were deleted behind the store's back.
+      // Say so (anchored verification will show where), and go on from the chain as it is now.
+      this.options.logger?.error({ stream, wroteUpTo: String(known.version), nowAt: String(currentVersion ?? -1n) }, 'audit chain shorter than this hub wrote it: possible tampering');
+      return this.readHead(stream, null);
+    }
     return { version: -1n, hash: genesisHash(stream) };
   }
 
