@@ -1,0 +1,55 @@
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
+import { randomBytes } from 'node:crypto';
+import { InvalidTokenError, createTokenVerifier, signToken } from '../../src/adapters/auth/tokens';
+
+// The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
+describe('createTokenVerifier', () => {
+  const secret = randomBytes(32);
+  const issuer = 'telemed-rts';
+  const audience = 'telemed-rts';
+  const sign = (claims: Parameters<typeof signToken>[1], ttlSeconds = 300, key = secret) => signToken(key, claims, { issuer, audience, ttlSeconds });
+
+  it('accepts a valid token and refuses a wrong signature, issuer or audience', async () => {
+    const verify = createTokenVerifier({ secret, issuer, audience });
+    await expect(verify(await sign({ sub: 'p1', role: 'patient', patient: '251248-1234' }))).resolves.toEqual({ sub: 'p1', role: 'patient', patient: '251248-1234' });
+    await expect(verify(await sign({ sub: 'p1', role: 'patient' }, 300, randomBytes(32)))).rejects.toBeInstanceOf(InvalidTokenError);
+    await expect(createTokenVerifier({ secret, issuer: 'other', audience })(await sign({ sub: 'o', role: 'operator' }))).rejects.toBeInstanceOf(InvalidTokenError);
+    await expect(createTokenVerifier({ secret, issuer, audience: 'other' })(await sign({ sub: 'o', role: 'operator' }))).rejects.toBeInstanceOf(InvalidTokenError);
+    await expect(verify('not.a.token')).rejects.toBeInstanceOf(InvalidTokenError);
+  });
+
+  it('reuses a verified token for at most maxAgeMs, never past its exp, and forgets the oldest first', async () => {
+    let clock = Date.now();
+    const verify = createTokenVerifier({ secret, issuer, audience }, { maxAgeMs: 60_000, maxEntries: 2, now: () => clock });
+    const token = await sign({ sub: 'c1', role: 'clinician', systemId: 'aarhus' }, 90);
+    const claims = await verify(token);
+    expect(await verify(token)).toBe(claims); // the same object: not verified again
+    clock += 61_000; // past maxAgeMs: verified again (still before exp), a new object
+    const again = await verify(token);
+    expect(again).toEqual(claims);
+    expect(again).not.toBe(claims);
+    clock += 31_000; // past exp (90 s): refused, whatever the cache held
+    await expect(verify(token)).rejects.toMatchObject({ reason: 'ERR_JWT_EXPIRED' });
+
+    clock = Date.now();
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((sub) => sign({ sub, role: 'operator' })));
+    const first = await verify(a!);
+    await verify(b!);
+    await verify(c!); // a is pushed out (two entries)
+    expect(await verify(a!)).not.toBe(first);
+  });
+
+  it('never remembers a refusal', async () => {
+    let clock = Date.now();
+    const verify = createTokenVerifier({ secret, issuer, audience }, { now: () => clock });
+    const early = await sign({ sub: 'x', role: 'operator' });
+    const forged = `${early.split('.').slice(0, 2).join('.')}.${'A'.repeat(43)}`;
+    await expect(verify(forged)).rejects.toBeInstanceOf(InvalidTokenError);
+    await expect(verify(forged)).rejects.toBeInstanceOf(InvalidTokenError);
+    clock += 1;
+    await expect(verify(early)).resolves.toMatchObject({ sub: 'x' });
+  });
+});
