@@ -9,6 +9,7 @@ import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
+import { PatientErasure } from '../application/patient-erasure';
 import { OpeningRegistry, type ForgettingRegistry } from '../application/sealed-documents';
 import { SqliteKeyStore } from '../adapters/crypto/key-stores';
 import { PatientCipher } from '../adapters/crypto/patient-cipher';
@@ -42,6 +43,7 @@ export const TOKENS = {
   TeleMed: Symbol.for('TeleMed'),
   PatientKeyStore: Symbol.for('PatientKeyStore'),
   PatientDataProtection: Symbol.for('PatientDataProtection'),
+  PatientErasure: Symbol.for('PatientErasure'),
 } as const;
 
 export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger =>
@@ -175,6 +177,17 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     });
   });
   c.bind<TeleMedService>(TOKENS.TeleMed).toDynamicValue((ctx) => new TeleMedService(ctx.container.get(TOKENS.Xds)));
+  // Forgetting a patient: used by DELETE /patients/{id} (security-module.ts) and by the library's erasePatient.
+  c.bind<PatientErasure>(TOKENS.PatientErasure).toDynamicValue(
+    (ctx) =>
+      new PatientErasure({
+        store: ctx.container.get(TOKENS.EventStore),
+        protection: ctx.container.get(TOKENS.PatientDataProtection),
+        patientKeys: ctx.container.get(TOKENS.PatientKeys),
+        projectors: [ctx.container.get<Projector>(TOKENS.Projector)],
+        clock: ctx.container.get(TOKENS.Clock),
+      }),
+  );
   return c;
 };
 

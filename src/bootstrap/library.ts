@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Container } from 'inversify';
 import pino, { type Logger } from 'pino';
-import { PatientErasure, type ErasureResult } from '../application/patient-erasure';
-import type { Clock } from '../application/ports/clock';
+import type { ErasureResult, PatientErasure } from '../application/patient-erasure';
 import type { EventStore } from '../application/ports/event-store';
-import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
-import type { PatientKeys } from '../application/ports/patient-keys';
+import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
@@ -64,14 +62,7 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
   }
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
-  const protection = container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
-  const erasure = new PatientErasure({
-    store,
-    protection,
-    patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
-    projectors: [projector],
-    clock: container.get<Clock>(TOKENS.Clock),
-  });
+  const erasure = container.get<PatientErasure>(TOKENS.PatientErasure);
   return {
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
     xds: container.get<XdsBackend>(TOKENS.Xds),

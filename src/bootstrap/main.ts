@@ -21,7 +21,8 @@ import { createDirectoryModule } from './directory-module';
 import { createMessageSecurity } from './message-security';
 import { startHubMessaging } from './hub-messaging';
 import { createSecurityModule } from './security-module';
-import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
+import type { PatientKeyStore } from '../application/ports/patient-data-protection';
+import type { PatientErasure } from '../application/patient-erasure';
 import type { PatientKeys } from '../application/ports/patient-keys';
 
 export type RunningHub = Readonly<{ url: string; stop(): Promise<void> }>;
@@ -95,9 +96,8 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     store,
     clock: container.get<Clock>(TOKENS.Clock),
     patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
-    protection: container.get<PatientDataProtection>(TOKENS.PatientDataProtection),
     xds: container.get<XdsBackend>(TOKENS.Xds),
-    registryProjector: projector,
+    erasure: container.get<PatientErasure>(TOKENS.PatientErasure),
     consultations: () => consultations.readModel,
   });
   const http = buildHttpServer({

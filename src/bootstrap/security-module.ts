@@ -6,12 +6,10 @@ import type { Logger } from 'pino';
 import type { ClinicianScope, Principal } from '../application/access/policy';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
-import { PatientErasure } from '../application/patient-erasure';
+import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
-import type { PatientDataProtection } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
-import type { Projector } from '../application/projector';
 import type { XdsBackend } from '../application/xds-backend';
 import { homeSystemOf } from '../domain/consultation/consultation';
 import { parseCpr } from '../domain/monitoring/cpr';
@@ -44,9 +42,9 @@ export type SecurityModuleDependencies = Readonly<{
   store: EventStore;
   clock: Clock;
   patientKeys: PatientKeys;
-  protection: PatientDataProtection;
   xds: XdsBackend;
-  registryProjector: Projector;
+  /** DELETE /patients/{id} (the container's TOKENS.PatientErasure). */
+  erasure: PatientErasure;
   /** The consultation read model, when the consultation context runs: clinicians' access follows it. */
   consultations?: () => ConsultationReadModel | undefined;
   onAuditFailure?: () => void;
@@ -90,7 +88,7 @@ export type SecurityModule = Readonly<{ install(app: FastifyInstance): void; aud
 export const createSecurityModule = (deps: SecurityModuleDependencies): SecurityModule => {
   const { config, logger } = deps;
   const audit = new AuditTrail({ store: deps.store, logger, onDropped: () => deps.onAuditFailure?.() });
-  const erasure = new PatientErasure({ store: deps.store, protection: deps.protection, patientKeys: deps.patientKeys, projectors: [deps.registryProjector], clock: deps.clock });
+  const erasure = deps.erasure;
   const secret = config.RTS_AUTH_JWKS_URL === undefined ? authSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR) : null;
   const verify = createTokenVerifier({
     issuer: config.RTS_AUTH_ISSUER,

@@ -10,7 +10,7 @@ import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server
 import type { ConsultationReadModel } from '../../src/application/consultation/consultation-read-model';
 import type { Clock } from '../../src/application/ports/clock';
 import type { EventStore } from '../../src/application/ports/event-store';
-import type { PatientDataProtection } from '../../src/application/ports/patient-data-protection';
+import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { PatientKeys } from '../../src/application/ports/patient-keys';
 import type { Projector } from '../../src/application/projector';
 import type { TeleMedService } from '../../src/application/telemed';
@@ -50,9 +50,8 @@ beforeAll(async () => {
     store,
     clock: c.get<Clock>(TOKENS.Clock),
     patientKeys: c.get<PatientKeys>(TOKENS.PatientKeys),
-    protection: c.get<PatientDataProtection>(TOKENS.PatientDataProtection),
     xds: c.get<XdsBackend>(TOKENS.Xds),
-    registryProjector: projector,
+    erasure: c.get<PatientErasure>(TOKENS.PatientErasure),
     consultations: () => consultations,
   });
   http = buildHttpServer({

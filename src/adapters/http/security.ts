@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
-import type { AuditEntry, AuditOutcome } from '../../application/audit/audit-chain';
+import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
 import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditTrail } from '../../application/audit/audit-trail';
 import { ValidationError } from '../../domain/shared/errors';
 import type { PatientErasure } from '../../application/patient-erasure';
@@ -317,7 +317,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       request.body,
       'body',
     );
-    if (Object.keys(body.anchors).length > 8 * MAX_AUDIT_DAYS) throw new ValidationError('too_many_anchors', `at most ${8 * MAX_AUDIT_DAYS} anchors`);
+    if (Object.keys(body.anchors).length > AUDIT_PARTITIONS * MAX_AUDIT_DAYS) throw new ValidationError('too_many_anchors', `at most ${AUDIT_PARTITIONS * MAX_AUDIT_DAYS} anchors`);
     const days = daysOf(body);
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days, body.anchors)) };
   });

@@ -184,7 +184,7 @@ export class AuditTrail {
     const out: ChainedAuditEntry[] = [];
     for (const day of days) {
       const dayEvents: ChainedAuditEntry[] = [];
-      for (let p = 0; p < AUDIT_PARTITIONS; p++) for (const e of await this.readChain(auditStreamName(day, p))) if (e.subject === subject) dayEvents.push(e);
+      for (const stream of chainsOf(day)) for (const e of await this.readChain(stream)) if (e.subject === subject) dayEvents.push(e);
       dayEvents.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
       for (const e of dayEvents) {
         out.push(e);
@@ -208,7 +208,7 @@ export class AuditTrail {
     let events = 0;
     const breaks: ChainBreak[] = [];
     const heads: Record<string, string> = {};
-    const streams = days.flatMap((day) => Array.from({ length: AUDIT_PARTITIONS }, (_, p) => auditStreamName(day, p)));
+    const streams = days.flatMap(chainsOf);
     const unknown = Object.keys(anchors).filter((s) => !streams.includes(s));
     if (unknown.length > 0) throw new ValidationError('anchor_outside_days', `${unknown.length} anchor(s) name a chain outside the days verified`);
     for (const stream of streams) {
@@ -231,8 +231,7 @@ export class AuditTrail {
   async headsOf(day: string): Promise<Record<string, string>> {
     await this.drain();
     const heads: Record<string, string> = {};
-    for (let p = 0; p < AUDIT_PARTITIONS; p++) {
-      const stream = auditStreamName(day, p);
+    for (const stream of chainsOf(day)) {
       const head = await this.readHead(stream, null);
       if (head.version >= 0n) heads[stream] = head.hash;
     }
@@ -244,6 +243,9 @@ export class AuditTrail {
     return events.filter((e) => e.type === AUDIT_EVENT_TYPE).map((e) => e.data as unknown as ChainedAuditEntry);
   }
 }
+
+/** The chains of one day, in partition order. */
+const chainsOf = (day: string): string[] => Array.from({ length: AUDIT_PARTITIONS }, (_, p) => auditStreamName(day, p));
 
 /** The UTC days from `from` to `to` inclusive ('YYYY-MM-DD'), at most MAX_AUDIT_DAYS. */
 export const daysBetween = (from: Date, to: Date): string[] => {
