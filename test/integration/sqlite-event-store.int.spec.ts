@@ -32,7 +32,7 @@ function dbFile(): string {
   return join(dir, `${randomUUID()}.db`);
 }
 
-function open(file: string, options: { maxBatchSize?: number; writerThread?: boolean } = {}): SqliteEventStore {
+function open(file: string, options: { maxBatchSize?: number } = {}): SqliteEventStore {
   const store = SqliteEventStore.open({ file, ...options });
   opened.push(store);
   return store;
@@ -239,72 +239,6 @@ describe('SQLite event store: two connections on one file', () => {
     const all = await readEverything(b);
     expect(all).toHaveLength(201);
     expect(new Set(all.map((e) => e.globalPosition)).size).toBe(201);
-  });
-});
-
-describe('SQLite event store: the writer thread', () => {
-  const changesOf = (store: SqliteEventStore) => store.database.prepare('SELECT total_changes()').pluck().get() as number;
-
-  it('commits appends on a connection of its own (a file), and on this one for :memory: or when asked', async () => {
-    // total_changes() counts this connection's writes only (the schema migration's row among them).
-    const threaded = open(dbFile());
-    const threadedBefore = changesOf(threaded);
-    await threaded.appendToStream('t', events(3));
-    expect(changesOf(threaded) - threadedBefore).toBe(0);
-    expect((await threaded.readStream('t')).currentVersion).toBe(2n);
-
-    const inline = open(dbFile(), { writerThread: false });
-    const inlineBefore = changesOf(inline);
-    await inline.appendToStream('t', events(3));
-    expect(changesOf(inline) - inlineBefore).toBe(3);
-  });
-
-  it('plans again when another writer moved the stream between planning and writing', async () => {
-    const file = dbFile();
-    const store = open(file);
-    await store.appendToStream('warm-up', events(1)); // the thread has opened its connection
-    const raw = new BetterSqlite3(file);
-    try {
-      raw.exec('BEGIN IMMEDIATE'); // the thread's BEGIN IMMEDIATE now waits (busy_timeout)
-      const anyVersion = store.appendToStream('moved', events(1));
-      const newStream = store.appendToStream('moved-too', events(1), { expectedVersion: 'no_stream' }).catch((error: unknown) => error);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // planned (both streams absent) and sent
-      const insert = raw.prepare(
-        `INSERT INTO events (stream_name, stream_version, event_id, type, data, metadata, recorded_at)
-         VALUES (?, 0, ?, 'Other', '{}', '{}', '2026-01-01T00:00:00.000Z')`,
-      );
-      insert.run('moved', randomUUID());
-      insert.run('moved-too', randomUUID());
-      raw.exec('COMMIT');
-      await expect(anyVersion).resolves.toMatchObject({ nextExpectedVersion: 1n, idempotent: false });
-      expect(await newStream).toBeInstanceOf(ExpectedVersionConflictError);
-      expect((await store.readStream('moved')).events.map((e) => e.type)).toEqual(['Other', 'Happened']);
-    } finally {
-      if (raw.inTransaction) raw.exec('ROLLBACK');
-      raw.close();
-    }
-  });
-
-  it('keeps an append behind an earlier one of the same batch that reuses its ids, and answers both', async () => {
-    const store = open(dbFile());
-    const batch = events(2);
-    const [first, repeat, after] = await Promise.all([
-      store.appendToStream('order', batch),
-      store.appendToStream('order', batch), // a repeat inside the same batch: needs the first's positions
-      store.appendToStream('order', events(1)),
-    ]);
-    expect(first).toMatchObject({ nextExpectedVersion: 1n, idempotent: false });
-    expect(repeat).toEqual({ ...first, idempotent: true });
-    expect(after.nextExpectedVersion).toBe(2n); // written after the first, not overtaking the repeat's stream
-  });
-
-  it('fails the callers of a batch whose thread is gone, and close() still returns', async () => {
-    const store = SqliteEventStore.open({ file: dbFile() });
-    await store.appendToStream('before', events(1));
-    // Terminate the thread as a crash would (reached through the private field: there is no public way).
-    await (store as unknown as { writerThread: { worker: { terminate(): Promise<number> } } }).writerThread.worker.terminate();
-    await expect(store.appendToStream('after', events(1))).rejects.toThrow(/writer thread exited/);
-    await store.close();
   });
 });
 

@@ -9,8 +9,6 @@ import type {
   RecordedEvent,
 } from '../../../application/ports/event-store';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
-import { fromWriterError, prepareWriterStatements, writePlannedBatch, type PlannedAppend, type PlannedOutcome, type PlannedRow } from './append-writer';
-import { AppendWriterThread } from './append-writer-thread';
 import { migrate } from './schema';
 
 export type SqliteEventStoreOptions = Readonly<{
@@ -22,12 +20,6 @@ export type SqliteEventStoreOptions = Readonly<{
   maxBatchSize?: number;
   /** How often waitForAppend looks for commits made by other processes on the same file. */
   pollIntervalMs?: number;
-  /**
-   * Commit append batches on a worker thread with its own connection (default for a file), so the event loop
-   * runs on while a batch is written and fsynced. false: on this thread, through `database` (always so for
-   * ':memory:', which another connection cannot see).
-   */
-  writerThread?: boolean;
 }>;
 
 /** Counters for tests and metrics: how well group commit is batching. */
@@ -42,8 +34,6 @@ export type SqliteEventStoreStats = Readonly<{
 
 type AppendJob = {
   kind: 'append';
-  /** Planned again after a 'stale' outcome (another process wrote in between); bounded. */
-  attempts: number;
   streamName: string;
   events: readonly NewEvent[];
   expectedVersion: ExpectedVersion;
@@ -84,24 +74,18 @@ const COLUMNS = 'global_position, stream_name, stream_version, event_id, type, d
  * The embedded event store: one SQLite file in WAL mode, written by one connection per process.
  *
  * Group commit. appendToStream does not write at once: it queues the append and schedules a flush with
- * setImmediate. A flush takes up to `maxBatchSize` queued appends, plans each one on this thread (validation,
- * idempotency and expected version, the rules of append-rules.ts, read from the committed file plus the
- * earlier appends of the same batch) and then writes all of them in ONE transaction (BEGIN IMMEDIATE ... COMMIT,
- * one fsync with synchronous=FULL), each in its own SAVEPOINT so a failure is its caller's alone. The write
- * (append-writer.ts) checks under the lock that no stream moved since planning; an append that finds its stream
- * moved (another process wrote the file) is planned again. Every caller whose append is written settles after
- * the COMMIT, never before; a repeat of events already committed, or a conflict, settles at planning.
- * Appends made while a batch is written wait for the next one.
- *
- * The write runs on a worker thread with its own connection (AppendWriterThread; `writerThread`, default for a
- * file), so the event loop is free while the pages are written and fsynced; for ':memory:' it runs here.
+ * setImmediate. A flush takes up to `maxBatchSize` queued appends and runs them in ONE transaction
+ * (BEGIN IMMEDIATE ... COMMIT, so one fsync with synchronous=FULL), each inside its own SAVEPOINT, so a
+ * version conflict fails only its own caller. Every caller's promise settles after the COMMIT, never before.
+ * Appends made while a flush runs wait for the next one. Expected versions and idempotency are checked against
+ * the stream as it is inside the transaction, which includes earlier appends of the same batch.
  *
  * Sharing the file. The registry projection keeps its tables and checkpoint in the same file, and must commit
  * them atomically and without racing the writer:
- * - `database` is this thread's better-sqlite3 connection. Reading from it at any time is safe (WAL: a read
- *   sees committed transactions only). Do NOT write through it directly, and do not change its settings.
- * - `runExclusive(fn)` queues `fn` in the writer's queue; it runs on `database` between append batches (never
- *   while one is being written, so it never waits for the lock on this thread), inside its own
+ * - `database` is the better-sqlite3 connection. Reading from it at any time is safe (a read never sees a
+ *   half-done batch, since batches run synchronously). Do NOT write through it directly, and do not
+ *   change its connection settings.
+ * - `runExclusive(fn)` queues `fn` in the writer's queue; it runs between append batches, inside its own
  *   BEGIN IMMEDIATE transaction that commits when fn returns and rolls back when it throws. fn must be
  *   synchronous (better-sqlite3 is); it may use db.transaction() inside, which nests as a savepoint.
  *
@@ -111,8 +95,6 @@ const COLUMNS = 'global_position, stream_name, stream_version, event_id, type, d
 export class SqliteEventStore implements EventStore {
   private readonly queue: Job[] = [];
   private flushScheduled: NodeJS.Immediate | undefined;
-  /** The batch being written (at most one), settled when its callers are. */
-  private writing: Promise<void> | undefined;
   private closed = false;
   private readonly waiters = new Set<{ after: bigint; wake: () => void }>();
   private pollTimer: NodeJS.Timeout | undefined;
@@ -122,12 +104,10 @@ export class SqliteEventStore implements EventStore {
   private readonly pollIntervalMs: number;
   /** One read transaction so a stream's events and its current version agree (made once: reads are hot). */
   private readonly readStreamConsistently: (streamName: string, from: bigint, limit: number) => ReadStreamResult;
-  /** Writes a planned batch: on the worker thread, or here through `database`. */
-  private readonly writeBatch: (batch: readonly PlannedAppend[], recordedAt: string) => Promise<PlannedOutcome[]>;
-  private readonly writerThread: AppendWriterThread | undefined;
   private readonly sql: {
     streamVersion: Statement<[string]>;
     findEvent: Statement<[string]>;
+    insert: Statement<[string, bigint, string, string, string, string, string]>;
     readStream: Statement<[string, bigint, number]>;
     readAll: Statement<[bigint, number]>;
     head: Statement<[]>;
@@ -145,6 +125,12 @@ export class SqliteEventStore implements EventStore {
     this.sql = {
       streamVersion: db.prepare<[string]>('SELECT MAX(stream_version) FROM events WHERE stream_name = ?').pluck().safeIntegers(true),
       findEvent: db.prepare<[string]>('SELECT stream_name, stream_version, global_position FROM events WHERE event_id = ?').safeIntegers(true),
+      insert: db
+        .prepare<[string, bigint, string, string, string, string, string]>(
+          `INSERT INTO events (stream_name, stream_version, event_id, type, data, metadata, recorded_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .safeIntegers(true),
       readStream: db
         .prepare<[string, bigint, number]>(
           `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?`,
@@ -155,16 +141,6 @@ export class SqliteEventStore implements EventStore {
         .safeIntegers(true),
       head: db.prepare<[]>('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().safeIntegers(true),
     };
-    const inMemory = options.file === ':memory:' || options.file === '';
-    if (options.writerThread !== false && !inMemory) {
-      const thread = new AppendWriterThread(options.file, busyTimeoutOf(options));
-      this.writerThread = thread;
-      this.writeBatch = (batch, recordedAt) => thread.write(batch, recordedAt);
-    } else {
-      const writerSql = prepareWriterStatements(db);
-      this.writerThread = undefined;
-      this.writeBatch = async (batch, recordedAt) => writePlannedBatch(db, writerSql, batch, recordedAt);
-    }
     this.readStreamConsistently = db.transaction(
       (streamName: string, from: bigint, limit: number): ReadStreamResult => ({
         events: (this.sql.readStream.all(streamName, from, limit) as EventRow[]).map(toRecorded),
@@ -193,7 +169,7 @@ export class SqliteEventStore implements EventStore {
   ): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error('event store is closed'));
     return new Promise<AppendResult>((resolve, reject) => {
-      this.enqueue({ kind: 'append', attempts: 0, streamName, events, expectedVersion: options.expectedVersion ?? 'any', resolve, reject });
+      this.enqueue({ kind: 'append', streamName, events, expectedVersion: options.expectedVersion ?? 'any', resolve, reject });
     });
   }
 
@@ -250,15 +226,13 @@ export class SqliteEventStore implements EventStore {
     });
   }
 
-  /** Flush every queued append and exclusive job, wake waiters, close the connections. */
+  /** Flush every queued append and exclusive job, wake waiters, close the connection. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.flushScheduled !== undefined) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
-    await this.writing;
-    while (this.queue.length > 0) await this.flushOnce();
-    await this.writerThread?.close();
+    while (this.queue.length > 0) this.flushOnce();
     for (const waiter of [...this.waiters]) waiter.wake();
     this.stopPolling();
     this.database.close();
@@ -271,22 +245,19 @@ export class SqliteEventStore implements EventStore {
     this.scheduleFlush();
   }
 
-  /** setImmediate: every append made in this tick (and while a batch is written) joins the next batch. */
+  /** setImmediate: every append made in this tick (and while a flush runs) joins the next batch. */
   private scheduleFlush(): void {
-    if (this.flushScheduled !== undefined || this.writing !== undefined || this.queue.length === 0) return;
+    if (this.flushScheduled !== undefined || this.queue.length === 0) return;
     this.flushScheduled = setImmediate(() => {
       this.flushScheduled = undefined;
-      if (this.closed) return; // close() drains the queue itself
-      const flushing = this.flushOnce().finally(() => {
-        if (this.writing === flushing) this.writing = undefined;
-        this.scheduleFlush();
-      });
-      this.writing = flushing;
+      if (this.closed) return; // close() has drained the queue itself
+      this.flushOnce();
+      this.scheduleFlush();
     });
   }
 
   /** One transaction: either the exclusive job at the head of the queue, or a batch of appends. */
-  private async flushOnce(): Promise<void> {
+  private flushOnce(): void {
     const head = this.queue[0];
     if (head === undefined) return;
     if (head.kind === 'exclusive') {
@@ -296,97 +267,65 @@ export class SqliteEventStore implements EventStore {
     }
     let count = 0;
     while (count < this.queue.length && count < this.maxBatchSize && this.queue[count]?.kind === 'append') count++;
-    await this.runBatch(this.queue.splice(0, count) as AppendJob[]);
+    this.runBatch(this.queue.splice(0, count) as AppendJob[]);
   }
 
-  private async runBatch(jobs: AppendJob[]): Promise<void> {
-    const { planned, retry } = this.plan(jobs);
-    if (planned.length > 0) {
-      let outcomes: PlannedOutcome[];
-      try {
-        outcomes = await this.writeBatch(
-          planned.map((p) => p.append),
-          new Date().toISOString(),
-        );
-      } catch (error) {
-        // The transaction as a whole failed (disk full, lock timeout, the writer thread gone): nothing written.
-        this.counters.appends += planned.length;
-        for (const { job } of planned) job.reject(error);
-        this.requeue(retry);
-        return;
+  private runBatch(batch: AppendJob[]): void {
+    const db = this.database;
+    const outcomes: ({ ok: true; result: AppendResult } | { ok: false; error: unknown })[] = [];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      const recordedAt = new Date().toISOString();
+      for (const job of batch) {
+        db.exec('SAVEPOINT append');
+        try {
+          outcomes.push({ ok: true, result: this.appendInTransaction(job, recordedAt) });
+          db.exec('RELEASE append');
+        } catch (error) {
+          if (!db.inTransaction) throw error; // SQLite rolled the whole transaction back (e.g. disk full)
+          db.exec('ROLLBACK TO append; RELEASE append');
+          outcomes.push({ ok: false, error });
+        }
       }
-      this.counters.commits++;
-      this.counters.largestBatch = Math.max(this.counters.largestBatch, planned.length);
-      planned.forEach(({ job }, i) => {
-        const outcome = outcomes[i];
-        if (outcome?.kind === 'stale' && job.attempts < MAX_PLANNING_ATTEMPTS) {
-          retry.push(job);
-          return;
-        }
-        this.counters.appends++;
-        if (outcome?.kind === 'written') {
-          job.resolve({ nextExpectedVersion: outcome.nextExpectedVersion, lastGlobalPosition: outcome.lastGlobalPosition, idempotent: false });
-        } else if (outcome?.kind === 'failed') {
-          job.reject(fromWriterError(outcome.error));
-        } else {
-          job.reject(new Error(`appendToStream: stream ${job.streamName} kept changing under another writer of the file`));
-        }
-      });
+      db.exec('COMMIT');
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      for (const job of batch) job.reject(error);
+      return;
     }
-    this.requeue(retry);
+    this.counters.commits++;
+    this.counters.appends += batch.length;
+    this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
+    batch.forEach((job, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok === true) job.resolve(outcome.result);
+      else job.reject(outcome?.error);
+    });
     this.refreshHead();
   }
 
-  /**
-   * Decide each append against the committed file plus the batch's earlier appends. Settles repeats and
-   * conflicts at once; returns what to write, and the appends to plan again in the next batch: those that
-   * reuse an id written earlier in this batch (their answer needs that write's positions) and those after them
-   * on the same stream (an append never overtakes an earlier one to its stream).
-   */
-  private plan(jobs: readonly AppendJob[]): { planned: { job: AppendJob; append: PlannedAppend }[]; retry: AppendJob[] } {
-    const planned: { job: AppendJob; append: PlannedAppend }[] = [];
-    const retry: AppendJob[] = [];
-    const versions = new Map<string, bigint | null>();
-    const idsInBatch = new Set<string>();
-    const streamsWaiting = new Set<string>();
-    for (const job of jobs) {
-      const { streamName, events } = job;
-      if (streamsWaiting.has(streamName) || events.some((e) => idsInBatch.has(e.id))) {
-        streamsWaiting.add(streamName);
-        retry.push(job);
-        continue;
-      }
-      job.attempts++;
-      try {
-        validateAppend(streamName, events);
-        const outcome = idempotencyOutcome(streamName, events, events.map((e) => this.storedIdentity(e.id)));
-        if (outcome !== 'new') {
-          this.counters.appends++;
-          job.resolve(outcome);
-          continue;
-        }
-        const current = versions.has(streamName) ? (versions.get(streamName) ?? null) : (this.sql.streamVersion.get(streamName) as bigint | null);
-        checkExpectedVersion(streamName, job.expectedVersion, current);
-        const rows = events.map((e): PlannedRow => [e.id, e.type, toJson(e.data), toJson(e.metadata ?? {})]);
-        versions.set(streamName, (current ?? -1n) + BigInt(events.length));
-        for (const e of events) idsInBatch.add(e.id);
-        planned.push({ job, append: { streamName, expectedCurrent: current, rows } });
-      } catch (error) {
-        this.counters.appends++;
-        job.reject(error);
-      }
+  private appendInTransaction(job: AppendJob, recordedAt: string): AppendResult {
+    const { streamName, events } = job;
+    validateAppend(streamName, events);
+    const stored = events.map((e) => {
+      const row = this.sql.findEvent.get(e.id) as { stream_name: string; stream_version: bigint; global_position: bigint } | undefined;
+      return row === undefined
+        ? undefined
+        : ({ streamName: row.stream_name, streamVersion: row.stream_version, globalPosition: row.global_position } satisfies StoredEventIdentity);
+    });
+    const outcome = idempotencyOutcome(streamName, events, stored);
+    if (outcome !== 'new') return outcome;
+
+    const current = this.sql.streamVersion.get(streamName) as bigint | null;
+    checkExpectedVersion(streamName, job.expectedVersion, current);
+    let version = current ?? -1n;
+    let position = 0n;
+    for (const event of events) {
+      version++;
+      const info = this.sql.insert.run(streamName, version, event.id, event.type, toJson(event.data), toJson(event.metadata ?? {}), recordedAt);
+      position = BigInt(info.lastInsertRowid);
     }
-    return { planned, retry };
-  }
-
-  private storedIdentity(eventId: string): StoredEventIdentity | undefined {
-    const row = this.sql.findEvent.get(eventId) as { stream_name: string; stream_version: bigint; global_position: bigint } | undefined;
-    return row === undefined ? undefined : { streamName: row.stream_name, streamVersion: row.stream_version, globalPosition: row.global_position };
-  }
-
-  /** Back to the head of the queue, in the order they were called. */
-  private requeue(jobs: readonly AppendJob[]): void {
-    if (jobs.length > 0) this.queue.unshift(...jobs);
+    return { nextExpectedVersion: version, lastGlobalPosition: position, idempotent: false };
   }
 
   private runExclusiveJob(job: ExclusiveJob): void {
@@ -433,16 +372,9 @@ export class SqliteEventStore implements EventStore {
   }
 }
 
-/** A stale append is planned again at most this many times in all (another process keeps writing its stream). */
-const MAX_PLANNING_ATTEMPTS = 5;
-
-function busyTimeoutOf(options: SqliteEventStoreOptions): number {
-  return Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
-}
-
 function configure(db: Database, options: SqliteEventStoreOptions): void {
   // busy_timeout first: the journal_mode switch itself may have to wait for another process.
-  db.pragma(`busy_timeout = ${busyTimeoutOf(options)}`);
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
   const journal = db.pragma('journal_mode = WAL', { simple: true }) as string;
   if (options.file !== ':memory:' && options.file !== '' && journal.toLowerCase() !== 'wal') {
     throw new Error(`SQLite event store: could not switch ${options.file} to WAL (journal_mode is ${journal})`);
