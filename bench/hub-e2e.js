@@ -3,7 +3,7 @@
 // (issue 4, "Benchmark": aim hub >= 0.7x rhea).
 //
 //   baseline  the uplink queue pre-filled with N durable expert.registered envelopes; a bare rhea receiver with the
-//             hub's credit scheme (credit_window 0, RTS_UPLINK_PREFETCH = 50 credits, one credit back per settled
+//             hub's credit scheme (credit_window 0, RTS_UPLINK_PREFETCH = 200 credits, one credit back per settled
 //             message) accepts each message without looking at it. Timed from connect to the N-th accept.
 //   hub       the same N (new expert ids) pre-filled while no hub runs; then the hub starts in this process
 //             (startHub from dist/bootstrap/main.js, SQLite in a temp dir, RTS_MESSAGE_SECURITY=off, RTS_AUTH=off)
@@ -16,7 +16,7 @@
 // the SDK's JsonCodec does (serializeUplink-validated envelope, JSON text as an AMQP value string, the SDK's
 // application-properties). Rounds alternate baseline and hub; medians and their ratio are reported.
 //
-//   npx tsc -p tsconfig.build.json && node bench/hub-e2e.js [--messages 5000] [--rounds 3] [--prefetch 50] [--json out.json]
+//   npx tsc -p tsconfig.build.json && node bench/hub-e2e.js [--messages 5000] [--rounds 3] [--prefetch 200] [--json out.json]
 'use strict';
 const { randomUUID } = require('node:crypto');
 const fs = require('node:fs');
@@ -30,7 +30,7 @@ const pino = require(require.resolve('pino', { paths: [ROOT] }));
 const a = parseArgs();
 const N = Number(a.messages ?? 5000);
 const ROUNDS = Number(a.rounds ?? 3);
-const PREFETCH = Number(a.prefetch ?? 50);
+const PREFETCH = Number(a.prefetch ?? 200); // the hub's default RTS_UPLINK_PREFETCH, for both sides
 // --only hub: no baseline rounds (for a profile of the hub: node --cpu-prof bench/hub-e2e.js --only hub).
 const ONLY = a.only ? String(a.only).split(',') : ['rhea', 'hub'];
 const UPLINK = 'rts.uplink';

@@ -78,7 +78,7 @@ describe('messaging configuration', () => {
       deadLetterQueue: 'rts.dlq',
       downlinkQueuePrefix: 'rts.downlink.',
       uplinkMaxAttempts: 5,
-      uplinkPrefetch: 50,
+      uplinkPrefetch: 200,
     });
     const m = messagingConfig(
       loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up' }),
