@@ -1,4 +1,3 @@
-import { isDocumentEvent } from '../domain/documents/document-entry';
 import type { RecordedEvent } from './ports/event-store';
 import { isSealed, type PatientDataProtection } from './ports/patient-data-protection';
 import type { RegistryReadModel } from './ports/registry-read-model';
@@ -48,11 +47,6 @@ export class OpeningRegistry implements RegistryReadModel {
 
   checkpoint(): Promise<bigint> {
     return this.inner.checkpoint();
-  }
-
-  /** Documents and erasures: the projector passes pages of other events without a transaction. */
-  handles(e: RecordedEvent): boolean {
-    return isDocumentEvent(e) || e.type === PATIENT_ERASED;
   }
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {

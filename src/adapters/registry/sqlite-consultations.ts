@@ -63,11 +63,6 @@ export class SqliteConsultations implements ConsultationReadModel {
     return position === undefined ? 0n : BigInt(position);
   }
 
-  /** Consultations only: the projector passes pages of other events without a transaction. */
-  handles(e: RecordedEvent): boolean {
-    return isConsultationEvent(e);
-  }
-
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
     const { upsert, count, setCheckpoint } = this.writes;
     const select = this.statements.get;

@@ -163,11 +163,6 @@ export class SqliteDirectory implements DirectoryReadModel, CheckpointStore {
     return position === undefined ? 0n : BigInt(position);
   }
 
-  /** Experts and systems: the projector passes pages of other events without a transaction. */
-  handles(e: RecordedEvent): boolean {
-    return isExpertEvent(e) || isConnectedSystemEvent(e);
-  }
-
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
     const selectExpert = this.statements.getExpert;
     const { upsertExpert, deleteTags, insertTag, selectSystem, upsertSystem, setCheckpoint } = this.writes;

@@ -1,7 +1,6 @@
 import { DrainLoop } from '../drain-loop';
 import { homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
-import { LazyCheckpoint } from '../lazy-checkpoint';
 import type { CheckpointStore } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
 import type { ProjectorLogger } from '../projector';
@@ -140,14 +139,12 @@ export class ConsultationDownlinkPublisher {
   private stopRequested = false;
   private readonly loop: DrainLoop;
   private readonly name: string;
-  private readonly checkpoint: LazyCheckpoint;
 
   constructor(private readonly deps: ConsultationPublisherDependencies) {
     this.name = deps.name ?? 'consultation-downlink';
-    this.checkpoint = new LazyCheckpoint(deps.checkpoints, this.name);
     this.loop = new DrainLoop({
       drain: () => this.drain(),
-      wait: async () => this.deps.store.waitForAppend(await this.checkpoint.position(), 1000),
+      wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
       onError: (error) => this.deps.logger?.error({ err: error }, 'consultation downlink failed; retrying from the checkpoint'),
     });
   }
@@ -165,11 +162,10 @@ export class ConsultationDownlinkPublisher {
   async stop(): Promise<void> {
     this.stopRequested = true;
     await this.loop.stop();
-    await this.checkpoint.flush().catch((error: unknown) => this.deps.logger?.warn({ err: error }, 'consultation downlink checkpoint not stored at stop; events without messages are read again'));
   }
 
   private async drain(): Promise<void> {
-    let checkpoint = await this.checkpoint.position();
+    let checkpoint = await this.deps.checkpoints.get(this.name);
     for (;;) {
       const events = await this.deps.store.readAll({ after: checkpoint, maxCount: this.deps.batchSize ?? 200 });
       if (events.length === 0) return;
@@ -181,11 +177,10 @@ export class ConsultationDownlinkPublisher {
         const consultation = await this.deps.consultations.get(String(event.data.consultationId));
         if (!consultation) continue;
         for (const m of planConsultationDownlink(event, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
-        await this.checkpoint.save(checkpoint);
+        await this.deps.checkpoints.set(this.name, checkpoint);
         if (this.stopRequested) return; // stop() waits for the event in hand; the rest is sent on the next start
       }
-      // Events without messages only move the position in memory (LazyCheckpoint).
-      await this.checkpoint.pass(checkpoint);
+      await this.deps.checkpoints.set(this.name, checkpoint);
     }
   }
 }

@@ -1,5 +1,4 @@
 import { DrainLoop } from '../drain-loop';
-import { LazyCheckpoint } from '../lazy-checkpoint';
 import type { CheckpointStore, DownlinkOutbox } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
 import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
@@ -45,15 +44,13 @@ export class DownlinkPublisher {
   private stopRequested = false;
   private readonly loop: DrainLoop;
   private readonly name: string;
-  private readonly checkpoint: LazyCheckpoint;
   private sentCount = 0;
 
   constructor(private readonly deps: DownlinkPublisherDependencies) {
     this.name = deps.name ?? 'downlink';
-    this.checkpoint = new LazyCheckpoint(deps.checkpoints, this.name);
     this.loop = new DrainLoop({
       drain: () => this.drain(),
-      wait: async () => this.deps.store.waitForAppend(await this.checkpoint.position(), 1000),
+      wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
       onError: (error) => this.deps.logger?.error({ err: error }, 'downlink publishing failed; retrying from the checkpoint'),
     });
   }
@@ -76,11 +73,10 @@ export class DownlinkPublisher {
   async stop(): Promise<void> {
     this.stopRequested = true; // the drain in hand ends after its current event
     await this.loop.stop();
-    await this.checkpoint.flush().catch((error: unknown) => this.deps.logger?.warn({ err: error }, 'downlink checkpoint not stored at stop; events without messages are read again'));
   }
 
   private async drain(): Promise<void> {
-    let checkpoint = await this.checkpoint.position();
+    let checkpoint = await this.deps.checkpoints.get(this.name);
     for (;;) {
       const events = await this.deps.store.readAll({ after: checkpoint, maxCount: this.deps.batchSize ?? 200 });
       if (events.length === 0) return;
@@ -91,13 +87,13 @@ export class DownlinkPublisher {
         const messages = await this.plan(event, systems);
         if (messages.length > 0) {
           await this.sendAll(messages);
-          await this.checkpoint.save(event.globalPosition);
+          await this.deps.checkpoints.set(this.name, event.globalPosition);
         }
         checkpoint = event.globalPosition;
-        if (this.stopRequested) return this.checkpoint.pass(checkpoint); // stop() waits for the event in hand
+        if (this.stopRequested) return; // stop() waits for the event in hand; the rest is sent on the next start
       }
-      // Events without messages (other contexts) only move the position in memory (LazyCheckpoint).
-      await this.checkpoint.pass(checkpoint);
+      // Events without messages (other contexts) move the checkpoint once per batch.
+      await this.deps.checkpoints.set(this.name, checkpoint);
     }
   }
 
