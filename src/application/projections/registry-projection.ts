@@ -1,4 +1,4 @@
-import { DateTime } from 'luxon';
+import { isoInstantMillis } from '../../domain/shared/iso-instant';
 import { assertNever } from '../../domain/shared/decider';
 import type { DocumentEvent, DocumentStatus } from '../../domain/documents/document-entry';
 import { parseHl7Observation } from '../../domain/documents/hl7';
@@ -45,7 +45,7 @@ export const evolveRegistryEntry = (current: RegistryEntryView | null, event: Do
         status: 'Approved',
         creationTime: d.creationTime,
         serviceStartTime: d.serviceStartTime,
-        serviceStartEpoch: Math.floor(DateTime.fromISO(d.serviceStartTime).toSeconds()),
+        serviceStartEpoch: Math.floor(isoInstantMillis(d.serviceStartTime) / 1000),
         mimeType: d.mimeType,
         hash: d.hash,
         size: d.size,

@@ -1,4 +1,4 @@
-import { DateTime } from 'luxon';
+import { hl7TimestampUtc, isoInstantMillis } from '../../shared/iso-instant';
 import type { Cpr } from '../../monitoring/cpr';
 import type { Quantity } from '../../monitoring/tele-observation';
 import type { ObservationBuilder } from './observation-builder';
@@ -49,10 +49,10 @@ export class HL7Builder implements ObservationBuilder {
   private diastolic: Quantity | null = null;
 
   buildHeader(patientId: Cpr, measuredAt: string): void {
-    const at = DateTime.fromISO(measuredAt, { setZone: true });
+    const at = isoInstantMillis(measuredAt);
     // A TeleObservation always holds a valid instant; failing here means a caller bypassed createTeleObservation.
-    if (!at.isValid) throw new Error('HL7Builder: measuredAt is not an ISO-8601 date-time');
-    this.header = { patientId, effectiveTime: at.toUTC().toFormat(HL7_TS_FORMAT) };
+    if (Number.isNaN(at)) throw new Error('HL7Builder: measuredAt is not an ISO-8601 date-time');
+    this.header = { patientId, effectiveTime: hl7TimestampUtc(at) }; // HL7_TS_FORMAT, in UTC
   }
 
   buildSystolic(systolic: Quantity): void {
