@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { DateTime } from 'luxon';
-import { hl7TimestampUtc, isoInstantMillis } from '../../src/domain/shared/iso-instant';
+import { hl7TimestampUtc, isCalendarDate, isoInstantMillis, isoUtc } from '../../src/domain/shared/iso-instant';
 
 /** The fast path must give luxon's answer for every text: the same instant, or NaN where luxon refuses. */
 const luxonMillis = (text: string): number => {
@@ -67,5 +67,29 @@ describe('hl7TimestampUtc', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+});
+
+describe('isoUtc', () => {
+  it("writes what luxon's toUTC().toISO({ suppressMilliseconds: true }) writes", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(-500, 0, 1), max: Date.UTC(12000, 0, 1) }), fc.boolean(), (millis, wholeSecond) => {
+        const at = wholeSecond ? Math.floor(millis / 1000) * 1000 : millis;
+        expect(isoUtc(at)).toBe(DateTime.fromMillis(at, { zone: 'utc' }).toISO({ suppressMilliseconds: true, includeOffset: true }));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
+
+describe('isCalendarDate', () => {
+  it('agrees with luxon on which dates exist, 29 February included', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1000, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), (year, month, day) => {
+        expect(isCalendarDate(year, month, day)).toBe(DateTime.fromObject({ year, month, day }, { zone: 'utc' }).isValid);
+      }),
+      { numRuns: 5000 },
+    );
+    expect([isCalendarDate(2024, 2, 29), isCalendarDate(2023, 2, 29), isCalendarDate(1900, 2, 29), isCalendarDate(2000, 2, 29)]).toEqual([true, false, false, true]);
   });
 });

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import { ValidationError } from '../shared/errors';
+import { isCalendarDate } from '../shared/iso-instant';
 
 /**
  * A Danish CPR number in the seed's form `ddmmyy-ssss`. The first digit of the serial tells the century
@@ -20,15 +21,21 @@ const centuryOf = (yy: number, serialFirstDigit: number): number | null => {
   return null;
 };
 
-/** Birth date of a CPR number, or null when the digits do not form a real date. */
-export const birthDateOf = (cpr: string): DateTime | null => {
+/** Year, month and day of a CPR number's birth date, or null when the digits do not form a real date. */
+const birthDateParts = (cpr: string): { year: number; month: number; day: number } | null => {
   const m = CPR_FORM.exec(cpr);
   if (!m) return null;
   const [, dd, mm, yy, s1] = m;
   const century = centuryOf(Number(yy), Number(s1));
   if (century === null) return null;
-  const date = DateTime.fromObject({ year: century + Number(yy), month: Number(mm), day: Number(dd) }, { zone: 'utc' });
-  return date.isValid ? date : null;
+  const parts = { year: century + Number(yy), month: Number(mm), day: Number(dd) };
+  return isCalendarDate(parts.year, parts.month, parts.day) ? parts : null;
+};
+
+/** Birth date of a CPR number, or null when the digits do not form a real date. */
+export const birthDateOf = (cpr: string): DateTime | null => {
+  const parts = birthDateParts(cpr);
+  return parts === null ? null : DateTime.fromObject(parts, { zone: 'utc' });
 };
 
 export const parseCpr = (value: unknown, path = 'patientId'): Cpr => {
@@ -37,7 +44,7 @@ export const parseCpr = (value: unknown, path = 'patientId'): Cpr => {
       { path, message: 'expected ddmmyy-ssss (six digits, a hyphen, four digits)' },
     ]);
   }
-  if (birthDateOf(value) === null) {
+  if (birthDateParts(value) === null) {
     throw new ValidationError('invalid_patient_id', 'patient identifier does not contain a real birth date', [
       { path, message: 'ddmmyy is not a calendar date for the century its serial implies' },
     ]);

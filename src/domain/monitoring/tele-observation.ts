@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import { isoInstantMillis, isoUtc } from '../shared/iso-instant';
 import { ValidationError } from '../shared/errors';
 import { parseCpr, type Cpr } from './cpr';
 
@@ -58,15 +59,16 @@ const quantity = (raw: unknown, path: 'systolic' | 'diastolic', issues: Issue[])
   return { value, unit: MMHG };
 };
 
-const instant = (raw: unknown, issues: Issue[]): DateTime | null => {
-  let dt: DateTime | null = null;
-  if (DateTime.isDateTime(raw)) dt = raw;
-  else if (typeof raw === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(raw)) dt = DateTime.fromISO(raw, { setZone: true });
-  if (!dt || !dt.isValid) {
+/** Milliseconds since the epoch, whole seconds (luxon only for a DateTime or a text off the fast path). */
+const instant = (raw: unknown, issues: Issue[]): number | null => {
+  let millis = Number.NaN;
+  if (DateTime.isDateTime(raw)) millis = raw.isValid ? raw.toMillis() : Number.NaN;
+  else if (typeof raw === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(raw)) millis = isoInstantMillis(raw);
+  if (Number.isNaN(millis)) {
     issues.push({ path: 'measuredAt', message: 'must be an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00' });
     return null;
   }
-  return dt.toUTC().startOf('second');
+  return Math.floor(millis / 1000) * 1000;
 };
 
 /**
@@ -87,15 +89,15 @@ export const createTeleObservation = (input: TeleObservationInput, now: DateTime
   if (systolic && diastolic && systolic.value <= diastolic.value) {
     issues.push({ path: 'systolic', message: 'must be above the diastolic pressure' });
   }
-  if (measuredAt && measuredAt > now.plus({ seconds: CLOCK_SKEW_SECONDS })) {
+  if (measuredAt !== null && measuredAt > now.toMillis() + CLOCK_SKEW_SECONDS * 1000) {
     issues.push({ path: 'measuredAt', message: 'lies in the future' });
   }
-  if (issues.length > 0 || !patientId || !systolic || !diastolic || !measuredAt) {
+  if (issues.length > 0 || !patientId || !systolic || !diastolic || measuredAt === null) {
     const code = issues.some((i) => i.path === 'patientId') ? 'invalid_patient_id' : issues.some((i) => /must be between|above the diastolic|in the future/.test(i.message)) ? 'implausible_observation' : 'invalid_observation';
     throw new ValidationError(code, `the observation is not valid: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
   }
-  return { patientId, systolic, diastolic, measuredAt: toIsoSeconds(measuredAt) };
+  return { patientId, systolic, diastolic, measuredAt: isoUtc(measuredAt) };
 };
 
-/** ISO-8601 UTC at second precision: 2017-05-10T14:50:14Z */
-export const toIsoSeconds = (dt: DateTime): string => dt.toUTC().toISO({ suppressMilliseconds: true, includeOffset: true })!.replace('.000', '');
+/** ISO-8601 UTC: 2017-05-10T14:50:14Z (milliseconds only when not zero, as luxon's suppressMilliseconds). */
+export const toIsoSeconds = (dt: DateTime): string => isoUtc(dt.toMillis());

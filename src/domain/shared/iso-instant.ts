@@ -38,6 +38,20 @@ export const isoInstantMillis = (text: string): number => {
   return dt.isValid ? dt.toMillis() : Number.NaN;
 };
 
+/**
+ * 2017-05-10T14:50:14Z (milliseconds only when not zero: 2017-05-10T14:50:14.250Z), as luxon's
+ * `toUTC().toISO({ suppressMilliseconds: true })` writes it.
+ */
+export const isoUtc = (millis: number): string => {
+  const year = new Date(millis).getUTCFullYear();
+  if (year < 0 || year > 9999) return DateTime.fromMillis(millis, { zone: 'utc' }).toISO({ suppressMilliseconds: true, includeOffset: true })!;
+  return new Date(millis).toISOString().replace('.000Z', 'Z');
+};
+
+/** The UTC calendar date year-month-day exists (29 February in leap years only). Years from 1000. */
+export const isCalendarDate = (year: number, month: number, day: number): boolean =>
+  Number.isInteger(year) && year >= 1000 && year <= 9999 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month);
+
 /** yyyyMMddHHmmss in UTC: the HL7 TS form of the seed's effectiveTime (seconds, fraction dropped). */
 export const hl7TimestampUtc = (millis: number): string => {
   const t = new Date(millis);
