@@ -190,7 +190,8 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
     downlinkQueuePrefix: config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,
     uplinkMaxAttempts: config.RTS_UPLINK_MAX_ATTEMPTS ?? 5,
     // 200: the handlers' appends then fill larger group-commit batches; at 50 the hub waited on the broker
-    // (bench/README.md, hub end-to-end, 2026-11-29: 0.55-0.63 of a bare consumer at 50 credits, 0.69-0.77 at 200).
+    // (bench/README.md, hub end-to-end, 2026-11-29: 0.55-0.63 of a bare consumer at 50 credits; at 200 seven runs
+    // gave 0.67-0.83, median 0.71).
     uplinkPrefetch: config.RTS_UPLINK_PREFETCH ?? 200,
   };
 };
