@@ -29,6 +29,46 @@ export const openDocument = async (protection: PatientDataProtection, data: Read
   return opened === null ? null : (JSON.parse(opened) as SealedPayload);
 };
 
+/** Like openDocument, without waiting: undefined when the patient's key is not in memory (see openCached). */
+export const openDocumentCached = (protection: PatientDataProtection, data: Readonly<Record<string, unknown>>): SealedPayload | null | undefined => {
+  const content = data['content'];
+  const summary = (data['summary'] ?? null) as SealedPayload['summary'];
+  if (!isSealed(content)) return typeof content === 'string' ? { content, summary } : null;
+  if (protection.openCached === undefined) return undefined;
+  const opened = protection.openCached(String(data['patientKey']), content, `document/${String(data['uniqueId'])}`);
+  return opened === null || opened === undefined ? opened : (JSON.parse(opened) as SealedPayload);
+};
+
+/** A DocumentSubmitted event as the pure evolve sees it: the opened content, and the summary when there is one. */
+const withOpened = (e: RecordedEvent, opened: SealedPayload): RecordedEvent => {
+  const { content: _sealed, summary: _none, ...rest } = e.data;
+  return { ...e, data: { ...rest, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } };
+};
+
+/** The event types the registry projection reads (everything else only moves its checkpoint). */
+export const REGISTRY_EVENT_TYPES: ReadonlySet<string> = new Set(['DocumentSubmitted', 'DocumentDeprecated', PATIENT_ERASED]);
+
+/**
+ * The registry's events opened without waiting, for a projection kept inside the append's transaction (which
+ * cannot await): undefined when that cannot be done, so the batch is left to the background projector: a
+ * patient key not in memory, or a PatientErased (forgetting the rows is the background path's).
+ * Erased patients' documents are left out, as OpeningRegistry does.
+ */
+export const openRegistryEventsCached = (protection: PatientDataProtection, events: readonly RecordedEvent[]): RecordedEvent[] | undefined => {
+  const out: RecordedEvent[] = [];
+  for (const e of events) {
+    if (e.type === PATIENT_ERASED) return undefined;
+    if (e.type !== 'DocumentSubmitted') {
+      out.push(e);
+      continue;
+    }
+    const opened = openDocumentCached(protection, e.data);
+    if (opened === undefined) return undefined;
+    if (opened !== null) out.push(withOpened(e, opened));
+  }
+  return out;
+};
+
 /** A registry adapter that can forget every row of one patient. */
 export type ForgettingRegistry = RegistryReadModel & { forgetPatient(patientKey: string): Promise<void> };
 
@@ -66,8 +106,7 @@ export class OpeningRegistry implements RegistryReadModel {
       }
       const opened = await openDocument(this.protection, e.data);
       if (opened === null) continue; // erased: nothing of it may reach the rows
-      const { content: _sealed, summary: _none, ...rest } = e.data;
-      segment.push({ ...e, data: { ...rest, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } });
+      segment.push(withOpened(e, opened));
     }
     await this.inner.apply(segment, checkpoint);
   }

@@ -10,7 +10,7 @@ import type { IdGenerator } from '../application/ports/id-generator';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import { PatientErasure } from '../application/patient-erasure';
-import { OpeningRegistry, type ForgettingRegistry } from '../application/sealed-documents';
+import { OpeningRegistry, openRegistryEventsCached, REGISTRY_EVENT_TYPES, type ForgettingRegistry } from '../application/sealed-documents';
 import { SqliteKeyStore } from '../adapters/crypto/key-stores';
 import { PatientCipher } from '../adapters/crypto/patient-cipher';
 import type { RegistryReadModel } from '../application/ports/registry-read-model';
@@ -22,7 +22,7 @@ import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-ev
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
-import { SqliteRegistry } from '../adapters/registry/sqlite-registry';
+import { inlineRegistryProjection, SqliteRegistry } from '../adapters/registry/sqlite-registry';
 import { PostgresKeyStore } from '../adapters/crypto/key-stores';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
@@ -155,7 +155,21 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
       return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, 'telemed.sqlite') });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
-    c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => opening(new SqliteRegistry(ctx.container.get(SqliteEventStore)), ctx));
+    c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => {
+      const store = ctx.container.get(SqliteEventStore);
+      const registry = new SqliteRegistry(store);
+      const protection = ctx.container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
+      // Rows written in the upload's own transaction; the projector only catches up what this leaves to it.
+      store.addInlineProjection(
+        inlineRegistryProjection(
+          registry,
+          REGISTRY_EVENT_TYPES,
+          (events) => openRegistryEventsCached(protection, events),
+          (err) => logger.warn({ err }, 'registry: inline projection failed; the projector catches it up'),
+        ),
+      );
+      return opening(registry, ctx);
+    });
   } else {
     throw new Error(`RTS_EVENT_STORE=${config.RTS_EVENT_STORE} is opened asynchronously: use openContainer(), or pass openStore()'s result`);
   }

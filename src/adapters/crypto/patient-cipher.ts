@@ -45,6 +45,14 @@ export class PatientCipher implements PatientDataProtection {
     return openWith(key, sealed, aad(patientKey, context));
   }
 
+  openCached(patientKey: string, sealed: string, context: string): string | null | undefined {
+    if (!sealed.startsWith(SEALED_PREFIX)) return sealed;
+    const key = this.cachedKey(patientKey);
+    if (key === undefined) return undefined;
+    if (key === 'erased') return null;
+    return openWith(key, sealed, aad(patientKey, context));
+  }
+
   async erase(patientKey: string): Promise<void> {
     const cached = this.cache.get(patientKey);
     if (cached && cached.key !== 'erased') cached.key.fill(0);
@@ -63,15 +71,20 @@ export class PatientCipher implements PatientDataProtection {
   }
 
   private async key(patientKey: string): Promise<Buffer | 'erased' | null> {
-    const cached = this.cache.get(patientKey);
-    if (cached && (cached.key === 'erased' || this.now() - cached.at < this.ttlMs)) {
-      // LRU: move to the newest end.
-      this.cache.delete(patientKey);
-      this.cache.set(patientKey, cached);
-      return cached.key;
-    }
+    const cached = this.cachedKey(patientKey);
+    if (cached !== undefined) return cached;
     const stored = await this.options.keys.get(patientKey);
     return stored === null ? null : this.remember(patientKey, stored);
+  }
+
+  /** The key held in memory and not yet expired (erased stays erased); undefined when it must be fetched. */
+  private cachedKey(patientKey: string): Buffer | 'erased' | undefined {
+    const cached = this.cache.get(patientKey);
+    if (!cached || (cached.key !== 'erased' && this.now() - cached.at >= this.ttlMs)) return undefined;
+    // LRU: move to the newest end.
+    this.cache.delete(patientKey);
+    this.cache.set(patientKey, cached);
+    return cached.key;
   }
 
   private remember(patientKey: string, key: Buffer | 'erased'): Buffer | 'erased' {

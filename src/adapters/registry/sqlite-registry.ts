@@ -4,6 +4,7 @@ import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
+import type { SqliteInlineProjection } from '../event-store/sqlite/sqlite-event-store';
 
 /** What the registry needs of the SQLite event store: its database, and a write slot serialized with appends. */
 export type SqliteWriter = Readonly<{
@@ -72,25 +73,52 @@ export class SqliteRegistry implements RegistryReadModel {
   }
 
   async checkpoint(): Promise<bigint> {
+    return this.storedCheckpoint();
+  }
+
+  /**
+   * Rows and checkpoint in one relaxed write transaction. Events at or before the stored checkpoint are skipped and
+   * the checkpoint never moves back: the inline path (projectInline) may have applied them since they were read.
+   */
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+    await this.writer.runExclusive(() => {
+      const current = this.storedCheckpoint();
+      if (checkpoint <= current) return;
+      this.project(events, current);
+      this.writes.setCheckpoint.run(PROJECTION, checkpoint);
+      // Relaxed: the projection is rebuilt from the events, so its commit needs no fsync of its own; rows and
+      // checkpoint still commit atomically, and the next append's fsync makes them durable too.
+    }, { durability: 'relaxed' });
+  }
+
+  /**
+   * The inline path: called inside an append batch's transaction (SqliteInlineProjection) with the document events
+   * of positions (from, to] already opened. Applies them only when the checkpoint is exactly `from`, i.e. every
+   * earlier event is projected; otherwise returns false and the background projector catches up.
+   */
+  projectInline(events: readonly RecordedEvent[], from: bigint, to: bigint): boolean {
+    if (this.storedCheckpoint() !== from) return false;
+    this.project(events, from);
+    this.writes.setCheckpoint.run(PROJECTION, to);
+    return true;
+  }
+
+  private storedCheckpoint(): bigint {
     const row = this.statements.checkpoint.get(PROJECTION) as { position: bigint } | undefined;
     return row ? BigInt(row.position) : 0n;
   }
 
-  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+  /** Synchronous: inside a write transaction of the store's writer. */
+  private project(events: readonly RecordedEvent[], after: bigint): void {
     const select = this.statements.get;
-    const { upsert, setCheckpoint } = this.writes;
-    await this.writer.runExclusive(() => {
-      for (const e of events) {
-        if (!isDocumentEvent(e)) continue;
-        const event = { type: e.type, data: e.data } as DocumentEvent;
-        const current = select.get(event.data.uniqueId) as RegistryRow | undefined;
-        const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
-        if (next) upsert.run(viewToRow(next));
-      }
-      setCheckpoint.run(PROJECTION, checkpoint);
-      // Relaxed: the projection is rebuilt from the events, so its commit needs no fsync of its own; rows and
-      // checkpoint still commit atomically, and the next append's fsync makes them durable too.
-    }, { durability: 'relaxed' });
+    const { upsert } = this.writes;
+    for (const e of events) {
+      if (e.globalPosition <= after || !isDocumentEvent(e)) continue;
+      const event = { type: e.type, data: e.data } as DocumentEvent;
+      const current = select.get(event.data.uniqueId) as RegistryRow | undefined;
+      const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
+      if (next) upsert.run(viewToRow(next));
+    }
   }
 
   async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
@@ -130,3 +158,23 @@ export class SqliteRegistry implements RegistryReadModel {
     });
   }
 }
+
+/**
+ * The registry kept in the append transactions of the SQLite store (SqliteEventStore.addInlineProjection): the
+ * rows of an upload commit with its event, in one fsync, and the background projector only catches up what this
+ * declines. `open` turns the batch's events into what the evolve reads (documents opened), or gives undefined
+ * when that cannot be done without waiting; `eventTypes` are the types it needs to see.
+ */
+export const inlineRegistryProjection = (
+  registry: SqliteRegistry,
+  eventTypes: ReadonlySet<string>,
+  open: (events: readonly RecordedEvent[]) => readonly RecordedEvent[] | undefined,
+  onError?: (error: unknown) => void,
+): SqliteInlineProjection => ({
+  eventTypes,
+  applyInline(events, from, to) {
+    const opened = open(events);
+    return opened !== undefined && registry.projectInline(opened, from, to);
+  },
+  ...(onError ? { onError } : {}),
+});

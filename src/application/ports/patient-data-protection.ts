@@ -12,6 +12,12 @@ export interface PatientDataProtection {
   seal(patientKey: string, plaintext: string, context: string): Promise<string>;
   /** The plaintext; null when the patient's key was erased. Values that are not sealed are returned as they are. */
   open(patientKey: string, sealed: string, context: string): Promise<string | null>;
+  /**
+   * The plaintext at once, without waiting, when the patient's key is already in memory; null when erased;
+   * undefined when the key would first have to be fetched (the caller then takes the asynchronous path).
+   * Optional: a projection kept inside a synchronous write transaction uses it (see OpeningRegistry).
+   */
+  openCached?(patientKey: string, sealed: string, context: string): string | null | undefined;
   /** Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent. */
   erase(patientKey: string): Promise<void>;
   isErased(patientKey: string): Promise<boolean>;

@@ -30,6 +30,9 @@ export type SqliteEventStoreStats = Readonly<{
   appends: number;
   /** Largest number of appends flushed in one transaction. */
   largestBatch: number;
+  /** Batches an inline projection applied in the append's transaction, and batches it left to catch-up. */
+  inlineApplied: number;
+  inlineDeclined: number;
 }>;
 
 type AppendJob = {
@@ -56,6 +59,28 @@ type ExclusiveJob = {
   reject: (error: unknown) => void;
 };
 type Job = AppendJob | ExclusiveJob;
+
+/**
+ * A read model kept in the append's own transaction (an inline projection): one COMMIT, one fsync, for the
+ * events and the rows derived from them, where a background projector needs a second write transaction and reads
+ * the events back. It stays a projection: it has its own checkpoint and is rebuilt from the events; when it
+ * cannot apply a batch (its checkpoint is behind, or it declines) the background projector catches it up, and
+ * from then on the batches are inline again.
+ */
+export interface SqliteInlineProjection {
+  /** The event types it reads; events of other types are not handed over (they only move its checkpoint). */
+  readonly eventTypes: ReadonlySet<string>;
+  /**
+   * Called inside the batch's write transaction, before COMMIT, when the batch appended events at positions
+   * (from, to]: `events` are those of them whose type is in `eventTypes`, in order, with data and metadata read
+   * back from the JSON written. Synchronous. Returns whether it applied them and moved its checkpoint from `from`
+   * to `to`; false (or a throw, which rolls back only its own writes) leaves the batch to the background projector.
+   * The appends commit either way.
+   */
+  applyInline(events: readonly RecordedEvent[], from: bigint, to: bigint): boolean;
+  /** A throw from applyInline: the appends committed, the projection will catch up; say so. */
+  onError?(error: unknown): void;
+}
 
 type EventRow = {
   global_position: bigint;
@@ -98,7 +123,8 @@ export class SqliteEventStore implements EventStore {
   private closed = false;
   private readonly waiters = new Set<{ after: bigint; wake: () => void }>();
   private pollTimer: NodeJS.Timeout | undefined;
-  private counters = { commits: 0, appends: 0, largestBatch: 0 };
+  private counters = { commits: 0, appends: 0, largestBatch: 0, inlineApplied: 0, inlineDeclined: 0 };
+  private readonly inline: SqliteInlineProjection[] = [];
 
   private readonly maxBatchSize: number;
   private readonly pollIntervalMs: number;
@@ -179,6 +205,15 @@ export class SqliteEventStore implements EventStore {
     return new Promise<T>((resolve, reject) => {
       this.enqueue({ kind: 'exclusive', durability: options.durability ?? 'full', run: fn, resolve: resolve as (result: unknown) => void, reject });
     });
+  }
+
+  /**
+   * Keep `projection` in the append transactions from now on (see SqliteInlineProjection). Register it before
+   * appending, or let its background projector catch it up first: until its checkpoint reaches the head, it
+   * declines.
+   */
+  addInlineProjection(projection: SqliteInlineProjection): void {
+    this.inline.push(projection);
   }
 
   stats(): SqliteEventStoreStats {
@@ -273,20 +308,26 @@ export class SqliteEventStore implements EventStore {
   private runBatch(batch: AppendJob[]): void {
     const db = this.database;
     const outcomes: ({ ok: true; result: AppendResult } | { ok: false; error: unknown })[] = [];
+    // The rows written, kept for the inline projections (none registered: nothing kept).
+    const appended: EventRow[] | undefined = this.inline.length > 0 ? [] : undefined;
     try {
       db.exec('BEGIN IMMEDIATE');
+      const from = appended ? (this.sql.head.get() as bigint) : 0n;
       const recordedAt = new Date().toISOString();
       for (const job of batch) {
         db.exec('SAVEPOINT append');
+        const mark = appended?.length ?? 0;
         try {
-          outcomes.push({ ok: true, result: this.appendInTransaction(job, recordedAt) });
+          outcomes.push({ ok: true, result: this.appendInTransaction(job, recordedAt, appended) });
           db.exec('RELEASE append');
         } catch (error) {
           if (!db.inTransaction) throw error; // SQLite rolled the whole transaction back (e.g. disk full)
           db.exec('ROLLBACK TO append; RELEASE append');
+          if (appended) appended.length = mark; // its rows are gone again
           outcomes.push({ ok: false, error });
         }
       }
+      if (appended && appended.length > 0) this.applyInline(appended, from);
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
@@ -304,7 +345,28 @@ export class SqliteEventStore implements EventStore {
     this.refreshHead();
   }
 
-  private appendInTransaction(job: AppendJob, recordedAt: string): AppendResult {
+  /** The inline projections, each in a savepoint of its own: a failure rolls back its writes, not the appends. */
+  private applyInline(rows: readonly EventRow[], from: bigint): void {
+    const db = this.database;
+    const to = rows[rows.length - 1]!.global_position;
+    for (const projection of this.inline) {
+      const events = rows.filter((r) => projection.eventTypes.has(r.type)).map(toRecorded);
+      db.exec('SAVEPOINT inline');
+      let applied = false;
+      try {
+        applied = projection.applyInline(events, from, to);
+        db.exec('RELEASE inline');
+      } catch (error) {
+        if (!db.inTransaction) throw error;
+        db.exec('ROLLBACK TO inline; RELEASE inline');
+        projection.onError?.(error);
+      }
+      if (applied) this.counters.inlineApplied++;
+      else this.counters.inlineDeclined++;
+    }
+  }
+
+  private appendInTransaction(job: AppendJob, recordedAt: string, appended?: EventRow[]): AppendResult {
     const { streamName, events } = job;
     validateAppend(streamName, events);
     const stored = events.map((e) => {
@@ -322,8 +384,11 @@ export class SqliteEventStore implements EventStore {
     let position = 0n;
     for (const event of events) {
       version++;
-      const info = this.sql.insert.run(streamName, version, event.id, event.type, toJson(event.data), toJson(event.metadata ?? {}), recordedAt);
+      const data = toJson(event.data);
+      const metadata = toJson(event.metadata ?? {});
+      const info = this.sql.insert.run(streamName, version, event.id, event.type, data, metadata, recordedAt);
       position = BigInt(info.lastInsertRowid);
+      appended?.push({ global_position: position, stream_name: streamName, stream_version: version, event_id: event.id, type: event.type, data, metadata, recorded_at: recordedAt });
     }
     return { nextExpectedVersion: version, lastGlobalPosition: position, idempotent: false };
   }
