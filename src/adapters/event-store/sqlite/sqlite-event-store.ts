@@ -100,8 +100,9 @@ const COLUMNS = 'global_position, stream_name, stream_version, event_id, type, d
  *
  * Group commit. appendToStream does not write at once: it queues the append and schedules a flush with
  * setImmediate. A flush takes up to `maxBatchSize` queued appends and runs them in ONE transaction
- * (BEGIN IMMEDIATE ... COMMIT, so one fsync with synchronous=FULL), each inside its own SAVEPOINT, so a
- * version conflict fails only its own caller. Every caller's promise settles after the COMMIT, never before.
+ * (BEGIN IMMEDIATE ... COMMIT, so one fsync with synchronous=FULL), each inside its own SAVEPOINT (an append of
+ * one event needs none: its one INSERT is undone by SQLite if it fails), so a version conflict fails only its
+ * own caller. Every caller's promise settles after the COMMIT, never before.
  * Appends made while a flush runs wait for the next one. Expected versions and idempotency are checked against
  * the stream as it is inside the transaction, which includes earlier appends of the same batch.
  *
@@ -315,14 +316,17 @@ export class SqliteEventStore implements EventStore {
       const from = appended ? (this.sql.head.get() as bigint) : 0n;
       const recordedAt = new Date().toISOString();
       for (const job of batch) {
-        db.exec('SAVEPOINT append');
+        // A savepoint only where an append writes more than one row: a single INSERT that fails is undone by
+        // SQLite itself (statement rollback), and every check before it only reads.
+        const guarded = job.events.length > 1;
+        if (guarded) db.exec('SAVEPOINT append');
         const mark = appended?.length ?? 0;
         try {
           outcomes.push({ ok: true, result: this.appendInTransaction(job, recordedAt, appended) });
-          db.exec('RELEASE append');
+          if (guarded) db.exec('RELEASE append');
         } catch (error) {
           if (!db.inTransaction) throw error; // SQLite rolled the whole transaction back (e.g. disk full)
-          db.exec('ROLLBACK TO append; RELEASE append');
+          if (guarded) db.exec('ROLLBACK TO append; RELEASE append');
           if (appended) appended.length = mark; // its rows are gone again
           outcomes.push({ ok: false, error });
         }
