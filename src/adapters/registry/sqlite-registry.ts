@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import { rowToView, viewToRow, type RegistryRow } from './registry-rows';
+import { rowToView, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
@@ -63,9 +63,10 @@ export class SqliteRegistry implements RegistryReadModel {
       checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').safeIntegers(true),
     };
     this.writes = {
+      // Positional parameters: binding 15 named ones from an object costs ~3 us more per row (bench/).
       upsert: this.db.prepare(
-        `INSERT INTO registry_entries VALUES (@unique_id, @patient_key, @repository_unique_id, @status, @creation_time, @service_start_time,
-           @service_start_epoch, @mime_type, @hash, @size, @replaces, @replaced_by, @observation_id, @systolic, @diastolic)
+        `INSERT INTO registry_entries (unique_id, patient_key, repository_unique_id, status, creation_time, service_start_time, service_start_epoch,
+           mime_type, hash, size, replaces, replaced_by, observation_id, systolic, diastolic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
       ),
       setCheckpoint: this.db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position'),
@@ -117,7 +118,12 @@ export class SqliteRegistry implements RegistryReadModel {
       const event = { type: e.type, data: e.data } as DocumentEvent;
       const current = select.get(event.data.uniqueId) as RegistryRow | undefined;
       const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
-      if (next) upsert.run(viewToRow(next));
+      if (next) {
+        upsert.run(
+          next.uniqueId, next.patientKey, next.repositoryUniqueId, next.status, next.creationTime, next.serviceStartTime, next.serviceStartEpoch,
+          next.mimeType, next.hash, next.size, next.replaces, next.replacedBy, next.observationId, next.systolic.value, next.diastolic.value,
+        );
+      }
     }
   }
 
