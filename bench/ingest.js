@@ -93,6 +93,7 @@ const runInProcess = async (inputs, concurrency) => {
     const registryRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
     // Cross-check of the HTTP run's batch estimate (distinct recorded_at) against the exact stats() here.
     const batchesByRecordedAt = store.database.prepare('SELECT COUNT(DISTINCT recorded_at) FROM events').pluck().get();
+    const eventDataBytes = store.database.prepare(`SELECT AVG(LENGTH(data)) FROM events WHERE type = 'DocumentSubmitted'`).pluck().get();
     await projector.stop();
     await store.close();
     if (registryRows !== observations.length) throw new Error(`in-process: ${registryRows} registry rows for ${observations.length} observations`);
@@ -109,6 +110,9 @@ const runInProcess = async (inputs, concurrency) => {
       largestBatch: stats.largestBatch,
       breakdownMs: breakdown.totals,
       avgBatchByRecordedAt: observations.length / batchesByRecordedAt,
+      eventDataBytes,
+      inlineApplied: stats.inlineApplied ?? 0,
+      inlineDeclined: stats.inlineDeclined ?? 0,
       cpuMs: (cu.user + cu.system) / 1000,
     };
   } finally {
@@ -295,13 +299,17 @@ const main = async () => {
   log(`machine: ${JSON.stringify(machine)}`);
   log(`machine now: ${L.fmtPressure(L.pressure())}`);
   const inputs = makeInputs(Math.max(N, HTTP_N), 42);
-  const makeRow = L.rowFactory({ repositoryUniqueId: REPOSITORY });
+  // The baseline inserts the rows the hub writes: the document sealed under the patient's key (issue 7). The
+  // plaintext rows of the first figures (before sealing) are kept as a second reference at batch 64.
+  const makeRow = L.sealedRowFactory({ repositoryUniqueId: REPOSITORY });
+  const makePlainRow = L.rowFactory({ repositoryUniqueId: REPOSITORY });
   const creationTime = L.isoSeconds(Math.floor(Date.now() / 1000));
   const rowsFor = (n) => inputs.slice(0, n).map((o) => makeRow(o, creationTime));
   const rows = rowsFor(N);
+  const plainRows = inputs.slice(0, N).map((o) => makePlainRow(o, creationTime));
   const httpRows = HTTP_N === N ? rows : rowsFor(HTTP_N);
-  const dataBytes = rows.reduce((a, r) => a + r.event.data.length, 0) / rows.length;
-  log(`event data JSON: ${L.fmt(dataBytes, 0)} bytes on average (HL7 content ${JSON.parse(rows[0].event.data).content.length} bytes)`);
+  const avgBytes = (rs) => rs.reduce((a, r) => a + r.event.data.length, 0) / rs.length;
+  log(`event data JSON: ${L.fmt(avgBytes(rows), 0)} bytes on average, sealed as the hub stores it (plaintext: ${L.fmt(avgBytes(plainRows), 0)} bytes, HL7 content ${JSON.parse(plainRows[0].event.data).content.length} bytes)`);
 
   // Warm-up of this process (JIT of the core and of better-sqlite3): not reported.
   if (runs('inproc')) await runInProcess(makeInputs(2000, 7), C);
@@ -312,9 +320,10 @@ const main = async () => {
     const r = { round, pairs: [] };
     const b64 = runBaseline(rows, 64);
     r.baseline64 = b64;
+    r.baseline64Plain = runBaseline(plainRows, 64);
     r.pressure = L.pressure();
     log(`\n[round ${round}] machine: ${L.fmtPressure(r.pressure)}`);
-    log(`[round ${round}] baseline batch=64: ${L.fmtInt(b64.obsPerSec)} obs/s (${L.fmt(b64.ms, 0)} ms, ${b64.commits} commits, CPU ${L.fmt((1000 * b64.cpuMs) / b64.n, 0)} us/obs)`);
+    log(`[round ${round}] baseline batch=64: ${L.fmtInt(b64.obsPerSec)} obs/s (${L.fmt(b64.ms, 0)} ms, ${b64.commits} commits, CPU ${L.fmt((1000 * b64.cpuMs) / b64.n, 0)} us/obs); plaintext rows: ${L.fmtInt(r.baseline64Plain.obsPerSec)} obs/s`);
     if (runs('inproc')) {
       const s = await runInProcess(inputs.slice(0, N), C);
       const b = runBaseline(rows, s.avgBatch);
@@ -324,7 +333,8 @@ const main = async () => {
       log(
         `[round ${round}] in-process c=${C}: ${L.fmtInt(acked)} obs/s acked, ${L.fmtInt(projected)} obs/s incl. projection; ` +
           `latency p50 ${L.fmt(s.latency.p50)} ms p99 ${L.fmt(s.latency.p99)} ms; avg batch ${L.fmt(s.avgBatch, 1)} (largest ${s.largestBatch}, ` +
-          `${s.appendCommits} append + ${s.projectionCommits} projection commits; estimate from recorded_at ${L.fmt(s.avgBatchByRecordedAt, 1)})`,
+          `${s.appendCommits} append + ${s.projectionCommits} projection commits; estimate from recorded_at ${L.fmt(s.avgBatchByRecordedAt, 1)}); ` +
+          `registry rows inline in ${s.inlineApplied} batches, left to the projector in ${s.inlineDeclined}; event data ${L.fmt(s.eventDataBytes, 0)} bytes on average`,
       );
       log(`[round ${round}]   CPU of this process ${L.fmt(s.cpuMs, 0)} ms (${L.fmt((1000 * s.cpuMs) / N, 0)} us/obs, ${L.fmt(s.cpuMs / s.projectedMs, 2)} cores)`);
       log(`[round ${round}]   where the ${L.fmt(s.projectedMs, 0)} ms went (synchronous sections, ms): ${Object.entries(s.breakdownMs).map(([k, v]) => `${k} ${L.fmt(v, 0)}`).join(', ')}`);
@@ -375,7 +385,7 @@ const main = async () => {
     );
     return row;
   });
-  log(`baseline batch=64 (median): ${L.fmtInt(L.median(results.map((r) => r.baseline64.obsPerSec)))} obs/s`);
+  log(`baseline batch=64 (median): ${L.fmtInt(L.median(results.map((r) => r.baseline64.obsPerSec)))} obs/s; plaintext rows ${L.fmtInt(L.median(results.map((r) => r.baseline64Plain.obsPerSec)))} obs/s`);
   log('aim: ingest >= 0.5x the raw baseline');
   log(`machine at the end: ${L.fmtPressure(L.pressure())}`);
 

@@ -5,7 +5,7 @@
  * generator. Node built-ins and the project's own dependencies only.
  */
 const { execFileSync } = require('node:child_process');
-const { randomUUID } = require('node:crypto');
+const { randomBytes, randomUUID } = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
@@ -472,6 +472,29 @@ const pgRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
   };
 };
 
+/**
+ * The rows the SQLite hub writes since crypto-shredding (issue 7): rowFactory's, with the document's personal
+ * data sealed as XdsBackend.register seals it: `content` holds the AES-256-GCM envelope of JSON
+ * { content, summary } under the patient's own data key (one random key per patient here), with the associated
+ * data `<patientKey>|document/<uniqueId>` as PatientCipher binds it; the event has no `summary` of its own.
+ * Sealing is done here, before any clock starts (like building the HL7 and the JSON).
+ */
+const sealedRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
+  const { sealWith } = dist('adapters/crypto/patient-cipher');
+  const make = rowFactory({ repositoryUniqueId, secretHex });
+  const dataKeys = new Map();
+  return (obs, creationTime) => {
+    const row = make(obs, creationTime);
+    const { content, ...entry } = JSON.parse(row.event.data);
+    let key = dataKeys.get(entry.patientKey);
+    if (key === undefined) dataKeys.set(entry.patientKey, (key = randomBytes(32)));
+    const payload = JSON.stringify({ content, summary: { systolic: obs.systolic, diastolic: obs.diastolic } });
+    const sealed = sealWith(key, payload, Buffer.from(`${entry.patientKey}|document/${entry.uniqueId}`, 'utf8'));
+    row.event.data = JSON.stringify({ ...entry, content: sealed });
+    return row;
+  };
+};
+
 /** Column types of registry_entries, in table order, for INSERT ... SELECT * FROM unnest($1::text[], ...). */
 const PG_REGISTRY_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'text', 'integer', 'text', 'text', 'text', 'double precision', 'double precision'];
 
@@ -487,5 +510,6 @@ Object.assign(module.exports, {
   pgConnectionsOf,
   pgServer,
   pgRowFactory,
+  sealedRowFactory,
   PG_REGISTRY_TYPES,
 });
