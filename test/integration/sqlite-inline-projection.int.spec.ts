@@ -255,6 +255,30 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
     }
   });
 
+  it('two connections on one file, each keeping the registry inline: every row once, checkpoint at the head', async () => {
+    const data = tempDataDir('rts-inline-');
+    const a = open(data.dir);
+    const b = open(data.dir);
+    try {
+      const uploads = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).telemed.record(reading(i % 3 ? '251248-1234' : '010203-2345', 100 + i, 90 - i))),
+      );
+      expect(new Set(uploads.map((u) => u.uniqueId)).size).toBe(30);
+      // Each connection's batches were applied inline (the other's commits keep the checkpoint at the head).
+      expect(a.store.stats().inlineApplied).toBeGreaterThan(0);
+      expect(b.store.stats().inlineApplied).toBeGreaterThan(0);
+      expect(a.store.stats().inlineDeclined + b.store.stats().inlineDeclined).toBe(0);
+      expect(a.rows()).toHaveLength(30);
+      expect(a.checkpoint()).toBe(a.head());
+      await a.projector.catchUp(); // nothing left to do
+      expect(a.rows()).toHaveLength(30);
+    } finally {
+      await a.close();
+      await b.close();
+      data.remove();
+    }
+  });
+
   it('leaves an erasure to the projector, which forgets the rows; later uploads are inline again', async () => {
     const data = tempDataDir('rts-inline-');
     const hub = open(data.dir);
