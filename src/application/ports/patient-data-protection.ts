@@ -15,7 +15,7 @@ export interface PatientDataProtection {
   /**
    * The plaintext at once, without waiting, when the patient's key is already in memory; null when erased;
    * undefined when the key would first have to be fetched (the caller then takes the asynchronous path).
-   * Optional: a projection kept inside a synchronous write transaction uses it (see OpeningRegistry).
+   * Optional: a projection kept inside a synchronous write transaction uses it (see openRegistryEventsCached).
    */
   openCached?(patientKey: string, sealed: string, context: string): string | null | undefined;
   /** Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent. */
