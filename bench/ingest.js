@@ -291,6 +291,50 @@ const runBaseline = (rows, batch) => {
   }
 };
 
+/**
+ * A reference without the hub: the same work written directly, in one loop, with the clock running. Per
+ * observation: the HL7 document and its metadata (buildDocument), the pseudonymous key (HMAC), hash, ids, the
+ * sealed payload, the event JSON, then the event row and the registry row inserted as in runBaseline, `batch` per
+ * transaction. What it leaves out that the hub does: persisting a new patient's data key, idempotency and
+ * version checks, and reading the values back out of the sealed document for the registry. hub / direct is the
+ * cost of the hub's structure; direct / raw the cost of the work itself.
+ */
+const runDirect = (inputs, batch, creationTime) => {
+  const make = L.sealedRowFactory({ repositoryUniqueId: REPOSITORY, cacheKeys: false });
+  const dir = L.tempDir('direct');
+  const file = path.join(dir, 'direct.sqlite');
+  try {
+    L.createSchema(file);
+    const db = new L.BetterSqlite3(file);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    const insertEvent = db.prepare(L.INSERT_EVENT_SQL);
+    const insertRegistry = db.prepare(L.INSERT_REGISTRY_SQL);
+    const size = Math.max(1, Math.round(batch));
+    const cpu0 = process.cpuUsage();
+    const t0 = L.nowNs();
+    for (let start = 0; start < inputs.length; start += size) {
+      const end = Math.min(inputs.length, start + size);
+      db.exec('BEGIN IMMEDIATE');
+      const recordedAt = new Date().toISOString();
+      for (let i = start; i < end; i++) {
+        const { event: e, registry } = make(inputs[i], creationTime);
+        insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
+        insertRegistry.run(registry);
+      }
+      db.exec('COMMIT');
+    }
+    const ms = L.msSince(t0);
+    const cu = process.cpuUsage(cpu0);
+    db.close();
+    return { n: inputs.length, batch: size, ms, obsPerSec: inputs.length / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
+  } finally {
+    L.rmrf(dir);
+  }
+};
+
 // ---------- main ----------
 
 const main = async () => {
@@ -339,6 +383,9 @@ const main = async () => {
       log(`[round ${round}]   CPU of this process ${L.fmt(s.cpuMs, 0)} ms (${L.fmt((1000 * s.cpuMs) / N, 0)} us/obs, ${L.fmt(s.cpuMs / s.projectedMs, 2)} cores)`);
       log(`[round ${round}]   where the ${L.fmt(s.projectedMs, 0)} ms went (synchronous sections, ms): ${Object.entries(s.breakdownMs).map(([k, v]) => `${k} ${L.fmt(v, 0)}`).join(', ')}`);
       log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
+      const d = runDirect(inputs.slice(0, N), s.avgBatch, creationTime);
+      r.pairs[r.pairs.length - 1].direct = d;
+      log(`[round ${round}]   reference, the same work without the hub (build, seal, insert) batch=${d.batch}: ${L.fmtInt(d.obsPerSec)} obs/s (CPU ${L.fmt((1000 * d.cpuMs) / d.n, 0)} us/obs) -> hub/direct ${L.fmt(acked / d.obsPerSec, 3)}, direct/raw ${L.fmt(d.obsPerSec / b.obsPerSec, 3)}`);
     }
     if (runs('http')) {
       for (const hc of HTTP_C) {

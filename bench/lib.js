@@ -170,9 +170,11 @@ const isoSeconds = (epochSeconds) => new Date(epochSeconds * 1000).toISOString()
 /**
  * The event row and registry row the hub writes for one submitted observation (no observationId, no
  * correlationId), built with the project's own functions exactly as XdsBackend.register and the registry
- * projection do. `document` may be given (see fastDocument) to skip the HL7 builder.
+ * projection do. `document` may be given (see fastDocument) to skip the HL7 builder. `storedContent` turns the
+ * document into what the event stores (sealedRowFactory seals it); `cacheKeys: false` computes the pseudonymous
+ * key (HMAC) for every row, as the hub does, instead of once per patient.
  */
-const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
+const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKeys = true, storedContent = (document) => document }) => {
   const { buildDocument } = dist('application/telemed');
   const { sha256Hex, uuidToOid, uuidV5 } = dist('application/ids');
   const { HmacPatientKeys } = dist('adapters/system/hmac-patient-keys');
@@ -180,6 +182,7 @@ const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
   const keys = new HmacPatientKeys(Buffer.from(secretHex, 'hex'));
   const keyCache = new Map();
   const keyFor = (cpr) => {
+    if (!cacheKeys) return keys.keyFor(cpr);
     let k = keyCache.get(cpr);
     if (k === undefined) keyCache.set(cpr, (k = keys.keyFor(cpr)));
     return k;
@@ -219,7 +222,7 @@ const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
         stream_version: 0,
         event_id: uuidV5(`${commandId}/${streamName}/0`),
         type: 'DocumentSubmitted',
-        data: JSON.stringify({ ...entry, content: document }),
+        data: JSON.stringify({ ...entry, content: storedContent(document, entry, obs) }),
         metadata: JSON.stringify({ causationId: commandId }),
       },
       registry: [
@@ -479,20 +482,16 @@ const pgRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
  * data `<patientKey>|document/<uniqueId>` as PatientCipher binds it; the event has no `summary` of its own.
  * Sealing is done here, before any clock starts (like building the HL7 and the JSON).
  */
-const sealedRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
+const sealedRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKeys = true }) => {
   const { sealWith } = dist('adapters/crypto/patient-cipher');
-  const make = rowFactory({ repositoryUniqueId, secretHex });
   const dataKeys = new Map();
-  return (obs, creationTime) => {
-    const row = make(obs, creationTime);
-    const { content, ...entry } = JSON.parse(row.event.data);
+  const storedContent = (content, entry, obs) => {
     let key = dataKeys.get(entry.patientKey);
     if (key === undefined) dataKeys.set(entry.patientKey, (key = randomBytes(32)));
     const payload = JSON.stringify({ content, summary: { systolic: obs.systolic, diastolic: obs.diastolic } });
-    const sealed = sealWith(key, payload, Buffer.from(`${entry.patientKey}|document/${entry.uniqueId}`, 'utf8'));
-    row.event.data = JSON.stringify({ ...entry, content: sealed });
-    return row;
+    return sealWith(key, payload, Buffer.from(`${entry.patientKey}|document/${entry.uniqueId}`, 'utf8'));
   };
+  return rowFactory({ repositoryUniqueId, secretHex, cacheKeys, storedContent });
 };
 
 /** Column types of registry_entries, in table order, for INSERT ... SELECT * FROM unnest($1::text[], ...). */
