@@ -106,6 +106,23 @@ describe('patient data envelope (AES-256-GCM)', () => {
     await expect(cipher.seal('pA', 'again', 'd2')).rejects.toMatchObject({ code: 'patient_erased' });
     expect(await new PatientCipher({ keys }).open('pA', sealed, 'd1')).toBeNull(); // another process, same store
   });
+  it('openCached opens without waiting only with a key in memory and not expired; erased stays erased', async () => {
+    const keys = new InMemoryKeyStore();
+    let now = 0;
+    const cipher = new PatientCipher({ keys, ttlMs: 1000, now: () => now });
+    const sealed = await cipher.seal('pA', 'secret', 'd1');
+    expect(cipher.openCached('pA', sealed, 'd1')).toBe('secret');
+    expect(cipher.openCached('pA', 'plain old content', 'd1')).toBe('plain old content');
+    expect(new PatientCipher({ keys }).openCached('pA', sealed, 'd1')).toBeUndefined(); // key only in the store
+    now = 1000; // expired: must be fetched again (another process may have erased it)
+    expect(cipher.openCached('pA', sealed, 'd1')).toBeUndefined();
+    expect(await cipher.open('pA', sealed, 'd1')).toBe('secret'); // fetched and cached again
+    expect(cipher.openCached('pA', sealed, 'd1')).toBe('secret');
+    expect(() => cipher.openCached('pA', sealed, 'd2')).toThrow(); // another place: the AEAD refuses
+    await cipher.erase('pA');
+    now = 10_000;
+    expect(cipher.openCached('pA', sealed, 'd1')).toBeNull();
+  });
 });
 
 describe('rate limiter (token bucket)', () => {
