@@ -106,6 +106,14 @@ describe('patient data envelope (AES-256-GCM)', () => {
     await expect(cipher.seal('pA', 'again', 'd2')).rejects.toMatchObject({ code: 'patient_erased' });
     expect(await new PatientCipher({ keys }).open('pA', sealed, 'd1')).toBeNull(); // another process, same store
   });
+  it('never repeats a nonce: 2,000 envelopes (the nonce pool refilled five times) all differ and all open', () => {
+    const associated = Buffer.from('pA|document/1');
+    const sealed = Array.from({ length: 2000 }, () => sealWith(key, 'same plaintext', associated));
+    const nonces = sealed.map((s) => s.slice('rts-sealed:v1:'.length).split('.')[0]);
+    expect(new Set(nonces).size).toBe(2000);
+    expect(new Set(sealed).size).toBe(2000);
+    for (const s of sealed) expect(openWith(key, s, associated)).toBe('same plaintext');
+  });
   it('openCached opens without waiting only with a key in memory and not expired; erased stays erased', async () => {
     const keys = new InMemoryKeyStore();
     let now = 0;
