@@ -53,12 +53,17 @@ export class PatientCipher implements PatientDataProtection {
     return openWith(key, sealed, aad(patientKey, context));
   }
 
+  /**
+   * Erased in memory first, then in the key store: while the store erases (a round trip for PostgreSQL), this
+   * process must neither seal a new upload with the old key nor open one for the registry, or an upload racing
+   * the erasure would be stored, and projected, after the patient's rows were forgotten. If the store fails, the
+   * patient stays erased here (fail closed) and the request fails, to be repeated.
+   */
   async erase(patientKey: string): Promise<void> {
     const cached = this.cache.get(patientKey);
     if (cached && cached.key !== 'erased') cached.key.fill(0);
-    this.cache.delete(patientKey);
-    await this.options.keys.erase(patientKey, new Date(this.now()).toISOString());
     this.remember(patientKey, 'erased');
+    await this.options.keys.erase(patientKey, new Date(this.now()).toISOString());
   }
 
   async isErased(patientKey: string): Promise<boolean> {
