@@ -166,10 +166,20 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
     return { c, store, telemed, projector, patientKeys, rows, checkpoint, head, close };
   };
 
-  it('writes the rows in the upload’s own commit: no projection transaction, checkpoint at the head, as a rebuild gives', async () => {
+  /** A hub on a fresh data directory, closed and removed afterwards. */
+  const withHub = async (fn: (hub: ReturnType<typeof open>) => Promise<void>, env: Record<string, string> = {}) => {
     const data = tempDataDir('rts-inline-');
-    const hub = open(data.dir);
+    const hub = open(data.dir, env);
     try {
+      await fn(hub);
+    } finally {
+      await hub.close();
+      data.remove();
+    }
+  };
+
+  it('writes the rows in the upload’s own commit: no projection transaction, checkpoint at the head, as a rebuild gives', async () => {
+    await withHub(async (hub) => {
       // The projector is not started and nothing queries: only the inline path can have written the rows.
       const uploads = await Promise.all(Array.from({ length: 40 }, (_, i) => hub.telemed.record(reading(i % 2 ? '251248-1234' : '010203-2345', 110 + i, 60 + i))));
       const corrected = await hub.telemed.correct(uploads[0]!.uniqueId, reading('010203-2345', 99, 60), { correctionId: 'c-1' });
@@ -185,16 +195,11 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
       expect(hub.rows()).toEqual(inline);
       const answer = await hub.telemed.getObservationsFor(parseCpr('251248-1234'), week);
       expect(answer).toHaveLength(20);
-    } finally {
-      await hub.close();
-      data.remove();
-    }
+    });
   });
 
   it('a background apply of events read before an inline batch neither moves the checkpoint back nor rewrites rows', async () => {
-    const data = tempDataDir('rts-inline-');
-    const hub = open(data.dir);
-    try {
+    await withHub(async (hub) => {
       const first = await hub.telemed.record(reading('251248-1234', 120, 30));
       // What a background projector could have read when the checkpoint was still 0 ...
       const stale = await hub.store.readAll({ after: 0n, maxCount: 10 });
@@ -207,10 +212,7 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
       expect(hub.checkpoint()).toBe(head);
       expect(hub.rows()).toEqual(before);
       expect(before).toContainEqual(expect.objectContaining({ unique_id: first.uniqueId, status: 'Deprecated' }));
-    } finally {
-      await hub.close();
-      data.remove();
-    }
+    });
   });
 
   it('declines while the checkpoint is behind (as during a rebuild), and resumes once the projector caught up', async () => {
@@ -239,21 +241,16 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
   });
 
   it('declines a batch with a document whose key is not in memory; the projector opens it from the key store', async () => {
-    const data = tempDataDir('rts-inline-');
     // A key cache of one: of two patients uploading at once, the first one's key is gone from memory by the time
     // their batch commits (as for a document appended by another hub process on the same files).
-    const hub = open(data.dir, { RTS_PATIENT_KEY_CACHE_SIZE: '1' });
-    try {
+    await withHub(async (hub) => {
       await Promise.all([hub.telemed.record(reading('251248-1234', 120, 30)), hub.telemed.record(reading('010203-2345', 118, 40))]);
       expect(hub.store.stats().inlineDeclined).toBeGreaterThanOrEqual(1);
       expect(hub.rows().length).toBeLessThan(2);
       await hub.projector.catchUp();
       expect(hub.rows()).toHaveLength(2);
       expect(hub.checkpoint()).toBe(hub.head());
-    } finally {
-      await hub.close();
-      data.remove();
-    }
+    }, { RTS_PATIENT_KEY_CACHE_SIZE: '1' });
   });
 
   it('two connections on one file, each keeping the registry inline: every row once, checkpoint at the head', async () => {
@@ -281,9 +278,7 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
   });
 
   it('leaves an erasure to the projector, which forgets the rows; later uploads are inline again', async () => {
-    const data = tempDataDir('rts-inline-');
-    const hub = open(data.dir);
-    try {
+    await withHub(async (hub) => {
       await hub.telemed.record(reading('251248-1234', 120, 30));
       await hub.telemed.record(reading('010203-2345', 125, 30));
       const erasure = hub.c.get<PatientErasure>(TOKENS.PatientErasure);
@@ -297,10 +292,7 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
       expect(hub.store.stats().inlineDeclined).toBe(declined);
       expect(hub.rows()).toHaveLength(2);
       await expect(hub.telemed.record(reading('251248-1234', 121, 10))).rejects.toMatchObject({ code: 'patient_erased' });
-    } finally {
-      await hub.close();
-      data.remove();
-    }
+    });
   });
 });
 
