@@ -250,13 +250,13 @@ const runHttp = async (inputs, concurrency) => {
 // ---------- the baseline: raw better-sqlite3 ----------
 
 /**
- * The same rows into a fresh file with the store's PRAGMAs, `batch` observations per transaction: the event row
- * (with recorded_at taken once per batch, as the store does) and the registry row, both in the one transaction.
- * The rows (JSON, HL7 content, hash, ids) are prepared before the clock starts: only SQLite work is timed.
+ * Rows into a fresh file with the store's PRAGMAs, `batch` observations per transaction: the event row (with
+ * recorded_at taken once per batch, as the store does) and the registry row, both in the one transaction.
+ * `rowAt(i)` gives observation i's rows; the clock runs around all of it.
  */
-const runBaseline = (rows, batch) => {
-  const dir = L.tempDir('baseline');
-  const file = path.join(dir, 'raw.sqlite');
+const runInserts = (label, n, rowAt, batch) => {
+  const dir = L.tempDir(label);
+  const file = path.join(dir, `${label}.sqlite`);
   try {
     L.createSchema(file);
     const db = new L.BetterSqlite3(file);
@@ -270,12 +270,12 @@ const runBaseline = (rows, batch) => {
     let commits = 0;
     const cpu0 = process.cpuUsage();
     const t0 = L.nowNs();
-    for (let start = 0; start < rows.length; start += size) {
-      const end = Math.min(rows.length, start + size);
+    for (let start = 0; start < n; start += size) {
+      const end = Math.min(n, start + size);
       db.exec('BEGIN IMMEDIATE');
       const recordedAt = new Date().toISOString();
       for (let i = start; i < end; i++) {
-        const { event: e, registry } = rows[i];
+        const { event: e, registry } = rowAt(i);
         insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
         insertRegistry.run(registry);
       }
@@ -285,11 +285,17 @@ const runBaseline = (rows, batch) => {
     const ms = L.msSince(t0);
     const cu = process.cpuUsage(cpu0);
     db.close();
-    return { n: rows.length, batch: size, commits, ms, obsPerSec: rows.length / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
+    return { n, batch: size, commits, ms, obsPerSec: n / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
   } finally {
     L.rmrf(dir);
   }
 };
+
+/**
+ * The raw baseline: the same rows, built (JSON, HL7 content, seal, hash, ids) before the clock starts, so only
+ * SQLite work is timed.
+ */
+const runBaseline = (rows, batch) => runInserts('baseline', rows.length, (i) => rows[i], batch);
 
 /**
  * A reference without the hub: the same work written directly, in one loop, with the clock running. Per
@@ -301,38 +307,7 @@ const runBaseline = (rows, batch) => {
  */
 const runDirect = (inputs, batch, creationTime) => {
   const make = L.sealedRowFactory({ repositoryUniqueId: REPOSITORY, cacheKeys: false });
-  const dir = L.tempDir('direct');
-  const file = path.join(dir, 'direct.sqlite');
-  try {
-    L.createSchema(file);
-    const db = new L.BetterSqlite3(file);
-    db.pragma('busy_timeout = 5000');
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    const insertEvent = db.prepare(L.INSERT_EVENT_SQL);
-    const insertRegistry = db.prepare(L.INSERT_REGISTRY_SQL);
-    const size = Math.max(1, Math.round(batch));
-    const cpu0 = process.cpuUsage();
-    const t0 = L.nowNs();
-    for (let start = 0; start < inputs.length; start += size) {
-      const end = Math.min(inputs.length, start + size);
-      db.exec('BEGIN IMMEDIATE');
-      const recordedAt = new Date().toISOString();
-      for (let i = start; i < end; i++) {
-        const { event: e, registry } = make(inputs[i], creationTime);
-        insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
-        insertRegistry.run(registry);
-      }
-      db.exec('COMMIT');
-    }
-    const ms = L.msSince(t0);
-    const cu = process.cpuUsage(cpu0);
-    db.close();
-    return { n: inputs.length, batch: size, ms, obsPerSec: inputs.length / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
-  } finally {
-    L.rmrf(dir);
-  }
+  return runInserts('direct', inputs.length, (i) => make(inputs[i], creationTime), batch);
 };
 
 // ---------- main ----------
