@@ -13,7 +13,6 @@ import { parseCpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
 import { timeInterval } from '../../src/domain/monitoring/time-interval';
 import { tempDataDir } from '../support/hub-process';
-import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
 
 /**
  * Inline projections on the SQLite store: the registry rows of an upload are written in the append's own
@@ -296,51 +295,3 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
   });
 });
 
-describe('erasure racing an upload of the same patient', () => {
-  it('leaves no row: an upload sealed while the key store is still erasing is refused or forgotten', async () => {
-    const data = tempDataDir('rts-inline-');
-    const now = DateTime.utc();
-    const reading = (systolic: number) => createTeleObservation({ patientId: '251248-1234', systolic, diastolic: 70, measuredAt: now.minus({ minutes: 5 }).toISO()! }, now);
-    // A key store whose erase waits for a gate: the time a PostgreSQL key store takes for its round trip.
-    let openGate: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
-    const inner = new InMemoryKeyStore();
-    const gated = {
-      get: (k: string) => inner.get(k),
-      createIfAbsent: (k: string, key: Buffer) => inner.createIfAbsent(k, key),
-      erase: async (k: string, at: string) => {
-        await gate;
-        return inner.erase(k);
-      },
-      close: () => inner.close(),
-    };
-    const c = buildContainer(loadConfig({ RTS_DATA_DIR: data.dir, RTS_PSEUDONYM_SECRET: 'ab'.repeat(32) }), pino({ level: 'silent' }));
-    c.rebind(TOKENS.PatientKeyStore).toConstantValue(gated);
-    const store = c.get(SqliteEventStore);
-    const telemed = c.get<TeleMedService>(TOKENS.TeleMed);
-    const projector = c.get<Projector>(TOKENS.Projector);
-    const patientKey = c.get<PatientKeys>(TOKENS.PatientKeys).keyFor(parseCpr('251248-1234'));
-    const rows = () => store.database.prepare('SELECT COUNT(*) FROM registry_entries WHERE patient_key = ?').pluck().get(patientKey) as number;
-    try {
-      await telemed.record(reading(120));
-      expect(rows()).toBe(1);
-      const erasing = c.get<PatientErasure>(TOKENS.PatientErasure).erase(parseCpr('251248-1234'), { by: 'test' });
-      await new Promise((resolve) => setTimeout(resolve, 20)); // PatientErased appended; the key store is erasing
-      const late = await telemed.record(reading(121)).then(
-        () => 'stored',
-        (error: { code?: string }) => error.code,
-      );
-      await projector.catchUp();
-      openGate();
-      await erasing;
-      await projector.catchUp();
-      expect(late).toBe('patient_erased');
-      expect(rows()).toBe(0);
-    } finally {
-      openGate();
-      await projector.stop();
-      await store.close();
-      data.remove();
-    }
-  });
-});
