@@ -2,6 +2,7 @@ import { Director, HL7Builder, MetadataBuilder, parseHl7Observation, type Docume
 import type { Cpr } from '../domain/monitoring/cpr';
 import type { TeleObservation } from '../domain/monitoring/tele-observation';
 import type { TimeInterval } from '../domain/monitoring/time-interval';
+import { ConflictError } from '../domain/shared/errors';
 import type { SubmitResult, XdsBackend } from './xds-backend';
 
 /** A stored reading as the query side returns it: the observation and the document it lives in. */
@@ -17,6 +18,21 @@ export interface TeleMed {
   /** Every current observation of the patient measured in the half-open interval [from, to), oldest first. */
   getObservationsFor(patientId: Cpr, interval: TimeInterval): Promise<readonly StoredObservation[]>;
 }
+
+/** What `record` did, and the measurement time the stored reading has. */
+export type RecordResult = SubmitResult & Readonly<{ measuredAt: string }>;
+
+export type RecordOptions = Readonly<{
+  /** Client-supplied idempotency key: the same key for the same patient and reading is stored once. */
+  observationId?: string;
+  correlationId?: string;
+  /**
+   * The caller gave no measurement time and `measuredAt` is the hub's "now". A retry of such an upload (after a
+   * lost answer) comes a moment later with another "now"; with this flag it is the same reading when its values
+   * match the one stored under the id, and answers with that reading's time.
+   */
+  measuredAtDefaulted?: boolean;
+}>;
 
 /** The seed's processAndStore: Director + builders make the document and metadata from one observation. */
 export const buildDocument = (teleObs: TeleObservation): { document: string; metadata: DocumentMetadata } => {
@@ -40,9 +56,24 @@ export class TeleMedService implements TeleMed {
    * processAndStore with an idempotency key: the same observationId for the same patient is stored once and
    * answers with the same uniqueId (`created: false` on a repeat).
    */
-  async record(teleObs: TeleObservation, options: { observationId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
+  async record(teleObs: TeleObservation, options: RecordOptions = {}): Promise<RecordResult> {
+    try {
+      return await this.submit(teleObs, options);
+    } catch (e) {
+      const { observationId, measuredAtDefaulted } = options;
+      if (!(measuredAtDefaulted && observationId !== undefined && e instanceof ConflictError && e.code === 'observation_id_reused')) throw e;
+      // Only the time differs from what the id was stored with? Then it is the same reading: submit it at the
+      // stored time, which the decider answers as a repeat (or refuses again when the values differ too).
+      const stored = await this.xds.entryOfObservation(teleObs.patientId, observationId);
+      if (stored === null || stored.serviceStartTime === teleObs.measuredAt) throw e;
+      return this.submit({ ...teleObs, measuredAt: stored.serviceStartTime }, { observationId, correlationId: options.correlationId });
+    }
+  }
+
+  private async submit(teleObs: TeleObservation, options: RecordOptions): Promise<RecordResult> {
     const { document, metadata } = buildDocument(teleObs);
-    return this.xds.provideAndRegisterDocument(metadata, document, { ...options, summary: summaryOf(teleObs) });
+    const result = await this.xds.provideAndRegisterDocument(metadata, document, { observationId: options.observationId, correlationId: options.correlationId, summary: summaryOf(teleObs) });
+    return { ...result, measuredAt: teleObs.measuredAt };
   }
 
   /** Replace a stored reading by a corrected one (XDS RPLC); the old one disappears from queries. */

@@ -120,6 +120,13 @@ export class XdsBackend {
     return { entry, content: await this.content(entry) };
   }
 
+  /** The registry entry of the patient's upload with this observation id, or null when there is none. */
+  async entryOfObservation(patientId: Cpr, observationId: string): Promise<RegistryEntryView | null> {
+    const uniqueId = this.uniqueIdFor(this.deps.patientKeys.keyFor(patientId), observationId);
+    await this.deps.projector.catchUp();
+    return this.deps.registry.get(uniqueId);
+  }
+
   async entry(uniqueId: string): Promise<RegistryEntryView> {
     await this.deps.projector.catchUp();
     const entry = await this.deps.registry.get(uniqueId);

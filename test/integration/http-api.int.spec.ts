@@ -29,8 +29,9 @@ jest.mock('cookie', () => {
 const PATIENT = '251248-1234';
 const PATIENT_2 = '010203-4321';
 const UNKNOWN_PATIENT = '150560-2123';
+const PATIENT_3 = '070809-1357';
 const BAD_DATE_CPR = '320148-1234';
-const CPRS = [PATIENT, PATIENT_2, UNKNOWN_PATIENT, BAD_DATE_CPR];
+const CPRS = [PATIENT, PATIENT_2, PATIENT_3, UNKNOWN_PATIENT, BAD_DATE_CPR];
 
 const logLines: string[] = [];
 const logger = pino(
@@ -47,6 +48,8 @@ let dataDir: string;
 let app: FastifyInstance;
 let store: EventStore;
 let projector: Projector;
+/** Seconds the server's clock runs ahead of the container's: lets a test retry "a moment later". */
+let serverSkewSeconds = 0;
 const responses: LightMyRequestResponse[] = [];
 
 const iso = (dt: DateTime) => toIsoSeconds(dt);
@@ -85,7 +88,7 @@ beforeAll(() => {
   const built: unknown = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
     xds: container.get<XdsBackend>(TOKENS.Xds),
-    clock: container.get<Clock>(TOKENS.Clock),
+    clock: { now: () => container.get<Clock>(TOKENS.Clock).now().plus({ seconds: serverSkewSeconds }) },
     logger,
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
     health: async () => ({ head: String(await store.headPosition()) }),
@@ -123,6 +126,21 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
 
     it('the same observationId with another reading: 409 observation_id_reused', async () => {
       expectProblem(await post('/observations', { observationId: 'meter-1:0001', patientId: PATIENT, systolic: 150, diastolic: 70, measuredAt }), 409, 'observation_id_reused');
+    });
+
+    it('an upload without a time, retried after its answer was lost and the clock moved on: 200, the stored time', async () => {
+      const upload = { observationId: 'meter-1:0002', patientId: PATIENT_3, systolic: 131, diastolic: 82 };
+      const first = await post('/observations', upload);
+      expect(first.statusCode).toBe(201);
+      serverSkewSeconds = 3;
+      try {
+        const again = await post('/observations', upload);
+        expect(again.statusCode).toBe(200);
+        expect(again.json()).toEqual(first.json());
+        expectProblem(await post('/observations', { ...upload, systolic: 132 }), 409, 'observation_id_reused');
+      } finally {
+        serverSkewSeconds = 0;
+      }
     });
 
     it('GET /patients/{id}/observations with from and to returns the reading', async () => {

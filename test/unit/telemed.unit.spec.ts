@@ -149,6 +149,30 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       expect(await allEvents()).toHaveLength(1);
     });
 
+    it('an upload whose time was the hub\'s "now", retried a moment later: the stored reading, at its stored time', async () => {
+      const { telemed, allEvents } = setup();
+      const first = await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1', measuredAtDefaulted: true });
+      const again = await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:01Z'), { observationId: 'obs-1', measuredAtDefaulted: true });
+      expect(first).toMatchObject({ created: true, measuredAt: '2024-03-10T11:00:00Z' });
+      expect(again).toMatchObject({ uniqueId: first.uniqueId, created: false, measuredAt: '2024-03-10T11:00:00Z' });
+      expect(await allEvents()).toHaveLength(1);
+    });
+
+    it('a defaulted time does not make other values the same reading: observation_id_reused', async () => {
+      const { telemed, allEvents } = setup();
+      await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1', measuredAtDefaulted: true });
+      const error = await rejectionOf(telemed.record(reading(PATIENT, 127, 70, '2024-03-10T11:00:01Z'), { observationId: 'obs-1', measuredAtDefaulted: true }));
+      expect(error).toMatchObject({ kind: 'conflict', code: 'observation_id_reused' });
+      expect(await allEvents()).toHaveLength(1);
+    });
+
+    it('a time the caller gave is part of the reading: another time under the same id is refused', async () => {
+      const { telemed } = setup();
+      await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' });
+      const error = await rejectionOf(telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:01Z'), { observationId: 'obs-1' }));
+      expect(error).toMatchObject({ code: 'observation_id_reused' });
+    });
+
     it('two patients with the same observationId get different documents', async () => {
       const { telemed } = setup();
       const a = await telemed.record(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'), { observationId: 'obs-1' });

@@ -27,7 +27,7 @@ export const ObservationBody = z
     patientId: z.string().max(32).describe('Danish CPR number, ddmmyy-ssss'),
     systolic: quantity,
     diastolic: quantity,
-    measuredAt: isoWithOffset.optional().describe('When the reading was taken; defaults to now'),
+    measuredAt: isoWithOffset.optional().describe('When the reading was taken; defaults to now (a retry of the same observationId keeps the stored time)'),
   })
   .strict();
 

@@ -114,12 +114,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const body = parseInput(ObservationBody, request.body, 'body');
     const now = deps.clock.now();
     const observation = createTeleObservation({ ...body, measuredAt: body.measuredAt ?? now }, now);
-    const result = await deps.telemed.record(observation, { observationId: body.observationId, correlationId: request.id });
+    const result = await deps.telemed.record(observation, { observationId: body.observationId, correlationId: request.id, measuredAtDefaulted: body.measuredAt === undefined });
     const document = `/documents/${result.uniqueId}`;
     return reply
       .code(result.created ? 201 : 200)
       .header('location', document)
-      .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: observation.measuredAt, document });
+      .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: result.measuredAt, document });
   });
 
   app.get('/patients/:patientId/observations', async (request) => {
