@@ -5,7 +5,7 @@ export { openTeleMed, type EmbeddedTeleMed, type OpenOptions } from './bootstrap
 export type { ErasureResult } from './application/patient-erasure';
 export { startHub, type RunningHub } from './bootstrap/main';
 export { loadConfig, ConfigError, type Config } from './bootstrap/config';
-export type { TeleMed, StoredObservation } from './application/telemed';
+export type { TeleMed, StoredObservation, RecordOptions, RecordResult } from './application/telemed';
 export { TeleMedService, buildDocument } from './application/telemed';
 export { XdsBackend, type RetrievedDocument, type SubmitResult } from './application/xds-backend';
 export type { EventStore, RecordedEvent, NewEvent, ExpectedVersion } from './application/ports/event-store';
