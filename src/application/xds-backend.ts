@@ -122,16 +122,18 @@ export class XdsBackend {
 
   /** The registry entry of the patient's upload with this observation id, or null when there is none. */
   async entryOfObservation(patientId: Cpr, observationId: string): Promise<RegistryEntryView | null> {
-    const uniqueId = this.uniqueIdFor(this.deps.patientKeys.keyFor(patientId), observationId);
-    await this.deps.projector.catchUp();
-    return this.deps.registry.get(uniqueId);
+    return this.findEntry(this.uniqueIdFor(this.deps.patientKeys.keyFor(patientId), observationId));
   }
 
   async entry(uniqueId: string): Promise<RegistryEntryView> {
-    await this.deps.projector.catchUp();
-    const entry = await this.deps.registry.get(uniqueId);
+    const entry = await this.findEntry(uniqueId);
     if (!entry) throw new NotFoundError('document_not_found', 'no document has this uniqueId');
     return entry;
+  }
+
+  private async findEntry(uniqueId: string): Promise<RegistryEntryView | null> {
+    await this.deps.projector.catchUp();
+    return this.deps.registry.get(uniqueId);
   }
 
   private async content(entry: RegistryEntryView): Promise<string> {
