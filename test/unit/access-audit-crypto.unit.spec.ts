@@ -131,6 +131,36 @@ describe('patient data envelope (AES-256-GCM)', () => {
     now = 10_000;
     expect(cipher.openCached('pA', sealed, 'd1')).toBeNull();
   });
+  it('hands a just-sealed envelope its plaintext once, for its own patient and place only, and never after erasure', async () => {
+    const keys = new InMemoryKeyStore();
+    const cipher = new PatientCipher({ keys, maxJustSealed: 2 });
+    const a = await cipher.seal('pA', 'reading A', 'document/1');
+    expect(cipher.unopenedSeals).toBe(1);
+    // Another place or another patient does not get it: the AEAD decides, and refuses.
+    expect(() => cipher.openCached('pA', a, 'document/2')).toThrow();
+    await cipher.seal('pB', 'x', 'document/9');
+    expect(() => cipher.openCached('pB', a, 'document/1')).toThrow();
+    expect(cipher.unopenedSeals).toBe(2);
+    expect(cipher.openCached('pA', a, 'document/1')).toBe('reading A');
+    expect(cipher.unopenedSeals).toBe(1); // used once
+    expect(cipher.openCached('pA', a, 'document/1')).toBe('reading A'); // then opened with the key as always
+    // Bounded: the oldest goes first.
+    const b = await cipher.seal('pA', 'reading B', 'document/2');
+    await cipher.seal('pC', 'y', 'document/3');
+    expect(cipher.unopenedSeals).toBe(2);
+    expect(await cipher.open('pA', b, 'document/2')).toBe('reading B');
+    // Erasure drops the patient's entries at once, and opening stays refused.
+    const c = await cipher.seal('pA', 'reading C', 'document/4');
+    expect(cipher.unopenedSeals).toBe(2);
+    await cipher.erase('pA');
+    expect(cipher.unopenedSeals).toBe(1);
+    expect(cipher.openCached('pA', c, 'document/4')).toBeNull();
+    expect(await cipher.open('pA', c, 'document/4')).toBeNull();
+    // Off: nothing held.
+    const off = new PatientCipher({ keys, maxJustSealed: 0 });
+    expect(off.openCached('pD', await off.seal('pD', 'z', 'd'), 'd')).toBe('z');
+    expect(off.unopenedSeals).toBe(0);
+  });
 });
 
 describe('rate limiter (token bucket)', () => {
