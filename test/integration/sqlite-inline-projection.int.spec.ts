@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DateTime } from 'luxon';
 import pino from 'pino';
 import { SqliteEventStore, type SqliteInlineProjection } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { SqliteRegistry } from '../../src/adapters/registry/sqlite-registry';
 import type { NewEvent, RecordedEvent } from '../../src/application/ports/event-store';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { PatientKeys } from '../../src/application/ports/patient-keys';
@@ -136,6 +137,46 @@ describe('SqliteEventStore inline projections', () => {
       await store.appendToStream('s', [e]);
       await expect(store.appendToStream('s', [e])).resolves.toMatchObject({ idempotent: true });
       expect(r.calls).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('SqliteRegistry rows', () => {
+  const submittedAt = (position: bigint, uniqueId: string, systolic: number, replaces: string | null = null): RecordedEvent => ({
+    id: randomUUID(),
+    type: 'DocumentSubmitted',
+    streamName: `document-${uniqueId}`,
+    streamVersion: 0n,
+    globalPosition: position,
+    recordedAt: '2026-11-30T00:00:00Z',
+    data: {
+      uniqueId, patientKey: 'pk-1', repositoryUniqueId: '2.25.1', observationId: null, creationTime: '2026-11-30T00:00:00Z',
+      serviceStartTime: '2026-11-29T10:00:00Z', serviceStopTime: '2026-11-29T10:00:00Z', mimeType: 'text/xml', hash: 'a'.repeat(64),
+      size: 10, replaces, content: '<ClinicalDocument/>', summary: { systolic, diastolic: 70 },
+    },
+    metadata: {},
+  });
+
+  it('a second submission of a uniqueId changes nothing, also after the row was deprecated', async () => {
+    const store = SqliteEventStore.open({ file: ':memory:' });
+    try {
+      const registry = new SqliteRegistry(store);
+      const rows = () => store.database.prepare('SELECT unique_id, status, systolic, replaced_by FROM registry_entries ORDER BY unique_id').all();
+      await registry.apply([submittedAt(1n, '2.25.7', 120)], 1n);
+      await registry.apply([submittedAt(2n, '2.25.8', 118, '2.25.7'), {
+        id: randomUUID(), type: 'DocumentDeprecated', streamName: 'document-2.25.7', streamVersion: 1n, globalPosition: 3n,
+        recordedAt: '2026-11-30T00:00:00Z', data: { uniqueId: '2.25.7', replacedBy: '2.25.8', deprecatedAt: '2026-11-30T00:00:00Z' }, metadata: {},
+      }], 3n);
+      const before = rows();
+      expect(before).toEqual([
+        { unique_id: '2.25.7', status: 'Deprecated', systolic: 120, replaced_by: '2.25.8' },
+        { unique_id: '2.25.8', status: 'Approved', systolic: 118, replaced_by: null },
+      ]);
+      await registry.apply([submittedAt(4n, '2.25.7', 150), submittedAt(5n, '2.25.8', 151)], 5n);
+      expect(rows()).toEqual(before);
+      expect(await registry.checkpoint()).toBe(5n);
     } finally {
       await store.close();
     }

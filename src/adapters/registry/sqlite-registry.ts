@@ -13,6 +13,8 @@ export type SqliteWriter = Readonly<{
 }>;
 
 const PROJECTION = 'registry';
+const INSERT_ROW = `INSERT INTO registry_entries (unique_id, patient_key, repository_unique_id, status, creation_time, service_start_time,
+  service_start_epoch, mime_type, hash, size, replaces, replaced_by, observation_id, systolic, diastolic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS registry_entries (
@@ -35,9 +37,6 @@ CREATE TABLE IF NOT EXISTS registry_entries (
 CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries (patient_key, status, service_start_epoch);
 CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 `;
-
-
-
 
 /**
  * The registry projection in the same SQLite file as the events. Rows and checkpoint change in one transaction,
@@ -64,11 +63,9 @@ export class SqliteRegistry implements RegistryReadModel {
     };
     this.writes = {
       // Positional parameters: binding 15 named ones from an object costs ~3 us more per row (bench/).
-      upsert: this.db.prepare(
-        `INSERT INTO registry_entries (unique_id, patient_key, repository_unique_id, status, creation_time, service_start_time, service_start_epoch,
-           mime_type, hash, size, replaces, replaced_by, observation_id, systolic, diastolic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
-      ),
+      upsert: this.db.prepare(`${INSERT_ROW} ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`),
+      // A submission never overwrites a row (evolveRegistryEntry keeps the current one): no SELECT needed first.
+      insertNew: this.db.prepare(`${INSERT_ROW} ON CONFLICT (unique_id) DO NOTHING`),
       setCheckpoint: this.db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position'),
     };
   }
@@ -112,14 +109,16 @@ export class SqliteRegistry implements RegistryReadModel {
   /** Synchronous: inside a write transaction of the store's writer. */
   private project(events: readonly RecordedEvent[], after: bigint): void {
     const select = this.statements.get;
-    const { upsert } = this.writes;
+    const { upsert, insertNew } = this.writes;
     for (const e of events) {
       if (e.globalPosition <= after || !isDocumentEvent(e)) continue;
       const event = { type: e.type, data: e.data } as DocumentEvent;
-      const current = select.get(event.data.uniqueId) as RegistryRow | undefined;
+      // A submission evolves from no row (an existing row wins: DO NOTHING); a deprecation needs the current one.
+      const submitted = event.type === 'DocumentSubmitted';
+      const current = submitted ? undefined : (select.get(event.data.uniqueId) as RegistryRow | undefined);
       const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
       if (next) {
-        upsert.run(
+        (submitted ? insertNew : upsert).run(
           next.uniqueId, next.patientKey, next.repositoryUniqueId, next.status, next.creationTime, next.serviceStartTime, next.serviceStartEpoch,
           next.mimeType, next.hash, next.size, next.replaces, next.replacedBy, next.observationId, next.systolic.value, next.diastolic.value,
         );
