@@ -214,6 +214,26 @@ export function eventStoreContract(
         expect((await store.readStream(stream)).currentVersion).toBe(2n);
       });
 
+      it('a one-event no_stream append: a repeat is recognised (also after the stream grew), an existing stream conflicts', async () => {
+        const stream = streamName();
+        const [event] = newEvents(1) as [NewEvent];
+        const first = await store.appendToStream(stream, [event], { expectedVersion: 'no_stream' });
+        expect(first).toMatchObject({ nextExpectedVersion: 0n, idempotent: false });
+        expect(await store.appendToStream(stream, [event], { expectedVersion: 'no_stream' })).toEqual({ ...first, idempotent: true });
+        await store.appendToStream(stream, newEvents(1), { expectedVersion: 0n });
+        expect(await store.appendToStream(stream, [event], { expectedVersion: 'no_stream' })).toEqual({ ...first, idempotent: true });
+        await expect(store.appendToStream(stream, newEvents(1), { expectedVersion: 'no_stream' })).rejects.toMatchObject({ actual: 1n });
+        expect((await store.readStream(stream)).currentVersion).toBe(1n);
+      });
+
+      it('an event id stored in one stream, appended alone with no_stream to a new one: IdempotencyViolationError, no stream', async () => {
+        const [event] = newEvents(1) as [NewEvent];
+        await store.appendToStream(streamName(), [event], { expectedVersion: 'no_stream' });
+        const other = streamName();
+        await expect(store.appendToStream(other, [event], { expectedVersion: 'no_stream' })).rejects.toBeInstanceOf(IdempotencyViolationError);
+        expect(await store.readStream(other)).toEqual({ events: [], currentVersion: null });
+      });
+
       it('a batch that partly overlaps stored events raises IdempotencyViolationError and writes nothing', async () => {
         const stream = streamName();
         const [a, b] = newEvents(2) as [NewEvent, NewEvent];

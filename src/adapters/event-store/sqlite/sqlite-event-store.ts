@@ -373,6 +373,10 @@ export class SqliteEventStore implements EventStore {
   private appendInTransaction(job: AppendJob, recordedAt: string, appended?: EventRow[]): AppendResult {
     const { streamName, events } = job;
     validateAppend(streamName, events);
+    if (job.expectedVersion === 'no_stream' && events.length === 1) {
+      const created = this.createStreamOfOne(streamName, events[0]!, recordedAt, appended);
+      if (created !== undefined) return created;
+    }
     const stored = events.map((e) => {
       const row = this.sql.findEvent.get(e.id) as { stream_name: string; stream_version: bigint; global_position: bigint } | undefined;
       return row === undefined
@@ -395,6 +399,26 @@ export class SqliteEventStore implements EventStore {
       appended?.push({ global_position: position, stream_name: streamName, stream_version: version, event_id: event.id, type: event.type, data, metadata, recorded_at: recordedAt });
     }
     return { nextExpectedVersion: version, lastGlobalPosition: position, idempotent: false };
+  }
+
+  /**
+   * The usual append of an upload: one event to a stream that must not exist. It is INSERTed at version 0 at once,
+   * without the two look-ups before it: UNIQUE(stream_name, stream_version) and UNIQUE(event_id) make the INSERT
+   * fail exactly when the stream exists or the id is stored (a repeat, or an id reused). SQLite then undoes the
+   * statement alone, and undefined sends the append down the usual path, which tells those cases apart.
+   */
+  private createStreamOfOne(streamName: string, event: NewEvent, recordedAt: string, appended?: EventRow[]): AppendResult | undefined {
+    const data = toJson(event.data);
+    const metadata = toJson(event.metadata ?? {});
+    let position: bigint;
+    try {
+      position = BigInt(this.sql.insert.run(streamName, 0n, event.id, event.type, data, metadata, recordedAt).lastInsertRowid);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') return undefined;
+      throw error;
+    }
+    appended?.push({ global_position: position, stream_name: streamName, stream_version: 0n, event_id: event.id, type: event.type, data, metadata, recorded_at: recordedAt });
+    return { nextExpectedVersion: 0n, lastGlobalPosition: position, idempotent: false };
   }
 
   private runExclusiveJob(job: ExclusiveJob): void {
