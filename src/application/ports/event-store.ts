@@ -68,6 +68,9 @@ export type AggregateStreamResult<State> = Readonly<{
   currentVersion: bigint | null;
 }>;
 
+/** How aggregateStream folds a stream: the state before any event, and one event applied to a state. */
+export type AggregateOptions<State> = Readonly<{ evolve: (state: State, event: RecordedEvent) => State; initialState: () => State }>;
+
 export interface EventStore {
   appendToStream(
     streamName: string,
@@ -77,10 +80,7 @@ export interface EventStore {
 
   readStream(streamName: string, options?: { fromVersion?: bigint; maxCount?: number }): Promise<ReadStreamResult>;
 
-  aggregateStream<State>(
-    streamName: string,
-    options: { evolve: (state: State, event: RecordedEvent) => State; initialState: () => State },
-  ): Promise<AggregateStreamResult<State>>;
+  aggregateStream<State>(streamName: string, options: AggregateOptions<State>): Promise<AggregateStreamResult<State>>;
 
   /** Events after `after` (exclusive) in global order, at most `maxCount`. The basis of every subscription. */
   readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]>;

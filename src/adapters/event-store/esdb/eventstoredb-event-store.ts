@@ -12,6 +12,7 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import type {
+  AggregateOptions,
   AggregateStreamResult,
   AppendResult,
   EventStore,
@@ -20,6 +21,7 @@ import type {
   ReadStreamResult,
   RecordedEvent,
 } from '../../../application/ports/event-store';
+import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
 import { toConflictError, toEsdbExpectedRevision, toGlobalPosition, toReadPosition, toRecordedEvent } from './esdb-mapping';
 
@@ -138,12 +140,8 @@ export class EventStoreDbEventStore implements EventStore {
     return { events, currentVersion: head };
   }
 
-  async aggregateStream<State>(
-    streamName: string,
-    options: { evolve: (state: State, event: RecordedEvent) => State; initialState: () => State },
-  ): Promise<AggregateStreamResult<State>> {
-    const { events, currentVersion } = await this.readStream(streamName);
-    return { state: events.reduce(options.evolve, options.initialState()), currentVersion };
+  aggregateStream<State>(streamName: string, options: AggregateOptions<State>): Promise<AggregateStreamResult<State>> {
+    return aggregateByReading(this, streamName, options);
   }
 
   async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {

@@ -1,4 +1,5 @@
 import type {
+  AggregateOptions,
   AggregateStreamResult,
   AppendResult,
   EventStore,
@@ -7,6 +8,7 @@ import type {
   ReadStreamResult,
   RecordedEvent,
 } from '../../../application/ports/event-store';
+import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend } from '../append-rules';
 
 /**
@@ -75,12 +77,8 @@ export class InMemoryEventStore implements EventStore {
     };
   }
 
-  async aggregateStream<State>(
-    streamName: string,
-    options: { evolve: (state: State, event: RecordedEvent) => State; initialState: () => State },
-  ): Promise<AggregateStreamResult<State>> {
-    const { events, currentVersion } = await this.readStream(streamName);
-    return { state: events.reduce(options.evolve, options.initialState()), currentVersion };
+  aggregateStream<State>(streamName: string, options: AggregateOptions<State>): Promise<AggregateStreamResult<State>> {
+    return aggregateByReading(this, streamName, options);
   }
 
   async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {

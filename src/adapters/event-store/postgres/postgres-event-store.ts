@@ -2,6 +2,7 @@ import { Pool, type PoolClient, type PoolConfig } from 'pg';
 import {
   ExpectedVersionConflictError,
   IdempotencyViolationError,
+  type AggregateOptions,
   type AggregateStreamResult,
   type AppendResult,
   type EventStore,
@@ -10,6 +11,7 @@ import {
   type ReadStreamResult,
   type RecordedEvent,
 } from '../../../application/ports/event-store';
+import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend } from '../append-rules';
 import { AppendNotifier } from './append-notifier';
 import { migrate } from './migrate';
@@ -205,12 +207,8 @@ export class PostgresEventStore implements EventStore {
     return { events, currentVersion };
   }
 
-  async aggregateStream<State>(
-    streamName: string,
-    options: { evolve: (state: State, event: RecordedEvent) => State; initialState: () => State },
-  ): Promise<AggregateStreamResult<State>> {
-    const { events, currentVersion } = await this.readStream(streamName);
-    return { state: events.reduce(options.evolve, options.initialState()), currentVersion };
+  aggregateStream<State>(streamName: string, options: AggregateOptions<State>): Promise<AggregateStreamResult<State>> {
+    return aggregateByReading(this, streamName, options);
   }
 
   async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {

@@ -1,5 +1,6 @@
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type {
+  AggregateOptions,
   AggregateStreamResult,
   AppendResult,
   EventStore,
@@ -8,6 +9,7 @@ import type {
   ReadStreamResult,
   RecordedEvent,
 } from '../../../application/ports/event-store';
+import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
 import { migrate } from './schema';
 
@@ -227,12 +229,8 @@ export class SqliteEventStore implements EventStore {
     return this.readStreamConsistently(streamName, from, limit);
   }
 
-  async aggregateStream<State>(
-    streamName: string,
-    options: { evolve: (state: State, event: RecordedEvent) => State; initialState: () => State },
-  ): Promise<AggregateStreamResult<State>> {
-    const { events, currentVersion } = await this.readStream(streamName);
-    return { state: events.reduce(options.evolve, options.initialState()), currentVersion };
+  aggregateStream<State>(streamName: string, options: AggregateOptions<State>): Promise<AggregateStreamResult<State>> {
+    return aggregateByReading(this, streamName, options);
   }
 
   async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {
