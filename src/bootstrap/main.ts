@@ -65,6 +65,15 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     directory,
   });
   messageKeys.start();
+  /** What runs without the broker, stopped in reverse order of start; the stores last. */
+  const stopCore = async (): Promise<void> => {
+    await messageKeys.stop();
+    await consultations.stop();
+    await directory.stop();
+    await projector.stop();
+    await store.close();
+    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+  };
   const metrics = new MetricsRegistry();
   let messaging;
   try {
@@ -81,11 +90,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
     });
   } catch (error) {
-    await messageKeys.stop();
-    await consultations.stop();
-    await directory.stop();
-    await projector.stop();
-    await store.close();
+    await stopCore();
     throw error;
   }
   // Access control, rate limits, audit trail and erasure (security-module.ts); clinicians' access follows the
@@ -125,12 +130,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       await http.close(config.RTS_SHUTDOWN_GRACE_MS);
       await security.close(); // the audit events of the last requests
       await messaging.stop();
-      await messageKeys.stop();
-      await consultations.stop();
-      await directory.stop();
-      await projector.stop();
-      await store.close();
-      await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+      await stopCore();
       logger.info('telemed-rts stopped');
     })());
   return { url, stop };
