@@ -156,6 +156,18 @@ describe('patient data envelope (AES-256-GCM)', () => {
     expect(cipher.unopenedSeals).toBe(1);
     expect(cipher.openCached('pA', c, 'document/4')).toBeNull();
     expect(await cipher.open('pA', c, 'document/4')).toBeNull();
+    // Held no longer than a key is cached without a fresh look-up.
+    let now = 0;
+    const timed = new PatientCipher({ keys, ttlMs: 1000, now: () => now });
+    const d = await timed.seal('pE', 'reading D', 'document/5');
+    now = 999;
+    await timed.seal('pE', 'reading E', 'document/6');
+    expect(timed.unopenedSeals).toBe(2);
+    now = 1500; // d is past its time: a new seal drops it, e stays
+    await timed.seal('pE', 'reading F', 'document/7');
+    expect(timed.unopenedSeals).toBe(2);
+    expect(timed.openCached('pE', d, 'document/5')).toBe('reading D'); // decrypted with the key, as always
+    expect(timed.unopenedSeals).toBe(2); // e and f are still held; d was not
     // Off: nothing held.
     const off = new PatientCipher({ keys, maxJustSealed: 0 });
     expect(off.openCached('pD', await off.seal('pD', 'z', 'd'), 'd')).toBe('z');

@@ -25,15 +25,16 @@ export type PatientCipherOptions = Readonly<{
 export const patientErased = (): NotFoundError => new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
 
 type Cached = { key: Buffer | 'erased'; at: number };
-type JustSealed = { patientKey: string; context: string; plaintext: string };
+type JustSealed = { patientKey: string; context: string; plaintext: string; at: number };
 
 export class PatientCipher implements PatientDataProtection {
   private readonly cache = new Map<string, Cached>();
   /**
    * The envelopes this process has just sealed and nobody has opened yet, with their plaintext: the registry
-   * projection opens every upload's document in the same batch that sealed it, and a second AES-GCM pass plus
-   * the envelope's decoding was ~8 % of an upload's CPU. One use each, bounded (oldest dropped first), and
-   * emptied of a patient's entries when the patient is erased; an opener still goes through the key checks first.
+   * projection opens every upload's document in the same batch that sealed it, and would otherwise decrypt what
+   * was encrypted a moment before. One use each, at most `maxJustSealed` (oldest dropped first), none older than
+   * the key cache's `ttlMs`, and a patient's entries dropped when the patient is erased; an opener still goes
+   * through the key checks first (an erased patient opens nothing).
    */
   private readonly justSealed = new Map<string, JustSealed>();
   private readonly maxJustSealed: number;
@@ -54,8 +55,13 @@ export class PatientCipher implements PatientDataProtection {
     if (key === 'erased') throw patientErased();
     const sealed = sealWith(key, plaintext, aad(patientKey, context));
     if (this.maxJustSealed > 0) {
-      this.justSealed.set(sealed, { patientKey, context, plaintext });
-      if (this.justSealed.size > this.maxJustSealed) this.justSealed.delete(this.justSealed.keys().next().value as string);
+      const now = this.now();
+      // In insertion order, so the oldest are first: drop what is over the bound or past its time.
+      for (const [old, entry] of this.justSealed) {
+        if (this.justSealed.size < this.maxJustSealed && now - entry.at < this.ttlMs) break;
+        this.justSealed.delete(old);
+      }
+      this.justSealed.set(sealed, { patientKey, context, plaintext, at: now });
     }
     return sealed;
   }
@@ -108,7 +114,7 @@ export class PatientCipher implements PatientDataProtection {
     const entry = this.justSealed.get(sealed);
     if (entry === undefined || entry.patientKey !== patientKey || entry.context !== context) return undefined;
     this.justSealed.delete(sealed);
-    return entry.plaintext;
+    return this.now() - entry.at < this.ttlMs ? entry.plaintext : undefined;
   }
 
   private async key(patientKey: string): Promise<Buffer | 'erased' | null> {
