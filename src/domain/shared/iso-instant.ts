@@ -10,6 +10,8 @@ const EXTENDED_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(
 
 /** Milliseconds since the epoch of an ISO-8601 date-time; NaN when luxon would not read it. */
 export const isoInstantMillis = (text: string): number => {
+  const plain = plainUtcMillis(text);
+  if (!Number.isNaN(plain)) return plain;
   const m = EXTENDED_INSTANT.exec(text);
   if (m !== null) {
     const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
@@ -38,14 +40,51 @@ export const isoInstantMillis = (text: string): number => {
   return dt.isValid ? dt.toMillis() : Number.NaN;
 };
 
+const digits2 = (text: string, at: number): number => {
+  const hi = text.charCodeAt(at) - 48;
+  const lo = text.charCodeAt(at + 1) - 48;
+  return hi >= 0 && hi <= 9 && lo >= 0 && lo <= 9 ? hi * 10 + lo : Number.NaN;
+};
+
+/**
+ * Exactly the form the hub writes, 2017-05-10T14:50:14Z, read without the regex (the registry reads one per
+ * upload); NaN for anything else, which then takes the general path (so also for years before 1000).
+ */
+const plainUtcMillis = (text: string): number => {
+  if (
+    text.length !== 20 ||
+    text.charCodeAt(4) !== 45 || // -
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 || // T
+    text.charCodeAt(13) !== 58 || // :
+    text.charCodeAt(16) !== 58 ||
+    text.charCodeAt(19) !== 90 // Z
+  ) {
+    return Number.NaN;
+  }
+  const year = digits2(text, 0) * 100 + digits2(text, 2);
+  const month = digits2(text, 5);
+  const day = digits2(text, 8);
+  const hour = digits2(text, 11);
+  const minute = digits2(text, 14);
+  const second = digits2(text, 17);
+  // Every comparison with NaN is false: a non-digit anywhere fails here too.
+  if (!(year >= 1000 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) && hour <= 23 && minute <= 59 && second <= 59)) {
+    return Number.NaN;
+  }
+  return Date.UTC(year, month - 1, day, hour, minute, second);
+};
+
 /**
  * 2017-05-10T14:50:14Z (milliseconds only when not zero: 2017-05-10T14:50:14.250Z), as luxon's
  * `toUTC().toISO({ suppressMilliseconds: true })` writes it.
  */
 export const isoUtc = (millis: number): string => {
-  const year = new Date(millis).getUTCFullYear();
+  const date = new Date(millis);
+  const year = date.getUTCFullYear();
   if (year < 0 || year > 9999) return DateTime.fromMillis(millis, { zone: 'utc' }).toISO({ suppressMilliseconds: true, includeOffset: true })!;
-  return new Date(millis).toISOString().replace('.000Z', 'Z');
+  const text = date.toISOString();
+  return text.endsWith('.000Z') ? `${text.slice(0, -5)}Z` : text;
 };
 
 /** The UTC calendar date year-month-day exists (29 February in leap years only). Years from 1000. */
@@ -67,4 +106,7 @@ export const hl7TimestampUtc = (millis: number): string => {
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
-const daysInMonth = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate();
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
+/** Days of a month (1-12) in the proleptic Gregorian calendar, as Date and luxon count them. */
+const daysInMonth = (year: number, month: number): number =>
+  month === 2 && ((year % 4 === 0 && year % 100 !== 0) || year % 400 === 0) ? 29 : (MONTH_DAYS[month - 1] ?? Number.NaN);
