@@ -32,7 +32,7 @@ function dbFile(): string {
   return join(dir, `${randomUUID()}.db`);
 }
 
-function open(file: string, options: { maxBatchSize?: number } = {}): SqliteEventStore {
+function open(file: string, options: { maxBatchSize?: number; recentEvents?: number } = {}): SqliteEventStore {
   const store = SqliteEventStore.open({ file, ...options });
   opened.push(store);
   return store;
@@ -239,6 +239,68 @@ describe('SQLite event store: two connections on one file', () => {
     const all = await readEverything(b);
     expect(all).toHaveLength(201);
     expect(new Set(all.map((e) => e.globalPosition)).size).toBe(201);
+  });
+});
+
+describe('SQLite event store: readAll behind the head (recent events)', () => {
+  /** What a reader with no recent events of its own (a fresh connection) reads: the rows as stored. */
+  const fromDisk = (file: string) => readEverything(open(file, { recentEvents: 0 }));
+
+  it('answers readers right behind the head from the batches it wrote: the same events as the file, parsed once', async () => {
+    const file = dbFile();
+    const store = open(file, { recentEvents: 8 });
+    await store.appendToStream('before', events(3));
+    const head = await store.headPosition();
+    await Promise.all([store.appendToStream('s1', events(2)), store.appendToStream('s2', events(1))]);
+    const first = await store.readAll({ after: head, maxCount: 10 });
+    const second = await store.readAll({ after: head, maxCount: 10 });
+    expect(first.map((e) => e.globalPosition)).toEqual([head + 1n, head + 2n, head + 3n]);
+    expect(second[0]).toBe(first[0]); // shared, not parsed again
+    expect(await store.readAll({ after: head + 1n, maxCount: 1 })).toEqual([first[1]]);
+    expect(await readEverything(store)).toEqual(await fromDisk(file));
+    // Beyond its bound it trims the oldest, and older positions come from the file as before.
+    for (let i = 0; i < 6; i++) await store.appendToStream(`more-${i}`, events(3));
+    expect(await readEverything(store)).toEqual(await fromDisk(file));
+    expect(await store.readAll({ after: 0n, maxCount: 2 })).toEqual((await fromDisk(file)).slice(0, 2));
+  });
+
+  it('leaves out appends that failed in a batch', async () => {
+    const file = dbFile();
+    const store = open(file);
+    await store.appendToStream('taken', events(1));
+    const head = await store.headPosition();
+    const results = await Promise.allSettled([
+      store.appendToStream('ok-1', events(2)),
+      store.appendToStream('taken', events(2), { expectedVersion: 'no_stream' }), // conflicts, two rows undone
+      store.appendToStream('taken', events(1), { expectedVersion: 'no_stream' }), // conflicts, one INSERT undone
+      store.appendToStream('ok-2', events(1)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    const read = await store.readAll({ after: head, maxCount: 10 });
+    expect(read.map((e) => e.streamName)).toEqual(['ok-1', 'ok-1', 'ok-2']);
+    expect(await readEverything(store)).toEqual(await fromDisk(file));
+  });
+
+  it('misses nothing another connection wrote between its batches', async () => {
+    const file = dbFile();
+    const a = open(file);
+    const b = open(file);
+    await a.appendToStream('a-1', events(2));
+    await b.appendToStream('b-1', events(1)); // between a's batches
+    await a.appendToStream('a-2', events(2)); // does not continue a's run: a starts a new one
+    await b.appendToStream('b-2', events(1));
+    await a.appendToStream('a-3', events(1));
+    const expected = (await fromDisk(file)).map((e) => e.streamName);
+    expect(expected).toEqual(['a-1', 'a-1', 'b-1', 'a-2', 'a-2', 'b-2', 'a-3']);
+    for (const reader of [a, b]) {
+      expect((await readEverything(reader)).map((e) => e.streamName)).toEqual(expected);
+      // Page by page from every position, as a subscriber reads.
+      const all = await readEverything(reader);
+      for (let i = 0; i < all.length; i++) {
+        const page = await reader.readAll({ after: all[i]!.globalPosition, maxCount: 2 });
+        expect(page.map((e) => e.globalPosition)).toEqual(all.slice(i + 1, i + 3).map((e) => e.globalPosition));
+      }
+    }
   });
 });
 

@@ -22,6 +22,8 @@ export type SqliteEventStoreOptions = Readonly<{
   maxBatchSize?: number;
   /** How often waitForAppend looks for commits made by other processes on the same file. */
   pollIntervalMs?: number;
+  /** Newest committed events kept for readAll (see `recent`); 0 turns it off. */
+  recentEvents?: number;
 }>;
 
 /** Counters for tests and metrics: how well group commit is batching. */
@@ -93,6 +95,8 @@ type EventRow = {
   data: string;
   metadata: string;
   recorded_at: string;
+  /** The row as a RecordedEvent, parsed once for every reader of a row this process wrote (see recordedOf). */
+  recorded?: RecordedEvent;
 };
 
 const COLUMNS = 'global_position, stream_name, stream_version, event_id, type, data, metadata, recorded_at';
@@ -128,6 +132,17 @@ export class SqliteEventStore implements EventStore {
   private pollTimer: NodeJS.Timeout | undefined;
   private counters = { commits: 0, appends: 0, largestBatch: 0, inlineApplied: 0, inlineDeclined: 0 };
   private readonly inline: SqliteInlineProjection[] = [];
+  /**
+   * The rows of this process's newest committed batches, at consecutive positions from `recentFirst`: every
+   * subscriber (projections, downlink publishers) reads right behind the head, and each used to SELECT and
+   * JSON-parse the same new events again. readAll answers from here when the first position it asks for is held
+   * (and asks the file for the rest of a page the run does not fill); the run is consecutive, so nothing in
+   * between can be missed, and a batch that does not continue it (another process wrote in between) starts it
+   * afresh. Readers share the parsed events, as the in-memory store does.
+   */
+  private recent: EventRow[] = [];
+  private recentFirst = 0n;
+  private readonly maxRecent: number;
 
   private readonly maxBatchSize: number;
   private readonly pollIntervalMs: number;
@@ -149,6 +164,7 @@ export class SqliteEventStore implements EventStore {
   ) {
     this.maxBatchSize = options.maxBatchSize ?? 512;
     this.pollIntervalMs = options.pollIntervalMs ?? 50;
+    this.maxRecent = options.recentEvents ?? 1024;
     const db = database;
     // safeIntegers: positions and versions come back as bigint, whatever their size.
     this.sql = {
@@ -235,6 +251,14 @@ export class SqliteEventStore implements EventStore {
 
   async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {
     const limit = Math.max(0, options.maxCount);
+    const at = options.after + 1n - this.recentFirst;
+    if (this.recent.length > 0 && at >= 0n && at < BigInt(this.recent.length)) {
+      const from = Number(at);
+      const page = this.recent.slice(from, from + limit).map(recordedOf);
+      // Past the end of the run the file decides (another process may have written after it): a full page.
+      if (page.length === limit) return page;
+      return page.concat((this.sql.readAll.all(page[page.length - 1]!.globalPosition, limit - page.length) as EventRow[]).map(toRecorded));
+    }
     return (this.sql.readAll.all(options.after, limit) as EventRow[]).map(toRecorded);
   }
 
@@ -307,8 +331,8 @@ export class SqliteEventStore implements EventStore {
   private runBatch(batch: AppendJob[]): void {
     const db = this.database;
     const outcomes: ({ ok: true; result: AppendResult } | { ok: false; error: unknown })[] = [];
-    // The rows written, kept for the inline projections (none registered: nothing kept).
-    const appended: EventRow[] | undefined = this.inline.length > 0 ? [] : undefined;
+    // The rows written, for the inline projections and readAll's recent events (neither: nothing kept).
+    const appended: EventRow[] | undefined = this.inline.length > 0 || this.maxRecent > 0 ? [] : undefined;
     try {
       db.exec('BEGIN IMMEDIATE');
       const from = appended ? (this.sql.head.get() as bigint) : 0n;
@@ -329,13 +353,14 @@ export class SqliteEventStore implements EventStore {
           outcomes.push({ ok: false, error });
         }
       }
-      if (appended && appended.length > 0) this.applyInline(appended, from);
+      if (appended && appended.length > 0 && this.inline.length > 0) this.applyInline(appended, from);
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
       for (const job of batch) job.reject(error);
       return;
     }
+    if (appended && appended.length > 0) this.keepRecent(appended);
     this.counters.commits++;
     this.counters.appends += batch.length;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
@@ -347,12 +372,28 @@ export class SqliteEventStore implements EventStore {
     this.refreshHead();
   }
 
+  /** Committed rows join the recent run when they continue it; otherwise they start a new one. */
+  private keepRecent(rows: readonly EventRow[]): void {
+    if (this.maxRecent <= 0) return;
+    const first = rows[0]!.global_position;
+    if (this.recent.length === 0 || first !== this.recentFirst + BigInt(this.recent.length)) {
+      this.recent = [];
+      this.recentFirst = first;
+    }
+    this.recent.push(...rows);
+    if (this.recent.length > 2 * this.maxRecent) {
+      const drop = this.recent.length - this.maxRecent;
+      this.recent = this.recent.slice(drop);
+      this.recentFirst += BigInt(drop);
+    }
+  }
+
   /** The inline projections, each in a savepoint of its own: a failure rolls back its writes, not the appends. */
   private applyInline(rows: readonly EventRow[], from: bigint): void {
     const db = this.database;
     const to = rows[rows.length - 1]!.global_position;
     for (const projection of this.inline) {
-      const events = rows.filter((r) => projection.eventTypes.has(r.type)).map(toRecorded);
+      const events = rows.filter((r) => projection.eventTypes.has(r.type)).map(recordedOf);
       db.exec('SAVEPOINT inline');
       let applied = false;
       try {
@@ -487,6 +528,11 @@ function toRecorded(row: EventRow): RecordedEvent {
     globalPosition: row.global_position,
     recordedAt: row.recorded_at,
   };
+}
+
+/** A row this process wrote, parsed on its first read and shared by every reader after that. */
+function recordedOf(row: EventRow): RecordedEvent {
+  return (row.recorded ??= toRecorded(row));
 }
 
 function isThenable(value: unknown): boolean {
