@@ -431,13 +431,18 @@ export class SqliteEventStore implements EventStore {
     let position = 0n;
     for (const event of events) {
       version++;
-      const data = toJson(event.data);
-      const metadata = toJson(event.metadata ?? {});
-      const info = this.sql.insert.run(streamName, version, event.id, event.type, data, metadata, recordedAt);
-      position = BigInt(info.lastInsertRowid);
-      appended?.push({ global_position: position, stream_name: streamName, stream_version: version, event_id: event.id, type: event.type, data, metadata, recorded_at: recordedAt });
+      position = this.insertEvent(streamName, version, event, recordedAt, appended);
     }
     return { nextExpectedVersion: version, lastGlobalPosition: position, idempotent: false };
+  }
+
+  /** One event row written at `version`; its position, and the row kept in `appended` for readers after COMMIT. */
+  private insertEvent(streamName: string, version: bigint, event: NewEvent, recordedAt: string, appended?: EventRow[]): bigint {
+    const data = toJson(event.data);
+    const metadata = toJson(event.metadata ?? {});
+    const position = BigInt(this.sql.insert.run(streamName, version, event.id, event.type, data, metadata, recordedAt).lastInsertRowid);
+    appended?.push({ global_position: position, stream_name: streamName, stream_version: version, event_id: event.id, type: event.type, data, metadata, recorded_at: recordedAt });
+    return position;
   }
 
   /**
@@ -447,16 +452,13 @@ export class SqliteEventStore implements EventStore {
    * statement alone, and undefined sends the append down the usual path, which tells those cases apart.
    */
   private createStreamOfOne(streamName: string, event: NewEvent, recordedAt: string, appended?: EventRow[]): AppendResult | undefined {
-    const data = toJson(event.data);
-    const metadata = toJson(event.metadata ?? {});
     let position: bigint;
     try {
-      position = BigInt(this.sql.insert.run(streamName, 0n, event.id, event.type, data, metadata, recordedAt).lastInsertRowid);
+      position = this.insertEvent(streamName, 0n, event, recordedAt, appended); // pushes to appended only on success
     } catch (error) {
       if ((error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') return undefined;
       throw error;
     }
-    appended?.push({ global_position: position, stream_name: streamName, stream_version: 0n, event_id: event.id, type: event.type, data, metadata, recorded_at: recordedAt });
     return { nextExpectedVersion: 0n, lastGlobalPosition: position, idempotent: false };
   }
 
