@@ -53,13 +53,15 @@ async function readEverything(store: SqliteEventStore): Promise<RecordedEvent[]>
 }
 
 describe('SQLite event store: pragmas and schema', () => {
-  it('sets WAL, synchronous=FULL, a busy timeout and foreign keys', () => {
+  it('sets WAL, synchronous=FULL, a busy timeout, foreign keys and temp_store=MEMORY', () => {
     const file = dbFile();
     const store = open(file);
     expect(store.database.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(store.database.pragma('synchronous', { simple: true })).toBe(2); // 2 = FULL
     expect(store.database.pragma('busy_timeout', { simple: true })).toBe(5000);
     expect(store.database.pragma('foreign_keys', { simple: true })).toBe(1);
+    // Savepoint journals in memory: not spilled to a temp file holding old page contents (and costing pwrites).
+    expect(store.database.pragma('temp_store', { simple: true })).toBe(2); // 2 = MEMORY
 
     // WAL is a property of the file: any later connection finds it.
     const raw = new BetterSqlite3(file, { readonly: true });

@@ -42,6 +42,8 @@ export class SqliteKeyStore implements PatientKeyStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('secure_delete = ON');
     this.db.pragma('busy_timeout = 5000');
+    // No statement journal in a temp file: it would hold old page contents, i.e. data keys, outside this file.
+    this.db.pragma('temp_store = MEMORY');
     this.db.exec('CREATE TABLE IF NOT EXISTS patient_keys (patient_key TEXT PRIMARY KEY, data_key BLOB, created_at TEXT NOT NULL, erased_at TEXT)');
     this.statements = {
       get: this.db.prepare('SELECT data_key, erased_at FROM patient_keys WHERE patient_key = ?'),
