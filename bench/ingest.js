@@ -10,7 +10,8 @@
  *   in-process : TeleMedService.record, `concurrency` calls in flight, registry projector running   -> baseline(its batch)
  *   HTTP c     : POST /observations to the hub in a child process, c requests in flight              -> baseline(its batch)
  * The baseline inserts the same event rows and registry rows with raw better-sqlite3, same PRAGMAs, one
- * BEGIN IMMEDIATE..COMMIT per batch of the size the subject achieved. Needs `npm run build` first.
+ * BEGIN IMMEDIATE..COMMIT per batch of the size the subject achieved, and the key rows of new patients in the key
+ * file, one commit per batch that has any (see runInserts). Needs `npm run build` first.
  */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -253,8 +254,14 @@ const runHttp = async (inputs, concurrency) => {
  * Rows into a fresh file with the store's PRAGMAs, `batch` observations per transaction: the event row (with
  * recorded_at taken once per batch, as the store does) and the registry row, both in the one transaction.
  * `rowAt(i)` gives observation i's rows; the clock runs around all of it.
+ *
+ * Key rows: a sealed row carries its patient's data key (`dataKey`). The hub stores a patient's key, durably, in
+ * its own file before the first event sealed with it; so does this baseline: per batch, one transaction on a key
+ * file with the key store's PRAGMAs inserts the keys of the batch's patients not seen before (fewer commits than
+ * the hub makes, which groups keys per tick). `keysBefore`: patient keys already stored (the HTTP warm-up's);
+ * `keyRows: false` leaves key rows out (the baseline of the figures before 2026-11-30, still printed).
  */
-const runInserts = (label, n, rowAt, batch) => {
+const runInserts = (label, n, rowAt, batch, { keyRows = true, keysBefore = [] } = {}) => {
   const dir = L.tempDir(label);
   const file = path.join(dir, `${label}.sqlite`);
   try {
@@ -264,18 +271,40 @@ const runInserts = (label, n, rowAt, batch) => {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
+    db.pragma('temp_store = MEMORY');
+    const keyDb = L.openKeyFile(path.join(dir, `${label}-keys.sqlite`));
+    const insertKey = keyDb.prepare(L.INSERT_KEY_SQL);
+    const keyed = new Set(keysBefore);
     const insertEvent = db.prepare(L.INSERT_EVENT_SQL);
     const insertRegistry = db.prepare(L.INSERT_REGISTRY_SQL);
     const size = Math.max(1, Math.round(batch));
     let commits = 0;
+    let keyCommits = 0;
+    let keysStored = 0;
     const cpu0 = process.cpuUsage();
     const t0 = L.nowNs();
     for (let start = 0; start < n; start += size) {
       const end = Math.min(n, start + size);
-      db.exec('BEGIN IMMEDIATE');
+      const rows = [];
+      for (let i = start; i < end; i++) rows.push(rowAt(i));
       const recordedAt = new Date().toISOString();
-      for (let i = start; i < end; i++) {
-        const { event: e, registry } = rowAt(i);
+      if (keyRows) {
+        let open = false;
+        for (const { registry, dataKey } of rows) {
+          if (dataKey === undefined || keyed.has(registry[1])) continue;
+          keyed.add(registry[1]);
+          if (!open) keyDb.exec('BEGIN IMMEDIATE');
+          open = true;
+          insertKey.run(registry[1], dataKey, recordedAt);
+          keysStored++;
+        }
+        if (open) {
+          keyDb.exec('COMMIT');
+          keyCommits++;
+        }
+      }
+      db.exec('BEGIN IMMEDIATE');
+      for (const { event: e, registry } of rows) {
         insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
         insertRegistry.run(registry);
       }
@@ -285,7 +314,8 @@ const runInserts = (label, n, rowAt, batch) => {
     const ms = L.msSince(t0);
     const cu = process.cpuUsage(cpu0);
     db.close();
-    return { n, batch: size, commits, ms, obsPerSec: n / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
+    keyDb.close();
+    return { n, batch: size, commits, keyCommits, keysStored, ms, obsPerSec: n / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
   } finally {
     L.rmrf(dir);
   }
@@ -295,14 +325,13 @@ const runInserts = (label, n, rowAt, batch) => {
  * The raw baseline: the same rows, built (JSON, HL7 content, seal, hash, ids) before the clock starts, so only
  * SQLite work is timed.
  */
-const runBaseline = (rows, batch) => runInserts('baseline', rows.length, (i) => rows[i], batch);
+const runBaseline = (rows, batch, options) => runInserts('baseline', rows.length, (i) => rows[i], batch, options);
 
 /**
  * A reference without the hub: the same work written directly, in one loop, with the clock running. Per
  * observation: the HL7 document and its metadata (buildDocument), the pseudonymous key (HMAC), hash, ids, the
- * sealed payload, the event JSON, then the event row and the registry row inserted as in runBaseline, `batch` per
- * transaction. What it leaves out that the hub does: persisting a new patient's data key, idempotency and
- * version checks, and reading the values back out of the sealed document for the registry. hub / direct is the
+ * sealed payload, the event JSON, then a new patient's key row, the event row and the registry row inserted as in
+ * runBaseline, `batch` per transaction. What it leaves out that the hub does: idempotency and version checks, and reading the values back out of the sealed document for the registry. hub / direct is the
  * cost of the hub's structure; direct / raw the cost of the work itself.
  */
 const runDirect = (inputs, batch, creationTime) => {
@@ -346,9 +375,10 @@ const main = async () => {
     if (runs('inproc')) {
       const s = await runInProcess(inputs.slice(0, N), C);
       const b = runBaseline(rows, s.avgBatch);
+      const bNoKeys = runBaseline(rows, s.avgBatch, { keyRows: false });
       const acked = N / (s.ackMs / 1000);
       const projected = N / (s.projectedMs / 1000);
-      r.pairs.push({ name: `in-process c=${C}`, subject: s, baseline: b, ackedObsPerSec: acked, projectedObsPerSec: projected, ratioAcked: acked / b.obsPerSec, ratioProjected: projected / b.obsPerSec });
+      r.pairs.push({ name: `in-process c=${C}`, subject: s, baseline: b, baselineNoKeys: bNoKeys, ratioAckedNoKeys: acked / bNoKeys.obsPerSec, ackedObsPerSec: acked, projectedObsPerSec: projected, ratioAcked: acked / b.obsPerSec, ratioProjected: projected / b.obsPerSec });
       log(
         `[round ${round}] in-process c=${C}: ${L.fmtInt(acked)} obs/s acked, ${L.fmtInt(projected)} obs/s incl. projection; ` +
           `latency p50 ${L.fmt(s.latency.p50)} ms p99 ${L.fmt(s.latency.p99)} ms; avg batch ${L.fmt(s.avgBatch, 1)} (largest ${s.largestBatch}, ` +
@@ -357,7 +387,8 @@ const main = async () => {
       );
       log(`[round ${round}]   CPU of this process ${L.fmt(s.cpuMs, 0)} ms (${L.fmt((1000 * s.cpuMs) / N, 0)} us/obs, ${L.fmt(s.cpuMs / s.projectedMs, 2)} cores)`);
       log(`[round ${round}]   where the ${L.fmt(s.projectedMs, 0)} ms went (synchronous sections, ms): ${Object.entries(s.breakdownMs).map(([k, v]) => `${k} ${L.fmt(v, 0)}`).join(', ')}`);
-      log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
+      log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs; ${b.keysStored} key rows in ${b.keyCommits} key-file commits) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
+      log(`[round ${round}]   baseline batch=${bNoKeys.batch} without the key rows (as before 2026-11-30): ${L.fmtInt(bNoKeys.obsPerSec)} obs/s -> ratio acked ${L.fmt(acked / bNoKeys.obsPerSec, 3)}`);
       const d = runDirect(inputs.slice(0, N), s.avgBatch, creationTime);
       r.pairs[r.pairs.length - 1].direct = d;
       log(`[round ${round}]   reference, the same work without the hub (build, seal, insert) batch=${d.batch}: ${L.fmtInt(d.obsPerSec)} obs/s (CPU ${L.fmt((1000 * d.cpuMs) / d.n, 0)} us/obs) -> hub/direct ${L.fmt(acked / d.obsPerSec, 3)}, direct/raw ${L.fmt(d.obsPerSec / b.obsPerSec, 3)}`);
@@ -365,7 +396,8 @@ const main = async () => {
     if (runs('http')) {
       for (const hc of HTTP_C) {
         const s = await runHttp(inputs.slice(0, HTTP_N), hc);
-        const b = runBaseline(httpRows, s.avgBatch);
+        // The warm-up's uploads stored keys for their patients before the clock started: not counted here either.
+        const b = runBaseline(httpRows, s.avgBatch, { keysBefore: httpRows.slice(0, Math.min(WARMUP, HTTP_N)).map((row) => row.registry[1]) });
         const acked = HTTP_N / (s.ackMs / 1000);
         const projected = HTTP_N / (s.projectedMs / 1000);
         r.pairs.push({ name: `HTTP c=${hc}`, subject: s, baseline: b, ackedObsPerSec: acked, projectedObsPerSec: projected, ratioAcked: acked / b.obsPerSec, ratioProjected: projected / b.obsPerSec });
@@ -377,7 +409,7 @@ const main = async () => {
           `[round ${round}]   CPU while loaded: hub ${L.fmt(s.hubCpuMs, 0)} ms (${L.fmt((1000 * s.hubCpuMs) / HTTP_N, 0)} us/obs, ${L.fmt(s.hubCpuMs / s.ackMs, 2)} cores), ` +
             `load generator ${L.fmt(s.clientCpuMs, 0)} ms (${L.fmt((1000 * s.clientCpuMs) / HTTP_N, 0)} us/req), wall ${L.fmt(s.ackMs, 0)} ms`,
         );
-        log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
+        log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs; ${b.keysStored} key rows in ${b.keyCommits} key-file commits) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
       }
     }
     results.push(r);
@@ -408,6 +440,10 @@ const main = async () => {
     return row;
   });
   log(`baseline batch=64 (median): ${L.fmtInt(L.median(results.map((r) => r.baseline64.obsPerSec)))} obs/s; plaintext rows ${L.fmtInt(L.median(results.map((r) => r.baseline64Plain.obsPerSec)))} obs/s`);
+  const inproc = results.map((r) => r.pairs.find((p) => p.ratioAckedNoKeys !== undefined)).filter(Boolean);
+  if (inproc.length > 0) {
+    log(`in-process against the baseline without key rows (as before 2026-11-30), median: ratio acked ${L.fmt(L.median(inproc.map((p) => p.ratioAckedNoKeys)), 3)}; hub/direct ${L.fmt(L.median(inproc.map((p) => p.ackedObsPerSec / p.direct.obsPerSec)), 3)}`);
+  }
   log('aim: ingest >= 0.5x the raw baseline');
   log(`machine at the end: ${L.fmtPressure(L.pressure())}`);
 

@@ -256,6 +256,8 @@ const checkFastDocument = (fastDocument, samples) => {
 
 const INSERT_EVENT_SQL = `INSERT INTO events (stream_name, stream_version, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)`;
 const INSERT_REGISTRY_SQL = `INSERT INTO registry_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+/** SqliteKeyStore's insert of a new patient's data key. */
+const INSERT_KEY_SQL = `INSERT INTO patient_keys (patient_key, data_key, created_at) VALUES (?, ?, ?) ON CONFLICT (patient_key) DO NOTHING`;
 
 /** Create the event store's and the registry's tables in `file` with the adapters themselves, then close. */
 const createSchema = (file) => {
@@ -264,6 +266,22 @@ const createSchema = (file) => {
   const store = SqliteEventStore.open({ file });
   new SqliteRegistry(store); // creates registry_entries, its index, projection_checkpoints
   return store.close();
+};
+
+/**
+ * The key store's file (`patient-keys.sqlite`), made by the adapter itself, and a raw connection to it with the
+ * adapter's PRAGMAs: rollback journal, synchronous=FULL, secure_delete, temp_store=MEMORY.
+ */
+const openKeyFile = (file) => {
+  const { SqliteKeyStore } = dist('adapters/crypto/key-stores');
+  new SqliteKeyStore(file).close();
+  const db = new BetterSqlite3(file);
+  db.pragma('journal_mode = DELETE');
+  db.pragma('synchronous = FULL');
+  db.pragma('secure_delete = ON');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('temp_store = MEMORY');
+  return db;
 };
 
 // ---------- temp dirs, ports, child processes ----------
@@ -371,7 +389,9 @@ module.exports = {
   checkFastDocument,
   INSERT_EVENT_SQL,
   INSERT_REGISTRY_SQL,
+  INSERT_KEY_SQL,
   createSchema,
+  openKeyFile,
   tempDir,
   rmrf,
   freePort,
@@ -491,7 +511,13 @@ const sealedRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKey
     const payload = JSON.stringify({ content, summary: { systolic: obs.systolic, diastolic: obs.diastolic } });
     return sealWith(key, payload, Buffer.from(`${entry.patientKey}|document/${entry.uniqueId}`, 'utf8'));
   };
-  return rowFactory({ repositoryUniqueId, secretHex, cacheKeys, storedContent });
+  const make = rowFactory({ repositoryUniqueId, secretHex, cacheKeys, storedContent });
+  // The patient's data key goes with each row: the hub stores it (key store) before the patient's first event.
+  return (obs, creationTime, document) => {
+    const row = make(obs, creationTime, document);
+    row.dataKey = dataKeys.get(row.registry[1]);
+    return row;
+  };
 };
 
 /** Column types of registry_entries, in table order, for INSERT ... SELECT * FROM unnest($1::text[], ...). */
