@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DateTime } from 'luxon';
+import Database from 'better-sqlite3';
 import { Client } from 'pg';
 import { createTeleObservation, lastDays, openTeleMed, parseCpr, timeInterval } from '../../src';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
@@ -93,6 +94,43 @@ describe('openTeleMed (library entry point)', () => {
     await expect(rts.telemed.processAndStore(reading(127, 1))).rejects.toMatchObject({ code: 'patient_erased' });
     expect(await rts.telemed.getObservationsFor(parseCpr('010203-2345'), lastDays(7, now))).toHaveLength(1);
     await rts.close();
+  });
+
+  it('erases a patient on the embedded store: no file of the data directory holds their key or readings once it is done', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-erase-sqlite-'));
+    const secret = 'ab'.repeat(32);
+    const cpr = parseCpr('251248-1234');
+    const patientKey = new HmacPatientKeys(Buffer.from(secret, 'hex')).keyFor(cpr);
+    // Every file SQLite keeps in the data directory (database, WAL, journal), as bytes on disk.
+    const files = (): Buffer[] => readdirSync(dataDir).filter((f) => f.includes('sqlite')).map((f) => readFileSync(join(dataDir, f)));
+    try {
+      const rts = await openTeleMed({ dataDir, settings: { RTS_PSEUDONYM_SECRET: secret } });
+      // Other patients' keys share the page: the erased key's cell is overwritten among live ones, not dropped with a page.
+      for (let i = 0; i < 20; i++) {
+        const someone = createTeleObservation({ patientId: `0102${String(10 + i)}-2345`, systolic: 140, diastolic: 80, measuredAt: now.minus({ minutes: 5 }).toISO() }, now);
+        await rts.telemed.processAndStore(someone);
+      }
+      await rts.telemed.processAndStore(reading(131, 20));
+      const keys = new Database(join(dataDir, 'patient-keys.sqlite'), { readonly: true });
+      const dataKey = (keys.prepare('SELECT data_key FROM patient_keys WHERE patient_key = ?').get(patientKey) as { data_key: Buffer }).data_key;
+      keys.close();
+      expect(dataKey).toHaveLength(32);
+      expect(files().some((b) => b.includes(dataKey))).toBe(true); // the scan finds the key while it exists
+
+      expect(await rts.erasePatient(cpr, { by: 'dpo' })).toMatchObject({ patientKey, alreadyErased: false });
+      await expect(rts.telemed.getObservationsFor(cpr, lastDays(7, now))).rejects.toMatchObject({ code: 'patient_erased' });
+      expect(await rts.telemed.getObservationsFor(parseCpr('010210-2345'), lastDays(7, now))).toHaveLength(1);
+      // Already true before the hub closes (no checkpoint or shutdown needed), and after.
+      for (const bytes of files()) expect(bytes.includes(dataKey)).toBe(false);
+      await rts.close();
+      for (const bytes of files()) {
+        expect(bytes.includes(dataKey)).toBe(false);
+        expect(bytes.includes(Buffer.from('251248-1234'))).toBe(false);
+        expect(bytes.includes(Buffer.from('value="131"'))).toBe(false);
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('erases a patient on PostgreSQL: no table file of the schema holds their data or their key once it is done', async () => {
