@@ -270,13 +270,13 @@ const createSchema = (file) => {
 
 /**
  * The key store's file (`patient-keys.sqlite`), made by the adapter itself, and a raw connection to it with the
- * adapter's PRAGMAs: rollback journal, synchronous=FULL, secure_delete, temp_store=MEMORY.
+ * adapter's PRAGMAs: WAL, synchronous=FULL, secure_delete, temp_store=MEMORY.
  */
 const openKeyFile = (file) => {
   const { SqliteKeyStore } = dist('adapters/crypto/key-stores');
   new SqliteKeyStore(file).close();
   const db = new BetterSqlite3(file);
-  db.pragma('journal_mode = DELETE');
+  db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('secure_delete = ON');
   db.pragma('busy_timeout = 5000');

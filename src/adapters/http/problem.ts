@@ -89,6 +89,7 @@ export const PROBLEM_TYPES = {
   forbidden: [403, 'You may not do this'],
   rate_limited: [429, 'Too many requests'],
   patient_erased: [410, 'The patient was erased'],
+  erasure_incomplete: [503, 'The erasure could not complete; retry it'],
   audit_unavailable: [503, 'The audit trail cannot record the request'],
   anchor_outside_days: [422, 'An anchor names an audit chain outside the days verified'],
   too_many_anchors: [422, 'Too many anchors in one verification'],
