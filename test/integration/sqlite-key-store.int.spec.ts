@@ -26,7 +26,7 @@ async function storeWithKeys(file: string, count: number): Promise<{ store: Sqli
 }
 
 describe('SqliteKeyStore', () => {
-  it('keeps keys durably in WAL mode: another connection reads them, and the file says wal', async () => {
+  it('keeps keys durably in WAL mode, owner-only: another connection reads them, and the file says wal', async () => {
     const file = join(dir, 'patient-keys.sqlite');
     const { store, keys } = await storeWithKeys(file, 5);
     const other = new Database(file, { readonly: true });
@@ -38,6 +38,8 @@ describe('SqliteKeyStore', () => {
     }
     const [patient, key] = [...keys][0]!;
     expect(await store.get(patient)).toEqual(key);
+    // Readable by the hub's user only: the file, and the WAL and index SQLite made next to it.
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(statSync(f).mode & 0o777).toBe(0o600);
     await store.close();
   });
 

@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UnavailableError } from '../../application/directory/dead-letter-operations';
 import type { PatientKeyStore } from '../../application/ports/patient-data-protection';
@@ -43,6 +44,11 @@ export class SqliteKeyStore implements PatientKeyStore {
   private readonly statements;
 
   constructor(file: string) {
+    if (file !== ':memory:' && file !== '') {
+      // Owner-only before SQLite opens it: its -wal and -shm files are created with the database file's mode.
+      closeSync(openSync(file, 'a', 0o600));
+      chmodSync(file, 0o600);
+    }
     this.db = new Database(file);
     const journal = this.db.pragma('journal_mode = WAL', { simple: true }) as string;
     if (file !== ':memory:' && file !== '' && journal.toLowerCase() !== 'wal') {
