@@ -518,8 +518,8 @@ function configure(db: Database, options: SqliteEventStoreOptions): void {
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   // Savepoint and statement journals in memory. With SQLite's default they spill to a temp file (/var/tmp) once
-  // they pass 64 KiB, which a batch's inline projection savepoint does: ~150 pwrites per batch, ~15 % of an
-  // upload's time, and the old contents of registry pages (patient keys, readings) left in a deleted file's blocks.
+  // they pass 64 KiB, which a batch's inline projection savepoint does: ~150 pwrites per batch (a fifth of all
+  // the hub's pwrites), and the old contents of registry pages (patient keys, readings) in a deleted file's blocks.
   db.pragma('temp_store = MEMORY');
 }
 
