@@ -39,6 +39,9 @@ export class InMemoryKeyStore implements PatientKeyStore {
  * cells) are written into the file and the WAL is cut to nothing. Once erase() returns, neither file holds the
  * key; like the journal files a rollback journal deletes, the freed blocks of the file system may, until reused.
  */
+/** How long an erasure's checkpoint waits for another connection's reader before it gives up (503, retry). */
+const CHECKPOINT_WAIT_MS = 250;
+
 export class SqliteKeyStore implements PatientKeyStore {
   private readonly db: Database.Database;
   private readonly statements;
@@ -116,9 +119,15 @@ export class SqliteKeyStore implements PatientKeyStore {
       this.statements.insertTombstone.run(patientKey, erasedAt, erasedAt);
     })();
     // Older frames of the WAL still hold the key: fold everything into the file and truncate the WAL. A reader
-    // of another process can hold it up (busy_timeout); then the erasure is not done, and says so (retry it:
-    // every step above is idempotent).
-    const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    // of another process can hold it up; it is waited for briefly (this blocks the event loop), and past that the
+    // erasure is not done and says so (retry it: every step above is idempotent).
+    this.db.pragma(`busy_timeout = ${CHECKPOINT_WAIT_MS}`);
+    let result: { busy: number; log: number; checkpointed: number } | undefined;
+    try {
+      [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    } finally {
+      this.db.pragma('busy_timeout = 5000');
+    }
     if (result !== undefined && (result.busy !== 0 || result.checkpointed !== result.log)) {
       throw new UnavailableError('erasure_incomplete', 'the key store could not checkpoint its WAL after the erasure (another connection is reading it); retry the erasure');
     }
