@@ -137,7 +137,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   // The patients' data keys: PostgreSQL's table when the store opened one, else a SQLite file of their own.
   c.bind<PatientKeyStore>(TOKENS.PatientKeyStore).toDynamicValue(() => {
     if (opened?.keys) return opened.keys;
-    mkdirSync(config.RTS_DATA_DIR, { recursive: true });
+    mkdirSync(config.RTS_DATA_DIR, { recursive: true, mode: 0o700 });
     return new SqliteKeyStore(join(config.RTS_DATA_DIR, 'patient-keys.sqlite'));
   });
   c.bind<PatientDataProtection>(TOKENS.PatientDataProtection).toDynamicValue(
@@ -151,7 +151,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => opening(opened.registry, ctx));
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
-      mkdirSync(config.RTS_DATA_DIR, { recursive: true });
+      mkdirSync(config.RTS_DATA_DIR, { recursive: true, mode: 0o700 });
       return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, 'telemed.sqlite') });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));

@@ -10,7 +10,7 @@ export const pseudonymSecret = (configured: string | undefined, dataDir: string)
   if (configured) return Buffer.from(configured, 'hex');
   const file = join(dataDir, 'pseudonym.secret');
   if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);
   writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);

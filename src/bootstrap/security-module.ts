@@ -23,7 +23,7 @@ export const authSecret = (configured: string | undefined, dataDir: string): Buf
   if (configured) return Buffer.from(configured, 'hex');
   const file = join(dataDir, 'auth.secret');
   if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);
   try {
     writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -41,6 +41,22 @@ describe('openTeleMed (library entry point)', () => {
       expect(readFileSync(join(dataDir, 'pseudonym.secret'), 'utf8')).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes a new data directory and its files owner-only', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'rts-lib-mode-'));
+    const dataDir = join(parent, 'nested', 'data');
+    try {
+      const rts = await openTeleMed({ dataDir });
+      await rts.telemed.processAndStore(reading(126, 30));
+      expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+      const files = readdirSync(dataDir);
+      expect(files).toEqual(expect.arrayContaining(['telemed.sqlite', 'telemed.sqlite-wal', 'patient-keys.sqlite', 'pseudonym.secret']));
+      for (const f of files) expect([f, statSync(join(dataDir, f)).mode & 0o777]).toEqual([f, 0o600]);
+      await rts.close();
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 

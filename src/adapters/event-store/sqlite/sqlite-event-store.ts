@@ -1,3 +1,4 @@
+import { closeSync, existsSync, openSync } from 'node:fs';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type {
   AggregateOptions,
@@ -196,6 +197,9 @@ export class SqliteEventStore implements EventStore {
 
   /** Open (and create or migrate) the store in `file`. Synchronous: better-sqlite3 is. */
   static open(options: SqliteEventStoreOptions): SqliteEventStore {
+    // A new file is made owner-only before SQLite opens it (its -wal and -shm take the same mode): the registry
+    // rows in it hold readings. An existing file keeps the mode it has.
+    if (options.file !== ':memory:' && options.file !== '' && !existsSync(options.file)) closeSync(openSync(options.file, 'a', 0o600));
     const db = new BetterSqlite3(options.file);
     try {
       configure(db, options);
