@@ -127,6 +127,13 @@ describe('openTeleMed (library entry point)', () => {
         await rts.telemed.processAndStore(someone);
       }
       await rts.telemed.processAndStore(reading(131, 20));
+      // A reading whose value is stored as an 8-byte REAL in the registry row: findable in the files' bytes.
+      const fractional = createTeleObservation({ patientId: '251248-1234', systolic: 133.7, diastolic: 71.3, measuredAt: now.minus({ minutes: 15 }).toISO() }, now);
+      await rts.telemed.processAndStore(fractional);
+      const real = Buffer.alloc(8);
+      real.writeDoubleBE(133.7);
+      expect(await rts.telemed.getObservationsFor(cpr, lastDays(7, now))).toHaveLength(2);
+      expect(files().some((b) => b.includes(real))).toBe(true); // the registry row, in the WAL or the file
       const keys = new Database(join(dataDir, 'patient-keys.sqlite'), { readonly: true });
       const dataKey = (keys.prepare('SELECT data_key FROM patient_keys WHERE patient_key = ?').get(patientKey) as { data_key: Buffer }).data_key;
       keys.close();
@@ -137,12 +144,16 @@ describe('openTeleMed (library entry point)', () => {
       await expect(rts.telemed.getObservationsFor(cpr, lastDays(7, now))).rejects.toMatchObject({ code: 'patient_erased' });
       expect(await rts.telemed.getObservationsFor(parseCpr('010210-2345'), lastDays(7, now))).toHaveLength(1);
       // Already true before the hub closes (no checkpoint or shutdown needed), and after.
-      for (const bytes of files()) expect(bytes.includes(dataKey)).toBe(false);
+      for (const bytes of files()) {
+        expect(bytes.includes(dataKey)).toBe(false);
+        expect(bytes.includes(real)).toBe(false); // the registry row is gone from the file and from old WAL frames
+      }
       await rts.close();
       for (const bytes of files()) {
         expect(bytes.includes(dataKey)).toBe(false);
         expect(bytes.includes(Buffer.from('251248-1234'))).toBe(false);
         expect(bytes.includes(Buffer.from('value="131"'))).toBe(false);
+        expect(bytes.includes(real)).toBe(false);
       }
     } finally {
       rmSync(dataDir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -192,6 +192,21 @@ describe('SQLite event store: runExclusive for tables in the same file', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('runs a job outside any transaction when asked (wal_checkpoint), still after the appends queued before it', async () => {
+    const file = dbFile();
+    const store = open(file);
+    const append = store.appendToStream('cp', events(3));
+    const job = store.runExclusive((db) => ({ inTransaction: db.inTransaction, checkpoint: db.pragma('wal_checkpoint(TRUNCATE)') }), { transaction: false });
+    await append;
+    const { inTransaction, checkpoint } = await job;
+    expect(inTransaction).toBe(false);
+    expect(checkpoint).toEqual([{ busy: 0, log: 0, checkpointed: 0 }]); // the appends were in the WAL, now in the file
+    expect(statSync(`${file}-wal`).size).toBe(0);
+    expect((await readEverything(store)).map((e) => e.streamVersion)).toEqual([0n, 1n, 2n]);
+    await expect(store.runExclusive(() => { throw new Error('boom'); }, { transaction: false })).rejects.toThrow('boom');
+    await store.appendToStream('cp', events(1)); // the writer goes on
   });
 
   it('rolls back when fn throws and when fn is asynchronous', async () => {

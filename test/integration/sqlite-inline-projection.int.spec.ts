@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { DateTime } from 'luxon';
 import pino from 'pino';
 import { SqliteEventStore, type SqliteInlineProjection } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
@@ -179,6 +183,37 @@ describe('SqliteRegistry rows', () => {
       expect(await registry.checkpoint()).toBe(5n);
     } finally {
       await store.close();
+    }
+  });
+  it('forgets a patient out of the file and the WAL; with a long reader on the file it says the WAL was left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rts-forget-'));
+    const file = join(dir, 'telemed.sqlite');
+    const store = SqliteEventStore.open({ file });
+    try {
+      const registry = new SqliteRegistry(store);
+      const real = Buffer.alloc(8);
+      real.writeDoubleBE(133.7);
+      const bytes = () => [file, `${file}-wal`].map((f) => readFileSync(f));
+      await registry.apply([submittedAt(1n, '2.25.7', 133.7)], 1n);
+      expect(bytes().some((b) => b.includes(real))).toBe(true);
+      expect(await registry.forgetPatient('pk-1')).toBe(true);
+      for (const b of bytes()) expect(b.includes(real)).toBe(false);
+
+      await registry.apply([submittedAt(2n, '2.25.8', 133.7)], 2n);
+      const reader = new BetterSqlite3(file, { readonly: true });
+      reader.exec('BEGIN');
+      reader.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+      try {
+        expect(await registry.forgetPatient('pk-1')).toBe(false); // rows gone, old frames left to the WAL's wrap
+        expect(store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get()).toBe(0);
+      } finally {
+        reader.exec('COMMIT');
+        reader.close();
+      }
+      await store.appendToStream('after', [{ id: randomUUID(), type: 'Happened', data: {} }]); // the writer goes on
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -9,10 +9,24 @@ import type { SqliteInlineProjection } from '../event-store/sqlite/sqlite-event-
 /** What the registry needs of the SQLite event store: its database, and a write slot serialized with appends. */
 export type SqliteWriter = Readonly<{
   database: Database;
-  runExclusive<T>(fn: (db: Database) => T, options?: { durability?: 'full' | 'relaxed' }): Promise<T>;
+  runExclusive<T>(fn: (db: Database) => T, options?: { durability?: 'full' | 'relaxed'; transaction?: boolean }): Promise<T>;
 }>;
 
 const PROJECTION = 'registry';
+/** How long an erasure's WAL checkpoint waits for another connection's reader (the event loop waits with it). */
+const ERASURE_CHECKPOINT_WAIT_MS = 100;
+
+/** wal_checkpoint(TRUNCATE) with a busy wait of `waitMs`; whether every frame went into the file. */
+const truncateWal = (db: Database, waitMs: number): boolean => {
+  const previous = db.pragma('busy_timeout', { simple: true }) as number;
+  db.pragma(`busy_timeout = ${waitMs}`);
+  try {
+    const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    return result === undefined || (result.busy === 0 && result.checkpointed === result.log);
+  } finally {
+    db.pragma(`busy_timeout = ${previous}`);
+  }
+};
 const INSERT_ROW = `INSERT INTO registry_entries (unique_id, patient_key, repository_unique_id, status, creation_time, service_start_time,
   service_start_epoch, mime_type, hash, size, replaces, replaced_by, observation_id, systolic, diastolic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
@@ -143,8 +157,14 @@ export class SqliteRegistry implements RegistryReadModel {
   /**
    * Erasure: every row of the patient goes. secure_delete makes SQLite overwrite the freed cells instead of
    * leaving them in free pages; with a full fsync, as the erasure is reported done once this resolves.
+   *
+   * Older WAL frames still hold the rows as they were (readings under the patient's pseudonymous key) until the
+   * WAL is written over, which on a quiet hub can take days. So the WAL is then folded into the file and
+   * truncated (wal_checkpoint(TRUNCATE), in the writer's turn). Best effort: if another connection's reader holds
+   * it up past a short wait, the frames stay until the WAL wraps; returns whether it completed. It does not throw:
+   * this runs in the projector, and a retry loop there would stall the registry for everyone.
    */
-  async forgetPatient(patientKey: string): Promise<void> {
+  async forgetPatient(patientKey: string): Promise<boolean> {
     await this.writer.runExclusive((db) => {
       const previous = db.pragma('secure_delete', { simple: true }) as number;
       db.pragma('secure_delete = ON');
@@ -154,6 +174,7 @@ export class SqliteRegistry implements RegistryReadModel {
         db.pragma(`secure_delete = ${previous ? 'ON' : 'OFF'}`);
       }
     });
+    return this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
   }
 
   async reset(): Promise<void> {

@@ -59,6 +59,8 @@ export type ExclusiveDurability = 'full' | 'relaxed';
 type ExclusiveJob = {
   kind: 'exclusive';
   durability: ExclusiveDurability;
+  /** false: `run` is called outside any transaction (for what SQLite refuses inside one: wal_checkpoint). */
+  transaction: boolean;
   run: (db: Database) => unknown;
   resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
@@ -222,11 +224,14 @@ export class SqliteEventStore implements EventStore {
     });
   }
 
-  /** Run `fn` in its own write transaction, serialized with the group-commit writer (see the class comment). */
-  runExclusive<T>(fn: (db: Database) => T, options: { durability?: ExclusiveDurability } = {}): Promise<T> {
+  /**
+   * Run `fn` in its own write transaction, serialized with the group-commit writer (see the class comment).
+   * `transaction: false` runs it between transactions instead, still in the writer's turn (no append interleaves).
+   */
+  runExclusive<T>(fn: (db: Database) => T, options: { durability?: ExclusiveDurability; transaction?: boolean } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('event store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.enqueue({ kind: 'exclusive', durability: options.durability ?? 'full', run: fn, resolve: resolve as (result: unknown) => void, reject });
+      this.enqueue({ kind: 'exclusive', durability: options.durability ?? 'full', transaction: options.transaction ?? true, run: fn, resolve: resolve as (result: unknown) => void, reject });
     });
   }
 
@@ -469,6 +474,17 @@ export class SqliteEventStore implements EventStore {
   private runExclusiveJob(job: ExclusiveJob): void {
     const db = this.database;
     let result: unknown;
+    if (!job.transaction) {
+      try {
+        result = job.run(db);
+        if (isThenable(result)) throw new TypeError('runExclusive: fn must be synchronous (it returned a promise)');
+      } catch (error) {
+        job.reject(error);
+        return;
+      }
+      job.resolve(result);
+      return;
+    }
     const relaxed = job.durability === 'relaxed';
     try {
       if (relaxed) db.pragma('synchronous = NORMAL');
