@@ -520,6 +520,33 @@ const sealedRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKey
   };
 };
 
+/**
+ * The audit event the hub appends for each HTTP upload (`AuditRecorded` of an allowed `observations.write`), as
+ * the event row it stores: chained per day/partition stream with the project's own audit-chain functions, the
+ * event id the audit trail derives, metadata with the request id. `at` is an ISO instant with milliseconds.
+ */
+const auditRowFactory = () => {
+  const { chain, auditStreamOf, genesisHash } = dist('application/audit/audit-chain');
+  const { uuidV5 } = dist('application/ids');
+  const heads = new Map();
+  return (patientKey, at) => {
+    const requestId = randomUUID();
+    const entry = { at, subject: `patient-${patientKey.slice(1, 13)}`, role: 'patient', systemId: null, action: 'observations.write', patientKey, resource: null, ip: '127.0.0.1', requestId, outcome: 'allowed', status: 201, reason: null };
+    const stream = auditStreamOf(entry);
+    const head = heads.get(stream) ?? { version: -1, hash: genesisHash(stream) };
+    const [linked] = chain(head.hash, [entry]);
+    heads.set(stream, { version: head.version + 1, hash: linked.hash });
+    return {
+      stream_name: stream,
+      stream_version: head.version + 1,
+      event_id: uuidV5(`audit/${stream}/${linked.hash}`),
+      type: 'AuditRecorded',
+      data: JSON.stringify(linked),
+      metadata: JSON.stringify({ correlationId: requestId }),
+    };
+  };
+};
+
 /** Column types of registry_entries, in table order, for INSERT ... SELECT * FROM unnest($1::text[], ...). */
 const PG_REGISTRY_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'text', 'integer', 'text', 'text', 'text', 'double precision', 'double precision'];
 
@@ -536,5 +563,6 @@ Object.assign(module.exports, {
   pgServer,
   pgRowFactory,
   sealedRowFactory,
+  auditRowFactory,
   PG_REGISTRY_TYPES,
 });
