@@ -267,6 +267,7 @@ describe('SQLite event store: readAll behind the head (recent events)', () => {
     const file = dbFile();
     const store = open(file, { recentEvents: 8 });
     await store.appendToStream('before', events(3));
+    expect(await store.readAll({ after: 0n, maxCount: 10 })).toHaveLength(3); // a reader: from now on batches are kept
     const head = await store.headPosition();
     await Promise.all([store.appendToStream('s1', events(2)), store.appendToStream('s2', events(1))]);
     const first = await store.readAll({ after: head, maxCount: 10 });
@@ -279,6 +280,21 @@ describe('SQLite event store: readAll behind the head (recent events)', () => {
     for (let i = 0; i < 6; i++) await store.appendToStream(`more-${i}`, events(3));
     expect(await readEverything(store)).toEqual(await fromDisk(file));
     expect(await store.readAll({ after: 0n, maxCount: 2 })).toEqual((await fromDisk(file)).slice(0, 2));
+  });
+
+  it('keeps nothing while nobody reads events, and starts with the first batch after a read', async () => {
+    const store = open(dbFile(), { recentEvents: 8 });
+    await store.appendToStream('unread', events(2));
+    const a1 = await store.readAll({ after: 0n, maxCount: 1 });
+    const a2 = await store.readAll({ after: 0n, maxCount: 1 });
+    expect(a2).toEqual(a1);
+    expect(a2[0]).not.toBe(a1[0]); // both parsed from the file: the batch was not kept
+    await store.appendToStream('read', events(2));
+    const head = 2n;
+    const b1 = await store.readAll({ after: head, maxCount: 2 });
+    const b2 = await store.readAll({ after: head, maxCount: 2 });
+    expect(b1.map((e) => e.streamName)).toEqual(['read', 'read']);
+    expect(b2[0]).toBe(b1[0]); // kept: a reader had read events
   });
 
   it('leaves out appends that failed in a batch', async () => {
