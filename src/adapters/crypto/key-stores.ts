@@ -2,6 +2,7 @@ import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UnavailableError } from '../../application/directory/dead-letter-operations';
 import type { PatientKeyStore } from '../../application/ports/patient-data-protection';
+import { truncateWal } from '../event-store/sqlite/wal-checkpoint';
 import type { PgTransactor } from '../registry/postgres-registry';
 
 /**
@@ -121,14 +122,7 @@ export class SqliteKeyStore implements PatientKeyStore {
     // Older frames of the WAL still hold the key: fold everything into the file and truncate the WAL. A reader
     // of another process can hold it up; it is waited for briefly (this blocks the event loop), and past that the
     // erasure is not done and says so (retry it: every step above is idempotent).
-    this.db.pragma(`busy_timeout = ${CHECKPOINT_WAIT_MS}`);
-    let result: { busy: number; log: number; checkpointed: number } | undefined;
-    try {
-      [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-    } finally {
-      this.db.pragma('busy_timeout = 5000');
-    }
-    if (result !== undefined && (result.busy !== 0 || result.checkpointed !== result.log)) {
+    if (!truncateWal(this.db, CHECKPOINT_WAIT_MS)) {
       throw new UnavailableError('erasure_incomplete', 'the key store could not checkpoint its WAL after the erasure (another connection is reading it); retry the erasure');
     }
   }

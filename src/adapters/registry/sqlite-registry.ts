@@ -5,6 +5,7 @@ import type { RegistryReadModel } from '../../application/ports/registry-read-mo
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import type { SqliteInlineProjection } from '../event-store/sqlite/sqlite-event-store';
+import { truncateWal } from '../event-store/sqlite/wal-checkpoint';
 
 /** What the registry needs of the SQLite event store: its database, and a write slot serialized with appends. */
 export type SqliteWriter = Readonly<{
@@ -16,17 +17,6 @@ const PROJECTION = 'registry';
 /** How long an erasure's WAL checkpoint waits for another connection's reader (the event loop waits with it). */
 const ERASURE_CHECKPOINT_WAIT_MS = 100;
 
-/** wal_checkpoint(TRUNCATE) with a busy wait of `waitMs`; whether every frame went into the file. */
-const truncateWal = (db: Database, waitMs: number): boolean => {
-  const previous = db.pragma('busy_timeout', { simple: true }) as number;
-  db.pragma(`busy_timeout = ${waitMs}`);
-  try {
-    const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-    return result === undefined || (result.busy === 0 && result.checkpointed === result.log);
-  } finally {
-    db.pragma(`busy_timeout = ${previous}`);
-  }
-};
 const INSERT_ROW = `INSERT INTO registry_entries (unique_id, patient_key, repository_unique_id, status, creation_time, service_start_time,
   service_start_epoch, mime_type, hash, size, replaces, replaced_by, observation_id, systolic, diastolic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
