@@ -84,6 +84,11 @@ export const PROBLEM_TYPES = {
   // Keys
   invalid_key: [422, 'The key is not valid'],
   key_owned_by_other_party: [409, 'The key is registered to another party'],
+  key_not_found: [404, 'No such key is registered for this system'],
+  invalid_key_dates: [422, 'The key must retire after it becomes valid'],
+  key_use_changed: [409, 'The key is registered for another use'],
+  key_retired: [409, 'The key was retired and cannot be registered again'],
+  last_key: [409, 'The last valid key of its use cannot be retired before a successor is registered'],
   // Access control, limits, erasure
   unauthenticated: [401, 'Authentication is required'],
   forbidden: [403, 'You may not do this'],
