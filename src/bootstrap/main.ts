@@ -25,7 +25,12 @@ import type { PatientKeyStore } from '../application/ports/patient-data-protecti
 import type { PatientErasure } from '../application/patient-erasure';
 import type { PatientKeys } from '../application/ports/patient-keys';
 
-export type RunningHub = Readonly<{ url: string; stop(): Promise<void> }>;
+export type RunningHub = Readonly<{
+  url: string;
+  stop(): Promise<void>;
+  /** The HTTP routes it serves, as 'METHOD /pattern' (what the OpenAPI document must describe). */
+  routes(): readonly string[];
+}>;
 
 export type StartHubOptions = Readonly<{
   /** Wraps the directory's uplink handler given to the uplink consumer (tests inject failures). */
@@ -133,7 +138,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       await stopCore();
       logger.info('telemed-rts stopped');
     })());
-  return { url, stop };
+  return { url, stop, routes: http.routes };
 };
 
 const main = async (): Promise<void> => {

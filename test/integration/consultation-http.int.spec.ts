@@ -7,6 +7,7 @@ import { uuidV5 } from '../../src/application/ids';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { registerConsultationRoutes } from '../../src/adapters/http/consultation-routes';
 import { sendProblem, toProblem } from '../../src/adapters/http/problem';
+import { ConsultationResponse, ConsultationsPage, MonthlyCounts } from '../../src/adapters/http/response-schemas';
 import { InMemoryConsultations } from '../../src/adapters/registry/in-memory-consultations';
 import { SqliteConsultations } from '../../src/adapters/registry/sqlite-consultations';
 import { Projector } from '../../src/application/projector';
@@ -97,6 +98,9 @@ describe('consultations over HTTP and in SQLite', () => {
     expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/accept`, payload: { expertId: 'beijing:wang', actionId: 'a1' } })).json()).toMatchObject({ status: 'accepted' });
     const report = await app.inject({ method: 'POST', url: `/consultations/${ID}/report`, payload: { expertId: 'beijing:wang', diagnosis: 'Type B', recommendations: 'Transfer' } });
     expect(report.json()).toMatchObject({ status: 'reported', report: { diagnosis: 'Type B', resends: 0 } });
+    // As the OpenAPI document describes a consultation (its schema), with offers settled and a report.
+    expect(ConsultationResponse.safeParse(report.json()).error?.issues).toBeUndefined();
+    expect(ConsultationsPage.safeParse((await app.inject({ url: '/consultations?system=xian' })).json()).error?.issues).toBeUndefined();
     const cancel = await app.inject({ method: 'POST', url: `/consultations/${ID}/cancel`, payload: { systemId: 'xian' } });
     expect(cancel.json()).toMatchObject({ status: 409, code: 'report_already_issued' });
 
@@ -109,6 +113,7 @@ describe('consultations over HTTP and in SQLite', () => {
     await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: '22222222-2222-4333-8444-555555555555' } });
     const stats = await app.inject({ url: '/stats/consultations-per-month' });
     expect(stats.json()).toEqual({ items: [{ month: '2024-05', requested: 1 }, { month: '2024-06', requested: 0 }, { month: '2024-07', requested: 1 }] });
+    expect(MonthlyCounts.safeParse(stats.json()).error?.issues).toBeUndefined();
     expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-07&to=2024-08' })).json().items).toEqual([{ month: '2024-07', requested: 1 }, { month: '2024-08', requested: 0 }]);
     expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-13' })).statusCode).toBe(400);
   });

@@ -5,6 +5,7 @@ import { uuidV5 } from '../../src/application/ids';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { registerDirectoryRoutes } from '../../src/adapters/http/directory-routes';
 import { sendProblem, toProblem } from '../../src/adapters/http/problem';
+import { ExpertsPage, SystemResponse, SystemsList } from '../../src/adapters/http/response-schemas';
 import { createDirectoryModule, type DirectoryModule } from '../../src/bootstrap/directory-module';
 
 // fastify's inject needs `cookie`, which ships as ESM only: hand jest the module as Node loads it (as http-api.int.spec.ts).
@@ -69,10 +70,12 @@ describe('directory HTTP routes', () => {
       join: { expectedBatches: 2, batchesImported: 1, expectedExperts: 10, expertsImported: 5, percent: 50 },
       activeExperts: 5,
     });
+    expect(SystemResponse.safeParse(joining.json()).error?.issues).toBeUndefined(); // as the OpenAPI document describes it
     await module.uplink.handleUplink(msg('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 2, experts: [0, 1, 2, 3, 4].map((i) => ({ localExpertId: `e-${i}`, ...profile(i) })) }, 'b0'));
     expect((await app.inject({ url: '/systems/chengdu' })).json()).toMatchObject({ status: 'joined', joinedAt: '2024-05-01T10:00:00.000Z', join: { percent: 100 }, activeExperts: 10 });
     const list = await app.inject({ url: '/systems' });
     expect(list.json().items.map((s: { id: string }) => s.id)).toEqual(['chengdu']);
+    expect(SystemsList.safeParse(list.json()).error?.issues).toBeUndefined();
     expect((await app.inject({ url: '/systems/nowhere' })).json()).toMatchObject({ status: 404, code: 'system_not_found' });
     expect((await app.inject({ url: '/systems/NOPE' })).statusCode).toBe(400);
   });
@@ -82,6 +85,7 @@ describe('directory HTTP routes', () => {
     expect(cardio.statusCode).toBe(200);
     expect(cardio.json().items.map((e: { id: string }) => e.id)).toEqual(['chengdu:e-0', 'chengdu:e-2', 'chengdu:e-4', 'chengdu:e-6', 'chengdu:e-8']);
     expect(cardio.json().nextCursor).toBeNull();
+    expect(ExpertsPage.safeParse(cardio.json()).error?.issues).toBeUndefined();
     const both = await app.inject({ url: '/experts?specialty=Oncology&city=Mianyang&language=ZH' });
     expect(both.json().items.map((e: { id: string }) => e.id)).toEqual(['chengdu:e-5', 'chengdu:e-7', 'chengdu:e-9']);
 

@@ -13,9 +13,9 @@ import { parseInput } from './schemas';
  */
 export type DeadLetterRouteDependencies = Readonly<{ deadLetters: DeadLetterService }>;
 
-const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional() });
-const IdParams = z.strictObject({ id: z.string().min(1).max(200) });
-const ReplayBody = z
+export const DeadLettersQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional() });
+export const DeadLetterParams = z.strictObject({ id: z.string().min(1).max(200) });
+export const ReplayBody = z
   .strictObject({
     by: z.string().trim().min(1).max(100).optional(),
     reason: z.string().trim().min(1).max(500).optional(),
@@ -41,20 +41,20 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
   const { deadLetters } = deps;
 
   app.get('/dead-letters', async (request) => {
-    const q = parseInput(ListQuery, request.query, 'query');
+    const q = parseInput(DeadLettersQuery, request.query, 'query');
     const items = await deadLetters.list(q.limit);
     return { items: items.map(deadLetterSummary), count: items.length };
   });
 
   app.get('/dead-letters/:id', async (request) => {
-    const { id } = parseInput(IdParams, request.params, 'path');
+    const { id } = parseInput(DeadLetterParams, request.params, 'path');
     const d = await deadLetters.get(id);
     const replays = await deadLetters.replays(d.envelopeId ?? d.deadLetterId ?? d.id);
     return { ...deadLetterSummary(d), correlationId: d.correlationId, body: d.body, applicationProperties: d.applicationProperties, replays };
   });
 
   app.post('/dead-letters/:id/replay', async (request, reply) => {
-    const { id } = parseInput(IdParams, request.params, 'path');
+    const { id } = parseInput(DeadLetterParams, request.params, 'path');
     const body = parseInput(ReplayBody, request.body ?? undefined, 'body');
     const result = await deadLetters.replay(id, { by: body?.by ?? 'operator', ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
     return reply.code(200).send({

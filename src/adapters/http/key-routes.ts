@@ -22,21 +22,21 @@ import { parseInput } from './schemas';
 export type KeyRouteDependencies = Readonly<{ keys: SystemKeysService; hubJwks: () => { keys: readonly object[] } }>;
 
 const iso = z.iso.datetime({ offset: true });
-const Params = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id') });
-const KidParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id'), kid: z.string().regex(/^[A-Za-z0-9_-]{20,100}$/, 'a kid (RFC 7638 thumbprint)') });
-const KeysBody = z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10), validFrom: iso.optional(), retiresAt: iso.optional() });
-const RetireBody = z.strictObject({ at: iso.optional() });
+export const SystemKeyParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id') });
+export const KidParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id'), kid: z.string().regex(/^[A-Za-z0-9_-]{20,100}$/, 'a kid (RFC 7638 thumbprint)') });
+export const KeysBody = z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10), validFrom: iso.optional(), retiresAt: iso.optional() });
+export const RetireBody = z.strictObject({ at: iso.optional() });
 
 export const registerKeyRoutes = (app: FastifyInstance, deps: KeyRouteDependencies): void => {
   app.get('/.well-known/jwks.json', async (_request, reply) => reply.header('cache-control', 'public, max-age=300').send(deps.hubJwks()));
 
   app.get('/systems/:id/keys', async (request) => {
-    const { id } = parseInput(Params, request.params, 'path');
+    const { id } = parseInput(SystemKeyParams, request.params, 'path');
     return { items: await deps.keys.list(id) };
   });
 
   app.post('/systems/:id/keys', async (request, reply) => {
-    const { id } = parseInput(Params, request.params, 'path');
+    const { id } = parseInput(SystemKeyParams, request.params, 'path');
     const body = parseInput(KeysBody, request.body, 'body');
     const result = await deps.keys.register(id, body.keys, {
       correlationId: request.id,

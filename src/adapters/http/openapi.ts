@@ -1,99 +1,526 @@
 import { z } from 'zod';
-import { PROBLEM_TYPES } from './problem';
-import { CorrectionBody, CorrectionResponse, ObservationBody, ObservationsResponse, StoredResponse } from './schemas';
+import { ApplicantBody, AcceptBody, CancelBody, ConsultationBody, ConsultationParams, ConsultationsQuery, DeclineBody, MonthsQuery, ReportBody } from './consultation-routes';
+import { DeadLetterParams, DeadLettersQuery, ReplayBody } from './dead-letter-routes';
+import { ExpertParams, ExpertsQuery, SystemBody, SystemParams } from './directory-routes';
+import { KeysBody, KidParams, RetireBody, SystemKeyParams } from './key-routes';
+import { PROBLEM_TYPES, type ProblemCode } from './problem';
+import {
+  AuditEvents,
+  AuditVerification,
+  ConsultationResponse,
+  ConsultationsPage,
+  DeadLetterReplayResponse,
+  DeadLetterResponse,
+  DeadLettersList,
+  DevLoginResponse,
+  ErasureResponse,
+  ExpertResponse,
+  ExpertsPage,
+  HealthResponse,
+  Jwks,
+  KeyRetired,
+  KeysRegistered,
+  MonthlyCounts,
+  ProblemTypeResponse,
+  SystemKeysList,
+  SystemResponse,
+  SystemsList,
+} from './response-schemas';
+import { CorrectionBody, CorrectionQuery, CorrectionResponse, DocumentParams, ObservationBody, ObservationQuery, ObservationsResponse, PatientParams, StoredResponse } from './schemas';
+import { AuditQuery, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureParams } from './security';
 
 /**
- * The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so the two cannot
- * drift apart.
+ * The OpenAPI 3.1 document of every API route, generated from the zod schemas the routes validate requests with
+ * and the ones their answers are checked against in the tests (response-schemas.ts), so the document and the
+ * routes cannot drift apart unnoticed: test/integration/openapi.int.spec.ts compares this document with the
+ * routes the running hub has, both ways.
+ *
+ * Each operation names the problem codes it can answer; they are grouped by status here, and each code's own
+ * page is GET /problems/{code}. The codes every protected route can answer (401 unauthenticated, 403 forbidden,
+ * 429 rate_limited) and every input can cause (400 invalid_request, malformed_json, ...) are added here once.
  */
-const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any' });
 
-const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+/** Routes that are the browser page, not the API: served, not described here. */
+export const UNDESCRIBED_ROUTES: readonly string[] = ['GET /', 'GET /app', 'GET /app/', 'GET /app/app.js', 'GET /app/app.css'];
 
-export const openApiDocument = () => ({
-  openapi: '3.1.0',
-  info: {
-    title: 'telemed-rts',
-    version: '0.1.0',
-    description:
-      'Regional telemedicine hub: home blood pressure readings stored as HL7 documents in an XDS registry/repository. ' +
-      'Intervals are half-open [from, to) and compared at whole seconds. Errors are RFC 9457 problem details.',
+type Json = Record<string, unknown>;
+type Answer = Readonly<{ description: string; schema?: z.ZodType; mediaType?: string; rawSchema?: Json; headers?: Record<string, Json> }>;
+type Operation = Readonly<{
+  summary: string;
+  description?: string;
+  tag: string;
+  /** Who may call it; 'public' needs no credentials. */
+  access: string;
+  path?: z.ZodObject;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  bodyRequired?: boolean;
+  xmlBody?: string;
+  ok: Readonly<Record<string, Answer>>;
+  problems?: readonly ProblemCode[];
+}>;
+
+const requestSchema = (s: z.ZodType): Json => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' }) as Json;
+const responseSchema = (s: z.ZodType): Json => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'output' }) as Json;
+const withoutMeta = ({ $schema: _, ...rest }: Json): Json => rest;
+
+/** Path and query parameters from a zod object: one parameter per property, its description lifted out. */
+const parameters = (where: 'path' | 'query', shape: z.ZodType | undefined): Json[] => {
+  if (!shape) return [];
+  const js = requestSchema(shape) as { properties?: Record<string, Json>; required?: string[] };
+  return Object.entries(js.properties ?? {}).map(([name, { description, ...schema }]) => ({
+    name,
+    in: where,
+    required: where === 'path' || (js.required ?? []).includes(name),
+    ...(description ? { description } : {}),
+    schema,
+  }));
+};
+
+const JSON_PROBLEM = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
+
+/** Problem codes grouped by their status: one response per status, naming its codes. */
+const problemResponses = (codes: readonly ProblemCode[]): Record<string, Json> => {
+  const byStatus = new Map<number, ProblemCode[]>();
+  for (const code of new Set(codes)) {
+    const status = PROBLEM_TYPES[code][0];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const out: Record<string, Json> = {};
+  for (const [status, group] of [...byStatus].sort((a, b) => a[0] - b[0])) {
+    out[String(status)] = {
+      description: group.map((c) => `${c}: ${PROBLEM_TYPES[c][1]}`).join('\n'),
+      content: JSON_PROBLEM,
+      ...(status === 429 ? { headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } } : {}),
+      ...(status === 401 ? { headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } } : {}),
+    };
+  }
+  return out;
+};
+
+/** Answers several routes share, named in components.schemas (and so in generated clients) instead of repeated. */
+const NAMED = new Map<z.ZodType, string>([
+  [ConsultationResponse, 'Consultation'],
+  [ExpertResponse, 'Expert'],
+  [SystemResponse, 'System'],
+  [StoredResponse, 'StoredObservation'],
+  [CorrectionResponse, 'Correction'],
+  [KeysRegistered, 'KeysRegistered'],
+  [AuditVerification, 'AuditVerification'],
+]);
+const answerSchema = (s: z.ZodType): Json => {
+  const name = NAMED.get(s);
+  return name ? { $ref: `#/components/schemas/${name}` } : withoutMeta(responseSchema(s));
+};
+
+const operation = (key: string, op: Operation): Json => {
+  const isPublic = op.access === 'public';
+  const hasBody = op.body !== undefined || op.xmlBody !== undefined;
+  const hasInput = hasBody || op.path !== undefined || op.query !== undefined;
+  const codes: ProblemCode[] = [
+    ...(hasInput ? (['invalid_request'] as const) : []),
+    ...(hasBody ? (['malformed_json', 'body_too_large', 'unsupported_media_type'] as const) : []),
+    ...(isPublic ? [] : (['unauthenticated', 'forbidden', 'rate_limited'] as const)),
+    ...(op.problems ?? []),
+  ];
+  const content: Json = {};
+  if (op.body) content['application/json'] = { schema: withoutMeta(requestSchema(op.body)) };
+  if (op.xmlBody) content['application/xml'] = { schema: { type: 'string', description: op.xmlBody } };
+  const responses: Record<string, Json> = {};
+  for (const [status, answer] of Object.entries(op.ok)) {
+    const schema = answer.schema ? answerSchema(answer.schema) : answer.rawSchema;
+    responses[status] = {
+      description: answer.description,
+      ...(answer.headers ? { headers: answer.headers } : {}),
+      ...(schema ? { content: { [answer.mediaType ?? 'application/json']: { schema } } } : {}),
+    };
+  }
+  Object.assign(responses, problemResponses(codes));
+  return {
+    operationId: key.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, ''),
+    summary: op.summary,
+    description: [op.description, `Who: ${op.access}.`].filter(Boolean).join('\n\n'),
+    tags: [op.tag],
+    ...(isPublic ? { security: [] } : {}),
+    parameters: [...parameters('path', op.path), ...parameters('query', op.query)],
+    ...(hasBody ? { requestBody: { required: op.bodyRequired ?? true, content } } : {}),
+    responses,
+  };
+};
+
+const location = { Location: { schema: { type: 'string' }, description: 'The resource' } };
+const OPERATOR = 'operator';
+const AUTHENTICATED = 'any authenticated caller';
+const SYSTEMS = 'a connected system or one of its clinicians, for its own system';
+
+/** Every API route: 'METHOD /fastify/:pattern' -> its operation. */
+export const OPERATIONS: Readonly<Record<string, Operation>> = {
+  // ---- home monitoring (the TeleMed case) ----
+  'POST /observations': {
+    tag: 'Home monitoring',
+    summary: 'Upload a blood pressure reading (processAndStore)',
+    description: 'Builds the HL7 document and its XDS metadata and stores them; answers once the reading and its audit event are durable.',
+    access: 'the patient, for themself',
+    body: ObservationBody,
+    ok: {
+      '201': { description: 'Stored; Location names the HL7 document', schema: StoredResponse, headers: location },
+      '200': { description: 'A repeat of an upload with the same observationId: nothing new stored', schema: StoredResponse, headers: location },
+    },
+    problems: ['observation_id_reused', 'invalid_patient_id', 'invalid_observation', 'implausible_observation', 'patient_erased', 'audit_unavailable', 'concurrency_conflict'],
   },
-  paths: {
-    '/observations': {
-      post: {
-        summary: 'Upload a blood pressure reading (processAndStore)',
-        requestBody: { required: true, content: { 'application/json': { schema: schema(ObservationBody) } } },
-        responses: {
-          '201': { description: 'Stored; Location names the HL7 document', content: { 'application/json': { schema: schema(StoredResponse) } } },
-          '200': { description: 'A repeat of an upload with the same observationId: nothing new stored', content: { 'application/json': { schema: schema(StoredResponse) } } },
-          '400': problemResponse('Malformed JSON or wrong shape'),
-          '409': problemResponse('observationId reused for a different reading'),
-          '413': problemResponse('Body too large'),
-          '422': problemResponse('Invalid CPR number or implausible values'),
-        },
-      },
-    },
-    '/patients/{patientId}/observations': {
-      get: {
-        summary: 'Readings of one patient in [from, to) (getObservationsFor)',
-        parameters: [
-          { name: 'patientId', in: 'path', required: true, schema: { type: 'string', example: '251248-1234' } },
-          { name: 'from', in: 'query', required: false, schema: { type: 'string', format: 'date-time' }, description: 'inclusive; default to - 7 days' },
-          { name: 'to', in: 'query', required: false, schema: { type: 'string', format: 'date-time' }, description: 'exclusive; default now' },
-        ],
-        responses: {
-          '200': { description: 'Current readings, oldest first', content: { 'application/json': { schema: schema(ObservationsResponse) } } },
-          '404': problemResponse('No document is registered for this patient'),
-          '422': problemResponse('Invalid CPR number or interval (at most 366 days)'),
-        },
-      },
-    },
-    '/documents/{uniqueId}': {
-      get: {
-        summary: 'Retrieve an HL7 document from the repository',
-        parameters: [{ name: 'uniqueId', in: 'path', required: true, schema: { type: 'string', example: '2.25.1234' } }],
-        responses: {
-          '200': { description: 'The HL7 document; X-Document-Status tells Approved or Deprecated', content: { 'application/xml': { schema: { type: 'string' } } } },
-          '404': problemResponse('Unknown document'),
-        },
-      },
-    },
-    '/documents/{uniqueId}/corrections': {
-      post: {
-        summary: 'Correct a document (XDS RPLC): the new one replaces it in queries',
-        parameters: [{ name: 'uniqueId', in: 'path', required: true, schema: { type: 'string' } }],
-        requestBody: {
-          required: true,
-          content: { 'application/json': { schema: schema(CorrectionBody) }, 'application/xml': { schema: { type: 'string', description: 'a whole replacement HL7 document' } } },
-        },
-        responses: {
-          '201': { description: 'Corrected', content: { 'application/json': { schema: schema(CorrectionResponse) } } },
-          '200': { description: 'A repeat of the same correctionId', content: { 'application/json': { schema: schema(CorrectionResponse) } } },
-          '404': problemResponse('Unknown document'),
-          '409': problemResponse('Already replaced by another correction'),
-          '422': problemResponse('Invalid values or another patient'),
-        },
-      },
-    },
-    '/health': { get: { summary: 'Liveness and store readiness', responses: { '200': { description: 'ok' }, '503': problemResponse('Store unavailable') } } },
-    '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
+  'GET /patients/:patientId/observations': {
+    tag: 'Home monitoring',
+    summary: 'Readings of one patient in [from, to) (getObservationsFor)',
+    description: 'Intervals are half-open [from, to) and compared at whole seconds; at most 366 days wide. Without from and to: the last 7 days.',
+    access: 'the patient, for themself; a clinician whose system was offered a consultation about the patient',
+    path: PatientParams,
+    query: ObservationQuery,
+    ok: { '200': { description: 'Current readings (corrected ones replaced), oldest first', schema: ObservationsResponse } },
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient'],
   },
-  components: {
-    schemas: {
-      Problem: {
-        type: 'object',
-        required: ['type', 'title', 'status', 'code'],
-        properties: {
-          type: { type: 'string', enum: Object.keys(PROBLEM_TYPES).map((c) => `/problems/${c}`) },
-          title: { type: 'string' },
-          status: { type: 'integer' },
-          detail: { type: 'string' },
-          instance: { type: 'string' },
-          code: { type: 'string', enum: Object.keys(PROBLEM_TYPES) },
-          errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+  'GET /documents/:uniqueId': {
+    tag: 'Documents',
+    summary: 'Retrieve an HL7 document from the repository',
+    access: 'the patient it concerns; a clinician whose system was offered a consultation with it attached',
+    path: DocumentParams,
+    ok: {
+      '200': {
+        description: 'The HL7 document. X-Document-Status: Approved or Deprecated; Link: successor-version / predecessor-version; ETag: its hash',
+        mediaType: 'application/xml',
+        rawSchema: { type: 'string' },
+      },
+    },
+    problems: ['document_not_found', 'document_content_missing'],
+  },
+  'POST /documents/:uniqueId/corrections': {
+    tag: 'Documents',
+    summary: 'Correct a document (XDS RPLC): the new one replaces it in queries',
+    access: 'the patient it concerns',
+    path: DocumentParams,
+    query: CorrectionQuery,
+    body: CorrectionBody,
+    xmlBody: 'a whole replacement HL7 document (correctionId then goes in the query)',
+    ok: {
+      '201': { description: 'Corrected', schema: CorrectionResponse, headers: location },
+      '200': { description: 'A repeat of the same correctionId', schema: CorrectionResponse, headers: location },
+    },
+    problems: ['document_not_found', 'document_deprecated', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'concurrency_conflict'],
+  },
+
+  // ---- privacy and audit ----
+  'DELETE /patients/:patientId': {
+    tag: 'Privacy and audit',
+    summary: "Erase a patient: their data key is destroyed, so every stored reading and document of theirs becomes unreadable",
+    description: 'Idempotent: a repeat answers alreadyErased: true. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
+    access: OPERATOR,
+    path: ErasureParams,
+    ok: { '200': { description: 'Erased', schema: ErasureResponse } },
+    problems: ['invalid_patient_id', 'erasure_incomplete', 'audit_unavailable'],
+  },
+  'GET /audit': {
+    tag: 'Privacy and audit',
+    summary: 'Audit events of one patient or one user, oldest first (at most 31 days)',
+    access: OPERATOR,
+    query: AuditQuery,
+    ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
+    problems: ['invalid_patient_id'],
+  },
+  'GET /audit/verify': {
+    tag: 'Privacy and audit',
+    summary: "Walk the audit trail's hash chains of the given days (default: the last 7)",
+    access: OPERATOR,
+    query: AuditVerifyQuery,
+    ok: { '200': { description: 'ok is false when any chain is broken; heads are to be kept elsewhere', schema: AuditVerification } },
+  },
+  'POST /audit/verify': {
+    tag: 'Privacy and audit',
+    summary: 'The same, also checking head hashes kept from earlier (a chain cut back at its tail loses its anchor)',
+    access: OPERATOR,
+    body: AuditVerifyBody,
+    ok: { '200': { description: 'As GET, anchors checked', schema: AuditVerification } },
+    problems: ['anchor_outside_days', 'too_many_anchors'],
+  },
+  'POST /auth/dev-login': {
+    tag: 'Access',
+    summary: 'A token for any role (development only: on by default on loopback, off with RTS_AUTH_DEV_LOGIN=off)',
+    access: 'public',
+    body: DevLoginBody,
+    ok: { '200': { description: 'A signed token', schema: DevLoginResponse } },
+    problems: ['invalid_patient_id', 'rate_limited'],
+  },
+
+  // ---- the expert directory (RTS uplink/downlink sync) ----
+  'GET /experts': {
+    tag: 'Directory',
+    summary: 'Search the regional expert directory',
+    access: AUTHENTICATED,
+    query: ExpertsQuery,
+    ok: { '200': { description: 'One page of experts', schema: ExpertsPage } },
+    problems: ['invalid_cursor'],
+  },
+  'GET /experts/:id': {
+    tag: 'Directory',
+    summary: 'One expert (retired ones too)',
+    access: AUTHENTICATED,
+    path: ExpertParams,
+    ok: { '200': { description: 'The expert', schema: ExpertResponse } },
+    problems: ['expert_not_found', 'invalid_expert_id'],
+  },
+  'GET /systems': {
+    tag: 'Directory',
+    summary: 'The connected city-level systems',
+    access: AUTHENTICATED,
+    ok: { '200': { description: 'Every registered system', schema: SystemsList } },
+  },
+  'GET /systems/:id': {
+    tag: 'Directory',
+    summary: 'One connected system, with its join progress',
+    access: AUTHENTICATED,
+    path: SystemParams,
+    ok: { '200': { description: 'The system', schema: SystemResponse } },
+    problems: ['system_not_found'],
+  },
+  'POST /systems': {
+    tag: 'Directory',
+    summary: 'Register a city-level system (it may then join with its bulk upload over the broker)',
+    access: OPERATOR,
+    body: SystemBody,
+    ok: {
+      '201': { description: 'Registered', schema: SystemResponse, headers: location },
+      '200': { description: 'Already registered with the same details', schema: SystemResponse, headers: location },
+    },
+    problems: ['system_already_registered', 'invalid_system', 'invalid_system_id', 'invalid_key', 'key_owned_by_other_party'],
+  },
+
+  // ---- message keys ----
+  'GET /.well-known/jwks.json': {
+    tag: 'Message keys',
+    summary: "The hub's public message keys: its signing key (use sig) and its encryption keys (use enc)",
+    access: 'public',
+    ok: { '200': { description: 'A JWK set', schema: Jwks } },
+  },
+  'GET /systems/:id/keys': {
+    tag: 'Message keys',
+    summary: "A system's registered public message keys",
+    access: AUTHENTICATED,
+    path: SystemKeyParams,
+    ok: { '200': { description: 'The keys', schema: SystemKeysList } },
+    problems: ['system_not_found'],
+  },
+  'POST /systems/:id/keys': {
+    tag: 'Message keys',
+    summary: 'Register new public keys of a system (rotation: add the new key, then retire the old one)',
+    access: 'the system itself; an operator',
+    path: SystemKeyParams,
+    body: KeysBody,
+    ok: {
+      '201': { description: 'At least one key registered', schema: KeysRegistered },
+      '200': { description: 'Every key was already registered', schema: KeysRegistered },
+    },
+    problems: ['system_not_found', 'invalid_key', 'invalid_key_dates', 'key_owned_by_other_party', 'key_retired', 'key_use_changed'],
+  },
+  'POST /systems/:id/keys/:kid/retire': {
+    tag: 'Message keys',
+    summary: "Retire a system's key, now or at a later time (both keys work during the overlap)",
+    access: 'the system itself; an operator',
+    path: KidParams,
+    body: RetireBody,
+    bodyRequired: false,
+    ok: { '200': { description: 'Retired (changed is false for a repeat)', schema: KeyRetired } },
+    problems: ['system_not_found', 'key_not_found', 'last_key'],
+  },
+
+  // ---- cross-area teleconsultation ----
+  'POST /consultations': {
+    tag: 'Consultations',
+    summary: 'Request a teleconsultation from chosen experts (offered to them in order)',
+    access: SYSTEMS,
+    body: ConsultationBody,
+    ok: {
+      '201': { description: 'Requested', schema: ConsultationResponse, headers: location },
+      '200': { description: 'A repeat of the same consultationId and content', schema: ConsultationResponse, headers: location },
+    },
+    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_system', 'concurrency_conflict'],
+  },
+  'GET /consultations': {
+    tag: 'Consultations',
+    summary: "A system's consultations, newest first",
+    access: SYSTEMS,
+    query: ConsultationsQuery,
+    ok: { '200': { description: 'One page', schema: ConsultationsPage } },
+    problems: ['invalid_cursor'],
+  },
+  'GET /consultations/:id': {
+    tag: 'Consultations',
+    summary: 'One consultation',
+    access: 'the applicant system and the systems of the experts it was offered to (or their clinicians)',
+    path: ConsultationParams,
+    ok: { '200': { description: 'The consultation', schema: ConsultationResponse } },
+    problems: ['consultation_not_found'],
+  },
+  'POST /consultations/:id/accept': {
+    tag: 'Consultations',
+    summary: 'The offered expert accepts',
+    access: "the expert's home system",
+    path: ConsultationParams,
+    body: AcceptBody,
+    ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
+    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'offer_declined', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'concurrency_conflict'],
+  },
+  'POST /consultations/:id/decline': {
+    tag: 'Consultations',
+    summary: 'The offered expert declines (the next candidate gets the offer)',
+    access: "the expert's home system",
+    path: ConsultationParams,
+    body: DeclineBody,
+    ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
+    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'concurrency_conflict'],
+  },
+  'POST /consultations/:id/report': {
+    tag: 'Consultations',
+    summary: 'The accepting expert issues the report (sent to the applicant until acknowledged)',
+    access: "the expert's home system",
+    path: ConsultationParams,
+    body: ReportBody,
+    ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
+    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'concurrency_conflict'],
+  },
+  'POST /consultations/:id/acknowledge': {
+    tag: 'Consultations',
+    summary: 'The applicant acknowledges the report',
+    access: 'the applicant system',
+    path: ConsultationParams,
+    body: ApplicantBody,
+    ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
+    problems: ['consultation_not_found', 'not_your_consultation', 'report_not_issued', 'concurrency_conflict'],
+  },
+  'POST /consultations/:id/cancel': {
+    tag: 'Consultations',
+    summary: 'The applicant cancels (before a report)',
+    access: 'the applicant system',
+    path: ConsultationParams,
+    body: CancelBody,
+    ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
+    problems: ['consultation_not_found', 'not_your_consultation', 'report_already_issued', 'consultation_cancelled', 'concurrency_conflict'],
+  },
+  'GET /stats/consultations-per-month': {
+    tag: 'Consultations',
+    summary: 'Consultations requested per UTC calendar month (bounds inclusive; months without requests as 0)',
+    access: AUTHENTICATED,
+    query: MonthsQuery,
+    ok: { '200': { description: 'Counts by month', schema: MonthlyCounts } },
+  },
+
+  // ---- dead letters (operators) ----
+  'GET /dead-letters': {
+    tag: 'Dead letters',
+    summary: 'Browse the dead letter queue without consuming, oldest first (bodies left out)',
+    description: '503 service_unavailable when the hub runs without a broker.',
+    access: OPERATOR,
+    query: DeadLettersQuery,
+    ok: { '200': { description: 'Dead letters with their reasons', schema: DeadLettersList } },
+    problems: ['service_unavailable'],
+  },
+  'GET /dead-letters/:id': {
+    tag: 'Dead letters',
+    summary: 'One dead letter with its body, properties and recorded replays ({id}: dead letter id, envelope id or broker message id)',
+    access: OPERATOR,
+    path: DeadLetterParams,
+    ok: { '200': { description: 'The dead letter', schema: DeadLetterResponse } },
+    problems: ['dead_letter_not_found', 'service_unavailable'],
+  },
+  'POST /dead-letters/:id/replay': {
+    tag: 'Dead letters',
+    summary: 'Move a dead letter back to its source queue; recorded as DeadLetterReplayed',
+    access: OPERATOR,
+    path: DeadLetterParams,
+    body: ReplayBody,
+    bodyRequired: false,
+    ok: { '200': { description: 'Replayed', schema: DeadLetterReplayResponse } },
+    problems: ['dead_letter_not_found', 'dead_letter_not_selectable', 'dead_letter_without_source', 'service_unavailable'],
+  },
+
+  // ---- operations ----
+  'GET /health': {
+    tag: 'Operations',
+    summary: 'Liveness and store readiness',
+    access: 'public',
+    ok: { '200': { description: 'The store answers', schema: HealthResponse } },
+    problems: ['service_unavailable'],
+  },
+  'GET /metrics': {
+    tag: 'Operations',
+    summary: 'Metrics in the Prometheus text format 0.0.4 (labels never hold an identifier of a patient, expert, system or message)',
+    access: OPERATOR,
+    ok: { '200': { description: 'The metrics', mediaType: 'text/plain; version=0.0.4', rawSchema: { type: 'string' } } },
+  },
+  'GET /openapi.json': {
+    tag: 'Operations',
+    summary: 'This document',
+    access: 'public',
+    ok: { '200': { description: 'OpenAPI 3.1', rawSchema: { type: 'object' } } },
+  },
+  'GET /problems/:code': {
+    tag: 'Operations',
+    summary: 'What a problem type means (the type URI of every problem+json answer)',
+    access: 'public',
+    path: z.strictObject({ code: z.enum(Object.keys(PROBLEM_TYPES) as [ProblemCode, ...ProblemCode[]]) }),
+    ok: { '200': { description: 'The problem type', schema: ProblemTypeResponse } },
+    problems: ['not_found'],
+  },
+};
+
+/** 'GET /systems/:id/keys' -> ['get', '/systems/{id}/keys'] */
+const splitKey = (key: string): [string, string] => {
+  const [method, path] = key.split(' ') as [string, string];
+  return [method.toLowerCase(), path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')];
+};
+
+const build = (): Json => {
+  const paths: Record<string, Record<string, Json>> = {};
+  for (const [key, op] of Object.entries(OPERATIONS)) {
+    const [method, path] = splitKey(key);
+    (paths[path] ??= {})[method] = operation(key, op);
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'telemed-rts',
+      version: '0.1.0',
+      description:
+        'Regional telemedicine hub: home blood pressure readings stored as HL7 documents in an XDS registry/repository, ' +
+        'the regional expert directory, and cross-area teleconsultations between city-level systems. ' +
+        'Errors are RFC 9457 problem details (application/problem+json) with a stable `code`; GET /problems/{code} explains each. ' +
+        'Access control is on by default: a bearer JWT, or an API key (X-Api-Key) for a connected system.',
+    },
+    tags: [...new Set(Object.values(OPERATIONS).map((op) => op.tag))].map((name) => ({ name })),
+    security: [{ bearer: [] }, { apiKey: [] }],
+    paths,
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Claims: sub, role (patient, clinician, system, operator), patient (patients), systemId (clinicians, systems)' },
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key', description: "A connected system's API key (role system)" },
+      },
+      schemas: {
+        ...Object.fromEntries([...NAMED].map(([schema, name]) => [name, withoutMeta(responseSchema(schema))])),
+        Problem: {
+          type: 'object',
+          required: ['type', 'title', 'status', 'code'],
+          properties: {
+            type: { type: 'string', description: 'A URI reference: /problems/{code}' },
+            title: { type: 'string' },
+            status: { type: 'integer' },
+            detail: { type: 'string' },
+            instance: { type: 'string' },
+            code: { type: 'string', enum: Object.keys(PROBLEM_TYPES) },
+            errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+          },
         },
       },
     },
-  },
-});
+  };
+};
+
+let built: Json | undefined;
+/** The document (built once: it only depends on the code). */
+export const openApiDocument = (): Json => (built ??= build());

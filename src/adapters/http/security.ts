@@ -46,6 +46,32 @@ export type SecurityDependencies = Readonly<{
   onAuditFailure?: () => void;
 }>;
 
+/** The request shapes of the routes registered here (also the OpenAPI document's: openapi.ts). */
+export const DevLoginBody = z.strictObject({
+  role: z.enum(['patient', 'clinician', 'system', 'operator']),
+  patient: z.string().max(20).optional().describe('The CPR number, for role patient'),
+  systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional().describe('For roles clinician and system'),
+  sub: z.string().min(1).max(100).optional(),
+});
+export const ErasureParams = z.strictObject({ patientId: z.string().max(20) });
+export const AuditQuery = z
+  .strictObject({
+    patient: z.string().max(20).optional().describe('A CPR number (give patient or user)'),
+    user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user)"),
+    from: z.iso.datetime({ offset: true }).optional().describe('default: to minus 6 days'),
+    to: z.iso.datetime({ offset: true }).optional().describe('default: now'),
+    limit: z.coerce.number().int().min(1).max(MAX_AUDIT_RESULTS).optional(),
+  })
+  .refine((q) => (q.patient === undefined) !== (q.user === undefined), { message: 'give exactly one of patient or user', path: ['patient'] });
+const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
+export const AuditVerifyQuery = z.strictObject(VerifyRange);
+export const AuditVerifyBody = z.strictObject({
+  ...VerifyRange,
+  anchors: z
+    .record(z.string().regex(/^audit-\d{4}-\d{2}-\d{2}-[0-7]$/, 'an audit chain name, audit-YYYY-MM-DD-0..7'), z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex hash'))
+    .describe('Head hashes kept from an earlier verification (its heads), by chain name'),
+});
+
 type Rule = (request: FastifyRequest, principal: Principal) => Promise<Action | 'pass'>;
 
 declare module 'fastify' {
@@ -249,15 +275,9 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   });
 
   if (deps.devLogin) {
-    const DevLogin = z.strictObject({
-      role: z.enum(['patient', 'clinician', 'system', 'operator']),
-      patient: z.string().max(20).optional(),
-      systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional(),
-      sub: z.string().min(1).max(100).optional(),
-    });
     const devLogin = deps.devLogin;
     app.post('/auth/dev-login', async (request) => {
-      const body = parseInput(DevLogin, request.body, 'body');
+      const body = parseInput(DevLoginBody, request.body, 'body');
       if (body.role === 'patient') parseCpr(body.patient ?? ''); // 422 invalid_patient_id before a token is made
       const sub = body.sub ?? (body.role === 'patient' ? `patient-${deps.patientKeyOf(parseCpr(body.patient!)).slice(1, 13)}` : `dev-${body.role}`);
       return devLogin({ sub, role: body.role, ...(body.patient ? { patient: body.patient } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
@@ -265,21 +285,11 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   }
 
   app.delete('/patients/:patientId', async (request) => {
-    const { patientId } = parseInput(z.strictObject({ patientId: z.string().max(20) }), request.params, 'path');
+    const { patientId } = parseInput(ErasureParams, request.params, 'path');
     const result = await deps.erasure.erase(parseCpr(patientId), { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) });
     if (request.audited) request.audited.patientKey = result.patientKey;
     return { erased: true, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased };
   });
-
-  const AuditQuery = z
-    .strictObject({
-      patient: z.string().max(20).optional(),
-      user: z.string().min(1).max(200).optional(),
-      from: z.iso.datetime({ offset: true }).optional(),
-      to: z.iso.datetime({ offset: true }).optional(),
-      limit: z.coerce.number().int().min(1).max(MAX_AUDIT_RESULTS).optional(),
-    })
-    .refine((q) => (q.patient === undefined) !== (q.user === undefined), { message: 'give exactly one of patient or user', path: ['patient'] });
 
   const daysOf = (q: { from?: string | undefined; to?: string | undefined }): string[] => {
     const to = q.to ? new Date(q.to) : deps.now();
@@ -300,23 +310,15 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { user: q.user, days: { from: days[0], to: days[days.length - 1] }, count: items.length, items };
   });
 
-  const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
   app.get('/audit/verify', async (request) => {
-    const q = parseInput(z.strictObject(VerifyRange), request.query, 'query');
+    const q = parseInput(AuditVerifyQuery, request.query, 'query');
     const days = daysOf(q);
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days)) };
   });
   // The same, checked against heads kept outside the store (an earlier answer's `heads`, or the hub's
   // 'audit anchor' log lines): a chain cut back at its tail is whole in itself, but loses its anchor.
   app.post('/audit/verify', async (request) => {
-    const body = parseInput(
-      z.strictObject({
-        ...VerifyRange,
-        anchors: z.record(z.string().regex(/^audit-\d{4}-\d{2}-\d{2}-[0-7]$/, 'an audit chain name, audit-YYYY-MM-DD-0..7'), z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex hash')),
-      }),
-      request.body,
-      'body',
-    );
+    const body = parseInput(AuditVerifyBody, request.body, 'body');
     if (Object.keys(body.anchors).length > AUDIT_PARTITIONS * MAX_AUDIT_DAYS) throw new ValidationError('too_many_anchors', `at most ${AUDIT_PARTITIONS * MAX_AUDIT_DAYS} anchors`);
     const days = daysOf(body);
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days, body.anchors)) };

@@ -42,6 +42,8 @@ export type HttpServer = Readonly<{
    * finish (their appends commit) for up to `graceMs`, then drop the connections that are left.
    */
   close(graceMs: number): Promise<void>;
+  /** Every route registered so far, as 'METHOD /pattern' (HEAD routes fastify adds for GETs left out). */
+  routes(): readonly string[];
 }>;
 
 export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
@@ -62,6 +64,11 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   });
 
   // One request line in, one out; the URL is the route pattern, so no patient identifier reaches the log.
+  const routes: string[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push(`${method} ${route.url}`);
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     inFlight++;
     reply.header('x-request-id', request.id);
@@ -184,5 +191,5 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
 
   registerWebRoutes(app);
 
-  return { app, close };
+  return { app, close, routes: () => [...routes] };
 };

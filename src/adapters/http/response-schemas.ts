@@ -1,0 +1,165 @@
+import { z } from 'zod';
+import { ExpertProfileSchema } from '../messaging/messages';
+
+/**
+ * What the HTTP API answers, as zod schemas: the OpenAPI document (openapi.ts) is generated from them, and the
+ * integration tests check live answers against them (test/integration/openapi.int.spec.ts), so the document
+ * cannot promise a shape the routes do not give. The request schemas are the ones the routes validate with.
+ */
+const instant = z.string().describe('ISO-8601 date-time');
+
+export const ExpertResponse = z.object({
+  id: z.string().describe('<homeSystemId>:<localExpertId>'),
+  homeSystemId: z.string(),
+  localExpertId: z.string(),
+  status: z.enum(['active', 'retired']),
+  revision: z.number().int().min(1).describe('1 at registration, +1 for every change or retirement'),
+  profile: ExpertProfileSchema,
+  registeredAt: instant,
+  updatedAt: instant,
+  retiredAt: instant.nullable(),
+});
+export const ExpertsPage = z.object({ items: z.array(ExpertResponse), nextCursor: z.string().nullable().describe('Pass as cursor for the next page; null on the last') });
+
+export const SystemResponse = z.object({
+  id: z.string(),
+  name: z.string(),
+  area: z.string(),
+  status: z.string().describe('registered, joining or joined'),
+  downlinkQueue: z.string().describe('The queue the hub sends this system its downlink messages on'),
+  registeredAt: instant,
+  joinedAt: instant.nullable(),
+  activeExperts: z.number().int().min(0),
+  join: z
+    .object({
+      expectedBatches: z.number().int(),
+      batchesImported: z.number().int(),
+      expectedExperts: z.number().int(),
+      expertsImported: z.number().int(),
+      percent: z.number().int().min(0).max(100),
+      startedAt: instant,
+    })
+    .nullable()
+    .describe('Progress of the bulk upload while the system joins'),
+  keys: z.array(z.string()).optional().describe('The kids of the keys given with the registration'),
+});
+export const SystemsList = z.object({ items: z.array(SystemResponse) });
+
+const Offer = z.object({
+  expertId: z.string(),
+  offerIndex: z.number().int(),
+  offeredAt: instant,
+  expiresAt: instant,
+  outcome: z.enum(['open', 'accepted', 'declined', 'expired']),
+  reason: z.string().nullable(),
+  settledAt: instant.nullable(),
+});
+export const ConsultationResponse = z.object({
+  id: z.string(),
+  correlationId: z.string(),
+  status: z.enum(['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled']),
+  applicantSystemId: z.string(),
+  applicantClinician: z.string(),
+  candidates: z.array(z.string()),
+  clinicalQuestion: z.string(),
+  summary: z.string(),
+  attachments: z.array(z.string()),
+  deadlineSeconds: z.number().int(),
+  expertId: z.string().nullable(),
+  offers: z.array(Offer),
+  report: z
+    .object({
+      expertId: z.string(),
+      diagnosis: z.string(),
+      recommendations: z.string(),
+      issuedAt: instant,
+      resends: z.number().int().describe('How often the report was sent again to an applicant that did not acknowledge it'),
+      lastSentAt: instant,
+      nextResendAt: instant.nullable(),
+      acknowledgedAt: instant.nullable(),
+    })
+    .nullable(),
+  cancelled: z.object({ reason: z.string(), cancelledAt: instant }).nullable(),
+  requestedAt: instant,
+  updatedAt: instant,
+});
+export const ConsultationsPage = z.object({ items: z.array(ConsultationResponse), nextCursor: z.string().nullable() });
+export const MonthlyCounts = z.object({ items: z.array(z.object({ month: z.string().describe('YYYY-MM'), requested: z.number().int().min(0) })) });
+
+const Jwk = z.record(z.string(), z.unknown()).describe('A public JWK');
+export const Jwks = z.object({ keys: z.array(Jwk) });
+export const SystemKeysList = z.object({
+  items: z.array(
+    z.object({ kid: z.string(), use: z.enum(['sig', 'enc']), alg: z.string(), jwk: Jwk, validFrom: instant.nullable(), retiresAt: instant.nullable(), registeredAt: instant }),
+  ),
+});
+export const KeysRegistered = z.object({ registered: z.array(z.string()).describe('kids stored now'), repeated: z.array(z.string()).describe('kids that were already registered') });
+export const KeyRetired = z.object({ kid: z.string(), retiresAt: instant, changed: z.boolean() });
+
+const DeadLetterSummary = z.object({
+  id: z.string(),
+  deadLetterId: z.string().nullable(),
+  envelopeId: z.string().nullable(),
+  brokerMessageId: z.string().nullable(),
+  type: z.string().nullable(),
+  systemId: z.string().nullable(),
+  reason: z.string().nullable(),
+  sourceQueue: z.string().nullable(),
+  attempts: z.number().int().nullable(),
+  deadLetteredAt: instant.nullable(),
+  replayCount: z.number().int(),
+  bodyChars: z.number().int(),
+});
+export const DeadLettersList = z.object({ items: z.array(DeadLetterSummary), count: z.number().int() });
+export const DeadLetterResponse = DeadLetterSummary.extend({
+  correlationId: z.string().nullable(),
+  body: z.string(),
+  applicationProperties: z.record(z.string(), z.unknown()),
+  replays: z.array(z.record(z.string(), z.unknown())).describe('DeadLetterReplayed events recorded for this message'),
+});
+export const DeadLetterReplayResponse = z.object({
+  id: z.string(),
+  envelopeId: z.string().nullable(),
+  sourceQueue: z.string(),
+  moved: z.boolean(),
+  replay: z.record(z.string(), z.unknown()).describe('The DeadLetterReplayed event recorded'),
+  recordedIn: z.string().describe('The stream it was recorded in'),
+});
+
+const AuditEvent = z.object({
+  at: instant,
+  subject: z.string(),
+  role: z.string(),
+  systemId: z.string().nullable(),
+  action: z.string(),
+  patientKey: z.string().nullable().describe('The pseudonymous key, never the CPR number'),
+  resource: z.string().nullable(),
+  ip: z.string(),
+  requestId: z.string(),
+  outcome: z.enum(['allowed', 'denied', 'error']),
+  status: z.number().int(),
+  reason: z.string().nullable(),
+  prevHash: z.string(),
+  hash: z.string(),
+});
+const Days = z.object({ from: z.string(), to: z.string() }).describe('UTC days, inclusive');
+export const AuditEvents = z.object({
+  patientKey: z.string().optional(),
+  user: z.string().optional(),
+  days: Days,
+  count: z.number().int(),
+  items: z.array(AuditEvent),
+});
+export const AuditVerification = z.object({
+  days: Days,
+  ok: z.boolean(),
+  chains: z.number().int(),
+  events: z.number().int(),
+  anchorsChecked: z.number().int(),
+  breaks: z.array(z.object({ streamName: z.string(), index: z.number().int(), reason: z.enum(['prev_hash_mismatch', 'hash_mismatch', 'malformed', 'anchor_missing']) })),
+  heads: z.record(z.string(), z.string()).describe('Each chain\'s head hash: keep them elsewhere and give them back as anchors'),
+});
+export const ErasureResponse = z.object({ erased: z.literal(true), erasedAt: instant, alreadyErased: z.boolean() });
+export const DevLoginResponse = z.object({ token: z.string().describe('A JWT (HS256) to send as Authorization: Bearer'), expiresIn: z.number().int().describe('seconds') });
+export const HealthResponse = z.object({ status: z.literal('ok'), store: z.string(), head: z.string() }).passthrough();
+export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });

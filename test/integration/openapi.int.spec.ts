@@ -1,0 +1,163 @@
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
+import pino from 'pino';
+import { OPERATIONS, UNDESCRIBED_ROUTES } from '../../src/adapters/http/openapi';
+import { PROBLEM_TYPES } from '../../src/adapters/http/problem';
+import { loadConfig } from '../../src/bootstrap/config';
+import { startHub, type RunningHub } from '../../src/bootstrap/main';
+import { tempDataDir } from '../support/hub-process';
+
+/**
+ * The OpenAPI document against the hub as `npm start` composes it (startHub, embedded store, no broker):
+ * every route it serves is described and every described route is served; and the answers the routes give match
+ * what the document promises for that route and status (the 2xx bodies parsed with the same zod schemas the
+ * document is generated from, the problems' codes among the ones it lists).
+ */
+const data = tempDataDir('rts-openapi-');
+let hub: RunningHub;
+let doc: any;
+
+beforeAll(async () => {
+  const config = loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_LOG_LEVEL: 'silent', RTS_AUTH_DEV_LOGIN: 'on' });
+  hub = await startHub(config, pino({ level: 'silent' }));
+  doc = await (await fetch(`${hub.url}/openapi.json`)).json();
+});
+
+afterAll(async () => {
+  await hub?.stop();
+  data.remove();
+});
+
+const templateOf = (route: string): string => route.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+const described = (): string[] => Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+
+describe('the OpenAPI document and the routes the hub serves', () => {
+  it('describes every route the hub serves, and only those', () => {
+    const served = hub.routes().filter((r) => !UNDESCRIBED_ROUTES.includes(r));
+    expect(served.length).toBeGreaterThan(30);
+    expect(described().sort()).toEqual(served.map((r) => { const [m, p] = r.split(' '); return `${m} ${templateOf(p!)}`; }).sort());
+    // The routes left out are the browser page, and the hub does serve them.
+    for (const route of UNDESCRIBED_ROUTES) expect(hub.routes()).toContain(route);
+  });
+
+  it('declares each path parameter of a template, and nothing else in the path', () => {
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      const inTemplate = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]).sort();
+      for (const op of Object.values(ops)) {
+        const declared = (op.parameters as { in: string; name: string; required: boolean }[]).filter((p) => p.in === 'path');
+        expect({ path, params: declared.map((p) => p.name).sort() }).toEqual({ path, params: inTemplate });
+        for (const p of declared) expect(p.required).toBe(true);
+      }
+    }
+  });
+
+  it('every $ref resolves, every operation has a success answer, every protected one its 401 and every problem its code', () => {
+    const refs = JSON.stringify(doc).match(/"\$ref":"[^"]+"/g) ?? [];
+    expect(refs.length).toBeGreaterThan(30);
+    for (const ref of new Set(refs)) {
+      const target = ref.slice(8, -1).replace(/^#\//, '').split('/').reduce((node: any, key) => node?.[key], doc);
+      expect({ ref, resolved: target !== undefined }).toEqual({ ref, resolved: true });
+    }
+    for (const [key, op] of Object.entries(OPERATIONS)) {
+      const [method, path] = key.split(' ');
+      const served = doc.paths[templateOf(path!)][method!.toLowerCase()];
+      expect(Object.keys(served.responses).some((s) => s.startsWith('2'))).toBe(true);
+      if (op.access !== 'public') expect({ key, has401: '401' in served.responses }).toEqual({ key, has401: true });
+      for (const [status, answer] of Object.entries(served.responses as Record<string, { description: string }>)) {
+        if (Number(status) < 400) continue;
+        const codes = answer.description.split('\n').map((part) => part.split(':')[0]!);
+        for (const code of codes) expect((PROBLEM_TYPES as Record<string, readonly [number, string]>)[code]?.[0]).toBe(Number(status));
+      }
+    }
+  });
+});
+
+describe('answers match the document', () => {
+  type Answer = { status: number; body: any; contentType: string };
+  /** Call a described route; check the status is documented for it, and its body against the schema or the problem codes. */
+  const call = async (key: keyof typeof OPERATIONS & string, url: string, options: { token?: string; body?: unknown } = {}): Promise<Answer> => {
+    const [method] = key.split(' ');
+    const res = await fetch(`${hub.url}${url}`, {
+      method,
+      headers: { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    });
+    const text = await res.text();
+    const contentType = res.headers.get('content-type') ?? '';
+    const body = contentType.includes('json') ? JSON.parse(text) : text;
+    const [m, path] = key.split(' ');
+    const documented = doc.paths[templateOf(path!)][m!.toLowerCase()].responses[String(res.status)];
+    expect({ key, status: res.status, documented: documented !== undefined }).toEqual({ key, status: res.status, documented: true });
+    if (res.status >= 400) {
+      expect(contentType).toContain('application/problem+json');
+      expect({ key, code: body.code, listed: documented.description.split('\n').map((p: string) => p.split(':')[0]).includes(body.code) }).toEqual({ key, code: body.code, listed: true });
+    } else {
+      const schema = OPERATIONS[key]!.ok[String(res.status)]!.schema;
+      if (schema) {
+        const parsed = schema.safeParse(body);
+        expect({ key, issues: parsed.success ? [] : parsed.error.issues }).toEqual({ key, issues: [] });
+      }
+    }
+    return { status: res.status, body, contentType };
+  };
+  const login = async (body: Record<string, string>): Promise<string> => (await call('POST /auth/dev-login', '/auth/dev-login', { body })).body.token;
+
+  it('over the hub’s main routes, as each role uses them', async () => {
+    const patientId = '251248-1234';
+    const operator = await login({ role: 'operator' });
+    const patient = await login({ role: 'patient', patient: patientId });
+    const system = await login({ role: 'system', systemId: 'aarhus' });
+
+    expect((await call('GET /health', '/health')).status).toBe(200);
+    expect((await call('GET /problems/:code', '/problems/rate_limited')).body).toMatchObject({ status: 429 });
+    expect((await call('GET /problems/:code', '/problems/no_such_code')).status).toBe(404);
+    expect((await call('GET /.well-known/jwks.json', '/.well-known/jwks.json')).body.keys.length).toBeGreaterThan(0);
+
+    // The TeleMed case.
+    const stored = await call('POST /observations', '/observations', { token: patient, body: { patientId, systolic: 126, diastolic: 70, observationId: 'oa-1' } });
+    expect(stored.status).toBe(201);
+    expect((await call('POST /observations', '/observations', { token: patient, body: { patientId, systolic: 126, diastolic: 70, observationId: 'oa-1' } })).status).toBe(200);
+    expect((await call('POST /observations', '/observations', { token: patient, body: { patientId, systolic: 60, diastolic: 70 } })).status).toBe(422);
+    expect((await call('POST /observations', '/observations', { body: { patientId, systolic: 126, diastolic: 70 } })).status).toBe(401);
+    expect((await call('GET /patients/:patientId/observations', `/patients/${patientId}/observations`, { token: patient })).body.count).toBe(1);
+    expect((await call('GET /patients/:patientId/observations', `/patients/${patientId}/observations`, { token: system })).status).toBe(403);
+    const document = await call('GET /documents/:uniqueId', stored.body.document, { token: patient });
+    expect(document.contentType).toContain('application/xml');
+    const corrected = await call('POST /documents/:uniqueId/corrections', `${stored.body.document}/corrections`, {
+      token: patient,
+      body: { systolic: 128, diastolic: 71, measuredAt: stored.body.measuredAt, correctionId: 'c-1' },
+    });
+    expect(corrected.status).toBe(201);
+    expect((await call('GET /documents/:uniqueId', '/documents/2.25.1', { token: patient })).status).toBe(404);
+
+    // The directory and keys: a system registered by the operator.
+    expect((await call('POST /systems', '/systems', { token: operator, body: { id: 'aarhus', name: 'Aarhus', area: 'Midtjylland' } })).status).toBe(201);
+    expect((await call('POST /systems', '/systems', { token: system, body: { id: 'odense', name: 'Odense', area: 'Syddanmark' } })).status).toBe(403);
+    expect((await call('GET /systems', '/systems', { token: system })).body.items).toHaveLength(1);
+    expect((await call('GET /systems/:id', '/systems/aarhus', { token: system })).body.id).toBe('aarhus');
+    expect((await call('GET /systems/:id', '/systems/nowhere', { token: system })).status).toBe(404);
+    expect((await call('GET /systems/:id/keys', '/systems/aarhus/keys', { token: system })).body.items).toEqual([]);
+    expect((await call('POST /systems/:id/keys', '/systems/aarhus/keys', { token: system, body: { keys: [{ kty: 'oct', k: 'AAAA' }] } })).status).toBe(422);
+    expect((await call('GET /experts', '/experts?specialty=cardiology', { token: system })).body.items).toEqual([]);
+    expect((await call('GET /experts/:id', '/experts/aarhus:nobody', { token: system })).status).toBe(404);
+
+    // Consultations: nobody to ask yet.
+    expect((await call('GET /consultations', '/consultations?system=aarhus', { token: system })).body.items).toEqual([]);
+    expect((await call('GET /consultations/:id', '/consultations/c-00000001', { token: system })).status).toBe(404);
+    const months = await call('GET /stats/consultations-per-month', '/stats/consultations-per-month?from=2026-01&to=2026-03', { token: system });
+    expect(months.body.items).toHaveLength(3);
+
+    // Operators: audit, dead letters (no broker here), metrics, erasure.
+    expect((await call('GET /audit', `/audit?patient=${patientId}`, { token: operator })).body.count).toBeGreaterThan(0);
+    expect((await call('GET /audit', `/audit?patient=${patientId}`, { token: patient })).status).toBe(403);
+    const verified = await call('GET /audit/verify', '/audit/verify', { token: operator });
+    expect(verified.body.ok).toBe(true);
+    expect((await call('POST /audit/verify', '/audit/verify', { token: operator, body: { anchors: verified.body.heads } })).body.anchorsChecked).toBe(Object.keys(verified.body.heads).length);
+    expect((await call('GET /dead-letters', '/dead-letters', { token: operator })).status).toBe(503);
+    expect((await call('GET /metrics', '/metrics', { token: operator })).body).toContain('rts_http_requests_total');
+    const erased = await call('DELETE /patients/:patientId', `/patients/${patientId}`, { token: operator });
+    expect(erased.body.alreadyErased).toBe(false);
+  });
+});
