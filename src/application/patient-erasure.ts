@@ -30,8 +30,10 @@ export class PatientErasure {
 
   async eraseKey(patientKey: string, options: { by: string; correlationId?: string }): Promise<ErasureResult> {
     const alreadyErased = await this.deps.protection.isErased(patientKey);
-    const erasedAt = this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
-    const { currentVersion } = await this.deps.store.readStream(patientStreamName(patientKey), { maxCount: 1 });
+    const { currentVersion, events } = await this.deps.store.readStream(patientStreamName(patientKey), { maxCount: 1 });
+    // A repeat answers with the time the erasure was recorded, not the time of the repeat.
+    const recorded = events[0]?.type === PATIENT_ERASED ? events[0].data['erasedAt'] : undefined;
+    const erasedAt = typeof recorded === 'string' ? recorded : this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
     if (currentVersion === null) await this.deps.store.appendToStream(
       patientStreamName(patientKey),
       [{ id: uuidV5(`erase/${patientKey}`), type: PATIENT_ERASED, data: { patientKey, erasedAt, by: options.by }, metadata: { correlationId: options.correlationId } }],

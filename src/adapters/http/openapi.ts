@@ -211,7 +211,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'DELETE /patients/:patientId': {
     tag: 'Privacy and audit',
     summary: "Erase a patient: their data key is destroyed, so every stored reading and document of theirs becomes unreadable",
-    description: 'Idempotent: a repeat answers alreadyErased: true. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
+    description: 'Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
     access: OPERATOR,
     path: ErasureParams,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },
