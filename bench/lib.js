@@ -482,11 +482,11 @@ const pgServer = (url) =>
  * 15 registry_entries columns in table order (the PostgreSQL registry has the same columns as the SQLite one).
  */
 const pgRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
-  const make = rowFactory({ repositoryUniqueId, secretHex });
+  // The rows the hub writes since issue 7: the document sealed under the patient's data key (sealedRowFactory),
+  // with that key in `dataKey` for the key rows.
+  const make = sealedRowFactory({ repositoryUniqueId, secretHex });
   return (obs, creationTime, { correlationId } = {}) => {
     const row = make(obs, creationTime);
-    const { content, ...entry } = JSON.parse(row.event.data);
-    row.event.data = JSON.stringify({ ...entry, summary: { systolic: obs.systolic, diastolic: obs.diastolic }, content });
     if (correlationId !== undefined) {
       const { causationId } = JSON.parse(row.event.metadata);
       row.event.metadata = JSON.stringify({ correlationId, causationId });
