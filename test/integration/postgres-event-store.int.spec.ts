@@ -119,6 +119,7 @@ describe('global position in commit order', () => {
   it('a late-committing append holds back later appends, so a following reader never skips it', async () => {
     const schema = freshSchema();
     const store = await open(schema);
+    const other = await open(schema); // B comes from another store, i.e. another connection (a second hub process)
     const reader = await open(schema);
     await store.appendToStream('warm-up', events(1));
     const checkpoint = await reader.headPosition();
@@ -131,7 +132,7 @@ describe('global position in commit order', () => {
 
     // tx B: starts later, on another connection. Without the lock it would insert and commit at once, above A's
     // position; with it, B cannot draw a position until A has committed.
-    const appendB = store.appendToStream('fast', events(1, 'B')).then((r) => (completed.push('B'), r));
+    const appendB = other.appendToStream('fast', events(1, 'B')).then((r) => (completed.push('B'), r));
 
     // The reader follows from its checkpoint while A is open, advancing over whatever it sees.
     let position = checkpoint;
@@ -160,7 +161,8 @@ describe('global position in commit order', () => {
 
   it('many concurrent writers, one reader following from a checkpoint: every event once, in increasing order', async () => {
     const schema = freshSchema();
-    const writerStore = await open(schema, { maxConnections: 12 });
+    // Three stores (three hub processes, as far as PostgreSQL can tell), each group-committing its writers' appends.
+    const writerStores = [await open(schema, { maxConnections: 4 }), await open(schema, { maxConnections: 4 }), await open(schema, { maxConnections: 4 })];
     const reader = await open(schema, { maxConnections: 2 });
     // Random pauses between insert and commit widen the window in which commit order and insert order differ.
     await slowInserts(schema, 'random() < 0.5', 'random() * 0.01');
@@ -173,7 +175,7 @@ describe('global position in commit order', () => {
       Array.from({ length: writers }, async (_, w) => {
         for (let i = 0; i < appendsPerWriter; i++) {
           const batch = events(1 + ((w + i) % 3));
-          await writerStore.appendToStream(`writer-${w}-${i % 4}`, batch);
+          await writerStores[w % writerStores.length]!.appendToStream(`writer-${w}-${i % 4}`, batch);
           for (const e of batch) written.add(e.id);
         }
       }),
@@ -203,6 +205,80 @@ describe('global position in commit order', () => {
     // Nothing was committed below the reader's checkpoint behind its back: a fresh full read is identical.
     const full = await reader.readAll({ after: 0n, maxCount: 10_000 });
     expect(full.map((e) => e.id)).toEqual(seen.map((e) => e.id));
+  });
+});
+
+describe('group commit', () => {
+  it('gathers the appends made together into one transaction, each caller settled with its own result', async () => {
+    const store = await open(freshSchema());
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => store.appendToStream(`g-${i}`, events(1 + (i % 3)), { expectedVersion: 'no_stream' })));
+    expect(store.stats()).toEqual({ appends: 40, batches: 1, largestBatch: 40 });
+    expect(results.map((r) => r.nextExpectedVersion)).toEqual(Array.from({ length: 40 }, (_, i) => BigInt(i % 3)));
+    const positions = results.map((r) => r.lastGlobalPosition);
+    expect([...positions].sort((a, b) => (a < b ? -1 : 1))).toEqual(positions); // in the order of the calls
+    const all = await store.readAll({ after: 0n, maxCount: 1_000 });
+    expect(all).toHaveLength(79); // 14 appends of 1 event, 13 of 2, 13 of 3
+    expect(all.filter((e) => e.streamName === 'g-5').map((e) => e.streamVersion)).toEqual([0n, 1n, 2n]);
+    // While a flush runs, the next appends gather for the one after it.
+    const more = Array.from({ length: 30 }, (_, i) => store.appendToStream(`h-${i}`, events(1)));
+    await sleep(0);
+    more.push(...Array.from({ length: 30 }, (_, i) => store.appendToStream(`k-${i}`, events(1))));
+    await Promise.all(more);
+    expect(store.stats().batches).toBeLessThanOrEqual(3);
+  });
+
+  it('checks each append against the stream as the earlier appends of its batch leave it', async () => {
+    const store = await open(freshSchema());
+    const [a, b, c, d] = await Promise.allSettled([
+      store.appendToStream('s', events(1, 'A'), { expectedVersion: 'no_stream' }),
+      store.appendToStream('s', events(1, 'B'), { expectedVersion: 'no_stream' }),
+      store.appendToStream('s', events(1, 'C'), { expectedVersion: 0n }),
+      store.appendToStream('s', events(2, 'D')),
+    ]);
+    expect(store.stats().batches).toBe(1);
+    expect(a).toMatchObject({ status: 'fulfilled', value: { nextExpectedVersion: 0n } });
+    expect(b).toMatchObject({ status: 'rejected', reason: { name: 'ExpectedVersionConflictError' } });
+    expect(c).toMatchObject({ status: 'fulfilled', value: { nextExpectedVersion: 1n } });
+    expect(d).toMatchObject({ status: 'fulfilled', value: { nextExpectedVersion: 3n } });
+    const { events: stored, currentVersion } = await store.readStream('s');
+    expect(stored.map((e) => e.type)).toEqual(['A', 'C', 'D', 'D']);
+    expect(currentVersion).toBe(3n);
+  });
+
+  it('a repeat of an append made together with it is stored once, and both callers get the same positions', async () => {
+    const store = await open(freshSchema());
+    const same = events(2);
+    const [first, , repeat] = await Promise.all([store.appendToStream('r', same), store.appendToStream('other', events(1)), store.appendToStream('r', same)]);
+    // The repeat waited for the next transaction (it must see the first as stored); the other append did not.
+    expect(store.stats()).toMatchObject({ batches: 2, largestBatch: 2 });
+    expect(first.idempotent).toBe(false);
+    expect(repeat).toEqual({ ...first, idempotent: true });
+    expect((await store.readStream('r')).events.map((e) => e.id)).toEqual(same.map((e) => e.id));
+  });
+
+  it('an append PostgreSQL refuses fails alone: the others of its batch are stored', async () => {
+    const store = await open(freshSchema());
+    const [good1, bad, good2] = await Promise.allSettled([
+      store.appendToStream('ok-1', events(1)),
+      store.appendToStream('bad', [{ id: randomUUID(), type: 'T', data: { text: 'a\u0000b' } }]), // jsonb holds no NUL
+      store.appendToStream('ok-2', events(1)),
+    ]);
+    expect(good1.status).toBe('fulfilled');
+    expect(good2.status).toBe('fulfilled');
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: '22P05' } });
+    expect((await store.readAll({ after: 0n, maxCount: 10 })).map((e) => e.streamName)).toEqual(['ok-1', 'ok-2']);
+  });
+
+  it('close() writes the appends already made before it ends, and refuses new ones', async () => {
+    const schema = freshSchema();
+    const store = await open(schema);
+    const pending = Array.from({ length: 5 }, (_, i) => store.appendToStream(`c-${i}`, events(1)));
+    const closed = store.close();
+    await expect(store.appendToStream('late', events(1))).rejects.toThrow('event store is closed');
+    await closed;
+    expect((await Promise.all(pending)).every((r) => r.idempotent === false)).toBe(true);
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM "${schema}".events`);
+    expect(rows[0].n).toBe(5);
   });
 });
 

@@ -32,7 +32,9 @@ import { inTransaction, isPgError, quoteIdent, UNIQUE_VIOLATION, vacuumTable } f
  * releasing locks). So at any instant every visible row has a lower position than any row still in flight, a
  * reader's snapshot always sees a gap-free prefix (gaps from rolled-back appends are never filled), and
  * "everything above my checkpoint" is a complete answer. The cost is that appends to *different* streams also
- * serialize (one fsync'd commit at a time); reads do not take the lock.
+ * serialize (one fsync'd commit at a time); reads do not take the lock. Group commit (appendToStream) pays that
+ * cost once per batch: each process gathers its appends in flight into one transaction under the lock, as the
+ * SQLite store gathers them under its single writer.
  *
  * The alternative (store `pg_current_xact_id()` per row, read only rows of transactions below
  * `pg_snapshot_xmin(pg_current_snapshot())`, order by (xid, position), as Marten/Eventuous-style readers do) keeps
@@ -40,7 +42,7 @@ import { inTransaction, isPgError, quoteIdent, UNIQUE_VIOLATION, vacuumTable } f
  * by position, so it cannot be squeezed into the port's one bigint. If append throughput ever matters more than
  * that, the port's checkpoint type is what has to change first.
  *
- * Because the whole append runs under the lock (idempotency check, head read, insert, notify), the head read is
+ * Because the whole batch runs under the lock (idempotency check, head read, insert, notify), the head read is
  * always current and the UNIQUE constraints are only a backstop; a unique violation is still mapped to the port's
  * errors should anything ever insert without the lock.
  */
@@ -69,8 +71,29 @@ type EventRow = {
 
 const EVENT_COLUMNS = 'global_position, stream_name, stream_version, event_id, event_type, data, metadata, recorded_at';
 
+/** The most appends, and events, one group-commit transaction takes. */
+const MAX_BATCH_APPENDS = 256;
+const MAX_BATCH_EVENTS = 2_000;
+
+type AppendJob = {
+  streamName: string;
+  events: readonly NewEvent[];
+  expected: ExpectedVersion;
+  ids: string[];
+  data: string[];
+  metadata: string[];
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+};
+
 export class PostgresEventStore implements EventStore {
   private closing: Promise<void> | null = null;
+  private readonly queue: AppendJob[] = [];
+  private flushScheduled = false;
+  private flushing = false;
+  /** Wakes close() once the queue is empty and no flush runs. */
+  private readonly idle: (() => void)[] = [];
+  private readonly counters = { appends: 0, batches: 0, largestBatch: 0 };
 
   private constructor(
     private readonly pool: Pool,
@@ -101,90 +124,203 @@ export class PostgresEventStore implements EventStore {
     return `${quoteIdent(this.schema)}.${quoteIdent(name)}`;
   }
 
-  async appendToStream(
-    streamName: string,
-    events: readonly NewEvent[],
-    options: { expectedVersion?: ExpectedVersion } = {},
-  ): Promise<AppendResult> {
-    const expected = options.expectedVersion ?? 'any';
-    validateAppend(streamName, events);
-    const ids = events.map((event) => event.id);
-    // Serialise before taking a connection and the lock: a bad payload fails without touching the database.
-    const data = events.map((event) => toJson(event.data));
-    const metadata = events.map((event) => toJson(event.metadata ?? {}));
-    if (this.closing) throw new Error('event store is closed');
-
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
+  /**
+   * Group commit: the append joins a queue, and one flush at a time takes what is queued (appends made in the same
+   * tick, and all that arrived while the previous flush ran) into ONE transaction under the append lock: one
+   * idempotency SELECT, one head SELECT, one INSERT of every row, one NOTIFY, one flushed COMMIT. Each append is
+   * still checked on its own (idempotency, expected version, against the stream as earlier appends of the same
+   * batch leave it), and only its own promise fails when it does. Every promise settles after the COMMIT.
+   */
+  appendToStream(streamName: string, events: readonly NewEvent[], options: { expectedVersion?: ExpectedVersion } = {}): Promise<AppendResult> {
+    if (this.closing) return Promise.reject(new Error('event store is closed'));
     try {
-      // synchronous_commit=on: the append reports success only once its commit is flushed (a role or database
-      // default of `off` must not weaken that for the log everything else is derived from).
-      await client.query('BEGIN; SET LOCAL synchronous_commit = on');
-      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [APPEND_LOCK_CLASS, this.schema]);
-
-      const known = await client.query<{ event_id: string; stream_name: string; stream_version: string; global_position: string }>(
-        `SELECT event_id, stream_name, stream_version::text, global_position::text FROM ${this.table('events')} WHERE event_id = ANY($1::text[])`,
-        [ids],
-      );
-      const byId = new Map(known.rows.map((row) => [row.event_id, row]));
-      const outcome = idempotencyOutcome(
+      validateAppend(streamName, events);
+      // Serialise before queueing: a bad payload fails its caller without touching the database.
+      const job: AppendJob = {
         streamName,
         events,
-        ids.map((id) => {
-          const row = byId.get(id);
-          return row && { streamName: row.stream_name, streamVersion: BigInt(row.stream_version), globalPosition: BigInt(row.global_position) };
-        }),
-      );
-      if (outcome !== 'new') {
-        await client.query('ROLLBACK');
-        return outcome;
-      }
-      const head = await client.query<{ v: string | null }>(
-        `SELECT max(stream_version)::text AS v FROM ${this.table('events')} WHERE stream_name = $1`,
-        [streamName],
-      );
-      const current = toBigIntOrNull(head.rows[0]?.v ?? null);
-      checkExpectedVersion(streamName, expected, current);
-
-      const first = current === null ? 0n : current + 1n;
-      const inserted = await client.query<{ last: string }>(
-        `WITH inserted AS (
-           INSERT INTO ${this.table('events')} (stream_name, stream_version, event_id, event_type, data, metadata)
-           SELECT $1, $2::bigint + n.ord - 1, n.id, n.type, n.data::jsonb, n.metadata::jsonb
-             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS n(id, type, data, metadata, ord)
-            ORDER BY n.ord
-           RETURNING global_position
-         )
-         SELECT max(global_position)::text AS last, pg_notify($7, max(global_position)::text) FROM inserted`,
-        [
-          streamName,
-          first.toString(),
-          ids,
-          events.map((event) => event.type),
-          data,
-          metadata,
-          this.notifier.channel,
-        ],
-      );
-      await client.query('COMMIT');
-      return {
-        nextExpectedVersion: first + BigInt(events.length) - 1n,
-        lastGlobalPosition: BigInt(inserted.rows[0]?.last ?? '0'),
-        idempotent: false,
+        expected: options.expectedVersion ?? 'any',
+        ids: events.map((event) => event.id),
+        data: events.map((event) => toJson(event.data)),
+        metadata: events.map((event) => toJson(event.metadata ?? {})),
+        resolve: () => undefined,
+        reject: () => undefined,
       };
+      return new Promise<AppendResult>((resolve, reject) => {
+        job.resolve = resolve;
+        job.reject = reject;
+        this.queue.push(job);
+        this.scheduleFlush();
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Appends and their transactions so far (a batch is one transaction; for tests and benchmarks). */
+  stats(): Readonly<{ appends: number; batches: number; largestBatch: number }> {
+    return { ...this.counters };
+  }
+
+  /** setImmediate: the appends of this tick join the batch; while a flush runs, the next one gathers. */
+  private scheduleFlush(): void {
+    if (this.flushing || this.flushScheduled || this.queue.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushing = true;
+      void this.drain().finally(() => {
+        this.flushing = false;
+        this.scheduleFlush();
+        if (!this.flushing && !this.flushScheduled && this.queue.length === 0) for (const wake of this.idle.splice(0)) wake();
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) await this.flush(this.takeBatch());
+  }
+
+  /**
+   * Up to MAX_BATCH_APPENDS appends / MAX_BATCH_EVENTS events from the head of the queue, in order. An append that
+   * shares an event id with one already taken waits for the next batch: it must see the other's rows as stored.
+   */
+  private takeBatch(): AppendJob[] {
+    const batch: AppendJob[] = [];
+    const ids = new Set<string>();
+    let count = 0;
+    for (let i = 0; i < this.queue.length && batch.length < MAX_BATCH_APPENDS; ) {
+      const job = this.queue[i]!;
+      if (batch.length > 0 && count + job.ids.length > MAX_BATCH_EVENTS) break;
+      if (job.ids.some((id) => ids.has(id))) {
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      batch.push(job);
+      count += job.ids.length;
+      for (const id of job.ids) ids.add(id);
+    }
+    return batch;
+  }
+
+  /** One transaction for the batch; if the batch as a whole fails, each append again alone (its own outcome). */
+  private async flush(batch: readonly AppendJob[]): Promise<void> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      for (const job of batch) job.reject(error);
+      return;
+    }
+    let broken: Error | undefined;
+    let settle: (() => void)[];
+    try {
+      settle = await this.appendBatch(client, batch);
     } catch (error) {
       await client.query('ROLLBACK').catch((rollbackError: Error) => {
         broken = rollbackError;
       });
-      if (isPgError(error) && error.code === UNIQUE_VIOLATION) {
-        // Only reachable if something wrote without the append lock; report it in the port's terms.
-        if (error.constraint === 'events_event_id_key') throw new IdempotencyViolationError(streamName, ids[0] ?? '');
-        throw new ExpectedVersionConflictError(streamName, expected, await this.streamHead(streamName));
-      }
-      throw error;
-    } finally {
       client.release(broken);
+      if (batch.length > 1) {
+        // One append PostgreSQL refuses (a value jsonb cannot hold, say) must not fail the others.
+        for (const job of batch) await this.flush([job]);
+        return;
+      }
+      const job = batch[0]!;
+      job.reject(await this.inPortTerms(error, job));
+      return;
     }
+    client.release();
+    this.counters.batches++;
+    this.counters.appends += batch.length;
+    this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
+    for (const done of settle) done();
+  }
+
+  /** The batch's transaction; returns how each append settles, to be called after the COMMIT. */
+  private async appendBatch(client: PoolClient, batch: readonly AppendJob[]): Promise<(() => void)[]> {
+    // synchronous_commit=on: the append reports success only once its commit is flushed (a role or database
+    // default of `off` must not weaken that for the log everything else is derived from).
+    await client.query('BEGIN; SET LOCAL synchronous_commit = on');
+    await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [APPEND_LOCK_CLASS, this.schema]);
+
+    const known = await client.query<{ event_id: string; stream_name: string; stream_version: string; global_position: string }>(
+      `SELECT event_id, stream_name, stream_version::text, global_position::text FROM ${this.table('events')} WHERE event_id = ANY($1::text[])`,
+      [batch.flatMap((job) => job.ids)],
+    );
+    const byId = new Map(known.rows.map((row) => [row.event_id, row]));
+    const streams = [...new Set(batch.map((job) => job.streamName))];
+    const heads = await client.query<{ stream_name: string; v: string }>(
+      `SELECT stream_name, max(stream_version)::text AS v FROM ${this.table('events')} WHERE stream_name = ANY($1::text[]) GROUP BY stream_name`,
+      [streams],
+    );
+    const head = new Map<string, bigint>(heads.rows.map((row) => [row.stream_name, BigInt(row.v)]));
+
+    const settle: (() => void)[] = [];
+    const planned: { job: AppendJob; first: bigint }[] = [];
+    for (const job of batch) {
+      try {
+        const outcome = idempotencyOutcome(
+          job.streamName,
+          job.events,
+          job.ids.map((id) => {
+            const row = byId.get(id);
+            return row && { streamName: row.stream_name, streamVersion: BigInt(row.stream_version), globalPosition: BigInt(row.global_position) };
+          }),
+        );
+        if (outcome !== 'new') {
+          settle.push(() => job.resolve(outcome));
+          continue;
+        }
+        const current = head.get(job.streamName) ?? null;
+        checkExpectedVersion(job.streamName, job.expected, current);
+        const first = current === null ? 0n : current + 1n;
+        head.set(job.streamName, first + BigInt(job.ids.length) - 1n);
+        planned.push({ job, first });
+      } catch (error) {
+        settle.push(() => job.reject(error));
+      }
+    }
+    if (planned.length === 0) {
+      await client.query('ROLLBACK');
+      return settle;
+    }
+
+    const rows = planned.flatMap(({ job, first }) => job.ids.map((id, i) => ({ job, id, version: first + BigInt(i), i })));
+    const inserted = await client.query<{ event_id: string; position: string }>(
+      `WITH inserted AS (
+         INSERT INTO ${this.table('events')} (stream_name, stream_version, event_id, event_type, data, metadata)
+         SELECT n.stream, n.version::bigint, n.id, n.type, n.data::jsonb, n.metadata::jsonb
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS n(stream, version, id, type, data, metadata, ord)
+          ORDER BY n.ord
+         RETURNING event_id, global_position
+       ), notified AS (SELECT pg_notify($7, max(global_position)::text) FROM inserted)
+       SELECT i.event_id, i.global_position::text AS position FROM inserted i, notified`,
+      [
+        rows.map((r) => r.job.streamName),
+        rows.map((r) => r.version.toString()),
+        rows.map((r) => r.id),
+        rows.map((r) => r.job.events[r.i]!.type),
+        rows.map((r) => r.job.data[r.i]!),
+        rows.map((r) => r.job.metadata[r.i]!),
+        this.notifier.channel,
+      ],
+    );
+    const position = new Map(inserted.rows.map((row) => [row.event_id, BigInt(row.position)]));
+    await client.query('COMMIT');
+    for (const { job, first } of planned) {
+      const last = job.ids.reduce((max, id) => (position.get(id)! > max ? position.get(id)! : max), 0n);
+      settle.push(() => job.resolve({ nextExpectedVersion: first + BigInt(job.ids.length) - 1n, lastGlobalPosition: last, idempotent: false }));
+    }
+    return settle;
+  }
+
+  /** A unique violation is only reachable if something wrote without the append lock; say it in the port's terms. */
+  private async inPortTerms(error: unknown, job: AppendJob): Promise<unknown> {
+    if (!isPgError(error) || error.code !== UNIQUE_VIOLATION) return error;
+    if (error.constraint === 'events_event_id_key') return new IdempotencyViolationError(job.streamName, job.ids[0] ?? '');
+    return new ExpectedVersionConflictError(job.streamName, job.expected, await this.streamHead(job.streamName).catch(() => null));
   }
 
   async readStream(streamName: string, options: { fromVersion?: bigint; maxCount?: number } = {}): Promise<ReadStreamResult> {
@@ -248,6 +384,8 @@ export class PostgresEventStore implements EventStore {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // The appends already queued are written (their callers wait for them); new ones are refused.
+      if (this.flushing || this.flushScheduled || this.queue.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
       await this.notifier.close();
       await this.pool.end();
     })();
