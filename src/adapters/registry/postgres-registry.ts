@@ -1,4 +1,4 @@
-import { Pool, type PoolClient } from 'pg';
+import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
 import { rowToView, viewToRow, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
@@ -18,6 +18,8 @@ export type PgTransactor = Readonly<{
   table(name: string): string;
   /** Runs `work` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
   withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T>;
+  /** One statement on a pooled connection, as its own transaction (one round trip instead of BEGIN, it, COMMIT). */
+  query<R extends QueryResultRow>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>>;
   /** VACUUM a table of the schema, outside any transaction (erasure: dead row versions leave the pages). */
   vacuum(table: string): Promise<void>;
 }>;
@@ -203,6 +205,10 @@ export class PostgresDatabase implements PgTransactor {
 
   async withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     return inTransaction(this.pool, work);
+  }
+
+  query<R extends QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<QueryResult<R>> {
+    return this.pool.query<R>(text, [...values]);
   }
 
   /** VACUUM a table of the schema (see vacuumTable in sql.ts). */

@@ -1,4 +1,4 @@
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { Pool, type PoolClient, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
 import {
   ExpectedVersionConflictError,
   IdempotencyViolationError,
@@ -375,6 +375,11 @@ export class PostgresEventStore implements EventStore {
    */
   async withTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     return inTransaction(this.pool, work);
+  }
+
+  /** One statement on a pooled connection, as its own transaction (for adapters sharing the schema: key store). */
+  query<R extends QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<QueryResult<R>> {
+    return this.pool.query<R>(text, [...values]);
   }
 
   /** VACUUM a table of the schema (see vacuumTable in sql.ts). */
