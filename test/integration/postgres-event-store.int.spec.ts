@@ -269,6 +269,25 @@ describe('group commit', () => {
     expect((await store.readAll({ after: 0n, maxCount: 10 })).map((e) => e.streamName)).toEqual(['ok-1', 'ok-2']);
   });
 
+  it('a batch whose connection dies before its COMMIT is written again append by append, each once', async () => {
+    const schema = freshSchema();
+    const store = await open(schema);
+    // Slow while the table `slow` has a row: emptying it needs no lock on the events table.
+    await admin.query(`CREATE TABLE "${schema}".slow (x int); INSERT INTO "${schema}".slow VALUES (1)`);
+    await slowInserts(schema, `NEW.stream_name LIKE 'kill-%' AND EXISTS (SELECT 1 FROM "${schema}".slow)`, '1.0');
+    const appends = Array.from({ length: 5 }, (_, i) => store.appendToStream(`kill-${i}`, events(1), { expectedVersion: 'no_stream' }));
+    await waitUntil(async () => (await lingering(schema)) > 0);
+    // The server ends the batch's session while its INSERT lingers (as a crash or a failover would).
+    await admin.query(`DELETE FROM "${schema}".slow`);
+    const { rows } = await admin.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE query LIKE $1 AND wait_event = 'PgSleep'`, [`%INSERT INTO "${schema}"."events"%`]);
+    expect(rows).toEqual([{ ok: true }]);
+    const results = await Promise.all(appends);
+    expect(results.map((r) => r.nextExpectedVersion)).toEqual([0n, 0n, 0n, 0n, 0n]);
+    const stored = await store.readAll({ after: 0n, maxCount: 100 });
+    expect(stored.map((e) => e.streamName).sort()).toEqual(['kill-0', 'kill-1', 'kill-2', 'kill-3', 'kill-4']);
+    expect(store.stats()).toMatchObject({ batches: 5 }); // the failed batch is not counted; its five appends went alone
+  });
+
   it('close() writes the appends already made before it ends, and refuses new ones', async () => {
     const schema = freshSchema();
     const store = await open(schema);

@@ -1,11 +1,11 @@
-import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { rowToView, viewToRow, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS } from '../event-store/postgres/migrate';
-import { inTransaction, quoteIdent, vacuumTable } from '../event-store/postgres/sql';
+import { createPool, inTransaction, quoteIdent, vacuumTable } from '../event-store/postgres/sql';
 
 /**
  * What the registry needs of PostgreSQL: a schema, and transactions on it. The PostgreSQL event store is one
@@ -194,8 +194,7 @@ export class PostgresDatabase implements PgTransactor {
   ) {}
 
   static open(options: Readonly<{ connectionString: string; schema?: string; maxConnections?: number }>): PostgresDatabase {
-    const pool = new Pool({ connectionString: options.connectionString, ...(options.maxConnections ? { max: options.maxConnections } : {}) });
-    pool.on('error', () => undefined); // an idle client died; the pool replaces it, queries report their own errors
+    const pool = createPool({ connectionString: options.connectionString, ...(options.maxConnections ? { max: options.maxConnections } : {}) });
     return new PostgresDatabase(pool, options.schema ?? 'public');
   }
 

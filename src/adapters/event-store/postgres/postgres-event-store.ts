@@ -1,4 +1,4 @@
-import { Pool, type PoolClient, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
+import type { Pool, PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
 import {
   ExpectedVersionConflictError,
   IdempotencyViolationError,
@@ -15,7 +15,7 @@ import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend } from '../append-rules';
 import { AppendNotifier } from './append-notifier';
 import { migrate } from './migrate';
-import { inTransaction, isPgError, quoteIdent, UNIQUE_VIOLATION, vacuumTable } from './sql';
+import { createPool, inTransaction, isPgError, quoteIdent, UNIQUE_VIOLATION, vacuumTable } from './sql';
 
 /**
  * PostgreSQL adapter of the event store port.
@@ -107,8 +107,7 @@ export class PostgresEventStore implements EventStore {
     const schema = options.schema ?? 'public';
     const config: PoolConfig = { connectionString: options.connectionString };
     if (options.maxConnections !== undefined) config.max = options.maxConnections;
-    const pool = new Pool(config);
-    pool.on('error', () => undefined); // an idle client died; the pool replaces it, queries report their own errors
+    const pool = createPool(config);
     try {
       await migrate(pool, schema);
     } catch (error) {

@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import { Pool, type PoolClient, type PoolConfig } from 'pg';
 
 /** Quotes an SQL identifier (schema, table, channel) for PostgreSQL: wraps in double quotes, doubles inner ones. */
 export function quoteIdent(name: string): string {
@@ -6,6 +6,19 @@ export function quoteIdent(name: string): string {
     throw new Error(`invalid PostgreSQL identifier of length ${name.length}`);
   }
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A pool whose connections never crash the process. node-postgres emits 'error' on a client whose server session
+ * ends (a restart, a failover, pg_terminate_backend); the pool listens only while a client is idle, and an 'error'
+ * with no listener on a checked-out client is an uncaught exception. The query in flight on it rejects anyway,
+ * which is where the error is handled; the pool drops the broken client.
+ */
+export function createPool(config: PoolConfig): Pool {
+  const pool = new Pool(config);
+  pool.on('error', () => undefined); // an idle client died; the pool replaces it
+  pool.on('connect', (client) => client.on('error', () => undefined)); // a checked-out one: its query rejects
+  return pool;
 }
 
 /** SQLSTATE of a unique constraint violation. */
