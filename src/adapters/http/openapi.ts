@@ -61,7 +61,9 @@ type Operation = Readonly<{
 }>;
 
 const requestSchema = (s: z.ZodType): Json => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' }) as Json;
-const responseSchema = (s: z.ZodType): Json => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'output' }) as Json;
+// Answers as zod reads them ('input'): objects without additionalProperties: false, so a field added to an answer
+// later does not break a client generated from this document.
+const responseSchema = (s: z.ZodType): Json => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' }) as Json;
 const withoutMeta = ({ $schema: _, ...rest }: Json): Json => rest;
 
 /** Path and query parameters from a zod object: one parameter per property, its description lifted out. */
