@@ -317,16 +317,8 @@ const runHttp = async (inputs, concurrency) => {
   try {
     child = await startChild(dir, schema, appName);
     const body = (o) => JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt });
-    // Access control is on, as `npm start` runs it (since issue 6): each patient uploads with their own token,
-    // fetched from the development login before the clock starts.
-    const tokens = new Map();
-    const tokenAgent = new http.Agent({ keepAlive: true });
-    for (const id of new Set(inputs.map((o) => o.patientId))) {
-      const r = await L.request(tokenAgent, { port: child.port, method: 'POST', path: '/auth/dev-login', body: JSON.stringify({ role: 'patient', patient: id }) });
-      if (r.status !== 200) throw new Error(`dev-login: HTTP ${r.status} ${r.body.slice(0, 200)}`);
-      tokens.set(id, `Bearer ${JSON.parse(r.body).token}`);
-    }
-    tokenAgent.destroy();
+    // Access control is on, as `npm start` runs it (since issue 6): each patient uploads with their own token.
+    const tokens = await L.patientTokens(child.port, inputs.map((o) => o.patientId));
     const post = (o) => ({ method: 'POST', path: '/observations', body: body(o), headers: { authorization: tokens.get(o.patientId) } });
     const warm = await L.runLoad({ port: child.port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
     if (warm.firstError) throw new Error(`warm-up: ${warm.firstError}`);

@@ -189,14 +189,7 @@ const runHttp = async (inputs, concurrency) => {
     const body = (o) => JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt });
     // Access control is on, as `npm start` runs it: each patient uploads with their own token (JWT verified per
     // request), fetched from the development login before the clock starts.
-    const tokens = new Map();
-    const tokenAgent = new (require('node:http').Agent)({ keepAlive: true });
-    for (const id of new Set(inputs.map((o) => o.patientId))) {
-      const r = await L.request(tokenAgent, { port: child.port, method: 'POST', path: '/auth/dev-login', body: JSON.stringify({ role: 'patient', patient: id }) });
-      if (r.status !== 200) throw new Error(`dev-login: HTTP ${r.status} ${r.body.slice(0, 200)}`);
-      tokens.set(id, `Bearer ${JSON.parse(r.body).token}`);
-    }
-    tokenAgent.destroy();
+    const tokens = await L.patientTokens(child.port, inputs.map((o) => o.patientId));
     const post = (o) => ({ method: 'POST', path: '/observations', body: body(o), headers: { authorization: tokens.get(o.patientId) } });
     // Warm-up (JIT, connections): not measured, and its rows are left out of the batch estimate below.
     const warm = await L.runLoad({ port: child.port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });

@@ -362,7 +362,27 @@ const runLoad = async ({ port, concurrency, total, makeRequest, expectStatus }) 
   return { wallMs, latencies, statuses, firstError };
 };
 
+/**
+ * A bearer token per patient from the hub's development login (access control is on, as `npm start` runs it):
+ * fetched before the clock starts. Returns patientId -> 'Bearer <jwt>'.
+ */
+const patientTokens = async (port, patientIds) => {
+  const tokens = new Map();
+  const agent = new http.Agent({ keepAlive: true });
+  try {
+    for (const id of new Set(patientIds)) {
+      const r = await request(agent, { port, method: 'POST', path: '/auth/dev-login', body: JSON.stringify({ role: 'patient', patient: id }) });
+      if (r.status !== 200) throw new Error(`dev-login: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+      tokens.set(id, `Bearer ${JSON.parse(r.body).token}`);
+    }
+  } finally {
+    agent.destroy();
+  }
+  return tokens;
+};
+
 module.exports = {
+  patientTokens,
   ROOT,
   DIST,
   dist,
