@@ -24,8 +24,10 @@ export type AuditTrailOptions = Readonly<{
   onDropped?: (count: number) => void;
   /** Entries queued beyond this are dropped (and counted) rather than growing the heap without bound. */
   maxQueued?: number;
-  /** Append attempts per batch before its entries are dropped. */
+  /** Append attempts per batch that fail for another reason than a conflict, before its entries are dropped. */
   attempts?: number;
+  /** Version conflicts (another process linked first) a batch may meet before it is dropped. */
+  maxConflicts?: number;
 }>;
 
 type Pending = { entry: AuditEntry; resolve: () => void; reject: (error: unknown) => void };
@@ -43,7 +45,7 @@ export const MAX_AUDIT_RESULTS = 1000;
  * the store's own fsync, shared by everything appended together by its group commit). Entries arriving in the same
  * tick go to their streams in one append per stream. Within one process appends to one stream are serialized, so
  * the chain is linear; between hub processes an expected-version conflict re-reads the chain's new tail and links
- * the batch again.
+ * the batch again, after a short random pause (conflicts do not count as failed attempts).
  *
  * Guarantee (see README): a reader's answer is not delayed by its audit append; a write's answer waits for it.
  * A batch that fails `attempts` times is dropped: logged (counts and stream, no personal data) and counted by
@@ -124,7 +126,10 @@ export class AuditTrail {
 
   private async appendBatch(stream: string, entries: readonly AuditEntry[]): Promise<void> {
     const attempts = this.options.attempts ?? 5;
-    for (let attempt = 1; ; attempt++) {
+    const maxConflicts = this.options.maxConflicts ?? 100;
+    let failures = 0;
+    let conflicts = 0;
+    for (;;) {
       const head = this.heads.get(stream) ?? (await this.readHead(stream, null));
       const linked = chain(head.hash, entries);
       try {
@@ -142,8 +147,15 @@ export class AuditTrail {
         else this.heads.delete(stream);
         // An answer lost after the commit: the chain's head is our batch's last event.
         if (fresh && fresh.hash === linked[linked.length - 1]!.hash) return;
-        if (attempt >= attempts) throw error;
-        if (!(error instanceof ExpectedVersionConflictError)) await new Promise((r) => setTimeout(r, 20 * attempt));
+        if (error instanceof ExpectedVersionConflictError) {
+          // Another process linked first: that is progress, not failure. Link after it; a pause of a few random
+          // milliseconds keeps two processes from meeting on the same chain again and again.
+          if (++conflicts > maxConflicts) throw error;
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(conflicts, 10)));
+          continue;
+        }
+        if (++failures >= attempts) throw error;
+        await new Promise((r) => setTimeout(r, 20 * failures));
       }
     }
   }
