@@ -11,6 +11,7 @@ import {
   homeSystemOf,
 } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { type AnswerOf, ConsultationResponse } from './response-schemas';
 import { idempotencyKey, parseInput } from './schemas';
 
 /**
@@ -70,7 +71,7 @@ export const ApplicantBody = z.strictObject({ systemId, actionId });
 export const CancelBody = z.strictObject({ systemId, reason: z.string().max(500).optional(), actionId });
 export const MonthsQuery = z.strictObject({ from: month.optional(), to: month.optional() });
 
-export const consultationDto = (c: ConsultationView) => ({
+export const consultationDto = (c: ConsultationView): AnswerOf<typeof ConsultationResponse> => ({
   id: c.consultationId,
   correlationId: c.correlationId,
   status: c.status,

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
+import { type AnswerOf, DeadLetterSummary } from './response-schemas';
 import { parseInput } from './schemas';
 
 /**
@@ -22,7 +23,7 @@ export const ReplayBody = z
   })
   .optional();
 
-export const deadLetterSummary = (d: DeadLetter) => ({
+export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSummary> => ({
   id: d.id,
   deadLetterId: d.deadLetterId,
   envelopeId: d.envelopeId,

@@ -4,6 +4,7 @@ import type { DirectoryService } from '../../application/directory/directory-ser
 import { MAX_PAGE_SIZE } from '../../application/directory/directory-service';
 import type { ExpertView, SystemView } from '../../application/projections/directory-projection';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { type AnswerOf, ExpertResponse, SystemResponse } from './response-schemas';
 import { parseInput } from './schemas';
 
 /**
@@ -51,7 +52,7 @@ export const SystemBody = z.strictObject({
     .describe("The system's public message keys (JWK, kid = RFC 7638 thumbprint): one 'sig' (ES256/EdDSA) and one 'enc' (ECDH-ES+A256KW)"),
 });
 
-export const expertDto = (e: ExpertView) => ({
+export const expertDto = (e: ExpertView): AnswerOf<typeof ExpertResponse> => ({
   id: e.expertId,
   homeSystemId: e.homeSystemId,
   localExpertId: e.localExpertId,
@@ -63,7 +64,7 @@ export const expertDto = (e: ExpertView) => ({
   retiredAt: e.retiredAt,
 });
 
-export const systemDto = (s: SystemView) => ({
+export const systemDto = (s: SystemView): AnswerOf<typeof SystemResponse> => ({
   id: s.systemId,
   name: s.name,
   area: s.area,

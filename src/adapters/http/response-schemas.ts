@@ -8,6 +8,10 @@ import { ExpertProfileSchema } from '../messaging/messages';
  */
 const instant = z.string().describe('ISO-8601 date-time');
 
+type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+/** What a route's answer-building function returns for `schema`, so the compiler holds it to the schema too. */
+export type AnswerOf<S extends z.ZodType> = DeepReadonly<z.input<S>>;
+
 export const ExpertResponse = z.object({
   id: z.string().describe('<homeSystemId>:<localExpertId>'),
   homeSystemId: z.string(),
@@ -96,7 +100,7 @@ export const SystemKeysList = z.object({
 export const KeysRegistered = z.object({ registered: z.array(z.string()).describe('kids stored now'), repeated: z.array(z.string()).describe('kids that were already registered') });
 export const KeyRetired = z.object({ kid: z.string(), retiresAt: instant, changed: z.boolean() });
 
-const DeadLetterSummary = z.object({
+export const DeadLetterSummary = z.object({
   id: z.string(),
   deadLetterId: z.string().nullable(),
   envelopeId: z.string().nullable(),
