@@ -239,7 +239,13 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
       await sleep(1000);
       final = await reports();
     }
-    const metricsText = (await http('GET', '/metrics')).body;
+    // The hub ends connected. A scrape can fall into a reconnect in progress (the broker that came back, a link
+    // moving), so it is read again until it shows the connection up, for at most 20 s.
+    let metricsText = (await http('GET', '/metrics')).body;
+    for (let i = 0; i < 40 && !/rts_amqp_connected\{role="hub"\} 1/.test(metricsText); i++) {
+      await sleep(500);
+      metricsText = (await http('GET', '/metrics')).body;
+    }
     const failedSends = final.reduce((n, r) => n + (r.failed as number), 0);
     const registered = final.map((r) => (r.registeredIds as string[]).length);
 
