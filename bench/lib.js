@@ -70,10 +70,13 @@ const median = (values) => {
   return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
 };
 
-/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); NaN elsewhere. */
-const procCpuMs = (pid) => {
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc (Linux); NaN elsewhere. With `mainThread`,
+ * only its main thread's (the event loop's; its thread id is the process id), without GC and libuv threads.
+ */
+const procCpuMs = (pid, { mainThread = false } = {}) => {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fs.readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
   } catch {
