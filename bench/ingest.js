@@ -242,6 +242,7 @@ const runHttp = async (inputs, concurrency) => {
       allEvents: all.events,
       allCommits: all.commits,
       otherCommits: all.otherCommits,
+      authorizationLength: tokens.get(inputs[0].patientId).length,
       hubCpuMs,
       hubMainMs,
       clientCpuMs,
@@ -257,13 +258,13 @@ const runHttp = async (inputs, concurrency) => {
  * answers) in a child process, loaded exactly like the hub (same bodies, an Authorization header of the same
  * length, warm-up, concurrency). Its CPU per request is what HTTP costs a thread here before any of the hub's work.
  */
-const runHttpFloor = async (inputs, concurrency) => {
+const runHttpFloor = async (inputs, concurrency, authorizationLength) => {
   const port = await L.freePort();
   const child = spawn(process.execPath, [path.join(__dirname, 'http-floor-server.js')], { env: { ...process.env, RTS_HTTP_PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   try {
     await Promise.race([L.waitForHttp(port), exited.then((e) => Promise.reject(new Error(`floor server exited early: ${JSON.stringify(e)}`)))]);
-    const bearer = `Bearer ${'x'.repeat(180)}`; // the dev-login tokens are ~180 characters
+    const bearer = `Bearer ${'x'.repeat(authorizationLength - 'Bearer '.length)}`; // as long as the hub's header
     const post = (o) => ({ method: 'POST', path: '/observations', body: JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt }), headers: { authorization: bearer } });
     const warm = await L.runLoad({ port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
     if (warm.firstError) throw new Error(`floor warm-up: ${warm.firstError}`);
@@ -443,7 +444,7 @@ const main = async () => {
         const keysBefore = httpRows.slice(0, Math.min(WARMUP, HTTP_N)).map((row) => row.registry[1]);
         const b = runBaseline(httpRows, s.avgBatch, { keysBefore });
         const bNoAudit = runBaseline(httpRows, s.avgBatch, { keysBefore, auditRows: false });
-        const floor = await runHttpFloor(inputs.slice(0, HTTP_N), hc);
+        const floor = await runHttpFloor(inputs.slice(0, HTTP_N), hc, s.authorizationLength);
         const acked = HTTP_N / (s.ackMs / 1000);
         const projected = HTTP_N / (s.projectedMs / 1000);
         // One thread that spends the floor's CPU on each request and then the baseline's own time on its rows
