@@ -384,6 +384,14 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
     });
   });
 
+  it('a request’s log lines carry its id as requestId, and fastify’s own request lines (raw URLs) are off', () => {
+    const lines = logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    // The x-request-id test above sent GET /health with the caller's own id.
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'request', requestId: 'caller-42.a', route: '/health', status: 200 }));
+    expect(lines.filter((line) => 'reqId' in line)).toEqual([]);
+    expect(lines.filter((line) => line.msg === 'incoming request' || line.msg === 'request completed')).toEqual([]);
+  });
+
   it('after all of the above, the log holds no CPR number, with or without its hyphen', () => {
     const log = logLines.join('');
     expect(logLines.length).toBeGreaterThan(20);

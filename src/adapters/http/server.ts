@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DateTime } from 'luxon';
 import type { Logger } from 'pino';
 import type { Clock } from '../../application/ports/clock';
@@ -58,8 +58,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       // Not when it looks like a CPR number: the id is written into every log line of the request.
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !/\d{6}-?\d{4}/.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
-    disableRequestLogging: true,
+    // fastify's own request lines off (ours, below, carry the route pattern, not the URL); log lines of a request
+    // label its id `requestId`.
+    logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     return503OnClosing: true,
   });
 
