@@ -2,19 +2,30 @@
  * The run loop every background subscriber of the event store shares (the projectors, the downlink publishers).
  *
  *   const loop = new DrainLoop({
- *     drain: () => this.drain(),                                   // read from the checkpoint, handle, advance
+ *     drain: (keepGoing) => this.drain(keepGoing),                 // read from the checkpoint, handle, advance
  *     wait: async () => store.waitForAppend(await checkpoint(), 1000),
  *     onError: (err) => logger.error({ err }, 'x failed; retrying'),
  *   });
- *   loop.catchUp();  // one drain at a time: a caller during a drain joins it (queries call this first)
+ *   loop.catchUp();  // resolves once everything appended before the call is handled (queries call this first)
  *   loop.start();    // drain, wait for an append past the checkpoint (or 1 s), let more gather, drain again
  *   await loop.stop(); // ends after the drain in hand
+ *
+ * One drain runs at a time. `drain(keepGoing)` reads pages from its checkpoint and resolves `true` when a read
+ * found nothing new (it is at the head), `false` when it stopped before that. A drain of the background loop may
+ * stop after a page shorter than a full one while `keepGoing()` is false: under a steady stream of appends it
+ * would otherwise never reach an empty page, and would handle (and checkpoint) each commit's few events on its own
+ * instead of letting them gather for `coalesceMs`. While a caller of `catchUp()` waits, `keepGoing()` is true, so
+ * the drain reads on to the head.
+ *
+ * catchUp's guarantee: it resolves after a drain that began after the call ended at the head; joining a drain that
+ * began before the call is not enough (it may have read its last page before the caller's own append), so such a
+ * caller runs one more drain (an empty read, when nothing else came).
  *
  * A failed drain or wait is reported to `onError` and retried after `retryMs`; the subscriber's checkpoint makes
  * the retry start where the failure left off.
  */
 export type DrainLoopOptions = Readonly<{
-  drain: () => Promise<void>;
+  drain: (keepGoing: () => boolean) => Promise<boolean>;
   wait: () => Promise<unknown>;
   onError: (error: unknown) => void;
   /** Pause before retrying after an error (default 1000 ms). */
@@ -27,6 +38,9 @@ export class DrainLoop {
   private running: Promise<void> | null = null;
   private loop: Promise<void> | null = null;
   private stopped = true;
+  /** catchUp() calls so far, and the highest of them a drain has served (it began after them and reached the head). */
+  private asked = 0;
+  private served = 0;
 
   constructor(private readonly options: DrainLoopOptions) {}
 
@@ -34,11 +48,9 @@ export class DrainLoop {
     return this.stopped;
   }
 
-  catchUp(): Promise<void> {
-    this.running ??= this.options.drain().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+  async catchUp(): Promise<void> {
+    const ticket = ++this.asked;
+    while (this.served < ticket) await this.drainOnce();
   }
 
   /** Resolves when no drain is in progress (whatever its outcome). */
@@ -53,7 +65,7 @@ export class DrainLoop {
     this.loop = (async () => {
       while (!this.stopped) {
         try {
-          await this.catchUp();
+          await this.drainOnce();
           await wait();
           if (!this.stopped && coalesceMs > 0) await sleep(coalesceMs);
         } catch (error) {
@@ -68,6 +80,18 @@ export class DrainLoop {
     this.stopped = true;
     await this.loop;
     await this.idle();
+  }
+
+  /** The drain in progress, or a new one. */
+  private drainOnce(): Promise<void> {
+    this.running ??= (async () => {
+      const before = this.asked; // the callers this drain began after
+      const atHead = await this.options.drain(() => this.served < this.asked);
+      if (atHead) this.served = Math.max(this.served, before);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
   }
 }
 

@@ -13,9 +13,10 @@ export interface ProjectionTarget {
 /**
  * Feeds a read model from the store's global order, from the model's own checkpoint.
  *
- * `catchUp()` brings the model up to the store's head and is single-flight: concurrent callers share one run.
+ * `catchUp()` brings the model up to everything appended before the call; concurrent callers share the drains.
  * Query handlers call it first, which gives read-your-writes without coupling the write path to the projection.
- * `start()` runs it in the background, woken by the store's append notifications.
+ * `start()` projects in the background, woken by the store's append notifications, letting appends gather for
+ * `coalesceMs` between drains (see DrainLoop).
  */
 export class Projector {
   private readonly loop: DrainLoop;
@@ -33,7 +34,7 @@ export class Projector {
     private readonly coalesceMs = 20,
   ) {
     this.loop = new DrainLoop({
-      drain: () => this.drain(),
+      drain: (keepGoing) => this.drain(keepGoing),
       wait: async () => this.store.waitForAppend(await this.model.checkpoint(), 1000),
       onError: (error) => this.logger?.error({ err: error }, `${this.name} projection failed; retrying`),
       retryMs: 500,
@@ -60,13 +61,19 @@ export class Projector {
     return this.loop.stop();
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Pages from the checkpoint to the head. The background loop's drain stops after a short page unless a caller
+   * waits (see DrainLoop): the next events then gather for `coalesceMs` and are applied, and checkpointed, together,
+   * instead of one transaction per commit that happens to land while the drain runs.
+   */
+  private async drain(keepGoing: () => boolean): Promise<boolean> {
     let checkpoint = await this.model.checkpoint();
     for (;;) {
       const events = await this.store.readAll({ after: checkpoint, maxCount: this.batchSize });
-      if (events.length === 0) return;
+      if (events.length === 0) return true;
       checkpoint = events[events.length - 1]!.globalPosition;
       await this.model.apply(events, checkpoint);
+      if (events.length < this.batchSize && !keepGoing()) return false;
     }
   }
 }

@@ -164,11 +164,12 @@ export class ConsultationDownlinkPublisher {
     await this.loop.stop();
   }
 
-  private async drain(): Promise<void> {
+  /** To the head, or until stop() asks it to end; it sends each event's messages as it goes. */
+  private async drain(): Promise<boolean> {
     let checkpoint = await this.deps.checkpoints.get(this.name);
     for (;;) {
       const events = await this.deps.store.readAll({ after: checkpoint, maxCount: this.deps.batchSize ?? 200 });
-      if (events.length === 0) return;
+      if (events.length === 0) return true;
       const last = events[events.length - 1]!.globalPosition;
       if ((await this.deps.consultations.checkpoint()) < last) await this.deps.projector.catchUp();
       for (const event of events) {
@@ -178,7 +179,9 @@ export class ConsultationDownlinkPublisher {
         if (!consultation) continue;
         for (const m of planConsultationDownlink(event, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
         await this.deps.checkpoints.set(this.name, checkpoint);
-        if (this.stopRequested) return; // stop() waits for the event in hand; the rest is sent on the next start
+        // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are released
+        // too (reported as served), as before: during a stop nothing should keep the publisher sending.
+        if (this.stopRequested) return true;
       }
       await this.deps.checkpoints.set(this.name, checkpoint);
     }
