@@ -41,6 +41,8 @@ export class DrainLoop {
   /** catchUp() calls so far, and the highest of them a drain has served (it began after them and reached the head). */
   private asked = 0;
   private served = 0;
+  /** Ends the loop's current wait or pause at stop(), so a stop does not sit out a wait of up to a second. */
+  private interrupt: (() => void) | null = null;
 
   constructor(private readonly options: DrainLoopOptions) {}
 
@@ -62,15 +64,17 @@ export class DrainLoop {
     if (!this.stopped) return;
     this.stopped = false;
     const { wait, onError, retryMs = 1000, coalesceMs = 0 } = this.options;
+    const stopping = new Promise<void>((resolve) => (this.interrupt = resolve));
+    const untilStop = (p: Promise<unknown>) => Promise.race([p, stopping]);
     this.loop = (async () => {
       while (!this.stopped) {
         try {
           await this.drainOnce();
-          await wait();
-          if (!this.stopped && coalesceMs > 0) await sleep(coalesceMs);
+          await untilStop(wait());
+          if (!this.stopped && coalesceMs > 0) await untilStop(sleep(coalesceMs));
         } catch (error) {
           onError(error);
-          await sleep(retryMs);
+          await untilStop(sleep(retryMs));
         }
       }
     })();
@@ -78,6 +82,8 @@ export class DrainLoop {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.interrupt?.();
+    this.interrupt = null;
     await this.loop;
     await this.idle();
   }

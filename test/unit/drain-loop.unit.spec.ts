@@ -83,6 +83,16 @@ describe('DrainLoop', () => {
     expect(handledWhenCallerResolved).toEqual([1, 2]);
   });
 
+  it('stop() ends the loop at once, not when its wait for the next append times out', async () => {
+    const s = fakeSubscriber(10);
+    const loop = new DrainLoop({ drain: s.drain, wait: () => new Promise(() => undefined), onError: (e) => { throw e; }, coalesceMs: 20 });
+    loop.start();
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the loop now waits, for ever
+    const stopped = loop.stop().then(() => 'stopped');
+    const late = new Promise((resolve) => setTimeout(() => resolve('still waiting'), 1000));
+    await expect(Promise.race([stopped, late])).resolves.toBe('stopped');
+  });
+
   it('concurrent callers each get everything appended before their own call', async () => {
     const s = fakeSubscriber(3);
     const loop = newLoop(s.drain);
