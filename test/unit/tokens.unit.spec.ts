@@ -2,7 +2,7 @@ jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, webcrypto } from 'node:crypto';
 import { InvalidTokenError, createTokenVerifier, signToken } from '../../src/adapters/auth/tokens';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
@@ -51,5 +51,27 @@ describe('createTokenVerifier', () => {
     await expect(verify(forged)).rejects.toBeInstanceOf(InvalidTokenError);
     clock += 1;
     await expect(verify(early)).resolves.toMatchObject({ sub: 'x' });
+  });
+  it('refuses another HMAC algorithm and an unsigned token made with the same secret', async () => {
+    const verify = createTokenVerifier({ secret, issuer, audience });
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const body = b64({ sub: 'p1', role: 'operator', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 300 });
+    const hs512 = `${b64({ alg: 'HS512', typ: 'JWT' })}.${body}`;
+    await expect(verify(`${hs512}.${createHmac('sha512', secret).update(hs512).digest('base64url')}`)).rejects.toBeInstanceOf(InvalidTokenError);
+    await expect(verify(`${b64({ alg: 'none', typ: 'JWT' })}.${body}.`)).rejects.toBeInstanceOf(InvalidTokenError);
+    const hs256 = `${b64({ alg: 'HS256', typ: 'JWT' })}.${body}`;
+    await expect(verify(`${hs256}.${createHmac('sha256', secret).update(hs256).digest('base64url')}`)).resolves.toMatchObject({ sub: 'p1' });
+  });
+
+  it('imports the secret once, not once per token', async () => {
+    const tokens = await Promise.all(['a', 'b', 'c'].map((sub) => sign({ sub, role: 'operator' })));
+    const importKey = jest.spyOn(webcrypto.subtle, 'importKey');
+    try {
+      const verify = createTokenVerifier({ secret, issuer, audience });
+      for (const token of tokens) await expect(verify(token)).resolves.toMatchObject({ role: 'operator' });
+      expect(importKey).toHaveBeenCalledTimes(1);
+    } finally {
+      importKey.mockRestore();
+    }
   });
 });
