@@ -95,6 +95,9 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
     audience: config.RTS_AUTH_AUDIENCE,
     ...(secret ? { secret } : { jwksUrl: config.RTS_AUTH_JWKS_URL! }),
   });
+  // The principal of a token the verifier remembers (it hands back the same claims object while it does): one
+  // HMAC of the patient's CPR number per token instead of one per request. Weak: it goes when the claims go.
+  const principals = new WeakMap<TokenClaims, Principal>();
   const devLogin = devLoginEnabled(config) && secret !== null;
   if (config.RTS_AUTH === 'off') logger.warn('RTS_AUTH=off: access control is disabled; every caller may read and change all data');
   if (devLogin) logger.warn('POST /auth/dev-login is enabled (embedded profile on loopback): it hands out tokens for any role; set RTS_AUTH_DEV_LOGIN=off to disable');
@@ -114,7 +117,12 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
     install: (app) =>
       installSecurity(app, {
         mode: config.RTS_AUTH,
-        verifyBearer: async (token) => principalOf(await verify(token), deps.patientKeys, 'jwt'),
+        verifyBearer: async (token) => {
+          const claims = await verify(token);
+          let principal = principals.get(claims);
+          if (principal === undefined) principals.set(claims, (principal = principalOf(claims, deps.patientKeys, 'jwt')));
+          return principal;
+        },
         systemOfApiKey: (key) => systemOfApiKey(apiKeys, key),
         ...(devLogin
           ? {

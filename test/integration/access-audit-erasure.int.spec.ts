@@ -27,6 +27,7 @@ let http: HttpServer;
 let store: EventStore;
 let projector: Projector;
 let security: SecurityModule;
+let patientKeys: PatientKeys;
 let consultationAttachments: string[] = [];
 let base = '';
 
@@ -49,7 +50,7 @@ beforeAll(async () => {
     logger,
     store,
     clock: c.get<Clock>(TOKENS.Clock),
-    patientKeys: c.get<PatientKeys>(TOKENS.PatientKeys),
+    patientKeys: (patientKeys = c.get<PatientKeys>(TOKENS.PatientKeys)),
     xds: c.get<XdsBackend>(TOKENS.Xds),
     erasure: c.get<PatientErasure>(TOKENS.PatientErasure),
     consultations: () => consultations,
@@ -123,6 +124,24 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(other.json()).toMatchObject({ code: 'forbidden' });
     expect((await call('GET', `/documents/${docA}`, patientA)).statusCode).toBe(200);
     expect((await call('GET', `/documents/${docA}`, patientB)).json()).toMatchObject({ code: 'document_not_found' });
+  });
+
+  it("hashes a patient token's CPR number once per token, not once per request", async () => {
+    const token = await login({ role: 'patient', patient: CPR_A });
+    const keyFor = jest.spyOn(patientKeys, 'keyFor');
+    try {
+      const calls: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        keyFor.mockClear();
+        expect((await call('GET', `/patients/${CPR_A}/observations`, token)).statusCode).toBe(200);
+        calls.push(keyFor.mock.calls.length);
+      }
+      // The first request also turns the token's patient claim into a key; the later ones reuse its principal.
+      expect(calls[1]).toBe(calls[0]! - 1);
+      expect(calls[2]).toBe(calls[1]);
+    } finally {
+      keyFor.mockRestore();
+    }
   });
 
   it('lets a clinician read a patient only through a consultation offered to their system', async () => {
