@@ -16,6 +16,7 @@
  */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const L = require('./lib');
 
@@ -451,7 +452,12 @@ const main = async () => {
         // (the COMMIT runs on that thread, so its fsync wait counts): the most this design can reach.
         const baselineUs = 1e6 / b.obsPerSec;
         const bound = baselineUs / (floor.mainUsPerReq + baselineUs);
-        r.pairs.push({ name: `HTTP c=${hc}`, subject: s, baseline: b, baselineNoAudit: bNoAudit, floor, bound, ratioAckedNoAudit: acked / bNoAudit.obsPerSec, ackedObsPerSec: acked, projectedObsPerSec: projected, ratioAcked: acked / b.obsPerSec, ratioProjected: projected / b.obsPerSec });
+        // And the other way round: this hub's CPU per upload (all its threads) plus the load generator's, spread
+        // perfectly over the machine's cores, gives the shortest time per upload any arrangement of the same work
+        // in threads could reach here; the baseline's time per row over that is the most such a hub could reach.
+        const cpuUsPerUpload = (1000 * (s.hubCpuMs + s.clientCpuMs)) / HTTP_N;
+        const coresBound = baselineUs / (cpuUsPerUpload / os.cpus().length);
+        r.pairs.push({ name: `HTTP c=${hc}`, subject: s, baseline: b, baselineNoAudit: bNoAudit, floor, bound, coresBound, ratioAckedNoAudit: acked / bNoAudit.obsPerSec, ackedObsPerSec: acked, projectedObsPerSec: projected, ratioAcked: acked / b.obsPerSec, ratioProjected: projected / b.obsPerSec });
         log(
           `[round ${round}] HTTP c=${hc}: ${L.fmtInt(acked)} obs/s acked, ${L.fmtInt(projected)} obs/s incl. projection; ` +
             `latency p50 ${L.fmt(s.latency.p50)} ms p99 ${L.fmt(s.latency.p99)} ms; avg batch ~${L.fmt(s.avgBatch, 1)} (${s.batches} batches)` +
@@ -466,6 +472,10 @@ const main = async () => {
         log(
           `[round ${round}]   HTTP floor (fastify, a route that only parses and answers) c=${hc}: ${L.fmtInt(floor.reqPerSec)} req/s, CPU ${L.fmt(floor.cpuUsPerReq, 0)} us/req (${L.fmt(floor.cores, 2)} cores), ` +
             `main thread ${L.fmt(floor.mainUsPerReq, 0)} us/req (${L.fmt(100 * floor.mainBusy, 0)} % busy); one thread paying that plus the baseline's ${L.fmt(baselineUs, 0)} us/obs reaches at most ratio ${L.fmt(bound, 3)}`,
+        );
+        log(
+          `[round ${round}]   CPU bound: hub + load generator ${L.fmt(cpuUsPerUpload, 0)} us of CPU per upload on ${os.cpus().length} cores; ` +
+            `the same work spread perfectly over them would reach at most ratio ${L.fmt(coresBound, 3)}`,
         );
       }
     }
@@ -509,6 +519,7 @@ const main = async () => {
         `HTTP c=${hc} floor, median: ${L.fmtInt(L.median(ps.map((p) => p.floor.reqPerSec)))} req/s, main thread ${L.fmt(L.median(ps.map((p) => p.floor.mainUsPerReq)), 0)} us/req; ` +
           `bound on the ratio for one thread (floor + baseline time per row) ${L.fmt(L.median(ps.map((p) => p.bound)), 3)}`,
       );
+      log(`HTTP c=${hc} CPU bound, median: the hub's and the load generator's CPU per upload spread perfectly over the cores reaches at most ratio ${L.fmt(L.median(ps.map((p) => p.coresBound)), 3)}`);
     }
   }
   log('aim: ingest >= 0.5x the raw baseline');
