@@ -8,6 +8,12 @@ export interface ProjectionTarget {
   checkpoint(): Promise<bigint>;
   apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void>;
   reset(): Promise<void>;
+  /**
+   * The only event types the model uses, when it says so: the projector then reads only those (the store skips
+   * the rest), and `apply` gets them with a checkpoint that may lie past the last of them, up to the head the
+   * read covered, even with no events at all.
+   */
+  readonly eventTypes?: ReadonlySet<string>;
 }
 
 /**
@@ -67,13 +73,19 @@ export class Projector {
    * instead of one transaction per commit that happens to land while the drain runs.
    */
   private async drain(keepGoing: () => boolean): Promise<boolean> {
+    const types = this.model.eventTypes;
     let checkpoint = await this.model.checkpoint();
     for (;;) {
-      const events = await this.store.readAll({ after: checkpoint, maxCount: this.batchSize });
-      if (events.length === 0) return true;
-      checkpoint = events[events.length - 1]!.globalPosition;
+      // Of some types only: a short page covers everything up to the head read before it (see EventStore.readAll).
+      const head = types === undefined ? undefined : await this.store.headPosition();
+      const events = await this.store.readAll({ after: checkpoint, maxCount: this.batchSize, ...(types === undefined ? {} : { types }) });
+      const full = events.length === this.batchSize;
+      const last = events.length > 0 ? events[events.length - 1]!.globalPosition : checkpoint;
+      const to = !full && head !== undefined && head > last ? head : last;
+      if (to <= checkpoint) return true;
+      checkpoint = to;
       await this.model.apply(events, checkpoint);
-      if (events.length < this.batchSize && !keepGoing()) return false;
+      if (!full && !keepGoing()) return false;
     }
   }
 }

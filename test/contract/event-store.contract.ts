@@ -308,6 +308,29 @@ export function eventStoreContract(
         expect(ours.map((e) => e.streamVersion)).toEqual([0n, 1n, 2n, 3n]);
       });
 
+      it('reads only the given types when asked: in global order, after exclusive, maxCount caps the page', async () => {
+        const start = await store.headPosition();
+        const [rareA, rareB, other] = [`RareA-${randomUUID()}`, `RareB-${randomUUID()}`, `Other-${randomUUID()}`];
+        const typed = (...types: string[]): NewEvent[] => types.map((type, i) => ({ id: randomUUID(), type, data: { i } }));
+        const [s1, s2] = [streamName(), streamName()];
+        await store.appendToStream(s1, typed(other, rareA, other, other));
+        await store.appendToStream(s2, typed(rareB, other));
+        await store.appendToStream(s1, typed(other, rareA));
+        const expected = (await readAllAfter(store, start)).filter((e) => e.type === rareA || e.type === rareB);
+        expect(expected.map((e) => e.type)).toEqual([rareA, rareB, rareA]);
+
+        const types = new Set([rareA, rareB]);
+        const all = await store.readAll({ after: start, maxCount: 10, types });
+        expect(all).toEqual(expected); // a short page: none of these types after the last one
+        const page = await store.readAll({ after: start, maxCount: 2, types });
+        expect(page).toEqual(expected.slice(0, 2));
+        expect(await store.readAll({ after: page[0]!.globalPosition, maxCount: 10, types })).toEqual(expected.slice(1));
+        expect(await store.readAll({ after: expected[2]!.globalPosition, maxCount: 10, types })).toEqual([]);
+        expect(await store.readAll({ after: start, maxCount: 10, types: new Set([rareB]) })).toEqual([expected[1]]);
+        expect(await store.readAll({ after: start, maxCount: 10, types: new Set() })).toEqual([]);
+        expect(await store.readAll({ after: start, maxCount: 0, types })).toEqual([]);
+      });
+
       it('returns the same events from readAll as from readStream', async () => {
         const start = await store.headPosition();
         const stream = streamName();

@@ -80,7 +80,7 @@ describe('SQLite event store: pragmas and schema', () => {
 
     const again = open(file);
     expect((await again.readStream('s-1')).currentVersion).toBe(1n);
-    expect(again.database.prepare('SELECT version FROM event_store_migrations').pluck().all()).toEqual([1]);
+    expect(again.database.prepare('SELECT version FROM event_store_migrations').pluck().all()).toEqual([1, 2]);
   });
 
   it('rejects ids already stored in another stream or in another order (ids are unique store-wide here)', async () => {
@@ -334,6 +334,40 @@ describe('SQLite event store: readAll behind the head (recent events)', () => {
         expect(page.map((e) => e.globalPosition)).toEqual(all.slice(i + 1, i + 3).map((e) => e.globalPosition));
       }
     }
+  });
+});
+
+describe('SQLite event store: readAll of some types', () => {
+  const typed = (...types: string[]): NewEvent[] => types.map((type, i) => ({ id: randomUUID(), type, data: { i } }));
+
+  it('gives the same events from its recent run, from the file, and across the end of the run', async () => {
+    const file = dbFile();
+    const a = open(file, { recentEvents: 64 });
+    const b = open(file);
+    await a.appendToStream('a-0', typed('X', 'Y', 'X')); // before anyone reads: not in a's run
+    await a.readAll({ after: 0n, maxCount: 1 }); // a reader: a keeps its next batches
+    await a.appendToStream('a-1', typed('Y', 'X', 'Y'));
+    await a.appendToStream('a-2', typed('X', 'Z'));
+    await b.appendToStream('b-1', typed('X', 'Y', 'X')); // another connection: only in the file
+    const everything = await readEverything(open(file, { recentEvents: 0 }));
+    const xs = everything.filter((e) => e.type === 'X' || e.type === 'Z');
+    expect(xs.map((e) => e.streamName)).toEqual(['a-0', 'a-0', 'a-1', 'a-2', 'a-2', 'b-1', 'b-1']);
+    const types = new Set(['X', 'Z']);
+    for (const reader of [a, b, open(file, { recentEvents: 0 })]) {
+      // From every position (before, inside and after a's run), in pages of 2 and whole.
+      for (const after of [0n, ...everything.map((e) => e.globalPosition)]) {
+        const expected = xs.filter((e) => e.globalPosition > after);
+        expect(await reader.readAll({ after, maxCount: 100, types })).toEqual(expected);
+        expect(await reader.readAll({ after, maxCount: 2, types })).toEqual(expected.slice(0, 2));
+      }
+    }
+  });
+
+  it('reads them through the index of types, not by walking every row after the position', async () => {
+    const store = open(dbFile());
+    const source = (store as unknown as { sql: { readAllOfTypes: { source: string } } }).sql.readAllOfTypes.source;
+    const plan = store.database.prepare(`EXPLAIN QUERY PLAN ${source}`).all('["X"]', 0, 10) as { detail: string }[];
+    expect(plan.map((p) => p.detail).join(' | ')).toMatch(/USING (COVERING )?INDEX events_by_type/);
   });
 });
 

@@ -150,3 +150,64 @@ describe('Projector in the background', () => {
     expect(applies.length).toBeLessThan(n / 6);
   });
 });
+
+describe('Projector of a model that names its event types', () => {
+  const typed = (type: string, i: number) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, type, data: { i } });
+  const model = () => {
+    const seen: RecordedEvent[] = [];
+    const checkpoints: bigint[] = [];
+    let checkpoint = 0n;
+    const target: ProjectionTarget = {
+      eventTypes: new Set(['Wanted']),
+      checkpoint: async () => checkpoint,
+      apply: async (events, at) => {
+        seen.push(...events);
+        checkpoints.push(at);
+        checkpoint = at;
+      },
+      reset: async () => {
+        checkpoint = 0n;
+      },
+    };
+    return { target, seen, checkpoints };
+  };
+
+  it('gets only those events, in pages, and its checkpoint moves to the head even past the last of them', async () => {
+    const store = new InMemoryEventStore();
+    for (let i = 0; i < 25; i++) await store.appendToStream(`s-${i}`, [typed(i % 10 === 3 ? 'Wanted' : 'Other', i)]);
+    const readAll = jest.spyOn(store, 'readAll');
+    const { target, seen, checkpoints } = model();
+    const projector = new Projector(store, target, undefined, 2, 'typed');
+    await projector.catchUp();
+    expect(seen.map((e) => e.data)).toEqual([{ i: 3 }, { i: 13 }, { i: 23 }]);
+    expect(readAll.mock.calls.every(([options]) => options.types?.has('Wanted') === true && options.types.size === 1)).toBe(true);
+    expect(await target.checkpoint()).toBe(25n); // the head, though the last wanted event is at 24
+    expect(checkpoints).toEqual([14n, 25n]); // a full page of two ends at its last event; the short one at the head
+
+    // Nothing of its types since: the checkpoint still follows the head, with nothing to apply.
+    for (let i = 25; i < 28; i++) await store.appendToStream(`s-${i}`, [typed('Other', i)]);
+    await projector.catchUp();
+    expect(seen).toHaveLength(3);
+    expect(await target.checkpoint()).toBe(28n);
+  });
+
+  it('waits for appends in the background instead of reading again and again', async () => {
+    const store = new InMemoryEventStore();
+    for (let i = 0; i < 5; i++) await store.appendToStream(`s-${i}`, [typed('Other', i)]);
+    const { target, seen } = model();
+    const projector = new Projector(store, target, undefined, 100, 'typed', 0);
+    const readAll = jest.spyOn(store, 'readAll');
+    projector.start();
+    try {
+      await projector.catchUp();
+      const reads = readAll.mock.calls.length;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(readAll.mock.calls.length).toBe(reads); // its checkpoint is at the head: it waits, it does not spin
+      await store.appendToStream('late', [typed('Wanted', 99)]);
+      await projector.catchUp();
+      expect(seen.map((e) => e.data)).toEqual([{ i: 99 }]);
+    } finally {
+      await projector.stop();
+    }
+  });
+});

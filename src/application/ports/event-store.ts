@@ -71,6 +71,8 @@ export type AggregateStreamResult<State> = Readonly<{
 /** How aggregateStream folds a stream: the state before any event, and one event applied to a state. */
 export type AggregateOptions<State> = Readonly<{ evolve: (state: State, event: RecordedEvent) => State; initialState: () => State }>;
 
+export type ReadAllOptions = Readonly<{ after: bigint; maxCount: number; types?: ReadonlySet<string> }>;
+
 export interface EventStore {
   appendToStream(
     streamName: string,
@@ -82,8 +84,15 @@ export interface EventStore {
 
   aggregateStream<State>(streamName: string, options: AggregateOptions<State>): Promise<AggregateStreamResult<State>>;
 
-  /** Events after `after` (exclusive) in global order, at most `maxCount`. The basis of every subscription. */
-  readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]>;
+  /**
+   * Events after `after` (exclusive) in global order, at most `maxCount`. The basis of every subscription.
+   *
+   * `types`: only events of these types, skipped over in the store instead of read into the caller (for a
+   * subscriber of a few rare types, e.g. the key book, which would otherwise read every document ever stored).
+   * A filtered page shorter than `maxCount` says there is no other event of those types up to the head as it was
+   * when the call began (`headPosition()` read before the call), so a subscriber may move its checkpoint there.
+   */
+  readAll(options: ReadAllOptions): Promise<readonly RecordedEvent[]>;
 
   /**
    * Resolves when an event with a global position above `after` may exist, or after `timeoutMs`.

@@ -1,4 +1,5 @@
 import {
+  SYSTEM_KEY_EVENT_TYPES,
   isSystemKeyEvent,
   systemKeysDecider,
   systemKeysStreamName,
@@ -136,6 +137,8 @@ const foldViews = (events: readonly SystemKeyEvent[]): PublicKeyView[] => {
  */
 export class KeyBookProjection implements ProjectionTarget {
   private position = 0n;
+  /** Kept in memory and rebuilt at every start: reading only these types keeps that start short on a large store. */
+  readonly eventTypes: ReadonlySet<string> = new Set(SYSTEM_KEY_EVENT_TYPES);
 
   constructor(
     private readonly book: KeyBook,

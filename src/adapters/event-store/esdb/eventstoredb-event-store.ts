@@ -18,6 +18,7 @@ import type {
   EventStore,
   ExpectedVersion,
   NewEvent,
+  ReadAllOptions,
   ReadStreamResult,
   RecordedEvent,
 } from '../../../application/ports/event-store';
@@ -144,7 +145,8 @@ export class EventStoreDbEventStore implements EventStore {
     return aggregateByReading(this, streamName, options);
   }
 
-  async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {
+  /** `types` are filtered here, page by page (a server-side filter would also skip them on the wire; not needed yet). */
+  async readAll(options: ReadAllOptions): Promise<readonly RecordedEvent[]> {
     const out: RecordedEvent[] = [];
     if (options.maxCount <= 0) return out;
     // System events are dropped client-side, so a page may yield fewer of ours than it read: keep paging.
@@ -160,7 +162,7 @@ export class EventStoreDbEventStore implements EventStore {
         from = raw.position;
         atOrBelow = toGlobalPosition(raw.position);
         const event = toRecordedEvent(raw);
-        if (event) out.push(event);
+        if (event && (options.types === undefined || options.types.has(event.type))) out.push(event);
         if (out.length >= options.maxCount) return out;
       }
       if (page.length < pageSize) return out;

@@ -5,6 +5,7 @@ import type {
   EventStore,
   ExpectedVersion,
   NewEvent,
+  ReadAllOptions,
   ReadStreamResult,
   RecordedEvent,
 } from '../../../application/ports/event-store';
@@ -81,10 +82,15 @@ export class InMemoryEventStore implements EventStore {
     return aggregateByReading(this, streamName, options);
   }
 
-  async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {
+  async readAll(options: ReadAllOptions): Promise<readonly RecordedEvent[]> {
     // Positions are 1..n, so the event after position p sits at index p.
     const from = Number(options.after < 0n ? 0n : options.after);
-    return this.all.slice(from, from + Math.max(0, options.maxCount));
+    const limit = Math.max(0, options.maxCount);
+    const types = options.types;
+    if (types === undefined) return this.all.slice(from, from + limit);
+    const page: RecordedEvent[] = [];
+    for (let i = from; i < this.all.length && page.length < limit; i++) if (types.has(this.all[i]!.type)) page.push(this.all[i]!);
+    return page;
   }
 
   async headPosition(): Promise<bigint> {

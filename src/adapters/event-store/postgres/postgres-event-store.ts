@@ -8,6 +8,7 @@ import {
   type EventStore,
   type ExpectedVersion,
   type NewEvent,
+  type ReadAllOptions,
   type ReadStreamResult,
   type RecordedEvent,
 } from '../../../application/ports/event-store';
@@ -346,13 +347,14 @@ export class PostgresEventStore implements EventStore {
     return aggregateByReading(this, streamName, options);
   }
 
-  async readAll(options: { after: bigint; maxCount: number }): Promise<readonly RecordedEvent[]> {
+  async readAll(options: ReadAllOptions): Promise<readonly RecordedEvent[]> {
+    const types = options.types === undefined ? null : [...options.types];
     const { rows } = await this.pool.query<EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM ${this.table('events')}
-        WHERE global_position > $1::bigint
+        WHERE global_position > $1::bigint${types === null ? '' : ' AND event_type = ANY($3::text[])'}
         ORDER BY global_position
         LIMIT $2`,
-      [options.after.toString(), options.maxCount],
+      types === null ? [options.after.toString(), Math.max(0, options.maxCount)] : [options.after.toString(), Math.max(0, options.maxCount), types],
     );
     return rows.map(toRecordedEvent);
   }

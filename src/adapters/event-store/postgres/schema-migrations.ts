@@ -31,4 +31,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 `.slice(1),
   },
+  {
+    name: '002_events_by_type',
+    sql: `
+-- readAll of a few types (subscribers of rare types, e.g. the key book at every start) reads this index instead
+-- of every row after its checkpoint.
+CREATE INDEX IF NOT EXISTS events_by_type ON events (event_type, global_position);
+`.slice(1),
+  },
 ];

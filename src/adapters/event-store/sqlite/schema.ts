@@ -28,6 +28,13 @@ export const EVENT_STORE_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'events by type: readAll of a few types skips the others in the index',
+    // For subscribers of rare types (the key book reads SystemKey* events at every start): without it, their
+    // catch-up reads every row of the file. Positions grow, so each type's entries are appended at its end.
+    sql: `CREATE INDEX IF NOT EXISTS events_by_type ON events (type, global_position);`,
+  },
 ];
 
 /**
