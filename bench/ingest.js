@@ -3,7 +3,8 @@
  * Ingest benchmark: how fast the hub stores observations, against raw better-sqlite3 inserts of the same rows.
  *
  *   node bench/ingest.js [--n 20000] [--concurrency 64] [--http-concurrency 32,64] [--http-n 10000] [--rounds 2]
- *                        [--only inproc,http] [--child-cpu-prof DIR] [--json FILE]
+ *                        [--only inproc,http] [--seed DIR] [--child-cpu-prof DIR] [--child-node-args="--flag ..."]
+ *                        [--json FILE]
  *
  * Each round runs, in this order, each subject followed by its own baseline (so the two see the same machine):
  *   baseline(64)
@@ -29,6 +30,12 @@ const ROUNDS = Number(args.rounds ?? 2);
 const ONLY = args.only ? new Set(String(args.only).split(',')) : null;
 const WARMUP = Number(args.warmup ?? 1000);
 const runs = (what) => ONLY === null || ONLY.has(what);
+// --seed DIR: every subject and baseline starts from a copy of DIR/telemed.sqlite instead of an empty file (e.g.
+// bench/.data/query-1000x1000, the query bench's 1,000,000 observations): ingest into a store that has been
+// running for a while. Without it, every run starts from an empty file. The seed is first brought to where a hub
+// that had been running would have it (see warmSeed), so no subject pays for a projection's first catch-up.
+let SEED = args.seed ? path.resolve(String(args.seed)) : null;
+const seedInto = (file) => fs.copyFileSync(path.join(SEED, 'telemed.sqlite'), file);
 
 const { loadConfig } = L.dist('bootstrap/config');
 const { buildContainer, TOKENS } = L.dist('bootstrap/container');
@@ -55,6 +62,7 @@ const makeInputs = (n, seed) => {
 const runInProcess = async (inputs, concurrency) => {
   const dir = L.tempDir('inproc');
   try {
+    if (SEED) seedInto(path.join(dir, 'telemed.sqlite'));
     const config = loadConfig({ RTS_DATA_DIR: dir, RTS_LOG_LEVEL: 'warn', RTS_PSEUDONYM_SECRET: L.SECRET_HEX });
     const c = buildContainer(config);
     const store = c.get(SqliteEventStore);
@@ -65,6 +73,9 @@ const runInProcess = async (inputs, concurrency) => {
       exclusive++;
       return runExclusive(fn);
     };
+    // What the file held before (a seeded store): left out of the counts below.
+    const seededRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+    const seededHead = store.database.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get();
     const breakdown = instrument(store);
     const projector = c.get(TOKENS.Projector);
     const telemed = c.get(TOKENS.TeleMed);
@@ -93,10 +104,10 @@ const runInProcess = async (inputs, concurrency) => {
     const cu = process.cpuUsage(cpu0);
     breakdown.stop();
     const stats = store.stats();
-    const registryRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+    const registryRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() - seededRows;
     // Cross-check of the HTTP run's batch estimate (distinct recorded_at) against the exact stats() here.
-    const batchesByRecordedAt = store.database.prepare('SELECT COUNT(DISTINCT recorded_at) FROM events').pluck().get();
-    const eventDataBytes = store.database.prepare(`SELECT AVG(LENGTH(data)) FROM events WHERE type = 'DocumentSubmitted'`).pluck().get();
+    const batchesByRecordedAt = store.database.prepare('SELECT COUNT(DISTINCT recorded_at) FROM events WHERE global_position > ?').pluck().get(seededHead);
+    const eventDataBytes = store.database.prepare(`SELECT AVG(LENGTH(data)) FROM events WHERE type = 'DocumentSubmitted' AND global_position > ?`).pluck().get(seededHead);
     await projector.stop();
     await store.close();
     if (registryRows !== observations.length) throw new Error(`in-process: ${registryRows} registry rows for ${observations.length} observations`);
@@ -174,6 +185,8 @@ const instrument = (store) => {
 const startChild = async (dir, cpuProfDir) => {
   const port = await L.freePort();
   const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  // Extra flags for the hub's node (e.g. GC settings to compare), space-separated.
+  if (args['child-node-args']) nodeArgs.push(...String(args['child-node-args']).split(/\s+/).filter(Boolean));
   const child = spawn(process.execPath, [...nodeArgs, path.join(L.DIST, 'bootstrap/main.js')], {
     env: { ...process.env, RTS_DATA_DIR: dir, RTS_HTTP_PORT: String(port), RTS_HTTP_HOST: '127.0.0.1', RTS_LOG_LEVEL: 'warn', RTS_PSEUDONYM_SECRET: L.SECRET_HEX, RTS_RATE_LIMIT_PER_SECOND: '100000', RTS_RATE_LIMIT_BURST: '1000000' },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -183,9 +196,60 @@ const startChild = async (dir, cpuProfDir) => {
   return { port, pid: child.pid, stop: async () => (child.kill('SIGTERM'), exited) };
 };
 
+const countRegistryRows = (file) => {
+  const db = new L.BetterSqlite3(file, { readonly: true });
+  try {
+    return db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+  } finally {
+    db.close();
+  }
+};
+
+/** Whether every projection the hub keeps in the file has its checkpoint at the head (false for a file no hub ran on). */
+const projectionsAtHead = (file) => {
+  const db = new L.BetterSqlite3(file, { readonly: true });
+  try {
+    const head = db.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get();
+    const tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all());
+    if (!tables.has('projection_checkpoints')) return false;
+    const at = new Map(db.prepare('SELECT name, position FROM projection_checkpoints').all().map((r) => [r.name, r.position]));
+    return ['registry', 'directory', 'consultations'].every((name) => at.get(name) === head);
+  } finally {
+    db.close();
+  }
+};
+
+/**
+ * A seed as a hub that has been running leaves it: a dataset written without the hub (the query bench's) has only
+ * the registry's checkpoint, and a hub started on it would spend its first ~30 s reading every event into the
+ * directory and consultation projections, during the measured uploads. So the hub runs once on a copy
+ * (`<seed>-hub`, kept for the next runs) until those checkpoints reach the head.
+ */
+const warmSeed = async (seed) => {
+  if (projectionsAtHead(path.join(seed, 'telemed.sqlite'))) return seed;
+  const warm = `${seed}-hub`;
+  const warmFile = path.join(warm, 'telemed.sqlite');
+  if (fs.existsSync(warmFile) && fs.statSync(warmFile).mtimeMs >= fs.statSync(path.join(seed, 'telemed.sqlite')).mtimeMs && projectionsAtHead(warmFile)) return warm;
+  log(`the seed's projections are behind its head: running the hub once on a copy (${path.relative(L.ROOT, warm)}) to catch them up ...`);
+  L.rmrf(warm);
+  fs.mkdirSync(warm, { recursive: true });
+  fs.copyFileSync(path.join(seed, 'telemed.sqlite'), warmFile);
+  const t0 = L.nowNs();
+  const child = await startChild(warm);
+  try {
+    while (!projectionsAtHead(warmFile)) await new Promise((resolve) => setTimeout(resolve, 1000));
+  } finally {
+    await child.stop();
+  }
+  log(`  caught up in ${L.fmt(L.msSince(t0) / 1000, 1)} s`);
+  return warm;
+};
+
 const runHttp = async (inputs, concurrency) => {
   const dir = L.tempDir(`http${concurrency}`);
   try {
+    if (SEED) seedInto(path.join(dir, 'telemed.sqlite'));
+    const seededRows = SEED ? countRegistryRows(path.join(dir, 'telemed.sqlite')) : 0;
     const child = await startChild(dir, args['child-cpu-prof'] ? path.resolve(String(args['child-cpu-prof'])) : undefined);
     const body = (o) => JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt });
     // Access control is on, as `npm start` runs it: each patient uploads with their own token (JWT verified per
@@ -226,7 +290,7 @@ const runHttp = async (inputs, concurrency) => {
     const all = db
       .prepare(`SELECT COUNT(*) AS events, COUNT(DISTINCT recorded_at) AS commits, COUNT(DISTINCT CASE WHEN type = 'DocumentSubmitted' THEN NULL ELSE recorded_at END) AS otherCommits FROM events WHERE global_position > ?`)
       .get(startPosition);
-    const registryRows = db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+    const registryRows = db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() - seededRows;
     db.close();
     if (events !== inputs.length || registryRows !== inputs.length + WARMUP) {
       throw new Error(`HTTP: ${events} events / ${registryRows} registry rows for ${inputs.length} (+${WARMUP} warm-up) requests`);
@@ -305,7 +369,8 @@ const runInserts = (label, n, rowAt, batch, { keyRows = true, keysBefore = [], a
   const dir = L.tempDir(label);
   const file = path.join(dir, `${label}.sqlite`);
   try {
-    L.createSchema(file);
+    if (SEED) seedInto(file);
+    else L.createSchema(file);
     const db = new L.BetterSqlite3(file);
     db.pragma('busy_timeout = 5000');
     db.pragma('journal_mode = WAL');
@@ -386,6 +451,8 @@ const main = async () => {
   const machine = L.machine();
   log(`ingest bench  n=${N} in-process concurrency=${C} http concurrency=${HTTP_C.join(',')} http n=${HTTP_N} rounds=${ROUNDS}`);
   log(`machine: ${JSON.stringify(machine)}`);
+  if (SEED) SEED = await warmSeed(SEED);
+  if (SEED) log(`every subject and baseline starts from a copy of ${path.relative(L.ROOT, SEED) || SEED}/telemed.sqlite (${L.fmtInt(countRegistryRows(path.join(SEED, 'telemed.sqlite')))} observations)`);
   log(`machine now: ${L.fmtPressure(L.pressure())}`);
   const inputs = makeInputs(Math.max(N, HTTP_N), 42);
   // The baseline inserts the rows the hub writes: the document sealed under the patient's key (issue 7). The
