@@ -74,8 +74,8 @@ const runInProcess = async (inputs, concurrency) => {
       return runExclusive(fn);
     };
     // What the file held before (a seeded store): left out of the counts below.
-    const seededRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
-    const seededHead = store.database.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get();
+    const seededRows = SEED ? store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() : 0;
+    const seededHead = SEED ? store.database.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get() : 0;
     const breakdown = instrument(store);
     const projector = c.get(TOKENS.Projector);
     const telemed = c.get(TOKENS.TeleMed);
