@@ -19,4 +19,6 @@ module.exports = {
     tier('e2e', 'e2e', { globalSetup: '<rootDir>/test/e2e/global-setup.js' }),
   ],
   testTimeout: 60000,
+  // The default summary, then the skipped tests by name (a suite that needs a server this machine lacks says why).
+  reporters: ['default', '<rootDir>/test/support/skipped-reporter.js'],
 };
