@@ -13,6 +13,7 @@ import { SqliteConsultations } from '../../src/adapters/registry/sqlite-consulta
 import { Projector } from '../../src/application/projector';
 import { createConsultationModule, type ConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
+import { CONSULTATION_EVENT_TYPES } from '../../src/domain/consultation/consultation';
 
 // fastify's inject needs `cookie`, which ships as ESM only: hand jest the module as Node loads it (as http-api.int.spec.ts).
 jest.mock('cookie', () => {
@@ -133,7 +134,15 @@ describe('consultations over HTTP and in SQLite', () => {
     expect((await sqlite.dueTimers(due, 10)).map((t) => t.kind)).toEqual(['offer']);
 
     const before = await sqlite.list({ systemId: 'xian', limit: 10 });
-    await module.projector.rebuild();
+    const readAll = jest.spyOn(store, 'readAll');
+    try {
+      await module.projector.rebuild();
+      // Only consultation events are read (the store skips the directory's), and the checkpoint still reaches the head.
+      expect(readAll.mock.calls.length).toBeGreaterThan(0);
+      expect(readAll.mock.calls.every(([o]) => o.types !== undefined && [...o.types].every((t) => (CONSULTATION_EVENT_TYPES as readonly string[]).includes(t)))).toBe(true);
+    } finally {
+      readAll.mockRestore();
+    }
     expect(await sqlite.list({ systemId: 'xian', limit: 10 })).toEqual(before);
     expect(await sqlite.checkpoint()).toBe(await store.headPosition());
 

@@ -1,7 +1,7 @@
 import type { ConsultationPage, ConsultationQuery, ConsultationReadModel, DueTimerRow } from '../../application/consultation/consultation-read-model';
 import { evolveConsultationView, evolveMonthlyCounts, type ConsultationView, type MonthCount, type MonthlyCounts } from '../../application/consultation/consultation-projection';
 import type { RecordedEvent } from '../../application/ports/event-store';
-import { isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { CONSULTATION_EVENT_TYPES, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 
 /**
  * The consultation projection in memory: for unit tests and stores without a SQL side (rebuilt from the events at
@@ -11,6 +11,8 @@ export class InMemoryConsultations implements ConsultationReadModel {
   private rows = new Map<string, ConsultationView>();
   private counts: MonthlyCounts = new Map();
   private position = 0n;
+  /** The projector reads only these: the documents and audit events that make up most of the log are skipped. */
+  readonly eventTypes: ReadonlySet<string> = new Set(CONSULTATION_EVENT_TYPES);
 
   async checkpoint(): Promise<bigint> {
     return this.position;

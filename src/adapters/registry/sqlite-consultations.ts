@@ -2,7 +2,7 @@ import type { Database } from 'better-sqlite3';
 import type { ConsultationPage, ConsultationQuery, ConsultationReadModel, DueTimerRow } from '../../application/consultation/consultation-read-model';
 import { evolveConsultationView, monthOf, type ConsultationView, type MonthCount } from '../../application/consultation/consultation-projection';
 import type { RecordedEvent } from '../../application/ports/event-store';
-import { isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { CONSULTATION_EVENT_TYPES, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import type { SqliteWriter } from './sqlite-registry';
 
 /**
@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, positi
 `;
 
 export class SqliteConsultations implements ConsultationReadModel {
+  /** The projector reads only these: the documents and audit events that make up most of the log are skipped. */
+  readonly eventTypes: ReadonlySet<string> = new Set(CONSULTATION_EVENT_TYPES);
   private readonly db: Database;
   private readonly statements;
   /** The projection's write statements, prepared once (they run inside the writer's transactions). */
