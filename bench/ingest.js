@@ -35,6 +35,8 @@ const runs = (what) => ONLY === null || ONLY.has(what);
 // running for a while. Without it, every run starts from an empty file. The seed is first brought to where a hub
 // that had been running would have it (see warmSeed), so no subject pays for a projection's first catch-up.
 let SEED = args.seed ? path.resolve(String(args.seed)) : null;
+/** What the seed holds (read once in main): left out of each run's counts. */
+let SEEDED = { rows: 0, head: 0 };
 const seedInto = (file) => fs.copyFileSync(path.join(SEED, 'telemed.sqlite'), file);
 
 const { loadConfig } = L.dist('bootstrap/config');
@@ -73,9 +75,6 @@ const runInProcess = async (inputs, concurrency) => {
       exclusive++;
       return runExclusive(fn);
     };
-    // What the file held before (a seeded store): left out of the counts below.
-    const seededRows = SEED ? store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() : 0;
-    const seededHead = SEED ? store.database.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get() : 0;
     const breakdown = instrument(store);
     const projector = c.get(TOKENS.Projector);
     const telemed = c.get(TOKENS.TeleMed);
@@ -104,10 +103,10 @@ const runInProcess = async (inputs, concurrency) => {
     const cu = process.cpuUsage(cpu0);
     breakdown.stop();
     const stats = store.stats();
-    const registryRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() - seededRows;
+    const registryRows = store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() - SEEDED.rows;
     // Cross-check of the HTTP run's batch estimate (distinct recorded_at) against the exact stats() here.
-    const batchesByRecordedAt = store.database.prepare('SELECT COUNT(DISTINCT recorded_at) FROM events WHERE global_position > ?').pluck().get(seededHead);
-    const eventDataBytes = store.database.prepare(`SELECT AVG(LENGTH(data)) FROM events WHERE type = 'DocumentSubmitted' AND global_position > ?`).pluck().get(seededHead);
+    const batchesByRecordedAt = store.database.prepare('SELECT COUNT(DISTINCT recorded_at) FROM events WHERE global_position > ?').pluck().get(SEEDED.head);
+    const eventDataBytes = store.database.prepare(`SELECT AVG(LENGTH(data)) FROM events WHERE type = 'DocumentSubmitted' AND global_position > ?`).pluck().get(SEEDED.head);
     await projector.stop();
     await store.close();
     if (registryRows !== observations.length) throw new Error(`in-process: ${registryRows} registry rows for ${observations.length} observations`);
@@ -196,10 +195,13 @@ const startChild = async (dir, cpuProfDir) => {
   return { port, pid: child.pid, stop: async () => (child.kill('SIGTERM'), exited) };
 };
 
-const countRegistryRows = (file) => {
+const seededOf = (file) => {
   const db = new L.BetterSqlite3(file, { readonly: true });
   try {
-    return db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get();
+    return {
+      rows: db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get(),
+      head: db.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get(),
+    };
   } finally {
     db.close();
   }
@@ -249,7 +251,6 @@ const runHttp = async (inputs, concurrency) => {
   const dir = L.tempDir(`http${concurrency}`);
   try {
     if (SEED) seedInto(path.join(dir, 'telemed.sqlite'));
-    const seededRows = SEED ? countRegistryRows(path.join(dir, 'telemed.sqlite')) : 0;
     const child = await startChild(dir, args['child-cpu-prof'] ? path.resolve(String(args['child-cpu-prof'])) : undefined);
     const body = (o) => JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt });
     // Access control is on, as `npm start` runs it: each patient uploads with their own token (JWT verified per
@@ -290,7 +291,7 @@ const runHttp = async (inputs, concurrency) => {
     const all = db
       .prepare(`SELECT COUNT(*) AS events, COUNT(DISTINCT recorded_at) AS commits, COUNT(DISTINCT CASE WHEN type = 'DocumentSubmitted' THEN NULL ELSE recorded_at END) AS otherCommits FROM events WHERE global_position > ?`)
       .get(startPosition);
-    const registryRows = db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() - seededRows;
+    const registryRows = db.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get() - SEEDED.rows;
     db.close();
     if (events !== inputs.length || registryRows !== inputs.length + WARMUP) {
       throw new Error(`HTTP: ${events} events / ${registryRows} registry rows for ${inputs.length} (+${WARMUP} warm-up) requests`);
@@ -451,8 +452,11 @@ const main = async () => {
   const machine = L.machine();
   log(`ingest bench  n=${N} in-process concurrency=${C} http concurrency=${HTTP_C.join(',')} http n=${HTTP_N} rounds=${ROUNDS}`);
   log(`machine: ${JSON.stringify(machine)}`);
-  if (SEED) SEED = await warmSeed(SEED);
-  if (SEED) log(`every subject and baseline starts from a copy of ${path.relative(L.ROOT, SEED) || SEED}/telemed.sqlite (${L.fmtInt(countRegistryRows(path.join(SEED, 'telemed.sqlite')))} observations)`);
+  if (SEED) {
+    SEED = await warmSeed(SEED);
+    SEEDED = seededOf(path.join(SEED, 'telemed.sqlite'));
+    log(`every subject and baseline starts from a copy of ${path.relative(L.ROOT, SEED) || SEED}/telemed.sqlite (${L.fmtInt(SEEDED.rows)} observations)`);
+  }
   log(`machine now: ${L.fmtPressure(L.pressure())}`);
   const inputs = makeInputs(Math.max(N, HTTP_N), 42);
   // The baseline inserts the rows the hub writes: the document sealed under the patient's key (issue 7). The
