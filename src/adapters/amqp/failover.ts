@@ -12,12 +12,13 @@
 //   rts_amqp_connected{role} (gauge 0/1), rts_amqp_failovers_total{role} (counter: reconnects after a loss),
 //   rts_amqp_failover_pause_seconds{role} (histogram: lost -> connected again).
 // - rebalanceOnAdded: when discovery reports a new broker, move there with probability 1/N (N = live brokers),
-//   so clients spread over the brokers without a restart; tests pass probability 1.
+//   so clients spread over the brokers without a restart; tests pass probability 1. A move that cannot happen
+//   now (the connection is down) or did not get there (the new broker refused) is tried again, a few times.
 import { randomUUID } from 'node:crypto';
 import type { MetricsRegistry } from '../metrics/registry';
 import type { AmqpConnection, AmqpEndpoint } from './connection';
 import { DurableSender, SendError, type DurableSenderOptions, type OutgoingMessage } from './durable-sender';
-import { endpointKey, type EndpointProvider } from './endpoint-set';
+import { endpointKey, sameEndpoint, type EndpointProvider } from './endpoint-set';
 
 /** pino-compatible: `logger.info({ ...fields }, 'message')`. Any method may be left out. */
 export interface FailoverLogger {
@@ -186,37 +187,93 @@ export interface RebalanceOptions {
   probability?: (liveCount: number) => number;
   /** Wait this long (ms, random up to) before moving, so clients do not all move on the same tick (default 1000). */
   maxDelayMs?: number;
+  /** A move that ended on another broker (the new one refused or was too slow) is tried again after this, ms (default 2000). */
+  retryDelayMs?: number;
+  /** Moves to one broker tried at most this many times (default 3). */
+  maxAttempts?: number;
   logger?: FailoverLogger;
   role?: string;
   random?: () => number;
 }
 
-/** Moves `connection` to brokers that join `provider` (see the header); returns the unsubscribe function. */
-export function rebalanceOnAdded(connection: AmqpConnection, provider: EndpointProvider, options: RebalanceOptions = {}): () => void {
+/** What rebalanceOnAdded needs of a connection (AmqpConnection has it). */
+export type RebalanceableConnection = Pick<AmqpConnection, 'moveTo' | 'endpoint' | 'isConnected' | 'on' | 'off'>;
+
+/**
+ * Moves `connection` to brokers that join `provider` (see the header); returns the unsubscribe function.
+ *
+ * The broker to move to is kept as a target until the connection is on it, the broker leaves the live set, or
+ * `maxAttempts` moves have not got there. A target that shows up while the connection is down (mid-failover, or
+ * moving to the previous target) waits for it to be connected; a move that ends on another broker is tried again
+ * after `retryDelayMs`. A later addition replaces the target.
+ */
+export function rebalanceOnAdded(connection: RebalanceableConnection, provider: EndpointProvider, options: RebalanceOptions = {}): () => void {
   const random = options.random ?? Math.random;
-  const timers = new Set<NodeJS.Timeout>();
+  const retryDelayMs = options.retryDelayMs ?? 2000;
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+  let target: { endpoint: AmqpEndpoint; attempts: number } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = (ms: number) => {
+    clearTimeout(timer);
+    timer = setTimeout(attempt, ms);
+  };
+  const attempt = () => {
+    timer = undefined;
+    if (!target) return;
+    const { endpoint } = target;
+    if (!provider.current().some((e) => sameEndpoint(e, endpoint))) {
+      target = undefined;
+      return;
+    }
+    // Down: the next 'connected' decides (it may even land there).
+    if (!connection.isConnected()) return;
+    if (sameEndpoint(connection.endpoint(), endpoint)) {
+      target = undefined;
+      return;
+    }
+    if (target.attempts >= maxAttempts) {
+      options.logger?.warn?.(
+        { event: 'amqp.rebalance.abandoned', role: options.role, to: endpointKey(endpoint), attempts: target.attempts },
+        'amqp gave up moving to a new broker',
+      );
+      target = undefined;
+      return;
+    }
+    const from = connection.endpoint();
+    if (connection.moveTo(endpoint)) {
+      target.attempts += 1;
+      options.logger?.info?.(
+        { event: 'amqp.rebalance', role: options.role, from: from ? endpointKey(from) : undefined, to: endpointKey(endpoint), attempt: target.attempts },
+        'amqp moving to a new broker',
+      );
+    }
+  };
+  const onConnected = (event: { endpoint: AmqpEndpoint }) => {
+    if (!target) return;
+    if (sameEndpoint(event.endpoint, target.endpoint)) {
+      clearTimeout(timer);
+      timer = undefined;
+      target = undefined;
+      return;
+    }
+    // Not there: after a failed move, wait before the next; a target that came while down, soon.
+    schedule(target.attempts > 0 ? retryDelayMs : Math.floor(random() * (options.maxDelayMs ?? 1000)));
+  };
+  connection.on('connected', onConnected);
   const unsubscribe = provider.subscribe((change) => {
     if (change.kind !== 'added') return;
     const live = provider.current().length;
     const p = options.probability ? options.probability(live) : 1 / Math.max(1, live);
     if (random() >= p) return;
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!provider.current().some((e) => endpointKey(e) === endpointKey(change.endpoint))) return;
-      const from = connection.endpoint();
-      if (connection.moveTo(change.endpoint)) {
-        options.logger?.info?.(
-          { event: 'amqp.rebalance', role: options.role, from: from ? endpointKey(from) : undefined, to: endpointKey(change.endpoint) },
-          'amqp moving to a new broker',
-        );
-      }
-    }, Math.floor(random() * (options.maxDelayMs ?? 1000)));
-    timers.add(timer);
+    target = { endpoint: { host: change.endpoint.host, port: change.endpoint.port }, attempts: 0 };
+    schedule(Math.floor(random() * (options.maxDelayMs ?? 1000)));
   });
   return () => {
     unsubscribe();
-    for (const timer of timers) clearTimeout(timer);
-    timers.clear();
+    connection.off('connected', onConnected);
+    clearTimeout(timer);
+    timer = undefined;
+    target = undefined;
   };
 }
 
