@@ -61,7 +61,8 @@ class Proc {
     const seen = this.lines.slice(since).find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolveLine, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms`)), timeoutMs);
+      // The child's recent broker lines go into the error: a CI log then says where it was instead.
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms; its last broker lines:\n${this.recentBrokerLines()}`)), timeoutMs);
       this.waiters.push({
         test,
         resolve: (l) => {
@@ -70,6 +71,13 @@ class Proc {
         },
       });
     });
+  }
+  recentBrokerLines(n = 20): string {
+    const broker = this.lines.filter((l) => typeof l.event === 'string' && (l.event.startsWith('amqp.') || l.event.startsWith('broker.')));
+    return broker
+      .slice(-n)
+      .map((l) => JSON.stringify({ time: l.time, event: l.event, kind: l.kind, endpoint: l.endpoint, from: l.from, to: l.to, error: l.error, reason: l.reason }))
+      .join('\n');
   }
   send(cmd: string): void {
     this.child.stdin!.write(`${cmd}\n`);
