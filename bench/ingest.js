@@ -385,6 +385,7 @@ const runInserts = (label, n, rowAt, batch, { keyRows = true, keysBefore = [], a
     const insertRegistry = db.prepare(L.INSERT_REGISTRY_SQL);
     const size = Math.max(1, Math.round(batch));
     let commits = 0;
+    let commitMs = 0;
     let keyCommits = 0;
     let keysStored = 0;
     const cpu0 = process.cpuUsage();
@@ -415,14 +416,16 @@ const runInserts = (label, n, rowAt, batch, { keyRows = true, keysBefore = [], a
         insertRegistry.run(registry);
         if (auditRows && a !== undefined) insertEvent.run(a.stream_name, a.stream_version, a.event_id, a.type, a.data, a.metadata, recordedAt);
       }
+      const tc = L.nowNs();
       db.exec('COMMIT');
+      commitMs += L.msSince(tc);
       commits++;
     }
     const ms = L.msSince(t0);
     const cu = process.cpuUsage(cpu0);
     db.close();
     keyDb.close();
-    return { n, batch: size, commits, keyCommits, keysStored, ms, obsPerSec: n / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
+    return { n, batch: size, commits, commitMs, keyCommits, keysStored, ms, obsPerSec: n / (ms / 1000), cpuMs: (cu.user + cu.system) / 1000 };
   } finally {
     L.rmrf(dir);
   }
@@ -505,6 +508,15 @@ const main = async () => {
       log(`[round ${round}]   where the ${L.fmt(s.projectedMs, 0)} ms went (synchronous sections, ms): ${Object.entries(s.breakdownMs).map(([k, v]) => `${k} ${L.fmt(v, 0)}`).join(', ')}`);
       log(`[round ${round}]   baseline batch=${b.batch}: ${L.fmtInt(b.obsPerSec)} obs/s (CPU ${L.fmt((1000 * b.cpuMs) / b.n, 0)} us/obs; ${b.keysStored} key rows in ${b.keyCommits} key-file commits) -> ratio acked ${L.fmt(acked / b.obsPerSec, 3)}, incl. projection ${L.fmt(projected / b.obsPerSec, 3)}`);
       log(`[round ${round}]   baseline batch=${bNoKeys.batch} without the key rows (as before 2026-11-30): ${L.fmtInt(bNoKeys.obsPerSec)} obs/s -> ratio acked ${L.fmt(acked / bNoKeys.obsPerSec, 3)}`);
+      // Both sides wait through one COMMIT (its fsync) per batch and do the rest on this thread in between; the
+      // ratio is (COMMIT + rest of the baseline) / (COMMIT + rest of the hub) per batch: the faster the disk
+      // commits, the more the hub's own work per upload weighs (bench/README, "The in-process ratio and the disk").
+      const hubCommitMs = s.breakdownMs['appendBatch.COMMIT'] / s.appendCommits;
+      const hubRestUs = (1000 * (s.ackMs - s.breakdownMs['appendBatch.COMMIT'])) / s.n;
+      log(
+        `[round ${round}]   per batch: COMMIT ${L.fmt(b.commitMs / b.commits, 2)} ms (baseline) / ${L.fmt(hubCommitMs, 2)} ms (hub); the rest per observation ` +
+          `${L.fmt((1000 * (b.ms - b.commitMs)) / b.n, 0)} us (baseline) / ${L.fmt(hubRestUs, 0)} us (hub)`,
+      );
       const d = runDirect(inputs.slice(0, N), s.avgBatch, creationTime);
       r.pairs[r.pairs.length - 1].direct = d;
       log(`[round ${round}]   reference, the same work without the hub (build, seal, insert) batch=${d.batch}: ${L.fmtInt(d.obsPerSec)} obs/s (CPU ${L.fmt((1000 * d.cpuMs) / d.n, 0)} us/obs) -> hub/direct ${L.fmt(acked / d.obsPerSec, 3)}, direct/raw ${L.fmt(d.obsPerSec / b.obsPerSec, 3)}`);
