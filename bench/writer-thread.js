@@ -22,27 +22,39 @@ const path = require('node:path');
 
 const PRAGMAS = ['busy_timeout = 5000', 'journal_mode = WAL', 'synchronous = FULL', 'foreign_keys = ON', 'temp_store = MEMORY'];
 
+/** One transaction: each observation's event row and registry row (the same on either thread). */
+const commitBatch = (db, statements, rows, recordedAt) => {
+  db.exec('BEGIN IMMEDIATE');
+  for (const { event: e, registry } of rows) {
+    statements.insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
+    statements.insertRegistry.run(registry);
+  }
+  db.exec('COMMIT');
+};
+
+/** The observations 0..n-1 as batches of `size` rows, each built by rowAt when its batch is reached. */
+function* batchesOf(n, size, rowAt) {
+  for (let start = 0; start < n; start += size) {
+    const rows = [];
+    for (let i = start; i < Math.min(n, start + size); i++) rows.push(rowAt(i));
+    yield rows;
+  }
+}
+
 if (!isMainThread) {
   // The writer: one connection, one transaction per posted batch, an answer after its COMMIT.
   const BetterSqlite3 = require('better-sqlite3');
   const db = new BetterSqlite3(workerData.file);
   for (const p of PRAGMAS) db.pragma(p);
-  const insertEvent = db.prepare(workerData.insertEventSql);
-  const insertRegistry = db.prepare(workerData.insertRegistrySql);
+  const statements = { insertEvent: db.prepare(workerData.insertEventSql), insertRegistry: db.prepare(workerData.insertRegistrySql) };
   parentPort.on('message', (message) => {
     if (message === 'close') {
       db.close();
       parentPort.close();
       return;
     }
-    const { rows, recordedAt } = message;
-    db.exec('BEGIN IMMEDIATE');
-    for (const { event: e, registry } of rows) {
-      insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
-      insertRegistry.run(registry);
-    }
-    db.exec('COMMIT');
-    parentPort.postMessage(rows.length);
+    commitBatch(db, statements, message.rows, message.recordedAt);
+    parentPort.postMessage(message.rows.length);
   });
   return;
 }
@@ -83,22 +95,10 @@ const runHere = async (label, n, rowAt) => {
   await ready;
   try {
     const db = openDb(file);
-    const insertEvent = db.prepare(L.INSERT_EVENT_SQL);
-    const insertRegistry = db.prepare(L.INSERT_REGISTRY_SQL);
+    const statements = { insertEvent: db.prepare(L.INSERT_EVENT_SQL), insertRegistry: db.prepare(L.INSERT_REGISTRY_SQL) };
     const cpu0 = process.cpuUsage();
     const t0 = L.nowNs();
-    for (let start = 0; start < n; start += BATCH) {
-      const end = Math.min(n, start + BATCH);
-      const rows = [];
-      for (let i = start; i < end; i++) rows.push(rowAt(i));
-      const recordedAt = new Date().toISOString();
-      db.exec('BEGIN IMMEDIATE');
-      for (const { event: e, registry } of rows) {
-        insertEvent.run(e.stream_name, e.stream_version, e.event_id, e.type, e.data, e.metadata, recordedAt);
-        insertRegistry.run(registry);
-      }
-      db.exec('COMMIT');
-    }
+    for (const rows of batchesOf(n, BATCH, rowAt)) commitBatch(db, statements, rows, new Date().toISOString());
     const ms = L.msSince(t0);
     const cu = process.cpuUsage(cpu0);
     db.close();
@@ -133,10 +133,7 @@ const runPipelined = async (n, rowAt) => {
       ]);
     const cpu0 = process.cpuUsage();
     const t0 = L.nowNs();
-    for (let start = 0; start < n; start += BATCH) {
-      const end = Math.min(n, start + BATCH);
-      const rows = [];
-      for (let i = start; i < end; i++) rows.push(rowAt(i));
+    for (const rows of batchesOf(n, BATCH, rowAt)) {
       if (inflight >= INFLIGHT) await waitFor(() => inflight < INFLIGHT);
       inflight++;
       worker.postMessage({ rows, recordedAt: new Date().toISOString() });
