@@ -1,3 +1,4 @@
+import { readCoveredPage } from './covered-page';
 import { DrainLoop } from './drain-loop';
 import type { EventStore, RecordedEvent } from './ports/event-store';
 
@@ -73,17 +74,11 @@ export class Projector {
    * instead of one transaction per commit that happens to land while the drain runs.
    */
   private async drain(keepGoing: () => boolean): Promise<boolean> {
-    const types = this.model.eventTypes;
     let checkpoint = await this.model.checkpoint();
     for (;;) {
-      // Of some types only: a short page covers everything up to the head read before it (see EventStore.readAll).
-      const head = types === undefined ? undefined : await this.store.headPosition();
-      const events = await this.store.readAll({ after: checkpoint, maxCount: this.batchSize, ...(types === undefined ? {} : { types }) });
-      const full = events.length === this.batchSize;
-      const last = events.length > 0 ? events[events.length - 1]!.globalPosition : checkpoint;
-      const to = !full && head !== undefined && head > last ? head : last;
-      if (to <= checkpoint) return true;
-      checkpoint = to;
+      const { events, full, through } = await readCoveredPage(this.store, checkpoint, this.batchSize, this.model.eventTypes);
+      if (through <= checkpoint) return true;
+      checkpoint = through;
       await this.model.apply(events, checkpoint);
       if (!full && !keepGoing()) return false;
     }

@@ -1,6 +1,7 @@
 import type { DirectoryReadModel, ExpertPage, ExpertQuery } from '../../application/directory/directory-read-model';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import {
+  DIRECTORY_EVENT_TYPES,
   evolveExpertView,
   evolveSystemRow,
   expertActiveAt,
@@ -17,6 +18,7 @@ import { isExpertEvent, type ExpertEvent } from '../../domain/directory/expert';
  * the events at start). `apply` builds the new maps aside and swaps them in, so a failure leaves the old state.
  */
 export class InMemoryDirectory implements DirectoryReadModel {
+  readonly eventTypes = DIRECTORY_EVENT_TYPES;
   private experts = new Map<string, ExpertView>();
   private systems = new Map<string, SystemRow>();
   private position = 0n;

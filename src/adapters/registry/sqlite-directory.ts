@@ -3,6 +3,7 @@ import type { DirectoryReadModel, ExpertPage, ExpertQuery } from '../../applicat
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { CheckpointStore } from '../../application/ports/downlink-outbox';
 import {
+  DIRECTORY_EVENT_TYPES,
   evolveExpertView,
   evolveSystemRow,
   searchKey,
@@ -120,6 +121,7 @@ const systemFromJson = (json: string): SystemRow => {
 const EXPERT_COLUMNS = 'e.expert_id, e.home_system_id, e.local_expert_id, e.profile, e.city_key, e.status, e.revision, e.registered_at, e.updated_at, e.retired_at, e.registered_position, e.retired_position';
 
 export class SqliteDirectory implements DirectoryReadModel, CheckpointStore {
+  readonly eventTypes = DIRECTORY_EVENT_TYPES;
   private readonly db: Database;
   private readonly statements;
   /** The projection's write statements, prepared once (they run inside the writer's transactions). */

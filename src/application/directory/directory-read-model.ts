@@ -28,6 +28,8 @@ export interface DirectoryReadModel {
   checkpoint(): Promise<bigint>;
   /** Apply events (all of them, in order; types it does not know are skipped) and set the checkpoint, atomically. */
   apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void>;
+  /** The types it uses (DIRECTORY_EVENT_TYPES): its projector reads only those (see ProjectionTarget.eventTypes). */
+  readonly eventTypes?: ReadonlySet<string>;
   /** Forget every row and the checkpoint, for a rebuild. */
   reset(): Promise<void>;
 

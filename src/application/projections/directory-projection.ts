@@ -1,6 +1,9 @@
 import { assertNever } from '../../domain/shared/decider';
-import type { ExpertEvent, ExpertProfile } from '../../domain/directory/expert';
-import type { ConnectedSystemEvent, SystemStatus } from '../../domain/directory/connected-system';
+import { EXPERT_EVENT_TYPES, type ExpertEvent, type ExpertProfile } from '../../domain/directory/expert';
+import { CONNECTED_SYSTEM_EVENT_TYPES, type ConnectedSystemEvent, type SystemStatus } from '../../domain/directory/connected-system';
+
+/** The event types the directory read model uses (experts and connected systems); the rest only move its checkpoint. */
+export const DIRECTORY_EVENT_TYPES: ReadonlySet<string> = new Set<string>([...EXPERT_EVENT_TYPES, ...CONNECTED_SYSTEM_EVENT_TYPES]);
 
 /**
  * The directory's query side, as pure evolve functions: one row per expert, one row per connected system.
