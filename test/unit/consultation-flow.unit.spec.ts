@@ -129,6 +129,32 @@ describe('ConsultationService over the in-memory store', () => {
     expect(await module.service.consultationsPerMonth()).toEqual([{ month: '2024-05', requested: 2 }]);
   });
 
+  it('the downlink publisher reads only consultation events, and over other contexts moves to the head', async () => {
+    const { store, module } = await setup();
+    await module.service.request(requestInput);
+    for (let i = 0; i < 30; i++) await store.appendToStream(`document-${i}`, [{ id: uuidV5(`other/${i}`), type: 'DocumentSubmitted', data: { i } }]);
+    const head = await store.headPosition();
+    const sent: Array<{ queue: string; type: string }> = [];
+    const publisher = module.downlinkPublisher({ send: async (queue, envelope) => void sent.push({ queue, type: envelope.type }) });
+    const readAll = jest.spyOn(store, 'readAll');
+    await publisher.catchUp();
+    expect(sent).toEqual([{ queue: 'rts.downlink.chengdu', type: 'consultation.offered' }]);
+    expect(readAll.mock.calls.length).toBeGreaterThan(0);
+    for (const [options] of readAll.mock.calls) {
+      expect(options.types?.has('ConsultationOffered')).toBe(true);
+      expect(options.types?.has('DocumentSubmitted') || options.types?.has('ExpertRegistered')).toBe(false);
+    }
+    // Its checkpoint is the head, though the last consultation event is far behind it: a new run reads one page.
+    readAll.mockClear();
+    await publisher.catchUp();
+    expect(readAll.mock.calls.length).toBeLessThanOrEqual(1);
+    expect(sent).toHaveLength(1);
+    await module.service.accept(ID, { expertId: 'chengdu:li', bySystemId: 'chengdu' });
+    await publisher.catchUp();
+    expect(sent.map((m) => m.type)).toEqual(['consultation.offered', 'consultation.accepted']);
+    expect(await store.headPosition()).toBeGreaterThan(head);
+  });
+
   it('refuses unknown or retired candidates and an unknown applicant system', async () => {
     const { module } = await setup();
     await expect(module.service.request({ ...requestInput, candidates: ['chengdu:nobody'] })).rejects.toMatchObject({ code: 'unknown_candidate', details: [{ path: 'candidates.0' }] });

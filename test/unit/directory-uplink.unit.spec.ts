@@ -130,6 +130,35 @@ describe('directory uplink and downlink (in memory)', () => {
     expect(t.outbox.sends).toBeGreaterThan(t.outbox.received('rts.downlink.beijing').length + t.outbox.received('rts.downlink.shanghai').length + joiner.length); // resends happened
   });
 
+  it('the directory projector and the publisher read only their events: over other contexts they move to the head and wait', async () => {
+    const t = setup();
+    for (const id of ['beijing', 'chengdu']) await t.service.registerSystem({ systemId: id, name: id, area: id });
+    await join(t.handler, 'beijing', 3, 3, 'Beijing');
+    await join(t.handler, 'chengdu', 2, 2, 'Chengdu');
+    // Uploads and the like: events of other contexts after the directory's.
+    for (let i = 0; i < 50; i++) await t.store.appendToStream(`document-${i}`, [{ id: uuidV5(`other/${i}`), type: 'DocumentSubmitted', data: { i } }]);
+    const head = await t.store.headPosition();
+    const readAll = jest.spyOn(t.store, 'readAll');
+    const publisher = new DownlinkPublisher({ store: t.store, directory: t.directory, projector: t.projector, outbox: t.outbox, checkpoints: t.checkpoints, batchSize: 2 });
+    await publisher.catchUp();
+    expect(readAll.mock.calls.length).toBeGreaterThan(0);
+    for (const [options] of readAll.mock.calls) {
+      expect(options.types).toBeDefined();
+      expect(options.types!.has('DocumentSubmitted')).toBe(false);
+      expect(options.types!.has('ExpertRegistered')).toBe(true);
+    }
+    expect(await t.directory.checkpoint()).toBe(head);
+    expect(await t.checkpoints.get('downlink')).toBe(head);
+    expect(expertIdsOf(t.outbox.received('rts.downlink.chengdu'))).toEqual(expect.arrayContaining(['beijing:e-0', 'beijing:e-1', 'beijing:e-2']));
+    expect(expertIdsOf(t.outbox.received('rts.downlink.beijing')).sort()).toEqual(['chengdu:e-0', 'chengdu:e-1']);
+    // At the head nothing is read again for lack of a wanted event: a second run reads one page and sends nothing.
+    const sends = t.outbox.sends;
+    readAll.mockClear();
+    await publisher.catchUp();
+    expect(readAll.mock.calls.length).toBeLessThanOrEqual(1);
+    expect(t.outbox.sends).toBe(sends);
+  });
+
   it('after the join, changes and retirements go to the other joined systems; repeats change nothing', async () => {
     const t = setup();
     for (const id of ['beijing', 'chengdu']) await t.service.registerSystem({ systemId: id, name: id, area: id });

@@ -1,5 +1,6 @@
+import { readCoveredPage } from '../covered-page';
 import { DrainLoop } from '../drain-loop';
-import { homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
 import type { CheckpointStore } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
@@ -7,6 +8,9 @@ import type { ProjectorLogger } from '../projector';
 import type { ConsultationDownlinkEnvelope, ConsultationDownlinkPayloads, ConsultationDownlinkType } from './consultation-messages';
 import type { ConsultationView } from './consultation-projection';
 import type { ConsultationReadModel } from './consultation-read-model';
+
+/** The events the consultation downlink reads (the store skips the rest). */
+const CONSULTATION_TYPES: ReadonlySet<string> = new Set<string>(CONSULTATION_EVENT_TYPES);
 
 /**
  * PURE: which downlink messages one recorded consultation event causes, and to which system's queue.
@@ -168,21 +172,22 @@ export class ConsultationDownlinkPublisher {
   private async drain(): Promise<boolean> {
     let checkpoint = await this.deps.checkpoints.get(this.name);
     for (;;) {
-      const events = await this.deps.store.readAll({ after: checkpoint, maxCount: this.deps.batchSize ?? 200 });
-      if (events.length === 0) return true;
-      const last = events[events.length - 1]!.globalPosition;
-      if ((await this.deps.consultations.checkpoint()) < last) await this.deps.projector.catchUp();
+      // Only consultation events; a short page lets the checkpoint move up to the head (see readCoveredPage).
+      const { events, through } = await readCoveredPage(this.deps.store, checkpoint, this.deps.batchSize ?? 200, CONSULTATION_TYPES);
+      if (through <= checkpoint) return true;
+      const last = events.length > 0 ? events[events.length - 1]!.globalPosition : checkpoint;
+      if (events.length > 0 && (await this.deps.consultations.checkpoint()) < last) await this.deps.projector.catchUp();
       for (const event of events) {
-        checkpoint = event.globalPosition;
         if (!isConsultationEvent(event)) continue;
         const consultation = await this.deps.consultations.get(String(event.data.consultationId));
         if (!consultation) continue;
         for (const m of planConsultationDownlink(event, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
-        await this.deps.checkpoints.set(this.name, checkpoint);
+        await this.deps.checkpoints.set(this.name, event.globalPosition);
         // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are released
         // too (reported as served), as before: during a stop nothing should keep the publisher sending.
         if (this.stopRequested) return true;
       }
+      checkpoint = through;
       await this.deps.checkpoints.set(this.name, checkpoint);
     }
   }

@@ -1,5 +1,5 @@
 import { isConnectedSystemEvent, type ConnectedSystemEvent } from '../../domain/directory/connected-system';
-import { isExpertEvent, type ExpertEvent } from '../../domain/directory/expert';
+import { EXPERT_EVENT_TYPES, isExpertEvent, type ExpertEvent } from '../../domain/directory/expert';
 import type { RecordedEvent } from '../ports/event-store';
 import type { ExpertView } from '../projections/directory-projection';
 import {
@@ -44,6 +44,9 @@ export type DownlinkContext = Readonly<{
 export type DownlinkMessage = Readonly<{ queue: string; envelope: DownlinkEnvelope }>;
 
 export type PlanOptions = Readonly<{ snapshotBatchSize?: number }>;
+
+/** The event types planDownlink sends messages for; its publisher reads only these. */
+export const DOWNLINK_EVENT_TYPES: ReadonlySet<string> = new Set<string>([...EXPERT_EVENT_TYPES, 'SystemJoined']);
 
 export const needsDirectory = (event: Pick<RecordedEvent, 'type'>): boolean => event.type === 'SystemJoined';
 

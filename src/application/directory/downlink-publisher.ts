@@ -1,10 +1,11 @@
+import { readCoveredPage } from '../covered-page';
 import { DrainLoop } from '../drain-loop';
 import type { CheckpointStore, DownlinkOutbox } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
 import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
 import type { DirectoryLogger } from './directory-projector';
 import type { DirectoryReadModel } from './directory-read-model';
-import { needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
+import { DOWNLINK_EVENT_TYPES, needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
 
 /**
  * The downlink publisher: a checkpointed subscription to the event store that sends what `planDownlink` plans
@@ -79,23 +80,26 @@ export class DownlinkPublisher {
   private async drain(): Promise<boolean> {
     let checkpoint = await this.deps.checkpoints.get(this.name);
     for (;;) {
-      const events = await this.deps.store.readAll({ after: checkpoint, maxCount: this.deps.batchSize ?? 200 });
-      if (events.length === 0) return true;
-      const last = events[events.length - 1]!.globalPosition;
-      if ((await this.deps.directory.checkpoint()) < last) await this.deps.projector.catchUp();
-      const systems = await this.deps.directory.listSystemRows();
-      for (const event of events) {
-        const messages = await this.plan(event, systems);
-        if (messages.length > 0) {
-          await this.sendAll(messages);
-          await this.deps.checkpoints.set(this.name, event.globalPosition);
+      // Only the events it plans for: on a store of uploads the rest is nearly everything (see readCoveredPage).
+      const { events, through } = await readCoveredPage(this.deps.store, checkpoint, this.deps.batchSize ?? 200, DOWNLINK_EVENT_TYPES);
+      if (through <= checkpoint) return true;
+      if (events.length > 0) {
+        const last = events[events.length - 1]!.globalPosition;
+        if ((await this.deps.directory.checkpoint()) < last) await this.deps.projector.catchUp();
+        const systems = await this.deps.directory.listSystemRows();
+        for (const event of events) {
+          const messages = await this.plan(event, systems);
+          if (messages.length > 0) {
+            await this.sendAll(messages);
+            await this.deps.checkpoints.set(this.name, event.globalPosition);
+          }
+          // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are
+          // released too (reported as served), as before: during a stop nothing should keep the publisher sending.
+          if (this.stopRequested) return true;
         }
-        checkpoint = event.globalPosition;
-        // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are released
-        // too (reported as served), as before: during a stop nothing should keep the publisher sending.
-        if (this.stopRequested) return true;
       }
-      // Events without messages (other contexts) move the checkpoint once per batch.
+      // Events without messages, and the other events the page covered, move the checkpoint once per page.
+      checkpoint = through;
       await this.deps.checkpoints.set(this.name, checkpoint);
     }
   }
