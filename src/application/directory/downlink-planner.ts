@@ -46,7 +46,7 @@ export type DownlinkMessage = Readonly<{ queue: string; envelope: DownlinkEnvelo
 export type PlanOptions = Readonly<{ snapshotBatchSize?: number }>;
 
 /** The event types planDownlink sends messages for; its publisher reads only these. */
-export const DOWNLINK_EVENT_TYPES: ReadonlySet<string> = new Set<string>([...EXPERT_EVENT_TYPES, 'SystemJoined']);
+export const DOWNLINK_EVENT_TYPES: ReadonlySet<string> = new Set<string>([...EXPERT_EVENT_TYPES, 'SystemJoined' satisfies ConnectedSystemEvent['type']]);
 
 export const needsDirectory = (event: Pick<RecordedEvent, 'type'>): boolean => event.type === 'SystemJoined';
 
