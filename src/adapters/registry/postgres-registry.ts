@@ -4,7 +4,7 @@ import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
-import { MIGRATION_LOCK_CLASS } from '../event-store/postgres/migrate';
+import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
 import { createPool, inTransaction, quoteIdent, vacuumTable } from '../event-store/postgres/sql';
 
 /**
@@ -81,7 +81,11 @@ export class PostgresRegistry implements RegistryReadModel {
   /** Creates the tables if missing (idempotent; safe when several processes open together). */
   static async open(db: PgTransactor): Promise<PostgresRegistry> {
     await db.withTransaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [MIGRATION_LOCK_CLASS, db.schema]);
+      // Polled, not waited for in a statement: the store's migrations may be building an index concurrently (migrate.ts).
+      await pollForLock(
+        async () => (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)) AS ok', [MIGRATION_LOCK_CLASS, db.schema])).rows[0]!.ok,
+        `the registry tables of schema ${db.schema}`,
+      );
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(db.schema)}`);
       await client.query(`SET LOCAL search_path TO ${quoteIdent(db.schema)}`);
       await client.query(REGISTRY_SCHEMA_SQL);

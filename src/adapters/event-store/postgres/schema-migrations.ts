@@ -4,6 +4,7 @@
  *
  * Rules: never edit an applied migration (its checksum is recorded; migrate() refuses a changed one), add the
  * next one at the end instead. Each runs with search_path set to the store's schema, so names are unqualified.
+ * A first line `-- rts:no-transaction` runs it alone, outside a transaction, as one statement (migrate.ts).
  */
 export const SCHEMA_MIGRATIONS: ReadonlyArray<Readonly<{ name: string; sql: string }>> = [
   {
@@ -34,9 +35,11 @@ CREATE TABLE IF NOT EXISTS events (
   {
     name: '002_events_by_type',
     sql: `
+-- rts:no-transaction
 -- readAll of a few types (subscribers of rare types, e.g. the key book at every start) reads this index instead
--- of every row after its checkpoint.
-CREATE INDEX IF NOT EXISTS events_by_type ON events (event_type, global_position);
+-- of every row after its checkpoint. Built CONCURRENTLY, outside a transaction (see migrate.ts): a plain CREATE
+-- INDEX on a large events table would block every append until it is done.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS events_by_type ON events (event_type, global_position);
 `.slice(1),
   },
 ];
