@@ -44,7 +44,12 @@ describe('the review page (HomeClient on the web)', () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    [hub, browser] = await Promise.all([startHub({ dataDir: data.dir }), launchChromium()]);
+    // Both are started at once, and each is kept as soon as it is up, so afterAll stops the one that started
+    // when the other did not (Promise.all would drop it: a hub left running kept jest from exiting).
+    const [started, launched] = await Promise.allSettled([startHub({ dataDir: data.dir }), launchChromium()]);
+    if (started.status === 'fulfilled') hub = started.value;
+    if (launched.status === 'fulfilled') browser = launched.value;
+    for (const r of [started, launched]) if (r.status === 'rejected') throw r.reason;
   });
 
   afterAll(async () => {

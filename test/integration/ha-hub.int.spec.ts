@@ -8,7 +8,7 @@
 // every other system's expert (deduped by envelope id). Needs root and ip netns; skipped with one line otherwise.
 //
 // RTS_HA_HUB_ROUNDS=n repeats the kill rounds (soak: scripts/cluster/soak.sh with RTS_HA_SOAK_MODE=hub).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +17,7 @@ import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-e
 import { expertStreamName } from '../../src/domain/directory/expert';
 import { startCluster, groupOf, nodeOfPort, type TestCluster } from '../support/cluster';
 import { netnsSupport } from '../support/netns';
+import { spawnChild } from '../support/children';
 
 const repoRoot = resolve(__dirname, '..', '..');
 const support = netnsSupport();
@@ -94,7 +95,7 @@ class Proc {
 }
 
 const inNs = (netns: string, args: string[], env: Record<string, string> = {}) =>
-  spawn('ip', ['netns', 'exec', netns, process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), ...args], {
+  spawnChild('ip', ['netns', 'exec', netns, process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

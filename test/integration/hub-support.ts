@@ -1,6 +1,6 @@
 // Shared by the hub-*.int.spec.ts suites: a hub in-process or as a child process against a test broker, uplink
 // envelopes built with serializeUplink, downlink collectors that dedupe by envelope id, and small HTTP helpers.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -13,6 +13,7 @@ import { parseDownlink, serializeUplink, type DownlinkEnvelope, type ExpertProfi
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import type { TestBroker } from '../support/activemq';
+import { spawnChild } from '../support/children';
 
 export const UPLINK = 'rts.uplink';
 export const DLQ = 'rts.dlq';
@@ -72,7 +73,7 @@ export type ChildHub = Readonly<{ url: string; child: ChildProcess; output(): st
 export const startChildHub = async (broker: TestBroker, dataDir: string, port?: number, env: Record<string, string> = {}): Promise<ChildHub> => {
   const root = resolve(__dirname, '..', '..');
   const httpPort = port ?? (await freePort());
-  const child = spawn(process.execPath, ['-r', join(root, 'test', 'support', 'ts-register.js'), join(root, 'src', 'bootstrap', 'main.ts')], {
+  const child = spawnChild(process.execPath, ['-r', join(root, 'test', 'support', 'ts-register.js'), join(root, 'src', 'bootstrap', 'main.ts')], {
     cwd: root,
     env: { ...process.env, ...hubEnv(broker, dataDir, { RTS_LOG_LEVEL: 'warn', ...env }), RTS_HTTP_PORT: String(httpPort) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,12 +2,13 @@
 // joins as a city system over HTTP + AMQP with message security on, registers an expert, and asks an expert of
 // another system for a consultation; that system is played by the TypeScript SDK, which accepts and reports. The
 // Python client receives the report (decrypted, the hub's signature verified) and acknowledges it.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { getJson, profile, startInProcessHub, tempDir, until } from './hub-support';
+import { spawnChild } from '../support/children';
 
 jest.setTimeout(180_000);
 
@@ -55,14 +56,14 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     });
     await until('ts-experts joined', async () => (await getJson(hub.url, '/systems/ts-experts')).body.status === 'joined');
 
-    const child = spawn(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', broker.url, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
+    const child = spawnChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', broker.url, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
       cwd: CLIENT_DIR,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     if (code !== 0) throw new Error(`city_system.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
 

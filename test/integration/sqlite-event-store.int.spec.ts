@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import {
   type NewEvent,
   type RecordedEvent,
 } from '../../src/application/ports/event-store';
+import { spawnChild } from '../support/children';
 
 /**
  * SQLite-specific behaviour the contract suite cannot see: pragmas, group commit, the shared-file API for the
@@ -374,16 +374,16 @@ describe('SQLite event store: readAll of some types', () => {
 describe('SQLite event store: durability', () => {
   it('keeps every acknowledged append, exactly once, when the writing process is SIGKILLed', async () => {
     const file = dbFile();
-    const child = spawn(process.execPath, ['-r', './test/support/ts-register.js', 'test/support/sqlite-append-child.ts', file], {
+    const child = spawnChild(process.execPath, ['-r', './test/support/ts-register.js', 'test/support/sqlite-append-child.ts', file], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const acked: { id: string; position: bigint; stream: string; version: bigint }[] = [];
     let stderr = '';
     let buffered = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    child.stdout.on('data', (chunk: Buffer) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const lines = buffered.split('\n');
       buffered = lines.pop() ?? ''; // a line cut by the kill is not an acknowledgement

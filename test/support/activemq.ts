@@ -8,12 +8,13 @@
 //
 // The broker config is the one scripts/activemq/broker.sh generates (AMQP on 127.0.0.1 only, KahaDB, no web
 // console, no JMX, no multicast); the JVM is `exec`ed by `broker.sh run`, so the child pid is the JVM's.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { create_container, type EventContext } from 'rhea';
+import { spawnChild } from './children';
 
 const repoRoot = resolve(__dirname, '..', '..');
 const scripts = join(repoRoot, 'scripts', 'activemq');
@@ -60,20 +61,8 @@ export function provisionActiveMq(): Promise<string> {
   return provisioned;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Never leave JVMs behind when the test process exits without stopping them.
-  process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
-
 export async function startBroker(options: StartBrokerOptions = {}): Promise<TestBroker> {
   const home = await provisionActiveMq();
-  installExitHook();
   const createdDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rts-activemq-'));
   const attempts = options.port === undefined ? 3 : 1;
@@ -96,7 +85,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
   if (await portOpen(host, o.port, 200)) throw new Error(`port ${o.port} is already in use`);
   const logFile = join(o.dataDir, `broker-${Date.now()}.out`);
   const out = openSync(logFile, 'a');
-  const child = spawn(join(scripts, 'broker.sh'), ['run'], {
+  const child = spawnChild(join(scripts, 'broker.sh'), ['run'], {
     cwd: repoRoot,
     env: {
       ...process.env,
@@ -109,10 +98,8 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
     stdio: ['ignore', out, out],
   });
   closeSync(out);
-  live.add(child);
   const exited = new Promise<number | null>((resolveExit) => {
     child.once('exit', (code, signal) => {
-      live.delete(child);
       resolveExit(code ?? (signal ? -1 : null));
     });
   });

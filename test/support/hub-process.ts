@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { spawnChild } from './children';
 
 /** The built hub (dist/), started as `npm start` starts it, on a free port with its own data directory. */
 export type HubProcess = Readonly<{
@@ -37,7 +38,7 @@ const MAIN = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js');
 
 export const startHub = async (options: { dataDir: string; port?: number; env?: Record<string, string> }): Promise<HubProcess> => {
   const port = options.port ?? (await freePort());
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawnChild(process.execPath, [MAIN], {
     env: { ...process.env, RTS_HTTP_PORT: String(port), RTS_DATA_DIR: options.dataDir, RTS_LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

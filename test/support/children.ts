@@ -1,0 +1,22 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+/**
+ * Start a process for a test (a hub, a broker, a client) that dies with the test process and never keeps it from
+ * exiting.
+ *
+ * On this machine jest runs the suites in its own process (two cores: one worker, so in band). A hub that a failed
+ * setup left running (started alongside a browser that did not launch) held jest open after the last test: CI
+ * would have waited for its time limit instead of failing at once. A `process.on('exit')` hook cannot help inside
+ * a test: jest hands each test file a copy of `process` whose events are its own, so the hook never runs.
+ *
+ * So the kernel does it: the command runs under `setpriv --pdeathsig KILL` (util-linux), which asks for SIGKILL
+ * when its parent exits, and keeps it across the exec of the command (and of `ip netns exec`'s command, which
+ * execs too: the pid stays the same). And the child and its pipes are unref'd: every test awaits what it needs
+ * of them itself.
+ */
+export const spawnChild = (command: string, args: readonly string[], options: SpawnOptions): ChildProcess => {
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], options);
+  child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as { unref?: () => void } | null)?.unref?.();
+  return child;
+};
