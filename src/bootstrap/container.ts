@@ -24,6 +24,7 @@ import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
 import { inlineRegistryProjection, SqliteRegistry } from '../adapters/registry/sqlite-registry';
 import { PostgresKeyStore } from '../adapters/crypto/key-stores';
+import { DATA_FILES } from '../adapters/system/data-dir';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
 import type { Config } from './config';
@@ -138,7 +139,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   c.bind<PatientKeyStore>(TOKENS.PatientKeyStore).toDynamicValue(() => {
     if (opened?.keys) return opened.keys;
     mkdirSync(config.RTS_DATA_DIR, { recursive: true, mode: 0o700 });
-    return new SqliteKeyStore(join(config.RTS_DATA_DIR, 'patient-keys.sqlite'));
+    return new SqliteKeyStore(join(config.RTS_DATA_DIR, DATA_FILES.patientKeys));
   });
   c.bind<PatientDataProtection>(TOKENS.PatientDataProtection).toDynamicValue(
     (ctx) => new PatientCipher({ keys: ctx.container.get<PatientKeyStore>(TOKENS.PatientKeyStore), maxCached: config.RTS_PATIENT_KEY_CACHE_SIZE }),
@@ -152,7 +153,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
       mkdirSync(config.RTS_DATA_DIR, { recursive: true, mode: 0o700 });
-      return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, 'telemed.sqlite') });
+      return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, DATA_FILES.events) });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DATA_FILES } from '../adapters/system/data-dir';
 
 /**
  * The pseudonym secret: from configuration when given, else generated once and kept beside the data (0600).
@@ -8,7 +9,7 @@ import { join } from 'node:path';
  */
 export const pseudonymSecret = (configured: string | undefined, dataDir: string): Buffer => {
   if (configured) return Buffer.from(configured, 'hex');
-  const file = join(dataDir, 'pseudonym.secret');
+  const file = join(dataDir, DATA_FILES.pseudonymSecret);
   if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);

@@ -15,13 +15,14 @@ import { homeSystemOf } from '../domain/consultation/consultation';
 import { parseCpr } from '../domain/monitoring/cpr';
 import { createTokenVerifier, signToken, systemOfApiKey, type TokenClaims } from '../adapters/auth/tokens';
 import { installSecurity } from '../adapters/http/security';
+import { DATA_FILES } from '../adapters/system/data-dir';
 import { devLoginEnabled } from './auth-config';
 import type { Config } from './config';
 
 /** The HS256 secret of the embedded profile: configured, else generated once beside the data (0600). */
 export const authSecret = (configured: string | undefined, dataDir: string): Buffer => {
   if (configured) return Buffer.from(configured, 'hex');
-  const file = join(dataDir, 'auth.secret');
+  const file = join(dataDir, DATA_FILES.authSecret);
   if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);

@@ -1,0 +1,24 @@
+import { HUB_KEYS_FILE_NAME } from '../crypto/hub-keys';
+
+/**
+ * What the embedded profile keeps in its data directory (RTS_DATA_DIR), by file name. One list, so that the
+ * container that creates these files and the backup that copies them cannot drift apart.
+ */
+export const DATA_FILES = {
+  /** The event store, with the registry, directory and consultation projections in the same file. */
+  events: 'telemed.sqlite',
+  /** Each patient's data key (crypto-shredding); without it the sealed documents cannot be opened. */
+  patientKeys: 'patient-keys.sqlite',
+  /** The HMAC secret of the pseudonymous patient keys; without it no patient's data can be found. */
+  pseudonymSecret: 'pseudonym.secret',
+  /** The HS256 secret of the embedded profile's bearer tokens. */
+  authSecret: 'auth.secret',
+  /** The hub's own message keys (JOSE). */
+  hubKeys: HUB_KEYS_FILE_NAME,
+} as const;
+
+/** The SQLite files among them, in the order a backup takes them (see backupDataDir). */
+export const DATA_DATABASES = [DATA_FILES.events, DATA_FILES.patientKeys] as const;
+
+/** The small files copied as they are. */
+export const DATA_SECRETS = [DATA_FILES.pseudonymSecret, DATA_FILES.authSecret, DATA_FILES.hubKeys] as const;
