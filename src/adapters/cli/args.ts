@@ -51,6 +51,10 @@ Commands:
   upload   send one reading (systolic/diastolic in mmHg) to the hub
   review   list and chart the readings of an interval (default: last 7 days)
 
+For the hub's operators (rts <command> --help for each):
+  dlq      list, show and replay dead-lettered messages
+  backup   copy the hub's data directory while it runs; restore puts it back
+
 The hub is found at --url, else $RTS_URL, else ${DEFAULT_URL}.
 
 ${EXIT_CODES_HELP}
@@ -236,7 +240,7 @@ const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: strin
 /** argv without node and the script: `['upload', '--patient', ...]`. */
 export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParseResult => {
   const [first, ...rest] = argv;
-  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload and review', helpCommand: 'rts --help' };
+  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, dlq, backup and restore', helpCommand: 'rts --help' };
   if (first === '--help' || first === '-h') return { ok: true, command: { kind: 'help', text: MAIN_HELP } };
   if (first === '--version' || first === '-V' || first === '-v') return { ok: true, command: { kind: 'version' } };
   if (first === 'help') {
@@ -246,7 +250,7 @@ export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<s
   const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (!command) {
     const shown = /^[a-z][a-z-]{0,19}$/.test(first) ? ` '${first}'` : '';
-    return { ok: false, message: `unknown command${shown}; the commands are upload and review`, helpCommand: 'rts --help' };
+    return { ok: false, message: `unknown command${shown}; the commands are upload, review, dlq, backup and restore`, helpCommand: 'rts --help' };
   }
   try {
     return { ok: true, command: command.parse(rest, env) };

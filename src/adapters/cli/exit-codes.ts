@@ -15,6 +15,8 @@ export const EXIT = {
   unreachable: 4,
   /** The hub answered 5xx (or something that is not its API): a fault on the hub's side. */
   serverError: 5,
+  /** backup/restore: a file was missing, damaged or could not be written; nothing half-written is left. */
+  files: 6,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -25,4 +27,6 @@ export const EXIT_CODES_HELP = `Exit codes:
   3  the hub refused the input (4xx); its problem and field errors are shown
   4  cannot reach the hub (not running, wrong URL, timeout), after one retry
   5  the hub failed (5xx) or did not answer as its API does
+  6  backup/restore: a file missing, damaged or not writable (nothing is left
+     half-written)
   1  unexpected error inside rts itself`;

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { runBackup } from './backup';
 import { runDlq } from './dlq';
 import { EXIT } from './exit-codes';
 import { run } from './run';
@@ -12,7 +13,9 @@ const main = async (): Promise<void> => {
   // exitCode rather than exit(): stdout to a pipe is written asynchronously and must drain first.
   const argv = process.argv.slice(2);
   const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
-  process.exitCode = argv[0] === 'dlq' ? await runDlq(argv.slice(1), io) : await run(argv, io);
+  const [command, ...rest] = argv;
+  process.exitCode =
+    command === 'dlq' ? await runDlq(rest, io) : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, io);
 };
 
 if (require.main === module) {

@@ -1,0 +1,258 @@
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { z } from 'zod';
+import { DATA_DATABASES, DATA_FILES, DATA_SECRETS } from '../system/data-dir';
+
+/**
+ * Backup and restore of the embedded profile's data directory, safe while a hub runs on it.
+ *
+ * Backup. Each SQLite file is copied with `VACUUM INTO` from a connection of its own: one read transaction, so the
+ * copy is the database as it was at one commit (WAL: the hub's writers go on meanwhile and are not blocked), and
+ * only live pages are copied (an erased patient's key, overwritten in place, is not carried along in a free page).
+ * The event store goes first and the key file after it. A key is committed before anything is sealed with it, so
+ * every event in the copy finds its key in the later copy of the keys, unless the patient was erased in between:
+ * then the backup has them erased too, as it should. The secrets beside them (the pseudonym secret: without it no
+ * patient's data can be found again) are copied as they are. Every file is made 0600 before anything is written
+ * into it, fsynced, and listed with its size and SHA-256 in `backup.json`; the SQLite copies are checked with
+ * `quick_check` before the backup is reported done.
+ *
+ * Restore. Only into a directory that does not exist or is empty (never over a data directory in use), and only
+ * after every file has matched the manifest's hash. The files are written 0600 in a 0700 directory and fsynced.
+ *
+ * Nothing here logs or returns personal data: the manifest holds file names, sizes, hashes, the events' head
+ * position and a time.
+ */
+
+export const BACKUP_MANIFEST = 'backup.json';
+export const BACKUP_FORMAT = 'telemed-rts-backup/1';
+
+const Manifest = z.object({
+  format: z.literal(BACKUP_FORMAT),
+  createdAt: z.string().datetime({ offset: true }),
+  /** The last event position in the copy of the event store. */
+  eventsHead: z.number().int().nonnegative(),
+  files: z
+    .array(
+      z.object({
+        name: z.enum([...DATA_DATABASES, ...DATA_SECRETS] as [string, ...string[]]),
+        bytes: z.number().int().nonnegative(),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      }),
+    )
+    .min(1),
+});
+export type BackupManifest = z.infer<typeof Manifest>;
+
+/** What went wrong, said so that an operator knows what to do; `code` tells the cases apart for scripts. */
+export class BackupError extends Error {
+  constructor(
+    readonly code: 'no_data_dir' | 'no_event_store' | 'target_not_empty' | 'not_a_backup' | 'damaged' | 'check_failed',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BackupError';
+  }
+}
+
+export type BackupResult = Readonly<{ manifest: BackupManifest; directory: string; missing: readonly string[] }>;
+
+export type BackupOptions = Readonly<{
+  now?: () => Date;
+  /** Called after each file is in the backup (awaited before the next is taken): progress, or a test's step. */
+  onCopied?: (file: BackupManifest['files'][number]) => void | Promise<void>;
+}>;
+
+/**
+ * Copy the data directory `dataDir` into `target` (created; it must not exist or must be empty). `missing` names
+ * the secret files the data directory does not hold (set through configuration instead, e.g.
+ * RTS_PSEUDONYM_SECRET): they are not in the backup and must be kept with it by other means.
+ */
+export const backupDataDir = async (dataDir: string, target: string, options: BackupOptions = {}): Promise<BackupResult> => {
+  const source = resolve(dataDir);
+  if (!isDirectory(source)) throw new BackupError('no_data_dir', `the data directory ${source} does not exist`);
+  if (!existsSync(join(source, DATA_FILES.events))) {
+    throw new BackupError(
+      'no_event_store',
+      `${source} holds no ${DATA_FILES.events}: this is not the data directory of a hub on the embedded store (with RTS_EVENT_STORE=postgres, back up the database with pg_dump, and this directory's secret files with it)`,
+    );
+  }
+  const missing: string[] = [];
+  let manifest: BackupManifest | undefined;
+  const directory = await intoEmptyDirectory(resolve(target), async (directory) => {
+    const files: BackupManifest['files'] = [];
+    const copied = async (name: string): Promise<void> => {
+      const file = describe(directory, name);
+      files.push(file);
+      await options.onCopied?.(file);
+    };
+    let eventsHead = 0;
+    for (const name of DATA_DATABASES) {
+      const from = join(source, name);
+      if (!existsSync(from)) continue; // no key file yet: no patient has a key
+      const to = join(directory, name);
+      snapshot(from, to);
+      const head = checkDatabase(to, name === DATA_FILES.events);
+      if (name === DATA_FILES.events) eventsHead = head;
+      await copied(name);
+    }
+    for (const name of DATA_SECRETS) {
+      const from = join(source, name);
+      if (!existsSync(from)) {
+        missing.push(name);
+        continue;
+      }
+      copyPrivately(from, join(directory, name));
+      await copied(name);
+    }
+    manifest = { format: BACKUP_FORMAT, createdAt: (options.now ?? (() => new Date()))().toISOString(), eventsHead, files };
+    writePrivately(join(directory, BACKUP_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+  });
+  return { manifest: manifest!, directory, missing };
+};
+
+/** Check the backup in `backupDir` against its manifest, then write its files into `dataDir` (see above). */
+export const restoreDataDir = async (backupDir: string, dataDir: string): Promise<BackupManifest> => {
+  const from = resolve(backupDir);
+  const manifest = verifyBackup(from);
+  await intoEmptyDirectory(resolve(dataDir), (directory) => {
+    for (const { name } of manifest.files) copyPrivately(join(from, name), join(directory, name));
+    for (const { name } of manifest.files) if ((DATA_DATABASES as readonly string[]).includes(name)) checkDatabase(join(directory, name), false);
+  });
+  return manifest;
+};
+
+/** The manifest of the backup in `backupDir`, once every file it lists has its size and hash. */
+export const verifyBackup = (backupDir: string): BackupManifest => {
+  const file = join(backupDir, BACKUP_MANIFEST);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new BackupError('not_a_backup', `${backupDir} is not a backup: no readable ${BACKUP_MANIFEST}`);
+  }
+  const parsed = Manifest.safeParse(raw);
+  if (!parsed.success) throw new BackupError('not_a_backup', `${file} is not a telemed-rts backup manifest (${BACKUP_FORMAT})`);
+  const manifest = parsed.data;
+  if (!manifest.files.some((f) => f.name === DATA_FILES.events)) throw new BackupError('not_a_backup', `${file} lists no ${DATA_FILES.events}`);
+  for (const { name, bytes, sha256 } of manifest.files) {
+    const path = join(backupDir, name);
+    if (!existsSync(path)) throw new BackupError('damaged', `${name} is missing from the backup`);
+    const actual = describe(backupDir, name);
+    if (actual.bytes !== bytes || actual.sha256 !== sha256) throw new BackupError('damaged', `${name} does not match the backup's manifest: it was changed or damaged since the backup`);
+  }
+  return manifest;
+};
+
+// ---- the parts ----
+
+const isDirectory = (path: string): boolean => existsSync(path) && statSync(path).isDirectory();
+
+/**
+ * `fill` writes into `path`, a 0700 directory that is new or was empty (anything else is refused: nothing is ever
+ * written over). If it fails, what it wrote is removed again (and the directory, when it was made here), so a
+ * second try finds it as the first did. Then the directory's new entries are made durable.
+ */
+const intoEmptyDirectory = async (path: string, fill: (directory: string) => void | Promise<void>): Promise<string> => {
+  const existed = existsSync(path);
+  if (existed) {
+    if (!statSync(path).isDirectory()) throw new BackupError('target_not_empty', `${path} exists and is not a directory`);
+    if (readdirSync(path).length > 0) throw new BackupError('target_not_empty', `${path} is not empty: give a new or empty directory (nothing is ever written over)`);
+  } else {
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+  }
+  chmodSync(path, 0o700);
+  try {
+    await fill(path);
+  } catch (error) {
+    if (existed) for (const entry of readdirSync(path)) rmSync(join(path, entry), { recursive: true, force: true });
+    else rmSync(path, { recursive: true, force: true });
+    throw error;
+  }
+  syncDirectory(path);
+  return path;
+};
+
+/** An empty 0600 file, so what is written into it is never readable by others, not even for a moment. */
+const createPrivately = (path: string): void => {
+  closeSync(openSync(path, 'wx', 0o600));
+  chmodSync(path, 0o600);
+};
+
+const writePrivately = (path: string, text: string): void => {
+  createPrivately(path);
+  writeFileSync(path, text);
+  syncFile(path);
+};
+
+const copyPrivately = (from: string, to: string): void => {
+  createPrivately(to);
+  copyFileSync(from, to);
+  chmodSync(to, 0o600);
+  syncFile(to);
+};
+
+/**
+ * The database in `from` as of one commit, into the new file `to` (VACUUM INTO; SQLite does not fsync it). A
+ * read-only connection: the backup never writes to the data directory, whether the hub runs or not.
+ */
+const snapshot = (from: string, to: string): void => {
+  createPrivately(to); // VACUUM INTO writes into an empty file and keeps its mode
+  const db = new BetterSqlite3(from, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 5000');
+    db.prepare('VACUUM INTO ?').run(to);
+  } finally {
+    db.close();
+  }
+  syncFile(to);
+};
+
+/** quick_check of a copy; for the event store also its head position (the copy is opened read-only). */
+const checkDatabase = (path: string, events: boolean): number => {
+  const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+  try {
+    const result = db.pragma('quick_check', { simple: true });
+    if (result !== 'ok') throw new BackupError('check_failed', `the copy of ${path} failed SQLite's quick_check: ${String(result).slice(0, 200)}`);
+    return events ? Number(db.prepare('SELECT COALESCE(MAX(global_position), 0) FROM events').pluck().get()) : 0;
+  } finally {
+    db.close();
+  }
+};
+
+const describe = (directory: string, name: string): BackupManifest['files'][number] => {
+  const path = join(directory, name);
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  let bytes = 0;
+  try {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) {
+      hash.update(buffer.subarray(0, n));
+      bytes += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { name, bytes, sha256: hash.digest('hex') };
+};
+
+const syncFile = (path: string): void => {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+};
+
+/** The directory's entries (the new files' names) made durable too. */
+const syncDirectory = (path: string): void => {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+};

@@ -1,0 +1,127 @@
+import { parseArgs } from 'node:util';
+import { BackupError, backupDataDir, restoreDataDir, type BackupManifest } from '../backup/data-dir-backup';
+import { DATA_FILES } from '../system/data-dir';
+import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
+import type { Output } from './run';
+
+/**
+ * `rts backup` and `rts restore`: the embedded profile's data directory, copied on the hub's host while the hub
+ * runs (see data-dir-backup.ts), and put back into an empty directory. They work on files, not over HTTP: whoever
+ * may read the data directory may back it up, and nobody else.
+ */
+export const BACKUP_HELP = `Usage:
+  rts backup --to DIR [--data-dir DIR]
+  rts restore --from DIR [--data-dir DIR]
+
+  backup    copy the hub's data directory into a new or empty directory, while
+            the hub runs: the event store and the key file as of one moment
+            each (key file after events), the secrets beside them, and a
+            manifest (backup.json) of sizes and SHA-256 hashes
+  restore   check a backup against its manifest, then write it into a data
+            directory that does not exist yet or is empty; start the hub on it
+
+Options:
+  --to DIR         where the backup goes (created; must be new or empty)
+  --from DIR       the backup to restore
+  --data-dir DIR   the hub's data directory (default: $RTS_DATA_DIR, or ./data)
+  -h, --help       this text
+
+A backup holds the patients' data and the keys that open it: keep it as private
+as the data directory (its files are 0600 in a 0700 directory), and not longer
+than needed: a patient erased after a backup is back when it is restored, and
+must be erased again.
+
+${EXIT_CODES_HELP}
+`;
+
+export type BackupDependencies = Readonly<{
+  stdout: Output;
+  stderr: Output;
+  env: Readonly<Record<string, string | undefined>>;
+  now?: () => Date;
+}>;
+
+class Usage extends Error {}
+
+type Parsed = Readonly<{ kind: 'help' }> | Readonly<{ kind: 'backup'; dataDir: string; to: string }> | Readonly<{ kind: 'restore'; dataDir: string; from: string }>;
+
+const parse = (command: 'backup' | 'restore', argv: readonly string[], env: BackupDependencies['env']): Parsed => {
+  let values: { to?: string | undefined; from?: string | undefined; 'data-dir'?: string | undefined; help?: boolean | undefined };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: { to: { type: 'string' }, from: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (e) {
+    const name = /'(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
+    if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new Usage(`unknown option${name ? ` ${name}` : ''}`);
+    throw new Usage(name ? `option ${name} needs a value` : 'the options could not be read');
+  }
+  if (values.help) return { kind: 'help' };
+  if (positionals.length > 0) throw new Usage('unexpected argument; options take the form --name value');
+  const dataDir = values['data-dir'] || env.RTS_DATA_DIR || './data';
+  if (command === 'backup') {
+    if (values.from !== undefined) throw new Usage('--from belongs to rts restore; rts backup takes --to');
+    if (!values.to) throw new Usage('missing --to: the directory the backup goes into');
+    return { kind: 'backup', dataDir, to: values.to };
+  }
+  if (values.to !== undefined) throw new Usage('--to belongs to rts backup; rts restore takes --from');
+  if (!values.from) throw new Usage('missing --from: the backup to restore');
+  return { kind: 'restore', dataDir, from: values.from };
+};
+
+const size = (bytes: number): string => (bytes < 1024 ? `${bytes} B` : bytes < 1 << 20 ? `${Math.round(bytes / 1024)} KiB` : `${(bytes / (1 << 20)).toFixed(1)} MiB`);
+
+const line = (f: BackupManifest['files'][number]): string => `  ${f.name.padEnd(22)} ${size(f.bytes).padStart(10)}  sha256 ${f.sha256.slice(0, 16)}…`;
+const listed = (manifest: BackupManifest): string => manifest.files.map(line).join('\n');
+
+/** What a BackupError means for the exit code: a wrong directory given is a usage error; damage is not. */
+const exitOf = (error: BackupError): ExitCode => (error.code === 'damaged' || error.code === 'check_failed' ? EXIT.files : EXIT.usage);
+
+/** `rts backup ...` / `rts restore ...` (argv after the command word); resolves with the exit code, never throws. */
+export const runBackup = async (command: 'backup' | 'restore', argv: readonly string[], deps: BackupDependencies): Promise<ExitCode> => {
+  let parsed: Parsed;
+  try {
+    parsed = parse(command, argv, deps.env);
+  } catch (e) {
+    if (!(e instanceof Usage)) throw e;
+    deps.stderr.write(`rts: ${e.message}\nRun 'rts ${command} --help' for usage.\n`);
+    return EXIT.usage;
+  }
+  try {
+    if (parsed.kind === 'help') {
+      deps.stdout.write(BACKUP_HELP);
+      return EXIT.ok;
+    }
+    if (parsed.kind === 'backup') {
+      deps.stdout.write(`Backing up ${parsed.dataDir} into ${parsed.to}:\n`);
+      const { manifest, missing } = await backupDataDir(parsed.dataDir, parsed.to, { ...(deps.now ? { now: deps.now } : {}), onCopied: (f) => void deps.stdout.write(`${line(f)}\n`) });
+      deps.stdout.write(`Done: events up to position ${manifest.eventsHead}, manifest in backup.json.\n`);
+      if (missing.length > 0) {
+        const pseudonym = missing.includes(DATA_FILES.pseudonymSecret);
+        deps.stderr.write(
+          `rts: not in the data directory, so not in the backup: ${missing.join(', ')} (given to the hub through its configuration instead). Keep those values with the backup${pseudonym ? `: without the pseudonym secret no patient's data can be found again` : ''}.\n`,
+        );
+      }
+      return EXIT.ok;
+    }
+    const manifest = await restoreDataDir(parsed.from, parsed.dataDir);
+    deps.stdout.write(
+      `Restored the backup of ${manifest.createdAt} (events up to position ${manifest.eventsHead}) into ${parsed.dataDir}:\n${listed(manifest)}\n` +
+        `Start the hub with RTS_DATA_DIR=${parsed.dataDir}. Patients erased after ${manifest.createdAt} are back in it: erase them again.\n`,
+    );
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof BackupError) {
+      deps.stderr.write(`rts: ${e.message}\n`);
+      return exitOf(e);
+    }
+    const error = e as NodeJS.ErrnoException;
+    // A file the system would not read or write (permissions, disk full): its message names the path and the cause.
+    deps.stderr.write(`rts: the ${parsed.kind} could not be done, and nothing half-written was left: ${error?.message ?? String(e)}\n`);
+    return EXIT.files;
+  }
+};

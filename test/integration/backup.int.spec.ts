@@ -1,0 +1,102 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DateTime } from 'luxon';
+import pino from 'pino';
+import { BackupError, backupDataDir, restoreDataDir, verifyBackup } from '../../src/adapters/backup/data-dir-backup';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import type { Projector } from '../../src/application/projector';
+import type { TeleMedService } from '../../src/application/telemed';
+import type { XdsBackend } from '../../src/application/xds-backend';
+import { loadConfig } from '../../src/bootstrap/config';
+import { TOKENS, buildContainer } from '../../src/bootstrap/container';
+import { parseCpr } from '../../src/domain/monitoring/cpr';
+import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
+import { timeInterval } from '../../src/domain/monitoring/time-interval';
+import { tempDataDir } from '../support/hub-process';
+
+/**
+ * backupDataDir's order, with the real container on SQLite files: a patient who is new between the copy of the
+ * first database and the copy of the second (their key stored, then their upload) must be wholly in the backup or
+ * wholly out of it. Events first, keys second keeps them out (their key may be in it, unused); the other order would
+ * restore their upload without the key that opens it.
+ */
+describe('backupDataDir / restoreDataDir (integration)', () => {
+  const now = DateTime.utc();
+  const week = timeInterval(now.minus({ days: 7 }), now.plus({ minutes: 1 }));
+  const reading = (patientId: string, systolic: number) =>
+    createTeleObservation({ patientId, systolic, diastolic: 70, measuredAt: now.minus({ minutes: 5 }).toISO()! }, now);
+
+  const open = (dir: string) => {
+    // No RTS_PSEUDONYM_SECRET: the secret is generated into the data directory, as `npm start` does.
+    const c = buildContainer(loadConfig({ RTS_DATA_DIR: dir }), pino({ level: 'silent' }));
+    const store = c.get(SqliteEventStore);
+    const projector = c.get<Projector>(TOKENS.Projector);
+    return {
+      telemed: c.get<TeleMedService>(TOKENS.TeleMed),
+      xds: c.get<XdsBackend>(TOKENS.Xds),
+      close: async () => {
+        await projector.stop();
+        await store.close();
+      },
+    };
+  };
+
+  const data = tempDataDir('rts-backup-int-');
+  const out = tempDataDir('rts-backup-int-out-');
+  afterAll(() => {
+    data.remove();
+    out.remove();
+  });
+
+  it('takes the events before the keys, so a patient new in between is not restored without their key', async () => {
+    const hub = open(data.dir);
+    const EARLY = '251248-1234';
+    const BETWEEN = '010190-2345';
+    const early = await hub.telemed.record(reading(EARLY, 126));
+    let between: string | undefined;
+    const copied: string[] = [];
+    const target = join(out.dir, 'b');
+    const result = await backupDataDir(data.dir, target, {
+      onCopied: async ({ name }) => {
+        copied.push(name);
+        // Between the two databases: a new patient's key is stored, then their upload appended.
+        if (copied.length === 1) between = (await hub.telemed.record(reading(BETWEEN, 131))).uniqueId;
+      },
+    });
+    await hub.close();
+    expect(between).toBeDefined();
+    expect(copied.slice(0, 2)).toEqual(['telemed.sqlite', 'patient-keys.sqlite']);
+    expect(copied).toContain('pseudonym.secret');
+    expect(result.missing).not.toContain('pseudonym.secret');
+    expect(verifyBackup(target)).toEqual(result.manifest);
+
+    const restoredDir = join(out.dir, 'restored');
+    await restoreDataDir(target, restoredDir);
+    const restored = open(restoredDir);
+    try {
+      // The early patient: found by CPR number (the pseudonym secret came along), reading and document intact.
+      const found = await restored.telemed.getObservationsFor(parseCpr(EARLY), week);
+      expect(found.map((o) => [o.uniqueId, o.systolic.value])).toEqual([[early.uniqueId, 126]]);
+      expect((await restored.xds.retrieveDocument(early.uniqueId)).content).toContain(`<id extension="${EARLY}"/>`);
+      // The patient new in between: not in the backup at all (their upload came after the events were copied).
+      await expect(restored.telemed.getObservationsFor(parseCpr(BETWEEN), week)).rejects.toMatchObject({ code: 'unknown_patient' });
+      await expect(restored.xds.retrieveDocument(between!)).rejects.toMatchObject({ code: 'document_not_found' });
+    } finally {
+      await restored.close();
+    }
+  });
+
+  it('leaves nothing behind when it cannot finish', async () => {
+    const target = join(out.dir, 'failing');
+    await expect(
+      backupDataDir(data.dir, target, {
+        onCopied: () => {
+          throw new Error('disk full (simulated)');
+        },
+      }),
+    ).rejects.toThrow('disk full (simulated)');
+    expect(existsSync(target)).toBe(false);
+    await expect(restoreDataDir(join(out.dir, 'nothing-here'), join(out.dir, 'r2'))).rejects.toBeInstanceOf(BackupError);
+    expect(readdirSync(out.dir).sort()).toEqual(['b', 'restored']);
+  });
+});

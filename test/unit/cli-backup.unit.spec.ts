@@ -1,0 +1,41 @@
+// `rts backup` / `rts restore`: the command line alone (the copying itself: test/integration/backup.int.spec.ts and
+// test/e2e/backup.e2e.spec.ts).
+import { BACKUP_HELP, runBackup } from '../../src/adapters/cli/backup';
+import { MAIN_HELP } from '../../src/adapters/cli/args';
+
+const collector = () => {
+  let text = '';
+  return { write: (s: string) => void (text += s), text: () => text };
+};
+
+const usage = async (command: 'backup' | 'restore', argv: string[], env: Record<string, string> = {}) => {
+  const stdout = collector();
+  const stderr = collector();
+  const code = await runBackup(command, argv, { stdout, stderr, env });
+  return { code, out: stdout.text(), err: stderr.text() };
+};
+
+describe('rts backup / rts restore: the command line', () => {
+  it('says what is missing or misplaced, exits 2, and touches nothing', async () => {
+    expect(await usage('backup', [])).toEqual({ code: 2, out: '', err: "rts: missing --to: the directory the backup goes into\nRun 'rts backup --help' for usage.\n" });
+    expect((await usage('backup', ['--to', '/tmp/x', '--from', '/tmp/y'])).err).toContain('--from belongs to rts restore');
+    expect((await usage('restore', ['--data-dir', '/tmp/x'])).err).toContain('missing --from: the backup to restore');
+    expect((await usage('restore', ['--from', '/tmp/x', '--to', '/tmp/y'])).err).toContain('--to belongs to rts backup');
+    expect((await usage('backup', ['--to'])).err).toContain('option --to needs a value');
+    expect((await usage('backup', ['--what'])).err).toContain('unknown option --what');
+    expect((await usage('backup', ['somewhere'])).err).toContain('unexpected argument');
+  });
+
+  it('takes the data directory from --data-dir, else $RTS_DATA_DIR, else ./data (as the hub does)', async () => {
+    const missing = '/nonexistent/rts-data';
+    expect((await usage('backup', ['--to', '/tmp/never'], { RTS_DATA_DIR: missing })).err).toBe(`rts: the data directory ${missing} does not exist\n`);
+    expect((await usage('backup', ['--to', '/tmp/never', '--data-dir', `${missing}-2`], { RTS_DATA_DIR: missing })).err).toContain(`${missing}-2 does not exist`);
+  });
+
+  it('prints its help, lines of at most 80 columns, and is listed in the main help', async () => {
+    const help = await usage('restore', ['--help']);
+    expect(help).toEqual({ code: 0, out: BACKUP_HELP, err: '' });
+    for (const line of BACKUP_HELP.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+    expect(MAIN_HELP).toContain('backup   copy the hub');
+  });
+});
