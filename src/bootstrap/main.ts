@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import type { Logger } from 'pino';
+import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
 import { registerConsultationRoutes } from '../adapters/http/consultation-routes';
 import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
@@ -117,7 +118,11 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     logger,
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
     beforeRoutes: security.install,
-    health: async () => ({ store: config.RTS_EVENT_STORE, head: String(await store.headPosition()) }),
+    health: async () => ({
+      store: config.RTS_EVENT_STORE,
+      head: String(await store.headPosition()),
+      ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
+    }),
   });
   registerDirectoryRoutes(http.app, { directory: directory.service, keys: messageKeys.keys });
   registerConsultationRoutes(http.app, { consultations: consultations.service });

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { DateTime } from 'luxon';
 import type { Message } from 'rhea';
+import { asStorageFailure } from '../../src/adapters/event-store/sqlite/storage-failure';
 import { DeadLetterService, UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../src/application/directory/dead-letter-operations';
 import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
@@ -115,6 +116,13 @@ describe('uplinkMessageHandler', () => {
     const outcome = await failing(received(serializeUplink(registered())));
     expect(outcome).toEqual({ retry: 'transient failure: Error (SQLITE_BUSY)' });
     expect(JSON.stringify(outcome)).not.toContain('Dr. Li');
+  });
+
+  it('retries what the hub cannot do now (its disk full): an UnavailableError is no fault of the message', async () => {
+    const full = asStorageFailure(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
+    expect(full).toBeInstanceOf(UnavailableError);
+    const failing = uplinkMessageHandler({ handleUplink: async () => Promise.reject(full) });
+    expect(await failing(received(serializeUplink(registered())))).toEqual({ retry: 'transient failure: storage_unavailable' });
   });
 });
 

@@ -1,7 +1,8 @@
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { UnavailableError } from '../../application/directory/dead-letter-operations';
+import { UnavailableError } from '../../domain/shared/errors';
 import type { PatientKeyStore } from '../../application/ports/patient-data-protection';
+import { asStorageFailure } from '../event-store/sqlite/storage-failure';
 import { truncateWal } from '../event-store/sqlite/wal-checkpoint';
 import type { PgTransactor } from '../registry/postgres-registry';
 
@@ -103,7 +104,8 @@ export class SqliteKeyStore implements PatientKeyStore {
         for (const p of batch) this.statements.insert.run(p.patientKey, p.key, now);
       })();
     } catch (error) {
-      for (const p of batch) p.reject(error);
+      const failure = asStorageFailure(error) ?? error; // disk full: 503, retry later (no key stored, nothing sealed)
+      for (const p of batch) p.reject(failure);
       return;
     }
     for (const p of batch) {

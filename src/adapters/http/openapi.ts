@@ -93,7 +93,7 @@ const problemResponses = (codes: readonly ProblemCode[]): Record<string, Json> =
     out[String(status)] = {
       description: group.map((c) => `${c}: ${PROBLEM_TYPES[c][1]}`).join('\n'),
       content: JSON_PROBLEM,
-      ...(status === 429 ? { headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } } : {}),
+      ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } } : {}),
       ...(status === 401 ? { headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } } : {}),
     };
   }
@@ -168,7 +168,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Stored; Location names the HL7 document', schema: StoredResponse, headers: location },
       '200': { description: 'A repeat of an upload with the same observationId: nothing new stored', schema: StoredResponse, headers: location },
     },
-    problems: ['observation_id_reused', 'invalid_patient_id', 'invalid_observation', 'implausible_observation', 'patient_erased', 'audit_unavailable', 'concurrency_conflict'],
+    problems: ['observation_id_reused', 'invalid_patient_id', 'invalid_observation', 'implausible_observation', 'patient_erased', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
   },
   'GET /patients/:patientId/observations': {
     tag: 'Home monitoring',
@@ -206,7 +206,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Corrected', schema: CorrectionResponse, headers: location },
       '200': { description: 'A repeat of the same correctionId', schema: CorrectionResponse, headers: location },
     },
-    problems: ['document_not_found', 'document_deprecated', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'concurrency_conflict'],
+    problems: ['document_not_found', 'document_deprecated', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
   },
 
   // ---- privacy and audit ----
@@ -447,8 +447,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     tag: 'Operations',
     summary: 'Liveness and store readiness',
     access: 'public',
-    ok: { '200': { description: 'The store answers', schema: HealthResponse } },
-    problems: ['service_unavailable'],
+    ok: { '200': { description: 'The store answers, and its writes commit', schema: HealthResponse } },
+    problems: ['service_unavailable', 'storage_unavailable'],
   },
   'GET /metrics': {
     tag: 'Operations',

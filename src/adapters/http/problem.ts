@@ -102,6 +102,7 @@ export const PROBLEM_TYPES = {
   unsupported_media_type: [415, 'The content type is not supported'],
   method_not_allowed: [405, 'Method not allowed'],
   service_unavailable: [503, 'The service is not available'],
+  storage_unavailable: [503, 'The hub cannot store data right now'],
   internal_error: [500, 'Internal error'],
 } as const satisfies Record<string, readonly [number, string]>;
 
@@ -157,5 +158,10 @@ export const toProblem = (error: unknown, instance: string): Problem => {
   return problem('internal_error', 'an internal error occurred; it has been logged with the request id', { instance });
 };
 
-export const sendProblem = (reply: FastifyReply, p: Problem): FastifyReply =>
-  reply.code(p.status).header('content-type', 'application/problem+json; charset=utf-8').send(p);
+/** Seconds a client is asked to wait before repeating a request answered 503 (the state may last longer). */
+export const RETRY_AFTER_SECONDS = 5;
+
+export const sendProblem = (reply: FastifyReply, p: Problem): FastifyReply => {
+  if (p.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  return reply.code(p.status).header('content-type', 'application/problem+json; charset=utf-8').send(p);
+};

@@ -6,7 +6,7 @@ import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditTrail } from 
 import { ValidationError } from '../../domain/shared/errors';
 import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
-import { problem, sendProblem } from './problem';
+import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
 
@@ -269,7 +269,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       // Fail closed for writes: the change is committed (and idempotent), but it is not reported done while its
       // audit event is missing; the client's retry records it.
       deps.onAuditFailure?.();
-      reply.code(503).header('content-type', 'application/problem+json; charset=utf-8');
+      reply.code(503).header('content-type', 'application/problem+json; charset=utf-8').header('retry-after', String(RETRY_AFTER_SECONDS));
       return JSON.stringify(problem('audit_unavailable', 'the change could not be recorded in the audit trail; retry the request'));
     }
   });

@@ -86,9 +86,21 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   // fastify parses text/plain by default; this API takes JSON (and XML for corrections) only: anything else is a 415.
   app.removeContentTypeParser('text/plain');
 
+  // A full disk fails every write alike: one line per 10 s (with the count of those not logged), not one per request.
+  let storageLoggedAt = 0;
+  let storageUnlogged = 0;
   app.setErrorHandler((error, request, reply) => {
     const p = toProblem(error, request.url.replace(CPR_LIKE, '[redacted]'));
-    if (p.status >= 500) {
+    if (p.code === 'storage_unavailable') {
+      const now = Date.now();
+      if (now - storageLoggedAt < 10_000) storageUnlogged++;
+      else {
+        const cause = (error as { cause?: { code?: unknown } }).cause;
+        request.log.error({ code: cause?.code, notLoggedSince: storageUnlogged }, 'cannot store: writes fail (disk full, failing or locked); answering 503 until a write commits again');
+        storageLoggedAt = now;
+        storageUnlogged = 0;
+      }
+    } else if (p.status >= 500) {
       // The stack, without the message line (a message of an unexpected error could quote input).
       request.log.error({ errType: (error as Error)?.name, code: (error as { code?: unknown })?.code, stack: String((error as Error)?.stack ?? '').split('\n').slice(1, 8).join('\n') }, 'request failed');
     } else {
@@ -102,11 +114,16 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   deps.beforeRoutes?.(app);
 
   app.get('/health', async (_request, reply) => {
+    let health: Record<string, unknown>;
     try {
-      return { status: 'ok', ...(await deps.health()) };
+      health = await deps.health();
     } catch {
       return sendProblem(reply, problem('service_unavailable', 'the event store does not answer'));
     }
+    // Reads are still answered, but a hub that cannot store uploads is not healthy: say why, for the operator.
+    const failing = health['writesFailing'] as { code?: string; since?: string } | undefined;
+    if (failing) return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): free disk space, or check the disk`));
+    return { status: 'ok', ...health };
   });
 
   app.get('/openapi.json', async () => openApiDocument());

@@ -73,6 +73,8 @@ export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = 
       return 'accept';
     } catch (error) {
       if (error instanceof RtsError && ORDER_DEPENDENT_CODES.includes(error.code)) return { retry: error.code };
+      // Not the message's fault (e.g. the hub's disk is full): retried, and dead-lettered only past the limit.
+      if (error instanceof RtsError && error.kind === 'unavailable') return { retry: `transient failure: ${error.code}` };
       if (error instanceof RtsError) {
         routes.logger?.warn?.({ ...trace, code: error.code }, 'uplink message refused');
         return { deadLetter: error.code };

@@ -1,4 +1,4 @@
-import { ConflictError, NotFoundError, RtsError, ValidationError } from '../../domain/shared/errors';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../../domain/shared/errors';
 import type { Clock } from '../ports/clock';
 import type { EventStore } from '../ports/event-store';
 import type { IdGenerator } from '../ports/id-generator';
@@ -49,9 +49,8 @@ export interface DeadLetterQueue {
   moveBack(selection: ReplaySelection, sourceQueue: string, max: number): Promise<readonly DeadLetter[]>;
 }
 
-export class UnavailableError extends RtsError {
-  readonly kind = 'unavailable' as const;
-}
+/** Re-exported where it was first defined (it is the shared errors' now). */
+export { UnavailableError };
 
 export type DeadLetterReplayed = Readonly<{
   type: 'DeadLetterReplayed';

@@ -37,3 +37,8 @@ export class ConflictError extends RtsError {
 export class ForbiddenError extends RtsError {
   readonly kind = 'forbidden' as const;
 }
+
+/** Not now, maybe later: the request was fine but a part it needs cannot serve it (retry later). */
+export class UnavailableError extends RtsError {
+  readonly kind = 'unavailable' as const;
+}

@@ -14,6 +14,7 @@ import type {
 import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
 import { migrate } from './schema';
+import { asStorageFailure } from './storage-failure';
 
 export type SqliteEventStoreOptions = Readonly<{
   /** Path of the database file; ':memory:' for a private in-memory database (tests). */
@@ -135,6 +136,8 @@ export class SqliteEventStore implements EventStore {
   private readonly waiters = new Set<{ after: bigint; wake: () => void }>();
   private pollTimer: NodeJS.Timeout | undefined;
   private counters = { commits: 0, appends: 0, largestBatch: 0, inlineApplied: 0, inlineDeclined: 0 };
+  /** The storage failure (disk full, I/O error, lock timeout) of the last write, until a write commits again. */
+  private failing: { code: string; since: string } | null = null;
   private readonly inline: SqliteInlineProjection[] = [];
   /**
    * The rows of this process's newest committed batches, at consecutive positions from `recentFirst`: every
@@ -261,6 +264,22 @@ export class SqliteEventStore implements EventStore {
 
   stats(): SqliteEventStoreStats {
     return { ...this.counters };
+  }
+
+  /**
+   * Whether writes fail for want of storage: the SQLite code and since when, from the first such failure until a
+   * write commits again; null while writes commit. For /health: a hub whose disk is full still answers reads.
+   */
+  writeFailure(): Readonly<{ code: string; since: string }> | null {
+    return this.failing;
+  }
+
+  /** A write's error as callers get it: a storage failure becomes UnavailableError (storage-failure.ts). */
+  private failed(error: unknown): unknown {
+    const failure = asStorageFailure(error);
+    if (!failure) return error;
+    this.failing ??= { code: String((error as { code: string }).code), since: new Date().toISOString() };
+    return failure;
   }
 
   async readStream(streamName: string, options: { fromVersion?: bigint; maxCount?: number } = {}): Promise<ReadStreamResult> {
@@ -399,17 +418,19 @@ export class SqliteEventStore implements EventStore {
           if (!db.inTransaction) throw error; // SQLite rolled the whole transaction back (e.g. disk full)
           if (guarded) db.exec('ROLLBACK TO append; RELEASE append');
           if (appended) appended.length = mark; // its rows are gone again
-          outcomes.push({ ok: false, error });
+          outcomes.push({ ok: false, error: this.failed(error) });
         }
       }
       if (appended && appended.length > 0 && this.inline.length > 0) this.applyInline(appended, from);
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
-      for (const job of batch) job.reject(error);
+      const failure = this.failed(error);
+      for (const job of batch) job.reject(failure);
       return;
     }
     if (appended && appended.length > 0) this.keepRecent(appended);
+    this.failing = null;
     this.counters.commits++;
     this.counters.appends += batch.length;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
@@ -538,11 +559,12 @@ export class SqliteEventStore implements EventStore {
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
-      job.reject(error);
+      job.reject(this.failed(error));
       return;
     } finally {
       if (relaxed) db.pragma('synchronous = FULL');
     }
+    this.failing = null;
     this.counters.commits++;
     job.resolve(result);
     this.refreshHead();

@@ -1,0 +1,124 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { devToken, startHub, type HubProcess } from '../support/hub-process';
+
+/**
+ * The built hub on a data directory whose disk fills up (a 3 MiB tmpfs this test mounts; root only): uploads are
+ * answered 503 with a stable problem type and Retry-After, never 500; /health says the writes fail; the log says so
+ * in a few lines, not one per request; nothing acknowledged is lost; and once there is space again (the tmpfs made
+ * larger), the same uploads sent again are stored, once each, and /health is ok.
+ */
+const mountable = (): string | null => {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not root';
+  const probe = mkdtempSync(join(tmpdir(), 'rts-tmpfs-probe-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'pipe' });
+    execFileSync('umount', [probe], { stdio: 'pipe' });
+    return null;
+  } catch (error) {
+    return `cannot mount a tmpfs: ${String((error as Error).message).split('\n')[0]}`;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+};
+const cannot = mountable();
+if (cannot) console.warn(`disk-full e2e skipped: ${cannot}`);
+const describeFull = cannot ? describe.skip : describe;
+
+const PATIENT = '251248-1234';
+const T0 = Date.parse('2026-11-20T08:00:00Z');
+const UNTHROTTLED = { RTS_LOG_LEVEL: 'warn', RTS_RATE_LIMIT_PER_SECOND: '100000', RTS_RATE_LIMIT_BURST: '1000000' };
+
+describeFull(`a full disk (e2e${cannot ? `, skipped: ${cannot}` : ''})`, () => {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'rts-full-'));
+  let hub: HubProcess | undefined;
+
+  beforeAll(() => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=0700', 'tmpfs', mountPoint], { stdio: 'pipe' });
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    try {
+      execFileSync('umount', [mountPoint], { stdio: 'pipe' });
+    } finally {
+      rmSync(mountPoint, { recursive: true, force: true });
+    }
+  });
+
+  it('answers 503 storage_unavailable with Retry-After, loses nothing acknowledged, and recovers when there is space', async () => {
+    const dataDir = join(mountPoint, 'data');
+    mkdirSync(dataDir, { mode: 0o700 });
+    hub = await startHub({ dataDir, env: UNTHROTTLED });
+    const url = hub.url;
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${await devToken(url, { role: 'patient', patient: PATIENT })}` };
+    const bodyOf = (i: number) => JSON.stringify({ observationId: `full-${i}`, patientId: PATIENT, systolic: 110 + (i % 40), diastolic: 70, measuredAt: new Date(T0 + i * 1000).toISOString() });
+    const post = (i: number) => fetch(`${url}/observations`, { method: 'POST', headers, body: bodyOf(i) });
+
+    const acknowledged = new Map<number, string>();
+    const refused = new Set<number>();
+    const statuses = new Map<string, number>();
+    // Fill the disk: uploads until 30 in a row are refused for want of storage.
+    let storageInARow = 0;
+    for (let i = 0; i < 20_000 && storageInARow < 30; i++) {
+      const res = await post(i);
+      const body = (await res.json()) as { uniqueId?: string; code?: string; type?: string };
+      const key = `${res.status} ${body.code ?? ''}`.trim();
+      statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      if (res.status === 201) {
+        acknowledged.set(i, body.uniqueId!);
+        storageInARow = 0;
+        continue;
+      }
+      refused.add(i);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(['storage_unavailable', 'audit_unavailable']).toContain(body.code);
+      if (body.code === 'storage_unavailable') {
+        expect(body.type).toBe('/problems/storage_unavailable');
+        storageInARow++;
+      }
+    }
+    expect(storageInARow).toBe(30); // the disk did fill
+    expect(acknowledged.size).toBeGreaterThan(10);
+    expect([...statuses.keys()].every((k) => k.startsWith('201') || k.startsWith('503'))).toBe(true); // never a 500
+
+    // Reads are still answered while the disk is full: the acknowledged uploads, all of them.
+    const whileFull = await fetch(`${url}/patients/${PATIENT}/observations?from=2026-11-20T00:00:00Z&to=2026-11-26T00:00:00Z`, { headers });
+    expect(whileFull.status).toBe(200);
+    const seen = ((await whileFull.json()) as { observations: { uniqueId: string }[] }).observations.map((o) => o.uniqueId);
+    for (const uniqueId of acknowledged.values()) expect(seen).toContain(uniqueId);
+
+    const health = await fetch(`${url}/health`);
+    expect(health.status).toBe(503);
+    expect(((await health.json()) as { code: string; detail: string }).detail).toMatch(/writes have failed since .* \(SQLITE_FULL/);
+    // A few log lines, not one per refused upload, and no CPR number in them.
+    const storageLines = hub.output().split('\n').filter((l) => l.includes('cannot store'));
+    expect(storageLines.length).toBeGreaterThanOrEqual(1);
+    expect(storageLines.length).toBeLessThanOrEqual(5);
+    expect(hub.output()).not.toContain(PATIENT);
+    expect(hub.output()).not.toContain(PATIENT.replace('-', ''));
+
+    // Space again: every refused upload, sent again as the client would, is stored (or was already: 200).
+    execFileSync('mount', ['-o', 'remount,size=64m', mountPoint], { stdio: 'pipe' });
+    for (const i of refused) {
+      const res = await post(i);
+      expect([200, 201]).toContain(res.status);
+      acknowledged.set(i, ((await res.json()) as { uniqueId: string }).uniqueId);
+    }
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+
+    // After a restart too: each upload once, and none lost.
+    expect(await hub.stop()).toBe(0);
+    hub = await startHub({ dataDir, env: UNTHROTTLED });
+    const freshHeaders = { authorization: `Bearer ${await devToken(hub.url, { role: 'patient', patient: PATIENT })}` };
+    const res = await fetch(`${hub.url}/patients/${PATIENT}/observations?from=2026-11-20T00:00:00Z&to=2026-11-26T00:00:00Z`, { headers: freshHeaders });
+    expect(res.status).toBe(200);
+    const stored = ((await res.json()) as { observations: { uniqueId: string }[] }).observations.map((o) => o.uniqueId);
+    expect(new Set(stored).size).toBe(stored.length);
+    expect(new Set(stored)).toEqual(new Set(acknowledged.values()));
+  });
+});
