@@ -170,7 +170,7 @@ const intoEmptyDirectory = async (path: string, fill: (directory: string) => voi
     else rmSync(path, { recursive: true, force: true });
     throw error;
   }
-  syncDirectory(path);
+  syncPath(path);
   return path;
 };
 
@@ -183,14 +183,14 @@ const createPrivately = (path: string): void => {
 const writePrivately = (path: string, text: string): void => {
   createPrivately(path);
   writeFileSync(path, text);
-  syncFile(path);
+  syncPath(path);
 };
 
 const copyPrivately = (from: string, to: string): void => {
   createPrivately(to);
   copyFileSync(from, to);
   chmodSync(to, 0o600);
-  syncFile(to);
+  syncPath(to);
 };
 
 /**
@@ -206,7 +206,7 @@ const snapshot = (from: string, to: string): void => {
   } finally {
     db.close();
   }
-  syncFile(to);
+  syncPath(to);
 };
 
 /** quick_check of a copy; for the event store also its head position (the copy is opened read-only). */
@@ -238,17 +238,8 @@ const describe = (directory: string, name: string): BackupManifest['files'][numb
   return { name, bytes, sha256: hash.digest('hex') };
 };
 
-const syncFile = (path: string): void => {
-  const fd = openSync(path, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-};
-
-/** The directory's entries (the new files' names) made durable too. */
-const syncDirectory = (path: string): void => {
+/** fsync of a file, or of a directory (its entries: the new files' names); a read-only descriptor does on Linux. */
+const syncPath = (path: string): void => {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
