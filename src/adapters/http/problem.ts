@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { ExpectedVersionConflictError } from '../../application/ports/event-store';
 import { RtsError, type ErrorKind } from '../../domain/shared/errors';
+import { isPgUnavailable } from '../event-store/postgres/sql';
 
 /**
  * RFC 9457 problem details. Every error a caller can get has a stable `type` (a URI reference, resolvable on
@@ -135,6 +136,9 @@ export const toProblem = (error: unknown, instance: string): Problem => {
   }
   if (error instanceof ExpectedVersionConflictError) {
     return problem('concurrency_conflict', 'another request changed this resource at the same time; retry the request', { instance });
+  }
+  if (isPgUnavailable(error)) {
+    return problem('storage_unavailable', 'the hub cannot reach its database now; whether this request was stored is unknown: send it again later (uploads are idempotent by observationId)', { instance });
   }
   const e = error as FastifyLikeError;
   switch (e?.code) {

@@ -96,7 +96,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       if (now - storageLoggedAt < 10_000) storageUnlogged++;
       else {
         const cause = (error as { cause?: { code?: unknown } }).cause;
-        request.log.error({ code: cause?.code, notLoggedSince: storageUnlogged }, 'cannot store: writes fail (disk full, failing or locked); answering 503 until a write commits again');
+        request.log.error({ code: cause?.code ?? (error as { code?: unknown }).code, notLoggedSince: storageUnlogged }, 'cannot store: the store refuses writes (disk full, failing, locked) or cannot be reached; answering 503 storage_unavailable');
         storageLoggedAt = now;
         storageUnlogged = 0;
       }

@@ -21,6 +21,22 @@ export function createPool(config: PoolConfig): Pool {
   return pool;
 }
 
+/**
+ * Whether `error` says the database cannot be reached or cannot serve now, rather than that the statement was
+ * wrong: the connection refused, lost or timed out (a restart, a failover, pg_terminate_backend), SQLSTATE class
+ * 08 (connection exception), 53 (insufficient resources: disk full, out of memory, too many connections) or 57P0x
+ * (shutting down, cannot connect now). The same request can succeed later; the edge answers 503 and retries.
+ */
+export function isPgUnavailable(error: unknown): boolean {
+  // Not `instanceof Error`: a socket error comes from Node's own realm, which a test sandbox's Error is not.
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || NETWORK_CODES.has(code))) return true;
+  return code === undefined && typeof message === 'string' && /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(message);
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
 /** SQLSTATE of a unique constraint violation. */
 export const UNIQUE_VIOLATION = '23505';
 

@@ -1,0 +1,67 @@
+import { Client } from 'pg';
+import { isPgUnavailable } from '../../src/adapters/event-store/postgres/sql';
+import { toProblem } from '../../src/adapters/http/problem';
+
+/**
+ * What node-postgres really throws when the database goes away (a refused connection, a session the server ends as
+ * a restart or failover does), told apart from statements PostgreSQL refuses: the first become 503
+ * storage_unavailable over HTTP (send it again later), the others stay what they were.
+ */
+const base = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const thrown = async (work: () => Promise<unknown>): Promise<unknown> => {
+  try {
+    await work();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a failure');
+};
+
+describe('PostgreSQL unavailable: the errors node-postgres throws, as the HTTP edge answers them', () => {
+  it('a refused connection is storage_unavailable (503)', async () => {
+    const client = new Client({ host: '127.0.0.1', port: 1, user: 'postgres', database: 'test', connectionTimeoutMillis: 2000 });
+    client.on('error', () => undefined);
+    const error = await thrown(() => client.connect());
+    expect((error as { code?: string }).code).toBe('ECONNREFUSED');
+    expect(isPgUnavailable(error)).toBe(true);
+    expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+  });
+
+  it('a session the server ends (pg_terminate_backend) is storage_unavailable, on the query in flight and after', async () => {
+    const admin = new Client({ connectionString: base });
+    const victim = new Client({ connectionString: base });
+    victim.on('error', () => undefined);
+    await Promise.all([admin.connect(), victim.connect()]);
+    try {
+      const { rows } = await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const inFlight = thrown(() => victim.query('SELECT pg_sleep(5)'));
+      await new Promise((r) => setTimeout(r, 200));
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      const during = await inFlight;
+      const after = await thrown(() => victim.query('SELECT 1'));
+      for (const error of [during, after]) {
+        expect(isPgUnavailable(error)).toBe(true);
+        expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+      }
+    } finally {
+      await admin.end();
+      await victim.end().catch(() => undefined);
+    }
+  });
+
+  it('a statement PostgreSQL refuses is not: it stays a 500 (a fault to fix, not to wait out)', async () => {
+    const client = new Client({ connectionString: base });
+    await client.connect();
+    try {
+      const syntax = await thrown(() => client.query('SELEC 1'));
+      expect((syntax as { code?: string }).code).toBe('42601');
+      expect(isPgUnavailable(syntax)).toBe(false);
+      expect(toProblem(syntax, '/observations')).toMatchObject({ status: 500, code: 'internal_error' });
+      const missing = await thrown(() => client.query('SELECT * FROM no_such_table_rts'));
+      expect(isPgUnavailable(missing)).toBe(false);
+    } finally {
+      await client.end();
+    }
+  });
+});
