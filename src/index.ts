@@ -14,4 +14,5 @@ export { createTeleObservation, type TeleObservation, type Quantity } from './do
 export { parseCpr, isCpr, type Cpr } from './domain/monitoring/cpr';
 export { timeInterval, lastDays, type TimeInterval } from './domain/monitoring/time-interval';
 export { parseHl7Observation, HL7Builder, MetadataBuilder, Director, type DocumentMetadata } from './domain/documents/hl7';
-export { RtsError, ValidationError, NotFoundError, ConflictError } from './domain/shared/errors';
+export { RtsError, ValidationError, NotFoundError, ConflictError, ForbiddenError, UnavailableError } from './domain/shared/errors';
+export { backupDataDir, restoreDataDir, verifyBackup, BackupError, type BackupManifest, type BackupResult } from './adapters/backup/data-dir-backup';

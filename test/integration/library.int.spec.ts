@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { DateTime } from 'luxon';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
-import { createTeleObservation, lastDays, openTeleMed, parseCpr, timeInterval } from '../../src';
+import { backupDataDir, createTeleObservation, lastDays, openTeleMed, parseCpr, restoreDataDir, timeInterval } from '../../src';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
 
 /** The documented library entry point, used as a backend team would use it: no HTTP anywhere. */
@@ -13,6 +13,28 @@ describe('openTeleMed (library entry point)', () => {
   const now = DateTime.utc();
   const reading = (systolic: number, minutesAgo: number) =>
     createTeleObservation({ patientId: '251248-1234', systolic, diastolic: 70, measuredAt: now.minus({ minutes: minutesAgo }).toISO() }, now);
+
+  it('backs up its data directory while open, and a copy restored elsewhere opens with the readings in it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rts-lib-backup-'));
+    try {
+      const rts = await openTeleMed({ dataDir: join(root, 'data') });
+      const stored = await rts.telemed.processAndStore(reading(128, 20));
+      const { manifest } = await backupDataDir(join(root, 'data'), join(root, 'backup'));
+      await rts.close();
+      expect(manifest.files.map((f) => f.name)).toEqual(expect.arrayContaining(['telemed.sqlite', 'patient-keys.sqlite', 'pseudonym.secret']));
+
+      await restoreDataDir(join(root, 'backup'), join(root, 'restored'));
+      const again = await openTeleMed({ dataDir: join(root, 'restored') });
+      try {
+        const week = await again.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now));
+        expect(week.map((o) => [o.uniqueId, o.systolic.value])).toEqual([[stored, 128]]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 
   it('stores and queries on the embedded SQLite store, and survives reopening', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-'));
