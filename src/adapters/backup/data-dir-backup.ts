@@ -13,10 +13,11 @@ import { DATA_DATABASES, DATA_FILES, DATA_SECRETS } from '../system/data-dir';
  * only live pages are copied (an erased patient's key, overwritten in place, is not carried along in a free page).
  * The event store goes first and the key file after it. A key is committed before anything is sealed with it, so
  * every event in the copy finds its key in the later copy of the keys, unless the patient was erased in between:
- * then the backup has them erased too, as it should. The secrets beside them (the pseudonym secret: without it no
- * patient's data can be found again) are copied as they are. Every file is made 0600 before anything is written
- * into it, fsynced, and listed with its size and SHA-256 in `backup.json`; the SQLite copies are checked with
- * `quick_check` before the backup is reported done.
+ * then their key is gone from the copy while their rows are still in it, and their erasure must be run again after
+ * a restore, as for every patient erased after the backup (restore says so). The secrets beside them (the
+ * pseudonym secret: without it no patient's data can be found again) are copied as they are. Every file is made
+ * 0600 before anything is written into it, fsynced, and listed with its size and SHA-256 in `backup.json`; the
+ * SQLite copies are checked with `quick_check` before the backup is reported done.
  *
  * Restore. Only into a directory that does not exist or is empty (never over a data directory in use), and only
  * after every file has matched the manifest's hash. The files are written 0600 in a 0700 directory and fsynced.
