@@ -125,14 +125,17 @@ const REVIEW_OPTIONS = {
   ascii: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
-class UsageError extends Error {}
+/** A usage error found before anything is done; its message never repeats a typed value. */
+export class UsageError extends Error {}
 
-const fail = (message: string): never => {
+export const fail = (message: string): never => {
   throw new UsageError(message);
 };
 
 /** node:util's parse errors, reworded so that no typed value (it could be a CPR number) is repeated. */
-const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: O) => {
+type FlagValues<O extends NonNullable<ParseArgsConfig['options']>> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>['values'];
+
+export const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: O): FlagValues<O> => {
   let parsed;
   try {
     parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true });

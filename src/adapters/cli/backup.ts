@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import { BackupError, backupDataDir, restoreDataDir, type BackupManifest } from '../backup/data-dir-backup';
 import { DATA_FILES } from '../system/data-dir';
+import { UsageError, fail, parseFlags } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import type { Output } from './run';
 
@@ -41,35 +41,22 @@ export type BackupDependencies = Readonly<{
   now?: () => Date;
 }>;
 
-class Usage extends Error {}
-
 type Parsed = Readonly<{ kind: 'help' }> | Readonly<{ kind: 'backup'; dataDir: string; to: string }> | Readonly<{ kind: 'restore'; dataDir: string; from: string }>;
 
+const OPTIONS = { to: { type: 'string' }, from: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+
+/** The flags (args.ts's parseFlags: its wording, no typed value repeated); a UsageError for what is wrong. */
 const parse = (command: 'backup' | 'restore', argv: readonly string[], env: BackupDependencies['env']): Parsed => {
-  let values: { to?: string | undefined; from?: string | undefined; 'data-dir'?: string | undefined; help?: boolean | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: { to: { type: 'string' }, from: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (e) {
-    const name = /'(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
-    if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new Usage(`unknown option${name ? ` ${name}` : ''}`);
-    throw new Usage(name ? `option ${name} needs a value` : 'the options could not be read');
-  }
+  const values = parseFlags(argv, OPTIONS);
   if (values.help) return { kind: 'help' };
-  if (positionals.length > 0) throw new Usage('unexpected argument; options take the form --name value');
   const dataDir = values['data-dir'] || env.RTS_DATA_DIR || './data';
   if (command === 'backup') {
-    if (values.from !== undefined) throw new Usage('--from belongs to rts restore; rts backup takes --to');
-    if (!values.to) throw new Usage('missing --to: the directory the backup goes into');
+    if (values.from !== undefined) fail('--from belongs to rts restore; rts backup takes --to');
+    if (!values.to) return fail('missing --to: the directory the backup goes into');
     return { kind: 'backup', dataDir, to: values.to };
   }
-  if (values.to !== undefined) throw new Usage('--to belongs to rts backup; rts restore takes --from');
-  if (!values.from) throw new Usage('missing --from: the backup to restore');
+  if (values.to !== undefined) fail('--to belongs to rts backup; rts restore takes --from');
+  if (!values.from) return fail('missing --from: the backup to restore');
   return { kind: 'restore', dataDir, from: values.from };
 };
 
@@ -87,7 +74,7 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
   try {
     parsed = parse(command, argv, deps.env);
   } catch (e) {
-    if (!(e instanceof Usage)) throw e;
+    if (!(e instanceof UsageError)) throw e;
     deps.stderr.write(`rts: ${e.message}\nRun 'rts ${command} --help' for usage.\n`);
     return EXIT.usage;
   }
