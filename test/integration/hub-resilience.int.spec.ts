@@ -58,7 +58,13 @@ it('an offline system gets every change in order per expert when it connects; a 
       1,
     );
     await b.start();
-    await until('B caught up: 20 x 3 upserts and 5 retirements', () => b.distinct('directory.expert.upserted').length === 60 && b.distinct('directory.expert.retired').length === 5, 60_000);
+    await until(
+      'B caught up: 20 x 3 upserts and 5 retirements',
+      () => b.distinct('directory.expert.upserted').length === 60 && b.distinct('directory.expert.retired').length === 5,
+      60_000,
+      50,
+      () => `${b.describe()}; refused once: ${failedOnce}\nhub output (last 4,000 characters):\n${hub.output().slice(-4000)}`,
+    );
     await b.stop();
 
     // Removed only when accepted: the failed message was delivered again (delivery-count raised) and accepted.

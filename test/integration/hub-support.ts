@@ -21,11 +21,12 @@ export const downlinkQueue = (systemId: string) => `rts.downlink.${systemId}`;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export const until = async (what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 60_000, everyMs = 50): Promise<void> => {
+/** Polls `predicate` until it holds; on timeout the error names `what` and, when given, `detail()` (the state then). */
+export const until = async (what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 60_000, everyMs = 50, detail?: () => string): Promise<void> => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}${detail ? `\n${detail()}` : ''}`);
     await sleep(everyMs);
   }
 };
@@ -190,6 +191,8 @@ export type Collected = Readonly<{ envelope: DownlinkEnvelope; deliveryCount: nu
 export class DownlinkCollector {
   readonly deliveries: Collected[] = [];
   readonly bad: string[] = [];
+  /** Settlements by kind (accepted, retried, stale, ...): what the consumer did with what it got. */
+  readonly outcomes = new Map<string, number>();
   private consumer: QueueConsumer;
 
   constructor(
@@ -203,6 +206,7 @@ export class DownlinkCollector {
       deadLetterQueue: `${downlinkQueue(systemId)}.test-dlq`,
       prefetch,
       maxAttempts: 100,
+      onOutcome: (e) => this.outcomes.set(e.kind, (this.outcomes.get(e.kind) ?? 0) + 1),
       handler: async (m) => {
         const parsed = parseDownlink(m.body);
         if (!parsed.ok) {
@@ -222,6 +226,13 @@ export class DownlinkCollector {
 
   stop(): Promise<void> {
     return this.consumer.stop();
+  }
+
+  /** For a failure message: deliveries, distinct envelopes by type, settlements by kind. */
+  describe(): string {
+    const byType = new Map<string, number>();
+    for (const e of this.distinct()) byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
+    return `${this.systemId}: ${this.deliveries.length} deliveries; distinct ${JSON.stringify(Object.fromEntries(byType))}; settled ${JSON.stringify(Object.fromEntries(this.outcomes))}; unparsable ${this.bad.length}`;
   }
 
   /** Distinct envelopes, first delivery of each id kept (dedupe as a receiving system does). */
