@@ -10,7 +10,7 @@ import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-mem
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
-import { DLQ_ID, envelopeIdOf, tagDeadLetter, uplinkMessageHandler } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { DLQ_ID, HELD_BACK, envelopeIdOf, tagDeadLetter, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
@@ -123,6 +123,74 @@ describe('uplinkMessageHandler', () => {
     expect(full).toBeInstanceOf(UnavailableError);
     const failing = uplinkMessageHandler({ handleUplink: async () => Promise.reject(full) });
     expect(await failing(received(serializeUplink(registered())))).toEqual({ retry: 'transient failure: storage_unavailable' });
+  });
+});
+
+describe('uplinkMessageHandler: order per expert', () => {
+  const about = (localExpertId: string, type: 'expert.registered' | 'expert.changed' = 'expert.registered'): UplinkEnvelope =>
+    ({ ...registered(), type, payload: { ...(registered().payload as object), localExpertId } }) as UplinkEnvelope;
+  const attempt = (body: string, n: number): ReceivedMessage => ({ ...received(body), deliveryCount: n - 1, attempt: n });
+
+  it('handles the messages about one expert one at a time in arrival order, other experts at once', async () => {
+    const log: string[] = [];
+    const slow: Record<string, () => void> = {};
+    const handler = uplinkMessageHandler({
+      handleUplink: async (e) => {
+        const x = (e.payload as { localExpertId: string }).localExpertId;
+        if (e.type === 'expert.registered' && x === 'e1') await new Promise<void>((r) => (slow[x] = r));
+        log.push(`${e.type} ${x}`);
+        return { outcome: 'applied' };
+      },
+    });
+    const first = handler(received(serializeUplink(about('e1'))));
+    const change = handler(received(serializeUplink(about('e1', 'expert.changed'))));
+    const other = handler(received(serializeUplink(about('e2'))));
+    expect(await other).toBe('accept');
+    expect(log).toEqual(['expert.registered e2']); // e1's change waits for e1's registration
+    slow['e1']!();
+    expect(await Promise.all([first, change])).toEqual(['accept', 'accept']);
+    expect(log).toEqual(['expert.registered e2', 'expert.registered e1', 'expert.changed e1']);
+  });
+
+  it('hands back, unhandled, the messages about an expert that arrived while an earlier one about it failed; not on its last attempt', async () => {
+    let calls = 0;
+    let release!: () => void;
+    const failing = uplinkMessageHandler(
+      {
+        handleUplink: async () => {
+          calls++;
+          if (calls === 1) await new Promise<void>((r) => (release = r));
+          if (calls === 1) throw new NotFoundError('system_not_joined', 'not yet');
+          return { outcome: 'applied' };
+        },
+      },
+      {},
+      { maxAttempts: 3 },
+    );
+    const first = failing(received(serializeUplink(about('e1'))));
+    const second = failing(received(serializeUplink(about('e1', 'expert.changed'))));
+    await new Promise((r) => setImmediate(r));
+    release();
+    expect(await first).toEqual({ retry: 'system_not_joined' });
+    expect(await second).toEqual({ retry: HELD_BACK });
+    expect(calls).toBe(1);
+
+    // On its last attempt a retry becomes a dead letter (QueueConsumer): it does not come back, so nothing waits for it.
+    calls = 0;
+    const last = failing(attempt(serializeUplink(about('e3')), 3));
+    const after = failing(received(serializeUplink(about('e3', 'expert.changed'))));
+    await new Promise((r) => setImmediate(r));
+    release();
+    expect(await last).toEqual({ retry: 'system_not_joined' });
+    expect(await after).toBe('accept');
+  });
+
+  it('keys a message by what it is about', () => {
+    expect(uplinkOrderKeys(about('e1'))).toEqual(['expert/city-a:e1']);
+    const batch = { ...registered(), type: 'experts.batch', payload: { batchIndex: 0, batchCount: 1, experts: [{ localExpertId: 'a' }, { localExpertId: 'b' }] } } as unknown as UplinkEnvelope;
+    expect(uplinkOrderKeys(batch)).toEqual(['expert/city-a:a', 'expert/city-a:b']);
+    expect(uplinkOrderKeys({ ...registered(), type: 'system.join.requested', payload: { expectedBatches: 0, expectedExperts: 0 } } as UplinkEnvelope)).toEqual(['system/city-a']);
+    expect(uplinkOrderKeys({ ...registered(), type: 'consultation.accept', payload: { consultationId: 'k1', expertId: 'city-b:x' } } as never)).toEqual(['consultation/k1']);
   });
 });
 

@@ -8,6 +8,7 @@ import { QueueConsumer, type ConsumerOutcomeEvent, type HandlerOutcome, type Mes
 import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
+import { OrderedByKey } from '../../application/ordered-by-key';
 
 /**
  * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
@@ -29,10 +30,15 @@ import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
  *   rts_dlq_id   a fresh UUID per dead letter copy
  *   messageId    our envelope id, filled in from the body when the sender did not set it (and it can be read)
  *
- * Order: the consumer runs up to `prefetch` handlers at once (and other hub processes compete for the queue), so
- * a system's batch may be handled before its own join request, sent just before it, is committed. The refusals
- * that only mean "too early" (ORDER_DEPENDENT_CODES) are therefore retried through the broker, and dead-lettered
- * with that code once the retry limit is reached.
+ * Order: the consumer runs up to `prefetch` handlers at once, but messages about the same expert (or the same
+ * consultation) are handled one at a time, in the order they arrived (OrderedByKey, keys from `uplinkOrderKeys`):
+ * a registration and the changes sent right after it are applied as sent, also when they arrive together (a
+ * system that sent while the hub was down). When one of them is handed back for another attempt, the ones about
+ * the same expert that had already arrived are handed back too, without being handled (reason `held_back`), so
+ * they come again after it. Different experts still run at once. Other hub processes compete for the queue, so
+ * across hubs there is no such order: the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch
+ * before its join request, a change before the expert's registration, a report before the accept) are retried
+ * through the broker, and dead-lettered with that code once the retry limit is reached.
  */
 export type UplinkLike = Readonly<{ handleUplink(envelope: UplinkEnvelope): Promise<unknown> }>;
 
@@ -47,20 +53,68 @@ export const DLQ_ID = 'rts_dlq_id';
 export const ENVELOPE_ID_PROPERTY = 'messageId';
 
 /**
- * Refusals that may clear once an earlier message of the same system is applied: its join request, or an
- * expert's accept sent just before the report (the hub handles up to `prefetch` messages at once, so two
- * messages sent back to back can be applied in either order). Retried, and dead-lettered past the limit.
+ * Refusals that may clear once an earlier message of the same system is applied: its join request, an expert's
+ * registration sent just before a change or retirement, or an expert's accept sent just before the report (other
+ * hub processes compete for the queue, so messages sent back to back can be applied in either order across hubs).
+ * Retried, and dead-lettered past the limit.
  */
-export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined', 'consultation_not_accepted'];
+export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined', 'expert_not_found', 'consultation_not_accepted'];
 
-/** Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls. */
-export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = {}): MessageHandler => {
+/** The retry reason of a message handed back unhandled because an earlier one about the same thing was. */
+export const HELD_BACK = 'held_back: an earlier message about the same expert or consultation is being retried';
+
+/**
+ * What a message is about, for OrderedByKey: the expert of an expert.* message, each expert of a batch, the
+ * system of a join request, the consultation of a consultation.* message. Messages sharing a key are handled
+ * in arrival order.
+ */
+export const uplinkOrderKeys = (envelope: UplinkEnvelope | ConsultationUplinkEnvelope): readonly string[] => {
+  const payload = envelope.payload as { localExpertId?: unknown; homeSystemId?: unknown; consultationId?: unknown; experts?: readonly { localExpertId: string }[] };
+  switch (envelope.type) {
+    case 'expert.registered':
+    case 'expert.changed':
+    case 'expert.retired':
+      return [`expert/${typeof payload.homeSystemId === 'string' ? payload.homeSystemId : envelope.systemId}:${String(payload.localExpertId)}`];
+    case 'experts.batch':
+      return (payload.experts ?? []).map((e) => `expert/${envelope.systemId}:${e.localExpertId}`);
+    case 'system.join.requested':
+      return [`system/${envelope.systemId}`];
+    default:
+      return typeof payload.consultationId === 'string' ? [`consultation/${payload.consultationId}`] : [];
+  }
+};
+
+/**
+ * Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls.
+ * `maxAttempts` (the consumer's): a retry on the last attempt is a dead letter, which does not come back, so it
+ * holds nothing back.
+ */
+export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = {}, options: { maxAttempts?: number } = {}): MessageHandler => {
   const codec = routes.codec ?? new PlainHubCodec();
+  const order = new OrderedByKey();
+  const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
   return async (message: ReceivedMessage): Promise<HandlerOutcome> => {
-    // Decoding checks the security (jose: signature, key, receiver, signer = systemId) before the contract.
-    const parsed = await codec.decodeUplink(message.body);
-    if (!parsed.ok) return { deadLetter: `${parsed.reason}: ${parsed.detail}` };
+    // Called in the order the messages arrived: take the place now, before decoding (which may take a while).
+    const place = order.arrive();
+    let parsed: Awaited<ReturnType<HubMessageCodec['decodeUplink']>>;
+    try {
+      // Decoding checks the security (jose: signature, key, receiver, signer = systemId) before the contract.
+      parsed = await codec.decodeUplink(message.body);
+    } catch (error) {
+      place.leave();
+      throw error;
+    }
+    if (!parsed.ok) {
+      place.leave();
+      return { deadLetter: `${parsed.reason}: ${parsed.detail}` };
+    }
     const envelope = parsed.envelope;
+    const comesBack = (outcome: HandlerOutcome) => outcome !== 'accept' && 'retry' in outcome && message.attempt < maxAttempts;
+    const entered = await place.enter(uplinkOrderKeys(envelope), () => handle(envelope), comesBack);
+    return entered.ran ? entered.value : { retry: HELD_BACK };
+  };
+
+  async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope): Promise<HandlerOutcome> {
     const trace = { id: envelope.id, type: envelope.type, systemId: envelope.systemId, correlationId: envelope.correlationId };
     try {
       if (isConsultationType(envelope.type)) {
@@ -84,7 +138,7 @@ export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = 
       // Name and code only: an unexpected error's message might quote the payload.
       return { retry: `transient failure: ${name}${typeof code === 'string' ? ` (${code})` : ''}` };
     }
-  };
+  }
 };
 
 /** Our envelope id as readable from a message body, when it is JSON with a plain `id` string. */
@@ -136,7 +190,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
   const consumer = new QueueConsumer(connection, {
     queue: options.queue,
     deadLetterQueue: options.deadLetterQueue,
-    handler: uplinkMessageHandler(options.uplink, options.routes),
+    handler: uplinkMessageHandler(options.uplink, options.routes, { maxAttempts: options.maxAttempts }),
     maxAttempts: options.maxAttempts,
     prefetch: options.prefetch,
     deadLetterSender,

@@ -1,0 +1,73 @@
+// A system's messages about one expert are applied in the order the system sent them, although the hub handles up
+// to RTS_UPLINK_PREFETCH messages at once: sent while the hub was down, they all arrive together.
+import { DurableSender, type AmqpConnection } from '../../src/adapters/amqp';
+import { startBroker, type TestBroker } from '../support/activemq';
+import { connect, getJson, profile, registerSystem, sendUplink, startChildHub, tempDir, uplink, until, type ChildHub } from './hub-support';
+
+jest.setTimeout(120_000);
+
+let broker: TestBroker;
+let connection: AmqpConnection;
+let sender: DurableSender;
+
+beforeAll(async () => {
+  broker = await startBroker();
+  connection = connect(broker);
+  await connection.waitConnected();
+  sender = new DurableSender(connection);
+});
+
+afterAll(async () => {
+  await sender?.close();
+  await connection?.close();
+  await broker?.destroy();
+});
+
+it('register, two changes and a retirement of each expert, sent back to back while the hub was down: each expert ends as last sent, nothing dead-lettered', async () => {
+  const data = tempDir('rts-hub-order-');
+  let hub: ChildHub = await startChildHub(broker, data.dir);
+  const port = Number(new URL(hub.url).port);
+  try {
+    await registerSystem(hub.url, 'ord-a');
+    await sendUplink(sender, uplink.join('ord-a', 0, 0));
+    await until('A joined', async () => (await getJson(hub.url, '/systems/ord-a')).body.status === 'joined');
+    await hub.stop();
+
+    // The messages of one expert one after the other, the experts interleaved, as a busy system sends them.
+    const experts = Array.from({ length: 60 }, (_, i) => `o${i}`);
+    const retiring = new Set(experts.filter((_, i) => i % 4 === 0));
+    const steps = [
+      (x: string, n: number) => uplink.registered('ord-a', x, profile(n)),
+      (x: string, n: number) => uplink.changed('ord-a', x, profile(n, { availability: 'limited', title: 'second' })),
+      (x: string, n: number) => uplink.changed('ord-a', x, profile(n, { availability: 'unavailable', title: 'third' })),
+    ];
+    for (const step of steps) await Promise.all(experts.map((x, n) => sendUplink(sender, step(x, n))));
+    await Promise.all([...retiring].map((x) => sendUplink(sender, uplink.retired('ord-a', x))));
+
+    hub = await startChildHub(broker, data.dir, port);
+    const expert = async (x: string) => (await getJson(hub.url, `/experts/ord-a:${x}`)).body;
+    const deadLetters = async () => {
+      const res = await getJson(hub.url, '/dead-letters?limit=100');
+      if (res.status !== 200) throw new Error(`GET /dead-letters: ${res.status} ${JSON.stringify(res.body)}\n${hub.output().split("\n").filter((l) => l.includes("\"level\":50")).join("\n").slice(-3000)}`);
+      return res.body.items as { reason: string }[];
+    };
+    // Done when every expert is at its last revision, or (to fail fast) when something was dead-lettered.
+    const settled = async () =>
+      (await Promise.all(experts.map(expert))).every((e, i) => e.revision === (retiring.has(experts[i]!) ? 4 : 3)) || (await deadLetters()).length > 0;
+    await until('every expert at its last revision', settled, 60_000, 100, () => `hub output:\n${hub.output().slice(-4000)}`);
+    expect((await deadLetters()).map((d) => d.reason)).toEqual([]);
+
+    for (const x of experts) {
+      const e = await expert(x);
+      expect({ x, status: e.status, title: e.profile.title, availability: e.profile.availability }).toEqual({
+        x,
+        status: retiring.has(x) ? 'retired' : 'active',
+        title: 'third',
+        availability: 'unavailable',
+      });
+    }
+  } finally {
+    await hub.stop();
+    data.remove();
+  }
+});
