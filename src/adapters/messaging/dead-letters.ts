@@ -1,5 +1,5 @@
 import { filter, type Delivery, type EventContext, type Message, type Receiver } from 'rhea';
-import type { DeadLetter, DeadLetterQueue, ReplaySelection } from '../../application/directory/dead-letter-operations';
+import { UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../application/directory/dead-letter-operations';
 import type { AmqpConnection } from '../amqp/connection';
 import type { DurableSender } from '../amqp/durable-sender';
 import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../amqp/queue-consumer';
@@ -140,17 +140,25 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
     );
   }
 
-  /** Attach, give `credit`, drain; `finish` runs after the broker said drained, before the link is closed. */
+  /**
+   * Attach, give `credit`, drain; `finish` runs once the broker said drained or all the credit was used (ActiveMQ
+   * does not answer a drain whose credit its deliveries used up: a queue holding `credit` messages or more would
+   * otherwise end in the timeout), before the link is closed. Not connected, or no answer in time: UnavailableError
+   * 'service_unavailable' (503 over HTTP).
+   */
   private withReceiver<T>(
     source: Record<string, unknown>,
     credit: number,
     onMessage: (context: EventContext) => void,
     finish: () => Promise<T>,
   ): Promise<T> {
-    if (!this.connection.isConnected()) return Promise.reject(new Error('not connected to the broker'));
+    if (!this.connection.isConnected()) return Promise.reject(new UnavailableError('service_unavailable', 'the hub is not connected to the message broker now; try again'));
+    const wanted = Math.max(1, credit);
     return new Promise<T>((resolve, reject) => {
       let receiver: Receiver | undefined;
       let done = false;
+      let finishing = false;
+      let received = 0;
       const end = (outcome: { value: T } | { error: Error }) => {
         if (done) return;
         done = true;
@@ -159,25 +167,33 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
         if ('error' in outcome) reject(outcome.error);
         else resolve(outcome.value);
       };
-      const timer = setTimeout(() => end({ error: new Error(`dead letter queue ${this.options.queue} did not answer within ${this.timeoutMs} ms`) }), this.timeoutMs);
+      const complete = () => {
+        if (finishing || done) return;
+        finishing = true;
+        finish().then(
+          (value) => end({ value }),
+          (error: unknown) => end({ error: error instanceof Error ? error : new Error(String(error)) }),
+        );
+      };
+      const timer = setTimeout(
+        () => end({ error: new UnavailableError('service_unavailable', `the message broker did not answer within ${this.timeoutMs} ms (dead letter queue ${this.options.queue}); try again`) }),
+        this.timeoutMs,
+      );
       receiver = this.connection.openReceiver({
         source: { address: this.options.queue, ...source } as never,
         autoaccept: false,
         credit_window: 0,
       });
       receiver.on('receiver_open', () => {
-        receiver!.add_credit(Math.max(1, credit));
+        receiver!.add_credit(wanted);
         receiver!.drain_credit();
       });
       receiver.on('message', (context: EventContext) => {
-        if (!done) onMessage(context);
+        if (done || finishing) return;
+        onMessage(context);
+        if (++received >= wanted) complete();
       });
-      receiver.on('receiver_drained', () => {
-        finish().then(
-          (value) => end({ value }),
-          (error: unknown) => end({ error: error instanceof Error ? error : new Error(String(error)) }),
-        );
-      });
+      receiver.on('receiver_drained', complete);
       receiver.on('receiver_error', (context: EventContext) => {
         const e = context.receiver?.error as { condition?: string; description?: string } | undefined;
         end({ error: new Error(`dead letter receiver closed: ${[e?.condition, e?.description].filter(Boolean).join(': ') || 'unknown error'}`) });
