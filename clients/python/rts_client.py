@@ -183,6 +183,19 @@ def envelope(system_id, type_, payload, correlation_id=None, message_id=None):
     return {"id": id_, "type": type_, "version": CONTRACT_VERSION, "systemId": system_id, "correlationId": correlation_id or id_, "time": now_iso(), "payload": payload}
 
 
+def group_id(env):
+    """The AMQP group-id for an uplink envelope: what it is about. With several hub processes, the broker hands
+    the messages of one group to one hub, which applies them in order. None for a batch (many experts)."""
+    type_, payload = env["type"], env["payload"]
+    if type_ in ("expert.registered", "expert.changed", "expert.retired"):
+        return "expert/%s:%s" % (payload.get("homeSystemId", env["systemId"]), payload["localExpertId"])
+    if type_ == "system.join.requested":
+        return "system/%s" % env["systemId"]
+    if isinstance(payload.get("consultationId"), str):
+        return "consultation/%s" % payload["consultationId"]
+    return None
+
+
 class RtsClient:
     """One AMQP connection: durable sends to the uplink queue, a receiver on this system's downlink queue."""
 
@@ -199,7 +212,7 @@ class RtsClient:
         env = envelope(self.system_id, type_, payload, correlation_id, message_id)
         properties = {"messageId": env["id"], "type": type_, "version": CONTRACT_VERSION, "systemId": self.system_id, "correlationId": env["correlationId"], "contentType": "application/jose", "codec": "jose"}
         # BlockingSender.send waits for the broker's disposition and raises unless it is accepted.
-        self.sender.send(Message(body=self.codec.encode(env), durable=True, properties=properties, id=env["id"], correlation_id=env["correlationId"], subject=type_))
+        self.sender.send(Message(body=self.codec.encode(env), durable=True, properties=properties, id=env["id"], correlation_id=env["correlationId"], subject=type_, group_id=group_id(env)))
         return env
 
     def receive(self, timeout=30):

@@ -63,6 +63,7 @@ import {
   type ConsultationUplinkType,
 } from '../adapters/messaging/consultation-messages';
 import { parseHubDownlink, type HubDownlinkEnvelope } from '../adapters/messaging/hub-codec';
+import { uplinkGroupId } from '../adapters/messaging/amqp-uplink-consumer';
 import { openSdkDiscovery, type DiscoveryOption, type SdkDiscovery } from './discovery';
 
 export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
@@ -505,7 +506,9 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       correlationId: envelope.correlationId,
       ...encoded.applicationProperties,
     };
-    const message = { body: encoded.body, applicationProperties, messageId: envelope.id, correlationId: envelope.correlationId, subject: envelope.type };
+    // The group-id keeps the messages about one expert (one consultation) on one hub process, in order.
+    const groupId = uplinkGroupId(envelope);
+    const message = { body: encoded.body, applicationProperties, messageId: envelope.id, correlationId: envelope.correlationId, subject: envelope.type, ...(groupId ? { groupId } : {}) };
     const deadline = Date.now() + this.sendTimeoutMs;
     let attempts = 0;
     for (;;) {

@@ -2,7 +2,7 @@
 // handlers with acknowledgement after success, redelivery, dedupe, dead-lettering of malformed messages.
 // Broker restarts are in sdk-reconnect.int.spec.ts.
 import { randomUUID } from 'node:crypto';
-import { AmqpConnection, DLQ_REASON, DLQ_SOURCE_QUEUE, DurableSender } from '../../src/adapters/amqp';
+import { AmqpConnection, DLQ_REASON, DLQ_SOURCE_QUEUE, DurableSender, QueueConsumer } from '../../src/adapters/amqp';
 import { parseUplink, serializeDownlink, type DownlinkEnvelope, type ExpertProfile, type UploadedExpert } from '../../src/adapters/messaging/messages';
 import { RtsClient, type DownlinkHandlers } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
@@ -45,6 +45,7 @@ describe('RtsClient against ActiveMQ', () => {
   let broker: TestBroker;
   let hub: AmqpConnection;
   let hubSender: DurableSender;
+  let hub2: AmqpConnection | undefined;
   const clients: RtsClient[] = [];
 
   const connect = async (systemId: string, extra: Partial<Parameters<typeof RtsClient.connect>[0]> = {}) => {
@@ -60,11 +61,14 @@ describe('RtsClient against ActiveMQ', () => {
     hub = AmqpConnection.open({ endpoints: [{ host: broker.host, port: broker.amqpPort }] });
     await hub.waitConnected();
     hubSender = new DurableSender(hub);
+    hub2 = AmqpConnection.open({ endpoints: [{ host: broker.host, port: broker.amqpPort }] });
+    await hub2.waitConnected();
   });
 
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
     await hubSender?.close();
+    await hub2?.close();
     await hub?.close();
     await broker?.destroy();
   });
@@ -96,6 +100,44 @@ describe('RtsClient against ActiveMQ', () => {
       expect(parsed[0]!.correlationId).toBe(parsed[0]!.id);
       expect(parsed[0]!.payload).toEqual({ localExpertId: 'e-1', profile: profile('Li Wei') });
       expect(parsed[3]!.payload).toEqual({ expectedBatches: 2, expectedExperts: 700, name: 'City A' });
+      // What each message is about, as its AMQP group-id: ActiveMQ keeps a group on one consumer (one hub).
+      expect(got.map((m) => m.group_id)).toEqual([`expert/${systemId}:e-1`, `expert/${systemId}:e-1`, `expert/${systemId}:e-1`, `system/${systemId}`]);
+    });
+
+    it('with two competing consumers (two hubs), every message about one expert goes to the same one, in the order sent', async () => {
+      const systemId = systemIdFor('groups');
+      const client = await connect(systemId);
+      const seen: { consumer: number; expert: string; step: string }[] = [];
+      const consumers = [0, 1].map(
+        (k) =>
+          new QueueConsumer(k === 0 ? hub : hub2!, {
+            queue: client.uplinkQueue,
+            deadLetterQueue: `${client.uplinkQueue}.dlq`,
+            prefetch: 5,
+            maxAttempts: 5,
+            handler: async (m) => {
+              const r = parseUplink(m.body);
+              if (!r.ok) throw new Error(r.detail);
+              const payload = r.message.payload as { localExpertId: string; profile: ExpertProfile };
+              seen.push({ consumer: k, expert: payload.localExpertId, step: payload.profile.name });
+              await sleep(2); // a hub's work, so both consumers stay busy
+              return 'accept';
+            },
+          }),
+      );
+      // All sent before the consumers attach (a hub restarting): the broker splits them between the two.
+      const experts = Array.from({ length: 24 }, (_, i) => `e-${i}`);
+      await Promise.all(experts.map((x) => client.registerExpert(x, profile('step 1'))));
+      await Promise.all(experts.map((x) => client.changeExpert(x, profile('step 2'))));
+      await Promise.all(experts.map((x) => client.changeExpert(x, profile('step 3'))));
+      await Promise.all(consumers.map((c) => c.start()));
+      await until(() => seen.length === 72);
+      for (const c of consumers) await c.stop();
+      for (const x of experts) {
+        const mine = seen.filter((s) => s.expert === x);
+        expect({ x, consumers: [...new Set(mine.map((s) => s.consumer))].length, steps: mine.map((s) => s.step) }).toEqual({ x, consumers: 1, steps: ['step 1', 'step 2', 'step 3'] });
+      }
+      expect(new Set(seen.map((s) => s.consumer)).size).toBe(2); // both took part
     });
 
     it('gives deterministic envelope ids for a messageId, random ones otherwise; refuses a bad message without sending', async () => {

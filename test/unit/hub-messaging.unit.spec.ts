@@ -10,7 +10,7 @@ import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-mem
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
-import { DLQ_ID, HELD_BACK, envelopeIdOf, tagDeadLetter, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { DLQ_ID, HELD_BACK, envelopeIdOf, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
@@ -189,6 +189,9 @@ describe('uplinkMessageHandler: order per expert', () => {
     expect(uplinkOrderKeys(about('e1'))).toEqual(['expert/city-a:e1']);
     const batch = { ...registered(), type: 'experts.batch', payload: { batchIndex: 0, batchCount: 1, experts: [{ localExpertId: 'a' }, { localExpertId: 'b' }] } } as unknown as UplinkEnvelope;
     expect(uplinkOrderKeys(batch)).toEqual(['expert/city-a:a', 'expert/city-a:b']);
+    // The AMQP group-id senders set: the one key; none for a batch (it is about many experts).
+    expect(uplinkGroupId(about('e1'))).toBe('expert/city-a:e1');
+    expect(uplinkGroupId(batch)).toBeUndefined();
     expect(uplinkOrderKeys({ ...registered(), type: 'system.join.requested', payload: { expectedBatches: 0, expectedExperts: 0 } } as UplinkEnvelope)).toEqual(['system/city-a']);
     expect(uplinkOrderKeys({ ...registered(), type: 'consultation.accept', payload: { consultationId: 'k1', expertId: 'city-b:x' } } as never)).toEqual(['consultation/k1']);
   });

@@ -20,6 +20,11 @@ export interface OutgoingMessage {
   messageId?: string;
   correlationId?: string;
   subject?: string;
+  /**
+   * AMQP group-id. ActiveMQ hands every message of one group to the same consumer while it lives (message groups,
+   * JMSXGroupID): with competing consumers, the messages of a group are still handled by one, in queue order.
+   */
+  groupId?: string;
 }
 
 export interface DurableSenderOptions {
@@ -164,6 +169,7 @@ export class DurableSender {
     if (message.messageId !== undefined) amqp.message_id = message.messageId;
     if (message.correlationId !== undefined) amqp.correlation_id = message.correlationId;
     if (message.subject !== undefined) amqp.subject = message.subject;
+    if (message.groupId !== undefined) amqp.group_id = message.groupId;
     return this.sendRaw(queue, amqp);
   }
 

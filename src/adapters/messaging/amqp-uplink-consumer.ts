@@ -35,8 +35,10 @@ import { OrderedByKey } from '../../application/ordered-by-key';
  * a registration and the changes sent right after it are applied as sent, also when they arrive together (a
  * system that sent while the hub was down). When one of them is handed back for another attempt, the ones about
  * the same expert that had already arrived are handed back too, without being handled (reason `held_back`), so
- * they come again after it. Different experts still run at once. Other hub processes compete for the queue, so
- * across hubs there is no such order: the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch
+ * they come again after it. Different experts still run at once. Other hub processes compete for the queue: a
+ * sender that sets the AMQP group-id to the message's key (`uplinkGroupId`; the SDK and the Python client do) has
+ * ActiveMQ hand all messages about one expert to the same hub, so the order holds across hubs too. Without it,
+ * and when a hub dies holding messages, the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch
  * before its join request, a change before the expert's registration, a report before the accept) are retried
  * through the broker, and dead-lettered with that code once the retry limit is reached.
  */
@@ -82,6 +84,16 @@ export const uplinkOrderKeys = (envelope: UplinkEnvelope | ConsultationUplinkEnv
     default:
       return typeof payload.consultationId === 'string' ? [`consultation/${payload.consultationId}`] : [];
   }
+};
+
+/**
+ * The AMQP group-id a sender gives an uplink message: its one key (the expert, the consultation, the joining
+ * system); none for a batch, which is about many experts. With several hub processes on the queue, ActiveMQ then
+ * hands the messages about one expert to one hub, which applies them in order (see the file comment).
+ */
+export const uplinkGroupId = (envelope: UplinkEnvelope | ConsultationUplinkEnvelope): string | undefined => {
+  const keys = uplinkOrderKeys(envelope);
+  return keys.length === 1 ? keys[0] : undefined;
 };
 
 /**
