@@ -1,35 +1,18 @@
 // A system's messages about one expert are applied in the order the system sent them, although the hub handles up
 // to RTS_UPLINK_PREFETCH messages at once: sent while the hub was down, they all arrive together.
-import { DurableSender, type AmqpConnection } from '../../src/adapters/amqp';
-import { startBroker, type TestBroker } from '../support/activemq';
-import { connect, getJson, profile, registerSystem, sendUplink, startChildHub, tempDir, uplink, until, type ChildHub } from './hub-support';
+import { getJson, profile, registerSystem, sendUplink, startChildHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
 
 jest.setTimeout(120_000);
 
-let broker: TestBroker;
-let connection: AmqpConnection;
-let sender: DurableSender;
-
-beforeAll(async () => {
-  broker = await startBroker();
-  connection = connect(broker);
-  await connection.waitConnected();
-  sender = new DurableSender(connection);
-});
-
-afterAll(async () => {
-  await sender?.close();
-  await connection?.close();
-  await broker?.destroy();
-});
+const amq = useBroker();
 
 it('register, two changes and a retirement of each expert, sent back to back while the hub was down: each expert ends as last sent, nothing dead-lettered', async () => {
   const data = tempDir('rts-hub-order-');
-  let hub: ChildHub = await startChildHub(broker, data.dir);
+  let hub: ChildHub = await startChildHub(amq.broker, data.dir);
   const port = Number(new URL(hub.url).port);
   try {
     await registerSystem(hub.url, 'ord-a');
-    await sendUplink(sender, uplink.join('ord-a', 0, 0));
+    await sendUplink(amq.sender, uplink.join('ord-a', 0, 0));
     await until('A joined', async () => (await getJson(hub.url, '/systems/ord-a')).body.status === 'joined');
     await hub.stop();
 
@@ -41,10 +24,10 @@ it('register, two changes and a retirement of each expert, sent back to back whi
       (x: string, n: number) => uplink.changed('ord-a', x, profile(n, { availability: 'limited', title: 'second' })),
       (x: string, n: number) => uplink.changed('ord-a', x, profile(n, { availability: 'unavailable', title: 'third' })),
     ];
-    for (const step of steps) await Promise.all(experts.map((x, n) => sendUplink(sender, step(x, n))));
-    await Promise.all([...retiring].map((x) => sendUplink(sender, uplink.retired('ord-a', x))));
+    for (const step of steps) await Promise.all(experts.map((x, n) => sendUplink(amq.sender, step(x, n))));
+    await Promise.all([...retiring].map((x) => sendUplink(amq.sender, uplink.retired('ord-a', x))));
 
-    hub = await startChildHub(broker, data.dir, port);
+    hub = await startChildHub(amq.broker, data.dir, port);
     const expert = async (x: string) => (await getJson(hub.url, `/experts/ord-a:${x}`)).body;
     const deadLetters = async () => {
       const res = await getJson(hub.url, '/dead-letters?limit=100');

@@ -5,32 +5,14 @@ import pino from 'pino';
 import { runDlq } from '../../src/adapters/cli/dlq';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
-import type { DurableSender } from '../../src/adapters/amqp';
-import { DurableSender as Sender, type AmqpConnection } from '../../src/adapters/amqp';
 import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
-import { startBroker, type TestBroker } from '../support/activemq';
-import { connect, freePort, getJson, postJson, profile, registerSystem, sendRawBody, sendUplink, startInProcessHub, tempDir, uplink, until } from './hub-support';
+import { freePort, getJson, postJson, profile, registerSystem, sendRawBody, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(120_000);
 
-let broker: TestBroker;
-let connection: AmqpConnection;
-let sender: DurableSender;
-
-beforeAll(async () => {
-  broker = await startBroker();
-  connection = connect(broker);
-  await connection.waitConnected();
-  sender = new Sender(connection);
-});
-
-afterAll(async () => {
-  await sender?.close();
-  await connection?.close();
-  await broker?.destroy();
-});
+const amq = useBroker();
 
 /** A store that fails for one expert, whatever happens: a transient failure that never clears. */
 const failingFor = (localExpertId: string) => (real: UplinkLike): UplinkLike => ({
@@ -44,14 +26,14 @@ type Summary = { id: string; envelopeId: string | null; reason: string; sourceQu
 
 it('dead-letters every kind of poison with its cause while 200 good registrations are applied; replay of a fixed cause applies it and is recorded', async () => {
   const data = tempDir('rts-hub-poison-');
-  let hub: RunningHub | undefined = await startInProcessHub(broker, data.dir, { env: { RTS_UPLINK_MAX_ATTEMPTS: '3' }, wrapUplink: failingFor('boom') });
+  let hub: RunningHub | undefined = await startInProcessHub(amq.broker, data.dir, { env: { RTS_UPLINK_MAX_ATTEMPTS: '3' }, wrapUplink: failingFor('boom') });
   try {
     await registerSystem(hub.url, 'good-a');
     await registerSystem(hub.url, 'other-b');
-    await sendUplink(sender, uplink.join('good-a', 0, 0));
-    await sendUplink(sender, uplink.join('other-b', 0, 0));
+    await sendUplink(amq.sender, uplink.join('good-a', 0, 0));
+    await sendUplink(amq.sender, uplink.join('other-b', 0, 0));
     await until('both systems joined', async () => (await getJson(hub!.url, '/systems')).body.items.filter((s: { status: string }) => s.status === 'joined').length === 2);
-    await sendUplink(sender, uplink.registered('other-b', 'b1', profile(1)));
+    await sendUplink(amq.sender, uplink.registered('other-b', 'b1', profile(1)));
 
     const unknownSystem = uplink.registered('ghost-c', 'x1', profile(2));
     const otherOwner = uplink.registered('good-a', 'b1', profile(3), 'other-b');
@@ -59,16 +41,16 @@ it('dead-letters every kind of poison with its cause while 200 good registration
     const badSchema = { ...uplink.registered('good-a', 'e-bad', profile(5)) } as Record<string, unknown>;
     delete (badSchema.payload as Record<string, unknown>).profile;
     const poison: Array<() => Promise<void>> = [
-      () => sendRawBody(sender, '{"id": "not-json", ', { messageId: 'not-json-1' }),
-      () => sendRawBody(sender, JSON.stringify(badSchema)),
-      () => sendUplink(sender, unknownSystem),
-      () => sendUplink(sender, otherOwner),
-      () => sendUplink(sender, transient),
+      () => sendRawBody(amq.sender, '{"id": "not-json", ', { messageId: 'not-json-1' }),
+      () => sendRawBody(amq.sender, JSON.stringify(badSchema)),
+      () => sendUplink(amq.sender, unknownSystem),
+      () => sendUplink(amq.sender, otherOwner),
+      () => sendUplink(amq.sender, transient),
     ];
     const started = Date.now();
     const sends: Promise<void>[] = [];
     for (let i = 0; i < 200; i++) {
-      sends.push(sendUplink(sender, uplink.registered('good-a', `e${i}`, profile(i))));
+      sends.push(sendUplink(amq.sender, uplink.registered('good-a', `e${i}`, profile(i))));
       if (i % 40 === 20) sends.push(poison.shift()!());
     }
     await Promise.all(sends);
@@ -120,7 +102,7 @@ it('dead-letters every kind of poison with its cause while 200 good registration
 
     // Fix the cause (register the system and let it join), then replay: the message is applied.
     await registerSystem(hub.url, 'ghost-c');
-    await sendUplink(sender, uplink.join('ghost-c', 0, 0));
+    await sendUplink(amq.sender, uplink.join('ghost-c', 0, 0));
     await until('ghost-c joined', async () => (await getJson(hub!.url, '/systems/ghost-c')).body.status === 'joined');
     const replayed = await postJson(hub.url, `/dead-letters/${unknownSystem.id}/replay`, { by: 'alice', reason: 'ghost-c registered' });
     expect(replayed.status).toBe(200);

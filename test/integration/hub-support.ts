@@ -12,7 +12,7 @@ import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consum
 import { parseDownlink, serializeUplink, type DownlinkEnvelope, type ExpertProfile, type UplinkEnvelope, type UploadedExpert } from '../../src/adapters/messaging/messages';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
-import type { TestBroker } from '../support/activemq';
+import { startBroker, type TestBroker } from '../support/activemq';
 import { spawnChild } from '../support/children';
 
 export const UPLINK = 'rts.uplink';
@@ -29,6 +29,26 @@ export const until = async (what: string, predicate: () => boolean | Promise<boo
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}${detail ? `\n${detail()}` : ''}`);
     await sleep(everyMs);
   }
+};
+
+/**
+ * A fresh broker for this test file, with one connection and a durable sender on it, started before its tests and
+ * removed after them (registers beforeAll and afterAll). Read the fields inside the tests: they are set by then.
+ */
+export const useBroker = (): Readonly<{ broker: TestBroker; connection: AmqpConnection; sender: DurableSender }> => {
+  const amq = {} as { broker: TestBroker; connection: AmqpConnection; sender: DurableSender };
+  beforeAll(async () => {
+    amq.broker = await startBroker();
+    amq.connection = connect(amq.broker);
+    await amq.connection.waitConnected();
+    amq.sender = new DurableSender(amq.connection);
+  });
+  afterAll(async () => {
+    await amq.sender?.close();
+    await amq.connection?.close();
+    await amq.broker?.destroy();
+  });
+  return amq;
 };
 
 export const tempDir = (prefix: string) => {
