@@ -38,7 +38,7 @@ const timed = async (run) => {
   const bare = [];
   for (let r = 0; r < ROUNDS; r++) {
     const order = new OrderedByKey();
-    ordered.push(await timed((i) => order.arrive().enter([`expert/city-a:e-${i % EXPERTS}`], handler, never)));
+    ordered.push(await timed((i) => order.arrive().enter([`expert/city-a:e-${i % EXPERTS}`], `m-${i}`, handler, never)));
     bare.push(await timed(() => handler()));
     console.log(`round ${r + 1}: with OrderedByKey ${ordered[r].toFixed(2)} µs/msg, handler alone ${bare[r].toFixed(2)} µs/msg`);
   }

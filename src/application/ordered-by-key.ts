@@ -1,12 +1,13 @@
 /**
- * Handles work concurrently, except that work sharing a key runs one at a time, in the order it arrived.
+ * Handles work concurrently, except that work sharing a key runs one at a time, in the order it arrived; and work
+ * that failed and will come again (a message handed back to the broker) keeps its place until it has.
  *
  *   const order = new OrderedByKey();
  *   // for each message, in the order it was received:
  *   const place = order.arrive();                      // synchronously, on receipt
  *   ... decode (concurrently with the others) ...
- *   const r = await place.enter(keys, () => handle(), (outcome) => isRetry(outcome));
- *   r.ran ? r.value : heldBack;                         // or place.leave() when it is not handled at all
+ *   const outcome = await place.enter(keys, envelopeId, () => handle(), (outcome) => comesBack(outcome));
+ *   // or place.leave() when it is not handled at all
  *
  * Why: the hub's uplink consumer handles up to `prefetch` messages at once. Two messages about one expert (its
  * registration, then a change; two changes) sent back to back would otherwise be applied in either order: a change
@@ -17,45 +18,50 @@
  *   entered or left (so a slow decode cannot be overtaken by a later message with the same key); each place must
  *   call exactly one of `enter` and `leave`, or the places after it wait for ever.
  * - A place waits for the earlier places sharing any of its keys (a batch of experts has one key per expert).
- * - Held back: when a task's outcome is a failure (`failed(value)`, e.g. handed back to the broker for another
- *   attempt), the places that had already arrived and share one of its keys do not run (`{ ran: false }`); the
- *   caller hands them back too, so they come again after the failed one, in their order. Places arriving after
- *   the failure run normally (the failed message's own redelivery among them).
+ * - A place whose task failed in a way that brings it back (`comesBack(value)`, or the task threw) keeps its
+ *   lanes: the places behind it, and those arriving later, wait until it comes again (a place entering with the
+ *   same `id`, which goes ahead of them) and no longer comes back, or until `redeliveryWaitMs` passed without it
+ *   (it went to another consumer, or was dead-lettered unhandled).
  */
-export type Entered<T> = Readonly<{ ran: true; value: T }> | Readonly<{ ran: false }>;
-
 export interface Place {
-  /** Run `task` once the earlier places sharing a key are done, unless held back (see the class comment). */
-  enter<T>(keys: readonly string[], task: () => Promise<T>, failed: (value: T) => boolean): Promise<Entered<T>>;
+  /** Run `task` once the earlier places sharing a key are done (see the class comment); its value, or its error. */
+  enter<T>(keys: readonly string[], id: string, task: () => Promise<T>, comesBack: (value: T) => boolean): Promise<T>;
   /** This place will not run anything: the places after it need not wait for it. */
   leave(): void;
 }
 
+export type OrderedByKeyOptions = Readonly<{
+  /** How long the work behind a failed place waits for it to come again (default 30 s). */
+  redeliveryWaitMs?: number;
+}>;
+
+/** A failed place that others wait for: its id, its keys, and what lets them go. */
+type Awaited = { id: string; keys: string[]; release: () => void; timer: ReturnType<typeof setTimeout> };
+
 export class OrderedByKey {
+  private readonly redeliveryWaitMs: number;
   private arrivals = 0;
-  /** The last place (by arrival) that has entered its lanes or left; every earlier one has too. */
-  private declaredThrough = 0;
   /** Resolves when every place that arrived so far has entered its lanes or left. */
   private declared: Promise<void> = Promise.resolve();
-  /** Per key, the last task to finish (the tail of its lane), while there is one. */
+  /** Per key, the place that finishes last of those entered (the tail of its lane), while there is one. */
   private readonly tails = new Map<string, Promise<void>>();
-  /** Per key, the places up to this arrival number are held back (set by a failure; see the class comment). */
-  private readonly holds = new Map<string, number>();
+  /** Per key, the failed place waited for, while it is. */
+  private readonly awaited = new Map<string, Awaited>();
 
-  /** Lanes with work in them or waiting, and keys with a hold (for tests and metrics). */
-  get size(): Readonly<{ lanes: number; holds: number }> {
-    return { lanes: this.tails.size, holds: this.holds.size };
+  constructor(options: OrderedByKeyOptions = {}) {
+    this.redeliveryWaitMs = options.redeliveryWaitMs ?? 30_000;
+  }
+
+  /** Lanes with work in them or waiting, and keys waiting for a failed place to come again (tests, metrics). */
+  get size(): Readonly<{ lanes: number; awaited: number }> {
+    return { lanes: this.tails.size, awaited: this.awaited.size };
   }
 
   arrive(): Place {
-    const seq = ++this.arrivals;
+    ++this.arrivals;
     const before = this.declared;
-    let resolveDeclared!: () => void;
-    this.declared = new Promise<void>((resolve) => (resolveDeclared = resolve));
-    const declare = () => {
-      this.declaredThrough = seq;
-      resolveDeclared();
-    };
+    let declare!: () => void;
+    this.declared = new Promise<void>((resolve) => (declare = resolve));
     let used = false;
     const use = () => {
       if (used) throw new Error('a place is entered or left once');
@@ -66,48 +72,70 @@ export class OrderedByKey {
         use();
         void before.then(declare);
       },
-      enter: async <T>(keys: readonly string[], task: () => Promise<T>, failed: (value: T) => boolean): Promise<Entered<T>> => {
+      enter: async <T>(keys: readonly string[], id: string, task: () => Promise<T>, comesBack: (value: T) => boolean): Promise<T> => {
         use();
         await before;
         const unique = [...new Set(keys)];
-        const waits: Promise<void>[] = [];
         let done!: () => void;
         const mine = new Promise<void>((resolve) => (done = resolve));
+        // Coming again after a failure: it goes ahead of the places that wait for it on those keys.
+        let again: Awaited | undefined;
+        const waits: Promise<void>[] = [];
+        const own: string[] = [];
         for (const key of unique) {
+          const awaited = this.awaited.get(key);
+          if (awaited?.id === id) {
+            again = awaited;
+            continue;
+          }
           const tail = this.tails.get(key);
           if (tail) waits.push(tail);
           this.tails.set(key, mine);
+          own.push(key);
         }
         declare();
+        const finish = () => {
+          done();
+          for (const key of own) if (this.tails.get(key) === mine) this.tails.delete(key);
+        };
+        let value: T | undefined;
+        let failure: { error: unknown } | undefined;
         try {
           if (waits.length > 0) await Promise.all(waits);
-          // Held back by a failure, after this place arrived, of an earlier place sharing a key.
-          let hold = 0;
-          for (const key of unique) {
-            const through = this.holds.get(key);
-            if (through !== undefined && seq <= through) hold = Math.max(hold, through);
-          }
-          if (hold > 0) {
-            this.holdBack(unique, hold); // the places behind this one that arrived before the failure, too
-            return { ran: false };
-          }
-          const value = await task();
-          if (failed(value)) this.holdBack(unique, this.arrivals);
-          return { ran: true, value };
+          value = await task();
         } catch (error) {
-          this.holdBack(unique, this.arrivals);
-          throw error;
-        } finally {
-          done();
-          for (const key of unique) if (this.tails.get(key) === mine) this.tails.delete(key);
+          failure = { error };
         }
+        if (failure !== undefined || comesBack(value as T)) this.keepPlace(id, own, finish, again);
+        else {
+          again?.release();
+          finish();
+        }
+        if (failure !== undefined) throw failure.error;
+        return value as T;
       },
     };
   }
 
-  private holdBack(keys: readonly string[], through: number): void {
-    // A hold matters only to places that arrived by `through` and have not entered yet: forget the spent ones.
-    for (const [key, at] of this.holds) if (at <= this.declaredThrough && !this.tails.has(key)) this.holds.delete(key);
-    for (const key of keys) this.holds.set(key, Math.max(this.holds.get(key) ?? 0, through));
+  /** A failed place keeps its lanes until it comes again and succeeds, or the wait is over. */
+  private keepPlace(id: string, own: readonly string[], finish: () => void, again: Awaited | undefined): void {
+    const awaited: Awaited = again ?? { id, keys: [], release: () => undefined, timer: undefined as never };
+    const releasePrevious = awaited.release;
+    let released = false;
+    awaited.release = () => {
+      if (released) return;
+      released = true;
+      clearTimeout(awaited.timer);
+      for (const key of awaited.keys) if (this.awaited.get(key) === awaited) this.awaited.delete(key);
+      releasePrevious();
+      finish();
+    };
+    for (const key of own) {
+      awaited.keys.push(key);
+      this.awaited.set(key, awaited);
+    }
+    clearTimeout(awaited.timer);
+    awaited.timer = setTimeout(() => awaited.release(), this.redeliveryWaitMs);
+    awaited.timer.unref?.();
   }
 }

@@ -1,6 +1,8 @@
 // A system's messages about one expert are applied in the order the system sent them, although the hub handles up
 // to RTS_UPLINK_PREFETCH messages at once: sent while the hub was down, they all arrive together.
-import { getJson, profile, registerSystem, sendUplink, startChildHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
+import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import type { RunningHub } from '../../src/bootstrap/main';
+import { getJson, profile, registerSystem, sendUplink, startChildHub, startInProcessHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
 
 jest.setTimeout(120_000);
 
@@ -49,6 +51,58 @@ it('register, two changes and a retirement of each expert, sent back to back whi
         availability: 'unavailable',
       });
     }
+  } finally {
+    await hub.stop();
+    data.remove();
+  }
+});
+
+it('a registration handed back for another attempt: the change right behind it waits and comes after it, never before', async () => {
+  const data = tempDir('rts-hub-order-retry-');
+  const calls: { expert: string; type: string; ok: boolean }[] = [];
+  const failedOnce = new Set<string>();
+  // The first attempt at each registration fails after a moment (a store that did not answer): transient, retried.
+  const wrapUplink = (real: UplinkLike): UplinkLike => ({
+    handleUplink: async (envelope) => {
+      const expert = 'localExpertId' in envelope.payload ? String(envelope.payload.localExpertId) : '';
+      if (envelope.type === 'expert.registered' && !failedOnce.has(envelope.id)) {
+        failedOnce.add(envelope.id);
+        await new Promise((r) => setTimeout(r, 30));
+        calls.push({ expert, type: envelope.type, ok: false });
+        throw new Error('the store did not answer');
+      }
+      try {
+        const result = await real.handleUplink(envelope);
+        calls.push({ expert, type: envelope.type, ok: true });
+        return result;
+      } catch (error) {
+        calls.push({ expert, type: envelope.type, ok: false });
+        throw error;
+      }
+    },
+  });
+  let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
+  try {
+    await registerSystem(hub.url, 'ord-r');
+    await sendUplink(amq.sender, uplink.join('ord-r', 0, 0));
+    await until('joined', async () => (await getJson(hub.url, '/systems/ord-r')).body.status === 'joined');
+    await hub.stop();
+    const experts = Array.from({ length: 10 }, (_, i) => `h${i}`);
+    await Promise.all(experts.map((x, n) => sendUplink(amq.sender, uplink.registered('ord-r', x, profile(n)))));
+    await Promise.all(experts.map((x, n) => sendUplink(amq.sender, uplink.changed('ord-r', x, profile(n, { title: 'second' })))));
+
+    hub = await startInProcessHub(amq.broker, data.dir, { wrapUplink });
+    const expert = async (x: string) => (await getJson(hub.url, `/experts/ord-r:${x}`)).body;
+    await until('every expert changed', async () => (await Promise.all(experts.map(expert))).every((e) => e.revision === 2), 30_000, 100, () => JSON.stringify(calls));
+    for (const x of experts) {
+      // Handled: the failed registration, the registration again, then the change; the change never ran before.
+      expect({ x, calls: calls.filter((c) => c.expert === x).map((c) => `${c.type} ${c.ok ? 'ok' : 'failed'}`) }).toEqual({
+        x,
+        calls: ['expert.registered failed', 'expert.registered ok', 'expert.changed ok'],
+      });
+      expect((await expert(x)).profile.title).toBe('second');
+    }
+    expect((await getJson(hub.url, '/dead-letters')).body.items).toEqual([]);
   } finally {
     await hub.stop();
     data.remove();

@@ -10,7 +10,7 @@ import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-mem
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
-import { DLQ_ID, HELD_BACK, envelopeIdOf, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { DLQ_ID, envelopeIdOf, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
@@ -152,37 +152,39 @@ describe('uplinkMessageHandler: order per expert', () => {
     expect(log).toEqual(['expert.registered e2', 'expert.registered e1', 'expert.changed e1']);
   });
 
-  it('hands back, unhandled, the messages about an expert that arrived while an earlier one about it failed; not on its last attempt', async () => {
-    let calls = 0;
-    let release!: () => void;
-    const failing = uplinkMessageHandler(
+  it('a message handed back for another attempt keeps its place: the next about the same expert waits for it to come again', async () => {
+    const log: string[] = [];
+    let failNext = true;
+    const handler = uplinkMessageHandler(
       {
-        handleUplink: async () => {
-          calls++;
-          if (calls === 1) await new Promise<void>((r) => (release = r));
-          if (calls === 1) throw new NotFoundError('system_not_joined', 'not yet');
+        handleUplink: async (e) => {
+          const step = `${e.type} ${(e.payload as { localExpertId: string }).localExpertId}`;
+          if (e.type === 'expert.registered' && failNext) {
+            failNext = false;
+            log.push(`${step} failed`);
+            throw new NotFoundError('system_not_joined', 'not yet');
+          }
+          log.push(step);
           return { outcome: 'applied' };
         },
       },
       {},
       { maxAttempts: 3 },
     );
-    const first = failing(received(serializeUplink(about('e1'))));
-    const second = failing(received(serializeUplink(about('e1', 'expert.changed'))));
+    const registration = serializeUplink(about('e1'));
+    expect(await handler(received(registration))).toEqual({ retry: 'system_not_joined' });
+    const change = handler(received(serializeUplink(about('e1', 'expert.changed'))));
     await new Promise((r) => setImmediate(r));
-    release();
-    expect(await first).toEqual({ retry: 'system_not_joined' });
-    expect(await second).toEqual({ retry: HELD_BACK });
-    expect(calls).toBe(1);
+    expect(log).toEqual(['expert.registered e1 failed']); // the change waits
+    expect(await handler(attempt(registration, 2))).toBe('accept'); // the broker delivers it again: it goes first
+    expect(await change).toBe('accept');
+    expect(log).toEqual(['expert.registered e1 failed', 'expert.registered e1', 'expert.changed e1']);
 
-    // On its last attempt a retry becomes a dead letter (QueueConsumer): it does not come back, so nothing waits for it.
-    calls = 0;
-    const last = failing(attempt(serializeUplink(about('e3')), 3));
-    const after = failing(received(serializeUplink(about('e3', 'expert.changed'))));
-    await new Promise((r) => setImmediate(r));
-    release();
-    expect(await last).toEqual({ retry: 'system_not_joined' });
-    expect(await after).toBe('accept');
+    // On its last attempt a retry becomes a dead letter (QueueConsumer): it does not come back, nothing waits for it.
+    failNext = true;
+    const last = serializeUplink(about('e3'));
+    expect(await handler(attempt(last, 3))).toEqual({ retry: 'system_not_joined' });
+    expect(await handler(received(serializeUplink(about('e3', 'expert.changed'))))).toBe('accept');
   });
 
   it('keys a message by what it is about', () => {

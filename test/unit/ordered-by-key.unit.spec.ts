@@ -10,6 +10,9 @@ const ticks = async (n = 10) => {
   for (let i = 0; i < n; i++) await Promise.resolve();
 };
 const never = () => false;
+const isRetry = (v: string) => v === 'retry';
+let ids = 0;
+const id = () => `m${++ids}`;
 
 describe('OrderedByKey', () => {
   it('runs work of one key in arrival order, even when the earlier one is ready to enter later (a slow decode)', async () => {
@@ -18,22 +21,22 @@ describe('OrderedByKey', () => {
     const first = order.arrive();
     const second = order.arrive();
     // The second is decoded first and enters at once; the first enters only after a while.
-    const b = second.enter(['expert/a:x'], async () => void log.push('second'), never);
+    const b = second.enter(['expert/a:x'], id(), async () => void log.push('second'), never);
     await ticks();
     expect(log).toEqual([]); // it waits for the first to say which keys it has
-    const a = first.enter(['expert/a:x'], async () => void log.push('first'), never);
+    const a = first.enter(['expert/a:x'], id(), async () => void log.push('first'), never);
     await Promise.all([a, b]);
     expect(log).toEqual(['first', 'second']);
-    expect(order.size).toEqual({ lanes: 0, holds: 0 });
+    expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
 
   it('runs different keys at once, and one key one at a time', async () => {
     const order = new OrderedByKey();
     const slow = gate();
     const log: string[] = [];
-    const x1 = order.arrive().enter(['x'], async () => (await slow.opened, void log.push('x1')), never);
-    const y1 = order.arrive().enter(['y'], async () => void log.push('y1'), never);
-    const x2 = order.arrive().enter(['x'], async () => void log.push('x2'), never);
+    const x1 = order.arrive().enter(['x'], id(), async () => (await slow.opened, void log.push('x1')), never);
+    const y1 = order.arrive().enter(['y'], id(), async () => void log.push('y1'), never);
+    const x2 = order.arrive().enter(['x'], id(), async () => void log.push('x2'), never);
     await y1;
     await ticks();
     expect(log).toEqual(['y1']); // y did not wait for x; x2 waits for x1
@@ -46,10 +49,10 @@ describe('OrderedByKey', () => {
     const order = new OrderedByKey();
     const log: string[] = [];
     const a = gate();
-    const first = order.arrive().enter(['a'], async () => (await a.opened, void log.push('a')), never);
-    const batch = order.arrive().enter(['a', 'b', 'c'], async () => void log.push('batch'), never);
-    const c = order.arrive().enter(['c'], async () => void log.push('c'), never);
-    const d = order.arrive().enter(['d'], async () => void log.push('d'), never);
+    const first = order.arrive().enter(['a'], id(), async () => (await a.opened, void log.push('a')), never);
+    const batch = order.arrive().enter(['a', 'b', 'c'], id(), async () => void log.push('batch'), never);
+    const c = order.arrive().enter(['c'], id(), async () => void log.push('c'), never);
+    const d = order.arrive().enter(['d'], id(), async () => void log.push('d'), never);
     await d;
     await ticks();
     expect(log).toEqual(['d']);
@@ -61,72 +64,97 @@ describe('OrderedByKey', () => {
   it('leave() lets the places after it go on', async () => {
     const order = new OrderedByKey();
     const dropped = order.arrive();
-    const next = order.arrive().enter(['x'], async () => 'done', never);
+    const next = order.arrive().enter(['x'], id(), async () => 'done', never);
     await ticks();
     dropped.leave();
-    await expect(next).resolves.toEqual({ ran: true, value: 'done' });
+    await expect(next).resolves.toBe('done');
     expect(() => dropped.leave()).toThrow('once');
   });
 
-  it('a failure holds back the places of its key that had arrived, not the ones arriving after it', async () => {
+  it('a failed place keeps its lane until it comes again: those behind it, and those arriving meanwhile, run after it', async () => {
     const order = new OrderedByKey();
     const log: string[] = [];
-    const fail = gate();
-    const failed = (v: string) => v === 'retry';
-    const m1 = order.arrive().enter(['x'], async () => (await fail.opened, log.push('m1'), 'retry'), failed);
-    const m2 = order.arrive().enter(['x'], async () => (log.push('m2'), 'ok'), failed);
-    const m3 = order.arrive().enter(['x', 'y'], async () => (log.push('m3'), 'ok'), failed);
-    const y = order.arrive().enter(['y'], async () => (log.push('y'), 'ok'), failed);
-    const other = order.arrive().enter(['z'], async () => (log.push('z'), 'ok'), failed);
+    let failures = 0;
+    const m1 = id();
+    const registration = async () => (log.push(`register ${failures < 1 ? 'fails' : 'ok'}`), failures++ < 1 ? 'retry' : 'ok');
+    const first = order.arrive().enter(['x'], m1, registration, isRetry);
+    const behind = order.arrive().enter(['x'], id(), async () => (log.push('change 1'), 'ok'), isRetry);
+    const other = order.arrive().enter(['y'], id(), async () => (log.push('other expert'), 'ok'), isRetry);
+    expect(await first).toBe('retry'); // handed back to the broker
     await other;
-    fail.open();
-    // m1 fails; m2 and m3 had arrived (and so had y, behind m3 on key y): all handed back, none run.
-    expect(await m1).toEqual({ ran: true, value: 'retry' });
-    expect(await m2).toEqual({ ran: false });
-    expect(await m3).toEqual({ ran: false });
-    expect(await y).toEqual({ ran: false });
-    // m1 comes again (a new arrival): it runs, and so do m2 and m3 after it.
-    const again = await order.arrive().enter(['x'], async () => (log.push('m1 again'), 'ok'), failed);
-    const m2again = await order.arrive().enter(['x'], async () => (log.push('m2 again'), 'ok'), failed);
-    expect([again, m2again]).toEqual([
-      { ran: true, value: 'ok' },
-      { ran: true, value: 'ok' },
-    ]);
-    expect(log).toEqual(['z', 'm1', 'm1 again', 'm2 again']);
+    const meanwhile = order.arrive().enter(['x'], id(), async () => (log.push('change 2'), 'ok'), isRetry); // before the redelivery
+    await ticks(20);
+    expect(log).toEqual(['register fails', 'other expert']);
+    expect(order.size.awaited).toBe(1);
+    // The redelivery (same id) goes ahead of both.
+    expect(await order.arrive().enter(['x'], m1, registration, isRetry)).toBe('ok');
+    await Promise.all([behind, meanwhile]);
+    expect(log).toEqual(['register fails', 'other expert', 'register ok', 'change 1', 'change 2']);
+    expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
 
-  it('a place that arrived before a failure but was still decoding is held back too', async () => {
+  it('a place that fails again keeps waiting; one that fails for good (comesBack false) lets the others go', async () => {
     const order = new OrderedByKey();
-    const failed = (v: string) => v === 'retry';
-    const m1 = order.arrive();
-    const m2 = order.arrive(); // still decoding while m1 runs and fails
-    const r1 = await m1.enter(['x'], async () => 'retry', failed);
-    expect(r1).toEqual({ ran: true, value: 'retry' });
-    expect(await m2.enter(['x'], async () => 'ok', failed)).toEqual({ ran: false });
-    // Spent holds are forgotten at the next failure.
-    await order.arrive().enter(['q'], async () => 'retry', failed);
-    expect(order.size).toEqual({ lanes: 0, holds: 1 });
+    const log: string[] = [];
+    const m1 = id();
+    expect(await order.arrive().enter(['x'], m1, async () => 'retry', isRetry)).toBe('retry');
+    const behind = order.arrive().enter(['x'], id(), async () => (log.push('behind'), 'ok'), isRetry);
+    expect(await order.arrive().enter(['x'], m1, async () => 'retry', isRetry)).toBe('retry'); // second attempt
+    await ticks(20);
+    expect(log).toEqual([]);
+    // The last attempt: its retry becomes a dead letter, it will not come again.
+    expect(await order.arrive().enter(['x'], m1, async () => 'retry', () => false)).toBe('retry');
+    await behind;
+    expect(log).toEqual(['behind']);
+    expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
 
-  it('a hold is kept while a place it holds still waits in the lane on another key', async () => {
-    const order = new OrderedByKey();
-    const failed = (v: string) => v === 'retry';
-    const slowW = gate();
-    const w = order.arrive().enter(['w'], async () => (await slowW.opened, 'ok'), failed);
-    const m1 = order.arrive().enter(['x'], async () => 'retry', failed);
-    const m2 = order.arrive().enter(['x', 'w'], async () => 'ok', failed); // waits for w, then for m1's hold
-    expect(await m1).toEqual({ ran: true, value: 'retry' });
-    await order.arrive().enter(['q'], async () => 'retry', failed); // another failure: forgets only spent holds
-    slowW.open();
-    expect(await w).toEqual({ ran: true, value: 'ok' });
-    expect(await m2).toEqual({ ran: false });
+  it('waits for a failed place to come again at most redeliveryWaitMs', async () => {
+    jest.useFakeTimers();
+    try {
+      const order = new OrderedByKey({ redeliveryWaitMs: 5000 });
+      const log: string[] = [];
+      await order.arrive().enter(['x'], id(), async () => 'retry', isRetry);
+      const behind = order.arrive().enter(['x'], id(), async () => (log.push('behind'), 'ok'), isRetry);
+      await jest.advanceTimersByTimeAsync(4999);
+      expect(log).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1);
+      await behind;
+      expect(log).toEqual(['behind']);
+      expect(order.size).toEqual({ lanes: 0, awaited: 0 });
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
-  it('a task that throws holds back its followers as a failure does, and the error reaches its caller', async () => {
+  it('a task that throws keeps its place as a failure does, and the error reaches its caller', async () => {
     const order = new OrderedByKey();
-    const boom = order.arrive().enter(['x'], async () => Promise.reject(new Error('boom')), never);
-    const next = order.arrive().enter(['x'], async () => 'ok', never);
-    await expect(boom).rejects.toThrow('boom');
-    await expect(next).resolves.toEqual({ ran: false });
+    const m1 = id();
+    const log: string[] = [];
+    await expect(order.arrive().enter(['x'], m1, async () => Promise.reject(new Error('boom')), never)).rejects.toThrow('boom');
+    const behind = order.arrive().enter(['x'], id(), async () => (log.push('behind'), 'ok'), never);
+    await ticks(20);
+    expect(log).toEqual([]);
+    expect(await order.arrive().enter(['x'], m1, async () => 'ok', never)).toBe('ok');
+    await behind;
+    expect(log).toEqual(['behind']);
+  });
+
+  it('a failed batch keeps each of its experts: a change of one of them waits for the batch to come again', async () => {
+    const order = new OrderedByKey();
+    const log: string[] = [];
+    const batch = id();
+    let tries = 0;
+    const importBatch = async () => (log.push(`batch ${tries ? 'ok' : 'fails'}`), tries++ ? 'ok' : 'retry');
+    await order.arrive().enter(['a', 'b', 'c'], batch, importBatch, isRetry);
+    const changeB = order.arrive().enter(['b'], id(), async () => (log.push('change b'), 'ok'), isRetry);
+    const changeZ = order.arrive().enter(['z'], id(), async () => (log.push('change z'), 'ok'), isRetry);
+    await changeZ;
+    await ticks(20);
+    expect(log).toEqual(['batch fails', 'change z']);
+    await order.arrive().enter(['a', 'b', 'c'], batch, importBatch, isRetry);
+    await changeB;
+    expect(log).toEqual(['batch fails', 'change z', 'batch ok', 'change b']);
+    expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
 });

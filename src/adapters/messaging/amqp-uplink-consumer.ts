@@ -33,9 +33,9 @@ import { OrderedByKey } from '../../application/ordered-by-key';
  * Order: the consumer runs up to `prefetch` handlers at once, but messages about the same expert (or the same
  * consultation) are handled one at a time, in the order they arrived (OrderedByKey, keys from `uplinkOrderKeys`):
  * a registration and the changes sent right after it are applied as sent, also when they arrive together (a
- * system that sent while the hub was down). When one of them is handed back for another attempt, the ones about
- * the same expert that had already arrived are handed back too, without being handled (reason `held_back`), so
- * they come again after it. Different experts still run at once. Other hub processes compete for the queue: a
+ * system that sent while the hub was down). One handed back for another attempt keeps its place: the messages
+ * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s. Different
+ * experts still run at once. Other hub processes compete for the queue: a
  * sender that sets the AMQP group-id to the message's key (`uplinkGroupId`; the SDK and the Python client do) has
  * ActiveMQ hand all messages about one expert to the same hub, so the order holds across hubs too. Without it,
  * and when a hub dies holding messages, the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch
@@ -61,9 +61,6 @@ export const ENVELOPE_ID_PROPERTY = 'messageId';
  * Retried, and dead-lettered past the limit.
  */
 export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined', 'expert_not_found', 'consultation_not_accepted'];
-
-/** The retry reason of a message handed back unhandled because an earlier one about the same thing was. */
-export const HELD_BACK = 'held_back: an earlier message about the same expert or consultation is being retried';
 
 /**
  * What a message is about, for OrderedByKey: the expert of an expert.* message, each expert of a batch, the
@@ -98,12 +95,12 @@ export const uplinkGroupId = (envelope: UplinkEnvelope | ConsultationUplinkEnvel
 
 /**
  * Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls.
- * `maxAttempts` (the consumer's): a retry on the last attempt is a dead letter, which does not come back, so it
- * holds nothing back.
+ * `maxAttempts` (the consumer's): a retry on the last attempt is a dead letter, which does not come back, so
+ * nothing waits for it. `redeliveryWaitMs`: see OrderedByKey.
  */
-export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = {}, options: { maxAttempts?: number } = {}): MessageHandler => {
+export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = {}, options: { maxAttempts?: number; redeliveryWaitMs?: number } = {}): MessageHandler => {
   const codec = routes.codec ?? new PlainHubCodec();
-  const order = new OrderedByKey();
+  const order = new OrderedByKey({ redeliveryWaitMs: options.redeliveryWaitMs });
   const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
   return async (message: ReceivedMessage): Promise<HandlerOutcome> => {
     // Called in the order the messages arrived: take the place now, before decoding (which may take a while).
@@ -121,9 +118,9 @@ export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = 
       return { deadLetter: `${parsed.reason}: ${parsed.detail}` };
     }
     const envelope = parsed.envelope;
+    // Handed back for another attempt (not on the last, where a retry becomes a dead letter): it keeps its place.
     const comesBack = (outcome: HandlerOutcome) => outcome !== 'accept' && 'retry' in outcome && message.attempt < maxAttempts;
-    const entered = await place.enter(uplinkOrderKeys(envelope), () => handle(envelope), comesBack);
-    return entered.ran ? entered.value : { retry: HELD_BACK };
+    return place.enter(uplinkOrderKeys(envelope), envelope.id, () => handle(envelope), comesBack);
   };
 
   async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope): Promise<HandlerOutcome> {
