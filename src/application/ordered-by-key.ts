@@ -35,6 +35,14 @@ export type OrderedByKeyOptions = Readonly<{
   redeliveryWaitMs?: number;
 }>;
 
+/** What `enter` rejects with once `close()` was called, instead of running a task that had not started. */
+export class OrderClosedError extends Error {
+  constructor() {
+    super('closed: the work was not started');
+    this.name = 'OrderClosedError';
+  }
+}
+
 /** A failed place that others wait for: its id, its keys, and what lets them go. */
 type Awaited = { id: string; keys: string[]; release: () => void; timer: ReturnType<typeof setTimeout> };
 
@@ -47,6 +55,7 @@ export class OrderedByKey {
   private readonly tails = new Map<string, Promise<void>>();
   /** Per key, the failed place waited for, while it is. */
   private readonly awaited = new Map<string, Awaited>();
+  private closed = false;
 
   constructor(options: OrderedByKeyOptions = {}) {
     this.redeliveryWaitMs = options.redeliveryWaitMs ?? 30_000;
@@ -55,6 +64,15 @@ export class OrderedByKey {
   /** Lanes with work in them or waiting, and keys waiting for a failed place to come again (tests, metrics). */
   get size(): Readonly<{ lanes: number; awaited: number }> {
     return { lanes: this.tails.size, awaited: this.awaited.size };
+  }
+
+  /**
+   * Stop waiting: every failed place is given up on, and the tasks that have not started are not run (their
+   * `enter` rejects with OrderClosedError). For a consumer that stops: it hands those messages back.
+   */
+  close(): void {
+    this.closed = true;
+    for (const awaited of new Set(this.awaited.values())) awaited.release();
   }
 
   arrive(): Place {
@@ -102,11 +120,12 @@ export class OrderedByKey {
         let failure: { error: unknown } | undefined;
         try {
           if (waits.length > 0) await Promise.all(waits);
+          if (this.closed) throw new OrderClosedError();
           value = await task();
         } catch (error) {
           failure = { error };
         }
-        if (failure !== undefined || comesBack(value as T)) this.keepPlace(id, own, finish, again);
+        if (!this.closed && (failure !== undefined || comesBack(value as T))) this.keepPlace(id, own, finish, again);
         else {
           again?.release();
           finish();

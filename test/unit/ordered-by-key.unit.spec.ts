@@ -1,4 +1,4 @@
-import { OrderedByKey } from '../../src/application/ordered-by-key';
+import { OrderClosedError, OrderedByKey } from '../../src/application/ordered-by-key';
 
 /** A promise with its resolve, to finish a task (or a decode) when the test says so. */
 const gate = () => {
@@ -155,6 +155,23 @@ describe('OrderedByKey', () => {
     await order.arrive().enter(['a', 'b', 'c'], batch, importBatch, isRetry);
     await changeB;
     expect(log).toEqual(['batch fails', 'change z', 'batch ok', 'change b']);
+    expect(order.size).toEqual({ lanes: 0, awaited: 0 });
+  });
+
+  it('close(): what waits for a failed place is not run (OrderClosedError), what runs finishes, nothing waits any more', async () => {
+    const order = new OrderedByKey();
+    const log: string[] = [];
+    const running = gate();
+    await order.arrive().enter(['x'], id(), async () => 'retry', isRetry);
+    const waiting = order.arrive().enter(['x'], id(), async () => (log.push('waiting ran'), 'ok'), isRetry);
+    const busy = order.arrive().enter(['y'], id(), async () => (await running.opened, log.push('busy ran'), 'ok'), isRetry);
+    await ticks(20);
+    order.close();
+    await expect(waiting).rejects.toBeInstanceOf(OrderClosedError);
+    running.open();
+    await expect(busy).resolves.toBe('ok');
+    expect(log).toEqual(['busy ran']);
+    await expect(order.arrive().enter(['z'], id(), async () => 'ok', never)).rejects.toBeInstanceOf(OrderClosedError);
     expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
 });

@@ -8,7 +8,7 @@ import { QueueConsumer, type ConsumerOutcomeEvent, type HandlerOutcome, type Mes
 import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
-import { OrderedByKey } from '../../application/ordered-by-key';
+import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 
 /**
  * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
@@ -98,9 +98,13 @@ export const uplinkGroupId = (envelope: UplinkEnvelope | ConsultationUplinkEnvel
  * `maxAttempts` (the consumer's): a retry on the last attempt is a dead letter, which does not come back, so
  * nothing waits for it. `redeliveryWaitMs`: see OrderedByKey.
  */
-export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = {}, options: { maxAttempts?: number; redeliveryWaitMs?: number } = {}): MessageHandler => {
+export const uplinkMessageHandler = (
+  uplink: UplinkLike,
+  routes: UplinkRoutes = {},
+  options: { maxAttempts?: number; redeliveryWaitMs?: number; order?: OrderedByKey } = {},
+): MessageHandler => {
   const codec = routes.codec ?? new PlainHubCodec();
-  const order = new OrderedByKey({ redeliveryWaitMs: options.redeliveryWaitMs });
+  const order = options.order ?? new OrderedByKey({ redeliveryWaitMs: options.redeliveryWaitMs });
   const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
   return async (message: ReceivedMessage): Promise<HandlerOutcome> => {
     // Called in the order the messages arrived: take the place now, before decoding (which may take a while).
@@ -120,7 +124,12 @@ export const uplinkMessageHandler = (uplink: UplinkLike, routes: UplinkRoutes = 
     const envelope = parsed.envelope;
     // Handed back for another attempt (not on the last, where a retry becomes a dead letter): it keeps its place.
     const comesBack = (outcome: HandlerOutcome) => outcome !== 'accept' && 'retry' in outcome && message.attempt < maxAttempts;
-    return place.enter(uplinkOrderKeys(envelope), envelope.id, () => handle(envelope), comesBack);
+    try {
+      return await place.enter(uplinkOrderKeys(envelope), envelope.id, () => handle(envelope), comesBack);
+    } catch (error) {
+      if (error instanceof OrderClosedError) return { retry: 'hub_stopping: not handled, the consumer is stopping' };
+      throw error;
+    }
   };
 
   async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope): Promise<HandlerOutcome> {
@@ -196,10 +205,11 @@ export type UplinkConsumer = Readonly<{ start(timeoutMs?: number): Promise<void>
 
 export const createUplinkConsumer = (connection: AmqpConnection, options: UplinkConsumerOptions): UplinkConsumer => {
   const deadLetterSender = new DeadLetterTaggingSender(connection);
+  const order = new OrderedByKey();
   const consumer = new QueueConsumer(connection, {
     queue: options.queue,
     deadLetterQueue: options.deadLetterQueue,
-    handler: uplinkMessageHandler(options.uplink, options.routes, { maxAttempts: options.maxAttempts }),
+    handler: uplinkMessageHandler(options.uplink, options.routes, { maxAttempts: options.maxAttempts, order }),
     maxAttempts: options.maxAttempts,
     prefetch: options.prefetch,
     deadLetterSender,
@@ -209,6 +219,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
   return {
     start: (timeoutMs) => consumer.start(timeoutMs),
     stop: async (timeoutMs) => {
+      order.close(); // messages waiting for a failed one to come again are handed back, not kept until the wait ends
       await consumer.stop(timeoutMs);
       await deadLetterSender.close();
     },
