@@ -35,12 +35,12 @@ import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key
  * a registration and the changes sent right after it are applied as sent, also when they arrive together (a
  * system that sent while the hub was down). One handed back for another attempt keeps its place: the messages
  * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s. Different
- * experts still run at once. Other hub processes compete for the queue: a
- * sender that sets the AMQP group-id to the message's key (`uplinkGroupId`; the SDK and the Python client do) has
- * ActiveMQ hand all messages about one expert to the same hub, so the order holds across hubs too. Without it,
- * and when a hub dies holding messages, the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch
- * before its join request, a change before the expert's registration, a report before the accept) are retried
- * through the broker, and dead-lettered with that code once the retry limit is reached.
+ * experts still run at once. Other hub processes compete for the queue: a sender that sets the AMQP group-id to
+ * the message's key (`uplinkGroupId`; the SDK and the Python client do) has ActiveMQ hand all messages about one
+ * expert to the same hub, so the order holds across hubs too. Without it, and when a hub dies holding messages,
+ * the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch before its join request, a change
+ * before the expert's registration, a report before the accept) are retried through the broker, and
+ * dead-lettered with that code once the retry limit is reached.
  */
 export type UplinkLike = Readonly<{ handleUplink(envelope: UplinkEnvelope): Promise<unknown> }>;
 
