@@ -2,7 +2,7 @@
 // to RTS_UPLINK_PREFETCH messages at once: sent while the hub was down, they all arrive together.
 import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import type { RunningHub } from '../../src/bootstrap/main';
-import { getJson, profile, registerSystem, sendUplink, startChildHub, startInProcessHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
+import { getJson, joinSystem, profile, sendUplink, startChildHub, startInProcessHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
 
 jest.setTimeout(120_000);
 
@@ -13,9 +13,7 @@ it('register, two changes and a retirement of each expert, sent back to back whi
   let hub: ChildHub = await startChildHub(amq.broker, data.dir);
   const port = Number(new URL(hub.url).port);
   try {
-    await registerSystem(hub.url, 'ord-a');
-    await sendUplink(amq.sender, uplink.join('ord-a', 0, 0));
-    await until('A joined', async () => (await getJson(hub.url, '/systems/ord-a')).body.status === 'joined');
+    await joinSystem(hub.url, amq.sender, 'ord-a');
     await hub.stop();
 
     // The messages of one expert one after the other, the experts interleaved, as a busy system sends them.
@@ -83,9 +81,7 @@ it('a registration handed back for another attempt: the change right behind it w
   });
   let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
   try {
-    await registerSystem(hub.url, 'ord-r');
-    await sendUplink(amq.sender, uplink.join('ord-r', 0, 0));
-    await until('joined', async () => (await getJson(hub.url, '/systems/ord-r')).body.status === 'joined');
+    await joinSystem(hub.url, amq.sender, 'ord-r');
     await hub.stop();
     const experts = Array.from({ length: 10 }, (_, i) => `h${i}`);
     await Promise.all(experts.map((x, n) => sendUplink(amq.sender, uplink.registered('ord-r', x, profile(n)))));

@@ -150,6 +150,13 @@ export const registerSystem = async (base: string, id: string): Promise<void> =>
   if (res.status !== 201 && res.status !== 200) throw new Error(`POST /systems ${id}: ${res.status} ${JSON.stringify(res.body)}`);
 };
 
+/** Register the system over HTTP, send its join request (no experts) and wait until the hub has it joined. */
+export const joinSystem = async (base: string, sender: DurableSender, id: string): Promise<void> => {
+  await registerSystem(base, id);
+  await sendUplink(sender, uplink.join(id, 0, 0));
+  await until(`${id} joined`, async () => (await getJson(base, `/systems/${id}`)).body.status === 'joined');
+};
+
 // ---- uplink envelopes ----
 
 export const profile = (n: number, over: Partial<ExpertProfile> = {}): ExpertProfile => ({
