@@ -96,15 +96,15 @@ export const uplinkGroupId = (envelope: UplinkEnvelope | ConsultationUplinkEnvel
 /**
  * Maps one received uplink message to the consumer's outcome. Pure apart from the handler it calls.
  * `maxAttempts` (the consumer's): a retry on the last attempt is a dead letter, which does not come back, so
- * nothing waits for it. `redeliveryWaitMs`: see OrderedByKey.
+ * nothing waits for it. `order`: the consumer's OrderedByKey (its own by default), which its stop closes.
  */
 export const uplinkMessageHandler = (
   uplink: UplinkLike,
   routes: UplinkRoutes = {},
-  options: { maxAttempts?: number; redeliveryWaitMs?: number; order?: OrderedByKey } = {},
+  options: { maxAttempts?: number; order?: OrderedByKey } = {},
 ): MessageHandler => {
   const codec = routes.codec ?? new PlainHubCodec();
-  const order = options.order ?? new OrderedByKey({ redeliveryWaitMs: options.redeliveryWaitMs });
+  const order = options.order ?? new OrderedByKey();
   const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
   return async (message: ReceivedMessage): Promise<HandlerOutcome> => {
     // Called in the order the messages arrived: take the place now, before decoding (which may take a while).
