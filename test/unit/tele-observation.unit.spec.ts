@@ -138,6 +138,17 @@ describe('createTeleObservation', () => {
       expect(paths(e)).toEqual(['measuredAt']);
     });
 
+    it('tells a time in the right form that does not exist from one in the wrong form', () => {
+      for (const measuredAt of ['2024-02-30T10:00:00Z', '2023-02-29T10:00:00+01:00', '2024-03-10T25:00:00Z', '2024-03-10T10:61:00Z']) {
+        const e = rejectionOf({ measuredAt });
+        expect(e.code).toBe('invalid_observation');
+        expect(e.details).toEqual([{ path: 'measuredAt', message: expect.stringMatching(/not a date and time that exists/) }]);
+      }
+      for (const measuredAt of ['2024-03-10', 'later', '2024-03-10T10:00:00']) {
+        expect(rejectionOf({ measuredAt }).details).toEqual([{ path: 'measuredAt', message: expect.stringMatching(/must be an ISO-8601 date-time with an offset/) }]);
+      }
+    });
+
     it('toIsoSeconds writes UTC with a Z and no milliseconds', () => {
       expect(toIsoSeconds(DateTime.fromISO('2017-05-10T16:50:14.000+02:00', { setZone: true }))).toBe('2017-05-10T14:50:14Z');
     });

@@ -59,13 +59,20 @@ const quantity = (raw: unknown, path: 'systolic' | 'diastolic', issues: Issue[])
   return { value, unit: MMHG };
 };
 
+/** The form of an ISO-8601 date-time with an offset, whatever its numbers. */
+const ISO_FORM = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
 /** Milliseconds since the epoch, whole seconds (luxon only for a DateTime or a text off the fast path). */
 const instant = (raw: unknown, issues: Issue[]): number | null => {
   let millis = Number.NaN;
   if (DateTime.isDateTime(raw)) millis = raw.isValid ? raw.toMillis() : Number.NaN;
   else if (typeof raw === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(raw)) millis = isoInstantMillis(raw);
   if (Number.isNaN(millis)) {
-    issues.push({ path: 'measuredAt', message: 'must be an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00' });
+    // In the right form but not on the calendar or the clock (February 30, 25:00): say so, not "wrong form".
+    const message = typeof raw === 'string' && ISO_FORM.test(raw)
+      ? 'is not a date and time that exists (check the day of the month, the hour and the offset)'
+      : 'must be an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00';
+    issues.push({ path: 'measuredAt', message });
     return null;
   }
   return Math.floor(millis / 1000) * 1000;
