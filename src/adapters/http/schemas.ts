@@ -69,6 +69,6 @@ export const parseInput = <T extends z.ZodType>(schema: T, input: unknown, where
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const errors = result.error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message }));
-  const error = new ValidationError('invalid_request', `the ${where} does not have the expected shape: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors);
+  const error = new ValidationError('invalid_request', `the ${where} does not have the expected shape: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, errors);
   throw error;
 };
