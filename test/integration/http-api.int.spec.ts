@@ -205,7 +205,9 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
     });
 
     it('another correction of the deprecated document: 409 document_deprecated', async () => {
-      expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-2', systolic: 130, diastolic: 72, measuredAt }), 409, 'document_deprecated');
+      const problem = expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-2', systolic: 130, diastolic: 72, measuredAt }), 409, 'document_deprecated');
+      // A uniqueId is no personal data: its long digit run is not taken for a CPR number and redacted.
+      expect(problem.instance).toBe(`/documents/${uniqueId}/corrections`);
     });
 
     it('application/xml body (a whole HL7 document): 201, and the chain keeps both links', async () => {
@@ -293,7 +295,10 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
     });
 
     it('an unknown query parameter: 400 invalid_request', async () => {
-      expectProblem(await get(`/patients/${PATIENT}/observations?since=2024-01-01T00:00:00Z`), 400, 'invalid_request');
+      const problem = expectProblem(await get(`/patients/${PATIENT}/observations?since=2024-01-01T00:00:00Z`), 400, 'invalid_request');
+      expect(problem.instance).toBe('/patients/[redacted]/observations?since=2024-01-01T00:00:00Z');
+      const undashed = expectProblem(await get(`/patients/${PATIENT.replace('-', '')}x/observations?from=x`), 400, 'invalid_request');
+      expect(undashed.instance).toBe('/patients/[redacted]x/observations?from=x');
     });
 
     it('an unknown patient: 404 unknown_patient', async () => {

@@ -26,7 +26,12 @@ export type HttpDependencies = Readonly<{
   beforeRoutes?: (app: FastifyInstance) => void;
 }>;
 
-const CPR_LIKE = /\d{6}-?\d{4}/g;
+/**
+ * What may be a CPR number in a URL a problem quotes back: ten digits, or six, a dash and four, with no digit right
+ * before or after. Not inside a longer run of digits: a document's uniqueId (2.25.<39 digits>) is no personal data,
+ * and cutting it up left an `instance` that named no resource.
+ */
+const CPR_LIKE = /(?<!\d)\d{6}-?\d{4}(?!\d)/g;
 
 /**
  * A URL fit for a log line: the route pattern when a route matched, and nothing of the URL otherwise (an
