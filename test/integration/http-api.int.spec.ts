@@ -260,7 +260,23 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
 
     it('an unknown extra field: 400 invalid_request', async () => {
       const body = expectProblem(await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt, heartRate: 60 }), 400, 'invalid_request');
-      expect(JSON.stringify(body.errors)).toContain('heartRate');
+      expect(body.errors).toEqual([{ path: 'body', message: 'unknown field: heartRate' }]);
+    });
+
+    it('a key that is not a plain field name is not quoted back (it could be a CPR number)', async () => {
+      const response = await post('/observations', { patientId: PATIENT_2, systolic: 126, diastolic: 70, measuredAt, heartRate: 60, [UNKNOWN_PATIENT]: true });
+      const body = expectProblem(response, 400, 'invalid_request');
+      expect(body.errors).toEqual([{ path: 'body', message: 'unknown fields: heartRate, 1 whose name is not repeated here' }]);
+      expect(response.body).not.toContain(UNKNOWN_PATIENT);
+    });
+
+    it('a missing field is required, a mistyped one says what it must be', async () => {
+      const body = expectProblem(await post('/observations', { systolic: 126, diastolic: 70, measuredAt, observationId: 42 }), 400, 'invalid_request');
+      expect(body.errors).toEqual([
+        { path: 'body.observationId', message: 'must be a string (not a number)' },
+        { path: 'body.patientId', message: 'is required (a string)' },
+      ]);
+      expect(body.detail).toBe('the body does not have the expected shape: body.observationId: must be a string (not a number); body.patientId: is required (a string)');
     });
 
     it('implausible values: 422 implausible_observation', async () => {
