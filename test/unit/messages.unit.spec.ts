@@ -58,6 +58,15 @@ describe('message contract: uplink', () => {
     expectFailure(JSON.stringify(envelope(type, { unexpected: true })), 'bad_schema');
   });
 
+  it('names a missing or mistyped field, and quotes back no key that is not a field name', () => {
+    const missing = expectFailure(JSON.stringify(envelope('expert.retired', {})), 'bad_schema');
+    expect(missing?.detail).toBe('payload.localExpertId: is required (a string)');
+    const mistyped = expectFailure(JSON.stringify(envelope('expert.retired', { localExpertId: 7 })), 'bad_schema');
+    expect(mistyped?.detail).toBe('payload.localExpertId: must be a string (not a number)');
+    const extra = expectFailure(JSON.stringify(envelope('expert.retired', { localExpertId: 'e-1', note: 'x', '251248-1234': true })), 'bad_schema');
+    expect(extra?.detail).toBe('payload: unknown fields: note, 1 whose name is not repeated here');
+  });
+
   it('refuses bad JSON without quoting it, and never throws', () => {
     const r = expectFailure('{"id": "secret-value"', 'bad_json');
     expect(r?.detail).not.toContain('secret');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
+import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**
  * The shapes the HTTP API accepts. zod checks shape and types here at the edge (400 invalid_request); the
@@ -64,38 +65,11 @@ export const ObservationsResponse = z.object({
 });
 export const CorrectionResponse = z.object({ uniqueId: z.string(), replaces: z.string(), document: z.string() });
 
-/**
- * A key the caller sent, fit to be quoted back: a plain field name. Anything else (a CPR number sent as a key, free
- * text) is not repeated, in a message or a path.
- */
-const quotable = (key: string): boolean => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key);
-const pathSegment = (key: PropertyKey): string => (typeof key === 'number' || quotable(String(key)) ? String(key) : '(a key)');
-const withArticle = (noun: string): string => `${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun}`;
-
-/**
- * zod's own wording for a missing or mistyped field and an unknown key, in the API's: "is required", "must be a
- * number (not a string)", "unknown field: heartRate". zod's "Unrecognized key" quoted every key
- * sent, whatever it held. A schema's own messages are kept as they are.
- */
-const messageOf = (issue: z.core.$ZodIssue): string => {
-  const typed = /^Invalid input: expected (\w+), received (\w+)$/.exec(issue.message);
-  if (issue.code === 'invalid_type' && typed !== null) {
-    return typed[2] === 'undefined' ? `is required (${withArticle(typed[1]!)})` : `must be ${withArticle(typed[1]!)} (not ${withArticle(typed[2]!)})`;
-  }
-  if (issue.code === 'unrecognized_keys') {
-    const named = issue.keys.filter(quotable);
-    const unnamed = issue.keys.length - named.length;
-    const list = [...named, ...(unnamed > 0 ? [`${unnamed} whose name is not repeated here`] : [])].join(', ');
-    return `unknown ${issue.keys.length === 1 ? 'field' : 'fields'}: ${list}`;
-  }
-  return issue.message;
-};
-
 /** Parse with zod; a failure becomes a 400 invalid_request listing each field (never the values sent). */
 export const parseInput = <T extends z.ZodType>(schema: T, input: unknown, where: 'body' | 'query' | 'path'): z.infer<T> => {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const errors = result.error.issues.map((i) => ({ path: [where, ...i.path.map(pathSegment)].join('.'), message: messageOf(i) }));
+  const errors = result.error.issues.map((i) => ({ path: [where, ...i.path.map(issuePath)].join('.'), message: issueMessage(i) }));
   const error = new ValidationError('invalid_request', `the ${where} does not have the expected shape: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, errors);
   throw error;
 };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**
  * The parts every message family of the contract shares (messages.ts: the directory; consultation-messages.ts:
@@ -63,7 +64,7 @@ const readable = (value: unknown): ParseFailure['envelope'] => {
 export const describeIssues = (error: z.ZodError): string =>
   error.issues
     .slice(0, 10)
-    .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(message)'}: ${i.message}`)
+    .map((i) => `${i.path.length > 0 ? i.path.map(issuePath).join('.') : '(message)'}: ${issueMessage(i)}`)
     .join('; ') + (error.issues.length > 10 ? `; and ${error.issues.length - 10} more` : '');
 
 /** Parse a message body (JSON text) against `schema`, whose envelope types are `knownTypes`. Never throws. */

@@ -1,0 +1,29 @@
+import type { z } from 'zod';
+
+/**
+ * A key the caller sent, fit to be quoted back: a plain field name. Anything else (a CPR number sent as a key, free
+ * text) is not repeated, in a message or a path.
+ */
+const quotable = (key: string): boolean => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key);
+/** A segment of an issue's path as it may be shown: a field name or an index, else '(a key)'. */
+export const issuePath = (key: PropertyKey): string => (typeof key === 'number' || quotable(String(key)) ? String(key) : '(a key)');
+const withArticle = (noun: string): string => `${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun}`;
+
+/**
+ * zod's own wording for a missing or mistyped field and an unknown key, in this project's (HTTP problems and
+ * dead-letter details alike): "is required", "must be a number (not a string)", "unknown field: heartRate". zod's
+ * "Unrecognized key" quoted every key sent, whatever it held. A schema's own messages are kept as they are.
+ */
+export const issueMessage = (issue: z.core.$ZodIssue): string => {
+  const typed = /^Invalid input: expected (\w+), received (\w+)$/.exec(issue.message);
+  if (issue.code === 'invalid_type' && typed !== null) {
+    return typed[2] === 'undefined' ? `is required (${withArticle(typed[1]!)})` : `must be ${withArticle(typed[1]!)} (not ${withArticle(typed[2]!)})`;
+  }
+  if (issue.code === 'unrecognized_keys') {
+    const named = issue.keys.filter(quotable);
+    const unnamed = issue.keys.length - named.length;
+    const list = [...named, ...(unnamed > 0 ? [`${unnamed} whose name is not repeated here`] : [])].join(', ');
+    return `unknown ${issue.keys.length === 1 ? 'field' : 'fields'}: ${list}`;
+  }
+  return issue.message;
+};
