@@ -3,6 +3,7 @@ import type { AmqpEndpoint, AmqpSasl } from '../adapters/amqp/connection';
 import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
 import { parseDiscoveryUri, type DiscoverySettings } from '../adapters/amqp/discovery-provider';
 import { authSettings } from './auth-config';
+import { issueMessage } from '../adapters/validation/zod-issues';
 
 /**
  * Configuration from environment variables, validated at start. Defaults need nothing: `npm start` serves on
@@ -140,7 +141,7 @@ export class ConfigError extends Error {
   }
 }
 
-const describe = (issues: readonly z.core.$ZodIssue[]): string[] => issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+const describe = (issues: readonly z.core.$ZodIssue[]): string[] => issues.map((i) => `${i.path.join('.')}: ${issueMessage(i)}`);
 
 /** Only RTS_* variables are read, and values are never echoed (a secret could be among them). */
 export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {

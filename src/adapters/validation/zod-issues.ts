@@ -10,14 +10,20 @@ export const issuePath = (key: PropertyKey): string => (typeof key === 'number' 
 const withArticle = (noun: string): string => `${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun}`;
 
 /**
- * zod's own wording for a missing or mistyped field and an unknown key, in this project's (HTTP problems and
- * dead-letter details alike): "is required", "must be a number (not a string)", "unknown field: heartRate". zod's
- * "Unrecognized key" quoted every key sent, whatever it held. A schema's own messages are kept as they are.
+ * zod's own wording for a missing or mistyped field, a value outside a list and an unknown key, in this project's
+ * (HTTP problems, dead-letter details and configuration errors alike): "is required", "must be a number (not a
+ * string)", "must be one of a, b", "unknown field: heartRate". zod's "Unrecognized key" quoted every key sent,
+ * whatever it held. A schema's own messages are kept as they are.
  */
 export const issueMessage = (issue: z.core.$ZodIssue): string => {
   const typed = /^Invalid input: expected (\w+), received (\w+)$/.exec(issue.message);
   if (issue.code === 'invalid_type' && typed !== null) {
-    return typed[2] === 'undefined' ? `is required (${withArticle(typed[1]!)})` : `must be ${withArticle(typed[1]!)} (not ${withArticle(typed[2]!)})`;
+    const [, expected, received] = typed as unknown as [string, string, string];
+    if (received === 'undefined') return `is required (${withArticle(expected)})`;
+    return received === 'NaN' ? `must be ${withArticle(expected)}` : `must be ${withArticle(expected)} (not ${withArticle(received)})`;
+  }
+  if (issue.code === 'invalid_value' && issue.message.startsWith('Invalid option') && issue.values.length > 1) {
+    return `must be one of ${issue.values.map(String).join(', ')}`;
   }
   if (issue.code === 'unrecognized_keys') {
     const named = issue.keys.filter(quotable);
