@@ -2,11 +2,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { DateTime } from 'luxon';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
 import { backupDataDir, createTeleObservation, lastDays, openTeleMed, parseCpr, restoreDataDir, timeInterval } from '../../src';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
+import { RtsError } from '../../src/domain/shared/errors';
 
 /** The documented library entry point, used as a backend team would use it: no HTTP anywhere. */
 describe('openTeleMed (library entry point)', () => {
@@ -114,6 +116,62 @@ describe('openTeleMed (library entry point)', () => {
       expect(rows.map((r: { table_name: string }) => r.table_name)).toEqual(expect.arrayContaining(['events', 'projection_checkpoints', 'registry_entries']));
       expect(readdirSync(dataDir)).toEqual([]); // nothing on disk: the secret was given, the store is PostgreSQL
     } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('on PostgreSQL, a database it cannot reach throws storage_unavailable; sent again once it is back, stored once', async () => {
+    const server = new URL(process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test');
+    // A TCP relay in front of the real server, so the test can take the database away and bring it back.
+    const sockets = new Set<Socket>();
+    const relay = createServer((inbound) => {
+      const outbound = connect(Number(server.port || 5432), server.hostname);
+      for (const s of [inbound, outbound]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => sockets.delete(s));
+      }
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    const listen = (port: number) => new Promise<number>((resolve) => relay.listen(port, '127.0.0.1', () => resolve((relay.address() as AddressInfo).port)));
+    const cut = async () => {
+      await new Promise<void>((resolve) => {
+        relay.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+    };
+    const port = await listen(0);
+    const via = new URL(server.href);
+    via.hostname = '127.0.0.1';
+    via.port = String(port);
+    const schema = `rts_lib_gone_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-pg-gone-'));
+    const settings = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: via.href, RTS_POSTGRES_SCHEMA: schema, RTS_PSEUDONYM_SECRET: 'ce'.repeat(32) };
+    const admin = new Client({ connectionString: server.href });
+    await admin.connect();
+    const rts = await openTeleMed({ dataDir, settings });
+    try {
+      const first = await rts.telemed.record(reading(121, 40), { observationId: 'gone-1' });
+      await cut();
+      const failure = await rts.telemed.record(reading(122, 30), { observationId: 'gone-2' }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(RtsError);
+      expect(failure).toMatchObject({ kind: 'unavailable', code: 'storage_unavailable' });
+      expect(String((failure as Error).message)).toMatch(/cannot reach its database now/);
+      await expect(rts.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now))).rejects.toMatchObject({ kind: 'unavailable', code: 'storage_unavailable' });
+
+      await listen(port); // the database is back
+      const again = await rts.telemed.record(reading(122, 30), { observationId: 'gone-2' });
+      expect(await rts.telemed.record(reading(122, 30), { observationId: 'gone-2' })).toMatchObject({ uniqueId: again.uniqueId });
+      const week = await rts.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now));
+      expect(week.map((o) => o.uniqueId).sort()).toEqual([first.uniqueId, again.uniqueId].sort());
+    } finally {
+      await rts.close().catch(() => undefined);
+      await cut().catch(() => undefined);
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await admin.end();
       rmSync(dataDir, { recursive: true, force: true });

@@ -1,4 +1,6 @@
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { UnavailableError } from '../../../domain/shared/errors';
+import { STORAGE_UNAVAILABLE } from '../sqlite/storage-failure';
 
 /** Quotes an SQL identifier (schema, table, channel) for PostgreSQL: wraps in double quotes, doubles inner ones. */
 export function quoteIdent(name: string): string {
@@ -17,8 +19,43 @@ export function quoteIdent(name: string): string {
 export function createPool(config: PoolConfig): Pool {
   const pool = new Pool(config);
   pool.on('error', () => undefined); // an idle client died; the pool replaces it
-  pool.on('connect', (client) => client.on('error', () => undefined)); // a checked-out one: its query rejects
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined); // a checked-out one: its query rejects
+    failInPortTerms(client, 'query');
+  });
+  failInPortTerms(pool, 'query');
+  failInPortTerms(pool, 'connect');
   return pool;
+}
+
+/**
+ * What a caller of any PostgreSQL adapter gets when the database cannot be reached or cannot serve now: an
+ * UnavailableError 'storage_unavailable' (the pg error kept as `cause`), as the SQLite store throws when its disk is
+ * full. So a library user handles one error for both stores, HTTP answers it 503 and AMQP retries it. Other errors
+ * (a refused statement, a unique violation the adapters turn into the port's own errors) pass unchanged.
+ */
+export function asPgUnavailable(error: unknown): unknown {
+  if (!isPgUnavailable(error)) return error;
+  const code = (error as { code?: unknown }).code;
+  const failure = new UnavailableError(
+    STORAGE_UNAVAILABLE,
+    `the hub cannot reach its database now${typeof code === 'string' ? ` (${code})` : ''}; whether the last write was stored is unknown: send it again later (writes are idempotent by their ids)`,
+  );
+  (failure as { cause?: unknown }).cause = error;
+  return failure;
+}
+
+/**
+ * `target[method]` rejects with asPgUnavailable's error. Only the promise form is changed: node-postgres calls its
+ * own callback forms inside (Pool.query checks out a client and queries it with a callback), and those see the
+ * driver's errors as before.
+ */
+function failInPortTerms<T extends object>(target: T, method: 'query' | 'connect'): void {
+  const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
+  (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]): unknown {
+    const result = original.apply(target, args);
+    return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(asPgUnavailable(error))) : result;
+  };
 }
 
 /**
