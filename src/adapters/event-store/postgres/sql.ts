@@ -52,7 +52,7 @@ export function asPgUnavailable(error: unknown): unknown {
  */
 function failInPortTerms<T extends object>(target: T, method: 'query' | 'connect'): void {
   const original = (target as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
-  (target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]): unknown {
+  (target as Record<string, unknown>)[method] = (...args: unknown[]): unknown => {
     const result = original.apply(target, args);
     return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(asPgUnavailable(error))) : result;
   };
