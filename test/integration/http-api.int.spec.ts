@@ -277,6 +277,8 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
         { path: 'body.patientId', message: 'is required (a string)' },
       ]);
       expect(body.detail).toBe('the body does not have the expected shape: body.observationId: must be a string (not a number); body.patientId: is required (a string)');
+      const long = expectProblem(await post('/observations', { patientId: 'x'.repeat(40), systolic: 126, diastolic: 70, measuredAt }), 400, 'invalid_request');
+      expect(long.errors).toEqual([{ path: 'body.patientId', message: 'must have at most 32 characters' }]);
     });
 
     it('implausible values: 422 implausible_observation', async () => {

@@ -81,13 +81,13 @@ describe('loadConfig', () => {
     ['RTS_POSTGRES_SCHEMA', 'rts; DROP TABLE events', /identifier/],
     ['RTS_POSTGRES_SCHEMA', 'x'.repeat(64), /identifier/],
     ['RTS_EVENTSTORE_CONNECTION_STRING', 'http://localhost:2113', /esdb:\/\//],
-    ['RTS_HTTP_PORT', '70000', /./],
+    ['RTS_HTTP_PORT', '70000', /^RTS_HTTP_PORT: must be at most 65535$/],
     ['RTS_HTTP_PORT', 'eighty', /^RTS_HTTP_PORT: must be a number$/],
     ['RTS_LOG_LEVEL', 'loud', /^RTS_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent$/],
     ['RTS_PSEUDONYM_SECRET', 'abc', /hex/],
     ['RTS_REPOSITORY_UNIQUE_ID', 'not-an-oid', /OID/],
-    ['RTS_BODY_LIMIT_BYTES', '10', /./],
-    ['RTS_SHUTDOWN_GRACE_MS', '-1', /./],
+    ['RTS_BODY_LIMIT_BYTES', '10', /^RTS_BODY_LIMIT_BYTES: must be at least 1024$/],
+    ['RTS_SHUTDOWN_GRACE_MS', '-1', /^RTS_SHUTDOWN_GRACE_MS: must be at least 0$/],
     ['RTS_AUDIT_ANCHOR_SECONDS', '90000', /./],
   ])('refuses a bad %s, naming it', (name, value, message) => {
     const base: Record<string, string> = name.startsWith('RTS_POSTGRES') ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' } : {};

@@ -10,10 +10,10 @@ export const issuePath = (key: PropertyKey): string => (typeof key === 'number' 
 const withArticle = (noun: string): string => `${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun}`;
 
 /**
- * zod's own wording for a missing or mistyped field, a value outside a list and an unknown key, in this project's
- * (HTTP problems, dead-letter details and configuration errors alike): "is required", "must be a number (not a
- * string)", "must be one of a, b", "unknown field: heartRate". zod's "Unrecognized key" quoted every key sent,
- * whatever it held. A schema's own messages are kept as they are.
+ * zod's own wording for a missing or mistyped field, a value outside a list or a range, and an unknown key, in this
+ * project's (HTTP problems, dead-letter details and configuration errors alike): "is required", "must be a number
+ * (not a string)", "must be one of a, b", "must be at most 65535", "unknown field: heartRate". zod's "Unrecognized
+ * key" quoted every key sent, whatever it held. A schema's own messages are kept as they are.
  */
 export const issueMessage = (issue: z.core.$ZodIssue): string => {
   const typed = /^Invalid input: expected (\w+), received (\w+)$/.exec(issue.message);
@@ -24,6 +24,14 @@ export const issueMessage = (issue: z.core.$ZodIssue): string => {
   }
   if (issue.code === 'invalid_value' && issue.message.startsWith('Invalid option') && issue.values.length > 1) {
     return `must be one of ${issue.values.map(String).join(', ')}`;
+  }
+  if ((issue.code === 'too_small' || issue.code === 'too_big') && /^Too (small|big): expected /.test(issue.message)) {
+    const small = issue.code === 'too_small';
+    const limit = String(small ? issue.minimum : issue.maximum);
+    const bound = small ? (issue.inclusive ? 'at least' : 'more than') : issue.inclusive ? 'at most' : 'less than';
+    if (issue.origin === 'string') return `must have ${bound} ${limit} characters`;
+    if (issue.origin === 'array' || issue.origin === 'set') return `must have ${bound} ${limit} items`;
+    if (issue.origin === 'number' || issue.origin === 'bigint') return `must be ${bound} ${limit}`;
   }
   if (issue.code === 'unrecognized_keys') {
     const named = issue.keys.filter(quotable);
