@@ -117,6 +117,17 @@ describe('rts against the running hub', () => {
     expect(res.stderr).toBe(`rts: cannot reach the hub at ${url}: connection refused (is the hub running?)\n`);
   });
 
+  it('rts dlq gets past access control: the development login as an operator, or the RTS_TOKEN given', async () => {
+    // This hub has no broker, so past access control the answer is its 503; a 401 would mean no token was sent.
+    const local = await rts(['dlq', 'list'], env);
+    expect(local.code).toBe(5);
+    expect(local.stderr).toContain('the hub runs without a message broker');
+    const refused = await rts(['dlq', 'list'], { ...env, RTS_TOKEN: 'not-a-token' });
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('(HTTP 401, unauthenticated)');
+    expect(refused.stderr).toContain("dead letters need an operator's token: set RTS_TOKEN");
+  });
+
   it('answers --help and --version from the built program', async () => {
     const help = await rts(['--help']);
     expect(help.code).toBe(0);

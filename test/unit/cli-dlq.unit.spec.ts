@@ -57,4 +57,70 @@ describe('rts dlq', () => {
     expect(await runDlq(['--help'], { stdout: help, stderr: collector(), env: {} })).toBe(EXIT.ok);
     expect(help.text()).toContain('rts dlq replay ID');
   });
+  describe('access control (the hub asks every caller for a token)', () => {
+    type Call = { url: string; init: RequestInit };
+    const authOf = (c: Call) => (c.init.headers as Record<string, string>)['authorization'];
+    /** A hub that wants `Bearer good` on /dead-letters and hands it out at its development login. */
+    const hubWanting = (calls: Call[], devLogin = true) =>
+      (async (url: string, init: RequestInit) => {
+        calls.push({ url, init });
+        const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+        if (url.endsWith('/auth/dev-login')) return devLogin ? json(200, { token: 'good' }) : json(404, { title: 'Not found', status: 404 });
+        if (authOf({ url, init }) !== 'Bearer good') return json(401, { title: 'Authentication is required', status: 401, code: 'unauthenticated' });
+        return json(200, { items: [summary], count: 1 });
+      }) as unknown as typeof fetch;
+
+    it('sends the operator token of RTS_TOKEN', async () => {
+      const calls: Call[] = [];
+      const out = collector();
+      expect(await runDlq(['list'], { stdout: out, stderr: collector(), env: { RTS_TOKEN: 'good' }, fetch: hubWanting(calls) })).toBe(EXIT.ok);
+      expect(calls.map(authOf)).toEqual(['Bearer good']);
+      expect(out.text()).toContain('dlq-1');
+    });
+
+    it('without RTS_TOKEN, logs in as an operator at a local hub and asks again', async () => {
+      const calls: Call[] = [];
+      expect(await runDlq(['list'], { stdout: collector(), stderr: collector(), env: {}, fetch: hubWanting(calls) })).toBe(EXIT.ok);
+      expect(calls.map((c) => c.url)).toEqual(['http://127.0.0.1:8080/dead-letters', 'http://127.0.0.1:8080/auth/dev-login', 'http://127.0.0.1:8080/dead-letters']);
+      expect(JSON.parse(String(calls[1]!.init.body))).toEqual({ role: 'operator' });
+      expect(authOf(calls[2]!)).toBe('Bearer good');
+    });
+
+    it('a token that is refused: exit 3 and what to do, without trying the development login', async () => {
+      const calls: Call[] = [];
+      const err = collector();
+      expect(await runDlq(['list'], { stdout: collector(), stderr: err, env: { RTS_TOKEN: 'expired' }, fetch: hubWanting(calls) })).toBe(EXIT.refused);
+      expect(calls).toHaveLength(1);
+      expect(err.text()).toContain('unauthenticated');
+      expect(err.text()).toContain("dead letters need an operator's token: set RTS_TOKEN");
+    });
+
+    it('a hub without a development login: the 401 and the hint', async () => {
+      const err = collector();
+      expect(await runDlq(['list'], { stdout: collector(), stderr: err, env: {}, fetch: hubWanting([], false) })).toBe(EXIT.refused);
+      expect(err.text()).toContain('set RTS_TOKEN');
+    });
+  });
+
+  it('words option errors as the other commands do, repeating nothing typed', async () => {
+    const err = collector();
+    expect(await runDlq(['list', '--251248-1234'], { stdout: collector(), stderr: err, env: {} })).toBe(EXIT.usage);
+    expect(err.text()).toContain('rts: unknown option\n');
+    expect(err.text()).not.toContain('251248');
+    const missing = collector();
+    expect(await runDlq(['list', '--limit'], { stdout: collector(), stderr: missing, env: {} })).toBe(EXIT.usage);
+    expect(missing.text()).toContain('option --limit needs a value');
+  });
+
+  it('does not send a replay twice after a network error (its answer may be what was lost)', async () => {
+    const calls: string[] = [];
+    const refused = (async (url: string) => {
+      calls.push(url);
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    }) as unknown as typeof fetch;
+    const err = collector();
+    expect(await runDlq(['replay', 'dlq-1'], { stdout: collector(), stderr: err, env: { RTS_TOKEN: 'good' }, fetch: refused })).toBe(EXIT.unreachable);
+    expect(calls).toEqual(['http://127.0.0.1:8080/dead-letters/dlq-1/replay']);
+    expect(err.text()).toBe('rts: cannot reach the hub at http://127.0.0.1:8080: connection refused (is the hub running?)\n');
+  });
 });

@@ -132,10 +132,16 @@ export const fail = (message: string): never => {
   throw new UsageError(message);
 };
 
-/** node:util's parse errors, reworded so that no typed value (it could be a CPR number) is repeated. */
 type FlagValues<O extends NonNullable<ParseArgsConfig['options']>> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>['values'];
 
-export const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: O): FlagValues<O> => {
+/**
+ * node:util's parseArgs, strict, its errors reworded so that no typed value (it could be a CPR number) is repeated:
+ * the flags, and the plain arguments of a command that takes some (`rts dlq show ID`).
+ */
+export const parseFlagsAndArguments = <O extends NonNullable<ParseArgsConfig['options']>>(
+  args: readonly string[],
+  options: O,
+): { values: FlagValues<O>; positionals: string[] } => {
   let parsed;
   try {
     parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
@@ -148,7 +154,12 @@ export const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(ar
     }
     fail('the options could not be read');
   }
-  const { values, positionals } = parsed!;
+  return { values: parsed!.values, positionals: parsed!.positionals };
+};
+
+/** node:util's parseArgs for a command that takes options only. */
+export const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: O): FlagValues<O> => {
+  const { values, positionals } = parseFlagsAndArguments(args, options);
   if (positionals.length > 0) fail(`unexpected argument${positionals.length > 1 ? 's' : ''}; options take the form --name value`);
   return values;
 };

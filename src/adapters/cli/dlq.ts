@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
-import { hubUrlOf } from './args';
+import { fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
+import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
 import type { Output } from './run';
 
 /**
@@ -17,7 +17,9 @@ export const DLQ_HELP = `Usage:
            and the replays recorded for it
   replay   send it back to the queue it came from (recorded in the hub's event store)
 
-The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080.
+The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080. The commands need an operator's token
+in $RTS_TOKEN (mint one with: node dist/bootstrap/token.js --role operator); without one, a local hub's
+development login is used.
 
 ${EXIT_CODES_HELP}
 `;
@@ -42,42 +44,41 @@ type Summary = {
   replayCount: number;
 };
 
-class Usage extends Error {}
-
 const ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
+/** What to do about a 401 or 403: dead letters are the operators'. */
+const TOKEN_HINT = "dead letters need an operator's token: set RTS_TOKEN (node dist/bootstrap/token.js --role operator)";
+
+const OPTIONS = {
+  url: { type: 'string' },
+  limit: { type: 'string' },
+  json: { type: 'boolean' },
+  by: { type: 'string' },
+  reason: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The command line (args.ts's wording: no typed value is repeated); a UsageError for what is wrong. */
 const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      url: { type: 'string' },
-      limit: { type: 'string' },
-      json: { type: 'boolean' },
-      by: { type: 'string' },
-      reason: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseFlagsAndArguments(argv, OPTIONS);
   const [action, id, ...extra] = positionals;
   if (values.help || action === undefined || action === 'help') return { kind: 'help' as const };
-  if (!['list', 'show', 'replay'].includes(action)) throw new Usage(`unknown dlq command; the commands are list, show and replay`);
-  if (extra.length > 0) throw new Usage('too many arguments');
-  if (action !== 'list' && (id === undefined || !ID.test(id))) throw new Usage(`${action} needs the ID of a dead letter (letters, digits . _ : -)`);
-  if (action === 'list' && id !== undefined) throw new Usage('list takes no ID');
+  if (!['list', 'show', 'replay'].includes(action)) fail(`unknown dlq command; the commands are list, show and replay`);
+  if (extra.length > 0) fail('too many arguments');
+  if (action !== 'list' && (id === undefined || !ID.test(id))) fail(`${action} needs the ID of a dead letter (letters, digits . _ : -)`);
+  if (action === 'list' && id !== undefined) fail('list takes no ID');
   let limit: number | undefined;
   if (values.limit !== undefined) {
     limit = /^\d{1,4}$/.test(values.limit) ? Number(values.limit) : NaN;
-    if (!(limit >= 1 && limit <= 1000)) throw new Usage('--limit must be a whole number from 1 to 1000');
+    if (!(limit >= 1 && limit <= 1000)) fail('--limit must be a whole number from 1 to 1000');
   }
-  if (values.by !== undefined && !/^.{1,100}$/.test(values.by)) throw new Usage('--by must be 1-100 characters');
-  if (values.reason !== undefined && !/^.{1,500}$/.test(values.reason)) throw new Usage('--reason must be 1-500 characters');
-  let url: string;
+  if (values.by !== undefined && !/^.{1,100}$/.test(values.by)) fail('--by must be 1-100 characters');
+  if (values.reason !== undefined && !/^.{1,500}$/.test(values.reason)) fail('--reason must be 1-500 characters');
+  let url = '';
   try {
     url = hubUrlOf(values.url, env);
   } catch (e) {
-    throw new Usage((e as Error).message);
+    fail((e as Error).message);
   }
   return { kind: action as 'list' | 'show' | 'replay', id: id ?? '', url, limit, json: values.json === true, by: values.by, reason: values.reason };
 };
@@ -100,35 +101,40 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     deps.stdout.write(DLQ_HELP);
     return EXIT.ok;
   }
-  const doFetch = deps.fetch ?? fetch;
   const path =
     cmd.kind === 'list'
       ? `/dead-letters${cmd.limit !== undefined ? `?limit=${cmd.limit}` : ''}`
       : `/dead-letters/${encodeURIComponent(cmd.id)}${cmd.kind === 'replay' ? '/replay' : ''}`;
+  const requester = createHubRequester(cmd.url, {
+    timeoutMs: deps.timeoutMs ?? 30_000,
+    token: deps.env.RTS_TOKEN || null,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  });
   let res: Response;
   try {
-    res = await doFetch(`${cmd.url}${path}`, {
-      method: cmd.kind === 'replay' ? 'POST' : 'GET',
-      headers: { accept: 'application/json', ...(cmd.kind === 'replay' ? { 'content-type': 'application/json' } : {}) },
-      ...(cmd.kind === 'replay'
-        ? { body: JSON.stringify({ ...(cmd.by !== undefined ? { by: cmd.by } : { by: deps.env.USER ?? 'operator' }), ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}) }) }
-        : {}),
-      signal: AbortSignal.timeout(deps.timeoutMs ?? 30_000),
-    });
+    ({ res } = await requester.send(
+      path,
+      {
+        method: cmd.kind === 'replay' ? 'POST' : 'GET',
+        headers: { accept: 'application/json', ...(cmd.kind === 'replay' ? { 'content-type': 'application/json' } : {}) },
+        ...(cmd.kind === 'replay'
+          ? { body: JSON.stringify({ ...(cmd.by !== undefined ? { by: cmd.by } : { by: deps.env.USER ?? 'operator' }), ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}) }) }
+          : {}),
+      },
+      { role: 'operator' },
+      // A replay whose answer was lost may have moved the message already: it is not sent twice.
+      { retry: cmd.kind !== 'replay' },
+    ));
   } catch (e) {
-    const code = (e as { cause?: { code?: string } }).cause?.code;
-    deps.stderr.write(`rts: cannot reach the hub at ${cmd.url}: ${code === 'ECONNREFUSED' ? 'connection refused (is the hub running?)' : (e as Error).name === 'TimeoutError' ? 'no answer in time' : 'network error'}\n`);
+    if (!(e instanceof HubUnreachableError)) throw e;
+    deps.stderr.write(`rts: ${e.message}\n`);
     return EXIT.unreachable;
   }
-  let body: Record<string, unknown> | undefined;
-  try {
-    body = (await res.json()) as Record<string, unknown>;
-  } catch {
-    body = undefined;
-  }
+  const body = (await readJson(res)) as Record<string, unknown> | undefined;
   if (res.status >= 400) {
     const p = body as { title?: string; detail?: string; code?: string } | undefined;
     deps.stderr.write(`rts: the hub ${res.status >= 500 ? 'failed' : 'refused the request'}: ${p?.title ?? `HTTP ${res.status}`} (HTTP ${res.status}${p?.code ? `, ${p.code}` : ''})\n${p?.detail ? `  ${p.detail}\n` : ''}`);
+    if (res.status === 401 || res.status === 403) deps.stderr.write(`  ${TOKEN_HINT}\n`);
     return res.status >= 500 ? EXIT.serverError : EXIT.refused;
   }
   if (!body) {

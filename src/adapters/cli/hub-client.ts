@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
 /**
- * The HomeClient's side of the hub's HTTP API: POST /observations and GET /patients/{id}/observations.
+ * The HomeClient's side of the hub's HTTP API: POST /observations and GET /patients/{id}/observations; and under
+ * it the requester that `rts dlq` uses too (token, development login, one retry where it is safe).
  * Every failure becomes one of three errors, which the CLI turns into its exit codes:
  *   HubRefusedError      4xx: the hub judged the input and said no (with its problem+json)
  *   HubUnreachableError  no HTTP answer at all (refused connection, DNS, timeout), after one retry
@@ -82,10 +83,11 @@ export type HubClientOptions = Readonly<{
   retryDelayMs?: number;
   fetch?: typeof fetch;
   /**
-   * Bearer token (default: $RTS_TOKEN). Without one, a 401 from a hub that serves POST /auth/dev-login (the
-   * embedded profile on loopback) is answered by logging in there as the patient concerned, once.
+   * Bearer token (default: $RTS_TOKEN; null: none, whatever the environment says). Without one, a 401 from a hub
+   * that serves POST /auth/dev-login (the embedded profile on loopback) is answered by logging in there, once: as
+   * the patient concerned, or as the command's DevLogin says.
    */
-  token?: string;
+  token?: string | null;
 }>;
 
 export type HubClient = Readonly<{
@@ -123,7 +125,7 @@ const networkReason = (error: unknown, timeoutMs: number): string => {
 /** fetch threw instead of answering: nothing reached the hub, or its answer never came back. */
 class NoAnswer extends Error {}
 
-const readJson = async (res: Response): Promise<unknown> => {
+export const readJson = async (res: Response): Promise<unknown> => {
   try {
     return await res.json();
   } catch {
@@ -144,11 +146,25 @@ const problemOf = async (res: Response): Promise<ProblemDetails | null> => {
   };
 };
 
-export const createHubClient = (baseUrl: string, options: HubClientOptions = {}): HubClient => {
+/** Who the local development login (POST /auth/dev-login) makes us when the hub asks for a token we do not have. */
+export type DevLogin = Readonly<{ role: 'patient'; patient: string }> | Readonly<{ role: 'operator' }>;
+
+export type HubRequester = Readonly<{
+  /**
+   * One request: the bearer token (given, or $RTS_TOKEN) if there is one; on a 401 without a token of our own, the
+   * hub's development login as `login` and the request once more. `retry`: one more attempt after a network
+   * failure (only for requests that are safe to repeat). Throws HubUnreachableError when no answer came.
+   */
+  send(path: string, init: RequestInit, login: DevLogin, options?: Readonly<{ retry?: boolean }>): Promise<{ res: Response; retried: boolean }>;
+  /** Whether a token was given (option or $RTS_TOKEN), as opposed to none or one from the development login. */
+  readonly explicitToken: boolean;
+}>;
+
+export const createHubRequester = (baseUrl: string, options: HubClientOptions = {}): HubRequester => {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const retryDelayMs = options.retryDelayMs ?? 500;
   const doFetch = options.fetch ?? fetch;
-  let token = options.token ?? (process.env['RTS_TOKEN'] || undefined);
+  let token = options.token === null ? undefined : (options.token ?? (process.env['RTS_TOKEN'] || undefined));
   const explicitToken = token !== undefined;
 
   const attempt = async (path: string, init: RequestInit): Promise<Response> => {
@@ -160,22 +176,13 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
     }
   };
 
-  /** 401 without a token of our own: a local hub's dev login for this patient, then the request once more. */
-  const send = async (path: string, init: RequestInit, patientId: string): Promise<{ res: Response; retried: boolean }> => {
-    const first = await sendOnce(path, init);
-    if (first.res.status !== 401 || explicitToken) return first;
-    const login = await sendOnce('/auth/dev-login', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: patientId }) }).catch(() => null);
-    if (!login || login.res.status !== 200) return first;
-    token = ((await readJson(login.res)) as { token?: string } | null)?.token;
-    return token ? sendOnce(path, init) : first;
-  };
-
-  /** One retry on a network failure; an HTTP answer of any status is final. */
-  const sendOnce = async (path: string, init: RequestInit): Promise<{ res: Response; retried: boolean }> => {
+  /** At most one retry on a network failure; an HTTP answer of any status is final. */
+  const sendOnce = async (path: string, init: RequestInit, retry: boolean): Promise<{ res: Response; retried: boolean }> => {
     try {
       return { res: await attempt(path, init), retried: false };
     } catch (first) {
       if (!(first instanceof NoAnswer)) throw first;
+      if (!retry) throw new HubUnreachableError(baseUrl, first.message);
       await new Promise((r) => setTimeout(r, retryDelayMs));
       try {
         return { res: await attempt(path, init), retried: true };
@@ -185,6 +192,25 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
       }
     }
   };
+
+  return {
+    explicitToken,
+    /** 401 without a token of our own: a local hub's dev login, then the request once more. */
+    async send(path, init, login, sendOptions = {}) {
+      const retry = sendOptions.retry ?? true;
+      const first = await sendOnce(path, init, retry);
+      if (first.res.status !== 401 || explicitToken) return first;
+      const loggedIn = await sendOnce('/auth/dev-login', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(login) }, true).catch(() => null);
+      if (!loggedIn || loggedIn.res.status !== 200) return first;
+      token = ((await readJson(loggedIn.res)) as { token?: string } | null)?.token;
+      return token ? sendOnce(path, init, retry) : first;
+    },
+  };
+};
+
+export const createHubClient = (baseUrl: string, options: HubClientOptions = {}): HubClient => {
+  const requester = createHubRequester(baseUrl, options);
+  const send = (path: string, init: RequestInit, patientId: string) => requester.send(path, init, { role: 'patient', patient: patientId });
 
   const body = async <T>(res: Response, schema: z.ZodType<T>): Promise<T> => {
     if (res.status >= 400 && res.status < 500) {
