@@ -2,7 +2,8 @@
 // encrypts it for the hub, and opens what the hub sends (decrypt with our key, verify the hub's signature).
 //
 //   const keys = await generatePartyKeys('city-a');                    // keep exportPartyKeys(keys) secret on disk
-//   await registerSystem('http://hub:8080', { id: 'city-a', name: 'City A', area: 'North' }, keys);  // POST /systems with the public keys
+//   await registerSystem('http://hub:8080', { id: 'city-a', name: 'City A', area: 'North' }, keys,  // POST /systems with the public keys,
+//     { authorization: `Bearer ${operatorToken}` });                                                 // which is an operator's act
 //   const codec = await joseCodecFor({ keys, hubUrl: 'http://hub:8080' });                     // fetches /.well-known/jwks.json
 //   const client = await RtsClient.connect({ systemId: 'city-a', url, codec });
 //
@@ -47,7 +48,10 @@ export const registerHubJwks = async (registry: KeyRegistry, jwks: { keys: reado
   }
 };
 
-/** POST /systems with this system's public keys (signing and encryption). Resolves with the hub's answer. */
+/**
+ * POST /systems with this system's public keys (signing and encryption). Resolves with the hub's answer. The hub
+ * takes it from an operator only: pass `{ authorization: 'Bearer <operator token>' }` as `headers`.
+ */
 export const registerSystem = async (hubUrl: string, system: { id: string; name: string; area: string }, keys: PartyKeys, headers: Record<string, string> = {}): Promise<unknown> => {
   const pub = publicJwks(keys);
   const res = await fetch(new URL('/systems', hubUrl), {
