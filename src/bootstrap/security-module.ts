@@ -19,11 +19,18 @@ import { DATA_FILES } from '../adapters/system/data-dir';
 import { devLoginEnabled } from './auth-config';
 import type { Config } from './config';
 
-/** The HS256 secret of the embedded profile: configured, else generated once beside the data (0600). */
-export const authSecret = (configured: string | undefined, dataDir: string): Buffer => {
+/** The hub's HS256 secret if there is one (configured, or the file a hub wrote); null, creating nothing, if not. */
+export const existingAuthSecret = (configured: string | undefined, dataDir: string): Buffer | null => {
   if (configured) return Buffer.from(configured, 'hex');
   const file = join(dataDir, DATA_FILES.authSecret);
-  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  return existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'hex') : null;
+};
+
+/** The HS256 secret of the embedded profile: configured, else generated once beside the data (0600). */
+export const authSecret = (configured: string | undefined, dataDir: string): Buffer => {
+  const existing = existingAuthSecret(configured, dataDir);
+  if (existing) return existing;
+  const file = join(dataDir, DATA_FILES.authSecret);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);
   try {

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
 import { ROLES, type Role } from '../application/access/policy';
 import { signToken } from '../adapters/auth/tokens';
+import { fail, parseFlags, patientOf, UsageError } from '../adapters/cli/args';
+import { SYSTEM_ID_PATTERN } from '../domain/directory/connected-system';
 import { ConfigError, loadConfig } from './config';
-import { authSecret } from './security-module';
+import { existingAuthSecret } from './security-module';
 
 /**
  * Mint a token signed with the hub's HS256 secret (RTS_AUTH_JWT_SECRET, else $RTS_DATA_DIR/auth.secret):
@@ -14,25 +15,111 @@ import { authSecret } from './security-module';
  *
  * Prints the token only (use it as `Authorization: Bearer <token>`, or RTS_TOKEN for the CLI).
  */
-const main = async (): Promise<void> => {
-  const { values } = parseArgs({ options: { role: { type: 'string' }, patient: { type: 'string' }, system: { type: 'string' }, sub: { type: 'string' }, ttl: { type: 'string' } } });
+export const TOKEN_HELP = `Usage: node dist/bootstrap/token.js --role ROLE [--patient CPR] [--system ID] [--sub NAME] [--ttl SECONDS]
+
+Mint an access token for the hub, signed with its HS256 secret: RTS_AUTH_JWT_SECRET, else the file
+$RTS_DATA_DIR/auth.secret that the hub wrote at its first start. Run it with the hub's settings.
+Prints the token only: send it as "Authorization: Bearer <token>", or give it to rts as RTS_TOKEN.
+
+Options:
+  --role ROLE      ${ROLES.join(', ')}
+  --patient CPR    the patient's CPR number, ddmmyy-ssss (--role patient only, and required there)
+  --system ID      the system acted for (--role clinician and system only, and required there)
+  --sub NAME       whom the token names (default: <role>-<system or local>)
+  --ttl SECONDS    how long it is valid, 60 to 31536000 seconds (365 days; default 3600)
+  -h, --help       this text
+
+Exit codes:
+  0   the token is printed
+  2   bad or missing flags
+  78  the hub's settings are invalid, or no secret of the hub's is found here
+`;
+
+const OPTIONS = {
+  role: { type: 'string' },
+  patient: { type: 'string' },
+  system: { type: 'string' },
+  sub: { type: 'string' },
+  ttl: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const MIN_TTL = 60;
+const MAX_TTL = 365 * 86_400;
+/** --sub: a user or service name, as an identity provider's `sub` would be. */
+const NAME = /^[A-Za-z0-9._:@-]{1,64}$/;
+
+type Output = { write(text: string): unknown };
+export type TokenDependencies = Readonly<{ stdout: Output; stderr: Output; env: NodeJS.ProcessEnv }>;
+
+/** A setting or the secret: the hub's configuration, not the flags (exit 78, as the hub's own start). */
+class SettingsError extends Error {}
+
+const claimsOf = (argv: readonly string[]) => {
+  const values = parseFlags(argv, OPTIONS);
+  if (values.help) return null;
   const role = values.role as Role | undefined;
-  if (!role || !ROLES.includes(role)) throw new Error(`--role must be one of ${ROLES.join(', ')}`);
-  if (role === 'patient' && !values.patient) throw new Error('--patient CPR is required for --role patient');
-  if ((role === 'clinician' || role === 'system') && !values.system) throw new Error('--system ID is required for this role');
-  const config = loadConfig();
-  const secret = authSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR);
-  const token = await signToken(
-    secret,
-    { sub: values.sub ?? `${role}-${values.system ?? 'local'}`, role, ...(values.patient ? { patient: values.patient } : {}), ...(values.system ? { systemId: values.system } : {}) },
-    { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, ttlSeconds: Number(values.ttl ?? 3600) },
-  );
-  process.stdout.write(`${token}\n`);
+  if (role === undefined) fail(`missing --role (${ROLES.join(', ')})`);
+  if (!ROLES.includes(role!)) fail(`--role must be one of ${ROLES.join(', ')}`);
+  if (role === 'patient') patientOf(values.patient);
+  else if (values.patient !== undefined) fail('--patient belongs to --role patient');
+  const needsSystem = role === 'clinician' || role === 'system';
+  if (needsSystem && !values.system) fail(`missing --system: a ${role} token acts for a system`);
+  if (!needsSystem && values.system !== undefined) fail('--system belongs to --role clinician or system');
+  if (values.system !== undefined && !SYSTEM_ID_PATTERN.test(values.system)) fail('--system must be a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
+  if (values.sub !== undefined && !NAME.test(values.sub)) fail('--sub must be 1-64 of A-Z a-z 0-9 . _ : @ -');
+  const ttl = values.ttl === undefined ? 3600 : /^\d{1,9}$/.test(values.ttl) ? Number(values.ttl) : NaN;
+  if (!(ttl >= MIN_TTL && ttl <= MAX_TTL)) fail(`--ttl must be a whole number of seconds from ${MIN_TTL} to ${MAX_TTL}`);
+  return {
+    claims: { sub: values.sub ?? `${role}-${values.system ?? 'local'}`, role: role!, ...(values.patient ? { patient: values.patient } : {}), ...(values.system ? { systemId: values.system } : {}) },
+    ttl,
+  };
+};
+
+/** `token.js ...`: print a token, or say what is wrong; resolves with the exit code. */
+export const runToken = async (argv: readonly string[], deps: TokenDependencies): Promise<number> => {
+  try {
+    const wanted = claimsOf(argv);
+    if (wanted === null) {
+      deps.stdout.write(TOKEN_HELP);
+      return 0;
+    }
+    let config;
+    try {
+      config = loadConfig(deps.env);
+    } catch (error) {
+      if (error instanceof ConfigError) throw new SettingsError(error.message);
+      throw error;
+    }
+    if (config.RTS_AUTH_JWKS_URL !== undefined) {
+      throw new SettingsError('this hub takes tokens from an identity provider (RTS_AUTH_JWKS_URL is set): get them there');
+    }
+    // Never a new secret: a token signed with one the hub does not have would only be refused.
+    const secret = existingAuthSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR);
+    if (secret === null) {
+      throw new SettingsError(
+        `no secret of the hub's here: RTS_AUTH_JWT_SECRET is not set and ${config.RTS_DATA_DIR}/auth.secret does not exist. Run this with the hub's RTS_DATA_DIR (or its RTS_AUTH_JWT_SECRET)`,
+      );
+    }
+    const token = await signToken(secret, wanted.claims, { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, ttlSeconds: wanted.ttl });
+    deps.stdout.write(`${token}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      deps.stderr.write(`rts token: ${error.message}\nRun 'node dist/bootstrap/token.js --help' for usage.\n`);
+      return 2;
+    }
+    if (error instanceof SettingsError) {
+      deps.stderr.write(`rts token: ${error.message}\n`);
+      return 78;
+    }
+    deps.stderr.write(`rts token: unexpected error: ${(error as Error)?.name ?? 'Error'}\n`);
+    return 1;
+  }
 };
 
 if (require.main === module) {
-  main().catch((error: unknown) => {
-    process.stderr.write(`rts token: ${error instanceof ConfigError ? error.message : (error as Error).message}\n`);
-    process.exit(2);
+  void runToken(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then((code) => {
+    process.exitCode = code;
   });
 }

@@ -11,9 +11,13 @@ const CPR = '251248-1234';
 
 type CliResult = Readonly<{ code: number; stdout: string; stderr: string }>;
 
-const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+const TOKEN_JS = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'token.js');
+
+const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => node(CLI, args, env);
+
+const node = (script: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
   new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       done({ code, stdout, stderr });
     });
@@ -117,7 +121,7 @@ describe('rts against the running hub', () => {
     expect(res.stderr).toBe(`rts: cannot reach the hub at ${url}: connection refused (is the hub running?)\n`);
   });
 
-  it('rts dlq gets past access control: the development login as an operator, or the RTS_TOKEN given', async () => {
+  it('rts dlq gets past access control: the development login as an operator, or a token minted with token.js', async () => {
     // This hub has no broker, so past access control the answer is its 503; a 401 would mean no token was sent.
     const local = await rts(['dlq', 'list'], env);
     expect(local.code).toBe(5);
@@ -126,6 +130,17 @@ describe('rts against the running hub', () => {
     expect(refused.code).toBe(3);
     expect(refused.stderr).toContain('(HTTP 401, unauthenticated)');
     expect(refused.stderr).toContain("dead letters need an operator's token: set RTS_TOKEN");
+    // A token minted with the hub's secret, as the README says: accepted.
+    const minted = await node(TOKEN_JS, ['--role', 'operator'], { RTS_DATA_DIR: data.dir });
+    expect(minted.code).toBe(0);
+    const operator = await rts(['dlq', 'list'], { ...env, RTS_TOKEN: minted.stdout.trim() });
+    expect(operator.code).toBe(5);
+    expect(operator.stderr).toContain('the hub runs without a message broker');
+    // A patient's minted token is not an operator's.
+    const patient = await node(TOKEN_JS, ['--role', 'patient', '--patient', CPR], { RTS_DATA_DIR: data.dir });
+    const forbidden = await rts(['dlq', 'list'], { ...env, RTS_TOKEN: patient.stdout.trim() });
+    expect(forbidden.code).toBe(3);
+    expect(forbidden.stderr).toContain('(HTTP 403, forbidden)');
   });
 
   it('answers --help and --version from the built program', async () => {

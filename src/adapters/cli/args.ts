@@ -166,7 +166,8 @@ export const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(ar
 
 const required = (value: string | undefined, flag: string): string => (value === undefined || value === '' ? fail(`missing ${flag}`) : value);
 
-const patientOf = (value: string | undefined): string => {
+/** --patient: a CPR number in the seed's form with a real date (the value is never repeated in the error). */
+export const patientOf = (value: string | undefined): string => {
   const cpr = required(value, '--patient');
   if (!CPR_FORM.test(cpr)) fail('--patient must be a CPR number of the form ddmmyy-ssss (six digits, a hyphen, four digits)');
   if (birthDateOf(cpr) === null) fail('--patient is not a valid CPR number: ddmmyy is not a real date');

@@ -1,0 +1,104 @@
+// `node dist/bootstrap/token.js`: a token the hub accepts, or a clear refusal, and never a secret of its own.
+jest.mock('jose', () => {
+  // jose's ESM build, loaded through require as tokens.unit.spec.ts does (jest's module system has no import()).
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTokenVerifier } from '../../src/adapters/auth/tokens';
+import { loadConfig } from '../../src/bootstrap/config';
+import { authSecret } from '../../src/bootstrap/security-module';
+import { runToken } from '../../src/bootstrap/token';
+
+const collector = () => {
+  let text = '';
+  return { write: (s: string) => (text += s), text: () => text };
+};
+
+describe('token.js', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rts-token-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const mint = async (argv: string[], env: NodeJS.ProcessEnv = { RTS_DATA_DIR: dir }) => {
+    const out = collector();
+    const err = collector();
+    const code = await runToken(argv, { stdout: out, stderr: err, env });
+    return { code, stdout: out.text(), stderr: err.text() };
+  };
+
+  /** The hub's own verifier, with the secret the hub made at its first start in `dir`. */
+  const verify = (token: string, secret = authSecret(undefined, dir)) => {
+    const config = loadConfig({ RTS_DATA_DIR: dir });
+    return createTokenVerifier({ issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, secret })(token);
+  };
+
+  it('mints a patient token that the hub verifies, valid for --ttl seconds', async () => {
+    authSecret(undefined, dir); // the hub's first start
+    const res = await mint(['--role', 'patient', '--patient', '251248-1234', '--ttl', '600']);
+    expect(res).toMatchObject({ code: 0, stderr: '' });
+    const token = res.stdout.trim();
+    expect(res.stdout).toBe(`${token}\n`);
+    await expect(verify(token)).resolves.toMatchObject({ role: 'patient', patient: '251248-1234', sub: 'patient-local' });
+    const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { iat: number; exp: number };
+    expect(payload.exp - payload.iat).toBe(600);
+  });
+
+  it('signs with RTS_AUTH_JWT_SECRET when the hub has one configured', async () => {
+    const hex = 'ab'.repeat(32);
+    const res = await mint(['--role', 'clinician', '--system', 'aarhus', '--sub', 'dr-jensen'], { RTS_DATA_DIR: dir, RTS_AUTH_JWT_SECRET: hex });
+    expect(res.code).toBe(0);
+    await expect(verify(res.stdout.trim(), Buffer.from(hex, 'hex'))).resolves.toMatchObject({ role: 'clinician', systemId: 'aarhus', sub: 'dr-jensen' });
+  });
+
+  it('makes no secret of its own where the hub has none: exit 78, and nothing is written', async () => {
+    const elsewhere = join(dir, 'not-the-hubs');
+    const res = await mint(['--role', 'operator'], { RTS_DATA_DIR: elsewhere });
+    expect(res.code).toBe(78);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain(`${elsewhere}/auth.secret does not exist`);
+    expect(res.stderr).toContain("Run this with the hub's RTS_DATA_DIR");
+    expect(existsSync(elsewhere)).toBe(false);
+  });
+
+  it('refuses where the hub takes tokens from an identity provider', async () => {
+    authSecret(undefined, dir);
+    const res = await mint(['--role', 'operator'], { RTS_DATA_DIR: dir, RTS_AUTH_JWKS_URL: 'https://idp.example/jwks.json' });
+    expect(res.code).toBe(78);
+    expect(res.stderr).toContain('identity provider');
+  });
+
+  it.each([
+    [[], 'missing --role'],
+    [['--role', 'admin'], '--role must be one of patient, clinician, system, operator'],
+    [['--role', 'patient'], 'missing --patient'],
+    [['--role', 'patient', '--patient', '2512481234'], '--patient must be a CPR number of the form ddmmyy-ssss'],
+    [['--role', 'patient', '--patient', '310248-1234'], '--patient is not a valid CPR number'],
+    [['--role', 'operator', '--patient', '251248-1234'], '--patient belongs to --role patient'],
+    [['--role', 'system'], 'missing --system'],
+    [['--role', 'operator', '--system', 'aarhus'], '--system belongs to --role clinician or system'],
+    [['--role', 'system', '--system', 'Aarhus Hospital'], '--system must be a system id'],
+    [['--role', 'operator', '--ttl', 'abc'], '--ttl must be a whole number of seconds from 60 to 31536000'],
+    [['--role', 'operator', '--ttl', '99999999'], '--ttl must be a whole number of seconds'],
+    [['--role', 'operator', '--251248-1234'], 'unknown option'],
+  ])('%j: exit 2, "%s", with no typed CPR number repeated', async (argv, message) => {
+    authSecret(undefined, dir);
+    const res = await mint(argv);
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain(message);
+    expect(res.stderr).toContain("Run 'node dist/bootstrap/token.js --help' for usage.");
+    expect(res.stderr).not.toMatch(/251248|310248|2512481234/);
+  });
+
+  it('answers --help', async () => {
+    const res = await mint(['--help'], {});
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('Usage: node dist/bootstrap/token.js --role ROLE');
+    expect(res.stdout).toContain('78  ');
+  });
+});
