@@ -13,7 +13,13 @@ export const pseudonymSecret = (configured: string | undefined, dataDir: string)
   if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);
-  writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    // Another process on the same data directory wrote it first: that one is the secret.
+    if ((error as { code?: string }).code !== 'EEXIST') throw error;
+    return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  }
   chmodSync(file, 0o600);
   return secret;
 };

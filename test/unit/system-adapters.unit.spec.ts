@@ -1,8 +1,11 @@
 import { createHmac } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
 import { SystemClock } from '../../src/adapters/system/system-clock';
 import { parseCpr } from '../../src/domain/monitoring/cpr';
+import { pseudonymSecret } from '../../src/bootstrap/secret';
 
 describe('HmacPatientKeys', () => {
   it('gives the pseudonym every stored stream and row is named by: p + the first 128 bits of HMAC-SHA256 in hex', () => {
@@ -29,5 +32,23 @@ describe('SystemClock', () => {
     expect(now.toMillis()).toBeGreaterThanOrEqual(before);
     expect(now.toMillis()).toBeLessThanOrEqual(after);
     expect(now.toISO()).toMatch(/Z$/);
+  });
+});
+
+describe('pseudonymSecret (bootstrap)', () => {
+  it('two processes generating it at once: the one that loses the race takes the winner\'s file', () => {
+    // The module object itself (not an import's copy), so that the spy is what secret.ts calls.
+    const fs = require('node:fs') as typeof import('node:fs');
+    const dir = fs.mkdtempSync(join(tmpdir(), 'rts-secret-'));
+    try {
+      const winner = pseudonymSecret(undefined, dir);
+      // This process looked before the other one wrote: it sees no file, then finds one when it writes.
+      const exists = jest.spyOn(fs, 'existsSync').mockReturnValueOnce(false);
+      expect(pseudonymSecret(undefined, dir).equals(winner)).toBe(true);
+      expect(exists).toHaveBeenCalled();
+      exists.mockRestore();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
