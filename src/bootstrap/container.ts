@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container } from 'inversify';
 import pino, { type Logger } from 'pino';
@@ -10,6 +10,7 @@ import type { IdGenerator } from '../application/ports/id-generator';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import { PatientErasure } from '../application/patient-erasure';
+import { checkPseudonymSecret, PSEUDONYM_CHECK_STREAM, PseudonymSecretMismatchError, recordedPseudonymFingerprint } from '../application/pseudonym-check';
 import { OpeningRegistry, openRegistryEventsCached, REGISTRY_EVENT_TYPES, type ForgettingRegistry } from '../application/sealed-documents';
 import { SqliteKeyStore } from '../adapters/crypto/key-stores';
 import { PatientCipher } from '../adapters/crypto/patient-cipher';
@@ -27,7 +28,7 @@ import { PostgresKeyStore } from '../adapters/crypto/key-stores';
 import { DATA_FILES } from '../adapters/system/data-dir';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
-import type { Config } from './config';
+import { ConfigError, type Config } from './config';
 import { pseudonymSecret } from './secret';
 
 /** Injection tokens. Only bootstrap (and adapters) know inversify; the core gets plain constructor arguments. */
@@ -206,6 +207,42 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   return c;
 };
 
-/** Opens the configured event store (and its registry), then builds the container around it. */
-export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> =>
-  buildContainer(config, logger, await openStore(config, logger));
+/** The store was written with a pseudonym secret, and this process has none yet. */
+class MissingSecret extends Error {}
+
+/**
+ * Opens the configured event store (and its registry), builds the container around it, and checks that this
+ * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
+ * not, with the stores closed again.
+ */
+export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> => {
+  const c = buildContainer(config, logger, await openStore(config, logger));
+  const secretFile = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
+  try {
+    // No secret here but a store written with one (a restore without it, a new hub without the setting): say
+    // so before a new secret is generated into the data directory.
+    if (!config.RTS_PSEUDONYM_SECRET && !existsSync(secretFile) && (await recordedPseudonymFingerprint(c.get<EventStore>(TOKENS.EventStore))) !== null) {
+      throw new MissingSecret();
+    }
+    const at = c.get<Clock>(TOKENS.Clock).now().toISO()!;
+    if ((await checkPseudonymSecret(c.get<EventStore>(TOKENS.EventStore), c.get<PatientKeys>(TOKENS.PatientKeys).fingerprint(), at)) === 'recorded') {
+      logger.info({ stream: PSEUDONYM_CHECK_STREAM }, 'pseudonym secret: fingerprint recorded in the store (hub processes on this store must share the secret)');
+    }
+  } catch (error) {
+    await c.get<EventStore>(TOKENS.EventStore).close();
+    await c.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    if (error instanceof MissingSecret) {
+      throw new ConfigError([
+        `RTS_PSEUDONYM_SECRET: not set, and there is no ${secretFile}, but this store's patients are keyed with a pseudonym secret. ` +
+          'Set RTS_PSEUDONYM_SECRET to it, or put its file back (a backup keeps it; see "Backup and restore").',
+      ]);
+    }
+    if (!(error instanceof PseudonymSecretMismatchError)) throw error;
+    const mine = config.RTS_PSEUDONYM_SECRET ? 'the RTS_PSEUDONYM_SECRET given' : `the one in ${secretFile}`;
+    throw new ConfigError([
+      `RTS_PSEUDONYM_SECRET: this store's patients are keyed with another pseudonym secret than ${mine} (the store records its fingerprint). ` +
+        'Give every hub process on this store the same RTS_PSEUDONYM_SECRET: with another, each patient would get a second key and their data would split in two.',
+    ]);
+  }
+  return c;
+};

@@ -158,7 +158,17 @@ const main = async (): Promise<void> => {
     throw error;
   }
   const logger = createLogger(config);
-  const hub = await startHub(config, logger);
+  let hub: RunningHub;
+  try {
+    hub = await startHub(config, logger);
+  } catch (error) {
+    // A setting that only the store can judge (the pseudonym secret): the same exit as a malformed one.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`telemed-rts: ${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'shutting down');

@@ -150,6 +150,21 @@ describe('start-up and logs (e2e)', () => {
     }
   });
 
+  it('refuses, with exit code 78, to start on a store written with another pseudonym secret', async () => {
+    const data = tempDataDir();
+    try {
+      const first = await startHub({ dataDir: data.dir });
+      await first.stop();
+      await expect(startHub({ dataDir: data.dir, env: { RTS_PSEUDONYM_SECRET: '9f'.repeat(32) } })).rejects.toThrow(
+        /code 78[\s\S]*RTS_PSEUDONYM_SECRET: this store's patients are keyed with another pseudonym secret/,
+      );
+      const again = await startHub({ dataDir: data.dir });
+      await again.stop();
+    } finally {
+      data.remove();
+    }
+  });
+
   it('never writes a patient identifier to its logs', async () => {
     const data = tempDataDir();
     const hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'trace' } });

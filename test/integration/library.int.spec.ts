@@ -122,6 +122,65 @@ describe('openTeleMed (library entry point)', () => {
     }
   });
 
+  it('refuses to open a store with another pseudonym secret than it was written with, or with none', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-secret-'));
+    try {
+      let rts = await openTeleMed({ dataDir });
+      const stored = await rts.telemed.processAndStore(reading(131, 15));
+      await rts.close();
+      const generated = readFileSync(join(dataDir, 'pseudonym.secret'), 'utf8');
+
+      // Another secret given: every patient would get a second key. Refused, naming the setting.
+      await expect(openTeleMed({ dataDir, settings: { RTS_PSEUDONYM_SECRET: 'ef'.repeat(32) } })).rejects.toThrow(
+        /RTS_PSEUDONYM_SECRET: this store's patients are keyed with another pseudonym secret than the RTS_PSEUDONYM_SECRET given/,
+      );
+      // The secret's file gone (a restore without it): refused, and no new secret is written in its place.
+      rmSync(join(dataDir, 'pseudonym.secret'));
+      await expect(openTeleMed({ dataDir })).rejects.toThrow(/RTS_PSEUDONYM_SECRET: not set, and there is no .*pseudonym\.secret, but this store's patients are keyed/);
+      expect(readdirSync(dataDir)).not.toContain('pseudonym.secret');
+
+      // The right secret, as a setting this time: the reading is there under the same key.
+      rts = await openTeleMed({ dataDir, settings: { RTS_PSEUDONYM_SECRET: generated } });
+      const week = await rts.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now));
+      expect(week.map((o) => o.uniqueId)).toEqual([stored]);
+      await rts.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('on PostgreSQL, a second process with another pseudonym secret is refused while the first goes on', async () => {
+    const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const schema = `rts_lib_secret_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const dirs = [mkdtempSync(join(tmpdir(), 'rts-lib-pg-a-')), mkdtempSync(join(tmpdir(), 'rts-lib-pg-b-'))];
+    const base = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: connectionString, RTS_POSTGRES_SCHEMA: schema };
+    const admin = new Client({ connectionString });
+    await admin.connect();
+    try {
+      const first = await openTeleMed({ dataDir: dirs[0]!, settings: { ...base, RTS_PSEUDONYM_SECRET: 'a1'.repeat(32) } });
+      const a = await first.telemed.processAndStore(reading(125, 10));
+      // A second hub on the same schema that was not given the secret: refused before it makes one of its own.
+      await expect(openTeleMed({ dataDir: dirs[1]!, settings: base })).rejects.toThrow(/RTS_PSEUDONYM_SECRET: not set, and there is no .*, but this store's patients are keyed/);
+      expect(readdirSync(dirs[1]!)).toEqual([]);
+      // Given another one: refused too.
+      await expect(openTeleMed({ dataDir: dirs[1]!, settings: { ...base, RTS_PSEUDONYM_SECRET: 'b2'.repeat(32) } })).rejects.toThrow(
+        /RTS_PSEUDONYM_SECRET: this store's patients are keyed with another pseudonym secret than the RTS_PSEUDONYM_SECRET given/,
+      );
+      // With the same secret it opens, and sees the first one's reading.
+      const second = await openTeleMed({ dataDir: dirs[1]!, settings: { ...base, RTS_PSEUDONYM_SECRET: 'a1'.repeat(32) } });
+      const week = await second.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now));
+      expect(week.map((o) => o.uniqueId)).toEqual([a]);
+      await second.close();
+      await first.close();
+      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM "${schema}".events WHERE stream_name = 'hub-pseudonym-secret'`);
+      expect(rows[0].n).toBe(1);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('on PostgreSQL, a database it cannot reach throws storage_unavailable; sent again once it is back, stored once', async () => {
     const server = new URL(process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test');
     // A TCP relay in front of the real server, so the test can take the database away and bring it back.

@@ -18,7 +18,7 @@ describe('PatientErasure', () => {
     const erasure = new PatientErasure({
       store,
       protection: protection as PatientDataProtection,
-      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}` },
+      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
       projectors: [{ catchUp: async () => void caughtUp++ }],
       clock: { now: () => now },
     });

@@ -16,6 +16,10 @@ export class HmacPatientKeys implements PatientKeys {
     this.secret = createSecretKey(secret);
   }
 
+  fingerprint(): string {
+    return createHmac('sha256', this.secret).update('telemed-rts pseudonym secret fingerprint v1', 'utf8').digest('hex').slice(0, 32);
+  }
+
   keyFor(patientId: Cpr): string {
     return `p${createHmac('sha256', this.secret).update(patientId, 'utf8').digest('hex').slice(0, 32)}`;
   }

@@ -6,4 +6,9 @@ import type { Cpr } from '../../domain/monitoring/cpr';
  */
 export interface PatientKeys {
   keyFor(patientId: Cpr): string;
+  /**
+   * Equal for two instances exactly when they derive the same keys (the same secret), and revealing nothing of
+   * the secret: what the store records to refuse a process with another one (pseudonym-check.ts).
+   */
+  fingerprint(): string;
 }
