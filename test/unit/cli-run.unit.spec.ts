@@ -15,7 +15,7 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 
 const networkError = (code: string): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
 
-const harness = async (argv: string[], steps: Step[]) => {
+const harness = async (argv: string[], steps: Step[], env: Record<string, string> = {}) => {
   const calls: { url: string; init: RequestInit }[] = [];
   const fetch = (async (url: string, init: RequestInit) => {
     calls.push({ url, init });
@@ -29,7 +29,7 @@ const harness = async (argv: string[], steps: Step[]) => {
   const code = await run(argv, {
     stdout: { write: (s: string) => (out += s) },
     stderr: { write: (s: string) => (err += s) },
-    env: { RTS_URL: URL_ },
+    env: { RTS_URL: URL_, ...env },
     fetch,
     zone: 'UTC',
     now: () => new Date('2026-05-10T12:00:00Z'),
@@ -152,5 +152,31 @@ describe('run review', () => {
     expect(h.code).toBe(EXIT.refused);
     expect(h.err).toContain('No document is registered for this patient');
     expect(h.err).not.toContain(CPR);
+  });
+});
+
+describe('run: access control', () => {
+  const unauthenticated = () => json(401, { type: '/problems/unauthenticated', title: 'Authentication is required', status: 401, code: 'unauthenticated', detail: 'send a bearer token (Authorization: Bearer ...) or an API key (X-Api-Key)' });
+  const review = ['review', '--patient', CPR, '--days', '7'];
+
+  it('sends the token of RTS_TOKEN, and says when the hub does not accept it', async () => {
+    const h = await harness(review, [unauthenticated()], { RTS_TOKEN: 'tok-1' });
+    expect(h.code).toBe(EXIT.refused);
+    expect((h.calls[0]!.init.headers as Record<string, string>)['authorization']).toBe('Bearer tok-1');
+    expect(h.calls).toHaveLength(1); // a token of our own: no development login
+    expect(h.err).toContain('  the token in RTS_TOKEN was not accepted (expired, or made for another hub)\n');
+  });
+
+  it('without RTS_TOKEN, at a hub with no development login: tells the user to set it', async () => {
+    const h = await harness(review, [unauthenticated(), json(404, { title: 'Not found', status: 404, code: 'not_found' })]);
+    expect(h.code).toBe(EXIT.refused);
+    expect(h.calls.map((c) => c.url)).toEqual([expect.stringContaining('/patients/'), `${URL_}/auth/dev-login`]);
+    expect(h.err).toContain('no token was sent (this hub has no development login): set RTS_TOKEN to your access token');
+  });
+
+  it('a token for someone else: 403 and what it means', async () => {
+    const h = await harness(upload, [json(403, { title: 'You may not do this', status: 403, code: 'forbidden', detail: 'you may not do this with this resource' })], { RTS_TOKEN: 'tok-2' });
+    expect(h.code).toBe(EXIT.refused);
+    expect(h.err).toContain('the token in RTS_TOKEN does not allow this (it is for another patient, or another role)');
   });
 });

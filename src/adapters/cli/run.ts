@@ -37,7 +37,7 @@ const versionOf = (): string => {
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
 
 const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => {
-  const client = createHubClient(cmd.url, { ...deps.http, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const client = createHubClient(cmd.url, clientOptions(deps));
   // An id of our own when none was given: our retry of a lost request then cannot store the reading twice.
   const observationId = cmd.observationId ?? (deps.newObservationId ?? (() => `rts-${randomUUID()}`))();
   const result = await client.upload({
@@ -55,7 +55,7 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
 const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout.isTTY && stdout.columns ? Math.max(40, Math.min(100, stdout.columns)) : 80);
 
 const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
-  const client = createHubClient(cmd.url, { ...deps.http, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const client = createHubClient(cmd.url, clientOptions(deps));
   const now = (deps.now ?? (() => new Date()))();
   // The last N days: `from` by this machine's clock, `to` left to the hub (its now, so a reading just
   // uploaded is included even when the two clocks differ a little).
@@ -66,6 +66,24 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
   const list = await client.observations(cmd.patientId, range);
   deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), ...(deps.zone ? { zone: deps.zone } : {}), ascii: cmd.ascii }));
   return EXIT.ok;
+};
+
+/** The token of this command's environment (RTS_TOKEN), unless the caller's options give one. */
+const clientOptions = (deps: RunDependencies): HubClientOptions => ({
+  token: deps.env.RTS_TOKEN || null,
+  ...deps.http,
+  ...(deps.fetch ? { fetch: deps.fetch } : {}),
+});
+
+/** What to do about a 401 or 403, which the hub's own words ("send a bearer token") do not tell a CLI user. */
+const accessHint = (status: number, env: RunDependencies['env']): string | null => {
+  if (status === 401) {
+    return env.RTS_TOKEN
+      ? 'the token in RTS_TOKEN was not accepted (expired, or made for another hub)'
+      : 'no token was sent (this hub has no development login): set RTS_TOKEN to your access token';
+  }
+  if (status === 403 && env.RTS_TOKEN) return 'the token in RTS_TOKEN does not allow this (it is for another patient, or another role)';
+  return null;
 };
 
 const describeProblem = (p: ProblemDetails): string => {
@@ -102,7 +120,8 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
     }
   } catch (e) {
     if (e instanceof HubRefusedError) {
-      deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem)}\n`);
+      const hint = accessHint(e.problem.status, deps.env);
+      deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem)}\n${hint ? `  ${hint}\n` : ''}`);
       return EXIT.refused;
     }
     if (e instanceof HubUnreachableError) {
