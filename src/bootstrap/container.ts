@@ -216,7 +216,8 @@ class MissingSecret extends Error {}
  * not, with the stores closed again.
  */
 export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> => {
-  const c = buildContainer(config, logger, await openStore(config, logger));
+  const opened = await openStore(config, logger);
+  const c = buildContainer(config, logger, opened);
   const secretFile = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
   try {
     // No secret here but a store written with one (a restore without it, a new hub without the setting): say
@@ -229,8 +230,10 @@ export const openContainer = async (config: Config, logger: Logger = createLogge
       logger.info({ stream: PSEUDONYM_CHECK_STREAM }, 'pseudonym secret: fingerprint recorded in the store (hub processes on this store must share the secret)');
     }
   } catch (error) {
+    // The event store, and PostgreSQL's key store if openStore opened one (SQLite's is not made yet: nothing
+    // has asked for it, and asking would create its file).
     await c.get<EventStore>(TOKENS.EventStore).close();
-    await c.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    await opened?.keys?.close();
     if (error instanceof MissingSecret) {
       throw new ConfigError([
         `RTS_PSEUDONYM_SECRET: not set, and there is no ${secretFile}, but this store's patients are keyed with a pseudonym secret. ` +

@@ -138,6 +138,7 @@ describe('openTeleMed (library entry point)', () => {
       rmSync(join(dataDir, 'pseudonym.secret'));
       await expect(openTeleMed({ dataDir })).rejects.toThrow(/RTS_PSEUDONYM_SECRET: not set, and there is no .*pseudonym\.secret, but this store's patients are keyed/);
       expect(readdirSync(dataDir)).not.toContain('pseudonym.secret');
+      expect(readdirSync(dataDir).filter((f) => !f.endsWith('-wal') && !f.endsWith('-shm')).sort()).toEqual(['patient-keys.sqlite', 'telemed.sqlite']);
 
       // The right secret, as a setting this time: the reading is there under the same key.
       rts = await openTeleMed({ dataDir, settings: { RTS_PSEUDONYM_SECRET: generated } });
