@@ -2,11 +2,15 @@
 """A city system in Python: joins the hub, registers an expert, asks another system's expert for a
 consultation and waits for the report, which it acknowledges. One JSON line per step on stdout.
 
-  /usr/bin/python3 clients/python/city_system.py --hub http://127.0.0.1:8080 --broker amqp://127.0.0.1:5672 \
-      --system py-city --candidate ts-experts:cardio-1
+  RTS_TOKEN=<operator token> /usr/bin/python3 clients/python/city_system.py --hub http://127.0.0.1:8080 \
+      --broker amqp://127.0.0.1:5672 --system py-city --candidate ts-experts:cardio-1
+
+Registering a system (POST /systems) is an operator's act: the token (--token, else $RTS_TOKEN) is an
+operator's. In production the operator registers the system and its keys, and the system only uses AMQP.
 """
 import argparse
 import json
+import os
 import sys
 import uuid
 
@@ -25,9 +29,10 @@ def main():
     parser.add_argument("--candidate", required=True, help="expert id <homeSystemId>:<localExpertId> to ask")
     parser.add_argument("--question", default="Second opinion on an atypical ECG")
     parser.add_argument("--timeout", type=float, default=90)
+    parser.add_argument("--token", default=os.environ.get("RTS_TOKEN"), help="bearer token for POST /systems (default $RTS_TOKEN)")
     args = parser.parse_args()
 
-    hub = HubHttp(args.hub)
+    hub = HubHttp(args.hub, {"authorization": f"Bearer {args.token}"} if args.token else None)
     keys = PartyKeys(args.system)
     hub.register_system(args.system, "Python City", "Hubei", keys)
     say("registered", system=args.system, kids=[k["kid"] for k in keys.public_jwks()])

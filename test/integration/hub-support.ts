@@ -135,8 +135,8 @@ export const startChildHub = async (broker: TestBroker, dataDir: string, port?: 
 
 // ---- HTTP ----
 
-export const getJson = async <T = any>(base: string, path: string): Promise<{ status: number; body: T; contentType: string | null }> => {
-  const res = await fetch(`${base}${path}`, { headers: { accept: 'application/json' } });
+export const getJson = async <T = any>(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: T; contentType: string | null }> => {
+  const res = await fetch(`${base}${path}`, { headers: { accept: 'application/json', ...headers } });
   return { status: res.status, body: (await res.json()) as T, contentType: res.headers.get('content-type') };
 };
 

@@ -1,13 +1,19 @@
 // A client that is not ours and not JavaScript: clients/python (Debian's python3-qpid-proton and python3-jwcrypto)
 // joins as a city system over HTTP + AMQP with message security on, registers an expert, and asks an expert of
 // another system for a consultation; that system is played by the TypeScript SDK, which accepts and reports. The
-// Python client receives the report (decrypted, the hub's signature verified) and acknowledges it.
+// Python client receives the report (decrypted, the hub's signature verified) and acknowledges it. Access control
+// is on, as a hub runs by default: the Python script registers its system with an operator's token.
+// jose (the hub's tokens) ships as ESM only: hand jest the module as Node loads it (as the access tests do).
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { getJson, profile, startInProcessHub, tempDir, until } from './hub-support';
+import { getJson, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
 import { spawnChild } from '../support/children';
 
 jest.setTimeout(180_000);
@@ -26,11 +32,22 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
   let hub: RunningHub;
   let data: { dir: string; remove(): void };
   let experts: RtsClient | undefined;
+  let operator: Record<string, string>;
+  let pyCity: Record<string, string>;
+  const bearer = async (who: Record<string, string>): Promise<Record<string, string>> => {
+    const login = await postJson<{ token?: string }>(hub.url, '/auth/dev-login', who);
+    if (login.status !== 200 || !login.body.token) throw new Error(`dev-login ${JSON.stringify(who)}: HTTP ${login.status}`);
+    return { authorization: `Bearer ${login.body.token}` };
+  };
 
   beforeAll(async () => {
     broker = await startBroker();
     data = tempDir('rts-python-client-');
-    hub = await startInProcessHub(broker, data.dir, { env: { RTS_MESSAGE_SECURITY: 'jose', RTS_AUTH: 'off' } });
+    hub = await startInProcessHub(broker, data.dir, { env: { RTS_MESSAGE_SECURITY: 'jose', RTS_AUTH: 'on' } });
+    // The local hub's development login hands out the operator's token (a deployment mints it: token.js).
+    operator = await bearer({ role: 'operator' });
+    // Consultations are read by the systems in them, not by operators (they hold patient data).
+    pyCity = await bearer({ role: 'system', systemId: 'py-city' });
   });
 
   afterAll(async () => {
@@ -43,7 +60,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
   it('joins, registers an expert, requests a consultation and receives and acknowledges the report', async () => {
     // The other city system, with the TypeScript SDK: one cardiologist who accepts and reports.
     const keys = await generatePartyKeys('ts-experts');
-    await registerSystem(hub.url, { id: 'ts-experts', name: 'TS Experts', area: 'Sichuan' }, keys);
+    await registerSystem(hub.url, { id: 'ts-experts', name: 'TS Experts', area: 'Sichuan' }, keys, operator);
     experts = await RtsClient.connect({ systemId: 'ts-experts', url: broker.url, codec: await joseCodecFor({ keys, hubUrl: hub.url }) });
     await experts.joinWithExperts([{ localExpertId: 'cardio-1', ...profile(2) }]);
     const offered: string[] = [];
@@ -54,10 +71,11 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
         await experts!.issueReport(m.payload.consultationId, m.payload.expertId, { diagnosis: 'Brugada pattern type 2', recommendations: 'Ajmaline test' }, { correlationId: m.correlationId });
       },
     });
-    await until('ts-experts joined', async () => (await getJson(hub.url, '/systems/ts-experts')).body.status === 'joined');
+    await until('ts-experts joined', async () => (await getJson(hub.url, '/systems/ts-experts', operator)).body.status === 'joined');
 
     const child = spawnChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', broker.url, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
       cwd: CLIENT_DIR,
+      env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -74,10 +92,10 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     expect(offered).toEqual(['Second opinion on an atypical ECG']);
 
     const consultationId = String(requested.consultationId);
-    await until('acknowledged', async () => (await getJson(hub.url, `/consultations/${consultationId}`)).body.status === 'acknowledged');
-    const consultation = (await getJson(hub.url, `/consultations/${consultationId}`)).body;
+    await until('acknowledged', async () => (await getJson(hub.url, `/consultations/${consultationId}`, pyCity)).body.status === 'acknowledged');
+    const consultation = (await getJson(hub.url, `/consultations/${consultationId}`, pyCity)).body;
     expect(consultation).toMatchObject({ applicantSystemId: 'py-city' });
-    await until('the Python expert is in the directory', async () => (await getJson(hub.url, '/experts/py-city:py-expert-1')).status === 200);
-    expect((await getJson(hub.url, '/systems/py-city/keys')).body.items).toHaveLength(2);
+    await until('the Python expert is in the directory', async () => (await getJson(hub.url, '/experts/py-city:py-expert-1', operator)).status === 200);
+    expect((await getJson(hub.url, '/systems/py-city/keys', operator)).body.items).toHaveLength(2);
   });
 });
