@@ -7,9 +7,12 @@
 // ./data/<system>.keys.json (created once), registers the system with its public keys (POST /systems) and signs
 // and encrypts with them (the SDK's JOSE codec, the hub's keys from /.well-known/jwks.json). Without --hub it
 // sends plain JSON: the hub must run with RTS_MESSAGE_SECURITY=off and the system be registered by an operator.
+// Registering a system is an operator's act (access control is on by default): the example sends the operator's
+// token from --token or RTS_TOKEN (node dist/bootstrap/token.js --role operator); with neither, it asks a local
+// hub's development login for one, as `rts dlq` does.
 //
 // Options: --experts N (generated experts to join with, default 1200 = 3 batches), --listen S (seconds to print
-// downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A".
+// downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A", --token JWT (an operator's).
 // The hub accepts a system's messages once an operator registered it (POST /systems on the hub's HTTP API);
 // without a hub running, the messages wait on the broker's uplink queue.
 //
@@ -20,13 +23,30 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { RtsClient, exportPartyKeys, generatePartyKeys, importPartyKeys, joseCodecFor, registerSystem, type ExpertProfile, type MessageCodec, type UploadedExpert } from '../src/sdk';
 
 /** This system's keys (kept in ./data, created once), registered with the hub; the JOSE codec over them. */
-async function secureCodec(hubUrl: string, systemId: string, name: string): Promise<MessageCodec> {
+async function secureCodec(hubUrl: string, systemId: string, name: string, token: string | undefined): Promise<MessageCodec> {
   const file = `./data/${systemId}.keys.json`;
   mkdirSync('./data', { recursive: true });
   if (!existsSync(file)) writeFileSync(file, JSON.stringify(await exportPartyKeys(await generatePartyKeys(systemId))), { mode: 0o600 });
   const keys = await importPartyKeys(JSON.parse(readFileSync(file, 'utf8')));
-  await registerSystem(hubUrl, { id: systemId, name, area: name }, keys);
+  const bearer = token ?? (await devLoginAsOperator(hubUrl));
+  try {
+    await registerSystem(hubUrl, { id: systemId, name, area: name }, keys, { authorization: `Bearer ${bearer}` });
+  } catch (error) {
+    const status = /HTTP (\d{3})/.exec(error instanceof Error ? error.message : '')?.[1];
+    if (status === '401' || status === '403') throw new Error(`the hub refused to register ${systemId} (HTTP ${status}): registering a system needs an operator's token; set RTS_TOKEN or --token (node dist/bootstrap/token.js --role operator, run with the hub's RTS_DATA_DIR)`);
+    throw error;
+  }
   return joseCodecFor({ keys, hubUrl });
+}
+
+/** A local hub's development login, as the operator (a hub anywhere else has it off: then a token is needed). */
+async function devLoginAsOperator(hubUrl: string): Promise<string> {
+  const res = await fetch(new URL('/auth/dev-login', hubUrl), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ role: 'operator' }) });
+  const body = (await res.json().catch(() => ({}))) as { token?: unknown };
+  if (res.status !== 200 || typeof body.token !== 'string') {
+    throw new Error(`no operator token: set RTS_TOKEN or --token (node dist/bootstrap/token.js --role operator); the hub's development login answered HTTP ${res.status} (it is on only for a local hub)`);
+  }
+  return body.token;
 }
 
 function arg(name: string, fallback: string): string {
@@ -53,7 +73,8 @@ async function main(): Promise<void> {
   const city = name;
 
   const hub = arg('hub', '');
-  const codec = hub ? await secureCodec(hub, systemId, name) : undefined;
+  const token = arg('token', process.env.RTS_TOKEN ?? '') || undefined;
+  const codec = hub ? await secureCodec(hub, systemId, name, token) : undefined;
   const client = await RtsClient.connect({
     systemId,
     url,
@@ -79,10 +100,13 @@ async function main(): Promise<void> {
   const join = await client.joinWithExperts(experts, { name, messageId: `${systemId}/initial-join` });
   console.log(`> join: request + ${join.batches} batches (${join.experts} experts) accepted by the broker in ${Date.now() - t0} ms; correlation ${join.correlationId}`);
 
+  // Stable message ids here too: a retired expert id cannot be registered again, so a second run of the example
+  // must send the same three messages (which the hub recognises as repeats), not three new ones (refused and
+  // dead-lettered as expert_retired).
   const extra = `${systemId}-new`;
-  console.log(`> registered ${extra}: ${await client.registerExpert(extra, profileOf(count, city))}`);
-  console.log(`> changed ${extra}: ${await client.changeExpert(extra, { ...profileOf(count, city), availability: 'limited' })}`);
-  console.log(`> retired ${extra}: ${await client.retireExpert(extra)}`);
+  console.log(`> registered ${extra}: ${await client.registerExpert(extra, profileOf(count, city), { messageId: `${systemId}/${extra}/registered` })}`);
+  console.log(`> changed ${extra}: ${await client.changeExpert(extra, { ...profileOf(count, city), availability: 'limited' }, { messageId: `${systemId}/${extra}/changed` })}`);
+  console.log(`> retired ${extra}: ${await client.retireExpert(extra, { messageId: `${systemId}/${extra}/retired` })}`);
 
   const stop = async () => {
     await client.close();
