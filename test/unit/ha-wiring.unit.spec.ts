@@ -1,6 +1,9 @@
 // Discovery URIs (RTS_BROKER_DISCOVERY and the SDK's `discovery`), the union of discovered and static brokers,
 // reason codes for the uplink metrics, and the hub's /metrics route.
+import { EventEmitter } from 'node:events';
 import Fastify from 'fastify';
+import type { AmqpConnection } from '../../src/adapters/amqp/connection';
+import { instrumentConnection } from '../../src/adapters/amqp/failover';
 import { UnionEndpoints, parseDiscoveryUri, rebalanceProbability } from '../../src/adapters/amqp/discovery-provider';
 import { LiveSet } from '../../src/adapters/amqp/discovery';
 import type { EndpointChange, EndpointProvider } from '../../src/adapters/amqp/endpoint-set';
@@ -151,5 +154,50 @@ describe('warmUpOnAdded', () => {
     listener.close();
     expect(probes).toEqual([expect.objectContaining({ endpoint: `127.0.0.1:${port}`, ok: true })]);
     expect(opened).toBe(1);
+  });
+});
+
+describe('instrumentConnection', () => {
+  /** What instrumentConnection listens to, driven by hand. */
+  const fakeConnection = () => {
+    const emitter = new EventEmitter();
+    let up = false;
+    return Object.assign(emitter, {
+      isConnected: () => up,
+      up(port: number, count: number) {
+        up = true;
+        emitter.emit('connected', { endpoint: { host: '127.0.0.1', port }, connectionCount: count });
+      },
+      down(port: number) {
+        up = false;
+        emitter.emit('disconnected', { endpoint: { host: '127.0.0.1', port }, error: new Error('connect ECONNREFUSED'), reconnecting: true });
+      },
+    });
+  };
+
+  it('a first connection after refused attempts (a start while the broker is down) is not a failover; a later loss is', () => {
+    let t = 1_000;
+    const lines: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+    const log = (fields: Record<string, unknown>, msg: string) => lines.push({ msg, fields });
+    const metrics = new MetricsRegistry();
+    const connection = fakeConnection();
+    const handle = instrumentConnection(connection as unknown as AmqpConnection, { role: 'hub', metrics, logger: { info: log, warn: log }, now: () => t });
+
+    connection.down(5673);
+    t += 1_000;
+    connection.down(5673);
+    t += 2_500;
+    connection.up(5673, 1);
+    expect(handle.failovers).toHaveLength(0);
+    expect(lines.map((l) => l.msg)).toEqual(['amqp disconnected', 'amqp connected']);
+    expect(lines[1]!.fields).toMatchObject({ event: 'amqp.connected', waitedMs: 3_500 });
+    expect(metrics.render()).not.toMatch(/^rts_amqp_failovers_total\{role="hub"\} [1-9]/m);
+
+    connection.down(5673);
+    t += 400;
+    connection.up(5674, 2);
+    expect(handle.failovers).toEqual([expect.objectContaining({ from: '127.0.0.1:5673', to: '127.0.0.1:5674', pauseMs: 400 })]);
+    expect(metrics.render()).toMatch(/^rts_amqp_failovers_total\{role="hub"\} 1$/m);
+    handle.detach();
   });
 });

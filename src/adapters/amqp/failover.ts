@@ -136,12 +136,17 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
   const records: FailoverRecord[] = [];
   let lostAt: number | undefined;
   let lostFrom: string | undefined;
+  // Attempts that fail before the first connection are a start while the broker is down, not a failover.
+  let everConnected = connection.isConnected();
 
   const onConnected = (event: { endpoint: AmqpEndpoint; connectionCount: number }) => {
     gauge?.set({ role }, 1);
     const to = endpointKey(event.endpoint);
-    if (lostAt === undefined) {
-      options.logger?.info?.({ event: 'amqp.connected', role, endpoint: to, connectionCount: event.connectionCount }, 'amqp connected');
+    if (lostAt === undefined || !everConnected) {
+      options.logger?.info?.({ event: 'amqp.connected', role, endpoint: to, connectionCount: event.connectionCount, ...(lostAt === undefined ? {} : { waitedMs: now() - lostAt }) }, 'amqp connected');
+      everConnected = true;
+      lostAt = undefined;
+      lostFrom = undefined;
       return;
     }
     const pauseMs = now() - lostAt;
