@@ -42,7 +42,12 @@ export type HubMessagingDependencies = Readonly<{
   codec?: HubMessageCodec;
   /** Connection state, failovers and uplink outcomes go here (the hub's /metrics). */
   metrics?: MetricsRegistry;
-  /** Wait this long for the first connection and the consumer's attach (default 30000). */
+  /**
+   * How long the start waits for the broker and the consumer's attach (default 5000 ms). A broker that does not
+   * answer by then does not stop the hub: messaging attaches in the background whenever it does, meanwhile the
+   * HTTP API serves everything that does not need the broker (uploads, queries, the directory) and the dead-letter
+   * routes answer 503.
+   */
   connectTimeoutMs?: number;
 }>;
 
@@ -65,17 +70,17 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const log = logger.child({ component: 'messaging' });
   const broker = await openHubBroker(messaging, { logger: log, metrics: deps.metrics });
   const connection = broker.connection;
-  connection.on('connected', (e) => log.info({ broker: `${e.endpoint.host}:${e.endpoint.port}`, connections: e.connectionCount }, 'connected to the broker'));
-  connection.on('disconnected', (e) => log.warn({ broker: e.endpoint && `${e.endpoint.host}:${e.endpoint.port}`, reconnecting: e.reconnecting, err: e.error?.message }, 'broker connection lost'));
+  // One line per change of state, not one per reconnect attempt (one a second while the broker is down).
+  let up = false;
+  connection.on('connected', (e) => {
+    up = true;
+    log.info({ broker: `${e.endpoint.host}:${e.endpoint.port}`, connections: e.connectionCount }, 'connected to the broker');
+  });
+  connection.on('disconnected', (e) => {
+    if (up) log.warn({ broker: e.endpoint && `${e.endpoint.host}:${e.endpoint.port}`, reconnecting: e.reconnecting, err: e.error?.message }, 'broker connection lost');
+    up = false;
+  });
   connection.on('error', (error) => log.error({ err: error.message }, 'broker connection failed'));
-
-  const timeout = deps.connectTimeoutMs ?? 30_000;
-  try {
-    await connection.waitConnected(timeout);
-  } catch (error) {
-    await broker.close();
-    throw new Error(`cannot connect to the broker at ${broker.describe()}: ${(error as Error).message}`);
-  }
 
   const downlinkSender = broker.downlinkSender();
   const operatorSender = broker.replaySender();
@@ -97,21 +102,29 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     onOutcome,
     routes: { ...(deps.consultations ? { consultations: deps.consultations } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
   });
-  try {
-    await consumer.start(timeout);
-  } catch (error) {
-    await consumer.stop(0).catch(() => undefined);
-    await downlinkSender.close();
-    await operatorSender.close();
-    await broker.close();
-    throw error;
-  }
+  // The consumer attaches once the broker first answers (no deadline); the publishers' sends wait for it
+  // (RetryingSender) and their drains retry from their checkpoints, as after any outage. Its receiver is opened
+  // only then: with discovery and no broker announced yet the connection has no socket to open a link on.
+  const consuming = () => ({ broker: broker.describe(), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts });
+  let stopped = false;
+  const firstConnection = new Promise<void>((resolve) => (connection.isConnected() ? resolve() : connection.once('connected', () => resolve())));
+  const attached = firstConnection.then(() => (stopped ? Promise.reject(new Error('stopped')) : consumer.start(null))).then(
+    () => true,
+    (error: unknown) => {
+      if (!stopped) log.error({ ...consuming(), err: (error as Error).message }, 'the uplink consumer could not attach');
+      return false;
+    },
+  );
   publisher.start();
   consultationPublisher?.start();
-  log.info(
-    { broker: broker.describe(), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts },
-    'consuming uplink, publishing downlink',
-  );
+  let waitTimer: NodeJS.Timeout | undefined;
+  const inTime = await Promise.race([attached, new Promise<false>((resolve) => (waitTimer = setTimeout(() => resolve(false), deps.connectTimeoutMs ?? 5_000)))]);
+  clearTimeout(waitTimer);
+  if (inTime) log.info(consuming(), 'consuming uplink, publishing downlink');
+  else {
+    log.warn(consuming(), 'the broker does not answer yet: the hub serves HTTP now and starts consuming when it does');
+    void attached.then((ok) => ok && !stopped && log.info(consuming(), 'consuming uplink, publishing downlink'));
+  }
 
   const deadLetters = new DeadLetterService({
     queue: new AmqpDeadLetterQueue(connection, operatorSender, { queue: messaging.deadLetterQueue }),
@@ -126,6 +139,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     connected: () => connection.isConnected(),
     stop: () =>
       (stopping ??= (async () => {
+        stopped = true;
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
         await publisher.stop();

@@ -40,7 +40,8 @@ export type StartHubOptions = Readonly<{
 
 /**
  * Start the hub: store, projections, directory, messaging (when RTS_BROKER_URL is set), HTTP. Resolves once
- * the port is listening and, with a broker, the uplink consumer is attached.
+ * the port is listening and, with a broker, the uplink consumer is attached, or after 5 s without it: a broker
+ * that is down does not keep the hub from serving HTTP; messaging attaches when it answers.
  */
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
   const container = await openContainer(config, logger);
@@ -121,6 +122,8 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
     health: async () => ({
       store: config.RTS_EVENT_STORE,
       head: String(await store.headPosition()),
+      // The broker is not part of readiness: uploads and queries need only the store. Told apart for operators.
+      ...(messagingSettings ? { broker: messaging.connected() ? ('connected' as const) : ('disconnected' as const) } : {}),
       ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
     }),
   });

@@ -102,8 +102,12 @@ export class QueueConsumer {
     this.now = options.now ?? (() => new Date());
   }
 
-  /** Attaches the receiver; resolves when the broker confirmed the link. */
-  start(timeoutMs = 30000): Promise<void> {
+  /**
+   * Attaches the receiver; resolves when the broker confirmed the link. With `timeoutMs` null it waits as long as
+   * the connection takes (the receiver attaches whenever the broker first answers); otherwise it rejects after
+   * that long, and the receiver still attaches if the broker answers later.
+   */
+  start(timeoutMs: number | null = 30000): Promise<void> {
     if (this.receiver) throw new Error(`QueueConsumer(${this.queue}) already started`);
     const receiver = this.connection.openReceiver({
       source: { address: this.queue },
@@ -120,7 +124,7 @@ export class QueueConsumer {
     receiver.on('receiver_close', () => undefined);
     this.connection.on('disconnected', this.onDisconnected);
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`receiver on ${this.queue} not attached within ${timeoutMs} ms`)), timeoutMs);
+      const timer = timeoutMs === null ? undefined : setTimeout(() => reject(new Error(`receiver on ${this.queue} not attached within ${timeoutMs} ms`)), timeoutMs);
       this.openWaiters.push({
         resolve: () => {
           clearTimeout(timer);

@@ -165,5 +165,12 @@ export const AuditVerification = z.object({
 });
 export const ErasureResponse = z.object({ erased: z.literal(true), erasedAt: instant, alreadyErased: z.boolean() });
 export const DevLoginResponse = z.object({ token: z.string().describe('A JWT (HS256) to send as Authorization: Bearer'), expiresIn: z.number().int().describe('seconds') });
-export const HealthResponse = z.object({ status: z.literal('ok'), store: z.string(), head: z.string() }).passthrough();
+export const HealthResponse = z
+  .object({
+    status: z.literal('ok'),
+    store: z.string(),
+    head: z.string(),
+    broker: z.enum(['connected', 'disconnected']).optional().describe('With RTS_BROKER_URL or discovery: whether the hub is connected to a broker now (not part of readiness)'),
+  })
+  .passthrough();
 export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });

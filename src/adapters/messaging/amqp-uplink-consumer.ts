@@ -201,7 +201,7 @@ export type UplinkConsumerOptions = Readonly<{
   routes?: UplinkRoutes;
 }>;
 
-export type UplinkConsumer = Readonly<{ start(timeoutMs?: number): Promise<void>; stop(timeoutMs?: number): Promise<void> }>;
+export type UplinkConsumer = Readonly<{ start(timeoutMs?: number | null): Promise<void>; stop(timeoutMs?: number): Promise<void> }>;
 
 export const createUplinkConsumer = (connection: AmqpConnection, options: UplinkConsumerOptions): UplinkConsumer => {
   const deadLetterSender = new DeadLetterTaggingSender(connection);
