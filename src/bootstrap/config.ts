@@ -125,6 +125,11 @@ export const ConfigSchema = z
     RTS_MESSAGE_SECURITY: z.enum(['jose', 'off']).optional(),
     /** The hub's own message keys (JSON of private JWKs); default: generated once into RTS_DATA_DIR/hub-keys.json. Share one file among hub processes. */
     RTS_HUB_KEYS_FILE: z.string().min(1).optional(),
+    /**
+     * on: accept, for this start, hub keys that share none with those the store's hub processes last recorded
+     * (every hub key replaced at once, or a lost key file); see application/security/hub-keys-check.ts.
+     */
+    RTS_HUB_KEYS_ACCEPT_NEW: z.enum(['on', 'off'], { error: 'must be on or off' }).default('off'),
     /** Access control, rate limits, data keys: see auth-config.ts. */
     ...authSettings,
     ...messagingSettings,

@@ -8,6 +8,8 @@ import { checkPublicJwk, hubJwks, loadHubKeys, HUB_PARTY_ID, type HubKeys } from
 import { KeyRegistry } from '../adapters/crypto/jose-keys';
 import { JoseHubCodec, PlainHubCodec, type HubMessageCodec, type MessageSecurity } from '../adapters/messaging/hub-codec';
 import type { DirectoryModule } from './directory-module';
+import { ConfigError } from './config';
+import { checkHubKeys, HUB_KEYS_STREAM, HubKeysMismatchError, type HubKeysCheck } from '../application/security/hub-keys-check';
 
 /**
  * Composition of message security (issue 5).
@@ -25,6 +27,8 @@ import type { DirectoryModule } from './directory-module';
 export type MessageSecurityDependencies = Readonly<{
   mode: MessageSecurity;
   hubKeysFile?: string;
+  /** Record hub keys that share none with those last recorded in the store instead of refusing them (one start). */
+  acceptNewHubKeys?: boolean;
   dataDir: string;
   store: EventStore;
   clock: Clock;
@@ -45,9 +49,28 @@ export type MessageSecurityModule = Readonly<{
   stop(): Promise<void>;
 }>;
 
+/** The hub keys against those the store's processes recorded (hub-keys-check.ts); a mismatch is a ConfigError. */
+const checkHubKeysOfStore = async (deps: MessageSecurityDependencies, hubKeys: HubKeys, log: Logger): Promise<void> => {
+  const mine = { signingKid: hubKeys.keys.signing.kid, encryptionKids: hubKeys.keys.decryption.map((d) => d.kid) };
+  let outcome: HubKeysCheck;
+  try {
+    outcome = await checkHubKeys(deps.store, mine, deps.clock.now().toUTC().toISO()!, { acceptNew: deps.acceptNewHubKeys ?? false });
+  } catch (error) {
+    if (!(error instanceof HubKeysMismatchError)) throw error;
+    const where = deps.hubKeysFile ? `the RTS_HUB_KEYS_FILE given (${hubKeys.file})` : `${hubKeys.file}, which this process generated or found in its data directory`;
+    throw new ConfigError([
+      `RTS_HUB_KEYS_FILE: this store's hub processes use other message keys than ${where} (the store records their key ids; ` +
+        `last: signing ${error.recorded.signingKid}). Give every hub process on this store the same RTS_HUB_KEYS_FILE: a process with other keys ` +
+        'cannot open the messages systems encrypt for the others, and dead-letters them. If every hub key was replaced on purpose, start once with RTS_HUB_KEYS_ACCEPT_NEW=on.',
+    ]);
+  }
+  if (outcome !== 'matches') log.info({ stream: HUB_KEYS_STREAM, outcome, hubSigningKid: mine.signingKid }, 'hub message keys recorded in the store (hub processes on this store must share RTS_HUB_KEYS_FILE)');
+};
+
 export const createMessageSecurity = async (deps: MessageSecurityDependencies): Promise<MessageSecurityModule> => {
   const log = deps.logger.child({ component: 'message-security' });
   const hubKeys = await loadHubKeys({ dataDir: deps.dataDir, ...(deps.hubKeysFile ? { file: deps.hubKeysFile } : {}) });
+  if (deps.mode === 'jose') await checkHubKeysOfStore(deps, hubKeys, log);
   const registry = new KeyRegistry();
   // The hub knows its own public keys too (a hub process may verify what another one signed, e.g. in tests).
   await registry.register(HUB_PARTY_ID, hubKeys.keys.signing.publicJwk);

@@ -1,8 +1,14 @@
+// jose (the hub keys) ships as ESM only: hand jest the module as Node loads it (as the access tests do).
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client } from 'pg';
+import { loadHubKeys } from '../../src/adapters/crypto/hub-keys';
 import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
@@ -10,7 +16,8 @@ import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
  * same patients: the same observationIds sent to both hubs at once, and corrections of the same document sent
  * to both at once. Afterwards: every observation stored exactly once, every acknowledged upload findable, one
  * correction of each document wins, both hubs answer every query the same, and no request got a 5xx (version
- * conflicts between the processes are retried inside the hub).
+ * conflicts between the processes are retried inside the hub). They share one hub key file, as the README says
+ * they must; a third process with keys of its own is refused at start.
  */
 const ROOT = resolve(__dirname, '..', '..');
 const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -25,6 +32,7 @@ jest.setTimeout(180_000);
 let admin: Client;
 const hubs: HubProcess[] = [];
 const dirs: { remove(): void }[] = [];
+let env: Record<string, string> = {};
 
 /** Builds dist/ as `npm start` would. Type errors are the typecheck's job: a build that emitted is enough here. */
 const build = (): void => {
@@ -42,7 +50,11 @@ beforeAll(async () => {
   build();
   admin = new Client({ connectionString });
   await admin.connect();
-  const env = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: connectionString, RTS_POSTGRES_SCHEMA: schema, RTS_PSEUDONYM_SECRET: SECRET, RTS_LOG_LEVEL: 'warn',
+  const keys = tempDataDir('rts-two-hubs-keys-');
+  dirs.push(keys);
+  const hubKeysFile = (await loadHubKeys({ dataDir: keys.dir })).file;
+  env = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: connectionString, RTS_POSTGRES_SCHEMA: schema, RTS_PSEUDONYM_SECRET: SECRET, RTS_LOG_LEVEL: 'warn',
+    RTS_HUB_KEYS_FILE: hubKeysFile,
     // This test is about two writers on one store; access control and its rate limit are tested elsewhere.
     RTS_AUTH: 'off', RTS_RATE_LIMIT_PER_SECOND: '100000', RTS_RATE_LIMIT_BURST: '1000000' };
   // Started together: both run the migrations at once on the fresh schema.
@@ -193,4 +205,18 @@ it('two hubs on one PostgreSQL: no lost upload, no duplicate, one correction win
     expect(response.headers.get('x-document-status')).toBe('Deprecated');
     await response.text();
   }
+});
+
+it('a third hub process with message keys of its own is refused at start (exit 78), naming RTS_HUB_KEYS_FILE', async () => {
+  const dir = tempDataDir('rts-two-hubs-third-');
+  dirs.push(dir);
+  // Without RTS_HUB_KEYS_FILE it generates keys into its data directory: none of them is the others'.
+  const { RTS_HUB_KEYS_FILE: _shared, ...own } = env;
+  const refused = startHub({ dataDir: dir.dir, env: own });
+  await expect(refused).rejects.toThrow(/hub exited during start \(code 78\)/);
+  const message = await refused.catch((e: Error) => e.message);
+  expect(message).toContain("RTS_HUB_KEYS_FILE: this store's hub processes use other message keys");
+  expect(message).toContain('RTS_HUB_KEYS_ACCEPT_NEW=on');
+  // The two running hubs go on serving.
+  for (const hub of hubs) expect((await fetch(`${hub.url}/health`)).status).toBe(200);
 });
