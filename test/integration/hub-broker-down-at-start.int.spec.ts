@@ -63,6 +63,9 @@ describe('a hub whose broker is down when it starts', () => {
     expect(log).toContain('the broker does not answer yet: the hub serves HTTP now and starts consuming when it does');
     expect(log.match(/"amqp disconnected"/g) ?? []).toHaveLength(1);
     expect(log).not.toContain('broker connection lost');
+    // The refused /dead-letters request is a warning with its code, not an error with a stack.
+    expect(log).toMatch(/"level":40[^\n]*"problem":"service_unavailable"[^\n]*"request refused: a part it needs is unavailable now"/);
+    expect(log).not.toContain('"request failed"');
     // Connecting late is not a failover.
     const metrics = await (await fetch(`${hub.url}/metrics`)).text();
     expect(metrics).toMatch(/^rts_amqp_connected\{role="hub"\} 1$/m);

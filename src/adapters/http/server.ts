@@ -7,6 +7,7 @@ import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
 import { parseHl7Observation } from '../../domain/documents/hl7';
 import { parseCpr } from '../../domain/monitoring/cpr';
+import { UnavailableError } from '../../domain/shared/errors';
 import { createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { openApiDocument } from './openapi';
@@ -105,6 +106,11 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         storageLoggedAt = now;
         storageUnlogged = 0;
       }
+    } else if (error instanceof UnavailableError) {
+      // Expected and named (the broker is down, the audit trail or an erasure cannot finish now): the caller is told
+      // to retry; a warning with its code, not an error with a stack, so a broker outage does not fill the log with
+      // stacks of every operator's retry.
+      request.log.warn({ problem: p.code, status: p.status }, 'request refused: a part it needs is unavailable now');
     } else if (p.status >= 500) {
       // The stack, without the message line (a message of an unexpected error could quote input).
       request.log.error({ errType: (error as Error)?.name, code: (error as { code?: unknown })?.code, stack: String((error as Error)?.stack ?? '').split('\n').slice(1, 8).join('\n') }, 'request failed');
