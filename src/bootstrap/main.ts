@@ -61,37 +61,33 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   // (timer command ids are deterministic, so several hubs may run them). Message keys and the codec (jose|off).
   const consultations = createConsultationModule({ store, clock: container.get<Clock>(TOKENS.Clock), ids: container.get<IdGenerator>(TOKENS.Ids), logger, directory });
   consultations.start();
-  let messageKeys;
-  try {
-    messageKeys = await createMessageSecurity({
-      mode: messageSecurity(config),
-      ...(config.RTS_HUB_KEYS_FILE ? { hubKeysFile: config.RTS_HUB_KEYS_FILE } : {}),
-      acceptNewHubKeys: config.RTS_HUB_KEYS_ACCEPT_NEW === 'on',
-      dataDir: config.RTS_DATA_DIR,
-      store,
-      clock: container.get<Clock>(TOKENS.Clock),
-      ids: container.get<IdGenerator>(TOKENS.Ids),
-      logger,
-      directory,
-    });
-  } catch (error) {
-    // Hub keys that do not belong with this store (a ConfigError) or cannot be read: stop what runs, then say so.
+  /** What runs without the broker and the message keys, stopped in reverse order of start; the stores last. */
+  const stopModules = async (): Promise<void> => {
     await consultations.stop();
     await directory.stop();
     await projector.stop();
     await store.close();
     await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+  };
+  const messageKeys = await createMessageSecurity({
+    mode: messageSecurity(config),
+    ...(config.RTS_HUB_KEYS_FILE ? { hubKeysFile: config.RTS_HUB_KEYS_FILE } : {}),
+    acceptNewHubKeys: config.RTS_HUB_KEYS_ACCEPT_NEW === 'on',
+    dataDir: config.RTS_DATA_DIR,
+    store,
+    clock: container.get<Clock>(TOKENS.Clock),
+    ids: container.get<IdGenerator>(TOKENS.Ids),
+    logger,
+    directory,
+  }).catch(async (error: unknown) => {
+    // Hub keys that do not belong with this store (a ConfigError) or cannot be read: stop what runs, then say so.
+    await stopModules();
     throw error;
-  }
+  });
   messageKeys.start();
-  /** What runs without the broker, stopped in reverse order of start; the stores last. */
   const stopCore = async (): Promise<void> => {
     await messageKeys.stop();
-    await consultations.stop();
-    await directory.stop();
-    await projector.stop();
-    await store.close();
-    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    await stopModules();
   };
   const metrics = new MetricsRegistry();
   let messaging;
