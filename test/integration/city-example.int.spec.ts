@@ -12,7 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { spawnChild } from '../support/children';
+import { runChild, type ChildRun } from '../support/children';
 import { getJson, postJson, startInProcessHub, tempDir, until } from './hub-support';
 
 jest.setTimeout(180_000);
@@ -20,22 +20,12 @@ jest.setTimeout(180_000);
 const ROOT = resolve(__dirname, '..', '..');
 const DEFAULTS = { RTS_MESSAGE_SECURITY: 'jose', RTS_AUTH: 'on' };
 
-type Run = Readonly<{ code: number | null; out: string; err: string }>;
-
 /** The example as `npm run example:city` runs it, in its own working directory (it keeps its keys in ./data). */
-const runExample = async (cwd: string, args: string[], env: Record<string, string> = {}): Promise<Run> => {
-  const child = spawnChild(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), join(ROOT, 'examples', 'city-system.ts'), ...args], {
+const runExample = (cwd: string, args: string[], env: Record<string, string> = {}): Promise<ChildRun> =>
+  runChild(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), join(ROOT, 'examples', 'city-system.ts'), ...args], {
     cwd,
     env: { ...process.env, RTS_TOKEN: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-  return { code, out, err };
-};
 
 /** A hub's uplink counter from GET /metrics, summed over its labels. */
 const uplinkCounter = async (hubUrl: string, headers: Record<string, string>, name: 'accepted' | 'dead_lettered'): Promise<number> => {

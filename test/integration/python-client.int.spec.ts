@@ -14,7 +14,7 @@ import type { RunningHub } from '../../src/bootstrap/main';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { getJson, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
-import { spawnChild } from '../support/children';
+import { runChild } from '../support/children';
 
 jest.setTimeout(180_000);
 
@@ -73,16 +73,10 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     });
     await until('ts-experts joined', async () => (await getJson(hub.url, '/systems/ts-experts', operator)).body.status === 'joined');
 
-    const child = spawnChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', broker.url, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
+    const { code, out, err } = await runChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', broker.url, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
       cwd: CLIENT_DIR,
       env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     if (code !== 0) throw new Error(`city_system.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
 
     const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -20,3 +20,16 @@ export const spawnChild = (command: string, args: readonly string[], options: Sp
   for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as { unref?: () => void } | null)?.unref?.();
   return child;
 };
+
+export type ChildRun = Readonly<{ code: number | null; out: string; err: string }>;
+
+/** spawnChild a command that ends by itself (a CLI, a client script) and collect its exit code and output. */
+export const runChild = async (command: string, args: readonly string[], options: Omit<SpawnOptions, 'stdio'>): Promise<ChildRun> => {
+  const child = spawnChild(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  return { code, out, err };
+};
