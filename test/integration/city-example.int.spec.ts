@@ -12,7 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { runChild, type ChildRun } from '../support/children';
+import { runChild, spawnChild, type ChildRun } from '../support/children';
 import { getJson, postJson, startInProcessHub, tempDir, until } from './hub-support';
 
 jest.setTimeout(180_000);
@@ -26,6 +26,34 @@ const runExample = (cwd: string, args: string[], env: Record<string, string> = {
     cwd,
     env: { ...process.env, RTS_TOKEN: '', ...env },
   });
+
+/**
+ * The example listening until Ctrl-C (`--listen 0`), stopped with SIGINT once its output shows what the test waits
+ * for (or after 90 s, leaving the assertions to say what was missing): no fixed listening time to outlast a busy
+ * machine.
+ */
+const runExampleUntil = async (cwd: string, args: string[], seen: (out: string) => boolean): Promise<ChildRun> => {
+  const child = spawnChild(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), join(ROOT, 'examples', 'city-system.ts'), ...args, '--listen', '0'], {
+    cwd,
+    env: { ...process.env, RTS_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  let interrupted = false;
+  // Once: a second Ctrl-C would end it at once instead of letting it close.
+  const interrupt = () => !interrupted && (interrupted = true) && child.kill('SIGINT');
+  const deadline = setTimeout(interrupt, 90_000);
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (seen(out)) interrupt();
+  });
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await exited;
+  clearTimeout(deadline);
+  return { code, out, err };
+};
 
 /** A hub's uplink counter from GET /metrics, summed over its labels. */
 const uplinkCounter = async (hubUrl: string, headers: Record<string, string>, name: 'accepted' | 'dead_lettered'): Promise<number> => {
@@ -62,7 +90,7 @@ describe('the worked example (examples/city-system.ts) against a hub with its de
   });
 
   it('registers, joins and is sent the directory: a second city receives the first one\'s experts', async () => {
-    const a = await runExample(work.dir, ['--url', broker.url, '--hub', hub.url, '--system', 'city-a', '--experts', '600', '--listen', '4']);
+    const a = await runExampleUntil(work.dir, ['--url', broker.url, '--hub', hub.url, '--system', 'city-a', '--experts', '600'], (out) => /^< joined the hub as city-a$/m.test(out));
     if (a.code !== 0) throw new Error(`city-a exited ${a.code}\nstdout:\n${a.out}\nstderr:\n${a.err}`);
     expect(a.out).toMatch(/^> join: request \+ 2 batches \(600 experts\)/m);
     expect(a.out).toMatch(/^< joined the hub as city-a$/m);
@@ -75,7 +103,7 @@ describe('the worked example (examples/city-system.ts) against a hub with its de
     // The expert it registered, changed and retired is gone; its 600 stay.
     await until('city-a-new retired', async () => (await getJson(hub.url, '/experts/city-a:city-a-new', operator)).body.status === 'retired');
 
-    const b = await runExample(work.dir, ['--url', broker.url, '--hub', hub.url, '--system', 'city-b', '--experts', '10', '--listen', '6']);
+    const b = await runExampleUntil(work.dir, ['--url', broker.url, '--hub', hub.url, '--system', 'city-b', '--experts', '10'], (out) => /^< joined the hub as city-b$/m.test(out) && snapshotExperts(out) >= 600);
     if (b.code !== 0) throw new Error(`city-b exited ${b.code}\nstdout:\n${b.out}\nstderr:\n${b.err}`);
     expect(b.out).toMatch(/^< joined the hub as city-b$/m);
     expect(snapshotExperts(b.out)).toBe(600);
