@@ -130,6 +130,11 @@ export const ConfigSchema = z
      * (every hub key replaced at once, or a lost key file); see application/security/hub-keys-check.ts.
      */
     RTS_HUB_KEYS_ACCEPT_NEW: z.enum(['on', 'off'], { error: 'must be on or off' }).default('off'),
+    /**
+     * on: accept, for this start, an RTS_MESSAGE_SECURITY other than the one the store's messaging hub processes
+     * last recorded (the whole deployment switched); see application/security/message-security-check.ts.
+     */
+    RTS_MESSAGE_SECURITY_CHANGE: z.enum(['on', 'off'], { error: 'must be on or off' }).default('off'),
     /** Access control, rate limits, data keys: see auth-config.ts. */
     ...authSettings,
     ...messagingSettings,

@@ -19,7 +19,7 @@ import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity
 import { TOKENS, createLogger, openContainer } from './container';
 import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
-import { createMessageSecurity } from './message-security';
+import { checkMessageSecurityOfStore, createMessageSecurity } from './message-security';
 import { startHubMessaging } from './hub-messaging';
 import { createSecurityModule } from './security-module';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
@@ -92,6 +92,9 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   const metrics = new MetricsRegistry();
   let messaging;
   try {
+    if (messagingSettings) {
+      await checkMessageSecurityOfStore({ mode: messageSecurity(config), acceptChange: config.RTS_MESSAGE_SECURITY_CHANGE === 'on', store, clock: container.get<Clock>(TOKENS.Clock), logger });
+    }
     messaging = await startHubMessaging({
       messaging: messagingSettings,
       directory,

@@ -10,6 +10,7 @@ import { JoseHubCodec, PlainHubCodec, type HubMessageCodec, type MessageSecurity
 import type { DirectoryModule } from './directory-module';
 import { ConfigError } from './config';
 import { checkHubKeys, HUB_KEYS_STREAM, HubKeysMismatchError, type HubKeysCheck } from '../application/security/hub-keys-check';
+import { checkMessageSecurity, MESSAGE_SECURITY_STREAM, MessageSecurityMismatchError } from '../application/security/message-security-check';
 
 /**
  * Composition of message security (issue 5).
@@ -48,6 +49,25 @@ export type MessageSecurityModule = Readonly<{
   start(): void;
   stop(): Promise<void>;
 }>;
+
+/**
+ * A hub that talks to a broker: its RTS_MESSAGE_SECURITY against the one the store's messaging processes recorded
+ * (message-security-check.ts); a mismatch is a ConfigError.
+ */
+export const checkMessageSecurityOfStore = async (deps: Readonly<{ mode: MessageSecurity; acceptChange: boolean; store: EventStore; clock: Clock; logger: Logger }>): Promise<void> => {
+  let outcome: 'recorded' | 'matches' | 'changed';
+  try {
+    outcome = await checkMessageSecurity(deps.store, deps.mode, deps.clock.now().toUTC().toISO()!, { acceptChange: deps.acceptChange });
+  } catch (error) {
+    if (!(error instanceof MessageSecurityMismatchError)) throw error;
+    throw new ConfigError([
+      `RTS_MESSAGE_SECURITY: this store's hub processes message with ${error.recorded}, this one would with ${deps.mode}. ` +
+        'Give every hub process on this store that talks to the broker the same RTS_MESSAGE_SECURITY: a process without it dead-letters what the ' +
+        'others accept and publishes its downlink copies in clear. To switch the whole deployment, stop every hub and start the first with RTS_MESSAGE_SECURITY_CHANGE=on.',
+    ]);
+  }
+  if (outcome !== 'matches') deps.logger.info({ stream: MESSAGE_SECURITY_STREAM, outcome, mode: deps.mode }, 'message security mode recorded in the store (messaging hub processes on this store must share it)');
+};
 
 /** The hub keys against those the store's processes recorded (hub-keys-check.ts); a mismatch is a ConfigError. */
 const checkHubKeysOfStore = async (deps: MessageSecurityDependencies, hubKeys: HubKeys, log: Logger): Promise<void> => {

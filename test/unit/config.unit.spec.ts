@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       RTS_BODY_LIMIT_BYTES: 16 * 1024,
       RTS_SHUTDOWN_GRACE_MS: 10_000,
       RTS_HUB_KEYS_ACCEPT_NEW: 'off',
+      RTS_MESSAGE_SECURITY_CHANGE: 'off',
     });
   });
 
