@@ -12,7 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { runChild, spawnChild, type ChildRun } from '../support/children';
+import { runChild, type ChildRun } from '../support/children';
 import { getJson, postJson, startInProcessHub, tempDir, until } from './hub-support';
 
 jest.setTimeout(180_000);
@@ -27,33 +27,13 @@ const runExample = (cwd: string, args: string[], env: Record<string, string> = {
     env: { ...process.env, RTS_TOKEN: '', ...env },
   });
 
-/**
- * The example listening until Ctrl-C (`--listen 0`), stopped with SIGINT once its output shows what the test waits
- * for (or after 90 s, leaving the assertions to say what was missing): no fixed listening time to outlast a busy
- * machine.
- */
-const runExampleUntil = async (cwd: string, args: string[], seen: (out: string) => boolean): Promise<ChildRun> => {
-  const child = spawnChild(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), join(ROOT, 'examples', 'city-system.ts'), ...args, '--listen', '0'], {
+/** The example listening until Ctrl-C (`--listen 0`), stopped with SIGINT once its output shows what the test waits for. */
+const runExampleUntil = (cwd: string, args: string[], seen: (out: string) => boolean): Promise<ChildRun> =>
+  runChild(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), join(ROOT, 'examples', 'city-system.ts'), ...args, '--listen', '0'], {
     cwd,
     env: { ...process.env, RTS_TOKEN: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    interruptWhen: seen,
   });
-  let out = '';
-  let err = '';
-  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-  let interrupted = false;
-  // Once: a second Ctrl-C would end it at once instead of letting it close.
-  const interrupt = () => !interrupted && (interrupted = true) && child.kill('SIGINT');
-  const deadline = setTimeout(interrupt, 90_000);
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (seen(out)) interrupt();
-  });
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await exited;
-  clearTimeout(deadline);
-  return { code, out, err };
-};
 
 /** A hub's uplink counter from GET /metrics, summed over its labels. */
 const uplinkCounter = async (hubUrl: string, headers: Record<string, string>, name: 'accepted' | 'dead_lettered'): Promise<number> => {

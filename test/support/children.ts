@@ -23,13 +23,30 @@ export const spawnChild = (command: string, args: readonly string[], options: Sp
 
 export type ChildRun = Readonly<{ code: number | null; out: string; err: string }>;
 
-/** spawnChild a command that ends by itself (a CLI, a client script) and collect its exit code and output. */
-export const runChild = async (command: string, args: readonly string[], options: Omit<SpawnOptions, 'stdio'>): Promise<ChildRun> => {
-  const child = spawnChild(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * spawnChild a command that ends by itself (a CLI, a client script) and collect its exit code and output.
+ * `interruptWhen`: for one that runs until Ctrl-C, one SIGINT once its stdout satisfies it (or after
+ * `interruptAfterMs`, default 90 s, leaving the caller's assertions to say what was missing).
+ */
+export const runChild = async (
+  command: string,
+  args: readonly string[],
+  options: Omit<SpawnOptions, 'stdio'> & { interruptWhen?: (out: string) => boolean; interruptAfterMs?: number },
+): Promise<ChildRun> => {
+  const { interruptWhen, interruptAfterMs, ...spawnOptions } = options;
+  const child = spawnChild(command, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  let interrupted = false;
+  // Once: a second Ctrl-C would end it at once instead of letting it close.
+  const interrupt = () => !interrupted && (interrupted = true) && child.kill('SIGINT');
+  const deadline = interruptWhen ? setTimeout(interrupt, interruptAfterMs ?? 90_000) : undefined;
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (interruptWhen?.(out)) interrupt();
+  });
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  clearTimeout(deadline);
   return { code, out, err };
 };
