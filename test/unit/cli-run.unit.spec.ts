@@ -73,7 +73,7 @@ describe('run upload', () => {
     expect(h.err).toBe(`rts: cannot reach the hub at ${URL_}: connection refused (is the hub running?)\n`);
   });
 
-  it('exits 3 on a problem, printing title, detail and field errors without a stack', async () => {
+  it('exits 3 on a problem, printing title and field errors without a stack, and no detail that only restates them', async () => {
     const problem = {
       type: '/problems/implausible_observation',
       title: 'The observation has implausible values',
@@ -86,9 +86,24 @@ describe('run upload', () => {
     expect(h.code).toBe(EXIT.refused);
     expect(h.calls).toHaveLength(1);
     expect(h.err).toContain('The observation has implausible values (HTTP 422, implausible_observation)');
-    expect(h.err).toContain('the observation is not valid');
+    expect(h.err).not.toContain('the observation is not valid');
+    expect(h.err.match(/must be above the diastolic pressure/g)).toHaveLength(1);
     expect(h.err).toContain('- systolic: must be above the diastolic pressure');
     expect(h.err).not.toMatch(/\bat .*\(.*:\d+:\d+\)/);
+  });
+
+  it('prints a detail that says more than the field errors', async () => {
+    const problem = {
+      type: '/problems/invalid_observation',
+      title: 'The observation is not valid',
+      status: 400,
+      detail: 'the body does not match the schema of POST /observations',
+      code: 'invalid_observation',
+      errors: [{ path: 'systolic', message: 'expected number, received string' }],
+    };
+    const h = await harness(upload, [json(400, problem)]);
+    expect(h.code).toBe(EXIT.refused);
+    expect(h.err).toContain('  the body does not match the schema of POST /observations\n  - systolic: expected number, received string');
   });
 
   it('exits 3 on a 4xx that is not a problem document', async () => {

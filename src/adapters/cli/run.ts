@@ -86,10 +86,17 @@ const accessHint = (status: number, env: RunDependencies['env']): string | null 
   return null;
 };
 
+/**
+ * Title, then the detail, then one line per field error. The hub's detail for invalid input restates the field
+ * errors in one sentence ("the observation is not valid: systolic must be above ..."): where every field error is
+ * already in it, the list says the same more clearly, and the detail is left out.
+ */
 const describeProblem = (p: ProblemDetails): string => {
   const lines = [`${p.title} (HTTP ${p.status}${p.code ? `, ${p.code}` : ''})`];
-  if (p.detail) lines.push(`  ${p.detail}`);
-  for (const e of p.errors ?? []) lines.push(`  - ${e.path}: ${e.message}`);
+  const errors = p.errors ?? [];
+  const restated = errors.length > 0 && p.detail !== undefined && errors.every((e) => p.detail!.includes(e.message));
+  if (p.detail && !restated) lines.push(`  ${p.detail}`);
+  for (const e of errors) lines.push(`  - ${e.path}: ${e.message}`);
   return lines.join('\n');
 };
 
