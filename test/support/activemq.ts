@@ -9,7 +9,7 @@
 // The broker config is the one scripts/activemq/broker.sh generates (AMQP on 127.0.0.1 only, KahaDB, no web
 // console, no JMX, no multicast); the JVM is `exec`ed by `broker.sh run`, so the child pid is the JVM's.
 import { execFile } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,7 +29,15 @@ export interface StartBrokerOptions {
   /** JVM max heap (default 256m for tests). */
   heap?: string;
   brokerName?: string;
+  /**
+   * Broker accounts (scripts/activemq/broker.sh, RTS_BROKER_USERS_FILE): the broker then takes only SASL PLAIN
+   * logins of these users and applies the RTS access map. The readiness probe logs in as the first one.
+   */
+  users?: readonly BrokerUser[];
 }
+
+/** A broker account: a hub (may do anything), or a connected system whose systemId is its name. */
+export type BrokerUser = Readonly<{ name: string; password: string; hub?: boolean }>;
 
 export interface TestBroker {
   amqpPort: number;
@@ -84,6 +92,8 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
   const host = '127.0.0.1';
   if (await portOpen(host, o.port, 200)) throw new Error(`port ${o.port} is already in use`);
   const logFile = join(o.dataDir, `broker-${Date.now()}.out`);
+  const usersFile = join(o.dataDir, 'users.txt');
+  if (o.users) writeFileSync(usersFile, o.users.map((u) => `${u.name} ${u.password}${u.hub ? ' hub' : ''}\n`).join(''), { mode: 0o600 });
   const out = openSync(logFile, 'a');
   const child = spawnChild(join(scripts, 'broker.sh'), ['run'], {
     cwd: repoRoot,
@@ -94,6 +104,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       RTS_BROKER_PORT: String(o.port),
       RTS_BROKER_HEAP: o.heap ?? '256m',
       RTS_BROKER_NAME: o.brokerName ?? 'rts-test',
+      ...(o.users ? { RTS_BROKER_USERS_FILE: usersFile } : {}),
     },
     stdio: ['ignore', out, out],
   });
@@ -148,7 +159,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       if (Date.now() > deadline) throw new Error(`ActiveMQ not listening on ${host}:${o.port} in time:\n${tail(log())}`);
       await sleep(50);
     }
-    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()));
+    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0]);
   } catch (error) {
     await broker.kill();
     throw error;
@@ -156,11 +167,12 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
   return broker;
 }
 
-/** Opens and closes one AMQP connection (no SASL), proving the broker serves AMQP, not just a socket. */
-function amqpHandshake(host: string, port: number, timeoutMs: number): Promise<void> {
+/** Opens and closes one AMQP connection (no SASL, or as `user`), proving the broker serves AMQP, not just a socket. */
+function amqpHandshake(host: string, port: number, timeoutMs: number, user?: BrokerUser): Promise<void> {
   return new Promise((resolveOpen, reject) => {
     const container = create_container({ id: `rts-test-probe-${process.pid}` });
-    const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0 });
+    const login = user ? { username: user.name, password: user.password } : {};
+    const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0, ...login });
     const timer = setTimeout(() => {
       connection.close();
       reject(new Error(`AMQP handshake with ${host}:${port} timed out`));
