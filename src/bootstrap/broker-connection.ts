@@ -18,6 +18,9 @@
 //   await broker.close();
 import type { Logger } from 'pino';
 import { AmqpConnection } from '../adapters/amqp/connection';
+
+/** A broker that refuses the hub's login is asked again this often: its accounts may be fixed while the hub runs. */
+export const REFUSED_LOGIN_RETRY_MS = 10_000;
 import { openEndpointProvider, rebalanceProbability, type OpenedEndpoints } from '../adapters/amqp/discovery-provider';
 import { endpointKey } from '../adapters/amqp/endpoint-set';
 import { RetryingSender, instrumentConnection, rebalanceOnAdded } from '../adapters/amqp/failover';
@@ -74,6 +77,7 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
     maxReconnectDelayMs: 1000,
     // Heartbeats find a half-open connection (a broker host gone without a FIN) within a few seconds.
     idleTimeoutMs: 8000,
+    retryRefusedLoginMs: REFUSED_LOGIN_RETRY_MS,
     // A static list alone keeps its order (primary first); discovered brokers spread the hubs.
     startAt: endpoints.settings ? 'random' : 'first',
   });

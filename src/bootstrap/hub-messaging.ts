@@ -3,7 +3,7 @@ import { DeadLetterService } from '../application/directory/dead-letter-operatio
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
-import { AmqpConnection } from '../adapters/amqp/connection';
+import { AmqpConnection, AmqpLoginRefusedError } from '../adapters/amqp/connection';
 import { DurableSender } from '../adapters/amqp/durable-sender';
 import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
@@ -14,7 +14,7 @@ import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
-import { openHubBroker } from './broker-connection';
+import { REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
 
 /**
@@ -54,6 +54,8 @@ export type HubMessagingDependencies = Readonly<{
 export type HubMessaging = Readonly<{
   deadLetters: DeadLetterService;
   connected(): boolean;
+  /** For /health: connected, disconnected, or login_refused (the broker refused the hub's credentials last). */
+  brokerState(): 'connected' | 'disconnected' | 'login_refused';
   stop(): Promise<void>;
 }>;
 
@@ -64,6 +66,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     return {
       deadLetters: new DeadLetterService({ queue: null, store: deps.store, clock: deps.clock, ids: deps.ids }),
       connected: () => false,
+      brokerState: () => 'disconnected',
       stop: async () => undefined,
     };
   }
@@ -72,15 +75,32 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const connection = broker.connection;
   // One line per change of state, not one per reconnect attempt (one a second while the broker is down).
   let up = false;
+  // The refusal of the last attempt, if it was refused; logged once until the hub is let in.
+  let refused: AmqpLoginRefusedError | undefined;
   connection.on('connected', (e) => {
     up = true;
+    refused = undefined;
     log.info({ broker: `${e.endpoint.host}:${e.endpoint.port}`, connections: e.connectionCount }, 'connected to the broker');
   });
   connection.on('disconnected', (e) => {
     if (up) log.warn({ broker: e.endpoint && `${e.endpoint.host}:${e.endpoint.port}`, reconnecting: e.reconnecting, err: e.error?.message }, 'broker connection lost');
     up = false;
   });
-  connection.on('error', (error) => log.error({ err: error.message }, 'broker connection failed'));
+  connection.on('error', (error) => {
+    if (!(error instanceof AmqpLoginRefusedError)) {
+      log.error({ err: error.message }, 'broker connection failed');
+      return;
+    }
+    if (refused === undefined) {
+      log.error(
+        { err: error.message, retryInMs: REFUSED_LOGIN_RETRY_MS },
+        error.username === undefined
+          ? 'the broker refused the hub: it requires a login; set RTS_BROKER_USERNAME and RTS_BROKER_PASSWORD (the hub tries again every 10 s)'
+          : "the broker refused the hub's login: RTS_BROKER_USERNAME and RTS_BROKER_PASSWORD must name an account the broker has (the hub tries again every 10 s)",
+      );
+    }
+    refused = error;
+  });
 
   const downlinkSender = broker.downlinkSender();
   const operatorSender = broker.replaySender();
@@ -122,7 +142,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   clearTimeout(waitTimer);
   if (inTime) log.info(consuming(), 'consuming uplink, publishing downlink');
   else {
-    log.warn(consuming(), 'the broker does not answer yet: the hub serves HTTP now and starts consuming when it does');
+    log.warn(
+      consuming(),
+      refused
+        ? 'the broker refused the hub\'s login: the hub serves HTTP now and starts consuming once the broker lets it in'
+        : 'the broker does not answer yet: the hub serves HTTP now and starts consuming when it does',
+    );
     void attached.then((ok) => ok && !stopped && log.info(consuming(), 'consuming uplink, publishing downlink'));
   }
 
@@ -137,6 +162,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   return {
     deadLetters,
     connected: () => connection.isConnected(),
+    brokerState: () => (connection.isConnected() ? 'connected' : refused ? 'login_refused' : 'disconnected'),
     stop: () =>
       (stopping ??= (async () => {
         stopped = true;

@@ -134,7 +134,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       store: config.RTS_EVENT_STORE,
       head: String(await store.headPosition()),
       // The broker is not part of readiness: uploads and queries need only the store. Told apart for operators.
-      ...(messagingSettings ? { broker: messaging.connected() ? ('connected' as const) : ('disconnected' as const) } : {}),
+      ...(messagingSettings ? { broker: messaging.brokerState() } : {}),
       ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
     }),
   });

@@ -103,8 +103,12 @@ export interface RtsClientOptions {
   connectTimeoutMs?: number;
   /** How long one helper call may take, resends across reconnects included, before it rejects (default 60000 ms). */
   sendTimeoutMs?: number;
-  /** Reconnect back-off: first and largest delay in ms (defaults 100 and 2000), and attempts before giving up (default: never). */
-  reconnect?: { initialDelayMs?: number; maxDelayMs?: number; limit?: number };
+  /**
+   * Reconnect back-off: first and largest delay in ms (defaults 100 and 2000), and attempts before giving up (default:
+   * never). A broker that refuses the login (AmqpLoginRefusedError, code 'login_refused') stops the reconnects and
+   * emits 'error' (connect() rejects with it at once), unless `refusedLoginRetryMs` asks to try again that often.
+   */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number; limit?: number; refusedLoginRetryMs?: number };
   /** More remote close conditions after which to reconnect (besides forced, internal-error, resource-limit-exceeded, decode-error). */
   nonFatalErrors?: readonly string[];
   /** Find the brokers by ActiveMQ's multicast announcements: 'multicast://239.255.2.3:6155?group=rts&interface=10.0.0.5' (see discovery.ts). With `url` too, both are offered. */
@@ -276,6 +280,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       initialReconnectDelayMs: reconnect.initialDelayMs ?? 100,
       maxReconnectDelayMs: reconnect.maxDelayMs ?? 2000,
       ...(reconnect.limit !== undefined ? { reconnectLimit: reconnect.limit } : {}),
+      ...(reconnect.refusedLoginRetryMs !== undefined ? { retryRefusedLoginMs: reconnect.refusedLoginRetryMs } : {}),
     });
     this.sender = new DurableSender(this.connection, { sendTimeoutMs: this.sendTimeoutMs });
     discovery?.attach(this.connection, (fields, message) => this.log('info', fields, message));

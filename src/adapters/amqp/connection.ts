@@ -65,6 +65,31 @@ export interface AmqpConnectionOptions {
   idleTimeoutMs?: number;
   /** Remote close conditions after which we still reconnect. */
   nonFatalErrors?: readonly string[];
+  /**
+   * A broker that refuses the login (SASL): by default that is fatal, an `error` (AmqpLoginRefusedError) and no
+   * reconnect, which is what a caller that is starting wants to hear at once. With this set, the connection also
+   * tries again every this many ms (a long-running service: the broker's accounts may be fixed or rotated while it
+   * runs), and emits `error` once per refusal.
+   */
+  retryRefusedLoginMs?: number;
+}
+
+/** The broker refused the login (SASL outcome not ok: an unknown user, a wrong password, or no anonymous access). */
+export class AmqpLoginRefusedError extends Error {
+  readonly code = 'login_refused';
+  constructor(
+    readonly endpoint: AmqpEndpoint | undefined,
+    /** The user name tried (never the password); undefined for no SASL or ANONYMOUS. */
+    readonly username: string | undefined,
+  ) {
+    const at = endpoint ? `${endpoint.host}:${endpoint.port}` : 'the broker';
+    super(
+      username === undefined
+        ? `${at} refused the connection without credentials: it requires a login (SASL PLAIN user name and password)`
+        : `${at} refused the login of user ${JSON.stringify(username)}: the user name or the password is not what the broker has`,
+    );
+    this.name = 'AmqpLoginRefusedError';
+  }
 }
 
 export interface ConnectedEvent {
@@ -118,6 +143,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private connectionCount = 0;
   private closing = false;
   private closed = false;
+  /** Set when the broker refused the login on the current attempt; reported with the `disconnected` that follows. */
+  private refused: AmqpLoginRefusedError | undefined;
 
   private constructor(options: AmqpConnectionOptions) {
     super();
@@ -179,18 +206,45 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       this.connected = false;
       if (this.current && !this.moving) this.rotation.markFailed(this.current, Date.now());
       this.moving = false;
-      const error = context.error instanceof Error ? context.error : context.error ? new Error(String(context.error)) : undefined;
-      this.emit('disconnected', {
-        endpoint: this.current,
-        error,
-        reconnecting: Boolean(context.reconnecting) && !this.closing,
-      });
+      const raw = this.raw as unknown as RheaInternals;
+      const lost = context.error instanceof Error ? context.error : context.error ? new Error(String(context.error)) : undefined;
+      let refused = this.refused;
+      this.refused = undefined;
+      if (refused === undefined && sasl.mechanism === 'none' && lost !== undefined && /SASL layer not enabled/i.test(lost.message)) {
+        // No SASL layer sent, and the broker answered with one: it takes no connection without a login.
+        refused = new AmqpLoginRefusedError(this.current, undefined);
+        this.emitError(refused);
+      }
+      let reconnecting = Boolean(context.reconnecting) && !this.closing;
+      if (refused) {
+        // rhea never reconnects after a refused login (it keeps it as its transport error for good), but does after
+        // a missing SASL layer. Either way: fatal, unless retryRefusedLoginMs asks for another try later. That try
+        // goes in rhea's own slot, so close() cancels it like any reconnect.
+        if (raw.scheduled_reconnect) clearTimeout(raw.scheduled_reconnect);
+        raw.scheduled_reconnect = undefined;
+        reconnecting = false;
+        if (options.retryRefusedLoginMs !== undefined && !this.closing && options.reconnect !== false) {
+          raw.transport_error = undefined;
+          raw.scheduled_reconnect = setTimeout(() => {
+            raw.scheduled_reconnect = undefined;
+            if (!this.closing) this.raw.reconnect();
+          }, options.retryRefusedLoginMs);
+          reconnecting = true;
+        }
+      }
+      // After a refused login rhea's own error is the socket's ("write after end"): report the refusal instead.
+      this.emit('disconnected', { endpoint: this.current, error: refused ?? lost, reconnecting });
     });
     this.raw.on('connection_error', (context: EventContext) => {
-      // Remote close with an error; whether rhea reconnects depends on the non-fatal list.
-      const condition = (this.raw.error as { condition?: string } | undefined)?.condition;
-      if (condition !== undefined && !(options.nonFatalErrors ?? DEFAULT_NON_FATAL_ERRORS).includes(condition)) {
-        this.emitError(toError(context.error ?? this.raw.error, 'AMQP connection closed by peer'));
+      // A refused login (rhea's transport error, before any open) or a remote close with an error; whether rhea
+      // reconnects after a remote close depends on the non-fatal list, and it never does after a refused login.
+      const error = (context.error ?? this.raw.error) as { condition?: string } | undefined;
+      const condition = error?.condition;
+      if (condition === 'amqp:unauthorized-access' && !this.connected) {
+        this.refused = new AmqpLoginRefusedError(this.current, sasl.mechanism === 'plain' ? sasl.username : undefined);
+        this.emitError(this.refused);
+      } else if (condition !== undefined && !(options.nonFatalErrors ?? DEFAULT_NON_FATAL_ERRORS).includes(condition)) {
+        this.emitError(toError(error, 'AMQP connection closed by peer'));
       }
     });
     this.raw.on('connection_close', () => {
@@ -334,6 +388,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
 
 interface RheaInternals {
   socket?: import('node:net').Socket;
+  transport_error?: unknown;
   scheduled_reconnect?: NodeJS.Timeout;
   heartbeat_in?: NodeJS.Timeout;
   heartbeat_out?: NodeJS.Timeout;

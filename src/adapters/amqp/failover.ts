@@ -141,6 +141,7 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
 
   const onConnected = (event: { endpoint: AmqpEndpoint; connectionCount: number }) => {
     gauge?.set({ role }, 1);
+    lastError = undefined;
     const to = endpointKey(event.endpoint);
     if (lostAt === undefined || !everConnected) {
       options.logger?.info?.({ event: 'amqp.connected', role, endpoint: to, connectionCount: event.connectionCount, ...(lostAt === undefined ? {} : { waitedMs: now() - lostAt }) }, 'amqp connected');
@@ -171,7 +172,11 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
       );
     }
   };
+  // The same error again on every attempt while down (a broker refusing the login, say) is one line, not one per try.
+  let lastError: string | undefined;
   const onError = (error: Error) => {
+    if (error.message === lastError) return;
+    lastError = error.message;
     options.logger?.error?.({ event: 'amqp.error', role, error: error.message }, 'amqp connection error');
   };
   connection.on('connected', onConnected);

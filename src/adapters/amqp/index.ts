@@ -1,5 +1,6 @@
 export {
   AmqpConnection,
+  AmqpLoginRefusedError,
   DEFAULT_NON_FATAL_ERRORS,
   type AmqpConnectionOptions,
   type AmqpEndpoint,

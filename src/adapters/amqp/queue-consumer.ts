@@ -115,7 +115,12 @@ export class QueueConsumer {
       credit_window: 0,
     });
     this.receiver = receiver;
-    receiver.on('receiver_open', () => this.onAttached());
+    // A broker that refuses the link (no permission to read the queue) answers with an attach whose source is null
+    // (rhea gives it as a typed null, not a Source with an address) and then detaches with the reason: that is not
+    // attached, and the receiver_error that follows rejects start().
+    receiver.on('receiver_open', () => {
+      if (typeof (receiver.source as { address?: unknown } | undefined)?.address === 'string') this.onAttached();
+    });
     receiver.on('message', (context: EventContext) => this.onMessage(context));
     receiver.on('receiver_error', (context: EventContext) => {
       const error = new Error(`receiver on ${this.queue} closed: ${describe(context.receiver?.error) ?? 'unknown error'}`);

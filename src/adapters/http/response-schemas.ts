@@ -170,7 +170,10 @@ export const HealthResponse = z
     status: z.literal('ok'),
     store: z.string(),
     head: z.string(),
-    broker: z.enum(['connected', 'disconnected']).optional().describe('With RTS_BROKER_URL or discovery: whether the hub is connected to a broker now (not part of readiness)'),
+    broker: z
+      .enum(['connected', 'disconnected', 'login_refused'])
+      .optional()
+      .describe("With RTS_BROKER_URL or discovery: whether the hub is connected to a broker now (not part of readiness); login_refused: the broker refused the hub's credentials at the last attempt (RTS_BROKER_USERNAME, RTS_BROKER_PASSWORD)"),
   })
   .passthrough();
 export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });

@@ -1,0 +1,144 @@
+// A broker with accounts, as production brokers have them (scripts/activemq/broker.sh, RTS_BROKER_USERS_FILE): SASL
+// PLAIN logins only, and the RTS access map (hubs may do anything; a system sends uplink and dead letters and
+// consumes only its own downlink queue). Before, SASL PLAIN was never run against a broker that checks it, and a
+// refused login was not even reported: the hub logged "write after end", never tried again, and /health said only
+// "disconnected"; the SDK's connect waited its whole 30 s and then said the connection was not established.
+import { AmqpLoginRefusedError, RtsClient } from '../../src/sdk';
+import { startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
+import { freePort, getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
+
+jest.setTimeout(180_000);
+
+const HUB: BrokerUser = { name: 'hub', password: 'hub-secret', hub: true };
+const CHENGDU: BrokerUser = { name: 'chengdu', password: 'chengdu-secret' };
+const MIANYANG: BrokerUser = { name: 'mianyang', password: 'mianyang-secret' };
+
+const loginUrl = (broker: TestBroker, user: BrokerUser, password = user.password) =>
+  `amqp://${encodeURIComponent(user.name)}:${encodeURIComponent(password)}@127.0.0.1:${broker.amqpPort}`;
+const hubLogin = (password: string) => ({ RTS_BROKER_USERNAME: HUB.name, RTS_BROKER_PASSWORD: password });
+
+describe('a broker with accounts and the RTS access map', () => {
+  let broker: TestBroker;
+  let hub: ChildHub | undefined;
+  const clients: RtsClient[] = [];
+  const data = tempDir('rts-broker-accounts-');
+
+  beforeAll(async () => {
+    broker = await startBroker({ users: [HUB, CHENGDU, MIANYANG] });
+  });
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    await hub?.stop();
+    await broker?.destroy();
+    data.remove();
+  });
+
+  it('lets the hub and each system in with their own login; the directory goes round as without accounts', async () => {
+    hub = await startChildHub(broker, data.dir, undefined, hubLogin(HUB.password));
+    await until('hub connected', async () => (await getJson(hub!.url, '/health')).body.broker === 'connected');
+    await registerSystem(hub.url, 'chengdu');
+    await registerSystem(hub.url, 'mianyang');
+
+    const chengdu = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
+    clients.push(chengdu);
+    await chengdu.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
+    const mianyang = await RtsClient.connect({ systemId: 'mianyang', url: loginUrl(broker, MIANYANG) });
+    clients.push(mianyang);
+    const seen: string[] = [];
+    await mianyang.subscribe({
+      onSnapshot: async (m) => void seen.push(...m.payload.experts.map((e) => e.expertId)),
+      onExpertUpserted: async (m) => void seen.push(m.payload.expertId),
+    });
+    await mianyang.joinWithExperts([{ localExpertId: 'm1', ...profile(2) }]);
+    // Mianyang's own downlink queue, which only it (and hubs) may read, brings chengdu's expert.
+    await until('mianyang has chengdu:c1', () => seen.includes('chengdu:c1'));
+  });
+
+  it("keeps a system out of another system's downlink queue, and says why", async () => {
+    // Chengdu's login, posing as mianyang: the broker refuses the link to rts.downlink.mianyang.
+    const impostor = await RtsClient.connect({ systemId: 'mianyang', url: loginUrl(broker, CHENGDU) });
+    clients.push(impostor);
+    const refusal = await impostor.subscribe({ onExpertUpserted: async () => undefined }).then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(refusal).toBeInstanceOf(Error);
+    expect(refusal!.message).toMatch(/not authorized to read from: queue:\/\/rts\.downlink\.mianyang/);
+  });
+
+  it('refuses a system with a wrong password or none at once, with an error that says so', async () => {
+    const wrong = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU, 'not-the-password') }).then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(wrong).toBeInstanceOf(AmqpLoginRefusedError);
+    expect(wrong!.message).toBe(`127.0.0.1:${broker.amqpPort} refused the login of user "chengdu": the user name or the password is not what the broker has`);
+    expect(wrong!.message).not.toContain('not-the-password');
+
+    const none = await RtsClient.connect({ systemId: 'chengdu', url: `amqp://127.0.0.1:${broker.amqpPort}` }).then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(none).toBeInstanceOf(AmqpLoginRefusedError);
+    expect(none!.message).toMatch(/refused the connection without credentials: it requires a login/);
+
+    // SASL ANONYMOUS (what the hub sends without RTS_BROKER_USERNAME) is refused the same way.
+    const anonymous = await RtsClient.connect({ systemId: 'chengdu', url: `amqp://127.0.0.1:${broker.amqpPort}`, sasl: { mechanism: 'anonymous' } }).then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(anonymous).toBeInstanceOf(AmqpLoginRefusedError);
+    expect((anonymous as AmqpLoginRefusedError).code).toBe('login_refused');
+    expect(anonymous!.message).toMatch(/refused the connection without credentials: it requires a login/);
+  });
+});
+
+describe('a hub whose login the broker does not have (yet)', () => {
+  let broker: TestBroker | undefined;
+  let hub: ChildHub | undefined;
+  let client: RtsClient | undefined;
+  const data = tempDir('rts-broker-refused-');
+
+  afterAll(async () => {
+    await client?.close().catch(() => undefined);
+    await hub?.stop();
+    await broker?.destroy();
+    data.remove();
+  });
+
+  it('serves HTTP, reports login_refused once, and gets in without a restart once the broker has the account', async () => {
+    const port = await freePort();
+    const brokerData = tempDir('rts-broker-refused-amq-');
+    try {
+      // The broker's accounts are behind the hub's: the hub already has its new password, the broker not yet.
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, password: 'old-secret' }, CHENGDU] });
+      hub = await startChildHub(broker, data.dir, undefined, hubLogin('new-secret'));
+      await until('login_refused', async () => (await getJson(hub!.url, '/health')).body.broker === 'login_refused');
+      // Two more tries (every 10 s) while refused: still one line about it.
+      await new Promise((r) => setTimeout(r, 21_000));
+      expect((await getJson(hub.url, '/health')).body.broker).toBe('login_refused');
+      const log = hub.output();
+      expect(log.match(/the broker refused the hub's login: RTS_BROKER_USERNAME and RTS_BROKER_PASSWORD must name an account the broker has/g) ?? []).toHaveLength(1);
+      expect(log.match(/"amqp disconnected"/g) ?? []).toHaveLength(1);
+      expect(log).toContain(`refused the login of user \\"hub\\"`);
+      expect(log).not.toContain('new-secret');
+      expect(log).not.toContain('write after end');
+
+      // The operator gives the broker the hub's new password and restarts it, on the same port and store.
+      await broker.stop();
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, password: 'new-secret' }, CHENGDU] });
+      await until('connected', async () => (await getJson(hub!.url, '/health')).body.broker === 'connected', 60_000);
+      // And it consumes: a system's join goes through.
+      await registerSystem(hub.url, 'chengdu');
+      client = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
+      await client.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
+      await until('chengdu joined', async () => (await getJson(hub!.url, '/systems/chengdu')).body.status === 'joined');
+    } finally {
+      await client?.close().catch(() => undefined);
+      client = undefined;
+      await broker?.destroy();
+      broker = undefined;
+      brokerData.remove();
+    }
+  });
+});
