@@ -56,8 +56,13 @@ export type HubMessaging = Readonly<{
   connected(): boolean;
   /** For /health: connected, disconnected, or login_refused (the broker refused the hub's credentials last). */
   brokerState(): 'connected' | 'disconnected' | 'login_refused';
+  /** For /health: whether the uplink consumer's link has been attached (it re-attaches by itself after an outage). */
+  consuming(): boolean;
   stop(): Promise<void>;
 }>;
+
+/** How often the hub asks again for an uplink link the broker refused. */
+const UPLINK_ATTACH_RETRY_MS = 10_000;
 
 export const startHubMessaging = async (deps: HubMessagingDependencies): Promise<HubMessaging> => {
   const { messaging, logger } = deps;
@@ -67,6 +72,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       deadLetters: new DeadLetterService({ queue: null, store: deps.store, clock: deps.clock, ids: deps.ids }),
       connected: () => false,
       brokerState: () => 'disconnected',
+      consuming: () => false,
       stop: async () => undefined,
     };
   }
@@ -113,28 +119,54 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     else if (event.kind === 'retried') log.info({ queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
     else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');
   };
-  const consumer: UplinkConsumer = createUplinkConsumer(connection, {
-    queue: messaging.uplinkQueue,
-    deadLetterQueue: messaging.deadLetterQueue,
-    uplink: deps.uplink ?? deps.directory.uplink,
-    maxAttempts: messaging.uplinkMaxAttempts,
-    prefetch: messaging.uplinkPrefetch,
-    onOutcome,
-    routes: { ...(deps.consultations ? { consultations: deps.consultations } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
-  });
+  const newConsumer = (): UplinkConsumer =>
+    createUplinkConsumer(connection, {
+      queue: messaging.uplinkQueue,
+      deadLetterQueue: messaging.deadLetterQueue,
+      uplink: deps.uplink ?? deps.directory.uplink,
+      maxAttempts: messaging.uplinkMaxAttempts,
+      prefetch: messaging.uplinkPrefetch,
+      onOutcome,
+      routes: { ...(deps.consultations ? { consultations: deps.consultations } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
+    });
+  let consumer = newConsumer();
   // The consumer attaches once the broker first answers (no deadline); the publishers' sends wait for it
   // (RetryingSender) and their drains retry from their checkpoints, as after any outage. Its receiver is opened
   // only then: with discovery and no broker announced yet the connection has no socket to open a link on.
   const consuming = () => ({ broker: broker.describe(), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts });
   let stopped = false;
+  let consumerAttached = false;
+  let wakeRetry: (() => void) | undefined;
+  // A broker that refuses the link (the hub's account may not read the uplink queue) is asked again every 10 s,
+  // with a new consumer each time, so fixing its access map needs no hub restart. One line per distinct reason.
+  const attachUntilDone = async (): Promise<boolean> => {
+    let lastReason: string | undefined;
+    for (;;) {
+      try {
+        await consumer.start(null);
+        consumerAttached = true;
+        return true;
+      } catch (error) {
+        if (stopped) return false;
+        const reason = (error as Error).message;
+        if (reason !== lastReason) log.error({ ...consuming(), err: reason, retryInMs: UPLINK_ATTACH_RETRY_MS }, 'the uplink consumer could not attach (the hub tries again every 10 s)');
+        lastReason = reason;
+        await consumer.stop(0).catch(() => undefined);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, UPLINK_ATTACH_RETRY_MS);
+          wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeRetry = undefined;
+        if (stopped) return false;
+        consumer = newConsumer();
+      }
+    }
+  };
   const firstConnection = new Promise<void>((resolve) => (connection.isConnected() ? resolve() : connection.once('connected', () => resolve())));
-  const attached = firstConnection.then(() => (stopped ? Promise.reject(new Error('stopped')) : consumer.start(null))).then(
-    () => true,
-    (error: unknown) => {
-      if (!stopped) log.error({ ...consuming(), err: (error as Error).message }, 'the uplink consumer could not attach');
-      return false;
-    },
-  );
+  const attached = firstConnection.then(() => (stopped ? false : attachUntilDone()));
   publisher.start();
   consultationPublisher?.start();
   let waitTimer: NodeJS.Timeout | undefined;
@@ -163,9 +195,11 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     deadLetters,
     connected: () => connection.isConnected(),
     brokerState: () => (connection.isConnected() ? 'connected' : refused ? 'login_refused' : 'disconnected'),
+    consuming: () => consumerAttached,
     stop: () =>
       (stopping ??= (async () => {
         stopped = true;
+        wakeRetry?.();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
         await publisher.stop();

@@ -134,7 +134,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
       store: config.RTS_EVENT_STORE,
       head: String(await store.headPosition()),
       // The broker is not part of readiness: uploads and queries need only the store. Told apart for operators.
-      ...(messagingSettings ? { broker: messaging.brokerState() } : {}),
+      ...(messagingSettings ? { broker: messaging.brokerState(), uplink: messaging.brokerState() === 'connected' && messaging.consuming() ? ('consuming' as const) : ('not_consuming' as const) } : {}),
       ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
     }),
   });

@@ -35,7 +35,8 @@ describe('a broker with accounts and the RTS access map', () => {
 
   it('lets the hub and each system in with their own login; the directory goes round as without accounts', async () => {
     hub = await startChildHub(broker, data.dir, undefined, hubLogin(HUB.password));
-    await until('hub connected', async () => (await getJson(hub!.url, '/health')).body.broker === 'connected');
+    await until('hub consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming');
+    expect((await getJson(hub.url, '/health')).body.broker).toBe('connected');
     await registerSystem(hub.url, 'chengdu');
     await registerSystem(hub.url, 'mianyang');
 
@@ -114,6 +115,7 @@ describe('a hub whose login the broker does not have (yet)', () => {
       broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, password: 'old-secret' }, CHENGDU] });
       hub = await startChildHub(broker, data.dir, undefined, hubLogin('new-secret'));
       await until('login_refused', async () => (await getJson(hub!.url, '/health')).body.broker === 'login_refused');
+      expect((await getJson(hub.url, '/health')).body.uplink).toBe('not_consuming');
       // Two more tries (every 10 s) while refused: still one line about it.
       await new Promise((r) => setTimeout(r, 21_000));
       expect((await getJson(hub.url, '/health')).body.broker).toBe('login_refused');
@@ -133,12 +135,52 @@ describe('a hub whose login the broker does not have (yet)', () => {
       client = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
       await client.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
       await until('chengdu joined', async () => (await getJson(hub!.url, '/systems/chengdu')).body.status === 'joined');
+      expect((await getJson(hub.url, '/health')).body.uplink).toBe('consuming');
     } finally {
       await client?.close().catch(() => undefined);
       client = undefined;
       await broker?.destroy();
       broker = undefined;
       brokerData.remove();
+    }
+  });
+});
+
+describe('a hub whose broker account may not read the uplink queue', () => {
+  it('says so once, while /health shows it not consuming, and consumes without a restart once the account may', async () => {
+    const port = await freePort();
+    const brokerData = tempDir('rts-broker-uplink-amq-');
+    const data = tempDir('rts-broker-uplink-');
+    let broker: TestBroker | undefined;
+    let hub: ChildHub | undefined;
+    let client: RtsClient | undefined;
+    try {
+      // The hub's account is set up as a system's (no 'hub' mark): it may log in and send, not read rts.uplink.
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, hub: false }, CHENGDU] });
+      hub = await startChildHub(broker, data.dir, undefined, hubLogin(HUB.password));
+      await until('refused link logged', () => hub!.output().includes('the uplink consumer could not attach'));
+      const health = (await getJson(hub.url, '/health')).body;
+      expect(health).toMatchObject({ broker: 'connected', uplink: 'not_consuming' });
+      await new Promise((r) => setTimeout(r, 11_000)); // one more try, refused again: no second line
+      const log = hub.output();
+      expect(log.match(/the uplink consumer could not attach/g) ?? []).toHaveLength(1);
+      expect(log).toContain('User hub is not authorized to read from: queue://rts.uplink');
+      expect(log).not.toContain('consuming uplink, publishing downlink');
+
+      // The operator marks the account as a hub's and restarts the broker.
+      await broker.stop();
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [HUB, CHENGDU] });
+      await until('consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000);
+      await registerSystem(hub.url, 'chengdu');
+      client = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
+      await client.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
+      await until('chengdu joined', async () => (await getJson(hub!.url, '/systems/chengdu')).body.status === 'joined');
+    } finally {
+      await client?.close().catch(() => undefined);
+      await hub?.stop();
+      await broker?.destroy();
+      brokerData.remove();
+      data.remove();
     }
   });
 });

@@ -174,6 +174,10 @@ export const HealthResponse = z
       .enum(['connected', 'disconnected', 'login_refused'])
       .optional()
       .describe("With RTS_BROKER_URL or discovery: whether the hub is connected to a broker now (not part of readiness); login_refused: the broker refused the hub's credentials at the last attempt (RTS_BROKER_USERNAME, RTS_BROKER_PASSWORD)"),
+    uplink: z
+      .enum(['consuming', 'not_consuming'])
+      .optional()
+      .describe('With a broker: whether this hub consumes the uplink queue now (connected, and its link attached; not_consuming also while the broker refuses the link, which the log says why)'),
   })
   .passthrough();
 export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });
