@@ -24,7 +24,7 @@ def say(event, **fields):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--hub", required=True, help="the hub's HTTP base URL")
-    parser.add_argument("--broker", required=True, help="amqp://host:port")
+    parser.add_argument("--broker", required=True, help="amqp://host:port, or amqp://user:password@host:port for a broker with accounts (SASL PLAIN)")
     parser.add_argument("--system", default="py-city")
     parser.add_argument("--candidate", required=True, help="expert id <homeSystemId>:<localExpertId> to ask")
     parser.add_argument("--question", default="Second opinion on an atypical ECG")
