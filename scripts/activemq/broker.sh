@@ -25,6 +25,9 @@
 #                          queues and consume only its own downlink queue `rts.downlink.<name>`. Default queue
 #                          names only. Names: [a-z0-9-], as systemIds are; passwords: no spaces. See
 #                          docs/messaging.md, "Broker accounts".
+#   RTS_BROKER_TLS_KEYSTORE   a PKCS12 keystore with the broker's key and certificate: the AMQP connector then takes
+#                          TLS only (amqp+ssl://, clients connect with amqps://127.0.0.1:<port>)
+#   RTS_BROKER_TLS_KEYSTORE_PASSWORD  its password
 #
 # The generated config deliberately has: a single AMQP transport connector bound to 127.0.0.1, no OpenWire,
 # no discoveryUri, no network connectors, no multicast of any kind; no web console (jetty.xml not imported);
@@ -53,7 +56,15 @@ render() {
   d="$(xml_escape "$(cd "$data" && pwd)")"
   n="$(xml_escape "$name")"
   [[ "$port" =~ ^[0-9]+$ ]] || { echo "broker: RTS_BROKER_PORT must be a number" >&2; exit 2; }
-  local nonsasl=true security=""
+  local nonsasl=true security="" scheme=amqp ssl=""
+  if [[ -n "${RTS_BROKER_TLS_KEYSTORE:-}" ]]; then
+    [[ -r "$RTS_BROKER_TLS_KEYSTORE" ]] || { echo "broker: RTS_BROKER_TLS_KEYSTORE $RTS_BROKER_TLS_KEYSTORE cannot be read" >&2; exit 2; }
+    [[ -n "${RTS_BROKER_TLS_KEYSTORE_PASSWORD:-}" ]] || { echo "broker: RTS_BROKER_TLS_KEYSTORE_PASSWORD is required with RTS_BROKER_TLS_KEYSTORE" >&2; exit 2; }
+    scheme=amqp+ssl
+    ssl="    <sslContext>
+      <sslContext keyStore=\"file:$(xml_escape "$(cd "$(dirname "$RTS_BROKER_TLS_KEYSTORE")" && pwd)/$(basename "$RTS_BROKER_TLS_KEYSTORE")")\" keyStorePassword=\"$(xml_escape "$RTS_BROKER_TLS_KEYSTORE_PASSWORD")\" keyStoreType=\"PKCS12\"/>
+    </sslContext>"
+  fi
   if [[ -n "${RTS_BROKER_USERS_FILE:-}" ]]; then
     nonsasl=false
     security="$(access_map "$RTS_BROKER_USERS_FILE")"
@@ -68,6 +79,7 @@ render() {
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName="$n" dataDirectory="$d"
           persistent="true" useJmx="false" schedulerSupport="false">
 $security
+$ssl
     <persistenceAdapter>
       <!-- Default journal sync (every write fsynced before the broker settles the transfer as accepted). -->
       <kahaDB directory="$d/kahadb" journalMaxFileLength="32mb"/>
@@ -82,7 +94,7 @@ $security
     <transportConnectors>
       <!-- Loopback only; nothing is announced on the network. -->
       <transportConnector name="amqp"
-        uri="amqp://127.0.0.1:$port?maximumConnections=1000&amp;wireFormat.maxFrameSize=1048576&amp;wireFormat.allowNonSaslConnections=$nonsasl"/>
+        uri="$scheme://127.0.0.1:$port?maximumConnections=1000&amp;wireFormat.maxFrameSize=1048576&amp;wireFormat.allowNonSaslConnections=$nonsasl"/>
     </transportConnectors>
     <shutdownHooks>
       <bean xmlns="http://www.springframework.org/schema/beans" class="org.apache.activemq.hooks.SpringContextHook"/>

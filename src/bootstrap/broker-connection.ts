@@ -72,6 +72,7 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
   const connection = AmqpConnection.open({
     endpointProvider: endpoints.provider,
     sasl: messaging.sasl,
+    ...(messaging.tls ? { tls: messaging.tls } : {}),
     containerId: `rts-hub-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
     initialReconnectDelayMs: 50,
     maxReconnectDelayMs: 1000,
@@ -84,7 +85,7 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
   const monitor = instrumentConnection(connection, { role: 'hub', metrics: options.metrics, logger: log });
   const probability = endpoints.settings ? rebalanceProbability(endpoints.settings.rebalance) : undefined;
   // A broker that was just announced gets one short probe, so a failover to it does not meet a cold AMQP transport.
-  const stopWarmUp = warmUpOnAdded(endpoints.provider, { sasl: messaging.sasl });
+  const stopWarmUp = warmUpOnAdded(endpoints.provider, { sasl: messaging.sasl, ...(messaging.tls ? { tls: messaging.tls } : {}) });
   const stopRebalance = probability ? rebalanceOnAdded(connection, endpoints.provider, { probability, role: 'hub', logger: log }) : () => undefined;
   const retryForMs = options.retryForMs ?? 120_000;
   const senders: Array<{ close(): Promise<void> }> = [];

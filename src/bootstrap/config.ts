@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { AmqpEndpoint, AmqpSasl } from '../adapters/amqp/connection';
+import { readFileSync } from 'node:fs';
+import type { AmqpEndpoint, AmqpSasl, AmqpTls } from '../adapters/amqp/connection';
 import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
 import { parseDiscoveryUri, type DiscoverySettings } from '../adapters/amqp/discovery-provider';
 import { authSettings } from './auth-config';
@@ -78,6 +79,24 @@ const messagingSettings = {
       ctx.addIssue({ code: 'custom', message: (error as Error).message });
     }
   }).optional(),
+  /**
+   * For amqps:// brokers whose certificate is not signed by a CA the system trusts: a PEM file of the CA
+   * certificate(s) to trust instead. The broker's certificate is verified either way.
+   */
+  RTS_BROKER_TLS_CA: z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      let text: string;
+      try {
+        text = readFileSync(value, 'utf8');
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
+        return;
+      }
+      if (!text.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: 'the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)' });
+    })
+    .optional(),
   /** SASL PLAIN when given (with RTS_BROKER_PASSWORD); never logged. */
   RTS_BROKER_USERNAME: z.string().min(1).max(200).optional(),
   RTS_BROKER_PASSWORD: z.string().min(1).max(1000).optional(),
@@ -175,6 +194,8 @@ export type MessagingConfig = Readonly<{
   /** RTS_BROKER_DISCOVERY, parsed. */
   discovery?: DiscoverySettings;
   sasl: AmqpSasl;
+  /** For amqps:// endpoints: the CA certificates of RTS_BROKER_TLS_CA (else the system's). */
+  tls?: AmqpTls;
   uplinkQueue: string;
   deadLetterQueue: string;
   downlinkQueuePrefix: string;
@@ -196,6 +217,7 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
       config.RTS_BROKER_USERNAME !== undefined && config.RTS_BROKER_PASSWORD !== undefined
         ? { mechanism: 'plain', username: config.RTS_BROKER_USERNAME, password: config.RTS_BROKER_PASSWORD }
         : { mechanism: 'anonymous' },
+    ...(config.RTS_BROKER_TLS_CA === undefined ? {} : { tls: { ca: readFileSync(config.RTS_BROKER_TLS_CA, 'utf8') } }),
     uplinkQueue: config.RTS_UPLINK_QUEUE ?? DEFAULT_UPLINK_QUEUE,
     deadLetterQueue: config.RTS_DEAD_LETTER_QUEUE ?? DEFAULT_DEAD_LETTER_QUEUE,
     downlinkQueuePrefix: config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,

@@ -209,7 +209,7 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
     },
     defaultContentType: 'application/json',
     servers: {
-      local: { host: '127.0.0.1:5673', protocol: 'amqp1', description: 'A local ActiveMQ Classic (npm run broker:up). SASL is optional on this connector; production brokers require SASL PLAIN.' },
+      local: { host: '127.0.0.1:5673', protocol: 'amqp1', description: 'A local ActiveMQ Classic (npm run broker:up). SASL is optional on this connector; production brokers require TLS (amqps, port 5671 by default) and SASL PLAIN, with an account per system that may consume only its own downlink queue (README, Broker accounts and TLS).' },
     },
     channels: {
       uplink: { address: DEFAULT_UPLINK_QUEUE, title: 'Uplink queue', description: 'One queue shared by all systems; the hub consumes it. Name configurable (default shown).', messages: channelMessages(uplinkTypes, 'uplink') },

@@ -32,6 +32,7 @@ import {
   SendError,
   type AmqpEndpoint,
   type AmqpSasl,
+  type AmqpTls,
   type ConnectedEvent,
   type ConsumerOutcomeEvent,
   type DisconnectedEvent,
@@ -90,6 +91,11 @@ export interface RtsClientOptions {
   url?: string | readonly string[];
   /** Default: none (no SASL layer), unless the URL carries credentials. */
   sasl?: AmqpSasl;
+  /**
+   * For amqps:// brokers: `ca` (PEM) when the broker's certificate is not signed by a CA the system trusts; `cert`
+   * and `key` when the broker asks for a client certificate. The broker's certificate is always verified.
+   */
+  tls?: AmqpTls;
   /** Default 'rts.uplink'. */
   uplinkQueue?: string;
   /** Default 'rts.downlink.<systemId>'. */
@@ -272,6 +278,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     this.connection = AmqpConnection.open({
       ...(discovery ? { endpointProvider: discovery.provider } : { endpoints }),
       ...(sasl ? { sasl } : {}),
+      ...(options.tls ? { tls: options.tls } : {}),
       containerId: `rts-sdk-${options.systemId}-${randomUUID().slice(0, 8)}`,
       reconnect: true,
       // ActiveMQ closes connections with amqp:decode-error ("Could not process AMQP commands") when a transfer
@@ -725,9 +732,11 @@ export function resolveEndpoints(options: Pick<RtsClientOptions, 'endpoints' | '
       } catch {
         throw new TypeError(`RtsClient: not a URL: ${s}`);
       }
-      if (url.protocol !== 'amqp:') throw new TypeError(`RtsClient: only amqp:// URLs are supported (got ${url.protocol})`);
+      const tls = url.protocol === 'amqps:' || url.protocol === 'amqp+ssl:';
+      if (url.protocol !== 'amqp:' && !tls) throw new TypeError(`RtsClient: only amqp:// and amqps:// URLs are supported (got ${url.protocol})`);
       if (url.username) sasl = { mechanism: 'plain', username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
-      return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : 5672 };
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      return tls ? { host, port: url.port ? Number(url.port) : 5671, tls } : { host, port: url.port ? Number(url.port) : 5672 };
     });
   if (endpoints.length === 0) throw new TypeError('RtsClient: `url` names no broker');
   return sasl ? { endpoints, sasl } : { endpoints };

@@ -53,7 +53,7 @@ export {
   type UplinkType,
   type UploadedExpert,
 } from '../adapters/messaging/messages';
-export { AmqpLoginRefusedError, DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE, type AmqpEndpoint, type AmqpSasl, type ConnectedEvent, type DisconnectedEvent, type ConsumerOutcomeEvent } from '../adapters/amqp';
+export { AmqpLoginRefusedError, DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE, type AmqpEndpoint, type AmqpSasl, type AmqpTls, type ConnectedEvent, type DisconnectedEvent, type ConsumerOutcomeEvent } from '../adapters/amqp';
 export { openSdkDiscovery, type DiscoveryOption } from './discovery';
 export {
   HUB_PARTY,

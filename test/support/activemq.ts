@@ -34,6 +34,8 @@ export interface StartBrokerOptions {
    * logins of these users and applies the RTS access map. The readiness probe logs in as the first one.
    */
   users?: readonly BrokerUser[];
+  /** AMQP over TLS only (broker.sh RTS_BROKER_TLS_KEYSTORE): `url` is then amqps://; the probe trusts `caPem`. */
+  tls?: Readonly<{ keystore: string; password: string; caPem: string }>;
 }
 
 /** A broker account: a hub (may do anything), or a connected system whose systemId is its name. */
@@ -105,6 +107,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       RTS_BROKER_HEAP: o.heap ?? '256m',
       RTS_BROKER_NAME: o.brokerName ?? 'rts-test',
       ...(o.users ? { RTS_BROKER_USERS_FILE: usersFile } : {}),
+      ...(o.tls ? { RTS_BROKER_TLS_KEYSTORE: o.tls.keystore, RTS_BROKER_TLS_KEYSTORE_PASSWORD: o.tls.password } : {}),
     },
     stdio: ['ignore', out, out],
   });
@@ -139,7 +142,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
 
   const broker: TestBroker = {
     amqpPort: o.port,
-    url: `amqp://${host}:${o.port}`,
+    url: `${o.tls ? 'amqps' : 'amqp'}://${host}:${o.port}`,
     host,
     dataDir: o.dataDir,
     pid: child.pid ?? -1,
@@ -159,7 +162,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       if (Date.now() > deadline) throw new Error(`ActiveMQ not listening on ${host}:${o.port} in time:\n${tail(log())}`);
       await sleep(50);
     }
-    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0]);
+    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0], o.tls?.caPem);
   } catch (error) {
     await broker.kill();
     throw error;
@@ -168,11 +171,12 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
 }
 
 /** Opens and closes one AMQP connection (no SASL, or as `user`), proving the broker serves AMQP, not just a socket. */
-function amqpHandshake(host: string, port: number, timeoutMs: number, user?: BrokerUser): Promise<void> {
+function amqpHandshake(host: string, port: number, timeoutMs: number, user?: BrokerUser, caPem?: string): Promise<void> {
   return new Promise((resolveOpen, reject) => {
     const container = create_container({ id: `rts-test-probe-${process.pid}` });
     const login = user ? { username: user.name, password: user.password } : {};
-    const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0, ...login });
+    const tls = caPem ? { transport: 'tls' as const, ca: caPem } : {};
+    const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0, ...login, ...tls });
     const timer = setTimeout(() => {
       connection.close();
       reject(new Error(`AMQP handshake with ${host}:${port} timed out`));

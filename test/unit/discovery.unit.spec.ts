@@ -33,6 +33,7 @@ describe('ActiveMQ discovery packets', () => {
     expect(announcedEndpoint('amqp://0.0.0.0:5672?maximumConnections=10', '10.1.2.3')).toEqual({ host: '10.1.2.3', port: 5672 });
     expect(announcedEndpoint('amqp://mq-1.example:5672', undefined)).toEqual({ host: 'mq-1.example', port: 5672 });
     expect(announcedEndpoint('tcp://127.0.0.1:61616', '127.0.0.1')).toBeUndefined();
+    expect(announcedEndpoint('amqp+ssl://localhost:5702', '127.0.0.1')).toEqual({ host: '127.0.0.1', port: 5702, tls: true });
     expect(announcedEndpoint('amqp://localhost:5701', '127.0.0.1', { hostAliases: {} })).toEqual({ host: 'localhost', port: 5701 });
   });
 });

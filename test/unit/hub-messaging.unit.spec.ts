@@ -1,6 +1,9 @@
 // The hub's AMQP side without a broker: RTS_BROKER_URL parsing and config, the uplink outcome mapping, the
 // dead letter tagging and replay copies, the downlink message shape, and the dead letter use case.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import type { Message } from 'rhea';
 import { asStorageFailure } from '../../src/adapters/event-store/sqlite/storage-failure';
@@ -46,6 +49,16 @@ describe('parseBrokerUrl', () => {
     expect(parseBrokerUrl('amqp://127.0.0.1:5673')).toEqual([{ host: '127.0.0.1', port: 5673 }]);
     expect(parseBrokerUrl('amqp://a:5673, amqp://b:5674')).toEqual([{ host: 'a', port: 5673 }, { host: 'b', port: 5674 }]);
     expect(parseBrokerUrl('failover:(amqp://a:5673,amqp://b)?randomize=false')).toEqual([{ host: 'a', port: 5673 }, { host: 'b', port: 5672 }]);
+  });
+
+  it('reads TLS addresses, amqps:// (port 5671 by default) and ActiveMQ\'s amqp+ssl://, also mixed in a list', () => {
+    expect(parseBrokerUrl('amqps://mq.example.org')).toEqual([{ host: 'mq.example.org', port: 5671, tls: true }]);
+    expect(parseBrokerUrl('failover:(amqps://a:5680,amqp+ssl://b:5681,amqp://c)')).toEqual([
+      { host: 'a', port: 5680, tls: true },
+      { host: 'b', port: 5681, tls: true },
+      { host: 'c', port: 5672 },
+    ]);
+    expect(() => parseBrokerUrl('amqps://user:secret@a:5671')).toThrow(/RTS_BROKER_USERNAME/);
   });
 
   it('refuses other schemes, credentials in the URL, paths and empty lists', () => {
@@ -94,6 +107,21 @@ describe('messaging configuration', () => {
     expect(p.some((x) => x.startsWith('RTS_UPLINK_QUEUE:'))).toBe(true);
     expect(p.join('\n')).not.toContain('s3cret');
     expect(problems({ RTS_BROKER_USERNAME: 'hub' })).toContain('RTS_BROKER_PASSWORD: required when RTS_BROKER_USERNAME is set');
+  });
+
+  it('reads the CA of RTS_BROKER_TLS_CA, and refuses a file it cannot read or that holds no certificate', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rts-tls-ca-'));
+    try {
+      const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+      writeFileSync(join(dir, 'ca.pem'), pem);
+      writeFileSync(join(dir, 'key.txt'), 'not a certificate');
+      expect(messagingConfig(loadConfig({ RTS_BROKER_URL: 'amqps://h', RTS_BROKER_TLS_CA: join(dir, 'ca.pem') }))?.tls).toEqual({ ca: pem });
+      expect(messagingConfig(loadConfig({ RTS_BROKER_URL: 'amqps://h' }))?.tls).toBeUndefined();
+      expect(problems({ RTS_BROKER_TLS_CA: join(dir, 'missing.pem') })).toContain('RTS_BROKER_TLS_CA: cannot read the file (ENOENT)');
+      expect(problems({ RTS_BROKER_TLS_CA: join(dir, 'key.txt') })).toContain('RTS_BROKER_TLS_CA: the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

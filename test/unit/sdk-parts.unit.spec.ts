@@ -16,11 +16,18 @@ describe('resolveEndpoints', () => {
     ]);
     expect(resolveEndpoints({ url: 'amqp://city%2Da:s%40cret@h:9' })).toEqual({ endpoints: [{ host: 'h', port: 9 }], sasl: { mechanism: 'plain', username: 'city-a', password: 's@cret' } });
     expect(resolveEndpoints({ endpoints: [{ host: 'x', port: 1 }], url: 'amqp://ignored:2' }).endpoints).toEqual([{ host: 'x', port: 1 }]);
+    expect(resolveEndpoints({ url: 'failover:(amqps://city:pw@a,amqps://b:5680)' })).toEqual({
+      endpoints: [
+        { host: 'a', port: 5671, tls: true },
+        { host: 'b', port: 5680, tls: true },
+      ],
+      sasl: { mechanism: 'plain', username: 'city', password: 'pw' },
+    });
   });
 
   it('refuses what it cannot use', () => {
     expect(() => resolveEndpoints({})).toThrow(/endpoints.*url/);
-    expect(() => resolveEndpoints({ url: 'amqps://h:1' })).toThrow(/only amqp/);
+    expect(() => resolveEndpoints({ url: 'http://h:1' })).toThrow(/only amqp:\/\/ and amqps:\/\//);
     expect(() => resolveEndpoints({ url: 'not a url' })).toThrow(/not a URL/);
   });
 

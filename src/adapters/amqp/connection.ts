@@ -11,6 +11,8 @@
 //   list (forced, internal-error, resource-limit-exceeded) so a broker shutting down or restarting is survived.
 // - Unhandled rhea events bubble to the container and may be printed with console.warn; ours has listeners.
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import {
   create_container,
   type Connection,
@@ -26,6 +28,31 @@ import { EndpointRotation, StaticEndpoints, backoffDelay, sameEndpoint, type End
 export interface AmqpEndpoint {
   host: string;
   port: number;
+  /** AMQP over TLS (amqps://, ActiveMQ's amqp+ssl://): the broker's certificate is verified for `host`. */
+  tls?: boolean;
+}
+
+/**
+ * TLS settings for the endpoints that use it: `ca` (PEM) when the broker's certificate is not signed by a CA the
+ * system trusts; `cert` and `key` for a broker that asks for client certificates. The certificate is always
+ * verified, for the host name or IP address the endpoint names.
+ */
+export type AmqpTls = Readonly<Pick<TlsConnectionOptions, 'ca' | 'cert' | 'key' | 'minVersion'>>;
+
+/** What rhea's connect gets for one endpoint: TLS with verification for TLS endpoints, plain TCP otherwise. */
+export function transportOf(endpoint: AmqpEndpoint, tls: AmqpTls | undefined): { transport: 'tcp' } | { transport: 'tls'; options: TlsConnectionOptions } {
+  if (!endpoint.tls) return { transport: 'tcp' };
+  return {
+    transport: 'tls',
+    options: {
+      ...tls,
+      host: endpoint.host,
+      // SNI takes a name, not an address; an address is still verified against the certificate's IP entries.
+      ...(isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}),
+      rejectUnauthorized: true,
+      minVersion: tls?.minVersion ?? 'TLSv1.2',
+    },
+  };
 }
 
 /**
@@ -51,6 +78,8 @@ export interface AmqpConnectionOptions {
   /** First endpoint: 'first' in list order (default for `endpoints`) or 'random' (default for a provider). */
   startAt?: 'first' | 'random';
   sasl?: AmqpSasl;
+  /** TLS settings for endpoints with `tls: true` (see AmqpTls); the system's CAs when left out. */
+  tls?: AmqpTls;
   /** AMQP container id (shows up in broker logs); default `rts-<random>`. */
   containerId?: string;
   /** Reconnect after a lost connection or a failed attempt (default true). */
@@ -143,6 +172,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private connectionCount = 0;
   private closing = false;
   private closed = false;
+  /** Why the last attempt or connection ended, for waitConnected's message (a TLS certificate refused, say). */
+  private lastFailure: Error | undefined;
   /** Set when the broker refused the login on the current attempt; reported with the `disconnected` that follows. */
   private refused: AmqpLoginRefusedError | undefined;
 
@@ -185,7 +216,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         if (offered.length > 0) this.lastTried = offered;
         const endpoint = this.rotation.next(this.lastTried, Date.now()) ?? this.current ?? { host: first?.host ?? '127.0.0.1', port: first?.port ?? 5672 };
         this.current = endpoint;
-        return { host: endpoint.host, port: endpoint.port, transport: 'tcp' };
+        return { host: endpoint.host, port: endpoint.port, ...transportOf(endpoint, options.tls) };
       },
     };
     if (sasl.mechanism === 'anonymous') connectionOptions.username = 'anonymous';
@@ -207,7 +238,9 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       if (this.current && !this.moving) this.rotation.markFailed(this.current, Date.now());
       this.moving = false;
       const raw = this.raw as unknown as RheaInternals;
-      const lost = context.error instanceof Error ? context.error : context.error ? new Error(String(context.error)) : undefined;
+      // An Error from Node's own realm (a socket or TLS error) fails `instanceof Error` inside a test's vm realm.
+      const cause = context.error as { message?: unknown } | undefined;
+      const lost = cause instanceof Error ? cause : typeof cause?.message === 'string' ? new Error(cause.message) : cause ? new Error(String(cause)) : undefined;
       let refused = this.refused;
       this.refused = undefined;
       if (refused === undefined && sasl.mechanism === 'none' && lost !== undefined && /SASL layer not enabled/i.test(lost.message)) {
@@ -233,6 +266,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         }
       }
       // After a refused login rhea's own error is the socket's ("write after end"): report the refusal instead.
+      this.lastFailure = refused ?? lost ?? this.lastFailure;
       this.emit('disconnected', { endpoint: this.current, error: refused ?? lost, reconnecting });
     });
     this.raw.on('connection_error', (context: EventContext) => {
@@ -320,7 +354,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`AMQP connection not established within ${timeoutMs} ms (${this.describeEndpoints()})`));
+        const last = this.lastFailure ? `; last attempt: ${this.lastFailure.message}` : '';
+        reject(new Error(`AMQP connection not established within ${timeoutMs} ms (${this.describeEndpoints()}${last})`));
       }, timeoutMs);
       this.on('connected', onConnected);
       this.on('error', onError);

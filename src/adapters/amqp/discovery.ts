@@ -49,7 +49,7 @@ export interface UriMappingOptions {
  * (0.0.0.0, ::) is replaced by the packet's source address.
  */
 export function announcedEndpoint(uri: string, sourceAddress: string | undefined, options: UriMappingOptions = {}): AmqpEndpoint | undefined {
-  if (!/^amqp:\/\//i.test(uri)) return undefined;
+  if (!/^amqp(s|\+ssl)?:\/\//i.test(uri)) return undefined;
   const endpoint = parseEndpoint(uri);
   if (!endpoint) return undefined;
   const aliases = options.hostAliases ?? { localhost: '127.0.0.1' };
@@ -58,7 +58,7 @@ export function announcedEndpoint(uri: string, sourceAddress: string | undefined
     if (!sourceAddress) return undefined;
     host = sourceAddress;
   }
-  return { host, port: endpoint.port };
+  return endpoint.tls ? { host, port: endpoint.port, tls: true } : { host, port: endpoint.port };
 }
 
 export interface LiveBroker {

@@ -30,7 +30,7 @@ export class StaticEndpoints implements EndpointProvider {
   readonly endpoints: readonly AmqpEndpoint[];
   constructor(endpoints: readonly AmqpEndpoint[]) {
     if (endpoints.length === 0) throw new Error('StaticEndpoints: at least one endpoint is required');
-    this.endpoints = endpoints.map((e) => ({ host: e.host, port: e.port }));
+    this.endpoints = endpoints.map((e) => ({ ...e }));
   }
   current(): readonly AmqpEndpoint[] {
     return this.endpoints;
@@ -48,8 +48,11 @@ export function parseEndpoint(text: string, defaultPort = DEFAULT_AMQP_PORT): Am
   let rest = text.trim();
   if (rest === '') return undefined;
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(rest);
+  let tls = false;
   if (scheme) {
-    if (scheme[1]!.toLowerCase() !== 'amqp') return undefined;
+    const name = scheme[1]!.toLowerCase();
+    tls = name === 'amqps' || name === 'amqp+ssl';
+    if (name !== 'amqp' && !tls) return undefined;
     rest = rest.slice(scheme[0].length);
   }
   rest = rest.replace(/[/?#].*$/, '');
@@ -67,9 +70,9 @@ export function parseEndpoint(text: string, defaultPort = DEFAULT_AMQP_PORT): Am
     host = m[1]!;
     portText = m[2];
   }
-  const port = portText === undefined ? defaultPort : Number(portText);
+  const port = portText === undefined ? (tls ? 5671 : defaultPort) : Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
-  return { host, port };
+  return tls ? { host, port, tls } : { host, port };
 }
 
 /**
@@ -128,7 +131,7 @@ export class EndpointRotation {
   }
 
   prefer(endpoint: AmqpEndpoint): void {
-    this.preferred = { host: endpoint.host, port: endpoint.port };
+    this.preferred = { ...endpoint };
   }
 
   /** The next endpoint to try from `list`, or undefined when the list is empty. */

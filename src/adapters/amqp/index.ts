@@ -5,6 +5,7 @@ export {
   type AmqpConnectionOptions,
   type AmqpEndpoint,
   type AmqpSasl,
+  type AmqpTls,
   type ConnectedEvent,
   type DisconnectedEvent,
 } from './connection';

@@ -7,11 +7,13 @@
 // bridges. Probing when the broker is announced moves that cost out of the failover pause. One probe per added
 // broker per client, with a random delay up to `spreadMs` so a fleet of clients does not arrive at once.
 import { create_container, type ConnectionOptions } from 'rhea';
-import type { AmqpSasl } from './connection';
+import { transportOf, type AmqpEndpoint, type AmqpSasl, type AmqpTls } from './connection';
 import { endpointKey, type EndpointProvider } from './endpoint-set';
 
 export interface WarmUpOptions {
   sasl?: AmqpSasl;
+  /** For TLS endpoints (see AmqpConnectionOptions.tls). */
+  tls?: AmqpTls;
   /** Give up on a probe after this long (default 3000 ms). */
   timeoutMs?: number;
   /** Random delay before probing, up to (default 300 ms). */
@@ -29,7 +31,7 @@ export function warmUpOnAdded(provider: EndpointProvider, options: WarmUpOptions
     if (change.kind !== 'added' || stopped) return;
     const timer = setTimeout(() => {
       timers.delete(timer);
-      if (!stopped) void probe(change.endpoint.host, change.endpoint.port, options);
+      if (!stopped) void probe(change.endpoint, options);
     }, Math.floor(random() * (options.spreadMs ?? 300)));
     timers.add(timer);
   });
@@ -41,11 +43,20 @@ export function warmUpOnAdded(provider: EndpointProvider, options: WarmUpOptions
   };
 }
 
-function probe(host: string, port: number, options: WarmUpOptions): Promise<void> {
+function probe(endpoint: AmqpEndpoint, options: WarmUpOptions): Promise<void> {
+  const { host, port } = endpoint;
   const started = Date.now();
   const container = create_container({ id: `rts-warmup-${process.pid}-${Math.random().toString(36).slice(2, 8)}` });
   const sasl = options.sasl ?? { mechanism: 'none' };
-  const connectionOptions: ConnectionOptions = { host, port, reconnect: false, idle_time_out: 0 };
+  // rhea's own connect (no connection_details) hands its options to tls.connect as they are.
+  const transport = transportOf(endpoint, options.tls);
+  const connectionOptions = {
+    ...(transport.transport === 'tls' ? { ...transport.options, transport: 'tls' } : {}),
+    host,
+    port,
+    reconnect: false,
+    idle_time_out: 0,
+  } as ConnectionOptions;
   if (sasl.mechanism === 'anonymous') connectionOptions.username = 'anonymous';
   if (sasl.mechanism === 'plain') {
     connectionOptions.username = sasl.username;

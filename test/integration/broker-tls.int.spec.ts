@@ -1,0 +1,96 @@
+// AMQP over TLS (amqps://) between the hub, the SDK and a real ActiveMQ whose connector takes TLS only, with
+// broker accounts on top: SASL PLAIN passwords and the directory no longer cross the network in clear. The broker's
+// certificate is self-signed here (keytool, for 127.0.0.1 only), so trusting it takes RTS_BROKER_TLS_CA / `tls.ca`;
+// without it, or for another host name, the connection is refused and the reason is said.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RtsClient } from '../../src/sdk';
+import { startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
+import { getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
+
+jest.setTimeout(180_000);
+
+const HUB: BrokerUser = { name: 'hub', password: 'hub-secret', hub: true };
+const CHENGDU: BrokerUser = { name: 'chengdu', password: 'chengdu-secret' };
+const MIANYANG: BrokerUser = { name: 'mianyang', password: 'mianyang-secret' };
+
+describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
+  const keys = tempDir('rts-broker-tls-keys-');
+  const data = tempDir('rts-broker-tls-');
+  const hubs: ChildHub[] = [];
+  const clients: RtsClient[] = [];
+  let broker: TestBroker;
+  let caFile: string;
+  let ca: string;
+
+  beforeAll(async () => {
+    const keystore = join(keys.dir, 'broker.p12');
+    caFile = join(keys.dir, 'broker-ca.pem');
+    const keytool = (args: string[]) => {
+      const run = spawnSync('keytool', args, { encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(`keytool ${args[0]} failed: ${run.stderr || run.stdout}`);
+    };
+    keytool(['-genkeypair', '-alias', 'broker', '-keyalg', 'EC', '-groupname', 'secp256r1', '-dname', 'CN=rts test broker', '-ext', 'SAN=ip:127.0.0.1',
+      '-validity', '2', '-storetype', 'PKCS12', '-keystore', keystore, '-storepass', 'keystore-secret', '-keypass', 'keystore-secret']);
+    keytool(['-exportcert', '-rfc', '-alias', 'broker', '-keystore', keystore, '-storepass', 'keystore-secret', '-file', caFile]);
+    ca = readFileSync(caFile, 'utf8');
+    broker = await startBroker({ users: [HUB, CHENGDU, MIANYANG], tls: { keystore, password: 'keystore-secret', caPem: ca } });
+    expect(broker.url).toBe(`amqps://127.0.0.1:${broker.amqpPort}`);
+  });
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    for (const h of hubs) await h.stop();
+    await broker?.destroy();
+    data.remove();
+    keys.remove();
+  });
+
+  const url = (user: BrokerUser, host = '127.0.0.1') => `amqps://${user.name}:${user.password}@${host}:${broker.amqpPort}`;
+
+  it('carries the join and the directory over amqps:// with the CA of RTS_BROKER_TLS_CA and tls.ca', async () => {
+    const hub = await startChildHub(broker, join(data.dir, 'hub'), undefined, { RTS_BROKER_USERNAME: HUB.name, RTS_BROKER_PASSWORD: HUB.password, RTS_BROKER_TLS_CA: caFile });
+    hubs.push(hub);
+    await until('hub consuming', async () => (await getJson(hub.url, '/health')).body.uplink === 'consuming');
+    await registerSystem(hub.url, 'chengdu');
+    await registerSystem(hub.url, 'mianyang');
+
+    const chengdu = await RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), tls: { ca } });
+    clients.push(chengdu);
+    await chengdu.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
+    const mianyang = await RtsClient.connect({ systemId: 'mianyang', url: url(MIANYANG), tls: { ca } });
+    clients.push(mianyang);
+    const seen: string[] = [];
+    await mianyang.subscribe({
+      onSnapshot: async (m) => void seen.push(...m.payload.experts.map((e) => e.expertId)),
+      onExpertUpserted: async (m) => void seen.push(m.payload.expertId),
+    });
+    await mianyang.joinWithExperts([{ localExpertId: 'm1', ...profile(2) }]);
+    await until('mianyang has chengdu:c1', () => seen.includes('chengdu:c1'));
+  });
+
+  it('refuses a broker whose certificate it cannot verify, and says why', async () => {
+    const untrusted = await RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), connectTimeoutMs: 3000 }).then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(untrusted?.message).toMatch(/not established within 3000 ms .*last attempt: self-signed certificate/);
+
+    // The certificate names 127.0.0.1 only.
+    const otherName = await RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU, 'localhost'), tls: { ca }, connectTimeoutMs: 3000 }).then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(otherName?.message).toMatch(/last attempt: Hostname\/IP does not match certificate's altnames/);
+
+    // A hub without RTS_BROKER_TLS_CA serves HTTP, shows the broker disconnected, and logs the reason once.
+    const hub = await startChildHub(broker, join(data.dir, 'hub-without-ca'), undefined, { RTS_BROKER_USERNAME: HUB.name, RTS_BROKER_PASSWORD: HUB.password });
+    hubs.push(hub);
+    expect((await getJson(hub.url, '/health')).body).toMatchObject({ broker: 'disconnected', uplink: 'not_consuming' });
+    await new Promise((r) => setTimeout(r, 3000)); // a few more attempts
+    const log = hub.output();
+    expect(log.match(/"amqp disconnected"/g) ?? []).toHaveLength(1);
+    expect(log).toMatch(/"event":"amqp.disconnected".*"error":"self-signed certificate"/);
+    expect(log).not.toContain(HUB.password);
+  });
+});
