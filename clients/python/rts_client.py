@@ -20,7 +20,7 @@ import uuid
 from datetime import datetime, timezone
 
 from jwcrypto import jwe, jwk, jws
-from proton import Message
+from proton import Message, SSLDomain
 from proton.utils import BlockingConnection
 
 KEY_MANAGEMENT_ALG = "ECDH-ES+A256KW"
@@ -199,10 +199,19 @@ def group_id(env):
 class RtsClient:
     """One AMQP connection: durable sends to the uplink queue, a receiver on this system's downlink queue."""
 
-    def __init__(self, broker_url, system_id, codec, uplink="rts.uplink", downlink_prefix="rts.downlink."):
+    def __init__(self, broker_url, system_id, codec, uplink="rts.uplink", downlink_prefix="rts.downlink.", ca_file=None):
+        """broker_url: amqp[s]://[user:password@]host:port (a user and password mean SASL PLAIN). With amqps:// the
+        broker's certificate is verified against ca_file (a PEM file; else the system's CAs) and for the host name;
+        Qpid Proton checks that name against the certificate's DNS names or CN, not its IP address entries."""
         self.system_id = system_id
         self.codec = codec
-        self.connection = BlockingConnection(broker_url, timeout=30)
+        ssl_domain = None
+        if broker_url.startswith("amqps://"):
+            ssl_domain = SSLDomain(SSLDomain.MODE_CLIENT)
+            if ca_file:
+                ssl_domain.set_trusted_ca_db(ca_file)
+            ssl_domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
+        self.connection = BlockingConnection(broker_url, timeout=30, ssl_domain=ssl_domain)
         self.sender = self.connection.create_sender(uplink)
         self.receiver = None
         self.downlink = downlink_prefix + system_id

@@ -2,11 +2,9 @@
 // broker accounts on top: SASL PLAIN passwords and the directory no longer cross the network in clear. The broker's
 // certificate is self-signed here (keytool, for 127.0.0.1 only), so trusting it takes RTS_BROKER_TLS_CA / `tls.ca`;
 // without it, or for another host name, the connection is refused and the reason is said.
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RtsClient } from '../../src/sdk';
-import { startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
+import { brokerCertificate, startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
 import { getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
 
 jest.setTimeout(180_000);
@@ -25,17 +23,10 @@ describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
   let ca: string;
 
   beforeAll(async () => {
-    const keystore = join(keys.dir, 'broker.p12');
-    caFile = join(keys.dir, 'broker-ca.pem');
-    const keytool = (args: string[]) => {
-      const run = spawnSync('keytool', args, { encoding: 'utf8' });
-      if (run.status !== 0) throw new Error(`keytool ${args[0]} failed: ${run.stderr || run.stdout}`);
-    };
-    keytool(['-genkeypair', '-alias', 'broker', '-keyalg', 'EC', '-groupname', 'secp256r1', '-dname', 'CN=rts test broker', '-ext', 'SAN=ip:127.0.0.1',
-      '-validity', '2', '-storetype', 'PKCS12', '-keystore', keystore, '-storepass', 'keystore-secret', '-keypass', 'keystore-secret']);
-    keytool(['-exportcert', '-rfc', '-alias', 'broker', '-keystore', keystore, '-storepass', 'keystore-secret', '-file', caFile]);
-    ca = readFileSync(caFile, 'utf8');
-    broker = await startBroker({ users: [HUB, CHENGDU, MIANYANG], tls: { keystore, password: 'keystore-secret', caPem: ca } });
+    const certificate = brokerCertificate(keys.dir);
+    caFile = certificate.caFile;
+    ca = certificate.caPem;
+    broker = await startBroker({ users: [HUB, CHENGDU, MIANYANG], tls: certificate });
     expect(broker.url).toBe(`amqps://127.0.0.1:${broker.amqpPort}`);
   });
   afterAll(async () => {

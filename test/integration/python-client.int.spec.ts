@@ -2,7 +2,8 @@
 // joins as a city system over HTTP + AMQP with message security on, registers an expert, and asks an expert of
 // another system for a consultation; that system is played by the TypeScript SDK, which accepts and reports. The
 // Python client receives the report (decrypted, the hub's signature verified) and acknowledges it. Access control
-// is on, as a hub runs by default: the Python script registers its system with an operator's token.
+// is on, as a hub runs by default: the Python script registers its system with an operator's token. The broker is
+// as production brokers should be: TLS only (amqps://, a keytool certificate), and an account per party.
 // jose (the hub's tokens) ships as ESM only: hand jest the module as Node loads it (as the access tests do).
 jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
@@ -12,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
-import { startBroker, type TestBroker } from '../support/activemq';
+import { brokerCertificate, startBroker, type TestBroker } from '../support/activemq';
 import { getJson, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
 import { runChild } from '../support/children';
 
@@ -40,10 +41,20 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     return { authorization: `Bearer ${login.body.token}` };
   };
 
+  // As in production: TLS only, and an account per party (the RTS access map: py-city may read only its own queue).
+  const accounts = { hub: { name: 'hub', password: 'hub-secret', hub: true }, pyCity: { name: 'py-city', password: 'py-secret' }, tsExperts: { name: 'ts-experts', password: 'ts-secret' } };
+  let certificate: ReturnType<typeof brokerCertificate>;
+  let keysDir: { dir: string; remove(): void };
+  const amqps = (user: { name: string; password: string }) => `amqps://${user.name}:${user.password}@127.0.0.1:${broker.amqpPort}`;
+
   beforeAll(async () => {
-    broker = await startBroker();
+    keysDir = tempDir('rts-python-client-tls-');
+    certificate = brokerCertificate(keysDir.dir);
+    broker = await startBroker({ users: Object.values(accounts), tls: certificate });
     data = tempDir('rts-python-client-');
-    hub = await startInProcessHub(broker, data.dir, { env: { RTS_MESSAGE_SECURITY: 'jose', RTS_AUTH: 'on' } });
+    hub = await startInProcessHub(broker, data.dir, {
+      env: { RTS_MESSAGE_SECURITY: 'jose', RTS_AUTH: 'on', RTS_BROKER_USERNAME: accounts.hub.name, RTS_BROKER_PASSWORD: accounts.hub.password, RTS_BROKER_TLS_CA: certificate.caFile },
+    });
     // The local hub's development login hands out the operator's token (a deployment mints it: token.js).
     operator = await bearer({ role: 'operator' });
     // Consultations are read by the systems in them, not by operators (they hold patient data).
@@ -55,13 +66,14 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     await hub?.stop();
     await broker?.destroy();
     data?.remove();
+    keysDir?.remove();
   });
 
   it('joins, registers an expert, requests a consultation and receives and acknowledges the report', async () => {
     // The other city system, with the TypeScript SDK: one cardiologist who accepts and reports.
     const keys = await generatePartyKeys('ts-experts');
     await registerSystem(hub.url, { id: 'ts-experts', name: 'TS Experts', area: 'Sichuan' }, keys, operator);
-    experts = await RtsClient.connect({ systemId: 'ts-experts', url: broker.url, codec: await joseCodecFor({ keys, hubUrl: hub.url }) });
+    experts = await RtsClient.connect({ systemId: 'ts-experts', url: amqps(accounts.tsExperts), tls: { ca: certificate.caPem }, codec: await joseCodecFor({ keys, hubUrl: hub.url }) });
     await experts.joinWithExperts([{ localExpertId: 'cardio-1', ...profile(2) }]);
     const offered: string[] = [];
     await experts.subscribe({
@@ -73,7 +85,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     });
     await until('ts-experts joined', async () => (await getJson(hub.url, '/systems/ts-experts', operator)).body.status === 'joined');
 
-    const { code, out, err } = await runChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', broker.url, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
+    const { code, out, err } = await runChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', amqps(accounts.pyCity), '--ca', certificate.caFile, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
       cwd: CLIENT_DIR,
       env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) },
     });

@@ -8,7 +8,7 @@
 //
 // The broker config is the one scripts/activemq/broker.sh generates (AMQP on 127.0.0.1 only, KahaDB, no web
 // console, no JMX, no multicast); the JVM is `exec`ed by `broker.sh run`, so the child pid is the JVM's.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -56,6 +56,26 @@ export interface TestBroker {
   destroy(): Promise<void>;
   /** The broker's console output so far (for failure messages). */
   log(): string;
+}
+
+/**
+ * A self-signed TLS certificate for a test broker on 127.0.0.1, made with the JDK's keytool in `dir`: the PKCS12
+ * keystore for broker.sh (RTS_BROKER_TLS_KEYSTORE) and the certificate as PEM, for clients to trust. It names
+ * 127.0.0.1 twice: as an IP address entry, which Node checks, and as its CN, which Qpid Proton checks (it does not
+ * read IP address entries).
+ */
+export function brokerCertificate(dir: string): Readonly<{ keystore: string; password: string; caPem: string; caFile: string }> {
+  const keystore = join(dir, 'broker.p12');
+  const caFile = join(dir, 'broker-ca.pem');
+  const password = 'keystore-secret';
+  const keytool = (args: string[]) => {
+    const run = spawnSync('keytool', args, { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`keytool ${args[0]} failed: ${run.stderr || run.stdout}`);
+  };
+  keytool(['-genkeypair', '-alias', 'broker', '-keyalg', 'EC', '-groupname', 'secp256r1', '-dname', 'CN=127.0.0.1', '-ext', 'SAN=ip:127.0.0.1',
+    '-validity', '2', '-storetype', 'PKCS12', '-keystore', keystore, '-storepass', password, '-keypass', password]);
+  keytool(['-exportcert', '-rfc', '-alias', 'broker', '-keystore', keystore, '-storepass', password, '-file', caFile]);
+  return { keystore, password, caPem: readFileSync(caFile, 'utf8'), caFile };
 }
 
 let provisioned: Promise<string> | undefined;
