@@ -5,7 +5,7 @@
 // "disconnected"; the SDK's connect waited its whole 30 s and then said the connection was not established.
 import { AmqpLoginRefusedError, RtsClient } from '../../src/sdk';
 import { startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
-import { freePort, getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
+import { directoryRoundTrip, failureOf, freePort, getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
 
 jest.setTimeout(180_000);
 
@@ -37,57 +37,31 @@ describe('a broker with accounts and the RTS access map', () => {
     hub = await startChildHub(broker, data.dir, undefined, hubLogin(HUB.password));
     await until('hub consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming');
     expect((await getJson(hub.url, '/health')).body.broker).toBe('connected');
-    await registerSystem(hub.url, 'chengdu');
-    await registerSystem(hub.url, 'mianyang');
-
-    const chengdu = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
-    clients.push(chengdu);
-    await chengdu.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
-    const mianyang = await RtsClient.connect({ systemId: 'mianyang', url: loginUrl(broker, MIANYANG) });
-    clients.push(mianyang);
-    const seen: string[] = [];
-    await mianyang.subscribe({
-      onSnapshot: async (m) => void seen.push(...m.payload.experts.map((e) => e.expertId)),
-      onExpertUpserted: async (m) => void seen.push(m.payload.expertId),
-    });
-    await mianyang.joinWithExperts([{ localExpertId: 'm1', ...profile(2) }]);
     // Mianyang's own downlink queue, which only it (and hubs) may read, brings chengdu's expert.
-    await until('mianyang has chengdu:c1', () => seen.includes('chengdu:c1'));
+    await directoryRoundTrip(hub.url, (systemId) => RtsClient.connect({ systemId, url: loginUrl(broker, systemId === 'chengdu' ? CHENGDU : MIANYANG) }), clients);
   });
 
   it("keeps a system out of another system's downlink queue, and says why", async () => {
     // Chengdu's login, posing as mianyang: the broker refuses the link to rts.downlink.mianyang.
     const impostor = await RtsClient.connect({ systemId: 'mianyang', url: loginUrl(broker, CHENGDU) });
     clients.push(impostor);
-    const refusal = await impostor.subscribe({ onExpertUpserted: async () => undefined }).then(
-      () => null,
-      (error: Error) => error,
-    );
+    const refusal = await failureOf(impostor.subscribe({ onExpertUpserted: async () => undefined }));
     expect(refusal).toBeInstanceOf(Error);
     expect(refusal!.message).toMatch(/not authorized to read from: queue:\/\/rts\.downlink\.mianyang/);
   });
 
   it('refuses a system with a wrong password or none at once, with an error that says so', async () => {
-    const wrong = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU, 'not-the-password') }).then(
-      () => null,
-      (error: Error) => error,
-    );
+    const wrong = await failureOf(RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU, 'not-the-password') }));
     expect(wrong).toBeInstanceOf(AmqpLoginRefusedError);
     expect(wrong!.message).toBe(`127.0.0.1:${broker.amqpPort} refused the login of user "chengdu": the user name or the password is not what the broker has`);
     expect(wrong!.message).not.toContain('not-the-password');
 
-    const none = await RtsClient.connect({ systemId: 'chengdu', url: `amqp://127.0.0.1:${broker.amqpPort}` }).then(
-      () => null,
-      (error: Error) => error,
-    );
+    const none = await failureOf(RtsClient.connect({ systemId: 'chengdu', url: `amqp://127.0.0.1:${broker.amqpPort}` }));
     expect(none).toBeInstanceOf(AmqpLoginRefusedError);
     expect(none!.message).toMatch(/refused the connection without credentials: it requires a login/);
 
     // SASL ANONYMOUS (what the hub sends without RTS_BROKER_USERNAME) is refused the same way.
-    const anonymous = await RtsClient.connect({ systemId: 'chengdu', url: `amqp://127.0.0.1:${broker.amqpPort}`, sasl: { mechanism: 'anonymous' } }).then(
-      () => null,
-      (error: Error) => error,
-    );
+    const anonymous = await failureOf(RtsClient.connect({ systemId: 'chengdu', url: `amqp://127.0.0.1:${broker.amqpPort}`, sasl: { mechanism: 'anonymous' } }));
     expect(anonymous).toBeInstanceOf(AmqpLoginRefusedError);
     expect((anonymous as AmqpLoginRefusedError).code).toBe('login_refused');
     expect(anonymous!.message).toMatch(/refused the connection without credentials: it requires a login/);

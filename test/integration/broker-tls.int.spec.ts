@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { RtsClient } from '../../src/sdk';
 import { brokerCertificate, startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
-import { getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
+import { directoryRoundTrip, failureOf, getJson, startChildHub, tempDir, until, type ChildHub } from './hub-support';
 
 jest.setTimeout(180_000);
 
@@ -43,35 +43,15 @@ describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
     const hub = await startChildHub(broker, join(data.dir, 'hub'), undefined, { RTS_BROKER_USERNAME: HUB.name, RTS_BROKER_PASSWORD: HUB.password, RTS_BROKER_TLS_CA: caFile });
     hubs.push(hub);
     await until('hub consuming', async () => (await getJson(hub.url, '/health')).body.uplink === 'consuming');
-    await registerSystem(hub.url, 'chengdu');
-    await registerSystem(hub.url, 'mianyang');
-
-    const chengdu = await RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), tls: { ca } });
-    clients.push(chengdu);
-    await chengdu.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
-    const mianyang = await RtsClient.connect({ systemId: 'mianyang', url: url(MIANYANG), tls: { ca } });
-    clients.push(mianyang);
-    const seen: string[] = [];
-    await mianyang.subscribe({
-      onSnapshot: async (m) => void seen.push(...m.payload.experts.map((e) => e.expertId)),
-      onExpertUpserted: async (m) => void seen.push(m.payload.expertId),
-    });
-    await mianyang.joinWithExperts([{ localExpertId: 'm1', ...profile(2) }]);
-    await until('mianyang has chengdu:c1', () => seen.includes('chengdu:c1'));
+    await directoryRoundTrip(hub.url, (systemId) => RtsClient.connect({ systemId, url: url(systemId === 'chengdu' ? CHENGDU : MIANYANG), tls: { ca } }), clients);
   });
 
   it('refuses a broker whose certificate it cannot verify, and says why', async () => {
-    const untrusted = await RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), connectTimeoutMs: 3000 }).then(
-      () => null,
-      (error: Error) => error,
-    );
+    const untrusted = await failureOf(RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), connectTimeoutMs: 3000 }));
     expect(untrusted?.message).toMatch(/not established within 3000 ms .*last attempt: self-signed certificate/);
 
     // The certificate names 127.0.0.1 only.
-    const otherName = await RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU, 'localhost'), tls: { ca }, connectTimeoutMs: 3000 }).then(
-      () => null,
-      (error: Error) => error,
-    );
+    const otherName = await failureOf(RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU, 'localhost'), tls: { ca }, connectTimeoutMs: 3000 }));
     expect(otherName?.message).toMatch(/last attempt: Hostname\/IP does not match certificate's altnames/);
 
     // A hub without RTS_BROKER_TLS_CA serves HTTP, shows the broker disconnected, and logs the reason once.

@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { spawnChild } from '../support/children';
+import type { RtsClient } from '../../src/sdk';
 
 export const UPLINK = 'rts.uplink';
 export const DLQ = 'rts.dlq';
@@ -151,6 +152,34 @@ export const registerSystem = async (base: string, id: string): Promise<void> =>
 };
 
 /** Register the system over HTTP, send its join request (no experts) and wait until the hub has it joined. */
+/**
+ * Two systems through the SDK, as `connect` makes their clients (pushed to `clients` for closing): chengdu joins with
+ * expert c1, mianyang subscribes and joins; resolves once mianyang's downlink brought chengdu:c1.
+ */
+export const directoryRoundTrip = async (base: string, connect: (systemId: 'chengdu' | 'mianyang') => Promise<RtsClient>, clients: RtsClient[]): Promise<void> => {
+  await registerSystem(base, 'chengdu');
+  await registerSystem(base, 'mianyang');
+  const chengdu = await connect('chengdu');
+  clients.push(chengdu);
+  await chengdu.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
+  const mianyang = await connect('mianyang');
+  clients.push(mianyang);
+  const seen: string[] = [];
+  await mianyang.subscribe({
+    onSnapshot: async (m) => void seen.push(...m.payload.experts.map((e) => e.expertId)),
+    onExpertUpserted: async (m) => void seen.push(m.payload.expertId),
+  });
+  await mianyang.joinWithExperts([{ localExpertId: 'm1', ...profile(2) }]);
+  await until('mianyang has chengdu:c1', () => seen.includes('chengdu:c1'));
+};
+
+/** The error a promise rejects with, or null if it resolves. */
+export const failureOf = (promise: Promise<unknown>): Promise<Error | null> =>
+  promise.then(
+    () => null,
+    (error: Error) => error,
+  );
+
 export const joinSystem = async (base: string, sender: DurableSender, id: string): Promise<void> => {
   await registerSystem(base, id);
   await sendUplink(sender, uplink.join(id, 0, 0));
