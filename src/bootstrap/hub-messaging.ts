@@ -136,6 +136,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const consuming = () => ({ broker: broker.describe(), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts });
   let stopped = false;
   let consumerAttached = false;
+  // 1 while this hub consumes the uplink queue (connected and its link attached; rhea re-attaches after an outage).
+  const consumingGauge = deps.metrics?.gauge('rts_uplink_consuming', 'Whether this hub consumes the uplink queue now (1) or not (0)');
+  const showConsuming = () => consumingGauge?.set({}, consumerAttached && connection.isConnected() ? 1 : 0);
+  showConsuming();
+  connection.on('connected', showConsuming);
+  connection.on('disconnected', showConsuming);
   let wakeRetry: (() => void) | undefined;
   // A broker that refuses the link (the hub's account may not read the uplink queue) is asked again every 10 s,
   // with a new consumer each time, so fixing its access map needs no hub restart. One line per distinct reason.
@@ -145,6 +151,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       try {
         await consumer.start(null);
         consumerAttached = true;
+        showConsuming();
         return true;
       } catch (error) {
         if (stopped) return false;

@@ -140,6 +140,7 @@ describe('a hub whose broker account may not read the uplink queue', () => {
       expect(log.match(/the uplink consumer could not attach/g) ?? []).toHaveLength(1);
       expect(log).toContain('User hub is not authorized to read from: queue://rts.uplink');
       expect(log).not.toContain('consuming uplink, publishing downlink');
+      expect(await (await fetch(`${hub.url}/metrics`)).text()).toMatch(/^rts_uplink_consuming 0$/m);
 
       // The operator marks the account as a hub's and restarts the broker.
       await broker.stop();
@@ -149,6 +150,7 @@ describe('a hub whose broker account may not read the uplink queue', () => {
       client = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
       await client.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
       await until('chengdu joined', async () => (await getJson(hub!.url, '/systems/chengdu')).body.status === 'joined');
+      expect(await (await fetch(`${hub.url}/metrics`)).text()).toMatch(/^rts_uplink_consuming 1$/m);
     } finally {
       await client?.close().catch(() => undefined);
       await hub?.stop();
