@@ -10,6 +10,8 @@
 // - A remote close with an error condition not in `non_fatal_errors` stops reconnecting. We widen the default
 //   list (forced, internal-error, resource-limit-exceeded) so a broker shutting down or restarting is survived.
 // - Unhandled rhea events bubble to the container and may be printed with console.warn; ours has listeners.
+// - A refused SASL login is kept as rhea's transport error for good: rhea never reconnects after it, and a reconnect
+//   we start ourselves is ended at once unless that error is cleared first (retryRefusedLoginMs does).
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
@@ -228,6 +230,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     this.raw.on('connection_open', () => {
       this.connected = true;
       this.failures = 0;
+      this.lastFailure = undefined;
       if (this.current) this.rotation.markConnected(this.current);
       this.connectionCount += 1;
       // Next failure starts from the endpoint after this one.
