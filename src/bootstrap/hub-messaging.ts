@@ -127,6 +127,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       maxAttempts: messaging.uplinkMaxAttempts,
       prefetch: messaging.uplinkPrefetch,
       onOutcome,
+      onDetached: (error) => void attachAgain(error),
       routes: { ...(deps.consultations ? { consultations: deps.consultations } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
     });
   let consumer = newConsumer();
@@ -143,10 +144,17 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   connection.on('connected', showConsuming);
   connection.on('disconnected', showConsuming);
   let wakeRetry: (() => void) | undefined;
+  const pause = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, UPLINK_ATTACH_RETRY_MS);
+      wakeRetry = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => (wakeRetry = undefined));
   // A broker that refuses the link (the hub's account may not read the uplink queue) is asked again every 10 s,
   // with a new consumer each time, so fixing its access map needs no hub restart. One line per distinct reason.
-  const attachUntilDone = async (): Promise<boolean> => {
-    let lastReason: string | undefined;
+  const attachUntilDone = async (lastReason?: string): Promise<boolean> => {
     for (;;) {
       try {
         await consumer.start(null);
@@ -159,18 +167,24 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         if (reason !== lastReason) log.error({ ...consuming(), err: reason, retryInMs: UPLINK_ATTACH_RETRY_MS }, 'the uplink consumer could not attach (the hub tries again every 10 s)');
         lastReason = reason;
         await consumer.stop(0).catch(() => undefined);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, UPLINK_ATTACH_RETRY_MS);
-          wakeRetry = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wakeRetry = undefined;
+        await pause();
         if (stopped) return false;
         consumer = newConsumer();
       }
     }
+  };
+  // The broker ended an attached link (after a reconnect it refused the re-attach, or the queue went): this consumer
+  // takes nothing more, so a new one attaches, as at the start.
+  const attachAgain = async (error: Error): Promise<void> => {
+    if (stopped) return;
+    consumerAttached = false;
+    showConsuming();
+    log.error({ ...consuming(), err: error.message, retryInMs: UPLINK_ATTACH_RETRY_MS }, 'the uplink consumer lost its link (the hub attaches again in 10 s)');
+    await consumer.stop(0).catch(() => undefined);
+    await pause();
+    if (stopped) return;
+    consumer = newConsumer();
+    if (await attachUntilDone(error.message)) log.info(consuming(), 'consuming uplink again');
   };
   const firstConnection = new Promise<void>((resolve) => (connection.isConnected() ? resolve() : connection.once('connected', () => resolve())));
   const attached = firstConnection.then(() => (stopped ? false : attachUntilDone()));

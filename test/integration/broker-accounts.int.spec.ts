@@ -121,38 +121,68 @@ describe('a hub whose login the broker does not have (yet)', () => {
 });
 
 describe('a hub whose broker account may not read the uplink queue', () => {
-  it('says so once, while /health shows it not consuming, and consumes without a restart once the account may', async () => {
+  it('says so once, shows it in /health and /metrics, and consumes again without a restart once the account may', async () => {
     const port = await freePort();
     const brokerData = tempDir('rts-broker-uplink-amq-');
     const data = tempDir('rts-broker-uplink-');
     let broker: TestBroker | undefined;
     let hub: ChildHub | undefined;
     let client: RtsClient | undefined;
+    const metric = async () => /^rts_uplink_consuming (\d)$/m.exec(await (await fetch(`${hub!.url}/metrics`)).text())?.[1];
     try {
-      // The hub's account is set up as a system's (no 'hub' mark): it may log in and send, not read rts.uplink.
-      broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, hub: false }, CHENGDU] });
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [HUB, CHENGDU] });
       hub = await startChildHub(broker, data.dir, undefined, hubLogin(HUB.password));
-      await until('refused link logged', () => hub!.output().includes('the uplink consumer could not attach'));
-      const health = (await getJson(hub.url, '/health')).body;
-      expect(health).toMatchObject({ broker: 'connected', uplink: 'not_consuming' });
-      await new Promise((r) => setTimeout(r, 11_000)); // one more try, refused again: no second line
-      const log = hub.output();
-      expect(log.match(/the uplink consumer could not attach/g) ?? []).toHaveLength(1);
-      expect(log).toContain('User hub is not authorized to read from: queue://rts.uplink');
-      expect(log).not.toContain('consuming uplink, publishing downlink');
-      expect(await (await fetch(`${hub.url}/metrics`)).text()).toMatch(/^rts_uplink_consuming 0$/m);
+      await until('consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming');
+      expect(await metric()).toBe('1');
 
-      // The operator marks the account as a hub's and restarts the broker.
+      // An operator's mistake: the broker comes back with the hub's account set up as a system's (no 'hub' mark).
+      // It may log in and send, not read rts.uplink: the link the hub had is refused when it attaches it again.
+      await broker.stop();
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, hub: false }, CHENGDU] });
+      await until('lost link logged', () => hub!.output().includes('the uplink consumer lost its link'), 60_000);
+      expect((await getJson(hub.url, '/health')).body).toMatchObject({ broker: 'connected', uplink: 'not_consuming' });
+      expect(await metric()).toBe('0');
+      await new Promise((r) => setTimeout(r, 11_000)); // one more try, refused again: no more lines about it
+      const log = hub.output();
+      expect(log.match(/the uplink consumer lost its link/g) ?? []).toHaveLength(1);
+      expect(log).not.toContain('the uplink consumer could not attach');
+      expect(log).toContain('User hub is not authorized to read from: queue://rts.uplink');
+
+      // The operator marks the account as a hub's again and restarts the broker.
       await broker.stop();
       broker = await startBroker({ port, dataDir: brokerData.dir, users: [HUB, CHENGDU] });
-      await until('consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000);
+      await until('consuming again', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000);
       await registerSystem(hub.url, 'chengdu');
       client = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
       await client.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
       await until('chengdu joined', async () => (await getJson(hub!.url, '/systems/chengdu')).body.status === 'joined');
-      expect(await (await fetch(`${hub.url}/metrics`)).text()).toMatch(/^rts_uplink_consuming 1$/m);
+      expect(await metric()).toBe('1');
     } finally {
       await client?.close().catch(() => undefined);
+      await hub?.stop();
+      await broker?.destroy();
+      brokerData.remove();
+      data.remove();
+    }
+  });
+
+  it('is refused at the start too: one line, and it consumes once the account may', async () => {
+    const port = await freePort();
+    const brokerData = tempDir('rts-broker-uplink-start-amq-');
+    const data = tempDir('rts-broker-uplink-start-');
+    let broker: TestBroker | undefined;
+    let hub: ChildHub | undefined;
+    try {
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, hub: false }] });
+      hub = await startChildHub(broker, data.dir, undefined, hubLogin(HUB.password));
+      await until('refused link logged', () => hub!.output().includes('the uplink consumer could not attach'));
+      expect((await getJson(hub.url, '/health')).body).toMatchObject({ broker: 'connected', uplink: 'not_consuming' });
+      expect(hub.output()).not.toContain('consuming uplink, publishing downlink');
+      await broker.stop();
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [HUB] });
+      await until('consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000);
+      expect(hub.output().match(/the uplink consumer could not attach/g) ?? []).toHaveLength(1);
+    } finally {
       await hub?.stop();
       await broker?.destroy();
       brokerData.remove();

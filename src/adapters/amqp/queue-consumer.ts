@@ -57,6 +57,11 @@ export interface QueueConsumerOptions {
   now?: () => Date;
   /** Told about every settlement decision; for logs and metrics. Must not throw. */
   onOutcome?: (event: ConsumerOutcomeEvent) => void;
+  /**
+   * The broker ended the link after start() had resolved (a re-attach after a reconnect refused, the queue deleted,
+   * an administrator's close): this consumer takes nothing more. Not called for stop(). Must not throw.
+   */
+  onDetached?: (error: Error) => void;
 }
 
 export type ConsumerOutcomeEvent =
@@ -122,11 +127,22 @@ export class QueueConsumer {
       if (typeof (receiver.source as { address?: unknown } | undefined)?.address === 'string') this.onAttached();
     });
     receiver.on('message', (context: EventContext) => this.onMessage(context));
-    receiver.on('receiver_error', (context: EventContext) => {
-      const error = new Error(`receiver on ${this.queue} closed: ${describe(context.receiver?.error) ?? 'unknown error'}`);
-      for (const waiter of this.openWaiters.splice(0)) waiter.reject(error);
+    let attachedOnce = false;
+    let detached = false;
+    const ended = (error: Error) => {
+      const waiters = this.openWaiters.splice(0);
+      for (const waiter of waiters) waiter.reject(error);
+      if (waiters.length === 0 && attachedOnce && !this.stopping && !detached) {
+        detached = true;
+        this.options.onDetached?.(error);
+      }
+    };
+    receiver.on('receiver_open', () => {
+      if (typeof (receiver.source as { address?: unknown } | undefined)?.address === 'string') attachedOnce = true;
     });
-    receiver.on('receiver_close', () => undefined);
+    receiver.on('receiver_error', (context: EventContext) => ended(new Error(`receiver on ${this.queue} closed: ${describe(context.receiver?.error) ?? 'unknown error'}`)));
+    // A close without an error that we did not ask for (stop() sets stopping first) ends the link all the same.
+    receiver.on('receiver_close', () => ended(new Error(`receiver on ${this.queue} closed by the broker`)));
     this.connection.on('disconnected', this.onDisconnected);
     return new Promise<void>((resolve, reject) => {
       const timer = timeoutMs === null ? undefined : setTimeout(() => reject(new Error(`receiver on ${this.queue} not attached within ${timeoutMs} ms`)), timeoutMs);

@@ -196,6 +196,8 @@ export type UplinkConsumerOptions = Readonly<{
   maxAttempts: number;
   prefetch: number;
   onOutcome?: (event: ConsumerOutcomeEvent) => void;
+  /** The broker ended the link after it was attached (QueueConsumer's onDetached). */
+  onDetached?: (error: Error) => void;
   handlerTimeoutMs?: number;
   /** consultation.* handler, body codec, trace logger (see UplinkRoutes). */
   routes?: UplinkRoutes;
@@ -215,6 +217,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     deadLetterSender,
     ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+    ...(options.onDetached ? { onDetached: options.onDetached } : {}),
   });
   return {
     start: (timeoutMs) => consumer.start(timeoutMs),
