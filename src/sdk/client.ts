@@ -203,6 +203,12 @@ export interface SubscribeOptions {
   seen?: SeenStore;
   /** Every settlement decision, for metrics. */
   onOutcome?: (event: ConsumerOutcomeEvent) => void;
+  /**
+   * The broker ended the subscription after it had started: it refused to attach it again after a reconnect (the
+   * account may no longer read the queue) or the queue was deleted. Nothing more arrives; the client may subscribe
+   * again. Also logged as an error.
+   */
+  onEnded?: (error: Error) => void;
 }
 
 export interface Subscription {
@@ -624,6 +630,11 @@ class SdkSubscription implements Subscription {
         if (event.kind === 'dead-lettered') this.log('warn', { queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message dead-lettered');
         if (event.kind === 'retried') this.log('warn', { queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message handed back for redelivery');
         options.onOutcome?.(event);
+      },
+      onDetached: (error) => {
+        this.log('error', { queue: this.queue, error: error.message }, 'downlink subscription ended by the broker');
+        this.closing ??= this.consumer.stop(0).finally(() => this.onClosed?.());
+        options.onEnded?.(error);
       },
     });
   }

@@ -190,3 +190,33 @@ describe('a hub whose broker account may not read the uplink queue', () => {
     }
   });
 });
+
+describe("an SDK subscription whose queue the broker no longer lets it read", () => {
+  it('ends with onEnded and the broker\'s reason, and the client may subscribe again', async () => {
+    const port = await freePort();
+    const brokerData = tempDir('rts-broker-sdk-ended-amq-');
+    let broker: TestBroker | undefined;
+    let client: RtsClient | undefined;
+    try {
+      // The account reads every queue while it is marked as a hub's; after the restart it is a plain system, which
+      // may read only rts.downlink.chengdu, not the mianyang queue this client reads.
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...CHENGDU, hub: true }] });
+      client = await RtsClient.connect({ systemId: 'mianyang', url: loginUrl(broker, CHENGDU) });
+      const ended: Error[] = [];
+      await client.subscribe({ onExpertUpserted: async () => undefined }, { onEnded: (error) => void ended.push(error) });
+      await broker.stop();
+      broker = await startBroker({ port, dataDir: brokerData.dir, users: [CHENGDU] });
+      await until('subscription ended', () => ended.length > 0, 60_000);
+      expect(ended).toHaveLength(1);
+      expect(ended[0]!.message).toMatch(/not authorized to read from: queue:\/\/rts\.downlink\.mianyang/);
+      // The client itself is still connected, and may subscribe again (here refused at once, with the same reason).
+      expect(client.isConnected()).toBe(true);
+      const again = await failureOf(client.subscribe({ onExpertUpserted: async () => undefined }));
+      expect(again?.message).toMatch(/not authorized to read from: queue:\/\/rts\.downlink\.mianyang/);
+    } finally {
+      await client?.close().catch(() => undefined);
+      await broker?.destroy();
+      brokerData.remove();
+    }
+  });
+});
