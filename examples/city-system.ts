@@ -13,6 +13,8 @@
 //
 // Options: --experts N (generated experts to join with, default 1200 = 3 batches), --listen S (seconds to print
 // downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A", --token JWT (an operator's).
+// A production broker (README, "Broker accounts and TLS"): --url amqps://city-a:PASSWORD@mq.example.org:5671 and,
+// for a private CA, --ca ca.pem (the broker's certificate is verified either way).
 // The hub accepts a system's messages once an operator registered it (POST /systems on the hub's HTTP API);
 // without a hub running, the messages wait on the broker's uplink queue.
 //
@@ -66,6 +68,7 @@ const profileOf = (i: number, city: string): ExpertProfile => ({
 
 async function main(): Promise<void> {
   const url = arg('url', 'amqp://127.0.0.1:5673');
+  const ca = arg('ca', '');
   const systemId = arg('system', 'city-a');
   const count = Number(arg('experts', '1200'));
   const listenSeconds = Number(arg('listen', '15'));
@@ -79,11 +82,12 @@ async function main(): Promise<void> {
     systemId,
     url,
     ...(codec ? { codec } : {}),
+    ...(ca ? { tls: { ca: readFileSync(ca, 'utf8') } } : {}),
     logger: { warn: (fields, message) => console.warn(`[sdk] ${message}`, fields), error: (fields, message) => console.error(`[sdk] ${message}`, fields) },
   });
   client.on('disconnected', (e) => console.log(`- disconnected${e.reconnecting ? ', reconnecting' : ''}`));
   client.on('connected', (e) => console.log(`- connected to ${e.endpoint.host}:${e.endpoint.port}`));
-  console.log(`${systemId}: connected to ${url}; uplink ${client.uplinkQueue}, downlink ${client.downlinkQueue}`);
+  console.log(`${systemId}: connected to ${url.replace(/\/\/[^@/]*@/, '//')}; uplink ${client.uplinkQueue}, downlink ${client.downlinkQueue}`);
 
   // Downlink first, so nothing the hub sends in answer to the join is missed in the output.
   await client.subscribe({
