@@ -28,6 +28,9 @@
 #   RTS_BROKER_TLS_KEYSTORE   a PKCS12 keystore with the broker's key and certificate: the AMQP connector then takes
 #                          TLS only (amqp+ssl://, clients connect with amqps://127.0.0.1:<port>)
 #   RTS_BROKER_TLS_KEYSTORE_PASSWORD  its password
+#   RTS_BROKER_TLS_TRUSTSTORE  with the keystore: a PKCS12 truststore of the client certificates (or their CAs) the
+#                          connector accepts; it then takes only clients that present one (mutual TLS)
+#   RTS_BROKER_TLS_TRUSTSTORE_PASSWORD  its password
 #
 # The generated config deliberately has: a single AMQP transport connector bound to 127.0.0.1, no OpenWire,
 # no discoveryUri, no network connectors, no multicast of any kind; no web console (jetty.xml not imported);
@@ -56,13 +59,19 @@ render() {
   d="$(xml_escape "$(cd "$data" && pwd)")"
   n="$(xml_escape "$name")"
   [[ "$port" =~ ^[0-9]+$ ]] || { echo "broker: RTS_BROKER_PORT must be a number" >&2; exit 2; }
-  local nonsasl=true security="" scheme=amqp ssl=""
+  local nonsasl=true security="" scheme=amqp ssl="" trust="" clientauth=""
   if [[ -n "${RTS_BROKER_TLS_KEYSTORE:-}" ]]; then
     [[ -r "$RTS_BROKER_TLS_KEYSTORE" ]] || { echo "broker: RTS_BROKER_TLS_KEYSTORE $RTS_BROKER_TLS_KEYSTORE cannot be read" >&2; exit 2; }
     [[ -n "${RTS_BROKER_TLS_KEYSTORE_PASSWORD:-}" ]] || { echo "broker: RTS_BROKER_TLS_KEYSTORE_PASSWORD is required with RTS_BROKER_TLS_KEYSTORE" >&2; exit 2; }
     scheme=amqp+ssl
+    if [[ -n "${RTS_BROKER_TLS_TRUSTSTORE:-}" ]]; then
+      [[ -r "$RTS_BROKER_TLS_TRUSTSTORE" ]] || { echo "broker: RTS_BROKER_TLS_TRUSTSTORE $RTS_BROKER_TLS_TRUSTSTORE cannot be read" >&2; exit 2; }
+      [[ -n "${RTS_BROKER_TLS_TRUSTSTORE_PASSWORD:-}" ]] || { echo "broker: RTS_BROKER_TLS_TRUSTSTORE_PASSWORD is required with RTS_BROKER_TLS_TRUSTSTORE" >&2; exit 2; }
+      trust=" trustStore=\"file:$(xml_escape "$(cd "$(dirname "$RTS_BROKER_TLS_TRUSTSTORE")" && pwd)/$(basename "$RTS_BROKER_TLS_TRUSTSTORE")")\" trustStorePassword=\"$(xml_escape "$RTS_BROKER_TLS_TRUSTSTORE_PASSWORD")\" trustStoreType=\"PKCS12\""
+      clientauth="&amp;transport.needClientAuth=true"
+    fi
     ssl="    <sslContext>
-      <sslContext keyStore=\"file:$(xml_escape "$(cd "$(dirname "$RTS_BROKER_TLS_KEYSTORE")" && pwd)/$(basename "$RTS_BROKER_TLS_KEYSTORE")")\" keyStorePassword=\"$(xml_escape "$RTS_BROKER_TLS_KEYSTORE_PASSWORD")\" keyStoreType=\"PKCS12\"/>
+      <sslContext keyStore=\"file:$(xml_escape "$(cd "$(dirname "$RTS_BROKER_TLS_KEYSTORE")" && pwd)/$(basename "$RTS_BROKER_TLS_KEYSTORE")")\" keyStorePassword=\"$(xml_escape "$RTS_BROKER_TLS_KEYSTORE_PASSWORD")\" keyStoreType=\"PKCS12\"$trust/>
     </sslContext>"
   fi
   if [[ -n "${RTS_BROKER_USERS_FILE:-}" ]]; then
@@ -94,7 +103,7 @@ $ssl
     <transportConnectors>
       <!-- Loopback only; nothing is announced on the network. -->
       <transportConnector name="amqp"
-        uri="$scheme://127.0.0.1:$port?maximumConnections=1000&amp;wireFormat.maxFrameSize=1048576&amp;wireFormat.allowNonSaslConnections=$nonsasl"/>
+        uri="$scheme://127.0.0.1:$port?maximumConnections=1000&amp;wireFormat.maxFrameSize=1048576&amp;wireFormat.allowNonSaslConnections=$nonsasl$clientauth"/>
     </transportConnectors>
     <shutdownHooks>
       <bean xmlns="http://www.springframework.org/schema/beans" class="org.apache.activemq.hooks.SpringContextHook"/>

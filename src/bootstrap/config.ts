@@ -61,6 +61,21 @@ const StoreSelectionSchema = z.object(storeSettings).superRefine(requireStoreCon
  * profile): the directory's HTTP API works, nothing is consumed or published. Defaults are applied by
  * `messagingConfig` so a config without a broker stays as small as before.
  */
+/** A path to a readable PEM file holding `marker`; the file is read again where it is used. */
+const pemFile = (marker: string, what: string) =>
+  z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      let text: string;
+      try {
+        text = readFileSync(value, 'utf8');
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
+        return;
+      }
+      if (!text.includes(marker)) ctx.addIssue({ code: 'custom', message: `the file holds no ${what}` });
+    });
 const queueName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/, 'must be a queue name: letters, digits . _ : - (at most 200)');
 const messagingSettings = {
   /** amqp://host:port, a comma list, or failover:(amqp://a:5673,amqp://b:5673). */
@@ -83,20 +98,13 @@ const messagingSettings = {
    * For amqps:// brokers whose certificate is not signed by a CA the system trusts: a PEM file of the CA
    * certificate(s) to trust instead. The broker's certificate is verified either way.
    */
-  RTS_BROKER_TLS_CA: z
-    .string()
-    .min(1)
-    .superRefine((value, ctx) => {
-      let text: string;
-      try {
-        text = readFileSync(value, 'utf8');
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})` });
-        return;
-      }
-      if (!text.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: 'the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)' });
-    })
-    .optional(),
+  RTS_BROKER_TLS_CA: pemFile('CERTIFICATE-----', 'PEM certificate (-----BEGIN CERTIFICATE-----)').optional(),
+  /**
+   * For brokers that ask for client certificates (mutual TLS): this hub's certificate and its private key, PEM
+   * files, both or neither. The key file is read at start; it is never logged.
+   */
+  RTS_BROKER_TLS_CERT: pemFile('CERTIFICATE-----', 'PEM certificate (-----BEGIN CERTIFICATE-----)').optional(),
+  RTS_BROKER_TLS_KEY: pemFile('PRIVATE KEY-----', 'PEM private key (-----BEGIN ... PRIVATE KEY-----)').optional(),
   /** SASL PLAIN when given (with RTS_BROKER_PASSWORD); never logged. */
   RTS_BROKER_USERNAME: z.string().min(1).max(200).optional(),
   RTS_BROKER_PASSWORD: z.string().min(1).max(1000).optional(),
@@ -110,13 +118,15 @@ const messagingSettings = {
   RTS_UPLINK_PREFETCH: z.coerce.number().int().min(1).max(1000).optional(),
 };
 
-type MessagingSettings = { RTS_BROKER_USERNAME?: string | undefined; RTS_BROKER_PASSWORD?: string | undefined };
+type MessagingSettings = Partial<Record<'RTS_BROKER_USERNAME' | 'RTS_BROKER_PASSWORD' | 'RTS_BROKER_TLS_CERT' | 'RTS_BROKER_TLS_KEY', string | undefined>>;
 const requireCredentialPair = (value: MessagingSettings, ctx: z.RefinementCtx): void => {
-  if (value.RTS_BROKER_USERNAME !== undefined && value.RTS_BROKER_PASSWORD === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['RTS_BROKER_PASSWORD'], message: 'required when RTS_BROKER_USERNAME is set' });
-  }
-  if (value.RTS_BROKER_PASSWORD !== undefined && value.RTS_BROKER_USERNAME === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['RTS_BROKER_USERNAME'], message: 'required when RTS_BROKER_PASSWORD is set' });
+  const pairs = [
+    ['RTS_BROKER_USERNAME', 'RTS_BROKER_PASSWORD'],
+    ['RTS_BROKER_TLS_CERT', 'RTS_BROKER_TLS_KEY'],
+  ] as const;
+  for (const [a, b] of pairs) {
+    if (value[a] !== undefined && value[b] === undefined) ctx.addIssue({ code: 'custom', path: [b], message: `required when ${a} is set` });
+    if (value[b] !== undefined && value[a] === undefined) ctx.addIssue({ code: 'custom', path: [a], message: `required when ${b} is set` });
   }
 };
 const MessagingSelectionSchema = z.object(messagingSettings).superRefine(requireCredentialPair);
@@ -217,7 +227,16 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
       config.RTS_BROKER_USERNAME !== undefined && config.RTS_BROKER_PASSWORD !== undefined
         ? { mechanism: 'plain', username: config.RTS_BROKER_USERNAME, password: config.RTS_BROKER_PASSWORD }
         : { mechanism: 'anonymous' },
-    ...(config.RTS_BROKER_TLS_CA === undefined ? {} : { tls: { ca: readFileSync(config.RTS_BROKER_TLS_CA, 'utf8') } }),
+    ...(config.RTS_BROKER_TLS_CA === undefined && config.RTS_BROKER_TLS_CERT === undefined
+      ? {}
+      : {
+          tls: {
+            ...(config.RTS_BROKER_TLS_CA === undefined ? {} : { ca: readFileSync(config.RTS_BROKER_TLS_CA, 'utf8') }),
+            ...(config.RTS_BROKER_TLS_CERT === undefined || config.RTS_BROKER_TLS_KEY === undefined
+              ? {}
+              : { cert: readFileSync(config.RTS_BROKER_TLS_CERT, 'utf8'), key: readFileSync(config.RTS_BROKER_TLS_KEY, 'utf8') }),
+          },
+        }),
     uplinkQueue: config.RTS_UPLINK_QUEUE ?? DEFAULT_UPLINK_QUEUE,
     deadLetterQueue: config.RTS_DEAD_LETTER_QUEUE ?? DEFAULT_DEAD_LETTER_QUEUE,
     downlinkQueuePrefix: config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,

@@ -4,8 +4,8 @@
 // without it, or for another host name, the connection is refused and the reason is said.
 import { join } from 'node:path';
 import { RtsClient } from '../../src/sdk';
-import { brokerCertificate, startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
-import { directoryRoundTrip, failureOf, getJson, startChildHub, tempDir, until, type ChildHub } from './hub-support';
+import { brokerCertificate, clientCertificates, startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
+import { directoryRoundTrip, failureOf, getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
 
 jest.setTimeout(180_000);
 
@@ -63,5 +63,66 @@ describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
     expect(log.match(/"amqp disconnected"/g) ?? []).toHaveLength(1);
     expect(log).toMatch(/"event":"amqp.disconnected".*"error":"self-signed certificate"/);
     expect(log).not.toContain(HUB.password);
+  });
+});
+
+describe('mutual TLS: a broker that lets in only clients with a certificate it trusts', () => {
+  const keys = tempDir('rts-broker-mtls-keys-');
+  const data = tempDir('rts-broker-mtls-');
+  const hubs: ChildHub[] = [];
+  const clients: RtsClient[] = [];
+  let broker: TestBroker;
+  let server: ReturnType<typeof brokerCertificate>;
+  let trusted: ReturnType<typeof clientCertificates>;
+
+  beforeAll(async () => {
+    server = brokerCertificate(keys.dir);
+    // The hub's and chengdu's certificates are in the broker's truststore; stranger's is not.
+    trusted = clientCertificates(keys.dir, ['hub', 'chengdu']);
+    broker = await startBroker({
+      users: [HUB, CHENGDU],
+      tls: { ...server, truststore: { file: trusted.truststore, password: trusted.password, probe: trusted.certificates.hub! } },
+    });
+  });
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    for (const h of hubs) await h.stop();
+    await broker?.destroy();
+    data.remove();
+    keys.remove();
+  });
+
+  const url = (user: BrokerUser) => `amqps://${user.name}:${user.password}@127.0.0.1:${broker.amqpPort}`;
+
+  it('takes the hub with RTS_BROKER_TLS_CERT/KEY and a system with tls.cert/key, and no one without a trusted certificate', async () => {
+    const hubCert = trusted.certificates.hub!;
+    const hub = await startChildHub(broker, join(data.dir, 'hub'), undefined, {
+      RTS_BROKER_USERNAME: HUB.name,
+      RTS_BROKER_PASSWORD: HUB.password,
+      RTS_BROKER_TLS_CA: server.caFile,
+      RTS_BROKER_TLS_CERT: hubCert.certFile,
+      RTS_BROKER_TLS_KEY: hubCert.keyFile,
+    });
+    hubs.push(hub);
+    await until('hub consuming', async () => (await getJson(hub.url, '/health')).body.uplink === 'consuming');
+
+    const chengduCert = trusted.certificates.chengdu!;
+    const chengdu = await RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), tls: { ca: server.caPem, cert: chengduCert.certPem, key: chengduCert.keyPem } });
+    clients.push(chengdu);
+    await registerSystem(hub.url, 'chengdu');
+    await chengdu.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
+    await until('chengdu joined', async () => (await getJson(hub.url, '/systems/chengdu')).body.status === 'joined');
+
+    // The right password is not enough without a certificate the broker trusts: no certificate, or one of its own.
+    const none = await failureOf(RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), tls: { ca: server.caPem }, connectTimeoutMs: 3000 }));
+    // The broker's TLS alert: 42 (bad certificate) for none, 46 (certificate unknown) for one it does not trust.
+    expect(none?.message).toMatch(/not established within 3000 ms .*last attempt: .*alert bad certificate/s);
+    const strangerDir = tempDir('rts-broker-mtls-stranger-');
+    const stranger = clientCertificates(strangerDir.dir, ['stranger']).certificates.stranger!;
+    const untrusted = await failureOf(
+      RtsClient.connect({ systemId: 'chengdu', url: url(CHENGDU), tls: { ca: server.caPem, cert: stranger.certPem, key: stranger.keyPem }, connectTimeoutMs: 3000 }),
+    );
+    expect(untrusted?.message).toMatch(/not established within 3000 ms .*last attempt: .*alert certificate unknown/s);
+    strangerDir.remove();
   });
 });

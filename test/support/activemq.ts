@@ -34,8 +34,11 @@ export interface StartBrokerOptions {
    * logins of these users and applies the RTS access map. The readiness probe logs in as the first one.
    */
   users?: readonly BrokerUser[];
-  /** AMQP over TLS only (broker.sh RTS_BROKER_TLS_KEYSTORE): `url` is then amqps://; the probe trusts `caPem`. */
-  tls?: Readonly<{ keystore: string; password: string; caPem: string }>;
+  /**
+   * AMQP over TLS only (broker.sh RTS_BROKER_TLS_KEYSTORE): `url` is then amqps://; the probe trusts `caPem`. With a
+   * `truststore` (clientCertificates), only clients with one of its certificates get in; the probe shows `probe`'s.
+   */
+  tls?: Readonly<{ keystore: string; password: string; caPem: string; truststore?: Readonly<{ file: string; password: string; probe: ClientCertificate }> }>;
 }
 
 /** A broker account: a hub (may do anything), or a connected system whose systemId is its name. */
@@ -76,6 +79,29 @@ export function brokerCertificate(dir: string): Readonly<{ keystore: string; pas
     '-validity', '2', '-storetype', 'PKCS12', '-keystore', keystore, '-storepass', password, '-keypass', password]);
   keytool(['-exportcert', '-rfc', '-alias', 'broker', '-keystore', keystore, '-storepass', password, '-file', caFile]);
   return { keystore, password, caPem: readFileSync(caFile, 'utf8'), caFile };
+}
+
+/** A client's certificate and key (PEM), self-signed by openssl, and the files they are in. */
+export type ClientCertificate = Readonly<{ name: string; certPem: string; keyPem: string; certFile: string; keyFile: string }>;
+
+/**
+ * Client certificates for mutual TLS, made with openssl in `dir`, and a PKCS12 truststore holding them all for
+ * broker.sh (RTS_BROKER_TLS_TRUSTSTORE): the broker then lets in exactly these clients.
+ */
+export function clientCertificates(dir: string, names: readonly string[]): Readonly<{ certificates: Record<string, ClientCertificate>; truststore: string; password: string }> {
+  const password = 'truststore-secret';
+  const truststore = join(dir, 'clients-trust.p12');
+  const certificates: Record<string, ClientCertificate> = {};
+  for (const name of names) {
+    const certFile = join(dir, `${name}.crt.pem`);
+    const keyFile = join(dir, `${name}.key.pem`);
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', `/CN=${name}`], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`openssl req failed: ${made.stderr}`);
+    const imported = spawnSync('keytool', ['-importcert', '-noprompt', '-alias', name, '-file', certFile, '-keystore', truststore, '-storetype', 'PKCS12', '-storepass', password], { encoding: 'utf8' });
+    if (imported.status !== 0) throw new Error(`keytool -importcert failed: ${imported.stderr || imported.stdout}`);
+    certificates[name] = { name, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), certFile, keyFile };
+  }
+  return { certificates, truststore, password };
 }
 
 let provisioned: Promise<string> | undefined;
@@ -128,6 +154,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       RTS_BROKER_NAME: o.brokerName ?? 'rts-test',
       ...(o.users ? { RTS_BROKER_USERS_FILE: usersFile } : {}),
       ...(o.tls ? { RTS_BROKER_TLS_KEYSTORE: o.tls.keystore, RTS_BROKER_TLS_KEYSTORE_PASSWORD: o.tls.password } : {}),
+      ...(o.tls?.truststore ? { RTS_BROKER_TLS_TRUSTSTORE: o.tls.truststore.file, RTS_BROKER_TLS_TRUSTSTORE_PASSWORD: o.tls.truststore.password } : {}),
     },
     stdio: ['ignore', out, out],
   });
@@ -182,7 +209,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       if (Date.now() > deadline) throw new Error(`ActiveMQ not listening on ${host}:${o.port} in time:\n${tail(log())}`);
       await sleep(50);
     }
-    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0], o.tls?.caPem);
+    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0], o.tls ? { ca: o.tls.caPem, ...(o.tls.truststore ? { cert: o.tls.truststore.probe.certPem, key: o.tls.truststore.probe.keyPem } : {}) } : undefined);
   } catch (error) {
     await broker.kill();
     throw error;
@@ -191,11 +218,11 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
 }
 
 /** Opens and closes one AMQP connection (no SASL, or as `user`), proving the broker serves AMQP, not just a socket. */
-function amqpHandshake(host: string, port: number, timeoutMs: number, user?: BrokerUser, caPem?: string): Promise<void> {
+function amqpHandshake(host: string, port: number, timeoutMs: number, user?: BrokerUser, tlsOptions?: { ca: string; cert?: string; key?: string }): Promise<void> {
   return new Promise((resolveOpen, reject) => {
     const container = create_container({ id: `rts-test-probe-${process.pid}` });
     const login = user ? { username: user.name, password: user.password } : {};
-    const tls = caPem ? { transport: 'tls' as const, ca: caPem } : {};
+    const tls = tlsOptions ? { transport: 'tls' as const, ...tlsOptions } : {};
     const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0, ...login, ...tls });
     const timer = setTimeout(() => {
       connection.close();

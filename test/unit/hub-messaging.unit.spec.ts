@@ -119,6 +119,17 @@ describe('messaging configuration', () => {
       expect(messagingConfig(loadConfig({ RTS_BROKER_URL: 'amqps://h' }))?.tls).toBeUndefined();
       expect(problems({ RTS_BROKER_TLS_CA: join(dir, 'missing.pem') })).toContain('RTS_BROKER_TLS_CA: cannot read the file (ENOENT)');
       expect(problems({ RTS_BROKER_TLS_CA: join(dir, 'key.txt') })).toContain('RTS_BROKER_TLS_CA: the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+
+      // A client certificate for mutual TLS: with its key, both read; one without the other, or a key file without
+      // a key, is refused by name (never by content).
+      const key = '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n';
+      writeFileSync(join(dir, 'hub.key'), key);
+      expect(messagingConfig(loadConfig({ RTS_BROKER_URL: 'amqps://h', RTS_BROKER_TLS_CERT: join(dir, 'ca.pem'), RTS_BROKER_TLS_KEY: join(dir, 'hub.key') }))?.tls).toEqual({ cert: pem, key });
+      expect(problems({ RTS_BROKER_TLS_CERT: join(dir, 'ca.pem') })).toContain('RTS_BROKER_TLS_KEY: required when RTS_BROKER_TLS_CERT is set');
+      expect(problems({ RTS_BROKER_TLS_KEY: join(dir, 'hub.key') })).toContain('RTS_BROKER_TLS_CERT: required when RTS_BROKER_TLS_KEY is set');
+      const wrongKey = problems({ RTS_BROKER_TLS_CERT: join(dir, 'ca.pem'), RTS_BROKER_TLS_KEY: join(dir, 'key.txt') });
+      expect(wrongKey).toContain('RTS_BROKER_TLS_KEY: the file holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)');
+      expect(wrongKey.join('\n')).not.toContain('not a certificate');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
