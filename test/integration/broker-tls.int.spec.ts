@@ -13,11 +13,24 @@ const HUB: BrokerUser = { name: 'hub', password: 'hub-secret', hub: true };
 const CHENGDU: BrokerUser = { name: 'chengdu', password: 'chengdu-secret' };
 const MIANYANG: BrokerUser = { name: 'mianyang', password: 'mianyang-secret' };
 
-describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
-  const keys = tempDir('rts-broker-tls-keys-');
-  const data = tempDir('rts-broker-tls-');
+/** What a suite here starts and must end: key and data directories, hubs, SDK clients, then its broker. */
+const suiteResources = (prefix: string) => {
+  const keys = tempDir(`${prefix}-keys-`);
+  const data = tempDir(`${prefix}-`);
   const hubs: ChildHub[] = [];
   const clients: RtsClient[] = [];
+  const release = async (broker: TestBroker | undefined) => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    for (const h of hubs) await h.stop();
+    await broker?.destroy();
+    data.remove();
+    keys.remove();
+  };
+  return { keys, data, hubs, clients, release };
+};
+
+describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
+  const { keys, data, hubs, clients, release } = suiteResources('rts-broker-tls');
   let broker: TestBroker;
   let caFile: string;
   let ca: string;
@@ -29,13 +42,7 @@ describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
     broker = await startBroker({ users: [HUB, CHENGDU, MIANYANG], tls: certificate });
     expect(broker.url).toBe(`amqps://127.0.0.1:${broker.amqpPort}`);
   });
-  afterAll(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    for (const h of hubs) await h.stop();
-    await broker?.destroy();
-    data.remove();
-    keys.remove();
-  });
+  afterAll(() => release(broker));
 
   const url = (user: BrokerUser, host = '127.0.0.1') => `amqps://${user.name}:${user.password}@${host}:${broker.amqpPort}`;
 
@@ -67,10 +74,7 @@ describe('the hub and the SDK over TLS to a broker that takes TLS only', () => {
 });
 
 describe('mutual TLS: a broker that lets in only clients with a certificate it trusts', () => {
-  const keys = tempDir('rts-broker-mtls-keys-');
-  const data = tempDir('rts-broker-mtls-');
-  const hubs: ChildHub[] = [];
-  const clients: RtsClient[] = [];
+  const { keys, data, hubs, clients, release } = suiteResources('rts-broker-mtls');
   let broker: TestBroker;
   let server: ReturnType<typeof brokerCertificate>;
   let trusted: ReturnType<typeof clientCertificates>;
@@ -84,13 +88,7 @@ describe('mutual TLS: a broker that lets in only clients with a certificate it t
       tls: { ...server, truststore: { file: trusted.truststore, password: trusted.password, probe: trusted.certificates.hub! } },
     });
   });
-  afterAll(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    for (const h of hubs) await h.stop();
-    await broker?.destroy();
-    data.remove();
-    keys.remove();
-  });
+  afterAll(() => release(broker));
 
   const url = (user: BrokerUser) => `amqps://${user.name}:${user.password}@127.0.0.1:${broker.amqpPort}`;
 
