@@ -26,6 +26,8 @@ def main():
     parser.add_argument("--hub", required=True, help="the hub's HTTP base URL")
     parser.add_argument("--broker", required=True, help="amqp://host:port, or amqps://user:password@host:port for a broker with TLS and accounts (SASL PLAIN)")
     parser.add_argument("--ca", default=None, help="PEM file of the CA that signed the broker's TLS certificate (amqps://; default: the system's CAs)")
+    parser.add_argument("--cert", default=None, help="PEM file of this system's TLS certificate, for a broker that asks for one (mutual TLS)")
+    parser.add_argument("--key", default=None, help="PEM file of that certificate's private key")
     parser.add_argument("--system", default="py-city")
     parser.add_argument("--candidate", required=True, help="expert id <homeSystemId>:<localExpertId> to ask")
     parser.add_argument("--question", default="Second opinion on an atypical ECG")
@@ -38,7 +40,7 @@ def main():
     hub.register_system(args.system, "Python City", "Hubei", keys)
     say("registered", system=args.system, kids=[k["kid"] for k in keys.public_jwks()])
 
-    client = RtsClient(args.broker, args.system, JoseCodec(keys, hub.jwks()), ca_file=args.ca)
+    client = RtsClient(args.broker, args.system, JoseCodec(keys, hub.jwks()), ca_file=args.ca, cert_file=args.cert, key_file=args.key)
     try:
         join = client.send("system.join.requested", {"name": "Python City", "expectedBatches": 0, "expectedExperts": 0})
         profile = {

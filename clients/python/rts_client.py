@@ -13,6 +13,7 @@ protocol of docs/messaging.md ("Message security"):
     GET /.well-known/jwks.json.
 """
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -199,10 +200,11 @@ def group_id(env):
 class RtsClient:
     """One AMQP connection: durable sends to the uplink queue, a receiver on this system's downlink queue."""
 
-    def __init__(self, broker_url, system_id, codec, uplink="rts.uplink", downlink_prefix="rts.downlink.", ca_file=None):
+    def __init__(self, broker_url, system_id, codec, uplink="rts.uplink", downlink_prefix="rts.downlink.", ca_file=None, cert_file=None, key_file=None):
         """broker_url: amqp[s]://[user:password@]host:port (a user and password mean SASL PLAIN). With amqps:// the
         broker's certificate is verified against ca_file (a PEM file; else the system's CAs) and for the host name;
-        Qpid Proton checks that name against the certificate's DNS names or CN, not its IP address entries."""
+        Qpid Proton checks that name against the certificate's DNS names or CN, not its IP address entries.
+        cert_file and key_file (PEM): this system's certificate, for a broker that asks for one (mutual TLS)."""
         self.system_id = system_id
         self.codec = codec
         ssl_domain = None
@@ -210,8 +212,13 @@ class RtsClient:
             ssl_domain = SSLDomain(SSLDomain.MODE_CLIENT)
             if ca_file:
                 ssl_domain.set_trusted_ca_db(ca_file)
+            if cert_file:
+                ssl_domain.set_credentials(cert_file, key_file, None)
             ssl_domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
-        self.connection = BlockingConnection(broker_url, timeout=30, ssl_domain=ssl_domain)
+        try:
+            self.connection = BlockingConnection(broker_url, timeout=30, ssl_domain=ssl_domain)
+        except Exception as error:  # noqa: BLE001 - proton's errors name the URL, password included
+            raise ConnectionError(re.sub(r"//[^@/\s]*@", "//", str(error))) from None
         self.sender = self.connection.create_sender(uplink)
         self.receiver = None
         self.downlink = downlink_prefix + system_id

@@ -3,7 +3,7 @@
 // another system for a consultation; that system is played by the TypeScript SDK, which accepts and reports. The
 // Python client receives the report (decrypted, the hub's signature verified) and acknowledges it. Access control
 // is on, as a hub runs by default: the Python script registers its system with an operator's token. The broker is
-// as production brokers should be: TLS only (amqps://, a keytool certificate), and an account per party.
+// as production brokers should be: TLS only (amqps://, a keytool certificate), a certificate and an account per party.
 // jose (the hub's tokens) ships as ESM only: hand jest the module as Node loads it (as the access tests do).
 jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
-import { brokerCertificate, startBroker, type TestBroker } from '../support/activemq';
+import { brokerCertificate, clientCertificates, startBroker, type TestBroker } from '../support/activemq';
 import { getJson, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
 import { runChild } from '../support/children';
 
@@ -44,16 +44,27 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
   // As in production: TLS only, and an account per party (the RTS access map: py-city may read only its own queue).
   const accounts = { hub: { name: 'hub', password: 'hub-secret', hub: true }, pyCity: { name: 'py-city', password: 'py-secret' }, tsExperts: { name: 'ts-experts', password: 'ts-secret' } };
   let certificate: ReturnType<typeof brokerCertificate>;
+  let clients: ReturnType<typeof clientCertificates>;
   let keysDir: { dir: string; remove(): void };
   const amqps = (user: { name: string; password: string }) => `amqps://${user.name}:${user.password}@127.0.0.1:${broker.amqpPort}`;
 
   beforeAll(async () => {
     keysDir = tempDir('rts-python-client-tls-');
     certificate = brokerCertificate(keysDir.dir);
-    broker = await startBroker({ users: Object.values(accounts), tls: certificate });
+    // Mutual TLS too: each party shows a certificate the broker trusts.
+    clients = clientCertificates(keysDir.dir, ['hub', 'py-city', 'ts-experts']);
+    broker = await startBroker({ users: Object.values(accounts), tls: { ...certificate, truststore: { file: clients.truststore, password: clients.password, probe: clients.certificates.hub! } } });
     data = tempDir('rts-python-client-');
     hub = await startInProcessHub(broker, data.dir, {
-      env: { RTS_MESSAGE_SECURITY: 'jose', RTS_AUTH: 'on', RTS_BROKER_USERNAME: accounts.hub.name, RTS_BROKER_PASSWORD: accounts.hub.password, RTS_BROKER_TLS_CA: certificate.caFile },
+      env: {
+        RTS_MESSAGE_SECURITY: 'jose',
+        RTS_AUTH: 'on',
+        RTS_BROKER_USERNAME: accounts.hub.name,
+        RTS_BROKER_PASSWORD: accounts.hub.password,
+        RTS_BROKER_TLS_CA: certificate.caFile,
+        RTS_BROKER_TLS_CERT: clients.certificates.hub!.certFile,
+        RTS_BROKER_TLS_KEY: clients.certificates.hub!.keyFile,
+      },
     });
     // The local hub's development login hands out the operator's token (a deployment mints it: token.js).
     operator = await bearer({ role: 'operator' });
@@ -73,7 +84,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     // The other city system, with the TypeScript SDK: one cardiologist who accepts and reports.
     const keys = await generatePartyKeys('ts-experts');
     await registerSystem(hub.url, { id: 'ts-experts', name: 'TS Experts', area: 'Sichuan' }, keys, operator);
-    experts = await RtsClient.connect({ systemId: 'ts-experts', url: amqps(accounts.tsExperts), tls: { ca: certificate.caPem }, codec: await joseCodecFor({ keys, hubUrl: hub.url }) });
+    experts = await RtsClient.connect({ systemId: 'ts-experts', url: amqps(accounts.tsExperts), tls: { ca: certificate.caPem, cert: clients.certificates['ts-experts']!.certPem, key: clients.certificates['ts-experts']!.keyPem }, codec: await joseCodecFor({ keys, hubUrl: hub.url }) });
     await experts.joinWithExperts([{ localExpertId: 'cardio-1', ...profile(2) }]);
     const offered: string[] = [];
     await experts.subscribe({
@@ -85,7 +96,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     });
     await until('ts-experts joined', async () => (await getJson(hub.url, '/systems/ts-experts', operator)).body.status === 'joined');
 
-    const { code, out, err } = await runChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', amqps(accounts.pyCity), '--ca', certificate.caFile, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
+    const { code, out, err } = await runChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', amqps(accounts.pyCity), '--ca', certificate.caFile, '--cert', clients.certificates['py-city']!.certFile, '--key', clients.certificates['py-city']!.keyFile, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '90'], {
       cwd: CLIENT_DIR,
       env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) },
     });
@@ -103,5 +114,18 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     expect(consultation).toMatchObject({ applicantSystemId: 'py-city' });
     await until('the Python expert is in the directory', async () => (await getJson(hub.url, '/experts/py-city:py-expert-1', operator)).status === 200);
     expect((await getJson(hub.url, '/systems/py-city/keys', operator)).body.items).toHaveLength(2);
+  });
+
+  it('says why the broker refused it, and never prints the password of its URL', async () => {
+    const wrong = `amqps://py-city:not-the-py-password@127.0.0.1:${broker.amqpPort}`;
+    const { code, out, err } = await runChild(
+      PYTHON,
+      [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', wrong, '--ca', certificate.caFile, '--cert', clients.certificates['py-city']!.certFile, '--key', clients.certificates['py-city']!.keyFile, '--system', 'py-city', '--candidate', 'ts-experts:cardio-1', '--timeout', '5'],
+      { cwd: CLIENT_DIR, env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) } },
+    );
+    expect(code).not.toBe(0);
+    expect(err).toContain(`ConnectionError: Connection amqps://127.0.0.1:${broker.amqpPort} disconnected`);
+    expect(err).toContain('Authentication failed');
+    expect(out + err).not.toContain('not-the-py-password');
   });
 });
