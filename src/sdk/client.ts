@@ -741,7 +741,8 @@ export function resolveEndpoints(options: Pick<RtsClientOptions, 'endpoints' | '
       try {
         url = new URL(s);
       } catch {
-        throw new TypeError(`RtsClient: not a URL: ${s}`);
+        // Not the part before an @: it may hold a password.
+        throw new TypeError(`RtsClient: not a URL: ${s.includes('@') ? `…@${s.slice(s.lastIndexOf('@') + 1)}` : s}`);
       }
       const tls = url.protocol === 'amqps:' || url.protocol === 'amqp+ssl:';
       if (url.protocol !== 'amqp:' && !tls) throw new TypeError(`RtsClient: only amqp:// and amqps:// URLs are supported (got ${url.protocol})`);

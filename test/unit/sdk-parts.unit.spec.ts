@@ -29,6 +29,8 @@ describe('resolveEndpoints', () => {
     expect(() => resolveEndpoints({})).toThrow(/endpoints.*url/);
     expect(() => resolveEndpoints({ url: 'http://h:1' })).toThrow(/only amqp:\/\/ and amqps:\/\//);
     expect(() => resolveEndpoints({ url: 'not a url' })).toThrow(/not a URL/);
+    // A URL that does not parse is named without what comes before its @ (a password, perhaps).
+    expect(() => resolveEndpoints({ url: 'amqps://city:s3cret@h:99999' })).toThrow('RtsClient: not a URL: …@h:99999');
   });
 
   it('connect() refuses a bad system id before touching the network', async () => {
