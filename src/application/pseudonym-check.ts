@@ -1,4 +1,5 @@
-import { ExpectedVersionConflictError, type EventStore } from './ports/event-store';
+import type { EventStore } from './ports/event-store';
+import { checkRecordedSetting, recordedSetting, type RecordedSetting } from './recorded-setting';
 import { uuidV5 } from './ids';
 
 /**
@@ -23,36 +24,27 @@ export class PseudonymSecretMismatchError extends Error {
   }
 }
 
-/** The fingerprint the store holds, or null when no process has recorded one yet. */
-export const recordedPseudonymFingerprint = async (store: EventStore): Promise<string | null> => {
-  const { events } = await store.readStream(PSEUDONYM_CHECK_STREAM, { maxCount: 1 });
-  const fingerprint = events[0]?.data['fingerprint'];
-  return typeof fingerprint === 'string' ? fingerprint : null;
+const PSEUDONYM_SECRET: RecordedSetting<string, never> = {
+  stream: PSEUDONYM_CHECK_STREAM,
+  type: PSEUDONYM_SECRET_RECORDED,
+  parse: (data) => (typeof data['fingerprint'] === 'string' ? data['fingerprint'] : null),
+  data: (fingerprint) => ({ fingerprint }),
+  // The id follows the fingerprint: a process with the same secret that races us appends the same event, once.
+  eventId: (fingerprint) => uuidV5(`pseudonym-secret/${fingerprint}`),
+  same: (last, mine) => last === mine,
+  // The first secret is the store's for good: its patients are keyed with it.
+  judge: () => {
+    throw new PseudonymSecretMismatchError();
+  },
 };
+
+/** The fingerprint the store holds, or null when no process has recorded one yet. */
+export const recordedPseudonymFingerprint = async (store: EventStore): Promise<string | null> => (await recordedSetting(store, PSEUDONYM_SECRET)).value;
 
 /**
  * 'recorded' (this store had none: ours is the store's now) or 'matches'; throws PseudonymSecretMismatchError
  * when the store holds another. Two processes starting at once with different secrets: one records, the other
  * finds it and throws.
  */
-export const checkPseudonymSecret = async (store: EventStore, fingerprint: string, recordedAt: string): Promise<'recorded' | 'matches'> => {
-  for (let attempt = 0; ; attempt++) {
-    const recorded = await recordedPseudonymFingerprint(store);
-    if (recorded !== null) {
-      if (recorded !== fingerprint) throw new PseudonymSecretMismatchError();
-      return 'matches';
-    }
-    try {
-      // The id follows the fingerprint: a process with the same secret that races us appends the same event, once.
-      const result = await store.appendToStream(
-        PSEUDONYM_CHECK_STREAM,
-        [{ id: uuidV5(`pseudonym-secret/${fingerprint}`), type: PSEUDONYM_SECRET_RECORDED, data: { fingerprint, recordedAt } }],
-        { expectedVersion: 'no_stream' },
-      );
-      return result.idempotent ? 'matches' : 'recorded';
-    } catch (error) {
-      // Another process recorded first: read what it recorded.
-      if (!(error instanceof ExpectedVersionConflictError) || attempt > 0) throw error;
-    }
-  }
-};
+export const checkPseudonymSecret = (store: EventStore, fingerprint: string, recordedAt: string): Promise<'recorded' | 'matches'> =>
+  checkRecordedSetting(store, PSEUDONYM_SECRET, fingerprint, recordedAt);

@@ -1,4 +1,5 @@
-import { ExpectedVersionConflictError, type EventStore } from '../ports/event-store';
+import type { EventStore } from '../ports/event-store';
+import { checkRecordedSetting, recordedSetting, type RecordedSetting } from '../recorded-setting';
 import { uuidV5 } from '../ids';
 
 /**
@@ -40,41 +41,33 @@ const keyIdsOf = (data: Record<string, unknown>): HubKeyIds | null => {
   return { signingKid, encryptionKids: encryptionKids as string[] };
 };
 
+export type HubKeysCheck = 'recorded' | 'matches' | 'rotated' | 'replaced';
+
+const hubKeysSetting = (acceptNew: boolean): RecordedSetting<HubKeyIds, 'rotated' | 'replaced'> => ({
+  stream: HUB_KEYS_STREAM,
+  type: HUB_KEYS_IN_USE,
+  parse: keyIdsOf,
+  data: (mine) => ({ signingKid: mine.signingKid, encryptionKids: [...mine.encryptionKids] }),
+  // The id follows the position and the keys: processes with the same keys that race append one event.
+  eventId: (mine, version) => uuidV5(`hub-keys/${version}/${mine.signingKid}/${[...mine.encryptionKids].sort().join(',')}`),
+  same: sameKeys,
+  judge: (last, mine) => {
+    if (shareAKey(last, mine)) return 'rotated';
+    if (!acceptNew) throw new HubKeysMismatchError(last);
+    return 'replaced';
+  },
+});
+
 /** The key ids last recorded in the store, and the stream's version; null when none was recorded yet. */
 export const recordedHubKeys = async (store: EventStore): Promise<{ keys: HubKeyIds | null; version: bigint | null }> => {
-  const { state, currentVersion } = await store.aggregateStream<HubKeyIds | null>(HUB_KEYS_STREAM, {
-    initialState: () => null,
-    evolve: (last, event) => (event.type === HUB_KEYS_IN_USE ? (keyIdsOf(event.data) ?? last) : last),
-  });
-  return { keys: state, version: currentVersion };
+  const { value, version } = await recordedSetting(store, hubKeysSetting(false));
+  return { keys: value, version };
 };
-
-export type HubKeysCheck = 'recorded' | 'matches' | 'rotated' | 'replaced';
 
 /**
  * 'recorded' (the store had none), 'matches' (the same keys as last recorded), 'rotated' (another set sharing a
  * key with the last: recorded as the set in use now) or 'replaced' (none shared, and `acceptNew`); throws
  * HubKeysMismatchError when none is shared without `acceptNew`.
  */
-export const checkHubKeys = async (store: EventStore, mine: HubKeyIds, recordedAt: string, options: { acceptNew?: boolean } = {}): Promise<HubKeysCheck> => {
-  for (let attempt = 0; ; attempt++) {
-    const { keys: last, version } = await recordedHubKeys(store);
-    if (last !== null && sameKeys(last, mine)) return 'matches';
-    const outcome: HubKeysCheck = last === null ? 'recorded' : shareAKey(last, mine) ? 'rotated' : 'replaced';
-    if (outcome === 'replaced' && !options.acceptNew) throw new HubKeysMismatchError(last!);
-    const next = version === null ? 0n : version + 1n;
-    try {
-      // The id follows the position and the keys: processes with the same keys that race append one event.
-      const id = uuidV5(`hub-keys/${next}/${mine.signingKid}/${[...mine.encryptionKids].sort().join(',')}`);
-      const result = await store.appendToStream(
-        HUB_KEYS_STREAM,
-        [{ id, type: HUB_KEYS_IN_USE, data: { signingKid: mine.signingKid, encryptionKids: [...mine.encryptionKids], recordedAt } }],
-        { expectedVersion: version ?? 'no_stream' },
-      );
-      return result.idempotent ? 'matches' : outcome;
-    } catch (error) {
-      // Another process recorded meanwhile: judge ours against what it recorded.
-      if (!(error instanceof ExpectedVersionConflictError) || attempt > 2) throw error;
-    }
-  }
-};
+export const checkHubKeys = (store: EventStore, mine: HubKeyIds, recordedAt: string, options: { acceptNew?: boolean } = {}): Promise<HubKeysCheck> =>
+  checkRecordedSetting(store, hubKeysSetting(options.acceptNew ?? false), mine, recordedAt);

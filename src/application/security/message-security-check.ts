@@ -1,4 +1,5 @@
-import { ExpectedVersionConflictError, type EventStore } from '../ports/event-store';
+import type { EventStore } from '../ports/event-store';
+import { checkRecordedSetting, recordedSetting, type RecordedSetting } from '../recorded-setting';
 import { uuidV5 } from '../ids';
 
 /**
@@ -25,40 +26,32 @@ export class MessageSecurityMismatchError extends Error {
 
 const modeOf = (value: unknown): MessageSecurityMode | null => (value === 'jose' || value === 'off' ? value : null);
 
+const messageSecuritySetting = (acceptChange: boolean): RecordedSetting<MessageSecurityMode, 'changed'> => ({
+  stream: MESSAGE_SECURITY_STREAM,
+  type: MESSAGE_SECURITY_IN_USE,
+  parse: (data) => modeOf(data['mode']),
+  data: (mode) => ({ mode }),
+  eventId: (mode, version) => uuidV5(`message-security/${version}/${mode}`),
+  same: (last, mine) => last === mine,
+  judge: (last) => {
+    if (!acceptChange) throw new MessageSecurityMismatchError(last);
+    return 'changed';
+  },
+});
+
 /** The mode last recorded in the store and the stream's version; null when none was recorded yet. */
 export const recordedMessageSecurity = async (store: EventStore): Promise<{ mode: MessageSecurityMode | null; version: bigint | null }> => {
-  const { state, currentVersion } = await store.aggregateStream<MessageSecurityMode | null>(MESSAGE_SECURITY_STREAM, {
-    initialState: () => null,
-    evolve: (last, event) => (event.type === MESSAGE_SECURITY_IN_USE ? (modeOf(event.data['mode']) ?? last) : last),
-  });
-  return { mode: state, version: currentVersion };
+  const { value, version } = await recordedSetting(store, messageSecuritySetting(false));
+  return { mode: value, version };
 };
 
 /**
  * 'recorded' (the store had none), 'matches', or 'changed' (another mode and `acceptChange`: recorded as the mode
  * now); throws MessageSecurityMismatchError for another mode without `acceptChange`.
  */
-export const checkMessageSecurity = async (
+export const checkMessageSecurity = (
   store: EventStore,
   mode: MessageSecurityMode,
   recordedAt: string,
   options: { acceptChange?: boolean } = {},
-): Promise<'recorded' | 'matches' | 'changed'> => {
-  for (let attempt = 0; ; attempt++) {
-    const { mode: last, version } = await recordedMessageSecurity(store);
-    if (last === mode) return 'matches';
-    if (last !== null && !options.acceptChange) throw new MessageSecurityMismatchError(last);
-    const next = version === null ? 0n : version + 1n;
-    try {
-      const result = await store.appendToStream(
-        MESSAGE_SECURITY_STREAM,
-        [{ id: uuidV5(`message-security/${next}/${mode}`), type: MESSAGE_SECURITY_IN_USE, data: { mode, recordedAt } }],
-        { expectedVersion: version ?? 'no_stream' },
-      );
-      return result.idempotent ? 'matches' : last === null ? 'recorded' : 'changed';
-    } catch (error) {
-      // Another process recorded meanwhile: judge ours against what it recorded.
-      if (!(error instanceof ExpectedVersionConflictError) || attempt > 2) throw error;
-    }
-  }
-};
+): Promise<'recorded' | 'matches' | 'changed'> => checkRecordedSetting(store, messageSecuritySetting(options.acceptChange ?? false), mode, recordedAt);
