@@ -9,6 +9,9 @@ import { z } from 'zod';
  *                             into $RTS_DATA_DIR/auth.secret (0600). `node dist/bootstrap/token.js` signs with it.
  *   RTS_AUTH_JWKS_URL         verify tokens against an identity provider's JWKS (RS256/ES256/EdDSA) instead.
  *   RTS_AUTH_ISSUER / _AUDIENCE  required iss / aud claims (default telemed-rts).
+ *   RTS_AUTH_CHANGE           on for one start: hub processes sharing a PostgreSQL or EventStoreDB store must verify
+ *                             tokens alike, and one that does otherwise than the store recorded refuses to start;
+ *                             on accepts this process's way as the deployment's new one.
  *   RTS_API_KEYS              JSON {"<systemId>": "<sha256 hex of the key>"}: connected systems' API keys
  *                             (X-Api-Key header), stored hashed.
  *   RTS_AUTH_DEV_LOGIN        on | off: POST /auth/dev-login hands out tokens for any role. Default on only in the
@@ -39,6 +42,7 @@ export const authSettings = {
   RTS_AUTH_AUDIENCE: z.string().min(1).max(300).default('telemed-rts'),
   RTS_API_KEYS: ApiKeys.optional(),
   RTS_AUTH_DEV_LOGIN: onOff.optional(),
+  RTS_AUTH_CHANGE: onOff.default('off'),
   RTS_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(50),
   RTS_RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(1_000_000).default(200),
   RTS_AUDIT_ANCHOR_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),

@@ -21,7 +21,7 @@ import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
 import { checkMessageSecurityOfStore, createMessageSecurity } from './message-security';
 import { startHubMessaging } from './hub-messaging';
-import { createSecurityModule } from './security-module';
+import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { PatientKeys } from '../application/ports/patient-keys';
@@ -46,6 +46,12 @@ export type StartHubOptions = Readonly<{
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
   const container = await openContainer(config, logger);
   const store = container.get<EventStore>(TOKENS.EventStore);
+  // Hub processes on a shared store verify tokens alike (security-module.ts): checked before anything runs.
+  await checkTokenVerificationOfStore({ config, store, clock: container.get<Clock>(TOKENS.Clock), logger }).catch(async (error: unknown) => {
+    await store.close();
+    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    throw error;
+  });
   const projector = container.get<Projector>(TOKENS.Projector);
   projector.start();
   const messagingSettings = messagingConfig(config);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -16,8 +16,14 @@ import { parseCpr } from '../domain/monitoring/cpr';
 import { createTokenVerifier, signToken, systemOfApiKey, type TokenClaims } from '../adapters/auth/tokens';
 import { installSecurity } from '../adapters/http/security';
 import { DATA_FILES } from '../adapters/system/data-dir';
+import {
+  checkTokenVerification,
+  TOKEN_VERIFICATION_STREAM,
+  TokenVerificationMismatchError,
+  type TokenVerification,
+} from '../application/security/token-verification-check';
 import { devLoginEnabled } from './auth-config';
-import type { Config } from './config';
+import { ConfigError, type Config } from './config';
 
 /** The hub's HS256 secret if there is one (configured, or the file a hub wrote); null, creating nothing, if not. */
 export const existingAuthSecret = (configured: string | undefined, dataDir: string): Buffer | null => {
@@ -40,6 +46,54 @@ export const authSecret = (configured: string | undefined, dataDir: string): Buf
   }
   chmodSync(file, 0o600);
   return secret;
+};
+
+/** An HS256 secret's fingerprint: an HMAC under it of a fixed text, which tells secrets apart and reveals none. */
+export const authSecretFingerprint = (secret: Buffer): string =>
+  createHmac('sha256', secret).update('telemed-rts token secret fingerprint v1', 'utf8').digest('hex').slice(0, 32);
+
+/** How this process verifies callers' tokens, as the store records it (token-verification-check.ts). */
+export const tokenVerificationOf = (config: Config): TokenVerification => {
+  if (config.RTS_AUTH === 'off') return { mode: 'off' };
+  const claims = { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE };
+  if (config.RTS_AUTH_JWKS_URL !== undefined) {
+    const url = new URL(config.RTS_AUTH_JWKS_URL);
+    url.username = '';
+    url.password = '';
+    return { mode: 'jwks', jwksUrl: url.href, ...claims };
+  }
+  return { mode: 'hs256', secretFingerprint: authSecretFingerprint(authSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR)), ...claims };
+};
+
+/** The setting an operator changes to make `mine` verify as `recorded` does. */
+const settingToAlign = (recorded: TokenVerification, mine: TokenVerification): string => {
+  if (recorded.mode !== mine.mode) return recorded.mode === 'off' || mine.mode === 'off' ? 'RTS_AUTH' : 'RTS_AUTH_JWKS_URL';
+  if (recorded.mode === 'hs256' && mine.mode === 'hs256' && recorded.secretFingerprint !== mine.secretFingerprint) return 'RTS_AUTH_JWT_SECRET';
+  if (recorded.mode === 'jwks' && mine.mode === 'jwks' && recorded.jwksUrl !== mine.jwksUrl) return 'RTS_AUTH_JWKS_URL';
+  return 'RTS_AUTH_ISSUER/RTS_AUTH_AUDIENCE';
+};
+
+/**
+ * Where hub processes share a store (PostgreSQL, EventStoreDB), this one's token verification against the one
+ * they recorded (token-verification-check.ts); a mismatch is a ConfigError. The embedded profile (SQLite) runs
+ * one process per store, whose secret lives beside the data: a restart with a new one is how it is rotated there.
+ */
+export const checkTokenVerificationOfStore = async (deps: Readonly<{ config: Config; store: EventStore; clock: Clock; logger: Logger }>): Promise<void> => {
+  const { config } = deps;
+  if (config.RTS_EVENT_STORE === 'sqlite') return;
+  const mine = tokenVerificationOf(config);
+  let outcome: 'recorded' | 'matches' | 'changed';
+  try {
+    outcome = await checkTokenVerification(deps.store, mine, deps.clock.now().toUTC().toISO()!, { acceptChange: config.RTS_AUTH_CHANGE === 'on' });
+  } catch (error) {
+    if (!(error instanceof TokenVerificationMismatchError)) throw error;
+    throw new ConfigError([
+      `${settingToAlign(error.recorded, error.mine)}: ${error.message}. Give every hub process on this store the same RTS_AUTH, RTS_AUTH_JWT_SECRET ` +
+        '(or RTS_AUTH_JWKS_URL), RTS_AUTH_ISSUER and RTS_AUTH_AUDIENCE: behind one address, a process that verifies otherwise refuses the tokens the ' +
+        'others accept, or, with RTS_AUTH=off, lets anyone in. To change it for the whole deployment, stop every hub and start the first with RTS_AUTH_CHANGE=on.',
+    ]);
+  }
+  if (outcome !== 'matches') deps.logger.info({ stream: TOKEN_VERIFICATION_STREAM, outcome, mode: mine.mode }, 'token verification recorded in the store (hub processes on this store must share it)');
 };
 
 export const DEV_TOKEN_TTL_SECONDS = 8 * 3600;

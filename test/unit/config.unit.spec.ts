@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       RTS_SHUTDOWN_GRACE_MS: 10_000,
       RTS_HUB_KEYS_ACCEPT_NEW: 'off',
       RTS_MESSAGE_SECURITY_CHANGE: 'off',
+      RTS_AUTH_CHANGE: 'off',
     });
   });
 
