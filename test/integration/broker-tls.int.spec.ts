@@ -124,3 +124,36 @@ describe('mutual TLS: a broker that lets in only clients with a certificate it t
     strangerDir.remove();
   });
 });
+
+describe('failover between two brokers that take TLS only', () => {
+  const { keys, data, hubs, clients, release } = suiteResources('rts-broker-tls-failover');
+  let first: TestBroker;
+  let second: TestBroker;
+  let certificate: ReturnType<typeof brokerCertificate>;
+
+  beforeAll(async () => {
+    certificate = brokerCertificate(keys.dir);
+    [first, second] = await Promise.all([startBroker({ tls: certificate }), startBroker({ tls: certificate })]);
+  });
+  afterAll(async () => {
+    await release(second);
+    await first?.destroy();
+  });
+
+  it('the hub and the SDK move to the second over amqps:// with the same CA when the first dies', async () => {
+    const list = `${first.url},${second.url}`;
+    const hub = await startChildHub(first, join(data.dir, 'hub'), undefined, { RTS_BROKER_URL: list, RTS_BROKER_TLS_CA: certificate.caFile, RTS_LOG_LEVEL: 'info' });
+    hubs.push(hub);
+    await until('hub consuming', async () => (await getJson(hub.url, '/health')).body.uplink === 'consuming');
+    expect(hub.output()).toMatch(new RegExp(`"event":"amqp.connected".*"endpoint":"127.0.0.1:${first.amqpPort}"`));
+
+    await first.kill();
+    // The failover keeps TLS and its CA: the hub consumes again, from the second broker.
+    await until('hub failed over', async () => new RegExp(`"event":"amqp.failover".*"to":"127.0.0.1:${second.amqpPort}"`).test(hub.output()));
+    await until('hub consuming again', async () => (await getJson(hub.url, '/health')).body.uplink === 'consuming');
+
+    // Systems given the same list (the first is gone) join and sync through the second, over TLS.
+    await directoryRoundTrip(hub.url, (systemId) => RtsClient.connect({ systemId, url: [first.url, second.url], tls: { ca: certificate.caPem } }), clients);
+    expect(hub.output()).not.toMatch(/certificate|self-signed/i);
+  });
+});

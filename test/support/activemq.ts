@@ -10,7 +10,7 @@
 // console, no JMX, no multicast); the JVM is `exec`ed by `broker.sh run`, so the child pid is the JVM's.
 import { execFile, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { create_container, type EventContext } from 'rhea';
@@ -222,7 +222,8 @@ function amqpHandshake(host: string, port: number, timeoutMs: number, user?: Bro
   return new Promise((resolveOpen, reject) => {
     const container = create_container({ id: `rts-test-probe-${process.pid}` });
     const login = user ? { username: user.name, password: user.password } : {};
-    const tls = tlsOptions ? { transport: 'tls' as const, ...tlsOptions } : {};
+    // rhea sets SNI to the host unless told otherwise, and SNI takes a name, not an address (Node warns, DEP0123).
+    const tls = tlsOptions ? { transport: 'tls' as const, ...tlsOptions, ...(isIP(host) === 0 ? {} : { servername: '' }) } : {};
     const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0, ...login, ...tls });
     const timer = setTimeout(() => {
       connection.close();
