@@ -227,6 +227,10 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       connectionOptions.password = sasl.password;
     }
     this.raw = container.create_connection(connectionOptions);
+    // A frame rhea cannot take (a broker that answers with a SASL layer we did not ask for, say): rhea prints it,
+    // with the bytes it read, to stderr unless someone listens. It ends the connection, and 'disconnected' below
+    // reports it with its cause, in the hub's log lines.
+    this.raw.on('protocol_error', () => undefined);
     this.raw.on('connection_open', () => {
       this.connected = true;
       this.failures = 0;
