@@ -18,6 +18,7 @@ import { installSecurity } from '../adapters/http/security';
 import { DATA_FILES } from '../adapters/system/data-dir';
 import {
   checkTokenVerification,
+  jwksLocation,
   TOKEN_VERIFICATION_STREAM,
   TokenVerificationMismatchError,
   type TokenVerification,
@@ -56,12 +57,7 @@ export const authSecretFingerprint = (secret: Buffer): string =>
 export const tokenVerificationOf = (config: Config): TokenVerification => {
   if (config.RTS_AUTH === 'off') return { mode: 'off' };
   const claims = { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE };
-  if (config.RTS_AUTH_JWKS_URL !== undefined) {
-    const url = new URL(config.RTS_AUTH_JWKS_URL);
-    url.username = '';
-    url.password = '';
-    return { mode: 'jwks', jwksUrl: url.href, ...claims };
-  }
+  if (config.RTS_AUTH_JWKS_URL !== undefined) return { mode: 'jwks', ...jwksLocation(config.RTS_AUTH_JWKS_URL), ...claims };
   return { mode: 'hs256', secretFingerprint: authSecretFingerprint(authSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR)), ...claims };
 };
 
@@ -69,7 +65,7 @@ export const tokenVerificationOf = (config: Config): TokenVerification => {
 const settingToAlign = (recorded: TokenVerification, mine: TokenVerification): string => {
   if (recorded.mode !== mine.mode) return recorded.mode === 'off' || mine.mode === 'off' ? 'RTS_AUTH' : 'RTS_AUTH_JWKS_URL';
   if (recorded.mode === 'hs256' && mine.mode === 'hs256' && recorded.secretFingerprint !== mine.secretFingerprint) return 'RTS_AUTH_JWT_SECRET';
-  if (recorded.mode === 'jwks' && mine.mode === 'jwks' && recorded.jwksUrl !== mine.jwksUrl) return 'RTS_AUTH_JWKS_URL';
+  if (recorded.mode === 'jwks' && mine.mode === 'jwks' && (recorded.jwksUrl !== mine.jwksUrl || recorded.jwksQuerySha256 !== mine.jwksQuerySha256)) return 'RTS_AUTH_JWKS_URL';
   return 'RTS_AUTH_ISSUER/RTS_AUTH_AUDIENCE';
 };
 

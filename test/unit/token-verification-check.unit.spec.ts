@@ -3,6 +3,7 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import {
   checkTokenVerification,
+  jwksLocation,
   recordedTokenVerification,
   TOKEN_VERIFICATION_STREAM,
   TokenVerificationMismatchError,
@@ -10,6 +11,7 @@ import {
 } from '../../src/application/security/token-verification-check';
 import { authSecretFingerprint, tokenVerificationOf } from '../../src/bootstrap/security-module';
 import { loadConfig } from '../../src/bootstrap/config';
+import { uuidV5 } from '../../src/application/ids';
 
 const AT = '2026-12-01T08:00:00.000Z';
 const SECRET_A = 'aa'.repeat(32);
@@ -87,4 +89,36 @@ describe('the token verification check', () => {
     expect(refused.map((r) => r.reason)).toEqual([expect.any(TokenVerificationMismatchError)]);
     expect((await different.readStream(TOKEN_VERIFICATION_STREAM)).events).toHaveLength(1);
   });
+
+  it("keeps a JWKS URL's query string (it may carry an access key) out of the store and its messages, yet tells queries apart", async () => {
+    const base = { RTS_DATA_DIR: '/nonexistent-never-written' };
+    const withKey = (key: string) => tokenVerificationOf(loadConfig({ ...base, RTS_AUTH_JWKS_URL: `https://idp.example/jwks.json?api_key=${key}#keys` }));
+    const mine = withKey('s3cr3t-access-key');
+    expect(mine).toEqual({ mode: 'jwks', jwksUrl: 'https://idp.example/jwks.json', jwksQuerySha256: expect.stringMatching(/^[0-9a-f]{32}$/), issuer: 'telemed-rts', audience: 'telemed-rts' });
+
+    const store = new InMemoryEventStore();
+    expect(await checkTokenVerification(store, mine, AT)).toBe('recorded');
+    expect(await checkTokenVerification(store, withKey('s3cr3t-access-key'), AT)).toBe('matches');
+    expect(JSON.stringify((await store.readStream(TOKEN_VERIFICATION_STREAM)).events.map((e) => [e.data, e.metadata]))).not.toContain('s3cr3t');
+
+    // Another query is another setting; the message names the URL and the query's fingerprint, not the query.
+    const refused = checkTokenVerification(store, withKey('another-key'), AT);
+    await expect(refused).rejects.toBeInstanceOf(TokenVerificationMismatchError);
+    const message = await refused.catch((e: Error) => e.message);
+    expect(message).toMatch(/keys at https:\/\/idp\.example\/jwks\.json with a query string of fingerprint [0-9a-f]{12} /);
+    expect(message).not.toMatch(/s3cr3t|another-key/);
+    // Without any query it is another setting too.
+    await expect(checkTokenVerification(store, jwksOf('https://idp.example/jwks.json'), AT)).rejects.toBeInstanceOf(TokenVerificationMismatchError);
+  });
+
+  it('reads the whole URL an earlier build recorded as the same setting, so an upgraded hub still starts', async () => {
+    const store = new InMemoryEventStore();
+    const legacy = { mode: 'jwks', jwksUrl: 'https://idp.example/jwks.json?tenant=north', issuer: 'telemed-rts', audience: 'telemed-rts' };
+    await store.appendToStream(TOKEN_VERIFICATION_STREAM, [{ id: uuidV5('legacy-record'), type: 'TokenVerificationInUse', data: { ...legacy, recordedAt: AT } }], { expectedVersion: 'no_stream' });
+    expect(await recordedTokenVerification(store)).toEqual(jwksOf('https://idp.example/jwks.json?tenant=north'));
+    expect(await checkTokenVerification(store, jwksOf('https://idp.example/jwks.json?tenant=north'), AT)).toBe('matches');
+    await expect(checkTokenVerification(store, jwksOf('https://idp.example/jwks.json?tenant=south'), AT)).rejects.toBeInstanceOf(TokenVerificationMismatchError);
+  });
 });
+
+const jwksOf = (url: string): TokenVerification => ({ mode: 'jwks', ...jwksLocation(url), issuer: 'telemed-rts', audience: 'telemed-rts' });
