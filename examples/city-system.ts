@@ -4,7 +4,8 @@
 //   node -r ./test/support/ts-register.js examples/city-system.ts --url amqp://127.0.0.1:5673 --system city-a
 //
 // Message security (the hub's default): give --hub http://127.0.0.1:8080 and the example keeps its key pairs in
-// ./data/<system>.keys.json (created once), registers the system with its public keys (POST /systems) and signs
+// ./city-keys/<system>.keys.json (created once; --keys DIR for another folder, never the hub's data directory: they
+// are the city's private keys, not the hub's), registers the system with its public keys (POST /systems) and signs
 // and encrypts with them (the SDK's JOSE codec, the hub's keys from /.well-known/jwks.json). Without --hub it
 // sends plain JSON: the hub must run with RTS_MESSAGE_SECURITY=off and the system be registered by an operator.
 // Registering a system is an operator's act (access control is on by default): the example sends the operator's
@@ -12,7 +13,8 @@
 // hub's development login for one, as `rts dlq` does.
 //
 // Options: --experts N (generated experts to join with, default 1200 = 3 batches), --listen S (seconds to print
-// downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A", --token JWT (an operator's).
+// downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A", --token JWT (an operator's),
+// --keys DIR (where the system's key pairs are kept, default ./city-keys).
 // A production broker (README, "Broker accounts and TLS"): --url amqps://city-a:PASSWORD@mq.example.org:5671 and,
 // for a private CA, --ca ca.pem (the broker's certificate is verified either way).
 // The hub accepts a system's messages once an operator registered it (POST /systems on the hub's HTTP API);
@@ -21,13 +23,21 @@
 // What it does: connects (reconnecting by itself), joins with N experts in batches of 500, registers one more
 // expert, changes and retires it, then subscribes to its downlink queue and prints what the hub sends: the
 // directory snapshot, other systems' experts, systems joining.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { RtsClient, exportPartyKeys, generatePartyKeys, importPartyKeys, joseCodecFor, registerSystem, type ExpertProfile, type MessageCodec, type UploadedExpert } from '../src/sdk';
 
-/** This system's keys (kept in ./data, created once), registered with the hub; the JOSE codec over them. */
-async function secureCodec(hubUrl: string, systemId: string, name: string, token: string | undefined): Promise<MessageCodec> {
-  const file = `./data/${systemId}.keys.json`;
-  mkdirSync('./data', { recursive: true });
+/** This system's keys (kept in `keysDir`, created once), registered with the hub; the JOSE codec over them. */
+async function secureCodec(hubUrl: string, systemId: string, name: string, token: string | undefined, keysDir: string): Promise<MessageCodec> {
+  const file = join(keysDir, `${systemId}.keys.json`);
+  mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  // Earlier versions kept the keys in ./data, the hub's default data directory: take them along, so the system
+  // keeps the keys the hub knows it by.
+  const earlier = join('data', `${systemId}.keys.json`);
+  if (!existsSync(file) && existsSync(earlier)) {
+    renameSync(earlier, file);
+    console.log(`moved this system's keys from ${earlier} to ${file}`);
+  }
   if (!existsSync(file)) writeFileSync(file, JSON.stringify(await exportPartyKeys(await generatePartyKeys(systemId))), { mode: 0o600 });
   const keys = await importPartyKeys(JSON.parse(readFileSync(file, 'utf8')));
   const bearer = token ?? (await devLoginAsOperator(hubUrl));
@@ -77,7 +87,8 @@ async function main(): Promise<void> {
 
   const hub = arg('hub', '');
   const token = arg('token', process.env.RTS_TOKEN ?? '') || undefined;
-  const codec = hub ? await secureCodec(hub, systemId, name, token) : undefined;
+  const keysDir = arg('keys', 'city-keys');
+  const codec = hub ? await secureCodec(hub, systemId, name, token, keysDir) : undefined;
   const client = await RtsClient.connect({
     systemId,
     url,

@@ -8,7 +8,7 @@ jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
@@ -74,10 +74,12 @@ describe('the worked example (examples/city-system.ts) against a hub with its de
     if (a.code !== 0) throw new Error(`city-a exited ${a.code}\nstdout:\n${a.out}\nstderr:\n${a.err}`);
     expect(a.out).toMatch(/^> join: request \+ 2 batches \(600 experts\)/m);
     expect(a.out).toMatch(/^< joined the hub as city-a$/m);
-    // Its key pairs are kept for the next run, private to the user.
-    const keyFile = join(work.dir, 'data', 'city-a.keys.json');
+    // Its key pairs are kept for the next run, private to the user, and outside the hub's default data directory.
+    const keyFile = join(work.dir, 'city-keys', 'city-a.keys.json');
     expect(existsSync(keyFile)).toBe(true);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(statSync(join(work.dir, 'city-keys')).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(work.dir, 'data'))).toBe(false);
 
     await until('city-a joined', async () => (await getJson(hub.url, '/systems/city-a', operator)).body.status === 'joined');
     // The expert it registered, changed and retired is gone; its 600 stay.
@@ -90,9 +92,16 @@ describe('the worked example (examples/city-system.ts) against a hub with its de
 
     // A second run of the same system (its keys file exists, the system is registered) repeats the join harmlessly:
     // its six messages (join request, two batches, the extra expert's three) are all taken as repeats.
+    // It runs from keys an earlier version left in ./data: they are moved, not replaced by new ones.
+    const keysBefore = readFileSync(keyFile, 'utf8');
+    mkdirSync(join(work.dir, 'data'));
+    renameSync(keyFile, join(work.dir, 'data', 'city-a.keys.json'));
     const acceptedBefore = await uplinkCounter(hub.url, operator, 'accepted');
     const again = await runExample(work.dir, ['--url', broker.url, '--hub', hub.url, '--system', 'city-a', '--experts', '600', '--listen', '1']);
     if (again.code !== 0) throw new Error(`city-a again exited ${again.code}\nstdout:\n${again.out}\nstderr:\n${again.err}`);
+    expect(again.out).toMatch(/^moved this system's keys from data\/city-a\.keys\.json to city-keys\/city-a\.keys\.json$/m);
+    expect(readFileSync(keyFile, 'utf8')).toBe(keysBefore);
+    expect(existsSync(join(work.dir, 'data', 'city-a.keys.json'))).toBe(false);
     expect((await getJson(hub.url, '/systems/city-a/keys', operator)).body.items).toHaveLength(2);
     expect((await getJson(hub.url, '/experts/city-a:city-a-new', operator)).body).toMatchObject({ status: 'retired', revision: 3 });
     await until('the rerun handled', async () => (await uplinkCounter(hub.url, operator, 'accepted')) >= acceptedBefore + 6);
