@@ -8,16 +8,14 @@
 // every other system's expert (deduped by envelope id). Needs root and ip netns; skipped with one line otherwise.
 //
 // RTS_HA_HUB_ROUNDS=n repeats the kill rounds (soak: scripts/cluster/soak.sh with RTS_HA_SOAK_MODE=hub).
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { expertStreamName } from '../../src/domain/directory/expert';
 import { startCluster, groupOf, nodeOfPort, type TestCluster } from '../support/cluster';
 import { netnsSupport } from '../support/netns';
-import { spawnChild } from '../support/children';
+import { inNs, Proc } from '../support/netns-proc';
 
 const repoRoot = resolve(__dirname, '..', '..');
 const support = netnsSupport();
@@ -25,81 +23,7 @@ if (!support.ok) console.log(`ha-hub: skipped (${support.reason}; needs root and
 const describeHa = support.ok ? describe : describe.skip;
 const rounds = Math.max(1, Math.min(200, Number(process.env.RTS_HA_HUB_ROUNDS ?? 1) || 1));
 
-type Line = { [k: string]: unknown };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A child inside the namespace that prints JSON lines; waits on them. */
-class Proc {
-  readonly lines: Line[] = [];
-  private waiters: Array<{ test: (l: Line) => boolean; resolve: (l: Line) => void }> = [];
-  readonly exited: Promise<void>;
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    this.exited = new Promise((r) => child.once('exit', () => r()));
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let line: Line;
-      try {
-        line = JSON.parse(text) as Line;
-      } catch {
-        return;
-      }
-      this.lines.push(line);
-      for (const w of [...this.waiters]) {
-        if (w.test(line)) {
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      const text = d.toString();
-      if (process.env.HA_HUB_VERBOSE || /Error|error/.test(text)) process.stderr.write(`[${name}] ${text}`);
-    });
-  }
-  next(test: (l: Line) => boolean, timeoutMs: number, what: string, since = 0): Promise<Line> {
-    const seen = this.lines.slice(since).find(test);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolveLine, reject) => {
-      // The child's recent broker lines go into the error: a CI log then says where it was instead.
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms; its last broker lines:\n${this.recentBrokerLines()}`)), timeoutMs);
-      this.waiters.push({
-        test,
-        resolve: (l) => {
-          clearTimeout(timer);
-          resolveLine(l);
-        },
-      });
-    });
-  }
-  recentBrokerLines(n = 20): string {
-    const broker = this.lines.filter((l) => typeof l.event === 'string' && (l.event.startsWith('amqp.') || l.event.startsWith('broker.')));
-    return broker
-      .slice(-n)
-      .map((l) => JSON.stringify({ time: l.time, event: l.event, kind: l.kind, endpoint: l.endpoint, from: l.from, to: l.to, error: l.error, reason: l.reason }))
-      .join('\n');
-  }
-  send(cmd: string): void {
-    this.child.stdin!.write(`${cmd}\n`);
-  }
-  async ask(cmd: string, ev: string, timeoutMs = 15000): Promise<Line> {
-    const since = this.lines.length;
-    this.send(cmd);
-    return this.next((l) => l.ev === ev || l.ev === 'error', timeoutMs, `${ev} after ${cmd.split(' ')[0]}`, since);
-  }
-  async kill(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    await this.exited;
-  }
-}
-
-const inNs = (netns: string, args: string[], env: Record<string, string> = {}) =>
-  spawnChild('ip', ['netns', 'exec', netns, process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
 
 describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kill -9)', () => {
   let cluster: TestCluster | undefined;
