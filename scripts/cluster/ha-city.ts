@@ -3,6 +3,7 @@
 //
 //   ip netns exec rts-ha node -r ./test/support/ts-register.js scripts/cluster/ha-city.ts \
 //     '{"systemId":"city-a","discovery":"multicast://239.255.2.3:6155?group=default&interface=127.0.0.1&rebalance=off"}'
+//   (add "tlsCaFile":"ca.pem" for a cluster started with RTS_HA_TLS_KEYSTORE: the brokers then take TLS only)
 //
 // stdout: one JSON object per line ({ev, t, ...}). stdin: one command per line:
 //   http METHOD URL [JSON]   one HTTP request (the hub's port is inside the namespace); prints {ev:'http', status, body}
@@ -14,12 +15,15 @@
 //                            raw deliveries, failovers
 //   exit                     closes the client and exits
 // Downlink is deduped by envelope id (the SDK's seen store) and counted both raw and distinct.
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { RtsClient, type RtsLogger } from '../../src/sdk';
 
 interface Config {
   systemId: string;
   discovery: string;
+  /** A PEM file of the CA the brokers' certificates are verified with, for a cluster whose AMQP takes TLS only. */
+  tlsCaFile?: string;
   window: number;
   maxRunMs: number;
 }
@@ -46,7 +50,8 @@ async function main(): Promise<void> {
   }, config.maxRunMs);
   hardStop.unref();
 
-  const client = await RtsClient.connect({ systemId: config.systemId, discovery: config.discovery, logger, connectTimeoutMs: 60000, sendTimeoutMs: 180000, reconnect: { initialDelayMs: 50, maxDelayMs: 1000 } });
+  const tls = config.tlsCaFile ? { tls: { ca: readFileSync(config.tlsCaFile, 'utf8') } } : {};
+  const client = await RtsClient.connect({ systemId: config.systemId, discovery: config.discovery, ...tls, logger, connectTimeoutMs: 60000, sendTimeoutMs: 180000, reconnect: { initialDelayMs: 50, maxDelayMs: 1000 } });
   let lostAt: number | undefined;
   const failovers: Array<{ from: string | undefined; to: string; pauseMs: number }> = [];
   let lostFrom: string | undefined;

@@ -18,6 +18,10 @@ export interface ClusterOptions {
   group?: string;
   dir?: string;
   heap?: string;
+  /** The nodes `up` starts [g1a g1b g2a g2b]. */
+  nodes?: readonly string[];
+  /** Every node's AMQP connector takes TLS only, with this PKCS12 keystore (RTS_HA_TLS_KEYSTORE). */
+  tls?: Readonly<{ keystore: string; password: string }>;
 }
 
 export interface NodeStatus {
@@ -52,6 +56,8 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     RTS_HA_DIR: dir,
     RTS_HA_GROUP: group,
     RTS_HA_HEAP: options.heap ?? '128m',
+    ...(options.nodes ? { RTS_HA_NODES: options.nodes.join(' ') } : {}),
+    ...(options.tls ? { RTS_HA_TLS_KEYSTORE: options.tls.keystore, RTS_HA_TLS_KEYSTORE_PASSWORD: options.tls.password } : {}),
   };
   const entry = { ...options, dir };
   active.add(entry);
