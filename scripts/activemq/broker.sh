@@ -47,7 +47,9 @@ heap="${RTS_BROKER_HEAP:-512m}"
 pidfile="$data/broker.pid"
 outfile="$data/broker.out"
 
-xml_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"$1"; }
+# xml_escape, access_map (RTS_BROKER_USERS_FILE's <plugins>): shared with scripts/cluster/cluster.sh.
+# shellcheck source=access-map.sh
+source "$here/access-map.sh"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -124,47 +126,6 @@ appender.console.name=Console
 appender.console.layout.type=PatternLayout
 appender.console.layout.pattern=%d{HH:mm:ss.SSS} %5p | %m%n
 PROPS
-}
-
-# The <plugins> of RTS_BROKER_USERS_FILE: who may log in, and the RTS access map (see the header).
-access_map() {
-  local file="$1" name password role users="" entries="" hubs="" line=0
-  [[ -r "$file" ]] || { echo "broker: RTS_BROKER_USERS_FILE $file cannot be read" >&2; exit 2; }
-  while read -r name password role rest || [[ -n "$name" ]]; do
-    line=$((line + 1))
-    [[ -z "$name" || "$name" == \#* ]] && continue
-    [[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,62}$ ]] || { echo "broker: $file line $line: a user name is [a-z0-9-] (a systemId)" >&2; exit 2; }
-    [[ -n "$password" && -z "$rest" && ( -z "$role" || "$role" == hub ) ]] || { echo "broker: $file line $line: expected 'name password [hub]'" >&2; exit 2; }
-    if [[ "$role" == hub ]]; then
-      users+="          <authenticationUser username=\"$name\" password=\"$(xml_escape "$password")\" groups=\"rts-hubs,rts-users\"/>"$'\n'
-    else
-      users+="          <authenticationUser username=\"$name\" password=\"$(xml_escape "$password")\" groups=\"rts-systems,rts-system-$name,rts-users\"/>"$'\n'
-      entries+="              <authorizationEntry queue=\"rts.downlink.$name\" read=\"rts-hubs,rts-system-$name\" write=\"rts-hubs\" admin=\"rts-hubs,rts-system-$name\"/>"$'\n'
-    fi
-  done <"$file"
-  [[ -n "$users" ]] || { echo "broker: $file names no user" >&2; exit 2; }
-  cat <<XML
-    <plugins>
-      <simpleAuthenticationPlugin anonymousAccessAllowed="false">
-        <users>
-$users        </users>
-      </simpleAuthenticationPlugin>
-      <authorizationPlugin>
-        <map>
-          <authorizationMap>
-            <authorizationEntries>
-              <!-- Hubs: everything. Systems: send uplink and dead letters; consume their own downlink only. -->
-              <authorizationEntry queue=">" read="rts-hubs" write="rts-hubs" admin="rts-hubs"/>
-              <authorizationEntry queue="rts.uplink" read="rts-hubs" write="rts-hubs,rts-systems" admin="rts-hubs,rts-systems"/>
-              <authorizationEntry queue="rts.dlq" read="rts-hubs" write="rts-hubs,rts-systems" admin="rts-hubs,rts-systems"/>
-$entries              <authorizationEntry topic=">" read="rts-hubs" write="rts-hubs" admin="rts-hubs"/>
-              <authorizationEntry topic="ActiveMQ.Advisory.>" read="rts-users" write="rts-users" admin="rts-users"/>
-            </authorizationEntries>
-          </authorizationMap>
-        </map>
-      </authorizationPlugin>
-    </plugins>
-XML
 }
 
 run() {

@@ -3,7 +3,8 @@
 //
 //   ip netns exec rts-ha node -r ./test/support/ts-register.js scripts/cluster/ha-city.ts \
 //     '{"systemId":"city-a","discovery":"multicast://239.255.2.3:6155?group=default&interface=127.0.0.1&rebalance=off"}'
-//   (add "tlsCaFile":"ca.pem" for a cluster started with RTS_HA_TLS_KEYSTORE: the brokers then take TLS only)
+//   (add "tlsCaFile":"ca.pem" for a cluster started with RTS_HA_TLS_KEYSTORE: the brokers then take TLS only;
+//   "username" and "password" for one with RTS_HA_USERS_FILE; "url" to name brokers instead of discovering them)
 //
 // stdout: one JSON object per line ({ev, t, ...}). stdin: one command per line:
 //   http METHOD URL [JSON]   one HTTP request (the hub's port is inside the namespace); prints {ev:'http', status, body}
@@ -24,6 +25,11 @@ interface Config {
   discovery: string;
   /** A PEM file of the CA the brokers' certificates are verified with, for a cluster whose AMQP takes TLS only. */
   tlsCaFile?: string;
+  /** A broker account (SASL PLAIN), for a cluster started with RTS_HA_USERS_FILE. */
+  username?: string;
+  password?: string;
+  /** Brokers by URL instead of discovery ('amqps://127.0.0.1:5703'). */
+  url?: string;
   window: number;
   maxRunMs: number;
 }
@@ -51,7 +57,9 @@ async function main(): Promise<void> {
   hardStop.unref();
 
   const tls = config.tlsCaFile ? { tls: { ca: readFileSync(config.tlsCaFile, 'utf8') } } : {};
-  const client = await RtsClient.connect({ systemId: config.systemId, discovery: config.discovery, ...tls, logger, connectTimeoutMs: 60000, sendTimeoutMs: 180000, reconnect: { initialDelayMs: 50, maxDelayMs: 1000 } });
+  const sasl = config.username ? { sasl: { mechanism: 'plain' as const, username: config.username, password: config.password ?? '' } } : {};
+  const brokers = config.url ? { url: config.url } : { discovery: config.discovery };
+  const client = await RtsClient.connect({ systemId: config.systemId, ...brokers, ...tls, ...sasl, logger, connectTimeoutMs: 60000, sendTimeoutMs: 180000, reconnect: { initialDelayMs: 50, maxDelayMs: 1000 } });
   let lostAt: number | undefined;
   const failovers: Array<{ from: string | undefined; to: string; pauseMs: number }> = [];
   let lostFrom: string | undefined;

@@ -1,11 +1,13 @@
-// Multicast discovery of brokers whose AMQP takes TLS only: a master/slave group of real ActiveMQ nodes in a network
-// namespace (scripts/cluster/cluster.sh with RTS_HA_TLS_KEYSTORE) announces amqp+ssl://127.0.0.1:<port>. The hub
-// (RTS_BROKER_DISCOVERY, RTS_BROKER_TLS_CA) and an SDK city system (discovery, tls.ca), both inside the namespace,
-// find the master by its announcement, connect over TLS, verify its certificate, and follow the group to the slave
-// when the master is killed with kill -9. A hub without the CA finds the broker and refuses its certificate, and
-// says so. Until this test, TLS discovery was covered only by unit tests of the announcement parser. Needs root and
-// ip netns; skipped with one line otherwise.
-import { mkdtempSync, rmSync } from 'node:fs';
+// The HA cluster as production runs it (scripts/cluster/cluster.sh with RTS_HA_TLS_KEYSTORE and RTS_HA_USERS_FILE):
+// real ActiveMQ nodes in a network namespace whose AMQP takes TLS only and only logins of broker accounts, with the
+// RTS access map. (1) A master/slave group announces amqp+ssl://127.0.0.1:<port> by multicast: the hub
+// (RTS_BROKER_DISCOVERY, RTS_BROKER_TLS_CA, RTS_BROKER_USERNAME/PASSWORD) and an SDK city system (discovery, tls.ca,
+// sasl), both inside the namespace, find the master, connect over TLS with their accounts, verify its certificate,
+// and follow the group to the slave after kill -9. A hub without the CA, and one with a wrong password, find the
+// broker and are refused, saying why. (2) Two groups joined by the network bridge, which logs in as a hub account:
+// a city system on one group joins the hub on the other. Until this test, TLS discovery was covered only by unit
+// tests, and the failover tests ran against brokers without logins. Needs root and ip netns; skipped otherwise.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { brokerCertificate } from '../support/activemq';
@@ -21,8 +23,16 @@ const describeHa = support.ok ? describe : describe.skip;
 const GROUP = 'rts-ht-test';
 const DISCOVERY = `multicast://239.255.2.3:6155?group=${GROUP}&interface=127.0.0.1&rebalance=off`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const HUB_ACCOUNT = { RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'hub-secret' };
 
-describeHa('HA over TLS: brokers discovered by multicast, reached with amqps and a verified certificate (netns, kill -9)', () => {
+/** The cluster's broker accounts: the hub (which the bridges log in as too) and two city systems. */
+const usersFile = (dir: string): string => {
+  const file = join(dir, 'broker-users');
+  writeFileSync(file, '# name password [hub]\nhub hub-secret hub\ncity-a city-a-secret\ncity-b city-b-secret\n', { mode: 0o600 });
+  return file;
+};
+
+describeHa('HA over TLS with broker accounts: brokers discovered by multicast, reached with amqps, a verified certificate and a login (netns, kill -9)', () => {
   let cluster: TestCluster | undefined;
   let work = '';
   let caFile = '';
@@ -32,7 +42,7 @@ describeHa('HA over TLS: brokers discovered by multicast, reached with amqps and
     work = mkdtempSync(join(tmpdir(), 'rts-ha-tls-'));
     const certificate = brokerCertificate(work);
     caFile = certificate.caFile;
-    cluster = await startCluster({ netns: `rts-ht${process.pid}`, group: GROUP, nodes: ['g1a', 'g1b'], tls: { keystore: certificate.keystore, password: certificate.password } });
+    cluster = await startCluster({ netns: `rts-ht${process.pid}`, group: GROUP, nodes: ['g1a', 'g1b'], tls: { keystore: certificate.keystore, password: certificate.password }, users: usersFile(work) });
   }, 240_000);
 
   afterAll(async () => {
@@ -62,12 +72,12 @@ describeHa('HA over TLS: brokers discovered by multicast, reached with amqps and
 
   it('the hub and a city system find the TLS-only master, and follow the group to its slave after kill -9', async () => {
     const c = cluster!;
-    const hub = await startHub('hub', 18080, { RTS_BROKER_TLS_CA: caFile });
+    const hub = await startHub('hub', 18080, { RTS_BROKER_TLS_CA: caFile, ...HUB_ACCOUNT });
     await hub.next((l) => l.event === 'amqp.discovery' && l.kind === 'added' && l.endpoint === '127.0.0.1:5701', 60_000, 'discovery of g1a');
     await hub.next((l) => l.event === 'amqp.connected' && l.endpoint === '127.0.0.1:5701', 60_000, 'hub connected to g1a');
     await hub.next((l) => l.msg === 'telemed-rts listening', 90_000, 'listening');
 
-    const city = new Proc('city-a', inNs(c.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId: 'city-a', discovery: DISCOVERY, tlsCaFile: caFile })]));
+    const city = new Proc('city-a', inNs(c.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId: 'city-a', discovery: DISCOVERY, tlsCaFile: caFile, username: 'city-a', password: 'city-a-secret' })]));
     procs.push(city);
     await city.next((l) => l.ev === 'ready', 90_000, 'city ready');
     const http = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> => {
@@ -79,7 +89,7 @@ describeHa('HA over TLS: brokers discovered by multicast, reached with amqps and
 
     // The join goes up and the answer comes down through the discovered broker, over TLS both ways.
     expect([200, 201]).toContain((await http('POST', '/systems', { id: 'city-a', name: 'City A', area: 'Hubei' })).status);
-    await city.ask('join', 'joined', 60_000);
+    expect((await city.ask('join', 'joined', 60_000)).ev).toBe('joined');
     const beforeKill = await accepted();
     expect(beforeKill).toBeGreaterThanOrEqual(1);
 
@@ -102,11 +112,67 @@ describeHa('HA over TLS: brokers discovered by multicast, reached with amqps and
   }, 300_000);
 
   it('a hub without the CA finds the broker by its announcement and refuses its certificate, saying why', async () => {
-    const hub = await startHub('hub-no-ca', 18081, {});
+    const hub = await startHub('hub-no-ca', 18081, HUB_ACCOUNT);
     const master = `127.0.0.1:${(await cluster!.status()).find((n) => n.role === 'master')!.port}`;
     await hub.next((l) => l.event === 'amqp.discovery' && l.kind === 'added' && l.endpoint === master, 60_000, `discovery of ${master}`);
     const refused = await hub.next((l) => l.event === 'amqp.disconnected' && /self-signed certificate/.test(String(l.error)), 60_000, 'certificate refusal');
     expect(refused.endpoint).toBe(master);
     expect(hub.lines.some((l) => l.event === 'amqp.connected')).toBe(false);
   }, 180_000);
+
+  it('a hub with a wrong broker password reaches the broker over TLS and is refused its login, saying so', async () => {
+    const hub = await startHub('hub-bad-login', 18082, { RTS_BROKER_TLS_CA: caFile, RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'not-the-password' });
+    const refused = await hub.next((l) => (l.event === 'amqp.disconnected' || l.event === 'amqp.error') && /login|sasl|auth/i.test(String(l.error)), 60_000, 'login refusal');
+    expect(String(refused.error)).not.toContain('not-the-password');
+    expect(hub.lines.some((l) => l.event === 'amqp.connected')).toBe(false);
+  }, 180_000);
+});
+
+describeHa('HA with broker accounts: the network bridge between groups logs in as a hub account (netns)', () => {
+  let cluster: TestCluster | undefined;
+  let work = '';
+  let caFile = '';
+  const procs: Proc[] = [];
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'rts-ha-bridge-'));
+    const certificate = brokerCertificate(work);
+    cluster = await startCluster({ netns: `rts-hb${process.pid}`, group: `${GROUP}-b`, nodes: ['g1a', 'g2a'], tls: { keystore: certificate.keystore, password: certificate.password }, users: usersFile(work) });
+    caFile = certificate.caFile;
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const p of procs) await p.kill().catch(() => undefined);
+    await cluster?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 120_000);
+
+  it('a city system on g2a joins the hub on g1a: its join goes over the bridge and the answer comes back', async () => {
+    const hub = new Proc(
+      'hub',
+      inNs(cluster!.netns, [join(repoRoot, 'src', 'bootstrap', 'main.ts')], {
+        RTS_BROKER_URL: 'amqps://127.0.0.1:5701',
+        RTS_BROKER_TLS_CA: caFile,
+        ...HUB_ACCOUNT,
+        RTS_DATA_DIR: mkdtempSync(join(work, 'hub-')),
+        RTS_HTTP_PORT: '18080',
+        RTS_LOG_LEVEL: 'info',
+        RTS_SHUTDOWN_GRACE_MS: '2000',
+        RTS_MESSAGE_SECURITY: 'off',
+        RTS_AUTH: 'off',
+      }),
+    );
+    procs.push(hub);
+    await hub.next((l) => l.event === 'amqp.connected' && l.endpoint === '127.0.0.1:5701', 60_000, 'hub connected to g1a');
+    await hub.next((l) => l.msg === 'telemed-rts listening', 90_000, 'listening');
+
+    const city = new Proc('city-b', inNs(cluster!.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId: 'city-b', url: 'amqps://127.0.0.1:5703', tlsCaFile: caFile, username: 'city-b', password: 'city-b-secret' })]));
+    procs.push(city);
+    await city.next((l) => l.ev === 'ready', 90_000, 'city ready');
+    const registered = await city.ask(`http POST http://127.0.0.1:18080/systems ${JSON.stringify({ id: 'city-b', name: 'City B', area: 'Hubei' })}`, 'http');
+    expect([200, 201]).toContain(registered.status);
+    // The join request crosses g2a -> g1a to the hub's uplink consumer; system.joined crosses back to city-b's
+    // downlink queue, where city-b consumes on g2a. Without the bridge's login neither would move.
+    expect((await city.ask('join', 'joined', 90_000)).ev).toBe('joined');
+  }, 240_000);
 });

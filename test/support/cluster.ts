@@ -22,6 +22,8 @@ export interface ClusterOptions {
   nodes?: readonly string[];
   /** Every node's AMQP connector takes TLS only, with this PKCS12 keystore (RTS_HA_TLS_KEYSTORE). */
   tls?: Readonly<{ keystore: string; password: string }>;
+  /** Broker accounts, a users file as broker.sh takes it (RTS_HA_USERS_FILE). */
+  users?: string;
 }
 
 export interface NodeStatus {
@@ -58,6 +60,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     RTS_HA_HEAP: options.heap ?? '128m',
     ...(options.nodes ? { RTS_HA_NODES: options.nodes.join(' ') } : {}),
     ...(options.tls ? { RTS_HA_TLS_KEYSTORE: options.tls.keystore, RTS_HA_TLS_KEYSTORE_PASSWORD: options.tls.password } : {}),
+    ...(options.users ? { RTS_HA_USERS_FILE: options.users } : {}),
   };
   const entry = { ...options, dir };
   active.add(entry);

@@ -1,0 +1,59 @@
+# Sourced by broker.sh and scripts/cluster/cluster.sh: the broker accounts of a users file (one per line,
+# `name password [hub]`, # comments; see broker.sh's header for the access map), rendered as activemq.xml pieces.
+# Errors go to stderr prefixed with $script_name (default "broker") and exit 2.
+
+xml_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"$1"; }
+
+# The <plugins> of a users file (argument 1; argument 2 names its setting in errors): who may log in, and the RTS
+# access map (see broker.sh's header).
+access_map() {
+  local file="$1" setting="${2:-RTS_BROKER_USERS_FILE}" name password role users="" entries="" line=0
+  [[ -r "$file" ]] || { echo "${script_name:-broker}: $setting $file cannot be read" >&2; exit 2; }
+  while read -r name password role rest || [[ -n "$name" ]]; do
+    line=$((line + 1))
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    [[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,62}$ ]] || { echo "${script_name:-broker}: $file line $line: a user name is [a-z0-9-] (a systemId)" >&2; exit 2; }
+    [[ -n "$password" && -z "$rest" && ( -z "$role" || "$role" == hub ) ]] || { echo "${script_name:-broker}: $file line $line: expected 'name password [hub]'" >&2; exit 2; }
+    if [[ "$role" == hub ]]; then
+      users+="          <authenticationUser username=\"$name\" password=\"$(xml_escape "$password")\" groups=\"rts-hubs,rts-users\"/>"$'\n'
+    else
+      users+="          <authenticationUser username=\"$name\" password=\"$(xml_escape "$password")\" groups=\"rts-systems,rts-system-$name,rts-users\"/>"$'\n'
+      entries+="              <authorizationEntry queue=\"rts.downlink.$name\" read=\"rts-hubs,rts-system-$name\" write=\"rts-hubs\" admin=\"rts-hubs,rts-system-$name\"/>"$'\n'
+    fi
+  done <"$file"
+  [[ -n "$users" ]] || { echo "${script_name:-broker}: $file names no user" >&2; exit 2; }
+  cat <<XML
+    <plugins>
+      <simpleAuthenticationPlugin anonymousAccessAllowed="false">
+        <users>
+$users        </users>
+      </simpleAuthenticationPlugin>
+      <authorizationPlugin>
+        <map>
+          <authorizationMap>
+            <authorizationEntries>
+              <!-- Hubs: everything. Systems: send uplink and dead letters; consume their own downlink only. -->
+              <authorizationEntry queue=">" read="rts-hubs" write="rts-hubs" admin="rts-hubs"/>
+              <authorizationEntry queue="rts.uplink" read="rts-hubs" write="rts-hubs,rts-systems" admin="rts-hubs,rts-systems"/>
+              <authorizationEntry queue="rts.dlq" read="rts-hubs" write="rts-hubs,rts-systems" admin="rts-hubs,rts-systems"/>
+$entries              <authorizationEntry topic=">" read="rts-hubs" write="rts-hubs" admin="rts-hubs"/>
+              <authorizationEntry topic="ActiveMQ.Advisory.>" read="rts-users" write="rts-users" admin="rts-users"/>
+            </authorizationEntries>
+          </authorizationMap>
+        </map>
+      </authorizationPlugin>
+    </plugins>
+XML
+}
+
+# "name password" of the first `hub` user of a users file: the login of the network bridge between brokers, which
+# reads and writes every queue (and the advisory topics), as only a hub account may.
+hub_login() {
+  local file="$1" name password role rest
+  while read -r name password role rest || [[ -n "$name" ]]; do
+    [[ -z "$name" || "$name" == \#* ]] && continue
+    if [[ "$role" == hub ]]; then echo "$name $password"; return 0; fi
+  done <"$file"
+  echo "${script_name:-broker}: $file names no hub user (the network bridge between brokers logs in as one)" >&2
+  exit 2
+}
