@@ -4,80 +4,29 @@
 //
 // The clients run inside the namespace (scripts/cluster/ha-client.ts, spawned with `ip netns exec`): a producer
 // streaming durable messages through RetryingSender and a consumer (QueueConsumer) deduping on our message id.
-import { type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { startCluster, groupOf, nodeOfPort, type TestCluster } from '../support/cluster';
 import { netnsSupport, spawnInNetns } from '../support/netns';
+import { Proc } from '../support/netns-proc';
 
 const repoRoot = resolve(__dirname, '..', '..');
 const support = netnsSupport();
 if (!support.ok) console.log(`ha-failover: skipped (${support.reason}; needs root and ip netns)`);
 const describeHa = support.ok ? describe : describe.skip;
 
-type Line = { ev: string; t: number; [k: string]: unknown };
-
-class Client {
-  readonly lines: Line[] = [];
-  private waiters: Array<{ test: (l: Line) => boolean; resolve: (l: Line) => void }> = [];
-  constructor(readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let line: Line;
-      try {
-        line = JSON.parse(text) as Line;
-      } catch {
-        return;
-      }
-      this.lines.push(line);
-      for (const w of [...this.waiters]) {
-        if (w.test(line)) {
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      const text = d.toString();
-      if (!/MaxListeners|trace-warnings/.test(text)) process.stderr.write(`[ha-client] ${text}`);
-    });
-  }
-  send(cmd: string): void {
-    this.child.stdin!.write(`${cmd}\n`);
-  }
-  next(test: (l: Line) => boolean, timeoutMs: number, what: string, since = 0): Promise<Line> {
-    const seen = this.lines.slice(since).find(test);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolveLine, reject) => {
-      const timer = setTimeout(() => reject(new Error(`ha-client: no ${what} within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        test,
-        resolve: (l) => {
-          clearTimeout(timer);
-          resolveLine(l);
-        },
-      });
-    });
-  }
-  async status(): Promise<Line> {
-    const since = this.lines.length;
-    this.send('status');
-    return this.next((l) => l.ev === 'status', 10000, 'status', since);
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const portOf = (endpoint: unknown) => Number(String(endpoint).split(':').pop());
 
 describeHa('HA: multicast-discovered failover across two master/slave groups (netns, kill -9)', () => {
   let cluster: TestCluster | undefined;
-  let client: Client | undefined;
+  let client: Proc | undefined;
 
   beforeAll(async () => {
     cluster = await startCluster({ netns: `rts-ha-t${process.pid}`, group: 'rts-ha-test' });
   }, 240000);
 
   afterAll(async () => {
-    if (client && client.child.exitCode === null) client.child.kill('SIGKILL');
+    await client?.kill().catch(() => undefined);
     await cluster?.stop();
   }, 120000);
 
@@ -89,15 +38,16 @@ describeHa('HA: multicast-discovered failover across two master/slave groups (ne
       ['-r', join(repoRoot, 'test', 'support', 'ts-register.js'), join(repoRoot, 'scripts', 'cluster', 'ha-client.ts'), JSON.stringify({ group: c.group, rate: 100, queue: 'rts.ha.failover' })],
       { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
     );
-    client = new Client(child);
+    client = new Proc('ha-client', child);
     const cl = client;
+    const status = () => cl.ask('status', 'status', 10000);
     await cl.next((l) => l.ev === 'ready', 90000, 'ready');
     await sleep(2000);
 
     // Kill the master the producer is on, then the consumer's, then the producer's again.
     const takeovers: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const s = await cl.status();
+      const s = await status();
       const port = portOf(i % 2 === 0 ? s.producer : s.consumer);
       const group = groupOf(nodeOfPort(port));
       const since = cl.lines.length;
@@ -105,9 +55,9 @@ describeHa('HA: multicast-discovered failover across two master/slave groups (ne
       takeovers.push(result.takeoverMs);
       // The clients on the killed broker move on (to the other group at once, or to the new master).
       await cl.next((l) => l.ev === 'log' && l.event === 'amqp.failover', 15000, `failover after killing ${result.killed}`, since);
-      const before = (await cl.status()).accepted as number;
+      const before = (await status()).accepted as number;
       await sleep(2500);
-      const after = await cl.status();
+      const after = await status();
       expect(after.producerConnected).toBe(true);
       expect(after.accepted as number).toBeGreaterThan(before);
     }
@@ -118,9 +68,9 @@ describeHa('HA: multicast-discovered failover across two master/slave groups (ne
     await c.startNode('g3a');
     await cl.next((l) => l.ev === 'discovery' && l.kind === 'added' && l.endpoint === '127.0.0.1:5705', 90000, 'discovery of g3a', sinceStart);
     await cl.next((l) => l.ev === 'connected' && l.role === 'producer' && l.endpoint === '127.0.0.1:5705', 15000, 'producer on g3a', sinceStart);
-    const onG3 = (await cl.status()).accepted as number;
+    const onG3 = (await status()).accepted as number;
     await sleep(2000);
-    const s3 = await cl.status();
+    const s3 = await status();
     expect(s3.producer).toBe('127.0.0.1:5705');
     expect(s3.accepted as number).toBeGreaterThan(onG3);
     cl.send('rebalance off');
@@ -130,7 +80,7 @@ describeHa('HA: multicast-discovered failover across two master/slave groups (ne
     const stopAt = c.signalStop('g3a');
     const removed = await cl.next((l) => l.ev === 'discovery' && l.kind === 'removed' && l.endpoint === '127.0.0.1:5705', 10000, 'removal of g3a', sinceStop);
     expect(removed.reason).toBe('dead');
-    const removalMs = removed.t - stopAt;
+    const removalMs = (removed.t as number) - stopAt;
     expect(removalMs).toBeLessThan(1000);
     await sleep(2000);
 

@@ -32,53 +32,55 @@ const usersFile = (dir: string): string => {
   return file;
 };
 
-describeHa('HA over TLS with broker accounts: brokers discovered by multicast, reached with amqps, a verified certificate and a login (netns, kill -9)', () => {
-  let cluster: TestCluster | undefined;
-  let work = '';
-  let caFile = '';
-  const procs: Proc[] = [];
-
+/** What a describe here runs on: a cluster with TLS and accounts, started before its tests and stopped after. */
+type Fixture = { cluster?: TestCluster; work: string; caFile: string; procs: Proc[] };
+const productionCluster = (netns: string, group: string, nodes: readonly string[]): Fixture => {
+  const fx: Fixture = { work: '', caFile: '', procs: [] };
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'rts-ha-tls-'));
-    const certificate = brokerCertificate(work);
-    caFile = certificate.caFile;
-    cluster = await startCluster({ netns: `rts-ht${process.pid}`, group: GROUP, nodes: ['g1a', 'g1b'], tls: { keystore: certificate.keystore, password: certificate.password }, users: usersFile(work) });
+    fx.work = mkdtempSync(join(tmpdir(), `${netns}-`));
+    const certificate = brokerCertificate(fx.work);
+    fx.caFile = certificate.caFile;
+    fx.cluster = await startCluster({ netns: `${netns}${process.pid}`, group, nodes, tls: { keystore: certificate.keystore, password: certificate.password }, users: usersFile(fx.work) });
   }, 240_000);
-
   afterAll(async () => {
-    for (const p of procs) await p.kill().catch(() => undefined);
-    await cluster?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
+    for (const p of fx.procs) await p.kill().catch(() => undefined);
+    await fx.cluster?.stop();
+    if (fx.work) rmSync(fx.work, { recursive: true, force: true });
   }, 120_000);
+  return fx;
+};
 
-  const startHub = async (name: string, port: number, env: Record<string, string>): Promise<Proc> => {
-    const proc = new Proc(
-      name,
-      inNs(cluster!.netns, [join(repoRoot, 'src', 'bootstrap', 'main.ts')], {
-        RTS_BROKER_DISCOVERY: DISCOVERY,
-        RTS_DATA_DIR: mkdtempSync(join(work, `${name}-`)),
-        RTS_HTTP_PORT: String(port),
-        RTS_LOG_LEVEL: 'info',
-        RTS_SHUTDOWN_GRACE_MS: '2000',
-        // Plain JSON bodies and no tokens: this test is about the transport, not message security or access control.
-        RTS_MESSAGE_SECURITY: 'off',
-        RTS_AUTH: 'off',
-        ...env,
-      }),
-    );
-    procs.push(proc);
-    return proc;
-  };
+/** The hub (src/bootstrap/main.ts) inside the fixture's namespace; `env` says how it finds and logs in to brokers. */
+const startHub = (fx: Fixture, name: string, port: number, env: Record<string, string>): Proc => {
+  const proc = new Proc(
+    name,
+    inNs(fx.cluster!.netns, [join(repoRoot, 'src', 'bootstrap', 'main.ts')], {
+      RTS_DATA_DIR: mkdtempSync(join(fx.work, `${name}-`)),
+      RTS_HTTP_PORT: String(port),
+      RTS_LOG_LEVEL: 'info',
+      RTS_SHUTDOWN_GRACE_MS: '2000',
+      // Plain JSON bodies and no tokens: this test is about the transport, not message security or access control.
+      RTS_MESSAGE_SECURITY: 'off',
+      RTS_AUTH: 'off',
+      ...env,
+    }),
+  );
+  fx.procs.push(proc);
+  return proc;
+};
+
+describeHa('HA over TLS with broker accounts: brokers discovered by multicast, reached with amqps, a verified certificate and a login (netns, kill -9)', () => {
+  const fx = productionCluster('rts-ht', GROUP, ['g1a', 'g1b']);
 
   it('the hub and a city system find the TLS-only master, and follow the group to its slave after kill -9', async () => {
-    const c = cluster!;
-    const hub = await startHub('hub', 18080, { RTS_BROKER_TLS_CA: caFile, ...HUB_ACCOUNT });
+    const c = fx.cluster!;
+    const hub = startHub(fx, 'hub', 18080, { RTS_BROKER_DISCOVERY: DISCOVERY, RTS_BROKER_TLS_CA: fx.caFile, ...HUB_ACCOUNT });
     await hub.next((l) => l.event === 'amqp.discovery' && l.kind === 'added' && l.endpoint === '127.0.0.1:5701', 60_000, 'discovery of g1a');
     await hub.next((l) => l.event === 'amqp.connected' && l.endpoint === '127.0.0.1:5701', 60_000, 'hub connected to g1a');
     await hub.next((l) => l.msg === 'telemed-rts listening', 90_000, 'listening');
 
-    const city = new Proc('city-a', inNs(c.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId: 'city-a', discovery: DISCOVERY, tlsCaFile: caFile, username: 'city-a', password: 'city-a-secret' })]));
-    procs.push(city);
+    const city = new Proc('city-a', inNs(c.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId: 'city-a', discovery: DISCOVERY, tlsCaFile: fx.caFile, username: 'city-a', password: 'city-a-secret' })]));
+    fx.procs.push(city);
     await city.next((l) => l.ev === 'ready', 90_000, 'city ready');
     const http = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> => {
       const r = await city.ask(`http ${method} http://127.0.0.1:18080${path}${body === undefined ? '' : ` ${JSON.stringify(body)}`}`, 'http');
@@ -112,8 +114,8 @@ describeHa('HA over TLS with broker accounts: brokers discovered by multicast, r
   }, 300_000);
 
   it('a hub without the CA finds the broker by its announcement and refuses its certificate, saying why', async () => {
-    const hub = await startHub('hub-no-ca', 18081, HUB_ACCOUNT);
-    const master = `127.0.0.1:${(await cluster!.status()).find((n) => n.role === 'master')!.port}`;
+    const hub = startHub(fx, 'hub-no-ca', 18081, { RTS_BROKER_DISCOVERY: DISCOVERY, ...HUB_ACCOUNT });
+    const master = `127.0.0.1:${(await fx.cluster!.status()).find((n) => n.role === 'master')!.port}`;
     await hub.next((l) => l.event === 'amqp.discovery' && l.kind === 'added' && l.endpoint === master, 60_000, `discovery of ${master}`);
     const refused = await hub.next((l) => l.event === 'amqp.disconnected' && /self-signed certificate/.test(String(l.error)), 60_000, 'certificate refusal');
     expect(refused.endpoint).toBe(master);
@@ -121,7 +123,7 @@ describeHa('HA over TLS with broker accounts: brokers discovered by multicast, r
   }, 180_000);
 
   it('a hub with a wrong broker password reaches the broker over TLS and is refused its login, saying so', async () => {
-    const hub = await startHub('hub-bad-login', 18082, { RTS_BROKER_TLS_CA: caFile, RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'not-the-password' });
+    const hub = startHub(fx, 'hub-bad-login', 18082, { RTS_BROKER_DISCOVERY: DISCOVERY, RTS_BROKER_TLS_CA: fx.caFile, RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'not-the-password' });
     const refused = await hub.next((l) => (l.event === 'amqp.disconnected' || l.event === 'amqp.error') && /login|sasl|auth/i.test(String(l.error)), 60_000, 'login refusal');
     expect(String(refused.error)).not.toContain('not-the-password');
     expect(hub.lines.some((l) => l.event === 'amqp.connected')).toBe(false);
@@ -129,45 +131,15 @@ describeHa('HA over TLS with broker accounts: brokers discovered by multicast, r
 });
 
 describeHa('HA with broker accounts: the network bridge between groups logs in as a hub account (netns)', () => {
-  let cluster: TestCluster | undefined;
-  let work = '';
-  let caFile = '';
-  const procs: Proc[] = [];
-
-  beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'rts-ha-bridge-'));
-    const certificate = brokerCertificate(work);
-    cluster = await startCluster({ netns: `rts-hb${process.pid}`, group: `${GROUP}-b`, nodes: ['g1a', 'g2a'], tls: { keystore: certificate.keystore, password: certificate.password }, users: usersFile(work) });
-    caFile = certificate.caFile;
-  }, 240_000);
-
-  afterAll(async () => {
-    for (const p of procs) await p.kill().catch(() => undefined);
-    await cluster?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
-  }, 120_000);
+  const fx = productionCluster('rts-hb', `${GROUP}-b`, ['g1a', 'g2a']);
 
   it('a city system on g2a joins the hub on g1a: its join goes over the bridge and the answer comes back', async () => {
-    const hub = new Proc(
-      'hub',
-      inNs(cluster!.netns, [join(repoRoot, 'src', 'bootstrap', 'main.ts')], {
-        RTS_BROKER_URL: 'amqps://127.0.0.1:5701',
-        RTS_BROKER_TLS_CA: caFile,
-        ...HUB_ACCOUNT,
-        RTS_DATA_DIR: mkdtempSync(join(work, 'hub-')),
-        RTS_HTTP_PORT: '18080',
-        RTS_LOG_LEVEL: 'info',
-        RTS_SHUTDOWN_GRACE_MS: '2000',
-        RTS_MESSAGE_SECURITY: 'off',
-        RTS_AUTH: 'off',
-      }),
-    );
-    procs.push(hub);
+    const hub = startHub(fx, 'hub', 18080, { RTS_BROKER_URL: 'amqps://127.0.0.1:5701', RTS_BROKER_TLS_CA: fx.caFile, ...HUB_ACCOUNT });
     await hub.next((l) => l.event === 'amqp.connected' && l.endpoint === '127.0.0.1:5701', 60_000, 'hub connected to g1a');
     await hub.next((l) => l.msg === 'telemed-rts listening', 90_000, 'listening');
 
-    const city = new Proc('city-b', inNs(cluster!.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId: 'city-b', url: 'amqps://127.0.0.1:5703', tlsCaFile: caFile, username: 'city-b', password: 'city-b-secret' })]));
-    procs.push(city);
+    const city = new Proc('city-b', inNs(fx.cluster!.netns, [join(repoRoot, 'scripts', 'cluster', 'ha-city.ts'), JSON.stringify({ systemId: 'city-b', url: 'amqps://127.0.0.1:5703', tlsCaFile: fx.caFile, username: 'city-b', password: 'city-b-secret' })]));
+    fx.procs.push(city);
     await city.next((l) => l.ev === 'ready', 90_000, 'city ready');
     const registered = await city.ask(`http POST http://127.0.0.1:18080/systems ${JSON.stringify({ id: 'city-b', name: 'City B', area: 'Hubei' })}`, 'http');
     expect([200, 201]).toContain(registered.status);
