@@ -75,7 +75,7 @@ afterAll(async () => {
 });
 
 type Answer = { statusCode: number; headers: Record<string, string>; json(): any };
-const call = async (method: 'GET' | 'POST' | 'DELETE', url: string, token?: string, payload?: object): Promise<Answer> => {
+const call = async (method: 'GET' | 'HEAD' | 'POST' | 'DELETE', url: string, token?: string, payload?: object): Promise<Answer> => {
   const res = await fetch(`${base}${url}`, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
@@ -159,6 +159,46 @@ describe('access control, audit and erasure over SQLite', () => {
     expect((await call('GET', `/patients/${CPR_A}/observations`, operator)).statusCode).toBe(403);
     expect((await call('GET', '/audit/verify', system)).statusCode).toBe(403);
     expect((await call('GET', '/audit/verify', operator)).statusCode).toBe(200);
+  });
+
+  it('answers HEAD as the GET it stands for: the same access rules, the same audit', async () => {
+    // fastify answers HEAD with the GET's handler (status, length, ETag): refused where the GET is refused.
+    const opQuery = await call('HEAD', `/patients/${CPR_A}/observations`, operator);
+    expect(opQuery.statusCode).toBe(403);
+    expect(opQuery.headers['etag']).toBeUndefined();
+    const opDocument = await call('HEAD', `/documents/${docA}`, operator);
+    expect(opDocument.statusCode).toBe(404);
+    expect(opDocument.headers['etag']).toBeUndefined();
+    expect((await call('HEAD', `/documents/${docA}`, patientB)).statusCode).toBe(404);
+    expect((await call('HEAD', `/patients/${CPR_A}/observations`, system)).statusCode).toBe(403);
+    // The patient's own data, and the public documents, answer HEAD as they answer GET.
+    expect((await call('HEAD', `/patients/${CPR_A}/observations`, patientA)).statusCode).toBe(200);
+    const own = await call('HEAD', `/documents/${docA}`, patientA);
+    expect(own.statusCode).toBe(200);
+    expect(own.headers['etag']).toMatch(/^"[0-9a-f]{64}"$/);
+    expect((await call('HEAD', '/openapi.json')).statusCode).toBe(200);
+    expect((await call('HEAD', '/problems/forbidden')).statusCode).toBe(200);
+    // And each is in the audit trail, allowed or denied, under the patient's key.
+    await security.audit.drain();
+    const items = (await call('GET', `/audit?patient=${CPR_A}`, operator)).json().items as { requestId: string; subject: string; outcome: string; action: string }[];
+    for (const answer of [opQuery, opDocument]) {
+      expect(items).toContainEqual(expect.objectContaining({ requestId: answer.headers['x-request-id'], subject: 'ops', outcome: 'denied' }));
+    }
+    expect(items).toContainEqual(expect.objectContaining({ requestId: own.headers['x-request-id'], action: 'document.read', outcome: 'allowed' }));
+  });
+
+  it("answers a document the caller may not see with the same problem as one that does not exist", async () => {
+    const hidden = await call('GET', `/documents/${docA}`, patientB);
+    const missingId = `${docA.slice(0, -1)}${docA.endsWith('1') ? '2' : '1'}`;
+    const missing = await call('GET', `/documents/${missingId}`, patientB);
+    expect(hidden.statusCode).toBe(404);
+    expect(missing.statusCode).toBe(404);
+    // Byte for byte, but for the id in the instance (each names its own request).
+    expect(hidden.json()).toEqual({ ...missing.json(), instance: `/documents/${docA}` });
+    expect(missing.json().instance).toBe(`/documents/${missingId}`);
+    const hiddenCorrection = await call('POST', `/documents/${docA}/corrections`, patientB, { systolic: 120, diastolic: 80, measuredAt: '2024-01-01T00:00:00Z' });
+    const missingCorrection = await call('POST', `/documents/${missingId}/corrections`, patientB, { systolic: 120, diastolic: 80, measuredAt: '2024-01-01T00:00:00Z' });
+    expect(hiddenCorrection.json()).toEqual({ ...missingCorrection.json(), instance: `/documents/${docA}/corrections` });
   });
 
   it('records every access and refusal in hash-chained audit streams, queryable by patient and by user', async () => {

@@ -317,6 +317,11 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(problem.instance).toBe('/patients/[redacted]/observations?since=2024-01-01T00:00:00Z');
       const undashed = expectProblem(await get(`/patients/${PATIENT.replace('-', '')}x/observations?from=x`), 400, 'invalid_request');
       expect(undashed.instance).toBe('/patients/[redacted]x/observations?from=x');
+      // Percent-encoded, the number is still a number: decoded before it is redacted.
+      const encoded = expectProblem(await get(`/patients/${PATIENT.replace('-', '%2D')}/observations?since=1`), 400, 'invalid_request');
+      expect(encoded.instance).toBe('/patients/[redacted]/observations?since=1');
+      const digits = expectProblem(await get(`/patients/%32%35${PATIENT.slice(2)}/observations?since=1`), 400, 'invalid_request');
+      expect(digits.instance).toBe('/patients/[redacted]/observations?since=1');
     });
 
     it('an unknown patient: 404 unknown_patient', async () => {

@@ -165,7 +165,31 @@ export const toProblem = (error: unknown, instance: string): Problem => {
 /** Seconds a client is asked to wait before repeating a request answered 503 (the state may last longer). */
 export const RETRY_AFTER_SECONDS = 5;
 
+/**
+ * What may be a CPR number in a URL a problem quotes back: ten digits, or six, a dash and four, with no digit right
+ * before or after. Not inside a longer run of digits: a document's uniqueId (2.25.<39 digits>) is no personal data,
+ * and cutting it up left an `instance` that named no resource.
+ */
+const CPR_LIKE = /(?<!\d)\d{6}-?\d{4}(?!\d)/g;
+
+/**
+ * The `instance` of a problem: the request's URL with anything that may be a CPR number replaced by `[redacted]`.
+ * Percent-encoded characters are decoded first (`251248%2D1234` is the same number; a malformed escape is left as it
+ * is), so an encoding does not carry a number past the redaction.
+ */
+export const problemInstance = (url: string): string => {
+  const decoded = url.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return decoded.replace(CPR_LIKE, '[redacted]');
+};
+
+/**
+ * Send a problem. One without an `instance` gets the request's (problemInstance): every problem of a request names
+ * it alike, so two answers that must not be told apart (a document that does not exist, and one the caller may not
+ * see) are the same bytes.
+ */
 export const sendProblem = (reply: FastifyReply, p: Problem): FastifyReply => {
   if (p.status === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
-  return reply.code(p.status).header('content-type', 'application/problem+json; charset=utf-8').send(p);
+  const url = (reply.request as { url?: unknown } | undefined)?.url;
+  const body = p.instance === undefined && typeof url === 'string' ? { ...p, instance: problemInstance(url) } : p;
+  return reply.code(p.status).header('content-type', 'application/problem+json; charset=utf-8').send(body);
 };

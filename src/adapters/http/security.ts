@@ -82,8 +82,13 @@ declare module 'fastify' {
 }
 
 // The hub's public message keys are public by nature: systems fetch them before they have any credential.
-const PUBLIC = new Set(['GET /.well-known/jwks.json', 'GET /', 'GET /health', 'GET /openapi.json', 'GET /problems/:code', 'POST /auth/dev-login', 'HEAD /health']);
+const PUBLIC = new Set(['GET /.well-known/jwks.json', 'GET /', 'GET /health', 'GET /openapi.json', 'GET /problems/:code', 'POST /auth/dev-login']);
 const isPublic = (method: string, route: string): boolean => PUBLIC.has(`${method} ${route}`) || route === '/app' || route.startsWith('/app/');
+/**
+ * The method a request's access rule and audit are looked up by. fastify answers HEAD for every GET route with the
+ * GET's handler (headers, length and ETag included), so a HEAD is the GET it stands for: the same rule, the same audit.
+ */
+const ruleMethod = (request: FastifyRequest): string => (request.method === 'HEAD' ? 'GET' : request.method);
 
 const keyOfRaw = (deps: SecurityDependencies, raw: unknown): string | null => {
   try {
@@ -190,7 +195,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions?.url;
-    if (route === undefined || isPublic(request.method, route)) {
+    if (route === undefined || isPublic(ruleMethod(request), route)) {
       if (route === '/auth/dev-login') {
         const rate = limiter.take(`ip:${request.ip}`);
         if (!rate.allowed) return tooMany(reply, rate.retryAfterSeconds);
@@ -215,7 +220,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const principal = request.principal;
     const route = request.routeOptions?.url;
     if (!principal || route === undefined) return;
-    const rule = table[`${request.method} ${route}`] ?? (async () => ({ kind: 'other' }) as Action);
+    const rule = table[`${ruleMethod(request)} ${route}`] ?? (async () => ({ kind: 'other' }) as Action);
     const action = await rule(request, principal);
     if (action === 'pass') {
       request.audited = { action: routeKey(request), patientKey: null, resource: str(field(request.params, 'uniqueId')) || null, reason: null, patientData: true };

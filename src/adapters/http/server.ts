@@ -11,7 +11,7 @@ import { UnavailableError } from '../../domain/shared/errors';
 import { createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { openApiDocument } from './openapi';
-import { PROBLEM_TYPES, problem, problemTypeUri, sendProblem, toProblem } from './problem';
+import { PROBLEM_TYPES, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
 import { registerWebRoutes } from './web-routes';
 
@@ -26,13 +26,6 @@ export type HttpDependencies = Readonly<{
   /** Installs hooks that must precede every route (access control, rate limits, audit: security.ts). */
   beforeRoutes?: (app: FastifyInstance) => void;
 }>;
-
-/**
- * What may be a CPR number in a URL a problem quotes back: ten digits, or six, a dash and four, with no digit right
- * before or after. Not inside a longer run of digits: a document's uniqueId (2.25.<39 digits>) is no personal data,
- * and cutting it up left an `instance` that named no resource.
- */
-const CPR_LIKE = /(?<!\d)\d{6}-?\d{4}(?!\d)/g;
 
 /**
  * A URL fit for a log line: the route pattern when a route matched, and nothing of the URL otherwise (an
@@ -96,7 +89,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let storageLoggedAt = 0;
   let storageUnlogged = 0;
   app.setErrorHandler((error, request, reply) => {
-    const p = toProblem(error, request.url.replace(CPR_LIKE, '[redacted]'));
+    const p = toProblem(error, problemInstance(request.url));
     if (p.code === 'storage_unavailable') {
       const now = Date.now();
       if (now - storageLoggedAt < 10_000) storageUnlogged++;
