@@ -304,6 +304,14 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(body.errors?.map((e) => e.path)).toEqual(['measuredAt']);
     });
 
+    it('an offset outside RFC 3339 (+99:99) or a time before the patient was born: 422, nothing stored', async () => {
+      expectProblem(await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt: '2024-11-30T10:00:00+99:99' }), 422, 'invalid_observation');
+      const year0 = expectProblem(await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt: '0000-01-01T00:00:00+14:00' }), 422, 'implausible_observation');
+      expect(year0.errors).toEqual([{ path: 'measuredAt', message: "lies before the patient's date of birth" }]);
+      const stored = await get(`/patients/${PATIENT}/observations?from=2024-11-01T00:00:00Z&to=2024-12-31T00:00:00Z`);
+      expect(stored.statusCode === 404 || stored.json().count === 0).toBe(true);
+    });
+
     it('an interval wider than 366 days: 422 interval_too_wide', async () => {
       expectProblem(await get(`/patients/${PATIENT}/observations?from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'interval_too_wide');
     });

@@ -149,6 +149,29 @@ describe('createTeleObservation', () => {
       }
     });
 
+    it('refuses offsets and hours outside RFC 3339 (+99:99 moved a reading by four days), keeps the real ones', () => {
+      for (const measuredAt of ['2024-03-09T10:00:00+99:99', '2024-03-09T10:00:00-24:00', '2024-03-09T10:00:00+05:60', '2024-03-09T24:00:00Z', '2024-03-09T24:00Z']) {
+        const e = rejectionOf({ measuredAt });
+        expect(e.code).toBe('invalid_observation');
+        expect(e.details).toEqual([{ path: 'measuredAt', message: expect.stringMatching(/not a date and time that exists/) }]);
+      }
+      expect(createTeleObservation({ ...seed, measuredAt: '2024-03-09T10:00:00+14:00' }, NOW).measuredAt).toBe('2024-03-08T20:00:00Z');
+      expect(createTeleObservation({ ...seed, measuredAt: '2024-03-09T10:00:00-23:59' }, NOW).measuredAt).toBe('2024-03-10T09:59:00Z');
+      expect(createTeleObservation({ ...seed, measuredAt: '2024-03-09T10:00+05:30' }, NOW).measuredAt).toBe('2024-03-09T04:30:00Z');
+    });
+
+    it("refuses a time before the patient's birth date (a day's slack for time zones), without saying the date", () => {
+      // 251248-1234: born 25 December 1948.
+      for (const measuredAt of ['0000-01-01T00:00:00+14:00', '1900-01-01T00:00:00Z', '1948-12-23T23:59:59Z']) {
+        const e = rejectionOf({ measuredAt });
+        expect(e.code).toBe('implausible_observation');
+        expect(e.details).toEqual([{ path: 'measuredAt', message: "lies before the patient's date of birth" }]);
+        expect(e.message).not.toMatch(/1948|251248/);
+      }
+      expect(createTeleObservation({ ...seed, measuredAt: '1948-12-24T23:30:00-01:00' }, NOW).measuredAt).toBe('1948-12-25T00:30:00Z');
+      expect(createTeleObservation({ ...seed, measuredAt: '1948-12-24T00:00:00Z' }, NOW).measuredAt).toBe('1948-12-24T00:00:00Z');
+    });
+
     it('toIsoSeconds writes UTC with a Z and no milliseconds', () => {
       expect(toIsoSeconds(DateTime.fromISO('2017-05-10T16:50:14.000+02:00', { setZone: true }))).toBe('2017-05-10T14:50:14Z');
     });

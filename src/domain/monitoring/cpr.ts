@@ -38,6 +38,12 @@ export const birthDateOf = (cpr: string): DateTime | null => {
   return parts === null ? null : DateTime.fromObject(parts, { zone: 'utc' });
 };
 
+/** Midnight UTC of a CPR number's birth date in epoch milliseconds, or null (no luxon: on the upload path). */
+export const birthMillisOf = (cpr: string): number | null => {
+  const parts = birthDateParts(cpr);
+  return parts === null ? null : Date.UTC(parts.year, parts.month - 1, parts.day);
+};
+
 export const parseCpr = (value: unknown, path = 'patientId'): Cpr => {
   if (typeof value !== 'string' || !CPR_FORM.test(value)) {
     throw new ValidationError('invalid_patient_id', 'patient identifier must be a CPR number of the form ddmmyy-ssss', [

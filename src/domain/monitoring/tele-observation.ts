@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import { isoInstantMillis, isoUtc } from '../shared/iso-instant';
 import { ValidationError } from '../shared/errors';
-import { parseCpr, type Cpr } from './cpr';
+import { birthMillisOf, parseCpr, type Cpr } from './cpr';
 
 /**
  * The seed's TeleObservation: one home blood pressure reading of one patient.
@@ -26,6 +26,8 @@ export const PLAUSIBLE = {
   systolic: { min: 50, max: 300 },
   diastolic: { min: 20, max: 200 },
 } as const;
+
+const DAY_MS = 86_400_000;
 
 /** How far in the future a measurement time may lie, to forgive a meter's clock drift. */
 export const CLOCK_SKEW_SECONDS = 300;
@@ -62,11 +64,25 @@ const quantity = (raw: unknown, path: 'systolic' | 'diastolic', issues: Issue[])
 /** The form of an ISO-8601 date-time with an offset, whatever its numbers. */
 const ISO_FORM = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
+/** The hour, minute and offset fields of a text in ISO_FORM (seconds are checked by the calendar parse). */
+const CLOCK_FIELDS = /T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * The clock's fields within RFC 3339's ranges: hours 00-23 (no 24:00) and an offset of at most 23:59. luxon reads
+ * an offset of +99:99 as four days and a bit, which moved a reading silently.
+ */
+const clockFieldsInRange = (text: string): boolean => {
+  const m = CLOCK_FIELDS.exec(text);
+  if (m === null) return true; // not this form: the parse decides
+  const [hour, minute, offsetHours, offsetMinutes] = [m[1], m[2], m[3] ?? '0', m[4] ?? '0'].map(Number) as [number, number, number, number];
+  return hour <= 23 && minute <= 59 && offsetHours <= 23 && offsetMinutes <= 59;
+};
+
 /** Milliseconds since the epoch, whole seconds (luxon only for a DateTime or a text off the fast path). */
 const instant = (raw: unknown, issues: Issue[]): number | null => {
   let millis = Number.NaN;
   if (DateTime.isDateTime(raw)) millis = raw.isValid ? raw.toMillis() : Number.NaN;
-  else if (typeof raw === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(raw)) millis = isoInstantMillis(raw);
+  else if (typeof raw === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(raw) && clockFieldsInRange(raw)) millis = isoInstantMillis(raw);
   if (Number.isNaN(millis)) {
     // In the right form but not on the calendar or the clock (February 30, 25:00): say so, not "wrong form".
     const message = typeof raw === 'string' && ISO_FORM.test(raw)
@@ -80,8 +96,10 @@ const instant = (raw: unknown, issues: Issue[]): number | null => {
 
 /**
  * Validate raw input into a TeleObservation, collecting every problem at once. `now` comes from the Clock port.
+ * `notBeforeBirth: false` skips the birth-date check: for documents already stored, which are read as they were
+ * stored (builds before the check accepted such times, and a projection must not stop on them).
  */
-export const createTeleObservation = (input: TeleObservationInput, now: DateTime): TeleObservation => {
+export const createTeleObservation = (input: TeleObservationInput, now: DateTime, { notBeforeBirth = true }: { notBeforeBirth?: boolean } = {}): TeleObservation => {
   const issues: Issue[] = [];
   let patientId: Cpr | null = null;
   try {
@@ -99,8 +117,14 @@ export const createTeleObservation = (input: TeleObservationInput, now: DateTime
   if (measuredAt !== null && measuredAt > now.toMillis() + CLOCK_SKEW_SECONDS * 1000) {
     issues.push({ path: 'measuredAt', message: 'lies in the future' });
   }
+  // Not before the patient was born (the CPR number's date, a day's slack for the time zones). This also keeps the
+  // HL7 effectiveTime a four-digit year: a reading in year 0 made a document no parser (nor a correction) accepts.
+  const born = patientId === null || !notBeforeBirth ? null : birthMillisOf(patientId);
+  if (measuredAt !== null && born !== null && measuredAt < born - DAY_MS) {
+    issues.push({ path: 'measuredAt', message: "lies before the patient's date of birth" });
+  }
   if (issues.length > 0 || !patientId || !systolic || !diastolic || measuredAt === null) {
-    const code = issues.some((i) => i.path === 'patientId') ? 'invalid_patient_id' : issues.some((i) => /must be between|above the diastolic|in the future/.test(i.message)) ? 'implausible_observation' : 'invalid_observation';
+    const code = issues.some((i) => i.path === 'patientId') ? 'invalid_patient_id' : issues.some((i) => /must be between|above the diastolic|in the future|date of birth/.test(i.message)) ? 'implausible_observation' : 'invalid_observation';
     throw new ValidationError(code, `the observation is not valid: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
   }
   return { patientId, systolic, diastolic, measuredAt: isoUtc(measuredAt) };

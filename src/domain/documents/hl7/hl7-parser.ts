@@ -136,7 +136,9 @@ export const parseHl7Observation = (xml: string): TeleObservation => {
     found[kind] = quantity;
   });
   try {
-    return createTeleObservation({ patientId, systolic: found.systolic, diastolic: found.diastolic, measuredAt }, END_OF_TIME);
+    // Not the birth-date check: a stored document is read as it was stored. An XML correction, parsed here, meets
+    // that check when the route validates the parsed reading as a new one.
+    return createTeleObservation({ patientId, systolic: found.systolic, diastolic: found.diastolic, measuredAt }, END_OF_TIME, { notBeforeBirth: false });
   } catch (e) {
     // Same rules as an upload (CPR form, plausible ranges, a real date), reported as a bad document; the inner
     // messages are already free of personal data.
