@@ -312,6 +312,16 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(stored.statusCode === 404 || stored.json().count === 0).toBe(true);
     });
 
+    it('a JSON body that is a string ("x") is the wrong shape, 400, for uploads and corrections alike', async () => {
+      const json = { 'content-type': 'application/json' };
+      expectProblem(await call({ method: 'POST', url: '/observations', payload: '"x"', headers: json }), 400, 'invalid_request');
+      const created = await post('/observations', { patientId: PATIENT, systolic: 128, diastolic: 71, measuredAt: iso(hoursAgo(30)) });
+      const uniqueId = created.json().uniqueId as string;
+      expectProblem(await call({ method: 'POST', url: `/documents/${uniqueId}/corrections`, payload: '"x"', headers: json }), 400, 'invalid_request');
+      // XML stays XML: a text/xml upload is still refused with 415.
+      expectProblem(await call({ method: 'POST', url: '/observations', payload: '<x/>', headers: { 'content-type': 'text/xml; charset=utf-8' } }), 415, 'unsupported_media_type');
+    });
+
     it('an interval wider than 366 days: 422 interval_too_wide', async () => {
       expectProblem(await get(`/patients/${PATIENT}/observations?from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'interval_too_wide');
     });
@@ -373,6 +383,7 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
         expect(response.json()).toMatchObject({ type, status: expect.any(Number), title: expect.any(String) });
       }
       expectProblem(await get('/problems/no_such_problem'), 404, 'not_found');
+      for (const inherited of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) expectProblem(await get(`/problems/${inherited}`), 404, 'not_found');
     });
 
     it('no response body ever carries a stack trace', () => {

@@ -34,6 +34,10 @@ export type HttpDependencies = Readonly<{
 export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?: { url?: string } }): string =>
   request.routeOptions?.url ?? '(no route)';
 
+/** The XML media types this API parses (as text). A JSON body may be a string too ("x"): the type decides, not the body. */
+const XML_TYPES = new Set(['application/xml', 'text/xml']);
+const isXml = (request: FastifyRequest): boolean => XML_TYPES.has(String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase());
+
 export type HttpServer = Readonly<{
   app: FastifyInstance;
   /**
@@ -81,7 +85,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
-  app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser([...XML_TYPES], { parseAs: 'string' }, (_req, body, done) => done(null, body));
   // fastify parses text/plain by default; this API takes JSON (and XML for corrections) only: anything else is a 415.
   app.removeContentTypeParser('text/plain');
 
@@ -133,13 +137,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   app.get('/openapi.json', async () => openApiDocument());
 
   app.get<{ Params: { code: string } }>('/problems/:code', async (request, reply) => {
-    const known = (PROBLEM_TYPES as Record<string, readonly [number, string]>)[request.params.code];
+    // An own property only: '__proto__' or 'toString' name no problem type.
+    const known = Object.hasOwn(PROBLEM_TYPES, request.params.code) ? (PROBLEM_TYPES as Record<string, readonly [number, string]>)[request.params.code] : undefined;
     if (!known) return sendProblem(reply, problem('not_found', 'no such problem type'));
     return { type: problemTypeUri(request.params.code), status: known[0], title: known[1] };
   });
 
   app.post('/observations', async (request, reply) => {
-    if (typeof request.body === 'string') return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
+    if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
     const body = parseInput(ObservationBody, request.body, 'body');
     const now = deps.clock.now();
     const observation = createTeleObservation({ ...body, measuredAt: body.measuredAt ?? now }, now);
@@ -187,10 +192,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const { uniqueId } = parseInput(DocumentParams, request.params, 'path');
     const now = deps.clock.now();
     let result;
-    if (typeof request.body === 'string') {
+    if (isXml(request)) {
       // application/xml: a whole replacement HL7 document, as XDS's RPLC takes it; ?correctionId= makes a retry safe.
       const { correctionId } = parseInput(CorrectionQuery, request.query, 'query');
-      const corrected = parseHl7Observation(request.body);
+      const corrected = parseHl7Observation(String(request.body));
       result = await deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correctionId, correlationId: request.id });
     } else {
       const body = parseInput(CorrectionBody, request.body, 'body');
