@@ -3,7 +3,7 @@
 // with typed handlers, and leave the message format (and later its encryption) to the kit.
 //
 //   const client = await RtsClient.connect({ systemId: 'city-a', url: 'amqp://127.0.0.1:5673' });
-//   await client.joinWithExperts(experts);                 // join request + ceil(n/500) batches, all accepted
+//   await client.joinWithExperts(experts);                 // join request + batches (<= 500 experts, <= 384 KiB each), all accepted
 //   await client.registerExpert('e-42', profile);          // resolves with the envelope id once the broker has it
 //   await client.subscribe({ onExpertUpserted: async (m) => save(m.payload) });
 //   await client.close();                                  // drains running handlers and pending sends
@@ -43,6 +43,7 @@ import {
   CONTRACT_VERSION,
   MAX_BATCH_EXPERTS,
   parseDownlink,
+  partitionExperts,
   serializeUplink,
   type DownlinkEnvelope,
   type DownlinkOf,
@@ -438,7 +439,8 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
 
   /**
    * The paper's batching join: 'system.join.requested' first (awaited, so the hub knows the join before any
-   * batch), then ceil(n / batchSize) 'experts.batch' messages, `concurrency` at a time. Resolves when the broker
+   * batch), then 'experts.batch' messages of at most batchSize experts and MAX_BATCH_JSON_BYTES of their JSON,
+   * `concurrency` at a time. Resolves when the broker
    * accepted all of them. All messages share one correlation id. With `messageId`, every envelope id is
    * deterministic: after an RtsJoinError, calling again with the same messageId and experts completes the join
    * and the hub ignores the repeats.
@@ -447,8 +449,8 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     const batchSize = options.batchSize ?? MAX_BATCH_EXPERTS;
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_EXPERTS) throw new RangeError(`joinWithExperts: batchSize must be 1-${MAX_BATCH_EXPERTS}`);
     const concurrency = Math.max(1, options.concurrency ?? 8);
-    const batches: UploadedExpert[][] = [];
-    for (let i = 0; i < experts.length; i += batchSize) batches.push(experts.slice(i, i + batchSize));
+    // By count and by size: a batch over the broker's message limit (~1 MiB) would cost the connection at every try.
+    const batches: UploadedExpert[][] = partitionExperts(experts, batchSize);
     const base = options.messageId ?? randomUUID();
     const requestId = this.envelopeId(`${base}/join`);
     const correlationId = options.correlationId ?? requestId;

@@ -3,7 +3,7 @@
 // Broker restarts are in sdk-reconnect.int.spec.ts.
 import { randomUUID } from 'node:crypto';
 import { AmqpConnection, DLQ_REASON, DLQ_SOURCE_QUEUE, DurableSender, QueueConsumer } from '../../src/adapters/amqp';
-import { parseUplink, serializeDownlink, type DownlinkEnvelope, type ExpertProfile, type UploadedExpert } from '../../src/adapters/messaging/messages';
+import { MAX_BATCH_JSON_BYTES, parseUplink, serializeDownlink, type DownlinkEnvelope, type ExpertProfile, type UploadedExpert } from '../../src/adapters/messaging/messages';
 import { RtsClient, type DownlinkHandlers } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { readQueue } from '../support/sdk-queues';
@@ -156,7 +156,7 @@ describe('RtsClient against ActiveMQ', () => {
       expect(got).toHaveLength(4);
     });
 
-    it('joinWithExperts sends the join request, then ceil(n/500) batches, and resolves when the broker has all', async () => {
+    it('joinWithExperts sends the join request, then batches of 500, and resolves when the broker has all', async () => {
       const systemId = systemIdFor('join');
       const client = await connect(systemId);
       const result = await client.joinWithExperts(experts(1201), { name: 'Join City' });
@@ -182,6 +182,21 @@ describe('RtsClient against ActiveMQ', () => {
       const again = await client.joinWithExperts(experts(3), { messageId: 'join-2026-11', batchSize: 2 });
       expect(again).toEqual(once);
       expect(once.batches).toBe(2);
+    });
+
+    it('joinWithExperts also cuts by size: 120 experts with long profiles in Chinese go in batches the broker takes', async () => {
+      // ~7.5 KiB of JSON an expert, ~900 KiB for 120: one batch by count, over the broker's 1 MiB once sent.
+      const han = (length: number) => '\u75c5'.repeat(length);
+      const long = (i: number): UploadedExpert => ({ localExpertId: `long-${i}`, ...profile(han(200)), title: han(100), specialties: Array.from({ length: 20 }, () => han(100)), location: { city: han(100), hospital: han(200) } });
+      const client = await connect(systemIdFor('big'));
+      const all = Array.from({ length: 120 }, (_, i) => long(i));
+      const result = await client.joinWithExperts(all);
+      expect(result.batches).toBeGreaterThan(1);
+      const got = await readQueue(broker, client.uplinkQueue, { count: result.batches + 1 });
+      const batches = got.map((m) => parseUplink(m.body as string)).flatMap((r) => (r.ok && r.message.type === 'experts.batch' ? [r.message.payload] : []));
+      expect(batches).toHaveLength(result.batches);
+      expect(batches.reduce((n, b) => n + b.experts.length, 0)).toBe(120);
+      for (const b of batches) expect(Buffer.byteLength(JSON.stringify(b.experts))).toBeLessThanOrEqual(MAX_BATCH_JSON_BYTES);
     });
   });
 

@@ -1,3 +1,4 @@
+import { MAX_BATCH_JSON_BYTES, downlinkMessageId, partitionExperts } from '../../src/application/directory/directory-messages';
 import { planDownlink, type DownlinkContext } from '../../src/application/directory/downlink-planner';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import type { ExpertView } from '../../src/application/projections/directory-projection';
@@ -86,6 +87,38 @@ describe('downlink planner', () => {
     const event = recorded('SystemJoined', { systemId: 'chengdu', name: 'C', area: 'A', downlinkQueue: 'rts.downlink.chengdu', batches: 0, experts: 0, joinedAt: 'x' });
     const plan = planDownlink(event, { joinedSystems: [sys('beijing'), sys('chengdu')], directory: [retiredLater] });
     expect(plan[1]!.envelope.payload).toMatchObject({ experts: [{ expertId: 'beijing:b0', revision: 3 }] });
+  });
+
+  it('cuts the snapshot by size as well as by count, with part ids of their own only where size cut it', () => {
+    const joined = recorded('SystemJoined', { systemId: 'chengdu', name: 'C', area: 'A', downlinkQueue: 'rts.downlink.chengdu', batches: 0, experts: 0, joinedAt: 'x' });
+    const directory = Array.from({ length: 6 }, (_, i) => view('beijing', `b${i}`));
+    const snapshots = (options: { snapshotBatchSize?: number; snapshotPartBytes?: number }) =>
+      planDownlink(joined, { joinedSystems: [sys('beijing'), sys('chengdu')], directory }, options).filter((m) => m.envelope.type === 'directory.snapshot');
+    // By count (the size limit far away): the ids of before, snapshot/<i>.
+    const byCount = snapshots({ snapshotBatchSize: 4 });
+    expect(byCount.map((m) => m.envelope.id)).toEqual([0, 1].map((i) => downlinkMessageId(joined.id, 'chengdu', `snapshot/${i}`)));
+    // By size: room for two experts' JSON a part gives parts of 2, 2, 2, with ids that name the count.
+    const oneExpert = Buffer.byteLength(JSON.stringify((byCount[0]!.envelope.payload as { experts: readonly unknown[] }).experts[0]));
+    const bySize = snapshots({ snapshotBatchSize: 4, snapshotPartBytes: 2 * oneExpert + 10 });
+    expect(bySize.map((m) => (m.envelope.payload as { experts: readonly unknown[] }).experts.length)).toEqual([2, 2, 2]);
+    expect(bySize.map((m) => m.envelope.payload)).toEqual([0, 1, 2].map((i) => expect.objectContaining({ batchIndex: i, batchCount: 3 })));
+    expect(bySize.map((m) => m.envelope.id)).toEqual([0, 1, 2].map((i) => downlinkMessageId(joined.id, 'chengdu', `snapshot/${i}/3`)));
+    expect(snapshots({ snapshotBatchSize: 4, snapshotPartBytes: 2 * oneExpert + 10 })).toEqual(bySize); // deterministic
+  });
+
+  it('partitionExperts: at most maxCount and maxBytes of UTF-8 JSON a part, in order; an oversized expert alone', () => {
+    const han = (length: number) => '\u4e2d'.repeat(length); // three bytes a character in UTF-8
+    const experts = [{ n: han(100) }, { n: 'a' }, { n: han(100) }, { n: han(400) }, { n: 'b' }];
+    const parts = partitionExperts(experts, 2, 700);
+    expect(parts).toEqual([[experts[0], experts[1]], [experts[2]], [experts[3]], [experts[4]]]);
+    for (const part of parts.filter((p) => p.length > 1)) expect(part.reduce((sum, e) => sum + Buffer.byteLength(JSON.stringify(e)) + 1, 0)).toBeLessThanOrEqual(700);
+    expect(partitionExperts([], 500)).toEqual([]);
+    expect(partitionExperts(Array.from({ length: 1001 }, (_, i) => ({ i }))).map((p) => p.length)).toEqual([500, 500, 1]);
+    // 500 experts at the profile's limits in Chinese: more than one part, each within the bytes.
+    const full = Array.from({ length: 500 }, () => ({ name: han(200), title: han(100), specialties: Array.from({ length: 20 }, () => han(100)) }));
+    const cut = partitionExperts(full);
+    expect(cut.length).toBeGreaterThan(1);
+    for (const part of cut) expect(Buffer.byteLength(JSON.stringify(part))).toBeLessThanOrEqual(MAX_BATCH_JSON_BYTES);
   });
 
   it('announces an empty directory to the first system with one empty snapshot batch', () => {

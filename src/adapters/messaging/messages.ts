@@ -38,7 +38,7 @@ import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeE
  * - Schemas (`UplinkEnvelopeSchema`, `DownlinkEnvelopeSchema`, `ExpertProfileSchema`, per-type payload schemas in
  *   `UPLINK_PAYLOAD_SCHEMAS`/`DOWNLINK_PAYLOAD_SCHEMAS`) for the AsyncAPI document (z.toJSONSchema).
  * - Re-exported from the core: the TypeScript types, `UPLINK_TYPES`, `DOWNLINK_TYPES`, `MAX_BATCH_EXPERTS`,
- *   `downlinkMessageId`.
+ *   `MAX_BATCH_JSON_BYTES`, `partitionExperts` (parts by count and size), `downlinkMessageId`.
  *
  * Strict in what the hub accepts (unknown fields in an uplink message are a schema error, so a typo is caught at
  * once); tolerant in what a system reads (parseDownlink drops unknown fields, so the hub can add some).
@@ -47,8 +47,10 @@ export {
   CONTRACT_VERSION,
   DOWNLINK_TYPES,
   MAX_BATCH_EXPERTS,
+  MAX_BATCH_JSON_BYTES,
   UPLINK_TYPES,
   downlinkMessageId,
+  partitionExperts,
 } from '../../application/directory/directory-messages';
 export type {
   DirectoryExpert,

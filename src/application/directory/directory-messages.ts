@@ -15,6 +15,51 @@ import { uuidV5 } from '../ids';
 export const CONTRACT_VERSION = 1 as const;
 /** Most experts in one 'experts.batch' or 'directory.snapshot' message. */
 export const MAX_BATCH_EXPERTS = 500;
+/**
+ * Most UTF-8 bytes of experts' JSON in one 'experts.batch' or 'directory.snapshot' message. A broker takes messages
+ * up to a limit (ActiveMQ as this project configures it: 1 MiB, `wireFormat.maxFrameSize`), and a larger one costs
+ * the sender its connection, so a part that does not fit would be resent forever. With message security a body
+ * grows by about 16/9 (a JWS, base64url, inside a JWE, base64url again): 384 KiB of JSON is ~680 KiB on the wire.
+ * 500 experts with long profiles in Chinese are ~600 KiB of JSON.
+ */
+export const MAX_BATCH_JSON_BYTES = 384 * 1024;
+
+/** UTF-8 length of a string, without Buffer (the core runs anywhere). */
+const utf8Length = (text: string): number => {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      bytes += 4; // a surrogate pair: one code point of four bytes
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+};
+
+/**
+ * Experts cut into parts of at most `maxCount` experts and `maxBytes` bytes of their JSON, in order (an expert
+ * larger than `maxBytes` alone is a part of its own). Deterministic: the same experts give the same parts.
+ */
+export const partitionExperts = <T>(experts: readonly T[], maxCount = MAX_BATCH_EXPERTS, maxBytes = MAX_BATCH_JSON_BYTES): T[][] => {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const expert of experts) {
+    const size = utf8Length(JSON.stringify(expert)) + 1; // and its comma
+    if (part.length > 0 && (part.length >= maxCount || bytes + size > maxBytes)) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(expert);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+};
 
 export type Envelope<Type extends string, Payload> = Readonly<{
   id: string;

@@ -5,6 +5,8 @@ import type { ExpertView } from '../projections/directory-projection';
 import {
   CONTRACT_VERSION,
   MAX_BATCH_EXPERTS,
+  MAX_BATCH_JSON_BYTES,
+  partitionExperts,
   downlinkMessageId,
   type DirectoryExpert,
   type DownlinkEnvelope,
@@ -43,7 +45,7 @@ export type DownlinkContext = Readonly<{
 
 export type DownlinkMessage = Readonly<{ queue: string; envelope: DownlinkEnvelope }>;
 
-export type PlanOptions = Readonly<{ snapshotBatchSize?: number }>;
+export type PlanOptions = Readonly<{ snapshotBatchSize?: number; /** Most bytes of experts' JSON per snapshot part (MAX_BATCH_JSON_BYTES). */ snapshotPartBytes?: number }>;
 
 /** The event types planDownlink sends messages for; its publisher reads only these. */
 export const DOWNLINK_EVENT_TYPES: ReadonlySet<string> = new Set<string>([...EXPERT_EVENT_TYPES, 'SystemJoined' satisfies ConnectedSystemEvent['type']]);
@@ -100,10 +102,17 @@ export const planDownlink = (event: RecordedEvent, context: DownlinkContext, opt
 
     const size = Math.max(1, Math.min(options.snapshotBatchSize ?? MAX_BATCH_EXPERTS, MAX_BATCH_EXPERTS));
     const snapshot = directory.filter((x) => joinedOthers.has(x.homeSystemId)).map(toDirectoryExpert);
-    const batchCount = Math.max(1, Math.ceil(snapshot.length / size));
+    // Parts by count and by size: a part over the broker's message limit was never taken, and the publisher sent
+    // it again forever, so no system got any downlink after it.
+    const parts = partitionExperts(snapshot, size, options.snapshotPartBytes ?? MAX_BATCH_JSON_BYTES);
+    const byCount = Math.max(1, Math.ceil(snapshot.length / size));
+    const batchCount = Math.max(1, parts.length);
+    // Part ids as before where the parts are the count's; where size cut them otherwise, ids of their own (a
+    // receiver that got a part of the count's cut, before an upgrade, must not take a size part for it).
+    const partId = (i: number): string => (batchCount === byCount && parts.every((p, j) => j === batchCount - 1 || p.length === size) ? `snapshot/${i}` : `snapshot/${i}/${batchCount}`);
     const toJoiner: DownlinkMessage[] = [message(joiner, 'system.joined', news)];
     for (let i = 0; i < batchCount; i++) {
-      toJoiner.push(message(joiner, 'directory.snapshot', { snapshotId: event.id, batchIndex: i, batchCount, experts: snapshot.slice(i * size, (i + 1) * size) }, `snapshot/${i}`));
+      toJoiner.push(message(joiner, 'directory.snapshot', { snapshotId: event.id, batchIndex: i, batchCount, experts: parts[i] ?? [] }, partId(i)));
     }
 
     const own = directory.filter((x) => x.homeSystemId === joinerId).map(toDirectoryExpert);
