@@ -1,6 +1,6 @@
 import { Director, HL7Builder, MetadataBuilder, parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
 import type { Cpr } from '../domain/monitoring/cpr';
-import type { TeleObservation } from '../domain/monitoring/tele-observation';
+import { ensureTeleObservation, type TeleObservation } from '../domain/monitoring/tele-observation';
 import type { TimeInterval } from '../domain/monitoring/time-interval';
 import { ConflictError } from '../domain/shared/errors';
 import type { SubmitResult, XdsBackend } from './xds-backend';
@@ -56,7 +56,10 @@ export class TeleMedService implements TeleMed {
    * processAndStore with an idempotency key: the same observationId for the same patient is stored once and
    * answers with the same uniqueId (`created: false` on a repeat).
    */
-  async record(teleObs: TeleObservation, options: RecordOptions = {}): Promise<RecordResult> {
+  async record(observation: TeleObservation, options: RecordOptions = {}): Promise<RecordResult> {
+    // A TeleObservation is a plain type: one a caller built by hand (NaN, systolic below diastolic, a CPR cast) is
+    // validated here as createTeleObservation would; one it made is taken as it is.
+    const teleObs = ensureTeleObservation(observation, this.xds.now());
     try {
       return await this.submit(teleObs, options);
     } catch (e) {
@@ -72,14 +75,15 @@ export class TeleMedService implements TeleMed {
 
   private async submit(teleObs: TeleObservation, options: RecordOptions): Promise<RecordResult> {
     const { document, metadata } = buildDocument(teleObs);
-    const result = await this.xds.provideAndRegisterDocument(metadata, document, { observationId: options.observationId, correlationId: options.correlationId, summary: summaryOf(teleObs) });
+    const result = await this.xds.provideAndRegisterBuilt(metadata, document, { observationId: options.observationId, correlationId: options.correlationId, summary: summaryOf(teleObs) });
     return { ...result, measuredAt: teleObs.measuredAt };
   }
 
   /** Replace a stored reading by a corrected one (XDS RPLC); the old one disappears from queries. */
   async correct(uniqueId: string, corrected: TeleObservation, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
-    const { document, metadata } = buildDocument(corrected);
-    return this.xds.correctDocument(uniqueId, metadata, document, { ...options, summary: summaryOf(corrected) });
+    const reading = ensureTeleObservation(corrected, this.xds.now());
+    const { document, metadata } = buildDocument(reading);
+    return this.xds.correctBuilt(uniqueId, metadata, document, { ...options, summary: summaryOf(reading) });
   }
 
   /** The patient of a stored document, read from the document itself (the registry keeps only a pseudonym). */

@@ -1,8 +1,8 @@
 import type { DateTime } from 'luxon';
 import { documentEntryDecider, documentStreamName, type DocumentEntryData } from '../domain/documents/document-entry';
-import type { DocumentMetadata } from '../domain/documents/hl7';
+import { parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
 import type { Cpr } from '../domain/monitoring/cpr';
-import { toIsoSeconds } from '../domain/monitoring/tele-observation';
+import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
 import { NotFoundError, ValidationError } from '../domain/shared/errors';
 import { handleCommand } from './command-handling';
 import { sha256Hex, uuidToOid, uuidV5 } from './ids';
@@ -57,15 +57,46 @@ export type XdsDependencies = Readonly<{
 export class XdsBackend {
   constructor(private readonly deps: XdsDependencies) {}
 
+  /** Now, by the backend's clock (TeleMedService validates readings against it). */
+  now(): DateTime {
+    return this.deps.clock.now();
+  }
+
   /** uniqueId for an upload: derived from the client's observation id when given, random otherwise. */
   uniqueIdFor(patientKey: string, observationId: string | undefined): string {
     return uuidToOid(observationId === undefined ? this.deps.ids.uuid() : uuidV5(`observation/${patientKey}/${observationId}`));
   }
 
+  /**
+   * The seed's provide-and-register, for a document from anywhere: it is parsed and must be a valid reading (as an
+   * upload: CPR, plausible values, not in the future, not before birth) of the patient and at the time its
+   * metadata names. A document that is not would be stored, then break every later read of the registry.
+   */
   async provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options: SubmitOptions = {}): Promise<SubmitResult> {
+    return this.provideAndRegisterBuilt(metadata, document, { ...options, summary: this.checkedSummary(metadata, document) });
+  }
+
+  /**
+   * provideAndRegisterDocument without the parse, for a document `buildDocument` made from a TeleObservation that
+   * createTeleObservation validated (TeleMedService's path: parsing back what was just built cost more than the
+   * rest of an upload). `summary` must be that observation's values.
+   */
+  async provideAndRegisterBuilt(metadata: DocumentMetadata, document: string, options: SubmitOptions & Readonly<{ summary: NonNullable<SubmitOptions['summary']> }>): Promise<SubmitResult> {
     const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
     const uniqueId = this.uniqueIdFor(patientKey, options.observationId);
     return this.register(uniqueId, patientKey, metadata, document, options);
+  }
+
+  /** The values of a document from outside, after checking it holds a valid new reading matching its metadata. */
+  private checkedSummary(metadata: DocumentMetadata, document: string): NonNullable<SubmitOptions['summary']> {
+    if (typeof document !== 'string') throw new ValidationError('invalid_document', 'the document must be HL7 XML text');
+    const reading = createTeleObservation(parseHl7Observation(document), this.deps.clock.now());
+    const mismatch = [
+      reading.patientId !== metadata?.patientId && { path: 'patientId', message: "differs from the document's patient" },
+      reading.measuredAt !== metadata?.serviceStartTime && { path: 'serviceStartTime', message: "differs from the document's effectiveTime" },
+    ].filter((m): m is { path: string; message: string } => m !== false);
+    if (mismatch.length > 0) throw new ValidationError('invalid_document', `the metadata does not describe the document: ${mismatch.map((m) => `${m.path} ${m.message}`).join('; ')}`, mismatch);
+    return { systolic: reading.systolic.value, diastolic: reading.diastolic.value };
   }
 
   /**
@@ -74,7 +105,12 @@ export class XdsBackend {
    * concurrency, so of two concurrent corrections exactly one wins; the replacement's uniqueId is derived from
    * the correction id, so a correction retried after a crash between the two appends completes the same way.
    */
-  async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string; summary?: SubmitOptions['summary'] } = {}): Promise<SubmitResult> {
+  async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
+    return this.correctBuilt(uniqueId, metadata, newDocument, { ...options, summary: this.checkedSummary(metadata, newDocument) });
+  }
+
+  /** correctDocument without the parse: TeleMedService's path, as provideAndRegisterBuilt. */
+  async correctBuilt(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string; summary: NonNullable<SubmitOptions['summary']> }): Promise<SubmitResult> {
     const old = await this.entry(uniqueId);
     const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
     if (old.patientKey !== patientKey) {

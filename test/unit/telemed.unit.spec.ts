@@ -11,9 +11,9 @@ import type { IdGenerator } from '../../src/application/ports/id-generator';
 import { Projector } from '../../src/application/projector';
 import { TeleMedService } from '../../src/application/telemed';
 import { XdsBackend } from '../../src/application/xds-backend';
-import { Director, MetadataBuilder, parseHl7Observation } from '../../src/domain/documents/hl7';
+import { Director, HL7Builder, MetadataBuilder, parseHl7Observation } from '../../src/domain/documents/hl7';
 import { parseCpr, type Cpr } from '../../src/domain/monitoring/cpr';
-import type { TeleObservation } from '../../src/domain/monitoring/tele-observation';
+import { createTeleObservation, type TeleObservation } from '../../src/domain/monitoring/tele-observation';
 import { timeInterval } from '../../src/domain/monitoring/time-interval';
 import { RtsError } from '../../src/domain/shared/errors';
 
@@ -322,5 +322,72 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     // Stored byte for byte: the repository gives back the seed's document itself.
     expect((await xds.retrieveDocument(uniqueId)).content).toBe(seedXml);
     expect(await telemed.getObservationsFor(PATIENT, interval('2017-05-10T14:50:15Z', '2017-05-11T00:00:00Z'))).toEqual([]);
+  });
+
+  describe('library callers: a TeleObservation built by hand is validated, a document from outside is checked', () => {
+    const week = interval('2024-03-01T00:00:00Z', '2024-03-10T12:00:00Z');
+
+    it('refuses NaN, systolic below diastolic, a future time and a forged CPR as createTeleObservation does; nothing is stored and reads go on', async () => {
+      const { telemed, allEvents } = setup();
+      await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'));
+      const bad: [TeleObservation, string][] = [
+        [reading(PATIENT, Number('12O'), 70, '2024-03-09T09:00:00Z'), 'invalid_observation'],
+        [reading(PATIENT, 70, 126, '2024-03-09T09:00:00Z'), 'implausible_observation'],
+        [reading(PATIENT, 126, 70, '2025-03-09T09:00:00Z'), 'implausible_observation'],
+        [reading('310299-1234' as Cpr, 126, 70, '2024-03-09T09:00:00Z'), 'invalid_patient_id'],
+        [{ ...reading(PATIENT, 126, 70, '2024-03-09T09:00:00Z'), systolic: '126' } as unknown as TeleObservation, 'invalid_observation'],
+        [null as unknown as TeleObservation, 'invalid_observation'],
+      ];
+      for (const [observation, code] of bad) {
+        expect((await rejectionOf(telemed.processAndStore(observation))).code).toBe(code);
+        expect((await rejectionOf(telemed.record(observation, { observationId: 'x1' }))).code).toBe(code);
+      }
+      const [first] = await telemed.getObservationsFor(PATIENT, week);
+      expect((await rejectionOf(telemed.correct(first!.uniqueId, reading(PATIENT, 70, 126, '2024-03-09T08:00:00Z')))).code).toBe('implausible_observation');
+      expect((await allEvents()).filter((e) => e.type === 'DocumentSubmitted')).toHaveLength(1);
+      expect(await telemed.getObservationsFor(PATIENT, week)).toHaveLength(1);
+    });
+
+    it('takes an observation createTeleObservation made as it is (frozen, not validated twice)', async () => {
+      const { telemed } = setup();
+      const made = createTeleObservation({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: '2024-03-09T08:00:00Z' }, NOW);
+      expect(Object.isFrozen(made)).toBe(true);
+      expect(Object.isFrozen(made.systolic)).toBe(true);
+      const { created } = await telemed.record(made);
+      expect(created).toBe(true);
+      // A JavaScript caller's bare numbers are taken as mmHg, as createTeleObservation takes them, not stored as they are.
+      await telemed.processAndStore({ patientId: PATIENT, systolic: 131, diastolic: 77, measuredAt: '2024-03-09T09:00:00Z' } as unknown as TeleObservation);
+      const stored = await telemed.getObservationsFor(PATIENT, week);
+      expect(stored.map((o) => [o.systolic, o.diastolic])).toEqual([
+        [{ value: 126, unit: 'mmHg' }, { value: 70, unit: 'mmHg' }],
+        [{ value: 131, unit: 'mmHg' }, { value: 77, unit: 'mmHg' }],
+      ]);
+    });
+
+    it("refuses a document that is not HL7, or whose metadata names another patient or time, and keeps the registry readable", async () => {
+      const { xds, telemed, allEvents } = setup();
+      const docOf = (o: TeleObservation) => {
+        const builder = new HL7Builder();
+        Director.construct(o, builder);
+        const metadata = new MetadataBuilder();
+        Director.construct(o, metadata);
+        return { document: builder.getResult(), metadata: metadata.getResult() };
+      };
+      const a = docOf(reading(PATIENT, 150, 95, '2024-03-09T08:00:00Z'));
+      const b = docOf(reading(OTHER_PATIENT, 120, 80, '2024-03-09T08:00:00Z'));
+      const c = docOf(reading(PATIENT, 150, 95, '2024-03-09T09:00:00Z'));
+      expect((await rejectionOf(xds.provideAndRegisterDocument(b.metadata, a.document))).code).toBe('invalid_document');
+      expect((await rejectionOf(xds.provideAndRegisterDocument(c.metadata, a.document))).code).toBe('invalid_document');
+      expect((await rejectionOf(xds.provideAndRegisterDocument(a.metadata, 'not xml at all'))).code).toBe('invalid_document');
+      // A document from outside is a new reading: not in the future, as an upload.
+      const later = docOf(reading(PATIENT, 150, 95, '2025-03-09T08:00:00Z'));
+      expect((await rejectionOf(xds.provideAndRegisterDocument(later.metadata, later.document))).code).toBe('implausible_observation');
+      expect(await allEvents()).toHaveLength(0);
+      const { uniqueId } = await xds.provideAndRegisterDocument(a.metadata, a.document, { summary: { systolic: 1, diastolic: 2 } });
+      // The values come from the document, not from a summary the caller passed.
+      expect(await telemed.getObservationsFor(PATIENT, week)).toEqual([expect.objectContaining({ uniqueId, systolic: { value: 150, unit: 'mmHg' }, diastolic: { value: 95, unit: 'mmHg' } })]);
+      expect((await rejectionOf(xds.correctDocument(uniqueId, b.metadata, a.document))).code).toBe('invalid_document');
+      await expect(telemed.getObservationsFor(OTHER_PATIENT, week)).rejects.toMatchObject({ code: 'unknown_patient' });
+    });
   });
 });

@@ -127,7 +127,25 @@ export const createTeleObservation = (input: TeleObservationInput, now: DateTime
     const code = issues.some((i) => i.path === 'patientId') ? 'invalid_patient_id' : issues.some((i) => /must be between|above the diastolic|in the future|date of birth/.test(i.message)) ? 'implausible_observation' : 'invalid_observation';
     throw new ValidationError(code, `the observation is not valid: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
   }
-  return { patientId, systolic, diastolic, measuredAt: isoUtc(measuredAt) };
+  const observation: TeleObservation = Object.freeze({ patientId, systolic: Object.freeze(systolic), diastolic: Object.freeze(diastolic), measuredAt: isoUtc(measuredAt) });
+  // Not one read from a stored document (no birth-date check, its `now` the parser's end of time): a caller passing
+  // that on as a new reading has it validated again.
+  if (notBeforeBirth) VALIDATED.add(observation);
+  return observation;
+};
+
+/** Observations createTeleObservation made (frozen, so still valid): ensureTeleObservation takes them as they are. */
+const VALIDATED = new WeakSet<object>();
+
+/**
+ * A TeleObservation a library caller passes in: one createTeleObservation made is returned as it is; anything else
+ * (built by hand, read from JSON, from JavaScript without types) is validated now, with the same errors.
+ */
+export const ensureTeleObservation = (value: unknown, now: DateTime): TeleObservation => {
+  if (typeof value === 'object' && value !== null && VALIDATED.has(value)) return value as TeleObservation;
+  if (typeof value !== 'object' || value === null) throw new ValidationError('invalid_observation', 'the observation must be an object { patientId, systolic, diastolic, measuredAt }');
+  const o = value as Record<string, unknown>;
+  return createTeleObservation({ patientId: o['patientId'], systolic: o['systolic'], diastolic: o['diastolic'], measuredAt: o['measuredAt'] }, now);
 };
 
 /** ISO-8601 UTC: 2017-05-10T14:50:14Z (milliseconds only when not zero, as luxon's suppressMilliseconds). */
