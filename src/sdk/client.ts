@@ -163,6 +163,7 @@ export interface UnknownDownlink {
   type: string | undefined;
   /** The raw body; for the JSON codec the JSON text. */
   body: unknown;
+  /** 'unknown_type' (a type this SDK does not know), or 'bad_schema' with a detail starting 'version:'. */
   reason: string;
   detail: string;
 }
@@ -720,9 +721,9 @@ class SdkSubscription implements Subscription {
 
 /** A failure that is about a type or version we do not know (a newer hub), not a broken message. */
 function isUnknownType(failure: DecodeFailure): boolean {
-  // parseDownlink checks the version, then the type, before the schema: these two details mean "not ours to read".
-  if (failure.reason !== 'bad_schema' || typeof failure.envelope?.type !== 'string') return false;
-  return failure.detail.startsWith('type:') || failure.detail.startsWith('version:');
+  // parseDownlink checks the version, then the type, before the schema: these two mean "not ours to read".
+  if (typeof failure.envelope?.type !== 'string') return false;
+  return failure.reason === 'unknown_type' || (failure.reason === 'bad_schema' && failure.detail.startsWith('version:'));
 }
 
 /** Endpoints from `endpoints` or `url`; credentials in a URL give SASL PLAIN. */

@@ -40,27 +40,29 @@ it('dead-letters every kind of poison with its cause while 200 good registration
     const transient = uplink.registered('good-a', 'boom', profile(4));
     const badSchema = { ...uplink.registered('good-a', 'e-bad', profile(5)) } as Record<string, unknown>;
     delete (badSchema.payload as Record<string, unknown>).profile;
+    const unknownType = { ...uplink.registered('good-a', 'e-odd', profile(6)), type: 'expert.exploded' };
     const poison: Array<() => Promise<void>> = [
       () => sendRawBody(amq.sender, '{"id": "not-json", ', { messageId: 'not-json-1' }),
       () => sendRawBody(amq.sender, JSON.stringify(badSchema)),
       () => sendUplink(amq.sender, unknownSystem),
       () => sendUplink(amq.sender, otherOwner),
       () => sendUplink(amq.sender, transient),
+      () => sendRawBody(amq.sender, JSON.stringify(unknownType)),
     ];
     const started = Date.now();
     const sends: Promise<void>[] = [];
     for (let i = 0; i < 200; i++) {
       sends.push(sendUplink(amq.sender, uplink.registered('good-a', `e${i}`, profile(i))));
-      if (i % 40 === 20) sends.push(poison.shift()!());
+      if (i % 30 === 20) sends.push(poison.shift()!());
     }
     await Promise.all(sends);
     expect(poison).toHaveLength(0);
 
     await until('200 good experts applied', async () => (await getJson(hub!.url, '/systems/good-a')).body.activeExperts === 200);
     let letters: Summary[] = [];
-    await until('5 dead letters', async () => {
+    await until('6 dead letters', async () => {
       letters = (await getJson(hub!.url, '/dead-letters')).body.items;
-      return letters.length >= 5;
+      return letters.length >= 6;
     }, 60_000).catch((error: Error) => {
       throw new Error(`${error.message}; found: ${JSON.stringify(letters.map((l) => l.reason))}`);
     });
@@ -74,6 +76,7 @@ it('dead-letters every kind of poison with its cause while 200 good registration
         'unknown_system',
         'expert_owned_by_other_system',
         expect.stringMatching(/^retry limit \(3\) reached: transient failure: Error/),
+        expect.stringMatching(/^unknown_type: type: must be one of /),
       ]),
     );
     for (const l of letters) expect(l.sourceQueue).toBe('rts.uplink');

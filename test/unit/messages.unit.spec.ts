@@ -39,7 +39,7 @@ const validUplinks: Record<(typeof UPLINK_TYPES)[number], unknown> = {
   'expert.retired': { localExpertId: 'e-1' },
 };
 
-const expectFailure = (json: string, reason: 'bad_json' | 'bad_schema', detail?: RegExp) => {
+const expectFailure = (json: string, reason: 'bad_json' | 'bad_schema' | 'unknown_type', detail?: RegExp) => {
   const result = parseUplink(json);
   expect(result.ok).toBe(false);
   if (result.ok) return;
@@ -77,7 +77,7 @@ describe('message contract: uplink', () => {
   it('refuses envelopes that break the contract, naming the field and keeping what could be read', () => {
     const base = validUplinks['expert.retired'];
     expectFailure(JSON.stringify(envelope('expert.retired', base, { version: 2 })), 'bad_schema', /version/);
-    expectFailure(JSON.stringify(envelope('expert.exploded', base)), 'bad_schema', /type/);
+    expectFailure(JSON.stringify(envelope('expert.exploded', base)), 'unknown_type', /^type: must be one of /);
     expectFailure(JSON.stringify(envelope('expert.retired', base, { id: 'not-a-uuid' })), 'bad_schema', /id/);
     expectFailure(JSON.stringify(envelope('expert.retired', base, { time: '2024-05-01 12:00' })), 'bad_schema', /time/);
     expectFailure(JSON.stringify(envelope('expert.retired', base, { time: '2024-05-01T12:00:00' })), 'bad_schema', /time/);

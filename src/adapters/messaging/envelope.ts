@@ -46,7 +46,7 @@ type Deep<T> = T extends readonly (infer V)[] ? Deep<V>[] : T extends object ? {
 
 export type ParseFailure = Readonly<{
   ok: false;
-  reason: 'bad_json' | 'bad_schema';
+  reason: 'bad_json' | 'bad_schema' | 'unknown_type';
   /** What is wrong, by field path; never the values sent. */
   detail: string;
   /** What could be read of the envelope, for the dead-letter record. */
@@ -83,7 +83,8 @@ export const parseEnvelope = <M>(schema: z.ZodType<M>, json: string, knownTypes:
     const v = value as Record<string, unknown>;
     if (v.version !== CONTRACT_VERSION) return { ok: false, reason: 'bad_schema', detail: `version: must be ${CONTRACT_VERSION}`, envelope };
     if (typeof v.type !== 'string' || !knownTypes.includes(v.type)) {
-      return { ok: false, reason: 'bad_schema', detail: `type: must be one of ${knownTypes.join(', ')}`, envelope };
+      // Its own reason, as docs/messaging.md lists it: a type this side does not know (yet) is not a malformed message.
+      return { ok: false, reason: 'unknown_type', detail: `type: must be one of ${knownTypes.join(', ')}`, envelope };
     }
   }
   const result = schema.safeParse(value);

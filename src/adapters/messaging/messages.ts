@@ -30,7 +30,7 @@ import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeE
  *
  * API
  * - `parseUplink(json)` / `parseDownlink(json)`: never throw for bad input; they return
- *   `{ ok: true, message }` or `{ ok: false, reason: 'bad_json' | 'bad_schema', detail, envelope? }` where
+ *   `{ ok: true, message }` or `{ ok: false, reason: 'bad_json' | 'bad_schema' | 'unknown_type', detail, envelope? }` where
  *   `envelope` holds id/type/systemId when they could be read (for the dead-letter record). `detail` names the
  *   fields at fault, never their values.
  * - `serializeUplink(envelope)` / `serializeDownlink(envelope)`: validate, then JSON text (the AMQP body is this
