@@ -161,6 +161,15 @@ describe('JoseCodec: JWS inside JWE', () => {
     await expect(hubCodec.open('a.b.c')).rejects.toBeInstanceOf(JoseError);
   });
 
+  it('refuses a compressed JWE (zip), which the profile does not have, before decrypting', async () => {
+    const sealed = (await xianCodec.encode(uplink('xian'), { to: 'hub' })).body;
+    const [protectedHeader, ...rest] = sealed.split('.');
+    const headerJson = JSON.parse(Buffer.from(protectedHeader!, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const zipped = [Buffer.from(JSON.stringify({ ...headerJson, zip: 'DEF' })).toString('base64url'), ...rest].join('.');
+    await expect(hubCodec.open(zipped)).rejects.toMatchObject({ code: 'malformed_jose', message: expect.stringMatching(/zip/) });
+    await expect(hubCodec.open(sealed)).resolves.toMatchObject({ sender: 'xian' });
+  });
+
   it('keys: exported and imported again, registered as public JWKs only, kid = thumbprint', async () => {
     const saved = JSON.parse(JSON.stringify(await exportPartyKeys(xian)));
     const again = await importPartyKeys(saved);

@@ -104,6 +104,9 @@ export class JoseCodec {
     if (outer.alg !== KEY_MANAGEMENT_ALG || outer.enc !== CONTENT_ENCRYPTION || typeof outer.kid !== 'string') {
       throw new JoseError('malformed_jose', `the JWE must use ${KEY_MANAGEMENT_ALG} with ${CONTENT_ENCRYPTION} and name its kid`);
     }
+    // Compression before encryption is not in the profile (docs/messaging.md): its output length depends on the
+    // plaintext, which can leak it (CRIME-like), and inflating is a decompression bomb's way in.
+    if (outer.zip !== undefined) throw new JoseError('malformed_jose', 'the JWE must not be compressed (zip is not part of the profile)');
     const ours = this.options.keys.decryption.find((k) => k.kid === outer.kid);
     if (!ours) throw new JoseError('not_for_us', 'the message is encrypted for a key that is not ours');
 
