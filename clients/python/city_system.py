@@ -3,7 +3,10 @@
 consultation and waits for the report, which it acknowledges. One JSON line per step on stdout.
 
   RTS_TOKEN=<operator token> /usr/bin/python3 clients/python/city_system.py --hub http://127.0.0.1:8080 \
-      --broker amqp://127.0.0.1:5672 --system py-city --candidate ts-experts:cardio-1
+      --broker amqp://127.0.0.1:5673 --system py-city --candidate ts-experts:cardio-1
+
+(5673: the local broker of `npm run broker:up`, scripts/activemq/broker.sh; give --broker again for each broker
+to fail over to.)
 
 Registering a system (POST /systems) is an operator's act: the token (--token, else $RTS_TOKEN) is an
 operator's. In production the operator registers the system and its keys, and the system only uses AMQP.
@@ -24,7 +27,7 @@ def say(event, **fields):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--hub", required=True, help="the hub's HTTP base URL")
-    parser.add_argument("--broker", required=True, help="amqp://host:port, or amqps://user:password@host:port for a broker with TLS and accounts (SASL PLAIN)")
+    parser.add_argument("--broker", required=True, action="append", help="amqp://host:port, or amqps://user:password@host:port for a broker with TLS and accounts (SASL PLAIN); repeat it for the brokers to fail over to, in order")
     parser.add_argument("--ca", default=None, help="PEM file of the CA that signed the broker's TLS certificate (amqps://; default: the system's CAs)")
     parser.add_argument("--cert", default=None, help="PEM file of this system's TLS certificate, for a broker that asks for one (mutual TLS)")
     parser.add_argument("--key", default=None, help="PEM file of that certificate's private key")
@@ -42,8 +45,8 @@ def main():
 
     client = RtsClient(args.broker, args.system, JoseCodec(keys, hub.jwks()), ca_file=args.ca, cert_file=args.cert, key_file=args.key)
     try:
-        join = client.send("system.join.requested", {"name": "Python City", "expectedBatches": 0, "expectedExperts": 0})
-        profile = {
+        expert = {
+            "localExpertId": "py-expert-1",
             "name": "Dr. Py Thon",
             "title": "Attending physician",
             "specialties": ["cardiology"],
@@ -51,8 +54,8 @@ def main():
             "languages": ["en"],
             "availability": "available",
         }
-        client.send("expert.registered", {"localExpertId": "py-expert-1", "profile": profile}, correlation_id=join["correlationId"])
-        say("expert_sent", expertId=f"{args.system}:py-expert-1")
+        join = client.join_with_experts([expert], name="Python City")
+        say("join_sent", batches=join["batches"], experts=join["experts"], expertId=f"{args.system}:py-expert-1")
 
         consultation_id = str(uuid.uuid4())
         client.send(
@@ -69,21 +72,26 @@ def main():
         )
         say("requested", consultationId=consultation_id)
 
-        while True:
-            env = client.receive(timeout=args.timeout)
-            if env is None:
-                say("timeout")
-                return 1
-            say("received", type=env["type"], correlationId=env["correlationId"])
+        outcome = {}
+
+        def handle(env, attempt):
+            # Runs before the message is accepted: if it raises, the broker delivers the message again.
+            say("received", type=env["type"], correlationId=env["correlationId"], attempt=attempt)
             if env["type"] == "consultation.report" and env["payload"]["consultationId"] == consultation_id:
                 p = env["payload"]
                 client.send("consultation.acknowledge", {"consultationId": consultation_id}, correlation_id=env["correlationId"])
                 say("report", consultationId=consultation_id, expertId=p["expertId"], diagnosis=p["diagnosis"], correlationId=env["correlationId"])
                 say("acknowledged", consultationId=consultation_id)
-                return 0
-            if env["type"] == "consultation.unassigned":
+                outcome["code"] = 0
+            elif env["type"] == "consultation.unassigned" and env["payload"]["consultationId"] == consultation_id:
                 say("unassigned")
+                outcome["code"] = 1
+
+        while "code" not in outcome:
+            if client.receive(handle, timeout=args.timeout) is None:
+                say("timeout")
                 return 1
+        return outcome["code"]
     finally:
         client.close()
 

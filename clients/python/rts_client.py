@@ -11,6 +11,20 @@ protocol of docs/messaging.md ("Message security"):
     application-properties (messageId, type, version, systemId, correlationId);
   * a system registers its two public keys over HTTP (POST /systems with `keys`), and reads the hub's from
     GET /.well-known/jwks.json.
+
+And the rules of docs/messaging.md around it:
+
+  * JSON is written compact and UTF-8 (ensure_ascii=False): Chinese text takes 3 bytes a character, not 6;
+  * a body must stay under the broker's 1 MiB (wireFormat.maxFrameSize=1048576): a larger one makes the broker close
+    the sender's whole connection. send() refuses one over MAX_BODY_BYTES (MessageTooLarge), and join_with_experts
+    cuts experts.batch messages at 500 experts and at 384 KiB of the experts' JSON (with message security the body
+    is about 16/9 of that);
+  * a downlink message is accepted only after the caller's handler returned; a handler that raises hands it back
+    as modified with delivery-failed (the broker redelivers it and counts the attempt); one that cannot be
+    processed (a security check failed, not an AMQP string, DeadLetter raised, too many attempts) is copied to
+    rts.dlq with the x-dlq-* properties, and accepted once the copy is;
+  * a lost connection is reconnected with backoff, over the list of broker URLs given (failover), and a send that
+    was not accepted is sent again with the same envelope id, a bounded number of times.
 """
 import json
 import re
@@ -21,7 +35,7 @@ import uuid
 from datetime import datetime, timezone
 
 from jwcrypto import jwe, jwk, jws
-from proton import Message, SSLDomain
+from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout
 from proton.utils import BlockingConnection
 
 KEY_MANAGEMENT_ALG = "ECDH-ES+A256KW"
@@ -30,14 +44,57 @@ SIGNING_ALG = "ES256"
 JWS_TYPE = "rts-message+jwt"
 HUB = "hub"
 CONTRACT_VERSION = 1
+MAX_BATCH_EXPERTS = 500
+# As the hub's MAX_BATCH_JSON_BYTES (src/application/directory/directory-messages.ts): with message security the
+# body is about 16/9 of the JSON (a JWS, base64url, inside a JWE, base64url again): 384 KiB is ~680 KiB on the wire.
+MAX_BATCH_JSON_BYTES = 384 * 1024
+# The broker closes the connection of a sender whose message exceeds wireFormat.maxFrameSize (1 MiB, as deployed);
+# the rest of the 1 MiB is left for the properties and the AMQP framing.
+MAX_BODY_BYTES = 1024 * 1024 - 32 * 1024
+DEAD_LETTER_QUEUE = "rts.dlq"
 
 
-class SecurityError(Exception):
+class DeadLetter(Exception):
+    """A message that can never be processed: raise it from a downlink handler to have the message copied to the dead
+    letter queue with `reason` (as `<code>: <detail>`; name fields, never their values) instead of retried."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SecurityError(DeadLetter):
     """A message that must not be processed; `code` is one of the hub's reasons (bad_signature, ...)."""
 
     def __init__(self, code, message):
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+class MessageTooLarge(ValueError):
+    """A body over MAX_BODY_BYTES: not sent, since the broker would close the whole connection for it."""
+
+
+def to_json(value):
+    """The JSON text as the hub writes it: compact, non-ASCII as itself (the AMQP string is UTF-8 on the wire)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def partition_experts(experts, max_count=MAX_BATCH_EXPERTS, max_bytes=MAX_BATCH_JSON_BYTES):
+    """Experts cut into batches of at most max_count experts and max_bytes of their UTF-8 JSON, in order (an expert
+    larger than max_bytes alone is a batch of its own). The same experts give the same batches, so a join can be
+    sent again with the same ids. Counts as the hub's partitionExperts does: each expert's JSON plus its comma."""
+    batches, batch, size = [], [], 0
+    for expert in experts:
+        expert_bytes = len(to_json(expert).encode("utf-8")) + 1
+        if batch and (len(batch) >= max_count or size + expert_bytes > max_bytes):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(expert)
+        size += expert_bytes
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _public(key, use, alg):
@@ -83,7 +140,7 @@ class HubHttp:
         self.headers = headers or {}
 
     def _call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode("utf-8")
+        data = None if body is None else to_json(body).encode("utf-8")
         headers = {"accept": "application/json", **self.headers}
         if data is not None:
             headers["content-type"] = "application/json"
@@ -113,6 +170,9 @@ class HubHttp:
 class JoseCodec:
     """Sign as `keys.owner` and encrypt for the hub; open what the hub sent us (decrypt, verify, check)."""
 
+    name = "jose"
+    content_type = "application/jose"
+
     def __init__(self, keys, hub_jwks):
         self.keys = keys
         self.hub_signing = {}
@@ -128,7 +188,7 @@ class JoseCodec:
 
     def encode(self, envelope):
         claims = {"iss": self.keys.owner, "aud": HUB, "iat": int(time.time()), "jti": envelope["id"], "msg": envelope}
-        signed = jws.JWS(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
+        signed = jws.JWS(to_json(claims).encode("utf-8"))
         signed.add_signature(self.keys.signing, alg=SIGNING_ALG, protected=json.dumps({"alg": SIGNING_ALG, "kid": self.keys.signing_kid, "typ": JWS_TYPE}))
         inner = signed.serialize(compact=True)
         kid, key = self.hub_encryption
@@ -166,8 +226,13 @@ class JoseCodec:
             inner.verify(self.hub_signing[signing_kid], alg=SIGNING_ALG)
         except Exception as error:  # noqa: BLE001
             raise SecurityError("bad_signature", "the signature does not verify") from error
-        claims = json.loads(inner.payload.decode("utf-8"))
-        msg = claims.get("msg") or {}
+        try:
+            claims = json.loads(inner.payload.decode("utf-8"))
+        except ValueError as error:
+            raise SecurityError("malformed_jose", "the claims are not JSON") from error
+        if not isinstance(claims, dict) or not isinstance(claims.get("msg"), dict):
+            raise SecurityError("malformed_jose", "the claims have no msg")
+        msg = claims["msg"]
         if claims.get("iss") != HUB:
             raise SecurityError("sender_mismatch", "not signed as the hub")
         if claims.get("aud") != self.keys.owner or msg.get("systemId") != self.keys.owner:
@@ -197,62 +262,271 @@ def group_id(env):
     return None
 
 
-class RtsClient:
-    """One AMQP connection: durable sends to the uplink queue, a receiver on this system's downlink queue."""
+def batch_message_id(system_id, base, label):
+    """A deterministic envelope id: the same join (base) sent again has the same ids, and the hub ignores repeats."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rts:{system_id}:{base}/{label}"))
 
-    def __init__(self, broker_url, system_id, codec, uplink="rts.uplink", downlink_prefix="rts.downlink.", ca_file=None, cert_file=None, key_file=None):
-        """broker_url: amqp[s]://[user:password@]host:port (a user and password mean SASL PLAIN). With amqps:// the
-        broker's certificate is verified against ca_file (a PEM file; else the system's CAs) and for the host name;
-        Qpid Proton checks that name against the certificate's DNS names or CN, not its IP address entries.
-        cert_file and key_file (PEM): this system's certificate, for a broker that asks for one (mutual TLS)."""
+
+# A lost connection or link, or no outcome in time: reconnect, then send again (same envelope id).
+_CONNECTION_LOST = (ConnectionException, LinkException, Timeout, OSError)
+
+
+class NotAccepted(Exception):
+    """The broker settled a send as rejected, released or modified: not sent."""
+
+
+def _send_accepted(sender, message):
+    """Sends and waits for the broker's outcome; returns only if it is accepted.
+
+    BlockingSender.send alone is not enough: it raises only for rejected and released, returns for modified, and
+    returns with no outcome at all when the connection was closed under it (the broker closes the connection of a
+    sender whose message is over its frame limit)."""
+    delivery = sender.send(message, error_states=[])
+    if delivery.remote_state == Delivery.ACCEPTED:
+        return
+    if delivery.remote_state in (Delivery.REJECTED, Delivery.RELEASED, Delivery.MODIFIED):
+        raise NotAccepted(f"the broker settled it as {delivery.remote_state}")
+    raise ConnectionException("no outcome from the broker: the connection was lost")
+
+
+def _without_password(text):
+    """proton's errors name the URL, password included."""
+    return re.sub(r"//[^@/\s]*@", "//", text)
+
+
+class RtsClient:
+    """One AMQP connection: durable sends to the uplink queue, a receiver on this system's downlink queue.
+
+    Reconnects by itself: a send or receive that finds the connection lost opens a new one (the broker URLs in turn,
+    with backoff between rounds) and carries on; a send not accepted is sent again with the same envelope id, up to
+    send_attempts times, and then raises. Deliveries not yet settled when the connection was lost come again (the
+    broker redelivers them), so a handler may see a message twice: it is deduplicated on the envelope id."""
+
+    def __init__(self, broker_url, system_id, codec, uplink="rts.uplink", downlink_prefix="rts.downlink.", ca_file=None, cert_file=None, key_file=None,
+                 dead_letter_queue=DEAD_LETTER_QUEUE, max_attempts=5, send_attempts=5, reconnect_rounds=5, backoff=0.5, max_backoff=10.0):
+        """broker_url: amqp[s]://[user:password@]host:port (a user and password mean SASL PLAIN), or a list of them
+        (failover: tried in order). With amqps:// the broker's certificate is verified against ca_file (a PEM file;
+        else the system's CAs) and for the host name; Qpid Proton checks that name against the certificate's DNS
+        names or CN, not its IP address entries. cert_file and key_file (PEM): this system's certificate, for a
+        broker that asks for one (mutual TLS). max_attempts: deliveries of one downlink message before it is
+        dead-lettered. send_attempts: tries of one send. reconnect_rounds: rounds over the URLs after a loss,
+        backoff (doubling up to max_backoff) seconds apart."""
+        self.urls = [broker_url] if isinstance(broker_url, str) else list(broker_url)
         self.system_id = system_id
         self.codec = codec
-        ssl_domain = None
-        if broker_url.startswith("amqps://"):
-            ssl_domain = SSLDomain(SSLDomain.MODE_CLIENT)
-            if ca_file:
-                ssl_domain.set_trusted_ca_db(ca_file)
-            if cert_file:
-                ssl_domain.set_credentials(cert_file, key_file, None)
-            ssl_domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
-        try:
-            self.connection = BlockingConnection(broker_url, timeout=30, ssl_domain=ssl_domain)
-        except Exception as error:  # noqa: BLE001 - proton's errors name the URL, password included
-            raise ConnectionError(re.sub(r"//[^@/\s]*@", "//", str(error))) from None
-        self.sender = self.connection.create_sender(uplink)
-        self.receiver = None
+        self.uplink = uplink
         self.downlink = downlink_prefix + system_id
-        self.seen = set()
+        self.dead_letter_queue = dead_letter_queue
+        self.max_attempts = max_attempts
+        self.send_attempts = send_attempts
+        self.reconnect_rounds = reconnect_rounds
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.ssl_domain = None
+        if any(url.startswith("amqps://") for url in self.urls):
+            self.ssl_domain = SSLDomain(SSLDomain.MODE_CLIENT)
+            if ca_file:
+                self.ssl_domain.set_trusted_ca_db(ca_file)
+            if cert_file:
+                self.ssl_domain.set_credentials(cert_file, key_file, None)
+            self.ssl_domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
+        self.seen = set()  # processed envelope ids; keep them durably in a real system (docs/messaging.md)
+        self.reconnects = 0
+        self.connection = self.sender = self.receiver = self.dlq_sender = None
+        self._connect()
+
+    def _connect(self):
+        """One round over the broker URLs; the first that takes us is used."""
+        errors = []
+        for url in self.urls:
+            try:
+                self.connection = BlockingConnection(url, timeout=30, ssl_domain=self.ssl_domain)
+                break
+            except Exception as error:  # noqa: BLE001 - name and reason only, never the password
+                errors.append(_without_password(str(error)))
+        else:
+            raise ConnectionError("; ".join(errors)) from None
+        self.sender = self.connection.create_sender(self.uplink)
+        self.receiver = self.dlq_sender = None
+
+    def _alive(self):
+        """False once the connection was closed by either side (proton does not reopen it)."""
+        state = self.connection.conn.state
+        return not (state & Endpoint.LOCAL_CLOSED or state & Endpoint.REMOTE_CLOSED or self.connection.disconnected)
+
+    def _reconnect(self):
+        """After a loss: close what is left, then rounds over the URLs with backoff until one takes us."""
+        try:
+            self.connection.close()
+        except Exception:  # noqa: BLE001 - it is already gone
+            pass
+        delay = self.backoff
+        for round_ in range(self.reconnect_rounds):
+            try:
+                self._connect()
+                self.reconnects += 1
+                return
+            except ConnectionError:
+                if round_ == self.reconnect_rounds - 1:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
 
     def send(self, type_, payload, correlation_id=None, message_id=None):
+        """Sends one envelope and returns it once the broker accepted it (it is in its store then). Not accepted
+        (released, modified, rejected, no outcome, connection lost): sent again, same envelope id, up to
+        send_attempts times, then the last error is raised. Raises MessageTooLarge before sending a body over
+        MAX_BODY_BYTES."""
         env = envelope(self.system_id, type_, payload, correlation_id, message_id)
-        properties = {"messageId": env["id"], "type": type_, "version": CONTRACT_VERSION, "systemId": self.system_id, "correlationId": env["correlationId"], "contentType": "application/jose", "codec": "jose"}
-        # BlockingSender.send waits for the broker's disposition and raises unless it is accepted.
-        self.sender.send(Message(body=self.codec.encode(env), durable=True, properties=properties, id=env["id"], correlation_id=env["correlationId"], subject=type_, group_id=group_id(env)))
-        return env
+        body = self.codec.encode(env)
+        size = len(body.encode("utf-8"))
+        if size > MAX_BODY_BYTES:
+            raise MessageTooLarge(f"{type_} {env['id']}: a body of {size} bytes is over {MAX_BODY_BYTES}: the broker would close the connection (split the batch)")
+        properties = {"messageId": env["id"], "type": type_, "version": CONTRACT_VERSION, "systemId": self.system_id, "correlationId": env["correlationId"], "contentType": self.codec.content_type, "codec": self.codec.name}
+        message = Message(body=body, durable=True, properties=properties, id=env["id"], correlation_id=env["correlationId"], subject=type_, group_id=group_id(env))
+        delay = self.backoff
+        for attempt in range(1, self.send_attempts + 1):
+            try:
+                if not self._alive():
+                    self._reconnect()
+                _send_accepted(self.sender, message)
+                return env
+            except NotAccepted:
+                if attempt == self.send_attempts:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+            except _CONNECTION_LOST:
+                if attempt == self.send_attempts:
+                    raise
+                self._reconnect()
+        raise AssertionError("unreachable")
 
-    def receive(self, timeout=30):
-        """The next downlink envelope (decoded and verified), accepted once returned; None on timeout.
-        A message that fails the security checks is rejected (the hub's copy is not processed) and skipped."""
-        if self.receiver is None:
-            self.receiver = self.connection.create_receiver(self.downlink, credit=10)
+    def join_with_experts(self, experts, name=None, message_id=None, correlation_id=None):
+        """The batching join: system.join.requested (accepted before any batch), then experts.batch messages of at
+        most 500 experts and 384 KiB of their JSON. Experts are {localExpertId, name, title, specialties, location,
+        languages, availability}. With message_id every envelope id is deterministic: after an error, call again
+        with the same message_id and experts to finish the join (the hub ignores repeats)."""
+        batches = partition_experts(experts)
+        base = message_id or str(uuid.uuid4())
+        request_id = batch_message_id(self.system_id, base, "join")
+        correlation_id = correlation_id or request_id
+        join = {"expectedBatches": len(batches), "expectedExperts": len(experts)}
+        if name is not None:
+            join["name"] = name
+        self.send("system.join.requested", join, correlation_id=correlation_id, message_id=request_id)
+        batch_ids = []
+        for index, batch in enumerate(batches):
+            batch_id = batch_message_id(self.system_id, base, f"batch/{index}/of/{len(batches)}")
+            self.send("experts.batch", {"batchIndex": index, "batchCount": len(batches), "experts": batch}, correlation_id=correlation_id, message_id=batch_id)
+            batch_ids.append(batch_id)
+        return {"correlationId": correlation_id, "requestId": request_id, "batchIds": batch_ids, "batches": len(batches), "experts": len(experts)}
+
+    def receive(self, handler, timeout=30):
+        """Hands the next new downlink envelope to handler(envelope, attempt) and settles the message by the result:
+          returns       -> accepted (so return only once the effect is committed);
+          raises        -> modified with delivery-failed: the broker delivers it again and counts the attempt; on
+                           the max_attempts-th attempt it is dead-lettered instead;
+          DeadLetter    -> copied to the dead letter queue with the reason, then accepted.
+        A message that fails the security checks or is not an AMQP string is dead-lettered without calling the
+        handler; one whose envelope id was processed already is accepted without. Returns the envelope handled, or
+        None when none was by the timeout."""
         deadline = time.time() + timeout
+        losses = 0
         while time.time() < deadline:
+            if losses > self.reconnect_rounds:
+                raise ConnectionError(f"{self.downlink}: the connection or the link was lost {losses} times in a row")
             try:
+                if not self._alive():
+                    self._reconnect()
+                if self.receiver is None:
+                    self.receiver = self.connection.create_receiver(self.downlink, credit=10)
                 message = self.receiver.receive(timeout=max(0.1, deadline - time.time()))
-            except Exception:  # noqa: BLE001 - proton.utils.Timeout
+            except Timeout:
                 return None
-            try:
-                env = self.codec.decode(message.body)
-            except SecurityError:
-                self.receiver.reject()
+            except _CONNECTION_LOST:
+                losses += 1
+                time.sleep(min(self.backoff * losses, self.max_backoff))
+                self._reconnect()  # what was unsettled comes again
                 continue
-            self.receiver.accept()
-            if env["id"] in self.seen:
-                continue  # a redelivery: dedupe on our envelope id, never the AMQP message-id
-            self.seen.add(env["id"])
-            return env
+            losses = 0
+            try:
+                env = self._process(message, handler)
+            except _CONNECTION_LOST:
+                self._reconnect()
+                continue
+            if env is not None:
+                return env
         return None
 
+    def _process(self, message, handler):
+        receiver = self.receiver  # a handler's send may reconnect: settle on the link the message came from
+        attempt = (message.delivery_count or 0) + 1
+        if attempt > self.max_attempts:
+            self._dead_letter(receiver, message, f"max attempts exceeded ({attempt - 1} failed deliveries)", attempt - 1)
+            return None
+        if not isinstance(message.body, str):
+            self._dead_letter(receiver, message, "body is not an AMQP value string", attempt)
+            return None
+        try:
+            env = self.codec.decode(message.body)
+        except DeadLetter as refusal:
+            self._dead_letter(receiver, message, refusal.reason, attempt)
+            return None
+        if env.get("id") in self.seen:
+            self._settle(receiver, Delivery.ACCEPTED)  # a redelivery: dedupe on our envelope id, never the AMQP message-id
+            return None
+        try:
+            handler(env, attempt)
+        except DeadLetter as refusal:
+            self._dead_letter(receiver, message, refusal.reason, attempt)
+            return None
+        except Exception as error:  # noqa: BLE001 - any failure of the handler is a retry
+            reason = f"handler threw: {type(error).__name__}"  # the name only: a message might quote patient data
+            if attempt >= self.max_attempts:
+                self._dead_letter(receiver, message, f"retry limit ({self.max_attempts}) reached: {reason}", attempt)
+            else:
+                self._settle(receiver, Delivery.MODIFIED)
+            return None
+        self.seen.add(env.get("id"))
+        self._settle(receiver, Delivery.ACCEPTED)
+        return env
+
+    def _settle(self, receiver, outcome):
+        """Settles the message taken last from `receiver`, unless the connection was replaced meanwhile (its
+        deliveries cannot be settled any more: the broker delivers them again).
+
+        MODIFIED is sent with delivery-failed=true and undeliverable-here=false: the broker raises its delivery-count
+        and delivers it again. BlockingReceiver.release(delivered=True) would settle it modified WITHOUT
+        delivery-failed (not counted as an attempt), so the flag is set on the delivery itself: the oldest unsettled
+        one, which BlockingReceiver.settle settles next (one message is handled at a time)."""
+        if receiver is not self.receiver:
+            return
+        if outcome == Delivery.MODIFIED:
+            delivery = receiver.fetcher.unsettled[0]
+            delivery.local.failed = True
+            delivery.local.undeliverable = False
+        receiver.settle(outcome)
+
+    def _dead_letter(self, receiver, message, reason, attempts):
+        """Copies the message to the dead letter queue (body and properties unchanged, plus x-dlq-*, as the hub's
+        QueueConsumer does), waits until the broker accepted the copy, then accepts the original. A copy that is
+        not accepted hands the original back (modified, delivery-failed) to try again."""
+        properties = dict(message.properties or {})
+        properties.update({"x-dlq-reason": reason, "x-dlq-source-queue": self.downlink, "x-dlq-attempts": attempts, "x-dlq-at": now_iso(), "rts_dlq_id": str(uuid.uuid4())})
+        copy = Message(body=message.body, inferred=message.inferred, durable=True, properties=properties, id=message.id, correlation_id=message.correlation_id,
+                       subject=message.subject, content_type=message.content_type, group_id=message.group_id)
+        try:
+            if self.dlq_sender is None:
+                self.dlq_sender = self.connection.create_sender(self.dead_letter_queue)
+            _send_accepted(self.dlq_sender, copy)
+        except NotAccepted:
+            self._settle(receiver, Delivery.MODIFIED)
+            return
+        self._settle(receiver, Delivery.ACCEPTED)
+
     def close(self):
-        self.connection.close()
+        try:
+            self.connection.close()
+        except _CONNECTION_LOST:
+            pass

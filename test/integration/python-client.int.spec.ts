@@ -10,8 +10,10 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
+import { MAX_BATCH_JSON_BYTES, partitionExperts } from '../../src/application/directory/directory-messages';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
 import { brokerCertificate, clientCertificates, startBroker, type TestBroker } from '../support/activemq';
 import { getJson, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
@@ -42,7 +44,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
   };
 
   // As in production: TLS only, and an account per party (the RTS access map: py-city may read only its own queue).
-  const accounts = { hub: { name: 'hub', password: 'hub-secret', hub: true }, pyCity: { name: 'py-city', password: 'py-secret' }, tsExperts: { name: 'ts-experts', password: 'ts-secret' } };
+  const accounts = { hub: { name: 'hub', password: 'hub-secret', hub: true }, pyCity: { name: 'py-city', password: 'py-secret' }, pyBig: { name: 'py-big', password: 'big-secret' }, tsExperts: { name: 'ts-experts', password: 'ts-secret' } };
   let certificate: ReturnType<typeof brokerCertificate>;
   let clients: ReturnType<typeof clientCertificates>;
   let keysDir: { dir: string; remove(): void };
@@ -52,7 +54,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     keysDir = tempDir('rts-python-client-tls-');
     certificate = brokerCertificate(keysDir.dir);
     // Mutual TLS too: each party shows a certificate the broker trusts.
-    clients = clientCertificates(keysDir.dir, ['hub', 'py-city', 'ts-experts']);
+    clients = clientCertificates(keysDir.dir, ['hub', 'py-city', 'py-big', 'ts-experts']);
     broker = await startBroker({ users: Object.values(accounts), tls: { ...certificate, truststore: { file: clients.truststore, password: clients.password, probe: clients.certificates.hub! } } });
     data = tempDir('rts-python-client-');
     hub = await startInProcessHub(broker, data.dir, {
@@ -127,5 +129,80 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     expect(err).toContain(`ConnectionError: Connection amqps://127.0.0.1:${broker.amqpPort} disconnected`);
     expect(err).toContain('Authentication failed');
     expect(out + err).not.toContain('not-the-py-password');
+  });
+  it('keeps the wire rules: failover, the 1 MiB limit, a join cut by size, settling after the handler, dead letters', async () => {
+    // Runs after the first test: ts-experts and py-city are joined, so the snapshot has experts of both.
+    const dead = `amqps://${accounts.pyBig.name}:${accounts.pyBig.password}@127.0.0.1:1`;
+    const { code, out, err } = await runChild(
+      PYTHON,
+      [
+        join(CLIENT_DIR, 'tests', 'wire_rules_check.py'),
+        ...['--hub', hub.url, '--broker', dead, '--broker', amqps(accounts.pyBig), '--feeder', amqps(accounts.hub), '--ca', certificate.caFile],
+        ...['--cert', clients.certificates['py-big']!.certFile, '--key', clients.certificates['py-big']!.keyFile],
+        ...['--feeder-cert', clients.certificates.hub!.certFile, '--feeder-key', clients.certificates.hub!.keyFile, '--system', 'py-big', '--experts', '150'],
+      ],
+      { cwd: CLIENT_DIR, env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) } },
+    );
+    if (code !== 0) throw new Error(`wire_rules_check.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    const event = (name: string) => lines.filter((l) => l.event === name);
+
+    // A message over the broker's frame limit costs the sender its connection; the client refuses one itself.
+    expect(event('oversize_refused')).toHaveLength(1);
+    expect(event('too_large_refused')).toHaveLength(1);
+    // The join: sent after that loss (reconnected), cut by size (150 experts, ~1.2 MB of UTF-8 JSON), each body under 1 MiB.
+    const sent = event('join_sent')[0]!;
+    expect(sent.reconnects).toBeGreaterThanOrEqual(1);
+    expect(sent.batches).toBeGreaterThanOrEqual(3);
+    expect(sent.largestPayloadBytes).toBeLessThanOrEqual(MAX_BATCH_JSON_BYTES + 100);
+    expect(sent.largestBodyBytes).toBeLessThan(1024 * 1024);
+    expect(sent.utf8Bytes).toBeLessThan(sent.asciiEscapedBytes * 0.6);
+    await until('py-big joined', async () => (await getJson(hub.url, '/systems/py-big', operator)).body.status === 'joined');
+    expect((await getJson(hub.url, '/experts/py-big:big-149', operator)).status).toBe(200);
+
+    // The handler raised on the first message: it came again, its attempt counted (delivery-failed was set).
+    const failed = event('handler_failed')[0]!;
+    expect(failed.attempt).toBe(1);
+    expect(event('handled').find((l) => l.id === failed.id)).toMatchObject({ attempt: 2 });
+    // The snapshot holds the other systems' experts, never the joiner's own.
+    const homes = new Set(lines.filter((l) => l.type === 'directory.snapshot').flatMap((l) => l.homes as string[]));
+    expect([...homes].sort()).toEqual(['py-city', 'ts-experts']);
+
+    // The two forged messages: in rts.dlq with the reason, the source queue and the attempts, never handled.
+    const { poison } = { poison: event('poison_sent')[0]! };
+    await until('both forged messages dead-lettered', async () => {
+      const items = (await getJson<{ items: Array<Record<string, unknown>> }>(hub.url, '/dead-letters?limit=100', operator)).body.items;
+      return [poison.malformed, poison.data].every((id) => items.some((d) => d.envelopeId === id || d.id === id));
+    });
+    const items = (await getJson<{ items: Array<Record<string, any>> }>(hub.url, '/dead-letters?limit=100', operator)).body.items;
+    const find = (id: string) => items.find((d) => d.envelopeId === id || d.id === id)!;
+    expect(find(poison.malformed)).toMatchObject({ sourceQueue: 'rts.downlink.py-big', attempts: 1, systemId: 'py-big' });
+    expect(find(poison.malformed).reason).toMatch(/^malformed_jose: /);
+    expect(find(poison.data)).toMatchObject({ sourceQueue: 'rts.downlink.py-big', reason: 'body is not an AMQP value string' });
+    expect(lines.filter((l) => l.id === poison.malformed || l.id === poison.data)).toEqual([]);
+  });
+});
+
+maybe('Python client (offline): cuts a join as the hub does', () => {
+  it('puts the same experts in the same batches as partitionExperts, by UTF-8 bytes of compact JSON', () => {
+    const dir = tempDir('rts-python-partition-');
+    try {
+      const experts = Array.from({ length: 700 }, (_, i) => ({
+        localExpertId: `e-${i}`,
+        ...profile(i),
+        name: i % 3 === 0 ? '张'.repeat(1 + (i % 200)) : i % 3 === 1 ? `Dr. "Q" \\ ${'x'.repeat(i % 190)}` : `🩺 ${'é'.repeat(i % 150)}\n`,
+        specialties: Array.from({ length: 1 + (i % 20) }, () => '心血管内科'.repeat(20)),
+      }));
+      const file = join(dir.dir, 'experts.json');
+      writeFileSync(file, JSON.stringify(experts));
+      const script = 'import json, sys; from rts_client import partition_experts; print(json.dumps([len(b) for b in partition_experts(json.load(open(sys.argv[1], encoding="utf-8")))]))';
+      const run = spawnSync(PYTHON, ['-c', script, file], { cwd: CLIENT_DIR, encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(run.stderr);
+      const ours = partitionExperts(experts).map((b) => b.length);
+      expect(ours.length).toBeGreaterThan(2); // by size: 700 experts would be 2 batches by count
+      expect(JSON.parse(run.stdout)).toEqual(ours);
+    } finally {
+      dir.remove();
+    }
   });
 });
