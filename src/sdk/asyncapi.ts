@@ -14,6 +14,7 @@ import {
   DownlinkEnvelopeSchema,
   ExpertProfileSchema,
   MAX_BATCH_EXPERTS,
+  MAX_BATCH_JSON_BYTES,
   UPLINK_TYPES,
   UplinkEnvelopeSchema,
   type DownlinkEnvelope,
@@ -94,14 +95,14 @@ const DESCRIPTIONS: Record<string, string> = {
   'consultation.declined': "To the applicant: a candidate declined (outcome 'declined') or let the offer expire (outcome 'expired').",
   'consultation.unassigned': 'To the applicant: no candidate left.',
   'consultation.cancelled': "To the expert's home system: the applicant cancelled; stop working on it.",
-  'system.join.requested': 'A system starts its join: how many experts.batch messages (and experts in all) will follow. Send it first and wait until the broker accepted it.',
-  'experts.batch': `Part of the join upload: at most ${MAX_BATCH_EXPERTS} experts. Also checked, beyond the schema: batchIndex < batchCount, and a localExpertId appears once per batch. Batches may arrive in any order and more than once. When the last missing batch is in, the hub sends the joiner a directory.snapshot and the others its experts.`,
-  'expert.registered': 'A new expert of the sending system (homeSystemId, if given, must be the sender).',
+  'system.join.requested': "A system starts its join: how many experts.batch messages (and experts in all) will follow. Send it first and wait until the broker accepted it. Refused (system_name_mismatch) when name is given and differs from the name the operator registered for this system id.",
+  'experts.batch': `Part of the join upload: at most ${MAX_BATCH_EXPERTS} experts and ${MAX_BATCH_JSON_BYTES / 1024} KiB of their JSON (UTF-8, compact; each expert's JSON plus one byte), whichever comes first: the body must stay under the broker's 1 MiB, or the broker closes the sender's connection. Also checked, beyond the schema: batchIndex < batchCount, and a localExpertId appears once per batch; a batch naming a retired expert is refused whole (expert_retired). Batches may arrive in any order and more than once. When the last missing batch is in, the hub sends the joiner a directory.snapshot and the others its experts.`,
+  'expert.registered': "A new expert of the sending system (homeSystemId, if given, must be the sender). A retired expert's localExpertId is never registered again (expert_retired).",
   'expert.changed': "A new profile for one of the sending system's experts.",
   'expert.retired': 'The expert leaves the directory.',
   'directory.expert.upserted': 'An expert of another system was registered or changed. Keep the highest revision per expertId.',
   'directory.expert.retired': 'An expert of another system was retired.',
-  'directory.snapshot': 'Full directory for a newly joined system, in batches of at most 500 experts; one snapshotId for all parts.',
+  'directory.snapshot': `To a newly joined system: the experts of the other joined systems (never its own), in parts of at most ${MAX_BATCH_EXPERTS} experts and ${MAX_BATCH_JSON_BYTES / 1024} KiB of their JSON, so batchCount is not always ceil(experts/${MAX_BATCH_EXPERTS}). One snapshotId for all parts; the parts' envelope ids are deterministic (a part sent again has the same id).`,
   'system.joined': 'To the joiner: its join is complete. To the others: a new system is in the hub.',
 };
 const REPORT_DESCRIPTIONS = {
@@ -149,7 +150,7 @@ const deadLetterHeaders: Json = {
   type: 'object',
   description: 'The original application-properties, plus the x-dlq-* ones the consumer that gave up added.',
   properties: {
-    'x-dlq-reason': { type: 'string', description: "Why, e.g. 'bad_json: ...', 'bad_schema: payload.experts.0.name: ...', 'unknown_system', 'retry limit (5) reached: ...', 'wrong_receiver: ...', 'unknown_type: ...'; with message security: 'bad_signature: ...', 'unknown_key: ...', 'not_for_us: ...', 'sender_mismatch: ...', 'malformed_jose: ...'." },
+    'x-dlq-reason': { type: 'string', description: "Why, e.g. 'bad_json: ...', 'bad_schema: payload.experts.0.name: ...', 'body is not an AMQP value string' (a data section or a map), 'system_name_mismatch', 'expert_retired', 'retry limit (5) reached: ...', 'wrong_receiver: ...', 'unknown_type: type: must be one of ...'; with message security (the default): 'bad_signature: ...', 'unknown_key: ...' (also for a system that is not registered), 'not_for_us: ...', 'sender_mismatch: ...', 'malformed_jose: ...'; with RTS_MESSAGE_SECURITY=off a system that is not registered gets 'unknown_system'." },
     'x-dlq-source-queue': { type: 'string' },
     'x-dlq-attempts': { type: 'integer', minimum: 1 },
     'x-dlq-at': { type: 'string', format: 'date-time' },
@@ -174,10 +175,10 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
     title: type,
     summary: `${direction}: ${type}`,
     description: (BOTH_WAYS.includes(type) ? REPORT_DESCRIPTIONS[direction] : DESCRIPTIONS[type]) ?? type,
-    contentType: 'application/json',
+    contentType: 'application/jose',
     headers: headersFor(type),
     payload: jsonSchemaOf(schema),
-    examples: [{ name: keyOf(type, direction), summary: `A complete ${type} envelope (as signed inside the JWE; a plain JSON body with security off)`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/json', codec: 'json' }, payload: example }],
+    examples: [{ name: keyOf(type, direction), summary: `A complete ${type} envelope: the msg claim signed inside the JWE (the body itself only with RTS_MESSAGE_SECURITY=off, as application/json)`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/jose', codec: 'jose', alg: 'ECDH-ES+A256KW', enc: 'A256GCM' }, payload: example }],
   });
   for (const type of uplinkTypes) messages[keyOf(type, 'uplink')] = message(type, uplinkSchemas.get(type)!, uplinkExamples[type] as Json, 'uplink');
   for (const type of downlinkTypes) messages[keyOf(type, 'downlink')] = message(type, downlinkSchemas.get(type)!, downlinkExamples[type] as Json, 'downlink');
@@ -185,7 +186,7 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
     name: 'dead-lettered',
     title: 'dead-lettered message',
     summary: 'A message a consumer gave up on, body unchanged',
-    contentType: 'application/json',
+    contentType: 'application/jose',
     headers: deadLetterHeaders,
     payload: { description: 'The original body, unchanged (it may be the very thing that is wrong with the message).' },
   };
@@ -198,16 +199,17 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
       version: `${CONTRACT_VERSION}.0.0`,
       description: [
         'The message contract between the regional hub and the small-scale telemedicine systems that join it (the RTS paper).',
-        'Transport: AMQP 1.0 to ActiveMQ Classic. Every message is durable (persistent); the body is an AMQP value section holding a string, the JSON text of the envelope { id, type, version, systemId, correlationId, time, payload }.',
+        "Transport: AMQP 1.0 to ActiveMQ Classic. Every message is durable (persistent); the body is an AMQP value section holding a string (a data section or a map is dead-lettered as 'body is not an AMQP value string'). With message security, the hub's default (RTS_MESSAGE_SECURITY=jose), that string is a compact JWE (application/jose) around the signed envelope { id, type, version, systemId, correlationId, time, payload }; only with RTS_MESSAGE_SECURITY=off is it the envelope's JSON text itself (application/json).",
+        "Size: a body must stay under 1 MiB (the brokers run with wireFormat.maxFrameSize=1048576); a larger one is not dead-lettered, the broker closes the sender's whole connection. With message security the body is about 16/9 of the envelope's JSON: write JSON compact, non-ASCII characters unescaped, and cut experts.batch by size as well as by count.",
         'Send at-least-once: a message counts as sent when the broker settles it as accepted. Receivers dedupe on the envelope id (application-property messageId), never on the AMQP message-id.',
         'Acknowledge (accept) a downlink message only after processing it; hand it back with modified (delivery-failed=true) for a retry. A guide for teams in other languages: docs/messaging.md.',
         'Order: set the AMQP properties group-id of an uplink message to what it is about: expert/<homeSystemId>:<localExpertId> for expert.registered, expert.changed and expert.retired, consultation/<consultationId> for a consultation message, system/<systemId> for system.join.requested (none for experts.batch). The broker then hands the messages of one group to one hub process, which applies them in the order received.',
-        "Message security (the hub's default, RTS_MESSAGE_SECURITY=jose): the body string is not the envelope's JSON but a compact JWE (ECDH-ES+A256KW, A256GCM) for the receiver, holding a compact JWS (ES256 or EdDSA) by the sender over the claims { iss, aud, iat, jti, msg: envelope }; kids are RFC 7638 thumbprints. The payload schemas and examples below describe `msg`, the envelope inside. Profile, key registration and signed examples: docs/messaging.md, section Message security.",
+        "Message security (the hub's default, RTS_MESSAGE_SECURITY=jose; off only with RTS_MESSAGE_SECURITY=off): the body string is not the envelope's JSON but a compact JWE (ECDH-ES+A256KW, A256GCM) for the receiver, holding a compact JWS (ES256 or EdDSA) by the sender over the claims { iss, aud, iat, jti, msg: envelope }; kids are RFC 7638 thumbprints. The payload schemas and examples below describe `msg`, the envelope inside. Profile, key registration and signed examples: docs/messaging.md, section Message security.",
         `Generated from src/adapters/messaging/messages.ts and consultation-messages.ts by src/sdk/asyncapi.ts: do not edit by hand.`,
       ].join('\n'),
       license: { name: 'Apache-2.0' },
     },
-    defaultContentType: 'application/json',
+    defaultContentType: 'application/jose',
     servers: {
       local: { host: '127.0.0.1:5673', protocol: 'amqp1', description: 'A local ActiveMQ Classic (npm run broker:up). SASL is optional on this connector; production brokers require TLS (amqps, port 5671 by default) and SASL PLAIN, with an account per system that may consume only its own downlink queue (README, Broker accounts and TLS).' },
     },

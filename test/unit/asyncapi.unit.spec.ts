@@ -82,6 +82,18 @@ describe('AsyncAPI document', () => {
     }
   });
 
+  it("says that message security (application/jose) is the default, and JSON bodies only with RTS_MESSAGE_SECURITY=off", () => {
+    const doc = buildAsyncApiDocument() as { defaultContentType: string; info: { description: string }; components: { messages: Record<string, { name: string; contentType: string; description?: string }> } };
+    expect(doc.defaultContentType).toBe('application/jose');
+    expect(doc.info.description).toContain("With message security, the hub's default (RTS_MESSAGE_SECURITY=jose), that string is a compact JWE (application/jose)");
+    expect(doc.info.description).toContain('only with RTS_MESSAGE_SECURITY=off is it the envelope\'s JSON text itself (application/json)');
+    expect(doc.info.description).toContain('a body must stay under 1 MiB');
+    for (const m of Object.values(doc.components.messages)) expect(`${m.name}: ${m.contentType}`).toBe(`${m.name}: application/jose`);
+    expect(doc.components.messages['expertsBatch']!.description).toContain('384 KiB of their JSON');
+    expect(doc.components.messages['directorySnapshot']!.description).toContain('the experts of the other joined systems (never its own)');
+    expect(doc.components.messages['systemJoinRequested']!.description).toContain('system_name_mismatch');
+  });
+
   it('writes YAML that keeps strings, numbers, empty values and nesting', () => {
     expect(toYaml({ a: 'x: y', b: 1, c: [], d: {}, e: [{ f: true }, 'g'], h: 'one\ntwo', $ref: '#/x' })).toBe(
       'a: "x: y"\nb: 1\nc: []\nd: {}\ne:\n- f: true\n- "g"\nh: |-\n  one\n  two\n$ref: "#/x"\n',

@@ -7,6 +7,8 @@ import type { JWK } from 'jose';
 import { JoseCodec } from '../../src/adapters/crypto/jose-codec';
 import { KeyRegistry, importPartyKeys } from '../../src/adapters/crypto/jose-keys';
 import { CONSULTATION_DOWNLINK_TYPES, CONSULTATION_UPLINK_TYPES, parseConsultationDownlink, parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
+import { MAX_BATCH_EXPERTS } from '../../src/adapters/messaging/messages';
+import { MAX_BATCH_JSON_BYTES } from '../../src/application/directory/directory-messages';
 
 const guide = readFileSync(resolve(__dirname, '..', '..', 'docs', 'messaging.md'), 'utf8');
 
@@ -49,5 +51,44 @@ describe('docs/messaging.md: the signed and encrypted examples', () => {
       const parsed = e.direction === 'uplink' ? parseConsultationUplink(opened.json) : parseConsultationDownlink(opened.json);
       expect(parsed.ok).toBe(true);
     }
+  });
+});
+
+// What the tester of the guide missed: the limits and reasons it must state, in step with the code that sets them.
+describe('docs/messaging.md: the rules a team in another language cannot guess', () => {
+  const repo = resolve(__dirname, '..', '..');
+  const read = (path: string) => readFileSync(resolve(repo, path), 'utf8');
+  const flat = guide.replace(/\s+/g, ' ');
+
+  it('states the broker frame limit the deployment scripts configure, and what happens past it', () => {
+    for (const script of ['scripts/activemq/broker.sh', 'scripts/cluster/cluster.sh']) expect(read(script)).toContain('wireFormat.maxFrameSize=1048576');
+    expect(flat).toContain('`wireFormat.maxFrameSize=1048576`');
+    expect(flat).toContain("a message's body must stay under 1 MiB");
+    expect(flat).toContain('the broker closes your **whole connection** (`amqp:decode-error`');
+  });
+
+  it('gives the batch size limit of the hub, and the Python client cuts by the same numbers', () => {
+    expect(MAX_BATCH_JSON_BYTES).toBe(384 * 1024);
+    expect(flat).toContain('at most 500 experts **and** at most 384 KiB of the experts\' JSON');
+    const python = read('clients/python/rts_client.py');
+    expect(python).toMatch(/^MAX_BATCH_JSON_BYTES = 384 \* 1024$/m);
+    expect(python).toMatch(new RegExp(`^MAX_BATCH_EXPERTS = ${MAX_BATCH_EXPERTS}$`, 'm'));
+    expect(python).toContain('ensure_ascii=False, separators=(",", ":")');
+    expect(python).not.toMatch(/json\.dumps\((?![^)]*ensure_ascii=False)[^)]*\)\.encode/); // a body written with \uXXXX escapes
+  });
+
+  it('lists the dead letter reasons a system meets, with the mode each one belongs to', () => {
+    for (const reason of ['`body is not an AMQP value string`', '`unknown_key: ...`', '`unknown_system`', '`system_name_mismatch`', '`expert_retired`', '`unknown_type: type: must be one of ...`']) expect(flat).toContain(reason);
+    expect(flat).toContain('With message security on (the hub\'s default, `RTS_MESSAGE_SECURITY=jose`) the reason is `unknown_key: ...`');
+    expect(flat).toContain('with `RTS_MESSAGE_SECURITY=off` it is `unknown_system`');
+    expect(flat).toContain('the experts of the **other** joined systems (never your own');
+  });
+
+  it('shows Proton users how to settle modified with delivery-failed, and the example uses the local broker port', () => {
+    expect(guide).toContain('delivery.local.failed = True');
+    const port = /port="\$\{RTS_BROKER_PORT:-(\d+)\}"/.exec(read('scripts/activemq/broker.sh'))?.[1];
+    expect(port).toBe('5673');
+    expect(read('clients/python/city_system.py')).toContain(`--broker amqp://127.0.0.1:${port}`);
+    expect(flat).toContain(`\`amqp://127.0.0.1:${port}\``);
   });
 });
