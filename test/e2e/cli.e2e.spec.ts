@@ -114,6 +114,14 @@ describe('rts against the running hub', () => {
     expect(hub.output().slice(before)).not.toContain('"request"');
   });
 
+  it('reviews the longest span the help offers, --days 366, against the real hub', async () => {
+    // The hub's own `to` is its now plus a second; a `from` 366 days back by this clock made 366 days and a second.
+    const res = await rts(['review', '--patient', CPR, '--url', hub.url, '--days', '366']);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(Number(/^(\d+) readings, average/m.exec(res.stdout)?.[1])).toBeGreaterThanOrEqual(week.length);
+  });
+
   it('exits 4 with a clear message when nothing listens at the URL', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const res = await rts(['review', '--patient', CPR, '--url', url]);

@@ -141,7 +141,7 @@ describe('run review', () => {
   it('asks for the last N days and prints a table in time order and a chart', async () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)]);
     expect(h.code).toBe(EXIT.ok);
-    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A00Z`);
+    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A01Z`);
     const lines = h.out.split('\n');
     const first = lines.findIndex((l) => l.startsWith('Tue 2026-05-05 07:00'));
     const second = lines.findIndex((l) => l.startsWith('Sat 2026-05-09 07:00'));

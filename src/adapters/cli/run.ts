@@ -58,10 +58,12 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
   const client = createHubClient(cmd.url, clientOptions(deps));
   const now = (deps.now ?? (() => new Date()))();
   // The last N days: `from` by this machine's clock, `to` left to the hub (its now, so a reading just
-  // uploaded is included even when the two clocks differ a little).
+  // uploaded is included even when the two clocks differ a little). The hub's `to` is its now plus a second
+  // (inclusive of this second), so `from` is a second later too: --days 366 is 366 days, not one second more,
+  // which the hub refused as interval_too_wide.
   const range =
     cmd.range.kind === 'days'
-      ? { from: DateTime.fromJSDate(now).toUTC().minus({ days: cmd.range.days }).startOf('second').toISO({ suppressMilliseconds: true })! }
+      ? { from: DateTime.fromJSDate(now).toUTC().minus({ days: cmd.range.days }).startOf('second').plus({ seconds: 1 }).toISO({ suppressMilliseconds: true })! }
       : { ...(cmd.range.from !== undefined ? { from: cmd.range.from } : {}), ...(cmd.range.to !== undefined ? { to: cmd.range.to } : {}) };
   const list = await client.observations(cmd.patientId, range);
   deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), ...(deps.zone ? { zone: deps.zone } : {}), ascii: cmd.ascii }));
