@@ -204,6 +204,11 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(response.json().uniqueId).toBe(corrected);
     });
 
+    it('the same correctionId with other values: 409 correction_id_reused (not the upload code)', async () => {
+      const problem = expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-1', systolic: 140, diastolic: 72, measuredAt }), 409, 'correction_id_reused');
+      expect(problem.detail).toMatch(/correction id/);
+    });
+
     it('another correction of the deprecated document: 409 document_deprecated', async () => {
       const problem = expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-2', systolic: 130, diastolic: 72, measuredAt }), 409, 'document_deprecated');
       // A uniqueId is no personal data: its long digit run is not taken for a CPR number and redacted.

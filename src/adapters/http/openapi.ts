@@ -178,7 +178,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: PatientParams,
     query: ObservationQuery,
     ok: { '200': { description: 'Current readings (corrected ones replaced), oldest first', schema: ObservationsResponse } },
-    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient'],
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased'],
   },
   'GET /documents/:uniqueId': {
     tag: 'Documents',
@@ -206,7 +206,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Corrected', schema: CorrectionResponse, headers: location },
       '200': { description: 'A repeat of the same correctionId', schema: CorrectionResponse, headers: location },
     },
-    problems: ['document_not_found', 'document_deprecated', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
+    problems: ['document_not_found', 'document_deprecated', 'correction_id_reused', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
   },
 
   // ---- privacy and audit ----

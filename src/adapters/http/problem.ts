@@ -36,6 +36,7 @@ export const PROBLEM_TYPES = {
   document_content_missing: [404, 'The repository does not hold the document'],
   not_found: [404, 'No such resource'],
   observation_id_reused: [409, 'The observation id was already used for a different reading'],
+  correction_id_reused: [409, 'The correction id was already used for a different correction'],
   document_deprecated: [409, 'The document was already replaced'],
   concurrency_conflict: [409, 'The resource was changed concurrently; retry'],
   // The regional hub: directory and systems

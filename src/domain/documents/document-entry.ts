@@ -56,6 +56,7 @@ const decide = (command: DocumentCommand, state: DocumentState): readonly Docume
       if (state.status === 'None') return [{ type: 'DocumentSubmitted', data: { ...command.entry, content: command.content } }];
       // The same upload again (a retry, a repeated request): nothing new happens.
       if (state.entry.hash === command.entry.hash && state.entry.patientKey === command.entry.patientKey) return [];
+      if (command.entry.replaces !== null) throw new ConflictError('correction_id_reused', 'this correction id was already used for a different correction');
       throw new ConflictError('observation_id_reused', 'this observation id was already used for a different reading');
     }
     case 'DeprecateDocument': {
