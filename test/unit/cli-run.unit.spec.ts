@@ -110,6 +110,9 @@ describe('run upload', () => {
     const h = await harness(upload, [new Response('<html>nope</html>', { status: 403 })]);
     expect(h.code).toBe(EXIT.refused);
     expect(h.err).toContain('HTTP 403');
+    // Said once, and with what to check: the URL may not be a hub at all.
+    expect(h.err.match(/HTTP 403/g)).toHaveLength(1);
+    expect(h.err).toContain('a TeleMed hub?');
   });
 
   it('exits 5 on a server error, with the request id for the log', async () => {

@@ -211,7 +211,8 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
 
   const body = async <T>(res: Response, schema: z.ZodType<T>): Promise<T> => {
     if (res.status >= 400 && res.status < 500) {
-      throw new HubRefusedError((await problemOf(res)) ?? { status: res.status, title: `the hub refused the request (HTTP ${res.status})` });
+      // The hub answers every refusal with problem+json: without one, something else answered (a proxy, a web server).
+      throw new HubRefusedError((await problemOf(res)) ?? { status: res.status, title: `the answer is not a problem document of the hub API (is ${baseUrl} a TeleMed hub?)` });
     }
     if (res.status >= 300 || res.status < 200) {
       throw new HubFailedError(res.status, await problemOf(res), res.headers.get('x-request-id'));
