@@ -8,6 +8,7 @@ import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
 import type { Cpr } from '../domain/monitoring/cpr';
+import { UnavailableError } from '../domain/shared/errors';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
@@ -28,6 +29,10 @@ export type EmbeddedTeleMed = Readonly<{
    * uploads and reads for the patient throw NotFoundError code 'patient_erased' (410 over HTTP). `by` is recorded in the PatientErased event.
    */
   erasePatient(patientId: Cpr, options: { by: string; correlationId?: string }): Promise<ErasureResult>;
+  /**
+   * Let the calls in flight finish, then close the stores. Idempotent. A call after it throws UnavailableError code
+   * 'closed'.
+   */
   close(): Promise<void>;
 }>;
 
@@ -63,15 +68,67 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
   const erasure = container.get<PatientErasure>(TOKENS.PatientErasure);
+  const life = new Lifecycle();
   return {
-    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
-    xds: container.get<XdsBackend>(TOKENS.Xds),
-    rebuildRegistry: () => projector.rebuild(),
-    erasePatient: (patientId, erasureOptions) => erasure.erase(patientId, erasureOptions),
-    close: async () => {
-      await projector.stop();
-      await store.close();
-      await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
-    },
+    telemed: life.guard(container.get<TeleMedService>(TOKENS.TeleMed)),
+    xds: life.guard(container.get<XdsBackend>(TOKENS.Xds)),
+    rebuildRegistry: life.wrap(() => projector.rebuild()),
+    erasePatient: life.wrap((patientId: Cpr, erasureOptions: { by: string; correlationId?: string }) => erasure.erase(patientId, erasureOptions)),
+    close: () =>
+      life.close(async () => {
+        await projector.stop();
+        await store.close();
+        await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+      }),
   };
 };
+
+/**
+ * Open until close(): calls made before close() finish first (close waits for them), calls after it throw
+ * UnavailableError code 'closed' (an RtsError, like every other refusal), not whatever the closed store would throw.
+ */
+class Lifecycle {
+  private closing: Promise<void> | null = null;
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  /** The object's methods, each through `call`; properties as they are. */
+  guard<T extends object>(target: T): T {
+    const wrapped = new Map<PropertyKey, unknown>();
+    return new Proxy(target, {
+      get: (t, prop) => {
+        const value: unknown = Reflect.get(t, prop, t);
+        if (typeof value !== 'function') return value;
+        if (!wrapped.has(prop)) wrapped.set(prop, this.wrap((...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(t, args), value.constructor.name === 'AsyncFunction'));
+        return wrapped.get(prop);
+      },
+    });
+  }
+
+  wrap<A extends unknown[], R>(fn: (...args: A) => R, async = true): (...args: A) => R {
+    return (...args: A): R => {
+      if (this.closing) {
+        const error = new UnavailableError('closed', 'this TeleMed instance was closed: open another');
+        if (async) return Promise.reject(error) as R;
+        throw error;
+      }
+      const result = fn(...args);
+      if (result instanceof Promise) {
+        const settled = result.then(
+          () => undefined,
+          () => undefined,
+        );
+        this.inFlight.add(settled);
+        void settled.finally(() => this.inFlight.delete(settled));
+      }
+      return result;
+    };
+  }
+
+  close(release: () => Promise<void>): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+      await release();
+    })();
+    return this.closing;
+  }
+}

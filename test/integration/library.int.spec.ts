@@ -68,6 +68,34 @@ describe('openTeleMed (library entry point)', () => {
     }
   });
 
+  it('close() lets the calls in flight finish, then refuses later calls with an RtsError code closed', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-close-'));
+    try {
+      const rts = await openTeleMed({ dataDir });
+      const inFlight = Array.from({ length: 300 }, (_, i) => rts.telemed.record(reading(100 + (i % 150), 1 + (i % 1000)), { observationId: `close-${i}` }));
+      const closed = rts.close();
+      const results = await Promise.allSettled(inFlight);
+      await closed;
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      await rts.close(); // a second close is a no-op
+      for (const late of [rts.telemed.processAndStore(reading(120, 5)), rts.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now)), rts.xds.retrieveDocument('2.25.1'), rts.rebuildRegistry()]) {
+        await expect(late).rejects.toBeInstanceOf(RtsError);
+        await expect(late).rejects.toMatchObject({ kind: 'unavailable', code: 'closed' });
+      }
+      expect(() => rts.xds.uniqueIdFor('p', 'x')).toThrow(expect.objectContaining({ code: 'closed' }));
+
+      const again = await openTeleMed({ dataDir });
+      try {
+        const stored = await again.telemed.getObservationsFor(parseCpr('251248-1234'), timeInterval(now.minus({ days: 1 }), now.plus({ seconds: 1 })));
+        expect(stored).toHaveLength(300);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('makes a new data directory and its files owner-only', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'rts-lib-mode-'));
     const dataDir = join(parent, 'nested', 'data');
