@@ -4,6 +4,7 @@ import { parseHl7Observation, type DocumentMetadata } from '../domain/documents/
 import type { Cpr } from '../domain/monitoring/cpr';
 import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
 import { NotFoundError, ValidationError } from '../domain/shared/errors';
+import { checkIdempotencyKey } from '../domain/shared/idempotency-key';
 import { handleCommand } from './command-handling';
 import { sha256Hex, uuidToOid, uuidV5 } from './ids';
 import type { Clock } from './ports/clock';
@@ -73,6 +74,7 @@ export class XdsBackend {
    * metadata names. A document that is not would be stored, then break every later read of the registry.
    */
   async provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options: SubmitOptions = {}): Promise<SubmitResult> {
+    if (options.observationId !== undefined) checkIdempotencyKey(options.observationId, 'observationId', 'invalid_document');
     return this.provideAndRegisterBuilt(metadata, document, { ...options, summary: this.checkedSummary(metadata, document) });
   }
 
@@ -106,6 +108,7 @@ export class XdsBackend {
    * the correction id, so a correction retried after a crash between the two appends completes the same way.
    */
   async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
+    if (options.correctionId !== undefined) checkIdempotencyKey(options.correctionId, 'correctionId', 'invalid_document');
     return this.correctBuilt(uniqueId, metadata, newDocument, { ...options, summary: this.checkedSummary(metadata, newDocument) });
   }
 

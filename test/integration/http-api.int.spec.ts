@@ -317,6 +317,12 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(stored.statusCode === 404 || stored.json().count === 0).toBe(true);
     });
 
+    it('an observationId holding a CPR number: 400, naming the field and not the value (ids are stored in clear)', async () => {
+      const body = expectProblem(await post('/observations', { observationId: PATIENT.replace('-', ''), patientId: PATIENT, systolic: 126, diastolic: 70 }), 400, 'invalid_request');
+      expect(body.errors).toEqual([{ path: 'body.observationId', message: expect.stringMatching(/CPR/) }]);
+      expect(JSON.stringify(body)).not.toContain(PATIENT.replace('-', ''));
+    });
+
     it('a JSON body that is a string ("x") is the wrong shape, 400, for uploads and corrections alike', async () => {
       const json = { 'content-type': 'application/json' };
       expectProblem(await call({ method: 'POST', url: '/observations', payload: '"x"', headers: json }), 400, 'invalid_request');

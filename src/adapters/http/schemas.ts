@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
+import { IDEMPOTENCY_KEY_FORM, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**
@@ -19,8 +20,9 @@ const isoWithOffset = z
 
 export const idempotencyKey = z
   .string()
-  .regex(/^[A-Za-z0-9._:-]{1,64}$/, '1-64 characters of A-Z a-z 0-9 . _ : -')
-  .describe('Client-chosen id; a repeat with the same id is stored once');
+  .regex(IDEMPOTENCY_KEY_FORM, '1-64 characters of A-Z a-z 0-9 . _ : -')
+  .refine((v) => idempotencyKeyProblem(v) === null, 'must not hold a CPR number (it is stored in clear)')
+  .describe('Client-chosen id (not a CPR number: it is stored in clear); a repeat with the same id is stored once');
 
 export const ObservationBody = z
   .object({

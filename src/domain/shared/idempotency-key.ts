@@ -1,0 +1,24 @@
+import { ValidationError } from './errors';
+
+/**
+ * A client-chosen idempotency key (an upload's observationId, a correction's correctionId): 1-64 characters of
+ * A-Z a-z 0-9 . _ : -, and not a CPR number (ten digits, or six, a dash and four, not inside a longer run of
+ * digits). The key is stored in clear with the document's entry and in the events' metadata, where no personal
+ * data may go; a meter's serial or a UUID is what it is for.
+ */
+export const IDEMPOTENCY_KEY_FORM = /^[A-Za-z0-9._:-]{1,64}$/;
+const CPR_LIKE = /(?<!\d)\d{6}-?\d{4}(?!\d)/;
+
+/** Why `value` is not a valid key, or null when it is. */
+export const idempotencyKeyProblem = (value: unknown): string | null => {
+  if (typeof value !== 'string' || !IDEMPOTENCY_KEY_FORM.test(value)) return '1-64 characters of A-Z a-z 0-9 . _ : -';
+  if (CPR_LIKE.test(value)) return 'must not hold a CPR number (it is stored in clear)';
+  return null;
+};
+
+/** The key, checked; ValidationError `code` naming the field at `path` otherwise. */
+export const checkIdempotencyKey = (value: unknown, path: string, code = 'invalid_request'): string => {
+  const problem = idempotencyKeyProblem(value);
+  if (problem !== null) throw new ValidationError(code, `${path} is not a valid id: ${problem}`, [{ path, message: problem }]);
+  return value as string;
+};
