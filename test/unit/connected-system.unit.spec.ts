@@ -1,18 +1,56 @@
 import { DeciderSpec } from '../support/decider-spec';
-import { connectedSystemDecider, type ConnectedSystemCommand, type ConnectedSystemEvent } from '../../src/domain/directory/connected-system';
+import { batchNotNeeded, connectedSystemDecider, type ConnectedSystemCommand, type ConnectedSystemEvent } from '../../src/domain/directory/connected-system';
+import { foldEvents } from '../../src/domain/shared/decider';
 import { ConflictError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
 
 const now = '2024-05-01T10:00:00.000Z';
+const later = '2024-05-01T11:00:00.000Z';
 const registerCmd: ConnectedSystemCommand = { type: 'RegisterSystem', systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu', downlinkQueue: 'rts.downlink.chengdu', now };
 const registered: ConnectedSystemEvent = { type: 'SystemRegistered', data: { systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu', downlinkQueue: 'rts.downlink.chengdu', registeredAt: now } };
-const startJoin = (expectedBatches: number, expectedExperts: number): ConnectedSystemCommand => ({ type: 'StartJoin', systemId: 'chengdu', expectedBatches, expectedExperts, now });
-const started = (expectedBatches: number, expectedExperts: number): ConnectedSystemEvent => ({ type: 'SystemJoinStarted', data: { systemId: 'chengdu', expectedBatches, expectedExperts, startedAt: now } });
-const batch = (batchIndex: number, count: number, batchCount = 3): ConnectedSystemCommand => ({ type: 'ImportExpertBatch', systemId: 'chengdu', batchIndex, batchCount, count, now });
-const imported = (batchIndex: number, count: number): ConnectedSystemEvent => ({ type: 'ExpertBatchImported', data: { systemId: 'chengdu', batchIndex, count, importedAt: now } });
-const joined = (batches: number, experts: number): ConnectedSystemEvent => ({
-  type: 'SystemJoined',
-  data: { systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu', downlinkQueue: 'rts.downlink.chengdu', batches, experts, joinedAt: now },
+
+/** A join attempt: its request's envelope id and its correlation id (the SDK's: the request id). */
+type Attempt = Readonly<{ requestId: string; correlationId: string }>;
+const first: Attempt = { requestId: 'req-1', correlationId: 'join-1' };
+const second: Attempt = { requestId: 'req-2', correlationId: 'join-2' };
+
+const startJoin = (expectedBatches: number, expectedExperts: number, a: Attempt = first, at = now): ConnectedSystemCommand => ({
+  type: 'StartJoin',
+  systemId: 'chengdu',
+  expectedBatches,
+  expectedExperts,
+  ...a,
+  now: at,
 });
+const started = (expectedBatches: number, expectedExperts: number, a: Attempt = first, at = now): ConnectedSystemEvent => ({
+  type: 'SystemJoinStarted',
+  data: { systemId: 'chengdu', expectedBatches, expectedExperts, startedAt: at, ...a },
+});
+/** A batch message; its envelope id by default from its correlation id and index (a repeat has the same). */
+const batch = (batchIndex: number, count: number, batchCount = 3, correlationId = first.correlationId, messageId = `${correlationId}/batch-${batchIndex}`): ConnectedSystemCommand => ({
+  type: 'ImportExpertBatch',
+  systemId: 'chengdu',
+  batchIndex,
+  batchCount,
+  count,
+  correlationId,
+  messageId,
+  now,
+});
+const imported = (batchIndex: number, count: number, correlationId = first.correlationId, at = now, messageId = `${correlationId}/batch-${batchIndex}`): ConnectedSystemEvent => ({
+  type: 'ExpertBatchImported',
+  data: { systemId: 'chengdu', batchIndex, count, importedAt: at, correlationId, messageId },
+});
+const joined = (batches: number, experts: number, at = now): ConnectedSystemEvent => ({
+  type: 'SystemJoined',
+  data: { systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu', downlinkQueue: 'rts.downlink.chengdu', batches, experts, joinedAt: at },
+});
+
+/** Events as the hub recorded them before join attempts were told apart: no requestId, no correlationId. */
+const legacyStarted = (expectedBatches: number, expectedExperts: number): ConnectedSystemEvent => ({
+  type: 'SystemJoinStarted',
+  data: { systemId: 'chengdu', expectedBatches, expectedExperts, startedAt: now },
+});
+const legacyImported = (batchIndex: number, count: number): ConnectedSystemEvent => ({ type: 'ExpertBatchImported', data: { systemId: 'chengdu', batchIndex, count, importedAt: now } });
 
 const spec = DeciderSpec.for(connectedSystemDecider);
 
@@ -24,12 +62,19 @@ describe('ConnectedSystem decider', () => {
     spec.given([]).when({ ...registerCmd, systemId: 'Bad Id' } as ConnectedSystemCommand).thenThrows(ValidationError, 'invalid_system_id');
   });
 
-  it('starts a join; a repeat is a no-op; other numbers are refused', () => {
+  it('starts a join, recording the request and correlation ids; bad numbers and unknown systems are refused', () => {
     spec.given([registered]).when(startJoin(3, 25)).then([started(3, 25)]);
-    spec.given([registered, started(3, 25)]).when(startJoin(3, 25)).thenNothing();
-    spec.given([registered, started(3, 25)]).when(startJoin(4, 25)).thenThrows(ConflictError, 'join_already_started');
     spec.given([]).when(startJoin(3, 25)).thenThrows(NotFoundError, 'unknown_system');
     spec.given([registered]).when(startJoin(0, 5)).thenThrows(ValidationError, 'invalid_join');
+  });
+
+  it('the same request again (same envelope id) is a no-op, whatever it says and whenever it comes', () => {
+    spec.given([registered, started(3, 25)]).when(startJoin(3, 25)).thenNothing();
+    spec.given([registered, started(3, 25), imported(0, 10)]).when(startJoin(3, 25)).thenNothing();
+    spec.given([registered, started(3, 25)]).when(startJoin(4, 30)).thenNothing();
+    spec.given([registered, started(3, 25), imported(0, 10), imported(1, 10), imported(2, 5), joined(3, 25)]).when(startJoin(3, 25)).thenNothing();
+    // The first attempt's request after a restart: still a repeat, it does not restart the join again.
+    spec.given([registered, started(2, 4), imported(0, 2), started(2, 4, second, later)]).when(startJoin(2, 4)).thenNothing();
   });
 
   it('a system without experts joins at once', () => spec.given([registered]).when(startJoin(0, 0)).then([started(0, 0), joined(0, 0)]));
@@ -51,7 +96,94 @@ describe('ConnectedSystem decider', () => {
     spec.given([...s, imported(0, 20)]).when(batch(1, 10)).thenThrows(ValidationError, 'too_many_experts');
   });
 
-  it('a joined system refuses a new join with other numbers', () => {
-    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(1, 1)).thenThrows(ConflictError, 'system_already_joined');
+  it('a batch whose correlation id names no attempt belongs to the current one (clients that give each message its own)', () => {
+    const s = [registered, started(3, 25)];
+    spec.given(s).when(batch(0, 10, 3, 'its-own-id')).then([imported(0, 10, 'its-own-id')]);
+    spec.given([...s, imported(0, 10, 'x'), imported(1, 10, 'y')]).when(batch(2, 5, 3, 'z')).then([imported(2, 5, 'z'), joined(3, 25)]);
+  });
+
+  it('a joined system refuses a new join with other numbers; the same numbers are a no-op', () => {
+    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(1, 1, second)).thenThrows(ConflictError, 'system_already_joined');
+    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(0, 0, second)).thenNothing();
+  });
+
+  describe('a new request while joining restarts the join', () => {
+    // The tester's case: 2 batches / 4 experts, batch 0 = [a, b] imported, then a crash and a join from scratch.
+    const crashed = [registered, started(2, 4), imported(0, 2)];
+
+    it('records a new attempt: the earlier batches no longer count, the numbers are the new ones', () => {
+      spec.given(crashed).when(startJoin(2, 4, second, later)).then([started(2, 4, second, later)]);
+      spec.given(crashed).when(startJoin(3, 7, second, later)).then([started(3, 7, second, later)]);
+      // Even with the first attempt's correlation id: another envelope id is another request.
+      spec.given(crashed).when(startJoin(3, 7, { requestId: 'req-2', correlationId: first.correlationId }, later)).then([started(3, 7, { requestId: 'req-2', correlationId: first.correlationId }, later)]);
+    });
+
+    it("the new attempt's batch 0 is imported although index 0 was imported before, and its last batch joins with its own counts", () => {
+      const restarted = [...crashed, started(2, 4, second, later)];
+      spec.given(restarted).when(batch(0, 2, 2, second.correlationId)).then([imported(0, 2, second.correlationId)]);
+      spec.given([...restarted, imported(0, 2, second.correlationId)]).when(batch(1, 2, 2, second.correlationId)).then([imported(1, 2, second.correlationId), joined(2, 4)]);
+      spec.given([...restarted, imported(0, 2, second.correlationId)]).when(batch(0, 2, 2, second.correlationId)).thenNothing();
+    });
+
+    it('late batches of the earlier attempt are harmless: no events, not refused, also once joined or with other numbers', () => {
+      const restarted = [...crashed, started(3, 5, second, later)];
+      spec.given(restarted).when(batch(1, 2, 2, first.correlationId)).thenNothing(); // another batchCount: no batch_count_mismatch
+      spec.given(restarted).when(batch(0, 2, 2, first.correlationId)).thenNothing();
+      const done = [...restarted, imported(0, 2, second.correlationId), imported(1, 2, second.correlationId), imported(2, 1, second.correlationId), joined(3, 5)];
+      spec.given(done).when(batch(1, 2, 2, first.correlationId)).thenNothing();
+      const state = foldEvents(connectedSystemDecider, restarted);
+      expect(batchNotNeeded(state, { batchIndex: 1, correlationId: first.correlationId, messageId: 'm-1' })).toBe(true);
+      expect(batchNotNeeded(state, { batchIndex: 1, correlationId: second.correlationId, messageId: 'm-2' })).toBe(false);
+      expect(batchNotNeeded(state, { batchIndex: 0, correlationId: 'unknown', messageId: 'm-3' })).toBe(false);
+      expect(batchNotNeeded(state, { batchIndex: 0, correlationId: 'unknown', messageId: `${first.correlationId}/batch-0` })).toBe(true);
+    });
+
+    it('with a correlation id of its own on every message, a batch message of the earlier attempt delivered again does not count for the new one', () => {
+      const own = [registered, started(2, 4), imported(0, 2, 'own-b0', now, 'msg-b0'), started(2, 4, second, later)];
+      spec.given(own).when(batch(0, 2, 2, 'own-b0', 'msg-b0')).thenNothing();
+      spec.given(own).when(batch(0, 2, 2, 'own-c0', 'msg-c0')).then([imported(0, 2, 'own-c0', now, 'msg-c0')]);
+      spec.given([...own, imported(1, 2, 'own-a1', now, 'msg-a1')]).when(batch(0, 2, 2, 'own-b0', 'msg-b0')).thenNothing();
+    });
+
+    it("batches the current attempt holds under the new request's correlation id are recorded again for it: a re-sent request loses nothing", () => {
+      const resent = { requestId: 'req-1-again', correlationId: first.correlationId };
+      spec.given([registered, started(3, 25), imported(2, 5), imported(0, 10)]).when(startJoin(3, 25, resent, later)).then([
+        started(3, 25, resent, later),
+        imported(0, 10, first.correlationId, later),
+        imported(2, 5, first.correlationId, later),
+      ]);
+      // A batch of the second attempt the hub handled before the second request: counted for the first, carried over.
+      spec.given([...crashed, imported(1, 2, second.correlationId)]).when(startJoin(2, 4, second, later)).then([started(2, 4, second, later), imported(1, 2, second.correlationId, later)]);
+      // Not where they would not fit the new numbers.
+      spec.given([...crashed, imported(1, 2, second.correlationId)]).when(startJoin(3, 4, second, later)).then([started(3, 4, second, later)]);
+    });
+
+    it('a restart announcing no experts joins at once', () => spec.given(crashed).when(startJoin(0, 0, second, later)).then([started(0, 0, second, later), joined(0, 0, later)]));
+
+    it('attempts stay apart over several restarts', () => {
+      const third: Attempt = { requestId: 'req-3', correlationId: 'join-3' };
+      const s = [...crashed, started(2, 4, second, later), imported(1, 2, second.correlationId), started(2, 4, third, later)];
+      spec.given(s).when(batch(1, 2, 2, second.correlationId)).thenNothing();
+      spec.given(s).when(batch(1, 2, 2, first.correlationId)).thenNothing();
+      spec.given(s).when(batch(1, 2, 2, third.correlationId)).then([imported(1, 2, third.correlationId)]);
+      spec.given(s).when(startJoin(2, 4, second)).thenNothing();
+    });
+  });
+
+  describe('old streams (recorded before join attempts were told apart) replay as before', () => {
+    const old = [registered, legacyStarted(3, 25), legacyImported(2, 5), legacyImported(0, 10)];
+
+    it('their batches count; any correlation id belongs to their attempt; the last batch joins', () => {
+      spec.given(old).when(batch(2, 5, 3, 'whatever')).thenNothing();
+      spec.given(old).when(batch(1, 10, 3, 'whatever')).then([imported(1, 10, 'whatever'), joined(3, 25)]);
+      const state = foldEvents(connectedSystemDecider, [...old, legacyImported(1, 10), joined(3, 25)]);
+      expect(state).toMatchObject({ status: 'joined', join: { expectedBatches: 3, expectedExperts: 25, correlationId: undefined } });
+    });
+
+    it('a new request restarts an old unfinished join; an old joined system takes the same numbers as before', () => {
+      spec.given(old).when(startJoin(3, 25, second, later)).then([started(3, 25, second, later)]);
+      spec.given([registered, legacyStarted(0, 0), joined(0, 0)]).when(startJoin(0, 0, second)).thenNothing();
+      spec.given([registered, legacyStarted(0, 0), joined(0, 0)]).when(startJoin(1, 1, second)).thenThrows(ConflictError, 'system_already_joined');
+    });
   });
 });

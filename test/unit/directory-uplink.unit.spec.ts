@@ -185,6 +185,55 @@ describe('directory uplink and downlink (in memory)', () => {
     expect((await t.service.getExpert('chengdu:e-0')).status).toBe('retired');
   });
 
+  describe('a system that crashed mid-join and joins again from scratch (new ids, another cut of its experts)', () => {
+    const expert = (local: string, n: number) => ({ localExpertId: local, ...profile(n) });
+    const as = (envelope: UplinkEnvelope, correlationId: string): UplinkEnvelope => ({ ...envelope, correlationId });
+    /** The tester's report: 2 batches / 4 experts, batch 0 = [a, b], crash; again: batch 0 = [c, d], batch 1 = [a, b]. */
+    const scenario = async (correlation: (attempt: number, key: string) => string) => {
+      const t = setup();
+      for (const id of ['beijing', 'chengdu']) await t.service.registerSystem({ systemId: id, name: id, area: id });
+      await join(t.handler, 'beijing', 2, 2, 'Beijing');
+      const send = (attempt: number, key: string, envelope: UplinkEnvelope) => t.handler.handleUplink(as(envelope, correlation(attempt, key)));
+      const results: string[] = [];
+      results.push((await send(1, 'join', uplink('chengdu', 'system.join.requested', { expectedBatches: 2, expectedExperts: 4 }, 'join-1'))).outcome);
+      const oldBatch0 = uplink('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 2, experts: [expert('a', 1), expert('b', 2)] }, 'attempt-1/batch-0');
+      results.push((await send(1, 'batch-0', oldBatch0)).outcome);
+      results.push((await send(2, 'join', uplink('chengdu', 'system.join.requested', { expectedBatches: 2, expectedExperts: 4 }, 'join-2'))).outcome);
+      results.push((await send(2, 'batch-0', uplink('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 2, experts: [expert('c', 3), expert('d', 4)] }, 'attempt-2/batch-0'))).outcome);
+      results.push((await send(2, 'batch-1', uplink('chengdu', 'experts.batch', { batchIndex: 1, batchCount: 2, experts: [expert('a', 1), expert('b', 2)] }, 'attempt-2/batch-1'))).outcome);
+      // The first attempt's batch 0 delivered again (same id): harmless.
+      results.push((await send(1, 'batch-0', oldBatch0)).outcome);
+      await t.publisher().catchUp();
+      return { t, results };
+    };
+
+    const expectAllFour = async (t: ReturnType<typeof setup>) => {
+      expect(await t.service.getSystem('chengdu')).toMatchObject({ status: 'joined', activeExperts: 4, join: { expectedBatches: 2, batchesImported: 2, expectedExperts: 4, expertsImported: 4 } });
+      for (const l of ['a', 'b', 'c', 'd']) expect((await t.service.getExpert(`chengdu:${l}`)).status).toBe('active');
+      expect(expertIdsOf(t.outbox.received('rts.downlink.beijing')).filter((id) => id.startsWith('chengdu:')).sort()).toEqual(['chengdu:a', 'chengdu:b', 'chengdu:c', 'chengdu:d']);
+      const all = await t.store.readAll({ after: 0n, maxCount: 10_000 });
+      expect(all.filter((e) => e.type === 'SystemJoined' && e.data.systemId === 'chengdu')).toHaveLength(1);
+      expect(all.filter((e) => e.type === 'ExpertRegistered' && e.data.homeSystemId === 'chengdu')).toHaveLength(4);
+      expect(all.filter((e) => e.type === 'ExpertProfileChanged' && e.data.homeSystemId === 'chengdu')).toHaveLength(0); // a and b twice: the same experts
+    };
+
+    it('with one correlation id per attempt (the SDK): the second request restarts the join, every expert is there', async () => {
+      const { t, results } = await scenario((attempt) => `join-attempt-${attempt}`);
+      expect(results).toEqual(['applied', 'applied', 'applied', 'applied', 'applied', 'duplicate']);
+      await expectAllFour(t);
+      // A late batch of the first attempt it never sent before the crash, with another profile for a: ignored.
+      const late = as(uplink('chengdu', 'experts.batch', { batchIndex: 1, batchCount: 2, experts: [{ localExpertId: 'a', ...profile(1, 'Stale City') }] }, 'attempt-1/batch-1'), 'join-attempt-1');
+      expect(await t.handler.handleUplink(late)).toEqual({ outcome: 'duplicate' });
+      expect((await t.service.getExpert('chengdu:a')).profile.location.city).toBe(profile(1).location.city);
+    });
+
+    it('with a correlation id of its own on every message (clients that do not share one): still every expert', async () => {
+      const { t, results } = await scenario((attempt, key) => `own-${attempt}-${key}`);
+      expect(results).toEqual(['applied', 'applied', 'applied', 'applied', 'applied', 'duplicate']);
+      await expectAllFour(t);
+    });
+  });
+
   it('refuses, with typed permanent errors, what can never succeed', async () => {
     const t = setup();
     for (const id of ['beijing', 'chengdu', 'wuhan']) await t.service.registerSystem({ systemId: id, name: id, area: id });

@@ -1,5 +1,5 @@
 import {
-  batchImported,
+  batchNotNeeded,
   connectedSystemDecider,
   systemStreamName,
   type ConnectedSystemCommand,
@@ -34,11 +34,16 @@ import type { UplinkEnvelope, UplinkOf } from './directory-messages';
  * Idempotency: every command's event ids derive from the envelope id (handleCommand's commandId), and the Expert
  * decider remembers the message ids it applied, so a redelivered message changes nothing, even after later changes.
  *
+ * A join request ('system.join.requested') starts a join attempt; another request (another envelope id) while the
+ * system is joining starts it again from scratch (see domain/directory/connected-system.ts).
+ *
  * A batch ('experts.batch') registers each expert (an upsert by the home system) and then records
  * ExpertBatchImported on the system's stream; the last missing batch also records SystemJoined. The batch is
- * checked against the join before any expert is written, and a batch index already imported is skipped whole,
- * so repeated and out-of-order batches are safe. A crash between the experts and the batch record is repaired by
- * the redelivery (the experts are then no-ops).
+ * checked against the join before any expert is written. A batch index already imported in the current attempt, a
+ * batch message (envelope id) counted before, and a batch of an earlier attempt (its correlationId is that
+ * attempt's) are skipped whole, so repeated, out-of-order and late batches are safe. A crash between the experts
+ * and the batch record is repaired by the redelivery (the experts are then no-ops). An expert in batches of two
+ * attempts is one expert (an upsert by id).
  */
 export type UplinkResult = Readonly<{ outcome: 'applied' | 'duplicate' }>;
 
@@ -122,6 +127,8 @@ export class UplinkHandler {
       systemId: envelope.systemId,
       expectedBatches: envelope.payload.expectedBatches,
       expectedExperts: envelope.payload.expectedExperts,
+      requestId: envelope.id,
+      correlationId: envelope.correlationId,
       now: this.now(),
     });
     return { outcome: newEvents.length > 0 ? 'applied' : 'duplicate' };
@@ -133,9 +140,11 @@ export class UplinkHandler {
       throw new ValidationError('duplicate_expert_in_batch', 'a localExpertId appears twice in the batch');
     }
     const now = this.now();
-    const command: ConnectedSystemCommand = { type: 'ImportExpertBatch', systemId: envelope.systemId, batchIndex, batchCount, count: experts.length, now };
+    const { correlationId } = envelope;
+    const messageId = envelope.id;
+    const command: ConnectedSystemCommand = { type: 'ImportExpertBatch', systemId: envelope.systemId, batchIndex, batchCount, count: experts.length, correlationId, messageId, now };
     const state = await this.systemState(envelope.systemId);
-    if (batchImported(state, batchIndex)) return { outcome: 'duplicate' };
+    if (batchNotNeeded(state, { batchIndex, correlationId, messageId })) return { outcome: 'duplicate' };
     // Check the batch against the join before writing any expert: throws what the final decision would throw.
     connectedSystemDecider.decide(command, state);
 

@@ -7,18 +7,31 @@ import { ConflictError, NotFoundError, ValidationError } from '../shared/errors'
  *
  * API
  * - `connectedSystemDecider` over `ConnectedSystemCommand` / `ConnectedSystemEvent` / `ConnectedSystemState`.
- * - `SYSTEM_ID_PATTERN`, `systemStreamName(id)`, `isConnectedSystemEvent(e)`.
+ * - `SYSTEM_ID_PATTERN`, `systemStreamName(id)`, `isConnectedSystemEvent(e)`, `batchNotNeeded(state, batch)`.
  *
  * Life: registered (by an operator) -> joining (the system announced a batch upload) -> joined.
  * - RegisterSystem: the same details again -> no events; other details -> ConflictError 'system_already_registered'.
- * - StartJoin: unknown -> NotFoundError 'unknown_system'; registered -> SystemJoinStarted (and SystemJoined at
- *   once when it announces no batches); joining/joined with the same numbers -> no events (a repeat); with other
- *   numbers -> ConflictError 'join_already_started' / 'system_already_joined'.
- * - ImportExpertBatch: batches arrive in any order and may repeat; an index already imported -> no events.
- *   The decision that imports the last missing index also records SystemJoined. Refused: an unknown system
- *   (NotFoundError 'unknown_system'), a system that is not joining (ConflictError 'system_not_joining' or
- *   'system_already_joined'), a batchCount other than announced ('batch_count_mismatch'), an index out of range
- *   ('batch_index_out_of_range'), more experts than announced ('too_many_experts') (ValidationError each).
+ * - StartJoin (one 'system.join.requested'; `requestId` its envelope id, `correlationId` the join's): unknown ->
+ *   NotFoundError 'unknown_system'; registered -> SystemJoinStarted (and SystemJoined at once when it announces no
+ *   batches). A request already recorded (same requestId) -> no events, whatever it says.
+ *   - joining, another request: the join ATTEMPT restarts (a system that crashed mid-join starts again from
+ *     scratch, perhaps with its experts cut into other batches): SystemJoinStarted again, with the new numbers; the
+ *     earlier attempt's batches no longer count. Those of them that carried the new request's correlation id are
+ *     recorded again for the new attempt (ExpertBatchImported): a request sent again under a new id, or a batch
+ *     the hub handled before its own request, loses nothing. Experts already registered stay registered.
+ *   - joined, another request: the same numbers -> no events; other numbers -> ConflictError 'system_already_joined'.
+ * - ImportExpertBatch: a batch belongs to the attempt whose request has its correlation id; one whose correlation
+ *   id names no attempt (a client that gives each message its own) belongs to the current attempt. A batch of an
+ *   earlier attempt, and a batch message (`messageId`) counted before in any attempt -> no events (late: harmless). In the current attempt batches arrive in any order and may
+ *   repeat; an index already imported -> no events. The decision that imports the last missing index also records
+ *   SystemJoined. Refused: an unknown system (NotFoundError 'unknown_system'), a system that is not joining
+ *   (ConflictError 'system_not_joining'), a batchCount other than announced ('batch_count_mismatch'), an index out
+ *   of range ('batch_index_out_of_range'), more experts than announced ('too_many_experts') (ValidationError each).
+ *
+ * Old streams: SystemJoinStarted and ExpertBatchImported without `requestId` / `correlationId` / `messageId` (recorded before
+ * join attempts were told apart) replay as before; such an attempt has no correlation id, so every batch is its own.
+ * A second SystemJoinStarted never occurred in them (the old decider refused it), and what it means now (a new
+ * attempt, nothing imported yet) is what evolve and the directory projection always did with one.
  */
 export const SYSTEM_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,31}$/;
 /** Most batches one join may announce (with 500 experts a batch: 5 million experts). */
@@ -27,8 +40,16 @@ export const MAX_JOIN_BATCHES = 10_000;
 export type SystemStatus = 'registered' | 'joining' | 'joined';
 
 export type SystemRegistered = DomainEvent<'SystemRegistered', { systemId: string; name: string; area: string; downlinkQueue: string; registeredAt: string }>;
-export type SystemJoinStarted = DomainEvent<'SystemJoinStarted', { systemId: string; expectedBatches: number; expectedExperts: number; startedAt: string }>;
-export type ExpertBatchImported = DomainEvent<'ExpertBatchImported', { systemId: string; batchIndex: number; count: number; importedAt: string }>;
+/** A join attempt started; a second one while joining restarts the join. `requestId`, `correlationId`: since attempts are told apart. */
+export type SystemJoinStarted = DomainEvent<
+  'SystemJoinStarted',
+  { systemId: string; expectedBatches: number; expectedExperts: number; startedAt: string; requestId?: string; correlationId?: string }
+>;
+/** A batch counted for the current attempt. `correlationId`, `messageId` (the batch's): since attempts are told apart. */
+export type ExpertBatchImported = DomainEvent<
+  'ExpertBatchImported',
+  { systemId: string; batchIndex: number; count: number; importedAt: string; correlationId?: string; messageId?: string }
+>;
 export type SystemJoined = DomainEvent<
   'SystemJoined',
   { systemId: string; name: string; area: string; downlinkQueue: string; batches: number; experts: number; joinedAt: string }
@@ -36,34 +57,76 @@ export type SystemJoined = DomainEvent<
 export type ConnectedSystemEvent = SystemRegistered | SystemJoinStarted | ExpertBatchImported | SystemJoined;
 
 export type RegisterSystem = Readonly<{ type: 'RegisterSystem'; systemId: string; name: string; area: string; downlinkQueue: string; now: string }>;
-export type StartJoin = Readonly<{ type: 'StartJoin'; systemId: string; expectedBatches: number; expectedExperts: number; now: string }>;
-export type ImportExpertBatch = Readonly<{ type: 'ImportExpertBatch'; systemId: string; batchIndex: number; batchCount: number; count: number; now: string }>;
+export type StartJoin = Readonly<{
+  type: 'StartJoin';
+  systemId: string;
+  expectedBatches: number;
+  expectedExperts: number;
+  /** The request's own id (the envelope id): the same again is a repeat, another one a new attempt. */
+  requestId: string;
+  /** The join's correlation id, shared by its batches. */
+  correlationId: string;
+  now: string;
+}>;
+export type ImportExpertBatch = Readonly<{
+  type: 'ImportExpertBatch';
+  systemId: string;
+  batchIndex: number;
+  batchCount: number;
+  count: number;
+  /** Names the attempt the batch belongs to (see the file comment). */
+  correlationId: string;
+  /** The batch's envelope id: a batch message counts once, in whichever attempt it came. */
+  messageId: string;
+  now: string;
+}>;
 export type ConnectedSystemCommand = RegisterSystem | StartJoin | ImportExpertBatch;
 
 type Membership = Readonly<{ systemId: string; name: string; area: string; downlinkQueue: string }>;
-type Join = Readonly<{ expectedBatches: number; expectedExperts: number; imported: ReadonlyMap<number, number> }>;
+type ImportedBatch = Readonly<{ count: number; correlationId: string | undefined; messageId: string | undefined }>;
+/** The current join attempt; `correlationId` undefined for one recorded before attempts were told apart. */
+type Join = Readonly<{ expectedBatches: number; expectedExperts: number; correlationId: string | undefined; imported: ReadonlyMap<number, ImportedBatch> }>;
+/** Every attempt so far: their request ids (repeats), correlation ids (late batches of earlier ones), batch message ids. */
+type Attempts = Readonly<{ requestIds: ReadonlySet<string>; correlationIds: ReadonlySet<string>; batchIds: ReadonlySet<string> }>;
 
 export type ConnectedSystemState =
   | Readonly<{ status: 'none' }>
   | (Membership & Readonly<{ status: 'registered' }>)
-  | (Membership & Readonly<{ status: 'joining' | 'joined'; join: Join }>);
+  | (Membership & Readonly<{ status: 'joining' | 'joined'; join: Join; attempts: Attempts }>);
 
 export const systemStreamName = (systemId: string): string => `system-${systemId}`;
 
-const sum = (m: ReadonlyMap<number, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+const sum = (m: ReadonlyMap<number, ImportedBatch>): number => [...m.values()].reduce((a, b) => a + b.count, 0);
 
-const joined = (s: Membership, join: Join, extra: { batchIndex: number; count: number } | null, now: string): SystemJoined => ({
+const joined = (s: Membership, batches: number, experts: number, now: string): SystemJoined => ({
   type: 'SystemJoined',
-  data: {
-    systemId: s.systemId,
-    name: s.name,
-    area: s.area,
-    downlinkQueue: s.downlinkQueue,
-    batches: join.expectedBatches,
-    experts: sum(join.imported) + (extra?.count ?? 0),
-    joinedAt: now,
-  },
+  data: { systemId: s.systemId, name: s.name, area: s.area, downlinkQueue: s.downlinkQueue, batches, experts, joinedAt: now },
 });
+
+/**
+ * A batch that does not count now: a batch message counted already (in this attempt or an earlier one), or one of
+ * an earlier attempt (its correlation id is an attempt's, not the current one's).
+ */
+const notForThisAttempt = (state: Readonly<{ join: Join; attempts: Attempts }>, batch: Readonly<{ correlationId: string; messageId: string }>): boolean =>
+  state.attempts.batchIds.has(batch.messageId) || (state.attempts.correlationIds.has(batch.correlationId) && state.join.correlationId !== batch.correlationId);
+
+/**
+ * A new attempt replacing an unfinished one: SystemJoinStarted, the current attempt's batches that carry the new
+ * request's correlation id recorded again (only where they fit the new numbers), and SystemJoined when they are all.
+ */
+const restart = (state: Membership & Readonly<{ join: Join }>, command: StartJoin, started: SystemJoinStarted): ConnectedSystemEvent[] => {
+  const { expectedBatches, expectedExperts, correlationId, now } = command;
+  const carried = [...state.join.imported].filter(([, b]) => b.correlationId === correlationId).sort(([x], [y]) => x - y);
+  const fits = expectedBatches === state.join.expectedBatches && carried.reduce((n, [, b]) => n + b.count, 0) <= expectedExperts;
+  const again: ExpertBatchImported[] = fits
+    ? carried.map(([batchIndex, b]): ExpertBatchImported => ({
+        type: 'ExpertBatchImported',
+        data: { systemId: state.systemId, batchIndex, count: b.count, importedAt: now, correlationId, ...(b.messageId === undefined ? {} : { messageId: b.messageId }) },
+      }))
+    : [];
+  const experts = again.reduce((n, e) => n + e.data.count, 0);
+  return again.length === expectedBatches ? [started, ...again, joined(state, expectedBatches, experts, now)] : [started, ...again];
+};
 
 const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): readonly ConnectedSystemEvent[] => {
   switch (command.type) {
@@ -86,20 +149,22 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       if (!Number.isInteger(batches) || batches < 0 || batches > MAX_JOIN_BATCHES || !Number.isInteger(experts) || experts < 0 || (batches === 0) !== (experts === 0)) {
         throw new ValidationError('invalid_join', 'expectedBatches and expectedExperts must be whole numbers, both zero or both positive');
       }
-      if (state.status === 'registered') {
-        const started: SystemJoinStarted = { type: 'SystemJoinStarted', data: { systemId: state.systemId, expectedBatches: batches, expectedExperts: experts, startedAt: command.now } };
-        // A system without experts has nothing to upload: it has joined as soon as it says so.
-        return batches === 0 ? [started, joined(state, { expectedBatches: 0, expectedExperts: 0, imported: new Map() }, null, command.now)] : [started];
-      }
+      const started: SystemJoinStarted = {
+        type: 'SystemJoinStarted',
+        data: { systemId: state.systemId, expectedBatches: batches, expectedExperts: experts, startedAt: command.now, requestId: command.requestId, correlationId: command.correlationId },
+      };
+      // A system without experts has nothing to upload: it has joined as soon as it says so.
+      if (state.status === 'registered') return batches === 0 ? [started, joined(state, 0, 0, command.now)] : [started];
+      if (state.attempts.requestIds.has(command.requestId)) return []; // this request again
+      if (state.status === 'joining') return restart(state, command, started);
       if (state.join.expectedBatches === batches && state.join.expectedExperts === experts) return [];
-      throw state.status === 'joining'
-        ? new ConflictError('join_already_started', 'a join with other numbers is in progress; finish it first')
-        : new ConflictError('system_already_joined', 'the system has joined already');
+      throw new ConflictError('system_already_joined', 'the system has joined already');
     }
     case 'ImportExpertBatch': {
       if (state.status === 'none') throw new NotFoundError('unknown_system', 'no system is registered with this id');
       if (state.status === 'registered') throw new ConflictError('system_not_joining', 'the system has not started a join (send system.join.requested first)');
       const { join } = state;
+      if (notForThisAttempt(state, command)) return []; // counted already, or late: the join has started again since
       if (command.batchCount !== join.expectedBatches) {
         throw new ValidationError('batch_count_mismatch', `the join announced ${join.expectedBatches} batches, the batch says ${command.batchCount}`);
       }
@@ -113,10 +178,17 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       }
       const imported: ExpertBatchImported = {
         type: 'ExpertBatchImported',
-        data: { systemId: state.systemId, batchIndex: command.batchIndex, count: command.count, importedAt: command.now },
+        data: {
+          systemId: state.systemId,
+          batchIndex: command.batchIndex,
+          count: command.count,
+          importedAt: command.now,
+          correlationId: command.correlationId,
+          messageId: command.messageId,
+        },
       };
       const complete = join.imported.size + 1 === join.expectedBatches;
-      return complete ? [imported, joined(state, join, command, command.now)] : [imported];
+      return complete ? [imported, joined(state, join.expectedBatches, sum(join.imported) + command.count, command.now)] : [imported];
     }
     default:
       return assertNever(command);
@@ -129,12 +201,24 @@ const evolve = (state: ConnectedSystemState, event: ConnectedSystemEvent): Conne
       const { systemId, name, area, downlinkQueue } = event.data;
       return { status: 'registered', systemId, name, area, downlinkQueue };
     }
-    case 'SystemJoinStarted':
+    case 'SystemJoinStarted': {
       if (state.status === 'none') return state;
-      return { ...state, status: 'joining', join: { expectedBatches: event.data.expectedBatches, expectedExperts: event.data.expectedExperts, imported: new Map() } };
-    case 'ExpertBatchImported':
+      const { expectedBatches, expectedExperts, requestId, correlationId } = event.data;
+      const before: Attempts = state.status === 'registered' ? { requestIds: new Set(), correlationIds: new Set(), batchIds: new Set() } : state.attempts;
+      const attempts: Attempts = {
+        ...before,
+        requestIds: requestId === undefined ? before.requestIds : new Set(before.requestIds).add(requestId),
+        correlationIds: correlationId === undefined ? before.correlationIds : new Set(before.correlationIds).add(correlationId),
+      };
+      // A new attempt: nothing of it imported yet (its batches carried over from the last one follow as events).
+      return { ...state, status: 'joining', join: { expectedBatches, expectedExperts, correlationId, imported: new Map() }, attempts };
+    }
+    case 'ExpertBatchImported': {
       if (state.status !== 'joining' && state.status !== 'joined') return state;
-      return { ...state, join: { ...state.join, imported: new Map(state.join.imported).set(event.data.batchIndex, event.data.count) } };
+      const { count, correlationId, messageId } = event.data;
+      const batchIds = messageId === undefined ? state.attempts.batchIds : new Set(state.attempts.batchIds).add(messageId);
+      return { ...state, join: { ...state.join, imported: new Map(state.join.imported).set(event.data.batchIndex, { count, correlationId, messageId }) }, attempts: { ...state.attempts, batchIds } };
+    }
     case 'SystemJoined':
       return state.status === 'joining' ? { ...state, status: 'joined' } : state;
     default:
@@ -151,6 +235,10 @@ export const connectedSystemDecider: Decider<ConnectedSystemCommand, ConnectedSy
 export const CONNECTED_SYSTEM_EVENT_TYPES: readonly ConnectedSystemEvent['type'][] = ['SystemRegistered', 'SystemJoinStarted', 'ExpertBatchImported', 'SystemJoined'];
 export const isConnectedSystemEvent = (e: { type: string }): e is ConnectedSystemEvent => (CONNECTED_SYSTEM_EVENT_TYPES as readonly string[]).includes(e.type);
 
-/** Whether a batch index was imported already (the uplink handler skips re-importing its experts). */
-export const batchImported = (state: ConnectedSystemState, batchIndex: number): boolean =>
-  (state.status === 'joining' || state.status === 'joined') && state.join.imported.has(batchIndex);
+/**
+ * Whether a batch changes nothing: it belongs to an earlier join attempt, or its index was imported in the current
+ * one already. The uplink handler then skips its experts too (a late batch may carry profiles the system has
+ * replaced since).
+ */
+export const batchNotNeeded = (state: ConnectedSystemState, batch: Readonly<{ batchIndex: number; correlationId: string; messageId: string }>): boolean =>
+  (state.status === 'joining' || state.status === 'joined') && (notForThisAttempt(state, batch) || state.join.imported.has(batch.batchIndex));
