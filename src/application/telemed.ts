@@ -1,7 +1,7 @@
 import { Director, HL7Builder, MetadataBuilder, parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
-import type { Cpr } from '../domain/monitoring/cpr';
+import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import { ensureTeleObservation, type TeleObservation } from '../domain/monitoring/tele-observation';
-import type { TimeInterval } from '../domain/monitoring/time-interval';
+import { checkedInterval, type TimeInterval } from '../domain/monitoring/time-interval';
 import { ConflictError } from '../domain/shared/errors';
 import { checkIdempotencyKey } from '../domain/shared/idempotency-key';
 import type { SubmitResult, XdsBackend } from './xds-backend';
@@ -96,7 +96,8 @@ export class TeleMedService implements TeleMed {
   }
 
   async getObservationsFor(patientId: Cpr, interval: TimeInterval): Promise<readonly StoredObservation[]> {
-    const entries = await this.xds.findEntries(patientId, interval.from, interval.to);
+    const { from, to } = checkedInterval(interval); // a hand-built interval meets the same rules (width, order)
+    const entries = await this.xds.findEntries(parseCpr(patientId), from, to);
     return entries.map((e) => ({ uniqueId: e.uniqueId, patientId, systolic: e.systolic, diastolic: e.diastolic, measuredAt: e.serviceStartTime }));
   }
 }

@@ -1,7 +1,8 @@
 import type { DateTime } from 'luxon';
 import { documentEntryDecider, documentStreamName, type DocumentEntryData } from '../domain/documents/document-entry';
 import { parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
-import type { Cpr } from '../domain/monitoring/cpr';
+import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
+import { checkedInterval } from '../domain/monitoring/time-interval';
 import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
 import { NotFoundError, ValidationError } from '../domain/shared/errors';
 import { checkIdempotencyKey } from '../domain/shared/idempotency-key';
@@ -135,7 +136,8 @@ export class XdsBackend {
 
   /** Current (approved) documents of a patient whose service time lies in [start, end). */
   async retrieveDocumentSet(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RetrievedDocument[]> {
-    const entries = await this.findEntries(patientId, start, end);
+    const interval = checkedInterval({ from: start, to: end }); // the query's rules: order, at most 366 days
+    const entries = await this.findEntries(parseCpr(patientId), interval.from, interval.to);
     return Promise.all(entries.map(async (entry) => ({ entry, content: await this.content(entry) })));
   }
 

@@ -14,7 +14,7 @@ import { XdsBackend } from '../../src/application/xds-backend';
 import { Director, HL7Builder, MetadataBuilder, parseHl7Observation } from '../../src/domain/documents/hl7';
 import { parseCpr, type Cpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation, type TeleObservation } from '../../src/domain/monitoring/tele-observation';
-import { timeInterval } from '../../src/domain/monitoring/time-interval';
+import { lastDays, timeInterval } from '../../src/domain/monitoring/time-interval';
 import { RtsError } from '../../src/domain/shared/errors';
 
 const REPOSITORY = '2.25.42';
@@ -358,6 +358,26 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       const { uniqueId } = await telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId: 'meter-42:20240309080000' });
       expect((await rejectionOf(telemed.correct(uniqueId, reading(PATIENT, 127, 70, '2024-03-09T08:00:00Z'), { correctionId: '2512481234' }))).code).toBe('invalid_observation');
       expect(JSON.stringify((await allEvents()).map((e) => [e.data, e.metadata]))).not.toContain('2512481234');
+    });
+
+    it('holds a hand-built interval to the query rules: order, width, valid bounds; lastDays(NaN) too', async () => {
+      const { telemed, xds } = setup();
+      await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'));
+      const at = (iso: string) => DateTime.fromISO(iso, { zone: 'utc' });
+      const cases: [unknown, string][] = [
+        [{ from: at('2024-03-10T00:00:00Z'), to: at('2024-03-01T00:00:00Z') }, 'invalid_interval'],
+        [{ from: at('2021-01-01T00:00:00Z'), to: at('2024-03-10T00:00:00Z') }, 'interval_too_wide'],
+        [{ from: DateTime.invalid('nope'), to: at('2024-03-10T00:00:00Z') }, 'invalid_interval'],
+        [{ from: '2024-03-01T00:00:00Z', to: '2024-03-10T00:00:00Z' }, 'invalid_interval'],
+        [null, 'invalid_interval'],
+      ];
+      for (const [interval, code] of cases) {
+        expect((await rejectionOf(telemed.getObservationsFor(PATIENT, interval as never))).code).toBe(code);
+      }
+      expect((await rejectionOf(xds.retrieveDocumentSet(PATIENT, at('2021-01-01T00:00:00Z'), at('2024-03-10T00:00:00Z')))).code).toBe('interval_too_wide');
+      expect((await rejectionOf(telemed.getObservationsFor('310299-1234' as Cpr, week))).code).toBe('invalid_patient_id');
+      expect(() => lastDays(Number.NaN, NOW)).toThrow(expect.objectContaining({ code: 'invalid_interval' }));
+      expect(await telemed.getObservationsFor(PATIENT, week)).toHaveLength(1);
     });
 
     it('takes an observation createTeleObservation made as it is (frozen, not validated twice)', async () => {
