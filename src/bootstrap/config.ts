@@ -116,6 +116,8 @@ const messagingSettings = {
   RTS_UPLINK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
   /** Uplink messages held unsettled at once (= concurrent handlers) per hub process. */
   RTS_UPLINK_PREFETCH: z.coerce.number().int().min(1).max(1000).optional(),
+  /** First wait before a retried uplink message is handed back, doubling per attempt, at most 5 s (0: at once). */
+  RTS_UPLINK_RETRY_DELAY_MS: z.coerce.number().int().min(0).max(5000).optional(),
 };
 
 type MessagingSettings = Partial<Record<'RTS_BROKER_USERNAME' | 'RTS_BROKER_PASSWORD' | 'RTS_BROKER_TLS_CERT' | 'RTS_BROKER_TLS_KEY', string | undefined>>;
@@ -211,6 +213,7 @@ export type MessagingConfig = Readonly<{
   downlinkQueuePrefix: string;
   uplinkMaxAttempts: number;
   uplinkPrefetch: number;
+  uplinkRetryDelayMs: number;
 }>;
 
 export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
@@ -245,6 +248,9 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
     // (bench/README.md, hub end-to-end, 2026-11-29: 0.55-0.63 of a bare consumer at 50 credits; at 200 seven runs
     // gave 0.67-0.83, median 0.71).
     uplinkPrefetch: config.RTS_UPLINK_PREFETCH ?? 200,
+    // Retries spaced out (0.25, 0.5, 1, 2 s with 5 attempts): handed back at once, all attempts of a change whose
+    // registration another hub process was still applying ran out within ~20 ms.
+    uplinkRetryDelayMs: config.RTS_UPLINK_RETRY_DELAY_MS ?? 250,
   };
 };
 

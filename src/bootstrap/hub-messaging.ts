@@ -126,6 +126,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       uplink: deps.uplink ?? deps.directory.uplink,
       maxAttempts: messaging.uplinkMaxAttempts,
       prefetch: messaging.uplinkPrefetch,
+      retryDelayBaseMs: messaging.uplinkRetryDelayMs,
       onOutcome,
       onDetached: (error) => void attachAgain(error),
       routes: { ...(deps.consultations ? { consultations: deps.consultations } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },

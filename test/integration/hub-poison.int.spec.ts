@@ -14,10 +14,16 @@ jest.setTimeout(120_000);
 
 const amq = useBroker();
 
+/** When each attempt at the failing expert's message began (ms). */
+const failedAttemptsAt: number[] = [];
+
 /** A store that fails for one expert, whatever happens: a transient failure that never clears. */
 const failingFor = (localExpertId: string) => (real: UplinkLike): UplinkLike => ({
   handleUplink: async (envelope) => {
-    if ('localExpertId' in envelope.payload && envelope.payload.localExpertId === localExpertId) throw new Error('the store is not answering');
+    if ('localExpertId' in envelope.payload && envelope.payload.localExpertId === localExpertId) {
+      failedAttemptsAt.push(Date.now());
+      throw new Error('the store is not answering');
+    }
     return real.handleUplink(envelope);
   },
 });
@@ -82,6 +88,10 @@ it('dead-letters every kind of poison with its cause while 200 good registration
     for (const l of letters) expect(l.sourceQueue).toBe('rts.uplink');
     expect(letters.find((l) => l.reason === 'unknown_system')!.attempts).toBe(1);
     expect(letters.find((l) => l.reason.startsWith('retry limit'))!.attempts).toBe(3);
+    // Retries are spaced out (RTS_UPLINK_RETRY_DELAY_MS, 250 ms doubling), not handed back at once.
+    expect(failedAttemptsAt).toHaveLength(3);
+    expect(failedAttemptsAt[1]! - failedAttemptsAt[0]!).toBeGreaterThanOrEqual(240);
+    expect(failedAttemptsAt[2]! - failedAttemptsAt[1]!).toBeGreaterThanOrEqual(490);
     expect(letters.find((l) => l.reason === 'expert_owned_by_other_system')!.envelopeId).toBe(otherOwner.id);
     // Browsing consumed nothing.
     expect((await getJson(hub.url, '/dead-letters')).body.count).toBe(letters.length);

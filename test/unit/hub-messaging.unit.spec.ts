@@ -13,7 +13,7 @@ import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-mem
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
-import { DLQ_ID, envelopeIdOf, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { DLQ_ID, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
@@ -93,11 +93,13 @@ describe('messaging configuration', () => {
       downlinkQueuePrefix: 'rts.downlink.',
       uplinkMaxAttempts: 5,
       uplinkPrefetch: 200,
+      uplinkRetryDelayMs: 250,
     });
     const m = messagingConfig(
-      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up' }),
+      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up', RTS_UPLINK_RETRY_DELAY_MS: '0' }),
     );
-    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up' });
+    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up', uplinkRetryDelayMs: 0 });
+    expect([1, 2, 3, 4, 5, 6].map(retryBackoff(250))).toEqual([250, 500, 1000, 2000, 4000, 5000]);
   });
 
   it('names the bad variable, never its value', () => {

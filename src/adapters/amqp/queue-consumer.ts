@@ -51,6 +51,12 @@ export interface QueueConsumerOptions {
   prefetch?: number;
   /** A handler still running after this many ms counts as a retry; its late result is ignored (default 60000). */
   handlerTimeoutMs?: number;
+  /**
+   * How long to hold a message that is to be retried before handing it back, by the attempt that failed (default:
+   * none). Handed back at once, a message comes again within milliseconds, before whatever it waits for (an
+   * expert's registration handled by another hub process, a disk that fills) can change. Cut short by stop().
+   */
+  retryDelayMs?: (attempt: number) => number;
   /** Sender for the dead letter copies (default: one of our own on the same connection). */
   deadLetterSender?: DurableSender;
   /** Clock for x-dlq-at (default: system time). */
@@ -256,11 +262,26 @@ export class QueueConsumer {
       await this.deadLetter(delivery, message, generation, `retry limit (${this.maxAttempts}) reached: ${outcome.retry}`, attempt);
       return;
     }
+    const delay = this.options.retryDelayMs?.(attempt) ?? 0;
+    if (delay > 0) await this.pause(delay);
     this.settle(delivery, generation, () => delivery.modified({ delivery_failed: true, undeliverable_here: false }), {
       kind: 'retried',
       queue: this.queue,
       attempt,
       reason: outcome.retry,
+    });
+  }
+
+  /** Wait `ms`, or until stop() begins. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const poll = setInterval(() => this.stopping && done(), 50);
+      function done(): void {
+        clearTimeout(timer);
+        clearInterval(poll);
+        resolve();
+      }
     });
   }
 

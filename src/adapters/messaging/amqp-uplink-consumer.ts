@@ -199,11 +199,16 @@ export type UplinkConsumerOptions = Readonly<{
   /** The broker ended the link after it was attached (QueueConsumer's onDetached). */
   onDetached?: (error: Error) => void;
   handlerTimeoutMs?: number;
+  /** Before a retried message is handed back: base × 2^(attempt-1) ms, at most 5 s (0: at once). */
+  retryDelayBaseMs?: number;
   /** consultation.* handler, body codec, trace logger (see UplinkRoutes). */
   routes?: UplinkRoutes;
 }>;
 
 export type UplinkConsumer = Readonly<{ start(timeoutMs?: number | null): Promise<void>; stop(timeoutMs?: number): Promise<void> }>;
+
+/** base × 2^(attempt-1) ms, at most 5 s: with the default 250 and 5 attempts, 0.25 + 0.5 + 1 + 2 s before the dead letter. */
+export const retryBackoff = (baseMs: number) => (attempt: number): number => Math.min(5000, baseMs * 2 ** Math.max(0, attempt - 1));
 
 export const createUplinkConsumer = (connection: AmqpConnection, options: UplinkConsumerOptions): UplinkConsumer => {
   const deadLetterSender = new DeadLetterTaggingSender(connection);
@@ -216,6 +221,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     prefetch: options.prefetch,
     deadLetterSender,
     ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
+    ...(options.retryDelayBaseMs ? { retryDelayMs: retryBackoff(options.retryDelayBaseMs) } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
     ...(options.onDetached ? { onDetached: options.onDetached } : {}),
   });
