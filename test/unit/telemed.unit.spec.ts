@@ -348,13 +348,15 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       expect(await telemed.getObservationsFor(PATIENT, week)).toHaveLength(1);
     });
 
-    it('refuses an observationId or correctionId that is empty, too long, or holds a CPR number (ids are stored in clear)', async () => {
+    it('refuses an observationId or correctionId that is empty, too long, or is a CPR number (ids are stored in clear)', async () => {
       const { telemed, allEvents } = setup();
-      for (const observationId of ['', 'x'.repeat(65), 'a b', '251248-1234', '2512481234', 'meter:251248-1234']) {
+      for (const observationId of ['', 'x'.repeat(65), 'a b', '251248-1234', '2512481234']) {
         const e = await rejectionOf(telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId }));
         expect(e.code).toBe('invalid_observation');
         expect(e.message).not.toContain('251248');
       }
+      // A UUID whose digits happen to read like a CPR number inside it is an id like any other.
+      await telemed.record(reading(PATIENT, 126, 70, '2024-03-09T07:00:00Z'), { observationId: 'ab123456-7890-4abc-8def-0123456789ab' });
       const { uniqueId } = await telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId: 'meter-42:20240309080000' });
       expect((await rejectionOf(telemed.correct(uniqueId, reading(PATIENT, 127, 70, '2024-03-09T08:00:00Z'), { correctionId: '2512481234' }))).code).toBe('invalid_observation');
       expect(JSON.stringify((await allEvents()).map((e) => [e.data, e.metadata]))).not.toContain('2512481234');

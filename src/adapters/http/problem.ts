@@ -104,6 +104,7 @@ export const PROBLEM_TYPES = {
   unsupported_media_type: [415, 'The content type is not supported'],
   method_not_allowed: [405, 'Method not allowed'],
   service_unavailable: [503, 'The service is not available'],
+  closed: [503, 'The embedded TeleMed instance was closed'],
   storage_unavailable: [503, 'The hub cannot store data right now'],
   internal_error: [500, 'Internal error'],
 } as const satisfies Record<string, readonly [number, string]>;

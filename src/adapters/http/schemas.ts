@@ -21,7 +21,7 @@ const isoWithOffset = z
 export const idempotencyKey = z
   .string()
   .regex(IDEMPOTENCY_KEY_FORM, '1-64 characters of A-Z a-z 0-9 . _ : -')
-  .refine((v) => idempotencyKeyProblem(v) === null, 'must not hold a CPR number (it is stored in clear)')
+  .refine((v) => idempotencyKeyProblem(v) === null, 'must not be a CPR number (it is stored in clear)')
   .describe('Client-chosen id (not a CPR number: it is stored in clear); a repeat with the same id is stored once');
 
 export const ObservationBody = z

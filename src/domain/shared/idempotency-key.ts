@@ -2,17 +2,18 @@ import { ValidationError } from './errors';
 
 /**
  * A client-chosen idempotency key (an upload's observationId, a correction's correctionId): 1-64 characters of
- * A-Z a-z 0-9 . _ : -, and not a CPR number (ten digits, or six, a dash and four, not inside a longer run of
- * digits). The key is stored in clear with the document's entry and in the events' metadata, where no personal
- * data may go; a meter's serial or a UUID is what it is for.
+ * A-Z a-z 0-9 . _ : -, and not a CPR number (ten digits, or six, a dash and four). The key is stored in clear with
+ * the document's entry and in the events' metadata, where no personal data may go; a meter's serial or a UUID is
+ * what it is for. Only a key that is a CPR number as a whole is refused: about one UUID in a hundred holds six hex
+ * digits, a dash and four that are all decimal, and refusing those would refuse the ids clients should send.
  */
 export const IDEMPOTENCY_KEY_FORM = /^[A-Za-z0-9._:-]{1,64}$/;
-const CPR_LIKE = /(?<!\d)\d{6}-?\d{4}(?!\d)/;
+const CPR_WHOLE = /^\d{6}-?\d{4}$/;
 
 /** Why `value` is not a valid key, or null when it is. */
 export const idempotencyKeyProblem = (value: unknown): string | null => {
   if (typeof value !== 'string' || !IDEMPOTENCY_KEY_FORM.test(value)) return '1-64 characters of A-Z a-z 0-9 . _ : -';
-  if (CPR_LIKE.test(value)) return 'must not hold a CPR number (it is stored in clear)';
+  if (CPR_WHOLE.test(value)) return 'must not be a CPR number (it is stored in clear)';
   return null;
 };
 
