@@ -60,7 +60,7 @@ export class TeleMedService implements TeleMed {
   async record(observation: TeleObservation, options: RecordOptions = {}): Promise<RecordResult> {
     // A TeleObservation is a plain type: one a caller built by hand (NaN, systolic below diastolic, a CPR cast) is
     // validated here as createTeleObservation would; one it made is taken as it is.
-    const teleObs = ensureTeleObservation(observation, this.xds.now());
+    const teleObs = ensureTeleObservation(observation, () => this.xds.now());
     if (options.observationId !== undefined) checkIdempotencyKey(options.observationId, 'observationId', 'invalid_observation');
     try {
       return await this.submit(teleObs, options);
@@ -83,7 +83,7 @@ export class TeleMedService implements TeleMed {
 
   /** Replace a stored reading by a corrected one (XDS RPLC); the old one disappears from queries. */
   async correct(uniqueId: string, corrected: TeleObservation, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
-    const reading = ensureTeleObservation(corrected, this.xds.now());
+    const reading = ensureTeleObservation(corrected, () => this.xds.now());
     if (options.correctionId !== undefined) checkIdempotencyKey(options.correctionId, 'correctionId', 'invalid_observation');
     const { document, metadata } = buildDocument(reading);
     return this.xds.correctBuilt(uniqueId, metadata, document, { ...options, summary: summaryOf(reading) });

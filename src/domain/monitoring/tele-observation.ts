@@ -141,11 +141,12 @@ const VALIDATED = new WeakSet<object>();
  * A TeleObservation a library caller passes in: one createTeleObservation made is returned as it is; anything else
  * (built by hand, read from JSON, from JavaScript without types) is validated now, with the same errors.
  */
-export const ensureTeleObservation = (value: unknown, now: DateTime): TeleObservation => {
+export const ensureTeleObservation = (value: unknown, now: () => DateTime): TeleObservation => {
+  // `now` only when needed: a luxon DateTime per upload was a measurable part of the upload path.
   if (typeof value === 'object' && value !== null && VALIDATED.has(value)) return value as TeleObservation;
   if (typeof value !== 'object' || value === null) throw new ValidationError('invalid_observation', 'the observation must be an object { patientId, systolic, diastolic, measuredAt }');
   const o = value as Record<string, unknown>;
-  return createTeleObservation({ patientId: o['patientId'], systolic: o['systolic'], diastolic: o['diastolic'], measuredAt: o['measuredAt'] }, now);
+  return createTeleObservation({ patientId: o['patientId'], systolic: o['systolic'], diastolic: o['diastolic'], measuredAt: o['measuredAt'] }, now());
 };
 
 /** ISO-8601 UTC: 2017-05-10T14:50:14Z (milliseconds only when not zero, as luxon's suppressMilliseconds). */
