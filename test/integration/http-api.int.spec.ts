@@ -333,6 +333,17 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expectProblem(await call({ method: 'POST', url: '/observations', payload: '<x/>', headers: { 'content-type': 'text/xml; charset=utf-8' } }), 415, 'unsupported_media_type');
     });
 
+    it('a from without a to: up to 5 minutes more than 366 days is taken as 366 days (a client clock behind ours)', async () => {
+      const now = DateTime.utc().startOf('second');
+      const slightly = await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(iso(now.minus({ days: 366, seconds: 90 })))}`);
+      expect(slightly.statusCode).toBe(200);
+      const answered = slightly.json() as { from: string; to: string };
+      expect(DateTime.fromISO(answered.to).diff(DateTime.fromISO(answered.from), 'days').days).toBe(366);
+      expectProblem(await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(iso(now.minus({ days: 366, minutes: 10 })))}`), 422, 'interval_too_wide');
+      // With a `to`, the bounds are the caller's own: no slack.
+      expectProblem(await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(iso(now.minus({ days: 366, seconds: 1 })))}&to=${encodeURIComponent(iso(now))}`), 422, 'interval_too_wide');
+    });
+
     it('an interval wider than 366 days: 422 interval_too_wide', async () => {
       expectProblem(await get(`/patients/${PATIENT}/observations?from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'interval_too_wide');
     });

@@ -8,8 +8,8 @@ import type { XdsBackend } from '../../application/xds-backend';
 import { parseHl7Observation } from '../../domain/documents/hl7';
 import { parseCpr } from '../../domain/monitoring/cpr';
 import { UnavailableError } from '../../domain/shared/errors';
-import { createTeleObservation } from '../../domain/monitoring/tele-observation';
-import { lastDays, timeInterval } from '../../domain/monitoring/time-interval';
+import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
+import { MAX_INTERVAL_DAYS, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { openApiDocument } from './openapi';
 import { PROBLEM_TYPES, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
@@ -37,6 +37,18 @@ export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?
 /** The XML media types this API parses (as text). A JSON body may be a string too ("x"): the type decides, not the body. */
 const XML_TYPES = new Set(['application/xml', 'text/xml']);
 const isXml = (request: FastifyRequest): boolean => XML_TYPES.has(String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase());
+
+/**
+ * A `from` without a `to`: the interval ends with the hub's present second. A client asking for the last 366 days
+ * by its own clock (rts review --days 366) names a `from` a little more than 366 days before that when its clock is
+ * behind, or when the second turns between its request and our clock: up to CLOCK_SKEW_SECONDS more is taken as
+ * 366 days (the answer's `from` says so); more than that is still interval_too_wide.
+ */
+const withClockSlack = (from: DateTime, to: DateTime | null, now: DateTime): DateTime => {
+  if (to !== null || !from.isValid) return from;
+  const earliest = now.toUTC().startOf('second').plus({ seconds: 1 }).minus({ days: MAX_INTERVAL_DAYS });
+  return from < earliest && from >= earliest.minus({ seconds: CLOCK_SKEW_SECONDS }) ? earliest : from;
+};
 
 export type HttpServer = Readonly<{
   app: FastifyInstance;
@@ -163,7 +175,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const now = deps.clock.now();
     const to = query.to ? DateTime.fromISO(query.to, { setZone: true }) : null;
     const interval = query.from
-      ? timeInterval(DateTime.fromISO(query.from, { setZone: true }), to ?? now.plus({ seconds: 1 }))
+      ? timeInterval(withClockSlack(DateTime.fromISO(query.from, { setZone: true }), to, now), to ?? now.plus({ seconds: 1 }))
       : to
         ? timeInterval(to.minus({ days: 7 }), to)
         : lastDays(7, now);
