@@ -68,6 +68,10 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
   const erasure = container.get<PatientErasure>(TOKENS.PatientErasure);
+  // As startHub does: the registry's background catch-up runs from the start. Without it the checkpoint stayed behind
+  // the events written at open (settings), every upload's inline registry write declined (it needs the checkpoint
+  // at the batch's start), and each query had to project in a write transaction of its own.
+  projector.start();
   const life = new Lifecycle();
   return {
     telemed: life.guard(container.get<TeleMedService>(TOKENS.TeleMed)),

@@ -96,6 +96,29 @@ describe('openTeleMed (library entry point)', () => {
     }
   });
 
+  it('answers reads while another process holds the write lock (the registry is written with the uploads)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-lock-'));
+    try {
+      const rts = await openTeleMed({ dataDir });
+      await Promise.all(Array.from({ length: 50 }, (_, i) => rts.telemed.record(reading(100 + i, 1 + i), { observationId: `lock-${i}` })));
+      await new Promise((r) => setTimeout(r, 300));
+      const other = new Database(join(dataDir, 'telemed.sqlite'));
+      try {
+        other.exec('BEGIN EXCLUSIVE');
+        const started = Date.now();
+        const week = await rts.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now));
+        expect(week).toHaveLength(50);
+        expect(Date.now() - started).toBeLessThan(1000); // not after waiting out the busy timeout
+      } finally {
+        other.exec('ROLLBACK');
+        other.close();
+      }
+      await rts.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('makes a new data directory and its files owner-only', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'rts-lib-mode-'));
     const dataDir = join(parent, 'nested', 'data');
