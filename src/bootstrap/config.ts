@@ -176,6 +176,8 @@ export const ConfigSchema = z
 export type Config = z.infer<typeof ConfigSchema>;
 
 export class ConfigError extends Error {
+  /** Stable, for callers that tell errors apart by code (the RtsErrors have one too). */
+  readonly code = 'invalid_configuration';
   constructor(readonly problems: readonly string[]) {
     super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
     this.name = 'ConfigError';

@@ -12,7 +12,7 @@ import { UnavailableError } from '../domain/shared/errors';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
-import { loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
 
 /** What a backend team gets when it embeds the core without HTTP. */
@@ -62,6 +62,8 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
     const opened = { store: new InMemoryEventStore(), registry: new InMemoryRegistry(), registryKind: 'memory' as const, keys: new InMemoryKeyStore() };
     container = buildContainer(config, pino({ level: 'silent' }), opened);
   } else {
+    // An empty path would be read as unset and open ./data: say so instead.
+    if (typeof options.dataDir !== 'string' || options.dataDir.trim() === '') throw new ConfigError(['dataDir: must name a directory (it is created when missing)']);
     const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
     container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
   }

@@ -119,6 +119,11 @@ describe('openTeleMed (library entry point)', () => {
     }
   });
 
+  it('refuses an empty dataDir with a ConfigError naming it, rather than opening ./data', async () => {
+    await expect(openTeleMed({ dataDir: '' })).rejects.toMatchObject({ name: 'ConfigError', code: 'invalid_configuration', problems: [expect.stringMatching(/^dataDir: /)] });
+    await expect(openTeleMed({ dataDir: '  ' })).rejects.toMatchObject({ code: 'invalid_configuration' });
+  });
+
   it('makes a new data directory and its files owner-only', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'rts-lib-mode-'));
     const dataDir = join(parent, 'nested', 'data');
