@@ -368,6 +368,18 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expectProblem(await get(`/patients/${UNKNOWN_PATIENT}/observations`), 404, 'unknown_patient');
     });
 
+    it('a path that exists with other methods: 405 method_not_allowed with Allow; a path that does not: 404', async () => {
+      const del = await call({ method: 'DELETE', url: '/observations' });
+      expectProblem(del, 405, 'method_not_allowed');
+      expect(del.headers['allow']).toBe('POST');
+      const put = await call({ method: 'PUT', url: '/documents/2.25.12345678901234567890' });
+      expectProblem(put, 405, 'method_not_allowed');
+      expect(put.headers['allow']).toBe('GET, HEAD');
+      expect((await call({ method: 'POST', url: `/patients/${PATIENT}/observations` })).headers['allow']).toBe('GET, HEAD');
+      expectProblem(await get('/no/such/thing'), 404, 'not_found');
+      expectProblem(await call({ method: 'DELETE', url: '/no/such/thing' }), 404, 'not_found');
+    });
+
     it('an unknown document: 404 document_not_found', async () => {
       expectProblem(await get('/documents/2.25.12345678901234567890'), 404, 'document_not_found');
     });
@@ -393,7 +405,8 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
 
     it('an unknown route: 404 not_found', async () => {
       expectProblem(await get('/nowhere'), 404, 'not_found');
-      expectProblem(await call({ method: 'DELETE', url: `/documents/${uniqueId}` }), 404, 'not_found');
+      // The resource exists, not with this method: 405 (below).
+      expectProblem(await call({ method: 'DELETE', url: `/documents/${uniqueId}` }), 405, 'method_not_allowed');
     });
 
     it('every problem type answered here resolves under /problems/{code}', async () => {

@@ -129,7 +129,27 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     return sendProblem(reply, p);
   });
 
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('not_found', 'there is no resource at this path')));
+  // A path that exists with other methods: 405 with Allow (RFC 9110 15.5.6), not 404. The routes' patterns, as
+  // regular expressions, once all routes are registered.
+  let patterns: { method: string; path: RegExp }[] | null = null;
+  const allowedMethods = (url: string): string[] => {
+    patterns ??= routes.map((r) => {
+      const [method, pattern] = r.split(' ') as [string, string];
+      const source = pattern.split('/').map((part) => (part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+      return { method, path: new RegExp(`^${source}$`) };
+    });
+    const path = url.split('?')[0]!;
+    const methods = new Set(patterns.filter((p) => p.path.test(path)).map((p) => p.method));
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
+  app.setNotFoundHandler((request, reply) => {
+    const allowed = allowedMethods(request.url);
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      return sendProblem(reply.header('allow', allowed.join(', ')), problem('method_not_allowed', `this resource answers ${allowed.join(', ')}`));
+    }
+    return sendProblem(reply, problem('not_found', 'there is no resource at this path'));
+  });
 
   deps.beforeRoutes?.(app);
 
