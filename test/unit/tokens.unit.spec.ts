@@ -42,6 +42,20 @@ describe('createTokenVerifier', () => {
     expect(await verify(a!)).not.toBe(first);
   });
 
+  it('refuses a token issued more than a minute in the future, and takes one within the clocks\' skew', async () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const at = Math.floor(Date.now() / 1000);
+    const signed = (iat: number) => {
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'p1', role: 'operator', iss: issuer, aud: audience, iat, exp: at + 3600 })}`;
+      return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+    };
+    const verify = createTokenVerifier({ secret, issuer, audience }, { now: () => at * 1000 });
+    await expect(verify(signed(at + 600))).rejects.toMatchObject({ reason: 'ERR_JWT_ISSUED_IN_FUTURE' });
+    await expect(verify(signed(at + 61))).rejects.toBeInstanceOf(InvalidTokenError);
+    await expect(verify(signed(at + 30))).resolves.toMatchObject({ sub: 'p1' });
+    await expect(verify(signed(at - 30))).resolves.toMatchObject({ sub: 'p1' });
+  });
+
   it('never remembers a refusal', async () => {
     let clock = Date.now();
     const verify = createTokenVerifier({ secret, issuer, audience }, { now: () => clock });

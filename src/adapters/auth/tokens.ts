@@ -28,6 +28,9 @@ type Jose = typeof import('jose');
 let josePromise: Promise<Jose> | null = null;
 const loadJose = (): Promise<Jose> => (josePromise ??= import('jose'));
 
+/** How far a token's `iat` may lie ahead of this hub's clock (the clocks of issuer and hub differ a little). */
+export const ISSUED_AT_SKEW_MS = 60_000;
+
 export type VerifierOptions = Readonly<{ issuer: string; audience: string } & ({ secret: Buffer } | { jwksUrl: string })>;
 
 /** How long a verified token's claims are reused without verifying it again, and how many are kept. */
@@ -80,6 +83,10 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     } catch (error) {
       throw new InvalidTokenError((error as { code?: string }).code ?? 'unverifiable');
     }
+    // jose checks `iat` only against a maximum token age, which is not set here: a token issued in the future (an
+    // identity provider with a wrong clock, or one minted to outlive a key rotation) would be taken as it stands.
+    const iat = (payload as { iat?: unknown }).iat;
+    if (typeof iat === 'number' && iat * 1000 > at + ISSUED_AT_SKEW_MS) throw new InvalidTokenError('ERR_JWT_ISSUED_IN_FUTURE');
     const claims = TokenClaims.safeParse(payload);
     if (!claims.success) throw new InvalidTokenError('claims');
     const exp = (payload as { exp: number }).exp * 1000;
