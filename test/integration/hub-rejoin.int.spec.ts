@@ -89,3 +89,49 @@ const rejoin = async (hub: RunningHub, a: DownlinkCollector): Promise<void> => {
   expect([...handled.values()].filter((h) => h.error !== undefined)).toEqual([]);
   expect(a.bad).toEqual([]);
 };
+
+// A joined system that lost its directory (restored from an old backup, say) joins again with all of its experts.
+// Before, the hub took the new request for the finished join: with the same numbers its batches were skipped as
+// repeats (a new expert in them was lost, nothing dead-lettered), with other numbers it was refused.
+it('a joined system that joins again gets a full sync, and the experts of its new join are registered', async () => {
+  const hub: RunningHub = await startInProcessHub(amq.broker, data.dir, { wrapUplink });
+  const a = new DownlinkCollector(amq.connection, 'city-a');
+  const s = new DownlinkCollector(amq.connection, 'city-s');
+  await a.start();
+  await s.start();
+  const client = await RtsClient.connect({ systemId: 'city-s', url: amq.broker.url });
+  try {
+    await joinSystem(hub.url, amq.sender, 'city-a');
+    await registerSystem(hub.url, 'city-s');
+    const system = async () => (await getJson(hub.url, '/systems/city-s')).body;
+    await client.joinWithExperts([expert('x', 11), expert('y', 12)]);
+    await until('city-s joined', async () => (await system()).status === 'joined', 60_000, 100);
+    const { joinedAt } = await system();
+    await until('city-s got its snapshot', () => s.distinct('directory.snapshot').length === 1, 30_000, 50, () => s.describe());
+
+    // The same number of experts as before (2): x with a new title, z new, y left out (a join does not retire).
+    const again = await client.joinWithExperts([expert('x', 11), expert('z', 13)].map((e) => (e.localExpertId === 'x' ? { ...e, title: 'Head of cardiology' } : e)));
+    await until('city-s joined again', async () => handled.get(again.batchIds[0]!)?.outcome === 'applied' && (await system()).status === 'joined', 60_000, 100, () => JSON.stringify({ request: handled.get(again.requestId), batch: handled.get(again.batchIds[0]!) }));
+    expect(handled.get(again.requestId)).toEqual({ outcome: 'applied' });
+    expect(await system()).toMatchObject({ status: 'joined', joinedAt, activeExperts: 3, join: { expectedBatches: 1, batchesImported: 1, expectedExperts: 2, expertsImported: 2 } });
+    expect((await getJson(hub.url, '/experts/city-s:z')).body.status).toBe('active');
+    expect((await getJson(hub.url, '/experts/city-s:x')).body.profile.title).toBe('Head of cardiology');
+
+    // city-s gets a second snapshot (city-a's directory: empty here, announced all the same) and its confirmation.
+    await until('city-s got a second snapshot', () => new Set(s.distinct('directory.snapshot').map((e) => (e.payload as { snapshotId: string }).snapshotId)).size === 2, 30_000, 50, () => s.describe());
+    expect(s.distinct('system.joined').length).toBe(2);
+    // city-a gets the new expert and the changed one.
+    await until('city-a got z and the new title of x', () =>
+      a.upsertedExperts().has('city-s:z') &&
+      a.distinct('directory.expert.upserted').some((e) => (e.payload as { expertId: string; profile: { title: string } }).expertId === 'city-s:x' && (e.payload as { profile: { title: string } }).profile.title === 'Head of cardiology'),
+      30_000, 50, () => a.describe());
+    expect([...handled.values()].filter((h) => h.error !== undefined)).toEqual([]);
+    expect(a.bad).toEqual([]);
+    expect(s.bad).toEqual([]);
+  } finally {
+    await client.close();
+    await s.stop();
+    await a.stop();
+    await hub.stop();
+  }
+});

@@ -102,9 +102,35 @@ describe('ConnectedSystem decider', () => {
     spec.given([...s, imported(0, 10, 'x'), imported(1, 10, 'y')]).when(batch(2, 5, 3, 'z')).then([imported(2, 5, 'z'), joined(3, 25)]);
   });
 
-  it('a joined system refuses a new join with other numbers; the same numbers are a no-op', () => {
-    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(1, 1, second)).thenThrows(ConflictError, 'system_already_joined');
-    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(0, 0, second)).thenNothing();
+  it("a joined system takes its join's request again under another id: the same numbers are a no-op, other numbers refused", () => {
+    const resent = { requestId: 'req-1-again', correlationId: first.correlationId };
+    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(1, 1, resent)).thenThrows(ConflictError, 'system_already_joined');
+    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(0, 0, resent)).thenNothing();
+    spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(1, 1)).thenNothing(); // the same request
+  });
+
+  describe('a joined system joins again with a new join (a correlation id of its own): a full sync', () => {
+    const done = [registered, started(2, 4), imported(0, 2), imported(1, 2), joined(2, 4)];
+
+    it('records a new attempt whose batches are imported, not skipped as repeats, and joins again with its own counts', () => {
+      spec.given(done).when(startJoin(2, 5, second, later)).then([started(2, 5, second, later)]);
+      const again = [...done, started(2, 5, second, later)];
+      spec.given(again).when(batch(0, 3, 2, second.correlationId)).then([imported(0, 3, second.correlationId)]);
+      spec.given([...again, imported(0, 3, second.correlationId)]).when(batch(1, 2, 2, second.correlationId)).then([imported(1, 2, second.correlationId), joined(2, 5)]);
+      // A late batch of the finished join changes nothing.
+      spec.given(again).when(batch(0, 2, 2, first.correlationId)).thenNothing();
+    });
+
+    it("refuses (to be retried) a batch of the new join that comes before its request; one of the finished join is a repeat", () => {
+      spec.given(done).when(batch(0, 3, 2, second.correlationId)).thenThrows(ConflictError, 'system_not_joining');
+      spec.given(done).when(batch(0, 3, 2, 'its-own-id', 'msg-new')).thenThrows(ConflictError, 'system_not_joining');
+      spec.given(done).when(batch(0, 2, 2, first.correlationId, 'msg-new')).thenNothing();
+      const state = foldEvents(connectedSystemDecider, done);
+      expect(batchNotNeeded(state, { batchIndex: 0, correlationId: second.correlationId, messageId: 'm-new' })).toBe(false);
+      expect(batchNotNeeded(state, { batchIndex: 0, correlationId: first.correlationId, messageId: 'm-new' })).toBe(true);
+    });
+
+    it('with no experts it joins again at once', () => spec.given(done).when(startJoin(0, 0, second, later)).then([started(0, 0, second, later), joined(0, 0, later)]));
   });
 
   describe('a new request while joining restarts the join', () => {
@@ -180,10 +206,10 @@ describe('ConnectedSystem decider', () => {
       expect(state).toMatchObject({ status: 'joined', join: { expectedBatches: 3, expectedExperts: 25, correlationId: undefined } });
     });
 
-    it('a new request restarts an old unfinished join; an old joined system takes the same numbers as before', () => {
+    it('a new request restarts an old unfinished join, and is a new join of an old joined system (its join had no correlation id)', () => {
       spec.given(old).when(startJoin(3, 25, second, later)).then([started(3, 25, second, later)]);
-      spec.given([registered, legacyStarted(0, 0), joined(0, 0)]).when(startJoin(0, 0, second)).thenNothing();
-      spec.given([registered, legacyStarted(0, 0), joined(0, 0)]).when(startJoin(1, 1, second)).thenThrows(ConflictError, 'system_already_joined');
+      spec.given([registered, legacyStarted(0, 0), joined(0, 0)]).when(startJoin(0, 0, second)).then([started(0, 0, second), joined(0, 0)]);
+      spec.given([registered, legacyStarted(0, 0), joined(0, 0)]).when(startJoin(1, 1, second)).then([started(1, 1, second)]);
     });
   });
 });

@@ -103,7 +103,9 @@ export const evolveSystemRow = (current: SystemRow | null, event: ConnectedSyste
       if (!current?.join) return current;
       return { ...current, join: { ...current.join, batchesImported: current.join.batchesImported + 1, expertsImported: current.join.expertsImported + event.data.count } };
     case 'SystemJoined':
-      return current ? { ...current, status: 'joined', joinedAt: event.data.joinedAt, joinedPosition: at.globalPosition } : current;
+      // A join again (a full sync) keeps the first join's time and position: the system has been getting the
+      // directory's changes since then, and a downlink planner behind the new join must still send them.
+      return current ? { ...current, status: 'joined', joinedAt: current.joinedAt ?? event.data.joinedAt, joinedPosition: current.joinedPosition ?? at.globalPosition } : current;
     default:
       return assertNever(event);
   }

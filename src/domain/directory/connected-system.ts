@@ -19,7 +19,11 @@ import { ConflictError, NotFoundError, ValidationError } from '../shared/errors'
  *     earlier attempt's batches no longer count. Those of them that carried the new request's correlation id are
  *     recorded again for the new attempt (ExpertBatchImported): a request sent again under a new id, or a batch
  *     the hub handled before its own request, loses nothing. Experts already registered stay registered.
- *   - joined, another request: the same numbers -> no events; other numbers -> ConflictError 'system_already_joined'.
+ *   - joined, another request with the finished join's correlation id: the same numbers -> no events; other numbers
+ *     -> ConflictError 'system_already_joined'. With a correlation id of its own (or after an old join that had
+ *     none): a new join ATTEMPT, as above (a system that lost its directory joins again and gets a full sync).
+ *     While it runs the system stays in the directory and keeps getting downlink: the directory projection keeps
+ *     the position of its first join.
  * - ImportExpertBatch: a batch belongs to the attempt whose request has its correlation id; one whose correlation
  *   id names no attempt (a client that gives each message its own) belongs to the current attempt. A batch of an
  *   earlier attempt, and a batch message (`messageId`) counted before in any attempt -> no events (late: harmless). In the current attempt batches arrive in any order and may
@@ -27,6 +31,8 @@ import { ConflictError, NotFoundError, ValidationError } from '../shared/errors'
  *   SystemJoined. Refused: an unknown system (NotFoundError 'unknown_system'), a system that is not joining
  *   (ConflictError 'system_not_joining'), a batchCount other than announced ('batch_count_mismatch'), an index out
  *   of range ('batch_index_out_of_range'), more experts than announced ('too_many_experts') (ValidationError each).
+ *   A joined system's batch that carries another correlation id than its finished join's (and is not late) is
+ *   refused 'system_not_joining' too: it can only be an early batch of a join whose request comes next.
  *
  * Old streams: SystemJoinStarted and ExpertBatchImported without `requestId` / `correlationId` / `messageId` (recorded before
  * join attempts were told apart) replay as before; such an attempt has no correlation id, so every batch is its own.
@@ -111,6 +117,15 @@ const notForThisAttempt = (state: Readonly<{ join: Join; attempts: Attempts }>, 
   state.attempts.batchIds.has(batch.messageId) || (state.attempts.correlationIds.has(batch.correlationId) && state.join.correlationId !== batch.correlationId);
 
 /**
+ * A batch of no join: the system has joined, and the batch (not one counted before, nor one of an earlier attempt)
+ * does not carry the finished join's correlation id. Most likely the first batch of a new join whose request the
+ * hub has not applied yet (the request and its batches are handled at once): refused as 'system_not_joining',
+ * which the hub retries, so it counts once the request is in.
+ */
+const withoutJoin = (state: ConnectedSystemState, batch: Readonly<{ correlationId: string }>): boolean =>
+  state.status === 'joined' && (state.join.correlationId === undefined || state.join.correlationId !== batch.correlationId);
+
+/**
  * A new attempt replacing an unfinished one: SystemJoinStarted, the current attempt's batches that carry the new
  * request's correlation id recorded again (only where they fit the new numbers), and SystemJoined when they are all.
  */
@@ -157,14 +172,21 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       if (state.status === 'registered') return batches === 0 ? [started, joined(state, 0, 0, command.now)] : [started];
       if (state.attempts.requestIds.has(command.requestId)) return []; // this request again
       if (state.status === 'joining') return restart(state, command, started);
+      // Joined: the finished join's request sent again under another id changes nothing (other numbers cannot be
+      // that join); a request with a correlation id of its own is a new join, a full sync of a system that lost
+      // its directory or wants to send all of its experts again.
+      if (state.join.correlationId === undefined || state.join.correlationId !== command.correlationId) return restart(state, command, started);
       if (state.join.expectedBatches === batches && state.join.expectedExperts === experts) return [];
-      throw new ConflictError('system_already_joined', 'the system has joined already');
+      throw new ConflictError('system_already_joined', 'this join has finished; a new join needs a correlationId of its own');
     }
     case 'ImportExpertBatch': {
       if (state.status === 'none') throw new NotFoundError('unknown_system', 'no system is registered with this id');
       if (state.status === 'registered') throw new ConflictError('system_not_joining', 'the system has not started a join (send system.join.requested first)');
       const { join } = state;
       if (notForThisAttempt(state, command)) return []; // counted already, or late: the join has started again since
+      if (withoutJoin(state, command)) {
+        throw new ConflictError('system_not_joining', 'the system has joined: a batch belongs to a join, send system.join.requested first (with the batch\'s correlationId)');
+      }
       if (command.batchCount !== join.expectedBatches) {
         throw new ValidationError('batch_count_mismatch', `the join announced ${join.expectedBatches} batches, the batch says ${command.batchCount}`);
       }
@@ -241,4 +263,4 @@ export const isConnectedSystemEvent = (e: { type: string }): e is ConnectedSyste
  * replaced since).
  */
 export const batchNotNeeded = (state: ConnectedSystemState, batch: Readonly<{ batchIndex: number; correlationId: string; messageId: string }>): boolean =>
-  (state.status === 'joining' || state.status === 'joined') && (notForThisAttempt(state, batch) || state.join.imported.has(batch.batchIndex));
+  (state.status === 'joining' || state.status === 'joined') && (notForThisAttempt(state, batch) || (state.join.imported.has(batch.batchIndex) && !withoutJoin(state, batch)));
