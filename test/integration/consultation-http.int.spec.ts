@@ -91,6 +91,12 @@ describe('consultations over HTTP and in SQLite', () => {
     expect(bad.json()).toMatchObject({ code: 'unknown_candidate', errors: [{ path: 'candidates.0' }] });
     expect(bad.body).not.toContain('aortic');
     expect((await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, candidates: [] } })).statusCode).toBe(400);
+    // Only a UUID, as in the consultation messages: 'case-2026-0001' was taken and then stopped the downlink.
+    for (const consultationId of ['case-2026-0001', '070789-4821xx']) {
+      const res = await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId } });
+      expect({ status: res.statusCode, errors: res.json().errors }).toEqual({ status: 400, errors: [{ path: 'body.consultationId', message: 'a UUID' }] });
+      expect(res.body).not.toContain(consultationId);
+    }
   });
 
   it('decline, accept, report, acknowledge; cancel after the report is refused; counts per month', async () => {

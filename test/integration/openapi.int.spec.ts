@@ -145,7 +145,7 @@ describe('answers match the document', () => {
 
     // Consultations: nobody to ask yet.
     expect((await call('GET /consultations', '/consultations?system=aarhus', { token: system })).body.items).toEqual([]);
-    expect((await call('GET /consultations/:id', '/consultations/c-00000001', { token: system })).status).toBe(404);
+    expect((await call('GET /consultations/:id', '/consultations/0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', { token: system })).status).toBe(404);
     const months = await call('GET /stats/consultations-per-month', '/stats/consultations-per-month?from=2026-01&to=2026-03', { token: system });
     expect(months.body.items).toHaveLength(3);
 

@@ -101,6 +101,10 @@ describe('Consultation decider', () => {
         { deadlineSeconds: 10 },
         { attachments: ['not-an-oid'] },
         { consultationId: 'short' },
+        // Passed the HTTP pattern before, and stopped the consultation downlink, whose messages take only UUIDs.
+        { consultationId: 'case-2026-0001' },
+        { consultationId: '070789-4821' },
+        { consultationId: '11111111-2222-0333-8444-555555555555' }, // version 0
       ]) {
         const error = spec.given([]).when({ ...request, ...bad } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
         expect(error.message).not.toContain(QUESTION);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
 import {
+  CONSULTATION_ID_PATTERN,
   CONSULTATION_STATUSES,
   MAX_ATTACHMENTS,
   MAX_CANDIDATES,
@@ -42,7 +43,7 @@ export type ConsultationRouteDependencies = Readonly<{ consultations: Consultati
 
 const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
 const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
-const consultationId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$/, '8-64 characters of A-Z a-z 0-9 _ - (a UUID)');
+const consultationId = z.string().regex(CONSULTATION_ID_PATTERN, 'a UUID');
 const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month: YYYY-MM');
 
 export const ConsultationBody = z.strictObject({

@@ -37,7 +37,12 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  * Personal data: the clinical question and summary are patient information. They live in the events only:
  * never in the stream name, in an error message, or anywhere a log line or metric label could pick them up.
  */
-export const CONSULTATION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$/;
+/**
+ * A UUID (RFC 9562: version 1-8, the RFC variant; lower or upper case), as the AMQP contract has it: the id goes
+ * into every consultation message, and one the downlink's own schema refuses stopped the consultation downlink
+ * for good. A UUID cannot hold a CPR number or a name either (the id is in stream names and the audit trail).
+ */
+export const CONSULTATION_ID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$/;
 export const MAX_CANDIDATES = 5;
 /** Offer deadlines: one minute to thirty days. */
 export const MIN_DEADLINE_SECONDS = 60;
@@ -166,7 +171,7 @@ const atOrAfter = (now: string, due: string): boolean => DateTime.fromISO(now).t
 
 const validateRequest = (c: RequestConsultation): RequestConsultation => {
   const problems: { path: string; message: string }[] = [];
-  if (!CONSULTATION_ID_PATTERN.test(c.consultationId)) problems.push({ path: 'consultationId', message: '8-64 characters of A-Z a-z 0-9 _ - (a UUID)' });
+  if (!CONSULTATION_ID_PATTERN.test(c.consultationId)) problems.push({ path: 'consultationId', message: 'a UUID' });
   if (c.candidates.length < 1 || c.candidates.length > MAX_CANDIDATES) problems.push({ path: 'candidates', message: `1 to ${MAX_CANDIDATES} expert ids` });
   c.candidates.forEach((id, i) => {
     if (!EXPERT_ID_PATTERN.test(id)) problems.push({ path: `candidates.${i}`, message: 'an expert id <homeSystemId>:<localExpertId>' });
