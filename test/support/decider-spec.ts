@@ -31,6 +31,11 @@ class Outcome<Event> {
     expect(this.run()).toEqual(expected);
   }
 
+  /** The events decided, for checks of their own. */
+  events(): readonly Event[] {
+    return this.run();
+  }
+
   thenNothing(): void {
     expect(this.run()).toEqual([]);
   }

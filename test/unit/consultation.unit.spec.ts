@@ -112,6 +112,28 @@ describe('Consultation decider', () => {
     });
   });
 
+  describe('text limits, counted after Unicode normalisation', () => {
+    // U+FB2C grows to three code units under NFC: 100,000 of them passed the message contract and were stored as
+    // 300,000, and the hub's own message about them was then too large for the broker.
+    const grows = '\uFB2C'.repeat(40_000);
+
+    it('refuses a summary or a report that NFC makes longer than the contract allows', () => {
+      expect(grows.length).toBe(40_000);
+      expect(grows.normalize('NFC').length).toBe(120_000);
+      const error = spec.given([]).when({ ...request, summary: grows } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+      expect((error as ValidationError).details).toEqual([{ path: 'summary', message: expect.stringContaining('100000') }]);
+      const long = { ...(report(A) as Extract<ConsultationCommand, { type: 'IssueReport' }>), recommendations: grows };
+      spec.given([requested, offered(A, 0), accepted(A, 0)]).when(long).thenThrows(ValidationError, 'invalid_report');
+      spec.given([requested, offered(A, 0), accepted(A, 0)]).when({ ...long, recommendations: 'x'.repeat(100_000) }).then([expect.objectContaining({ type: 'ReportIssued' })] as never);
+    });
+
+    it('cuts a long decline reason at 500 code units, never inside a surrogate pair', () => {
+      const events = spec.given([requested, offered(A, 0)]).when({ ...(decline(A) as object), reason: `${'a'.repeat(499)}\u{1F600}tail` } as ConsultationCommand).events();
+      const reason = (events[0] as Extract<ConsultationEvent, { type: 'ConsultationDeclined' }>).data.reason;
+      expect(reason).toBe('a'.repeat(499));
+    });
+  });
+
   describe('offers', () => {
     it('the offered expert accepts before the deadline', () => spec.given([requested, offered(A, 0)]).when(accept(A)).then([accepted(A, 0)]));
 

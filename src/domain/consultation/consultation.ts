@@ -165,6 +165,34 @@ export const consultationStreamName = (consultationId: string): string => `consu
 export const homeSystemOf = (expertId: string): string => expertId.slice(0, Math.max(0, expertId.indexOf(':')));
 
 const clean = (s: string): string => s.normalize('NFC').trim();
+
+/**
+ * The longest texts, in UTF-16 code units as the message contract counts them, checked AFTER normalising (NFC can
+ * make a text up to three times longer: 100,000 x U+FB2C became 300,000). Stored longer, a text made the hub's own
+ * consultation message too large for the broker, which dropped the hub's connection at each try, and no
+ * consultation message reached any system again.
+ */
+export const CONSULTATION_TEXT_LIMITS = {
+  applicantClinician: 200,
+  clinicalQuestion: 10_000,
+  summary: 100_000,
+  diagnosis: 10_000,
+  recommendations: 100_000,
+  reason: 500,
+} as const;
+
+/** A reason cut to its limit, never between the two halves of a surrogate pair. */
+const cutReason = (s: string): string => {
+  const max = CONSULTATION_TEXT_LIMITS.reason;
+  if (s.length <= max) return s;
+  const high = s.charCodeAt(max - 1);
+  return s.slice(0, high >= 0xd800 && high <= 0xdbff ? max - 1 : max);
+};
+
+const tooLong = (problems: { path: string; message: string }[], path: keyof typeof CONSULTATION_TEXT_LIMITS, text: string): void => {
+  const max = CONSULTATION_TEXT_LIMITS[path];
+  if (text.length > max) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
+};
 const plusSeconds = (iso: string, seconds: number): string =>
   DateTime.fromISO(iso, { setZone: true }).plus({ seconds }).toUTC().toISO({ suppressMilliseconds: false })!;
 const atOrAfter = (now: string, due: string): boolean => DateTime.fromISO(now).toMillis() >= DateTime.fromISO(due).toMillis();
@@ -179,6 +207,9 @@ const validateRequest = (c: RequestConsultation): RequestConsultation => {
   if (new Set(c.candidates).size !== c.candidates.length) problems.push({ path: 'candidates', message: 'an expert appears twice' });
   if (clean(c.applicantClinician).length === 0) problems.push({ path: 'applicantClinician', message: 'must not be blank' });
   if (clean(c.clinicalQuestion).length === 0) problems.push({ path: 'clinicalQuestion', message: 'must not be blank' });
+  tooLong(problems, 'applicantClinician', clean(c.applicantClinician));
+  tooLong(problems, 'clinicalQuestion', clean(c.clinicalQuestion));
+  tooLong(problems, 'summary', clean(c.summary));
   if (c.attachments.length > MAX_ATTACHMENTS || c.attachments.some((a) => !OID_PATTERN.test(a) || a.length > 64)) {
     problems.push({ path: 'attachments', message: `at most ${MAX_ATTACHMENTS} XDS document uniqueIds (OIDs)` });
   }
@@ -288,7 +319,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (offer.outcome === 'declined') return [];
       if (offer.outcome === 'accepted') throw new ConflictError('consultation_already_accepted', 'the expert accepted this consultation already');
       if (offer.outcome === 'expired') return lostOffer(offer);
-      const reason = clean(command.reason).slice(0, 500);
+      const reason = cutReason(clean(command.reason));
       return [{ type: 'ConsultationDeclined', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason, declinedAt: now } }, nextStep(s, offer.offerIndex, now)];
     }
     case 'ExpireOffer': {
@@ -305,6 +336,10 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       const diagnosis = clean(command.diagnosis);
       const recommendations = clean(command.recommendations);
       if (diagnosis.length === 0) throw new ValidationError('invalid_report', 'the report needs a diagnosis', [{ path: 'diagnosis', message: 'must not be blank' }]);
+      const long: { path: string; message: string }[] = [];
+      tooLong(long, 'diagnosis', diagnosis);
+      tooLong(long, 'recommendations', recommendations);
+      if (long.length > 0) throw new ValidationError('invalid_report', `the report is too long: ${long.map((p) => `${p.path} ${p.message}`).join('; ')}`, long);
       if (s.report) {
         if (s.report.diagnosis === diagnosis && s.report.recommendations === recommendations) return [];
         throw new ConflictError('report_already_issued', 'a report was already issued for this consultation');
@@ -339,7 +374,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (s.status === 'cancelled') return [];
       if (s.status === 'unassigned') closed(s);
       if (s.report) throw new ConflictError('report_already_issued', 'a report was issued; the consultation can no longer be cancelled');
-      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: clean(command.reason).slice(0, 500), cancelledAt: now } }];
+      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: cutReason(clean(command.reason)), cancelledAt: now } }];
     }
     default:
       return assertNever(command);
