@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DateTime } from 'luxon';
 import type { Logger } from 'pino';
@@ -76,7 +77,26 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // fastify's own request lines off (ours, below, carry the route pattern, not the URL); log lines of a request
     // label its id `requestId`.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
-    return503OnClosing: true,
+    // While closing, new requests get a problem+json 503 with Retry-After from the onRequest hook below, not
+    // fastify's own JSON.
+    return503OnClosing: false,
+    // A request that is not HTTP (a bad header, Content-Length with Transfer-Encoding, headers over the limit).
+    // fastify's own handler logs the error with `rawPacket`, the whole raw request (bearer tokens, CPR numbers in
+    // the path or the body), and answers JSON that is no problem. Only the parser's code is logged here.
+    clientErrorHandler: (error, socket) => {
+      const code = (error as { code?: string }).code;
+      if (code === 'ECONNRESET' || socket.destroyed) return;
+      const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      deps.logger.debug({ code, status }, 'client error: the request could not be read as HTTP');
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const body = JSON.stringify(problem('invalid_request', 'the request could not be read as HTTP', { status }));
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
   });
 
   // One request line in, one out; the URL is the route pattern, so no patient identifier reaches the log.
@@ -88,6 +108,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   app.addHook('onRequest', async (request, reply) => {
     inFlight++;
     reply.header('x-request-id', request.id);
+    if (closing) return sendProblem(reply, problem('service_unavailable', 'the hub is shutting down: send the request again in a moment (or to another hub process)'));
   });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');

@@ -1,0 +1,120 @@
+// What reaches the HTTP server below fastify's routes: requests that are not HTTP, and requests during shutdown.
+// Found by a privacy audit: with RTS_LOG_LEVEL=trace, fastify's own client-error line logged `rawPacket`, the whole
+// raw request (a working bearer token, the CPR number in the path and body), and the answers were not problem+json.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server';
+import type { Clock } from '../../src/application/ports/clock';
+import type { EventStore } from '../../src/application/ports/event-store';
+import type { TeleMedService } from '../../src/application/telemed';
+import type { XdsBackend } from '../../src/application/xds-backend';
+import { loadConfig } from '../../src/bootstrap/config';
+import { TOKENS, buildContainer } from '../../src/bootstrap/container';
+
+const CPR = '070789-4821';
+const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwMSJ9.c2lnbmF0dXJlLW9mLWEtcmVhbC10b2tlbg';
+const logLines: string[] = [];
+const logger = pino({ level: 'trace' }, new Writable({ write: (chunk: Buffer, _e, done) => (logLines.push(chunk.toString('utf8')), done()) }));
+
+let dataDir = '';
+let store: EventStore;
+let http: HttpServer;
+let port = 0;
+
+/** Send raw bytes on a new connection; resolves with everything the server wrote before it closed (or `waitMs`). */
+const raw = (bytes: string, waitMs = 2000): Promise<string> =>
+  new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let got = '';
+    const done = () => (socket.destroy(), resolve(got));
+    const timer = setTimeout(done, waitMs);
+    socket.on('data', (d) => (got += d.toString('utf8')));
+    socket.on('close', () => (clearTimeout(timer), resolve(got)));
+    socket.on('error', () => undefined);
+    socket.write(bytes);
+  });
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'telemed-http-raw-'));
+  const config = loadConfig({ RTS_DATA_DIR: dataDir, RTS_LOG_LEVEL: 'trace', RTS_AUTH: 'off', RTS_PSEUDONYM_SECRET: 'ab'.repeat(32) });
+  const container = buildContainer(config, logger);
+  store = container.get<EventStore>(TOKENS.EventStore);
+  http = buildHttpServer({
+    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
+    xds: container.get<XdsBackend>(TOKENS.Xds),
+    clock: container.get<Clock>(TOKENS.Clock),
+    logger,
+    health: async () => ({ head: String(await store.headPosition()) }),
+  });
+  await http.app.listen({ port: 0, host: '127.0.0.1' });
+  port = (http.app.server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  await http.app.close().catch(() => undefined);
+  await store.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const answer = (response: string) => {
+  const [head = '', body = ''] = response.split('\r\n\r\n');
+  return { status: Number(head.split(' ')[1]), contentType: /content-type: ([^\r\n]+)/i.exec(head)?.[1], body: body.length > 0 ? (JSON.parse(body) as Record<string, unknown>) : null };
+};
+
+it('a request that is not HTTP gets a problem+json, and no log line holds the raw request', async () => {
+  const body = JSON.stringify({ patientId: CPR, systolic: 217, diastolic: 139 });
+  const cases: [string, number][] = [
+    [`GET /patients/${CPR}/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nX-Bad\u0001: y\r\n\r\n`, 400],
+    [`POST /observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: ${body.length}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`, 400],
+    [`GET /patients/${CPR}/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ];
+  for (const [request, status] of cases) {
+    const got = answer(await raw(request));
+    expect({ status: got.status, contentType: got.contentType, code: got.body?.['code'] }).toEqual({ status, contentType: 'application/problem+json; charset=utf-8', code: 'invalid_request' });
+  }
+  const log = logLines.join('');
+  expect(log).toContain('client error');
+  expect(log).not.toContain('rawPacket');
+  expect(log).not.toContain(TOKEN);
+  expect(log).not.toContain(CPR);
+  // The raw packet was logged as a JSON array of bytes: the token's first bytes as numbers.
+  expect(log).not.toContain(JSON.stringify([...Buffer.from('Bearer')]).slice(1, -1));
+});
+
+it('a request that comes while the server closes gets a problem+json 503 with Retry-After; the one in flight finishes', async () => {
+  // A request in flight: headers and half of its body, so that close() waits for it.
+  const body = JSON.stringify({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: new Date(Date.now() - 60_000).toISOString().slice(0, 19) + 'Z' });
+  const slow = connect(port, '127.0.0.1');
+  let slowAnswer = '';
+  slow.on('data', (d) => (slowAnswer += d.toString('utf8')));
+  slow.write(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+  // A second keep-alive connection, opened before the close.
+  const other = connect(port, '127.0.0.1');
+  await new Promise((r) => other.once('connect', r));
+  await new Promise((r) => setTimeout(r, 100));
+
+  const closed = http.close(5_000);
+  await new Promise((r) => setTimeout(r, 100));
+  const got = await new Promise<string>((resolve) => {
+    let text = '';
+    other.on('data', (d) => {
+      text += d.toString('utf8');
+      if (text.includes('\r\n\r\n') && /"status":503/.test(text)) resolve(text);
+    });
+    other.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+  });
+  expect(got).toMatch(/^HTTP\/1\.1 503/);
+  expect(got).toMatch(/content-type: application\/problem\+json/i);
+  expect(got).toMatch(/retry-after: \d+/i);
+  expect(got).toContain('"code":"service_unavailable"');
+
+  slow.write(body.slice(10));
+  await closed;
+  expect(slowAnswer).toMatch(/^HTTP\/1\.1 201/);
+  other.destroy();
+  slow.destroy();
+});
