@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { freePort, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
@@ -127,6 +128,24 @@ describe('rts against the running hub', () => {
     const res = await rts(['review', '--patient', CPR, '--url', url]);
     expect(res.code).toBe(4);
     expect(res.stderr).toBe(`rts: cannot reach the hub at ${url}: connection refused (is the hub running?)\n`);
+  });
+
+  it('exits 4, never 0, when the other end takes the connection and closes it without an answer (upload and review, 5 times each)', async () => {
+    // A proxy with nothing behind it: fetch's promise was left unsettled with an empty event loop, and node exited
+    // 0 with no word in 19 of 20 tries, so a script took the reading as stored.
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      for (let i = 0; i < 5; i++) {
+        for (const args of [['upload', '--patient', CPR, '--systolic', '120', '--diastolic', '80'], ['review', '--patient', CPR]]) {
+          const res = await rts([...args, '--url', url]);
+          expect({ args: args[0], code: res.code, said: res.stderr.length > 0 }).toEqual({ args: args[0], code: 4, said: true });
+        }
+      }
+    } finally {
+      server.close();
+    }
   });
 
   it('rts dlq gets past access control: the development login as an operator, or a token minted with token.js', async () => {

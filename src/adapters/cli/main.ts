@@ -19,7 +19,15 @@ const main = async (): Promise<void> => {
 };
 
 if (require.main === module) {
-  main().catch(() => {
+  // A connection the other end closes without an answer can leave fetch's promise unsettled with nothing left for
+  // the event loop to do: node would then exit 0 with no word, and a script would take the reading as stored.
+  let settled = false;
+  process.once('beforeExit', () => {
+    if (settled) return;
+    process.stderr.write('rts: the connection to the hub ended without an answer (the hub, or something in front of it, closed it)\n');
+    process.exitCode = EXIT.unreachable;
+  });
+  main().finally(() => (settled = true)).catch(() => {
     process.stderr.write('rts: unexpected error\n');
     process.exitCode = EXIT.internal;
   });
