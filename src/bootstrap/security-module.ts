@@ -6,12 +6,12 @@ import type { Logger } from 'pino';
 import type { ClinicianScope, Principal } from '../application/access/policy';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
+import type { ConsultationView } from '../application/consultation/consultation-projection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import type { XdsBackend } from '../application/xds-backend';
-import { homeSystemOf } from '../domain/consultation/consultation';
 import { parseCpr } from '../domain/monitoring/cpr';
 import { createTokenVerifier, signToken, systemOfApiKey, type TokenClaims } from '../adapters/auth/tokens';
 import { installSecurity } from '../adapters/http/security';
@@ -121,7 +121,22 @@ export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: 
   return { subject: claims.sub, role: claims.role, via, ...(patientKey ? { patientKey } : {}), ...(claims.systemId ? { systemId: claims.systemId } : {}) };
 };
 
-/** Documents attached to the consultations now with a system's experts, and their patients. */
+/**
+ * The systems that may read a consultation: the applicant, and the system of the expert it is with (or was, for a
+ * closed case). Not the systems whose experts declined or let the offer expire: they read the later report.
+ */
+export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId' | 'expertSystemId'>): readonly string[] => [
+  c.applicantSystemId,
+  ...(c.expertSystemId && c.expertSystemId !== c.applicantSystemId ? [c.expertSystemId] : []),
+];
+
+/** The statuses in which a consultation is with its expert: offered (the open offer), accepted, reported. */
+const WITH_EXPERT: ReadonlySet<string> = new Set(['offered', 'accepted', 'reported']);
+
+/**
+ * Documents attached to the consultations now with a system's experts, and their patients. Not once the case is
+ * closed (acknowledged, cancelled, unassigned): the access ended with it.
+ */
 export const consultationScope = async (consultations: ConsultationReadModel | undefined, xds: XdsBackend, systemId: string): Promise<ClinicianScope> => {
   const uniqueIds = new Set<string>();
   const patientKeys = new Set<string>();
@@ -129,7 +144,7 @@ export const consultationScope = async (consultations: ConsultationReadModel | u
   let before: { requestedAt: string; consultationId: string } | undefined;
   for (let pages = 0; pages < 20; pages++) {
     const page = await consultations.list({ systemId, role: 'expert', limit: 500, ...(before ? { before } : {}) });
-    for (const c of page.items) for (const id of c.attachments) uniqueIds.add(id);
+    for (const c of page.items) if (WITH_EXPERT.has(c.status)) for (const id of c.attachments) uniqueIds.add(id);
     const last = page.items[page.items.length - 1];
     if (!page.hasMore || !last) break;
     before = { requestedAt: last.requestedAt, consultationId: last.consultationId };
@@ -196,7 +211,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
         clinicianScope: (systemId) => consultationScope(deps.consultations?.(), deps.xds, systemId),
         consultationSystems: async (id) => {
           const c = await deps.consultations?.()?.get(id);
-          return c ? [c.applicantSystemId, ...c.offers.map((o) => homeSystemOf(o.expertId))] : null;
+          return c ? consultationReaders(c) : null;
         },
         audit,
         erasure,

@@ -29,11 +29,12 @@ let projector: Projector;
 let security: SecurityModule;
 let patientKeys: PatientKeys;
 let consultationAttachments: string[] = [];
+let consultationStatus = 'accepted';
 let base = '';
 
 const consultations = {
   list: async ({ systemId }: { systemId: string }) => ({
-    items: systemId === 'aarhus' ? [{ consultationId: 'c-00000001', requestedAt: '2024-01-01T00:00:00Z', attachments: consultationAttachments }] : [],
+    items: systemId === 'aarhus' ? [{ consultationId: 'c-00000001', status: consultationStatus, requestedAt: '2024-01-01T00:00:00Z', attachments: consultationAttachments }] : [],
     hasMore: false,
   }),
   get: async () => null,
@@ -152,6 +153,15 @@ describe('access control, audit and erasure over SQLite', () => {
     expect((await call('GET', `/documents/${docA}`, clinician)).statusCode).toBe(200);
     expect((await call('GET', `/patients/${CPR_A}/observations`, otherClinician)).statusCode).toBe(403);
     expect((await upload(clinician, CPR_A, 140)).statusCode).toBe(403);
+    // Only while the case is with the system's expert: not once it is closed.
+    for (const closed of ['cancelled', 'acknowledged', 'unassigned']) {
+      consultationStatus = closed;
+      expect({ closed, status: (await call('GET', `/documents/${docA}`, clinician)).statusCode }).toEqual({ closed, status: 404 });
+      expect({ closed, status: (await call('GET', `/patients/${CPR_A}/observations`, clinician)).statusCode }).toEqual({ closed, status: 403 });
+    }
+    consultationStatus = 'reported';
+    expect((await call('GET', `/documents/${docA}`, clinician)).statusCode).toBe(200);
+    consultationStatus = 'accepted';
   });
 
   it('keeps systems and operators away from patient data and systems away from operations', async () => {

@@ -1,4 +1,6 @@
 import { DeciderSpec } from '../support/decider-spec';
+import { evolveConsultationView } from '../../src/application/consultation/consultation-projection';
+import { consultationReaders } from '../../src/bootstrap/security-module';
 import {
   consultationDecider,
   type ConsultationCommand,
@@ -101,6 +103,8 @@ describe('Consultation decider', () => {
         { deadlineSeconds: 10 },
         { attachments: ['not-an-oid'] },
         { consultationId: 'short' },
+        // Across areas only: an own expert gave the system's clinicians the attached documents.
+        { candidates: [A, 'xian:zhou'] },
         // Passed the HTTP pattern before, and stopped the consultation downlink, whose messages take only UUIDs.
         { consultationId: 'case-2026-0001' },
         { consultationId: '070789-4821' },
@@ -109,6 +113,18 @@ describe('Consultation decider', () => {
         const error = spec.given([]).when({ ...request, ...bad } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
         expect(error.message).not.toContain(QUESTION);
       }
+    });
+  });
+
+  describe('who may read a consultation (consultationReaders)', () => {
+    const view = (events: readonly ConsultationEvent[]) => events.reduce(evolveConsultationView, null)!;
+
+    it('the applicant and the system of the expert it is with; not a system whose expert declined or let it expire', () => {
+      expect(consultationReaders(view([requested, offered(A, 0)]))).toEqual(['xian', 'chengdu']);
+      const moved = [requested, offered(A, 0), declined(A, 0), offered(B, 1, t1, '2024-05-01T11:30:00.000Z')];
+      expect(consultationReaders(view(moved))).toEqual(['xian', 'beijing']);
+      expect(consultationReaders(view([...moved, accepted(B, 1)]))).toEqual(['xian', 'beijing']);
+      expect(consultationReaders(view(allDeclined))).toEqual(['xian']);
     });
   });
 

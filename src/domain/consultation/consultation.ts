@@ -205,6 +205,11 @@ const validateRequest = (c: RequestConsultation): RequestConsultation => {
     if (!EXPERT_ID_PATTERN.test(id)) problems.push({ path: `candidates.${i}`, message: 'an expert id <homeSystemId>:<localExpertId>' });
   });
   if (new Set(c.candidates).size !== c.candidates.length) problems.push({ path: 'candidates', message: 'an expert appears twice' });
+  // Across areas only: a system's own expert would give its own clinicians the attached documents and all of
+  // their patients' readings (clinicians read what is attached to consultations with their system's experts).
+  c.candidates.forEach((id, i) => {
+    if (EXPERT_ID_PATTERN.test(id) && homeSystemOf(id) === c.applicantSystemId) problems.push({ path: `candidates.${i}`, message: 'an expert of another system (a consultation goes across areas)' });
+  });
   if (clean(c.applicantClinician).length === 0) problems.push({ path: 'applicantClinician', message: 'must not be blank' });
   if (clean(c.clinicalQuestion).length === 0) problems.push({ path: 'clinicalQuestion', message: 'must not be blank' });
   tooLong(problems, 'applicantClinician', clean(c.applicantClinician));
