@@ -29,6 +29,7 @@ import {
   DEFAULT_NON_FATAL_ERRORS,
   DurableSender,
   QueueConsumer,
+  retryBackoff,
   SendError,
   type AmqpEndpoint,
   type AmqpSasl,
@@ -201,6 +202,12 @@ export interface SubscribeOptions {
   maxAttempts?: number;
   /** A handler still running after this counts as failed (default 60000 ms). */
   handlerTimeoutMs?: number;
+  /**
+   * How long a message whose handler failed is held before it is handed back for the next attempt: this many ms
+   * after the first failure, doubling, at most 30 s (default 1000: attempts at about 0, 1, 3, 7 and 15 s, so a
+   * handler whose database is away for a few seconds does not send an offer to the dead letter queue; 0: at once).
+   */
+  retryDelayMs?: number;
   /** Processed envelope ids (default: BoundedSeenStore(10000) in memory). */
   seen?: SeenStore;
   /** Every settlement decision, for metrics. */
@@ -627,6 +634,7 @@ class SdkSubscription implements Subscription {
       deadLetterSender: sender,
       handler: (message) => this.handle(message),
       maxAttempts: options.maxAttempts ?? 5,
+      retryDelayMs: retryBackoff(Math.max(0, options.retryDelayMs ?? 1000), 30_000),
       prefetch: options.prefetch ?? 10,
       handlerTimeoutMs: options.handlerTimeoutMs ?? 60000,
       onOutcome: (event) => {

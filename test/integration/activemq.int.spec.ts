@@ -201,7 +201,7 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
         const { kind, n } = JSON.parse(m.body) as { kind: string; n: number };
         if (kind === 'throws') {
           poisonCalls += 1;
-          throw new Error('cannot parse this');
+          throw Object.assign(new Error('cannot file report for patient 251248-1234'), { code: 'FILING_FAILED' });
         }
         if (kind === 'hangs') {
           hangingCalls += 1;
@@ -226,7 +226,8 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
     const reasons = Object.fromEntries(dead.map((d) => [JSON.parse(d.body).kind as string, d.applicationProperties]));
     expect(Object.keys(reasons).sort()).toEqual(['bad-schema', 'hangs', 'throws']);
     expect(reasons['bad-schema']).toMatchObject({ [DLQ_ATTEMPTS]: 1, [DLQ_REASON]: 'schema violation: missing systemId' });
-    expect(String(reasons['throws']![DLQ_REASON])).toContain('handler threw: cannot parse this');
+    // The handler's name and code, never its message: the reason is listed to operators, and may name a patient.
+    expect(reasons['throws']![DLQ_REASON]).toBe('retry limit (3) reached: handler threw: Error (FILING_FAILED)');
     expect(reasons['throws']![DLQ_ATTEMPTS]).toBe(3);
     expect(String(reasons['hangs']![DLQ_REASON])).toContain('timed out');
     expect(poisonCalls).toBe(3);

@@ -228,11 +228,13 @@ describe('RtsClient against ActiveMQ', () => {
       const systemId = systemIdFor('retry');
       const client = await connect(systemId);
       const attempts: number[] = [];
+      const at: number[] = [];
       const done: string[] = [];
       await client.subscribe({
         onExpertUpserted: async (m, info) => {
           if (m.payload.expertId.endsWith(':flaky')) {
             attempts.push(info.attempt);
+            at.push(Date.now());
             if (info.attempt < 3) throw new Error('database busy');
           }
           done.push(m.payload.expertId);
@@ -245,6 +247,10 @@ describe('RtsClient against ActiveMQ', () => {
       await until(() => done.includes('other:flaky'));
       await sleep(500);
       expect(attempts).toEqual([1, 2, 3]);
+      // Handed back after 1 s, then 2 s (retryDelayMs, default 1000, doubling): five attempts span ~15 s, so a
+      // handler's store that is away for a few seconds does not send the message to the dead letter queue.
+      expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(950);
+      expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(1950);
       expect(done.filter((d) => d === 'other:dup')).toHaveLength(1);
       // A repeat after processing (the hub re-sent it) is also skipped.
       await publish(client.downlinkQueue, dup);

@@ -19,6 +19,7 @@ export {
 } from './durable-sender';
 export {
   QueueConsumer,
+  retryBackoff,
   deadLetterCopy,
   DLQ_AT,
   DLQ_ATTEMPTS,

@@ -82,6 +82,12 @@ export const DLQ_SOURCE_QUEUE = 'x-dlq-source-queue';
 export const DLQ_ATTEMPTS = 'x-dlq-attempts';
 export const DLQ_AT = 'x-dlq-at';
 
+/** A retry delay for QueueConsumer: `baseMs` after the first failed attempt, doubling, at most `maxMs`. */
+export const retryBackoff =
+  (baseMs: number, maxMs = 5000) =>
+  (attempt: number): number =>
+    Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+
 export class QueueConsumer {
   private readonly queue: string;
   private readonly deadLetterQueue: string;
@@ -299,7 +305,12 @@ export class QueueConsumer {
       ]);
       return outcome;
     } catch (error) {
-      return { retry: `handler threw: ${error instanceof Error ? error.message : String(error)}` };
+      // Its name and code only: the reason goes into the dead letter, which operators list, and a handler's own
+      // message may name a patient ("cannot file report for patient 251248-1234").
+      const e = error as { name?: unknown; code?: unknown } | null;
+      const name = typeof e?.name === 'string' ? e.name.slice(0, 60) : typeof error;
+      const code = typeof e?.code === 'string' || typeof e?.code === 'number' ? ` (${String(e.code).slice(0, 60)})` : '';
+      return { retry: `handler threw: ${name}${code}` };
     } finally {
       clearTimeout(timer);
     }

@@ -4,7 +4,7 @@ import type { UplinkEnvelope } from '../../application/directory/directory-messa
 import { RtsError } from '../../domain/shared/errors';
 import type { AmqpConnection } from '../amqp/connection';
 import { DurableSender } from '../amqp/durable-sender';
-import { QueueConsumer, type ConsumerOutcomeEvent, type HandlerOutcome, type MessageHandler, type ReceivedMessage } from '../amqp/queue-consumer';
+import { QueueConsumer, retryBackoff, type ConsumerOutcomeEvent, type HandlerOutcome, type MessageHandler, type ReceivedMessage } from '../amqp/queue-consumer';
 import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
@@ -208,7 +208,7 @@ export type UplinkConsumerOptions = Readonly<{
 export type UplinkConsumer = Readonly<{ start(timeoutMs?: number | null): Promise<void>; stop(timeoutMs?: number): Promise<void> }>;
 
 /** base × 2^(attempt-1) ms, at most 5 s: with the default 250 and 5 attempts, 0.25 + 0.5 + 1 + 2 s before the dead letter. */
-export const retryBackoff = (baseMs: number) => (attempt: number): number => Math.min(5000, baseMs * 2 ** Math.max(0, attempt - 1));
+export { retryBackoff };
 
 export const createUplinkConsumer = (connection: AmqpConnection, options: UplinkConsumerOptions): UplinkConsumer => {
   const deadLetterSender = new DeadLetterTaggingSender(connection);
