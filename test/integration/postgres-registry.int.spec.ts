@@ -186,6 +186,20 @@ describe('PostgresRegistry', () => {
     expect(await registry.knowsPatient(PATIENT)).toBe(false);
   });
 
+  it('an erased patient gets no row for a document later in the events (sealed by a hub that still held the key)', async () => {
+    const erasedKey = 'p'.padEnd(33, 'e');
+    const first = submitted('2.25.70', T0, { patientKey: erasedKey });
+    await registry.apply([first], first.globalPosition);
+    expect(ids(await registry.findCurrent(erasedKey, T0 - 10, T0 + 10, 10))).toEqual(['2.25.70']);
+    await registry.forgetPatient(erasedKey);
+    const later = [submitted('2.25.71', T0 + 1, { patientKey: erasedKey }), submitted('2.25.72', T0 + 2)];
+    await registry.apply(later, later.at(-1)!.globalPosition);
+    expect(await registry.findCurrent(erasedKey, T0 - 10, T0 + 10, 10)).toEqual([]);
+    expect(await registry.knowsPatient(erasedKey)).toBe(false);
+    expect(await registry.get('2.25.72')).not.toBeNull(); // another patient's document goes on as before
+    expect(await count('erased_patients')).toBeGreaterThanOrEqual(1);
+  });
+
   it('knowsPatient: true once any document was registered, even if none is current', async () => {
     expect(await registry.knowsPatient(PATIENT)).toBe(false);
     const batch = [submitted('2.25.50', T0), deprecated('2.25.50', '2.25.51')];

@@ -273,6 +273,40 @@ describe('the TeleMed registry kept inline (container wiring)', () => {
     });
   });
 
+  it('an erased patient gets no registry row again, though another process on the store still held their key', async () => {
+    // The privacy audit's case: hub 2 erases; hub 1, whose key cache still holds the patient's key (for up to 60 s),
+    // takes two more uploads and projects them. Their readings came back in the registry, in clear, for good.
+    const data = tempDataDir('rts-inline-');
+    const one = open(data.dir);
+    const two = open(data.dir);
+    try {
+      const cpr = parseCpr('150381-6613');
+      await one.telemed.record(reading('150381-6613', 130, 50));
+      await one.telemed.record(reading('010203-2345', 121, 50));
+      await two.c.get<PatientErasure>(TOKENS.PatientErasure).erase(cpr, { by: 'dpo' });
+      await two.projector.catchUp();
+      await one.telemed.record(reading('150381-6613', 177, 20)); // sealed with hub 1's cached key
+      await one.telemed.record(reading('150381-6613', 170, 10));
+      await one.projector.catchUp();
+      await two.projector.catchUp();
+      const key = one.patientKeys.keyFor(cpr);
+      expect(one.rows().filter((r) => (r as { patient_key: string }).patient_key === key)).toEqual([]);
+      expect(one.rows()).toHaveLength(1); // the other patient's
+      // No reading through either hub: none, or the patient is unknown or erased.
+      for (const hub of [one, two]) {
+        const answer = await hub.telemed.getObservationsFor(cpr, week).then((r) => r.length, (e: { code?: string }) => e.code);
+        expect([0, 'unknown_patient', 'patient_erased']).toContain(answer);
+      }
+      // A rebuild replays the erasure and gives the same.
+      await one.projector.rebuild();
+      expect(one.rows().filter((r) => (r as { patient_key: string }).patient_key === key)).toEqual([]);
+    } finally {
+      await one.close();
+      await two.close();
+      data.remove();
+    }
+  });
+
   it('a background apply of events read before an inline batch neither moves the checkpoint back nor rewrites rows', async () => {
     await withHub(async (hub) => {
       const first = await hub.telemed.record(reading('251248-1234', 120, 30));

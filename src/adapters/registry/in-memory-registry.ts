@@ -7,6 +7,7 @@ import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/docu
 export class InMemoryRegistry implements RegistryReadModel {
   private rows = new Map<string, RegistryEntryView>();
   private position = 0n;
+  private readonly erased = new Set<string>();
 
   async checkpoint(): Promise<bigint> {
     return this.position;
@@ -18,7 +19,7 @@ export class InMemoryRegistry implements RegistryReadModel {
       if (!isDocumentEvent(e)) continue;
       const event = { type: e.type, data: e.data } as DocumentEvent;
       const row = evolveRegistryEntry(next.get(event.data.uniqueId) ?? null, event);
-      if (row) next.set(row.uniqueId, row);
+      if (row && !(event.type === 'DocumentSubmitted' && this.erased.has(row.patientKey))) next.set(row.uniqueId, row);
     }
     this.rows = next;
     this.position = checkpoint;
@@ -43,10 +44,12 @@ export class InMemoryRegistry implements RegistryReadModel {
   /** Erasure: every row of the patient goes. */
   async forgetPatient(patientKey: string): Promise<void> {
     this.rows = new Map([...this.rows].filter(([, r]) => r.patientKey !== patientKey));
+    this.erased.add(patientKey); // a document of theirs later in the events gets no row
   }
 
   async reset(): Promise<void> {
     this.rows = new Map();
+    this.erased.clear();
     this.position = 0n;
   }
 }

@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
   name     text   PRIMARY KEY,
   position bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS erased_patients (
+  patient_key text PRIMARY KEY
+);
 `;
 
 
@@ -107,11 +110,19 @@ export class PostgresRegistry implements RegistryReadModel {
         const ids = [...new Set(fresh.map((e) => (e.data as { uniqueId: string }).uniqueId))];
         const { rows } = await client.query<RegistryRow>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = ANY($1::text[])`, [ids]);
         const current = new Map(rows.map((r) => [r.unique_id, rowToView(r)]));
+        // Documents of erased patients get no row (see forgetPatient).
+        const submittedKeys = [...new Set(fresh.filter((e) => e.type === 'DocumentSubmitted').map((e) => String(e.data['patientKey'])))];
+        const erased = new Set(
+          submittedKeys.length === 0
+            ? []
+            : (await client.query<{ patient_key: string }>(`SELECT patient_key FROM ${this.db.table('erased_patients')} WHERE patient_key = ANY($1::text[])`, [submittedKeys])).rows.map((r) => r.patient_key),
+        );
         const changed = new Map<string, RegistryEntryView>();
         for (const e of fresh) {
           const event = { type: e.type, data: e.data } as DocumentEvent;
           const before = current.get(event.data.uniqueId) ?? null;
           const next = evolveRegistryEntry(before, event);
+          if (event.type === 'DocumentSubmitted' && next && erased.has(next.patientKey)) continue;
           if (next && next !== before) {
             current.set(next.uniqueId, next);
             changed.set(next.uniqueId, next);
@@ -162,9 +173,18 @@ export class PostgresRegistry implements RegistryReadModel {
     });
   }
 
-  /** Erasure: every row of the patient goes, and a VACUUM takes their dead row versions out of the pages. */
+  /**
+   * Erasure: every row of the patient goes, and a VACUUM takes their dead row versions out of the pages. The
+   * patient is marked erased in the same transaction, under the registry's lock: a document of theirs later in the
+   * events gets no row, whichever hub projects it. Another hub that still held the patient's key (its cache forgets
+   * it within 60 s) could seal an upload after the erasure; the upload stays unreadable, and out of the registry.
+   */
   async forgetPatient(patientKey: string): Promise<void> {
-    await this.db.withTransaction((client) => client.query(`DELETE FROM ${this.db.table('registry_entries')} WHERE patient_key = $1`, [patientKey]));
+    await this.db.withTransaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
+      await client.query(`DELETE FROM ${this.db.table('registry_entries')} WHERE patient_key = $1`, [patientKey]);
+      await client.query(`INSERT INTO ${this.db.table('erased_patients')} (patient_key) VALUES ($1) ON CONFLICT DO NOTHING`, [patientKey]);
+    });
     await this.db.vacuum('registry_entries');
   }
 
@@ -172,6 +192,7 @@ export class PostgresRegistry implements RegistryReadModel {
     await this.db.withTransaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
       await client.query(`DELETE FROM ${this.db.table('registry_entries')}`);
+      await client.query(`DELETE FROM ${this.db.table('erased_patients')}`); // the rebuild replays the erasures
       await client.query(`DELETE FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`, [PROJECTION]);
     });
   }

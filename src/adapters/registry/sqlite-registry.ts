@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS registry_entries (
 );
 CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries (patient_key, status, service_start_epoch);
 CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS erased_patients (patient_key TEXT PRIMARY KEY);
 `;
 
 /**
@@ -63,6 +64,7 @@ export class SqliteRegistry implements RegistryReadModel {
       ),
       get: this.db.prepare('SELECT * FROM registry_entries WHERE unique_id = ?'),
       knowsPatient: this.db.prepare('SELECT 1 FROM registry_entries WHERE patient_key = ? LIMIT 1'),
+      erased: this.db.prepare('SELECT 1 FROM erased_patients WHERE patient_key = ?').pluck(),
       checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').safeIntegers(true),
     };
     this.writes = {
@@ -112,7 +114,7 @@ export class SqliteRegistry implements RegistryReadModel {
 
   /** Synchronous: inside a write transaction of the store's writer. */
   private project(events: readonly RecordedEvent[], after: bigint): void {
-    const select = this.statements.get;
+    const { get: select, erased } = this.statements;
     const { upsert, insertNew } = this.writes;
     for (const e of events) {
       if (e.globalPosition <= after || !isDocumentEvent(e)) continue;
@@ -121,7 +123,9 @@ export class SqliteRegistry implements RegistryReadModel {
       const submitted = event.type === 'DocumentSubmitted';
       const current = submitted ? undefined : (select.get(event.data.uniqueId) as RegistryRow | undefined);
       const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
-      if (next) {
+      // A document of an erased patient gets no row, whoever projects it: another hub process that still held the
+      // patient's key (it forgets it within its cache's 60 s) could seal an upload after the erasure.
+      if (next && !(submitted && erased.get(next.patientKey) !== undefined)) {
         (submitted ? insertNew : upsert).run(
           next.uniqueId, next.patientKey, next.repositoryUniqueId, next.status, next.creationTime, next.serviceStartTime, next.serviceStartEpoch,
           next.mimeType, next.hash, next.size, next.replaces, next.replacedBy, next.observationId, next.systolic.value, next.diastolic.value,
@@ -145,7 +149,8 @@ export class SqliteRegistry implements RegistryReadModel {
   }
 
   /**
-   * Erasure: every row of the patient goes. secure_delete makes SQLite overwrite the freed cells instead of
+   * Erasure: every row of the patient goes, and the patient is marked erased, so that a document of theirs that
+   * comes later in the events (sealed by another process before it learnt of the erasure) gets no row. secure_delete makes SQLite overwrite the freed cells instead of
    * leaving them in free pages; with a full fsync, as the erasure is reported done once this resolves.
    *
    * Older WAL frames still hold the rows as they were (readings under the patient's pseudonymous key) until the
@@ -160,6 +165,7 @@ export class SqliteRegistry implements RegistryReadModel {
       db.pragma('secure_delete = ON');
       try {
         db.prepare('DELETE FROM registry_entries WHERE patient_key = ?').run(patientKey);
+        db.prepare('INSERT INTO erased_patients (patient_key) VALUES (?) ON CONFLICT DO NOTHING').run(patientKey);
       } finally {
         db.pragma(`secure_delete = ${previous ? 'ON' : 'OFF'}`);
       }
@@ -170,6 +176,7 @@ export class SqliteRegistry implements RegistryReadModel {
   async reset(): Promise<void> {
     await this.writer.runExclusive((db) => {
       db.prepare('DELETE FROM registry_entries').run();
+      db.prepare('DELETE FROM erased_patients').run(); // the rebuild replays the erasures
       db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(PROJECTION);
     });
   }
