@@ -1,6 +1,8 @@
 #!/usr/bin/env node
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
+import { DataDirInUseError, lockDataDir, type DataDirLock } from '../adapters/system/data-dir-lock';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
 import { registerConsultationRoutes } from '../adapters/http/consultation-routes';
 import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
@@ -44,6 +46,26 @@ export type StartHubOptions = Readonly<{
  * that is down does not keep the hub from serving HTTP; messaging attaches when it answers.
  */
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
+  // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.
+  let lock: DataDirLock | null = null;
+  if (config.RTS_EVENT_STORE === 'sqlite') {
+    try {
+      lock = lockDataDir(config.RTS_DATA_DIR);
+    } catch (error) {
+      if (error instanceof DataDirInUseError) throw new ConfigError([`RTS_DATA_DIR: ${error.message}`]);
+      throw error;
+    }
+  }
+  try {
+    const hub = await startUnlockedHub(config, logger, options);
+    return { ...hub, stop: () => hub.stop().finally(() => lock?.release()) };
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+};
+
+const startUnlockedHub = async (config: Config, logger: Logger, options: StartHubOptions): Promise<RunningHub> => {
   const container = await openContainer(config, logger);
   const store = container.get<EventStore>(TOKENS.EventStore);
   // Hub processes on a shared store verify tokens alike (security-module.ts): checked before anything runs.
@@ -166,6 +188,30 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   return { url, stop, routes: http.routes };
 };
 
+/**
+ * A start that failed on the machine rather than in the code, said as the setting to change (never its value):
+ * a port in use, an address this machine does not have, a data directory that cannot be created or written.
+ * Null for anything else.
+ */
+export const startupSettingProblem = (error: unknown, config: Pick<Config, 'RTS_DATA_DIR'>): string | null => {
+  const e = error as { code?: unknown; syscall?: unknown; path?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (e?.syscall === 'listen' || code === 'EADDRINUSE') {
+    if (code === 'EADDRINUSE') return 'RTS_HTTP_PORT: another program listens on this port and address already (or give another RTS_HTTP_HOST)';
+    if (code === 'EACCES') return 'RTS_HTTP_PORT: this process may not listen on the port (below 1024 needs privileges)';
+    if (code === 'EADDRNOTAVAIL') return 'RTS_HTTP_HOST: this machine has no such address to listen on';
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'RTS_HTTP_HOST: the host name cannot be resolved to an address of this machine';
+  const inDataDir = typeof e?.path === 'string' && resolve(e.path).startsWith(resolve(config.RTS_DATA_DIR));
+  if (inDataDir && ['EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ENOTDIR', 'ENOSPC'].includes(code)) {
+    return `RTS_DATA_DIR: the data directory cannot be created or written (${code}): give a directory this process may write, or make it so`;
+  }
+  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY_') || code === 'SQLITE_PERM') {
+    return `RTS_DATA_DIR: the store in the data directory cannot be opened for writing (${code})`;
+  }
+  return null;
+};
+
 const main = async (): Promise<void> => {
   let config: Config;
   try {
@@ -185,6 +231,11 @@ const main = async (): Promise<void> => {
     // A setting that only the store can judge (the pseudonym secret): the same exit as a malformed one.
     if (error instanceof ConfigError) {
       process.stderr.write(`telemed-rts: ${error.message}\n`);
+      process.exit(78);
+    }
+    const setting = startupSettingProblem(error, config);
+    if (setting !== null) {
+      process.stderr.write(`telemed-rts: cannot start:\n  ${setting}\n`);
       process.exit(78);
     }
     throw error;

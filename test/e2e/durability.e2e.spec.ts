@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { devToken, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
@@ -162,6 +166,44 @@ describe('start-up and logs (e2e)', () => {
       await again.stop();
     } finally {
       data.remove();
+    }
+  });
+
+  it('one hub process per data directory: a second is refused with exit 78 until the first ends, kill -9 included', async () => {
+    // Two on one SQLite store both ran before, each with its own key cache: an erasure by one did not stop the
+    // other from taking the patient's uploads.
+    const data = tempDataDir();
+    try {
+      const first = await startHub({ dataDir: data.dir });
+      await expect(startHub({ dataDir: data.dir })).rejects.toThrow(/code 78[\s\S]*RTS_DATA_DIR: the data directory is in use by another hub process/);
+      await first.kill();
+      const again = await startHub({ dataDir: data.dir });
+      expect((await fetch(`${again.url}/health`)).status).toBe(200);
+      await again.stop();
+    } finally {
+      data.remove();
+    }
+  });
+
+  it('names the setting, with exit code 78, when the port is taken or the data directory cannot be written', async () => {
+    const data = tempDataDir();
+    const other = tempDataDir();
+    try {
+      // Another program on the port (its /health answers 503, so the start is not taken for done).
+      const squatter = createServer((_req, res) => res.writeHead(503).end());
+      await new Promise<void>((ok) => squatter.listen(0, '127.0.0.1', ok));
+      try {
+        const port = (squatter.address() as AddressInfo).port;
+        await expect(startHub({ dataDir: data.dir, port })).rejects.toThrow(/code 78[\s\S]*RTS_HTTP_PORT: another program listens on this port/);
+      } finally {
+        squatter.close();
+      }
+      const file = join(other.dir, 'not-a-directory');
+      writeFileSync(file, '');
+      await expect(startHub({ dataDir: file })).rejects.toThrow(/code 78[\s\S]*RTS_DATA_DIR: the data directory cannot be created or written/);
+    } finally {
+      data.remove();
+      other.remove();
     }
   });
 

@@ -15,6 +15,8 @@ export const DATA_FILES = {
   authSecret: 'auth.secret',
   /** The hub's own message keys (JOSE). */
   hubKeys: HUB_KEYS_FILE_NAME,
+  /** Held by the running hub process (data-dir-lock.ts); not part of a backup. */
+  hubLock: 'hub.lock',
 } as const;
 
 /** The SQLite files among them, in the order a backup takes them (see backupDataDir). */
