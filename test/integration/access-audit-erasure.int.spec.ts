@@ -218,6 +218,15 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(items.some((i) => i.subject === 'dr-odense' && i.outcome === 'denied' && i.action === 'observations.read')).toBe(true);
     expect(items.some((i) => i.outcome === 'allowed' && i.action === 'observations.write')).toBe(true);
     expect(JSON.stringify(byPatient.json())).not.toContain(CPR_A);
+    // A path value that is no document id (a CPR number typed in its place, a name) is not kept in the trail.
+    await call('GET', `/documents/${CPR_B}`, patientB);
+    await call('GET', '/documents/Ingeborg%20Zylstra', patientB);
+    await call('POST', `/documents/${CPR_B}/corrections`, patientB, { systolic: 120, diastolic: 80, measuredAt: '2024-01-01T00:00:00Z' });
+    await security.audit.drain();
+    const trail = JSON.stringify((await store.readAll({ after: 0n, maxCount: 100_000 })).filter((e) => e.type === 'AuditRecorded').map((e) => e.data));
+    expect(trail).toContain('"resource":null');
+    expect(trail).not.toContain(CPR_B);
+    expect(trail).not.toContain('Zylstra');
     const byUser = await call('GET', '/audit?user=dr-aarhus', operator);
     expect((byUser.json().items as unknown[]).length).toBeGreaterThanOrEqual(4);
     const verify = (await call('GET', '/audit/verify', operator)).json();

@@ -6,6 +6,8 @@ import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditTrail } from 
 import { ValidationError } from '../../domain/shared/errors';
 import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
+import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
+import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -157,9 +159,21 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
 
 const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
 
+/**
+ * The resource an audit entry names, only when it has the shape of one: a document's OID, a consultation's UUID,
+ * a system id. Anything else in the path (a CPR number typed in place of a document id, a name) would otherwise
+ * stay in the hash-chained audit trail, which erasure cannot reach.
+ */
+const DOCUMENT_ID = /^[0-2](\.(0|[1-9]\d*))+$/;
+const auditable = (value: string | null | undefined, shape: RegExp): string | null => (value && value.length <= 64 && shape.test(value) ? value : null);
+
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
-  if ('uniqueId' in action) return action.uniqueId;
-  if (action.kind === 'consultation.read' || action.kind === 'consultation.act') return str(field(request.params, 'id')) || ('systemId' in action ? action.systemId : null);
+  if ('uniqueId' in action) return auditable(action.uniqueId, DOCUMENT_ID);
+  if (action.kind === 'consultation.read' || action.kind === 'consultation.act') {
+    const id = str(field(request.params, 'id'));
+    if (id) return auditable(id, CONSULTATION_ID_PATTERN);
+    return 'systemId' in action ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
+  }
   return null;
 };
 
@@ -223,7 +237,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const rule = table[`${ruleMethod(request)} ${route}`] ?? (async () => ({ kind: 'other' }) as Action);
     const action = await rule(request, principal);
     if (action === 'pass') {
-      request.audited = { action: routeKey(request), patientKey: null, resource: str(field(request.params, 'uniqueId')) || null, reason: null, patientData: true };
+      request.audited = { action: routeKey(request), patientKey: null, resource: auditable(str(field(request.params, 'uniqueId')), DOCUMENT_ID), reason: null, patientData: true };
       return;
     }
     const patientKey = 'patientKey' in action && action.patientKey !== '' ? action.patientKey : null;
