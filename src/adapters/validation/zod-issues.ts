@@ -1,10 +1,12 @@
 import type { z } from 'zod';
 
 /**
- * A key the caller sent, fit to be quoted back: a plain field name. Anything else (a CPR number sent as a key, free
- * text) is not repeated, in a message or a path.
+ * A key the caller sent, fit to be quoted back: a plain field name as this API spells its own (starting with a
+ * lower-case letter), with no run of three digits or more. Anything else (a CPR number or a name sent as a key:
+ * `cpr_0707894821`, `Ingeborg_Zylstra`, free text) is not repeated, in a message or a path: the message reaches
+ * operators too (dead-letter reasons, logs).
  */
-const quotable = (key: string): boolean => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key);
+const quotable = (key: string): boolean => /^[a-z][A-Za-z0-9_]{0,39}$/.test(key) && !/\d{3}/.test(key);
 /** A segment of an issue's path as it may be shown: a field name or an index, else '(a key)'. */
 export const issuePath = (key: PropertyKey): string => (typeof key === 'number' || quotable(String(key)) ? String(key) : '(a key)');
 const withArticle = (noun: string): string => `${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun}`;
