@@ -15,7 +15,7 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 
 const networkError = (code: string): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
 
-const harness = async (argv: string[], steps: Step[], env: Record<string, string> = {}) => {
+const harness = async (argv: string[], steps: Step[], env: Record<string, string> = {}, zone = 'UTC') => {
   const calls: { url: string; init: RequestInit }[] = [];
   const fetch = (async (url: string, init: RequestInit) => {
     calls.push({ url, init });
@@ -31,7 +31,7 @@ const harness = async (argv: string[], steps: Step[], env: Record<string, string
     stderr: { write: (s: string) => (err += s) },
     env: { RTS_URL: URL_, ...env },
     fetch,
-    zone: 'UTC',
+    zone,
     now: () => new Date('2026-05-10T12:00:00Z'),
     newObservationId: () => 'rts-test-id',
     http: { retryDelayMs: 1, timeoutMs: 1000 },
@@ -165,11 +165,54 @@ describe('run review', () => {
     expect(h.out).toContain('(no readings)');
   });
 
-  it('exits 3 for a patient the hub has no document for', async () => {
+  it('a patient the hub has no document for has no readings yet: exit 0, as the web page says', async () => {
     const h = await harness(['review', '--patient', CPR], [json(404, { type: '/problems/unknown_patient', title: 'No document is registered for this patient', status: 404, detail: 'no document is registered for this patient', code: 'unknown_patient' })]);
-    expect(h.code).toBe(EXIT.refused);
-    expect(h.err).toContain('No document is registered for this patient');
-    expect(h.err).not.toContain(CPR);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.out).toBe('No readings have been uploaded for this patient yet.\n');
+    expect(h.err).toBe('');
+  });
+
+  it('across a change of summer time, the header names both offsets and each reading its own', async () => {
+    const dst = {
+      from: '2026-10-24T22:00:00Z',
+      to: '2026-10-25T23:00:00Z',
+      count: 2,
+      observations: [
+        { uniqueId: '2.25.1', measuredAt: '2026-10-25T00:30:00Z', systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 80, unit: 'mmHg' } },
+        { uniqueId: '2.25.2', measuredAt: '2026-10-25T01:30:00Z', systolic: { value: 121, unit: 'mmHg' }, diastolic: { value: 81, unit: 'mmHg' } },
+      ],
+    };
+    const h = await harness(['review', '--patient', CPR, '--from', '2026-10-25T00:00:00+02:00', '--to', '2026-10-26T00:00:00+01:00'], [json(200, dst)], {}, 'Europe/Copenhagen');
+    expect(h.code).toBe(EXIT.ok);
+    const out = h.out;
+    expect(out).toContain('(local time, UTC+02:00 to UTC+01:00; each reading with its own)');
+    expect(out).toContain('Sun 2026-10-25 02:30 UTC+02:00');
+    expect(out).toContain('Sun 2026-10-25 02:30 UTC+01:00');
+  });
+});
+
+describe('run: a busy hub (429)', () => {
+  const busy = (after = '0') => json(429, { type: '/problems/rate_limited', title: 'Too many requests', status: 429, code: 'rate_limited', detail: 'slow down' }, { 'retry-after': after });
+
+  it('waits its Retry-After and sends the same request again, up to twice', async () => {
+    const h = await harness(upload, [busy(), busy(), stored(201)]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.calls).toHaveLength(3);
+    expect(h.bodies[2]).toEqual(h.bodies[0]);
+  });
+
+  it('still busy: exit 5 (send it again later), not 3 (which says sending again will not help)', async () => {
+    const h = await harness(upload, [busy(), busy(), busy()]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('the hub is busy (HTTP 429, rate limited)');
+  });
+
+  it('a busy development login says the hub is busy, not that it has no development login', async () => {
+    const unauthenticated = json(401, { type: '/problems/unauthenticated', title: 'Authentication is required', status: 401, code: 'unauthenticated', detail: 'send a bearer token' });
+    const h = await harness(['review', '--patient', CPR], [unauthenticated, busy('20')]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('the hub is busy');
+    expect(h.err).not.toContain('no development login');
   });
 });
 

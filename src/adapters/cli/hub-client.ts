@@ -174,16 +174,32 @@ export const createHubRequester = (baseUrl: string, options: HubClientOptions = 
     }
   };
 
-  /** At most one retry on a network failure; an HTTP answer of any status is final. */
+  /**
+   * A 429 (rate limited) was not handled at all, so it is always safe to send again: after its Retry-After, when
+   * that is at most 10 s, up to twice. Then the 429 is the answer.
+   */
+  const patient = async (path: string, init: RequestInit): Promise<Response> => {
+    let res = await attempt(path, init);
+    for (let tries = 0; res.status === 429 && tries < 2; tries++) {
+      const wait = Number(res.headers.get('retry-after') ?? '1');
+      if (!Number.isFinite(wait) || wait < 0 || wait > 10) break;
+      await res.arrayBuffer().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, Math.max(wait, 0.2) * 1000));
+      res = await attempt(path, init);
+    }
+    return res;
+  };
+
+  /** At most one retry on a network failure; an HTTP answer of any status is final (429 aside, see above). */
   const sendOnce = async (path: string, init: RequestInit, retry: boolean): Promise<{ res: Response; retried: boolean }> => {
     try {
-      return { res: await attempt(path, init), retried: false };
+      return { res: await patient(path, init), retried: false };
     } catch (first) {
       if (!(first instanceof NoAnswer)) throw first;
       if (!retry) throw new HubUnreachableError(baseUrl, first.message);
       await new Promise((r) => setTimeout(r, retryDelayMs));
       try {
-        return { res: await attempt(path, init), retried: true };
+        return { res: await patient(path, init), retried: true };
       } catch (second) {
         if (second instanceof NoAnswer) throw new HubUnreachableError(baseUrl, second.message);
         throw second;
@@ -198,6 +214,8 @@ export const createHubRequester = (baseUrl: string, options: HubClientOptions = 
       const first = await sendOnce(path, init, retry);
       if (first.res.status !== 401 || explicitToken) return first;
       const loggedIn = await sendOnce('/auth/dev-login', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(login) }, true).catch(() => null);
+      // A busy hub (429) says so, rather than the 401 that sent us to log in ("no development login").
+      if (loggedIn?.res.status === 429) return loggedIn;
       if (!loggedIn || loggedIn.res.status !== 200) return first;
       token = ((await readJson(loggedIn.res)) as { token?: string } | null)?.token;
       return token ? sendOnce(path, init, retry) : first;
@@ -210,6 +228,10 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
   const send = (path: string, init: RequestInit, patientId: string) => requester.send(path, init, { role: 'patient', patient: patientId });
 
   const body = async <T>(res: Response, schema: z.ZodType<T>): Promise<T> => {
+    if (res.status === 429) {
+      // Not a refusal of the input: the same request will be taken later (exit 5, not 3).
+      throw new HubFailedError(res.status, (await problemOf(res)) ?? { status: 429, title: 'Too many requests' }, res.headers.get('x-request-id'));
+    }
     if (res.status >= 400 && res.status < 500) {
       // The hub answers every refusal with problem+json: without one, something else answered (a proxy, a web server).
       throw new HubRefusedError((await problemOf(res)) ?? { status: res.status, title: `the answer is not a problem document of the hub API (is ${baseUrl} a TeleMed hub?)` });

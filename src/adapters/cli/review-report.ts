@@ -16,14 +16,21 @@ export const renderReview = (list: ObservationList, options: ReportOptions): str
   const from = localTime(list.from, zone);
   const to = localTime(list.to, zone);
   const out: string[] = [];
-  out.push(`Blood pressure, ${from.toFormat('yyyy-LL-dd HH:mm')} to ${to.toFormat('yyyy-LL-dd HH:mm')} (local time, UTC${from.toFormat('ZZ')})`);
+  const sorted = [...list.observations].sort((a, b) => Date.parse(a.measuredAt) - Date.parse(b.measuredAt));
+  // Across a change to or from summer time one offset does not say it: 02:30 comes twice in October. Then the
+  // header names both, and every row its own.
+  const offsets = new Set([from, to, ...sorted.map((o) => localTime(o.measuredAt, zone))].map((t) => t.toFormat('ZZ')));
+  const oneOffset = offsets.size === 1;
+  out.push(
+    `Blood pressure, ${from.toFormat('yyyy-LL-dd HH:mm')} to ${to.toFormat('yyyy-LL-dd HH:mm')} (local time, ${oneOffset ? `UTC${from.toFormat('ZZ')}` : `UTC${from.toFormat('ZZ')} to UTC${to.toFormat('ZZ')}; each reading with its own`})`,
+  );
   out.push('');
 
-  const sorted = [...list.observations].sort((a, b) => Date.parse(a.measuredAt) - Date.parse(b.measuredAt));
   if (sorted.length === 0) {
     out.push('No readings in this interval.');
   } else {
-    const rows = sorted.map((o) => [localTime(o.measuredAt, zone).toFormat('ccc yyyy-LL-dd HH:mm'), mmHg(o.systolic.value), mmHg(o.diastolic.value)] as const);
+    const rowTime = oneOffset ? 'ccc yyyy-LL-dd HH:mm' : "ccc yyyy-LL-dd HH:mm 'UTC'ZZ";
+    const rows = sorted.map((o) => [localTime(o.measuredAt, zone).toFormat(rowTime), mmHg(o.systolic.value), mmHg(o.diastolic.value)] as const);
     const w = [Math.max(8, ...rows.map((r) => r[0].length)), Math.max(8, ...rows.map((r) => r[1].length)), Math.max(9, ...rows.map((r) => r[2].length))] as const;
     out.push(`${'Measured'.padEnd(w[0])}  ${'Systolic'.padStart(w[1])}  ${'Diastolic'.padStart(w[2])}`);
     for (const r of rows) out.push(`${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padStart(w[2])}`);

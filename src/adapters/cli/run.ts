@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import { parseCommandLine, type Command } from './args';
 import { EXIT, type ExitCode } from './exit-codes';
-import { HubFailedError, HubRefusedError, HubUnreachableError, createHubClient, type HubClientOptions, type ProblemDetails } from './hub-client';
+import { HubFailedError, HubRefusedError, HubUnreachableError, createHubClient, type HubClientOptions, type ObservationList, type ProblemDetails } from './hub-client';
 import { renderReview } from './review-report';
 
 /** Where `run` writes; process.stdout fits, and so does a string collector in a test. */
@@ -65,7 +65,15 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
     cmd.range.kind === 'days'
       ? { from: DateTime.fromJSDate(now).toUTC().minus({ days: cmd.range.days }).startOf('second').plus({ seconds: 1 }).toISO({ suppressMilliseconds: true })! }
       : { ...(cmd.range.from !== undefined ? { from: cmd.range.from } : {}), ...(cmd.range.to !== undefined ? { to: cmd.range.to } : {}) };
-  const list = await client.observations(cmd.patientId, range);
+  let list: ObservationList;
+  try {
+    list = await client.observations(cmd.patientId, range);
+  } catch (e) {
+    // A patient with no reading uploaded yet is known to the hub by nothing: no readings, as the web page says.
+    if (!(e instanceof HubRefusedError && e.problem.code === 'unknown_patient')) throw e;
+    deps.stdout.write('No readings have been uploaded for this patient yet.\n');
+    return EXIT.ok;
+  }
   deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), ...(deps.zone ? { zone: deps.zone } : {}), ascii: cmd.ascii }));
   return EXIT.ok;
 };
@@ -136,6 +144,10 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
     if (e instanceof HubUnreachableError) {
       deps.stderr.write(`rts: ${e.message}\n`);
       return EXIT.unreachable;
+    }
+    if (e instanceof HubFailedError && e.status === 429) {
+      deps.stderr.write(`rts: the hub is busy (HTTP 429, rate limited) and did not take the request: send it again in a moment (it is safe to)\n`);
+      return EXIT.serverError;
     }
     if (e instanceof HubFailedError) {
       const what = e.problem ? describeProblem(e.problem) : `HTTP ${e.status}`;
