@@ -71,8 +71,17 @@ describe('rts command line: upload', () => {
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', 'has space'], /--id must be 1-64 characters/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--colour'], /unknown option --colour/],
     [['--patient'], /option --patient needs a value/],
+    // A flag given twice took its last value: the reading went to the second patient.
+    [['--patient', CPR, '--patient', '181111-1234', '--systolic', '126', '--diastolic', '70'], /--patient is given more than once/],
+    [['--patient', CPR, '--systolic', '120', '--systolic', '130', '--diastolic', '70'], /--systolic is given more than once/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--url', 'http://user:pw@127.0.0.1:8080'], /--url must not hold a user name or password/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--url', 'http://127.0.0.1:8080/#'], /--url must not have a query or fragment/],
   ])('refuses %j', (flags, message) => {
     expect(usageError(['upload', ...flags])).toMatch(message);
+  });
+
+  it('never repeats a password given in --url', () => {
+    expect(usageError(['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70', '--url', 'http://user:s3cret@127.0.0.1:8080'])).not.toContain('s3cret');
   });
 
   it('never repeats the CPR number typed, in any message', () => {

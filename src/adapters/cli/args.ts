@@ -144,7 +144,7 @@ export const parseFlagsAndArguments = <O extends NonNullable<ParseArgsConfig['op
 ): { values: FlagValues<O>; positionals: string[] } => {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true, tokens: true });
   } catch (e) {
     const code = (e as { code?: string }).code;
     const name = /'(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
@@ -154,7 +154,14 @@ export const parseFlagsAndArguments = <O extends NonNullable<ParseArgsConfig['op
     }
     fail('the options could not be read');
   }
-  return { values: parsed!.values, positionals: parsed!.positionals };
+  // A flag given twice took its last value without a word: `--patient A --patient B` stored B's reading.
+  const seen = new Set<string>();
+  for (const token of parsed!.tokens ?? []) {
+    if (token.kind !== 'option' || (options[token.name] as { multiple?: boolean } | undefined)?.multiple) continue;
+    if (seen.has(token.name)) fail(`--${token.name} is given more than once: give it once`);
+    seen.add(token.name);
+  }
+  return { values: parsed!.values as FlagValues<O>, positionals: parsed!.positionals };
 };
 
 /** node:util's parseArgs for a command that takes options only. */
@@ -205,7 +212,9 @@ export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, 
     return fail(`${flag !== undefined ? '--url' : 'RTS_URL'} is not a URL, e.g. ${DEFAULT_URL}`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must be an http:// or https:// URL`);
-  if (url.search || url.hash) fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must not have a query or fragment`);
+  if (url.search || url.hash || raw.includes('#') || raw.includes('?')) fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must not have a query or fragment`);
+  // Never repeated: it holds a password. fetch refuses such URLs anyway; a token goes in RTS_TOKEN.
+  if (url.username || url.password) fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must not hold a user name or password (give a token in RTS_TOKEN)`);
   return url.toString().replace(/\/+$/, '');
 };
 

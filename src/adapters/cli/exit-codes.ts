@@ -26,7 +26,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage error: bad or missing flags (checked before anything is sent)
   3  the hub refused the input (4xx); its problem and field errors are shown
   4  cannot reach the hub (not running, wrong URL, timeout), after one retry
-  5  the hub failed (5xx), was too busy (429, after waiting twice) or did not answer as its API does
+  5  the hub failed (5xx), stayed too busy (429, after waiting twice) or did
+     not answer as its API does: send it again later
   6  backup/restore: a file missing, damaged or not writable (nothing is left
      half-written)
   1  unexpected error inside rts itself`;
