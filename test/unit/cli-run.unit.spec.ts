@@ -127,6 +127,12 @@ describe('run upload', () => {
     expect(h.code).toBe(EXIT.serverError);
     expect(h.err).toContain('not what the hub API sends');
   });
+
+  it('exits 5, not "Already stored at Invalid DateTime", for an answer of the right shape with a time that is none', async () => {
+    const h = await harness(upload, [json(200, { uniqueId: '2.25.1', observationId: 'rts-test-id', measuredAt: 'garbage', document: '/documents/2.25.1' })]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.out).toBe('');
+  });
 });
 
 describe('run review', () => {
@@ -154,6 +160,13 @@ describe('run review', () => {
     expect(h.out).toContain('2 readings, average 129/78 mmHg');
     expect(h.out).toContain('▲ systolic  ▼ diastolic');
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
+  });
+
+  it('exits 5, not an unexpected RangeError, for a reading no hub would send (1e300 mmHg)', async () => {
+    const bad = { ...list, observations: [{ ...list.observations[0]!, systolic: { value: 1e300, unit: 'mmHg' } }] };
+    const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, bad)]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('not what the hub API sends');
   });
 
   it('passes --from and --to as given', async () => {

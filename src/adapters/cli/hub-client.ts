@@ -61,13 +61,16 @@ export type UploadResult = Readonly<{
   retried: boolean;
 }>;
 
-const Quantity = z.object({ value: z.number(), unit: z.literal('mmHg') });
-const Stored = z.object({ uniqueId: z.string(), measuredAt: z.string() });
+// What the hub answers, checked as far as the CLI relies on it: an answer outside it is no hub's (exit 5), never a
+// RangeError from the chart or an 'Invalid DateTime' printed as if stored.
+const Instant = z.iso.datetime({ offset: true });
+const Quantity = z.object({ value: z.number().min(0).max(1000), unit: z.literal('mmHg') });
+const Stored = z.object({ uniqueId: z.string().max(64), measuredAt: Instant });
 const Observations = z.object({
-  from: z.string(),
-  to: z.string(),
+  from: Instant,
+  to: Instant,
   count: z.number(),
-  observations: z.array(z.object({ uniqueId: z.string(), measuredAt: z.string(), systolic: Quantity, diastolic: Quantity })),
+  observations: z.array(z.object({ uniqueId: z.string().max(64), measuredAt: Instant, systolic: Quantity, diastolic: Quantity })),
 });
 const Problem = z.object({
   status: z.number().optional(),
