@@ -45,6 +45,24 @@ describe('ConsultationService over the in-memory store', () => {
     now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
   });
 
+  it('passes by a candidate who retired since the request, on a decline and on an expiry; a retired expert cannot accept', async () => {
+    const { directory, module } = await setup();
+    const svc = module.service;
+    await svc.request(requestInput);
+    // beijing:wang retires while chengdu:li holds the offer: the decline goes on to mianyang:zhao.
+    await directory.uplink.handleUplink(up('beijing', 'expert.retired', { localExpertId: 'wang' }, 'ret-wang') as UplinkEnvelope);
+    await svc.decline(ID, { expertId: 'chengdu:li', bySystemId: 'chengdu', reason: 'on leave' });
+    const view = await svc.get(ID);
+    expect(view).toMatchObject({ status: 'offered', expertId: 'mianyang:zhao' });
+    expect(view.offers.map((o) => o.expertId)).toEqual(['chengdu:li', 'mianyang:zhao']);
+    // The one holding the offer retires: it cannot accept, and the expiry closes the case (nobody left).
+    await directory.uplink.handleUplink(up('mianyang', 'expert.retired', { localExpertId: 'zhao' }, 'ret-zhao') as UplinkEnvelope);
+    await expect(svc.accept(ID, { expertId: 'mianyang:zhao', bySystemId: 'mianyang' })).rejects.toMatchObject({ code: 'expert_retired' });
+    now = now.plus({ minutes: 61 });
+    expect(await module.deadlines.runOnce()).toBe(1);
+    expect((await svc.get(ID)).status).toBe('unassigned');
+  });
+
   it('full flow: first declines, second times out, third accepts, reports, resent until acknowledged; messages to the right queues', async () => {
     const { store, module } = await setup();
     const svc = module.service;

@@ -7,7 +7,7 @@ import {
   type ConsultationStatus,
   type ReportResendPolicy,
 } from '../../domain/consultation/consultation';
-import { NotFoundError, ValidationError } from '../../domain/shared/errors';
+import { ConflictError, NotFoundError, ValidationError } from '../../domain/shared/errors';
 import { handleCommand } from '../command-handling';
 import type { DirectoryReadModel } from '../directory/directory-read-model';
 import type { Clock } from '../ports/clock';
@@ -126,12 +126,17 @@ export class ConsultationService {
     return { consultation: await this.get(consultationId), created: newEvents.length > 0 };
   }
 
-  accept(id: string, by: Readonly<{ expertId: string; bySystemId: string }>, options: CommandOptions = {}): Promise<StepResult> {
+  async accept(id: string, by: Readonly<{ expertId: string; bySystemId: string }>, options: CommandOptions = {}): Promise<StepResult> {
+    // An expert who has left the directory takes no case (the offer then runs out and goes to the next candidate).
+    await this.deps.directoryProjector.catchUp();
+    if ((await this.deps.directory.getExpert(by.expertId))?.status === 'retired') {
+      throw new ConflictError('expert_retired', 'the expert has retired from the directory and cannot take a consultation');
+    }
     return this.step(id, { type: 'AcceptConsultation', ...by }, options);
   }
 
-  decline(id: string, by: Readonly<{ expertId: string; bySystemId: string; reason: string }>, options: CommandOptions = {}): Promise<StepResult> {
-    return this.step(id, { type: 'DeclineConsultation', ...by }, options);
+  async decline(id: string, by: Readonly<{ expertId: string; bySystemId: string; reason: string }>, options: CommandOptions = {}): Promise<StepResult> {
+    return this.step(id, { type: 'DeclineConsultation', ...by, unavailable: await this.retiredCandidates(id) }, options);
   }
 
   issueReport(
@@ -150,8 +155,20 @@ export class ConsultationService {
     return this.step(id, { type: 'CancelConsultation', bySystemId: by.bySystemId, reason: by.reason ?? '' }, options);
   }
 
-  expireOffer(id: string, offerIndex: number, options: CommandOptions = {}): Promise<StepResult> {
-    return this.step(id, { type: 'ExpireOffer', offerIndex }, options);
+  async expireOffer(id: string, offerIndex: number, options: CommandOptions = {}): Promise<StepResult> {
+    return this.step(id, { type: 'ExpireOffer', offerIndex, unavailable: await this.retiredCandidates(id) }, options);
+  }
+
+  /** The consultation's candidates that have retired since the request: the next offer passes them by. */
+  private async retiredCandidates(consultationId: string): Promise<readonly string[]> {
+    const { state } = await this.deps.store.aggregateStream<ConsultationState>(consultationStreamName(consultationId), {
+      evolve: (s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as unknown as ConsultationEvent),
+      initialState: consultationDecider.initialState,
+    });
+    if (state.status === 'none') return [];
+    await this.deps.directoryProjector.catchUp();
+    const experts = await Promise.all(state.request.candidates.map((expertId) => this.deps.directory.getExpert(expertId)));
+    return state.request.candidates.filter((_, i) => experts[i]?.status === 'retired');
   }
 
   resendReport(id: string, attempt: number, options: CommandOptions = {}): Promise<StepResult> {

@@ -126,8 +126,13 @@ export type RequestConsultation = Base &
     correlationId: string;
   }>;
 export type AcceptConsultation = Base & Readonly<{ type: 'AcceptConsultation'; expertId: string; bySystemId: string }>;
-export type DeclineConsultation = Base & Readonly<{ type: 'DeclineConsultation'; expertId: string; bySystemId: string; reason: string }>;
-export type ExpireOffer = Base & Readonly<{ type: 'ExpireOffer'; offerIndex: number }>;
+/**
+ * Candidates that cannot be offered the case now (retired since the request, as the directory says): the next
+ * offer passes them by. The offer would carry the clinical question to a system whose expert has left.
+ */
+type PassingBy = Readonly<{ unavailable?: readonly string[] }>;
+export type DeclineConsultation = Base & PassingBy & Readonly<{ type: 'DeclineConsultation'; expertId: string; bySystemId: string; reason: string }>;
+export type ExpireOffer = Base & PassingBy & Readonly<{ type: 'ExpireOffer'; offerIndex: number }>;
 export type IssueReport = Base & Readonly<{ type: 'IssueReport'; expertId: string; bySystemId: string; diagnosis: string; recommendations: string }>;
 export type ResendReport = Base & Readonly<{ type: 'ResendReport'; attempt: number }>;
 export type AcknowledgeReport = Base & Readonly<{ type: 'AcknowledgeReport'; bySystemId: string }>;
@@ -246,9 +251,10 @@ const sameRequest = (a: ConsultationRequested['data'], b: RequestConsultation): 
   a.attachments.every((x, i) => x === b.attachments[i]);
 
 /** The offer to the next candidate after `index`, or the end of the road. */
-const nextStep = (state: Known, after: number, now: string): ConsultationEvent => {
-  const index = after + 1;
+const nextStep = (state: Known, after: number, now: string, unavailable: readonly string[] = []): ConsultationEvent => {
   const { consultationId, candidates, deadlineSeconds } = state.request;
+  let index = after + 1;
+  while (candidates[index] !== undefined && unavailable.includes(candidates[index]!)) index++;
   const expertId = candidates[index];
   if (expertId === undefined) return { type: 'ConsultationUnassigned', data: { consultationId, unassignedAt: now } };
   return { type: 'ConsultationOffered', data: { consultationId, expertId, offerIndex: index, offeredAt: now, expiresAt: plusSeconds(now, deadlineSeconds) } };
@@ -325,13 +331,13 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (offer.outcome === 'accepted') throw new ConflictError('consultation_already_accepted', 'the expert accepted this consultation already');
       if (offer.outcome === 'expired') return lostOffer(offer);
       const reason = cutReason(clean(command.reason));
-      return [{ type: 'ConsultationDeclined', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason, declinedAt: now } }, nextStep(s, offer.offerIndex, now)];
+      return [{ type: 'ConsultationDeclined', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason, declinedAt: now } }, nextStep(s, offer.offerIndex, now, command.unavailable)];
     }
     case 'ExpireOffer': {
       if (state.status !== 'offered') return [];
       const offer = state.offers[state.offers.length - 1];
       if (!offer || offer.offerIndex !== command.offerIndex || offer.outcome !== 'open' || !atOrAfter(now, offer.expiresAt)) return [];
-      return [{ type: 'ConsultationExpired', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, expiredAt: now } }, nextStep(state, offer.offerIndex, now)];
+      return [{ type: 'ConsultationExpired', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, expiredAt: now } }, nextStep(state, offer.offerIndex, now, command.unavailable)];
     }
     case 'IssueReport': {
       const s = known(state);
