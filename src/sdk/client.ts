@@ -226,7 +226,14 @@ export interface Subscription {
   close(timeoutMs?: number): Promise<void>;
 }
 
-export type RtsSendFailure = 'rejected' | 'timeout' | 'closed' | 'encode_failed';
+export type RtsSendFailure = 'rejected' | 'timeout' | 'closed' | 'encode_failed' | 'too_large';
+
+/**
+ * Largest message body sent (UTF-8 bytes), as the Python client's MAX_BODY_BYTES: the brokers take frames of at most
+ * 1 MiB (wireFormat.maxFrameSize), and for a larger one the broker closes the sender's whole connection (and with
+ * it the client's downlink subscription), at every resend. Such a message is refused here at once ('too_large').
+ */
+export const MAX_BODY_BYTES = 1024 * 1024 - 32 * 1024;
 
 /** A helper call that did not reach the broker (or the broker refused it). Safe to call again with the same messageId. */
 export class RtsSendError extends Error {
@@ -525,6 +532,10 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       encoded = await this.codec.encode(envelope, { from: this.systemId, to: 'hub', queue: this.uplinkQueue });
     } catch (error) {
       throw new RtsSendError('encode_failed', envelope.id, 0, error);
+    }
+    const size = Buffer.byteLength(encoded.body, 'utf8');
+    if (size > MAX_BODY_BYTES) {
+      throw new RtsSendError('too_large', envelope.id, 0, new RangeError(`${envelope.type}: a body of ${size} bytes is over ${MAX_BODY_BYTES}: the broker would close the connection`));
     }
     const applicationProperties: ApplicationProperties = {
       messageId: envelope.id,

@@ -7,6 +7,7 @@ export {
   RtsClient,
   RtsJoinError,
   RtsSendError,
+  MAX_BODY_BYTES,
   DEFAULT_DEAD_LETTER_QUEUE,
   DEFAULT_DOWNLINK_QUEUE_PREFIX,
   DEFAULT_UPLINK_QUEUE,

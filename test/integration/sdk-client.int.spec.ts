@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { AmqpConnection, DLQ_REASON, DLQ_SOURCE_QUEUE, DurableSender, QueueConsumer } from '../../src/adapters/amqp';
 import { MAX_BATCH_JSON_BYTES, parseUplink, serializeDownlink, type DownlinkEnvelope, type ExpertProfile, type UploadedExpert } from '../../src/adapters/messaging/messages';
-import { RtsClient, type DownlinkHandlers } from '../../src/sdk';
+import { JsonCodec, RtsClient, RtsSendError, type DownlinkHandlers } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { readQueue } from '../support/sdk-queues';
 
@@ -154,6 +154,26 @@ describe('RtsClient against ActiveMQ', () => {
       await expect(client.registerExpert('e-8', { ...profile('A'), specialties: [] })).rejects.toThrow(/specialties/);
       const got = await readQueue(broker, client.uplinkQueue, { count: 5, idleMs: 1500 });
       expect(got).toHaveLength(4);
+    });
+
+    it('refuses at once a message within the contract whose body the broker would not take, and the connection stays up', async () => {
+      // 100,000 control characters pass the summary's limit and escape to 600 KB of JSON, ~1.07 MB as JOSE: the broker
+      // closed the client's connection at each of 25 resends, and the caller got a misleading timeout.
+      const systemId = systemIdFor('large');
+      // A codec that grows the body as JOSE does (base64 of an encryption of it); JSON's own is under the limit.
+      const json = new JsonCodec();
+      const growing = { name: 'grows', encode: (e: Parameters<JsonCodec['encode']>[0]) => ({ ...json.encode(e), body: Buffer.from(json.encode(e).body).toString('base64') + ' '.repeat(250_000) }), decode: json.decode.bind(json) };
+      const client = await connect(systemId, { codec: growing });
+      const started = Date.now();
+      const error = await client
+        .requestConsultation({ applicantClinician: 'dr-a', candidates: ['other:x'], clinicalQuestion: 'q', summary: '\u0001'.repeat(100_000) })
+        .then(() => null, (e: unknown) => e);
+      expect(error).toBeInstanceOf(RtsSendError);
+      expect(error).toMatchObject({ reason: 'too_large', attempts: 0 });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await client.registerExpert('e-1', profile('A')); // the same connection goes on
+      expect(await readQueue(broker, client.uplinkQueue, { count: 2, idleMs: 1500 })).toHaveLength(1);
+      await client.close();
     });
 
     it('joinWithExperts sends the join request, then batches of 500, and resolves when the broker has all', async () => {
