@@ -62,6 +62,10 @@ describe('system keys decider', () => {
     expect(systemKeysDecider.decide({ ...base, type: 'RetireSystemKey', kid: 'k1', at: '2026-02-01T00:00:00Z' }, two)).toEqual([
       { type: 'SystemKeyRetired', data: { systemId: 's', kid: 'k1', retiresAt: '2026-02-01T00:00:00Z', retiredAt: base.now } },
     ]);
+    // Each retired at its own time, k1 at +10 s and then k2 at +5 s: k1 was still valid at k2's moment, and after
+    // +10 s the system had no key. A successor must have no retirement of its own.
+    const k1Retiring = { keys: [{ ...state.keys[0]!, retiresAt: '2026-01-01T00:00:10Z' }, two.keys[1]!] };
+    expect(() => systemKeysDecider.decide({ ...base, type: 'RetireSystemKey', kid: 'k2', at: '2026-01-01T00:00:05Z' }, k1Retiring)).toThrow(expect.objectContaining({ code: 'last_key' }));
   });
 });
 

@@ -13,8 +13,8 @@ import type { Decider, DomainEvent } from '../shared/decider';
  *             repeat); a retired kid -> ConflictError 'key_retired' (a retired key never comes back)
  *   retire    a known, not yet retired kid -> SystemKeyRetired with the instant it stops being accepted (a date
  *             in the future lets both keys work during the overlap); unknown -> NotFoundError 'key_not_found';
- *             already retired -> nothing; the last valid signing or encryption key cannot be retired without
- *             a successor: ConflictError 'last_key' (the system could no longer send or receive)
+ *             already retired -> nothing; the last signing or encryption key without a retirement of its own
+ *             cannot be retired: ConflictError 'last_key' (the system could no longer send or receive)
  * Times are ISO-8601 strings from the command.
  */
 export type KeyUse = 'sig' | 'enc';
@@ -81,7 +81,9 @@ export const systemKeysDecider: Decider<SystemKeyCommand, SystemKeyEvent, System
       case 'RetireSystemKey': {
         if (!existing) throw new NotFoundError('key_not_found', 'no such key is registered for this system');
         if (existing.retiresAt !== null) return [];
-        const successor = state.keys.some((k) => k.kid !== existing.kid && k.use === existing.use && validAt(k, command.at));
+        // A successor with no retirement of its own: two keys each retired at its own time (one at +10 s, the other
+        // at +5 s) each had the other valid at its moment, and then the system had no key at all.
+        const successor = state.keys.some((k) => k.kid !== existing.kid && k.use === existing.use && k.retiresAt === null);
         if (!successor) throw new ConflictError('last_key', `register a new ${existing.use === 'sig' ? 'signing' : 'encryption'} key before retiring this one`);
         return [{ type: 'SystemKeyRetired', data: { systemId: command.systemId, kid: command.kid, retiresAt: command.at, retiredAt: command.now } }];
       }
