@@ -7,10 +7,12 @@
 //   const codec = await joseCodecFor({ keys, hubUrl: 'http://hub:8080' });                     // fetches /.well-known/jwks.json
 //   const client = await RtsClient.connect({ systemId: 'city-a', url, codec });
 //
-// Rotation without downtime: generate a new key pair, POST its public keys to /systems/<id>/keys, switch the
-// codec to the new PartyKeys keeping the old decryption key in `decryption` (messages already encrypted for it
-// still open), then retire the old kids (POST /systems/<id>/keys/<kid>/retire with a date). The hub rotates its
-// own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown.
+// Rotation without downtime, in this order: generate a new key pair; switch the codec to PartyKeys with BOTH
+// decryption keys (old and new) FIRST, since the hub encrypts for the newest key as soon as it is registered;
+// then POST the new public keys to /systems/<id>/keys; then retire the old kids (POST
+// /systems/<id>/keys/<kid>/retire with a date) once nothing is queued for them. Registered before the codec had
+// the new decryption key, the hub's next message to the system was dead-lettered there as not_for_us. The hub
+// rotates its own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown.
 import type { JWK } from 'jose';
 import { JoseCodec, type JoseDecodeResult } from '../adapters/crypto/jose-codec';
 import { KeyRegistry, publicJwks, type PartyKeys } from '../adapters/crypto/jose-keys';
