@@ -56,8 +56,11 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
     let between: string | undefined;
     const copied: string[] = [];
     const target = join(out.dir, 'b');
+    const before = Date.now();
+    let eventsCopiedAt = 0;
     const result = await backupDataDir(data.dir, target, {
       onCopied: async ({ name }) => {
+        if (name === 'telemed.sqlite') eventsCopiedAt = Date.now();
         copied.push(name);
         // Between the two databases: a new patient's key is stored, then their upload appended.
         if (copied.length === 1) between = (await hub.telemed.record(reading(BETWEEN, 131))).uniqueId;
@@ -69,6 +72,10 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
     expect(copied).toContain('pseudonym.secret');
     expect(result.missing).not.toContain('pseudonym.secret');
     expect(verifyBackup(target)).toEqual(result.manifest);
+    // The backup's time is when its copy of the events began, not when it ended (after the upload in between).
+    const createdAt = Date.parse(result.manifest.createdAt);
+    expect(createdAt).toBeGreaterThanOrEqual(before - 1);
+    expect(createdAt).toBeLessThanOrEqual(eventsCopiedAt);
 
     const restoredDir = join(out.dir, 'restored');
     await restoreDataDir(target, restoredDir);

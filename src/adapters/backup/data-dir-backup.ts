@@ -89,6 +89,9 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
       await options.onCopied?.(file);
     };
     let eventsHead = 0;
+    // The time of the backup is when its copy of the events begins, not when the last file is written: restore
+    // tells to erase again the patients erased after it, and one erased while a large store was copied counts.
+    const createdAt = (options.now ?? (() => new Date()))().toISOString();
     for (const name of DATA_DATABASES) {
       const from = join(source, name);
       if (!existsSync(from)) continue; // no key file yet: no patient has a key
@@ -107,7 +110,7 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
       copyPrivately(from, join(directory, name));
       await copied(name);
     }
-    manifest = { format: BACKUP_FORMAT, createdAt: (options.now ?? (() => new Date()))().toISOString(), eventsHead, files };
+    manifest = { format: BACKUP_FORMAT, createdAt, eventsHead, files };
     writePrivately(join(directory, BACKUP_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   });
   return { manifest: manifest!, directory, missing };
