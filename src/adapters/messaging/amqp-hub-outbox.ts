@@ -4,6 +4,7 @@ import type { ConsultationOutbox } from '../../application/consultation/consulta
 import type { DownlinkOutbox } from '../../application/ports/downlink-outbox';
 import type { OutgoingMessage } from '../amqp/durable-sender';
 import { JoseError } from '../crypto/jose-codec';
+import { ContractViolationError } from './envelope';
 import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from './hub-codec';
 
 /**
@@ -15,8 +16,12 @@ import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from '.
  *
  * A system without a valid encryption key (it registered none, or retired its last one) cannot be written to:
  * such a message is logged as undeliverable and skipped, so one system's missing key does not stop everyone's
- * downlink (the publishers move on; the key must be registered and the message re-sent by hand).
+ * downlink (the publishers move on; the key must be registered and the message re-sent by hand). So is a message
+ * that breaks its contract or is larger than the broker takes: sent again it would fail again, for good.
  */
+/** Largest body sent (UTF-8 bytes): the brokers take frames of at most 1 MiB (wireFormat.maxFrameSize). */
+export const MAX_DOWNLINK_BODY_BYTES = 1024 * 1024 - 32 * 1024;
+
 export type OutboxSender = { send(queue: string, message: OutgoingMessage): Promise<unknown> };
 export type OutboxLogger = { error(fields: object, message: string): void; debug?(fields: object, message: string): void };
 
@@ -37,7 +42,19 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
         this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, reason: 'no_encryption_key' }, 'downlink message undeliverable: the system has no valid encryption key; skipped');
         return;
       }
+      // Sent again it would break the contract again, and the publisher retried it from its checkpoint for good:
+      // no consultation message reached any system after it (a consultation id that was no UUID).
+      if (error instanceof ContractViolationError) {
+        this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, reason: 'contract_violation', error: error.message }, 'downlink message undeliverable: it breaks the message contract; skipped');
+        return;
+      }
       throw error;
+    }
+    // A body over the broker's frame limit makes the broker close the hub's connection, at every resend.
+    const size = Buffer.byteLength(encoded.body, 'utf8');
+    if (size > MAX_DOWNLINK_BODY_BYTES) {
+      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
+      return;
     }
     await this.sender.send(queue, {
       body: encoded.body,

@@ -93,8 +93,13 @@ export const parseEnvelope = <M>(schema: z.ZodType<M>, json: string, knownTypes:
 };
 
 /** JSON text of `envelope` after checking it against `schema`; TypeError naming `what` when it breaks the contract. */
+/** A message that breaks its contract: the sender's bug (a TypeError, as before), never sent. */
+export class ContractViolationError extends TypeError {
+  override readonly name = 'ContractViolationError';
+}
+
 export const serializeEnvelope = (schema: z.ZodType, envelope: unknown, what: string): string => {
   const result = schema.safeParse(envelope);
-  if (!result.success) throw new TypeError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
+  if (!result.success) throw new ContractViolationError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
   return JSON.stringify(envelope);
 };

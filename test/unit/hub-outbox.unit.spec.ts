@@ -1,0 +1,42 @@
+import { AmqpHubOutbox, MAX_DOWNLINK_BODY_BYTES } from '../../src/adapters/messaging/amqp-hub-outbox';
+import { PlainHubCodec, type HubMessageCodec } from '../../src/adapters/messaging/hub-codec';
+import type { ConsultationDownlinkEnvelope } from '../../src/application/consultation/consultation-messages';
+
+// The hub's downlink outbox skips (and logs) a message it can never send, so that one such message does not stop
+// the publisher behind it: a consultation id that was no UUID stopped every consultation message for good.
+const cancelled = (consultationId: string, id: string): ConsultationDownlinkEnvelope =>
+  ({
+    id,
+    type: 'consultation.cancelled',
+    version: 1,
+    systemId: 'mianyang',
+    correlationId: id,
+    time: '2026-11-23T09:35:00.030+08:00',
+    payload: { consultationId, expertId: 'mianyang:li-7', reason: 'Patient transferred', cancelledAt: '2026-11-23T01:35:00.030Z' },
+  }) as ConsultationDownlinkEnvelope;
+
+const setup = (codec: HubMessageCodec = new PlainHubCodec()) => {
+  const sent: string[] = [];
+  const errors: { fields: Record<string, unknown>; message: string }[] = [];
+  const outbox = new AmqpHubOutbox({ send: async (_queue, message) => void sent.push(String(message.messageId)) }, codec, { error: (fields, message) => void errors.push({ fields: fields as Record<string, unknown>, message }) });
+  return { outbox, sent, errors };
+};
+
+it('skips a message that breaks the contract, logging why, and sends the next', async () => {
+  const { outbox, sent, errors } = setup();
+  await outbox.send('rts.downlink.mianyang', cancelled('case-2026-0001', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06'));
+  await outbox.send('rts.downlink.mianyang', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b07'));
+  expect(sent).toEqual(['9e8d7c6b-5a49-5382-9170-6f5e4d3c2b07']);
+  expect(errors).toEqual([{ fields: expect.objectContaining({ reason: 'contract_violation', id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06' }), message: expect.stringContaining('skipped') }]);
+});
+
+it('skips a body larger than the broker takes, and throws what may pass (the broker being away)', async () => {
+  const huge: HubMessageCodec = { ...new PlainHubCodec(), security: 'off', encodeDownlink: async () => ({ body: 'x'.repeat(MAX_DOWNLINK_BODY_BYTES + 1), applicationProperties: {} }) } as unknown as HubMessageCodec;
+  const { outbox, sent, errors } = setup(huge);
+  await outbox.send('rts.downlink.mianyang', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b08'));
+  expect(sent).toEqual([]);
+  expect(errors[0]?.fields).toMatchObject({ reason: 'too_large' });
+
+  const failing = new AmqpHubOutbox({ send: async () => Promise.reject(new Error('disconnected')) }, new PlainHubCodec());
+  await expect(failing.send('q', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b09'))).rejects.toThrow('disconnected');
+});
