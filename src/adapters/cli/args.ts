@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DateTime } from 'luxon';
 import { birthDateOf } from '../../domain/monitoring/cpr';
+import { idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { EXIT_CODES_HELP } from './exit-codes';
 
 /**
@@ -189,7 +191,8 @@ const pressureOf = (value: string | undefined, flag: string): number => {
 
 const instantOf = (value: string | undefined, flag: string): string | undefined => {
   if (value === undefined) return undefined;
-  if (!ISO_WITH_OFFSET.test(value) || Number.isNaN(Date.parse(value))) {
+  // luxon, not Date.parse: that takes 2026-02-30 for 2 March and T24:00 for the next day's midnight.
+  if (!ISO_WITH_OFFSET.test(value) || !DateTime.fromISO(value, { setZone: true }).isValid || /T24:/.test(value)) {
     fail(`${flag} must be an ISO-8601 date-time with an offset, e.g. 2026-05-10T08:15:00+02:00`);
   }
   return value;
@@ -226,6 +229,7 @@ const parseUpload = (args: readonly string[], env: Readonly<Record<string, strin
   const diastolic = pressureOf(v.diastolic, '--diastolic');
   const measuredAt = instantOf(v.at, '--at');
   if (v.id !== undefined && !OBSERVATION_ID.test(v.id)) fail('--id must be 1-64 characters of A-Z a-z 0-9 . _ : -');
+  if (v.id !== undefined && idempotencyKeyProblem(v.id) !== null) fail(`--id ${idempotencyKeyProblem(v.id)!}`);
   const url = hubUrlOf(v.url, env);
   return {
     kind: 'upload',
