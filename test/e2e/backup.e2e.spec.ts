@@ -141,6 +141,13 @@ describe('rts backup and rts restore (e2e)', () => {
     expect(damaged.stderr).toContain("patient-keys.sqlite does not match the backup's manifest");
     expect(existsSync(fresh)).toBe(false);
 
+    // A manifest cut short: damaged (6), not "not a backup" (2).
+    const manifest = join(target, 'backup.json');
+    writeFileSync(manifest, readFileSync(manifest).subarray(0, 40));
+    const cut = await rts(['restore', '--from', target, '--data-dir', fresh]);
+    expect({ code: cut.code, said: cut.stderr.includes('the backup is damaged') }).toEqual({ code: 6, said: true });
+    expect(existsSync(fresh)).toBe(false);
+
     const notData = await rts(['backup', '--data-dir', backups.dir, '--to', join(backups.dir, 'b2')]);
     expect(notData.code).toBe(2);
     expect(notData.stderr).toContain('holds no telemed.sqlite');

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import pino from 'pino';
 import { BackupError, backupDataDir, restoreDataDir, verifyBackup } from '../../src/adapters/backup/data-dir-backup';
+import { runBackup } from '../../src/adapters/cli/backup';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import type { Projector } from '../../src/application/projector';
 import type { TeleMedService } from '../../src/application/telemed';
@@ -105,5 +106,29 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
     expect(existsSync(target)).toBe(false);
     await expect(restoreDataDir(join(out.dir, 'nothing-here'), join(out.dir, 'r2'))).rejects.toBeInstanceOf(BackupError);
     expect(readdirSync(out.dir).sort()).toEqual(['b', 'restored']);
+  });
+});
+
+describe('rts restore of a backup without the pseudonym secret', () => {
+  it('says to start the hub with the same RTS_PSEUDONYM_SECRET, which the backup could not hold', async () => {
+    const data = tempDataDir('rts-backup-nosecret-');
+    const out = tempDataDir('rts-backup-nosecret-out-');
+    try {
+      const c = buildContainer(loadConfig({ RTS_DATA_DIR: data.dir, RTS_PSEUDONYM_SECRET: 'cd'.repeat(32) }), pino({ level: 'silent' }));
+      await c.get<TeleMedService>(TOKENS.TeleMed).record(createTeleObservation({ patientId: '251248-1234', systolic: 120, diastolic: 70, measuredAt: DateTime.utc().minus({ minutes: 5 }).toISO()! }, DateTime.utc()));
+      await c.get<Projector>(TOKENS.Projector).stop();
+      await c.get(SqliteEventStore).close();
+      let err = '';
+      const io = { stdout: { write: () => true }, stderr: { write: (s: string) => ((err += s), true) }, env: {} };
+      expect(await runBackup('backup', ['--data-dir', data.dir, '--to', join(out.dir, 'b')], io)).toBe(0);
+      err = '';
+      expect(await runBackup('restore', ['--from', join(out.dir, 'b'), '--data-dir', join(out.dir, 'r')], io)).toBe(0);
+      expect(err).toContain('the backup holds no pseudonym.secret');
+      expect(err).toContain('RTS_PSEUDONYM_SECRET');
+      expect(err).not.toContain('cd'.repeat(32));
+    } finally {
+      data.remove();
+      out.remove();
+    }
   });
 });

@@ -130,11 +130,13 @@ export const restoreDataDir = async (backupDir: string, dataDir: string): Promis
 /** The manifest of the backup in `backupDir`, once every file it lists has its size and hash. */
 export const verifyBackup = (backupDir: string): BackupManifest => {
   const file = join(backupDir, BACKUP_MANIFEST);
+  if (!existsSync(file)) throw new BackupError('not_a_backup', `${backupDir} is not a backup: it has no ${BACKUP_MANIFEST}`);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
-    throw new BackupError('not_a_backup', `${backupDir} is not a backup: no readable ${BACKUP_MANIFEST}`);
+    // There, but not JSON: a backup whose manifest was cut short or changed (exit 6), not a wrong directory (exit 2).
+    throw new BackupError('damaged', `${file} cannot be read as JSON: the backup is damaged`);
   }
   const parsed = Manifest.safeParse(raw);
   if (!parsed.success) throw new BackupError('not_a_backup', `${file} is not a telemed-rts backup manifest (${BACKUP_FORMAT})`);

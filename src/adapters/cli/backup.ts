@@ -100,6 +100,11 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
       `Restored the backup of ${manifest.createdAt} (events up to position ${manifest.eventsHead}) into ${parsed.dataDir}:\n${listed(manifest)}\n` +
         `Start the hub with RTS_DATA_DIR=${parsed.dataDir}. Patients erased after ${manifest.createdAt} are back in it: erase them again.\n`,
     );
+    if (!manifest.files.some((f) => f.name === DATA_FILES.pseudonymSecret)) {
+      deps.stderr.write(
+        `rts: the backup holds no ${DATA_FILES.pseudonymSecret} (the hub had it from RTS_PSEUDONYM_SECRET): start the hub with the same value, or it finds no patient's data (it refuses to start with another).\n`,
+      );
+    }
     return EXIT.ok;
   } catch (e) {
     if (e instanceof BackupError) {
