@@ -365,6 +365,9 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(encoded.instance).toBe('/patients/[redacted]/observations?since=1');
       const digits = expectProblem(await get(`/patients/%32%35${PATIENT.slice(2)}/observations?since=1`), 400, 'invalid_request');
       expect(digits.instance).toBe('/patients/[redacted]/observations?since=1');
+      // A query value that is no instant, number or plain token is not quoted back: it may name somebody.
+      const named = expectProblem(await get(`/patients/${PATIENT}/observations?name=Ingeborg%20Zylstra&cpr=${PATIENT}&Karen=1`), 400, 'invalid_request');
+      expect(named.instance).toBe('/patients/[redacted]/observations?name=[redacted]&cpr=[redacted]&Karen=1');
     });
 
     it('an unknown patient: 404 unknown_patient', async () => {

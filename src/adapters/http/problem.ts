@@ -181,7 +181,24 @@ const CPR_LIKE = /(?<!\d)\d{6}-?\d{4}(?!\d)/g;
  */
 export const problemInstance = (url: string): string => {
   const decoded = url.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-  return decoded.replace(CPR_LIKE, '[redacted]');
+  const [path = '', query] = splitOnce(decoded, '?');
+  if (query === undefined) return path.replace(CPR_LIKE, '[redacted]');
+  // Query values are kept only where they read as an instant, a number or a plain token: `?name=Ingeborg Zylstra`
+  // names somebody, and the problem is quoted on (logs, support tickets) beyond its caller.
+  const params = query.split('&').map((pair) => {
+    const [name = '', value] = splitOnce(pair, '=');
+    const shownName = /^[A-Za-z][A-Za-z0-9_.-]{0,39}$/.test(name) ? name : '[redacted]';
+    return value === undefined ? shownName : `${shownName}=${SHOWN_VALUE.test(value) ? value : '[redacted]'}`;
+  });
+  return `${path}?${params.join('&')}`.replace(CPR_LIKE, '[redacted]');
+};
+
+/** A query value quoted back as it is: an ISO instant, a number, a short lower-case token (yes, asc, 2026-05). */
+const SHOWN_VALUE = /^(?:[0-9][0-9T:.+\-Z ]{0,39}|[a-z][a-z0-9_-]{0,19})$/;
+
+const splitOnce = (text: string, separator: string): [string, string | undefined] => {
+  const at = text.indexOf(separator);
+  return at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + 1)];
 };
 
 /**
