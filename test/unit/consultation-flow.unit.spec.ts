@@ -110,6 +110,8 @@ describe('ConsultationService over the in-memory store', () => {
       ['rts.downlink.xian', 'consultation.declined'],
       ['rts.downlink.beijing', 'consultation.offered'],
       ['rts.downlink.xian', 'consultation.declined'],
+      // The expired offer's system is told too, so it drops the stale offer.
+      ['rts.downlink.beijing', 'consultation.cancelled'],
       ['rts.downlink.mianyang', 'consultation.offered'],
       ['rts.downlink.xian', 'consultation.accepted'],
       ['rts.downlink.xian', 'consultation.report'],
@@ -121,6 +123,7 @@ describe('ConsultationService over the in-memory store', () => {
     }
     expect(planned.map((m) => (m.envelope.payload as { attempt?: number }).attempt).filter((a) => a !== undefined)).toEqual([0, 1]);
     expect(planned[3]!.envelope.payload).toMatchObject({ outcome: 'expired', reason: 'offer_expired' });
+    expect(planned[4]!.envelope.payload).toMatchObject({ expertId: 'beijing:wang', reason: expect.stringMatching(/^offer_expired: /) });
     // Planning again gives the same ids.
     expect(mine.flatMap((e) => planConsultationDownlink(e, { consultation: view, queueFor: (s) => s })).map((m) => m.envelope.id)).toEqual(planned.map((m) => m.envelope.id));
   });

@@ -20,7 +20,8 @@ const CONSULTATION_TYPES: ReadonlySet<string> = new Set<string>(CONSULTATION_EVE
  *   ConsultationOffered    -> 'consultation.offered'    to the candidate expert's home system
  *   ConsultationAccepted   -> 'consultation.accepted'   to the applicant system
  *   ConsultationDeclined   -> 'consultation.declined'   (outcome 'declined') to the applicant system
- *   ConsultationExpired    -> 'consultation.declined'   (outcome 'expired', reason 'offer_expired') to the applicant
+ *   ConsultationExpired    -> 'consultation.declined'   (outcome 'expired', reason 'offer_expired') to the applicant,
+ *                             and 'consultation.cancelled' (reason 'offer_expired: ...') to the expert's home system
  *   ConsultationUnassigned -> 'consultation.unassigned' to the applicant system
  *   ReportIssued           -> 'consultation.report'     (attempt 0) to the applicant system
  *   ReportResent           -> 'consultation.report'     (attempt n, the same report) to the applicant system
@@ -79,7 +80,16 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
     case 'ConsultationDeclined':
       return [message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'declined', reason: e.data.reason, at: e.data.declinedAt })];
     case 'ConsultationExpired':
-      return [message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'expired', reason: 'offer_expired', at: e.data.expiredAt })];
+      return [
+        message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'expired', reason: 'offer_expired', at: e.data.expiredAt }),
+        // The expert's system too: it would otherwise keep a stale offer, and its later accept is dead-lettered.
+        message(homeSystemOf(e.data.expertId), 'consultation.cancelled', {
+          consultationId: e.data.consultationId,
+          expertId: e.data.expertId,
+          reason: 'offer_expired: no answer before expiresAt; the case went to the next candidate',
+          cancelledAt: e.data.expiredAt,
+        }),
+      ];
     case 'ConsultationUnassigned':
       return [message(applicant, 'consultation.unassigned', { consultationId: e.data.consultationId, unassignedAt: e.data.unassignedAt })];
     case 'ReportIssued': {
