@@ -75,6 +75,7 @@ describe('rts command line: upload', () => {
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-02-30T23:30:00+01:00'], /--at must be an ISO-8601/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-02-10T24:00:00+01:00'], /--at must be an ISO-8601/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', CPR], /--id must not be a CPR number/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--help=yes'], /option --help takes no value/],
     // A flag given twice took its last value: the reading went to the second patient.
     [['--patient', CPR, '--patient', '181111-1234', '--systolic', '126', '--diastolic', '70'], /--patient is given more than once/],
     [['--patient', CPR, '--systolic', '120', '--systolic', '130', '--diastolic', '70'], /--systolic is given more than once/],

@@ -192,7 +192,7 @@ describe('run review', () => {
       count: 2,
       observations: [
         { uniqueId: '2.25.1', measuredAt: '2026-10-25T00:30:00Z', systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 80, unit: 'mmHg' } },
-        { uniqueId: '2.25.2', measuredAt: '2026-10-25T01:30:00Z', systolic: { value: 121, unit: 'mmHg' }, diastolic: { value: 81, unit: 'mmHg' } },
+        { uniqueId: '2.25.2', measuredAt: '2026-10-25T01:30:00Z', systolic: { value: 121, unit: 'mmHg' }, diastolic: { value: 80.25, unit: 'mmHg' } },
       ],
     };
     const h = await harness(['review', '--patient', CPR, '--from', '2026-10-25T00:00:00+02:00', '--to', '2026-10-26T00:00:00+01:00'], [json(200, dst)], {}, 'Europe/Copenhagen');
@@ -201,6 +201,17 @@ describe('run review', () => {
     expect(out).toContain('(local time, UTC+02:00 to UTC+01:00; each reading with its own)');
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+02:00');
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+01:00');
+    expect(out).toContain('80.25 mmHg'); // as stored, not rounded to 80.3
+  });
+});
+
+describe('run: a server that redirects', () => {
+  it('is not followed (a POST would come back as a GET): exit 5, naming only where it points', async () => {
+    const h = await harness(upload, [new Response(null, { status: 302, headers: { location: `https://hub.test/patients/${CPR}/observations` } })]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.calls).toHaveLength(1);
+    expect(h.calls[0]!.init.redirect).toBe('manual');
+    expect(h.err).toBe(`rts: the server at ${URL_} redirects to https://hub.test: give the hub's own address with --url or RTS_URL\n`);
   });
 });
 

@@ -149,8 +149,9 @@ export const parseFlagsAndArguments = <O extends NonNullable<ParseArgsConfig['op
     parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true, tokens: true });
   } catch (e) {
     const code = (e as { code?: string }).code;
-    const name = /'(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
+    const name = /'(?:-[A-Za-z], )?(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(name && name.length <= 20 ? `unknown option ${name}` : 'unknown option');
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && /does not take an argument/.test((e as Error).message)) fail(name ? `option ${name} takes no value` : 'an option takes no value');
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       fail(name ? `option ${name} needs a value${/ambiguous/.test((e as Error).message) ? ` (write ${name}=VALUE for a value starting with "-")` : ''}` : 'an option is missing its value');
     }

@@ -171,7 +171,8 @@ export const createHubRequester = (baseUrl: string, options: HubClientOptions = 
   const attempt = async (path: string, init: RequestInit): Promise<Response> => {
     try {
       const headers = { ...(init.headers as Record<string, string>), ...(token ? { authorization: `Bearer ${token}` } : {}) };
-      return await doFetch(`${baseUrl}${path}`, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
+      // Redirects are not followed: a POST would come back as a GET (and the token go to another host).
+      return await doFetch(`${baseUrl}${path}`, { ...init, headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
       throw new NoAnswer(networkReason(e, timeoutMs));
     }
@@ -231,6 +232,17 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
   const send = (path: string, init: RequestInit, patientId: string) => requester.send(path, init, { role: 'patient', patient: patientId });
 
   const body = async <T>(res: Response, schema: z.ZodType<T>): Promise<T> => {
+    if (res.status >= 300 && res.status < 400) {
+      // Only where to: the path of a redirect may hold the CPR number.
+      const location = res.headers.get('location');
+      let origin = '';
+      try {
+        origin = location ? new URL(location, baseUrl).origin : '';
+      } catch {
+        origin = '';
+      }
+      throw new HubFailedError(res.status, { status: res.status, title: `the server at ${baseUrl} redirects${origin ? ` to ${origin}` : ''}: give the hub's own address with --url or RTS_URL` }, null);
+    }
     if (res.status === 429) {
       // Not a refusal of the input: the same request will be taken later (exit 5, not 3).
       throw new HubFailedError(res.status, (await problemOf(res)) ?? { status: 429, title: 'Too many requests' }, res.headers.get('x-request-id'));

@@ -9,7 +9,8 @@ const LOCALE = 'en-GB';
 
 const localTime = (iso: string, zone: string): DateTime => DateTime.fromISO(iso, { setZone: true }).setZone(zone).setLocale(LOCALE);
 
-const mmHg = (value: number): string => `${Number.isInteger(value) ? value : value.toFixed(1)} mmHg`;
+// As stored (the document keeps the shortest exact decimal): 70.25 is not shown as 70.3.
+const mmHg = (value: number): string => `${value} mmHg`;
 
 export const renderReview = (list: ObservationList, options: ReportOptions): string => {
   const zone = options.zone ?? 'local';

@@ -145,6 +145,10 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
       deps.stderr.write(`rts: ${e.message}\n`);
       return EXIT.unreachable;
     }
+    if (e instanceof HubFailedError && e.status >= 300 && e.status < 400) {
+      deps.stderr.write(`rts: ${e.problem?.title ?? `the server redirects (HTTP ${e.status})`}\n`);
+      return EXIT.serverError;
+    }
     if (e instanceof HubFailedError && e.status === 429) {
       deps.stderr.write(`rts: the hub is busy (HTTP 429, rate limited) and did not take the request: send it again in a moment (it is safe to)\n`);
       return EXIT.serverError;
