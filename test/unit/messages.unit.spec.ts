@@ -67,6 +67,17 @@ describe('message contract: uplink', () => {
     expect(extra?.detail).toBe('payload: unknown fields: note, 1 whose name is not repeated here');
   });
 
+  it('takes a correlationId that is an id, not free text or a CPR number (it is logged and passed on)', () => {
+    for (const correlationId of ['070789-4821', '0707894821', '070789-4821 Bodil Qvortrup-Lindahl', 'Karen Blixholm 290292-3315']) {
+      const failure = expectFailure(JSON.stringify({ ...envelope('expert.retired', { localExpertId: 'e-1' }), correlationId }), 'bad_schema');
+      expect(failure?.detail).toMatch(/^correlationId: /);
+      expect(failure?.detail).not.toContain('0707');
+    }
+    for (const correlationId of ['corr-A', 'consultation/3c9a7b52-8e41-4f0a-9d3b-6a1e2f4c8d10', '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01']) {
+      expect(parseUplink(JSON.stringify({ ...envelope('expert.retired', { localExpertId: 'e-1' }), correlationId }))).toMatchObject({ ok: true });
+    }
+  });
+
   it('refuses bad JSON without quoting it, and never throws', () => {
     const r = expectFailure('{"id": "secret-value"', 'bad_json');
     expect(r?.detail).not.toContain('secret');

@@ -32,7 +32,13 @@ const envelopeShape = {
   id: z.uuid(),
   version: z.literal(CONTRACT_VERSION),
   systemId: systemIdSchema,
-  correlationId: z.string().min(1).max(100),
+  // An id, not free text: it is logged and passed on to the other party's messages. Not a CPR number (the likely
+  // mistake: a patient's number as the id of their consultation).
+  correlationId: z
+    .string()
+    .regex(/^[A-Za-z0-9._:\/-]{1,100}$/, 'an id of 1-100 characters of A-Z a-z 0-9 . _ : / -')
+    .refine((v) => !/^\d{6}-?\d{4}$/.test(v), 'must not be a CPR number (it is logged and passed on)')
+    .describe('An id (not free text, never a CPR number): it is logged and passed on to the other party'),
   time: isoWithOffset,
 };
 export const strictEnvelope = <T extends string, P extends z.ZodType>(type: T, payload: P) =>
