@@ -135,17 +135,20 @@ describe('run upload', () => {
   });
 });
 
+/** The hub's answer to GET /patients/{id}/observations: readings as [uniqueId, measuredAt, systolic, diastolic]. */
+const answerOf = (from: string, to: string, readings: readonly (readonly [string, string, number, number])[]) => ({
+  from,
+  to,
+  bounds: '[from,to)',
+  count: readings.length,
+  observations: readings.map(([uniqueId, measuredAt, s, d]) => ({ uniqueId, measuredAt, systolic: { value: s, unit: 'mmHg' }, diastolic: { value: d, unit: 'mmHg' } })),
+});
+
 describe('run review', () => {
-  const list = {
-    from: '2026-05-03T12:00:00Z',
-    to: '2026-05-10T12:00:01Z',
-    bounds: '[from,to)',
-    count: 2,
-    observations: [
-      { uniqueId: '2.25.2', measuredAt: '2026-05-09T07:00:00Z', systolic: { value: 131, unit: 'mmHg' }, diastolic: { value: 85, unit: 'mmHg' } },
-      { uniqueId: '2.25.1', measuredAt: '2026-05-05T07:00:00Z', systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' } },
-    ],
-  };
+  const list = answerOf('2026-05-03T12:00:00Z', '2026-05-10T12:00:01Z', [
+    ['2.25.2', '2026-05-09T07:00:00Z', 131, 85],
+    ['2.25.1', '2026-05-05T07:00:00Z', 126, 70],
+  ]);
 
   it('asks for the last N days and prints a table in time order and a chart', async () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)]);
@@ -186,15 +189,10 @@ describe('run review', () => {
   });
 
   it('across a change of summer time, the header names both offsets and each reading its own', async () => {
-    const dst = {
-      from: '2026-10-24T22:00:00Z',
-      to: '2026-10-25T23:00:00Z',
-      count: 2,
-      observations: [
-        { uniqueId: '2.25.1', measuredAt: '2026-10-25T00:30:00Z', systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 80, unit: 'mmHg' } },
-        { uniqueId: '2.25.2', measuredAt: '2026-10-25T01:30:00Z', systolic: { value: 121, unit: 'mmHg' }, diastolic: { value: 80.25, unit: 'mmHg' } },
-      ],
-    };
+    const dst = answerOf('2026-10-24T22:00:00Z', '2026-10-25T23:00:00Z', [
+      ['2.25.1', '2026-10-25T00:30:00Z', 120, 80],
+      ['2.25.2', '2026-10-25T01:30:00Z', 121, 80.25],
+    ]);
     const h = await harness(['review', '--patient', CPR, '--from', '2026-10-25T00:00:00+02:00', '--to', '2026-10-26T00:00:00+01:00'], [json(200, dst)], {}, 'Europe/Copenhagen');
     expect(h.code).toBe(EXIT.ok);
     const out = h.out;
