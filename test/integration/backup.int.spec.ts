@@ -1,8 +1,8 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import pino from 'pino';
-import { BackupError, backupDataDir, restoreDataDir, verifyBackup } from '../../src/adapters/backup/data-dir-backup';
+import { BackupError, backupDataDir, claimEmptyDirectory, restoreDataDir, verifyBackup } from '../../src/adapters/backup/data-dir-backup';
 import { runBackup } from '../../src/adapters/cli/backup';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import type { Projector } from '../../src/application/projector';
@@ -104,8 +104,30 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
       }),
     ).rejects.toThrow('disk full (simulated)');
     expect(existsSync(target)).toBe(false);
+    // Nor the parents it made for a target deeper down.
+    await expect(backupDataDir(data.dir, join(out.dir, 'p', 'q', 'deep'), { onCopied: () => Promise.reject(new Error('disk full (simulated)')) })).rejects.toThrow('disk full');
+    expect(existsSync(join(out.dir, 'p'))).toBe(false);
     await expect(restoreDataDir(join(out.dir, 'nothing-here'), join(out.dir, 'r2'))).rejects.toBeInstanceOf(BackupError);
     expect(readdirSync(out.dir).sort()).toEqual(['b', 'restored']);
+  });
+
+  it('claims its directory: a second backup into it at the same moment is refused and touches nothing', async () => {
+    // Two `rts backup --to same` at once both passed the emptiness check, and each one's cleanup deleted the
+    // other's files (4 runs in 90). The claim is a file created exclusively.
+    for (const existing of [false, true]) {
+      const target = join(out.dir, existing ? 'claimed-empty' : 'claimed-new');
+      if (existing) mkdirSync(target);
+      expect(claimEmptyDirectory(target)).toMatchObject({ existed: existing });
+      expect(() => claimEmptyDirectory(target)).toThrow(BackupError);
+      expect(readdirSync(target)).toEqual(['.rts-in-progress']);
+      rmSync(target, { recursive: true });
+    }
+    // The claim is gone once a backup is done.
+    const done = join(out.dir, 'done');
+    await backupDataDir(data.dir, done);
+    expect(readdirSync(done)).not.toContain('.rts-in-progress');
+    expect(() => verifyBackup(done)).not.toThrow();
+    rmSync(done, { recursive: true });
   });
 });
 

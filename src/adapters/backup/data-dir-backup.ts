@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
 import { DATA_DATABASES, DATA_FILES, DATA_SECRETS } from '../system/data-dir';
@@ -161,23 +161,66 @@ const isDirectory = (path: string): boolean => existsSync(path) && statSync(path
  * second try finds it as the first did. Then the directory's new entries are made durable.
  */
 const intoEmptyDirectory = async (path: string, fill: (directory: string) => void | Promise<void>): Promise<string> => {
-  const existed = existsSync(path);
-  if (existed) {
-    if (!statSync(path).isDirectory()) throw new BackupError('target_not_empty', `${path} exists and is not a directory`);
-    if (readdirSync(path).length > 0) throw new BackupError('target_not_empty', `${path} is not empty: give a new or empty directory (nothing is ever written over)`);
-  } else {
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-  }
-  chmodSync(path, 0o700);
+  const { existed, made } = claimEmptyDirectory(path);
   try {
     await fill(path);
+    rmSync(join(path, IN_PROGRESS));
   } catch (error) {
     if (existed) for (const entry of readdirSync(path)) rmSync(join(path, entry), { recursive: true, force: true });
-    else rmSync(path, { recursive: true, force: true });
+    else removeWithMadeParents(path, made);
     throw error;
   }
   syncPath(path);
   return path;
+};
+
+/** `path`, and then the parents made for it up to `made`, each only while it is empty (another may write there). */
+const removeWithMadeParents = (path: string, made: string): void => {
+  rmSync(path, { recursive: true, force: true });
+  for (let dir = dirname(path); made !== path && dir.length >= made.length && dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      if (readdirSync(dir).length > 0) break;
+      rmdirSync(dir);
+    } catch {
+      break;
+    }
+    if (dir === made) break;
+  }
+};
+
+/** Held in a directory while a backup or restore writes into it; created exclusively, so only one can. */
+const IN_PROGRESS = '.rts-in-progress';
+
+/**
+ * `path` as an empty 0700 directory this process alone writes into: new (made with any missing parents; `made` is
+ * the first directory made) or empty. Claimed with a file only one process can create, so a second backup into
+ * the same directory at the same moment is refused before it writes anything. (Both used to pass the check, and
+ * each one's cleanup deleted the other's files.)
+ */
+export const claimEmptyDirectory = (path: string): { existed: boolean; made: string } => {
+  const refused = (why: string) => new BackupError('target_not_empty', `${path} ${why}: give a new or empty directory (nothing is ever written over)`);
+  const existed = existsSync(path);
+  let made = path;
+  if (existed) {
+    if (!statSync(path).isDirectory()) throw new BackupError('target_not_empty', `${path} exists and is not a directory`);
+    if (readdirSync(path).length > 0) throw refused('is not empty');
+  } else {
+    made = mkdirSync(dirname(path), { recursive: true, mode: 0o700 }) ?? path;
+    try {
+      mkdirSync(path, { mode: 0o700 });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'EEXIST') throw refused('was made by another process at the same moment');
+      throw error;
+    }
+  }
+  try {
+    closeSync(openSync(join(path, IN_PROGRESS), 'wx', 0o600));
+  } catch (error) {
+    if ((error as { code?: string }).code === 'EEXIST') throw refused('is being written by another backup or restore');
+    throw error;
+  }
+  chmodSync(path, 0o700);
+  return { existed, made };
 };
 
 /** An empty 0600 file, so what is written into it is never readable by others, not even for a moment. */
