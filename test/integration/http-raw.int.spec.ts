@@ -88,10 +88,14 @@ it('a request that is not HTTP gets a problem+json, and no log line holds the ra
 it('a request that comes while the server closes gets a problem+json 503 with Retry-After; the one in flight finishes', async () => {
   // A request in flight: headers and half of its body, so that close() waits for it.
   const body = JSON.stringify({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: new Date(Date.now() - 60_000).toISOString().slice(0, 19) + 'Z' });
+  // The server must have the request in hand (headers read) before the close begins, however busy the machine.
+  const seen = new Promise((r) => http.app.server.once('request', r));
   const slow = connect(port, '127.0.0.1');
   let slowAnswer = '';
   slow.on('data', (d) => (slowAnswer += d.toString('utf8')));
+  const slowEnded = new Promise((r) => slow.once('close', r));
   slow.write(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+  await seen;
   // A second keep-alive connection, opened before the close.
   const other = connect(port, '127.0.0.1');
   await new Promise((r) => other.once('connect', r));
@@ -114,6 +118,8 @@ it('a request that comes while the server closes gets a problem+json 503 with Re
 
   slow.write(body.slice(10));
   await closed;
+  // The answer was written before the connection was closed; the client reads it by the time its socket ends.
+  await Promise.race([slowEnded, new Promise((r) => setTimeout(r, 5_000))]);
   expect(slowAnswer).toMatch(/^HTTP\/1\.1 201/);
   other.destroy();
   slow.destroy();
