@@ -1,5 +1,6 @@
 import type { RecordedEvent } from './ports/event-store';
-import { isSealed, type PatientDataProtection } from './ports/patient-data-protection';
+import { sha256Hex } from './ids';
+import { DIGEST_PREFIX, isSealed, type PatientDataProtection } from './ports/patient-data-protection';
 import type { RegistryReadModel } from './ports/registry-read-model';
 import type { RegistryEntryView } from './projections/registry-projection';
 
@@ -39,10 +40,15 @@ export const openDocumentCached = (protection: PatientDataProtection, data: Read
   return opened === null || opened === undefined ? opened : (JSON.parse(opened) as SealedPayload);
 };
 
-/** A DocumentSubmitted event as the pure evolve sees it: the opened content, and the summary when there is one. */
+/**
+ * A DocumentSubmitted event as the pure evolve sees it: the opened content, the summary when there is one, and
+ * the document's SHA-256 where the event holds a keyed digest (the registry row, deleted on erasure, and the
+ * ETag give the plain hash that XDS metadata and clients expect).
+ */
 const withOpened = (e: RecordedEvent, opened: SealedPayload): RecordedEvent => {
   const { content: _sealed, summary: _none, ...rest } = e.data;
-  return { ...e, data: { ...rest, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } };
+  const hash = String(rest['hash']).startsWith(DIGEST_PREFIX) ? { hash: sha256Hex(opened.content) } : {};
+  return { ...e, data: { ...rest, ...hash, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } };
 };
 
 /** The event types the registry projection reads (everything else only moves its checkpoint). */

@@ -189,6 +189,7 @@ export class XdsBackend {
   }
 
   private async register(uniqueId: string, patientKey: string, metadata: DocumentMetadata, document: string, options: SubmitOptions): Promise<SubmitResult> {
+    const plainHash = sha256Hex(document);
     const entry: DocumentEntryData = {
       uniqueId,
       patientKey,
@@ -203,14 +204,16 @@ export class XdsBackend {
       formatCode: metadata.formatCode,
       title: metadata.title,
       languageCode: metadata.languageCode,
-      hash: sha256Hex(document),
+      // Sealed documents get a keyed digest: a plain SHA-256 in clear would outlive an erasure and give the
+      // reading back to anyone trying the plausible values (see PatientDataProtection.digest).
+      hash: this.deps.protection ? await this.deps.protection.digest(patientKey, document, `document/${uniqueId}`) : plainHash,
       size: Buffer.byteLength(document, 'utf8'),
       replaces: options.replaces ?? null,
       ...(options.summary && !this.deps.protection ? { summary: { systolic: options.summary.systolic, diastolic: options.summary.diastolic } } : {}),
     };
     const summary = options.summary ? { systolic: options.summary.systolic, diastolic: options.summary.diastolic } : null;
     const stored = this.deps.protection ? await sealDocument(this.deps.protection, patientKey, uniqueId, { content: document, summary }) : document;
-    const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: stored }, {
+    const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: stored, plainHash }, {
       commandId: `submit/${uniqueId}`,
       metadata: { correlationId: options.correlationId },
       expectNewStream: true,

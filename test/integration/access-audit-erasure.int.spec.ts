@@ -6,7 +6,11 @@ import { readFileSync, readdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import pino from 'pino';
+import { DateTime } from 'luxon';
 import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server';
+import { sha256Hex } from '../../src/application/ids';
+import { buildDocument } from '../../src/application/telemed';
+import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
 import type { ConsultationReadModel } from '../../src/application/consultation/consultation-read-model';
 import type { Clock } from '../../src/application/ports/clock';
 import type { EventStore } from '../../src/application/ports/event-store';
@@ -75,7 +79,7 @@ afterAll(async () => {
   data.remove();
 });
 
-type Answer = { statusCode: number; headers: Record<string, string>; json(): any };
+type Answer = { statusCode: number; headers: Record<string, string>; text: string; json(): any };
 const call = async (method: 'GET' | 'HEAD' | 'POST' | 'DELETE', url: string, token?: string, payload?: object): Promise<Answer> => {
   const res = await fetch(`${base}${url}`, {
     method,
@@ -83,7 +87,7 @@ const call = async (method: 'GET' | 'HEAD' | 'POST' | 'DELETE', url: string, tok
     ...(payload ? { body: JSON.stringify(payload) } : {}),
   });
   const text = await res.text();
-  return { statusCode: res.status, headers: Object.fromEntries(res.headers), json: () => JSON.parse(text) };
+  return { statusCode: res.status, headers: Object.fromEntries(res.headers), text, json: () => JSON.parse(text) };
 };
 const login = async (body: Record<string, string>): Promise<string> => {
   const res = await call('POST', '/auth/dev-login', undefined, body);
@@ -253,6 +257,14 @@ describe('access control, audit and erasure over SQLite', () => {
     }
     const keyRow = readFileSync(keysFile);
     expect(keyRow.length).toBeGreaterThan(0);
+    // The document's hash in the event is keyed by the patient's data key; its SHA-256 is only in the registry
+    // row (the ETag), which the erasure deletes. A plain SHA-256 in the event outlived the key and gave the
+    // reading back to anyone who tried the plausible values for a suspected patient.
+    const served = await call('GET', `/documents/${docA}`, patientA);
+    expect(served.headers['etag']).toBe(`"${sha256Hex(served.text)}"`);
+    const submitted = (await store.readStream(`document-${docA}`)).events[0]!.data;
+    expect(String(submitted['hash'])).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    expect((await upload(patientA, CPR_A, 131)).statusCode).toBe(200); // a retry is still recognised by it
 
     expect((await call('DELETE', `/patients/${CPR_A}`, patientA)).statusCode).toBe(403);
     const erased = await call('DELETE', `/patients/${CPR_A}`, operator);
@@ -268,6 +280,11 @@ describe('access control, audit and erasure over SQLite', () => {
 
     const { events } = await store.readStream(`document-${docA}`);
     const content = String(events[0]!.data['content']);
+    // What an attacker with a copy of the store would try: every plausible systolic value at the stored time.
+    const measuredAt = String(events[0]!.data['serviceStartTime']);
+    const rebuilt = (systolic: number) => buildDocument(createTeleObservation({ patientId: CPR_A, systolic, diastolic: 77, measuredAt }, DateTime.now())).document;
+    expect(sha256Hex(rebuilt(131))).toBe(sha256Hex(served.text)); // the attack is right about the document
+    for (let systolic = 78; systolic <= 300; systolic++) expect(`${events[0]!.data['hash']}`).not.toContain(sha256Hex(rebuilt(systolic)));
     expect(content).toMatch(/^rts-sealed:v1:/);
     const stored = JSON.stringify(events.map((e) => e.data));
     expect(stored).not.toContain('systolic');

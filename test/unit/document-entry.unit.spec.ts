@@ -56,6 +56,12 @@ describe('DocumentEntry decider', () => {
       spec.given([submitted]).when({ type: 'SubmitDocument', entry: { ...entry, hash: 'b'.repeat(64) }, content: '<other/>' }).thenThrows(ConflictError, 'observation_id_reused');
     });
 
+    it("a retry with a keyed digest of an upload stored with the plain SHA-256 (before digests were keyed): its plainHash recognises it", () => {
+      const keyed = { ...entry, hash: `hmac-sha256:${'c'.repeat(64)}` };
+      spec.given([submitted]).when({ type: 'SubmitDocument', entry: keyed, content, plainHash: entry.hash }).thenNothing();
+      spec.given([submitted]).when({ type: 'SubmitDocument', entry: keyed, content, plainHash: 'b'.repeat(64) }).thenThrows(ConflictError, 'observation_id_reused');
+    });
+
     it('the same content for another patient key: observation_id_reused', () => {
       spec.given([submitted]).when({ type: 'SubmitDocument', entry: { ...entry, patientKey: 'pffff' }, content }).thenThrows(ConflictError, 'observation_id_reused');
     });

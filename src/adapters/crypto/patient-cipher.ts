@@ -1,5 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
-import { SEALED_PREFIX, type PatientDataProtection, type PatientKeyStore } from '../../application/ports/patient-data-protection';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, randomFillSync } from 'node:crypto';
+import { DIGEST_PREFIX, SEALED_PREFIX, type PatientDataProtection, type PatientKeyStore } from '../../application/ports/patient-data-protection';
 import { NotFoundError } from '../../domain/shared/errors';
 
 /**
@@ -50,9 +50,7 @@ export class PatientCipher implements PatientDataProtection {
   }
 
   async seal(patientKey: string, plaintext: string, context: string): Promise<string> {
-    let key = await this.key(patientKey);
-    if (key === null) key = this.remember(patientKey, await this.options.keys.createIfAbsent(patientKey, randomBytes(32)));
-    if (key === 'erased') throw patientErased();
+    const key = await this.liveKey(patientKey);
     const sealed = sealWith(key, plaintext, aad(patientKey, context));
     if (this.maxJustSealed > 0) {
       const now = this.now();
@@ -64,6 +62,11 @@ export class PatientCipher implements PatientDataProtection {
       this.justSealed.set(sealed, { patientKey, context, plaintext, at: now });
     }
     return sealed;
+  }
+
+  async digest(patientKey: string, text: string, context: string): Promise<string> {
+    const key = await this.liveKey(patientKey);
+    return `${DIGEST_PREFIX}${createHmac('sha256', digestKeyOf(key)).update(aad(patientKey, context)).update('\n').update(text, 'utf8').digest('hex')}`;
   }
 
   async open(patientKey: string, sealed: string, context: string): Promise<string | null> {
@@ -89,7 +92,10 @@ export class PatientCipher implements PatientDataProtection {
    */
   async erase(patientKey: string): Promise<void> {
     const cached = this.cache.get(patientKey);
-    if (cached && cached.key !== 'erased') cached.key.fill(0);
+    if (cached && cached.key !== 'erased') {
+      digestKeys.get(cached.key)?.fill(0);
+      cached.key.fill(0);
+    }
     this.remember(patientKey, 'erased');
     for (const [sealed, entry] of this.justSealed) if (entry.patientKey === patientKey) this.justSealed.delete(sealed);
     await this.options.keys.erase(patientKey, new Date(this.now()).toISOString());
@@ -115,6 +121,14 @@ export class PatientCipher implements PatientDataProtection {
     if (entry === undefined || entry.patientKey !== patientKey || entry.context !== context) return undefined;
     this.justSealed.delete(sealed);
     return this.now() - entry.at < this.ttlMs ? entry.plaintext : undefined;
+  }
+
+  /** The patient's key, created on first use; PatientErasedError once erased. */
+  private async liveKey(patientKey: string): Promise<Buffer> {
+    let key = await this.key(patientKey);
+    if (key === null) key = this.remember(patientKey, await this.options.keys.createIfAbsent(patientKey, randomBytes(32)));
+    if (key === 'erased') throw patientErased();
+    return key;
   }
 
   private async key(patientKey: string): Promise<Buffer | 'erased' | null> {
@@ -146,6 +160,18 @@ export class PatientCipher implements PatientDataProtection {
 }
 
 const aad = (patientKey: string, context: string): Buffer => Buffer.from(`${patientKey}|${context}`, 'utf8');
+
+/**
+ * The digest key of a data key: HMAC(dataKey, label), so AES-GCM and HMAC never share a key. Kept per key object
+ * (weakly): a key read again from the store is a new Buffer and gets its own entry; an erased key is zero-filled
+ * and dropped from the cache, and its entry goes with it.
+ */
+const digestKeys = new WeakMap<Buffer, Buffer>();
+const digestKeyOf = (key: Buffer): Buffer => {
+  let derived = digestKeys.get(key);
+  if (derived === undefined) digestKeys.set(key, (derived = createHmac('sha256', key).update('telemed-rts document digest v1').digest()));
+  return derived;
+};
 
 /**
  * 96-bit GCM nonces, random (each patient key seals few values, far below the 2^32 random nonces per key that

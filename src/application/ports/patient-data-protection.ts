@@ -18,6 +18,14 @@ export interface PatientDataProtection {
    * Optional: a projection kept inside a synchronous write transaction uses it (see openRegistryEventsCached).
    */
   openCached?(patientKey: string, sealed: string, context: string): string | null | undefined;
+  /**
+   * A keyed digest of `text` (HMAC-SHA256 under a key derived from the patient's data key), for what must stay
+   * comparable in clear, such as a document's hash (a retried upload is recognised by it). While the key exists
+   * the same text gives the same digest; once it is erased, a digest confirms nothing: a plain SHA-256 of a
+   * document in clear let anyone with the store rebuild a reading by trying every plausible value (about 45,000)
+   * for a suspected patient. Creates the key on first use, as `seal` does; PatientErasedError once erased.
+   */
+  digest(patientKey: string, text: string, context: string): Promise<string>;
   /** Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent. */
   erase(patientKey: string): Promise<void>;
   isErased(patientKey: string): Promise<boolean>;
@@ -33,6 +41,9 @@ export interface PatientKeyStore {
   erase(patientKey: string, erasedAt: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Marks a keyed digest in event data (a plain SHA-256 has no prefix). */
+export const DIGEST_PREFIX = 'hmac-sha256:';
 
 /** Marks a sealed value in event data. */
 export const SEALED_PREFIX = 'rts-sealed:v1:';

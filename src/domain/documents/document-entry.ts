@@ -41,7 +41,11 @@ export type DocumentSubmitted = DomainEvent<'DocumentSubmitted', DocumentEntryDa
 export type DocumentDeprecated = DomainEvent<'DocumentDeprecated', { uniqueId: string; replacedBy: string; deprecatedAt: string }>;
 export type DocumentEvent = DocumentSubmitted | DocumentDeprecated;
 
-export type SubmitDocument = Readonly<{ type: 'SubmitDocument'; entry: DocumentEntryData; content: string }>;
+/**
+ * `entry.hash` of a sealed document is a keyed digest (see PatientDataProtection.digest); `plainHash`, the
+ * document's SHA-256, still recognises a retry of an upload stored before hashes were keyed.
+ */
+export type SubmitDocument = Readonly<{ type: 'SubmitDocument'; entry: DocumentEntryData; content: string; plainHash?: string }>;
 export type DeprecateDocument = Readonly<{ type: 'DeprecateDocument'; uniqueId: string; replacedBy: string; now: string }>;
 export type DocumentCommand = SubmitDocument | DeprecateDocument;
 
@@ -55,7 +59,8 @@ const decide = (command: DocumentCommand, state: DocumentState): readonly Docume
     case 'SubmitDocument': {
       if (state.status === 'None') return [{ type: 'DocumentSubmitted', data: { ...command.entry, content: command.content } }];
       // The same upload again (a retry, a repeated request): nothing new happens.
-      if (state.entry.hash === command.entry.hash && state.entry.patientKey === command.entry.patientKey) return [];
+      const sameDocument = state.entry.hash === command.entry.hash || (command.plainHash !== undefined && state.entry.hash === command.plainHash);
+      if (sameDocument && state.entry.patientKey === command.entry.patientKey) return [];
       if (command.entry.replaces !== null) throw new ConflictError('correction_id_reused', 'this correction id was already used for a different correction');
       throw new ConflictError('observation_id_reused', 'this observation id was already used for a different reading');
     }
