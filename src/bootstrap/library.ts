@@ -12,6 +12,7 @@ import { UnavailableError } from '../domain/shared/errors';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
+import { DataDirInUseError, lockDataDir, type DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
 
@@ -56,6 +57,7 @@ export type OpenOptions =
  */
 export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed> => {
   let container: Container;
+  let lock: DataDirLock | null = null;
   if ('inMemory' in options) {
     // Given the pseudonym secret and the stores, the container touches no file.
     const config = loadConfig({ RTS_PSEUDONYM_SECRET: (options.pseudonymSecret ?? randomBytes(32)).toString('hex') });
@@ -65,7 +67,22 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
     // An empty path would be read as unset and open ./data: say so instead.
     if (typeof options.dataDir !== 'string' || options.dataDir.trim() === '') throw new ConfigError(['dataDir: must name a directory (it is created when missing)']);
     const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
-    container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
+    // One process per embedded store, a hub or a library (data-dir-lock.ts): beside a running hub, the library
+    // kept an erased patient's key in its cache and took their uploads, which the hub then never showed.
+    if (config.RTS_EVENT_STORE === 'sqlite') {
+      try {
+        lock = lockDataDir(config.RTS_DATA_DIR);
+      } catch (error) {
+        if (error instanceof DataDirInUseError) throw new ConfigError([`dataDir: ${error.message}`]);
+        throw error;
+      }
+    }
+    try {
+      container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
+    } catch (error) {
+      lock?.release();
+      throw error;
+    }
   }
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
@@ -85,6 +102,7 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
         await projector.stop();
         await store.close();
         await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+        lock?.release();
       }),
   };
 };

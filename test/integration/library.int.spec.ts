@@ -119,6 +119,21 @@ describe('openTeleMed (library entry point)', () => {
     }
   });
 
+  it('refuses a data directory another process holds (a hub or a library) with a ConfigError naming dataDir; after close it opens', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-held-'));
+    try {
+      const first = await openTeleMed({ dataDir });
+      await expect(openTeleMed({ dataDir })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^dataDir: the data directory is in use by another hub process/)] });
+      await first.telemed.record(reading(120, 1), { observationId: 'held-1' });
+      await first.close();
+      const second = await openTeleMed({ dataDir });
+      expect(await second.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now))).toHaveLength(1);
+      await second.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an empty dataDir with a ConfigError naming it, rather than opening ./data', async () => {
     await expect(openTeleMed({ dataDir: '' })).rejects.toMatchObject({ name: 'ConfigError', code: 'invalid_configuration', problems: [expect.stringMatching(/^dataDir: /)] });
     await expect(openTeleMed({ dataDir: '  ' })).rejects.toMatchObject({ code: 'invalid_configuration' });
@@ -194,7 +209,8 @@ describe('openTeleMed (library entry point)', () => {
       rmSync(join(dataDir, 'pseudonym.secret'));
       await expect(openTeleMed({ dataDir })).rejects.toThrow(/RTS_PSEUDONYM_SECRET: not set, and there is no .*pseudonym\.secret, but this store's patients are keyed/);
       expect(readdirSync(dataDir)).not.toContain('pseudonym.secret');
-      expect(readdirSync(dataDir).filter((f) => !f.endsWith('-wal') && !f.endsWith('-shm')).sort()).toEqual(['patient-keys.sqlite', 'telemed.sqlite']);
+      // No data file of its own (hub.lock, the process lock, holds nothing).
+      expect(readdirSync(dataDir).filter((f) => !f.endsWith('-wal') && !f.endsWith('-shm') && f !== 'hub.lock').sort()).toEqual(['patient-keys.sqlite', 'telemed.sqlite']);
 
       // The right secret, as a setting this time: the reading is there under the same key.
       rts = await openTeleMed({ dataDir, settings: { RTS_PSEUDONYM_SECRET: generated } });

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { DATA_FILES } from './data-dir';
@@ -22,8 +22,13 @@ export class DataDirInUseError extends Error {
 
 export const lockDataDir = (dataDir: string): DataDirLock => {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new BetterSqlite3(join(dataDir, DATA_FILES.hubLock), { timeout: 0 });
+  const file = join(dataDir, DATA_FILES.hubLock);
+  const db = new BetterSqlite3(file, { timeout: 0 });
   try {
+    // Owner-only, as every file of the data directory (it holds nothing, but the README says all), and no
+    // journal file beside it.
+    chmodSync(file, 0o600);
+    db.pragma('journal_mode = MEMORY');
     db.pragma('locking_mode = EXCLUSIVE');
     // The first write takes the exclusive lock; in this locking mode it is held until the connection closes.
     db.exec('CREATE TABLE IF NOT EXISTS hub_lock (held INTEGER); DELETE FROM hub_lock;');
