@@ -106,7 +106,12 @@ export class XdsBackend {
    * Register `newDocument` as the replacement of `uniqueId` (XDS RPLC): the old entry is deprecated and the new
    * one approved, so queries return only the current one. The old document is deprecated first, under optimistic
    * concurrency, so of two concurrent corrections exactly one wins; the replacement's uniqueId is derived from
-   * the correction id, so a correction retried after a crash between the two appends completes the same way.
+   * the correction id (by default, from the new document itself), so a correction retried after a failure
+   * between the two appends completes the same way.
+   *
+   * A document deprecated for a replacement that was never registered (the second append failed and nobody
+   * retried) would be missing from every query, and refuse every later correction as already replaced: the next
+   * correction of it, whatever its id, registers its document as that replacement.
    */
   async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
     if (options.correctionId !== undefined) checkIdempotencyKey(options.correctionId, 'correctionId', 'invalid_document');
@@ -122,7 +127,16 @@ export class XdsBackend {
         { path: 'patientId', message: 'differs from the patient of the corrected document' },
       ]);
     }
-    const correctionId = options.correctionId ?? this.deps.ids.uuid();
+    if (old.status === 'Deprecated' && old.replacedBy !== null) {
+      const successor = await this.findEntry(old.replacedBy);
+      if (successor === null) {
+        return this.register(old.replacedBy, patientKey, metadata, newDocument, { replaces: uniqueId, correlationId: options.correlationId, summary: options.summary });
+      }
+      // The same document again without a correction id: the correction is in place (the registry row's hash is the
+      // document's SHA-256).
+      if (options.correctionId === undefined && successor.hash === sha256Hex(newDocument)) return { uniqueId: successor.uniqueId, created: false, position: null };
+    }
+    const correctionId = options.correctionId ?? `document/${sha256Hex(newDocument)}`;
     const newUniqueId = uuidToOid(uuidV5(`correction/${uniqueId}/${correctionId}`));
     await handleCommand(
       this.deps.store,

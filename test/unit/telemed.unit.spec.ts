@@ -15,7 +15,7 @@ import { Director, HL7Builder, MetadataBuilder, parseHl7Observation } from '../.
 import { parseCpr, type Cpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation, type TeleObservation } from '../../src/domain/monitoring/tele-observation';
 import { lastDays, timeInterval } from '../../src/domain/monitoring/time-interval';
-import { RtsError } from '../../src/domain/shared/errors';
+import { RtsError, UnavailableError } from '../../src/domain/shared/errors';
 
 const REPOSITORY = '2.25.42';
 const NOW = DateTime.fromISO('2024-03-10T12:00:00Z', { zone: 'utc' });
@@ -242,6 +242,31 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
       expect(results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason).toMatchObject({ code: 'document_deprecated' });
       expect(await telemed.getObservationsFor(PATIENT, MARCH)).toHaveLength(1);
+    });
+
+    it('a correction whose second append failed: retried without a correctionId it completes; or the next correction completes it', async () => {
+      for (const retry of ['same', 'other'] as const) {
+        const { telemed, store } = setup();
+        const old = await telemed.processAndStore(original);
+        const append = store.appendToStream.bind(store);
+        let failNextSubmit = true;
+        jest.spyOn(store, 'appendToStream').mockImplementation(async (stream, events, options) => {
+          if (failNextSubmit && events.some((e) => e.type === 'DocumentSubmitted')) {
+            failNextSubmit = false;
+            throw new UnavailableError('storage_unavailable', 'the disk is full');
+          }
+          return append(stream, events, options);
+        });
+        expect(await rejectionOf(telemed.correct(old, corrected))).toMatchObject({ code: 'storage_unavailable' });
+        // The old document is deprecated, its replacement missing: nothing in the queries until it completes.
+        const next = retry === 'same' ? corrected : reading(PATIENT, 129, 73, '2024-03-10T11:00:00Z');
+        const done = await telemed.correct(old, next);
+        expect(done.created).toBe(true);
+        const found = await telemed.getObservationsFor(PATIENT, MARCH);
+        expect(found.map((o) => [o.uniqueId, o.systolic.value])).toEqual([[done.uniqueId, next.systolic.value]]);
+        expect((await telemed.correct(old, next)).uniqueId).toBe(done.uniqueId); // and again: the same, stored once
+        expect(await telemed.getObservationsFor(PATIENT, MARCH)).toHaveLength(1);
+      }
     });
 
     it('a correction naming another patient: correction_patient_mismatch, nothing changed', async () => {
