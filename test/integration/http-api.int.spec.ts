@@ -351,6 +351,13 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expectProblem(await get(`/patients/${PATIENT}/observations?from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'interval_too_wide');
     });
 
+    it('a bound whose hour or offset is off the clock (24:00, +99:99): 400, not an interval moved by days', async () => {
+      for (const bound of ['2017-05-10T14:50:14+99:99', '2017-05-10T14:00:00-30:00', '2017-05-10T24:00:00Z', '2017-05-10T14:00:00+24:00']) {
+        const problem = expectProblem(await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(bound)}&to=2017-05-11T00:00:00Z`), 400, 'invalid_request');
+        expect(JSON.stringify(problem)).toContain('offsets at most 23:59');
+      }
+    });
+
     it('to before from: 422 invalid_interval', async () => {
       expectProblem(await get(`/patients/${PATIENT}/observations?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'invalid_interval');
     });
@@ -363,6 +370,10 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       // Percent-encoded, the number is still a number: decoded before it is redacted.
       const encoded = expectProblem(await get(`/patients/${PATIENT.replace('-', '%2D')}/observations?since=1`), 400, 'invalid_request');
       expect(encoded.instance).toBe('/patients/[redacted]/observations?since=1');
+      // Written with a space or a dot, or with a digit too many: still a CPR number to whoever reads the problem.
+      for (const written of [PATIENT.replace('-', '%20'), PATIENT.replace('-', '.'), `${PATIENT}5`]) {
+        expect(expectProblem(await get(`/patients/${written}/observations?since=1`), 400, 'invalid_request').instance).toBe('/patients/[redacted]/observations?since=1');
+      }
       const digits = expectProblem(await get(`/patients/%32%35${PATIENT.slice(2)}/observations?since=1`), 400, 'invalid_request');
       expect(digits.instance).toBe('/patients/[redacted]/observations?since=1');
       // A query value that is no instant, number or plain token is not quoted back: it may name somebody.

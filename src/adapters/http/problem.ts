@@ -172,7 +172,11 @@ export const RETRY_AFTER_SECONDS = 5;
  * before or after. Not inside a longer run of digits: a document's uniqueId (2.25.<39 digits>) is no personal data,
  * and cutting it up left an `instance` that named no resource.
  */
-const CPR_LIKE = /(?<!\d)\d{6}-?\d{4}(?!\d)/g;
+/**
+ * A CPR number as people write it: ten digits, or six and four with a dash, space or dot between (and, with a
+ * separator, a mistyped extra digit or two). Longer runs without a separator stay: they are OID arcs.
+ */
+const CPR_LIKE = /(?<!\d)(?:\d{10}|\d{6}[-\s.]\d{4,6})(?!\d)/g;
 
 /**
  * The `instance` of a problem: the request's URL with anything that may be a CPR number replaced by `[redacted]`.

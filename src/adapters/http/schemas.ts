@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
+import { clockFieldsInRange } from '../../domain/monitoring/tele-observation';
 import { IDEMPOTENCY_KEY_FORM, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
@@ -17,6 +18,9 @@ const isoWithOffset = z
   .max(40)
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/, 'an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00')
   .describe('ISO-8601 date-time with offset');
+
+/** A query's bound: also on the clock (a reading's measuredAt is checked by the domain, 422 implausible). */
+const boundWithOffset = isoWithOffset.refine(clockFieldsInRange, 'hours at most 23, offsets at most 23:59 (RFC 3339)');
 
 export const idempotencyKey = z
   .string()
@@ -47,8 +51,8 @@ export const CorrectionQuery = z.object({ correctionId: idempotencyKey.optional(
 
 export const ObservationQuery = z
   .object({
-    from: isoWithOffset.optional().describe('Start of the half-open interval [from, to); defaults to to minus 7 days'),
-    to: isoWithOffset.optional().describe('End of the half-open interval (exclusive); defaults to now'),
+    from: boundWithOffset.optional().describe('Start of the half-open interval [from, to); defaults to to minus 7 days'),
+    to: boundWithOffset.optional().describe('End of the half-open interval (exclusive); defaults to now'),
   })
   .strict();
 

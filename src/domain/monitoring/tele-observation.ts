@@ -71,7 +71,12 @@ const CLOCK_FIELDS = /T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{
  * The clock's fields within RFC 3339's ranges: hours 00-23 (no 24:00) and an offset of at most 23:59. luxon reads
  * an offset of +99:99 as four days and a bit, which moved a reading silently.
  */
-const clockFieldsInRange = (text: string): boolean => {
+/**
+ * Whether the hour, minute and offset of an ISO-8601 text are on the clock (hour <= 23, offset <= 23:59). luxon
+ * reads 24:00 as the next day and +99:99 as an offset of four days, which moved a reading or a query's bound
+ * silently. True for a text of another form (the parse decides).
+ */
+export const clockFieldsInRange = (text: string): boolean => {
   const m = CLOCK_FIELDS.exec(text);
   if (m === null) return true; // not this form: the parse decides
   const [hour, minute, offsetHours, offsetMinutes] = [m[1], m[2], m[3] ?? '0', m[4] ?? '0'].map(Number) as [number, number, number, number];
