@@ -49,6 +49,7 @@ beforeAll(async () => {
     clock: container.get<Clock>(TOKENS.Clock),
     logger,
     health: async () => ({ head: String(await store.headPosition()) }),
+    requestTimeoutMs: 4_000,
   });
   await http.app.listen({ port: 0, host: '127.0.0.1' });
   port = (http.app.server.address() as AddressInfo).port;
@@ -85,6 +86,24 @@ it('a request that is not HTTP gets a problem+json, and no log line holds the ra
   expect(log).not.toContain(JSON.stringify([...Buffer.from('Bearer')]).slice(1, -1));
 });
 
+it('a request whose body trickles in gets a problem+json 408 once the request timeout has passed, and its connection is closed', async () => {
+  const started = Date.now();
+  const socket = connect(port, '127.0.0.1');
+  let got = '';
+  socket.on('data', (d) => (got += d.toString('utf8')));
+  const closed = new Promise((r) => socket.once('close', r));
+  socket.write(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`);
+  // One byte every half second: never idle, never done.
+  const drip = setInterval(() => socket.writable && socket.write(' '), 500);
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 20_000))]);
+  clearInterval(drip);
+  socket.destroy();
+  const elapsed = Date.now() - started;
+  expect(answer(got)).toMatchObject({ status: 408, contentType: 'application/problem+json; charset=utf-8', body: { code: 'invalid_request' } });
+  expect(elapsed).toBeGreaterThanOrEqual(3_500);
+  expect(elapsed).toBeLessThan(15_000); // not the 300 s of Node, nor never
+});
+
 it('a request that comes while the server closes gets a problem+json 503 with Retry-After; the one in flight finishes', async () => {
   // A request in flight: headers and half of its body, so that close() waits for it.
   const body = JSON.stringify({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: new Date(Date.now() - 60_000).toISOString().slice(0, 19) + 'Z' });
@@ -117,7 +136,10 @@ it('a request that comes while the server closes gets a problem+json 503 with Re
   expect(got).toContain('"code":"service_unavailable"');
 
   slow.write(body.slice(10));
+  const closing = Date.now();
   await closed;
+  // Not the grace period: the request the test before cut off (408) is no longer counted as in flight.
+  expect(Date.now() - closing).toBeLessThan(4_000);
   // The answer was written before the connection was closed; the client reads it by the time its socket ends.
   await Promise.race([slowEnded, new Promise((r) => setTimeout(r, 5_000))]);
   expect(slowAnswer).toMatch(/^HTTP\/1\.1 201/);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DateTime } from 'luxon';
 import type { Logger } from 'pino';
@@ -24,6 +25,8 @@ export type HttpDependencies = Readonly<{
   /** Readiness probe: resolves when the store answers. */
   health: () => Promise<Record<string, unknown>>;
   bodyLimitBytes?: number;
+  /** How long a client may take to send a whole request (headers and body); default 30 s, then 408. */
+  requestTimeoutMs?: number;
   /** Installs hooks that must precede every route (access control, rate limits, audit: security.ts). */
   beforeRoutes?: (app: FastifyInstance) => void;
 }>;
@@ -62,12 +65,25 @@ export type HttpServer = Readonly<{
   routes(): readonly string[];
 }>;
 
+/** A raw problem+json answer, then the connection closed: for requests fastify cannot answer itself. */
+const endWithProblem = (socket: Duplex, status: number, detail: string): void => {
+  const body = JSON.stringify(problem('invalid_request', detail, { status }));
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
+};
+
 export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let inFlight = 0;
+  const requestTimeoutMs = deps.requestTimeoutMs ?? 30_000;
   let closing = false;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes ?? 16 * 1024,
+    // Headers that trickle in: Node's own request timeout (fastify's default 0 turns it off), checked every second
+    // rather than every 30 s. A body that trickles in is the onRequest hook's (Node's timer stops at the headers).
+    requestTimeout: requestTimeoutMs,
+    http: { connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) },
     // A caller's X-Request-Id is kept when it is a plain token, so one id follows a request across systems.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -92,10 +108,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         socket.destroy();
         return;
       }
-      const body = JSON.stringify(problem('invalid_request', 'the request could not be read as HTTP', { status }));
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
+      endWithProblem(socket, status, 'the request could not be read as HTTP');
     },
   });
 
@@ -106,15 +119,32 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    // Counted out when the response closes, whether it was sent or the request was cut off: an aborted request
+    // never reaches onResponse, and each one made a graceful shutdown wait out its whole grace period.
     inFlight++;
+    reply.raw.once('close', () => inFlight--);
     reply.header('x-request-id', request.id);
+    // A body still on its way: it must be whole within the request timeout. A client trickling it a byte at a time
+    // held the request, and the caller's connection, for good. Most bodies come with their headers: no timer.
+    if (!request.raw.complete) {
+      const timer = setTimeout(() => {
+        if (request.raw.complete || reply.sent) return;
+        deps.logger.debug({ status: 408, route: redactUrl(request) }, 'request timeout: the body did not arrive in time');
+        endWithProblem(request.raw.socket, 408, `the request's body did not arrive within ${Math.round(requestTimeoutMs / 1000)} s`);
+      }, requestTimeoutMs);
+      timer.unref();
+      request.raw.once('end', () => clearTimeout(timer));
+      request.raw.once('close', () => clearTimeout(timer));
+    }
     if (closing) return sendProblem(reply, problem('service_unavailable', 'the hub is shutting down: send the request again in a moment (or to another hub process)'));
   });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');
+    // Answers hold patient data (readings, documents with the CPR number, tokens): no browser or proxy keeps
+    // them, unless a route said otherwise (the page's assets, the JWKS).
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
   app.addHook('onResponse', async (request, reply) => {
-    inFlight--;
     request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
