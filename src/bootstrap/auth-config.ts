@@ -51,9 +51,20 @@ export const authSettings = {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
-/** Whether POST /auth/dev-login is served: explicit setting, else only for the embedded profile on loopback. */
-export const devLoginEnabled = (config: { RTS_AUTH: 'on' | 'off'; RTS_AUTH_DEV_LOGIN?: 'on' | 'off' | undefined; RTS_HTTP_HOST: string; RTS_EVENT_STORE: string; RTS_AUTH_JWKS_URL?: string | undefined }): boolean => {
+/**
+ * Whether POST /auth/dev-login is served: explicit setting, else only for the embedded profile on loopback with
+ * its own secret. A secret given as RTS_AUTH_JWT_SECRET is a deployment's: a hub started by mistake on SQLite (a
+ * misspelt RTS_EVENT_STORE) with it handed anyone on the machine tokens the deployment's hubs accepted.
+ */
+export const devLoginEnabled = (config: {
+  RTS_AUTH: 'on' | 'off';
+  RTS_AUTH_DEV_LOGIN?: 'on' | 'off' | undefined;
+  RTS_HTTP_HOST: string;
+  RTS_EVENT_STORE: string;
+  RTS_AUTH_JWKS_URL?: string | undefined;
+  RTS_AUTH_JWT_SECRET?: string | undefined;
+}): boolean => {
   if (config.RTS_AUTH === 'off') return false;
   if (config.RTS_AUTH_DEV_LOGIN !== undefined) return config.RTS_AUTH_DEV_LOGIN === 'on';
-  return config.RTS_EVENT_STORE === 'sqlite' && config.RTS_AUTH_JWKS_URL === undefined && LOOPBACK.test(config.RTS_HTTP_HOST);
+  return config.RTS_EVENT_STORE === 'sqlite' && config.RTS_AUTH_JWKS_URL === undefined && config.RTS_AUTH_JWT_SECRET === undefined && LOOPBACK.test(config.RTS_HTTP_HOST);
 };

@@ -186,14 +186,41 @@ export class ConfigError extends Error {
 
 const describe = (issues: readonly z.core.$ZodIssue[]): string[] => issues.map((i) => `${i.path.join('.')}: ${issueMessage(i)}`);
 
+/** Edit distance (insertions, deletions, substitutions), for names only. */
+const distance = (a: string, b: string): number => {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    row = next;
+  }
+  return row[b.length]!;
+};
+
+/**
+ * RTS_* names that are no setting but within two edits of one: a misspelt setting. RTS_EVENT_STOR=postgres
+ * started a hub on a private SQLite store, beside the deployment's broker, without a word. Other RTS_* names
+ * (the CLI's RTS_URL, the broker scripts' RTS_BROKER_PORT, ...) are left alone.
+ */
+const misspelt = (names: readonly string[]): string[] => {
+  const known = Object.keys(ConfigSchema.shape);
+  return names.flatMap((name) => {
+    if (known.includes(name)) return [];
+    const near = known.find((k) => distance(name, k) <= 2);
+    return near === undefined ? [] : [`${name}: not a setting; did you mean ${near}?`];
+  });
+};
+
 /** Only RTS_* variables are read, and values are never echoed (a secret could be among them). */
 export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
   const relevant = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('RTS_') && v !== undefined && v !== ''));
   const result = ConfigSchema.safeParse(relevant);
-  if (result.success) return result.data;
+  const typos = misspelt(Object.keys(relevant));
+  if (result.success && typos.length === 0) return result.data;
+  if (result.success) throw new ConfigError(typos);
   // zod skips an object's refinement once a field failed; check the store rule on its own so a bad port and a
   // missing RTS_POSTGRES_URL are reported together.
-  const problems = describe(result.error.issues);
+  const problems = [...describe(result.error.issues), ...typos];
   const store = StoreSelectionSchema.safeParse(relevant);
   if (!store.success) for (const p of describe(store.error.issues)) if (!problems.includes(p)) problems.push(p);
   const messaging = MessagingSelectionSchema.safeParse(relevant);

@@ -1,3 +1,4 @@
+import { devLoginEnabled } from '../../src/bootstrap/auth-config';
 import { ConfigError, loadConfig } from '../../src/bootstrap/config';
 
 /** loadConfig: defaults need nothing; every bad or missing setting stops the start naming the variable. */
@@ -98,6 +99,22 @@ describe('loadConfig', () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
     expect(problems[0]).toMatch(message);
+  });
+
+  it('refuses a misspelt setting, naming the one it is near; leaves the other tools\' RTS_* names alone', () => {
+    expect(problemsOf({ RTS_EVENT_STOR: 'postgres', RTS_POSTGRES_URL: 'postgres://h/db' })).toEqual(['RTS_EVENT_STOR: not a setting; did you mean RTS_EVENT_STORE?']);
+    expect(problemsOf({ RTS_HTTP_PROT: '9000', RTS_HTTP_PORT: 'x' })).toEqual([expect.stringMatching(/^RTS_HTTP_PORT: /), 'RTS_HTTP_PROT: not a setting; did you mean RTS_HTTP_PORT?']);
+    // The CLI's, the broker scripts' and the benches' variables are no misspelt setting.
+    expect(() => loadConfig({ RTS_URL: 'http://127.0.0.1:8080', RTS_TOKEN: 't', RTS_BROKER_PORT: '61616', RTS_BROKER_USERS_FILE: 'u', RTS_HA_NODES: '2', RTS_BENCH_DIST: 'd' })).not.toThrow();
+  });
+
+  it('serves the development login only to the embedded profile on loopback with its own secret', () => {
+    expect(devLoginEnabled(loadConfig({}))).toBe(true);
+    // A secret given as a setting is a deployment's: no tokens for anyone on the machine, unless asked for.
+    expect(devLoginEnabled(loadConfig({ RTS_AUTH_JWT_SECRET: 'ab'.repeat(32) }))).toBe(false);
+    expect(devLoginEnabled(loadConfig({ RTS_AUTH_JWT_SECRET: 'ab'.repeat(32), RTS_AUTH_DEV_LOGIN: 'on' }))).toBe(true);
+    expect(devLoginEnabled(loadConfig({ RTS_HTTP_HOST: '0.0.0.0' }))).toBe(false);
+    expect(devLoginEnabled(loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://h/db' }))).toBe(false);
   });
 
   it('never echoes a value (a password or secret could be in it)', () => {
