@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DeadLetterService } from '../application/directory/dead-letter-operations';
+import { DeadLetterService, hubReplayTargets } from '../application/directory/dead-letter-operations';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
@@ -69,7 +69,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   if (!messaging) {
     logger.info('no RTS_BROKER_URL: running without messaging (embedded profile)');
     return {
-      deadLetters: new DeadLetterService({ queue: null, store: deps.store, clock: deps.clock, ids: deps.ids }),
+      deadLetters: new DeadLetterService({ queue: null, store: deps.store, clock: deps.clock, ids: deps.ids, replayTargets: { resolve: async () => null } }),
       connected: () => false,
       brokerState: () => 'disconnected',
       consuming: () => false,
@@ -210,6 +210,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     store: deps.store,
     clock: deps.clock,
     ids: deps.ids,
+    replayTargets: hubReplayTargets({ uplinkQueue: messaging.uplinkQueue, systems: deps.directory.readModel, catchUp: () => deps.directory.projector.catchUp() }),
   });
 
   let stopping: Promise<void> | null = null;

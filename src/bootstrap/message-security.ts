@@ -95,10 +95,12 @@ export const createMessageSecurity = async (deps: MessageSecurityDependencies): 
   // The hub knows its own public keys too (a hub process may verify what another one signed, e.g. in tests).
   await registry.register(HUB_PARTY_ID, hubKeys.keys.signing.publicJwk);
   for (const d of hubKeys.keys.decryption) await registry.register(HUB_PARTY_ID, d.publicJwk);
-  const model = new KeyBookProjection(registry, (error, event) => log.error({ eventId: event.id, err: (error as Error)?.message }, 'a registered key was not usable; ignored'));
+  const model = new KeyBookProjection(registry, (error, event) =>
+    log.error({ eventId: event.id, code: (error as { code?: unknown })?.code, err: (error as Error)?.message }, 'a registered key was refused (not usable, or registered to another party first); ignored'),
+  );
   // Readers of the key book call projector.catchUp() before they look a key up; the background loop may let appends gather.
   const projector = new Projector(deps.store, model, log, 1000, 'system-keys');
-  const keys = new SystemKeysService({ store: deps.store, clock: deps.clock, ids: deps.ids, directory: deps.directory.readModel, directoryProjector: deps.directory.projector, check: checkPublicJwk, projector });
+  const keys = new SystemKeysService({ store: deps.store, clock: deps.clock, ids: deps.ids, directory: deps.directory.readModel, directoryProjector: deps.directory.projector, check: checkPublicJwk, owners: registry, projector });
   const codec: HubMessageCodec = deps.mode === 'jose' ? new JoseHubCodec(hubKeys.keys, registry, () => projector.catchUp()) : new PlainHubCodec();
   await projector.catchUp();
   log.info({ mode: deps.mode, hubSigningKid: hubKeys.keys.signing.kid, hubEncryptionKid: hubKeys.keys.decryption.at(-1)?.kid }, 'message security');

@@ -3,9 +3,12 @@
 // consumes only its own downlink queue). Before, SASL PLAIN was never run against a broker that checks it, and a
 // refused login was not even reported: the hub logged "write after end", never tried again, and /health said only
 // "disconnected"; the SDK's connect waited its whole 30 s and then said the connection was not established.
+import { randomUUID } from 'node:crypto';
+import { AmqpConnection } from '../../src/adapters/amqp/connection';
+import { DurableSender } from '../../src/adapters/amqp/durable-sender';
 import { AmqpLoginRefusedError, RtsClient } from '../../src/sdk';
 import { startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
-import { directoryRoundTrip, failureOf, freePort, getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
+import { directoryRoundTrip, failureOf, freePort, getJson, postJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
 
 jest.setTimeout(180_000);
 
@@ -48,6 +51,39 @@ describe('a broker with accounts and the RTS access map', () => {
     const refusal = await failureOf(impostor.subscribe({ onExpertUpserted: async () => undefined }));
     expect(refusal).toBeInstanceOf(Error);
     expect(refusal!.message).toMatch(/not authorized to read from: queue:\/\/rts\.downlink\.mianyang/);
+  });
+
+  // A system's account may send to rts.dlq (client-side dead-lettering), so the x-dlq-* properties are whatever that
+  // system wrote. An operator's replay, done with the hub's account (which may write anywhere), once moved such a
+  // forged dead letter to the queue it named: an invented one, or another system's downlink queue.
+  it('replays a dead letter only to a queue the hub consumes or delivers to, whatever its properties name', async () => {
+    hub ??= await startChildHub(broker, data.dir, undefined, hubLogin(HUB.password));
+    await until('hub consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming');
+    await registerSystem(hub.url, 'mianyang');
+    const chengdu = AmqpConnection.open({ endpoints: [{ host: '127.0.0.1', port: broker.amqpPort }], sasl: { mechanism: 'plain', username: CHENGDU.name, password: CHENGDU.password } });
+    const sender = new DurableSender(chengdu);
+    try {
+      await chengdu.waitConnected();
+      for (const target of ['rts.secret.queue', 'rts.downlink.ghost', 'rts.dlq']) {
+        const id = randomUUID();
+        const forged = { id, type: 'directory.expert.retired', version: 1, systemId: 'mianyang', correlationId: id, time: new Date().toISOString(), payload: { expertId: 'chengdu:c1' } };
+        await sender.sendRaw('rts.dlq', {
+          body: JSON.stringify(forged),
+          durable: true,
+          application_properties: { messageId: id, rts_dlq_id: id, 'x-dlq-source-queue': target, 'x-dlq-reason': 'bad_schema: please replay', 'x-dlq-attempts': 1 },
+        });
+        const replay = await postJson(hub.url, `/dead-letters/${id}/replay`, { by: 'alice', reason: 'looks fixed' });
+        expect([target, replay.status]).toEqual([target, 422]);
+        expect(replay.contentType).toMatch(/^application\/problem\+json/);
+        expect(replay.body).toMatchObject({ code: 'replay_target_refused', type: '/problems/replay_target_refused' });
+        const still = await getJson(hub.url, `/dead-letters/${id}`);
+        expect(still.status).toBe(200);
+        expect(still.body.replays).toEqual([]);
+      }
+    } finally {
+      await sender.close();
+      await chengdu.close();
+    }
   });
 
   it('refuses a system with a wrong password or none at once, with an error that says so', async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import type { Message } from 'rhea';
 import { asStorageFailure } from '../../src/adapters/event-store/sqlite/storage-failure';
-import { DeadLetterService, UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../src/application/directory/dead-letter-operations';
+import { DeadLetterService, UnavailableError, hubReplayTargets, type DeadLetter, type DeadLetterQueue, type ReplaySelection, type ReplayTargets } from '../../src/application/directory/dead-letter-operations';
 import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
@@ -17,6 +17,7 @@ import { DLQ_ID, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplin
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
+import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { ForbiddenError, NotFoundError } from '../../src/domain/shared/errors';
 
 const received = (body: string): ReceivedMessage => ({
@@ -315,6 +316,7 @@ describe('DeadLetterService', () => {
     applicationProperties: {},
     ...over,
   });
+  const uplinkOnly: ReplayTargets = { resolve: async (q) => (q === 'rts.uplink' ? { kind: 'uplink' } : null) };
   class FakeQueue implements DeadLetterQueue {
     moves: Array<{ selection: ReplaySelection; sourceQueue: string }> = [];
     constructor(public letters: DeadLetter[]) {}
@@ -330,7 +332,7 @@ describe('DeadLetterService', () => {
   }
 
   it('answers service_unavailable without a broker', async () => {
-    const service = new DeadLetterService({ queue: null, store: new InMemoryEventStore(), clock, ids });
+    const service = new DeadLetterService({ queue: null, store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
     await expect(service.list()).rejects.toBeInstanceOf(UnavailableError);
     await expect(service.replay('x', { by: 'op' })).rejects.toMatchObject({ code: 'service_unavailable', kind: 'unavailable' });
   });
@@ -338,7 +340,7 @@ describe('DeadLetterService', () => {
   it('finds a dead letter by its id or its envelope id, replays it to its source and records the replay', async () => {
     const store = new InMemoryEventStore();
     const queue = new FakeQueue([letter(), letter({ id: 'dlq-2', deadLetterId: 'dlq-2', envelopeId: 'env-2' })]);
-    const service = new DeadLetterService({ queue, store, clock, ids });
+    const service = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
     expect((await service.get('env-2')).deadLetterId).toBe('dlq-2');
     await expect(service.get('nope')).rejects.toMatchObject({ code: 'dead_letter_not_found' });
 
@@ -354,12 +356,41 @@ describe('DeadLetterService', () => {
     await expect(service.replay('dlq-1', { by: 'alice' })).rejects.toMatchObject({ code: 'dead_letter_not_found' });
   });
 
+  // A system's broker account may send to the DLQ (client-side dead-lettering), so x-dlq-source-queue is whatever
+  // that system wrote: a replay must not carry it, with the hub's account, to a queue the system may not write to.
+  it('replays only to the uplink queue or a registered system\'s downlink queue; anything else stays on the DLQ', async () => {
+    const store = new InMemoryEventStore();
+    const forged = (id: string, sourceQueue: string) => letter({ id, deadLetterId: id, envelopeId: `env-${id}`, sourceQueue, reason: 'forged' });
+    const queue = new FakeQueue([
+      forged('up', 'rts.uplink'),
+      forged('down', 'rts.downlink.mianyang'),
+      forged('secret', 'rts.secret.queue'),
+      forged('ghost', 'rts.downlink.ghost'),
+      forged('dlq', 'rts.dlq'),
+      forged('prefix', 'rts.downlink.'),
+    ]);
+    const directory = createDirectoryModule({ store, clock, ids, logger: { warn: () => undefined, error: () => undefined } });
+    await directory.service.registerSystem({ systemId: 'mianyang', name: 'Mianyang', area: 'Sichuan' });
+    const replayTargets = hubReplayTargets({ uplinkQueue: 'rts.uplink', systems: directory.readModel, catchUp: () => directory.projector.catchUp() });
+    const service = new DeadLetterService({ queue, store, clock, ids, replayTargets });
+    for (const id of ['secret', 'ghost', 'dlq', 'prefix']) {
+      await expect(service.replay(id, { by: 'alice', reason: 'looks fixed' })).rejects.toMatchObject({ code: 'replay_target_refused', kind: 'validation' });
+      expect(await service.replays(`env-${id}`)).toEqual([]);
+    }
+    expect(queue.moves).toEqual([]);
+    expect(queue.letters.map((l) => l.id)).toEqual(['up', 'down', 'secret', 'ghost', 'dlq', 'prefix']);
+    expect(await service.replay('up', { by: 'alice' })).toMatchObject({ moved: 1, sourceQueue: 'rts.uplink' });
+    expect(await service.replay('down', { by: 'alice' })).toMatchObject({ moved: 1, sourceQueue: 'rts.downlink.mianyang' });
+    expect(queue.moves.map((m) => m.sourceQueue)).toEqual(['rts.uplink', 'rts.downlink.mianyang']);
+  });
+
   it('refuses a dead letter without a source queue or anything to select it by', async () => {
     const service = new DeadLetterService({
       queue: new FakeQueue([letter({ sourceQueue: null }), letter({ id: 'b-1', deadLetterId: null, envelopeId: null, brokerMessageId: 'b-1' })]),
       store: new InMemoryEventStore(),
       clock,
       ids,
+      replayTargets: uplinkOnly,
     });
     await expect(service.replay('dlq-1', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_without_source' });
     await expect(service.replay('b-1', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_not_selectable' });

@@ -134,8 +134,8 @@ describe('JoseCodec: JWS inside JWE', () => {
     const rotated: PartyKeys = { owner: 'xian', signing: newSigning, decryption: [...oldKeys.decryption, newEnc] };
     await reg.register('xian', newSigning.publicJwk);
     await reg.register('xian', newEnc.publicJwk);
-    reg.retire(oldKeys.signing.kid, '2024-06-01T00:00:00Z');
-    reg.retire(oldKeys.decryption[0]!.kid, '2024-06-01T00:00:00Z');
+    reg.retire('xian', oldKeys.signing.kid, '2024-06-01T00:00:00Z');
+    reg.retire('xian', oldKeys.decryption[0]!.kid, '2024-06-01T00:00:00Z');
 
     const hubCodec2 = new JoseCodec({ keys: hubKeys, registry: reg, now });
     const oldCodec = new JoseCodec({ keys: oldKeys, registry: reg, now });

@@ -37,13 +37,13 @@ const setup = async () => {
   await registry.register('hub', publicJwks(hubKeys).signing);
   await registry.register('hub', publicJwks(hubKeys).encryption);
   const projector = new Projector(store, new KeyBookProjection(registry), undefined, 1000, 'keys', 0);
-  const keys = new SystemKeysService({ store, clock, ids, directory: directory.readModel, directoryProjector: directory.projector, check: checkPublicJwk, projector });
+  const keys = new SystemKeysService({ store, clock, ids, directory: directory.readModel, directoryProjector: directory.projector, check: checkPublicJwk, owners: registry, projector });
   const hubRegistryForSystems = new KeyRegistry(); // what a system knows: the hub's public keys
   await hubRegistryForSystems.register('hub', publicJwks(hubKeys).signing);
   await hubRegistryForSystems.register('hub', publicJwks(hubKeys).encryption);
   const hubCodec = new JoseHubCodec(hubKeys, registry, () => projector.catchUp(), () => new Date(now.toMillis()));
   const send = (keys: PartyKeys) => new JoseCodec({ keys, registry: hubRegistryForSystems, now: () => new Date(now.toMillis()) }).encode(cancel('city-a'), { to: 'hub' });
-  return { store, keys, registry, hubCodec, send, hubKeys };
+  return { store, keys, registry, hubCodec, send, hubKeys, projector };
 };
 
 describe('system keys decider', () => {
@@ -133,5 +133,90 @@ describe('SystemKeysService and the hub codec', () => {
     await systems.register('hub', publicJwks(hubKeys).encryption);
     const { body } = await new JoseCodec({ keys: mine, registry: systems, now: () => new Date(now.toMillis()) }).encode(cancel('city-a'), { to: 'hub' });
     expect((await codec.decodeUplink(body)).ok).toBe(true);
+  });
+});
+
+// A system reads another's public keys (GET /systems/<id>/keys is readable by any token). Registering one of them
+// as its own, then retiring it, once retired the other system's key in every hub's registry: its uplink was
+// dead-lettered as unknown_key and its downlink skipped for want of an encryption key.
+describe('a key belongs to one system only', () => {
+  beforeEach(() => {
+    now = DateTime.fromISO('2026-01-01T00:00:00Z', { zone: 'utc' });
+  });
+
+  const twoSystems = async () => {
+    const s = await setup();
+    const directory = createDirectoryModule({ store: s.store, clock, ids, logger });
+    await directory.service.registerSystem({ systemId: 'city-b', name: 'B', area: 'Y' });
+    const victim = await generatePartyKeys('city-a');
+    await s.keys.register('city-a', [publicJwks(victim).signing, publicJwks(victim).encryption]);
+    const own = await generatePartyKeys('city-b');
+    await s.keys.register('city-b', [publicJwks(own).signing, publicJwks(own).encryption]);
+    return { ...s, victim, own };
+  };
+  const victimStillServed = async (s: Awaited<ReturnType<typeof twoSystems>>) => {
+    await s.projector.catchUp();
+    expect((await s.hubCodec.decodeUplink((await s.send(s.victim)).body)).ok).toBe(true);
+    expect((await s.registry.encryptionKeyFor('city-a', new Date(now.toMillis())))?.record.kid).toBe(s.victim.decryption[0]!.kid);
+    expect((await s.keys.list('city-a')).map((k) => [k.kid, k.retiresAt])).toEqual([
+      [s.victim.signing.kid, null],
+      [s.victim.decryption[0]!.kid, null],
+    ]);
+  };
+
+  it("refuses to register another system's key (or the hub's), whatever use it is given", async () => {
+    const s = await twoSystems();
+    const theirs = publicJwks(s.victim);
+    await expect(s.keys.register('city-b', [theirs.signing])).rejects.toMatchObject({ code: 'key_owned_by_other_party' });
+    await expect(s.keys.register('city-b', [theirs.encryption])).rejects.toMatchObject({ code: 'key_owned_by_other_party' });
+    // The same P-256 material offered for signing: the kid (RFC 7638) names the material, not its use.
+    const { alg: _a, use: _u, ...material } = theirs.encryption;
+    await expect(s.keys.register('city-b', [{ ...material, alg: 'ES256', use: 'sig' }])).rejects.toMatchObject({ code: 'key_owned_by_other_party' });
+    await expect(s.keys.register('city-b', [publicJwks(s.hubKeys).signing])).rejects.toMatchObject({ code: 'key_owned_by_other_party' });
+    // Nothing of a refused request is recorded, not even its keys of its own.
+    const fresh = await generateSigningKey();
+    await expect(s.keys.register('city-b', [fresh.publicJwk, theirs.signing])).rejects.toMatchObject({ code: 'key_owned_by_other_party' });
+    expect((await s.keys.list('city-b')).map((k) => k.kid)).toEqual([s.own.signing.kid, s.own.decryption[0]!.kid]);
+    // The owner registering its own key again is still a harmless repeat.
+    expect(await s.keys.register('city-a', [theirs.signing])).toEqual({ registered: [], repeated: [s.victim.signing.kid] });
+    await victimStillServed(s);
+  });
+
+  it("answers key_not_found for another system's kid, as for an unknown one", async () => {
+    const s = await twoSystems();
+    for (const kid of [s.victim.signing.kid, s.victim.decryption[0]!.kid]) {
+      await expect(s.keys.retire('city-b', kid)).rejects.toMatchObject({ code: 'key_not_found' });
+    }
+    await victimStillServed(s);
+  });
+
+  it('keeps a kid with its first owner when events recorded before the check claim it for another system too', async () => {
+    const s = await twoSystems();
+    const theirs = publicJwks(s.victim);
+    const at = now.toISO()!;
+    // What the hub recorded before: city-b registered city-a's keys as its own, then retired them.
+    for (const [i, jwk] of [theirs.signing, theirs.encryption].entries()) {
+      const { kid, use, alg } = await checkPublicJwk(jwk);
+      await s.store.appendToStream(
+        'system-keys-city-b',
+        [
+          { id: `00000000-0000-4000-9000-00000000000${i}`, type: 'SystemKeyRegistered', data: { systemId: 'city-b', kid, use, alg, jwk, validFrom: null, retiresAt: null, registeredAt: at }, metadata: {} },
+          { id: `00000000-0000-4000-9000-00000000001${i}`, type: 'SystemKeyRetired', data: { systemId: 'city-b', kid, retiresAt: at, retiredAt: at }, metadata: {} },
+        ],
+        { expectedVersion: 'any' },
+      );
+    }
+    await victimStillServed(s);
+    // A hub process rebuilt from these events resolves each kid to city-a alone, unretired.
+    const rebuilt = new KeyRegistry();
+    await new Projector(s.store, new KeyBookProjection(rebuilt), undefined, 1000, 'keys', 0).catchUp();
+    expect(rebuilt.keysOf('city-a').map((k) => [k.kid, k.retiresAt])).toEqual([
+      [s.victim.signing.kid, null],
+      [s.victim.decryption[0]!.kid, null],
+    ]);
+    expect(rebuilt.keysOf('city-b').map((k) => k.kid)).toEqual([s.own.signing.kid, s.own.decryption[0]!.kid]);
+    // city-b's own stream names the kids, yet it cannot act on them nor list them as its own.
+    await expect(s.keys.retire('city-b', s.victim.signing.kid)).rejects.toMatchObject({ code: 'key_not_found' });
+    expect((await s.keys.list('city-b')).map((k) => k.kid)).toEqual([s.own.signing.kid, s.own.decryption[0]!.kid]);
   });
 });

@@ -119,10 +119,18 @@ export class KeyRegistry {
     return record;
   }
 
-  /** Refuse the key from `at` on (ISO-8601). Unknown kids are ignored. */
-  retire(kid: string, at: string): void {
+  /**
+   * Refuse `owner`'s key from `at` on (ISO-8601). A kid that is unknown, or registered to another party, is ignored:
+   * one party never retires another's key (a kid is resolved to its first owner only, see register).
+   */
+  retire(owner: string, kid: string, at: string): void {
     const r = this.records.get(kid);
-    if (r) this.records.set(kid, { ...r, retiresAt: at });
+    if (r && r.owner === owner) this.records.set(kid, { ...r, retiresAt: at });
+  }
+
+  /** The party a kid is registered to, or null. */
+  ownerOf(kid: string): string | null {
+    return this.records.get(kid)?.owner ?? null;
   }
 
   keysOf(owner: string): readonly PublicKeyRecord[] {

@@ -10,7 +10,9 @@ import { parseInput } from './schemas';
  *   GET  /dead-letters?limit=          browse without consuming, oldest first (no bodies; see the one)
  *   GET  /dead-letters/{id}            one, with its body and properties, and the replays recorded for it;
  *                                      {id} is the dead letter id, our envelope id, or the broker's message id
- *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed
+ *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed.
+ *                                      Only to the uplink queue or a registered system's downlink queue, else
+ *                                      422 replay_target_refused (the message stays on the dead letter queue)
  */
 export type DeadLetterRouteDependencies = Readonly<{ deadLetters: DeadLetterService }>;
 

@@ -17,7 +17,9 @@ import { parseInput } from './schemas';
  *   POST /systems/{id}/keys/{kid}/retire { at? } -> 200 { kid, retiresAt, changed }   (default at: now; a later date
  *                                             keeps the old key valid during the overlap)
  * POST /systems also takes `keys` (directory-routes.ts). Errors: 400 invalid_key, 404 system_not_found /
- * key_not_found, 409 key_retired / last_key.
+ * key_not_found, 409 key_retired / last_key / key_owned_by_other_party. A system registers and retires only its own
+ * keys: a key (kid, i.e. key material) registered to another system or the hub is refused with 409
+ * key_owned_by_other_party, and retiring another party's kid answers 404 key_not_found as for an unknown kid.
  */
 export type KeyRouteDependencies = Readonly<{ keys: SystemKeysService; hubJwks: () => { keys: readonly object[] } }>;
 

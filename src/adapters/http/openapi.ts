@@ -439,7 +439,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     body: ReplayBody,
     bodyRequired: false,
     ok: { '200': { description: 'Replayed', schema: DeadLetterReplayResponse } },
-    problems: ['dead_letter_not_found', 'dead_letter_not_selectable', 'dead_letter_without_source', 'service_unavailable'],
+    problems: ['dead_letter_not_found', 'dead_letter_not_selectable', 'dead_letter_without_source', 'replay_target_refused', 'service_unavailable'],
   },
 
   // ---- operations ----

@@ -66,6 +66,7 @@ export const PROBLEM_TYPES = {
   dead_letter_not_found: [404, 'No dead-lettered message has this id'],
   dead_letter_not_selectable: [409, 'The dead-lettered message cannot be selected for replay'],
   dead_letter_without_source: [409, 'The dead-lettered message does not name its source queue'],
+  replay_target_refused: [422, 'The dead-lettered message names a source queue the hub does not replay to'],
   // Consultations
   consultation_not_found: [404, 'No consultation has this id'],
   expert_not_offered: [403, 'The case was not offered to this expert'],

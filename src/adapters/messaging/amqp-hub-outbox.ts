@@ -14,9 +14,12 @@ import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from '.
  * receivers and selectors can read them without opening the body; they hold no personal data. The send resolves
  * only when the broker accepted the message, so the publisher's checkpoint moves only past messages it holds.
  *
- * A system without a valid encryption key (it registered none, or retired its last one) cannot be written to:
- * such a message is logged as undeliverable and skipped, so one system's missing key does not stop everyone's
- * downlink (the publishers move on; the key must be registered and the message re-sent by hand). So is a message
+ * A system without a valid encryption key cannot be written to: such a message is logged as undeliverable
+ * (reason no_encryption_key) and skipped, so one system's missing key does not stop everyone's downlink (the
+ * publishers move on; the key must be registered and the message re-sent by hand). Only the system itself (or an
+ * operator acting for it) gets there: it registered no encryption key, or its successor key is not valid yet when
+ * the old one retires (the last key without a successor cannot be retired). Another system cannot: it can neither
+ * register nor retire a key it does not own (system-keys-service.ts). So is a message
  * that breaks its contract or is larger than the broker takes: sent again it would fail again, for good.
  */
 /** Largest body sent (UTF-8 bytes): the brokers take frames of at most 1 MiB (wireFormat.maxFrameSize). */

@@ -1,4 +1,5 @@
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../../domain/shared/errors';
+import type { DirectoryReadModel } from './directory-read-model';
 import type { Clock } from '../ports/clock';
 import type { EventStore } from '../ports/event-store';
 import type { IdGenerator } from '../ports/id-generator';
@@ -16,7 +17,14 @@ import type { IdGenerator } from '../ports/id-generator';
  * our envelope id, or by the broker's message id as the browse shows it. Errors: NotFoundError
  * 'dead_letter_not_found'; ConflictError 'dead_letter_without_source' (no x-dlq-source-queue),
  * 'dead_letter_not_selectable' (neither our id nor an envelope id: cannot be taken off the queue selectively);
- * UnavailableError 'service_unavailable' when the hub runs without a broker.
+ * ValidationError 'replay_target_refused' (below); UnavailableError 'service_unavailable' when the hub runs without
+ * a broker.
+ *
+ * Where a replay may go. The hub's broker account may write to any queue, while a system's account may send to the
+ * dead letter queue (client-side dead-lettering), so x-dlq-source-queue is whatever that system wrote. A replay
+ * therefore goes only to a queue the hub itself consumes or delivers to (ReplayTargets): the uplink queue, or the
+ * downlink queue of a registered system. Any other source queue (an invented one, the dead letter queue itself, the
+ * downlink queue of a system that is not registered) is refused and the message stays on the dead letter queue.
  */
 export type DeadLetter = Readonly<{
   /** The dead letter's own id (rts_dlq_id), else the envelope id, else the broker's message id. */
@@ -79,12 +87,35 @@ const ID = /^[A-Za-z0-9._:-]{1,200}$/;
 export type ReplayInput = Readonly<{ by: string; reason?: string }>;
 export type ReplayResult = Readonly<{ deadLetter: DeadLetter; moved: number; sourceQueue: string; event: DeadLetterReplayed['data']; streamName: string }>;
 
+/** What the hub uses a queue for: its uplink queue, or the downlink queue of one registered system. */
+export type ReplayTarget = Readonly<{ kind: 'uplink' } | { kind: 'downlink'; systemId: string }>;
+
+export interface ReplayTargets {
+  /** What the hub uses `queue` for, or null: the hub neither consumes it nor delivers to it. */
+  resolve(queue: string): Promise<ReplayTarget | null>;
+}
+
+/**
+ * The hub's replay targets: `uplinkQueue`, and each registered system's downlink queue as the directory recorded it
+ * at registration (the queue the downlink publisher writes to).
+ */
+export const hubReplayTargets = (deps: Readonly<{ uplinkQueue: string; systems: Pick<DirectoryReadModel, 'listSystemRows'>; catchUp?: () => Promise<void> }>): ReplayTargets => ({
+  async resolve(queue) {
+    if (queue === deps.uplinkQueue) return { kind: 'uplink' };
+    await deps.catchUp?.();
+    const system = (await deps.systems.listSystemRows()).find((s) => s.downlinkQueue === queue);
+    return system ? { kind: 'downlink', systemId: system.systemId } : null;
+  },
+});
+
 export type DeadLetterServiceDependencies = Readonly<{
   /** null: the hub runs without a broker; every call answers UnavailableError. */
   queue: DeadLetterQueue | null;
   store: EventStore;
   clock: Clock;
   ids: IdGenerator;
+  /** The only queues a replay may write to. */
+  replayTargets: ReplayTargets;
 }>;
 
 export const matchesDeadLetter = (d: DeadLetter, id: string): boolean => d.deadLetterId === id || d.envelopeId === id || d.brokerMessageId === id || d.id === id;
@@ -127,6 +158,13 @@ export class DeadLetterService {
     const deadLetter = await this.get(id);
     const sourceQueue = deadLetter.sourceQueue;
     if (!sourceQueue) throw new ConflictError('dead_letter_without_source', 'the dead letter does not record the queue it came from (x-dlq-source-queue)');
+    if (!(await this.deps.replayTargets.resolve(sourceQueue))) {
+      throw new ValidationError(
+        'replay_target_refused',
+        "the dead letter's source queue (x-dlq-source-queue) is not one the hub replays to: only its uplink queue and registered systems' downlink queues; the message stays on the dead letter queue",
+        [{ path: 'applicationProperties.x-dlq-source-queue', message: 'not the uplink queue nor a registered system\'s downlink queue' }],
+      );
+    }
     // By the id the hub gave this copy when it has one (exactly this message), else by the envelope id (every
     // copy of that message: the consumer dedupes by envelope id, so moving them all back is safe).
     const byEnvelope = id === deadLetter.envelopeId && id !== deadLetter.deadLetterId;

@@ -7,7 +7,7 @@ import {
   type PublicJwk,
   type SystemKeyEvent,
 } from '../../domain/security/system-keys';
-import { NotFoundError, ValidationError } from '../../domain/shared/errors';
+import { ConflictError, NotFoundError, ValidationError } from '../../domain/shared/errors';
 import { handleCommand } from '../command-handling';
 import type { DirectoryReadModel } from '../directory/directory-read-model';
 import type { Clock } from '../ports/clock';
@@ -25,6 +25,15 @@ import type { ProjectionTarget } from '../projector';
  *   await keys.list('city-a');                                              // -> PublicKeyView[]
  *
  * The keys become known to every hub process through a KeyBookProjection (below) following the store.
+ *
+ * A key belongs to one party. Its kid names the key material (RFC 7638), and GET /systems/<id>/keys shows every
+ * system's public keys to any caller, so a system could otherwise register another's key as its own and then
+ * retire it, which the hub's registry applied to the other system's key. Hence: register refuses a kid the key
+ * book resolves to another system or to the hub (ConflictError 'key_owned_by_other_party', nothing of the request
+ * recorded); retire answers a kid of another party as an unknown one (NotFoundError 'key_not_found', so kids
+ * cannot be probed); list leaves such kids out. The key book itself resolves a kid to its first owner only and
+ * retires a key only for that owner, so events recorded before these checks (or by two registrations racing
+ * between check and append) never act on the first owner's key.
  */
 export type CheckedKey = Readonly<{ kid: string; use: KeyUse; alg: string; jwk: PublicJwk }>;
 
@@ -34,7 +43,10 @@ export type PublicKeyCheck = (jwk: PublicJwk) => Promise<CheckedKey>;
 /** What the projection feeds: the hub's key registry (adapters/crypto/jose-keys.ts KeyRegistry fits). */
 export interface KeyBook {
   register(owner: string, jwk: PublicJwk, options: { use: KeyUse; alg: string; validFrom?: string; retiresAt?: string }): Promise<unknown>;
-  retire(kid: string, at: string): void;
+  /** Retire `owner`'s key; a kid registered to another party is left alone. */
+  retire(owner: string, kid: string, at: string): void;
+  /** The party a kid is registered to (its first registration), or null if none. */
+  ownerOf(kid: string): string | null;
 }
 
 export type PublicKeyView = Readonly<{ kid: string; use: KeyUse; alg: string; jwk: PublicJwk; validFrom: string | null; retiresAt: string | null; registeredAt: string }>;
@@ -49,7 +61,9 @@ export type SystemKeysDependencies = Readonly<{
   directory: Pick<DirectoryReadModel, 'getSystem'>;
   directoryProjector: { catchUp(): Promise<void> };
   check: PublicKeyCheck;
-  /** Brought up to date after every change (read-your-writes for the hub's own registry). */
+  /** Who owns a kid: the key book the projector feeds (with the hub's own keys). */
+  owners: Pick<KeyBook, 'ownerOf'>;
+  /** Brought up to date before an ownership check and after every change (read-your-writes for the hub's own registry). */
   projector?: { catchUp(): Promise<void> };
 }>;
 
@@ -72,6 +86,12 @@ export class SystemKeysService {
         throw new ValidationError('invalid_key', 'not a usable public key', [{ path: `keys.${i}`, message: 'not a usable public key' }]);
       }
     }
+    await this.deps.projector?.catchUp();
+    for (const [i, key] of checked.entries()) {
+      if (this.ownedByOther(systemId, key.kid)) {
+        throw new ConflictError('key_owned_by_other_party', 'this key is registered to another system or to the hub: register your own keys', [{ path: `keys.${i}`, message: 'registered to another party' }]);
+      }
+    }
     const registered: string[] = [];
     const repeated: string[] = [];
     const now = this.deps.clock.now().toUTC().toISO()!;
@@ -91,6 +111,9 @@ export class SystemKeysService {
 
   async retire(systemId: string, kid: string, options: Readonly<{ at?: string; commandId?: string; correlationId?: string }> = {}): Promise<{ kid: string; retiresAt: string; changed: boolean }> {
     await this.requireSystem(systemId);
+    await this.deps.projector?.catchUp();
+    // The decider's own answer for a kid it does not know: another party's kid looks exactly like an unknown one.
+    if (this.ownedByOther(systemId, kid)) throw new NotFoundError('key_not_found', 'no such key is registered for this system');
     const now = this.deps.clock.now().toUTC().toISO()!;
     const at = options.at ?? now;
     const { newEvents } = await handleCommand(
@@ -108,7 +131,13 @@ export class SystemKeysService {
   async list(systemId: string): Promise<PublicKeyView[]> {
     await this.requireSystem(systemId);
     const { events } = await this.deps.store.readStream(systemKeysStreamName(systemId));
-    return foldViews(events.filter(isSystemKeyEvent) as unknown as SystemKeyEvent[]);
+    await this.deps.projector?.catchUp();
+    return foldViews(events.filter(isSystemKeyEvent) as unknown as SystemKeyEvent[]).filter((v) => !this.ownedByOther(systemId, v.kid));
+  }
+
+  private ownedByOther(systemId: string, kid: string): boolean {
+    const owner = this.deps.owners.ownerOf(kid);
+    return owner !== null && owner !== systemId;
   }
 
   private async requireSystem(systemId: string): Promise<void> {
@@ -158,10 +187,11 @@ export class KeyBookProjection implements ProjectionTarget {
           const d = e.data;
           await this.book.register(d.systemId, d.jwk, { use: d.use, alg: d.alg, ...(d.validFrom ? { validFrom: d.validFrom } : {}), ...(d.retiresAt ? { retiresAt: d.retiresAt } : {}) });
         } else {
-          this.book.retire(e.data.kid, e.data.retiresAt);
+          this.book.retire(e.data.systemId, e.data.kid, e.data.retiresAt);
         }
       } catch (error) {
-        // A key the registry refuses (checked at registration; e.g. an algorithm withdrawn since) stays unknown.
+        // A key the registry refuses stays unknown to it: one checked at registration but of an algorithm withdrawn
+        // since, or a kid another party registered first (recorded before registration checked the owner).
         this.onError(error, event);
       }
     }
