@@ -31,6 +31,7 @@ declare const document: {
   querySelectorAll(selector: string): Iterable<El> & ArrayLike<El>;
 };
 declare const getComputedStyle: (element: El) => { outlineStyle: string };
+declare const sessionStorage: { length: number; getItem(key: string): string | null; setItem(key: string, value: string): void };
 
 const CPR = '251248-1234';
 const SYS_COLOUR = '#b3261e';
@@ -120,6 +121,12 @@ describe('the review page (HomeClient on the web)', () => {
       label: document.querySelector('#chart svg')?.getAttribute('aria-labelledby') ?? '',
       desc: document.querySelector('#chart svg desc')?.textContent ?? '',
     }));
+
+  /** A hub without the local dev login (any hub not on loopback) answers it with 404. */
+  const noDevLogin = (page: Page): Promise<unknown> => page.route('**/auth/dev-login', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{}' }));
+
+  const cprError = (page: Page): Promise<string> =>
+    page.waitForFunction(() => !document.getElementById('cpr-error')!.hidden).then(async () => (await page.textContent('#cpr-error')) ?? '');
 
   const errorOf = async (page: Page, field: string) =>
     page.evaluate((f) => {
@@ -373,6 +380,35 @@ describe('the review page (HomeClient on the web)', () => {
     await page.click('#range-form button[type=submit]');
     expect(await page.textContent('#range-error')).toMatch(/must not lie before/);
     expectClean(w);
+    await w.context.close();
+  });
+
+  it('Change person signs out: no token or CPR number is kept, and nothing of the previous patient stays on screen', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '060708-1234');
+    await upload(page, '127', '81');
+    await waitSaved(page);
+    await page.fill('#systolic', '133'); // a draft of the next reading, not sent
+    await page.click('#forget');
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    const screen = await page.evaluate(() => ({
+      review: document.getElementById('review')!.textContent ?? '',
+      chart: document.querySelectorAll('#chart *').length,
+      status: document.getElementById('upload-status')!.textContent,
+      draft: (document.getElementById('systolic') as unknown as { value: string }).value,
+    }));
+    expect(screen.review).not.toMatch(/127|81|reading from|readings from/);
+    expect(screen.chart).toBe(0);
+    expect(screen.status).toBe('');
+    expect(screen.draft).toBe('');
+    // On a hub without the local dev login, entering that CPR number again needs a new sign-in.
+    await noDevLogin(page);
+    await page.fill('#cpr', '060708-1234');
+    await page.click('#cpr-form button[type=submit]');
+    expect(await cprError(page)).toBeTruthy(); // no readings without a new sign-in
+    expect(await page.isHidden('#review')).toBe(true);
+    expectClean(w, [/status of 401/]);
     await w.context.close();
   });
 

@@ -14,7 +14,7 @@ export const APP_JS = String.raw`'use strict';
   var RANGE = { systolic: [50, 300], diastolic: [20, 200] };
   var LABEL = { systolic: 'Systolic', diastolic: 'Diastolic', measured: 'Time of reading', cpr: 'CPR number' };
   var DAY = 86400000;
-  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false };
+  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, gen: 0 };
   var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
   var fmtDay = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
   var fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
@@ -116,10 +116,16 @@ export const APP_JS = String.raw`'use strict';
     $('cpr-form').hidden = true; $('who-known').hidden = false;
     $('review').hidden = false; $('upload').hidden = false;
   }
+  // Change person signs out: the token (it names the patient) goes with the CPR number, and so does everything
+  // of theirs on screen; an answer still on its way for them is dropped (state.gen).
   function forget() {
-    state.cpr = null; state.data = [];
-    try { sessionStorage.removeItem(KEY); } catch (e) { /* nothing kept */ }
-    $('cpr').value = ''; setError('cpr', null);
+    state.gen++;
+    state.cpr = null; state.data = []; state.shown = null; state.draft = null; state.from = state.to = null;
+    try { sessionStorage.removeItem(KEY); sessionStorage.removeItem(TOKEN); } catch (e) { /* nothing kept */ }
+    setPreset(7); rangeError(null);
+    $('range-form').reset(); $('upload-form').reset();
+    ['cpr', 'systolic', 'diastolic', 'measured'].forEach(function (f) { setError(f, null); });
+    $('cpr').value = ''; $('period').textContent = ''; $('chart').textContent = ''; $('readings').tBodies[0].textContent = '';
     $('cpr-form').hidden = false; $('who-known').hidden = true;
     $('review').hidden = true; $('upload').hidden = true;
     status('upload-status', ''); loadError(null);
@@ -172,16 +178,17 @@ export const APP_JS = String.raw`'use strict';
 
   // ---- load ----
   async function load(cpr, first) {
-    var p = period();
+    var p = period(), gen = state.gen;
     loadError(null);
     if (!first) $('period').textContent = 'Loading readings\u2026';
     var r;
     try {
       r = await api('GET', '/patients/' + encodeURIComponent(cpr) + '/observations?from=' + encodeURIComponent(iso(p.from)) + '&to=' + encodeURIComponent(iso(p.to)));
     } catch (e) {
-      fail(first, 'The hub cannot be reached. Check your connection and try again.');
-      return false;
+      r = null;
     }
+    if (gen !== state.gen) return false;
+    if (!r) { fail(first, 'The hub cannot be reached. Check your connection and try again.'); return false; }
     if (r.ok || r.body.code === 'unknown_patient') {
       state.data = r.ok ? r.body.observations : [];
       state.shown = p;
@@ -332,9 +339,11 @@ export const APP_JS = String.raw`'use strict';
     if (!state.draft || state.draft.sig !== sig) state.draft = { sig: sig, id: uuid() };
     body.observationId = state.draft.id;
     state.busy = true; $('upload-btn').disabled = true; status('upload-status', 'Uploading\u2026');
-    var r;
+    var r, gen = state.gen;
     try { r = await api('POST', '/observations', body); }
     catch (e) { r = null; }
+    // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
+    if (gen !== state.gen) { state.busy = false; $('upload-btn').disabled = false; return; }
     if (r && r.ok) {
       state.draft = null;
       $('upload-form').reset();
