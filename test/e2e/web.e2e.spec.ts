@@ -122,6 +122,10 @@ describe('the review page (HomeClient on the web)', () => {
       desc: document.querySelector('#chart svg desc')?.textContent ?? '',
     }));
 
+  /** Answer the readings request with a problem+json of this status, as a hub in trouble would. */
+  const refuseReadings = (page: Page, status: number, body: object, headers: Record<string, string> = {}): Promise<unknown> =>
+    page.route('**/patients/*/observations*', (route) => route.fulfill({ status, contentType: 'application/problem+json', headers, body: JSON.stringify({ status, ...body }) }));
+
   /** A hub without the local dev login (any hub not on loopback) answers it with 404. */
   const noDevLogin = (page: Page): Promise<unknown> => page.route('**/auth/dev-login', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{}' }));
 
@@ -409,6 +413,26 @@ describe('the review page (HomeClient on the web)', () => {
     expect(await cprError(page)).toBeTruthy(); // no readings without a new sign-in
     expect(await page.isHidden('#review')).toBe(true);
     expectClean(w, [/status of 401/]);
+    await w.context.close();
+  });
+
+  it("does not show the old period's readings as a newly chosen period's when the reload fails", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '070809-1234');
+    await upload(page, '132', '84');
+    await waitSaved(page);
+    const before = await page.textContent('#period');
+    await refuseReadings(page, 503, { code: 'storage_unavailable', title: 'The hub cannot store data right now', detail: 'the store does not answer' });
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => !document.getElementById('load-error')!.hidden);
+    expect(await page.textContent('#load-error')).toMatch(/cannot store data right now/);
+    // The readings on screen are still those of the last 7 days, and the page says so.
+    expect(await page.getAttribute('.preset[data-days="30"]', 'aria-pressed')).toBe('false');
+    expect(await page.getAttribute('.preset[data-days="7"]', 'aria-pressed')).toBe('true');
+    expect(await page.textContent('#period')).toBe(before);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['132']);
+    expectClean(w, [/status of 503/]);
     await w.context.close();
   });
 

@@ -147,9 +147,11 @@ export const APP_JS = String.raw`'use strict';
 
   // ---- period ----
   function period() {
-    if (state.days) { var to = new Date(Date.now() + 1000); return { from: new Date(to.getTime() - state.days * DAY), to: to }; }
-    return { from: state.from, to: state.to };
+    if (state.days) { var to = new Date(Date.now() + 1000); return { days: state.days, from: new Date(to.getTime() - state.days * DAY), to: to }; }
+    return { days: 0, from: state.from, to: state.to };
   }
+  /** The last instant the page names for a period: "now" for a preset, the end of the to date for a chosen one. */
+  function lastOf(p) { return new Date(p.to.getTime() - 1000); }
   function setPreset(days) {
     state.days = days;
     document.querySelectorAll('.preset').forEach(function (b) { b.setAttribute('aria-pressed', String(+b.dataset.days === days)); });
@@ -208,18 +210,26 @@ export const APP_JS = String.raw`'use strict';
     return false;
   }
   function loadError(m) { var e = $('load-error'); e.textContent = m || ''; e.hidden = !m; }
+  // A failed reload leaves the readings on screen, so the period chosen and its text go back to theirs.
   function fail(first, m) {
-    if (first) { setError('cpr', m); $('cpr').focus(); }
-    else { loadError(m); $('period').textContent = ''; }
+    if (first) { setError('cpr', m); $('cpr').focus(); return; }
+    loadError(m);
+    var s = state.shown;
+    if (!s) { $('period').textContent = ''; return; }
+    setPreset(s.days);
+    if (!s.days) { state.from = s.from; state.to = s.to; }
+    showPeriod(s);
   }
 
   // ---- show ----
+  function showPeriod(p) {
+    var n = state.data.length;
+    $('period').textContent = (n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now' : fmtTime.format(lastOf(p))) + '.';
+  }
   function render() {
     var p = state.shown || period();
-    var last = new Date(p.to.getTime() - 1000);
-    var n = state.data.length;
-    $('period').textContent = (n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (state.days ? 'now' : fmtTime.format(last)) + '.';
-    if (!$('from').value || state.days) { $('from').value = dateInput(p.from); $('to').value = dateInput(last); }
+    showPeriod(p);
+    if (!$('from').value || p.days) { $('from').value = dateInput(p.from); $('to').value = dateInput(lastOf(p)); }
     var rows = state.data.slice().sort(function (a, b) { return a.measuredAt < b.measuredAt ? 1 : -1; });
     var tbody = document.querySelector('#readings tbody');
     tbody.textContent = '';
