@@ -62,9 +62,10 @@ describe('the review page (HomeClient on the web)', () => {
   type Watched = Readonly<{ context: BrowserContext; page: Page; requests: string[]; urls: string[]; problems: string[]; posts(): number }>;
 
   /** A fresh tab that records every request, every URL the page had, and CSP violations or script errors. */
-  const open = async (viewport = { width: 1024, height: 800 }): Promise<Watched> => {
+  const open = async (viewport = { width: 1024, height: 800 }, before?: (page: Page) => Promise<void>): Promise<Watched> => {
     const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'Europe/Copenhagen' });
     const page = await context.newPage();
+    await before?.(page);
     const requests: string[] = [];
     const urls: string[] = [];
     const problems: string[] = [];
@@ -433,6 +434,29 @@ describe('the review page (HomeClient on the web)', () => {
     expect(await page.textContent('#period')).toBe(before);
     expect((await rows(page)).map((r) => r[1])).toEqual(['132']);
     expectClean(w, [/status of 503/]);
+    await w.context.close();
+  });
+
+  it("lists a reading just saved when the browser's clock is behind the hub's, or its time lies a little ahead", async () => {
+    const w = await open(undefined, async (page) => {
+      await page.clock.install({ time: Date.now() - 180_000 }); // 3 minutes slow
+      await page.clock.resume();
+    });
+    const { page } = w;
+    await enterCpr(page, '080910-1234');
+    await upload(page, '125', '79'); // the hub's "now": 3 minutes after the page's
+    await waitSaved(page);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['125']);
+    // A time the hub allows (up to 5 minutes ahead of its clock): the page's clock plus 5 minutes, whole minutes.
+    const ahead = await page.evaluate(() => {
+      const x = new Date(Date.now() + 5 * 60_000);
+      const p = (n: number) => String(n).padStart(2, '0');
+      return `${x.getFullYear()}-${p(x.getMonth() + 1)}-${p(x.getDate())}T${p(x.getHours())}:${p(x.getMinutes())}`;
+    });
+    await upload(page, '122', '77', ahead);
+    await waitSaved(page);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['122', '125']);
+    expectClean(w);
     await w.context.close();
   });
 

@@ -93,6 +93,8 @@ export const APP_JS = String.raw`'use strict';
       body: body ? JSON.stringify(body) : undefined,
     });
     if ((res.status === 401 || (res.status === 403 && !token)) && !again && (await devLogin())) return api(method, path, body, true);
+    var date = Date.parse(res.headers.get('date'));
+    if (date) skew = date + 500 - Date.now();
     var json = null;
     try { json = await res.json(); } catch (e) { json = null; }
     return { ok: res.ok, status: res.status, body: json || {} };
@@ -146,12 +148,18 @@ export const APP_JS = String.raw`'use strict';
   $('forget').addEventListener('click', forget);
 
   // ---- period ----
+  // The hub's clock minus this browser's, from the Date of the hub's last answer.
+  var skew = 0;
+  // A preset ends 10 minutes after the hub's "now": the hub stores readings up to 5 minutes ahead of its clock,
+  // and one just saved must be listed. (Without a "to" the hub would end at its own present second, which
+  // leaves out those readings.)
   function period() {
-    if (state.days) { var to = new Date(Date.now() + 1000); return { days: state.days, from: new Date(to.getTime() - state.days * DAY), to: to }; }
+    var now = Date.now() + skew;
+    if (state.days) return { days: state.days, from: new Date(now - state.days * DAY), to: new Date(now + 600000) };
     return { days: 0, from: state.from, to: state.to };
   }
   /** The last instant the page names for a period: "now" for a preset, the end of the to date for a chosen one. */
-  function lastOf(p) { return new Date(p.to.getTime() - 1000); }
+  function lastOf(p) { return new Date(p.days ? p.from.getTime() + p.days * DAY : p.to.getTime() - 1000); }
   function setPreset(days) {
     state.days = days;
     document.querySelectorAll('.preset').forEach(function (b) { b.setAttribute('aria-pressed', String(+b.dataset.days === days)); });
@@ -262,11 +270,11 @@ export const APP_JS = String.raw`'use strict';
     if (rows.length) {
       var s = rows.map(function (o) { return o.systolic.value; }), d = rows.map(function (o) { return o.diastolic.value; });
       var newest = rows[rows.length - 1];
-      summary = rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(new Date(x1 - 1000)) +
+      summary = rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) +
         '. Systolic ' + Math.min.apply(null, s) + ' to ' + Math.max.apply(null, s) + ' mmHg, diastolic ' + Math.min.apply(null, d) + ' to ' + Math.max.apply(null, d) +
         ' mmHg. Latest ' + newest.systolic.value + ' over ' + newest.diastolic.value + ' on ' + fmtTime.format(new Date(newest.measuredAt)) + '. The table below lists every reading.';
     } else {
-      summary = 'No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(new Date(x1 - 1000)) + '.';
+      summary = 'No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) + '.';
     }
     svg.appendChild(el('title', { id: 'chart-title' }, 'Blood pressure graph, systolic and diastolic in mmHg'));
     svg.appendChild(el('desc', { id: 'chart-desc' }, summary));
