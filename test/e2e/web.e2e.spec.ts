@@ -32,6 +32,7 @@ declare const document: {
 };
 declare const getComputedStyle: (element: El) => { outlineStyle: string };
 declare const sessionStorage: { length: number; getItem(key: string): string | null; setItem(key: string, value: string): void };
+declare const location: { hash: string; href: string };
 
 const CPR = '251248-1234';
 const SYS_COLOUR = '#b3261e';
@@ -122,6 +123,12 @@ describe('the review page (HomeClient on the web)', () => {
       label: document.querySelector('#chart svg')?.getAttribute('aria-labelledby') ?? '',
       desc: document.querySelector('#chart svg desc')?.textContent ?? '',
     }));
+
+  /** A patient's token from the hub's local dev login, as a sign-in page would hand it over. */
+  const patientToken = async (cpr: string): Promise<string> => {
+    const res = await fetch(`${hub.url}/auth/dev-login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ role: 'patient', patient: cpr }) });
+    return ((await res.json()) as { token: string }).token;
+  };
 
   /** Answer the readings request with a problem+json of this status, as a hub in trouble would. */
   const refuseReadings = (page: Page, status: number, body: object, headers: Record<string, string> = {}): Promise<unknown> =>
@@ -456,6 +463,22 @@ describe('the review page (HomeClient on the web)', () => {
     await upload(page, '122', '77', ahead);
     await waitSaved(page);
     expect((await rows(page)).map((r) => r[1])).toEqual(['122', '125']);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('takes a #token= link opened in a tab that already shows the page, and removes it from the address bar', async () => {
+    const token = await patientToken('091011-1234');
+    const w = await open();
+    const { page } = w;
+    await page.evaluate((t) => (location.hash = `#token=${t}`), token);
+    await page.waitForFunction(() => location.hash === '', undefined, { timeout: 5_000 });
+    expect(page.url()).toBe(`${hub.url}/app/`);
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.token'))).toBe(token);
+    const sent = page.waitForRequest('**/patients/*/observations*');
+    await enterCpr(page, '091011-1234');
+    expect((await sent).headers().authorization).toBe(`Bearer ${token}`);
+    expect(w.requests.filter((u) => u.includes('/auth/dev-login'))).toEqual([]);
     expectClean(w);
     await w.context.close();
   });

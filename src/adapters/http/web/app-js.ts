@@ -53,10 +53,13 @@ export const APP_JS = String.raw`'use strict';
   // serves the local dev login (embedded profile on loopback), one for the patient whose CPR number was entered.
   // Kept in sessionStorage (this tab only); it never goes into a URL the page requests.
   var TOKEN = 'telemed.token';
-  (function () {
+  function takeToken() {
     var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
     if (m) { sessionStorage.setItem(TOKEN, m[1]); history.replaceState(null, '', location.pathname + location.search); }
-  })();
+  }
+  takeToken();
+  // A sign-in link followed in a tab already showing the page changes only the fragment: no new start.
+  window.addEventListener('hashchange', takeToken);
   // Whose token: the patient shown, or the one whose CPR number was just entered (not shown until it loads).
   function who() { return state.pending || state.cpr || null; }
   async function devLogin() {
