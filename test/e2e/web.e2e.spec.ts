@@ -418,7 +418,7 @@ describe('the review page (HomeClient on the web)', () => {
     await noDevLogin(page);
     await page.fill('#cpr', '060708-1234');
     await page.click('#cpr-form button[type=submit]');
-    expect(await cprError(page)).toBeTruthy(); // no readings without a new sign-in
+    expect(await cprError(page)).toMatch(/Please sign in/);
     expect(await page.isHidden('#review')).toBe(true);
     expectClean(w, [/status of 401/]);
     await w.context.close();
@@ -480,6 +480,34 @@ describe('the review page (HomeClient on the web)', () => {
     expect((await sent).headers().authorization).toBe(`Bearer ${token}`);
     expect(w.requests.filter((u) => u.includes('/auth/dev-login'))).toEqual([]);
     expectClean(w);
+    await w.context.close();
+  });
+
+  it('says sign-in problems in plain words: an ended sign-in drops the token, a refusal names the CPR number, too many requests says when to retry', async () => {
+    const w = await open();
+    const { page } = w;
+    await noDevLogin(page);
+    await page.evaluate(() => sessionStorage.setItem('telemed.token', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl'));
+    await page.fill('#cpr', CPR);
+    await page.click('#cpr-form button[type=submit]');
+    const ended = await cprError(page); // the hub's own 401
+    expect(ended).toMatch(/Your sign-in has ended/);
+    expect(ended).not.toMatch(/Bearer|X-Api-Key|token/);
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.token'))).toBeNull();
+
+    await refuseReadings(page, 403, { code: 'forbidden', title: 'You may not do this', detail: 'you may not do this with this resource' });
+    await page.click('#cpr-form button[type=submit]');
+    await page.waitForFunction(() => !/sign-in has ended/.test(document.getElementById('cpr-error')!.textContent ?? ''));
+    const refused = await cprError(page);
+    expect(refused).toMatch(/this CPR number.*cannot be shown with this sign-in/);
+    expect(refused).not.toMatch(/You may not do this/);
+
+    await page.unroute('**/patients/*/observations*');
+    await refuseReadings(page, 429, { code: 'rate_limited', title: 'Too many requests', detail: 'too many requests; retry after 30 s' }, { 'retry-after': '30' });
+    await page.click('#cpr-form button[type=submit]');
+    await page.waitForFunction(() => /Too many/.test(document.getElementById('cpr-error')!.textContent ?? ''));
+    expect(await page.textContent('#cpr-error')).toBe('Too many requests; try again in 30 seconds.');
+    expectClean(w, [/status of (401|403|429)/]);
     await w.context.close();
   });
 

@@ -98,9 +98,11 @@ export const APP_JS = String.raw`'use strict';
     if ((res.status === 401 || (res.status === 403 && !token)) && !again && (await devLogin())) return api(method, path, body, true);
     var date = Date.parse(res.headers.get('date'));
     if (date) skew = date + 500 - Date.now();
+    // A token the hub refuses (expired) is of no further use: dropped, so a reload does not send it again.
+    if (res.status === 401) sessionStorage.removeItem(TOKEN);
     var json = null;
     try { json = await res.json(); } catch (e) { json = null; }
-    return { ok: res.ok, status: res.status, body: json || {} };
+    return { ok: res.ok, status: res.status, body: json || {}, token: !!token, retry: +res.headers.get('retry-after') };
   }
   /** The hub's field errors, by the input they belong to; paths look like body.systolic or measuredAt. */
   function fieldOf(path) {
@@ -108,6 +110,15 @@ export const APP_JS = String.raw`'use strict';
     return p === 'measuredAt' ? 'measured' : p === 'patientId' ? 'cpr' : p === 'from' || p === 'to' ? 'range' : RANGE[p] ? p : null;
   }
   function sentence(s) { return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.'); }
+  /** A refusal in plain words, for a patient rather than a developer; what: "shown" or "saved". */
+  function says(r, what) {
+    if (r.status === 401) return r.token ? 'Your sign-in has ended. Open the link from your sign-in page again.' : 'Please sign in: open the link from your sign-in page.';
+    if (r.status === 403) return 'The readings of this CPR number cannot be ' + what + ' with this sign-in.';
+    if (r.status === 429) return 'Too many requests; try again in ' + (r.retry > 0 ? r.retry + (r.retry === 1 ? ' second.' : ' seconds.') : 'a moment.');
+    var t = sentence(r.body.title || 'The hub could not answer (' + r.status + ')'), d = r.body.detail ? sentence(r.body.detail) : '';
+    // A detail that repeats the title ("You may not do this. You may not do this with ...") stands alone.
+    return d.toLowerCase().indexOf(t.slice(0, -1).toLowerCase()) === 0 ? d : d ? t + ' ' + d : t;
+  }
 
   // ---- who ----
   function normaliseCpr(v) {
@@ -217,7 +228,7 @@ export const APP_JS = String.raw`'use strict';
     }
     var onRange = errs.filter(function (e) { return fieldOf(e.path) === 'range'; });
     if (onRange.length) rangeError(sentence(onRange[0].message));
-    fail(first, sentence(r.body.title || 'The hub could not answer (' + r.status + ')') + (r.body.detail ? ' ' + sentence(r.body.detail) : ''));
+    fail(first, says(r, 'shown'));
     return false;
   }
   function loadError(m) { var e = $('load-error'); e.textContent = m || ''; e.hidden = !m; }
@@ -382,7 +393,7 @@ export const APP_JS = String.raw`'use strict';
       var f = fieldOf(e.path);
       if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, LABEL[f] + ': ' + e.message + ' (the hub says).'); if (!shown++) $(f).focus(); }
     });
-    status('upload-status', 'Not saved. ' + sentence(r.body.title || 'The hub refused the reading (' + r.status + ')') + (shown ? ' See the marked fields.' : r.body.detail ? ' ' + sentence(r.body.detail) : ''), 'bad');
+    status('upload-status', 'Not saved. ' + (shown ? sentence(r.body.title || 'The hub refused the reading') + ' See the marked fields.' : says(r, 'saved')), 'bad');
   });
   ['systolic', 'diastolic', 'measured'].forEach(function (f) {
     $(f).addEventListener('input', function () { if ($(f).getAttribute('aria-invalid')) setError(f, null); });
