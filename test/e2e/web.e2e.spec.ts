@@ -511,6 +511,22 @@ describe('the review page (HomeClient on the web)', () => {
     await w.context.close();
   });
 
+  it('labels the time axis of a one-day period with hours', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '101112-1234');
+    const today = (await localTime(page, 0)).slice(0, 10);
+    await page.fill('#from', today);
+    await page.fill('#to', today);
+    await page.click('#range-form button[type=submit]');
+    // A chosen period ends at a time of day, a preset "now".
+    await page.waitForFunction(() => /reading.* to .*\d\.$/.test(document.getElementById('period')!.textContent ?? ''));
+    const labels = await page.$$eval('#chart svg g text[text-anchor="middle"]:not(.nodata)', (ts) => ts.map((t) => t.textContent));
+    expect(labels.length).toBeGreaterThanOrEqual(2);
+    expectClean(w);
+    await w.context.close();
+  });
+
   it('fits a 360 px wide phone screen: nothing overflows sideways', async () => {
     const w = await open({ width: 360, height: 740 });
     const { page } = w;

@@ -18,6 +18,7 @@ export const APP_JS = String.raw`'use strict';
   var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
   var fmtDay = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
   var fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  var fmtHour = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -299,14 +300,21 @@ export const APP_JS = String.raw`'use strict';
     }
     g.appendChild(el('text', { class: 'unit', x: 4, y: 15 }, 'mmHg'));
     g.appendChild(el('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: H - m.b }));
-    var days = Math.max(1, Math.round((x1 - x0) / DAY));
-    var step = Math.max(1, Math.ceil(days / Math.max(2, Math.floor((W - m.l - m.r) / 64))));
-    var first = new Date(p.from.getFullYear(), p.from.getMonth(), p.from.getDate() + 1);
-    for (var t = first; t.getTime() < x1; t = new Date(t.getFullYear(), t.getMonth(), t.getDate() + step)) {
-      var x = X(t.getTime());
+    // Ticks every few days; for a period of up to 2 days, every few hours (a day's date at midnight).
+    var fits = Math.max(2, Math.floor((W - m.l - m.r) / 64)), ticks = [], t;
+    if (x1 - x0 <= 2 * DAY) {
+      var hs = [1, 2, 3, 4, 6, 12, 24].filter(function (h) { return (x1 - x0) / 3600000 / h <= fits; })[0] || 24;
+      t = new Date(x0); t.setMinutes(60, 0, 0);
+      for (; t.getTime() < x1; t = new Date(t.getTime() + 3600000)) if (t.getHours() % hs === 0) ticks.push([t, t.getHours() ? fmtHour : fmtDay]);
+    } else {
+      var step = Math.max(1, Math.ceil(Math.round((x1 - x0) / DAY) / fits));
+      for (t = new Date(p.from.getFullYear(), p.from.getMonth(), p.from.getDate() + 1); t.getTime() < x1; t = new Date(t.getFullYear(), t.getMonth(), t.getDate() + step)) ticks.push([t, fmtDay]);
+    }
+    for (var i = 0; i < ticks.length; i++) {
+      var x = X(ticks[i][0].getTime());
       if (x > W - m.r - 20) break;
       g.appendChild(el('line', { class: 'axis', x1: x, x2: x, y1: H - m.b, y2: H - m.b + 5 }));
-      g.appendChild(el('text', { x: x, y: H - m.b + 18, 'text-anchor': 'middle' }, fmtDay.format(t)));
+      g.appendChild(el('text', { x: x, y: H - m.b + 18, 'text-anchor': 'middle' }, ticks[i][1].format(ticks[i][0])));
     }
     if (!rows.length) g.appendChild(el('text', { class: 'nodata', x: (W + m.l) / 2, y: (H - m.b + m.t) / 2, 'text-anchor': 'middle' }, 'No readings in this period'));
     svg.appendChild(g);
