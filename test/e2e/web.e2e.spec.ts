@@ -31,6 +31,8 @@ declare const document: {
   querySelectorAll(selector: string): Iterable<El> & ArrayLike<El>;
 };
 declare const getComputedStyle: (element: El) => { outlineStyle: string };
+declare const sessionStorage: { length: number; getItem(key: string): string | null; setItem(key: string, value: string): void };
+declare const location: { hash: string; href: string };
 
 const CPR = '251248-1234';
 const SYS_COLOUR = '#b3261e';
@@ -61,9 +63,10 @@ describe('the review page (HomeClient on the web)', () => {
   type Watched = Readonly<{ context: BrowserContext; page: Page; requests: string[]; urls: string[]; problems: string[]; posts(): number }>;
 
   /** A fresh tab that records every request, every URL the page had, and CSP violations or script errors. */
-  const open = async (viewport = { width: 1024, height: 800 }): Promise<Watched> => {
+  const open = async (viewport = { width: 1024, height: 800 }, before?: (page: Page) => Promise<void>): Promise<Watched> => {
     const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'Europe/Copenhagen' });
     const page = await context.newPage();
+    await before?.(page);
     const requests: string[] = [];
     const urls: string[] = [];
     const problems: string[] = [];
@@ -120,6 +123,22 @@ describe('the review page (HomeClient on the web)', () => {
       label: document.querySelector('#chart svg')?.getAttribute('aria-labelledby') ?? '',
       desc: document.querySelector('#chart svg desc')?.textContent ?? '',
     }));
+
+  /** A patient's token from the hub's local dev login, as a sign-in page would hand it over. */
+  const patientToken = async (cpr: string): Promise<string> => {
+    const res = await fetch(`${hub.url}/auth/dev-login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ role: 'patient', patient: cpr }) });
+    return ((await res.json()) as { token: string }).token;
+  };
+
+  /** Answer the readings request with a problem+json of this status, as a hub in trouble would. */
+  const refuseReadings = (page: Page, status: number, body: object, headers: Record<string, string> = {}): Promise<unknown> =>
+    page.route('**/patients/*/observations*', (route) => route.fulfill({ status, contentType: 'application/problem+json', headers, body: JSON.stringify({ status, ...body }) }));
+
+  /** A hub without the local dev login (any hub not on loopback) answers it with 404. */
+  const noDevLogin = (page: Page): Promise<unknown> => page.route('**/auth/dev-login', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{}' }));
+
+  const cprError = (page: Page): Promise<string> =>
+    page.waitForFunction(() => !document.getElementById('cpr-error')!.hidden).then(async () => (await page.textContent('#cpr-error')) ?? '');
 
   const errorOf = async (page: Page, field: string) =>
     page.evaluate((f) => {
@@ -372,6 +391,138 @@ describe('the review page (HomeClient on the web)', () => {
     await page.fill('#from', later);
     await page.click('#range-form button[type=submit]');
     expect(await page.textContent('#range-error')).toMatch(/must not lie before/);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('Change person signs out: no token or CPR number is kept, and nothing of the previous patient stays on screen', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '060708-1234');
+    await upload(page, '127', '81');
+    await waitSaved(page);
+    await page.fill('#systolic', '133'); // a draft of the next reading, not sent
+    await page.click('#forget');
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    const screen = await page.evaluate(() => ({
+      review: document.getElementById('review')!.textContent ?? '',
+      chart: document.querySelectorAll('#chart *').length,
+      status: document.getElementById('upload-status')!.textContent,
+      draft: (document.getElementById('systolic') as unknown as { value: string }).value,
+    }));
+    expect(screen.review).not.toMatch(/127|81|reading from|readings from/);
+    expect(screen.chart).toBe(0);
+    expect(screen.status).toBe('');
+    expect(screen.draft).toBe('');
+    // On a hub without the local dev login, entering that CPR number again needs a new sign-in.
+    await noDevLogin(page);
+    await page.fill('#cpr', '060708-1234');
+    await page.click('#cpr-form button[type=submit]');
+    expect(await cprError(page)).toMatch(/Please sign in/);
+    expect(await page.isHidden('#review')).toBe(true);
+    expectClean(w, [/status of 401/]);
+    await w.context.close();
+  });
+
+  it("does not show the old period's readings as a newly chosen period's when the reload fails", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '070809-1234');
+    await upload(page, '132', '84');
+    await waitSaved(page);
+    const before = await page.textContent('#period');
+    await refuseReadings(page, 503, { code: 'storage_unavailable', title: 'The hub cannot store data right now', detail: 'the store does not answer' });
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => !document.getElementById('load-error')!.hidden);
+    expect(await page.textContent('#load-error')).toMatch(/cannot store data right now/);
+    // The readings on screen are still those of the last 7 days, and the page says so.
+    expect(await page.getAttribute('.preset[data-days="30"]', 'aria-pressed')).toBe('false');
+    expect(await page.getAttribute('.preset[data-days="7"]', 'aria-pressed')).toBe('true');
+    expect(await page.textContent('#period')).toBe(before);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['132']);
+    expectClean(w, [/status of 503/]);
+    await w.context.close();
+  });
+
+  it("lists a reading just saved when the browser's clock is behind the hub's, or its time lies a little ahead", async () => {
+    const w = await open(undefined, async (page) => {
+      await page.clock.install({ time: Date.now() - 180_000 }); // 3 minutes slow
+      await page.clock.resume();
+    });
+    const { page } = w;
+    await enterCpr(page, '080910-1234');
+    await upload(page, '125', '79'); // the hub's "now": 3 minutes after the page's
+    await waitSaved(page);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['125']);
+    // A time the hub allows (up to 5 minutes ahead of its clock): the page's clock plus 5 minutes, whole minutes.
+    const ahead = await page.evaluate(() => {
+      const x = new Date(Date.now() + 5 * 60_000);
+      const p = (n: number) => String(n).padStart(2, '0');
+      return `${x.getFullYear()}-${p(x.getMonth() + 1)}-${p(x.getDate())}T${p(x.getHours())}:${p(x.getMinutes())}`;
+    });
+    await upload(page, '122', '77', ahead);
+    await waitSaved(page);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['122', '125']);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('takes a #token= link opened in a tab that already shows the page, and removes it from the address bar', async () => {
+    const token = await patientToken('091011-1234');
+    const w = await open();
+    const { page } = w;
+    await page.evaluate((t) => (location.hash = `#token=${t}`), token);
+    await page.waitForFunction(() => location.hash === '', undefined, { timeout: 5_000 });
+    expect(page.url()).toBe(`${hub.url}/app/`);
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.token'))).toBe(token);
+    const sent = page.waitForRequest('**/patients/*/observations*');
+    await enterCpr(page, '091011-1234');
+    expect((await sent).headers().authorization).toBe(`Bearer ${token}`);
+    expect(w.requests.filter((u) => u.includes('/auth/dev-login'))).toEqual([]);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it('says sign-in problems in plain words: an ended sign-in drops the token, a refusal names the CPR number, too many requests says when to retry', async () => {
+    const w = await open();
+    const { page } = w;
+    await noDevLogin(page);
+    await page.evaluate(() => sessionStorage.setItem('telemed.token', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl'));
+    await page.fill('#cpr', CPR);
+    await page.click('#cpr-form button[type=submit]');
+    const ended = await cprError(page); // the hub's own 401
+    expect(ended).toMatch(/Your sign-in has ended/);
+    expect(ended).not.toMatch(/Bearer|X-Api-Key|token/);
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.token'))).toBeNull();
+
+    await refuseReadings(page, 403, { code: 'forbidden', title: 'You may not do this', detail: 'you may not do this with this resource' });
+    await page.click('#cpr-form button[type=submit]');
+    await page.waitForFunction(() => !/sign-in has ended/.test(document.getElementById('cpr-error')!.textContent ?? ''));
+    const refused = await cprError(page);
+    expect(refused).toMatch(/this CPR number.*cannot be shown with this sign-in/);
+    expect(refused).not.toMatch(/You may not do this/);
+
+    await page.unroute('**/patients/*/observations*');
+    await refuseReadings(page, 429, { code: 'rate_limited', title: 'Too many requests', detail: 'too many requests; retry after 30 s' }, { 'retry-after': '30' });
+    await page.click('#cpr-form button[type=submit]');
+    await page.waitForFunction(() => /Too many/.test(document.getElementById('cpr-error')!.textContent ?? ''));
+    expect(await page.textContent('#cpr-error')).toBe('Too many requests; try again in 30 seconds.');
+    expectClean(w, [/status of (401|403|429)/]);
+    await w.context.close();
+  });
+
+  it('labels the time axis of a one-day period with hours', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '101112-1234');
+    const today = (await localTime(page, 0)).slice(0, 10);
+    await page.fill('#from', today);
+    await page.fill('#to', today);
+    await page.click('#range-form button[type=submit]');
+    // A chosen period ends at a time of day, a preset "now".
+    await page.waitForFunction(() => /reading.* to .*\d\.$/.test(document.getElementById('period')!.textContent ?? ''));
+    const labels = await page.$$eval('#chart svg g text[text-anchor="middle"]:not(.nodata)', (ts) => ts.map((t) => t.textContent));
+    expect(labels.length).toBeGreaterThanOrEqual(2);
     expectClean(w);
     await w.context.close();
   });

@@ -14,10 +14,11 @@ export const APP_JS = String.raw`'use strict';
   var RANGE = { systolic: [50, 300], diastolic: [20, 200] };
   var LABEL = { systolic: 'Systolic', diastolic: 'Diastolic', measured: 'Time of reading', cpr: 'CPR number' };
   var DAY = 86400000;
-  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false };
+  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, gen: 0 };
   var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
   var fmtDay = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
   var fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  var fmtHour = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -53,10 +54,13 @@ export const APP_JS = String.raw`'use strict';
   // serves the local dev login (embedded profile on loopback), one for the patient whose CPR number was entered.
   // Kept in sessionStorage (this tab only); it never goes into a URL the page requests.
   var TOKEN = 'telemed.token';
-  (function () {
+  function takeToken() {
     var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
     if (m) { sessionStorage.setItem(TOKEN, m[1]); history.replaceState(null, '', location.pathname + location.search); }
-  })();
+  }
+  takeToken();
+  // A sign-in link followed in a tab already showing the page changes only the fragment: no new start.
+  window.addEventListener('hashchange', takeToken);
   // Whose token: the patient shown, or the one whose CPR number was just entered (not shown until it loads).
   function who() { return state.pending || state.cpr || null; }
   async function devLogin() {
@@ -93,9 +97,13 @@ export const APP_JS = String.raw`'use strict';
       body: body ? JSON.stringify(body) : undefined,
     });
     if ((res.status === 401 || (res.status === 403 && !token)) && !again && (await devLogin())) return api(method, path, body, true);
+    var date = Date.parse(res.headers.get('date'));
+    if (date) skew = date + 500 - Date.now();
+    // A token the hub refuses (expired) is of no further use: dropped, so a reload does not send it again.
+    if (res.status === 401) sessionStorage.removeItem(TOKEN);
     var json = null;
     try { json = await res.json(); } catch (e) { json = null; }
-    return { ok: res.ok, status: res.status, body: json || {} };
+    return { ok: res.ok, status: res.status, body: json || {}, token: !!token, retry: +res.headers.get('retry-after') };
   }
   /** The hub's field errors, by the input they belong to; paths look like body.systolic or measuredAt. */
   function fieldOf(path) {
@@ -103,6 +111,15 @@ export const APP_JS = String.raw`'use strict';
     return p === 'measuredAt' ? 'measured' : p === 'patientId' ? 'cpr' : p === 'from' || p === 'to' ? 'range' : RANGE[p] ? p : null;
   }
   function sentence(s) { return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.'); }
+  /** A refusal in plain words, for a patient rather than a developer; what: "shown" or "saved". */
+  function says(r, what) {
+    if (r.status === 401) return r.token ? 'Your sign-in has ended. Open the link from your sign-in page again.' : 'Please sign in: open the link from your sign-in page.';
+    if (r.status === 403) return 'The readings of this CPR number cannot be ' + what + ' with this sign-in.';
+    if (r.status === 429) return 'Too many requests; try again in ' + (r.retry > 0 ? r.retry + (r.retry === 1 ? ' second.' : ' seconds.') : 'a moment.');
+    var t = sentence(r.body.title || 'The hub could not answer (' + r.status + ')'), d = r.body.detail ? sentence(r.body.detail) : '';
+    // A detail that repeats the title ("You may not do this. You may not do this with ...") stands alone.
+    return d.toLowerCase().indexOf(t.slice(0, -1).toLowerCase()) === 0 ? d : d ? t + ' ' + d : t;
+  }
 
   // ---- who ----
   function normaliseCpr(v) {
@@ -116,10 +133,16 @@ export const APP_JS = String.raw`'use strict';
     $('cpr-form').hidden = true; $('who-known').hidden = false;
     $('review').hidden = false; $('upload').hidden = false;
   }
+  // Change person signs out: the token (it names the patient) goes with the CPR number, and so does everything
+  // of theirs on screen; an answer still on its way for them is dropped (state.gen).
   function forget() {
-    state.cpr = null; state.data = [];
-    try { sessionStorage.removeItem(KEY); } catch (e) { /* nothing kept */ }
-    $('cpr').value = ''; setError('cpr', null);
+    state.gen++;
+    state.cpr = null; state.data = []; state.shown = null; state.draft = null; state.from = state.to = null;
+    try { sessionStorage.removeItem(KEY); sessionStorage.removeItem(TOKEN); } catch (e) { /* nothing kept */ }
+    setPreset(7); rangeError(null);
+    $('range-form').reset(); $('upload-form').reset();
+    ['cpr', 'systolic', 'diastolic', 'measured'].forEach(function (f) { setError(f, null); });
+    $('cpr').value = ''; $('period').textContent = ''; $('chart').textContent = ''; $('readings').tBodies[0].textContent = '';
     $('cpr-form').hidden = false; $('who-known').hidden = true;
     $('review').hidden = true; $('upload').hidden = true;
     status('upload-status', ''); loadError(null);
@@ -140,10 +163,18 @@ export const APP_JS = String.raw`'use strict';
   $('forget').addEventListener('click', forget);
 
   // ---- period ----
+  // The hub's clock minus this browser's, from the Date of the hub's last answer.
+  var skew = 0;
+  // A preset ends 10 minutes after the hub's "now": the hub stores readings up to 5 minutes ahead of its clock,
+  // and one just saved must be listed. (Without a "to" the hub would end at its own present second, which
+  // leaves out those readings.)
   function period() {
-    if (state.days) { var to = new Date(Date.now() + 1000); return { from: new Date(to.getTime() - state.days * DAY), to: to }; }
-    return { from: state.from, to: state.to };
+    var now = Date.now() + skew;
+    if (state.days) return { days: state.days, from: new Date(now - state.days * DAY), to: new Date(now + 600000) };
+    return { days: 0, from: state.from, to: state.to };
   }
+  /** The last instant the page names for a period: "now" for a preset, the end of the to date for a chosen one. */
+  function lastOf(p) { return new Date(p.days ? p.from.getTime() + p.days * DAY : p.to.getTime() - 1000); }
   function setPreset(days) {
     state.days = days;
     document.querySelectorAll('.preset').forEach(function (b) { b.setAttribute('aria-pressed', String(+b.dataset.days === days)); });
@@ -172,16 +203,17 @@ export const APP_JS = String.raw`'use strict';
 
   // ---- load ----
   async function load(cpr, first) {
-    var p = period();
+    var p = period(), gen = state.gen;
     loadError(null);
     if (!first) $('period').textContent = 'Loading readings\u2026';
     var r;
     try {
       r = await api('GET', '/patients/' + encodeURIComponent(cpr) + '/observations?from=' + encodeURIComponent(iso(p.from)) + '&to=' + encodeURIComponent(iso(p.to)));
     } catch (e) {
-      fail(first, 'The hub cannot be reached. Check your connection and try again.');
-      return false;
+      r = null;
     }
+    if (gen !== state.gen) return false;
+    if (!r) { fail(first, 'The hub cannot be reached. Check your connection and try again.'); return false; }
     if (r.ok || r.body.code === 'unknown_patient') {
       state.data = r.ok ? r.body.observations : [];
       state.shown = p;
@@ -197,22 +229,30 @@ export const APP_JS = String.raw`'use strict';
     }
     var onRange = errs.filter(function (e) { return fieldOf(e.path) === 'range'; });
     if (onRange.length) rangeError(sentence(onRange[0].message));
-    fail(first, sentence(r.body.title || 'The hub could not answer (' + r.status + ')') + (r.body.detail ? ' ' + sentence(r.body.detail) : ''));
+    fail(first, says(r, 'shown'));
     return false;
   }
   function loadError(m) { var e = $('load-error'); e.textContent = m || ''; e.hidden = !m; }
+  // A failed reload leaves the readings on screen, so the period chosen and its text go back to theirs.
   function fail(first, m) {
-    if (first) { setError('cpr', m); $('cpr').focus(); }
-    else { loadError(m); $('period').textContent = ''; }
+    if (first) { setError('cpr', m); $('cpr').focus(); return; }
+    loadError(m);
+    var s = state.shown;
+    if (!s) { $('period').textContent = ''; return; }
+    setPreset(s.days);
+    if (!s.days) { state.from = s.from; state.to = s.to; }
+    showPeriod(s);
   }
 
   // ---- show ----
+  function showPeriod(p) {
+    var n = state.data.length;
+    $('period').textContent = (n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now' : fmtTime.format(lastOf(p))) + '.';
+  }
   function render() {
     var p = state.shown || period();
-    var last = new Date(p.to.getTime() - 1000);
-    var n = state.data.length;
-    $('period').textContent = (n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (state.days ? 'now' : fmtTime.format(last)) + '.';
-    if (!$('from').value || state.days) { $('from').value = dateInput(p.from); $('to').value = dateInput(last); }
+    showPeriod(p);
+    if (!$('from').value || p.days) { $('from').value = dateInput(p.from); $('to').value = dateInput(lastOf(p)); }
     var rows = state.data.slice().sort(function (a, b) { return a.measuredAt < b.measuredAt ? 1 : -1; });
     var tbody = document.querySelector('#readings tbody');
     tbody.textContent = '';
@@ -245,11 +285,11 @@ export const APP_JS = String.raw`'use strict';
     if (rows.length) {
       var s = rows.map(function (o) { return o.systolic.value; }), d = rows.map(function (o) { return o.diastolic.value; });
       var newest = rows[rows.length - 1];
-      summary = rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(new Date(x1 - 1000)) +
+      summary = rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) +
         '. Systolic ' + Math.min.apply(null, s) + ' to ' + Math.max.apply(null, s) + ' mmHg, diastolic ' + Math.min.apply(null, d) + ' to ' + Math.max.apply(null, d) +
         ' mmHg. Latest ' + newest.systolic.value + ' over ' + newest.diastolic.value + ' on ' + fmtTime.format(new Date(newest.measuredAt)) + '. The table below lists every reading.';
     } else {
-      summary = 'No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(new Date(x1 - 1000)) + '.';
+      summary = 'No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) + '.';
     }
     svg.appendChild(el('title', { id: 'chart-title' }, 'Blood pressure graph, systolic and diastolic in mmHg'));
     svg.appendChild(el('desc', { id: 'chart-desc' }, summary));
@@ -260,14 +300,21 @@ export const APP_JS = String.raw`'use strict';
     }
     g.appendChild(el('text', { class: 'unit', x: 4, y: 15 }, 'mmHg'));
     g.appendChild(el('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: H - m.b }));
-    var days = Math.max(1, Math.round((x1 - x0) / DAY));
-    var step = Math.max(1, Math.ceil(days / Math.max(2, Math.floor((W - m.l - m.r) / 64))));
-    var first = new Date(p.from.getFullYear(), p.from.getMonth(), p.from.getDate() + 1);
-    for (var t = first; t.getTime() < x1; t = new Date(t.getFullYear(), t.getMonth(), t.getDate() + step)) {
-      var x = X(t.getTime());
+    // Ticks every few days; for a period of up to 2 days, every few hours (a day's date at midnight).
+    var fits = Math.max(2, Math.floor((W - m.l - m.r) / 64)), ticks = [], t;
+    if (x1 - x0 <= 2 * DAY) {
+      var hs = [1, 2, 3, 4, 6, 12, 24].filter(function (h) { return (x1 - x0) / 3600000 / h <= fits; })[0] || 24;
+      t = new Date(x0); t.setMinutes(60, 0, 0);
+      for (; t.getTime() < x1; t = new Date(t.getTime() + 3600000)) if (t.getHours() % hs === 0) ticks.push([t, t.getHours() ? fmtHour : fmtDay]);
+    } else {
+      var step = Math.max(1, Math.ceil(Math.round((x1 - x0) / DAY) / fits));
+      for (t = new Date(p.from.getFullYear(), p.from.getMonth(), p.from.getDate() + 1); t.getTime() < x1; t = new Date(t.getFullYear(), t.getMonth(), t.getDate() + step)) ticks.push([t, fmtDay]);
+    }
+    for (var i = 0; i < ticks.length; i++) {
+      var x = X(ticks[i][0].getTime());
       if (x > W - m.r - 20) break;
       g.appendChild(el('line', { class: 'axis', x1: x, x2: x, y1: H - m.b, y2: H - m.b + 5 }));
-      g.appendChild(el('text', { x: x, y: H - m.b + 18, 'text-anchor': 'middle' }, fmtDay.format(t)));
+      g.appendChild(el('text', { x: x, y: H - m.b + 18, 'text-anchor': 'middle' }, ticks[i][1].format(ticks[i][0])));
     }
     if (!rows.length) g.appendChild(el('text', { class: 'nodata', x: (W + m.l) / 2, y: (H - m.b + m.t) / 2, 'text-anchor': 'middle' }, 'No readings in this period'));
     svg.appendChild(g);
@@ -332,9 +379,11 @@ export const APP_JS = String.raw`'use strict';
     if (!state.draft || state.draft.sig !== sig) state.draft = { sig: sig, id: uuid() };
     body.observationId = state.draft.id;
     state.busy = true; $('upload-btn').disabled = true; status('upload-status', 'Uploading\u2026');
-    var r;
+    var r, gen = state.gen;
     try { r = await api('POST', '/observations', body); }
     catch (e) { r = null; }
+    // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
+    if (gen !== state.gen) { state.busy = false; $('upload-btn').disabled = false; return; }
     if (r && r.ok) {
       state.draft = null;
       $('upload-form').reset();
@@ -352,7 +401,7 @@ export const APP_JS = String.raw`'use strict';
       var f = fieldOf(e.path);
       if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, LABEL[f] + ': ' + e.message + ' (the hub says).'); if (!shown++) $(f).focus(); }
     });
-    status('upload-status', 'Not saved. ' + sentence(r.body.title || 'The hub refused the reading (' + r.status + ')') + (shown ? ' See the marked fields.' : r.body.detail ? ' ' + sentence(r.body.detail) : ''), 'bad');
+    status('upload-status', 'Not saved. ' + (shown ? sentence(r.body.title || 'The hub refused the reading') + ' See the marked fields.' : says(r, 'saved')), 'bad');
   });
   ['systolic', 'diastolic', 'measured'].forEach(function (f) {
     $(f).addEventListener('input', function () { if ($(f).getAttribute('aria-invalid')) setError(f, null); });
