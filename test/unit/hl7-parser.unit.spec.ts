@@ -98,6 +98,18 @@ describe('parseHl7Observation: hostile input', () => {
     expectInvalid(seedXml.replace('<ClinicalDocument>', '<!doctype ClinicalDocument><ClinicalDocument>'), 'invalid_document', /DOCTYPE and ENTITY/);
   });
 
+  it('rejects element names the parser will not take (__proto__, constructor) as an invalid document, not a crash', () => {
+    for (const name of ['__proto__', 'constructor']) {
+      expectInvalid(seedXml.replace('</component>', `</component><${name} polluted="yes"/>`), 'invalid_document', /could not be read/);
+    }
+  });
+
+  it('rejects an observation anywhere but the two in component: a third, nested one would be ignored', () => {
+    const nested = seedXml.replace('</component>', '<section><observation><code code="MSC88019"/><value unit="mm(Hg)" value="299.0"/></observation></section></component>');
+    expectInvalid(nested, 'invalid_document', /holds 3 observation elements/);
+    expectInvalid(seedXml.replace('<component>', '<component><section><hl7:observation xmlns:hl7="urn:hl7-org:v3"/></section>'), 'invalid_document', /holds 3 observation elements/);
+  });
+
   it(`rejects a document over ${MAX_HL7_BYTES} bytes, and accepts one of exactly that size`, () => {
     const padTo = (bytes: number) => seedXml + `<!--${'x'.repeat(bytes - seedXml.length - 7)}-->`;
     expect(padTo(MAX_HL7_BYTES)).toHaveLength(MAX_HL7_BYTES);

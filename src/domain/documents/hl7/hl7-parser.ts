@@ -57,6 +57,9 @@ const utf8ByteLength = (text: string): number => {
 
 type XmlNode = Record<string, unknown>;
 
+/** An observation start tag, with or without a namespace prefix. */
+const OBSERVATION_ELEMENT = /<(?:[A-Za-z_][\w.-]*:)?observation[\s/>]/g;
+
 const isNode = (value: unknown): value is XmlNode => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Exactly one child element; a repeated element is ambiguous (which time, which patient?) and is refused. */
@@ -120,7 +123,18 @@ const guard = (xml: unknown): string => {
  * `invalid_document` (or `document_too_large`), whose message never contains the patient identifier.
  */
 export const parseHl7Observation = (xml: string): TeleObservation => {
-  const parsed: unknown = parser.parse(guard(xml));
+  const text = guard(xml);
+  let parsed: unknown;
+  try {
+    parsed = parser.parse(text);
+  } catch {
+    // The parser refuses names such as __proto__ or constructor (its message quotes document text: not passed on).
+    throw invalid('the XML could not be read (an element or attribute name is not allowed)', 'document');
+  }
+  // Observations are read from component/observation only: one nested elsewhere (a section) would be ignored,
+  // and the document stored without the value its sender meant.
+  const observationElements = text.match(OBSERVATION_ELEMENT)?.length ?? 0;
+  if (observationElements !== 2) throw invalid(`the document holds ${observationElements} observation elements; a blood pressure document holds exactly two observations, in component`, 'component/observation');
   if (!isNode(parsed) || Object.keys(parsed).length !== 1) throw invalid('expected exactly one root element', 'document');
   const doc = child(parsed, 'ClinicalDocument', 'ClinicalDocument');
   const measuredAt = effectiveTimeToIso(attribute(child(doc, 'effectiveTime', 'effectiveTime'), 'value', 'effectiveTime'));
