@@ -3,7 +3,7 @@ import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import { ensureTeleObservation, type TeleObservation } from '../domain/monitoring/tele-observation';
 import { checkedInterval, type TimeInterval } from '../domain/monitoring/time-interval';
 import { ConflictError } from '../domain/shared/errors';
-import { checkIdempotencyKey } from '../domain/shared/idempotency-key';
+import { checkPatientIdempotencyKey } from '../domain/shared/idempotency-key';
 import type { SubmitResult, XdsBackend } from './xds-backend';
 
 /** A stored reading as the query side returns it: the observation and the document it lives in. */
@@ -61,7 +61,7 @@ export class TeleMedService implements TeleMed {
     // A TeleObservation is a plain type: one a caller built by hand (NaN, systolic below diastolic, a CPR cast) is
     // validated here as createTeleObservation would; one it made is taken as it is.
     const teleObs = ensureTeleObservation(observation, () => this.xds.now());
-    if (options.observationId !== undefined) checkIdempotencyKey(options.observationId, 'observationId', 'invalid_observation');
+    if (options.observationId !== undefined) checkPatientIdempotencyKey(options.observationId, teleObs.patientId.replace('-', ''), 'observationId', 'invalid_observation');
     try {
       return await this.submit(teleObs, options);
     } catch (e) {
@@ -84,7 +84,7 @@ export class TeleMedService implements TeleMed {
   /** Replace a stored reading by a corrected one (XDS RPLC); the old one disappears from queries. */
   async correct(uniqueId: string, corrected: TeleObservation, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
     const reading = ensureTeleObservation(corrected, () => this.xds.now());
-    if (options.correctionId !== undefined) checkIdempotencyKey(options.correctionId, 'correctionId', 'invalid_observation');
+    if (options.correctionId !== undefined) checkPatientIdempotencyKey(options.correctionId, reading.patientId.replace('-', ''), 'correctionId', 'invalid_observation');
     const { document, metadata } = buildDocument(reading);
     return this.xds.correctBuilt(uniqueId, metadata, document, { ...options, summary: summaryOf(reading) });
   }

@@ -1,11 +1,11 @@
 import type { DateTime } from 'luxon';
 import { documentEntryDecider, documentStreamName, type DocumentEntryData } from '../domain/documents/document-entry';
-import { parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
+import { BLOOD_PRESSURE_DOCUMENT_CODES, parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
 import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import { checkedInterval } from '../domain/monitoring/time-interval';
 import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
 import { NotFoundError, ValidationError } from '../domain/shared/errors';
-import { checkIdempotencyKey } from '../domain/shared/idempotency-key';
+import { checkPatientIdempotencyKey } from '../domain/shared/idempotency-key';
 import { handleCommand } from './command-handling';
 import { sha256Hex, uuidToOid, uuidV5 } from './ids';
 import type { Clock } from './ports/clock';
@@ -75,8 +75,9 @@ export class XdsBackend {
    * metadata names. A document that is not would be stored, then break every later read of the registry.
    */
   async provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options: SubmitOptions = {}): Promise<SubmitResult> {
-    if (options.observationId !== undefined) checkIdempotencyKey(options.observationId, 'observationId', 'invalid_document');
-    return this.provideAndRegisterBuilt(metadata, document, { ...options, summary: this.checkedSummary(metadata, document) });
+    const summary = this.checkedSummary(metadata, document);
+    if (options.observationId !== undefined) checkPatientIdempotencyKey(options.observationId, metadata.patientId.replace('-', ''), 'observationId', 'invalid_document');
+    return this.provideAndRegisterBuilt(metadata, document, { ...options, summary });
   }
 
   /**
@@ -94,9 +95,14 @@ export class XdsBackend {
   private checkedSummary(metadata: DocumentMetadata, document: string): NonNullable<SubmitOptions['summary']> {
     if (typeof document !== 'string') throw new ValidationError('invalid_document', 'the document must be HL7 XML text');
     const reading = createTeleObservation(parseHl7Observation(document), this.deps.clock.now());
+    // The rest of the metadata is a blood pressure document's, as MetadataBuilder makes it: these fields are stored
+    // in clear, and free text (a title naming the patient) would outlive an erasure.
+    const fixed = Object.entries(BLOOD_PRESSURE_DOCUMENT_CODES).filter(([field, value]) => (metadata as Record<string, unknown> | undefined)?.[field] !== value);
     const mismatch = [
       reading.patientId !== metadata?.patientId && { path: 'patientId', message: "differs from the document's patient" },
       reading.measuredAt !== metadata?.serviceStartTime && { path: 'serviceStartTime', message: "differs from the document's effectiveTime" },
+      metadata?.serviceStopTime !== metadata?.serviceStartTime && { path: 'serviceStopTime', message: 'must equal serviceStartTime (a reading is an instant)' },
+      ...fixed.map(([field, value]) => ({ path: field, message: `must be "${value}" (a blood pressure document's, as MetadataBuilder makes it)` })),
     ].filter((m): m is { path: string; message: string } => m !== false);
     if (mismatch.length > 0) throw new ValidationError('invalid_document', `the metadata does not describe the document: ${mismatch.map((m) => `${m.path} ${m.message}`).join('; ')}`, mismatch);
     return { systolic: reading.systolic.value, diastolic: reading.diastolic.value };
@@ -114,8 +120,9 @@ export class XdsBackend {
    * correction of it, whatever its id, registers its document as that replacement.
    */
   async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
-    if (options.correctionId !== undefined) checkIdempotencyKey(options.correctionId, 'correctionId', 'invalid_document');
-    return this.correctBuilt(uniqueId, metadata, newDocument, { ...options, summary: this.checkedSummary(metadata, newDocument) });
+    const summary = this.checkedSummary(metadata, newDocument);
+    if (options.correctionId !== undefined) checkPatientIdempotencyKey(options.correctionId, metadata.patientId.replace('-', ''), 'correctionId', 'invalid_document');
+    return this.correctBuilt(uniqueId, metadata, newDocument, { ...options, summary });
   }
 
   /** correctDocument without the parse: TeleMedService's path, as provideAndRegisterBuilt. */
@@ -192,7 +199,12 @@ export class XdsBackend {
   }
 
   private async content(entry: RegistryEntryView): Promise<string> {
-    const repository = this.deps.repositories.find((r) => r.repositoryUniqueId === entry.repositoryUniqueId);
+    // A document registered under an earlier RTS_REPOSITORY_UNIQUE_ID (a region's OID set after a trial run) is in
+    // the same event store: the repository receiving new documents reads it. Without this every earlier document
+    // answered 404 document_content_missing once the OID changed.
+    const repository =
+      this.deps.repositories.find((r) => r.repositoryUniqueId === entry.repositoryUniqueId) ??
+      this.deps.repositories.find((r) => r.repositoryUniqueId === this.deps.repositoryUniqueId);
     const content = repository ? await repository.retrieve(entry.uniqueId) : null;
     if (content === null) throw new NotFoundError('document_content_missing', 'the repository named by the registry entry does not hold the document');
     if (!this.deps.protection) return content;

@@ -42,6 +42,15 @@ class CountingIds implements IdGenerator {
   }
 }
 
+/** An HL7 document and its metadata, as the seed's Director builds them. */
+const docOf = (o: TeleObservation) => {
+  const builder = new HL7Builder();
+  Director.construct(o, builder);
+  const metadata = new MetadataBuilder();
+  Director.construct(o, metadata);
+  return { document: builder.getResult(), metadata: metadata.getResult() };
+};
+
 const setup = () => {
   const store = new InMemoryEventStore(() => NOW.toJSDate());
   const registry = new InMemoryRegistry();
@@ -385,6 +394,35 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       const { uniqueId } = await telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId: 'meter-42:20240309080000' });
       expect((await rejectionOf(telemed.correct(uniqueId, reading(PATIENT, 127, 70, '2024-03-09T08:00:00Z'), { correctionId: '2512481234' }))).code).toBe('invalid_observation');
       expect(JSON.stringify((await allEvents()).map((e) => [e.data, e.metadata]))).not.toContain('2512481234');
+      // Nor one that holds the patient's own number in any spelling; another patient's digits are an id as any.
+      for (const observationId of ['251248-1234-a', 'p251248-1234', 'bp:2512481234', '251248.1234', 'x_251248_1234']) {
+        expect((await rejectionOf(telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId }))).message).toMatch(/must not hold the patient's CPR number/);
+      }
+      expect((await rejectionOf(telemed.correct(uniqueId, reading(PATIENT, 127, 70, '2024-03-09T08:00:00Z'), { correctionId: 'fix-2512481234' }))).code).toBe('invalid_observation');
+      await telemed.record(reading(PATIENT, 126, 70, '2024-03-09T06:00:00Z'), { observationId: 'meter-0102034321' });
+    });
+
+    it('retrieves documents registered under an earlier repository OID once the OID has changed (same event store)', async () => {
+      const { xds, store, registry, projector } = setup();
+      const a = docOf(reading(PATIENT, 150, 95, '2024-03-09T08:00:00Z'));
+      const { uniqueId } = await xds.provideAndRegisterDocument(a.metadata, a.document);
+      const renamed = new XdsBackend({ ...xds['deps'], repositories: [new EventStoreDocumentRepository('1.2.208.176.7.1.1', store)], repositoryUniqueId: '1.2.208.176.7.1.1', registry, projector });
+      const got = await renamed.retrieveDocument(uniqueId);
+      expect(got).toMatchObject({ entry: { repositoryUniqueId: REPOSITORY }, content: a.document });
+    });
+
+    it("refuses metadata that is not a blood pressure document's: free text such as a title is stored in clear", async () => {
+      const { xds, allEvents } = setup();
+      const a = docOf(reading(PATIENT, 150, 95, '2024-03-09T08:00:00Z'));
+      for (const [field, value] of [['title', 'BP of Jens Hansen 251248-1234'], ['classCode', '<script>'], ['mimeType', 'application/pdf'], ['serviceStopTime', '1999-01-01T00:00:00Z']] as const) {
+        const e = await rejectionOf(xds.provideAndRegisterDocument({ ...a.metadata, [field]: value } as typeof a.metadata, a.document));
+        expect(e).toMatchObject({ code: 'invalid_document', details: [expect.objectContaining({ path: field })] });
+        expect(e.message).not.toContain('Jens');
+      }
+      expect(await allEvents()).toHaveLength(0);
+      const { uniqueId } = await xds.provideAndRegisterDocument(a.metadata, a.document);
+      // creationTime is an XDS DTM at whole seconds.
+      expect((await xds.retrieveDocument(uniqueId)).entry.creationTime).toMatch(/T\d{2}:\d{2}:\d{2}Z$/);
     });
 
     it('holds a hand-built interval to the query rules: order, width, valid bounds; lastDays(NaN) too', async () => {
@@ -425,13 +463,6 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
 
     it("refuses a document that is not HL7, or whose metadata names another patient or time, and keeps the registry readable", async () => {
       const { xds, telemed, allEvents } = setup();
-      const docOf = (o: TeleObservation) => {
-        const builder = new HL7Builder();
-        Director.construct(o, builder);
-        const metadata = new MetadataBuilder();
-        Director.construct(o, metadata);
-        return { document: builder.getResult(), metadata: metadata.getResult() };
-      };
       const a = docOf(reading(PATIENT, 150, 95, '2024-03-09T08:00:00Z'));
       const b = docOf(reading(OTHER_PATIENT, 120, 80, '2024-03-09T08:00:00Z'));
       const c = docOf(reading(PATIENT, 150, 95, '2024-03-09T09:00:00Z'));

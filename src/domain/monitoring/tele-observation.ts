@@ -154,5 +154,5 @@ export const ensureTeleObservation = (value: unknown, now: () => DateTime): Tele
   return createTeleObservation({ patientId: o['patientId'], systolic: o['systolic'], diastolic: o['diastolic'], measuredAt: o['measuredAt'] }, now());
 };
 
-/** ISO-8601 UTC: 2017-05-10T14:50:14Z (milliseconds only when not zero, as luxon's suppressMilliseconds). */
-export const toIsoSeconds = (dt: DateTime): string => isoUtc(dt.toMillis());
+/** ISO-8601 UTC at whole seconds: 2017-05-10T14:50:14Z (XDS creationTime is a DTM of seconds; the fraction is dropped). */
+export const toIsoSeconds = (dt: DateTime): string => isoUtc(Math.floor(dt.toMillis() / 1000) * 1000);

@@ -23,3 +23,17 @@ export const checkIdempotencyKey = (value: unknown, path: string, code = 'invali
   if (problem !== null) throw new ValidationError(code, `${path} is not a valid id: ${problem}`, [{ path, message: problem }]);
   return value as string;
 };
+
+/**
+ * The key, checked, and not holding the patient's own CPR number in any spelling ("bp:2512481234",
+ * "251248-1234-a"): a client that builds its ids from the patient's number would put it in clear. Only the
+ * request's own patient is looked for, so a UUID is never refused by chance (ten given digits in a row: ~1e-11).
+ */
+export const checkPatientIdempotencyKey = (value: unknown, patientDigits: string, path: string, code = 'invalid_request'): string => {
+  const key = checkIdempotencyKey(value, path, code);
+  if (key.replace(/[._:-]/g, '').includes(patientDigits)) {
+    const message = "must not hold the patient's CPR number (it is stored in clear)";
+    throw new ValidationError(code, `${path} is not a valid id: ${message}`, [{ path, message }]);
+  }
+  return key;
+};
