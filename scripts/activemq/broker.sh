@@ -37,6 +37,9 @@
 # no JMX; schedulerSupport off; the broker's default (shared) dead letter strategy, since the application does
 # its own dead-lettering on AMQP (ActiveMQ's redeliveryPolicy does not apply to AMQP consumers).
 set -euo pipefail
+# Owner-only files: the generated activemq.xml holds the broker accounts' passwords, KahaDB the messages (in clear
+# with RTS_MESSAGE_SECURITY=off). The broker's JVM inherits the mask.
+umask 077
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

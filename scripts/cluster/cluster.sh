@@ -44,6 +44,9 @@
 #                           every node then takes only SASL logins of these users with the RTS access map, and the
 #                           network bridges between groups log in as the file's first `hub` user [none: no logins]
 set -euo pipefail
+# Owner-only files: the generated activemq.xml holds the broker accounts' passwords, KahaDB the messages (in clear
+# with RTS_MESSAGE_SECURITY=off). The broker's JVM inherits the mask.
+umask 077
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

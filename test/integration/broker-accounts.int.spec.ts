@@ -4,6 +4,8 @@
 // refused login was not even reported: the hub logged "write after end", never tried again, and /health said only
 // "disconnected"; the SDK's connect waited its whole 30 s and then said the connection was not established.
 import { randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { AmqpConnection } from '../../src/adapters/amqp/connection';
 import { DurableSender } from '../../src/adapters/amqp/durable-sender';
 import { AmqpLoginRefusedError, RtsClient } from '../../src/sdk';
@@ -42,6 +44,14 @@ describe('a broker with accounts and the RTS access map', () => {
     expect((await getJson(hub.url, '/health')).body.broker).toBe('connected');
     // Mianyang's own downlink queue, which only it (and hubs) may read, brings chengdu's expert.
     await directoryRoundTrip(hub.url, (systemId) => RtsClient.connect({ systemId, url: loginUrl(broker, systemId === 'chengdu' ? CHENGDU : MIANYANG) }), clients);
+    // broker.sh makes its files owner-only: the generated activemq.xml holds every account's password in clear,
+    // KahaDB the messages.
+    const config = join(broker.dataDir, 'conf', 'activemq.xml');
+    expect(readFileSync(config, 'utf8')).toContain(HUB.password);
+    expect(statSync(config).mode & 0o077).toBe(0);
+    const kahadb = readdirSync(join(broker.dataDir, 'kahadb')).map((f) => join(broker.dataDir, 'kahadb', f));
+    expect(kahadb.length).toBeGreaterThan(0);
+    for (const f of kahadb) expect([f, statSync(f).mode & 0o077]).toEqual([f, 0]);
   });
 
   it("keeps a system out of another system's downlink queue, and says why", async () => {
