@@ -2,6 +2,7 @@
 // names the setting it concerns; a setting that cannot work is exit 78, a database that is down (or DNS that fails
 // now) is 69, so that a service manager starts the hub again. Before, these were exit 1 with "Invalid URL", an
 // ENOENT, a request-path message about "the last write", or a wrong RTS_HTTP_HOST.
+import { join } from 'node:path';
 import { freePort, startHub, tempDataDir } from '../support/hub-process';
 
 const failedStart = async (env: Record<string, string>): Promise<string> => {
@@ -39,4 +40,13 @@ describe('start failures (e2e)', () => {
     for (const out of [badPort, noCa]) expect(out).not.toContain('s3cret-pw');
   });
 
+  it('an RTS_HUB_KEYS_FILE that is not there: exit 78 naming it (the hub makes no keys of its own there)', async () => {
+    const elsewhere = tempDataDir();
+    try {
+      const out = await failedStart({ RTS_HUB_KEYS_FILE: join(elsewhere.dir, 'hub-keys.json') });
+      expect(out).toMatch(/code 78\)[\s\S]*RTS_HUB_KEYS_FILE: the hub key file does not exist/);
+    } finally {
+      elsewhere.remove();
+    }
+  });
 });
