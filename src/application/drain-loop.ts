@@ -22,12 +22,15 @@
  * caller runs one more drain (an empty read, when nothing else came).
  *
  * A failed drain or wait is reported to `onError` and retried after `retryMs`; the subscriber's checkpoint makes
- * the retry start where the failure left off.
+ * the retry start where the failure left off. The first drain and wait that succeed after failures are reported to
+ * `onRecovered` (RepeatedFailureLog keeps the log of a long outage short). A failure of the drain a stop() ended is
+ * not reported: there is no retry.
  */
 export type DrainLoopOptions = Readonly<{
   drain: (keepGoing: () => boolean) => Promise<boolean>;
   wait: () => Promise<unknown>;
   onError: (error: unknown) => void;
+  onRecovered?: () => void;
   /** Pause before retrying after an error (default 1000 ms). */
   retryMs?: number;
   /** After a wake-up, let appends gather this long before draining (default 0). */
@@ -63,16 +66,23 @@ export class DrainLoop {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    const { wait, onError, retryMs = 1000, coalesceMs = 0 } = this.options;
+    const { wait, onError, onRecovered, retryMs = 1000, coalesceMs = 0 } = this.options;
     const stopping = new Promise<void>((resolve) => (this.interrupt = resolve));
     const untilStop = (p: Promise<unknown>) => Promise.race([p, stopping]);
     this.loop = (async () => {
+      let failing = false;
       while (!this.stopped) {
         try {
           await this.drainOnce();
           await untilStop(wait());
+          if (failing) {
+            failing = false;
+            onRecovered?.();
+          }
           if (!this.stopped && coalesceMs > 0) await untilStop(sleep(coalesceMs));
         } catch (error) {
+          if (this.stopped) break;
+          failing = true;
           onError(error);
           await untilStop(sleep(retryMs));
         }

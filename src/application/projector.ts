@@ -1,8 +1,9 @@
 import { readCoveredPage } from './covered-page';
 import { DrainLoop } from './drain-loop';
 import type { EventStore, RecordedEvent } from './ports/event-store';
+import { RepeatedFailureLog, type FailureLogger } from './repeated-failure-log';
 
-export type ProjectorLogger = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+export type ProjectorLogger = FailureLogger;
 
 /** What a projector needs of a read model: its checkpoint, an atomic apply-and-advance, and a reset. */
 export interface ProjectionTarget {
@@ -40,10 +41,13 @@ export class Projector {
      */
     private readonly coalesceMs = 20,
   ) {
+    // A store that cannot be reached fails every retry alike: one line per 10 s, and one when it works again.
+    const failures = new RepeatedFailureLog(this.logger, { failed: `${this.name} projection failed; retrying`, recovered: `${this.name} projection works again` });
     this.loop = new DrainLoop({
       drain: (keepGoing) => this.drain(keepGoing),
       wait: async () => this.store.waitForAppend(await this.model.checkpoint(), 1000),
-      onError: (error) => this.logger?.error({ err: error }, `${this.name} projection failed; retrying`),
+      onError: (error) => failures.failed(error),
+      onRecovered: () => failures.succeeded(),
       retryMs: 500,
       coalesceMs: this.coalesceMs,
     });

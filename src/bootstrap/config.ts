@@ -22,6 +22,57 @@ const port = z.coerce.number().int().min(0).max(65535);
 export const EVENT_STORES = ['sqlite', 'postgres', 'eventstoredb'] as const;
 export type EventStoreKind = (typeof EVENT_STORES)[number];
 
+/** The files a PostgreSQL URL may name for TLS (node-postgres reads them when it connects). */
+const POSTGRES_TLS_FILES = ['sslrootcert', 'sslcert', 'sslkey'] as const;
+
+/**
+ * What is wrong with a postgres:// URL that node-postgres would only find at the first connection ("Invalid URL",
+ * ENOENT of a certificate), said without the value: it holds the password.
+ */
+const postgresUrlProblems = (value: string): string[] => {
+  let url: URL;
+  try {
+    url = parsePostgresUrl(value);
+  } catch {
+    return ['is not a valid URL (check the port, 1-65535, and percent-encode special characters of the user name and password)'];
+  }
+  const problems: string[] = [];
+  if (url.port !== '' && (Number(url.port) < 1 || Number(url.port) > 65535)) problems.push('the port must be 1-65535');
+  for (const name of POSTGRES_TLS_FILES) {
+    const file = url.searchParams.get(name);
+    if (file === null) continue;
+    try {
+      readFileSync(file);
+    } catch (error) {
+      problems.push(`${name}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return problems;
+};
+
+const NO_HOST = 'no-host.invalid';
+/** As node-postgres parses it (pg-connection-string): spaces and stray % encoded, an empty host (`user@/db`) allowed. */
+const parsePostgresUrl = (value: string): URL => {
+  const text = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(value) ? encodeURI(value).replace(/%25(\d\d)/g, '%$1') : value;
+  try {
+    return new URL(text);
+  } catch {
+    return new URL(text.replace('@/', `@${NO_HOST}/`));
+  }
+};
+
+/** Where a postgres:// URL points, for messages: host and port, never the user or the password. */
+export const postgresAddress = (value: string): string => {
+  try {
+    const url = parsePostgresUrl(value);
+    const named = url.hostname === NO_HOST ? '' : decodeURIComponent(url.hostname);
+    const host = named !== '' ? named : (url.searchParams.get('host') ?? 'localhost');
+    return `${host}:${url.port !== '' ? url.port : '5432'}`;
+  } catch {
+    return 'the address given';
+  }
+};
+
 /** The settings that choose and reach the event store, with the rule tying them together. */
 const storeSettings = {
   RTS_EVENT_STORE: z.enum(EVENT_STORES, { error: `must be one of ${EVENT_STORES.join(', ')}` }).default('sqlite'),
@@ -29,6 +80,9 @@ const storeSettings = {
   RTS_POSTGRES_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// connection URL')
+    .superRefine((value, ctx) => {
+      for (const problem of postgresUrlProblems(value)) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .optional(),
   /** Schema holding the event store's and the projections' tables; created if missing. */
   RTS_POSTGRES_SCHEMA: z

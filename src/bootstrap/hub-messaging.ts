@@ -63,6 +63,8 @@ export type HubMessaging = Readonly<{
 
 /** How often the hub asks again for an uplink link the broker refused. */
 const UPLINK_ATTACH_RETRY_MS = 10_000;
+/** How long a stop lets the downlink publishers finish the message in hand while the broker is connected. */
+const PUBLISH_STOP_WAIT_MS = 5_000;
 
 export const startHubMessaging = async (deps: HubMessagingDependencies): Promise<HubMessaging> => {
   const { messaging, logger } = deps;
@@ -225,10 +227,21 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         wakeRetry?.();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
-        await publisher.stop();
-        await consultationPublisher?.stop();
+        // The publishers end after the message in hand; its send waits for the broker (up to 2 min). A broker that
+        // is not connected (never reached, login refused, gone) cannot take it: closing the senders fails that send,
+        // and its event is published again from the checkpoint at the next start (receivers dedupe by message id).
+        const publishersStopped = Promise.all([publisher.stop(), consultationPublisher?.stop()]);
+        let waitTimer: NodeJS.Timeout | undefined;
+        const brokerGone = new Promise<void>((resolve) => {
+          if (!connection.isConnected()) return resolve();
+          waitTimer = setTimeout(resolve, PUBLISH_STOP_WAIT_MS);
+          connection.once('disconnected', () => resolve());
+        });
+        await Promise.race([publishersStopped, brokerGone]);
+        clearTimeout(waitTimer);
         await downlinkSender.close();
         await operatorSender.close();
+        await publishersStopped;
         await broker.close();
         log.info('messaging stopped');
       })()),

@@ -17,7 +17,8 @@ import type { EventStore } from '../application/ports/event-store';
 import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
-import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, type Config } from './config';
+import { isPgUnavailable } from '../adapters/event-store/postgres/sql';
+import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, postgresAddress, type Config } from './config';
 import { TOKENS, createLogger, openContainer } from './container';
 import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
@@ -66,7 +67,9 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
 };
 
 const startUnlockedHub = async (config: Config, logger: Logger, options: StartHubOptions): Promise<RunningHub> => {
-  const container = await openContainer(config, logger);
+  const container = await openContainer(config, logger).catch((error: unknown) => {
+    throw storeStartProblem(error, config) ?? error;
+  });
   const store = container.get<EventStore>(TOKENS.EventStore);
   // Hub processes on a shared store verify tokens alike (security-module.ts): checked before anything runs.
   await checkTokenVerificationOfStore({ config, store, clock: container.get<Clock>(TOKENS.Clock), logger }).catch(async (error: unknown) => {
@@ -171,7 +174,9 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   registerKeyRoutes(http.app, { keys: messageKeys.keys, hubJwks: messageKeys.jwks });
   registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
   registerMetricsRoutes(http.app, { metrics });
-  const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT });
+  const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT }).catch((error: unknown) => {
+    throw listenProblem(error) ?? error;
+  });
   logger.info({ url, store: config.RTS_EVENT_STORE, messaging: messagingSettings !== null }, 'telemed-rts listening');
 
   let stopping: Promise<void> | null = null;
@@ -188,6 +193,59 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   return { url, stop, routes: http.routes };
 };
 
+/** EX_UNAVAILABLE: the start failed on something that may work a moment later (a database that is down, DNS). */
+export const EXIT_UNAVAILABLE = 69;
+
+/**
+ * A start that failed on something outside the hub that is likely to come back (its database is down or restarting,
+ * DNS fails now): said as the setting it concerns, with exit code 69 (not 78: the setting may be right, and a
+ * service manager should start the hub again).
+ */
+export class TransientStartError extends Error {
+  readonly exitCode = EXIT_UNAVAILABLE;
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+    this.name = 'TransientStartError';
+  }
+}
+
+const errorCode = (error: unknown): string => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+};
+
+/**
+ * Opening the store failed: a database that cannot be reached now (TransientStartError) or whose host name does
+ * not resolve (a ConfigError), named as RTS_POSTGRES_URL with its host and port, never the user or the password.
+ * Null for anything else (a refused login, a certificate: their own messages say more).
+ */
+const storeStartProblem = (error: unknown, config: Config): Error | null => {
+  if (config.RTS_POSTGRES_URL === undefined) return null;
+  const cause = (error as { cause?: unknown } | null)?.cause ?? error;
+  const code = errorCode(cause);
+  const address = postgresAddress(config.RTS_POSTGRES_URL);
+  const hostname = (cause as { hostname?: unknown } | null)?.hostname;
+  if ((code === 'ENOTFOUND' || code === 'EAI_AGAIN') && typeof hostname === 'string' && address.startsWith(`${hostname}:`)) {
+    if (code === 'ENOTFOUND') return new ConfigError([`RTS_POSTGRES_URL: the database host (${address}) has no address in DNS (ENOTFOUND)`]);
+    return new TransientStartError(`RTS_POSTGRES_URL: the database host (${address}) cannot be resolved now (EAI_AGAIN, a temporary DNS failure); the hub can start once it resolves`, { cause: error });
+  }
+  if (isPgUnavailable(cause)) {
+    return new TransientStartError(
+      `RTS_POSTGRES_URL: the database at ${address} cannot be reached now${code ? ` (${code})` : ''}: is it running, and are host and port right? The hub can start once it answers`,
+      { cause: error },
+    );
+  }
+  return null;
+};
+
+/** The HTTP listen failed on a host name: RTS_HTTP_HOST names no address (78), or DNS fails now (transient). */
+const listenProblem = (error: unknown): Error | null => {
+  const code = errorCode(error);
+  if (code === 'ENOTFOUND') return new ConfigError(['RTS_HTTP_HOST: the host name cannot be resolved to an address of this machine']);
+  if (code === 'EAI_AGAIN') return new TransientStartError('RTS_HTTP_HOST: the host name cannot be resolved now (EAI_AGAIN, a temporary DNS failure)', { cause: error });
+  return null;
+};
+
 /**
  * A start that failed on the machine rather than in the code, said as the setting to change (never its value):
  * a port in use, an address this machine does not have, a data directory that cannot be created or written.
@@ -201,7 +259,6 @@ export const startupSettingProblem = (error: unknown, config: Pick<Config, 'RTS_
     if (code === 'EACCES') return 'RTS_HTTP_PORT: this process may not listen on the port (below 1024 needs privileges)';
     if (code === 'EADDRNOTAVAIL') return 'RTS_HTTP_HOST: this machine has no such address to listen on';
   }
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'RTS_HTTP_HOST: the host name cannot be resolved to an address of this machine';
   const inDataDir = typeof e?.path === 'string' && resolve(e.path).startsWith(resolve(config.RTS_DATA_DIR));
   if (inDataDir && ['EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ENOTDIR', 'ENOSPC'].includes(code)) {
     return `RTS_DATA_DIR: the data directory cannot be created or written (${code}): give a directory this process may write, or make it so`;
@@ -237,6 +294,10 @@ const main = async (): Promise<void> => {
     if (setting !== null) {
       process.stderr.write(`telemed-rts: cannot start:\n  ${setting}\n`);
       process.exit(78);
+    }
+    if (error instanceof TransientStartError) {
+      process.stderr.write(`telemed-rts: cannot start now:\n  ${error.message}\n`);
+      process.exit(error.exitCode);
     }
     throw error;
   }

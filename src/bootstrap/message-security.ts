@@ -4,7 +4,7 @@ import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
 import { Projector } from '../application/projector';
 import { KeyBookProjection, SystemKeysService } from '../application/security/system-keys-service';
-import { checkPublicJwk, hubJwks, loadHubKeys, HUB_PARTY_ID, type HubKeys } from '../adapters/crypto/hub-keys';
+import { checkPublicJwk, hubJwks, loadHubKeys, HubKeysFileError, HUB_KEYS_FILE_NAME, HUB_PARTY_ID, type HubKeys } from '../adapters/crypto/hub-keys';
 import { KeyRegistry } from '../adapters/crypto/jose-keys';
 import { JoseHubCodec, PlainHubCodec, type HubMessageCodec, type MessageSecurity } from '../adapters/messaging/hub-codec';
 import type { DirectoryModule } from './directory-module';
@@ -89,7 +89,16 @@ const checkHubKeysOfStore = async (deps: MessageSecurityDependencies, hubKeys: H
 
 export const createMessageSecurity = async (deps: MessageSecurityDependencies): Promise<MessageSecurityModule> => {
   const log = deps.logger.child({ component: 'message-security' });
-  const hubKeys = await loadHubKeys({ dataDir: deps.dataDir, ...(deps.hubKeysFile ? { file: deps.hubKeysFile } : {}) });
+  const hubKeys = await loadHubKeys({ dataDir: deps.dataDir, ...(deps.hubKeysFile ? { file: deps.hubKeysFile } : {}) }).catch((error: unknown) => {
+    if (!(error instanceof HubKeysFileError)) throw error;
+    const setting = deps.hubKeysFile ? 'RTS_HUB_KEYS_FILE' : 'RTS_DATA_DIR';
+    throw new ConfigError([
+      `${setting}: ${error.message}.` +
+        (deps.hubKeysFile
+          ? ' Give every hub process the same file; to make one, see README "Distributed setup: high availability" (hub keys file).'
+          : ` Move ${HUB_KEYS_FILE_NAME} away to have a new one made (systems must then fetch the hub's new JWKS).`),
+    ]);
+  });
   if (deps.mode === 'jose') await checkHubKeysOfStore(deps, hubKeys, log);
   const registry = new KeyRegistry();
   // The hub knows its own public keys too (a hub process may verify what another one signed, e.g. in tests).

@@ -73,6 +73,21 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('refuses a PostgreSQL URL node-postgres could not use, naming RTS_POSTGRES_URL and never echoing it (it holds the password)', () => {
+    // Were "failed to start: Invalid URL" and an ENOENT with exit 1, found only at the first connection.
+    const postgres = (url: string) => problemsOf({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: url });
+    const badPort = postgres('postgres://u:s3cret@127.0.0.1:99999/db');
+    expect(badPort).toEqual([expect.stringMatching(/^RTS_POSTGRES_URL: is not a valid URL \(check the port, 1-65535/)]);
+    expect(postgres('postgres://u:s3cret@127.0.0.1:0/db')).toEqual(['RTS_POSTGRES_URL: the port must be 1-65535']);
+    const noCa = postgres('postgres://u:s3cret@db.example.org/db?sslmode=verify-full&sslrootcert=/nonexist.pem');
+    expect(noCa).toEqual(['RTS_POSTGRES_URL: sslrootcert: cannot read the file (ENOENT)']);
+    for (const p of [...badPort, ...noCa]) expect(p).not.toMatch(/s3cret|nonexist|127\.0\.0\.1|example/);
+    // What node-postgres takes stays taken: a socket directory, an empty host, an IPv6 address.
+    for (const url of ['postgres:///rts?host=/var/run/postgresql', 'postgres://rts@/rts', 'postgresql://[::1]:5433/rts']) {
+      expect(loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: url }).RTS_POSTGRES_URL).toBe(url);
+    }
+  });
+
   it('reports a missing connection setting together with other bad settings', () => {
     const problems = problemsOf({ RTS_EVENT_STORE: 'postgres', RTS_HTTP_PORT: 'eighty' });
     expect(problems).toHaveLength(2);

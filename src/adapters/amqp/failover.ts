@@ -78,12 +78,17 @@ export class RetryingSender {
     }
   }
 
+  /** Fails the sends in hand with `closed`, those waiting for a reconnect too (a broker never reached included). */
   async close(): Promise<void> {
     this.closed = true;
+    this.wakeOnClose();
     await this.inner.close();
   }
 
   private reconnected: Promise<void> | undefined;
+  /** Ends the sends' waits for a reconnect at close(): a stop must not sit out retryForMs. */
+  private wakeOnClose: () => void = () => undefined;
+  private readonly closing = new Promise<void>((resolve) => (this.wakeOnClose = resolve));
 
   /** One shared wait for all sends failed by the same loss (not one listener per message). */
   private async waitConnected(deadline: number): Promise<void> {
@@ -95,7 +100,7 @@ export class RetryingSender {
         this.reconnected = undefined;
       });
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.reconnected, new Promise<void>((r) => (timer = setTimeout(r, Math.max(1, deadline - Date.now()))))]);
+    await Promise.race([this.reconnected, this.closing, new Promise<void>((r) => (timer = setTimeout(r, Math.max(1, deadline - Date.now()))))]);
     clearTimeout(timer);
   }
 }

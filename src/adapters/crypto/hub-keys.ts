@@ -24,14 +24,32 @@ export const HUB_KEYS_FILE_NAME = 'hub-keys.json';
 export type HubKeyFile = StoredPartyKeys & { previousSigning?: { kid: string; alg: string; publicJwk: JWK; retiresAt?: string }[] };
 export type HubKeys = Readonly<{ keys: PartyKeys; file: string; previousSigning: readonly { kid: string; alg: string; publicJwk: JWK; retiresAt?: string }[] }>;
 
+/** A hub key file that was named (RTS_HUB_KEYS_FILE) but cannot be used; `reason` names no key material. */
+export class HubKeysFileError extends Error {
+  constructor(readonly reason: string) {
+    super(`the hub key file ${reason}`);
+    this.name = 'HubKeysFileError';
+  }
+}
+
 export const loadHubKeys = async (options: Readonly<{ file?: string; dataDir: string }>): Promise<HubKeys> => {
   const file = options.file ?? join(options.dataDir, HUB_KEYS_FILE_NAME);
   if (existsSync(file)) {
-    const stored = JSON.parse(readFileSync(file, 'utf8')) as HubKeyFile;
-    if (stored.owner !== HUB_PARTY_ID) throw new Error(`${file}: the keys belong to '${stored.owner}', not to '${HUB_PARTY_ID}'`);
-    return { keys: await importPartyKeys(stored), file, previousSigning: stored.previousSigning ?? [] };
+    let stored: HubKeyFile;
+    try {
+      stored = JSON.parse(readFileSync(file, 'utf8')) as HubKeyFile;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new HubKeysFileError(code ? `cannot be read (${code})` : 'is not JSON');
+    }
+    if (stored?.owner !== HUB_PARTY_ID) throw new HubKeysFileError(`holds keys that belong to '${String(stored?.owner)}', not to '${HUB_PARTY_ID}'`);
+    const keys = await importPartyKeys(stored).catch(() => {
+      throw new HubKeysFileError('holds keys that cannot be used (not the JSON a hub writes)');
+    });
+    return { keys, file, previousSigning: stored.previousSigning ?? [] };
   }
-  if (options.file) throw new Error(`RTS_HUB_KEYS_FILE ${file} does not exist`);
+  // A named file is never made here: each hub process would make keys of its own (see README, "high availability").
+  if (options.file) throw new HubKeysFileError('does not exist');
   const keys = await generatePartyKeys(HUB_PARTY_ID);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(await exportPartyKeys(keys), null, 2), { mode: 0o600, flag: 'wx' });

@@ -1,5 +1,6 @@
 import { readCoveredPage } from '../covered-page';
 import { DrainLoop } from '../drain-loop';
+import { RepeatedFailureLog } from '../repeated-failure-log';
 import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
 import type { CheckpointStore } from '../ports/downlink-outbox';
@@ -156,10 +157,12 @@ export class ConsultationDownlinkPublisher {
 
   constructor(private readonly deps: ConsultationPublisherDependencies) {
     this.name = deps.name ?? 'consultation-downlink';
+    const failures = new RepeatedFailureLog(deps.logger, { failed: 'consultation downlink failed; retrying from the checkpoint', recovered: 'consultation downlink works again' });
     this.loop = new DrainLoop({
       drain: () => this.drain(),
       wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
-      onError: (error) => this.deps.logger?.error({ err: error }, 'consultation downlink failed; retrying from the checkpoint'),
+      onError: (error) => failures.failed(error),
+      onRecovered: () => failures.succeeded(),
     });
   }
 

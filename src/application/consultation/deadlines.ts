@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import { uuidV5 } from '../ids';
 import type { ProjectorLogger } from '../projector';
+import { RepeatedFailureLog } from '../repeated-failure-log';
 import type { ConsultationReadModel, DueTimerRow } from './consultation-read-model';
 import type { ConsultationService } from './consultation-service';
 
@@ -78,12 +79,15 @@ export class Deadlines {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    // A store that cannot be reached fails every poll alike: one line per 10 s, and one when it works again.
+    const failures = new RepeatedFailureLog(this.deps.logger, { failed: 'consultation deadlines failed; retrying', recovered: 'consultation deadlines work again' });
     this.loop = (async () => {
       while (!this.stopped) {
         try {
           await this.runOnce();
+          failures.succeeded();
         } catch (error) {
-          this.deps.logger?.error({ err: error }, 'consultation deadlines failed; retrying');
+          if (!this.stopped) failures.failed(error);
         }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.deps.intervalMs ?? 1000);

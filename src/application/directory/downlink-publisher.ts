@@ -5,6 +5,7 @@ import type { EventStore, RecordedEvent } from '../ports/event-store';
 import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
 import type { DirectoryLogger } from './directory-projector';
 import type { DirectoryReadModel } from './directory-read-model';
+import { RepeatedFailureLog } from '../repeated-failure-log';
 import { DOWNLINK_EVENT_TYPES, needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
 
 /**
@@ -49,10 +50,12 @@ export class DownlinkPublisher {
 
   constructor(private readonly deps: DownlinkPublisherDependencies) {
     this.name = deps.name ?? 'downlink';
+    const failures = new RepeatedFailureLog(deps.logger, { failed: 'downlink publishing failed; retrying from the checkpoint', recovered: 'downlink publishing works again' });
     this.loop = new DrainLoop({
       drain: () => this.drain(),
       wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
-      onError: (error) => this.deps.logger?.error({ err: error }, 'downlink publishing failed; retrying from the checkpoint'),
+      onError: (error) => failures.failed(error),
+      onRecovered: () => failures.succeeded(),
     });
   }
 

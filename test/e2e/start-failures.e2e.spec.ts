@@ -1,0 +1,52 @@
+// Starts that fail on a setting or on the database, as an operator meets them (dist/, a child process): each
+// names the setting it concerns; a setting that cannot work is exit 78, a database that is down (or DNS that fails
+// now) is 69, so that a service manager starts the hub again. Before, these were exit 1 with "Invalid URL", an
+// ENOENT, a request-path message about "the last write", or a wrong RTS_HTTP_HOST.
+import { join } from 'node:path';
+import { freePort, startHub, tempDataDir } from '../support/hub-process';
+
+const failedStart = async (env: Record<string, string>): Promise<string> => {
+  const data = tempDataDir();
+  try {
+    await startHub({ dataDir: data.dir, env });
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    data.remove();
+  }
+  throw new Error('the hub started');
+};
+
+describe('start failures (e2e)', () => {
+  it('a database that is down: exit 69 naming RTS_POSTGRES_URL with its host and port, never the password', async () => {
+    const port = await freePort(); // nothing listens there
+    const out = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: `postgres://postgres:s3cret-pw@127.0.0.1:${port}/rts` });
+    expect(out).toMatch(new RegExp(`code 69\\)[\\s\\S]*RTS_POSTGRES_URL: the database at 127\\.0\\.0\\.1:${port} cannot be reached now \\(ECONNREFUSED\\)`));
+    expect(out).not.toContain('s3cret-pw');
+    expect(out).not.toContain('last write');
+  });
+
+  it('a database host that does not resolve: exit 78 naming RTS_POSTGRES_URL, not RTS_HTTP_HOST', async () => {
+    const out = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://postgres@nosuchhost.invalid/rts' });
+    expect(out).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: the database host \(nosuchhost\.invalid:5432\) has no address in DNS/);
+    expect(out).not.toContain('RTS_HTTP_HOST');
+  });
+
+  it('a malformed PostgreSQL URL or a CA file that is not there: exit 78 naming RTS_POSTGRES_URL', async () => {
+    const badPort = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://u:s3cret-pw@127.0.0.1:99999/db' });
+    expect(badPort).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: is not a valid URL/);
+    const noCa = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://u:s3cret-pw@127.0.0.1/db?sslmode=verify-full&sslrootcert=/nonexist.pem' });
+    expect(noCa).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: sslrootcert: cannot read the file \(ENOENT\)/);
+    for (const out of [badPort, noCa]) expect(out).not.toContain('s3cret-pw');
+  });
+
+  it('an RTS_HUB_KEYS_FILE that is not there: exit 78 naming it (the hub makes no keys of its own there)', async () => {
+    const elsewhere = tempDataDir();
+    try {
+      const out = await failedStart({ RTS_HUB_KEYS_FILE: join(elsewhere.dir, 'hub-keys.json') });
+      expect(out).toMatch(/code 78\)[\s\S]*RTS_HUB_KEYS_FILE: the hub key file does not exist/);
+    } finally {
+      elsewhere.remove();
+    }
+  });
+});
