@@ -24,6 +24,8 @@ import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
 import { checkMessageSecurityOfStore, createMessageSecurity } from './message-security';
 import { startHubMessaging } from './hub-messaging';
+import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
+import { checkClockAgainstStore } from './clock-check';
 import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
@@ -77,6 +79,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
     throw error;
   });
+  if (store instanceof PostgresEventStore) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
   const projector = container.get<Projector>(TOKENS.Projector);
   projector.start();
   const messagingSettings = messagingConfig(config);

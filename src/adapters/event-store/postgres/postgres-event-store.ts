@@ -365,6 +365,12 @@ export class PostgresEventStore implements EventStore {
     await this.notifier.wait(after, timeoutMs, async () => (await this.headPosition()) > after);
   }
 
+  /** The database server's clock, in epoch milliseconds (hubs sharing the store compare theirs with it). */
+  async serverTimeMillis(): Promise<number> {
+    const { rows } = await this.pool.query<{ ms: string }>(`SELECT (extract(epoch from clock_timestamp()) * 1000)::text AS ms`);
+    return Number(rows[0]?.ms);
+  }
+
   async headPosition(): Promise<bigint> {
     const { rows } = await this.pool.query<{ head: string | null }>(`SELECT max(global_position)::text AS head FROM ${this.table('events')}`);
     return BigInt(rows[0]?.head ?? '0');
