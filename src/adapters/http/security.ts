@@ -8,6 +8,7 @@ import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { ISSUED_AT_SKEW_MS } from '../auth/tokens';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -157,6 +158,23 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   };
 };
 
+/** Credentials that were refused, with the reason code (InvalidTokenError.reason: jose's error code, or ours). */
+type Invalid = Readonly<{ invalid: string }>;
+const isInvalid = (value: Principal | Invalid): value is Invalid => 'invalid' in value;
+/** Only a code-shaped reason goes to the log: an unexpected error's text could quote the token. */
+const reasonOf = (error: unknown): string => {
+  const reason = (error as { reason?: unknown } | null)?.reason;
+  return typeof reason === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(reason) ? reason : 'unverifiable';
+};
+/**
+ * The 401's detail for the refusals a caller can fix by themselves (get a new token, fix a clock); the others keep
+ * the generic detail, which tells a prober nothing about which check failed.
+ */
+const INVALID_DETAIL: Readonly<Record<string, string>> = {
+  ERR_JWT_EXPIRED: 'the token has expired',
+  ERR_JWT_ISSUED_IN_FUTURE: `the token was issued in the future (its iat lies more than ${ISSUED_AT_SKEW_MS / 1000} s after the hub's clock)`,
+};
+
 const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
 
 /**
@@ -183,22 +201,22 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   const limiter = new RateLimiter(deps.rateLimit);
   const table = rules(deps);
 
-  const authenticate = async (request: FastifyRequest): Promise<Principal | 'invalid' | null> => {
+  const authenticate = async (request: FastifyRequest): Promise<Principal | Invalid | null> => {
     if (deps.mode === 'off') return ANONYMOUS;
     const authorization = request.headers.authorization;
     if (typeof authorization === 'string' && /^Bearer\s+/i.test(authorization) && deps.verifyBearer) {
       try {
         return await deps.verifyBearer(authorization.replace(/^Bearer\s+/i, '').trim());
-      } catch {
-        return 'invalid';
+      } catch (error) {
+        return { invalid: reasonOf(error) };
       }
     }
     const apiKey = request.headers['x-api-key'];
     if (typeof apiKey === 'string' && deps.systemOfApiKey) {
       const systemId = deps.systemOfApiKey(apiKey);
-      return systemId ? { subject: `system:${systemId}`, role: 'system', systemId, via: 'api_key' } : 'invalid';
+      return systemId ? { subject: `system:${systemId}`, role: 'system', systemId, via: 'api_key' } : { invalid: 'unknown_api_key' };
     }
-    return authorization !== undefined || apiKey !== undefined ? 'invalid' : null;
+    return authorization !== undefined || apiKey !== undefined ? { invalid: 'malformed_credentials' } : null;
   };
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, code: string, detail: string, reason: string) => {
@@ -217,13 +235,16 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       return;
     }
     const principal = await authenticate(request);
-    const caller = principal && principal !== 'invalid' ? `${principal.via}:${principal.subject}` : `ip:${request.ip}`;
+    const caller = principal && !isInvalid(principal) ? `${principal.via}:${principal.subject}` : `ip:${request.ip}`;
     const rate = limiter.take(caller);
     if (!rate.allowed) return tooMany(reply, rate.retryAfterSeconds);
-    if (principal === null || principal === 'invalid') {
-      reply.header('www-authenticate', principal === 'invalid' ? 'Bearer error="invalid_token"' : 'Bearer');
+    if (principal === null || isInvalid(principal)) {
+      reply.header('www-authenticate', principal === null ? 'Bearer' : 'Bearer error="invalid_token"');
       request.audited = { action: routeKey(request), patientKey: patientKeyInPath(request), resource: null, reason: principal === null ? 'no_credentials' : 'invalid_credentials', patientData: false };
-      return sendProblem(reply, problem('unauthenticated', principal === null ? 'send a bearer token (Authorization: Bearer ...) or an API key (X-Api-Key)' : 'the token or API key is not valid (expired, wrong signature, issuer or audience)'));
+      if (principal === null) return sendProblem(reply, problem('unauthenticated', 'send a bearer token (Authorization: Bearer ...) or an API key (X-Api-Key)'));
+      // The reason code (jose's, or ours), never the token: enough to tell an expired token from a forged one.
+      request.log.info({ credentialsRefused: principal.invalid }, 'credentials refused');
+      return sendProblem(reply, problem('unauthenticated', INVALID_DETAIL[principal.invalid] ?? 'the token or API key is not valid (expired, wrong signature, issuer or audience)'));
     }
     request.principal = principal;
   });
