@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ROLES, type Role } from '../application/access/policy';
-import { signToken } from '../adapters/auth/tokens';
+import { isCprLike, signToken } from '../adapters/auth/tokens';
 import { fail, parseFlags, patientOf, UsageError } from '../adapters/cli/args';
 import { SYSTEM_ID_PATTERN } from '../domain/directory/connected-system';
 import { ConfigError, loadConfig } from './config';
@@ -68,6 +68,8 @@ const claimsOf = (argv: readonly string[]) => {
   if (!needsSystem && values.system !== undefined) fail('--system belongs to --role clinician or system');
   if (values.system !== undefined && !SYSTEM_ID_PATTERN.test(values.system)) fail('--system must be a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
   if (values.sub !== undefined && !NAME.test(values.sub)) fail('--sub must be 1-64 of A-Z a-z 0-9 . _ : @ -');
+  // The hub refuses such a token: its sub goes into the audit trail, which erasure cannot reach.
+  if (values.sub !== undefined && isCprLike(values.sub)) fail('--sub must not be a CPR number: the sub is recorded in the audit trail, which erasure cannot reach');
   const ttl = values.ttl === undefined ? 3600 : /^\d{1,9}$/.test(values.ttl) ? Number(values.ttl) : NaN;
   if (!(ttl >= MIN_TTL && ttl <= MAX_TTL)) fail(`--ttl must be a whole number of seconds from ${MIN_TTL} to ${MAX_TTL}`);
   return {

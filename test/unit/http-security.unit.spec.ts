@@ -6,7 +6,7 @@ jest.mock('jose', () => {
 });
 import { createHmac, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { createTokenVerifier } from '../../src/adapters/auth/tokens';
 import { installSecurity, type SecurityDependencies } from '../../src/adapters/http/security';
@@ -51,7 +51,7 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
       done();
     },
   });
-  const app = Fastify({ loggerInstance: pino({ level: 'debug' }, stream) });
+  const app = Fastify({ loggerInstance: pino({ level: 'debug' }, stream) as unknown as FastifyBaseLogger });
   app.setErrorHandler((error, request, reply) => sendProblem(reply, toProblem(error, problemInstance(request.url))));
   const verify = createTokenVerifier({ secret, issuer, audience });
   installSecurity(app, {
@@ -105,6 +105,31 @@ describe('installSecurity: refused tokens', () => {
     expect(res.statusCode).toBe(401);
     expect(res.json().detail).toBe('the token or API key is not valid (expired, wrong signature, issuer or audience)');
     expect(h.logLines.find((l) => l['credentialsRefused'] !== undefined)).toMatchObject({ credentialsRefused: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+    await h.app.close();
+  });
+});
+
+describe('installSecurity: a CPR number as the subject', () => {
+  it('refuses a valid token whose sub is a CPR number with 401, saying why, and audits no CPR number', async () => {
+    const h = await harness();
+    for (const sub of ['251248-1234', '2512481234', '251248 1234']) {
+      const res = await call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${tokenOf({ sub, role: 'patient', patient: CPR, exp: nowSeconds() + 3600 })}` });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toMatchObject({ code: 'unauthenticated', detail: "the token's sub must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach" });
+    }
+    expect(h.audited.length).toBe(3);
+    expect(JSON.stringify(h.audited)).not.toMatch(/251248.?1234/);
+    await h.app.close();
+  });
+
+  it('hands out no dev-login token with a CPR number as its sub (422 invalid_subject)', async () => {
+    const devLogin = jest.fn(async () => ({ token: 't', expiresIn: 60 }));
+    const h = await harness({ devLogin });
+    const res = await call(h, 'POST', '/auth/dev-login', {}, { role: 'patient', patient: CPR, sub: '251248-1234' });
+    expect(res.statusCode).toBe(422);
+    expect(res.json()).toMatchObject({ code: 'invalid_subject', detail: expect.stringContaining('must not be a CPR number') });
+    expect(devLogin).not.toHaveBeenCalled();
+    expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'operator', sub: 'ops' })).statusCode).toBe(200);
     await h.app.close();
   });
 });

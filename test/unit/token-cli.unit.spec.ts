@@ -85,6 +85,9 @@ describe('token.js', () => {
     [['--role', 'operator', '--ttl', 'abc'], '--ttl must be a whole number of seconds from 60 to 31536000'],
     [['--role', 'operator', '--ttl', '99999999'], '--ttl must be a whole number of seconds'],
     [['--role', 'operator', '--251248-1234'], 'unknown option'],
+    [['--role', 'patient', '--patient', '251248-1234', '--sub', '251248-1234'], '--sub must not be a CPR number'],
+    [['--role', 'operator', '--sub', '2512481234'], '--sub must not be a CPR number'],
+    [['--role', 'operator', '--sub', 'pt.251248.1234'], '--sub must not be a CPR number'],
   ])('%j: exit 2, "%s", with no typed CPR number repeated', async (argv, message) => {
     authSecret(undefined, dir);
     const res = await mint(argv);

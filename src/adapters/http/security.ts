@@ -8,7 +8,7 @@ import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { ISSUED_AT_SKEW_MS } from '../auth/tokens';
+import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike } from '../auth/tokens';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -166,6 +166,7 @@ const reasonOf = (error: unknown): string => {
   const reason = (error as { reason?: unknown } | null)?.reason;
   return typeof reason === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(reason) ? reason : 'unverifiable';
 };
+const CPR_SUB_DETAIL = "the token's sub must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach";
 /**
  * The 401's detail for the refusals a caller can fix by themselves (get a new token, fix a clock); the others keep
  * the generic detail, which tells a prober nothing about which check failed.
@@ -173,6 +174,7 @@ const reasonOf = (error: unknown): string => {
 const INVALID_DETAIL: Readonly<Record<string, string>> = {
   ERR_JWT_EXPIRED: 'the token has expired',
   ERR_JWT_ISSUED_IN_FUTURE: `the token was issued in the future (its iat lies more than ${ISSUED_AT_SKEW_MS / 1000} s after the hub's clock)`,
+  [SUB_IS_CPR]: CPR_SUB_DETAIL,
 };
 
 const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
@@ -319,6 +321,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     app.post('/auth/dev-login', async (request) => {
       const body = parseInput(DevLoginBody, request.body, 'body');
       if (body.role === 'patient') parseCpr(body.patient ?? ''); // 422 invalid_patient_id before a token is made
+      if (body.sub !== undefined && isCprLike(body.sub)) throw new ValidationError('invalid_subject', CPR_SUB_DETAIL, [{ path: 'sub', message: 'a name or pseudonym, not a CPR number' }]);
       const sub = body.sub ?? (body.role === 'patient' ? `patient-${deps.patientKeyOf(parseCpr(body.patient!)).slice(1, 13)}` : `dev-${body.role}`);
       return devLogin({ sub, role: body.role, ...(body.patient ? { patient: body.patient } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
     });
