@@ -27,6 +27,12 @@ const CPR_IN_TEXT = /(?<!\d)(\d{2})[-. ]?(\d{2})[-. ]?\d{2}[-. ]?\d{4}(?!\d)/g;
 export const isCprLike = (value: string): boolean =>
   [...value.matchAll(CPR_IN_TEXT)].some((m) => Number(m[1]) >= 1 && Number(m[1]) <= 31 && Number(m[2]) >= 1 && Number(m[2]) <= 12);
 
+/**
+ * The `sub` of a patient's token minted here (dev-login, token.js) when none is given: a pseudonym from the patient's
+ * pseudonymous key (never the CPR number), so each patient has a rate-limit bucket and an audit subject of their own.
+ */
+export const patientSubject = (patientKey: string): string => `patient-${patientKey.replace(/^p/, '').slice(0, 12)}`;
+
 /** InvalidTokenError's reason for a token whose `sub` is a CPR number (see isCprLike). */
 export const SUB_IS_CPR = 'ERR_SUB_IS_CPR';
 

@@ -8,7 +8,7 @@ import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike } from '../auth/tokens';
+import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -322,7 +322,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       const body = parseInput(DevLoginBody, request.body, 'body');
       if (body.role === 'patient') parseCpr(body.patient ?? ''); // 422 invalid_patient_id before a token is made
       if (body.sub !== undefined && isCprLike(body.sub)) throw new ValidationError('invalid_subject', CPR_SUB_DETAIL, [{ path: 'sub', message: 'a name or pseudonym, not a CPR number' }]);
-      const sub = body.sub ?? (body.role === 'patient' ? `patient-${deps.patientKeyOf(parseCpr(body.patient!)).slice(1, 13)}` : `dev-${body.role}`);
+      const sub = body.sub ?? (body.role === 'patient' ? patientSubject(deps.patientKeyOf(parseCpr(body.patient!))) : `dev-${body.role}`);
       return devLogin({ sub, role: body.role, ...(body.patient ? { patient: body.patient } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
     });
   }
