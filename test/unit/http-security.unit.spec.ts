@@ -133,3 +133,62 @@ describe('installSecurity: a CPR number as the subject', () => {
     await h.app.close();
   });
 });
+
+describe('installSecurity: rate-limit refusals in the audit trail', () => {
+  const rateLimited = (h: Harness) => h.audited.filter((e) => e.status === 429);
+  let clock = Date.now();
+  const limited = (overrides: Partial<SecurityDependencies> = {}) =>
+    harness({
+      rateLimit: { perSecond: 0.1, burst: 1 },
+      now: () => new Date(clock),
+      // The patient the token names is the one in the path: the first request is allowed.
+      verifyBearer: async (token) => ({ subject: token, role: 'patient', via: 'jwt', patientKey: 'p-25' }),
+      ...overrides,
+    });
+  const read = (h: Harness, who: string) => call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${who}` });
+
+  it('audits a 429 as a denied request of the caller, about the patient in the path', async () => {
+    const h = await limited();
+    expect([(await read(h, 'anna')).statusCode, (await read(h, 'anna')).statusCode]).toEqual([200, 429]);
+    expect(rateLimited(h)).toEqual([
+      expect.objectContaining({ subject: 'anna', role: 'patient', outcome: 'denied', reason: 'rate_limited', patientKey: 'p-25', action: 'GET /patients/:patientId/observations' }),
+    ]);
+    await h.app.close();
+  });
+
+  it('records a flood of 429s as one event at once and one with the count per caller and second', async () => {
+    const h = await limited();
+    await read(h, 'anna');
+    const statuses = [];
+    for (let i = 0; i < 30; i++) statuses.push((await read(h, 'anna')).statusCode);
+    expect(statuses.every((s) => s === 429)).toBe(true);
+    expect((await read(h, 'bo')).statusCode).toBe(200);
+    expect((await read(h, 'bo')).statusCode).toBe(429);
+    // While the second lasts: the first refusal of each caller only.
+    expect(rateLimited(h).map((e) => [e.subject, e.reason])).toEqual([
+      ['anna', 'rate_limited'],
+      ['bo', 'rate_limited'],
+    ]);
+    clock += 1500; // the second is over: the next refusal records the count of the last one, then its own
+    expect((await read(h, 'anna')).statusCode).toBe(429);
+    expect(rateLimited(h).map((e) => [e.subject, e.reason])).toEqual([
+      ['anna', 'rate_limited'],
+      ['bo', 'rate_limited'],
+      ['anna', 'rate_limited:29'],
+      ['anna', 'rate_limited'],
+    ]);
+    await read(h, 'anna');
+    await h.app.close(); // closing records the counts still open
+    expect(rateLimited(h).map((e) => [e.subject, e.reason]).slice(4)).toEqual([['anna', 'rate_limited:1']]);
+  });
+
+  it('records the counts of a window when it ends, without waiting for another refusal', async () => {
+    clock = Date.now();
+    const h = await limited({ now: () => new Date() });
+    for (let i = 0; i < 4; i++) await read(h, 'anna');
+    expect(rateLimited(h).map((e) => e.reason)).toEqual(['rate_limited']);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(rateLimited(h).map((e) => e.reason)).toEqual(['rate_limited', 'rate_limited:2']);
+    await h.app.close();
+  });
+});
