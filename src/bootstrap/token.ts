@@ -1,6 +1,12 @@
 #!/usr/bin/env node
+import { createHmac } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ROLES, type Role } from '../application/access/policy';
-import { signToken } from '../adapters/auth/tokens';
+import { isCprLike, patientSubject, signToken } from '../adapters/auth/tokens';
+import { DATA_FILES } from '../adapters/system/data-dir';
+import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
+import { parseCpr } from '../domain/monitoring/cpr';
 import { fail, parseFlags, patientOf, UsageError } from '../adapters/cli/args';
 import { SYSTEM_ID_PATTERN } from '../domain/directory/connected-system';
 import { ConfigError, loadConfig } from './config';
@@ -25,7 +31,8 @@ Options:
   --role ROLE      ${ROLES.join(', ')}
   --patient CPR    the patient's CPR number, ddmmyy-ssss (--role patient only, and required there)
   --system ID      the system acted for (--role clinician and system only, and required there)
-  --sub NAME       whom the token names (default: <role>-<system or local>)
+  --sub NAME       whom the token names, never a CPR number (default: <role>-<system or local>;
+                   for a patient, their own pseudonym patient-<12 hex>, as the hub's dev-login gives it)
   --ttl SECONDS    how long it is valid, 60 to 31536000 seconds (365 days; default 3600)
   -h, --help       this text
 
@@ -68,12 +75,30 @@ const claimsOf = (argv: readonly string[]) => {
   if (!needsSystem && values.system !== undefined) fail('--system belongs to --role clinician or system');
   if (values.system !== undefined && !SYSTEM_ID_PATTERN.test(values.system)) fail('--system must be a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
   if (values.sub !== undefined && !NAME.test(values.sub)) fail('--sub must be 1-64 of A-Z a-z 0-9 . _ : @ -');
+  // The hub refuses such a token: its sub goes into the audit trail, which erasure cannot reach.
+  if (values.sub !== undefined && isCprLike(values.sub)) fail('--sub must not be a CPR number: the sub is recorded in the audit trail, which erasure cannot reach');
   const ttl = values.ttl === undefined ? 3600 : /^\d{1,9}$/.test(values.ttl) ? Number(values.ttl) : NaN;
   if (!(ttl >= MIN_TTL && ttl <= MAX_TTL)) fail(`--ttl must be a whole number of seconds from ${MIN_TTL} to ${MAX_TTL}`);
   return {
-    claims: { sub: values.sub ?? `${role}-${values.system ?? 'local'}`, role: role!, ...(values.patient ? { patient: values.patient } : {}), ...(values.system ? { systemId: values.system } : {}) },
+    claims: { ...(values.sub !== undefined ? { sub: values.sub } : {}), role: role!, ...(values.patient ? { patient: values.patient } : {}), ...(values.system ? { systemId: values.system } : {}) },
     ttl,
   };
+};
+
+/**
+ * The default sub. A patient's is their own pseudonym, as dev-login gives it (from the pseudonymous key under the
+ * hub's pseudonym secret), so patients do not share one rate-limit bucket and one audit subject; where the
+ * pseudonym secret is not here (a hub given RTS_PSEUDONYM_SECRET that this process lacks), a keyed hash under the
+ * auth secret, equally one per patient and not reversible. Never the CPR number. Never a new pseudonym secret: that
+ * would be the hub's next start's.
+ */
+const defaultSub = (claims: { role: Role; patient?: string; systemId?: string }, config: { RTS_PSEUDONYM_SECRET?: string | undefined; RTS_DATA_DIR: string }, authSecret: Buffer): string => {
+  if (claims.role !== 'patient') return `${claims.role}-${claims.systemId ?? 'local'}`;
+  const cpr = parseCpr(claims.patient);
+  const file = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
+  const pseudonymSecret = config.RTS_PSEUDONYM_SECRET ? Buffer.from(config.RTS_PSEUDONYM_SECRET, 'hex') : existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'hex') : null;
+  const key = pseudonymSecret ? new HmacPatientKeys(pseudonymSecret).keyFor(cpr) : `p${createHmac('sha256', authSecret).update(`token.js patient subject/${cpr}`, 'utf8').digest('hex')}`;
+  return patientSubject(key);
 };
 
 /** `token.js ...`: print a token, or say what is wrong; resolves with the exit code. */
@@ -101,7 +126,8 @@ export const runToken = async (argv: readonly string[], deps: TokenDependencies)
         `no secret of the hub's here: RTS_AUTH_JWT_SECRET is not set and ${config.RTS_DATA_DIR}/auth.secret does not exist. Run this with the hub's RTS_DATA_DIR (or its RTS_AUTH_JWT_SECRET)`,
       );
     }
-    const token = await signToken(secret, wanted.claims, { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, ttlSeconds: wanted.ttl });
+    const claims = { ...wanted.claims, sub: wanted.claims.sub ?? defaultSub(wanted.claims, config, secret) };
+    const token = await signToken(secret, claims, { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, ttlSeconds: wanted.ttl });
     deps.stdout.write(`${token}\n`);
     return 0;
   } catch (error) {

@@ -331,10 +331,15 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
   static async connect(options: RtsClientOptions): Promise<RtsClient> {
     const onlyDiscovery = options.discovery !== undefined && options.url === undefined && !options.endpoints?.length;
     const { endpoints, sasl } = onlyDiscovery ? { endpoints: [] as AmqpEndpoint[], sasl: undefined } : resolveEndpoints(options);
-    const discovery = options.discovery === undefined ? undefined : await openSdkDiscovery(options.discovery, endpoints, (f, m) => options.logger?.info?.({ systemId: options.systemId, ...f }, m));
+    // The warm-up probes of discovered brokers log in as the client does (a broker with accounts refuses SASL 'none').
+    const login = options.sasl ?? sasl;
+    const discovery =
+      options.discovery === undefined
+        ? undefined
+        : await openSdkDiscovery(options.discovery, endpoints, (f, m) => options.logger?.info?.({ systemId: options.systemId, ...f }, m), login, options.tls);
     let client: RtsClient;
     try {
-      client = new RtsClient(options, endpoints, options.sasl ?? sasl, discovery);
+      client = new RtsClient(options, endpoints, login, discovery);
     } catch (error) {
       await discovery?.stop();
       throw error;

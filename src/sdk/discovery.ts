@@ -12,7 +12,7 @@ import { openEndpointProvider, parseDiscoveryUri, rebalanceProbability, type Dis
 import { endpointKey, type EndpointProvider } from '../adapters/amqp/endpoint-set';
 import { rebalanceOnAdded } from '../adapters/amqp/failover';
 import { warmUpOnAdded } from '../adapters/amqp/warm-up';
-import type { AmqpSasl } from '../adapters/amqp/connection';
+import type { AmqpSasl, AmqpTls } from '../adapters/amqp/connection';
 
 export type DiscoveryOption = string | DiscoverySettings | EndpointProvider;
 
@@ -27,7 +27,13 @@ const isProvider = (value: unknown): value is EndpointProvider =>
   typeof value === 'object' && value !== null && typeof (value as EndpointProvider).current === 'function' && typeof (value as EndpointProvider).subscribe === 'function';
 
 /** Opens the discovery listener (or wraps a given provider); `endpoints` (from `url`/`endpoints`) are offered too. */
-export async function openSdkDiscovery(option: DiscoveryOption, endpoints: readonly AmqpEndpoint[], log: (fields: object, message: string) => void, sasl?: AmqpSasl): Promise<SdkDiscovery> {
+export async function openSdkDiscovery(
+  option: DiscoveryOption,
+  endpoints: readonly AmqpEndpoint[],
+  log: (fields: object, message: string) => void,
+  sasl?: AmqpSasl,
+  tls?: AmqpTls,
+): Promise<SdkDiscovery> {
   if (isProvider(option)) {
     return { provider: option, attach: () => undefined, stop: async () => undefined };
   }
@@ -42,7 +48,7 @@ export async function openSdkDiscovery(option: DiscoveryOption, endpoints: reado
   });
   let stopRebalance: () => void = () => undefined;
   // One short probe per broker announced (a just-promoted master answers its first AMQP connection slowly).
-  const stopWarmUp = warmUpOnAdded(opened.provider, sasl ? { sasl } : {});
+  const stopWarmUp = warmUpOnAdded(opened.provider, { ...(sasl ? { sasl } : {}), ...(tls ? { tls } : {}) });
   return {
     provider: opened.provider,
     attach: (connection, logInfo) => {

@@ -7,7 +7,10 @@ jest.mock('jose', () => {
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTokenVerifier } from '../../src/adapters/auth/tokens';
+import { createTokenVerifier, patientSubject } from '../../src/adapters/auth/tokens';
+import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
+import { pseudonymSecret } from '../../src/bootstrap/secret';
+import { parseCpr } from '../../src/domain/monitoring/cpr';
 import { loadConfig } from '../../src/bootstrap/config';
 import { authSecret } from '../../src/bootstrap/security-module';
 import { runToken } from '../../src/bootstrap/token';
@@ -43,9 +46,31 @@ describe('token.js', () => {
     expect(res).toMatchObject({ code: 0, stderr: '' });
     const token = res.stdout.trim();
     expect(res.stdout).toBe(`${token}\n`);
-    await expect(verify(token)).resolves.toMatchObject({ role: 'patient', patient: '251248-1234', sub: 'patient-local' });
+    await expect(verify(token)).resolves.toMatchObject({ role: 'patient', patient: '251248-1234', sub: expect.stringMatching(/^patient-[0-9a-f]{12}$/) });
     const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { iat: number; exp: number };
     expect(payload.exp - payload.iat).toBe(600);
+  });
+
+  it("gives each patient a pseudonymous sub of their own, dev-login's, never the CPR number", async () => {
+    authSecret(undefined, dir);
+    const subOf = async (cpr: string, env?: NodeJS.ProcessEnv) => {
+      const res = await mint(['--role', 'patient', '--patient', cpr], env);
+      expect(res.code).toBe(0);
+      return (await verify(res.stdout.trim())).sub;
+    };
+    // Without the hub's pseudonym secret here: still one sub per patient (keyed under the auth secret).
+    const [a, b] = [await subOf('251248-1234'), await subOf('010203-2345')];
+    expect(a).toMatch(/^patient-[0-9a-f]{12}$/);
+    expect(b).not.toBe(a);
+    expect(`${a} ${b}`).not.toMatch(/251248|1234|010203|2345/);
+    // With it (the hub's data directory, or RTS_PSEUDONYM_SECRET): the sub dev-login gives the same patient.
+    const secret = pseudonymSecret(undefined, dir);
+    const devLoginSub = patientSubject(new HmacPatientKeys(secret).keyFor(parseCpr('251248-1234')));
+    expect(await subOf('251248-1234')).toBe(devLoginSub);
+    expect(await subOf('251248-1234', { RTS_DATA_DIR: dir, RTS_PSEUDONYM_SECRET: secret.toString('hex') })).toBe(devLoginSub);
+    // --sub still names whom it is told to.
+    const named = await mint(['--role', 'patient', '--patient', '251248-1234', '--sub', 'anna']);
+    expect((await verify(named.stdout.trim())).sub).toBe('anna');
   });
 
   it('signs with RTS_AUTH_JWT_SECRET when the hub has one configured', async () => {
@@ -85,6 +110,9 @@ describe('token.js', () => {
     [['--role', 'operator', '--ttl', 'abc'], '--ttl must be a whole number of seconds from 60 to 31536000'],
     [['--role', 'operator', '--ttl', '99999999'], '--ttl must be a whole number of seconds'],
     [['--role', 'operator', '--251248-1234'], 'unknown option'],
+    [['--role', 'patient', '--patient', '251248-1234', '--sub', '251248-1234'], '--sub must not be a CPR number'],
+    [['--role', 'operator', '--sub', '2512481234'], '--sub must not be a CPR number'],
+    [['--role', 'operator', '--sub', 'pt.251248.1234'], '--sub must not be a CPR number'],
   ])('%j: exit 2, "%s", with no typed CPR number repeated', async (argv, message) => {
     authSecret(undefined, dir);
     const res = await mint(argv);

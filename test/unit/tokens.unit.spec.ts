@@ -3,7 +3,7 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { createHmac, randomBytes, webcrypto } from 'node:crypto';
-import { InvalidTokenError, createTokenVerifier, signToken } from '../../src/adapters/auth/tokens';
+import { InvalidTokenError, createTokenVerifier, isCprLike, signToken } from '../../src/adapters/auth/tokens';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
 describe('createTokenVerifier', () => {
@@ -54,6 +54,28 @@ describe('createTokenVerifier', () => {
     await expect(verify(signed(at + 61))).rejects.toBeInstanceOf(InvalidTokenError);
     await expect(verify(signed(at + 30))).resolves.toMatchObject({ sub: 'p1' });
     await expect(verify(signed(at - 30))).resolves.toMatchObject({ sub: 'p1' });
+  });
+
+  it("refuses a token whose sub is a CPR number: the sub is kept in the audit trail, which erasure cannot reach", async () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const signed = (sub: string) => {
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, role: 'patient', patient: '251248-1234', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 300 })}`;
+      return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+    };
+    const verify = createTokenVerifier({ secret, issuer, audience });
+    for (const sub of ['251248-1234', '2512481234', '251248 1234', '25.12.48.1234', 'patient-251248-1234']) {
+      await expect(verify(signed(sub))).rejects.toMatchObject({ reason: 'ERR_SUB_IS_CPR' });
+    }
+    await expect(verify(signed('patient-680e6c16b42d'))).resolves.toMatchObject({ sub: 'patient-680e6c16b42d' });
+    await expect(sign({ sub: '251248-1234', role: 'operator' })).rejects.toThrow('must not be a CPR number');
+  });
+
+  it('tells CPR-shaped subjects from ids that only hold digits', () => {
+    for (const cpr of ['251248-1234', '2512481234', '251248.1234', '25 12 48 1234', 'x:010203-2345']) expect(isCprLike(cpr)).toBe(true);
+    // UUIDs, long numeric ids of identity providers, dates that are no day/month pair, short numbers
+    for (const other of ['5f2b8c3e-1234-4a5b-9c8d-123456789012', '112233445566778899001', '12345678-1234', '991348-1234', '251248-123', 'ops', 'dr-jensen']) {
+      expect(isCprLike(other)).toBe(false);
+    }
   });
 
   it('never remembers a refusal', async () => {

@@ -17,6 +17,25 @@ export const TokenClaims = z.object({
 });
 export type TokenClaims = z.infer<typeof TokenClaims>;
 
+/**
+ * Whether a token subject holds something shaped like a CPR number: ddmmyy and ssss, with or without a hyphen, a
+ * space or a dot between the groups, not part of a longer run of digits, day 01-31 and month 01-12. The subject is
+ * recorded in the hash-chained audit trail, which erasure cannot reach, so a token naming a patient by CPR number
+ * would put it there for good. Broader than parseCpr on purpose (no century rule): refusing a subject costs little.
+ */
+const CPR_IN_TEXT = /(?<!\d)(\d{2})[-. ]?(\d{2})[-. ]?\d{2}[-. ]?\d{4}(?!\d)/g;
+export const isCprLike = (value: string): boolean =>
+  [...value.matchAll(CPR_IN_TEXT)].some((m) => Number(m[1]) >= 1 && Number(m[1]) <= 31 && Number(m[2]) >= 1 && Number(m[2]) <= 12);
+
+/**
+ * The `sub` of a patient's token minted here (dev-login, token.js) when none is given: a pseudonym from the patient's
+ * pseudonymous key (never the CPR number), so each patient has a rate-limit bucket and an audit subject of their own.
+ */
+export const patientSubject = (patientKey: string): string => `patient-${patientKey.replace(/^p/, '').slice(0, 12)}`;
+
+/** InvalidTokenError's reason for a token whose `sub` is a CPR number (see isCprLike). */
+export const SUB_IS_CPR = 'ERR_SUB_IS_CPR';
+
 export class InvalidTokenError extends Error {
   constructor(readonly reason: string) {
     super(`invalid token: ${reason}`);
@@ -89,6 +108,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     if (typeof iat === 'number' && iat * 1000 > at + ISSUED_AT_SKEW_MS) throw new InvalidTokenError('ERR_JWT_ISSUED_IN_FUTURE');
     const claims = TokenClaims.safeParse(payload);
     if (!claims.success) throw new InvalidTokenError('claims');
+    if (isCprLike(claims.data.sub)) throw new InvalidTokenError(SUB_IS_CPR);
     const exp = (payload as { exp: number }).exp * 1000;
     if (maxAgeMs > 0 && maxEntries > 0) {
       if (verified.size >= maxEntries) verified.delete(verified.keys().next().value as string);
@@ -100,6 +120,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
 
 /** Sign an HS256 token (the embedded profile's own tokens: dev login and `node dist/bootstrap/token.js`). */
 export const signToken = async (secret: Buffer, claims: TokenClaims, options: { issuer: string; audience: string; ttlSeconds: number }): Promise<string> => {
+  if (isCprLike(claims.sub)) throw new Error("a token's sub must not be a CPR number"); // callers check first, with their own answer
   const jose = await loadJose();
   const { sub, ...rest } = claims;
   return new jose.SignJWT(rest)

@@ -248,7 +248,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: 'public',
     body: DevLoginBody,
     ok: { '200': { description: 'A signed token', schema: DevLoginResponse } },
-    problems: ['invalid_patient_id', 'rate_limited'],
+    problems: ['invalid_patient_id', 'invalid_subject', 'rate_limited'],
   },
 
   // ---- the expert directory (RTS uplink/downlink sync) ----

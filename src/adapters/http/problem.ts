@@ -94,6 +94,7 @@ export const PROBLEM_TYPES = {
   last_key: [409, 'The last valid key of its use cannot be retired before a successor is registered'],
   // Access control, limits, erasure
   unauthenticated: [401, 'Authentication is required'],
+  invalid_subject: [422, 'The token subject is not allowed'],
   forbidden: [403, 'You may not do this'],
   rate_limited: [429, 'Too many requests'],
   patient_erased: [410, 'The patient was erased'],

@@ -8,6 +8,7 @@ import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -16,7 +17,8 @@ import { parseInput } from './schemas';
  * Access control, rate limits and the audit trail of the HTTP API, installed on the app before any route:
  *
  *   onRequest   authenticate (Authorization: Bearer <JWT>, or X-Api-Key for a connected system) -> 401
- *               unauthenticated; then the caller's token bucket -> 429 rate_limited with Retry-After
+ *               unauthenticated; then the caller's token bucket -> 429 rate_limited with Retry-After (audited here,
+ *               summed per caller and second: RateLimitAudit)
  *   preHandler  authorize the route's action on its resource (the pure policy in application/access/policy.ts)
  *               -> 403 forbidden; for a document the caller may not read: 404 document_not_found, the same answer
  *               as for a document that does not exist (no oracle for valid uniqueIds)
@@ -157,6 +159,25 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   };
 };
 
+/** Credentials that were refused, with the reason code (InvalidTokenError.reason: jose's error code, or ours). */
+type Invalid = Readonly<{ invalid: string }>;
+const isInvalid = (value: Principal | Invalid): value is Invalid => 'invalid' in value;
+/** Only a code-shaped reason goes to the log: an unexpected error's text could quote the token. */
+const reasonOf = (error: unknown): string => {
+  const reason = (error as { reason?: unknown } | null)?.reason;
+  return typeof reason === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(reason) ? reason : 'unverifiable';
+};
+const CPR_SUB_DETAIL = "the token's sub must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach";
+/**
+ * The 401's detail for the refusals a caller can fix by themselves (get a new token, fix a clock); the others keep
+ * the generic detail, which tells a prober nothing about which check failed.
+ */
+const INVALID_DETAIL: Readonly<Record<string, string>> = {
+  ERR_JWT_EXPIRED: 'the token has expired',
+  ERR_JWT_ISSUED_IN_FUTURE: `the token was issued in the future (its iat lies more than ${ISSUED_AT_SKEW_MS / 1000} s after the hub's clock)`,
+  [SUB_IS_CPR]: CPR_SUB_DETAIL,
+};
+
 const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
 
 /**
@@ -177,28 +198,107 @@ const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   return null;
 };
 
+/**
+ * Rate-limit refusals (429) in the audit trail. Every refusal is audited, but a flood of refused requests must not
+ * become a flood of audit events: the trail does batch what arrives together (one append per chain per tick, the
+ * next batch while one is stored), so appends would keep up, yet every entry is still hashed, kept forever and
+ * counted against the trail's queue bound, and a full queue drops the audit events of other callers' requests.
+ * So per caller and patient the first 429 of a window (one second) is recorded at once (reason `rate_limited`) and
+ * the further ones of that window are counted and recorded as one event when it ends (reason `rate_limited:<count>`,
+ * with the last one's time, route and request id): at most two events a second per caller and patient, however
+ * fast the refused requests come. Beyond `maxWindows` open windows a caller's refusals are counted without the
+ * patient (one window per caller), so the map stays bounded by the rate limiter's own callers.
+ */
+class RateLimitAudit {
+  private readonly windows = new Map<string, { until: number; count: number; last: AuditEntry }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly record: (entry: AuditEntry) => void,
+    private readonly nowMs: () => number,
+    private readonly windowMs = 1000,
+    private readonly maxWindows = 10_000,
+  ) {}
+
+  refused(caller: string, entry: AuditEntry): void {
+    const now = this.nowMs();
+    let key = `${caller}|${entry.patientKey ?? ''}`;
+    if (!this.windows.has(key) && this.windows.size >= this.maxWindows) {
+      this.flush(now);
+      if (this.windows.size >= this.maxWindows) {
+        key = `${caller}|`;
+        entry = { ...entry, patientKey: null };
+      }
+    }
+    const open = this.windows.get(key);
+    if (open && now < open.until) {
+      open.count++;
+      open.last = entry;
+      return;
+    }
+    if (open) this.end(key, open);
+    this.record(entry);
+    this.windows.set(key, { until: now + this.windowMs, count: 0, last: entry });
+    this.timer ??= setInterval(() => this.flush(this.nowMs()), this.windowMs).unref();
+  }
+
+  /** Records the counts of the windows ended by `now` (all of them without it) and forgets those windows. */
+  flush(now = Infinity): void {
+    for (const [key, window] of this.windows) if (window.until <= now) this.end(key, window);
+    if (this.windows.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private end(key: string, window: { count: number; last: AuditEntry }): void {
+    this.windows.delete(key);
+    if (window.count > 0) this.record({ ...window.last, reason: `rate_limited:${window.count}` });
+  }
+}
+
 const isWrite = (method: string): boolean => method === 'POST' || method === 'DELETE' || method === 'PUT' || method === 'PATCH';
 
 export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies): void => {
   const limiter = new RateLimiter(deps.rateLimit);
   const table = rules(deps);
+  const rateLimitAudit = new RateLimitAudit((entry) => void deps.audit.record(entry).catch(() => deps.onAuditFailure?.()), () => deps.now().getTime());
+  app.addHook('onClose', async () => rateLimitAudit.flush());
+  /** 429, audited (through rateLimitAudit: see there). */
+  const tooManyFrom = (request: FastifyRequest, reply: FastifyReply, caller: string, principal: Principal | null, retryAfterSeconds: number) => {
+    rateLimitAudit.refused(caller, {
+      at: deps.now().toISOString(),
+      subject: principal?.subject ?? 'anonymous',
+      role: principal && principal.via !== 'auth_off' ? principal.role : 'none',
+      systemId: principal?.systemId ?? null,
+      action: routeKey(request),
+      patientKey: patientKeyInPath(request),
+      resource: null,
+      ip: request.ip,
+      requestId: String(request.id),
+      outcome: 'denied',
+      status: 429,
+      reason: 'rate_limited',
+    });
+    return tooMany(reply, retryAfterSeconds);
+  };
 
-  const authenticate = async (request: FastifyRequest): Promise<Principal | 'invalid' | null> => {
+  const authenticate = async (request: FastifyRequest): Promise<Principal | Invalid | null> => {
     if (deps.mode === 'off') return ANONYMOUS;
     const authorization = request.headers.authorization;
     if (typeof authorization === 'string' && /^Bearer\s+/i.test(authorization) && deps.verifyBearer) {
       try {
         return await deps.verifyBearer(authorization.replace(/^Bearer\s+/i, '').trim());
-      } catch {
-        return 'invalid';
+      } catch (error) {
+        return { invalid: reasonOf(error) };
       }
     }
     const apiKey = request.headers['x-api-key'];
     if (typeof apiKey === 'string' && deps.systemOfApiKey) {
       const systemId = deps.systemOfApiKey(apiKey);
-      return systemId ? { subject: `system:${systemId}`, role: 'system', systemId, via: 'api_key' } : 'invalid';
+      return systemId ? { subject: `system:${systemId}`, role: 'system', systemId, via: 'api_key' } : { invalid: 'unknown_api_key' };
     }
-    return authorization !== undefined || apiKey !== undefined ? 'invalid' : null;
+    return authorization !== undefined || apiKey !== undefined ? { invalid: 'malformed_credentials' } : null;
   };
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, code: string, detail: string, reason: string) => {
@@ -212,18 +312,21 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     if (route === undefined || isPublic(ruleMethod(request), route)) {
       if (route === '/auth/dev-login') {
         const rate = limiter.take(`ip:${request.ip}`);
-        if (!rate.allowed) return tooMany(reply, rate.retryAfterSeconds);
+        if (!rate.allowed) return tooManyFrom(request, reply, `ip:${request.ip}`, null, rate.retryAfterSeconds);
       }
       return;
     }
     const principal = await authenticate(request);
-    const caller = principal && principal !== 'invalid' ? `${principal.via}:${principal.subject}` : `ip:${request.ip}`;
+    const caller = principal && !isInvalid(principal) ? `${principal.via}:${principal.subject}` : `ip:${request.ip}`;
     const rate = limiter.take(caller);
-    if (!rate.allowed) return tooMany(reply, rate.retryAfterSeconds);
-    if (principal === null || principal === 'invalid') {
-      reply.header('www-authenticate', principal === 'invalid' ? 'Bearer error="invalid_token"' : 'Bearer');
+    if (!rate.allowed) return tooManyFrom(request, reply, caller, principal && !isInvalid(principal) ? principal : null, rate.retryAfterSeconds);
+    if (principal === null || isInvalid(principal)) {
+      reply.header('www-authenticate', principal === null ? 'Bearer' : 'Bearer error="invalid_token"');
       request.audited = { action: routeKey(request), patientKey: patientKeyInPath(request), resource: null, reason: principal === null ? 'no_credentials' : 'invalid_credentials', patientData: false };
-      return sendProblem(reply, problem('unauthenticated', principal === null ? 'send a bearer token (Authorization: Bearer ...) or an API key (X-Api-Key)' : 'the token or API key is not valid (expired, wrong signature, issuer or audience)'));
+      if (principal === null) return sendProblem(reply, problem('unauthenticated', 'send a bearer token (Authorization: Bearer ...) or an API key (X-Api-Key)'));
+      // The reason code (jose's, or ours), never the token: enough to tell an expired token from a forged one.
+      request.log.info({ credentialsRefused: principal.invalid }, 'credentials refused');
+      return sendProblem(reply, problem('unauthenticated', INVALID_DETAIL[principal.invalid] ?? 'the token or API key is not valid (expired, wrong signature, issuer or audience)'));
     }
     request.principal = principal;
   });
@@ -298,7 +401,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     app.post('/auth/dev-login', async (request) => {
       const body = parseInput(DevLoginBody, request.body, 'body');
       if (body.role === 'patient') parseCpr(body.patient ?? ''); // 422 invalid_patient_id before a token is made
-      const sub = body.sub ?? (body.role === 'patient' ? `patient-${deps.patientKeyOf(parseCpr(body.patient!)).slice(1, 13)}` : `dev-${body.role}`);
+      if (body.sub !== undefined && isCprLike(body.sub)) throw new ValidationError('invalid_subject', CPR_SUB_DETAIL, [{ path: 'sub', message: 'a name or pseudonym, not a CPR number' }]);
+      const sub = body.sub ?? (body.role === 'patient' ? patientSubject(deps.patientKeyOf(parseCpr(body.patient!))) : `dev-${body.role}`);
       return devLogin({ sub, role: body.role, ...(body.patient ? { patient: body.patient } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
     });
   }

@@ -1,0 +1,194 @@
+// The HTTP API's access control and audit (adapters/http/security.ts) on a bare fastify app: what a refused caller
+// is told, what the log and the audit trail get.
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
+import { createHmac, randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { createTokenVerifier } from '../../src/adapters/auth/tokens';
+import { installSecurity, type SecurityDependencies } from '../../src/adapters/http/security';
+import { problemInstance, toProblem, sendProblem } from '../../src/adapters/http/problem';
+import type { AuditEntry } from '../../src/application/audit/audit-chain';
+import type { AuditTrail } from '../../src/application/audit/audit-trail';
+import type { PatientErasure } from '../../src/application/patient-erasure';
+import type { Principal } from '../../src/application/access/policy';
+
+const secret = randomBytes(32);
+const issuer = 'telemed-rts';
+const audience = 'telemed-rts';
+const CPR = '251248-1234';
+
+/** An HS256 token with the given claims, signed by hand (so iat and exp can be anything). */
+const tokenOf = (claims: Record<string, unknown>): string => {
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ iss: issuer, aud: audience, ...claims })}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+};
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+type Answer = { statusCode: number; headers: Record<string, string>; json(): any };
+type Harness = { app: FastifyInstance; base: string; audited: AuditEntry[]; logLines: Record<string, unknown>[] };
+// Real sockets (light-my-request's inject loads an ESM-only cookie module that jest cannot require).
+const call = async (h: Harness, method: 'GET' | 'POST', url: string, headers: Record<string, string> = {}, payload?: object): Promise<Answer> => {
+  const res = await fetch(`${h.base}${url}`, {
+    method,
+    headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) },
+    ...(payload ? { body: JSON.stringify(payload) } : {}),
+  });
+  const text = await res.text();
+  return { statusCode: res.status, headers: Object.fromEntries(res.headers), json: () => JSON.parse(text) };
+};
+
+const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<Harness> => {
+  const audited: AuditEntry[] = [];
+  const logLines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logLines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const app = Fastify({ loggerInstance: pino({ level: 'debug' }, stream) as unknown as FastifyBaseLogger });
+  app.setErrorHandler((error, request, reply) => sendProblem(reply, toProblem(error, problemInstance(request.url))));
+  const verify = createTokenVerifier({ secret, issuer, audience });
+  installSecurity(app, {
+    mode: 'on',
+    verifyBearer: async (token) => {
+      const claims = await verify(token);
+      return { subject: claims.sub, role: claims.role, via: 'jwt', ...(claims.role === 'patient' ? { patientKey: 'p-own' } : {}) } as Principal;
+    },
+    rateLimit: { perSecond: 100, burst: 100 },
+    patientKeyOf: (cpr) => `p-${cpr.slice(0, 2)}`,
+    documentPatientKey: async () => null,
+    clinicianScope: async () => ({ uniqueIds: new Set(), patientKeys: new Set() }),
+    audit: { record: async (entry: AuditEntry) => void audited.push(entry) } as unknown as AuditTrail,
+    erasure: {} as PatientErasure,
+    now: () => new Date(),
+    ...overrides,
+  });
+  app.get('/patients/:patientId/observations', async () => ({ count: 0 }));
+  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, base, audited, logLines };
+};
+
+describe('installSecurity: refused tokens', () => {
+  const get = (h: Harness, token: string) => call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${token}` });
+
+  it('says a token was issued in the future, and logs the reason code but never the token', async () => {
+    const h = await harness();
+    const token = tokenOf({ sub: 'ops', role: 'operator', iat: nowSeconds() + 600, exp: nowSeconds() + 3600 });
+    const res = await get(h, token);
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toMatchObject({ code: 'unauthenticated', detail: expect.stringContaining('issued in the future') });
+    const line = h.logLines.find((l) => l['credentialsRefused'] !== undefined);
+    expect(line).toMatchObject({ credentialsRefused: 'ERR_JWT_ISSUED_IN_FUTURE', reqId: expect.anything() });
+    expect(JSON.stringify(h.logLines)).not.toContain(token.split('.')[2]);
+    await h.app.close();
+  });
+
+  it('says a token has expired', async () => {
+    const h = await harness();
+    const res = await get(h, tokenOf({ sub: 'ops', role: 'operator', iat: nowSeconds() - 7200, exp: nowSeconds() - 3600 }));
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toMatchObject({ code: 'unauthenticated', detail: 'the token has expired' });
+    expect(h.logLines.find((l) => l['credentialsRefused'] !== undefined)).toMatchObject({ credentialsRefused: 'ERR_JWT_EXPIRED' });
+    await h.app.close();
+  });
+
+  it('keeps the generic detail for a wrong signature', async () => {
+    const h = await harness();
+    const good = tokenOf({ sub: 'ops', role: 'operator', exp: nowSeconds() + 3600 });
+    const res = await get(h, `${good.split('.').slice(0, 2).join('.')}.${'A'.repeat(43)}`);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().detail).toBe('the token or API key is not valid (expired, wrong signature, issuer or audience)');
+    expect(h.logLines.find((l) => l['credentialsRefused'] !== undefined)).toMatchObject({ credentialsRefused: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+    await h.app.close();
+  });
+});
+
+describe('installSecurity: a CPR number as the subject', () => {
+  it('refuses a valid token whose sub is a CPR number with 401, saying why, and audits no CPR number', async () => {
+    const h = await harness();
+    for (const sub of ['251248-1234', '2512481234', '251248 1234']) {
+      const res = await call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${tokenOf({ sub, role: 'patient', patient: CPR, exp: nowSeconds() + 3600 })}` });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toMatchObject({ code: 'unauthenticated', detail: "the token's sub must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach" });
+    }
+    expect(h.audited.length).toBe(3);
+    expect(JSON.stringify(h.audited)).not.toMatch(/251248.?1234/);
+    await h.app.close();
+  });
+
+  it('hands out no dev-login token with a CPR number as its sub (422 invalid_subject)', async () => {
+    const devLogin = jest.fn(async () => ({ token: 't', expiresIn: 60 }));
+    const h = await harness({ devLogin });
+    const res = await call(h, 'POST', '/auth/dev-login', {}, { role: 'patient', patient: CPR, sub: '251248-1234' });
+    expect(res.statusCode).toBe(422);
+    expect(res.json()).toMatchObject({ code: 'invalid_subject', detail: expect.stringContaining('must not be a CPR number') });
+    expect(devLogin).not.toHaveBeenCalled();
+    expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'operator', sub: 'ops' })).statusCode).toBe(200);
+    await h.app.close();
+  });
+});
+
+describe('installSecurity: rate-limit refusals in the audit trail', () => {
+  const rateLimited = (h: Harness) => h.audited.filter((e) => e.status === 429);
+  let clock = Date.now();
+  const limited = (overrides: Partial<SecurityDependencies> = {}) =>
+    harness({
+      rateLimit: { perSecond: 0.1, burst: 1 },
+      now: () => new Date(clock),
+      // The patient the token names is the one in the path: the first request is allowed.
+      verifyBearer: async (token) => ({ subject: token, role: 'patient', via: 'jwt', patientKey: 'p-25' }),
+      ...overrides,
+    });
+  const read = (h: Harness, who: string) => call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${who}` });
+
+  it('audits a 429 as a denied request of the caller, about the patient in the path', async () => {
+    const h = await limited();
+    expect([(await read(h, 'anna')).statusCode, (await read(h, 'anna')).statusCode]).toEqual([200, 429]);
+    expect(rateLimited(h)).toEqual([
+      expect.objectContaining({ subject: 'anna', role: 'patient', outcome: 'denied', reason: 'rate_limited', patientKey: 'p-25', action: 'GET /patients/:patientId/observations' }),
+    ]);
+    await h.app.close();
+  });
+
+  it('records a flood of 429s as one event at once and one with the count per caller and second', async () => {
+    const h = await limited();
+    await read(h, 'anna');
+    const statuses = [];
+    for (let i = 0; i < 30; i++) statuses.push((await read(h, 'anna')).statusCode);
+    expect(statuses.every((s) => s === 429)).toBe(true);
+    expect((await read(h, 'bo')).statusCode).toBe(200);
+    expect((await read(h, 'bo')).statusCode).toBe(429);
+    // While the second lasts: the first refusal of each caller only.
+    expect(rateLimited(h).map((e) => [e.subject, e.reason])).toEqual([
+      ['anna', 'rate_limited'],
+      ['bo', 'rate_limited'],
+    ]);
+    clock += 1500; // the second is over: the next refusal records the count of the last one, then its own
+    expect((await read(h, 'anna')).statusCode).toBe(429);
+    expect(rateLimited(h).map((e) => [e.subject, e.reason])).toEqual([
+      ['anna', 'rate_limited'],
+      ['bo', 'rate_limited'],
+      ['anna', 'rate_limited:29'],
+      ['anna', 'rate_limited'],
+    ]);
+    await read(h, 'anna');
+    await h.app.close(); // closing records the counts still open
+    expect(rateLimited(h).map((e) => [e.subject, e.reason]).slice(4)).toEqual([['anna', 'rate_limited:1']]);
+  });
+
+  it('records the counts of a window when it ends, without waiting for another refusal', async () => {
+    clock = Date.now();
+    const h = await limited({ now: () => new Date() });
+    for (let i = 0; i < 4; i++) await read(h, 'anna');
+    expect(rateLimited(h).map((e) => e.reason)).toEqual(['rate_limited']);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(rateLimited(h).map((e) => e.reason)).toEqual(['rate_limited', 'rate_limited:2']);
+    await h.app.close();
+  });
+});
