@@ -3,7 +3,7 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { createHmac, randomBytes, webcrypto } from 'node:crypto';
-import { InvalidTokenError, createTokenVerifier, isCprLike, signToken } from '../../src/adapters/auth/tokens';
+import { InvalidTokenError, createTokenVerifier, isCprLike, patientSubject, signToken } from '../../src/adapters/auth/tokens';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
 describe('createTokenVerifier', () => {
@@ -77,6 +77,12 @@ describe('createTokenVerifier', () => {
     for (const other of ['5f2b8c3e-1234-4a5b-9c8d-123456789012', 'ab010203-4567-4abc-8def-0123456789ab', '112233445566778899001', '12345678-1234', '991348-1234', '251248-123', 'ops', 'dr-jensen']) {
       expect(isCprLike(other)).toBe(false);
     }
+  });
+
+  it("never takes a patient's own pseudonymous subject for a CPR number (dev-login answered 500 for one such patient)", () => {
+    // patientSubject keeps 12 hex digits of the key: two letters and ten date-shaped digits were refused before.
+    for (const key of ['pab0102031234cdef', 'p0102031234abcdef', 'p010203123456cdef', 'p9f010203123456ab']) expect(isCprLike(patientSubject(key))).toBe(false);
+    for (let i = 0; i < 2000; i++) expect(isCprLike(patientSubject(`p${randomBytes(16).toString('hex')}`))).toBe(false);
   });
 
   it('never remembers a refusal', async () => {
