@@ -12,9 +12,10 @@ import { UnavailableError } from '../domain/shared/errors';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
-import { DataDirInUseError, lockDataDir, type DataDirLock } from '../adapters/system/data-dir-lock';
+import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
+import { lockEmbeddedStore } from './embedded-store-lock';
 
 /** What a backend team gets when it embeds the core without HTTP. */
 export type EmbeddedTeleMed = Readonly<{
@@ -69,14 +70,7 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
     const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
     // One process per embedded store, a hub or a library (data-dir-lock.ts): beside a running hub, the library
     // kept an erased patient's key in its cache and took their uploads, which the hub then never showed.
-    if (config.RTS_EVENT_STORE === 'sqlite') {
-      try {
-        lock = lockDataDir(config.RTS_DATA_DIR);
-      } catch (error) {
-        if (error instanceof DataDirInUseError) throw new ConfigError([`dataDir: ${error.message}`]);
-        throw error;
-      }
-    }
+    lock = lockEmbeddedStore(config, 'dataDir');
     try {
       container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
     } catch (error) {

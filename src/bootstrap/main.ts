@@ -2,7 +2,6 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
-import { DataDirInUseError, lockDataDir, type DataDirLock } from '../adapters/system/data-dir-lock';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
 import { registerConsultationRoutes } from '../adapters/http/consultation-routes';
 import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
@@ -26,6 +25,7 @@ import { checkMessageSecurityOfStore, createMessageSecurity } from './message-se
 import { startHubMessaging } from './hub-messaging';
 import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
 import { checkClockAgainstStore } from './clock-check';
+import { lockEmbeddedStore } from './embedded-store-lock';
 import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
@@ -50,15 +50,7 @@ export type StartHubOptions = Readonly<{
  */
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
   // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.
-  let lock: DataDirLock | null = null;
-  if (config.RTS_EVENT_STORE === 'sqlite') {
-    try {
-      lock = lockDataDir(config.RTS_DATA_DIR);
-    } catch (error) {
-      if (error instanceof DataDirInUseError) throw new ConfigError([`RTS_DATA_DIR: ${error.message}`]);
-      throw error;
-    }
-  }
+  const lock = lockEmbeddedStore(config, 'RTS_DATA_DIR');
   try {
     const hub = await startUnlockedHub(config, logger, options);
     return { ...hub, stop: () => hub.stop().finally(() => lock?.release()) };
