@@ -173,7 +173,11 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
   const principals = new WeakMap<TokenClaims, Principal>();
   const devLogin = devLoginEnabled(config) && secret !== null;
   if (config.RTS_AUTH === 'off') logger.warn('RTS_AUTH=off: access control is disabled; every caller may read and change all data');
-  if (devLogin) logger.warn('POST /auth/dev-login is enabled (embedded profile on loopback): it hands out tokens for any role; set RTS_AUTH_DEV_LOGIN=off to disable');
+  if (devLogin) {
+    // Say why it is on: by default only for the embedded profile on loopback; set on by hand, it serves any address.
+    const why = config.RTS_AUTH_DEV_LOGIN === 'on' ? `RTS_AUTH_DEV_LOGIN=on, on ${config.RTS_HTTP_HOST}` : 'embedded profile on loopback';
+    logger.warn(`POST /auth/dev-login is enabled (${why}): it hands out tokens for any role to anyone who reaches this address; set RTS_AUTH_DEV_LOGIN=off to disable`);
+  }
   const apiKeys = config.RTS_API_KEYS ?? {};
   // Anchors: the chains' heads, logged where the store cannot rewrite them (the log collector), so a later
   // POST /audit/verify can show a chain cut back at its tail. Hashes and stream names only.

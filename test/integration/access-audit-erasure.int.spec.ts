@@ -3,6 +3,7 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { readFileSync, readdirSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -44,9 +45,11 @@ const consultations = {
   get: async () => null,
 } as unknown as ConsultationReadModel;
 
+const warnings: string[] = [];
+
 beforeAll(async () => {
   const config = loadConfig({ RTS_DATA_DIR: data.dir, RTS_RATE_LIMIT_BURST: '400', RTS_RATE_LIMIT_PER_SECOND: '1' });
-  const logger = pino({ level: 'silent' });
+  const logger = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _e, done) => (warnings.push(chunk.toString('utf8')), done()) }));
   const c = buildContainer(config, logger);
   store = c.get<EventStore>(TOKENS.EventStore);
   projector = c.get<Projector>(TOKENS.Projector);
@@ -107,6 +110,10 @@ describe('access control, audit and erasure over SQLite', () => {
     otherClinician = await login({ role: 'clinician', systemId: 'odense', sub: 'dr-odense' });
     operator = await login({ role: 'operator', sub: 'ops' });
     system = await login({ role: 'system', systemId: 'aarhus' });
+  });
+
+  it('warns at start that the development login is on, and why: set on by hand, it serves whoever reaches the address', () => {
+    expect(warnings.join('')).toContain('POST /auth/dev-login is enabled (RTS_AUTH_DEV_LOGIN=on, on 127.0.0.1)');
   });
 
   it('answers 401 problem+json to anonymous callers and bad tokens, and keeps /health public', async () => {
