@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, InjectOptions as FastifyInjectOptions, LightMyRequestResponse } from 'fastify';
 import { DateTime } from 'luxon';
 import pino from 'pino';
@@ -31,7 +32,9 @@ const PATIENT_2 = '010203-4321';
 const UNKNOWN_PATIENT = '150560-2123';
 const PATIENT_3 = '070809-1357';
 const BAD_DATE_CPR = '320148-1234';
-const CPRS = [PATIENT, PATIENT_2, PATIENT_3, UNKNOWN_PATIENT, BAD_DATE_CPR];
+/** Only the tests of query-side corrections and content encodings upload for this one (the others list PATIENT's readings). */
+const PATIENT_4 = '121212-1212';
+const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, UNKNOWN_PATIENT, BAD_DATE_CPR];
 
 const logLines: string[] = [];
 const logger = pino(
@@ -209,6 +212,22 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(problem.detail).toMatch(/correction id/);
     });
 
+    it('a JSON correction takes its correctionId from the query too, as the OpenAPI document declares; two different ids or an unknown parameter: 400', async () => {
+      const at = iso(hoursAgo(30));
+      const upload = await post('/observations', { patientId: PATIENT_4, systolic: 133, diastolic: 77, measuredAt: at });
+      const id = upload.json().uniqueId as string;
+      const first = await post(`/documents/${id}/corrections?correctionId=fix-q`, { systolic: 134, diastolic: 77, measuredAt: at });
+      expect(first.statusCode).toBe(201);
+      // The same query id with other values: the correction id's own conflict, not document_deprecated.
+      expectProblem(await post(`/documents/${id}/corrections?correctionId=fix-q`, { systolic: 135, diastolic: 77, measuredAt: at }), 409, 'correction_id_reused');
+      const again = await post(`/documents/${id}/corrections?correctionId=fix-q`, { systolic: 134, diastolic: 77, measuredAt: at });
+      expect({ status: again.statusCode, uniqueId: again.json().uniqueId }).toEqual({ status: 200, uniqueId: first.json().uniqueId });
+      const twice = expectProblem(await post(`/documents/${id}/corrections?correctionId=fix-a`, { correctionId: 'fix-b', systolic: 134, diastolic: 77, measuredAt: at }), 400, 'invalid_request');
+      expect(twice.errors).toEqual([{ path: 'query.correctionId', message: 'differs from body.correctionId' }]);
+      const unknown = expectProblem(await post(`/documents/${id}/corrections?foo=bar`, { systolic: 134, diastolic: 77, measuredAt: at }), 400, 'invalid_request');
+      expect(unknown.detail).toMatch(/query/);
+    });
+
     it('another correction of the deprecated document: 409 document_deprecated', async () => {
       const problem = expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-2', systolic: 130, diastolic: 72, measuredAt }), 409, 'document_deprecated');
       // A uniqueId is no personal data: its long digit run is not taken for a CPR number and redacted.
@@ -371,7 +390,7 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       const encoded = expectProblem(await get(`/patients/${PATIENT.replace('-', '%2D')}/observations?since=1`), 400, 'invalid_request');
       expect(encoded.instance).toBe('/patients/[redacted]/observations?since=1');
       // Written with a space or a dot, or with a digit too many: still a CPR number to whoever reads the problem.
-      for (const written of [PATIENT.replace('-', '%20'), PATIENT.replace('-', '.'), `${PATIENT}5`]) {
+      for (const written of [PATIENT.replace('-', '%20'), PATIENT.replace('-', '.'), PATIENT.replace('-', '_'), PATIENT.replace('-', ':'), `${PATIENT.slice(0, 2)}.${PATIENT.slice(2, 4)}.${PATIENT.slice(4)}`, `${PATIENT.slice(0, 2)}-${PATIENT.slice(2, 4)}-${PATIENT.slice(4)}`, `${PATIENT}5`]) {
         expect(expectProblem(await get(`/patients/${written}/observations?since=1`), 400, 'invalid_request').instance).toBe('/patients/[redacted]/observations?since=1');
       }
       const digits = expectProblem(await get(`/patients/%32%35${PATIENT.slice(2)}/observations?since=1`), 400, 'invalid_request');
@@ -418,6 +437,17 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expectProblem(xml, 415, 'unsupported_media_type');
       const form = await call({ method: 'POST', url: `/documents/${uniqueId}/corrections`, payload: 'systolic=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       expectProblem(form, 415, 'unsupported_media_type');
+    });
+
+    it('a body with a Content-Encoding (gzip, or br on a plain body): 415 unsupported_media_type, nothing stored', async () => {
+      const reading = { patientId: PATIENT_4, systolic: 151, diastolic: 91, measuredAt: iso(hoursAgo(40)), observationId: 'encoded-1' };
+      const gz = await call({ method: 'POST', url: '/observations', payload: gzipSync(JSON.stringify(reading)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+      expectProblem(gz, 415, 'unsupported_media_type');
+      expect(gz.headers['accept-encoding']).toBe('identity');
+      const br = await call({ method: 'POST', url: '/observations', payload: JSON.stringify(reading), headers: { 'content-type': 'application/json', 'content-encoding': 'br' } });
+      expectProblem(br, 415, 'unsupported_media_type');
+      const plain = await call({ method: 'POST', url: '/observations', payload: JSON.stringify(reading), headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } });
+      expect(plain.statusCode).toBe(201); // the first time it is stored: neither refused request stored it
     });
 
     it('an unknown route: 404 not_found', async () => {
@@ -480,6 +510,13 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
     it('a caller’s x-request-id holding a CPR number is not kept (it would be logged with every line)', async () => {
       const response = await call({ method: 'GET', url: '/health', headers: { 'x-request-id': PATIENT_2 } });
       expect(response.headers['x-request-id']).not.toContain(PATIENT_2);
+      // The other spellings a token's sub is refused for; the id's own characters allow them all.
+      for (const spelling of ['010203.4321', '010203_4321', '010203:4321', '01.02.03-4321', 'req-010203.4321']) {
+        const other = await call({ method: 'GET', url: '/health', headers: { 'x-request-id': spelling } });
+        expect({ spelling, kept: other.headers['x-request-id'] }).toEqual({ spelling, kept: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+      }
+      // A plain token with digits is still kept.
+      expect((await call({ method: 'GET', url: '/health', headers: { 'x-request-id': 'batch-2026.11.30-0001' } })).headers['x-request-id']).toBe('batch-2026.11.30-0001');
     });
   });
 

@@ -1,4 +1,5 @@
-import { birthDateOf, isCpr, parseCpr } from '../../src/domain/monitoring/cpr';
+import { randomUUID } from 'node:crypto';
+import { birthDateOf, containsCprDigits, isCpr, isCprLike, parseCpr } from '../../src/domain/monitoring/cpr';
 import { ValidationError } from '../../src/domain/shared/errors';
 
 const rejectionOf = (value: unknown, path?: string): ValidationError => {
@@ -122,5 +123,34 @@ describe('CPR number', () => {
     // Not even the digits split apart by the message: neither the date part nor the serial.
     expect(text).not.toContain(value.slice(0, 6));
     expect(text).not.toMatch(/\d{4}/);
+  });
+});
+
+describe('a CPR number inside other text (ids and subjects where none may go)', () => {
+  // The spellings found in ids that reached logs, the audit trail and other systems' queues.
+  const spellings = ['251248-1234', '2512481234', '251248.1234', '251248_1234', '251248:1234', '25.12.48-1234', '25-12-48-1234', '25 12 48 1234', 'cpr.251248.1234', 'case.150575.2468', 'pt-251248-1234', 'obs_010190_4321'];
+
+  it.each(spellings)('isCprLike and containsCprDigits find %s', (value) => {
+    expect(isCprLike(value)).toBe(true);
+    expect(containsCprDigits(value)).toBe(true);
+  });
+
+  it('isCprLike lets a run next to a letter through (a UUID has them); containsCprDigits does not', () => {
+    expect(isCprLike('x251248-1234')).toBe(false);
+    expect(containsCprDigits('x251248-1234')).toBe(true);
+    expect(containsCprDigits('cpr251248_1234z')).toBe(true);
+  });
+
+  it('neither takes ids that are no day/month pair or too short for one', () => {
+    for (const other of ['12345678-1234', '991348-1234', '251248-123', 'batch-2026.11.30-0001', 'caller-42.a', '2.25.329800735698586629295641978511506172918', '112233445566778899001']) {
+      expect({ other, like: isCprLike(other), digits: containsCprDigits(other) }).toEqual({ other, like: false, digits: false });
+    }
+  });
+
+  it('isCprLike never refuses a random UUID (the usual message and correlation id)', () => {
+    for (let i = 0; i < 20_000; i++) {
+      const id = randomUUID();
+      if (isCprLike(id)) throw new Error(`a UUID was taken for a CPR number: ${id}`);
+    }
   });
 });

@@ -68,7 +68,7 @@ describe('message contract: uplink', () => {
   });
 
   it('takes a correlationId that is an id, not free text or a CPR number (it is logged and passed on)', () => {
-    for (const correlationId of ['070789-4821', '0707894821', '070789-4821 Bodil Qvortrup-Lindahl', 'Karen Blixholm 290292-3315']) {
+    for (const correlationId of ['070789-4821', '0707894821', '070789-4821 Bodil Qvortrup-Lindahl', 'Karen Blixholm 290292-3315', 'case.070789.4821', 'pt-070789-4821', '070789_4821', '07.07.89-4821']) {
       const failure = expectFailure(JSON.stringify({ ...envelope('expert.retired', { localExpertId: 'e-1' }), correlationId }), 'bad_schema');
       expect(failure?.detail).toMatch(/^correlationId: /);
       expect(failure?.detail).not.toContain('0707');

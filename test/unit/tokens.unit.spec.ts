@@ -71,7 +71,7 @@ describe('createTokenVerifier', () => {
   });
 
   it('tells CPR-shaped subjects from ids that only hold digits', () => {
-    for (const cpr of ['251248-1234', '2512481234', '251248.1234', '25 12 48 1234', 'x:010203-2345']) expect(isCprLike(cpr)).toBe(true);
+    for (const cpr of ['251248-1234', '2512481234', '251248.1234', '25 12 48 1234', 'x:010203-2345', '251248_1234', '251248:1234', '25.12.48-1234']) expect(isCprLike(cpr)).toBe(true);
     // UUIDs, long numeric ids of identity providers, dates that are no day/month pair, short numbers
     // A UUID whose first group ends in a date-shaped run of six digits before the dash: a letter, not a boundary.
     for (const other of ['5f2b8c3e-1234-4a5b-9c8d-123456789012', 'ab010203-4567-4abc-8def-0123456789ab', '112233445566778899001', '12345678-1234', '991348-1234', '251248-123', 'ops', 'dr-jensen']) {

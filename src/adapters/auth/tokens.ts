@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES } from '../../application/access/policy';
+import { isCprLike } from '../../domain/monitoring/cpr';
 
 /**
  * Bearer tokens (JWT, verified with jose) and API keys. jose is ESM-only: it is loaded on first use with a
@@ -17,17 +18,8 @@ export const TokenClaims = z.object({
 });
 export type TokenClaims = z.infer<typeof TokenClaims>;
 
-/**
- * Whether a token subject holds something shaped like a CPR number: ddmmyy and ssss, with or without a hyphen, a
- * space or a dot between the groups, not next to another letter or digit, day 01-31 and month 01-12. The subject is
- * recorded in the hash-chained audit trail, which erasure cannot reach, so a token naming a patient by CPR number
- * would put it there for good. Broader than parseCpr on purpose (no century rule): refusing a subject costs little.
- */
-// Bounded by no letter or digit either: a UUID (the usual subject of an identity provider) has hex letters next to
-// its digit runs, and about one in 2,700 held a date-shaped 6+4 run between a letter and a dash.
-const CPR_IN_TEXT = /(?<![0-9A-Za-z])(\d{2})[-. ]?(\d{2})[-. ]?\d{2}[-. ]?\d{4}(?![0-9A-Za-z])/g;
-export const isCprLike = (value: string): boolean =>
-  [...value.matchAll(CPR_IN_TEXT)].some((m) => Number(m[1]) >= 1 && Number(m[1]) <= 31 && Number(m[2]) >= 1 && Number(m[2]) <= 12);
+/** Whether a token subject holds something shaped like a CPR number: see isCprLike (domain/monitoring/cpr). */
+export { isCprLike };
 
 /**
  * The `sub` of a patient's token minted here (dev-login, token.js) when none is given: a pseudonym from the patient's

@@ -103,6 +103,8 @@ export const PROBLEM_TYPES = {
   anchor_outside_days: [422, 'An anchor names an audit chain outside the days verified'],
   too_many_anchors: [422, 'Too many anchors in one verification'],
   body_too_large: [413, 'The request body is too large'],
+  request_timeout: [408, 'The request did not arrive in time'],
+  request_header_too_large: [431, 'The request headers or URL are too large'],
   unsupported_media_type: [415, 'The content type is not supported'],
   method_not_allowed: [405, 'Method not allowed'],
   service_unavailable: [503, 'The service is not available'],
@@ -161,10 +163,19 @@ export const toProblem = (error: unknown, instance: string): Problem => {
     return problem('malformed_json', 'the request body could not be parsed as JSON', { instance });
   }
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return problem('invalid_request', 'the request could not be processed as sent', { instance, status: e.statusCode });
+    // One type, one status: a client that switches on the type must not find invalid_request (400) as a 408 or 431.
+    const code = codeOfClientStatus(e.statusCode);
+    return problem(code, 'the request could not be processed as sent', { instance });
   }
   return problem('internal_error', 'an internal error occurred; it has been logged with the request id', { instance });
 };
+
+/**
+ * The problem type for a status fastify or Node's HTTP parser gives a request it refuses itself; a status no type
+ * has is answered as invalid_request, 400.
+ */
+export const codeOfClientStatus = (status: number): ProblemCode =>
+  (({ 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 413: 'body_too_large', 414: 'request_header_too_large', 415: 'unsupported_media_type', 431: 'request_header_too_large' }) as Record<number, ProblemCode>)[status] ?? 'invalid_request';
 
 /** Seconds a client is asked to wait before repeating a request answered 503 (the state may last longer). */
 export const RETRY_AFTER_SECONDS = 5;
@@ -175,10 +186,11 @@ export const RETRY_AFTER_SECONDS = 5;
  * and cutting it up left an `instance` that named no resource.
  */
 /**
- * A CPR number as people write it: ten digits, or six and four with a dash, space or dot between (and, with a
- * separator, a mistyped extra digit or two). Longer runs without a separator stay: they are OID arcs.
+ * A CPR number as people write it: ten digits, or six and four with a dash, space, dot, underscore or colon between
+ * (and, with a separator, a mistyped extra digit or two), or with the date written dd.mm.yy or dd-mm-yy. Longer runs without a
+ * separator stay: they are OID arcs.
  */
-const CPR_LIKE = /(?<!\d)(?:\d{10}|\d{6}[-\s.]\d{4,6})(?!\d)/g;
+const CPR_LIKE = /(?<!\d)(?:\d{10}|\d{6}[-\s._:]\d{4,6}|\d{2}[-.\s_:]\d{2}[-.\s_:]\d{2}[-\s._:]?\d{4})(?!\d)/g;
 
 /**
  * The `instance` of a problem: the request's URL with anything that may be a CPR number replaced by `[redacted]`.

@@ -8,12 +8,12 @@ import type { Clock } from '../../application/ports/clock';
 import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
 import { parseHl7Observation } from '../../domain/documents/hl7';
-import { parseCpr } from '../../domain/monitoring/cpr';
-import { UnavailableError } from '../../domain/shared/errors';
+import { containsCprDigits, parseCpr } from '../../domain/monitoring/cpr';
+import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { MAX_INTERVAL_DAYS, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { openApiDocument } from './openapi';
-import { PROBLEM_TYPES, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
+import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
 import { registerWebRoutes } from './web-routes';
 
@@ -67,7 +67,8 @@ export type HttpServer = Readonly<{
 
 /** A raw problem+json answer, then the connection closed: for requests fastify cannot answer itself. */
 const endWithProblem = (socket: Duplex, status: number, detail: string): void => {
-  const body = JSON.stringify(problem('invalid_request', detail, { status }));
+  const code = codeOfClientStatus(status);
+  const body = JSON.stringify(problem(code, detail, { status: PROBLEM_TYPES[code][0] }));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -87,8 +88,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // A caller's X-Request-Id is kept when it is a plain token, so one id follows a request across systems.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      // Not when it looks like a CPR number: the id is written into every log line of the request.
-      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !/\d{6}-?\d{4}/.test(given) ? given : randomUUID();
+      // Not when it may hold a CPR number, in any spelling (251248.1234, 251248_1234, 25.12.48-1234, cpr251248-1234):
+      // the id is written into every log line of the request, the x-request-id header and the hash-chained audit
+      // trail, which erasure cannot reach. A good id matched by chance is only replaced.
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !containsCprDigits(given) ? given : randomUUID();
     },
     // fastify's own request lines off (ours, below, carry the route pattern, not the URL); log lines of a request
     // label its id `requestId`.
@@ -108,7 +111,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         socket.destroy();
         return;
       }
-      endWithProblem(socket, status, 'the request could not be read as HTTP');
+      endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? "the request's headers did not arrive in time" : 'the request could not be read as HTTP');
     },
   });
 
@@ -137,6 +140,13 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       request.raw.once('close', () => clearTimeout(timer));
     }
     if (closing) return sendProblem(reply, problem('service_unavailable', 'the hub is shutting down: send the request again in a moment (or to another hub process)'));
+    // The hub decodes no Content-Encoding: a gzip body read as JSON was a misleading malformed_json, and a body
+    // labelled br but sent plain was stored as if decoded. RFC 9110 15.5.16: 415 for an unsupported coding.
+    const coding = request.headers['content-encoding'];
+    if (coding !== undefined && !/^\s*identity\s*$/i.test(String(coding))) {
+      reply.header('accept-encoding', 'identity');
+      return sendProblem(reply, problem('unsupported_media_type', 'the hub takes request bodies without a Content-Encoding (no gzip, deflate or br): send the body uncompressed'));
+    }
   });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');
@@ -281,10 +291,16 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       const corrected = parseHl7Observation(String(request.body));
       result = await deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correctionId, correlationId: request.id });
     } else {
+      // The id may come in the body or, as for XML, in the query (the OpenAPI document declares it for both): a query
+      // id was ignored, and a retry with other values got document_deprecated instead of correction_id_reused.
+      const query = parseInput(CorrectionQuery, request.query, 'query');
       const body = parseInput(CorrectionBody, request.body, 'body');
+      if (query.correctionId !== undefined && body.correctionId !== undefined && query.correctionId !== body.correctionId) {
+        throw new ValidationError('invalid_request', 'correctionId is given twice, in the query and in the body, with different values', [{ path: 'query.correctionId', message: 'differs from body.correctionId' }]);
+      }
       const patientId = await deps.telemed.patientOf(uniqueId);
       const corrected = createTeleObservation({ patientId, systolic: body.systolic, diastolic: body.diastolic, measuredAt: body.measuredAt }, now);
-      result = await deps.telemed.correct(uniqueId, corrected, { correctionId: body.correctionId, correlationId: request.id });
+      result = await deps.telemed.correct(uniqueId, corrected, { correctionId: body.correctionId ?? query.correctionId, correlationId: request.id });
     }
     const document = `/documents/${result.uniqueId}`;
     return reply.code(result.created ? 201 : 200).header('location', document).send({ uniqueId: result.uniqueId, replaces: uniqueId, document });

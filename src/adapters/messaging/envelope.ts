@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { isCprLike } from '../../domain/monitoring/cpr';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**
@@ -37,7 +38,9 @@ const envelopeShape = {
   correlationId: z
     .string()
     .regex(/^[A-Za-z0-9._:\/-]{1,100}$/, 'an id of 1-100 characters of A-Z a-z 0-9 . _ : / -')
-    .refine((v) => !/^\d{6}-?\d{4}$/.test(v), 'must not be a CPR number (it is logged and passed on)')
+    // In any spelling, also inside a longer id ("case.150575.2468", "pt-251248-1234"): the AMQP correlation-id goes
+    // outside the JWE, so the broker's store holds it too. A UUID never matches (see isCprLike).
+    .refine((v) => !isCprLike(v), 'must not hold a CPR number (it is logged and passed on)')
     .describe('An id (not free text, never a CPR number): it is logged and passed on to the other party'),
   time: isoWithOffset,
 };

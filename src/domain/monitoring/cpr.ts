@@ -59,3 +59,22 @@ export const parseCpr = (value: unknown, path = 'patientId'): Cpr => {
 };
 
 export const isCpr = (value: unknown): value is Cpr => typeof value === 'string' && CPR_FORM.test(value) && birthDateOf(value) !== null;
+
+/**
+ * What may be a CPR number written inside other text, in the spellings people use: ddmmyy and ssss, with or without
+ * a hyphen, a space, a dot, an underscore or a colon between the groups (251248-1234, 2512481234, 251248.1234,
+ * 25.12.48-1234, 251248_1234), day 01-31 and month 01-12. Broader than parseCpr on purpose (no century rule): it
+ * guards places where a CPR number must never go (a token's sub, ids that are logged, stored in clear or passed on
+ * to other systems), and refusing there costs little.
+ *
+ * isCprLike: the run is not next to a letter or a digit. A UUID (the usual subject of an identity provider, the
+ * usual id of a message) has hex letters next to its digit runs, and about one in 2,700 held a date-shaped 6+4 run
+ * between a letter and a dash, so a refusal there would refuse good ids by chance; "x251248-1234" is let through.
+ * containsCprDigits: the run is not next to a digit only; for ids that are replaced rather than refused when they
+ * match (a caller's X-Request-Id), where a chance match costs nothing.
+ */
+const CPR_IN_TEXT = /(?<![0-9A-Za-z])(\d{2})[-. _:]?(\d{2})[-. _:]?\d{2}[-. _:]?\d{4}(?![0-9A-Za-z])/g;
+const CPR_DIGITS_IN_TEXT = /(?<!\d)(\d{2})[-. _:]?(\d{2})[-. _:]?\d{2}[-. _:]?\d{4}(?!\d)/g;
+const dateShaped = (m: RegExpMatchArray): boolean => Number(m[1]) >= 1 && Number(m[1]) <= 31 && Number(m[2]) >= 1 && Number(m[2]) <= 12;
+export const isCprLike = (value: string): boolean => [...value.matchAll(CPR_IN_TEXT)].some(dateShaped);
+export const containsCprDigits = (value: string): boolean => [...value.matchAll(CPR_DIGITS_IN_TEXT)].some(dateShaped);
