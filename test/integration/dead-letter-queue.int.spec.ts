@@ -39,6 +39,32 @@ it('takes one message back from among many, and only that one', async () => {
   expect((await back.browse(10)).map((d) => d.envelopeId)).toEqual(['m-77']);
 });
 
+it('browsing again and again leaves the connection\'s other links flowing, and a browse of more than 2,048 messages ends', async () => {
+  // Browsed deliveries used to stay unsettled in the connection's shared session: after ~2,048 of them (17 browses
+  // of 115 dead letters in the tester's run) no link on that session got a message, the hub's uplink consumer
+  // included, and the browse found the queue empty.
+  const queue = 'test.dlq.window';
+  const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 10_000 });
+  await fill(queue, 0, 150);
+  for (let i = 0; i < 20; i++) expect({ i, n: (await dlq.browse(1000)).length }).toEqual({ i, n: 150 });
+  // A link on the shared session still gets its message.
+  await amq.sender.sendRaw('test.dlq.after', { body: 'still flowing', durable: true });
+  const received = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no message on the shared session within 5 s')), 5000);
+    const receiver = amq.connection.openReceiver({ source: { address: 'test.dlq.after' }, autoaccept: true, credit_window: 1 });
+    receiver.on('message', (context) => {
+      clearTimeout(timer);
+      receiver.close();
+      resolve(String(context.message?.body));
+    });
+  });
+  expect(received).toBe('still flowing');
+  // One browse of more deliveries than a session's buffer holds.
+  await fill(queue, 150, 2100);
+  expect(await dlq.browse(10_000)).toHaveLength(2250);
+  expect(await dlq.browse(10_000)).toHaveLength(2250); // and it consumed nothing
+});
+
 it('without a broker connection: UnavailableError service_unavailable', async () => {
   const lonely = connect({ ...amq.broker, host: '127.0.0.1', amqpPort: 1 } as TestBroker);
   try {

@@ -378,6 +378,28 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   }
 
   /**
+   * A receiver on an AMQP session of its own, for short-lived work (browsing, selective moves) whose deliveries
+   * must not stay in the shared session: rhea keeps every unsettled incoming delivery in its session's buffer
+   * (2,048 entries) and offers the peer only the free part as its window, so deliveries a link leaves unsettled
+   * when it closes stop every other link on that session, the uplink consumer's included. `close()` ends the
+   * session, and with it whatever it still holds (the broker gives unsettled messages back to their queue).
+   * `bufferSize`: the session's delivery buffer, i.e. its window; at least the credit the link will give, since
+   * ActiveMQ answers a drain as done when the window is closed, and a browse of more then ended early.
+   */
+  openReceiverOnOwnSession(options: ReceiverOptions, bufferSize = 2048): { receiver: Receiver; close(): void } {
+    const session = this.raw.create_session(bufferSize);
+    session.begin();
+    const receiver = session.open_receiver(options);
+    return {
+      receiver,
+      close: () => {
+        if (receiver.is_open()) receiver.close();
+        if (session.is_open()) session.close();
+      },
+    };
+  }
+
+  /**
    * Closes the connection (no reconnect); resolves when the socket is gone, forcing it after `timeoutMs`.
    * rhea only cleans up (heartbeat timers) on the socket's 'end', so we wait for that rather than destroying it.
    */

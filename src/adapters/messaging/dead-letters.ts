@@ -97,6 +97,9 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
       limit,
       (context) => {
         if (context.message) got.push(toDeadLetter(context.message));
+        // Settled at once, so a browse of more than rhea's 2,048-delivery session buffer is not stopped by its own
+        // deliveries. Accepting a browsed copy consumes nothing (a test browses the queue whole again after).
+        (context.delivery as Delivery | undefined)?.accept();
       },
       async () => got,
     );
@@ -156,6 +159,7 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
     const wanted = Math.max(1, credit);
     return new Promise<T>((resolve, reject) => {
       let receiver: Receiver | undefined;
+      let closeSession = (): void => undefined;
       let done = false;
       let finishing = false;
       let received = 0;
@@ -163,7 +167,7 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        if (receiver?.is_open()) receiver.close();
+        closeSession();
         if ('error' in outcome) reject(outcome.error);
         else resolve(outcome.value);
       };
@@ -179,11 +183,14 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
         () => end({ error: new UnavailableError('service_unavailable', `the message broker did not answer within ${this.timeoutMs} ms (dead letter queue ${this.options.queue}); try again`) }),
         this.timeoutMs,
       );
-      receiver = this.connection.openReceiver({
+      // On a session of its own: a browse settles nothing, and a move leaves unsettled what came after its last
+      // match. On the shared session those deliveries filled rhea's buffer: after ~17 browses of a 115-message dead
+      // letter queue the uplink consumer got no message any more, and the browse found the queue empty.
+      ({ receiver, close: closeSession } = this.connection.openReceiverOnOwnSession({
         source: { address: this.options.queue, ...source } as never,
         autoaccept: false,
         credit_window: 0,
-      });
+      }, Math.max(2048, wanted + 64)));
       receiver.on('receiver_open', () => {
         receiver!.add_credit(wanted);
         receiver!.drain_credit();
