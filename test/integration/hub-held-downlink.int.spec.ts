@@ -90,8 +90,9 @@ it('holds the downlink of a system without an encryption key, across a restart, 
   const hubRegistry = new KeyRegistry();
   await registerHubJwks(hubRegistry, await fetchHubJwks(hub.url));
   const codec = new JoseCodec({ keys: expertKeys, registry: hubRegistry });
-  const opened = [];
-  for (const m of got) opened.push((await codec.open(m.body, { from: 'hub' })).envelope as { id: string; type: string; payload: Record<string, unknown> });
+  type Opened = { id: string; type: string; payload: Record<string, unknown> };
+  const opened: Opened[] = [];
+  for (const m of got) opened.push((await codec.open(m.body, { from: 'hub' })).envelope as unknown as Opened);
   const distinct = opened.filter((e, i) => opened.findIndex((x) => x.id === e.id) === i); // a restart may resend: receivers dedupe by id
   expect(distinct.map((e) => e.type)).toHaveLength(4);
   expect(new Set(distinct.slice(0, 2).map((e) => e.type))).toEqual(new Set(['system.joined', 'directory.snapshot']));
