@@ -16,12 +16,19 @@ import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
+import { heldDownlinkRecorder } from '../adapters/metrics/hub-metrics';
+import { HeldDownlinks } from '../application/downlink/held-downlinks';
+import { HeldDownlinkReleaser } from '../application/downlink/held-downlink-releaser';
 
 /**
  * The hub's side of the broker, composed: one AMQP connection (failover over the configured endpoints), the
  * uplink consumer (hubs are stateless competing consumers on the shared uplink queue), the downlink publisher
  * with an AMQP outbox (one per hub process, from the directory module's durable checkpoint), and the dead letter
  * operations. Without a broker (`messaging` null) only the dead letter service exists, answering 503.
+ *
+ * Downlink messages for a system without a valid encryption key are held in the store (HeldDownlinks, shared by
+ * both publishers through the outbox) and sent in order by the HeldDownlinkReleaser once it has one; the releaser
+ * starts and stops with the publishers, so it runs in every hub process that publishes.
  *
  *   const messaging = await startHubMessaging({ messaging, directory, store, clock, ids, logger });
  *   registerDeadLetterRoutes(app, { deadLetters: messaging.deadLetters });
@@ -112,7 +119,10 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
 
   const downlinkSender = broker.downlinkSender();
   const operatorSender = broker.replaySender();
-  const outbox = new AmqpHubOutbox(downlinkSender, deps.codec, log);
+  const heldMetrics = heldDownlinkRecorder(deps.metrics);
+  const held = new HeldDownlinks({ store: deps.store, clock: deps.clock, logger: log, onHeld: heldMetrics.held, onReleased: heldMetrics.released });
+  const outbox = new AmqpHubOutbox(downlinkSender, deps.codec, log, held);
+  const releaser = new HeldDownlinkReleaser({ held, store: deps.store, prepare: (queue, envelope) => outbox.prepare(queue, envelope), logger: log, onPending: heldMetrics.pending });
   const publisher = deps.directory.downlinkPublisher(outbox);
   const consultationPublisher = deps.consultations?.downlinkPublisher(outbox);
   const onOutcome = (event: ConsumerOutcomeEvent): void => {
@@ -193,6 +203,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const attached = firstConnection.then(() => (stopped ? false : attachUntilDone()));
   publisher.start();
   consultationPublisher?.start();
+  releaser.start();
   let waitTimer: NodeJS.Timeout | undefined;
   const inTime = await Promise.race([attached, new Promise<false>((resolve) => (waitTimer = setTimeout(() => resolve(false), deps.connectTimeoutMs ?? 5_000)))]);
   clearTimeout(waitTimer);
@@ -227,10 +238,11 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         wakeRetry?.();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
-        // The publishers end after the message in hand; its send waits for the broker (up to 2 min). A broker that
-        // is not connected (never reached, login refused, gone) cannot take it: closing the senders fails that send,
-        // and its event is published again from the checkpoint at the next start (receivers dedupe by message id).
-        const publishersStopped = Promise.all([publisher.stop(), consultationPublisher?.stop()]);
+        // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the
+        // broker (up to 2 min). A broker that is not connected (never reached, login refused, gone) cannot take it:
+        // closing the senders fails that send, and its event is published again from the checkpoint at the next
+        // start (a held message stays held: released at the next start; receivers dedupe by message id).
+        const publishersStopped = Promise.all([publisher.stop(), consultationPublisher?.stop(), releaser.stop()]);
         let waitTimer: NodeJS.Timeout | undefined;
         const brokerGone = new Promise<void>((resolve) => {
           if (!connection.isConnected()) return resolve();

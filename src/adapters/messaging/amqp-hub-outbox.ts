@@ -1,7 +1,8 @@
 import type { DownlinkEnvelope } from '../../application/directory/directory-messages';
 import type { ConsultationDownlinkEnvelope } from '../../application/consultation/consultation-messages';
 import type { ConsultationOutbox } from '../../application/consultation/consultation-downlink';
-import type { DownlinkOutbox } from '../../application/ports/downlink-outbox';
+import type { DownlinkOutbox, PreparedDownlink } from '../../application/ports/downlink-outbox';
+import type { HeldDownlinks } from '../../application/downlink/held-downlinks';
 import type { OutgoingMessage } from '../amqp/durable-sender';
 import { JoseError } from '../crypto/jose-codec';
 import { ContractViolationError } from './envelope';
@@ -14,13 +15,17 @@ import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from '.
  * receivers and selectors can read them without opening the body; they hold no personal data. The send resolves
  * only when the broker accepted the message, so the publisher's checkpoint moves only past messages it holds.
  *
- * A system without a valid encryption key cannot be written to: such a message is logged as undeliverable
- * (reason no_encryption_key) and skipped, so one system's missing key does not stop everyone's downlink (the
- * publishers move on; the key must be registered and the message re-sent by hand). Only the system itself (or an
- * operator acting for it) gets there: it registered no encryption key, or its successor key is not valid yet when
- * the old one retires (the last key without a successor cannot be retired). Another system cannot: it can neither
- * register nor retire a key it does not own (system-keys-service.ts). So is a message
- * that breaks its contract or is larger than the broker takes: sent again it would fail again, for good.
+ * A system without a valid encryption key cannot be written to now: it registered none yet, or its successor key
+ * is not valid yet when the old one retires (the last key without a successor cannot be retired). Only the system
+ * itself (or an operator acting for it) gets there; another system can neither register nor retire a key it does
+ * not own (system-keys-service.ts). Such a message is held, durably, in the event store (`held`:
+ * application/downlink/held-downlinks.ts), and so is every later one to that system until they are sent, so
+ * one system's missing key does not stop everyone's downlink and loses nothing: the HeldDownlinkReleaser sends
+ * them in order, through `prepare` here, once the system has a valid key. Without `held` (tests of the outbox
+ * alone) such a message is logged as undeliverable (reason no_encryption_key) and skipped, as it was before.
+ *
+ * A message that breaks its contract or is larger than the broker takes is logged and skipped: sent again it
+ * would fail again, for good.
  */
 /** Largest body sent (UTF-8 bytes): the brokers take frames of at most 1 MiB (wireFormat.maxFrameSize). */
 export const MAX_DOWNLINK_BODY_BYTES = 1024 * 1024 - 32 * 1024;
@@ -33,23 +38,35 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
     private readonly sender: OutboxSender,
     private readonly codec: HubMessageCodec = new PlainHubCodec(),
     private readonly logger?: OutboxLogger,
+    private readonly held?: Pick<HeldDownlinks, 'send'>,
   ) {}
 
   async send(queue: string, envelope: DownlinkEnvelope | ConsultationDownlinkEnvelope): Promise<void> {
+    if (this.held) return this.held.send(queue, envelope, () => this.prepare(queue, envelope));
+    const prepared = await this.prepare(queue, envelope);
+    if (prepared.kind === 'ready') return prepared.send();
+    if (prepared.kind === 'no_key') {
+      const e = envelope as HubDownlinkEnvelope;
+      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, reason: 'no_encryption_key' }, 'downlink message undeliverable: the system has no valid encryption key; skipped');
+    }
+  }
+
+  /**
+   * Encode for the receiving system now: ready to send, or no valid encryption key (no_key: hold it), or never
+   * sendable (undeliverable: logged here, with the reason).
+   */
+  async prepare(queue: string, envelope: DownlinkEnvelope | ConsultationDownlinkEnvelope): Promise<PreparedDownlink> {
     const e = envelope as HubDownlinkEnvelope;
     let encoded: { body: string; applicationProperties: Record<string, string> };
     try {
       encoded = await this.codec.encodeDownlink(e);
     } catch (error) {
-      if (error instanceof JoseError && error.code === 'unknown_key') {
-        this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, reason: 'no_encryption_key' }, 'downlink message undeliverable: the system has no valid encryption key; skipped');
-        return;
-      }
+      if (error instanceof JoseError && error.code === 'unknown_key') return NO_KEY;
       // Sent again it would break the contract again, and the publisher retried it from its checkpoint for good:
       // no consultation message reached any system after it (a consultation id that was no UUID).
       if (error instanceof ContractViolationError) {
         this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, reason: 'contract_violation', error: error.message }, 'downlink message undeliverable: it breaks the message contract; skipped');
-        return;
+        return UNDELIVERABLE;
       }
       throw error;
     }
@@ -57,22 +74,30 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
     const size = Buffer.byteLength(encoded.body, 'utf8');
     if (size > MAX_DOWNLINK_BODY_BYTES) {
       this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
-      return;
+      return UNDELIVERABLE;
     }
-    await this.sender.send(queue, {
-      body: encoded.body,
-      messageId: e.id,
-      correlationId: e.correlationId,
-      subject: e.type,
-      applicationProperties: {
-        messageId: e.id,
-        type: e.type,
-        version: e.version,
-        systemId: e.systemId,
-        correlationId: e.correlationId,
-        ...encoded.applicationProperties,
+    return {
+      kind: 'ready',
+      send: async () => {
+        await this.sender.send(queue, {
+          body: encoded.body,
+          messageId: e.id,
+          correlationId: e.correlationId,
+          subject: e.type,
+          applicationProperties: {
+            messageId: e.id,
+            type: e.type,
+            version: e.version,
+            systemId: e.systemId,
+            correlationId: e.correlationId,
+            ...encoded.applicationProperties,
+          },
+        });
+        this.logger?.debug?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, queue }, 'downlink message sent');
       },
-    });
-    this.logger?.debug?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, queue }, 'downlink message sent');
+    };
   }
 }
+
+const NO_KEY: PreparedDownlink = { kind: 'no_key' };
+const UNDELIVERABLE: PreparedDownlink = { kind: 'undeliverable' };

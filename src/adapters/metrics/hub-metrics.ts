@@ -58,3 +58,21 @@ export function sendRetryRecorder(metrics: MetricsRegistry | undefined, kind: st
   const counter = metrics.counter('rts_amqp_send_retries_total', 'Sends attempted again (same message id) after a lost or refused transfer', ['kind', 'reason']);
   return (event) => counter.inc({ kind, reason: /^[a-z-]{1,20}$/.test(event.reason) ? event.reason : 'other' });
 }
+
+/**
+ * Downlink messages held for systems without a valid encryption key (application/downlink/held-downlinks.ts):
+ * held by this process (by reason), released by it, and held but not yet released (this process's view after
+ * its last release pass). Plain totals: the other metrics never label by system either.
+ */
+export function heldDownlinkRecorder(metrics: MetricsRegistry | undefined): Readonly<{ held(reason: string): void; released(count: number): void; pending(count: number): void }> {
+  if (!metrics) return { held: () => undefined, released: () => undefined, pending: () => undefined };
+  const held = metrics.counter('rts_downlink_held_total', 'Downlink messages held because their system had no valid encryption key (no_encryption_key) or had earlier ones held (behind_held)', ['reason']);
+  const released = metrics.counter('rts_downlink_held_released_total', 'Held downlink messages released (sent once the system had a valid key, or dropped as undeliverable)');
+  const pending = metrics.gauge('rts_downlink_held_pending', 'Held downlink messages not yet released, over all systems');
+  pending.set({}, 0);
+  return {
+    held: (reason) => held.inc({ reason: reason === 'no_encryption_key' || reason === 'behind_held' ? reason : 'other' }),
+    released: (count) => released.inc({}, count),
+    pending: (count) => pending.set({}, count),
+  };
+}

@@ -16,3 +16,15 @@ export interface CheckpointStore {
   get(name: string): Promise<bigint>;
   set(name: string, position: bigint): Promise<void>;
 }
+
+/**
+ * One downlink message made ready for its receiver, or why it cannot be sent now. The held-downlink logic
+ * (application/downlink/held-downlinks.ts) decides with it whether to send or to hold; the AMQP outbox makes it.
+ *   ready          encoded for the receiver; `send()` resolves once the broker accepted it
+ *   no_key         the receiving system has no valid encryption key now (it may register one later): hold it
+ *   undeliverable  it can never be sent (breaks its contract, larger than the broker takes): logged and dropped
+ */
+export type PreparedDownlink =
+  | Readonly<{ kind: 'ready'; send(): Promise<void> }>
+  | Readonly<{ kind: 'no_key' }>
+  | Readonly<{ kind: 'undeliverable' }>;
