@@ -104,12 +104,25 @@ def _public(key, use, alg):
 
 
 class PartyKeys:
-    """A system's own key pairs: one to sign (ES256 on P-256), one to receive encrypted messages (P-256)."""
+    """A system's own key pairs: one to sign (ES256 on P-256), and the keys it decrypts with (P-256): the current
+    encryption key, the one it registers and the hub encrypts for, plus the previous ones it still accepts while a
+    rotation is under way (messages encrypted for them may still be queued). A message is decrypted with the key
+    its JWE's kid names.
 
-    def __init__(self, owner, signing=None, encryption=None):
+    Rotating the encryption key without losing a message (docs/messaging.md, "Rotation without downtime"):
+
+        keys.rotate_encryption()          # 1. the new key is current, the old one stays a decryption key
+        save(keys.export())               #    (and load it in every process that reads the downlink queue)
+        hub.add_keys(system_id, keys)     # 2. register it: from now on the hub encrypts for the new key
+        ...                               # 3. once nothing encrypted for the old key is left in the queue:
+        hub.retire_key(system_id, old_kid); keys.drop_decryption_key(old_kid)
+    """
+
+    def __init__(self, owner, signing=None, encryption=None, previous_encryption=()):
         self.owner = owner
         self.signing = signing or jwk.JWK.generate(kty="EC", crv="P-256")
         self.encryption = encryption or jwk.JWK.generate(kty="EC", crv="P-256")
+        self.previous_encryption = list(previous_encryption)  # oldest first; still accepted, no longer registered anew
 
     @property
     def signing_kid(self):
@@ -119,17 +132,52 @@ class PartyKeys:
     def encryption_kid(self):
         return self.encryption.thumbprint()
 
+    @property
+    def decryption_kids(self):
+        """The kids a message to this system may be encrypted for: the previous keys, then the current one."""
+        return [key.thumbprint() for key in self.previous_encryption] + [self.encryption_kid]
+
+    def decryption_key(self, kid):
+        """Our private key whose kid is `kid` (current or previous), or None."""
+        for key in [self.encryption, *self.previous_encryption]:
+            if key.thumbprint() == kid:
+                return key
+        return None
+
+    def rotate_encryption(self, new_key=None):
+        """Rotation, step 1: `new_key` (default: a new P-256 key) becomes the current encryption key; the current one
+        is kept as a previous decryption key. Register the new one (HubHttp.add_keys) only after this, in every
+        process that reads the downlink queue. Returns the new key's kid."""
+        self.previous_encryption.append(self.encryption)
+        self.encryption = new_key or jwk.JWK.generate(kty="EC", crv="P-256")
+        return self.encryption_kid
+
+    def drop_decryption_key(self, kid):
+        """Rotation, last step: stop accepting a previous key (nothing is queued for it any more). The current key
+        cannot be dropped."""
+        if kid == self.encryption_kid:
+            raise ValueError("the current encryption key cannot be dropped: rotate first")
+        kept = [key for key in self.previous_encryption if key.thumbprint() != kid]
+        if len(kept) == len(self.previous_encryption):
+            raise KeyError(kid)
+        self.previous_encryption = kept
+
     def public_jwks(self):
-        """What the system registers with the hub: its public signing and encryption keys, kid/use/alg set."""
+        """What the system registers with the hub: its public signing and current encryption keys, kid/use/alg set."""
         return [_public(self.signing, "sig", SIGNING_ALG), _public(self.encryption, "enc", KEY_MANAGEMENT_ALG)]
 
     def export(self):
         """The private keys as JSON (keep it secret)."""
-        return {"owner": self.owner, "signing": json.loads(self.signing.export_private()), "encryption": json.loads(self.encryption.export_private())}
+        return {
+            "owner": self.owner,
+            "signing": json.loads(self.signing.export_private()),
+            "encryption": json.loads(self.encryption.export_private()),
+            "previousEncryption": [json.loads(key.export_private()) for key in self.previous_encryption],
+        }
 
     @classmethod
     def load(cls, data):
-        return cls(data["owner"], jwk.JWK(**data["signing"]), jwk.JWK(**data["encryption"]))
+        return cls(data["owner"], jwk.JWK(**data["signing"]), jwk.JWK(**data["encryption"]), [jwk.JWK(**key) for key in data.get("previousEncryption", [])])
 
 
 class HubHttp:
@@ -161,6 +209,22 @@ class HubHttp:
         status, body = self._call("GET", "/.well-known/jwks.json")
         if status != 200:
             raise RuntimeError(f"GET /.well-known/jwks.json: HTTP {status}")
+        return body
+
+    def add_keys(self, system_id, keys):
+        """POST /systems/<id>/keys with the system's public keys (PartyKeys: its signing and current encryption
+        key; the hub answers which kids are new and which it had). Rotation, step 2: the hub encrypts for the new
+        encryption key from now on, so the receiver must accept it first (PartyKeys.rotate_encryption)."""
+        status, body = self._call("POST", f"/systems/{system_id}/keys", {"keys": keys.public_jwks()})
+        if status not in (200, 201):
+            raise RuntimeError(f"POST /systems/{system_id}/keys: HTTP {status} {body}")
+        return body
+
+    def retire_key(self, system_id, kid, at=None):
+        """POST /systems/<id>/keys/<kid>/retire: the hub refuses the key from `at` (ISO-8601; default now) on."""
+        status, body = self._call("POST", f"/systems/{system_id}/keys/{kid}/retire", {} if at is None else {"at": at})
+        if status != 200:
+            raise RuntimeError(f"POST /systems/{system_id}/keys/<kid>/retire: HTTP {status} {body}")
         return body
 
     def get(self, path):
@@ -208,10 +272,11 @@ class JoseCodec:
         header = outer.jose_header
         if header.get("alg") != KEY_MANAGEMENT_ALG or header.get("enc") != CONTENT_ENCRYPTION:
             raise SecurityError("malformed_jose", "unexpected JWE algorithms")
-        if header.get("kid") != self.keys.encryption_kid:
-            raise SecurityError("not_for_us", "encrypted for a key that is not ours")
+        ours = self.keys.decryption_key(header.get("kid"))
+        if ours is None:
+            raise SecurityError("not_for_us", "the message is encrypted for a key that is not ours")
         try:
-            outer.decrypt(self.keys.encryption)
+            outer.decrypt(ours)
         except Exception as error:  # noqa: BLE001
             raise SecurityError("bad_signature", "the encrypted message failed its integrity check") from error
         inner = jws.JWS()
