@@ -206,6 +206,8 @@ class HubHttp:
         return body
 
     def jwks(self):
+        """The hub's public keys. Give the method itself to JoseCodec (JoseCodec(keys, hub.jwks)): it re-reads them
+        when a hub message names a signing key it does not know (the hub rotated)."""
         status, body = self._call("GET", "/.well-known/jwks.json")
         if status != 200:
             raise RuntimeError(f"GET /.well-known/jwks.json: HTTP {status}")
@@ -231,24 +233,96 @@ class HubHttp:
         return self._call("GET", path)
 
 
+def _read_jwks_url(url):
+    """GET a JWKS URL (the hub's is public: no token)."""
+    request = urllib.request.Request(url, headers={"accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _instant(text):
+    """An ISO-8601 instant as seconds since the epoch; None for one that cannot be read."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
 class JoseCodec:
-    """Sign as `keys.owner` and encrypt for the hub; open what the hub sent us (decrypt, verify, check)."""
+    """Sign as `keys.owner` and encrypt for the hub; open what the hub sent us (decrypt, verify, check).
+
+    hub_jwks: where the hub's public keys come from, one of
+      * a callable that returns the JWKS, e.g. HubHttp(...).jwks;
+      * the JWKS's URL, e.g. "http://hub:8080/.well-known/jwks.json";
+      * the JWKS itself (a dict): then it is never re-read, and once the hub rotates its signing key every hub
+        message is dead-lettered as unknown_key. Give a callable or the URL.
+    Read once here. When a hub message is signed with a kid we do not know (or whose rts_retires_at has come), the
+    JWKS is read again and the message verified once more before it is refused as unknown_key: the hub rotated
+    (docs/messaging.md, "Registering your keys"). Such re-reads are at most one per `refresh_interval` seconds, so
+    that a run of messages with a kid the hub does not publish costs the hub one request, not one each; a message
+    with an unknown kid that comes sooner after a re-read is refused without one. A re-read also picks up the hub's
+    newest encryption key for what we send. A re-read that fails (the hub is unreachable) counts as one, and keeps
+    the keys we had. `clock`: monotonic seconds (tests give their own). `jwks_reads`: how many times it was read."""
 
     name = "jose"
     content_type = "application/jose"
 
-    def __init__(self, keys, hub_jwks):
+    def __init__(self, keys, hub_jwks, refresh_interval=30.0, clock=time.monotonic):
         self.keys = keys
+        if callable(hub_jwks):
+            self._fetch = hub_jwks
+        elif isinstance(hub_jwks, str):
+            self._fetch = lambda: _read_jwks_url(hub_jwks)
+        else:
+            self._fetch = None
+        self.refresh_interval = refresh_interval
+        self._clock = clock
+        self._last_refresh = None  # the first read, here, is not a re-read: an unknown kid right after it re-reads
+        self.jwks_reads = 0
         self.hub_signing = {}
         self.hub_encryption = None
+        self._use_jwks(self._fetch() if self._fetch else hub_jwks)
+
+    def _use_jwks(self, hub_jwks):
+        """Takes the hub's keys from a JWKS: every signing key (with its rts_retires_at, if any), and the last
+        encryption key listed that is not retired (the newest). Raises ValueError, keeping the keys we had, for a
+        JWKS without either."""
+        signing, encryption = {}, None
         for entry in hub_jwks["keys"]:
             key = jwk.JWK(**{k: v for k, v in entry.items() if not k.startswith("rts_")})
             if entry.get("use") == "sig":
-                self.hub_signing[entry["kid"]] = key
+                retires_at = entry.get("rts_retires_at")
+                # A date that cannot be read retires the key now: better refused than trusted past its date.
+                signing[entry["kid"]] = (key, None if retires_at is None else (_instant(retires_at) or 0.0))
             elif entry.get("use") == "enc" and "rts_retires_at" not in entry:
-                self.hub_encryption = (entry["kid"], key)  # the last one listed is the newest
-        if self.hub_encryption is None or not self.hub_signing:
+                encryption = (entry["kid"], key)  # the last one listed is the newest
+        if encryption is None or not signing:
             raise ValueError("the hub's JWKS has no signing or no encryption key")
+        self.hub_signing, self.hub_encryption = signing, encryption
+        self.jwks_reads += 1
+
+    def _hub_signing_key(self, kid):
+        """The hub's public signing key named `kid`, or None when it is unknown or retired."""
+        key, retires_at = self.hub_signing.get(kid, (None, None))
+        if key is None or (retires_at is not None and time.time() >= retires_at):
+            return None
+        return key
+
+    def refresh_hub_keys(self):
+        """Reads the hub's JWKS again, unless it was re-read less than refresh_interval seconds ago. True when it
+        was read. A failed read (the hub unreachable, a JWKS without keys) counts as a read and keeps the keys."""
+        if self._fetch is None:
+            return False
+        now = self._clock()
+        if self._last_refresh is not None and now - self._last_refresh < self.refresh_interval:
+            return False
+        self._last_refresh = now
+        try:
+            self._use_jwks(self._fetch())
+        except Exception:  # noqa: BLE001 - the message is refused with the keys we had
+            return False
+        return True
 
     def encode(self, envelope):
         claims = {"iss": self.keys.owner, "aud": HUB, "iat": int(time.time()), "jti": envelope["id"], "msg": envelope}
@@ -285,10 +359,15 @@ class JoseCodec:
         except Exception as error:  # noqa: BLE001
             raise SecurityError("malformed_jose", "the content is not a compact JWS") from error
         signing_kid = inner.jose_header.get("kid")
-        if signing_kid not in self.hub_signing:
-            raise SecurityError("unknown_key", "the signing key is not one of the hub's")
+        if not isinstance(signing_kid, str):
+            raise SecurityError("malformed_jose", "the JWS must name its kid")
+        key = self._hub_signing_key(signing_kid)
+        if key is None and self.refresh_hub_keys():
+            key = self._hub_signing_key(signing_kid)  # the hub rotated: verify once more with what it publishes now
+        if key is None:
+            raise SecurityError("unknown_key", "the signing key is not one of the hub's, or was retired")
         try:
-            inner.verify(self.hub_signing[signing_kid], alg=SIGNING_ALG)
+            inner.verify(key, alg=SIGNING_ALG)
         except Exception as error:  # noqa: BLE001
             raise SecurityError("bad_signature", "the signature does not verify") from error
         try:
