@@ -336,6 +336,8 @@ class JoseCodec:
         return token.serialize(compact=True)
 
     def decode(self, body):
+        """The envelope of a hub message, or SecurityError with the reason of docs/messaging.md's checks, in their
+        order (the TypeScript SDK's JoseCodec answers the same)."""
         if not isinstance(body, str) or body.count(".") != 4:
             raise SecurityError("malformed_jose", "the body is not a compact JWE")
         outer = jwe.JWE()
@@ -344,9 +346,11 @@ class JoseCodec:
         except Exception as error:  # noqa: BLE001
             raise SecurityError("malformed_jose", "the JWE could not be read") from error
         header = outer.jose_header
-        if header.get("alg") != KEY_MANAGEMENT_ALG or header.get("enc") != CONTENT_ENCRYPTION:
-            raise SecurityError("malformed_jose", "unexpected JWE algorithms")
-        ours = self.keys.decryption_key(header.get("kid"))
+        if header.get("alg") != KEY_MANAGEMENT_ALG or header.get("enc") != CONTENT_ENCRYPTION or not isinstance(header.get("kid"), str):
+            raise SecurityError("malformed_jose", "the JWE must use ECDH-ES+A256KW with A256GCM and name its kid")
+        if "zip" in header:
+            raise SecurityError("malformed_jose", "the JWE must not be compressed (zip is not part of the profile)")
+        ours = self.keys.decryption_key(header["kid"])
         if ours is None:
             raise SecurityError("not_for_us", "the message is encrypted for a key that is not ours")
         try:
@@ -374,13 +378,17 @@ class JoseCodec:
             claims = json.loads(inner.payload.decode("utf-8"))
         except ValueError as error:
             raise SecurityError("malformed_jose", "the claims are not JSON") from error
-        if not isinstance(claims, dict) or not isinstance(claims.get("msg"), dict):
-            raise SecurityError("malformed_jose", "the claims have no msg")
-        msg = claims["msg"]
-        if claims.get("iss") != HUB:
-            raise SecurityError("sender_mismatch", "not signed as the hub")
-        if claims.get("aud") != self.keys.owner or msg.get("systemId") != self.keys.owner:
-            raise SecurityError("not_for_us", "addressed to another system")
+        if not isinstance(claims, dict):
+            raise SecurityError("malformed_jose", "the signed payload lacks iss, aud or msg")
+        msg = claims.get("msg")
+        if not isinstance(claims.get("iss"), str) or not isinstance(claims.get("aud"), str) or not isinstance(msg, dict) or not isinstance(msg.get("systemId"), str) or not isinstance(msg.get("id"), str):
+            raise SecurityError("malformed_jose", "the signed payload lacks iss, aud or msg")
+        if claims["iss"] != HUB:
+            raise SecurityError("sender_mismatch", "the claimed sender does not own the signing key")
+        if claims["aud"] != self.keys.owner:
+            raise SecurityError("not_for_us", "the message is addressed to another party")
+        if msg["systemId"] != self.keys.owner:
+            raise SecurityError("sender_mismatch", "the envelope's systemId is not the receiving system")
         return msg
 
 
