@@ -10,7 +10,14 @@ protocol of docs/messaging.md ("Message security"):
   * the JWE travels as the AMQP body (an AMQP value string), durable, with the envelope fields in
     application-properties (messageId, type, version, systemId, correlationId);
   * a system registers its two public keys over HTTP (POST /systems with `keys`), and reads the hub's from
-    GET /.well-known/jwks.json.
+    GET /.well-known/jwks.json;
+  * the receiver checks in the order of docs/messaging.md and dead-letters with its reasons, as the TypeScript
+    SDK does (a downlink envelope whose systemId is not ours is sender_mismatch; a JWE for none of our keys, or
+    claims whose aud is not us, not_for_us);
+  * rotation without downtime: PartyKeys decrypts with any of its current and previous encryption keys, by the
+    JWE's kid (rotate_encryption, then HubHttp.add_keys, later retire_key and drop_decryption_key); JoseCodec
+    re-reads the hub's JWKS when a hub message is signed with a kid it does not know (at most once per
+    refresh_interval seconds) and verifies once more before it refuses the message as unknown_key.
 
 And the rules of docs/messaging.md around it:
 
