@@ -43,7 +43,7 @@ def main():
     hub.register_system(args.system, "Python City", "Hubei", keys)
     say("registered", system=args.system, kids=[k["kid"] for k in keys.public_jwks()])
 
-    client = RtsClient(args.broker, args.system, JoseCodec(keys, hub.jwks()), ca_file=args.ca, cert_file=args.cert, key_file=args.key)
+    client = RtsClient(args.broker, args.system, JoseCodec(keys, hub.jwks), ca_file=args.ca, cert_file=args.cert, key_file=args.key)
     try:
         expert = {
             "localExpertId": "py-expert-1",

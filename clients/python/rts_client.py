@@ -10,7 +10,14 @@ protocol of docs/messaging.md ("Message security"):
   * the JWE travels as the AMQP body (an AMQP value string), durable, with the envelope fields in
     application-properties (messageId, type, version, systemId, correlationId);
   * a system registers its two public keys over HTTP (POST /systems with `keys`), and reads the hub's from
-    GET /.well-known/jwks.json.
+    GET /.well-known/jwks.json;
+  * the receiver checks in the order of docs/messaging.md and dead-letters with its reasons, as the TypeScript
+    SDK does (a downlink envelope whose systemId is not ours is sender_mismatch; a JWE for none of our keys, or
+    claims whose aud is not us, not_for_us);
+  * rotation without downtime: PartyKeys decrypts with any of its current and previous encryption keys, by the
+    JWE's kid (rotate_encryption, then HubHttp.add_keys, later retire_key and drop_decryption_key); JoseCodec
+    re-reads the hub's JWKS when a hub message is signed with a kid it does not know (at most once per
+    refresh_interval seconds) and verifies once more before it refuses the message as unknown_key.
 
 And the rules of docs/messaging.md around it:
 
@@ -104,12 +111,25 @@ def _public(key, use, alg):
 
 
 class PartyKeys:
-    """A system's own key pairs: one to sign (ES256 on P-256), one to receive encrypted messages (P-256)."""
+    """A system's own key pairs: one to sign (ES256 on P-256), and the keys it decrypts with (P-256): the current
+    encryption key, the one it registers and the hub encrypts for, plus the previous ones it still accepts while a
+    rotation is under way (messages encrypted for them may still be queued). A message is decrypted with the key
+    its JWE's kid names.
 
-    def __init__(self, owner, signing=None, encryption=None):
+    Rotating the encryption key without losing a message (docs/messaging.md, "Rotation without downtime"):
+
+        keys.rotate_encryption()          # 1. the new key is current, the old one stays a decryption key
+        save(keys.export())               #    (and load it in every process that reads the downlink queue)
+        hub.add_keys(system_id, keys)     # 2. register it: from now on the hub encrypts for the new key
+        ...                               # 3. once nothing encrypted for the old key is left in the queue:
+        hub.retire_key(system_id, old_kid); keys.drop_decryption_key(old_kid)
+    """
+
+    def __init__(self, owner, signing=None, encryption=None, previous_encryption=()):
         self.owner = owner
         self.signing = signing or jwk.JWK.generate(kty="EC", crv="P-256")
         self.encryption = encryption or jwk.JWK.generate(kty="EC", crv="P-256")
+        self.previous_encryption = list(previous_encryption)  # oldest first; still accepted, no longer registered anew
 
     @property
     def signing_kid(self):
@@ -119,17 +139,52 @@ class PartyKeys:
     def encryption_kid(self):
         return self.encryption.thumbprint()
 
+    @property
+    def decryption_kids(self):
+        """The kids a message to this system may be encrypted for: the previous keys, then the current one."""
+        return [key.thumbprint() for key in self.previous_encryption] + [self.encryption_kid]
+
+    def decryption_key(self, kid):
+        """Our private key whose kid is `kid` (current or previous), or None."""
+        for key in [self.encryption, *self.previous_encryption]:
+            if key.thumbprint() == kid:
+                return key
+        return None
+
+    def rotate_encryption(self, new_key=None):
+        """Rotation, step 1: `new_key` (default: a new P-256 key) becomes the current encryption key; the current one
+        is kept as a previous decryption key. Register the new one (HubHttp.add_keys) only after this, in every
+        process that reads the downlink queue. Returns the new key's kid."""
+        self.previous_encryption.append(self.encryption)
+        self.encryption = new_key or jwk.JWK.generate(kty="EC", crv="P-256")
+        return self.encryption_kid
+
+    def drop_decryption_key(self, kid):
+        """Rotation, last step: stop accepting a previous key (nothing is queued for it any more). The current key
+        cannot be dropped."""
+        if kid == self.encryption_kid:
+            raise ValueError("the current encryption key cannot be dropped: rotate first")
+        kept = [key for key in self.previous_encryption if key.thumbprint() != kid]
+        if len(kept) == len(self.previous_encryption):
+            raise KeyError(kid)
+        self.previous_encryption = kept
+
     def public_jwks(self):
-        """What the system registers with the hub: its public signing and encryption keys, kid/use/alg set."""
+        """What the system registers with the hub: its public signing and current encryption keys, kid/use/alg set."""
         return [_public(self.signing, "sig", SIGNING_ALG), _public(self.encryption, "enc", KEY_MANAGEMENT_ALG)]
 
     def export(self):
         """The private keys as JSON (keep it secret)."""
-        return {"owner": self.owner, "signing": json.loads(self.signing.export_private()), "encryption": json.loads(self.encryption.export_private())}
+        return {
+            "owner": self.owner,
+            "signing": json.loads(self.signing.export_private()),
+            "encryption": json.loads(self.encryption.export_private()),
+            "previousEncryption": [json.loads(key.export_private()) for key in self.previous_encryption],
+        }
 
     @classmethod
     def load(cls, data):
-        return cls(data["owner"], jwk.JWK(**data["signing"]), jwk.JWK(**data["encryption"]))
+        return cls(data["owner"], jwk.JWK(**data["signing"]), jwk.JWK(**data["encryption"]), [jwk.JWK(**key) for key in data.get("previousEncryption", [])])
 
 
 class HubHttp:
@@ -158,33 +213,123 @@ class HubHttp:
         return body
 
     def jwks(self):
+        """The hub's public keys. Give the method itself to JoseCodec (JoseCodec(keys, hub.jwks)): it re-reads them
+        when a hub message names a signing key it does not know (the hub rotated)."""
         status, body = self._call("GET", "/.well-known/jwks.json")
         if status != 200:
             raise RuntimeError(f"GET /.well-known/jwks.json: HTTP {status}")
+        return body
+
+    def add_keys(self, system_id, keys):
+        """POST /systems/<id>/keys with the system's public keys (PartyKeys: its signing and current encryption
+        key; the hub answers which kids are new and which it had). Rotation, step 2: the hub encrypts for the new
+        encryption key from now on, so the receiver must accept it first (PartyKeys.rotate_encryption)."""
+        status, body = self._call("POST", f"/systems/{system_id}/keys", {"keys": keys.public_jwks()})
+        if status not in (200, 201):
+            raise RuntimeError(f"POST /systems/{system_id}/keys: HTTP {status} {body}")
+        return body
+
+    def retire_key(self, system_id, kid, at=None):
+        """POST /systems/<id>/keys/<kid>/retire: the hub refuses the key from `at` (ISO-8601; default now) on."""
+        status, body = self._call("POST", f"/systems/{system_id}/keys/{kid}/retire", {} if at is None else {"at": at})
+        if status != 200:
+            raise RuntimeError(f"POST /systems/{system_id}/keys/<kid>/retire: HTTP {status} {body}")
         return body
 
     def get(self, path):
         return self._call("GET", path)
 
 
+def _read_jwks_url(url):
+    """GET a JWKS URL (the hub's is public: no token)."""
+    request = urllib.request.Request(url, headers={"accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _instant(text):
+    """An ISO-8601 instant as seconds since the epoch; None for one that cannot be read."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
 class JoseCodec:
-    """Sign as `keys.owner` and encrypt for the hub; open what the hub sent us (decrypt, verify, check)."""
+    """Sign as `keys.owner` and encrypt for the hub; open what the hub sent us (decrypt, verify, check).
+
+    hub_jwks: where the hub's public keys come from, one of
+      * a callable that returns the JWKS, e.g. HubHttp(...).jwks;
+      * the JWKS's URL, e.g. "http://hub:8080/.well-known/jwks.json";
+      * the JWKS itself (a dict): then it is never re-read, and once the hub rotates its signing key every hub
+        message is dead-lettered as unknown_key. Give a callable or the URL.
+    Read once here. When a hub message is signed with a kid we do not know (or whose rts_retires_at has come), the
+    JWKS is read again and the message verified once more before it is refused as unknown_key: the hub rotated
+    (docs/messaging.md, "Registering your keys"). Such re-reads are at most one per `refresh_interval` seconds, so
+    that a run of messages with a kid the hub does not publish costs the hub one request, not one each; a message
+    with an unknown kid that comes sooner after a re-read is refused without one. A re-read also picks up the hub's
+    newest encryption key for what we send. A re-read that fails (the hub is unreachable) counts as one, and keeps
+    the keys we had. `clock`: monotonic seconds (tests give their own). `jwks_reads`: how many times it was read."""
 
     name = "jose"
     content_type = "application/jose"
 
-    def __init__(self, keys, hub_jwks):
+    def __init__(self, keys, hub_jwks, refresh_interval=30.0, clock=time.monotonic):
         self.keys = keys
+        if callable(hub_jwks):
+            self._fetch = hub_jwks
+        elif isinstance(hub_jwks, str):
+            self._fetch = lambda: _read_jwks_url(hub_jwks)
+        else:
+            self._fetch = None
+        self.refresh_interval = refresh_interval
+        self._clock = clock
+        self._last_refresh = None  # the first read, here, is not a re-read: an unknown kid right after it re-reads
+        self.jwks_reads = 0
         self.hub_signing = {}
         self.hub_encryption = None
+        self._use_jwks(self._fetch() if self._fetch else hub_jwks)
+
+    def _use_jwks(self, hub_jwks):
+        """Takes the hub's keys from a JWKS: every signing key (with its rts_retires_at, if any), and the last
+        encryption key listed that is not retired (the newest). Raises ValueError, keeping the keys we had, for a
+        JWKS without either."""
+        signing, encryption = {}, None
         for entry in hub_jwks["keys"]:
             key = jwk.JWK(**{k: v for k, v in entry.items() if not k.startswith("rts_")})
             if entry.get("use") == "sig":
-                self.hub_signing[entry["kid"]] = key
+                retires_at = entry.get("rts_retires_at")
+                # A date that cannot be read retires the key now: better refused than trusted past its date.
+                signing[entry["kid"]] = (key, None if retires_at is None else (_instant(retires_at) or 0.0))
             elif entry.get("use") == "enc" and "rts_retires_at" not in entry:
-                self.hub_encryption = (entry["kid"], key)  # the last one listed is the newest
-        if self.hub_encryption is None or not self.hub_signing:
+                encryption = (entry["kid"], key)  # the last one listed is the newest
+        if encryption is None or not signing:
             raise ValueError("the hub's JWKS has no signing or no encryption key")
+        self.hub_signing, self.hub_encryption = signing, encryption
+        self.jwks_reads += 1
+
+    def _hub_signing_key(self, kid):
+        """The hub's public signing key named `kid`, or None when it is unknown or retired."""
+        key, retires_at = self.hub_signing.get(kid, (None, None))
+        if key is None or (retires_at is not None and time.time() >= retires_at):
+            return None
+        return key
+
+    def refresh_hub_keys(self):
+        """Reads the hub's JWKS again, unless it was re-read less than refresh_interval seconds ago. True when it
+        was read. A failed read (the hub unreachable, a JWKS without keys) counts as a read and keeps the keys."""
+        if self._fetch is None:
+            return False
+        now = self._clock()
+        if self._last_refresh is not None and now - self._last_refresh < self.refresh_interval:
+            return False
+        self._last_refresh = now
+        try:
+            self._use_jwks(self._fetch())
+        except Exception:  # noqa: BLE001 - the message is refused with the keys we had
+            return False
+        return True
 
     def encode(self, envelope):
         claims = {"iss": self.keys.owner, "aud": HUB, "iat": int(time.time()), "jti": envelope["id"], "msg": envelope}
@@ -198,6 +343,8 @@ class JoseCodec:
         return token.serialize(compact=True)
 
     def decode(self, body):
+        """The envelope of a hub message, or SecurityError with the reason of docs/messaging.md's checks, in their
+        order (the TypeScript SDK's JoseCodec answers the same)."""
         if not isinstance(body, str) or body.count(".") != 4:
             raise SecurityError("malformed_jose", "the body is not a compact JWE")
         outer = jwe.JWE()
@@ -206,12 +353,15 @@ class JoseCodec:
         except Exception as error:  # noqa: BLE001
             raise SecurityError("malformed_jose", "the JWE could not be read") from error
         header = outer.jose_header
-        if header.get("alg") != KEY_MANAGEMENT_ALG or header.get("enc") != CONTENT_ENCRYPTION:
-            raise SecurityError("malformed_jose", "unexpected JWE algorithms")
-        if header.get("kid") != self.keys.encryption_kid:
-            raise SecurityError("not_for_us", "encrypted for a key that is not ours")
+        if header.get("alg") != KEY_MANAGEMENT_ALG or header.get("enc") != CONTENT_ENCRYPTION or not isinstance(header.get("kid"), str):
+            raise SecurityError("malformed_jose", "the JWE must use ECDH-ES+A256KW with A256GCM and name its kid")
+        if "zip" in header:
+            raise SecurityError("malformed_jose", "the JWE must not be compressed (zip is not part of the profile)")
+        ours = self.keys.decryption_key(header["kid"])
+        if ours is None:
+            raise SecurityError("not_for_us", "the message is encrypted for a key that is not ours")
         try:
-            outer.decrypt(self.keys.encryption)
+            outer.decrypt(ours)
         except Exception as error:  # noqa: BLE001
             raise SecurityError("bad_signature", "the encrypted message failed its integrity check") from error
         inner = jws.JWS()
@@ -220,23 +370,32 @@ class JoseCodec:
         except Exception as error:  # noqa: BLE001
             raise SecurityError("malformed_jose", "the content is not a compact JWS") from error
         signing_kid = inner.jose_header.get("kid")
-        if signing_kid not in self.hub_signing:
-            raise SecurityError("unknown_key", "the signing key is not one of the hub's")
+        if not isinstance(signing_kid, str):
+            raise SecurityError("malformed_jose", "the JWS must name its kid")
+        key = self._hub_signing_key(signing_kid)
+        if key is None and self.refresh_hub_keys():
+            key = self._hub_signing_key(signing_kid)  # the hub rotated: verify once more with what it publishes now
+        if key is None:
+            raise SecurityError("unknown_key", "the signing key is not one of the hub's, or was retired")
         try:
-            inner.verify(self.hub_signing[signing_kid], alg=SIGNING_ALG)
+            inner.verify(key, alg=SIGNING_ALG)
         except Exception as error:  # noqa: BLE001
             raise SecurityError("bad_signature", "the signature does not verify") from error
         try:
             claims = json.loads(inner.payload.decode("utf-8"))
         except ValueError as error:
             raise SecurityError("malformed_jose", "the claims are not JSON") from error
-        if not isinstance(claims, dict) or not isinstance(claims.get("msg"), dict):
-            raise SecurityError("malformed_jose", "the claims have no msg")
-        msg = claims["msg"]
-        if claims.get("iss") != HUB:
-            raise SecurityError("sender_mismatch", "not signed as the hub")
-        if claims.get("aud") != self.keys.owner or msg.get("systemId") != self.keys.owner:
-            raise SecurityError("not_for_us", "addressed to another system")
+        if not isinstance(claims, dict):
+            raise SecurityError("malformed_jose", "the signed payload lacks iss, aud or msg")
+        msg = claims.get("msg")
+        if not isinstance(claims.get("iss"), str) or not isinstance(claims.get("aud"), str) or not isinstance(msg, dict) or not isinstance(msg.get("systemId"), str) or not isinstance(msg.get("id"), str):
+            raise SecurityError("malformed_jose", "the signed payload lacks iss, aud or msg")
+        if claims["iss"] != HUB:
+            raise SecurityError("sender_mismatch", "the claimed sender does not own the signing key")
+        if claims["aud"] != self.keys.owner:
+            raise SecurityError("not_for_us", "the message is addressed to another party")
+        if msg["systemId"] != self.keys.owner:
+            raise SecurityError("sender_mismatch", "the envelope's systemId is not the receiving system")
         return msg
 
 

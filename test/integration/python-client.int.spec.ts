@@ -44,7 +44,14 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
   };
 
   // As in production: TLS only, and an account per party (the RTS access map: py-city may read only its own queue).
-  const accounts = { hub: { name: 'hub', password: 'hub-secret', hub: true }, pyCity: { name: 'py-city', password: 'py-secret' }, pyBig: { name: 'py-big', password: 'big-secret' }, tsExperts: { name: 'ts-experts', password: 'ts-secret' } };
+  const accounts = {
+    hub: { name: 'hub', password: 'hub-secret', hub: true },
+    pyCity: { name: 'py-city', password: 'py-secret' },
+    pyBig: { name: 'py-big', password: 'big-secret' },
+    pyRot: { name: 'py-rot', password: 'rot-secret' },
+    pyPeer: { name: 'py-rot-peer', password: 'peer-secret' },
+    tsExperts: { name: 'ts-experts', password: 'ts-secret' },
+  };
   let certificate: ReturnType<typeof brokerCertificate>;
   let clients: ReturnType<typeof clientCertificates>;
   let keysDir: { dir: string; remove(): void };
@@ -54,7 +61,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     keysDir = tempDir('rts-python-client-tls-');
     certificate = brokerCertificate(keysDir.dir);
     // Mutual TLS too: each party shows a certificate the broker trusts.
-    clients = clientCertificates(keysDir.dir, ['hub', 'py-city', 'py-big', 'ts-experts']);
+    clients = clientCertificates(keysDir.dir, ['hub', 'py-city', 'py-big', 'py-rot', 'py-rot-peer', 'ts-experts']);
     broker = await startBroker({ users: Object.values(accounts), tls: { ...certificate, truststore: { file: clients.truststore, password: clients.password, probe: clients.certificates.hub! } } });
     data = tempDir('rts-python-client-');
     hub = await startInProcessHub(broker, data.dir, {
@@ -181,9 +188,49 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     expect(find(poison.data)).toMatchObject({ sourceQueue: 'rts.downlink.py-big', reason: 'body is not an AMQP value string' });
     expect(lines.filter((l) => l.id === poison.malformed || l.id === poison.data)).toEqual([]);
   });
+
+  it('rotates its encryption key in the documented order and loses none of the messages queued for the old key', async () => {
+    const { code, out, err } = await runChild(
+      PYTHON,
+      [
+        join(CLIENT_DIR, 'tests', 'rotation_check.py'),
+        ...['--hub', hub.url, '--broker', amqps(accounts.pyRot), '--peer-broker', amqps(accounts.pyPeer), '--ca', certificate.caFile],
+        ...['--cert', clients.certificates['py-rot']!.certFile, '--key', clients.certificates['py-rot']!.keyFile],
+        ...['--peer-cert', clients.certificates['py-rot-peer']!.certFile, '--peer-key', clients.certificates['py-rot-peer']!.keyFile, '--system', 'py-rot', '--peer', 'py-rot-peer'],
+      ],
+      { cwd: CLIENT_DIR, env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) } },
+    );
+    if (code !== 0) throw new Error(`rotation_check.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    const event = (name: string) => lines.filter((l) => l.event === name);
+    const rotated = event('rotated')[0]!;
+    expect(event('joined_unread')[0]!.waiting).toBeGreaterThanOrEqual(2);
+    expect(rotated.registered).toEqual([rotated.new]);
+    const handled = event('handled');
+    // Queued before the new key was registered: the join's confirmation and snapshot, for the old key...
+    expect(handled.filter((l) => l.kid === rotated.old).map((l) => l.type)).toEqual(expect.arrayContaining(['system.joined', 'directory.snapshot']));
+    // ...and after it the news of the peer, for the new key.
+    expect(handled.filter((l) => l.kid === rotated.new).map((l) => l.type)).toEqual(expect.arrayContaining(['system.joined', 'directory.expert.upserted']));
+    expect(handled.find((l) => l.type === 'directory.expert.upserted')).toMatchObject({ about: 'py-rot-peer:peer-1' });
+    expect(event('done')[0]).toMatchObject({ kids: [rotated.old, rotated.new].sort(), decryption: [rotated.new] });
+    const items = (await getJson<{ items: Array<Record<string, any>> }>(hub.url, '/dead-letters?limit=100', operator)).body.items;
+    expect(items.filter((d) => d.sourceQueue === 'rts.downlink.py-rot')).toEqual([]);
+    const keys = (await getJson<{ items: Array<{ kid: string; retiresAt: string | null }> }>(hub.url, '/systems/py-rot/keys', operator)).body.items;
+    expect(keys.find((k) => k.kid === rotated.old)?.retiresAt).toEqual(expect.any(String));
+    expect(keys.find((k) => k.kid === rotated.new)?.retiresAt).toBeNull();
+  });
 });
 
-maybe('Python client (offline): cuts a join as the hub does', () => {
+maybe('Python client (offline): cuts a join as the hub does, and its codec passes its unit tests', () => {
+  it('passes its offline unit tests: several decryption keys, re-reading the hub JWKS, the reasons of the checks', () => {
+    const run = spawnSync(PYTHON, ['-m', 'unittest', 'discover', '-s', 'tests', '-v'], { cwd: CLIENT_DIR, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`python3 -m unittest exited ${run.status}\n${run.stderr}`);
+    expect(run.stderr).toMatch(/^Ran \d+ tests? in /m);
+    expect(run.stderr).toContain('test_a_signing_kid_not_seen_yet_triggers_one_re_read_and_is_accepted');
+    expect(run.stderr).toMatch(/^OK$/m);
+  });
+
+
   it('puts the same experts in the same batches as partitionExperts, by UTF-8 bytes of compact JSON', () => {
     const dir = tempDir('rts-python-partition-');
     try {

@@ -87,7 +87,7 @@ def main():
     feeder.close()
     say("poison_sent", **forged)
 
-    codec = MeasuringCodec(keys, hub.jwks())
+    codec = MeasuringCodec(keys, hub.jwks)
     client = RtsClient(args.broker, args.system, codec, ca_file=args.ca, cert_file=args.cert, key_file=args.key, backoff=0.2)
     say("connected", urls=len(args.broker))
 
