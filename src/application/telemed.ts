@@ -81,7 +81,7 @@ export class TeleMedService implements TeleMed {
     return { ...result, measuredAt: teleObs.measuredAt };
   }
 
-  /** Replace a stored reading by a corrected one (XDS RPLC); the old one disappears from queries. */
+  /** Replace a stored reading by a corrected one (XDS RPLC); queries show the new one instead of the old, never neither or both. */
   async correct(uniqueId: string, corrected: TeleObservation, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
     const reading = ensureTeleObservation(corrected, () => this.xds.now());
     if (options.correctionId !== undefined) checkPatientIdempotencyKey(options.correctionId, reading.patientId.replace('-', ''), 'correctionId', 'invalid_observation');

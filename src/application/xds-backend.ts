@@ -113,11 +113,14 @@ export class XdsBackend {
    * one approved, so queries return only the current one. The old document is deprecated first, under optimistic
    * concurrency, so of two concurrent corrections exactly one wins; the replacement's uniqueId is derived from
    * the correction id (by default, from the new document itself), so a correction retried after a failure
-   * between the two appends completes the same way.
+   * between the two appends completes the same way. Queries see the swap at once when the replacement is
+   * registered: until then the old entry stays current, with only its successor's id recorded
+   * (evolveRegistryEntry).
    *
    * A document deprecated for a replacement that was never registered (the second append failed and nobody
-   * retried) would be missing from every query, and refuse every later correction as already replaced: the next
-   * correction of it, whatever its id, registers its document as that replacement.
+   * retried) stays in queries, but would refuse every later correction as already replaced: the next correction
+   * of it, whatever its id, registers its document as that replacement. Its registry row names that successor in
+   * `replacedBy`, as Approved (or, written before replacements did the swap, as Deprecated).
    */
   async correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
     const summary = this.checkedSummary(metadata, newDocument);
@@ -134,7 +137,7 @@ export class XdsBackend {
         { path: 'patientId', message: 'differs from the patient of the corrected document' },
       ]);
     }
-    if (old.status === 'Deprecated' && old.replacedBy !== null) {
+    if (old.replacedBy !== null) {
       const successor = await this.findEntry(old.replacedBy);
       if (successor === null) {
         return this.register(old.replacedBy, patientKey, metadata, newDocument, { replaces: uniqueId, correlationId: options.correlationId, summary: options.summary });

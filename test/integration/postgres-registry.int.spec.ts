@@ -202,7 +202,8 @@ describe('PostgresRegistry', () => {
 
   it('knowsPatient: true once any document was registered, even if none is current', async () => {
     expect(await registry.knowsPatient(PATIENT)).toBe(false);
-    const batch = [submitted('2.25.50', T0), deprecated('2.25.50', '2.25.51')];
+    // Corrected, and the correction's reading outside the interval: nothing current in it.
+    const batch = [submitted('2.25.50', T0), deprecated('2.25.50', '2.25.51'), submitted('2.25.51', T0 + 1000, { replaces: '2.25.50' })];
     await registry.apply(batch, batch.at(-1)!.globalPosition);
     expect(await registry.findCurrent(PATIENT, T0 - 10, T0 + 10, 10)).toEqual([]);
     expect(await registry.knowsPatient(PATIENT)).toBe(true);
@@ -221,14 +222,19 @@ describe('PostgresRegistry', () => {
   const twoProcesses = async (other: PostgresRegistry): Promise<void> => {
     const sub = submitted('2.25.60', T0);
     const dep = deprecated('2.25.60', '2.25.61');
-    await registry.apply([sub, dep], dep.globalPosition); // hub A is ahead
+    const replacement = submitted('2.25.61', T0 + 1000, { replaces: '2.25.60' });
+    await registry.apply([sub, dep, replacement], replacement.globalPosition); // hub A is ahead
     await other.apply([sub], sub.globalPosition); // hub B applies the older batch it had read
-    expect(await registry.checkpoint()).toBe(dep.globalPosition);
+    expect(await registry.checkpoint()).toBe(replacement.globalPosition);
     expect(await other.get('2.25.60')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.61' });
 
     // Overlapping batches applied concurrently by both: each event applied once, the checkpoint the furthest.
     const batch = Array.from({ length: 20 }, (_, i) => submitted(`2.25.7${String(i).padStart(2, '0')}`, T0 + i));
-    const deps = batch.slice(0, 10).map((e) => deprecated(String(e.data['uniqueId']), `2.25.8${e.data['uniqueId']}`));
+    // The first ten corrected (deprecation, then the replacement, whose reading is outside the interval queried).
+    const deps = batch.slice(0, 10).flatMap((e, i) => {
+      const id = String(e.data['uniqueId']);
+      return [deprecated(id, `2.25.8${id}`), submitted(`2.25.8${id}`, T0 + 1000 + i, { replaces: id })];
+    });
     await Promise.all([
       registry.apply(batch, batch.at(-1)!.globalPosition),
       other.apply(batch.slice(0, 10), batch[9]!.globalPosition),

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DocumentEntryData, DocumentEvent } from '../../src/domain/documents/document-entry';
-import { evolveRegistryEntry, type RegistryEntryView } from '../../src/application/projections/registry-projection';
+import { evolveRegistry, evolveRegistryEntry, evolveReplacedEntry, type RegistryEntryView } from '../../src/application/projections/registry-projection';
 
 const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
 
@@ -71,8 +71,13 @@ describe('registry projection: evolveRegistryEntry', () => {
     ]);
   });
 
-  it('deprecated: status Deprecated and replacedBy, everything else kept', () => {
-    expect(given([submitted(), deprecated])).toEqual({ ...expectedRow, status: 'Deprecated', replacedBy: '2.25.200' });
+  it('deprecated: replacedBy recorded, the row still Approved (current) until its replacement is registered', () => {
+    expect(given([submitted(), deprecated])).toEqual({ ...expectedRow, replacedBy: '2.25.200' });
+  });
+
+  it('deprecated when the row is Deprecated already (its replacement came first, or a row from before): unchanged', () => {
+    const done = { ...expectedRow, status: 'Deprecated', replacedBy: '2.25.200' } as const;
+    expect(evolveRegistryEntry(done, deprecated)).toBe(done);
   });
 
   it('deprecated before submitted: no row', () => {
@@ -85,11 +90,76 @@ describe('registry projection: evolveRegistryEntry', () => {
     expect(row).toEqual(expectedRow);
   });
 
-  it('a resubmission after a deprecation does not bring the document back', () => {
-    expect(given([submitted(), deprecated, submitted()])?.status).toBe('Deprecated');
+  it('a resubmission after a deprecation does not overwrite the row', () => {
+    expect(given([submitted(), deprecated, submitted()])).toEqual({ ...expectedRow, replacedBy: '2.25.200' });
   });
 
   it('throws on content that is not a valid HL7 document rather than making a row without values (the write side never stores such content)', () => {
     expect(() => given([submitted({}, '<ClinicalDocument/>')])).toThrow(expect.objectContaining({ code: 'invalid_document' }));
+  });
+});
+
+describe('registry projection: a correction (XDS RPLC) swaps the two readings in one step, in either order', () => {
+  const OLD = '2.25.100';
+  const NEW = '2.25.200';
+  const original = submitted({ uniqueId: OLD, replaces: null });
+  const deprecation: DocumentEvent = { type: 'DocumentDeprecated', data: { uniqueId: OLD, replacedBy: NEW, deprecatedAt: '2024-03-11T00:00:00Z' } };
+  const replacement = submitted({ uniqueId: NEW, replaces: OLD, hash: 'b'.repeat(64), observationId: null, summary: { systolic: 128, diastolic: 72 } });
+
+  /** Rows by uniqueId after each event, as an adapter keeps them (evolveRegistry over a map). */
+  const steps = (events: readonly DocumentEvent[], start: ReadonlyMap<string, RegistryEntryView> = new Map()) => {
+    const rows = new Map(start);
+    return events.map((event) => {
+      for (const row of evolveRegistry((id) => rows.get(id) ?? null, event)) rows.set(row.uniqueId, row);
+      return new Map(rows);
+    });
+  };
+  /** What a query answers: the Approved rows. */
+  const current = (rows: ReadonlyMap<string, RegistryEntryView>) => [...rows.values()].filter((r) => r.status === 'Approved').map((r) => r.uniqueId);
+
+  it("deprecation, then replacement (the write side's order): the old reading in queries up to the very step that adds the new one", () => {
+    const after = steps([original, deprecation, replacement]);
+    expect(after.map(current)).toEqual([[OLD], [OLD], [NEW]]);
+    expect(after[1]!.get(OLD)).toEqual({ ...expectedRow, replaces: null, replacedBy: NEW });
+    expect(after[2]!.get(OLD)).toEqual({ ...expectedRow, replaces: null, status: 'Deprecated', replacedBy: NEW });
+    expect(after[2]!.get(NEW)).toMatchObject({ status: 'Approved', replaces: OLD, replacedBy: null, systolic: { value: 128, unit: 'mmHg' } });
+  });
+
+  it('replacement, then deprecation: one reading at every step, and the same rows at the end', () => {
+    const inOrder = steps([original, deprecation, replacement]).at(-1);
+    const reversed = steps([original, replacement, deprecation]);
+    expect(reversed.map(current)).toEqual([[OLD], [NEW], [NEW]]);
+    expect(reversed.at(-1)).toEqual(inOrder);
+  });
+
+  it("evolveRegistry returns only the rows that changed, the document's own first", () => {
+    const [, pending] = steps([original, deprecation]);
+    expect(evolveRegistry((id) => pending!.get(id) ?? null, replacement).map((r) => [r.uniqueId, r.status])).toEqual([
+      [NEW, 'Approved'],
+      [OLD, 'Deprecated'],
+    ]);
+    expect(evolveRegistry((id) => pending!.get(id) ?? null, deprecation)).toEqual([]); // a repeat changes nothing
+  });
+
+  it('a deprecation whose replacement is never registered (the second append failed): the old reading stays in queries', () => {
+    const [, pending] = steps([original, deprecation]);
+    expect(current(pending!)).toEqual([OLD]);
+    expect(pending!.get(OLD)?.replacedBy).toBe(NEW); // what the next correction completes (XdsBackend.correctBuilt)
+  });
+
+  it('a replacement naming a document whose deprecation recorded another successor does not take it out of queries', () => {
+    const [, pending] = steps([original, deprecation]);
+    const intruder = submitted({ uniqueId: '2.25.300', replaces: OLD, hash: 'c'.repeat(64) });
+    expect(evolveReplacedEntry(pending!.get(OLD)!, intruder as Extract<DocumentEvent, { type: 'DocumentSubmitted' }>)).toBe(pending!.get(OLD));
+  });
+
+  it('a row Deprecated before this rule (stores written by earlier versions) stays as it is', () => {
+    const old = { ...expectedRow, uniqueId: OLD, replaces: null, status: 'Deprecated', replacedBy: NEW } as const;
+    const after = steps([deprecation, replacement], new Map([[OLD, old]]));
+    expect(after.map((rows) => rows.get(OLD))).toEqual([old, old]);
+  });
+
+  it("a replacement whose old row is not there (an erased patient's, another registry's): only its own row", () => {
+    expect(evolveRegistry(() => null, replacement).map((r) => r.uniqueId)).toEqual([NEW]);
   });
 });

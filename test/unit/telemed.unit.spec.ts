@@ -267,7 +267,8 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
           return append(stream, events, options);
         });
         expect(await rejectionOf(telemed.correct(old, corrected))).toMatchObject({ code: 'storage_unavailable' });
-        // The old document is deprecated, its replacement missing: nothing in the queries until it completes.
+        // The old document is deprecated, its replacement missing: the old reading stays in the queries until it completes.
+        expect((await telemed.getObservationsFor(PATIENT, MARCH)).map((o) => [o.uniqueId, o.systolic.value])).toEqual([[old, 126]]);
         const next = retry === 'same' ? corrected : reading(PATIENT, 129, 73, '2024-03-10T11:00:00Z');
         const done = await telemed.correct(old, next);
         expect(done.created).toBe(true);

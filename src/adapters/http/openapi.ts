@@ -187,7 +187,9 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: DocumentParams,
     ok: {
       '200': {
-        description: 'The HL7 document. X-Document-Status: Approved or Deprecated; Link: successor-version / predecessor-version; ETag: its hash',
+        description:
+          'The HL7 document. X-Document-Status: Approved (current: in queries) or Deprecated (replaced by a correction); ' +
+          'Link: successor-version (only when Deprecated: a document mid-correction is Approved, without one) / predecessor-version; ETag: its hash',
         mediaType: 'application/xml',
         rawSchema: { type: 'string' },
       },
@@ -197,6 +199,9 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /documents/:uniqueId/corrections': {
     tag: 'Documents',
     summary: 'Correct a document (XDS RPLC): the new one replaces it in queries',
+    description:
+      'The old document is deprecated, then the new one registered; queries show the old reading until the new one is registered and the new one from then on, never neither or both. ' +
+      'A correction whose second step failed leaves the old reading current; the next correction of it (any correctionId) completes it.',
     access: 'the patient it concerns',
     path: DocumentParams,
     query: CorrectionQuery,

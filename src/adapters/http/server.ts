@@ -274,8 +274,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const { uniqueId } = parseInput(DocumentParams, request.params, 'path');
     const { entry, content } = await deps.xds.retrieveDocument(uniqueId);
     reply.header('content-type', 'application/xml; charset=utf-8').header('x-document-status', entry.status).header('etag', `"${entry.hash}"`);
-    // One Link header: a document in the middle of a correction chain has both a successor and a predecessor.
-    const links = [entry.replacedBy && `</documents/${entry.replacedBy}>; rel="successor-version"`, entry.replaces && `</documents/${entry.replaces}>; rel="predecessor-version"`];
+    // One Link header: a document in the middle of a correction chain has both a successor and a predecessor. A
+    // successor only once it is registered, which is when the document turns Deprecated: an Approved one with a
+    // replacedBy is mid-correction (or its correction's second append failed), still current, and the successor's
+    // id would answer 404.
+    const successor = entry.status === 'Deprecated' ? entry.replacedBy : null;
+    const links = [successor && `</documents/${successor}>; rel="successor-version"`, entry.replaces && `</documents/${entry.replaces}>; rel="predecessor-version"`];
     const link = links.filter(Boolean).join(', ');
     if (link) reply.header('link', link);
     return reply.send(content);

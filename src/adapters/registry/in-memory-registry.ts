@@ -1,6 +1,6 @@
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
-import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
+import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 
 /** The registry projection held in memory: for unit tests of the core and for small embedded uses. */
@@ -18,8 +18,8 @@ export class InMemoryRegistry implements RegistryReadModel {
     for (const e of events) {
       if (!isDocumentEvent(e)) continue;
       const event = { type: e.type, data: e.data } as DocumentEvent;
-      const row = evolveRegistryEntry(next.get(event.data.uniqueId) ?? null, event);
-      if (row && !(event.type === 'DocumentSubmitted' && this.erased.has(row.patientKey))) next.set(row.uniqueId, row);
+      if (event.type === 'DocumentSubmitted' && this.erased.has(event.data.patientKey)) continue; // see forgetPatient
+      for (const row of evolveRegistry((id) => next.get(id) ?? null, event)) next.set(row.uniqueId, row);
     }
     this.rows = next;
     this.position = checkpoint;

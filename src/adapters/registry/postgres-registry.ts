@@ -2,7 +2,7 @@ import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { rowToView, viewToRow, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
-import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
+import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
 import { createPool, inTransaction, quoteIdent, vacuumTable } from '../event-store/postgres/sql';
@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS erased_patients (
 `;
 
 
+/** The rows an event's data can change: its document's own, and the one a replacement replaces. */
+const rowsTouchedBy = (data: { uniqueId: string; replaces?: string | null }): string[] =>
+  typeof data.replaces === 'string' ? [data.uniqueId, data.replaces] : [data.uniqueId];
+
 const COLUMNS = `unique_id text, patient_key text, repository_unique_id text, status text, creation_time text, service_start_time text,
   service_start_epoch bigint, mime_type text, hash text, size integer, replaces text, replaced_by text, observation_id text,
   systolic double precision, diastolic double precision`;
@@ -107,7 +111,8 @@ export class PostgresRegistry implements RegistryReadModel {
       if (checkpoint <= stored) return; // another process applied these already
       const fresh = events.filter((e) => e.globalPosition > stored && isDocumentEvent(e));
       if (fresh.length > 0) {
-        const ids = [...new Set(fresh.map((e) => (e.data as { uniqueId: string }).uniqueId))];
+        // Each event's own row, and the row a replacement takes out of the queries.
+        const ids = [...new Set(fresh.flatMap((e) => rowsTouchedBy(e.data as { uniqueId: string; replaces?: string | null })))];
         const { rows } = await client.query<RegistryRow>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = ANY($1::text[])`, [ids]);
         const current = new Map(rows.map((r) => [r.unique_id, rowToView(r)]));
         // Documents of erased patients get no row (see forgetPatient).
@@ -120,10 +125,8 @@ export class PostgresRegistry implements RegistryReadModel {
         const changed = new Map<string, RegistryEntryView>();
         for (const e of fresh) {
           const event = { type: e.type, data: e.data } as DocumentEvent;
-          const before = current.get(event.data.uniqueId) ?? null;
-          const next = evolveRegistryEntry(before, event);
-          if (event.type === 'DocumentSubmitted' && next && erased.has(next.patientKey)) continue;
-          if (next && next !== before) {
+          if (event.type === 'DocumentSubmitted' && erased.has(event.data.patientKey)) continue;
+          for (const next of evolveRegistry((id) => current.get(id) ?? null, event)) {
             current.set(next.uniqueId, next);
             changed.set(next.uniqueId, next);
           }

@@ -2,7 +2,7 @@ import type { Database } from 'better-sqlite3';
 import { rowToView, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
-import { evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
+import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import type { SqliteInlineProjection } from '../event-store/sqlite/sqlite-event-store';
 import { truncateWal } from '../event-store/sqlite/wal-checkpoint';
@@ -119,14 +119,20 @@ export class SqliteRegistry implements RegistryReadModel {
     for (const e of events) {
       if (e.globalPosition <= after || !isDocumentEvent(e)) continue;
       const event = { type: e.type, data: e.data } as DocumentEvent;
-      // A submission evolves from no row (an existing row wins: DO NOTHING); a deprecation needs the current one.
       const submitted = event.type === 'DocumentSubmitted';
-      const current = submitted ? undefined : (select.get(event.data.uniqueId) as RegistryRow | undefined);
-      const next = evolveRegistryEntry(current ? rowToView(current) : null, event);
       // A document of an erased patient gets no row, whoever projects it: another hub process that still held the
-      // patient's key (it forgets it within its cache's 60 s) could seal an upload after the erasure.
-      if (next && !(submitted && erased.get(next.patientKey) !== undefined)) {
-        (submitted ? insertNew : upsert).run(
+      // patient's key (it forgets it within its cache's 60 s) could seal an upload after the erasure. (A document it
+      // replaces is the same patient's, so has no row either.)
+      if (submitted && erased.get(event.data.patientKey) !== undefined) continue;
+      // A submission's own row is not read: it evolves from no row, and an existing row wins (DO NOTHING). The row
+      // it replaces, and a deprecated document's, are read: they change.
+      const rowOf = (uniqueId: string): RegistryEntryView | null => {
+        if (submitted && uniqueId === event.data.uniqueId) return null;
+        const row = select.get(uniqueId) as RegistryRow | undefined;
+        return row ? rowToView(row) : null;
+      };
+      for (const next of evolveRegistry(rowOf, event)) {
+        (submitted && next.uniqueId === event.data.uniqueId ? insertNew : upsert).run(
           next.uniqueId, next.patientKey, next.repositoryUniqueId, next.status, next.creationTime, next.serviceStartTime, next.serviceStartEpoch,
           next.mimeType, next.hash, next.size, next.replaces, next.replacedBy, next.observationId, next.systolic.value, next.diastolic.value,
         );

@@ -1,6 +1,6 @@
 import { isoInstantMillis } from '../../domain/shared/iso-instant';
 import { assertNever } from '../../domain/shared/decider';
-import type { DocumentEvent, DocumentStatus } from '../../domain/documents/document-entry';
+import type { DocumentEvent, DocumentStatus, DocumentSubmitted } from '../../domain/documents/document-entry';
 import { parseHl7Observation } from '../../domain/documents/hl7';
 import { MMHG, type Quantity } from '../../domain/monitoring/tele-observation';
 
@@ -23,13 +23,28 @@ export type RegistryEntryView = Readonly<{
   hash: string;
   size: number;
   replaces: string | null;
+  /**
+   * The successor named by the document's deprecation. While `status` is still Approved the successor is not
+   * registered yet (a correction between its two appends, or one whose second append never happened): the document
+   * is current, and the next correction of it registers that successor (XdsBackend.correctBuilt).
+   */
   replacedBy: string | null;
   observationId: string | null;
   systolic: Quantity;
   diastolic: Quantity;
 }>;
 
-/** Pure evolve of one row: (row | null, event) -> row | null. Storage adapters apply it; tests call it directly. */
+/**
+ * Pure evolve of a document's own row: (row | null, event) -> row | null. The rows a correction changes in
+ * another document go through evolveReplacedEntry; evolveRegistry applies both, and is what the adapters call.
+ *
+ * A correction (XDS RPLC) is two appends: DocumentDeprecated to the old document's stream, then the replacement's
+ * DocumentSubmitted (with `replaces`) to its own. In XDS the two are one transaction, and so they are to a query:
+ * the deprecation only records `replacedBy` on the old row, which stays Approved (current, in queries), and the
+ * replacement's submission turns it Deprecated in the projection step that adds the replacement's row. Queries
+ * never see neither reading nor both, and a replacement that is never registered (the second append failed) leaves
+ * the old reading in queries. Either order of the two events ends in the same rows.
+ */
 export const evolveRegistryEntry = (current: RegistryEntryView | null, event: DocumentEvent): RegistryEntryView | null => {
   switch (event.type) {
     case 'DocumentSubmitted': {
@@ -57,8 +72,39 @@ export const evolveRegistryEntry = (current: RegistryEntryView | null, event: Do
       };
     }
     case 'DocumentDeprecated':
-      return current ? { ...current, status: 'Deprecated', replacedBy: event.data.replacedBy } : current;
+      // Deprecated already: its replacement was projected first (or the row is from before replacements did it).
+      if (!current || current.status === 'Deprecated') return current;
+      // Still current until the replacement is registered: only the successor's id is recorded.
+      return current.replacedBy === event.data.replacedBy ? current : { ...current, replacedBy: event.data.replacedBy };
     default:
       return assertNever(event);
   }
+};
+
+/**
+ * Pure evolve of the row a replacement names in `replaces`: it leaves the queries now, as the replacement enters
+ * them. Unchanged when it is Deprecated already, or when its deprecation recorded another successor (the write side
+ * gave the correction to that one; this submission does not take it over).
+ */
+export const evolveReplacedEntry = (replaced: RegistryEntryView, replacement: DocumentSubmitted): RegistryEntryView => {
+  const successor = replacement.data.uniqueId;
+  if (replaced.uniqueId !== replacement.data.replaces || replaced.status === 'Deprecated') return replaced;
+  if (replaced.replacedBy !== null && replaced.replacedBy !== successor) return replaced;
+  return { ...replaced, status: 'Deprecated', replacedBy: successor };
+};
+
+/**
+ * The rows one event changes, evolved: the document's own row and, for a replacement, the row it replaces (which is
+ * left alone when it has none: a correction of an erased patient's document, or of one outside this registry).
+ * `rowOf` gives the current row of a uniqueId, or null. Returns only rows that changed, the document's own first;
+ * an adapter writes them in the same transaction as its checkpoint.
+ */
+export const evolveRegistry = (rowOf: (uniqueId: string) => RegistryEntryView | null, event: DocumentEvent): readonly RegistryEntryView[] => {
+  const own = rowOf(event.data.uniqueId);
+  const next = evolveRegistryEntry(own, event);
+  const changed = next !== null && next !== own ? [next] : [];
+  if (event.type !== 'DocumentSubmitted' || event.data.replaces === null || next === null) return changed;
+  const replaced = rowOf(event.data.replaces);
+  const flipped = replaced && evolveReplacedEntry(replaced, event);
+  return flipped && flipped !== replaced ? [...changed, flipped] : changed;
 };
