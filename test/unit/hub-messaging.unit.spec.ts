@@ -147,10 +147,11 @@ describe('uplinkMessageHandler', () => {
     const bad = await ok(received(JSON.stringify({ ...registered(), payload: {} })));
     expect(bad).toEqual({ deadLetter: expect.stringMatching(/^bad_schema: /) });
 
-    const unknown = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new NotFoundError('unknown_system', 'x')) });
-    expect(await unknown(received(serializeUplink(registered())))).toEqual({ deadLetter: 'unknown_system' });
-    const other = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new ForbiddenError('expert_owned_by_other_system', 'x')) });
-    expect(await other(received(serializeUplink(registered())))).toEqual({ deadLetter: 'expert_owned_by_other_system' });
+    // "<code>: <detail>": the error's sentence, or the fields it names (a bare code left the sender guessing).
+    const unknown = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new NotFoundError('unknown_system', 'no system is registered with this id')) });
+    expect(await unknown(received(serializeUplink(registered())))).toEqual({ deadLetter: 'unknown_system: no system is registered with this id' });
+    const other = uplinkMessageHandler({ handleUplink: async () => Promise.reject(new ForbiddenError('expert_owned_by_other_system', 'the expert belongs to another system', [{ path: 'payload.localExpertId', message: 'registered by another system' }])) });
+    expect(await other(received(serializeUplink(registered())))).toEqual({ deadLetter: 'expert_owned_by_other_system: payload.localExpertId registered by another system' });
   });
 
   it('retries anything else, naming the error but not its message', async () => {

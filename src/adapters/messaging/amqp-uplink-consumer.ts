@@ -149,7 +149,10 @@ export const uplinkMessageHandler = (
       if (error instanceof RtsError && error.kind === 'unavailable') return { retry: `transient failure: ${error.code}` };
       if (error instanceof RtsError) {
         routes.logger?.warn?.({ ...trace, code: error.code }, 'uplink message refused');
-        return { deadLetter: error.code };
+        // "<code>: <detail>" as docs/messaging.md has it: the fields at fault (domain errors name fields, never
+        // values), or the error's own sentence. A bare code left a city system guessing what to change.
+        const detail = error.details.length > 0 ? error.details.map((d) => `${d.path} ${d.message}`).join('; ') : error.message;
+        return { deadLetter: `${error.code}: ${detail}`.slice(0, 500) };
       }
       const name = error instanceof Error ? error.name : typeof error;
       const code = (error as { code?: unknown } | null)?.code;

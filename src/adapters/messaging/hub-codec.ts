@@ -1,5 +1,5 @@
-import type { UplinkEnvelope } from '../../application/directory/directory-messages';
-import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
+import { UPLINK_TYPES, type UplinkEnvelope } from '../../application/directory/directory-messages';
+import { CONSULTATION_UPLINK_TYPES, type ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { JoseCodec, JoseError, type EnvelopeLike } from '../crypto/jose-codec';
 import type { KeyRegistry, PartyKeys } from '../crypto/jose-keys';
 import { isConsultationType, parseConsultationDownlink, parseConsultationUplink, serializeConsultationDownlink } from './consultation-messages';
@@ -40,8 +40,14 @@ const typeOf = (json: string): unknown => {
 };
 
 /** Either contract's uplink parser, chosen by the message's type. Never throws. */
-export const parseHubUplink = (json: string): ParseResult<HubUplinkEnvelope> =>
-  typeof json === 'string' && json.length < 8 * 1024 * 1024 && isConsultationType(typeOf(json)) ? parseConsultationUplink(json) : parseUplink(json);
+export const parseHubUplink = (json: string): ParseResult<HubUplinkEnvelope> => {
+  if (typeof json === 'string' && json.length < 8 * 1024 * 1024 && isConsultationType(typeOf(json))) return parseConsultationUplink(json);
+  const result = parseUplink(json);
+  // An unknown type goes to the directory's parser, whose list named only its own types: a developer reading the
+  // reason took it that consultations are not taken on the uplink.
+  if (!result.ok && result.reason === 'unknown_type') return { ...result, detail: `type: must be one of ${[...UPLINK_TYPES, ...CONSULTATION_UPLINK_TYPES].join(', ')}` };
+  return result;
+};
 
 /** Either contract's downlink parser, chosen by the message's type (the SDK's). Never throws. */
 export const parseHubDownlink = (json: string): ParseResult<HubDownlinkEnvelope> =>

@@ -87,7 +87,7 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
         message(homeSystemOf(e.data.expertId), 'consultation.cancelled', {
           consultationId: e.data.consultationId,
           expertId: e.data.expertId,
-          reason: 'offer_expired: no answer before expiresAt; the case went to the next candidate',
+          reason: 'offer_expired: no answer before expiresAt; the case moved on (to the next candidate, or unassigned when none was left)',
           cancelledAt: e.data.expiredAt,
         }),
       ];

@@ -280,8 +280,8 @@ const expertStep = (state: Known, expertId: string, bySystemId: string): Offer =
 };
 
 const lostOffer = (offer: Offer): never => {
-  if (offer.outcome === 'declined') throw new ConflictError('offer_declined', 'the expert declined this consultation; it went to the next candidate');
-  throw new ConflictError('offer_expired', 'the offer to this expert expired; it went to the next candidate');
+  if (offer.outcome === 'declined') throw new ConflictError('offer_declined', 'the expert declined this consultation; it moved on (to the next candidate, or unassigned when none was left)');
+  throw new ConflictError('offer_expired', 'the offer to this expert expired; the case moved on (to the next candidate, or unassigned when none was left)');
 };
 
 const applicantStep = (state: Known, bySystemId: string): void => {
