@@ -79,3 +79,93 @@ describe('AuditTrail shared by processes', () => {
     expect(dropped).toBe(2);
   });
 });
+
+describe('AuditTrail queries, page by page', () => {
+  const T0 = Date.parse('2026-11-29T23:59:50.000Z');
+  const iso = (ms: number) => new Date(ms).toISOString();
+  /** Events of one subject about many patients (so in every chain), across midnight; `tag` names each. */
+  const fill = async (trail: AuditTrail, count: number, startSecond: number, subject = 'reader'): Promise<void> => {
+    await Promise.all(
+      Array.from({ length: count }, (_, i) => trail.record({ ...entry(startSecond + i, `p${(startSecond + i) % 23}`, iso(T0 + (startSecond + i) * 1000)), subject })),
+    );
+  };
+  const search = (over: Partial<Parameters<AuditTrail['bySubject']>[1]> = {}) => ({ from: new Date(T0 - 60_000), to: null, now: new Date(T0 + 86_400_000), ...over });
+  const all = async (query: (after?: Parameters<AuditTrail['bySubject']>[1]['after']) => ReturnType<AuditTrail['bySubject']>, between?: () => Promise<void>) => {
+    const pages: Awaited<ReturnType<AuditTrail['bySubject']>>[] = [];
+    for (let page = await query(); ; page = await query(page.next!)) {
+      pages.push(page);
+      if (!page.truncated) break;
+      expect(page.next).not.toBeNull();
+      await between?.();
+    }
+    return pages;
+  };
+
+  it('pages through every event of a user across chains and days, in the order of one whole answer', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    await fill(trail, 40, 0); // 10 s before midnight and 30 s after: two days
+    const whole = await trail.bySubject('reader', search());
+    expect(whole).toMatchObject({ truncated: false, next: null, days: ['2026-11-29', '2026-11-30'] });
+    expect(whole.items.map((e) => e.requestId)).toEqual(Array.from({ length: 40 }, (_, i) => `r-${i}`)); // oldest first
+    expect(new Set(whole.items.map((e) => auditPartition(e))).size).toBe(AUDIT_PARTITIONS);
+    const pages = await all((after) => trail.bySubject('reader', search({ limit: 7, after })));
+    expect(pages.map((p) => p.items.length)).toEqual([7, 7, 7, 7, 7, 5]);
+    expect(pages.flatMap((p) => p.items)).toEqual(whole.items);
+  });
+
+  it('says truncated only when something is left: a last page exactly at the limit has no next', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    await fill(trail, 10, 0);
+    expect(await trail.bySubject('reader', search({ limit: 10 }))).toMatchObject({ truncated: false, next: null });
+    const first = await trail.bySubject('reader', search({ limit: 5 }));
+    expect(first.truncated).toBe(true);
+    expect(await trail.bySubject('reader', search({ limit: 5, after: first.next! }))).toMatchObject({ truncated: false, next: null });
+  });
+
+  it('skips and repeats nothing while new events are recorded between pages (by user and by patient)', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    await fill(trail, 30, 0);
+    let next = 30;
+    const more = () => fill(trail, 3, (next += 3) - 3);
+    const pages = await all((after) => trail.bySubject('reader', search({ limit: 4, after })), more);
+    const seen = pages.flatMap((p) => p.items.map((e) => e.requestId));
+    expect(seen).toEqual(Array.from({ length: next }, (_, i) => `r-${i}`));
+
+    const patient = 'p5';
+    const ofPatient = async () => (await trail.bySubject('reader', search())).items.filter((e) => e.patientKey === patient).map((e) => e.requestId);
+    const before = await ofPatient();
+    let added = 0;
+    const patientPages = await all(
+      (after) => trail.byPatient(patient, search({ limit: 1, after })),
+      async () => void (added++ < 3 && (await trail.record({ ...entry(1000 + added, patient, iso(T0 + 100_000 + added * 1000)), subject: 'reader' }))),
+    );
+    const seenOfPatient = patientPages.flatMap((p) => p.items.map((e) => e.requestId));
+    expect(seenOfPatient.slice(0, before.length)).toEqual(before);
+    expect(seenOfPatient).toEqual(await ofPatient());
+    expect(seenOfPatient.length).toBeGreaterThan(before.length);
+  });
+
+  it('bounds by instant, half-open: an event at from is in, one at to is out, also within one day', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    await fill(trail, 40, 0);
+    const page = await trail.bySubject('reader', search({ from: new Date(T0 + 12_000), to: new Date(T0 + 15_000) }));
+    expect(page.items.map((e) => e.requestId)).toEqual(['r-12', 'r-13', 'r-14']);
+    expect(page.days).toEqual(['2026-11-30']);
+    const byPatient = await trail.byPatient('p12', search({ from: new Date(T0 + 12_000), to: new Date(T0 + 12_001) }));
+    expect(byPatient.items.map((e) => e.requestId)).toEqual(['r-12']);
+    expect((await trail.byPatient('p12', search({ from: new Date(T0 + 12_001) }))).items.map((e) => e.requestId)).toEqual(['r-35']);
+  });
+
+  it('refuses an empty or reversed interval, one over 31 days, and a position outside the days asked for', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    const code = (p: Promise<unknown>) => p.then(() => null, (e: { code?: string }) => e.code);
+    const from = new Date(T0);
+    expect(await code(trail.bySubject('reader', search({ from, to: from })))).toBe('invalid_interval');
+    expect(await code(trail.bySubject('reader', search({ from, to: new Date(T0 - 1) })))).toBe('invalid_interval');
+    expect(await code(trail.bySubject('reader', search({ from, to: new Date(T0 + 31 * 86_400_000 + 1) })))).toBe('interval_too_wide');
+    expect(await code(trail.bySubject('reader', search({ from, to: new Date(T0 + 31 * 86_400_000) })))).toBeNull();
+    expect(await code(trail.bySubject('reader', search({ from: new Date(T0 - 32 * 86_400_000), to: null, now: from })))).toBe('interval_too_wide');
+    const after = { day: '2026-12-24', after: Array.from({ length: AUDIT_PARTITIONS }, () => -1n) };
+    expect(await code(trail.byPatient('p1', search({ after })))).toBe('invalid_cursor');
+  });
+});

@@ -226,11 +226,15 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'GET /audit': {
     tag: 'Privacy and audit',
-    summary: 'Audit events of one patient or one user, oldest first (at most 31 days)',
+    summary: 'Audit events of one patient or one user in [from, to), oldest first, page by page (at most 31 days)',
+    description:
+      'from and to are instants; an event counts when its `at` lies in the half-open [from, to) (milliseconds). An answer carries at most `limit` events (default and most 1000); ' +
+      'one cut there says `truncated: true` and gives `nextCursor`: ask again with the same patient or user, from and to and `cursor=<nextCursor>` for the rest, in the same order, ' +
+      'nothing skipped or repeated, also while new events are recorded. Order: by UTC day; within a day the patient\'s chain in recording order, or for a user the day\'s chains merged by time.',
     access: OPERATOR,
     query: AuditQuery,
     ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
-    problems: ['invalid_patient_id'],
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor'],
   },
   'GET /audit/verify': {
     tag: 'Privacy and audit',

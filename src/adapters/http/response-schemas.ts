@@ -151,7 +151,12 @@ export const AuditEvents = z.object({
   patientKey: z.string().optional(),
   user: z.string().optional(),
   days: Days,
+  from: instant.describe('The interval applied: from (inclusive)'),
+  to: instant.nullable().describe('to (exclusive); null when not given: no upper bound'),
+  bounds: z.literal('[from,to)'),
   count: z.number().int(),
+  truncated: z.boolean().describe('More events match after the last one here: ask again with cursor=nextCursor'),
+  nextCursor: z.string().nullable().describe('Pass as cursor (with the same patient or user, from and to) for the rest; null when nothing is left'),
   items: z.array(AuditEvent),
 });
 export const AuditVerification = z.object({

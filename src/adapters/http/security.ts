@@ -2,13 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
-import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditTrail } from '../../application/audit/audit-trail';
+import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
 import { ValidationError } from '../../domain/shared/errors';
 import type { PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
+import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -62,9 +63,10 @@ export const AuditQuery = z
   .strictObject({
     patient: z.string().max(20).optional().describe('A CPR number (give patient or user)'),
     user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user)"),
-    from: z.iso.datetime({ offset: true }).optional().describe('default: to minus 6 days'),
-    to: z.iso.datetime({ offset: true }).optional().describe('default: now'),
-    limit: z.coerce.number().int().min(1).max(MAX_AUDIT_RESULTS).optional(),
+    from: z.iso.datetime({ offset: true }).optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
+    to: z.iso.datetime({ offset: true }).optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
+    limit: z.coerce.number().int().min(1).max(MAX_AUDIT_RESULTS).optional().describe(`Entries per answer, 1..${MAX_AUDIT_RESULTS}, default ${MAX_AUDIT_RESULTS}`),
+    cursor: z.string().optional().describe("An answer's nextCursor: the next page of the same query (same patient or user, from and to); 422 invalid_cursor otherwise"),
   })
   .refine((q) => (q.patient === undefined) !== (q.user === undefined), { message: 'give exactly one of patient or user', path: ['patient'] });
 const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
@@ -414,23 +416,40 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { erased: true, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased };
   });
 
+  /** Verification walks whole chains: the UTC days that from and to fall on (default: the last 7). */
   const daysOf = (q: { from?: string | undefined; to?: string | undefined }): string[] => {
     const to = q.to ? new Date(q.to) : deps.now();
     const from = q.from ? new Date(q.from) : new Date(to.getTime() - 6 * 86_400_000);
     return daysBetween(from, to);
   };
 
+  // [from, to) by instant, at most `limit` entries an answer; one cut at the limit says so (truncated) and carries
+  // the cursor of the rest, so no entry can be buried behind the first page.
   app.get('/audit', async (request) => {
     const q = parseInput(AuditQuery, request.query, 'query');
-    const days = daysOf(q);
-    if (q.patient !== undefined) {
-      // The CPR number in the query is hashed to the pseudonymous key here and goes nowhere else.
-      const patientKey = deps.patientKeyOf(parseCpr(q.patient));
-      const items = await deps.audit.byPatient(patientKey, days, q.limit);
-      return { patientKey, days: { from: days[0], to: days[days.length - 1] }, count: items.length, items };
-    }
-    const items = await deps.audit.bySubject(q.user!, days, q.limit);
-    return { user: q.user, days: { from: days[0], to: days[days.length - 1] }, count: items.length, items };
+    const now = deps.now();
+    const to = q.to ? new Date(q.to) : null;
+    const from = q.from ? new Date(q.from) : startOfUtcDay(new Date((to ?? now).getTime() - 6 * 86_400_000));
+    // The CPR number in the query is hashed to the pseudonymous key here and goes nowhere else.
+    const key: AuditQueryKey = {
+      by: q.patient !== undefined ? 'patient' : 'user',
+      who: q.patient !== undefined ? deps.patientKeyOf(parseCpr(q.patient)) : q.user!,
+      from: q.from ? from.getTime() : null,
+      to: to ? to.getTime() : null,
+    };
+    const search: AuditSearch = { from, to, now, limit: q.limit, after: q.cursor === undefined ? undefined : decodeAuditCursor(q.cursor, key) };
+    const page = key.by === 'patient' ? await deps.audit.byPatient(key.who, search) : await deps.audit.bySubject(key.who, search);
+    return {
+      ...(key.by === 'patient' ? { patientKey: key.who } : { user: key.who }),
+      days: { from: page.days[0], to: page.days[page.days.length - 1] },
+      from: from.toISOString(),
+      to: to ? to.toISOString() : null,
+      bounds: '[from,to)',
+      count: page.items.length,
+      truncated: page.truncated,
+      nextCursor: page.next ? encodeAuditCursor(key, page.next) : null,
+      items: page.items,
+    };
   });
 
   app.get('/audit/verify', async (request) => {
@@ -447,6 +466,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days, body.anchors)) };
   });
 };
+
+const startOfUtcDay = (t: Date): Date => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate()));
 
 const routeKey = (request: FastifyRequest): string => `${request.method} ${request.routeOptions?.url ?? '(no route)'}`;
 

@@ -35,7 +35,37 @@ type Head = { version: bigint; hash: string };
 
 /** The most days one query or verification walks. */
 export const MAX_AUDIT_DAYS = 31;
+/** The most entries one answer of a query carries (and its default): the rest comes page by page. */
 export const MAX_AUDIT_RESULTS = 1000;
+
+/**
+ * Where an answer of a query stopped: the UTC day of its last entry, and for each of that day's chains (by
+ * partition) the stream version of the last entry taken from it, -1 for none. Opaque to callers (the HTTP edge
+ * wraps it in a cursor).
+ */
+export type AuditPosition = Readonly<{ day: string; after: readonly bigint[] }>;
+
+export type AuditSearch = Readonly<{
+  /** Inclusive, by instant (the entries' `at`, milliseconds). */
+  from: Date;
+  /** Exclusive; null: no upper bound (up to the hub's `now`, and whatever is recorded while paging). */
+  to: Date | null;
+  /** The hub's clock: the last day walked when `to` is null. */
+  now: Date;
+  /** 1..MAX_AUDIT_RESULTS, default MAX_AUDIT_RESULTS. */
+  limit?: number;
+  /** Go on after this position (an earlier answer's `next`, for the same query). */
+  after?: AuditPosition;
+}>;
+
+export type AuditPage = Readonly<{
+  /** The UTC days whose chains the query covers. */
+  days: readonly string[];
+  items: readonly ChainedAuditEntry[];
+  /** More entries match behind the last one: ask again with `after: next`. */
+  truncated: boolean;
+  next: AuditPosition | null;
+}>;
 
 /**
  * The audit trail: records access events in hash-chained day/partition streams of the event store, and answers
@@ -176,34 +206,69 @@ export class AuditTrail {
     return { version: -1n, hash: genesisHash(stream) };
   }
 
-  /** Audit events of one patient (pseudonymous key) in [fromDay, toDay], oldest first. */
-  async byPatient(patientKey: string, days: readonly string[], limit = MAX_AUDIT_RESULTS): Promise<readonly ChainedAuditEntry[]> {
-    await this.drain();
-    const partition = auditPartition({ patientKey, subject: '' });
-    const out: ChainedAuditEntry[] = [];
-    for (const day of days) {
-      for (const e of await this.readChain(auditStreamName(day, partition))) {
-        if (e.patientKey === patientKey) out.push(e);
-        if (out.length >= limit) return out;
-      }
-    }
-    return out;
+  /**
+   * One page of the audit events of one patient (pseudonymous key) in [from, to): the patient's chain of each
+   * UTC day, in chain (recording) order. See `page` for the order, the limit and the position.
+   */
+  async byPatient(patientKey: string, search: AuditSearch): Promise<AuditPage> {
+    return this.page([auditPartition({ patientKey, subject: '' })], (e) => e.patientKey === patientKey, search);
   }
 
-  /** Audit events of one user (token subject) in the given days, oldest first within a day. */
-  async bySubject(subject: string, days: readonly string[], limit = MAX_AUDIT_RESULTS): Promise<readonly ChainedAuditEntry[]> {
+  /** One page of the audit events of one user (token subject) in [from, to), oldest first (see `page`). */
+  async bySubject(subject: string, search: AuditSearch): Promise<AuditPage> {
+    return this.page(Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p), (e) => e.subject === subject, search);
+  }
+
+  /**
+   * The entries of the given chains that `match` and whose `at` lies in [from, to), at most `limit`, day by day;
+   * within a day the chains are merged by (at, partition), each taken in its own order (its stream versions). That
+   * order depends only on the chains, so the answer can stop anywhere and go on later from a position: the day of
+   * its last entry and, per chain, the version of the last entry taken from it. Events appended meanwhile land at
+   * a chain's tail (or on a later day), behind any position, so paging skips and repeats nothing.
+   *
+   * `truncated` is true only when another matching entry exists behind the answer's last one; `next` is then the
+   * position to go on from. (An event recorded by another hub process just before midnight UTC but appended after
+   * a reader has moved on to the next day's chains is the one event a reader can pass by.)
+   */
+  private async page(partitions: readonly number[], match: (e: ChainedAuditEntry) => boolean, search: AuditSearch): Promise<AuditPage> {
+    const days = auditDaysOf(search);
+    const limit = search.limit ?? MAX_AUDIT_RESULTS;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_RESULTS) throw new ValidationError('invalid_request', `limit must be 1..${MAX_AUDIT_RESULTS}`, [{ path: 'query.limit', message: `must be 1..${MAX_AUDIT_RESULTS}` }]);
+    const after = search.after;
+    const first = after ? days.indexOf(after.day) : 0;
+    if (after && (first < 0 || after.after.length !== AUDIT_PARTITIONS)) {
+      throw new ValidationError('invalid_cursor', 'the cursor does not belong to this query', [{ path: 'query.cursor', message: 'not a position within the days asked for' }]);
+    }
     await this.drain();
-    const out: ChainedAuditEntry[] = [];
-    for (const day of days) {
-      const dayEvents: ChainedAuditEntry[] = [];
-      for (const stream of chainsOf(day)) for (const e of await this.readChain(stream)) if (e.subject === subject) dayEvents.push(e);
-      dayEvents.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-      for (const e of dayEvents) {
-        out.push(e);
-        if (out.length >= limit) return out;
+    const fromMs = search.from.getTime();
+    const toMs = search.to ? search.to.getTime() : Number.POSITIVE_INFINITY;
+    const wanted = (e: ChainedAuditEntry): boolean => {
+      const at = Date.parse(e.at);
+      return at >= fromMs && at < toMs && match(e);
+    };
+    const items: ChainedAuditEntry[] = [];
+    let position: AuditPosition | null = null;
+    for (let d = first; d < days.length; d++) {
+      const day = days[d]!;
+      const taken = d === first && after ? [...after.after] : Array.from({ length: AUDIT_PARTITIONS }, () => -1n);
+      const chains = await Promise.all(
+        partitions.map(async (p) => ({ p, entries: (await this.readChain(auditStreamName(day, p), taken[p]! + 1n)).filter((x) => wanted(x.entry)), next: 0 })),
+      );
+      for (;;) {
+        let best: (typeof chains)[number] | null = null;
+        for (const c of chains) {
+          const head = c.entries[c.next];
+          if (head && (best === null || head.entry.at < best.entries[best.next]!.entry.at)) best = c; // ties: the lower partition
+        }
+        if (best === null) break;
+        if (items.length >= limit) return { days, items, truncated: true, next: position };
+        const { version, entry } = best.entries[best.next++]!;
+        items.push(entry);
+        taken[best.p] = version;
+        position = { day, after: [...taken] };
       }
     }
-    return out;
+    return { days, items, truncated: false, next: null };
   }
 
   /**
@@ -250,14 +315,34 @@ export class AuditTrail {
     return heads;
   }
 
-  private async readChain(stream: string): Promise<readonly ChainedAuditEntry[]> {
-    const { events } = await this.options.store.readStream(stream);
-    return events.filter((e) => e.type === AUDIT_EVENT_TYPE).map((e) => e.data as unknown as ChainedAuditEntry);
+  /** A chain's audit events from `fromVersion` on, with their versions. */
+  private async readChain(stream: string, fromVersion: bigint): Promise<readonly { version: bigint; entry: ChainedAuditEntry }[]> {
+    const { events } = await this.options.store.readStream(stream, { fromVersion });
+    return events.filter((e) => e.type === AUDIT_EVENT_TYPE).map((e) => ({ version: e.streamVersion, entry: e.data as unknown as ChainedAuditEntry }));
   }
 }
 
 /** The chains of one day, in partition order. */
 const chainsOf = (day: string): string[] => Array.from({ length: AUDIT_PARTITIONS }, (_, p) => auditStreamName(day, p));
+
+/**
+ * The UTC days a search's [from, to) touches ('YYYY-MM-DD'), `to` null meaning up to `now`. Refuses an empty or
+ * reversed interval (invalid_interval) and one longer than MAX_AUDIT_DAYS (interval_too_wide): an answer is never
+ * silently cut to fewer days than asked for.
+ */
+export const auditDaysOf = (search: Pick<AuditSearch, 'from' | 'to' | 'now'>): string[] => {
+  const from = search.from.getTime();
+  const to = search.to ? search.to.getTime() : Math.max(search.now.getTime(), from);
+  if (search.to && to <= from) throw new ValidationError('invalid_interval', 'from must lie before to', [{ path: 'query.from', message: 'not before to' }]);
+  if (to - from > MAX_AUDIT_DAYS * 86_400_000) {
+    throw new ValidationError('interval_too_wide', `an audit query may span at most ${MAX_AUDIT_DAYS} days`, [{ path: 'query.from', message: `at most ${MAX_AUDIT_DAYS} days before to` }]);
+  }
+  // [from, to): the last instant in it is to - 1 ms (an open end includes now itself).
+  const last = search.to ? to - 1 : to;
+  const days: string[] = [];
+  for (let t = Date.UTC(search.from.getUTCFullYear(), search.from.getUTCMonth(), search.from.getUTCDate()); t <= last; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  return days;
+};
 
 /** The UTC days from `from` to `to` inclusive ('YYYY-MM-DD'), at most MAX_AUDIT_DAYS. */
 export const daysBetween = (from: Date, to: Date): string[] => {
