@@ -1,13 +1,34 @@
 import type { Cpr } from '../domain/monitoring/cpr';
+import { NotFoundError } from '../domain/shared/errors';
 import { uuidV5 } from './ids';
 import type { Clock } from './ports/clock';
 import type { EventStore } from './ports/event-store';
 import type { PatientDataProtection } from './ports/patient-data-protection';
 import type { PatientKeys } from './ports/patient-keys';
+import type { RegistryReadModel } from './ports/registry-read-model';
 import type { Projector } from './projector';
 import { PATIENT_ERASED, patientStreamName } from './sealed-documents';
 
-export type ErasureResult = Readonly<{ patientKey: string; erasedAt: string; alreadyErased: boolean }>;
+/**
+ * `known`: the hub held something of the patient before this call (a document, a data key, or an erasure already
+ * recorded). False only for a patient erased at the caller's explicit request although the hub had nothing of them.
+ */
+export type ErasureResult = Readonly<{ patientKey: string; erasedAt: string; alreadyErased: boolean; known: boolean }>;
+
+export type ErasureOptions = Readonly<{
+  by: string;
+  correlationId?: string;
+  /**
+   * What to do for a patient the hub holds nothing of: 'refuse' (the default) throws NotFoundError
+   * `unknown_patient` and changes nothing; 'erase' records the erasure anyway, which refuses that person's
+   * uploads for good. A typo in a CPR number must not lock out an unrelated person unnoticed.
+   */
+  ifUnknown?: 'refuse' | 'erase';
+}>;
+
+/** One recorded erasure: pseudonymous key and time only (what a restored copy needs to repeat it). */
+export type RecordedErasure = Readonly<{ patientKey: string; erasedAt: string }>;
+export type ErasurePage = Readonly<{ items: readonly RecordedErasure[]; next: bigint | null }>;
 
 /**
  * Forgetting a patient (GDPR art. 17) by crypto-shredding:
@@ -17,20 +38,36 @@ export type ErasureResult = Readonly<{ patientKey: string; erasedAt: string; alr
  *   3. the registry projection catches up: PatientErased removes the patient's rows.
  * From then on every DocumentSubmitted of the patient is an envelope nobody can open, in the store, in its
  * backups and in every copy. A crash between 1 and 2 is repaired by repeating the request (it is idempotent).
+ *
+ * A patient is erased by CPR number (`erase`), or by pseudonymous key (`eraseKey`): the hub keeps no CPR number,
+ * so repeating the erasures a restored backup predates can only go by the keys its PatientErased events hold
+ * (`recorded` lists them).
  */
 export class PatientErasure {
   constructor(
-    private readonly deps: Readonly<{ store: EventStore; protection: PatientDataProtection; patientKeys: PatientKeys; projectors: readonly Pick<Projector, 'catchUp'>[]; clock: Clock }>,
+    private readonly deps: Readonly<{
+      store: EventStore;
+      protection: PatientDataProtection;
+      patientKeys: PatientKeys;
+      registry: Pick<RegistryReadModel, 'knowsPatient'>;
+      projectors: readonly Pick<Projector, 'catchUp'>[];
+      clock: Clock;
+    }>,
   ) {}
 
-  async erase(patientId: Cpr, options: { by: string; correlationId?: string }): Promise<ErasureResult> {
+  async erase(patientId: Cpr, options: ErasureOptions): Promise<ErasureResult> {
     const patientKey = this.deps.patientKeys.keyFor(patientId);
     return this.eraseKey(patientKey, options);
   }
 
-  async eraseKey(patientKey: string, options: { by: string; correlationId?: string }): Promise<ErasureResult> {
+  async eraseKey(patientKey: string, options: ErasureOptions): Promise<ErasureResult> {
     const alreadyErased = await this.deps.protection.isErased(patientKey);
     const { currentVersion, events } = await this.deps.store.readStream(patientStreamName(patientKey), { maxCount: 1 });
+    // Documents stored before sealing have no data key; the registry still knows them.
+    const known = alreadyErased || currentVersion !== null || (await this.deps.protection.hasKeyOrTombstone(patientKey)) || (await this.deps.registry.knowsPatient(patientKey));
+    if (!known && options.ifUnknown !== 'erase') {
+      throw new NotFoundError('unknown_patient', 'the hub holds nothing of this patient (no document, no data key): nothing was erased');
+    }
     // A repeat answers with the time the erasure was recorded, not the time of the repeat.
     const recorded = events[0]?.type === PATIENT_ERASED ? events[0].data['erasedAt'] : undefined;
     const erasedAt = typeof recorded === 'string' ? recorded : this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
@@ -44,6 +81,14 @@ export class PatientErasure {
     });
     await this.deps.protection.erase(patientKey);
     for (const p of this.deps.projectors) await p.catchUp();
-    return { patientKey, erasedAt, alreadyErased };
+    return { patientKey, erasedAt, alreadyErased, known };
+  }
+
+  /** The erasures recorded in the store after position `after` (0n: from the first), oldest first, at most `limit`. */
+  async recorded(after: bigint, limit: number): Promise<ErasurePage> {
+    const events = await this.deps.store.readAll({ after, maxCount: limit, types: new Set([PATIENT_ERASED]) });
+    const items = events.filter((e) => e.type === PATIENT_ERASED).map((e) => ({ patientKey: String(e.data['patientKey']), erasedAt: String(e.data['erasedAt']) }));
+    // A page shorter than asked for is the last one (the port's promise for filtered reads).
+    return { items, next: events.length < limit ? null : events[events.length - 1]!.globalPosition };
   }
 }

@@ -200,6 +200,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
         store: ctx.container.get(TOKENS.EventStore),
         protection: ctx.container.get(TOKENS.PatientDataProtection),
         patientKeys: ctx.container.get(TOKENS.PatientKeys),
+        registry: ctx.container.get<RegistryReadModel>(TOKENS.Registry),
         projectors: [ctx.container.get<Projector>(TOKENS.Projector)],
         clock: ctx.container.get(TOKENS.Clock),
       }),

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Container } from 'inversify';
 import pino, { type Logger } from 'pino';
-import type { ErasureResult, PatientErasure } from '../application/patient-erasure';
+import type { ErasureOptions, ErasureResult, PatientErasure } from '../application/patient-erasure';
 import type { EventStore } from '../application/ports/event-store';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { Projector } from '../application/projector';
@@ -29,8 +29,10 @@ export type EmbeddedTeleMed = Readonly<{
    * Forget a patient by crypto-shredding (what DELETE /patients/{id} does): their data key is deleted, their
    * registry rows go, and every stored document of theirs stays an envelope nobody can open. Idempotent; later
    * uploads and reads for the patient throw NotFoundError code 'patient_erased' (410 over HTTP). `by` is recorded in the PatientErased event.
+   * A patient the hub holds nothing of throws NotFoundError code 'unknown_patient' and nothing changes, unless
+   * `ifUnknown: 'erase'` (then their uploads are refused from now on; the result says `known: false`).
    */
-  erasePatient(patientId: Cpr, options: { by: string; correlationId?: string }): Promise<ErasureResult>;
+  erasePatient(patientId: Cpr, options: ErasureOptions): Promise<ErasureResult>;
   /**
    * Let the calls in flight finish, then close the stores. Idempotent. A call after it throws UnavailableError code
    * 'closed'.
@@ -90,7 +92,7 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
     telemed: life.guard(container.get<TeleMedService>(TOKENS.TeleMed)),
     xds: life.guard(container.get<XdsBackend>(TOKENS.Xds)),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
-    erasePatient: life.wrap((patientId: Cpr, erasureOptions: { by: string; correlationId?: string }) => erasure.erase(patientId, erasureOptions)),
+    erasePatient: life.wrap((patientId: Cpr, erasureOptions: ErasureOptions) => erasure.erase(patientId, erasureOptions)),
     close: () =>
       life.close(async () => {
         await projector.stop();

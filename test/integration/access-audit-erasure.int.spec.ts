@@ -11,6 +11,7 @@ import { DateTime } from 'luxon';
 import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server';
 import { sha256Hex } from '../../src/application/ids';
 import { buildDocument } from '../../src/application/telemed';
+import { parseCpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
 import type { ConsultationReadModel } from '../../src/application/consultation/consultation-read-model';
 import type { Clock } from '../../src/application/ports/clock';
@@ -83,7 +84,7 @@ afterAll(async () => {
 });
 
 type Answer = { statusCode: number; headers: Record<string, string>; text: string; json(): any };
-const call = async (method: 'GET' | 'HEAD' | 'POST' | 'DELETE', url: string, token?: string, payload?: object): Promise<Answer> => {
+const call = async (method: 'GET' | 'HEAD' | 'POST' | 'DELETE' | 'PUT', url: string, token?: string, payload?: object): Promise<Answer> => {
   const res = await fetch(`${base}${url}`, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
@@ -301,6 +302,44 @@ describe('access control, audit and erasure over SQLite', () => {
       expect(bytes.includes(cprDigits)).toBe(false);
       expect(bytes.includes(fragment)).toBe(false);
     }
+  });
+
+  // An operator's typo (one digit off) named a person the hub never saw: the erasure answered 200 and locked that
+  // person out of uploading for good, and nothing told the operator there had been nothing to erase.
+  it('answers 404 unknown_patient for a CPR number it holds nothing of and changes nothing; ?unknown=erase records it anyway', async () => {
+    const STRANGER = '010190-2345';
+    const typo = await call('DELETE', `/patients/${STRANGER}`, operator);
+    expect(typo.statusCode).toBe(404);
+    expect(typo.json()).toMatchObject({ code: 'unknown_patient', detail: expect.stringContaining('?unknown=erase') });
+    expect(typo.text).not.toContain(STRANGER);
+    expect(typo.text).not.toContain(STRANGER.replace('-', ''));
+    const stranger = await login({ role: 'patient', patient: STRANGER });
+    expect((await call('GET', `/patients/${STRANGER}/observations`, stranger)).json()).toMatchObject({ code: 'unknown_patient' }); // not erased
+    expect((await call('DELETE', `/patients/${STRANGER}?unknown=maybe`, operator)).statusCode).toBe(400);
+
+    const confirmed = await call('DELETE', `/patients/${STRANGER}?unknown=erase`, operator);
+    expect(confirmed.statusCode).toBe(200);
+    expect(confirmed.json()).toMatchObject({ erased: true, alreadyErased: false, known: false, patientKey: patientKeys.keyFor(parseCpr(STRANGER)) });
+    expect((await call('POST', '/observations', stranger, { patientId: STRANGER, systolic: 120, diastolic: 80 })).statusCode).toBe(410);
+    // Idempotent from then on, with or without the confirmation.
+    expect((await call('DELETE', `/patients/${STRANGER}`, operator)).json()).toMatchObject({ alreadyErased: true, known: true, erasedAt: confirmed.json().erasedAt });
+    // A known patient needs no confirmation (the erasure test above), and the audit trail has both requests.
+    const audited = (await call('GET', `/audit?patient=${STRANGER}`, operator)).json();
+    expect(audited.items.filter((i: { action: string }) => i.action === 'patient.erase').map((i: { status: number }) => i.status)).toEqual(expect.arrayContaining([404, 200]));
+  });
+
+  it('erases by pseudonymous key (operator only) and lists the recorded erasures with their times', async () => {
+    const keyA = patientKeys.keyFor(parseCpr(CPR_A));
+    expect((await call('PUT', `/erasures/${keyA}`, patientA)).statusCode).toBe(403);
+    expect((await call('PUT', '/erasures/251248-1234', operator)).statusCode).toBe(400);
+    expect((await call('PUT', `/erasures/${keyA}`, operator)).json()).toMatchObject({ erased: true, patientKey: keyA, alreadyErased: true, known: true });
+    const listed = await call('GET', '/erasures', operator);
+    expect(listed.statusCode).toBe(200);
+    expect(listed.json().items.map((i: { patientKey: string }) => i.patientKey)).toContain(keyA);
+    expect((await call('GET', '/erasures', patientA)).statusCode).toBe(403);
+    const page = (await call('GET', '/erasures?limit=1', operator)).json();
+    expect(page).toMatchObject({ count: 1, next: expect.stringMatching(/^\d+$/) });
+    expect((await call('GET', `/erasures?after=${page.next}`, operator)).json().items[0].patientKey).not.toBe(page.items[0].patientKey);
   });
 
   it('shows a chain cut back at its tail when verified against anchors kept from before', async () => {

@@ -159,5 +159,8 @@ describe('answers match the document', () => {
     expect((await call('GET /metrics', '/metrics', { token: operator })).body).toContain('rts_http_requests_total');
     const erased = await call('DELETE /patients/:patientId', `/patients/${patientId}`, { token: operator });
     expect(erased.body.alreadyErased).toBe(false);
+    expect((await call('DELETE /patients/:patientId', '/patients/010101-1111', { token: operator })).body.code).toBe('unknown_patient');
+    expect((await call('PUT /erasures/:patientKey', `/erasures/${erased.body.patientKey}`, { token: operator })).body.alreadyErased).toBe(true);
+    expect((await call('GET /erasures', '/erasures?limit=10', { token: operator })).body.items).toEqual([{ patientKey: erased.body.patientKey, erasedAt: erased.body.erasedAt }]);
   });
 });

@@ -9,9 +9,14 @@ describe('PatientErasure', () => {
   const setUp = () => {
     let now = DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' });
     const erased = new Set<string>();
-    const protection: Pick<PatientDataProtection, 'erase' | 'isErased'> = {
+    // Patients with a data key (something was sealed for them), and patients only the registry knows (documents
+    // stored before sealing).
+    const withKey = new Set<string>(['p2512481234']);
+    const inRegistry = new Set<string>();
+    const protection: Pick<PatientDataProtection, 'erase' | 'isErased' | 'hasKeyOrTombstone'> = {
       erase: async (key) => void erased.add(key),
       isErased: async (key) => erased.has(key),
+      hasKeyOrTombstone: async (key) => withKey.has(key) || erased.has(key),
     };
     const store = new InMemoryEventStore();
     let caughtUp = 0;
@@ -19,17 +24,18 @@ describe('PatientErasure', () => {
       store,
       protection: protection as PatientDataProtection,
       patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
+      registry: { knowsPatient: async (key) => inRegistry.has(key) },
       projectors: [{ catchUp: async () => void caughtUp++ }],
       clock: { now: () => now },
     });
-    return { erasure, store, erased, later: (minutes: number) => (now = now.plus({ minutes })), caughtUp: () => caughtUp };
+    return { erasure, store, erased, inRegistry, later: (minutes: number) => (now = now.plus({ minutes })), caughtUp: () => caughtUp };
   };
   const cpr = parseCpr('251248-1234');
 
   it('records PatientErased once, deletes the key and catches the projections up', async () => {
     const { erasure, store, erased, caughtUp } = setUp();
     const result = await erasure.erase(cpr, { by: 'dpo', correlationId: 'r-1' });
-    expect(result).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: false });
+    expect(result).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: false, known: true });
     expect(erased.has('p2512481234')).toBe(true);
     expect(caughtUp()).toBe(1);
     const { events } = await store.readStream('patient-p2512481234');
@@ -40,7 +46,7 @@ describe('PatientErasure', () => {
     const { erasure, store, later } = setUp();
     await erasure.erase(cpr, { by: 'dpo' });
     later(90);
-    expect(await erasure.erase(cpr, { by: 'someone-else' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: true });
+    expect(await erasure.erase(cpr, { by: 'someone-else' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: true, known: true });
     expect((await store.readStream('patient-p2512481234')).events).toHaveLength(1);
   });
 
@@ -48,7 +54,41 @@ describe('PatientErasure', () => {
     const { erasure, store, erased, later } = setUp();
     await store.appendToStream('patient-p2512481234', [{ id: 'e-1', type: 'PatientErased', data: { patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', by: 'dpo' } }]);
     later(5);
-    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', alreadyErased: false });
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', alreadyErased: false, known: true });
     expect(erased.has('p2512481234')).toBe(true);
+  });
+
+  // An operator's typo in a CPR number must neither lock an unrelated person out for good nor pass unnoticed.
+  it('refuses a patient it holds nothing of (unknown_patient) and changes nothing, unless told to record it anyway', async () => {
+    const { erasure, store, erased, caughtUp } = setUp();
+    const stranger = parseCpr('010203-2345');
+    await expect(erasure.erase(stranger, { by: 'dpo' })).rejects.toMatchObject({ kind: 'not_found', code: 'unknown_patient' });
+    expect(erased.size).toBe(0);
+    expect(await store.headPosition()).toBe(0n);
+    expect(caughtUp()).toBe(0);
+    expect(await erasure.erase(stranger, { by: 'dpo', ifUnknown: 'erase' })).toMatchObject({ patientKey: 'p0102032345', alreadyErased: false, known: false });
+    expect(erased.has('p0102032345')).toBe(true);
+    // Once recorded, a repeat without the confirmation is an idempotent repeat, not an unknown patient.
+    expect(await erasure.erase(stranger, { by: 'dpo' })).toMatchObject({ alreadyErased: true, known: true });
+  });
+
+  it('counts a patient only the registry knows (documents stored before sealing, no data key) as known', async () => {
+    const { erasure, inRegistry } = setUp();
+    inRegistry.add('p0102032345');
+    expect(await erasure.erase(parseCpr('010203-2345'), { by: 'dpo' })).toMatchObject({ known: true, alreadyErased: false });
+  });
+
+  it('erases by pseudonymous key and lists the recorded erasures (key and time, oldest first) in pages', async () => {
+    const { erasure, store, later } = setUp();
+    await store.appendToStream('other-stream', [{ id: 'x-1', type: 'SomethingElse', data: {} }]);
+    await erasure.erase(cpr, { by: 'dpo' });
+    later(1);
+    expect(await erasure.eraseKey('pabc', { by: 'ops', ifUnknown: 'erase' })).toMatchObject({ patientKey: 'pabc', erasedAt: '2026-03-01T10:01:00Z', known: false });
+    const all = await erasure.recorded(0n, 10);
+    expect(all).toEqual({ items: [{ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z' }, { patientKey: 'pabc', erasedAt: '2026-03-01T10:01:00Z' }], next: null });
+    const first = await erasure.recorded(0n, 1);
+    expect(first.items.map((i) => i.patientKey)).toEqual(['p2512481234']);
+    expect(first.next).not.toBeNull();
+    expect((await erasure.recorded(first.next!, 1)).items.map((i) => i.patientKey)).toEqual(['pabc']);
   });
 });

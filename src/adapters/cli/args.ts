@@ -56,6 +56,8 @@ Commands:
 For the hub's operators (rts <command> --help for each):
   dlq      list, show and replay dead-lettered messages
   backup   copy the hub's data directory while it runs; restore puts it back
+  erasures list the erasures a backup, data directory or log records, and
+           apply them to a restored hub (by pseudonymous key)
 
 The hub is found at --url, else $RTS_URL, else ${DEFAULT_URL}.
 

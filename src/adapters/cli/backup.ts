@@ -29,7 +29,10 @@ Options:
 A backup holds the patients' data and the keys that open it: keep it as private
 as the data directory (its files are 0600 in a 0700 directory), and not longer
 than needed: a patient erased after a backup is back when it is restored, and
-must be erased again.
+must be erased again: start the hub on the restored directory (on 127.0.0.1
+only) and run 'rts erasures apply --from SOURCE', SOURCE being a record of the
+later erasures (the old data directory, a newer backup, a saved GET /erasures,
+or the hub's log): see 'rts erasures --help'.
 
 ${EXIT_CODES_HELP}
 `;
@@ -98,7 +101,8 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
     const manifest = await restoreDataDir(parsed.from, parsed.dataDir);
     deps.stdout.write(
       `Restored the backup of ${manifest.createdAt} (events up to position ${manifest.eventsHead}) into ${parsed.dataDir}:\n${listed(manifest)}\n` +
-        `Start the hub with RTS_DATA_DIR=${parsed.dataDir}. Patients erased after ${manifest.createdAt} are back in it: erase them again.\n`,
+        `Start the hub with RTS_DATA_DIR=${parsed.dataDir}. Patients erased after ${manifest.createdAt} are back in it: before anyone else reaches the hub, ` +
+        `repeat those erasures with 'rts erasures apply --from SOURCE', SOURCE being a record of them (the old data directory, a newer backup, a saved GET /erasures, or the hub's log; see 'rts erasures --help').\n`,
     );
     if (!manifest.files.some((f) => f.name === DATA_FILES.pseudonymSecret)) {
       deps.stderr.write(

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { runBackup } from './backup';
 import { runDlq } from './dlq';
+import { runErasures } from './erasures';
 import { EXIT } from './exit-codes';
 import { run } from './run';
 
@@ -15,7 +16,11 @@ const main = async (): Promise<void> => {
   const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
   const [command, ...rest] = argv;
   process.exitCode =
-    command === 'dlq' ? await runDlq(rest, io) : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, io);
+    command === 'dlq'
+      ? await runDlq(rest, io)
+      : command === 'erasures'
+        ? await runErasures(rest, io)
+        : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, io);
 };
 
 if (require.main === module) {

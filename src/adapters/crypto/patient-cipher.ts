@@ -105,6 +105,10 @@ export class PatientCipher implements PatientDataProtection {
     return (await this.key(patientKey)) === 'erased';
   }
 
+  async hasKeyOrTombstone(patientKey: string): Promise<boolean> {
+    return (await this.key(patientKey)) !== null;
+  }
+
   /** Number of keys held in memory (for tests and metrics). */
   get cachedKeys(): number {
     return this.cache.size;

@@ -14,6 +14,7 @@ import {
   DeadLettersList,
   DevLoginResponse,
   ErasureResponse,
+  ErasuresList,
   ExpertResponse,
   ExpertsPage,
   HealthResponse,
@@ -27,7 +28,7 @@ import {
   SystemsList,
 } from './response-schemas';
 import { CorrectionBody, CorrectionQuery, CorrectionResponse, DocumentParams, ObservationBody, ObservationQuery, ObservationsResponse, PatientParams, StoredResponse } from './schemas';
-import { AuditQuery, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureParams } from './security';
+import { AuditQuery, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureByKeyParams, ErasureParams, ErasureQuery, ErasuresQuery } from './security';
 
 /**
  * The OpenAPI 3.1 document of every API route, generated from the zod schemas the routes validate requests with
@@ -218,11 +219,31 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'DELETE /patients/:patientId': {
     tag: 'Privacy and audit',
     summary: "Erase a patient: their data key is destroyed, so every stored reading and document of theirs becomes unreadable",
-    description: 'Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
+    description:
+      'Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. A CPR number the hub holds nothing of (no document, no data key: a typo, or a person who never used it) answers 404 unknown_patient and changes nothing; with ?unknown=erase the erasure is recorded anyway (known: false), and uploads for that number are refused from then on. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
     access: OPERATOR,
     path: ErasureParams,
+    query: ErasureQuery,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },
-    problems: ['invalid_patient_id', 'erasure_incomplete', 'audit_unavailable'],
+    problems: ['invalid_patient_id', 'unknown_patient', 'erasure_incomplete', 'audit_unavailable'],
+  },
+  'PUT /erasures/:patientKey': {
+    tag: 'Privacy and audit',
+    summary: 'Erase a patient by pseudonymous key: to repeat, on a restored backup, the erasures made after it was taken',
+    description:
+      'The keys come from GET /erasures of the hub as it was, a newer backup (rts erasures list) or the hub log\'s "patient erased" lines. Recorded whether or not this copy holds anything of the key (known says which), so uploads for that patient stay refused. Idempotent, as DELETE /patients/{id}.',
+    access: OPERATOR,
+    path: ErasureByKeyParams,
+    ok: { '200': { description: 'Erased', schema: ErasureResponse } },
+    problems: ['erasure_incomplete', 'audit_unavailable'],
+  },
+  'GET /erasures': {
+    tag: 'Privacy and audit',
+    summary: 'The erasures recorded in the store, oldest first: pseudonymous key and time',
+    description: 'An erasure register for the operator to keep beside the backups: after a restore, PUT /erasures/{patientKey} (or rts erasures apply) repeats those the backup predates.',
+    access: OPERATOR,
+    query: ErasuresQuery,
+    ok: { '200': { description: 'One page of erasures', schema: ErasuresList } },
   },
   'GET /audit': {
     tag: 'Privacy and audit',

@@ -168,7 +168,18 @@ export const AuditVerification = z.object({
   breaks: z.array(z.object({ streamName: z.string(), index: z.number().int(), reason: z.enum(['prev_hash_mismatch', 'hash_mismatch', 'malformed', 'anchor_missing']) })),
   heads: z.record(z.string(), z.string()).describe('Each chain\'s head hash: keep them elsewhere and give them back as anchors'),
 });
-export const ErasureResponse = z.object({ erased: z.literal(true), erasedAt: instant, alreadyErased: z.boolean() });
+export const ErasureResponse = z.object({
+  erased: z.literal(true),
+  patientKey: z.string().describe("The patient's pseudonymous key: keep it in the erasure register, to repeat the erasure on a restored backup (PUT /erasures/{patientKey})"),
+  erasedAt: instant,
+  alreadyErased: z.boolean(),
+  known: z.boolean().describe('Whether the hub held anything of the patient (a document, a data key, an earlier erasure); false only for an erasure recorded with ?unknown=erase'),
+});
+export const ErasuresList = z.object({
+  count: z.number().int(),
+  items: z.array(z.object({ patientKey: z.string(), erasedAt: instant })).describe('Oldest first; pseudonymous keys only'),
+  next: z.string().optional().describe('Pass as ?after= for the next page; absent on the last page'),
+});
 export const DevLoginResponse = z.object({ token: z.string().describe('A JWT (HS256) to send as Authorization: Bearer'), expiresIn: z.number().int().describe('seconds') });
 export const HealthResponse = z
   .object({

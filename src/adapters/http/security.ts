@@ -3,8 +3,9 @@ import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
 import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
-import { ValidationError } from '../../domain/shared/errors';
-import type { PatientErasure } from '../../application/patient-erasure';
+import { NotFoundError, ValidationError } from '../../domain/shared/errors';
+import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
+import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
@@ -27,7 +28,7 @@ import { parseInput } from './schemas';
  *               from where, outcome). Reads do not wait for it; writes (POST, DELETE) answer only once it is stored.
  *
  * Public: /health, /openapi.json, /problems/*, /app/* (the page's static files), POST /auth/dev-login (when on).
- * Also registered here: POST /auth/dev-login, DELETE /patients/{id} (erasure), GET /audit, GET /audit/verify.
+ * Also registered here: POST /auth/dev-login, DELETE /patients/{id}, PUT /erasures/{patientKey}, GET /erasures (erasure), GET /audit, GET /audit/verify.
  */
 export type SecurityDependencies = Readonly<{
   mode: 'on' | 'off';
@@ -59,6 +60,19 @@ export const DevLoginBody = z.strictObject({
   sub: z.string().min(1).max(100).optional(),
 });
 export const ErasureParams = z.strictObject({ patientId: z.string().max(20) });
+export const ErasureQuery = z.strictObject({
+  unknown: z
+    .literal('erase')
+    .optional()
+    .describe('Record the erasure also when the hub holds nothing of the patient (their uploads are refused from then on); without it such a request answers 404 unknown_patient and changes nothing'),
+});
+export const ErasureByKeyParams = z.strictObject({ patientKey: z.string().regex(PATIENT_KEY_PATTERN, 'a pseudonymous patient key: p and 32 hex digits') });
+/** The largest page of GET /erasures. */
+export const MAX_ERASURES_PAGE = 10_000;
+export const ErasuresQuery = z.strictObject({
+  after: z.string().regex(/^\d{1,19}$/).optional().describe("An earlier page's `next`"),
+  limit: z.coerce.number().int().min(1).max(MAX_ERASURES_PAGE).optional().describe(`default and most: ${MAX_ERASURES_PAGE}`),
+});
 export const AuditQuery = z
   .strictObject({
     patient: z.string().max(20).optional().describe('A CPR number (give patient or user)'),
@@ -132,6 +146,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /documents/:uniqueId': documentRoute('document.read'),
     'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
+    'PUT /erasures/:patientKey': async () => ({ kind: 'patient.erase' }),
+    'GET /erasures': async () => ({ kind: 'patient.erase' }),
     'GET /audit': async () => ({ kind: 'audit.read' }),
     'GET /audit/verify': async () => ({ kind: 'audit.read' }),
     'POST /audit/verify': async () => ({ kind: 'audit.read' }),
@@ -409,11 +425,44 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     });
   }
 
+  /** The erasure as answered and logged: the pseudonymous key and time only (the hub's log is an erasure record that outlives a lost disk). */
+  const erased = (request: FastifyRequest, result: ErasureResult) => {
+    if (request.audited) request.audited.patientKey = result.patientKey;
+    if (!result.alreadyErased) request.log.info({ event: 'PatientErased', patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, 'patient erased');
+    return { erased: true, patientKey: result.patientKey, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased, known: result.known };
+  };
+
   app.delete('/patients/:patientId', async (request) => {
     const { patientId } = parseInput(ErasureParams, request.params, 'path');
-    const result = await deps.erasure.erase(parseCpr(patientId), { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) });
-    if (request.audited) request.audited.patientKey = result.patientKey;
-    return { erased: true, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased };
+    const { unknown } = parseInput(ErasureQuery, request.query, 'query');
+    const cpr = parseCpr(patientId);
+    // Audited under the patient's key also when refused: a request to erase a person the hub holds nothing of
+    // is answered (404) and that answer is on record.
+    if (request.audited) request.audited.patientKey = deps.patientKeyOf(cpr);
+    try {
+      const by = request.principal?.subject ?? 'anonymous';
+      return erased(request, await deps.erasure.erase(cpr, { by, correlationId: String(request.id), ifUnknown: unknown ?? 'refuse' }));
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'unknown_patient') throw error;
+      throw new NotFoundError(
+        'unknown_patient',
+        'the hub holds nothing of this patient (no document, no data key), so nothing was erased: check the number. To record the erasure anyway, so that the hub refuses uploads for this number from now on, repeat the request with ?unknown=erase',
+      );
+    }
+  });
+
+  // Erasure by pseudonymous key: how the erasures a restored backup predates are repeated (the hub keeps no CPR
+  // numbers; `GET /erasures`, a newer backup or the hub's log give the keys). Always recorded: a key comes from a
+  // record of an erasure, and one that matches no patient of this copy blocks nobody else.
+  app.put('/erasures/:patientKey', async (request) => {
+    const { patientKey } = parseInput(ErasureByKeyParams, request.params, 'path');
+    return erased(request, await deps.erasure.eraseKey(patientKey, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id), ifUnknown: 'erase' }));
+  });
+
+  app.get('/erasures', async (request) => {
+    const q = parseInput(ErasuresQuery, request.query, 'query');
+    const page = await deps.erasure.recorded(BigInt(q.after ?? '0'), q.limit ?? MAX_ERASURES_PAGE);
+    return { count: page.items.length, items: page.items, ...(page.next !== null ? { next: String(page.next) } : {}) };
   });
 
   /** Verification walks whole chains: the UTC days that from and to fall on (default: the last 7). */

@@ -29,6 +29,11 @@ export interface PatientDataProtection {
   /** Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent. */
   erase(patientKey: string): Promise<void>;
   isErased(patientKey: string): Promise<boolean>;
+  /**
+   * Whether the key store holds anything for the patient: a data key (something was sealed for them) or a
+   * tombstone (they were erased). False for a patient the hub never stored anything for.
+   */
+  hasKeyOrTombstone(patientKey: string): Promise<boolean>;
 }
 
 /** Where the data keys are kept: a table or file apart from the events (see src/adapters/crypto/key-stores.ts). */

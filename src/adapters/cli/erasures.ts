@@ -1,0 +1,135 @@
+import { BackupError } from '../backup/data-dir-backup';
+import { readRecordedErasures, type ErasureSource } from '../backup/recorded-erasures';
+import { fail, hubUrlOf, parseFlagsAndArguments } from './args';
+import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
+import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
+import type { Output } from './run';
+
+/**
+ * `rts erasures`: repeating, on a hub restored from a backup, the erasures made after that backup was taken. The
+ * hub keeps no CPR numbers, so the erasures are repeated by pseudonymous key, read from a record of them: the
+ * live data directory or a newer backup, a saved answer of GET /erasures, or the hub's log
+ * (recorded-erasures.ts). `list` reads the record (files only); `apply` sends each key to the hub
+ * (PUT /erasures/{patientKey}, operator), which is idempotent: a key already erased there is only counted.
+ */
+export const ERASURES_HELP = `Usage:
+  rts erasures list --from SOURCE
+  rts erasures apply --from SOURCE [--url URL]
+
+  list    print the erasures SOURCE records, one JSON line each:
+          {"event":"PatientErased","patientKey":"p…","erasedAt":"…"}
+  apply   erase each of them at the hub, by pseudonymous key (PUT
+          /erasures/{patientKey}); keys already erased there are counted, not
+          changed. Run it on a hub restored from a backup, before others reach it
+
+SOURCE is one of
+  a backup directory (checked against its backup.json) or a data directory
+    (read only; a running hub's may be read): the erasures in its events
+  a file: a saved answer of GET /erasures, the output of 'rts erasures list',
+    or the hub's log (its "patient erased" lines; other lines are skipped)
+
+Only pseudonymous keys and times are read or printed; no CPR number is needed.
+apply needs an operator's token in $RTS_TOKEN (node dist/bootstrap/token.js
+--role operator); without one, a local hub's development login is used. The
+hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080.
+
+${EXIT_CODES_HELP}
+`;
+
+export type ErasuresDependencies = Readonly<{
+  stdout: Output;
+  stderr: Output;
+  env: Readonly<Record<string, string | undefined>>;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}>;
+
+const OPTIONS = { from: { type: 'string' }, url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+
+type Parsed = Readonly<{ kind: 'help' }> | Readonly<{ kind: 'list'; from: string }> | Readonly<{ kind: 'apply'; from: string; url: string }>;
+
+const parse = (argv: readonly string[], env: ErasuresDependencies['env']): Parsed => {
+  const { values, positionals } = parseFlagsAndArguments(argv, OPTIONS);
+  const [action, ...extra] = positionals;
+  if (values.help || action === undefined || action === 'help') return { kind: 'help' };
+  if (action !== 'list' && action !== 'apply') fail('unknown erasures command; the commands are list and apply');
+  if (extra.length > 0) fail('too many arguments');
+  if (!values.from) fail('missing --from: a backup, a data directory, or a file of erasures');
+  if (action === 'list') {
+    if (values.url !== undefined) fail('--url belongs to rts erasures apply; list reads files only');
+    return { kind: 'list', from: values.from! };
+  }
+  let url = '';
+  try {
+    url = hubUrlOf(values.url, env);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  return { kind: 'apply', from: values.from!, url };
+};
+
+const describeSource = (s: ErasureSource): string =>
+  `${s.erasures.length} erasure(s) recorded in the ${s.kind === 'data_dir' ? 'data directory' : s.kind}${s.skippedLines > 0 ? ` (${s.skippedLines} other line(s) skipped)` : ''}`;
+
+export const runErasures = async (argv: readonly string[], deps: ErasuresDependencies): Promise<ExitCode> => {
+  let cmd: Parsed;
+  try {
+    cmd = parse(argv, deps.env);
+  } catch (e) {
+    deps.stderr.write(`rts: ${(e as Error).message}\nRun 'rts erasures --help' for usage.\n`);
+    return EXIT.usage;
+  }
+  if (cmd.kind === 'help') {
+    deps.stdout.write(ERASURES_HELP);
+    return EXIT.ok;
+  }
+  let source: ErasureSource;
+  try {
+    source = readRecordedErasures(cmd.from);
+  } catch (e) {
+    if (e instanceof BackupError) {
+      deps.stderr.write(`rts: ${e.message}\n`);
+      return e.code === 'damaged' || e.code === 'check_failed' ? EXIT.files : EXIT.usage;
+    }
+    deps.stderr.write(`rts: ${cmd.from} could not be read: ${(e as Error).message}\n`);
+    return EXIT.files;
+  }
+  if (cmd.kind === 'list') {
+    for (const e of source.erasures) deps.stdout.write(`${JSON.stringify({ event: 'PatientErased', patientKey: e.patientKey, erasedAt: e.erasedAt })}\n`);
+    deps.stderr.write(`${describeSource(source)}\n`);
+    return EXIT.ok;
+  }
+
+  deps.stdout.write(`${describeSource(source)}; applying them at ${cmd.url}:\n`);
+  const requester = createHubRequester(cmd.url, { timeoutMs: deps.timeoutMs ?? 30_000, token: deps.env.RTS_TOKEN || null, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const counts = { erased: 0, already: 0, unknownHere: 0 };
+  for (const [i, e] of source.erasures.entries()) {
+    let res: Response;
+    try {
+      // Idempotent, so safe to send again after a lost answer.
+      ({ res } = await requester.send(`/erasures/${e.patientKey}`, { method: 'PUT', headers: { accept: 'application/json' } }, { role: 'operator' }, { retry: true }));
+    } catch (error) {
+      if (!(error instanceof HubUnreachableError)) throw error;
+      deps.stderr.write(`rts: ${error.message}\n  ${i} of ${source.erasures.length} applied; run the same command again (it is idempotent)\n`);
+      return EXIT.unreachable;
+    }
+    const body = (await readJson(res)) as { alreadyErased?: boolean; known?: boolean; title?: string; detail?: string; code?: string } | undefined;
+    if (res.status !== 200 || body === undefined) {
+      deps.stderr.write(
+        `rts: the hub ${res.status >= 500 ? 'failed' : 'refused'} the erasure of ${e.patientKey}: ${body?.title ?? `HTTP ${res.status}`}${body?.code ? ` (${body.code})` : ''}\n${body?.detail ? `  ${body.detail}\n` : ''}` +
+          (res.status === 401 || res.status === 403 ? "  erasing needs an operator's token: set RTS_TOKEN (node dist/bootstrap/token.js --role operator)\n" : '') +
+          `  ${i} of ${source.erasures.length} applied; run the same command again (it is idempotent)\n`,
+      );
+      return res.status >= 500 || body === undefined ? EXIT.serverError : EXIT.refused;
+    }
+    if (body.alreadyErased) counts.already++;
+    else counts.erased++;
+    if (body.known === false) counts.unknownHere++;
+  }
+  deps.stdout.write(
+    `Done: ${counts.erased} erased now, ${counts.already} already erased here` +
+      (counts.unknownHere > 0 ? `; ${counts.unknownHere} of them had nothing in this copy (recorded, so their uploads stay refused)` : '') +
+      '.\n',
+  );
+  return EXIT.ok;
+};

@@ -1,0 +1,158 @@
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { runBackup } from '../../src/adapters/cli/backup';
+import { runErasures } from '../../src/adapters/cli/erasures';
+import { loadConfig } from '../../src/bootstrap/config';
+import { startHub, type RunningHub } from '../../src/bootstrap/main';
+import { tempDataDir } from '../support/hub-process';
+
+/**
+ * The operator's way back after a disk loss, on the embedded store, with the hub as `npm start` composes it and
+ * `rts` as the operator runs it: a backup is taken; then a patient of the backup and a patient new since are
+ * erased; the disk is lost (the data directory is not used again: what survives is the hub's log, kept
+ * elsewhere); the backup is restored, and the erased patient is back in it. `rts erasures apply`, with no CPR
+ * number, erases them again from the log's "patient erased" lines: their readings answer 410, their data key is
+ * in neither file of the key store, and the patient who was not erased keeps their readings.
+ */
+const KEPT = '010203-2345';
+const ERASED = '251248-1234';
+const NEW_SINCE = '150381-6613';
+
+const live = tempDataDir('rts-erase-restore-live-');
+const out = tempDataDir('rts-erase-restore-out-');
+const logFile = join(out.dir, 'hub.log');
+const backupDir = join(out.dir, 'backup');
+const restoredDir = join(out.dir, 'restored');
+
+const start = (dir: string, logger = pino({ level: 'silent' })): Promise<RunningHub> =>
+  startHub(loadConfig({ RTS_DATA_DIR: dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_AUTH_DEV_LOGIN: 'on' }), logger);
+
+const token = async (url: string, claims: Record<string, string>): Promise<string> => {
+  const res = await fetch(`${url}/auth/dev-login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(claims) });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { token: string }).token;
+};
+const call = async (url: string, method: string, path: string, bearer: string, body?: object) => {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${bearer}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, body: (await res.json().catch(() => null)) as any };
+};
+const upload = async (url: string, patient: string, systolic: number) =>
+  call(url, 'POST', '/observations', await token(url, { role: 'patient', patient }), { patientId: patient, systolic, diastolic: 70, observationId: `o-${[KEPT, ERASED, NEW_SINCE].indexOf(patient)}-${systolic}` });
+const readings = async (url: string, patient: string) => call(url, 'GET', `/patients/${patient}/observations`, await token(url, { role: 'patient', patient }));
+
+const cli = async (run: (io: any) => Promise<number>, env: Record<string, string> = {}) => {
+  let stdout = '';
+  let stderr = '';
+  const code = await run({ stdout: { write: (s: string) => ((stdout += s), true) }, stderr: { write: (s: string) => ((stderr += s), true) }, env });
+  return { code, stdout, stderr };
+};
+
+/** The bytes of every file of a data directory (the databases, their WAL files). */
+const filesOf = (dir: string): Buffer[] => readdirSync(dir).filter((f) => f.includes('sqlite')).map((f) => readFileSync(join(dir, f)));
+
+afterAll(() => {
+  live.remove();
+  out.remove();
+});
+
+describe('repeating erasures on a restored backup (embedded store)', () => {
+  let erasedKey = '';
+  let newKey = '';
+  let dataKey: Buffer;
+
+  it('records erasures made after a backup where a lost disk does not take them: the answer, GET /erasures and the log', async () => {
+    const hub = await start(live.dir, pino({ level: 'info' }, pino.destination({ dest: logFile, sync: true })));
+    try {
+      expect((await upload(hub.url, KEPT, 121)).status).toBe(201);
+      expect((await upload(hub.url, ERASED, 131)).status).toBe(201);
+      expect((await cli((io) => runBackup('backup', ['--data-dir', live.dir, '--to', backupDir], io))).code).toBe(0);
+      expect((await upload(hub.url, NEW_SINCE, 141)).status).toBe(201);
+
+      const operator = await token(hub.url, { role: 'operator', sub: 'dpo' });
+      const erased = await call(hub.url, 'DELETE', `/patients/${ERASED}`, operator);
+      expect(erased).toMatchObject({ status: 200, body: { erased: true, alreadyErased: false, known: true, patientKey: expect.stringMatching(/^p[0-9a-f]{32}$/) } });
+      erasedKey = erased.body.patientKey;
+      newKey = (await call(hub.url, 'DELETE', `/patients/${NEW_SINCE}`, operator)).body.patientKey;
+      const list = await call(hub.url, 'GET', '/erasures', operator);
+      expect(list.body).toEqual({ count: 2, items: [{ patientKey: erasedKey, erasedAt: erased.body.erasedAt }, { patientKey: newKey, erasedAt: expect.any(String) }] });
+      writeFileSync(join(out.dir, 'erasures.json'), JSON.stringify(list.body));
+    } finally {
+      await hub.stop();
+    }
+    const log = readFileSync(logFile, 'utf8');
+    expect(log).toContain(`"patientKey":"${erasedKey}"`);
+    // Pseudonymous keys only: no CPR number in the log.
+    for (const cpr of [KEPT, ERASED, NEW_SINCE]) for (const form of [cpr, cpr.replace('-', '')]) expect(log).not.toContain(form);
+    // The offline list of the (now stopped) data directory and of the log agree.
+    const fromDir = await cli((io) => runErasures(['list', '--from', live.dir], io));
+    const fromLog = await cli((io) => runErasures(['list', '--from', logFile], io));
+    expect(fromDir.code).toBe(0);
+    expect(fromLog.stdout).toBe(fromDir.stdout);
+    expect(fromDir.stdout.trim().split('\n').map((l) => JSON.parse(l).patientKey)).toEqual([erasedKey, newKey]);
+    expect(fromLog.stderr).toMatch(/2 erasure\(s\) recorded in the file \(\d+ other line\(s\) skipped\)/);
+    // The backup predates both.
+    expect((await cli((io) => runErasures(['list', '--from', backupDir], io))).stdout).toBe('');
+  });
+
+  it('restores the backup, the erased patient is back; rts erasures apply from the log erases them again, by key', async () => {
+    const restore = await cli((io) => runBackup('restore', ['--from', backupDir, '--data-dir', restoredDir], io));
+    expect(restore.code).toBe(0);
+    expect(restore.stdout).toContain("rts erasures apply --from SOURCE");
+    const keys = new Database(join(restoredDir, 'patient-keys.sqlite'), { readonly: true });
+    dataKey = (keys.prepare('SELECT data_key FROM patient_keys WHERE patient_key = ?').get(erasedKey) as { data_key: Buffer }).data_key;
+    keys.close();
+    expect(dataKey).toHaveLength(32); // the restored copy holds the erased patient's key again
+
+    const hub = await start(restoredDir);
+    try {
+      expect(await readings(hub.url, ERASED)).toMatchObject({ status: 200, body: { count: 1 } }); // back from the backup
+      const operator = await token(hub.url, { role: 'operator', sub: 'ops' });
+      const applied = await cli((io) => runErasures(['apply', '--from', logFile, '--url', hub.url], io), { RTS_TOKEN: operator });
+      expect(applied).toMatchObject({ code: 0, stderr: '' });
+      expect(applied.stdout).toContain('Done: 2 erased now, 0 already erased here; 1 of them had nothing in this copy');
+
+      expect(await readings(hub.url, ERASED)).toMatchObject({ status: 410, body: { code: 'patient_erased' } });
+      expect((await upload(hub.url, ERASED, 132)).status).toBe(410);
+      // The patient new since the backup: nothing of theirs in this copy, and their uploads stay refused.
+      expect((await upload(hub.url, NEW_SINCE, 142)).status).toBe(410);
+      expect(await readings(hub.url, KEPT)).toMatchObject({ status: 200, body: { count: 1 } });
+      // Idempotent: the same again (here from the saved GET /erasures answer) changes nothing.
+      const again = await cli((io) => runErasures(['apply', '--from', join(out.dir, 'erasures.json'), '--url', hub.url], io), { RTS_TOKEN: operator });
+      expect(again.stdout).toContain('Done: 0 erased now, 2 already erased here');
+      const listed = await call(hub.url, 'GET', '/erasures', operator);
+      expect(listed.body.items.map((i: { patientKey: string }) => i.patientKey)).toEqual([erasedKey, newKey]);
+      // The key is gone from both files of the key store (and every other file) while the hub still runs.
+      for (const bytes of filesOf(restoredDir)) expect(bytes.includes(dataKey)).toBe(false);
+    } finally {
+      await hub.stop();
+    }
+    const keysAfter = new Database(join(restoredDir, 'patient-keys.sqlite'), { readonly: true });
+    expect(keysAfter.prepare('SELECT data_key, erased_at IS NOT NULL AS erased FROM patient_keys WHERE patient_key = ?').get(erasedKey)).toEqual({ data_key: null, erased: 1 });
+    keysAfter.close();
+    const events = new Database(join(restoredDir, 'telemed.sqlite'), { readonly: true });
+    expect(events.prepare('SELECT COUNT(*) FROM registry_entries WHERE patient_key = ?').pluck().get(erasedKey)).toBe(0);
+    events.close();
+  });
+
+  it('refuses a source that is no record of erasures, and a damaged backup, before sending anything', async () => {
+    const notJson = join(out.dir, 'notes.txt');
+    writeFileSync(notJson, 'erase 251248-1234 please\n');
+    const none = await cli((io) => runErasures(['apply', '--from', notJson, '--url', 'http://127.0.0.1:9'], io));
+    // Nothing recorded in it: nothing to send (the unreachable URL is never tried).
+    expect(none).toMatchObject({ code: 0 });
+    expect(none.stdout).toContain('0 erasure(s) recorded in the file (1 other line(s) skipped)');
+    expect((await cli((io) => runErasures(['apply', '--url', 'http://127.0.0.1:9'], io))).code).toBe(2);
+    writeFileSync(join(backupDir, 'pseudonym.secret'), 'changed');
+    expect((await cli((io) => runErasures(['list', '--from', backupDir], io))).code).toBe(6);
+  });
+});
