@@ -76,7 +76,8 @@ const PUBLISH_STOP_WAIT_MS = 5_000;
 export const startHubMessaging = async (deps: HubMessagingDependencies): Promise<HubMessaging> => {
   const { messaging, logger } = deps;
   if (!messaging) {
-    logger.info('no RTS_BROKER_URL: running without messaging (embedded profile)');
+    // Not "(embedded profile)": hubs on PostgreSQL without a broker log this too.
+    logger.info('no RTS_BROKER_URL: running without messaging (no uplink consumer, no downlink publishers)');
     return {
       deadLetters: new DeadLetterService({ queue: null, store: deps.store, clock: deps.clock, ids: deps.ids, replayTargets: { resolve: async () => null } }),
       connected: () => false,

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import pino from 'pino';
@@ -109,6 +109,18 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
     expect(existsSync(join(out.dir, 'p'))).toBe(false);
     await expect(restoreDataDir(join(out.dir, 'nothing-here'), join(out.dir, 'r2'))).rejects.toBeInstanceOf(BackupError);
     expect(readdirSync(out.dir).sort()).toEqual(['b', 'restored']);
+  });
+
+  it('refuses a target inside the data directory (also through a symlink), and writes nothing there', async () => {
+    const before = readdirSync(data.dir).sort();
+    for (const target of [join(data.dir, 'sub'), join(data.dir, 'a', 'b'), data.dir]) {
+      await expect(backupDataDir(data.dir, target)).rejects.toMatchObject({ code: 'target_inside_data_dir' });
+    }
+    const link = join(out.dir, 'link-to-data');
+    symlinkSync(data.dir, link);
+    await expect(backupDataDir(data.dir, join(link, 'sub'))).rejects.toMatchObject({ code: 'target_inside_data_dir' });
+    rmSync(link);
+    expect(readdirSync(data.dir).sort()).toEqual(before);
   });
 
   it('claims its directory: a second backup into it at the same moment is refused and touches nothing', async () => {

@@ -78,6 +78,42 @@ describe('AuditTrail shared by processes', () => {
     expect(calls).toBe(3);
     expect(dropped).toBe(2);
   });
+
+  it('logs a storage outage once per 10 s with the counts not logged, and once when it works again, not once per batch', async () => {
+    const store = new InMemoryEventStore();
+    let down = true;
+    const flaky = new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name === 'appendToStream') return async (...args: unknown[]) => {
+          if (down) throw Object.assign(new Error('database is down'), { code: 'ECONNREFUSED' });
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
+    const logger = { error: (fields: object, msg: string) => lines.push({ level: 'error', fields: fields as Record<string, unknown>, msg }), warn: (fields: object, msg: string) => lines.push({ level: 'warn', fields: fields as Record<string, unknown>, msg }) };
+    let now = 1_000_000;
+    const trail = new AuditTrail({ store: flaky, attempts: 1, logger, now: () => now });
+    const at = '2026-11-30T08:00:00.000Z';
+    // 40 batches within 10 s, each failing.
+    for (let i = 0; i < 40; i++) {
+      await trail.record(entry(i, `p${i % 5}`, at)).catch(() => undefined);
+      now += 250;
+    }
+    expect(lines.filter((l) => l.msg === 'audit events could not be stored')).toHaveLength(1);
+    now += 10_000;
+    await trail.record(entry(99, 'p1', at)).catch(() => undefined);
+    const failed = lines.filter((l) => l.msg === 'audit events could not be stored');
+    expect(failed).toHaveLength(2);
+    expect(failed[1]!.fields).toMatchObject({ notLoggedSince: 39, droppedNotLogged: 39, errCode: 'ECONNREFUSED' });
+    down = false;
+    await trail.record(entry(100, 'p1', at));
+    await trail.record(entry(101, 'p1', at));
+    expect(lines.filter((l) => l.msg === 'audit events are stored again')).toEqual([{ level: 'warn', fields: expect.objectContaining({ droppedInAll: 41 }), msg: 'audit events are stored again' }]);
+    expect(lines).toHaveLength(3);
+  });
 });
 
 describe('AuditTrail queries, page by page', () => {

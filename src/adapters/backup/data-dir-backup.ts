@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
 import { DATA_DATABASES, DATA_FILES, DATA_SECRETS } from '../system/data-dir';
@@ -49,7 +49,7 @@ export type BackupManifest = z.infer<typeof Manifest>;
 /** What went wrong, said so that an operator knows what to do; `code` tells the cases apart for scripts. */
 export class BackupError extends Error {
   constructor(
-    readonly code: 'no_data_dir' | 'no_event_store' | 'target_not_empty' | 'not_a_backup' | 'damaged' | 'check_failed',
+    readonly code: 'no_data_dir' | 'no_event_store' | 'target_not_empty' | 'target_inside_data_dir' | 'not_a_backup' | 'damaged' | 'check_failed',
     message: string,
   ) {
     super(message);
@@ -78,6 +78,11 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
       'no_event_store',
       `${source} holds no ${DATA_FILES.events}: this is not the data directory of a hub on the embedded store (with RTS_EVENT_STORE=postgres, back up the database with pg_dump, and this directory's secret files with it)`,
     );
+  }
+  // A backup inside the directory it copies shares its disk and its fate, takes the store's own space, and would be
+  // copied into the next backup: a subdirectory of the data directory was taken (the directory itself was not).
+  if (isWithin(realPathOf(resolve(target)), realPathOf(source))) {
+    throw new BackupError('target_inside_data_dir', `${resolve(target)} lies inside the data directory ${source}: keep the backup on another disk, or at least outside the data directory`);
   }
   const missing: string[] = [];
   let manifest: BackupManifest | undefined;
@@ -295,4 +300,20 @@ const syncPath = (path: string): void => {
   } finally {
     closeSync(fd);
   }
+};
+
+/** The real path of `path`, through symlinks, also when it does not exist yet (its nearest existing parent's). */
+const realPathOf = (path: string): string => {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(path);
+    return parent === path ? path : join(realPathOf(parent), basename(path));
+  }
+};
+
+/** Whether `path` is `dir` or lies below it. */
+const isWithin = (path: string, dir: string): boolean => {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 };

@@ -1,3 +1,4 @@
+import { REPEATED_FAILURE_LOG_EVERY_MS } from '../repeated-failure-log';
 import { uuidV5 } from '../ids';
 import { ValidationError } from '../../domain/shared/errors';
 import { ExpectedVersionConflictError, type EventStore } from '../ports/event-store';
@@ -20,6 +21,8 @@ export type AuditLogger = { error(obj: object, msg: string): void; warn(obj: obj
 export type AuditTrailOptions = Readonly<{
   store: EventStore;
   logger?: AuditLogger;
+  /** Milliseconds now, for the failure log's throttle (default Date.now). */
+  now?: () => number;
   /** Called with the number of audit events that could not be stored (after the retries). */
   onDropped?: (count: number) => void;
   /** Entries queued beyond this are dropped (and counted) rather than growing the heap without bound. */
@@ -88,6 +91,8 @@ export class AuditTrail {
   private queued = 0;
   private scheduled = false;
   private closed = false;
+  /** The failure log's throttle: while appends keep failing, one line per 10 s with what was not logged since. */
+  private failure: { since: number; loggedAt: number; batchesNotLogged: number; droppedNotLogged: number; dropped: number } | null = null;
 
   constructor(private readonly options: AuditTrailOptions) {}
 
@@ -146,12 +151,39 @@ export class AuditTrail {
       try {
         await this.appendBatch(stream, batch.map((p) => p.entry));
         for (const p of batch) p.resolve();
+        this.appendWorked();
       } catch (error) {
         this.options.onDropped?.(batch.length);
-        this.options.logger?.error({ stream, dropped: batch.length, errType: (error as Error)?.name }, 'audit events could not be stored');
+        this.appendFailed(stream, batch.length, error);
         for (const p of batch) p.reject(error);
       }
     }
+  }
+
+  /**
+   * During a storage outage every refused request is audited and its audit append fails too: one line per failed
+   * batch was thousands of error lines (2,156 in a 16 s PostgreSQL outage) around the one line that mattered. As the
+   * other background loops do (RepeatedFailureLog): one line per 10 s with the counts not logged, one when it works.
+   */
+  private appendFailed(stream: string, dropped: number, error: unknown): void {
+    const now = (this.options.now ?? Date.now)();
+    const f = this.failure;
+    if (f !== null && now - f.loggedAt < REPEATED_FAILURE_LOG_EVERY_MS) {
+      f.batchesNotLogged++;
+      f.droppedNotLogged += dropped;
+      f.dropped += dropped;
+      return;
+    }
+    const notLogged = f !== null && f.batchesNotLogged > 0 ? { notLoggedSince: f.batchesNotLogged, droppedNotLogged: f.droppedNotLogged } : {};
+    this.options.logger?.error({ stream, dropped, errType: (error as Error)?.name, errCode: (error as { code?: unknown })?.code, ...notLogged }, 'audit events could not be stored');
+    this.failure = { since: f?.since ?? now, loggedAt: now, batchesNotLogged: 0, droppedNotLogged: 0, dropped: (f?.dropped ?? 0) + dropped };
+  }
+
+  private appendWorked(): void {
+    const f = this.failure;
+    if (f === null) return;
+    this.failure = null;
+    this.options.logger?.warn({ failedForMs: (this.options.now ?? Date.now)() - f.since, droppedInAll: f.dropped, ...(f.batchesNotLogged > 0 ? { notLoggedSince: f.batchesNotLogged } : {}) }, 'audit events are stored again');
   }
 
   private async appendBatch(stream: string, entries: readonly AuditEntry[]): Promise<void> {
