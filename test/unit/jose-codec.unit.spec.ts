@@ -5,6 +5,7 @@ jest.mock('jose', () => {
 });
 
 import { JoseCodec, JoseError } from '../../src/adapters/crypto/jose-codec';
+import { jose } from '../../src/adapters/crypto/jose-lib';
 import { KeyRegistry, exportPartyKeys, generateEncryptionKey, generatePartyKeys, importPartyKeys, publicJwks, type PartyKeys } from '../../src/adapters/crypto/jose-keys';
 import { parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
 import { parseDownlink } from '../../src/adapters/messaging/messages';
@@ -121,6 +122,21 @@ describe('JoseCodec: JWS inside JWE', () => {
     const fromBeijing = await beijingCodec.encode(uplink('beijing'), { to: 'hub' });
     await expect(hubCodec.open(fromBeijing.body, { from: 'xian' })).rejects.toMatchObject({ code: 'sender_mismatch' });
     expect((await hubCodec.open(fromBeijing.body, { from: 'beijing' })).sender).toBe('beijing');
+  });
+
+  it('refuses a JWS of another typ, or whose jti is not the envelope id, although signed by a registered key (malformed_jose)', async () => {
+    // What the tester sent by hand and the hub applied: typ "JWT", and a jti other than the envelope's id.
+    const { CompactEncrypt, CompactSign } = jose;
+    const seal = async (typ: string, jti: string): Promise<string> => {
+      const envelope = uplink('xian');
+      const claims = { iss: 'xian', aud: 'hub', iat: Math.floor(clock.getTime() / 1000), jti, msg: envelope };
+      const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(claims))).setProtectedHeader({ alg: xian.signing.alg, kid: xian.signing.kid, typ }).sign(xian.signing.privateKey);
+      const receiver = (await registry.encryptionKeyFor('hub', clock))!;
+      return new CompactEncrypt(new TextEncoder().encode(jws)).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: receiver.record.kid, cty: 'JWT' }).encrypt(receiver.key);
+    };
+    expect((await hubCodec.open(await seal('rts-message+jwt', uplink('xian').id))).sender).toBe('xian'); // the hand-made one is right otherwise
+    await expect(hubCodec.open(await seal('JWT', uplink('xian').id))).rejects.toMatchObject({ code: 'malformed_jose', message: expect.stringMatching(/typ/) });
+    await expect(hubCodec.open(await seal('rts-message+jwt', '00000000-0000-4000-8000-000000000000'))).rejects.toMatchObject({ code: 'malformed_jose', message: expect.stringMatching(/jti/) });
   });
 
   it('rotation: old and new keys both work during the overlap; the old one is refused after its retirement', async () => {

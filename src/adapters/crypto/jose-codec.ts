@@ -122,6 +122,8 @@ export class JoseCodec {
     if (!COMPACT_JWS.test(jws)) throw new JoseError('malformed_jose', 'the encrypted content is not a compact JWS');
     const inner = header(jws);
     if (typeof inner.kid !== 'string' || typeof inner.alg !== 'string') throw new JoseError('malformed_jose', 'the JWS must name its alg and kid');
+    // The profile's type: a JWS made for another purpose (an id token signed with the same key) is not a message.
+    if (inner.typ !== JWS_TYPE) throw new JoseError('malformed_jose', `the JWS typ must be ${JWS_TYPE}`);
 
     const found = await this.options.registry.lookup(inner.kid, 'sig', this.now());
     if (!found.ok) {
@@ -136,7 +138,7 @@ export class JoseCodec {
       throw new JoseError('malformed_jose', 'the JWS could not be read');
     }
 
-    let claims: { iss?: unknown; aud?: unknown; iat?: unknown; msg?: unknown };
+    let claims: { iss?: unknown; aud?: unknown; iat?: unknown; jti?: unknown; msg?: unknown };
     let json: string;
     try {
       claims = JSON.parse(decoder.decode(payload)) as typeof claims;
@@ -148,6 +150,8 @@ export class JoseCodec {
     if (typeof claims?.iss !== 'string' || typeof claims.aud !== 'string' || typeof msg !== 'object' || msg === null || typeof msg.systemId !== 'string' || typeof msg.id !== 'string') {
       throw new JoseError('malformed_jose', 'the signed payload lacks iss, aud or msg');
     }
+    // The signed jti is the envelope's id, which receivers dedupe on: one that differs was not made by the profile.
+    if (claims.jti !== msg.id) throw new JoseError('malformed_jose', "the signed jti is not the envelope's id");
     const sender = claims.iss;
     if (sender !== found.record.owner) throw new JoseError('sender_mismatch', 'the claimed sender does not own the signing key');
     if (claims.aud !== this.self) throw new JoseError('not_for_us', 'the message is addressed to another party');
