@@ -78,9 +78,9 @@ describe('docs/messaging.md: the rules a team in another language cannot guess',
   });
 
   it('lists the dead letter reasons a system meets, with the mode each one belongs to', () => {
-    for (const reason of ['`body is not an AMQP value string`', '`unknown_key: ...`', '`unknown_system`', '`system_name_mismatch`', '`expert_retired`', '`unknown_type: type: must be one of ...`']) expect(flat).toContain(reason);
+    for (const reason of ['`body is not an AMQP value string`', '`unknown_key: ...`', '`unknown_system: ...`', '`system_name_mismatch`', '`expert_retired`', '`unknown_type: type: must be one of ...`']) expect(flat).toContain(reason);
     expect(flat).toContain('With message security on (the hub\'s default, `RTS_MESSAGE_SECURITY=jose`) the reason is `unknown_key: ...`');
-    expect(flat).toContain('with `RTS_MESSAGE_SECURITY=off` it is `unknown_system`');
+    expect(flat).toContain('with `RTS_MESSAGE_SECURITY=off` it is `unknown_system: ...`');
     expect(flat).toContain('the experts of the **other** joined systems (never your own');
   });
 
