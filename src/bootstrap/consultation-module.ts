@@ -10,7 +10,6 @@ import { handleConsultationUplink, type ConsultationUplinkResult } from '../appl
 import type { ConsultationUplinkEnvelope } from '../application/consultation/consultation-messages';
 import { Deadlines } from '../application/consultation/deadlines';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
-import { InMemoryCheckpointStore } from '../adapters/messaging/memory/in-memory-downlink';
 import { InMemoryConsultations } from '../adapters/registry/in-memory-consultations';
 import { SqliteConsultations } from '../adapters/registry/sqlite-consultations';
 import type { DirectoryModule } from './directory-module';
@@ -26,8 +25,10 @@ import type { DirectoryModule } from './directory-module';
  *
  * start() follows the store with the projection and runs the Deadlines (offer expiry, report resends); several
  * hub processes may run them at once (deterministic timer command ids). Read model: SqliteConsultations in the
- * store's file on SQLite, else InMemoryConsultations rebuilt from the events at start. The downlink checkpoint
- * defaults to the directory module's durable one (a separate name, 'consultation-downlink').
+ * store's file on SQLite, else InMemoryConsultations rebuilt from the events at start. The downlink checkpoint:
+ * `checkpoints` when passed (main.ts passes the PostgreSQL one), else the directory module's (SqliteDirectory on
+ * SQLite), under a name of its own, 'consultation-downlink'. Its publisher, like the directory's, runs only in the
+ * process that holds the publishing lease (hub-messaging.ts).
  */
 export type ConsultationModuleDependencies = Readonly<{
   store: EventStore;
@@ -55,7 +56,7 @@ export type ConsultationModule = Readonly<{
 
 export const createConsultationModule = (deps: ConsultationModuleDependencies): ConsultationModule => {
   const readModel = deps.readModel ?? (deps.store instanceof SqliteEventStore ? new SqliteConsultations(deps.store) : new InMemoryConsultations());
-  const checkpoints = deps.checkpoints ?? deps.directory.checkpoints ?? new InMemoryCheckpointStore();
+  const checkpoints = deps.checkpoints ?? deps.directory.checkpoints;
   const projector = new Projector(deps.store, readModel, deps.logger, 1000, 'consultations');
   const service = new ConsultationService({
     store: deps.store,

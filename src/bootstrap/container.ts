@@ -6,6 +6,8 @@ import pino, { type Logger } from 'pino';
 import { EventStoreDocumentRepository } from '../application/event-store-document-repository';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
+import type { CheckpointStore } from '../application/ports/downlink-outbox';
+import { SoleProcessLease, type PublishingLease } from '../application/ports/publishing-lease';
 import type { IdGenerator } from '../application/ports/id-generator';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
@@ -20,6 +22,8 @@ import { TeleMedService } from '../application/telemed';
 import { XdsBackend } from '../application/xds-backend';
 import { EventStoreDbEventStore } from '../adapters/event-store/esdb/eventstoredb-event-store';
 import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
+import { PostgresPublishingLease } from '../adapters/event-store/postgres/publishing-lease';
+import { PostgresCheckpointStore } from '../adapters/registry/postgres-checkpoints';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
@@ -46,13 +50,27 @@ export const TOKENS = {
   PatientKeyStore: Symbol.for('PatientKeyStore'),
   PatientDataProtection: Symbol.for('PatientDataProtection'),
   PatientErasure: Symbol.for('PatientErasure'),
+  /** Bound only where the store brings a durable one (PostgreSQL); SQLite's is the directory read model's file. */
+  DownlinkCheckpoints: Symbol.for('DownlinkCheckpoints'),
+  PublishingLease: Symbol.for('PublishingLease'),
 } as const;
 
 export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger =>
   pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime });
 
-/** An event store opened ahead of the container (PostgreSQL and EventStoreDB open asynchronously), with its registry. */
-export type OpenedStore = Readonly<{ store: EventStore; registry: RegistryReadModel; registryKind: 'sqlite' | 'postgres' | 'memory'; keys?: PatientKeyStore }>;
+/**
+ * An event store opened ahead of the container (PostgreSQL and EventStoreDB open asynchronously), with its registry,
+ * and, where there is a PostgreSQL schema, the downlink publishers' checkpoints and the publishing lease (a factory:
+ * the lease opens a connection of its own, wanted only by a hub with a broker).
+ */
+export type OpenedStore = Readonly<{
+  store: EventStore;
+  registry: RegistryReadModel;
+  registryKind: 'sqlite' | 'postgres' | 'memory';
+  keys?: PatientKeyStore;
+  checkpoints?: CheckpointStore;
+  publishingLease?: () => PublishingLease;
+}>;
 
 /** Delegates to `store`; close() closes it, then `also` (e.g. the registry's own PostgreSQL pool). */
 const closingAlso = (store: EventStore, also: () => Promise<void>): EventStore => ({
@@ -74,9 +92,12 @@ const closingAlso = (store: EventStore, also: () => Promise<void>): EventStore =
 /**
  * Opens the event store RTS_EVENT_STORE names, and the registry read model that goes with it:
  *   postgres      PostgresEventStore in RTS_POSTGRES_SCHEMA; PostgresRegistry in the same schema, its rows and
- *                 checkpoint written in one transaction of the store (shared by all hubs on that database).
- *   eventstoredb  EventStoreDbEventStore; PostgresRegistry in RTS_POSTGRES_SCHEMA when RTS_POSTGRES_URL is given,
- *                 else an InMemoryRegistry that the projector rebuilds from $all at every start.
+ *                 checkpoint written in one transaction of the store (shared by all hubs on that database); the
+ *                 downlink checkpoints (PostgresCheckpointStore) and the publishing lease (an advisory lock) there too.
+ *   eventstoredb  EventStoreDbEventStore; PostgresRegistry, the downlink checkpoints and the publishing lease in
+ *                 RTS_POSTGRES_SCHEMA when RTS_POSTGRES_URL is given, else an InMemoryRegistry that the projector
+ *                 rebuilds from $all at every start, in-memory checkpoints and no shared lease (every process
+ *                 publishes, and re-sends the downlink history at its start).
  *   sqlite        nothing to open ahead: buildContainer opens the file lazily (see there).
  * Connection strings are never logged.
  */
@@ -85,12 +106,14 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
     case 'sqlite':
       return undefined;
     case 'postgres': {
-      const store = await PostgresEventStore.open({ connectionString: required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL'), schema: config.RTS_POSTGRES_SCHEMA });
+      const connectionString = required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL');
+      const store = await PostgresEventStore.open({ connectionString, schema: config.RTS_POSTGRES_SCHEMA });
       try {
         const registry = await PostgresRegistry.open(store);
         const keys = await PostgresKeyStore.open(store);
+        const checkpoints = await PostgresCheckpointStore.open(store);
         logger?.info({ store: 'postgres', schema: config.RTS_POSTGRES_SCHEMA, registry: 'postgres' }, 'event store opened');
-        return { store, registry, registryKind: 'postgres', keys };
+        return { store, registry, registryKind: 'postgres', keys, checkpoints, publishingLease: postgresLease(connectionString, store.schema) };
       } catch (error) {
         await store.close().catch(() => undefined);
         throw error;
@@ -106,8 +129,9 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       try {
         const registry = await PostgresRegistry.open(db);
         const keys = await PostgresKeyStore.open(db);
+        const checkpoints = await PostgresCheckpointStore.open(db);
         logger?.info({ store: 'eventstoredb', registry: 'postgres', schema: config.RTS_POSTGRES_SCHEMA }, 'event store opened');
-        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys };
+        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys, checkpoints, publishingLease: postgresLease(config.RTS_POSTGRES_URL, db.schema) };
       } catch (error) {
         await db.close().catch(() => undefined);
         await esdb.close().catch(() => undefined);
@@ -118,6 +142,8 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       throw new Error(`unknown RTS_EVENT_STORE`);
   }
 };
+
+const postgresLease = (connectionString: string, schema: string) => (): PublishingLease => new PostgresPublishingLease({ connection: { connectionString }, schema });
 
 const required = (value: string | undefined, name: string): string => {
   if (value === undefined) throw new Error(`${name}: required when RTS_EVENT_STORE is set to its store`); // loadConfig checks this first
@@ -175,6 +201,9 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   } else {
     throw new Error(`RTS_EVENT_STORE=${config.RTS_EVENT_STORE} is opened asynchronously: use openContainer(), or pass openStore()'s result`);
   }
+  // Who publishes the downlink (hub-messaging.ts): on PostgreSQL one process at a time; on SQLite the only one.
+  if (opened?.checkpoints) c.bind<CheckpointStore>(TOKENS.DownlinkCheckpoints).toConstantValue(opened.checkpoints);
+  c.bind<PublishingLease>(TOKENS.PublishingLease).toDynamicValue(() => opened?.publishingLease?.() ?? new SoleProcessLease());
   c.bind<Projector>(TOKENS.Projector).toDynamicValue(
     (ctx) => new Projector(ctx.container.get<EventStore>(TOKENS.EventStore), ctx.container.get<RegistryReadModel>(TOKENS.Registry), logger),
   );

@@ -22,9 +22,10 @@ import { SqliteDirectory } from '../adapters/registry/sqlite-directory';
  *   directory.start(); publisher.start(); ... await publisher.stop(); await directory.stop();
  *
  * Read model: on a SqliteEventStore, SqliteDirectory in the same file (durable, and the durable CheckpointStore
- * of the downlink publisher); on any other store, InMemoryDirectory rebuilt from the events at start, and an
- * in-memory checkpoint store unless one is passed (a restart then resends every downlink message; receivers
- * dedupe by id, but pass a durable `checkpoints` in the distributed profile).
+ * of the downlink publisher); on any other store, InMemoryDirectory rebuilt from the events at start. The
+ * checkpoint store: `checkpoints` when passed (main.ts passes PostgresCheckpointStore on PostgreSQL, and on
+ * EventStoreDB with RTS_POSTGRES_URL), else SqliteDirectory's, else an in-memory one, with which every restart
+ * re-sends the whole downlink history (receivers dedupe by id): only for tests and EventStoreDB alone.
  */
 export type DirectoryModuleDependencies = Readonly<{
   store: EventStore;
@@ -46,7 +47,7 @@ export type DirectoryModule = Readonly<{
   service: DirectoryService;
   uplink: UplinkHandler;
   checkpoints: CheckpointStore;
-  /** A publisher over the given outbox (create one per hub process; only one should run at a time). */
+  /** A publisher over the given outbox (one per hub process; hub-messaging.ts runs it only while the process holds the publishing lease). */
   downlinkPublisher(outbox: DownlinkOutbox): DownlinkPublisher;
   /** Start following the store with the projection. */
   start(): void;

@@ -3,6 +3,8 @@ import { DeadLetterService, hubReplayTargets } from '../application/directory/de
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
+import { SoleProcessLease, type PublishingLease } from '../application/ports/publishing-lease';
+import { PublishingGate } from '../application/publishing-gate';
 import { AmqpConnection, AmqpLoginRefusedError } from '../adapters/amqp/connection';
 import { DurableSender } from '../adapters/amqp/durable-sender';
 import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
@@ -22,9 +24,11 @@ import { HeldDownlinkReleaser } from '../application/downlink/held-downlink-rele
 
 /**
  * The hub's side of the broker, composed: one AMQP connection (failover over the configured endpoints), the
- * uplink consumer (hubs are stateless competing consumers on the shared uplink queue), the downlink publisher
- * with an AMQP outbox (one per hub process, from the directory module's durable checkpoint), and the dead letter
- * operations. Without a broker (`messaging` null) only the dead letter service exists, answering 503.
+ * uplink consumer (hubs are stateless competing consumers on the shared uplink queue), the downlink publishers
+ * with an AMQP outbox (from the modules' durable checkpoints), and the dead letter operations. The publishers run
+ * only while this process holds the publishing lease: on a PostgreSQL store shared by several hub processes one
+ * of them publishes and the others stand by, taking over when it stops or dies. Without a broker (`messaging`
+ * null) only the dead letter service exists, answering 503.
  *
  * Downlink messages for a system without a valid encryption key are held in the store (HeldDownlinks, shared by
  * both publishers through the outbox) and sent in order by the HeldDownlinkReleaser once it has one; the releaser
@@ -49,6 +53,8 @@ export type HubMessagingDependencies = Readonly<{
   codec?: HubMessageCodec;
   /** Connection state, failovers and uplink outcomes go here (the hub's /metrics). */
   metrics?: MetricsRegistry;
+  /** Whether this process runs the downlink publishers now (default: always, as on a store one process opens). */
+  publishingLease?: PublishingLease;
   /**
    * How long the start waits for the broker and the consumer's attach (default 5000 ms). A broker that does not
    * answer by then does not stop the hub: messaging attaches in the background whenever it does, meanwhile the
@@ -65,6 +71,8 @@ export type HubMessaging = Readonly<{
   brokerState(): 'connected' | 'disconnected' | 'login_refused';
   /** For /health: whether the uplink consumer's link has been attached (it re-attaches by itself after an outage). */
   consuming(): boolean;
+  /** For /health: whether this process runs the downlink publishers now (holds the publishing lease). */
+  publishing(): boolean;
   stop(): Promise<void>;
 }>;
 
@@ -83,6 +91,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       connected: () => false,
       brokerState: () => 'disconnected',
       consuming: () => false,
+      publishing: () => false,
       stop: async () => undefined,
     };
   }
@@ -202,13 +211,21 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   };
   const firstConnection = new Promise<void>((resolve) => (connection.isConnected() ? resolve() : connection.once('connected', () => resolve())));
   const attached = firstConnection.then(() => (stopped ? false : attachUntilDone()));
-  publisher.start();
-  consultationPublisher?.start();
-  releaser.start();
+  // The publishers, and the releaser of held messages, run while this process holds the publishing lease (one
+  // process at a time on a shared store).
+  const publishingGauge = deps.metrics?.gauge('rts_downlink_publishing', 'Whether this hub process publishes the downlink now (1) or another process on the store does (0)');
+  publishingGauge?.set({}, 0);
+  const gate = new PublishingGate({
+    lease: deps.publishingLease ?? new SoleProcessLease(),
+    publishers: [publisher, ...(consultationPublisher ? [consultationPublisher] : []), releaser],
+    logger: log,
+    onChange: (on) => publishingGauge?.set({}, on ? 1 : 0),
+  });
+  gate.start();
   let waitTimer: NodeJS.Timeout | undefined;
   const inTime = await Promise.race([attached, new Promise<false>((resolve) => (waitTimer = setTimeout(() => resolve(false), deps.connectTimeoutMs ?? 5_000)))]);
   clearTimeout(waitTimer);
-  if (inTime) log.info(consuming(), 'consuming uplink, publishing downlink');
+  if (inTime) log.info(consuming(), 'consuming uplink');
   else {
     log.warn(
       consuming(),
@@ -216,7 +233,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         ? 'the broker refused the hub\'s login: the hub serves HTTP now and starts consuming once the broker lets it in'
         : 'the broker does not answer yet: the hub serves HTTP now and starts consuming when it does',
     );
-    void attached.then((ok) => ok && !stopped && log.info(consuming(), 'consuming uplink, publishing downlink'));
+    void attached.then((ok) => ok && !stopped && log.info(consuming(), 'consuming uplink'));
   }
 
   const deadLetters = new DeadLetterService({
@@ -233,6 +250,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     connected: () => connection.isConnected(),
     brokerState: () => (connection.isConnected() ? 'connected' : refused ? 'login_refused' : 'disconnected'),
     consuming: () => consumerAttached,
+    publishing: () => gate.publishing(),
     stop: () =>
       (stopping ??= (async () => {
         stopped = true;
@@ -243,7 +261,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         // broker (up to 2 min). A broker that is not connected (never reached, login refused, gone) cannot take it:
         // closing the senders fails that send, and its event is published again from the checkpoint at the next
         // start (a held message stays held: released at the next start; receivers dedupe by message id).
-        const publishersStopped = Promise.all([publisher.stop(), consultationPublisher?.stop(), releaser.stop()]);
+        const publishersStopped = gate.stopPublishers();
         let waitTimer: NodeJS.Timeout | undefined;
         const brokerGone = new Promise<void>((resolve) => {
           if (!connection.isConnected()) return resolve();
@@ -255,6 +273,8 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         await downlinkSender.close();
         await operatorSender.close();
         await publishersStopped;
+        // Given up only now, so the process taking over does not send beside this one's last message.
+        await gate.release();
         await broker.close();
         log.info('messaging stopped');
       })()),

@@ -30,6 +30,8 @@ import { checkTokenVerificationOfStore, createSecurityModule } from './security-
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { PatientKeys } from '../application/ports/patient-keys';
+import type { CheckpointStore } from '../application/ports/downlink-outbox';
+import type { PublishingLease } from '../application/ports/publishing-lease';
 
 export type RunningHub = Readonly<{
   url: string;
@@ -75,17 +77,27 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   const projector = container.get<Projector>(TOKENS.Projector);
   projector.start();
   const messagingSettings = messagingConfig(config);
+  // Where the downlink publishers keep their checkpoints: PostgreSQL's table when the store has a schema (shared by
+  // the hub processes on it, so a restart or a takeover goes on from there); on SQLite the directory's own file.
+  const checkpoints = container.isBound(TOKENS.DownlinkCheckpoints) ? container.get<CheckpointStore>(TOKENS.DownlinkCheckpoints) : undefined;
+  if (messagingSettings && config.RTS_EVENT_STORE === 'eventstoredb' && !checkpoints) {
+    logger.warn(
+      { store: 'eventstoredb' },
+      'no RTS_POSTGRES_URL: the downlink checkpoints are kept in memory and every hub process publishes, so each start re-sends the downlink history (receivers dedupe by message id); set RTS_POSTGRES_URL to keep them in PostgreSQL, with one publisher at a time',
+    );
+  }
   const directory = createDirectoryModule({
     store,
     clock: container.get<Clock>(TOKENS.Clock),
     ids: container.get<IdGenerator>(TOKENS.Ids),
     logger,
     downlinkQueuePrefix: messagingSettings?.downlinkQueuePrefix ?? config.RTS_DOWNLINK_QUEUE_PREFIX ?? DEFAULT_DOWNLINK_QUEUE_PREFIX,
+    ...(checkpoints ? { checkpoints } : {}),
   });
   directory.start();
   // Consultations: projection and the Deadlines runner (offer expiry, report resends), once per hub process
   // (timer command ids are deterministic, so several hubs may run them). Message keys and the codec (jose|off).
-  const consultations = createConsultationModule({ store, clock: container.get<Clock>(TOKENS.Clock), ids: container.get<IdGenerator>(TOKENS.Ids), logger, directory });
+  const consultations = createConsultationModule({ store, clock: container.get<Clock>(TOKENS.Clock), ids: container.get<IdGenerator>(TOKENS.Ids), logger, directory, ...(checkpoints ? { checkpoints } : {}) });
   consultations.start();
   /** What runs without the broker and the message keys, stopped in reverse order of start; the stores last. */
   const stopModules = async (): Promise<void> => {
@@ -131,6 +143,8 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       metrics,
       consultations,
       codec: messageKeys.codec,
+      // One publishing process at a time on a shared PostgreSQL store (an advisory lock); on SQLite, this one.
+      publishingLease: container.get<PublishingLease>(TOKENS.PublishingLease),
       ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
     });
   } catch (error) {
@@ -160,7 +174,13 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       store: config.RTS_EVENT_STORE,
       head: String(await store.headPosition()),
       // The broker is not part of readiness: uploads and queries need only the store. Told apart for operators.
-      ...(messagingSettings ? { broker: messaging.brokerState(), uplink: messaging.brokerState() === 'connected' && messaging.consuming() ? ('consuming' as const) : ('not_consuming' as const) } : {}),
+      ...(messagingSettings
+        ? {
+            broker: messaging.brokerState(),
+            uplink: messaging.brokerState() === 'connected' && messaging.consuming() ? ('consuming' as const) : ('not_consuming' as const),
+            downlink: messaging.publishing() ? ('publishing' as const) : ('standby' as const),
+          }
+        : {}),
       ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
     }),
   });

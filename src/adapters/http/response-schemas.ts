@@ -194,6 +194,10 @@ export const HealthResponse = z
       .enum(['consuming', 'not_consuming'])
       .optional()
       .describe('With a broker: whether this hub consumes the uplink queue now (connected, and its link attached; not_consuming also while the broker refuses the link, which the log says why)'),
+    downlink: z
+      .enum(['publishing', 'standby'])
+      .optional()
+      .describe('With a broker: whether this hub process publishes the downlink now (it holds the publishing lease; its sends wait for the broker while it is away), or stands by while another process on the same PostgreSQL store publishes'),
   })
   .passthrough();
 export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });
