@@ -16,7 +16,7 @@ import type { EventStore } from '../application/ports/event-store';
 import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
-import { isPgUnavailable } from '../adapters/event-store/postgres/sql';
+import { isPgUnavailable, pgUnavailableReason } from '../adapters/event-store/postgres/sql';
 import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, postgresAddress, type Config } from './config';
 import { TOKENS, createLogger, openContainer } from './container';
 import { createConsultationModule } from './consultation-module';
@@ -155,6 +155,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     clock: container.get<Clock>(TOKENS.Clock),
     logger,
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
+    healthTimeoutMs: config.RTS_HEALTH_TIMEOUT_MS,
     beforeRoutes: security.install,
     health: async () => ({
       store: config.RTS_EVENT_STORE,
@@ -225,8 +226,11 @@ const storeStartProblem = (error: unknown, config: Config): Error | null => {
     return new TransientStartError(`RTS_POSTGRES_URL: the database host (${address}) cannot be resolved now (EAI_AGAIN, a temporary DNS failure); the hub can start once it resolves`, { cause: error });
   }
   if (isPgUnavailable(cause)) {
+    // A reason: the code (ECONNREFUSED, 57P03), or 'timed out' for one that accepted the connection and did not
+    // answer within RTS_POSTGRES_CONNECT_TIMEOUT_MS (or a statement within RTS_POSTGRES_QUERY_TIMEOUT_MS).
+    const reason = pgUnavailableReason(cause);
     return new TransientStartError(
-      `RTS_POSTGRES_URL: the database at ${address} cannot be reached now${code ? ` (${code})` : ''}: is it running, and are host and port right? The hub can start once it answers`,
+      `RTS_POSTGRES_URL: the database at ${address} cannot be reached now${reason ? ` (${reason})` : ''}: is it running, and are host and port right? The hub can start once it answers`,
       { cause: error },
     );
   }
