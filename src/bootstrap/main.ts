@@ -280,7 +280,32 @@ const main = async (): Promise<void> => {
     throw error;
   }
   const logger = createLogger(config);
-  let hub: RunningHub;
+  // Installed before the start: a SIGTERM while the hub waits for its database (up to the connect timeout, or a
+  // while longer for another hub's migrations) is a stop, said in one line, exit 0, as the exit codes promise; it
+  // was Node's default, 143 and silence. Nothing is served yet, so there is nothing to drain: the store's
+  // transactions in flight end with the process (PostgreSQL rolls them back; SQLite's journal does).
+  let hub: RunningHub | null = null;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      if (hub === null) {
+        logger.info({ signal }, 'stopped during start; nothing was served');
+        process.exit(0);
+      }
+      logger.info({ signal }, 'shutting down');
+      const force = setTimeout(() => {
+        logger.error('shutdown grace period exceeded; exiting');
+        process.exit(1);
+      }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
+      force.unref();
+      hub.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
   try {
     hub = await startHub(config, logger);
   } catch (error) {
@@ -299,23 +324,6 @@ const main = async (): Promise<void> => {
       process.exit(error.exitCode);
     }
     throw error;
-  }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.info({ signal }, 'shutting down');
-      const force = setTimeout(() => {
-        logger.error('shutdown grace period exceeded; exiting');
-        process.exit(1);
-      }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
-      force.unref();
-      hub.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    });
   }
 };
 

@@ -62,6 +62,32 @@ describe('start failures (e2e)', () => {
     }
   });
 
+  it('a SIGTERM while the start waits for the database: one log line, exit 0 (as the exit codes say), not 143', async () => {
+    const silent = await silentListener();
+    const data = tempDataDir();
+    try {
+      const child = spawnChild(process.execPath, [resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js')], {
+        env: { ...process.env, RTS_HTTP_PORT: String(await freePort()), RTS_DATA_DIR: data.dir, RTS_LOG_LEVEL: 'info', RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: `postgres://postgres@127.0.0.1:${silent.port}/rts`, RTS_POSTGRES_CONNECT_TIMEOUT_MS: '60000' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+      const deadline = Date.now() + 15_000;
+      while (silent.connections() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(silent.connections()).toBeGreaterThan(0); // it is waiting for the database now
+      child.kill('SIGTERM');
+      expect(await exited).toEqual({ code: 0, signal: null });
+      const lines = out.split('\n').filter((line) => line.includes('stopped during start'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('"signal":"SIGTERM"');
+    } finally {
+      await silent.close();
+      data.remove();
+    }
+  });
+
   it('a database host that does not resolve: exit 78 naming RTS_POSTGRES_URL, not RTS_HTTP_HOST', async () => {
     const out = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://postgres@nosuchhost.invalid/rts' });
     expect(out).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: the database host \(nosuchhost\.invalid:5432\) has no address in DNS/);
