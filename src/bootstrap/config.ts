@@ -89,6 +89,17 @@ const storeSettings = {
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL identifier (letters, digits, _; at most 63)')
     .default('public'),
+  /**
+   * How long a connection to PostgreSQL may take (TCP, TLS, login), and a wait for a free pooled connection: past
+   * it the start ends with exit 69 and a request with 503 storage_unavailable. Raise it for a far or slow server.
+   */
+  RTS_POSTGRES_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /**
+   * How long one statement may go unanswered before its caller gets 503 storage_unavailable and its connection is
+   * dropped (a hung server, a proxy that stopped forwarding). Migrations, VACUUM and a registry rebuild's deletes
+   * are not bounded by it (see sql.ts). Raise it if ordinary statements of a large deployment take that long.
+   */
+  RTS_POSTGRES_QUERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
   /** e.g. esdb://admin:changeit@localhost:2113?tls=false; never logged. */
   RTS_EVENTSTORE_CONNECTION_STRING: z
     .string()
@@ -199,6 +210,11 @@ export const ConfigSchema = z
     /** OID of the repository that receives new documents. */
     RTS_REPOSITORY_UNIQUE_ID: z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'must be an OID').default('2.25.151837495613302811512427370916935098473'),
     RTS_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(16 * 1024),
+    /**
+     * How long GET /health waits for the store before answering 503 storage_unavailable: a load balancer's probe
+     * should get that answer, not its own timeout. Keep it below the probe's timeout.
+     */
+    RTS_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
     RTS_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
     /**

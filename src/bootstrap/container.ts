@@ -24,6 +24,7 @@ import { EventStoreDbEventStore } from '../adapters/event-store/esdb/eventstored
 import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
 import { PostgresPublishingLease } from '../adapters/event-store/postgres/publishing-lease';
 import { PostgresCheckpointStore } from '../adapters/registry/postgres-checkpoints';
+import type { PostgresTimeouts } from '../adapters/event-store/postgres/sql';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
@@ -101,13 +102,15 @@ const closingAlso = (store: EventStore, also: () => Promise<void>): EventStore =
  *   sqlite        nothing to open ahead: buildContainer opens the file lazily (see there).
  * Connection strings are never logged.
  */
+const postgresTimeouts = (config: Config): PostgresTimeouts => ({ connectTimeoutMs: config.RTS_POSTGRES_CONNECT_TIMEOUT_MS, queryTimeoutMs: config.RTS_POSTGRES_QUERY_TIMEOUT_MS });
+
 export const openStore = async (config: Config, logger?: Logger): Promise<OpenedStore | undefined> => {
   switch (config.RTS_EVENT_STORE) {
     case 'sqlite':
       return undefined;
     case 'postgres': {
       const connectionString = required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL');
-      const store = await PostgresEventStore.open({ connectionString, schema: config.RTS_POSTGRES_SCHEMA });
+      const store = await PostgresEventStore.open({ connectionString, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config) });
       try {
         const registry = await PostgresRegistry.open(store);
         const keys = await PostgresKeyStore.open(store);
@@ -125,7 +128,7 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
         logger?.info({ store: 'eventstoredb', registry: 'memory' }, 'event store opened; the registry is rebuilt in memory from $all');
         return { store: esdb, registry: new InMemoryRegistry(), registryKind: 'memory' };
       }
-      const db = PostgresDatabase.open({ connectionString: config.RTS_POSTGRES_URL, schema: config.RTS_POSTGRES_SCHEMA });
+      const db = PostgresDatabase.open({ connectionString: config.RTS_POSTGRES_URL, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config) });
       try {
         const registry = await PostgresRegistry.open(db);
         const keys = await PostgresKeyStore.open(db);

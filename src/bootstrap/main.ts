@@ -16,7 +16,7 @@ import type { EventStore } from '../application/ports/event-store';
 import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
-import { isPgUnavailable } from '../adapters/event-store/postgres/sql';
+import { isPgUnavailable, pgUnavailableReason } from '../adapters/event-store/postgres/sql';
 import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, postgresAddress, type Config } from './config';
 import { TOKENS, createLogger, openContainer } from './container';
 import { createConsultationModule } from './consultation-module';
@@ -169,6 +169,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     clock: container.get<Clock>(TOKENS.Clock),
     logger,
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
+    healthTimeoutMs: config.RTS_HEALTH_TIMEOUT_MS,
     beforeRoutes: security.install,
     health: async () => ({
       store: config.RTS_EVENT_STORE,
@@ -245,8 +246,11 @@ const storeStartProblem = (error: unknown, config: Config): Error | null => {
     return new TransientStartError(`RTS_POSTGRES_URL: the database host (${address}) cannot be resolved now (EAI_AGAIN, a temporary DNS failure); the hub can start once it resolves`, { cause: error });
   }
   if (isPgUnavailable(cause)) {
+    // A reason: the code (ECONNREFUSED, 57P03), or 'timed out' for one that accepted the connection and did not
+    // answer within RTS_POSTGRES_CONNECT_TIMEOUT_MS (or a statement within RTS_POSTGRES_QUERY_TIMEOUT_MS).
+    const reason = pgUnavailableReason(cause);
     return new TransientStartError(
-      `RTS_POSTGRES_URL: the database at ${address} cannot be reached now${code ? ` (${code})` : ''}: is it running, and are host and port right? The hub can start once it answers`,
+      `RTS_POSTGRES_URL: the database at ${address} cannot be reached now${reason ? ` (${reason})` : ''}: is it running, and are host and port right? The hub can start once it answers`,
       { cause: error },
     );
   }
@@ -296,7 +300,32 @@ const main = async (): Promise<void> => {
     throw error;
   }
   const logger = createLogger(config);
-  let hub: RunningHub;
+  // Installed before the start: a SIGTERM while the hub waits for its database (up to the connect timeout, or a
+  // while longer for another hub's migrations) is a stop, said in one line, exit 0, as the exit codes promise; it
+  // was Node's default, 143 and silence. Nothing is served yet, so there is nothing to drain: the store's
+  // transactions in flight end with the process (PostgreSQL rolls them back; SQLite's journal does).
+  let hub: RunningHub | null = null;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      if (hub === null) {
+        logger.info({ signal }, 'stopped during start; nothing was served');
+        process.exit(0);
+      }
+      logger.info({ signal }, 'shutting down');
+      const force = setTimeout(() => {
+        logger.error('shutdown grace period exceeded; exiting');
+        process.exit(1);
+      }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
+      force.unref();
+      hub.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
   try {
     hub = await startHub(config, logger);
   } catch (error) {
@@ -315,23 +344,6 @@ const main = async (): Promise<void> => {
       process.exit(error.exitCode);
     }
     throw error;
-  }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.info({ signal }, 'shutting down');
-      const force = setTimeout(() => {
-        logger.error('shutdown grace period exceeded; exiting');
-        process.exit(1);
-      }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
-      force.unref();
-      hub.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    });
   }
 };
 

@@ -2,8 +2,30 @@
 // names the setting it concerns; a setting that cannot work is exit 78, a database that is down (or DNS that fails
 // now) is 69, so that a service manager starts the hub again. Before, these were exit 1 with "Invalid URL", an
 // ENOENT, a request-path message about "the last write", or a wrong RTS_HTTP_HOST.
-import { join } from 'node:path';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import { spawnChild } from '../support/children';
 import { freePort, startHub, tempDataDir } from '../support/hub-process';
+
+/** A "database" that accepts TCP and never answers (a hung server, a firewall dropping after the handshake). */
+const silentListener = async (): Promise<{ port: number; connections(): number; close(): Promise<void> }> => {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server: Server = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((ok) => server.close(() => ok()));
+    },
+  };
+};
 
 const failedStart = async (env: Record<string, string>): Promise<string> => {
   const data = tempDataDir();
@@ -24,6 +46,46 @@ describe('start failures (e2e)', () => {
     expect(out).toMatch(new RegExp(`code 69\\)[\\s\\S]*RTS_POSTGRES_URL: the database at 127\\.0\\.0\\.1:${port} cannot be reached now \\(ECONNREFUSED\\)`));
     expect(out).not.toContain('s3cret-pw');
     expect(out).not.toContain('last write');
+  });
+
+  it('a database that accepts the connection and never answers: exit 69 "timed out" naming host and port, within the connect timeout', async () => {
+    const silent = await silentListener();
+    try {
+      const started = Date.now();
+      const out = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: `postgres://postgres:s3cret-pw@127.0.0.1:${silent.port}/rts`, RTS_POSTGRES_CONNECT_TIMEOUT_MS: '1500' });
+      expect(out).toMatch(new RegExp(`code 69\\)[\\s\\S]*RTS_POSTGRES_URL: the database at 127\\.0\\.0\\.1:${silent.port} cannot be reached now \\(timed out\\)`));
+      expect(out).not.toContain('s3cret-pw');
+      expect(silent.connections()).toBeGreaterThan(0);
+      expect(Date.now() - started).toBeLessThan(15_000); // 1.5 s and Node's start, not forever
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('a SIGTERM while the start waits for the database: one log line, exit 0 (as the exit codes say), not 143', async () => {
+    const silent = await silentListener();
+    const data = tempDataDir();
+    try {
+      const child = spawnChild(process.execPath, [resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js')], {
+        env: { ...process.env, RTS_HTTP_PORT: String(await freePort()), RTS_DATA_DIR: data.dir, RTS_LOG_LEVEL: 'info', RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: `postgres://postgres@127.0.0.1:${silent.port}/rts`, RTS_POSTGRES_CONNECT_TIMEOUT_MS: '60000' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+      const deadline = Date.now() + 15_000;
+      while (silent.connections() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(silent.connections()).toBeGreaterThan(0); // it is waiting for the database now
+      child.kill('SIGTERM');
+      expect(await exited).toEqual({ code: 0, signal: null });
+      const lines = out.split('\n').filter((line) => line.includes('stopped during start'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('"signal":"SIGTERM"');
+    } finally {
+      await silent.close();
+      data.remove();
+    }
   });
 
   it('a database host that does not resolve: exit 78 naming RTS_POSTGRES_URL, not RTS_HTTP_HOST', async () => {

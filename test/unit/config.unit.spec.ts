@@ -27,6 +27,9 @@ describe('loadConfig', () => {
       RTS_DATA_DIR: './data',
       RTS_EVENT_STORE: 'sqlite',
       RTS_POSTGRES_SCHEMA: 'public',
+      RTS_POSTGRES_CONNECT_TIMEOUT_MS: 10_000,
+      RTS_POSTGRES_QUERY_TIMEOUT_MS: 30_000,
+      RTS_HEALTH_TIMEOUT_MS: 2_000,
       RTS_LOG_LEVEL: 'info',
       RTS_REPOSITORY_UNIQUE_ID: '2.25.151837495613302811512427370916935098473',
       RTS_BODY_LIMIT_BYTES: 16 * 1024,
@@ -35,6 +38,17 @@ describe('loadConfig', () => {
       RTS_MESSAGE_SECURITY_CHANGE: 'off',
       RTS_AUTH_CHANGE: 'off',
     });
+  });
+
+  it('timeouts: milliseconds within bounds, else the start stops naming the variable', () => {
+    expect(loadConfig({ RTS_POSTGRES_CONNECT_TIMEOUT_MS: '2500', RTS_POSTGRES_QUERY_TIMEOUT_MS: '120000', RTS_HEALTH_TIMEOUT_MS: '500' })).toMatchObject({
+      RTS_POSTGRES_CONNECT_TIMEOUT_MS: 2500,
+      RTS_POSTGRES_QUERY_TIMEOUT_MS: 120_000,
+      RTS_HEALTH_TIMEOUT_MS: 500,
+    });
+    for (const [name, value] of [['RTS_POSTGRES_CONNECT_TIMEOUT_MS', '0'], ['RTS_POSTGRES_QUERY_TIMEOUT_MS', 'soon'], ['RTS_HEALTH_TIMEOUT_MS', '120000']] as const) {
+      expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}: `));
+    }
   });
 
   it('reads only RTS_* variables and treats empty values as unset', () => {

@@ -24,6 +24,8 @@ export type HttpDependencies = Readonly<{
   logger: Logger;
   /** Readiness probe: resolves when the store answers. */
   health: () => Promise<Record<string, unknown>>;
+  /** How long GET /health waits for `health` before answering 503 storage_unavailable; default 2 s. */
+  healthTimeoutMs?: number;
   bodyLimitBytes?: number;
   /** How long a client may take to send a whole request (headers and body); default 30 s, then 408. */
   requestTimeoutMs?: number;
@@ -214,13 +216,30 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
 
   deps.beforeRoutes?.(app);
 
+  // GET /health answers within healthTimeoutMs whatever the store does: with the events table locked (LOCK TABLE,
+  // VACUUM FULL) the probe blocked 19-30 s, and a load balancer saw its own timeout instead of a 503. Probes that
+  // arrive while a check is still pending share it, so a slow store holds one connection for them, not one each.
+  const healthTimeoutMs = deps.healthTimeoutMs ?? 2_000;
+  let pendingHealth: Promise<Record<string, unknown>> | null = null;
+  const LATE = Symbol('late');
   app.get('/health', async (_request, reply) => {
-    let health: Record<string, unknown>;
-    try {
-      health = await deps.health();
-    } catch {
-      return sendProblem(reply, problem('service_unavailable', 'the event store does not answer'));
+    let health: Record<string, unknown> | typeof LATE;
+    let timer: NodeJS.Timeout | undefined;
+    if (pendingHealth === null) {
+      const check = deps.health().finally(() => {
+        pendingHealth = null;
+      });
+      check.catch(() => undefined); // a check that outlives its probes must not be an unhandled rejection
+      pendingHealth = check;
     }
+    try {
+      health = await Promise.race([pendingHealth, new Promise<typeof LATE>((resolve) => (timer = setTimeout(() => resolve(LATE), healthTimeoutMs)))]);
+    } catch {
+      return sendProblem(reply, problem('storage_unavailable', 'the event store does not answer'));
+    } finally {
+      clearTimeout(timer);
+    }
+    if (health === LATE) return sendProblem(reply, problem('storage_unavailable', `the event store did not answer within ${healthTimeoutMs} ms`));
     // Reads are still answered, but a hub that cannot store uploads is not healthy: say why, for the operator.
     const failing = health['writesFailing'] as { code?: string; since?: string } | undefined;
     if (failing) return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): free disk space, or check the disk`));

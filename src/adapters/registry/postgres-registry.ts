@@ -5,7 +5,7 @@ import type { RegistryReadModel } from '../../application/ports/registry-read-mo
 import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
-import { createPool, inTransaction, quoteIdent, vacuumTable } from '../event-store/postgres/sql';
+import { connectionConfig, createPool, inTransaction, LONG_WORK, quoteIdent, vacuumTable, type PostgresTimeouts } from '../event-store/postgres/sql';
 
 /**
  * What the registry needs of PostgreSQL: a schema, and transactions on it. The PostgreSQL event store is one
@@ -95,7 +95,8 @@ export class PostgresRegistry implements RegistryReadModel {
       );
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(db.schema)}`);
       await client.query(`SET LOCAL search_path TO ${quoteIdent(db.schema)}`);
-      await client.query(REGISTRY_SCHEMA_SQL);
+      // LONG_WORK: an index added later is built over every existing row.
+      await client.query({ text: REGISTRY_SCHEMA_SQL, ...LONG_WORK });
     });
     return new PostgresRegistry(db);
   }
@@ -194,8 +195,9 @@ export class PostgresRegistry implements RegistryReadModel {
   async reset(): Promise<void> {
     await this.db.withTransaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
-      await client.query(`DELETE FROM ${this.db.table('registry_entries')}`);
-      await client.query(`DELETE FROM ${this.db.table('erased_patients')}`); // the rebuild replays the erasures
+      // LONG_WORK: a rebuild of a large registry deletes every row, which may rightly take longer than a request.
+      await client.query({ text: `DELETE FROM ${this.db.table('registry_entries')}`, ...LONG_WORK });
+      await client.query({ text: `DELETE FROM ${this.db.table('erased_patients')}`, ...LONG_WORK }); // the rebuild replays the erasures
       await client.query(`DELETE FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`, [PROJECTION]);
     });
   }
@@ -221,8 +223,8 @@ export class PostgresDatabase implements PgTransactor {
     readonly schema: string,
   ) {}
 
-  static open(options: Readonly<{ connectionString: string; schema?: string; maxConnections?: number }>): PostgresDatabase {
-    const pool = createPool({ connectionString: options.connectionString, ...(options.maxConnections ? { max: options.maxConnections } : {}) });
+  static open(options: Readonly<{ connectionString: string; schema?: string; maxConnections?: number; timeouts?: PostgresTimeouts }>): PostgresDatabase {
+    const pool = createPool({ ...connectionConfig(options.connectionString, options.timeouts), ...(options.maxConnections ? { max: options.maxConnections } : {}) });
     return new PostgresDatabase(pool, options.schema ?? 'public');
   }
 

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { SCHEMA_MIGRATIONS } from './schema-migrations';
-import { quoteIdent } from './sql';
+import { isQueryTimeout, LONG_WORK, quoteIdent } from './sql';
 
 /**
  * Schema migrations for the PostgreSQL event store, kept in the repo as TypeScript strings (schema-migrations.ts,
@@ -105,14 +105,15 @@ async function applyInTransaction(client: PoolClient, schema: string, migrations
         alone = m;
         break;
       }
-      await client.query(m.sql);
+      await client.query({ text: m.sql, ...LONG_WORK }); // a large events table takes long: not cut
       await client.query('INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)', [m.name, m.checksum]);
       applied.push(m.name);
     }
     await client.query('COMMIT');
     return alone;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // After a statement timeout the connection is dropped (migrate releases it as failed), which rolls back.
+    if (!isQueryTimeout(error)) await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
 }
@@ -125,8 +126,8 @@ async function applyOutsideTransaction(client: PoolClient, schema: string, m: Mi
       WHERE n.nspname = $1 AND NOT i.indisvalid`,
     [schema],
   );
-  for (const { name } of rows) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(name)}`);
-  await client.query(m.sql);
+  for (const { name } of rows) await client.query({ text: `DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(name)}`, ...LONG_WORK });
+  await client.query({ text: m.sql, ...LONG_WORK }); // a large events table takes long: not cut
   await client.query('INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)', [m.name, m.checksum]);
   await client.query('RESET search_path');
 }

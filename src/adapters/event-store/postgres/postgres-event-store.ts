@@ -16,7 +16,7 @@ import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend } from '../append-rules';
 import { AppendNotifier } from './append-notifier';
 import { migrate } from './migrate';
-import { createPool, inTransaction, isPgError, quoteIdent, UNIQUE_VIOLATION, vacuumTable } from './sql';
+import { connectionConfig, createPool, inTransaction, isPgError, quoteIdent, rollback, UNIQUE_VIOLATION, vacuumTable, type PostgresTimeouts } from './sql';
 
 /**
  * PostgreSQL adapter of the event store port.
@@ -57,6 +57,8 @@ export type PostgresEventStoreOptions = Readonly<{
   schema?: string;
   /** Pool size; default pg's (10). */
   maxConnections?: number;
+  /** Connect and statement timeouts (sql.ts, PostgresTimeouts); defaults 10 s and 30 s. */
+  timeouts?: PostgresTimeouts;
 }>;
 
 type EventRow = {
@@ -106,7 +108,7 @@ export class PostgresEventStore implements EventStore {
   /** Opens a pool and brings the schema up to date (idempotent; safe when several processes start together). */
   static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     const schema = options.schema ?? 'public';
-    const config: PoolConfig = { connectionString: options.connectionString };
+    const config: PoolConfig = connectionConfig(options.connectionString, options.timeouts);
     if (options.maxConnections !== undefined) config.max = options.maxConnections;
     const pool = createPool(config);
     try {
@@ -115,7 +117,7 @@ export class PostgresEventStore implements EventStore {
       await pool.end().catch(() => undefined);
       throw error;
     }
-    const notifier = new AppendNotifier({ connectionString: options.connectionString }, notifyChannel(schema));
+    const notifier = new AppendNotifier(connectionConfig(options.connectionString, options.timeouts), notifyChannel(schema));
     return new PostgresEventStore(pool, schema, notifier);
   }
 
@@ -218,9 +220,7 @@ export class PostgresEventStore implements EventStore {
     try {
       settle = await this.appendBatch(client, batch);
     } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
+      broken = await rollback(client, error);
       client.release(broken);
       if (batch.length > 1) {
         // One append PostgreSQL refuses (a value jsonb cannot hold, say) must not fail the others.

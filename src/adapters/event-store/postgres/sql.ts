@@ -1,4 +1,4 @@
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { Pool, type ClientConfig, type PoolClient, type PoolConfig } from 'pg';
 import { UnavailableError } from '../../../domain/shared/errors';
 import { STORAGE_UNAVAILABLE } from '../sqlite/storage-failure';
 
@@ -9,6 +9,65 @@ export function quoteIdent(name: string): string {
   }
   return `"${name.replace(/"/g, '""')}"`;
 }
+
+/**
+ * How long the hub waits for PostgreSQL. Without bounds, a database that accepts TCP but never answers (a hung
+ * server, a firewall dropping packets after the handshake, a stuck PgBouncer) held the start, every request and
+ * GET /health until the kernel gave up on the socket (~15 min).
+ *
+ * - connectTimeoutMs: TCP, TLS, authentication, up to the server's ReadyForQuery; also how long a caller waits
+ *   for a free pooled connection.
+ * - queryTimeoutMs: a statement that has not answered by then fails its caller ('Query read timeout') and its
+ *   connection is dropped. Client-side on purpose: a server-side statement_timeout cannot fire when the server (or
+ *   the path to it) is what hangs. It bounds the statements of requests and of the projections; the statements
+ *   that may rightly run long on a large store are exempt (LONG_WORK: migrations, VACUUM after an erasure).
+ * - TCP keepalive: an idle connection (LISTEN, the pool's idle ones) to a host that is gone is noticed.
+ * - idle_in_transaction_session_timeout (server side, the hub's own sessions only): a session whose hub went
+ *   silent mid-transaction (a proxy that stopped forwarding) gives up its locks, the append lock among them,
+ *   instead of blocking every other hub's appends. The hub never idles in a transaction on purpose.
+ */
+export type PostgresTimeouts = Readonly<{ connectTimeoutMs?: number; queryTimeoutMs?: number }>;
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+/**
+ * A per-statement timeout for the work that may rightly take long (node-postgres takes 0 as "the default", not
+ * "none"): the largest delay setTimeout takes, ~24.8 days. Such a statement is bounded by TCP keepalive only.
+ */
+export const LONG_WORK = { query_timeout: 2_147_483_647 } as const;
+
+/** The settings of every connection the adapters open: the connection string and the bounds above. */
+export function connectionConfig(connectionString: string, timeouts: PostgresTimeouts = {}): ClientConfig {
+  return {
+    connectionString,
+    connectionTimeoutMillis: timeouts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    query_timeout: timeouts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  };
+}
+
+/** node-postgres's error for a statement that did not answer within query_timeout (maybe wrapped as `cause`). */
+export function isQueryTimeout(error: unknown): boolean {
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return (error as { message?: unknown } | null)?.message === QUERY_TIMEOUT_MESSAGE || (cause !== undefined && cause !== error && isQueryTimeout(cause));
+}
+const QUERY_TIMEOUT_MESSAGE = 'Query read timeout';
+
+/**
+ * Why the database is unavailable, for messages: the error code (ECONNREFUSED, 57P01, ...), 'timed out' for
+ * node-postgres's timeouts (connect, pool wait, statement), or undefined.
+ */
+export function pgUnavailableReason(error: unknown): string | undefined {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') return code;
+  if (typeof message === 'string' && TIMEOUT_MESSAGES.test(message)) return 'timed out';
+  return undefined;
+}
+const TIMEOUT_MESSAGES = /^(Connection terminated due to connection timeout|timeout exceeded when trying to connect|Query read timeout|timeout expired)/;
 
 /**
  * A pool whose connections never crash the process. node-postgres emits 'error' on a client whose server session
@@ -36,10 +95,10 @@ export function createPool(config: PoolConfig): Pool {
  */
 export function asPgUnavailable(error: unknown): unknown {
   if (!isPgUnavailable(error)) return error;
-  const code = (error as { code?: unknown }).code;
+  const reason = pgUnavailableReason(error);
   const failure = new UnavailableError(
     STORAGE_UNAVAILABLE,
-    `the hub cannot reach its database now${typeof code === 'string' ? ` (${code})` : ''}; whether the last write was stored is unknown: send it again later (writes are idempotent by their ids)`,
+    `the hub cannot reach its database now${reason !== undefined ? ` (${reason})` : ''}; whether the last write was stored is unknown: send it again later (writes are idempotent by their ids)`,
   );
   (failure as { cause?: unknown }).cause = error;
   return failure;
@@ -60,7 +119,8 @@ function failInPortTerms<T extends object>(target: T, method: 'query' | 'connect
 
 /**
  * Whether `error` says the database cannot be reached or cannot serve now, rather than that the statement was
- * wrong: the connection refused, lost or timed out (a restart, a failover, pg_terminate_backend), SQLSTATE class
+ * wrong: the connection refused, lost or timed out (a restart, a failover, pg_terminate_backend; a connect, a wait for
+ * a pooled connection or a statement past its timeout: see PostgresTimeouts), SQLSTATE class
  * 08 (connection exception), 53 (insufficient resources: disk full, out of memory, too many connections) or 57P0x
  * (shutting down, cannot connect now). The same request can succeed later; the edge answers 503 and retries.
  */
@@ -69,7 +129,7 @@ export function isPgUnavailable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === 'string' && (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || NETWORK_CODES.has(code))) return true;
-  return code === undefined && typeof message === 'string' && /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(message);
+  return code === undefined && typeof message === 'string' && (/^(Connection terminated|Client has encountered a connection error)/.test(message) || TIMEOUT_MESSAGES.test(message));
 }
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
@@ -91,13 +151,27 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch((rollbackError: Error) => {
-      broken = rollbackError;
-    });
+    broken = await rollback(client, error);
     throw error;
   } finally {
     // A connection whose ROLLBACK failed is not given back to the pool.
     client.release(broken);
+  }
+}
+
+/**
+ * ROLLBACK after `error`; returns the error to release the connection with (so the pool drops it), or undefined
+ * when it may be reused. After a statement timeout the connection is dropped at once, without a ROLLBACK: the
+ * statement may still be running (or the server gone), and a ROLLBACK would only queue behind it for another
+ * timeout. Closing the session rolls the transaction back on the server.
+ */
+export async function rollback(client: PoolClient, error: unknown): Promise<Error | undefined> {
+  if (isQueryTimeout(error)) return error instanceof Error ? error : new Error(QUERY_TIMEOUT_MESSAGE);
+  try {
+    await client.query('ROLLBACK');
+    return undefined;
+  } catch (rollbackError) {
+    return rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
   }
 }
 
@@ -110,7 +184,8 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
 export async function vacuumTable(pool: Pool, qualified: string): Promise<void> {
   const client = await pool.connect();
   try {
-    await client.query(`VACUUM ${qualified}`);
+    // LONG_WORK: a large table takes long, and an erasure that stopped halfway would be retried anyway.
+    await client.query({ text: `VACUUM ${qualified}`, ...LONG_WORK });
   } finally {
     client.release();
   }
