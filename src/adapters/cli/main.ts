@@ -3,6 +3,7 @@ import { runBackup } from './backup';
 import { runDlq } from './dlq';
 import { EXIT } from './exit-codes';
 import { run } from './run';
+import { readPatientLine } from './stdin';
 
 /** The `rts` program (package.json "bin"): the process around `run`, which does the work. */
 const main = async (): Promise<void> => {
@@ -15,7 +16,7 @@ const main = async (): Promise<void> => {
   const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
   const [command, ...rest] = argv;
   process.exitCode =
-    command === 'dlq' ? await runDlq(rest, io) : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, io);
+    command === 'dlq' ? await runDlq(rest, io) : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, { ...io, readStdin: readPatientLine });
 };
 
 if (require.main === module) {
