@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES } from '../../application/access/policy';
 import { isCprLike } from '../../domain/monitoring/cpr';
+import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 
 /**
  * Bearer tokens (JWT, verified with jose) and API keys. jose is ESM-only: it is loaded on first use with a
@@ -16,7 +17,6 @@ import { isCprLike } from '../../domain/monitoring/cpr';
  *               into the pseudonymous key at once and never logged.
  * A token with both is refused: the two could name different patients.
  */
-export const PATIENT_KEY_PATTERN = /^p[0-9a-f]{32}$/;
 export const TokenClaims = z
   .object({
     sub: z.string().min(1).max(200),
