@@ -108,12 +108,15 @@ export type SecurityModuleDependencies = Readonly<{
   onAuditFailure?: () => void;
 }>;
 
-/** The claims of a verified token as a principal: the patient claim becomes the pseudonymous key here. */
+/**
+ * The claims of a verified token as a principal. A patient's key is the token's patientKey (the hub's own tokens),
+ * or the pseudonymous key of its patient claim (an identity provider's, which knows the CPR number), made here.
+ */
 export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: Principal['via']): Principal => {
   let patientKey: string | undefined;
   if (claims.role === 'patient') {
     try {
-      patientKey = claims.patient ? patientKeys.keyFor(parseCpr(claims.patient)) : undefined;
+      patientKey = claims.patientKey ?? (claims.patient ? patientKeys.keyFor(parseCpr(claims.patient)) : undefined);
     } catch {
       patientKey = undefined; // a patient token without a valid CPR number reaches no patient's data
     }
@@ -169,7 +172,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
     ...(secret ? { secret } : { jwksUrl: config.RTS_AUTH_JWKS_URL! }),
   });
   // The principal of a token the verifier remembers (it hands back the same claims object while it does): one
-  // HMAC of the patient's CPR number per token instead of one per request. Weak: it goes when the claims go.
+  // HMAC of the patient's CPR number per token instead of one per request (an identity provider's patient claim). Weak: it goes when the claims go.
   const principals = new WeakMap<TokenClaims, Principal>();
   const devLogin = devLoginEnabled(config) && secret !== null;
   if (config.RTS_AUTH === 'off') logger.warn('RTS_AUTH=off: access control is disabled; every caller may read and change all data');

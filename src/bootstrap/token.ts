@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROLES, type Role } from '../application/access/policy';
@@ -7,7 +6,8 @@ import { isCprLike, patientSubject, signToken } from '../adapters/auth/tokens';
 import { DATA_FILES } from '../adapters/system/data-dir';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { parseCpr } from '../domain/monitoring/cpr';
-import { fail, parseFlags, patientOf, UsageError } from '../adapters/cli/args';
+import { fail, parseFlags, patientFrom, UsageError } from '../adapters/cli/args';
+import { readPatientLine } from '../adapters/cli/stdin';
 import { SYSTEM_ID_PATTERN } from '../domain/directory/connected-system';
 import { ConfigError, loadConfig } from './config';
 import { existingAuthSecret } from './security-module';
@@ -16,20 +16,25 @@ import { existingAuthSecret } from './security-module';
  * Mint a token signed with the hub's HS256 secret (RTS_AUTH_JWT_SECRET, else $RTS_DATA_DIR/auth.secret):
  *
  *   node dist/bootstrap/token.js --role operator
- *   node dist/bootstrap/token.js --role patient --patient 251248-1234 [--ttl 3600]
+ *   node dist/bootstrap/token.js --role patient --patient - [--ttl 3600] < cpr.txt     (or RTS_PATIENT)
  *   node dist/bootstrap/token.js --role clinician --system aarhus --sub dr-jensen
  *
  * Prints the token only (use it as `Authorization: Bearer <token>`, or RTS_TOKEN for the CLI).
  */
-export const TOKEN_HELP = `Usage: node dist/bootstrap/token.js --role ROLE [--patient CPR] [--system ID] [--sub NAME] [--ttl SECONDS]
+export const TOKEN_HELP = `Usage: node dist/bootstrap/token.js --role ROLE [--patient CPR|-] [--system ID] [--sub NAME] [--ttl SECONDS]
 
 Mint an access token for the hub, signed with its HS256 secret: RTS_AUTH_JWT_SECRET, else the file
 $RTS_DATA_DIR/auth.secret that the hub wrote at its first start. Run it with the hub's settings.
 Prints the token only: send it as "Authorization: Bearer <token>", or give it to rts as RTS_TOKEN.
 
+A patient's token names the patient by their pseudonymous key (from the hub's pseudonym secret:
+RTS_PSEUDONYM_SECRET, else $RTS_DATA_DIR/pseudonym.secret), never by the CPR number.
+
 Options:
   --role ROLE      ${ROLES.join(', ')}
-  --patient CPR    the patient's CPR number, ddmmyy-ssss (--role patient only, and required there)
+  --patient CPR    the patient's CPR number, ddmmyy-ssss (--role patient only, and required there).
+                   Other local users see a command line (ps, /proc): prefer "--patient -", which
+                   reads it from stdin, or leave --patient out and set RTS_PATIENT
   --system ID      the system acted for (--role clinician and system only, and required there)
   --sub NAME       whom the token names, never a CPR number (default: <role>-<system or local>;
                    for a patient, their own pseudonym patient-<12 hex>, as the hub's dev-login gives it)
@@ -39,7 +44,8 @@ Options:
 Exit codes:
   0   the token is printed
   2   bad or missing flags
-  78  the hub's settings are invalid, or no secret of the hub's is found here
+  78  the hub's settings are invalid, or no secret of the hub's is found here (the auth secret; for a
+      patient's token also the pseudonym secret)
 `;
 
 const OPTIONS = {
@@ -57,19 +63,25 @@ const MAX_TTL = 365 * 86_400;
 const NAME = /^[A-Za-z0-9._:@-]{1,64}$/;
 
 type Output = { write(text: string): unknown };
-export type TokenDependencies = Readonly<{ stdout: Output; stderr: Output; env: NodeJS.ProcessEnv }>;
+export type TokenDependencies = Readonly<{
+  stdout: Output;
+  stderr: Output;
+  env: NodeJS.ProcessEnv;
+  /** A line of stdin, for `--patient -`; read only then. */
+  readStdin?: () => string;
+}>;
 
 /** A setting or the secret: the hub's configuration, not the flags (exit 78, as the hub's own start). */
 class SettingsError extends Error {}
 
-const claimsOf = (argv: readonly string[]) => {
+const claimsOf = (argv: readonly string[], deps: TokenDependencies) => {
   const values = parseFlags(argv, OPTIONS);
   if (values.help) return null;
   const role = values.role as Role | undefined;
   if (role === undefined) fail(`missing --role (${ROLES.join(', ')})`);
   if (!ROLES.includes(role!)) fail(`--role must be one of ${ROLES.join(', ')}`);
-  if (role === 'patient') patientOf(values.patient);
-  else if (values.patient !== undefined) fail('--patient belongs to --role patient');
+  // RTS_PATIENT is read for a patient's token only: the same shell may have it set for rts.
+  if (role !== 'patient' && values.patient !== undefined) fail('--patient belongs to --role patient');
   const needsSystem = role === 'clinician' || role === 'system';
   if (needsSystem && !values.system) fail(`missing --system: a ${role} token acts for a system`);
   if (!needsSystem && values.system !== undefined) fail('--system belongs to --role clinician or system');
@@ -79,32 +91,36 @@ const claimsOf = (argv: readonly string[]) => {
   if (values.sub !== undefined && isCprLike(values.sub)) fail('--sub must not be a CPR number: the sub is recorded in the audit trail, which erasure cannot reach');
   const ttl = values.ttl === undefined ? 3600 : /^\d{1,9}$/.test(values.ttl) ? Number(values.ttl) : NaN;
   if (!(ttl >= MIN_TTL && ttl <= MAX_TTL)) fail(`--ttl must be a whole number of seconds from ${MIN_TTL} to ${MAX_TTL}`);
+  // Last: stdin is read only once every flag is known to be right.
+  const patient = role === 'patient' ? patientFrom(values.patient, deps.env, deps.readStdin) : undefined;
   return {
-    claims: { ...(values.sub !== undefined ? { sub: values.sub } : {}), role: role!, ...(values.patient ? { patient: values.patient } : {}), ...(values.system ? { systemId: values.system } : {}) },
+    claims: { ...(values.sub !== undefined ? { sub: values.sub } : {}), role: role!, ...(values.system ? { systemId: values.system } : {}) },
+    patient,
     ttl,
   };
 };
 
 /**
- * The default sub. A patient's is their own pseudonym, as dev-login gives it (from the pseudonymous key under the
- * hub's pseudonym secret), so patients do not share one rate-limit bucket and one audit subject; where the
- * pseudonym secret is not here (a hub given RTS_PSEUDONYM_SECRET that this process lacks), a keyed hash under the
- * auth secret, equally one per patient and not reversible. Never the CPR number. Never a new pseudonym secret: that
- * would be the hub's next start's.
+ * The patient's pseudonymous key, as the hub makes it: HMAC of the CPR number under the hub's pseudonym secret
+ * (RTS_PSEUDONYM_SECRET, else $RTS_DATA_DIR/pseudonym.secret). The token carries it instead of the CPR number, and
+ * its default sub is made from it as dev-login makes it. Never a new pseudonym secret: that would be the hub's next
+ * start's, and a key under any other secret reaches no patient's data.
  */
-const defaultSub = (claims: { role: Role; patient?: string; systemId?: string }, config: { RTS_PSEUDONYM_SECRET?: string | undefined; RTS_DATA_DIR: string }, authSecret: Buffer): string => {
-  if (claims.role !== 'patient') return `${claims.role}-${claims.systemId ?? 'local'}`;
-  const cpr = parseCpr(claims.patient);
+const patientKeyOf = (cpr: string, config: { RTS_PSEUDONYM_SECRET?: string | undefined; RTS_DATA_DIR: string }): string => {
   const file = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
-  const pseudonymSecret = config.RTS_PSEUDONYM_SECRET ? Buffer.from(config.RTS_PSEUDONYM_SECRET, 'hex') : existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'hex') : null;
-  const key = pseudonymSecret ? new HmacPatientKeys(pseudonymSecret).keyFor(cpr) : `p${createHmac('sha256', authSecret).update(`token.js patient subject/${cpr}`, 'utf8').digest('hex')}`;
-  return patientSubject(key);
+  const secret = config.RTS_PSEUDONYM_SECRET ? Buffer.from(config.RTS_PSEUDONYM_SECRET, 'hex') : existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'hex') : null;
+  if (secret === null) {
+    throw new SettingsError(
+      `no pseudonym secret of the hub's here: RTS_PSEUDONYM_SECRET is not set and ${file} does not exist. A patient's token names the patient by the key the hub's pseudonym secret gives: run this with the hub's RTS_DATA_DIR (or its RTS_PSEUDONYM_SECRET)`,
+    );
+  }
+  return new HmacPatientKeys(secret).keyFor(parseCpr(cpr));
 };
 
 /** `token.js ...`: print a token, or say what is wrong; resolves with the exit code. */
 export const runToken = async (argv: readonly string[], deps: TokenDependencies): Promise<number> => {
   try {
-    const wanted = claimsOf(argv);
+    const wanted = claimsOf(argv, deps);
     if (wanted === null) {
       deps.stdout.write(TOKEN_HELP);
       return 0;
@@ -126,7 +142,12 @@ export const runToken = async (argv: readonly string[], deps: TokenDependencies)
         `no secret of the hub's here: RTS_AUTH_JWT_SECRET is not set and ${config.RTS_DATA_DIR}/auth.secret does not exist. Run this with the hub's RTS_DATA_DIR (or its RTS_AUTH_JWT_SECRET)`,
       );
     }
-    const claims = { ...wanted.claims, sub: wanted.claims.sub ?? defaultSub(wanted.claims, config, secret) };
+    const patientKey = wanted.patient !== undefined ? patientKeyOf(wanted.patient, config) : undefined;
+    const claims = {
+      ...wanted.claims,
+      ...(patientKey !== undefined ? { patientKey } : {}),
+      sub: wanted.claims.sub ?? (patientKey !== undefined ? patientSubject(patientKey) : `${wanted.claims.role}-${wanted.claims.systemId ?? 'local'}`),
+    };
     const token = await signToken(secret, claims, { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, ttlSeconds: wanted.ttl });
     deps.stdout.write(`${token}\n`);
     return 0;
@@ -145,7 +166,7 @@ export const runToken = async (argv: readonly string[], deps: TokenDependencies)
 };
 
 if (require.main === module) {
-  void runToken(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then((code) => {
+  void runToken(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, readStdin: readPatientLine }).then((code) => {
     process.exitCode = code;
   });
 }

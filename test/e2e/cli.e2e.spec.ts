@@ -16,12 +16,14 @@ const TOKEN_JS = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'token.js')
 
 const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => node(CLI, args, env);
 
-const node = (script: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+/** `stdin`: written to the program's stdin, which is then closed (else it stays open and empty). */
+const node = (script: string, args: string[], env: Record<string, string> = {}, stdin?: string): Promise<CliResult> =>
   new Promise((done) => {
-    execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       done({ code, stdout, stderr });
     });
+    if (stdin !== undefined) child.stdin?.end(stdin);
   });
 
 /** An instant `daysAgo` days before now at hh:mm UTC, as ISO with offset (the hub refuses the future). */
@@ -168,6 +170,29 @@ describe('rts against the running hub', () => {
     const forbidden = await rts(['dlq', 'list'], { ...env, RTS_TOKEN: patient.stdout.trim() });
     expect(forbidden.code).toBe(3);
     expect(forbidden.stderr).toContain('(HTTP 403, forbidden)');
+  });
+
+  it('takes the CPR number off the command line: --patient - from stdin, or RTS_PATIENT; token.js too', async () => {
+    const at = daysAgoAt(0, 0, 3);
+    const sent = await node(CLI, ['upload', '--patient', '-', '--systolic', '133', '--diastolic', '83', '--at', at, '--id', 'stdin-0001'], env, `${CPR}\n`);
+    expect(sent).toMatchObject({ code: 0, stderr: '' });
+    expect(sent.stdout).toMatch(/^Uploaded: 133\/83 mmHg/);
+    // A patient's token from token.js, the CPR number on its stdin: it names the patient by key, and the hub lets it
+    // read that patient's readings (RTS_PATIENT) and no one else's.
+    const minted = await node(TOKEN_JS, ['--role', 'patient', '--patient', '-'], { RTS_DATA_DIR: data.dir }, `${CPR}\n`);
+    expect(minted).toMatchObject({ code: 0, stderr: '' });
+    const token = minted.stdout.trim();
+    expect(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')).not.toMatch(/251248|2512481234/);
+    const own = await rts(['review', '--days', '2'], { ...env, RTS_TOKEN: token, RTS_PATIENT: CPR });
+    expect(own).toMatchObject({ code: 0, stderr: '' });
+    expect(own.stdout).toContain('133');
+    const other = await rts(['review'], { ...env, RTS_TOKEN: token, RTS_PATIENT: '010203-2345' });
+    expect(other.code).toBe(3);
+    expect(other.stderr).toContain('(HTTP 403, forbidden)');
+    // Nothing on stdin: a usage error that says so, nothing sent.
+    const empty = await node(CLI, ['review', '--patient', '-'], env, '');
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('--patient -: stdin held no CPR number');
   });
 
   it('answers --help and --version from the built program', async () => {

@@ -1,8 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { countColour, decodePng, launchChromium } from '../support/browser';
+import { countColour, decodePng, launchChromium, launchChromiumWithProfile } from '../support/browser';
 import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
@@ -469,18 +469,47 @@ describe('the review page (HomeClient on the web)', () => {
 
   it('takes a #token= link opened in a tab that already shows the page, and removes it from the address bar', async () => {
     const token = await patientToken('091011-1234');
+    // The link lands in the browser's history and session files, token and all: the token names the patient by
+    // their pseudonymous key, never by the CPR number.
+    expect(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')).not.toMatch(/091011|0910111234/);
     const w = await open();
     const { page } = w;
     await page.evaluate((t) => (location.hash = `#token=${t}`), token);
     await page.waitForFunction(() => location.hash === '', undefined, { timeout: 5_000 });
     expect(page.url()).toBe(`${hub.url}/app/`);
     expect(await page.evaluate(() => sessionStorage.getItem('telemed.token'))).toBe(token);
-    const sent = page.waitForRequest('**/patients/*/observations*');
+    const answered = page.waitForResponse('**/patients/*/observations*');
     await enterCpr(page, '091011-1234');
-    expect((await sent).headers().authorization).toBe(`Bearer ${token}`);
+    const res = await answered;
+    expect(res.request().headers().authorization).toBe(`Bearer ${token}`);
+    // The hub compares the token's key with the key of the CPR number the patient typed: theirs, so not refused.
+    expect(res.status() === 200 || (res.status() === 404 && (await res.json()).code === 'unknown_patient')).toBe(true);
     expect(w.requests.filter((u) => u.includes('/auth/dev-login'))).toEqual([]);
     expectClean(w);
     await w.context.close();
+  });
+
+  it("leaves no CPR number in a browser profile on disk after a #token= sign-in (the link itself stays in its history)", async () => {
+    // The privacy audit's setup: Chromium with a persistent profile kept /app/#token=eyJ... in its History and
+    // session files although the page takes the fragment out of the address bar.
+    const cpr = '121110-4321';
+    const profile = mkdtempSync(join(tmpdir(), 'rts-web-profile-'));
+    try {
+      const context = await launchChromiumWithProfile(profile);
+      const page = await context.newPage();
+      await page.goto(`${hub.url}/app/#token=${await patientToken(cpr)}`);
+      await enterCpr(page, cpr);
+      await context.close();
+      const files = (readdirSync(profile, { recursive: true }) as string[]).map((f) => join(profile, f)).filter((f) => statSync(f, { throwIfNoEntry: false })?.isFile());
+      const contents = files.map((f) => readFileSync(f).toString('latin1'));
+      // What the audit saw: the link is kept, and a JWT's claims are only base64url, readable by anyone with the file.
+      const kept = contents.flatMap((text) => [...text.matchAll(/token=(eyJ[A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\./g)].map((m) => Buffer.from(m[2]!, 'base64url').toString('utf8')));
+      expect(kept.length).toBeGreaterThan(0);
+      for (const claims of kept) expect(claims).toMatch(/"patientKey":"p[0-9a-f]{32}"/);
+      expect([...kept, ...contents].filter((text) => text.includes(cpr) || text.includes(cpr.replace('-', '')))).toEqual([]);
+    } finally {
+      rmSync(profile, { recursive: true, force: true });
+    }
   });
 
   it('says sign-in problems in plain words: an ended sign-in drops the token, a refusal names the CPR number, too many requests says when to retry', async () => {

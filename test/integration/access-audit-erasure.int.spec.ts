@@ -23,7 +23,8 @@ import type { TeleMedService } from '../../src/application/telemed';
 import type { XdsBackend } from '../../src/application/xds-backend';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
-import { createSecurityModule, type SecurityModule } from '../../src/bootstrap/security-module';
+import { authSecret, createSecurityModule, type SecurityModule } from '../../src/bootstrap/security-module';
+import { signToken, type TokenClaims } from '../../src/adapters/auth/tokens';
 import { tempDataDir } from '../support/hub-process';
 
 const CPR_A = '251248-1234';
@@ -98,6 +99,11 @@ const login = async (body: Record<string, string>): Promise<string> => {
   expect(res.statusCode).toBe(200);
   return res.json().token as string;
 };
+/** A token as an identity provider issues it (it knows the CPR number, not our pseudonym), signed with the hub's secret. */
+const idpToken = (claims: TokenClaims): Promise<string> => {
+  const config = loadConfig({ RTS_DATA_DIR: data.dir });
+  return signToken(authSecret(undefined, data.dir), claims, { issuer: config.RTS_AUTH_ISSUER, audience: config.RTS_AUTH_AUDIENCE, ttlSeconds: 600 });
+};
 const upload = (token: string, patientId: string, systolic = 131) => call('POST', '/observations', token, { patientId, systolic, diastolic: 77, observationId: `o-${patientId === CPR_A ? 'a' : 'b'}-${systolic}` });
 
 describe('access control, audit and erasure over SQLite', () => {
@@ -139,9 +145,22 @@ describe('access control, audit and erasure over SQLite', () => {
     expect((await call('GET', `/documents/${docA}`, patientB)).json()).toMatchObject({ code: 'document_not_found' });
   });
 
-  it("hashes a patient token's CPR number once per token, not once per request", async () => {
+  it("mints patients' tokens that hold their pseudonymous key, not the CPR number", async () => {
+    const claims = JSON.parse(Buffer.from(patientA.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+    expect(claims).toMatchObject({ role: 'patient', patientKey: patientKeys.keyFor(parseCpr(CPR_A)) });
+    expect(claims).not.toHaveProperty('patient');
+    expect(JSON.stringify(claims)).not.toMatch(/251248|2512481234/);
+  });
+
+  it("takes an identity provider's token that names the patient by CPR number, for that patient only", async () => {
+    const token = await idpToken({ sub: 'idp-anna', role: 'patient', patient: CPR_A });
+    expect((await call('GET', `/patients/${CPR_A}/observations`, token)).statusCode).toBe(200);
+    expect((await call('GET', `/patients/${CPR_B}/observations`, token)).statusCode).toBe(403);
+  });
+
+  it("hashes an identity provider's token's CPR number once per token, not once per request", async () => {
     // A subject of its own: a token equal to one an earlier test sent (same claims, same second) would be remembered.
-    const token = await login({ role: 'patient', patient: CPR_A, sub: 'keyfor-once' });
+    const token = await idpToken({ sub: 'keyfor-once', role: 'patient', patient: CPR_A });
     const keyFor = jest.spyOn(patientKeys, 'keyFor');
     try {
       const calls: number[] = [];

@@ -1,5 +1,5 @@
 import { inflateSync } from 'node:zlib';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 
 /**
  * Debian's chromium (apt-get install -y chromium), driven by playwright-core: no browser download. Playwright
@@ -7,11 +7,13 @@ import { chromium, type Browser } from 'playwright-core';
  */
 export const CHROMIUM_PATH = process.env.RTS_CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-export const launchChromium = (): Promise<Browser> =>
-  chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+export const launchChromium = (): Promise<Browser> => chromium.launch({ executablePath: CHROMIUM_PATH, args: ARGS });
+
+/** A browser with a profile on disk (history, session files, cache) in `profileDir`, as a patient's own browser has. */
+export const launchChromiumWithProfile = (profileDir: string): Promise<BrowserContext> =>
+  chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM_PATH, args: ARGS });
 
 export type Image = Readonly<{ width: number; height: number; /** RGBA, 4 bytes a pixel */ pixels: Uint8Array }>;
 

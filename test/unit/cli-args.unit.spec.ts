@@ -126,6 +126,56 @@ describe('rts command line: review', () => {
   });
 });
 
+describe('rts command line: the patient off the command line (ps and shell history show argv)', () => {
+  const reading = ['--systolic', '126', '--diastolic', '70'];
+  const withStdin = (argv: string[], stdin: string | (() => string), env: Record<string, string> = {}) => {
+    const readStdin = jest.fn(typeof stdin === 'function' ? stdin : () => stdin);
+    return { result: parseCommandLine(argv, env, readStdin), readStdin };
+  };
+
+  it('reads the CPR number from one line of stdin for --patient -, for upload and review', () => {
+    for (const line of [`${CPR}\n`, `${CPR}\r\n`, ` ${CPR} `, CPR]) {
+      expect(withStdin(['upload', '--patient', '-', ...reading], line).result).toEqual({ ok: true, command: expect.objectContaining({ kind: 'upload', patientId: CPR }) });
+    }
+    expect(withStdin(['review', '--patient=-', '--days', '30'], `${CPR}\n`).result).toEqual({ ok: true, command: expect.objectContaining({ kind: 'review', patientId: CPR, range: { kind: 'days', days: 30 } }) });
+  });
+
+  it('reads stdin only for --patient -, and only once the other flags are right', () => {
+    expect(withStdin(['upload', '--patient', CPR, ...reading], CPR).readStdin).not.toHaveBeenCalled();
+    const early = withStdin(['upload', '--patient', '-', '--systolic', 'high', '--diastolic', '70'], CPR);
+    expect(early.result).toMatchObject({ ok: false, message: expect.stringMatching(/--systolic must be a number/) });
+    expect(early.readStdin).not.toHaveBeenCalled();
+  });
+
+  it('says what is wrong with the line on stdin without repeating it', () => {
+    const messageOf = (stdin: string | (() => string)) => {
+      const { result } = withStdin(['upload', '--patient', '-', ...reading], stdin);
+      if (result.ok) throw new Error('parsed');
+      return result.message;
+    };
+    expect(messageOf('')).toMatch(/--patient -: stdin held no CPR number/);
+    expect(messageOf('2512481234\n')).toBe('--patient - (stdin) must be a CPR number of the form ddmmyy-ssss (six digits, a hyphen, four digits)');
+    expect(messageOf('320248-1234\n')).toMatch(/--patient - \(stdin\) is not a valid CPR number/);
+    expect(messageOf(() => { throw new Error('EIO 251248-1234'); })).toBe('--patient -: stdin could not be read');
+    expect([messageOf('2512481234'), messageOf('320248-1234')].join()).not.toMatch(/2512481234|320248/);
+    // A caller that cannot read stdin (no reader given) is told so.
+    expect(usageError(['upload', '--patient', '-', ...reading])).toMatch(/--patient -: stdin cannot be read here/);
+  });
+
+  it('takes RTS_PATIENT when --patient is not given; --patient given wins', () => {
+    expect(parsed(['upload', ...reading], { RTS_PATIENT: CPR })).toMatchObject({ patientId: CPR });
+    expect(parsed(['review'], { RTS_PATIENT: CPR })).toMatchObject({ patientId: CPR });
+    expect(parsed(['review', '--patient', '010203-2345'], { RTS_PATIENT: CPR })).toMatchObject({ patientId: '010203-2345' });
+    expect(usageError(['review'], { RTS_PATIENT: '2512481234' })).toBe('RTS_PATIENT must be a CPR number of the form ddmmyy-ssss (six digits, a hyphen, four digits)');
+    expect(usageError(['review'])).toMatch(/missing --patient .*--patient - to read it from stdin, or RTS_PATIENT/);
+  });
+
+  it('gives the advice in the help texts', () => {
+    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP]) expect(help).toContain('kept in your\nshell\'s history');
+    for (const help of [UPLOAD_HELP, REVIEW_HELP]) expect(help).toContain('$RTS_PATIENT');
+  });
+});
+
 describe('rts command line: commands, help and version', () => {
   it('answers --help, <cmd> --help, help <cmd> and --version', () => {
     expect(parsed(['--help'])).toMatchObject({ kind: 'help', text: expect.stringContaining('Exit codes:') });

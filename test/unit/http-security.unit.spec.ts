@@ -134,6 +134,23 @@ describe('installSecurity: a CPR number as the subject', () => {
   });
 });
 
+describe('installSecurity: POST /auth/dev-login', () => {
+  it("names a patient by their pseudonymous key in the token's claims, never by the CPR number", async () => {
+    const devLogin = jest.fn(async (_claims: object) => ({ token: 't', expiresIn: 60 }));
+    const h = await harness({ devLogin, patientKeyOf: () => `p${'ab'.repeat(16)}` });
+    expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'patient', patient: CPR })).statusCode).toBe(200);
+    expect(devLogin).toHaveBeenCalledWith({ sub: 'patient-abababababab', role: 'patient', patientKey: `p${'ab'.repeat(16)}` });
+    expect(JSON.stringify(devLogin.mock.calls)).not.toMatch(/251248|1234/);
+    // A CPR number for a role that has no patient would ride along in nobody's interest: refused.
+    const operator = await call(h, 'POST', '/auth/dev-login', {}, { role: 'operator', patient: CPR });
+    expect(operator.statusCode).toBe(400);
+    expect(operator.json()).toMatchObject({ code: 'invalid_request' });
+    expect(JSON.stringify(operator.json())).not.toContain(CPR);
+    expect(devLogin).toHaveBeenCalledTimes(1);
+    await h.app.close();
+  });
+});
+
 describe('installSecurity: rate-limit refusals in the audit trail', () => {
   const rateLimited = (h: Harness) => h.audited.filter((e) => e.status === 429);
   let clock = Date.now();

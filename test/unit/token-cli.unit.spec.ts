@@ -42,35 +42,66 @@ describe('token.js', () => {
 
   it('mints a patient token that the hub verifies, valid for --ttl seconds', async () => {
     authSecret(undefined, dir); // the hub's first start
+    pseudonymSecret(undefined, dir);
     const res = await mint(['--role', 'patient', '--patient', '251248-1234', '--ttl', '600']);
     expect(res).toMatchObject({ code: 0, stderr: '' });
     const token = res.stdout.trim();
     expect(res.stdout).toBe(`${token}\n`);
-    await expect(verify(token)).resolves.toMatchObject({ role: 'patient', patient: '251248-1234', sub: expect.stringMatching(/^patient-[0-9a-f]{12}$/) });
+    await expect(verify(token)).resolves.toMatchObject({ role: 'patient', patientKey: expect.stringMatching(/^p[0-9a-f]{32}$/), sub: expect.stringMatching(/^patient-[0-9a-f]{12}$/) });
     const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { iat: number; exp: number };
     expect(payload.exp - payload.iat).toBe(600);
   });
 
-  it("gives each patient a pseudonymous sub of their own, dev-login's, never the CPR number", async () => {
+  it("names the patient by the hub's pseudonymous key, not the CPR number, and gives each a sub of their own, dev-login's", async () => {
     authSecret(undefined, dir);
-    const subOf = async (cpr: string, env?: NodeJS.ProcessEnv) => {
+    const secret = pseudonymSecret(undefined, dir); // the hub's first start
+    const keyOf = (cpr: string) => new HmacPatientKeys(secret).keyFor(parseCpr(cpr));
+    const claimsOf = async (cpr: string, env?: NodeJS.ProcessEnv) => {
       const res = await mint(['--role', 'patient', '--patient', cpr], env);
-      expect(res.code).toBe(0);
-      return (await verify(res.stdout.trim())).sub;
+      expect(res).toMatchObject({ code: 0, stderr: '' });
+      const token = res.stdout.trim();
+      expect(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')).not.toMatch(/251248|010203|2512481234/);
+      return verify(token);
     };
-    // Without the hub's pseudonym secret here: still one sub per patient (keyed under the auth secret).
-    const [a, b] = [await subOf('251248-1234'), await subOf('010203-2345')];
-    expect(a).toMatch(/^patient-[0-9a-f]{12}$/);
-    expect(b).not.toBe(a);
-    expect(`${a} ${b}`).not.toMatch(/251248|1234|010203|2345/);
-    // With it (the hub's data directory, or RTS_PSEUDONYM_SECRET): the sub dev-login gives the same patient.
-    const secret = pseudonymSecret(undefined, dir);
-    const devLoginSub = patientSubject(new HmacPatientKeys(secret).keyFor(parseCpr('251248-1234')));
-    expect(await subOf('251248-1234')).toBe(devLoginSub);
-    expect(await subOf('251248-1234', { RTS_DATA_DIR: dir, RTS_PSEUDONYM_SECRET: secret.toString('hex') })).toBe(devLoginSub);
-    // --sub still names whom it is told to.
+    const a = await claimsOf('251248-1234');
+    expect(a).toMatchObject({ patientKey: keyOf('251248-1234'), sub: patientSubject(keyOf('251248-1234')) });
+    expect(a).not.toHaveProperty('patient');
+    expect((await claimsOf('010203-2345')).patientKey).toBe(keyOf('010203-2345'));
+    // The hub's RTS_PSEUDONYM_SECRET, given here, gives the same key.
+    const withEnvSecret = await mint(['--role', 'patient', '--patient', '251248-1234'], { RTS_DATA_DIR: dir, RTS_PSEUDONYM_SECRET: secret.toString('hex') });
+    await expect(verify(withEnvSecret.stdout.trim())).resolves.toMatchObject({ patientKey: keyOf('251248-1234') });
+    // --sub still names whom it is told to; the key is the patient's all the same.
     const named = await mint(['--role', 'patient', '--patient', '251248-1234', '--sub', 'anna']);
-    expect((await verify(named.stdout.trim())).sub).toBe('anna');
+    await expect(verify(named.stdout.trim())).resolves.toMatchObject({ sub: 'anna', patientKey: keyOf('251248-1234') });
+  });
+
+  it("mints no patient's token without the hub's pseudonym secret (a key under another would reach nobody): exit 78", async () => {
+    authSecret(undefined, dir); // the auth secret, but not pseudonym.secret (the hub was given RTS_PSEUDONYM_SECRET)
+    const res = await mint(['--role', 'patient', '--patient', '251248-1234']);
+    expect(res).toMatchObject({ code: 78, stdout: '' });
+    expect(res.stderr).toContain('no pseudonym secret of the hub');
+    expect(res.stderr).toContain('RTS_PSEUDONYM_SECRET');
+    expect(res.stderr).not.toContain('251248');
+    expect(existsSync(join(dir, 'pseudonym.secret'))).toBe(false);
+  });
+
+  it('takes the CPR number from stdin (--patient -) or RTS_PATIENT, not only from the command line', async () => {
+    authSecret(undefined, dir);
+    const key = new HmacPatientKeys(pseudonymSecret(undefined, dir)).keyFor(parseCpr('251248-1234'));
+    const readStdin = jest.fn(() => '251248-1234\n');
+    const out = collector();
+    expect(await runToken(['--role', 'patient', '--patient', '-'], { stdout: out, stderr: collector(), env: { RTS_DATA_DIR: dir }, readStdin })).toBe(0);
+    await expect(verify(out.text().trim())).resolves.toMatchObject({ patientKey: key });
+    expect(readStdin).toHaveBeenCalledTimes(1);
+    const fromEnv = await mint(['--role', 'patient'], { RTS_DATA_DIR: dir, RTS_PATIENT: '251248-1234' });
+    await expect(verify(fromEnv.stdout.trim())).resolves.toMatchObject({ patientKey: key });
+    // RTS_PATIENT, set for rts in the same shell, is no patient for an operator's token.
+    const operator = await mint(['--role', 'operator'], { RTS_DATA_DIR: dir, RTS_PATIENT: '251248-1234' });
+    await expect(verify(operator.stdout.trim())).resolves.not.toHaveProperty('patientKey');
+    const bad = await mint(['--role', 'patient'], { RTS_DATA_DIR: dir, RTS_PATIENT: '2512481234' });
+    expect(bad).toMatchObject({ code: 2, stdout: '' });
+    expect(bad.stderr).toContain('RTS_PATIENT must be a CPR number');
+    expect(bad.stderr).not.toContain('2512481234');
   });
 
   it('signs with RTS_AUTH_JWT_SECRET when the hub has one configured', async () => {
@@ -115,6 +146,7 @@ describe('token.js', () => {
     [['--role', 'operator', '--sub', 'pt.251248.1234'], '--sub must not be a CPR number'],
   ])('%j: exit 2, "%s", with no typed CPR number repeated', async (argv, message) => {
     authSecret(undefined, dir);
+    pseudonymSecret(undefined, dir);
     const res = await mint(argv);
     expect(res.code).toBe(2);
     expect(res.stdout).toBe('');

@@ -21,6 +21,20 @@ describe('createTokenVerifier', () => {
     await expect(verify('not.a.token')).rejects.toBeInstanceOf(InvalidTokenError);
   });
 
+  it("takes a patient's pseudonymous key (the hub's own tokens) or a CPR number (an identity provider's), never both", async () => {
+    const verify = createTokenVerifier({ secret, issuer, audience });
+    const patientKey = `p${'0a'.repeat(16)}`;
+    await expect(verify(await sign({ sub: 'p1', role: 'patient', patientKey }))).resolves.toEqual({ sub: 'p1', role: 'patient', patientKey });
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const signed = (claims: object) => {
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'p1', role: 'patient', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 300, ...claims })}`;
+      return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+    };
+    // Two claims that could name two patients; a key that is no key of ours (a CPR number in its place among them).
+    await expect(verify(signed({ patientKey, patient: '251248-1234' }))).rejects.toMatchObject({ reason: 'claims' });
+    for (const bad of ['251248-1234', 'p0a0a', `P${'0a'.repeat(16)}`, `p${'0a'.repeat(16)}0`]) await expect(verify(signed({ patientKey: bad }))).rejects.toMatchObject({ reason: 'claims' });
+  });
+
   it('reuses a verified token for at most maxAgeMs, never past its exp, and forgets the oldest first', async () => {
     let clock = Date.now();
     const verify = createTokenVerifier({ secret, issuer, audience }, { maxAgeMs: 60_000, maxEntries: 2, now: () => clock });

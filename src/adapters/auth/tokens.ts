@@ -2,20 +2,30 @@ import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES } from '../../application/access/policy';
 import { isCprLike } from '../../domain/monitoring/cpr';
+import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 
 /**
  * Bearer tokens (JWT, verified with jose) and API keys. jose is ESM-only: it is loaded on first use with a
  * dynamic import, so modules that never verify a token (and jest suites that do not need one) never load it.
  *
- * Claims: sub, role (patient | clinician | system | operator), patient (the CPR number, patients only: it is
- * turned into the pseudonymous key at once and never logged), systemId (clinicians and systems), iss, aud, exp.
+ * Claims: sub, role (patient | clinician | system | operator), systemId (clinicians and systems), iss, aud, exp, and
+ * for patients one of:
+ *   patientKey  the patient's pseudonymous key (HMAC of the CPR number under the hub's pseudonym secret): what the
+ *               hub's own tokens (dev-login, token.js) carry, so a token that ends up in a browser's history, an
+ *               environment or a proxy's log holds no CPR number;
+ *   patient     the CPR number, as an identity provider knows the patient (it cannot know our pseudonym): turned
+ *               into the pseudonymous key at once and never logged.
+ * A token with both is refused: the two could name different patients.
  */
-export const TokenClaims = z.object({
-  sub: z.string().min(1).max(200),
-  role: z.enum(ROLES),
-  patient: z.string().max(20).optional(),
-  systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional(),
-});
+export const TokenClaims = z
+  .object({
+    sub: z.string().min(1).max(200),
+    role: z.enum(ROLES),
+    patient: z.string().max(20).optional(),
+    patientKey: z.string().regex(PATIENT_KEY_PATTERN).optional(),
+    systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional(),
+  })
+  .refine((c) => c.patient === undefined || c.patientKey === undefined, { message: 'patient and patientKey together', path: ['patientKey'] });
 export type TokenClaims = z.infer<typeof TokenClaims>;
 
 /** Whether a token subject holds something shaped like a CPR number: see isCprLike (domain/monitoring/cpr). */

@@ -40,6 +40,13 @@ const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\
 const OBSERVATION_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const PRESSURE = /^\d{1,3}(\.\d{1,2})?$/;
 
+/** Why not --patient CPR: said in every help text that takes a patient. */
+const PATIENT_ADVICE = `
+A command line is shown to every user of this machine (ps) and kept in your
+shell's history: give the CPR number on stdin (--patient - < FILE, or type it
+after --patient - and press Enter) or in RTS_PATIENT rather than on it.
+`;
+
 export const MAIN_HELP = `rts - the TeleMed HomeClient: upload and review blood pressure readings
 
 Usage:
@@ -60,6 +67,7 @@ For the hub's operators (rts <command> --help for each):
            apply them to a restored hub (by pseudonymous key)
 
 The hub is found at --url, else $RTS_URL, else ${DEFAULT_URL}.
+${PATIENT_ADVICE}
 
 ${EXIT_CODES_HELP}
 `;
@@ -70,7 +78,8 @@ export const UPLOAD_HELP = `Usage: rts upload --patient CPR --systolic MMHG --di
 Send one blood pressure reading to the hub.
 
 Options:
-  --patient CPR      the patient's CPR number, ddmmyy-ssss
+  --patient CPR      the patient's CPR number, ddmmyy-ssss; "-" reads it from
+                     stdin (one line); without --patient: $RTS_PATIENT
   --systolic MMHG    systolic pressure in mmHg, e.g. 126
   --diastolic MMHG   diastolic pressure in mmHg, e.g. 70
   --at ISO           when it was measured (default: now), ISO-8601 with offset,
@@ -82,6 +91,7 @@ Options:
 
 A network error is retried once with the same observation id, so a reading is
 never stored twice.
+${PATIENT_ADVICE}
 
 ${EXIT_CODES_HELP}
 `;
@@ -92,7 +102,8 @@ List the readings of an interval in local time, and chart systolic and
 diastolic pressure.
 
 Options:
-  --patient CPR   the patient's CPR number, ddmmyy-ssss
+  --patient CPR   the patient's CPR number, ddmmyy-ssss; "-" reads it from
+                  stdin (one line); without --patient: $RTS_PATIENT
   --days N        the last N days, 1-${MAX_DAYS} (default: ${DEFAULT_DAYS})
   --from ISO      start of the interval (included), ISO-8601 with offset
   --to ISO        end of the interval (excluded), ISO-8601 with offset
@@ -101,7 +112,7 @@ Options:
   --ascii         draw the chart with ASCII characters only
   --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})
   -h, --help      this text
-
+${PATIENT_ADVICE}
 ${EXIT_CODES_HELP}
 `;
 
@@ -178,12 +189,44 @@ export const parseFlags = <O extends NonNullable<ParseArgsConfig['options']>>(ar
 
 const required = (value: string | undefined, flag: string): string => (value === undefined || value === '' ? fail(`missing ${flag}`) : value);
 
-/** --patient: a CPR number in the seed's form with a real date (the value is never repeated in the error). */
-export const patientOf = (value: string | undefined): string => {
-  const cpr = required(value, '--patient');
-  if (!CPR_FORM.test(cpr)) fail('--patient must be a CPR number of the form ddmmyy-ssss (six digits, a hyphen, four digits)');
-  if (birthDateOf(cpr) === null) fail('--patient is not a valid CPR number: ddmmyy is not a real date');
+/** A CPR number in the seed's form with a real date (the value is never repeated in the error); `source` names where it came from. */
+export const patientOf = (value: string | undefined, source = '--patient'): string => {
+  const cpr = required(value, source);
+  if (!CPR_FORM.test(cpr)) fail(`${source} must be a CPR number of the form ddmmyy-ssss (six digits, a hyphen, four digits)`);
+  if (birthDateOf(cpr) === null) fail(`${source} is not a valid CPR number: ddmmyy is not a real date`);
   return cpr;
+};
+
+/** What `--patient -` reads: the first line of stdin. */
+export type ReadStdin = () => string;
+
+/**
+ * The patient's CPR number, from the first of: `--patient CPR`; `--patient -`, one line read from stdin; RTS_PATIENT.
+ * A command line is shown to every local user (ps, /proc/<pid>/cmdline) and kept in shell history; stdin is not, and
+ * the environment is readable only by the same user and root (/proc/<pid>/environ). Stdin is read only for `-`.
+ */
+export const patientFrom = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): string => {
+  if (flag === '-') {
+    if (!readStdin) return fail('--patient -: stdin cannot be read here');
+    let line: string;
+    try {
+      line = readStdin().replace(/\r?\n$/, '').trim();
+    } catch {
+      return fail('--patient -: stdin could not be read');
+    }
+    if (line === '') fail('--patient -: stdin held no CPR number (give it as one line, e.g. from a file: --patient - < FILE)');
+    return patientOf(line, '--patient - (stdin)');
+  }
+  if (flag !== undefined) return patientOf(flag);
+  if (env.RTS_PATIENT) return patientOf(env.RTS_PATIENT.trim(), 'RTS_PATIENT');
+  return fail('missing --patient (the CPR number; or --patient - to read it from stdin, or RTS_PATIENT)');
+};
+
+/** The patient, resolved at once, or (for `--patient -`) when called: stdin is read only once every other flag is right. */
+const patientAfterFlags = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): (() => string) => {
+  if (flag === '-') return () => patientFrom(flag, env, readStdin);
+  const cpr = patientFrom(flag, env, readStdin);
+  return () => cpr;
 };
 
 const pressureOf = (value: string | undefined, flag: string): number => {
@@ -224,10 +267,10 @@ export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, 
   return url.toString().replace(/\/+$/, '');
 };
 
-const parseUpload = (args: readonly string[], env: Readonly<Record<string, string | undefined>>): Command => {
+const parseUpload = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): Command => {
   const v = parseFlags(args, UPLOAD_OPTIONS);
   if (v.help) return { kind: 'help', text: UPLOAD_HELP };
-  const patientId = patientOf(v.patient);
+  const patient = patientAfterFlags(v.patient, env, readStdin);
   const systolic = pressureOf(v.systolic, '--systolic');
   const diastolic = pressureOf(v.diastolic, '--diastolic');
   const measuredAt = instantOf(v.at, '--at');
@@ -237,7 +280,7 @@ const parseUpload = (args: readonly string[], env: Readonly<Record<string, strin
   return {
     kind: 'upload',
     url,
-    patientId,
+    patientId: patient(),
     systolic,
     diastolic,
     ...(measuredAt !== undefined ? { measuredAt } : {}),
@@ -245,10 +288,10 @@ const parseUpload = (args: readonly string[], env: Readonly<Record<string, strin
   };
 };
 
-const parseReview = (args: readonly string[], env: Readonly<Record<string, string | undefined>>): Command => {
+const parseReview = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): Command => {
   const v = parseFlags(args, REVIEW_OPTIONS);
   if (v.help) return { kind: 'help', text: REVIEW_HELP };
-  const patientId = patientOf(v.patient);
+  const patient = patientAfterFlags(v.patient, env, readStdin);
   const days = integerOf(v.days, '--days', 1, MAX_DAYS);
   const from = instantOf(v.from, '--from');
   const to = instantOf(v.to, '--to');
@@ -260,7 +303,7 @@ const parseReview = (args: readonly string[], env: Readonly<Record<string, strin
     from !== undefined || to !== undefined
       ? { kind: 'between', ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) }
       : { kind: 'days', days: days ?? DEFAULT_DAYS };
-  return { kind: 'review', url, patientId, range, ascii: v.ascii === true, ...(width !== undefined ? { width } : {}) };
+  return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, ...(width !== undefined ? { width } : {}) };
 };
 
 const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: string }>> = {
@@ -268,8 +311,8 @@ const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: strin
   review: { parse: parseReview, help: REVIEW_HELP },
 };
 
-/** argv without node and the script: `['upload', '--patient', ...]`. */
-export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParseResult => {
+/** argv without node and the script: `['upload', '--patient', ...]`; readStdin serves `--patient -` (and is called only then). */
+export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}, readStdin?: ReadStdin): ParseResult => {
   const [first, ...rest] = argv;
   if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, dlq, backup and restore', helpCommand: 'rts --help' };
   if (first === '--help' || first === '-h') return { ok: true, command: { kind: 'help', text: MAIN_HELP } };
@@ -284,7 +327,7 @@ export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<s
     return { ok: false, message: `unknown command${shown}; the commands are upload, review, dlq, backup and restore`, helpCommand: 'rts --help' };
   }
   try {
-    return { ok: true, command: command.parse(rest, env) };
+    return { ok: true, command: command.parse(rest, env, readStdin) };
   } catch (e) {
     if (e instanceof UsageError) return { ok: false, message: e.message, helpCommand: `rts ${first} --help` };
     throw e;

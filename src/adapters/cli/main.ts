@@ -4,6 +4,7 @@ import { runDlq } from './dlq';
 import { runErasures } from './erasures';
 import { EXIT } from './exit-codes';
 import { run } from './run';
+import { readPatientLine } from './stdin';
 
 /** The `rts` program (package.json "bin"): the process around `run`, which does the work. */
 const main = async (): Promise<void> => {
@@ -20,7 +21,7 @@ const main = async (): Promise<void> => {
       ? await runDlq(rest, io)
       : command === 'erasures'
         ? await runErasures(rest, io)
-        : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, io);
+        : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, { ...io, readStdin: readPatientLine });
 };
 
 if (require.main === module) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
-import { parseCommandLine, type Command } from './args';
+import { parseCommandLine, type Command, type ReadStdin } from './args';
 import { EXIT, type ExitCode } from './exit-codes';
 import { HubFailedError, HubRefusedError, HubUnreachableError, createHubClient, type HubClientOptions, type ObservationList, type ProblemDetails } from './hub-client';
 import { renderReview } from './review-report';
@@ -20,6 +20,8 @@ export type RunDependencies = Readonly<{
   zone?: string;
   newObservationId?: () => string;
   http?: Omit<HubClientOptions, 'fetch'>;
+  /** For `--patient -`: a line of stdin (the process's: readStdinLine); without it, `-` is a usage error. */
+  readStdin?: ReadStdin;
 }>;
 
 type Upload = Extract<Command, { kind: 'upload' }>;
@@ -112,7 +114,7 @@ const describeProblem = (p: ProblemDetails): string => {
 
 /** `rts ...`: parse, act, print; resolves with the exit code. Never throws, never prints a stack. */
 export const run = async (argv: readonly string[], deps: RunDependencies): Promise<ExitCode> => {
-  const parsed = parseCommandLine(argv, deps.env);
+  const parsed = parseCommandLine(argv, deps.env, deps.readStdin);
   if (!parsed.ok) {
     deps.stderr.write(`rts: ${parsed.message}\nRun '${parsed.helpCommand}' for usage.\n`);
     return EXIT.usage;

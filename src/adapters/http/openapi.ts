@@ -530,7 +530,7 @@ const build = (): Json => {
     paths,
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Claims: sub, role (patient, clinician, system, operator), patient (patients), systemId (clinicians, systems)' },
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "Claims: sub, role (patient, clinician, system, operator), systemId (clinicians, systems); for patients patientKey (the pseudonymous key: the hub's own tokens) or patient (the CPR number: an identity provider's tokens), not both" },
         apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key', description: "A connected system's API key (role system)" },
       },
       schemas: {

@@ -36,8 +36,12 @@ export type SecurityDependencies = Readonly<{
   verifyBearer?: (token: string) => Promise<Principal>;
   /** The system an API key belongs to, or null. */
   systemOfApiKey?: (key: string) => string | null;
-  /** POST /auth/dev-login, when enabled: a signed token for the given claims. */
-  devLogin?: (claims: { sub: string; role: Principal['role']; patient?: string; systemId?: string }) => Promise<{ token: string; expiresIn: number }>;
+  /**
+   * POST /auth/dev-login, when enabled: a signed token for the given claims. A patient is named by their pseudonymous
+   * key, never by the CPR number: a token travels (a #token= link in a browser's history, RTS_TOKEN in an
+   * environment) and whoever holds it reads what it holds.
+   */
+  devLogin?: (claims: { sub: string; role: Principal['role']; patientKey?: string; systemId?: string }) => Promise<{ token: string; expiresIn: number }>;
   rateLimit: Readonly<{ perSecond: number; burst: number }>;
   patientKeyOf: (patientId: Cpr) => string;
   /** The pseudonymous key of a document's patient (registry), or null when there is no such document. */
@@ -53,12 +57,14 @@ export type SecurityDependencies = Readonly<{
 }>;
 
 /** The request shapes of the routes registered here (also the OpenAPI document's: openapi.ts). */
-export const DevLoginBody = z.strictObject({
-  role: z.enum(['patient', 'clinician', 'system', 'operator']),
-  patient: z.string().max(20).optional().describe('The CPR number, for role patient'),
-  systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional().describe('For roles clinician and system'),
-  sub: z.string().min(1).max(100).optional(),
-});
+export const DevLoginBody = z
+  .strictObject({
+    role: z.enum(['patient', 'clinician', 'system', 'operator']),
+    patient: z.string().max(20).optional().describe("The CPR number, for role patient (the token holds the patient's pseudonymous key, not this)"),
+    systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional().describe('For roles clinician and system'),
+    sub: z.string().min(1).max(100).optional(),
+  })
+  .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] });
 export const ErasureParams = z.strictObject({ patientId: z.string().max(20) });
 export const ErasureQuery = z.strictObject({
   unknown: z
@@ -418,10 +424,11 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const devLogin = deps.devLogin;
     app.post('/auth/dev-login', async (request) => {
       const body = parseInput(DevLoginBody, request.body, 'body');
-      if (body.role === 'patient') parseCpr(body.patient ?? ''); // 422 invalid_patient_id before a token is made
+      // 422 invalid_patient_id before a token is made. The token names the patient by their key, not the CPR number.
+      const patientKey = body.role === 'patient' ? deps.patientKeyOf(parseCpr(body.patient ?? '')) : undefined;
       if (body.sub !== undefined && isCprLike(body.sub)) throw new ValidationError('invalid_subject', CPR_SUB_DETAIL, [{ path: 'sub', message: 'a name or pseudonym, not a CPR number' }]);
-      const sub = body.sub ?? (body.role === 'patient' ? patientSubject(deps.patientKeyOf(parseCpr(body.patient!))) : `dev-${body.role}`);
-      return devLogin({ sub, role: body.role, ...(body.patient ? { patient: body.patient } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
+      const sub = body.sub ?? (patientKey !== undefined ? patientSubject(patientKey) : `dev-${body.role}`);
+      return devLogin({ sub, role: body.role, ...(patientKey !== undefined ? { patientKey } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
     });
   }
 
