@@ -102,6 +102,21 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     expect(fromLog.stderr).toMatch(/2 erasure\(s\) recorded in the file \(\d+ other line\(s\) skipped\)/);
     // The backup predates both.
     expect((await cli((io) => runErasures(['list', '--from', backupDir], io))).stdout).toBe('');
+
+    // The log as journald keeps it (a prefix before each JSON line) reads the same.
+    const journal = join(out.dir, 'journal.txt');
+    writeFileSync(journal, log.split('\n').filter((l) => l !== '').map((l) => `Dec 01 19:33:03 host rts[123]: ${l}`).join('\n') + '\n');
+    expect((await cli((io) => runErasures(['list', '--from', journal], io))).stdout).toBe(fromDir.stdout);
+    // GET /erasures pages: one page that says more follow is refused; every page saved one per line is the whole.
+    const [first, second] = fromDir.stdout.trim().split('\n').map((l) => JSON.parse(l) as { patientKey: string; erasedAt: string });
+    const pageOne = JSON.stringify({ count: 1, items: [{ patientKey: first!.patientKey, erasedAt: first!.erasedAt }], next: '24' });
+    const pageTwo = JSON.stringify({ count: 1, items: [{ patientKey: second!.patientKey, erasedAt: second!.erasedAt }] });
+    writeFileSync(join(out.dir, 'page1.json'), pageOne);
+    const cut = await cli((io) => runErasures(['apply', '--from', join(out.dir, 'page1.json'), '--url', 'http://127.0.0.1:9'], io));
+    expect(cut.code).toBe(6);
+    expect(cut.stderr).toMatch(/"next" \(24\) says more erasures follow/);
+    writeFileSync(join(out.dir, 'pages.json'), `${pageOne}\n${pageTwo}\n`);
+    expect((await cli((io) => runErasures(['list', '--from', join(out.dir, 'pages.json')], io))).stdout).toBe(fromDir.stdout);
   });
 
   it('restores the backup, the erased patient is back; rts erasures apply from the log erases them again, by key', async () => {
@@ -148,9 +163,10 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     const notJson = join(out.dir, 'notes.txt');
     writeFileSync(notJson, 'erase 251248-1234 please\n');
     const none = await cli((io) => runErasures(['apply', '--from', notJson, '--url', 'http://127.0.0.1:9'], io));
-    // Nothing recorded in it: nothing to send (the unreachable URL is never tried).
-    expect(none).toMatchObject({ code: 0 });
-    expect(none.stdout).toContain('0 erasure(s) recorded in the file (1 other line(s) skipped)');
+    // No erasure in a file that has lines: refused, not "Done" with exit 0 (the unreachable URL is never tried).
+    expect(none).toMatchObject({ code: 6 });
+    expect(none.stderr).toContain('no erasure was found in');
+    expect(none.stderr).toContain('nothing was applied');
     expect((await cli((io) => runErasures(['apply', '--url', 'http://127.0.0.1:9'], io))).code).toBe(2);
     writeFileSync(join(backupDir, 'pseudonym.secret'), 'changed');
     expect((await cli((io) => runErasures(['list', '--from', backupDir], io))).code).toBe(6);

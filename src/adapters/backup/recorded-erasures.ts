@@ -24,7 +24,19 @@ export type ErasureSource = Readonly<{ kind: 'backup' | 'data_dir' | 'file'; era
 
 const Erasure = z.object({ patientKey: z.string().regex(PATIENT_KEY_PATTERN), erasedAt: z.iso.datetime({ offset: true }) });
 const LoggedErasure = Erasure.extend({ event: z.literal(PATIENT_ERASED) });
-const ErasureList = z.object({ items: z.array(Erasure) });
+const ErasureList = z.object({ items: z.array(Erasure), next: z.string().nullish() });
+
+/**
+ * A file read from a source that cannot be the whole record: a GET /erasures page whose `next` says more follow
+ * (no later page in the file), or a file in which no erasure was found at all although it has lines. Repeating
+ * part of the record and saying "Done" left erased patients readable on the restored hub.
+ */
+export class IncompleteErasureRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IncompleteErasureRecordError';
+  }
+}
 
 /** The erasures recorded in `source` (see above), oldest first as recorded, each key once. */
 export const readRecordedErasures = (source: string): ErasureSource => {
@@ -38,16 +50,39 @@ export const readRecordedErasures = (source: string): ErasureSource => {
     return { kind: isBackup ? 'backup' : 'data_dir', erasures: unique(fromEventStore(events)), skippedLines: 0 };
   }
   const text = readFileSync(path, 'utf8');
-  const whole = parseJson(text.trim());
-  const list = ErasureList.safeParse(whole);
-  if (list.success) return { kind: 'file', erasures: unique(list.data.items), skippedLines: 0 };
   const erasures: RecordedErasure[] = [];
   let skippedLines = 0;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const parsed = LoggedErasure.safeParse(parseJson(line));
-    if (parsed.success) erasures.push({ patientKey: parsed.data.patientKey, erasedAt: parsed.data.erasedAt });
-    else skippedLines++;
+  // A GET /erasures answer (one page, pretty-printed or not), or several saved one after another, one per line.
+  const pages: z.infer<typeof ErasureList>[] = [];
+  const whole = ErasureList.safeParse(parseJson(text.trim()));
+  if (whole.success) pages.push(whole.data);
+  else {
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      // A log kept by journald or syslog has a prefix before each JSON line (`journalctl -u rts`): the JSON from
+      // its first brace on.
+      const json = parseJson(line.slice(Math.max(0, line.indexOf('{'))));
+      const page = ErasureList.safeParse(json);
+      if (page.success) {
+        pages.push(page.data);
+        continue;
+      }
+      const logged = LoggedErasure.safeParse(json);
+      if (logged.success) erasures.push({ patientKey: logged.data.patientKey, erasedAt: logged.data.erasedAt });
+      else skippedLines++;
+    }
+  }
+  for (const page of pages) erasures.push(...page.items);
+  if (pages.length > 0 && pages.every((p) => typeof p.next === 'string' && p.next !== '')) {
+    const next = pages[pages.length - 1]!.next;
+    throw new IncompleteErasureRecordError(
+      `${path} holds ${pages.length === 1 ? 'a page' : `${pages.length} pages`} of GET /erasures whose "next" (${next}) says more erasures follow: save every page (GET /erasures?after=<next> until an answer has no next) into the file, then run this again`,
+    );
+  }
+  if (erasures.length === 0 && skippedLines > 0) {
+    throw new IncompleteErasureRecordError(
+      `no erasure was found in ${path} (${skippedLines} line(s) of something else): give the hub's log as JSON lines (journald: journalctl -o cat), the output of 'rts erasures list', or GET /erasures answers`,
+    );
   }
   return { kind: 'file', erasures: unique(erasures), skippedLines };
 };

@@ -1,5 +1,5 @@
 import { BackupError } from '../backup/data-dir-backup';
-import { readRecordedErasures, type ErasureSource } from '../backup/recorded-erasures';
+import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource } from '../backup/recorded-erasures';
 import { fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
@@ -90,6 +90,10 @@ export const runErasures = async (argv: readonly string[], deps: ErasuresDepende
     if (e instanceof BackupError) {
       deps.stderr.write(`rts: ${e.message}\n`);
       return e.code === 'damaged' || e.code === 'check_failed' ? EXIT.files : EXIT.usage;
+    }
+    if (e instanceof IncompleteErasureRecordError) {
+      deps.stderr.write(`rts: ${e.message}\n  nothing was applied\n`);
+      return EXIT.files;
     }
     deps.stderr.write(`rts: ${cmd.from} could not be read: ${(e as Error).message}\n`);
     return EXIT.files;
