@@ -116,7 +116,9 @@ export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: 
   let patientKey: string | undefined;
   if (claims.role === 'patient') {
     try {
-      patientKey = claims.patientKey ?? (claims.patient ? patientKeys.keyFor(parseCpr(claims.patient)) : undefined);
+      // Ten digits (as many identity providers give it) are the same number as ddmmyy-ssss.
+      const cpr = claims.patient?.replace(/^(\d{6})(\d{4})$/, '$1-$2');
+      patientKey = claims.patientKey ?? (cpr ? patientKeys.keyFor(parseCpr(cpr)) : undefined);
     } catch {
       patientKey = undefined; // a patient token without a valid CPR number reaches no patient's data
     }

@@ -359,6 +359,9 @@ describe('access control, audit and erasure over SQLite', () => {
     const page = (await call('GET', '/erasures?limit=1', operator)).json();
     expect(page).toMatchObject({ count: 1, next: expect.stringMatching(/^\d+$/) });
     expect((await call('GET', `/erasures?after=${page.next}`, operator)).json().items[0].patientKey).not.toBe(page.items[0].patientKey);
+    // A position past a 64-bit integer: 400, not the 500 the store's binding gave.
+    for (const after of ['9223372036854775808', '9999999999999999999']) expect((await call('GET', `/erasures?after=${after}`, operator)).statusCode).toBe(400);
+    expect((await call('GET', '/erasures?after=9223372036854775807', operator)).statusCode).toBe(200);
   });
 
   it('shows a chain cut back at its tail when verified against anchors kept from before', async () => {

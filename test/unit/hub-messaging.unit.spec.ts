@@ -339,22 +339,37 @@ describe('DeadLetterService', () => {
   });
 
   it('finds a dead letter by its id or its envelope id, replays it to its source and records the replay', async () => {
+    const ENV1 = '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01';
     const store = new InMemoryEventStore();
-    const queue = new FakeQueue([letter(), letter({ id: 'dlq-2', deadLetterId: 'dlq-2', envelopeId: 'env-2' })]);
+    const queue = new FakeQueue([letter({ envelopeId: ENV1 }), letter({ id: 'dlq-2', deadLetterId: 'dlq-2', envelopeId: 'env-2' })]);
     const service = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
     expect((await service.get('env-2')).deadLetterId).toBe('dlq-2');
     await expect(service.get('nope')).rejects.toMatchObject({ code: 'dead_letter_not_found' });
 
     const result = await service.replay('dlq-1', { by: 'alice', reason: 'system registered' });
     expect(queue.moves).toEqual([{ selection: { property: 'rts_dlq_id', value: 'dlq-1' }, sourceQueue: 'rts.uplink' }]);
-    expect(result).toMatchObject({ moved: 1, sourceQueue: 'rts.uplink', streamName: 'dead-letter-env-1' });
-    expect(await service.replays('env-1')).toEqual([
-      { deadLetterId: 'dlq-1', envelopeId: 'env-1', at: '2024-05-01T10:00:00.000Z', by: 'alice', reason: 'system registered', sourceQueue: 'rts.uplink', deadLetterReason: 'unknown_system', attempts: 1, replayCount: 1, moved: 1 },
+    expect(result).toMatchObject({ moved: 1, sourceQueue: 'rts.uplink', streamName: `dead-letter-${ENV1}` });
+    expect(await service.replays(ENV1)).toEqual([
+      // Ids that are no UUID (the hub's are) are not stored: they could be anything a sender wrote.
+      { deadLetterId: null, envelopeId: ENV1, at: '2024-05-01T10:00:00.000Z', by: 'alice', reason: 'system registered', sourceQueue: 'rts.uplink', deadLetterReason: 'unknown_system', attempts: 1, replayCount: 1, moved: 1 },
     ]);
     // By envelope id: every copy of that message.
     await service.replay('env-2', { by: 'bob' });
     expect(queue.moves[1]!.selection).toEqual({ property: 'messageId', value: 'env-2' });
     await expect(service.replay('dlq-1', { by: 'alice' })).rejects.toMatchObject({ code: 'dead_letter_not_found' });
+  });
+
+  it("never takes a sender's messageId that is no UUID into a stream name or a replay's event (one held a CPR number)", async () => {
+    const store = new InMemoryEventStore();
+    const queue = new FakeQueue([letter({ id: '251248-1234', deadLetterId: null, envelopeId: '251248-1234' })]);
+    const service = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
+    const result = await service.replay('251248-1234', { by: 'op' });
+    expect(result.streamName).toMatch(/^dead-letter-h[0-9a-f]{32}$/);
+    expect(result.event).toMatchObject({ deadLetterId: null, envelopeId: null });
+    const all = await store.readAll({ after: 0n, maxCount: 100 });
+    expect(all).toHaveLength(1);
+    expect(JSON.stringify(all.map((e) => ({ stream: e.streamName, data: e.data, metadata: e.metadata })))).not.toContain('251248');
+    expect(await service.replays('251248-1234')).toHaveLength(1); // found again by the id given
   });
 
   // A system's broker account may send to the DLQ (client-side dead-lettering), so x-dlq-source-queue is whatever

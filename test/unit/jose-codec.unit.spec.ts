@@ -136,6 +136,8 @@ describe('JoseCodec: JWS inside JWE', () => {
     };
     expect((await hubCodec.open(await seal('rts-message+jwt', uplink('xian').id))).sender).toBe('xian'); // the hand-made one is right otherwise
     await expect(hubCodec.open(await seal('JWT', uplink('xian').id))).rejects.toMatchObject({ code: 'malformed_jose', message: expect.stringMatching(/typ/) });
+    // RFC 7515's other spellings of the same type are the same type.
+    for (const typ of ['application/rts-message+jwt', 'RTS-Message+JWT']) expect((await hubCodec.open(await seal(typ, uplink('xian').id))).sender).toBe('xian');
     await expect(hubCodec.open(await seal('rts-message+jwt', '00000000-0000-4000-8000-000000000000'))).rejects.toMatchObject({ code: 'malformed_jose', message: expect.stringMatching(/jti/) });
   });
 

@@ -33,6 +33,10 @@ describe('createTokenVerifier', () => {
     // Two claims that could name two patients; a key that is no key of ours (a CPR number in its place among them).
     await expect(verify(signed({ patientKey, patient: '251248-1234' }))).rejects.toMatchObject({ reason: 'claims' });
     for (const bad of ['251248-1234', 'p0a0a', `P${'0a'.repeat(16)}`, `p${'0a'.repeat(16)}0`]) await expect(verify(signed({ patientKey: bad }))).rejects.toMatchObject({ reason: 'claims' });
+    // An identity provider's CPR number as ten digits is taken; another shape is refused with its reason (it was a
+    // patient who silently reached nothing, 403 on every request).
+    await expect(verify(signed({ patient: '2512481234' }))).resolves.toMatchObject({ patient: '2512481234' });
+    for (const bad of ['25.12.48-1234', '251248 1234', 'CPR 251248-1234', '12345']) await expect(verify(signed({ patient: bad }))).rejects.toMatchObject({ reason: 'claims' });
   });
 
   it('reuses a verified token for at most maxAgeMs, never past its exp, and forgets the oldest first', async () => {

@@ -21,7 +21,9 @@ export const TokenClaims = z
   .object({
     sub: z.string().min(1).max(200),
     role: z.enum(ROLES),
-    patient: z.string().max(20).optional(),
+    // An identity provider's CPR number, ddmmyy-ssss or the ten digits many of them give: another shape is a token
+    // refused with its reason (401), not a patient who silently reaches nothing (403 on every request).
+    patient: z.string().regex(/^\d{6}-?\d{4}$/, 'a CPR number, ddmmyy-ssss or ten digits').optional(),
     patientKey: z.string().regex(PATIENT_KEY_PATTERN).optional(),
     systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional(),
   })

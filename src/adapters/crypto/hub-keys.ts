@@ -16,7 +16,9 @@ import { jose } from './jose-lib';
  * (0600), as the pseudonym secret is. The file is exportPartyKeys' JSON: { owner: 'hub', signing, decryption[] }.
  * Rotation: add a new decryption key at the end (systems encrypt for the newest published one), keep the old one
  * until the messages encrypted for it are consumed, then remove it; a new signing key is published with the old
- * one listed in `previousSigning` until systems have fetched the new JWKS.
+ * one listed in `previousSigning` until systems have fetched the new JWKS. Clients re-read the JWKS only on a signing
+ * kid they do not know: rotate the signing key with the encryption key, or running clients keep encrypting for the
+ * old one (README, "Rotating the hub's encryption key").
  */
 export const HUB_PARTY_ID = 'hub';
 export const HUB_KEYS_FILE_NAME = 'hub-keys.json';

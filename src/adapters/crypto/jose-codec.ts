@@ -122,8 +122,6 @@ export class JoseCodec {
     if (!COMPACT_JWS.test(jws)) throw new JoseError('malformed_jose', 'the encrypted content is not a compact JWS');
     const inner = header(jws);
     if (typeof inner.kid !== 'string' || typeof inner.alg !== 'string') throw new JoseError('malformed_jose', 'the JWS must name its alg and kid');
-    // The profile's type: a JWS made for another purpose (an id token signed with the same key) is not a message.
-    if (inner.typ !== JWS_TYPE) throw new JoseError('malformed_jose', `the JWS typ must be ${JWS_TYPE}`);
 
     const found = await this.options.registry.lookup(inner.kid, 'sig', this.now());
     if (!found.ok) {
@@ -137,6 +135,10 @@ export class JoseCodec {
       if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JOSEAlgNotAllowed) throw new JoseError('bad_signature', 'the signature does not verify');
       throw new JoseError('malformed_jose', 'the JWS could not be read');
     }
+    // The profile's type, checked once the signature holds (docs/messaging.md's order: an unknown key is unknown_key
+    // whatever its typ): a JWS made for another purpose (an id token signed with the same key) is not a message.
+    // RFC 7515 4.1.9: compared without case, "application/" may be left out.
+    if (typeof inner.typ !== 'string' || inner.typ.toLowerCase().replace(/^application\//, '') !== JWS_TYPE) throw new JoseError('malformed_jose', `the JWS typ must be ${JWS_TYPE}`);
 
     let claims: { iss?: unknown; aud?: unknown; iat?: unknown; jti?: unknown; msg?: unknown };
     let json: string;

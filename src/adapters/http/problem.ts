@@ -187,10 +187,11 @@ export const RETRY_AFTER_SECONDS = 5;
  */
 /**
  * A CPR number as people write it: ten digits, or six and four with a dash, space, dot, underscore or colon between
- * (and, with a separator, a mistyped extra digit or two), or with the date written dd.mm.yy or dd-mm-yy. Longer runs without a
+ * (and, with a separator, a mistyped extra digit or two), or with the date written dd.mm.yy, dd-mm-yyyy or yyyymmdd; a `+`
+ * is a space in a query string. Longer runs without a
  * separator stay: they are OID arcs.
  */
-const CPR_LIKE = /(?<!\d)(?:\d{10}|\d{6}[-\s._:]\d{4,6}|\d{2}[-.\s_:]\d{2}[-.\s_:]\d{2}[-\s._:]?\d{4})(?!\d)/g;
+const CPR_LIKE = /(?<!\d)(?:\d{10}|\d{6}[-\s._:/+]{1,3}\d{4,6}|\d{2}[-.\s_:/+]{1,3}\d{2}[-.\s_:/+]{1,3}(?:\d{2}|\d{4})[-\s._:/+]{0,3}\d{4}|\d{8}[-\s._:/+]{1,3}\d{4})(?!\d)/g;
 
 /**
  * The `instance` of a problem: the request's URL with anything that may be a CPR number replaced by `[redacted]`.

@@ -76,7 +76,13 @@ export const ErasureByKeyParams = z.strictObject({ patientKey: z.string().regex(
 /** The largest page of GET /erasures. */
 export const MAX_ERASURES_PAGE = 10_000;
 export const ErasuresQuery = z.strictObject({
-  after: z.string().regex(/^\d{1,19}$/).optional().describe("An earlier page's `next`"),
+  // A store position: at most 2^63-1 (a larger one reached the store's BigInt binding and answered 500).
+  after: z
+    .string()
+    .regex(/^\d{1,19}$/)
+    .refine((v) => BigInt(v) <= 9_223_372_036_854_775_807n, 'at most 9223372036854775807')
+    .optional()
+    .describe("An earlier page's `next`"),
   limit: z.coerce.number().int().min(1).max(MAX_ERASURES_PAGE).optional().describe(`default and most: ${MAX_ERASURES_PAGE}`),
 });
 export const AuditQuery = z

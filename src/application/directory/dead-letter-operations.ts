@@ -3,6 +3,7 @@ import type { DirectoryReadModel } from './directory-read-model';
 import type { Clock } from '../ports/clock';
 import type { EventStore } from '../ports/event-store';
 import type { IdGenerator } from '../ports/id-generator';
+import { sha256Hex } from '../ids';
 
 /**
  * Operators' work on the dead letter queue: list, inspect, replay. The queue itself is behind a port
@@ -76,7 +77,15 @@ export type DeadLetterReplayed = Readonly<{
   };
 }>;
 
-export const deadLetterStreamName = (id: string): string => `dead-letter-${id}`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * The stream of a dead letter's replays: `dead-letter-<id>` for a UUID (an envelope id, the hub's own dead letter
+ * id), else `dead-letter-h<32 hex of its SHA-256>`. The envelope id of a dead letter can be the sender's `messageId`
+ * property, which the hub never checked against the envelope it opened: a CPR number there became a stream name.
+ */
+export const deadLetterStreamName = (id: string): string => `dead-letter-${UUID.test(id) ? id : `h${sha256Hex(id).slice(0, 32)}`}`;
+/** An id stored in a replay's event only when it is a UUID (see deadLetterStreamName). */
+const uuidOrNull = (id: string | null): string | null => (id !== null && UUID.test(id) ? id : null);
 
 /** Most dead letters one browse looks through to find one by id. */
 export const MAX_BROWSE = 10_000;
@@ -175,8 +184,8 @@ export class DeadLetterService {
     const moved = await queue.moveBack(selection, sourceQueue, 100);
     if (moved.length === 0) throw new NotFoundError('dead_letter_not_found', 'the dead letter is no longer on the queue (replayed meanwhile?)');
     const event: DeadLetterReplayed['data'] = {
-      deadLetterId: deadLetter.deadLetterId,
-      envelopeId: deadLetter.envelopeId,
+      deadLetterId: uuidOrNull(deadLetter.deadLetterId),
+      envelopeId: uuidOrNull(deadLetter.envelopeId),
       at: this.deps.clock.now().toUTC().toISO()!,
       by: input.by,
       reason: input.reason ?? null,

@@ -62,19 +62,38 @@ export const isCpr = (value: unknown): value is Cpr => typeof value === 'string'
 
 /**
  * What may be a CPR number written inside other text, in the spellings people use: ddmmyy and ssss, with or without
- * a hyphen, a space, a dot, an underscore or a colon between the groups (251248-1234, 2512481234, 251248.1234,
- * 25.12.48-1234, 251248_1234), day 01-31 and month 01-12. Broader than parseCpr on purpose (no century rule): it
- * guards places where a CPR number must never go (a token's sub, ids that are logged, stored in clear or passed on
- * to other systems), and refusing there costs little.
+ * a hyphen, a space, a dot, an underscore, a colon or a slash between the groups (251248-1234, 2512481234,
+ * 251248.1234, 25.12.48-1234, 251248_1234, 251248/1234), or with the year in four digits and separators between the
+ * date's parts (25-12-1948-1234), day 01-31 and month 01-12. Broader than parseCpr on purpose (no
+ * century rule): it guards places where a CPR number must never go (a token's sub, ids that are logged, stored in
+ * clear or passed on to other systems), and refusing there costs little.
  *
- * isCprLike: the run is not next to a letter or a digit. A UUID (the usual subject of an identity provider, the
- * usual id of a message) has hex letters next to its digit runs, and about one in 2,700 held a date-shaped 6+4 run
- * between a letter and a dash, so a refusal there would refuse good ids by chance; "x251248-1234" is let through.
- * containsCprDigits: the run is not next to a digit only; for ids that are replaced rather than refused when they
- * match (a caller's X-Request-Id), where a chance match costs nothing.
+ * isCprLike: the run is not next to a letter or a digit, and a four-digit year needs its separators. A UUID (the
+ * usual subject of an identity provider, the usual id of a message) has hex letters next to its digit runs and no
+ * two-digit groups, so a refusal there would refuse good ids by chance; "x251248-1234" is let through.
+ * containsCprDigits: the run is not next to a digit only, separators may be doubled (251248--1234), the four-digit
+ * year needs none (19481225-1234) and may come first (1948-12-25-1234); for ids that are replaced rather than refused when they match (a
+ * caller's X-Request-Id), where a chance match costs nothing (a date-stamped id such as 2026.11.30-0001 is one).
  */
-const CPR_IN_TEXT = /(?<![0-9A-Za-z])(\d{2})[-. _:]?(\d{2})[-. _:]?\d{2}[-. _:]?\d{4}(?![0-9A-Za-z])/g;
-const CPR_DIGITS_IN_TEXT = /(?<!\d)(\d{2})[-. _:]?(\d{2})[-. _:]?\d{2}[-. _:]?\d{4}(?!\d)/g;
-const dateShaped = (m: RegExpMatchArray): boolean => Number(m[1]) >= 1 && Number(m[1]) <= 31 && Number(m[2]) >= 1 && Number(m[2]) <= 12;
-export const isCprLike = (value: string): boolean => [...value.matchAll(CPR_IN_TEXT)].some(dateShaped);
-export const containsCprDigits = (value: string): boolean => [...value.matchAll(CPR_DIGITS_IN_TEXT)].some(dateShaped);
+const S = '[-. _:/]';
+const SS = '[-. _:/+]{0,3}';
+/** Each spelling on its own (one regex's alternation would stop at the first that matches, date or not). */
+const forms = (before: string, after: string, shapes: readonly string[]): RegExp[] => shapes.map((shape) => new RegExp(`${before}${shape}${after}`, 'g'));
+const CPR_IN_TEXT = forms('(?<![0-9A-Za-z])', '(?![0-9A-Za-z])', [
+  `(?<d>\\d{2})${S}?(?<m>\\d{2})${S}?\\d{2}${S}?\\d{4}`, // 251248-1234, 2512481234, 25.12.48-1234
+  `(?<d>\\d{2})${S}(?<m>\\d{2})${S}\\d{4}${S}?\\d{4}`, // 25-12-1948-1234
+  // Not yyyy-mm-dd-ssss: that is a date-stamped id (2026-11-30-0001) far more often than a CPR number.
+]);
+const CPR_DIGITS_IN_TEXT = forms('(?<!\\d)', '(?!\\d)', [
+  `(?<d>\\d{2})${SS}(?<m>\\d{2})${SS}\\d{2}${SS}\\d{4}`,
+  `(?<d>\\d{2})${SS}(?<m>\\d{2})${SS}\\d{4}${SS}\\d{4}`,
+  `\\d{4}${SS}(?<m>\\d{2})${SS}(?<d>\\d{2})${SS}\\d{4}`,
+]);
+const dateShaped = (m: RegExpMatchArray): boolean => {
+  const day = Number(m.groups?.['d']);
+  const month = Number(m.groups?.['m']);
+  return day >= 1 && day <= 31 && month >= 1 && month <= 12;
+};
+const anyDateShaped = (patterns: readonly RegExp[], value: string): boolean => patterns.some((p) => [...value.matchAll(p)].some(dateShaped));
+export const isCprLike = (value: string): boolean => anyDateShaped(CPR_IN_TEXT, value);
+export const containsCprDigits = (value: string): boolean => anyDateShaped(CPR_DIGITS_IN_TEXT, value);

@@ -1,3 +1,4 @@
+import { isCprLike } from '../monitoring/cpr';
 import { ValidationError } from './errors';
 
 /**
@@ -10,10 +11,19 @@ import { ValidationError } from './errors';
 export const IDEMPOTENCY_KEY_FORM = /^[A-Za-z0-9._:-]{1,64}$/;
 const CPR_WHOLE = /^\d{6}-?\d{4}$/;
 
+/**
+ * A key that is, as a whole, a CPR number in any spelling (010203_4321, 01.02.03-4321, 01-02-2003-4321): only
+ * separators besides its 10 (or, with a four-digit year, 12) digits. Never a UUID, nor a longer id with digits in it.
+ */
+const isWholeCpr = (value: string): boolean => {
+  const digits = value.replace(/[-._:]/g, '');
+  return /^\d+$/.test(digits) && (digits.length === 10 || digits.length === 12) && isCprLike(value);
+};
+
 /** Why `value` is not a valid key, or null when it is. */
 export const idempotencyKeyProblem = (value: unknown): string | null => {
   if (typeof value !== 'string' || !IDEMPOTENCY_KEY_FORM.test(value)) return '1-64 characters of A-Z a-z 0-9 . _ : -';
-  if (CPR_WHOLE.test(value)) return 'must not be a CPR number (it is stored in clear)';
+  if (CPR_WHOLE.test(value) || isWholeCpr(value)) return 'must not be a CPR number (it is stored in clear)';
   return null;
 };
 
