@@ -1,0 +1,17 @@
+import { randomUUID } from 'node:crypto';
+import { idempotencyKeyProblem } from '../../src/domain/shared/idempotency-key';
+
+// An upload's observationId or a correction's correctionId: stored in clear, so never a CPR number.
+describe('idempotencyKeyProblem', () => {
+  it('refuses a key that is a CPR number as a whole, in any spelling (anyone\'s, not only the uploading patient\'s)', () => {
+    for (const key of ['010203-4321', '0102034321', '010203_4321', '01.02.03-4321', '01:02:03:4321', '01-02-2003-4321']) {
+      expect({ key, problem: idempotencyKeyProblem(key) }).toEqual({ key, problem: 'must not be a CPR number (it is stored in clear)' });
+    }
+  });
+
+  it('takes UUIDs, meter serials and date-stamped ids', () => {
+    for (const key of ['obs-42', 'meter:A17:0001', '2026-11-30-0001', '2026.11.30.0001', '12345678-1234', ...Array.from({ length: 2000 }, () => randomUUID())]) {
+      expect({ key, problem: idempotencyKeyProblem(key) }).toEqual({ key, problem: null });
+    }
+  });
+});
