@@ -3,7 +3,7 @@ import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource 
 import { fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
-import type { Output } from './run';
+import type { DlqDependencies } from './dlq';
 
 /**
  * `rts erasures`: repeating, on a hub restored from a backup, the erasures made after that backup was taken. The
@@ -36,13 +36,8 @@ hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080.
 ${EXIT_CODES_HELP}
 `;
 
-export type ErasuresDependencies = Readonly<{
-  stdout: Output;
-  stderr: Output;
-  env: Readonly<Record<string, string | undefined>>;
-  fetch?: typeof fetch;
-  timeoutMs?: number;
-}>;
+/** What an operator's command against the hub's HTTP API is given: the same as `rts dlq`'s. */
+export type ErasuresDependencies = DlqDependencies;
 
 const OPTIONS = { from: { type: 'string' }, url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
