@@ -18,7 +18,8 @@ import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
-import { heldDownlinkRecorder } from '../adapters/metrics/hub-metrics';
+import { heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
+import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
 import { HeldDownlinkReleaser } from '../application/downlink/held-downlink-releaser';
 
@@ -135,8 +136,13 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const releaser = new HeldDownlinkReleaser({ held, store: deps.store, prepare: (queue, envelope) => outbox.prepare(queue, envelope), logger: log, onPending: heldMetrics.pending });
   const publisher = deps.directory.downlinkPublisher(outbox);
   const consultationPublisher = deps.consultations?.downlinkPublisher(outbox);
+  // While the store is down every message in flight is handed back, again and again: one line per 10 s with the
+  // count, and one when messages are accepted again (as the other loops log an outage).
+  const deferrals = new RepeatedFailureLog(log, { failed: 'uplink messages handed back uncounted: the hub cannot store now; they come again', recovered: 'uplink messages are handled again' });
   const onOutcome = (event: ConsumerOutcomeEvent): void => {
     broker.onUplinkOutcome(event);
+    if (event.kind === 'deferred') deferrals.failed({ code: reasonCode(event.reason), message: event.reason });
+    else if (event.kind === 'accepted') deferrals.succeeded();
     if (event.kind === 'dead-lettered') log.warn({ queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue }, 'uplink message dead-lettered');
     else if (event.kind === 'retried') log.info({ queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
     else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');

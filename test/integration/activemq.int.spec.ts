@@ -185,6 +185,35 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
     expect(await drain(connection, queue, 1, 500)).toHaveLength(0);
   });
 
+  it('hands a message answered later back without counting an attempt, past maxAttempts, until it is accepted', async () => {
+    // The hub's store down for longer than maxAttempts quick retries: the message is not the cause and must not be
+    // dead-lettered (a database outage of a minute dead-lettered every uplink message in flight).
+    const queue = queueName('later');
+    const dlq = queueName('dlq-later');
+    const seenCounts: number[] = [];
+    const events: string[] = [];
+    const consumer = new QueueConsumer(connection, {
+      queue,
+      deadLetterQueue: dlq,
+      maxAttempts: 3,
+      prefetch: 1,
+      laterPauseMs: () => 50,
+      onOutcome: (event) => events.push(event.kind),
+      handler: async (m) => {
+        seenCounts.push(m.deliveryCount);
+        return seenCounts.length <= 6 ? { later: 'transient failure: storage_unavailable' } : 'accept';
+      },
+    });
+    await consumer.start();
+    await sender.send(queue, { body: '{"wait":"for me"}', applicationProperties: { messageId: 'l-1' } });
+    const deadline = Date.now() + 20_000;
+    while (!events.includes('accepted') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await consumer.stop();
+    expect(events).toEqual(['deferred', 'deferred', 'deferred', 'deferred', 'deferred', 'deferred', 'accepted']);
+    expect(seenCounts).toEqual([0, 0, 0, 0, 0, 0, 0]); // no attempt counted
+    expect(await drain(connection, dlq, 1, 500)).toHaveLength(0);
+  });
+
   it('does not let a poison message block the good ones behind it', async () => {
     const queue = queueName('poison');
     const dlq = queueName('poison-dlq');

@@ -161,11 +161,11 @@ describe('uplinkMessageHandler', () => {
     expect(JSON.stringify(outcome)).not.toContain('Dr. Li');
   });
 
-  it('retries what the hub cannot do now (its disk full): an UnavailableError is no fault of the message', async () => {
+  it('hands back what the hub cannot do now (its disk full) as later, uncounted: an UnavailableError is no fault of the message', async () => {
     const full = asStorageFailure(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
     expect(full).toBeInstanceOf(UnavailableError);
     const failing = uplinkMessageHandler({ handleUplink: async () => Promise.reject(full) });
-    expect(await failing(received(serializeUplink(registered())))).toEqual({ retry: 'transient failure: storage_unavailable' });
+    expect(await failing(received(serializeUplink(registered())))).toEqual({ later: 'transient failure: storage_unavailable' });
   });
 });
 

@@ -37,7 +37,13 @@ export interface ReceivedMessage {
   raw: Message;
 }
 
-export type HandlerOutcome = 'accept' | { retry: string } | { deadLetter: string };
+/**
+ * What became of a message: accepted; handed back for another attempt (`retry`, counted against maxAttempts);
+ * dead-lettered; or `later`: the consumer cannot handle anything now (its store is down), which is no fault of the
+ * message, so it is handed back WITHOUT counting an attempt, after a pause that grows while such failures go on
+ * (a database outage of a minute dead-lettered every message in flight after 5 quick attempts).
+ */
+export type HandlerOutcome = 'accept' | { retry: string } | { deadLetter: string } | { later: string };
 
 export type MessageHandler = (message: ReceivedMessage) => Promise<HandlerOutcome>;
 
@@ -57,6 +63,8 @@ export interface QueueConsumerOptions {
    * expert's registration handled by another hub process, a disk that fills) can change. Cut short by stop().
    */
   retryDelayMs?: (attempt: number) => number;
+  /** The pause before a message answered `later` is handed back, by the length of the streak (default: LATER_PAUSE_MS). */
+  laterPauseMs?: (streak: number) => number;
   /** Sender for the dead letter copies (default: one of our own on the same connection). */
   deadLetterSender?: DurableSender;
   /** Clock for x-dlq-at (default: system time). */
@@ -73,6 +81,7 @@ export interface QueueConsumerOptions {
 export type ConsumerOutcomeEvent =
   | { kind: 'accepted'; queue: string; attempt: number }
   | { kind: 'retried'; queue: string; attempt: number; reason: string }
+  | { kind: 'deferred'; queue: string; attempt: number; reason: string; pauseMs: number }
   | { kind: 'dead-lettered'; queue: string; attempt: number; reason: string; deadLetterQueue: string }
   | { kind: 'dead-letter-failed'; queue: string; attempt: number; error: Error }
   | { kind: 'stale'; queue: string; attempt: number };
@@ -88,7 +97,12 @@ export const retryBackoff =
   (attempt: number): number =>
     Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
 
+/** The pause before a message answered `later` is handed back: 1 s, doubling while the failures go on, at most 30 s. */
+export const LATER_PAUSE_MS = { first: 1_000, max: 30_000 } as const;
+
 export class QueueConsumer {
+  /** Consecutive `later` outcomes (any accept ends the streak): the pause before the next hand-back grows with it. */
+  private laterStreak = 0;
   private readonly queue: string;
   private readonly deadLetterQueue: string;
   private readonly maxAttempts: number;
@@ -257,7 +271,23 @@ export class QueueConsumer {
     const outcome = await this.runHandler(received);
 
     if (outcome === 'accept') {
+      this.laterStreak = 0;
       this.settle(delivery, generation, () => delivery.accept(), { kind: 'accepted', queue: this.queue, attempt });
+      return;
+    }
+    if ('later' in outcome) {
+      // Not the message's fault: handed back uncounted (modified without delivery-failed keeps ActiveMQ's
+      // delivery-count), after a pause, so the broker does not spin it while the store is down.
+      const streak = this.laterStreak++;
+      const pauseMs = this.options.laterPauseMs?.(streak) ?? Math.min(LATER_PAUSE_MS.max, LATER_PAUSE_MS.first * 2 ** Math.min(5, streak));
+      await this.pause(pauseMs);
+      this.settle(delivery, generation, () => delivery.modified({ delivery_failed: false, undeliverable_here: false }), {
+        kind: 'deferred',
+        queue: this.queue,
+        attempt,
+        reason: outcome.later,
+        pauseMs,
+      });
       return;
     }
     if ('deadLetter' in outcome) {
@@ -392,9 +422,10 @@ function creditOf(receiver: Receiver): number {
 function validateOutcome(outcome: unknown): HandlerOutcome {
   if (outcome === 'accept') return outcome;
   if (outcome && typeof outcome === 'object') {
-    const o = outcome as { retry?: unknown; deadLetter?: unknown };
+    const o = outcome as { retry?: unknown; deadLetter?: unknown; later?: unknown };
     if (typeof o.deadLetter === 'string') return { deadLetter: o.deadLetter };
     if (typeof o.retry === 'string') return { retry: o.retry };
+    if (typeof o.later === 'string') return { later: o.later };
   }
   throw new Error(`handler returned an invalid outcome: ${JSON.stringify(outcome)}`);
 }

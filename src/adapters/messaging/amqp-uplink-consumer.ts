@@ -122,8 +122,9 @@ export const uplinkMessageHandler = (
       return { deadLetter: `${parsed.reason}: ${parsed.detail}` };
     }
     const envelope = parsed.envelope;
-    // Handed back for another attempt (not on the last, where a retry becomes a dead letter): it keeps its place.
-    const comesBack = (outcome: HandlerOutcome) => outcome !== 'accept' && 'retry' in outcome && message.attempt < maxAttempts;
+    // Handed back for another attempt (not on the last, where a retry becomes a dead letter), or for later (always
+    // comes back, uncounted): it keeps its place.
+    const comesBack = (outcome: HandlerOutcome) => outcome !== 'accept' && ('later' in outcome || ('retry' in outcome && message.attempt < maxAttempts));
     try {
       return await place.enter(uplinkOrderKeys(envelope), envelope.id, () => handle(envelope), comesBack);
     } catch (error) {
@@ -145,8 +146,9 @@ export const uplinkMessageHandler = (
       return 'accept';
     } catch (error) {
       if (error instanceof RtsError && ORDER_DEPENDENT_CODES.includes(error.code)) return { retry: error.code };
-      // Not the message's fault (e.g. the hub's disk is full): retried, and dead-lettered only past the limit.
-      if (error instanceof RtsError && error.kind === 'unavailable') return { retry: `transient failure: ${error.code}` };
+      // Not the message's fault (the hub's disk is full, its database does not answer): handed back without using
+      // up an attempt, however long it lasts; a database failover of a minute dead-lettered every message in flight.
+      if (error instanceof RtsError && error.kind === 'unavailable') return { later: `transient failure: ${error.code}` };
       if (error instanceof RtsError) {
         routes.logger?.warn?.({ ...trace, code: error.code }, 'uplink message refused');
         // "<code>: <detail>" as docs/messaging.md has it: the fields at fault (domain errors name fields, never

@@ -30,6 +30,7 @@ export function uplinkOutcomeRecorder(metrics: MetricsRegistry | undefined, queu
   const dead = metrics.counter('rts_uplink_dead_lettered_total', 'Uplink messages moved to the dead letter queue, by reason code', ['queue', 'reason']);
   const deadFailed = metrics.counter('rts_uplink_dead_letter_failed_total', 'Dead-letter copies the broker did not take (the message comes back)', ['queue']);
   const stale = metrics.counter('rts_uplink_stale_total', 'Handler results dropped because their delivery belonged to a lost connection', ['queue']);
+  const deferred = metrics.counter('rts_uplink_deferred_total', 'Uplink messages handed back uncounted because the hub could not handle anything (its store unavailable), by reason code', ['queue', 'reason']);
   return (event) => {
     const queue = queueKind;
     switch (event.kind) {
@@ -47,6 +48,9 @@ export function uplinkOutcomeRecorder(metrics: MetricsRegistry | undefined, queu
         break;
       case 'stale':
         stale.inc({ queue });
+        break;
+      case 'deferred':
+        deferred.inc({ queue, reason: reasonCode(event.reason) });
         break;
     }
   };
