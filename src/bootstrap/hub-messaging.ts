@@ -225,7 +225,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     lease: deps.publishingLease ?? new SoleProcessLease(),
     publishers: [publisher, ...(consultationPublisher ? [consultationPublisher] : []), releaser],
     logger: log,
-    onChange: (on) => publishingGauge?.set({}, on ? 1 : 0),
+    onChange: (on) => {
+      publishingGauge?.set({}, on ? 1 : 0);
+      // Only the publishing process reports held messages: a standby's last value stayed, and a sum over the
+      // processes counted them twice (an alert on it never cleared).
+      if (!on) heldMetrics.pending(0);
+    },
   });
   gate.start();
   let waitTimer: NodeJS.Timeout | undefined;
