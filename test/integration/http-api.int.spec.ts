@@ -290,11 +290,11 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
     it('a key that is not a plain field name is not quoted back (it could be a CPR number)', async () => {
       const response = await post('/observations', { patientId: PATIENT_2, systolic: 126, diastolic: 70, measuredAt, heartRate: 60, [UNKNOWN_PATIENT]: true });
       const body = expectProblem(response, 400, 'invalid_request');
-      expect(body.errors).toEqual([{ path: 'body', message: 'unknown fields: heartRate, 1 whose name is not repeated here' }]);
+      expect(body.errors).toEqual([{ path: 'body', message: 'unknown fields: heartRate and 1 more field whose name is not repeated here' }]);
       expect(response.body).not.toContain(UNKNOWN_PATIENT);
       // Nor a name or digits that look like a field name.
       const named = await post('/observations', { patientId: PATIENT_2, systolic: 126, diastolic: 70, measuredAt, cpr_0707894821: 1, Ingeborg_Zylstra: 2 });
-      expect(expectProblem(named, 400, 'invalid_request').errors).toEqual([{ path: 'body', message: 'unknown fields: 2 whose name is not repeated here' }]);
+      expect(expectProblem(named, 400, 'invalid_request').errors).toEqual([{ path: 'body', message: 'unknown fields: 2 fields whose names are not repeated here' }]);
     });
 
     it('a missing field is required, a mistyped one says what it must be', async () => {

@@ -10,6 +10,7 @@ import {
   type DownlinkEnvelope,
   type UplinkEnvelope,
 } from '../../src/adapters/messaging/messages';
+import { parseHubUplink } from '../../src/adapters/messaging/hub-codec';
 
 const profile = {
   name: 'Li Wei',
@@ -64,7 +65,7 @@ describe('message contract: uplink', () => {
     const mistyped = expectFailure(JSON.stringify(envelope('expert.retired', { localExpertId: 7 })), 'bad_schema');
     expect(mistyped?.detail).toBe('payload.localExpertId: must be a string (not a number)');
     const extra = expectFailure(JSON.stringify(envelope('expert.retired', { localExpertId: 'e-1', note: 'x', '251248-1234': true })), 'bad_schema');
-    expect(extra?.detail).toBe('payload: unknown fields: note, 1 whose name is not repeated here');
+    expect(extra?.detail).toBe('payload: unknown fields: note and 1 more field whose name is not repeated here');
   });
 
   it('takes a correlationId that is an id, not free text or a CPR number (it is logged and passed on)', () => {
@@ -148,5 +149,16 @@ describe('message contract: downlink', () => {
     expect(a).not.toBe(downlinkMessageId('11111111-1111-4111-8111-111111111111', 'shanghai'));
     expect(a).not.toBe(downlinkMessageId('11111111-1111-4111-8111-111111111111', 'beijing', 'snapshot/0'));
     expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe('parseHubUplink: an unknown type names every type the hub takes on the uplink', () => {
+  // Each contract's parser listed only its own types: a directory typo read as if consultations were not taken,
+  // a consultation typo as if nothing else were.
+  it.each(['expert.exploded', 'consultation.requestt'])('%s', (type) => {
+    const result = parseHubUplink(JSON.stringify(envelope(type, {})));
+    expect(result).toMatchObject({ ok: false, reason: 'unknown_type' });
+    const detail = (result as { detail: string }).detail;
+    for (const known of ['expert.registered', 'experts.batch', 'consultation.requested', 'consultation.report']) expect(detail).toContain(known);
   });
 });

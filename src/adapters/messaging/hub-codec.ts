@@ -41,10 +41,10 @@ const typeOf = (json: string): unknown => {
 
 /** Either contract's uplink parser, chosen by the message's type. Never throws. */
 export const parseHubUplink = (json: string): ParseResult<HubUplinkEnvelope> => {
-  if (typeof json === 'string' && json.length < 8 * 1024 * 1024 && isConsultationType(typeOf(json))) return parseConsultationUplink(json);
-  const result = parseUplink(json);
-  // An unknown type goes to the directory's parser, whose list named only its own types: a developer reading the
-  // reason took it that consultations are not taken on the uplink.
+  const result: ParseResult<HubUplinkEnvelope> =
+    typeof json === 'string' && json.length < 8 * 1024 * 1024 && isConsultationType(typeOf(json)) ? parseConsultationUplink(json) : parseUplink(json);
+  // Each contract's parser lists only its own types: a developer reading the reason took it that consultations are
+  // not taken on the uplink (or, for a consultation.* typo, that nothing else is).
   if (!result.ok && result.reason === 'unknown_type') return { ...result, detail: `type: must be one of ${[...UPLINK_TYPES, ...CONSULTATION_UPLINK_TYPES].join(', ')}` };
   return result;
 };

@@ -38,7 +38,9 @@ export const issueMessage = (issue: z.core.$ZodIssue): string => {
   if (issue.code === 'unrecognized_keys') {
     const named = issue.keys.filter(quotable);
     const unnamed = issue.keys.length - named.length;
-    const list = [...named, ...(unnamed > 0 ? [`${unnamed} whose name is not repeated here`] : [])].join(', ');
+    // "1 whose name is not repeated here" read as a field named "1" (a city system's developer).
+    const others = unnamed === 0 ? [] : [`${unnamed} ${named.length > 0 ? 'more ' : ''}field${unnamed === 1 ? ' whose name is' : 's whose names are'} not repeated here`];
+    const list = named.length > 0 && others.length > 0 ? `${named.join(', ')} and ${others[0]}` : [...named, ...others].join(', ');
     return `unknown ${issue.keys.length === 1 ? 'field' : 'fields'}: ${list}`;
   }
   return issue.message;
