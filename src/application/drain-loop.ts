@@ -1,3 +1,5 @@
+import { RepeatedFailureLog, type FailureLogger } from './repeated-failure-log';
+
 /**
  * The run loop every background subscriber of the event store shares (the projectors, the downlink publishers).
  *
@@ -112,3 +114,45 @@ export class DrainLoop {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A background subscriber run by a DrainLoop: the downlink publishers and the held-downlink releaser. It gives
+ * start / stop / catchUp, `stopRequested` for the drain in hand to end at its next step, and a failure log kept
+ * short (RepeatedFailureLog). A subclass gives the drain and what it waits for.
+ */
+export abstract class BackgroundDrain {
+  /** Set by stop(): the drain in hand ends at its next check; cleared by start(). */
+  protected stopRequested = false;
+  private readonly loop: DrainLoop;
+
+  protected constructor(logger: FailureLogger | undefined, messages: Readonly<{ failed: string; recovered: string }>, options: Pick<DrainLoopOptions, 'coalesceMs' | 'retryMs'> = {}) {
+    const failures = new RepeatedFailureLog(logger, messages);
+    this.loop = new DrainLoop({
+      drain: () => this.drain(),
+      wait: () => this.waitForWork(),
+      onError: (error) => failures.failed(error),
+      onRecovered: () => failures.succeeded(),
+      ...options,
+    });
+  }
+
+  /** To the head, or until stop() asks it to end. */
+  protected abstract drain(): Promise<boolean>;
+  /** Until there may be work (an append past what was handled), or a timeout. */
+  protected abstract waitForWork(): Promise<unknown>;
+
+  catchUp(): Promise<void> {
+    return this.loop.catchUp();
+  }
+
+  start(): void {
+    if (!this.loop.isStopped) return;
+    this.stopRequested = false;
+    this.loop.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    await this.loop.stop();
+  }
+}

@@ -1,6 +1,5 @@
 import { readCoveredPage } from '../covered-page';
-import { DrainLoop } from '../drain-loop';
-import { RepeatedFailureLog } from '../repeated-failure-log';
+import { BackgroundDrain } from '../drain-loop';
 import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
 import type { CheckpointStore } from '../ports/downlink-outbox';
@@ -150,39 +149,20 @@ export type ConsultationPublisherDependencies = Readonly<{
   logger?: ProjectorLogger;
 }>;
 
-export class ConsultationDownlinkPublisher {
-  private stopRequested = false;
-  private readonly loop: DrainLoop;
+export class ConsultationDownlinkPublisher extends BackgroundDrain {
   private readonly name: string;
 
   constructor(private readonly deps: ConsultationPublisherDependencies) {
+    super(deps.logger, { failed: 'consultation downlink failed; retrying from the checkpoint', recovered: 'consultation downlink works again' });
     this.name = deps.name ?? 'consultation-downlink';
-    const failures = new RepeatedFailureLog(deps.logger, { failed: 'consultation downlink failed; retrying from the checkpoint', recovered: 'consultation downlink works again' });
-    this.loop = new DrainLoop({
-      drain: () => this.drain(),
-      wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
-      onError: (error) => failures.failed(error),
-      onRecovered: () => failures.succeeded(),
-    });
   }
 
-  catchUp(): Promise<void> {
-    return this.loop.catchUp();
-  }
-
-  start(): void {
-    if (!this.loop.isStopped) return;
-    this.stopRequested = false;
-    this.loop.start();
-  }
-
-  async stop(): Promise<void> {
-    this.stopRequested = true;
-    await this.loop.stop();
+  protected async waitForWork(): Promise<unknown> {
+    return this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
   }
 
   /** To the head, or until stop() asks it to end; it sends each event's messages as it goes. */
-  private async drain(): Promise<boolean> {
+  protected async drain(): Promise<boolean> {
     let checkpoint = await this.deps.checkpoints.get(this.name);
     for (;;) {
       // Only consultation events; a short page lets the checkpoint move up to the head (see readCoveredPage).

@@ -1,11 +1,10 @@
 import { readCoveredPage } from '../covered-page';
-import { DrainLoop } from '../drain-loop';
+import { BackgroundDrain } from '../drain-loop';
 import type { CheckpointStore, DownlinkOutbox } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
 import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
 import type { DirectoryLogger } from './directory-projector';
 import type { DirectoryReadModel } from './directory-read-model';
-import { RepeatedFailureLog } from '../repeated-failure-log';
 import { DOWNLINK_EVENT_TYPES, needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
 
 /**
@@ -42,21 +41,17 @@ export type DownlinkPublisherDependencies = Readonly<{
   logger?: DirectoryLogger;
 }>;
 
-export class DownlinkPublisher {
-  private stopRequested = false;
-  private readonly loop: DrainLoop;
+export class DownlinkPublisher extends BackgroundDrain {
   private readonly name: string;
   private sentCount = 0;
 
   constructor(private readonly deps: DownlinkPublisherDependencies) {
+    super(deps.logger, { failed: 'downlink publishing failed; retrying from the checkpoint', recovered: 'downlink publishing works again' });
     this.name = deps.name ?? 'downlink';
-    const failures = new RepeatedFailureLog(deps.logger, { failed: 'downlink publishing failed; retrying from the checkpoint', recovered: 'downlink publishing works again' });
-    this.loop = new DrainLoop({
-      drain: () => this.drain(),
-      wait: async () => this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000),
-      onError: (error) => failures.failed(error),
-      onRecovered: () => failures.succeeded(),
-    });
+  }
+
+  protected async waitForWork(): Promise<unknown> {
+    return this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
   }
 
   /** Messages sent by this instance (resends included). */
@@ -64,23 +59,8 @@ export class DownlinkPublisher {
     return this.sentCount;
   }
 
-  catchUp(): Promise<void> {
-    return this.loop.catchUp();
-  }
-
-  start(): void {
-    if (!this.loop.isStopped) return;
-    this.stopRequested = false;
-    this.loop.start();
-  }
-
-  async stop(): Promise<void> {
-    this.stopRequested = true; // the drain in hand ends after its current event
-    await this.loop.stop();
-  }
-
-  /** To the head, or until stop() asks it to end; it sends each event's messages as it goes. */
-  private async drain(): Promise<boolean> {
+  /** To the head, or until stop() asks it to end (after its current event); it sends each event's messages as it goes. */
+  protected async drain(): Promise<boolean> {
     let checkpoint = await this.deps.checkpoints.get(this.name);
     for (;;) {
       // Only the events it plans for: on a store of uploads the rest is nearly everything (see readCoveredPage).

@@ -1,7 +1,7 @@
-import { DrainLoop } from '../drain-loop';
+import { BackgroundDrain } from '../drain-loop';
 import type { PreparedDownlink } from '../ports/downlink-outbox';
 import type { EventStore } from '../ports/event-store';
-import { RepeatedFailureLog, type FailureLogger } from '../repeated-failure-log';
+import type { FailureLogger } from '../repeated-failure-log';
 import type { HeldDownlinks, HeldEnvelope } from './held-downlinks';
 
 /**
@@ -41,40 +41,21 @@ export type HeldDownlinkReleaserDependencies = Readonly<{
   onPending?: (count: number) => void;
 }>;
 
-export class HeldDownlinkReleaser {
-  private readonly loop: DrainLoop;
-  private stopRequested = false;
+export class HeldDownlinkReleaser extends BackgroundDrain {
   /** The store's head when the pass in hand began: an append after it wakes the next. */
   private seen = 0n;
 
+  // catchUp(): one pass that began after the call (every system with held messages tried once). stop(): the system
+  // in hand is finished (its sends wait for the broker), the rest waits.
   constructor(private readonly deps: HeldDownlinkReleaserDependencies) {
-    const failures = new RepeatedFailureLog(deps.logger, { failed: 'releasing held downlink messages failed; retrying', recovered: 'releasing held downlink messages works again' });
-    this.loop = new DrainLoop({
-      drain: () => this.pass(),
-      wait: () => this.deps.store.waitForAppend(this.seen, this.deps.recheckMs ?? 5000),
-      onError: (error) => failures.failed(error),
-      onRecovered: () => failures.succeeded(),
-      coalesceMs: this.deps.coalesceMs ?? 250,
-    });
+    super(deps.logger, { failed: 'releasing held downlink messages failed; retrying', recovered: 'releasing held downlink messages works again' }, { coalesceMs: deps.coalesceMs ?? 250 });
   }
 
-  /** One pass that began after the call (every system with held messages tried once). */
-  catchUp(): Promise<void> {
-    return this.loop.catchUp();
+  protected waitForWork(): Promise<unknown> {
+    return this.deps.store.waitForAppend(this.seen, this.deps.recheckMs ?? 5000);
   }
 
-  start(): void {
-    if (!this.loop.isStopped) return;
-    this.stopRequested = false;
-    this.loop.start();
-  }
-
-  async stop(): Promise<void> {
-    this.stopRequested = true; // the system in hand is finished (its sends wait for the broker), the rest waits
-    await this.loop.stop();
-  }
-
-  private async pass(): Promise<boolean> {
+  protected async drain(): Promise<boolean> {
     this.seen = await this.deps.store.headPosition();
     await this.deps.held.catchUp();
     let failure: { error: unknown } | null = null;
