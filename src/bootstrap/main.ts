@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: a stop signal while the modules below load is a clean stop, not Node's exit 143 (see the module).
+import { onStopSignal } from './early-signals';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
@@ -305,27 +307,25 @@ const main = async (): Promise<void> => {
   // was Node's default, 143 and silence. Nothing is served yet, so there is nothing to drain: the store's
   // transactions in flight end with the process (PostgreSQL rolls them back; SQLite's journal does).
   let hub: RunningHub | null = null;
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      if (hub === null) {
-        logger.info({ signal }, 'stopped during start; nothing was served');
-        process.exit(0);
-      }
-      logger.info({ signal }, 'shutting down');
-      const force = setTimeout(() => {
-        logger.error('shutdown grace period exceeded; exiting');
+  onStopSignal((signal) => {
+    if (hub === null) {
+      logger.info({ signal }, 'stopped during start; nothing was served');
+      process.exit(0);
+    }
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error('shutdown grace period exceeded; exiting');
+      process.exit(1);
+    }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
+    force.unref();
+    hub.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
         process.exit(1);
-      }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
-      force.unref();
-      hub.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    });
-  }
+      },
+    );
+  });
   try {
     hub = await startHub(config, logger);
   } catch (error) {
