@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { decimalSetting, wholeNumberSetting } from './setting-numbers';
 
 /**
  * Access control, rate limits and crypto-shredding settings (spread into ConfigSchema in config.ts).
@@ -43,10 +44,10 @@ export const authSettings = {
   RTS_API_KEYS: ApiKeys.optional(),
   RTS_AUTH_DEV_LOGIN: onOff.optional(),
   RTS_AUTH_CHANGE: onOff.default('off'),
-  RTS_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(50),
-  RTS_RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(1_000_000).default(200),
-  RTS_AUDIT_ANCHOR_SECONDS: z.coerce.number().int().min(0).max(86_400).default(3600),
-  RTS_PATIENT_KEY_CACHE_SIZE: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+  RTS_RATE_LIMIT_PER_SECOND: decimalSetting(0.1, 100_000).default(50),
+  RTS_RATE_LIMIT_BURST: wholeNumberSetting(1, 1_000_000).default(200),
+  RTS_AUDIT_ANCHOR_SECONDS: wholeNumberSetting(0, 86_400).default(3600),
+  RTS_PATIENT_KEY_CACHE_SIZE: wholeNumberSetting(1, 10_000_000).default(10_000),
 };
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { wholeNumberSetting } from './setting-numbers';
 import { readFileSync } from 'node:fs';
 import type { AmqpEndpoint, AmqpSasl, AmqpTls } from '../adapters/amqp/connection';
 import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
@@ -17,7 +18,7 @@ import { issueMessage } from '../adapters/validation/zod-issues';
  *   eventstoredb  RTS_EVENTSTORE_CONNECTION_STRING (required); the registry projection in memory, rebuilt from
  *                 $all at start, unless RTS_POSTGRES_URL is also given: then in PostgreSQL (RTS_POSTGRES_SCHEMA).
  */
-const port = z.coerce.number().int().min(0).max(65535);
+const port = wholeNumberSetting(0, 65535);
 
 export const EVENT_STORES = ['sqlite', 'postgres', 'eventstoredb'] as const;
 export type EventStoreKind = (typeof EVENT_STORES)[number];
@@ -93,13 +94,13 @@ const storeSettings = {
    * How long a connection to PostgreSQL may take (TCP, TLS, login), and a wait for a free pooled connection: past
    * it the start ends with exit 69 and a request with 503 storage_unavailable. Raise it for a far or slow server.
    */
-  RTS_POSTGRES_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  RTS_POSTGRES_CONNECT_TIMEOUT_MS: wholeNumberSetting(100, 600_000).default(10_000),
   /**
    * How long one statement may go unanswered before its caller gets 503 storage_unavailable and its connection is
    * dropped (a hung server, a proxy that stopped forwarding). Migrations, VACUUM and a registry rebuild's deletes
    * are not bounded by it (see sql.ts). Raise it if ordinary statements of a large deployment take that long.
    */
-  RTS_POSTGRES_QUERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  RTS_POSTGRES_QUERY_TIMEOUT_MS: wholeNumberSetting(100, 3_600_000).default(30_000),
   /** e.g. esdb://admin:changeit@localhost:2113?tls=false; never logged. */
   RTS_EVENTSTORE_CONNECTION_STRING: z
     .string()
@@ -178,11 +179,11 @@ const messagingSettings = {
   /** Downlink queue of system X: `${prefix}X`. */
   RTS_DOWNLINK_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,150}$/, 'must be a queue name prefix: letters, digits . _ : -').optional(),
   /** Handler attempts per uplink message before it is dead-lettered. */
-  RTS_UPLINK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
+  RTS_UPLINK_MAX_ATTEMPTS: wholeNumberSetting(1, 100).optional(),
   /** Uplink messages held unsettled at once (= concurrent handlers) per hub process. */
-  RTS_UPLINK_PREFETCH: z.coerce.number().int().min(1).max(1000).optional(),
+  RTS_UPLINK_PREFETCH: wholeNumberSetting(1, 1000).optional(),
   /** First wait before a retried uplink message is handed back, doubling per attempt, at most 5 s (0: at once). */
-  RTS_UPLINK_RETRY_DELAY_MS: z.coerce.number().int().min(0).max(5000).optional(),
+  RTS_UPLINK_RETRY_DELAY_MS: wholeNumberSetting(0, 5000).optional(),
 };
 
 type MessagingSettings = Partial<Record<'RTS_BROKER_USERNAME' | 'RTS_BROKER_PASSWORD' | 'RTS_BROKER_TLS_CERT' | 'RTS_BROKER_TLS_KEY', string | undefined>>;
@@ -209,14 +210,14 @@ export const ConfigSchema = z
     RTS_PSEUDONYM_SECRET: z.string().regex(/^[0-9a-fA-F]{32,}$/, 'must be at least 32 hex digits').optional(),
     /** OID of the repository that receives new documents. */
     RTS_REPOSITORY_UNIQUE_ID: z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'must be an OID').default('2.25.151837495613302811512427370916935098473'),
-    RTS_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(16 * 1024),
+    RTS_BODY_LIMIT_BYTES: wholeNumberSetting(1024, 10 * 1024 * 1024).default(16 * 1024),
     /**
      * How long GET /health waits for the store before answering 503 storage_unavailable: a load balancer's probe
      * should get that answer, not its own timeout. Keep it below the probe's timeout.
      */
-    RTS_HEALTH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+    RTS_HEALTH_TIMEOUT_MS: wholeNumberSetting(100, 60_000).default(2_000),
     /** How long SIGTERM waits for in-flight requests before closing anyway. */
-    RTS_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+    RTS_SHUTDOWN_GRACE_MS: wholeNumberSetting(0, 3_600_000).default(10_000),
     /**
      * Message security on the queues: 'jose' (every message signed by its sender and encrypted for its receiver,
      * JWS inside JWE) or 'off' (plain JSON). Default jose: personal data must never cross the broker in clear,
