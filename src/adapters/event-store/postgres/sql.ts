@@ -98,7 +98,7 @@ export function asPgUnavailable(error: unknown): unknown {
   const reason = pgUnavailableReason(error);
   const failure = new UnavailableError(
     STORAGE_UNAVAILABLE,
-    `the hub cannot reach its database now${reason !== undefined ? ` (${reason})` : ''}; whether the last write was stored is unknown: send it again later (writes are idempotent by their ids)`,
+    `the hub cannot reach its database now${reason !== undefined ? ` (${reason})` : ''}; try again later (a write this interrupted may or may not be stored: writes are idempotent by their ids, so sending it again stores it once)`,
   );
   (failure as { cause?: unknown }).cause = error;
   return failure;
