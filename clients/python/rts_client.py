@@ -390,6 +390,13 @@ class JoseCodec:
         msg = claims.get("msg")
         if not isinstance(claims.get("iss"), str) or not isinstance(claims.get("aud"), str) or not isinstance(msg, dict) or not isinstance(msg.get("systemId"), str) or not isinstance(msg.get("id"), str):
             raise SecurityError("malformed_jose", "the signed payload lacks iss, aud or msg")
+        # As the hub and the SDK check, after the signature: the JWS says what it is, and its jti is the envelope's
+        # id (the id receivers dedupe on), so a signed token of another kind, or one whose jti was made for another
+        # message, is not taken for a message.
+        if inner.jose_header.get("typ") != JWS_TYPE:
+            raise SecurityError("malformed_jose", "the JWS typ must be " + JWS_TYPE)
+        if claims.get("jti") != msg["id"]:
+            raise SecurityError("malformed_jose", "the JWS jti must be the envelope's id")
         if claims["iss"] != HUB:
             raise SecurityError("sender_mismatch", "the claimed sender does not own the signing key")
         if claims["aud"] != self.keys.owner:

@@ -38,12 +38,12 @@ def hub_jwks(signing, encryption, previous_signing=(), retires_at=None):
     return {"keys": keys}
 
 
-def hub_message(env, signing, receiver_encryption, aud, iss="hub"):
+def hub_message(env, signing, receiver_encryption, aud, iss="hub", typ="rts-message+jwt", jti=None):
     """What the hub puts on a system's downlink queue: the claims signed with `signing`, encrypted for
     `receiver_encryption` (a key of the receiver; only its public part is used)."""
-    claims = {"iss": iss, "aud": aud, "iat": int(time.time()), "jti": env.get("id"), "msg": env}
+    claims = {"iss": iss, "aud": aud, "iat": int(time.time()), "jti": env.get("id") if jti is None else jti, "msg": env}
     signed = jws.JWS(json.dumps(claims).encode("utf-8"))
-    signed.add_signature(signing, alg="ES256", protected=json.dumps({"alg": "ES256", "kid": signing.thumbprint(), "typ": "rts-message+jwt"}))
+    signed.add_signature(signing, alg="ES256", protected=json.dumps({"alg": "ES256", "kid": signing.thumbprint(), "typ": typ}))
     public = jwk.JWK(**json.loads(receiver_encryption.export_public()))
     token = jwe.JWE(signed.serialize(compact=True).encode("utf-8"), protected=json.dumps({"alg": "ECDH-ES+A256KW", "enc": "A256GCM", "kid": receiver_encryption.thumbprint(), "cty": "JWT"}))
     token.add_recipient(public)
@@ -264,6 +264,12 @@ class Reasons(unittest.TestCase):
     def test_claims_for_another_party_are_not_for_us_and_another_issuer_is_sender_mismatch(self):
         self.assertEqual(reason(self.codec, hub_message(upsert("city-a"), self.hub_sig, self.keys.encryption, "city-b")), "not_for_us")
         self.assertEqual(reason(self.codec, hub_message(upsert("city-a"), self.hub_sig, self.keys.encryption, "city-a", iss="city-b")), "sender_mismatch")
+
+    def test_a_jws_of_another_typ_or_with_another_jti_is_malformed_though_signed(self):
+        # The hub and the SDK refuse these (docs/messaging.md, malformed_jose); the client took them.
+        self.assertEqual(reason(self.codec, hub_message(upsert("city-a"), self.hub_sig, self.keys.encryption, "city-a")), "accepted")
+        self.assertEqual(reason(self.codec, hub_message(upsert("city-a"), self.hub_sig, self.keys.encryption, "city-a", typ="JWT")), "malformed_jose")
+        self.assertEqual(reason(self.codec, hub_message(upsert("city-a"), self.hub_sig, self.keys.encryption, "city-a", jti=str(uuid.uuid4()))), "malformed_jose")
 
     def test_claims_without_an_envelope_are_malformed(self):
         env = upsert("city-a")
