@@ -159,4 +159,21 @@ describe('consultations over HTTP and in SQLite', () => {
     expect(page2.items.map((c: { id: string }) => c.id)).toEqual([ID]);
     expect(page2.nextCursor).toBeNull();
   });
+
+  it("one expert's actionId does not swallow another expert's step; an id reused for another step is refused", async () => {
+    const id = '33333333-2222-4333-8444-555555555555';
+    expect((await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: id } })).statusCode).toBe(201);
+    const first = await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'chengdu:li', reason: 'busy', actionId: '1' } });
+    expect(first.json()).toMatchObject({ expertId: 'beijing:wang' });
+    const second = await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'beijing:wang', reason: 'busy too', actionId: '1' } });
+    expect(second.statusCode).toBe(200);
+    expect(second.json()).toMatchObject({ status: 'unassigned', offers: [{ outcome: 'declined', reason: 'busy' }, { outcome: 'declined', reason: 'busy too' }] });
+
+    // The same command id for another expert's step (e.g. an uplink message id sent twice by different systems).
+    const other = '44444444-2222-4333-8444-555555555555';
+    await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: other } });
+    await module.service.decline(other, { expertId: 'chengdu:li', bySystemId: 'chengdu', reason: '' }, { commandId: 'reused' });
+    await expect(module.service.decline(other, { expertId: 'beijing:wang', bySystemId: 'beijing', reason: '' }, { commandId: 'reused' })).rejects.toMatchObject({ code: 'action_id_reused' });
+    expect((await app.inject({ url: `/consultations/${other}` })).json()).toMatchObject({ status: 'offered', expertId: 'beijing:wang' });
+  });
 });

@@ -93,9 +93,13 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
 
 export const registerConsultationRoutes = (app: FastifyInstance, deps: ConsultationRouteDependencies): void => {
   const { consultations } = deps;
-  /** An HTTP action's command id: from the caller's actionId (scoped to the consultation and action), else random. */
-  const options = (id: string, action: string, given: string | undefined, correlationId: string) => ({
-    commandId: given === undefined ? undefined : `http/${id}/${action}/${given}`,
+  /**
+   * An HTTP action's command id: from the caller's actionId, scoped to the consultation, the action and who acts
+   * (the expert or the system), else random. Without the actor, a second expert's decline with the same actionId
+   * as the first expert's was taken for a repeat of it and dropped.
+   */
+  const options = (id: string, action: string, actor: string, given: string | undefined, correlationId: string) => ({
+    commandId: given === undefined ? undefined : `http/${id}/${action}/${actor}/${given}`,
     correlationId,
   });
 
@@ -122,14 +126,14 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   app.post('/consultations/:id/accept', async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(AcceptBody, request.body, 'body');
-    const r = await consultations.accept(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId) }, options(id, 'accept', b.actionId, request.id));
+    const r = await consultations.accept(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId) }, options(id, 'accept', b.expertId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
   app.post('/consultations/:id/decline', async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(DeclineBody, request.body, 'body');
-    const r = await consultations.decline(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), reason: b.reason ?? '' }, options(id, 'decline', b.actionId, request.id));
+    const r = await consultations.decline(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), reason: b.reason ?? '' }, options(id, 'decline', b.expertId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
@@ -139,7 +143,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const r = await consultations.issueReport(
       id,
       { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), diagnosis: b.diagnosis, recommendations: b.recommendations ?? '' },
-      options(id, 'report', b.actionId, request.id),
+      options(id, 'report', b.expertId, b.actionId, request.id),
     );
     return consultationDto(r.consultation);
   });
@@ -147,14 +151,14 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   app.post('/consultations/:id/acknowledge', async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ApplicantBody, request.body, 'body');
-    const r = await consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.actionId, request.id));
+    const r = await consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.systemId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
   app.post('/consultations/:id/cancel', async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(CancelBody, request.body, 'body');
-    const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.actionId, request.id));
+    const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.systemId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 

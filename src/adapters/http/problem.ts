@@ -72,6 +72,7 @@ export const PROBLEM_TYPES = {
   expert_not_offered: [403, 'The case was not offered to this expert'],
   not_your_consultation: [403, 'The consultation belongs to another system'],
   consultation_id_reused: [409, 'The consultation id was already used for another request'],
+  action_id_reused: [409, 'The actionId was already used for another step on this consultation'],
   offer_expired: [409, 'The offer has expired'],
   offer_declined: [409, 'The offer was declined'],
   consultation_already_accepted: [409, 'The consultation was already accepted'],

@@ -230,6 +230,9 @@ export class ConsultationService {
     const { newEvents } = await handleCommand(this.deps.store, consultationStreamName(consultationId), consultationDecider, command, {
       commandId: options.commandId ?? this.deps.ids.uuid(),
       metadata: { correlationId },
+      // A step's repeat decides to nothing on what it stored (or is refused as the case moved on), so events here
+      // mean the id (an HTTP actionId, an uplink message id) was used before for another step.
+      reusedId: () => new ConflictError('action_id_reused', 'this actionId (or message id) was already used for another step on this consultation'),
     });
     return { consultation: await this.get(consultationId), changed: newEvents.length > 0 };
   }
