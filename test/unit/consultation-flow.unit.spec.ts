@@ -183,6 +183,29 @@ describe('ConsultationService over the in-memory store', () => {
     await expect(module.service.request({ ...requestInput, applicantSystemId: 'nowhere' })).rejects.toMatchObject({ code: 'unknown_system' });
   });
 
+  it('an accept sent before the deadline and handled after a hub restart counts; the runner gives the uplink a grace after its start', async () => {
+    const { module } = await setup();
+    const ID2 = '22222222-2222-4333-8444-555555555555';
+    for (const [consultationId, key] of [[ID, 'rq1'], [ID2, 'rq2']] as const) {
+      await module.handleUplink(up('xian', 'consultation.requested', { consultationId, applicantClinician: 'dr-chen', candidates: ['chengdu:li', 'beijing:wang'], clinicalQuestion: QUESTION, summary: '', attachments: [] }, key));
+    }
+    // The hub was down past the deadlines (3600 s); it starts again: its first poll leaves both offers open.
+    now = now.plus({ minutes: 61 });
+    module.deadlines.start();
+    await module.deadlines.stop();
+    expect((await module.service.get(ID)).offers.map((o) => o.outcome)).toEqual(['open']);
+    // chengdu's accept, sent 5 s after the offer (before the hub went down), comes off the uplink backlog.
+    const sentEarly = { ...up('chengdu', 'consultation.accept', { consultationId: ID, expertId: 'chengdu:li' }, 'acc1'), time: '2024-05-01T10:00:05Z' };
+    expect(await module.handleUplink(sentEarly)).toEqual({ outcome: 'applied' });
+    expect(await module.service.get(ID)).toMatchObject({ status: 'accepted', expertId: 'chengdu:li' });
+    // Past the grace, the other overdue offer expires and moves on; an accept sent in time is then too late.
+    now = now.plus({ seconds: 31 });
+    expect(await module.deadlines.runOnce()).toBe(1);
+    expect(await module.service.get(ID2)).toMatchObject({ status: 'offered', expertId: 'beijing:wang' });
+    const tooLate = { ...up('chengdu', 'consultation.accept', { consultationId: ID2, expertId: 'chengdu:li' }, 'acc2'), time: '2024-05-01T10:00:05Z' };
+    await expect(module.handleUplink(tooLate)).rejects.toMatchObject({ code: 'offer_expired' });
+  });
+
   it('uplink messages: the sender must be the applicant or the offered expert\'s home system; repeats are duplicates', async () => {
     const { module } = await setup();
     const requested = up('xian', 'consultation.requested', { consultationId: ID, applicantClinician: 'dr-chen', candidates: ['chengdu:li'], clinicalQuestion: QUESTION, summary: '', attachments: [] }, 'rq');

@@ -126,7 +126,8 @@ export class ConsultationService {
     return { consultation: await this.get(consultationId), created: newEvents.length > 0 };
   }
 
-  async accept(id: string, by: Readonly<{ expertId: string; bySystemId: string }>, options: CommandOptions = {}): Promise<StepResult> {
+  /** `sentAt`: the sender's signed message time (uplink only), weighed when the hub handles it after the deadline. */
+  async accept(id: string, by: Readonly<{ expertId: string; bySystemId: string; sentAt?: string }>, options: CommandOptions = {}): Promise<StepResult> {
     // An expert who has left the directory takes no case (the offer then runs out and goes to the next candidate).
     await this.deps.directoryProjector.catchUp();
     if ((await this.deps.directory.getExpert(by.expertId))?.status === 'retired') {
