@@ -70,6 +70,7 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
     ...overrides,
   });
   app.get('/patients/:patientId/observations', async () => ({ count: 0 }));
+  app.post('/consultations', async () => ({}));
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, base, audited, logLines };
 };
@@ -131,6 +132,26 @@ describe('installSecurity: a CPR number as the subject', () => {
     expect(devLogin).not.toHaveBeenCalled();
     expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'operator', sub: 'ops' })).statusCode).toBe(200);
     await h.app.close();
+  });
+});
+
+describe('installSecurity: a CPR number as a system id', () => {
+  it('refuses a system acting for a CPR-shaped system id and keeps the number out of the audit trail', async () => {
+    const h = await harness({ verifyBearer: async () => ({ subject: 'chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' }) });
+    try {
+      for (const applicantSystemId of [CPR, '2512481234']) {
+        const res = await call(h, 'POST', '/consultations', { authorization: 'Bearer x' }, { applicantSystemId, applicantClinician: 'x', candidates: ['leshan:e5'], clinicalQuestion: 'q', summary: '' });
+        expect(res.statusCode).toBe(403);
+      }
+      expect(h.audited).toHaveLength(2);
+      expect(h.audited.map((e) => e.resource)).toEqual([null, null]);
+      expect(JSON.stringify(h.audited)).not.toMatch(/251248-?1234/);
+      // A real system id is still named.
+      await call(h, 'POST', '/consultations', { authorization: 'Bearer x' }, { applicantSystemId: 'leshan' });
+      expect(h.audited[2]).toMatchObject({ resource: 'leshan', outcome: 'denied' });
+    } finally {
+      await h.app.close();
+    }
   });
 });
 

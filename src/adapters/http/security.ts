@@ -6,7 +6,7 @@ import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditSearch, type 
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
-import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
+import { containsCprDigits, parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
@@ -223,7 +223,8 @@ const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act') {
     const id = str(field(request.params, 'id'));
     if (id) return auditable(id, CONSULTATION_ID_PATTERN);
-    return 'systemId' in action ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
+    // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail.
+    return 'systemId' in action && !containsCprDigits(action.systemId) ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
   }
   return null;
 };
