@@ -123,6 +123,11 @@ describe('consultations over HTTP and in SQLite', () => {
     expect(MonthlyCounts.safeParse(stats.json()).error?.issues).toBeUndefined();
     expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-07&to=2024-08' })).json().items).toEqual([{ month: '2024-07', requested: 1 }, { month: '2024-08', requested: 0 }]);
     expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-13' })).statusCode).toBe(400);
+    // Over 1200 months: refused, not cut at 1900-1999 without the months that have data.
+    for (const q of ['from=1900-01&to=2026-12', 'from=0000-01&to=9999-12', 'from=1900-01']) {
+      expect((await app.inject({ url: `/stats/consultations-per-month?${q}` })).json()).toMatchObject({ status: 422, code: 'interval_too_wide' });
+    }
+    expect((await app.inject({ url: '/stats/consultations-per-month?from=1924-08&to=2024-07' })).json().items).toHaveLength(1200);
   });
 
   it('the SQLite model answers like the in-memory one, and is rebuilt to the same rows', async () => {

@@ -437,10 +437,11 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'GET /stats/consultations-per-month': {
     tag: 'Consultations',
-    summary: 'Consultations requested per UTC calendar month (bounds inclusive; months without requests as 0)',
+    summary: 'Consultations requested per UTC calendar month (bounds inclusive; months without requests as 0; at most 1200 months)',
     access: AUTHENTICATED,
     query: MonthsQuery,
     ok: { '200': { description: 'Counts by month', schema: MonthlyCounts } },
+    problems: ['invalid_interval', 'interval_too_wide'],
   },
 
   // ---- dead letters (operators) ----
