@@ -71,6 +71,8 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
   });
   app.get('/patients/:patientId/observations', async () => ({ count: 0 }));
   app.post('/consultations', async () => ({}));
+  app.get('/consultations', async () => ({ items: [] }));
+  app.post('/consultations/:id/accept', async () => ({}));
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, base, audited, logLines };
 };
@@ -149,6 +151,31 @@ describe('installSecurity: a CPR number as a system id', () => {
       // A real system id is still named.
       await call(h, 'POST', '/consultations', { authorization: 'Bearer x' }, { applicantSystemId: 'leshan' });
       expect(h.audited[2]).toMatchObject({ resource: 'leshan', outcome: 'denied' });
+    } finally {
+      await h.app.close();
+    }
+  });
+});
+
+describe('installSecurity: a missing or misspelt actor field', () => {
+  it('is a 400 invalid_request naming the field, not a 403 audited as a denial', async () => {
+    const h = await harness({ verifyBearer: async () => ({ subject: 'chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' }) });
+    const auth = { authorization: 'Bearer x' };
+    const id = '11111111-2222-4333-8444-555555555555';
+    try {
+      const cases: [Promise<Answer>, string][] = [
+        [call(h, 'GET', '/consultations', auth), 'query.system'],
+        [call(h, 'POST', '/consultations', auth, { applicantClinician: 'x', candidates: ['leshan:e5'], clinicalQuestion: 'q', summary: '' }), 'body.applicantSystemId'],
+        [call(h, 'POST', `/consultations/${id}/accept`, auth, { expert: 'leshan:e2' }), 'body.expertId'],
+      ];
+      for (const [answer, path] of cases) {
+        const res = await answer;
+        expect({ status: res.statusCode, code: res.json().code, paths: res.json().errors.map((e: { path: string }) => e.path) }).toEqual({ status: 400, code: 'invalid_request', paths: [path] });
+      }
+      expect(h.audited).toEqual([]);
+      // A well-formed actor of another system is still refused and audited.
+      expect((await call(h, 'GET', '/consultations?system=leshan', auth)).statusCode).toBe(403);
+      expect(h.audited).toEqual([expect.objectContaining({ outcome: 'denied', reason: 'other_system' })]);
     } finally {
       await h.app.close();
     }

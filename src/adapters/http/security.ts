@@ -7,10 +7,11 @@ import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { containsCprDigits, parseCpr, type Cpr } from '../../domain/monitoring/cpr';
-import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
+import { CONSULTATION_ID_PATTERN, homeSystemOf } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
 import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
+import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -148,10 +149,13 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     return { kind, patientKey: key, uniqueId };
   };
   const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request) => ({ kind: 'consultation.act', systemId: systemOf(request) });
-  const expertSystem = (request: FastifyRequest): string => {
-    const expertId = str(field(request.body, 'expertId'));
-    return expertId.slice(0, Math.max(0, expertId.indexOf(':')));
-  };
+  /**
+   * The field that names who acts, checked as the route checks it: missing or malformed, it is the caller's
+   * mistake (400 invalid_request, the route's own problem, not audited), not a refusal of someone else's system.
+   */
+  const actor = (where: 'body' | 'query', name: string, schema: z.ZodString) => (request: FastifyRequest): string =>
+    parseInput(z.object({ [name]: schema }), where === 'body' ? request.body : request.query, where)[name] as string;
+  const expertSystem = (request: FastifyRequest): string => homeSystemOf(actor('body', 'expertId', AcceptBody.shape.expertId)(request));
   return {
     'POST /observations': patientRoute('observations.write', 'body'),
     'GET /patients/:patientId/observations': patientRoute('observations.read', 'params'),
@@ -175,8 +179,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /dead-letters': async () => ({ kind: 'dead_letters.manage' }),
     'GET /dead-letters/:id': async () => ({ kind: 'dead_letters.manage' }),
     'POST /dead-letters/:id/replay': async () => ({ kind: 'dead_letters.manage' }),
-    'POST /consultations': consultationAct((r) => str(field(r.body, 'applicantSystemId'))),
-    'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [str(field(request.query, 'system'))] }),
+    'POST /consultations': consultationAct(actor('body', 'applicantSystemId', ConsultationBody.shape.applicantSystemId)),
+    'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [actor('query', 'system', ConsultationsQuery.shape.system)(request)] }),
     'GET /consultations/:id': async (request) => {
       const systems = await deps.consultationSystems?.(str(field(request.params, 'id')));
       return systems ? { kind: 'consultation.read', systemIds: systems } : 'pass';
@@ -184,8 +188,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /consultations/:id/accept': consultationAct(expertSystem),
     'POST /consultations/:id/decline': consultationAct(expertSystem),
     'POST /consultations/:id/report': consultationAct(expertSystem),
-    'POST /consultations/:id/acknowledge': consultationAct((r) => str(field(r.body, 'systemId'))),
-    'POST /consultations/:id/cancel': consultationAct((r) => str(field(r.body, 'systemId'))),
+    'POST /consultations/:id/acknowledge': consultationAct(actor('body', 'systemId', ApplicantBody.shape.systemId)),
+    'POST /consultations/:id/cancel': consultationAct(actor('body', 'systemId', ApplicantBody.shape.systemId)),
   };
 };
 
