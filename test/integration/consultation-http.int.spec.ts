@@ -50,7 +50,7 @@ describe('consultations over HTTP and in SQLite', () => {
     await directory.uplink.handleUplink(up('beijing', 'expert.registered', { localExpertId: 'wang', profile }, 'wang'));
     module = createConsultationModule({ store, clock, ids, logger, directory });
     expect(module.readModel).toBeInstanceOf(SqliteConsultations);
-    app = Fastify();
+    app = Fastify({ bodyLimit: 16 * 1024 }); // the hub's default RTS_BODY_LIMIT_BYTES
     app.setErrorHandler((error, request, reply) => sendProblem(reply, toProblem(error, request.url)));
     registerConsultationRoutes(app, { consultations: module.service });
     await app.ready();
@@ -163,6 +163,16 @@ describe('consultations over HTTP and in SQLite', () => {
     const page2 = (await app.inject({ url: `/consultations?system=xian&limit=1&cursor=${page1.nextCursor}` })).json();
     expect(page2.items.map((c: { id: string }) => c.id)).toEqual([ID]);
     expect(page2.nextCursor).toBeNull();
+  });
+
+  it('takes texts up to their documented lengths under the hub-wide 16 KiB body limit', async () => {
+    const id = '55555555-2222-4333-8444-555555555555';
+    const summary = '\u00e9\u4e2d'.repeat(50_000); // 100,000 characters, 250,000 bytes of UTF-8
+    const res = await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: id, summary } });
+    expect(res.statusCode).toBe(201);
+    expect((await app.inject({ url: `/consultations/${id}` })).json().summary).toHaveLength(100_000);
+    // Other consultation routes keep the hub-wide limit.
+    expect((await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'chengdu:li', reason: 'x'.repeat(20_000) } })).statusCode).toBe(413);
   });
 
   it("one expert's actionId does not swallow another expert's step; an id reused for another step is refused", async () => {

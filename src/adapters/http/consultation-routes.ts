@@ -4,6 +4,7 @@ import type { ConsultationView } from '../../application/consultation/consultati
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
 import {
   CONSULTATION_ID_PATTERN,
+  CONSULTATION_TEXT_LIMITS,
   CONSULTATION_STATUSES,
   MAX_ATTACHMENTS,
   MAX_CANDIDATES,
@@ -40,6 +41,14 @@ import { idempotencyKey, parseInput } from './schemas';
  * The request id becomes the consultation's correlation id.
  */
 export type ConsultationRouteDependencies = Readonly<{ consultations: ConsultationService }>;
+
+/**
+ * The body limit of POST /consultations and /report, whatever RTS_BODY_LIMIT_BYTES says (when that is lower):
+ * their texts may reach the lengths the schema allows (summary and recommendations 100,000 characters, counted
+ * in UTF-16 code units) in any spelling JSON allows, up to 6 bytes a code unit (\uXXXX), plus 64 KiB for the
+ * rest. With the hub's 16 KiB default, a 20,000-character summary was refused 413.
+ */
+export const CONSULTATION_BODY_LIMIT_BYTES = 6 * (CONSULTATION_TEXT_LIMITS.applicantClinician + CONSULTATION_TEXT_LIMITS.clinicalQuestion + CONSULTATION_TEXT_LIMITS.summary) + 64 * 1024;
 
 const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
 const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
@@ -103,7 +112,9 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     correlationId,
   });
 
-  app.post('/consultations', async (request, reply) => {
+  const textBodies = { bodyLimit: Math.max(app.initialConfig.bodyLimit ?? 0, CONSULTATION_BODY_LIMIT_BYTES) };
+
+  app.post('/consultations', textBodies, async (request, reply) => {
     const body = parseInput(ConsultationBody, request.body, 'body');
     const { consultation, created } = await consultations.request(
       body,
@@ -137,7 +148,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/report', async (request) => {
+  app.post('/consultations/:id/report', textBodies, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ReportBody, request.body, 'body');
     const r = await consultations.issueReport(
