@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { Writable } from 'node:stream';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { DateTime } from 'luxon';
 import { uuidV5 } from '../../src/application/ids';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
@@ -173,6 +175,27 @@ describe('consultations over HTTP and in SQLite', () => {
     expect((await app.inject({ url: `/consultations/${id}` })).json().summary).toHaveLength(100_000);
     // Other consultation routes keep the hub-wide limit.
     expect((await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'chengdu:li', reason: 'x'.repeat(20_000) } })).statusCode).toBe(413);
+  });
+
+  it("logs the steps on a consultation with the consultation's correlation id, refused ones too", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({ write: (chunk: Buffer, _e, done) => (chunk.toString('utf8').split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))), done()) });
+    const logged = Fastify({ loggerInstance: pino({ level: 'info' }, stream) as unknown as FastifyBaseLogger });
+    logged.setErrorHandler((error, request, reply) => {
+      const p = toProblem(error, request.url);
+      request.log.info({ problem: p.code }, 'request refused'); // as server.ts
+      return sendProblem(reply, p);
+    });
+    registerConsultationRoutes(logged, { consultations: module.service });
+    try {
+      const { correlationId } = (await logged.inject({ url: `/consultations/${ID}` })).json();
+      expect(correlationId).toEqual(expect.any(String));
+      const refused = await logged.inject({ method: 'POST', url: `/consultations/${ID}/decline`, payload: { expertId: 'beijing:wang' } });
+      expect(refused.json().code).toBe('consultation_already_accepted');
+      expect(lines.filter((l) => l.msg === 'request refused').map((l) => l.correlationId)).toEqual([correlationId]);
+    } finally {
+      await logged.close();
+    }
   });
 
   it("one expert's actionId does not swallow another expert's step; an id reused for another step is refused", async () => {

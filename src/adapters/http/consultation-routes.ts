@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
@@ -112,6 +112,19 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     correlationId,
   });
 
+  /**
+   * The log lines of a request about one consultation (its own, 'request refused') carry the consultation's
+   * correlation id beside the request id: one id follows a consultation through every log line.
+   */
+  const consultationLog = {
+    preValidation: async (request: FastifyRequest) => {
+      const id = (request.params as { id?: unknown } | null)?.id;
+      if (typeof id !== 'string' || !CONSULTATION_ID_PATTERN.test(id)) return;
+      const correlationId = await consultations.correlationIdOf(id);
+      if (correlationId !== null) request.log = request.log.child({ correlationId });
+    },
+  };
+
   const textBodies = { bodyLimit: Math.max(app.initialConfig.bodyLimit ?? 0, CONSULTATION_BODY_LIMIT_BYTES) };
 
   app.post('/consultations', textBodies, async (request, reply) => {
@@ -129,26 +142,26 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     return { items: page.items.map(consultationDto), nextCursor: page.nextCursor };
   });
 
-  app.get('/consultations/:id', async (request) => {
+  app.get('/consultations/:id', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     return consultationDto(await consultations.get(id));
   });
 
-  app.post('/consultations/:id/accept', async (request) => {
+  app.post('/consultations/:id/accept', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(AcceptBody, request.body, 'body');
     const r = await consultations.accept(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId) }, options(id, 'accept', b.expertId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/decline', async (request) => {
+  app.post('/consultations/:id/decline', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(DeclineBody, request.body, 'body');
     const r = await consultations.decline(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), reason: b.reason ?? '' }, options(id, 'decline', b.expertId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/report', textBodies, async (request) => {
+  app.post('/consultations/:id/report', { ...textBodies, ...consultationLog }, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ReportBody, request.body, 'body');
     const r = await consultations.issueReport(
@@ -159,14 +172,14 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/acknowledge', async (request) => {
+  app.post('/consultations/:id/acknowledge', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ApplicantBody, request.body, 'body');
     const r = await consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.systemId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/cancel', async (request) => {
+  app.post('/consultations/:id/cancel', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(CancelBody, request.body, 'body');
     const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.systemId, b.actionId, request.id));

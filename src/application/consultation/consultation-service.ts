@@ -26,6 +26,7 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *   expireOffer(id, offerIndex, opts) / resendReport(id, attempt, opts)        (the Deadlines runner)
  *     -> { consultation, changed }
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
+ *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
  *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }
  *   consultationsPerMonth({ from?, to? }) -> [{ month: 'YYYY-MM', requested }] with zero months filled in
  *
@@ -213,6 +214,15 @@ export class ConsultationService {
     if (unknown.length > 0) throw new ValidationError('unknown_candidate', 'a candidate is not an expert of the directory', unknown);
     const retired = experts.flatMap((e, i) => (e?.status === 'retired' ? [{ path: `candidates.${i}`, message: 'retired' }] : []));
     if (retired.length > 0) throw new ValidationError('candidate_retired', 'a candidate expert has retired', retired);
+  }
+
+  /** The consultation's own correlation id, from its stream; null when there is no such consultation (for log lines). */
+  async correlationIdOf(consultationId: string): Promise<string | null> {
+    const { state } = await this.deps.store.aggregateStream<ConsultationState>(consultationStreamName(consultationId), {
+      evolve: (s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as unknown as ConsultationEvent),
+      initialState: consultationDecider.initialState,
+    });
+    return state.status === 'none' ? null : state.request.correlationId;
   }
 
   /** The consultation's own correlation id, from its stream (NotFoundError when there is no such consultation). */
