@@ -148,6 +148,15 @@ describe('ConsultationService over the in-memory store', () => {
     expect((await module.service.list({ systemId: 'xian', status: 'unassigned' })).items.map((c) => c.consultationId)).toEqual([id2]);
     expect((await module.service.list({ systemId: 'chengdu', role: 'expert' })).items.map((c) => c.consultationId)).toEqual([ID]);
     expect(await module.service.consultationsPerMonth()).toEqual([{ month: '2024-05', requested: 2 }]);
+
+    // Cancelled while offered: the open offer ends 'cancelled', and its expert's system is told.
+    const id3 = '88888888-2222-4333-8444-555555555555';
+    await module.service.request({ ...requestInput, consultationId: id3 });
+    const cancelled = (await module.service.cancel(id3, { bySystemId: 'xian' })).consultation;
+    expect(cancelled.offers).toEqual([expect.objectContaining({ expertId: 'chengdu:li', outcome: 'cancelled', settledAt: cancelled.cancelled!.cancelledAt })]);
+    const events3 = (await store.readStream(`consultation-${id3}`)).events;
+    const told = planConsultationDownlink(events3[events3.length - 1]!, { consultation: cancelled, queueFor: (s) => s });
+    expect(told.map((m) => [m.queue, m.envelope.type])).toEqual([['chengdu', 'consultation.cancelled']]);
   });
 
   it('the downlink publisher reads only consultation events, and over other contexts moves to the head', async () => {

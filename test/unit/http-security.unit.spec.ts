@@ -15,6 +15,7 @@ import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import type { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { Principal } from '../../src/application/access/policy';
+import { ConflictError } from '../../src/domain/shared/errors';
 
 const secret = randomBytes(32);
 const issuer = 'telemed-rts';
@@ -73,6 +74,9 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
   app.post('/consultations', async () => ({}));
   app.get('/consultations', async () => ({ items: [] }));
   app.post('/consultations/:id/accept', async () => ({}));
+  app.post('/consultations/:id/decline', async () => {
+    throw new ConflictError('offer_expired', 'the offer to this expert expired');
+  });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, base, audited, logLines };
 };
@@ -176,6 +180,19 @@ describe('installSecurity: a missing or misspelt actor field', () => {
       // A well-formed actor of another system is still refused and audited.
       expect((await call(h, 'GET', '/consultations?system=leshan', auth)).statusCode).toBe(403);
       expect(h.audited).toEqual([expect.objectContaining({ outcome: 'denied', reason: 'other_system' })]);
+    } finally {
+      await h.app.close();
+    }
+  });
+});
+
+describe('installSecurity: a refused step in the audit trail', () => {
+  it('records the problem code as the reason of an allowed request that failed', async () => {
+    const h = await harness({ verifyBearer: async () => ({ subject: 'chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' }) });
+    try {
+      const res = await call(h, 'POST', '/consultations/11111111-2222-4333-8444-555555555555/decline', { authorization: 'Bearer x' }, { expertId: 'chengdu:li' });
+      expect(res.statusCode).toBe(409);
+      expect(h.audited).toEqual([expect.objectContaining({ outcome: 'error', status: 409, reason: 'offer_expired' })]);
     } finally {
       await h.app.close();
     }

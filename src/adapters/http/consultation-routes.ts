@@ -93,7 +93,11 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
   attachments: c.attachments,
   deadlineSeconds: c.deadlineSeconds,
   expertId: c.expertId,
-  offers: c.offers.map((o) => ({ expertId: o.expertId, offerIndex: o.offerIndex, offeredAt: o.offeredAt, expiresAt: o.expiresAt, outcome: o.outcome, reason: o.reason, settledAt: o.settledAt })),
+  // A view stored before the projection settled the open offer at a cancel says 'open' on a cancelled case.
+  offers: c.offers.map((o) => {
+    const cancelled = o.outcome === 'open' && c.cancelled !== null;
+    return { expertId: o.expertId, offerIndex: o.offerIndex, offeredAt: o.offeredAt, expiresAt: o.expiresAt, outcome: cancelled ? 'cancelled' : o.outcome, reason: o.reason, settledAt: cancelled ? c.cancelled!.cancelledAt : o.settledAt };
+  }),
   report: c.report,
   cancelled: c.cancelled,
   requestedAt: c.requestedAt,

@@ -412,7 +412,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       requestId: String(request.id),
       outcome,
       status,
-      reason: audited.reason,
+      // A refused step (404, 409, 422...) is recorded with its problem code: 'error' alone did not say what failed.
+      reason: audited.reason ?? (outcome === 'error' ? problemCodeOf(payload) : null),
     };
     const recorded = deps.audit.record(entry);
     if (!isWrite(request.method) || outcome !== 'allowed') {
@@ -535,6 +536,17 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 };
 
 const startOfUtcDay = (t: Date): Date => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate()));
+
+/** The code of a problem+json answer, when the payload is one (a code only: never anything of the detail). */
+const problemCodeOf = (payload: unknown): string | null => {
+  if (typeof payload !== 'string' || payload.length > 64 * 1024) return null;
+  try {
+    const code = (JSON.parse(payload) as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && /^[a-z][a-z0-9_]{0,63}$/.test(code) ? code : null;
+  } catch {
+    return null;
+  }
+};
 
 const routeKey = (request: FastifyRequest): string => `${request.method} ${request.routeOptions?.url ?? '(no route)'}`;
 

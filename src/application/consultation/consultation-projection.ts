@@ -121,8 +121,12 @@ export const evolveConsultationView = (current: ConsultationView | null, event: 
         report: { ...current.report, nextResendAt: null, acknowledgedAt: event.data.acknowledgedAt },
         updatedAt: event.data.acknowledgedAt,
       });
-    case 'ConsultationCancelled':
-      return withDue({ ...current, status: 'cancelled', cancelled: { reason: event.data.reason, cancelledAt: event.data.cancelledAt }, updatedAt: event.data.cancelledAt });
+    case 'ConsultationCancelled': {
+      const { reason, cancelledAt } = event.data;
+      // The open offer ends with the case (it stayed 'open' on a cancelled consultation).
+      const offers = current.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' as const, settledAt: cancelledAt } : o));
+      return withDue({ ...current, status: 'cancelled', offers, cancelled: { reason, cancelledAt }, updatedAt: cancelledAt });
+    }
     default:
       return assertNever(event);
   }

@@ -157,7 +157,8 @@ export type ConsultationCommand =
 export type ConsultationStatus = 'offered' | 'accepted' | 'reported' | 'acknowledged' | 'unassigned' | 'cancelled';
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = ['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled'];
 
-export type OfferOutcome = 'open' | 'accepted' | 'declined' | 'expired';
+/** 'cancelled': the offer was open when the applicant cancelled the case. */
+export type OfferOutcome = 'open' | 'accepted' | 'declined' | 'expired' | 'cancelled';
 export type Offer = Readonly<{ expertId: string; offerIndex: number; offeredAt: string; expiresAt: string; outcome: OfferOutcome }>;
 export type Report = Readonly<{ expertId: string; diagnosis: string; recommendations: string; issuedAt: string; attempts: number; nextResendAt: string | null }>;
 
@@ -453,7 +454,7 @@ const evolve = (state: ConsultationState, event: ConsultationEvent): Consultatio
     case 'ReportAcknowledged':
       return { ...state, status: 'acknowledged', report: state.report && { ...state.report, nextResendAt: null } };
     case 'ConsultationCancelled':
-      return { ...state, status: 'cancelled' };
+      return { ...state, status: 'cancelled', offers: state.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' } : o)) };
     default:
       return assertNever(event);
   }
