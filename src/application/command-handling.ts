@@ -18,6 +18,12 @@ export type HandleOptions = Readonly<{
    * conflict (or is recognised as a repeat) and the command is handled the usual way, from a fresh read.
    */
   expectNewStream?: boolean;
+  /**
+   * For a decider whose true repeats always decide to no events on what they stored: an id already stored whose
+   * command still calls for events was used before for another command (another actor, other content). That
+   * command is refused with this error rather than reported as done while nothing of it was recorded.
+   */
+  reusedId?: () => Error;
 }>;
 
 export type HandleResult<Event> = Readonly<{ newEvents: readonly Event[]; nextExpectedVersion: bigint | null; lastGlobalPosition: bigint | null }>;
@@ -54,7 +60,8 @@ export const handleCommand = async <Command, Event extends { type: string; data:
         // The event ids were stored already: a true repeat, or a concurrent command with the same id that decided
         // on the same stale state but with other content. Decide again on what is stored, so the second is refused
         // (e.g. observation_id_reused) instead of being reported as done while its content was dropped.
-        decider.decide(command, (await read()).state);
+        const again = decider.decide(command, (await read()).state);
+        if (again.length > 0 && options.reusedId) throw options.reusedId();
         return { newEvents: [], nextExpectedVersion: result.nextExpectedVersion, lastGlobalPosition: result.lastGlobalPosition };
       }
       return { newEvents: events, nextExpectedVersion: result.nextExpectedVersion, lastGlobalPosition: result.lastGlobalPosition };

@@ -49,6 +49,8 @@ export type ConsultationModule = Readonly<{
   service: ConsultationService;
   deadlines: Deadlines;
   handleUplink(envelope: ConsultationUplinkEnvelope): Promise<ConsultationUplinkResult>;
+  /** The consultation's correlation id (null for an unknown one): the uplink's log lines carry it. */
+  correlationIdOf(consultationId: string): Promise<string | null>;
   downlinkPublisher(outbox: ConsultationOutbox): ConsultationDownlinkPublisher;
   start(): void;
   stop(): Promise<void>;
@@ -75,6 +77,7 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
     service,
     deadlines,
     handleUplink: (envelope) => handleConsultationUplink(service, envelope),
+    correlationIdOf: (consultationId) => service.correlationIdOf(consultationId),
     downlinkPublisher: (outbox) =>
       new ConsultationDownlinkPublisher({
         store: deps.store,

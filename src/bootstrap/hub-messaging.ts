@@ -49,7 +49,7 @@ export type HubMessagingDependencies = Readonly<{
   /** Replaces the directory's uplink handler (tests inject failures). */
   uplink?: UplinkLike;
   /** consultation.* uplink goes to its handleUplink; its downlink publisher shares the outbox. */
-  consultations?: Pick<ConsultationModule, 'handleUplink' | 'downlinkPublisher'>;
+  consultations?: Pick<ConsultationModule, 'handleUplink' | 'correlationIdOf' | 'downlinkPublisher'>;
   /** Message bodies: JOSE or plain JSON (message-security.ts); default plain JSON. */
   codec?: HubMessageCodec;
   /** Connection state, failovers and uplink outcomes go here (the hub's /metrics). */

@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { Writable } from 'node:stream';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { DateTime } from 'luxon';
 import { uuidV5 } from '../../src/application/ids';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
@@ -50,7 +52,7 @@ describe('consultations over HTTP and in SQLite', () => {
     await directory.uplink.handleUplink(up('beijing', 'expert.registered', { localExpertId: 'wang', profile }, 'wang'));
     module = createConsultationModule({ store, clock, ids, logger, directory });
     expect(module.readModel).toBeInstanceOf(SqliteConsultations);
-    app = Fastify();
+    app = Fastify({ bodyLimit: 16 * 1024 }); // the hub's default RTS_BODY_LIMIT_BYTES
     app.setErrorHandler((error, request, reply) => sendProblem(reply, toProblem(error, request.url)));
     registerConsultationRoutes(app, { consultations: module.service });
     await app.ready();
@@ -123,6 +125,11 @@ describe('consultations over HTTP and in SQLite', () => {
     expect(MonthlyCounts.safeParse(stats.json()).error?.issues).toBeUndefined();
     expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-07&to=2024-08' })).json().items).toEqual([{ month: '2024-07', requested: 1 }, { month: '2024-08', requested: 0 }]);
     expect((await app.inject({ url: '/stats/consultations-per-month?from=2024-13' })).statusCode).toBe(400);
+    // Over 1200 months: refused, not cut at 1900-1999 without the months that have data.
+    for (const q of ['from=1900-01&to=2026-12', 'from=0000-01&to=9999-12', 'from=1900-01']) {
+      expect((await app.inject({ url: `/stats/consultations-per-month?${q}` })).json()).toMatchObject({ status: 422, code: 'interval_too_wide' });
+    }
+    expect((await app.inject({ url: '/stats/consultations-per-month?from=1924-08&to=2024-07' })).json().items).toHaveLength(1200);
   });
 
   it('the SQLite model answers like the in-memory one, and is rebuilt to the same rows', async () => {
@@ -158,5 +165,53 @@ describe('consultations over HTTP and in SQLite', () => {
     const page2 = (await app.inject({ url: `/consultations?system=xian&limit=1&cursor=${page1.nextCursor}` })).json();
     expect(page2.items.map((c: { id: string }) => c.id)).toEqual([ID]);
     expect(page2.nextCursor).toBeNull();
+  });
+
+  it('takes texts up to their documented lengths under the hub-wide 16 KiB body limit', async () => {
+    const id = '55555555-2222-4333-8444-555555555555';
+    const summary = '\u00e9\u4e2d'.repeat(50_000); // 100,000 characters, 250,000 bytes of UTF-8
+    const res = await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: id, summary } });
+    expect(res.statusCode).toBe(201);
+    expect((await app.inject({ url: `/consultations/${id}` })).json().summary).toHaveLength(100_000);
+    // Other consultation routes keep the hub-wide limit.
+    expect((await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'chengdu:li', reason: 'x'.repeat(20_000) } })).statusCode).toBe(413);
+  });
+
+  it("logs the steps on a consultation with the consultation's correlation id, refused ones too", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({ write: (chunk: Buffer, _e, done) => (chunk.toString('utf8').split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))), done()) });
+    const logged = Fastify({ loggerInstance: pino({ level: 'info' }, stream) as unknown as FastifyBaseLogger });
+    logged.setErrorHandler((error, request, reply) => {
+      const p = toProblem(error, request.url);
+      request.log.info({ problem: p.code }, 'request refused'); // as server.ts
+      return sendProblem(reply, p);
+    });
+    registerConsultationRoutes(logged, { consultations: module.service });
+    try {
+      const { correlationId } = (await logged.inject({ url: `/consultations/${ID}` })).json();
+      expect(correlationId).toEqual(expect.any(String));
+      const refused = await logged.inject({ method: 'POST', url: `/consultations/${ID}/decline`, payload: { expertId: 'beijing:wang' } });
+      expect(refused.json().code).toBe('consultation_already_accepted');
+      expect(lines.filter((l) => l.msg === 'request refused').map((l) => l.correlationId)).toEqual([correlationId]);
+    } finally {
+      await logged.close();
+    }
+  });
+
+  it("one expert's actionId does not swallow another expert's step; an id reused for another step is refused", async () => {
+    const id = '33333333-2222-4333-8444-555555555555';
+    expect((await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: id } })).statusCode).toBe(201);
+    const first = await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'chengdu:li', reason: 'busy', actionId: '1' } });
+    expect(first.json()).toMatchObject({ expertId: 'beijing:wang' });
+    const second = await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'beijing:wang', reason: 'busy too', actionId: '1' } });
+    expect(second.statusCode).toBe(200);
+    expect(second.json()).toMatchObject({ status: 'unassigned', offers: [{ outcome: 'declined', reason: 'busy' }, { outcome: 'declined', reason: 'busy too' }] });
+
+    // The same command id for another expert's step (e.g. an uplink message id sent twice by different systems).
+    const other = '44444444-2222-4333-8444-555555555555';
+    await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: other } });
+    await module.service.decline(other, { expertId: 'chengdu:li', bySystemId: 'chengdu', reason: '' }, { commandId: 'reused' });
+    await expect(module.service.decline(other, { expertId: 'beijing:wang', bySystemId: 'beijing', reason: '' }, { commandId: 'reused' })).rejects.toMatchObject({ code: 'action_id_reused' });
+    expect((await app.inject({ url: `/consultations/${other}` })).json()).toMatchObject({ status: 'offered', expertId: 'beijing:wang' });
   });
 });

@@ -428,6 +428,7 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
     it('a body of 20 KB: 413 body_too_large', async () => {
       const response = await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt, padding: 'x'.repeat(20 * 1024) });
       expectProblem(response, 413, 'body_too_large');
+      expect(response.json().detail).toContain('(16384 bytes)');
     });
 
     it('an unsupported media type: 415 unsupported_media_type', async () => {

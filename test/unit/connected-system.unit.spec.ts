@@ -60,6 +60,10 @@ describe('ConnectedSystem decider', () => {
     spec.given([registered]).when(registerCmd).thenNothing();
     spec.given([registered]).when({ ...registerCmd, name: 'Other' } as ConnectedSystemCommand).thenThrows(ConflictError, 'system_already_registered');
     spec.given([]).when({ ...registerCmd, systemId: 'Bad Id' } as ConnectedSystemCommand).thenThrows(ValidationError, 'invalid_system_id');
+    // A CPR number has the shape of a system id; the id goes into stream and queue names, logs and the audit trail.
+    for (const systemId of ['251248-1234', '2512481234', 'city-251248-1234']) {
+      spec.given([]).when({ ...registerCmd, systemId } as ConnectedSystemCommand).thenThrows(ValidationError, 'invalid_system_id');
+    }
   });
 
   it('starts a join, recording the request and correlation ids; bad numbers and unknown systems are refused', () => {

@@ -148,6 +148,15 @@ describe('ConsultationService over the in-memory store', () => {
     expect((await module.service.list({ systemId: 'xian', status: 'unassigned' })).items.map((c) => c.consultationId)).toEqual([id2]);
     expect((await module.service.list({ systemId: 'chengdu', role: 'expert' })).items.map((c) => c.consultationId)).toEqual([ID]);
     expect(await module.service.consultationsPerMonth()).toEqual([{ month: '2024-05', requested: 2 }]);
+
+    // Cancelled while offered: the open offer ends 'cancelled', and its expert's system is told.
+    const id3 = '88888888-2222-4333-8444-555555555555';
+    await module.service.request({ ...requestInput, consultationId: id3 });
+    const cancelled = (await module.service.cancel(id3, { bySystemId: 'xian' })).consultation;
+    expect(cancelled.offers).toEqual([expect.objectContaining({ expertId: 'chengdu:li', outcome: 'cancelled', settledAt: cancelled.cancelled!.cancelledAt })]);
+    const events3 = (await store.readStream(`consultation-${id3}`)).events;
+    const told = planConsultationDownlink(events3[events3.length - 1]!, { consultation: cancelled, queueFor: (s) => s });
+    expect(told.map((m) => [m.queue, m.envelope.type])).toEqual([['chengdu', 'consultation.cancelled']]);
   });
 
   it('the downlink publisher reads only consultation events, and over other contexts moves to the head', async () => {
@@ -181,6 +190,29 @@ describe('ConsultationService over the in-memory store', () => {
     await expect(module.service.request({ ...requestInput, candidates: ['chengdu:nobody'] })).rejects.toMatchObject({ code: 'unknown_candidate', details: [{ path: 'candidates.0' }] });
     await expect(module.service.request({ ...requestInput, candidates: ['chengdu:li', 'mianyang:old'] })).rejects.toMatchObject({ code: 'candidate_retired', details: [{ path: 'candidates.1' }] });
     await expect(module.service.request({ ...requestInput, applicantSystemId: 'nowhere' })).rejects.toMatchObject({ code: 'unknown_system' });
+  });
+
+  it('an accept sent before the deadline and handled after a hub restart counts; the runner gives the uplink a grace after its start', async () => {
+    const { module } = await setup();
+    const ID2 = '22222222-2222-4333-8444-555555555555';
+    for (const [consultationId, key] of [[ID, 'rq1'], [ID2, 'rq2']] as const) {
+      await module.handleUplink(up('xian', 'consultation.requested', { consultationId, applicantClinician: 'dr-chen', candidates: ['chengdu:li', 'beijing:wang'], clinicalQuestion: QUESTION, summary: '', attachments: [] }, key));
+    }
+    // The hub was down past the deadlines (3600 s); it starts again: its first poll leaves both offers open.
+    now = now.plus({ minutes: 61 });
+    module.deadlines.start();
+    await module.deadlines.stop();
+    expect((await module.service.get(ID)).offers.map((o) => o.outcome)).toEqual(['open']);
+    // chengdu's accept, sent 5 s after the offer (before the hub went down), comes off the uplink backlog.
+    const sentEarly = { ...up('chengdu', 'consultation.accept', { consultationId: ID, expertId: 'chengdu:li' }, 'acc1'), time: '2024-05-01T10:00:05Z' };
+    expect(await module.handleUplink(sentEarly)).toEqual({ outcome: 'applied' });
+    expect(await module.service.get(ID)).toMatchObject({ status: 'accepted', expertId: 'chengdu:li' });
+    // Past the grace, the other overdue offer expires and moves on; an accept sent in time is then too late.
+    now = now.plus({ seconds: 31 });
+    expect(await module.deadlines.runOnce()).toBe(1);
+    expect(await module.service.get(ID2)).toMatchObject({ status: 'offered', expertId: 'beijing:wang' });
+    const tooLate = { ...up('chengdu', 'consultation.accept', { consultationId: ID2, expertId: 'chengdu:li' }, 'acc2'), time: '2024-05-01T10:00:05Z' };
+    await expect(module.handleUplink(tooLate)).rejects.toMatchObject({ code: 'offer_expired' });
   });
 
   it('uplink messages: the sender must be the applicant or the offered expert\'s home system; repeats are duplicates', async () => {

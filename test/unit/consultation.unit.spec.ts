@@ -159,6 +159,21 @@ describe('Consultation decider', () => {
       spec.given([requested, offered(A, 0)]).when(accept(A, tLate)).thenThrows(ConflictError, 'offer_expired');
     });
 
+    it('takes an accept the hub handles late while the offer is open, when its sender sent it before the deadline', () => {
+      const handledLate = '2024-05-01T11:05:00.000Z';
+      const sent = (sentAt: string) => ({ ...(accept(A, handledLate) as object), sentAt }) as ConsultationCommand;
+      spec.given([requested, offered(A, 0)]).when(sent('2024-05-01T10:59:59.000Z')).then([accepted(A, 0, handledLate)]);
+      spec.given([requested, offered(A, 0)]).when(sent(tLate)).thenThrows(ConflictError, 'offer_expired');
+      // Implausible: before the offer was made (beyond the clock tolerance), or not a time at all.
+      spec.given([requested, offered(A, 0)]).when(sent('2024-05-01T09:58:59.000Z')).thenThrows(ConflictError, 'offer_expired');
+      spec.given([requested, offered(A, 0)]).when(sent('soon')).thenThrows(ConflictError, 'offer_expired');
+    });
+
+    it("an accept on an offer that expired says offer_expired, also when the case was unassigned at the same moment", () => {
+      const expiredC: ConsultationEvent = { type: 'ConsultationExpired', data: { consultationId: id, expertId: C, offerIndex: 2, expiredAt: '2024-05-01T11:30:00.000Z' } };
+      spec.given([...allDeclined.slice(0, 6), expiredC, unassigned]).when(accept(C, '2024-05-01T11:31:00.000Z')).thenThrows(ConflictError, 'offer_expired');
+    });
+
     it('refuses an expert who was not offered the case, and a system speaking for an expert of another system', () => {
       spec.given([requested, offered(A, 0)]).when(accept(B)).thenThrows(ForbiddenError, 'expert_not_offered');
       spec.given([requested, offered(A, 0)]).when(accept(A, t1, 'beijing')).thenThrows(ForbiddenError, 'not_your_consultation');

@@ -15,6 +15,7 @@ import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import type { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { Principal } from '../../src/application/access/policy';
+import { ConflictError } from '../../src/domain/shared/errors';
 
 const secret = randomBytes(32);
 const issuer = 'telemed-rts';
@@ -70,6 +71,12 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
     ...overrides,
   });
   app.get('/patients/:patientId/observations', async () => ({ count: 0 }));
+  app.post('/consultations', async () => ({}));
+  app.get('/consultations', async () => ({ items: [] }));
+  app.post('/consultations/:id/accept', async () => ({}));
+  app.post('/consultations/:id/decline', async () => {
+    throw new ConflictError('offer_expired', 'the offer to this expert expired');
+  });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, base, audited, logLines };
 };
@@ -131,6 +138,64 @@ describe('installSecurity: a CPR number as the subject', () => {
     expect(devLogin).not.toHaveBeenCalled();
     expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'operator', sub: 'ops' })).statusCode).toBe(200);
     await h.app.close();
+  });
+});
+
+describe('installSecurity: a CPR number as a system id', () => {
+  it('refuses a system acting for a CPR-shaped system id and keeps the number out of the audit trail', async () => {
+    const h = await harness({ verifyBearer: async () => ({ subject: 'chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' }) });
+    try {
+      for (const applicantSystemId of [CPR, '2512481234']) {
+        const res = await call(h, 'POST', '/consultations', { authorization: 'Bearer x' }, { applicantSystemId, applicantClinician: 'x', candidates: ['leshan:e5'], clinicalQuestion: 'q', summary: '' });
+        expect(res.statusCode).toBe(403);
+      }
+      expect(h.audited).toHaveLength(2);
+      expect(h.audited.map((e) => e.resource)).toEqual([null, null]);
+      expect(JSON.stringify(h.audited)).not.toMatch(/251248-?1234/);
+      // A real system id is still named.
+      await call(h, 'POST', '/consultations', { authorization: 'Bearer x' }, { applicantSystemId: 'leshan' });
+      expect(h.audited[2]).toMatchObject({ resource: 'leshan', outcome: 'denied' });
+    } finally {
+      await h.app.close();
+    }
+  });
+});
+
+describe('installSecurity: a missing or misspelt actor field', () => {
+  it('is a 400 invalid_request naming the field, not a 403 audited as a denial', async () => {
+    const h = await harness({ verifyBearer: async () => ({ subject: 'chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' }) });
+    const auth = { authorization: 'Bearer x' };
+    const id = '11111111-2222-4333-8444-555555555555';
+    try {
+      const cases: [Promise<Answer>, string][] = [
+        [call(h, 'GET', '/consultations', auth), 'query.system'],
+        [call(h, 'POST', '/consultations', auth, { applicantClinician: 'x', candidates: ['leshan:e5'], clinicalQuestion: 'q', summary: '' }), 'body.applicantSystemId'],
+        [call(h, 'POST', `/consultations/${id}/accept`, auth, { expert: 'leshan:e2' }), 'body.expertId'],
+      ];
+      for (const [answer, path] of cases) {
+        const res = await answer;
+        expect({ status: res.statusCode, code: res.json().code, paths: res.json().errors.map((e: { path: string }) => e.path) }).toEqual({ status: 400, code: 'invalid_request', paths: [path] });
+      }
+      expect(h.audited).toEqual([]);
+      // A well-formed actor of another system is still refused and audited.
+      expect((await call(h, 'GET', '/consultations?system=leshan', auth)).statusCode).toBe(403);
+      expect(h.audited).toEqual([expect.objectContaining({ outcome: 'denied', reason: 'other_system' })]);
+    } finally {
+      await h.app.close();
+    }
+  });
+});
+
+describe('installSecurity: a refused step in the audit trail', () => {
+  it('records the problem code as the reason of an allowed request that failed', async () => {
+    const h = await harness({ verifyBearer: async () => ({ subject: 'chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' }) });
+    try {
+      const res = await call(h, 'POST', '/consultations/11111111-2222-4333-8444-555555555555/decline', { authorization: 'Bearer x' }, { expertId: 'chengdu:li' });
+      expect(res.statusCode).toBe(409);
+      expect(h.audited).toEqual([expect.objectContaining({ outcome: 'error', status: 409, reason: 'offer_expired' })]);
+    } finally {
+      await h.app.close();
+    }
   });
 });
 

@@ -426,4 +426,22 @@ describe('uplink messages that arrive too early', () => {
     expect(await refusing('consultation_not_accepted')(received(serializeUplink(registered())))).toEqual({ retry: 'consultation_not_accepted' });
     expect(await refusing('report_already_issued')(received(serializeUplink(registered())))).toEqual({ deadLetter: expect.stringContaining('report_already_issued') });
   });
+
+  it("logs a consultation message with the consultation's correlation id, not the one its envelope carries", async () => {
+    const { ConflictError } = await import('../../src/domain/shared/errors');
+    const lines: Record<string, unknown>[] = [];
+    const logger = { debug: (fields: object) => void lines.push({ ...fields, level: 'debug' }), warn: (fields: object) => void lines.push({ ...fields, level: 'warn' }) };
+    const consultationId = '11111111-2222-4333-8444-555555555555';
+    let refuse = false;
+    const consultations = {
+      handleUplink: async () => (refuse ? Promise.reject(new ConflictError('offer_expired', 'x')) : { outcome: 'applied' }),
+      correlationIdOf: async (id: string) => (id === consultationId ? 'corr-of-the-consultation' : null),
+    };
+    const handler = uplinkMessageHandler({ handleUplink: async () => ({ outcome: 'applied' }) }, { consultations, logger });
+    const accept = () => ({ ...registered('chengdu'), id: randomUUID(), type: 'consultation.accept', correlationId: 'corr-of-this-envelope', payload: { consultationId, expertId: 'chengdu:li' } }) as never;
+    expect(await handler(received(JSON.stringify(accept())))).toBe('accept');
+    refuse = true;
+    expect(await handler(received(JSON.stringify(accept())))).toEqual({ deadLetter: expect.stringContaining('offer_expired') });
+    expect(lines.map((l) => [l.level, l.correlationId])).toEqual([['debug', 'corr-of-the-consultation'], ['warn', 'corr-of-the-consultation']]);
+  });
 });

@@ -1,9 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
 import {
   CONSULTATION_ID_PATTERN,
+  CONSULTATION_TEXT_LIMITS,
   CONSULTATION_STATUSES,
   MAX_ATTACHMENTS,
   MAX_CANDIDATES,
@@ -40,6 +41,14 @@ import { idempotencyKey, parseInput } from './schemas';
  * The request id becomes the consultation's correlation id.
  */
 export type ConsultationRouteDependencies = Readonly<{ consultations: ConsultationService }>;
+
+/**
+ * The body limit of POST /consultations and /report, whatever RTS_BODY_LIMIT_BYTES says (when that is lower):
+ * their texts may reach the lengths the schema allows (summary and recommendations 100,000 characters, counted
+ * in UTF-16 code units) in any spelling JSON allows, up to 6 bytes a code unit (\uXXXX), plus 64 KiB for the
+ * rest. With the hub's 16 KiB default, a 20,000-character summary was refused 413.
+ */
+export const CONSULTATION_BODY_LIMIT_BYTES = 6 * (CONSULTATION_TEXT_LIMITS.applicantClinician + CONSULTATION_TEXT_LIMITS.clinicalQuestion + CONSULTATION_TEXT_LIMITS.summary) + 64 * 1024;
 
 const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
 const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
@@ -84,7 +93,11 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
   attachments: c.attachments,
   deadlineSeconds: c.deadlineSeconds,
   expertId: c.expertId,
-  offers: c.offers.map((o) => ({ expertId: o.expertId, offerIndex: o.offerIndex, offeredAt: o.offeredAt, expiresAt: o.expiresAt, outcome: o.outcome, reason: o.reason, settledAt: o.settledAt })),
+  // A view stored before the projection settled the open offer at a cancel says 'open' on a cancelled case.
+  offers: c.offers.map((o) => {
+    const cancelled = o.outcome === 'open' && c.cancelled !== null;
+    return { expertId: o.expertId, offerIndex: o.offerIndex, offeredAt: o.offeredAt, expiresAt: o.expiresAt, outcome: cancelled ? 'cancelled' : o.outcome, reason: o.reason, settledAt: cancelled ? c.cancelled!.cancelledAt : o.settledAt };
+  }),
   report: c.report,
   cancelled: c.cancelled,
   requestedAt: c.requestedAt,
@@ -93,13 +106,32 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
 
 export const registerConsultationRoutes = (app: FastifyInstance, deps: ConsultationRouteDependencies): void => {
   const { consultations } = deps;
-  /** An HTTP action's command id: from the caller's actionId (scoped to the consultation and action), else random. */
-  const options = (id: string, action: string, given: string | undefined, correlationId: string) => ({
-    commandId: given === undefined ? undefined : `http/${id}/${action}/${given}`,
+  /**
+   * An HTTP action's command id: from the caller's actionId, scoped to the consultation, the action and who acts
+   * (the expert or the system), else random. Without the actor, a second expert's decline with the same actionId
+   * as the first expert's was taken for a repeat of it and dropped.
+   */
+  const options = (id: string, action: string, actor: string, given: string | undefined, correlationId: string) => ({
+    commandId: given === undefined ? undefined : `http/${id}/${action}/${actor}/${given}`,
     correlationId,
   });
 
-  app.post('/consultations', async (request, reply) => {
+  /**
+   * The log lines of a request about one consultation (its own, 'request refused') carry the consultation's
+   * correlation id beside the request id: one id follows a consultation through every log line.
+   */
+  const consultationLog = {
+    preValidation: async (request: FastifyRequest) => {
+      const id = (request.params as { id?: unknown } | null)?.id;
+      if (typeof id !== 'string' || !CONSULTATION_ID_PATTERN.test(id)) return;
+      const correlationId = await consultations.correlationIdOf(id);
+      if (correlationId !== null) request.log = request.log.child({ correlationId });
+    },
+  };
+
+  const textBodies = { bodyLimit: Math.max(app.initialConfig.bodyLimit ?? 0, CONSULTATION_BODY_LIMIT_BYTES) };
+
+  app.post('/consultations', textBodies, async (request, reply) => {
     const body = parseInput(ConsultationBody, request.body, 'body');
     const { consultation, created } = await consultations.request(
       body,
@@ -114,47 +146,47 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     return { items: page.items.map(consultationDto), nextCursor: page.nextCursor };
   });
 
-  app.get('/consultations/:id', async (request) => {
+  app.get('/consultations/:id', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     return consultationDto(await consultations.get(id));
   });
 
-  app.post('/consultations/:id/accept', async (request) => {
+  app.post('/consultations/:id/accept', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(AcceptBody, request.body, 'body');
-    const r = await consultations.accept(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId) }, options(id, 'accept', b.actionId, request.id));
+    const r = await consultations.accept(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId) }, options(id, 'accept', b.expertId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/decline', async (request) => {
+  app.post('/consultations/:id/decline', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(DeclineBody, request.body, 'body');
-    const r = await consultations.decline(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), reason: b.reason ?? '' }, options(id, 'decline', b.actionId, request.id));
+    const r = await consultations.decline(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), reason: b.reason ?? '' }, options(id, 'decline', b.expertId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/report', async (request) => {
+  app.post('/consultations/:id/report', { ...textBodies, ...consultationLog }, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ReportBody, request.body, 'body');
     const r = await consultations.issueReport(
       id,
       { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), diagnosis: b.diagnosis, recommendations: b.recommendations ?? '' },
-      options(id, 'report', b.actionId, request.id),
+      options(id, 'report', b.expertId, b.actionId, request.id),
     );
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/acknowledge', async (request) => {
+  app.post('/consultations/:id/acknowledge', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ApplicantBody, request.body, 'body');
-    const r = await consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.actionId, request.id));
+    const r = await consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.systemId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 
-  app.post('/consultations/:id/cancel', async (request) => {
+  app.post('/consultations/:id/cancel', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(CancelBody, request.body, 'body');
-    const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.actionId, request.id));
+    const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.systemId, b.actionId, request.id));
     return consultationDto(r.consultation);
   });
 

@@ -397,7 +397,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: AcceptBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'offer_declined', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'offer_declined', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'concurrency_conflict'],
   },
   'POST /consultations/:id/decline': {
     tag: 'Consultations',
@@ -406,7 +406,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: DeclineBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
   },
   'POST /consultations/:id/report': {
     tag: 'Consultations',
@@ -415,7 +415,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: ReportBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'expert_not_offered', 'offer_expired', 'offer_declined', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
   },
   'POST /consultations/:id/acknowledge': {
     tag: 'Consultations',
@@ -424,7 +424,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: ApplicantBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'report_not_issued', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'report_not_issued', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
   },
   'POST /consultations/:id/cancel': {
     tag: 'Consultations',
@@ -433,14 +433,15 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: CancelBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'report_already_issued', 'consultation_cancelled', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'report_already_issued', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
   },
   'GET /stats/consultations-per-month': {
     tag: 'Consultations',
-    summary: 'Consultations requested per UTC calendar month (bounds inclusive; months without requests as 0)',
+    summary: 'Consultations requested per UTC calendar month (bounds inclusive; months without requests as 0; at most 1200 months)',
     access: AUTHENTICATED,
     query: MonthsQuery,
     ok: { '200': { description: 'Counts by month', schema: MonthlyCounts } },
+    problems: ['invalid_interval', 'interval_too_wide'],
   },
 
   // ---- dead letters (operators) ----

@@ -72,6 +72,7 @@ export const PROBLEM_TYPES = {
   expert_not_offered: [403, 'The case was not offered to this expert'],
   not_your_consultation: [403, 'The consultation belongs to another system'],
   consultation_id_reused: [409, 'The consultation id was already used for another request'],
+  action_id_reused: [409, 'The actionId was already used for another step on this consultation'],
   offer_expired: [409, 'The offer has expired'],
   offer_declined: [409, 'The offer was declined'],
   consultation_already_accepted: [409, 'The consultation was already accepted'],
@@ -135,7 +136,8 @@ export const problem = (code: string, detail: string, extra: { instance?: string
 type FastifyLikeError = Error & { code?: string; statusCode?: number };
 
 /** Map anything thrown to a problem. Unknown errors become a bare 500 with no detail of their own. */
-export const toProblem = (error: unknown, instance: string): Problem => {
+/** `bodyLimitBytes`: the request's route's body limit, named in a 413's detail. */
+export const toProblem = (error: unknown, instance: string, bodyLimitBytes?: number): Problem => {
   if (error instanceof RtsError) {
     const known = (PROBLEM_TYPES as Record<string, readonly [number, string]>)[error.code];
     return problem(error.code, error.message, { instance, errors: error.details, status: known?.[0] ?? KIND_STATUS[error.kind] });
@@ -149,7 +151,7 @@ export const toProblem = (error: unknown, instance: string): Problem => {
   const e = error as FastifyLikeError;
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return problem('body_too_large', 'the request body exceeds the size limit of this endpoint', { instance });
+      return problem('body_too_large', `the request body exceeds the size limit of this endpoint${bodyLimitBytes === undefined ? '' : ` (${bodyLimitBytes} bytes)`}`, { instance });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return problem('unsupported_media_type', 'send application/json (or application/xml where the endpoint says so)', { instance });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

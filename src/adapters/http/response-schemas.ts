@@ -54,7 +54,7 @@ const Offer = z.object({
   offerIndex: z.number().int(),
   offeredAt: instant,
   expiresAt: instant,
-  outcome: z.enum(['open', 'accepted', 'declined', 'expired']),
+  outcome: z.enum(['open', 'accepted', 'declined', 'expired', 'cancelled']).describe("'cancelled': the offer was open when the applicant cancelled"),
   reason: z.string().nullable(),
   settledAt: instant.nullable(),
 });

@@ -6,11 +6,12 @@ import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditSearch, type 
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
-import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
-import { CONSULTATION_ID_PATTERN } from '../../domain/consultation/consultation';
+import { containsCprDigits, parseCpr, type Cpr } from '../../domain/monitoring/cpr';
+import { CONSULTATION_ID_PATTERN, homeSystemOf } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
 import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
+import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { parseInput } from './schemas';
@@ -148,10 +149,13 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     return { kind, patientKey: key, uniqueId };
   };
   const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request) => ({ kind: 'consultation.act', systemId: systemOf(request) });
-  const expertSystem = (request: FastifyRequest): string => {
-    const expertId = str(field(request.body, 'expertId'));
-    return expertId.slice(0, Math.max(0, expertId.indexOf(':')));
-  };
+  /**
+   * The field that names who acts, checked as the route checks it: missing or malformed, it is the caller's
+   * mistake (400 invalid_request, the route's own problem, not audited), not a refusal of someone else's system.
+   */
+  const actor = (where: 'body' | 'query', name: string, schema: z.ZodString) => (request: FastifyRequest): string =>
+    parseInput(z.object({ [name]: schema }), where === 'body' ? request.body : request.query, where)[name] as string;
+  const expertSystem = (request: FastifyRequest): string => homeSystemOf(actor('body', 'expertId', AcceptBody.shape.expertId)(request));
   return {
     'POST /observations': patientRoute('observations.write', 'body'),
     'GET /patients/:patientId/observations': patientRoute('observations.read', 'params'),
@@ -175,8 +179,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /dead-letters': async () => ({ kind: 'dead_letters.manage' }),
     'GET /dead-letters/:id': async () => ({ kind: 'dead_letters.manage' }),
     'POST /dead-letters/:id/replay': async () => ({ kind: 'dead_letters.manage' }),
-    'POST /consultations': consultationAct((r) => str(field(r.body, 'applicantSystemId'))),
-    'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [str(field(request.query, 'system'))] }),
+    'POST /consultations': consultationAct(actor('body', 'applicantSystemId', ConsultationBody.shape.applicantSystemId)),
+    'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [actor('query', 'system', ConsultationsQuery.shape.system)(request)] }),
     'GET /consultations/:id': async (request) => {
       const systems = await deps.consultationSystems?.(str(field(request.params, 'id')));
       return systems ? { kind: 'consultation.read', systemIds: systems } : 'pass';
@@ -184,8 +188,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /consultations/:id/accept': consultationAct(expertSystem),
     'POST /consultations/:id/decline': consultationAct(expertSystem),
     'POST /consultations/:id/report': consultationAct(expertSystem),
-    'POST /consultations/:id/acknowledge': consultationAct((r) => str(field(r.body, 'systemId'))),
-    'POST /consultations/:id/cancel': consultationAct((r) => str(field(r.body, 'systemId'))),
+    'POST /consultations/:id/acknowledge': consultationAct(actor('body', 'systemId', ApplicantBody.shape.systemId)),
+    'POST /consultations/:id/cancel': consultationAct(actor('body', 'systemId', ApplicantBody.shape.systemId)),
   };
 };
 
@@ -223,7 +227,8 @@ const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act') {
     const id = str(field(request.params, 'id'));
     if (id) return auditable(id, CONSULTATION_ID_PATTERN);
-    return 'systemId' in action ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
+    // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail.
+    return 'systemId' in action && !containsCprDigits(action.systemId) ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
   }
   return null;
 };
@@ -407,7 +412,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       requestId: String(request.id),
       outcome,
       status,
-      reason: audited.reason,
+      // A refused step (404, 409, 422...) is recorded with its problem code: 'error' alone did not say what failed.
+      reason: audited.reason ?? (outcome === 'error' ? problemCodeOf(payload) : null),
     };
     const recorded = deps.audit.record(entry);
     if (!isWrite(request.method) || outcome !== 'allowed') {
@@ -530,6 +536,17 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 };
 
 const startOfUtcDay = (t: Date): Date => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate()));
+
+/** The code of a problem+json answer, when the payload is one (a code only: never anything of the detail). */
+const problemCodeOf = (payload: unknown): string | null => {
+  if (typeof payload !== 'string' || payload.length > 64 * 1024) return null;
+  try {
+    const code = (JSON.parse(payload) as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && /^[a-z][a-z0-9_]{0,63}$/.test(code) ? code : null;
+  } catch {
+    return null;
+  }
+};
 
 const routeKey = (request: FastifyRequest): string => `${request.method} ${request.routeOptions?.url ?? '(no route)'}`;
 

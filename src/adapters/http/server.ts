@@ -168,7 +168,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let storageLoggedAt = 0;
   let storageUnlogged = 0;
   app.setErrorHandler((error, request, reply) => {
-    const p = toProblem(error, problemInstance(request.url));
+    const p = toProblem(error, problemInstance(request.url), request.routeOptions?.bodyLimit);
     if (p.code === 'storage_unavailable') {
       const now = Date.now();
       if (now - storageLoggedAt < 10_000) storageUnlogged++;

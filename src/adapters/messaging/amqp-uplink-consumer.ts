@@ -46,7 +46,11 @@ export type UplinkLike = Readonly<{ handleUplink(envelope: UplinkEnvelope): Prom
 
 /** Where consultation.* messages go, how bodies are decoded (default: plain JSON), and a logger for the trace. */
 export type UplinkRoutes = Readonly<{
-  consultations?: Readonly<{ handleUplink(envelope: ConsultationUplinkEnvelope): Promise<unknown> }>;
+  consultations?: Readonly<{
+    handleUplink(envelope: ConsultationUplinkEnvelope): Promise<unknown>;
+    /** The consultation's own correlation id, for the log lines (a later envelope may carry another). */
+    correlationIdOf?(consultationId: string): Promise<string | null>;
+  }>;
   codec?: HubMessageCodec;
   logger?: { debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
 }>;
@@ -138,6 +142,9 @@ export const uplinkMessageHandler = (
     try {
       if (isConsultationType(envelope.type)) {
         if (!routes.consultations) return { deadLetter: 'unsupported_type: this hub does not handle consultations' };
+        // One correlation id follows a consultation through the log: its own, whatever this envelope says.
+        const own = await routes.consultations.correlationIdOf?.((envelope as ConsultationUplinkEnvelope).payload.consultationId);
+        if (own) trace.correlationId = own;
         await routes.consultations.handleUplink(envelope as ConsultationUplinkEnvelope);
       } else {
         await uplink.handleUplink(envelope as UplinkEnvelope);

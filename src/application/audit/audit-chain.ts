@@ -32,7 +32,7 @@ export type AuditEntry = Readonly<{
   outcome: AuditOutcome;
   /** HTTP status of the answer. */
   status: number;
-  /** Why a request was denied (policy reason), when it was. */
+  /** Why a request was denied (policy reason), or the problem code of one that failed (outcome 'error'). */
   reason: string | null;
 }>;
 

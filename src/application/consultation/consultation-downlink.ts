@@ -102,9 +102,9 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
       return [message(applicant, 'consultation.report', { consultationId: e.data.consultationId, expertId: r.expertId, diagnosis: r.diagnosis, recommendations: r.recommendations, issuedAt: r.issuedAt, attempt: e.data.attempt })];
     }
     case 'ConsultationCancelled': {
-      // With whom it was: the offer still open or accepted (cancel settles no offer and is final, so the row's
-      // offers are those of the moment of cancelling, however far the model has moved since).
-      const withExpert = c.offers.find((o) => o.outcome === 'open' || o.outcome === 'accepted');
+      // With whom it was: the offer open (settled 'cancelled' by this cancel, once the model has it) or accepted;
+      // cancel is final, so the row's offers are those of the moment of cancelling, however far the model has moved.
+      const withExpert = c.offers.find((o) => o.outcome === 'open' || o.outcome === 'cancelled' || o.outcome === 'accepted');
       if (!withExpert) return [];
       return [
         message(homeSystemOf(withExpert.expertId), 'consultation.cancelled', {

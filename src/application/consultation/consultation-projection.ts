@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import { assertNever } from '../../domain/shared/decider';
+import { ValidationError } from '../../domain/shared/errors';
 import { homeSystemOf, type ConsultationEvent, type ConsultationStatus, type Offer, type ReportResendPolicy } from '../../domain/consultation/consultation';
 
 /**
@@ -120,8 +121,12 @@ export const evolveConsultationView = (current: ConsultationView | null, event: 
         report: { ...current.report, nextResendAt: null, acknowledgedAt: event.data.acknowledgedAt },
         updatedAt: event.data.acknowledgedAt,
       });
-    case 'ConsultationCancelled':
-      return withDue({ ...current, status: 'cancelled', cancelled: { reason: event.data.reason, cancelledAt: event.data.cancelledAt }, updatedAt: event.data.cancelledAt });
+    case 'ConsultationCancelled': {
+      const { reason, cancelledAt } = event.data;
+      // The open offer ends with the case (it stayed 'open' on a cancelled consultation).
+      const offers = current.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' as const, settledAt: cancelledAt } : o));
+      return withDue({ ...current, status: 'cancelled', offers, cancelled: { reason, cancelledAt }, updatedAt: cancelledAt });
+    }
     default:
       return assertNever(event);
   }
@@ -145,14 +150,29 @@ export type MonthCount = Readonly<{ month: string; requested: number }>;
  * The months from `from` to `to` (inclusive, 'YYYY-MM'), each with its count, zero where nothing was requested:
  * the series a chart draws. Without bounds: from the first to the last month with requests.
  */
+/** The most months one series spans (100 years). */
+export const MAX_SERIES_MONTHS = 1200;
+
+/**
+ * The months from..to (each bound defaulting to the data's first or last month) with their counts. A span over
+ * MAX_SERIES_MONTHS -> ValidationError 'interval_too_wide': the series used to stop at 1200 months without a
+ * word, so 1900-01..2026-12 answered 1900-1999 and none of the months with data.
+ */
 export const monthSeries = (counts: readonly MonthCount[], range: Readonly<{ from?: string; to?: string }> = {}): MonthCount[] => {
   const sorted = [...counts].sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : 0));
   const from = range.from ?? sorted[0]?.month;
   const to = range.to ?? sorted[sorted.length - 1]?.month;
   if (from === undefined || to === undefined || from > to) return [];
+  const start = DateTime.fromFormat(from, 'yyyy-MM', { zone: 'utc' });
+  const span = DateTime.fromFormat(to, 'yyyy-MM', { zone: 'utc' }).diff(start, 'months').months + 1;
+  if (span > MAX_SERIES_MONTHS) {
+    throw new ValidationError('interval_too_wide', `a series may span at most ${MAX_SERIES_MONTHS} months`, [
+      { path: range.from === undefined ? 'query.to' : 'query.from', message: `at most ${MAX_SERIES_MONTHS} months before to` },
+    ]);
+  }
   const byMonth = new Map(sorted.map((c) => [c.month, c.requested]));
   const out: MonthCount[] = [];
-  for (let m = DateTime.fromFormat(from, 'yyyy-MM', { zone: 'utc' }); m.toFormat('yyyy-MM') <= to && out.length < 1200; m = m.plus({ months: 1 })) {
+  for (let m = start; m.toFormat('yyyy-MM') <= to; m = m.plus({ months: 1 })) {
     const month = m.toFormat('yyyy-MM');
     out.push({ month, requested: byMonth.get(month) ?? 0 });
   }

@@ -26,6 +26,7 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *   expireOffer(id, offerIndex, opts) / resendReport(id, attempt, opts)        (the Deadlines runner)
  *     -> { consultation, changed }
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
+ *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
  *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }
  *   consultationsPerMonth({ from?, to? }) -> [{ month: 'YYYY-MM', requested }] with zero months filled in
  *
@@ -126,7 +127,8 @@ export class ConsultationService {
     return { consultation: await this.get(consultationId), created: newEvents.length > 0 };
   }
 
-  async accept(id: string, by: Readonly<{ expertId: string; bySystemId: string }>, options: CommandOptions = {}): Promise<StepResult> {
+  /** `sentAt`: the sender's signed message time (uplink only), weighed when the hub handles it after the deadline. */
+  async accept(id: string, by: Readonly<{ expertId: string; bySystemId: string; sentAt?: string }>, options: CommandOptions = {}): Promise<StepResult> {
     // An expert who has left the directory takes no case (the offer then runs out and goes to the next candidate).
     await this.deps.directoryProjector.catchUp();
     if ((await this.deps.directory.getExpert(by.expertId))?.status === 'retired') {
@@ -214,6 +216,15 @@ export class ConsultationService {
     if (retired.length > 0) throw new ValidationError('candidate_retired', 'a candidate expert has retired', retired);
   }
 
+  /** The consultation's own correlation id, from its stream; null when there is no such consultation (for log lines). */
+  async correlationIdOf(consultationId: string): Promise<string | null> {
+    const { state } = await this.deps.store.aggregateStream<ConsultationState>(consultationStreamName(consultationId), {
+      evolve: (s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as unknown as ConsultationEvent),
+      initialState: consultationDecider.initialState,
+    });
+    return state.status === 'none' ? null : state.request.correlationId;
+  }
+
   /** The consultation's own correlation id, from its stream (NotFoundError when there is no such consultation). */
   private async correlationOf(consultationId: string): Promise<string> {
     const { state } = await this.deps.store.aggregateStream<ConsultationState>(consultationStreamName(consultationId), {
@@ -230,6 +241,9 @@ export class ConsultationService {
     const { newEvents } = await handleCommand(this.deps.store, consultationStreamName(consultationId), consultationDecider, command, {
       commandId: options.commandId ?? this.deps.ids.uuid(),
       metadata: { correlationId },
+      // A step's repeat decides to nothing on what it stored (or is refused as the case moved on), so events here
+      // mean the id (an HTTP actionId, an uplink message id) was used before for another step.
+      reusedId: () => new ConflictError('action_id_reused', 'this actionId (or message id) was already used for another step on this consultation'),
     });
     return { consultation: await this.get(consultationId), changed: newEvents.length > 0 };
   }

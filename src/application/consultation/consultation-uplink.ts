@@ -14,6 +14,9 @@ import type { ConsultationService, StepResult } from './consultation-service';
  *   and only an expert who was offered the case: ForbiddenError 'not_your_consultation' / 'expert_not_offered'.
  * - 'consultation.acknowledge' / 'cancel': only the applicant system: ForbiddenError 'not_your_consultation'.
  *
+ * An accept's envelope `time` (signed by the sender) counts when the hub handles it after the offer's deadline
+ * while the offer is still open (the decider's sentInTime).
+ *
  * The envelope id is the command id (a redelivery is stored once and answers 'duplicate'); the envelope's
  * correlation id becomes the consultation's on 'consultation.requested', and every later event and message
  * carries the consultation's own, whatever a later envelope says.
@@ -53,7 +56,7 @@ export const handleConsultationUplink = async (
       break;
     }
     case 'consultation.accept':
-      result = await service.accept(envelope.payload.consultationId, { expertId: envelope.payload.expertId, bySystemId: by }, options);
+      result = await service.accept(envelope.payload.consultationId, { expertId: envelope.payload.expertId, bySystemId: by, sentAt: envelope.time }, options);
       break;
     case 'consultation.decline':
       result = await service.decline(envelope.payload.consultationId, { expertId: envelope.payload.expertId, bySystemId: by, reason: envelope.payload.reason }, options);

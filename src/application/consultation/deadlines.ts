@@ -43,11 +43,21 @@ export type DeadlinesDependencies = Readonly<{
   intervalMs?: number;
   /** Timers handled per poll. */
   batchSize?: number;
+  /**
+   * After start(), offers whose deadline passed before the start (while the hub was down) are left open this long
+   * (default START_GRACE_MS): the uplink's backlog may hold an accept sent in time, which the decider takes while
+   * the offer is open. Offers due after the start expire on time.
+   */
+  startGraceMs?: number;
   logger?: ProjectorLogger;
 }>;
 
+export const START_GRACE_MS = 30_000;
+
 export class Deadlines {
   private stopped = true;
+  /** When start() was called (ms), while the start grace lasts; null without one. */
+  private startedAt: number | null = null;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
 
@@ -59,7 +69,7 @@ export class Deadlines {
     const now = this.deps.clock.now().toUTC().toISO()!;
     const rows = await this.deps.consultations.dueTimers(now, this.deps.batchSize ?? 500);
     const correlationOf = new Map(rows.map((r) => [r.consultationId, r.correlationId]));
-    const commands = expireDue(now, rows);
+    const commands = expireDue(now, rows).filter((c) => c.kind !== 'expire' || !this.inStartGrace(now, rows, c));
     let changed = 0;
     for (const c of commands) {
       try {
@@ -76,9 +86,21 @@ export class Deadlines {
     return changed;
   }
 
+  private inStartGrace(now: string, rows: readonly DueTimerRow[], c: Extract<TimerCommand, { kind: 'expire' }>): boolean {
+    if (this.startedAt === null) return false;
+    const at = DateTime.fromISO(now).toMillis();
+    if (at >= this.startedAt + (this.deps.startGraceMs ?? START_GRACE_MS)) {
+      this.startedAt = null;
+      return false;
+    }
+    const row = rows.find((r) => r.kind === 'offer' && r.consultationId === c.consultationId && r.offerIndex === c.offerIndex);
+    return row !== undefined && DateTime.fromISO(row.dueAt).toMillis() < this.startedAt;
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.startedAt = this.deps.clock.now().toMillis();
     // A store that cannot be reached fails every poll alike: one line per 10 s, and one when it works again.
     const failures = new RepeatedFailureLog(this.deps.logger, { failed: 'consultation deadlines failed; retrying', recovered: 'consultation deadlines work again' });
     this.loop = (async () => {

@@ -19,7 +19,9 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  * - Accept / Decline / IssueReport: by the offered expert (`expertId`), sent by that expert's home system
  *   (`bySystemId` = the part of the expert id before ':'), else ForbiddenError 'not_your_consultation'. An
  *   expert who was never offered the case -> ForbiddenError 'expert_not_offered'.
- *   Accept after the offer's expiresAt -> ConflictError 'offer_expired' (the Deadlines runner then expires it).
+ *   Accept after the offer's expiresAt -> ConflictError 'offer_expired' (the Deadlines runner then expires it),
+ *   unless the open offer's accept was sent in time (`sentAt`, see sentInTime). A step by an expert whose offer
+ *   expired -> 'offer_expired', even when the case was unassigned or cancelled after.
  *   Decline -> ConsultationDeclined and, in the same decision, the next candidate's ConsultationOffered, or
  *   ConsultationUnassigned when none is left.
  * - ExpireOffer {offerIndex}: only the open offer with that index, once due; anything else (a stale timer, an
@@ -125,7 +127,12 @@ export type RequestConsultation = Base &
     reportResend: ReportResendPolicy;
     correlationId: string;
   }>;
-export type AcceptConsultation = Base & Readonly<{ type: 'AcceptConsultation'; expertId: string; bySystemId: string }>;
+/**
+ * `sentAt`: when the expert's system says it sent the accept (the signed uplink envelope's `time`; absent over
+ * HTTP, which the hub handles as it arrives). An accept handled after the deadline still counts while the offer
+ * is open if it was sent in time: see sentInTime.
+ */
+export type AcceptConsultation = Base & Readonly<{ type: 'AcceptConsultation'; expertId: string; bySystemId: string; sentAt?: string }>;
 /**
  * Candidates that cannot be offered the case now (retired since the request, as the directory says): the next
  * offer passes them by. The offer would carry the clinical question to a system whose expert has left.
@@ -150,7 +157,8 @@ export type ConsultationCommand =
 export type ConsultationStatus = 'offered' | 'accepted' | 'reported' | 'acknowledged' | 'unassigned' | 'cancelled';
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = ['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled'];
 
-export type OfferOutcome = 'open' | 'accepted' | 'declined' | 'expired';
+/** 'cancelled': the offer was open when the applicant cancelled the case. */
+export type OfferOutcome = 'open' | 'accepted' | 'declined' | 'expired' | 'cancelled';
 export type Offer = Readonly<{ expertId: string; offerIndex: number; offeredAt: string; expiresAt: string; outcome: OfferOutcome }>;
 export type Report = Readonly<{ expertId: string; diagnosis: string; recommendations: string; issuedAt: string; attempts: number; nextResendAt: string | null }>;
 
@@ -201,6 +209,27 @@ const tooLong = (problems: { path: string; message: string }[], path: keyof type
 const plusSeconds = (iso: string, seconds: number): string =>
   DateTime.fromISO(iso, { setZone: true }).plus({ seconds }).toUTC().toISO({ suppressMilliseconds: false })!;
 const atOrAfter = (now: string, due: string): boolean => DateTime.fromISO(now).toMillis() >= DateTime.fromISO(due).toMillis();
+
+/** How far a sender's clock may be off the hub's when its message time is weighed (seconds). */
+export const SENDER_CLOCK_TOLERANCE_SECONDS = 60;
+
+/**
+ * An accept the hub handles after the offer's deadline (the hub was down, or the uplink had a backlog) still
+ * counts when its sender says it was sent before the deadline, and that claim is plausible: not before the offer
+ * was made nor after the hub's now, each give or take SENDER_CLOCK_TOLERANCE_SECONDS. The claim is signed by the
+ * expert's system; it is only weighed while the offer is still open (not expired by the Deadlines runner).
+ */
+const sentInTime = (sentAt: string | undefined, offer: Offer, now: string): boolean => {
+  if (sentAt === undefined) return false;
+  const sent = DateTime.fromISO(sentAt).toMillis();
+  const tolerance = SENDER_CLOCK_TOLERANCE_SECONDS * 1000;
+  return (
+    Number.isFinite(sent) &&
+    sent < DateTime.fromISO(offer.expiresAt).toMillis() &&
+    sent >= DateTime.fromISO(offer.offeredAt).toMillis() - tolerance &&
+    sent <= DateTime.fromISO(now).toMillis() + tolerance
+  );
+};
 
 const validateRequest = (c: RequestConsultation): RequestConsultation => {
   const problems: { path: string; message: string }[] = [];
@@ -275,6 +304,9 @@ const expertStep = (state: Known, expertId: string, bySystemId: string): Offer =
   if (homeSystemOf(expertId) !== bySystemId) throw new ForbiddenError('not_your_consultation', "only the expert's home system acts for the expert");
   const offer = [...state.offers].reverse().find((o) => o.expertId === expertId);
   if (!offer) throw new ForbiddenError('expert_not_offered', 'this expert was not offered the consultation');
+  // The expert's own offer ran out: that is what the expert needs to hear, whatever became of the case after
+  // (with one candidate it was unassigned at the same moment).
+  if (offer.outcome === 'expired') lostOffer(offer);
   closed(state);
   return offer;
 };
@@ -321,7 +353,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       const offer = expertStep(s, command.expertId, command.bySystemId);
       if (offer.outcome === 'accepted') return [];
       if (offer.outcome !== 'open') return lostOffer(offer);
-      if (atOrAfter(now, offer.expiresAt)) throw new ConflictError('offer_expired', 'the offer expired before it was accepted');
+      if (atOrAfter(now, offer.expiresAt) && !sentInTime(command.sentAt, offer, now)) throw new ConflictError('offer_expired', 'the offer expired before it was accepted');
       return [{ type: 'ConsultationAccepted', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, acceptedAt: now } }];
     }
     case 'DeclineConsultation': {
@@ -422,7 +454,7 @@ const evolve = (state: ConsultationState, event: ConsultationEvent): Consultatio
     case 'ReportAcknowledged':
       return { ...state, status: 'acknowledged', report: state.report && { ...state.report, nextResendAt: null } };
     case 'ConsultationCancelled':
-      return { ...state, status: 'cancelled' };
+      return { ...state, status: 'cancelled', offers: state.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' } : o)) };
     default:
       return assertNever(event);
   }
