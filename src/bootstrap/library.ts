@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Container } from 'inversify';
+import type { DateTime } from 'luxon';
 import pino, { type Logger } from 'pino';
 import type { ErasureOptions, ErasureResult, PatientErasure } from '../application/patient-erasure';
 import type { EventStore } from '../application/ports/event-store';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { Projector } from '../application/projector';
-import type { TeleMedService } from '../application/telemed';
-import type { XdsBackend } from '../application/xds-backend';
+import type { RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
+import type { RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
+import type { DocumentMetadata } from '../domain/documents/hl7';
 import type { Cpr } from '../domain/monitoring/cpr';
+import type { TeleObservation } from '../domain/monitoring/tele-observation';
+import type { TimeInterval } from '../domain/monitoring/time-interval';
 import { UnavailableError } from '../domain/shared/errors';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
@@ -17,12 +21,30 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
 import { lockEmbeddedStore } from './embedded-store-lock';
 
+/** A correction's options: its idempotency key and the correlation id its events carry. */
+export type CorrectionOptions = Readonly<{ correctionId?: string; correlationId?: string }>;
+
+/** The seed's TeleMed interface: processAndStore, getObservationsFor, plus record, correct and patientOf. */
+export type EmbeddedTeleMedService = Readonly<{
+  processAndStore(teleObs: TeleObservation): Promise<string>;
+  getObservationsFor(patientId: Cpr, interval: TimeInterval): Promise<readonly StoredObservation[]>;
+  record(observation: TeleObservation, options?: RecordOptions): Promise<RecordResult>;
+  correct(uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions): Promise<SubmitResult>;
+  patientOf(uniqueId: string): Promise<Cpr>;
+}>;
+
+/** The seed's XDSBackend: provideAndRegisterDocument, retrieveDocumentSet, correctDocument, plus retrieveDocument. */
+export type EmbeddedXds = Readonly<{
+  provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>): Promise<SubmitResult>;
+  retrieveDocumentSet(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RetrievedDocument[]>;
+  retrieveDocument(uniqueId: string): Promise<RetrievedDocument>;
+  correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions): Promise<SubmitResult>;
+}>;
+
 /** What a backend team gets when it embeds the core without HTTP. */
 export type EmbeddedTeleMed = Readonly<{
-  /** The seed's TeleMed interface: processAndStore, getObservationsFor (plus record/correct). */
-  telemed: TeleMedService;
-  /** The seed's XDSBackend: provideAndRegisterDocument, retrieveDocumentSet, correctDocument. */
-  xds: XdsBackend;
+  telemed: EmbeddedTeleMedService;
+  xds: EmbeddedXds;
   /** Rebuild the registry projection from the events. */
   rebuildRegistry(): Promise<void>;
   /**
@@ -88,9 +110,30 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
   // at the batch's start), and each query had to project in a write transaction of its own.
   projector.start();
   const life = new Lifecycle();
+  const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
+  const xds = container.get<XdsBackend>(TOKENS.Xds);
+  // Only the documented methods, each named here with the options it takes: the services' other methods are the
+  // adapters' (provideAndRegisterBuilt trusts its caller to have validated the reading; one unchecked time stored
+  // through it broke every later registry query, for every patient), and an option the library does not list
+  // (`replaces`, `summary`) is not passed on.
   return {
-    telemed: life.guard(container.get<TeleMedService>(TOKENS.TeleMed)),
-    xds: life.guard(container.get<XdsBackend>(TOKENS.Xds)),
+    telemed: Object.freeze({
+      processAndStore: life.wrap((teleObs: TeleObservation) => telemed.processAndStore(teleObs)),
+      getObservationsFor: life.wrap((patientId: Cpr, interval: TimeInterval) => telemed.getObservationsFor(patientId, interval)),
+      record: life.wrap((observation: TeleObservation, options: RecordOptions = {}) =>
+        telemed.record(observation, { observationId: options.observationId, correlationId: options.correlationId, measuredAtDefaulted: options.measuredAtDefaulted })),
+      correct: life.wrap((uniqueId: string, corrected: TeleObservation, options: CorrectionOptions = {}) =>
+        telemed.correct(uniqueId, corrected, { correctionId: options.correctionId, correlationId: options.correlationId })),
+      patientOf: life.wrap((uniqueId: string) => telemed.patientOf(uniqueId)),
+    }),
+    xds: Object.freeze({
+      provideAndRegisterDocument: life.wrap((metadata: DocumentMetadata, document: string, options: Readonly<{ observationId?: string; correlationId?: string }> = {}) =>
+        xds.provideAndRegisterDocument(metadata, document, { observationId: options.observationId, correlationId: options.correlationId })),
+      retrieveDocumentSet: life.wrap((patientId: Cpr, start: DateTime, end: DateTime) => xds.retrieveDocumentSet(patientId, start, end)),
+      retrieveDocument: life.wrap((uniqueId: string) => xds.retrieveDocument(uniqueId)),
+      correctDocument: life.wrap((uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: CorrectionOptions = {}) =>
+        xds.correctDocument(uniqueId, metadata, newDocument, { correctionId: options.correctionId, correlationId: options.correlationId })),
+    }),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
     erasePatient: life.wrap((patientId: Cpr, erasureOptions: ErasureOptions) => erasure.erase(patientId, erasureOptions)),
     close: () =>
@@ -111,35 +154,22 @@ class Lifecycle {
   private closing: Promise<void> | null = null;
   private readonly inFlight = new Set<Promise<unknown>>();
 
-  /** The object's methods, each through `call`; properties as they are. */
-  guard<T extends object>(target: T): T {
-    const wrapped = new Map<PropertyKey, unknown>();
-    return new Proxy(target, {
-      get: (t, prop) => {
-        const value: unknown = Reflect.get(t, prop, t);
-        if (typeof value !== 'function') return value;
-        if (!wrapped.has(prop)) wrapped.set(prop, this.wrap((...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(t, args), value.constructor.name === 'AsyncFunction'));
-        return wrapped.get(prop);
-      },
-    });
-  }
-
-  wrap<A extends unknown[], R>(fn: (...args: A) => R, async = true): (...args: A) => R {
-    return (...args: A): R => {
-      if (this.closing) {
-        const error = new UnavailableError('closed', 'this TeleMed instance was closed: open another');
-        if (async) return Promise.reject(error) as R;
-        throw error;
+  /** `fn` through the lifecycle; it is async, so a refusal (or a synchronous throw) is a rejected promise. */
+  wrap<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return (...args: A): Promise<R> => {
+      if (this.closing) return Promise.reject(new UnavailableError('closed', 'this TeleMed instance was closed: open another'));
+      let result: Promise<R>;
+      try {
+        result = fn(...args);
+      } catch (error) {
+        return Promise.reject(error);
       }
-      const result = fn(...args);
-      if (result instanceof Promise) {
-        const settled = result.then(
-          () => undefined,
-          () => undefined,
-        );
-        this.inFlight.add(settled);
-        void settled.finally(() => this.inFlight.delete(settled));
-      }
+      const settled = result.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.inFlight.add(settled);
+      void settled.finally(() => this.inFlight.delete(settled));
       return result;
     };
   }

@@ -82,7 +82,7 @@ describe('openTeleMed (library entry point)', () => {
         await expect(late).rejects.toBeInstanceOf(RtsError);
         await expect(late).rejects.toMatchObject({ kind: 'unavailable', code: 'closed' });
       }
-      expect(() => rts.xds.uniqueIdFor('p', 'x')).toThrow(expect.objectContaining({ code: 'closed' }));
+      await expect(rts.xds.correctDocument('2.25.1', {} as never, '')).rejects.toMatchObject({ code: 'closed' });
 
       const again = await openTeleMed({ dataDir });
       try {

@@ -1,0 +1,72 @@
+// The library entry point in memory: what a backend team's code can call, and what it may pass.
+import { DateTime } from 'luxon';
+import { buildDocument, createTeleObservation, lastDays, openTeleMed, parseCpr, type EmbeddedTeleMed } from '../../src';
+import { XdsBackend } from '../../src/application/xds-backend';
+import { TeleMedService } from '../../src/application/telemed';
+
+const now = DateTime.utc();
+const PATIENT = parseCpr('251248-1234');
+const reading = (systolic: number, minutesAgo: number, patientId = '251248-1234') =>
+  createTeleObservation({ patientId, systolic, diastolic: 70, measuredAt: now.minus({ minutes: minutesAgo }).toISO() }, now);
+
+let rts: EmbeddedTeleMed;
+beforeEach(async () => {
+  rts = await openTeleMed({ inMemory: true });
+});
+afterEach(() => rts.close());
+
+describe('the library exposes only the documented methods', () => {
+  it('rts.telemed and rts.xds hold the documented methods and nothing of the services behind them', () => {
+    expect(Object.keys(rts.telemed).sort()).toEqual(['correct', 'getObservationsFor', 'patientOf', 'processAndStore', 'record']);
+    expect(Object.keys(rts.xds).sort()).toEqual(['correctDocument', 'provideAndRegisterDocument', 'retrieveDocument', 'retrieveDocumentSet']);
+    expect(rts.telemed).not.toBeInstanceOf(TeleMedService);
+    expect(rts.xds).not.toBeInstanceOf(XdsBackend);
+    for (const internal of ['provideAndRegisterBuilt', 'correctBuilt', 'findEntries', 'uniqueIdFor', 'entry', 'now']) {
+      expect((rts.xds as Record<string, unknown>)[internal]).toBeUndefined();
+    }
+  });
+
+  it("the tester's call cannot reach the store: another patient's queries go on working", async () => {
+    const stored = await rts.telemed.processAndStore(reading(120, 5, '010203-4321'));
+    const { metadata } = buildDocument(reading(120, 10));
+    const built = (rts.xds as Record<string, unknown>)['provideAndRegisterBuilt'];
+    expect(built).toBeUndefined();
+    // Options the library does not list are not passed on: a document cannot claim to replace another.
+    await expect(rts.xds.provideAndRegisterDocument({ ...metadata, serviceStartTime: 'garbage' }, 'not xml', { replaces: stored } as never)).rejects.toMatchObject({ kind: 'validation', code: 'invalid_document' });
+    expect((await rts.telemed.getObservationsFor(parseCpr('010203-4321'), lastDays(1, now))).map((o) => o.uniqueId)).toEqual([stored]);
+    expect((await rts.xds.retrieveDocument(stored)).entry.status).toBe('Approved');
+  });
+});
+
+describe('XdsBackend.provideAndRegisterBuilt (defence in depth)', () => {
+  it('refuses an entry the registry projection could not index, so one bad call cannot stop every query', async () => {
+    // The service behind the facade, as an adapter reaches it.
+    const { buildContainer, TOKENS } = await import('../../src/bootstrap/container');
+    const { loadConfig } = await import('../../src/bootstrap/config');
+    const { InMemoryEventStore } = await import('../../src/adapters/event-store/memory/in-memory-event-store');
+    const { InMemoryRegistry } = await import('../../src/adapters/registry/in-memory-registry');
+    const { InMemoryKeyStore } = await import('../../src/adapters/crypto/key-stores');
+    const pino = (await import('pino')).default;
+    const container = buildContainer(loadConfig({ RTS_PSEUDONYM_SECRET: '11'.repeat(32) }), pino({ level: 'silent' }), {
+      store: new InMemoryEventStore(),
+      registry: new InMemoryRegistry(),
+      registryKind: 'memory',
+      keys: new InMemoryKeyStore(),
+    });
+    const xds = container.get<XdsBackend>(TOKENS.Xds);
+    const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
+    const { metadata, document } = buildDocument(reading(120, 10));
+    const bad = [
+      [{ ...metadata, serviceStartTime: 'garbage', serviceStopTime: 'garbage' }, { systolic: 120, diastolic: 70 }, 'serviceStartTime'],
+      [{ ...metadata, title: 'Patient 221122-1234' }, { systolic: 120, diastolic: 70 }, 'title'],
+      [metadata, { systolic: Number.NaN, diastolic: 70 }, 'summary'],
+    ] as const;
+    for (const [m, summary, path] of bad) {
+      await expect(xds.provideAndRegisterBuilt(m, document, { summary })).rejects.toMatchObject({ code: 'invalid_document', details: [expect.objectContaining({ path })] });
+    }
+    const ok = await telemed.processAndStore(reading(121, 3));
+    expect((await telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => o.uniqueId)).toEqual([ok]);
+    const old = await telemed.processAndStore(reading(122, 4, '010203-4321'));
+    await expect(xds.correctBuilt(old, { ...metadata, serviceStartTime: 'x', serviceStopTime: 'x' }, document, { summary: { systolic: 1, diastolic: 1 } })).rejects.toMatchObject({ code: 'invalid_document' });
+  });
+});
