@@ -80,15 +80,19 @@ export type OpenOptions =
  *   const week = await rts.telemed.getObservationsFor(patientId, lastDays(7, DateTime.utc()));
  *   await rts.close();
  */
-export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed> => {
+export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> => {
   let container: Container;
   let lock: DataDirLock | null = null;
-  if ('inMemory' in options) {
+  // Only `inMemory: true` is memory: `{ dataDir, inMemory: false }` (or undefined, from a config file) ran in memory
+  // and lost everything at close.
+  if ((given as { inMemory?: unknown }).inMemory === true) {
+    const memory = given as Extract<OpenOptions, { inMemory: true }>;
     // Given the pseudonym secret and the stores, the container touches no file.
-    const config = loadConfig({ RTS_PSEUDONYM_SECRET: (options.pseudonymSecret ?? randomBytes(32)).toString('hex') });
+    const config = loadConfig({ RTS_PSEUDONYM_SECRET: (memory.pseudonymSecret ?? randomBytes(32)).toString('hex') });
     const opened = { store: new InMemoryEventStore(), registry: new InMemoryRegistry(), registryKind: 'memory' as const, keys: new InMemoryKeyStore() };
     container = buildContainer(config, pino({ level: 'silent' }), opened);
   } else {
+    const options = given as Extract<OpenOptions, { dataDir: string }>;
     // An empty path would be read as unset and open ./data: say so instead.
     if (typeof options.dataDir !== 'string' || options.dataDir.trim() === '') throw new ConfigError(['dataDir: must name a directory (it is created when missing)']);
     const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });

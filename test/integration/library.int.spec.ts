@@ -139,6 +139,22 @@ describe('openTeleMed (library entry point)', () => {
     await expect(openTeleMed({ dataDir: '  ' })).rejects.toMatchObject({ code: 'invalid_configuration' });
   });
 
+  it('opens the data directory when inMemory is false or undefined beside it (only inMemory: true is memory)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-notmem-'));
+    try {
+      for (const [i, inMemory] of [false, undefined].entries()) {
+        const rts = await openTeleMed({ dataDir, inMemory } as never);
+        await rts.telemed.record(reading(120 + i, 1 + i), { observationId: `notmem-${i}` });
+        await rts.close();
+      }
+      const again = await openTeleMed({ dataDir });
+      expect(await again.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now))).toHaveLength(2);
+      await again.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('makes a new data directory and its files owner-only', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'rts-lib-mode-'));
     const dataDir = join(parent, 'nested', 'data');
