@@ -20,6 +20,7 @@ import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
 import { lockEmbeddedStore } from './embedded-store-lock';
+import { CORRECTION_OPTIONS, ERASURE_OPTIONS, RECORD_OPTIONS, SUBMIT_OPTIONS, checkedOptions } from './library-options';
 
 /** A correction's options: its idempotency key and the correlation id its events carry. */
 export type CorrectionOptions = Readonly<{ correctionId?: string; correlationId?: string }>;
@@ -119,27 +120,25 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   // Only the documented methods, each named here with the options it takes: the services' other methods are the
   // adapters' (provideAndRegisterBuilt trusts its caller to have validated the reading; one unchecked time stored
   // through it broke every later registry query, for every patient), and an option the library does not list
-  // (`replaces`, `summary`) is not passed on.
+  // (`replaces`, `summary`) is refused, as is free text with a CPR number in it (library-options.ts).
   return {
     telemed: Object.freeze({
       processAndStore: life.wrap((teleObs: TeleObservation) => telemed.processAndStore(teleObs)),
       getObservationsFor: life.wrap((patientId: Cpr, interval: TimeInterval) => telemed.getObservationsFor(patientId, interval)),
-      record: life.wrap((observation: TeleObservation, options: RecordOptions = {}) =>
-        telemed.record(observation, { observationId: options.observationId, correlationId: options.correlationId, measuredAtDefaulted: options.measuredAtDefaulted })),
-      correct: life.wrap((uniqueId: string, corrected: TeleObservation, options: CorrectionOptions = {}) =>
-        telemed.correct(uniqueId, corrected, { correctionId: options.correctionId, correlationId: options.correlationId })),
+      record: life.wrap((observation: TeleObservation, options?: RecordOptions) => telemed.record(observation, checkedOptions(RECORD_OPTIONS, options, 'options'))),
+      correct: life.wrap((uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions) => telemed.correct(uniqueId, corrected, checkedOptions(CORRECTION_OPTIONS, options, 'options'))),
       patientOf: life.wrap((uniqueId: string) => telemed.patientOf(uniqueId)),
     }),
     xds: Object.freeze({
-      provideAndRegisterDocument: life.wrap((metadata: DocumentMetadata, document: string, options: Readonly<{ observationId?: string; correlationId?: string }> = {}) =>
-        xds.provideAndRegisterDocument(metadata, document, { observationId: options.observationId, correlationId: options.correlationId })),
+      provideAndRegisterDocument: life.wrap((metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>) =>
+        xds.provideAndRegisterDocument(metadata, document, checkedOptions(SUBMIT_OPTIONS, options, 'options'))),
       retrieveDocumentSet: life.wrap((patientId: Cpr, start: DateTime, end: DateTime) => xds.retrieveDocumentSet(patientId, start, end)),
       retrieveDocument: life.wrap((uniqueId: string) => xds.retrieveDocument(uniqueId)),
-      correctDocument: life.wrap((uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: CorrectionOptions = {}) =>
-        xds.correctDocument(uniqueId, metadata, newDocument, { correctionId: options.correctionId, correlationId: options.correlationId })),
+      correctDocument: life.wrap((uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions) =>
+        xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options'))),
     }),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
-    erasePatient: life.wrap((patientId: Cpr, erasureOptions: ErasureOptions) => erasure.erase(patientId, erasureOptions)),
+    erasePatient: life.wrap((patientId: Cpr, erasureOptions: ErasureOptions) => erasure.erase(patientId, checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options'))),
     close: () =>
       life.close(async () => {
         await projector.stop();

@@ -31,8 +31,9 @@ describe('the library exposes only the documented methods', () => {
     const { metadata } = buildDocument(reading(120, 10));
     const built = (rts.xds as Record<string, unknown>)['provideAndRegisterBuilt'];
     expect(built).toBeUndefined();
-    // Options the library does not list are not passed on: a document cannot claim to replace another.
-    await expect(rts.xds.provideAndRegisterDocument({ ...metadata, serviceStartTime: 'garbage' }, 'not xml', { replaces: stored } as never)).rejects.toMatchObject({ kind: 'validation', code: 'invalid_document' });
+    await expect(rts.xds.provideAndRegisterDocument({ ...metadata, serviceStartTime: 'garbage' }, 'not xml')).rejects.toMatchObject({ kind: 'validation', code: 'invalid_document' });
+    // Options the library does not list are refused: a document cannot claim to replace another.
+    await expect(rts.xds.provideAndRegisterDocument(metadata, buildDocument(reading(120, 10)).document, { replaces: stored } as never)).rejects.toMatchObject({ kind: 'validation', code: 'invalid_request' });
     expect((await rts.telemed.getObservationsFor(parseCpr('010203-4321'), lastDays(1, now))).map((o) => o.uniqueId)).toEqual([stored]);
     expect((await rts.xds.retrieveDocument(stored)).entry.status).toBe('Approved');
   });
@@ -68,5 +69,42 @@ describe('XdsBackend.provideAndRegisterBuilt (defence in depth)', () => {
     expect((await telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => o.uniqueId)).toEqual([ok]);
     const old = await telemed.processAndStore(reading(122, 4, '010203-4321'));
     await expect(xds.correctBuilt(old, { ...metadata, serviceStartTime: 'x', serviceStopTime: 'x' }, document, { summary: { systolic: 1, diastolic: 1 } })).rejects.toMatchObject({ code: 'invalid_document' });
+  });
+});
+
+describe('the options the library records are checked as over HTTP', () => {
+  const cpr = '251248-1234';
+  it('refuses free text with a CPR number, values of the wrong type and oversized ones, naming the option and not the value', async () => {
+    const stored = await rts.telemed.processAndStore(reading(120, 5));
+    const refused: [string, () => Promise<unknown>, string][] = [
+      ['record correlationId', () => rts.telemed.record(reading(121, 6), { observationId: 'ok4', correlationId: cpr }), 'options.correlationId'],
+      ['record huge correlationId', () => rts.telemed.record(reading(121, 6), { correlationId: 'a'.repeat(1 << 20) }), 'options.correlationId'],
+      ['record object correlationId', () => rts.telemed.record(reading(121, 6), { correlationId: {} as never }), 'options.correlationId'],
+      ['correct correlationId', () => rts.telemed.correct(stored, reading(122, 5), { correlationId: `corr-${cpr}` }), 'options.correlationId'],
+      ['correct 10 digits', () => rts.telemed.correct(stored, reading(122, 5), { correlationId: 'c2512481234' }), 'options.correlationId'],
+      ['erase by', () => rts.erasePatient(PATIENT, { by: `dpo ${cpr}` }), 'options.by'],
+      ['erase by number', () => rts.erasePatient(PATIENT, { by: 42 as never }), 'options.by'],
+      ['erase by empty', () => rts.erasePatient(PATIENT, { by: ' ' }), 'options.by'],
+      ['erase by long', () => rts.erasePatient(PATIENT, { by: 'x'.repeat(201) }), 'options.by'],
+      ['erase without options', () => rts.erasePatient(PATIENT, undefined as never), 'options.by'],
+      ['erase ifUnknown', () => rts.erasePatient(PATIENT, { by: 'dpo', ifUnknown: 'yes' as never }), 'options.ifUnknown'],
+    ];
+    for (const [what, call, path] of refused) {
+      const error = await call().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect([what, error]).toEqual([what, expect.objectContaining({ kind: 'validation', code: 'invalid_request', details: [expect.objectContaining({ path })] })]);
+      expect((error as Error).message).not.toMatch(/251248|2512481234/);
+    }
+    // Nothing was recorded or erased by the refused calls.
+    expect((await rts.telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => [o.uniqueId, o.systolic.value])).toEqual([[stored, 120]]);
+  });
+
+  it('takes what HTTP takes', async () => {
+    const stored = await rts.telemed.record(reading(120, 5), { observationId: 'meter-7:0001', correlationId: 'req-0b7c1e2a' });
+    await rts.telemed.correct(stored.uniqueId, reading(119, 5), { correctionId: 'fix-1', correlationId: 'req-2' });
+    const erased = await rts.erasePatient(PATIENT, { by: 'dpo Jane Hansen', correlationId: 'ticket-77' });
+    expect(erased.alreadyErased).toBe(false);
   });
 });
