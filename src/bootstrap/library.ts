@@ -12,7 +12,8 @@ import type { DocumentMetadata } from '../domain/documents/hl7';
 import type { Cpr } from '../domain/monitoring/cpr';
 import type { TeleObservation } from '../domain/monitoring/tele-observation';
 import type { TimeInterval } from '../domain/monitoring/time-interval';
-import { UnavailableError } from '../domain/shared/errors';
+import { RtsError, UnavailableError } from '../domain/shared/errors';
+import { STORAGE_UNAVAILABLE } from '../adapters/event-store/sqlite/storage-failure';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
@@ -20,6 +21,7 @@ import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
 import { lockEmbeddedStore } from './embedded-store-lock';
+import { TransientStartError, startupSettingProblem, storeStartProblem } from './main';
 import { CORRECTION_OPTIONS, ERASURE_OPTIONS, RECORD_OPTIONS, SUBMIT_OPTIONS, checkedOptions } from './library-options';
 
 /** A correction's options: its idempotency key and the correlation id its events carry. */
@@ -99,12 +101,12 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
     // One process per embedded store, a hub or a library (data-dir-lock.ts): beside a running hub, the library
     // kept an erased patient's key in its cache and took their uploads, which the hub then never showed.
-    lock = lockEmbeddedStore(config, 'dataDir');
     try {
+      lock = lockEmbeddedStore(config, 'dataDir');
       container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
     } catch (error) {
       lock?.release();
-      throw error;
+      throw openProblem(error, config);
     }
   }
   const projector = container.get<Projector>(TOKENS.Projector);
@@ -147,6 +149,23 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
         lock?.release();
       }),
   };
+};
+
+/**
+ * An open that failed on the machine or the network, said as the hub says it (main.ts) and named as the library's
+ * caller knows the setting: a data directory that cannot be created or written is a ConfigError naming `dataDir`, a
+ * PostgreSQL host without an address one naming `settings.RTS_POSTGRES_URL`, a database that cannot be reached now
+ * UnavailableError `storage_unavailable`. They were the raw EROFS, ENOENT or ENOTFOUND of Node. Anything else as it is.
+ */
+const openProblem = (error: unknown, config: Config): unknown => {
+  if (error instanceof ConfigError || error instanceof RtsError) return error;
+  const named = (problem: string) => Object.assign(new ConfigError([problem.replace(/^RTS_DATA_DIR:/, 'dataDir:').replace(/^RTS_POSTGRES_URL:/, 'settings.RTS_POSTGRES_URL:')]), { cause: error });
+  const setting = startupSettingProblem(error, config);
+  if (setting !== null) return named(setting);
+  const store = storeStartProblem(error, config);
+  if (store instanceof ConfigError) return named(store.problems.join('; '));
+  if (store instanceof TransientStartError) return Object.assign(new UnavailableError(STORAGE_UNAVAILABLE, store.message.replace(/^RTS_POSTGRES_URL:/, 'settings.RTS_POSTGRES_URL:').replace(/The hub can start once it answers$/, 'open again once it answers')), { cause: error });
+  return error;
 };
 
 /**
