@@ -212,6 +212,18 @@ export class XdsBackend {
     return this.findEntry(this.uniqueIdFor(this.deps.patientKeys.keyFor(patientId), observationId));
   }
 
+  /**
+   * Whether `uniqueId` names a document whose patient was erased (its registry row went with the erasure, so `entry`
+   * says document_not_found): the document's own stream still names the patient's key. For the library, whose
+   * README promises patient_erased; HTTP keeps its 404 (its access check cannot place a document without a row).
+   */
+  async isOfErasedPatient(uniqueId: string): Promise<boolean> {
+    if (!this.deps.protection) return false;
+    const { events } = await this.deps.store.readStream(documentStreamName(uniqueId), { maxCount: 1 });
+    const patientKey = events[0]?.type === 'DocumentSubmitted' ? events[0].data['patientKey'] : undefined;
+    return typeof patientKey === 'string' && (await this.deps.protection.isErased(patientKey));
+  }
+
   async entry(uniqueId: string): Promise<RegistryEntryView> {
     const entry = await this.findEntry(uniqueId);
     if (!entry) throw new NotFoundError('document_not_found', 'no document has this uniqueId');

@@ -12,7 +12,7 @@ import type { DocumentMetadata } from '../domain/documents/hl7';
 import type { Cpr } from '../domain/monitoring/cpr';
 import type { TeleObservation } from '../domain/monitoring/tele-observation';
 import type { TimeInterval } from '../domain/monitoring/time-interval';
-import { RtsError, UnavailableError } from '../domain/shared/errors';
+import { NotFoundError, RtsError, UnavailableError } from '../domain/shared/errors';
 import { STORAGE_UNAVAILABLE } from '../adapters/event-store/sqlite/storage-failure';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
@@ -119,6 +119,15 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   const life = new Lifecycle();
   const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
   const xds = container.get<XdsBackend>(TOKENS.Xds);
+  // A call on one document of an erased patient says patient_erased, as the README promises for their reads: the
+  // erasure removed the registry row, and the call said document_not_found.
+  const ofDocument = <R>(uniqueId: string, call: Promise<R>): Promise<R> =>
+    call.catch(async (error: unknown) => {
+      if (error instanceof NotFoundError && error.code === 'document_not_found' && (await xds.isOfErasedPatient(uniqueId))) {
+        throw new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
+      }
+      throw error;
+    });
   // Only the documented methods, each named here with the options it takes: the services' other methods are the
   // adapters' (provideAndRegisterBuilt trusts its caller to have validated the reading; one unchecked time stored
   // through it broke every later registry query, for every patient), and an option the library does not list
@@ -128,16 +137,17 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
       processAndStore: life.wrap((teleObs: TeleObservation) => telemed.processAndStore(teleObs)),
       getObservationsFor: life.wrap((patientId: Cpr, interval: TimeInterval) => telemed.getObservationsFor(patientId, interval)),
       record: life.wrap((observation: TeleObservation, options?: RecordOptions) => telemed.record(observation, checkedOptions(RECORD_OPTIONS, options, 'options'))),
-      correct: life.wrap((uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions) => telemed.correct(uniqueId, corrected, checkedOptions(CORRECTION_OPTIONS, options, 'options'))),
-      patientOf: life.wrap((uniqueId: string) => telemed.patientOf(uniqueId)),
+      correct: life.wrap((uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions) =>
+        ofDocument(uniqueId, telemed.correct(uniqueId, corrected, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
+      patientOf: life.wrap((uniqueId: string) => ofDocument(uniqueId, telemed.patientOf(uniqueId))),
     }),
     xds: Object.freeze({
       provideAndRegisterDocument: life.wrap((metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>) =>
         xds.provideAndRegisterDocument(metadata, document, checkedOptions(SUBMIT_OPTIONS, options, 'options'))),
       retrieveDocumentSet: life.wrap((patientId: Cpr, start: DateTime, end: DateTime) => xds.retrieveDocumentSet(patientId, start, end)),
-      retrieveDocument: life.wrap((uniqueId: string) => xds.retrieveDocument(uniqueId)),
+      retrieveDocument: life.wrap((uniqueId: string) => ofDocument(uniqueId, xds.retrieveDocument(uniqueId))),
       correctDocument: life.wrap((uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions) =>
-        xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options'))),
+        ofDocument(uniqueId, xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
     }),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
     erasePatient: life.wrap((patientId: Cpr, erasureOptions: ErasureOptions) => erasure.erase(patientId, checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options'))),

@@ -108,3 +108,22 @@ describe('the options the library records are checked as over HTTP', () => {
     expect(erased.alreadyErased).toBe(false);
   });
 });
+
+describe("after an erasure, calls on one of the patient's documents say patient_erased", () => {
+  it('retrieveDocument, patientOf, correct and correctDocument answer patient_erased; an unknown id stays document_not_found', async () => {
+    const stored = await rts.telemed.processAndStore(reading(120, 5));
+    const other = await rts.telemed.processAndStore(reading(130, 5, '010203-4321'));
+    await rts.erasePatient(PATIENT, { by: 'dpo' });
+    const { metadata, document } = buildDocument(reading(121, 5));
+    for (const call of [
+      () => rts.xds.retrieveDocument(stored),
+      () => rts.telemed.patientOf(stored),
+      () => rts.telemed.correct(stored, reading(121, 5)),
+      () => rts.xds.correctDocument(stored, metadata, document),
+    ]) {
+      await expect(call()).rejects.toMatchObject({ kind: 'not_found', code: 'patient_erased' });
+    }
+    await expect(rts.xds.retrieveDocument('2.25.1')).rejects.toMatchObject({ code: 'document_not_found' });
+    expect(await rts.telemed.patientOf(other)).toBe('010203-4321');
+  });
+});
