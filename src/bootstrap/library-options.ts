@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { containsCprDigits, isCprLike } from '../domain/monitoring/cpr';
+import { PATIENT_KEY_PATTERN } from '../application/ports/patient-keys';
 import { ValidationError } from '../domain/shared/errors';
 import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
 
@@ -18,15 +19,20 @@ const id = z.string();
 export const RECORD_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional(), measuredAtDefaulted: z.boolean().optional() });
 export const SUBMIT_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional() });
 export const CORRECTION_OPTIONS = z.strictObject({ correctionId: id.optional(), correlationId: correlationId.optional() });
-export const ERASURE_OPTIONS = z.strictObject({
-  by: z
+const by = z
     .string()
     .trim()
     .min(1, 'must name who asked for the erasure')
     .max(200, 'at most 200 characters')
-    .refine((v) => !isCprLike(v), 'a name or pseudonym, not a CPR number (it is stored in clear and outlives the erasure)'),
-  correlationId: correlationId.optional(),
-  ifUnknown: z.enum(['refuse', 'erase']).optional(),
+    .refine((v) => !isCprLike(v), 'a name or pseudonym, not a CPR number (it is stored in clear and outlives the erasure)');
+export const ERASURE_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional(), ifUnknown: z.enum(['refuse', 'erase']).optional() });
+export const ERASURE_BY_KEY_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional() });
+export const PATIENT_KEY = z.string().regex(PATIENT_KEY_PATTERN, 'a pseudonymous patient key: p and 32 hex digits');
+/** As GET /erasures pages them. */
+export const MAX_ERASURES_PAGE = 10_000;
+export const LIST_ERASURES_OPTIONS = z.strictObject({
+  after: z.bigint().nonnegative().optional(),
+  limit: z.number().int().min(1).max(MAX_ERASURES_PAGE).optional(),
 });
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Container } from 'inversify';
 import type { DateTime } from 'luxon';
 import pino, { type Logger } from 'pino';
-import type { ErasureOptions, ErasureResult, PatientErasure } from '../application/patient-erasure';
+import type { ErasureOptions, ErasurePage, ErasureResult, PatientErasure } from '../application/patient-erasure';
 import type { EventStore } from '../application/ports/event-store';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { Projector } from '../application/projector';
@@ -22,7 +22,17 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
 import { lockEmbeddedStore } from './embedded-store-lock';
 import { TransientStartError, startupSettingProblem, storeStartProblem } from './main';
-import { CORRECTION_OPTIONS, ERASURE_OPTIONS, RECORD_OPTIONS, SUBMIT_OPTIONS, checkedOptions } from './library-options';
+import {
+  CORRECTION_OPTIONS,
+  ERASURE_BY_KEY_OPTIONS,
+  ERASURE_OPTIONS,
+  LIST_ERASURES_OPTIONS,
+  MAX_ERASURES_PAGE,
+  PATIENT_KEY,
+  RECORD_OPTIONS,
+  SUBMIT_OPTIONS,
+  checkedOptions,
+} from './library-options';
 
 /** A correction's options: its idempotency key and the correlation id its events carry. */
 export type CorrectionOptions = Readonly<{ correctionId?: string; correlationId?: string }>;
@@ -59,6 +69,17 @@ export type EmbeddedTeleMed = Readonly<{
    */
   erasePatient(patientId: Cpr, options: ErasureOptions): Promise<ErasureResult>;
   /**
+   * Forget a patient by pseudonymous key (what PUT /erasures/{patientKey} does): how the erasures a restored backup
+   * predates are repeated, from `listErasures` of the newer copy, saved answers of it, or the `patient erased` log
+   * lines. Always recorded, as `ifUnknown: 'erase'` (a key comes from a record of an erasure).
+   */
+  eraseByKey(patientKey: string, options: Omit<ErasureOptions, 'ifUnknown'>): Promise<ErasureResult>;
+  /**
+   * The erasures recorded, key and time, oldest first (what GET /erasures answers): `limit` (1-10,000, default
+   * 10,000) from after position `after` (default 0n); `next` is the `after` of the next page, null on the last.
+   */
+  listErasures(options?: Readonly<{ after?: bigint; limit?: number }>): Promise<ErasurePage>;
+  /**
    * Let the calls in flight finish, then close the stores. Idempotent. A call after it throws UnavailableError code
    * 'closed'.
    */
@@ -72,7 +93,7 @@ export type OpenOptions =
    */
   | Readonly<{ dataDir: string; settings?: Partial<Record<keyof Config, string>>; logger?: Logger }>
   /** Everything in memory, gone at close: for tests of code that embeds TeleMed. */
-  | Readonly<{ inMemory: true; pseudonymSecret?: Buffer }>;
+  | Readonly<{ inMemory: true; pseudonymSecret?: Buffer; logger?: Logger }>;
 
 /**
  * Open the TeleMed core in-process: the server's container, with the same sealing of patient data and the same
@@ -86,6 +107,7 @@ export type OpenOptions =
 export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> => {
   let container: Container;
   let lock: DataDirLock | null = null;
+  let logger: Logger = pino({ level: 'silent' });
   // Only `inMemory: true` is memory: `{ dataDir, inMemory: false }` (or undefined, from a config file) ran in memory
   // and lost everything at close.
   if ((given as { inMemory?: unknown }).inMemory === true) {
@@ -93,7 +115,8 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     // Given the pseudonym secret and the stores, the container touches no file.
     const config = loadConfig({ RTS_PSEUDONYM_SECRET: (memory.pseudonymSecret ?? randomBytes(32)).toString('hex') });
     const opened = { store: new InMemoryEventStore(), registry: new InMemoryRegistry(), registryKind: 'memory' as const, keys: new InMemoryKeyStore() };
-    container = buildContainer(config, pino({ level: 'silent' }), opened);
+    logger = memory.logger ?? logger;
+    container = buildContainer(config, logger, opened);
   } else {
     const options = given as Extract<OpenOptions, { dataDir: string }>;
     // An empty path would be read as unset and open ./data: say so instead.
@@ -103,7 +126,8 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     // kept an erased patient's key in its cache and took their uploads, which the hub then never showed.
     try {
       lock = lockEmbeddedStore(config, 'dataDir');
-      container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
+      logger = options.logger ?? logger;
+      container = await openContainer(config, logger);
     } catch (error) {
       lock?.release();
       throw openProblem(error, config);
@@ -117,6 +141,12 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   // at the batch's start), and each query had to project in a write transaction of its own.
   projector.start();
   const life = new Lifecycle();
+  // The hub's `patient erased` line (key and time, never the CPR number) in the embedder's logger: a record of the
+  // erasures outside the store, which `rts erasures apply --from` reads after a restore.
+  const logged = (result: ErasureResult): ErasureResult => {
+    if (!result.alreadyErased) logger.info({ event: 'PatientErased', patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, 'patient erased');
+    return result;
+  };
   const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
   const xds = container.get<XdsBackend>(TOKENS.Xds);
   // A call on one document of an erased patient says patient_erased, as the README promises for their reads: the
@@ -150,7 +180,15 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
         ofDocument(uniqueId, xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
     }),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
-    erasePatient: life.wrap((patientId: Cpr, erasureOptions: ErasureOptions) => erasure.erase(patientId, checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options'))),
+    erasePatient: life.wrap(async (patientId: Cpr, erasureOptions: ErasureOptions) => logged(await erasure.erase(patientId, checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options')))),
+    eraseByKey: life.wrap(async (patientKey: string, erasureOptions: Omit<ErasureOptions, 'ifUnknown'>) => {
+      const key = checkedOptions(PATIENT_KEY, patientKey, 'patientKey');
+      return logged(await erasure.eraseKey(key, { ...checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'), ifUnknown: 'erase' }));
+    }),
+    listErasures: life.wrap((listOptions?: Readonly<{ after?: bigint; limit?: number }>) => {
+      const { after, limit } = checkedOptions(LIST_ERASURES_OPTIONS, listOptions, 'options');
+      return erasure.recorded(after ?? 0n, limit ?? MAX_ERASURES_PAGE);
+    }),
     close: () =>
       life.close(async () => {
         await projector.stop();

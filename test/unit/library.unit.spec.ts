@@ -127,3 +127,41 @@ describe("after an erasure, calls on one of the patient's documents say patient_
     expect(await rts.telemed.patientOf(other)).toBe('010203-4321');
   });
 });
+
+describe('repeating erasures after a restore, as a library user', () => {
+  it('listErasures pages the recorded erasures; eraseByKey repeats them on another copy; each new one is a patient erased log line', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const pino = (await import('pino')).default;
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const secret = Buffer.alloc(32, 7);
+    const live = await openTeleMed({ inMemory: true, pseudonymSecret: secret, logger });
+    const restored = await openTeleMed({ inMemory: true, pseudonymSecret: secret });
+    try {
+      for (const copy of [live, restored]) await copy.telemed.processAndStore(reading(120, 5));
+      const first = await live.erasePatient(PATIENT, { by: 'dpo' });
+      const again = await live.erasePatient(PATIENT, { by: 'dpo' });
+      const stranger = await live.erasePatient(parseCpr('010203-4321'), { by: 'dpo', ifUnknown: 'erase' });
+      expect(again.alreadyErased).toBe(true);
+      expect(lines.filter((l) => l['msg'] === 'patient erased').map((l) => [l['patientKey'], l['erasedAt']])).toEqual([
+        [first.patientKey, first.erasedAt],
+        [stranger.patientKey, stranger.erasedAt],
+      ]);
+      expect(JSON.stringify(lines)).not.toMatch(/251248|010203/);
+
+      const page1 = await live.listErasures({ limit: 1 });
+      expect(page1.items).toEqual([{ patientKey: first.patientKey, erasedAt: first.erasedAt }]);
+      const page2 = await live.listErasures({ after: page1.next!, limit: 1 });
+      expect(page2.items).toEqual([{ patientKey: stranger.patientKey, erasedAt: stranger.erasedAt }]);
+      expect((await live.listErasures()).items).toHaveLength(2);
+
+      for (const { patientKey } of (await live.listErasures()).items) await restored.eraseByKey(patientKey, { by: 'restore' });
+      await expect(restored.telemed.getObservationsFor(PATIENT, lastDays(1, now))).rejects.toMatchObject({ code: 'patient_erased' });
+      await expect(restored.telemed.processAndStore(reading(121, 1, '010203-4321'))).rejects.toMatchObject({ code: 'patient_erased' });
+      await expect(restored.eraseByKey('251248-1234', { by: 'dpo' })).rejects.toMatchObject({ code: 'invalid_request', details: [expect.objectContaining({ path: 'patientKey' })] });
+      await expect(restored.listErasures({ limit: 0 })).rejects.toMatchObject({ code: 'invalid_request' });
+    } finally {
+      await live.close();
+      await restored.close();
+    }
+  });
+});
