@@ -1,8 +1,8 @@
 /**
  * telemed-rts as a library. See README "Embedding the core".
  */
-export { openTeleMed, type EmbeddedTeleMed, type OpenOptions } from './bootstrap/library';
-export type { ErasureOptions, ErasureResult } from './application/patient-erasure';
+export { openTeleMed, type EmbeddedTeleMed, type EmbeddedTeleMedService, type EmbeddedXds, type CorrectionOptions, type OpenOptions } from './bootstrap/library';
+export type { ErasureOptions, ErasureResult, ErasurePage, RecordedErasure } from './application/patient-erasure';
 export { startHub, type RunningHub } from './bootstrap/main';
 export { loadConfig, ConfigError, type Config } from './bootstrap/config';
 export type { TeleMed, StoredObservation, RecordOptions, RecordResult } from './application/telemed';

@@ -71,17 +71,35 @@ export class PatientErasure {
     // A repeat answers with the time the erasure was recorded, not the time of the repeat.
     const recorded = events[0]?.type === PATIENT_ERASED ? events[0].data['erasedAt'] : undefined;
     const erasedAt = typeof recorded === 'string' ? recorded : this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
-    if (currentVersion === null) await this.deps.store.appendToStream(
-      patientStreamName(patientKey),
-      [{ id: uuidV5(`erase/${patientKey}`), type: PATIENT_ERASED, data: { patientKey, erasedAt, by: options.by }, metadata: { correlationId: options.correlationId } }],
-      { expectedVersion: 'no_stream' },
-    ).catch((error: unknown) => {
-      // A concurrent erasure of the same patient recorded it first: the same outcome.
-      if ((error as { code?: string }).code !== 'expected_version_conflict') throw error;
-    });
+    let first = { erasedAt, alreadyErased };
+    if (currentVersion === null) {
+      // A concurrent erasure of the same patient recorded it first (the store says so by a version conflict, or, the
+      // event id being the same, by taking this append as a repeat): this call is its repeat, and answers with the
+      // time recorded. Each concurrent caller answered with its own clock's time, and all said not erased before.
+      const recordedFirst = await this.deps.store
+        .appendToStream(
+          patientStreamName(patientKey),
+          [{ id: uuidV5(`erase/${patientKey}`), type: PATIENT_ERASED, data: { patientKey, erasedAt, by: options.by }, metadata: { correlationId: options.correlationId } }],
+          { expectedVersion: 'no_stream' },
+        )
+        .then(
+          (result) => result.idempotent,
+          (error: unknown) => {
+            if ((error as { code?: string }).code !== 'expected_version_conflict') throw error;
+            return true;
+          },
+        );
+      if (recordedFirst) first = { erasedAt: (await this.recordedErasedAt(patientKey)) ?? erasedAt, alreadyErased: true };
+    }
     await this.deps.protection.erase(patientKey);
     for (const p of this.deps.projectors) await p.catchUp();
-    return { patientKey, erasedAt, alreadyErased, known };
+    return { patientKey, ...first, known };
+  }
+
+  private async recordedErasedAt(patientKey: string): Promise<string | undefined> {
+    const { events } = await this.deps.store.readStream(patientStreamName(patientKey), { maxCount: 1 });
+    const recorded = events[0]?.type === PATIENT_ERASED ? events[0].data['erasedAt'] : undefined;
+    return typeof recorded === 'string' ? recorded : undefined;
   }
 
   /** The erasures recorded in the store after position `after` (0n: from the first), oldest first, at most `limit`. */

@@ -5,6 +5,7 @@ import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import { checkedInterval } from '../domain/monitoring/time-interval';
 import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
 import { NotFoundError, ValidationError } from '../domain/shared/errors';
+import { isoInstantMillis } from '../domain/shared/iso-instant';
 import { checkPatientIdempotencyKey } from '../domain/shared/idempotency-key';
 import { handleCommand } from './command-handling';
 import { sha256Hex, uuidToOid, uuidV5 } from './ids';
@@ -53,6 +54,25 @@ export type XdsDependencies = Readonly<{
 }>;
 
 /**
+ * What the registry projection needs of a built document's entry, checked without parsing the document (the *Built
+ * paths trust their caller to have validated the reading): a time it can index, numeric values and the fixed fields
+ * MetadataBuilder writes. One entry stored with a time the projection cannot read stopped it at that event, and every
+ * later registry query failed, for every patient, until the store was repaired by hand.
+ */
+const checkBuilt = (metadata: DocumentMetadata, summary: NonNullable<SubmitOptions['summary']>): void => {
+  const start: unknown = metadata?.serviceStartTime;
+  const problems = [
+    (typeof start !== 'string' || Number.isNaN(isoInstantMillis(start))) && { path: 'serviceStartTime', message: 'must be an ISO-8601 instant' },
+    metadata?.serviceStopTime !== start && { path: 'serviceStopTime', message: 'must equal serviceStartTime (a reading is an instant)' },
+    ...Object.entries(BLOOD_PRESSURE_DOCUMENT_CODES)
+      .filter(([field, value]) => (metadata as Record<string, unknown> | undefined)?.[field] !== value)
+      .map(([field, value]) => ({ path: field, message: `must be "${value}"` })),
+    !(Number.isFinite(summary?.systolic) && Number.isFinite(summary?.diastolic)) && { path: 'summary', message: 'systolic and diastolic must be numbers' },
+  ].filter((m): m is { path: string; message: string } => m !== false);
+  if (problems.length > 0) throw new ValidationError('invalid_document', `the built document's metadata is not valid: ${problems.map((m) => `${m.path} ${m.message}`).join('; ')}`, problems);
+};
+
+/**
  * The seed's XDSBackend: provide-and-register, query by patient and interval, retrieve, and correct (RPLC).
  * Registering and storing are one append to the document's own stream; the registry query side is a projection.
  */
@@ -86,6 +106,7 @@ export class XdsBackend {
    * rest of an upload). `summary` must be that observation's values.
    */
   async provideAndRegisterBuilt(metadata: DocumentMetadata, document: string, options: SubmitOptions & Readonly<{ summary: NonNullable<SubmitOptions['summary']> }>): Promise<SubmitResult> {
+    checkBuilt(metadata, options.summary);
     const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
     const uniqueId = this.uniqueIdFor(patientKey, options.observationId);
     return this.register(uniqueId, patientKey, metadata, document, options);
@@ -130,6 +151,7 @@ export class XdsBackend {
 
   /** correctDocument without the parse: TeleMedService's path, as provideAndRegisterBuilt. */
   async correctBuilt(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string; summary: NonNullable<SubmitOptions['summary']> }): Promise<SubmitResult> {
+    checkBuilt(metadata, options.summary);
     const old = await this.entry(uniqueId);
     const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
     if (old.patientKey !== patientKey) {
@@ -188,6 +210,18 @@ export class XdsBackend {
   /** The registry entry of the patient's upload with this observation id, or null when there is none. */
   async entryOfObservation(patientId: Cpr, observationId: string): Promise<RegistryEntryView | null> {
     return this.findEntry(this.uniqueIdFor(this.deps.patientKeys.keyFor(patientId), observationId));
+  }
+
+  /**
+   * Whether `uniqueId` names a document whose patient was erased (its registry row went with the erasure, so `entry`
+   * says document_not_found): the document's own stream still names the patient's key. For the library, whose
+   * README promises patient_erased; HTTP keeps its 404 (its access check cannot place a document without a row).
+   */
+  async isOfErasedPatient(uniqueId: string): Promise<boolean> {
+    if (!this.deps.protection) return false;
+    const { events } = await this.deps.store.readStream(documentStreamName(uniqueId), { maxCount: 1 });
+    const patientKey = events[0]?.type === 'DocumentSubmitted' ? events[0].data['patientKey'] : undefined;
+    return typeof patientKey === 'string' && (await this.deps.protection.isErased(patientKey));
   }
 
   async entry(uniqueId: string): Promise<RegistryEntryView> {

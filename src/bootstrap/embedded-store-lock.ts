@@ -11,7 +11,8 @@ export const lockEmbeddedStore = (config: Config, setting: string): DataDirLock 
   try {
     return lockDataDir(config.RTS_DATA_DIR);
   } catch (error) {
-    if (error instanceof DataDirInUseError) throw new ConfigError([`${setting}: ${error.message}`]);
+    // Said for both cases: a second openTeleMed on one dataDir in the same process was told of "another hub process".
+    if (error instanceof DataDirInUseError) throw new ConfigError([`${setting}: ${error.message}: stop or close that one first, or give this one another ${setting}`]);
     throw error;
   }
 };

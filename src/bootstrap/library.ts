@@ -1,14 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Container } from 'inversify';
+import type { DateTime } from 'luxon';
 import pino, { type Logger } from 'pino';
-import type { ErasureOptions, ErasureResult, PatientErasure } from '../application/patient-erasure';
+import type { ErasureOptions, ErasurePage, ErasureResult, PatientErasure } from '../application/patient-erasure';
 import type { EventStore } from '../application/ports/event-store';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { Projector } from '../application/projector';
-import type { TeleMedService } from '../application/telemed';
-import type { XdsBackend } from '../application/xds-backend';
+import type { RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
+import type { RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
+import type { DocumentMetadata } from '../domain/documents/hl7';
 import type { Cpr } from '../domain/monitoring/cpr';
-import { UnavailableError } from '../domain/shared/errors';
+import type { TeleObservation } from '../domain/monitoring/tele-observation';
+import type { TimeInterval } from '../domain/monitoring/time-interval';
+import { NotFoundError, RtsError, UnavailableError } from '../domain/shared/errors';
+import { STORAGE_UNAVAILABLE } from '../adapters/event-store/sqlite/storage-failure';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
@@ -16,13 +21,43 @@ import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
 import { lockEmbeddedStore } from './embedded-store-lock';
+import { TransientStartError, startupSettingProblem, storeStartProblem } from './main';
+import {
+  CORRECTION_OPTIONS,
+  ERASURE_BY_KEY_OPTIONS,
+  ERASURE_OPTIONS,
+  LIST_ERASURES_OPTIONS,
+  MAX_ERASURES_PAGE,
+  PATIENT_KEY,
+  RECORD_OPTIONS,
+  SUBMIT_OPTIONS,
+  checkedOptions,
+} from './library-options';
+
+/** A correction's options: its idempotency key and the correlation id its events carry. */
+export type CorrectionOptions = Readonly<{ correctionId?: string; correlationId?: string }>;
+
+/** The seed's TeleMed interface: processAndStore, getObservationsFor, plus record, correct and patientOf. */
+export type EmbeddedTeleMedService = Readonly<{
+  processAndStore(teleObs: TeleObservation): Promise<string>;
+  getObservationsFor(patientId: Cpr, interval: TimeInterval): Promise<readonly StoredObservation[]>;
+  record(observation: TeleObservation, options?: RecordOptions): Promise<RecordResult>;
+  correct(uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions): Promise<SubmitResult>;
+  patientOf(uniqueId: string): Promise<Cpr>;
+}>;
+
+/** The seed's XDSBackend: provideAndRegisterDocument, retrieveDocumentSet, correctDocument, plus retrieveDocument. */
+export type EmbeddedXds = Readonly<{
+  provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>): Promise<SubmitResult>;
+  retrieveDocumentSet(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RetrievedDocument[]>;
+  retrieveDocument(uniqueId: string): Promise<RetrievedDocument>;
+  correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions): Promise<SubmitResult>;
+}>;
 
 /** What a backend team gets when it embeds the core without HTTP. */
 export type EmbeddedTeleMed = Readonly<{
-  /** The seed's TeleMed interface: processAndStore, getObservationsFor (plus record/correct). */
-  telemed: TeleMedService;
-  /** The seed's XDSBackend: provideAndRegisterDocument, retrieveDocumentSet, correctDocument. */
-  xds: XdsBackend;
+  telemed: EmbeddedTeleMedService;
+  xds: EmbeddedXds;
   /** Rebuild the registry projection from the events. */
   rebuildRegistry(): Promise<void>;
   /**
@@ -33,6 +68,17 @@ export type EmbeddedTeleMed = Readonly<{
    * `ifUnknown: 'erase'` (then their uploads are refused from now on; the result says `known: false`).
    */
   erasePatient(patientId: Cpr, options: ErasureOptions): Promise<ErasureResult>;
+  /**
+   * Forget a patient by pseudonymous key (what PUT /erasures/{patientKey} does): how the erasures a restored backup
+   * predates are repeated, from `listErasures` of the newer copy, saved answers of it, or the `patient erased` log
+   * lines. Always recorded, as `ifUnknown: 'erase'` (a key comes from a record of an erasure).
+   */
+  eraseByKey(patientKey: string, options: Omit<ErasureOptions, 'ifUnknown'>): Promise<ErasureResult>;
+  /**
+   * The erasures recorded, key and time, oldest first (what GET /erasures answers): `limit` (1-10,000, default
+   * 10,000) from after position `after` (default 0n); `next` is the `after` of the next page, null on the last.
+   */
+  listErasures(options?: Readonly<{ after?: bigint; limit?: number }>): Promise<ErasurePage>;
   /**
    * Let the calls in flight finish, then close the stores. Idempotent. A call after it throws UnavailableError code
    * 'closed'.
@@ -47,7 +93,7 @@ export type OpenOptions =
    */
   | Readonly<{ dataDir: string; settings?: Partial<Record<keyof Config, string>>; logger?: Logger }>
   /** Everything in memory, gone at close: for tests of code that embeds TeleMed. */
-  | Readonly<{ inMemory: true; pseudonymSecret?: Buffer }>;
+  | Readonly<{ inMemory: true; pseudonymSecret?: Buffer; logger?: Logger }>;
 
 /**
  * Open the TeleMed core in-process: the server's container, with the same sealing of patient data and the same
@@ -58,26 +104,33 @@ export type OpenOptions =
  *   const week = await rts.telemed.getObservationsFor(patientId, lastDays(7, DateTime.utc()));
  *   await rts.close();
  */
-export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed> => {
+export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> => {
   let container: Container;
   let lock: DataDirLock | null = null;
-  if ('inMemory' in options) {
+  let logger: Logger = pino({ level: 'silent' });
+  // Only `inMemory: true` is memory: `{ dataDir, inMemory: false }` (or undefined, from a config file) ran in memory
+  // and lost everything at close.
+  if ((given as { inMemory?: unknown }).inMemory === true) {
+    const memory = given as Extract<OpenOptions, { inMemory: true }>;
     // Given the pseudonym secret and the stores, the container touches no file.
-    const config = loadConfig({ RTS_PSEUDONYM_SECRET: (options.pseudonymSecret ?? randomBytes(32)).toString('hex') });
+    const config = loadConfig({ RTS_PSEUDONYM_SECRET: (memory.pseudonymSecret ?? randomBytes(32)).toString('hex') });
     const opened = { store: new InMemoryEventStore(), registry: new InMemoryRegistry(), registryKind: 'memory' as const, keys: new InMemoryKeyStore() };
-    container = buildContainer(config, pino({ level: 'silent' }), opened);
+    logger = memory.logger ?? logger;
+    container = buildContainer(config, logger, opened);
   } else {
+    const options = given as Extract<OpenOptions, { dataDir: string }>;
     // An empty path would be read as unset and open ./data: say so instead.
     if (typeof options.dataDir !== 'string' || options.dataDir.trim() === '') throw new ConfigError(['dataDir: must name a directory (it is created when missing)']);
     const config = loadConfig({ ...options.settings, RTS_DATA_DIR: options.dataDir });
     // One process per embedded store, a hub or a library (data-dir-lock.ts): beside a running hub, the library
     // kept an erased patient's key in its cache and took their uploads, which the hub then never showed.
-    lock = lockEmbeddedStore(config, 'dataDir');
     try {
-      container = await openContainer(config, options.logger ?? pino({ level: 'silent' }));
+      lock = lockEmbeddedStore(config, 'dataDir');
+      logger = options.logger ?? logger;
+      container = await openContainer(config, logger);
     } catch (error) {
       lock?.release();
-      throw error;
+      throw openProblem(error, config);
     }
   }
   const projector = container.get<Projector>(TOKENS.Projector);
@@ -88,11 +141,54 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
   // at the batch's start), and each query had to project in a write transaction of its own.
   projector.start();
   const life = new Lifecycle();
+  // The hub's `patient erased` line (key and time, never the CPR number) in the embedder's logger: a record of the
+  // erasures outside the store, which `rts erasures apply --from` reads after a restore.
+  const logged = (result: ErasureResult): ErasureResult => {
+    if (!result.alreadyErased) logger.info({ event: 'PatientErased', patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, 'patient erased');
+    return result;
+  };
+  const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
+  const xds = container.get<XdsBackend>(TOKENS.Xds);
+  // A call on one document of an erased patient says patient_erased, as the README promises for their reads: the
+  // erasure removed the registry row, and the call said document_not_found.
+  const ofDocument = <R>(uniqueId: string, call: Promise<R>): Promise<R> =>
+    call.catch(async (error: unknown) => {
+      if (error instanceof NotFoundError && error.code === 'document_not_found' && (await xds.isOfErasedPatient(uniqueId))) {
+        throw new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
+      }
+      throw error;
+    });
+  // Only the documented methods, each named here with the options it takes: the services' other methods are the
+  // adapters' (provideAndRegisterBuilt trusts its caller to have validated the reading; one unchecked time stored
+  // through it broke every later registry query, for every patient), and an option the library does not list
+  // (`replaces`, `summary`) is refused, as is free text with a CPR number in it (library-options.ts).
   return {
-    telemed: life.guard(container.get<TeleMedService>(TOKENS.TeleMed)),
-    xds: life.guard(container.get<XdsBackend>(TOKENS.Xds)),
+    telemed: Object.freeze({
+      processAndStore: life.wrap((teleObs: TeleObservation) => telemed.processAndStore(teleObs)),
+      getObservationsFor: life.wrap((patientId: Cpr, interval: TimeInterval) => telemed.getObservationsFor(patientId, interval)),
+      record: life.wrap((observation: TeleObservation, options?: RecordOptions) => telemed.record(observation, checkedOptions(RECORD_OPTIONS, options, 'options'))),
+      correct: life.wrap((uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions) =>
+        ofDocument(uniqueId, telemed.correct(uniqueId, corrected, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
+      patientOf: life.wrap((uniqueId: string) => ofDocument(uniqueId, telemed.patientOf(uniqueId))),
+    }),
+    xds: Object.freeze({
+      provideAndRegisterDocument: life.wrap((metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>) =>
+        xds.provideAndRegisterDocument(metadata, document, checkedOptions(SUBMIT_OPTIONS, options, 'options'))),
+      retrieveDocumentSet: life.wrap((patientId: Cpr, start: DateTime, end: DateTime) => xds.retrieveDocumentSet(patientId, start, end)),
+      retrieveDocument: life.wrap((uniqueId: string) => ofDocument(uniqueId, xds.retrieveDocument(uniqueId))),
+      correctDocument: life.wrap((uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions) =>
+        ofDocument(uniqueId, xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
+    }),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
-    erasePatient: life.wrap((patientId: Cpr, erasureOptions: ErasureOptions) => erasure.erase(patientId, erasureOptions)),
+    erasePatient: life.wrap(async (patientId: Cpr, erasureOptions: ErasureOptions) => logged(await erasure.erase(patientId, checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options')))),
+    eraseByKey: life.wrap(async (patientKey: string, erasureOptions: Omit<ErasureOptions, 'ifUnknown'>) => {
+      const key = checkedOptions(PATIENT_KEY, patientKey, 'patientKey');
+      return logged(await erasure.eraseKey(key, { ...checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'), ifUnknown: 'erase' }));
+    }),
+    listErasures: life.wrap((listOptions?: Readonly<{ after?: bigint; limit?: number }>) => {
+      const { after, limit } = checkedOptions(LIST_ERASURES_OPTIONS, listOptions, 'options');
+      return erasure.recorded(after ?? 0n, limit ?? MAX_ERASURES_PAGE);
+    }),
     close: () =>
       life.close(async () => {
         await projector.stop();
@@ -104,6 +200,23 @@ export const openTeleMed = async (options: OpenOptions): Promise<EmbeddedTeleMed
 };
 
 /**
+ * An open that failed on the machine or the network, said as the hub says it (main.ts) and named as the library's
+ * caller knows the setting: a data directory that cannot be created or written is a ConfigError naming `dataDir`, a
+ * PostgreSQL host without an address one naming `settings.RTS_POSTGRES_URL`, a database that cannot be reached now
+ * UnavailableError `storage_unavailable`. They were the raw EROFS, ENOENT or ENOTFOUND of Node. Anything else as it is.
+ */
+const openProblem = (error: unknown, config: Config): unknown => {
+  if (error instanceof ConfigError || error instanceof RtsError) return error;
+  const named = (problem: string) => Object.assign(new ConfigError([problem.replace(/^RTS_DATA_DIR:/, 'dataDir:').replace(/^RTS_POSTGRES_URL:/, 'settings.RTS_POSTGRES_URL:')]), { cause: error });
+  const setting = startupSettingProblem(error, config);
+  if (setting !== null) return named(setting);
+  const store = storeStartProblem(error, config);
+  if (store instanceof ConfigError) return named(store.problems.join('; '));
+  if (store instanceof TransientStartError) return Object.assign(new UnavailableError(STORAGE_UNAVAILABLE, store.message.replace(/^RTS_POSTGRES_URL:/, 'settings.RTS_POSTGRES_URL:').replace(/The hub can start once it answers$/, 'open again once it answers')), { cause: error });
+  return error;
+};
+
+/**
  * Open until close(): calls made before close() finish first (close waits for them), calls after it throw
  * UnavailableError code 'closed' (an RtsError, like every other refusal), not whatever the closed store would throw.
  */
@@ -111,35 +224,22 @@ class Lifecycle {
   private closing: Promise<void> | null = null;
   private readonly inFlight = new Set<Promise<unknown>>();
 
-  /** The object's methods, each through `call`; properties as they are. */
-  guard<T extends object>(target: T): T {
-    const wrapped = new Map<PropertyKey, unknown>();
-    return new Proxy(target, {
-      get: (t, prop) => {
-        const value: unknown = Reflect.get(t, prop, t);
-        if (typeof value !== 'function') return value;
-        if (!wrapped.has(prop)) wrapped.set(prop, this.wrap((...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(t, args), value.constructor.name === 'AsyncFunction'));
-        return wrapped.get(prop);
-      },
-    });
-  }
-
-  wrap<A extends unknown[], R>(fn: (...args: A) => R, async = true): (...args: A) => R {
-    return (...args: A): R => {
-      if (this.closing) {
-        const error = new UnavailableError('closed', 'this TeleMed instance was closed: open another');
-        if (async) return Promise.reject(error) as R;
-        throw error;
+  /** `fn` through the lifecycle; it is async, so a refusal (or a synchronous throw) is a rejected promise. */
+  wrap<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return (...args: A): Promise<R> => {
+      if (this.closing) return Promise.reject(new UnavailableError('closed', 'this TeleMed instance was closed: open another'));
+      let result: Promise<R>;
+      try {
+        result = fn(...args);
+      } catch (error) {
+        return Promise.reject(error);
       }
-      const result = fn(...args);
-      if (result instanceof Promise) {
-        const settled = result.then(
-          () => undefined,
-          () => undefined,
-        );
-        this.inFlight.add(settled);
-        void settled.finally(() => this.inFlight.delete(settled));
-      }
+      const settled = result.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.inFlight.add(settled);
+      void settled.finally(() => this.inFlight.delete(settled));
       return result;
     };
   }

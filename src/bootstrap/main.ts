@@ -237,7 +237,7 @@ const errorCode = (error: unknown): string => {
  * not resolve (a ConfigError), named as RTS_POSTGRES_URL with its host and port, never the user or the password.
  * Null for anything else (a refused login, a certificate: their own messages say more).
  */
-const storeStartProblem = (error: unknown, config: Config): Error | null => {
+export const storeStartProblem = (error: unknown, config: Config): Error | null => {
   if (config.RTS_POSTGRES_URL === undefined) return null;
   const cause = (error as { cause?: unknown } | null)?.cause ?? error;
   const code = errorCode(cause);
@@ -281,7 +281,7 @@ export const startupSettingProblem = (error: unknown, config: Pick<Config, 'RTS_
     if (code === 'EADDRNOTAVAIL') return 'RTS_HTTP_HOST: this machine has no such address to listen on';
   }
   const inDataDir = typeof e?.path === 'string' && resolve(e.path).startsWith(resolve(config.RTS_DATA_DIR));
-  if (inDataDir && ['EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ENOTDIR', 'ENOSPC'].includes(code)) {
+  if (inDataDir && ['EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ENOTDIR', 'ENOSPC', 'ENOENT'].includes(code)) {
     return `RTS_DATA_DIR: the data directory cannot be created or written (${code}): give a directory this process may write, or make it so`;
   }
   if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY_') || code === 'SQLITE_PERM') {

@@ -175,7 +175,7 @@ describe('start-up and logs (e2e)', () => {
     const data = tempDataDir();
     try {
       const first = await startHub({ dataDir: data.dir });
-      await expect(startHub({ dataDir: data.dir })).rejects.toThrow(/code 78[\s\S]*RTS_DATA_DIR: the data directory is in use by another hub process/);
+      await expect(startHub({ dataDir: data.dir })).rejects.toThrow(/code 78[\s\S]*RTS_DATA_DIR: the data directory is in use by another hub or library, in another process or in this one .*another RTS_DATA_DIR/);
       await first.kill();
       const again = await startHub({ dataDir: data.dir });
       expect((await fetch(`${again.url}/health`)).status).toBe(200);

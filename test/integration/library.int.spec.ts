@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -82,7 +82,7 @@ describe('openTeleMed (library entry point)', () => {
         await expect(late).rejects.toBeInstanceOf(RtsError);
         await expect(late).rejects.toMatchObject({ kind: 'unavailable', code: 'closed' });
       }
-      expect(() => rts.xds.uniqueIdFor('p', 'x')).toThrow(expect.objectContaining({ code: 'closed' }));
+      await expect(rts.xds.correctDocument('2.25.1', {} as never, '')).rejects.toMatchObject({ code: 'closed' });
 
       const again = await openTeleMed({ dataDir });
       try {
@@ -123,7 +123,11 @@ describe('openTeleMed (library entry point)', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-held-'));
     try {
       const first = await openTeleMed({ dataDir });
-      await expect(openTeleMed({ dataDir })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^dataDir: the data directory is in use by another hub process/)] });
+      // The same process this time: said for both cases, and naming the library's setting.
+      await expect(openTeleMed({ dataDir })).rejects.toMatchObject({
+        name: 'ConfigError',
+        problems: [expect.stringMatching(/^dataDir: the data directory is in use by another hub or library, in another process or in this one .*give this one another dataDir$/)],
+      });
       await first.telemed.record(reading(120, 1), { observationId: 'held-1' });
       await first.close();
       const second = await openTeleMed({ dataDir });
@@ -137,6 +141,46 @@ describe('openTeleMed (library entry point)', () => {
   it('refuses an empty dataDir with a ConfigError naming it, rather than opening ./data', async () => {
     await expect(openTeleMed({ dataDir: '' })).rejects.toMatchObject({ name: 'ConfigError', code: 'invalid_configuration', problems: [expect.stringMatching(/^dataDir: /)] });
     await expect(openTeleMed({ dataDir: '  ' })).rejects.toMatchObject({ code: 'invalid_configuration' });
+  });
+
+  it('opens the data directory when inMemory is false or undefined beside it (only inMemory: true is memory)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-notmem-'));
+    try {
+      for (const [i, inMemory] of [false, undefined].entries()) {
+        const rts = await openTeleMed({ dataDir, inMemory } as never);
+        await rts.telemed.record(reading(120 + i, 1 + i), { observationId: `notmem-${i}` });
+        await rts.close();
+      }
+      const again = await openTeleMed({ dataDir });
+      expect(await again.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now))).toHaveLength(2);
+      await again.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('says a data directory it cannot make, or a PostgreSQL host without an address, as a ConfigError naming the setting', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rts-lib-open-'));
+    try {
+      writeFileSync(join(root, 'a-file'), '');
+      for (const dataDir of [join(root, 'a-file'), join(root, 'a-file', 'data')]) {
+        await expect(openTeleMed({ dataDir })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^dataDir: the data directory cannot be created or written \((EEXIST|ENOTDIR)\)/)] });
+      }
+      symlinkSync(join(root, 'gone', 'deeper'), join(root, 'dangling'));
+      await expect(openTeleMed({ dataDir: join(root, 'dangling') })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^dataDir: .*\(E[A-Z]+\)/)] });
+      const settings = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://rts:secret@no-such-host.invalid:5432/rts' } as const;
+      const error = await openTeleMed({ dataDir: join(root, 'pg'), settings }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^settings\.RTS_POSTGRES_URL: the database host \(no-such-host\.invalid:5432\)/)] });
+      expect(String((error as Error).message)).not.toContain('secret');
+      // A database that does not answer now: send it again later, as any call's storage_unavailable.
+      const down = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://rts@127.0.0.1:1/rts' } as const;
+      await expect(openTeleMed({ dataDir: join(root, 'pg'), settings: down })).rejects.toMatchObject({ kind: 'unavailable', code: 'storage_unavailable' });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('makes a new data directory and its files owner-only', async () => {

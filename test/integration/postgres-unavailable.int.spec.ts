@@ -50,6 +50,32 @@ describe('PostgreSQL unavailable: the errors node-postgres throws, as the HTTP e
     }
   });
 
+  it('a database that takes no connections now (ALLOW_CONNECTIONS false: 55000) is storage_unavailable; other 55000s are not', async () => {
+    const database = `rts_noconn_${process.pid}_${Date.now()}`;
+    const admin = new Client({ connectionString: base });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE "${database}"`);
+      await admin.query(`ALTER DATABASE "${database}" ALLOW_CONNECTIONS false`);
+      const url = new URL(base);
+      url.pathname = `/${database}`;
+      const client = new Client({ connectionString: url.toString() });
+      client.on('error', () => undefined);
+      const refused = await thrown(() => client.connect());
+      expect((refused as { code?: string }).code).toBe('55000');
+      expect(isPgUnavailable(refused)).toBe(true);
+      expect(toProblem(refused, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+      // A statement's 55000 (here: currval before nextval in this session) is a fault, not an outage.
+      await admin.query('CREATE TEMP SEQUENCE rts_unused_seq');
+      const statement = await thrown(() => admin.query("SELECT currval('rts_unused_seq')"));
+      expect((statement as { code?: string }).code).toBe('55000');
+      expect(isPgUnavailable(statement)).toBe(false);
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+
   it('a statement PostgreSQL refuses is not: it stays a 500 (a fault to fix, not to wait out)', async () => {
     const client = new Client({ connectionString: base });
     await client.connect();

@@ -78,4 +78,22 @@ describe('SqliteKeyStore', () => {
     for (const bytes of bytesOnDisk(file)) expect(bytes.includes(victimKey)).toBe(false);
     await store.close();
   });
+
+  it('says storage_unavailable when another connection holds the write lock past the busy timeout, and erases when retried', async () => {
+    const file = join(dir, 'patient-keys.sqlite');
+    const { store, keys } = await storeWithKeys(file, 2);
+    const [victim, victimKey] = [...keys][0]!;
+    const writer = new Database(file);
+    writer.exec('BEGIN IMMEDIATE'); // the write lock, as another process's long transaction holds it
+    try {
+      await expect(store.erase(victim, '2026-11-30T00:00:00.000Z')).rejects.toMatchObject({ kind: 'unavailable', code: 'storage_unavailable', cause: expect.objectContaining({ code: 'SQLITE_BUSY' }) });
+    } finally {
+      writer.exec('ROLLBACK');
+      writer.close();
+    }
+    await store.erase(victim, '2026-11-30T00:00:01.000Z');
+    expect(await store.get(victim)).toBe('erased');
+    for (const bytes of bytesOnDisk(file)) expect(bytes.includes(victimKey)).toBe(false);
+    await store.close();
+  });
 });

@@ -50,6 +50,26 @@ describe('PatientErasure', () => {
     expect((await store.readStream('patient-p2512481234')).events).toHaveLength(1);
   });
 
+  it('answers concurrent erasures of one patient with the one time recorded; all but the first say alreadyErased', async () => {
+    const { erasure, store, later } = setUp();
+    const original = store.appendToStream.bind(store);
+    // Every call reads the stream before any appends (the race), each at a later clock time.
+    const waiting: (() => void)[] = [];
+    store.appendToStream = async (...args: Parameters<typeof store.appendToStream>) => {
+      later(1);
+      await new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        if (waiting.length === 3) for (const go of waiting) go();
+      });
+      return original(...args);
+    };
+    const results = await Promise.all([1, 2, 3].map(() => erasure.erase(cpr, { by: 'dpo' })));
+    const { events } = await store.readStream('patient-p2512481234');
+    expect(events).toHaveLength(1);
+    expect(new Set(results.map((r) => r.erasedAt))).toEqual(new Set([events[0]!.data['erasedAt']]));
+    expect(results.filter((r) => !r.alreadyErased)).toHaveLength(1);
+  });
+
   it('finishes an erasure whose key deletion did not happen (a crash after the event): the recorded time, not yet erased', async () => {
     const { erasure, store, erased, later } = setUp();
     await store.appendToStream('patient-p2512481234', [{ id: 'e-1', type: 'PatientErased', data: { patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', by: 'dpo' } }]);

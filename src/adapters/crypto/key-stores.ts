@@ -115,12 +115,18 @@ export class SqliteKeyStore implements PatientKeyStore {
   }
 
   async erase(patientKey: string, erasedAt: string): Promise<void> {
-    this.db.transaction(() => {
-      // Overwrite in place first, then drop: secure_delete zeroes the freed cells as well.
-      this.statements.wipe.run(patientKey);
-      this.statements.tombstone.run(erasedAt, patientKey);
-      this.statements.insertTombstone.run(patientKey, erasedAt, erasedAt);
-    })();
+    try {
+      this.db.transaction(() => {
+        // Overwrite in place first, then drop: secure_delete zeroes the freed cells as well.
+        this.statements.wipe.run(patientKey);
+        this.statements.tombstone.run(erasedAt, patientKey);
+        this.statements.insertTombstone.run(patientKey, erasedAt, erasedAt);
+      })();
+    } catch (error) {
+      // Locked past the busy timeout, or the disk full: storage_unavailable, as flush() says it (a raw SqliteError
+      // reached the library's caller with no kind); the erasure is repeated later, every step is idempotent.
+      throw asStorageFailure(error) ?? error;
+    }
     // Older frames of the WAL still hold the key: fold everything into the file and truncate the WAL. A reader
     // of another process can hold it up; it is waited for briefly (this blocks the event loop), and past that the
     // erasure is not done and says so (retry it: every step above is idempotent).

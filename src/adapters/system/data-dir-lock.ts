@@ -15,7 +15,7 @@ export type DataDirLock = Readonly<{ release(): void }>;
 
 export class DataDirInUseError extends Error {
   constructor() {
-    super('the data directory is in use by another hub process (one hub process per embedded store; stop the other first, or give this one another RTS_DATA_DIR)');
+    super('the data directory is in use by another hub or library, in another process or in this one (one per embedded store, until it stops or closes)');
     this.name = 'DataDirInUseError';
   }
 }

@@ -121,14 +121,17 @@ function failInPortTerms<T extends object>(target: T, method: 'query' | 'connect
  * Whether `error` says the database cannot be reached or cannot serve now, rather than that the statement was
  * wrong: the connection refused, lost or timed out (a restart, a failover, pg_terminate_backend; a connect, a wait for
  * a pooled connection or a statement past its timeout: see PostgresTimeouts), SQLSTATE class
- * 08 (connection exception), 53 (insufficient resources: disk full, out of memory, too many connections) or 57P0x
- * (shutting down, cannot connect now). The same request can succeed later; the edge answers 503 and retries.
+ * 08 (connection exception), 53 (insufficient resources: disk full, out of memory, too many connections), 57P0x
+ * (shutting down, cannot connect now) or 55000 "database ... is not currently accepting connections". The same request can succeed later; the edge answers 503 and retries.
  */
 export function isPgUnavailable(error: unknown): boolean {
   // Not `instanceof Error`: a socket error comes from Node's own realm, which a test sandbox's Error is not.
   if (typeof error !== 'object' || error === null) return false;
   const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === 'string' && (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || NETWORK_CODES.has(code))) return true;
+  // 55000 (object not in prerequisite state) is mostly a statement's fault; at connect it says the database takes no
+  // connections now (ALLOW_CONNECTIONS false during maintenance): that one is waited out.
+  if (code === '55000' && typeof message === 'string' && /is not currently accepting connections/.test(message)) return true;
   return code === undefined && typeof message === 'string' && (/^(Connection terminated|Client has encountered a connection error)/.test(message) || TIMEOUT_MESSAGES.test(message));
 }
 

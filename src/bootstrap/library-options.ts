@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { containsCprDigits, isCprLike } from '../domain/monitoring/cpr';
+import { PATIENT_KEY_PATTERN } from '../application/ports/patient-keys';
+import { ValidationError } from '../domain/shared/errors';
+import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
+
+/**
+ * The library's options, checked at its edge as HTTP checks its requests: they go into events in clear, which an
+ * erasure does not reach. A correlation id is a request id's form (HTTP drops one with CPR digits and makes its
+ * own; the library refuses it, since the caller chose it); `by` is a token subject's (1-200 characters, not a CPR
+ * number). The ids (observationId, correctionId) are checked further down, against the reading's patient.
+ */
+const correlationId = z
+  .string()
+  .regex(IDEMPOTENCY_KEY_FORM, '1-64 characters of A-Z a-z 0-9 . _ : -')
+  .refine((v) => !containsCprDigits(v), 'must not hold CPR digits (it is stored in clear)');
+const id = z.string();
+
+export const RECORD_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional(), measuredAtDefaulted: z.boolean().optional() });
+export const SUBMIT_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional() });
+export const CORRECTION_OPTIONS = z.strictObject({ correctionId: id.optional(), correlationId: correlationId.optional() });
+const by = z
+    .string()
+    .trim()
+    .min(1, 'must name who asked for the erasure')
+    .max(200, 'at most 200 characters')
+    .refine((v) => !isCprLike(v), 'a name or pseudonym, not a CPR number (it is stored in clear and outlives the erasure)');
+export const ERASURE_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional(), ifUnknown: z.enum(['refuse', 'erase']).optional() });
+export const ERASURE_BY_KEY_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional() });
+export const PATIENT_KEY = z.string().regex(PATIENT_KEY_PATTERN, 'a pseudonymous patient key: p and 32 hex digits');
+/** As GET /erasures pages them. */
+export const MAX_ERASURES_PAGE = 10_000;
+export const LIST_ERASURES_OPTIONS = z.strictObject({
+  after: z.bigint().nonnegative().optional(),
+  limit: z.number().int().min(1).max(MAX_ERASURES_PAGE).optional(),
+});
+
+/**
+ * `value` as `schema` reads it, or ValidationError `invalid_request` naming the option (`name.field`) and what is
+ * wrong, never the value itself (it may be the personal data it was refused for).
+ */
+export const checkedOptions = <S extends z.ZodType>(schema: S, value: unknown, name: string): z.output<S> => {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const details = result.error.issues.map((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? { path: name, message: `unknown option${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => (/^[A-Za-z]{1,40}$/.test(k) ? k : '(a name not repeated here)')).join(', ')}` }
+      : { path: [name, ...issue.path.map(String)].join('.'), message: issue.code === 'invalid_type' ? `must be ${issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}` : issue.message },
+  );
+  throw new ValidationError('invalid_request', `${name} is not valid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+};

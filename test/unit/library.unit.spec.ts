@@ -1,0 +1,167 @@
+// The library entry point in memory: what a backend team's code can call, and what it may pass.
+import { DateTime } from 'luxon';
+import { buildDocument, createTeleObservation, lastDays, openTeleMed, parseCpr, type EmbeddedTeleMed } from '../../src';
+import { XdsBackend } from '../../src/application/xds-backend';
+import { TeleMedService } from '../../src/application/telemed';
+
+const now = DateTime.utc();
+const PATIENT = parseCpr('251248-1234');
+const reading = (systolic: number, minutesAgo: number, patientId = '251248-1234') =>
+  createTeleObservation({ patientId, systolic, diastolic: 70, measuredAt: now.minus({ minutes: minutesAgo }).toISO() }, now);
+
+let rts: EmbeddedTeleMed;
+beforeEach(async () => {
+  rts = await openTeleMed({ inMemory: true });
+});
+afterEach(() => rts.close());
+
+describe('the library exposes only the documented methods', () => {
+  it('rts.telemed and rts.xds hold the documented methods and nothing of the services behind them', () => {
+    expect(Object.keys(rts.telemed).sort()).toEqual(['correct', 'getObservationsFor', 'patientOf', 'processAndStore', 'record']);
+    expect(Object.keys(rts.xds).sort()).toEqual(['correctDocument', 'provideAndRegisterDocument', 'retrieveDocument', 'retrieveDocumentSet']);
+    expect(rts.telemed).not.toBeInstanceOf(TeleMedService);
+    expect(rts.xds).not.toBeInstanceOf(XdsBackend);
+    for (const internal of ['provideAndRegisterBuilt', 'correctBuilt', 'findEntries', 'uniqueIdFor', 'entry', 'now']) {
+      expect((rts.xds as Record<string, unknown>)[internal]).toBeUndefined();
+    }
+  });
+
+  it("the tester's call cannot reach the store: another patient's queries go on working", async () => {
+    const stored = await rts.telemed.processAndStore(reading(120, 5, '010203-4321'));
+    const { metadata } = buildDocument(reading(120, 10));
+    const built = (rts.xds as Record<string, unknown>)['provideAndRegisterBuilt'];
+    expect(built).toBeUndefined();
+    await expect(rts.xds.provideAndRegisterDocument({ ...metadata, serviceStartTime: 'garbage' }, 'not xml')).rejects.toMatchObject({ kind: 'validation', code: 'invalid_document' });
+    // Options the library does not list are refused: a document cannot claim to replace another.
+    await expect(rts.xds.provideAndRegisterDocument(metadata, buildDocument(reading(120, 10)).document, { replaces: stored } as never)).rejects.toMatchObject({ kind: 'validation', code: 'invalid_request' });
+    expect((await rts.telemed.getObservationsFor(parseCpr('010203-4321'), lastDays(1, now))).map((o) => o.uniqueId)).toEqual([stored]);
+    expect((await rts.xds.retrieveDocument(stored)).entry.status).toBe('Approved');
+  });
+});
+
+describe('XdsBackend.provideAndRegisterBuilt (defence in depth)', () => {
+  it('refuses an entry the registry projection could not index, so one bad call cannot stop every query', async () => {
+    // The service behind the facade, as an adapter reaches it.
+    const { buildContainer, TOKENS } = await import('../../src/bootstrap/container');
+    const { loadConfig } = await import('../../src/bootstrap/config');
+    const { InMemoryEventStore } = await import('../../src/adapters/event-store/memory/in-memory-event-store');
+    const { InMemoryRegistry } = await import('../../src/adapters/registry/in-memory-registry');
+    const { InMemoryKeyStore } = await import('../../src/adapters/crypto/key-stores');
+    const pino = (await import('pino')).default;
+    const container = buildContainer(loadConfig({ RTS_PSEUDONYM_SECRET: '11'.repeat(32) }), pino({ level: 'silent' }), {
+      store: new InMemoryEventStore(),
+      registry: new InMemoryRegistry(),
+      registryKind: 'memory',
+      keys: new InMemoryKeyStore(),
+    });
+    const xds = container.get<XdsBackend>(TOKENS.Xds);
+    const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
+    const { metadata, document } = buildDocument(reading(120, 10));
+    const bad = [
+      [{ ...metadata, serviceStartTime: 'garbage', serviceStopTime: 'garbage' }, { systolic: 120, diastolic: 70 }, 'serviceStartTime'],
+      [{ ...metadata, title: 'Patient 221122-1234' }, { systolic: 120, diastolic: 70 }, 'title'],
+      [metadata, { systolic: Number.NaN, diastolic: 70 }, 'summary'],
+    ] as const;
+    for (const [m, summary, path] of bad) {
+      await expect(xds.provideAndRegisterBuilt(m, document, { summary })).rejects.toMatchObject({ code: 'invalid_document', details: [expect.objectContaining({ path })] });
+    }
+    const ok = await telemed.processAndStore(reading(121, 3));
+    expect((await telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => o.uniqueId)).toEqual([ok]);
+    const old = await telemed.processAndStore(reading(122, 4, '010203-4321'));
+    await expect(xds.correctBuilt(old, { ...metadata, serviceStartTime: 'x', serviceStopTime: 'x' }, document, { summary: { systolic: 1, diastolic: 1 } })).rejects.toMatchObject({ code: 'invalid_document' });
+  });
+});
+
+describe('the options the library records are checked as over HTTP', () => {
+  const cpr = '251248-1234';
+  it('refuses free text with a CPR number, values of the wrong type and oversized ones, naming the option and not the value', async () => {
+    const stored = await rts.telemed.processAndStore(reading(120, 5));
+    const refused: [string, () => Promise<unknown>, string][] = [
+      ['record correlationId', () => rts.telemed.record(reading(121, 6), { observationId: 'ok4', correlationId: cpr }), 'options.correlationId'],
+      ['record huge correlationId', () => rts.telemed.record(reading(121, 6), { correlationId: 'a'.repeat(1 << 20) }), 'options.correlationId'],
+      ['record object correlationId', () => rts.telemed.record(reading(121, 6), { correlationId: {} as never }), 'options.correlationId'],
+      ['correct correlationId', () => rts.telemed.correct(stored, reading(122, 5), { correlationId: `corr-${cpr}` }), 'options.correlationId'],
+      ['correct 10 digits', () => rts.telemed.correct(stored, reading(122, 5), { correlationId: 'c2512481234' }), 'options.correlationId'],
+      ['erase by', () => rts.erasePatient(PATIENT, { by: `dpo ${cpr}` }), 'options.by'],
+      ['erase by number', () => rts.erasePatient(PATIENT, { by: 42 as never }), 'options.by'],
+      ['erase by empty', () => rts.erasePatient(PATIENT, { by: ' ' }), 'options.by'],
+      ['erase by long', () => rts.erasePatient(PATIENT, { by: 'x'.repeat(201) }), 'options.by'],
+      ['erase without options', () => rts.erasePatient(PATIENT, undefined as never), 'options.by'],
+      ['erase ifUnknown', () => rts.erasePatient(PATIENT, { by: 'dpo', ifUnknown: 'yes' as never }), 'options.ifUnknown'],
+    ];
+    for (const [what, call, path] of refused) {
+      const error = await call().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect([what, error]).toEqual([what, expect.objectContaining({ kind: 'validation', code: 'invalid_request', details: [expect.objectContaining({ path })] })]);
+      expect((error as Error).message).not.toMatch(/251248|2512481234/);
+    }
+    // Nothing was recorded or erased by the refused calls.
+    expect((await rts.telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => [o.uniqueId, o.systolic.value])).toEqual([[stored, 120]]);
+  });
+
+  it('takes what HTTP takes', async () => {
+    const stored = await rts.telemed.record(reading(120, 5), { observationId: 'meter-7:0001', correlationId: 'req-0b7c1e2a' });
+    await rts.telemed.correct(stored.uniqueId, reading(119, 5), { correctionId: 'fix-1', correlationId: 'req-2' });
+    const erased = await rts.erasePatient(PATIENT, { by: 'dpo Jane Hansen', correlationId: 'ticket-77' });
+    expect(erased.alreadyErased).toBe(false);
+  });
+});
+
+describe("after an erasure, calls on one of the patient's documents say patient_erased", () => {
+  it('retrieveDocument, patientOf, correct and correctDocument answer patient_erased; an unknown id stays document_not_found', async () => {
+    const stored = await rts.telemed.processAndStore(reading(120, 5));
+    const other = await rts.telemed.processAndStore(reading(130, 5, '010203-4321'));
+    await rts.erasePatient(PATIENT, { by: 'dpo' });
+    const { metadata, document } = buildDocument(reading(121, 5));
+    for (const call of [
+      () => rts.xds.retrieveDocument(stored),
+      () => rts.telemed.patientOf(stored),
+      () => rts.telemed.correct(stored, reading(121, 5)),
+      () => rts.xds.correctDocument(stored, metadata, document),
+    ]) {
+      await expect(call()).rejects.toMatchObject({ kind: 'not_found', code: 'patient_erased' });
+    }
+    await expect(rts.xds.retrieveDocument('2.25.1')).rejects.toMatchObject({ code: 'document_not_found' });
+    expect(await rts.telemed.patientOf(other)).toBe('010203-4321');
+  });
+});
+
+describe('repeating erasures after a restore, as a library user', () => {
+  it('listErasures pages the recorded erasures; eraseByKey repeats them on another copy; each new one is a patient erased log line', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const pino = (await import('pino')).default;
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const secret = Buffer.alloc(32, 7);
+    const live = await openTeleMed({ inMemory: true, pseudonymSecret: secret, logger });
+    const restored = await openTeleMed({ inMemory: true, pseudonymSecret: secret });
+    try {
+      for (const copy of [live, restored]) await copy.telemed.processAndStore(reading(120, 5));
+      const first = await live.erasePatient(PATIENT, { by: 'dpo' });
+      const again = await live.erasePatient(PATIENT, { by: 'dpo' });
+      const stranger = await live.erasePatient(parseCpr('010203-4321'), { by: 'dpo', ifUnknown: 'erase' });
+      expect(again.alreadyErased).toBe(true);
+      expect(lines.filter((l) => l['msg'] === 'patient erased').map((l) => [l['patientKey'], l['erasedAt']])).toEqual([
+        [first.patientKey, first.erasedAt],
+        [stranger.patientKey, stranger.erasedAt],
+      ]);
+      expect(JSON.stringify(lines)).not.toMatch(/251248|010203/);
+
+      const page1 = await live.listErasures({ limit: 1 });
+      expect(page1.items).toEqual([{ patientKey: first.patientKey, erasedAt: first.erasedAt }]);
+      const page2 = await live.listErasures({ after: page1.next!, limit: 1 });
+      expect(page2.items).toEqual([{ patientKey: stranger.patientKey, erasedAt: stranger.erasedAt }]);
+      expect((await live.listErasures()).items).toHaveLength(2);
+
+      for (const { patientKey } of (await live.listErasures()).items) await restored.eraseByKey(patientKey, { by: 'restore' });
+      await expect(restored.telemed.getObservationsFor(PATIENT, lastDays(1, now))).rejects.toMatchObject({ code: 'patient_erased' });
+      await expect(restored.telemed.processAndStore(reading(121, 1, '010203-4321'))).rejects.toMatchObject({ code: 'patient_erased' });
+      await expect(restored.eraseByKey('251248-1234', { by: 'dpo' })).rejects.toMatchObject({ code: 'invalid_request', details: [expect.objectContaining({ path: 'patientKey' })] });
+      await expect(restored.listErasures({ limit: 0 })).rejects.toMatchObject({ code: 'invalid_request' });
+    } finally {
+      await live.close();
+      await restored.close();
+    }
+  });
+});
