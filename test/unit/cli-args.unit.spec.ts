@@ -33,6 +33,7 @@ describe('rts command line: upload', () => {
       patientId: CPR,
       systolic: 126,
       diastolic: 70,
+      timeoutMs: 60_000,
     });
   });
 
@@ -45,7 +46,18 @@ describe('rts command line: upload', () => {
       diastolic: 70,
       measuredAt: '2026-05-10T08:15:00+02:00',
       observationId: 'meter-7:0042',
+      timeoutMs: 60_000,
     });
+  });
+
+  it('waits for the hub longer than its own worst case (PostgreSQL: connect 10 s and a statement 30 s), or --timeout / $RTS_TIMEOUT', () => {
+    const base = ['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70'];
+    expect((parsed(base) as { timeoutMs: number }).timeoutMs).toBeGreaterThan(40_000);
+    expect(parsed(base, { RTS_TIMEOUT: '90' })).toMatchObject({ timeoutMs: 90_000 });
+    expect(parsed([...base, '--timeout', '120'], { RTS_TIMEOUT: '90' })).toMatchObject({ timeoutMs: 120_000 });
+    expect(parsed(['review', '--patient', CPR, '--timeout', '5'])).toMatchObject({ timeoutMs: 5_000 });
+    expect(usageError([...base, '--timeout', '0'])).toMatch(/--timeout must be a whole number from 1 to 600/);
+    expect(usageError(base, { RTS_TIMEOUT: 'soon' })).toMatch(/RTS_TIMEOUT must be a whole number/);
   });
 
   it('finds the hub at --url, else $RTS_URL, else the default', () => {
@@ -98,7 +110,7 @@ describe('rts command line: upload', () => {
 
 describe('rts command line: review', () => {
   it('reviews the last 7 days by default', () => {
-    expect(parsed(['review', '--patient', CPR])).toEqual({ kind: 'review', url: DEFAULT_URL, patientId: CPR, range: { kind: 'days', days: 7 }, ascii: false });
+    expect(parsed(['review', '--patient', CPR])).toEqual({ kind: 'review', url: DEFAULT_URL, patientId: CPR, range: { kind: 'days', days: 7 }, ascii: false, timeoutMs: 60_000 });
   });
 
   it('takes --days, or --from and --to, --width and --ascii', () => {

@@ -1,3 +1,5 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
 import { run } from '../../src/adapters/cli/run';
 
@@ -200,6 +202,78 @@ describe('run review', () => {
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+02:00');
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+01:00');
     expect(out).toContain('80.25 mmHg'); // as stored, not rounded to 80.3
+  });
+});
+
+describe('run upload: a hub that takes the reading and holds its answer', () => {
+  // A real local server that stores the reading (by observation id, as the hub does) but answers only when the
+  // test lets it: the CLI's timeout runs out while the reading is stored.
+  const slowHub = async () => {
+    const stored = new Map<string, number>();
+    const held: ServerResponse[] = [];
+    let answering = false;
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      let text = '';
+      req.on('data', (c) => (text += c));
+      req.on('end', () => {
+        const id = (JSON.parse(text) as { observationId: string }).observationId;
+        const known = stored.has(id);
+        if (!known) stored.set(id, stored.size + 1);
+        if (!answering) return void held.push(res);
+        res.writeHead(known ? 200 : 201, { 'content-type': 'application/json' }).end(JSON.stringify({ uniqueId: `2.25.${stored.get(id)!}`, measuredAt: '2026-12-01T20:20:00Z' }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      url,
+      stored,
+      answer: () => (answering = true),
+      close: async () => {
+        for (const res of held) res.destroy();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  };
+  const runAgainst = async (argv: string[], url: string, newId: string) => {
+    let out = '';
+    let err = '';
+    const code = await run(argv, {
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: (s: string) => (err += s) },
+      env: { RTS_URL: url, RTS_TOKEN: 'tok' },
+      zone: 'UTC',
+      newObservationId: () => newId,
+      http: { retryDelayMs: 1, timeoutMs: 300 },
+    });
+    return { code, out, err };
+  };
+  const reading = ['upload', '--patient', '110590-1236', '--systolic', '123', '--diastolic', '77', '--at', '2026-12-01T20:20:00Z'];
+
+  it('says the reading was sent and may be stored, and gives the --id that stores it once on a re-run', async () => {
+    const hub = await slowHub();
+    try {
+      const first = await runAgainst(reading, hub.url, 'rts-first');
+      expect(first.code).toBe(EXIT.unreachable);
+      expect(hub.stored.size).toBe(1);
+      expect(first.err).not.toContain('cannot reach');
+      expect(first.err).toContain('the reading was sent to the hub');
+      expect(first.err).toContain('Run the same command again with --id rts-first');
+      expect(first.err).not.toContain('110590');
+
+      hub.answer();
+      const again = await runAgainst([...reading, '--id', 'rts-first'], hub.url, 'rts-second');
+      expect(again.code).toBe(EXIT.ok);
+      expect(again.out).toMatch(/^Already stored/);
+      expect(hub.stored.size).toBe(1);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('a connection refused is "cannot reach", with no word of a reading that may be stored', async () => {
+    const h = await harness(upload, [networkError('ECONNREFUSED'), networkError('ECONNREFUSED')]);
+    expect(h.err).not.toContain('--id');
   });
 });
 

@@ -15,6 +15,9 @@ import { EXIT_CODES_HELP } from './exit-codes';
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 export const DEFAULT_DAYS = 7;
 export const MAX_DAYS = 366;
+/** How long a request waits for the hub's answer: above the hub's own worst case (see hub-client's DEFAULT_TIMEOUT_MS). */
+export const DEFAULT_TIMEOUT_S = 60;
+const MAX_TIMEOUT_S = 600;
 
 export type ReviewRange = Readonly<{ kind: 'days'; days: number }> | Readonly<{ kind: 'between'; from?: string; to?: string }>;
 
@@ -29,8 +32,9 @@ export type Command =
       diastolic: number;
       measuredAt?: string;
       observationId?: string;
+      timeoutMs: number;
     }>
-  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean }>;
+  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean; timeoutMs: number }>;
 
 export type ParseResult = Readonly<{ ok: true; command: Command }> | Readonly<{ ok: false; message: string; /** Where the full usage is: `rts upload --help`. */ helpCommand: string }>;
 
@@ -51,7 +55,7 @@ export const MAIN_HELP = `rts - the TeleMed HomeClient: upload and review blood 
 
 Usage:
   rts upload --patient CPR --systolic MMHG --diastolic MMHG
-             [--at ISO] [--id ID] [--url URL]
+             [--at ISO] [--id ID] [--url URL] [--timeout S]
   rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
   rts <command> --help
   rts --help | --version
@@ -73,7 +77,7 @@ ${EXIT_CODES_HELP}
 `;
 
 export const UPLOAD_HELP = `Usage: rts upload --patient CPR --systolic MMHG --diastolic MMHG
-                  [--at ISO] [--id ID] [--url URL]
+                  [--at ISO] [--id ID] [--url URL] [--timeout S]
 
 Send one blood pressure reading to the hub.
 
@@ -87,10 +91,13 @@ Options:
   --id ID            observation id, 1-64 of A-Za-z0-9._:- (default: random).
                      The same id sent again is stored once: "already stored".
   --url URL          the hub (default: $RTS_URL, else ${DEFAULT_URL})
+  --timeout S        seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S} (default:
+                     $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
   -h, --help         this text
 
 A network error is retried once with the same observation id, so a reading is
-never stored twice.
+never stored twice. When no answer came, the observation id is printed: give
+it with --id when you send the reading again, and it is stored once.
 ${PATIENT_ADVICE}
 
 ${EXIT_CODES_HELP}
@@ -111,6 +118,8 @@ Options:
                   up to 100; 80 when not a terminal)
   --ascii         draw the chart with ASCII characters only
   --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})
+  --timeout S     seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S} (default:
+                  $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
   -h, --help      this text
 ${PATIENT_ADVICE}
 ${EXIT_CODES_HELP}
@@ -118,6 +127,7 @@ ${EXIT_CODES_HELP}
 
 const COMMON = {
   url: { type: 'string' },
+  timeout: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -267,6 +277,10 @@ export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, 
   return url.toString().replace(/\/+$/, '');
 };
 
+/** --timeout, else $RTS_TIMEOUT, else the default: whole seconds, in milliseconds. */
+const timeoutOf = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>): number =>
+  1000 * (flag !== undefined ? integerOf(flag, '--timeout', 1, MAX_TIMEOUT_S)! : env.RTS_TIMEOUT ? integerOf(env.RTS_TIMEOUT.trim(), 'RTS_TIMEOUT', 1, MAX_TIMEOUT_S)! : DEFAULT_TIMEOUT_S);
+
 const parseUpload = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): Command => {
   const v = parseFlags(args, UPLOAD_OPTIONS);
   if (v.help) return { kind: 'help', text: UPLOAD_HELP };
@@ -277,9 +291,11 @@ const parseUpload = (args: readonly string[], env: Readonly<Record<string, strin
   if (v.id !== undefined && !OBSERVATION_ID.test(v.id)) fail('--id must be 1-64 characters of A-Z a-z 0-9 . _ : -');
   if (v.id !== undefined && idempotencyKeyProblem(v.id) !== null) fail(`--id ${idempotencyKeyProblem(v.id)!}`);
   const url = hubUrlOf(v.url, env);
+  const timeoutMs = timeoutOf(v.timeout, env);
   return {
     kind: 'upload',
     url,
+    timeoutMs,
     patientId: patient(),
     systolic,
     diastolic,
@@ -299,11 +315,12 @@ const parseReview = (args: readonly string[], env: Readonly<Record<string, strin
   if (from !== undefined && to !== undefined && Date.parse(to) <= Date.parse(from)) fail('--to must lie after --from');
   const width = integerOf(v.width, '--width', 40, 200);
   const url = hubUrlOf(v.url, env);
+  const timeoutMs = timeoutOf(v.timeout, env);
   const range: ReviewRange =
     from !== undefined || to !== undefined
       ? { kind: 'between', ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) }
       : { kind: 'days', days: days ?? DEFAULT_DAYS };
-  return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, ...(width !== undefined ? { width } : {}) };
+  return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, timeoutMs, ...(width !== undefined ? { width } : {}) };
 };
 
 const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: string }>> = {

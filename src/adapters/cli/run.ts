@@ -39,16 +39,30 @@ const versionOf = (): string => {
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
 
 const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => {
-  const client = createHubClient(cmd.url, clientOptions(deps));
+  const client = createHubClient(cmd.url, clientOptions(deps, cmd));
   // An id of our own when none was given: our retry of a lost request then cannot store the reading twice.
   const observationId = cmd.observationId ?? (deps.newObservationId ?? (() => `rts-${randomUUID()}`))();
-  const result = await client.upload({
-    observationId,
-    patientId: cmd.patientId,
-    systolic: cmd.systolic,
-    diastolic: cmd.diastolic,
-    ...(cmd.measuredAt !== undefined ? { measuredAt: cmd.measuredAt } : {}),
-  });
+  let result;
+  try {
+    result = await client.upload({
+      observationId,
+      patientId: cmd.patientId,
+      systolic: cmd.systolic,
+      diastolic: cmd.diastolic,
+      ...(cmd.measuredAt !== undefined ? { measuredAt: cmd.measuredAt } : {}),
+    });
+  } catch (e) {
+    if (!(e instanceof HubUnreachableError && e.maybeDelivered)) throw e;
+    // Sent, and no answer came: the hub may have stored it. A re-run with a new id would store it a second
+    // time, so the id goes to the user (an id, not patient data; the hub takes the same id and values once).
+    deps.stderr.write(
+      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came (${e.reason}), also after one retry: it may be stored.\n` +
+        (cmd.observationId !== undefined
+          ? `  Run the same command again (with the same --id) to find out: it is stored only once.\n`
+          : `  Its observation id is ${observationId}. Run the same command again with --id ${observationId}: it is stored only once.\n`),
+    );
+    return EXIT.unreachable;
+  }
   const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, deps.zone ?? 'local')} (document ${result.uniqueId})`;
   deps.stdout.write(result.created ? `Uploaded: ${what}\n` : `Already stored, nothing added: ${what}; observation id ${observationId} was uploaded before\n`);
   return EXIT.ok;
@@ -57,7 +71,7 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
 const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout.isTTY && stdout.columns ? Math.max(40, Math.min(100, stdout.columns)) : 80);
 
 const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
-  const client = createHubClient(cmd.url, clientOptions(deps));
+  const client = createHubClient(cmd.url, clientOptions(deps, cmd));
   const now = (deps.now ?? (() => new Date()))();
   // The last N days: `from` by this machine's clock, `to` left to the hub (its now, so a reading just
   // uploaded is included even when the two clocks differ a little). The hub's `to` is its now plus a second
@@ -80,9 +94,10 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
   return EXIT.ok;
 };
 
-/** The token of this command's environment (RTS_TOKEN), unless the caller's options give one. */
-const clientOptions = (deps: RunDependencies): HubClientOptions => ({
+/** The token of this command's environment (RTS_TOKEN) and its --timeout, unless the caller's options give them. */
+const clientOptions = (deps: RunDependencies, cmd: Readonly<{ timeoutMs: number }>): HubClientOptions => ({
   token: deps.env.RTS_TOKEN || null,
+  timeoutMs: cmd.timeoutMs,
   ...deps.http,
   ...(deps.fetch ? { fetch: deps.fetch } : {}),
 });
