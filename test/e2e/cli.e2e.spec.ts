@@ -125,6 +125,16 @@ describe('rts against the running hub', () => {
     expect(Number(/^(\d+) readings, average/m.exec(res.stdout)?.[1])).toBeGreaterThanOrEqual(week.length);
   });
 
+  it('lists a reading the hub just accepted with a time a few minutes ahead (the hub takes up to 5)', async () => {
+    const cpr = '020380-1234';
+    const ahead = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 4 * 60_000).toISOString().replace(/\.000Z$/, 'Z');
+    const stored = await rts(['upload', '--patient', cpr, '--systolic', '131', '--diastolic', '82', '--at', ahead], env);
+    expect(stored.code).toBe(0);
+    const res = await rts(['review', '--patient', cpr, '--days', '1'], env);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^1 reading, average 131\/82 mmHg$/m);
+  });
+
   it('exits 4 with a clear message when nothing listens at the URL', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const res = await rts(['review', '--patient', CPR, '--url', url]);

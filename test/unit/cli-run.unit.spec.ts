@@ -155,7 +155,8 @@ describe('run review', () => {
   it('asks for the last N days and prints a table in time order and a chart', async () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)]);
     expect(h.code).toBe(EXIT.ok);
-    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A01Z`);
+    // Ending 10 minutes ahead, as the page does: a reading the hub took with a time up to 5 minutes ahead is listed.
+    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A00Z&to=2026-05-10T12%3A10%3A00Z`);
     const lines = h.out.split('\n');
     const first = lines.findIndex((l) => l.startsWith('Tue 2026-05-05 07:00'));
     const second = lines.findIndex((l) => l.startsWith('Sat 2026-05-09 07:00'));
@@ -172,6 +173,11 @@ describe('run review', () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, bad)]);
     expect(h.code).toBe(EXIT.serverError);
     expect(h.err).toContain('not what the hub API sends');
+  });
+
+  it('--days 366 asks for 366 days exactly (the hub refuses wider), ending 10 minutes ahead', async () => {
+    const h = await harness(['review', '--patient', CPR, '--days', '366'], [json(200, list)]);
+    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2025-05-09T12%3A10%3A00Z&to=2026-05-10T12%3A10%3A00Z`);
   });
 
   it('passes --from and --to as given', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
-import { parseCommandLine, type Command, type ReadStdin } from './args';
+import { MAX_DAYS, parseCommandLine, type Command, type ReadStdin } from './args';
 import { EXIT, type ExitCode } from './exit-codes';
 import { HubFailedError, HubRefusedError, HubUnreachableError, createHubClient, type HubClientOptions, type ObservationList, type ProblemDetails } from './hub-client';
 import { renderReview } from './review-report';
@@ -73,13 +73,16 @@ const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout
 const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
   const client = createHubClient(cmd.url, clientOptions(deps, cmd));
   const now = (deps.now ?? (() => new Date()))();
-  // The last N days: `from` by this machine's clock, `to` left to the hub (its now, so a reading just
-  // uploaded is included even when the two clocks differ a little). The hub's `to` is its now plus a second
-  // (inclusive of this second), so `from` is a second later too: --days 366 is 366 days, not one second more,
-  // which the hub refused as interval_too_wide.
+  // The last N days by this machine's clock, ending 10 minutes ahead of it, as the web page does: the hub stores
+  // readings up to 5 minutes ahead of its clock, and one it has just accepted must be listed (left to the hub, the
+  // interval ended at its present second). Never wider than the hub's 366 days: --days 366 starts 10 minutes later.
+  const end = DateTime.fromJSDate(now).toUTC().startOf('second').plus({ minutes: 10 });
   const range =
     cmd.range.kind === 'days'
-      ? { from: DateTime.fromJSDate(now).toUTC().minus({ days: cmd.range.days }).startOf('second').plus({ seconds: 1 }).toISO({ suppressMilliseconds: true })! }
+      ? {
+          from: DateTime.max(end.minus({ days: cmd.range.days, minutes: 10 }), end.minus({ days: MAX_DAYS })).toISO({ suppressMilliseconds: true })!,
+          to: end.toISO({ suppressMilliseconds: true })!,
+        }
       : { ...(cmd.range.from !== undefined ? { from: cmd.range.from } : {}), ...(cmd.range.to !== undefined ? { to: cmd.range.to } : {}) };
   let list: ObservationList;
   try {
