@@ -135,6 +135,13 @@ describe('rts against the running hub', () => {
     expect(res.stdout).toMatch(/^1 reading, average 131\/82 mmHg$/m);
   });
 
+  it('says a CPR number born in the future is refused as such (it was "lies before the patient\'s date of birth" even without --at)', async () => {
+    const res = await rts(['upload', '--patient', '010137-5234', '--systolic', '126', '--diastolic', '70'], env);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('  - patientId: the birth date in this CPR number lies in the future\n');
+    expect(res.stderr).not.toContain('date of birth');
+  });
+
   it('exits 4 with a clear message when nothing listens at the URL', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const res = await rts(['review', '--patient', CPR, '--url', url]);

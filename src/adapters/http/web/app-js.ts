@@ -443,6 +443,9 @@ export const APP_JS = String.raw`'use strict';
       return;
     }
     var shown = 0;
+    var onCpr = (r.body.errors || []).filter(function (e) { return fieldOf(e.path) === 'cpr'; })[0];
+    // Not the reading but whose it is (a CPR number born in the future): said as such, not as a field of the form.
+    if (onCpr) { status('upload-status', 'Not saved. The hub does not accept this CPR number: ' + onCpr.message + '.', 'bad'); return; }
     (r.body.errors || []).forEach(function (e) {
       var f = fieldOf(e.path);
       if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, LABEL[f] + ': ' + e.message + ' (the hub says).'); if (!shown++) $(f).focus(); }
