@@ -117,6 +117,15 @@ describe('run upload', () => {
     expect(h.err).toContain('a TeleMed hub?');
   });
 
+  it('exits 4, "is the URL right?", on a 404 for the route itself (a wrong path in --url, or not a hub), not 3', async () => {
+    for (const answer of [json(404, { type: '/problems/not_found', title: 'No such resource', status: 404, code: 'not_found' }), new Response('<html>not here</html>', { status: 404 })]) {
+      const h = await harness(upload, [answer]);
+      expect(h.code).toBe(EXIT.unreachable);
+      expect(h.err).toContain('is the URL right?');
+      expect(h.err).not.toContain('refused');
+    }
+  });
+
   it('exits 5 on a server error, with the request id for the log', async () => {
     const h = await harness(upload, [json(500, { type: '/problems/internal_error', title: 'Internal error', status: 500, detail: 'an internal error occurred', code: 'internal_error' }, { 'x-request-id': 'req-42' })]);
     expect(h.code).toBe(EXIT.serverError);

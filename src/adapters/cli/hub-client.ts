@@ -273,7 +273,13 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
     }
     if (res.status >= 400 && res.status < 500) {
       // The hub answers every refusal with problem+json: without one, something else answered (a proxy, a web server).
-      throw new HubRefusedError((await problemOf(res)) ?? { status: res.status, title: `the answer is not a problem document of the hub API (is ${baseUrl} a TeleMed hub?)` });
+      const problem = await problemOf(res);
+      // No such route (the hub's generic not_found, or a 404 that is not the hub's): the URL is wrong, not the input.
+      // A domain's own not-found (unknown_patient) has its own code and stays a refusal.
+      if (res.status === 404 && (problem === null || problem.code === 'not_found' || problem.code === undefined)) {
+        throw new HubUnreachableError(baseUrl, `no hub API at this address (HTTP 404): is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
+      }
+      throw new HubRefusedError(problem ?? { status: res.status, title: `the answer is not a problem document of the hub API (is ${baseUrl} a TeleMed hub?)` });
     }
     if (res.status >= 300 || res.status < 200) {
       throw new HubFailedError(res.status, await problemOf(res), res.headers.get('x-request-id'));
