@@ -87,6 +87,11 @@ describe('rts command line: upload', () => {
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-02-30T23:30:00+01:00'], /--at must be an ISO-8601/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-02-10T24:00:00+01:00'], /--at must be an ISO-8601/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', CPR], /--id must not be a CPR number/],
+    // The hub's refusals (exit 3) of what can be known here: an offset past 23:59, an id holding the patient's number.
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-11-30T08:00:00+24:00'], /--at must be an ISO-8601/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-11-30T08:00:00+05:60'], /--at must be an ISO-8601/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', 'bp:2512481234'], /--id must not hold the patient's CPR number/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', '251248-1234-a'], /--id must not hold the patient's CPR number/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--help=yes'], /option --help takes no value/],
     // A flag given twice took its last value: the reading went to the second patient.
     [['--patient', CPR, '--patient', '181111-1234', '--systolic', '126', '--diastolic', '70'], /--patient is given more than once/],
@@ -121,6 +126,9 @@ describe('rts command line: review', () => {
       ascii: true,
     });
     expect(parsed(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00Z'])).toMatchObject({ range: { kind: 'between', from: '2026-05-01T00:00:00Z' } });
+    // 366 days exactly is the hub's widest; 23:59 its largest offset.
+    expect(parsed(['review', '--patient', CPR, '--from', '2025-01-01T00:00:00Z', '--to', '2026-01-02T00:00:00Z'])).toMatchObject({ range: { kind: 'between' } });
+    expect(parsed(['review', '--patient', CPR, '--from', '2025-01-01T00:00:00+23:59'])).toMatchObject({ range: { kind: 'between' } });
   });
 
   it.each([
@@ -131,6 +139,8 @@ describe('rts command line: review', () => {
     [['--patient', CPR, '--days', '3', '--from', '2026-05-01T00:00:00Z'], /either --days or --from\/--to/],
     [['--patient', CPR, '--from', '2026-05-08T00:00:00Z', '--to', '2026-05-01T00:00:00Z'], /--to must lie after --from/],
     [['--patient', CPR, '--from', 'yesterday'], /--from must be an ISO-8601/],
+    [['--patient', CPR, '--from', '2025-01-01T00:00:00Z', '--to', '2026-01-02T00:00:01Z'], /at most 366 days apart/],
+    [['--patient', CPR, '--from', '2026-05-01T00:00:00+24:00'], /--from must be an ISO-8601/],
     [['--patient', CPR, '--width', '10'], /--width must be a whole number from 40 to 200/],
     [['--patient', CPR, '--systolic', '120'], /unknown option --systolic/],
   ])('refuses %j', (flags, message) => {

@@ -1,7 +1,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DateTime } from 'luxon';
 import { birthDateOf } from '../../domain/monitoring/cpr';
-import { idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
+import { ValidationError } from '../../domain/shared/errors';
+import { checkPatientIdempotencyKey, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
+import { MAX_INTERVAL_DAYS } from '../../domain/monitoring/time-interval';
 import { EXIT_CODES_HELP } from './exit-codes';
 
 /**
@@ -39,8 +41,11 @@ export type Command =
 export type ParseResult = Readonly<{ ok: true; command: Command }> | Readonly<{ ok: false; message: string; /** Where the full usage is: `rts upload --help`. */ helpCommand: string }>;
 
 const CPR_FORM = /^\d{6}-\d{4}$/;
-/** As the hub accepts it: an ISO-8601 date-time with an explicit offset, so "when" never depends on a zone. */
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+/**
+ * As the hub accepts it: an ISO-8601 date-time with an explicit offset, so "when" never depends on a zone; the
+ * offset as RFC 3339 has it (at most 23:59: +24:00 went to the hub and came back a refusal, exit 3).
+ */
+const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
 const OBSERVATION_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const PRESSURE = /^\d{1,3}(\.\d{1,2})?$/;
 
@@ -292,11 +297,21 @@ const parseUpload = (args: readonly string[], env: Readonly<Record<string, strin
   if (v.id !== undefined && idempotencyKeyProblem(v.id) !== null) fail(`--id ${idempotencyKeyProblem(v.id)!}`);
   const url = hubUrlOf(v.url, env);
   const timeoutMs = timeoutOf(v.timeout, env);
+  const patientId = patient();
+  if (v.id !== undefined) {
+    // The hub's rule: an id must not hold this patient's CPR number in any spelling (ids are stored in clear).
+    try {
+      checkPatientIdempotencyKey(v.id, patientId.replace('-', ''), '--id');
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      fail(`--id ${e.details[0]?.message ?? 'is not a valid id'}`);
+    }
+  }
   return {
     kind: 'upload',
     url,
     timeoutMs,
-    patientId: patient(),
+    patientId,
     systolic,
     diastolic,
     ...(measuredAt !== undefined ? { measuredAt } : {}),
@@ -313,6 +328,10 @@ const parseReview = (args: readonly string[], env: Readonly<Record<string, strin
   const to = instantOf(v.to, '--to');
   if (days !== undefined && (from !== undefined || to !== undefined)) fail('give either --days or --from/--to, not both');
   if (from !== undefined && to !== undefined && Date.parse(to) <= Date.parse(from)) fail('--to must lie after --from');
+  // The hub's rule (whole seconds, at most 366 days), here rather than as its refusal (exit 3).
+  if (from !== undefined && to !== undefined && Math.floor(Date.parse(to) / 1000) - Math.floor(Date.parse(from) / 1000) > MAX_INTERVAL_DAYS * 86_400) {
+    fail(`--from and --to may be at most ${MAX_INTERVAL_DAYS} days apart`);
+  }
   const width = integerOf(v.width, '--width', 40, 200);
   const url = hubUrlOf(v.url, env);
   const timeoutMs = timeoutOf(v.timeout, env);
