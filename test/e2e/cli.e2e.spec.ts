@@ -19,7 +19,7 @@ const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResul
 /** `stdin`: written to the program's stdin, which is then closed (else it stays open and empty). */
 const node = (script: string, args: string[], env: Record<string, string> = {}, stdin?: string): Promise<CliResult> =>
   new Promise((done) => {
-    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       done({ code, stdout, stderr });
     });

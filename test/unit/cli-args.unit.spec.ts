@@ -215,7 +215,7 @@ describe('rts command line: commands, help and version', () => {
   it('refuses a missing or unknown command', () => {
     expect(usageError([])).toMatch(/missing command/);
     expect(usageError(['uplaod'])).toMatch(/unknown command 'uplaod'/);
-    expect(usageError([CPR])).toBe('unknown command; the commands are upload, review, dlq, backup and restore');
+    expect(usageError([CPR])).toBe('unknown command; the commands are upload, review, dlq, backup, restore and erasures');
   });
 });
 

@@ -292,6 +292,38 @@ describe('run upload: a hub that takes the reading and holds its answer', () => 
   });
 });
 
+describe('run review: the terminal it prints to', () => {
+  const answer = () => json(200, answerOf('2026-05-03T12:00:00Z', '2026-05-10T12:10:00Z', [['2.25.1', '2026-05-05T07:00:00Z', 126, 70]]));
+  const runWith = async (env: Record<string, string>) => {
+    let out = '';
+    let err = '';
+    const code = await run(['review', '--patient', CPR], {
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: (s: string) => (err += s) },
+      env: { RTS_URL: URL_, RTS_TOKEN: 'tok', ...env },
+      fetch: (async () => answer()) as unknown as typeof fetch,
+      now: () => new Date('2026-05-10T12:00:00Z'),
+    });
+    return { code, out, err };
+  };
+
+  it('draws with ASCII characters when the locale is not UTF-8 (LANG=C printed box characters as mojibake)', async () => {
+    for (const env of [{ LANG: 'C' }, { LC_ALL: 'C', LANG: 'da_DK.UTF-8' }, { LC_CTYPE: 'POSIX' }] as Record<string, string>[]) {
+      const h = await runWith({ TZ: 'UTC', ...env });
+      expect(h.code).toBe(EXIT.ok);
+      expect(h.out).toMatch(/^[\x20-\x7e\n]*$/);
+    }
+    expect((await runWith({ TZ: 'UTC', LANG: 'en_DK.UTF-8' })).out).toContain('▲');
+  });
+
+  it('warns when TZ names no zone this machine knows, and labels the times UTC rather than "local time"', async () => {
+    const h = await runWith({ TZ: 'Europe/Atlantis', LANG: 'C.UTF-8' });
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.err).toBe('rts: warning: TZ (Europe/Atlantis) is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n');
+    expect((await runWith({ TZ: 'Europe/Copenhagen' })).err).toBe('');
+  });
+});
+
 describe('run: a server that redirects', () => {
   it('is not followed (a POST would come back as a GET): exit 5, naming only where it points', async () => {
     const h = await harness(upload, [new Response(null, { status: 302, headers: { location: `https://hub.test/patients/${CPR}/observations` } })]);

@@ -121,7 +121,8 @@ Options:
   --to ISO        end of the interval (excluded), ISO-8601 with offset
   --width N       chart width in columns, 40-200 (default: the terminal's width
                   up to 100; 80 when not a terminal)
-  --ascii         draw the chart with ASCII characters only
+  --ascii         draw the chart with ASCII characters only (the default when
+                  the locale is not UTF-8, e.g. LANG=C)
   --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})
   --timeout S     seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S} (default:
                   $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
@@ -350,7 +351,7 @@ const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: strin
 /** argv without node and the script: `['upload', '--patient', ...]`; readStdin serves `--patient -` (and is called only then). */
 export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}, readStdin?: ReadStdin): ParseResult => {
   const [first, ...rest] = argv;
-  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, dlq, backup and restore', helpCommand: 'rts --help' };
+  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, dlq, backup, restore and erasures', helpCommand: 'rts --help' };
   if (first === '--help' || first === '-h') return { ok: true, command: { kind: 'help', text: MAIN_HELP } };
   if (first === '--version' || first === '-V' || first === '-v') return { ok: true, command: { kind: 'version' } };
   if (first === 'help') {
@@ -360,7 +361,7 @@ export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<s
   const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (!command) {
     const shown = /^[a-z][a-z-]{0,19}$/.test(first) ? ` '${first}'` : '';
-    return { ok: false, message: `unknown command${shown}; the commands are upload, review, dlq, backup and restore`, helpCommand: 'rts --help' };
+    return { ok: false, message: `unknown command${shown}; the commands are upload, review, dlq, backup, restore and erasures`, helpCommand: 'rts --help' };
   }
   try {
     return { ok: true, command: command.parse(rest, env, readStdin) };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DateTime } from 'luxon';
+import { DateTime, IANAZone } from 'luxon';
 import { MAX_DAYS, parseCommandLine, type Command, type ReadStdin } from './args';
 import { EXIT, type ExitCode } from './exit-codes';
 import { HubFailedError, HubRefusedError, HubUnreachableError, createHubClient, type HubClientOptions, type ObservationList, type ProblemDetails } from './hub-client';
@@ -36,6 +36,25 @@ const versionOf = (): string => {
   }
 };
 
+/**
+ * The zone for printed times: the caller's, else this machine's. A TZ no zone database knows made node fall back to
+ * UTC without a word, and the times were printed as "local time, UTC+00:00": said once, and labelled as UTC.
+ */
+const zoneFor = (deps: RunDependencies): string => {
+  if (deps.zone) return deps.zone;
+  const tz = deps.env.TZ?.replace(/^:/, '');
+  if (!tz || IANAZone.isValidZone(tz)) return 'local';
+  const shown = /^[A-Za-z0-9_+\/-]{1,40}$/.test(tz) ? ` (${tz})` : '';
+  deps.stderr.write(`rts: warning: TZ${shown} is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n`);
+  return 'UTC';
+};
+
+/** Box-drawing characters only where the locale says UTF-8: under LANG=C they came out as mojibake. */
+const asciiLocale = (env: RunDependencies['env']): boolean => {
+  const locale = env.LC_ALL || env.LC_CTYPE || env.LANG;
+  return locale !== undefined && locale !== '' && !/utf-?8/i.test(locale);
+};
+
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
 
 const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => {
@@ -63,7 +82,7 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
     );
     return EXIT.unreachable;
   }
-  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, deps.zone ?? 'local')} (document ${result.uniqueId})`;
+  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, zoneFor(deps))} (document ${result.uniqueId})`;
   deps.stdout.write(result.created ? `Uploaded: ${what}\n` : `Already stored, nothing added: ${what}; observation id ${observationId} was uploaded before\n`);
   return EXIT.ok;
 };
@@ -93,7 +112,7 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
     deps.stdout.write('No readings have been uploaded for this patient yet.\n');
     return EXIT.ok;
   }
-  deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), ...(deps.zone ? { zone: deps.zone } : {}), ascii: cmd.ascii }));
+  deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), zone: zoneFor(deps), ascii: cmd.ascii || asciiLocale(deps.env) }));
   return EXIT.ok;
 };
 
