@@ -74,8 +74,9 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
     if (!(e instanceof HubUnreachableError && e.maybeDelivered)) throw e;
     // Sent, and no answer came: the hub may have stored it. A re-run with a new id would store it a second
     // time, so the id goes to the user (an id, not patient data; the hub takes the same id and values once).
+    const why = e.reason.startsWith('no answer within ') ? ` ${e.reason.slice('no answer '.length)}` : ` (${e.reason})`;
     deps.stderr.write(
-      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came (${e.reason}), also after one retry: it may be stored.\n` +
+      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came${why}, also after one retry: it may be stored.\n` +
         (cmd.observationId !== undefined
           ? `  Run the same command again (with the same --id) to find out: it is stored only once.\n`
           : `  Its observation id is ${observationId}. Run the same command again with --id ${observationId}: it is stored only once.\n`),
