@@ -20,6 +20,8 @@ export type RunDependencies = Readonly<{
   zone?: string;
   newObservationId?: () => string;
   http?: Omit<HubClientOptions, 'fetch'>;
+  /** Told the observation id just before an upload is sent: main.ts names it if the process ends with no answer. */
+  onUploadSending?: (hint: string) => void;
   /** For `--patient -`: a line of stdin (the process's: readStdinLine); without it, `-` is a usage error. */
   readStdin?: ReadStdin;
 }>;
@@ -57,10 +59,18 @@ const asciiLocale = (env: RunDependencies['env']): boolean => {
 
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
 
+/** How to send a reading again that may be stored already, so that it is stored once: with its observation id. */
+const resendHint = (observationId: string, given: boolean): string =>
+  given
+    ? `  Run the same command again (with the same --id) to find out: it is stored only once.\n`
+    : `  Its observation id is ${observationId}. Run the same command again with --id ${observationId}: it is stored only once.\n`;
+
 const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => {
   const client = createHubClient(cmd.url, clientOptions(deps, cmd));
   // An id of our own when none was given: our retry of a lost request then cannot store the reading twice.
   const observationId = cmd.observationId ?? (deps.newObservationId ?? (() => `rts-${randomUUID()}`))();
+  const resend = resendHint(observationId, cmd.observationId !== undefined);
+  deps.onUploadSending?.(resend);
   let result;
   try {
     result = await client.upload({
@@ -76,10 +86,7 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
     // time, so the id goes to the user (an id, not patient data; the hub takes the same id and values once).
     const why = e.reason.startsWith('no answer within ') ? ` ${e.reason.slice('no answer '.length)}` : ` (${e.reason})`;
     deps.stderr.write(
-      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came${why}, also after one retry: it may be stored.\n` +
-        (cmd.observationId !== undefined
-          ? `  Run the same command again (with the same --id) to find out: it is stored only once.\n`
-          : `  Its observation id is ${observationId}. Run the same command again with --id ${observationId}: it is stored only once.\n`),
+      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came${why}, also after one retry: it may be stored.\n${resend}`,
     );
     return EXIT.unreachable;
   }
