@@ -19,7 +19,7 @@ const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResul
 /** `stdin`: written to the program's stdin, which is then closed (else it stays open and empty). */
 const node = (script: string, args: string[], env: Record<string, string> = {}, stdin?: string): Promise<CliResult> =>
   new Promise((done) => {
-    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       done({ code, stdout, stderr });
     });
@@ -125,6 +125,23 @@ describe('rts against the running hub', () => {
     expect(Number(/^(\d+) readings, average/m.exec(res.stdout)?.[1])).toBeGreaterThanOrEqual(week.length);
   });
 
+  it('lists a reading the hub just accepted with a time a few minutes ahead (the hub takes up to 5)', async () => {
+    const cpr = '020380-1234';
+    const ahead = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 4 * 60_000).toISOString().replace(/\.000Z$/, 'Z');
+    const stored = await rts(['upload', '--patient', cpr, '--systolic', '131', '--diastolic', '82', '--at', ahead], env);
+    expect(stored.code).toBe(0);
+    const res = await rts(['review', '--patient', cpr, '--days', '1'], env);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^1 reading, average 131\/82 mmHg$/m);
+  });
+
+  it('says a CPR number born in the future is refused as such (it was "lies before the patient\'s date of birth" even without --at)', async () => {
+    const res = await rts(['upload', '--patient', '010137-5234', '--systolic', '126', '--diastolic', '70'], env);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('  - patientId: the birth date in this CPR number lies in the future\n');
+    expect(res.stderr).not.toContain('date of birth');
+  });
+
   it('exits 4 with a clear message when nothing listens at the URL', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const res = await rts(['review', '--patient', CPR, '--url', url]);
@@ -143,6 +160,8 @@ describe('rts against the running hub', () => {
         for (const args of [['upload', '--patient', CPR, '--systolic', '120', '--diastolic', '80'], ['review', '--patient', CPR]]) {
           const res = await rts([...args, '--url', url]);
           expect({ args: args[0], code: res.code, said: res.stderr.length > 0 }).toEqual({ args: args[0], code: 4, said: true });
+          // The reading may have got through before the close: the id to send it again with, so it is stored once.
+          if (args[0] === 'upload') expect(res.stderr).toMatch(/Run the same command again with --id rts-[0-9a-f-]{36}: it is stored only once/);
         }
       }
     } finally {

@@ -33,6 +33,7 @@ describe('rts command line: upload', () => {
       patientId: CPR,
       systolic: 126,
       diastolic: 70,
+      timeoutMs: 60_000,
     });
   });
 
@@ -45,7 +46,18 @@ describe('rts command line: upload', () => {
       diastolic: 70,
       measuredAt: '2026-05-10T08:15:00+02:00',
       observationId: 'meter-7:0042',
+      timeoutMs: 60_000,
     });
+  });
+
+  it('waits for the hub longer than its own worst case (PostgreSQL: connect 10 s and a statement 30 s), or --timeout / $RTS_TIMEOUT', () => {
+    const base = ['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70'];
+    expect((parsed(base) as { timeoutMs: number }).timeoutMs).toBeGreaterThan(40_000);
+    expect(parsed(base, { RTS_TIMEOUT: '90' })).toMatchObject({ timeoutMs: 90_000 });
+    expect(parsed([...base, '--timeout', '120'], { RTS_TIMEOUT: '90' })).toMatchObject({ timeoutMs: 120_000 });
+    expect(parsed(['review', '--patient', CPR, '--timeout', '5'])).toMatchObject({ timeoutMs: 5_000 });
+    expect(usageError([...base, '--timeout', '0'])).toMatch(/--timeout must be a whole number from 1 to 600/);
+    expect(usageError(base, { RTS_TIMEOUT: 'soon' })).toMatch(/RTS_TIMEOUT must be a whole number/);
   });
 
   it('finds the hub at --url, else $RTS_URL, else the default', () => {
@@ -75,6 +87,11 @@ describe('rts command line: upload', () => {
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-02-30T23:30:00+01:00'], /--at must be an ISO-8601/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-02-10T24:00:00+01:00'], /--at must be an ISO-8601/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', CPR], /--id must not be a CPR number/],
+    // The hub's refusals (exit 3) of what can be known here: an offset past 23:59, an id holding the patient's number.
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-11-30T08:00:00+24:00'], /--at must be an ISO-8601/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-11-30T08:00:00+05:60'], /--at must be an ISO-8601/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', 'bp:2512481234'], /--id must not hold the patient's CPR number/],
+    [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', '251248-1234-a'], /--id must not hold the patient's CPR number/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--help=yes'], /option --help takes no value/],
     // A flag given twice took its last value: the reading went to the second patient.
     [['--patient', CPR, '--patient', '181111-1234', '--systolic', '126', '--diastolic', '70'], /--patient is given more than once/],
@@ -98,7 +115,7 @@ describe('rts command line: upload', () => {
 
 describe('rts command line: review', () => {
   it('reviews the last 7 days by default', () => {
-    expect(parsed(['review', '--patient', CPR])).toEqual({ kind: 'review', url: DEFAULT_URL, patientId: CPR, range: { kind: 'days', days: 7 }, ascii: false });
+    expect(parsed(['review', '--patient', CPR])).toEqual({ kind: 'review', url: DEFAULT_URL, patientId: CPR, range: { kind: 'days', days: 7 }, ascii: false, timeoutMs: 60_000 });
   });
 
   it('takes --days, or --from and --to, --width and --ascii', () => {
@@ -109,6 +126,9 @@ describe('rts command line: review', () => {
       ascii: true,
     });
     expect(parsed(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00Z'])).toMatchObject({ range: { kind: 'between', from: '2026-05-01T00:00:00Z' } });
+    // 366 days exactly is the hub's widest; 23:59 its largest offset.
+    expect(parsed(['review', '--patient', CPR, '--from', '2025-01-01T00:00:00Z', '--to', '2026-01-02T00:00:00Z'])).toMatchObject({ range: { kind: 'between' } });
+    expect(parsed(['review', '--patient', CPR, '--from', '2025-01-01T00:00:00+23:59'])).toMatchObject({ range: { kind: 'between' } });
   });
 
   it.each([
@@ -119,6 +139,8 @@ describe('rts command line: review', () => {
     [['--patient', CPR, '--days', '3', '--from', '2026-05-01T00:00:00Z'], /either --days or --from\/--to/],
     [['--patient', CPR, '--from', '2026-05-08T00:00:00Z', '--to', '2026-05-01T00:00:00Z'], /--to must lie after --from/],
     [['--patient', CPR, '--from', 'yesterday'], /--from must be an ISO-8601/],
+    [['--patient', CPR, '--from', '2025-01-01T00:00:00Z', '--to', '2026-01-02T00:00:01Z'], /at most 366 days apart/],
+    [['--patient', CPR, '--from', '2026-05-01T00:00:00+24:00'], /--from must be an ISO-8601/],
     [['--patient', CPR, '--width', '10'], /--width must be a whole number from 40 to 200/],
     [['--patient', CPR, '--systolic', '120'], /unknown option --systolic/],
   ])('refuses %j', (flags, message) => {
@@ -193,7 +215,7 @@ describe('rts command line: commands, help and version', () => {
   it('refuses a missing or unknown command', () => {
     expect(usageError([])).toMatch(/missing command/);
     expect(usageError(['uplaod'])).toMatch(/unknown command 'uplaod'/);
-    expect(usageError([CPR])).toBe('unknown command; the commands are upload, review, dlq, backup and restore');
+    expect(usageError([CPR])).toBe('unknown command; the commands are upload, review, dlq, backup, restore and erasures');
   });
 });
 

@@ -92,6 +92,10 @@ describe('renderChart', () => {
     expect(rowOf(chart, 100)).toContain(ASCII_GLYPHS.both);
     expect(chart).toContain(ASCII_GLYPHS.both);
     expect(chart).toMatch(/^[\x20-\x7e\n]*$/);
+    // The legend explains that mark too (it named only S and D), and only where the chart has one.
+    expect(chart.split('\n').at(-1)).toMatch(/S systolic {2}D diastolic {2}# both in one place$/);
+    expect(renderChart(points, { ...opts, height: 3 }).split('\n').at(-1)).toContain('◆ both in one place');
+    expect(renderChart(week, opts).split('\n').at(-1)).not.toContain('both');
   });
 
   it('chooses a finer step when the values fit, and whole-number labels always', () => {

@@ -1,3 +1,5 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
 import { run } from '../../src/adapters/cli/run';
 
@@ -115,6 +117,15 @@ describe('run upload', () => {
     expect(h.err).toContain('a TeleMed hub?');
   });
 
+  it('exits 4, "is the URL right?", on a 404 for the route itself (a wrong path in --url, or not a hub), not 3', async () => {
+    for (const answer of [json(404, { type: '/problems/not_found', title: 'No such resource', status: 404, code: 'not_found' }), new Response('<html>not here</html>', { status: 404 })]) {
+      const h = await harness(upload, [answer]);
+      expect(h.code).toBe(EXIT.unreachable);
+      expect(h.err).toContain('is the URL right?');
+      expect(h.err).not.toContain('refused');
+    }
+  });
+
   it('exits 5 on a server error, with the request id for the log', async () => {
     const h = await harness(upload, [json(500, { type: '/problems/internal_error', title: 'Internal error', status: 500, detail: 'an internal error occurred', code: 'internal_error' }, { 'x-request-id': 'req-42' })]);
     expect(h.code).toBe(EXIT.serverError);
@@ -153,7 +164,8 @@ describe('run review', () => {
   it('asks for the last N days and prints a table in time order and a chart', async () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)]);
     expect(h.code).toBe(EXIT.ok);
-    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A01Z`);
+    // Ending 10 minutes ahead, as the page does: a reading the hub took with a time up to 5 minutes ahead is listed.
+    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A00Z&to=2026-05-10T12%3A10%3A00Z`);
     const lines = h.out.split('\n');
     const first = lines.findIndex((l) => l.startsWith('Tue 2026-05-05 07:00'));
     const second = lines.findIndex((l) => l.startsWith('Sat 2026-05-09 07:00'));
@@ -170,6 +182,11 @@ describe('run review', () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, bad)]);
     expect(h.code).toBe(EXIT.serverError);
     expect(h.err).toContain('not what the hub API sends');
+  });
+
+  it('--days 366 asks for 366 days exactly (the hub refuses wider), ending 10 minutes ahead', async () => {
+    const h = await harness(['review', '--patient', CPR, '--days', '366'], [json(200, list)]);
+    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2025-05-09T12%3A10%3A00Z&to=2026-05-10T12%3A10%3A00Z`);
   });
 
   it('passes --from and --to as given', async () => {
@@ -200,6 +217,110 @@ describe('run review', () => {
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+02:00');
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+01:00');
     expect(out).toContain('80.25 mmHg'); // as stored, not rounded to 80.3
+  });
+});
+
+describe('run upload: a hub that takes the reading and holds its answer', () => {
+  // A real local server that stores the reading (by observation id, as the hub does) but answers only when the
+  // test lets it: the CLI's timeout runs out while the reading is stored.
+  const slowHub = async () => {
+    const stored = new Map<string, number>();
+    const held: ServerResponse[] = [];
+    let answering = false;
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      let text = '';
+      req.on('data', (c) => (text += c));
+      req.on('end', () => {
+        const id = (JSON.parse(text) as { observationId: string }).observationId;
+        const known = stored.has(id);
+        if (!known) stored.set(id, stored.size + 1);
+        if (!answering) return void held.push(res);
+        res.writeHead(known ? 200 : 201, { 'content-type': 'application/json' }).end(JSON.stringify({ uniqueId: `2.25.${stored.get(id)!}`, measuredAt: '2026-12-01T20:20:00Z' }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      url,
+      stored,
+      answer: () => (answering = true),
+      close: async () => {
+        for (const res of held) res.destroy();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  };
+  const runAgainst = async (argv: string[], url: string, newId: string) => {
+    let out = '';
+    let err = '';
+    const code = await run(argv, {
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: (s: string) => (err += s) },
+      env: { RTS_URL: url, RTS_TOKEN: 'tok' },
+      zone: 'UTC',
+      newObservationId: () => newId,
+      http: { retryDelayMs: 1, timeoutMs: 300 },
+    });
+    return { code, out, err };
+  };
+  const reading = ['upload', '--patient', '110590-1236', '--systolic', '123', '--diastolic', '77', '--at', '2026-12-01T20:20:00Z'];
+
+  it('says the reading was sent and may be stored, and gives the --id that stores it once on a re-run', async () => {
+    const hub = await slowHub();
+    try {
+      const first = await runAgainst(reading, hub.url, 'rts-first');
+      expect(first.code).toBe(EXIT.unreachable);
+      expect(hub.stored.size).toBe(1);
+      expect(first.err).not.toContain('cannot reach');
+      expect(first.err).toContain('the reading was sent to the hub');
+      expect(first.err).toContain('Run the same command again with --id rts-first');
+      expect(first.err).not.toContain('110590');
+
+      hub.answer();
+      const again = await runAgainst([...reading, '--id', 'rts-first'], hub.url, 'rts-second');
+      expect(again.code).toBe(EXIT.ok);
+      expect(again.out).toMatch(/^Already stored/);
+      expect(hub.stored.size).toBe(1);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('a connection refused is "cannot reach", with no word of a reading that may be stored', async () => {
+    const h = await harness(upload, [networkError('ECONNREFUSED'), networkError('ECONNREFUSED')]);
+    expect(h.err).not.toContain('--id');
+  });
+});
+
+describe('run review: the terminal it prints to', () => {
+  const answer = () => json(200, answerOf('2026-05-03T12:00:00Z', '2026-05-10T12:10:00Z', [['2.25.1', '2026-05-05T07:00:00Z', 126, 70]]));
+  const runWith = async (env: Record<string, string>) => {
+    let out = '';
+    let err = '';
+    const code = await run(['review', '--patient', CPR], {
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: (s: string) => (err += s) },
+      env: { RTS_URL: URL_, RTS_TOKEN: 'tok', ...env },
+      fetch: (async () => answer()) as unknown as typeof fetch,
+      now: () => new Date('2026-05-10T12:00:00Z'),
+    });
+    return { code, out, err };
+  };
+
+  it('draws with ASCII characters when the locale is not UTF-8 (LANG=C printed box characters as mojibake)', async () => {
+    for (const env of [{ LANG: 'C' }, { LC_ALL: 'C', LANG: 'da_DK.UTF-8' }, { LC_CTYPE: 'POSIX' }] as Record<string, string>[]) {
+      const h = await runWith({ TZ: 'UTC', ...env });
+      expect(h.code).toBe(EXIT.ok);
+      expect(h.out).toMatch(/^[\x20-\x7e\n]*$/);
+    }
+    expect((await runWith({ TZ: 'UTC', LANG: 'en_DK.UTF-8' })).out).toContain('▲');
+  });
+
+  it('warns when TZ names no zone this machine knows, and labels the times UTC rather than "local time"', async () => {
+    const h = await runWith({ TZ: 'Europe/Atlantis', LANG: 'C.UTF-8' });
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.err).toBe('rts: warning: TZ (Europe/Atlantis) is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n');
+    expect((await runWith({ TZ: 'Europe/Copenhagen' })).err).toBe('');
   });
 });
 

@@ -172,6 +172,16 @@ describe('createTeleObservation', () => {
       expect(createTeleObservation({ ...seed, measuredAt: '1948-12-24T00:00:00Z' }, NOW).measuredAt).toBe('1948-12-24T00:00:00Z');
     });
 
+    it('refuses a CPR number whose birth date lies in the future, on patientId (not as a time before the birth, whatever the time)', () => {
+      // 010125-5234: born 1 January 2025 by the century rule (serial 5, year 25), after NOW.
+      for (const measuredAt of [undefined, '2024-03-10T11:00:00Z']) {
+        const e = rejectionOf({ patientId: '010125-5234', ...(measuredAt ? { measuredAt } : {}) });
+        expect(e.code).toBe('invalid_patient_id');
+        expect(e.details).toEqual([{ path: 'patientId', message: 'the birth date in this CPR number lies in the future' }]);
+      }
+      expect(createTeleObservation({ ...seed, patientId: '010125-5234', measuredAt: '2025-01-02T08:00:00Z' }, DateTime.fromISO('2025-01-02T09:00:00Z')).patientId).toBe('010125-5234');
+    });
+
     it('toIsoSeconds writes UTC with a Z and no milliseconds', () => {
       expect(toIsoSeconds(DateTime.fromISO('2017-05-10T16:50:14.000+02:00', { setZone: true }))).toBe('2017-05-10T14:50:14Z');
     });

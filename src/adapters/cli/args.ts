@@ -1,7 +1,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DateTime } from 'luxon';
 import { birthDateOf } from '../../domain/monitoring/cpr';
-import { idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
+import { ValidationError } from '../../domain/shared/errors';
+import { checkPatientIdempotencyKey, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
+import { MAX_INTERVAL_DAYS } from '../../domain/monitoring/time-interval';
 import { EXIT_CODES_HELP } from './exit-codes';
 
 /**
@@ -15,6 +17,9 @@ import { EXIT_CODES_HELP } from './exit-codes';
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 export const DEFAULT_DAYS = 7;
 export const MAX_DAYS = 366;
+/** How long a request waits for the hub's answer: above the hub's own worst case (see hub-client's DEFAULT_TIMEOUT_MS). */
+export const DEFAULT_TIMEOUT_S = 60;
+const MAX_TIMEOUT_S = 600;
 
 export type ReviewRange = Readonly<{ kind: 'days'; days: number }> | Readonly<{ kind: 'between'; from?: string; to?: string }>;
 
@@ -29,14 +34,18 @@ export type Command =
       diastolic: number;
       measuredAt?: string;
       observationId?: string;
+      timeoutMs: number;
     }>
-  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean }>;
+  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean; timeoutMs: number }>;
 
 export type ParseResult = Readonly<{ ok: true; command: Command }> | Readonly<{ ok: false; message: string; /** Where the full usage is: `rts upload --help`. */ helpCommand: string }>;
 
 const CPR_FORM = /^\d{6}-\d{4}$/;
-/** As the hub accepts it: an ISO-8601 date-time with an explicit offset, so "when" never depends on a zone. */
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+/**
+ * As the hub accepts it: an ISO-8601 date-time with an explicit offset, so "when" never depends on a zone; the
+ * offset as RFC 3339 has it (at most 23:59: +24:00 went to the hub and came back a refusal, exit 3).
+ */
+const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
 const OBSERVATION_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const PRESSURE = /^\d{1,3}(\.\d{1,2})?$/;
 
@@ -51,7 +60,7 @@ export const MAIN_HELP = `rts - the TeleMed HomeClient: upload and review blood 
 
 Usage:
   rts upload --patient CPR --systolic MMHG --diastolic MMHG
-             [--at ISO] [--id ID] [--url URL]
+             [--at ISO] [--id ID] [--url URL] [--timeout S]
   rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
   rts <command> --help
   rts --help | --version
@@ -73,7 +82,7 @@ ${EXIT_CODES_HELP}
 `;
 
 export const UPLOAD_HELP = `Usage: rts upload --patient CPR --systolic MMHG --diastolic MMHG
-                  [--at ISO] [--id ID] [--url URL]
+                  [--at ISO] [--id ID] [--url URL] [--timeout S]
 
 Send one blood pressure reading to the hub.
 
@@ -87,10 +96,13 @@ Options:
   --id ID            observation id, 1-64 of A-Za-z0-9._:- (default: random).
                      The same id sent again is stored once: "already stored".
   --url URL          the hub (default: $RTS_URL, else ${DEFAULT_URL})
+  --timeout S        seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S} (default:
+                     $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
   -h, --help         this text
 
 A network error is retried once with the same observation id, so a reading is
-never stored twice.
+never stored twice. When no answer came, the observation id is printed: give
+it with --id when you send the reading again, and it is stored once.
 ${PATIENT_ADVICE}
 
 ${EXIT_CODES_HELP}
@@ -109,8 +121,11 @@ Options:
   --to ISO        end of the interval (excluded), ISO-8601 with offset
   --width N       chart width in columns, 40-200 (default: the terminal's width
                   up to 100; 80 when not a terminal)
-  --ascii         draw the chart with ASCII characters only
+  --ascii         draw the chart with ASCII characters only (the default when
+                  the locale is not UTF-8, e.g. LANG=C)
   --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})
+  --timeout S     seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S} (default:
+                  $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
   -h, --help      this text
 ${PATIENT_ADVICE}
 ${EXIT_CODES_HELP}
@@ -118,6 +133,7 @@ ${EXIT_CODES_HELP}
 
 const COMMON = {
   url: { type: 'string' },
+  timeout: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -267,6 +283,10 @@ export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, 
   return url.toString().replace(/\/+$/, '');
 };
 
+/** --timeout, else $RTS_TIMEOUT, else the default: whole seconds, in milliseconds. */
+const timeoutOf = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>): number =>
+  1000 * (flag !== undefined ? integerOf(flag, '--timeout', 1, MAX_TIMEOUT_S)! : env.RTS_TIMEOUT ? integerOf(env.RTS_TIMEOUT.trim(), 'RTS_TIMEOUT', 1, MAX_TIMEOUT_S)! : DEFAULT_TIMEOUT_S);
+
 const parseUpload = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): Command => {
   const v = parseFlags(args, UPLOAD_OPTIONS);
   if (v.help) return { kind: 'help', text: UPLOAD_HELP };
@@ -277,10 +297,22 @@ const parseUpload = (args: readonly string[], env: Readonly<Record<string, strin
   if (v.id !== undefined && !OBSERVATION_ID.test(v.id)) fail('--id must be 1-64 characters of A-Z a-z 0-9 . _ : -');
   if (v.id !== undefined && idempotencyKeyProblem(v.id) !== null) fail(`--id ${idempotencyKeyProblem(v.id)!}`);
   const url = hubUrlOf(v.url, env);
+  const timeoutMs = timeoutOf(v.timeout, env);
+  const patientId = patient();
+  if (v.id !== undefined) {
+    // The hub's rule: an id must not hold this patient's CPR number in any spelling (ids are stored in clear).
+    try {
+      checkPatientIdempotencyKey(v.id, patientId.replace('-', ''), '--id');
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      fail(`--id ${e.details[0]?.message ?? 'is not a valid id'}`);
+    }
+  }
   return {
     kind: 'upload',
     url,
-    patientId: patient(),
+    timeoutMs,
+    patientId,
     systolic,
     diastolic,
     ...(measuredAt !== undefined ? { measuredAt } : {}),
@@ -297,13 +329,18 @@ const parseReview = (args: readonly string[], env: Readonly<Record<string, strin
   const to = instantOf(v.to, '--to');
   if (days !== undefined && (from !== undefined || to !== undefined)) fail('give either --days or --from/--to, not both');
   if (from !== undefined && to !== undefined && Date.parse(to) <= Date.parse(from)) fail('--to must lie after --from');
+  // The hub's rule (whole seconds, at most 366 days), here rather than as its refusal (exit 3).
+  if (from !== undefined && to !== undefined && Math.floor(Date.parse(to) / 1000) - Math.floor(Date.parse(from) / 1000) > MAX_INTERVAL_DAYS * 86_400) {
+    fail(`--from and --to may be at most ${MAX_INTERVAL_DAYS} days apart`);
+  }
   const width = integerOf(v.width, '--width', 40, 200);
   const url = hubUrlOf(v.url, env);
+  const timeoutMs = timeoutOf(v.timeout, env);
   const range: ReviewRange =
     from !== undefined || to !== undefined
       ? { kind: 'between', ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) }
       : { kind: 'days', days: days ?? DEFAULT_DAYS };
-  return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, ...(width !== undefined ? { width } : {}) };
+  return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, timeoutMs, ...(width !== undefined ? { width } : {}) };
 };
 
 const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: string }>> = {
@@ -314,7 +351,7 @@ const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: strin
 /** argv without node and the script: `['upload', '--patient', ...]`; readStdin serves `--patient -` (and is called only then). */
 export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}, readStdin?: ReadStdin): ParseResult => {
   const [first, ...rest] = argv;
-  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, dlq, backup and restore', helpCommand: 'rts --help' };
+  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, dlq, backup, restore and erasures', helpCommand: 'rts --help' };
   if (first === '--help' || first === '-h') return { ok: true, command: { kind: 'help', text: MAIN_HELP } };
   if (first === '--version' || first === '-V' || first === '-v') return { ok: true, command: { kind: 'version' } };
   if (first === 'help') {
@@ -324,7 +361,7 @@ export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<s
   const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (!command) {
     const shown = /^[a-z][a-z-]{0,19}$/.test(first) ? ` '${first}'` : '';
-    return { ok: false, message: `unknown command${shown}; the commands are upload, review, dlq, backup and restore`, helpCommand: 'rts --help' };
+    return { ok: false, message: `unknown command${shown}; the commands are upload, review, dlq, backup, restore and erasures`, helpCommand: 'rts --help' };
   }
   try {
     return { ok: true, command: command.parse(rest, env, readStdin) };

@@ -155,6 +155,8 @@ export const renderChart = (points: readonly ChartPoint[], options: ChartOptions
   }
   lines.push(under.join(''));
 
-  lines.push(`${' '.repeat(indent)}${g.systolic} systolic  ${g.diastolic} diastolic${points.length === 0 ? '   (no readings)' : ''}`);
+  // The third mark, where both series fall in one cell, is explained when the chart has one.
+  const both = grid.some((cells) => cells.includes(g.both)) ? `  ${g.both} both in one place` : '';
+  lines.push(`${' '.repeat(indent)}${g.systolic} systolic  ${g.diastolic} diastolic${both}${points.length === 0 ? '   (no readings)' : ''}`);
   return lines.map((l) => l.trimEnd()).join('\n');
 };

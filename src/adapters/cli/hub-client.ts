@@ -42,6 +42,8 @@ export class HubUnreachableError extends Error {
   constructor(
     readonly baseUrl: string,
     readonly reason: string,
+    /** An attempt may have reached the hub (it timed out, or the connection closed, after sending): an upload may be stored. */
+    readonly maybeDelivered = false,
   ) {
     super(`cannot reach the hub at ${baseUrl}: ${reason}`);
     this.name = 'HubUnreachableError';
@@ -79,6 +81,13 @@ const Problem = z.object({
   code: z.string().optional(),
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 });
+
+/**
+ * How long one request waits for its answer. Above the hub's own worst case (a PostgreSQL connection 10 s and a
+ * statement 30 s, its defaults): a CLI that gave up sooner called a reading it had sent, and the hub then stored,
+ * unreachable, and the patient's re-run stored it twice.
+ */
+export const DEFAULT_TIMEOUT_MS = 60_000;
 
 export type HubClientOptions = Readonly<{
   timeoutMs?: number;
@@ -125,8 +134,23 @@ const networkReason = (error: unknown, timeoutMs: number): string => {
   }
 };
 
+/** Failures after which the request may have been sent whole: the hub may have acted on it. */
+const MAYBE_DELIVERED = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'EPIPE']);
+
+const mayHaveArrived = (error: unknown): boolean => {
+  const e = error as { name?: string; cause?: { code?: string } };
+  return e?.name === 'TimeoutError' || e?.name === 'AbortError' || MAYBE_DELIVERED.has(e?.cause?.code ?? '');
+};
+
 /** fetch threw instead of answering: nothing reached the hub, or its answer never came back. */
-class NoAnswer extends Error {}
+class NoAnswer extends Error {
+  constructor(
+    message: string,
+    readonly maybeDelivered: boolean,
+  ) {
+    super(message);
+  }
+}
 
 export const readJson = async (res: Response): Promise<unknown> => {
   try {
@@ -162,7 +186,7 @@ export type HubRequester = Readonly<{
 }>;
 
 export const createHubRequester = (baseUrl: string, options: HubClientOptions = {}): HubRequester => {
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const retryDelayMs = options.retryDelayMs ?? 500;
   const doFetch = options.fetch ?? fetch;
   let token = options.token === null ? undefined : (options.token ?? (process.env['RTS_TOKEN'] || undefined));
@@ -174,7 +198,7 @@ export const createHubRequester = (baseUrl: string, options: HubClientOptions = 
       // Redirects are not followed: a POST would come back as a GET (and the token go to another host).
       return await doFetch(`${baseUrl}${path}`, { ...init, headers, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
     } catch (e) {
-      throw new NoAnswer(networkReason(e, timeoutMs));
+      throw new NoAnswer(networkReason(e, timeoutMs), mayHaveArrived(e));
     }
   };
 
@@ -200,12 +224,12 @@ export const createHubRequester = (baseUrl: string, options: HubClientOptions = 
       return { res: await patient(path, init), retried: false };
     } catch (first) {
       if (!(first instanceof NoAnswer)) throw first;
-      if (!retry) throw new HubUnreachableError(baseUrl, first.message);
+      if (!retry) throw new HubUnreachableError(baseUrl, first.message, first.maybeDelivered);
       await new Promise((r) => setTimeout(r, retryDelayMs));
       try {
         return { res: await patient(path, init), retried: true };
       } catch (second) {
-        if (second instanceof NoAnswer) throw new HubUnreachableError(baseUrl, second.message);
+        if (second instanceof NoAnswer) throw new HubUnreachableError(baseUrl, second.message, first.maybeDelivered || second.maybeDelivered);
         throw second;
       }
     }
@@ -249,7 +273,13 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
     }
     if (res.status >= 400 && res.status < 500) {
       // The hub answers every refusal with problem+json: without one, something else answered (a proxy, a web server).
-      throw new HubRefusedError((await problemOf(res)) ?? { status: res.status, title: `the answer is not a problem document of the hub API (is ${baseUrl} a TeleMed hub?)` });
+      const problem = await problemOf(res);
+      // No such route (the hub's generic not_found, or a 404 that is not the hub's): the URL is wrong, not the input.
+      // A domain's own not-found (unknown_patient) has its own code and stays a refusal.
+      if (res.status === 404 && (problem === null || problem.code === 'not_found' || problem.code === undefined)) {
+        throw new HubUnreachableError(baseUrl, `no hub API at this address (HTTP 404): is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
+      }
+      throw new HubRefusedError(problem ?? { status: res.status, title: `the answer is not a problem document of the hub API (is ${baseUrl} a TeleMed hub?)` });
     }
     if (res.status >= 300 || res.status < 200) {
       throw new HubFailedError(res.status, await problemOf(res), res.headers.get('x-request-id'));

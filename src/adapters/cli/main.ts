@@ -7,6 +7,9 @@ import { run } from './run';
 import { readPatientLine } from './stdin';
 
 /** The `rts` program (package.json "bin"): the process around `run`, which does the work. */
+/** An upload under way: how to send it again (its id), said if the process ends with no answer. */
+let resendHint = '';
+
 const main = async (): Promise<void> => {
   // `rts review ... | head` closes the pipe early; that is not an error worth a stack trace.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -21,7 +24,7 @@ const main = async (): Promise<void> => {
       ? await runDlq(rest, io)
       : command === 'erasures'
         ? await runErasures(rest, io)
-        : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, { ...io, readStdin: readPatientLine });
+        : command === 'backup' || command === 'restore' ? await runBackup(command, rest, io) : await run(argv, { ...io, readStdin: readPatientLine, onUploadSending: (hint) => (resendHint = hint) });
 };
 
 if (require.main === module) {
@@ -30,7 +33,7 @@ if (require.main === module) {
   let settled = false;
   process.once('beforeExit', () => {
     if (settled) return;
-    process.stderr.write('rts: the connection to the hub ended without an answer (the hub, or something in front of it, closed it)\n');
+    process.stderr.write(`rts: the connection to the hub ended without an answer (the hub, or something in front of it, closed it)\n${resendHint}`);
     process.exitCode = EXIT.unreachable;
   });
   main().finally(() => (settled = true)).catch(() => {

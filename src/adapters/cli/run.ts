@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DateTime } from 'luxon';
-import { parseCommandLine, type Command, type ReadStdin } from './args';
+import { DateTime, IANAZone } from 'luxon';
+import { MAX_DAYS, parseCommandLine, type Command, type ReadStdin } from './args';
 import { EXIT, type ExitCode } from './exit-codes';
 import { HubFailedError, HubRefusedError, HubUnreachableError, createHubClient, type HubClientOptions, type ObservationList, type ProblemDetails } from './hub-client';
 import { renderReview } from './review-report';
@@ -20,6 +20,8 @@ export type RunDependencies = Readonly<{
   zone?: string;
   newObservationId?: () => string;
   http?: Omit<HubClientOptions, 'fetch'>;
+  /** Told the observation id just before an upload is sent: main.ts names it if the process ends with no answer. */
+  onUploadSending?: (hint: string) => void;
   /** For `--patient -`: a line of stdin (the process's: readStdinLine); without it, `-` is a usage error. */
   readStdin?: ReadStdin;
 }>;
@@ -36,20 +38,59 @@ const versionOf = (): string => {
   }
 };
 
+/**
+ * The zone for printed times: the caller's, else this machine's. A TZ no zone database knows made node fall back to
+ * UTC without a word, and the times were printed as "local time, UTC+00:00": said once, and labelled as UTC.
+ */
+const zoneFor = (deps: RunDependencies): string => {
+  if (deps.zone) return deps.zone;
+  const tz = deps.env.TZ?.replace(/^:/, '');
+  if (!tz || IANAZone.isValidZone(tz)) return 'local';
+  const shown = /^[A-Za-z0-9_+\/-]{1,40}$/.test(tz) ? ` (${tz})` : '';
+  deps.stderr.write(`rts: warning: TZ${shown} is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n`);
+  return 'UTC';
+};
+
+/** Box-drawing characters only where the locale says UTF-8: under LANG=C they came out as mojibake. */
+const asciiLocale = (env: RunDependencies['env']): boolean => {
+  const locale = env.LC_ALL || env.LC_CTYPE || env.LANG;
+  return locale !== undefined && locale !== '' && !/utf-?8/i.test(locale);
+};
+
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
 
+/** How to send a reading again that may be stored already, so that it is stored once: with its observation id. */
+const resendHint = (observationId: string, given: boolean): string =>
+  given
+    ? `  Run the same command again (with the same --id) to find out: it is stored only once.\n`
+    : `  Its observation id is ${observationId}. Run the same command again with --id ${observationId}: it is stored only once.\n`;
+
 const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => {
-  const client = createHubClient(cmd.url, clientOptions(deps));
+  const client = createHubClient(cmd.url, clientOptions(deps, cmd));
   // An id of our own when none was given: our retry of a lost request then cannot store the reading twice.
   const observationId = cmd.observationId ?? (deps.newObservationId ?? (() => `rts-${randomUUID()}`))();
-  const result = await client.upload({
-    observationId,
-    patientId: cmd.patientId,
-    systolic: cmd.systolic,
-    diastolic: cmd.diastolic,
-    ...(cmd.measuredAt !== undefined ? { measuredAt: cmd.measuredAt } : {}),
-  });
-  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, deps.zone ?? 'local')} (document ${result.uniqueId})`;
+  const resend = resendHint(observationId, cmd.observationId !== undefined);
+  deps.onUploadSending?.(resend);
+  let result;
+  try {
+    result = await client.upload({
+      observationId,
+      patientId: cmd.patientId,
+      systolic: cmd.systolic,
+      diastolic: cmd.diastolic,
+      ...(cmd.measuredAt !== undefined ? { measuredAt: cmd.measuredAt } : {}),
+    });
+  } catch (e) {
+    if (!(e instanceof HubUnreachableError && e.maybeDelivered)) throw e;
+    // Sent, and no answer came: the hub may have stored it. A re-run with a new id would store it a second
+    // time, so the id goes to the user (an id, not patient data; the hub takes the same id and values once).
+    const why = e.reason.startsWith('no answer within ') ? ` ${e.reason.slice('no answer '.length)}` : ` (${e.reason})`;
+    deps.stderr.write(
+      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came${why}, also after one retry: it may be stored.\n${resend}`,
+    );
+    return EXIT.unreachable;
+  }
+  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, zoneFor(deps))} (document ${result.uniqueId})`;
   deps.stdout.write(result.created ? `Uploaded: ${what}\n` : `Already stored, nothing added: ${what}; observation id ${observationId} was uploaded before\n`);
   return EXIT.ok;
 };
@@ -57,15 +98,18 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
 const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout.isTTY && stdout.columns ? Math.max(40, Math.min(100, stdout.columns)) : 80);
 
 const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
-  const client = createHubClient(cmd.url, clientOptions(deps));
+  const client = createHubClient(cmd.url, clientOptions(deps, cmd));
   const now = (deps.now ?? (() => new Date()))();
-  // The last N days: `from` by this machine's clock, `to` left to the hub (its now, so a reading just
-  // uploaded is included even when the two clocks differ a little). The hub's `to` is its now plus a second
-  // (inclusive of this second), so `from` is a second later too: --days 366 is 366 days, not one second more,
-  // which the hub refused as interval_too_wide.
+  // The last N days by this machine's clock, ending 10 minutes ahead of it, as the web page does: the hub stores
+  // readings up to 5 minutes ahead of its clock, and one it has just accepted must be listed (left to the hub, the
+  // interval ended at its present second). Never wider than the hub's 366 days: --days 366 starts 10 minutes later.
+  const end = DateTime.fromJSDate(now).toUTC().startOf('second').plus({ minutes: 10 });
   const range =
     cmd.range.kind === 'days'
-      ? { from: DateTime.fromJSDate(now).toUTC().minus({ days: cmd.range.days }).startOf('second').plus({ seconds: 1 }).toISO({ suppressMilliseconds: true })! }
+      ? {
+          from: DateTime.max(end.minus({ days: cmd.range.days, minutes: 10 }), end.minus({ days: MAX_DAYS })).toISO({ suppressMilliseconds: true })!,
+          to: end.toISO({ suppressMilliseconds: true })!,
+        }
       : { ...(cmd.range.from !== undefined ? { from: cmd.range.from } : {}), ...(cmd.range.to !== undefined ? { to: cmd.range.to } : {}) };
   let list: ObservationList;
   try {
@@ -76,13 +120,14 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
     deps.stdout.write('No readings have been uploaded for this patient yet.\n');
     return EXIT.ok;
   }
-  deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), ...(deps.zone ? { zone: deps.zone } : {}), ascii: cmd.ascii }));
+  deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), zone: zoneFor(deps), ascii: cmd.ascii || asciiLocale(deps.env) }));
   return EXIT.ok;
 };
 
-/** The token of this command's environment (RTS_TOKEN), unless the caller's options give one. */
-const clientOptions = (deps: RunDependencies): HubClientOptions => ({
+/** The token of this command's environment (RTS_TOKEN) and its --timeout, unless the caller's options give them. */
+const clientOptions = (deps: RunDependencies, cmd: Readonly<{ timeoutMs: number }>): HubClientOptions => ({
   token: deps.env.RTS_TOKEN || null,
+  timeoutMs: cmd.timeoutMs,
   ...deps.http,
   ...(deps.fetch ? { fetch: deps.fetch } : {}),
 });

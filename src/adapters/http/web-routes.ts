@@ -8,8 +8,8 @@ import { INDEX_HTML } from './web/index-html';
  * The patient's review page (HomeClient on the web): three static assets, embedded as TypeScript strings so
  * `tsc` carries them into dist/ (no copy step, no path that differs between src/ and dist/).
  *
- *   GET /            -> 302 /app/
- *   GET /app         -> 301 /app/
+ *   GET /            -> 302 app/   (relative, as every URL of the page: the hub may be served under a path prefix)
+ *   GET /app         -> 301 app/
  *   GET /app/        -> index.html   (Cache-Control: no-cache, ETag; it names the asset versions)
  *   GET /app/app.js  -> the script   (?v=<hash of this build>: immutable for a year; otherwise no-cache)
  *   GET /app/app.css -> the styles   (likewise)
@@ -60,8 +60,8 @@ export const registerWebRoutes = (app: FastifyInstance): void => {
   // A versioned URL never changes content: cache it for good. An unversioned one revalidates every time.
   const cacheFor = (a: Asset, v: unknown): string => (v === a.version ? 'public, max-age=31536000, immutable' : 'no-cache');
 
-  app.get('/', async (_request, reply) => securityHeaders(reply).header('cache-control', 'no-cache').redirect('/app/', 302));
-  app.get('/app', async (_request, reply) => securityHeaders(reply).header('cache-control', 'no-cache').redirect('/app/', 301));
+  app.get('/', async (_request, reply) => securityHeaders(reply).header('cache-control', 'no-cache').redirect('app/', 302));
+  app.get('/app', async (_request, reply) => securityHeaders(reply).header('cache-control', 'no-cache').redirect('app/', 301));
   app.get('/app/', async (request, reply) => send(reply, html, request.headers['if-none-match'], 'no-cache'));
   app.get<{ Querystring: { v?: string } }>('/app/app.js', async (request, reply) =>
     send(reply, js, request.headers['if-none-match'], cacheFor(js, request.query.v)),

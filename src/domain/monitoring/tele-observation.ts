@@ -125,7 +125,10 @@ export const createTeleObservation = (input: TeleObservationInput, now: DateTime
   // Not before the patient was born (the CPR number's date, a day's slack for the time zones). This also keeps the
   // HL7 effectiveTime a four-digit year: a reading in year 0 made a document no parser (nor a correction) accepts.
   const born = patientId === null || !notBeforeBirth ? null : birthMillisOf(patientId);
-  if (measuredAt !== null && born !== null && measuredAt < born - DAY_MS) {
+  if (born !== null && born > now.toMillis() + DAY_MS) {
+    // Said of the CPR number, not of every time tried (each was "before the patient's date of birth").
+    issues.push({ path: 'patientId', message: 'the birth date in this CPR number lies in the future' });
+  } else if (measuredAt !== null && born !== null && measuredAt < born - DAY_MS) {
     issues.push({ path: 'measuredAt', message: "lies before the patient's date of birth" });
   }
   if (issues.length > 0 || !patientId || !systolic || !diastolic || measuredAt === null) {

@@ -2,23 +2,52 @@
  * The page's behaviour (served at /app/app.js): plain ES2020, no framework, no build step. Written inside a
  * String.raw literal, so it uses no backtick and no dollar-brace.
  *
- * The CPR number lives in memory and sessionStorage (this tab only) and goes to the API path only; the
- * page's URL never holds it. Each upload carries an observationId (crypto.randomUUID) kept until the hub
- * answers, so a double submit or a retry after a lost answer is stored once. The hub's clock decides
- * whether a time lies in the future: the client does not check that, and shows the hub's refusal instead.
+ * The CPR number lives in the page's memory only (sessionStorage is written to the browser's profile on disk,
+ * so neither it nor a token with it goes there; a reload asks for it again) and goes to the API path only; the
+ * page's URL never holds it. Each upload carries an observationId (crypto.randomUUID) kept with the draft, in
+ * sessionStorage without the CPR number, until the hub answers, so a double submit or a retry after a lost
+ * answer (also after a reload) is stored once. The hub's clock decides whether a time lies in the future: the
+ * client does not check that, and shows the hub's refusal instead. Every URL is relative to the page, so the
+ * hub can be served under a path prefix.
  */
 export const APP_JS = String.raw`'use strict';
 (function () {
   var $ = function (id) { return document.getElementById(id); };
-  var KEY = 'telemed.cpr';
+  var DRAFT = 'telemed.draft';
+  // How long a request waits for the hub's answer (the hub's own worst case is about 40 s).
+  var TIMEOUT = 60000;
+  // The API lies beside /app/: '../' of the page, so a hub served under a path prefix works too.
+  var API = new URL('../', location.href);
+  function apiUrl(path) { return new URL(path, API).href; }
   var RANGE = { systolic: [50, 300], diastolic: [20, 200] };
   var LABEL = { systolic: 'Systolic', diastolic: 'Diastolic', measured: 'Time of reading', cpr: 'CPR number' };
   var DAY = 86400000;
-  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, gen: 0 };
+  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, gen: 0, devToken: null };
   var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
   var fmtDay = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
   var fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
   var fmtHour = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  var fmtTimeZone = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'shortOffset' });
+  // On a day the clocks change, the same local time can come twice (02:30 in October): the offset tells them apart.
+  function clockChangeDay(d) {
+    return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTimezoneOffset() !== new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1).getTimezoneOffset();
+  }
+  function when(d) { return (clockChangeDay(d) ? fmtTimeZone : fmtTime).format(d); }
+  /** fetch with a time limit: an answer that never comes is a failure, not "Uploading..." for ever. */
+  async function send(path, init) {
+    var ctl = new AbortController(), timer = setTimeout(function () { ctl.abort(); }, TIMEOUT);
+    init.signal = ctl.signal;
+    try {
+      var res = await fetch(apiUrl(path), init);
+      learnSkew(res);
+      var json = null;
+      try { json = await res.json(); } catch (e) { if (ctl.signal.aborted) throw e; json = null; }
+      return { res: res, json: json };
+    } catch (e) {
+      if (ctl.signal.aborted) e.noAnswer = true;
+      throw e;
+    } finally { clearTimeout(timer); }
+  }
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -56,7 +85,12 @@ export const APP_JS = String.raw`'use strict';
   var TOKEN = 'telemed.token';
   function takeToken() {
     var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
-    if (m) { sessionStorage.setItem(TOKEN, m[1]); history.replaceState(null, '', location.pathname + location.search); }
+    if (!m) return;
+    history.replaceState(null, '', location.pathname + location.search);
+    // A sign-in for someone (perhaps someone else) replaces whoever is shown: their readings go, the new token stays.
+    if (state.cpr || state.data.length) forget();
+    state.devToken = null;
+    sessionStorage.setItem(TOKEN, m[1]);
   }
   takeToken();
   // A sign-in link followed in a tab already showing the page changes only the fragment: no new start.
@@ -65,23 +99,21 @@ export const APP_JS = String.raw`'use strict';
   function who() { return state.pending || state.cpr || null; }
   async function devLogin() {
     if (!who()) return false;
-    var res = await fetch('/auth/dev-login', { method: 'POST', cache: 'no-store', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: who() }) });
-    if (!res.ok) {
+    var patient = who();
+    var a = await send('auth/dev-login', { method: 'POST', cache: 'no-store', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: patient }) });
+    if (!a.res.ok) {
       // The login itself refused the CPR number (e.g. no real date): that is the answer to show at the field.
-      if (res.status === 400 || res.status === 422) { state.loginProblem = { ok: false, status: res.status, body: (await res.json().catch(function () { return null; })) || {} }; }
+      if (a.res.status === 400 || a.res.status === 422) { state.loginProblem = { ok: false, status: a.res.status, body: a.json || {} }; }
       return false;
     }
-    var json = await res.json();
-    if (!json || !json.token) return false;
-    sessionStorage.setItem(TOKEN, json.token + ' ' + who());
+    if (!a.json || !a.json.token) return false;
+    // In memory only, with the CPR number it is for: another patient entered on this tab needs a new one.
+    state.devToken = { token: a.json.token, cpr: patient };
     return true;
   }
   function tokenFor() {
-    var t = sessionStorage.getItem(TOKEN) || '';
-    var parts = t.split(' ');
-    // A dev-login token belongs to one CPR number: another patient entered on this tab needs a new one.
-    if (parts.length === 2 && parts[1] !== who()) return null;
-    return parts[0] || null;
+    if (state.devToken) return state.devToken.cpr === who() ? state.devToken.token : null;
+    return sessionStorage.getItem(TOKEN) || null;
   }
   async function api(method, path, body, again) {
     var headers = body ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' };
@@ -91,19 +123,16 @@ export const APP_JS = String.raw`'use strict';
     if (!token && !again && who() && (await devLogin())) token = tokenFor();
     if (!token && state.loginProblem) return state.loginProblem;
     if (token) headers.authorization = 'Bearer ' + token;
-    var res = await fetch(path, {
+    var a = await send(path, {
       method: method, credentials: 'same-origin', cache: 'no-store',
       headers: headers,
       body: body ? JSON.stringify(body) : undefined,
     });
+    var res = a.res;
     if ((res.status === 401 || (res.status === 403 && !token)) && !again && (await devLogin())) return api(method, path, body, true);
-    var date = Date.parse(res.headers.get('date'));
-    if (date) skew = date + 500 - Date.now();
     // A token the hub refuses (expired) is of no further use: dropped, so a reload does not send it again.
-    if (res.status === 401) sessionStorage.removeItem(TOKEN);
-    var json = null;
-    try { json = await res.json(); } catch (e) { json = null; }
-    return { ok: res.ok, status: res.status, body: json || {}, token: !!token, retry: +res.headers.get('retry-after') };
+    if (res.status === 401) { sessionStorage.removeItem(TOKEN); state.devToken = null; }
+    return { ok: res.ok, status: res.status, body: a.json || {}, token: !!token, retry: +res.headers.get('retry-after') };
   }
   /** The hub's field errors, by the input they belong to; paths look like body.systolic or measuredAt. */
   function fieldOf(path) {
@@ -128,7 +157,6 @@ export const APP_JS = String.raw`'use strict';
   }
   function useCpr(cpr) {
     state.cpr = cpr;
-    try { sessionStorage.setItem(KEY, cpr); } catch (e) { /* memory only */ }
     $('cpr-masked').textContent = mask(cpr);
     $('cpr-form').hidden = true; $('who-known').hidden = false;
     $('review').hidden = false; $('upload').hidden = false;
@@ -137,8 +165,8 @@ export const APP_JS = String.raw`'use strict';
   // of theirs on screen; an answer still on its way for them is dropped (state.gen).
   function forget() {
     state.gen++;
-    state.cpr = null; state.data = []; state.shown = null; state.draft = null; state.from = state.to = null;
-    try { sessionStorage.removeItem(KEY); sessionStorage.removeItem(TOKEN); } catch (e) { /* nothing kept */ }
+    state.cpr = null; state.data = []; state.shown = null; state.draft = null; state.from = state.to = null; state.devToken = null;
+    try { sessionStorage.removeItem(TOKEN); sessionStorage.removeItem(DRAFT); } catch (e) { /* nothing kept */ }
     setPreset(7); rangeError(null);
     $('range-form').reset(); $('upload-form').reset();
     ['cpr', 'systolic', 'diastolic', 'measured'].forEach(function (f) { setError(f, null); });
@@ -158,13 +186,17 @@ export const APP_JS = String.raw`'use strict';
     state.pending = cpr;
     var ok = await load(cpr, true);
     state.pending = null;
-    if (ok) { useCpr(cpr); render(); $('review-h').focus({ preventScroll: reduceMotion }); }
+    if (ok) { useCpr(cpr); render(); restoreDraft(); $('review-h').focus({ preventScroll: reduceMotion }); }
   });
   $('forget').addEventListener('click', forget);
 
   // ---- period ----
-  // The hub's clock minus this browser's, from the Date of the hub's last answer.
-  var skew = 0;
+  // The hub's clock minus this browser's, from the Date of the hub's last answer (any answer: the dev login's too).
+  var skew = 0, skewKnown = false;
+  function learnSkew(res) {
+    var date = Date.parse(res.headers.get('date'));
+    if (date) { skew = date + 500 - Date.now(); skewKnown = true; }
+  }
   // A preset ends 10 minutes after the hub's "now": the hub stores readings up to 5 minutes ahead of its clock,
   // and one just saved must be listed. (Without a "to" the hub would end at its own present second, which
   // leaves out those readings.)
@@ -203,16 +235,19 @@ export const APP_JS = String.raw`'use strict';
 
   // ---- load ----
   async function load(cpr, first) {
-    var p = period(), gen = state.gen;
+    var p = period(), gen = state.gen, guessed = !skewKnown, before = skew;
     loadError(null);
     if (!first) $('period').textContent = 'Loading readings\u2026';
     var r;
     try {
-      r = await api('GET', '/patients/' + encodeURIComponent(cpr) + '/observations?from=' + encodeURIComponent(iso(p.from)) + '&to=' + encodeURIComponent(iso(p.to)));
+      r = await api('GET', 'patients/' + encodeURIComponent(cpr) + '/observations?from=' + encodeURIComponent(iso(p.from)) + '&to=' + encodeURIComponent(iso(p.to)));
     } catch (e) {
       r = null;
     }
     if (gen !== state.gen) return false;
+    // The first answer told the hub's clock: a quick period computed by this browser's (a minute or more off) is
+    // asked again, so a reading just saved by the hub's clock is not missing.
+    if (r && guessed && skewKnown && state.days && Math.abs(skew - before) > 60000) return load(cpr, first);
     if (!r) { fail(first, 'The hub cannot be reached. Check your connection and try again.'); return false; }
     if (r.ok || r.body.code === 'unknown_patient') {
       state.data = r.ok ? r.body.observations : [];
@@ -259,7 +294,7 @@ export const APP_JS = String.raw`'use strict';
     rows.forEach(function (o) {
       var tr = document.createElement('tr');
       var t = document.createElement('td'), time = document.createElement('time');
-      time.dateTime = o.measuredAt; time.textContent = fmtTime.format(new Date(o.measuredAt)); t.appendChild(time); tr.appendChild(t);
+      time.dateTime = o.measuredAt; time.textContent = when(new Date(o.measuredAt)); t.appendChild(time); tr.appendChild(t);
       [o.systolic.value, o.diastolic.value].forEach(function (v) { var td = document.createElement('td'); td.className = 'num'; td.textContent = String(v); tr.appendChild(td); });
       tbody.appendChild(tr);
     });
@@ -287,7 +322,7 @@ export const APP_JS = String.raw`'use strict';
       var newest = rows[rows.length - 1];
       summary = rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) +
         '. Systolic ' + Math.min.apply(null, s) + ' to ' + Math.max.apply(null, s) + ' mmHg, diastolic ' + Math.min.apply(null, d) + ' to ' + Math.max.apply(null, d) +
-        ' mmHg. Latest ' + newest.systolic.value + ' over ' + newest.diastolic.value + ' on ' + fmtTime.format(new Date(newest.measuredAt)) + '. The table below lists every reading.';
+        ' mmHg. Latest ' + newest.systolic.value + ' over ' + newest.diastolic.value + ' on ' + when(new Date(newest.measuredAt)) + '. The table below lists every reading.';
     } else {
       summary = 'No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) + '.';
     }
@@ -328,7 +363,7 @@ export const APP_JS = String.raw`'use strict';
           ? el('circle', { class: 'pt sys', cx: q[0].toFixed(1), cy: q[1].toFixed(1), r: 5 })
           : el('rect', { class: 'pt dia', x: (q[0] - 4.5).toFixed(1), y: (q[1] - 4.5).toFixed(1), width: 9, height: 9 });
         mark.setAttribute('data-value', q[2][key].value);
-        mark.appendChild(el('title', {}, LABEL[key] + ' ' + q[2][key].value + ' mmHg, ' + fmtTime.format(new Date(q[2].measuredAt))));
+        mark.appendChild(el('title', {}, LABEL[key] + ' ' + q[2][key].value + ' mmHg, ' + when(new Date(q[2].measuredAt))));
         series.appendChild(mark);
       });
       svg.appendChild(series);
@@ -346,7 +381,7 @@ export const APP_JS = String.raw`'use strict';
   function checkNumber(field) {
     var raw = $(field).value.trim(), r = RANGE[field];
     if (!raw) return 'Enter the ' + field + ' pressure.';
-    if (!/^\d{1,3}(\.\d+)?$/.test(raw)) return LABEL[field] + ' must be a number, e.g. ' + (field === 'systolic' ? '126' : '70') + '.';
+    if (!/^\d{1,3}([.,]\d+)?$/.test(raw)) return LABEL[field] + ' must be a number, e.g. ' + (field === 'systolic' ? '126' : '70') + '.';
     var v = Number(raw);
     if (v < r[0] || v > r[1]) return LABEL[field] + ' must be between ' + r[0] + ' and ' + r[1] + ' mmHg.';
     return null;
@@ -356,11 +391,12 @@ export const APP_JS = String.raw`'use strict';
     if (state.busy) return;
     status('upload-status', '');
     var errors = { systolic: checkNumber('systolic'), diastolic: checkNumber('diastolic'), measured: null };
-    var sys = Number($('systolic').value.trim()), dia = Number($('diastolic').value.trim());
+    // A decimal comma (126,5) is how many write it here.
+    var sys = Number($('systolic').value.trim().replace(',', '.')), dia = Number($('diastolic').value.trim().replace(',', '.'));
     if (!errors.systolic && !errors.diastolic && sys <= dia) errors.systolic = 'Systolic must be higher than diastolic (' + dia + ').';
-    var when = $('measured').value, at = null;
-    if (when) {
-      at = new Date(when);
+    var typed = $('measured').value, at = null;
+    if (typed) {
+      at = new Date(typed);
       if (isNaN(at.getTime())) errors.measured = 'Enter a date and time, or leave the field empty.';
     } else if ($('measured').validity && $('measured').validity.badInput) {
       errors.measured = 'Enter a complete date and time, or leave the field empty.';
@@ -374,29 +410,42 @@ export const APP_JS = String.raw`'use strict';
     }
     var body = { patientId: state.cpr, systolic: sys, diastolic: dia };
     if (at) body.measuredAt = iso(at);
-    var sig = JSON.stringify(body);
-    // The same reading sent again (a double submit, a retry after a lost answer) keeps its id: stored once.
-    if (!state.draft || state.draft.sig !== sig) state.draft = { sig: sig, id: uuid() };
+    // The same reading sent again (a double submit, a retry after a lost answer, also after a reload) keeps its
+    // id: stored once. The draft is kept without the CPR number (the hub keeps ids per patient).
+    var sig = JSON.stringify([sys, dia, body.measuredAt || null]);
+    if (!state.draft || state.draft.sig !== sig) state.draft = { sig: sig, id: uuid(), systolic: $('systolic').value, diastolic: $('diastolic').value, measured: typed };
+    try { sessionStorage.setItem(DRAFT, JSON.stringify(state.draft)); } catch (e) { /* memory only */ }
     body.observationId = state.draft.id;
     state.busy = true; $('upload-btn').disabled = true; status('upload-status', 'Uploading\u2026');
-    var r, gen = state.gen;
-    try { r = await api('POST', '/observations', body); }
-    catch (e) { r = null; }
+    var r, gen = state.gen, noAnswer = false;
+    try { r = await api('POST', 'observations', body); }
+    catch (e) { r = null; noAnswer = !!e.noAnswer; }
     // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
     if (gen !== state.gen) { state.busy = false; $('upload-btn').disabled = false; return; }
     if (r && r.ok) {
       state.draft = null;
+      try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
       $('upload-form').reset();
       // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
       if (await load(state.cpr, false)) render();
     }
     state.busy = false; $('upload-btn').disabled = false;
-    if (!r) { status('upload-status', 'The hub cannot be reached, so the reading is not saved yet. Try again; it will be stored only once.', 'bad'); return; }
+    // The button was disabled while it had the focus, which left it on the page's body: back to the button.
+    if (!document.activeElement || document.activeElement === document.body) $('upload-btn').focus();
+    if (!r) {
+      status('upload-status', noAnswer
+        ? 'No answer from the hub, so the reading may or may not be saved. Press Upload again: it will be stored only once.'
+        : 'The hub cannot be reached, so the reading is not saved yet. Try again; it will be stored only once.', 'bad');
+      return;
+    }
     if (r.ok) {
-      status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + fmtTime.format(new Date(r.body.measuredAt)) : '') + '.', 'ok');
+      status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + when(new Date(r.body.measuredAt)) : '') + '.', 'ok');
       return;
     }
     var shown = 0;
+    var onCpr = (r.body.errors || []).filter(function (e) { return fieldOf(e.path) === 'cpr'; })[0];
+    // Not the reading but whose it is (a CPR number born in the future): said as such, not as a field of the form.
+    if (onCpr) { status('upload-status', 'Not saved. The hub does not accept this CPR number: ' + onCpr.message + '.', 'bad'); return; }
     (r.body.errors || []).forEach(function (e) {
       var f = fieldOf(e.path);
       if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, LABEL[f] + ': ' + e.message + ' (the hub says).'); if (!shown++) $(f).focus(); }
@@ -407,11 +456,14 @@ export const APP_JS = String.raw`'use strict';
     $(f).addEventListener('input', function () { if ($(f).getAttribute('aria-invalid')) setError(f, null); });
   });
 
-  // ---- start ----
-  var kept = null;
-  try { kept = sessionStorage.getItem(KEY); } catch (e) { kept = null; }
-  if (kept && normaliseCpr(kept)) {
-    load(kept, true).then(function (ok) { if (ok) { useCpr(kept); render(); } });
+  /** A reading sent before a reload without a known answer: back in the form, with its id, to be sent again. */
+  function restoreDraft() {
+    var d = null;
+    try { d = JSON.parse(sessionStorage.getItem(DRAFT) || 'null'); } catch (e) { d = null; }
+    if (!d || !d.id || state.draft) return;
+    state.draft = d;
+    $('systolic').value = d.systolic || ''; $('diastolic').value = d.diastolic || ''; $('measured').value = d.measured || '';
+    status('upload-status', 'This reading may not be saved yet. Press Upload to send it again: it will be stored only once.', 'bad');
   }
 })();
 `;

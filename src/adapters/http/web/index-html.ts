@@ -1,7 +1,9 @@
 /**
  * The page's markup (served at /app/). No inline script or style (the CSP forbids both): behaviour is in
  * app-js.ts, looks in app-css.ts. __JS_VERSION__ / __CSS_VERSION__ become content hashes (web-routes.ts).
- * Forms post (never GET) so that, even without the script, a CPR number never lands in the page's URL.
+ * Forms post (never GET) so that, even without the script, a CPR number never lands in the page's URL. Every
+ * URL is relative (./, app.js): behind a proxy that serves the hub under a path prefix, nothing goes to the
+ * origin's root (another application's).
  */
 export const INDEX_HTML = String.raw`<!doctype html>
 <html lang="en">
@@ -11,8 +13,8 @@ export const INDEX_HTML = String.raw`<!doctype html>
 <meta name="referrer" content="no-referrer">
 <title>My blood pressure – TeleMed</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/app/app.css?v=__CSS_VERSION__">
-<script src="/app/app.js?v=__JS_VERSION__" defer></script>
+<link rel="stylesheet" href="app.css?v=__CSS_VERSION__">
+<script src="app.js?v=__JS_VERSION__" defer></script>
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
@@ -22,10 +24,10 @@ export const INDEX_HTML = String.raw`<!doctype html>
 
 <section id="who" aria-labelledby="who-h">
 <h2 id="who-h">Who are you?</h2>
-<form id="cpr-form" method="post" action="/app/" novalidate autocomplete="off">
+<form id="cpr-form" method="post" action="./" novalidate autocomplete="off">
 <div class="field">
 <label for="cpr">CPR number</label>
-<p class="hint" id="cpr-hint">Six digits, a hyphen, four digits, e.g. 251248-1234. It stays in this browser tab only.</p>
+<p class="hint" id="cpr-hint">Six digits, a hyphen, four digits, e.g. 251248-1234. This page keeps it in memory only, never on disk: after a reload, enter it again.</p>
 <input id="cpr" name="cpr" type="text" inputmode="numeric" autocomplete="off" spellcheck="false" maxlength="11" required aria-describedby="cpr-hint cpr-error">
 <p class="error" id="cpr-error" hidden></p>
 </div>
@@ -39,7 +41,7 @@ export const INDEX_HTML = String.raw`<!doctype html>
 
 <section id="review" aria-labelledby="review-h" hidden>
 <h2 id="review-h" tabindex="-1">Your readings</h2>
-<form id="range-form" method="post" action="/app/" novalidate>
+<form id="range-form" method="post" action="./" novalidate>
 <fieldset>
 <legend>Period</legend>
 <div class="presets" role="group" aria-label="Quick periods">
@@ -77,7 +79,7 @@ export const INDEX_HTML = String.raw`<!doctype html>
 
 <section id="upload" aria-labelledby="upload-h" hidden>
 <h2 id="upload-h">Add a reading</h2>
-<form id="upload-form" method="post" action="/app/" novalidate>
+<form id="upload-form" method="post" action="./" novalidate>
 <div class="pair">
 <div class="field">
 <label for="systolic">Systolic (upper), mmHg</label>
