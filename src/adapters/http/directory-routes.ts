@@ -80,6 +80,8 @@ export const systemDto = (s: SystemView): AnswerOf<typeof SystemResponse> => ({
     expertsImported: s.join.expertsImported,
     /** Share of the announced batches imported, 0..100 (100 for a join without batches). */
     percent: s.join.expectedBatches === 0 ? 100 : Math.floor((s.join.batchesImported * 100) / s.join.expectedBatches),
+    // A join that announced 5 experts and sent one batch of 3 ended joined at 100 % with nothing to show it.
+    expertsMissing: s.join.batchesImported >= s.join.expectedBatches ? Math.max(0, s.join.expectedExperts - s.join.expertsImported) : null,
     startedAt: s.join.startedAt,
   },
 });
