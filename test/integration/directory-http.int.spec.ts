@@ -99,6 +99,9 @@ describe('directory HTTP routes', () => {
     }
     expect(seen).toHaveLength(10);
     expect(new Set(seen).size).toBe(10);
+    // An empty cursor (a client that passes on a null nextCursor as '') is the first page, not 422 invalid_cursor.
+    const empty = await app.inject({ url: '/experts?limit=3&cursor=' });
+    expect({ status: empty.statusCode, body: empty.json() }).toEqual({ status: 200, body: (await app.inject({ url: '/experts?limit=3' })).json() });
 
     const one = await app.inject({ url: '/experts/chengdu:e-3' });
     expect(one.json()).toMatchObject({ id: 'chengdu:e-3', homeSystemId: 'chengdu', localExpertId: 'e-3', status: 'active', revision: 1, profile: profile(3) });

@@ -36,7 +36,7 @@ export const ExpertsQuery = z
     language: term.optional(),
     system: z.string().regex(SYSTEM_ID_PATTERN, 'a system id').optional().describe('Only experts of this home system'),
     limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
-    cursor: z.string().max(300).optional().describe('nextCursor of the previous page'),
+    cursor: z.string().max(300).optional().describe('nextCursor of the previous page; empty or left out: the first page'),
   });
 export const ExpertParams = z.strictObject({ id: z.string().min(3).max(100) });
 export const SystemParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit') });
@@ -91,7 +91,7 @@ export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRou
 
   app.get('/experts', async (request) => {
     const q = parseInput(ExpertsQuery, request.query, 'query');
-    const page = await directory.findExperts({ specialty: q.specialty, city: q.city, language: q.language, homeSystemId: q.system, limit: q.limit, cursor: q.cursor });
+    const page = await directory.findExperts({ specialty: q.specialty, city: q.city, language: q.language, homeSystemId: q.system, limit: q.limit, cursor: q.cursor || undefined }); // cursor= (a client's empty nextCursor): the first page
     return { items: page.items.map(expertDto), nextCursor: page.nextCursor };
   });
 
