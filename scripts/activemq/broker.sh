@@ -175,7 +175,10 @@ up() {
     fi
     sleep 0.2
   done
-  echo "broker: up (pid $pid) amqp://127.0.0.1:$port data=$data in $(( SECONDS - t0 ))s"
+  # The URL clients use: with a keystore the connector takes TLS only (amqp:// there fails the handshake).
+  local client_scheme=amqp
+  [[ -n "${RTS_BROKER_TLS_KEYSTORE:-}" ]] && client_scheme=amqps
+  echo "broker: up (pid $pid) $client_scheme://127.0.0.1:$port data=$data in $(( SECONDS - t0 ))s"
 }
 
 down() {

@@ -60,7 +60,7 @@ export const createDirectoryModule = (deps: DirectoryModuleDependencies): Direct
   const checkpoints = deps.checkpoints ?? sqlite ?? new InMemoryCheckpointStore();
   const projector = new DirectoryProjector(deps.store, readModel, deps.logger);
   const service = new DirectoryService({ store: deps.store, directory: readModel, projector, clock: deps.clock, ids: deps.ids, downlinkQueuePrefix: deps.downlinkQueuePrefix });
-  const uplink = new UplinkHandler({ store: deps.store, clock: deps.clock });
+  const uplink = new UplinkHandler({ store: deps.store, clock: deps.clock, logger: deps.logger });
   return {
     readModel,
     projector,

@@ -134,7 +134,7 @@ const headersFor = (type: string): Json => ({
   properties: {
     messageId: { type: 'string', format: 'uuid', description: 'The envelope id (idempotency key). Never dedupe on the AMQP message-id: ActiveMQ may replace it.' },
     type: { type: 'string', const: type },
-    version: { type: 'integer', const: CONTRACT_VERSION },
+    version: { type: 'integer', format: 'int32', const: CONTRACT_VERSION, description: 'An AMQP int (JMS getIntProperty).' },
     systemId: { type: 'string', description: 'Uplink: the sending system. Downlink: the receiving system.' },
     correlationId: { type: 'string' },
     contentType: { type: 'string', description: "'application/jose' when the body is a compact JWE (message security on, the default); 'application/json' for a plain JSON body (RTS_MESSAGE_SECURITY=off)." },
@@ -152,7 +152,7 @@ const deadLetterHeaders: Json = {
   properties: {
     'x-dlq-reason': { type: 'string', description: "Why, e.g. 'bad_json: ...', 'bad_schema: payload.experts.0.name: ...', 'body is not an AMQP value string' (a data section or a map), 'system_name_mismatch', 'expert_retired', 'retry limit (5) reached: ...', 'wrong_receiver: ...', 'unknown_type: type: must be one of ...'; with message security (the default): 'bad_signature: ...', 'unknown_key: ...' (also for a system that is not registered), 'not_for_us: ...', 'sender_mismatch: ...', 'malformed_jose: ...'; with RTS_MESSAGE_SECURITY=off a system that is not registered gets 'unknown_system'." },
     'x-dlq-source-queue': { type: 'string' },
-    'x-dlq-attempts': { type: 'integer', minimum: 1 },
+    'x-dlq-attempts': { type: 'integer', format: 'int32', minimum: 1, description: 'An AMQP int (JMS getIntProperty).' },
     'x-dlq-at': { type: 'string', format: 'date-time' },
     messageId: { type: 'string' },
     type: { type: 'string' },

@@ -1,6 +1,6 @@
 // The AMQP adapter layer against a real ActiveMQ Classic broker (test/support/activemq.ts).
 import { randomUUID } from 'node:crypto';
-import { create_container, type Delivery, type EventContext, type Message } from 'rhea';
+import { create_container, types, type Delivery, type EventContext, type Message } from 'rhea';
 import {
   AmqpConnection,
   DLQ_AT,
@@ -12,6 +12,8 @@ import {
   type HandlerOutcome,
   type ReceivedMessage,
 } from '../../src/adapters/amqp';
+import { receivedPropertyType } from '../../src/adapters/amqp/typed-properties';
+import { AmqpDeadLetterQueue } from '../../src/adapters/messaging/dead-letters';
 import { startBroker, type TestBroker } from '../support/activemq';
 
 jest.setTimeout(60000);
@@ -318,5 +320,41 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
     } finally {
       await own.destroy();
     }
+  });
+
+  it('numeric properties arrive as AMQP int (Java JMS reads them), and dead letters and replays keep the sender\'s types', async () => {
+    // rhea made every positive integer a uint: qpid-jms getIntProperty("version") threw on it, and a Java sender's
+    // int came back from the dead letter queue as UnsignedInteger.
+    const INT = /^(Small)?Int$/;
+    const queue = queueName('types');
+    await sender.send(queue, { body: '{}', applicationProperties: { messageId: 't-1', version: 1 } });
+    const [plain] = await drain(connection, queue, 1);
+    expect(receivedPropertyType(plain!.raw, 'version')).toMatch(INT);
+
+    const source = queueName('types-src');
+    const dlq = queueName('types-dlq');
+    const target = queueName('types-replayed');
+    const consumer = new QueueConsumer(connection, { queue: source, deadLetterQueue: dlq, handler: async () => ({ deadLetter: 'test' }) });
+    await consumer.start();
+    const fromJava = (id: string): Message => ({
+      body: '{}',
+      durable: true,
+      application_properties: { messageId: id, version: types.wrap_int(1), flags: types.wrap_uint(5), seq: types.wrap_long(7) },
+    });
+    await sender.sendRaw(source, fromJava('t-2'));
+    await sender.sendRaw(source, fromJava('t-3'));
+    const deadLetters = new AmqpDeadLetterQueue(connection, sender, { queue: dlq });
+    for (let i = 0; (await deadLetters.browse(10)).length < 2; i++) {
+      if (i > 200) throw new Error('the two dead letters did not arrive');
+      await sleep(50);
+    }
+    await consumer.stop();
+    expect((await deadLetters.moveBack({ property: 'messageId', value: 't-3' }, target, 1)).map((d) => d.envelopeId)).toEqual(['t-3']);
+
+    const [dead] = await drain(connection, dlq, 1);
+    const [replayed] = await drain(connection, target, 1);
+    const typesOf = (m: Message, keys: string[]) => Object.fromEntries(keys.map((k) => [k, receivedPropertyType(m, k)?.replace(/^Small|0$/g, '')]));
+    expect(typesOf(dead!.raw, ['version', 'flags', 'seq', DLQ_ATTEMPTS])).toEqual({ version: 'Int', flags: 'Uint', seq: 'Long', [DLQ_ATTEMPTS]: 'Int' });
+    expect(typesOf(replayed!.raw, ['version', 'flags', 'seq', 'x-replay-count'])).toEqual({ version: 'Int', flags: 'Uint', seq: 'Long', 'x-replay-count': 'Int' });
   });
 });

@@ -208,8 +208,9 @@ describe.each(['sqlite', 'postgres'] as const)('GET /audit pages through everyth
     for (const other of others) {
       expect((await audit({ ...other, cursor })).body.code).toBe('invalid_cursor');
     }
-    // The same query goes on.
+    // The same query goes on; an empty cursor is its first page.
     expect((await audit({ patient: CPR, from: start, limit: '10', cursor })).status).toBe(200);
+    expect(await audit({ patient: CPR, from: start, limit: '10', cursor: '' })).toEqual(first);
 
     const now = Date.now();
     expect((await audit({ patient: CPR, from: start, to: start })).body).toMatchObject({ status: 422, code: 'invalid_interval' });

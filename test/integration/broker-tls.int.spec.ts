@@ -2,10 +2,12 @@
 // broker accounts on top: SASL PLAIN passwords and the directory no longer cross the network in clear. The broker's
 // certificate is self-signed here (keytool, for 127.0.0.1 only), so trusting it takes RTS_BROKER_TLS_CA / `tls.ca`;
 // without it, or for another host name, the connection is refused and the reason is said.
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { RtsClient } from '../../src/sdk';
 import { brokerCertificate, clientCertificates, startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
-import { directoryRoundTrip, failureOf, getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
+import { directoryRoundTrip, failureOf, freePort, getJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
 
 jest.setTimeout(180_000);
 
@@ -155,5 +157,25 @@ describe('failover between two brokers that take TLS only', () => {
     // Systems given the same list (the first is gone) join and sync through the second, over TLS.
     await directoryRoundTrip(hub.url, (systemId) => RtsClient.connect({ systemId, url: [first.url, second.url], tls: { ca: certificate.caPem } }), clients);
     expect(hub.output()).not.toMatch(/certificate|self-signed/i);
+  });
+});
+
+describe('scripts/activemq/broker.sh up with a keystore', () => {
+  const dir = tempDir('rts-broker-up-tls-');
+  afterAll(() => dir.remove());
+
+  it('prints the amqps:// URL clients must use (it printed amqp:// for a port that takes TLS only)', async () => {
+    const certificate = brokerCertificate(dir.dir);
+    const script = resolve(__dirname, '..', '..', 'scripts', 'activemq', 'broker.sh');
+    const port = await freePort();
+    const env = { ...process.env, RTS_BROKER_PORT: String(port), RTS_BROKER_DATA: join(dir.dir, 'data'), RTS_BROKER_HEAP: '256m', RTS_BROKER_TLS_KEYSTORE: certificate.keystore, RTS_BROKER_TLS_KEYSTORE_PASSWORD: certificate.password };
+    const run = promisify(execFile);
+    try {
+      const { stdout } = await run('bash', [script, 'up'], { env });
+      expect(stdout).toContain(`broker: up (pid `);
+      expect(stdout).toContain(` amqps://127.0.0.1:${port} `);
+    } finally {
+      await run('bash', [script, 'down'], { env });
+    }
   });
 });

@@ -165,6 +165,8 @@ describe('consultations over HTTP and in SQLite', () => {
     const page2 = (await app.inject({ url: `/consultations?system=xian&limit=1&cursor=${page1.nextCursor}` })).json();
     expect(page2.items.map((c: { id: string }) => c.id)).toEqual([ID]);
     expect(page2.nextCursor).toBeNull();
+    const empty = await app.inject({ url: '/consultations?system=xian&limit=1&cursor=' }); // the first page
+    expect({ status: empty.statusCode, body: empty.json() }).toEqual({ status: 200, body: page1 });
   });
 
   it('takes texts up to their documented lengths under the hub-wide 16 KiB body limit', async () => {

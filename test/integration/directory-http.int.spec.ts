@@ -17,7 +17,7 @@ jest.mock('cookie', () => {
 const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
 let n = 0;
 const ids = { uuid: () => uuidV5(`http-dir/${n++}`) };
-const logger = { warn: () => undefined, error: () => undefined };
+const logger = { warn: jest.fn(), error: () => undefined };
 const profile = (i: number) => ({
   name: `Expert ${i}`,
   title: 'Physician',
@@ -67,12 +67,12 @@ describe('directory HTTP routes', () => {
     const joining = await app.inject({ url: '/systems/chengdu' });
     expect(joining.json()).toMatchObject({
       status: 'joining',
-      join: { expectedBatches: 2, batchesImported: 1, expectedExperts: 10, expertsImported: 5, percent: 50 },
+      join: { expectedBatches: 2, batchesImported: 1, expectedExperts: 10, expertsImported: 5, percent: 50, expertsMissing: null },
       activeExperts: 5,
     });
     expect(SystemResponse.safeParse(joining.json()).error?.issues).toBeUndefined(); // as the OpenAPI document describes it
     await module.uplink.handleUplink(msg('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 2, experts: [0, 1, 2, 3, 4].map((i) => ({ localExpertId: `e-${i}`, ...profile(i) })) }, 'b0'));
-    expect((await app.inject({ url: '/systems/chengdu' })).json()).toMatchObject({ status: 'joined', joinedAt: '2024-05-01T10:00:00.000Z', join: { percent: 100 }, activeExperts: 10 });
+    expect((await app.inject({ url: '/systems/chengdu' })).json()).toMatchObject({ status: 'joined', joinedAt: '2024-05-01T10:00:00.000Z', join: { percent: 100, expertsMissing: 0 }, activeExperts: 10 });
     const list = await app.inject({ url: '/systems' });
     expect(list.json().items.map((s: { id: string }) => s.id)).toEqual(['chengdu']);
     expect(SystemsList.safeParse(list.json()).error?.issues).toBeUndefined();
@@ -99,6 +99,9 @@ describe('directory HTTP routes', () => {
     }
     expect(seen).toHaveLength(10);
     expect(new Set(seen).size).toBe(10);
+    // An empty cursor (a client that passes on a null nextCursor as '') is the first page, not 422 invalid_cursor.
+    const empty = await app.inject({ url: '/experts?limit=3&cursor=' });
+    expect({ status: empty.statusCode, body: empty.json() }).toEqual({ status: 200, body: (await app.inject({ url: '/experts?limit=3' })).json() });
 
     const one = await app.inject({ url: '/experts/chengdu:e-3' });
     expect(one.json()).toMatchObject({ id: 'chengdu:e-3', homeSystemId: 'chengdu', localExpertId: 'e-3', status: 'active', revision: 1, profile: profile(3) });
@@ -112,5 +115,19 @@ describe('directory HTTP routes', () => {
       expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
     }
     expect((await app.inject({ url: '/experts?cursor=bm9wZQ' })).json()).toMatchObject({ code: 'invalid_cursor' });
+  });
+
+  it('shows a join that ended with fewer experts than announced, and logs it with ids and counts only', async () => {
+    // It ended joined at 100 % with expertsImported 3 of 5 and nothing else to show it.
+    await app.inject({ method: 'POST', url: '/systems', payload: { id: 'mianyang', name: 'Mianyang City', area: 'Mianyang' } });
+    logger.warn.mockClear();
+    await module.uplink.handleUplink(msg('mianyang', 'system.join.requested', { expectedBatches: 1, expectedExperts: 5 }, 'join'));
+    await module.uplink.handleUplink(msg('mianyang', 'experts.batch', { batchIndex: 0, batchCount: 1, experts: [0, 1, 2].map((i) => ({ localExpertId: `m-${i}`, ...profile(i), specialties: ['Dermatology'], location: { city: 'Suining', hospital: 'H' }, languages: ['en'] })) }, 'b0'));
+    const joined = await app.inject({ url: '/systems/mianyang' });
+    expect(joined.json()).toMatchObject({ status: 'joined', join: { expectedExperts: 5, expertsImported: 3, percent: 100, expertsMissing: 2 } });
+    expect(SystemResponse.safeParse(joined.json()).error?.issues).toBeUndefined();
+    expect(logger.warn.mock.calls).toEqual([
+      [{ systemId: 'mianyang', correlationId: 'c', expectedExperts: 5, expertsImported: 3 }, 'join complete with fewer experts than its request announced'],
+    ]);
   });
 });

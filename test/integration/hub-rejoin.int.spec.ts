@@ -125,6 +125,14 @@ it('a joined system that joins again gets a full sync, and the experts of its ne
       a.upsertedExperts().has('city-s:z') &&
       a.distinct('directory.expert.upserted').some((e) => (e.payload as { expertId: string; profile: { title: string } }).expertId === 'city-s:x' && (e.payload as { profile: { title: string } }).profile.title === 'Head of cardiology'),
       30_000, 50, () => a.describe());
+    // ... and nothing else of the join again: x once more (changed), z once (new), y not again (unchanged). Before,
+    // the join re-sent all of city-s's experts: y twice, x and z once more under other envelope ids. A later
+    // expert's upsert marks the end (downlink goes out in event order).
+    await client.registerExpert('marker', profile(14));
+    await until('city-a got the marker', () => a.upsertedExperts().has('city-s:marker'), 30_000, 50, () => a.describe());
+    const upserts = new Map<string, number>();
+    for (const e of a.distinct('directory.expert.upserted')) upserts.set((e.payload as { expertId: string }).expertId, (upserts.get((e.payload as { expertId: string }).expertId) ?? 0) + 1);
+    expect(Object.fromEntries(upserts)).toEqual({ 'city-s:x': 2, 'city-s:y': 1, 'city-s:z': 1, 'city-s:marker': 1 });
     expect([...handled.values()].filter((h) => h.error !== undefined)).toEqual([]);
     expect(a.bad).toEqual([]);
     expect(s.bad).toEqual([]);

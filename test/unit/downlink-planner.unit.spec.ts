@@ -82,6 +82,26 @@ describe('downlink planner', () => {
     expect(new Set(plan.map((m) => m.envelope.id)).size).toBe(plan.length);
   });
 
+  it('on a join again: the others get the news only, each expert the join registered or changed once, by its own event', () => {
+    // Before, every SystemJoined sent all of the joiner's experts to the others: a re-join of 1,403 experts with
+    // one changed re-sent 1,402 unchanged ones, and a new expert went out twice (its event, then the join).
+    const joinedSystems = [sys('beijing'), sys('chengdu')];
+    const directory = [view('beijing', 'b0'), view('chengdu', 'c0'), view('chengdu', 'c1'), view('chengdu', 'new')];
+    const joinAgain = recorded('SystemJoined', { systemId: 'chengdu', name: 'C', area: 'A', downlinkQueue: 'rts.downlink.chengdu', batches: 1, experts: 3, joinedAt: 'y' });
+    // The events of the re-join in order: the new expert registered by a batch (chengdu stays joined meanwhile), then the join.
+    const registered = recorded('ExpertRegistered', { ...expertData, expertId: 'chengdu:new', localExpertId: 'new', registeredAt: 'y' }, 0n, '22222222-2222-4222-8222-222222222222');
+    const plans = [planDownlink(registered, { joinedSystems }), planDownlink(joinAgain, { joinedSystems, directory, rejoin: true })];
+    const toBeijing = plans.flat().filter((m) => m.queue === 'rts.downlink.beijing').map((m) => [m.envelope.type, (m.envelope.payload as { expertId?: string }).expertId]);
+    expect(toBeijing).toEqual([
+      ['directory.expert.upserted', 'chengdu:new'],
+      ['system.joined', undefined],
+    ]);
+    // The joiner still gets its confirmation and a full snapshot of the others.
+    const toJoiner = plans[1]!.filter((m) => m.queue === 'rts.downlink.chengdu').map((m) => m.envelope);
+    expect(toJoiner.map((e) => e.type)).toEqual(['system.joined', 'directory.snapshot']);
+    expect(toJoiner[1]!.payload).toMatchObject({ experts: [{ expertId: 'beijing:b0' }] });
+  });
+
   it('shares an expert retired after the join with the revision of its last profile', () => {
     const retiredLater: ExpertView = { ...view('beijing', 'b0'), status: 'retired', revision: 4, retiredPosition: 50n };
     const event = recorded('SystemJoined', { systemId: 'chengdu', name: 'C', area: 'A', downlinkQueue: 'rts.downlink.chengdu', batches: 0, experts: 0, joinedAt: 'x' });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
-import type { Message } from 'rhea';
+import { types, type Message } from 'rhea';
 import { asStorageFailure } from '../../src/adapters/event-store/sqlite/storage-failure';
 import { DeadLetterService, UnavailableError, hubReplayTargets, type DeadLetter, type DeadLetterQueue, type ReplaySelection, type ReplayTargets } from '../../src/application/directory/dead-letter-operations';
 import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
@@ -272,10 +272,11 @@ describe('dead letter tagging and replay copies', () => {
       replayCount: 0,
     });
     const copy = replayCopy(message);
-    expect(copy.application_properties).toEqual({ messageId: env.id, [REPLAYED_FROM_DLQ]: true, [REPLAY_COUNT]: 1 });
+    // x-replay-count as an AMQP int (rhea's plain number would be a uint Java JMS cannot read)
+    expect(copy.application_properties).toEqual({ messageId: env.id, [REPLAYED_FROM_DLQ]: true, [REPLAY_COUNT]: types.wrap_int(1) });
     expect(copy.body).toBe(message.body);
     expect(copy.durable).toBe(true);
-    expect(replayCopy({ ...message, application_properties: { ...message.application_properties, [REPLAY_COUNT]: 2 } }).application_properties![REPLAY_COUNT]).toBe(3);
+    expect(replayCopy({ ...message, application_properties: { ...message.application_properties, [REPLAY_COUNT]: 2 } }).application_properties![REPLAY_COUNT]).toEqual(types.wrap_int(3));
     expect(selectorFor({ property: 'messageId', value: "a'b" })).toBe("messageId = 'a''b'");
   });
 });

@@ -10,6 +10,7 @@
 // sends wait in a FIFO queue and go out on the next `sendable`.
 import type { Delivery, EventContext, Message, Sender } from 'rhea';
 import type { AmqpConnection } from './connection';
+import { withAmqpInts } from './typed-properties';
 
 export type ApplicationPropertyValue = string | number | boolean | null;
 
@@ -165,7 +166,8 @@ export class DurableSender {
   send(queue: string, message: OutgoingMessage): Promise<void> {
     if (this.closed) return Promise.reject(new SendError('closed', queue));
     const amqp: Message = { body: message.body, durable: true };
-    if (message.applicationProperties) amqp.application_properties = { ...message.applicationProperties };
+    // Integers as AMQP int, not rhea's uint: Java JMS can read and copy those (typed-properties.ts).
+    if (message.applicationProperties) amqp.application_properties = withAmqpInts(message.applicationProperties);
     if (message.messageId !== undefined) amqp.message_id = message.messageId;
     if (message.correlationId !== undefined) amqp.correlation_id = message.correlationId;
     if (message.subject !== undefined) amqp.subject = message.subject;

@@ -20,6 +20,7 @@
 import type { Delivery, EventContext, Message, Receiver } from 'rhea';
 import type { AmqpConnection } from './connection';
 import { DurableSender, type ApplicationPropertyValue } from './durable-sender';
+import { typedApplicationProperties, withAmqpInts } from './typed-properties';
 
 export interface ReceivedMessage {
   /** The AMQP value string (JSON by our convention). */
@@ -399,12 +400,15 @@ export class QueueConsumer {
   }
 }
 
-/** The dead letter copy: body and properties unchanged, our x-dlq-* added; no broker annotations or header counts. */
+/**
+ * The dead letter copy: body and properties unchanged (in the AMQP types they arrived in), our x-dlq-* added (an
+ * int x-dlq-attempts); no broker annotations or header counts.
+ */
 export function deadLetterCopy(message: Message, extra: Record<string, ApplicationPropertyValue>): Message {
   const copy: Message = {
     body: message.body,
     durable: true,
-    application_properties: { ...(message.application_properties ?? {}), ...extra },
+    application_properties: { ...typedApplicationProperties(message), ...withAmqpInts(extra) },
   };
   const fields = ['message_id', 'correlation_id', 'subject', 'content_type', 'content_encoding', 'reply_to', 'group_id', 'creation_time', 'priority'] as const;
   for (const field of fields) {

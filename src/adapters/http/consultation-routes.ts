@@ -71,7 +71,7 @@ export const ConsultationsQuery = z.strictObject({
   role: z.enum(['applicant', 'expert', 'any']).optional(),
   state: z.enum(CONSULTATION_STATUSES as [string, ...string[]]).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
-  cursor: z.string().max(400).optional(),
+  cursor: z.string().max(400).optional().describe('nextCursor of the previous page; empty or left out: the first page'),
 });
 const actionId = idempotencyKey.optional();
 export const AcceptBody = z.strictObject({ expertId, actionId });
@@ -142,7 +142,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
 
   app.get('/consultations', async (request) => {
     const q = parseInput(ConsultationsQuery, request.query, 'query');
-    const page = await consultations.list({ systemId: q.system, role: q.role, status: q.state as ConsultationView['status'] | undefined, limit: q.limit, cursor: q.cursor });
+    const page = await consultations.list({ systemId: q.system, role: q.role, status: q.state as ConsultationView['status'] | undefined, limit: q.limit, cursor: q.cursor || undefined }); // cursor= : the first page
     return { items: page.items.map(consultationDto), nextCursor: page.nextCursor };
   });
 

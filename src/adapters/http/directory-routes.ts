@@ -36,7 +36,7 @@ export const ExpertsQuery = z
     language: term.optional(),
     system: z.string().regex(SYSTEM_ID_PATTERN, 'a system id').optional().describe('Only experts of this home system'),
     limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
-    cursor: z.string().max(300).optional().describe('nextCursor of the previous page'),
+    cursor: z.string().max(300).optional().describe('nextCursor of the previous page; empty or left out: the first page'),
   });
 export const ExpertParams = z.strictObject({ id: z.string().min(3).max(100) });
 export const SystemParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit') });
@@ -80,6 +80,8 @@ export const systemDto = (s: SystemView): AnswerOf<typeof SystemResponse> => ({
     expertsImported: s.join.expertsImported,
     /** Share of the announced batches imported, 0..100 (100 for a join without batches). */
     percent: s.join.expectedBatches === 0 ? 100 : Math.floor((s.join.batchesImported * 100) / s.join.expectedBatches),
+    // A join that announced 5 experts and sent one batch of 3 ended joined at 100 % with nothing to show it.
+    expertsMissing: s.join.batchesImported >= s.join.expectedBatches ? Math.max(0, s.join.expectedExperts - s.join.expertsImported) : null,
     startedAt: s.join.startedAt,
   },
 });
@@ -89,7 +91,7 @@ export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRou
 
   app.get('/experts', async (request) => {
     const q = parseInput(ExpertsQuery, request.query, 'query');
-    const page = await directory.findExperts({ specialty: q.specialty, city: q.city, language: q.language, homeSystemId: q.system, limit: q.limit, cursor: q.cursor });
+    const page = await directory.findExperts({ specialty: q.specialty, city: q.city, language: q.language, homeSystemId: q.system, limit: q.limit, cursor: q.cursor || undefined }); // cursor= (a client's empty nextCursor): the first page
     return { items: page.items.map(expertDto), nextCursor: page.nextCursor };
   });
 

@@ -41,6 +41,12 @@ export const SystemResponse = z.object({
       expectedExperts: z.number().int(),
       expertsImported: z.number().int(),
       percent: z.number().int().min(0).max(100),
+      expertsMissing: z
+        .number()
+        .int()
+        .min(0)
+        .nullable()
+        .describe('Once every announced batch is in: how many of the announced experts (expectedExperts) no batch carried, 0 when all came; null while batches are still to come. The hub does not refuse a join that comes short'),
       startedAt: instant,
     })
     .nullable()

@@ -93,7 +93,7 @@ export const AuditQuery = z
     from: z.iso.datetime({ offset: true }).optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
     to: z.iso.datetime({ offset: true }).optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
     limit: z.coerce.number().int().min(1).max(MAX_AUDIT_RESULTS).optional().describe(`Entries per answer, 1..${MAX_AUDIT_RESULTS}, default ${MAX_AUDIT_RESULTS}`),
-    cursor: z.string().optional().describe("An answer's nextCursor: the next page of the same query (same patient or user, from and to); 422 invalid_cursor otherwise"),
+    cursor: z.string().optional().describe("An answer's nextCursor: the next page of the same query (same patient or user, from and to); 422 invalid_cursor otherwise; empty: the first page"),
   })
   .refine((q) => (q.patient === undefined) !== (q.user === undefined), { message: 'give exactly one of patient or user', path: ['patient'] });
 const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
@@ -505,7 +505,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       from: q.from ? from.getTime() : null,
       to: to ? to.getTime() : null,
     };
-    const search: AuditSearch = { from, to, now, limit: q.limit, after: q.cursor === undefined ? undefined : decodeAuditCursor(q.cursor, key) };
+    // cursor= (a client's empty nextCursor) is the first page, as on the other paged routes.
+    const search: AuditSearch = { from, to, now, limit: q.limit, after: q.cursor ? decodeAuditCursor(q.cursor, key) : undefined };
     const page = key.by === 'patient' ? await deps.audit.byPatient(key.who, search) : await deps.audit.bySubject(key.who, search);
     return {
       ...(key.by === 'patient' ? { patientKey: key.who } : { user: key.who }),

@@ -3,6 +3,7 @@ import { UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySel
 import type { AmqpConnection } from '../amqp/connection';
 import type { DurableSender } from '../amqp/durable-sender';
 import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../amqp/queue-consumer';
+import { amqpProperty, typedApplicationProperties } from '../amqp/typed-properties';
 import { DLQ_ID, ENVELOPE_ID_PROPERTY, envelopeIdOf } from './amqp-uplink-consumer';
 
 /**
@@ -63,10 +64,10 @@ export const toDeadLetter = (message: Message): DeadLetter => {
 
 /** The message sent back to the source queue on replay. */
 export const replayCopy = (message: Message): Message => {
-  const props: Record<string, unknown> = { ...(message.application_properties ?? {}) };
+  const props = typedApplicationProperties(message);
   for (const key of [DLQ_REASON, DLQ_SOURCE_QUEUE, DLQ_ATTEMPTS, DLQ_AT, DLQ_ID]) delete props[key];
   props[REPLAYED_FROM_DLQ] = true;
-  props[REPLAY_COUNT] = (num(message.application_properties?.[REPLAY_COUNT]) ?? 0) + 1;
+  props[REPLAY_COUNT] = amqpProperty((num(message.application_properties?.[REPLAY_COUNT]) ?? 0) + 1);
   const copy: Message = { body: message.body, durable: true, application_properties: props };
   for (const field of ['message_id', 'correlation_id', 'subject', 'content_type', 'content_encoding', 'group_id', 'priority'] as const) {
     if (message[field] !== undefined) (copy as unknown as Record<string, unknown>)[field] = message[field];

@@ -26,8 +26,11 @@ import {
  *   system has not joined: its experts go out when it joins.
  * - SystemJoined of J -> to J: 'system.joined' (confirmation) and 'directory.snapshot' in batches of
  *   `snapshotBatchSize` (every expert of the other joined systems; at least one batch, so an empty directory
- *   is announced too); to every other joined system: 'system.joined' (news) and one 'directory.expert.upserted'
- *   per expert of J.
+ *   is announced too); to every other joined system: 'system.joined' (news) and, on J's first join, one
+ *   'directory.expert.upserted' per expert of J. On a join again (`context.rejoin`) the others get the news only:
+ *   J stayed joined meanwhile, so each expert its batches registered or changed already went out to them by its
+ *   own event, once (a join retires no one); sending all of J's experts again re-sent every unchanged one, and the
+ *   changed ones twice under other envelope ids.
  * - Anything else -> nothing.
  *
  * Message ids come from `downlinkMessageId(event.id, target, part)`, `time` is the event's recordedAt, and the
@@ -41,6 +44,11 @@ export type DownlinkContext = Readonly<{
   joinedSystems: readonly JoinedSystem[];
   /** For SystemJoined only (`needsDirectory`): every expert in the directory just after the event, by expert id. */
   directory?: readonly ExpertView[];
+  /**
+   * For SystemJoined only: the system had joined before this event (its first join is at an earlier position, which
+   * never moves, so a re-plan after a restart decides the same).
+   */
+  rejoin?: boolean;
 }>;
 
 export type DownlinkMessage = Readonly<{ queue: string; envelope: DownlinkEnvelope }>;
@@ -115,7 +123,7 @@ export const planDownlink = (event: RecordedEvent, context: DownlinkContext, opt
       toJoiner.push(message(joiner, 'directory.snapshot', { snapshotId: event.id, batchIndex: i, batchCount, experts: parts[i] ?? [] }, partId(i)));
     }
 
-    const own = directory.filter((x) => x.homeSystemId === joinerId).map(toDirectoryExpert);
+    const own = context.rejoin ? [] : directory.filter((x) => x.homeSystemId === joinerId).map(toDirectoryExpert);
     const toOthers = others.flatMap((t) => [message(t, 'system.joined', news), ...own.map((x) => message(t, 'directory.expert.upserted', x, `expert/${x.expertId}`))]);
     return [...toJoiner, ...toOthers];
   }

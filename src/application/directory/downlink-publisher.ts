@@ -90,7 +90,9 @@ export class DownlinkPublisher extends BackgroundDrain {
   private async plan(event: RecordedEvent, systems: readonly SystemRow[]): Promise<readonly DownlinkMessage[]> {
     const joinedSystems = systems.filter((s) => systemJoinedAt(s, event.globalPosition)).map((s) => ({ systemId: s.systemId, downlinkQueue: s.downlinkQueue }));
     const directory = needsDirectory(event) ? await this.deps.directory.expertsAsOf(event.globalPosition) : undefined;
-    return planDownlink(event, { joinedSystems, directory }, { snapshotBatchSize: this.deps.snapshotBatchSize });
+    const joiner = event.type === 'SystemJoined' ? systems.find((s) => s.systemId === (event.data as { systemId?: unknown }).systemId) : undefined;
+    const rejoin = joiner?.joinedPosition != null && joiner.joinedPosition < event.globalPosition;
+    return planDownlink(event, { joinedSystems, directory, rejoin }, { snapshotBatchSize: this.deps.snapshotBatchSize });
   }
 
   private async sendAll(messages: readonly DownlinkMessage[]): Promise<void> {

@@ -54,6 +54,8 @@ export type UplinkDependencies = Readonly<{
   retries?: number;
   /** Experts of one batch written concurrently (lets a group-committing store batch the appends). */
   concurrency?: number;
+  /** Told of a join that completed with fewer experts than its request announced (ids and counts only). */
+  logger?: Readonly<{ warn(obj: object, msg: string): void }>;
 }>;
 
 export class UplinkHandler {
@@ -131,7 +133,22 @@ export class UplinkHandler {
       correlationId: envelope.correlationId,
       now: this.now(),
     });
+    this.reportShortJoin(envelope, newEvents, envelope.payload.expectedExperts);
     return { outcome: newEvents.length > 0 ? 'applied' : 'duplicate' };
+  }
+
+  /**
+   * The join is not refused when its batches carry fewer experts than announced (the system knows best what it has),
+   * but it is logged, and GET /systems/{id} shows it (join.expertsMissing).
+   */
+  private reportShortJoin(envelope: UplinkEnvelope, newEvents: readonly { type: string; data: unknown }[], expectedExperts: number): void {
+    const joined = newEvents.find((e) => e.type === 'SystemJoined');
+    const imported = (joined?.data as { experts?: unknown } | undefined)?.experts;
+    if (typeof imported !== 'number' || imported >= expectedExperts) return;
+    this.deps.logger?.warn(
+      { systemId: envelope.systemId, correlationId: envelope.correlationId, expectedExperts, expertsImported: imported },
+      'join complete with fewer experts than its request announced',
+    );
   }
 
   private async batch(envelope: UplinkOf<'experts.batch'>): Promise<UplinkResult> {
@@ -162,6 +179,7 @@ export class UplinkHandler {
       if (result.newEvents.length > 0) applied = true;
     });
     const { newEvents } = await this.system(envelope, command);
+    if (state.status === 'joining' || state.status === 'joined') this.reportShortJoin(envelope, newEvents, state.join.expectedExperts);
     return { outcome: applied || newEvents.length > 0 ? 'applied' : 'duplicate' };
   }
 
