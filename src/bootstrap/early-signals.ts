@@ -6,6 +6,7 @@
  * stay; `main()` only changes what they do (`onStopSignal`). They are installed only when the hub is the process's
  * entry point, so a test or a library that imports the bootstrap keeps its own signal handling.
  */
+import { join } from 'node:path';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof SIGNALS)[number];
@@ -31,7 +32,10 @@ const install = (): void => {
   }
 };
 
-if (/[\\/]bootstrap[\\/]main\.[cm]?[jt]s$/.test(require.main?.filename ?? '')) install();
+// This package's own main.js (or main.ts under ts-node/jest), not any entry file that happens to be called
+// bootstrap/main: an embedding application may well have one of its own, and its signals are its own.
+const entry = require.main?.filename;
+if (entry !== undefined && [join(__dirname, 'main.js'), join(__dirname, 'main.ts')].includes(entry)) install();
 
 /** What the first SIGTERM or SIGINT does from now on (installs the listeners if the entry point had another name). */
 export const onStopSignal = (stop: (signal: StopSignal) => void): void => {

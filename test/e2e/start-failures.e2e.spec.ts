@@ -3,9 +3,9 @@
 // now) is 69, so that a service manager starts the hub again. Before, these were exit 1 with "Invalid URL", an
 // ENOENT, a request-path message about "the last write", or a wrong RTS_HTTP_HOST.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { spawnChild } from '../support/children';
+import { runChild, spawnChild } from '../support/children';
 import { freePort, startHub, tempDataDir } from '../support/hub-process';
 
 /** A "database" that accepts TCP and never answers (a hung server, a firewall dropping after the handshake). */
@@ -116,6 +116,22 @@ describe('start failures (e2e)', () => {
       expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, signal: 'SIGTERM' });
     } finally {
       data.remove();
+    }
+  });
+
+  it('an application embedding the package, whose own entry file is called bootstrap/main.js, keeps its signals', async () => {
+    // The early stop listeners are for the hub's own main.js only: they matched any entry path ending in
+    // bootstrap/main.js, and an embedding service's SIGTERM would have exited 0 with the hub's log line.
+    const app = tempDataDir();
+    try {
+      mkdirSync(join(app.dir, 'bootstrap'));
+      const entry = join(app.dir, 'bootstrap', 'main.js');
+      writeFileSync(entry, `require(${JSON.stringify(resolve(__dirname, '..', '..', 'dist', 'index.js'))});\nconsole.log(JSON.stringify([process.listenerCount('SIGTERM'), process.listenerCount('SIGINT')]));\n`);
+      const run = await runChild(process.execPath, [entry], { env: { ...process.env } });
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.out.trim())).toEqual([0, 0]);
+    } finally {
+      app.remove();
     }
   });
 
