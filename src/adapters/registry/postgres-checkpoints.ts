@@ -1,7 +1,5 @@
 import type { CheckpointStore } from '../../application/ports/downlink-outbox';
-import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
-import { quoteIdent } from '../event-store/postgres/sql';
-import type { PgTransactor } from './postgres-registry';
+import { createInSchema, type PgTransactor } from './postgres-registry';
 
 /**
  * The downlink publishers' checkpoints in PostgreSQL (table `subscription_checkpoints` of the hub's schema, as
@@ -25,16 +23,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
 
   /** Creates the table if missing (idempotent; safe when several processes open together, like the registry's). */
   static async open(db: PgTransactor): Promise<PostgresCheckpointStore> {
-    await db.withTransaction(async (client) => {
-      // Polled, not waited for in a statement: the store's migrations may be building an index concurrently (migrate.ts).
-      await pollForLock(
-        async () => (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)) AS ok', [MIGRATION_LOCK_CLASS, db.schema])).rows[0]!.ok,
-        `the checkpoint table of schema ${db.schema}`,
-      );
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(db.schema)}`);
-      await client.query(`SET LOCAL search_path TO ${quoteIdent(db.schema)}`);
-      await client.query(SUBSCRIPTION_CHECKPOINTS_SQL);
-    });
+    await createInSchema(db, 'the checkpoint table', SUBSCRIPTION_CHECKPOINTS_SQL);
     return new PostgresCheckpointStore(db);
   }
 

@@ -1,4 +1,4 @@
-import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { rowToView, viewToRow, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { RegistryReadModel } from '../../application/ports/registry-read-model';
@@ -23,6 +23,23 @@ export type PgTransactor = Readonly<{
   /** VACUUM a table of the schema, outside any transaction (erasure: dead row versions leave the pages). */
   vacuum(table: string): Promise<void>;
 }>;
+
+/**
+ * Creates a read model's tables in the hub's schema if missing (idempotent; safe when several processes open
+ * together): under the store's migration lock, polled rather than waited for in a statement, since the store's
+ * migrations may be building an index concurrently (migrate.ts). `what` names the tables in the wait's message.
+ */
+export const createInSchema = async (db: PgTransactor, what: string, ddl: string | QueryConfig): Promise<void> => {
+  await db.withTransaction(async (client) => {
+    await pollForLock(
+      async () => (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)) AS ok', [MIGRATION_LOCK_CLASS, db.schema])).rows[0]!.ok,
+      `${what} of schema ${db.schema}`,
+    );
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(db.schema)}`);
+    await client.query(`SET LOCAL search_path TO ${quoteIdent(db.schema)}`);
+    await client.query(ddl);
+  });
+};
 
 /** Advisory lock class of registry writes (two-key form: class, hashtext(schema)). Distinct from the store's. */
 export const REGISTRY_LOCK_CLASS = 0x52545303; // 'RTS' 03
@@ -87,17 +104,8 @@ export class PostgresRegistry implements RegistryReadModel {
 
   /** Creates the tables if missing (idempotent; safe when several processes open together). */
   static async open(db: PgTransactor): Promise<PostgresRegistry> {
-    await db.withTransaction(async (client) => {
-      // Polled, not waited for in a statement: the store's migrations may be building an index concurrently (migrate.ts).
-      await pollForLock(
-        async () => (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)) AS ok', [MIGRATION_LOCK_CLASS, db.schema])).rows[0]!.ok,
-        `the registry tables of schema ${db.schema}`,
-      );
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(db.schema)}`);
-      await client.query(`SET LOCAL search_path TO ${quoteIdent(db.schema)}`);
-      // LONG_WORK: an index added later is built over every existing row.
-      await client.query({ text: REGISTRY_SCHEMA_SQL, ...LONG_WORK });
-    });
+    // LONG_WORK: an index added later is built over every existing row.
+    await createInSchema(db, 'the registry tables', { text: REGISTRY_SCHEMA_SQL, ...LONG_WORK });
     return new PostgresRegistry(db);
   }
 
