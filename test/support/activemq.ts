@@ -209,7 +209,19 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       if (Date.now() > deadline) throw new Error(`ActiveMQ not listening on ${host}:${o.port} in time:\n${tail(log())}`);
       await sleep(50);
     }
-    await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0], o.tls ? { ca: o.tls.caPem, ...(o.tls.truststore ? { cert: o.tls.truststore.probe.certPem, key: o.tls.truststore.probe.keyPem } : {}) } : undefined);
+    const tlsProbe = o.tls ? { ca: o.tls.caPem, ...(o.tls.truststore ? { cert: o.tls.truststore.probe.certPem, key: o.tls.truststore.probe.keyPem } : {}) } : undefined;
+    // A broker restarted on the same port can take the socket and reset it while it is still starting (a CI run saw
+    // ECONNRESET from the one probe, and the test failed at its setup): a dropped handshake is tried again until
+    // the deadline; a refusal (connection_error) or a broker that exited is not.
+    for (;;) {
+      try {
+        await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0], tlsProbe);
+        break;
+      } catch (error) {
+        if (hasExited || Date.now() > deadline || !String((error as Error).message).startsWith('AMQP handshake disconnected')) throw error;
+        await sleep(200);
+      }
+    }
   } catch (error) {
     await broker.kill();
     throw error;
