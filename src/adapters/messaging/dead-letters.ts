@@ -201,7 +201,20 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
         onMessage(context);
         if (++received >= wanted) complete();
       });
-      receiver.on('receiver_drained', complete);
+      // ActiveMQ answers a drain once it has sent what it holds in memory now, and pages a browsed queue in by 400
+      // (maxBrowsePageSize): a CI run's browse of 2,250 ended at 550. So a drain round that brought messages is
+      // followed by another for the credit left, and only a round that brings none (or the credit used up) ends it.
+      let receivedAtDrain = 0;
+      receiver.on('receiver_drained', () => {
+        if (done || finishing) return;
+        if (received > receivedAtDrain && received < wanted) {
+          receivedAtDrain = received;
+          receiver!.add_credit(wanted - received);
+          receiver!.drain_credit();
+          return;
+        }
+        complete();
+      });
       receiver.on('receiver_error', (context: EventContext) => {
         const e = context.receiver?.error as { condition?: string; description?: string } | undefined;
         end({ error: new Error(`dead letter receiver closed: ${[e?.condition, e?.description].filter(Boolean).join(': ') || 'unknown error'}`) });
