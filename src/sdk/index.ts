@@ -69,6 +69,7 @@ export {
   generateSigningKey,
   importPartyKeys,
   joseCodecFor,
+  HUB_KEYS_REFRESH_INTERVAL_MS,
   kidOf,
   publicJwks,
   registerHubJwks,

@@ -66,46 +66,82 @@ export const registerSystem = async (hubUrl: string, system: { id: string; name:
   return body;
 };
 
+/** The least time between two re-reads of the hub's JWKS for unknown keys (see SdkJoseCodec). */
+export const HUB_KEYS_REFRESH_INTERVAL_MS = 30_000;
+
 /**
- * The SDK's JOSE codec: JoseCodec with our keys and a registry holding the hub's, plus one refresh of the hub's
+ * The SDK's JOSE codec: JoseCodec with our keys and a registry holding the hub's, plus a refresh of the hub's
  * JWKS when a hub key is unknown (the hub rotated) before a message is refused.
+ *
+ * The refresh is limited: a message under an unknown key costs nothing to send (anyone who can write to our queue
+ * can), and re-reading the JWKS for each one let a stream of them make every system hammer the hub's
+ * `/.well-known/jwks.json`. Concurrent refreshes share one request, and a new one starts at most once per
+ * `refreshIntervalMs` (30 s); in between, and when the hub cannot be reached, the message is refused as
+ * `unknown_key` (decode) or the unknown-key error is thrown (encode), as without a refresh. A real rotation is
+ * picked up by the first message under the new key.
  */
 export class SdkJoseCodec implements MessageCodec {
   readonly name = 'jose';
   private readonly codec: JoseCodec;
+  private readonly refreshIntervalMs: number;
+  private readonly clock: () => number;
+  private lastRefreshAt = Number.NEGATIVE_INFINITY;
+  private refreshing: Promise<boolean> | undefined;
 
   constructor(
     keys: PartyKeys,
     private readonly registry: KeyRegistry,
     private readonly refreshHubKeys?: () => Promise<{ keys: JWK[] }>,
+    options: Readonly<{ refreshIntervalMs?: number; clock?: () => number }> = {},
   ) {
     this.codec = new JoseCodec({ keys, registry });
+    this.refreshIntervalMs = options.refreshIntervalMs ?? HUB_KEYS_REFRESH_INTERVAL_MS;
+    this.clock = options.clock ?? Date.now;
   }
 
   async encode(envelope: AnyEnvelope, ctx: EncodeContext): Promise<EncodedMessage> {
     try {
       return await this.codec.encode(envelope, ctx);
     } catch (error) {
-      if (!this.refreshHubKeys || (error as { code?: string }).code !== 'unknown_key') throw error;
-      await registerHubJwks(this.registry, await this.refreshHubKeys());
+      if ((error as { code?: string }).code !== 'unknown_key' || !(await this.refreshed())) throw error;
       return this.codec.encode(envelope, ctx);
     }
   }
 
   async decode<E>(body: unknown, applicationProperties: Readonly<Record<string, unknown>>, ctx: DecodeContext<E>): Promise<JoseDecodeResult<E>> {
     const result = await this.codec.decode(body, applicationProperties, ctx);
-    if (result.ok || result.reason !== 'unknown_key' || !this.refreshHubKeys) return result;
-    await registerHubJwks(this.registry, await this.refreshHubKeys());
+    if (result.ok || result.reason !== 'unknown_key' || !(await this.refreshed())) return result;
     return this.codec.decode(body, applicationProperties, ctx);
+  }
+
+  /** Whether the hub's keys were read again just now (or by a refresh this call joined): then try once more. */
+  private refreshed(): Promise<boolean> {
+    const refresh = this.refreshHubKeys;
+    if (!refresh) return Promise.resolve(false);
+    if (this.refreshing) return this.refreshing;
+    const now = this.clock();
+    if (now - this.lastRefreshAt < this.refreshIntervalMs) return Promise.resolve(false);
+    this.lastRefreshAt = now;
+    this.refreshing = (async () => {
+      try {
+        await registerHubJwks(this.registry, await refresh());
+        return true;
+      } catch {
+        return false; // the hub unreachable or its answer unusable: refuse as unknown_key, try again after the interval
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
   }
 }
 
 /** A ready codec: our keys, the hub's JWKS from `hubJwks` or fetched from `hubUrl` (and re-fetched on an unknown hub key). */
-export const joseCodecFor = async (options: { keys: PartyKeys; hubUrl?: string; hubJwks?: { keys: JWK[] } }): Promise<SdkJoseCodec> => {
+export const joseCodecFor = async (options: { keys: PartyKeys; hubUrl?: string; hubJwks?: { keys: JWK[] }; refreshIntervalMs?: number }): Promise<SdkJoseCodec> => {
   const registry = new KeyRegistry();
   const refresh = options.hubUrl ? () => fetchHubJwks(options.hubUrl!) : undefined;
   const jwks = options.hubJwks ?? (refresh ? await refresh() : undefined);
   if (!jwks) throw new TypeError('joseCodecFor: give hubUrl or hubJwks');
   await registerHubJwks(registry, jwks);
-  return new SdkJoseCodec(options.keys, registry, refresh);
+  return new SdkJoseCodec(options.keys, registry, refresh, { refreshIntervalMs: options.refreshIntervalMs });
 };
