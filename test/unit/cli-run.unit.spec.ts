@@ -184,6 +184,29 @@ describe('run review', () => {
     expect(h.err).toContain('not what the hub API sends');
   });
 
+  it("counts the days by the hub's clock when this machine's is more than a minute off (its Date header)", async () => {
+    // This machine says 12:00; the hub's clock is 12:20, and it stored a reading at 12:24 (5 minutes ahead of it).
+    const hubDate = { date: new Date('2026-05-10T12:20:00Z').toUTCString() };
+    const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list, hubDate), json(200, list, hubDate)]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.calls).toHaveLength(2);
+    expect(h.calls[1]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A20%3A00Z&to=2026-05-10T12%3A30%3A00Z`);
+    expect(h.err).toBe("rts: this machine's clock is 20 minutes behind the hub's: the last 7 days are counted by the hub's clock\n");
+    // Ahead of the hub: the interval moves back.
+    const behind = { date: new Date('2026-05-10T10:00:00Z').toUTCString() };
+    const h2 = await harness(['review', '--patient', CPR, '--days', '1'], [json(200, list, behind), json(200, list, behind)]);
+    expect(h2.calls[1]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-09T10%3A00%3A00Z&to=2026-05-10T10%3A10%3A00Z`);
+    expect(h2.err).toContain('120 minutes ahead of the hub');
+  });
+
+  it('asks once when the clocks agree within a minute, and never re-asks an interval given with --from/--to', async () => {
+    const close = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list, { date: new Date('2026-05-10T12:00:50Z').toUTCString() })]);
+    expect(close.calls).toHaveLength(1);
+    expect(close.err).toBe('');
+    const given = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00Z', '--to', '2026-05-08T00:00:00Z'], [json(200, list, { date: new Date('2026-05-11T12:00:00Z').toUTCString() })]);
+    expect(given.calls).toHaveLength(1);
+  });
+
   it('--days 366 asks for 366 days exactly (the hub refuses wider), ending 10 minutes ahead', async () => {
     const h = await harness(['review', '--patient', CPR, '--days', '366'], [json(200, list)]);
     expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2025-05-09T12%3A10%3A00Z&to=2026-05-10T12%3A10%3A00Z`);

@@ -53,6 +53,8 @@ export class HubUnreachableError extends Error {
 export type Quantity = Readonly<{ value: number; unit: 'mmHg' }>;
 export type ObservationView = Readonly<{ uniqueId: string; measuredAt: string; systolic: Quantity; diastolic: Quantity }>;
 export type ObservationList = Readonly<{ from: string; to: string; count: number; observations: readonly ObservationView[] }>;
+/** An answer and the hub's clock when it answered (its Date header, whole seconds), when it sent one. */
+export type ObservationAnswer = ObservationList & Readonly<{ hubTime?: Date }>;
 export type UploadInput = Readonly<{ observationId: string; patientId: string; systolic: number; diastolic: number; measuredAt?: string }>;
 export type UploadResult = Readonly<{
   uniqueId: string;
@@ -104,7 +106,7 @@ export type HubClientOptions = Readonly<{
 
 export type HubClient = Readonly<{
   upload(input: UploadInput): Promise<UploadResult>;
-  observations(patientId: string, range: Readonly<{ from?: string; to?: string }>): Promise<ObservationList>;
+  observations(patientId: string, range: Readonly<{ from?: string; to?: string }>): Promise<ObservationAnswer>;
 }>;
 
 /** Why fetch gave no answer, in words and without the request URL (its path holds the CPR number). */
@@ -312,7 +314,9 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
         method: 'GET',
         headers: { accept: 'application/json' },
       }, patientId);
-      return body(res, Observations);
+      const list = await body(res, Observations);
+      const date = Date.parse(res.headers.get('date') ?? '');
+      return Number.isFinite(date) ? { ...list, hubTime: new Date(date) } : list;
     },
   };
 };

@@ -95,25 +95,42 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
   return EXIT.ok;
 };
 
+/** How far this machine's clock may be off the hub's before `rts review --days` counts by the hub's. */
+const CLOCK_SKEW_TOLERANCE_MS = 60_000;
+
 const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout.isTTY && stdout.columns ? Math.max(40, Math.min(100, stdout.columns)) : 80);
 
 const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
   const client = createHubClient(cmd.url, clientOptions(deps, cmd));
-  const now = (deps.now ?? (() => new Date()))();
-  // The last N days by this machine's clock, ending 10 minutes ahead of it, as the web page does: the hub stores
-  // readings up to 5 minutes ahead of its clock, and one it has just accepted must be listed (left to the hub, the
-  // interval ended at its present second). Never wider than the hub's 366 days: --days 366 starts 10 minutes later.
-  const end = DateTime.fromJSDate(now).toUTC().startOf('second').plus({ minutes: 10 });
+  const localNow = (deps.now ?? (() => new Date()))();
+  // The last N days ending 10 minutes ahead of now, as the web page does: the hub stores readings up to 5 minutes
+  // ahead of its clock, and one it has just accepted must be listed (left to the hub, the interval ended at its
+  // present second). Never wider than the hub's 366 days: --days 366 starts 10 minutes later. "Now" is the hub's
+  // clock: the first answer's Date header tells it, and when this machine's clock is more than a minute off, the
+  // interval is asked again by the hub's (a clock 20 minutes slow left out the newest readings).
+  const daysEndingAt = (now: Date, days: number) => {
+    const end = DateTime.fromJSDate(now).toUTC().startOf('second').plus({ minutes: 10 });
+    return {
+      from: DateTime.max(end.minus({ days, minutes: 10 }), end.minus({ days: MAX_DAYS })).toISO({ suppressMilliseconds: true })!,
+      to: end.toISO({ suppressMilliseconds: true })!,
+    };
+  };
   const range =
     cmd.range.kind === 'days'
-      ? {
-          from: DateTime.max(end.minus({ days: cmd.range.days, minutes: 10 }), end.minus({ days: MAX_DAYS })).toISO({ suppressMilliseconds: true })!,
-          to: end.toISO({ suppressMilliseconds: true })!,
-        }
+      ? daysEndingAt(localNow, cmd.range.days)
       : { ...(cmd.range.from !== undefined ? { from: cmd.range.from } : {}), ...(cmd.range.to !== undefined ? { to: cmd.range.to } : {}) };
   let list: ObservationList;
   try {
-    list = await client.observations(cmd.patientId, range);
+    const sent = Date.now();
+    let answer = await client.observations(cmd.patientId, range);
+    // The Date header is the hub's clock during the request, to the second: only what lies beyond a minute is skew.
+    const skewMs = answer.hubTime === undefined ? 0 : answer.hubTime.getTime() - localNow.getTime() - (Date.now() - sent) / 2;
+    if (cmd.range.kind === 'days' && answer.hubTime !== undefined && Math.abs(skewMs) > CLOCK_SKEW_TOLERANCE_MS) {
+      const minutes = Math.round(Math.abs(skewMs) / 60_000);
+      deps.stderr.write(`rts: this machine's clock is ${minutes} minute${minutes === 1 ? '' : 's'} ${skewMs > 0 ? 'behind' : 'ahead of'} the hub's: the last ${cmd.range.days} day${cmd.range.days === 1 ? '' : 's'} are counted by the hub's clock\n`);
+      answer = await client.observations(cmd.patientId, daysEndingAt(answer.hubTime, cmd.range.days));
+    }
+    list = answer;
   } catch (e) {
     // A patient with no reading uploaded yet is known to the hub by nothing: no readings, as the web page says.
     if (!(e instanceof HubRefusedError && e.problem.code === 'unknown_patient')) throw e;
