@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // First: a stop signal while the modules below load is a clean stop, not Node's exit 143 (see the module).
 import { onStopSignal } from './early-signals';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
@@ -10,6 +10,8 @@ import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
 import { registerKeyRoutes } from '../adapters/http/key-routes';
 import { registerMetricsRoutes } from '../adapters/http/metrics-routes';
 import { MetricsRegistry } from '../adapters/metrics/registry';
+import { registerProcessMetrics } from '../adapters/metrics/process-metrics';
+import { DATA_FILES } from '../adapters/system/data-dir';
 import { buildHttpServer } from '../adapters/http/server';
 import type { UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import type { IdGenerator } from '../application/ports/id-generator';
@@ -130,6 +132,21 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     await stopModules();
   };
   const metrics = new MetricsRegistry();
+  // Memory, CPU, open files, event-loop delay; on the embedded profile also the store's files (the WAL's growth).
+  const dataFile = (name: string) => join(config.RTS_DATA_DIR, name);
+  const processMetrics = registerProcessMetrics(
+    metrics,
+    config.RTS_EVENT_STORE === 'sqlite'
+      ? {
+          files: {
+            events: dataFile(DATA_FILES.events),
+            events_wal: dataFile(`${DATA_FILES.events}-wal`),
+            patient_keys: dataFile(DATA_FILES.patientKeys),
+            patient_keys_wal: dataFile(`${DATA_FILES.patientKeys}-wal`),
+          },
+        }
+      : {},
+  );
   let messaging;
   try {
     if (messagingSettings) {
@@ -150,6 +167,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
     });
   } catch (error) {
+    processMetrics.stop();
     await stopCore();
     throw error;
   }
@@ -206,6 +224,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       await security.close(); // the audit events of the last requests
       await messaging.stop();
       await stopCore();
+      processMetrics.stop();
       logger.info('telemed-rts stopped');
     })());
   return { url, stop, routes: http.routes };

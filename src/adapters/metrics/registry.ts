@@ -126,6 +126,12 @@ export class Histogram extends Labelled<HistogramValue> implements Metric {
 
 export class MetricsRegistry {
   private readonly metrics = new Map<string, Metric>();
+  private readonly collectors: (() => void)[] = [];
+
+  /** `collect` runs at the start of every render: for gauges read from the process or the disk when scraped. */
+  addCollector(collect: () => void): void {
+    this.collectors.push(collect);
+  }
 
   counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
     return this.register(name, () => new Counter(name, help, labelNames), 'counter');
@@ -139,6 +145,13 @@ export class MetricsRegistry {
 
   /** The text exposition format (version 0.0.4); metrics without samples print their HELP and TYPE only. */
   render(): string {
+    for (const collect of this.collectors) {
+      try {
+        collect();
+      } catch {
+        // a collector that cannot read (a file gone, /proc missing) leaves its gauges as they were
+      }
+    }
     const lines: string[] = [];
     for (const metric of this.metrics.values()) {
       lines.push(`# HELP ${metric.name} ${metric.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
