@@ -9,6 +9,7 @@ import { ConsultationService, type ConsultationPolicy } from '../application/con
 import { handleConsultationUplink, type ConsultationUplinkResult } from '../application/consultation/consultation-uplink';
 import type { ConsultationUplinkEnvelope } from '../application/consultation/consultation-messages';
 import { Deadlines } from '../application/consultation/deadlines';
+import { RetiredExpertOffers } from '../application/consultation/retired-expert-offers';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { InMemoryConsultations } from '../adapters/registry/in-memory-consultations';
 import { SqliteConsultations } from '../adapters/registry/sqlite-consultations';
@@ -29,6 +30,12 @@ import type { DirectoryModule } from './directory-module';
  * `checkpoints` when passed (main.ts passes the PostgreSQL one), else the directory module's (SqliteDirectory on
  * SQLite), under a name of its own, 'consultation-downlink'. Its publisher, like the directory's, runs only in the
  * process that holds the publishing lease (hub-messaging.ts).
+ *
+ * start() also runs RetiredExpertOffers (an expert retires: the open offers to them are withdrawn and the cases
+ * move on), from its own checkpoint in the same store, 'consultation-retired-expert-offers'. Like the Deadlines it
+ * runs in every hub process, whether or not this one talks to a broker or publishes: its withdrawals have
+ * deterministic command ids and the decider ignores an offer no longer open, so a second process or a replay
+ * records nothing more.
  */
 export type ConsultationModuleDependencies = Readonly<{
   store: EventStore;
@@ -48,6 +55,7 @@ export type ConsultationModule = Readonly<{
   projector: Projector;
   service: ConsultationService;
   deadlines: Deadlines;
+  retiredExpertOffers: RetiredExpertOffers;
   handleUplink(envelope: ConsultationUplinkEnvelope): Promise<ConsultationUplinkResult>;
   /** The consultation's correlation id (null for an unknown one): the uplink's log lines carry it. */
   correlationIdOf(consultationId: string): Promise<string | null>;
@@ -71,11 +79,22 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
     policy: deps.policy,
   });
   const deadlines = new Deadlines({ consultations: readModel, projector, service, clock: deps.clock, intervalMs: deps.deadlinesIntervalMs, logger: deps.logger });
+  const retiredExpertOffers = new RetiredExpertOffers({
+    store: deps.store,
+    checkpoints,
+    consultations: readModel,
+    projector,
+    directory: deps.directory.readModel,
+    directoryProjector: deps.directory.projector,
+    service,
+    logger: deps.logger,
+  });
   return {
     readModel,
     projector,
     service,
     deadlines,
+    retiredExpertOffers,
     handleUplink: (envelope) => handleConsultationUplink(service, envelope),
     correlationIdOf: (consultationId) => service.correlationIdOf(consultationId),
     downlinkPublisher: (outbox) =>
@@ -91,8 +110,10 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
     start: () => {
       projector.start();
       deadlines.start();
+      retiredExpertOffers.start();
     },
     stop: async () => {
+      await retiredExpertOffers.stop();
       await deadlines.stop();
       await projector.stop();
     },

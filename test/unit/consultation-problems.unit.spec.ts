@@ -48,6 +48,10 @@ const steps = (): { route: string; command: ConsultationCommand }[] => {
       out.push({ route: 'POST /consultations/:id/cancel', command: { type: 'CancelConsultation', consultationId: id, bySystemId: by, reason: '', now } });
     }
     for (const offerIndex of [0, 1]) out.push({ route: 'timer', command: { type: 'ExpireOffer', consultationId: id, offerIndex, now } });
+    // The hub's own step when an expert retires (the RetiredExpertOffers reactor): like a timer, never refused.
+    for (const [offerIndex, expertId] of [[0, A], [1, B]] as const) {
+      out.push({ route: 'timer', command: { type: 'WithdrawOffer', consultationId: id, expertId, offerIndex, reason: 'expert_retired', now } });
+    }
   }
   return out;
 };

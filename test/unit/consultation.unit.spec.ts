@@ -280,3 +280,69 @@ describe('Consultation decider', () => {
     for (const c of [accept(A), decline(A), report(A), ack(), cancel()]) spec.given([]).when(c).thenThrows(NotFoundError, 'consultation_not_found');
   });
 });
+
+describe('Consultation decider: an open offer withdrawn because its expert retired', () => {
+  const withdraw = (expertId: string, offerIndex: number, now = t1, unavailable?: readonly string[]): ConsultationCommand => ({
+    type: 'WithdrawOffer',
+    consultationId: id,
+    expertId,
+    offerIndex,
+    reason: 'expert_retired',
+    now,
+    ...(unavailable ? { unavailable } : {}),
+  });
+  const withdrawn = (expertId: string, offerIndex: number, at = t1): ConsultationEvent => ({
+    type: 'ConsultationOfferWithdrawn',
+    data: { consultationId: id, expertId, offerIndex, reason: 'expert_retired', withdrawnAt: at },
+  });
+  const offeredAt = (expertId: string, offerIndex: number) => offered(expertId, offerIndex, t1, '2024-05-01T11:30:00.000Z');
+
+  it('moves the case on at once, as a decline does: the next candidate is offered it', () =>
+    spec.given([requested, offered(A, 0)]).when(withdraw(A, 0)).then([withdrawn(A, 0), offeredAt(B, 1)]));
+
+  it('passes by candidates who retired too', () => spec.given([requested, offered(A, 0)]).when(withdraw(A, 0, t1, [A, B])).then([withdrawn(A, 0), offeredAt(C, 2)]));
+
+  it('leaves the case unassigned when the withdrawn offer was to the last candidate', () => {
+    const atC = [requested, offered(A, 0), declined(A, 0), offeredAt(B, 1), declined(B, 1), offeredAt(C, 2)];
+    spec.given(atC).when(withdraw(C, 2)).then([withdrawn(C, 2), unassigned]);
+    spec.given([requested, offered(A, 0)]).when(withdraw(A, 0, t1, [B, C])).then([withdrawn(A, 0), unassigned]);
+  });
+
+  it('a repeat, or a stale withdrawal, changes nothing and is never an error', () => {
+    const after = [requested, offered(A, 0), withdrawn(A, 0), offeredAt(B, 1)];
+    spec.given(after).when(withdraw(A, 0)).thenNothing(); // the repeat
+    spec.given([requested, offered(A, 0)]).when(withdraw(A, 1)).thenNothing(); // another offer index
+    spec.given([requested, offered(A, 0)]).when(withdraw(B, 0)).thenNothing(); // another expert
+    spec.given([requested, offered(A, 0), withdrawn(A, 0), unassigned]).when(withdraw(A, 0)).thenNothing();
+    spec.given([]).when(withdraw(A, 0)).thenNothing(); // unknown consultation
+  });
+
+  it('an offer already answered (accepted, declined, expired) or a closed case changes nothing', () => {
+    spec.given([requested, offered(A, 0), accepted(A, 0)]).when(withdraw(A, 0)).thenNothing();
+    spec.given([requested, offered(A, 0), declined(A, 0), offeredAt(B, 1)]).when(withdraw(A, 0)).thenNothing();
+    const expired: ConsultationEvent = { type: 'ConsultationExpired', data: { consultationId: id, expertId: A, offerIndex: 0, expiredAt: tLate } };
+    spec.given([requested, offered(A, 0), expired, offered(B, 1, tLate)]).when(withdraw(A, 0, tLate)).thenNothing();
+    spec.given([requested, offered(A, 0), cancelled]).when(withdraw(A, 0)).thenNothing();
+    spec.given(allDeclined).when(withdraw(C, 2)).thenNothing();
+  });
+
+  it("the retired expert's later steps on the withdrawn offer are refused with expert_retired", () => {
+    const after = [requested, offered(A, 0), withdrawn(A, 0), offeredAt(B, 1)];
+    spec.given(after).when(accept(A)).thenThrows(ConflictError, 'expert_retired');
+    spec.given(after).when(decline(A)).thenThrows(ConflictError, 'expert_retired');
+    spec.given(after).when(report(A)).thenThrows(ConflictError, 'expert_retired');
+    spec.given([requested, offered(A, 0), withdrawn(A, 0), unassigned]).when(decline(A)).thenThrows(ConflictError, 'expert_retired');
+    // The next candidate goes on as usual.
+    spec.given(after).when(accept(B)).then([accepted(B, 1)]);
+  });
+
+  it('the read model settles the offer as withdrawn and the case goes to the next expert system, or to nobody', () => {
+    const view = [requested, offered(A, 0), withdrawn(A, 0), offeredAt(B, 1)].reduce(evolveConsultationView, null);
+    expect(view?.offers[0]).toMatchObject({ outcome: 'withdrawn', reason: 'expert_retired', settledAt: t1 });
+    expect(view).toMatchObject({ status: 'offered', expertId: B, expertSystemId: 'beijing', due: { kind: 'offer', offerIndex: 1 } });
+    expect(consultationReaders(view!)).toEqual(['xian', 'beijing']);
+    const none = [requested, offered(A, 0), withdrawn(A, 0), unassigned].reduce(evolveConsultationView, null);
+    expect(none).toMatchObject({ status: 'unassigned', expertSystemId: null, due: null });
+    expect(consultationReaders(none!)).toEqual(['xian']);
+  });
+});

@@ -406,7 +406,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: DeclineBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'concurrency_conflict'],
   },
   'POST /consultations/:id/report': {
     tag: 'Consultations',
@@ -415,7 +415,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: ReportBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'expert_not_offered', 'offer_expired', 'offer_declined', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'expert_not_offered', 'offer_expired', 'offer_declined', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'concurrency_conflict'],
   },
   'POST /consultations/:id/acknowledge': {
     tag: 'Consultations',

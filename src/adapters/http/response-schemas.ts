@@ -60,7 +60,9 @@ const Offer = z.object({
   offerIndex: z.number().int(),
   offeredAt: instant,
   expiresAt: instant,
-  outcome: z.enum(['open', 'accepted', 'declined', 'expired', 'cancelled']).describe("'cancelled': the offer was open when the applicant cancelled"),
+  outcome: z
+    .enum(['open', 'accepted', 'declined', 'expired', 'cancelled', 'withdrawn'])
+    .describe("'cancelled': the offer was open when the applicant cancelled; 'withdrawn': the hub took the open offer back because its expert retired (reason 'expert_retired')"),
   reason: z.string().nullable(),
   settledAt: instant.nullable(),
 });

@@ -1,4 +1,4 @@
-import type { ConsultationPage, ConsultationQuery, ConsultationReadModel, DueTimerRow } from '../../application/consultation/consultation-read-model';
+import { openOfferTo, type ConsultationPage, type ConsultationQuery, type ConsultationReadModel, type DueTimerRow, type OpenOfferRow } from '../../application/consultation/consultation-read-model';
 import { evolveConsultationView, evolveMonthlyCounts, type ConsultationView, type MonthCount, type MonthlyCounts } from '../../application/consultation/consultation-projection';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import { CONSULTATION_EVENT_TYPES, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
@@ -58,6 +58,10 @@ export class InMemoryConsultations implements ConsultationReadModel {
       )
       .sort((a, b) => compare(b.requestedAt, a.requestedAt) || compare(b.consultationId, a.consultationId));
     return { items: matches.slice(0, query.limit), hasMore: matches.length > query.limit };
+  }
+
+  async openOffersTo(expertId: string): Promise<readonly OpenOfferRow[]> {
+    return [...this.rows.values()].flatMap((v) => openOfferTo(v, expertId) ?? []);
   }
 
   async dueTimers(now: string, limit: number): Promise<readonly DueTimerRow[]> {

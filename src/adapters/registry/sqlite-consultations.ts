@@ -1,8 +1,8 @@
 import type { Database } from 'better-sqlite3';
-import type { ConsultationPage, ConsultationQuery, ConsultationReadModel, DueTimerRow } from '../../application/consultation/consultation-read-model';
+import { openOfferTo, type ConsultationPage, type ConsultationQuery, type ConsultationReadModel, type DueTimerRow, type OpenOfferRow } from '../../application/consultation/consultation-read-model';
 import { evolveConsultationView, monthOf, type ConsultationView, type MonthCount } from '../../application/consultation/consultation-projection';
 import type { RecordedEvent } from '../../application/ports/event-store';
-import { CONSULTATION_EVENT_TYPES, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import type { SqliteWriter } from './sqlite-registry';
 
 /**
@@ -45,6 +45,8 @@ export class SqliteConsultations implements ConsultationReadModel {
     this.db.exec(SCHEMA);
     this.statements = {
       get: this.db.prepare('SELECT row FROM consultations WHERE consultation_id = ?').pluck(),
+      // The offered cases with the expert's home system (its index), the expert itself checked in the row.
+      offeredWithSystem: this.db.prepare("SELECT row FROM consultations WHERE expert_system_id = ? AND status = 'offered'").pluck(),
       due: this.db.prepare('SELECT row FROM consultations WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, consultation_id LIMIT ?').pluck(),
       checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').pluck().safeIntegers(true),
     };
@@ -117,6 +119,11 @@ export class SqliteConsultations implements ConsultationReadModel {
     const sql = `SELECT row FROM consultations WHERE ${where.join(' AND ')} ORDER BY requested_at DESC, consultation_id DESC LIMIT ?`;
     const rows = (this.db.prepare(sql).pluck().all(...params, query.limit + 1) as string[]).map((r) => JSON.parse(r) as ConsultationView);
     return { items: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+  }
+
+  async openOffersTo(expertId: string): Promise<readonly OpenOfferRow[]> {
+    const system = homeSystemOf(expertId);
+    return (this.statements.offeredWithSystem.all(system) as string[]).flatMap((json) => openOfferTo(JSON.parse(json) as ConsultationView, expertId) ?? []);
   }
 
   async dueTimers(now: string, limit: number): Promise<readonly DueTimerRow[]> {

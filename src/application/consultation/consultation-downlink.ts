@@ -1,6 +1,6 @@
 import { readCoveredPage } from '../covered-page';
 import { BackgroundDrain } from '../drain-loop';
-import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent, type OfferWithdrawalReason } from '../../domain/consultation/consultation';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
 import type { CheckpointStore } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
@@ -22,6 +22,9 @@ const CONSULTATION_TYPES: ReadonlySet<string> = new Set<string>(CONSULTATION_EVE
  *   ConsultationDeclined   -> 'consultation.declined'   (outcome 'declined') to the applicant system
  *   ConsultationExpired    -> 'consultation.declined'   (outcome 'expired', reason 'offer_expired') to the applicant,
  *                             and 'consultation.cancelled' (reason 'offer_expired: ...') to the expert's home system
+ *   ConsultationOfferWithdrawn -> 'consultation.declined' (outcome 'declined', reason 'expert_retired') to the
+ *                             applicant, and 'consultation.cancelled' (reason 'expert_retired: ...') to the expert's
+ *                             home system (the hub took the open offer back: the expert retired)
  *   ConsultationUnassigned -> 'consultation.unassigned' to the applicant system
  *   ReportIssued           -> 'consultation.report'     (attempt 0) to the applicant system
  *   ReportResent           -> 'consultation.report'     (attempt n, the same report) to the applicant system
@@ -90,6 +93,18 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
           cancelledAt: e.data.expiredAt,
         }),
       ];
+    case 'ConsultationOfferWithdrawn':
+      // The message shapes of a decline and of an expiry: the applicant hears that this candidate will not take it
+      // (the next offer, or the unassignment, follows), the expert's system that the offer is gone.
+      return [
+        message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'declined', reason: e.data.reason, at: e.data.withdrawnAt }),
+        message(homeSystemOf(e.data.expertId), 'consultation.cancelled', {
+          consultationId: e.data.consultationId,
+          expertId: e.data.expertId,
+          reason: `${e.data.reason}: ${WITHDRAWAL_DETAIL[e.data.reason]}`,
+          cancelledAt: e.data.withdrawnAt,
+        }),
+      ];
     case 'ConsultationUnassigned':
       return [message(applicant, 'consultation.unassigned', { consultationId: e.data.consultationId, unassignedAt: e.data.unassignedAt })];
     case 'ReportIssued': {
@@ -123,6 +138,11 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
       return never;
     }
   }
+};
+
+/** What the expert's system is told after the reason code of a withdrawn offer. */
+const WITHDRAWAL_DETAIL: Readonly<Record<OfferWithdrawalReason, string>> = {
+  expert_retired: 'the expert retired from the directory; the offer was withdrawn and the case moved on (to the next candidate, or unassigned when none was left)',
 };
 
 /** Where the consultation publisher hands its messages (part B: the same durable AMQP sender as the directory's). */

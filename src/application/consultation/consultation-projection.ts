@@ -99,6 +99,9 @@ export const evolveConsultationView = (current: ConsultationView | null, event: 
       return withDue({ ...current, offers: settle(current, event.data.offerIndex, 'declined', event.data.declinedAt, event.data.reason), updatedAt: event.data.declinedAt });
     case 'ConsultationExpired':
       return withDue({ ...current, offers: settle(current, event.data.offerIndex, 'expired', event.data.expiredAt, null), updatedAt: event.data.expiredAt });
+    case 'ConsultationOfferWithdrawn':
+      // The next candidate's offer (or the unassignment) follows in the same append and moves expertSystemId on.
+      return withDue({ ...current, offers: settle(current, event.data.offerIndex, 'withdrawn', event.data.withdrawnAt, event.data.reason), updatedAt: event.data.withdrawnAt });
     case 'ConsultationUnassigned':
       return withDue({ ...current, status: 'unassigned', expertId: null, expertSystemId: null, updatedAt: event.data.unassignedAt });
     case 'ReportIssued': {

@@ -27,9 +27,21 @@ export type ConsultationPage = Readonly<{ items: readonly ConsultationView[]; ha
 /** An open timer that is due: the command the Deadlines runner issues for it. */
 export type DueTimerRow = Readonly<{ consultationId: string; correlationId: string } & NonNullable<ConsultationView['due']>>;
 
+/** A consultation whose open offer is to a given expert (the RetiredExpertOffers reactor withdraws it). */
+export type OpenOfferRow = Readonly<{ consultationId: string; correlationId: string; offerIndex: number }>;
+
+/** The open offer of a row to `expertId`, if it has one (shared by the adapters). */
+export const openOfferTo = (v: ConsultationView, expertId: string): OpenOfferRow | null => {
+  if (v.status !== 'offered') return null;
+  const open = v.offers.find((o) => o.outcome === 'open' && o.expertId === expertId);
+  return open ? { consultationId: v.consultationId, correlationId: v.correlationId, offerIndex: open.offerIndex } : null;
+};
+
 export interface ConsultationReadModel extends ProjectionTarget {
   get(consultationId: string): Promise<ConsultationView | null>;
   list(query: ConsultationQuery): Promise<ConsultationPage>;
+  /** The consultations with an open offer to `expertId` now (at most one offer per consultation is open). */
+  openOffersTo(expertId: string): Promise<readonly OpenOfferRow[]>;
   /** Timers due at or before `now` (ISO-8601), earliest first, at most `limit`. */
   dueTimers(now: string, limit: number): Promise<readonly DueTimerRow[]>;
   /** Consultations requested per month (UTC), ascending, months with requests only; bounds inclusive ('YYYY-MM'). */

@@ -5,6 +5,7 @@ import {
   type ConsultationEvent,
   type ConsultationState,
   type ConsultationStatus,
+  type OfferWithdrawalReason,
   type ReportResendPolicy,
 } from '../../domain/consultation/consultation';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/shared/errors';
@@ -24,6 +25,7 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *   issueReport(id, { expertId, bySystemId, diagnosis, recommendations }, opts)
  *   acknowledge(id, { bySystemId }, opts) / cancel(id, { bySystemId, reason? }, opts)
  *   expireOffer(id, offerIndex, opts) / resendReport(id, attempt, opts)        (the Deadlines runner)
+ *   withdrawOffer(id, { expertId, offerIndex, reason }, opts)                  (the RetiredExpertOffers reactor)
  *     -> { consultation, changed }
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
  *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
@@ -159,6 +161,14 @@ export class ConsultationService {
 
   async expireOffer(id: string, offerIndex: number, options: CommandOptions = {}): Promise<StepResult> {
     return this.step(id, { type: 'ExpireOffer', offerIndex, unavailable: await this.retiredCandidates(id) }, options);
+  }
+
+  /**
+   * The hub takes the open offer `offerIndex` back from `expertId` (who retired) and moves the case on, passing by
+   * the other candidates who retired; a stale or repeated withdrawal changes nothing.
+   */
+  async withdrawOffer(id: string, offer: Readonly<{ expertId: string; offerIndex: number; reason: OfferWithdrawalReason }>, options: CommandOptions = {}): Promise<StepResult> {
+    return this.step(id, { type: 'WithdrawOffer', ...offer, unavailable: await this.retiredCandidates(id) }, options);
   }
 
   /** The consultation's candidates that have retired since the request: the next offer passes them by. */

@@ -26,6 +26,13 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  *   ConsultationUnassigned when none is left.
  * - ExpireOffer {offerIndex}: only the open offer with that index, once due; anything else (a stale timer, an
  *   offer already answered, not yet due) -> no events, so timers may fire twice or late.
+ * - WithdrawOffer {expertId, offerIndex, reason}: the hub takes an open offer back from its expert (reason
+ *   'expert_retired': the expert left the directory; the RetiredExpertOffers reactor sends it) ->
+ *   ConsultationOfferWithdrawn and, in the same decision, the next candidate's ConsultationOffered, or
+ *   ConsultationUnassigned when none is left, as after a decline. Only the open offer with that index to that
+ *   expert; anything else (a repeat, a stale or answered offer, a closed or unknown case) -> no events, never an
+ *   error, so the reactor may replay. A later step of that expert on the withdrawn offer -> ConflictError
+ *   'expert_retired'.
  * - IssueReport: only by the accepted expert; the same report again -> no events; another one ->
  *   ConflictError 'report_already_issued'.
  * - ResendReport: an unacknowledged report is re-sent once `nextResendAt` has passed, at most
@@ -86,6 +93,16 @@ export type ReportIssued = DomainEvent<
 export type ReportResent = DomainEvent<'ReportResent', { consultationId: string; attempt: number; resentAt: string; nextResendAt: string | null }>;
 export type ReportAcknowledged = DomainEvent<'ReportAcknowledged', { consultationId: string; acknowledgedAt: string }>;
 export type ConsultationCancelled = DomainEvent<'ConsultationCancelled', { consultationId: string; reason: string; cancelledAt: string }>;
+/**
+ * Why the hub took an offer back: a code, never free text (no patient information can be in it). Only
+ * 'expert_retired' so far: the expert left the directory while the offer was open.
+ */
+export type OfferWithdrawalReason = 'expert_retired';
+export const OFFER_WITHDRAWAL_REASONS: readonly OfferWithdrawalReason[] = ['expert_retired'];
+export type ConsultationOfferWithdrawn = DomainEvent<
+  'ConsultationOfferWithdrawn',
+  { consultationId: string; expertId: string; offerIndex: number; reason: OfferWithdrawalReason; withdrawnAt: string }
+>;
 
 export type ConsultationEvent =
   | ConsultationRequested
@@ -97,7 +114,8 @@ export type ConsultationEvent =
   | ReportIssued
   | ReportResent
   | ReportAcknowledged
-  | ConsultationCancelled;
+  | ConsultationCancelled
+  | ConsultationOfferWithdrawn;
 
 export const CONSULTATION_EVENT_TYPES: readonly ConsultationEvent['type'][] = [
   'ConsultationRequested',
@@ -110,6 +128,7 @@ export const CONSULTATION_EVENT_TYPES: readonly ConsultationEvent['type'][] = [
   'ReportResent',
   'ReportAcknowledged',
   'ConsultationCancelled',
+  'ConsultationOfferWithdrawn',
 ];
 export const isConsultationEvent = (e: { type: string }): e is ConsultationEvent => (CONSULTATION_EVENT_TYPES as readonly string[]).includes(e.type);
 
@@ -144,6 +163,8 @@ export type IssueReport = Base & Readonly<{ type: 'IssueReport'; expertId: strin
 export type ResendReport = Base & Readonly<{ type: 'ResendReport'; attempt: number }>;
 export type AcknowledgeReport = Base & Readonly<{ type: 'AcknowledgeReport'; bySystemId: string }>;
 export type CancelConsultation = Base & Readonly<{ type: 'CancelConsultation'; bySystemId: string; reason: string }>;
+/** By the hub itself (no system acts): see WithdrawOffer in the header. */
+export type WithdrawOffer = Base & PassingBy & Readonly<{ type: 'WithdrawOffer'; expertId: string; offerIndex: number; reason: OfferWithdrawalReason }>;
 export type ConsultationCommand =
   | RequestConsultation
   | AcceptConsultation
@@ -152,13 +173,17 @@ export type ConsultationCommand =
   | IssueReport
   | ResendReport
   | AcknowledgeReport
-  | CancelConsultation;
+  | CancelConsultation
+  | WithdrawOffer;
 
 export type ConsultationStatus = 'offered' | 'accepted' | 'reported' | 'acknowledged' | 'unassigned' | 'cancelled';
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = ['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled'];
 
-/** 'cancelled': the offer was open when the applicant cancelled the case. */
-export type OfferOutcome = 'open' | 'accepted' | 'declined' | 'expired' | 'cancelled';
+/**
+ * 'cancelled': the offer was open when the applicant cancelled the case. 'withdrawn': the hub took the open offer
+ * back (its expert retired) and the case moved on.
+ */
+export type OfferOutcome = 'open' | 'accepted' | 'declined' | 'expired' | 'cancelled' | 'withdrawn';
 export type Offer = Readonly<{ expertId: string; offerIndex: number; offeredAt: string; expiresAt: string; outcome: OfferOutcome }>;
 export type Report = Readonly<{ expertId: string; diagnosis: string; recommendations: string; issuedAt: string; attempts: number; nextResendAt: string | null }>;
 
@@ -306,12 +331,13 @@ const expertStep = (state: Known, expertId: string, bySystemId: string): Offer =
   if (!offer) throw new ForbiddenError('expert_not_offered', 'this expert was not offered the consultation');
   // The expert's own offer ran out: that is what the expert needs to hear, whatever became of the case after
   // (with one candidate it was unassigned at the same moment).
-  if (offer.outcome === 'expired') lostOffer(offer);
+  if (offer.outcome === 'expired' || offer.outcome === 'withdrawn') lostOffer(offer);
   closed(state);
   return offer;
 };
 
 const lostOffer = (offer: Offer): never => {
+  if (offer.outcome === 'withdrawn') throw new ConflictError('expert_retired', 'the expert retired from the directory and the offer was withdrawn; the case moved on (to the next candidate, or unassigned when none was left)');
   if (offer.outcome === 'declined') throw new ConflictError('offer_declined', 'the expert declined this consultation; it moved on (to the next candidate, or unassigned when none was left)');
   throw new ConflictError('offer_expired', 'the offer to this expert expired; the case moved on (to the next candidate, or unassigned when none was left)');
 };
@@ -371,10 +397,19 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (!offer || offer.offerIndex !== command.offerIndex || offer.outcome !== 'open' || !atOrAfter(now, offer.expiresAt)) return [];
       return [{ type: 'ConsultationExpired', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, expiredAt: now } }, nextStep(state, offer.offerIndex, now, command.unavailable)];
     }
+    case 'WithdrawOffer': {
+      if (state.status !== 'offered') return [];
+      const offer = state.offers[state.offers.length - 1];
+      if (!offer || offer.offerIndex !== command.offerIndex || offer.expertId !== command.expertId || offer.outcome !== 'open') return [];
+      return [
+        { type: 'ConsultationOfferWithdrawn', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason: command.reason, withdrawnAt: now } },
+        nextStep(state, offer.offerIndex, now, command.unavailable),
+      ];
+    }
     case 'IssueReport': {
       const s = known(state);
       const offer = expertStep(s, command.expertId, command.bySystemId);
-      if (offer.outcome === 'declined' || offer.outcome === 'expired') return lostOffer(offer);
+      if (offer.outcome === 'declined' || offer.outcome === 'expired' || offer.outcome === 'withdrawn') return lostOffer(offer);
       if (offer.outcome === 'open') throw new ConflictError('consultation_not_accepted', 'the expert must accept the consultation before reporting');
       const diagnosis = clean(command.diagnosis);
       const recommendations = clean(command.recommendations);
@@ -443,6 +478,8 @@ const evolve = (state: ConsultationState, event: ConsultationEvent): Consultatio
       return { ...state, offers: settle(state.offers, event.data.offerIndex, 'declined') };
     case 'ConsultationExpired':
       return { ...state, offers: settle(state.offers, event.data.offerIndex, 'expired') };
+    case 'ConsultationOfferWithdrawn':
+      return { ...state, offers: settle(state.offers, event.data.offerIndex, 'withdrawn') };
     case 'ConsultationUnassigned':
       return { ...state, status: 'unassigned' };
     case 'ReportIssued': {
