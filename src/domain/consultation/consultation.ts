@@ -36,8 +36,16 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  * - Any step on a cancelled / unassigned consultation -> ConflictError 'consultation_cancelled' /
  *   'consultation_unassigned'; on an unknown one -> NotFoundError 'consultation_not_found'.
  *
- * Personal data: the clinical question and summary are patient information. They live in the events only:
- * never in the stream name, in an error message, or anywhere a log line or metric label could pick them up.
+ * - EraseConsultationContent: the texts about the patient (question, summary, report, reasons) are erased by
+ *   crypto-shredding (the application deletes the consultation's data key); ConsultationContentErased records
+ *   it, once (a repeat -> no events). From then on no new text is recorded: a report or a repeated request ->
+ *   NotFoundError 'consultation_erased', a decline's or cancel's reason is dropped (''), and the report is no
+ *   longer re-sent (nextResendAt null). The rest of the case (offers, accept, cancel, acknowledge) goes on.
+ *
+ * Personal data: the clinical question, summary, diagnosis, recommendations and the reasons are patient
+ * information. In the store they are sealed under the consultation's own data key by the application
+ * (application/consultation/sealed-consultations.ts); the decider sees and decides on them in clear. Never in
+ * the stream name, in an error message, or anywhere a log line or metric label could pick them up.
  */
 /**
  * A UUID (RFC 9562: version 1-8, the RFC variant; lower or upper case), as the AMQP contract has it: the id goes
@@ -68,6 +76,11 @@ export type ConsultationRequested = DomainEvent<
     summary: string;
     /** XDS document uniqueIds (OIDs). */
     attachments: readonly string[];
+    /**
+     * The pseudonymous keys of the attachments' patients (never a CPR number), as the hub knew them at the
+     * request: erasing one of these patients erases the consultation's content. Absent in events of earlier builds.
+     */
+    patientKeys?: readonly string[];
     deadlineSeconds: number;
     reportResend: ReportResendPolicy;
     correlationId: string;
@@ -86,6 +99,9 @@ export type ReportIssued = DomainEvent<
 export type ReportResent = DomainEvent<'ReportResent', { consultationId: string; attempt: number; resentAt: string; nextResendAt: string | null }>;
 export type ReportAcknowledged = DomainEvent<'ReportAcknowledged', { consultationId: string; acknowledgedAt: string }>;
 export type ConsultationCancelled = DomainEvent<'ConsultationCancelled', { consultationId: string; reason: string; cancelledAt: string }>;
+/** `cause`: 'patient_erased' (an attachment's patient was erased) or 'requested' (erased by id). */
+export type ConsultationContentErased = DomainEvent<'ConsultationContentErased', { consultationId: string; cause: ContentErasureCause; erasedAt: string }>;
+export type ContentErasureCause = 'patient_erased' | 'requested';
 
 export type ConsultationEvent =
   | ConsultationRequested
@@ -97,7 +113,8 @@ export type ConsultationEvent =
   | ReportIssued
   | ReportResent
   | ReportAcknowledged
-  | ConsultationCancelled;
+  | ConsultationCancelled
+  | ConsultationContentErased;
 
 export const CONSULTATION_EVENT_TYPES: readonly ConsultationEvent['type'][] = [
   'ConsultationRequested',
@@ -110,6 +127,7 @@ export const CONSULTATION_EVENT_TYPES: readonly ConsultationEvent['type'][] = [
   'ReportResent',
   'ReportAcknowledged',
   'ConsultationCancelled',
+  'ConsultationContentErased',
 ];
 export const isConsultationEvent = (e: { type: string }): e is ConsultationEvent => (CONSULTATION_EVENT_TYPES as readonly string[]).includes(e.type);
 
@@ -123,6 +141,8 @@ export type RequestConsultation = Base &
     clinicalQuestion: string;
     summary: string;
     attachments: readonly string[];
+    /** The attachments' patients' pseudonymous keys, found by the application (not compared for a repeat). */
+    patientKeys?: readonly string[];
     deadlineSeconds: number;
     reportResend: ReportResendPolicy;
     correlationId: string;
@@ -144,6 +164,7 @@ export type IssueReport = Base & Readonly<{ type: 'IssueReport'; expertId: strin
 export type ResendReport = Base & Readonly<{ type: 'ResendReport'; attempt: number }>;
 export type AcknowledgeReport = Base & Readonly<{ type: 'AcknowledgeReport'; bySystemId: string }>;
 export type CancelConsultation = Base & Readonly<{ type: 'CancelConsultation'; bySystemId: string; reason: string }>;
+export type EraseConsultationContent = Base & Readonly<{ type: 'EraseConsultationContent'; cause: ContentErasureCause }>;
 export type ConsultationCommand =
   | RequestConsultation
   | AcceptConsultation
@@ -152,7 +173,8 @@ export type ConsultationCommand =
   | IssueReport
   | ResendReport
   | AcknowledgeReport
-  | CancelConsultation;
+  | CancelConsultation
+  | EraseConsultationContent;
 
 export type ConsultationStatus = 'offered' | 'accepted' | 'reported' | 'acknowledged' | 'unassigned' | 'cancelled';
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = ['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled'];
@@ -169,6 +191,8 @@ export type ConsultationState =
       request: ConsultationRequested['data'];
       offers: readonly Offer[];
       report: Report | null;
+      /** When the content was erased (ConsultationContentErased); null while it exists. */
+      contentErasedAt: string | null;
     }>;
 type Known = Exclude<ConsultationState, { status: 'none' }>;
 
@@ -316,6 +340,9 @@ const lostOffer = (offer: Offer): never => {
   throw new ConflictError('offer_expired', 'the offer to this expert expired; the case moved on (to the next candidate, or unassigned when none was left)');
 };
 
+const erasedContent = (): NotFoundError =>
+  new NotFoundError('consultation_erased', "the consultation's content was erased: no text about its patient is recorded any more");
+
 const applicantStep = (state: Known, bySystemId: string): void => {
   if (state.request.applicantSystemId !== bySystemId) throw new ForbiddenError('not_your_consultation', 'only the applicant system acts for the applicant');
 };
@@ -326,6 +353,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
     case 'RequestConsultation': {
       const c = validateRequest(command);
       if (state.status !== 'none') {
+        if (state.contentErasedAt !== null) throw erasedContent();
         if (sameRequest(state.request, c)) return [];
         throw new ConflictError('consultation_id_reused', 'another consultation was already requested with this id');
       }
@@ -339,6 +367,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
           clinicalQuestion: c.clinicalQuestion,
           summary: c.summary,
           attachments: [...c.attachments],
+          ...(c.patientKeys !== undefined ? { patientKeys: [...c.patientKeys] } : {}),
           deadlineSeconds: c.deadlineSeconds,
           reportResend: { intervalSeconds: c.reportResend.intervalSeconds, maxAttempts: c.reportResend.maxAttempts },
           correlationId: c.correlationId,
@@ -362,7 +391,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (offer.outcome === 'declined') return [];
       if (offer.outcome === 'accepted') throw new ConflictError('consultation_already_accepted', 'the expert accepted this consultation already');
       if (offer.outcome === 'expired') return lostOffer(offer);
-      const reason = cutReason(clean(command.reason));
+      const reason = s.contentErasedAt === null ? cutReason(clean(command.reason)) : '';
       return [{ type: 'ConsultationDeclined', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason, declinedAt: now } }, nextStep(s, offer.offerIndex, now, command.unavailable)];
     }
     case 'ExpireOffer': {
@@ -376,6 +405,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       const offer = expertStep(s, command.expertId, command.bySystemId);
       if (offer.outcome === 'declined' || offer.outcome === 'expired') return lostOffer(offer);
       if (offer.outcome === 'open') throw new ConflictError('consultation_not_accepted', 'the expert must accept the consultation before reporting');
+      if (s.contentErasedAt !== null) throw erasedContent();
       const diagnosis = clean(command.diagnosis);
       const recommendations = clean(command.recommendations);
       if (diagnosis.length === 0) throw new ValidationError('invalid_report', 'the report needs a diagnosis', [{ path: 'diagnosis', message: 'must not be blank' }]);
@@ -417,7 +447,12 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (s.status === 'cancelled') return [];
       if (s.status === 'unassigned') closed(s);
       if (s.report) throw new ConflictError('report_already_issued', 'a report was issued; the consultation can no longer be cancelled');
-      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: cutReason(clean(command.reason)), cancelledAt: now } }];
+      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: s.contentErasedAt === null ? cutReason(clean(command.reason)) : '', cancelledAt: now } }];
+    }
+    case 'EraseConsultationContent': {
+      const s = known(state);
+      if (s.contentErasedAt !== null) return [];
+      return [{ type: 'ConsultationContentErased', data: { consultationId, cause: command.cause, erasedAt: now } }];
     }
     default:
       return assertNever(command);
@@ -429,7 +464,7 @@ const settle = (offers: readonly Offer[], offerIndex: number, outcome: OfferOutc
 
 const evolve = (state: ConsultationState, event: ConsultationEvent): ConsultationState => {
   if (event.type === 'ConsultationRequested') {
-    return state.status === 'none' ? { status: 'offered', request: event.data, offers: [], report: null } : state;
+    return state.status === 'none' ? { status: 'offered', request: event.data, offers: [], report: null, contentErasedAt: null } : state;
   }
   if (state.status === 'none') return state;
   switch (event.type) {
@@ -455,6 +490,9 @@ const evolve = (state: ConsultationState, event: ConsultationEvent): Consultatio
       return { ...state, status: 'acknowledged', report: state.report && { ...state.report, nextResendAt: null } };
     case 'ConsultationCancelled':
       return { ...state, status: 'cancelled', offers: state.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' } : o)) };
+    case 'ConsultationContentErased':
+      // The report is not re-sent any more: its text is gone.
+      return { ...state, contentErasedAt: event.data.erasedAt, report: state.report && { ...state.report, nextResendAt: null } };
     default:
       return assertNever(event);
   }
