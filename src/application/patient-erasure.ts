@@ -7,6 +7,7 @@ import type { PatientDataProtection } from './ports/patient-data-protection';
 import type { PatientKeys } from './ports/patient-keys';
 import type { RegistryReadModel } from './ports/registry-read-model';
 import type { Projector } from './projector';
+import type { ConsultationContentErasure } from './consultation/consultation-erasure';
 import { PATIENT_ERASED, patientStreamName } from './sealed-documents';
 
 /**
@@ -35,7 +36,9 @@ export type ErasurePage = Readonly<{ items: readonly RecordedErasure[]; next: bi
  *   1. PatientErased { patientKey, erasedAt, by } is appended to `patient-<patientKey>` (event id derived from the
  *      key: a repeat records nothing new);
  *   2. the patient's data key is deleted (a tombstone stays, so nothing is sealed for them again);
- *   3. the registry projection catches up: PatientErased removes the patient's rows.
+ *   3. the content of every consultation linked to the patient (its request recorded the patient's key for an
+ *      attached document) is erased too: its own data key is deleted (ConsultationContentErasure);
+ *   4. the projections catch up: PatientErased removes the patient's rows, ConsultationContentErased the texts.
  * From then on every DocumentSubmitted of the patient is an envelope nobody can open, in the store, in its
  * backups and in every copy. A crash between 1 and 2 is repaired by repeating the request (it is idempotent).
  *
@@ -52,6 +55,8 @@ export class PatientErasure {
       registry: Pick<RegistryReadModel, 'knowsPatient'>;
       projectors: readonly Pick<Projector, 'catchUp'>[];
       clock: Clock;
+      /** The consultations attached to the patient's documents: their texts are erased with the patient. */
+      consultations?: Pick<ConsultationContentErasure, 'erasePatient'>;
     }>,
   ) {}
 
@@ -92,6 +97,8 @@ export class PatientErasure {
       if (recordedFirst) first = { erasedAt: (await this.recordedErasedAt(patientKey)) ?? erasedAt, alreadyErased: true };
     }
     await this.deps.protection.erase(patientKey);
+    // Also on a repeat (a restored copy, or a crash after step 2): each consultation's erasure is idempotent.
+    await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId });
     for (const p of this.deps.projectors) await p.catchUp();
     return { patientKey, ...first, known };
   }

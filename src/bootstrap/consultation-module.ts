@@ -2,6 +2,8 @@ import type { Clock } from '../application/ports/clock';
 import type { CheckpointStore } from '../application/ports/downlink-outbox';
 import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
+import type { PatientDataProtection } from '../application/ports/patient-data-protection';
+import { OpeningConsultations } from '../application/consultation/opening-consultations';
 import { Projector, type ProjectorLogger } from '../application/projector';
 import { ConsultationDownlinkPublisher, type ConsultationOutbox } from '../application/consultation/consultation-downlink';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
@@ -43,6 +45,8 @@ export type ConsultationModuleDependencies = Readonly<{
   ids: IdGenerator;
   logger: ProjectorLogger;
   directory: Pick<DirectoryModule, 'readModel' | 'projector' | 'checkpoints' | 'service'>;
+  /** Seals the consultations' texts under a key per consultation, and opens them (the container's PatientDataProtection). */
+  protection: PatientDataProtection;
   readModel?: ConsultationReadModel;
   checkpoints?: CheckpointStore;
   policy?: ConsultationPolicy;
@@ -65,7 +69,11 @@ export type ConsultationModule = Readonly<{
 }>;
 
 export const createConsultationModule = (deps: ConsultationModuleDependencies): ConsultationModule => {
-  const readModel = deps.readModel ?? (deps.store instanceof SqliteEventStore ? new SqliteConsultations(deps.store) : new InMemoryConsultations());
+  // The projection gets the texts opened (null once erased): rows never hold ciphertext.
+  const readModel = new OpeningConsultations(
+    deps.readModel ?? (deps.store instanceof SqliteEventStore ? new SqliteConsultations(deps.store) : new InMemoryConsultations()),
+    deps.protection,
+  );
   const checkpoints = deps.checkpoints ?? deps.directory.checkpoints;
   const projector = new Projector(deps.store, readModel, deps.logger, 1000, 'consultations');
   const service = new ConsultationService({
@@ -76,6 +84,7 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
     directoryProjector: deps.directory.projector,
     clock: deps.clock,
     ids: deps.ids,
+    protection: deps.protection,
     policy: deps.policy,
   });
   const deadlines = new Deadlines({ consultations: readModel, projector, service, clock: deps.clock, intervalMs: deps.deadlinesIntervalMs, logger: deps.logger });
@@ -103,6 +112,7 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
         consultations: readModel,
         projector,
         outbox,
+        protection: deps.protection,
         checkpoints,
         queueFor: (systemId) => deps.directory.service.downlinkQueueFor(systemId),
         logger: deps.logger,

@@ -11,6 +11,7 @@ import { SoleProcessLease, type PublishingLease } from '../application/ports/pub
 import type { IdGenerator } from '../application/ports/id-generator';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientKeys } from '../application/ports/patient-keys';
+import { ConsultationContentErasure } from '../application/consultation/consultation-erasure';
 import { PatientErasure } from '../application/patient-erasure';
 import { checkPseudonymSecret, PSEUDONYM_CHECK_STREAM, PseudonymSecretMismatchError, recordedPseudonymFingerprint } from '../application/pseudonym-check';
 import { OpeningRegistry, openRegistryEventsCached, REGISTRY_EVENT_TYPES, type ForgettingRegistry } from '../application/sealed-documents';
@@ -51,6 +52,7 @@ export const TOKENS = {
   PatientKeyStore: Symbol.for('PatientKeyStore'),
   PatientDataProtection: Symbol.for('PatientDataProtection'),
   PatientErasure: Symbol.for('PatientErasure'),
+  ConsultationErasure: Symbol.for('ConsultationErasure'),
   /** Bound only where the store brings a durable one (PostgreSQL); SQLite's is the directory read model's file. */
   DownlinkCheckpoints: Symbol.for('DownlinkCheckpoints'),
   PublishingLease: Symbol.for('PublishingLease'),
@@ -234,6 +236,16 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
         patientKeys: ctx.container.get(TOKENS.PatientKeys),
         registry: ctx.container.get<RegistryReadModel>(TOKENS.Registry),
         projectors: [ctx.container.get<Projector>(TOKENS.Projector)],
+        clock: ctx.container.get(TOKENS.Clock),
+        consultations: ctx.container.get<ConsultationContentErasure>(TOKENS.ConsultationErasure),
+      }),
+  );
+  // Erasing consultations' texts (their keys): with a patient (above), or one by id (the library, DELETE /consultations/{id}/content).
+  c.bind<ConsultationContentErasure>(TOKENS.ConsultationErasure).toDynamicValue(
+    (ctx) =>
+      new ConsultationContentErasure({
+        store: ctx.container.get(TOKENS.EventStore),
+        protection: ctx.container.get(TOKENS.PatientDataProtection),
         clock: ctx.container.get(TOKENS.Clock),
       }),
   );

@@ -3,6 +3,8 @@ import type { Container } from 'inversify';
 import type { DateTime } from 'luxon';
 import pino, { type Logger } from 'pino';
 import type { ErasureOptions, ErasurePage, ErasureResult, PatientErasure } from '../application/patient-erasure';
+import type { ConsultationContentErasure, ContentErasureResult } from '../application/consultation/consultation-erasure';
+import { CONSULTATION_ID_PATTERN } from '../domain/consultation/consultation';
 import type { EventStore } from '../application/ports/event-store';
 import type { PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { Projector } from '../application/projector';
@@ -12,7 +14,7 @@ import type { DocumentMetadata } from '../domain/documents/hl7';
 import type { Cpr } from '../domain/monitoring/cpr';
 import type { TeleObservation } from '../domain/monitoring/tele-observation';
 import type { TimeInterval } from '../domain/monitoring/time-interval';
-import { NotFoundError, RtsError, UnavailableError } from '../domain/shared/errors';
+import { NotFoundError, RtsError, UnavailableError, ValidationError } from '../domain/shared/errors';
 import { STORAGE_UNAVAILABLE } from '../adapters/event-store/sqlite/storage-failure';
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
@@ -74,6 +76,12 @@ export type EmbeddedTeleMed = Readonly<{
    * lines. Always recorded, as `ifUnknown: 'erase'` (a key comes from a record of an erasure).
    */
   eraseByKey(patientKey: string, options: Omit<ErasureOptions, 'ifUnknown'>): Promise<ErasureResult>;
+  /**
+   * Erase one consultation's texts (question, summary, report, reasons) by deleting its data key (what DELETE
+   * /consultations/{id}/content does): for a consultation no patient's erasure reaches. Idempotent (`alreadyErased`);
+   * NotFoundError code 'consultation_not_found' for an unknown id. `by` is recorded with the event.
+   */
+  eraseConsultationContent(consultationId: string, options: Omit<ErasureOptions, 'ifUnknown'>): Promise<ContentErasureResult>;
   /**
    * The erasures recorded, key and time, oldest first (what GET /erasures answers): `limit` (1-10,000, default
    * 10,000) from after position `after` (default 0n); `next` is the `after` of the next page, null on the last.
@@ -184,6 +192,14 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     eraseByKey: life.wrap(async (patientKey: string, erasureOptions: Omit<ErasureOptions, 'ifUnknown'>) => {
       const key = checkedOptions(PATIENT_KEY, patientKey, 'patientKey');
       return logged(await erasure.eraseKey(key, { ...checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'), ifUnknown: 'erase' }));
+    }),
+    eraseConsultationContent: life.wrap(async (consultationId: string, erasureOptions: Omit<ErasureOptions, 'ifUnknown'>) => {
+      if (typeof consultationId !== 'string' || !CONSULTATION_ID_PATTERN.test(consultationId)) {
+        throw new ValidationError('invalid_request', 'consultationId: a UUID', [{ path: 'consultationId', message: 'a UUID' }]);
+      }
+      const result = await container.get<ConsultationContentErasure>(TOKENS.ConsultationErasure).erase(consultationId, checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'));
+      if (!result.alreadyErased) logger.info({ event: 'ConsultationContentErased', consultationId, erasedAt: result.erasedAt }, 'consultation content erased');
+      return result;
     }),
     listErasures: life.wrap((listOptions?: Readonly<{ after?: bigint; limit?: number }>) => {
       const { after, limit } = checkedOptions(LIST_ERASURES_OPTIONS, listOptions, 'options');

@@ -31,7 +31,7 @@ import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-ev
 import { checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
 import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
-import type { PatientKeyStore } from '../application/ports/patient-data-protection';
+import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import type { CheckpointStore } from '../application/ports/downlink-outbox';
@@ -101,7 +101,15 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   directory.start();
   // Consultations: projection and the Deadlines runner (offer expiry, report resends), once per hub process
   // (timer command ids are deterministic, so several hubs may run them). Message keys and the codec (jose|off).
-  const consultations = createConsultationModule({ store, clock: container.get<Clock>(TOKENS.Clock), ids: container.get<IdGenerator>(TOKENS.Ids), logger, directory, ...(checkpoints ? { checkpoints } : {}) });
+  const consultations = createConsultationModule({
+    store,
+    clock: container.get<Clock>(TOKENS.Clock),
+    ids: container.get<IdGenerator>(TOKENS.Ids),
+    logger,
+    directory,
+    protection: container.get<PatientDataProtection>(TOKENS.PatientDataProtection),
+    ...(checkpoints ? { checkpoints } : {}),
+  });
   consultations.start();
   /** What runs without the broker and the message keys, stopped in reverse order of start; the stores last. */
   const stopModules = async (): Promise<void> => {

@@ -13,6 +13,9 @@ import { ConsultationResponse, ConsultationsPage, MonthlyCounts } from '../../sr
 import { InMemoryConsultations } from '../../src/adapters/registry/in-memory-consultations';
 import { SqliteConsultations } from '../../src/adapters/registry/sqlite-consultations';
 import { Projector } from '../../src/application/projector';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
+import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
+import { OpeningConsultations } from '../../src/application/consultation/opening-consultations';
 import { createConsultationModule, type ConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { CONSULTATION_EVENT_TYPES } from '../../src/domain/consultation/consultation';
@@ -39,6 +42,7 @@ describe('consultations over HTTP and in SQLite', () => {
   let store: SqliteEventStore;
   let app: FastifyInstance;
   let module: ConsultationModule;
+  const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rts-consult-'));
@@ -50,8 +54,8 @@ describe('consultations over HTTP and in SQLite', () => {
     }
     await directory.uplink.handleUplink(up('chengdu', 'expert.registered', { localExpertId: 'li', profile }, 'li'));
     await directory.uplink.handleUplink(up('beijing', 'expert.registered', { localExpertId: 'wang', profile }, 'wang'));
-    module = createConsultationModule({ store, clock, ids, logger, directory });
-    expect(module.readModel).toBeInstanceOf(SqliteConsultations);
+    module = createConsultationModule({ store, clock, ids, logger, directory, protection });
+    expect((module.readModel as OpeningConsultations).inner).toBeInstanceOf(SqliteConsultations);
     app = Fastify({ bodyLimit: 16 * 1024 }); // the hub's default RTS_BODY_LIMIT_BYTES
     app.setErrorHandler((error, request, reply) => sendProblem(reply, toProblem(error, request.url)));
     registerConsultationRoutes(app, { consultations: module.service });
@@ -133,7 +137,8 @@ describe('consultations over HTTP and in SQLite', () => {
   });
 
   it('the SQLite model answers like the in-memory one, and is rebuilt to the same rows', async () => {
-    const memory = new InMemoryConsultations();
+    // Fed as the module feeds its own (texts opened): the events hold them sealed.
+    const memory = new OpeningConsultations(new InMemoryConsultations(), protection);
     await new Projector(store, memory).catchUp();
     const sqlite = module.readModel;
     await module.projector.catchUp();

@@ -6,6 +6,8 @@ import { evolveConsultationView, evolveMonthlyCounts, monthSeries } from '../../
 import { expireDue } from '../../src/application/consultation/deadlines';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { parseConsultationDownlink, parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
+import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
 import { createConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import type { ConsultationEvent } from '../../src/domain/consultation/consultation';
@@ -33,7 +35,7 @@ const setup = async () => {
     await directory.uplink.handleUplink(up(s!, 'expert.registered', { localExpertId: e, profile }, `reg-${e}`) as UplinkEnvelope);
   }
   await directory.uplink.handleUplink(up('mianyang', 'expert.retired', { localExpertId: 'old' }, 'ret-old') as UplinkEnvelope);
-  const module = createConsultationModule({ store, clock, ids, logger, directory, policy: { defaultDeadlineSeconds: 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
+  const module = createConsultationModule({ store, clock, ids, logger, directory, protection: new PatientCipher({ keys: new InMemoryKeyStore() }), policy: { defaultDeadlineSeconds: 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
   return { store, directory, module };
 };
 

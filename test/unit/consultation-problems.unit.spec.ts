@@ -47,6 +47,7 @@ const steps = (): { route: string; command: ConsultationCommand }[] => {
       out.push({ route: 'POST /consultations/:id/acknowledge', command: { type: 'AcknowledgeReport', consultationId: id, bySystemId: by, now } });
       out.push({ route: 'POST /consultations/:id/cancel', command: { type: 'CancelConsultation', consultationId: id, bySystemId: by, reason: '', now } });
     }
+    out.push({ route: 'DELETE /consultations/:id/content', command: { type: 'EraseConsultationContent', consultationId: id, cause: 'requested', now } });
     for (const offerIndex of [0, 1]) out.push({ route: 'timer', command: { type: 'ExpireOffer', consultationId: id, offerIndex, now } });
     // The hub's own step when an expert retires (the RetiredExpertOffers reactor): like a timer, never refused.
     for (const [offerIndex, expertId] of [[0, A], [1, B]] as const) {
@@ -84,6 +85,7 @@ describe('the consultation steps’ problems in the OpenAPI document', () => {
     // Answered by the service before the decider: a retired expert's accept, an actionId reused for another step.
     answered.get('POST /consultations/:id/accept')!.add('expert_retired');
     for (const route of answered.keys()) if (route !== 'timer') answered.get(route)!.add('action_id_reused');
+    expect(answered.get('POST /consultations/:id/report')).toContain('consultation_erased');
     const missing = [...answered].filter(([route]) => route !== 'timer').flatMap(([route, codes]) => [...codes].filter((c) => !OPERATIONS[route]!.problems!.includes(c as never)).map((c) => `${route}: ${c}`));
     expect(missing).toEqual([]);
     expect(answered.get('timer')).toBeUndefined(); // timers never fail on state

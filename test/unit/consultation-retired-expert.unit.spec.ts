@@ -5,6 +5,8 @@ import { planConsultationDownlink } from '../../src/application/consultation/con
 import { ConsultationService } from '../../src/application/consultation/consultation-service';
 import { MAX_ATTEMPTS, RetiredExpertOffers } from '../../src/application/consultation/retired-expert-offers';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { InMemoryCheckpointStore } from '../../src/adapters/messaging/memory/in-memory-downlink';
 import { createConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
@@ -48,11 +50,12 @@ const setup = async () => {
     const [s, e] = expertId.split(':');
     return directory.uplink.handleUplink(up(s!, 'expert.retired', { localExpertId: e }, `ret-${e}`));
   };
-  const module = createConsultationModule({ store, clock, ids, logger, directory, policy: { defaultDeadlineSeconds: 30 * 24 * 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
+  const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+  const module = createConsultationModule({ store, clock, ids, logger, directory, protection, policy: { defaultDeadlineSeconds: 30 * 24 * 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
   const request = (consultationId: string, candidates: readonly string[]) =>
     module.service.request({ consultationId, applicantSystemId: 'xian', applicantClinician: 'dr-chen', candidates, clinicalQuestion: QUESTION, summary: 'CT', attachments: ['1.2.3'] });
   const types = async (consultationId: string) => (await store.readStream(consultationStreamName(consultationId))).events.map((e) => e.type);
-  return { store, directory, module, retire, request, types, logged, logger };
+  return { store, directory, module, retire, request, types, logged, logger, protection };
 };
 
 describe('RetiredExpertOffers: an open offer to an expert who retires is withdrawn at once', () => {
@@ -123,7 +126,7 @@ describe('RetiredExpertOffers: an open offer to an expert who retires is withdra
   });
 
   it('withdraws an offer made after the retirement by a step that did not see it yet (the race with a decline)', async () => {
-    const { store, directory, module, retire, request, types } = await setup();
+    const { store, directory, module, retire, request, types, protection } = await setup();
     await request(ID1, [LI, WANG, ZHAO]);
     await module.retiredExpertOffers.catchUp();
     // A decline decided on a directory that had not seen wang's retirement: it offers the case to wang after it.
@@ -133,6 +136,7 @@ describe('RetiredExpertOffers: an open offer to an expert who retires is withdra
       projector: module.projector,
       directory: { getExpert: async (id) => ({ ...(await directory.readModel.getExpert(id))!, status: 'active' }), getSystem: (id) => directory.readModel.getSystem(id) },
       directoryProjector: directory.projector,
+      protection,
       clock,
       ids,
     });

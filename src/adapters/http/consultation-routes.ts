@@ -100,6 +100,7 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
   }),
   report: c.report,
   cancelled: c.cancelled,
+  contentErased: c.contentErased ?? false,
   requestedAt: c.requestedAt,
   updatedAt: c.updatedAt,
 });
@@ -188,6 +189,15 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const b = parseInput(CancelBody, request.body, 'body');
     const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.systemId, b.actionId, request.id));
     return consultationDto(r.consultation);
+  });
+
+  // The data protection officer's erasure of one consultation's texts (operator; security.ts audits it): the way
+  // to reach a consultation no patient's erasure reaches (no attachment, or documents of another hub).
+  app.delete('/consultations/:id/content', consultationLog, async (request) => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    const r = await consultations.eraseContent(id, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) });
+    if (!r.alreadyErased) request.log.info({ event: 'ConsultationContentErased', consultationId: r.consultationId, erasedAt: r.erasedAt }, 'consultation content erased');
+    return { erased: true as const, consultationId: r.consultationId, erasedAt: r.erasedAt, alreadyErased: r.alreadyErased };
   });
 
   app.get('/stats/consultations-per-month', async (request) => {

@@ -14,6 +14,7 @@ import {
   DeadLettersList,
   DevLoginResponse,
   ErasureResponse,
+  ConsultationErasureResponse,
   ErasuresList,
   ExpertResponse,
   ExpertsPage,
@@ -372,7 +373,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Requested', schema: ConsultationResponse, headers: location },
       '200': { description: 'A repeat of the same consultationId and content', schema: ConsultationResponse, headers: location },
     },
-    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_system', 'concurrency_conflict'],
+    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_system', 'patient_erased', 'consultation_erased', 'concurrency_conflict'],
   },
   'GET /consultations': {
     tag: 'Consultations',
@@ -415,7 +416,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: ReportBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'expert_not_offered', 'offer_expired', 'offer_declined', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'expert_not_offered', 'offer_expired', 'offer_declined', 'consultation_unassigned', 'expert_retired', 'consultation_erased', 'action_id_reused', 'concurrency_conflict'],
   },
   'POST /consultations/:id/acknowledge': {
     tag: 'Consultations',
@@ -434,6 +435,16 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     body: CancelBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
     problems: ['consultation_not_found', 'not_your_consultation', 'report_already_issued', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
+  },
+  'DELETE /consultations/:id/content': {
+    tag: 'Privacy and audit',
+    summary: "Erase one consultation's texts (question, summary, report, reasons): its data key is destroyed",
+    description:
+      "For a consultation no patient's erasure reaches (no attachment, or documents the hub does not hold). Erasing a patient erases the consultations attached to their documents by itself. The consultation goes on without its texts (contentErased: true, the texts null); no report is sent again, and none can be issued. Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. Consultations recorded before sealing (their texts stored in clear) cannot be reached: see README, Patient data.",
+    access: OPERATOR,
+    path: ConsultationParams,
+    ok: { '200': { description: 'Erased', schema: ConsultationErasureResponse } },
+    problems: ['consultation_not_found', 'erasure_incomplete', 'audit_unavailable', 'concurrency_conflict'],
   },
   'GET /stats/consultations-per-month': {
     tag: 'Consultations',

@@ -69,6 +69,7 @@ export const PROBLEM_TYPES = {
   replay_target_refused: [422, 'The dead-lettered message names a source queue the hub does not replay to'],
   // Consultations
   consultation_not_found: [404, 'No consultation has this id'],
+  consultation_erased: [410, "The consultation's content was erased"],
   expert_not_offered: [403, 'The case was not offered to this expert'],
   not_your_consultation: [403, 'The consultation belongs to another system'],
   consultation_id_reused: [409, 'The consultation id was already used for another request'],

@@ -73,8 +73,8 @@ export const ConsultationResponse = z.object({
   applicantSystemId: z.string(),
   applicantClinician: z.string(),
   candidates: z.array(z.string()),
-  clinicalQuestion: z.string(),
-  summary: z.string(),
+  clinicalQuestion: z.string().nullable().describe('null once the content was erased (contentErased)'),
+  summary: z.string().nullable().describe('null once the content was erased (contentErased)'),
   attachments: z.array(z.string()),
   deadlineSeconds: z.number().int(),
   expertId: z.string().nullable(),
@@ -82,8 +82,8 @@ export const ConsultationResponse = z.object({
   report: z
     .object({
       expertId: z.string(),
-      diagnosis: z.string(),
-      recommendations: z.string(),
+      diagnosis: z.string().nullable(),
+      recommendations: z.string().nullable(),
       issuedAt: instant,
       resends: z.number().int().describe('How often the report was sent again to an applicant that did not acknowledge it'),
       lastSentAt: instant,
@@ -91,9 +91,16 @@ export const ConsultationResponse = z.object({
       acknowledgedAt: instant.nullable(),
     })
     .nullable(),
-  cancelled: z.object({ reason: z.string(), cancelledAt: instant }).nullable(),
+  cancelled: z.object({ reason: z.string().nullable(), cancelledAt: instant }).nullable(),
+  contentErased: z.boolean().describe("The texts about the patient (question, summary, report, reasons) were erased by crypto-shredding: they are null"),
   requestedAt: instant,
   updatedAt: instant,
+});
+export const ConsultationErasureResponse = z.object({
+  erased: z.literal(true),
+  consultationId: z.string(),
+  erasedAt: instant,
+  alreadyErased: z.boolean().describe('The content had been erased before: erasedAt is the time first recorded'),
 });
 export const ConsultationsPage = z.object({ items: z.array(ConsultationResponse), nextCursor: z.string().nullable() });
 export const MonthlyCounts = z.object({ items: z.array(z.object({ month: z.string().describe('YYYY-MM'), requested: z.number().int().min(0) })) });

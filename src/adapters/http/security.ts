@@ -190,6 +190,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /consultations/:id/report': consultationAct(expertSystem),
     'POST /consultations/:id/acknowledge': consultationAct(actor('body', 'systemId', ApplicantBody.shape.systemId)),
     'POST /consultations/:id/cancel': consultationAct(actor('body', 'systemId', ApplicantBody.shape.systemId)),
+    // The data protection officer's erasure of one consultation's texts: as erasing a patient, operators only.
+    'DELETE /consultations/:id/content': async () => ({ kind: 'consultation.erase' }),
   };
 };
 
@@ -224,7 +226,7 @@ const auditable = (value: string | null | undefined, shape: RegExp): string | nu
 
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditable(action.uniqueId, DOCUMENT_ID);
-  if (action.kind === 'consultation.read' || action.kind === 'consultation.act') {
+  if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase') {
     const id = str(field(request.params, 'id'));
     if (id) return auditable(id, CONSULTATION_ID_PATTERN);
     // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail.

@@ -1,7 +1,7 @@
 import { openOfferTo, type ConsultationPage, type ConsultationQuery, type ConsultationReadModel, type DueTimerRow, type OpenOfferRow } from '../../application/consultation/consultation-read-model';
-import { evolveConsultationView, evolveMonthlyCounts, type ConsultationView, type MonthCount, type MonthlyCounts } from '../../application/consultation/consultation-projection';
+import { evolveConsultationView, evolveMonthlyCounts, type ConsultationView, type OpenedConsultationEvent, type MonthCount, type MonthlyCounts } from '../../application/consultation/consultation-projection';
 import type { RecordedEvent } from '../../application/ports/event-store';
-import { CONSULTATION_EVENT_TYPES, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { CONSULTATION_EVENT_TYPES, isConsultationEvent } from '../../domain/consultation/consultation';
 
 /**
  * The consultation projection in memory: for unit tests and stores without a SQL side (rebuilt from the events at
@@ -23,7 +23,7 @@ export class InMemoryConsultations implements ConsultationReadModel {
     let counts = this.counts;
     for (const e of events) {
       if (!isConsultationEvent(e)) continue;
-      const event = { type: e.type, data: e.data } as ConsultationEvent;
+      const event = { type: e.type, data: e.data } as OpenedConsultationEvent;
       const id = event.data.consultationId;
       const current = rows.get(id) ?? null;
       const next = evolveConsultationView(current, event);

@@ -1,6 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { openOfferTo, type ConsultationPage, type ConsultationQuery, type ConsultationReadModel, type DueTimerRow, type OpenOfferRow } from '../../application/consultation/consultation-read-model';
-import { evolveConsultationView, monthOf, type ConsultationView, type MonthCount } from '../../application/consultation/consultation-projection';
+import { evolveConsultationView, monthOf, type ConsultationView, type OpenedConsultationEvent, type MonthCount } from '../../application/consultation/consultation-projection';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
 import type { SqliteWriter } from './sqlite-registry';
@@ -73,7 +73,7 @@ export class SqliteConsultations implements ConsultationReadModel {
     await this.writer.runExclusive(() => {
       for (const e of events) {
         if (!isConsultationEvent(e)) continue;
-        const event = { type: e.type, data: e.data } as ConsultationEvent;
+        const event = { type: e.type, data: e.data } as OpenedConsultationEvent;
         const json = select.get(event.data.consultationId) as string | undefined;
         const current = json === undefined ? null : (JSON.parse(json) as ConsultationView);
         const next = evolveConsultationView(current, event);

@@ -9,7 +9,8 @@
  * | clinician | read the patients (observations, documents) of consultations offered to their system's experts;|
  * |           | act on consultations for their own system; read the directory                                  |
  * | system    | act on consultations for its own system and its own experts; read the directory               |
- * | operator  | manage systems (POST /systems), dead letters, erase patients, read and verify the audit trail  |
+ * | operator  | manage systems (POST /systems), dead letters, erase patients and consultations' texts, read   |
+ * |           | and verify the audit trail                                                                     |
  *
  * Everything not listed is refused. Patient data is never readable by operators or systems through HTTP: an
  * operator manages the hub, a clinician treats patients.
@@ -38,6 +39,8 @@ export type Action =
   | Readonly<{ kind: 'document.read'; patientKey: string; uniqueId: string }>
   | Readonly<{ kind: 'document.correct'; patientKey: string; uniqueId: string }>
   | Readonly<{ kind: 'patient.erase' }>
+  /** Erasing one consultation's texts (the data protection officer's, as a patient's erasure): operators only. */
+  | Readonly<{ kind: 'consultation.erase' }>
   | Readonly<{ kind: 'audit.read' }>
   | Readonly<{ kind: 'directory.read' }>
   | Readonly<{ kind: 'systems.manage' }>
@@ -75,6 +78,7 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
       return deny('role_may_not_read_patient_data');
     }
     case 'patient.erase':
+    case 'consultation.erase':
     case 'audit.read':
     case 'systems.manage':
     case 'dead_letters.manage':
@@ -106,6 +110,7 @@ export const concernsPatientData = (action: Action): boolean =>
   action.kind === 'document.read' ||
   action.kind === 'document.correct' ||
   action.kind === 'patient.erase' ||
+  action.kind === 'consultation.erase' ||
   action.kind === 'consultation.read' ||
   action.kind === 'consultation.act' ||
   action.kind === 'audit.read';

@@ -1,12 +1,14 @@
 import { readCoveredPage } from '../covered-page';
 import { BackgroundDrain } from '../drain-loop';
 import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent, type OfferWithdrawalReason } from '../../domain/consultation/consultation';
+import type { PatientDataProtection } from '../ports/patient-data-protection';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
 import type { CheckpointStore } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
 import type { ProjectorLogger } from '../projector';
 import type { ConsultationDownlinkEnvelope, ConsultationDownlinkPayloads, ConsultationDownlinkType } from './consultation-messages';
-import type { ConsultationView } from './consultation-projection';
+import type { ConsultationView, OpenedConsultationEvent } from './consultation-projection';
+import { openConsultationEvent } from './sealed-consultations';
 import type { ConsultationReadModel } from './consultation-read-model';
 
 /** The events the consultation downlink reads (the store skips the rest). */
@@ -30,7 +32,12 @@ const CONSULTATION_TYPES: ReadonlySet<string> = new Set<string>(CONSULTATION_EVE
  *   ReportResent           -> 'consultation.report'     (attempt n, the same report) to the applicant system
  *   ConsultationCancelled  -> 'consultation.cancelled'  to the home system of the expert it was with (open offer
  *                             or accepted), nothing when it was with nobody
- *   ConsultationRequested, ReportAcknowledged, other contexts' events -> nothing
+ *   ConsultationRequested, ReportAcknowledged, ConsultationContentErased, other contexts' events -> nothing
+ *
+ * Erased content (sealed-consultations.ts): the event comes opened, a text that could not be opened is null, and
+ * the row's texts are null once the content was erased. The hub then sends no text again: a report (first or
+ * resend) is not sent at all, an offer goes out with '' as question and summary (the expert's system can still
+ * accept or decline it, and the applicant cancel), a decline or cancel with '' as reason. Message shapes stay.
  *
  * `consultation` is the read model's row (caught up to at least the event): the planner takes the request's
  * details from it (they never change) and the report for a resend; everything that changes comes from the event,
@@ -45,7 +52,7 @@ export type ConsultationDownlinkMessage = Readonly<{ queue: string; envelope: Co
 
 export const planConsultationDownlink = (event: RecordedEvent, context: ConsultationDownlinkContext): readonly ConsultationDownlinkMessage[] => {
   if (!isConsultationEvent(event)) return [];
-  const e = { type: event.type, data: event.data } as ConsultationEvent;
+  const e = { type: event.type, data: event.data } as OpenedConsultationEvent;
   const c = context.consultation;
   const message = <T extends ConsultationDownlinkType>(to: string, type: T, payload: ConsultationDownlinkPayloads[T]): ConsultationDownlinkMessage => ({
     queue: context.queueFor(to),
@@ -72,8 +79,8 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
           expiresAt: d.expiresAt,
           applicantSystemId: applicant,
           applicantClinician: c.applicantClinician,
-          clinicalQuestion: c.clinicalQuestion,
-          summary: c.summary,
+          clinicalQuestion: c.clinicalQuestion ?? '',
+          summary: c.summary ?? '',
           attachments: c.attachments,
         }),
       ];
@@ -81,7 +88,7 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
     case 'ConsultationAccepted':
       return [message(applicant, 'consultation.accepted', { consultationId: e.data.consultationId, expertId: e.data.expertId, acceptedAt: e.data.acceptedAt })];
     case 'ConsultationDeclined':
-      return [message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'declined', reason: e.data.reason, at: e.data.declinedAt })];
+      return [message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'declined', reason: e.data.reason ?? '', at: e.data.declinedAt })];
     case 'ConsultationExpired':
       return [
         message(applicant, 'consultation.declined', { consultationId: e.data.consultationId, expertId: e.data.expertId, outcome: 'expired', reason: 'offer_expired', at: e.data.expiredAt }),
@@ -109,11 +116,12 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
       return [message(applicant, 'consultation.unassigned', { consultationId: e.data.consultationId, unassignedAt: e.data.unassignedAt })];
     case 'ReportIssued': {
       const d = e.data;
+      if (d.diagnosis === null || d.recommendations === null || c.contentErased) return [];
       return [message(applicant, 'consultation.report', { consultationId: d.consultationId, expertId: d.expertId, diagnosis: d.diagnosis, recommendations: d.recommendations, issuedAt: d.issuedAt, attempt: 0 })];
     }
     case 'ReportResent': {
       const r = c.report;
-      if (!r) return [];
+      if (!r || r.diagnosis === null || r.recommendations === null || c.contentErased) return [];
       return [message(applicant, 'consultation.report', { consultationId: e.data.consultationId, expertId: r.expertId, diagnosis: r.diagnosis, recommendations: r.recommendations, issuedAt: r.issuedAt, attempt: e.data.attempt })];
     }
     case 'ConsultationCancelled': {
@@ -125,13 +133,14 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
         message(homeSystemOf(withExpert.expertId), 'consultation.cancelled', {
           consultationId: e.data.consultationId,
           expertId: withExpert.expertId,
-          reason: e.data.reason,
+          reason: e.data.reason ?? '',
           cancelledAt: e.data.cancelledAt,
         }),
       ];
     }
     case 'ConsultationRequested':
     case 'ReportAcknowledged':
+    case 'ConsultationContentErased':
       return [];
     default: {
       const never: never = e;
@@ -161,6 +170,8 @@ export type ConsultationPublisherDependencies = Readonly<{
   consultations: Pick<ConsultationReadModel, 'get' | 'checkpoint'>;
   projector: { catchUp(): Promise<void> };
   outbox: ConsultationOutbox;
+  /** Opens the events' sealed texts (sealed-consultations.ts). */
+  protection: PatientDataProtection;
   checkpoints: CheckpointStore;
   queueFor: (systemId: string) => string;
   /** Checkpoint name (default 'consultation-downlink'). */
@@ -194,7 +205,8 @@ export class ConsultationDownlinkPublisher extends BackgroundDrain {
         if (!isConsultationEvent(event)) continue;
         const consultation = await this.deps.consultations.get(String(event.data.consultationId));
         if (!consultation) continue;
-        for (const m of planConsultationDownlink(event, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
+        const opened = await openConsultationEvent(this.deps.protection, event);
+        for (const m of planConsultationDownlink(opened, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
         await this.deps.checkpoints.set(this.name, event.globalPosition);
         // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are released
         // too (reported as served), as before: during a stop nothing should keep the publisher sending.

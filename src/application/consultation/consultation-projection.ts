@@ -11,15 +11,31 @@ import { homeSystemOf, type ConsultationEvent, type ConsultationStatus, type Off
  *   accepted expert's home system; null once unassigned), the status, and the next timer (`dueAt`: the open
  *   offer's expiry, or the next report resend) that the Deadlines runner polls.
  * - `evolveMonthlyCounts(counts, event)`: consultations requested per calendar month (UTC), the paper's Figure 5.
+ *
+ * Events come opened (sealed-consultations.ts): a text that cannot be read (its consultation's key erased) is
+ * null, and so it is in the view, with `contentErased` true; ConsultationContentErased forgets every text the
+ * view holds. A view never holds ciphertext.
  */
+/** The free-text fields of consultation events (sealed in the store). */
+type TextField = 'clinicalQuestion' | 'summary' | 'diagnosis' | 'recommendations' | 'reason';
+// ConsultationOfferWithdrawn's `reason` is a code the hub chose (OfferWithdrawalReason), never sealed: it stays as is.
+type Opened<E> = E extends { type: 'ConsultationOfferWithdrawn' }
+  ? Readonly<E>
+  : E extends { type: infer T; data: infer D }
+    ? Readonly<{ type: T; data: Readonly<{ [K in keyof D]: K extends TextField ? D[K] | null : D[K] }> }>
+    : never;
+/** A consultation event as the projection gets it: texts in clear, or null where they could not be opened. */
+export type OpenedConsultationEvent = Opened<ConsultationEvent>;
+
 export type ConsultationView = Readonly<{
   consultationId: string;
   correlationId: string;
   applicantSystemId: string;
   applicantClinician: string;
   candidates: readonly string[];
-  clinicalQuestion: string;
-  summary: string;
+  /** null once the content was erased (or cannot be read). */
+  clinicalQuestion: string | null;
+  summary: string | null;
   attachments: readonly string[];
   deadlineSeconds: number;
   reportResend: ReportResendPolicy;
@@ -29,15 +45,17 @@ export type ConsultationView = Readonly<{
   expertSystemId: string | null;
   report: Readonly<{
     expertId: string;
-    diagnosis: string;
-    recommendations: string;
+    diagnosis: string | null;
+    recommendations: string | null;
     issuedAt: string;
     resends: number;
     lastSentAt: string;
     nextResendAt: string | null;
     acknowledgedAt: string | null;
   }> | null;
-  cancelled: Readonly<{ reason: string; cancelledAt: string }> | null;
+  cancelled: Readonly<{ reason: string | null; cancelledAt: string }> | null;
+  /** The texts about the patient were erased (crypto-shredded) or cannot be read: they are null here. */
+  contentErased: boolean;
   requestedAt: string;
   updatedAt: string;
   /** The next timer: 'offer' (expiry of offer `offerIndex`) or 'resend' (of resend `attempt`); null when none. */
@@ -60,7 +78,31 @@ const withDue = (v: Omit<ConsultationView, 'due'>): ConsultationView => ({ ...v,
 const settle = (v: ConsultationView, offerIndex: number, outcome: Offer['outcome'], at: string, reason: string | null): ConsultationView['offers'] =>
   v.offers.map((o) => (o.offerIndex === offerIndex ? { ...o, outcome, settledAt: at, reason } : o));
 
-export const evolveConsultationView = (current: ConsultationView | null, event: ConsultationEvent): ConsultationView | null => {
+/** What a view keeps of its texts once they are erased: nothing. */
+const forgetTexts = (v: ConsultationView): Omit<ConsultationView, 'due'> => ({
+  ...v,
+  clinicalQuestion: null,
+  summary: null,
+  offers: v.offers.map((o) => (o.reason === null ? o : { ...o, reason: null })),
+  report: v.report && { ...v.report, diagnosis: null, recommendations: null, nextResendAt: null },
+  cancelled: v.cancelled && { ...v.cancelled, reason: null },
+  contentErased: true,
+});
+
+/** Whether a text of the event could not be opened (null). */
+const hasNullText = (event: OpenedConsultationEvent): boolean => {
+  const d = event.data as Readonly<Record<string, unknown>>;
+  return (['clinicalQuestion', 'summary', 'diagnosis', 'recommendations', 'reason'] as const).some((f) => f in d && d[f] === null);
+};
+
+/** Once erased, or as soon as one of its texts cannot be read, a view holds none of its texts (nor re-sends its report). */
+export const evolveConsultationView = (current: ConsultationView | null, event: OpenedConsultationEvent): ConsultationView | null => {
+  const next = evolveView(current, event);
+  if (next === null || next === current) return next;
+  return next.contentErased || hasNullText(event) ? withDue(forgetTexts(next)) : next;
+};
+
+const evolveView = (current: ConsultationView | null, event: OpenedConsultationEvent): ConsultationView | null => {
   if (event.type === 'ConsultationRequested') {
     if (current) return current;
     const d = event.data;
@@ -81,6 +123,7 @@ export const evolveConsultationView = (current: ConsultationView | null, event: 
       expertSystemId: null,
       report: null,
       cancelled: null,
+      contentErased: false,
       requestedAt: d.requestedAt,
       updatedAt: d.requestedAt,
     });
@@ -130,6 +173,8 @@ export const evolveConsultationView = (current: ConsultationView | null, event: 
       const offers = current.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' as const, settledAt: cancelledAt } : o));
       return withDue({ ...current, status: 'cancelled', offers, cancelled: { reason, cancelledAt }, updatedAt: cancelledAt });
     }
+    case 'ConsultationContentErased':
+      return current.contentErased ? current : withDue({ ...forgetTexts(current), updatedAt: event.data.erasedAt });
     default:
       return assertNever(event);
   }
@@ -141,7 +186,7 @@ export const monthOf = (iso: string): string => DateTime.fromISO(iso, { setZone:
 export type MonthlyCounts = ReadonlyMap<string, number>;
 
 /** Consultations requested per month (UTC). Only ConsultationRequested counts; other events leave it as is. */
-export const evolveMonthlyCounts = (counts: MonthlyCounts, event: ConsultationEvent): MonthlyCounts => {
+export const evolveMonthlyCounts = (counts: MonthlyCounts, event: OpenedConsultationEvent): MonthlyCounts => {
   if (event.type !== 'ConsultationRequested') return counts;
   const month = monthOf(event.data.requestedAt);
   return new Map(counts).set(month, (counts.get(month) ?? 0) + 1);

@@ -14,6 +14,11 @@ import type { DirectoryReadModel } from '../directory/directory-read-model';
 import type { Clock } from '../ports/clock';
 import type { EventStore } from '../ports/event-store';
 import type { IdGenerator } from '../ports/id-generator';
+import type { PatientDataProtection } from '../ports/patient-data-protection';
+import { documentStreamName } from '../../domain/documents/document-entry';
+import { PATIENT_ERASED, patientStreamName } from '../sealed-documents';
+import { ConsultationContentErasure, type ContentErasureResult } from './consultation-erasure';
+import { SealingConsultationStore } from './sealed-consultations';
 import { monthSeries, type ConsultationView, type MonthCount } from './consultation-projection';
 import type { ConsultationReadModel, ConsultationRole } from './consultation-read-model';
 
@@ -27,6 +32,7 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *   expireOffer(id, offerIndex, opts) / resendReport(id, attempt, opts)        (the Deadlines runner)
  *   withdrawOffer(id, { expertId, offerIndex, reason }, opts)                  (the RetiredExpertOffers reactor)
  *     -> { consultation, changed }
+ *   eraseContent(id, { by, correlationId? }) -> { consultationId, erasedAt, alreadyErased } (crypto-shredding of its texts)
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
  *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
  *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }
@@ -40,6 +46,12 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  * (NotFoundError 'unknown_system') and that each candidate is a known expert (ValidationError 'unknown_candidate')
  * who is not retired (ValidationError 'candidate_retired'); the decider checks the rest. Errors carry field paths
  * and never the values sent (they may be patient information).
+ *
+ * Texts are sealed under the consultation's own data key before they are stored, and opened when the stream is
+ * read for a decision (sealed-consultations.ts). `request` records the pseudonymous keys of the attachments'
+ * patients (from the documents' own streams), so erasing one of them erases the consultation's texts; an
+ * attachment of a patient already erased -> NotFoundError 'patient_erased'. A request stored while one of its
+ * patients is being erased is caught after its append: its texts are erased at once.
  */
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
@@ -59,6 +71,8 @@ export type ConsultationServiceDependencies = Readonly<{
   directoryProjector: { catchUp(): Promise<void> };
   clock: Clock;
   ids: IdGenerator;
+  /** Seals and opens the consultations' texts (the patients' data protection, one key per consultation). */
+  protection: PatientDataProtection;
   policy?: ConsultationPolicy;
 }>;
 
@@ -93,9 +107,14 @@ type Step = DistributiveOmit<Exclude<ConsultationCommand, { type: 'RequestConsul
 
 export class ConsultationService {
   private readonly policy: ConsultationPolicy;
+  /** The store as command handling sees it: texts opened on read, sealed on append. */
+  private readonly sealed: EventStore;
+  private readonly erasure: ConsultationContentErasure;
 
   constructor(private readonly deps: ConsultationServiceDependencies) {
     this.policy = deps.policy ?? DEFAULT_CONSULTATION_POLICY;
+    this.sealed = new SealingConsultationStore(deps.store, deps.protection);
+    this.erasure = new ConsultationContentErasure({ store: deps.store, protection: deps.protection, clock: deps.clock });
   }
 
   private now(): string {
@@ -106,8 +125,9 @@ export class ConsultationService {
     await this.checkParticipants(input);
     const consultationId = input.consultationId ?? this.deps.ids.uuid();
     const correlationId = options.correlationId ?? consultationId;
+    const patientKeys = await this.patientsOf(input.attachments ?? []);
     const { newEvents } = await handleCommand(
-      this.deps.store,
+      this.sealed,
       consultationStreamName(consultationId),
       consultationDecider,
       {
@@ -119,6 +139,7 @@ export class ConsultationService {
         clinicalQuestion: input.clinicalQuestion,
         summary: input.summary,
         attachments: input.attachments ?? [],
+        patientKeys,
         deadlineSeconds: input.deadlineSeconds ?? this.policy.defaultDeadlineSeconds,
         reportResend: this.policy.reportResend,
         correlationId,
@@ -126,7 +147,51 @@ export class ConsultationService {
       },
       { commandId: options.commandId ?? this.deps.ids.uuid(), metadata: { correlationId } },
     );
+    // An erasure of one of the patients that ran while this request was being stored may have looked for the
+    // patient's consultations before this one existed: erase its texts now (the erasure is recorded before the
+    // patient's key goes, and this looks after the append, so one of the two always sees the other).
+    if (newEvents.length > 0 && (await this.anyErased(patientKeys))) {
+      await this.erasure.erase(consultationId, { by: 'hub', correlationId, cause: 'patient_erased' });
+    }
     return { consultation: await this.get(consultationId), created: newEvents.length > 0 };
+  }
+
+  /**
+   * The pseudonymous keys of the attachments' patients, sorted, each once (never a CPR number): from each
+   * document's own stream, which keeps its patient's key after an erasure. A document the hub does not hold adds
+   * none. NotFoundError 'patient_erased' when one of them was erased: nothing more may be recorded about them.
+   */
+  private async patientsOf(attachments: readonly string[]): Promise<readonly string[]> {
+    const keys = new Set<string>();
+    for (const uniqueId of new Set(attachments)) {
+      const { events } = await this.deps.store.readStream(documentStreamName(uniqueId), { maxCount: 1 });
+      const key = events[0]?.type === 'DocumentSubmitted' ? events[0].data['patientKey'] : undefined;
+      if (typeof key === 'string') keys.add(key);
+    }
+    const sorted = [...keys].sort();
+    if (await this.anyErased(sorted)) {
+      throw new NotFoundError('patient_erased', 'an attached document belongs to a patient who was erased', [{ path: 'attachments', message: "a document of an erased patient" }]);
+    }
+    return sorted;
+  }
+
+  private async anyErased(patientKeys: readonly string[]): Promise<boolean> {
+    for (const key of patientKeys) {
+      const { events } = await this.deps.store.readStream(patientStreamName(key), { maxCount: 1 });
+      if (events[0]?.type === PATIENT_ERASED) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Erases the consultation's texts (question, summary, report, reasons) by deleting its data key, for the data
+   * protection officer: a consultation without attachments is reached by no patient's erasure. Idempotent;
+   * NotFoundError 'consultation_not_found' for an unknown id.
+   */
+  async eraseContent(consultationId: string, options: Readonly<{ by: string; correlationId?: string }>): Promise<ContentErasureResult> {
+    const result = await this.erasure.erase(consultationId, { ...options, cause: 'requested' });
+    await this.deps.projector.catchUp();
+    return result;
   }
 
   /** `sentAt`: the sender's signed message time (uplink only), weighed when the hub handles it after the deadline. */
@@ -248,7 +313,7 @@ export class ConsultationService {
   private async step(consultationId: string, step: Step, options: CommandOptions): Promise<StepResult> {
     const correlationId = await this.correlationOf(consultationId);
     const command = { ...step, consultationId, now: this.now() } as ConsultationCommand;
-    const { newEvents } = await handleCommand(this.deps.store, consultationStreamName(consultationId), consultationDecider, command, {
+    const { newEvents } = await handleCommand(this.sealed, consultationStreamName(consultationId), consultationDecider, command, {
       commandId: options.commandId ?? this.deps.ids.uuid(),
       metadata: { correlationId },
       // A step's repeat decides to nothing on what it stored (or is refused as the case moved on), so events here

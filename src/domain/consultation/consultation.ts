@@ -43,8 +43,16 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  * - Any step on a cancelled / unassigned consultation -> ConflictError 'consultation_cancelled' /
  *   'consultation_unassigned'; on an unknown one -> NotFoundError 'consultation_not_found'.
  *
- * Personal data: the clinical question and summary are patient information. They live in the events only:
- * never in the stream name, in an error message, or anywhere a log line or metric label could pick them up.
+ * - EraseConsultationContent: the texts about the patient (question, summary, report, reasons) are erased by
+ *   crypto-shredding (the application deletes the consultation's data key); ConsultationContentErased records
+ *   it, once (a repeat -> no events). From then on no new text is recorded: a report or a repeated request ->
+ *   NotFoundError 'consultation_erased', a decline's or cancel's reason is dropped (''), and the report is no
+ *   longer re-sent (nextResendAt null). The rest of the case (offers, accept, cancel, acknowledge) goes on.
+ *
+ * Personal data: the clinical question, summary, diagnosis, recommendations and the reasons are patient
+ * information. In the store they are sealed under the consultation's own data key by the application
+ * (application/consultation/sealed-consultations.ts); the decider sees and decides on them in clear. Never in
+ * the stream name, in an error message, or anywhere a log line or metric label could pick them up.
  */
 /**
  * A UUID (RFC 9562: version 1-8, the RFC variant; lower or upper case), as the AMQP contract has it: the id goes
@@ -75,6 +83,11 @@ export type ConsultationRequested = DomainEvent<
     summary: string;
     /** XDS document uniqueIds (OIDs). */
     attachments: readonly string[];
+    /**
+     * The pseudonymous keys of the attachments' patients (never a CPR number), as the hub knew them at the
+     * request: erasing one of these patients erases the consultation's content. Absent in events of earlier builds.
+     */
+    patientKeys?: readonly string[];
     deadlineSeconds: number;
     reportResend: ReportResendPolicy;
     correlationId: string;
@@ -103,6 +116,9 @@ export type ConsultationOfferWithdrawn = DomainEvent<
   'ConsultationOfferWithdrawn',
   { consultationId: string; expertId: string; offerIndex: number; reason: OfferWithdrawalReason; withdrawnAt: string }
 >;
+/** `cause`: 'patient_erased' (an attachment's patient was erased) or 'requested' (erased by id). */
+export type ConsultationContentErased = DomainEvent<'ConsultationContentErased', { consultationId: string; cause: ContentErasureCause; erasedAt: string }>;
+export type ContentErasureCause = 'patient_erased' | 'requested';
 
 export type ConsultationEvent =
   | ConsultationRequested
@@ -115,7 +131,8 @@ export type ConsultationEvent =
   | ReportResent
   | ReportAcknowledged
   | ConsultationCancelled
-  | ConsultationOfferWithdrawn;
+  | ConsultationOfferWithdrawn
+  | ConsultationContentErased;
 
 export const CONSULTATION_EVENT_TYPES: readonly ConsultationEvent['type'][] = [
   'ConsultationRequested',
@@ -129,6 +146,7 @@ export const CONSULTATION_EVENT_TYPES: readonly ConsultationEvent['type'][] = [
   'ReportAcknowledged',
   'ConsultationCancelled',
   'ConsultationOfferWithdrawn',
+  'ConsultationContentErased',
 ];
 export const isConsultationEvent = (e: { type: string }): e is ConsultationEvent => (CONSULTATION_EVENT_TYPES as readonly string[]).includes(e.type);
 
@@ -142,6 +160,8 @@ export type RequestConsultation = Base &
     clinicalQuestion: string;
     summary: string;
     attachments: readonly string[];
+    /** The attachments' patients' pseudonymous keys, found by the application (not compared for a repeat). */
+    patientKeys?: readonly string[];
     deadlineSeconds: number;
     reportResend: ReportResendPolicy;
     correlationId: string;
@@ -165,6 +185,7 @@ export type AcknowledgeReport = Base & Readonly<{ type: 'AcknowledgeReport'; byS
 export type CancelConsultation = Base & Readonly<{ type: 'CancelConsultation'; bySystemId: string; reason: string }>;
 /** By the hub itself (no system acts): see WithdrawOffer in the header. */
 export type WithdrawOffer = Base & PassingBy & Readonly<{ type: 'WithdrawOffer'; expertId: string; offerIndex: number; reason: OfferWithdrawalReason }>;
+export type EraseConsultationContent = Base & Readonly<{ type: 'EraseConsultationContent'; cause: ContentErasureCause }>;
 export type ConsultationCommand =
   | RequestConsultation
   | AcceptConsultation
@@ -174,7 +195,8 @@ export type ConsultationCommand =
   | ResendReport
   | AcknowledgeReport
   | CancelConsultation
-  | WithdrawOffer;
+  | WithdrawOffer
+  | EraseConsultationContent;
 
 export type ConsultationStatus = 'offered' | 'accepted' | 'reported' | 'acknowledged' | 'unassigned' | 'cancelled';
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = ['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled'];
@@ -194,6 +216,8 @@ export type ConsultationState =
       request: ConsultationRequested['data'];
       offers: readonly Offer[];
       report: Report | null;
+      /** When the content was erased (ConsultationContentErased); null while it exists. */
+      contentErasedAt: string | null;
     }>;
 type Known = Exclude<ConsultationState, { status: 'none' }>;
 
@@ -342,6 +366,9 @@ const lostOffer = (offer: Offer): never => {
   throw new ConflictError('offer_expired', 'the offer to this expert expired; the case moved on (to the next candidate, or unassigned when none was left)');
 };
 
+const erasedContent = (): NotFoundError =>
+  new NotFoundError('consultation_erased', "the consultation's content was erased: no text about its patient is recorded any more");
+
 const applicantStep = (state: Known, bySystemId: string): void => {
   if (state.request.applicantSystemId !== bySystemId) throw new ForbiddenError('not_your_consultation', 'only the applicant system acts for the applicant');
 };
@@ -352,6 +379,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
     case 'RequestConsultation': {
       const c = validateRequest(command);
       if (state.status !== 'none') {
+        if (state.contentErasedAt !== null) throw erasedContent();
         if (sameRequest(state.request, c)) return [];
         throw new ConflictError('consultation_id_reused', 'another consultation was already requested with this id');
       }
@@ -365,6 +393,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
           clinicalQuestion: c.clinicalQuestion,
           summary: c.summary,
           attachments: [...c.attachments],
+          ...(c.patientKeys !== undefined ? { patientKeys: [...c.patientKeys] } : {}),
           deadlineSeconds: c.deadlineSeconds,
           reportResend: { intervalSeconds: c.reportResend.intervalSeconds, maxAttempts: c.reportResend.maxAttempts },
           correlationId: c.correlationId,
@@ -388,7 +417,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (offer.outcome === 'declined') return [];
       if (offer.outcome === 'accepted') throw new ConflictError('consultation_already_accepted', 'the expert accepted this consultation already');
       if (offer.outcome === 'expired') return lostOffer(offer);
-      const reason = cutReason(clean(command.reason));
+      const reason = s.contentErasedAt === null ? cutReason(clean(command.reason)) : '';
       return [{ type: 'ConsultationDeclined', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason, declinedAt: now } }, nextStep(s, offer.offerIndex, now, command.unavailable)];
     }
     case 'ExpireOffer': {
@@ -411,6 +440,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       const offer = expertStep(s, command.expertId, command.bySystemId);
       if (offer.outcome === 'declined' || offer.outcome === 'expired' || offer.outcome === 'withdrawn') return lostOffer(offer);
       if (offer.outcome === 'open') throw new ConflictError('consultation_not_accepted', 'the expert must accept the consultation before reporting');
+      if (s.contentErasedAt !== null) throw erasedContent();
       const diagnosis = clean(command.diagnosis);
       const recommendations = clean(command.recommendations);
       if (diagnosis.length === 0) throw new ValidationError('invalid_report', 'the report needs a diagnosis', [{ path: 'diagnosis', message: 'must not be blank' }]);
@@ -452,7 +482,12 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (s.status === 'cancelled') return [];
       if (s.status === 'unassigned') closed(s);
       if (s.report) throw new ConflictError('report_already_issued', 'a report was issued; the consultation can no longer be cancelled');
-      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: cutReason(clean(command.reason)), cancelledAt: now } }];
+      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: s.contentErasedAt === null ? cutReason(clean(command.reason)) : '', cancelledAt: now } }];
+    }
+    case 'EraseConsultationContent': {
+      const s = known(state);
+      if (s.contentErasedAt !== null) return [];
+      return [{ type: 'ConsultationContentErased', data: { consultationId, cause: command.cause, erasedAt: now } }];
     }
     default:
       return assertNever(command);
@@ -464,7 +499,7 @@ const settle = (offers: readonly Offer[], offerIndex: number, outcome: OfferOutc
 
 const evolve = (state: ConsultationState, event: ConsultationEvent): ConsultationState => {
   if (event.type === 'ConsultationRequested') {
-    return state.status === 'none' ? { status: 'offered', request: event.data, offers: [], report: null } : state;
+    return state.status === 'none' ? { status: 'offered', request: event.data, offers: [], report: null, contentErasedAt: null } : state;
   }
   if (state.status === 'none') return state;
   switch (event.type) {
@@ -492,6 +527,9 @@ const evolve = (state: ConsultationState, event: ConsultationEvent): Consultatio
       return { ...state, status: 'acknowledged', report: state.report && { ...state.report, nextResendAt: null } };
     case 'ConsultationCancelled':
       return { ...state, status: 'cancelled', offers: state.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' } : o)) };
+    case 'ConsultationContentErased':
+      // The report is not re-sent any more: its text is gone.
+      return { ...state, contentErasedAt: event.data.erasedAt, report: state.report && { ...state.report, nextResendAt: null } };
     default:
       return assertNever(event);
   }

@@ -1,0 +1,71 @@
+import { consultationDecider, consultationStreamName, type ConsultationState, type ContentErasureCause } from '../../domain/consultation/consultation';
+import { handleCommand } from '../command-handling';
+import { uuidV5 } from '../ids';
+import type { Clock } from '../ports/clock';
+import type { EventStore } from '../ports/event-store';
+import type { PatientDataProtection } from '../ports/patient-data-protection';
+import { consultationDataKey } from './sealed-consultations';
+
+export type ContentErasureResult = Readonly<{ consultationId: string; erasedAt: string; alreadyErased: boolean }>;
+export type ContentErasureOptions = Readonly<{ by: string; correlationId?: string; cause?: ContentErasureCause }>;
+
+/** How many ConsultationRequested events one page of the scan by patient reads. */
+const SCAN_PAGE = 500;
+
+/**
+ * Erasing a consultation's texts by crypto-shredding (sealed-consultations.ts):
+ *   1. ConsultationContentErased is appended to the consultation's stream (event id derived from the id: a repeat
+ *      records nothing new; the decider refuses an unknown consultation, NotFoundError consultation_not_found);
+ *   2. the consultation's data key is deleted (a tombstone stays, so nothing is sealed under it again).
+ * A crash between the two is repaired by repeating the call (idempotent). The read model forgets the texts when
+ * its projector reaches the event (the caller catches it up).
+ *
+ * `erasePatient(patientKey)` erases every consultation whose request recorded that patient's key (its attachments'
+ * patients): PatientErasure calls it, by CPR number or by key, so `rts erasures apply` reaches them after a
+ * restore as it reaches the patient. It reads the store's ConsultationRequested events (not a read model: the
+ * library composes none, and a restored copy's read model may lag), a scan proportional to the consultations
+ * ever requested, paid once per erasure.
+ */
+export class ConsultationContentErasure {
+  constructor(private readonly deps: Readonly<{ store: EventStore; protection: PatientDataProtection; clock: Clock }>) {}
+
+  async erase(consultationId: string, options: ContentErasureOptions): Promise<ContentErasureResult> {
+    const streamName = consultationStreamName(consultationId);
+    const now = this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: false })!;
+    const { newEvents } = await handleCommand(
+      this.deps.store,
+      streamName,
+      consultationDecider,
+      { type: 'EraseConsultationContent', consultationId, cause: options.cause ?? 'requested', now },
+      { commandId: uuidV5(`erase-consultation/${consultationId}`), metadata: { correlationId: options.correlationId, by: options.by } },
+    );
+    await this.deps.protection.erase(consultationDataKey(consultationId));
+    const { state } = await this.deps.store.aggregateStream<ConsultationState>(streamName, {
+      evolve: (s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as never),
+      initialState: consultationDecider.initialState,
+    });
+    const erasedAt = state.status !== 'none' && state.contentErasedAt !== null ? state.contentErasedAt : now;
+    return { consultationId, erasedAt, alreadyErased: newEvents.length === 0 };
+  }
+
+  /** Erases the content of every consultation linked to the patient; returns their ids. Idempotent. */
+  async erasePatient(patientKey: string, options: Omit<ContentErasureOptions, 'cause'>): Promise<readonly string[]> {
+    const ids = await this.consultationsOf(patientKey);
+    for (const id of ids) await this.erase(id, { ...options, cause: 'patient_erased' });
+    return ids;
+  }
+
+  private async consultationsOf(patientKey: string): Promise<readonly string[]> {
+    const types = new Set(['ConsultationRequested']);
+    const ids: string[] = [];
+    for (let after = 0n; ; ) {
+      const page = await this.deps.store.readAll({ after, maxCount: SCAN_PAGE, types });
+      for (const e of page) {
+        const keys = e.data['patientKeys'];
+        if (e.type === 'ConsultationRequested' && Array.isArray(keys) && keys.includes(patientKey)) ids.push(String(e.data['consultationId']));
+      }
+      if (page.length < SCAN_PAGE) return ids;
+      after = page[page.length - 1]!.globalPosition;
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import { DateTime } from 'luxon';
+import { uuidV5 } from '../../src/application/ids';
+import { planConsultationDownlink } from '../../src/application/consultation/consultation-downlink';
+import { consultationDataKey, openConsultationData, sealConsultationData } from '../../src/application/consultation/sealed-consultations';
+import { ConsultationContentErasure } from '../../src/application/consultation/consultation-erasure';
+import { isSealed } from '../../src/application/ports/patient-data-protection';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
+import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
+import { consultationStreamName } from '../../src/domain/consultation/consultation';
+import type { RecordedEvent } from '../../src/application/ports/event-store';
+
+const id = 'c0ffee00-0000-4000-8000-00000000000a';
+const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
+
+describe('sealed consultation texts', () => {
+  it('seals each non-empty text under the consultation’s own key, bound to its place; opens them; null once the key is erased', async () => {
+    const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+    const sealed = await sealConsultationData(protection, 'ConsultationRequested', { consultationId: id, clinicalQuestion: 'q?', summary: '', candidates: ['a:b'] });
+    expect(isSealed(sealed['clinicalQuestion'])).toBe(true);
+    expect(sealed['summary']).toBe('');
+    expect(sealed['candidates']).toEqual(['a:b']);
+    expect(consultationDataKey(id)).toMatch(/^c[0-9a-f]{32}$/);
+    expect((await openConsultationData(protection, 'ConsultationRequested', sealed)).data['clinicalQuestion']).toBe('q?');
+    // Moved to another field or consultation, it does not open (and does not throw).
+    const moved = await openConsultationData(protection, 'ReportIssued', { consultationId: id, diagnosis: sealed['clinicalQuestion'] });
+    expect(moved).toMatchObject({ unreadable: true, data: { diagnosis: null } });
+    // Clear values of earlier builds are read as they are.
+    expect((await openConsultationData(protection, 'ConsultationCancelled', { consultationId: id, reason: 'in clear' })).data['reason']).toBe('in clear');
+    await protection.erase(consultationDataKey(id));
+    expect(await openConsultationData(protection, 'ConsultationRequested', sealed)).toMatchObject({ unreadable: true, data: { clinicalQuestion: null } });
+    await expect(sealConsultationData(protection, 'ReportIssued', { consultationId: id, diagnosis: 'd' })).rejects.toMatchObject({ code: 'patient_erased' });
+  });
+
+  it('erasure by patient reaches the consultations whose request names the patient’s key, and only those', async () => {
+    const store = new InMemoryEventStore();
+    const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+    const erasure = new ConsultationContentErasure({ store, protection, clock });
+    const request = (cid: string, patientKeys: string[]) => ({
+      id: uuidV5(`r/${cid}`),
+      type: 'ConsultationRequested',
+      data: { consultationId: cid, applicantSystemId: 'xian', applicantClinician: 'x', candidates: ['chengdu:li'], clinicalQuestion: 'q', summary: '', attachments: [], patientKeys, deadlineSeconds: 3600, reportResend: { intervalSeconds: 60, maxAttempts: 1 }, correlationId: cid, requestedAt: '2024-05-01T10:00:00Z' },
+    });
+    const other = 'c0ffee00-0000-4000-8000-00000000000b';
+    const P = `p${'1'.repeat(32)}`;
+    await store.appendToStream(consultationStreamName(id), [request(id, [P])]);
+    await store.appendToStream(consultationStreamName(other), [request(other, [`p${'2'.repeat(32)}`])]);
+    expect(await erasure.erasePatient(P, { by: 'dpo' })).toEqual([id]);
+    expect(await erasure.erasePatient(P, { by: 'dpo' })).toEqual([id]); // idempotent
+    const { events } = await store.readStream(consultationStreamName(id));
+    expect(events.map((e) => e.type)).toEqual(['ConsultationRequested', 'ConsultationContentErased']);
+    expect(await protection.isErased(consultationDataKey(id))).toBe(true);
+    expect(await protection.isErased(consultationDataKey(other))).toBe(false);
+    await expect(erasure.erase('c0ffee00-0000-4000-8000-0000000000ff', { by: 'dpo' })).rejects.toMatchObject({ code: 'consultation_not_found' });
+  });
+
+  it('sends no report of an erased consultation, and no text in its other messages', () => {
+    const view = {
+      consultationId: id, correlationId: id, applicantSystemId: 'xian', applicantClinician: 'x', candidates: ['chengdu:li'], clinicalQuestion: null, summary: null, attachments: [],
+      deadlineSeconds: 3600, reportResend: { intervalSeconds: 60, maxAttempts: 2 }, status: 'reported' as const,
+      offers: [{ expertId: 'chengdu:li', offerIndex: 0, offeredAt: '2024-05-01T10:00:00Z', expiresAt: '2024-05-01T11:00:00Z', outcome: 'accepted' as const, reason: null, settledAt: null }],
+      expertId: 'chengdu:li', expertSystemId: 'chengdu',
+      report: { expertId: 'chengdu:li', diagnosis: null, recommendations: null, issuedAt: '2024-05-01T10:10:00Z', resends: 0, lastSentAt: '2024-05-01T10:10:00Z', nextResendAt: null, acknowledgedAt: null },
+      cancelled: null, contentErased: true, requestedAt: '2024-05-01T10:00:00Z', updatedAt: '2024-05-01T10:20:00Z', due: null,
+    };
+    const event = (type: string, data: Record<string, unknown>): RecordedEvent => ({ id: uuidV5(type), type, data: { consultationId: id, ...data }, metadata: {}, streamName: consultationStreamName(id), streamVersion: 0n, globalPosition: 1n, recordedAt: '2024-05-01T10:30:00Z' }) as RecordedEvent;
+    const context = { consultation: view, queueFor: (s: string) => `q.${s}` };
+    expect(planConsultationDownlink(event('ReportResent', { attempt: 1, resentAt: '2024-05-01T10:30:00Z', nextResendAt: null }), context)).toEqual([]);
+    expect(planConsultationDownlink(event('ReportIssued', { expertId: 'chengdu:li', diagnosis: null, recommendations: null, issuedAt: '2024-05-01T10:10:00Z', nextResendAt: null }), context)).toEqual([]);
+    const [offered] = planConsultationDownlink(event('ConsultationOffered', { expertId: 'chengdu:li', offerIndex: 0, offeredAt: '2024-05-01T10:00:00Z', expiresAt: '2024-05-01T11:00:00Z' }), context);
+    expect(offered!.envelope.payload).toMatchObject({ clinicalQuestion: '', summary: '' });
+    expect(planConsultationDownlink(event('ConsultationContentErased', { cause: 'requested', erasedAt: '2024-05-01T10:20:00Z' }), context)).toEqual([]);
+  });
+});
