@@ -190,6 +190,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     xds: container.get<XdsBackend>(TOKENS.Xds),
     erasure: container.get<PatientErasure>(TOKENS.PatientErasure),
     consultations: () => consultations.readModel,
+    metrics,
   });
   const http = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),

@@ -16,6 +16,7 @@ import { parseCpr } from '../domain/monitoring/cpr';
 import { createTokenVerifier, signToken, systemOfApiKey, type TokenClaims } from '../adapters/auth/tokens';
 import { installSecurity } from '../adapters/http/security';
 import { DATA_FILES } from '../adapters/system/data-dir';
+import type { MetricsRegistry } from '../adapters/metrics/registry';
 import {
   checkTokenVerification,
   jwksLocation,
@@ -106,6 +107,8 @@ export type SecurityModuleDependencies = Readonly<{
   /** The consultation read model, when the consultation context runs: clinicians' access follows it. */
   consultations?: () => ConsultationReadModel | undefined;
   onAuditFailure?: () => void;
+  /** The hub's /metrics: audit events dropped, whether the trail can be written, reads refused for it. */
+  metrics?: MetricsRegistry;
 }>;
 
 /**
@@ -165,7 +168,21 @@ export type SecurityModule = Readonly<{ install(app: FastifyInstance): void; aud
 
 export const createSecurityModule = (deps: SecurityModuleDependencies): SecurityModule => {
   const { config, logger } = deps;
-  const audit = new AuditTrail({ store: deps.store, logger, onDropped: () => deps.onAuditFailure?.() });
+  const dropped = deps.metrics?.counter('rts_audit_dropped_total', 'Audit events that could not be stored (the append failed after its retries, or the queue was full)');
+  const writable = deps.metrics?.gauge('rts_audit_writable', 'Whether the audit trail can be written (1) or its last append failed and reads of patient data are refused with 503 audit_unavailable (0)');
+  const refusedReads = deps.metrics?.counter('rts_audit_unavailable_reads_total', 'Reads of patient data refused (503 audit_unavailable) because the audit trail could not be written');
+  dropped?.inc({}, 0);
+  refusedReads?.inc({}, 0);
+  writable?.set({}, 1);
+  const audit = new AuditTrail({
+    store: deps.store,
+    logger,
+    onDropped: (count) => {
+      dropped?.inc({}, count);
+      deps.onAuditFailure?.();
+    },
+    onUnwritable: (unwritable) => writable?.set({}, unwritable ? 0 : 1),
+  });
   const erasure = deps.erasure;
   const secret = config.RTS_AUTH_JWKS_URL === undefined ? authSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR) : null;
   const verify = createTokenVerifier({
@@ -226,6 +243,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
         erasure,
         now: () => deps.clock.now().toJSDate(),
         ...(deps.onAuditFailure ? { onAuditFailure: deps.onAuditFailure } : {}),
+        ...(refusedReads ? { onAuditUnavailable: () => refusedReads.inc() } : {}),
       }),
     close: async () => {
       if (anchorTimer) clearInterval(anchorTimer);

@@ -6,7 +6,8 @@ import { devToken, startHub, type HubProcess } from '../support/hub-process';
 
 /**
  * The built hub on a data directory whose disk fills up (a 3 MiB tmpfs this test mounts; root only): uploads are
- * answered 503 with a stable problem type and Retry-After, never 500; /health says the writes fail; the log says so
+ * answered 503 with a stable problem type and Retry-After, never 500; reads of patient data 503 audit_unavailable (their
+ * audit events cannot be stored); /health says the writes fail; the log says so
  * in a few lines, not one per request; nothing acknowledged is lost; and once there is space again (the tmpfs made
  * larger), the same uploads sent again are stored, once each, and /health is ok.
  */
@@ -86,11 +87,13 @@ describeFull(`a full disk (e2e${cannot ? `, skipped: ${cannot}` : ''})`, () => {
     expect(acknowledged.size).toBeGreaterThan(10);
     expect([...statuses.keys()].every((k) => k.startsWith('201') || k.startsWith('503'))).toBe(true); // never a 500
 
-    // Reads are still answered while the disk is full: the acknowledged uploads, all of them.
-    const whileFull = await fetch(`${url}/patients/${PATIENT}/observations?from=2026-11-20T00:00:00Z&to=2026-11-26T00:00:00Z`, { headers });
-    expect(whileFull.status).toBe(200);
-    const seen = ((await whileFull.json()) as { observations: { uniqueId: string }[] }).observations.map((o) => o.uniqueId);
-    for (const uniqueId of acknowledged.values()) expect(seen).toContain(uniqueId);
+    // Reads of patient data are refused while the disk is full: their audit events could not be stored, and a
+    // read is not served unaudited (503 audit_unavailable, as a write whose audit event fails).
+    const read = () => fetch(`${url}/patients/${PATIENT}/observations?from=2026-11-20T00:00:00Z&to=2026-11-26T00:00:00Z`, { headers });
+    const whileFull = await read();
+    expect(whileFull.status).toBe(503);
+    expect(whileFull.headers.get('retry-after')).toBe('5');
+    expect(((await whileFull.json()) as { code: string }).code).toBe('audit_unavailable');
 
     const health = await fetch(`${url}/health`);
     expect(health.status).toBe(503);
@@ -110,6 +113,11 @@ describeFull(`a full disk (e2e${cannot ? `, skipped: ${cannot}` : ''})`, () => {
       acknowledged.set(i, ((await res.json()) as { uniqueId: string }).uniqueId);
     }
     expect((await fetch(`${url}/health`)).status).toBe(200);
+    // Reads are served again (the uploads' audit appends found the trail writable): the acknowledged uploads, all of them.
+    const again = await read();
+    expect(again.status).toBe(200);
+    const seen = ((await again.json()) as { observations: { uniqueId: string }[] }).observations.map((o) => o.uniqueId);
+    for (const uniqueId of acknowledged.values()) expect(seen).toContain(uniqueId);
 
     // After a restart too: each upload once, and none lost.
     expect(await hub.stop()).toBe(0);

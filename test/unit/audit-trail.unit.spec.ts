@@ -116,6 +116,71 @@ describe('AuditTrail shared by processes', () => {
   });
 });
 
+describe('AuditTrail unwritable: the flag reads of patient data are refused by', () => {
+  /** A store whose appends fail (SQLITE_FULL) while `down`. */
+  const switchable = (state: { down: boolean }) => {
+    const store = new InMemoryEventStore();
+    return new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name === 'appendToStream') return async (...args: unknown[]) => {
+          if (state.down) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  };
+  const at = '2026-11-30T08:00:00.000Z';
+
+  it('is set by a failed append, already before its retries are used up, and cleared by the next append that commits', async () => {
+    const state = { down: false };
+    const changes: boolean[] = [];
+    let dropped = 0;
+    const trail = new AuditTrail({ store: switchable(state), attempts: 3, onDropped: (n) => (dropped += n), onUnwritable: (u) => changes.push(u) });
+    await trail.record(entry(1, 'p1', at));
+    expect(trail.unwritable).toBe(false);
+    state.down = true;
+    const failing = trail.record(entry(2, 'p1', at));
+    // The first attempt fails at once; the retries follow after pauses of 20 and 40 ms.
+    await new Promise((r) => setTimeout(r, 5));
+    expect(trail.unwritable).toBe(true);
+    await expect(failing).rejects.toThrow('full');
+    expect(dropped).toBe(1);
+    expect(trail.unwritable).toBe(true);
+    // Still failing: stays set.
+    await trail.record(entry(3, 'p2', at)).catch(() => undefined);
+    expect(trail.unwritable).toBe(true);
+    state.down = false;
+    await trail.record(entry(4, 'p1', at));
+    expect(trail.unwritable).toBe(false);
+    expect(changes).toEqual([true, false]);
+  });
+
+  it('is set by an entry dropped for a full queue', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore(), maxQueued: 1 });
+    const first = trail.record(entry(1, 'p1', at));
+    await expect(trail.record(entry(2, 'p1', at))).rejects.toThrow('queue is full');
+    expect(trail.unwritable).toBe(true);
+    await first;
+    expect(trail.unwritable).toBe(false);
+  });
+
+  it('is not set by a version conflict (another process linked first)', async () => {
+    const shared = new InMemoryEventStore();
+    const a = new AuditTrail({ store: shared });
+    const b = new AuditTrail({ store: shared });
+    await a.record(entry(1, 'p1', at));
+    const changes: boolean[] = [];
+    const c = new AuditTrail({ store: shared, onUnwritable: (u) => changes.push(u) });
+    await c.record(entry(2, 'p1', at)); // c reads the head first
+    await b.record(entry(3, 'p1', at)); // b's head is stale: conflict, links again
+    await c.record(entry(4, 'p1', at)); // c's head is stale too
+    expect(changes).toEqual([]);
+    expect(c.unwritable).toBe(false);
+  });
+});
+
 describe('AuditTrail queries, page by page', () => {
   const T0 = Date.parse('2026-11-29T23:59:50.000Z');
   const iso = (ms: number) => new Date(ms).toISOString();

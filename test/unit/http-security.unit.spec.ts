@@ -199,6 +199,53 @@ describe('installSecurity: a refused step in the audit trail', () => {
   });
 });
 
+describe('installSecurity: reads of patient data while the audit trail cannot be written', () => {
+  /** An audit trail stub whose `unwritable` flag the test sets, recording what it is given. */
+  const trailOf = (state: { unwritable: boolean }, audited: AuditEntry[]) =>
+    ({
+      get unwritable() {
+        return state.unwritable;
+      },
+      record: async (entry: AuditEntry) => {
+        audited.push(entry);
+        if (state.unwritable) throw new Error('disk full');
+      },
+    }) as unknown as AuditTrail;
+
+  it('refuses them with 503 audit_unavailable and Retry-After (the refusal audited), and serves them again once the trail is writable', async () => {
+    const state = { unwritable: false };
+    const audited: AuditEntry[] = [];
+    let refusedReads = 0;
+    // The patient's own CPR number maps to their key (p-own); any other to another patient's.
+    const h = await harness({ audit: trailOf(state, audited), onAuditUnavailable: () => refusedReads++, patientKeyOf: (cpr) => (cpr === CPR ? 'p-own' : 'p-other') });
+    const system = await harness({ audit: trailOf(state, []), verifyBearer: async () => ({ subject: 'chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' }) });
+    try {
+      const patient = { authorization: `Bearer ${tokenOf({ sub: 'pat', role: 'patient', exp: nowSeconds() + 600 })}` };
+      expect((await call(h, 'GET', `/patients/${CPR}/observations`, patient)).statusCode).toBe(200);
+      state.unwritable = true;
+      const res = await call(h, 'GET', `/patients/${CPR}/observations`, patient);
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.json()).toMatchObject({ code: 'audit_unavailable', type: '/problems/audit_unavailable', status: 503 });
+      expect(refusedReads).toBe(1);
+      // The refusal is recorded: its append is what finds the trail writable again.
+      expect(audited[audited.length - 1]).toMatchObject({ action: 'observations.read', patientKey: 'p-own', outcome: 'error', status: 503, reason: 'audit_unavailable' });
+      // Refused by the policy: still 403 (nothing would have been served).
+      expect((await call(h, 'GET', '/patients/010203-2345/observations', patient)).statusCode).toBe(403);
+      // A consultation read concerns patients too.
+      expect((await call(system, 'GET', '/consultations?system=chengdu', { authorization: 'Bearer x' })).json()).toMatchObject({ code: 'audit_unavailable' });
+      state.unwritable = false;
+      expect((await call(h, 'GET', `/patients/${CPR}/observations`, patient)).statusCode).toBe(200);
+      expect((await call(system, 'GET', '/consultations?system=chengdu', { authorization: 'Bearer x' })).statusCode).toBe(200);
+      expect(refusedReads).toBe(1);
+    } finally {
+      await h.app.close();
+      await system.app.close();
+    }
+  });
+});
+
 describe('installSecurity: POST /auth/dev-login', () => {
   it("names a patient by their pseudonymous key in the token's claims, never by the CPR number", async () => {
     const devLogin = jest.fn(async (_claims: object) => ({ token: 't', expiresIn: 60 }));

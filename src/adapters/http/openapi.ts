@@ -180,7 +180,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: PatientParams,
     query: ObservationQuery,
     ok: { '200': { description: 'Current readings (corrected ones replaced), oldest first', schema: ObservationsResponse } },
-    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased'],
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased', 'audit_unavailable'],
   },
   'GET /documents/:uniqueId': {
     tag: 'Documents',
@@ -196,7 +196,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
         rawSchema: { type: 'string' },
       },
     },
-    problems: ['document_not_found', 'document_content_missing'],
+    problems: ['document_not_found', 'document_content_missing', 'audit_unavailable'],
   },
   'POST /documents/:uniqueId/corrections': {
     tag: 'Documents',
@@ -245,6 +245,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     query: ErasuresQuery,
     ok: { '200': { description: 'One page of erasures', schema: ErasuresList } },
+    problems: ['audit_unavailable'],
   },
   'GET /audit': {
     tag: 'Privacy and audit',
@@ -256,7 +257,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     query: AuditQuery,
     ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
-    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor'],
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable'],
   },
   'GET /audit/verify': {
     tag: 'Privacy and audit',
@@ -264,6 +265,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     query: AuditVerifyQuery,
     ok: { '200': { description: 'ok is false when any chain is broken; heads are to be kept elsewhere', schema: AuditVerification } },
+    problems: ['audit_unavailable'],
   },
   'POST /audit/verify': {
     tag: 'Privacy and audit',
@@ -381,7 +383,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: SYSTEMS,
     query: ConsultationsQuery,
     ok: { '200': { description: 'One page', schema: ConsultationsPage } },
-    problems: ['invalid_cursor'],
+    problems: ['invalid_cursor', 'audit_unavailable'],
   },
   'GET /consultations/:id': {
     tag: 'Consultations',
@@ -389,7 +391,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: 'the applicant system and the systems of the experts it was offered to (or their clinicians)',
     path: ConsultationParams,
     ok: { '200': { description: 'The consultation', schema: ConsultationResponse } },
-    problems: ['consultation_not_found'],
+    problems: ['consultation_not_found', 'audit_unavailable'],
   },
   'POST /consultations/:id/accept': {
     tag: 'Consultations',

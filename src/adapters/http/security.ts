@@ -55,6 +55,8 @@ export type SecurityDependencies = Readonly<{
   erasure: PatientErasure;
   now: () => Date;
   onAuditFailure?: () => void;
+  /** Called for each read of patient data refused because the audit trail cannot be written (metrics). */
+  onAuditUnavailable?: () => void;
 }>;
 
 /** The request shapes of the routes registered here (also the OpenAPI document's: openapi.ts). */
@@ -370,6 +372,18 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 
   const patientKeyInPath = (request: FastifyRequest): string | null => keyOfRaw(deps, field(request.params, 'patientId'));
 
+  /**
+   * Reads do not wait for their audit event, so while the trail cannot be written (its last append failed, none has
+   * committed since: a full disk) a read of patient data would be served unaudited. Refused instead, 503 with
+   * Retry-After, as a write whose event fails; the refusal is audited like any answer, and its own append is what
+   * finds the trail writable again once the store takes writes. A flag read: no wait on the read path.
+   */
+  const failClosedForReads = (request: FastifyRequest, reply: FastifyReply) => {
+    if (isWrite(request.method) || !request.audited?.patientData || !deps.audit.unwritable) return;
+    deps.onAuditUnavailable?.();
+    return sendProblem(reply, problem('audit_unavailable', 'the audit trail cannot be written now (the hub cannot store), so patient data is not served; retry later'));
+  };
+
   app.addHook('preHandler', async (request, reply) => {
     const principal = request.principal;
     const route = request.routeOptions?.url;
@@ -382,11 +396,11 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     }
     const patientKey = 'patientKey' in action && action.patientKey !== '' ? action.patientKey : null;
     request.audited = { action: action.kind, patientKey, resource: resourceOf(action, request), reason: null, patientData: concernsPatientData(action) };
-    if (deps.mode === 'off') return;
+    if (deps.mode === 'off') return failClosedForReads(request, reply);
     const needsScope = principal.role === 'clinician' && (action.kind === 'observations.read' || action.kind === 'document.read') && principal.systemId !== undefined;
     const scope = needsScope ? await deps.clinicianScope(principal.systemId!) : null;
     const decision = authorize(principal, action, scope);
-    if (decision.allowed) return;
+    if (decision.allowed) return failClosedForReads(request, reply);
     if (action.kind === 'document.read' || action.kind === 'document.correct') {
       // The same answer as for a uniqueId that does not exist: a valid id is not confirmed to a stranger.
       return refuse(request, reply, 'document_not_found', 'no document has this uniqueId', decision.reason);

@@ -29,6 +29,11 @@ export type HttpDependencies = Readonly<{
   bodyLimitBytes?: number;
   /** How long a client may take to send a whole request (headers and body); default 30 s, then 408. */
   requestTimeoutMs?: number;
+  /**
+   * Requests one connection may have in flight (received, not yet answered); one more and the connection is cut.
+   * Default 32. A client that reads its answers has one at a time (browsers, node:http agents) or a few pipelined.
+   */
+  maxRequestsInFlightPerConnection?: number;
   /** Installs hooks that must precede every route (access control, rate limits, audit: security.ts). */
   beforeRoutes?: (app: FastifyInstance) => void;
 }>;
@@ -121,6 +126,33 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   const routes: string[] = [];
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push(`${method} ${route.url}`);
+  });
+
+  // Pipelining without reading: Node parses a whole chunk and dispatches every request in it before its own
+  // backpressure (pausing a socket whose answers are not read) can act, so one 78 KB write of 2000 requests made
+  // the hub build and hold 2000 answers (+360 MB) and others' requests wait. Requests not yet answered are counted
+  // per connection, synchronously as Node dispatches them; beyond the limit the connection is cut and the rest of
+  // its requests are dropped unhandled. Unsent output is then bounded by Node: it stops reading a connection whose
+  // answers are not being read (socket paused until 'drain'), so at most the limit's answers wait in its buffers.
+  const maxInFlight = deps.maxRequestsInFlightPerConnection ?? 32;
+  const inFlightOf = new WeakMap<object, number>();
+  app.addHook('onRequest', (request, reply, done) => {
+    const socket = request.raw.socket;
+    if (socket.destroyed) {
+      reply.hijack(); // a request of a connection already cut: not handled
+      return;
+    }
+    const count = (inFlightOf.get(socket) ?? 0) + 1;
+    inFlightOf.set(socket, count);
+    reply.raw.once('close', () => inFlightOf.set(socket, (inFlightOf.get(socket) ?? 1) - 1));
+    if (count > maxInFlight) {
+      // No URL and nothing of the request: its path may hold a CPR number.
+      deps.logger.warn({ limit: maxInFlight, remoteAddress: socket.remoteAddress }, 'connection cut: too many pipelined requests not yet answered (a client that sends without reading its answers)');
+      reply.hijack();
+      socket.destroy();
+      return;
+    }
+    done();
   });
 
   app.addHook('onRequest', async (request, reply) => {

@@ -23,8 +23,10 @@ export type AuditTrailOptions = Readonly<{
   logger?: AuditLogger;
   /** Milliseconds now, for the failure log's throttle (default Date.now). */
   now?: () => number;
-  /** Called with the number of audit events that could not be stored (after the retries). */
+  /** Called with the number of audit events that could not be stored (after the retries, or for a full queue). */
   onDropped?: (count: number) => void;
+  /** Called when the trail turns unwritable (true) and writable again (false): see `unwritable`. */
+  onUnwritable?: (unwritable: boolean) => void;
   /** Entries queued beyond this are dropped (and counted) rather than growing the heap without bound. */
   maxQueued?: number;
   /** Append attempts per batch that fail for another reason than a conflict, before its entries are dropped. */
@@ -83,6 +85,10 @@ export type AuditPage = Readonly<{
  * Guarantee (see README): a reader's answer is not delayed by its audit append; a write's answer waits for it.
  * A batch that fails `attempts` times is dropped: logged (counts and stream, no personal data) and counted by
  * `onDropped`, and the promises of its entries reject.
+ *
+ * `unwritable` is the cheap flag the HTTP edge refuses reads of patient data by (fail closed): set by the first
+ * append attempt that fails for another reason than a conflict (or an entry dropped for a full queue), cleared by
+ * the next append that commits. Reads served before it was set, whose events then failed, are the gap it leaves.
  */
 export class AuditTrail {
   private readonly heads = new Map<string, Head>();
@@ -93,13 +99,29 @@ export class AuditTrail {
   private closed = false;
   /** The failure log's throttle: while appends keep failing, one line per 10 s with what was not logged since. */
   private failure: { since: number; loggedAt: number; batchesNotLogged: number; droppedNotLogged: number; dropped: number } | null = null;
+  private failing = false;
 
   constructor(private readonly options: AuditTrailOptions) {}
+
+  /**
+   * True while the trail cannot be written: its last append attempt failed (or an entry was dropped) and none has
+   * committed since. A field read, no I/O: the read path checks it on every request.
+   */
+  get unwritable(): boolean {
+    return this.failing;
+  }
+
+  private setUnwritable(value: boolean): void {
+    if (this.failing === value) return;
+    this.failing = value;
+    this.options.onUnwritable?.(value);
+  }
 
   record(entry: AuditEntry): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
     if (this.queued >= (this.options.maxQueued ?? 100_000)) {
       this.options.onDropped?.(1);
+      this.setUnwritable(true);
       this.options.logger?.error({ dropped: 1 }, 'audit queue full; audit event dropped');
       return Promise.reject(new Error('the audit queue is full'));
     }
@@ -154,6 +176,7 @@ export class AuditTrail {
         this.appendWorked();
       } catch (error) {
         this.options.onDropped?.(batch.length);
+        this.setUnwritable(true);
         this.appendFailed(stream, batch.length, error);
         for (const p of batch) p.reject(error);
       }
@@ -201,14 +224,20 @@ export class AuditTrail {
           { expectedVersion: head.version < 0n ? 'no_stream' : head.version },
         );
         this.heads.set(stream, { version: result.nextExpectedVersion, hash: linked[linked.length - 1]!.hash });
+        this.setUnwritable(false);
         return;
       } catch (error) {
+        // Fail closed at once, not after the retries: reads served meanwhile would go unaudited if they all fail.
+        if (!(error instanceof ExpectedVersionConflictError)) this.setUnwritable(true);
         // Another hub process appended to this chain: read its new tail and link again.
         const fresh = await this.readHead(stream, head.version >= 0n ? head : null).catch(() => null);
         if (fresh) this.heads.set(stream, fresh);
         else this.heads.delete(stream);
         // An answer lost after the commit: the chain's head is our batch's last event.
-        if (fresh && fresh.hash === linked[linked.length - 1]!.hash) return;
+        if (fresh && fresh.hash === linked[linked.length - 1]!.hash) {
+          this.setUnwritable(false);
+          return;
+        }
         if (error instanceof ExpectedVersionConflictError) {
           // Another process linked first: that is progress, not failure. Link after it; a pause of a few random
           // milliseconds keeps two processes from meeting on the same chain again and again.
