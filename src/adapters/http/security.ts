@@ -163,7 +163,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
     'PUT /erasures/:patientKey': async () => ({ kind: 'patient.erase' }),
-    'GET /erasures': async () => ({ kind: 'patient.erase' }),
+    // Its own action: an auditor counting erasures in the trail must not count the reads of the register.
+    'GET /erasures': async () => ({ kind: 'erasures.list' }),
     'GET /audit': async () => ({ kind: 'audit.read' }),
     'GET /audit/verify': async () => ({ kind: 'audit.read' }),
     'POST /audit/verify': async () => ({ kind: 'audit.read' }),

@@ -38,6 +38,8 @@ export type Action =
   | Readonly<{ kind: 'document.read'; patientKey: string; uniqueId: string }>
   | Readonly<{ kind: 'document.correct'; patientKey: string; uniqueId: string }>
   | Readonly<{ kind: 'patient.erase' }>
+  /** Reading the erasure register (GET /erasures): every erased patient's key, a sensitive read, but no erasure. */
+  | Readonly<{ kind: 'erasures.list' }>
   | Readonly<{ kind: 'audit.read' }>
   | Readonly<{ kind: 'directory.read' }>
   | Readonly<{ kind: 'systems.manage' }>
@@ -75,6 +77,7 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
       return deny('role_may_not_read_patient_data');
     }
     case 'patient.erase':
+    case 'erasures.list':
     case 'audit.read':
     case 'systems.manage':
     case 'dead_letters.manage':
@@ -106,6 +109,7 @@ export const concernsPatientData = (action: Action): boolean =>
   action.kind === 'document.read' ||
   action.kind === 'document.correct' ||
   action.kind === 'patient.erase' ||
+  action.kind === 'erasures.list' ||
   action.kind === 'consultation.read' ||
   action.kind === 'consultation.act' ||
   action.kind === 'audit.read';
