@@ -10,6 +10,7 @@ import { containsCprDigits, parseCpr, type Cpr } from '../../domain/monitoring/c
 import { CONSULTATION_ID_PATTERN, homeSystemOf } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
+import { logErasure } from '../backup/erasure-log-line';
 import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
@@ -448,7 +449,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   /** The erasure as answered and logged: the pseudonymous key and time only (the hub's log is an erasure record that outlives a lost disk). */
   const erased = (request: FastifyRequest, result: ErasureResult) => {
     if (request.audited) request.audited.patientKey = result.patientKey;
-    if (!result.alreadyErased) request.log.info({ event: 'PatientErased', patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, 'patient erased');
+    logErasure(request.log, result); // at every log level but silent
     return { erased: true, patientKey: result.patientKey, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased, known: result.known };
   };
 
