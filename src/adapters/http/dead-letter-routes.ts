@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { withoutCprNumber } from '../validation/no-cpr-text';
 import { MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
 import { type AnswerOf, DeadLetterSummary } from './response-schemas';
 import { parseInput } from './schemas';
@@ -10,7 +11,9 @@ import { parseInput } from './schemas';
  *   GET  /dead-letters?limit=          browse without consuming, oldest first (no bodies; see the one)
  *   GET  /dead-letters/{id}            one, with its body and properties, and the replays recorded for it;
  *                                      {id} is the dead letter id, our envelope id, or the broker's message id
- *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed.
+ *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed,
+ *                                      by the caller's subject (the body's `by` is kept as its note). Neither
+ *                                      text may hold a CPR number (400 invalid_request): the event outlives erasure.
  *                                      Only to the uplink queue or a registered system's downlink queue, else
  *                                      422 replay_target_refused (the message stays on the dead letter queue)
  */
@@ -20,8 +23,8 @@ export const DeadLettersQuery = z.strictObject({ limit: z.coerce.number().int().
 export const DeadLetterParams = z.strictObject({ id: z.string().min(1).max(200) });
 export const ReplayBody = z
   .strictObject({
-    by: z.string().trim().min(1).max(100).optional(),
-    reason: z.string().trim().min(1).max(500).optional(),
+    by: withoutCprNumber(z.string().trim().min(1).max(100)).optional().describe('A note on who asked for the replay; who replayed is the caller (their token\'s sub)'),
+    reason: withoutCprNumber(z.string().trim().min(1).max(500)).optional(),
   })
   .optional();
 
@@ -59,7 +62,10 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
   app.post('/dead-letters/:id/replay', async (request, reply) => {
     const { id } = parseInput(DeadLetterParams, request.params, 'path');
     const body = parseInput(ReplayBody, request.body ?? undefined, 'body');
-    const result = await deadLetters.replay(id, { by: body?.by ?? 'operator', ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
+    // Who replayed is who the hub authenticated (as for an erasure's `by`), not the name in the body: that one
+    // is kept as a note (e.g. who asked for the replay).
+    const by = request.principal?.subject ?? 'anonymous';
+    const result = await deadLetters.replay(id, { by, ...(body?.by !== undefined ? { note: body.by } : {}), ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
     return reply.code(200).send({
       id: result.deadLetter.id,
       envelopeId: result.deadLetter.envelopeId,
