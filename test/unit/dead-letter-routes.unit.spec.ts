@@ -53,7 +53,19 @@ const call = async (method: 'GET' | 'POST', url: string, payload?: object) => {
   return { status: res.status, text: await res.text() };
 };
 
-describe('dead letter replays', () => {
+describe('dead letters shown to operators', () => {
+  it('redact what a sender set that may hold a CPR number, in the list and in the detail view; the body is shown as sent', async () => {
+    const list = await call('GET', '/dead-letters');
+    expect(list.status).toBe(200);
+    expect(list.text).not.toMatch(/251248/);
+    expect(JSON.parse(list.text).items[0]).toMatchObject({ id: DLQ_ID, deadLetterId: DLQ_ID, envelopeId: '[redacted]', brokerMessageId: '[redacted]', systemId: '[redacted]', sourceQueue: 'rts.uplink' });
+
+    const one = JSON.parse((await call('GET', `/dead-letters/${DLQ_ID}`)).text);
+    expect(one).toMatchObject({ systemId: '[redacted]', correlationId: '[redacted]', reason: 'bad_schema: payload is required' });
+    expect(one.applicationProperties).toEqual({ systemId: '[redacted]', correlationId: '[redacted]', 'x-dlq-reason': 'bad_schema: payload is required', 'x-dlq-attempts': 1 });
+    expect(one.body).toBe(letter.body); // as the sender sent it (README: "Dead letters and patient data")
+  });
+
   it("records a replay as the caller's authenticated subject; the body's by is kept as a note", async () => {
     replays.length = 0;
     expect((await call('POST', `/dead-letters/${DLQ_ID}/replay`, { by: 'alice', reason: 'fixed' })).status).toBe(200);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
+import { containsCprDigits } from '../../domain/monitoring/cpr';
 import { MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
 import { type AnswerOf, DeadLetterSummary } from './response-schemas';
 import { parseInput } from './schemas';
@@ -28,15 +29,26 @@ export const ReplayBody = z
   })
   .optional();
 
+/**
+ * What a sender set (message-id, systemId, correlationId, its application properties) is shown only when it cannot
+ * hold a CPR number (containsCprDigits, the request id's check): a misbehaving sender's patient number would
+ * otherwise reach operators, whose role is no patient data. The dead letter itself is untouched (a replay sends it
+ * as it came), and it can still be addressed by the hub's own dead letter id. The body is shown as sent: see README.
+ */
+export const REDACTED = '[redacted]';
+const shown = <T extends string | null>(value: T): T | typeof REDACTED => (value !== null && containsCprDigits(value) ? REDACTED : value);
+const shownProperties = (properties: Readonly<Record<string, unknown>>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(properties).map(([key, value]) => [containsCprDigits(key) ? REDACTED : key, typeof value === 'string' ? shown(value) : value]));
+
 export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSummary> => ({
-  id: d.id,
-  deadLetterId: d.deadLetterId,
-  envelopeId: d.envelopeId,
-  brokerMessageId: d.brokerMessageId,
-  type: d.type,
-  systemId: d.systemId,
-  reason: d.reason,
-  sourceQueue: d.sourceQueue,
+  id: d.id === d.deadLetterId ? d.id : shown(d.id),
+  deadLetterId: d.deadLetterId, // the hub's own UUID
+  envelopeId: shown(d.envelopeId),
+  brokerMessageId: shown(d.brokerMessageId),
+  type: shown(d.type),
+  systemId: shown(d.systemId),
+  reason: shown(d.reason), // the hub's, or a client-side dead-lettering system's
+  sourceQueue: shown(d.sourceQueue),
   attempts: d.attempts,
   deadLetteredAt: d.deadLetteredAt,
   replayCount: d.replayCount,
@@ -56,7 +68,7 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
     const { id } = parseInput(DeadLetterParams, request.params, 'path');
     const d = await deadLetters.get(id);
     const replays = await deadLetters.replays(d.envelopeId ?? d.deadLetterId ?? d.id);
-    return { ...deadLetterSummary(d), correlationId: d.correlationId, body: d.body, applicationProperties: d.applicationProperties, replays };
+    return { ...deadLetterSummary(d), correlationId: shown(d.correlationId), body: d.body, applicationProperties: shownProperties(d.applicationProperties), replays };
   });
 
   app.post('/dead-letters/:id/replay', async (request, reply) => {
