@@ -19,6 +19,7 @@ import { STORAGE_UNAVAILABLE } from '../adapters/event-store/sqlite/storage-fail
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
+import { logErasure } from '../adapters/backup/erasure-log-line';
 import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
@@ -152,7 +153,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   // The hub's `patient erased` line (key and time, never the CPR number) in the embedder's logger: a record of the
   // erasures outside the store, which `rts erasures apply --from` reads after a restore.
   const logged = (result: ErasureResult): ErasureResult => {
-    if (!result.alreadyErased) logger.info({ event: 'PatientErased', patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, 'patient erased');
+    logErasure(logger, result); // at every level of the embedder's logger but silent
     return result;
   };
   const telemed = container.get<TeleMedService>(TOKENS.TeleMed);

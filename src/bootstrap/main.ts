@@ -3,6 +3,7 @@
 import { onStopSignal } from './early-signals';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { silentErasureRecordWarning } from '../adapters/backup/erasure-log-line';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
 import { registerConsultationRoutes } from '../adapters/http/consultation-routes';
@@ -57,6 +58,8 @@ export type StartHubOptions = Readonly<{
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
   // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.
   const lock = lockEmbeddedStore(config, 'RTS_DATA_DIR');
+  // The erasure record is written at every level but silent (erasure-log-line.ts): a silent hub says so where it can.
+  if (logger.level === 'silent') process.stderr.write(silentErasureRecordWarning);
   try {
     const hub = await startUnlockedHub(config, logger, options);
     return { ...hub, stop: () => hub.stop().finally(() => lock?.release()) };

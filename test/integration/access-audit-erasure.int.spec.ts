@@ -364,6 +364,25 @@ describe('access control, audit and erasure over SQLite', () => {
     expect((await call('GET', '/erasures?after=9223372036854775807', operator)).statusCode).toBe(200);
   });
 
+  it('writes the patient erased line, the erasure record, although the log is at warn', () => {
+    // This hub's logger is at warn (beforeAll): the line is written through a child at info whatever the root level.
+    const recorded = warnings.flatMap((l) => l.split('\n')).filter((l) => l.includes('"patient erased"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(recorded.map((l) => l['patientKey'])).toEqual(expect.arrayContaining([patientKeys.keyFor(parseCpr(CPR_A)), patientKeys.keyFor(parseCpr('010190-2345'))]));
+    expect(recorded.every((l) => l['event'] === 'PatientErased' && l['level'] === 30 && typeof l['requestId'] === 'string')).toBe(true);
+    expect(warnings.join('')).not.toContain(CPR_A);
+  });
+
+  it('audits a read of the erasure register as erasures.list, never as an erasure (patient.erase)', async () => {
+    const lister = await login({ role: 'operator', sub: 'ops-lister' });
+    expect((await call('GET', '/erasures?limit=1', lister)).statusCode).toBe(200);
+    let actions: string[] = [];
+    for (let i = 0; i < 50 && actions.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20)); // reads do not wait for their audit event
+      actions = (await call('GET', '/audit?user=ops-lister', operator)).json().items.map((e: { action: string }) => e.action);
+    }
+    expect(actions).toEqual(['erasures.list']);
+  });
+
   it('shows a chain cut back at its tail when verified against anchors kept from before', async () => {
     const first = (await call('GET', '/audit/verify', operator)).json();
     expect(first.ok).toBe(true);

@@ -59,6 +59,14 @@ describe('directory HTTP routes', () => {
       expect(bad.json()).toMatchObject({ code: 'invalid_request', errors: [{ path: 'body.id' }] });
     }
     expect((await app.inject({ method: 'POST', url: '/systems', payload: { id: 'ok-id', name: 'n', area: 'a', extra: 1 } })).statusCode).toBe(400);
+    // A CPR number in the name or area would be stored in clear in SystemRegistered, which erasure cannot reach.
+    for (const [name, area, path] of [['Patient 251248-1234 clinic', 'North', 'body.name'], ['City C', '2512481234', 'body.area']] as const) {
+      const cpr = await app.inject({ method: 'POST', url: '/systems', payload: { id: 'city-c', name, area } });
+      expect(cpr.statusCode).toBe(400);
+      expect(cpr.json()).toMatchObject({ code: 'invalid_request', errors: [{ path, message: expect.stringContaining('must not hold a CPR number') }] });
+      expect(cpr.body).not.toContain('251248');
+    }
+    expect((await app.inject({ method: 'GET', url: '/systems/city-c' })).statusCode).toBe(404);
   });
 
   it('shows join progress while a system uploads, and the experts once it has', async () => {

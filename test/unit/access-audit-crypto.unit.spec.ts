@@ -33,7 +33,7 @@ describe('access policy', () => {
     expect(authorize(system, { kind: 'systems.manage' }).allowed).toBe(false);
   });
   it('lets an operator manage the hub but not read patient data', () => {
-    for (const kind of ['systems.manage', 'dead_letters.manage', 'patient.erase', 'audit.read', 'other'] as const) expect(authorize(operator, { kind }).allowed).toBe(true);
+    for (const kind of ['systems.manage', 'dead_letters.manage', 'patient.erase', 'erasures.list', 'audit.read', 'other'] as const) expect(authorize(operator, { kind }).allowed).toBe(true);
     expect(authorize(operator, { kind: 'observations.read', patientKey: 'pA' }).allowed).toBe(false);
     expect(authorize(operator, { kind: 'consultation.act', systemId: 'aarhus' }).allowed).toBe(false);
     expect(authorize(patient, { kind: 'audit.read' }).allowed).toBe(false);

@@ -144,8 +144,22 @@ describe('a CPR number inside other text (ids and subjects where none may go)', 
   });
 
   it('neither takes ids that are no day/month pair or too short for one', () => {
-    for (const other of ['12345678-1234', '991348-1234', '251248-123', 'batch-42.a', 'caller-42.a', '2.25.329800735698586629295641978511506172918', '112233445566778899001']) {
+    for (const other of ['12345678-1234', '991348-1234', '251248-123', 'batch-42.a', 'caller-42.a', '2.25.329800735698586629295641978594506172918', '112233445566778899001', '251248-12-34']) {
       expect({ other, like: isCprLike(other), digits: containsCprDigits(other) }).toEqual({ other, like: false, digits: false });
+    }
+  });
+
+  it('containsCprDigits finds a CPR number glued inside a longer run of digits, which isCprLike lets through', () => {
+    // The DPO's X-Request-Ids: each was kept, logged and written to the audit trail.
+    const glued = ['20261201251248-1234', '0251248-1234', '9251248-1234', '12512481234', '251248-12345', '25124-81234', '2.25.329800735698586629295641978511506172918', '290200-1234x9', '0290200-1234'];
+    for (const value of glued) expect({ value, like: isCprLike(value), digits: containsCprDigits(value) }).toEqual({ value, like: false, digits: true });
+  });
+
+  it('containsCprDigits takes a window only when its first six digits are a real date and at most one separator splits it', () => {
+    // (Two separators inside the ten digits, as in 2-51248-1234, are not looked for: a date-stamped id has them.)
+    // 31 February, a month 13, day 00 and two separators inside the ten digits are no CPR number.
+    for (const value of ['9310248-12345', '0251348-1234', '0001481234x', '251248-12-34', '2-51248-1234']) {
+      expect({ value, digits: containsCprDigits(value) }).toEqual({ value, digits: false });
     }
   });
 

@@ -164,4 +164,23 @@ describe('repeating erasures after a restore, as a library user', () => {
       await restored.close();
     }
   });
+
+  it('writes the patient erased line also through a logger at warn or error (it is the erasure record), and none through a silent one', async () => {
+    const pino = (await import('pino')).default;
+    for (const level of ['warn', 'error', 'fatal', 'silent'] as const) {
+      const lines: Record<string, unknown>[] = [];
+      const logger = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const rts = await openTeleMed({ inMemory: true, logger });
+      try {
+        await rts.telemed.processAndStore(reading(120, 5));
+        const erased = await rts.erasePatient(PATIENT, { by: 'dpo' });
+        const recorded = lines.filter((l) => l['msg'] === 'patient erased').map((l) => [l['event'], l['patientKey'], l['erasedAt']]);
+        expect({ level, recorded }).toEqual({ level, recorded: level === 'silent' ? [] : [['PatientErased', erased.patientKey, erased.erasedAt]] });
+        // Only that line: the logger's level still holds for everything else.
+        expect(lines.filter((l) => l['msg'] !== 'patient erased' && (l['level'] as number) < 40)).toEqual([]);
+      } finally {
+        await rts.close();
+      }
+    }
+  });
 });

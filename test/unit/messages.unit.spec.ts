@@ -79,6 +79,23 @@ describe('message contract: uplink', () => {
     }
   });
 
+  it("refuses a CPR number in a system's or an expert's free text (stored in clear in events erasure cannot reach), naming the field only", () => {
+    const location = profile.location;
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, name: 'Dr. Hansen 251248-1234' } }, /^payload\.profile\.name: must not hold a CPR number/],
+      ['expert.changed', { localExpertId: 'e-1', profile: { ...profile, title: '2512481234' } }, /^payload\.profile\.title: /],
+      ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, specialties: ['cardiology', 'pt 25.12.48-1234'] } }, /^payload\.profile\.specialties\.1: /],
+      ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, location: { ...location, hospital: 'ward 251248_1234' } } }, /^payload\.profile\.location\.hospital: /],
+      ['system.join.requested', { expectedBatches: 0, expectedExperts: 0, name: 'clinic 251248-1234' }, /^payload\.name: /],
+    ];
+    for (const [type, payload, detail] of cases) {
+      const failure = expectFailure(JSON.stringify(envelope(type, payload)), 'bad_schema', detail);
+      expect(failure?.detail).not.toMatch(/2512|25\.12/);
+    }
+    // An expert's name with digits that are no CPR number is kept.
+    expect(parseUplink(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, name: 'Dr. Hansen (ext. 4412)' } })))).toMatchObject({ ok: true });
+  });
+
   it('refuses bad JSON without quoting it, and never throws', () => {
     const r = expectFailure('{"id": "secret-value"', 'bad_json');
     expect(r?.detail).not.toContain('secret');

@@ -15,7 +15,9 @@ export const DLQ_HELP = `Usage:
   list     the dead-lettered messages (browsed, not consumed), oldest first
   show     one, by its dead letter id, envelope id or broker message id: reason, source queue, attempts, body,
            and the replays recorded for it
-  replay   send it back to the queue it came from (recorded in the hub's event store)
+  replay   send it back to the queue it came from (recorded in the hub's event store under the token's
+           subject; --by, default $USER, is kept as a note beside it; neither it nor --reason may hold a
+           CPR number)
 
 The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080. The commands need an operator's token
 in $RTS_TOKEN (mint one with: node dist/bootstrap/token.js --role operator); without one, a local hub's
@@ -149,7 +151,7 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     const items = (body.items ?? []) as Summary[];
     deps.stdout.write(items.length === 0 ? 'The dead letter queue is empty.\n' : `${items.map(line).join('\n')}\n${items.length} dead letter(s)\n`);
   } else if (cmd.kind === 'show') {
-    const d = body as unknown as Summary & { body: string; applicationProperties: Record<string, unknown>; replays: { at: string; by: string; reason: string | null }[] };
+    const d = body as unknown as Summary & { body: string; applicationProperties: Record<string, unknown>; replays: { at: string; by: string; note?: string | null; reason: string | null }[] };
     deps.stdout.write(
       [
         `id:            ${d.id}`,
@@ -158,7 +160,7 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
         `reason:        ${d.reason ?? '-'}`,
         `source queue:  ${d.sourceQueue ?? '-'}   attempts: ${d.attempts ?? '-'}   at: ${d.deadLetteredAt ?? '-'}`,
         `properties:    ${JSON.stringify(d.applicationProperties)}`,
-        `replays:       ${d.replays.length === 0 ? 'none' : d.replays.map((r) => `${r.at} by ${r.by}${r.reason ? ` (${r.reason})` : ''}`).join('; ')}`,
+        `replays:       ${d.replays.length === 0 ? 'none' : d.replays.map((r) => `${r.at} by ${r.by}${r.note ? ` [${r.note}]` : ''}${r.reason ? ` (${r.reason})` : ''}`).join('; ')}`,
         'body:',
         d.body,
         '',

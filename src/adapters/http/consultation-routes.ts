@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { withoutCprNumber } from '../validation/no-cpr-text';
 import type { ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
 import {
@@ -58,7 +59,7 @@ const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month: YYYY-MM');
 export const ConsultationBody = z.strictObject({
   consultationId: consultationId.optional().describe('Client-chosen id (a UUID); a repeat with the same id and content is stored once'),
   applicantSystemId: systemId,
-  applicantClinician: z.string().trim().min(1).max(200),
+  applicantClinician: withoutCprNumber(z.string().trim().min(1).max(200)),
   candidates: z.array(expertId).min(1).max(MAX_CANDIDATES).describe('Expert ids in order of preference'),
   clinicalQuestion: z.string().trim().min(1).max(10_000),
   summary: z.string().max(100_000),

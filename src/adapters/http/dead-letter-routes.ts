@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { withoutCprNumber } from '../validation/no-cpr-text';
+import { containsCprDigits } from '../../domain/monitoring/cpr';
 import { MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
 import { type AnswerOf, DeadLetterSummary } from './response-schemas';
 import { parseInput } from './schemas';
@@ -10,7 +12,9 @@ import { parseInput } from './schemas';
  *   GET  /dead-letters?limit=          browse without consuming, oldest first (no bodies; see the one)
  *   GET  /dead-letters/{id}            one, with its body and properties, and the replays recorded for it;
  *                                      {id} is the dead letter id, our envelope id, or the broker's message id
- *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed.
+ *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed,
+ *                                      by the caller's subject (the body's `by` is kept as its note). Neither
+ *                                      text may hold a CPR number (400 invalid_request): the event outlives erasure.
  *                                      Only to the uplink queue or a registered system's downlink queue, else
  *                                      422 replay_target_refused (the message stays on the dead letter queue)
  */
@@ -20,20 +24,31 @@ export const DeadLettersQuery = z.strictObject({ limit: z.coerce.number().int().
 export const DeadLetterParams = z.strictObject({ id: z.string().min(1).max(200) });
 export const ReplayBody = z
   .strictObject({
-    by: z.string().trim().min(1).max(100).optional(),
-    reason: z.string().trim().min(1).max(500).optional(),
+    by: withoutCprNumber(z.string().trim().min(1).max(100)).optional().describe('A note on who asked for the replay; who replayed is the caller (their token\'s sub)'),
+    reason: withoutCprNumber(z.string().trim().min(1).max(500)).optional(),
   })
   .optional();
 
+/**
+ * What a sender set (message-id, systemId, correlationId, its application properties) is shown only when it cannot
+ * hold a CPR number (containsCprDigits, the request id's check): a misbehaving sender's patient number would
+ * otherwise reach operators, whose role is no patient data. The dead letter itself is untouched (a replay sends it
+ * as it came), and it can still be addressed by the hub's own dead letter id. The body is shown as sent: see README.
+ */
+export const REDACTED = '[redacted]';
+const shown = <T extends string | null>(value: T): T | typeof REDACTED => (value !== null && containsCprDigits(value) ? REDACTED : value);
+const shownProperties = (properties: Readonly<Record<string, unknown>>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(properties).map(([key, value]) => [containsCprDigits(key) ? REDACTED : key, typeof value === 'string' ? shown(value) : value]));
+
 export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSummary> => ({
-  id: d.id,
-  deadLetterId: d.deadLetterId,
-  envelopeId: d.envelopeId,
-  brokerMessageId: d.brokerMessageId,
-  type: d.type,
-  systemId: d.systemId,
-  reason: d.reason,
-  sourceQueue: d.sourceQueue,
+  id: d.id === d.deadLetterId ? d.id : shown(d.id),
+  deadLetterId: d.deadLetterId, // the hub's own UUID
+  envelopeId: shown(d.envelopeId),
+  brokerMessageId: shown(d.brokerMessageId),
+  type: shown(d.type),
+  systemId: shown(d.systemId),
+  reason: shown(d.reason), // the hub's, or a client-side dead-lettering system's
+  sourceQueue: shown(d.sourceQueue),
   attempts: d.attempts,
   deadLetteredAt: d.deadLetteredAt,
   replayCount: d.replayCount,
@@ -53,13 +68,16 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
     const { id } = parseInput(DeadLetterParams, request.params, 'path');
     const d = await deadLetters.get(id);
     const replays = await deadLetters.replays(d.envelopeId ?? d.deadLetterId ?? d.id);
-    return { ...deadLetterSummary(d), correlationId: d.correlationId, body: d.body, applicationProperties: d.applicationProperties, replays };
+    return { ...deadLetterSummary(d), correlationId: shown(d.correlationId), body: d.body, applicationProperties: shownProperties(d.applicationProperties), replays };
   });
 
   app.post('/dead-letters/:id/replay', async (request, reply) => {
     const { id } = parseInput(DeadLetterParams, request.params, 'path');
     const body = parseInput(ReplayBody, request.body ?? undefined, 'body');
-    const result = await deadLetters.replay(id, { by: body?.by ?? 'operator', ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
+    // Who replayed is who the hub authenticated (as for an erasure's `by`), not the name in the body: that one
+    // is kept as a note (e.g. who asked for the replay).
+    const by = request.principal?.subject ?? 'anonymous';
+    const result = await deadLetters.replay(id, { by, ...(body?.by !== undefined ? { note: body.by } : {}), ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
     return reply.code(200).send({
       id: result.deadLetter.id,
       envelopeId: result.deadLetter.envelopeId,

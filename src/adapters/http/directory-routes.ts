@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { withoutCprNumber } from '../validation/no-cpr-text';
 import type { DirectoryService } from '../../application/directory/directory-service';
 import { MAX_PAGE_SIZE } from '../../application/directory/directory-service';
 import type { ExpertView, SystemView } from '../../application/projections/directory-projection';
@@ -42,8 +43,8 @@ export const ExpertParams = z.strictObject({ id: z.string().min(3).max(100) });
 export const SystemParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit') });
 export const SystemBody = z.strictObject({
   id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit'),
-  name: z.string().trim().min(1).max(200),
-  area: z.string().trim().min(1).max(200),
+  name: withoutCprNumber(z.string().trim().min(1).max(200)),
+  area: withoutCprNumber(z.string().trim().min(1).max(200)),
   keys: z
     .array(z.record(z.string(), z.unknown()))
     .min(1)

@@ -241,7 +241,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /erasures': {
     tag: 'Privacy and audit',
     summary: 'The erasures recorded in the store, oldest first: pseudonymous key and time',
-    description: 'An erasure register for the operator to keep beside the backups: after a restore, PUT /erasures/{patientKey} (or rts erasures apply) repeats those the backup predates.',
+    description: 'An erasure register for the operator to keep beside the backups: after a restore, PUT /erasures/{patientKey} (or rts erasures apply) repeats those the backup predates. Each read is audited as action erasures.list (an erasure is patient.erase).',
     access: OPERATOR,
     query: ErasuresQuery,
     ok: { '200': { description: 'One page of erasures', schema: ErasuresList } },

@@ -10,6 +10,7 @@ import { containsCprDigits, parseCpr, type Cpr } from '../../domain/monitoring/c
 import { CONSULTATION_ID_PATTERN, homeSystemOf } from '../../domain/consultation/consultation';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
+import { logErasure } from '../backup/erasure-log-line';
 import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
@@ -165,7 +166,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
     'PUT /erasures/:patientKey': async () => ({ kind: 'patient.erase' }),
-    'GET /erasures': async () => ({ kind: 'patient.erase' }),
+    // Its own action: an auditor counting erasures in the trail must not count the reads of the register.
+    'GET /erasures': async () => ({ kind: 'erasures.list' }),
     'GET /audit': async () => ({ kind: 'audit.read' }),
     'GET /audit/verify': async () => ({ kind: 'audit.read' }),
     'POST /audit/verify': async () => ({ kind: 'audit.read' }),
@@ -463,7 +465,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   /** The erasure as answered and logged: the pseudonymous key and time only (the hub's log is an erasure record that outlives a lost disk). */
   const erased = (request: FastifyRequest, result: ErasureResult) => {
     if (request.audited) request.audited.patientKey = result.patientKey;
-    if (!result.alreadyErased) request.log.info({ event: 'PatientErased', patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, 'patient erased');
+    logErasure(request.log, result); // at every log level but silent
     return { erased: true, patientKey: result.patientKey, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased, known: result.known };
   };
 

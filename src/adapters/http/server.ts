@@ -95,7 +95,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // A caller's X-Request-Id is kept when it is a plain token, so one id follows a request across systems.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      // Not when it may hold a CPR number, in any spelling (251248.1234, 251248_1234, 25.12.48-1234, cpr251248-1234):
+      // Not when it may hold a CPR number, in any spelling (251248.1234, 251248_1234, 25.12.48-1234, cpr251248-1234),
+      // also glued into a longer run of digits (20261201251248-1234, 12512481234: see containsCprDigits):
       // the id is written into every log line of the request, the x-request-id header and the hash-chained audit
       // trail, which erasure cannot reach. A good id matched by chance is only replaced.
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !containsCprDigits(given) ? given : randomUUID();

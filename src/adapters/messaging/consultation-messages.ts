@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { withoutCprNumber } from '../validation/no-cpr-text';
 import {
   CONSULTATION_DOWNLINK_TYPES,
   CONSULTATION_UPLINK_TYPES,
@@ -56,7 +57,7 @@ const oid = z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS documen
 export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
   'consultation.requested': z.strictObject({
     consultationId,
-    applicantClinician: text(200),
+    applicantClinician: withoutCprNumber(text(200)),
     candidates: z.array(expertId).min(1).max(MAX_CANDIDATES),
     clinicalQuestion: text(10_000),
     summary: z.string().max(100_000),

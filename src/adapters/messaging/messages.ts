@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { withoutCprNumber } from '../validation/no-cpr-text';
 import {
   DOWNLINK_TYPES,
   MAX_BATCH_EXPERTS,
@@ -75,10 +76,11 @@ const localExpertId = z.string().regex(LOCAL_EXPERT_ID_PATTERN, 'a local expert 
 const count = (max: number) => z.number().int().min(0).max(max);
 
 const profileShape = {
-  name: text(200),
-  title: z.string().max(100),
-  specialties: z.array(text(100)).min(1).max(20),
-  location: z.strictObject({ city: text(100), hospital: z.string().max(200) }),
+  // An expert's name is no patient data, but a CPR number in it (or in any of these) would be: see withoutCprNumber.
+  name: withoutCprNumber(text(200)),
+  title: withoutCprNumber(z.string().max(100)),
+  specialties: z.array(withoutCprNumber(text(100))).min(1).max(20),
+  location: z.strictObject({ city: withoutCprNumber(text(100)), hospital: withoutCprNumber(z.string().max(200)) }),
   languages: z.array(z.string().regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/, 'a BCP 47 language tag, e.g. zh or en-GB')).min(1).max(20),
   availability: z.enum(['available', 'limited', 'unavailable'] as const satisfies readonly Availability[]),
 };
@@ -87,7 +89,7 @@ const UploadedExpertSchema = z.strictObject({ localExpertId, ...profileShape });
 const DirectoryExpertSchema = z.object({ expertId, homeSystemId: systemId, profile: ExpertProfileSchema, revision: z.number().int().min(1) });
 
 export const UPLINK_PAYLOAD_SCHEMAS = {
-  'system.join.requested': z.strictObject({ name: text(200).optional(), expectedBatches: count(10_000), expectedExperts: count(10_000 * MAX_BATCH_EXPERTS) }),
+  'system.join.requested': z.strictObject({ name: withoutCprNumber(text(200)).optional(), expectedBatches: count(10_000), expectedExperts: count(10_000 * MAX_BATCH_EXPERTS) }),
   'experts.batch': z
     .strictObject({
       batchIndex: count(9_999),

@@ -41,6 +41,8 @@ export type Action =
   | Readonly<{ kind: 'patient.erase' }>
   /** Erasing one consultation's texts (the data protection officer's, as a patient's erasure): operators only. */
   | Readonly<{ kind: 'consultation.erase' }>
+  /** Reading the erasure register (GET /erasures): every erased patient's key, a sensitive read, but no erasure. */
+  | Readonly<{ kind: 'erasures.list' }>
   | Readonly<{ kind: 'audit.read' }>
   | Readonly<{ kind: 'directory.read' }>
   | Readonly<{ kind: 'systems.manage' }>
@@ -79,6 +81,7 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
     }
     case 'patient.erase':
     case 'consultation.erase':
+    case 'erasures.list':
     case 'audit.read':
     case 'systems.manage':
     case 'dead_letters.manage':
@@ -111,6 +114,7 @@ export const concernsPatientData = (action: Action): boolean =>
   action.kind === 'document.correct' ||
   action.kind === 'patient.erase' ||
   action.kind === 'consultation.erase' ||
+  action.kind === 'erasures.list' ||
   action.kind === 'consultation.read' ||
   action.kind === 'consultation.act' ||
   action.kind === 'audit.read';

@@ -22,7 +22,7 @@ export type AuditEntry = Readonly<{
   subject: string;
   role: string;
   systemId: string | null;
-  /** e.g. observations.read, document.read, observations.write, patient.erase, audit.read. */
+  /** e.g. observations.read, document.read, observations.write, patient.erase, erasures.list, audit.read. */
   action: string;
   patientKey: string | null;
   /** The document uniqueId, consultation id or system id the request was about, when there is one. */

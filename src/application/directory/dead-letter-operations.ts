@@ -67,7 +67,10 @@ export type DeadLetterReplayed = Readonly<{
     deadLetterId: string | null;
     envelopeId: string | null;
     at: string;
+    /** Who replayed: the caller's authenticated subject over HTTP (a token's sub), not a name they typed. */
     by: string;
+    /** What the caller wrote about who asked (the HTTP body's `by`), when given; absent in replays before 2026-12. */
+    note?: string | null;
     reason: string | null;
     sourceQueue: string;
     deadLetterReason: string | null;
@@ -93,7 +96,7 @@ export const DEFAULT_LIST_LIMIT = 100;
 export const MAX_LIST_LIMIT = 1000;
 const ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
-export type ReplayInput = Readonly<{ by: string; reason?: string }>;
+export type ReplayInput = Readonly<{ by: string; note?: string; reason?: string }>;
 export type ReplayResult = Readonly<{ deadLetter: DeadLetter; moved: number; sourceQueue: string; event: DeadLetterReplayed['data']; streamName: string }>;
 
 /** What the hub uses a queue for: its uplink queue, or the downlink queue of one registered system. */
@@ -188,6 +191,7 @@ export class DeadLetterService {
       envelopeId: uuidOrNull(deadLetter.envelopeId),
       at: this.deps.clock.now().toUTC().toISO()!,
       by: input.by,
+      note: input.note ?? null,
       reason: input.reason ?? null,
       sourceQueue,
       deadLetterReason: deadLetter.reason,

@@ -72,8 +72,14 @@ export const isCpr = (value: unknown): value is Cpr => typeof value === 'string'
  * usual subject of an identity provider, the usual id of a message) has hex letters next to its digit runs and no
  * two-digit groups, so a refusal there would refuse good ids by chance; "x251248-1234" is let through.
  * containsCprDigits: the run is not next to a digit only, separators may be doubled (251248--1234), the four-digit
- * year needs none (19481225-1234) and may come first (1948-12-25-1234); for ids that are replaced rather than refused when they match (a
- * caller's X-Request-Id), where a chance match costs nothing (a date-stamped id such as 2026.11.30-0001 is one).
+ * year needs none (19481225-1234) and may come first (1948-12-25-1234); and, whatever is around it, any ten digits
+ * in a row, or with one separator anywhere among them, whose first six are a real date ddmmyy (cprDigitWindow:
+ * 20261201251248-1234, 0251248-1234, 12512481234, 251248-12345, 25124-81234). For ids that are replaced when they
+ * match (a caller's X-Request-Id), where a chance match costs nothing (a date-stamped id such as 2026.11.30-0001 is
+ * one), and ids refused where a UUID is not the expected id (a system id, a library call's correlationId). About
+ * one random UUID in 500 holds such digits by chance: where UUIDs are the usual id and a refusal would cost a
+ * message or an upload (an AMQP correlationId, an observationId), isCprLike or the idempotency key's own check
+ * guards instead.
  */
 const S = '[-. _:/]';
 const SS = '[-. _:/+]{0,3}';
@@ -96,4 +102,31 @@ const dateShaped = (m: RegExpMatchArray): boolean => {
 };
 const anyDateShaped = (patterns: readonly RegExp[], value: string): boolean => patterns.some((p) => [...value.matchAll(p)].some(dateShaped));
 export const isCprLike = (value: string): boolean => anyDateShaped(CPR_IN_TEXT, value);
-export const containsCprDigits = (value: string): boolean => anyDateShaped(CPR_DIGITS_IN_TEXT, value);
+const WINDOW_SEPARATOR = /^[-. _:/]$/;
+const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
+/** ddmmyy a real date in 19yy or 20yy (29 February in a year divisible by 4: 2000 is a leap year). */
+const isDateDigits = (six: string): boolean => {
+  const [day, month, yy] = [Number(six.slice(0, 2)), Number(six.slice(2, 4)), Number(six.slice(4, 6))];
+  return isCalendarDate(2000 + yy, month, day) || isCalendarDate(1900 + yy, month, day);
+};
+/**
+ * Whether some ten digits of `value`, in a row or with one separator anywhere among them, start with a real date:
+ * a CPR number glued into a longer run of digits (a timestamp before it, a digit after it), which the patterns
+ * above, bounded by non-digits, let through.
+ */
+const cprDigitWindow = (value: string): boolean => {
+  for (let start = 0; start < value.length; start++) {
+    if (!isDigit(value[start])) continue;
+    let digits = '';
+    let separated = false;
+    for (let i = start; i < value.length && digits.length < 10; i++) {
+      const c = value[i]!;
+      if (isDigit(c)) digits += c;
+      else if (!separated && WINDOW_SEPARATOR.test(c)) separated = true;
+      else break;
+    }
+    if (digits.length === 10 && isDateDigits(digits.slice(0, 6))) return true;
+  }
+  return false;
+};
+export const containsCprDigits = (value: string): boolean => anyDateShaped(CPR_DIGITS_IN_TEXT, value) || cprDigitWindow(value);

@@ -1,0 +1,88 @@
+// The dead-letter routes (adapters/http/dead-letter-routes.ts) on a bare fastify app with a fake service: what an
+// operator sees of a misbehaving sender's message, who a replay is recorded as, and what its texts may hold.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { registerDeadLetterRoutes } from '../../src/adapters/http/dead-letter-routes';
+import { problemInstance, sendProblem, toProblem } from '../../src/adapters/http/problem';
+import type { DeadLetter, DeadLetterService, ReplayInput } from '../../src/application/directory/dead-letter-operations';
+
+const DLQ_ID = '0f8fad5b-d9cb-469f-a165-70867728950e';
+const letter: DeadLetter = {
+  id: DLQ_ID,
+  deadLetterId: DLQ_ID,
+  envelopeId: 'm-251248-1234',
+  brokerMessageId: 'm-251248-1234',
+  type: null,
+  systemId: '251248-1234',
+  correlationId: '20261201251248-1234',
+  reason: 'bad_schema: payload is required',
+  sourceQueue: 'rts.uplink',
+  attempts: 1,
+  deadLetteredAt: '2026-12-01T03:21:00.000Z',
+  replayCount: 0,
+  body: '{"patient":"251248-1234"}',
+  applicationProperties: { systemId: '251248-1234', correlationId: '12512481234', 'x-dlq-reason': 'bad_schema: payload is required', 'x-dlq-attempts': 1 },
+};
+
+let app: FastifyInstance;
+let base = '';
+const replays: ReplayInput[] = [];
+
+beforeAll(async () => {
+  app = Fastify();
+  app.setErrorHandler((error, request, reply) => sendProblem(reply, toProblem(error, problemInstance(request.url))));
+  // As security.ts leaves it: the verified caller.
+  app.addHook('onRequest', async (request) => {
+    request.principal = { subject: 'ops-7', role: 'operator', via: 'jwt' };
+  });
+  const deadLetters = {
+    list: async () => [letter],
+    get: async () => letter,
+    replays: async () => [],
+    replay: async (_id: string, input: ReplayInput) => {
+      replays.push(input);
+      return { deadLetter: letter, moved: 1, sourceQueue: 'rts.uplink', event: { ...input }, streamName: `dead-letter-${DLQ_ID}` };
+    },
+  } as unknown as DeadLetterService;
+  registerDeadLetterRoutes(app, { deadLetters });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(() => app.close());
+
+const call = async (method: 'GET' | 'POST', url: string, payload?: object) => {
+  const res = await fetch(`${base}${url}`, { method, ...(payload ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) } : {}) });
+  return { status: res.status, text: await res.text() };
+};
+
+describe('dead letters shown to operators', () => {
+  it('redact what a sender set that may hold a CPR number, in the list and in the detail view; the body is shown as sent', async () => {
+    const list = await call('GET', '/dead-letters');
+    expect(list.status).toBe(200);
+    expect(list.text).not.toMatch(/251248/);
+    expect(JSON.parse(list.text).items[0]).toMatchObject({ id: DLQ_ID, deadLetterId: DLQ_ID, envelopeId: '[redacted]', brokerMessageId: '[redacted]', systemId: '[redacted]', sourceQueue: 'rts.uplink' });
+
+    const one = JSON.parse((await call('GET', `/dead-letters/${DLQ_ID}`)).text);
+    expect(one).toMatchObject({ systemId: '[redacted]', correlationId: '[redacted]', reason: 'bad_schema: payload is required' });
+    expect(one.applicationProperties).toEqual({ systemId: '[redacted]', correlationId: '[redacted]', 'x-dlq-reason': 'bad_schema: payload is required', 'x-dlq-attempts': 1 });
+    expect(one.body).toBe(letter.body); // as the sender sent it (README: "Dead letters and patient data")
+  });
+
+  it("records a replay as the caller's authenticated subject; the body's by is kept as a note", async () => {
+    replays.length = 0;
+    expect((await call('POST', `/dead-letters/${DLQ_ID}/replay`, { by: 'alice', reason: 'fixed' })).status).toBe(200);
+    expect((await call('POST', `/dead-letters/${DLQ_ID}/replay`)).status).toBe(200);
+    expect(replays).toEqual([{ by: 'ops-7', note: 'alice', reason: 'fixed' }, { by: 'ops-7' }]);
+  });
+
+  it.each([
+    [{ by: 'dpo 251248-1234' }],
+    [{ reason: 'patient 251248-1234 asked' }],
+    [{ reason: 'cpr 2512481234' }],
+  ])('refuses a CPR number in a replay text (400 invalid_request): %j', async (body) => {
+    replays.length = 0;
+    const answer = await call('POST', `/dead-letters/${DLQ_ID}/replay`, body);
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.text)).toMatchObject({ code: 'invalid_request', errors: [expect.objectContaining({ message: expect.stringContaining('must not hold a CPR number') })] });
+    expect(answer.text).not.toMatch(/251248/);
+    expect(replays).toEqual([]);
+  });
+});
