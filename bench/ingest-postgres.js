@@ -248,8 +248,10 @@ const runInProcess = async (inputs, concurrency, { sampleRow = false } = {}) => 
     const projectedMs = L.msSince(t0);
     const cu = process.cpuUsage(cpu0);
     ins.stop();
-    const counts = (await store.pool.query(`SELECT (SELECT count(*) FROM ${store.table('events')})::int AS events, (SELECT count(*) FROM ${store.table('registry_entries')})::int AS registry, (SELECT count(DISTINCT xmin::text) FROM ${store.table('events')})::int AS transactions`)).rows[0];
-    const sample = sampleRow ? (await store.pool.query(`SELECT data::text AS data, metadata::text AS metadata FROM ${store.table('events')} LIMIT 1`)).rows[0] : null;
+    // The uploads' events only: openContainer also appends the pseudonym secret's fingerprint (pseudonym-check.ts).
+    const uploads = `${store.table('events')} WHERE event_type = 'DocumentSubmitted'`;
+    const counts = (await store.pool.query(`SELECT (SELECT count(*) FROM ${uploads})::int AS events, (SELECT count(*) FROM ${store.table('registry_entries')})::int AS registry, (SELECT count(DISTINCT xmin::text) FROM ${uploads})::int AS transactions`)).rows[0];
+    const sample = sampleRow ? (await store.pool.query(`SELECT data::text AS data, metadata::text AS metadata FROM ${uploads} LIMIT 1`)).rows[0] : null;
     await projector.stop();
     projector = null;
     await store.close();
