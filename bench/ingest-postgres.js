@@ -50,6 +50,7 @@ const { PostgresEventStore, APPEND_LOCK_CLASS } = L.dist('adapters/event-store/p
 const { PostgresRegistry, REGISTRY_LOCK_CLASS } = L.dist('adapters/registry/postgres-registry');
 const { createTeleObservation } = L.dist('domain/monitoring/tele-observation');
 const { PostgresKeyStore } = L.dist('adapters/crypto/key-stores');
+const { PatientCipher } = L.dist('adapters/crypto/patient-cipher');
 
 /** The adapter's pool size: PostgresEventStore.open without maxConnections gets pg's default, 10. */
 const POOL_MAX = 10;
@@ -398,8 +399,7 @@ const runBaseline = async (rows, { connections, lock, notify, registryBatch, eve
   const schema = newSchema(`base_${lock ? 'lock' : notify ? 'notify' : 'nolock'}`);
   const store = await PostgresEventStore.open({ connectionString: URL, schema });
   try {
-    await PostgresRegistry.open(store);
-    await PostgresKeyStore.open(store);
+    await PostgresRegistry.open(store, new PatientCipher({ keys: await PostgresKeyStore.open(store) }));
   } finally {
     await store.close();
   }
