@@ -71,7 +71,8 @@ export type OpenedStore = Readonly<{
   keys?: PatientKeyStore;
   /**
    * The hub's PatientDataProtection over `keys`, when the registry needed it to open (PostgresRegistry seals its
-   * rows' personal values): the container binds this one, so documents and rows share its keys and erasures.
+   * rows' personal values): the container binds this one, so documents and rows share its keys and erasures. A
+   * caller that puts other `keys` in must put a protection over them in too, and the registry opened with it.
    */
   protection?: PatientDataProtection;
   checkpoints?: CheckpointStore;
