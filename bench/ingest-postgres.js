@@ -50,6 +50,7 @@ const { PostgresEventStore, APPEND_LOCK_CLASS } = L.dist('adapters/event-store/p
 const { PostgresRegistry, REGISTRY_LOCK_CLASS } = L.dist('adapters/registry/postgres-registry');
 const { createTeleObservation } = L.dist('domain/monitoring/tele-observation');
 const { PostgresKeyStore } = L.dist('adapters/crypto/key-stores');
+const { PatientCipher } = L.dist('adapters/crypto/patient-cipher');
 
 /** The adapter's pool size: PostgresEventStore.open without maxConnections gets pg's default, 10. */
 const POOL_MAX = 10;
@@ -248,8 +249,10 @@ const runInProcess = async (inputs, concurrency, { sampleRow = false } = {}) => 
     const projectedMs = L.msSince(t0);
     const cu = process.cpuUsage(cpu0);
     ins.stop();
-    const counts = (await store.pool.query(`SELECT (SELECT count(*) FROM ${store.table('events')})::int AS events, (SELECT count(*) FROM ${store.table('registry_entries')})::int AS registry, (SELECT count(DISTINCT xmin::text) FROM ${store.table('events')})::int AS transactions`)).rows[0];
-    const sample = sampleRow ? (await store.pool.query(`SELECT data::text AS data, metadata::text AS metadata FROM ${store.table('events')} LIMIT 1`)).rows[0] : null;
+    // The uploads' events only: openContainer also appends the pseudonym secret's fingerprint (pseudonym-check.ts).
+    const uploads = `${store.table('events')} WHERE event_type = 'DocumentSubmitted'`;
+    const counts = (await store.pool.query(`SELECT (SELECT count(*) FROM ${uploads})::int AS events, (SELECT count(*) FROM ${store.table('registry_entries')})::int AS registry, (SELECT count(DISTINCT xmin::text) FROM ${uploads})::int AS transactions`)).rows[0];
+    const sample = sampleRow ? (await store.pool.query(`SELECT data::text AS data, metadata::text AS metadata FROM ${uploads} LIMIT 1`)).rows[0] : null;
     await projector.stop();
     projector = null;
     await store.close();
@@ -396,8 +399,7 @@ const runBaseline = async (rows, { connections, lock, notify, registryBatch, eve
   const schema = newSchema(`base_${lock ? 'lock' : notify ? 'notify' : 'nolock'}`);
   const store = await PostgresEventStore.open({ connectionString: URL, schema });
   try {
-    await PostgresRegistry.open(store);
-    await PostgresKeyStore.open(store);
+    await PostgresRegistry.open(store, new PatientCipher({ keys: await PostgresKeyStore.open(store) }));
   } finally {
     await store.close();
   }

@@ -71,6 +71,12 @@ export type OpenedStore = Readonly<{
   registry: RegistryReadModel;
   registryKind: 'sqlite' | 'postgres' | 'memory';
   keys?: PatientKeyStore;
+  /**
+   * The hub's PatientDataProtection over `keys`, when the registry needed it to open (PostgresRegistry seals its
+   * rows' personal values): the container binds this one, so documents and rows share its keys and erasures. A
+   * caller that puts other `keys` in must put a protection over them in too, and the registry opened with it.
+   */
+  protection?: PatientDataProtection;
   checkpoints?: CheckpointStore;
   publishingLease?: () => PublishingLease;
 }>;
@@ -114,11 +120,12 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       const connectionString = required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL');
       const store = await PostgresEventStore.open({ connectionString, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config) });
       try {
-        const registry = await PostgresRegistry.open(store);
         const keys = await PostgresKeyStore.open(store);
+        const protection = patientCipher(config, keys);
+        const registry = await PostgresRegistry.open(store, protection);
         const checkpoints = await PostgresCheckpointStore.open(store);
         logger?.info({ store: 'postgres', schema: config.RTS_POSTGRES_SCHEMA, registry: 'postgres' }, 'event store opened');
-        return { store, registry, registryKind: 'postgres', keys, checkpoints, publishingLease: postgresLease(connectionString, store.schema) };
+        return { store, registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(connectionString, store.schema) };
       } catch (error) {
         await store.close().catch(() => undefined);
         throw error;
@@ -132,11 +139,12 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       }
       const db = PostgresDatabase.open({ connectionString: config.RTS_POSTGRES_URL, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config) });
       try {
-        const registry = await PostgresRegistry.open(db);
         const keys = await PostgresKeyStore.open(db);
+        const protection = patientCipher(config, keys);
+        const registry = await PostgresRegistry.open(db, protection);
         const checkpoints = await PostgresCheckpointStore.open(db);
         logger?.info({ store: 'eventstoredb', registry: 'postgres', schema: config.RTS_POSTGRES_SCHEMA }, 'event store opened');
-        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys, checkpoints, publishingLease: postgresLease(config.RTS_POSTGRES_URL, db.schema) };
+        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(config.RTS_POSTGRES_URL, db.schema) };
       } catch (error) {
         await db.close().catch(() => undefined);
         await esdb.close().catch(() => undefined);
@@ -147,6 +155,8 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       throw new Error(`unknown RTS_EVENT_STORE`);
   }
 };
+
+const patientCipher = (config: Config, keys: PatientKeyStore): PatientDataProtection => new PatientCipher({ keys, maxCached: config.RTS_PATIENT_KEY_CACHE_SIZE });
 
 const postgresLease = (connectionString: string, schema: string) => (): PublishingLease => new PostgresPublishingLease({ connection: { connectionString }, schema });
 
@@ -174,7 +184,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     return new SqliteKeyStore(join(config.RTS_DATA_DIR, DATA_FILES.patientKeys));
   });
   c.bind<PatientDataProtection>(TOKENS.PatientDataProtection).toDynamicValue(
-    (ctx) => new PatientCipher({ keys: ctx.container.get<PatientKeyStore>(TOKENS.PatientKeyStore), maxCached: config.RTS_PATIENT_KEY_CACHE_SIZE }),
+    (ctx) => opened?.protection ?? patientCipher(config, ctx.container.get<PatientKeyStore>(TOKENS.PatientKeyStore)),
   );
   // Documents are opened before the registry projection sees them; PatientErased removes a patient's rows.
   const opening = (registry: RegistryReadModel, ctx: { container: { get<T>(id: symbol): T } }): RegistryReadModel =>

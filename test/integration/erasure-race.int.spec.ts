@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { Client } from 'pg';
 import pino from 'pino';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
+import type { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
+import { PostgresRegistry } from '../../src/adapters/registry/postgres-registry';
 import type { EventStore } from '../../src/application/ports/event-store';
 import type { PatientKeyStore } from '../../src/application/ports/patient-data-protection';
 import type { PatientErasure } from '../../src/application/patient-erasure';
@@ -41,7 +44,11 @@ it('an upload racing the erasure is refused and leaves no row behind', async () 
     },
     close: () => keys.close(),
   };
-  const c = buildContainer(config, logger, { ...opened, keys: gated });
+  // The hub's cipher over the gated keys, and the registry sealing its rows with that same cipher (as openStore
+  // wires them), so the erasure everything sees is the gated one.
+  const protection = new PatientCipher({ keys: gated, maxCached: config.RTS_PATIENT_KEY_CACHE_SIZE });
+  const registry = await PostgresRegistry.open(opened.store as PostgresEventStore, protection);
+  const c = buildContainer(config, logger, { ...opened, keys: gated, protection, registry });
   const store = c.get<EventStore>(TOKENS.EventStore);
   const telemed = c.get<TeleMedService>(TOKENS.TeleMed);
   const projector = c.get<Projector>(TOKENS.Projector);

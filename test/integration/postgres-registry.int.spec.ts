@@ -1,6 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
+import { PostgresKeyStore } from '../../src/adapters/crypto/key-stores';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { PostgresDatabase, PostgresRegistry } from '../../src/adapters/registry/postgres-registry';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { Projector } from '../../src/application/projector';
@@ -20,12 +22,15 @@ const schema = `rts_registry_${process.pid}_${randomBytes(4).toString('hex')}`;
 let admin: Client;
 let store: PostgresEventStore;
 let registry: PostgresRegistry;
+/** The hub's cipher: the registry seals its rows' personal values under the patients' keys. */
+let protection: PatientCipher;
 
 beforeAll(async () => {
   admin = new Client({ connectionString });
   await admin.connect();
   store = await PostgresEventStore.open({ connectionString, schema });
-  registry = await PostgresRegistry.open(store);
+  protection = new PatientCipher({ keys: await PostgresKeyStore.open(store) });
+  registry = await PostgresRegistry.open(store, protection);
 });
 
 afterAll(async () => {
@@ -95,11 +100,11 @@ const count = async (table: string): Promise<number> => Number((await admin.quer
 
 describe('PostgresRegistry', () => {
   it('creates its tables and the (patient_key, status, service_start_epoch) index idempotently', async () => {
-    await PostgresRegistry.open(store); // a second open (another hub process) changes nothing
+    await PostgresRegistry.open(store, protection); // a second open (another hub process) changes nothing
     const { rows } = await admin.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'registry_entries'`, [schema]);
     expect(rows.map((r: { indexdef: string }) => r.indexdef).join('\n')).toMatch(/\(patient_key, status, service_start_epoch\)/);
     // Concurrent opens (hubs starting together) do not race.
-    await expect(Promise.all(Array.from({ length: 4 }, () => PostgresRegistry.open(store)))).resolves.toHaveLength(4);
+    await expect(Promise.all(Array.from({ length: 4 }, () => PostgresRegistry.open(store, protection)))).resolves.toHaveLength(4);
   });
 
   it('applies a batch: rows with the values parsed from the HL7, checkpoint set; unknown event types ignored', async () => {
@@ -213,7 +218,7 @@ describe('PostgresRegistry', () => {
   it('two hub processes feeding the same tables: a stale batch neither reverts a row nor moves the checkpoint back', async () => {
     const db = PostgresDatabase.open({ connectionString, schema });
     try {
-      await twoProcesses(await PostgresRegistry.open(db));
+      await twoProcesses(await PostgresRegistry.open(db, new PatientCipher({ keys: await PostgresKeyStore.open(db) })));
     } finally {
       await db.close();
     }

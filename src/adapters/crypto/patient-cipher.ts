@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, randomFillSync } from 'node:crypto';
-import { DIGEST_PREFIX, SEALED_PREFIX, type PatientDataProtection, type PatientKeyStore } from '../../application/ports/patient-data-protection';
+import { DIGEST_PREFIX, SEALED_PREFIX, type PatientDataProtection, type PatientKeyStore, type SealOptions } from '../../application/ports/patient-data-protection';
 import { NotFoundError } from '../../domain/shared/errors';
 
 /**
@@ -49,10 +49,10 @@ export class PatientCipher implements PatientDataProtection {
     this.maxJustSealed = options.maxJustSealed ?? 1024;
   }
 
-  async seal(patientKey: string, plaintext: string, context: string): Promise<string> {
+  async seal(patientKey: string, plaintext: string, context: string, options?: SealOptions): Promise<string> {
     const key = await this.liveKey(patientKey);
     const sealed = sealWith(key, plaintext, aad(patientKey, context));
-    if (this.maxJustSealed > 0) {
+    if (this.maxJustSealed > 0 && options?.openedSoon !== false) {
       const now = this.now();
       // In insertion order, so the oldest are first: drop what is over the bound or past its time.
       for (const [old, entry] of this.justSealed) {

@@ -8,8 +8,12 @@
  * to another event and still open.
  */
 export interface PatientDataProtection {
-  /** Seal `plaintext` under the patient's key, creating the key on first use. PatientErasedError once erased. */
-  seal(patientKey: string, plaintext: string, context: string): Promise<string>;
+  /**
+   * Seal `plaintext` under the patient's key, creating the key on first use. PatientErasedError once erased.
+   * `openedSoon: false` for a value nobody opens right away (a registry row on PostgreSQL): an implementation that
+   * keeps the plaintext of what it just sealed, to spare the decryption of the next open, keeps none for it.
+   */
+  seal(patientKey: string, plaintext: string, context: string, options?: SealOptions): Promise<string>;
   /** The plaintext; null when the patient's key was erased. Values that are not sealed are returned as they are. */
   open(patientKey: string, sealed: string, context: string): Promise<string | null>;
   /**
@@ -35,6 +39,8 @@ export interface PatientDataProtection {
    */
   hasKeyOrTombstone(patientKey: string): Promise<boolean>;
 }
+
+export type SealOptions = Readonly<{ openedSoon?: boolean }>;
 
 /** Where the data keys are kept: a table or file apart from the events (see src/adapters/crypto/key-stores.ts). */
 export interface PatientKeyStore {

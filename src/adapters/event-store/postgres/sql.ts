@@ -181,8 +181,11 @@ export async function rollback(client: PoolClient, error: unknown): Promise<Erro
 /**
  * VACUUM one table (`qualified`: schema-qualified and quoted), on a connection of its own: PostgreSQL refuses
  * VACUUM inside a transaction block. Erasure uses it so the dead row versions of deleted personal data (and of
- * a patient's deleted data key) leave the table's pages instead of waiting for autovacuum. A row version still
- * visible to a transaction older than the deletion stays until a later vacuum: keep transactions short.
+ * a patient's deleted data key) are pruned from the table and its indexes at once instead of at autovacuum's next
+ * pass. It does not erase them: VACUUM marks their space free without zeroing it, so their bytes stay in the
+ * table's files until the space is reused (and in the WAL, WAL archives and base backups): what must not be read
+ * after an erasure is sealed under the patient's data key (PostgresRegistry). A row version still visible to a
+ * transaction older than the deletion stays until a later vacuum: keep transactions short.
  */
 export async function vacuumTable(pool: Pool, qualified: string): Promise<void> {
   const client = await pool.connect();
