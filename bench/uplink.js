@@ -63,10 +63,10 @@ function portOpen(port) {
 }
 
 /** The broker the tests use (scripts/activemq/broker.sh run): KahaDB with its default journal sync. */
-async function startBroker() {
+async function startBroker(fixedPort) {
   const home = spawnSync('bash', [path.join(ROOT, 'scripts/activemq/provision.sh')], { encoding: 'utf8' });
   if (home.status !== 0) throw new Error(`provision.sh failed: ${home.stderr}`);
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rts-bench-uplink-'));
   const log = fs.openSync(path.join(dataDir, 'broker.out'), 'a');
   const child = spawn('bash', [path.join(ROOT, 'scripts/activemq/broker.sh'), 'run'], {

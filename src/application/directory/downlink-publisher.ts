@@ -15,11 +15,18 @@ import { DOWNLINK_EVENT_TYPES, needsDirectory, planDownlink, type DownlinkMessag
  *   await publisher.catchUp();   // send everything up to the store's head (single-flight)
  *   publisher.start(); ...; await publisher.stop();   // follow the store in the background
  *
- * At-least-once: for each event, every planned message is sent (up to `concurrency` at a time; `send` must
- * resolve only once the broker holds the message), then the checkpoint moves past the event
- * (`checkpoints.set(name, position)`). A crash or a failed send means the event is planned and sent again from
- * the stored checkpoint, with the same message ids, so receivers dedupe. Events are handled in store order and
- * one at a time, so messages about one expert to one system leave in the order of their revisions.
+ * At-least-once: the checkpoint moves past an event (`checkpoints.set(name, position)`) only once every message
+ * planned for it and for every event before it was accepted (`send` must resolve only once the broker holds the
+ * message). A crash or a failed send means the events from the stored checkpoint are planned and sent again, with
+ * the same message ids, so receivers dedupe.
+ *
+ * Pipelined: the messages of a page's events are handed to the outbox in store order without waiting for the
+ * broker's accept of the one before, up to `concurrency` messages in flight (default 64). Waiting for each accept
+ * (a broker journal write) and a checkpoint per event capped the downlink at 1 / (that round trip): on a busy
+ * machine ~3 messages a second, below a modest uplink rate (soak finding 3, bench/downlink-lag.js). The outbox
+ * sends to one queue over one link in call order, so messages about one expert to one system still leave, and are
+ * stored, in the order of their revisions; only after a failed send may a resent older copy follow a newer one (as
+ * after any resend: receivers keep the highest revision).
  *
  * The plan needs the directory as of the event: before planning, the read model is caught up (`projector`) to
  * at least the events in hand; joined systems are taken as of the event's position, and a join's snapshot uses
@@ -35,7 +42,7 @@ export type DownlinkPublisherDependencies = Readonly<{
   name?: string;
   /** Events read per batch. */
   batchSize?: number;
-  /** Sends in flight at once for one event. */
+  /** Messages in flight at once (sent, the broker's accept not yet in), across the events of a page (default 64). */
   concurrency?: number;
   snapshotBatchSize?: number;
   logger?: DirectoryLogger;
@@ -70,21 +77,69 @@ export class DownlinkPublisher extends BackgroundDrain {
         const last = events[events.length - 1]!.globalPosition;
         if ((await this.deps.directory.checkpoint()) < last) await this.deps.projector.catchUp();
         const systems = await this.deps.directory.listSystemRows();
-        for (const event of events) {
-          const messages = await this.plan(event, systems);
-          if (messages.length > 0) {
-            await this.sendAll(messages);
-            await this.deps.checkpoints.set(this.name, event.globalPosition);
-          }
-          // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are
-          // released too (reported as served), as before: during a stop nothing should keep the publisher sending.
-          if (this.stopRequested) return true;
+        const sent = await this.sendPage(events, systems);
+        if (sent.failure) throw sent.failure.error;
+        // stop() waits for the messages in flight; the rest is sent on the next start. Callers of catchUp() are
+        // released too (reported as served), as before: during a stop nothing should keep the publisher sending.
+        if (sent.stoppedAfter !== undefined) {
+          if (sent.stoppedAfter > checkpoint) await this.deps.checkpoints.set(this.name, sent.stoppedAfter);
+          return true;
         }
       }
-      // Events without messages, and the other events the page covered, move the checkpoint once per page.
+      // The page's events, those without messages, and the other events the page covered: one checkpoint per page.
       checkpoint = through;
       await this.deps.checkpoints.set(this.name, checkpoint);
     }
+  }
+
+  /**
+   * Plans each event of the page in store order and hands its messages to the outbox as it goes, at most
+   * `concurrency` unaccepted at a time; resolves once every message handed over has settled. On a failed send it
+   * hands over nothing more and reports the first failure, after the checkpoint is moved past the events whose
+   * messages (and all before them) were accepted; at stop() it ends after the event in hand (`stoppedAfter`: the
+   * position every message up to which was accepted).
+   */
+  private async sendPage(events: readonly RecordedEvent[], systems: readonly SystemRow[]): Promise<{ failure?: { error: unknown }; stoppedAfter?: bigint }> {
+    const limit = Math.max(1, this.deps.concurrency ?? 64);
+    const inFlight = new Set<Promise<void>>();
+    // Per event, in store order: messages not yet accepted. Done events at the front move the checkpoint.
+    const open: { position: bigint; pending: number }[] = [];
+    let failure: { error: unknown } | undefined;
+    let done: bigint | undefined;
+    const settleFront = (): void => {
+      while (open.length > 0 && open[0]!.pending === 0) done = open.shift()!.position;
+    };
+    for (const event of events) {
+      if (failure) break;
+      const messages = await this.plan(event, systems);
+      const entry = { position: event.globalPosition, pending: messages.length };
+      open.push(entry);
+      for (const m of messages) {
+        while (inFlight.size >= limit && !failure) await Promise.race(inFlight);
+        if (failure) break;
+        const sending = this.deps.outbox.send(m.queue, m.envelope).then(
+          () => {
+            this.sentCount++;
+            entry.pending -= 1;
+          },
+          (error: unknown) => {
+            failure ??= { error };
+          },
+        );
+        const tracked = sending.finally(() => inFlight.delete(tracked));
+        inFlight.add(tracked);
+      }
+      settleFront();
+      if (this.stopRequested) break;
+    }
+    await Promise.all(inFlight);
+    settleFront();
+    if (failure) {
+      if (done !== undefined) await this.deps.checkpoints.set(this.name, done).catch(() => undefined);
+      return { failure };
+    }
+    if (this.stopRequested) return { stoppedAfter: done ?? events[0]!.globalPosition - 1n };
+    return {};
   }
 
   private async plan(event: RecordedEvent, systems: readonly SystemRow[]): Promise<readonly DownlinkMessage[]> {
@@ -93,24 +148,5 @@ export class DownlinkPublisher extends BackgroundDrain {
     const joiner = event.type === 'SystemJoined' ? systems.find((s) => s.systemId === (event.data as { systemId?: unknown }).systemId) : undefined;
     const rejoin = joiner?.joinedPosition != null && joiner.joinedPosition < event.globalPosition;
     return planDownlink(event, { joinedSystems, directory, rejoin }, { snapshotBatchSize: this.deps.snapshotBatchSize });
-  }
-
-  private async sendAll(messages: readonly DownlinkMessage[]): Promise<void> {
-    const limit = Math.max(1, this.deps.concurrency ?? 64);
-    let next = 0;
-    let failure: { error: unknown } | null = null;
-    const worker = async (): Promise<void> => {
-      while (next < messages.length && !failure) {
-        const m = messages[next++]!;
-        try {
-          await this.deps.outbox.send(m.queue, m.envelope);
-          this.sentCount++;
-        } catch (error) {
-          failure ??= { error };
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, messages.length) }, worker));
-    if (failure) throw (failure as { error: unknown }).error;
   }
 }
