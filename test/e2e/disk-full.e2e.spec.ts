@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { devToken, startHub, type HubProcess } from '../support/hub-process';
+import { tmpfsUnavailable } from '../support/tmpfs';
 
 /**
  * The built hub on a data directory whose disk fills up (a 3 MiB tmpfs this test mounts; root only): uploads are
@@ -11,20 +12,7 @@ import { devToken, startHub, type HubProcess } from '../support/hub-process';
  * in a few lines, not one per request; nothing acknowledged is lost; and once there is space again (the tmpfs made
  * larger), the same uploads sent again are stored, once each, and /health is ok.
  */
-const mountable = (): string | null => {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not root';
-  const probe = mkdtempSync(join(tmpdir(), 'rts-tmpfs-probe-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'pipe' });
-    execFileSync('umount', [probe], { stdio: 'pipe' });
-    return null;
-  } catch (error) {
-    return `cannot mount a tmpfs: ${String((error as Error).message).split('\n')[0]}`;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-};
-const cannot = mountable();
+const cannot = tmpfsUnavailable();
 if (cannot) console.warn(`disk-full e2e skipped: ${cannot}`);
 const describeFull = cannot ? describe.skip : describe;
 

@@ -21,26 +21,14 @@ import { parseCpr } from '../../src/domain/monitoring/cpr';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 import { createSecurityModule, type SecurityModule } from '../../src/bootstrap/security-module';
+import { tmpfsUnavailable } from '../support/tmpfs';
 
 /**
  * Reads of patient data on a hub whose disk is full (a real SQLite store on a 4 MiB tmpfs this test mounts; root
  * only). The audit trail cannot be written, so reads are refused with 503 audit_unavailable instead of being served
  * unaudited; once there is space again the hub serves them by itself, and every read it served is in the trail.
  */
-const mountable = (): string | null => {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not root (mounting a tmpfs needs root)';
-  const probe = mkdtempSync(join(tmpdir(), 'rts-tmpfs-probe-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'pipe' });
-    execFileSync('umount', [probe], { stdio: 'pipe' });
-    return null;
-  } catch (error) {
-    return `cannot mount a tmpfs: ${String((error as Error).message).split('\n')[0]}`;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-};
-const cannot = mountable();
+const cannot = tmpfsUnavailable();
 if (cannot) console.warn(`audit-unavailable integration test skipped: ${cannot}`);
 const describeFull = cannot ? describe.skip : describe;
 
