@@ -195,6 +195,31 @@ describe('access control, audit and erasure over SQLite', () => {
     consultationStatus = 'accepted';
   });
 
+  it('answers POST /observations/search as the GET with the CPR number in the URL: the same answer, rules and audit', async () => {
+    const day = (d: number) => new Date(Math.floor(Date.now() / 1000) * 1000 + d * 86_400_000).toISOString().replace('.000Z', 'Z');
+    const interval = { from: day(-300), to: day(1) };
+    const viaUrl = await call('GET', `/patients/${CPR_A}/observations?from=${interval.from}&to=${interval.to}`, patientA);
+    const viaBody = await call('POST', '/observations/search', patientA, { patientId: CPR_A, ...interval });
+    expect(viaBody.statusCode).toBe(200);
+    expect(viaBody.json()).toEqual(viaUrl.json());
+    expect(viaBody.json().count).toBeGreaterThan(0);
+    expect(viaBody.headers['cache-control']).toBe('no-store');
+    expect((await call('POST', '/observations/search', patientB, { patientId: CPR_A })).statusCode).toBe(403);
+    expect((await call('POST', '/observations/search', operator, { patientId: CPR_A })).statusCode).toBe(403);
+    expect((await call('POST', '/observations/search', system, { patientId: CPR_A })).statusCode).toBe(403);
+    expect((await call('POST', '/observations/search', patientA, { patientId: CPR_A, from: 'yesterday' })).statusCode).toBe(400);
+    expect((await call('POST', '/observations/search', patientA, { patientId: CPR_A, extra: 1 })).statusCode).toBe(400);
+    // Audited as the read it is, under the patient's key; the trail holds no CPR number.
+    await security.audit.drain();
+    const reads = (await store.readAll({ after: 0n, maxCount: 100_000 }))
+      .filter((e) => e.type === 'AuditRecorded')
+      .map((e) => e.data as { action: string; outcome: string; subject: string })
+      .filter((d) => d.action === 'observations.read');
+    expect(reads.filter((d) => d.outcome === 'allowed').length).toBeGreaterThanOrEqual(2);
+    expect(reads.filter((d) => d.outcome === 'denied').length).toBeGreaterThanOrEqual(3);
+    expect(JSON.stringify(reads)).not.toContain(CPR_A);
+  });
+
   it('keeps systems and operators away from patient data and systems away from operations', async () => {
     expect((await call('GET', `/patients/${CPR_A}/observations`, system)).statusCode).toBe(403);
     expect((await call('GET', `/patients/${CPR_A}/observations`, operator)).statusCode).toBe(403);

@@ -155,6 +155,13 @@ const answerOf = (from: string, to: string, readings: readonly (readonly [string
   observations: readings.map(([uniqueId, measuredAt, s, d]) => ({ uniqueId, measuredAt, systolic: { value: s, unit: 'mmHg' }, diastolic: { value: d, unit: 'mmHg' } })),
 });
 
+/** The review's request: POST /observations/search with the patient and the interval in the body (no CPR number in the URL). */
+const expectSearch = (h: { calls: { url: string; init: RequestInit }[] }, index: number, from: string, to: string): void => {
+  expect(h.calls[index]!.url).toBe(`${URL_}/observations/search`);
+  expect(h.calls[index]!.init.method).toBe('POST');
+  expect(JSON.parse(String(h.calls[index]!.init.body))).toEqual({ patientId: CPR, from, to });
+};
+
 describe('run review', () => {
   const list = answerOf('2026-05-03T12:00:00Z', '2026-05-10T12:00:01Z', [
     ['2.25.2', '2026-05-09T07:00:00Z', 131, 85],
@@ -165,7 +172,7 @@ describe('run review', () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)]);
     expect(h.code).toBe(EXIT.ok);
     // Ending 10 minutes ahead, as the page does: a reading the hub took with a time up to 5 minutes ahead is listed.
-    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A00%3A00Z&to=2026-05-10T12%3A10%3A00Z`);
+    expectSearch(h, 0, '2026-05-03T12:00:00Z', '2026-05-10T12:10:00Z');
     const lines = h.out.split('\n');
     const first = lines.findIndex((l) => l.startsWith('Tue 2026-05-05 07:00'));
     const second = lines.findIndex((l) => l.startsWith('Sat 2026-05-09 07:00'));
@@ -190,12 +197,12 @@ describe('run review', () => {
     const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list, hubDate), json(200, list, hubDate)]);
     expect(h.code).toBe(EXIT.ok);
     expect(h.calls).toHaveLength(2);
-    expect(h.calls[1]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-03T12%3A20%3A00Z&to=2026-05-10T12%3A30%3A00Z`);
+    expectSearch(h, 1, '2026-05-03T12:20:00Z', '2026-05-10T12:30:00Z');
     expect(h.err).toBe("rts: this machine's clock is 20 minutes behind the hub's: the last 7 days are counted by the hub's clock\n");
     // Ahead of the hub: the interval moves back.
     const behind = { date: new Date('2026-05-10T10:00:00Z').toUTCString() };
     const h2 = await harness(['review', '--patient', CPR, '--days', '1'], [json(200, list, behind), json(200, list, behind)]);
-    expect(h2.calls[1]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2026-05-09T10%3A00%3A00Z&to=2026-05-10T10%3A10%3A00Z`);
+    expectSearch(h2, 1, '2026-05-09T10:00:00Z', '2026-05-10T10:10:00Z');
     expect(h2.err).toContain('120 minutes ahead of the hub');
   });
 
@@ -209,14 +216,13 @@ describe('run review', () => {
 
   it('--days 366 asks for 366 days exactly (the hub refuses wider), ending 10 minutes ahead', async () => {
     const h = await harness(['review', '--patient', CPR, '--days', '366'], [json(200, list)]);
-    expect(h.calls[0]!.url).toBe(`${URL_}/patients/${CPR}/observations?from=2025-05-09T12%3A10%3A00Z&to=2026-05-10T12%3A10%3A00Z`);
+    expectSearch(h, 0, '2025-05-09T12:10:00Z', '2026-05-10T12:10:00Z');
   });
 
   it('passes --from and --to as given', async () => {
     const h = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00+02:00', '--to', '2026-05-08T00:00:00+02:00'], [json(200, { ...list, count: 0, observations: [] })]);
     expect(h.code).toBe(EXIT.ok);
-    expect(new URL(h.calls[0]!.url).searchParams.get('from')).toBe('2026-05-01T00:00:00+02:00');
-    expect(new URL(h.calls[0]!.url).searchParams.get('to')).toBe('2026-05-08T00:00:00+02:00');
+    expectSearch(h, 0, '2026-05-01T00:00:00+02:00', '2026-05-08T00:00:00+02:00');
     expect(h.out).toContain('No readings in this interval.');
     expect(h.out).toContain('(no readings)');
   });
@@ -397,7 +403,7 @@ describe('run: access control', () => {
   it('without RTS_TOKEN, at a hub with no development login: tells the user to set it', async () => {
     const h = await harness(review, [unauthenticated(), json(404, { title: 'Not found', status: 404, code: 'not_found' })]);
     expect(h.code).toBe(EXIT.refused);
-    expect(h.calls.map((c) => c.url)).toEqual([expect.stringContaining('/patients/'), `${URL_}/auth/dev-login`]);
+    expect(h.calls.map((c) => c.url)).toEqual([`${URL_}/observations/search`, `${URL_}/auth/dev-login`]);
     expect(h.err).toContain('no token was sent (this hub has no development login): set RTS_TOKEN to your access token');
   });
 

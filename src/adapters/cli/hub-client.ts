@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The HomeClient's side of the hub's HTTP API: POST /observations and GET /patients/{id}/observations; and under
+ * The HomeClient's side of the hub's HTTP API: POST /observations and POST /observations/search; and under
  * it the requester that `rts dlq` uses too (token, development login, one retry where it is safe).
  * Every failure becomes one of three errors, which the CLI turns into its exit codes:
  *   HubRefusedError      4xx: the hub judged the input and said no (with its problem+json)
@@ -306,13 +306,11 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
     },
 
     async observations(patientId, range) {
-      const query = new URLSearchParams();
-      if (range.from !== undefined) query.set('from', range.from);
-      if (range.to !== undefined) query.set('to', range.to);
-      const qs = query.toString();
-      const { res } = await send(`/patients/${encodeURIComponent(patientId)}/observations${qs ? `?${qs}` : ''}`, {
-        method: 'GET',
-        headers: { accept: 'application/json' },
+      // POST /observations/search: the CPR number in the body, not in a URL a proxy's access log keeps.
+      const { res } = await send('/observations/search', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ patientId, ...range }),
       }, patientId);
       const list = await body(res, Observations);
       const date = Date.parse(res.headers.get('date') ?? '');

@@ -28,7 +28,7 @@ import {
   SystemResponse,
   SystemsList,
 } from './response-schemas';
-import { CorrectionBody, CorrectionQuery, CorrectionResponse, DocumentParams, ObservationBody, ObservationQuery, ObservationsResponse, PatientParams, StoredResponse } from './schemas';
+import { CorrectionBody, CorrectionQuery, CorrectionResponse, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, ObservationsResponse, PatientParams, StoredResponse } from './schemas';
 import { AuditQuery, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureByKeyParams, ErasureParams, ErasureQuery, ErasuresQuery } from './security';
 
 /**
@@ -179,6 +179,17 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: 'the patient, for themself; a clinician whose system was offered a consultation about the patient',
     path: PatientParams,
     query: ObservationQuery,
+    ok: { '200': { description: 'Current readings (corrected ones replaced), oldest first', schema: ObservationsResponse } },
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased', 'audit_unavailable'],
+  },
+  'POST /observations/search': {
+    tag: 'Home monitoring',
+    summary: 'Readings of one patient in [from, to), the patient in the body (getObservationsFor)',
+    description:
+      'The same query and answer as GET /patients/{id}/observations, with the CPR number in the JSON body instead of the URL, where reverse proxies and browsers log it. ' +
+      'A read: nothing is stored; it is audited as observations.read, and answered only once its audit event is stored (503 audit_unavailable otherwise).',
+    access: 'the patient, for themself; a clinician whose system was offered a consultation about the patient',
+    body: ObservationSearchBody,
     ok: { '200': { description: 'Current readings (corrected ones replaced), oldest first', schema: ObservationsResponse } },
     problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased', 'audit_unavailable'],
   },

@@ -57,6 +57,13 @@ export const ObservationQuery = z
   .strict();
 
 export const PatientParams = z.object({ patientId: z.string().max(32) }).strict();
+/**
+ * POST /observations/search: the query of GET /patients/{id}/observations with the patient in the body, so that
+ * the CPR number is in no URL (a reverse proxy's access log, a browser's history keep URLs).
+ */
+export const ObservationSearchBody = z
+  .object({ patientId: PatientParams.shape.patientId.describe('The patient (CPR number, ddmmyy-ssss)'), ...ObservationQuery.shape })
+  .strict();
 export const DocumentParams = z.object({ uniqueId: z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an OID').max(64) }).strict();
 
 const Quantity = z.object({ value: z.number(), unit: z.literal('mmHg') });

@@ -162,6 +162,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   return {
     'POST /observations': patientRoute('observations.write', 'body'),
     'GET /patients/:patientId/observations': patientRoute('observations.read', 'params'),
+    'POST /observations/search': patientRoute('observations.read', 'body'),
     'GET /documents/:uniqueId': documentRoute('document.read'),
     'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),

@@ -14,7 +14,7 @@ import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitori
 import { MAX_INTERVAL_DAYS, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { openApiDocument } from './openapi';
 import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
-import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, PatientParams, parseInput } from './schemas';
+import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, PatientParams, parseInput } from './schemas';
 import { registerWebRoutes } from './web-routes';
 
 export type HttpDependencies = Readonly<{
@@ -301,9 +301,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: result.measuredAt, document });
   });
 
-  app.get('/patients/:patientId/observations', async (request) => {
-    const { patientId: raw } = parseInput(PatientParams, request.params, 'path');
-    const query = parseInput(ObservationQuery, request.query, 'query');
+  /** One patient's readings in an interval: the answer of GET /patients/{id}/observations and POST /observations/search. */
+  const observationsOf = async (raw: string, query: Readonly<{ from?: string | undefined; to?: string | undefined }>) => {
     const patientId = parseCpr(raw);
     const now = deps.clock.now();
     const to = query.to ? DateTime.fromISO(query.to, { setZone: true }) : null;
@@ -320,6 +319,19 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       count: observations.length,
       observations: observations.map((o) => ({ uniqueId: o.uniqueId, measuredAt: o.measuredAt, systolic: o.systolic, diastolic: o.diastolic })),
     };
+  };
+
+  app.get('/patients/:patientId/observations', async (request) => {
+    const { patientId } = parseInput(PatientParams, request.params, 'path');
+    return observationsOf(patientId, parseInput(ObservationQuery, request.query, 'query'));
+  });
+
+  // The same query with the CPR number in the body instead of the URL (the page and the CLI use it).
+  app.post('/observations/search', async (request, reply) => {
+    if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
+    const { patientId, ...query } = parseInput(ObservationSearchBody, request.body, 'body');
+    reply.header('cache-control', 'no-store');
+    return observationsOf(patientId, query);
   });
 
   app.get('/documents/:uniqueId', async (request, reply) => {
