@@ -306,7 +306,7 @@ export const openContainer = async (config: Config, logger: Logger = createLogge
       const where = config.RTS_EVENT_STORE === 'sqlite' ? `RTS_DATA_DIR (${config.RTS_DATA_DIR})` : config.RTS_EVENT_STORE === 'postgres' ? 'RTS_POSTGRES_URL' : 'RTS_EVENTSTORE_CONNECTION_STRING';
       throw new ConfigError([
         `${where}: ${error.message}. Start the newer build on it again; to roll back to this build, restore the backup taken before the upgrade ` +
-          '(rts restore) into a data directory or database of its own. See README "Upgrading and rolling back".',
+          '(rts restore; pg_restore for PostgreSQL) into a data directory or database of its own. See README "Upgrading and rolling back".',
       ]);
     }
     if (!(error instanceof PseudonymSecretMismatchError)) throw error;
