@@ -13,6 +13,7 @@ import type { PatientDataProtection, PatientKeyStore } from '../application/port
 import type { PatientKeys } from '../application/ports/patient-keys';
 import { ConsultationContentErasure } from '../application/consultation/consultation-erasure';
 import { PatientErasure } from '../application/patient-erasure';
+import { checkStoreFormat, StoreFormatTooNewError, THIS_BUILD_STORE_FORMAT } from '../application/store-format';
 import { checkPseudonymSecret, PSEUDONYM_CHECK_STREAM, PseudonymSecretMismatchError, recordedPseudonymFingerprint } from '../application/pseudonym-check';
 import { OpeningRegistry, openRegistryEventsCached, REGISTRY_EVENT_TYPES, type ForgettingRegistry } from '../application/sealed-documents';
 import { SqliteKeyStore } from '../adapters/crypto/key-stores';
@@ -118,7 +119,7 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       return undefined;
     case 'postgres': {
       const connectionString = required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL');
-      const store = await PostgresEventStore.open({ connectionString, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config) });
+      const store = await PostgresEventStore.open({ connectionString, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config), onMigrations: logMigrations(logger) });
       try {
         const keys = await PostgresKeyStore.open(store);
         const protection = patientCipher(config, keys);
@@ -158,6 +159,20 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
 
 const patientCipher = (config: Config, keys: PatientKeyStore): PatientDataProtection => new PatientCipher({ keys, maxCached: config.RTS_PATIENT_KEY_CACHE_SIZE });
 
+/**
+ * One line before the store's schema migrations run (from what the store had to what this build needs): on a
+ * store of a million events an index migration took ~5 s, in silence, at the first start of a new build.
+ */
+const logMigrations =
+  (logger: Logger | undefined) =>
+  (pending: Readonly<{ from: string | number | null; to: string | number; migrations: readonly string[] }>): void => {
+    const fresh = pending.from === null || pending.from === 0;
+    logger?.info(
+      { from: pending.from, to: pending.to, migrations: pending.migrations },
+      fresh ? 'event store schema: creating it' : 'event store schema: migrating it for this build (on a large store this takes a while; the hub starts when it is done)',
+    );
+  };
+
 const postgresLease = (connectionString: string, schema: string) => (): PublishingLease => new PostgresPublishingLease({ connection: { connectionString }, schema });
 
 const required = (value: string | undefined, name: string): string => {
@@ -195,7 +210,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
       mkdirSync(config.RTS_DATA_DIR, { recursive: true, mode: 0o700 });
-      return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, DATA_FILES.events) });
+      return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, DATA_FILES.events), onMigrations: logMigrations(logger) });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => {
@@ -262,6 +277,18 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   return c;
 };
 
+/** Refuses a store a newer build marked as not for this one (store-format.ts); records this build's format. */
+const checkStoreFormatOf = async (store: EventStore, at: string, logger: Logger): Promise<void> => {
+  const { outcome, recorded } = await checkStoreFormat(store, at);
+  const mine = THIS_BUILD_STORE_FORMAT;
+  if (outcome === 'upgraded' || (outcome === 'recorded' && (await store.readAll({ after: 0n, maxCount: 2 })).length > 1)) {
+    // Not for a new store: its only event is the marker just recorded.
+    logger.info({ from: recorded?.format ?? 0, to: mine.format, readableFrom: mine.readableFrom }, 'store format: upgraded to this build\'s (builds of an older format must not be started on this store again; README "Upgrading and rolling back")');
+  } else if (outcome === 'newer') {
+    logger.warn({ store: recorded?.format, build: mine.format }, 'store format: this store was written by a newer build, which allows this one to open it; stop every hub process of the newer build first (no mixed fleet)');
+  }
+};
+
 /** The store was written with a pseudonym secret, and this process has none yet. */
 class MissingSecret extends Error {}
 
@@ -275,6 +302,8 @@ export const openContainer = async (config: Config, logger: Logger = createLogge
   const c = buildContainer(config, logger, opened);
   const secretFile = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
   try {
+    // First: a build that may not open this store must not record, or write, anything in it.
+    await checkStoreFormatOf(c.get<EventStore>(TOKENS.EventStore), c.get<Clock>(TOKENS.Clock).now().toISO()!, logger);
     // No secret here but a store written with one (a restore without it, a new hub without the setting): say
     // so before a new secret is generated into the data directory.
     if (!config.RTS_PSEUDONYM_SECRET && !existsSync(secretFile) && (await recordedPseudonymFingerprint(c.get<EventStore>(TOKENS.EventStore))) !== null) {
@@ -293,6 +322,13 @@ export const openContainer = async (config: Config, logger: Logger = createLogge
       throw new ConfigError([
         `RTS_PSEUDONYM_SECRET: not set, and there is no ${secretFile}, but this store's patients are keyed with a pseudonym secret. ` +
           'Set RTS_PSEUDONYM_SECRET to it, or put its file back (a backup keeps it; see "Backup and restore").',
+      ]);
+    }
+    if (error instanceof StoreFormatTooNewError) {
+      const where = config.RTS_EVENT_STORE === 'sqlite' ? `RTS_DATA_DIR (${config.RTS_DATA_DIR})` : config.RTS_EVENT_STORE === 'postgres' ? 'RTS_POSTGRES_URL' : 'RTS_EVENTSTORE_CONNECTION_STRING';
+      throw new ConfigError([
+        `${where}: ${error.message}. Start the newer build on it again; to roll back to this build, restore the backup taken before the upgrade ` +
+          '(rts restore; pg_restore for PostgreSQL) into a data directory or database of its own. See README "Upgrading and rolling back".',
       ]);
     }
     if (!(error instanceof PseudonymSecretMismatchError)) throw error;

@@ -24,6 +24,7 @@ import type { XdsBackend } from '../application/xds-backend';
 import { isPgUnavailable, pgUnavailableReason } from '../adapters/event-store/postgres/sql';
 import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, postgresAddress, type Config } from './config';
 import { TOKENS, createLogger, openContainer } from './container';
+import { countLegacyConsultations } from '../application/consultation/legacy-consultations';
 import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
 import { checkMessageSecurityOfStore, createMessageSecurity } from './message-security';
@@ -114,6 +115,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     ...(checkpoints ? { checkpoints } : {}),
   });
   consultations.start();
+  warnOfLegacyConsultations(store, logger);
   /** What runs without the broker and the message keys, stopped in reverse order of start; the stores last. */
   const stopModules = async (): Promise<void> => {
     await consultations.stop();
@@ -319,6 +321,30 @@ export const startupSettingProblem = (error: unknown, config: Pick<Config, 'RTS_
     return `RTS_DATA_DIR: the store in the data directory cannot be opened for writing (${code})`;
   }
   return null;
+};
+
+/**
+ * Consultations that builds before UUID ids recorded with another id and that are still open (legacy-id.ts): one
+ * warning at start, counted in the background (the start does not wait for it), with what to do about them.
+ */
+const warnOfLegacyConsultations = (store: EventStore, logger: Logger): void => {
+  countLegacyConsultations(store).then(
+    ({ open, unservable }) => {
+      if (open > 0) {
+        logger.warn(
+          { consultations: open },
+          'consultations with a pre-UUID id (recorded by an older build) are still open: they are served as any other (HTTP and messages take their ids); new ones need a UUID. Settle them (accept, report, acknowledge or cancel) through GET /consultations?system=...',
+        );
+      }
+      if (unservable > 0) {
+        logger.warn(
+          { consultations: unservable },
+          'consultations whose id may hold a CPR number (recorded by an older build) are still open and cannot be served: their ids are refused over HTTP and in messages, and their offers run out unseen. Tell the applicant systems to request them again with a UUID (README "Upgrading and rolling back")',
+        );
+      }
+    },
+    (error: unknown) => logger.debug({ errType: (error as Error)?.name }, 'legacy consultations: not counted'),
+  );
 };
 
 const main = async (): Promise<void> => {

@@ -109,6 +109,18 @@ describe('patient data envelope (AES-256-GCM)', () => {
     await expect(cipher.seal('pA', 'again', 'd2')).rejects.toMatchObject({ code: 'patient_erased' });
     expect(await new PatientCipher({ keys }).open('pA', sealed, 'd1')).toBeNull(); // another process, same store
   });
+  it('isErased asks the key store, not the key cache: an erasure by another process shows at once', async () => {
+    const keys = new InMemoryKeyStore();
+    const here = new PatientCipher({ keys, ttlMs: 60_000 });
+    const sealed = await here.seal('pA', 'secret', 'd1'); // pA's live key is cached here for a minute
+    expect(await here.isErased('pA')).toBe(false);
+    expect(await here.isErased('pNever')).toBe(false);
+    await new PatientCipher({ keys }).erase('pA'); // another hub process on the same key store
+    expect(await here.isErased('pA')).toBe(true);
+    // What it learnt replaces the cached key: nothing opens or is sealed with it any more.
+    expect(await here.open('pA', sealed, 'd1')).toBeNull();
+    await expect(here.seal('pA', 'again', 'd2')).rejects.toMatchObject({ code: 'patient_erased' });
+  });
   it('never repeats a nonce: 2,000 envelopes (the nonce pool refilled five times) all differ and all open', () => {
     const associated = Buffer.from('pA|document/1');
     const sealed = Array.from({ length: 2000 }, () => sealWith(key, 'same plaintext', associated));

@@ -232,7 +232,7 @@ it('wakes on an append (a key registered) and on its timer (a key valid from now
 
 it('keeps skipping what can never be sent: a contract breach is not held; one held before is dropped at release', async () => {
   const { store, codec, broker, hub } = setup();
-  const bad = { ...message('chengdu'), payload: { ...message('chengdu').payload, consultationId: 'case-2026-0001' } } as ConsultationDownlinkEnvelope;
+  const bad = { ...message('chengdu'), payload: { ...message('chengdu').payload, consultationId: '251248-1234' /* an old build's id that holds a CPR number: never sent */ } } as ConsultationDownlinkEnvelope;
   await hub.send(bad);
   expect(broker.accepted).toEqual([]);
   expect(await heldEvents(store, 'chengdu')).toEqual([]);

@@ -24,7 +24,8 @@ const setup = (codec: HubMessageCodec = new PlainHubCodec()) => {
 
 it('skips a message that breaks the contract, logging why, and sends the next', async () => {
   const { outbox, sent, errors } = setup();
-  await outbox.send('rts.downlink.mianyang', cancelled('case-2026-0001', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06'));
+  // An id an old build took that holds a CPR number: never passed on (legacy-id.ts).
+  await outbox.send('rts.downlink.mianyang', cancelled('251248-1234', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06'));
   await outbox.send('rts.downlink.mianyang', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b07'));
   expect(sent).toEqual(['9e8d7c6b-5a49-5382-9170-6f5e4d3c2b07']);
   expect(errors).toEqual([{ fields: expect.objectContaining({ reason: 'contract_violation', id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06' }), message: expect.stringContaining('skipped') }]);
@@ -39,4 +40,18 @@ it('skips a body larger than the broker takes, and throws what may pass (the bro
 
   const failing = new AmqpHubOutbox({ send: async () => Promise.reject(new Error('disconnected')) }, new PlainHubCodec());
   await expect(failing.send('q', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b09'))).rejects.toThrow('disconnected');
+});
+
+it('delivers the messages of a consultation an older build recorded with a pre-UUID id (cons-0001, case-2026-0001)', async () => {
+  const { outbox, sent, errors } = setup();
+  await outbox.send('rts.downlink.mianyang', cancelled('cons-0001', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b10'));
+  await outbox.send('rts.downlink.mianyang', cancelled('case-2026-0001', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b11'));
+  expect(errors).toEqual([]);
+  expect(sent).toEqual(['9e8d7c6b-5a49-5382-9170-6f5e4d3c2b10', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b11']);
+  // Not when it may hold a CPR number, in any spelling the old builds' characters allow; nor a short or long one.
+  for (const [i, id] of ['2512481234', 'pt_251248_1234', 'x-25-12-48-1234', 'cons-01', 'c'.repeat(65)].entries()) {
+    await outbox.send('rts.downlink.mianyang', cancelled(id, `9e8d7c6b-5a49-5382-9170-6f5e4d3c2c${String(i).padStart(2, '0')}`));
+  }
+  expect(sent).toHaveLength(2);
+  expect(errors.map((e) => e.fields['reason'])).toEqual(Array(5).fill('contract_violation'));
 });

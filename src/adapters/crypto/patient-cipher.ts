@@ -91,18 +91,24 @@ export class PatientCipher implements PatientDataProtection {
    * patient stays erased here (fail closed) and the request fails, to be repeated.
    */
   async erase(patientKey: string): Promise<void> {
-    const cached = this.cache.get(patientKey);
-    if (cached && cached.key !== 'erased') {
-      digestKeys.get(cached.key)?.fill(0);
-      cached.key.fill(0);
-    }
+    this.forget(patientKey);
     this.remember(patientKey, 'erased');
-    for (const [sealed, entry] of this.justSealed) if (entry.patientKey === patientKey) this.justSealed.delete(sealed);
     await this.options.keys.erase(patientKey, new Date(this.now()).toISOString());
   }
 
+  /**
+   * Asks the key store itself unless this process already knows the patient erased: the key cache may hold a key
+   * that another hub process has erased since (for up to `ttlMs`). Callers ask when the registry holds nothing of
+   * the patient (a query, a document without a row, an erasure), never on the path of a patient with documents,
+   * and there "erased" against "never known" is the answer (410 against 404), so it must not be up to a minute old.
+   */
   async isErased(patientKey: string): Promise<boolean> {
-    return (await this.key(patientKey)) === 'erased';
+    if (this.cache.get(patientKey)?.key === 'erased') return true;
+    const stored = await this.options.keys.get(patientKey);
+    if (stored === null) return false;
+    if (stored === 'erased') this.forget(patientKey);
+    this.remember(patientKey, stored);
+    return stored === 'erased';
   }
 
   async hasKeyOrTombstone(patientKey: string): Promise<boolean> {
@@ -117,6 +123,16 @@ export class PatientCipher implements PatientDataProtection {
   /** Number of envelopes sealed here and not opened yet whose plaintext is still held (for tests). */
   get unopenedSeals(): number {
     return this.justSealed.size;
+  }
+
+  /** Overwrites the patient's key held in memory and drops their just-sealed plaintexts (erased here or elsewhere). */
+  private forget(patientKey: string): void {
+    const cached = this.cache.get(patientKey);
+    if (cached && cached.key !== 'erased') {
+      digestKeys.get(cached.key)?.fill(0);
+      cached.key.fill(0);
+    }
+    for (const [sealed, entry] of this.justSealed) if (entry.patientKey === patientKey) this.justSealed.delete(sealed);
   }
 
   /** The plaintext of an envelope sealed here for this patient and place and not opened since; else undefined. */

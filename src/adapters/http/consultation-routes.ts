@@ -13,6 +13,7 @@ import {
   MIN_DEADLINE_SECONDS,
   homeSystemOf,
 } from '../../domain/consultation/consultation';
+import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { type AnswerOf, ConsultationResponse } from './response-schemas';
 import { idempotencyKey, parseInput } from './schemas';
@@ -54,6 +55,12 @@ export const CONSULTATION_BODY_LIMIT_BYTES = 6 * (CONSULTATION_TEXT_LIMITS.appli
 const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
 const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
 const consultationId = z.string().regex(CONSULTATION_ID_PATTERN, 'a UUID');
+/** Of an existing consultation: also the id of one recorded before ids were UUIDs (legacy-id.ts), never a CPR number. */
+const existingConsultationId = z
+  .string()
+  .regex(LEGACY_CONSULTATION_ID_PATTERN, { message: LEGACY_CONSULTATION_ID_RULE, abort: true })
+  .refine(isExistingConsultationId, LEGACY_CONSULTATION_ID_RULE)
+  .describe(LEGACY_CONSULTATION_ID_RULE);
 const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month: YYYY-MM');
 
 export const ConsultationBody = z.strictObject({
@@ -66,7 +73,7 @@ export const ConsultationBody = z.strictObject({
   attachments: z.array(z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS document uniqueId (OID)')).max(MAX_ATTACHMENTS).optional(),
   deadlineSeconds: z.number().int().min(MIN_DEADLINE_SECONDS).max(MAX_DEADLINE_SECONDS).optional(),
 });
-export const ConsultationParams = z.strictObject({ id: consultationId });
+export const ConsultationParams = z.strictObject({ id: existingConsultationId });
 export const ConsultationsQuery = z.strictObject({
   system: systemId,
   role: z.enum(['applicant', 'expert', 'any']).optional(),

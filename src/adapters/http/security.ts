@@ -7,7 +7,8 @@ import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { containsCprDigits, parseCpr, type Cpr } from '../../domain/monitoring/cpr';
-import { CONSULTATION_ID_PATTERN, homeSystemOf } from '../../domain/consultation/consultation';
+import { homeSystemOf } from '../../domain/consultation/consultation';
+import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
 import { logErasure } from '../backup/erasure-log-line';
@@ -233,7 +234,7 @@ const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditable(action.uniqueId, DOCUMENT_ID);
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase') {
     const id = str(field(request.params, 'id'));
-    if (id) return auditable(id, CONSULTATION_ID_PATTERN);
+    if (id) return id.length <= 64 && isExistingConsultationId(id) ? id : null; // a legacy id too (never one with CPR digits)
     // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail.
     return 'systemId' in action && !containsCprDigits(action.systemId) ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
   }

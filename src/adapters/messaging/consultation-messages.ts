@@ -7,6 +7,7 @@ import {
   type ConsultationUplinkEnvelope,
 } from '../../application/consultation/consultation-messages';
 import { MAX_ATTACHMENTS, MAX_CANDIDATES, MAX_DEADLINE_SECONDS, MIN_DEADLINE_SECONDS } from '../../domain/consultation/consultation';
+import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeEnvelope, strictEnvelope, systemIdSchema, text, type ParseResult, type SameType } from './envelope';
 
 /**
@@ -52,6 +53,16 @@ export const isConsultationType = (type: unknown): boolean => typeof type === 's
 const systemId = systemIdSchema;
 const expertId = expertIdSchema;
 const consultationId = z.uuid();
+/**
+ * Of a consultation that exists (every message but consultation.requested): a UUID, or the id of a consultation
+ * recorded by a build before ids were UUIDs (legacy-id.ts: 8-64 of A-Z a-z 0-9 _ -, never holding a CPR number).
+ * Without it every message of such a consultation was skipped as a contract breach after the upgrade.
+ */
+const existingId = z
+  .string()
+  .regex(LEGACY_CONSULTATION_ID_PATTERN, { message: LEGACY_CONSULTATION_ID_RULE, abort: true })
+  .refine(isExistingConsultationId, LEGACY_CONSULTATION_ID_RULE)
+  .describe(LEGACY_CONSULTATION_ID_RULE);
 const oid = z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS document uniqueId (OID)');
 
 export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
@@ -64,16 +75,16 @@ export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
     attachments: z.array(oid).max(MAX_ATTACHMENTS),
     deadlineSeconds: z.number().int().min(MIN_DEADLINE_SECONDS).max(MAX_DEADLINE_SECONDS).optional(),
   }),
-  'consultation.accept': z.strictObject({ consultationId, expertId }),
-  'consultation.decline': z.strictObject({ consultationId, expertId, reason: z.string().max(500) }),
-  'consultation.report': z.strictObject({ consultationId, expertId, diagnosis: text(10_000), recommendations: z.string().max(100_000) }),
-  'consultation.acknowledge': z.strictObject({ consultationId }),
-  'consultation.cancel': z.strictObject({ consultationId, reason: z.string().max(500).optional() }),
+  'consultation.accept': z.strictObject({ consultationId: existingId, expertId }),
+  'consultation.decline': z.strictObject({ consultationId: existingId, expertId, reason: z.string().max(500) }),
+  'consultation.report': z.strictObject({ consultationId: existingId, expertId, diagnosis: text(10_000), recommendations: z.string().max(100_000) }),
+  'consultation.acknowledge': z.strictObject({ consultationId: existingId }),
+  'consultation.cancel': z.strictObject({ consultationId: existingId, reason: z.string().max(500).optional() }),
 } as const;
 
 export const CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS = {
   'consultation.offered': z.object({
-    consultationId,
+    consultationId: existingId,
     expertId,
     offerIndex: z.number().int().min(0),
     offeredAt: isoWithOffset,
@@ -84,18 +95,18 @@ export const CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS = {
     summary: z.string(),
     attachments: z.array(z.string()),
   }),
-  'consultation.accepted': z.object({ consultationId, expertId, acceptedAt: isoWithOffset }),
-  'consultation.declined': z.object({ consultationId, expertId, outcome: z.enum(['declined', 'expired']), reason: z.string(), at: isoWithOffset }),
-  'consultation.unassigned': z.object({ consultationId, unassignedAt: isoWithOffset }),
+  'consultation.accepted': z.object({ consultationId: existingId, expertId, acceptedAt: isoWithOffset }),
+  'consultation.declined': z.object({ consultationId: existingId, expertId, outcome: z.enum(['declined', 'expired']), reason: z.string(), at: isoWithOffset }),
+  'consultation.unassigned': z.object({ consultationId: existingId, unassignedAt: isoWithOffset }),
   'consultation.report': z.object({
-    consultationId,
+    consultationId: existingId,
     expertId,
     diagnosis: z.string(),
     recommendations: z.string(),
     issuedAt: isoWithOffset,
     attempt: z.number().int().min(0),
   }),
-  'consultation.cancelled': z.object({ consultationId, expertId, reason: z.string(), cancelledAt: isoWithOffset }),
+  'consultation.cancelled': z.object({ consultationId: existingId, expertId, reason: z.string(), cancelledAt: isoWithOffset }),
 } as const;
 
 const U = CONSULTATION_UPLINK_PAYLOAD_SCHEMAS;

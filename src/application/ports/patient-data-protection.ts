@@ -32,6 +32,11 @@ export interface PatientDataProtection {
   digest(patientKey: string, text: string, context: string): Promise<string>;
   /** Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent. */
   erase(patientKey: string): Promise<void>;
+  /**
+   * Whether the patient was erased, by this or another hub process on the same key store, as the key store says
+   * now (not as a key cache remembers it): asked where the registry holds nothing of the patient, to tell
+   * patient_erased from unknown_patient. Not for the path of a patient with documents.
+   */
   isErased(patientKey: string): Promise<boolean>;
   /**
    * Whether the key store holds anything for the patient: a data key (something was sealed for them) or a

@@ -46,15 +46,24 @@ export function loadMigrations(dir?: string): Migration[] {
     .map((file) => migration(file.replace(/\.sql$/, ''), readFileSync(path.join(dir, file), 'utf8')));
 }
 
-/** Applies the migrations not yet recorded; returns the names it applied (empty when the schema was current). */
-export async function migrate(pool: Pool, schema: string, migrations: readonly Migration[] = loadMigrations()): Promise<string[]> {
+/**
+ * What a start is about to apply, told before it applies it (`from` null: a new schema): on a large events table
+ * an index migration takes a while, which was silence at start.
+ */
+export type PendingMigrations = Readonly<{ from: string | null; to: string; migrations: readonly string[] }>;
+
+/**
+ * Applies the migrations not yet recorded; returns the names it applied (empty when the schema was current).
+ * `onPending` hears of them first, once, under the lock (not called when there are none).
+ */
+export async function migrate(pool: Pool, schema: string, migrations: readonly Migration[] = loadMigrations(), onPending?: (pending: PendingMigrations) => void): Promise<string[]> {
   const client = await pool.connect();
   let failed = true;
   try {
     await pollForLock(async () => (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS ok', [MIGRATION_LOCK_CLASS, schema])).rows[0]!.ok, `the migrations of schema ${schema}`);
     const applied: string[] = [];
     for (;;) {
-      const alone = await applyInTransaction(client, schema, migrations, applied);
+      const alone = await applyInTransaction(client, schema, migrations, applied, applied.length === 0 ? onPending : undefined);
       if (alone === undefined) break;
       await applyOutsideTransaction(client, schema, alone);
       applied.push(alone.name);
@@ -81,7 +90,13 @@ export async function pollForLock(tryLock: () => Promise<boolean>, what: string,
 }
 
 /** The pending migrations in one transaction, up to the first that must run alone, which it returns. */
-async function applyInTransaction(client: PoolClient, schema: string, migrations: readonly Migration[], applied: string[]): Promise<Migration | undefined> {
+async function applyInTransaction(
+  client: PoolClient,
+  schema: string,
+  migrations: readonly Migration[],
+  applied: string[],
+  onPending?: (pending: PendingMigrations) => void,
+): Promise<Migration | undefined> {
   try {
     await client.query('BEGIN');
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
@@ -94,6 +109,8 @@ async function applyInTransaction(client: PoolClient, schema: string, migrations
     )`);
     const { rows } = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations');
     const recorded = new Map(rows.map((row) => [row.name, row.checksum]));
+    const pending = migrations.filter((m) => !recorded.has(m.name)).map((m) => m.name);
+    if (pending.length > 0) onPending?.({ from: [...recorded.keys()].sort().at(-1) ?? null, to: pending.at(-1)!, migrations: pending });
     let alone: Migration | undefined;
     for (const m of migrations) {
       const checksum = recorded.get(m.name);

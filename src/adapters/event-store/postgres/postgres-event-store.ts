@@ -15,7 +15,7 @@ import {
 import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend } from '../append-rules';
 import { AppendNotifier } from './append-notifier';
-import { migrate } from './migrate';
+import { migrate, type PendingMigrations } from './migrate';
 import { connectionConfig, createPool, inTransaction, isPgError, quoteIdent, rollback, UNIQUE_VIOLATION, vacuumTable, type PostgresTimeouts } from './sql';
 
 /**
@@ -59,6 +59,8 @@ export type PostgresEventStoreOptions = Readonly<{
   maxConnections?: number;
   /** Connect and statement timeouts (sql.ts, PostgresTimeouts); defaults 10 s and 30 s. */
   timeouts?: PostgresTimeouts;
+  /** Told of the schema migrations this open is about to apply, before it applies them (to log them). */
+  onMigrations?: (pending: PendingMigrations) => void;
 }>;
 
 type EventRow = {
@@ -112,7 +114,7 @@ export class PostgresEventStore implements EventStore {
     if (options.maxConnections !== undefined) config.max = options.maxConnections;
     const pool = createPool(config);
     try {
-      await migrate(pool, schema);
+      await migrate(pool, schema, undefined, options.onMigrations);
     } catch (error) {
       await pool.end().catch(() => undefined);
       throw error;

@@ -38,10 +38,16 @@ export const EVENT_STORE_MIGRATIONS: readonly Migration[] = [
 ];
 
 /**
- * Apply the migrations not yet applied, in one IMMEDIATE transaction so two processes opening the same new
- * file do not both create the table.
+ * What a start is about to apply, told before it applies it (`from` 0: a new store): on a large store an index
+ * migration takes seconds, which were seconds of silence at start.
  */
-export function migrate(db: Database, migrations: readonly Migration[] = EVENT_STORE_MIGRATIONS): void {
+export type PendingMigrations = Readonly<{ from: number; to: number; migrations: readonly string[] }>;
+
+/**
+ * Apply the migrations not yet applied, in one IMMEDIATE transaction so two processes opening the same new
+ * file do not both create the table. `onPending` hears of them first (not called when there are none).
+ */
+export function migrate(db: Database, migrations: readonly Migration[] = EVENT_STORE_MIGRATIONS, onPending?: (pending: PendingMigrations) => void): void {
   db.exec(`CREATE TABLE IF NOT EXISTS event_store_migrations (
     version     INTEGER PRIMARY KEY,
     description TEXT NOT NULL,
@@ -51,6 +57,10 @@ export function migrate(db: Database, migrations: readonly Migration[] = EVENT_S
   const record = db.prepare('INSERT INTO event_store_migrations (version, description, applied_at) VALUES (?, ?, ?)');
   db.transaction(() => {
     const done = new Set(applied.all() as number[]);
+    const pending = migrations.filter((m) => !done.has(m.version));
+    if (pending.length > 0) {
+      onPending?.({ from: Math.max(0, ...done), to: Math.max(...pending.map((m) => m.version)), migrations: pending.map((m) => `${m.version} ${m.description}`) });
+    }
     for (const migration of migrations) {
       if (done.has(migration.version)) continue;
       db.exec(migration.sql);

@@ -13,7 +13,7 @@ import type {
 } from '../../../application/ports/event-store';
 import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
-import { migrate } from './schema';
+import { migrate, type PendingMigrations } from './schema';
 import { asStorageFailure } from './storage-failure';
 
 export type SqliteEventStoreOptions = Readonly<{
@@ -27,6 +27,8 @@ export type SqliteEventStoreOptions = Readonly<{
   pollIntervalMs?: number;
   /** Newest committed events kept for readAll (see `recent`); 0 turns it off. */
   recentEvents?: number;
+  /** Told of the schema migrations this open is about to apply, before it applies them (to log them). */
+  onMigrations?: (pending: PendingMigrations) => void;
 }>;
 
 /** Counters for tests and metrics: how well group commit is batching. */
@@ -223,7 +225,7 @@ export class SqliteEventStore implements EventStore {
     const db = new BetterSqlite3(options.file);
     try {
       configure(db, options);
-      migrate(db);
+      migrate(db, undefined, options.onMigrations);
       return new SqliteEventStore(db, options);
     } catch (error) {
       db.close();
