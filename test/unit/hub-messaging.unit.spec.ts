@@ -352,7 +352,7 @@ describe('DeadLetterService', () => {
     expect(result).toMatchObject({ moved: 1, sourceQueue: 'rts.uplink', streamName: `dead-letter-${ENV1}` });
     expect(await service.replays(ENV1)).toEqual([
       // Ids that are no UUID (the hub's are) are not stored: they could be anything a sender wrote.
-      { deadLetterId: null, envelopeId: ENV1, at: '2024-05-01T10:00:00.000Z', by: 'alice', reason: 'system registered', sourceQueue: 'rts.uplink', deadLetterReason: 'unknown_system', attempts: 1, replayCount: 1, moved: 1 },
+      { deadLetterId: null, envelopeId: ENV1, at: '2024-05-01T10:00:00.000Z', by: 'alice', reason: 'system registered', sourceQueue: 'rts.uplink', deadLetterReason: 'unknown_system', attempts: 1, replayCount: 1, moved: 1, note: null },
     ]);
     // By envelope id: every copy of that message.
     await service.replay('env-2', { by: 'bob' });
