@@ -59,8 +59,6 @@ export type StartHubOptions = Readonly<{
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
   // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.
   const lock = lockEmbeddedStore(config, 'RTS_DATA_DIR');
-  // The erasure record is written at every level but silent (erasure-log-line.ts): a silent hub says so where it can.
-  if (logger.level === 'silent') process.stderr.write(silentErasureRecordWarning);
   try {
     const hub = await startUnlockedHub(config, logger, options);
     return { ...hub, stop: () => hub.stop().finally(() => lock?.release()) };
@@ -359,6 +357,9 @@ const main = async (): Promise<void> => {
     throw error;
   }
   const logger = createLogger(config);
+  // The erasure record is written at every level but silent (erasure-log-line.ts): a silent hub says so where it can.
+  // Here, in the program only: an embedder's or a test's startHub with a silent logger chose it in code.
+  if (logger.level === 'silent') process.stderr.write(silentErasureRecordWarning);
   // Installed before the start: a SIGTERM while the hub waits for its database (up to the connect timeout, or a
   // while longer for another hub's migrations) is a stop, said in one line, exit 0, as the exit codes promise; it
   // was Node's default, 143 and silence. Nothing is served yet, so there is nothing to drain: the store's

@@ -125,6 +125,6 @@ it('one publisher among hub processes on PostgreSQL; a stop, a restart and a kil
 
   // The store's checkpoints are where the publishers got to; the log says nothing of patients or experts.
   const { rows } = await admin.query<{ name: string }>(`SELECT name FROM "${schema}".subscription_checkpoints ORDER BY name`);
-  expect(rows.map((r) => r.name)).toEqual(['consultation-downlink', 'downlink']);
+  expect(rows.map((r) => r.name)).toEqual(['consultation-downlink', 'consultation-retired-expert-offers', 'downlink']);
   for (const hub of [first, second, restarted, again]) expect(hub.output()).not.toMatch(/city-a:e\d/);
 });
