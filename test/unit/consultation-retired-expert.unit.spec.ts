@@ -3,7 +3,7 @@ import type { UplinkEnvelope } from '../../src/application/directory/directory-m
 import { uuidV5 } from '../../src/application/ids';
 import { planConsultationDownlink } from '../../src/application/consultation/consultation-downlink';
 import { ConsultationService } from '../../src/application/consultation/consultation-service';
-import { MAX_ATTEMPTS, RetiredExpertOffers } from '../../src/application/consultation/retired-expert-offers';
+import { CHECKPOINT_EVERY, MAX_ATTEMPTS, RetiredExpertOffers } from '../../src/application/consultation/retired-expert-offers';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
 import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
@@ -123,6 +123,40 @@ describe('RetiredExpertOffers: an open offer to an expert who retires is withdra
     await new RetiredExpertOffers({ ...deps, checkpoints: new InMemoryCheckpointStore() }).catchUp();
     expect(await store.headPosition()).toBe(head);
     expect(await types(ID1)).toEqual(['ConsultationRequested', 'ConsultationOffered', 'ConsultationOfferWithdrawn', 'ConsultationOffered']);
+  });
+
+  it('stores its checkpoint when a page held its events or every CHECKPOINT_EVERY positions, not at every wake', async () => {
+    const { store, directory, module, retire, request } = await setup();
+    const sets: bigint[] = [];
+    const inner = new InMemoryCheckpointStore();
+    const checkpoints = { get: (name: string) => inner.get(name), set: (name: string, at: bigint) => (sets.push(at), inner.set(name, at)) };
+    const deps = { store, consultations: module.readModel, projector: module.projector, directory: directory.readModel, directoryProjector: directory.projector, service: module.service, checkpoints };
+    const reactor = new RetiredExpertOffers(deps);
+    await reactor.catchUp(); // the setup's events: no offer yet, but retirements? none either
+    const afterSetup = sets.length;
+    // Uploads and other events wake it at each commit; none of its types: nothing stored.
+    for (let i = 0; i < 20; i++) {
+      await store.appendToStream(`other-${i}`, [{ id: uuidV5(`other-${i}`), type: 'SomethingElse', data: {} }]);
+      await reactor.catchUp();
+    }
+    expect(sets.length).toBe(afterSetup);
+    // A page with an offer (and then a retirement) in it: stored, at the head.
+    await request(ID1, [LI, WANG]);
+    await retire(LI);
+    await reactor.catchUp();
+    expect(sets.length).toBeGreaterThan(afterSetup);
+    expect(sets[sets.length - 1]).toBe(await store.headPosition());
+    // Far enough without its events: stored anyway.
+    const before = sets.length;
+    for (let i = 0; i < Number(CHECKPOINT_EVERY) + 5; i += 500) {
+      await store.appendToStream(`bulk-${i}`, Array.from({ length: 500 }, (_, j) => ({ id: uuidV5(`bulk-${i}-${j}`), type: 'SomethingElse', data: {} })));
+    }
+    await reactor.catchUp();
+    expect(sets.length).toBe(before + 1);
+    // A new reactor on the same store starts from the stored checkpoint and withdraws nothing twice.
+    const head = await store.headPosition();
+    await new RetiredExpertOffers(deps).catchUp();
+    expect(await store.headPosition()).toBe(head);
   });
 
   it('withdraws an offer made after the retirement by a step that did not see it yet (the race with a decline)', async () => {
