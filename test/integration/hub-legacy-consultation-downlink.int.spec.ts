@@ -6,12 +6,11 @@ import { join } from 'node:path';
 import type { Message } from 'rhea';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { DATA_FILES } from '../../src/adapters/system/data-dir';
-import { uuidV5 } from '../../src/application/ids';
-import { consultationStreamName } from '../../src/domain/consultation/consultation';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { readQueue } from '../support/sdk-queues';
 import { downlinkQueue, startInProcessHub, tempDir } from './hub-support';
+import { appendOldBuildConsultation } from '../support/old-build-consultation';
 
 jest.setTimeout(180_000);
 
@@ -19,35 +18,11 @@ let broker: TestBroker;
 let hub: RunningHub;
 const data = tempDir('wt-upgrade-legacy-downlink-');
 
-const oldEvents = (consultationId: string, n: number) => {
-  const at = new Date(Date.now() - 120_000).toISOString();
-  return [
-    {
-      id: uuidV5(`old-build/${n}/requested`),
-      type: 'ConsultationRequested',
-      data: {
-        consultationId,
-        applicantSystemId: 'city-a',
-        applicantClinician: 'dr-a',
-        candidates: ['city-b:e3', 'city-c:e1'],
-        clinicalQuestion: 'Second opinion',
-        summary: 'ECG attached',
-        attachments: [],
-        deadlineSeconds: 3600,
-        reportResend: { intervalSeconds: 3600, maxAttempts: 3 },
-        correlationId: `req-${n}`,
-        requestedAt: at,
-      },
-    },
-    { id: uuidV5(`old-build/${n}/offered`), type: 'ConsultationOffered', data: { consultationId, expertId: 'city-b:e3', offerIndex: 0, offeredAt: at, expiresAt: new Date(Date.now() + 3_600_000).toISOString() } },
-  ];
-};
-
 beforeAll(async () => {
   broker = await startBroker();
   const old = SqliteEventStore.open({ file: join(data.dir, DATA_FILES.events) });
-  await old.appendToStream(consultationStreamName('251248-1234'), oldEvents('251248-1234', 1));
-  await old.appendToStream(consultationStreamName('cons-0001'), oldEvents('cons-0001', 2));
+  await appendOldBuildConsultation(old, '251248-1234', 1, 120);
+  await appendOldBuildConsultation(old, 'cons-0001', 2, 120);
   await old.close();
   hub = await startInProcessHub(broker, data.dir);
 });

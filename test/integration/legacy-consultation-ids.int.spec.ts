@@ -7,11 +7,10 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { DATA_FILES } from '../../src/adapters/system/data-dir';
-import { uuidV5 } from '../../src/application/ids';
-import { consultationStreamName } from '../../src/domain/consultation/consultation';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { tempDataDir } from '../support/hub-process';
+import { appendOldBuildConsultation } from '../support/old-build-consultation';
 
 /**
  * Consultations that builds before UUID ids took with ids such as `cons-0001` (8-64 of A-Z a-z 0-9 _ -), in a store
@@ -26,36 +25,11 @@ const data = tempDataDir('wt-upgrade-legacy-cons-');
 const lines: Record<string, unknown>[] = [];
 let hub: RunningHub;
 
-const oldConsultation = (consultationId: string, n: number) => {
-  const at = new Date(Date.now() - 60_000).toISOString();
-  const expires = new Date(Date.now() + 3_600_000).toISOString();
-  return [
-    {
-      id: uuidV5(`old-build/${n}/requested`),
-      type: 'ConsultationRequested',
-      data: {
-        consultationId,
-        applicantSystemId: 'city-a',
-        applicantClinician: 'dr-a',
-        candidates: ['city-b:e3', 'city-c:e1'],
-        clinicalQuestion: 'Second opinion',
-        summary: 'ECG attached',
-        attachments: [],
-        deadlineSeconds: 3600,
-        reportResend: { intervalSeconds: 3600, maxAttempts: 3 },
-        correlationId: `req-${n}`,
-        requestedAt: at,
-      },
-    },
-    { id: uuidV5(`old-build/${n}/offered`), type: 'ConsultationOffered', data: { consultationId, expertId: 'city-b:e3', offerIndex: 0, offeredAt: at, expiresAt: expires } },
-  ];
-};
-
 beforeAll(async () => {
   const old = SqliteEventStore.open({ file: join(data.dir, DATA_FILES.events) });
-  await old.appendToStream(consultationStreamName('cons-0001'), oldConsultation('cons-0001', 1), { expectedVersion: 'no_stream' });
-  await old.appendToStream(consultationStreamName('cons-0002'), oldConsultation('cons-0002', 2), { expectedVersion: 'no_stream' });
-  await old.appendToStream(consultationStreamName('251248-1234'), oldConsultation('251248-1234', 3), { expectedVersion: 'no_stream' });
+  await appendOldBuildConsultation(old, 'cons-0001', 1);
+  await appendOldBuildConsultation(old, 'cons-0002', 2);
+  await appendOldBuildConsultation(old, '251248-1234', 3);
   await old.close();
   const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk)) as Record<string, unknown>), done()) }));
   hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '23541', RTS_AUTH: 'off', RTS_PSEUDONYM_SECRET: 'cd'.repeat(32) }), logger);
