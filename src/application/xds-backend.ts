@@ -4,7 +4,7 @@ import { BLOOD_PRESSURE_DOCUMENT_CODES, parseHl7Observation, type DocumentMetada
 import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import { checkedInterval } from '../domain/monitoring/time-interval';
 import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
-import { NotFoundError, ValidationError } from '../domain/shared/errors';
+import { ConflictError, NotFoundError, ValidationError } from '../domain/shared/errors';
 import { isoInstantMillis } from '../domain/shared/iso-instant';
 import { checkPatientIdempotencyKey } from '../domain/shared/idempotency-key';
 import { handleCommand } from './command-handling';
@@ -159,10 +159,14 @@ export class XdsBackend {
         { path: 'patientId', message: 'differs from the patient of the corrected document' },
       ]);
     }
+    const replacement = { replaces: uniqueId, correlationId: options.correlationId, summary: options.summary };
     if (old.replacedBy !== null) {
       const successor = await this.findEntry(old.replacedBy);
       if (successor === null) {
-        return this.register(old.replacedBy, patientKey, metadata, newDocument, { replaces: uniqueId, correlationId: options.correlationId, summary: options.summary });
+        // The replacement is missing: a correction interrupted between its two appends, or one that another request
+        // (or hub) is between them right now. This one registers its document as that replacement; whichever
+        // registers first is the correction, and the other is told the document was replaced.
+        return this.registerReplacement(old.replacedBy, patientKey, metadata, newDocument, replacement, true);
       }
       // The same document again without a correction id: the correction is in place (the registry row's hash is the
       // document's SHA-256).
@@ -170,14 +174,38 @@ export class XdsBackend {
     }
     const correctionId = options.correctionId ?? `document/${sha256Hex(newDocument)}`;
     const newUniqueId = uuidToOid(uuidV5(`correction/${uniqueId}/${correctionId}`));
-    await handleCommand(
+    const deprecation = await handleCommand(
       this.deps.store,
       documentStreamName(uniqueId),
       documentEntryDecider,
       { type: 'DeprecateDocument', uniqueId, replacedBy: newUniqueId, now: toIsoSeconds(this.deps.clock.now()) },
       { commandId: `deprecate/${uniqueId}/${correctionId}`, metadata: { correlationId: options.correlationId } },
     );
-    return this.register(newUniqueId, patientKey, metadata, newDocument, { replaces: uniqueId, correlationId: options.correlationId, summary: options.summary });
+    // Only when this request deprecated the document can a different document under its replacement's id mean that
+    // a concurrent correction completed it first; otherwise that is a correction id used again for other values.
+    return this.registerReplacement(newUniqueId, patientKey, metadata, newDocument, replacement, deprecation.newEvents.length > 0);
+  }
+
+  /**
+   * Registers a correction's replacement. `contested`: another correction may have registered a different document
+   * under this id between this request's reads and its append (two hubs, or two requests, correcting one document
+   * at once); that one is the correction then, and this request lost: document_deprecated, as for a correction of a
+   * document already replaced (CI once saw correction_id_reused here, for a correction id the caller used once).
+   */
+  private async registerReplacement(
+    replacementId: string,
+    patientKey: string,
+    metadata: DocumentMetadata,
+    document: string,
+    options: SubmitOptions,
+    contested: boolean,
+  ): Promise<SubmitResult> {
+    try {
+      return await this.register(replacementId, patientKey, metadata, document, options);
+    } catch (error) {
+      if (!contested || (error as { code?: string }).code !== 'correction_id_reused') throw error;
+      throw new ConflictError('document_deprecated', 'the document was already replaced by a correction; correct the current one');
+    }
   }
 
   /** Current (approved) documents of a patient whose service time lies in [start, end). */

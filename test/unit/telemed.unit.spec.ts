@@ -253,6 +253,51 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       expect(await telemed.getObservationsFor(PATIENT, MARCH)).toHaveLength(1);
     });
 
+    // Two hubs on one store (or two requests on one hub): B reads the document while A is between its two appends,
+    // sees the replacement missing and registers its own document under A's replacement id. CI saw the loser told
+    // correction_id_reused (for a correction id it had used once) instead of document_deprecated.
+    it('a correction that meets another between its two appends: one wins, the other is told document_deprecated, whichever registers first', async () => {
+      const other = reading(PATIENT, 129, 73, '2024-03-10T11:00:00Z');
+      for (const first of ['B', 'A'] as const) {
+        const { telemed, store } = setup();
+        const old = await telemed.processAndStore(original);
+        const append = store.appendToStream.bind(store);
+        let phase: 'before' | 'deprecated' | 'b-at-submit' | 'released' = 'before';
+        let bAtSubmit!: () => void;
+        const bReachedSubmit = new Promise<void>((ok) => (bAtSubmit = ok));
+        let releaseB!: () => void;
+        const bReleased = new Promise<void>((ok) => (releaseB = ok));
+        let b: Promise<unknown> | undefined;
+        jest.spyOn(store, 'appendToStream').mockImplementation(async (stream, events, options) => {
+          if (phase === 'before' && events.some((e) => e.type === 'DocumentDeprecated')) {
+            const result = await append(stream, events, options); // A's deprecation
+            phase = 'deprecated';
+            b = telemed.correct(old, other, { correctionId: 'fix-b' }).catch((e: unknown) => e);
+            if (first === 'B') await b; // B registers its document under A's replacement id first
+            else await bReachedSubmit; // B has read the document and stops just before its append
+            return result;
+          }
+          if (first === 'A' && phase === 'deprecated' && events.some((e) => e.type === 'DocumentSubmitted')) {
+            phase = 'b-at-submit';
+            bAtSubmit();
+            await bReleased;
+          }
+          return append(stream, events, options);
+        });
+        const a = await telemed.correct(old, corrected, { correctionId: 'fix-a' }).catch((e: unknown) => e);
+        releaseB();
+        phase = 'released';
+        const outcomes = { A: a, B: await b };
+        const winner = first;
+        const loser = first === 'A' ? 'B' : 'A';
+        expect(outcomes[winner]).toMatchObject({ created: true });
+        expect(outcomes[loser]).toMatchObject({ code: 'document_deprecated' });
+        const found = await telemed.getObservationsFor(PATIENT, MARCH);
+        const winning = winner === 'A' ? corrected : other;
+        expect(found.map((o) => [o.uniqueId, o.systolic.value])).toEqual([[(outcomes[winner] as { uniqueId: string }).uniqueId, winning.systolic.value]]);
+      }
+    });
+
     it('a correction whose second append failed: retried without a correctionId it completes; or the next correction completes it', async () => {
       for (const retry of ['same', 'other'] as const) {
         const { telemed, store } = setup();
