@@ -554,7 +554,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const now = deps.now();
     const to = q.to ? new Date(q.to) : null;
     const from = q.from ? new Date(q.from) : startOfUtcDay(new Date((to ?? now).getTime() - 6 * 86_400_000));
-    // The CPR number in the query is hashed to the pseudonymous key here and goes nowhere else.
+    // The CPR number (in the body, or the deprecated query) is hashed to the pseudonymous key here and goes nowhere else.
     const key: AuditQueryKey = {
       by: q.patient !== undefined ? 'patient' : 'user',
       who: q.patient !== undefined ? deps.patientKeyOf(parseCpr(q.patient, patientPath)) : q.user!,
