@@ -252,7 +252,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     });
   });
   c.bind<TeleMedService>(TOKENS.TeleMed).toDynamicValue((ctx) => new TeleMedService(ctx.container.get(TOKENS.Xds)));
-  // Forgetting a patient: used by DELETE /patients/{id} (security-module.ts) and by the library's erasePatient.
+  // Forgetting a patient: used by POST /erasures and the deprecated DELETE /patients/{id} (security-module.ts) and by the library's erasePatient.
   c.bind<PatientErasure>(TOKENS.PatientErasure).toDynamicValue(
     (ctx) =>
       new PatientErasure({

@@ -64,7 +64,7 @@ export type EmbeddedTeleMed = Readonly<{
   /** Rebuild the registry projection from the events. */
   rebuildRegistry(): Promise<void>;
   /**
-   * Forget a patient by crypto-shredding (what DELETE /patients/{id} does): their data key is deleted, their
+   * Forget a patient by crypto-shredding (what POST /erasures does): their data key is deleted, their
    * registry rows go, and every stored document of theirs stays an envelope nobody can open. Idempotent; later
    * uploads and reads for the patient throw NotFoundError code 'patient_erased' (410 over HTTP). `by` is recorded in the PatientErased event.
    * A patient the hub holds nothing of throws NotFoundError code 'unknown_patient' and nothing changes, unless

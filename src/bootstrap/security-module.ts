@@ -102,7 +102,7 @@ export type SecurityModuleDependencies = Readonly<{
   clock: Clock;
   patientKeys: PatientKeys;
   xds: XdsBackend;
-  /** DELETE /patients/{id} (the container's TOKENS.PatientErasure). */
+  /** POST /erasures and the deprecated DELETE /patients/{id} (the container's TOKENS.PatientErasure). */
   erasure: PatientErasure;
   /** The consultation read model, when the consultation context runs: clinicians' access follows it. */
   consultations?: () => ConsultationReadModel | undefined;

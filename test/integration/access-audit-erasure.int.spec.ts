@@ -290,6 +290,67 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(verify.events).toBeGreaterThan(10);
   });
 
+  it('answers POST /audit/search as GET /audit with the search in the body: the same answers, paging, rules and audit; the GET says it is deprecated', async () => {
+    await security.audit.drain();
+    const to = new Date().toISOString(); // a closed interval: the answers cannot grow between the two forms
+    const from = new Date(Date.now() - 86_400_000).toISOString();
+    const viaUrl = await call('GET', `/audit?patient=${CPR_A}&from=${from}&to=${to}`, operator);
+    const viaBody = await call('POST', '/audit/search', operator, { patient: CPR_A, from, to });
+    expect(viaBody.statusCode).toBe(200);
+    expect(viaBody.json()).toEqual(viaUrl.json());
+    expect(viaBody.json().count).toBeGreaterThan(4);
+    expect(viaBody.text).not.toContain(CPR_A);
+    const byUser = await call('POST', '/audit/search', operator, { user: 'dr-aarhus', from, to });
+    expect(byUser.json()).toEqual((await call('GET', `/audit?user=dr-aarhus&from=${from}&to=${to}`, operator)).json());
+    expect(byUser.json().count).toBeGreaterThanOrEqual(4);
+
+    // Paging: the same pages, and a cursor of one form goes on in the other (the cursor is of the search, not the route).
+    const first = await call('POST', '/audit/search', operator, { patient: CPR_A, from, to, limit: 2 });
+    expect(first.json()).toMatchObject({ count: 2, truncated: true, nextCursor: expect.any(String) });
+    const cursor = first.json().nextCursor as string;
+    const secondViaBody = await call('POST', '/audit/search', operator, { patient: CPR_A, from, to, limit: 2, cursor });
+    const secondViaUrl = await call('GET', `/audit?patient=${CPR_A}&from=${from}&to=${to}&limit=2&cursor=${cursor}`, operator);
+    expect(secondViaUrl.json()).toEqual(secondViaBody.json());
+    const ids = (items: { requestId: string }[]) => items.map((i) => i.requestId);
+    expect(ids(secondViaBody.json().items)).toEqual(ids(viaBody.json().items).slice(2, 4));
+    expect((await call('POST', '/audit/search', operator, { user: 'dr-aarhus', from, to, limit: 2, cursor })).json()).toMatchObject({ status: 422, code: 'invalid_cursor' });
+
+    // The same rules: operators only, the shape checked by zod (a JSON number for limit), the CPR number by parseCpr.
+    const deniedToPatient = await call('POST', '/audit/search', patientA, { patient: CPR_A });
+    expect(deniedToPatient.statusCode).toBe(403);
+    expect((await call('POST', '/audit/search', clinician, { user: 'dr-aarhus' })).statusCode).toBe(403);
+    for (const body of [{}, { patient: CPR_A, user: 'ops' }, { patient: CPR_A, limit: '10' }, { patient: CPR_A, limit: 0 }, { patient: CPR_A, extra: 1 }, { patient: 2512481234 }]) {
+      const refused = await call('POST', '/audit/search', operator, body);
+      expect({ body, status: refused.statusCode, code: refused.json().code }).toEqual({ body, status: 400, code: 'invalid_request' });
+    }
+    const malformed = await call('POST', '/audit/search', operator, { patient: '251348-1234' }); // no 13th month
+    expect(malformed.statusCode).toBe(422);
+    expect(malformed.json()).toMatchObject({ code: 'invalid_patient_id', errors: [{ path: 'body.patient' }] });
+    expect(malformed.text).not.toContain('251348');
+    expect((await call('POST', '/audit/search', operator, { patient: CPR_A, from: to, to: from })).json()).toMatchObject({ status: 422, code: 'invalid_interval' });
+    const xml = await fetch(`${base}/audit/search`, { method: 'POST', headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/xml' }, body: '<patient>251248-1234</patient>' });
+    expect(xml.status).toBe(415);
+
+    // Audited alike, as audit.read (no patient key: the read is the operator's, not of patient data as such).
+    await security.audit.drain();
+    const trail = (await store.readAll({ after: 0n, maxCount: 100_000 })).filter((e) => e.type === 'AuditRecorded').map((e) => e.data as Record<string, unknown>);
+    const eventOf = (answer: Answer) => trail.filter((d) => d['requestId'] === answer.headers['x-request-id']);
+    for (const answer of [viaUrl, viaBody, byUser]) expect(eventOf(answer)).toEqual([expect.objectContaining({ action: 'audit.read', subject: 'ops', outcome: 'allowed', status: 200, patientKey: null })]);
+    expect(eventOf(deniedToPatient)).toEqual([expect.objectContaining({ action: 'audit.read', outcome: 'denied', status: 403 })]);
+    expect(eventOf(malformed)).toEqual([expect.objectContaining({ action: 'audit.read', outcome: 'error', reason: 'invalid_patient_id' })]);
+    expect(JSON.stringify(trail)).not.toContain(CPR_A);
+
+    // The GET, and only the GET, says it is deprecated and where to go: also in a HEAD and in a refusal.
+    for (const answer of [viaUrl, secondViaUrl, await call('HEAD', `/audit?patient=${CPR_A}`, operator), await call('GET', `/audit?patient=${CPR_A}`, patientA)]) {
+      expect(answer.headers['deprecation']).toMatch(/^@\d{10}$/);
+      expect(answer.headers['link']).toBe('</audit/search>; rel="successor-version", </openapi.json>; rel="deprecation"; type="application/json"');
+    }
+    for (const answer of [viaBody, byUser, deniedToPatient]) {
+      expect(answer.headers['deprecation']).toBeUndefined();
+      expect(answer.headers['link']).toBeUndefined();
+    }
+  });
+
   it('limits the request rate per caller with 429 and Retry-After', async () => {
     const responses = await Promise.all(Array.from({ length: 420 }, () => call('GET', '/audit/verify', system)));
     const limited = responses.find((r) => r.statusCode === 429);
@@ -370,6 +431,93 @@ describe('access control, audit and erasure over SQLite', () => {
     // A known patient needs no confirmation (the erasure test above), and the audit trail has both requests.
     const audited = (await call('GET', `/audit?patient=${STRANGER}`, operator)).json();
     expect(audited.items.filter((i: { action: string }) => i.action === 'patient.erase').map((i: { status: number }) => i.status)).toEqual(expect.arrayContaining([404, 200]));
+  });
+
+  it('answers POST /erasures as DELETE /patients/{cpr} with the CPR number in the body: the same answers, rules and audit; the DELETE says it is deprecated', async () => {
+    // Two people the hub holds nothing of, one for each form: 404 unknown_patient, nothing changed.
+    const [VIA_URL, VIA_BODY, KNOWN] = ['020304-4567', '030405-5678', '040506-6789'];
+    const viaUrl = await call('DELETE', `/patients/${VIA_URL}`, operator);
+    const viaBody = await call('POST', '/erasures', operator, { patient: VIA_BODY });
+    expect([viaUrl.statusCode, viaBody.statusCode]).toEqual([404, 404]);
+    const { detail: urlDetail, instance: urlInstance, ...urlProblem } = viaUrl.json();
+    const { detail: bodyDetail, instance: bodyInstance, ...bodyProblem } = viaBody.json();
+    expect(bodyProblem).toEqual(urlProblem);
+    expect(bodyProblem).toMatchObject({ code: 'unknown_patient', status: 404 });
+    // The same text, but for how to confirm: in the body, not in the query.
+    expect(bodyDetail).toBe(urlDetail.replace('?unknown=erase', '"unknown": "erase" in its body'));
+    expect(bodyInstance).toBe('/erasures');
+    expect(urlInstance).toBe('/patients/[redacted]');
+    expect(viaBody.text).not.toMatch(/030405-?5678/);
+
+    // Confirmed, each form records the erasure (known: false); a repeat in the other form finds it.
+    const confirmedUrl = await call('DELETE', `/patients/${VIA_URL}?unknown=erase`, operator);
+    const confirmedBody = await call('POST', '/erasures', operator, { patient: VIA_BODY, unknown: 'erase' });
+    for (const [answer, cpr] of [[confirmedUrl, VIA_URL], [confirmedBody, VIA_BODY]] as const) {
+      expect(answer.statusCode).toBe(200);
+      expect(answer.json()).toEqual({ erased: true, patientKey: patientKeys.keyFor(parseCpr(cpr)), erasedAt: expect.any(String), alreadyErased: false, known: false });
+    }
+    expect((await call('POST', '/erasures', operator, { patient: VIA_URL })).json()).toEqual({ ...confirmedUrl.json(), alreadyErased: true, known: true });
+    expect((await call('DELETE', `/patients/${VIA_BODY}`, operator)).json()).toEqual({ ...confirmedBody.json(), alreadyErased: true, known: true });
+    // "refuse" is the default, said out loud; the query takes it too.
+    expect((await call('POST', '/erasures', operator, { patient: '050607-7890', unknown: 'refuse' })).json()).toMatchObject({ code: 'unknown_patient' });
+    expect((await call('DELETE', '/patients/050607-7890?unknown=refuse', operator)).json()).toMatchObject({ code: 'unknown_patient' });
+
+    // A patient with readings: erased by the body form, as CPR_A was by the DELETE above.
+    const known = await login({ role: 'patient', patient: KNOWN });
+    expect((await call('POST', '/observations', known, { patientId: KNOWN, systolic: 125, diastolic: 75 })).statusCode).toBe(201);
+    const erasedKnown = await call('POST', '/erasures', operator, { patient: KNOWN });
+    expect(erasedKnown.json()).toEqual({ erased: true, patientKey: patientKeys.keyFor(parseCpr(KNOWN)), erasedAt: expect.any(String), alreadyErased: false, known: true });
+    expect((await call('POST', '/observations/search', known, { patientId: KNOWN })).json()).toMatchObject({ status: 410, code: 'patient_erased' });
+
+    // The same rules: operators only; the shape checked by zod, the CPR number by parseCpr; JSON only.
+    const deniedToPatient = await call('POST', '/erasures', patientB, { patient: CPR_B });
+    expect(deniedToPatient.statusCode).toBe(403);
+    expect((await call('POST', '/erasures', clinician, { patient: CPR_B })).statusCode).toBe(403);
+    for (const body of [{}, { patientId: CPR_B }, { patient: CPR_B, unknown: 'maybe' }, { patient: CPR_B, extra: 1 }, { patient: 10203 }]) {
+      const refused = await call('POST', '/erasures', operator, body);
+      expect({ body, status: refused.statusCode, code: refused.json().code }).toEqual({ body, status: 400, code: 'invalid_request' });
+    }
+    const malformed = await call('POST', '/erasures', operator, { patient: '310203-2345' }); // no 31st of February
+    expect(malformed.statusCode).toBe(422);
+    expect(malformed.json()).toMatchObject({ code: 'invalid_patient_id', errors: [{ path: 'body.patient' }] });
+    expect(malformed.text).not.toMatch(/310203/);
+    const xml = await fetch(`${base}/erasures`, { method: 'POST', headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/xml' }, body: `<patient>${CPR_B}</patient>` });
+    expect(xml.status).toBe(415);
+    expect((await call('GET', `/patients/${CPR_B}/observations`, patientB)).json().count).toBeGreaterThan(0); // nobody else was erased
+
+    // Audited alike: patient.erase under the patient's key, the refusal (404) too; no CPR number in the trail.
+    await security.audit.drain();
+    const trail = (await store.readAll({ after: 0n, maxCount: 100_000 })).filter((e) => e.type === 'AuditRecorded').map((e) => e.data as Record<string, unknown>);
+    const eventOf = (answer: Answer) => trail.filter((d) => d['requestId'] === answer.headers['x-request-id']);
+    for (const [answer, cpr, outcome, reason] of [
+      [viaUrl, VIA_URL, 'error', 'unknown_patient'],
+      [viaBody, VIA_BODY, 'error', 'unknown_patient'],
+      [confirmedUrl, VIA_URL, 'allowed', null],
+      [confirmedBody, VIA_BODY, 'allowed', null],
+      [erasedKnown, KNOWN, 'allowed', null],
+    ] as const) {
+      expect(eventOf(answer)).toEqual([expect.objectContaining({ action: 'patient.erase', subject: 'ops', patientKey: patientKeys.keyFor(parseCpr(cpr)), status: answer.statusCode, outcome, reason })]);
+    }
+    expect(eventOf(deniedToPatient)).toEqual([expect.objectContaining({ action: 'patient.erase', outcome: 'denied', status: 403 })]);
+    expect(eventOf(malformed)).toEqual([expect.objectContaining({ action: 'patient.erase', outcome: 'error', reason: 'invalid_patient_id', patientKey: null })]);
+    const searched = await call('POST', '/audit/search', operator, { patient: VIA_BODY });
+    expect(searched.json().items.filter((i: { action: string }) => i.action === 'patient.erase').map((i: { status: number }) => i.status)).toEqual([404, 200, 200]);
+    for (const cpr of [VIA_URL, VIA_BODY, KNOWN, '310203-2345']) {
+      expect(JSON.stringify(trail)).not.toContain(cpr);
+      expect(warnings.join('')).not.toContain(cpr);
+    }
+
+    // The DELETE, and only the DELETE, says it is deprecated and where to go: also in a refusal.
+    const deniedDelete = await call('DELETE', `/patients/${CPR_B}`, patientB);
+    expect(deniedDelete.statusCode).toBe(403);
+    for (const answer of [viaUrl, confirmedUrl, deniedDelete]) {
+      expect(answer.headers['deprecation']).toMatch(/^@\d{10}$/);
+      expect(answer.headers['link']).toBe('</erasures>; rel="successor-version", </openapi.json>; rel="deprecation"; type="application/json"');
+    }
+    for (const answer of [viaBody, confirmedBody, erasedKnown, deniedToPatient]) {
+      expect(answer.headers['deprecation']).toBeUndefined();
+      expect(answer.headers['link']).toBeUndefined();
+    }
   });
 
   it('erases by pseudonymous key (operator only) and lists the recorded erasures with their times', async () => {

@@ -1,4 +1,5 @@
-// GET /audit as the operator reads it, on the hub as it runs (startHub) over the real SQLite and PostgreSQL stores.
+// POST /audit/search as the operator reads it (and the deprecated GET /audit, which pages alike), on the hub as it
+// runs (startHub) over the real SQLite and PostgreSQL stores.
 // A tester's finding: an answer stopped silently at 1,000 events, oldest first from the start of the first UTC day,
 // and from/to were only turned into whole days; so whoever may read a patient's data could bury their later reads
 // of that day under ~1,000 harmless ones, out of the operator's reach. Now: [from, to) by instant, and an answer cut
@@ -26,7 +27,7 @@ const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@
 type Item = { at: string; subject: string; requestId: string; patientKey: string | null; action: string };
 type Page = { count: number; truncated: boolean; nextCursor: string | null; items: Item[]; from: string; to: string | null; days: { from: string; to: string } };
 
-describe.each(['sqlite', 'postgres'] as const)('GET /audit pages through everything, bounded by instant (%s)', (storeKind) => {
+describe.each(['sqlite', 'postgres'] as const)('POST /audit/search pages through everything, bounded by instant (%s)', (storeKind) => {
   const data = tempDataDir('rts-audit-paging-');
   const schema = `rts_audit_paging_${process.pid}_${randomBytes(4).toString('hex')}`;
   let hub: RunningHub;
@@ -78,9 +79,20 @@ describe.each(['sqlite', 'postgres'] as const)('GET /audit pages through everyth
   const reads = async (prefix: string, count: number): Promise<void> => {
     for (let i = 0; i < count; i += 25) await Promise.all(Array.from({ length: Math.min(25, count - i) }, (_, j) => read(`${prefix}-${i + j}`)));
   };
+  /** A search as the query strings of GET /audit have it (limit as text): POST /audit/search's body, limit a number. */
   const audit = async (query: Record<string, string>): Promise<{ status: number; contentType: string; body: any }> => {
-    const res = await fetch(`${hub.url}/audit?${new URLSearchParams(query)}`, { headers: { authorization: `Bearer ${operator}` } });
+    const { limit, ...rest } = query;
+    const res = await fetch(`${hub.url}/audit/search`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...rest, ...(limit !== undefined ? { limit: Number(limit) } : {}) }),
+    });
     return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: JSON.parse(await res.text()) };
+  };
+  /** The same search as the deprecated GET /audit takes it, in the URL. */
+  const auditViaUrl = async (query: Record<string, string>): Promise<{ status: number; deprecation: string | null; body: any }> => {
+    const res = await fetch(`${hub.url}/audit?${new URLSearchParams(query)}`, { headers: { authorization: `Bearer ${operator}` } });
+    return { status: res.status, deprecation: res.headers.get('deprecation'), body: JSON.parse(await res.text()) };
   };
   /** Every page of a query, following nextCursor; `between` runs after each page that has a next. */
   const allPages = async (query: Record<string, string>, between?: () => Promise<void>): Promise<Page[]> => {
@@ -182,6 +194,26 @@ describe.each(['sqlite', 'postgres'] as const)('GET /audit pages through everyth
     // Everything recorded by the end, in the order of one unhurried pass.
     expect(seen).toEqual(ids(await allPages({ patient: CPR, from: start })));
     expect(seen.filter((id) => id.startsWith('meanwhile'))).toHaveLength(7 * round);
+  });
+
+  it('pages alike through the deprecated GET /audit: the same pages, and the cursors of either form go on in the other', async () => {
+    const query = { patient: CPR, from: start, limit: '300' };
+    const viaBody = await allPages(query);
+    const viaUrl: Page[] = [];
+    for (let cursor: string | null = null; ; ) {
+      // Alternating: the first page by URL, the next by body with the URL's cursor, and so on.
+      const answer: { status: number; body: Page } = viaUrl.length % 2 === 0 ? await auditViaUrl(cursor === null ? query : { ...query, cursor }) : await audit(cursor === null ? query : { ...query, cursor });
+      expect(answer.status).toBe(200);
+      viaUrl.push(answer.body);
+      if (!answer.body.truncated) break;
+      cursor = answer.body.nextCursor;
+    }
+    expect(viaUrl.length).toBeGreaterThan(2);
+    expect(ids(viaUrl)).toEqual(ids(viaBody));
+    const first = await auditViaUrl(query);
+    expect(first.body).toEqual(viaBody[0]);
+    expect(first.deprecation).toMatch(/^@\d{10}$/);
+    expect(JSON.stringify(first.body)).not.toContain(CPR);
   });
 
   it('refuses a cursor it did not give out for this query (422 invalid_cursor), and bad intervals', async () => {

@@ -79,10 +79,11 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
       expect((await upload(hub.url, NEW_SINCE, 141)).status).toBe(201);
 
       const operator = await token(hub.url, { role: 'operator', sub: 'dpo' });
-      const erased = await call(hub.url, 'DELETE', `/patients/${ERASED}`, operator);
+      // The CPR number in the body (POST /erasures), not in a URL a proxy would log.
+      const erased = await call(hub.url, 'POST', '/erasures', operator, { patient: ERASED });
       expect(erased).toMatchObject({ status: 200, body: { erased: true, alreadyErased: false, known: true, patientKey: expect.stringMatching(/^p[0-9a-f]{32}$/) } });
       erasedKey = erased.body.patientKey;
-      newKey = (await call(hub.url, 'DELETE', `/patients/${NEW_SINCE}`, operator)).body.patientKey;
+      newKey = (await call(hub.url, 'POST', '/erasures', operator, { patient: NEW_SINCE })).body.patientKey;
       const list = await call(hub.url, 'GET', '/erasures', operator);
       expect(list.body).toEqual({ count: 2, items: [{ patientKey: erasedKey, erasedAt: erased.body.erasedAt }, { patientKey: newKey, erasedAt: expect.any(String) }] });
       writeFileSync(join(out.dir, 'erasures.json'), JSON.stringify(list.body));

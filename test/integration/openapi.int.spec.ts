@@ -3,6 +3,7 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import pino from 'pino';
+import { DEPRECATED_ROUTES } from '../../src/adapters/http/deprecated-routes';
 import { OPERATIONS, UNDESCRIBED_ROUTES } from '../../src/adapters/http/openapi';
 import { PROBLEM_TYPES } from '../../src/adapters/http/problem';
 import { loadConfig } from '../../src/bootstrap/config';
@@ -53,6 +54,33 @@ describe('the OpenAPI document and the routes the hub serves', () => {
     }
   });
 
+  it('marks DELETE /patients/{patientId} and GET /audit deprecated, and only those: each names its successor, which is described, not deprecated, and takes the CPR number in its body', () => {
+    const deprecated = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+      Object.entries(ops).filter(([, op]) => op.deprecated === true).map(([m]) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(deprecated.sort()).toEqual(['DELETE /patients/{patientId}', 'GET /audit']);
+    expect(Object.keys(DEPRECATED_ROUTES).map((r) => { const [m, p] = r.split(' '); return `${m} ${templateOf(p!)}`; }).sort()).toEqual(deprecated.sort());
+    for (const [route, { successor }] of Object.entries(DEPRECATED_ROUTES)) {
+      const [m, p] = route.split(' ');
+      const op = doc.paths[templateOf(p!)][m!.toLowerCase()];
+      expect(op.description).toMatch(new RegExp(`^Deprecated: .*Use ${successor}`));
+      expect(op.summary).toMatch(new RegExp(`^Deprecated: ${successor}\\.`));
+      expect(op.responses['200'].headers.Deprecation.schema.const).toMatch(/^@\d{10}$/);
+      expect(op.responses['200'].headers.Link.schema.const).toContain(`<${successor.split(' ')[1]}>; rel="successor-version"`);
+      const [sm, sp] = successor.split(' ');
+      const next = doc.paths[sp!][sm!.toLowerCase()];
+      expect({ successor, described: next !== undefined, deprecated: next?.deprecated }).toEqual({ successor, described: true, deprecated: undefined });
+      // The successor takes the same input, the CPR number in the body: no path or query parameters.
+      expect(next.parameters).toEqual([]);
+      expect(Object.keys(next.requestBody.content)).toEqual(['application/json']);
+      // And answers alike: the same 2xx schema, the same problems (and those of any JSON body).
+      expect(next.responses['200'].content).toEqual(op.responses['200'].content);
+      const codes = (o: any): string[] =>
+        Object.entries(o.responses as Record<string, { description: string }>).filter(([status]) => Number(status) >= 400).flatMap(([, a]) => a.description.split('\n').map((part) => part.split(':')[0]!)).sort();
+      expect(codes(next)).toEqual([...codes(op), 'body_too_large', 'malformed_json', 'unsupported_media_type'].sort());
+    }
+  });
+
   it('every $ref resolves, every operation has a success answer, every protected one its 401 and every problem its code', () => {
     const refs = JSON.stringify(doc).match(/"\$ref":"[^"]+"/g) ?? [];
     expect(refs.length).toBeGreaterThan(30);
@@ -88,8 +116,11 @@ describe('answers match the document', () => {
     const contentType = res.headers.get('content-type') ?? '';
     const body = contentType.includes('json') ? JSON.parse(text) : text;
     const [m, path] = key.split(' ');
-    const documented = doc.paths[templateOf(path!)][m!.toLowerCase()].responses[String(res.status)];
+    const op = doc.paths[templateOf(path!)][m!.toLowerCase()];
+    const documented = op.responses[String(res.status)];
     expect({ key, status: res.status, documented: documented !== undefined }).toEqual({ key, status: res.status, documented: true });
+    // A deprecated route's answers carry the Deprecation field the document gives; no other route's do.
+    expect({ key, deprecation: res.headers.get('deprecation') }).toEqual({ key, deprecation: op.deprecated ? op.responses['200'].headers.Deprecation.schema.const : null });
     if (res.status >= 400) {
       expect(contentType).toContain('application/problem+json');
       expect({ key, code: body.code, listed: documented.description.split('\n').map((p: string) => p.split(':')[0]).includes(body.code) }).toEqual({ key, code: body.code, listed: true });
@@ -150,6 +181,9 @@ describe('answers match the document', () => {
     expect(months.body.items).toHaveLength(3);
 
     // Operators: audit, dead letters (no broker here), metrics, erasure.
+    expect((await call('POST /audit/search', '/audit/search', { token: operator, body: { patient: patientId } })).body.count).toBeGreaterThan(0);
+    expect((await call('POST /audit/search', '/audit/search', { token: operator, body: { patient: '251348-1234' } })).status).toBe(422);
+    expect((await call('POST /audit/search', '/audit/search', { token: patient, body: { patient: patientId } })).status).toBe(403);
     expect((await call('GET /audit', `/audit?patient=${patientId}`, { token: operator })).body.count).toBeGreaterThan(0);
     expect((await call('GET /audit', `/audit?patient=${patientId}`, { token: patient })).status).toBe(403);
     const verified = await call('GET /audit/verify', '/audit/verify', { token: operator });
@@ -162,5 +196,9 @@ describe('answers match the document', () => {
     expect((await call('DELETE /patients/:patientId', '/patients/010101-1111', { token: operator })).body.code).toBe('unknown_patient');
     expect((await call('PUT /erasures/:patientKey', `/erasures/${erased.body.patientKey}`, { token: operator })).body.alreadyErased).toBe(true);
     expect((await call('GET /erasures', '/erasures?limit=10', { token: operator })).body.items).toEqual([{ patientKey: erased.body.patientKey, erasedAt: erased.body.erasedAt }]);
+    expect((await call('POST /erasures', '/erasures', { token: operator, body: { patient: patientId } })).body.alreadyErased).toBe(true);
+    expect((await call('POST /erasures', '/erasures', { token: operator, body: { patient: '020202-2222' } })).body.code).toBe('unknown_patient');
+    expect((await call('POST /erasures', '/erasures', { token: operator, body: { patient: '020202-2222', unknown: 'erase' } })).body.known).toBe(false);
+    expect((await call('POST /erasures', '/erasures', { token: patient, body: { patient: patientId } })).status).toBe(403);
   });
 });

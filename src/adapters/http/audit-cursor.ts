@@ -5,10 +5,11 @@ import type { AuditPosition } from '../../application/audit/audit-trail';
 import { ValidationError } from '../../domain/shared/errors';
 
 /**
- * The paging cursor of GET /audit: an opaque token (base64url) around the audit trail's position (the UTC day of
- * the last entry returned, and per chain the version of the last entry taken from it) and a fingerprint of the
- * query that gave it, so a cursor goes on only that query: the same patient or user and the same `from` and `to`
- * as sent (an omitted bound stays omitted). A cursor taken to another query, cut, or made up is 422 invalid_cursor.
+ * The paging cursor of POST /audit/search and the deprecated GET /audit: an opaque token (base64url) around the
+ * audit trail's position (the UTC day of the last entry returned, and per chain the version of the last entry taken
+ * from it) and a fingerprint of the query that gave it, so a cursor goes on only that query: the same patient or
+ * user and the same `from` and `to` as sent (an omitted bound stays omitted), whichever of the two routes asks.
+ * A cursor taken to another query, cut, or made up is 422 invalid_cursor.
  *
  * The fingerprint is a truncated SHA-256 of the query as the hub sees it: the patient's pseudonymous key (never
  * the CPR number) or the user, and the bounds in milliseconds. A token holds no personal data: decoded, it is

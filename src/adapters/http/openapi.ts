@@ -3,6 +3,7 @@ import { ApplicantBody, AcceptBody, CancelBody, ConsultationBody, ConsultationPa
 import { DeadLetterParams, DeadLettersQuery, ReplayBody } from './dead-letter-routes';
 import { ExpertParams, ExpertsQuery, SystemBody, SystemParams } from './directory-routes';
 import { KeysBody, KidParams, RetireBody, SystemKeyParams } from './key-routes';
+import { DEPRECATED_ROUTES, deprecationHeader, deprecationLink } from './deprecated-routes';
 import { PROBLEM_TYPES, type ProblemCode } from './problem';
 import {
   AuditEvents,
@@ -29,7 +30,7 @@ import {
   SystemsList,
 } from './response-schemas';
 import { CorrectionBody, CorrectionQuery, CorrectionResponse, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, ObservationsResponse, PatientParams, StoredResponse } from './schemas';
-import { AuditQuery, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureByKeyParams, ErasureParams, ErasureQuery, ErasuresQuery } from './security';
+import { AuditQuery, AuditSearchBody, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureBody, ErasureByKeyParams, ErasureParams, ErasureQuery, ErasuresQuery } from './security';
 
 /**
  * The OpenAPI 3.1 document of every API route, generated from the zod schemas the routes validate requests with
@@ -130,12 +131,21 @@ const operation = (key: string, op: Operation): Json => {
   const content: Json = {};
   if (op.body) content['application/json'] = { schema: withoutMeta(requestSchema(op.body)) };
   if (op.xmlBody) content['application/xml'] = { schema: { type: 'string', description: op.xmlBody } };
+  // A deprecated route (deprecated-routes.ts): so marked, and its answers' Deprecation and Link fields described.
+  const deprecation = DEPRECATED_ROUTES[key];
+  const deprecationHeaders = deprecation
+    ? {
+        Deprecation: { schema: { type: 'string', const: deprecationHeader(deprecation) }, description: 'RFC 9745: deprecated since this time (@ and Unix seconds)' },
+        Link: { schema: { type: 'string', const: deprecationLink(deprecation) }, description: `The successor, ${deprecation.successor} (rel successor-version), and this document (rel deprecation)` },
+      }
+    : {};
   const responses: Record<string, Json> = {};
   for (const [status, answer] of Object.entries(op.ok)) {
     const schema = answer.schema ? answerSchema(answer.schema) : answer.rawSchema;
+    const headers = { ...answer.headers, ...deprecationHeaders };
     responses[status] = {
       description: answer.description,
-      ...(answer.headers ? { headers: answer.headers } : {}),
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
       ...(schema ? { content: { [answer.mediaType ?? 'application/json']: { schema } } } : {}),
     };
   }
@@ -144,6 +154,7 @@ const operation = (key: string, op: Operation): Json => {
     operationId: key.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, ''),
     summary: op.summary,
     description: [op.description, `Who: ${op.access}.`].filter(Boolean).join('\n\n'),
+    ...(deprecation ? { deprecated: true } : {}),
     tags: [op.tag],
     ...(isPublic ? { security: [] } : {}),
     parameters: [...parameters('path', op.path), ...parameters('query', op.query)],
@@ -228,11 +239,24 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
 
   // ---- privacy and audit ----
+  'POST /erasures': {
+    tag: 'Privacy and audit',
+    summary: "Erase a patient, named by CPR number in the body: their data key is destroyed, so every stored reading and document of theirs becomes unreadable",
+    description:
+      'The CPR number goes in the JSON body, not the URL, where reverse proxies, load balancers and browsers log it. ' +
+      'Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. A CPR number the hub holds nothing of (no document, no data key: a typo, or a person who never used it) answers 404 unknown_patient and changes nothing; with "unknown": "erase" the erasure is recorded anyway (known: false), and uploads for that number are refused from then on. ' +
+      'Audited as patient.erase under the patient\'s pseudonymous key, also when refused; answered once its audit event is stored. The erasure joins the register of GET /erasures. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
+    access: OPERATOR,
+    body: ErasureBody,
+    ok: { '200': { description: 'Erased', schema: ErasureResponse } },
+    problems: ['invalid_patient_id', 'unknown_patient', 'erasure_incomplete', 'audit_unavailable'],
+  },
   'DELETE /patients/:patientId': {
     tag: 'Privacy and audit',
-    summary: "Erase a patient: their data key is destroyed, so every stored reading and document of theirs becomes unreadable",
+    summary: 'Deprecated: POST /erasures. Erase a patient, the CPR number in the URL',
     description:
-      'Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. A CPR number the hub holds nothing of (no document, no data key: a typo, or a person who never used it) answers 404 unknown_patient and changes nothing; with ?unknown=erase the erasure is recorded anyway (known: false), and uploads for that number are refused from then on. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
+      'Deprecated: the CPR number is in the URL, which reverse proxies, load balancers and browsers log. Use POST /erasures with {"patient": ..., "unknown"?: ...} in the body: the same erasure, answers, access and audit. Kept for existing clients; its answers carry Deprecation and Link (rel successor-version). ' +
+      'Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. A CPR number the hub holds nothing of answers 404 unknown_patient and changes nothing; with ?unknown=erase the erasure is recorded anyway (known: false). 503 erasure_incomplete: retry.',
     access: OPERATOR,
     path: ErasureParams,
     query: ErasureQuery,
@@ -243,7 +267,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     tag: 'Privacy and audit',
     summary: 'Erase a patient by pseudonymous key: to repeat, on a restored backup, the erasures made after it was taken',
     description:
-      'The keys come from GET /erasures of the hub as it was, a newer backup (rts erasures list) or the hub log\'s "patient erased" lines. Recorded whether or not this copy holds anything of the key (known says which), so uploads for that patient stay refused. Idempotent, as DELETE /patients/{id}.',
+      'The keys come from GET /erasures of the hub as it was, a newer backup (rts erasures list) or the hub log\'s "patient erased" lines. Recorded whether or not this copy holds anything of the key (known says which), so uploads for that patient stay refused. Idempotent, as POST /erasures.',
     access: OPERATOR,
     path: ErasureByKeyParams,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },
@@ -258,13 +282,26 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     ok: { '200': { description: 'One page of erasures', schema: ErasuresList } },
     problems: ['audit_unavailable'],
   },
+  'POST /audit/search': {
+    tag: 'Privacy and audit',
+    summary: 'Audit events of one patient or one user in [from, to), oldest first, page by page (at most 31 days); the search in the body',
+    description:
+      'The patient\'s CPR number goes in the JSON body, not the URL, where reverse proxies, load balancers and browsers log it. ' +
+      'from and to are instants; an event counts when its `at` lies in the half-open [from, to) (milliseconds). An answer carries at most `limit` events (default and most 1000); ' +
+      'one cut there says `truncated: true` and gives `nextCursor`: ask again with the same patient or user, from and to and `"cursor": nextCursor` for the rest, in the same order, ' +
+      'nothing skipped or repeated, also while new events are recorded. Order: by UTC day; within a day the patient\'s chain in recording order, or for a user the day\'s chains merged by time. ' +
+      'Audited as audit.read; answered once its audit event is stored (503 audit_unavailable otherwise).',
+    access: OPERATOR,
+    body: AuditSearchBody,
+    ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable'],
+  },
   'GET /audit': {
     tag: 'Privacy and audit',
-    summary: 'Audit events of one patient or one user in [from, to), oldest first, page by page (at most 31 days)',
+    summary: 'Deprecated: POST /audit/search. Audit events of one patient or one user in [from, to), the search in the URL',
     description:
-      'from and to are instants; an event counts when its `at` lies in the half-open [from, to) (milliseconds). An answer carries at most `limit` events (default and most 1000); ' +
-      'one cut there says `truncated: true` and gives `nextCursor`: ask again with the same patient or user, from and to and `cursor=<nextCursor>` for the rest, in the same order, ' +
-      'nothing skipped or repeated, also while new events are recorded. Order: by UTC day; within a day the patient\'s chain in recording order, or for a user the day\'s chains merged by time.',
+      'Deprecated: a patient\'s CPR number is in the URL, which reverse proxies, load balancers and browsers log. Use POST /audit/search with the same fields in the body: the same answers, paging, access and audit; a cursor of either pages the other. Kept for existing clients; its answers carry Deprecation and Link (rel successor-version). ' +
+      'from and to are instants, [from, to) at milliseconds; at most `limit` events an answer (default and most 1000); one cut there says `truncated: true` and gives `nextCursor`: ask again with the same patient or user, from and to and `cursor=<nextCursor>`.',
     access: OPERATOR,
     query: AuditQuery,
     ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },

@@ -188,7 +188,7 @@ export const ErasureResponse = z.object({
   patientKey: z.string().describe("The patient's pseudonymous key: keep it in the erasure register, to repeat the erasure on a restored backup (PUT /erasures/{patientKey})"),
   erasedAt: instant,
   alreadyErased: z.boolean(),
-  known: z.boolean().describe('Whether the hub held anything of the patient (a document, a data key, an earlier erasure); false only for an erasure recorded with ?unknown=erase'),
+  known: z.boolean().describe('Whether the hub held anything of the patient (a document, a data key, an earlier erasure); false only for an erasure recorded with "unknown": "erase" (or ?unknown=erase)'),
 });
 export const ErasuresList = z.object({
   count: z.number().int(),

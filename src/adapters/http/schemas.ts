@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
 import { clockFieldsInRange } from '../../domain/monitoring/tele-observation';
@@ -77,6 +78,11 @@ export const ObservationsResponse = z.object({
   observations: z.array(ObservationView),
 });
 export const CorrectionResponse = z.object({ uniqueId: z.string(), replaces: z.string(), document: z.string() });
+
+/** The XML media types this API parses (as text). A JSON body may be a string too ("x"): the type decides, not the body. */
+export const XML_TYPES: ReadonlySet<string> = new Set(['application/xml', 'text/xml']);
+/** Whether a request's body came as XML: the JSON-only routes answer it 415 unsupported_media_type. */
+export const isXml = (request: FastifyRequest): boolean => XML_TYPES.has(String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase());
 
 /** Parse with zod; a failure becomes a 400 invalid_request listing each field (never the values sent). */
 export const parseInput = <T extends z.ZodType>(schema: T, input: unknown, where: 'body' | 'query' | 'path'): z.infer<T> => {

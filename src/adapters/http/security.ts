@@ -16,7 +16,7 @@ import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audi
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
-import { parseInput } from './schemas';
+import { isXml, parseInput } from './schemas';
 
 /**
  * Access control, rate limits and the audit trail of the HTTP API, installed on the app before any route:
@@ -31,7 +31,9 @@ import { parseInput } from './schemas';
  *               from where, outcome). Reads do not wait for it; writes (POST, DELETE) answer only once it is stored.
  *
  * Public: /health, /openapi.json, /problems/*, /app/* (the page's static files), POST /auth/dev-login (when on).
- * Also registered here: POST /auth/dev-login, DELETE /patients/{id}, PUT /erasures/{patientKey}, GET /erasures (erasure), GET /audit, GET /audit/verify.
+ * Also registered here: POST /auth/dev-login, POST /erasures, PUT /erasures/{patientKey}, GET /erasures (erasure), POST
+ * /audit/search, GET and POST /audit/verify; and the deprecated DELETE /patients/{id} and GET /audit (their CPR number
+ * in the URL).
  */
 export type SecurityDependencies = Readonly<{
   mode: 'on' | 'off';
@@ -70,13 +72,21 @@ export const DevLoginBody = z
     sub: z.string().min(1).max(100).optional(),
   })
   .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] });
-export const ErasureParams = z.strictObject({ patientId: z.string().max(20) });
+/** A CPR number as the erasure and audit routes take it (shape only: parseCpr then checks it, 422 invalid_patient_id). */
+const PatientCpr = z.string().max(20);
+/** Deprecated (DELETE /patients/{patientId}): the CPR number in the URL. */
+export const ErasureParams = z.strictObject({ patientId: PatientCpr });
 export const ErasureQuery = z.strictObject({
   unknown: z
-    .literal('erase')
+    .enum(['refuse', 'erase'])
     .optional()
-    .describe('Record the erasure also when the hub holds nothing of the patient (their uploads are refused from then on); without it such a request answers 404 unknown_patient and changes nothing'),
+    .describe('erase: record the erasure also when the hub holds nothing of the patient (their uploads are refused from then on); refuse (the default): such a request answers 404 unknown_patient and changes nothing'),
 });
+/**
+ * POST /erasures: what DELETE /patients/{patientId} takes, with the CPR number in the body instead of the URL (a
+ * reverse proxy's access log, a browser's history keep URLs).
+ */
+export const ErasureBody = z.strictObject({ patient: PatientCpr.describe('The patient (CPR number, ddmmyy-ssss)'), ...ErasureQuery.shape });
 export const ErasureByKeyParams = z.strictObject({ patientKey: z.string().regex(PATIENT_KEY_PATTERN, 'a pseudonymous patient key: p and 32 hex digits') });
 /** The largest page of GET /erasures. */
 export const MAX_ERASURES_PAGE = 10_000;
@@ -90,16 +100,24 @@ export const ErasuresQuery = z.strictObject({
     .describe("An earlier page's `next`"),
   limit: z.coerce.number().int().min(1).max(MAX_ERASURES_PAGE).optional().describe(`default and most: ${MAX_ERASURES_PAGE}`),
 });
-export const AuditQuery = z
-  .strictObject({
-    patient: z.string().max(20).optional().describe('A CPR number (give patient or user)'),
-    user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user)"),
-    from: z.iso.datetime({ offset: true }).optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
-    to: z.iso.datetime({ offset: true }).optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
-    limit: z.coerce.number().int().min(1).max(MAX_AUDIT_RESULTS).optional().describe(`Entries per answer, 1..${MAX_AUDIT_RESULTS}, default ${MAX_AUDIT_RESULTS}`),
-    cursor: z.string().optional().describe("An answer's nextCursor: the next page of the same query (same patient or user, from and to); 422 invalid_cursor otherwise; empty: the first page"),
-  })
-  .refine((q) => (q.patient === undefined) !== (q.user === undefined), { message: 'give exactly one of patient or user', path: ['patient'] });
+/** Entries per answer of the audit trail: text in GET /audit's query (coerced), a JSON number in POST /audit/search's body. */
+const auditLimit = <T extends z.ZodNumber | z.ZodCoercedNumber>(n: T) =>
+  n.int().min(1).max(MAX_AUDIT_RESULTS).optional().describe(`Entries per answer, 1..${MAX_AUDIT_RESULTS}, default ${MAX_AUDIT_RESULTS}`);
+/** What a search of the audit trail names: GET /audit's query and POST /audit/search's body. */
+const AuditSearchFields = {
+  patient: PatientCpr.optional().describe('A CPR number (give patient or user)'),
+  user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user)"),
+  from: z.iso.datetime({ offset: true }).optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
+  to: z.iso.datetime({ offset: true }).optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
+  limit: auditLimit(z.number()),
+  cursor: z.string().optional().describe("An answer's nextCursor: the next page of the same query (same patient or user, from and to); 422 invalid_cursor otherwise; empty: the first page"),
+};
+const patientOrUser = (q: { patient?: string | undefined; user?: string | undefined }): boolean => (q.patient === undefined) !== (q.user === undefined);
+const PATIENT_OR_USER = { message: 'give exactly one of patient or user', path: ['patient'] };
+/** Deprecated (GET /audit): a patient's CPR number in the URL's query. */
+export const AuditQuery = z.strictObject({ ...AuditSearchFields, limit: auditLimit(z.coerce.number()) }).refine(patientOrUser, PATIENT_OR_USER);
+/** POST /audit/search: GET /audit's query as a JSON body, so that a patient's CPR number is in no URL. */
+export const AuditSearchBody = z.strictObject(AuditSearchFields).refine(patientOrUser, PATIENT_OR_USER);
 const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
 export const AuditVerifyQuery = z.strictObject(VerifyRange);
 export const AuditVerifyBody = z.strictObject({
@@ -167,10 +185,12 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /documents/:uniqueId': documentRoute('document.read'),
     'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
+    'POST /erasures': async () => ({ kind: 'patient.erase' }),
     'PUT /erasures/:patientKey': async () => ({ kind: 'patient.erase' }),
     // Its own action: an auditor counting erasures in the trail must not count the reads of the register.
     'GET /erasures': async () => ({ kind: 'erasures.list' }),
     'GET /audit': async () => ({ kind: 'audit.read' }),
+    'POST /audit/search': async () => ({ kind: 'audit.read' }),
     'GET /audit/verify': async () => ({ kind: 'audit.read' }),
     'POST /audit/verify': async () => ({ kind: 'audit.read' }),
     'GET /experts': async () => ({ kind: 'directory.read' }),
@@ -471,23 +491,39 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { erased: true, patientKey: result.patientKey, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased, known: result.known };
   };
 
-  app.delete('/patients/:patientId', async (request) => {
-    const { patientId } = parseInput(ErasureParams, request.params, 'path');
-    const { unknown } = parseInput(ErasureQuery, request.query, 'query');
-    const cpr = parseCpr(patientId);
+  /**
+   * The erasure by CPR number, of POST /erasures and of the deprecated DELETE /patients/{patientId}: they differ only
+   * in where the number and the confirmation come from (`confirm` says how to give it, for the 404's detail).
+   */
+  const eraseByCpr = async (request: FastifyRequest, raw: string, ifUnknown: 'refuse' | 'erase', confirm: string, path?: string) => {
+    const cpr = parseCpr(raw, path);
     // Audited under the patient's key also when refused: a request to erase a person the hub holds nothing of
     // is answered (404) and that answer is on record.
     if (request.audited) request.audited.patientKey = deps.patientKeyOf(cpr);
     try {
       const by = request.principal?.subject ?? 'anonymous';
-      return erased(request, await deps.erasure.erase(cpr, { by, correlationId: String(request.id), ifUnknown: unknown ?? 'refuse' }));
+      return erased(request, await deps.erasure.erase(cpr, { by, correlationId: String(request.id), ifUnknown }));
     } catch (error) {
       if ((error as { code?: string }).code !== 'unknown_patient') throw error;
       throw new NotFoundError(
         'unknown_patient',
-        'the hub holds nothing of this patient (no document, no data key), so nothing was erased: check the number. To record the erasure anyway, so that the hub refuses uploads for this number from now on, repeat the request with ?unknown=erase',
+        `the hub holds nothing of this patient (no document, no data key), so nothing was erased: check the number. To record the erasure anyway, so that the hub refuses uploads for this number from now on, repeat the request with ${confirm}`,
       );
     }
+  };
+
+  // The CPR number in the body: a URL is kept in reverse proxies' access logs and browsers' histories.
+  app.post('/erasures', async (request, reply) => {
+    if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
+    const { patient, unknown } = parseInput(ErasureBody, request.body, 'body');
+    return eraseByCpr(request, patient, unknown ?? 'refuse', '"unknown": "erase" in its body', 'body.patient');
+  });
+
+  // Deprecated (Deprecation header: deprecated-routes.ts), kept for existing clients: POST /erasures.
+  app.delete('/patients/:patientId', async (request) => {
+    const { patientId } = parseInput(ErasureParams, request.params, 'path');
+    const { unknown } = parseInput(ErasureQuery, request.query, 'query');
+    return eraseByCpr(request, patientId, unknown ?? 'refuse', '?unknown=erase');
   });
 
   // Erasure by pseudonymous key: how the erasures a restored backup predates are repeated (the hub keeps no CPR
@@ -512,16 +548,16 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   };
 
   // [from, to) by instant, at most `limit` entries an answer; one cut at the limit says so (truncated) and carries
-  // the cursor of the rest, so no entry can be buried behind the first page.
-  app.get('/audit', async (request) => {
-    const q = parseInput(AuditQuery, request.query, 'query');
+  // the cursor of the rest, so no entry can be buried behind the first page. The same search for POST /audit/search
+  // and the deprecated GET /audit: a cursor of one answer pages the other.
+  const searchAudit = async (q: z.infer<typeof AuditSearchBody>, patientPath?: string) => {
     const now = deps.now();
     const to = q.to ? new Date(q.to) : null;
     const from = q.from ? new Date(q.from) : startOfUtcDay(new Date((to ?? now).getTime() - 6 * 86_400_000));
-    // The CPR number in the query is hashed to the pseudonymous key here and goes nowhere else.
+    // The CPR number (in the body, or the deprecated query) is hashed to the pseudonymous key here and goes nowhere else.
     const key: AuditQueryKey = {
       by: q.patient !== undefined ? 'patient' : 'user',
-      who: q.patient !== undefined ? deps.patientKeyOf(parseCpr(q.patient)) : q.user!,
+      who: q.patient !== undefined ? deps.patientKeyOf(parseCpr(q.patient, patientPath)) : q.user!,
       from: q.from ? from.getTime() : null,
       to: to ? to.getTime() : null,
     };
@@ -539,7 +575,16 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       nextCursor: page.next ? encodeAuditCursor(key, page.next) : null,
       items: page.items,
     };
+  };
+
+  // The patient's CPR number in the body: a URL is kept in reverse proxies' access logs and browsers' histories.
+  app.post('/audit/search', async (request, reply) => {
+    if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
+    return searchAudit(parseInput(AuditSearchBody, request.body, 'body'), 'body.patient');
   });
+
+  // Deprecated (Deprecation header: deprecated-routes.ts), kept for existing clients: POST /audit/search.
+  app.get('/audit', async (request) => searchAudit(parseInput(AuditQuery, request.query, 'query')));
 
   app.get('/audit/verify', async (request) => {
     const q = parseInput(AuditVerifyQuery, request.query, 'query');

@@ -12,9 +12,10 @@ import { containsCprDigits, parseCpr } from '../../domain/monitoring/cpr';
 import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { MAX_INTERVAL_DAYS, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
+import { installDeprecationHeaders } from './deprecated-routes';
 import { openApiDocument } from './openapi';
 import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
-import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, PatientParams, parseInput } from './schemas';
+import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, PatientParams, XML_TYPES, isXml, parseInput } from './schemas';
 import { registerWebRoutes } from './web-routes';
 
 export type HttpDependencies = Readonly<{
@@ -44,10 +45,6 @@ export type HttpDependencies = Readonly<{
  */
 export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?: { url?: string } }): string =>
   request.routeOptions?.url ?? '(no route)';
-
-/** The XML media types this API parses (as text). A JSON body may be a string too ("x"): the type decides, not the body. */
-const XML_TYPES = new Set(['application/xml', 'text/xml']);
-const isXml = (request: FastifyRequest): boolean => XML_TYPES.has(String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase());
 
 /**
  * A `from` without a `to`: the interval ends with the hub's present second. A client asking for the last 366 days
@@ -189,6 +186,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // them, unless a route said otherwise (the page's assets, the JWKS).
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
+  installDeprecationHeaders(app);
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
