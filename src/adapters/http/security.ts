@@ -166,6 +166,13 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /observations/search': patientRoute('observations.read', 'body'),
     'GET /documents/:uniqueId': documentRoute('document.read'),
     'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
+    // The right of access: the patient themself, or an operator (the data protection officer) for any patient.
+    'POST /patients/export': async (request, principal) => {
+      const key = keyOfRaw(deps, field(request.body, 'patient'));
+      // An invalid CPR number: a patient gets the validation problem from the route; who may not export is refused first.
+      if (key === null) return principal.role === 'patient' ? 'pass' : { kind: 'patient.export', patientKey: '' };
+      return { kind: 'patient.export', patientKey: key };
+    },
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
     'PUT /erasures/:patientKey': async () => ({ kind: 'patient.erase' }),
     // Its own action: an auditor counting erasures in the trail must not count the reads of the register.

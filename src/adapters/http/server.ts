@@ -47,7 +47,7 @@ export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?
 
 /** The XML media types this API parses (as text). A JSON body may be a string too ("x"): the type decides, not the body. */
 const XML_TYPES = new Set(['application/xml', 'text/xml']);
-const isXml = (request: FastifyRequest): boolean => XML_TYPES.has(String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase());
+export const isXml = (request: FastifyRequest): boolean => XML_TYPES.has(String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase());
 
 /**
  * A `from` without a `to`: the interval ends with the hub's present second. A client asking for the last 366 days
