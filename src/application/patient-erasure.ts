@@ -16,6 +16,14 @@ import { PATIENT_ERASED, patientStreamName } from './sealed-documents';
  */
 export type ErasureResult = Readonly<{ patientKey: string; erasedAt: string; alreadyErased: boolean; known: boolean }>;
 
+/**
+ * What the hub holds of a patient. `known`: anything at all (a document, a data key or tombstone, an erasure
+ * recorded). `keyErased`: the key store holds the patient's tombstone. `erasureRecorded`: the patient's stream has its
+ * PatientErased event, recorded at `erasedAt` (an erasure whose key deletion has not happened yet, after a crash,
+ * has the event and not the tombstone; the next erasure call finishes it).
+ */
+export type PatientHolding = Readonly<{ known: boolean; keyErased: boolean; erasureRecorded: boolean; erasedAt: string | null }>;
+
 export type ErasureOptions = Readonly<{
   by: string;
   correlationId?: string;
@@ -65,19 +73,29 @@ export class PatientErasure {
     return this.eraseKey(patientKey, options);
   }
 
-  async eraseKey(patientKey: string, options: ErasureOptions): Promise<ErasureResult> {
-    const alreadyErased = await this.deps.protection.isErased(patientKey);
+  /**
+   * Whether the hub holds anything of the patient (a document, a data key, an erasure recorded), and whether and when
+   * they were erased: what an erasure decides `unknown_patient` by, and what the patient's data export says of them.
+   */
+  async holdingOf(patientKey: string): Promise<PatientHolding> {
+    const keyErased = await this.deps.protection.isErased(patientKey);
     const { currentVersion, events } = await this.deps.store.readStream(patientStreamName(patientKey), { maxCount: 1 });
     // Documents stored before sealing have no data key; the registry still knows them.
-    const known = alreadyErased || currentVersion !== null || (await this.deps.protection.hasKeyOrTombstone(patientKey)) || (await this.deps.registry.knowsPatient(patientKey));
-    if (!known && options.ifUnknown !== 'erase') {
+    const known = keyErased || currentVersion !== null || (await this.deps.protection.hasKeyOrTombstone(patientKey)) || (await this.deps.registry.knowsPatient(patientKey));
+    const recorded = events[0]?.type === PATIENT_ERASED ? events[0].data['erasedAt'] : undefined;
+    return { known, keyErased, erasureRecorded: currentVersion !== null, erasedAt: typeof recorded === 'string' ? recorded : null };
+  }
+
+  async eraseKey(patientKey: string, options: ErasureOptions): Promise<ErasureResult> {
+    const holding = await this.holdingOf(patientKey);
+    const alreadyErased = holding.keyErased;
+    if (!holding.known && options.ifUnknown !== 'erase') {
       throw new NotFoundError('unknown_patient', 'the hub holds nothing of this patient (no document, no data key): nothing was erased');
     }
     // A repeat answers with the time the erasure was recorded, not the time of the repeat.
-    const recorded = events[0]?.type === PATIENT_ERASED ? events[0].data['erasedAt'] : undefined;
-    const erasedAt = typeof recorded === 'string' ? recorded : this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
+    const erasedAt = holding.erasedAt ?? this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
     let first = { erasedAt, alreadyErased };
-    if (currentVersion === null) {
+    if (!holding.erasureRecorded) {
       // A concurrent erasure of the same patient recorded it first (the store says so by a version conflict, or, the
       // event id being the same, by taking this append as a repeat): this call is its repeat, and answers with the
       // time recorded. Each concurrent caller answered with its own clock's time, and all said not erased before.
@@ -100,7 +118,7 @@ export class PatientErasure {
     // Also on a repeat (a restored copy, or a crash after step 2): each consultation's erasure is idempotent.
     await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId });
     for (const p of this.deps.projectors) await p.catchUp();
-    return { patientKey, ...first, known };
+    return { patientKey, ...first, known: holding.known };
   }
 
   private async recordedErasedAt(patientKey: string): Promise<string | undefined> {

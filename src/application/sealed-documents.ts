@@ -1,7 +1,7 @@
 import type { RecordedEvent } from './ports/event-store';
 import { sha256Hex } from './ids';
 import { DIGEST_PREFIX, isSealed, type PatientDataProtection } from './ports/patient-data-protection';
-import type { RegistryReadModel } from './ports/registry-read-model';
+import type { RegistryPosition, RegistryReadModel } from './ports/registry-read-model';
 import type { RegistryEntryView } from './projections/registry-projection';
 
 /**
@@ -119,6 +119,10 @@ export class OpeningRegistry implements RegistryReadModel {
 
   findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
     return this.inner.findCurrent(patientKey, fromEpoch, toEpoch, limit);
+  }
+
+  findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
+    return this.inner.findAllOf(patientKey, after, limit);
   }
 
   get(uniqueId: string): Promise<RegistryEntryView | null> {

@@ -22,6 +22,8 @@ import { sealDocument } from './sealed-documents';
 
 /** The most documents one query returns; a wider answer asks the caller to narrow the interval. */
 export const MAX_QUERY_RESULTS = 10_000;
+/** The registry entries one page of `allEntriesOf` reads. */
+const ENTRIES_PAGE = 1_000;
 
 export type SubmitOptions = Readonly<{
   /** Client-supplied idempotency key: the same key for the same patient gives the same uniqueId. */
@@ -230,6 +232,35 @@ export class XdsBackend {
     return rows;
   }
 
+  /**
+   * Every registry entry of a patient, current and deprecated (a correction's old reading, with `replacedBy`), oldest
+   * first, without retrieving content: the patient's whole record, for the right of access. Read in pages of the
+   * registry, so no cap applies (a query's MAX_QUERY_RESULTS would refuse a patient of many years). Empty for a
+   * patient the registry holds nothing of, erased or never known: the caller tells those apart.
+   */
+  async allEntriesOf(patientId: Cpr): Promise<readonly RegistryEntryView[]> {
+    const patientKey = this.deps.patientKeys.keyFor(parseCpr(patientId));
+    await this.deps.projector.catchUp();
+    const entries: RegistryEntryView[] = [];
+    for (;;) {
+      const last = entries[entries.length - 1];
+      const page = await this.deps.registry.findAllOf(patientKey, last ? { serviceStartEpoch: last.serviceStartEpoch, uniqueId: last.uniqueId } : null, ENTRIES_PAGE);
+      entries.push(...page);
+      if (page.length < ENTRIES_PAGE) return entries;
+    }
+  }
+
+  /**
+   * The pseudonymous key of a document's patient, from the document's own stream: also for a document whose patient
+   * was erased (its registry row is gone, its first event still names the key). Null for a document the hub does
+   * not hold.
+   */
+  async patientKeyOfDocument(uniqueId: string): Promise<string | null> {
+    const { events } = await this.deps.store.readStream(documentStreamName(uniqueId), { maxCount: 1 });
+    const patientKey = events[0]?.type === 'DocumentSubmitted' ? events[0].data['patientKey'] : undefined;
+    return typeof patientKey === 'string' ? patientKey : null;
+  }
+
   async retrieveDocument(uniqueId: string): Promise<RetrievedDocument> {
     const entry = await this.entry(uniqueId);
     return { entry, content: await this.content(entry) };
@@ -247,9 +278,8 @@ export class XdsBackend {
    */
   async isOfErasedPatient(uniqueId: string): Promise<boolean> {
     if (!this.deps.protection) return false;
-    const { events } = await this.deps.store.readStream(documentStreamName(uniqueId), { maxCount: 1 });
-    const patientKey = events[0]?.type === 'DocumentSubmitted' ? events[0].data['patientKey'] : undefined;
-    return typeof patientKey === 'string' && (await this.deps.protection.isErased(patientKey));
+    const patientKey = await this.patientKeyOfDocument(uniqueId);
+    return patientKey !== null && (await this.deps.protection.isErased(patientKey));
   }
 
   async entry(uniqueId: string): Promise<RegistryEntryView> {

@@ -7,6 +7,7 @@ import { silentErasureRecordWarning } from '../adapters/backup/erasure-log-line'
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
 import { registerConsultationRoutes } from '../adapters/http/consultation-routes';
+import { registerPatientExportRoutes } from '../adapters/http/export-routes';
 import { registerDirectoryRoutes } from '../adapters/http/directory-routes';
 import { registerKeyRoutes } from '../adapters/http/key-routes';
 import { registerMetricsRoutes } from '../adapters/http/metrics-routes';
@@ -35,6 +36,8 @@ import { lockEmbeddedStore } from './embedded-store-lock';
 import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
+import { PatientExport } from '../application/patient-export';
+import type { ConsultationContentErasure } from '../application/consultation/consultation-erasure';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import type { CheckpointStore } from '../application/ports/downlink-outbox';
 import type { PublishingLease } from '../application/ports/publishing-lease';
@@ -219,6 +222,17 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   });
   registerDirectoryRoutes(http.app, { directory: directory.service, keys: messageKeys.keys });
   registerConsultationRoutes(http.app, { consultations: consultations.service });
+  // The patient's right of access: what the hub holds of one patient, read through the ports that read each part.
+  const exporter = new PatientExport({
+    patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
+    documents: container.get<XdsBackend>(TOKENS.Xds),
+    erasure: container.get<PatientErasure>(TOKENS.PatientErasure),
+    consultations: { linked: container.get<ConsultationContentErasure>(TOKENS.ConsultationErasure), get: (id) => consultations.service.get(id) },
+    audit: security.audit,
+    store,
+    clock: container.get<Clock>(TOKENS.Clock),
+  });
+  registerPatientExportRoutes(http.app, { exporter });
   registerKeyRoutes(http.app, { keys: messageKeys.keys, hubJwks: messageKeys.jwks });
   registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
   registerMetricsRoutes(http.app, { metrics });

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { freePort, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
@@ -212,6 +213,34 @@ describe('rts against the running hub', () => {
     const empty = await node(CLI, ['review', '--patient', '-'], env, '');
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('--patient -: stdin held no CPR number');
+  });
+
+  it('rts export: the patient\'s own data into a new file of mode 0600 (CPR number on stdin); refusals and a hub that is down as exit codes', async () => {
+    const out = tempDataDir('rts-cli-export-');
+    try {
+      const file = join(out.dir, 'export.json');
+      const res = await node(CLI, ['export', '--patient', '-', '--out', file], env, `${CPR}\n`);
+      expect(res).toMatchObject({ code: 0, stdout: '' });
+      expect(res.stderr).toMatch(/^Exported \d+ readings, 0 consultations, \d+ audit entries to the file given with --out \(mode 0600\)\.\n$/);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const exported = JSON.parse(readFileSync(file, 'utf8'));
+      expect(exported).toMatchObject({ format: 'telemed-rts/patient-export', formatVersion: 1, patient: { cpr: CPR }, erasure: null });
+      // Every reading this file's tests uploaded for the patient, as the hub stores them.
+      for (const r of week) expect(exported.observations).toContainEqual(expect.objectContaining({ measuredAt: r.at, systolic: { value: r.systolic, unit: 'mmHg' }, status: 'current' }));
+      // Written once: a second export to the same file is refused before anything is sent.
+      const again = await node(CLI, ['export', '--patient', '-', '--out', file], env, `${CPR}\n`);
+      expect(again.code).toBe(2);
+      // A number the hub holds nothing of: its problem, exit 3; nothing listens: exit 4.
+      const unknown = await rts(['export', '--patient', '150381-6613'], env);
+      expect(unknown.code).toBe(3);
+      expect(unknown.stderr).toContain('(HTTP 404, unknown_patient)');
+      expect(unknown.stderr).not.toContain('150381-6613');
+      const url = `http://127.0.0.1:${await freePort()}`;
+      const down = await rts(['export', '--patient', CPR, '--url', url]);
+      expect(down).toMatchObject({ code: 4, stdout: '', stderr: `rts: cannot reach the hub at ${url}: connection refused (is the hub running?)\n` });
+    } finally {
+      out.remove();
+    }
   });
 
   it('answers --help and --version from the built program', async () => {

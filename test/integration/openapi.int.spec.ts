@@ -162,6 +162,11 @@ describe('answers match the document', () => {
     });
     expect(corrected.status).toBe(201);
     expect((await call('GET /documents/:uniqueId', '/documents/2.25.1', { token: patient })).status).toBe(404);
+    // The right of access: the reading and its correction; refused to a system; an unknown or malformed CPR number.
+    expect((await call('POST /patients/export', '/patients/export', { token: patient, body: { patient: patientId } })).body.observations).toHaveLength(2);
+    expect((await call('POST /patients/export', '/patients/export', { token: system, body: { patient: patientId } })).status).toBe(403);
+    expect((await call('POST /patients/export', '/patients/export', { token: operator, body: { patient: '010203-2345' } })).status).toBe(404);
+    expect((await call('POST /patients/export', '/patients/export', { token: operator, body: { patient: '2512481234' } })).status).toBe(422);
 
     // The directory and keys: a system registered by the operator.
     expect((await call('POST /systems', '/systems', { token: operator, body: { id: 'aarhus', name: 'Aarhus', area: 'Midtjylland' } })).status).toBe(201);

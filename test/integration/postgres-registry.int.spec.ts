@@ -191,6 +191,26 @@ describe('PostgresRegistry', () => {
     expect(await registry.knowsPatient(PATIENT)).toBe(false);
   });
 
+  it('findAllOf: every row of the patient, deprecated ones too, by time then uniqueId (code points), page by page', async () => {
+    const batch = [
+      submitted('2.25.53', T0 + 120),
+      submitted('2.25.6', T0 + 60), // same second as .56: '2.25.56' < '2.25.6' by code points
+      submitted('2.25.56', T0 + 60),
+      submitted('2.25.51', T0 - 86_400 * 400),
+      submitted('2.25.55', T0 + 60, { patientKey: OTHER }),
+      submitted('2.25.57', T0 + 200, { replaces: '2.25.53', systolic: 125 }),
+      deprecated('2.25.53', '2.25.57'),
+    ];
+    await registry.apply(batch, batch.at(-1)!.globalPosition);
+    const all = await registry.findAllOf(PATIENT, null, 100);
+    expect(ids(all)).toEqual(['2.25.51', '2.25.56', '2.25.6', '2.25.53', '2.25.57']);
+    expect(all.find((r) => r.uniqueId === '2.25.53')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.57', systolic: { value: 120, unit: 'mmHg' } });
+    const first = await registry.findAllOf(PATIENT, null, 2);
+    const last = first.at(-1)!;
+    expect(ids(await registry.findAllOf(PATIENT, { serviceStartEpoch: last.serviceStartEpoch, uniqueId: last.uniqueId }, 2))).toEqual(['2.25.6', '2.25.53']);
+    expect(ids(await registry.findAllOf(OTHER, null, 100))).toEqual(['2.25.55']);
+  });
+
   it('an erased patient gets no row for a document later in the events (sealed by a hub that still held the key)', async () => {
     const erasedKey = 'p'.padEnd(33, 'e');
     const first = submitted('2.25.70', T0, { patientKey: erasedKey });

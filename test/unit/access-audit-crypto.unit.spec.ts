@@ -38,6 +38,15 @@ describe('access policy', () => {
     expect(authorize(operator, { kind: 'consultation.act', systemId: 'aarhus' }).allowed).toBe(false);
     expect(authorize(patient, { kind: 'audit.read' }).allowed).toBe(false);
   });
+  it("lets a patient export their own data, and an operator (the data protection officer) any patient's: no one else", () => {
+    const action = { kind: 'patient.export', patientKey: 'pA' } as const;
+    expect(authorize(patient, action).allowed).toBe(true);
+    expect(authorize(operator, action).allowed).toBe(true);
+    expect(authorize(patient, { ...action, patientKey: 'pB' })).toEqual({ allowed: false, reason: 'not_own_patient_data' });
+    expect(authorize({ ...patient, patientKey: undefined } as Principal, action).allowed).toBe(false);
+    expect(authorize(clinician, action, { uniqueIds: new Set(), patientKeys: new Set(['pA']) })).toEqual({ allowed: false, reason: 'role_may_not_export_patient_data' });
+    expect(authorize(system, action)).toEqual({ allowed: false, reason: 'role_may_not_export_patient_data' });
+  });
 });
 
 const entry = (n: number, over: Partial<AuditEntry> = {}): AuditEntry => ({

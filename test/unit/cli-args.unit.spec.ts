@@ -1,4 +1,4 @@
-import { DEFAULT_URL, MAIN_HELP, REVIEW_HELP, UPLOAD_HELP, parseCommandLine, type Command } from '../../src/adapters/cli/args';
+import { DEFAULT_URL, EXPORT_HELP, MAIN_HELP, REVIEW_HELP, UPLOAD_HELP, parseCommandLine, type Command } from '../../src/adapters/cli/args';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
 import { run } from '../../src/adapters/cli/run';
 
@@ -193,8 +193,8 @@ describe('rts command line: the patient off the command line (ps and shell histo
   });
 
   it('gives the advice in the help texts', () => {
-    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP]) expect(help).toContain('kept in your\nshell\'s history');
-    for (const help of [UPLOAD_HELP, REVIEW_HELP]) expect(help).toContain('$RTS_PATIENT');
+    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP, EXPORT_HELP]) expect(help).toContain('kept in your\nshell\'s history');
+    for (const help of [UPLOAD_HELP, REVIEW_HELP, EXPORT_HELP]) expect(help).toContain('$RTS_PATIENT');
   });
 });
 
@@ -209,13 +209,32 @@ describe('rts command line: commands, help and version', () => {
   });
 
   it('fits every help text in 80 columns', () => {
-    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP]) for (const line of help.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP, EXPORT_HELP]) for (const line of help.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
   });
 
   it('refuses a missing or unknown command', () => {
     expect(usageError([])).toMatch(/missing command/);
     expect(usageError(['uplaod'])).toMatch(/unknown command 'uplaod'/);
-    expect(usageError([CPR])).toBe('unknown command; the commands are upload, review, dlq, backup, restore and erasures');
+    expect(usageError([CPR])).toBe('unknown command; the commands are upload, review, export, dlq, backup, restore and erasures');
+  });
+});
+
+describe('rts command line: export', () => {
+  it('reads the patient, --out, --url and --timeout; the patient as for the other commands', () => {
+    expect(parsed(['export', '--patient', CPR])).toEqual({ kind: 'export', url: DEFAULT_URL, patientId: CPR, timeoutMs: 60_000 });
+    expect(parsed(['export', '--patient', CPR, '--out', 'a.json', '--url', 'http://hub:9000/', '--timeout', '120'])).toEqual({ kind: 'export', url: 'http://hub:9000', patientId: CPR, out: 'a.json', timeoutMs: 120_000 });
+    expect(parsed(['export'], { RTS_PATIENT: CPR })).toMatchObject({ patientId: CPR });
+    expect(parseCommandLine(['export', '--patient', '-'], {}, () => `${CPR}\n`)).toMatchObject({ ok: true, command: { patientId: CPR } });
+    expect(parsed(['export', '--help'])).toMatchObject({ kind: 'help', text: expect.stringContaining('Usage: rts export') });
+  });
+
+  it('refuses a malformed CPR number (never repeated), an empty --out and stray arguments', () => {
+    const message = usageError(['export', '--patient', '2512481234']);
+    expect(message).toMatch(/--patient must be a CPR number/);
+    expect(message).not.toContain('2512481234');
+    expect(usageError(['export', '--patient', CPR, '--out', ''])).toBe('--out needs a file name');
+    expect(usageError(['export', '--patient', CPR, 'extra'])).toMatch(/unexpected argument/);
+    expect(usageError(['export'])).toMatch(/missing --patient/);
   });
 });
 

@@ -1,4 +1,7 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
 import { run } from '../../src/adapters/cli/run';
@@ -411,5 +414,98 @@ describe('run: access control', () => {
     const h = await harness(upload, [json(403, { title: 'You may not do this', status: 403, code: 'forbidden', detail: 'you may not do this with this resource' })], { RTS_TOKEN: 'tok-2' });
     expect(h.code).toBe(EXIT.refused);
     expect(h.err).toContain('the token in RTS_TOKEN does not allow this (it is for another patient, or another role)');
+  });
+});
+
+describe('run export', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rts-cli-export-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const exported = (erasedAt: string | null = null) =>
+    json(200, {
+      format: 'telemed-rts/patient-export',
+      formatVersion: 1,
+      exportedAt: '2026-05-10T12:00:00.000Z',
+      patient: { cpr: CPR, patientKey: `p${'a'.repeat(32)}` },
+      erasure: erasedAt === null ? null : { erasedAt },
+      observations: erasedAt === null ? [{ uniqueId: '2.25.1' }, { uniqueId: '2.25.2' }] : [],
+      consultations: [{ consultationId: 'c-1' }],
+      audit: { from: '2026-01-01T00:00:00.000Z', to: '2026-05-10T12:00:00.000Z', bounds: '[from,to)', count: 1, entries: [{ action: 'observations.write' }] },
+    });
+
+  it('posts the CPR number in the body (never the URL), prints the export as JSON and the counts on stderr', async () => {
+    const h = await harness(['export', '--patient', CPR], [exported()], { RTS_TOKEN: 'tok' });
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.calls.map((c) => [c.url, c.init.method])).toEqual([[`${URL_}/patients/export`, 'POST']]);
+    expect(h.bodies[0]).toEqual({ patient: CPR });
+    expect(JSON.parse(h.out)).toMatchObject({ format: 'telemed-rts/patient-export', observations: [{ uniqueId: '2.25.1' }, { uniqueId: '2.25.2' }] });
+    expect(h.err).toBe('Exported 2 readings, 1 consultation, 1 audit entry.\n');
+  });
+
+  it('--out: writes the export to a new file of mode 0600, whatever the umask, and prints nothing of it', async () => {
+    const file = join(dir, 'export.json');
+    const umask = process.umask(0o000);
+    try {
+      const h = await harness(['export', '--patient', CPR, '--out', file], [exported()], { RTS_TOKEN: 'tok' });
+      expect(h.code).toBe(EXIT.ok);
+      expect(h.out).toBe('');
+      expect(h.err).toBe('Exported 2 readings, 1 consultation, 1 audit entry to the file given with --out (mode 0600).\n');
+    } finally {
+      process.umask(umask);
+    }
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ patient: { cpr: CPR }, audit: { count: 1 } });
+  });
+
+  it('--out naming a file that exists, or in a directory that does not: exit 2 before any request, the path not repeated', async () => {
+    const taken = join(dir, `taken-${CPR}.json`);
+    writeFileSync(taken, 'keep');
+    const exists = await harness(['export', '--patient', CPR, '--out', taken], []);
+    expect(exists.code).toBe(EXIT.usage);
+    expect(exists.calls).toHaveLength(0);
+    expect(exists.err).toContain('exists already');
+    expect(exists.err).not.toContain(CPR);
+    expect(readFileSync(taken, 'utf8')).toBe('keep');
+    const nowhere = await harness(['export', '--patient', CPR, '--out', join(dir, 'no-such-dir', 'x.json')], []);
+    expect(nowhere.code).toBe(EXIT.usage);
+    expect(nowhere.calls).toHaveLength(0);
+  });
+
+  it('a file that cannot be created (a dangling symlink in its place is not written through): exit 6, nothing left', async () => {
+    const target = join(dir, 'elsewhere.json');
+    const link = join(dir, 'link.json');
+    symlinkSync(target, link);
+    const h = await harness(['export', '--patient', CPR, '--out', link], [exported()], { RTS_TOKEN: 'tok' });
+    expect(h.code).toBe(EXIT.files);
+    expect(h.err).toContain('could not be written to the file given with --out (EEXIST)');
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it("says when the patient was erased: the export is what is left of them", async () => {
+    const h = await harness(['export', '--patient', CPR], [exported('2026-05-01T09:00:00Z')], { RTS_TOKEN: 'tok' });
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.err).toBe('The patient was erased at 2026-05-01 09:00:00 +00:00: their readings no longer exist. Exported 0 readings, 1 consultation, 1 audit entry.\n');
+  });
+
+  it('an unknown patient, or a token for another: exit 3 with the hub\'s problem, and no file', async () => {
+    const file = join(dir, 'refused.json');
+    const unknown = await harness(['export', '--patient', CPR, '--out', file], [json(404, { title: 'No document is registered for this patient', status: 404, code: 'unknown_patient', detail: 'the hub holds nothing of this patient' })], { RTS_TOKEN: 'tok' });
+    expect(unknown.code).toBe(EXIT.refused);
+    expect(unknown.err).toContain('(HTTP 404, unknown_patient)');
+    expect(existsSync(file)).toBe(false);
+    const other = await harness(['export', '--patient', CPR], [json(403, { title: 'You may not do this', status: 403, code: 'forbidden' })], { RTS_TOKEN: 'tok' });
+    expect(other.code).toBe(EXIT.refused);
+    expect(other.err).toContain('the token in RTS_TOKEN does not allow this');
+    expect(other.out).toBe('');
+  });
+
+  it('a hub that is down: exit 4 after one retry; one that fails or answers something else: exit 5', async () => {
+    const down = await harness(['export', '--patient', CPR], [networkError('ECONNREFUSED'), networkError('ECONNREFUSED')]);
+    expect(down.code).toBe(EXIT.unreachable);
+    expect(down.calls).toHaveLength(2);
+    expect(down.err).toBe(`rts: cannot reach the hub at ${URL_}: connection refused (is the hub running?)\n`);
+    expect((await harness(['export', '--patient', CPR], [json(503, { title: 'Audit unavailable', status: 503, code: 'audit_unavailable' })], { RTS_TOKEN: 'tok' })).code).toBe(EXIT.serverError);
+    const notApi = await harness(['export', '--patient', CPR], [json(200, { hello: 'world' })], { RTS_TOKEN: 'tok' });
+    expect(notApi.code).toBe(EXIT.serverError);
+    expect(notApi.out).toBe('');
   });
 });

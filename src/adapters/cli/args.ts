@@ -36,7 +36,8 @@ export type Command =
       observationId?: string;
       timeoutMs: number;
     }>
-  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean; timeoutMs: number }>;
+  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean; timeoutMs: number }>
+  | Readonly<{ kind: 'export'; url: string; patientId: string; out?: string; timeoutMs: number }>;
 
 export type ParseResult = Readonly<{ ok: true; command: Command }> | Readonly<{ ok: false; message: string; /** Where the full usage is: `rts upload --help`. */ helpCommand: string }>;
 
@@ -62,12 +63,15 @@ Usage:
   rts upload --patient CPR --systolic MMHG --diastolic MMHG
              [--at ISO] [--id ID] [--url URL] [--timeout S]
   rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
+  rts export --patient CPR [--out FILE] [--url URL]
   rts <command> --help
   rts --help | --version
 
 Commands:
   upload   send one reading (systolic/diastolic in mmHg) to the hub
   review   list and chart the readings of an interval (default: last 7 days)
+  export   everything the hub holds of one patient, as JSON (their right of
+           access): readings, consultations, audit trail, erasure
 
 For the hub's operators (rts <command> --help for each):
   dlq      list, show and replay dead-lettered messages
@@ -131,6 +135,35 @@ ${PATIENT_ADVICE}
 ${EXIT_CODES_HELP}
 `;
 
+export const EXPORT_HELP = `Usage: rts export --patient CPR [--out FILE] [--url URL] [--timeout S]
+
+Export everything the hub holds of one patient, for their right of access
+(GDPR art. 15): every reading ever stored (corrected ones too, with what
+replaced what), the consultations that name them (their texts unless erased),
+every access to their data and every refusal recorded in the audit trail, and
+whether and when they were erased. JSON, as POST /patients/export answers it.
+
+Options:
+  --patient CPR   the patient's CPR number, ddmmyy-ssss; "-" reads it from
+                  stdin (one line); without --patient: $RTS_PATIENT
+  --out FILE      write the export to FILE, created with mode 0600 (it is
+                  personal data); FILE must not exist yet. Without --out it
+                  goes to stdout
+  --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})
+  --timeout S     seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S} (default:
+                  $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
+  -h, --help      this text
+
+The token comes from $RTS_TOKEN: the patient's own, or an operator's (the data
+protection officer's: node dist/bootstrap/token.js --role operator); without
+one, a local hub's development login is used, as the patient. The export is
+recorded in the patient's audit trail (patient.export). A patient the hub holds
+nothing of is refused (exit 3, unknown_patient).
+${PATIENT_ADVICE}
+${EXIT_CODES_HELP}
+  (6 also: the export could not be written to --out; nothing is left of it)
+`;
+
 const COMMON = {
   url: { type: 'string' },
   timeout: { type: 'string' },
@@ -144,6 +177,12 @@ const UPLOAD_OPTIONS = {
   diastolic: { type: 'string' },
   at: { type: 'string' },
   id: { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+const EXPORT_OPTIONS = {
+  ...COMMON,
+  patient: { type: 'string' },
+  out: { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 const REVIEW_OPTIONS = {
@@ -343,15 +382,27 @@ const parseReview = (args: readonly string[], env: Readonly<Record<string, strin
   return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, timeoutMs, ...(width !== undefined ? { width } : {}) };
 };
 
+const parseExport = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): Command => {
+  const v = parseFlags(args, EXPORT_OPTIONS);
+  if (v.help) return { kind: 'help', text: EXPORT_HELP };
+  const patient = patientAfterFlags(v.patient, env, readStdin);
+  // Whether the file exists is checked by the command, before its request (this parse does no I/O).
+  if (v.out !== undefined && v.out.trim() === '') fail('--out needs a file name');
+  const url = hubUrlOf(v.url, env);
+  const timeoutMs = timeoutOf(v.timeout, env);
+  return { kind: 'export', url, timeoutMs, patientId: patient(), ...(v.out !== undefined ? { out: v.out } : {}) };
+};
+
 const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: string }>> = {
   upload: { parse: parseUpload, help: UPLOAD_HELP },
   review: { parse: parseReview, help: REVIEW_HELP },
+  export: { parse: parseExport, help: EXPORT_HELP },
 };
 
 /** argv without node and the script: `['upload', '--patient', ...]`; readStdin serves `--patient -` (and is called only then). */
 export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}, readStdin?: ReadStdin): ParseResult => {
   const [first, ...rest] = argv;
-  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, dlq, backup, restore and erasures', helpCommand: 'rts --help' };
+  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, export, dlq, backup, restore and erasures', helpCommand: 'rts --help' };
   if (first === '--help' || first === '-h') return { ok: true, command: { kind: 'help', text: MAIN_HELP } };
   if (first === '--version' || first === '-V' || first === '-v') return { ok: true, command: { kind: 'version' } };
   if (first === 'help') {
@@ -361,7 +412,7 @@ export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<s
   const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (!command) {
     const shown = /^[a-z][a-z-]{0,19}$/.test(first) ? ` '${first}'` : '';
-    return { ok: false, message: `unknown command${shown}; the commands are upload, review, dlq, backup, restore and erasures`, helpCommand: 'rts --help' };
+    return { ok: false, message: `unknown command${shown}; the commands are upload, review, export, dlq, backup, restore and erasures`, helpCommand: 'rts --help' };
   }
   try {
     return { ok: true, command: command.parse(rest, env, readStdin) };

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
 /**
- * The HomeClient's side of the hub's HTTP API: POST /observations and POST /observations/search; and under
+ * The HomeClient's side of the hub's HTTP API: POST /observations, POST /observations/search and POST
+ * /patients/export; and under
  * it the requester that `rts dlq` uses too (token, development login, one retry where it is safe).
  * Every failure becomes one of three errors, which the CLI turns into its exit codes:
  *   HubRefusedError      4xx: the hub judged the input and said no (with its problem+json)
@@ -76,6 +77,22 @@ const Observations = z.object({
   count: z.number(),
   observations: z.array(z.object({ uniqueId: z.string().max(64), measuredAt: Instant, systolic: Quantity, diastolic: Quantity })),
 });
+/**
+ * POST /patients/export, checked as far as the CLI reads it (the counts it prints); the rest is kept as the hub sent
+ * it, for the file it writes.
+ */
+const PatientExportAnswer = z
+  .object({
+    format: z.literal('telemed-rts/patient-export'),
+    formatVersion: z.number().int(),
+    exportedAt: Instant,
+    erasure: z.object({ erasedAt: Instant.nullable() }).passthrough().nullable(),
+    observations: z.array(z.unknown()),
+    consultations: z.array(z.unknown()),
+    audit: z.object({ entries: z.array(z.unknown()) }).passthrough(),
+  })
+  .passthrough();
+export type PatientExportAnswer = z.infer<typeof PatientExportAnswer>;
 const Problem = z.object({
   status: z.number().optional(),
   title: z.string(),
@@ -107,6 +124,8 @@ export type HubClientOptions = Readonly<{
 export type HubClient = Readonly<{
   upload(input: UploadInput): Promise<UploadResult>;
   observations(patientId: string, range: Readonly<{ from?: string; to?: string }>): Promise<ObservationAnswer>;
+  /** Everything the hub holds of the patient (POST /patients/export): a read, so safe to send again. */
+  exportPatient(patientId: string): Promise<PatientExportAnswer>;
 }>;
 
 /** Why fetch gave no answer, in words and without the request URL (its path holds the CPR number). */
@@ -315,6 +334,16 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
       const list = await body(res, Observations);
       const date = Date.parse(res.headers.get('date') ?? '');
       return Number.isFinite(date) ? { ...list, hubTime: new Date(date) } : list;
+    },
+
+    async exportPatient(patientId) {
+      // The CPR number in the body, as for the search; a read (its audit event aside), so a lost answer is asked again.
+      const { res } = await send('/patients/export', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ patient: patientId }),
+      }, patientId);
+      return body(res, PatientExportAnswer);
     },
   };
 };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { DateTime, IANAZone } from 'luxon';
 import { MAX_DAYS, parseCommandLine, type Command, type ReadStdin } from './args';
 import { EXIT, type ExitCode } from './exit-codes';
@@ -28,6 +28,7 @@ export type RunDependencies = Readonly<{
 
 type Upload = Extract<Command, { kind: 'upload' }>;
 type Review = Extract<Command, { kind: 'review' }>;
+type Export = Extract<Command, { kind: 'export' }>;
 
 const versionOf = (): string => {
   try {
@@ -141,6 +142,68 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
   return EXIT.ok;
 };
 
+/**
+ * `text` into a new file of mode 0600 (an export is personal data): created exclusively (an existing file, or a
+ * symlink planted in its place, is never written through) and fsynced; on failure nothing of it is left.
+ */
+export const writePrivateFile = (file: string, text: string): void => {
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600); // whatever the umask left
+    const bytes = Buffer.from(text, 'utf8');
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* closed already */
+    }
+    rmSync(file, { force: true });
+    throw e;
+  }
+};
+
+const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+
+const exportPatient = async (cmd: Export, deps: RunDependencies): Promise<ExitCode> => {
+  // The file is checked before the request, so a wrong --out costs no export (and no audit entry); never named in a
+  // message, as a path may hold the CPR number (export-251248-1234.json).
+  if (cmd.out !== undefined) {
+    const parent = dirname(resolve(cmd.out));
+    if (existsSync(cmd.out)) {
+      deps.stderr.write(`rts: the file given with --out exists already: the export is not written over a file; give a new name\nRun 'rts export --help' for usage.\n`);
+      return EXIT.usage;
+    }
+    if (!existsSync(parent) || !statSync(parent).isDirectory()) {
+      deps.stderr.write(`rts: the directory of the file given with --out does not exist\nRun 'rts export --help' for usage.\n`);
+      return EXIT.usage;
+    }
+  }
+  const client = createHubClient(cmd.url, clientOptions(deps, cmd));
+  const exported = await client.exportPatient(cmd.patientId);
+  const text = `${JSON.stringify(exported, null, 2)}\n`;
+  if (cmd.out === undefined) deps.stdout.write(text);
+  else {
+    try {
+      writePrivateFile(cmd.out, text);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      deps.stderr.write(`rts: the export could not be written to the file given with --out${code ? ` (${code})` : ''}: nothing of it was left there; run the command again\n`);
+      return EXIT.files;
+    }
+  }
+  const counts = [
+    plural(exported.observations.length, 'reading', 'readings'),
+    plural(exported.consultations.length, 'consultation', 'consultations'),
+    plural(exported.audit.entries.length, 'audit entry', 'audit entries'),
+  ].join(', ');
+  const erased = exported.erasure ? `The patient was erased${exported.erasure.erasedAt ? ` at ${localTime(exported.erasure.erasedAt, zoneFor(deps))}` : ''}: their readings no longer exist. ` : '';
+  deps.stderr.write(`${erased}Exported ${counts}${cmd.out !== undefined ? ' to the file given with --out (mode 0600)' : ''}.\n`);
+  return EXIT.ok;
+};
+
 /** The token of this command's environment (RTS_TOKEN) and its --timeout, unless the caller's options give them. */
 const clientOptions = (deps: RunDependencies, cmd: Readonly<{ timeoutMs: number }>): HubClientOptions => ({
   token: deps.env.RTS_TOKEN || null,
@@ -194,6 +257,8 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
         return await upload(cmd, deps);
       case 'review':
         return await review(cmd, deps);
+      case 'export':
+        return await exportPatient(cmd, deps);
       default: {
         const never: never = cmd;
         throw new Error(`unhandled command ${(never as Command).kind}`);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ApplicantBody, AcceptBody, CancelBody, ConsultationBody, ConsultationParams, ConsultationsQuery, DeclineBody, MonthsQuery, ReportBody } from './consultation-routes';
 import { DeadLetterParams, DeadLettersQuery, ReplayBody } from './dead-letter-routes';
+import { PatientExportBody } from './export-routes';
 import { ExpertParams, ExpertsQuery, SystemBody, SystemParams } from './directory-routes';
 import { KeysBody, KidParams, RetireBody, SystemKeyParams } from './key-routes';
 import { DEPRECATED_ROUTES, deprecationHeader, deprecationLink } from './deprecated-routes';
@@ -24,6 +25,7 @@ import {
   KeyRetired,
   KeysRegistered,
   MonthlyCounts,
+  PatientExportResponse,
   ProblemTypeResponse,
   SystemKeysList,
   SystemResponse,
@@ -262,6 +264,20 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     query: ErasureQuery,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },
     problems: ['invalid_patient_id', 'unknown_patient', 'erasure_incomplete', 'audit_unavailable'],
+  },
+  'POST /patients/export': {
+    tag: 'Privacy and audit',
+    summary: "Everything the hub holds of one patient, in one answer (the right of access, GDPR art. 15)",
+    description:
+      'Every reading ever stored for the patient (current and deprecated, with what replaced what), the consultations that name them (their texts unless erased; ' +
+      "attachments of other patients are counted, never named, and no other patient's key is shown), every audit entry recorded under their key (who, what, when, outcome: all of it, no paging), " +
+      'and whether and when they were erased. The CPR number goes in the body, never the URL. A patient the hub holds nothing of (no document, no data key, no erasure) answers 404 unknown_patient, ' +
+      "as an erasure does; an erased patient's export says so (erasure.erasedAt) with what is left of them. Nothing is changed; the export itself is audited as patient.export under the patient's key, " +
+      'and answered only once that audit event is stored (503 audit_unavailable otherwise).',
+    access: 'the patient, for themself; an operator (the data protection officer), for any patient',
+    body: PatientExportBody,
+    ok: { '200': { description: "The patient's data", schema: PatientExportResponse } },
+    problems: ['invalid_patient_id', 'unknown_patient', 'audit_unavailable', 'storage_unavailable'],
   },
   'PUT /erasures/:patientKey': {
     tag: 'Privacy and audit',

@@ -216,3 +216,90 @@ export const HealthResponse = z
   })
   .passthrough();
 export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });
+
+/** POST /patients/export: the patient's right of access (GDPR art. 15), what PatientExport gathers. */
+const ExportedQuantity = z.object({ value: z.number(), unit: z.literal('mmHg') });
+export const PatientExportResponse = z.object({
+  format: z.literal('telemed-rts/patient-export'),
+  formatVersion: z.literal(1).describe('Raised when a field changes meaning or goes; fields may be added within a version'),
+  exportedAt: instant,
+  patient: z.object({
+    cpr: z.string().describe('The CPR number asked for (the only place it appears in the answer)'),
+    patientKey: z.string().describe('The pseudonymous key that stands for the patient in the store, the audit trail and the erasure register'),
+  }),
+  erasure: z
+    .object({ erasedAt: instant.nullable() })
+    .nullable()
+    .describe('null: not erased. Erased: the readings are gone (their key was destroyed); what is left of the patient follows'),
+  observations: z
+    .array(
+      z.object({
+        uniqueId: z.string().describe('The XDS document uniqueId'),
+        observationId: z.string().nullable().describe("The uploader's own id of the reading, when it gave one"),
+        measuredAt: instant,
+        storedAt: instant.describe('When the hub registered the document'),
+        systolic: ExportedQuantity,
+        diastolic: ExportedQuantity,
+        status: z.enum(['current', 'deprecated']).describe('deprecated: replaced by a correction (replacedBy)'),
+        replaces: z.string().nullable().describe('The reading this one corrected'),
+        replacedBy: z.string().nullable().describe('The correction that replaced it (only once deprecated)'),
+      }),
+    )
+    .describe('Every reading ever stored for the patient, current and deprecated, oldest first'),
+  consultations: z
+    .array(
+      z.object({
+        consultationId: z.string(),
+        status: z.enum(['offered', 'accepted', 'reported', 'acknowledged', 'unassigned', 'cancelled']),
+        requestedAt: instant,
+        updatedAt: instant,
+        requesting: z.object({ systemId: z.string(), clinician: z.string() }),
+        candidates: z.array(z.string()).describe('The experts asked, in order of preference'),
+        offers: z.array(
+          z.object({
+            expertId: z.string(),
+            systemId: z.string(),
+            offeredAt: instant,
+            expiresAt: instant,
+            outcome: z.enum(['open', 'accepted', 'declined', 'expired', 'cancelled', 'withdrawn']),
+            settledAt: instant.nullable(),
+          }),
+        ),
+        answering: z.object({ expertId: z.string(), systemId: z.string() }).nullable().describe('The expert the case is with, or who reported'),
+        report: z.object({ expertId: z.string(), issuedAt: instant, acknowledgedAt: instant.nullable() }).nullable(),
+        cancelledAt: instant.nullable(),
+        attachments: z.array(z.string()).describe("The attached documents that are this patient's"),
+        otherAttachments: z.number().int().min(0).describe("Attachments that are not this patient's documents: counted, never named"),
+        contentErased: z.boolean().describe('The texts were erased (crypto-shredded): texts is null'),
+        texts: z
+          .object({
+            clinicalQuestion: z.string(),
+            summary: z.string(),
+            declineReasons: z.array(z.object({ offerIndex: z.number().int(), expertId: z.string(), reason: z.string() })),
+            report: z.object({ diagnosis: z.string(), recommendations: z.string() }).nullable(),
+            cancelReason: z.string().nullable(),
+          })
+          .nullable(),
+      }),
+    )
+    .describe("The consultations whose request named the patient, or that attach one of the patient's documents, oldest first"),
+  audit: z.object({
+    from: instant,
+    to: instant,
+    bounds: z.literal('[from,to)'),
+    count: z.number().int(),
+    entries: z.array(
+      z.object({
+        at: instant,
+        subject: z.string().describe("Who: the caller's token subject"),
+        role: z.string(),
+        systemId: z.string().nullable(),
+        action: z.string(),
+        resource: z.string().nullable().describe('The document uniqueId or consultation id it was about'),
+        outcome: z.enum(['allowed', 'denied', 'error']),
+        status: z.number().int(),
+        reason: z.string().nullable(),
+      }),
+    ),
+  }).describe("Every access to the patient's data and every refusal recorded under their key, oldest first (all of it: no paging)"),
+});

@@ -73,7 +73,7 @@ export const DevLoginBody = z
   })
   .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] });
 /** A CPR number as the erasure and audit routes take it (shape only: parseCpr then checks it, 422 invalid_patient_id). */
-const PatientCpr = z.string().max(20);
+export const PatientCpr = z.string().max(20);
 /** Deprecated (DELETE /patients/{patientId}): the CPR number in the URL. */
 export const ErasureParams = z.strictObject({ patientId: PatientCpr });
 export const ErasureQuery = z.strictObject({
@@ -184,6 +184,13 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /observations/search': patientRoute('observations.read', 'body'),
     'GET /documents/:uniqueId': documentRoute('document.read'),
     'POST /documents/:uniqueId/corrections': documentRoute('document.correct'),
+    // The right of access: the patient themself, or an operator (the data protection officer) for any patient.
+    'POST /patients/export': async (request, principal) => {
+      const key = keyOfRaw(deps, field(request.body, 'patient'));
+      // An invalid CPR number: a patient gets the validation problem from the route; who may not export is refused first.
+      if (key === null) return principal.role === 'patient' ? 'pass' : { kind: 'patient.export', patientKey: '' };
+      return { kind: 'patient.export', patientKey: key };
+    },
     'DELETE /patients/:patientId': async () => ({ kind: 'patient.erase' }),
     'POST /erasures': async () => ({ kind: 'patient.erase' }),
     'PUT /erasures/:patientKey': async () => ({ kind: 'patient.erase' }),

@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../../application/ports/event-store';
-import type { RegistryReadModel } from '../../application/ports/registry-read-model';
+import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 
@@ -29,6 +29,15 @@ export class InMemoryRegistry implements RegistryReadModel {
     return [...this.rows.values()]
       .filter((r) => r.patientKey === patientKey && r.status === 'Approved' && r.serviceStartEpoch >= fromEpoch && r.serviceStartEpoch < toEpoch)
       .sort((a, b) => a.serviceStartEpoch - b.serviceStartEpoch || a.uniqueId.localeCompare(b.uniqueId))
+      .slice(0, limit);
+  }
+
+  async findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
+    // Code-point order of uniqueIds, as SQLite's BINARY and PostgreSQL's "C" collation have it.
+    const byPosition = (a: RegistryPosition, b: RegistryPosition): number => a.serviceStartEpoch - b.serviceStartEpoch || (a.uniqueId < b.uniqueId ? -1 : a.uniqueId > b.uniqueId ? 1 : 0);
+    return [...this.rows.values()]
+      .filter((r) => r.patientKey === patientKey && (after === null || byPosition(r, after) > 0))
+      .sort(byPosition)
       .slice(0, limit);
   }
 

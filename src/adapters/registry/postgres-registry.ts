@@ -2,7 +2,7 @@ import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 
 import { openRow, openRows, sealedRowColumns, sealRowValues, type PgRegistryRow } from './sealed-registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import type { PatientDataProtection } from '../../application/ports/patient-data-protection';
-import type { RegistryReadModel } from '../../application/ports/registry-read-model';
+import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
@@ -279,6 +279,20 @@ export class PostgresRegistry implements RegistryReadModel {
           ORDER BY service_start_epoch, unique_id COLLATE "C"
           LIMIT $4`,
         [patientKey, fromEpoch, toEpoch, limit],
+      );
+      return rows;
+    });
+    return openRows(this.protection, rows);
+  }
+
+  async findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
+    const rows = await this.db.withTransaction(async (client) => {
+      const { rows } = await client.query<PgRegistryRow>(
+        `SELECT * FROM ${this.db.table('registry_entries')}
+          WHERE patient_key = $1 AND (service_start_epoch, unique_id COLLATE "C") > ($2::bigint, $3::text COLLATE "C")
+          ORDER BY service_start_epoch, unique_id COLLATE "C"
+          LIMIT $4`,
+        [patientKey, after?.serviceStartEpoch ?? Number.MIN_SAFE_INTEGER, after?.uniqueId ?? '', limit],
       );
       return rows;
     });

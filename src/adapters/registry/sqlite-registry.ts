@@ -1,7 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { rowToView, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
-import type { RegistryReadModel } from '../../application/ports/registry-read-model';
+import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import type { SqliteInlineProjection } from '../event-store/sqlite/sqlite-event-store';
@@ -60,6 +60,11 @@ export class SqliteRegistry implements RegistryReadModel {
     this.statements = {
       findCurrent: this.db.prepare(
         `SELECT * FROM registry_entries WHERE patient_key = ? AND status = 'Approved' AND service_start_epoch >= ? AND service_start_epoch < ?
+         ORDER BY service_start_epoch, unique_id LIMIT ?`,
+      ),
+      // The patient's whole record, any status (the index's patient_key prefix; a patient's rows are few).
+      findAllOf: this.db.prepare(
+        `SELECT * FROM registry_entries WHERE patient_key = ? AND (service_start_epoch, unique_id) > (?, ?)
          ORDER BY service_start_epoch, unique_id LIMIT ?`,
       ),
       get: this.db.prepare('SELECT * FROM registry_entries WHERE unique_id = ?'),
@@ -142,6 +147,12 @@ export class SqliteRegistry implements RegistryReadModel {
 
   async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
     const rows = this.statements.findCurrent.all(patientKey, fromEpoch, toEpoch, limit) as RegistryRow[];
+    return rows.map(rowToView);
+  }
+
+  async findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
+    // From the first: below every epoch a row can have (a reading is after its patient's birth, after 1800).
+    const rows = this.statements.findAllOf.all(patientKey, after?.serviceStartEpoch ?? Number.MIN_SAFE_INTEGER, after?.uniqueId ?? '', limit) as RegistryRow[];
     return rows.map(rowToView);
   }
 

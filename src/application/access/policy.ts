@@ -10,10 +10,13 @@
  * |           | act on consultations for their own system; read the directory                                  |
  * | system    | act on consultations for its own system and its own experts; read the directory               |
  * | operator  | manage systems (POST /systems), dead letters, erase patients and consultations' texts, read   |
- * |           | and verify the audit trail                                                                     |
+ * |           | and verify the audit trail; export a patient's data (patient.export)                          |
+ * | patient   | also: export their own data (patient.export)                                                  |
  *
- * Everything not listed is refused. Patient data is never readable by operators or systems through HTTP: an
- * operator manages the hub, a clinician treats patients.
+ * Everything not listed is refused. Patient data is not readable by operators or systems through HTTP, with one
+ * exception: the export of one patient's data (GDPR art. 15, the right of access), which the data protection officer
+ * answers for a patient who asks, and the hub has no role for a DPO other than the operator's (it is their erasures
+ * too). Each export is audited under the patient's key, so the patient's next export shows who exported it.
  */
 export const ROLES = ['patient', 'clinician', 'system', 'operator'] as const;
 export type Role = (typeof ROLES)[number];
@@ -39,6 +42,8 @@ export type Action =
   | Readonly<{ kind: 'document.read'; patientKey: string; uniqueId: string }>
   | Readonly<{ kind: 'document.correct'; patientKey: string; uniqueId: string }>
   | Readonly<{ kind: 'patient.erase' }>
+  /** A whole copy of one patient's data (the right of access): the patient themself, or an operator (the DPO). */
+  | Readonly<{ kind: 'patient.export'; patientKey: string }>
   /** Erasing one consultation's texts (the data protection officer's, as a patient's erasure): operators only. */
   | Readonly<{ kind: 'consultation.erase' }>
   /** Reading the erasure register (GET /erasures): every erased patient's key, a sensitive read, but no erasure. */
@@ -79,6 +84,10 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
       }
       return deny('role_may_not_read_patient_data');
     }
+    case 'patient.export':
+      if (role === 'operator') return ALLOW;
+      if (role === 'patient') return principal.patientKey !== undefined && principal.patientKey === action.patientKey ? ALLOW : deny('not_own_patient_data');
+      return deny('role_may_not_export_patient_data');
     case 'patient.erase':
     case 'consultation.erase':
     case 'erasures.list':
@@ -113,6 +122,7 @@ export const concernsPatientData = (action: Action): boolean =>
   action.kind === 'document.read' ||
   action.kind === 'document.correct' ||
   action.kind === 'patient.erase' ||
+  action.kind === 'patient.export' ||
   action.kind === 'consultation.erase' ||
   action.kind === 'erasures.list' ||
   action.kind === 'consultation.read' ||

@@ -55,14 +55,24 @@ export class ConsultationContentErasure {
     return ids;
   }
 
-  private async consultationsOf(patientKey: string): Promise<readonly string[]> {
+  /**
+   * The ids of the consultations whose request recorded the patient's key, oldest request first; with
+   * `attaching`, also those whose attachments name one of these documents (consultations recorded before requests
+   * kept their patients' keys: the patient's data export finds them by the patient's documents). A scan of every
+   * request ever recorded.
+   */
+  async consultationsOf(patientKey: string, attaching: ReadonlySet<string> = new Set()): Promise<readonly string[]> {
     const types = new Set(['ConsultationRequested']);
     const ids: string[] = [];
     for (let after = 0n; ; ) {
       const page = await this.deps.store.readAll({ after, maxCount: SCAN_PAGE, types });
       for (const e of page) {
+        if (e.type !== 'ConsultationRequested') continue;
         const keys = e.data['patientKeys'];
-        if (e.type === 'ConsultationRequested' && Array.isArray(keys) && keys.includes(patientKey)) ids.push(String(e.data['consultationId']));
+        const attachments = e.data['attachments'];
+        const named = Array.isArray(keys) && keys.includes(patientKey);
+        const attached = attaching.size > 0 && Array.isArray(attachments) && attachments.some((a) => typeof a === 'string' && attaching.has(a));
+        if (named || attached) ids.push(String(e.data['consultationId']));
       }
       if (page.length < SCAN_PAGE) return ids;
       after = page[page.length - 1]!.globalPosition;

@@ -1,6 +1,9 @@
 import type { RecordedEvent } from './event-store';
 import type { RegistryEntryView } from '../projections/registry-projection';
 
+/** Where a page of `findAllOf` ended: its last entry's service time (epoch seconds) and uniqueId. */
+export type RegistryPosition = Readonly<{ serviceStartEpoch: number; uniqueId: string }>;
+
 /**
  * Storage of the registry projection. An adapter applies a batch of events and advances its checkpoint in one
  * transaction, so a crash never leaves the rows and the checkpoint disagreeing; it can be dropped and rebuilt
@@ -13,6 +16,13 @@ export interface RegistryReadModel {
   apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void>;
   /** Approved entries of one patient with serviceStartEpoch in [fromEpoch, toEpoch), oldest first. */
   findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]>;
+  /**
+   * Every entry of one patient, current and deprecated, ordered by (serviceStartEpoch, uniqueId), after `after` (the
+   * last entry of the previous page; null: from the first), at most `limit`: a patient's whole record, page by page
+   * (the right of access, PatientDataExport). uniqueIds compare by their characters' code points, as the adapters'
+   * indexes order them.
+   */
+  findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]>;
   get(uniqueId: string): Promise<RegistryEntryView | null>;
   /** Whether any document, current or not, was ever registered for the patient. */
   knowsPatient(patientKey: string): Promise<boolean>;
