@@ -179,6 +179,8 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       codec: messageKeys.codec,
       // One publishing process at a time on a shared PostgreSQL store (an advisory lock); on SQLite, this one.
       publishingLease: container.get<PublishingLease>(TOKENS.PublishingLease),
+      // EventStoreDB's positions are offsets in its log: its downlink lag is told in seconds only.
+      positionsCountEvents: config.RTS_EVENT_STORE !== 'eventstoredb',
       ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
     });
   } catch (error) {
