@@ -203,6 +203,11 @@ export const ConfigSchema = z
   .object({
     RTS_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
     RTS_HTTP_PORT: port.default(8080),
+    /**
+     * HTTP connections held open at once; one more is closed as it is accepted. Default (when unset): 1024, or the
+     * process's open-file limit less 128 when lower; one the limit cannot hold stops the start (http-connections.ts).
+     */
+    RTS_HTTP_MAX_CONNECTIONS: wholeNumberSetting(1, 1_000_000).optional(),
     RTS_DATA_DIR: z.string().min(1).default('./data'),
     ...storeSettings,
     RTS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

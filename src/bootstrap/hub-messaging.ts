@@ -18,7 +18,8 @@ import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
-import { heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
+import { downlinkLagRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
+import { DownlinkLagMonitor } from '../application/downlink/downlink-lag';
 import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
 import { HeldDownlinkReleaser } from '../application/downlink/held-downlink-releaser';
@@ -54,6 +55,8 @@ export type HubMessagingDependencies = Readonly<{
   codec?: HubMessageCodec;
   /** Connection state, failovers and uplink outcomes go here (the hub's /metrics). */
   metrics?: MetricsRegistry;
+  /** Whether the store's positions count its events (not EventStoreDB's log offsets): the lag metric in events. Default true. */
+  positionsCountEvents?: boolean;
   /** Whether this process runs the downlink publishers now (default: always, as on a store one process opens). */
   publishingLease?: PublishingLease;
   /**
@@ -136,6 +139,16 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const releaser = new HeldDownlinkReleaser({ held, store: deps.store, prepare: (queue, envelope) => outbox.prepare(queue, envelope), logger: log, onPending: heldMetrics.pending });
   const publisher = deps.directory.downlinkPublisher(outbox);
   const consultationPublisher = deps.consultations?.downlinkPublisher(outbox);
+  // How far behind they are, sampled while they run (so only in the process that publishes): /metrics.
+  const lagging = [{ name: 'directory', checkpoint: () => publisher.checkpoint() }, ...(consultationPublisher ? [{ name: 'consultations', checkpoint: () => consultationPublisher.checkpoint() }] : [])];
+  const positionsCountEvents = deps.positionsCountEvents ?? true;
+  const lag = new DownlinkLagMonitor({
+    store: deps.store,
+    clock: deps.clock,
+    publishers: lagging,
+    positionsCountEvents,
+    onSample: downlinkLagRecorder(deps.metrics, { publishers: lagging.map((p) => p.name), positionsCountEvents }),
+  });
   // While the store is down every message in flight is handed back, again and again: one line per 10 s with the
   // count, and one when messages are accepted again (as the other loops log an outage).
   const deferrals = new RepeatedFailureLog(log, { failed: 'uplink messages handed back uncounted: the hub cannot store now; they come again', recovered: 'uplink messages are handled again' });
@@ -217,13 +230,13 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   };
   const firstConnection = new Promise<void>((resolve) => (connection.isConnected() ? resolve() : connection.once('connected', () => resolve())));
   const attached = firstConnection.then(() => (stopped ? false : attachUntilDone()));
-  // The publishers, and the releaser of held messages, run while this process holds the publishing lease (one
-  // process at a time on a shared store).
+  // The publishers, the releaser of held messages and the sampler of the publishers' lag run while this process holds
+  // the publishing lease (one process at a time on a shared store).
   const publishingGauge = deps.metrics?.gauge('rts_downlink_publishing', 'Whether this hub process publishes the downlink now (1) or another process on the store does (0)');
   publishingGauge?.set({}, 0);
   const gate = new PublishingGate({
     lease: deps.publishingLease ?? new SoleProcessLease(),
-    publishers: [publisher, ...(consultationPublisher ? [consultationPublisher] : []), releaser],
+    publishers: [publisher, ...(consultationPublisher ? [consultationPublisher] : []), releaser, lag],
     logger: log,
     onChange: (on) => {
       publishingGauge?.set({}, on ? 1 : 0);

@@ -14,6 +14,7 @@ import { registerMetricsRoutes } from '../adapters/http/metrics-routes';
 import { MetricsRegistry } from '../adapters/metrics/registry';
 import { registerProcessMetrics } from '../adapters/metrics/process-metrics';
 import { DATA_FILES } from '../adapters/system/data-dir';
+import { openFileLimit } from '../adapters/system/open-file-limit';
 import { buildHttpServer } from '../adapters/http/server';
 import type { UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import type { IdGenerator } from '../application/ports/id-generator';
@@ -33,6 +34,7 @@ import { startHubMessaging } from './hub-messaging';
 import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
 import { checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
+import { maxHttpConnections } from './http-connections';
 import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
@@ -60,10 +62,12 @@ export type StartHubOptions = Readonly<{
  * that is down does not keep the hub from serving HTTP; messaging attaches when it answers.
  */
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
+  // Checked before anything opens: a cap the descriptor limit cannot hold is a ConfigError naming it.
+  const maxConnections = maxHttpConnections(config, openFileLimit());
   // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.
   const lock = lockEmbeddedStore(config, 'RTS_DATA_DIR');
   try {
-    const hub = await startUnlockedHub(config, logger, options);
+    const hub = await startUnlockedHub(config, logger, { ...options, maxConnections });
     return { ...hub, stop: () => hub.stop().finally(() => lock?.release()) };
   } catch (error) {
     lock?.release();
@@ -71,7 +75,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   }
 };
 
-const startUnlockedHub = async (config: Config, logger: Logger, options: StartHubOptions): Promise<RunningHub> => {
+const startUnlockedHub = async (config: Config, logger: Logger, options: StartHubOptions & { maxConnections: number }): Promise<RunningHub> => {
   const container = await openContainer(config, logger).catch((error: unknown) => {
     throw storeStartProblem(error, config) ?? error;
   });
@@ -178,6 +182,8 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       codec: messageKeys.codec,
       // One publishing process at a time on a shared PostgreSQL store (an advisory lock); on SQLite, this one.
       publishingLease: container.get<PublishingLease>(TOKENS.PublishingLease),
+      // EventStoreDB's positions are offsets in its log: its downlink lag is told in seconds only.
+      positionsCountEvents: config.RTS_EVENT_STORE !== 'eventstoredb',
       ...(options.wrapUplink ? { uplink: options.wrapUplink(directory.uplink) } : {}),
     });
   } catch (error) {
@@ -205,6 +211,8 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     logger,
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
     healthTimeoutMs: config.RTS_HEALTH_TIMEOUT_MS,
+    maxConnections: options.maxConnections,
+    metrics,
     beforeRoutes: security.install,
     health: async () => ({
       store: config.RTS_EVENT_STORE,
@@ -239,7 +247,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT }).catch((error: unknown) => {
     throw listenProblem(error) ?? error;
   });
-  logger.info({ url, store: config.RTS_EVENT_STORE, messaging: messagingSettings !== null }, 'telemed-rts listening');
+  logger.info({ url, store: config.RTS_EVENT_STORE, messaging: messagingSettings !== null, maxConnections: options.maxConnections }, 'telemed-rts listening');
 
   let stopping: Promise<void> | null = null;
   const stop = () =>

@@ -143,6 +143,33 @@ describe('start failures (e2e)', () => {
     for (const out of [badPort, noCa]) expect(out).not.toContain('s3cret-pw');
   });
 
+  it('RTS_HTTP_MAX_CONNECTIONS: a bad value or one the descriptor limit cannot hold is exit 78 naming it; unset, the cap fits under the limit', async () => {
+    const main = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js');
+    // `ulimit -n` lowers the hard limit too, so Node cannot raise the soft one past it as it starts.
+    const underLimit = async (env: Record<string, string>, interruptWhen?: (out: string) => boolean) => {
+      const data = tempDataDir();
+      try {
+        return await runChild('/bin/sh', ['-c', 'ulimit -n 1024 && exec "$0" "$@"', process.execPath, main], {
+          env: { ...process.env, RTS_HTTP_PORT: String(await freePort()), RTS_DATA_DIR: data.dir, RTS_LOG_LEVEL: 'info', ...env },
+          ...(interruptWhen ? { interruptWhen, interruptAfterMs: 30_000 } : {}),
+        });
+      } finally {
+        data.remove();
+      }
+    };
+    const tooMany = await underLimit({ RTS_HTTP_MAX_CONNECTIONS: '2000' });
+    expect(tooMany.code).toBe(78);
+    expect(tooMany.err).toMatch(/RTS_HTTP_MAX_CONNECTIONS: more connections than this process may open files for \(its limit is 1024 descriptors.*give at most 896/);
+    const malformed = await underLimit({ RTS_HTTP_MAX_CONNECTIONS: '1k' });
+    expect(malformed.code).toBe(78);
+    expect(malformed.err).toMatch(/RTS_HTTP_MAX_CONNECTIONS: must be a whole number/);
+
+    const fitted = await underLimit({}, (out) => out.includes('"telemed-rts listening"'));
+    expect(fitted.code).toBe(0);
+    const listening = fitted.out.split('\n').find((line) => line.includes('"telemed-rts listening"'));
+    expect(JSON.parse(listening!)).toMatchObject({ maxConnections: 1024 - 128 });
+  });
+
   it('an RTS_HUB_KEYS_FILE that is not there: exit 78 naming it (the hub makes no keys of its own there)', async () => {
     const elsewhere = tempDataDir();
     try {

@@ -13,6 +13,8 @@ import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { MAX_INTERVAL_DAYS, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { installDeprecationHeaders } from './deprecated-routes';
+import type { MetricsRegistry } from '../metrics/registry';
+import { limitConnections } from './connection-limit';
 import { openApiDocument } from './openapi';
 import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, PatientParams, XML_TYPES, isXml, parseInput } from './schemas';
@@ -35,6 +37,13 @@ export type HttpDependencies = Readonly<{
    * Default 32. A client that reads its answers has one at a time (browsers, node:http agents) or a few pipelined.
    */
   maxRequestsInFlightPerConnection?: number;
+  /**
+   * HTTP connections held open at once; one more is closed as it is accepted (connection-limit.ts). Default: no cap
+   * (the hub passes RTS_HTTP_MAX_CONNECTIONS, bootstrap/http-connections.ts).
+   */
+  maxConnections?: number;
+  /** The connection gauges and the refusal counter go here (the hub's /metrics). */
+  metrics?: MetricsRegistry;
   /** Installs hooks that must precede every route (access control, rate limits, audit: security.ts). */
   beforeRoutes?: (app: FastifyInstance) => void;
 }>;
@@ -119,6 +128,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? "the request's headers did not arrive in time" : 'the request could not be read as HTTP');
     },
   });
+
+  limitConnections(app.server, { logger: deps.logger, ...(deps.maxConnections === undefined ? {} : { max: deps.maxConnections }), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
 
   // One request line in, one out; the URL is the route pattern, so no patient identifier reaches the log.
   const routes: string[] = [];

@@ -3,6 +3,7 @@
 // Labels are fixed vocabularies only: an outcome, a reason CODE (never the free text after it, which may quote
 // a payload), an HTTP method, a route PATTERN (/experts/:id, never the URL) and a status code. No message id,
 // system id, expert id or anything about a patient ever becomes a label.
+import type { DownlinkLag } from '../../application/downlink/downlink-lag';
 import type { ConsumerOutcomeEvent } from '../amqp/queue-consumer';
 import type { MetricsRegistry } from './registry';
 
@@ -79,4 +80,26 @@ export function heldDownlinkRecorder(metrics: MetricsRegistry | undefined): Read
     released: (count) => released.inc({}, count),
     pending: (count) => pending.set({}, count),
   };
+}
+
+/**
+ * How far the downlink publishers are behind the store (application/downlink/downlink-lag.ts), by publisher: a fixed
+ * name (`directory`, `consultations`), nothing else. Reported by the process that publishes; 0 on a standby and
+ * before the first sample. `rts_downlink_lag_events` only where positions count events (not on EventStoreDB).
+ */
+export function downlinkLagRecorder(
+  metrics: MetricsRegistry | undefined,
+  options: Readonly<{ publishers: readonly string[]; positionsCountEvents: boolean }>,
+): (publisher: string, lag: DownlinkLag | null) => void {
+  if (!metrics) return () => undefined;
+  const events = options.positionsCountEvents
+    ? metrics.gauge('rts_downlink_lag_events', "Events appended after the downlink publisher's stored checkpoint: what it has yet to go through (0: at the head, or another process publishes)", ['publisher'])
+    : undefined;
+  const seconds = metrics.gauge('rts_downlink_lag_seconds', 'How long ago the first event the downlink publisher has yet to go through was recorded (0: at the head, or another process publishes)', ['publisher']);
+  const show = (publisher: string, lag: DownlinkLag | null) => {
+    events?.set({ publisher }, lag?.events == null ? 0 : Number(lag.events));
+    seconds.set({ publisher }, lag?.seconds ?? 0);
+  };
+  for (const publisher of options.publishers) show(publisher, null);
+  return show;
 }

@@ -192,6 +192,11 @@ export class ConsultationDownlinkPublisher extends BackgroundDrain {
     return this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
   }
 
+  /** The stored checkpoint: every event up to it was gone through (its messages accepted). Read for the lag metric. */
+  checkpoint(): Promise<bigint> {
+    return this.deps.checkpoints.get(this.name);
+  }
+
   /** To the head, or until stop() asks it to end; it sends each event's messages as it goes. */
   protected async drain(): Promise<boolean> {
     let checkpoint = await this.deps.checkpoints.get(this.name);

@@ -61,6 +61,11 @@ export class DownlinkPublisher extends BackgroundDrain {
     return this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
   }
 
+  /** The stored checkpoint: every event up to it was gone through (its messages accepted). Read for the lag metric. */
+  checkpoint(): Promise<bigint> {
+    return this.deps.checkpoints.get(this.name);
+  }
+
   /** Messages sent by this instance (resends included). */
   get sent(): number {
     return this.sentCount;

@@ -1,0 +1,28 @@
+import { ConfigError, type Config } from './config';
+
+/** Descriptors kept for everything but HTTP connections: the store's files, a PostgreSQL pool, the broker, logs. */
+export const RESERVED_FILE_DESCRIPTORS = 128;
+/** The cap when RTS_HTTP_MAX_CONNECTIONS is not set (and the descriptor limit leaves room for it). */
+export const DEFAULT_MAX_HTTP_CONNECTIONS = 1024;
+
+/**
+ * The most HTTP connections the hub holds open at once (RTS_HTTP_MAX_CONNECTIONS); one more is closed as it is
+ * accepted (adapters/http/connection-limit.ts). Without a cap a client that opens connections and keeps them (a
+ * slowloris, a proxy or client that leaks sockets) took every descriptor the process had, and then the store's
+ * files, the database and the broker failed too (EMFILE), not only HTTP.
+ *
+ * Default 1024, or the process's descriptor limit less RESERVED_FILE_DESCRIPTORS when that is lower. A setting the
+ * limit cannot hold with that reserve stops the start (a ConfigError, exit 78): the cap would never be reached,
+ * descriptors would run out first. `fileLimit` null (not known): the setting or the default as it is.
+ */
+export const maxHttpConnections = (config: Pick<Config, 'RTS_HTTP_MAX_CONNECTIONS'>, fileLimit: number | null): number => {
+  const room = fileLimit === null ? Infinity : fileLimit - RESERVED_FILE_DESCRIPTORS;
+  const configured = config.RTS_HTTP_MAX_CONNECTIONS;
+  if (configured === undefined) return Math.max(1, Math.min(DEFAULT_MAX_HTTP_CONNECTIONS, room));
+  if (configured > room) {
+    throw new ConfigError([
+      `RTS_HTTP_MAX_CONNECTIONS: more connections than this process may open files for (its limit is ${fileLimit} descriptors, ${RESERVED_FILE_DESCRIPTORS} of them kept for the store, the database, the broker and logs): give at most ${Math.max(1, room)}, or raise the limit (systemd LimitNOFILE=, ulimit -Hn)`,
+    ]);
+  }
+  return configured;
+};

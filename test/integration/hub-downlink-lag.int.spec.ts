@@ -1,0 +1,92 @@
+// The downlink publishers' lag on /metrics, with the real broker: a hub whose broker goes away keeps taking
+// consultations over HTTP, and its consultation publisher cannot send their offers. /metrics shows it behind
+// (rts_downlink_lag_events and rts_downlink_lag_seconds above 0 for publisher="consultations"; the directory's
+// publisher, with nothing to send, stays at the head), and 0 again once the broker is back and the offers are sent.
+// Before, nothing on /metrics showed a publisher falling behind (a soak saw one starve at 4x the uplink rate).
+import type { RunningHub } from '../../src/bootstrap/main';
+import { DurableSender, type AmqpConnection } from '../../src/adapters/amqp';
+import { startBroker, type TestBroker } from '../support/activemq';
+import { readQueue } from '../support/sdk-queues';
+import { connect, downlinkQueue, getJson, postJson, profile, registerSystem, sendUplink, startInProcessHub, tempDir, until, uplink } from './hub-support';
+
+jest.setTimeout(240_000);
+
+let broker: TestBroker;
+let connection: AmqpConnection;
+let sender: DurableSender;
+let hub: RunningHub;
+const data = tempDir('rts-hub-downlink-lag-');
+
+const lagOf = async (publisher: string): Promise<{ events: number; seconds: number }> => {
+  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}\\{publisher="${publisher}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+  return { events: value('rts_downlink_lag_events'), seconds: value('rts_downlink_lag_seconds') };
+};
+const metricsText = async () => (await fetch(`${hub.url}/metrics`)).text();
+
+beforeAll(async () => {
+  broker = await startBroker();
+  connection = connect(broker);
+  await connection.waitConnected();
+  sender = new DurableSender(connection);
+  hub = await startInProcessHub(broker, data.dir);
+});
+
+afterAll(async () => {
+  await sender?.close().catch(() => undefined);
+  await connection?.close().catch(() => undefined);
+  await hub?.stop();
+  await broker?.destroy();
+  data.remove();
+});
+
+it('shows the consultation publisher behind while the broker is away, and at the head again once it is back', async () => {
+  // Two joined systems, one with an expert the other can ask.
+  await registerSystem(hub.url, 'city-a');
+  await registerSystem(hub.url, 'city-b');
+  await sendUplink(sender, uplink.join('city-b', 1, 1));
+  await sendUplink(sender, uplink.batch('city-b', 0, 1, [{ localExpertId: 'wei', ...profile(1) }]));
+  await sendUplink(sender, uplink.join('city-a', 0, 0));
+  await until('both joined', async () => (await getJson(hub.url, '/systems')).body.items.filter((s: { status: string }) => s.status === 'joined').length === 2);
+  // Both publishers at the head: their lag is sampled every 5 s.
+  await until('no lag', async () => {
+    const [d, c] = [await lagOf('directory'), await lagOf('consultations')];
+    return d.events === 0 && d.seconds === 0 && c.events === 0 && c.seconds === 0;
+  }, 60_000, 500);
+
+  // The broker goes away; the hub still takes consultations, whose offers wait to be sent.
+  await broker.stop();
+  await until('broker disconnected', async () => (await getJson(hub.url, '/health')).body.broker === 'disconnected', 60_000, 200);
+  const requested = await postJson<{ id: string; status: string }>(hub.url, '/consultations', { applicantSystemId: 'city-a', applicantClinician: 'dr-a', candidates: ['city-b:wei'], clinicalQuestion: 'Second opinion on an ECG', summary: '' });
+  expect(requested.status).toBe(201);
+  expect(requested.body.status).toBe('offered');
+  let behind = { events: 0, seconds: 0 };
+  await until('the consultation publisher behind, the directory one not', async () => {
+    behind = await lagOf('consultations');
+    const d = await lagOf('directory');
+    return behind.events > 0 && behind.seconds > 0 && d.events === 0;
+  }, 30_000, 500);
+  // It keeps growing while nothing can be sent: more events, an older first one.
+  await until('more behind', async () => {
+    const now = await lagOf('consultations');
+    return now.seconds > behind.seconds + 1;
+  }, 30_000, 500);
+  const second = await postJson<{ id: string; status: string }>(hub.url, '/consultations', { applicantSystemId: 'city-a', applicantClinician: 'dr-a', candidates: ['city-b:wei'], clinicalQuestion: 'A third opinion', summary: '' });
+  expect(second.status).toBe(201);
+  await until('more events behind', async () => (await lagOf('consultations')).events > behind.events, 30_000, 500);
+  // Labels: the fixed publisher names, nothing else.
+  const labelled = (await metricsText()).match(/^rts_downlink_lag_\w+\{[^}]*\}/gm) ?? [];
+  expect(new Set(labelled)).toEqual(
+    new Set(['directory', 'consultations'].flatMap((p) => [`rts_downlink_lag_events{publisher="${p}"}`, `rts_downlink_lag_seconds{publisher="${p}"}`])),
+  );
+
+  // The broker is back: the offers go out, and the lag is 0 again.
+  broker = await startBroker({ dataDir: broker.dataDir, port: broker.amqpPort });
+  await until('caught up', async () => {
+    const c = await lagOf('consultations');
+    return c.events === 0 && c.seconds === 0;
+  }, 120_000, 500);
+  const offers = await readQueue(broker, downlinkQueue('city-b'), { count: 50, idleMs: 3000 });
+  const offered = offers.filter((m) => m.application_properties?.type === 'consultation.offered').map((m) => JSON.parse(String(m.body)).payload.consultationId as string);
+  expect(offered).toEqual(expect.arrayContaining([requested.body.id, second.body.id]));
+});

@@ -1,0 +1,168 @@
+// The downlink publishers' lag on /metrics: events after the stored checkpoint and the age of the first of them,
+// read with two cheap calls (the head, one event by position), sampled while the publishers run. A publisher held
+// back (its broker does not accept) shows a lag that grows with what is appended; once it has caught up, 0.
+import { DateTime } from 'luxon';
+import { DirectoryProjector } from '../../src/application/directory/directory-projector';
+import { DirectoryService } from '../../src/application/directory/directory-service';
+import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
+import { UplinkHandler } from '../../src/application/directory/uplink-handler';
+import type { DownlinkEnvelope, UplinkEnvelope, UplinkPayloads, UplinkType } from '../../src/application/directory/directory-messages';
+import { DownlinkLagMonitor, downlinkLag, type DownlinkLag } from '../../src/application/downlink/downlink-lag';
+import { uuidV5 } from '../../src/application/ids';
+import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
+import type { EventStore } from '../../src/application/ports/event-store';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { InMemoryCheckpointStore } from '../../src/adapters/messaging/memory/in-memory-downlink';
+import { parseUplink } from '../../src/adapters/messaging/messages';
+import { downlinkLagRecorder } from '../../src/adapters/metrics/hub-metrics';
+import { MetricsRegistry } from '../../src/adapters/metrics/registry';
+import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
+import type { ExpertProfile } from '../../src/domain/directory/expert';
+
+/** A clock the test moves; the store records events at it too. */
+let nowMs = Date.parse('2024-05-01T10:00:00Z');
+const clock = { now: () => DateTime.fromMillis(nowMs, { zone: 'utc' }) };
+let counter = 0;
+const ids = { uuid: () => uuidV5(`id/${counter++}`) };
+
+const profile = (i: number): ExpertProfile => ({
+  name: `Expert ${i}`,
+  title: 'Attending physician',
+  specialties: ['Cardiology'],
+  location: { city: 'Chengdu', hospital: `Hospital ${i % 7}` },
+  languages: ['zh'],
+  availability: 'available',
+});
+
+const uplink = <T extends UplinkType>(systemId: string, type: T, payload: UplinkPayloads[T], key: string): UplinkEnvelope => {
+  const parsed = parseUplink(JSON.stringify({ id: uuidV5(`msg/${systemId}/${key}`), type, version: 1, systemId, correlationId: `corr-${systemId}`, time: '2024-05-01T18:00:00+08:00', payload }));
+  if (!parsed.ok) throw new Error(`test message breaks the contract: ${parsed.detail}`);
+  return parsed.message;
+};
+
+const append = (store: EventStore, stream: string, n: number) =>
+  store.appendToStream(stream, Array.from({ length: n }, () => ({ id: ids.uuid(), type: 'ObservationRecorded', data: { n } })));
+
+describe('downlinkLag', () => {
+  it('events after the checkpoint and how long ago the first of them was recorded; 0 at the head', async () => {
+    const store = new InMemoryEventStore(() => new Date(nowMs));
+    expect(await downlinkLag(store, 0n, clock.now(), true)).toEqual({ events: 0n, seconds: 0 });
+    await append(store, 'a', 3); // positions 1-3 at 10:00:00
+    nowMs += 90_000;
+    await append(store, 'b', 2); // 4-5 at 10:01:30
+    nowMs += 30_000;
+    expect(await downlinkLag(store, 0n, clock.now(), true)).toEqual({ events: 5n, seconds: 120 });
+    expect(await downlinkLag(store, 3n, clock.now(), true)).toEqual({ events: 2n, seconds: 30 });
+    expect(await downlinkLag(store, 5n, clock.now(), true)).toEqual({ events: 0n, seconds: 0 });
+    // EventStoreDB: positions are log offsets, not a count; the seconds still tell.
+    expect(await downlinkLag(store, 3n, clock.now(), false)).toEqual({ events: null, seconds: 30 });
+    // A clock behind the store's: not a negative age.
+    expect(await downlinkLag(store, 3n, clock.now().minus({ minutes: 5 }), true)).toEqual({ events: 2n, seconds: 0 });
+  });
+
+  it('reads the head and one event, however far behind (no count over the stretch)', async () => {
+    const store = new InMemoryEventStore(() => new Date(nowMs));
+    await append(store, 'a', 5000);
+    const reads: number[] = [];
+    const counting = { headPosition: () => store.headPosition(), readAll: (o: Parameters<EventStore['readAll']>[0]) => (reads.push(o.maxCount), store.readAll(o)) };
+    expect((await downlinkLag(counting, 0n, clock.now(), true)).events).toBe(5000n);
+    expect(reads).toEqual([1]);
+  });
+});
+
+/** A broker the test drives: each send waits until the test accepts it. */
+class GatedOutbox implements DownlinkOutbox {
+  readonly calls: { accept(): void }[] = [];
+  send(_queue: string, _envelope: DownlinkEnvelope): Promise<void> {
+    return new Promise<void>((resolve) => this.calls.push({ accept: resolve }));
+  }
+}
+
+const until = async (what: string, predicate: () => boolean | Promise<boolean>): Promise<void> => {
+  for (let i = 0; i < 2000; i++) {
+    if (await predicate()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+};
+
+describe('DownlinkLagMonitor with a publisher held back', () => {
+  it('shows the lag growing while the broker accepts nothing, 0 once the publisher has caught up, and 0 when stopped', async () => {
+    const store = new InMemoryEventStore(() => new Date(nowMs));
+    const directory = new InMemoryDirectory();
+    const projector = new DirectoryProjector(store, directory);
+    const service = new DirectoryService({ store, directory, projector, clock, ids });
+    const handler = new UplinkHandler({ store, clock });
+    const checkpoints = new InMemoryCheckpointStore();
+    for (const id of ['beijing', 'chengdu']) await service.registerSystem({ systemId: id, name: id, area: id });
+    for (const id of ['beijing', 'chengdu']) await handler.handleUplink(uplink(id, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, 'join'));
+    await new DownlinkPublisher({ store, directory, projector, outbox: { send: async () => undefined }, checkpoints }).catchUp();
+
+    const metrics = new MetricsRegistry();
+    const outbox = new GatedOutbox();
+    const publisher = new DownlinkPublisher({ store, directory, projector, outbox, checkpoints });
+    const samples: (DownlinkLag | null)[] = [];
+    const record = downlinkLagRecorder(metrics, { publishers: ['directory'], positionsCountEvents: true });
+    const monitor = new DownlinkLagMonitor({
+      store,
+      clock,
+      publishers: [{ name: 'directory', checkpoint: () => publisher.checkpoint() }],
+      positionsCountEvents: true,
+      everyMs: 60_000, // the test samples by hand
+      onSample: (name, lag) => (samples.push(lag), record(name, lag)),
+    });
+    const gauge = (name: string) => Number(new RegExp(`^${name}\\{publisher="directory"\\} (\\S+)$`, 'm').exec(metrics.render())?.[1] ?? 'NaN');
+    expect([gauge('rts_downlink_lag_events'), gauge('rts_downlink_lag_seconds')]).toEqual([0, 0]);
+
+    monitor.start();
+    publisher.start();
+    await monitor.sample();
+    expect([gauge('rts_downlink_lag_events'), gauge('rts_downlink_lag_seconds')]).toEqual([0, 0]);
+
+    // chengdu registers experts while the broker takes nothing: the publisher hands them over, none is accepted.
+    const caughtUpAt = await store.headPosition();
+    for (let i = 0; i < 5; i++) await handler.handleUplink(uplink('chengdu', 'expert.registered', { localExpertId: `e-${i}`, profile: profile(i) }, `reg-${i}`));
+    await until('the first message handed over', () => outbox.calls.length > 0);
+    nowMs += 45_000;
+    await monitor.sample();
+    const behind = (await store.headPosition()) - caughtUpAt;
+    expect(behind).toBeGreaterThan(0n);
+    expect(gauge('rts_downlink_lag_events')).toBe(Number(behind));
+    expect(gauge('rts_downlink_lag_seconds')).toBe(45);
+
+    // More appended meanwhile: the lag grows with it.
+    for (let i = 5; i < 8; i++) await handler.handleUplink(uplink('chengdu', 'expert.registered', { localExpertId: `e-${i}`, profile: profile(i) }, `reg-${i}`));
+    nowMs += 15_000;
+    await monitor.sample();
+    expect(gauge('rts_downlink_lag_events')).toBe(Number((await store.headPosition()) - caughtUpAt));
+    expect(gauge('rts_downlink_lag_seconds')).toBe(60);
+
+    // The broker accepts again: the publisher catches up, and the lag is 0.
+    for (let accepted = 0; accepted < 8; accepted++) {
+      await until(`message ${accepted + 1} handed over`, () => outbox.calls.length > accepted);
+      outbox.calls[accepted]!.accept();
+    }
+    await until('the publisher at the head', async () => (await publisher.checkpoint()) === (await store.headPosition()));
+    await monitor.sample();
+    expect([gauge('rts_downlink_lag_events'), gauge('rts_downlink_lag_seconds')]).toEqual([0, 0]);
+
+    await publisher.stop();
+    // Stopped (this process no longer publishes): 0, whatever is appended after.
+    await append(store, 'later', 3);
+    await monitor.stop();
+    expect(samples[samples.length - 1]).toBeNull();
+    expect([gauge('rts_downlink_lag_events'), gauge('rts_downlink_lag_seconds')]).toEqual([0, 0]);
+    // Labels are the fixed publisher name only.
+    expect(metrics.render().match(/^rts_downlink_lag_\w+\{[^}]*\}/gm)).toEqual(['rts_downlink_lag_events{publisher="directory"}', 'rts_downlink_lag_seconds{publisher="directory"}']);
+  });
+
+  it('on EventStoreDB reports seconds only: no events series at all', () => {
+    const metrics = new MetricsRegistry();
+    const record = downlinkLagRecorder(metrics, { publishers: ['directory', 'consultations'], positionsCountEvents: false });
+    record('directory', { events: null, seconds: 12.5 });
+    const text = metrics.render();
+    expect(text).not.toContain('rts_downlink_lag_events');
+    expect(text).toMatch(/^rts_downlink_lag_seconds\{publisher="directory"\} 12\.5$/m);
+    expect(text).toMatch(/^rts_downlink_lag_seconds\{publisher="consultations"\} 0$/m);
+  });
+});
