@@ -1,10 +1,18 @@
 // The dead letter queue adapter on a real ActiveMQ: browsing answers at once whether the queue holds fewer or more
 // messages than asked for (ActiveMQ leaves a drain unanswered once deliveries used up the credit), taking one
-// message back finds it among many, and no broker is an UnavailableError (503 over HTTP), not an internal error.
+// message back finds it among many, removing one (a discard) takes only that one and only once its record is
+// stored, a replay and a discard of the same message get it once between them, and no broker is an
+// UnavailableError (503 over HTTP), not an internal error.
+import { randomUUID } from 'node:crypto';
+import { DateTime } from 'luxon';
+import type { Message } from 'rhea';
+import { DurableSender } from '../../src/adapters/amqp';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { AmqpDeadLetterQueue } from '../../src/adapters/messaging/dead-letters';
+import { DeadLetterService, type DeadLetter } from '../../src/application/directory/dead-letter-operations';
 import { UnavailableError } from '../../src/domain/shared/errors';
 import type { TestBroker } from '../support/activemq';
-import { connect, useBroker } from './hub-support';
+import { connect, failureOf, useBroker } from './hub-support';
 
 jest.setTimeout(60_000);
 
@@ -37,6 +45,124 @@ it('takes one message back from among many, and only that one', async () => {
   expect(await dlq.browse(1000)).toHaveLength(119);
   const back = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue: 'test.dlq.source', timeoutMs: 3000 });
   expect((await back.browse(10)).map((d) => d.envelopeId)).toEqual(['m-77']);
+});
+
+/** A promise and the function that settles it: to hold one side of a race where the test wants it. */
+const gate = () => {
+  let open = (): void => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+};
+
+describe('removing a dead letter (a discard)', () => {
+  it('takes that one message off the queue once its record is stored, and only that one', async () => {
+    const queue = 'test.dlq.remove';
+    const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 3000 });
+    await fill(queue, 0, 120);
+    const recorded: string[][] = [];
+    const removed = await dlq.remove({ property: 'rts_dlq_id', value: 'd-42' }, 100, async (found) => void recorded.push(found.map((d) => d.id)));
+    expect(recorded).toEqual([['d-42']]);
+    expect(removed.map((d) => d.id)).toEqual(['d-42']);
+    const left = (await dlq.browse(1000)).map((d) => d.id);
+    expect(left).toHaveLength(119);
+    expect(left).not.toContain('d-42');
+    expect(left).toContain('d-41');
+    expect(left).toContain('d-43');
+    // Gone for good: a second take finds nothing and records nothing.
+    expect(await dlq.remove({ property: 'rts_dlq_id', value: 'd-42' }, 100, async () => void recorded.push(['again']))).toEqual([]);
+    expect(recorded).toHaveLength(1);
+  });
+
+  it('leaves the message on the queue when its record cannot be stored', async () => {
+    const queue = 'test.dlq.remove-fails';
+    const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 3000 });
+    await fill(queue, 0, 3);
+    const error = await failureOf(dlq.remove({ property: 'messageId', value: 'm-1' }, 100, async () => Promise.reject(new UnavailableError('storage_unavailable', 'disk full'))));
+    expect(error).toMatchObject({ code: 'storage_unavailable' });
+    expect((await dlq.browse(10)).map((d) => d.id)).toEqual(['d-0', 'd-1', 'd-2']);
+  });
+
+  it('a replay and a discard of the same message at once: whichever takes it first gets it, the other finds nothing', async () => {
+    const queue = 'test.dlq.race';
+    const source = 'test.dlq.race-source';
+    const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 5000 });
+    const back = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue: source, timeoutMs: 5000 });
+    await fill(queue, 0, 3);
+
+    // The discard holds d-0 while it stores its record: the replay meanwhile gets nothing.
+    const storing = gate();
+    const held = gate();
+    const discard = dlq.remove({ property: 'rts_dlq_id', value: 'd-0' }, 100, async () => {
+      held.open();
+      await storing.opened;
+    });
+    await held.opened;
+    expect(await dlq.moveBack({ property: 'rts_dlq_id', value: 'd-0' }, source, 100)).toEqual([]);
+    storing.open();
+    expect((await discard).map((d) => d.id)).toEqual(['d-0']);
+    expect(await back.browse(10)).toEqual([]);
+
+    // The replay holds d-1 while its copy is sent: the discard meanwhile gets nothing and records nothing.
+    const sending = gate();
+    const sent = gate();
+    const slowSender = new (class extends DurableSender {
+      override async sendRaw(to: string, message: Message): Promise<void> {
+        sent.open();
+        await sending.opened;
+        return super.sendRaw(to, message);
+      }
+    })(amq.connection);
+    try {
+      const replaying = new AmqpDeadLetterQueue(amq.connection, slowSender, { queue, timeoutMs: 5000 });
+      const replay = replaying.moveBack({ property: 'rts_dlq_id', value: 'd-1' }, source, 100);
+      await sent.opened;
+      const recorded: DeadLetter[] = [];
+      expect(await dlq.remove({ property: 'rts_dlq_id', value: 'd-1' }, 100, async (found) => void recorded.push(...found))).toEqual([]);
+      expect(recorded).toEqual([]);
+      sending.open();
+      expect((await replay).map((d) => d.id)).toEqual(['d-1']);
+    } finally {
+      await slowSender.close();
+    }
+    expect((await back.browse(10)).map((d) => d.envelopeId)).toEqual(['m-1']);
+    expect((await dlq.browse(10)).map((d) => d.id)).toEqual(['d-2']);
+  });
+
+  it('through the use case: the discard records while it holds the message, and the replay racing it answers dead_letter_taken', async () => {
+    const queue = 'test.dlq.race-service';
+    const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 5000 });
+    await Promise.all(
+      ['0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e10', '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e11'].map((id, i) =>
+        amq.sender.sendRaw(queue, { body: '{"n":1}', durable: true, application_properties: { rts_dlq_id: id, messageId: `6f1d2c3b-0000-4000-8000-00000000000${i}`, 'x-dlq-source-queue': 'test.dlq.race-service-source', 'x-dlq-reason': 'unknown_system: x' } }),
+      ),
+    );
+    const store = new InMemoryEventStore();
+    const appending = gate();
+    const appendHeld = gate();
+    const slowStore = Object.create(store) as InMemoryEventStore;
+    slowStore.appendToStream = async (...args: Parameters<InMemoryEventStore['appendToStream']>) => {
+      appendHeld.open();
+      await appending.opened;
+      return store.appendToStream(...args);
+    };
+    const service = new DeadLetterService({
+      queue: dlq,
+      store: slowStore,
+      clock: { now: () => DateTime.utc() },
+      ids: { uuid: () => randomUUID() },
+      replayTargets: { resolve: async () => ({ kind: 'uplink' }) },
+    });
+    const id = '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e10';
+    const discard = service.discard(id, { by: 'ops-7', reason: 'a duplicate' });
+    await appendHeld.opened;
+    await expect(service.replay(id, { by: 'ops-8' })).rejects.toMatchObject({ code: 'dead_letter_taken', kind: 'conflict' });
+    appending.open();
+    expect(await discard).toMatchObject({ removed: 1, event: { by: 'ops-7', deadLetterIds: [id] } });
+    await expect(service.replay(id, { by: 'ops-8' })).rejects.toMatchObject({ code: 'dead_letter_discarded' });
+    const events = await store.readAll({ after: 0n, maxCount: 100 });
+    expect(events.map((e) => e.type).sort()).toEqual(['DeadLetterDiscardLinked', 'DeadLetterDiscarded']);
+    expect((await dlq.browse(10)).map((d) => d.deadLetterId)).toEqual(['0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e11']);
+  });
 });
 
 it('browsing again and again leaves the connection\'s other links flowing, and a browse of more than 2,048 messages ends', async () => {

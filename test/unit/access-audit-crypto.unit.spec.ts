@@ -1,4 +1,4 @@
-import { authorize, type Principal } from '../../src/application/access/policy';
+import { authorize, concernsPatientData, type Principal } from '../../src/application/access/policy';
 import { chain, genesisHash, verifyChain, auditStreamOf, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { PatientCipher, openWith, sealWith } from '../../src/adapters/crypto/patient-cipher';
 import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
@@ -33,7 +33,11 @@ describe('access policy', () => {
     expect(authorize(system, { kind: 'systems.manage' }).allowed).toBe(false);
   });
   it('lets an operator manage the hub but not read patient data', () => {
-    for (const kind of ['systems.manage', 'dead_letters.manage', 'patient.erase', 'erasures.list', 'audit.read', 'other'] as const) expect(authorize(operator, { kind }).allowed).toBe(true);
+    for (const kind of ['systems.manage', 'dead_letters.manage', 'dead_letters.discard', 'patient.erase', 'erasures.list', 'audit.read', 'other'] as const) expect(authorize(operator, { kind }).allowed).toBe(true);
+    // A dead letter's discard is the operators' as its replay is, and audited whatever the outcome (the replay only when refused).
+    for (const who of [patient, clinician, system]) expect(authorize(who, { kind: 'dead_letters.discard' })).toEqual({ allowed: false, reason: 'operator_only' });
+    expect(concernsPatientData({ kind: 'dead_letters.discard' })).toBe(true);
+    expect(concernsPatientData({ kind: 'dead_letters.manage' })).toBe(false);
     expect(authorize(operator, { kind: 'observations.read', patientKey: 'pA' }).allowed).toBe(false);
     expect(authorize(operator, { kind: 'consultation.act', systemId: 'aarhus' }).allowed).toBe(false);
     expect(authorize(patient, { kind: 'audit.read' }).allowed).toBe(false);

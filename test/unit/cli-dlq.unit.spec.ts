@@ -112,6 +112,52 @@ describe('rts dlq', () => {
     expect(missing.text()).toContain('option --limit needs a value');
   });
 
+  it('discards one with its reason, and answers a discarded id with the discard record', async () => {
+    const out = collector();
+    const calls: Array<{ url: string; init: RequestInit }> = [];
+    const code = await runDlq(['discard', 'dlq-1', '--reason', 'a duplicate', '--url', 'http://hub:9'], {
+      stdout: out,
+      stderr: collector(),
+      env: { USER: 'alice' },
+      fetch: fakeFetch(200, { id: 'dlq-1', envelopeId: 'env-1', removed: 1, discard: {}, recordedIn: 'dead-letter-env-1' }, calls),
+    });
+    expect(code).toBe(EXIT.ok);
+    expect(calls[0]!.url).toBe('http://hub:9/dead-letters/dlq-1/discard');
+    expect(calls[0]!.init.method).toBe('POST');
+    expect(JSON.parse(String(calls[0]!.init.body))).toEqual({ reason: 'a duplicate' }); // no $USER: the token's subject is who
+    expect(out.text()).toBe('Discarded dlq-1 (1 message removed from the dead letter queue); recorded in dead-letter-env-1\n');
+
+    const err = collector();
+    const gone = { type: '/problems/dead_letter_discarded', title: 'The dead-lettered message was discarded', status: 410, code: 'dead_letter_discarded', detail: 'the dead letter was discarded at 2026-12-01T04:00:00.000Z', discard: { at: '2026-12-01T04:00:00.000Z', by: 'ops-7', reason: 'a duplicate' } };
+    expect(await runDlq(['discard', 'dlq-1', '--reason', 'again'], { stdout: collector(), stderr: err, env: {}, fetch: fakeFetch(410, gone, []) })).toBe(EXIT.refused);
+    expect(err.text()).toBe(
+      'rts: the hub refused the request: The dead-lettered message was discarded (HTTP 410, dead_letter_discarded)\n  the dead letter was discarded at 2026-12-01T04:00:00.000Z\n  discarded 2026-12-01T04:00:00.000Z by ops-7 (a duplicate)\n',
+    );
+  });
+
+  it('refuses a discard without a reason, or with --by, before sending anything', async () => {
+    const calls: Array<{ url: string; init: RequestInit }> = [];
+    for (const argv of [['discard', 'dlq-1'], ['discard', 'dlq-1', '--reason', '  '], ['discard', 'dlq-1', '--reason', 'x'.repeat(501)], ['discard', 'dlq-1', '--reason', 'dup', '--by', 'alice'], ['discard', '--reason', 'dup']]) {
+      const err = collector();
+      expect({ argv, code: await runDlq(argv, { stdout: collector(), stderr: err, env: {}, fetch: fakeFetch(200, {}, calls) }) }).toEqual({ argv, code: EXIT.usage });
+      expect(err.text()).toContain("Run 'rts dlq --help' for usage.");
+    }
+    expect(calls).toEqual([]);
+    const help = collector();
+    await runDlq(['--help'], { stdout: help, stderr: collector(), env: {} });
+    expect(help.text()).toContain('rts dlq discard ID --reason TEXT');
+  });
+
+  it('does not send a discard twice after a network error', async () => {
+    const calls: string[] = [];
+    const refused = (async (url: string) => {
+      calls.push(url);
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    }) as unknown as typeof fetch;
+    expect(await runDlq(['discard', 'dlq-1', '--reason', 'dup'], { stdout: collector(), stderr: collector(), env: { RTS_TOKEN: 'good' }, fetch: refused })).toBe(EXIT.unreachable);
+    expect(calls).toEqual(['http://127.0.0.1:8080/dead-letters/dlq-1/discard']);
+  });
+
   it('does not send a replay twice after a network error (its answer may be what was lost)', async () => {
     const calls: string[] = [];
     const refused = (async (url: string) => {

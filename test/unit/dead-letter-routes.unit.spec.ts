@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerDeadLetterRoutes } from '../../src/adapters/http/dead-letter-routes';
 import { problemInstance, sendProblem, toProblem } from '../../src/adapters/http/problem';
-import type { DeadLetter, DeadLetterService, ReplayInput } from '../../src/application/directory/dead-letter-operations';
+import { DeadLetterDiscardedError, type DeadLetter, type DeadLetterService, type DiscardInput, type DiscardRecord, type ReplayInput } from '../../src/application/directory/dead-letter-operations';
 
 const DLQ_ID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const letter: DeadLetter = {
@@ -26,6 +26,23 @@ const letter: DeadLetter = {
 let app: FastifyInstance;
 let base = '';
 const replays: ReplayInput[] = [];
+const discards: DiscardInput[] = [];
+const GONE = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
+const record: DiscardRecord = {
+  deadLetterId: GONE,
+  envelopeId: null,
+  deadLetterIds: [GONE],
+  at: '2026-12-01T04:00:00.000Z',
+  by: 'ops-7',
+  reason: 'garbage',
+  sourceQueue: 'rts.uplink',
+  deadLetterReason: 'bad_json: the body is not valid JSON',
+  attempts: 1,
+  replayCount: 0,
+  removed: 1,
+  recordedIn: `dead-letter-${GONE}`,
+};
+const gone = () => new DeadLetterDiscardedError(record);
 
 beforeAll(async () => {
   app = Fastify();
@@ -36,11 +53,20 @@ beforeAll(async () => {
   });
   const deadLetters = {
     list: async () => [letter],
-    get: async () => letter,
-    replays: async () => [],
-    replay: async (_id: string, input: ReplayInput) => {
+    get: async (id: string) => {
+      if (id === GONE) throw gone();
+      return letter;
+    },
+    history: async () => ({ replays: [], discards: [] }),
+    replay: async (id: string, input: ReplayInput) => {
+      if (id === GONE) throw gone();
       replays.push(input);
       return { deadLetter: letter, moved: 1, sourceQueue: 'rts.uplink', event: { ...input }, streamName: `dead-letter-${DLQ_ID}` };
+    },
+    discard: async (id: string, input: DiscardInput) => {
+      if (id === GONE) throw gone();
+      discards.push(input);
+      return { deadLetter: letter, removed: 1, event: { ...record, ...input }, streamName: `dead-letter-${DLQ_ID}` };
     },
   } as unknown as DeadLetterService;
   registerDeadLetterRoutes(app, { deadLetters });
@@ -84,5 +110,45 @@ describe('dead letters shown to operators', () => {
     expect(JSON.parse(answer.text)).toMatchObject({ code: 'invalid_request', errors: [expect.objectContaining({ message: expect.stringContaining('must not hold a CPR number') })] });
     expect(answer.text).not.toMatch(/251248/);
     expect(replays).toEqual([]);
+  });
+});
+
+describe('discarding a dead letter', () => {
+  it("records the caller's authenticated subject and the reason; the answer redacts what the sender set", async () => {
+    discards.length = 0;
+    const answer = await call('POST', `/dead-letters/${DLQ_ID}/discard`, { reason: '  a duplicate of an applied registration ' });
+    expect(answer.status).toBe(200);
+    expect(discards).toEqual([{ by: 'ops-7', reason: 'a duplicate of an applied registration' }]);
+    expect(JSON.parse(answer.text)).toMatchObject({ id: DLQ_ID, envelopeId: '[redacted]', removed: 1, recordedIn: `dead-letter-${DLQ_ID}` });
+    expect(answer.text).not.toMatch(/251248/);
+  });
+
+  it.each([
+    ['no body', undefined],
+    ['no reason', {}],
+    ['an empty reason', { reason: '   ' }],
+    ['a reason too long', { reason: 'x'.repeat(501) }],
+    ['a reason with a CPR number', { reason: 'patient 251248-1234 asked' }],
+    ['a reason with a CPR number without its dash', { reason: 'cpr 2512481234' }],
+    ['a name besides the reason', { reason: 'garbage', by: 'alice' }],
+  ])('refuses %s (400 invalid_request), and discards nothing', async (_what, body) => {
+    discards.length = 0;
+    const answer = await call('POST', `/dead-letters/${DLQ_ID}/discard`, body);
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.text)).toMatchObject({ code: 'invalid_request' });
+    expect(answer.text).not.toMatch(/251248/);
+    expect(discards).toEqual([]);
+  });
+
+  it('answers a discarded id 410 dead_letter_discarded with the discard record, on each route of one dead letter', async () => {
+    for (const [method, url, body] of [
+      ['POST', `/dead-letters/${GONE}/discard`, { reason: 'again' }],
+      ['GET', `/dead-letters/${GONE}`, undefined],
+      ['POST', `/dead-letters/${GONE}/replay`, {}],
+    ] as const) {
+      const answer = await call(method, url, body);
+      expect({ url, status: answer.status }).toEqual({ url, status: 410 });
+      expect(JSON.parse(answer.text)).toMatchObject({ type: '/problems/dead_letter_discarded', code: 'dead_letter_discarded', status: 410, instance: url, discard: { by: 'ops-7', reason: 'garbage', at: record.at } });
+    }
   });
 });

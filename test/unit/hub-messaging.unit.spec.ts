@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import { types, type Message } from 'rhea';
 import { asStorageFailure } from '../../src/adapters/event-store/sqlite/storage-failure';
-import { DeadLetterService, UnavailableError, hubReplayTargets, type DeadLetter, type DeadLetterQueue, type ReplaySelection, type ReplayTargets } from '../../src/application/directory/dead-letter-operations';
+import { DeadLetterDiscardedError, DeadLetterService, UnavailableError, hubReplayTargets, type DeadLetter, type DeadLetterQueue, type ReplaySelection, type ReplayTargets } from '../../src/application/directory/dead-letter-operations';
 import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
@@ -331,6 +331,15 @@ describe('DeadLetterService', () => {
       this.letters = this.letters.filter((l) => !moved.includes(l));
       return moved;
     }
+    removals: ReplaySelection[] = [];
+    async remove(selection: ReplaySelection, _max: number, record: (found: readonly DeadLetter[]) => Promise<void>) {
+      this.removals.push(selection);
+      const found = this.letters.filter((l) => (selection.property === 'rts_dlq_id' ? l.deadLetterId : l.envelopeId) === selection.value);
+      if (found.length === 0) return [];
+      await record(found); // throws: they stay
+      this.letters = this.letters.filter((l) => !found.includes(l));
+      return found;
+    }
   }
 
   it('answers service_unavailable without a broker', async () => {
@@ -399,6 +408,97 @@ describe('DeadLetterService', () => {
     expect(await service.replay('up', { by: 'alice' })).toMatchObject({ moved: 1, sourceQueue: 'rts.uplink' });
     expect(await service.replay('down', { by: 'alice' })).toMatchObject({ moved: 1, sourceQueue: 'rts.downlink.mianyang' });
     expect(queue.moves.map((m) => m.sourceQueue)).toEqual(['rts.uplink', 'rts.downlink.mianyang']);
+  });
+
+  describe('discard', () => {
+    const ENV = '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e02';
+    const COPY_A = '5d0c7a0e-2b1f-4c8e-8a7d-0e1f2a3b4c01';
+    const COPY_B = '5d0c7a0e-2b1f-4c8e-8a7d-0e1f2a3b4c02';
+    const copies = () => [
+      letter({ id: COPY_A, deadLetterId: COPY_A, envelopeId: ENV, body: '{"secret":"body text"}' }),
+      letter({ id: COPY_B, deadLetterId: COPY_B, envelopeId: ENV, body: '{"secret":"body text"}' }),
+      letter({ id: 'other', deadLetterId: 'other', envelopeId: 'env-other' }),
+    ];
+
+    it('takes the copy off the queue, records DeadLetterDiscarded in the replays\' stream without the body, and a link in the copy\'s own', async () => {
+      const store = new InMemoryEventStore();
+      const queue = new FakeQueue(copies());
+      const service = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
+      const result = await service.discard(COPY_A, { by: 'ops-7', reason: 'a duplicate' });
+      expect(queue.removals).toEqual([{ property: 'rts_dlq_id', value: COPY_A }]);
+      expect(queue.letters.map((l) => l.id)).toEqual([COPY_B, 'other']);
+      expect(result).toMatchObject({ removed: 1, streamName: `dead-letter-${ENV}` });
+      expect(result.event).toEqual({
+        deadLetterId: COPY_A,
+        envelopeId: ENV,
+        deadLetterIds: [COPY_A],
+        at: '2024-05-01T10:00:00.000Z',
+        by: 'ops-7',
+        reason: 'a duplicate',
+        sourceQueue: 'rts.uplink',
+        deadLetterReason: 'unknown_system',
+        attempts: 1,
+        replayCount: 0,
+        removed: 1,
+      });
+      const all = await store.readAll({ after: 0n, maxCount: 100 });
+      expect(all.map((e) => [e.streamName, e.type])).toEqual([
+        [`dead-letter-${COPY_A}`, 'DeadLetterDiscardLinked'],
+        [`dead-letter-${ENV}`, 'DeadLetterDiscarded'],
+      ]);
+      expect(JSON.stringify(all.map((e) => ({ stream: e.streamName, data: e.data, metadata: e.metadata })))).not.toContain('body text');
+      expect((await service.history(ENV)).discards).toEqual([result.event]);
+    });
+
+    it('answers a discarded id with DeadLetterDiscardedError (its own id or the envelope id), while another copy stays found', async () => {
+      const service = new DeadLetterService({ queue: new FakeQueue(copies()), store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
+      await service.discard(COPY_A, { by: 'ops-7', reason: 'a duplicate' });
+      for (const again of [() => service.discard(COPY_A, { by: 'ops-8', reason: 'again' }), () => service.get(COPY_A), () => service.replay(COPY_A, { by: 'ops-8' })]) {
+        const error = await again().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(DeadLetterDiscardedError);
+        expect(error).toMatchObject({ code: 'dead_letter_discarded', kind: 'not_found', record: { by: 'ops-7', reason: 'a duplicate', recordedIn: `dead-letter-${ENV}` } });
+      }
+      // The envelope's other copy is still there: the envelope id finds it.
+      expect((await service.get(ENV)).deadLetterId).toBe(COPY_B);
+      // By envelope id: every copy left; then the envelope id itself is a discarded id.
+      expect(await service.discard(ENV, { by: 'ops-7', reason: 'all of it' })).toMatchObject({ removed: 1, event: { deadLetterIds: [COPY_B] } });
+      await expect(service.get(ENV)).rejects.toMatchObject({ code: 'dead_letter_discarded', record: { reason: 'all of it' } });
+      await expect(service.get(COPY_B)).rejects.toMatchObject({ code: 'dead_letter_discarded', record: { reason: 'all of it' } });
+      await expect(service.get('never-there')).rejects.toMatchObject({ code: 'dead_letter_not_found' });
+    });
+
+    it('leaves the message on the queue when the record cannot be stored', async () => {
+      const store = new InMemoryEventStore();
+      const failing = Object.create(store) as InMemoryEventStore;
+      failing.appendToStream = async () => Promise.reject(new UnavailableError('storage_unavailable', 'disk full'));
+      const queue = new FakeQueue(copies());
+      const service = new DeadLetterService({ queue, store: failing, clock, ids, replayTargets: uplinkOnly });
+      await expect(service.discard(COPY_A, { by: 'ops-7', reason: 'x' })).rejects.toMatchObject({ code: 'storage_unavailable' });
+      expect(queue.letters).toHaveLength(3);
+    });
+
+    it('answers dead_letter_taken when another request took it between the look-up and the take', async () => {
+      const queue = new FakeQueue(copies());
+      const service = new DeadLetterService({ queue, store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
+      // The browse still sees it; the take finds nothing (another hub's replay got it).
+      queue.browse = async () => copies();
+      queue.letters = [];
+      await expect(service.discard(COPY_A, { by: 'ops-7', reason: 'x' })).rejects.toMatchObject({ code: 'dead_letter_taken', kind: 'conflict' });
+      await expect(service.replay(COPY_A, { by: 'ops-7' })).rejects.toMatchObject({ code: 'dead_letter_taken', kind: 'conflict' });
+    });
+
+    it('keeps no sender value that could hold a CPR number, and needs no source queue', async () => {
+      const store = new InMemoryEventStore();
+      const queue = new FakeQueue([letter({ id: '251248-1234', deadLetterId: null, envelopeId: '251248-1234', sourceQueue: 'rts.251248-1234', reason: 'bad_schema: 2512481234' }), letter({ id: 'nq', deadLetterId: 'nq', sourceQueue: null })]);
+      const service = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
+      const result = await service.discard('251248-1234', { by: 'op', reason: 'patient data' });
+      expect(result.streamName).toMatch(/^dead-letter-h[0-9a-f]{32}$/);
+      expect(result.event).toMatchObject({ deadLetterId: null, envelopeId: null, deadLetterIds: [], sourceQueue: null, deadLetterReason: null });
+      const all = await store.readAll({ after: 0n, maxCount: 100 });
+      expect(JSON.stringify(all.map((e) => ({ stream: e.streamName, data: e.data, metadata: e.metadata })))).not.toMatch(/251248|2512481234/);
+      await expect(service.get('251248-1234')).rejects.toMatchObject({ code: 'dead_letter_discarded' });
+      expect(await service.discard('nq', { by: 'op', reason: 'garbage' })).toMatchObject({ removed: 1, event: { sourceQueue: null } });
+    });
   });
 
   it('refuses a dead letter without a source queue or anything to select it by', async () => {

@@ -74,7 +74,7 @@ Commands:
            access): readings, consultations, audit trail, erasure
 
 For the hub's operators (rts <command> --help for each):
-  dlq      list, show and replay dead-lettered messages
+  dlq      list, show, replay and discard dead-lettered messages
   backup   copy the hub's data directory while it runs; restore puts it back
   erasures list the erasures a backup, data directory or log records, and
            apply them to a restored hub (by pseudonymous key)

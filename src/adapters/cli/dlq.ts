@@ -5,12 +5,14 @@ import type { Output } from './run';
 
 /**
  * `rts dlq`: the operators' dead letter commands, over the hub's HTTP API (GET /dead-letters,
- * GET /dead-letters/{id}, POST /dead-letters/{id}/replay). Same exit codes as the rest of `rts`.
+ * GET /dead-letters/{id}, POST /dead-letters/{id}/replay, POST /dead-letters/{id}/discard). Same exit codes as the
+ * rest of `rts`.
  */
 export const DLQ_HELP = `Usage:
   rts dlq list [--limit N] [--json] [--url URL]
   rts dlq show ID [--json] [--url URL]
   rts dlq replay ID [--by NAME] [--reason TEXT] [--url URL]
+  rts dlq discard ID --reason TEXT [--url URL]
 
   list     the dead-lettered messages (browsed, not consumed), oldest first
   show     one, by its dead letter id, envelope id or broker message id: reason, source queue, attempts, body,
@@ -18,6 +20,10 @@ export const DLQ_HELP = `Usage:
   replay   send it back to the queue it came from (recorded in the hub's event store under the token's
            subject; --by, default $USER, is kept as a note beside it; neither it nor --reason may hold a
            CPR number)
+  discard  remove it from the dead letter queue for good, after review (garbage, a duplicate, a message with
+           personal data that must not be kept); by its envelope id, every copy of the message. Recorded in the
+           hub's event store (never the body) under the token's subject, with --reason (required, no CPR
+           number), and in the audit trail. Not sent twice: after a lost answer, look with show first
 
 The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080. The commands need an operator's token
 in $RTS_TOKEN (mint one with: node dist/bootstrap/token.js --role operator); without one, a local hub's
@@ -65,7 +71,7 @@ const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
   const { values, positionals } = parseFlagsAndArguments(argv, OPTIONS);
   const [action, id, ...extra] = positionals;
   if (values.help || action === undefined || action === 'help') return { kind: 'help' as const };
-  if (!['list', 'show', 'replay'].includes(action)) fail(`unknown dlq command; the commands are list, show and replay`);
+  if (!['list', 'show', 'replay', 'discard'].includes(action)) fail(`unknown dlq command; the commands are list, show, replay and discard`);
   if (extra.length > 0) fail('too many arguments');
   if (action !== 'list' && (id === undefined || !ID.test(id))) fail(`${action} needs the ID of a dead letter (letters, digits . _ : -)`);
   if (action === 'list' && id !== undefined) fail('list takes no ID');
@@ -76,14 +82,21 @@ const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
   }
   if (values.by !== undefined && !/^.{1,100}$/.test(values.by)) fail('--by must be 1-100 characters');
   if (values.reason !== undefined && !/^.{1,500}$/.test(values.reason)) fail('--reason must be 1-500 characters');
+  if (action === 'discard') {
+    if (values.reason === undefined || values.reason.trim() === '') fail('discard needs --reason TEXT: why the message is discarded (it is recorded)');
+    if (values.by !== undefined) fail("discard takes no --by: it is recorded under your token's subject");
+  }
   let url = '';
   try {
     url = hubUrlOf(values.url, env);
   } catch (e) {
     fail((e as Error).message);
   }
-  return { kind: action as 'list' | 'show' | 'replay', id: id ?? '', url, limit, json: values.json === true, by: values.by, reason: values.reason };
+  return { kind: action as 'list' | 'show' | 'replay' | 'discard', id: id ?? '', url, limit, json: values.json === true, by: values.by, reason: values.reason };
 };
+
+type DiscardRecord = { at: string; by: string; reason: string };
+const discardLine = (r: DiscardRecord): string => `discarded ${r.at} by ${r.by} (${r.reason})`;
 
 const line = (d: Summary): string =>
   [d.id, d.deadLetteredAt ?? '-', d.sourceQueue ?? '-', `attempts=${d.attempts ?? '-'}`, d.type ?? '-', d.systemId ?? '-', d.replayCount > 0 ? `replayed=${d.replayCount}` : '', `reason: ${d.reason ?? '-'}`]
@@ -103,10 +116,17 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     deps.stdout.write(DLQ_HELP);
     return EXIT.ok;
   }
+  const post = cmd.kind === 'replay' || cmd.kind === 'discard';
   const path =
     cmd.kind === 'list'
       ? `/dead-letters${cmd.limit !== undefined ? `?limit=${cmd.limit}` : ''}`
-      : `/dead-letters/${encodeURIComponent(cmd.id)}${cmd.kind === 'replay' ? '/replay' : ''}`;
+      : `/dead-letters/${encodeURIComponent(cmd.id)}${post ? `/${cmd.kind}` : ''}`;
+  const payload =
+    cmd.kind === 'replay'
+      ? { ...(cmd.by !== undefined ? { by: cmd.by } : { by: deps.env.USER ?? 'operator' }), ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}) }
+      : cmd.kind === 'discard'
+        ? { reason: cmd.reason }
+        : undefined;
   const requester = createHubRequester(cmd.url, {
     timeoutMs: deps.timeoutMs ?? 30_000,
     token: deps.env.RTS_TOKEN || null,
@@ -117,15 +137,13 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     ({ res } = await requester.send(
       path,
       {
-        method: cmd.kind === 'replay' ? 'POST' : 'GET',
-        headers: { accept: 'application/json', ...(cmd.kind === 'replay' ? { 'content-type': 'application/json' } : {}) },
-        ...(cmd.kind === 'replay'
-          ? { body: JSON.stringify({ ...(cmd.by !== undefined ? { by: cmd.by } : { by: deps.env.USER ?? 'operator' }), ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}) }) }
-          : {}),
+        method: post ? 'POST' : 'GET',
+        headers: { accept: 'application/json', ...(post ? { 'content-type': 'application/json' } : {}) },
+        ...(payload !== undefined ? { body: JSON.stringify(payload) } : {}),
       },
       { role: 'operator' },
-      // A replay whose answer was lost may have moved the message already: it is not sent twice.
-      { retry: cmd.kind !== 'replay' },
+      // A replay or discard whose answer was lost may have taken the message off the queue already: not sent twice.
+      { retry: !post },
     ));
   } catch (e) {
     if (!(e instanceof HubUnreachableError)) throw e;
@@ -137,6 +155,8 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     const p = body as { title?: string; detail?: string; code?: string } | undefined;
     deps.stderr.write(`rts: the hub ${res.status >= 500 ? 'failed' : 'refused the request'}: ${p?.title ?? `HTTP ${res.status}`} (HTTP ${res.status}${p?.code ? `, ${p.code}` : ''})\n${p?.detail ? `  ${p.detail}\n` : ''}`);
     if (res.status === 401 || res.status === 403) deps.stderr.write(`  ${TOKEN_HINT}\n`);
+    const discarded = (body as { discard?: DiscardRecord } | undefined)?.discard;
+    if (res.status === 410 && discarded) deps.stderr.write(`  ${discardLine(discarded)}\n`);
     return res.status >= 500 ? EXIT.serverError : EXIT.refused;
   }
   if (!body) {
@@ -151,7 +171,7 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     const items = (body.items ?? []) as Summary[];
     deps.stdout.write(items.length === 0 ? 'The dead letter queue is empty.\n' : `${items.map(line).join('\n')}\n${items.length} dead letter(s)\n`);
   } else if (cmd.kind === 'show') {
-    const d = body as unknown as Summary & { body: string; applicationProperties: Record<string, unknown>; replays: { at: string; by: string; note?: string | null; reason: string | null }[] };
+    const d = body as unknown as Summary & { body: string; applicationProperties: Record<string, unknown>; replays: { at: string; by: string; note?: string | null; reason: string | null }[]; discards?: DiscardRecord[] };
     deps.stdout.write(
       [
         `id:            ${d.id}`,
@@ -161,14 +181,18 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
         `source queue:  ${d.sourceQueue ?? '-'}   attempts: ${d.attempts ?? '-'}   at: ${d.deadLetteredAt ?? '-'}`,
         `properties:    ${JSON.stringify(d.applicationProperties)}`,
         `replays:       ${d.replays.length === 0 ? 'none' : d.replays.map((r) => `${r.at} by ${r.by}${r.note ? ` [${r.note}]` : ''}${r.reason ? ` (${r.reason})` : ''}`).join('; ')}`,
+        ...((d.discards ?? []).length > 0 ? [`discards:      ${d.discards!.map(discardLine).join('; ')} (earlier copies)`] : []),
         'body:',
         d.body,
         '',
       ].join('\n'),
     );
-  } else {
+  } else if (cmd.kind === 'replay') {
     const r = body as { id: string; sourceQueue: string; moved: number; recordedIn: string };
     deps.stdout.write(`Replayed ${r.id} to ${r.sourceQueue} (${r.moved} message${r.moved === 1 ? '' : 's'} moved); recorded in ${r.recordedIn}\n`);
+  } else {
+    const r = body as { id: string; removed: number; recordedIn: string };
+    deps.stdout.write(`Discarded ${r.id} (${r.removed} message${r.removed === 1 ? '' : 's'} removed from the dead letter queue); recorded in ${r.recordedIn}\n`);
   }
   return EXIT.ok;
 };

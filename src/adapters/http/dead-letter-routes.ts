@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
 import { containsCprDigits } from '../../domain/monitoring/cpr';
-import { MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
+import { DeadLetterDiscardedError, MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
+import { problem, sendProblem } from './problem';
 import { type AnswerOf, DeadLetterSummary } from './response-schemas';
 import { parseInput } from './schemas';
 
@@ -17,6 +18,15 @@ import { parseInput } from './schemas';
  *                                      text may hold a CPR number (400 invalid_request): the event outlives erasure.
  *                                      Only to the uplink queue or a registered system's downlink queue, else
  *                                      422 replay_target_refused (the message stays on the dead letter queue)
+ *   POST /dead-letters/{id}/discard    { reason }: off the dead letter queue for good (garbage, a duplicate, a
+ *                                      message with personal data that must not be kept); recorded as
+ *                                      DeadLetterDiscarded (never the body) by the caller's subject, in the stream
+ *                                      the replays go to; audited (dead_letters.discard) whatever the outcome. The
+ *                                      reason is required and may not hold a CPR number.
+ *
+ * An id no longer on the queue whose last recorded fate is a discard answers 410 dead_letter_discarded with the
+ * discard record (member `discard`) on every route of one dead letter; one that another request took off the
+ * queue while this one was at it (a replay racing a discard) 409 dead_letter_taken; else 404 dead_letter_not_found.
  */
 export type DeadLetterRouteDependencies = Readonly<{ deadLetters: DeadLetterService }>;
 
@@ -28,6 +38,9 @@ export const ReplayBody = z
     reason: withoutCprNumber(z.string().trim().min(1).max(500)).optional(),
   })
   .optional();
+export const DiscardBody = z.strictObject({
+  reason: withoutCprNumber(z.string().trim().min(1).max(500)).describe('Why it is discarded (kept in the DeadLetterDiscarded event, in clear: no CPR number)'),
+});
 
 /**
  * What a sender set (message-id, systemId, correlationId, its application properties) is shown only when it cannot
@@ -55,6 +68,17 @@ export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSumm
   bodyChars: d.body.length,
 });
 
+/** 410 dead_letter_discarded with the discard record as the problem's `discard` member (RFC 9457 extension). */
+const answeringDiscarded = async <T>(reply: FastifyReply, work: () => Promise<T>): Promise<T | FastifyReply> => {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof DeadLetterDiscardedError)) throw error;
+    const gone = { ...problem(error.code, error.message), discard: error.record };
+    return sendProblem(reply, gone);
+  }
+};
+
 export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterRouteDependencies): void => {
   const { deadLetters } = deps;
 
@@ -64,11 +88,14 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
     return { items: items.map(deadLetterSummary), count: items.length };
   });
 
-  app.get('/dead-letters/:id', async (request) => {
+  app.get('/dead-letters/:id', async (request, reply) => {
     const { id } = parseInput(DeadLetterParams, request.params, 'path');
-    const d = await deadLetters.get(id);
-    const replays = await deadLetters.replays(d.envelopeId ?? d.deadLetterId ?? d.id);
-    return { ...deadLetterSummary(d), correlationId: shown(d.correlationId), body: d.body, applicationProperties: shownProperties(d.applicationProperties), replays };
+    return answeringDiscarded(reply, async () => {
+      const d = await deadLetters.get(id);
+      // Earlier copies of the same message may have been replayed or discarded.
+      const { replays, discards } = await deadLetters.history(d.envelopeId ?? d.deadLetterId ?? d.id);
+      return { ...deadLetterSummary(d), correlationId: shown(d.correlationId), body: d.body, applicationProperties: shownProperties(d.applicationProperties), replays, discards };
+    });
   });
 
   app.post('/dead-letters/:id/replay', async (request, reply) => {
@@ -77,14 +104,34 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
     // Who replayed is who the hub authenticated (as for an erasure's `by`), not the name in the body: that one
     // is kept as a note (e.g. who asked for the replay).
     const by = request.principal?.subject ?? 'anonymous';
-    const result = await deadLetters.replay(id, { by, ...(body?.by !== undefined ? { note: body.by } : {}), ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
-    return reply.code(200).send({
-      id: result.deadLetter.id,
-      envelopeId: result.deadLetter.envelopeId,
-      sourceQueue: result.sourceQueue,
-      moved: result.moved,
-      replay: result.event,
-      recordedIn: result.streamName,
+    return answeringDiscarded(reply, async () => {
+      const result = await deadLetters.replay(id, { by, ...(body?.by !== undefined ? { note: body.by } : {}), ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
+      return reply.code(200).send({
+        id: result.deadLetter.id,
+        envelopeId: result.deadLetter.envelopeId,
+        sourceQueue: result.sourceQueue,
+        moved: result.moved,
+        replay: result.event,
+        recordedIn: result.streamName,
+      });
+    });
+  });
+
+  app.post('/dead-letters/:id/discard', async (request, reply) => {
+    const { id } = parseInput(DeadLetterParams, request.params, 'path');
+    const { reason } = parseInput(DiscardBody, request.body ?? undefined, 'body');
+    // Who discarded is who the hub authenticated; the body holds no name.
+    const by = request.principal?.subject ?? 'anonymous';
+    return answeringDiscarded(reply, async () => {
+      const result = await deadLetters.discard(id, { by, reason });
+      const d = result.deadLetter;
+      return reply.code(200).send({
+        id: d.id === d.deadLetterId ? d.id : shown(d.id),
+        envelopeId: shown(d.envelopeId),
+        removed: result.removed,
+        discard: result.event,
+        recordedIn: result.streamName,
+      });
     });
   });
 };

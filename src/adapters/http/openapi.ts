@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ApplicantBody, AcceptBody, CancelBody, ConsultationBody, ConsultationParams, ConsultationsQuery, DeclineBody, MonthsQuery, ReportBody } from './consultation-routes';
-import { DeadLetterParams, DeadLettersQuery, ReplayBody } from './dead-letter-routes';
+import { DeadLetterParams, DeadLettersQuery, DiscardBody, ReplayBody } from './dead-letter-routes';
 import { PatientExportBody } from './export-routes';
 import { ExpertParams, ExpertsQuery, SystemBody, SystemParams } from './directory-routes';
 import { KeysBody, KidParams, RetireBody, SystemKeyParams } from './key-routes';
@@ -11,6 +11,7 @@ import {
   AuditVerification,
   ConsultationResponse,
   ConsultationsPage,
+  DeadLetterDiscardResponse,
   DeadLetterReplayResponse,
   DeadLetterResponse,
   DeadLettersList,
@@ -534,20 +535,33 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /dead-letters/:id': {
     tag: 'Dead letters',
     summary: 'One dead letter with its body, properties and recorded replays ({id}: dead letter id, envelope id or broker message id)',
+    description: 'An id no longer on the queue whose last recorded fate is a discard: 410 dead_letter_discarded, the problem carrying the discard record as its `discard` member.',
     access: OPERATOR,
     path: DeadLetterParams,
     ok: { '200': { description: 'The dead letter', schema: DeadLetterResponse } },
-    problems: ['dead_letter_not_found', 'service_unavailable'],
+    problems: ['dead_letter_not_found', 'dead_letter_discarded', 'service_unavailable'],
   },
   'POST /dead-letters/:id/replay': {
     tag: 'Dead letters',
     summary: 'Move a dead letter back to its source queue; recorded as DeadLetterReplayed',
+    description: 'A replay and a discard of the same message at once: one of them gets it, the other answers 409 dead_letter_taken.',
     access: OPERATOR,
     path: DeadLetterParams,
     body: ReplayBody,
     bodyRequired: false,
     ok: { '200': { description: 'Replayed', schema: DeadLetterReplayResponse } },
-    problems: ['dead_letter_not_found', 'dead_letter_not_selectable', 'dead_letter_without_source', 'replay_target_refused', 'service_unavailable'],
+    problems: ['dead_letter_not_found', 'dead_letter_discarded', 'dead_letter_taken', 'dead_letter_not_selectable', 'dead_letter_without_source', 'replay_target_refused', 'service_unavailable'],
+  },
+  'POST /dead-letters/:id/discard': {
+    tag: 'Dead letters',
+    summary: 'Remove a dead letter from the dead letter queue for good; recorded as DeadLetterDiscarded (never its body) and audited',
+    description:
+      "By its dead letter id: that copy; by its envelope id: every copy of the message. Recorded under the caller's token subject in the stream its replays go to, the event stored before the message is removed; audited as dead_letters.discard whatever the outcome (answered once the audit event is stored). A discarded id again: 410 dead_letter_discarded with the discard record (member `discard`). A replay or discard of the same message at the same time: one of them gets it, the other answers 409 dead_letter_taken.",
+    access: OPERATOR,
+    path: DeadLetterParams,
+    body: DiscardBody,
+    ok: { '200': { description: 'Discarded', schema: DeadLetterDiscardResponse } },
+    problems: ['dead_letter_not_found', 'dead_letter_discarded', 'dead_letter_taken', 'dead_letter_not_selectable', 'audit_unavailable', 'storage_unavailable', 'service_unavailable'],
   },
 
   // ---- operations ----

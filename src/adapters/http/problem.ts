@@ -64,7 +64,9 @@ export const PROBLEM_TYPES = {
   system_not_joining: [409, 'The system is not joining'],
   // Dead letters
   dead_letter_not_found: [404, 'No dead-lettered message has this id'],
-  dead_letter_not_selectable: [409, 'The dead-lettered message cannot be selected for replay'],
+  dead_letter_discarded: [410, 'The dead-lettered message was discarded'],
+  dead_letter_taken: [409, 'Another request took the dead-lettered message off the queue meanwhile'],
+  dead_letter_not_selectable: [409, 'The dead-lettered message cannot be selected for a replay or a discard'],
   dead_letter_without_source: [409, 'The dead-lettered message does not name its source queue'],
   replay_target_refused: [422, 'The dead-lettered message names a source queue the hub does not replay to'],
   // Consultations

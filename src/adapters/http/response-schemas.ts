@@ -135,14 +135,36 @@ export const DeadLetterResponse = DeadLetterSummary.extend({
   body: z.string(),
   applicationProperties: z.record(z.string(), z.unknown()),
   replays: z.array(z.record(z.string(), z.unknown())).describe('DeadLetterReplayed events recorded for this message'),
+  discards: z.array(z.record(z.string(), z.unknown())).describe('DeadLetterDiscarded events recorded for earlier copies of this message'),
 });
 export const DeadLetterReplayResponse = z.object({
   id: z.string(),
   envelopeId: z.string().nullable(),
   sourceQueue: z.string(),
-  moved: z.boolean(),
+  moved: z.number().int().describe('Messages moved back (by envelope id: every copy of it)'),
   replay: z.record(z.string(), z.unknown()).describe('The DeadLetterReplayed event recorded'),
   recordedIn: z.string().describe('The stream it was recorded in'),
+});
+/** The DeadLetterDiscarded event's data: what is kept of a discarded message (never its body). */
+export const DeadLetterDiscardRecord = z.object({
+  deadLetterId: z.string().nullable().describe('The copy addressed (UUIDs only)'),
+  envelopeId: z.string().nullable().describe('UUIDs only'),
+  deadLetterIds: z.array(z.string()).describe('The copies removed (UUIDs only)'),
+  at: instant,
+  by: z.string().describe("Who discarded: the caller's token subject"),
+  reason: z.string(),
+  sourceQueue: z.string().nullable().describe('As the message named it; null where it could hold a CPR number'),
+  deadLetterReason: z.string().nullable().describe('x-dlq-reason; null where it could hold a CPR number'),
+  attempts: z.number().int().nullable(),
+  replayCount: z.number().int(),
+  removed: z.number().int(),
+});
+export const DeadLetterDiscardResponse = z.object({
+  id: z.string(),
+  envelopeId: z.string().nullable(),
+  removed: z.number().int().describe('Messages removed (by envelope id: every copy of it)'),
+  discard: DeadLetterDiscardRecord.describe('The DeadLetterDiscarded event recorded'),
+  recordedIn: z.string().describe('The stream it was recorded in (the one its replays go to)'),
 });
 
 const AuditEvent = z.object({

@@ -212,6 +212,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /dead-letters': async () => ({ kind: 'dead_letters.manage' }),
     'GET /dead-letters/:id': async () => ({ kind: 'dead_letters.manage' }),
     'POST /dead-letters/:id/replay': async () => ({ kind: 'dead_letters.manage' }),
+    // Its own action, audited whatever the outcome: a message removed for good, which may have held patient data.
+    'POST /dead-letters/:id/discard': async () => ({ kind: 'dead_letters.discard' }),
     'POST /consultations': consultationAct(actor('body', 'applicantSystemId', ConsultationBody.shape.applicantSystemId)),
     'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [actor('query', 'system', ConsultationsQuery.shape.system)(request)] }),
     'GET /consultations/:id': async (request) => {
@@ -255,10 +257,13 @@ const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'aut
  * stay in the hash-chained audit trail, which erasure cannot reach.
  */
 const DOCUMENT_ID = /^[0-2](\.(0|[1-9]\d*))+$/;
+/** A dead letter's own id or an envelope id as the hub makes them (any other id a sender chose could be anything). */
+const DEAD_LETTER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const auditable = (value: string | null | undefined, shape: RegExp): string | null => (value && value.length <= 64 && shape.test(value) ? value : null);
 
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditable(action.uniqueId, DOCUMENT_ID);
+  if (action.kind === 'dead_letters.discard') return auditable(str(field(request.params, 'id')), DEAD_LETTER_ID);
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase') {
     const id = str(field(request.params, 'id'));
     if (id) return id.length <= 64 && isExistingConsultationId(id) ? id : null; // a legacy id too (never one with CPR digits)

@@ -19,6 +19,9 @@ import { DLQ_ID, ENVELOPE_ID_PROPERTY, envelopeIdOf } from './amqp-uplink-consum
  *   between the two leaves a copy in both queues; the uplink consumer dedupes by envelope id.
  *   The replayed copy drops the x-dlq-* and rts_dlq_id properties and carries x-replayed-from-dlq = true and
  *   x-replay-count (previous count + 1).
+ * - remove: the same receiver (takeSelected); the matches are held unsettled while the caller records the discard,
+ *   accepted (gone) only after, released when recording fails. A connection lost after the record was stored and
+ *   before the accept reached the broker leaves the message on the queue with its discard recorded: discard it again.
  */
 export const REPLAYED_FROM_DLQ = 'x-replayed-from-dlq';
 export const REPLAY_COUNT = 'x-replay-count';
@@ -107,13 +110,44 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
   }
 
   moveBack(selection: ReplaySelection, sourceQueue: string, max: number): Promise<readonly DeadLetter[]> {
-    const moved: DeadLetter[] = [];
+    return this.takeSelected(selection, max, { each: (message) => this.sender.sendRaw(sourceQueue, replayCopy(message)) });
+  }
+
+  remove(selection: ReplaySelection, max: number, record: (found: readonly DeadLetter[]) => Promise<void>): Promise<readonly DeadLetter[]> {
+    return this.takeSelected(selection, max, { each: async () => undefined, beforeAccept: record });
+  }
+
+  /**
+   * The one way messages are taken off the dead letter queue (moveBack, remove): a consuming receiver with a JMS
+   * selector, so only the chosen messages are taken; the broker hands each to one receiver only, so two calls for
+   * the same message (a replay and a discard) cannot both get it. `each` runs per match (moveBack: the send to the
+   * source queue); a match whose `each` fails is released (it stays a dead letter). Without `beforeAccept` a match
+   * is accepted (removed) as soon as its `each` resolved. With it, the matches stay unsettled, held for this receiver,
+   * until the drain ended and `beforeAccept` resolved with all of them (remove: the discard's event is stored), and
+   * are all released when it throws.
+   */
+  private takeSelected(
+    selection: ReplaySelection,
+    max: number,
+    steps: Readonly<{ each: (message: Message) => Promise<void>; beforeAccept?: (found: readonly DeadLetter[]) => Promise<void> }>,
+  ): Promise<readonly DeadLetter[]> {
+    const taken: DeadLetter[] = [];
+    const held: Delivery[] = [];
     const work: Promise<void>[] = [];
     const failures: Error[] = [];
     // A delivery of a lost connection must never be settled (the sender resends across a failover): the original
     // stays a dead letter and comes back; the replayed copy is deduped by envelope id downstream.
     let lost = false;
     const onLost = () => (lost = true);
+    const settle = (delivery: Delivery, accept: boolean) => {
+      if (lost) return;
+      try {
+        if (accept) delivery.accept();
+        else delivery.release({ delivery_failed: false, undeliverable_here: false });
+      } catch {
+        // The link closed meanwhile (timeout): the broker gives the message back, it stays a dead letter.
+      }
+    };
     this.connection.once('disconnected', onLost);
     return this.withReceiver(
       { filter: filter.selector(selectorFor(selection)) },
@@ -123,23 +157,37 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
         const delivery = context.delivery as Delivery | undefined;
         if (!message || !delivery) return;
         work.push(
-          this.sender.sendRaw(sourceQueue, replayCopy(message)).then(
+          steps.each(message).then(
             () => {
-              if (!lost) delivery.accept();
-              moved.push(toDeadLetter(message));
+              if (steps.beforeAccept) held.push(delivery);
+              else settle(delivery, true);
+              taken.push(toDeadLetter(message));
             },
             (error: unknown) => {
-              if (!lost) delivery.release({ delivery_failed: false, undeliverable_here: false });
+              settle(delivery, false);
               failures.push(error instanceof Error ? error : new Error(String(error)));
             },
           ),
         );
       },
       async () => {
-        await Promise.all(work);
-        this.connection.off('disconnected', onLost);
-        if (failures.length > 0 && moved.length === 0) throw failures[0]!;
-        return moved;
+        try {
+          await Promise.all(work);
+          if (steps.beforeAccept && taken.length > 0) {
+            if (lost) throw new UnavailableError('service_unavailable', 'the connection to the message broker was lost: the dead letter stays on the queue; try again');
+            try {
+              await steps.beforeAccept(taken);
+            } catch (error) {
+              for (const delivery of held) settle(delivery, false);
+              throw error;
+            }
+            for (const delivery of held) settle(delivery, true);
+          }
+          if (failures.length > 0 && taken.length === 0) throw failures[0]!;
+          return taken;
+        } finally {
+          this.connection.off('disconnected', onLost);
+        }
       },
     );
   }

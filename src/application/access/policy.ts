@@ -52,6 +52,11 @@ export type Action =
   | Readonly<{ kind: 'directory.read' }>
   | Readonly<{ kind: 'systems.manage' }>
   | Readonly<{ kind: 'dead_letters.manage' }>
+  /**
+   * Discarding a dead letter: the operators' too, but audited whatever its outcome (as an erasure is): it removes a
+   * message for good, and a message may hold patient data.
+   */
+  | Readonly<{ kind: 'dead_letters.discard' }>
   /** Acting for, or reading the consultations of, `systemId` (the applicant, or an expert's home system). */
   | Readonly<{ kind: 'consultation.act'; systemId: string }>
   | Readonly<{ kind: 'consultation.read'; systemIds: readonly string[] }>
@@ -94,6 +99,7 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
     case 'audit.read':
     case 'systems.manage':
     case 'dead_letters.manage':
+    case 'dead_letters.discard':
     case 'other':
       return role === 'operator' ? ALLOW : deny('operator_only');
     case 'system.keys':
@@ -124,6 +130,7 @@ export const concernsPatientData = (action: Action): boolean =>
   action.kind === 'patient.erase' ||
   action.kind === 'patient.export' ||
   action.kind === 'consultation.erase' ||
+  action.kind === 'dead_letters.discard' ||
   action.kind === 'erasures.list' ||
   action.kind === 'consultation.read' ||
   action.kind === 'consultation.act' ||
