@@ -163,6 +163,25 @@ describe('removing a dead letter (a discard)', () => {
     expect(events.map((e) => e.type).sort()).toEqual(['DeadLetterDiscardLinked', 'DeadLetterDiscarded']);
     expect((await dlq.browse(10)).map((d) => d.deadLetterId)).toEqual(['0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e11']);
   });
+
+  it('a replay records no CPR number from the sender\'s x-dlq-reason, and earlier replay records are shown without one', async () => {
+    const queue = 'test.dlq.replay-reason';
+    const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 5000 });
+    const id = '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e20';
+    const envelopeId = '6f1d2c3b-0000-4000-8000-000000000020';
+    await amq.sender.sendRaw(queue, { body: '{"n":1}', durable: true, application_properties: { rts_dlq_id: id, messageId: envelopeId, 'x-dlq-source-queue': 'test.dlq.replay-reason-source', 'x-dlq-reason': 'bad_schema: patient 251248-1234 unknown' } });
+    const store = new InMemoryEventStore();
+    const service = new DeadLetterService({ queue: dlq, store, clock: { now: () => DateTime.utc() }, ids: { uuid: () => randomUUID() }, replayTargets: { resolve: async () => ({ kind: 'uplink' }) } });
+    const replayed = await service.replay(id, { by: 'ops-7' });
+    expect(replayed.event).toMatchObject({ deadLetterReason: null, moved: 1 });
+    const stored = await store.readAll({ after: 0n, maxCount: 100 });
+    expect(JSON.stringify(stored.map((e) => e.data))).not.toMatch(/251248/);
+    // A replay recorded by an older build, with the reason as the sender wrote it.
+    await store.appendToStream(`dead-letter-${envelopeId}`, [{ id: randomUUID(), type: 'DeadLetterReplayed', data: { ...replayed.event, deadLetterReason: 'bad_schema: patient 251248-1234 unknown' } }], { expectedVersion: 'any' });
+    const history = await service.history(envelopeId);
+    expect(history.replays).toHaveLength(2);
+    expect(history.replays.map((r) => r.deadLetterReason)).toEqual([null, null]);
+  });
 });
 
 it('browsing again and again leaves the connection\'s other links flowing, and a browse of more than 2,048 messages ends', async () => {

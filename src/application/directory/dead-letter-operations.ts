@@ -259,7 +259,8 @@ export class DeadLetterService {
       note: input.note ?? null,
       reason: input.reason ?? null,
       sourceQueue,
-      deadLetterReason: deadLetter.reason,
+      // The sender's x-dlq-reason may hold anything, and a replay event outlives an erasure: as in a discard's.
+      deadLetterReason: withoutCprDigits(deadLetter.reason),
       attempts: deadLetter.attempts,
       replayCount: deadLetter.replayCount + 1,
       moved: moved.length,
@@ -334,7 +335,11 @@ export class DeadLetterService {
     if (!ID.test(id)) return { replays: [], discards: [] };
     const { events } = await this.deps.store.readStream(deadLetterStreamName(id));
     return {
-      replays: events.filter((e) => e.type === 'DeadLetterReplayed').map((e) => e.data as DeadLetterReplayed['data']),
+      // Replays recorded before their deadLetterReason was checked for CPR numbers are shown the same way.
+      replays: events
+        .filter((e) => e.type === 'DeadLetterReplayed')
+        .map((e) => e.data as DeadLetterReplayed['data'])
+        .map((r) => ({ ...r, deadLetterReason: withoutCprDigits(r.deadLetterReason) })),
       discards: events.filter((e) => e.type === 'DeadLetterDiscarded').map((e) => e.data as DeadLetterDiscarded['data']),
     };
   }
