@@ -99,6 +99,13 @@ describe('dead letters shown to operators', () => {
     expect(replays).toEqual([{ by: 'ops-7', note: 'alice', reason: 'fixed' }, { by: 'ops-7' }]);
   });
 
+  it("answers a replay with the sender's ids redacted where they hold a CPR number, as the list does", async () => {
+    const answer = await call('POST', `/dead-letters/${DLQ_ID}/replay`);
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.text)).toMatchObject({ id: DLQ_ID, envelopeId: '[redacted]' });
+    expect(answer.text).not.toContain('251248');
+  });
+
   it.each([
     [{ by: 'dpo 251248-1234' }],
     [{ reason: 'patient 251248-1234 asked' }],

@@ -106,9 +106,11 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
     const by = request.principal?.subject ?? 'anonymous';
     return answeringDiscarded(reply, async () => {
       const result = await deadLetters.replay(id, { by, ...(body?.by !== undefined ? { note: body.by } : {}), ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
+      const d = result.deadLetter;
+      // As in the list and the discard's answer: a sender's own ids may hold a CPR number.
       return reply.code(200).send({
-        id: result.deadLetter.id,
-        envelopeId: result.deadLetter.envelopeId,
+        id: d.id === d.deadLetterId ? d.id : shown(d.id),
+        envelopeId: shown(d.envelopeId),
         sourceQueue: result.sourceQueue,
         moved: result.moved,
         replay: result.event,
