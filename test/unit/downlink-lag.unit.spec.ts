@@ -6,18 +6,18 @@ import { DirectoryProjector } from '../../src/application/directory/directory-pr
 import { DirectoryService } from '../../src/application/directory/directory-service';
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
 import { UplinkHandler } from '../../src/application/directory/uplink-handler';
-import type { DownlinkEnvelope, UplinkEnvelope, UplinkPayloads, UplinkType } from '../../src/application/directory/directory-messages';
+import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
 import { DownlinkLagMonitor, downlinkLag, type DownlinkLag } from '../../src/application/downlink/downlink-lag';
 import { uuidV5 } from '../../src/application/ids';
 import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { InMemoryCheckpointStore } from '../../src/adapters/messaging/memory/in-memory-downlink';
-import { parseUplink } from '../../src/adapters/messaging/messages';
 import { downlinkLagRecorder } from '../../src/adapters/metrics/hub-metrics';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
 import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
 import type { ExpertProfile } from '../../src/domain/directory/expert';
+import { testExpert, testUplink } from '../support/directory-fixtures';
 
 /** A clock the test moves; the store records events at it too. */
 let nowMs = Date.parse('2024-05-01T10:00:00Z');
@@ -25,20 +25,9 @@ const clock = { now: () => DateTime.fromMillis(nowMs, { zone: 'utc' }) };
 let counter = 0;
 const ids = { uuid: () => uuidV5(`id/${counter++}`) };
 
-const profile = (i: number): ExpertProfile => ({
-  name: `Expert ${i}`,
-  title: 'Attending physician',
-  specialties: ['Cardiology'],
-  location: { city: 'Chengdu', hospital: `Hospital ${i % 7}` },
-  languages: ['zh'],
-  availability: 'available',
-});
+const profile = (i: number): ExpertProfile => testExpert(i);
 
-const uplink = <T extends UplinkType>(systemId: string, type: T, payload: UplinkPayloads[T], key: string): UplinkEnvelope => {
-  const parsed = parseUplink(JSON.stringify({ id: uuidV5(`msg/${systemId}/${key}`), type, version: 1, systemId, correlationId: `corr-${systemId}`, time: '2024-05-01T18:00:00+08:00', payload }));
-  if (!parsed.ok) throw new Error(`test message breaks the contract: ${parsed.detail}`);
-  return parsed.message;
-};
+const uplink = testUplink;
 
 const append = (store: EventStore, stream: string, n: number) =>
   store.appendToStream(stream, Array.from({ length: n }, () => ({ id: ids.uuid(), type: 'ObservationRecorded', data: { n } })));

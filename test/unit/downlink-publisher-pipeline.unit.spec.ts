@@ -7,33 +7,22 @@ import { DirectoryProjector } from '../../src/application/directory/directory-pr
 import { DirectoryService } from '../../src/application/directory/directory-service';
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
 import { UplinkHandler } from '../../src/application/directory/uplink-handler';
-import type { DownlinkEnvelope, UplinkEnvelope, UplinkPayloads, UplinkType } from '../../src/application/directory/directory-messages';
+import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
 import { uuidV5 } from '../../src/application/ids';
 import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { InMemoryCheckpointStore } from '../../src/adapters/messaging/memory/in-memory-downlink';
-import { parseUplink } from '../../src/adapters/messaging/messages';
 import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
 import type { ExpertProfile } from '../../src/domain/directory/expert';
+import { testExpert, testUplink } from '../support/directory-fixtures';
 
 const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
 let counter = 0;
 const ids = { uuid: () => uuidV5(`id/${counter++}`) };
 
-const profile = (i: number, title = 'Attending physician'): ExpertProfile => ({
-  name: `Expert ${i}`,
-  title,
-  specialties: ['Cardiology'],
-  location: { city: 'Chengdu', hospital: `Hospital ${i % 7}` },
-  languages: ['zh'],
-  availability: 'available',
-});
+const profile = (i: number, title?: string): ExpertProfile => testExpert(i, title !== undefined ? { title } : {});
 
-const uplink = <T extends UplinkType>(systemId: string, type: T, payload: UplinkPayloads[T], key: string): UplinkEnvelope => {
-  const parsed = parseUplink(JSON.stringify({ id: uuidV5(`msg/${systemId}/${key}`), type, version: 1, systemId, correlationId: `corr-${systemId}`, time: '2024-05-01T18:00:00+08:00', payload }));
-  if (!parsed.ok) throw new Error(`test message breaks the contract: ${parsed.detail}`);
-  return parsed.message;
-};
+const uplink = testUplink;
 
 /** A broker the test drives: each send waits until the test accepts (or fails) it. */
 class GatedOutbox implements DownlinkOutbox {
