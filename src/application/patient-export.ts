@@ -5,6 +5,7 @@ import type { Quantity } from '../domain/monitoring/tele-observation';
 import { NotFoundError } from '../domain/shared/errors';
 import type { AuditOutcome, ChainedAuditEntry } from './audit/audit-chain';
 import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, type AuditPosition, type AuditTrail } from './audit/audit-trail';
+import { patientSubject } from './access/patient-subject';
 import type { ConsultationContentErasure } from './consultation/consultation-erasure';
 import type { ConsultationView } from './consultation/consultation-projection';
 import type { PatientErasure } from './patient-erasure';
@@ -194,7 +195,7 @@ export class PatientExport {
       let after: AuditPosition | undefined;
       for (;;) {
         const page = await this.deps.audit.byPatient(patientKey, { from: new Date(from), to, now: end, limit: MAX_AUDIT_RESULTS, ...(after ? { after } : {}) });
-        items.push(...page.items.map(auditEntryOf));
+        items.push(...page.items.map(auditEntryOf(patientKey)));
         if (!page.truncated || page.next === null) break;
         after = page.next;
       }
@@ -255,10 +256,18 @@ const consultationOf = (c: ConsultationView, ownAttachments: readonly string[]):
   };
 };
 
-/** Who did what, when, and how it ended; not the address or the request id (the staff's and the hub's own data). */
-const auditEntryOf = (e: ChainedAuditEntry): ExportedAuditEntry => ({
+/** What an export shows for another patient's audit subject (see auditEntryOf). */
+export const ANOTHER_PATIENT = 'another patient';
+
+/**
+ * Who did what, when, and how it ended; not the address or the request id (the staff's and the hub's own data).
+ * A patient's subject is their pseudonym (a piece of their key, see patientSubject): under this patient's key it is
+ * theirs when the hub allowed the access (a patient reaches only their own data) or when it is their own pseudonym;
+ * otherwise another patient tried (refused: not_own_patient_data), and their pseudonym would link them across trails.
+ */
+const auditEntryOf = (patientKey: string) => (e: ChainedAuditEntry): ExportedAuditEntry => ({
   at: e.at,
-  subject: e.subject,
+  subject: e.role !== 'patient' || e.outcome === 'allowed' || e.subject === patientSubject(patientKey) ? e.subject : ANOTHER_PATIENT,
   role: e.role,
   systemId: e.systemId,
   action: e.action,

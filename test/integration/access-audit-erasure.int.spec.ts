@@ -327,7 +327,8 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(malformed.statusCode).toBe(422);
     expect(malformed.json()).toMatchObject({ code: 'invalid_patient_id', errors: [{ path: 'body.patient' }] });
     expect(malformed.text).not.toContain('251348');
-    expect((await call('POST', '/audit/search', operator, { patient: CPR_A, from: to, to: from })).json()).toMatchObject({ status: 422, code: 'invalid_interval' });
+    expect((await call('POST', '/audit/search', operator, { patient: CPR_A, from: to, to: from })).json()).toMatchObject({ status: 422, code: 'invalid_interval', errors: [{ path: 'body.from' }] });
+    expect((await call('GET', `/audit?user=ops&from=${encodeURIComponent(to)}&to=${encodeURIComponent(from)}`, operator)).json()).toMatchObject({ status: 422, code: 'invalid_interval', errors: [{ path: 'query.from' }] });
     const xml = await fetch(`${base}/audit/search`, { method: 'POST', headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/xml' }, body: '<patient>251248-1234</patient>' });
     expect(xml.status).toBe(415);
 

@@ -172,7 +172,7 @@ describe('POST /patients/export on the embedded store', () => {
   });
 
   it('records each export, allowed or refused, as patient.export under the patient’s key; the next export lists them', async () => {
-    const res = await call('GET', `/audit?patient=${A}`, operator);
+    const res = await call('POST', '/audit/search', operator, { patient: A });
     const exports = (res.body.items as any[]).filter((x) => x.action === 'patient.export');
     expect(exports.map((x) => [x.subject, x.outcome, x.status])).toEqual(
       expect.arrayContaining([
@@ -185,10 +185,18 @@ describe('POST /patients/export on the embedded store', () => {
     expect(exports.every((x) => x.patientKey === res.body.patientKey)).toBe(true);
     const again = await exportOf(patientA, A);
     expect(again.body.audit.entries.filter((x: any) => x.action === 'patient.export' && x.subject === 'dpo-jensen')).toEqual([expect.objectContaining({ role: 'operator', outcome: 'allowed', status: 200 })]);
+    // Patient B's refused attempt is in A's trail, but not B's pseudonym (a piece of B's key, the same in every trail).
+    const bSubject = exports.find((x) => x.role === 'patient' && x.outcome === 'denied')!.subject as string;
+    const entries = again.body.audit.entries as any[];
+    expect(JSON.stringify(entries)).not.toContain(bSubject);
+    expect(entries.filter((x) => x.action === 'patient.export' && x.role === 'patient' && x.outcome === 'denied')).toEqual([expect.objectContaining({ subject: 'another patient', status: 403 })]);
+    expect(entries.filter((x) => x.action === 'patient.export' && x.role === 'patient' && x.outcome === 'allowed').map((x) => x.subject)).toContain(
+      exports.find((x) => x.role === 'patient' && x.outcome === 'allowed')!.subject,
+    );
   });
 
   it('answers problems as the other routes do: malformed CPR 422, wrong shape 400, XML 415, GET 405; unknown patient 404, audited', async () => {
-    expect((await exportOf(operator, '251348-1234')).body).toMatchObject({ code: 'invalid_patient_id', status: 422 });
+    expect((await exportOf(operator, '251348-1234')).body).toMatchObject({ code: 'invalid_patient_id', status: 422, errors: [{ path: 'body.patient' }] });
     expect((await exportOf(patientA, 'abc')).body).toMatchObject({ code: 'invalid_patient_id' });
     expect((await call('POST', '/patients/export', operator, { patientId: A })).body).toMatchObject({ code: 'invalid_request', status: 400 });
     expect((await call('POST', '/patients/export', operator, '<patient/>', 'application/xml')).status).toBe(415);

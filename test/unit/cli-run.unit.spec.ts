@@ -470,12 +470,25 @@ describe('run export', () => {
     expect(nowhere.calls).toHaveLength(0);
   });
 
-  it('a file that cannot be created (a dangling symlink in its place is not written through): exit 6, nothing left', async () => {
+  it('--out naming a dangling symlink: exit 2 before any request (it is a file that exists), nothing written through it', async () => {
     const target = join(dir, 'elsewhere.json');
     const link = join(dir, 'link.json');
     symlinkSync(target, link);
     const h = await harness(['export', '--patient', CPR, '--out', link], [exported()], { RTS_TOKEN: 'tok' });
+    expect(h.code).toBe(EXIT.usage);
+    expect(h.calls).toHaveLength(0); // no export made, so none audited
+    expect(h.err).toContain('exists already');
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it('a file that cannot be created after all (a symlink put in its place during the request is not written through): exit 6, nothing left', async () => {
+    const target = join(dir, 'elsewhere-2.json');
+    const link = join(dir, 'link-2.json');
+    // The answer arrives after someone made the name a symlink: the exclusive open refuses it.
+    const answerAfterRace = { then: (ok: (r: Response) => void) => { symlinkSync(target, link); ok(exported()); } } as unknown as Response;
+    const h = await harness(['export', '--patient', CPR, '--out', link], [answerAfterRace], { RTS_TOKEN: 'tok' });
     expect(h.code).toBe(EXIT.files);
+    expect(h.calls).toHaveLength(1);
     expect(h.err).toContain('could not be written to the file given with --out (EEXIST)');
     expect(existsSync(target)).toBe(false);
   });

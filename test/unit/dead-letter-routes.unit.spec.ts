@@ -1,7 +1,7 @@
 // The dead-letter routes (adapters/http/dead-letter-routes.ts) on a bare fastify app with a fake service: what an
 // operator sees of a misbehaving sender's message, who a replay is recorded as, and what its texts may hold.
 import Fastify, { type FastifyInstance } from 'fastify';
-import { registerDeadLetterRoutes } from '../../src/adapters/http/dead-letter-routes';
+import { deadLetterSummary, registerDeadLetterRoutes } from '../../src/adapters/http/dead-letter-routes';
 import { problemInstance, sendProblem, toProblem } from '../../src/adapters/http/problem';
 import { DeadLetterDiscardedError, type DeadLetter, type DeadLetterService, type DiscardInput, type DiscardRecord, type ReplayInput } from '../../src/application/directory/dead-letter-operations';
 
@@ -97,6 +97,16 @@ describe('dead letters shown to operators', () => {
     expect((await call('POST', `/dead-letters/${DLQ_ID}/replay`, { by: 'alice', reason: 'fixed' })).status).toBe(200);
     expect((await call('POST', `/dead-letters/${DLQ_ID}/replay`)).status).toBe(200);
     expect(replays).toEqual([{ by: 'ops-7', note: 'alice', reason: 'fixed' }, { by: 'ops-7' }]);
+  });
+
+  it('a dead letter a sender put on the queue itself: its non-UUID ids and its x-dlq-at are not shown as they came', () => {
+    const forged: DeadLetter = { ...letter, id: '251248-1234', deadLetterId: '251248-1234', deadLetteredAt: '251248-1234' };
+    const summary = deadLetterSummary(forged);
+    expect(summary).toMatchObject({ id: '[redacted]', deadLetterId: '[redacted]', deadLetteredAt: null });
+    expect(JSON.stringify(summary)).not.toContain('251248');
+    // The hub's own: a UUID and an instant, as they are.
+    expect(deadLetterSummary(letter)).toMatchObject({ id: DLQ_ID, deadLetterId: DLQ_ID, deadLetteredAt: letter.deadLetteredAt });
+    expect(deadLetterSummary({ ...letter, id: 'pat-7', deadLetterId: 'pat-7' })).toMatchObject({ id: 'pat-7', deadLetterId: 'pat-7' });
   });
 
   it("answers a replay with the sender's ids redacted where they hold a CPR number, as the list does", async () => {

@@ -33,11 +33,7 @@ export type TokenClaims = z.infer<typeof TokenClaims>;
 /** Whether a token subject holds something shaped like a CPR number: see isCprLike (domain/monitoring/cpr). */
 export { isCprLike };
 
-/**
- * The `sub` of a patient's token minted here (dev-login, token.js) when none is given: a pseudonym from the patient's
- * pseudonymous key (never the CPR number), so each patient has a rate-limit bucket and an audit subject of their own.
- */
-export const patientSubject = (patientKey: string): string => `patient-${patientKey.replace(/^p/, '').slice(0, 12)}`;
+export { patientSubject } from '../../application/access/patient-subject';
 
 /** InvalidTokenError's reason for a token whose `sub` is a CPR number (see isCprLike). */
 export const SUB_IS_CPR = 'ERR_SUB_IS_CPR';

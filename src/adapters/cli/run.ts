@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DateTime, IANAZone } from 'luxon';
 import { MAX_DAYS, parseCommandLine, type Command, type ReadStdin } from './args';
@@ -167,12 +167,22 @@ export const writePrivateFile = (file: string, text: string): void => {
 
 const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
+const lstatOrNull = (path: string): ReturnType<typeof lstatSync> | null => {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+};
+
 const exportPatient = async (cmd: Export, deps: RunDependencies): Promise<ExitCode> => {
   // The file is checked before the request, so a wrong --out costs no export (and no audit entry); never named in a
   // message, as a path may hold the CPR number (export-251248-1234.json).
   if (cmd.out !== undefined) {
     const parent = dirname(resolve(cmd.out));
-    if (existsSync(cmd.out)) {
+    // lstat, not exists: a symlink whose target is missing is there too, and the exclusive open would refuse it only
+    // after the export had been made (and audited).
+    if (lstatOrNull(cmd.out) !== null) {
       deps.stderr.write(`rts: the file given with --out exists already: the export is not written over a file; give a new name\nRun 'rts export --help' for usage.\n`);
       return EXIT.usage;
     }

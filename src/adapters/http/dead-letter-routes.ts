@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
 import { containsCprDigits } from '../../domain/monitoring/cpr';
-import { DeadLetterDiscardedError, MAX_LIST_LIMIT, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
+import { DeadLetterDiscardedError, MAX_LIST_LIMIT, uuidOrNull, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
 import { problem, sendProblem } from './problem';
 import { type AnswerOf, DeadLetterSummary } from './response-schemas';
 import { parseInput } from './schemas';
@@ -53,9 +53,17 @@ const shown = <T extends string | null>(value: T): T | typeof REDACTED => (value
 const shownProperties = (properties: Readonly<Record<string, unknown>>): Record<string, unknown> =>
   Object.fromEntries(Object.entries(properties).map(([key, value]) => [containsCprDigits(key) ? REDACTED : key, typeof value === 'string' ? shown(value) : value]));
 
+/**
+ * The ids that address a dead letter. The hub's own are UUIDs, shown as they are (a UUID's digits may by chance look
+ * like a CPR number, and a redacted id could not be addressed); anything else, which a sender writing to the dead
+ * letter queue itself can set, is redacted where it holds a CPR number.
+ */
+const shownId = (value: string | null): string | null => (uuidOrNull(value) ?? shown(value));
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
 export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSummary> => ({
-  id: d.id === d.deadLetterId ? d.id : shown(d.id),
-  deadLetterId: d.deadLetterId, // the hub's own UUID
+  id: shownId(d.id)!,
+  deadLetterId: shownId(d.deadLetterId),
   envelopeId: shown(d.envelopeId),
   brokerMessageId: shown(d.brokerMessageId),
   type: shown(d.type),
@@ -63,7 +71,8 @@ export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSumm
   reason: shown(d.reason), // the hub's, or a client-side dead-lettering system's
   sourceQueue: shown(d.sourceQueue),
   attempts: d.attempts,
-  deadLetteredAt: d.deadLetteredAt,
+  // x-dlq-at: the hub writes an instant, a sender writing to the queue anything; shown only when it is an instant.
+  deadLetteredAt: d.deadLetteredAt !== null && ISO_INSTANT.test(d.deadLetteredAt) ? d.deadLetteredAt : null,
   replayCount: d.replayCount,
   bodyChars: d.body.length,
 });
@@ -109,7 +118,7 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
       const d = result.deadLetter;
       // As in the list and the discard's answer: a sender's own ids may hold a CPR number.
       return reply.code(200).send({
-        id: d.id === d.deadLetterId ? d.id : shown(d.id),
+        id: shownId(d.id)!,
         envelopeId: shown(d.envelopeId),
         sourceQueue: result.sourceQueue,
         moved: result.moved,
@@ -128,7 +137,7 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
       const result = await deadLetters.discard(id, { by, reason });
       const d = result.deadLetter;
       return reply.code(200).send({
-        id: d.id === d.deadLetterId ? d.id : shown(d.id),
+        id: shownId(d.id)!,
         envelopeId: shown(d.envelopeId),
         removed: result.removed,
         discard: result.event,

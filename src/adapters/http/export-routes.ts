@@ -39,7 +39,7 @@ export const registerPatientExportRoutes = (app: FastifyInstance, deps: PatientE
   app.post('/patients/export', async (request, reply) => {
     if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
     const { patient } = parseInput(PatientExportBody, request.body, 'body');
-    const cpr = parseCpr(patient);
+    const cpr = parseCpr(patient, 'body.patient');
     return reply.header('content-type', 'application/json; charset=utf-8').send(patientExportDto(cpr, await deps.exporter.exportPatientData(cpr)));
   });
 };

@@ -574,7 +574,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       to: to ? to.getTime() : null,
     };
     // cursor= (a client's empty nextCursor) is the first page, as on the other paged routes.
-    const search: AuditSearch = { from, to, now, limit: q.limit, after: q.cursor ? decodeAuditCursor(q.cursor, key) : undefined };
+    const source = patientPath?.startsWith('body.') ? 'body' : 'query';
+    const search: AuditSearch = { from, to, now, limit: q.limit, after: q.cursor ? decodeAuditCursor(q.cursor, key) : undefined, source };
     const page = key.by === 'patient' ? await deps.audit.byPatient(key.who, search) : await deps.audit.bySubject(key.who, search);
     return {
       ...(key.by === 'patient' ? { patientKey: key.who } : { user: key.who }),

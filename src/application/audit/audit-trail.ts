@@ -61,6 +61,8 @@ export type AuditSearch = Readonly<{
   limit?: number;
   /** Go on after this position (an earlier answer's `next`, for the same query). */
   after?: AuditPosition;
+  /** Where the caller's from and to came from, for an error's path: the URL's query (default) or the body. */
+  source?: 'query' | 'body';
 }>;
 
 export type AuditPage = Readonly<{
@@ -391,12 +393,13 @@ const chainsOf = (day: string): string[] => Array.from({ length: AUDIT_PARTITION
  * reversed interval (invalid_interval) and one longer than MAX_AUDIT_DAYS (interval_too_wide): an answer is never
  * silently cut to fewer days than asked for.
  */
-export const auditDaysOf = (search: Pick<AuditSearch, 'from' | 'to' | 'now'>): string[] => {
+export const auditDaysOf = (search: Pick<AuditSearch, 'from' | 'to' | 'now' | 'source'>): string[] => {
+  const fromPath = `${search.source ?? 'query'}.from`;
   const from = search.from.getTime();
   const to = search.to ? search.to.getTime() : Math.max(search.now.getTime(), from);
-  if (search.to && to <= from) throw new ValidationError('invalid_interval', 'from must lie before to', [{ path: 'query.from', message: 'not before to' }]);
+  if (search.to && to <= from) throw new ValidationError('invalid_interval', 'from must lie before to', [{ path: fromPath, message: 'not before to' }]);
   if (to - from > MAX_AUDIT_DAYS * 86_400_000) {
-    throw new ValidationError('interval_too_wide', `an audit query may span at most ${MAX_AUDIT_DAYS} days`, [{ path: 'query.from', message: `at most ${MAX_AUDIT_DAYS} days before to` }]);
+    throw new ValidationError('interval_too_wide', `an audit query may span at most ${MAX_AUDIT_DAYS} days`, [{ path: fromPath, message: `at most ${MAX_AUDIT_DAYS} days before to` }]);
   }
   // [from, to): the last instant in it is to - 1 ms (an open end includes now itself).
   const last = search.to ? to - 1 : to;

@@ -145,7 +145,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export const deadLetterStreamName = (id: string): string => `dead-letter-${UUID.test(id) ? id : `h${sha256Hex(id).slice(0, 32)}`}`;
 /** An id stored in a replay's or discard's event only when it is a UUID (see deadLetterStreamName). */
-const uuidOrNull = (id: string | null): string | null => (id !== null && UUID.test(id) ? id : null);
+export const uuidOrNull = (id: string | null): string | null => (id !== null && UUID.test(id) ? id : null);
 /**
  * What the sender may have set (x-dlq-source-queue, x-dlq-reason: a client-side dead-lettering system writes them),
  * kept in a discard's event only when it cannot hold a CPR number (the views' check): the event outlives erasure.
