@@ -34,7 +34,7 @@ import { startHubMessaging } from './hub-messaging';
 import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
 import { checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
-import { maxHttpConnections } from './http-connections';
+import { DEFAULT_MAX_HTTP_CONNECTIONS, maxHttpConnections } from './http-connections';
 import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
@@ -63,7 +63,14 @@ export type StartHubOptions = Readonly<{
  */
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
   // Checked before anything opens: a cap the descriptor limit cannot hold is a ConfigError naming it.
-  const maxConnections = maxHttpConnections(config, openFileLimit());
+  const fileLimit = openFileLimit();
+  const maxConnections = maxHttpConnections(config, fileLimit);
+  if (config.RTS_HTTP_MAX_CONNECTIONS === undefined && maxConnections < DEFAULT_MAX_HTTP_CONNECTIONS) {
+    logger.warn(
+      { maxConnections, fileLimit, default: DEFAULT_MAX_HTTP_CONNECTIONS },
+      `the open-file limit lowers the cap on HTTP connections below its default of ${DEFAULT_MAX_HTTP_CONNECTIONS}: raise the limit (systemd LimitNOFILE=, ulimit -Hn) or set RTS_HTTP_MAX_CONNECTIONS to say the lower cap is meant`,
+    );
+  }
   // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.
   const lock = lockEmbeddedStore(config, 'RTS_DATA_DIR');
   try {

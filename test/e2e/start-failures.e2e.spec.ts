@@ -168,6 +168,12 @@ describe('start failures (e2e)', () => {
     expect(fitted.code).toBe(0);
     const listening = fitted.out.split('\n').find((line) => line.includes('"telemed-rts listening"'));
     expect(JSON.parse(listening!)).toMatchObject({ maxConnections: 1024 - 128 });
+    // Lowered below the default without being asked to: said once, as a warning, before the hub listens.
+    const lowered = fitted.out.split('\n').filter((line) => line.includes('lowers the cap on HTTP connections'));
+    expect(lowered.map((line) => JSON.parse(line))).toEqual([expect.objectContaining({ level: 40, maxConnections: 896, fileLimit: 1024, default: 1024 })]);
+    const explicit = await underLimit({ RTS_HTTP_MAX_CONNECTIONS: '500' }, (out) => out.includes('"telemed-rts listening"'));
+    expect(explicit.out).toContain('"maxConnections":500');
+    expect(explicit.out).not.toContain('lowers the cap on HTTP connections');
   });
 
   it('an RTS_HUB_KEYS_FILE that is not there: exit 78 naming it (the hub makes no keys of its own there)', async () => {

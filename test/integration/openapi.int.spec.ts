@@ -67,6 +67,11 @@ describe('the OpenAPI document and the routes the hub serves', () => {
       expect(op.summary).toMatch(new RegExp(`^Deprecated: ${successor}\\.`));
       expect(op.responses['200'].headers.Deprecation.schema.const).toMatch(/^@\d{10}$/);
       expect(op.responses['200'].headers.Link.schema.const).toContain(`<${successor.split(' ')[1]}>; rel="successor-version"`);
+      // Refusals and errors carry them too (the 401 beside its WWW-Authenticate).
+      for (const [status, response] of Object.entries(op.responses as Record<string, { headers?: Record<string, unknown> }>)) {
+        expect({ status, headers: Object.keys(response.headers ?? {}) }).toEqual({ status, headers: expect.arrayContaining(['Deprecation', 'Link']) });
+      }
+      expect(Object.keys(op.responses['401'].headers)).toContain('WWW-Authenticate');
       const [sm, sp] = successor.split(' ');
       const next = doc.paths[sp!][sm!.toLowerCase()];
       expect({ successor, described: next !== undefined, deprecated: next?.deprecated }).toEqual({ successor, described: true, deprecated: undefined });

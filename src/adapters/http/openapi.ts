@@ -153,6 +153,13 @@ const operation = (key: string, op: Operation): Json => {
     };
   }
   Object.assign(responses, problemResponses(codes));
+  // Every answer of a deprecated route carries the fields, refusals and errors too (deprecated-routes.ts).
+  if (deprecation) {
+    for (const [status, response] of Object.entries(responses)) {
+      const { headers, ...rest } = response as { headers?: Json };
+      responses[status] = { ...rest, headers: { ...(headers ?? {}), ...deprecationHeaders } };
+    }
+  }
   return {
     operationId: key.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, ''),
     summary: op.summary,
