@@ -2,7 +2,7 @@
  * telemed-rts as a library. See README "Embedding the core".
  */
 export { openTeleMed, type EmbeddedTeleMed, type EmbeddedTeleMedService, type EmbeddedXds, type CorrectionOptions, type OpenOptions } from './bootstrap/library';
-export type { ErasureOptions, ErasureResult, ErasurePage, RecordedErasure } from './application/patient-erasure';
+export type { ErasureOptions, ErasureResult, ErasurePage, RecordedErasure, RecordedPatientErasure, RecordedConsultationErasure } from './application/patient-erasure';
 export { startHub, type RunningHub } from './bootstrap/main';
 export { loadConfig, ConfigError, type Config } from './bootstrap/config';
 export type { TeleMed, StoredObservation, RecordOptions, RecordResult } from './application/telemed';

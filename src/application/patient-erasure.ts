@@ -9,6 +9,10 @@ import type { RegistryReadModel } from './ports/registry-read-model';
 import type { Projector } from './projector';
 import type { ConsultationContentErasure } from './consultation/consultation-erasure';
 import { PATIENT_ERASED, patientStreamName } from './sealed-documents';
+import { isExistingConsultationId } from '../domain/consultation/legacy-id';
+
+/** The event of a consultation's content erasure (consultation.ts); by id, or with a patient's erasure. */
+const CONSULTATION_CONTENT_ERASED = 'ConsultationContentErased';
 
 /**
  * `known`: the hub held something of the patient before this call (a document, a data key, or an erasure already
@@ -35,8 +39,14 @@ export type ErasureOptions = Readonly<{
   ifUnknown?: 'refuse' | 'erase';
 }>;
 
-/** One recorded erasure: pseudonymous key and time only (what a restored copy needs to repeat it). */
-export type RecordedErasure = Readonly<{ patientKey: string; erasedAt: string }>;
+/**
+ * One recorded erasure: what a restored copy needs to repeat it, and nothing more. A patient's: the pseudonymous key
+ * and time (PUT /erasures/{patientKey}). A consultation's content erased by id (DELETE /consultations/{id}/content):
+ * the consultation's id and time (an id is a UUID, or a legacy id holding no CPR number: not personal data).
+ */
+export type RecordedPatientErasure = Readonly<{ kind: 'patient'; patientKey: string; erasedAt: string }>;
+export type RecordedConsultationErasure = Readonly<{ kind: 'consultation'; consultationId: string; erasedAt: string }>;
+export type RecordedErasure = RecordedPatientErasure | RecordedConsultationErasure;
 export type ErasurePage = Readonly<{ items: readonly RecordedErasure[]; next: bigint | null }>;
 
 /**
@@ -127,10 +137,24 @@ export class PatientErasure {
     return typeof recorded === 'string' ? recorded : undefined;
   }
 
-  /** The erasures recorded in the store after position `after` (0n: from the first), oldest first, at most `limit`. */
+  /**
+   * The erasures recorded in the store after position `after` (0n: from the first), oldest first, at most `limit`:
+   * each patient's (PatientErased) and each consultation content erased by id (ConsultationContentErased with cause
+   * `requested`), in the order they were recorded. A consultation erased with its patient is not listed: repeating
+   * the patient's erasure on a restored copy erases it again (ConsultationContentErasure.erasePatient reads that
+   * copy's requests). One read of the store's index by type, from the cursor on: no scan of other events. A page may
+   * hold fewer items than `limit` (those skipped consultations) and still have a `next`.
+   */
   async recorded(after: bigint, limit: number): Promise<ErasurePage> {
-    const events = await this.deps.store.readAll({ after, maxCount: limit, types: new Set([PATIENT_ERASED]) });
-    const items = events.filter((e) => e.type === PATIENT_ERASED).map((e) => ({ patientKey: String(e.data['patientKey']), erasedAt: String(e.data['erasedAt']) }));
+    const events = await this.deps.store.readAll({ after, maxCount: limit, types: new Set([PATIENT_ERASED, CONSULTATION_CONTENT_ERASED]) });
+    const items = events.flatMap((e): RecordedErasure[] => {
+      const erasedAt = String(e.data['erasedAt']);
+      if (e.type === PATIENT_ERASED) return [{ kind: 'patient', patientKey: String(e.data['patientKey']), erasedAt }];
+      if (e.type !== CONSULTATION_CONTENT_ERASED || e.data['cause'] === 'patient_erased') return [];
+      // Never an id that may hold a CPR number (those are refused everywhere, legacy-id.ts): not into a register kept off the hub.
+      const consultationId = e.data['consultationId'];
+      return typeof consultationId === 'string' && isExistingConsultationId(consultationId) ? [{ kind: 'consultation', consultationId, erasedAt }] : [];
+    });
     // A page shorter than asked for is the last one (the port's promise for filtered reads).
     return { items, next: events.length < limit ? null : events[events.length - 1]!.globalPosition };
   }

@@ -149,12 +149,12 @@ describe('repeating erasures after a restore, as a library user', () => {
       expect(JSON.stringify(lines)).not.toMatch(/251248|010203/);
 
       const page1 = await live.listErasures({ limit: 1 });
-      expect(page1.items).toEqual([{ patientKey: first.patientKey, erasedAt: first.erasedAt }]);
+      expect(page1.items).toEqual([{ kind: 'patient', patientKey: first.patientKey, erasedAt: first.erasedAt }]);
       const page2 = await live.listErasures({ after: page1.next!, limit: 1 });
-      expect(page2.items).toEqual([{ patientKey: stranger.patientKey, erasedAt: stranger.erasedAt }]);
+      expect(page2.items).toEqual([{ kind: 'patient', patientKey: stranger.patientKey, erasedAt: stranger.erasedAt }]);
       expect((await live.listErasures()).items).toHaveLength(2);
 
-      for (const { patientKey } of (await live.listErasures()).items) await restored.eraseByKey(patientKey, { by: 'restore' });
+      for (const item of (await live.listErasures()).items) if (item.kind === 'patient') await restored.eraseByKey(item.patientKey, { by: 'restore' });
       await expect(restored.telemed.getObservationsFor(PATIENT, lastDays(1, now))).rejects.toMatchObject({ code: 'patient_erased' });
       await expect(restored.telemed.processAndStore(reading(121, 1, '010203-4321'))).rejects.toMatchObject({ code: 'patient_erased' });
       await expect(restored.eraseByKey('251248-1234', { by: 'dpo' })).rejects.toMatchObject({ code: 'invalid_request', details: [expect.objectContaining({ path: 'patientKey' })] });

@@ -105,10 +105,39 @@ describe('PatientErasure', () => {
     later(1);
     expect(await erasure.eraseKey('pabc', { by: 'ops', ifUnknown: 'erase' })).toMatchObject({ patientKey: 'pabc', erasedAt: '2026-03-01T10:01:00Z', known: false });
     const all = await erasure.recorded(0n, 10);
-    expect(all).toEqual({ items: [{ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z' }, { patientKey: 'pabc', erasedAt: '2026-03-01T10:01:00Z' }], next: null });
+    expect(all).toEqual({ items: [{ kind: 'patient', patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z' }, { kind: 'patient', patientKey: 'pabc', erasedAt: '2026-03-01T10:01:00Z' }], next: null });
     const first = await erasure.recorded(0n, 1);
-    expect(first.items.map((i) => i.patientKey)).toEqual(['p2512481234']);
+    expect(first.items).toEqual([expect.objectContaining({ patientKey: 'p2512481234' })]);
     expect(first.next).not.toBeNull();
-    expect((await erasure.recorded(first.next!, 1)).items.map((i) => i.patientKey)).toEqual(['pabc']);
+    expect((await erasure.recorded(first.next!, 1)).items).toEqual([expect.objectContaining({ patientKey: 'pabc' })]);
+  });
+
+  it("lists a consultation's content erased by id among the patients' erasures, in the order recorded; not one erased with its patient", async () => {
+    const { erasure, store, later } = setUp();
+    const byId = 'c1b2c3d4-0000-4000-8000-000000000001';
+    const withPatient = 'c1b2c3d4-0000-4000-8000-000000000002';
+    const erased = (consultationId: string, cause: string, erasedAt: string) =>
+      store.appendToStream(`consultation-${consultationId}`, [{ id: `e-${consultationId}`, type: 'ConsultationContentErased', data: { consultationId, cause, erasedAt } }]);
+    await erased(byId, 'requested', '2026-03-01T09:59:00.000Z');
+    await erasure.erase(cpr, { by: 'dpo' });
+    await erased(withPatient, 'patient_erased', '2026-03-01T10:00:00.000Z');
+    // A legacy id holding a CPR number (refused everywhere since; an old store may hold one): never listed.
+    await erased('251248-1234', 'requested', '2026-03-01T10:00:30.000Z');
+    await erased('cons-0001', 'requested', '2026-03-01T10:00:40.000Z');
+    later(1);
+    await erasure.eraseKey('pabc', { by: 'ops', ifUnknown: 'erase' });
+    expect((await erasure.recorded(0n, 10)).items).toEqual([
+      { kind: 'consultation', consultationId: byId, erasedAt: '2026-03-01T09:59:00.000Z' },
+      { kind: 'patient', patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z' },
+      { kind: 'consultation', consultationId: 'cons-0001', erasedAt: '2026-03-01T10:00:40.000Z' },
+      { kind: 'patient', patientKey: 'pabc', erasedAt: '2026-03-01T10:01:00Z' },
+    ]);
+    // Pages go by position: a page of skipped events is shorter than asked for and still says more follow.
+    const p1 = await erasure.recorded(0n, 2);
+    expect(p1.items.map((i) => i.kind)).toEqual(['consultation', 'patient']);
+    const p2 = await erasure.recorded(p1.next!, 2);
+    expect(p2).toEqual({ items: [], next: expect.any(BigInt) });
+    const p3 = await erasure.recorded(p2.next!, 2);
+    expect(p3.items.map((i) => (i.kind === 'patient' ? i.patientKey : i.consultationId))).toEqual(['cons-0001', 'pabc']);
   });
 });

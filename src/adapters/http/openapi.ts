@@ -299,8 +299,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'GET /erasures': {
     tag: 'Privacy and audit',
-    summary: 'The erasures recorded in the store, oldest first: pseudonymous key and time',
-    description: 'An erasure register for the operator to keep beside the backups: after a restore, PUT /erasures/{patientKey} (or rts erasures apply) repeats those the backup predates. Each read is audited as action erasures.list (an erasure is patient.erase).',
+    summary: "The erasures recorded in the store, oldest first: patients' (pseudonymous key and time) and consultations' content erased by id (id and time)",
+    description: "An erasure register for the operator to keep beside the backups: after a restore, PUT /erasures/{patientKey} for kind patient and DELETE /consultations/{consultationId}/content for kind consultation (or rts erasures apply) repeat those the backup predates. A consultation erased with its patient is not listed (the patient's erasure repeats it). A page may hold fewer items than limit and still have next. Each read is audited as action erasures.list (an erasure is patient.erase).",
     access: OPERATOR,
     query: ErasuresQuery,
     ok: { '200': { description: 'One page of erasures', schema: ErasuresList } },

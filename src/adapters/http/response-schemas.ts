@@ -214,7 +214,16 @@ export const ErasureResponse = z.object({
 });
 export const ErasuresList = z.object({
   count: z.number().int(),
-  items: z.array(z.object({ patientKey: z.string(), erasedAt: instant })).describe('Oldest first; pseudonymous keys only'),
+  items: z
+    .array(
+      z.discriminatedUnion('kind', [
+        z.object({ kind: z.literal('patient'), patientKey: z.string(), erasedAt: instant }).describe("A patient's erasure: repeat it with PUT /erasures/{patientKey}"),
+        z
+          .object({ kind: z.literal('consultation'), consultationId: z.string(), erasedAt: instant })
+          .describe("A consultation's content erased by id (DELETE /consultations/{id}/content): repeat it so. Those erased with their patient are not listed: the patient's erasure repeats them"),
+      ]),
+    )
+    .describe('Oldest first; pseudonymous keys and consultation ids only. A saved answer without kind (builds before 2026-12-02) holds patients only'),
   next: z.string().optional().describe('Pass as ?after= for the next page; absent on the last page'),
 });
 export const DevLoginResponse = z.object({ token: z.string().describe('A JWT (HS256) to send as Authorization: Bearer'), expiresIn: z.number().int().describe('seconds') });
