@@ -19,7 +19,7 @@ import { STORAGE_UNAVAILABLE } from '../adapters/event-store/sqlite/storage-fail
 import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
-import { logErasure } from '../adapters/backup/erasure-log-line';
+import { logConsultationErasure, logErasure } from '../adapters/backup/erasure-log-line';
 import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
@@ -199,7 +199,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
         throw new ValidationError('invalid_request', 'consultationId: a UUID', [{ path: 'consultationId', message: 'a UUID' }]);
       }
       const result = await container.get<ConsultationContentErasure>(TOKENS.ConsultationErasure).erase(consultationId, checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'));
-      if (!result.alreadyErased) logger.info({ event: 'ConsultationContentErased', consultationId, erasedAt: result.erasedAt }, 'consultation content erased');
+      logConsultationErasure(logger, result);
       return result;
     }),
     listErasures: life.wrap((listOptions?: Readonly<{ after?: bigint; limit?: number }>) => {

@@ -25,6 +25,15 @@ export const logErasure = (logger: ErasureLogger, result: ErasureResult): void =
   logger.child({}, { level: 'info' }).info({ event: PATIENT_ERASED, patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, ERASURE_LOG_MESSAGE);
 };
 
+/** The line of a consultation's content erased by id (`consultation content erased`), its id and time: in the log at every level but silent, as the patient's, so the log repeats it too. */
+export const CONSULTATION_ERASURE_LOG_MESSAGE = 'consultation content erased';
+
+/** Writes that line, unless it repeats an erasure already recorded. */
+export const logConsultationErasure = (logger: ErasureLogger, result: Readonly<{ consultationId: string; erasedAt: string; alreadyErased: boolean }>): void => {
+  if (result.alreadyErased || logger.level === 'silent') return;
+  logger.child({}, { level: 'info' }).info({ event: 'ConsultationContentErased', consultationId: result.consultationId, erasedAt: result.erasedAt }, CONSULTATION_ERASURE_LOG_MESSAGE);
+};
+
 /** The start's warning for a hub whose log is silent: said on stderr, since the log says nothing. */
 export const silentErasureRecordWarning =
   'RTS_LOG_LEVEL=silent: the hub writes no log at all, so erasures leave no "patient erased" line, the record that repeats them after a restore (rts erasures apply --from <log>). Keep an erasure register of your own (saved GET /erasures pages with every backup), or run at any other level: the line is written at every level but silent.\n';

@@ -4,27 +4,45 @@ import BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { PATIENT_ERASED } from '../../application/sealed-documents';
+import { isExistingConsultationId, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { DATA_FILES } from '../system/data-dir';
 import { BACKUP_MANIFEST, BackupError, verifyBackup } from './data-dir-backup';
 
 /**
  * The erasures recorded somewhere other than the store a hub now runs on, so that they can be repeated on it
- * (PUT /erasures/{patientKey}) after a restore from a backup taken before them. The hub keeps no CPR numbers, so
- * a record of an erasure is a pseudonymous key and a time, and that is all read here:
+ * (PUT /erasures/{patientKey}, DELETE /consultations/{id}/content) after a restore from a backup taken before them.
+ * The hub keeps no CPR numbers, so a record of an erasure is a pseudonymous key (a patient's) or a consultation's id
+ * (its content erased by id), and a time, and that is all read here:
  *
  * - a backup (checked against its manifest first) or a data directory: the PatientErased events of its
- *   `telemed.sqlite`, opened read-only (a running hub's directory may be read; nothing is written);
- * - a file: the answer of GET /erasures (`{items: [...]}`), or lines of JSON each with `event: "PatientErased"`,
- *   as `rts erasures list` prints them and as the hub logs an erasure (its "patient erased" line), so the hub's
- *   log, kept off the machine, is a record that outlives a lost disk. Other lines (the rest of a log) are skipped
- *   and counted.
+ *   `telemed.sqlite`, and its ConsultationContentErased events but those of a patient's erasure (repeating the
+ *   patient's repeats them), opened read-only (a running hub's directory may be read; nothing is written);
+ * - a file: the answer of GET /erasures (`{items: [...]}`; an item without `kind`, as builds before 2026-12-02
+ *   answered, is a patient's), or lines of JSON each with `event: "PatientErased"` or
+ *   `event: "ConsultationContentErased"`, as `rts erasures list` prints them and as the hub logs an erasure (its
+ *   "patient erased" and "consultation content erased" lines), so the hub's log, kept off the machine, is a record
+ *   that outlives a lost disk. Other lines (the rest of a log) are skipped and counted.
  */
-export type RecordedErasure = Readonly<{ patientKey: string; erasedAt: string }>;
+export type RecordedErasure =
+  | Readonly<{ kind: 'patient'; patientKey: string; erasedAt: string }>
+  | Readonly<{ kind: 'consultation'; consultationId: string; erasedAt: string }>;
 export type ErasureSource = Readonly<{ kind: 'backup' | 'data_dir' | 'file'; erasures: readonly RecordedErasure[]; skippedLines: number }>;
 
-const Erasure = z.object({ patientKey: z.string().regex(PATIENT_KEY_PATTERN), erasedAt: z.iso.datetime({ offset: true }) });
-const LoggedErasure = Erasure.extend({ event: z.literal(PATIENT_ERASED) });
+const CONSULTATION_CONTENT_ERASED = 'ConsultationContentErased';
+const erasedAt = z.iso.datetime({ offset: true });
+const consultationId = z.string().refine(isExistingConsultationId, LEGACY_CONSULTATION_ID_RULE);
+const PatientItem = z.object({ kind: z.literal('patient').optional(), patientKey: z.string().regex(PATIENT_KEY_PATTERN), erasedAt });
+const ConsultationItem = z.object({ kind: z.literal('consultation'), consultationId, erasedAt });
+/** An item of GET /erasures: a patient's (also without `kind`, as older builds answered) or a consultation's. */
+const Erasure = z.union([ConsultationItem, PatientItem]);
+const LoggedErasure = z.union([
+  z.object({ event: z.literal(PATIENT_ERASED), patientKey: z.string().regex(PATIENT_KEY_PATTERN), erasedAt }),
+  z.object({ event: z.literal(CONSULTATION_CONTENT_ERASED), consultationId, erasedAt }),
+]);
 const ErasureList = z.object({ items: z.array(Erasure), next: z.string().nullish() });
+
+const recordOf = (e: z.infer<typeof Erasure> | z.infer<typeof LoggedErasure>): RecordedErasure =>
+  'consultationId' in e ? { kind: 'consultation', consultationId: e.consultationId, erasedAt: e.erasedAt } : { kind: 'patient', patientKey: e.patientKey, erasedAt: e.erasedAt };
 
 /**
  * A file read from a source that cannot be the whole record: a GET /erasures page whose `next` says more follow
@@ -68,11 +86,11 @@ export const readRecordedErasures = (source: string): ErasureSource => {
         continue;
       }
       const logged = LoggedErasure.safeParse(json);
-      if (logged.success) erasures.push({ patientKey: logged.data.patientKey, erasedAt: logged.data.erasedAt });
+      if (logged.success) erasures.push(recordOf(logged.data));
       else skippedLines++;
     }
   }
-  for (const page of pages) erasures.push(...page.items);
+  for (const page of pages) erasures.push(...page.items.map(recordOf));
   if (pages.length > 0 && pages.every((p) => typeof p.next === 'string' && p.next !== '')) {
     const next = pages[pages.length - 1]!.next;
     throw new IncompleteErasureRecordError(
@@ -95,21 +113,31 @@ const parseJson = (text: string): unknown => {
   }
 };
 
-/** The first record of each key (a key is erased once; later records are repeats). */
+/** The first record of each key or consultation (each is erased once; later records are repeats). */
 const unique = (erasures: readonly RecordedErasure[]): RecordedErasure[] => {
   const seen = new Set<string>();
-  return erasures.filter((e) => !seen.has(e.patientKey) && (seen.add(e.patientKey), true));
+  const idOf = (e: RecordedErasure) => (e.kind === 'patient' ? `p/${e.patientKey}` : `c/${e.consultationId}`);
+  return erasures.filter((e) => !seen.has(idOf(e)) && (seen.add(idOf(e)), true));
 };
 
-/** PatientErased events of an embedded store's file (the events table of sqlite/schema.ts), read-only. */
+/**
+ * PatientErased events, and ConsultationContentErased events but a patient's erasure's, of an embedded store's file
+ * (the events table of sqlite/schema.ts), read-only, in the order recorded: what GET /erasures lists.
+ */
 const fromEventStore = (file: string): RecordedErasure[] => {
   const db = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    const rows = db.prepare('SELECT data FROM events WHERE type = ? ORDER BY global_position').pluck().all(PATIENT_ERASED) as string[];
-    return rows.flatMap((data) => {
-      const parsed = Erasure.safeParse(parseJson(data));
-      return parsed.success ? [parsed.data] : [];
+    const rows = db.prepare('SELECT type, data FROM events WHERE type IN (?, ?) ORDER BY global_position').all(PATIENT_ERASED, CONSULTATION_CONTENT_ERASED) as { type: string; data: string }[];
+    return rows.flatMap(({ type, data }) => {
+      const json = parseJson(data) as Record<string, unknown> | undefined;
+      if (type === CONSULTATION_CONTENT_ERASED) {
+        if (json?.['cause'] === 'patient_erased') return [];
+        const parsed = ConsultationItem.safeParse({ ...json, kind: 'consultation' });
+        return parsed.success ? [recordOf(parsed.data)] : [];
+      }
+      const parsed = PatientItem.safeParse({ ...json, kind: 'patient' });
+      return parsed.success ? [recordOf(parsed.data)] : [];
     });
   } finally {
     db.close();

@@ -1,5 +1,5 @@
 import { BackupError } from '../backup/data-dir-backup';
-import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource } from '../backup/recorded-erasures';
+import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource, type RecordedErasure } from '../backup/recorded-erasures';
 import { fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
@@ -11,6 +11,9 @@ import type { DlqDependencies } from './dlq';
  * live data directory or a newer backup, a saved answer of GET /erasures, or the hub's log
  * (recorded-erasures.ts). `list` reads the record (files only); `apply` sends each key to the hub
  * (PUT /erasures/{patientKey}, operator), which is idempotent: a key already erased there is only counted.
+ * A consultation's content erased by id (DELETE /consultations/{id}/content, no patient's erasure reaches it) is in
+ * the same record and repeated the same way; one the restored copy does not have (requested after the backup) is
+ * counted as not present, not a failure: there is nothing of it to erase.
  */
 export const ERASURES_HELP = `Usage:
   rts erasures list --from SOURCE
@@ -18,17 +21,25 @@ export const ERASURES_HELP = `Usage:
 
   list    print the erasures SOURCE records, one JSON line each:
           {"event":"PatientErased","patientKey":"p…","erasedAt":"…"}
-  apply   erase each of them at the hub, by pseudonymous key (PUT
-          /erasures/{patientKey}); keys already erased there are counted, not
-          changed. Run it on a hub restored from a backup, before others reach it
+          {"event":"ConsultationContentErased","consultationId":"…","erasedAt":"…"}
+          (a consultation's content erased by id; those erased with their
+          patient are not listed: the patient's erasure repeats them)
+  apply   erase each of them at the hub: a patient by pseudonymous key (PUT
+          /erasures/{patientKey}), a consultation's content by id (DELETE
+          /consultations/{id}/content); those already erased there are
+          counted, not changed, and consultations the hub does not have are
+          counted as not present. Run it on a hub restored from a backup,
+          before others reach it
 
 SOURCE is one of
   a backup directory (checked against its backup.json) or a data directory
     (read only; a running hub's may be read): the erasures in its events
   a file: a saved answer of GET /erasures, the output of 'rts erasures list',
-    or the hub's log (its "patient erased" lines; other lines are skipped)
+    or the hub's log (its "patient erased" and "consultation content erased"
+    lines; other lines are skipped)
 
-Only pseudonymous keys and times are read or printed; no CPR number is needed.
+Only pseudonymous keys, consultation ids and times are read or printed; no CPR
+number is needed.
 apply needs an operator's token in $RTS_TOKEN (node dist/bootstrap/token.js
 --role operator); without one, a local hub's development login is used. The
 hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080.
@@ -63,8 +74,15 @@ const parse = (argv: readonly string[], env: ErasuresDependencies['env']): Parse
   return { kind: 'apply', from: values.from!, url };
 };
 
-const describeSource = (s: ErasureSource): string =>
-  `${s.erasures.length} erasure(s) recorded in the ${s.kind === 'data_dir' ? 'data directory' : s.kind}${s.skippedLines > 0 ? ` (${s.skippedLines} other line(s) skipped)` : ''}`;
+const describeSource = (s: ErasureSource): string => {
+  const consultations = s.erasures.filter((e) => e.kind === 'consultation').length;
+  const kinds = consultations > 0 ? ` (${s.erasures.length - consultations} of patients, ${consultations} of consultations' content)` : '';
+  return `${s.erasures.length} erasure(s)${kinds} recorded in the ${s.kind === 'data_dir' ? 'data directory' : s.kind}${s.skippedLines > 0 ? ` (${s.skippedLines} other line(s) skipped)` : ''}`;
+};
+
+/** The line `list` prints of an erasure: as the hub logs it, so a list and a log read the same. */
+const listLine = (e: RecordedErasure): string =>
+  JSON.stringify(e.kind === 'patient' ? { event: 'PatientErased', patientKey: e.patientKey, erasedAt: e.erasedAt } : { event: 'ConsultationContentErased', consultationId: e.consultationId, erasedAt: e.erasedAt });
 
 export const runErasures = async (argv: readonly string[], deps: ErasuresDependencies): Promise<ExitCode> => {
   let cmd: Parsed;
@@ -94,28 +112,35 @@ export const runErasures = async (argv: readonly string[], deps: ErasuresDepende
     return EXIT.files;
   }
   if (cmd.kind === 'list') {
-    for (const e of source.erasures) deps.stdout.write(`${JSON.stringify({ event: 'PatientErased', patientKey: e.patientKey, erasedAt: e.erasedAt })}\n`);
+    for (const e of source.erasures) deps.stdout.write(`${listLine(e)}\n`);
     deps.stderr.write(`${describeSource(source)}\n`);
     return EXIT.ok;
   }
 
   deps.stdout.write(`${describeSource(source)}; applying them at ${cmd.url}:\n`);
   const requester = createHubRequester(cmd.url, { timeoutMs: deps.timeoutMs ?? 30_000, token: deps.env.RTS_TOKEN || null, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
-  const counts = { erased: 0, already: 0, unknownHere: 0 };
+  const counts = { erased: 0, already: 0, unknownHere: 0, notPresent: 0 };
   for (const [i, e] of source.erasures.entries()) {
     let res: Response;
+    const [path, method, what] =
+      e.kind === 'patient' ? [`/erasures/${e.patientKey}`, 'PUT', e.patientKey] : [`/consultations/${encodeURIComponent(e.consultationId)}/content`, 'DELETE', `consultation ${e.consultationId}'s content`];
     try {
       // Idempotent, so safe to send again after a lost answer.
-      ({ res } = await requester.send(`/erasures/${e.patientKey}`, { method: 'PUT', headers: { accept: 'application/json' } }, { role: 'operator' }, { retry: true }));
+      ({ res } = await requester.send(path, { method, headers: { accept: 'application/json' } }, { role: 'operator' }, { retry: true }));
     } catch (error) {
       if (!(error instanceof HubUnreachableError)) throw error;
       deps.stderr.write(`rts: ${error.message}\n  ${i} of ${source.erasures.length} applied; run the same command again (it is idempotent)\n`);
       return EXIT.unreachable;
     }
     const body = (await readJson(res)) as { alreadyErased?: boolean; known?: boolean; title?: string; detail?: string; code?: string } | undefined;
+    // A consultation requested after the backup: this copy has nothing of it to erase.
+    if (e.kind === 'consultation' && res.status === 404 && body?.code === 'consultation_not_found') {
+      counts.notPresent++;
+      continue;
+    }
     if (res.status !== 200 || body === undefined) {
       deps.stderr.write(
-        `rts: the hub ${res.status >= 500 ? 'failed' : 'refused'} the erasure of ${e.patientKey}: ${body?.title ?? `HTTP ${res.status}`}${body?.code ? ` (${body.code})` : ''}\n${body?.detail ? `  ${body.detail}\n` : ''}` +
+        `rts: the hub ${res.status >= 500 ? 'failed' : 'refused'} the erasure of ${what}: ${body?.title ?? `HTTP ${res.status}`}${body?.code ? ` (${body.code})` : ''}\n${body?.detail ? `  ${body.detail}\n` : ''}` +
           (res.status === 401 || res.status === 403 ? "  erasing needs an operator's token: set RTS_TOKEN (node dist/bootstrap/token.js --role operator)\n" : '') +
           `  ${i} of ${source.erasures.length} applied; run the same command again (it is idempotent)\n`,
       );
@@ -128,6 +153,9 @@ export const runErasures = async (argv: readonly string[], deps: ErasuresDepende
   deps.stdout.write(
     `Done: ${counts.erased} erased now, ${counts.already} already erased here` +
       (counts.unknownHere > 0 ? `; ${counts.unknownHere} of them had nothing in this copy (recorded, so their uploads stay refused)` : '') +
+      (counts.notPresent > 0
+        ? `; ${counts.notPresent} consultation(s) not present in this copy (requested after the backup: nothing to erase; should one arrive again, erase its content again)`
+        : '') +
       '.\n',
   );
   return EXIT.ok;

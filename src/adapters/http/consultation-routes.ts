@@ -13,6 +13,7 @@ import {
   MIN_DEADLINE_SECONDS,
   homeSystemOf,
 } from '../../domain/consultation/consultation';
+import { logConsultationErasure } from '../backup/erasure-log-line';
 import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { type AnswerOf, ConsultationResponse } from './response-schemas';
@@ -204,7 +205,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   app.delete('/consultations/:id/content', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const r = await consultations.eraseContent(id, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) });
-    if (!r.alreadyErased) request.log.info({ event: 'ConsultationContentErased', consultationId: r.consultationId, erasedAt: r.erasedAt }, 'consultation content erased');
+    logConsultationErasure(request.log, r); // at every log level but silent: a record rts erasures apply repeats
     return { erased: true as const, consultationId: r.consultationId, erasedAt: r.erasedAt, alreadyErased: r.alreadyErased };
   });
 
