@@ -8,9 +8,12 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { runBackup } from '../../src/adapters/cli/backup';
 import { runErasures } from '../../src/adapters/cli/erasures';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { DATA_FILES } from '../../src/adapters/system/data-dir';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { tempDataDir } from '../support/hub-process';
+import { appendOldBuildConsultation } from '../support/old-build-consultation';
 
 /**
  * The operator's way back after a disk loss, on the embedded store, with the hub as `npm start` composes it and
@@ -18,11 +21,16 @@ import { tempDataDir } from '../support/hub-process';
  * erased; the disk is lost (the data directory is not used again: what survives is the hub's log, kept
  * elsewhere); the backup is restored, and the erased patient is back in it. `rts erasures apply`, with no CPR
  * number, erases them again from the log's "patient erased" lines: their readings answer 410, their data key is
- * in neither file of the key store, and the patient who was not erased keeps their readings.
+ * in neither file of the key store, and the patient who was not erased keeps their readings. So is a consultation
+ * whose texts the data protection officer erased by id (DELETE /consultations/{id}/content) after the backup: it is
+ * in GET /erasures, the log and `rts erasures list`, and `apply` erases its texts again.
  */
 const KEPT = '010203-2345';
 const ERASED = '251248-1234';
 const NEW_SINCE = '150381-6613';
+/** A consultation of the backup whose texts are erased by id after it (no patient's erasure reaches it). */
+const CONSULTATION = 'a1b2c3d4-0000-4000-8000-00000000c0de';
+const KEPT_CONSULTATION = 'a1b2c3d4-0000-4000-8000-00000000beef';
 
 const live = tempDataDir('rts-erase-restore-live-');
 const out = tempDataDir('rts-erase-restore-out-');
@@ -49,6 +57,8 @@ const call = async (url: string, method: string, path: string, bearer: string, b
 const upload = async (url: string, patient: string, systolic: number) =>
   call(url, 'POST', '/observations', await token(url, { role: 'patient', patient }), { patientId: patient, systolic, diastolic: 70, observationId: `o-${[KEPT, ERASED, NEW_SINCE].indexOf(patient)}-${systolic}` });
 const readings = async (url: string, patient: string) => call(url, 'GET', `/patients/${patient}/observations`, await token(url, { role: 'patient', patient }));
+/** The consultation as its applicant system reads it (appendOldBuildConsultation's applicant is city-a). */
+const consultation = async (url: string, id: string) => call(url, 'GET', `/consultations/${id}`, await token(url, { role: 'system', systemId: 'city-a' }));
 
 const cli = async (run: (io: any) => Promise<number>, env: Record<string, string> = {}) => {
   let stdout = '';
@@ -71,6 +81,10 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
   let dataKey: Buffer;
 
   it('records erasures made after a backup where a lost disk does not take them: the answer, GET /erasures and the log', async () => {
+    const seed = SqliteEventStore.open({ file: join(live.dir, DATA_FILES.events) });
+    await appendOldBuildConsultation(seed, CONSULTATION, 1);
+    await appendOldBuildConsultation(seed, KEPT_CONSULTATION, 2);
+    await seed.close();
     const hub = await start(live.dir, pino({ level: 'info' }, pino.destination({ dest: logFile, sync: true })));
     try {
       expect((await upload(hub.url, KEPT, 121)).status).toBe(201);
@@ -83,15 +97,32 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
       const erased = await call(hub.url, 'POST', '/erasures', operator, { patient: ERASED });
       expect(erased).toMatchObject({ status: 200, body: { erased: true, alreadyErased: false, known: true, patientKey: expect.stringMatching(/^p[0-9a-f]{32}$/) } });
       erasedKey = erased.body.patientKey;
+      const contentErased = await call(hub.url, 'DELETE', `/consultations/${CONSULTATION}/content`, operator);
+      expect(contentErased).toMatchObject({ status: 200, body: { erased: true, alreadyErased: false } });
+      expect(await consultation(hub.url, CONSULTATION)).toMatchObject({ status: 200, body: { contentErased: true, clinicalQuestion: null } });
       newKey = (await call(hub.url, 'POST', '/erasures', operator, { patient: NEW_SINCE })).body.patientKey;
       const list = await call(hub.url, 'GET', '/erasures', operator);
-      expect(list.body).toEqual({ count: 2, items: [{ patientKey: erasedKey, erasedAt: erased.body.erasedAt }, { patientKey: newKey, erasedAt: expect.any(String) }] });
+      // In the order recorded, each with its kind; the consultation by its id (no personal data).
+      expect(list.body).toEqual({
+        count: 3,
+        items: [
+          { kind: 'patient', patientKey: erasedKey, erasedAt: erased.body.erasedAt },
+          { kind: 'consultation', consultationId: CONSULTATION, erasedAt: contentErased.body.erasedAt },
+          { kind: 'patient', patientKey: newKey, erasedAt: expect.any(String) },
+        ],
+      });
       writeFileSync(join(out.dir, 'erasures.json'), JSON.stringify(list.body));
+      // As a build before kinds answered (and an operator saved): patients only, no kind.
+      writeFileSync(
+        join(out.dir, 'erasures-without-kind.json'),
+        JSON.stringify({ count: 2, items: list.body.items.filter((i: { kind: string }) => i.kind === 'patient').map(({ kind: _kind, ...rest }: { kind: string }) => rest) }),
+      );
     } finally {
       await hub.stop();
     }
     const log = readFileSync(logFile, 'utf8');
     expect(log).toContain(`"patientKey":"${erasedKey}"`);
+    expect(log).toContain(`"consultationId":"${CONSULTATION}"`);
     // Pseudonymous keys only: no CPR number in the log.
     for (const cpr of [KEPT, ERASED, NEW_SINCE]) for (const form of [cpr, cpr.replace('-', '')]) expect(log).not.toContain(form);
     // The offline list of the (now stopped) data directory and of the log agree.
@@ -99,8 +130,15 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     const fromLog = await cli((io) => runErasures(['list', '--from', logFile], io));
     expect(fromDir.code).toBe(0);
     expect(fromLog.stdout).toBe(fromDir.stdout);
-    expect(fromDir.stdout.trim().split('\n').map((l) => JSON.parse(l).patientKey)).toEqual([erasedKey, newKey]);
-    expect(fromLog.stderr).toMatch(/2 erasure\(s\) recorded in the file \(\d+ other line\(s\) skipped\)/);
+    expect(fromDir.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+      { event: 'PatientErased', patientKey: erasedKey, erasedAt: expect.any(String) },
+      { event: 'ConsultationContentErased', consultationId: CONSULTATION, erasedAt: expect.any(String) },
+      { event: 'PatientErased', patientKey: newKey, erasedAt: expect.any(String) },
+    ]);
+    expect(fromDir.stderr).toBe("3 erasure(s) (2 of patients, 1 of consultations' content) recorded in the data directory\n");
+    expect(fromLog.stderr).toMatch(/3 erasure\(s\) \(2 of patients, 1 of consultations' content\) recorded in the file \(\d+ other line\(s\) skipped\)/);
+    // The saved GET /erasures answer lists the same.
+    expect((await cli((io) => runErasures(['list', '--from', join(out.dir, 'erasures.json')], io))).stdout).toBe(fromDir.stdout);
     // The backup predates both.
     expect((await cli((io) => runErasures(['list', '--from', backupDir], io))).stdout).toBe('');
 
@@ -109,9 +147,9 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     writeFileSync(journal, log.split('\n').filter((l) => l !== '').map((l) => `Dec 01 19:33:03 host rts[123]: ${l}`).join('\n') + '\n');
     expect((await cli((io) => runErasures(['list', '--from', journal], io))).stdout).toBe(fromDir.stdout);
     // GET /erasures pages: one page that says more follow is refused; every page saved one per line is the whole.
-    const [first, second] = fromDir.stdout.trim().split('\n').map((l) => JSON.parse(l) as { patientKey: string; erasedAt: string });
-    const pageOne = JSON.stringify({ count: 1, items: [{ patientKey: first!.patientKey, erasedAt: first!.erasedAt }], next: '24' });
-    const pageTwo = JSON.stringify({ count: 1, items: [{ patientKey: second!.patientKey, erasedAt: second!.erasedAt }] });
+    const saved = JSON.parse(readFileSync(join(out.dir, 'erasures.json'), 'utf8')) as { items: object[] };
+    const pageOne = JSON.stringify({ count: 2, items: saved.items.slice(0, 2), next: '24' });
+    const pageTwo = JSON.stringify({ count: 1, items: saved.items.slice(2) });
     writeFileSync(join(out.dir, 'page1.json'), pageOne);
     const cut = await cli((io) => runErasures(['apply', '--from', join(out.dir, 'page1.json'), '--url', 'http://127.0.0.1:9'], io));
     expect(cut.code).toBe(6);
@@ -132,10 +170,13 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     const hub = await start(restoredDir);
     try {
       expect(await readings(hub.url, ERASED)).toMatchObject({ status: 200, body: { count: 1 } }); // back from the backup
+      expect(await consultation(hub.url, CONSULTATION)).toMatchObject({ status: 200, body: { contentErased: false, clinicalQuestion: 'Second opinion' } }); // its texts too
       const operator = await token(hub.url, { role: 'operator', sub: 'ops' });
       const applied = await cli((io) => runErasures(['apply', '--from', logFile, '--url', hub.url], io), { RTS_TOKEN: operator });
       expect(applied).toMatchObject({ code: 0, stderr: '' });
-      expect(applied.stdout).toContain('Done: 2 erased now, 0 already erased here; 1 of them had nothing in this copy');
+      expect(applied.stdout).toContain('Done: 3 erased now, 0 already erased here; 1 of them had nothing in this copy');
+      expect(await consultation(hub.url, CONSULTATION)).toMatchObject({ status: 200, body: { contentErased: true, clinicalQuestion: null, summary: null } });
+      expect(await consultation(hub.url, KEPT_CONSULTATION)).toMatchObject({ status: 200, body: { contentErased: false, clinicalQuestion: 'Second opinion' } });
 
       expect(await readings(hub.url, ERASED)).toMatchObject({ status: 410, body: { code: 'patient_erased' } });
       expect((await upload(hub.url, ERASED, 132)).status).toBe(410);
@@ -144,9 +185,21 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
       expect(await readings(hub.url, KEPT)).toMatchObject({ status: 200, body: { count: 1 } });
       // Idempotent: the same again (here from the saved GET /erasures answer) changes nothing.
       const again = await cli((io) => runErasures(['apply', '--from', join(out.dir, 'erasures.json'), '--url', hub.url], io), { RTS_TOKEN: operator });
-      expect(again.stdout).toContain('Done: 0 erased now, 2 already erased here');
+      expect(again).toMatchObject({ code: 0, stderr: '' });
+      expect(again.stdout).toContain('Done: 0 erased now, 3 already erased here.');
+      // A file saved from a build before kinds (items without kind) is read as patients' erasures.
+      const withoutKind = await cli((io) => runErasures(['apply', '--from', join(out.dir, 'erasures-without-kind.json'), '--url', hub.url], io), { RTS_TOKEN: operator });
+      expect(withoutKind).toMatchObject({ code: 0, stderr: '' });
+      expect(withoutKind.stdout).toContain('2 erasure(s) recorded in the file; applying them');
+      expect(withoutKind.stdout).toContain('Done: 0 erased now, 2 already erased here.');
+      // A consultation this copy does not have (requested after the backup): counted, not a failure.
+      const later = join(out.dir, 'later-consultation.json');
+      writeFileSync(later, JSON.stringify({ count: 1, items: [{ kind: 'consultation', consultationId: 'a1b2c3d4-0000-4000-8000-0000000f0f0f', erasedAt: '2026-12-01T10:00:00.000Z' }] }));
+      const absent = await cli((io) => runErasures(['apply', '--from', later, '--url', hub.url], io), { RTS_TOKEN: operator });
+      expect(absent).toMatchObject({ code: 0, stderr: '' });
+      expect(absent.stdout).toContain('Done: 0 erased now, 0 already erased here; 1 consultation(s) not present in this copy');
       const listed = await call(hub.url, 'GET', '/erasures', operator);
-      expect(listed.body.items.map((i: { patientKey: string }) => i.patientKey)).toEqual([erasedKey, newKey]);
+      expect(listed.body.items.map((i: { patientKey?: string; consultationId?: string }) => i.patientKey ?? i.consultationId)).toEqual([erasedKey, CONSULTATION, newKey]); // repeated in the order recorded
       // The key is gone from both files of the key store (and every other file) while the hub still runs.
       for (const bytes of filesOf(restoredDir)) expect(bytes.includes(dataKey)).toBe(false);
     } finally {

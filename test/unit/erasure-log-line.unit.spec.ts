@@ -1,0 +1,28 @@
+import pino from 'pino';
+import { logConsultationErasure } from '../../src/adapters/backup/erasure-log-line';
+
+/**
+ * The `consultation content erased` line is a record `rts erasures apply --from <log>` repeats after a restore, as
+ * the `patient erased` line is: written at every level but silent (a hub at warn wrote none, through request.log).
+ */
+describe('the consultation content erased log line', () => {
+  const capture = (level: string) => {
+    const lines: Record<string, unknown>[] = [];
+    return { lines, logger: pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }) };
+  };
+  const result = { consultationId: 'a1b2c3d4-0000-4000-8000-00000000c0de', erasedAt: '2026-12-02T10:00:00.000Z', alreadyErased: false };
+
+  it('is written at info although the logger is at warn, with the id and time only', () => {
+    const { lines, logger } = capture('warn');
+    logConsultationErasure(logger, result);
+    expect(lines).toEqual([expect.objectContaining({ level: 30, msg: 'consultation content erased', event: 'ConsultationContentErased', consultationId: result.consultationId, erasedAt: result.erasedAt })]);
+  });
+
+  it('is not written for a repeat, nor by a silent logger', () => {
+    const warn = capture('warn');
+    logConsultationErasure(warn.logger, { ...result, alreadyErased: true });
+    const silent = capture('silent');
+    logConsultationErasure(silent.logger, result);
+    expect([...warn.lines, ...silent.lines]).toEqual([]);
+  });
+});
