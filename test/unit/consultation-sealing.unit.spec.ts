@@ -3,6 +3,7 @@ import { uuidV5 } from '../../src/application/ids';
 import { planConsultationDownlink } from '../../src/application/consultation/consultation-downlink';
 import { consultationDataKey, openConsultationData, sealConsultationData } from '../../src/application/consultation/sealed-consultations';
 import { ConsultationContentErasure } from '../../src/application/consultation/consultation-erasure';
+import { PatientErasure } from '../../src/application/patient-erasure';
 import { isSealed } from '../../src/application/ports/patient-data-protection';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
@@ -52,6 +53,39 @@ describe('sealed consultation texts', () => {
     expect(await protection.isErased(consultationDataKey(id))).toBe(true);
     expect(await protection.isErased(consultationDataKey(other))).toBe(false);
     await expect(erasure.erase('c0ffee00-0000-4000-8000-0000000000ff', { by: 'dpo' })).rejects.toMatchObject({ code: 'consultation_not_found' });
+  });
+
+  it("a patient's erasure repeated by key on a restored copy erases their consultations again: the register lists the patient, not those", async () => {
+    const request = (cid: string, patientKeys: string[]) => ({
+      id: uuidV5(`r/${cid}`),
+      type: 'ConsultationRequested',
+      data: { consultationId: cid, applicantSystemId: 'xian', applicantClinician: 'x', candidates: ['chengdu:li'], clinicalQuestion: 'q', summary: '', attachments: [], patientKeys, deadlineSeconds: 3600, reportResend: { intervalSeconds: 60, maxAttempts: 1 }, correlationId: cid, requestedAt: '2024-05-01T10:00:00Z' },
+    });
+    const P = `p${'1'.repeat(32)}`;
+    /** A hub's store and keys, with the consultation requested (the backup's state), composed as the container does. */
+    const copy = async () => {
+      const store = new InMemoryEventStore();
+      const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+      const consultations = new ConsultationContentErasure({ store, protection, clock });
+      const patients = new PatientErasure({
+        store, protection, consultations, clock, projectors: [],
+        patientKeys: { keyFor: () => P, fingerprint: () => 'test' },
+        registry: { knowsPatient: async () => true },
+      });
+      await store.appendToStream(consultationStreamName(id), [request(id, [P])]);
+      return { store, protection, patients };
+    };
+    const live = await copy();
+    const restored = await copy(); // as restored from a backup taken before the erasure
+    await live.patients.eraseKey(P, { by: 'dpo' });
+    expect(await live.protection.isErased(consultationDataKey(id))).toBe(true);
+    const register = await live.patients.recorded(0n, 100);
+    expect(register.items).toEqual([{ kind: 'patient', patientKey: P, erasedAt: expect.any(String) }]);
+    expect(await restored.protection.isErased(consultationDataKey(id))).toBe(false);
+    for (const item of register.items) if (item.kind === 'patient') await restored.patients.eraseKey(item.patientKey, { by: 'restore', ifUnknown: 'erase' });
+    expect(await restored.protection.isErased(consultationDataKey(id))).toBe(true);
+    const { events } = await restored.store.readStream(consultationStreamName(id));
+    expect(events.map((e) => [e.type, e.data['cause']])).toEqual([['ConsultationRequested', undefined], ['ConsultationContentErased', 'patient_erased']]);
   });
 
   it('sends no report of an erased consultation, and no text in its other messages', () => {
