@@ -205,7 +205,7 @@ describe('answers match the document', () => {
     expect(erased.body.alreadyErased).toBe(false);
     expect((await call('DELETE /patients/:patientId', '/patients/010101-1111', { token: operator })).body.code).toBe('unknown_patient');
     expect((await call('PUT /erasures/:patientKey', `/erasures/${erased.body.patientKey}`, { token: operator })).body.alreadyErased).toBe(true);
-    expect((await call('GET /erasures', '/erasures?limit=10', { token: operator })).body.items).toEqual([{ patientKey: erased.body.patientKey, erasedAt: erased.body.erasedAt }]);
+    expect((await call('GET /erasures', '/erasures?limit=10', { token: operator })).body.items).toEqual([{ kind: 'patient', patientKey: erased.body.patientKey, erasedAt: erased.body.erasedAt }]);
     expect((await call('POST /erasures', '/erasures', { token: operator, body: { patient: patientId } })).body.alreadyErased).toBe(true);
     expect((await call('POST /erasures', '/erasures', { token: operator, body: { patient: '020202-2222' } })).body.code).toBe('unknown_patient');
     expect((await call('POST /erasures', '/erasures', { token: operator, body: { patient: '020202-2222', unknown: 'erase' } })).body.known).toBe(false);
