@@ -85,7 +85,7 @@ it('repeats on a pg_restore of an older dump the erasures made since, by key: re
     const operator = await token(live.url, { role: 'operator', sub: 'dpo' });
     erasedKey = (await call(live.url, 'DELETE', `/patients/${ERASED}`, operator)).body.patientKey;
     const list = await call(live.url, 'GET', '/erasures', operator);
-    expect(list.body.items).toEqual([{ patientKey: erasedKey, erasedAt: expect.any(String) }]);
+    expect(list.body.items).toEqual([{ kind: 'patient', patientKey: erasedKey, erasedAt: expect.any(String) }]);
     writeFileSync(join(data.dir, 'erasures.json'), JSON.stringify(list.body));
   } finally {
     await live.stop();
