@@ -84,8 +84,10 @@ export type EmbeddedTeleMed = Readonly<{
    */
   eraseConsultationContent(consultationId: string, options: Omit<ErasureOptions, 'ifUnknown'>): Promise<ContentErasureResult>;
   /**
-   * The erasures recorded, key and time, oldest first (what GET /erasures answers): `limit` (1-10,000, default
-   * 10,000) from after position `after` (default 0n); `next` is the `after` of the next page, null on the last.
+   * The erasures recorded, oldest first (what GET /erasures answers): patients' (`kind: 'patient'`, key and time;
+   * repeat with `eraseByKey`) and consultations' content erased by id (`kind: 'consultation'`, id and time; repeat
+   * with `eraseConsultationContent`); `limit` (1-10,000, default 10,000) from after position `after` (default 0n);
+   * `next` is the `after` of the next page, null on the last (a page may hold fewer items than `limit`).
    */
   listErasures(options?: Readonly<{ after?: bigint; limit?: number }>): Promise<ErasurePage>;
   /**
