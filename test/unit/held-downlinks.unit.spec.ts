@@ -162,6 +162,44 @@ it('finds the held messages again after a restart (new instances over the same s
   expect(broker.accepted).toEqual([at(m1), at(m2), at(m3)]);
 });
 
+it('encodes the messages to one system concurrently (the pipelined publisher), and still hands them to the broker in order', async () => {
+  // Encoded one after another, a system's downlink was capped at 1 / (one encoding's latency): under a heavy uplink
+  // the event loop stretched that, and the publisher fell behind while the uplink ran (bench/downlink-lag.js).
+  const store = new InMemoryEventStore();
+  let encoding = 0;
+  let most = 0;
+  class SlowCodec extends KeyedCodec {
+    override async encodeDownlink(envelope: HubDownlinkEnvelope) {
+      encoding += 1;
+      most = Math.max(most, encoding);
+      // The later message finishes first: the order must come from the chain, not from the encodings.
+      await new Promise((r) => setTimeout(r, 5 * (10 - Number(envelope.id.slice(-2)) % 10)));
+      encoding -= 1;
+      return super.encodeDownlink(envelope);
+    }
+  }
+  const codec = new SlowCodec();
+  codec.withKey.add('chengdu');
+  const broker: Broker = { accepted: [] };
+  const hub = hubProcess(store, codec, broker);
+  const ms = Array.from({ length: 6 }, (_, i) => message('chengdu', `9e8d7c6b-5a49-5382-9170-0000000000${String(i + 1).padStart(2, '0')}`));
+  await Promise.all(ms.map((m) => hub.send(m)));
+  expect(most).toBe(ms.length);
+  expect(broker.accepted).toEqual(ms.map(at));
+  expect(await heldEvents(store, 'chengdu')).toEqual([]);
+});
+
+it('encodes nothing ahead for a system known to have held messages: they are held behind, as before', async () => {
+  const { store, codec, hub } = setup();
+  await hub.send(message('mianyang')); // held: no key
+  await hub.held.catchUp();
+  const encode = jest.spyOn(codec, 'encodeDownlink');
+  codec.withKey.add('mianyang');
+  await Promise.all([hub.send(message('mianyang')), hub.send(message('mianyang'))]);
+  expect(encode).not.toHaveBeenCalled();
+  expect((await heldEvents(store, 'mianyang')).map((e) => e.data['reason'])).toEqual(['no_encryption_key', 'behind_held', 'behind_held']);
+});
+
 it('does not lose a message held while a release is under way (by another process): it is sent after the others', async () => {
   const { store, codec, broker, hub } = setup();
   const other = hubProcess(store, codec, broker);

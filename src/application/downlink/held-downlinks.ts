@@ -27,6 +27,11 @@ import { Projector, type ProjectionTarget, type ProjectorLogger } from '../proje
  * `behind_held`), without trying to encode it, so the system never gets a newer message before an older one.
  * `send` serialises the check-and-hold per system within the process; across processes (and against the
  * releaser) every hold is appended with the stream version the check saw, and a conflict means: look again.
+ * The encoding (`prepare`: with message security a JWE per message, several crypto round trips) is started
+ * before that, outside the per-system chain, and only its result is taken in turn: encoded one after another a
+ * system's downlink was capped at 1 / (one encoding's latency), which a busy event loop stretches, and under a
+ * heavy uplink the publisher fell behind for as long as the uplink ran (bench/downlink-lag.js, rate 20). The
+ * check, the hold and the order in which messages are handed to the broker stay serialised as before.
  *
  *   const held = new HeldDownlinks({ store, clock, logger });
  *   await held.send(queue, envelope, () => outbox.prepare(queue, envelope));   // sends it, or holds it
@@ -142,7 +147,11 @@ export class HeldDownlinks {
    * or dropped as undeliverable (`prepare` logged why). Rejects only when it may work on a retry (store, broker).
    */
   async send(queue: string, envelope: HeldEnvelope, prepare: () => Promise<PreparedDownlink>): Promise<void> {
-    const ready = await this.serialized(envelope.systemId, () => this.sendOrHold(queue, envelope, prepare));
+    // Encoded ahead, concurrently with the messages before it in the chain (see the class comment); not when the
+    // system is already known to have held messages: this one will be held behind them, unencoded.
+    const ahead = this.model.of(envelope.systemId).pending.length > 0 ? undefined : prepare();
+    ahead?.catch(() => undefined); // its failure is the chain's to report; it is not left unhandled meanwhile
+    const ready = await this.serialized(envelope.systemId, () => this.sendOrHold(queue, envelope, prepare, ahead));
     if (ready) await ready.send();
   }
 
@@ -186,15 +195,24 @@ export class HeldDownlinks {
     }
   }
 
-  private async sendOrHold(queue: string, envelope: HeldEnvelope, prepare: () => Promise<PreparedDownlink>): Promise<Extract<PreparedDownlink, { kind: 'ready' }> | null> {
+  private async sendOrHold(
+    queue: string,
+    envelope: HeldEnvelope,
+    prepare: () => Promise<PreparedDownlink>,
+    ahead?: Promise<PreparedDownlink>,
+  ): Promise<Extract<PreparedDownlink, { kind: 'ready' }> | null> {
+    // The encoding begun ahead serves the first look only; after a conflict the message is encoded again, now.
+    let encoding = ahead;
     for (;;) {
       await this.catchUp();
       const state = this.model.of(envelope.systemId);
       if (state.pending.length > 0) {
         if (await this.hold(queue, envelope, 'behind_held', state.version)) return null;
+        encoding = undefined;
         continue;
       }
-      const prepared = await prepare();
+      const prepared = await (encoding ?? prepare());
+      encoding = undefined;
       if (prepared.kind === 'ready') return prepared;
       if (prepared.kind === 'undeliverable') return null;
       if (await this.hold(queue, envelope, 'no_encryption_key', state.version)) return null;
