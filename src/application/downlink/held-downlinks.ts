@@ -31,7 +31,9 @@ import { Projector, type ProjectionTarget, type ProjectorLogger } from '../proje
  * before that, outside the per-system chain, and only its result is taken in turn: encoded one after another a
  * system's downlink was capped at 1 / (one encoding's latency), which a busy event loop stretches, and under a
  * heavy uplink the publisher fell behind for as long as the uplink ran (bench/downlink-lag.js, rate 20). The
- * check, the hold and the order in which messages are handed to the broker stay serialised as before.
+ * check, the hold and the order in which messages are handed to the broker stay serialised as before. A message
+ * to a system whose held messages this process has not seen yet (the view is caught up in the chain) may be
+ * encoded ahead for nothing: it is still held behind them, and that encoding is dropped.
  *
  *   const held = new HeldDownlinks({ store, clock, logger });
  *   await held.send(queue, envelope, () => outbox.prepare(queue, envelope));   // sends it, or holds it
