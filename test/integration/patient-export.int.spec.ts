@@ -95,15 +95,18 @@ describe('POST /patients/export on the embedded store', () => {
     clinician = await login({ role: 'clinician', systemId: 'aalborg', sub: 'dr-berg' });
     system = await login({ role: 'system', systemId: 'aarhus' });
     const at = (hoursAgo: number) => DateTime.utc().minus({ hours: hoursAgo }).startOf('second').toISO({ suppressMilliseconds: true })!;
-    const upload = async (token: string, patientId: string, systolic: number, hoursAgo: number) => {
-      const res = await call('POST', '/observations', token, { patientId, systolic, diastolic: 80, measuredAt: at(hoursAgo), observationId: `o-${systolic}` });
+    const upload = async (token: string, patientId: string, systolic: number, measuredAt: string) => {
+      const res = await call('POST', '/observations', token, { patientId, systolic, diastolic: 80, measuredAt, observationId: `o-${systolic}` });
       expect(res.status).toBe(201);
       return res.body.uniqueId as string;
     };
-    docA1 = await upload(patientA, A, 150, 30);
-    docA2 = await upload(patientA, A, 131, 20);
-    docB = await upload(patientB, B, 142, 10);
-    const fixed = await call('POST', `/documents/${docA1}/corrections`, patientA, { systolic: 145, diastolic: 80, measuredAt: at(30), correctionId: 'fix-1' });
+    // The correction keeps the reading's time: the same string, not at(30) again, which a second boundary
+    // between the two calls made a second later (CI saw the two then ordered by time, not by uniqueId).
+    const firstReadingAt = at(30);
+    docA1 = await upload(patientA, A, 150, firstReadingAt);
+    docA2 = await upload(patientA, A, 131, at(20));
+    docB = await upload(patientB, B, 142, at(10));
+    const fixed = await call('POST', `/documents/${docA1}/corrections`, patientA, { systolic: 145, diastolic: 80, measuredAt: firstReadingAt, correctionId: 'fix-1' });
     expect(fixed.status).toBe(201);
     correction = fixed.body.uniqueId;
     const aalborg = await login({ role: 'system', systemId: 'aalborg' });
