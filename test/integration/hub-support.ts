@@ -15,6 +15,7 @@ import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { spawnChild } from '../support/children';
 import type { RtsClient } from '../../src/sdk';
+import { containsCprDigits } from '../../src/domain/monitoring/cpr';
 
 export const UPLINK = 'rts.uplink';
 export const DLQ = 'rts.dlq';
@@ -198,8 +199,20 @@ export const profile = (n: number, over: Partial<ExpertProfile> = {}): ExpertPro
   ...over,
 });
 
+/**
+ * A random UUID that holds no CPR number's digits. The hub's dead-letter views redact a sender's ids that do, and
+ * 0.35 % of random UUIDs do (ten digits in a row that start with a date): a test that finds its dead letter by
+ * envelope id then waits for it in vain (CI, hub-dead-letter-discard, once).
+ */
+export const plainUuid = (): string => {
+  for (;;) {
+    const id = randomUUID();
+    if (!containsCprDigits(id)) return id;
+  }
+};
+
 const envelope = <T extends UplinkEnvelope['type']>(type: T, systemId: string, payload: Extract<UplinkEnvelope, { type: T }>['payload']): UplinkEnvelope =>
-  ({ id: randomUUID(), type, version: 1, systemId, correlationId: `corr-${randomUUID()}`, time: new Date().toISOString(), payload }) as UplinkEnvelope;
+  ({ id: plainUuid(), type, version: 1, systemId, correlationId: `corr-${plainUuid()}`, time: new Date().toISOString(), payload }) as UplinkEnvelope;
 
 export const uplink = {
   join: (systemId: string, expectedBatches: number, expectedExperts: number) => envelope('system.join.requested', systemId, { expectedBatches, expectedExperts }),
