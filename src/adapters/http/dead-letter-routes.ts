@@ -61,6 +61,9 @@ const shownProperties = (properties: Readonly<Record<string, unknown>>): Record<
 const shownId = (value: string | null): string | null => (uuidOrNull(value) ?? shown(value));
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
+/** The ids a replay's or discard's answer names the dead letter by, shown as in the list (a sender's may hold a CPR number). */
+const shownAddress = (d: DeadLetter): { id: string; envelopeId: string | null } => ({ id: shownId(d.id)!, envelopeId: shown(d.envelopeId) });
+
 export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSummary> => ({
   id: shownId(d.id)!,
   deadLetterId: shownId(d.deadLetterId),
@@ -115,11 +118,8 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
     const by = request.principal?.subject ?? 'anonymous';
     return answeringDiscarded(reply, async () => {
       const result = await deadLetters.replay(id, { by, ...(body?.by !== undefined ? { note: body.by } : {}), ...(body?.reason !== undefined ? { reason: body.reason } : {}) });
-      const d = result.deadLetter;
-      // As in the list and the discard's answer: a sender's own ids may hold a CPR number.
       return reply.code(200).send({
-        id: shownId(d.id)!,
-        envelopeId: shown(d.envelopeId),
+        ...shownAddress(result.deadLetter),
         sourceQueue: result.sourceQueue,
         moved: result.moved,
         replay: result.event,
@@ -135,10 +135,8 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
     const by = request.principal?.subject ?? 'anonymous';
     return answeringDiscarded(reply, async () => {
       const result = await deadLetters.discard(id, { by, reason });
-      const d = result.deadLetter;
       return reply.code(200).send({
-        id: shownId(d.id)!,
-        envelopeId: shown(d.envelopeId),
+        ...shownAddress(result.deadLetter),
         removed: result.removed,
         discard: result.event,
         recordedIn: result.streamName,
