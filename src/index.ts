@@ -1,7 +1,8 @@
 /**
  * telemed-rts as a library. See README "Embedding the core".
  */
-export { openTeleMed, type EmbeddedTeleMed, type EmbeddedTeleMedService, type EmbeddedXds, type CorrectionOptions, type OpenOptions } from './bootstrap/library';
+export { openTeleMed, type EmbeddedTeleMed, type EmbeddedTeleMedService, type EmbeddedXds, type CorrectionOptions, type ExportOptions, type OpenOptions } from './bootstrap/library';
+export type { PatientExportDocument } from './adapters/http/export-routes';
 export type { ErasureOptions, ErasureResult, ErasurePage, RecordedErasure, RecordedPatientErasure, RecordedConsultationErasure } from './application/patient-erasure';
 export { startHub, type RunningHub } from './bootstrap/main';
 export { loadConfig, ConfigError, type Config } from './bootstrap/config';

@@ -19,14 +19,18 @@ const id = z.string();
 export const RECORD_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional(), measuredAtDefaulted: z.boolean().optional() });
 export const SUBMIT_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional() });
 export const CORRECTION_OPTIONS = z.strictObject({ correctionId: id.optional(), correlationId: correlationId.optional() });
-const by = z
+const byWho = (what: string) =>
+  z
     .string()
     .trim()
-    .min(1, 'must name who asked for the erasure')
+    .min(1, `must name who asked for the ${what}`)
     .max(200, 'at most 200 characters')
     .refine((v) => !isCprLike(v), 'a name or pseudonym, not a CPR number (it is stored in clear and outlives the erasure)');
+const by = byWho('erasure');
 export const ERASURE_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional(), ifUnknown: z.enum(['refuse', 'erase']).optional() });
 export const ERASURE_BY_KEY_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional() });
+/** `by` becomes the audit entry's subject, as a token's subject does over HTTP (the trail, like an event, outlives the erasure). */
+export const EXPORT_OPTIONS = z.strictObject({ by: byWho('export'), correlationId: correlationId.optional() });
 export const PATIENT_KEY = z.string().regex(PATIENT_KEY_PATTERN, 'a pseudonymous patient key: p and 32 hex digits');
 /** As GET /erasures pages them. */
 export const MAX_ERASURES_PAGE = 10_000;

@@ -1,17 +1,23 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Container } from 'inversify';
 import type { DateTime } from 'luxon';
 import pino, { type Logger } from 'pino';
 import type { ErasureOptions, ErasurePage, ErasureResult, PatientErasure } from '../application/patient-erasure';
 import type { ConsultationContentErasure, ContentErasureResult } from '../application/consultation/consultation-erasure';
+import { consultationViewFromStream } from '../application/consultation/consultation-view-from-stream';
+import { AuditTrail } from '../application/audit/audit-trail';
+import type { AuditEntry } from '../application/audit/audit-chain';
+import { PatientExport } from '../application/patient-export';
+import type { Clock } from '../application/ports/clock';
+import type { PatientKeys } from '../application/ports/patient-keys';
 import { CONSULTATION_ID_PATTERN } from '../domain/consultation/consultation';
 import type { EventStore } from '../application/ports/event-store';
-import type { PatientKeyStore } from '../application/ports/patient-data-protection';
+import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { Projector } from '../application/projector';
 import type { RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
 import type { RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
 import type { DocumentMetadata } from '../domain/documents/hl7';
-import type { Cpr } from '../domain/monitoring/cpr';
+import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import type { TeleObservation } from '../domain/monitoring/tele-observation';
 import type { TimeInterval } from '../domain/monitoring/time-interval';
 import { NotFoundError, RtsError, UnavailableError, ValidationError } from '../domain/shared/errors';
@@ -20,6 +26,8 @@ import { InMemoryKeyStore } from '../adapters/crypto/key-stores';
 import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { logConsultationErasure, logErasure } from '../adapters/backup/erasure-log-line';
+import { patientExportDto, type PatientExportDocument } from '../adapters/http/export-routes';
+import { toProblem } from '../adapters/http/problem';
 import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, buildContainer, openContainer } from './container';
@@ -29,6 +37,7 @@ import {
   CORRECTION_OPTIONS,
   ERASURE_BY_KEY_OPTIONS,
   ERASURE_OPTIONS,
+  EXPORT_OPTIONS,
   LIST_ERASURES_OPTIONS,
   MAX_ERASURES_PAGE,
   PATIENT_KEY,
@@ -36,6 +45,9 @@ import {
   SUBMIT_OPTIONS,
   checkedOptions,
 } from './library-options';
+
+/** A patient export's options: who asked (the audit entry's subject) and the request id the entry carries. */
+export type ExportOptions = Readonly<{ by: string; correlationId?: string }>;
 
 /** A correction's options: its idempotency key and the correlation id its events carry. */
 export type CorrectionOptions = Readonly<{ correctionId?: string; correlationId?: string }>;
@@ -90,6 +102,17 @@ export type EmbeddedTeleMed = Readonly<{
    * `next` is the `after` of the next page, null on the last (a page may hold fewer items than `limit`).
    */
   listErasures(options?: Readonly<{ after?: bigint; limit?: number }>): Promise<ErasurePage>;
+  /**
+   * The patient's right of access (GDPR art. 15; what POST /patients/export answers, the same document): everything
+   * the hub holds of the patient (readings current and deprecated, consultations, the audit entries under their key,
+   * whether they were erased), with `format` 'telemed-rts/patient-export' and `formatVersion`. Changes nothing, but
+   * is audited as the HTTP export is: `patient.export` under the patient's key, subject `by` (role 'library'; request
+   * id `correlationId`, or a new UUID), and returned only once that entry is stored (UnavailableError
+   * 'audit_unavailable' otherwise: call again); so the patient's next export shows this one. An erased patient's
+   * export says so (`erasure.erasedAt`) with what is left of them. A patient the hub holds nothing of throws
+   * NotFoundError 'unknown_patient' (recorded too, as over HTTP). The answer holds the CPR number (`patient.cpr`).
+   */
+  exportPatient(patientId: Cpr, options: ExportOptions): Promise<PatientExportDocument>;
   /**
    * Let the calls in flight finish, then close the stores. Idempotent. A call after it throws UnavailableError code
    * 'closed'.
@@ -160,6 +183,58 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   };
   const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
   const xds = container.get<XdsBackend>(TOKENS.Xds);
+  const clock = container.get<Clock>(TOKENS.Clock);
+  const patientKeys = container.get<PatientKeys>(TOKENS.PatientKeys);
+  // The hub's audit trail on the same store (security-module.ts makes it for HTTP): the exports are recorded in it,
+  // and an export reads it back for the patient.
+  const audit = new AuditTrail({ store, logger });
+  const protection = container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
+  // As main.ts composes it for POST /patients/export. The library runs no consultation read model: a consultation
+  // (a hub's, on the same store) is folded from its own stream by the same projection.
+  const exporter = new PatientExport({
+    patientKeys,
+    documents: xds,
+    erasure,
+    consultations: { linked: container.get<ConsultationContentErasure>(TOKENS.ConsultationErasure), get: (id) => consultationViewFromStream(store, protection, id) },
+    audit,
+    store,
+    clock,
+  });
+  /**
+   * The export as POST /patients/export answers it, audited as security.ts audits that route: under the patient's
+   * key, `by` as the subject; an allowed export returned only once its entry is stored, a failed one recorded
+   * without waiting and its error thrown as it is. Invalid arguments throw before: no patient to record it under.
+   */
+  const exportPatient = async (patientId: Cpr, exportOptions: ExportOptions): Promise<PatientExportDocument> => {
+    const { by, correlationId } = checkedOptions(EXPORT_OPTIONS, exportOptions, 'options');
+    const cpr = parseCpr(patientId, 'patientId');
+    const entry = (outcome: Pick<AuditEntry, 'outcome' | 'status' | 'reason'>): AuditEntry => ({
+      at: clock.now().toJSDate().toISOString(),
+      subject: by,
+      role: 'library',
+      systemId: null,
+      action: 'patient.export',
+      patientKey: patientKeys.keyFor(cpr),
+      resource: null,
+      ip: '',
+      requestId: correlationId ?? randomUUID(),
+      ...outcome,
+    });
+    let document: PatientExportDocument;
+    try {
+      document = patientExportDto(cpr, await exporter.exportPatientData(cpr));
+    } catch (error) {
+      const { status, code } = toProblem(error, '');
+      void audit.record(entry({ outcome: 'error', status, reason: code })).catch(() => undefined);
+      throw error;
+    }
+    try {
+      await audit.record(entry({ outcome: 'allowed', status: 200, reason: null }));
+    } catch (error) {
+      throw Object.assign(new UnavailableError('audit_unavailable', 'the export could not be recorded in the audit trail, so it is not returned; call again'), { cause: error });
+    }
+    return document;
+  };
   // A call on one document of an erased patient says patient_erased, as the README promises for their reads: the
   // erasure removed the registry row, and the call said document_not_found.
   const ofDocument = <R>(uniqueId: string, call: Promise<R>): Promise<R> =>
@@ -208,9 +283,11 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
       const { after, limit } = checkedOptions(LIST_ERASURES_OPTIONS, listOptions, 'options');
       return erasure.recorded(after ?? 0n, limit ?? MAX_ERASURES_PAGE);
     }),
+    exportPatient: life.wrap(exportPatient),
     close: () =>
       life.close(async () => {
         await projector.stop();
+        await audit.close(); // the entries of the last calls (a failed export's is not waited for)
         await store.close();
         await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
         lock?.release();

@@ -17,6 +17,7 @@ import { uuidV5 } from '../../src/application/ids';
 import { loadConfig } from '../../src/bootstrap/config';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
+import { openTeleMed, parseCpr } from '../../src';
 import { tempDataDir } from '../support/hub-process';
 
 /**
@@ -251,6 +252,34 @@ describe('POST /patients/export on the embedded store', () => {
     expect(res.body.audit.entries.map((x: any) => x.action)).toContain('patient.erase');
     // The patient's own token still reaches what is left of them.
     expect((await exportOf(patientA, A)).status).toBe(200);
+  });
+
+  it("the embedded library on the hub's data directory exports what the hub exports, consultations included", async () => {
+    const overHttp: Record<string, any> = { [A]: (await exportOf(operator, A)).body, [B]: (await exportOf(operator, B)).body };
+    await hub.stop(); // one process per embedded store
+    const rts = await openTeleMed({ dataDir: data.dir });
+    try {
+      for (const cpr of [A, B]) {
+        const http = overHttp[cpr];
+        const lib = await rts.exportPatient(parseCpr(cpr), { by: 'dpo-library' });
+        // The library runs no consultation read model: it folds each consultation's stream as the projection does.
+        // One difference, the projection's own: the texts were erased (A's erasure) before this fold, so its events
+        // already open as erased, the erasure event finds nothing left to forget and does not move updatedAt (the
+        // report's time stays); the hub's view saw the erasure happen (its read model rebuilt now would say what the fold says).
+        const sansUpdatedAt = (cs: readonly { updatedAt: string }[]) => cs.map((c) => ({ ...c, updatedAt: null }));
+        expect(lib.consultations).toHaveLength(1);
+        expect(sansUpdatedAt(lib.consultations)).toEqual(sansUpdatedAt(http.consultations));
+        expect(lib.consultations[0]!.updatedAt).toBe(lib.consultations[0]!.report!.issuedAt);
+        expect({ ...lib, exportedAt: null, audit: null, consultations: null }).toEqual({ ...http, exportedAt: null, audit: null, consultations: null });
+        // The hub's trail, and the HTTP export just made (recorded after its answer).
+        expect(lib.audit.entries).toEqual([...http.audit.entries, expect.objectContaining({ action: 'patient.export', subject: 'dpo-jensen', role: 'operator', outcome: 'allowed' })]);
+      }
+      expect((await rts.exportPatient(parseCpr(B), { by: 'dpo-library' })).audit.entries.filter((x) => x.role === 'library')).toEqual([
+        expect.objectContaining({ action: 'patient.export', subject: 'dpo-library', outcome: 'allowed', status: 200 }),
+      ]);
+    } finally {
+      await rts.close();
+    }
   });
 
   it("never wrote a CPR number to the hub's log", () => {

@@ -88,6 +88,12 @@ describe('the options the library records are checked as over HTTP', () => {
       ['erase by long', () => rts.erasePatient(PATIENT, { by: 'x'.repeat(201) }), 'options.by'],
       ['erase without options', () => rts.erasePatient(PATIENT, undefined as never), 'options.by'],
       ['erase ifUnknown', () => rts.erasePatient(PATIENT, { by: 'dpo', ifUnknown: 'yes' as never }), 'options.ifUnknown'],
+      // The export's `by` is its audit entry's subject, kept in the hash-chained trail that no erasure reaches.
+      ['export by', () => rts.exportPatient(PATIENT, { by: `dpo ${cpr}` }), 'options.by'],
+      ['export by empty', () => rts.exportPatient(PATIENT, { by: '' }), 'options.by'],
+      ['export without options', () => rts.exportPatient(PATIENT, undefined as never), 'options.by'],
+      ['export correlationId', () => rts.exportPatient(PATIENT, { by: 'dpo', correlationId: cpr }), 'options.correlationId'],
+      ['export ifUnknown', () => rts.exportPatient(PATIENT, { by: 'dpo', ifUnknown: 'erase' } as never), 'options'],
     ];
     for (const [what, call, path] of refused) {
       const error = await call().then(

@@ -24,7 +24,10 @@ export type PatientExportRouteDependencies = Readonly<{ exporter: Pick<PatientEx
 
 export const PATIENT_EXPORT_FORMAT = 'telemed-rts/patient-export';
 
-export const patientExportDto = (cpr: Cpr, e: PatientDataExport): AnswerOf<typeof PatientExportResponse> => ({
+/** The export document: POST /patients/export's answer, and what the embedded library's exportPatient returns. */
+export type PatientExportDocument = AnswerOf<typeof PatientExportResponse>;
+
+export const patientExportDto = (cpr: Cpr, e: PatientDataExport): PatientExportDocument => ({
   format: PATIENT_EXPORT_FORMAT,
   formatVersion: PATIENT_EXPORT_FORMAT_VERSION,
   exportedAt: e.exportedAt,
