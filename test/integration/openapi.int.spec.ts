@@ -5,6 +5,8 @@ jest.mock('jose', () => {
 import pino from 'pino';
 import { DEPRECATED_ROUTES } from '../../src/adapters/http/deprecated-routes';
 import { OPERATIONS, UNDESCRIBED_ROUTES } from '../../src/adapters/http/openapi';
+import { discardedProblem } from '../../src/adapters/http/dead-letter-routes';
+import { DeadLetterDiscardedError } from '../../src/application/directory/dead-letter-operations';
 import { PROBLEM_TYPES } from '../../src/adapters/http/problem';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
@@ -104,6 +106,38 @@ describe('the OpenAPI document and the routes the hub serves', () => {
         for (const code of codes) expect((PROBLEM_TYPES as Record<string, readonly [number, string]>)[code]?.[0]).toBe(Number(status));
       }
     }
+  });
+});
+
+describe('problems with members of their own', () => {
+  const resolve = (node: any): any => (node?.$ref ? resolve(node.$ref.replace(/^#\//, '').split('/').reduce((n: any, k: string) => n?.[k], doc)) : node);
+  const discardedIn = (status: string, op: any): any => resolve(op.responses[status]?.content?.['application/problem+json']?.schema);
+
+  it("describes the 410 dead_letter_discarded problem's discard member on every answer that carries it, and on no other", async () => {
+    const carrying = Object.entries(OPERATIONS).filter(([, op]) => op.problems?.includes('dead_letter_discarded')).map(([key]) => key);
+    expect(carrying.sort()).toEqual(['GET /dead-letters/:id', 'POST /dead-letters/:id/discard', 'POST /dead-letters/:id/replay']);
+    const record = { deadLetterId: 'd', envelopeId: 'e', deadLetterIds: ['d'], at: new Date().toISOString(), by: 'ops-1', reason: 'a duplicate', sourceQueue: 'rts.uplink', deadLetterReason: 'bad_schema', attempts: 1, replayCount: 0, removed: 1, recordedIn: 'dead-letter-e' };
+    // The answer as the routes make it (dead-letter-routes.ts), member by member against the document.
+    const answer = discardedProblem(new DeadLetterDiscardedError(record));
+    for (const key of carrying) {
+      const [method, path] = key.split(' ');
+      const op = doc.paths[templateOf(path!)][method!.toLowerCase()];
+      const schema = discardedIn('410', op);
+      expect({ key, description: op.responses['410'].description }).toEqual({ key, description: expect.stringMatching(/^dead_letter_discarded: /) });
+      const [problemPart, own] = schema.allOf.map(resolve);
+      expect(problemPart).toBe(doc.components.schemas.Problem);
+      expect(own.required).toEqual(['discard']);
+      expect(own.properties.code).toEqual({ const: 'dead_letter_discarded' });
+      const discard = own.properties.discard;
+      expect(discard.description).toMatch(/who discarded/);
+      expect(Object.keys(discard.properties).sort()).toEqual(Object.keys(record).sort());
+      expect(discard.required).toEqual(expect.arrayContaining(['at', 'by', 'reason', 'recordedIn']));
+      // Every member of the answer is described: the problem's own, and the record's.
+      expect(Object.keys(answer).filter((m) => m !== 'discard' && !(m in problemPart.properties))).toEqual([]);
+      expect(Object.keys(answer.discard).filter((m) => !(m in discard.properties))).toEqual([]);
+    }
+    // The other 410, patient_erased, is a plain problem.
+    expect(doc.paths['/observations'].post.responses['410'].content['application/problem+json'].schema).toEqual({ $ref: '#/components/schemas/Problem' });
   });
 });
 

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
 import { containsCprDigits } from '../../domain/monitoring/cpr';
 import { DeadLetterDiscardedError, MAX_LIST_LIMIT, uuidOrNull, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
-import { problem, sendProblem } from './problem';
-import { type AnswerOf, DeadLetterSummary } from './response-schemas';
+import { problem, sendProblem, type Problem } from './problem';
+import { type AnswerOf, DeadLetterSummary, DiscardedProblemMember } from './response-schemas';
 import { parseInput } from './schemas';
 
 /**
@@ -80,14 +80,18 @@ export const deadLetterSummary = (d: DeadLetter): AnswerOf<typeof DeadLetterSumm
   bodyChars: d.body.length,
 });
 
-/** 410 dead_letter_discarded with the discard record as the problem's `discard` member (RFC 9457 extension). */
+/** 410 dead_letter_discarded with the discard record as the problem's `discard` member (RFC 9457 extension; openapi.ts describes it). */
+export const discardedProblem = (error: DeadLetterDiscardedError): Problem & Readonly<{ discard: AnswerOf<typeof DiscardedProblemMember> }> => ({
+  ...problem(error.code, error.message),
+  discard: error.record,
+});
+
 const answeringDiscarded = async <T>(reply: FastifyReply, work: () => Promise<T>): Promise<T | FastifyReply> => {
   try {
     return await work();
   } catch (error) {
     if (!(error instanceof DeadLetterDiscardedError)) throw error;
-    const gone = { ...problem(error.code, error.message), discard: error.record };
-    return sendProblem(reply, gone);
+    return sendProblem(reply, discardedProblem(error));
   }
 };
 

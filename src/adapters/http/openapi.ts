@@ -12,6 +12,7 @@ import {
   ConsultationResponse,
   ConsultationsPage,
   DeadLetterDiscardResponse,
+  DiscardedProblemMember,
   DeadLetterReplayResponse,
   DeadLetterResponse,
   DeadLettersList,
@@ -85,7 +86,35 @@ const parameters = (where: 'path' | 'query', shape: z.ZodType | undefined): Json
   }));
 };
 
-const JSON_PROBLEM = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
+const PROBLEM_REF = { $ref: '#/components/schemas/Problem' };
+/**
+ * The problems that carry members of their own (RFC 9457 extensions), each a schema in components.schemas: the
+ * Problem and its member. A status whose answers include one says so (alone: its schema; with others: any of them).
+ */
+const PROBLEMS_WITH_MEMBERS: Partial<Record<ProblemCode, Readonly<{ schema: string; members: Readonly<Record<string, z.ZodType>> }>>> = {
+  dead_letter_discarded: { schema: 'DeadLetterDiscardedProblem', members: { discard: DiscardedProblemMember } },
+};
+const problemSchemaOf = (group: readonly ProblemCode[]): Json => {
+  const refs = [...new Set(group.map((c) => PROBLEMS_WITH_MEMBERS[c]?.schema ?? 'Problem'))].map((name) => ({ $ref: `#/components/schemas/${name}` }));
+  return refs.length === 1 ? refs[0]! : { anyOf: refs };
+};
+const problemsWithMembersSchemas = (): Record<string, Json> =>
+  Object.fromEntries(
+    Object.entries(PROBLEMS_WITH_MEMBERS).map(([code, { schema, members }]) => [
+      schema,
+      {
+        description: `The problem ${code} answers, with its members`,
+        allOf: [
+          PROBLEM_REF,
+          {
+            type: 'object',
+            required: Object.keys(members),
+            properties: { code: { const: code }, ...Object.fromEntries(Object.entries(members).map(([name, member]) => [name, withoutMeta(responseSchema(member))])) },
+          },
+        ],
+      },
+    ]),
+  );
 
 /** Problem codes grouped by their status: one response per status, naming its codes. */
 const problemResponses = (codes: readonly ProblemCode[]): Record<string, Json> => {
@@ -98,7 +127,7 @@ const problemResponses = (codes: readonly ProblemCode[]): Record<string, Json> =
   for (const [status, group] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     out[String(status)] = {
       description: group.map((c) => `${c}: ${PROBLEM_TYPES[c][1]}`).join('\n'),
-      content: JSON_PROBLEM,
+      content: { 'application/problem+json': { schema: problemSchemaOf(group) } },
       ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } } : {}),
       ...(status === 401 ? { headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } } : {}),
     };
@@ -634,6 +663,7 @@ const build = (): Json => {
       },
       schemas: {
         ...Object.fromEntries([...NAMED].map(([schema, name]) => [name, withoutMeta(responseSchema(schema))])),
+        ...problemsWithMembersSchemas(),
         Problem: {
           type: 'object',
           required: ['type', 'title', 'status', 'code'],

@@ -159,6 +159,10 @@ export const DeadLetterDiscardRecord = z.object({
   replayCount: z.number().int(),
   removed: z.number().int(),
 });
+/** The 410 dead_letter_discarded problem's `discard` member (RFC 9457 extension): the record, and where it is. */
+export const DiscardedProblemMember = DeadLetterDiscardRecord.extend({
+  recordedIn: z.string().describe('The stream it was recorded in (the one its replays go to)'),
+}).describe('The discard record: who discarded the message, when and why (never its body)');
 export const DeadLetterDiscardResponse = z.object({
   id: z.string(),
   envelopeId: z.string().nullable(),
