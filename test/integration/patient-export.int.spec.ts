@@ -206,7 +206,15 @@ describe('POST /patients/export on the embedded store', () => {
     expect((await call('POST', '/patients/export', operator, '<patient/>', 'application/xml')).status).toBe(415);
     const get = await call('GET', '/patients/export', operator);
     expect(get.status).toBe(405);
-    expect(get.headers.get('allow')).toContain('POST');
+    expect(get.headers.get('allow')).toBe('POST');
+    // DELETE reached the deprecated erasure DELETE /patients/{cpr} with "export" as the number (422 invalid_patient_id).
+    // /patients/export is the export: DELETE is a method it does not answer, as PUT and GET, with or without a token
+    // (as any route that does not exist; nothing is read, erased or audited).
+    for (const [method, token] of [['DELETE', operator], ['DELETE', null], ['PUT', operator], ['PATCH', null]] as const) {
+      const answer = await call(method, '/patients/export?unknown=erase', token);
+      expect({ method, status: answer.status, allow: answer.headers.get('allow'), code: answer.body.code }).toEqual({ method, status: 405, allow: 'POST', code: 'method_not_allowed' });
+    }
+    expect((await call('POST', '/audit/search', operator, { user: 'dpo-jensen' })).body.items.filter((x: any) => x.action === 'patient.erase')).toEqual([]);
     const unknown = await exportOf(operator, NOBODY);
     expect(unknown.status).toBe(404);
     expect(unknown.body).toMatchObject({ code: 'unknown_patient' });

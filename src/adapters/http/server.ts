@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DateTime } from 'luxon';
 import type { Logger } from 'pino';
 import type { Clock } from '../../application/ports/clock';
@@ -236,24 +236,40 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
 
   // A path that exists with other methods: 405 with Allow (RFC 9110 15.5.6), not 404. The routes' patterns, as
   // regular expressions, once all routes are registered.
-  let patterns: { method: string; path: RegExp }[] | null = null;
-  const allowedMethods = (url: string): string[] => {
-    patterns ??= routes.map((r) => {
+  // A path a static route names is that route's resource, as the router resolves it for the route's own method: a
+  // parametric route of another method does not answer it too (/patients/export is the export, whatever
+  // DELETE /patients/:patientId would take).
+  let patterns: { method: string; path: RegExp; literal: string | null }[] | null = null;
+  const patternsOfRoutes = () =>
+    (patterns ??= routes.map((r) => {
       const [method, pattern] = r.split(' ') as [string, string];
       const source = pattern.split('/').map((part) => (part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
-      return { method, path: new RegExp(`^${source}$`) };
-    });
+      return { method, path: new RegExp(`^${source}$`), literal: /[:*]/.test(pattern) ? null : pattern };
+    }));
+  const allowedMethods = (url: string): string[] => {
     const path = url.split('?')[0]!;
-    const methods = new Set(patterns.filter((p) => p.path.test(path)).map((p) => p.method));
+    const matching = patternsOfRoutes().filter((p) => p.path.test(path));
+    const named = matching.filter((p) => p.literal === path);
+    const methods = new Set((named.length > 0 ? named : matching).map((p) => p.method));
     if (methods.has('GET')) methods.add('HEAD');
     return [...methods].sort();
   };
+  const methodNotAllowed = (reply: FastifyReply, allowed: readonly string[]) =>
+    sendProblem(reply.header('allow', allowed.join(', ')), problem('method_not_allowed', `this resource answers ${allowed.join(', ')}`));
   app.setNotFoundHandler((request, reply) => {
     const allowed = allowedMethods(request.url);
-    if (allowed.length > 0 && !allowed.includes(request.method)) {
-      return sendProblem(reply.header('allow', allowed.join(', ')), problem('method_not_allowed', `this resource answers ${allowed.join(', ')}`));
-    }
+    if (allowed.length > 0 && !allowed.includes(request.method)) return methodNotAllowed(reply, allowed);
     return sendProblem(reply, problem('not_found', 'there is no resource at this path'));
+  });
+  // The router hands such a request to the parametric route (DELETE /patients/export reached the deprecated erasure,
+  // which read "export" as a CPR number and answered 422 invalid_patient_id): answered as the path's other methods
+  // are, 405 with Allow, before authentication, as a route that does not exist is.
+  app.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions?.url;
+    if (route === undefined || !/[:*]/.test(route)) return;
+    const path = request.url.split('?')[0]!;
+    if (!patternsOfRoutes().some((p) => p.literal === path)) return;
+    return methodNotAllowed(reply, allowedMethods(path));
   });
 
   deps.beforeRoutes?.(app);
