@@ -112,6 +112,51 @@ it('a request whose body trickles in gets a problem+json 408 once the request ti
   expect(elapsed).toBeLessThan(15_000); // not the 300 s of Node, nor never
 });
 
+it('a body the client abandons (a reset, or the 408 above) is no storage failure: an info line, never the store\'s error', async () => {
+  const before = logLines.length;
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await new Promise((r) => socket.once('connect', r));
+  socket.write(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n`);
+  await new Promise((r) => setTimeout(r, 300));
+  socket.resetAndDestroy();
+  const deadline = Date.now() + 5_000;
+  while (!logLines.slice(before).join('').includes('request aborted') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const lines = logLines.slice(before).join('');
+  expect(lines).toContain('request aborted: the client closed the connection before its body arrived');
+  expect(lines).not.toContain('cannot store');
+  expect(lines).not.toContain('"level":50');
+  // The 408 of the test above cut a body too: it was never taken for the store's failure.
+  expect(logLines.join('')).not.toContain('storage_unavailable');
+});
+
+it('an answer given before the body arrived closes the connection at once, not after Node\'s own timers', async () => {
+  const started = Date.now();
+  const socket = connect(port, '127.0.0.1');
+  let got = '';
+  socket.on('data', (d) => (got += d.toString('utf8')));
+  socket.on('error', () => undefined);
+  const closed = new Promise((r) => socket.once('close', r));
+  // Refused in onRequest (a Content-Encoding the hub does not decode), before any of the body is read.
+  socket.write(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n`);
+  const drip = setInterval(() => socket.writable && socket.write('1\r\n \r\n'), 500);
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 20_000))]);
+  clearInterval(drip);
+  socket.destroy();
+  expect(answer(got)).toMatchObject({ status: 415, body: { code: 'unsupported_media_type' } });
+  expect(got.toLowerCase()).toContain('connection: close');
+  expect(Date.now() - started).toBeLessThan(3_000); // the body timer is 4 s here; Node's keep-alive timers longer
+});
+
+it('a malformed percent-escape in the path gets a problem+json 400 that does not quote the URL', async () => {
+  const got = await raw(`GET /patients/${CPR}%zz/observations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  expect(answer(got)).toMatchObject({ status: 400, contentType: 'application/problem+json; charset=utf-8', body: { code: 'invalid_request', type: '/problems/invalid_request' } });
+  expect(got).not.toContain(CPR);
+  expect(got).not.toContain('FST_ERR');
+  expect(got.toLowerCase()).toContain('x-request-id:');
+  expect(got.toLowerCase()).toContain('cache-control: no-store');
+});
+
 it('a request that comes while the server closes gets a problem+json 503 with Retry-After; the one in flight finishes', async () => {
   // A request in flight: headers and half of its body, so that close() waits for it.
   const body = JSON.stringify({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: new Date(Date.now() - 60_000).toISOString().slice(0, 19) + 'Z' });

@@ -6,10 +6,11 @@ jest.mock('jose', () => {
 });
 import { createHmac, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { request } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { createTokenVerifier } from '../../src/adapters/auth/tokens';
-import { installSecurity, type SecurityDependencies } from '../../src/adapters/http/security';
+import { installSecurity, isLiteralHost, type SecurityDependencies } from '../../src/adapters/http/security';
 import { problemInstance, toProblem, sendProblem } from '../../src/adapters/http/problem';
 import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import type { AuditTrail } from '../../src/application/audit/audit-trail';
@@ -259,6 +260,42 @@ describe('installSecurity: POST /auth/dev-login', () => {
     expect(operator.json()).toMatchObject({ code: 'invalid_request' });
     expect(JSON.stringify(operator.json())).not.toContain(CPR);
     expect(devLogin).toHaveBeenCalledTimes(1);
+    await h.app.close();
+  });
+});
+
+describe('installSecurity: dev-login and DNS rebinding', () => {
+  /** A POST with the Host header given (fetch would not send one of its own choosing). */
+  const withHost = (h: Harness, host: string): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(`${h.base}/auth/dev-login`);
+      const payload = JSON.stringify({ role: 'operator' });
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', host } },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+
+  it('hands out tokens only to requests addressed to localhost or an IP address, never to a DNS name pointed here', async () => {
+    const devLogin = jest.fn(async (_claims: object) => ({ token: 't', expiresIn: 60 }));
+    const h = await harness({ devLogin });
+    for (const host of ['rebind.attacker.example:8080', 'rebind.attacker.example', '127.0.0.1.nip.io:8080', 'localhost.attacker.example']) {
+      const res = await withHost(h, host);
+      expect({ host, status: res.status, code: (JSON.parse(res.body) as { code?: string }).code }).toEqual({ host, status: 403, code: 'forbidden' });
+    }
+    expect(devLogin).not.toHaveBeenCalled();
+    for (const host of ['localhost:8080', 'localhost', '127.0.0.1:8080', '[::1]:8080', '[::1]', '10.0.0.5:8080', 'app.localhost:8080']) {
+      expect({ host, status: (await withHost(h, host)).status }).toEqual({ host, status: 200 });
+    }
+    expect(isLiteralHost(undefined)).toBe(true); // HTTP/1.0 without Host (Node refuses HTTP/1.1 without it): no browser's
+    expect(isLiteralHost('[::1]x')).toBe(false);
+    expect(isLiteralHost('[evil.example]:80')).toBe(false);
     await h.app.close();
   });
 });

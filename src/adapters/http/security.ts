@@ -153,6 +153,17 @@ const keyOfRaw = (deps: SecurityDependencies, raw: unknown): string | null => {
   }
 };
 
+/**
+ * Whether a Host header names this machine without a DNS name another party controls: localhost (and its
+ * subdomains, RFC 6761), an IPv4 address or a bracketed IPv6 address, with an optional port; or no Host at all.
+ */
+export const isLiteralHost = (host: string | undefined): boolean => {
+  if (host === undefined) return true;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+  if (name.startsWith('[')) return /^\[[0-9A-Fa-f:.]+\]$/.test(name) && host.slice(name.length).match(/^(:\d*)?$/) !== null;
+  return /^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.localhost)\.?$/i.test(name) || /^\d{1,3}(\.\d{1,3}){3}$/.test(name);
+};
+
 const field = (value: unknown, name: string): unknown => (value && typeof value === 'object' ? (value as Record<string, unknown>)[name] : undefined);
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
@@ -486,7 +497,13 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 
   if (deps.devLogin) {
     const devLogin = deps.devLogin;
-    app.post('/auth/dev-login', async (request) => {
+    app.post('/auth/dev-login', async (request, reply) => {
+      // DNS rebinding: a web page on a name its attacker points at 127.0.0.1 is same-origin with this address, and
+      // could mint an operator's token here. Such a request names the attacker's host; a browser on this machine's
+      // own page names localhost or an address. A request without Host is no browser's.
+      if (!isLiteralHost(request.headers.host)) {
+        return sendProblem(reply, problem('forbidden', 'dev-login answers only requests addressed to localhost or an IP address (the Host header), so that no web page can reach it through a DNS name that points here'));
+      }
       const body = parseInput(DevLoginBody, request.body, 'body');
       // 422 invalid_patient_id before a token is made. The token names the patient by their key, not the CPR number.
       const patientKey = body.role === 'patient' ? deps.patientKeyOf(parseCpr(body.patient ?? '')) : undefined;

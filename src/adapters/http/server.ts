@@ -113,6 +113,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // While closing, new requests get a problem+json 503 with Retry-After from the onRequest hook below, not
     // fastify's own JSON.
     return503OnClosing: false,
+    // A malformed percent-escape in the path (FST_ERR_BAD_URL): fastify answered its own JSON quoting the URL, which
+    // may hold a CPR number. A problem, without the URL.
+    frameworkErrors: (error, request, reply) => {
+      const code = (error as { code?: string }).code;
+      request.log.info({ problem: 'invalid_request', fastifyCode: code }, 'request refused');
+      const body = problem('invalid_request', code === 'FST_ERR_BAD_URL' ? "the URL's path holds a malformed percent-escape" : 'the request could not be processed as sent');
+      return (reply as unknown as FastifyReply).code(400).header('x-request-id', request.id).header('cache-control', 'no-store').header('content-type', 'application/problem+json; charset=utf-8').send(body);
+    },
     // A request that is not HTTP (a bad header, Content-Length with Transfer-Encoding, headers over the limit).
     // fastify's own handler logs the error with `rawPacket`, the whole raw request (bearer tokens, CPR numbers in
     // the path or the body), and answers JSON that is no problem. Only the parser's code is logged here.
@@ -174,7 +182,13 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // held the request, and the caller's connection, for good. Most bodies come with their headers: no timer.
     if (!request.raw.complete) {
       const timer = setTimeout(() => {
-        if (request.raw.complete || reply.sent) return;
+        if (request.raw.complete) return;
+        if (reply.sent) {
+          // Answered early (401, 415, ...) while the body still trickles in: the connection is closed as that answer
+          // said (onSend); one that is still open at the timeout is cut, not held for Node's own timers.
+          request.raw.socket.destroy();
+          return;
+        }
         deps.logger.debug({ status: 408, route: redactUrl(request) }, 'request timeout: the body did not arrive in time');
         endWithProblem(request.raw.socket, 408, `the request's body did not arrive within ${Math.round(requestTimeoutMs / 1000)} s`);
       }, requestTimeoutMs);
@@ -191,8 +205,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       return sendProblem(reply, problem('unsupported_media_type', 'the hub takes request bodies without a Content-Encoding (no gzip, deflate or br): send the body uncompressed'));
     }
   });
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
+  app.addHook('onSend', async (request, reply) => {
+    // An answer before the whole body arrived (a refusal does not wait for it): the rest of the body would have to
+    // be read for the connection to carry another request, so it is closed instead (RFC 9112 9.6).
+    if (closing || !request.raw.complete) reply.header('connection', 'close');
     // Answers hold patient data (readings, documents with the CPR number, tokens): no browser or proxy keeps
     // them, unless a route said otherwise (the page's assets, the JWKS).
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
@@ -210,6 +226,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let storageLoggedAt = 0;
   let storageUnlogged = 0;
   app.setErrorHandler((error, request, reply) => {
+    // The client went away while its body was on its way (a reset, or the body timer's 408): the body stream fails
+    // with ECONNRESET, which is no storage failure (it read as one, and hid a real one in the throttled log line).
+    if (!request.raw.complete && ((error as { code?: unknown }).code === 'ECONNRESET' || (error as Error)?.message === 'aborted')) {
+      request.log.info({ problem: 'invalid_request', status: 400 }, 'request aborted: the client closed the connection before its body arrived');
+      return sendProblem(reply.header('connection', 'close'), problem('invalid_request', 'the request body did not arrive whole: the connection was closed'));
+    }
     const p = toProblem(error, problemInstance(request.url), request.routeOptions?.bodyLimit);
     if (p.code === 'storage_unavailable') {
       const now = Date.now();
