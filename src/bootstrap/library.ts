@@ -6,7 +6,8 @@ import type { ErasureOptions, ErasurePage, ErasureResult, PatientErasure } from 
 import type { ConsultationContentErasure, ContentErasureResult } from '../application/consultation/consultation-erasure';
 import { CONSULTATION_ID_PATTERN } from '../domain/consultation/consultation';
 import type { EventStore } from '../application/ports/event-store';
-import type { PatientKeyStore } from '../application/ports/patient-data-protection';
+import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
+import { startErasedKeys } from '../application/erased-keys';
 import type { Projector } from '../application/projector';
 import type { RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
 import type { RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
@@ -146,6 +147,13 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   }
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
+  // As startHub does: erasures recorded by hub processes sharing a PostgreSQL store drop the keys cached here at once.
+  const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {
+    await store.close();
+    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    lock?.release();
+    throw error;
+  });
   const erasure = container.get<PatientErasure>(TOKENS.PatientErasure);
   // As startHub does: the registry's background catch-up runs from the start. Without it the checkpoint stayed behind
   // the events written at open (settings), every upload's inline registry write declined (it needs the checkpoint
@@ -211,6 +219,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     close: () =>
       life.close(async () => {
         await projector.stop();
+        await erasedKeys?.stop();
         await store.close();
         await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
         lock?.release();
