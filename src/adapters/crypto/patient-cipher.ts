@@ -100,7 +100,7 @@ export class PatientCipher implements PatientDataProtection {
 
   /**
    * Asks the key store itself unless this process already knows the patient erased: the key cache may hold a key
-   * that another hub process has erased since (for up to `ttlMs`). Callers ask when the registry holds nothing of
+   * that another hub process has erased since (until the erasure subscriber sees the event; `ttlMs` at most). Callers ask when the registry holds nothing of
    * the patient (a query, a document without a row, an erasure), never on the path of a patient with documents,
    * and there "erased" against "never known" is the answer (410 against 404), so it must not be up to a minute old.
    */
