@@ -103,6 +103,9 @@ export class OpeningRegistry implements RegistryReadModel {
         // reached (PostgresRegistry, where several hubs project) would otherwise drop them.
         if (segment.length > 0) await this.inner.apply(segment, segment[segment.length - 1]!.globalPosition);
         segment = [];
+        // Erased by another hub process, perhaps: the documents after it in this batch must not open with a key
+        // still cached here (ErasedKeysProjection drops it too, but may not have reached this event yet).
+        this.protection.forgetErased?.(String(e.data['patientKey']));
         await this.inner.forgetPatient(String(e.data['patientKey']));
         continue;
       }

@@ -13,6 +13,7 @@ import type { PatientKeys } from '../application/ports/patient-keys';
 import { CONSULTATION_ID_PATTERN } from '../domain/consultation/consultation';
 import type { EventStore } from '../application/ports/event-store';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
+import { startErasedKeys } from '../application/erased-keys';
 import type { Projector } from '../application/projector';
 import type { RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
 import type { RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
@@ -169,6 +170,13 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   }
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
+  // As startHub does: erasures recorded by hub processes sharing a PostgreSQL store drop the keys cached here at once.
+  const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {
+    await store.close();
+    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    lock?.release();
+    throw error;
+  });
   const erasure = container.get<PatientErasure>(TOKENS.PatientErasure);
   // As startHub does: the registry's background catch-up runs from the start. Without it the checkpoint stayed behind
   // the events written at open (settings), every upload's inline registry write declined (it needs the checkpoint
@@ -287,6 +295,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     close: () =>
       life.close(async () => {
         await projector.stop();
+        await erasedKeys?.stop();
         await audit.close(); // the entries of the last calls (a failed export's is not waited for)
         await store.close();
         await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();

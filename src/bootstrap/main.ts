@@ -39,6 +39,7 @@ import { checkTokenVerificationOfStore, createSecurityModule } from './security-
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
 import { PatientExport } from '../application/patient-export';
+import { startErasedKeys } from '../application/erased-keys';
 import type { ConsultationContentErasure } from '../application/consultation/consultation-erasure';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import type { CheckpointStore } from '../application/ports/downlink-outbox';
@@ -94,6 +95,13 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     throw error;
   });
   if (store instanceof PostgresEventStore) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
+  // Erasures by other hub processes on this store drop the keys cached here as soon as they are recorded (not a
+  // TTL later): started at the store's head before anything here caches a key (erased-keys.ts).
+  const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {
+    await store.close();
+    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    throw error;
+  });
   const projector = container.get<Projector>(TOKENS.Projector);
   projector.start();
   const messagingSettings = messagingConfig(config);
@@ -133,6 +141,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     await consultations.stop();
     await directory.stop();
     await projector.stop();
+    await erasedKeys?.stop();
     await store.close();
     await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
   };

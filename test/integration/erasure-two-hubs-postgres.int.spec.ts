@@ -14,6 +14,10 @@ import { tempDataDir } from '../support/hub-process';
  * its key cache (A stored the patient's reading a moment before). A's next query of that patient answers 410
  * patient_erased at once, not 404 unknown_patient ("we hold nothing of you") until A's cache entry expires a
  * minute later: where the registry holds nothing of a patient, the key store itself is asked.
+ *
+ * And uploads: hub A forgets the erased patient's cached key when its erasure subscriber sees B's PatientErased
+ * in the store (erased-keys.ts), so A refuses the next upload with 410 within moments, not after the key cache's
+ * 60 s (both hubs run with that default TTL here).
  */
 const server = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB = `wt_upgrade_erase_${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -24,6 +28,7 @@ const urlOf = (db: string): string => {
 };
 const PATIENT = '251248-1234';
 const OTHER = '010203-2345';
+const UPLOADER = '030405-3456';
 
 jest.setTimeout(60_000);
 
@@ -78,4 +83,25 @@ it('a patient erased on hub B answers 410 patient_erased on hub A at once, thoug
   expect(await call(b.url, 'GET', query(PATIENT))).toMatchObject({ status: 410, body: { code: 'patient_erased' } });
   // A patient the hub never held anything of is still unknown, on either hub.
   expect(await call(a.url, 'GET', query(OTHER))).toMatchObject({ status: 404, body: { code: 'unknown_patient' } });
+});
+
+it('an upload on hub A for a patient erased on hub B is refused (410) within seconds, though A cached their key a moment before', async () => {
+  const [a, b] = hubs as [RunningHub, RunningHub];
+  const upload = (n: number) => call(a.url, 'POST', '/observations', { observationId: `u-${n}`, patientId: UPLOADER, systolic: 121, diastolic: 71, measuredAt: minutesAgo(4) });
+  expect((await upload(0)).status).toBe(201); // the key is in A's cache now (TTL 60 s)
+
+  const erasedAt = Date.now();
+  expect((await call(b.url, 'POST', '/erasures', { patient: UPLOADER })).status).toBe(200);
+
+  // Bounded: 10 s, far below the 60 s the cache would keep the key for.
+  let answer = await upload(1);
+  for (let n = 2; answer.status !== 410 && Date.now() - erasedAt < 10_000; n++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    answer = await upload(n);
+  }
+  expect(answer).toMatchObject({ status: 410, body: { code: 'patient_erased' } });
+  expect(Date.now() - erasedAt).toBeLessThan(10_000);
+  // Nothing A accepted in that window shows up for the erased patient, on either hub.
+  expect(await call(a.url, 'GET', query(UPLOADER))).toMatchObject({ status: 410, body: { code: 'patient_erased' } });
+  expect(await call(b.url, 'GET', query(UPLOADER))).toMatchObject({ status: 410, body: { code: 'patient_erased' } });
 });

@@ -10,8 +10,10 @@ import { NotFoundError } from '../../domain/shared/errors';
  * The associated data is `<patientKey>|<context>`, so an envelope opens only for its patient and its place.
  * Keys are cached in a bounded LRU (a map in insertion order) so the hot path costs one AES-GCM operation and no
  * key store round trip. Erasing a patient drops the cached key at once in this process; other hub processes
- * sharing the key store forget it within `ttlMs` (their cache entries expire), and the erased state is remembered
- * for good (a tombstone cannot come back to life).
+ * sharing the key store drop it when their erasure subscriber sees the erasure event (`forgetErased`, see
+ * application/erased-keys.ts), and within `ttlMs` at the latest (their cache entries expire) should that
+ * subscriber be down. The erased state is remembered for good (a tombstone cannot come back to life: a live key
+ * read from the store while the erasure is under way does not replace it).
  */
 export type PatientCipherOptions = Readonly<{
   keys: PatientKeyStore;
@@ -98,10 +100,21 @@ export class PatientCipher implements PatientDataProtection {
 
   /**
    * Asks the key store itself unless this process already knows the patient erased: the key cache may hold a key
-   * that another hub process has erased since (for up to `ttlMs`). Callers ask when the registry holds nothing of
+   * that another hub process has erased since (until the erasure subscriber sees the event; `ttlMs` at most). Callers ask when the registry holds nothing of
    * the patient (a query, a document without a row, an erasure), never on the path of a patient with documents,
    * and there "erased" against "never known" is the answer (410 against 404), so it must not be up to a minute old.
    */
+  /**
+   * Erased by another hub process (its PatientErased or ConsultationContentErased is in the shared store): the
+   * cached key and the just-sealed plaintexts go at once, and the patient is erased here from now on. The event is
+   * recorded before the other process deletes the key, so the key store may still hand out the live key for a
+   * moment: the tombstone held here wins over it (remember).
+   */
+  forgetErased(patientKey: string): void {
+    this.forget(patientKey);
+    this.remember(patientKey, 'erased');
+  }
+
   async isErased(patientKey: string): Promise<boolean> {
     if (this.cache.get(patientKey)?.key === 'erased') return true;
     const stored = await this.options.keys.get(patientKey);
@@ -169,6 +182,12 @@ export class PatientCipher implements PatientDataProtection {
   }
 
   private remember(patientKey: string, key: Buffer | 'erased'): Buffer | 'erased' {
+    // Erased here stays erased: a key read from the store before (or while) the erasure deleted it, and returned
+    // after this process learnt of the erasure, must not bring the patient back for a TTL.
+    if (key !== 'erased' && this.cache.get(patientKey)?.key === 'erased') {
+      key.fill(0);
+      key = 'erased';
+    }
     this.cache.delete(patientKey);
     this.cache.set(patientKey, { key, at: this.now() });
     while (this.cache.size > this.maxCached) {

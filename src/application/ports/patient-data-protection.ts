@@ -43,6 +43,13 @@ export interface PatientDataProtection {
    * tombstone (they were erased). False for a patient the hub never stored anything for.
    */
   hasKeyOrTombstone(patientKey: string): Promise<boolean>;
+  /**
+   * The key was erased, here or by another hub process on the same stores (its erasure event was seen in the
+   * store): drop at once whatever this process holds of it in memory (the key, plaintexts it just sealed) and
+   * answer as erased from now on, as `erase` does, without asking the key store. Optional: an implementation that
+   * holds nothing in memory has nothing to drop. Never throws.
+   */
+  forgetErased?(keyId: string): void;
 }
 
 export type SealOptions = Readonly<{ openedSoon?: boolean }>;
