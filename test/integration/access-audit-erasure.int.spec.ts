@@ -557,6 +557,29 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(actions).toEqual(['erasures.list']);
   });
 
+  it('refuses a verification range it would not walk whole (422, as the search), rather than answering ok for part of it', async () => {
+    const day = 86_400_000;
+    const midnight = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const verify = (from: string, to?: string) => call('GET', `/audit/verify?from=${from}${to ? `&to=${to}` : ''}`, operator);
+    // 32 days up to today's midnight: it used to check 31 of them and answer ok, today's chains unread.
+    const wide = await verify(iso(midnight - 32 * day), iso(midnight));
+    expect({ status: wide.statusCode, type: wide.headers['content-type'], code: wide.json().code, paths: wide.json().errors }).toEqual({
+      status: 422,
+      type: expect.stringContaining('application/problem+json'),
+      code: 'interval_too_wide',
+      paths: [{ path: 'query.from', message: 'at most 31 days before to' }],
+    });
+    expect((await verify('0001-01-01T00:00:00Z')).json()).toMatchObject({ status: 422, code: 'interval_too_wide' });
+    expect((await verify(iso(midnight + day), iso(midnight - day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' });
+    expect((await verify(iso(midnight + 2 * day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' }); // after now, no to
+    const posted = await call('POST', '/audit/verify', operator, { from: iso(midnight - 40 * day), anchors: {} });
+    expect(posted.json()).toMatchObject({ status: 422, code: 'interval_too_wide', errors: [{ path: 'body.from' }] });
+    // The widest range walks every day it names, the day of `to` included (32 days' chains).
+    const widest = (await verify(iso(midnight - 31 * day), iso(midnight))).json();
+    expect(widest).toMatchObject({ ok: true, days: { from: iso(midnight - 31 * day).slice(0, 10), to: iso(midnight).slice(0, 10) } });
+  });
+
   it('shows a chain cut back at its tail when verified against anchors kept from before', async () => {
     const first = (await call('GET', '/audit/verify', operator)).json();
     expect(first.ok).toBe(true);

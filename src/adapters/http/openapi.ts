@@ -363,10 +363,13 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /audit/verify': {
     tag: 'Privacy and audit',
     summary: "Walk the audit trail's hash chains of the given days (default: the last 7)",
+    description:
+      'Whole chains: every UTC day that from and to fall on, both included (to defaults to now, from to 6 days before to). ' +
+      'The range is checked as a search\'s: from after to (or after now, without to) is 422 invalid_interval, more than 31 days between them 422 interval_too_wide; a range is never verified in part.',
     access: OPERATOR,
     query: AuditVerifyQuery,
     ok: { '200': { description: 'ok is false when any chain is broken; heads are to be kept elsewhere', schema: AuditVerification } },
-    problems: ['audit_unavailable'],
+    problems: ['invalid_interval', 'interval_too_wide', 'audit_unavailable'],
   },
   'POST /audit/verify': {
     tag: 'Privacy and audit',
@@ -374,7 +377,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     body: AuditVerifyBody,
     ok: { '200': { description: 'As GET, anchors checked', schema: AuditVerification } },
-    problems: ['anchor_outside_days', 'too_many_anchors'],
+    problems: ['invalid_interval', 'interval_too_wide', 'anchor_outside_days', 'too_many_anchors'],
   },
   'POST /auth/dev-login': {
     tag: 'Access',

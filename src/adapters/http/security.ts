@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
-import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
+import { MAX_AUDIT_DAYS_WALKED, MAX_AUDIT_RESULTS, verifyDaysOf, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
@@ -118,7 +118,10 @@ const PATIENT_OR_USER = { message: 'give exactly one of patient or user', path: 
 export const AuditQuery = z.strictObject({ ...AuditSearchFields, limit: auditLimit(z.coerce.number()) }).refine(patientOrUser, PATIENT_OR_USER);
 /** POST /audit/search: GET /audit's query as a JSON body, so that a patient's CPR number is in no URL. */
 export const AuditSearchBody = z.strictObject(AuditSearchFields).refine(patientOrUser, PATIENT_OR_USER);
-const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
+const VerifyRange = {
+  from: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the first verified; default: 6 days before to'),
+  to: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the last verified (included); default: now. At most 31 days after from'),
+};
 export const AuditVerifyQuery = z.strictObject(VerifyRange);
 export const AuditVerifyBody = z.strictObject({
   ...VerifyRange,
@@ -552,11 +555,15 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { count: page.items.length, items: page.items, ...(page.next !== null ? { next: String(page.next) } : {}) };
   });
 
-  /** Verification walks whole chains: the UTC days that from and to fall on (default: the last 7). */
-  const daysOf = (q: { from?: string | undefined; to?: string | undefined }): string[] => {
-    const to = q.to ? new Date(q.to) : deps.now();
+  /**
+   * Verification walks whole chains: the UTC days that from and to fall on (default: the last 7; `to` defaults to
+   * now). Checked as a search's interval: a reversed or too wide range is 422, never verified in part.
+   */
+  const daysOf = (q: { from?: string | undefined; to?: string | undefined }, source: 'query' | 'body'): string[] => {
+    const now = deps.now();
+    const to = q.to ? new Date(q.to) : now;
     const from = q.from ? new Date(q.from) : new Date(to.getTime() - 6 * 86_400_000);
-    return daysBetween(from, to);
+    return verifyDaysOf({ from, to, now, source });
   };
 
   // [from, to) by instant, at most `limit` entries an answer; one cut at the limit says so (truncated) and carries
@@ -601,15 +608,15 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 
   app.get('/audit/verify', async (request) => {
     const q = parseInput(AuditVerifyQuery, request.query, 'query');
-    const days = daysOf(q);
+    const days = daysOf(q, 'query');
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days)) };
   });
   // The same, checked against heads kept outside the store (an earlier answer's `heads`, or the hub's
   // 'audit anchor' log lines): a chain cut back at its tail is whole in itself, but loses its anchor.
   app.post('/audit/verify', async (request) => {
     const body = parseInput(AuditVerifyBody, request.body, 'body');
-    if (Object.keys(body.anchors).length > AUDIT_PARTITIONS * MAX_AUDIT_DAYS) throw new ValidationError('too_many_anchors', `at most ${AUDIT_PARTITIONS * MAX_AUDIT_DAYS} anchors`);
-    const days = daysOf(body);
+    if (Object.keys(body.anchors).length > AUDIT_PARTITIONS * MAX_AUDIT_DAYS_WALKED) throw new ValidationError('too_many_anchors', `at most ${AUDIT_PARTITIONS * MAX_AUDIT_DAYS_WALKED} anchors`);
+    const days = daysOf(body, 'body');
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days, body.anchors)) };
   });
 };
