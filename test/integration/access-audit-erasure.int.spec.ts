@@ -267,6 +267,33 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(hiddenCorrection.json()).toEqual({ ...missingCorrection.json(), instance: `/documents/${docA}/corrections` });
   });
 
+  it("answers a correction of a document the caller may not see as one of a document that does not exist, whatever the body", async () => {
+    const missingId = `${docA.slice(0, -1)}${docA.endsWith('1') ? '2' : '1'}`;
+    const correct = async (uniqueId: string, token: string, body: 'json' | 'xml', query = '') => {
+      const res = await fetch(`${base}/documents/${uniqueId}/corrections${query}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': body === 'xml' ? 'application/xml' : 'application/json' },
+        body: body === 'xml' ? '<x/>' : '{}',
+      });
+      const { instance: _instance, ...problem } = (await res.json()) as Record<string, unknown>;
+      return { status: res.status, ...problem };
+    };
+    // A bad body (JSON, XML) or a bad correctionId: a stranger's document and a missing one used to differ here
+    // (404 against 400 or 422), which told every role which uniqueIds exist.
+    const bodies: ['json' | 'xml', string][] = [['json', ''], ['xml', ''], ['json', '?correctionId=a%20b'], ['xml', '?correctionId=a%20b']];
+    for (const token of [patientB, clinician, system, operator]) {
+      for (const [body, query] of bodies) {
+        const hidden = await correct(docA, token, body, query);
+        expect({ body, query, hidden }).toEqual({ body, query, hidden: await correct(missingId, token, body, query) });
+        expect(hidden).toMatchObject({ status: 404, code: 'document_not_found' });
+      }
+    }
+    // The owner is told what is wrong with the body of a correction of their own document.
+    expect(await correct(docA, patientA, 'json')).toMatchObject({ status: 400, code: 'invalid_request' });
+    expect(await correct(docA, patientA, 'xml')).toMatchObject({ status: 422, code: 'invalid_document' });
+    expect(await correct(docA, patientA, 'xml', '?correctionId=a%20b')).toMatchObject({ status: 400, code: 'invalid_request' });
+  });
+
   it('records every access and refusal in hash-chained audit streams, queryable by patient and by user', async () => {
     const byPatient = await call('GET', `/audit?patient=${CPR_A}`, operator);
     expect(byPatient.statusCode).toBe(200);

@@ -264,7 +264,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     summary: 'Correct a document (XDS RPLC): the new one replaces it in queries',
     description:
       'The old document is deprecated, then the new one registered; queries show the old reading until the new one is registered and the new one from then on, never neither or both. ' +
-      'A correction whose second step failed leaves the old reading current; the next correction of it (any correctionId) completes it.',
+      'A correction whose second step failed leaves the old reading current; the next correction of it (any correctionId) completes it. ' +
+      'A document that does not exist, and one the caller may not correct, are 404 document_not_found before the body or query is read: only the patient it concerns is told what is wrong with them (400, 422).',
     access: 'the patient it concerns',
     path: DocumentParams,
     query: CorrectionQuery,

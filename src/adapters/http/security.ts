@@ -170,7 +170,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   const documentRoute = (kind: 'document.read' | 'document.correct'): Rule => async (request) => {
     const uniqueId = str(field(request.params, 'uniqueId'));
     const key = await deps.documentPatientKey(uniqueId);
-    if (key === null) return 'pass'; // no such document: the route answers 404 document_not_found for everyone
+    if (key === null) return 'pass'; // no such document: the route answers 404 document_not_found for everyone, whatever the body
     return { kind, patientKey: key, uniqueId };
   };
   const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request) => ({ kind: 'consultation.act', systemId: systemOf(request) });
