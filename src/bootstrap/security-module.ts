@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { ClinicianScope, Principal } from '../application/access/policy';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
-import type { ConsultationView } from '../application/consultation/consultation-projection';
+import { consultationParties, type ConsultationView } from '../application/consultation/consultation-projection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
@@ -237,7 +237,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
         clinicianScope: (systemId) => consultationScope(deps.consultations?.(), deps.xds, systemId),
         consultationSystems: async (id) => {
           const c = await deps.consultations?.()?.get(id);
-          return c ? consultationReaders(c) : null;
+          return c ? { readers: consultationReaders(c), parties: consultationParties(c) } : null;
         },
         audit,
         erasure,

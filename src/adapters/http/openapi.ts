@@ -203,6 +203,9 @@ const operation = (key: string, op: Operation): Json => {
 };
 
 const location = { Location: { schema: { type: 'string' }, description: 'The resource' } };
+/** The consultation steps' answer to a system that is not a party (consultation-routes.ts, asStranger). */
+const PARTIES_ONLY =
+  'A system with no part in the consultation (neither its applicant nor offered it for one of its experts) gets 404 consultation_not_found, as for an id that does not exist; a party gets the 403 that says what it may not do.';
 const OPERATOR = 'operator';
 const AUTHENTICATED = 'any authenticated caller';
 const SYSTEMS = 'a connected system or one of its clinicians, for its own system';
@@ -493,7 +496,11 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /consultations/:id': {
     tag: 'Consultations',
     summary: 'One consultation',
-    access: 'the applicant system and the systems of the experts it was offered to (or their clinicians)',
+    description:
+      'Readable by the applicant system and the system of the expert the case is with now (the open offer, or the expert who accepted it), or their clinicians. ' +
+      'A system whose expert was offered the case but declined, let it expire or retired may no longer read it: 403 forbidden. ' +
+      'Anyone else, of any role, gets 404 consultation_not_found, as for an id that does not exist.',
+    access: 'the applicant system and the system of the expert the case is with now (or their clinicians)',
     path: ConsultationParams,
     ok: { '200': { description: 'The consultation', schema: ConsultationResponse } },
     problems: ['consultation_not_found', 'audit_unavailable'],
@@ -501,6 +508,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/accept': {
     tag: 'Consultations',
     summary: 'The offered expert accepts',
+    description: PARTIES_ONLY,
     access: "the expert's home system",
     path: ConsultationParams,
     body: AcceptBody,
@@ -510,6 +518,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/decline': {
     tag: 'Consultations',
     summary: 'The offered expert declines (the next candidate gets the offer)',
+    description: PARTIES_ONLY,
     access: "the expert's home system",
     path: ConsultationParams,
     body: DeclineBody,
@@ -519,6 +528,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/report': {
     tag: 'Consultations',
     summary: 'The accepting expert issues the report (sent to the applicant until acknowledged)',
+    description: PARTIES_ONLY,
     access: "the expert's home system",
     path: ConsultationParams,
     body: ReportBody,
@@ -528,6 +538,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/acknowledge': {
     tag: 'Consultations',
     summary: 'The applicant acknowledges the report',
+    description: PARTIES_ONLY,
     access: 'the applicant system',
     path: ConsultationParams,
     body: ApplicantBody,
@@ -537,6 +548,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/cancel': {
     tag: 'Consultations',
     summary: 'The applicant cancels (before a report)',
+    description: PARTIES_ONLY,
     access: 'the applicant system',
     path: ConsultationParams,
     body: CancelBody,

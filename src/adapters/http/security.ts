@@ -26,7 +26,8 @@ import { isXml, parseInput } from './schemas';
  *               summed per caller and second: RateLimitAudit)
  *   preHandler  authorize the route's action on its resource (the pure policy in application/access/policy.ts)
  *               -> 403 forbidden; for a document the caller may not read: 404 document_not_found, the same answer
- *               as for a document that does not exist (no oracle for valid uniqueIds)
+ *               as for a document that does not exist (no oracle for valid uniqueIds); for a consultation a caller
+ *               without a part in it may not read: 404 consultation_not_found, likewise
  *   onSend      an audit event for every request touching patient data and every refusal (who, what, when,
  *               from where, outcome). Reads do not wait for it; writes (POST, DELETE) answer only once it is stored.
  *
@@ -53,8 +54,11 @@ export type SecurityDependencies = Readonly<{
   documentPatientKey: (uniqueId: string) => Promise<string | null>;
   /** The documents and patients of consultations offered to a system's experts. */
   clinicianScope: (systemId: string) => Promise<ClinicianScope>;
-  /** The systems concerned by a consultation (applicant and offered experts' home systems), or null. */
-  consultationSystems?: (consultationId: string) => Promise<readonly string[] | null>;
+  /**
+   * The systems of a consultation, or null when there is none: `readers`, who may read it now (the applicant, the
+   * system of the expert it is with), and `parties`, who know it exists (also the systems whose experts' offers ended).
+   */
+  consultationSystems?: (consultationId: string) => Promise<Readonly<{ readers: readonly string[]; parties: readonly string[] }> | null>;
   audit: AuditTrail;
   erasure: PatientErasure;
   now: () => Date;
@@ -221,7 +225,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [actor('query', 'system', ConsultationsQuery.shape.system)(request)] }),
     'GET /consultations/:id': async (request) => {
       const systems = await deps.consultationSystems?.(str(field(request.params, 'id')));
-      return systems ? { kind: 'consultation.read', systemIds: systems } : 'pass';
+      return systems ? { kind: 'consultation.read', systemIds: systems.readers } : 'pass'; // none: the route's 404
     },
     'POST /consultations/:id/accept': consultationAct(expertSystem),
     'POST /consultations/:id/decline': consultationAct(expertSystem),
@@ -411,6 +415,12 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 
   const patientKeyInPath = (request: FastifyRequest): string | null => keyOfRaw(deps, field(request.params, 'patientId'));
 
+  /** Whether the caller's system takes part in the consultation (its applicant, or offered it for an expert). */
+  const isParty = async (principal: Principal, consultationId: string): Promise<boolean> => {
+    if (principal.systemId === undefined) return false;
+    return (await deps.consultationSystems?.(consultationId))?.parties.includes(principal.systemId) ?? false;
+  };
+
   /**
    * Reads do not wait for their audit event, so while the trail cannot be written (its last append failed, none has
    * committed since: a full disk) a read of patient data would be served unaudited. Refused instead, 503 with
@@ -443,6 +453,10 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     if (action.kind === 'document.read' || action.kind === 'document.correct') {
       // The same answer as for a uniqueId that does not exist: a valid id is not confirmed to a stranger.
       return refuse(request, reply, 'document_not_found', 'no document has this uniqueId', decision.reason);
+    }
+    if (action.kind === 'consultation.read' && route === '/consultations/:id' && !(await isParty(principal, str(field(request.params, 'id'))))) {
+      // Likewise for a consultation: only a party (which knows it exists) hears that it may not read it.
+      return refuse(request, reply, 'consultation_not_found', 'no consultation has this id', decision.reason);
     }
     return refuse(request, reply, 'forbidden', 'you may not do this with this resource', decision.reason);
   });
