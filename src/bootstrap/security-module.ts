@@ -131,7 +131,8 @@ export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: 
 
 /**
  * The systems that may read a consultation: the applicant, and the system of the expert it is with (or was, for a
- * closed case). Not the systems whose experts declined or let the offer expire: they read the later report.
+ * closed case). Not the systems whose experts declined or let the offer expire: they read the later report. They
+ * still take part (consultationParties), so a read of theirs is refused 403, not answered as an unknown id.
  */
 export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId' | 'expertSystemId'>): readonly string[] => [
   c.applicantSystemId,
