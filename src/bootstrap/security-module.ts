@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { ClinicianScope, Principal } from '../application/access/policy';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
-import type { ConsultationView } from '../application/consultation/consultation-projection';
+import { consultationParties, type ConsultationView } from '../application/consultation/consultation-projection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
@@ -131,7 +131,8 @@ export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: 
 
 /**
  * The systems that may read a consultation: the applicant, and the system of the expert it is with (or was, for a
- * closed case). Not the systems whose experts declined or let the offer expire: they read the later report.
+ * closed case). Not the systems whose experts declined or let the offer expire: they read the later report. They
+ * still take part (consultationParties), so a read of theirs is refused 403, not answered as an unknown id.
  */
 export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId' | 'expertSystemId'>): readonly string[] => [
   c.applicantSystemId,
@@ -237,7 +238,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
         clinicianScope: (systemId) => consultationScope(deps.consultations?.(), deps.xds, systemId),
         consultationSystems: async (id) => {
           const c = await deps.consultations?.()?.get(id);
-          return c ? consultationReaders(c) : null;
+          return c ? { readers: consultationReaders(c), parties: consultationParties(c) } : null;
         },
         audit,
         erasure,

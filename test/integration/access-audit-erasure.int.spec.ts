@@ -267,6 +267,33 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(hiddenCorrection.json()).toEqual({ ...missingCorrection.json(), instance: `/documents/${docA}/corrections` });
   });
 
+  it("answers a correction of a document the caller may not see as one of a document that does not exist, whatever the body", async () => {
+    const missingId = `${docA.slice(0, -1)}${docA.endsWith('1') ? '2' : '1'}`;
+    const correct = async (uniqueId: string, token: string, body: 'json' | 'xml', query = '') => {
+      const res = await fetch(`${base}/documents/${uniqueId}/corrections${query}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': body === 'xml' ? 'application/xml' : 'application/json' },
+        body: body === 'xml' ? '<x/>' : '{}',
+      });
+      const { instance: _instance, ...problem } = (await res.json()) as Record<string, unknown>;
+      return { status: res.status, ...problem };
+    };
+    // A bad body (JSON, XML) or a bad correctionId: a stranger's document and a missing one used to differ here
+    // (404 against 400 or 422), which told every role which uniqueIds exist.
+    const bodies: ['json' | 'xml', string][] = [['json', ''], ['xml', ''], ['json', '?correctionId=a%20b'], ['xml', '?correctionId=a%20b']];
+    for (const token of [patientB, clinician, system, operator]) {
+      for (const [body, query] of bodies) {
+        const hidden = await correct(docA, token, body, query);
+        expect({ body, query, hidden }).toEqual({ body, query, hidden: await correct(missingId, token, body, query) });
+        expect(hidden).toMatchObject({ status: 404, code: 'document_not_found' });
+      }
+    }
+    // The owner is told what is wrong with the body of a correction of their own document.
+    expect(await correct(docA, patientA, 'json')).toMatchObject({ status: 400, code: 'invalid_request' });
+    expect(await correct(docA, patientA, 'xml')).toMatchObject({ status: 422, code: 'invalid_document' });
+    expect(await correct(docA, patientA, 'xml', '?correctionId=a%20b')).toMatchObject({ status: 400, code: 'invalid_request' });
+  });
+
   it('records every access and refusal in hash-chained audit streams, queryable by patient and by user', async () => {
     const byPatient = await call('GET', `/audit?patient=${CPR_A}`, operator);
     expect(byPatient.statusCode).toBe(200);
@@ -555,6 +582,29 @@ describe('access control, audit and erasure over SQLite', () => {
       actions = (await call('GET', '/audit?user=ops-lister', operator)).json().items.map((e: { action: string }) => e.action);
     }
     expect(actions).toEqual(['erasures.list']);
+  });
+
+  it('refuses a verification range it would not walk whole (422, as the search), rather than answering ok for part of it', async () => {
+    const day = 86_400_000;
+    const midnight = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const verify = (from: string, to?: string) => call('GET', `/audit/verify?from=${from}${to ? `&to=${to}` : ''}`, operator);
+    // 32 days up to today's midnight: it used to check 31 of them and answer ok, today's chains unread.
+    const wide = await verify(iso(midnight - 32 * day), iso(midnight));
+    expect({ status: wide.statusCode, type: wide.headers['content-type'], code: wide.json().code, paths: wide.json().errors }).toEqual({
+      status: 422,
+      type: expect.stringContaining('application/problem+json'),
+      code: 'interval_too_wide',
+      paths: [{ path: 'query.from', message: 'at most 31 days before to' }],
+    });
+    expect((await verify('0001-01-01T00:00:00Z')).json()).toMatchObject({ status: 422, code: 'interval_too_wide' });
+    expect((await verify(iso(midnight + day), iso(midnight - day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' });
+    expect((await verify(iso(midnight + 2 * day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' }); // after now, no to
+    const posted = await call('POST', '/audit/verify', operator, { from: iso(midnight - 40 * day), anchors: {} });
+    expect(posted.json()).toMatchObject({ status: 422, code: 'interval_too_wide', errors: [{ path: 'body.from' }] });
+    // The widest range walks every day it names, the day of `to` included (32 days' chains).
+    const widest = (await verify(iso(midnight - 31 * day), iso(midnight))).json();
+    expect(widest).toMatchObject({ ok: true, days: { from: iso(midnight - 31 * day).slice(0, 10), to: iso(midnight).slice(0, 10) } });
   });
 
   it('shows a chain cut back at its tail when verified against anchors kept from before', async () => {

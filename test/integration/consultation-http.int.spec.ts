@@ -83,10 +83,14 @@ describe('consultations over HTTP and in SQLite', () => {
 
   it('refuses with problem+json and stable codes, without echoing the clinical text', async () => {
     const refusals: [string, object, number, string][] = [
-      ['accept', { expertId: 'beijing:wang' }, 403, 'expert_not_offered'],
+      // A party knows the consultation: it hears what it may not do (the offered expert's system, the applicant's).
+      ['accept', { expertId: 'chengdu:zhao' }, 403, 'expert_not_offered'],
+      ['accept', { expertId: 'xian:chen' }, 403, 'expert_not_offered'],
       ['report', { expertId: 'chengdu:li', diagnosis: 'd' }, 409, 'consultation_not_accepted'],
       ['acknowledge', { systemId: 'xian' }, 409, 'report_not_issued'],
       ['cancel', { systemId: 'chengdu' }, 403, 'not_your_consultation'],
+      // beijing is a later candidate, not offered the case yet: it has no part, and is answered as for an unknown id.
+      ['accept', { expertId: 'beijing:wang' }, 404, 'consultation_not_found'],
     ];
     for (const [action, payload, status, code] of refusals) {
       const res = await app.inject({ method: 'POST', url: `/consultations/${ID}/${action}`, payload });
@@ -105,9 +109,34 @@ describe('consultations over HTTP and in SQLite', () => {
     }
   });
 
+  it('answers a system with no part in a consultation as for an id that does not exist, whatever the step', async () => {
+    const unknown = 'aaaaaaaa-0000-4000-8000-000000000000';
+    const steps: [string, object][] = [
+      ['accept', { expertId: 'beijing:wang' }],
+      ['decline', { expertId: 'beijing:wang', reason: 'no' }],
+      ['report', { expertId: 'beijing:wang', diagnosis: 'd' }],
+      ['acknowledge', { systemId: 'beijing' }],
+      ['cancel', { systemId: 'beijing' }],
+    ];
+    for (const [action, payload] of steps) {
+      const answer = async (id: string) => {
+        const res = await app.inject({ method: 'POST', url: `/consultations/${id}/${action}`, payload });
+        const { instance: _instance, ...problem } = res.json();
+        return { action, status: res.statusCode, problem };
+      };
+      const stranger = await answer(ID);
+      expect(stranger).toEqual(await answer(unknown));
+      expect(stranger).toMatchObject({ status: 404, problem: { code: 'consultation_not_found' } });
+    }
+    expect((await app.inject({ url: `/consultations/${ID}` })).json()).toMatchObject({ status: 'offered', expertId: 'chengdu:li' }); // nothing changed
+  });
+
   it('decline, accept, report, acknowledge; cancel after the report is refused; counts per month', async () => {
     const decline = await app.inject({ method: 'POST', url: `/consultations/${ID}/decline`, payload: { expertId: 'chengdu:li', reason: 'on leave' } });
     expect(decline.json()).toMatchObject({ expertId: 'beijing:wang', offers: [{ outcome: 'declined', reason: 'on leave' }, { outcome: 'open' }] });
+    // chengdu's offer ended, but it took part: a step it may not take is still a 403 (or the offer's own 409).
+    expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/cancel`, payload: { systemId: 'chengdu' } })).json()).toMatchObject({ status: 403, code: 'not_your_consultation' });
+    expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/accept`, payload: { expertId: 'chengdu:li' } })).json()).toMatchObject({ status: 409, code: 'offer_declined' });
     expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/accept`, payload: { expertId: 'beijing:wang', actionId: 'a1' } })).json()).toMatchObject({ status: 'accepted' });
     const report = await app.inject({ method: 'POST', url: `/consultations/${ID}/report`, payload: { expertId: 'beijing:wang', diagnosis: 'Type B', recommendations: 'Transfer' } });
     expect(report.json()).toMatchObject({ status: 'reported', report: { diagnosis: 'Type B', resends: 0 } });

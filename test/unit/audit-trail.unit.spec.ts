@@ -1,6 +1,6 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { AUDIT_PARTITIONS, auditPartition, type AuditEntry } from '../../src/application/audit/audit-chain';
-import { AuditTrail } from '../../src/application/audit/audit-trail';
+import { AuditTrail, verifyDaysOf } from '../../src/application/audit/audit-trail';
 import type { EventStore } from '../../src/application/ports/event-store';
 
 /**
@@ -268,5 +268,31 @@ describe('AuditTrail queries, page by page', () => {
     expect(await code(trail.bySubject('reader', search({ from: new Date(T0 - 32 * 86_400_000), to: null, now: from })))).toBe('interval_too_wide');
     const after = { day: '2026-12-24', after: Array.from({ length: AUDIT_PARTITIONS }, () => -1n) };
     expect(await code(trail.byPatient('p1', search({ after })))).toBe('invalid_cursor');
+  });
+});
+
+describe('verifyDaysOf: the days a verification walks', () => {
+  const at = (iso: string) => new Date(iso);
+  const now = at('2026-12-03T10:00:00Z');
+  const refusal = (range: { from: Date; to: Date }) => {
+    try {
+      return { days: verifyDaysOf({ ...range, now, source: 'query' }) };
+    } catch (e) {
+      return { code: (e as { code?: string }).code, paths: (e as { details?: { path: string }[] }).details?.map((x) => x.path) };
+    }
+  };
+
+  it('walks the UTC days from and to fall on, both included, up to the 32 a 31-day interval touches', () => {
+    expect(verifyDaysOf({ from: at('2026-12-01T23:00:00Z'), to: at('2026-12-03T00:00:00Z'), now })).toEqual(['2026-12-01', '2026-12-02', '2026-12-03']);
+    const widest = verifyDaysOf({ from: at('2026-11-01T00:00:00Z'), to: at('2026-12-02T00:00:00Z'), now });
+    // The day of `to` too: it used to be cut at 31 days, and the answer said ok for a day it never read.
+    expect({ n: widest.length, first: widest[0], last: widest[widest.length - 1] }).toEqual({ n: 32, first: '2026-11-01', last: '2026-12-02' });
+  });
+
+  it('refuses what the search refuses instead of verifying part of it: too wide, reversed, empty', () => {
+    expect(refusal({ from: at('2026-11-01T00:00:00Z'), to: at('2026-12-03T00:00:00Z') })).toEqual({ code: 'interval_too_wide', paths: ['query.from'] });
+    expect(refusal({ from: at('0001-01-01T00:00:00Z'), to: now })).toMatchObject({ code: 'interval_too_wide' });
+    expect(refusal({ from: at('2026-12-03T00:00:00Z'), to: at('2026-12-01T00:00:00Z') })).toEqual({ code: 'invalid_interval', paths: ['query.from'] });
+    expect(refusal({ from: now, to: now })).toMatchObject({ code: 'invalid_interval' });
   });
 });

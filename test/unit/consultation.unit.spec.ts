@@ -1,5 +1,5 @@
 import { DeciderSpec } from '../support/decider-spec';
-import { evolveConsultationView } from '../../src/application/consultation/consultation-projection';
+import { consultationParties, evolveConsultationView } from '../../src/application/consultation/consultation-projection';
 import { consultationReaders } from '../../src/bootstrap/security-module';
 import {
   consultationDecider,
@@ -125,6 +125,13 @@ describe('Consultation decider', () => {
       expect(consultationReaders(view(moved))).toEqual(['xian', 'beijing']);
       expect(consultationReaders(view([...moved, accepted(B, 1)]))).toEqual(['xian', 'beijing']);
       expect(consultationReaders(view(allDeclined))).toEqual(['xian']);
+    });
+
+    it('takes part (consultationParties): the applicant and every system it was offered to, also after the offer ended; not a later candidate', () => {
+      expect(consultationParties(view([requested, offered(A, 0)]))).toEqual(['xian', 'chengdu']);
+      const moved = [requested, offered(A, 0), declined(A, 0), offered(B, 1, t1, '2024-05-01T11:30:00.000Z')];
+      expect(consultationParties(view(moved))).toEqual(['xian', 'chengdu', 'beijing']);
+      expect(consultationParties(view(allDeclined))).toEqual(['xian', 'chengdu', 'beijing', 'mianyang']);
     });
   });
 

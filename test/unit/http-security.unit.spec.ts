@@ -16,12 +16,14 @@ import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import type { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { Principal } from '../../src/application/access/policy';
-import { ConflictError } from '../../src/domain/shared/errors';
+import { ConflictError, NotFoundError } from '../../src/domain/shared/errors';
 
 const secret = randomBytes(32);
 const issuer = 'telemed-rts';
 const audience = 'telemed-rts';
 const CPR = '251248-1234';
+/** The one consultation the harness's GET /consultations/:id knows (as the route does: 404 for any other id). */
+const CONSULTATION = '11111111-2222-4333-8444-555555555555';
 
 /** An HS256 token with the given claims, signed by hand (so iat and exp can be anything). */
 const tokenOf = (claims: Record<string, unknown>): string => {
@@ -74,6 +76,10 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
   app.get('/patients/:patientId/observations', async () => ({ count: 0 }));
   app.post('/consultations', async () => ({}));
   app.get('/consultations', async () => ({ items: [] }));
+  app.get<{ Params: { id: string } }>('/consultations/:id', async (request) => {
+    if (request.params.id !== CONSULTATION) throw new NotFoundError('consultation_not_found', 'no consultation has this id');
+    return { id: CONSULTATION };
+  });
   app.post('/consultations/:id/accept', async () => ({}));
   app.post('/consultations/:id/decline', async () => {
     throw new ConflictError('offer_expired', 'the offer to this expert expired');
@@ -356,5 +362,53 @@ describe('installSecurity: rate-limit refusals in the audit trail', () => {
     await new Promise((r) => setTimeout(r, 2100));
     expect(rateLimited(h).map((e) => e.reason)).toEqual(['rate_limited', 'rate_limited:2']);
     await h.app.close();
+  });
+});
+
+describe('installSecurity: reading a consultation by id', () => {
+  // Requested by xian, declined by chengdu's expert, now with beijing's.
+  const systems = { readers: ['xian', 'beijing'], parties: ['xian', 'chengdu', 'beijing'] };
+  const principals: Record<string, Principal> = {
+    leshan: { subject: 'system:leshan', role: 'system', systemId: 'leshan', via: 'jwt' },
+    'dr-leshan': { subject: 'dr-leshan', role: 'clinician', systemId: 'leshan', via: 'jwt' },
+    patient: { subject: 'patient-1', role: 'patient', patientKey: 'p-own', via: 'jwt' },
+    operator: { subject: 'ops', role: 'operator', via: 'jwt' },
+    chengdu: { subject: 'system:chengdu', role: 'system', systemId: 'chengdu', via: 'jwt' },
+    beijing: { subject: 'system:beijing', role: 'system', systemId: 'beijing', via: 'jwt' },
+  };
+  const withConsultation = () =>
+    harness({
+      verifyBearer: async (token) => principals[token]!,
+      consultationSystems: async (id) => (id === CONSULTATION ? systems : null),
+    });
+  const read = async (h: Harness, who: string, id: string) => {
+    const res = await call(h, 'GET', `/consultations/${id}`, { authorization: `Bearer ${who}` });
+    const { instance: _instance, ...body } = res.json();
+    return { status: res.statusCode, body };
+  };
+
+  it('answers a caller with no part in it as for an id that does not exist (404), whatever its role', async () => {
+    const h = await withConsultation();
+    try {
+      for (const who of ['leshan', 'dr-leshan', 'patient', 'operator']) {
+        const hidden = await read(h, who, CONSULTATION);
+        expect({ who, hidden }).toEqual({ who, hidden: await read(h, who, 'aaaaaaaa-0000-4000-8000-000000000000') });
+        expect(hidden).toMatchObject({ status: 404, body: { code: 'consultation_not_found' } });
+      }
+      // Audited as the refusal it is.
+      expect(h.audited.filter((e) => e.resource === CONSULTATION).map((e) => [e.outcome, e.status])).toEqual(Array.from({ length: 4 }, () => ['denied', 404]));
+    } finally {
+      await h.app.close();
+    }
+  });
+
+  it('tells a system whose expert declined that it may no longer read it (403), and lets the current ones read', async () => {
+    const h = await withConsultation();
+    try {
+      expect(await read(h, 'chengdu', CONSULTATION)).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+      expect(await read(h, 'beijing', CONSULTATION)).toEqual({ status: 200, body: { id: CONSULTATION } });
+    } finally {
+      await h.app.close();
+    }
   });
 });

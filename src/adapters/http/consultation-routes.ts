@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
-import type { ConsultationView } from '../../application/consultation/consultation-projection';
+import { consultationParties, type ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
 import {
   CONSULTATION_ID_PATTERN,
@@ -13,6 +13,7 @@ import {
   MIN_DEADLINE_SECONDS,
   homeSystemOf,
 } from '../../domain/consultation/consultation';
+import { ForbiddenError, NotFoundError } from '../../domain/shared/errors';
 import { logConsultationErasure } from '../backup/erasure-log-line';
 import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
@@ -27,7 +28,8 @@ import { idempotencyKey, parseInput } from './schemas';
  *   POST /consultations { consultationId?, applicantSystemId, applicantClinician, candidates[1..5],
  *                         clinicalQuestion, summary, attachments?, deadlineSeconds? }
  *        -> 201 Consultation (Location: /consultations/{id}); the same again -> 200
- *   GET  /consultations/{id}                           -> 200 Consultation | 404 consultation_not_found
+ *   GET  /consultations/{id}                           -> 200 Consultation | 404 consultation_not_found (also
+ *        for a caller with no part in it: security.ts)
  *   GET  /consultations?system=&role=applicant|expert|any&state=&limit=&cursor=
  *        -> 200 { items, nextCursor } (newest first; `state` is one of CONSULTATION_STATUSES)
  *   POST /consultations/{id}/accept      { expertId, actionId? }
@@ -35,7 +37,8 @@ import { idempotencyKey, parseInput } from './schemas';
  *   POST /consultations/{id}/report      { expertId, diagnosis, recommendations?, actionId? }
  *   POST /consultations/{id}/acknowledge { systemId, actionId? }
  *   POST /consultations/{id}/cancel      { systemId, reason?, actionId? }
- *        -> 200 Consultation; refusals as problem+json with the decider's code (403/404/409/422)
+ *        -> 200 Consultation; refusals as problem+json with the decider's code (403/404/409/422), but 404
+ *           consultation_not_found for a system with no part in the consultation (asStranger)
  *   GET  /stats/consultations-per-month?from=YYYY-MM&to=YYYY-MM -> 200 { items: [{ month, requested }] }
  *        (UTC calendar months, bounds inclusive, months without requests as 0; the paper's Figure 5)
  *
@@ -139,6 +142,22 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     },
   };
 
+  /**
+   * A step refused because the acting system may not take it (expert_not_offered, not_your_consultation) tells that
+   * system the consultation exists. When the system has no part in it (neither its applicant nor the home system of
+   * an expert it was offered to) the refusal is answered as an unknown id is, 404 consultation_not_found, after the
+   * same validation; a party, which knows the consultation already, keeps the 403 that says what it may not do.
+   */
+  const asStranger = async <T>(id: string, actingSystemId: string, step: () => Promise<T>): Promise<T> => {
+    try {
+      return await step();
+    } catch (error) {
+      if (!(error instanceof ForbiddenError) || (error.code !== 'expert_not_offered' && error.code !== 'not_your_consultation')) throw error;
+      if (consultationParties(await consultations.get(id)).includes(actingSystemId)) throw error;
+      throw new NotFoundError('consultation_not_found', 'no consultation has this id');
+    }
+  };
+
   const textBodies = { bodyLimit: Math.max(app.initialConfig.bodyLimit ?? 0, CONSULTATION_BODY_LIMIT_BYTES) };
 
   app.post('/consultations', textBodies, async (request, reply) => {
@@ -164,24 +183,25 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   app.post('/consultations/:id/accept', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(AcceptBody, request.body, 'body');
-    const r = await consultations.accept(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId) }, options(id, 'accept', b.expertId, b.actionId, request.id));
+    const by = homeSystemOf(b.expertId);
+    const r = await asStranger(id, by, () => consultations.accept(id, { expertId: b.expertId, bySystemId: by }, options(id, 'accept', b.expertId, b.actionId, request.id)));
     return consultationDto(r.consultation);
   });
 
   app.post('/consultations/:id/decline', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(DeclineBody, request.body, 'body');
-    const r = await consultations.decline(id, { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), reason: b.reason ?? '' }, options(id, 'decline', b.expertId, b.actionId, request.id));
+    const by = homeSystemOf(b.expertId);
+    const r = await asStranger(id, by, () => consultations.decline(id, { expertId: b.expertId, bySystemId: by, reason: b.reason ?? '' }, options(id, 'decline', b.expertId, b.actionId, request.id)));
     return consultationDto(r.consultation);
   });
 
   app.post('/consultations/:id/report', { ...textBodies, ...consultationLog }, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ReportBody, request.body, 'body');
-    const r = await consultations.issueReport(
-      id,
-      { expertId: b.expertId, bySystemId: homeSystemOf(b.expertId), diagnosis: b.diagnosis, recommendations: b.recommendations ?? '' },
-      options(id, 'report', b.expertId, b.actionId, request.id),
+    const by = homeSystemOf(b.expertId);
+    const r = await asStranger(id, by, () =>
+      consultations.issueReport(id, { expertId: b.expertId, bySystemId: by, diagnosis: b.diagnosis, recommendations: b.recommendations ?? '' }, options(id, 'report', b.expertId, b.actionId, request.id)),
     );
     return consultationDto(r.consultation);
   });
@@ -189,14 +209,14 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   app.post('/consultations/:id/acknowledge', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ApplicantBody, request.body, 'body');
-    const r = await consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.systemId, b.actionId, request.id));
+    const r = await asStranger(id, b.systemId, () => consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.systemId, b.actionId, request.id)));
     return consultationDto(r.consultation);
   });
 
   app.post('/consultations/:id/cancel', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(CancelBody, request.body, 'body');
-    const r = await consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.systemId, b.actionId, request.id));
+    const r = await asStranger(id, b.systemId, () => consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.systemId, b.actionId, request.id)));
     return consultationDto(r.consultation);
   });
 

@@ -203,6 +203,9 @@ const operation = (key: string, op: Operation): Json => {
 };
 
 const location = { Location: { schema: { type: 'string' }, description: 'The resource' } };
+/** The consultation steps' answer to a system that is not a party (consultation-routes.ts, asStranger). */
+const PARTIES_ONLY =
+  'A system with no part in the consultation (neither its applicant nor offered it for one of its experts) gets 404 consultation_not_found, as for an id that does not exist; a party gets the 403 that says what it may not do.';
 const OPERATOR = 'operator';
 const AUTHENTICATED = 'any authenticated caller';
 const SYSTEMS = 'a connected system or one of its clinicians, for its own system';
@@ -264,7 +267,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     summary: 'Correct a document (XDS RPLC): the new one replaces it in queries',
     description:
       'The old document is deprecated, then the new one registered; queries show the old reading until the new one is registered and the new one from then on, never neither or both. ' +
-      'A correction whose second step failed leaves the old reading current; the next correction of it (any correctionId) completes it.',
+      'A correction whose second step failed leaves the old reading current; the next correction of it (any correctionId) completes it. ' +
+      'A document that does not exist, and one the caller may not correct, are 404 document_not_found before the body or query is read: only the patient it concerns is told what is wrong with them (400, 422).',
     access: 'the patient it concerns',
     path: DocumentParams,
     query: CorrectionQuery,
@@ -363,10 +367,13 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /audit/verify': {
     tag: 'Privacy and audit',
     summary: "Walk the audit trail's hash chains of the given days (default: the last 7)",
+    description:
+      'Whole chains: every UTC day that from and to fall on, both included (to defaults to now, from to 6 days before to). ' +
+      'The range is checked as a search\'s: from after to (or after now, without to) is 422 invalid_interval, more than 31 days between them 422 interval_too_wide; a range is never verified in part.',
     access: OPERATOR,
     query: AuditVerifyQuery,
     ok: { '200': { description: 'ok is false when any chain is broken; heads are to be kept elsewhere', schema: AuditVerification } },
-    problems: ['audit_unavailable'],
+    problems: ['invalid_interval', 'interval_too_wide', 'audit_unavailable'],
   },
   'POST /audit/verify': {
     tag: 'Privacy and audit',
@@ -374,7 +381,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     body: AuditVerifyBody,
     ok: { '200': { description: 'As GET, anchors checked', schema: AuditVerification } },
-    problems: ['anchor_outside_days', 'too_many_anchors'],
+    problems: ['invalid_interval', 'interval_too_wide', 'anchor_outside_days', 'too_many_anchors'],
   },
   'POST /auth/dev-login': {
     tag: 'Access',
@@ -489,7 +496,11 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /consultations/:id': {
     tag: 'Consultations',
     summary: 'One consultation',
-    access: 'the applicant system and the systems of the experts it was offered to (or their clinicians)',
+    description:
+      'Readable by the applicant system and the system of the expert the case is with now (the open offer, or the expert who accepted it), or their clinicians. ' +
+      'A system whose expert was offered the case but declined, let it expire or retired may no longer read it: 403 forbidden. ' +
+      'Anyone else, of any role, gets 404 consultation_not_found, as for an id that does not exist.',
+    access: 'the applicant system and the system of the expert the case is with now (or their clinicians)',
     path: ConsultationParams,
     ok: { '200': { description: 'The consultation', schema: ConsultationResponse } },
     problems: ['consultation_not_found', 'audit_unavailable'],
@@ -497,6 +508,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/accept': {
     tag: 'Consultations',
     summary: 'The offered expert accepts',
+    description: PARTIES_ONLY,
     access: "the expert's home system",
     path: ConsultationParams,
     body: AcceptBody,
@@ -506,6 +518,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/decline': {
     tag: 'Consultations',
     summary: 'The offered expert declines (the next candidate gets the offer)',
+    description: PARTIES_ONLY,
     access: "the expert's home system",
     path: ConsultationParams,
     body: DeclineBody,
@@ -515,6 +528,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/report': {
     tag: 'Consultations',
     summary: 'The accepting expert issues the report (sent to the applicant until acknowledged)',
+    description: PARTIES_ONLY,
     access: "the expert's home system",
     path: ConsultationParams,
     body: ReportBody,
@@ -524,6 +538,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/acknowledge': {
     tag: 'Consultations',
     summary: 'The applicant acknowledges the report',
+    description: PARTIES_ONLY,
     access: 'the applicant system',
     path: ConsultationParams,
     body: ApplicantBody,
@@ -533,6 +548,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations/:id/cancel': {
     tag: 'Consultations',
     summary: 'The applicant cancels (before a report)',
+    description: PARTIES_ONLY,
     access: 'the applicant system',
     path: ConsultationParams,
     body: CancelBody,

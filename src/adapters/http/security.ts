@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
-import { MAX_AUDIT_DAYS, MAX_AUDIT_RESULTS, daysBetween, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
+import { MAX_AUDIT_DAYS_WALKED, MAX_AUDIT_RESULTS, verifyDaysOf, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
@@ -26,7 +26,8 @@ import { isXml, parseInput } from './schemas';
  *               summed per caller and second: RateLimitAudit)
  *   preHandler  authorize the route's action on its resource (the pure policy in application/access/policy.ts)
  *               -> 403 forbidden; for a document the caller may not read: 404 document_not_found, the same answer
- *               as for a document that does not exist (no oracle for valid uniqueIds)
+ *               as for a document that does not exist (no oracle for valid uniqueIds); for a consultation a caller
+ *               without a part in it may not read: 404 consultation_not_found, likewise
  *   onSend      an audit event for every request touching patient data and every refusal (who, what, when,
  *               from where, outcome). Reads do not wait for it; writes (POST, DELETE) answer only once it is stored.
  *
@@ -53,8 +54,11 @@ export type SecurityDependencies = Readonly<{
   documentPatientKey: (uniqueId: string) => Promise<string | null>;
   /** The documents and patients of consultations offered to a system's experts. */
   clinicianScope: (systemId: string) => Promise<ClinicianScope>;
-  /** The systems concerned by a consultation (applicant and offered experts' home systems), or null. */
-  consultationSystems?: (consultationId: string) => Promise<readonly string[] | null>;
+  /**
+   * The systems of a consultation, or null when there is none: `readers`, who may read it now (the applicant, the
+   * system of the expert it is with), and `parties`, who know it exists (also the systems whose experts' offers ended).
+   */
+  consultationSystems?: (consultationId: string) => Promise<Readonly<{ readers: readonly string[]; parties: readonly string[] }> | null>;
   audit: AuditTrail;
   erasure: PatientErasure;
   now: () => Date;
@@ -118,7 +122,10 @@ const PATIENT_OR_USER = { message: 'give exactly one of patient or user', path: 
 export const AuditQuery = z.strictObject({ ...AuditSearchFields, limit: auditLimit(z.coerce.number()) }).refine(patientOrUser, PATIENT_OR_USER);
 /** POST /audit/search: GET /audit's query as a JSON body, so that a patient's CPR number is in no URL. */
 export const AuditSearchBody = z.strictObject(AuditSearchFields).refine(patientOrUser, PATIENT_OR_USER);
-const VerifyRange = { from: z.iso.datetime({ offset: true }).optional(), to: z.iso.datetime({ offset: true }).optional() };
+const VerifyRange = {
+  from: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the first verified; default: 6 days before to'),
+  to: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the last verified (included); default: now. At most 31 days after from'),
+};
 export const AuditVerifyQuery = z.strictObject(VerifyRange);
 export const AuditVerifyBody = z.strictObject({
   ...VerifyRange,
@@ -178,7 +185,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   const documentRoute = (kind: 'document.read' | 'document.correct'): Rule => async (request) => {
     const uniqueId = str(field(request.params, 'uniqueId'));
     const key = await deps.documentPatientKey(uniqueId);
-    if (key === null) return 'pass'; // no such document: the route answers 404 document_not_found for everyone
+    if (key === null) return 'pass'; // no such document: the route answers 404 document_not_found for everyone, whatever the body
     return { kind, patientKey: key, uniqueId };
   };
   const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request) => ({ kind: 'consultation.act', systemId: systemOf(request) });
@@ -229,7 +236,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [actor('query', 'system', ConsultationsQuery.shape.system)(request)] }),
     'GET /consultations/:id': async (request) => {
       const systems = await deps.consultationSystems?.(str(field(request.params, 'id')));
-      return systems ? { kind: 'consultation.read', systemIds: systems } : 'pass';
+      return systems ? { kind: 'consultation.read', systemIds: systems.readers } : 'pass'; // none: the route's 404
     },
     'POST /consultations/:id/accept': consultationAct(expertSystem),
     'POST /consultations/:id/decline': consultationAct(expertSystem),
@@ -419,6 +426,12 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 
   const patientKeyInPath = (request: FastifyRequest): string | null => keyOfRaw(deps, field(request.params, 'patientId'));
 
+  /** Whether the caller's system takes part in the consultation (its applicant, or offered it for an expert). */
+  const isParty = async (principal: Principal, consultationId: string): Promise<boolean> => {
+    if (principal.systemId === undefined) return false;
+    return (await deps.consultationSystems?.(consultationId))?.parties.includes(principal.systemId) ?? false;
+  };
+
   /**
    * Reads do not wait for their audit event, so while the trail cannot be written (its last append failed, none has
    * committed since: a full disk) a read of patient data would be served unaudited. Refused instead, 503 with
@@ -451,6 +464,10 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     if (action.kind === 'document.read' || action.kind === 'document.correct') {
       // The same answer as for a uniqueId that does not exist: a valid id is not confirmed to a stranger.
       return refuse(request, reply, 'document_not_found', 'no document has this uniqueId', decision.reason);
+    }
+    if (action.kind === 'consultation.read' && route === '/consultations/:id' && !(await isParty(principal, str(field(request.params, 'id'))))) {
+      // Likewise for a consultation: only a party (which knows it exists) hears that it may not read it.
+      return refuse(request, reply, 'consultation_not_found', 'no consultation has this id', decision.reason);
     }
     return refuse(request, reply, 'forbidden', 'you may not do this with this resource', decision.reason);
   });
@@ -569,11 +586,15 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { count: page.items.length, items: page.items, ...(page.next !== null ? { next: String(page.next) } : {}) };
   });
 
-  /** Verification walks whole chains: the UTC days that from and to fall on (default: the last 7). */
-  const daysOf = (q: { from?: string | undefined; to?: string | undefined }): string[] => {
-    const to = q.to ? new Date(q.to) : deps.now();
+  /**
+   * Verification walks whole chains: the UTC days that from and to fall on (default: the last 7; `to` defaults to
+   * now). Checked as a search's interval: a reversed or too wide range is 422, never verified in part.
+   */
+  const daysOf = (q: { from?: string | undefined; to?: string | undefined }, source: 'query' | 'body'): string[] => {
+    const now = deps.now();
+    const to = q.to ? new Date(q.to) : now;
     const from = q.from ? new Date(q.from) : new Date(to.getTime() - 6 * 86_400_000);
-    return daysBetween(from, to);
+    return verifyDaysOf({ from, to, now, source });
   };
 
   // [from, to) by instant, at most `limit` entries an answer; one cut at the limit says so (truncated) and carries
@@ -618,15 +639,15 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
 
   app.get('/audit/verify', async (request) => {
     const q = parseInput(AuditVerifyQuery, request.query, 'query');
-    const days = daysOf(q);
+    const days = daysOf(q, 'query');
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days)) };
   });
   // The same, checked against heads kept outside the store (an earlier answer's `heads`, or the hub's
   // 'audit anchor' log lines): a chain cut back at its tail is whole in itself, but loses its anchor.
   app.post('/audit/verify', async (request) => {
     const body = parseInput(AuditVerifyBody, request.body, 'body');
-    if (Object.keys(body.anchors).length > AUDIT_PARTITIONS * MAX_AUDIT_DAYS) throw new ValidationError('too_many_anchors', `at most ${AUDIT_PARTITIONS * MAX_AUDIT_DAYS} anchors`);
-    const days = daysOf(body);
+    if (Object.keys(body.anchors).length > AUDIT_PARTITIONS * MAX_AUDIT_DAYS_WALKED) throw new ValidationError('too_many_anchors', `at most ${AUDIT_PARTITIONS * MAX_AUDIT_DAYS_WALKED} anchors`);
+    const days = daysOf(body, 'body');
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days, body.anchors)) };
   });
 };

@@ -398,6 +398,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
 
   app.post('/documents/:uniqueId/corrections', async (request, reply) => {
     const { uniqueId } = parseInput(DocumentParams, request.params, 'path');
+    // 404 for a document that does not exist before the body or query is looked at, as the access check answers
+    // someone else's document: checked after, a bad body told a stranger which uniqueIds exist (400 or 422 for an
+    // unknown id, 404 for another patient's). The owner, past the access check, is told what is wrong with the body.
+    await deps.xds.entry(uniqueId);
     const now = deps.clock.now();
     let result;
     if (isXml(request)) {

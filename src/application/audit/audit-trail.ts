@@ -38,8 +38,13 @@ export type AuditTrailOptions = Readonly<{
 type Pending = { entry: AuditEntry; resolve: () => void; reject: (error: unknown) => void };
 type Head = { version: bigint; hash: string };
 
-/** The most days one query or verification walks. */
+/**
+ * The widest interval one query or verification may name, in days of 24 h. Its bounds fall on at most one UTC day
+ * more (MAX_AUDIT_DAYS_WALKED): a query from noon to noon 31 days later walks 32 days' chains.
+ */
 export const MAX_AUDIT_DAYS = 31;
+/** The most UTC days (each AUDIT_PARTITIONS chains) one query or verification walks. */
+export const MAX_AUDIT_DAYS_WALKED = MAX_AUDIT_DAYS + 1;
 /** The most entries one answer of a query carries (and its default): the rest comes page by page. */
 export const MAX_AUDIT_RESULTS = 1000;
 
@@ -389,11 +394,11 @@ export class AuditTrail {
 const chainsOf = (day: string): string[] => Array.from({ length: AUDIT_PARTITIONS }, (_, p) => auditStreamName(day, p));
 
 /**
- * The UTC days a search's [from, to) touches ('YYYY-MM-DD'), `to` null meaning up to `now`. Refuses an empty or
- * reversed interval (invalid_interval) and one longer than MAX_AUDIT_DAYS (interval_too_wide): an answer is never
- * silently cut to fewer days than asked for.
+ * Checks an audit query's interval [from, to), `to` null meaning up to `now`: refuses an empty or reversed one
+ * (invalid_interval) and one longer than MAX_AUDIT_DAYS (interval_too_wide), so that an answer is never silently
+ * cut to fewer days than asked for. The one check of every search and verification; returns the end in ms.
  */
-export const auditDaysOf = (search: Pick<AuditSearch, 'from' | 'to' | 'now' | 'source'>): string[] => {
+export const checkAuditInterval = (search: Pick<AuditSearch, 'from' | 'to' | 'now' | 'source'>): number => {
   const fromPath = `${search.source ?? 'query'}.from`;
   const from = search.from.getTime();
   const to = search.to ? search.to.getTime() : Math.max(search.now.getTime(), from);
@@ -401,17 +406,29 @@ export const auditDaysOf = (search: Pick<AuditSearch, 'from' | 'to' | 'now' | 's
   if (to - from > MAX_AUDIT_DAYS * 86_400_000) {
     throw new ValidationError('interval_too_wide', `an audit query may span at most ${MAX_AUDIT_DAYS} days`, [{ path: fromPath, message: `at most ${MAX_AUDIT_DAYS} days before to` }]);
   }
-  // [from, to): the last instant in it is to - 1 ms (an open end includes now itself).
-  const last = search.to ? to - 1 : to;
-  const days: string[] = [];
-  for (let t = Date.UTC(search.from.getUTCFullYear(), search.from.getUTCMonth(), search.from.getUTCDate()); t <= last; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
-  return days;
+  return to;
 };
 
-/** The UTC days from `from` to `to` inclusive ('YYYY-MM-DD'), at most MAX_AUDIT_DAYS. */
-export const daysBetween = (from: Date, to: Date): string[] => {
+/** The UTC days a search's [from, to) touches ('YYYY-MM-DD'), `to` null meaning up to `now` (checkAuditInterval). */
+export const auditDaysOf = (search: Pick<AuditSearch, 'from' | 'to' | 'now' | 'source'>): string[] => {
+  const to = checkAuditInterval(search);
+  // [from, to): the last instant in it is to - 1 ms (an open end includes now itself).
+  return utcDays(search.from, search.to ? to - 1 : to);
+};
+
+/**
+ * The UTC days a verification walks, whole chains: those its `from` and `to` fall on, both included. The interval
+ * is checked as a search's (checkAuditInterval), so a range that is reversed, empty or wider than MAX_AUDIT_DAYS is
+ * refused rather than cut: a verification that answered ok for fewer days than asked said nothing of the rest.
+ */
+export const verifyDaysOf = (range: Readonly<{ from: Date; to: Date; now: Date; source?: 'query' | 'body' }>): string[] => {
+  checkAuditInterval(range);
+  return utcDays(range.from, range.to.getTime());
+};
+
+/** The UTC days from `from`'s to the one of `lastMs` ('YYYY-MM-DD'); the callers have bounded the interval. */
+const utcDays = (from: Date, lastMs: number): string[] => {
   const days: string[] = [];
-  const start = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate());
-  for (let t = start; t <= to.getTime() && days.length < MAX_AUDIT_DAYS; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  for (let t = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()); t <= lastMs; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
   return days;
 };

@@ -62,6 +62,15 @@ export type ConsultationView = Readonly<{
   due: DueTimer | null;
 }>;
 
+/**
+ * The systems that take part in a consultation, and so know it exists: the applicant, and the home system of every
+ * expert it was offered to, the offer open or ended (declined, expired, withdrawn). Who may read it now is fewer
+ * (security-module's consultationReaders); anyone else is answered as for an unknown id (the HTTP edge).
+ */
+export const consultationParties = (c: Pick<ConsultationView, 'applicantSystemId' | 'offers'>): readonly string[] => [
+  ...new Set([c.applicantSystemId, ...c.offers.map((o) => homeSystemOf(o.expertId))]),
+];
+
 export type DueTimer = Readonly<{ kind: 'offer'; offerIndex: number; dueAt: string } | { kind: 'resend'; attempt: number; dueAt: string }>;
 
 const dueOf = (v: Omit<ConsultationView, 'due'>): DueTimer | null => {
