@@ -182,10 +182,12 @@ export class PatientExport {
 
   /**
    * Every audit entry under the patient's key, from the day before the store's first event (clocks of hub and
-   * store may differ a little) up to `now`, in windows of at most MAX_AUDIT_DAYS, each read page by page.
+   * store may differ a little) up to `now` included, in windows of at most MAX_AUDIT_DAYS, each read page by page.
    */
   private async auditOf(patientKey: string, now: DateTime): Promise<PatientDataExport['audit']> {
-    const end = now.toJSDate();
+    // Up to and including `now`: the windows are [from, to), and an entry recorded in the export's own millisecond
+    // (an access just before it) belongs to it.
+    const end = new Date(now.toMillis() + 1);
     const [first] = await this.deps.store.readAll({ after: 0n, maxCount: 1 });
     const firstAt = first ? Math.min(Date.parse(first.recordedAt), end.getTime()) : end.getTime();
     const start = new Date(Math.floor(firstAt / DAY_MS) * DAY_MS - DAY_MS);
@@ -200,7 +202,7 @@ export class PatientExport {
         after = page.next;
       }
     }
-    return { from: start.toISOString(), to: end.toISOString(), entries: items };
+    return { from: start.toISOString(), to: now.toJSDate().toISOString(), entries: items };
   }
 }
 

@@ -172,6 +172,16 @@ describe('PatientExport.exportPatientData', () => {
     expect(exported.consultations).toEqual([expect.objectContaining({ consultationId: id, attachments: [doc.uniqueId], otherAttachments: 0, texts: expect.objectContaining({ clinicalQuestion: 'in clear' }) })]);
   });
 
+  it("holds an audit entry recorded in the export's own millisecond (an access just before it)", async () => {
+    const h = await setup();
+    await h.upload(A, 128, '2026-01-31T08:00:00Z', 'a-1');
+    h.later('2026-02-02T09:00:00.250Z');
+    await h.audit.record(h.auditEntry(h.patientKeys.keyFor(A), '2026-02-02T09:00:00.250Z', 'patient.export', 'dpo'));
+    const exported = await h.exporter.exportPatientData(A);
+    expect(exported.audit.entries.map((e) => [e.at, e.action])).toEqual([['2026-02-02T09:00:00.250Z', 'patient.export']]);
+    expect(exported.audit.to).toBe('2026-02-02T09:00:00.250Z');
+  });
+
   it('answers unknown_patient for a patient the hub holds nothing of, as an erasure does', async () => {
     const h = await setup();
     await h.upload(A, 128, '2026-01-31T08:00:00Z', 'a-1');
