@@ -35,7 +35,9 @@ export const PATIENT_KEY = z.string().regex(PATIENT_KEY_PATTERN, 'a pseudonymous
 /** As GET /erasures pages them. */
 export const MAX_ERASURES_PAGE = 10_000;
 export const LIST_ERASURES_OPTIONS = z.strictObject({
-  after: z.bigint().nonnegative().optional(),
+  // A position the store can hold (a signed 64-bit integer): a larger one reached SQLite's binding (RangeError), as
+  // GET /erasures?after= once answered 500.
+  after: z.bigint().nonnegative().max(2n ** 63n - 1n, 'at most 2^63 - 1 (a store position)').optional(),
   limit: z.number().int().min(1).max(MAX_ERASURES_PAGE).optional(),
 });
 
@@ -52,4 +54,38 @@ export const checkedOptions = <S extends z.ZodType>(schema: S, value: unknown, n
       : { path: [name, ...issue.path.map(String)].join('.'), message: issue.code === 'invalid_type' ? `must be ${issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}` : issue.message },
   );
   throw new ValidationError('invalid_request', `${name} is not valid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+};
+
+/** A logger the library can use: pino's methods, which it calls (a `console` lacks `child`, and an erasure that had
+ * happened then threw). */
+const LOGGER = z.custom<unknown>(
+  (v) => typeof v === 'object' && v !== null && ['child', 'trace', 'debug', 'info', 'warn', 'error', 'fatal'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
+  'must be a pino logger (child, trace, debug, info, warn, error, fatal)',
+);
+/** openTeleMed's options: one of the two forms, nothing else (an unknown key, or both forms at once, was ignored). */
+export const OPEN_OPTIONS = z.union([
+  z.strictObject({ inMemory: z.literal(true), pseudonymSecret: z.instanceof(Buffer, { message: 'must be a Buffer' }).optional(), logger: LOGGER.optional() }),
+  z.strictObject({
+    dataDir: z.string(),
+    // RTS_* names, as the server reads them from its environment; a lower-case or other name was silently ignored.
+    settings: z.record(z.string().regex(/^RTS_[A-Z0-9_]+$/, 'a setting is named RTS_... in capitals, as the server reads it'), z.string()).optional(),
+    logger: LOGGER.optional(),
+    inMemory: z.literal(false).optional(),
+  }),
+]);
+
+/** What is wrong with `given` as openTeleMed's options, each naming the option (never its value), or none. */
+export const openOptionProblems = (given: unknown): string[] => {
+  if (typeof given !== 'object' || given === null) return ['options: an object, { dataDir } or { inMemory: true }'];
+  const inMemory = (given as { inMemory?: unknown }).inMemory === true;
+  if (inMemory && 'dataDir' in given) return ['options: { inMemory: true } keeps everything in memory; it takes no dataDir (give one or the other)'];
+  const result = OPEN_OPTIONS.options[inMemory ? 0 : 1].safeParse(given);
+  if (result.success) return [];
+  return result.error.issues.map((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? `options: unknown option${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => (/^[A-Za-z_]{1,40}$/.test(k) ? k : '(a name not repeated here)')).join(', ')}`
+      : issue.code === 'invalid_key'
+        ? `settings: ${/^[A-Za-z0-9_]{1,40}$/.test(String(issue.path.at(-1))) ? `${String(issue.path.at(-1))} is not` : 'a key given is not'} a setting: settings are named RTS_... in capitals, as the server reads them`
+        : `${issue.path.map(String).join('.') || 'options'}: ${issue.code === 'invalid_type' ? `must be a ${issue.expected}` : issue.message}`,
+  );
 };

@@ -45,6 +45,7 @@ import {
   RECORD_OPTIONS,
   SUBMIT_OPTIONS,
   checkedOptions,
+  openOptionProblems,
 } from './library-options';
 
 /** A patient export's options: who asked (the audit entry's subject) and the request id the entry carries. */
@@ -142,6 +143,8 @@ export type OpenOptions =
 export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> => {
   let container: Container;
   let lock: DataDirLock | null = null;
+  const problems = openOptionProblems(given);
+  if (problems.length > 0) throw new ConfigError(problems);
   let logger: Logger = pino({ level: 'silent' });
   // Only `inMemory: true` is memory: `{ dataDir, inMemory: false }` (or undefined, from a config file) ran in memory
   // and lost everything at close.
@@ -243,10 +246,15 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     }
     return document;
   };
+  // A uniqueId that is no string reached SQLite's binding (RangeError) on a data directory, and was document_not_found
+  // in memory: the same ValidationError on both.
+  const checkedUniqueId = async (uniqueId: unknown): Promise<void> => {
+    if (typeof uniqueId !== 'string') throw new ValidationError('invalid_request', 'uniqueId: must be a string (a document uniqueId)', [{ path: 'uniqueId', message: 'must be a string' }]);
+  };
   // A call on one document of an erased patient says patient_erased, as the README promises for their reads: the
   // erasure removed the registry row, and the call said document_not_found.
-  const ofDocument = <R>(uniqueId: string, call: Promise<R>): Promise<R> =>
-    call.catch(async (error: unknown) => {
+  const ofDocument = <R>(uniqueId: string, call: () => Promise<R>): Promise<R> =>
+    checkedUniqueId(uniqueId).then(call).catch(async (error: unknown) => {
       if (error instanceof NotFoundError && error.code === 'document_not_found' && (await xds.isOfErasedPatient(uniqueId))) {
         throw new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
       }
@@ -262,19 +270,23 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
       getObservationsFor: life.wrap((patientId: Cpr, interval: TimeInterval) => telemed.getObservationsFor(patientId, interval)),
       record: life.wrap((observation: TeleObservation, options?: RecordOptions) => telemed.record(observation, checkedOptions(RECORD_OPTIONS, options, 'options'))),
       correct: life.wrap((uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions) =>
-        ofDocument(uniqueId, telemed.correct(uniqueId, corrected, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
-      patientOf: life.wrap((uniqueId: string) => ofDocument(uniqueId, telemed.patientOf(uniqueId))),
+        ofDocument(uniqueId, () => telemed.correct(uniqueId, corrected, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
+      patientOf: life.wrap((uniqueId: string) => ofDocument(uniqueId, () => telemed.patientOf(uniqueId))),
     }),
     xds: Object.freeze({
       provideAndRegisterDocument: life.wrap((metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>) =>
         xds.provideAndRegisterDocument(metadata, document, checkedOptions(SUBMIT_OPTIONS, options, 'options'))),
       retrieveDocumentSet: life.wrap((patientId: Cpr, start: DateTime, end: DateTime) => xds.retrieveDocumentSet(patientId, start, end)),
-      retrieveDocument: life.wrap((uniqueId: string) => ofDocument(uniqueId, xds.retrieveDocument(uniqueId))),
+      retrieveDocument: life.wrap((uniqueId: string) => ofDocument(uniqueId, () => xds.retrieveDocument(uniqueId))),
       correctDocument: life.wrap((uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions) =>
-        ofDocument(uniqueId, xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
+        ofDocument(uniqueId, () => xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
     }),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
-    erasePatient: life.wrap(async (patientId: Cpr, erasureOptions: ErasureOptions) => logged(await erasure.erase(patientId, checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options')))),
+    // The number checked as POST /erasures checks it: a misspelt one was recorded as an erasure of nobody (with
+    // `ifUnknown: 'erase'`, for good) while the patient's data stayed, and a number given as a number put its digits
+    // in a TypeError's message.
+    erasePatient: life.wrap(async (patientId: Cpr, erasureOptions: ErasureOptions) =>
+      logged(await erasure.erase(parseCpr(patientId, 'patientId'), checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options')))),
     eraseByKey: life.wrap(async (patientKey: string, erasureOptions: Omit<ErasureOptions, 'ifUnknown'>) => {
       const key = checkedOptions(PATIENT_KEY, patientKey, 'patientKey');
       return logged(await erasure.eraseKey(key, { ...checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'), ifUnknown: 'erase' }));

@@ -190,3 +190,39 @@ describe('repeating erasures after a restore, as a library user', () => {
     }
   });
 });
+
+describe("the library's arguments are checked as over HTTP (an embedder's exploratory test)", () => {
+  it('erasePatient refuses what is no CPR number: nothing is recorded, and no digits reach the message', async () => {
+    const stored = await rts.telemed.processAndStore(reading(126, 5));
+    for (const bad of ['2512481234', 'hello', 2512481234, undefined]) {
+      const call = rts.erasePatient(bad as never, { by: 'dpo', ifUnknown: 'erase' });
+      await expect(call).rejects.toMatchObject({ kind: 'validation', code: 'invalid_patient_id' });
+      const message = await call.catch((e: Error) => e.message);
+      expect(message).not.toMatch(/2512481234|251248/);
+    }
+    expect((await rts.listErasures()).items).toEqual([]);
+    expect((await rts.telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => o.uniqueId)).toEqual([stored]);
+  });
+
+  it('a uniqueId that is no string and a position past the store are validation errors', async () => {
+    for (const call of [() => rts.xds.retrieveDocument({} as never), () => rts.telemed.patientOf(7 as never), () => rts.telemed.correct(null as never, reading(120, 1))]) {
+      await expect(call()).rejects.toMatchObject({ kind: 'validation', code: 'invalid_request' });
+    }
+    await expect(rts.listErasures({ after: 2n ** 63n })).rejects.toMatchObject({ kind: 'validation', code: 'invalid_request' });
+    await expect(rts.listErasures({ after: 2n ** 63n - 1n })).resolves.toMatchObject({ items: [], next: null });
+  });
+
+  it('openTeleMed refuses options it would have ignored, with a ConfigError naming them', async () => {
+    const refused: [unknown, RegExp][] = [
+      [undefined, /an object/],
+      [{ inMemory: true, dataDir: './nowhere' }, /takes no dataDir/],
+      [{ dataDir: './nowhere', bogus: 1 }, /unknown option: bogus/],
+      [{ dataDir: './nowhere', settings: { rts_event_store: 'postgres' } }, /rts_event_store is not a setting/],
+      [{ inMemory: true, pseudonymSecret: 12345 }, /pseudonymSecret: must be a Buffer/],
+      [{ inMemory: true, logger: console }, /logger: must be a pino logger/],
+    ];
+    for (const [options, problem] of refused) {
+      await expect(openTeleMed(options as never)).rejects.toMatchObject({ name: 'ConfigError', code: 'invalid_configuration', message: expect.stringMatching(problem) });
+    }
+  });
+});
