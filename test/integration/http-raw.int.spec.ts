@@ -157,6 +157,18 @@ it('a malformed percent-escape in the path gets a problem+json 400 that does not
   expect(got.toLowerCase()).toContain('cache-control: no-store');
 });
 
+it('a body labelled with another charset than UTF-8 gets 415, not a parse of its bytes as UTF-8', async () => {
+  const body = JSON.stringify({ patientId: CPR, systolic: 126, diastolic: 70 });
+  const send = (contentType: string) =>
+    raw(`POST /observations HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  for (const refused of ['application/json; charset=utf-16', 'application/json;charset="ISO-8859-1"', 'application/xml; charset=utf-16le']) {
+    expect({ refused, ...answer(await send(refused)) }).toMatchObject({ refused, status: 415, body: { code: 'unsupported_media_type' } });
+  }
+  for (const taken of ['application/json; charset=utf-8', 'application/json; charset=UTF8', 'application/json']) {
+    expect({ taken, status: answer(await send(taken)).status }).toEqual({ taken, status: 201 });
+  }
+});
+
 it('a request that comes while the server closes gets a problem+json 503 with Retry-After; the one in flight finishes', async () => {
   // A request in flight: headers and half of its body, so that close() waits for it.
   const body = JSON.stringify({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: new Date(Date.now() - 60_000).toISOString().slice(0, 19) + 'Z' });

@@ -199,6 +199,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     if (closing) return sendProblem(reply, problem('service_unavailable', 'the hub is shutting down: send the request again in a moment (or to another hub process)'));
     // The hub decodes no Content-Encoding: a gzip body read as JSON was a misleading malformed_json, and a body
     // labelled br but sent plain was stored as if decoded. RFC 9110 15.5.16: 415 for an unsupported coding.
+    // The bodies are read as UTF-8 (RFC 8259 8.1 allows JSON no other): a body labelled charset=utf-16 was read as
+    // UTF-8 and answered malformed_json, or taken if its bytes happened to parse.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(String(request.headers['content-type'] ?? ''))?.[1];
+    if (charset !== undefined && !/^(utf-?8|us-ascii)$/i.test(charset)) {
+      return sendProblem(reply, problem('unsupported_media_type', 'the hub reads request bodies as UTF-8: send charset=utf-8, or no charset'));
+    }
     const coding = request.headers['content-encoding'];
     if (coding !== undefined && !/^\s*identity\s*$/i.test(String(coding))) {
       reply.header('accept-encoding', 'identity');
