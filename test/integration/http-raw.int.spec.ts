@@ -15,6 +15,13 @@ import type { XdsBackend } from '../../src/application/xds-backend';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 
+// fastify's inject (light-my-request) requires `cookie`, ESM only: jest gets the module as Node loads it (as in
+// http-api.int.spec.ts).
+jest.mock('cookie', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('cookie') as unknown;
+});
+
 const CPR = '070789-4821';
 const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwMSJ9.c2lnbmF0dXJlLW9mLWEtcmVhbC10b2tlbg';
 const logLines: string[] = [];
@@ -146,6 +153,14 @@ it('an answer given before the body arrived closes the connection at once, not a
   expect(answer(got)).toMatchObject({ status: 415, body: { code: 'unsupported_media_type' } });
   expect(got.toLowerCase()).toContain('connection: close');
   expect(Date.now() - started).toBeLessThan(3_000); // the body timer is 4 s here; Node's keep-alive timers longer
+});
+
+it("fastify's inject (no socket, no `complete`) outlives the body timer: no crash, no Connection: close", async () => {
+  const res = await http.app.inject({ method: 'POST', url: '/observations', payload: { patientId: CPR, systolic: 126, diastolic: 70 } });
+  expect(res.statusCode).toBe(201);
+  expect(res.headers['connection']).not.toBe('close');
+  // The body timer (4 s here) fires after the answer: it must find no socket to cut, and throw nothing.
+  await new Promise((r) => setTimeout(r, 4_500));
 });
 
 it('a malformed percent-escape in the path gets a problem+json 400 that does not quote the URL', async () => {

@@ -186,7 +186,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         if (reply.sent) {
           // Answered early (401, 415, ...) while the body still trickles in: the connection is closed as that answer
           // said (onSend); one that is still open at the timeout is cut, not held for Node's own timers.
-          request.raw.socket.destroy();
+          const socket = request.raw.socket as { destroy?: unknown } | undefined;
+          if (typeof socket?.destroy === 'function') request.raw.socket.destroy(); // not for fastify's inject, which has no socket
           return;
         }
         deps.logger.debug({ status: 408, route: redactUrl(request) }, 'request timeout: the body did not arrive in time');
@@ -214,7 +215,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   app.addHook('onSend', async (request, reply) => {
     // An answer before the whole body arrived (a refusal does not wait for it): the rest of the body would have to
     // be read for the connection to carry another request, so it is closed instead (RFC 9112 9.6).
-    if (closing || !request.raw.complete) reply.header('connection', 'close');
+    if (closing || request.raw.complete === false) reply.header('connection', 'close'); // (inject's requests have no `complete`)
     // Answers hold patient data (readings, documents with the CPR number, tokens): no browser or proxy keeps
     // them, unless a route said otherwise (the page's assets, the JWKS).
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
