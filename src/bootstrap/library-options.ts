@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { containsCprDigits, isCprLike } from '../domain/monitoring/cpr';
+import { isCprLike } from '../domain/monitoring/cpr-like';
 import { PATIENT_KEY_PATTERN } from '../application/ports/patient-keys';
 import { ValidationError } from '../domain/shared/errors';
 import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
@@ -13,7 +13,7 @@ import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
 const correlationId = z
   .string()
   .regex(IDEMPOTENCY_KEY_FORM, '1-64 characters of A-Z a-z 0-9 . _ : -')
-  .refine((v) => !containsCprDigits(v), 'must not hold CPR digits (it is stored in clear)');
+  .refine((v) => !isCprLike(v), 'must not hold CPR digits (it is stored in clear)');
 const id = z.string();
 
 export const RECORD_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional(), measuredAtDefaulted: z.boolean().optional() });

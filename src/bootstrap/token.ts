@@ -86,6 +86,8 @@ const claimsOf = (argv: readonly string[], deps: TokenDependencies) => {
   if (needsSystem && !values.system) fail(`missing --system: a ${role} token acts for a system`);
   if (!needsSystem && values.system !== undefined) fail('--system belongs to --role clinician or system');
   if (values.system !== undefined && !SYSTEM_ID_PATTERN.test(values.system)) fail('--system must be a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
+  // The hub refuses such a token (as POST /systems refuses such an id): the systemId goes into the audit trail too.
+  if (values.system !== undefined && isCprLike(values.system)) fail('--system must not be a CPR number: the system id is recorded in the audit trail, which erasure cannot reach');
   if (values.sub !== undefined && !NAME.test(values.sub)) fail('--sub must be 1-64 of A-Z a-z 0-9 . _ : @ -');
   // The hub refuses such a token: its sub goes into the audit trail, which erasure cannot reach.
   if (values.sub !== undefined && isCprLike(values.sub)) fail('--sub must not be a CPR number: the sub is recorded in the audit trail, which erasure cannot reach');

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES } from '../../application/access/policy';
-import { isCprLike } from '../../domain/monitoring/cpr';
+import { isCprLike } from '../../domain/monitoring/cpr-like';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 
 /**
@@ -30,13 +30,19 @@ export const TokenClaims = z
   .refine((c) => c.patient === undefined || c.patientKey === undefined, { message: 'patient and patientKey together', path: ['patientKey'] });
 export type TokenClaims = z.infer<typeof TokenClaims>;
 
-/** Whether a token subject holds something shaped like a CPR number: see isCprLike (domain/monitoring/cpr). */
+/** Whether a token's sub or systemId may hold a CPR number: see isCprLike (domain/monitoring/cpr-like). */
 export { isCprLike };
 
 export { patientSubject } from '../../application/access/patient-subject';
 
 /** InvalidTokenError's reason for a token whose `sub` is a CPR number (see isCprLike). */
 export const SUB_IS_CPR = 'ERR_SUB_IS_CPR';
+/**
+ * InvalidTokenError's reason for a token whose `systemId` may be a CPR number (see isCprLike): the claim is recorded
+ * with every audit entry of the caller, as the sub is, and names a system in queries and stream names. POST /systems
+ * refuses such an id (invalid_system_id), so no registered system has one.
+ */
+export const SYSTEM_ID_IS_CPR = 'ERR_SYSTEM_ID_IS_CPR';
 
 export class InvalidTokenError extends Error {
   constructor(readonly reason: string) {
@@ -111,6 +117,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     const claims = TokenClaims.safeParse(payload);
     if (!claims.success) throw new InvalidTokenError('claims');
     if (isCprLike(claims.data.sub)) throw new InvalidTokenError(SUB_IS_CPR);
+    if (claims.data.systemId !== undefined && isCprLike(claims.data.systemId)) throw new InvalidTokenError(SYSTEM_ID_IS_CPR);
     const exp = (payload as { exp: number }).exp * 1000;
     if (maxAgeMs > 0 && maxEntries > 0) {
       if (verified.size >= maxEntries) verified.delete(verified.keys().next().value as string);
@@ -122,7 +129,9 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
 
 /** Sign an HS256 token (the embedded profile's own tokens: dev login and `node dist/bootstrap/token.js`). */
 export const signToken = async (secret: Buffer, claims: TokenClaims, options: { issuer: string; audience: string; ttlSeconds: number }): Promise<string> => {
-  if (isCprLike(claims.sub)) throw new Error("a token's sub must not be a CPR number"); // callers check first, with their own answer
+  // Callers check first, with their own answer.
+  if (isCprLike(claims.sub)) throw new Error("a token's sub must not be a CPR number");
+  if (claims.systemId !== undefined && isCprLike(claims.systemId)) throw new Error("a token's systemId must not be a CPR number");
   const jose = await loadJose();
   const { sub, ...rest } = claims;
   return new jose.SignJWT(rest)

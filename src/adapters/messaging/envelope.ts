@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { isCprLike } from '../../domain/monitoring/cpr';
+import { isCprLike } from '../../domain/monitoring/cpr-like';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**

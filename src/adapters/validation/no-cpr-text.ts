@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { isCprLike } from '../../domain/monitoring/cpr';
+import { isCprLike } from '../../domain/monitoring/cpr-like';
 
 /** The refusal's message: the field's path goes with it (400 invalid_request over HTTP, bad_schema over AMQP). */
 export const NO_CPR_TEXT_MESSAGE = 'must not hold a CPR number (it is stored in clear and outlives the erasure)';

@@ -1,4 +1,4 @@
-import { containsCprDigits } from '../../domain/monitoring/cpr';
+import { isCprLike } from '../../domain/monitoring/cpr-like';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../../domain/shared/errors';
 import type { DirectoryReadModel } from './directory-read-model';
 import type { Clock } from '../ports/clock';
@@ -150,7 +150,7 @@ export const uuidOrNull = (id: string | null): string | null => (id !== null && 
  * What the sender may have set (x-dlq-source-queue, x-dlq-reason: a client-side dead-lettering system writes them),
  * kept in a discard's event only when it cannot hold a CPR number (the views' check): the event outlives erasure.
  */
-const withoutCprDigits = (value: string | null): string | null => (value !== null && !containsCprDigits(value) ? value : null);
+const withoutCprDigits = (value: string | null): string | null => (value !== null && !isCprLike(value) ? value : null);
 
 /** Most dead letters one browse looks through to find one by id. */
 export const MAX_BROWSE = 10_000;
