@@ -12,7 +12,7 @@ import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
  */
 const correlationId = z
   .string()
-  .regex(IDEMPOTENCY_KEY_FORM, '1-64 characters of A-Z a-z 0-9 . _ : -')
+  .regex(IDEMPOTENCY_KEY_FORM, { message: '1-64 characters of A-Z a-z 0-9 . _ : -', abort: true })
   .refine((v) => !isCprLike(v), 'must not hold CPR digits (it is stored in clear)');
 const id = z.string();
 

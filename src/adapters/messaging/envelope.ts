@@ -37,7 +37,7 @@ const envelopeShape = {
   // mistake: a patient's number as the id of their consultation).
   correlationId: z
     .string()
-    .regex(/^[A-Za-z0-9._:\/-]{1,100}$/, 'an id of 1-100 characters of A-Z a-z 0-9 . _ : / -')
+    .regex(/^[A-Za-z0-9._:\/-]{1,100}$/, { message: 'an id of 1-100 characters of A-Z a-z 0-9 . _ : / -', abort: true })
     // In any spelling, also inside a longer id ("case.150575.2468", "pt-251248-1234"): the AMQP correlation-id goes
     // outside the JWE, so the broker's store holds it too. A UUID never matches (see isCprLike).
     .refine((v) => !isCprLike(v), 'must not hold a CPR number (it is logged and passed on)')
