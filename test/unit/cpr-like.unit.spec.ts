@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { isCprLike, redactCprLike } from '../../src/domain/monitoring/cpr-like';
 import { patientSubject } from '../../src/application/access/patient-subject';
 import { uuidToOid } from '../../src/application/ids';
+import { decodePercentUtf8, problemInstance } from '../../src/adapters/http/problem';
 
 const R = '[redacted]';
 
@@ -145,5 +146,32 @@ describe('redactCprLike: each number holding a CPR number replaced as a whole, n
   it('a UUID that is no UUID of RFC 9562 (variant 0) is text: only the number holding the CPR number goes', () => {
     expect(redactCprLike('/c/00000000-0000-4000-0000-002512481234/r', R)).toBe(`/c/${R}/r`);
     expect(redactCprLike('/c/abcdefab-cdef-4abc-0abc-ab2512481234/r', R)).toBe(`/c/abcdefab-cdef-4abc-0abc-ab${R}/r`);
+  });
+});
+
+describe("a problem's instance (problemInstance): decoded as UTF-8, then redacted", () => {
+  it('decodes percent-escapes as UTF-8 and keeps an escape that is no part of well-formed UTF-8 as written', () => {
+    expect(decodePercentUtf8('/x/251248%E2%80%931234')).toBe('/x/251248\u20131234');
+    expect(decodePercentUtf8('/x/%C3%A6%C3%B8%C3%A5%2D%zz')).toBe('/x/\u00e6\u00f8\u00e5-%zz');
+    expect(decodePercentUtf8('/x/%FF%C3%41%ED%A0%80')).toBe('/x/%FF%C3A%ED%A0%80'); // a lone byte, a cut sequence, a surrogate
+  });
+
+  it.each([
+    ['/x/251248%E2%80%931234', '/x/[redacted]'],
+    ['/x/12512481234', '/x/[redacted]'],
+    ['/x/320148-1234', '/x/[redacted]'], // the whole shape, whatever its date
+    ['/x/3201481234', '/x/[redacted]'],
+    ['/x/%32%35%31%32%34%38%2D1234', '/x/[redacted]'],
+    ['/consultations/00000000-0000-4000-8000-000000000000', '/consultations/00000000-0000-4000-8000-000000000000'],
+    ['/x/%C3%A6', '/x/\u00e6'],
+    ['/x/1.2.3.12345678901234', '/x/1.2.3.12345678901234'], // digits inside a longer number need a real date
+  ])('%s -> %s', (url, shown) => {
+    expect(problemInstance(url)).toBe(shown);
+  });
+
+  it('the refusals keep the date check: ten digits that are no date are no CPR number there', () => {
+    expect(isCprLike('3201481234')).toBe(false);
+    expect(redactCprLike('3201481234', R)).toBe('3201481234');
+    expect(redactCprLike('3201481234', R, { wholeAnyDate: true })).toBe(R);
   });
 });

@@ -70,10 +70,10 @@ const boundariesOf = (groups: readonly number[]): ReadonlySet<number> => new Set
 const BOUNDARIES = FORMS.map((f) => boundariesOf(f.groups));
 
 /**
- * Whether a CPR number starts at `digits[start]`. `gapBefore[i]`: whether separators stand between digit i-1 and i
- * of the number.
+ * Whether a CPR number starts at `digits[start]`: a form whose groups the separators fit, with a real date (or, with
+ * `anyDate`, any date: see redactCprLike). `gapBefore[i]`: whether separators stand between digit i-1 and i.
  */
-const cprAt = (digits: string, gapBefore: readonly boolean[], start: number): boolean =>
+const cprAt = (digits: string, gapBefore: readonly boolean[], start: number, anyDate = false): boolean =>
   FORMS.some((form, f) => {
     const length = form.groups.reduce((a, b) => a + b, 0);
     if (start + length > digits.length) return false;
@@ -81,6 +81,7 @@ const cprAt = (digits: string, gapBefore: readonly boolean[], start: number): bo
     for (let k = 1; k < length; k++) if (gapBefore[start + k]) gaps.push(k);
     const fits = gaps.every((k) => BOUNDARIES[f]!.has(k)) || (length === 10 && gaps.length === 1);
     if (!fits) return false;
+    if (anyDate) return true;
     const parts: number[] = [];
     let at = start;
     for (const size of form.groups) {
@@ -90,8 +91,11 @@ const cprAt = (digits: string, gapBefore: readonly boolean[], start: number): bo
     return form.realDate(parts);
   });
 
-/** Whether a number (a match of NUMBER) holds a CPR number anywhere in it. */
-const numberHoldsCpr = (number: string): boolean => {
+/**
+ * Whether a number (a match of NUMBER) holds a CPR number anywhere in it; with `wholeAnyDate`, also when the number
+ * as a whole has a CPR number's shape (10 digits, or 12 with a four-digit year), whatever its date.
+ */
+const numberHoldsCpr = (number: string, wholeAnyDate = false): boolean => {
   let digits = '';
   const gapBefore: boolean[] = [];
   let gap = false;
@@ -103,6 +107,7 @@ const numberHoldsCpr = (number: string): boolean => {
     } else if (IS_SEPARATOR.test(c)) gap = true;
   }
   if (digits.length < 10) return false;
+  if (wholeAnyDate && (digits.length === 10 || digits.length === 12) && cprAt(digits, gapBefore, 0, true)) return true;
   for (let start = 0; start + 10 <= digits.length; start++) if (cprAt(digits, gapBefore, start)) return true;
   return false;
 };
@@ -117,12 +122,14 @@ export const isCprLike = (text: string): boolean => {
 /**
  * `text` with each number that holds a CPR number replaced, as a whole (from its first digit to its last), by
  * `replacement`: nothing else is touched, so a UUID's hex groups, the letters next to a number and the separators
- * around it stay as they were.
+ * around it stay as they were. With `wholeAnyDate` (an echo of what a caller typed: a problem's `instance`), a number
+ * that has a CPR number's shape as a whole goes whatever its date: 320148-1234 is a mistyped CPR number, still
+ * somebody's. Digits inside a longer number need a real date either way (a document's OID arcs are long runs).
  */
-export const redactCprLike = (text: string, replacement: string): string => {
+export const redactCprLike = (text: string, replacement: string, options: Readonly<{ wholeAnyDate?: boolean }> = {}): string => {
   if (!hasTenDigits(text)) return text;
   const spans: [number, number][] = [];
-  for (const m of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(m[0])) spans.push([m.index, m.index + m[0].length]);
+  for (const m of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(m[0], options.wholeAnyDate)) spans.push([m.index, m.index + m[0].length]);
   let out = '';
   let from = 0;
   for (const [start, end] of spans) {
