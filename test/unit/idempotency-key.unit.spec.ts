@@ -11,7 +11,7 @@ describe('idempotencyKeyProblem', () => {
   });
 
   it('takes UUIDs, meter serials and date-stamped ids', () => {
-    for (const key of ['obs-42', 'meter:A17:0001', '2026-11-30-0001', '2026.11.30.0001', '12345678-1234', ...Array.from({ length: 2000 }, () => randomUUID())]) {
+    for (const key of ['obs-42', 'meter:A17:0001', '2026-11-30-0001', '2026.11.30.0001', '12345678-1234', 'order-202612021030-17', '202612021030', ...Array.from({ length: 2000 }, () => randomUUID())]) {
       expect({ key, problem: idempotencyKeyProblem(key) }).toEqual({ key, problem: null });
     }
   });

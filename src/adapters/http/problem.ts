@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { ExpectedVersionConflictError } from '../../application/ports/event-store';
 import { RtsError, type ErrorKind } from '../../domain/shared/errors';
-import { redactCprLike } from '../../domain/monitoring/cpr-like';
+import { redactCprDigits } from '../../domain/monitoring/cpr-like';
 import { isPgUnavailable } from '../event-store/postgres/sql';
 
 /**
@@ -217,7 +217,7 @@ export const decodePercentUtf8 = (text: string): string =>
 
 /**
  * The `instance` of a problem: the request's URL with every number that may hold a CPR number replaced, as a whole, by
- * `[redacted]` (redactCprLike, domain/monitoring/cpr-like.ts: 251248-1234 in its spellings, glued into longer runs of
+ * `[redacted]` (redactCprDigits, domain/monitoring/cpr-like.ts: 251248-1234 in its spellings, glued into longer runs of
  * digits or next to letters, 19481225-1234, other dashes; a `+` is a space in a query string; a number of a CPR
  * number's shape as a whole whatever its date, as the caller may have mistyped one). A UUID, a document's
  * uniqueId (the OID of a UUID) and a patient's key are left whole. Percent-escapes are decoded first, as UTF-8
@@ -225,7 +225,7 @@ export const decodePercentUtf8 = (text: string): string =>
  */
 export const problemInstance = (url: string): string => {
   const [path = '', query] = splitOnce(decodePercentUtf8(url), '?');
-  if (query === undefined) return redactCprLike(path, '[redacted]', { wholeAnyDate: true });
+  if (query === undefined) return redactCprDigits(path, '[redacted]', { wholeAnyDate: true });
   // Query values are kept only where they read as an instant, a number or a plain token: `?name=Ingeborg Zylstra`
   // names somebody, and the problem is quoted on (logs, support tickets) beyond its caller.
   const params = query.split('&').map((pair) => {
@@ -233,7 +233,7 @@ export const problemInstance = (url: string): string => {
     const shownName = /^[A-Za-z][A-Za-z0-9_.-]{0,39}$/.test(name) ? name : '[redacted]';
     return value === undefined ? shownName : `${shownName}=${SHOWN_VALUE.test(value) ? value : '[redacted]'}`;
   });
-  return redactCprLike(`${path}?${params.join('&')}`, '[redacted]', { wholeAnyDate: true });
+  return redactCprDigits(`${path}?${params.join('&')}`, '[redacted]', { wholeAnyDate: true });
 };
 
 /** A query value quoted back as it is: an ISO instant, a number, a short lower-case token (yes, asc, 2026-05). */

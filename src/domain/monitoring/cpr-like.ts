@@ -1,32 +1,46 @@
 import { isCalendarDate } from '../shared/iso-instant';
 
 /**
- * The hub's one notion of "may be a CPR number", for what is stored or echoed in clear where erasure cannot reach it
- * (a token's sub and systemId, system ids, request and correlation ids, free text about systems and people, a
- * problem's `instance`, the dead-letter views). Broader than parseCpr on purpose (no century rule, other spellings):
- * refusing or replacing there costs little, a CPR number there stays for good.
+ * The hub's notion of "may be a CPR number", for what is stored or echoed in clear where erasure cannot reach it.
+ * Broader than parseCpr on purpose (no century rule, other spellings). Two strengths, one set of forms and one date
+ * rule, told apart by what a match costs:
+ *
+ * - holdsCprNumber, for REFUSALS (a token's sub and systemId, dev-login and token.js, system ids, AMQP and library
+ *   correlation ids, legacy consultation ids, the free text about systems and people): some number in the text IS a
+ *   CPR number as a whole. A refusal costs a user (a 401 on every request, for good) or a message (dead-lettered),
+ *   so digits glued to other digits are no CPR number here: a compact timestamp in an id (order-202612021030-17:
+ *   20261202 and 1030 read as yyyymmdd ssss) is not refused, nor is a 24-hex-digit sub whose digits happen to hold
+ *   ten with a date. Letters next to the number do not matter (user-2512481234, 2512481234x, cpr:251248-1234).
+ * - mayHoldCprDigits and redactCprDigits, for REPLACEMENTS and REDACTIONS (a caller's request id, a problem's
+ *   `instance`, the dead-letter views, what a discard's event keeps of a sender's headers, an audit entry's resource):
+ *   a CPR number starting at any digit of a number, so also glued inside a longer run of digits (12512481234,
+ *   20261201251248-1234). A chance match there costs a request id replaced by a UUID or digits shown as [redacted].
  *
  * Text is read as *numbers*: maximal runs of ASCII digits in which 1-3 separators may stand between two digits.
  * Separators: - . _ : / + any white space (NBSP and the thin spaces included) and the other dashes (U+2010-2015 hyphen,
- * non-breaking hyphen, figure, en and em dash, bar; U+2212 minus; U+FE58, U+FE63, U+FF0D). A number holds a CPR
- * number when, starting at any of its digits (so glued to other digits, and to letters on either side:
- * 12512481234, 2512481234x, 20261201251248-1234), it reads as one of
+ * non-breaking hyphen, figure, en and em dash, bar; U+2212 minus; U+FE58, U+FE63, U+FF0D). The forms:
  *   ddmmyy ssss     251248-1234, 2512481234, 25.12.48-1234, 25 12 48 1234, 251248–1234 (en dash), 251248--1234
  *   ddmmyyyy ssss   25-12-1948-1234
  *   yyyymmdd ssss   19481225-1234, 1948-12-25-1234
  * with separators only between those groups, or (a mistyped split) with one separator anywhere among ten digits and
- * no other (25124-81234), and whose date is a real calendar date: ddmmyy in 19yy or 20yy (29 February when yy is
- * divisible by 4), a four-digit year in 1800-2099. Two separators inside a group (251248-12-34, 2-51248-1234) are no
- * CPR number; nor are clock times (2024-01-01 12:00:00: the serial split by a colon).
+ * no other (25124-81234), and a real calendar date: ddmmyy in 19yy or 20yy (29 February when yy is divisible by 4),
+ * a four-digit year in 1800-2099. Two separators inside a group (251248-12-34, 2-51248-1234) are no CPR number; nor
+ * are clock times (2024-01-01 12:00:00: the serial split by a colon). For a refusal, the forms with a four-digit year
+ * need a separator somewhere: twelve digits in a row (202612021030) are a compact timestamp far more often than a
+ * CPR number. The mistyped split stays precise as a whole number: ten digits with one separator are refused only
+ * when the same ten digits unsplit would be.
  *
- * Ids the hub makes from random or keyed bits are not looked into, matched exactly and only as a whole (not next to
- * a letter or digit): a UUID as RFC 9562 lays it out (8-4-4-4-12 hex digits, version 1-8, variant 10, as
- * CONSULTATION_ID_PATTERN), a UUID's OID (2.25.<the UUID as an integer>, the same version and variant: a document's
- * uniqueId), a patient's pseudonymous key (p and 32 hex digits) and the sub the hub gives a patient (patient- and 12
- * hex digits). About one random UUID in 260 holds ten decimal digits with a real date somewhere among its groups
- * (test/unit/cpr-like.unit.spec.ts measures it): refusing or cutting those would refuse the ids clients should send.
- * Anything else with hex letters next to its digits is text like any other (about one random 24-hex-digit id in 200
- * holds such a run).
+ * What a refusal lets through, by design: a CPR number joined by a separator to other digits is part of a longer
+ * number (v2-251248-1234, "bed 4 251248-1234"); the replacements still catch it.
+ *
+ * Ids the hub makes from random or keyed bits are not looked into by either strength, matched exactly and only as a
+ * whole (not next to a letter or digit): a UUID as RFC 9562 lays it out (8-4-4-4-12 hex digits, version 1-8, variant
+ * 10, as CONSULTATION_ID_PATTERN), a UUID's OID (2.25.<the UUID as an integer>, the same version and variant: a
+ * document's uniqueId), a patient's pseudonymous key (p and 32 hex digits) and the sub the hub gives a patient
+ * (patient- and 12 hex digits). About one random UUID in 260 holds ten decimal digits with a real date somewhere
+ * among its groups: refusing or cutting those would refuse the ids clients should send. Anything else with hex
+ * letters next to its digits is text like any other (test/unit/cpr-like.unit.spec.ts measures both strengths on
+ * random UUIDs and 24-hex-digit ids).
  *
  * Cheap: a text with fewer than ten digits is answered at once; otherwise a linear scan per number.
  */
@@ -70,17 +84,24 @@ const boundariesOf = (groups: readonly number[]): ReadonlySet<number> => new Set
 const BOUNDARIES = FORMS.map((f) => boundariesOf(f.groups));
 
 /**
- * Whether a CPR number starts at `digits[start]`: a form whose groups the separators fit, with a real date (or, with
- * `anyDate`, any date: see redactCprLike). `gapBefore[i]`: whether separators stand between digit i-1 and i.
+ * How a number is read. `whole` (refusals): the number as a whole is a form, and a four-digit year needs a separator.
+ * `window` (replacements): a form starting at any of its digits.
  */
-const cprAt = (digits: string, gapBefore: readonly boolean[], start: number, anyDate = false): boolean =>
+type Strength = 'whole' | 'window';
+
+/**
+ * Whether a CPR number starts at `digits[start]`: a form whose groups the separators fit, with a real date (or, with
+ * `anyDate`, any date: see redactCprDigits), ending where the number does when `whole`. `gapBefore[i]`: whether
+ * separators stand between digit i-1 and i.
+ */
+const cprAt = (digits: string, gapBefore: readonly boolean[], start: number, whole: boolean, anyDate = false): boolean =>
   FORMS.some((form, f) => {
     const length = form.groups.reduce((a, b) => a + b, 0);
-    if (start + length > digits.length) return false;
+    if (whole ? start + length !== digits.length : start + length > digits.length) return false;
     const gaps: number[] = [];
     for (let k = 1; k < length; k++) if (gapBefore[start + k]) gaps.push(k);
     const fits = gaps.every((k) => BOUNDARIES[f]!.has(k)) || (length === 10 && gaps.length === 1);
-    if (!fits) return false;
+    if (!fits || (whole && length === 12 && gaps.length === 0)) return false;
     if (anyDate) return true;
     const parts: number[] = [];
     let at = start;
@@ -92,10 +113,10 @@ const cprAt = (digits: string, gapBefore: readonly boolean[], start: number, any
   });
 
 /**
- * Whether a number (a match of NUMBER) holds a CPR number anywhere in it; with `wholeAnyDate`, also when the number
- * as a whole has a CPR number's shape (10 digits, or 12 with a four-digit year), whatever its date.
+ * Whether a number (a match of NUMBER) holds a CPR number read at `strength`; with `wholeAnyDate`, also when the
+ * number as a whole has a CPR number's shape (10 digits, or 12 with a four-digit year), whatever its date.
  */
-const numberHoldsCpr = (number: string, wholeAnyDate = false): boolean => {
+const numberHoldsCpr = (number: string, strength: Strength, wholeAnyDate = false): boolean => {
   let digits = '';
   const gapBefore: boolean[] = [];
   let gap = false;
@@ -107,29 +128,42 @@ const numberHoldsCpr = (number: string, wholeAnyDate = false): boolean => {
     } else if (IS_SEPARATOR.test(c)) gap = true;
   }
   if (digits.length < 10) return false;
-  if (wholeAnyDate && (digits.length === 10 || digits.length === 12) && cprAt(digits, gapBefore, 0, true)) return true;
-  for (let start = 0; start + 10 <= digits.length; start++) if (cprAt(digits, gapBefore, start)) return true;
+  if (strength === 'whole') return cprAt(digits, gapBefore, 0, true);
+  if (wholeAnyDate && (digits.length === 10 || digits.length === 12) && cprAt(digits, gapBefore, 0, false, true)) return true;
+  for (let start = 0; start + 10 <= digits.length; start++) if (cprAt(digits, gapBefore, start, false)) return true;
   return false;
 };
 
-/** Whether `text` may hold a CPR number anywhere in it (see above). */
-export const isCprLike = (text: string): boolean => {
+const anyNumberHoldsCpr = (text: string, strength: Strength): boolean => {
   if (!hasTenDigits(text)) return false;
-  for (const [number] of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(number)) return true;
+  for (const [number] of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(number, strength)) return true;
   return false;
 };
 
 /**
- * `text` with each number that holds a CPR number replaced, as a whole (from its first digit to its last), by
- * `replacement`: nothing else is touched, so a UUID's hex groups, the letters next to a number and the separators
- * around it stay as they were. With `wholeAnyDate` (an echo of what a caller typed: a problem's `instance`), a number
- * that has a CPR number's shape as a whole goes whatever its date: 320148-1234 is a mistyped CPR number, still
- * somebody's. Digits inside a longer number need a real date either way (a document's OID arcs are long runs).
+ * For refusals: whether some number in `text` is, as a whole, a CPR number (see above). 2512481234x,
+ * user-2512481234 and 19481225-1234 are; 12512481234, 202612021030 and order-202612021030-17 are not.
  */
-export const redactCprLike = (text: string, replacement: string, options: Readonly<{ wholeAnyDate?: boolean }> = {}): string => {
+export const holdsCprNumber = (text: string): boolean => anyNumberHoldsCpr(text, 'whole');
+
+/**
+ * For replacements and redactions: whether `text` may hold a CPR number anywhere, also glued inside a longer run of
+ * digits (see above). Never for a refusal.
+ */
+export const mayHoldCprDigits = (text: string): boolean => anyNumberHoldsCpr(text, 'window');
+
+/**
+ * `text` with each number that may hold a CPR number (mayHoldCprDigits) replaced, as a whole (from its first digit to
+ * its last), by `replacement`: nothing else is touched, so a UUID's hex groups, the letters next to a number and the
+ * separators around it stay as they were. With `wholeAnyDate` (an echo of what a caller typed: a problem's
+ * `instance`), a number that has a CPR number's shape as a whole goes whatever its date: 320148-1234 is a mistyped
+ * CPR number, still somebody's. Digits inside a longer number need a real date either way (a document's OID arcs are
+ * long runs).
+ */
+export const redactCprDigits = (text: string, replacement: string, options: Readonly<{ wholeAnyDate?: boolean }> = {}): string => {
   if (!hasTenDigits(text)) return text;
   const spans: [number, number][] = [];
-  for (const m of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(m[0], options.wholeAnyDate)) spans.push([m.index, m.index + m[0].length]);
+  for (const m of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(m[0], 'window', options.wholeAnyDate)) spans.push([m.index, m.index + m[0].length]);
   let out = '';
   let from = 0;
   for (const [start, end] of spans) {
