@@ -82,11 +82,11 @@ describe('createTokenVerifier', () => {
     };
     const verify = createTokenVerifier({ secret, issuer, audience });
     // Also the spellings that got through before (yyyymmdd-ssss, an en dash, a letter glued on), as user-2512481234
-    // was refused: a number that is a CPR number as a whole (holdsCprNumber).
-    for (const sub of ['251248-1234', '2512481234', '251248 1234', '25.12.48.1234', 'patient-251248-1234', '19481225-1234', '251248\u20131234', '2512481234x', 'user-2512481234']) {
+    // was refused: a CPR number bounded by non-digits, also among other groups of digits (holdsCprNumber).
+    for (const sub of ['251248-1234', '2512481234', '251248 1234', '25.12.48.1234', 'patient-251248-1234', '19481225-1234', '251248\u20131234', '2512481234x', 'user-2512481234', 'v2-251248-1234', 'bed 4 251248-1234']) {
       await expect(verify(signed(sub))).rejects.toMatchObject({ reason: 'ERR_SUB_IS_CPR' });
     }
-    // Ten digits inside a longer run are no refusal: a refused sub is a user locked out for good (a timestamp, an
+    // Ten digits glued to other digits are no refusal: a refused sub is a user locked out for good (a timestamp, an
     // identity provider's hex id whose digits happen to read as a date).
     for (const sub of ['patient-680e6c16b42d', '12512481234', 'order-202612021030-17', 'auth0|5f2b8c3e12512481234ab9cd', '5f2b8c3e-1234-4a5b-9c8d-123456789012']) {
       await expect(verify(signed(sub))).resolves.toMatchObject({ sub });

@@ -32,8 +32,9 @@ export type TokenClaims = z.infer<typeof TokenClaims>;
 
 /**
  * Whether a token's sub or systemId is a CPR number: holdsCprNumber (domain/monitoring/cpr-like), the refusals'
- * strength (a whole number is one), since a refused sub locks its user out for good: an identity provider's
- * 24-hex-digit sub whose digits happen to hold ten with a date is not refused.
+ * strength (a form bounded by non-digits, not digits glued inside a longer run), since a refused sub locks its user
+ * out for good: an identity provider's 24-hex-digit sub whose digits happen to hold ten with a date glued to others
+ * is not refused.
  */
 export { holdsCprNumber };
 

@@ -9,7 +9,7 @@ import { CONSULTATION_ID_PATTERN } from './consultation';
  * A new consultation still needs a UUID (the decider, HTTP, the uplink's consultation.requested). An id of an
  * existing one may be a legacy id: it can be read and acted on over HTTP and the uplink (an unknown one is
  * consultation_not_found, as any other), and the downlink delivers its messages. Not when it holds a CPR number
- * (holdsCprNumber, cpr-like.ts: a number that is one as a whole, with a real date, in any spelling; the old builds
+ * (holdsCprNumber, cpr-like.ts: one bounded by non-digits, with a real date, in any spelling; the old builds
  * took `251248-1234` as an id): such an id would go into log lines, the audit trail and AMQP messages outside their
  * encryption, so it stays refused as it was, and the start-up warning counts it (legacyConsultationIds). Digits
  * glued into a longer run (cons-202612021030) are no refusal: refusing costs a consultation its id for good.

@@ -6,11 +6,15 @@ import { isCalendarDate } from '../shared/iso-instant';
  * rule, told apart by what a match costs:
  *
  * - holdsCprNumber, for REFUSALS (a token's sub and systemId, dev-login and token.js, system ids, AMQP and library
- *   correlation ids, legacy consultation ids, the free text about systems and people): some number in the text IS a
- *   CPR number as a whole. A refusal costs a user (a 401 on every request, for good) or a message (dead-lettered),
- *   so digits glued to other digits are no CPR number here: a compact timestamp in an id (order-202612021030-17:
- *   20261202 and 1030 read as yyyymmdd ssss) is not refused, nor is a 24-hex-digit sub whose digits happen to hold
- *   ten with a date. Letters next to the number do not matter (user-2512481234, 2512481234x, cpr:251248-1234).
+ *   correlation ids, legacy consultation ids, the free text about systems and people): a form bounded by non-digits on
+ *   both sides. Its first digit starts a group of its number (the number's start, or right after a separator) and its
+ *   last digit ends one (the number's end, or right before a separator), so it may stand among other groups joined to
+ *   it by separators (bed 4 251248-1234, v2-251248-1234, 1.2.2512481234), but not glued to other digits (12512481234).
+ *   A refusal costs a user (a 401 on every request, for good) or a message (dead-lettered), so a compact timestamp in
+ *   an id (order-202612021030-17: 20261202 and 1030 read as yyyymmdd ssss) is not refused, nor is a 24-hex-digit sub
+ *   whose digits happen to hold ten with a date glued to others. Letters next to the form do not matter
+ *   (user-2512481234, 2512481234x, cpr:251248-1234). Refused by design though no CPR number: a date and a four-digit
+ *   serial written apart (order-20261202-1030-17, 2026-11-30-0001), which a person cannot be told from.
  * - mayHoldCprDigits and redactCprDigits, for REPLACEMENTS and REDACTIONS (a caller's request id, a problem's
  *   `instance`, the dead-letter views, what a discard's event keeps of a sender's headers, an audit entry's resource):
  *   a CPR number starting at any digit of a number, so also glued inside a longer run of digits (12512481234,
@@ -26,21 +30,18 @@ import { isCalendarDate } from '../shared/iso-instant';
  * no other (25124-81234), and a real calendar date: ddmmyy in 19yy or 20yy (29 February when yy is divisible by 4),
  * a four-digit year in 1800-2099. Two separators inside a group (251248-12-34, 2-51248-1234) are no CPR number; nor
  * are clock times (2024-01-01 12:00:00: the serial split by a colon). For a refusal, the forms with a four-digit year
- * need a separator somewhere: twelve digits in a row (202612021030) are a compact timestamp far more often than a
- * CPR number. The mistyped split stays precise as a whole number: ten digits with one separator are refused only
- * when the same ten digits unsplit would be.
- *
- * What a refusal lets through, by design: a CPR number joined by a separator to other digits is part of a longer
- * number (v2-251248-1234, "bed 4 251248-1234"); the replacements still catch it.
+ * need a separator among their own digits: twelve digits in a row (202612021030, x-202612021030-17) are a compact
+ * timestamp far more often than a CPR number. A mistyped split is two groups of ten digits in all, so ten digits
+ * with one separator are refused only when the same ten digits unsplit would be.
  *
  * Ids the hub makes from random or keyed bits are not looked into by either strength, matched exactly and only as a
  * whole (not next to a letter or digit): a UUID as RFC 9562 lays it out (8-4-4-4-12 hex digits, version 1-8, variant
  * 10, as CONSULTATION_ID_PATTERN), a UUID's OID (2.25.<the UUID as an integer>, the same version and variant: a
  * document's uniqueId), a patient's pseudonymous key (p and 32 hex digits) and the sub the hub gives a patient
- * (patient- and 12 hex digits). About one random UUID in 260 holds ten decimal digits with a real date somewhere
- * among its groups: refusing or cutting those would refuse the ids clients should send. Anything else with hex
- * letters next to its digits is text like any other (test/unit/cpr-like.unit.spec.ts measures both strengths on
- * random UUIDs and 24-hex-digit ids).
+ * (patient- and 12 hex digits). Looked into as text, about one random UUID in 300 holds ten decimal digits with a real
+ * date (the replacements' rule) and one in 1,050 a form bounded as a refusal takes it: refusing or cutting those would
+ * refuse the ids clients should send. Anything else with hex letters next to its digits is text like any other
+ * (test/unit/cpr-like.unit.spec.ts measures both strengths on random UUIDs and 24-hex-digit ids).
  *
  * Cheap: a text with fewer than ten digits is answered at once; otherwise a linear scan per number.
  */
@@ -84,24 +85,27 @@ const boundariesOf = (groups: readonly number[]): ReadonlySet<number> => new Set
 const BOUNDARIES = FORMS.map((f) => boundariesOf(f.groups));
 
 /**
- * How a number is read. `whole` (refusals): the number as a whole is a form, and a four-digit year needs a separator.
- * `window` (replacements): a form starting at any of its digits.
+ * How a number is read. `bounded` (refusals): a form that starts and ends where the number's groups do (at the
+ * number's ends or at a separator), and a four-digit year needs a separator. `window` (replacements): a form starting
+ * at any of the number's digits.
  */
-type Strength = 'whole' | 'window';
+type Strength = 'bounded' | 'window';
 
 /**
  * Whether a CPR number starts at `digits[start]`: a form whose groups the separators fit, with a real date (or, with
- * `anyDate`, any date: see redactCprDigits), ending where the number does when `whole`. `gapBefore[i]`: whether
- * separators stand between digit i-1 and i.
+ * `anyDate`, any date: see redactCprDigits); when `bounded`, starting and ending at a group's edge and, with a
+ * four-digit year, holding a separator. `gapBefore[i]`: whether separators stand between digit i-1 and i.
  */
-const cprAt = (digits: string, gapBefore: readonly boolean[], start: number, whole: boolean, anyDate = false): boolean =>
+const cprAt = (digits: string, gapBefore: readonly boolean[], start: number, bounded: boolean, anyDate = false): boolean =>
   FORMS.some((form, f) => {
     const length = form.groups.reduce((a, b) => a + b, 0);
-    if (whole ? start + length !== digits.length : start + length > digits.length) return false;
+    const end = start + length;
+    if (end > digits.length) return false;
+    if (bounded && !((start === 0 || gapBefore[start]) && (end === digits.length || gapBefore[end]))) return false;
     const gaps: number[] = [];
     for (let k = 1; k < length; k++) if (gapBefore[start + k]) gaps.push(k);
     const fits = gaps.every((k) => BOUNDARIES[f]!.has(k)) || (length === 10 && gaps.length === 1);
-    if (!fits || (whole && length === 12 && gaps.length === 0)) return false;
+    if (!fits || (bounded && length === 12 && gaps.length === 0)) return false;
     if (anyDate) return true;
     const parts: number[] = [];
     let at = start;
@@ -128,9 +132,9 @@ const numberHoldsCpr = (number: string, strength: Strength, wholeAnyDate = false
     } else if (IS_SEPARATOR.test(c)) gap = true;
   }
   if (digits.length < 10) return false;
-  if (strength === 'whole') return cprAt(digits, gapBefore, 0, true);
+  const bounded = strength === 'bounded';
   if (wholeAnyDate && (digits.length === 10 || digits.length === 12) && cprAt(digits, gapBefore, 0, false, true)) return true;
-  for (let start = 0; start + 10 <= digits.length; start++) if (cprAt(digits, gapBefore, start, false)) return true;
+  for (let start = 0; start + 10 <= digits.length; start++) if (cprAt(digits, gapBefore, start, bounded)) return true;
   return false;
 };
 
@@ -141,10 +145,11 @@ const anyNumberHoldsCpr = (text: string, strength: Strength): boolean => {
 };
 
 /**
- * For refusals: whether some number in `text` is, as a whole, a CPR number (see above). 2512481234x,
- * user-2512481234 and 19481225-1234 are; 12512481234, 202612021030 and order-202612021030-17 are not.
+ * For refusals: whether `text` holds a CPR number bounded by non-digits, alone or among other groups of a number
+ * (see above). 2512481234x, user-2512481234, 19481225-1234 and bed 4 251248-1234 do; 12512481234, 202612021030 and
+ * order-202612021030-17 do not.
  */
-export const holdsCprNumber = (text: string): boolean => anyNumberHoldsCpr(text, 'whole');
+export const holdsCprNumber = (text: string): boolean => anyNumberHoldsCpr(text, 'bounded');
 
 /**
  * For replacements and redactions: whether `text` may hold a CPR number anywhere, also glued inside a longer run of
