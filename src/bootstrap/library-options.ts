@@ -1,19 +1,20 @@
 import { z } from 'zod';
-import { containsCprDigits, isCprLike } from '../domain/monitoring/cpr';
+import { holdsCprNumber } from '../domain/monitoring/cpr-like';
 import { PATIENT_KEY_PATTERN } from '../application/ports/patient-keys';
 import { ValidationError } from '../domain/shared/errors';
 import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
 
 /**
  * The library's options, checked at its edge as HTTP checks its requests: they go into events in clear, which an
- * erasure does not reach. A correlation id is a request id's form (HTTP drops one with CPR digits and makes its
- * own; the library refuses it, since the caller chose it); `by` is a token subject's (1-200 characters, not a CPR
- * number). The ids (observationId, correctionId) are checked further down, against the reading's patient.
+ * erasure does not reach. A correlation id is a request id's form (HTTP replaces one that may hold CPR digits,
+ * mayHoldCprDigits, with its own; the library refuses one that holds a CPR number, holdsCprNumber, since the caller
+ * chose it and a refusal costs the call: digits glued into a timestamp are let through); `by` is a token subject's
+ * (1-200 characters, not a CPR number). The ids (observationId, correctionId) are checked further down, against the reading's patient.
  */
 const correlationId = z
   .string()
-  .regex(IDEMPOTENCY_KEY_FORM, '1-64 characters of A-Z a-z 0-9 . _ : -')
-  .refine((v) => !containsCprDigits(v), 'must not hold CPR digits (it is stored in clear)');
+  .regex(IDEMPOTENCY_KEY_FORM, { message: '1-64 characters of A-Z a-z 0-9 . _ : -', abort: true })
+  .refine((v) => !holdsCprNumber(v), 'must not hold a CPR number (it is stored in clear)');
 const id = z.string();
 
 export const RECORD_OPTIONS = z.strictObject({ observationId: id.optional(), correlationId: correlationId.optional(), measuredAtDefaulted: z.boolean().optional() });
@@ -25,7 +26,7 @@ const byWho = (what: string) =>
     .trim()
     .min(1, `must name who asked for the ${what}`)
     .max(200, 'at most 200 characters')
-    .refine((v) => !isCprLike(v), 'a name or pseudonym, not a CPR number (it is stored in clear and outlives the erasure)');
+    .refine((v) => !holdsCprNumber(v), 'a name or pseudonym, not a CPR number (it is stored in clear and outlives the erasure)');
 const by = byWho('erasure');
 export const ERASURE_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional(), ifUnknown: z.enum(['refuse', 'erase']).optional() });
 export const ERASURE_BY_KEY_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional() });

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROLES, type Role } from '../application/access/policy';
-import { isCprLike, patientSubject, signToken } from '../adapters/auth/tokens';
+import { holdsCprNumber, patientSubject, signToken } from '../adapters/auth/tokens';
 import { DATA_FILES } from '../adapters/system/data-dir';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { parseCpr } from '../domain/monitoring/cpr';
@@ -86,9 +86,11 @@ const claimsOf = (argv: readonly string[], deps: TokenDependencies) => {
   if (needsSystem && !values.system) fail(`missing --system: a ${role} token acts for a system`);
   if (!needsSystem && values.system !== undefined) fail('--system belongs to --role clinician or system');
   if (values.system !== undefined && !SYSTEM_ID_PATTERN.test(values.system)) fail('--system must be a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
+  // The hub refuses such a token (as POST /systems refuses such an id): the systemId goes into the audit trail too.
+  if (values.system !== undefined && holdsCprNumber(values.system)) fail('--system must not be a CPR number: the system id is recorded in the audit trail, which erasure cannot reach');
   if (values.sub !== undefined && !NAME.test(values.sub)) fail('--sub must be 1-64 of A-Z a-z 0-9 . _ : @ -');
   // The hub refuses such a token: its sub goes into the audit trail, which erasure cannot reach.
-  if (values.sub !== undefined && isCprLike(values.sub)) fail('--sub must not be a CPR number: the sub is recorded in the audit trail, which erasure cannot reach');
+  if (values.sub !== undefined && holdsCprNumber(values.sub)) fail('--sub must not be a CPR number: the sub is recorded in the audit trail, which erasure cannot reach');
   const ttl = values.ttl === undefined ? 3600 : /^\d{1,9}$/.test(values.ttl) ? Number(values.ttl) : NaN;
   if (!(ttl >= MIN_TTL && ttl <= MAX_TTL)) fail(`--ttl must be a whole number of seconds from ${MIN_TTL} to ${MAX_TTL}`);
   // Last: stdin is read only once every flag is known to be right.

@@ -2,6 +2,7 @@ jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
+import { createHmac } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -130,6 +131,38 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(anonymous.json()).toMatchObject({ code: 'unauthenticated' });
     expect((await call('GET', `/patients/${CPR_A}/observations`, 'not.a.token')).statusCode).toBe(401);
     expect((await call('GET', '/health')).statusCode).toBe(200);
+  });
+
+  it('refuses a CPR number in a token\'s sub or systemId, in any spelling, and keeps it out of the audit trail', async () => {
+    // Signed with the hub's own secret, as an identity provider would (signToken refuses these claims itself).
+    const config = loadConfig({ RTS_DATA_DIR: data.dir });
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const forged = (claims: Record<string, unknown>) => {
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ ...claims, iss: config.RTS_AUTH_ISSUER, aud: config.RTS_AUTH_AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 })}`;
+      return `${unsigned}.${createHmac('sha256', authSecret(undefined, data.dir)).update(unsigned).digest('base64url')}`;
+    };
+    for (const systemId of ['251248-1234', '2512481234']) {
+      const clinicianCpr = await call('POST', '/observations/search', forged({ sub: 'clin-cprsys', role: 'clinician', systemId }), { patientId: CPR_B });
+      expect(clinicianCpr.statusCode).toBe(401);
+      expect(clinicianCpr.json()).toMatchObject({ code: 'unauthenticated', detail: expect.stringContaining("systemId must not be a CPR number") });
+      const devLogin = await call('POST', '/auth/dev-login', undefined, { role: 'clinician', systemId, sub: 'clin-cprsys' });
+      expect(devLogin.json()).toMatchObject({ status: 422, code: 'invalid_subject', errors: [{ path: 'systemId' }] });
+    }
+    for (const sub of ['19481225-1234', '251248\u20131234', '2512481234x', 'user-2512481234']) {
+      const refused = await call('GET', `/patients/${CPR_A}/observations`, forged({ sub, role: 'operator' }));
+      expect({ sub, status: refused.statusCode, detail: refused.json().detail }).toEqual({ sub, status: 401, detail: expect.stringContaining("sub must not be a CPR number") });
+      const devLogin = await call('POST', '/auth/dev-login', undefined, { role: 'operator', sub });
+      expect({ sub, answer: devLogin.json() }).toMatchObject({ sub, answer: { status: 422, code: 'invalid_subject', errors: [{ path: 'sub' }] } });
+    }
+    // A compact timestamp inside a sub is no CPR number for a refusal: its user is not locked out.
+    const timestamped = await call('POST', '/audit/search', forged({ sub: 'order-202612021030-17', role: 'operator' }), { user: 'nobody' });
+    expect(timestamped.statusCode).toBe(200);
+    const audit = await call('POST', '/audit/search', operator, { user: 'clin-cprsys' });
+    expect(audit.statusCode).toBe(200);
+    expect(audit.json().items).toEqual([]);
+    // The refusals are audited (invalid_credentials), without the claims.
+    const trail = readdirSync(data.dir).filter((f) => f.includes('sqlite')).map((f) => readFileSync(join(data.dir, f)).toString('latin1')).join('');
+    expect(trail).not.toMatch(/251248.?1234|2512481234|19481225/);
   });
 
   it('lets a patient write and read their own data only', async () => {

@@ -400,6 +400,21 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(named.instance).toBe('/patients/[redacted]/observations?name=[redacted]&cpr=[redacted]&Karen=1');
     });
 
+    it("a problem's instance: every spelling of a CPR number redacted as a whole number, UUIDs and non-ASCII left as they are", async () => {
+      const instanceOf = async (path: string) => (await get(path)).json().instance as string;
+      // Glued to other digits, split after the month, an en dash (decoded as UTF-8, not as Latin-1), yyyymmdd-ssss.
+      for (const written of ['12512481234', '2512-481234', '25124812345678', '251248%E2%80%931234', '19481225-1234', '2512481234x']) {
+        expect({ written, instance: await instanceOf(`/x/${written}`) }).toEqual({ written, instance: `/x/[redacted]${written.endsWith('x') ? 'x' : ''}` });
+      }
+      // A UUID's hex groups are not cut up, whatever its digits; non-ASCII is shown as the characters it encodes.
+      const uuid = '00000000-0000-4000-8000-000000000000';
+      expect(await instanceOf(`/consultations/${uuid}/nowhere`)).toBe(`/consultations/${uuid}/nowhere`);
+      expect(await instanceOf('/consultations/25124812-3400-4000-8000-002512481234/nowhere')).toBe('/consultations/25124812-3400-4000-8000-002512481234/nowhere');
+      expect(await instanceOf('/x/%C3%A6%C3%B8%C3%A5-%E2%80%93')).toBe('/x/\u00e6\u00f8\u00e5-\u2013');
+      // A number of a CPR number's shape as a whole goes whatever its date (a mistyped one is still somebody's).
+      expect(await instanceOf('/x/320148-1234')).toBe('/x/[redacted]');
+    });
+
     it('an unknown patient: 404 unknown_patient', async () => {
       expectProblem(await get(`/patients/${UNKNOWN_PATIENT}/observations`), 404, 'unknown_patient');
     });

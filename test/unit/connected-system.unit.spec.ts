@@ -61,8 +61,13 @@ describe('ConnectedSystem decider', () => {
     spec.given([registered]).when({ ...registerCmd, name: 'Other' } as ConnectedSystemCommand).thenThrows(ConflictError, 'system_already_registered');
     spec.given([]).when({ ...registerCmd, systemId: 'Bad Id' } as ConnectedSystemCommand).thenThrows(ValidationError, 'invalid_system_id');
     // A CPR number has the shape of a system id; the id goes into stream and queue names, logs and the audit trail.
-    for (const systemId of ['251248-1234', '2512481234', 'city-251248-1234']) {
+    // Also among other groups of digits joined to it by a separator (v2-251248-1234).
+    for (const systemId of ['251248-1234', '2512481234', 'city-251248-1234', 'sys-2512481234x', 'v2-251248-1234', 'ward-4-2512481234']) {
       spec.given([]).when({ ...registerCmd, systemId } as ConnectedSystemCommand).thenThrows(ValidationError, 'invalid_system_id');
+    }
+    // Ten digits glued to other digits (a compact timestamp) are no CPR number for a refusal (holdsCprNumber).
+    for (const systemId of ['site-202612021030', 'x12512481234', 'site-202612021030-17']) {
+      spec.given([]).when({ ...registerCmd, systemId } as ConnectedSystemCommand).then([{ ...registered, data: { ...registered.data, systemId } }]);
     }
   });
 

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { birthDateOf, containsCprDigits, isCpr, isCprLike, parseCpr } from '../../src/domain/monitoring/cpr';
+import { birthDateOf, isCpr, parseCpr } from '../../src/domain/monitoring/cpr';
 import { ValidationError } from '../../src/domain/shared/errors';
 
 const rejectionOf = (value: unknown, path?: string): ValidationError => {
@@ -123,50 +122,5 @@ describe('CPR number', () => {
     // Not even the digits split apart by the message: neither the date part nor the serial.
     expect(text).not.toContain(value.slice(0, 6));
     expect(text).not.toMatch(/\d{4}/);
-  });
-});
-
-describe('a CPR number inside other text (ids and subjects where none may go)', () => {
-  // The spellings found in ids that reached logs, the audit trail and other systems' queues.
-  const spellings = ['251248-1234', '2512481234', '251248.1234', '251248_1234', '251248:1234', '251248/1234', '25/12/48/1234', '25.12.48-1234', '25-12-48-1234', '25 12 48 1234', '25-12-1948-1234', 'case/251248/1234', 'cpr.251248.1234', 'case.150575.2468', 'pt-251248-1234', 'obs_010190_4321'];
-
-  it.each(spellings)('isCprLike and containsCprDigits find %s', (value) => {
-    expect(isCprLike(value)).toBe(true);
-    expect(containsCprDigits(value)).toBe(true);
-  });
-
-  it('isCprLike lets a run next to a letter, doubled separators and a leading four-digit year through; containsCprDigits does not', () => {
-    // isCprLike refuses (a token's sub, a correlation id): a UUID or a date-stamped id must never match by chance.
-    // containsCprDigits only replaces (a caller's request id): a chance match costs nothing.
-    for (const value of ['x251248-1234', 'cpr251248_1234z', '251248--1234', '251248..1234', '19481225-1234', '1948-12-25-1234', '251248+1234', 'batch-2026.11.30-0001']) {
-      expect({ value, like: isCprLike(value), digits: containsCprDigits(value) }).toEqual({ value, like: false, digits: true });
-    }
-  });
-
-  it('neither takes ids that are no day/month pair or too short for one', () => {
-    for (const other of ['12345678-1234', '991348-1234', '251248-123', 'batch-42.a', 'caller-42.a', '2.25.329800735698586629295641978594506172918', '112233445566778899001', '251248-12-34']) {
-      expect({ other, like: isCprLike(other), digits: containsCprDigits(other) }).toEqual({ other, like: false, digits: false });
-    }
-  });
-
-  it('containsCprDigits finds a CPR number glued inside a longer run of digits, which isCprLike lets through', () => {
-    // The DPO's X-Request-Ids: each was kept, logged and written to the audit trail.
-    const glued = ['20261201251248-1234', '0251248-1234', '9251248-1234', '12512481234', '251248-12345', '25124-81234', '2.25.329800735698586629295641978511506172918', '290200-1234x9', '0290200-1234'];
-    for (const value of glued) expect({ value, like: isCprLike(value), digits: containsCprDigits(value) }).toEqual({ value, like: false, digits: true });
-  });
-
-  it('containsCprDigits takes a window only when its first six digits are a real date and at most one separator splits it', () => {
-    // (Two separators inside the ten digits, as in 2-51248-1234, are not looked for: a date-stamped id has them.)
-    // 31 February, a month 13, day 00 and two separators inside the ten digits are no CPR number.
-    for (const value of ['9310248-12345', '0251348-1234', '0001481234x', '251248-12-34', '2-51248-1234']) {
-      expect({ value, digits: containsCprDigits(value) }).toEqual({ value, digits: false });
-    }
-  });
-
-  it('isCprLike never refuses a random UUID (the usual message and correlation id)', () => {
-    for (let i = 0; i < 20_000; i++) {
-      const id = randomUUID();
-      if (isCprLike(id)) throw new Error(`a UUID was taken for a CPR number: ${id}`);
-    }
   });
 });

@@ -126,12 +126,13 @@ describe('installSecurity: refused tokens', () => {
 describe('installSecurity: a CPR number as the subject', () => {
   it('refuses a valid token whose sub is a CPR number with 401, saying why, and audits no CPR number', async () => {
     const h = await harness();
-    for (const sub of ['251248-1234', '2512481234', '251248 1234']) {
+    const subs = ['251248-1234', '2512481234', '251248 1234', '19481225-1234', '251248\u20131234', '2512481234x'];
+    for (const sub of subs) {
       const res = await call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${tokenOf({ sub, role: 'patient', patient: CPR, exp: nowSeconds() + 3600 })}` });
       expect(res.statusCode).toBe(401);
       expect(res.json()).toMatchObject({ code: 'unauthenticated', detail: "the token's sub must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach" });
     }
-    expect(h.audited.length).toBe(3);
+    expect(h.audited.length).toBe(subs.length);
     expect(JSON.stringify(h.audited)).not.toMatch(/251248.?1234/);
     await h.app.close();
   });
@@ -144,6 +145,39 @@ describe('installSecurity: a CPR number as the subject', () => {
     expect(res.json()).toMatchObject({ code: 'invalid_subject', detail: expect.stringContaining('must not be a CPR number') });
     expect(devLogin).not.toHaveBeenCalled();
     expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'operator', sub: 'ops' })).statusCode).toBe(200);
+    await h.app.close();
+  });
+
+  it('refuses a valid token whose systemId is a CPR number with 401, saying why, and audits no CPR number', async () => {
+    const h = await harness();
+    for (const systemId of ['251248-1234', '2512481234', '19481225-1234']) {
+      const res = await call(h, 'GET', `/consultations?system=${systemId}`, { authorization: `Bearer ${tokenOf({ sub: 'sys-cpr', role: 'system', systemId, exp: nowSeconds() + 3600 })}` });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toMatchObject({ code: 'unauthenticated', detail: "the token's systemId must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach" });
+    }
+    expect(JSON.stringify(h.audited)).not.toMatch(/1948|251248.?1234/);
+    await h.app.close();
+  });
+
+  it('hands out no dev-login token with a CPR-like sub or systemId in any spelling (422 invalid_subject)', async () => {
+    const devLogin = jest.fn(async () => ({ token: 't', expiresIn: 60 }));
+    const h = await harness({ devLogin });
+    for (const sub of ['19481225-1234', '251248\u20131234', '2512481234x', 'user-2512481234', 'v2-251248-1234']) {
+      const res = await call(h, 'POST', '/auth/dev-login', {}, { role: 'clinician', systemId: 'chengdu', sub });
+      expect({ sub, status: res.statusCode, body: res.json() }).toMatchObject({ sub, status: 422, body: { code: 'invalid_subject', errors: [{ path: 'sub' }] } });
+    }
+    for (const systemId of ['251248-1234', '2512481234', '19481225-1234']) {
+      const res = await call(h, 'POST', '/auth/dev-login', {}, { role: 'clinician', systemId, sub: 'clin-cprsys' });
+      expect({ systemId, status: res.statusCode, body: res.json() }).toMatchObject({ systemId, status: 422, body: { code: 'invalid_subject', detail: expect.stringContaining("systemId must not be a CPR number"), errors: [{ path: 'systemId' }] } });
+      expect(JSON.stringify(res.json())).not.toContain(systemId);
+    }
+    expect(devLogin).not.toHaveBeenCalled();
+    expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'clinician', systemId: 'chengdu', sub: 'clin-1' })).statusCode).toBe(200);
+    // Ten digits glued to other digits are no CPR number for a refusal (the verifier takes such a token too).
+    for (const sub of ['12512481234', 'order-202612021030-17']) {
+      expect({ sub, status: (await call(h, 'POST', '/auth/dev-login', {}, { role: 'clinician', systemId: 'chengdu', sub })).statusCode }).toEqual({ sub, status: 200 });
+    }
+    expect((await call(h, 'POST', '/auth/dev-login', {}, { role: 'clinician', systemId: 'site-202612021030', sub: 'clin-2' })).statusCode).toBe(200);
     await h.app.close();
   });
 });

@@ -13,8 +13,9 @@ const envelope = (type: string, payload: object) =>
 
 describe('legacy consultation ids', () => {
   it('the old builds\' shape without a CPR number in any spelling; a UUID is no legacy id but an existing one', () => {
-    for (const id of ['cons-0001', 'case-2026-0001', 'CASE_42_abc', 'a'.repeat(64)]) expect(isLegacyConsultationId(id)).toBe(true);
-    for (const id of ['cons-01', 'a'.repeat(65), 'cons 0001', 'cons.0001', '251248-1234', '2512481234', 'pt_251248_1234', 'x25-12-48--1234', '1948-12-25-1234', UUID]) {
+    // A compact timestamp inside an id (20261202 1030 reads as yyyymmdd ssss, glued to other digits) is no CPR number.
+    for (const id of ['cons-0001', 'case-2026-0001', 'CASE_42_abc', 'a'.repeat(64), 'order-202612021030-17', 'cons-12512481234']) expect(isLegacyConsultationId(id)).toBe(true);
+    for (const id of ['cons-01', 'a'.repeat(65), 'cons 0001', 'cons.0001', '251248-1234', '2512481234', 'pt_251248_1234', 'x25-12-48--1234', '1948-12-25-1234', 'cons-2512481234x', 'v2-251248-1234', 'ward_4_2512481234', UUID]) {
       expect(isLegacyConsultationId(id)).toBe(false);
     }
     expect(isExistingConsultationId(UUID)).toBe(true);

@@ -110,6 +110,8 @@ describe('the options the library records are checked as over HTTP', () => {
   it('takes what HTTP takes', async () => {
     const stored = await rts.telemed.record(reading(120, 5), { observationId: 'meter-7:0001', correlationId: 'req-0b7c1e2a' });
     await rts.telemed.correct(stored.uniqueId, reading(119, 5), { correctionId: 'fix-1', correlationId: 'req-2' });
+    // A compact timestamp holds ten digits that read as yyyymmdd ssss, glued to others: no CPR number for a refusal.
+    await rts.telemed.record(reading(118, 7), { observationId: 'meter-7:0002', correlationId: 'order-202612021030-17' });
     const erased = await rts.erasePatient(PATIENT, { by: 'dpo Jane Hansen', correlationId: 'ticket-77' });
     expect(erased.alreadyErased).toBe(false);
   });

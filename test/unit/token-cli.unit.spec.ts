@@ -144,6 +144,9 @@ describe('token.js', () => {
     [['--role', 'patient', '--patient', '251248-1234', '--sub', '251248-1234'], '--sub must not be a CPR number'],
     [['--role', 'operator', '--sub', '2512481234'], '--sub must not be a CPR number'],
     [['--role', 'operator', '--sub', 'pt.251248.1234'], '--sub must not be a CPR number'],
+    [['--role', 'operator', '--sub', '19481225-1234'], '--sub must not be a CPR number'],
+    [['--role', 'system', '--system', '251248-1234'], '--system must not be a CPR number'],
+    [['--role', 'clinician', '--system', '2512481234', '--sub', 'clin-1'], '--system must not be a CPR number'],
   ])('%j: exit 2, "%s", with no typed CPR number repeated', async (argv, message) => {
     authSecret(undefined, dir);
     pseudonymSecret(undefined, dir);

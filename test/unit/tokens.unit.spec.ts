@@ -3,7 +3,7 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { createHmac, randomBytes, webcrypto } from 'node:crypto';
-import { InvalidTokenError, createTokenVerifier, isCprLike, patientSubject, signToken } from '../../src/adapters/auth/tokens';
+import { InvalidTokenError, createTokenVerifier, holdsCprNumber, patientSubject, signToken } from '../../src/adapters/auth/tokens';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
 describe('createTokenVerifier', () => {
@@ -81,26 +81,48 @@ describe('createTokenVerifier', () => {
       return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
     };
     const verify = createTokenVerifier({ secret, issuer, audience });
-    for (const sub of ['251248-1234', '2512481234', '251248 1234', '25.12.48.1234', 'patient-251248-1234']) {
+    // Also the spellings that got through before (yyyymmdd-ssss, an en dash, a letter glued on), as user-2512481234
+    // was refused: a CPR number bounded by non-digits, also among other groups of digits (holdsCprNumber).
+    for (const sub of ['251248-1234', '2512481234', '251248 1234', '25.12.48.1234', 'patient-251248-1234', '19481225-1234', '251248\u20131234', '2512481234x', 'user-2512481234', 'v2-251248-1234', 'bed 4 251248-1234']) {
       await expect(verify(signed(sub))).rejects.toMatchObject({ reason: 'ERR_SUB_IS_CPR' });
     }
-    await expect(verify(signed('patient-680e6c16b42d'))).resolves.toMatchObject({ sub: 'patient-680e6c16b42d' });
+    // Ten digits glued to other digits are no refusal: a refused sub is a user locked out for good (a timestamp, an
+    // identity provider's hex id whose digits happen to read as a date).
+    for (const sub of ['patient-680e6c16b42d', '12512481234', 'order-202612021030-17', 'auth0|5f2b8c3e12512481234ab9cd', '5f2b8c3e-1234-4a5b-9c8d-123456789012']) {
+      await expect(verify(signed(sub))).resolves.toMatchObject({ sub });
+    }
     await expect(sign({ sub: '251248-1234', role: 'operator' })).rejects.toThrow('must not be a CPR number');
   });
 
+  it("refuses a token whose systemId is a CPR number: it goes into the audit trail with the caller's every request", async () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const signed = (systemId: string) => {
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'clin-cprsys', role: 'clinician', systemId, iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 300 })}`;
+      return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+    };
+    const verify = createTokenVerifier({ secret, issuer, audience });
+    for (const systemId of ['251248-1234', '2512481234', '19481225-1234', 'sys-2512481234', '2512481234x']) {
+      await expect(verify(signed(systemId))).rejects.toMatchObject({ reason: 'ERR_SYSTEM_ID_IS_CPR' });
+    }
+    // Ids with digits that hold no CPR number's date, or ten digits only inside a longer run, are taken (the claim's
+    // own form: 2-32 of a-z 0-9 -).
+    for (const systemId of ['chengdu', 'leshan-2', 'site-12345678-1234', 'hub-991348-1234', '12512481234', 'site-202612021030']) await expect(verify(signed(systemId))).resolves.toMatchObject({ systemId });
+    await expect(sign({ sub: 'ops', role: 'system', systemId: '251248-1234' })).rejects.toThrow("systemId must not be a CPR number");
+  });
+
   it('tells CPR-shaped subjects from ids that only hold digits', () => {
-    for (const cpr of ['251248-1234', '2512481234', '251248.1234', '25 12 48 1234', 'x:010203-2345', '251248_1234', '251248:1234', '25.12.48-1234']) expect(isCprLike(cpr)).toBe(true);
+    for (const cpr of ['251248-1234', '2512481234', '251248.1234', '25 12 48 1234', 'x:010203-2345', '251248_1234', '251248:1234', '25.12.48-1234', 'x251248-1234']) expect(holdsCprNumber(cpr)).toBe(true);
     // UUIDs, long numeric ids of identity providers, dates that are no day/month pair, short numbers
     // A UUID whose first group ends in a date-shaped run of six digits before the dash: a letter, not a boundary.
     for (const other of ['5f2b8c3e-1234-4a5b-9c8d-123456789012', 'ab010203-4567-4abc-8def-0123456789ab', '112233445566778899001', '12345678-1234', '991348-1234', '251248-123', 'ops', 'dr-jensen']) {
-      expect(isCprLike(other)).toBe(false);
+      expect(holdsCprNumber(other)).toBe(false);
     }
   });
 
   it("never takes a patient's own pseudonymous subject for a CPR number (dev-login answered 500 for one such patient)", () => {
     // patientSubject keeps 12 hex digits of the key: two letters and ten date-shaped digits were refused before.
-    for (const key of ['pab0102031234cdef', 'p0102031234abcdef', 'p010203123456cdef', 'p9f010203123456ab']) expect(isCprLike(patientSubject(key))).toBe(false);
-    for (let i = 0; i < 2000; i++) expect(isCprLike(patientSubject(`p${randomBytes(16).toString('hex')}`))).toBe(false);
+    for (const key of ['pab0102031234cdef', 'p0102031234abcdef', 'p010203123456cdef', 'p9f010203123456ab']) expect(holdsCprNumber(patientSubject(key))).toBe(false);
+    for (let i = 0; i < 2000; i++) expect(holdsCprNumber(patientSubject(`p${randomBytes(16).toString('hex')}`))).toBe(false);
   });
 
   it('never remembers a refusal', async () => {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES } from '../../application/access/policy';
-import { isCprLike } from '../../domain/monitoring/cpr';
+import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 
 /**
@@ -30,13 +30,24 @@ export const TokenClaims = z
   .refine((c) => c.patient === undefined || c.patientKey === undefined, { message: 'patient and patientKey together', path: ['patientKey'] });
 export type TokenClaims = z.infer<typeof TokenClaims>;
 
-/** Whether a token subject holds something shaped like a CPR number: see isCprLike (domain/monitoring/cpr). */
-export { isCprLike };
+/**
+ * Whether a token's sub or systemId is a CPR number: holdsCprNumber (domain/monitoring/cpr-like), the refusals'
+ * strength (a form bounded by non-digits, not digits glued inside a longer run), since a refused sub locks its user
+ * out for good: an identity provider's 24-hex-digit sub whose digits happen to hold ten with a date glued to others
+ * is not refused.
+ */
+export { holdsCprNumber };
 
 export { patientSubject } from '../../application/access/patient-subject';
 
-/** InvalidTokenError's reason for a token whose `sub` is a CPR number (see isCprLike). */
+/** InvalidTokenError's reason for a token whose `sub` is a CPR number (see holdsCprNumber). */
 export const SUB_IS_CPR = 'ERR_SUB_IS_CPR';
+/**
+ * InvalidTokenError's reason for a token whose `systemId` is a CPR number (see holdsCprNumber): the claim is recorded
+ * with every audit entry of the caller, as the sub is, and names a system in queries and stream names. POST /systems
+ * refuses such an id (invalid_system_id), so no registered system has one.
+ */
+export const SYSTEM_ID_IS_CPR = 'ERR_SYSTEM_ID_IS_CPR';
 
 export class InvalidTokenError extends Error {
   constructor(readonly reason: string) {
@@ -110,7 +121,8 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     if (typeof iat === 'number' && iat * 1000 > at + ISSUED_AT_SKEW_MS) throw new InvalidTokenError('ERR_JWT_ISSUED_IN_FUTURE');
     const claims = TokenClaims.safeParse(payload);
     if (!claims.success) throw new InvalidTokenError('claims');
-    if (isCprLike(claims.data.sub)) throw new InvalidTokenError(SUB_IS_CPR);
+    if (holdsCprNumber(claims.data.sub)) throw new InvalidTokenError(SUB_IS_CPR);
+    if (claims.data.systemId !== undefined && holdsCprNumber(claims.data.systemId)) throw new InvalidTokenError(SYSTEM_ID_IS_CPR);
     const exp = (payload as { exp: number }).exp * 1000;
     if (maxAgeMs > 0 && maxEntries > 0) {
       if (verified.size >= maxEntries) verified.delete(verified.keys().next().value as string);
@@ -122,7 +134,9 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
 
 /** Sign an HS256 token (the embedded profile's own tokens: dev login and `node dist/bootstrap/token.js`). */
 export const signToken = async (secret: Buffer, claims: TokenClaims, options: { issuer: string; audience: string; ttlSeconds: number }): Promise<string> => {
-  if (isCprLike(claims.sub)) throw new Error("a token's sub must not be a CPR number"); // callers check first, with their own answer
+  // Callers check first, with their own answer.
+  if (holdsCprNumber(claims.sub)) throw new Error("a token's sub must not be a CPR number");
+  if (claims.systemId !== undefined && holdsCprNumber(claims.systemId)) throw new Error("a token's systemId must not be a CPR number");
   const jose = await loadJose();
   const { sub, ...rest } = claims;
   return new jose.SignJWT(rest)

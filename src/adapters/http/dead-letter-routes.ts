@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
-import { containsCprDigits } from '../../domain/monitoring/cpr';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { DeadLetterDiscardedError, MAX_LIST_LIMIT, uuidOrNull, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
 import { problem, sendProblem, type Problem } from './problem';
 import { type AnswerOf, DeadLetterSummary, DiscardedProblemMember } from './response-schemas';
@@ -44,14 +44,15 @@ export const DiscardBody = z.strictObject({
 
 /**
  * What a sender set (message-id, systemId, correlationId, its application properties) is shown only when it cannot
- * hold a CPR number (containsCprDigits, the request id's check): a misbehaving sender's patient number would
+ * hold a CPR number (mayHoldCprDigits, the request id's check: the replacements' strength, digits glued into longer
+ * runs too, since a redaction costs only what an operator sees): a misbehaving sender's patient number would
  * otherwise reach operators, whose role is no patient data. The dead letter itself is untouched (a replay sends it
  * as it came), and it can still be addressed by the hub's own dead letter id. The body is shown as sent: see README.
  */
 export const REDACTED = '[redacted]';
-const shown = <T extends string | null>(value: T): T | typeof REDACTED => (value !== null && containsCprDigits(value) ? REDACTED : value);
+const shown = <T extends string | null>(value: T): T | typeof REDACTED => (value !== null && mayHoldCprDigits(value) ? REDACTED : value);
 const shownProperties = (properties: Readonly<Record<string, unknown>>): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(properties).map(([key, value]) => [containsCprDigits(key) ? REDACTED : key, typeof value === 'string' ? shown(value) : value]));
+  Object.fromEntries(Object.entries(properties).map(([key, value]) => [mayHoldCprDigits(key) ? REDACTED : key, typeof value === 'string' ? shown(value) : value]));
 
 /**
  * The ids that address a dead letter. The hub's own are UUIDs, shown as they are (a UUID's digits may by chance look

@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { ExpectedVersionConflictError } from '../../application/ports/event-store';
 import { RtsError, type ErrorKind } from '../../domain/shared/errors';
+import { redactCprDigits } from '../../domain/monitoring/cpr-like';
 import { isPgUnavailable } from '../event-store/postgres/sql';
 
 /**
@@ -185,28 +186,46 @@ export const codeOfClientStatus = (status: number): ProblemCode =>
 /** Seconds a client is asked to wait before repeating a request answered 503 (the state may last longer). */
 export const RETRY_AFTER_SECONDS = 5;
 
-/**
- * What may be a CPR number in a URL a problem quotes back: ten digits, or six, a dash and four, with no digit right
- * before or after. Not inside a longer run of digits: a document's uniqueId (2.25.<39 digits>) is no personal data,
- * and cutting it up left an `instance` that named no resource.
- */
-/**
- * A CPR number as people write it: ten digits, or six and four with a dash, space, dot, underscore or colon between
- * (and, with a separator, a mistyped extra digit or two), or with the date written dd.mm.yy, dd-mm-yyyy or yyyymmdd; a `+`
- * is a space in a query string. Longer runs without a
- * separator stay: they are OID arcs.
- */
-const CPR_LIKE = /(?<!\d)(?:\d{10}|\d{6}[-\s._:/+]{1,3}\d{4,6}|\d{2}[-.\s_:/+]{1,3}\d{2}[-.\s_:/+]{1,3}(?:\d{2}|\d{4})[-\s._:/+]{0,3}\d{4}|\d{8}[-\s._:/+]{1,3}\d{4})(?!\d)/g;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** How many bytes a UTF-8 sequence has by its first byte; 0 for a byte that cannot start one. */
+const utf8Length = (lead: number): number => (lead < 0x80 ? 1 : lead >= 0xc2 && lead < 0xe0 ? 2 : lead >= 0xe0 && lead < 0xf0 ? 3 : lead >= 0xf0 && lead < 0xf5 ? 4 : 0);
 
 /**
- * The `instance` of a problem: the request's URL with anything that may be a CPR number replaced by `[redacted]`.
- * Percent-encoded characters are decoded first (`251248%2D1234` is the same number; a malformed escape is left as it
- * is), so an encoding does not carry a number past the redaction.
+ * Percent-escapes decoded as UTF-8 (`251248%E2%80%931234` is 251248–1234, with an en dash, not mojibake); an escape
+ * that is no part of a well-formed UTF-8 sequence stays as it was written, as does a malformed one (`%zz`).
+ */
+export const decodePercentUtf8 = (text: string): string =>
+  text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    const bytes = Uint8Array.from(run.slice(1).split('%'), (hex) => parseInt(hex, 16));
+    let out = '';
+    for (let i = 0; i < bytes.length; ) {
+      const n = utf8Length(bytes[i]!);
+      if (n > 0 && i + n <= bytes.length) {
+        try {
+          out += UTF8.decode(bytes.subarray(i, i + n));
+          i += n;
+          continue;
+        } catch {
+          // Not well-formed (a stray continuation byte, an overlong form, a surrogate): kept as written, below.
+        }
+      }
+      out += run.slice(3 * i, 3 * i + 3);
+      i += 1;
+    }
+    return out;
+  });
+
+/**
+ * The `instance` of a problem: the request's URL with every number that may hold a CPR number replaced, as a whole, by
+ * `[redacted]` (redactCprDigits, domain/monitoring/cpr-like.ts: 251248-1234 in its spellings, glued into longer runs of
+ * digits or next to letters, 19481225-1234, other dashes; a `+` is a space in a query string; a number of a CPR
+ * number's shape as a whole whatever its date, as the caller may have mistyped one). A UUID, a document's
+ * uniqueId (the OID of a UUID) and a patient's key are left whole. Percent-escapes are decoded first, as UTF-8
+ * (`251248%2D1234` is the same number), so an encoding does not carry a number past the redaction.
  */
 export const problemInstance = (url: string): string => {
-  const decoded = url.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-  const [path = '', query] = splitOnce(decoded, '?');
-  if (query === undefined) return path.replace(CPR_LIKE, '[redacted]');
+  const [path = '', query] = splitOnce(decodePercentUtf8(url), '?');
+  if (query === undefined) return redactCprDigits(path, '[redacted]', { wholeAnyDate: true });
   // Query values are kept only where they read as an instant, a number or a plain token: `?name=Ingeborg Zylstra`
   // names somebody, and the problem is quoted on (logs, support tickets) beyond its caller.
   const params = query.split('&').map((pair) => {
@@ -214,7 +233,7 @@ export const problemInstance = (url: string): string => {
     const shownName = /^[A-Za-z][A-Za-z0-9_.-]{0,39}$/.test(name) ? name : '[redacted]';
     return value === undefined ? shownName : `${shownName}=${SHOWN_VALUE.test(value) ? value : '[redacted]'}`;
   });
-  return `${path}?${params.join('&')}`.replace(CPR_LIKE, '[redacted]');
+  return redactCprDigits(`${path}?${params.join('&')}`, '[redacted]', { wholeAnyDate: true });
 };
 
 /** A query value quoted back as it is: an ISO instant, a number, a short lower-case token (yes, asc, 2026-05). */

@@ -25,7 +25,8 @@ const boundWithOffset = isoWithOffset.refine(clockFieldsInRange, 'hours at most 
 
 export const idempotencyKey = z
   .string()
-  .regex(IDEMPOTENCY_KEY_FORM, '1-64 characters of A-Z a-z 0-9 . _ : -')
+  // abort: a key of the wrong form is told only that (the CPR check after it would also fail on "a b" or a NUL).
+  .regex(IDEMPOTENCY_KEY_FORM, { message: '1-64 characters of A-Z a-z 0-9 . _ : -', abort: true })
   .refine((v) => idempotencyKeyProblem(v) === null, 'must not be a CPR number (it is stored in clear)')
   .describe('Client-chosen id (not a CPR number: it is stored in clear); a repeat with the same id is stored once');
 

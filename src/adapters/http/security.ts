@@ -6,11 +6,12 @@ import { MAX_AUDIT_DAYS_WALKED, MAX_AUDIT_RESULTS, verifyDaysOf, type AuditSearc
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
-import { containsCprDigits, parseCpr, type Cpr } from '../../domain/monitoring/cpr';
+import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { homeSystemOf } from '../../domain/consultation/consultation';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, isCprLike, patientSubject } from '../auth/tokens';
+import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, SYSTEM_ID_IS_CPR, holdsCprNumber, patientSubject } from '../auth/tokens';
 import { logErasure } from '../backup/erasure-log-line';
 import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
@@ -257,6 +258,7 @@ const reasonOf = (error: unknown): string => {
   return typeof reason === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(reason) ? reason : 'unverifiable';
 };
 const CPR_SUB_DETAIL = "the token's sub must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach";
+const CPR_SYSTEM_ID_DETAIL = "the token's systemId must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach";
 /**
  * The 401's detail for the refusals a caller can fix by themselves (get a new token, fix a clock); the others keep
  * the generic detail, which tells a prober nothing about which check failed.
@@ -265,6 +267,7 @@ const INVALID_DETAIL: Readonly<Record<string, string>> = {
   ERR_JWT_EXPIRED: 'the token has expired',
   ERR_JWT_ISSUED_IN_FUTURE: `the token was issued in the future (its iat lies more than ${ISSUED_AT_SKEW_MS / 1000} s after the hub's clock)`,
   [SUB_IS_CPR]: CPR_SUB_DETAIL,
+  [SYSTEM_ID_IS_CPR]: CPR_SYSTEM_ID_DETAIL,
 };
 
 const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
@@ -285,8 +288,9 @@ const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase') {
     const id = str(field(request.params, 'id'));
     if (id) return id.length <= 64 && isExistingConsultationId(id) ? id : null; // a legacy id too (never one with CPR digits)
-    // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail.
-    return 'systemId' in action && !containsCprDigits(action.systemId) ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
+    // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail. Left out of
+    // the entry whenever it may hold CPR digits (mayHoldCprDigits: leaving it out refuses nothing).
+    return 'systemId' in action && !mayHoldCprDigits(action.systemId) ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
   }
   return null;
 };
@@ -524,7 +528,10 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       const body = parseInput(DevLoginBody, request.body, 'body');
       // 422 invalid_patient_id before a token is made. The token names the patient by their key, not the CPR number.
       const patientKey = body.role === 'patient' ? deps.patientKeyOf(parseCpr(body.patient ?? '')) : undefined;
-      if (body.sub !== undefined && isCprLike(body.sub)) throw new ValidationError('invalid_subject', CPR_SUB_DETAIL, [{ path: 'sub', message: 'a name or pseudonym, not a CPR number' }]);
+      if (body.sub !== undefined && holdsCprNumber(body.sub)) throw new ValidationError('invalid_subject', CPR_SUB_DETAIL, [{ path: 'sub', message: 'a name or pseudonym, not a CPR number' }]);
+      // The verifier would refuse the token it made (401 on every request): refused here, by the same rule
+      // (holdsCprNumber), as such a sub is.
+      if (body.systemId !== undefined && holdsCprNumber(body.systemId)) throw new ValidationError('invalid_subject', CPR_SYSTEM_ID_DETAIL, [{ path: 'systemId', message: 'a system id, not a CPR number' }]);
       const sub = body.sub ?? (patientKey !== undefined ? patientSubject(patientKey) : `dev-${body.role}`);
       return devLogin({ sub, role: body.role, ...(patientKey !== undefined ? { patientKey } : {}), ...(body.systemId ? { systemId: body.systemId } : {}) });
     });

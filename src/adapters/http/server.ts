@@ -8,7 +8,8 @@ import type { Clock } from '../../application/ports/clock';
 import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
 import { parseHl7Observation } from '../../domain/documents/hl7';
-import { containsCprDigits, parseCpr } from '../../domain/monitoring/cpr';
+import { parseCpr } from '../../domain/monitoring/cpr';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { MAX_INTERVAL_DAYS, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
@@ -102,10 +103,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       // Not when it may hold a CPR number, in any spelling (251248.1234, 251248_1234, 25.12.48-1234, cpr251248-1234),
-      // also glued into a longer run of digits (20261201251248-1234, 12512481234: see containsCprDigits):
+      // also glued into a longer run of digits (20261201251248-1234, 12512481234: see mayHoldCprDigits, cpr-like.ts):
       // the id is written into every log line of the request, the x-request-id header and the hash-chained audit
       // trail, which erasure cannot reach. A good id matched by chance is only replaced.
-      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !containsCprDigits(given) ? given : randomUUID();
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !mayHoldCprDigits(given) ? given : randomUUID();
     },
     // fastify's own request lines off (ours, below, carry the route pattern, not the URL); log lines of a request
     // label its id `requestId`.

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { isCprLike } from '../../domain/monitoring/cpr';
+import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**
@@ -37,10 +37,12 @@ const envelopeShape = {
   // mistake: a patient's number as the id of their consultation).
   correlationId: z
     .string()
-    .regex(/^[A-Za-z0-9._:\/-]{1,100}$/, 'an id of 1-100 characters of A-Z a-z 0-9 . _ : / -')
+    .regex(/^[A-Za-z0-9._:\/-]{1,100}$/, { message: 'an id of 1-100 characters of A-Z a-z 0-9 . _ : / -', abort: true })
     // In any spelling, also inside a longer id ("case.150575.2468", "pt-251248-1234"): the AMQP correlation-id goes
-    // outside the JWE, so the broker's store holds it too. A UUID never matches (see isCprLike).
-    .refine((v) => !isCprLike(v), 'must not hold a CPR number (it is logged and passed on)')
+    // outside the JWE, so the broker's store holds it too. A CPR number bounded by non-digits (holdsCprNumber), also
+    // among other groups (v2-251248-1234): a refusal dead-letters the message, so digits glued into a timestamp
+    // (order-202612021030-17) are not refused, and a UUID never is.
+    .refine((v) => !holdsCprNumber(v), 'must not hold a CPR number (it is logged and passed on)')
     .describe('An id (not free text, never a CPR number): it is logged and passed on to the other party'),
   time: isoWithOffset,
 };

@@ -1,4 +1,4 @@
-import { containsCprDigits } from '../../domain/monitoring/cpr';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../../domain/shared/errors';
 import type { DirectoryReadModel } from './directory-read-model';
 import type { Clock } from '../ports/clock';
@@ -148,9 +148,10 @@ export const deadLetterStreamName = (id: string): string => `dead-letter-${UUID.
 export const uuidOrNull = (id: string | null): string | null => (id !== null && UUID.test(id) ? id : null);
 /**
  * What the sender may have set (x-dlq-source-queue, x-dlq-reason: a client-side dead-lettering system writes them),
- * kept in a discard's event only when it cannot hold a CPR number (the views' check): the event outlives erasure.
+ * kept in a discard's event only when it cannot hold a CPR number (mayHoldCprDigits, the views' check: dropping it
+ * costs only a hint in the event, which outlives erasure).
  */
-const withoutCprDigits = (value: string | null): string | null => (value !== null && !containsCprDigits(value) ? value : null);
+const withoutCprDigits = (value: string | null): string | null => (value !== null && !mayHoldCprDigits(value) ? value : null);
 
 /** Most dead letters one browse looks through to find one by id. */
 export const MAX_BROWSE = 10_000;

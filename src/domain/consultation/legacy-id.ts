@@ -1,4 +1,4 @@
-import { containsCprDigits } from '../monitoring/cpr';
+import { holdsCprNumber } from '../monitoring/cpr-like';
 import { CONSULTATION_ID_PATTERN } from './consultation';
 
 /**
@@ -8,17 +8,18 @@ import { CONSULTATION_ID_PATTERN } from './consultation';
  *
  * A new consultation still needs a UUID (the decider, HTTP, the uplink's consultation.requested). An id of an
  * existing one may be a legacy id: it can be read and acted on over HTTP and the uplink (an unknown one is
- * consultation_not_found, as any other), and the downlink delivers its messages. Not when it may hold a CPR number
- * (containsCprDigits: any date-shaped run of ten digits, whatever the separators; the old builds took
- * `251248-1234` as an id): such an id would go into log lines, the audit trail and AMQP messages outside their
- * encryption, so it stays refused as it was, and the start-up warning counts it (legacyConsultationIds).
+ * consultation_not_found, as any other), and the downlink delivers its messages. Not when it holds a CPR number
+ * (holdsCprNumber, cpr-like.ts: one bounded by non-digits, with a real date, in any spelling; the old builds
+ * took `251248-1234` as an id): such an id would go into log lines, the audit trail and AMQP messages outside their
+ * encryption, so it stays refused as it was, and the start-up warning counts it (legacyConsultationIds). Digits
+ * glued into a longer run (cons-202612021030) are no refusal: refusing costs a consultation its id for good.
  * With the characters allowed (no space, dot, colon, slash) and that check, a legacy id is as safe to log and to
- * pass on as a UUID: it holds no CPR number in any spelling the detector knows.
+ * pass on as a UUID: it holds no number that is a CPR number in a spelling the detector knows.
  */
 export const LEGACY_CONSULTATION_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** An id of the old builds' shape that is no UUID and holds no CPR number. */
-export const isLegacyConsultationId = (id: string): boolean => LEGACY_CONSULTATION_ID_PATTERN.test(id) && !CONSULTATION_ID_PATTERN.test(id) && !containsCprDigits(id);
+export const isLegacyConsultationId = (id: string): boolean => LEGACY_CONSULTATION_ID_PATTERN.test(id) && !CONSULTATION_ID_PATTERN.test(id) && !holdsCprNumber(id);
 
 /** The id of an existing consultation: a UUID, or a legacy id (above). */
 export const isExistingConsultationId = (id: string): boolean => CONSULTATION_ID_PATTERN.test(id) || isLegacyConsultationId(id);

@@ -1,6 +1,6 @@
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 import { ConflictError, NotFoundError, ValidationError } from '../shared/errors';
-import { containsCprDigits } from '../monitoring/cpr';
+import { holdsCprNumber } from '../monitoring/cpr-like';
 
 /**
  * ConnectedSystem: a small-scale telemedicine system's membership of the hub and its join, one stream per
@@ -151,7 +151,7 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
         throw new ValidationError('invalid_system_id', 'a system id is 2-32 characters of a-z 0-9 -, starting with a letter or digit', [{ path: 'id', message: 'invalid' }]);
       }
       // The id goes into stream names, queue names, logs and the audit trail, which erasure cannot reach.
-      if (containsCprDigits(command.systemId)) {
+      if (holdsCprNumber(command.systemId)) {
         throw new ValidationError('invalid_system_id', 'a system id must not look like a CPR number', [{ path: 'id', message: 'looks like a CPR number' }]);
       }
       const name = command.name.trim();

@@ -1,4 +1,4 @@
-import { isCprLike } from '../monitoring/cpr';
+import { holdsCprNumber } from '../monitoring/cpr-like';
 import { ValidationError } from './errors';
 
 /**
@@ -13,11 +13,16 @@ const CPR_WHOLE = /^\d{6}-?\d{4}$/;
 
 /**
  * A key that is, as a whole, a CPR number in any spelling (010203_4321, 01.02.03-4321, 01-02-2003-4321): only
- * separators besides its 10 (or, with a four-digit year, 12) digits. Never a UUID, nor a longer id with digits in it.
+ * separators besides its 10 (or, with a four-digit year after day and month, 12) digits. Never a UUID, nor a longer
+ * id with digits in it, nor a date-stamped id (2026-11-30-0001): holdsCprNumber takes those (yyyymmdd-ssss, a number
+ * inside a longer id), but here a refusal costs an upload, and the key with the patient's own number is refused below.
  */
 const isWholeCpr = (value: string): boolean => {
   const digits = value.replace(/[-._:]/g, '');
-  return /^\d+$/.test(digits) && (digits.length === 10 || digits.length === 12) && isCprLike(value);
+  if (!/^\d+$/.test(digits)) return false;
+  if (digits.length === 10) return holdsCprNumber(value);
+  // ddmmyyyyssss read as ddmmyyssss: the century goes, the date check stays.
+  return digits.length === 12 && holdsCprNumber(`${digits.slice(0, 4)}${digits.slice(6)}`);
 };
 
 /** Why `value` is not a valid key, or null when it is. */
