@@ -57,11 +57,48 @@ export class Projector {
     return this.loop.catchUp();
   }
 
-  /** Drop the model and replay every event into it. */
+  /** Reads of the model in flight (see `read`), and what a rebuild waiting for them to end is told by. */
+  private readers = 0;
+  private noReaders: (() => void) | null = null;
+  private rebuilding: Promise<void> | null = null;
+
+  /**
+   * `query` on the model caught up to everything appended before the call, never on a model a rebuild has emptied
+   * and not filled again: a rebuild waits for the reads in flight, and reads that come meanwhile wait for it. (A
+   * query that caught up just before a rebuild's reset read an empty model: an existing document was
+   * document_not_found, a patient with readings unknown_patient.) `query` must not call `read` itself.
+   */
+  async read<T>(query: () => Promise<T>): Promise<T> {
+    while (this.rebuilding) await this.rebuilding.catch(() => undefined);
+    this.readers++;
+    try {
+      await this.loop.catchUp();
+      return await query();
+    } finally {
+      this.readers--;
+      if (this.readers === 0 && this.noReaders) {
+        const wake = this.noReaders;
+        this.noReaders = null;
+        wake();
+      }
+    }
+  }
+
+  /** Drop the model and replay every event into it; reads (`read`) are held meanwhile. */
   async rebuild(): Promise<void> {
-    await this.loop.idle();
-    await this.model.reset();
-    await this.catchUp();
+    while (this.rebuilding) await this.rebuilding.catch(() => undefined);
+    const run = (async () => {
+      while (this.readers > 0) await new Promise<void>((resolve) => (this.noReaders = resolve));
+      await this.loop.idle();
+      await this.model.reset();
+      await this.loop.catchUp();
+    })();
+    this.rebuilding = run;
+    try {
+      await run;
+    } finally {
+      if (this.rebuilding === run) this.rebuilding = null;
+    }
   }
 
   start(): void {

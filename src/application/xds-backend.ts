@@ -220,8 +220,7 @@ export class XdsBackend {
   /** Registry entries of a patient in [start, end), without retrieving content. */
   async findEntries(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RegistryEntryView[]> {
     const patientKey = this.deps.patientKeys.keyFor(patientId);
-    await this.deps.projector.catchUp();
-    const rows = await this.deps.registry.findCurrent(patientKey, Math.floor(start.toSeconds()), Math.floor(end.toSeconds()), MAX_QUERY_RESULTS + 1);
+    const rows = await this.deps.projector.read(() => this.deps.registry.findCurrent(patientKey, Math.floor(start.toSeconds()), Math.floor(end.toSeconds()), MAX_QUERY_RESULTS + 1));
     if (rows.length > MAX_QUERY_RESULTS) {
       throw new ValidationError('too_many_results', `more than ${MAX_QUERY_RESULTS} documents match; narrow the interval`);
     }
@@ -240,14 +239,15 @@ export class XdsBackend {
    */
   async allEntriesOf(patientId: Cpr): Promise<readonly RegistryEntryView[]> {
     const patientKey = this.deps.patientKeys.keyFor(parseCpr(patientId));
-    await this.deps.projector.catchUp();
-    const entries: RegistryEntryView[] = [];
-    for (;;) {
-      const last = entries[entries.length - 1];
-      const page = await this.deps.registry.findAllOf(patientKey, last ? { serviceStartEpoch: last.serviceStartEpoch, uniqueId: last.uniqueId } : null, ENTRIES_PAGE);
-      entries.push(...page);
-      if (page.length < ENTRIES_PAGE) return entries;
-    }
+    return this.deps.projector.read(async () => {
+      const entries: RegistryEntryView[] = [];
+      for (;;) {
+        const last = entries[entries.length - 1];
+        const page = await this.deps.registry.findAllOf(patientKey, last ? { serviceStartEpoch: last.serviceStartEpoch, uniqueId: last.uniqueId } : null, ENTRIES_PAGE);
+        entries.push(...page);
+        if (page.length < ENTRIES_PAGE) return entries;
+      }
+    });
   }
 
   /**
@@ -289,8 +289,7 @@ export class XdsBackend {
   }
 
   private async findEntry(uniqueId: string): Promise<RegistryEntryView | null> {
-    await this.deps.projector.catchUp();
-    return this.deps.registry.get(uniqueId);
+    return this.deps.projector.read(() => this.deps.registry.get(uniqueId));
   }
 
   private async content(entry: RegistryEntryView): Promise<string> {

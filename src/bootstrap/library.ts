@@ -75,7 +75,10 @@ export type EmbeddedXds = Readonly<{
 export type EmbeddedTeleMed = Readonly<{
   telemed: EmbeddedTeleMedService;
   xds: EmbeddedXds;
-  /** Rebuild the registry projection from the events. */
+  /**
+   * Rebuild the registry projection from the events. Calls that read the registry meanwhile (queries, retrieves,
+   * corrections) wait for it and answer from the rebuilt registry; those in flight when it is called finish first.
+   */
   rebuildRegistry(): Promise<void>;
   /**
    * Forget a patient by crypto-shredding (what POST /erasures does): their data key is deleted, their

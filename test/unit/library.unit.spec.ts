@@ -228,3 +228,21 @@ describe("the library's arguments are checked as over HTTP (an embedder's explor
     }
   });
 });
+
+describe('rebuildRegistry while calls read the registry (an embedder\'s exploratory test)', () => {
+  it('no read sees the registry emptied and not yet filled again: queries, reads and corrections answer as before', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) ids.push(await rts.telemed.processAndStore(reading(110 + (i % 40), 10 + i)));
+    const queries = Array.from({ length: 5 }, () => rts.telemed.getObservationsFor(PATIENT, lastDays(1, now)).then((r) => r.length));
+    const reads = ids.slice(0, 20).map((id) => rts.xds.retrieveDocument(id).then((d) => d.entry.status));
+    const corrections = ids.slice(20, 30).map((id, i) => rts.telemed.correct(id, reading(150 + i, 20 + i)).then(() => 'corrected'));
+    const rebuilt = rts.rebuildRegistry();
+    const after = rebuilt.then(() => rts.telemed.getObservationsFor(PATIENT, lastDays(1, now)).then((r) => r.length));
+    const outcome = async <T>(calls: Promise<T>[]) => (await Promise.allSettled(calls)).map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as { code?: string }).code));
+    const [q, r, c, a] = await Promise.all([outcome(queries), outcome(reads), outcome(corrections), outcome([after])]);
+    expect(q).toEqual([50, 50, 50, 50, 50]);
+    expect(r).toEqual(Array(20).fill('Approved'));
+    expect(c).toEqual(Array(10).fill('corrected'));
+    expect(a).toEqual([50]);
+  });
+});
