@@ -225,6 +225,22 @@ describe('installSecurity: a missing or misspelt actor field', () => {
       await h.app.close();
     }
   });
+
+  it('is not asked of a role that never acts for a system: a patient or an operator gets 403 whatever the body', async () => {
+    for (const role of ['patient', 'operator'] as const) {
+      const h = await harness({ verifyBearer: async () => ({ subject: `a-${role}`, role, via: 'jwt', ...(role === 'patient' ? { patientKey: 'p-own' } : {}) }) as Principal });
+      const auth = { authorization: 'Bearer x' };
+      try {
+        for (const [url, body] of [['/consultations', {}], ['/consultations/11111111-2222-4333-8444-555555555555/accept', { expert: 'x' }]] as const) {
+          const res = await call(h, 'POST', url, auth, body);
+          expect({ role, url, status: res.statusCode, code: res.json().code }).toEqual({ role, url, status: 403, code: 'forbidden' });
+        }
+        expect(h.audited.map((e) => e.reason)).toEqual(['role_may_not_act_for_a_system', 'role_may_not_act_for_a_system']);
+      } finally {
+        await h.app.close();
+      }
+    }
+  });
 });
 
 describe('installSecurity: a refused step in the audit trail', () => {

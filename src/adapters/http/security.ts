@@ -189,7 +189,10 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     if (key === null) return 'pass'; // no such document: the route answers 404 document_not_found for everyone, whatever the body
     return { kind, patientKey: key, uniqueId };
   };
-  const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request) => ({ kind: 'consultation.act', systemId: systemOf(request) });
+  // A role that never acts for a system (a patient, an operator) is refused before the body is read: it was told
+  // which fields the request lacked (400) instead of 403.
+  const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request, principal) =>
+    ({ kind: 'consultation.act', systemId: principal.role === 'system' || principal.role === 'clinician' ? systemOf(request) : '' });
   /**
    * The field that names who acts, checked as the route checks it: missing or malformed, it is the caller's
    * mistake (400 invalid_request, the route's own problem, not audited), not a refusal of someone else's system.
