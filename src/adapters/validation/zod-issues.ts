@@ -22,6 +22,10 @@ export const issueMessage = (issue: z.core.$ZodIssue): string => {
   if (issue.code === 'invalid_type' && typed !== null) {
     const [, expected, received] = typed as unknown as [string, string, string];
     if (received === 'undefined') return `is required (${withArticle(expected)})`;
+    // zod's words for 1.5 where an integer is asked ("expected int, received number"), and for Infinity (1e400 in
+    // JSON) where a number is ("expected number, received number").
+    if (expected === 'int') return received === 'number' ? 'must be a whole number' : `must be a whole number (not ${withArticle(received)})`;
+    if (expected === 'number' && received === 'number') return 'must be a finite number';
     return received === 'NaN' ? `must be ${withArticle(expected)}` : `must be ${withArticle(expected)} (not ${withArticle(received)})`;
   }
   if (issue.code === 'invalid_value' && issue.message.startsWith('Invalid option') && issue.values.length > 1) {
