@@ -43,17 +43,25 @@ export const LIST_ERASURES_OPTIONS = z.strictObject({
 });
 
 /**
+ * What zod found wrong with an option object called `name`, each naming the option (`name.field`) and what is wrong,
+ * never the value itself (it may be the personal data it was refused for); an unknown key is named only when it is a
+ * plain name. checkedOptions and openOptionProblems word their problems alike through it.
+ */
+const optionIssues = (issues: readonly z.core.$ZodIssue[], name: string): { path: string; message: string }[] =>
+  issues.map((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? { path: name, message: `unknown option${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => (/^[A-Za-z_]{1,40}$/.test(k) ? k : '(a name not repeated here)')).join(', ')}` }
+      : { path: [name, ...issue.path.map(String)].join('.'), message: issue.code === 'invalid_type' ? `must be ${issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}` : issue.message },
+  );
+
+/**
  * `value` as `schema` reads it, or ValidationError `invalid_request` naming the option (`name.field`) and what is
  * wrong, never the value itself (it may be the personal data it was refused for).
  */
 export const checkedOptions = <S extends z.ZodType>(schema: S, value: unknown, name: string): z.output<S> => {
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
-  const details = result.error.issues.map((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? { path: name, message: `unknown option${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => (/^[A-Za-z]{1,40}$/.test(k) ? k : '(a name not repeated here)')).join(', ')}` }
-      : { path: [name, ...issue.path.map(String)].join('.'), message: issue.code === 'invalid_type' ? `must be ${issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}` : issue.message },
-  );
+  const details = optionIssues(result.error.issues, name);
   throw new ValidationError('invalid_request', `${name} is not valid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
 };
 
@@ -64,29 +72,28 @@ const LOGGER = z.custom<unknown>(
   'must be a pino logger (child, trace, debug, info, warn, error, fatal)',
 );
 /** openTeleMed's options: one of the two forms, nothing else (an unknown key, or both forms at once, was ignored). */
-export const OPEN_OPTIONS = z.union([
-  z.strictObject({ inMemory: z.literal(true), pseudonymSecret: z.instanceof(Buffer, { message: 'must be a Buffer' }).optional(), logger: LOGGER.optional() }),
-  z.strictObject({
-    dataDir: z.string(),
-    // RTS_* names, as the server reads them from its environment; a lower-case or other name was silently ignored.
-    settings: z.record(z.string().regex(/^RTS_[A-Z0-9_]+$/, 'a setting is named RTS_... in capitals, as the server reads it'), z.string()).optional(),
-    logger: LOGGER.optional(),
-    inMemory: z.literal(false).optional(),
-  }),
-]);
+const IN_MEMORY_OPTIONS = z.strictObject({ inMemory: z.literal(true), pseudonymSecret: z.instanceof(Buffer, { message: 'must be a Buffer' }).optional(), logger: LOGGER.optional() });
+const DATA_DIR_OPTIONS = z.strictObject({
+  dataDir: z.string(),
+  // RTS_* names, as the server reads them from its environment; a lower-case or other name was silently ignored.
+  settings: z.record(z.string().regex(/^RTS_[A-Z0-9_]+$/), z.string()).optional(),
+  logger: LOGGER.optional(),
+  inMemory: z.literal(false).optional(),
+});
 
-/** What is wrong with `given` as openTeleMed's options, each naming the option (never its value), or none. */
+/** What is wrong with `given` as openTeleMed's options (a ConfigError's problems), or none. */
 export const openOptionProblems = (given: unknown): string[] => {
   if (typeof given !== 'object' || given === null) return ['options: an object, { dataDir } or { inMemory: true }'];
   const inMemory = (given as { inMemory?: unknown }).inMemory === true;
   if (inMemory && 'dataDir' in given) return ['options: { inMemory: true } keeps everything in memory; it takes no dataDir (give one or the other)'];
-  const result = OPEN_OPTIONS.options[inMemory ? 0 : 1].safeParse(given);
+  const result = (inMemory ? IN_MEMORY_OPTIONS : DATA_DIR_OPTIONS).safeParse(given);
   if (result.success) return [];
-  return result.error.issues.map((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? `options: unknown option${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => (/^[A-Za-z_]{1,40}$/.test(k) ? k : '(a name not repeated here)')).join(', ')}`
-      : issue.code === 'invalid_key'
-        ? `settings: ${/^[A-Za-z0-9_]{1,40}$/.test(String(issue.path.at(-1))) ? `${String(issue.path.at(-1))} is not` : 'a key given is not'} a setting: settings are named RTS_... in capitals, as the server reads them`
-        : `${issue.path.map(String).join('.') || 'options'}: ${issue.code === 'invalid_type' ? `must be a ${issue.expected}` : issue.message}`,
-  );
+  return result.error.issues.map((issue) => {
+    if (issue.code === 'invalid_key') {
+      const key = String(issue.path.at(-1));
+      return `settings: ${/^[A-Za-z0-9_]{1,40}$/.test(key) ? `${key} is not` : 'a key given is not'} a setting: settings are named RTS_... in capitals, as the server reads them`;
+    }
+    const [problem] = optionIssues([issue], 'options');
+    return `${problem!.path.replace(/^options\./, '')}: ${problem!.message}`;
+  });
 };
