@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
 import { clockFieldsInRange } from '../../domain/monitoring/tele-observation';
@@ -20,8 +21,15 @@ const isoWithOffset = z
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/, 'an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00')
   .describe('ISO-8601 date-time with offset');
 
-/** A query's bound: also on the clock (a reading's measuredAt is checked by the domain, 422 implausible). */
-const boundWithOffset = isoWithOffset.refine(clockFieldsInRange, 'hours at most 23, offsets at most 23:59 (RFC 3339)');
+/**
+ * A query's bound: also on the clock and the calendar, so that 24:00 and February 30 get the same answer (400, as the
+ * audit routes' bounds do; February 30 was 422 invalid_interval here). A reading's measuredAt is checked by the
+ * domain instead (422 implausible).
+ */
+const boundWithOffset = isoWithOffset.refine(
+  (text) => clockFieldsInRange(text) && DateTime.fromISO(text, { setZone: true }).isValid,
+  'is not a date and time that exists: hours at most 23, offsets at most 23:59 (RFC 3339), a day of the month it names',
+);
 
 export const idempotencyKey = z
   .string()
