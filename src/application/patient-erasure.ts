@@ -15,8 +15,9 @@ import { isExistingConsultationId } from '../domain/consultation/legacy-id';
 const CONSULTATION_CONTENT_ERASED = 'ConsultationContentErased';
 
 /**
- * `known`: the hub held something of the patient before this call (a document, a data key, or an erasure already
- * recorded). False only for a patient erased at the caller's explicit request although the hub had nothing of them.
+ * `known`: the hub held something of the patient (a document, a data key) when their erasure was recorded. False only
+ * for a patient erased at the caller's explicit request although the hub had nothing of them; a repeat of that
+ * erasure says false too (the PatientErased event records it), not true for the erasure it finds.
  */
 export type ErasureResult = Readonly<{ patientKey: string; erasedAt: string; alreadyErased: boolean; known: boolean }>;
 
@@ -27,6 +28,10 @@ export type ErasureResult = Readonly<{ patientKey: string; erasedAt: string; alr
  * has the event and not the tombstone; the next erasure call finishes it).
  */
 export type PatientHolding = Readonly<{ known: boolean; keyErased: boolean; erasureRecorded: boolean; erasedAt: string | null }>;
+
+/** What a PatientErased event says of the hub's holding then; undefined for events recorded before it said so. */
+const knownWhenErased = (data: Readonly<Record<string, unknown>> | undefined): boolean | undefined =>
+  typeof data?.['known'] === 'boolean' ? data['known'] : undefined;
 
 export type ErasureOptions = Readonly<{
   by: string;
@@ -51,7 +56,7 @@ export type ErasurePage = Readonly<{ items: readonly RecordedErasure[]; next: bi
 
 /**
  * Forgetting a patient (GDPR art. 17) by crypto-shredding:
- *   1. PatientErased { patientKey, erasedAt, by } is appended to `patient-<patientKey>` (event id derived from the
+ *   1. PatientErased { patientKey, erasedAt, by, known } is appended to `patient-<patientKey>` (event id derived from the
  *      key: a repeat records nothing new);
  *   2. the patient's data key is deleted (a tombstone stays, so nothing is sealed for them again);
  *   3. the content of every consultation linked to the patient (its request recorded the patient's key for an
@@ -104,7 +109,7 @@ export class PatientErasure {
     }
     // A repeat answers with the time the erasure was recorded, not the time of the repeat.
     const erasedAt = holding.erasedAt ?? this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
-    let first = { erasedAt, alreadyErased };
+    let first = { erasedAt, alreadyErased, known: holding.erasureRecorded ? ((await this.recordedErasure(patientKey))?.known ?? holding.known) : holding.known };
     if (!holding.erasureRecorded) {
       // A concurrent erasure of the same patient recorded it first (the store says so by a version conflict, or, the
       // event id being the same, by taking this append as a repeat): this call is its repeat, and answers with the
@@ -112,7 +117,7 @@ export class PatientErasure {
       const recordedFirst = await this.deps.store
         .appendToStream(
           patientStreamName(patientKey),
-          [{ id: uuidV5(`erase/${patientKey}`), type: PATIENT_ERASED, data: { patientKey, erasedAt, by: options.by }, metadata: { correlationId: options.correlationId } }],
+          [{ id: uuidV5(`erase/${patientKey}`), type: PATIENT_ERASED, data: { patientKey, erasedAt, by: options.by, known: holding.known }, metadata: { correlationId: options.correlationId } }],
           { expectedVersion: 'no_stream' },
         )
         .then(
@@ -122,19 +127,24 @@ export class PatientErasure {
             return true;
           },
         );
-      if (recordedFirst) first = { erasedAt: (await this.recordedErasedAt(patientKey)) ?? erasedAt, alreadyErased: true };
+      if (recordedFirst) {
+        const recorded = await this.recordedErasure(patientKey);
+        first = { erasedAt: recorded?.erasedAt ?? erasedAt, alreadyErased: true, known: recorded?.known ?? holding.known };
+      }
     }
     await this.deps.protection.erase(patientKey);
     // Also on a repeat (a restored copy, or a crash after step 2): each consultation's erasure is idempotent.
     await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId });
     for (const p of this.deps.projectors) await p.catchUp();
-    return { patientKey, ...first, known: holding.known };
+    return { patientKey, ...first };
   }
 
-  private async recordedErasedAt(patientKey: string): Promise<string | undefined> {
+  /** The PatientErased event's time and what it says the hub held; undefined without one. */
+  private async recordedErasure(patientKey: string): Promise<{ erasedAt: string | undefined; known: boolean | undefined } | undefined> {
     const { events } = await this.deps.store.readStream(patientStreamName(patientKey), { maxCount: 1 });
-    const recorded = events[0]?.type === PATIENT_ERASED ? events[0].data['erasedAt'] : undefined;
-    return typeof recorded === 'string' ? recorded : undefined;
+    if (events[0]?.type !== PATIENT_ERASED) return undefined;
+    const recorded = events[0].data['erasedAt'];
+    return { erasedAt: typeof recorded === 'string' ? recorded : undefined, known: knownWhenErased(events[0].data) };
   }
 
   /**

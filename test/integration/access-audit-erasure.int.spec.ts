@@ -488,7 +488,7 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(confirmed.json()).toMatchObject({ erased: true, alreadyErased: false, known: false, patientKey: patientKeys.keyFor(parseCpr(STRANGER)) });
     expect((await call('POST', '/observations', stranger, { patientId: STRANGER, systolic: 120, diastolic: 80 })).statusCode).toBe(410);
     // Idempotent from then on, with or without the confirmation.
-    expect((await call('DELETE', `/patients/${STRANGER}`, operator)).json()).toMatchObject({ alreadyErased: true, known: true, erasedAt: confirmed.json().erasedAt });
+    expect((await call('DELETE', `/patients/${STRANGER}`, operator)).json()).toMatchObject({ alreadyErased: true, known: false, erasedAt: confirmed.json().erasedAt });
     // A known patient needs no confirmation (the erasure test above), and the audit trail has both requests.
     const audited = (await call('GET', `/audit?patient=${STRANGER}`, operator)).json();
     expect(audited.items.filter((i: { action: string }) => i.action === 'patient.erase').map((i: { status: number }) => i.status)).toEqual(expect.arrayContaining([404, 200]));
@@ -517,8 +517,8 @@ describe('access control, audit and erasure over SQLite', () => {
       expect(answer.statusCode).toBe(200);
       expect(answer.json()).toEqual({ erased: true, patientKey: patientKeys.keyFor(parseCpr(cpr)), erasedAt: expect.any(String), alreadyErased: false, known: false });
     }
-    expect((await call('POST', '/erasures', operator, { patient: VIA_URL })).json()).toEqual({ ...confirmedUrl.json(), alreadyErased: true, known: true });
-    expect((await call('DELETE', `/patients/${VIA_BODY}`, operator)).json()).toEqual({ ...confirmedBody.json(), alreadyErased: true, known: true });
+    expect((await call('POST', '/erasures', operator, { patient: VIA_URL })).json()).toEqual({ ...confirmedUrl.json(), alreadyErased: true });
+    expect((await call('DELETE', `/patients/${VIA_BODY}`, operator)).json()).toEqual({ ...confirmedBody.json(), alreadyErased: true });
     // "refuse" is the default, said out loud; the query takes it too.
     expect((await call('POST', '/erasures', operator, { patient: '050607-7890', unknown: 'refuse' })).json()).toMatchObject({ code: 'unknown_patient' });
     expect((await call('DELETE', '/patients/050607-7890?unknown=refuse', operator)).json()).toMatchObject({ code: 'unknown_patient' });

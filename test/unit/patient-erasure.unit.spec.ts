@@ -39,7 +39,7 @@ describe('PatientErasure', () => {
     expect(erased.has('p2512481234')).toBe(true);
     expect(caughtUp()).toBe(1);
     const { events } = await store.readStream('patient-p2512481234');
-    expect(events.map((e) => [e.type, e.data])).toEqual([['PatientErased', { patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', by: 'dpo' }]]);
+    expect(events.map((e) => [e.type, e.data])).toEqual([['PatientErased', { patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', by: 'dpo', known: true }]]);
   });
 
   it('answers a repeat with the time the erasure was recorded, and records nothing new', async () => {
@@ -88,8 +88,19 @@ describe('PatientErasure', () => {
     expect(caughtUp()).toBe(0);
     expect(await erasure.erase(stranger, { by: 'dpo', ifUnknown: 'erase' })).toMatchObject({ patientKey: 'p0102032345', alreadyErased: false, known: false });
     expect(erased.has('p0102032345')).toBe(true);
-    // Once recorded, a repeat without the confirmation is an idempotent repeat, not an unknown patient.
-    expect(await erasure.erase(stranger, { by: 'dpo' })).toMatchObject({ alreadyErased: true, known: true });
+    // Once recorded, a repeat without the confirmation is an idempotent repeat, not an unknown patient; and it says
+    // what the erasure recorded of the hub's holding then (nothing), not that the erasure itself is something held.
+    expect(await erasure.erase(stranger, { by: 'dpo' })).toMatchObject({ alreadyErased: true, known: false });
+    expect(await erasure.eraseKey('p0102032345', { by: 'restore', ifUnknown: 'erase' })).toMatchObject({ alreadyErased: true, known: false });
+    // A patient the hub held stays known on every repeat.
+    await erasure.erase(cpr, { by: 'dpo' });
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toMatchObject({ alreadyErased: true, known: true });
+  });
+
+  it('a repeat of an erasure recorded before the event said what was held answers known, as it did', async () => {
+    const { erasure, store } = setUp();
+    await store.appendToStream('patient-p0102032345', [{ id: 'old-erasure', type: 'PatientErased', data: { patientKey: 'p0102032345', erasedAt: '2026-02-01T08:00:00Z', by: 'dpo' } }]);
+    expect(await erasure.eraseKey('p0102032345', { by: 'restore', ifUnknown: 'erase' })).toEqual({ patientKey: 'p0102032345', erasedAt: '2026-02-01T08:00:00Z', alreadyErased: false, known: true });
   });
 
   it('counts a patient only the registry knows (documents stored before sealing, no data key) as known', async () => {
