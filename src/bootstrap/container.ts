@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container } from 'inversify';
 import pino, { type Logger } from 'pino';
@@ -37,6 +37,7 @@ import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
 import { ConfigError, type Config } from './config';
 import { pseudonymSecret } from './secret';
+import { makeDirectory } from '../adapters/system/make-directory';
 
 /** Injection tokens. Only bootstrap (and adapters) know inversify; the core gets plain constructor arguments. */
 export const TOKENS = {
@@ -195,7 +196,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   // The patients' data keys: PostgreSQL's table when the store opened one, else a SQLite file of their own.
   c.bind<PatientKeyStore>(TOKENS.PatientKeyStore).toDynamicValue(() => {
     if (opened?.keys) return opened.keys;
-    mkdirSync(config.RTS_DATA_DIR, { recursive: true, mode: 0o700 });
+    makeDirectory(config.RTS_DATA_DIR);
     return new SqliteKeyStore(join(config.RTS_DATA_DIR, DATA_FILES.patientKeys));
   });
   c.bind<PatientDataProtection>(TOKENS.PatientDataProtection).toDynamicValue(
@@ -209,7 +210,7 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => opening(opened.registry, ctx));
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
-      mkdirSync(config.RTS_DATA_DIR, { recursive: true, mode: 0o700 });
+      makeDirectory(config.RTS_DATA_DIR);
       return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, DATA_FILES.events), onMigrations: logMigrations(logger) });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATA_FILES } from '../adapters/system/data-dir';
+import { makeDirectory } from '../adapters/system/make-directory';
 
 /**
  * The pseudonym secret: from configuration when given, else generated once and kept beside the data (0600).
@@ -11,7 +12,7 @@ export const pseudonymSecret = (configured: string | undefined, dataDir: string)
   if (configured) return Buffer.from(configured, 'hex');
   const file = join(dataDir, DATA_FILES.pseudonymSecret);
   if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirectory(dataDir);
   const secret = randomBytes(32);
   try {
     writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });

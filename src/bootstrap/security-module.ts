@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -26,6 +26,7 @@ import {
 } from '../application/security/token-verification-check';
 import { devLoginEnabled } from './auth-config';
 import { ConfigError, type Config } from './config';
+import { makeDirectory } from '../adapters/system/make-directory';
 
 /** The hub's HS256 secret if there is one (configured, or the file a hub wrote); null, creating nothing, if not. */
 export const existingAuthSecret = (configured: string | undefined, dataDir: string): Buffer | null => {
@@ -39,7 +40,7 @@ export const authSecret = (configured: string | undefined, dataDir: string): Buf
   const existing = existingAuthSecret(configured, dataDir);
   if (existing) return existing;
   const file = join(dataDir, DATA_FILES.authSecret);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirectory(dataDir);
   const secret = randomBytes(32);
   try {
     writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });

@@ -201,6 +201,8 @@ describe('start-up and logs (e2e)', () => {
       const file = join(other.dir, 'not-a-directory');
       writeFileSync(file, '');
       await expect(startHub({ dataDir: file })).rejects.toThrow(/code 78[\s\S]*RTS_DATA_DIR: the data directory cannot be created or written/);
+      // Under a parent that refuses new entries (/proc): the start hung in Node's recursive mkdir.
+      await expect(startHub({ dataDir: '/proc/rts-no-such/data' })).rejects.toThrow(/code 78[\s\S]*RTS_DATA_DIR: the data directory cannot be created or written \(ENOENT\)/);
     } finally {
       data.remove();
       other.remove();

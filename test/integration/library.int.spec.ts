@@ -166,6 +166,8 @@ describe('openTeleMed (library entry point)', () => {
       for (const dataDir of [join(root, 'a-file'), join(root, 'a-file', 'data')]) {
         await expect(openTeleMed({ dataDir })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^dataDir: the data directory cannot be created or written \((EEXIST|ENOTDIR)\)/)] });
       }
+      // A parent that refuses new entries: Node 20's recursive mkdir never returned there, and the open hung.
+      await expect(openTeleMed({ dataDir: '/proc/rts-no-such/data' })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^dataDir: the data directory cannot be created or written \(ENOENT\)/)] });
       symlinkSync(join(root, 'gone', 'deeper'), join(root, 'dangling'));
       await expect(openTeleMed({ dataDir: join(root, 'dangling') })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringMatching(/^dataDir: .*\(E[A-Z]+\)/)] });
       const settings = { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://rts:secret@no-such-host.invalid:5432/rts' } as const;

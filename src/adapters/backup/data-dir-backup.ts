@@ -4,6 +4,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
 import { DATA_DATABASES, DATA_FILES, DATA_SECRETS } from '../system/data-dir';
+import { makeDirectory } from '../system/make-directory';
 
 /**
  * Backup and restore of the embedded profile's data directory, safe while a hub runs on it.
@@ -210,7 +211,7 @@ export const claimEmptyDirectory = (path: string): { existed: boolean; made: str
     if (!statSync(path).isDirectory()) throw new BackupError('target_not_empty', `${path} exists and is not a directory`);
     if (readdirSync(path).length > 0) throw refused('is not empty');
   } else {
-    made = mkdirSync(dirname(path), { recursive: true, mode: 0o700 }) ?? path;
+    made = makeDirectory(dirname(path)) ?? path;
     try {
       mkdirSync(path, { mode: 0o700 });
     } catch (error) {

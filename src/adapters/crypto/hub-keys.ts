@@ -1,10 +1,11 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { JWK } from 'jose';
 import { ValidationError } from '../../domain/shared/errors';
 import type { CheckedKey, PublicKeyCheck } from '../../application/security/system-keys-service';
 import { exportPartyKeys, generateEncryptionKey, generatePartyKeys, importPartyKeys, kidOf, KEY_MANAGEMENT_ALG, type PartyKeys, type StoredPartyKeys } from './jose-keys';
 import { jose } from './jose-lib';
+import { makeDirectory } from '../system/make-directory';
 
 /**
  * The hub's own message keys (party id 'hub'): a signing key and the decryption keys it accepts.
@@ -53,7 +54,7 @@ export const loadHubKeys = async (options: Readonly<{ file?: string; dataDir: st
   // A named file is never made here: each hub process would make keys of its own (see README, "high availability").
   if (options.file) throw new HubKeysFileError('does not exist');
   const keys = await generatePartyKeys(HUB_PARTY_ID);
-  mkdirSync(dirname(file), { recursive: true });
+  makeDirectory(dirname(file), 0o777);
   writeFileSync(file, JSON.stringify(await exportPartyKeys(keys), null, 2), { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
   return { keys, file, previousSigning: [] };

@@ -1,7 +1,8 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { DATA_FILES } from './data-dir';
+import { makeDirectory } from './make-directory';
 
 /**
  * One hub process per embedded data directory. Two on one SQLite store both ran, each with its own caches: one
@@ -21,7 +22,7 @@ export class DataDirInUseError extends Error {
 }
 
 export const lockDataDir = (dataDir: string): DataDirLock => {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirectory(dataDir);
   const file = join(dataDir, DATA_FILES.hubLock);
   const db = new BetterSqlite3(file, { timeout: 0 });
   try {
