@@ -184,6 +184,22 @@ it('a body labelled with another charset than UTF-8 gets 415, not a parse of its
   }
 });
 
+it("HTTP/1.1 without Host and an Expect other than 100-continue get problem+json (400, 417), not Node's bare answers", async () => {
+  const noHost = await raw(`GET /patients/${CPR}/observations HTTP/1.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+  expect(answer(noHost)).toMatchObject({ status: 400, contentType: 'application/problem+json; charset=utf-8', body: { code: 'invalid_request', status: 400, detail: expect.stringContaining('Host') } });
+  expect(noHost.toLowerCase()).toContain('connection: close');
+  expect(noHost).not.toContain(CPR);
+  // HTTP/1.0 has no Host rule: answered as ever.
+  expect(answer(await raw('GET /health HTTP/1.0\r\n\r\n')).status).toBe(200);
+  const expectation = await raw('POST /observations HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+  expect(answer(expectation)).toEqual({ status: 417, contentType: 'application/problem+json; charset=utf-8', body: expect.objectContaining({ code: 'expectation_failed', type: '/problems/expectation_failed', status: 417 }) });
+  expect(expectation.toLowerCase()).toContain('connection: close');
+  // 100-continue is met as before.
+  const body = JSON.stringify({ patientId: CPR, systolic: 126, diastolic: 70 });
+  const continued = await raw(`POST /observations HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  expect(continued).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 20[01] /);
+});
+
 it('a request that comes while the server closes gets a problem+json 503 with Retry-After; the one in flight finishes', async () => {
   // A request in flight: headers and half of its body, so that close() waits for it.
   const body = JSON.stringify({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: new Date(Date.now() - 60_000).toISOString().slice(0, 19) + 'Z' });

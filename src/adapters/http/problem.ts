@@ -112,6 +112,7 @@ export const PROBLEM_TYPES = {
   request_header_too_large: [431, 'The request headers or URL are too large'],
   unsupported_media_type: [415, 'The content type is not supported'],
   method_not_allowed: [405, 'Method not allowed'],
+  expectation_failed: [417, 'The Expect header asks for something the hub does not do'],
   service_unavailable: [503, 'The service is not available'],
   closed: [503, 'The embedded TeleMed instance was closed'],
   storage_unavailable: [503, 'The hub cannot store data right now'],
@@ -181,7 +182,7 @@ export const toProblem = (error: unknown, instance: string, bodyLimitBytes?: num
  * has is answered as invalid_request, 400.
  */
 export const codeOfClientStatus = (status: number): ProblemCode =>
-  (({ 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 413: 'body_too_large', 414: 'request_header_too_large', 415: 'unsupported_media_type', 431: 'request_header_too_large' }) as Record<number, ProblemCode>)[status] ?? 'invalid_request';
+  (({ 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 413: 'body_too_large', 414: 'request_header_too_large', 415: 'unsupported_media_type', 417: 'expectation_failed', 431: 'request_header_too_large' }) as Record<number, ProblemCode>)[status] ?? 'invalid_request';
 
 /** Seconds a client is asked to wait before repeating a request answered 503 (the state may last longer). */
 export const RETRY_AFTER_SECONDS = 5;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DateTime } from 'luxon';
@@ -98,7 +98,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // Headers that trickle in: Node's own request timeout (fastify's default 0 turns it off), checked every second
     // rather than every 30 s. A body that trickles in is the onRequest hook's (Node's timer stops at the headers).
     requestTimeout: requestTimeoutMs,
-    http: { connectionsCheckingInterval: Math.min(1000, requestTimeoutMs) },
+    // requireHostHeader off: Node's own answer to an HTTP/1.1 request without Host is a bare 400; the first onRequest
+    // hook below answers it as a problem.
+    http: { connectionsCheckingInterval: Math.min(1000, requestTimeoutMs), requireHostHeader: false },
     // A caller's X-Request-Id is kept when it is a plain token, so one id follows a request across systems.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -138,6 +140,13 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     },
   });
 
+  // An Expect other than 100-continue: Node answered a bare 417 when no one listens for it.
+  app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+    const body = JSON.stringify(problem('expectation_failed', 'the only expectation the hub meets is Expect: 100-continue; send the request without this Expect header'));
+    response.writeHead(417, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
+    response.end(body);
+  });
+
   limitConnections(app.server, { logger: deps.logger, ...(deps.maxConnections === undefined ? {} : { max: deps.maxConnections }), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
 
   // One request line in, one out; the URL is the route pattern, so no patient identifier reaches the log.
@@ -158,6 +167,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const socket = request.raw.socket;
     if (socket.destroyed) {
       reply.hijack(); // a request of a connection already cut: not handled
+      return;
+    }
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      // RFC 9112 3.2: an HTTP/1.1 request without Host is refused (Node's check, turned off above for its bare 400).
+      reply.header('connection', 'close');
+      sendProblem(reply, problem('invalid_request', 'an HTTP/1.1 request must carry a Host header'));
       return;
     }
     const count = (inFlightOf.get(socket) ?? 0) + 1;
