@@ -214,6 +214,11 @@ describe('POST /patients/export on the embedded store', () => {
       const answer = await call(method, '/patients/export?unknown=erase', token);
       expect({ method, status: answer.status, allow: answer.headers.get('allow'), code: answer.body.code }).toEqual({ method, status: 405, allow: 'POST', code: 'method_not_allowed' });
     }
+    // Spelt with percent-escapes of plain letters, it is the same path (RFC 3986 6.2.2.2), not a patient "export".
+    for (const path of ['/patients/%65xport', '/patients/%65%78%70ort', '/%70atients/export']) {
+      const answer = await call('DELETE', `${path}?unknown=erase`, operator);
+      expect({ path, status: answer.status, code: answer.body.code }).toEqual({ path, status: 405, code: 'method_not_allowed' });
+    }
     expect((await call('POST', '/audit/search', operator, { user: 'dpo-jensen' })).body.items.filter((x: any) => x.action === 'patient.erase')).toEqual([]);
     const unknown = await exportOf(operator, NOBODY);
     expect(unknown.status).toBe(404);

@@ -68,6 +68,18 @@ const withClockSlack = (from: DateTime, to: DateTime | null, now: DateTime): Dat
   return from < earliest && from >= earliest.minus({ seconds: CLOCK_SKEW_SECONDS }) ? earliest : from;
 };
 
+const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+
+/** The URL with its path's percent-encoded unreserved characters (A-Z a-z 0-9 - . _ ~) decoded; the query as sent. */
+export const normalizedPath = (url: string): string => {
+  const percent = url.indexOf('%');
+  if (percent === -1) return url;
+  const query = url.indexOf('?');
+  if (query !== -1 && query < percent) return url;
+  const path = query === -1 ? url : url.slice(0, query);
+  return path.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) + (query === -1 ? '' : url.slice(query));
+};
+
 export type HttpServer = Readonly<{
   app: FastifyInstance;
   /**
@@ -116,6 +128,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // While closing, new requests get a problem+json 503 with Retry-After from the onRequest hook below, not
     // fastify's own JSON.
     return503OnClosing: false,
+    // The router compares a path's fixed segments as sent: /patients/%65xport was not /patients/export but a patient
+    // id "export" (422), where /patients/export is that route's only. Percent-encoded unreserved characters equal the
+    // characters (RFC 3986 6.2.2.2), so the path is normalized before routing.
+    rewriteUrl: (req) => normalizedPath(req.url ?? '/'),
     // A malformed percent-escape in the path (FST_ERR_BAD_URL): fastify answered its own JSON quoting the URL, which
     // may hold a CPR number. A problem, without the URL.
     frameworkErrors: (error, request, reply) => {
