@@ -116,6 +116,51 @@ describe('AuditTrail shared by processes', () => {
   });
 });
 
+describe('AuditTrail heads: what an anchor and a restart read of a long chain', () => {
+  /** The store, counting the events each readStream hands back. */
+  const counting = (store: EventStore) => {
+    let read = 0;
+    const counted = new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name !== 'readStream') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          const result = (await (value as (...a: unknown[]) => Promise<{ events: readonly unknown[] }>).apply(target, args));
+          read += result.events.length;
+          return result;
+        };
+      },
+    });
+    return { counted, read: () => read };
+  };
+
+  it('reads the last event of each chain, not the chain from its genesis (a busy day: seconds with the loop blocked)', async () => {
+    const store = new InMemoryEventStore();
+    const writer = new AuditTrail({ store });
+    const at = '2026-11-30T08:00:00.000Z';
+    await Promise.all(Array.from({ length: 2_000 }, (_, i) => writer.record(entry(i, `p${i % 97}`, at))));
+    const heads = await writer.headsOf('2026-11-30');
+    expect(Object.keys(heads)).toHaveLength(AUDIT_PARTITIONS);
+
+    // A process started later: its anchor and its first append per chain read the tails only.
+    const { counted, read } = counting(store);
+    const restarted = new AuditTrail({ store: counted });
+    expect(await restarted.headsOf('2026-11-30')).toEqual(heads);
+    expect(read()).toBeLessThanOrEqual(2 * AUDIT_PARTITIONS);
+    const before = read();
+    await Promise.all(Array.from({ length: AUDIT_PARTITIONS * 4 }, (_, i) => restarted.record(entry(5_000 + i, `p${i}`, at))));
+    expect(read() - before).toBeLessThanOrEqual(2 * AUDIT_PARTITIONS);
+    // Its next anchor reads only what another process appended since its own appends.
+    await writer.record(entry(9_999, 'p1', at));
+    const after = read();
+    const moved = await restarted.headsOf('2026-11-30');
+    expect(read() - after).toBeLessThanOrEqual(1);
+    expect(moved).not.toEqual(heads);
+    // And the chains stay whole, linked by both processes.
+    expect(await restarted.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 2_000 + AUDIT_PARTITIONS * 4 + 1 });
+  });
+});
+
 describe('AuditTrail unwritable: the flag reads of patient data are refused by', () => {
   /** A store whose appends fail (SQLITE_FULL) while `down`. */
   const switchable = (state: { down: boolean }) => {

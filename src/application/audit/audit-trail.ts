@@ -258,8 +258,20 @@ export class AuditTrail {
     }
   }
 
-  /** The chain's last version and hash; from `known` on when given (reads only what is new). */
+  /**
+   * The chain's last version and hash; from `known` on when given (reads only what is new), else its last event only.
+   * Reading a chain from its genesis cost seconds of a busy day's chains, with the event loop blocked (SQLite reads are
+   * synchronous): at every anchor, at shutdown and at the first audited request of each chain after a start.
+   */
   private async readHead(stream: string, known: Head | null): Promise<Head> {
+    if (!known || known.version < 0n) {
+      const { events: first, currentVersion: last } = await this.options.store.readStream(stream, { maxCount: 1 });
+      if (last === null) return { version: -1n, hash: genesisHash(stream) };
+      const tail = last === first[0]?.streamVersion ? first : (await this.options.store.readStream(stream, { fromVersion: last, maxCount: 1 })).events;
+      const event = tail[tail.length - 1];
+      // Appended to meanwhile past `last`, or cut back under it: read on from what the first read saw.
+      if (event) return { version: event.streamVersion, hash: String(event.data['hash']) };
+    }
     const from = known && known.version >= 0n ? known.version + 1n : 0n;
     const { events, currentVersion } = await this.options.store.readStream(stream, { fromVersion: from });
     const last = events[events.length - 1];
@@ -377,7 +389,8 @@ export class AuditTrail {
     await this.drain();
     const heads: Record<string, string> = {};
     for (const stream of chainsOf(day)) {
-      const head = await this.readHead(stream, null);
+      // From the head this process last wrote (what another process appended since is read, nothing before it).
+      const head = await this.readHead(stream, this.heads.get(stream) ?? null);
       if (head.version >= 0n) heads[stream] = head.hash;
     }
     return heads;
