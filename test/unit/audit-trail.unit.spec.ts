@@ -120,6 +120,7 @@ describe('AuditTrail heads: what an anchor and a restart read of a long chain', 
   /** The store, counting the events each readStream hands back. */
   const counting = (store: EventStore) => {
     let read = 0;
+    let largest = 0;
     const counted = new Proxy(store, {
       get: (target, name) => {
         const value = Reflect.get(target, name, target) as unknown;
@@ -127,12 +128,37 @@ describe('AuditTrail heads: what an anchor and a restart read of a long chain', 
         return async (...args: unknown[]) => {
           const result = (await (value as (...a: unknown[]) => Promise<{ events: readonly unknown[] }>).apply(target, args));
           read += result.events.length;
+          largest = Math.max(largest, result.events.length);
           return result;
         };
       },
     });
-    return { counted, read: () => read };
+    return { counted, read: () => read, largest: () => largest };
   };
+
+  it('verifies and searches a long chain in reads of at most 1,000 events, giving other work turns in between', async () => {
+    const store = new InMemoryEventStore();
+    const writer = new AuditTrail({ store });
+    const at = '2026-11-30T08:00:00.000Z';
+    // One patient: one chain of 5,000 events.
+    await Promise.all(Array.from({ length: 5_000 }, (_, i) => writer.record(entry(i, 'p1', at))));
+    const { counted, read, largest } = counting(store);
+    const trail = new AuditTrail({ store: counted });
+    let turns = 0;
+    let ticking = true;
+    const tick = () => ticking && (turns++, setImmediate(tick));
+    setImmediate(tick);
+    const verified = await trail.verify(['2026-11-30']);
+    expect(verified).toMatchObject({ ok: true, chains: 1, events: 5_000 });
+    expect(turns).toBeGreaterThanOrEqual(4);
+    const turnsBefore = turns;
+    const found = await trail.byPatient('p1', { from: new Date('2026-11-30T00:00:00Z'), to: new Date('2026-12-01T00:00:00Z'), now: new Date('2026-12-01T00:00:00Z'), limit: 10 });
+    ticking = false;
+    expect(found.items).toHaveLength(10);
+    expect(turns - turnsBefore).toBeGreaterThanOrEqual(4);
+    expect(largest()).toBeLessThanOrEqual(1_000);
+    expect(read()).toBeGreaterThanOrEqual(10_000);
+  });
 
   it('reads the last event of each chain, not the chain from its genesis (a busy day: seconds with the loop blocked)', async () => {
     const store = new InMemoryEventStore();

@@ -104,20 +104,45 @@ export type ChainVerification = Readonly<{ streamName: string; events: number; h
  * at the chain's length.
  */
 export const verifyChain = (streamName: string, events: readonly Readonly<Record<string, unknown>>[], anchor?: string): ChainVerification => {
-  const breaks: ChainBreak[] = [];
-  let prev = genesisHash(streamName);
-  let anchored = anchor === undefined;
-  events.forEach((data, index) => {
-    const e = data as Partial<ChainedAuditEntry>;
-    if (typeof e.hash !== 'string' || typeof e.prevHash !== 'string' || typeof e.at !== 'string') {
-      breaks.push({ streamName, index, reason: 'malformed' });
-      return;
-    }
-    if (e.prevHash !== prev) breaks.push({ streamName, index, reason: 'prev_hash_mismatch' });
-    if (hashOf(e.prevHash, e as ChainedAuditEntry) !== e.hash) breaks.push({ streamName, index, reason: 'hash_mismatch' });
-    prev = e.hash;
-    if (e.hash === anchor) anchored = true;
-  });
-  if (!anchored) breaks.push({ streamName, index: events.length, reason: 'anchor_missing' });
-  return { streamName, events: events.length, headHash: prev, breaks };
+  const walk = new ChainWalk(streamName, anchor);
+  walk.add(events);
+  return walk.result();
 };
+
+/** verifyChain one page of events at a time: a long chain is read and checked in bounded pieces. */
+export class ChainWalk {
+  private readonly breaks: ChainBreak[] = [];
+  private prev: string;
+  private anchored: boolean;
+  private index = 0;
+
+  constructor(
+    private readonly streamName: string,
+    private readonly anchor?: string,
+  ) {
+    this.prev = genesisHash(streamName);
+    this.anchored = anchor === undefined;
+  }
+
+  /** The chain's next events, in order. */
+  add(events: readonly Readonly<Record<string, unknown>>[]): void {
+    const { streamName } = this;
+    for (const data of events) {
+      const index = this.index++;
+      const e = data as Partial<ChainedAuditEntry>;
+      if (typeof e.hash !== 'string' || typeof e.prevHash !== 'string' || typeof e.at !== 'string') {
+        this.breaks.push({ streamName, index, reason: 'malformed' });
+        continue;
+      }
+      if (e.prevHash !== this.prev) this.breaks.push({ streamName, index, reason: 'prev_hash_mismatch' });
+      if (hashOf(e.prevHash, e as ChainedAuditEntry) !== e.hash) this.breaks.push({ streamName, index, reason: 'hash_mismatch' });
+      this.prev = e.hash;
+      if (e.hash === this.anchor) this.anchored = true;
+    }
+  }
+
+  result(): ChainVerification {
+    const breaks = this.anchored ? this.breaks : [...this.breaks, { streamName: this.streamName, index: this.index, reason: 'anchor_missing' as const }];
+    return { streamName: this.streamName, events: this.index, headHash: this.prev, breaks };
+  }
+}

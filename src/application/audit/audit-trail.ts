@@ -1,7 +1,7 @@
 import { REPEATED_FAILURE_LOG_EVERY_MS } from '../repeated-failure-log';
 import { uuidV5 } from '../ids';
 import { ValidationError } from '../../domain/shared/errors';
-import { ExpectedVersionConflictError, type EventStore } from '../ports/event-store';
+import { ExpectedVersionConflictError, type EventStore, type RecordedEvent } from '../ports/event-store';
 import {
   AUDIT_EVENT_TYPE,
   AUDIT_PARTITIONS,
@@ -10,7 +10,7 @@ import {
   auditStreamOf,
   chain,
   genesisHash,
-  verifyChain,
+  ChainWalk,
   type AuditEntry,
   type ChainBreak,
   type ChainedAuditEntry,
@@ -47,6 +47,14 @@ export const MAX_AUDIT_DAYS = 31;
 export const MAX_AUDIT_DAYS_WALKED = MAX_AUDIT_DAYS + 1;
 /** The most entries one answer of a query carries (and its default): the rest comes page by page. */
 export const MAX_AUDIT_RESULTS = 1000;
+
+/**
+ * Events a chain is read by at a time, by queries and verification, with a turn of the event loop between reads:
+ * SQLite's reads are synchronous, and a whole busy day's chains read at once held every other request for seconds
+ * (and their events in memory).
+ */
+const CHAIN_PAGE = 1_000;
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Where an answer of a query stopped: the UTC day of its last entry, and for each of that day's chains (by
@@ -332,7 +340,7 @@ export class AuditTrail {
       const day = days[d]!;
       const taken = d === first && after ? [...after.after] : Array.from({ length: AUDIT_PARTITIONS }, () => -1n);
       const chains = await Promise.all(
-        partitions.map(async (p) => ({ p, entries: (await this.readChain(auditStreamName(day, p), taken[p]! + 1n)).filter((x) => wanted(x.entry)), next: 0 })),
+        partitions.map(async (p) => ({ p, entries: await this.readChain(auditStreamName(day, p), taken[p]! + 1n, wanted), next: 0 })),
       );
       for (;;) {
         let best: (typeof chains)[number] | null = null;
@@ -369,14 +377,15 @@ export class AuditTrail {
     const unknown = Object.keys(anchors).filter((s) => !streams.includes(s));
     if (unknown.length > 0) throw new ValidationError('anchor_outside_days', `${unknown.length} anchor(s) name a chain outside the days verified`);
     for (const stream of streams) {
-      const { events: recorded } = await this.options.store.readStream(stream);
       const anchor = anchors[stream];
-      if (recorded.length === 0 && anchor === undefined) continue;
-      const result = verifyChain(stream, recorded.map((r) => r.data), anchor);
+      const walk = new ChainWalk(stream, anchor);
+      for await (const page of this.chainPages(stream, 0n)) walk.add(page.map((r) => r.data));
+      const result = walk.result();
+      if (result.events === 0 && anchor === undefined) continue;
       chains++;
       events += result.events;
       breaks.push(...result.breaks);
-      if (recorded.length > 0) heads[stream] = result.headHash;
+      if (result.events > 0) heads[stream] = result.headHash;
     }
     return { ok: breaks.length === 0, chains, events, anchorsChecked: Object.keys(anchors).length, breaks, heads };
   }
@@ -396,10 +405,27 @@ export class AuditTrail {
     return heads;
   }
 
-  /** A chain's audit events from `fromVersion` on, with their versions. */
-  private async readChain(stream: string, fromVersion: bigint): Promise<readonly { version: bigint; entry: ChainedAuditEntry }[]> {
-    const { events } = await this.options.store.readStream(stream, { fromVersion });
-    return events.filter((e) => e.type === AUDIT_EVENT_TYPE).map((e) => ({ version: e.streamVersion, entry: e.data as unknown as ChainedAuditEntry }));
+  /** A chain's audit events from `fromVersion` on that are `wanted`, with their versions. */
+  private async readChain(stream: string, fromVersion: bigint, wanted: (e: ChainedAuditEntry) => boolean): Promise<readonly { version: bigint; entry: ChainedAuditEntry }[]> {
+    const taken: { version: bigint; entry: ChainedAuditEntry }[] = [];
+    for await (const page of this.chainPages(stream, fromVersion)) {
+      for (const e of page) {
+        const entry = e.data as unknown as ChainedAuditEntry;
+        if (e.type === AUDIT_EVENT_TYPE && wanted(entry)) taken.push({ version: e.streamVersion, entry });
+      }
+    }
+    return taken;
+  }
+
+  /** A chain from `fromVersion` on, CHAIN_PAGE events at a time, with a turn of the event loop between reads. */
+  private async *chainPages(stream: string, fromVersion: bigint): AsyncGenerator<readonly RecordedEvent[]> {
+    for (let from = fromVersion; ; ) {
+      const { events } = await this.options.store.readStream(stream, { fromVersion: from, maxCount: CHAIN_PAGE });
+      if (events.length > 0) yield events;
+      if (events.length < CHAIN_PAGE) return;
+      from = events[events.length - 1]!.streamVersion + 1n;
+      await nextTurn();
+    }
   }
 }
 
