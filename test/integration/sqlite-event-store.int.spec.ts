@@ -72,6 +72,28 @@ describe('SQLite event store: pragmas and schema', () => {
     }
   });
 
+  it('cuts the WAL back to 16 MiB once a reader that held its checkpoint has gone (it kept its high-water mark)', async () => {
+    const file = dbFile();
+    const store = open(file);
+    expect(store.database.pragma('journal_size_limit', { simple: true })).toBe(16 * 1024 * 1024);
+    // A long reader (a backup, say) holds the checkpoint back while ~24 MB are appended.
+    const reader = new BetterSqlite3(file, { readonly: true });
+    const read = reader.prepare('SELECT COUNT(*) FROM events');
+    reader.exec('BEGIN');
+    read.get();
+    const payload = 'x'.repeat(100_000);
+    for (let i = 0; i < 8; i++) await store.appendToStream(`big-${i}`, Array.from({ length: 30 }, () => ({ id: randomUUID(), type: 'Big', data: { payload } })));
+    const grown = statSync(`${file}-wal`).size;
+    expect(grown).toBeGreaterThan(20 * 1024 * 1024);
+    reader.exec('COMMIT');
+    reader.close();
+    // The next commits checkpoint the WAL whole, start it again from its beginning and cut the file back.
+    for (let i = 0; i < 3; i++) await store.appendToStream(`small-${i}`, events(1));
+    store.database.pragma('wal_checkpoint(PASSIVE)');
+    await store.appendToStream('small-last', events(1));
+    expect(statSync(`${file}-wal`).size).toBeLessThanOrEqual(16 * 1024 * 1024);
+  });
+
   it('migrates once: reopening an existing file keeps its events and applies nothing again', async () => {
     const file = dbFile();
     const first = SqliteEventStore.open({ file });

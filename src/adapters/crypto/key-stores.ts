@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { UnavailableError } from '../../domain/shared/errors';
 import type { PatientKeyStore } from '../../application/ports/patient-data-protection';
 import { asStorageFailure } from '../event-store/sqlite/storage-failure';
-import { truncateWal } from '../event-store/sqlite/wal-checkpoint';
+import { WAL_SIZE_LIMIT_BYTES, truncateWal } from '../event-store/sqlite/wal-checkpoint';
 import type { PgTransactor } from '../registry/postgres-registry';
 
 /**
@@ -64,6 +64,7 @@ export class SqliteKeyStore implements PatientKeyStore {
     this.db.pragma('busy_timeout = 5000');
     // No statement journal in a temp file: it would hold old page contents, i.e. data keys, outside this file.
     this.db.pragma('temp_store = MEMORY');
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     this.db.exec('CREATE TABLE IF NOT EXISTS patient_keys (patient_key TEXT PRIMARY KEY, data_key BLOB, created_at TEXT NOT NULL, erased_at TEXT)');
     this.statements = {
       get: this.db.prepare('SELECT data_key, erased_at FROM patient_keys WHERE patient_key = ?'),

@@ -15,6 +15,7 @@ import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
 import { migrate, type PendingMigrations } from './schema';
 import { asStorageFailure } from './storage-failure';
+import { WAL_SIZE_LIMIT_BYTES } from './wal-checkpoint';
 
 export type SqliteEventStoreOptions = Readonly<{
   /** Path of the database file; ':memory:' for a private in-memory database (tests). */
@@ -612,6 +613,7 @@ function configure(db: Database, options: SqliteEventStoreOptions): void {
   // they pass 64 KiB, which a batch's inline projection savepoint does: ~150 pwrites per batch (a fifth of all
   // the hub's pwrites), and the old contents of registry pages (patient keys, readings) in a deleted file's blocks.
   db.pragma('temp_store = MEMORY');
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
 }
 
 function toRecorded(row: EventRow): RecordedEvent {

@@ -16,3 +16,10 @@ export const truncateWal = (db: Database, waitMs: number): boolean => {
     db.pragma(`busy_timeout = ${previous}`);
   }
 };
+
+/**
+ * The WAL file is cut back to this once a checkpoint has emptied it (journal_size_limit). Without a limit it kept the
+ * size a long reader (a backup, a verification, an export) let it grow to, 60 MB in a capacity test, until the hub
+ * stopped.
+ */
+export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
