@@ -417,11 +417,12 @@ def envelope(system_id, type_, payload, correlation_id=None, message_id=None):
 
 def group_id(env):
     """The AMQP group-id for an uplink envelope: what it is about. With several hub processes, the broker hands
-    the messages of one group to one hub, which applies them in order. None for a batch (many experts)."""
+    the messages of one group to one hub, which applies them in order. A batch goes by its system, as the join
+    request does: the batches of one join then reach one hub, one at a time."""
     type_, payload = env["type"], env["payload"]
     if type_ in ("expert.registered", "expert.changed", "expert.retired"):
         return "expert/%s:%s" % (payload.get("homeSystemId", env["systemId"]), payload["localExpertId"])
-    if type_ == "system.join.requested":
+    if type_ in ("system.join.requested", "experts.batch"):
         return "system/%s" % env["systemId"]
     if isinstance(payload.get("consultationId"), str):
         return "consultation/%s" % payload["consultationId"]

@@ -195,6 +195,35 @@ describe('uplinkMessageHandler: order per expert', () => {
     expect(log).toEqual(['expert.registered e2', 'expert.registered e1', 'expert.changed e1']);
   });
 
+  it("handles one system's batches one at a time (they all record on its stream), other systems' at once", async () => {
+    const batch = (systemId: string, batchIndex: number, ids: string[]): UplinkEnvelope =>
+      ({ ...registered(), id: randomUUID(), systemId, type: 'experts.batch', payload: { batchIndex, batchCount: 2, experts: ids.map((localExpertId) => ({ localExpertId, ...(registered().payload as { profile: object }).profile })) } }) as unknown as UplinkEnvelope;
+    let running = 0;
+    let most = 0;
+    const release: Array<() => void> = [];
+    const handler = uplinkMessageHandler({
+      handleUplink: async (e) => {
+        if (e.systemId !== 'city-a') return { outcome: 'applied' };
+        most = Math.max(most, ++running);
+        await new Promise<void>((r) => release.push(r));
+        running--;
+        return { outcome: 'applied' };
+      },
+    });
+    const a0 = handler(received(serializeUplink(batch('city-a', 0, ['x1', 'x2']))));
+    const a1 = handler(received(serializeUplink(batch('city-a', 1, ['x3', 'x4']))));
+    // Another system's batch is not held up by city-a's.
+    expect(await handler(received(serializeUplink(batch('city-b', 0, ['y1']))))).toBe('accept');
+    while (release.length < 1) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(release).toHaveLength(1); // the second batch waits for the first
+    release.shift()!();
+    while (release.length < 1) await new Promise((r) => setImmediate(r));
+    release.shift()!();
+    expect(await Promise.all([a0, a1])).toEqual(['accept', 'accept']);
+    expect(most).toBe(1);
+  });
+
   it('a message handed back for another attempt keeps its place: the next about the same expert waits for it to come again', async () => {
     const log: string[] = [];
     let failNext = true;
@@ -233,10 +262,11 @@ describe('uplinkMessageHandler: order per expert', () => {
   it('keys a message by what it is about', () => {
     expect(uplinkOrderKeys(about('e1'))).toEqual(['expert/city-a:e1']);
     const batch = { ...registered(), type: 'experts.batch', payload: { batchIndex: 0, batchCount: 1, experts: [{ localExpertId: 'a' }, { localExpertId: 'b' }] } } as unknown as UplinkEnvelope;
-    expect(uplinkOrderKeys(batch)).toEqual(['expert/city-a:a', 'expert/city-a:b']);
-    // The AMQP group-id senders set: the one key; none for a batch (it is about many experts).
+    // A batch is about its experts and its system's join: one system's batches are handled one at a time.
+    expect(uplinkOrderKeys(batch)).toEqual(['system/city-a', 'expert/city-a:a', 'expert/city-a:b']);
+    // The AMQP group-id senders set: the one key; a batch's system (its batches then reach one hub process).
     expect(uplinkGroupId(about('e1'))).toBe('expert/city-a:e1');
-    expect(uplinkGroupId(batch)).toBeUndefined();
+    expect(uplinkGroupId(batch)).toBe('system/city-a');
     expect(uplinkOrderKeys({ ...registered(), type: 'system.join.requested', payload: { expectedBatches: 0, expectedExperts: 0 } } as UplinkEnvelope)).toEqual(['system/city-a']);
     expect(uplinkOrderKeys({ ...registered(), type: 'consultation.accept', payload: { consultationId: 'k1', expertId: 'city-b:x' } } as never)).toEqual(['consultation/k1']);
   });

@@ -79,7 +79,10 @@ export const uplinkOrderKeys = (envelope: UplinkEnvelope | ConsultationUplinkEnv
     case 'expert.retired':
       return [`expert/${typeof payload.homeSystemId === 'string' ? payload.homeSystemId : envelope.systemId}:${String(payload.localExpertId)}`];
     case 'experts.batch':
-      return (payload.experts ?? []).map((e) => `expert/${envelope.systemId}:${e.localExpertId}`);
+      // Also the system's: every batch records its import on the system's stream, so the batches of one join ran at
+      // once and met there. 120 batches of 25 used up their attempts on version conflicts and a join stopped at 55 %
+      // for good; one at a time (after the join request they belong to) they meet nothing.
+      return [`system/${envelope.systemId}`, ...(payload.experts ?? []).map((e) => `expert/${envelope.systemId}:${e.localExpertId}`)];
     case 'system.join.requested':
       return [`system/${envelope.systemId}`];
     default:
@@ -89,12 +92,13 @@ export const uplinkOrderKeys = (envelope: UplinkEnvelope | ConsultationUplinkEnv
 
 /**
  * The AMQP group-id a sender gives an uplink message: its one key (the expert, the consultation, the joining
- * system); none for a batch, which is about many experts. With several hub processes on the queue, ActiveMQ then
- * hands the messages about one expert to one hub, which applies them in order (see the file comment).
+ * system), and for a batch its system's. With several hub processes on the queue, ActiveMQ then hands the messages
+ * about one expert, and the batches of one system, to one hub, which applies them in order (see the file comment).
  */
 export const uplinkGroupId = (envelope: UplinkEnvelope | ConsultationUplinkEnvelope): string | undefined => {
   const keys = uplinkOrderKeys(envelope);
-  return keys.length === 1 ? keys[0] : undefined;
+  // A batch by its system (its first key): the batches of one join then reach one hub process, one at a time.
+  return envelope.type === 'experts.batch' || keys.length === 1 ? keys[0] : undefined;
 };
 
 /**
