@@ -478,6 +478,11 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     const result: JoinResult = { correlationId, requestId, batchIds, batches: batches.length, experts: experts.length };
     const join: { expectedBatches: number; expectedExperts: number; name?: string } = { expectedBatches: batches.length, expectedExperts: experts.length };
     if (options.name !== undefined) join.name = options.name;
+    // Every batch checked against the contract before the join is announced: a batch refused here afterwards left a
+    // join on the hub that could never finish (an expert's name too long, say), until another join replaced it.
+    batches.forEach((experts, batchIndex) =>
+      serializeUplink(this.envelopeOf('experts.batch', { batchIndex, batchCount: batches.length, experts }, { messageId: batchIds[batchIndex]!, correlationId })),
+    );
     await this.requestJoin(join, { messageId: requestId, correlationId });
 
     const failed: number[] = [];
@@ -502,8 +507,20 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
 
   /** Sends a complete uplink message of any type (the helpers build these); resolves with its id. */
   sendUplink<T extends UplinkType>(type: T, payload: UplinkPayloads[T], options: SendOptions = {}): Promise<string> {
+    const envelope = this.envelopeOf(type, payload, options);
+    const id = envelope.id;
+    const sending = this.deliver(envelope);
+    this.pendingSends.add(sending);
+    void sending.then(
+      () => this.pendingSends.delete(sending),
+      () => this.pendingSends.delete(sending),
+    );
+    return sending.then(() => id);
+  }
+
+  private envelopeOf<T extends UplinkType>(type: T, payload: UplinkPayloads[T], options: SendOptions): UplinkEnvelope {
     const id = this.envelopeId(options.messageId);
-    const envelope = {
+    return {
       id,
       type,
       version: CONTRACT_VERSION,
@@ -512,13 +529,6 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       time: this.now().toISOString(),
       payload,
     } as UplinkOf<T> as UplinkEnvelope;
-    const sending = this.deliver(envelope);
-    this.pendingSends.add(sending);
-    void sending.then(
-      () => this.pendingSends.delete(sending),
-      () => this.pendingSends.delete(sending),
-    );
-    return sending.then(() => id);
   }
 
   private envelopeId(messageId: string | undefined): string {

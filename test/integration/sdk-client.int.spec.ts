@@ -204,6 +204,19 @@ describe('RtsClient against ActiveMQ', () => {
       expect(once.batches).toBe(2);
     });
 
+    it('joinWithExperts checks every batch before it announces the join: a bad expert sends nothing at all', async () => {
+      const client = await connect(systemIdFor('badjoin'));
+      const all = Array.from({ length: 30 }, (_, i) => ({ localExpertId: `e-${i}`, ...profile(`Dr. ${i}`) }));
+      // The last batch's expert breaks the contract (a name over 200 characters).
+      all[29] = { ...all[29]!, name: 'x'.repeat(201) };
+      await expect(client.joinWithExperts(all, { batchSize: 10 })).rejects.toThrow(/experts\.9\.name/);
+      // Nothing reached the uplink queue: no join announced that no batch would ever fill. A good message sent after
+      // is the first on it.
+      const marker = await client.joinWithExperts(all.slice(0, 2));
+      const got = await readQueue(broker, client.uplinkQueue, { count: 10, idleMs: 1_000 });
+      expect(got.map((m) => m.message_id)).toEqual([marker.requestId, ...marker.batchIds]);
+    });
+
     it('joinWithExperts also cuts by size: 120 experts with long profiles in Chinese go in batches the broker takes', async () => {
       // ~7.5 KiB of JSON an expert, ~900 KiB for 120: one batch by count, over the broker's 1 MiB once sent.
       const han = (length: number) => '\u75c5'.repeat(length);

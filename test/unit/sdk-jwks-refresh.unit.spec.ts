@@ -8,7 +8,7 @@ import type { JWK } from 'jose';
 import { JoseCodec } from '../../src/adapters/crypto/jose-codec';
 import { KeyRegistry, generatePartyKeys, publicJwks, type PartyKeys } from '../../src/adapters/crypto/jose-keys';
 import { parseDownlink } from '../../src/adapters/messaging/messages';
-import { HUB_PARTY, SdkJoseCodec, registerHubJwks } from '../../src/sdk/security';
+import { HUB_PARTY, SdkJoseCodec, joseCodecFor, registerHubJwks } from '../../src/sdk/security';
 
 const downlink = { id: '7f1c1d7e-1c2b-4c1a-9d7e-0a1b2c3d4e5f', type: 'system.joined', version: 1, systemId: 'xian', correlationId: 'c', time: new Date().toISOString(), payload: { systemId: 'xian', name: 'Xian', area: 'Xian' } };
 const jwksOf = (keys: PartyKeys): { keys: JWK[] } => ({ keys: [publicJwks(keys).signing, publicJwks(keys).encryption] });
@@ -83,5 +83,30 @@ describe("SDK: the hub's JWKS is read again for unknown keys, but not for every 
     now += 30_000;
     await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toEqual({ ok: true, envelope: downlink });
     expect(refresh).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('joseCodecFor with saved hub keys', () => {
+  it('starts without the hub\'s HTTP API when given hubJwks, and keeps hubUrl for a rotation', async () => {
+    const hubKeys = await generatePartyKeys(HUB_PARTY);
+    const xian = await generatePartyKeys('xian');
+    const fetched: string[] = [];
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (async (url: unknown) => {
+      fetched.push(String(url));
+      throw new TypeError('fetch failed: the hub is down');
+    }) as typeof fetch;
+    try {
+      // Only hubUrl: the start needs the hub.
+      await expect(joseCodecFor({ keys: xian, hubUrl: 'http://hub.invalid:8080' })).rejects.toThrow(/the hub is down/);
+      fetched.length = 0;
+      const codec = await joseCodecFor({ keys: xian, hubJwks: jwksOf(hubKeys), hubUrl: 'http://hub.invalid:8080' });
+      expect(fetched).toEqual([]);
+      // And it encrypts for the saved hub key.
+      const envelope = { ...downlink, type: 'expert.registered', payload: {} };
+      await expect(codec.encode(envelope as never, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' })).resolves.toMatchObject({ body: expect.any(String) });
+    } finally {
+      globalThis.fetch = realFetch;
+    }
   });
 });
