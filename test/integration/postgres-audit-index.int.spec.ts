@@ -7,6 +7,10 @@ import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName, type AuditEntry } fr
 import { AuditTrail, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
 import type { EventStore } from '../../src/application/ports/event-store';
+import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
+import { loadConfig } from '../../src/bootstrap/config';
+import { auditEventsOfPatient, buildContainer } from '../../src/bootstrap/container';
+import pino from 'pino';
 
 /**
  * The PostgreSQL store's index of audit events by patient (migration 003): a patient's audit search reads the
@@ -150,5 +154,14 @@ describe('PostgreSQL index of audit events by patient', () => {
     const trail = new AuditTrail({ store, eventsOfPatient: new PostgresAuditEventsOfPatient(store) });
     void trail.record(entry(1, 'pz')); // not awaited: byPatient drains the trail's queue first
     expect((await trail.byPatient('pz', search())).items.map((e) => e.requestId)).toEqual(['r-1']);
+  });
+
+  it('is what the container hands the audit trails on a PostgreSQL store (and nothing on another)', async () => {
+    const store = await open(freshSchema());
+    const config = loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: connectionString });
+    const c = buildContainer(config, pino({ level: 'silent' }), { store, registry: new InMemoryRegistry(), registryKind: 'memory' });
+    expect(auditEventsOfPatient(c)).toBeInstanceOf(PostgresAuditEventsOfPatient);
+    const other = buildContainer(config, pino({ level: 'silent' }), { store: { ...store } as unknown as EventStore, registry: new InMemoryRegistry(), registryKind: 'memory' });
+    expect(auditEventsOfPatient(other)).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import pino from 'pino';
 import { EVENT_STORE_MIGRATIONS, migrate } from '../../src/adapters/event-store/sqlite/schema';
 import { AUDIT_EVENTS_OF_PATIENT_SQL, SqliteAuditEventsOfPatient } from '../../src/adapters/event-store/sqlite/sqlite-audit-events-of-patient';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
@@ -10,6 +11,8 @@ import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName, type AuditEntry } fr
 import { AuditTrail, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
 import type { EventStore } from '../../src/application/ports/event-store';
+import { loadConfig } from '../../src/bootstrap/config';
+import { auditEventsOfPatient, buildContainer, TOKENS } from '../../src/bootstrap/container';
 
 /**
  * The SQLite store's index of audit events by patient (migration 3): a patient's audit search reads the patient's
@@ -145,5 +148,15 @@ describe('SQLite index of audit events by patient', () => {
     void trail.record(entry(2, 'pz')); // not awaited: still in the trail's queue, then in the store's writer queue
     const page = await trail.byPatient('pz', search());
     expect(page.items.map((e) => e.requestId)).toEqual(['r-1', 'r-2']);
+  });
+
+  it('is what the container hands the hub\'s and the library\'s audit trails on the embedded store', async () => {
+    const data = join(dir, randomUUID());
+    const c = buildContainer(loadConfig({ RTS_DATA_DIR: data }), pino({ level: 'silent' }));
+    try {
+      expect(auditEventsOfPatient(c)).toBeInstanceOf(SqliteAuditEventsOfPatient);
+    } finally {
+      await c.get<EventStore>(TOKENS.EventStore).close();
+    }
   });
 });
