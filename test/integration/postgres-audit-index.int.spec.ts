@@ -97,7 +97,7 @@ describe('PostgreSQL index of audit events by patient', () => {
     await admin.query(`INSERT INTO "${schema}".events (stream_name, stream_version, event_id, event_type, data, metadata)
       SELECT 'bulk-' || g, 0, 'bulk-' || g, 'Bulk', jsonb_build_object('patientKey', 'p7'), '{}'::jsonb FROM generate_series(1, 20000) g`);
     await admin.query(`ANALYZE "${schema}".events`);
-    const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditEventsOfPatientSql(store.table('events'))}`, ['p7', auditStreamName('2026-11-30', partitionOf('p7')), '0', 1000]);
+    const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditEventsOfPatientSql(store.table('events'))}`, [auditStreamName('2026-11-30', partitionOf('p7')), 'p7', '0', 1000]);
     const plan = JSON.stringify(rows[0]['QUERY PLAN']);
     expect(plan).toContain('"Index Name":"events_audit_by_patient"');
     expect(plan).not.toContain('Seq Scan');

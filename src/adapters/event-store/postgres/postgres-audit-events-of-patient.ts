@@ -6,11 +6,11 @@ import { EVENT_COLUMNS, toRecordedEvent, type EventRow, type PostgresEventStore 
 /**
  * The query, for the store's events table: the expression and the type as the index events_audit_by_patient names
  * them (migration 003), the type as a literal, so the planner sees that the rows are in the partial index.
- * Parameters: patientKey, stream, fromVersion, maxCount.
+ * Parameters: stream, patientKey, fromVersion, maxCount.
  */
 export const auditEventsOfPatientSql = (events: string): string =>
   `SELECT ${EVENT_COLUMNS} FROM ${events}
-    WHERE (data->>'patientKey') = $1 AND stream_name = $2 AND stream_version >= $3::bigint AND event_type = '${AUDIT_EVENT_TYPE}'
+    WHERE stream_name = $1 AND (data->>'patientKey') = $2 AND stream_version >= $3::bigint AND event_type = '${AUDIT_EVENT_TYPE}'
     ORDER BY stream_version
     LIMIT $4`;
 
@@ -27,7 +27,7 @@ export class PostgresAuditEventsOfPatient implements AuditEventsOfPatient {
   }
 
   async read(stream: string, fromVersion: bigint, patientKey: string, maxCount: number): Promise<readonly RecordedEvent[]> {
-    const { rows } = await this.store.query<EventRow>(this.sql, [patientKey, stream, fromVersion.toString(), Math.max(0, maxCount)]);
+    const { rows } = await this.store.query<EventRow>(this.sql, [stream, patientKey, fromVersion.toString(), Math.max(0, maxCount)]);
     return rows.map(toRecordedEvent);
   }
 }

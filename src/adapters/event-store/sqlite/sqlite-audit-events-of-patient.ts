@@ -7,15 +7,15 @@ import { COLUMNS, toRecorded, type EventRow, type SqliteEventStore } from './sql
 /**
  * The query: the expression and the type as the index names them, the type as a literal (a bound parameter would not
  * show SQLite that the rows are in the partial index). INDEXED BY: a statement SQLite cannot answer from the index
- * fails when prepared instead of scanning the chain. Parameters: patientKey, stream, fromVersion, maxCount.
+ * fails when prepared instead of scanning the chain. Parameters: stream, patientKey, fromVersion, maxCount.
  */
 export const AUDIT_EVENTS_OF_PATIENT_SQL = `SELECT ${COLUMNS} FROM events INDEXED BY events_audit_by_patient
-  WHERE json_extract(data, '$.patientKey') = ? AND stream_name = ? AND stream_version >= ? AND type = '${AUDIT_EVENT_TYPE}'
+  WHERE stream_name = ? AND json_extract(data, '$.patientKey') = ? AND stream_version >= ? AND type = '${AUDIT_EVENT_TYPE}'
   ORDER BY stream_version LIMIT ?`;
 
 /**
  * A patient's audit events of one chain, from the SQLite store's index events_audit_by_patient (migration 3,
- * schema.ts): a seek to (patientKey, stream) and the patient's rows in version order, never the chain's other rows.
+ * schema.ts): a seek to (stream, patientKey) and the patient's rows in version order, never the chain's other rows.
  *
  * Read from the file, like readStream: an audit append resolves after its COMMIT (the trail's drain() waits for it),
  * so a read after it sees it. (The store's in-memory run of recent events serves readAll only.)
@@ -29,6 +29,6 @@ export class SqliteAuditEventsOfPatient implements AuditEventsOfPatient {
   }
 
   async read(stream: string, fromVersion: bigint, patientKey: string, maxCount: number): Promise<readonly RecordedEvent[]> {
-    return (this.query.all(patientKey, stream, fromVersion, Math.max(0, maxCount)) as EventRow[]).map(toRecorded);
+    return (this.query.all(stream, patientKey, fromVersion, Math.max(0, maxCount)) as EventRow[]).map(toRecorded);
   }
 }
