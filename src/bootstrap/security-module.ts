@@ -10,6 +10,7 @@ import { consultationParties, type ConsultationView } from '../application/consu
 import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
+import type { AuditEventsOfPatient } from '../application/ports/audit-events-of-patient';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import type { XdsBackend } from '../application/xds-backend';
 import { parseCpr } from '../domain/monitoring/cpr';
@@ -100,6 +101,8 @@ export type SecurityModuleDependencies = Readonly<{
   config: Config;
   logger: Logger;
   store: EventStore;
+  /** The store's index of audit events by patient, when it has one (the container's auditEventsOfPatient). */
+  auditEventsOfPatient?: AuditEventsOfPatient;
   clock: Clock;
   patientKeys: PatientKeys;
   xds: XdsBackend;
@@ -178,6 +181,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
   writable?.set({}, 1);
   const audit = new AuditTrail({
     store: deps.store,
+    eventsOfPatient: deps.auditEventsOfPatient,
     logger,
     onDropped: (count) => {
       dropped?.inc({}, count);

@@ -1,6 +1,7 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { AUDIT_PARTITIONS, auditPartition, type AuditEntry } from '../../src/application/audit/audit-chain';
-import { AuditTrail, verifyDaysOf } from '../../src/application/audit/audit-trail';
+import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
+import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
 import type { EventStore } from '../../src/application/ports/event-store';
 
 /**
@@ -365,5 +366,123 @@ describe('verifyDaysOf: the days a verification walks', () => {
     expect(refusal({ from: at('0001-01-01T00:00:00Z'), to: now })).toMatchObject({ code: 'interval_too_wide' });
     expect(refusal({ from: at('2026-12-03T00:00:00Z'), to: at('2026-12-01T00:00:00Z') })).toEqual({ code: 'invalid_interval', paths: ['query.from'] });
     expect(refusal({ from: now, to: now })).toMatchObject({ code: 'invalid_interval' });
+  });
+});
+
+describe('AuditTrail.byPatient through the store\'s index of audit events by patient', () => {
+  const T0 = Date.parse('2026-11-29T23:59:50.000Z');
+  const iso = (ms: number) => new Date(ms).toISOString();
+  /**
+   * The port as the SQLite and PostgreSQL adapters answer it, over the in-memory store: the patient's audit events
+   * of a chain from a version on, in version order. It counts what it hands back.
+   */
+  const indexOver = (store: EventStore) => {
+    let read = 0;
+    const index: AuditEventsOfPatient = {
+      read: async (stream, fromVersion, patientKey, maxCount) => {
+        const { events } = await store.readStream(stream, { fromVersion });
+        const found = events.filter((e) => e.type === AUDIT_EVENT_TYPE && e.data['patientKey'] === patientKey).slice(0, maxCount);
+        read += found.length;
+        return found;
+      },
+    };
+    return { index, read: () => read };
+  };
+  /** The store, counting the events its readStream hands back. */
+  const countingReads = (store: EventStore) => {
+    let read = 0;
+    const counted = new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name !== 'readStream') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          const result = await (value as (...a: unknown[]) => Promise<{ events: readonly unknown[] }>).apply(target, args);
+          read += result.events.length;
+          return result;
+        };
+      },
+    });
+    return { counted, read: () => read };
+  };
+  /** `count` events across midnight, of patients p0..p22 (so of every chain), one second apart. */
+  const fill = async (trail: AuditTrail, count: number, startSecond: number): Promise<void> => {
+    await Promise.all(Array.from({ length: count }, (_, i) => trail.record(entry(startSecond + i, `p${(startSecond + i) % 23}`, iso(T0 + (startSecond + i) * 1000)))));
+  };
+  const search = (over: Partial<AuditSearch> = {}): AuditSearch => ({ from: new Date(T0 - 60_000), to: null, now: new Date(T0 + 86_400_000), ...over });
+
+  it('gives the same pages (items, order, truncation, positions) as reading the chains, also with events recorded between pages', async () => {
+    const store = new InMemoryEventStore();
+    const chains = new AuditTrail({ store });
+    const indexed = new AuditTrail({ store, eventsOfPatient: indexOver(store).index });
+    await fill(chains, 200, 0); // 10 s before midnight and 190 s after: two days
+    // p5 and the patients sharing its chain: the index must leave the others out, the chain walk filters them.
+    const patient = 'p5';
+    expect(new Set(Array.from({ length: 23 }, (_, i) => `p${i}`).filter((k) => auditPartition({ patientKey: k, subject: '' }) === auditPartition({ patientKey: patient, subject: '' }))).size).toBeGreaterThan(1);
+    for (const limit of [1, 3, 1000]) {
+      let a = await chains.byPatient(patient, search({ limit }));
+      let b = await indexed.byPatient(patient, search({ limit }));
+      let added = 0;
+      for (;;) {
+        expect(b).toEqual(a);
+        if (!a.truncated) break;
+        // New events between pages: the patient's (at the tail of today's chain) and others'.
+        if (added < 4) {
+          added++;
+          await Promise.all([chains.record(entry(10_000 + limit * 10 + added, patient, iso(T0 + 500_000 + added * 1000))), fill(chains, 2, 300 + limit * 10 + added * 2)]);
+        }
+        a = await chains.byPatient(patient, search({ limit, after: a.next! }));
+        b = await indexed.byPatient(patient, search({ limit, after: b.next! }));
+      }
+    }
+    // Bounded by instant, on one day only, and a patient with no events.
+    const bounded = search({ from: new Date(T0 + 12_000), to: new Date(T0 + 120_000), limit: 2 });
+    expect(await indexed.byPatient(patient, bounded)).toEqual(await chains.byPatient(patient, bounded));
+    expect(await indexed.byPatient('p-none', search())).toEqual(await chains.byPatient('p-none', search()));
+  });
+
+  it('reads only the patient\'s own events, not the chain (one eighth of every patient\'s requests)', async () => {
+    const store = new InMemoryEventStore();
+    await fill(new AuditTrail({ store }), 2_300, 0); // 100 events of each of 23 patients
+    const { counted, read } = countingReads(store);
+    const { index, read: readThroughIndex } = indexOver(store);
+    const trail = new AuditTrail({ store: counted, eventsOfPatient: index });
+    const page = await trail.byPatient('p5', search());
+    expect(page.items).toHaveLength(100);
+    expect(readThroughIndex()).toBe(100);
+    expect(read()).toBe(0); // the port's own reads go to the store directly, not through `counted`
+    // Without the index, the same answer read the patient's whole chain of each day.
+    const { counted: counted2, read: read2 } = countingReads(store);
+    expect((await new AuditTrail({ store: counted2 }).byPatient('p5', search())).items).toEqual(page.items);
+    const sharing = Array.from({ length: 23 }, (_, i) => `p${i}`).filter((k) => auditPartition({ patientKey: k, subject: '' }) === auditPartition({ patientKey: 'p5', subject: '' }));
+    expect(sharing.length).toBeGreaterThan(1);
+    expect(read2()).toBe(100 * sharing.length);
+  });
+
+  it('reads the patient\'s events in pages of at most 1,000, with turns of the event loop between', async () => {
+    const store = new InMemoryEventStore();
+    const writer = new AuditTrail({ store });
+    await Promise.all(Array.from({ length: 2_500 }, (_, i) => writer.record(entry(i, 'p1', '2026-11-30T08:00:00.000Z'))));
+    const asked: number[] = [];
+    const { index } = indexOver(store);
+    const trail = new AuditTrail({ store, eventsOfPatient: { read: async (...args) => (asked.push(args[3]), index.read(...args)) } });
+    let turns = 0;
+    let ticking = true;
+    const tick = () => ticking && (turns++, setImmediate(tick));
+    setImmediate(tick);
+    const found = await trail.byPatient('p1', { from: new Date('2026-11-30T00:00:00Z'), to: new Date('2026-12-01T00:00:00Z'), now: new Date('2026-12-01T00:00:00Z'), limit: 10 });
+    ticking = false;
+    expect(found.items).toHaveLength(10);
+    expect(asked).toEqual([1000, 1000, 1000]);
+    expect(turns).toBeGreaterThanOrEqual(2);
+  });
+
+  it('leaves bySubject and verify to the chains', async () => {
+    const store = new InMemoryEventStore();
+    await fill(new AuditTrail({ store }), 50, 0);
+    let calls = 0;
+    const trail = new AuditTrail({ store, eventsOfPatient: { read: async () => (calls++, []) } });
+    expect((await trail.bySubject('s-3', search())).items).toHaveLength(1);
+    expect(await trail.verify(['2026-11-29', '2026-11-30'])).toMatchObject({ ok: true, events: 50 });
+    expect(calls).toBe(0);
   });
 });

@@ -63,7 +63,7 @@ export type PostgresEventStoreOptions = Readonly<{
   onMigrations?: (pending: PendingMigrations) => void;
 }>;
 
-type EventRow = {
+export type EventRow = {
   global_position: string;
   stream_name: string;
   stream_version: string;
@@ -74,7 +74,7 @@ type EventRow = {
   recorded_at: Date;
 };
 
-const EVENT_COLUMNS = 'global_position, stream_name, stream_version, event_id, event_type, data, metadata, recorded_at';
+export const EVENT_COLUMNS = 'global_position, stream_name, stream_version, event_id, event_type, data, metadata, recorded_at';
 
 /** The most appends, and events, one group-commit transaction takes. */
 const MAX_BATCH_APPENDS = 256;
@@ -424,7 +424,7 @@ function toBigIntOrNull(value: string | null): bigint | null {
   return value === null ? null : BigInt(value);
 }
 
-function toRecordedEvent(row: EventRow): RecordedEvent {
+export function toRecordedEvent(row: EventRow): RecordedEvent {
   return {
     id: row.event_id,
     type: row.event_type,

@@ -94,7 +94,7 @@ export interface SqliteInlineProjection {
   onError?(error: unknown): void;
 }
 
-type EventRow = {
+export type EventRow = {
   global_position: bigint;
   stream_name: string;
   stream_version: bigint;
@@ -107,7 +107,7 @@ type EventRow = {
   recorded?: RecordedEvent;
 };
 
-const COLUMNS = 'global_position, stream_name, stream_version, event_id, type, data, metadata, recorded_at';
+export const COLUMNS = 'global_position, stream_name, stream_version, event_id, type, data, metadata, recorded_at';
 
 /**
  * The embedded event store: one SQLite file in WAL mode, written by one connection per process.
@@ -616,7 +616,7 @@ function configure(db: Database, options: SqliteEventStoreOptions): void {
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
 }
 
-function toRecorded(row: EventRow): RecordedEvent {
+export function toRecorded(row: EventRow): RecordedEvent {
   return {
     id: row.event_id,
     type: row.type,

@@ -1,0 +1,240 @@
+'use strict';
+/**
+ * The index of audit events by patient (SQLite migration 3, events_audit_by_patient), both sides measured in one
+ * process, alternating:
+ *
+ *   insert  what the index costs an append: raw better-sqlite3 inserts of AuditRecorded rows as the audit trail
+ *           writes them (chained entries, ~0.5 KB of JSON), synchronous=FULL in WAL, in transactions of --batch rows,
+ *           into a file with migrations 1-2 and one with 1-3; rounds alternate which goes first. Figure: time with
+ *           the index / time without (median over the rounds).
+ *   record  the same as the hub pays it: AuditTrail.record into SqliteEventStore, --inflight at a time, into a store
+ *           with the index and one without; alternating rounds. Figure: time with / without (median), µs per entry.
+ *   search  what it saves a patient: a store of --events audit events of --others other patients over the last
+ *           --days days, and a probe patient with 20; AuditTrail.byPatient without the index (the chain walk) and
+ *           with it (SqliteAuditEventsOfPatient), alternating: a 7-day audit search (POST /audit/search), and the
+ *           audit part of an export of a hub a year old (windows of 31 days over 366 days, every page, as
+ *           patient-export.ts reads it). Figure: median ms of each.
+ *
+ *   node bench/audit-index.js [--only insert,record,search] [--rounds 7] [--batches 150] [--batch 64] [--events 50000] [--reps 15]
+ */
+const { randomUUID, createHash } = require('node:crypto');
+const path = require('node:path');
+const { dist, parseArgs, nowNs, msSince, median, fmt, fmtInt, machine, pressure, fmtPressure, tempDir, rmrf, BetterSqlite3 } = require('./lib');
+
+const args = parseArgs();
+const only = new Set(String(args.only ?? 'insert,record,search').split(','));
+const { EVENT_STORE_MIGRATIONS, migrate } = dist('adapters/event-store/sqlite/schema');
+const { SqliteEventStore } = dist('adapters/event-store/sqlite/sqlite-event-store');
+const { SqliteAuditEventsOfPatient } = dist('adapters/event-store/sqlite/sqlite-audit-events-of-patient');
+const { AuditTrail } = dist('application/audit/audit-trail');
+const { chain, genesisHash, AUDIT_EVENT_TYPE, AUDIT_PARTITIONS } = dist('application/audit/audit-chain');
+
+const keyOf = (i) => `p${createHash('md5').update(`patient-${i}`).digest('hex')}`;
+const entryOf = (i, patientKey, atMs) => ({
+  at: new Date(atMs).toISOString(),
+  subject: `clinician-${i % 50}`,
+  role: 'clinician',
+  systemId: `system-${i % 5}`,
+  action: 'observations.read',
+  patientKey,
+  resource: null,
+  ip: '10.0.0.1',
+  requestId: randomUUID(),
+  outcome: 'allowed',
+  status: 200,
+  reason: null,
+});
+
+const insertBench = () => {
+  const rounds = Number(args.rounds ?? 7);
+  const batches = Number(args.batches ?? 150);
+  const batch = Number(args.batch ?? 64);
+  const dir = tempDir('audit-index');
+  try {
+    const open = (name, migrations) => {
+      const db = new BetterSqlite3(path.join(dir, name));
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      migrate(db, migrations);
+      const insert = db.prepare('INSERT INTO events (stream_name, stream_version, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      const heads = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => ({ version: -1, hash: genesisHash(`audit-2026-12-02-${p}`) }));
+      let n = 0;
+      // One transaction of `batch` chained audit rows, spread over the day's chains as the trail writes them.
+      const write = db.transaction(() => {
+        const recordedAt = new Date().toISOString();
+        for (let i = 0; i < batch; i++, n++) {
+          const p = n % AUDIT_PARTITIONS;
+          const head = heads[p];
+          const [linked] = chain(head.hash, [entryOf(n, keyOf(n % 5000), Date.now())]);
+          head.version++;
+          head.hash = linked.hash;
+          insert.run(`audit-2026-12-02-${p}`, head.version, randomUUID(), AUDIT_EVENT_TYPE, JSON.stringify(linked), JSON.stringify({ correlationId: linked.requestId }), recordedAt);
+        }
+      });
+      return { db, write: write.immediate };
+    };
+    const without = open('without.sqlite', EVENT_STORE_MIGRATIONS.slice(0, 2));
+    const withIndex = open('with.sqlite', EVENT_STORE_MIGRATIONS);
+    const run = (side) => {
+      const t0 = nowNs();
+      for (let b = 0; b < batches; b++) side.write();
+      return msSince(t0);
+    };
+    run(without); // warm-up of both files
+    run(withIndex);
+    const ratios = [];
+    for (let r = 0; r < rounds; r++) {
+      const [a, b] = r % 2 === 0 ? [without, withIndex] : [withIndex, without];
+      const ta = run(a);
+      const tb = run(b);
+      const tWithout = a === without ? ta : tb;
+      const tWith = a === without ? tb : ta;
+      ratios.push(tWith / tWithout);
+      console.log(`insert round ${r + 1}: ${fmtInt(batches * batch)} rows each, without index ${fmt(tWithout, 0)} ms (${fmt((tWithout / batches), 2)} ms per batch of ${batch}), with ${fmt(tWith, 0)} ms: ratio ${fmt(tWith / tWithout, 3)}`);
+    }
+    // Without the fsync (synchronous=OFF): the index's CPU alone, the same way.
+    for (const side of [without, withIndex]) side.db.pragma('synchronous = OFF');
+    const cpuRatios = [];
+    for (let r = 0; r < rounds; r++) {
+      const [a, b] = r % 2 === 0 ? [without, withIndex] : [withIndex, without];
+      const ta = run(a);
+      const tb = run(b);
+      cpuRatios.push(a === without ? tb / ta : ta / tb);
+    }
+    const rows = (side) => side.db.prepare('SELECT count(*) FROM events').pluck().get();
+    console.log(`insert: median ratio with/without the index, synchronous=FULL: ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); synchronous=OFF (no fsync): ${fmt(median(cpuRatios), 3)} (${cpuRatios.map((x) => fmt(x, 3)).join(', ')}); rows at the end ${fmtInt(rows(without))} / ${fmtInt(rows(withIndex))}`);
+    without.db.close();
+    withIndex.db.close();
+    return { ratioFull: median(ratios), ratiosFull: ratios, ratioNoSync: median(cpuRatios), ratiosNoSync: cpuRatios };
+  } finally {
+    rmrf(dir);
+  }
+};
+
+/**
+ * The same cost as the hub pays it: AuditTrail.record into SqliteEventStore (hashing, JSON, the trail's batches, the
+ * store's group commit), --inflight entries at a time, into a store with the index and one whose index was dropped.
+ */
+const recordBench = async () => {
+  const rounds = Number(args.rounds ?? 7);
+  const perRound = Number(args['record-n'] ?? 6_000);
+  const inflight = Number(args.inflight ?? 64);
+  const dir = tempDir('audit-record');
+  const withIndex = SqliteEventStore.open({ file: path.join(dir, 'with.sqlite') });
+  const without = SqliteEventStore.open({ file: path.join(dir, 'without.sqlite') });
+  // A store of the build before: the index not there (a bench may write through the connection; the hub never does).
+  without.database.exec('DROP INDEX events_audit_by_patient');
+  try {
+    let n = 0;
+    const run = async (store) => {
+      const trail = new AuditTrail({ store });
+      const t0 = nowNs();
+      for (let done = 0; done < perRound; done += inflight) {
+        await Promise.all(Array.from({ length: inflight }, () => trail.record(entryOf(n, keyOf(n++ % 5000), Date.now()))));
+      }
+      await trail.close();
+      return msSince(t0);
+    };
+    await run(without);
+    await run(withIndex);
+    const ratios = [];
+    const perEntry = [];
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? [without, withIndex] : [withIndex, without];
+      const t = new Map();
+      for (const store of order) t.set(store, await run(store));
+      ratios.push(t.get(withIndex) / t.get(without));
+      perEntry.push([(t.get(without) * 1000) / perRound, (t.get(withIndex) * 1000) / perRound]);
+    }
+    console.log(`record: AuditTrail.record, ${inflight} in flight, ${fmtInt(perRound)} per round: median ratio with/without the index ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); µs per entry without/with: ${perEntry.map(([a, b]) => `${fmt(a, 0)}/${fmt(b, 0)}`).join(', ')}`);
+    return { ratio: median(ratios), ratios, perEntry };
+  } finally {
+    await withIndex.close();
+    await without.close();
+    rmrf(dir);
+  }
+};
+
+const searchBench = async () => {
+  const events = Number(args.events ?? 50_000);
+  const others = Number(args.others ?? 5_000);
+  const days = Number(args.days ?? 10);
+  const reps = Number(args.reps ?? 15);
+  const dir = tempDir('audit-search');
+  const store = SqliteEventStore.open({ file: path.join(dir, 'events.sqlite') });
+  try {
+    const now = Date.now();
+    const writer = new AuditTrail({ store });
+    const t0 = nowNs();
+    for (let done = 0; done < events; ) {
+      const n = Math.min(2_000, events - done);
+      // Oldest first, spread evenly over the days (each day's chains hold events / days / 8 events).
+      await Promise.all(Array.from({ length: n }, (_, j) => writer.record(entryOf(done + j, keyOf(1 + ((done + j) % others)), now - days * 86_400_000 + ((done + j) * days * 86_400_000) / events))));
+      done += n;
+    }
+    const probe = keyOf(0);
+    for (let i = 0; i < 20; i++) await writer.record(entryOf(events + i, probe, now - days * 86_400_000 + (i * days * 86_400_000) / 20 + 1));
+    await writer.close();
+    const chain = (await store.readStream(`audit-${new Date(now - 86_400_000).toISOString().slice(0, 10)}-0`)).events.length;
+    console.log(`search: ${fmtInt(events)} audit events of ${fmtInt(others)} patients over ${days} days written in ${fmt(msSince(t0) / 1000, 1)} s (a day's chain ~${fmtInt(chain)} events); the probe patient has 20`);
+
+    const chains = new AuditTrail({ store });
+    const indexed = new AuditTrail({ store, eventsOfPatient: new SqliteAuditEventsOfPatient(store) });
+    const search7 = (trail) => trail.byPatient(probe, { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
+    const exportWalk = async (trail) => {
+      // As patient-export.ts: from a day before the first event (here: a hub a year old) to now, windows of 31 days.
+      const end = now + 1;
+      const start = Math.floor((now - 365 * 86_400_000) / 86_400_000) * 86_400_000 - 86_400_000;
+      let count = 0;
+      for (let from = start; from < end; from += 31 * 86_400_000) {
+        const to = new Date(Math.min(from + 31 * 86_400_000, end));
+        let after;
+        for (;;) {
+          const page = await trail.byPatient(probe, { from: new Date(from), to, now: new Date(end), limit: 1000, ...(after ? { after } : {}) });
+          count += page.items.length;
+          if (!page.truncated || page.next === null) break;
+          after = page.next;
+        }
+      }
+      return count;
+    };
+    const time = async (fn) => {
+      const t = nowNs();
+      const result = await fn();
+      return { ms: msSince(t), result };
+    };
+    const figures = {};
+    for (const [name, fn] of [['audit search, 7 days', search7], ['export audit walk, 366 days', exportWalk]]) {
+      const before = [];
+      const after = [];
+      for (const trail of [chains, indexed, chains, indexed]) await fn(trail); // warm-up, not timed
+      for (let r = 0; r < reps; r++) {
+        const order = r % 2 === 0 ? [[chains, before], [indexed, after]] : [[indexed, after], [chains, before]];
+        for (const [trail, into] of order) {
+          const { ms, result } = await time(() => fn(trail));
+          const found = typeof result === 'number' ? result : result.items.length;
+          if (!(name.startsWith('audit search') ? found > 0 : found === 20)) throw new Error(`${name}: found ${found}`);
+          into.push(ms);
+        }
+      }
+      figures[name] = { withoutIndexMs: median(before), withIndexMs: median(after) };
+      console.log(`${name}: without the index median ${fmt(median(before), 2)} ms (${fmt(Math.min(...before), 2)}-${fmt(Math.max(...before), 2)}), with it ${fmt(median(after), 2)} ms (${fmt(Math.min(...after), 2)}-${fmt(Math.max(...after), 2)}), ${reps} reps each, alternating`);
+    }
+    return figures;
+  } finally {
+    await store.close();
+    rmrf(dir);
+  }
+};
+
+(async () => {
+  console.log(JSON.stringify(machine()));
+  console.log(fmtPressure(pressure()));
+  if (only.has('insert')) insertBench();
+  if (only.has('record')) await recordBench();
+  if (only.has('search')) await searchBench();
+  console.log(fmtPressure(pressure()));
+})().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
