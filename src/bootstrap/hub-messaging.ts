@@ -158,11 +158,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     stallAfterMs: messaging.downlinkStallAfterMs,
     onStall: (publisher, stall) => {
       showStall(publisher, stall !== null);
-      if (stall === null) log.info({ publisher }, 'the downlink publisher moves again');
+      // Also at a stop of the publishers (the lease given up, the hub stopping): not stalled in this process then.
+      if (stall === null) log.info({ publisher }, 'the downlink publisher is no longer stalled');
       else
         log.warn(
           { publisher, lagEvents: stall.lag.events === null ? undefined : Number(stall.lag.events), lagSeconds: Math.round(stall.lag.seconds), stillForSeconds: Math.round(stall.stillForSeconds) },
-          'the downlink publisher makes no progress: events wait to be sent and its checkpoint has not moved (see README, "GET /health": downlink stalled)',
+          'the downlink publisher makes no progress: events wait to be sent and its checkpoint has not moved (README: "A publisher that makes no progress")',
         );
     },
   });
