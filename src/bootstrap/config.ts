@@ -6,6 +6,7 @@ import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
 import { parseDiscoveryUri, type DiscoverySettings } from '../adapters/amqp/discovery-provider';
 import { authSettings } from './auth-config';
 import { issueMessage } from '../adapters/validation/zod-issues';
+import { DEFAULT_STALL_AFTER_MS } from '../application/downlink/downlink-lag';
 
 /**
  * Configuration from environment variables, validated at start. Defaults need nothing: `npm start` serves on
@@ -184,6 +185,8 @@ const messagingSettings = {
   RTS_UPLINK_PREFETCH: wholeNumberSetting(1, 1000).optional(),
   /** First wait before a retried uplink message is handed back, doubling per attempt, at most 5 s (0: at once). */
   RTS_UPLINK_RETRY_DELAY_MS: wholeNumberSetting(0, 5000).optional(),
+  /** A downlink publisher behind the store whose checkpoint has not moved for this long: /health `downlink: "stalled"`. */
+  RTS_DOWNLINK_STALL_AFTER_MS: wholeNumberSetting(10_000, 3_600_000).optional(),
 };
 
 type MessagingSettings = Partial<Record<'RTS_BROKER_USERNAME' | 'RTS_BROKER_PASSWORD' | 'RTS_BROKER_TLS_CERT' | 'RTS_BROKER_TLS_KEY', string | undefined>>;
@@ -319,6 +322,7 @@ export type MessagingConfig = Readonly<{
   uplinkMaxAttempts: number;
   uplinkPrefetch: number;
   uplinkRetryDelayMs: number;
+  downlinkStallAfterMs: number;
 }>;
 
 export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
@@ -356,6 +360,9 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
     // Retries spaced out (0.25, 0.5, 1, 2 s with 5 attempts): handed back at once, all attempts of a change whose
     // registration another hub process was still applying ran out within ~20 ms.
     uplinkRetryDelayMs: config.RTS_UPLINK_RETRY_DELAY_MS ?? 250,
+    // A minute: a page of the publisher's events (200) goes out in seconds, even to a slow broker; a hub cut off
+    // from its broker shows as disconnected first.
+    downlinkStallAfterMs: config.RTS_DOWNLINK_STALL_AFTER_MS ?? DEFAULT_STALL_AFTER_MS,
   };
 };
 

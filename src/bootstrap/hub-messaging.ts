@@ -18,7 +18,7 @@ import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
-import { downlinkLagRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
+import { downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
 import { DownlinkLagMonitor } from '../application/downlink/downlink-lag';
 import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
@@ -77,6 +77,11 @@ export type HubMessaging = Readonly<{
   consuming(): boolean;
   /** For /health: whether this process runs the downlink publishers now (holds the publishing lease). */
   publishing(): boolean;
+  /**
+   * For /health: the publishers of this process that are behind the store and whose checkpoint has not moved for
+   * RTS_DOWNLINK_STALL_AFTER_MS (empty while it does not publish).
+   */
+  stalledPublishers(): readonly string[];
   stop(): Promise<void>;
 }>;
 
@@ -96,6 +101,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       brokerState: () => 'disconnected',
       consuming: () => false,
       publishing: () => false,
+      stalledPublishers: () => [],
       stop: async () => undefined,
     };
   }
@@ -142,12 +148,24 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   // How far behind they are, sampled while they run (so only in the process that publishes): /metrics.
   const lagging = [{ name: 'directory', checkpoint: () => publisher.checkpoint() }, ...(consultationPublisher ? [{ name: 'consultations', checkpoint: () => consultationPublisher.checkpoint() }] : [])];
   const positionsCountEvents = deps.positionsCountEvents ?? true;
+  const showStall = downlinkStallRecorder(deps.metrics, lagging.map((p) => p.name));
   const lag = new DownlinkLagMonitor({
     store: deps.store,
     clock: deps.clock,
     publishers: lagging,
     positionsCountEvents,
     onSample: downlinkLagRecorder(deps.metrics, { publishers: lagging.map((p) => p.name), positionsCountEvents }),
+    stallAfterMs: messaging.downlinkStallAfterMs,
+    onStall: (publisher, stall) => {
+      showStall(publisher, stall !== null);
+      // Also at a stop of the publishers (the lease given up, the hub stopping): not stalled in this process then.
+      if (stall === null) log.info({ publisher }, 'the downlink publisher is no longer stalled');
+      else
+        log.warn(
+          { publisher, lagEvents: stall.lag.events === null ? undefined : Number(stall.lag.events), lagSeconds: Math.round(stall.lag.seconds), stillForSeconds: Math.round(stall.stillForSeconds) },
+          'the downlink publisher makes no progress: events wait to be sent and its checkpoint has not moved (README: "A publisher that makes no progress")',
+        );
+    },
   });
   // While the store is down every message in flight is handed back, again and again: one line per 10 s with the
   // count, and one when messages are accepted again (as the other loops log an outage).
@@ -275,6 +293,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     brokerState: () => (connection.isConnected() ? 'connected' : refused ? 'login_refused' : 'disconnected'),
     consuming: () => consumerAttached,
     publishing: () => gate.publishing(),
+    stalledPublishers: () => lag.stalled(),
     stop: () =>
       (stopping ??= (async () => {
         stopped = true;

@@ -239,7 +239,8 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
         ? {
             broker: messaging.brokerState(),
             uplink: messaging.brokerState() === 'connected' && messaging.consuming() ? ('consuming' as const) : ('not_consuming' as const),
-            downlink: messaging.publishing() ? ('publishing' as const) : ('standby' as const),
+            // Stalled: this process publishes, events wait, and a publisher's checkpoint has stood still a while.
+            downlink: !messaging.publishing() ? ('standby' as const) : messaging.stalledPublishers().length > 0 ? ('stalled' as const) : ('publishing' as const),
           }
         : {}),
       ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),

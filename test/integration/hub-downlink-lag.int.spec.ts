@@ -7,6 +7,7 @@ import type { RunningHub } from '../../src/bootstrap/main';
 import { DurableSender, type AmqpConnection } from '../../src/adapters/amqp';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { readQueue } from '../support/sdk-queues';
+import { startStallingProxy, type StallingProxy } from '../support/stalling-proxy';
 import { connect, downlinkQueue, getJson, postJson, profile, registerSystem, sendUplink, startInProcessHub, tempDir, until, uplink } from './hub-support';
 
 jest.setTimeout(240_000);
@@ -15,6 +16,7 @@ let broker: TestBroker;
 let connection: AmqpConnection;
 let sender: DurableSender;
 let hub: RunningHub;
+let proxy: StallingProxy | undefined;
 const data = tempDir('rts-hub-downlink-lag-');
 
 const lagOf = async (publisher: string): Promise<{ events: number; seconds: number }> => {
@@ -29,13 +31,15 @@ beforeAll(async () => {
   connection = connect(broker);
   await connection.waitConnected();
   sender = new DurableSender(connection);
-  hub = await startInProcessHub(broker, data.dir);
+  // Stalled after 10 s without progress (the shortest allowed), so the outage below shows it.
+  hub = await startInProcessHub(broker, data.dir, { env: { RTS_DOWNLINK_STALL_AFTER_MS: '10000' } });
 });
 
 afterAll(async () => {
   await sender?.close().catch(() => undefined);
   await connection?.close().catch(() => undefined);
   await hub?.stop();
+  await proxy?.close();
   await broker?.destroy();
   data.remove();
 });
@@ -74,6 +78,11 @@ it('shows the consultation publisher behind while the broker is away, and at the
   const second = await postJson<{ id: string; status: string }>(hub.url, '/consultations', { applicantSystemId: 'city-a', applicantClinician: 'dr-a', candidates: ['city-b:wei'], clinicalQuestion: 'A third opinion', summary: '' });
   expect(second.status).toBe(201);
   await until('more events behind', async () => (await lagOf('consultations')).events > behind.events, 30_000, 500);
+  // No progress for 10 s with events waiting: /health says the downlink is stalled (still ok: uploads work).
+  await until('downlink stalled', async () => (await getJson(hub.url, '/health')).body.downlink === 'stalled', 30_000, 500);
+  expect((await getJson(hub.url, '/health')).body).toMatchObject({ status: 'ok', broker: 'disconnected', downlink: 'stalled' });
+  expect(await metricsText()).toMatch(/^rts_downlink_stalled\{publisher="consultations"\} 1$/m);
+  expect(await metricsText()).toMatch(/^rts_downlink_stalled\{publisher="directory"\} 0$/m);
   // Labels: the fixed publisher names, nothing else.
   const labelled = (await metricsText()).match(/^rts_downlink_lag_\w+\{[^}]*\}/gm) ?? [];
   expect(new Set(labelled)).toEqual(
@@ -86,7 +95,39 @@ it('shows the consultation publisher behind while the broker is away, and at the
     const c = await lagOf('consultations');
     return c.events === 0 && c.seconds === 0;
   }, 120_000, 500);
+  await until('downlink publishing again', async () => (await getJson(hub.url, '/health')).body.downlink === 'publishing', 30_000, 500);
+  expect(await metricsText()).toMatch(/^rts_downlink_stalled\{publisher="consultations"\} 0$/m);
   const offers = await readQueue(broker, downlinkQueue('city-b'), { count: 50, idleMs: 3000 });
   const offered = offers.filter((m) => m.application_properties?.type === 'consultation.offered').map((m) => JSON.parse(String(m.body)).payload.consultationId as string);
   expect(offered).toEqual(expect.arrayContaining([requested.body.id, second.body.id]));
+});
+
+// The case /health missed (conformance report, finding 3): the broker keeps the hub's connection open and stops
+// reading it, so the hub stays connected while nothing it sends arrives. The lag stood at ~10,000 events for ten
+// minutes with `downlink: "publishing"`. Here a proxy stops carrying the hub's bytes; the broker's still arrive.
+it('says the downlink is stalled while the broker is connected but takes nothing, and publishing once it moves again', async () => {
+  await hub.stop();
+  proxy = await startStallingProxy({ host: broker.host, port: broker.amqpPort });
+  hub = await startInProcessHub({ ...broker, url: `amqp://127.0.0.1:${proxy.port}` }, data.dir, { env: { RTS_DOWNLINK_STALL_AFTER_MS: '10000' } });
+  await until('consuming, at the head', async () => {
+    const health = (await getJson(hub.url, '/health')).body;
+    const c = await lagOf('consultations');
+    return health.uplink === 'consuming' && health.downlink === 'publishing' && c.events === 0;
+  }, 60_000, 500);
+
+  proxy.deafen();
+  const requested = await postJson<{ id: string }>(hub.url, '/consultations', { applicantSystemId: 'city-a', applicantClinician: 'dr-a', candidates: ['city-b:wei'], clinicalQuestion: 'Stalled broker', summary: '' });
+  expect(requested.status).toBe(201);
+  await until('downlink stalled', async () => (await getJson(hub.url, '/health')).body.downlink === 'stalled', 40_000, 500);
+  // Connected all the while: only the stall rule tells.
+  expect((await getJson(hub.url, '/health')).body).toMatchObject({ status: 'ok', broker: 'connected', downlink: 'stalled' });
+
+  // The flow ends (the hub's idle timeout, or the broker's); the hub reconnects, the offer goes out.
+  proxy.stall();
+  proxy.resume();
+  await until('publishing again, at the head', async () => {
+    const health = (await getJson(hub.url, '/health')).body;
+    const c = await lagOf('consultations');
+    return health.downlink === 'publishing' && c.events === 0;
+  }, 90_000, 500);
 });

@@ -9,6 +9,11 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 export type StallingProxy = Readonly<{
   port: number;
   stall(): void;
+  /**
+   * The connections it holds stop carrying what the client sends; what the server sends still arrives (a server that
+   * stopped reading its connection while its heartbeats still go out). New connections are forwarded both ways.
+   */
+  deafen(): void;
   resume(): void;
   /** Connections accepted so far. */
   accepted(): number;
@@ -18,7 +23,7 @@ export type StallingProxy = Readonly<{
 export const startStallingProxy = async (target: { host: string; port: number }): Promise<StallingProxy> => {
   let stalled = false;
   let accepted = 0;
-  const live = new Set<{ client: Socket; upstream: Socket | null; dead: boolean }>();
+  const live = new Set<{ client: Socket; upstream: Socket | null; dead: boolean; deaf: boolean }>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     accepted++;
@@ -26,13 +31,13 @@ export const startStallingProxy = async (target: { host: string; port: number })
     client.on('close', () => sockets.delete(client));
     client.on('error', () => undefined);
     if (stalled) return; // accepted, never answered
-    const pair = { client, upstream: null as Socket | null, dead: false };
+    const pair = { client, upstream: null as Socket | null, dead: false, deaf: false };
     const upstream = connect(target.port, target.host);
     pair.upstream = upstream;
     sockets.add(upstream);
     upstream.on('close', () => sockets.delete(upstream));
     upstream.on('error', () => client.destroy());
-    client.on('data', (chunk) => pair.dead || upstream.write(chunk));
+    client.on('data', (chunk) => pair.dead || pair.deaf || upstream.write(chunk));
     upstream.on('data', (chunk) => pair.dead || client.write(chunk));
     // A real end passes through only while forwarding; a stalled flow never says anything again.
     client.on('close', () => pair.dead || upstream.destroy());
@@ -46,6 +51,9 @@ export const startStallingProxy = async (target: { host: string; port: number })
       stalled = true;
       for (const pair of live) pair.dead = true;
       live.clear();
+    },
+    deafen: () => {
+      for (const pair of live) pair.deaf = true;
     },
     resume: () => {
       stalled = false;

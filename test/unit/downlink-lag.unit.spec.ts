@@ -155,3 +155,92 @@ describe('DownlinkLagMonitor with a publisher held back', () => {
     expect(text).toMatch(/^rts_downlink_lag_seconds\{publisher="consultations"\} 0$/m);
   });
 });
+
+// A publisher that makes no progress while there is lag is "stalled" (/health `downlink: "stalled"`): a broker that
+// kept the hub's connection open and stopped reading it left the lag at ~10,000 events for ten minutes while /health
+// said ok. The rule: behind the store and the same checkpoint for stallAfterMs. A quiet hub is never stalled.
+describe('DownlinkLagMonitor: a stalled publisher', () => {
+  const setUp = (stallAfterMs = 60_000) => {
+    const store = new InMemoryEventStore(() => new Date(nowMs));
+    let checkpoint = 0n;
+    const told: [string, number | null][] = [];
+    const monitor = new DownlinkLagMonitor({
+      store,
+      clock,
+      publishers: [{ name: 'directory', checkpoint: async () => checkpoint }],
+      positionsCountEvents: true,
+      everyMs: 3_600_000, // the test samples by hand
+      stallAfterMs,
+      onSample: () => undefined,
+      onStall: (name, stall) => told.push([name, stall === null ? null : stall.stillForSeconds]),
+    });
+    return { store, monitor, told, move: (to: bigint) => (checkpoint = to) };
+  };
+  const tick = async (monitor: DownlinkLagMonitor, ms: number) => {
+    nowMs += ms;
+    await monitor.sample();
+  };
+
+  it('is stalled once its checkpoint has stood still for stallAfterMs with events waiting, and not once it moves', async () => {
+    const { store, monitor, told, move } = setUp();
+    monitor.start();
+    await monitor.sample();
+    await append(store, 'a', 10);
+    await tick(monitor, 30_000);
+    expect(monitor.stalled()).toEqual([]); // behind, but only for 30 s
+    await tick(monitor, 29_000);
+    expect(monitor.stalled()).toEqual([]);
+    await tick(monitor, 1_000); // 60 s since the last sample at the head
+    expect(monitor.stalled()).toEqual(['directory']);
+    await tick(monitor, 300_000);
+    expect(monitor.stalled()).toEqual(['directory']);
+    expect(told).toEqual([['directory', 60]]); // told once, not at every sample
+
+    // One page goes out: it moves, so it is not stalled, and the time starts again from there.
+    move(4n);
+    await tick(monitor, 5_000);
+    expect(monitor.stalled()).toEqual([]);
+    await tick(monitor, 59_000);
+    expect(monitor.stalled()).toEqual([]);
+    await tick(monitor, 1_000);
+    expect(monitor.stalled()).toEqual(['directory']);
+    expect(told).toEqual([['directory', 60], ['directory', null], ['directory', 60]]);
+
+    // Stopped (another process publishes, or the hub stops): nothing of this process is stalled.
+    await monitor.stop();
+    expect(monitor.stalled()).toEqual([]);
+    expect(told[told.length - 1]).toEqual(['directory', null]);
+  });
+
+  it('is never stalled at the head, however long the hub is quiet', async () => {
+    const { store, monitor, move } = setUp();
+    await append(store, 'a', 3);
+    move(3n);
+    for (let i = 0; i < 100; i++) await tick(monitor, 60_000);
+    expect(monitor.stalled()).toEqual([]);
+    // Events after a long quiet spell: the time runs from the last sample at the head, not from the last move.
+    await append(store, 'b', 1);
+    await tick(monitor, 5_000);
+    expect(monitor.stalled()).toEqual([]);
+  });
+
+  it('keeps its view when a sample fails (the store away), and measures afresh after a restart', async () => {
+    const { store, monitor, move } = setUp(10_000);
+    await append(store, 'a', 2);
+    await monitor.sample();
+    const head = store.headPosition.bind(store);
+    store.headPosition = () => Promise.reject(new Error('store away'));
+    await tick(monitor, 20_000);
+    expect(monitor.stalled()).toEqual([]);
+    store.headPosition = head;
+    await tick(monitor, 0);
+    expect(monitor.stalled()).toEqual(['directory']);
+    monitor.start();
+    await monitor.stop();
+    monitor.start();
+    await monitor.sample();
+    expect(monitor.stalled()).toEqual([]);
+    move(2n);
+    await monitor.stop();
+  });
+});

@@ -95,11 +95,12 @@ describe('messaging configuration', () => {
       uplinkMaxAttempts: 5,
       uplinkPrefetch: 200,
       uplinkRetryDelayMs: 250,
+      downlinkStallAfterMs: 60_000,
     });
     const m = messagingConfig(
-      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up', RTS_UPLINK_RETRY_DELAY_MS: '0' }),
+      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up', RTS_UPLINK_RETRY_DELAY_MS: '0', RTS_DOWNLINK_STALL_AFTER_MS: '300000' }),
     );
-    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up', uplinkRetryDelayMs: 0 });
+    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up', uplinkRetryDelayMs: 0, downlinkStallAfterMs: 300_000 });
     expect([1, 2, 3, 4, 5, 6].map(retryBackoff(250))).toEqual([250, 500, 1000, 2000, 4000, 5000]);
   });
 
@@ -109,6 +110,8 @@ describe('messaging configuration', () => {
     expect(p.some((x) => x.startsWith('RTS_UPLINK_MAX_ATTEMPTS:'))).toBe(true);
     expect(p.some((x) => x.startsWith('RTS_UPLINK_QUEUE:'))).toBe(true);
     expect(p.join('\n')).not.toContain('s3cret');
+    // A stall time shorter than two lag samples (5 s apart) would call a busy publisher stalled.
+    for (const bad of ['5000', '60s', '1e5', '3600001']) expect(problems({ RTS_BROKER_URL: 'amqp://h', RTS_DOWNLINK_STALL_AFTER_MS: bad }).some((x) => x.startsWith('RTS_DOWNLINK_STALL_AFTER_MS:'))).toBe(true);
     expect(problems({ RTS_BROKER_USERNAME: 'hub' })).toContain('RTS_BROKER_PASSWORD: required when RTS_BROKER_USERNAME is set');
   });
 

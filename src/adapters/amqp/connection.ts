@@ -12,6 +12,13 @@
 // - Unhandled rhea events bubble to the container and may be printed with console.warn; ours has listeners.
 // - A refused SASL login is kept as rhea's transport error for good: rhea never reconnects after it, and a reconnect
 //   we start ourselves is ended at once unless that error is cleared first (retryRefusedLoginMs does).
+// - rhea sends the same container-id on every reconnect, and ActiveMQ takes it as the connection's client id, one
+//   connection per id: after a connection the broker still holds (its transport thread stuck writing to us while
+//   our idle timeout dropped it), every reconnect was refused with `amqp:invalid-field` "Client: ... already
+//   connected". Each attempt here opens with an id of its own (`<containerId>-<attempt>`).
+// - A remote close with a fatal condition right after the open (that refusal, say) fires `connection_open`, then
+//   `connection_error`, and never `disconnected`: rhea ends the socket quietly. We watch the socket ourselves so
+//   `isConnected()` and `disconnected` follow it whatever the cause.
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
@@ -82,7 +89,12 @@ export interface AmqpConnectionOptions {
   sasl?: AmqpSasl;
   /** TLS settings for endpoints with `tls: true` (see AmqpTls); the system's CAs when left out. */
   tls?: AmqpTls;
-  /** AMQP container id (shows up in broker logs); default `rts-<random>`. */
+  /**
+   * AMQP container id, as a prefix (shows up in broker logs); default `rts-<random>`. Each connection attempt opens
+   * with `<containerId>-<attempt>`, so a stale connection of ours the broker still holds never refuses a new one
+   * (ActiveMQ allows one connection per container-id, its JMS client id). Nothing here needs a stable id: queues
+   * only, no durable topic subscriptions.
+   */
   containerId?: string;
   /** Reconnect after a lost connection or a failed attempt (default true). */
   reconnect?: boolean;
@@ -156,9 +168,15 @@ export const DEFAULT_NON_FATAL_ERRORS: readonly string[] = [
   'amqp:connection:redirect',
   // ActiveMQ sometimes closes connections with decode-error while it shuts down: a failover, not a fault of ours.
   'amqp:decode-error',
+  // ActiveMQ refusing a container-id (client id) another connection holds: "Client: ... already connected from ...".
+  // That one may be a stale connection of ours the broker has not noticed is gone; it does let go of it in the end.
+  'amqp:invalid-field',
 ];
 
 let containerCounter = 0;
+
+/** A connection the broker closes with an error this soon after its open was refused, not lost. */
+const REFUSAL_WITHIN_MS = 1000;
 
 export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   /** The underlying rhea connection, for links not covered by this layer. */
@@ -167,6 +185,13 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private readonly rotation: EndpointRotation;
   private lastTried: readonly AmqpEndpoint[] = [];
   private failures = 0;
+  /** `failures` when the current connection opened: restored when the broker closes it at once (a refusal). */
+  private failuresAtOpen = 0;
+  private openedAt = 0;
+  /** Attempts so far, the first included: the suffix of each attempt's container-id. */
+  private attempts = 0;
+  /** The socket of the open connection; its close is the end of that connection, whether rhea says so or not. */
+  private openSocket: import('node:net').Socket | undefined;
   private moving = false;
   private unsubscribe: (() => void) | undefined;
   private current: AmqpEndpoint | undefined;
@@ -178,6 +203,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private lastFailure: Error | undefined;
   /** Set when the broker refused the login on the current attempt; reported with the `disconnected` that follows. */
   private refused: AmqpLoginRefusedError | undefined;
+  /** A remote close's error we reconnect after; reported with the `disconnected` that follows. */
+  private closedBy: Error | undefined;
 
   private constructor(options: AmqpConnectionOptions) {
     super();
@@ -192,9 +219,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     const maxDelay = options.maxReconnectDelayMs ?? 2000;
     const jitter = options.reconnectJitter ?? 0.3;
     const limit = options.reconnectLimit;
-    const container = create_container({
-      id: options.containerId ?? `rts-${process.pid}-${++containerCounter}-${Math.random().toString(36).slice(2, 8)}`,
-    });
+    const containerId = options.containerId ?? `rts-${process.pid}-${++containerCounter}-${Math.random().toString(36).slice(2, 8)}`;
+    const container = create_container({ id: containerId });
     const sasl = options.sasl ?? { mechanism: 'none' };
     const first = this.provider.current()[0];
     // rhea calls a function-valued `reconnect` with its count of successes; we count failures ourselves so the
@@ -218,6 +244,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         if (offered.length > 0) this.lastTried = offered;
         const endpoint = this.rotation.next(this.lastTried, Date.now()) ?? this.current ?? { host: first?.host ?? '127.0.0.1', port: first?.port ?? 5672 };
         this.current = endpoint;
+        // rhea builds its Open frame once; each attempt gets an id of its own (see the header).
+        (this.raw as unknown as RheaInternals).local.open.container_id = `${containerId}-${++this.attempts}`;
         return { host: endpoint.host, port: endpoint.port, ...transportOf(endpoint, options.tls) };
       },
     };
@@ -233,7 +261,22 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     this.raw.on('protocol_error', () => undefined);
     this.raw.on('connection_open', () => {
       this.connected = true;
+      this.failuresAtOpen = this.failures;
+      this.openedAt = Date.now();
       this.failures = 0;
+      const socket = (this.raw as unknown as RheaInternals).socket;
+      this.openSocket = socket;
+      socket?.once('close', () =>
+        // After rhea's own handling of the socket's end: when it said nothing (a fatal remote close), we do.
+        setImmediate(() => {
+          if (!this.connected || this.openSocket !== socket || this.closing) return;
+          this.openSocket = undefined;
+          this.connected = false;
+          if (this.current) this.rotation.markFailed(this.current, Date.now());
+          this.lastFailure = this.lastError ?? this.lastFailure;
+          this.emit('disconnected', { endpoint: this.current, error: this.lastError, reconnecting: false });
+        }),
+      );
       this.lastFailure = undefined;
       if (this.current) this.rotation.markConnected(this.current);
       this.connectionCount += 1;
@@ -242,6 +285,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     });
     this.raw.on('disconnected', (context: EventContext) => {
       this.connected = false;
+      this.openSocket = undefined;
       if (this.current && !this.moving) this.rotation.markFailed(this.current, Date.now());
       this.moving = false;
       const raw = this.raw as unknown as RheaInternals;
@@ -250,6 +294,9 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       const lost = cause instanceof Error ? cause : typeof cause?.message === 'string' ? new Error(cause.message) : cause ? new Error(String(cause)) : undefined;
       let refused = this.refused;
       this.refused = undefined;
+      // A broker that closed the connection with a (non-fatal) error says why there, not on the socket.
+      const closedBy = this.closedBy;
+      this.closedBy = undefined;
       if (refused === undefined && sasl.mechanism === 'none' && lost !== undefined && /SASL layer not enabled/i.test(lost.message)) {
         // No SASL layer sent, and the broker answered with one: it takes no connection without a login.
         refused = new AmqpLoginRefusedError(this.current, undefined);
@@ -273,8 +320,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         }
       }
       // After a refused login rhea's own error is the socket's ("write after end"): report the refusal instead.
-      this.lastFailure = refused ?? lost ?? this.lastFailure;
-      this.emit('disconnected', { endpoint: this.current, error: refused ?? lost, reconnecting });
+      this.lastFailure = refused ?? lost ?? closedBy ?? this.lastFailure;
+      this.emit('disconnected', { endpoint: this.current, error: refused ?? lost ?? closedBy, reconnecting });
     });
     this.raw.on('connection_error', (context: EventContext) => {
       // A refused login (rhea's transport error, before any open) or a remote close with an error; whether rhea
@@ -286,6 +333,11 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         this.emitError(this.refused);
       } else if (condition !== undefined && !(options.nonFatalErrors ?? DEFAULT_NON_FATAL_ERRORS).includes(condition)) {
         this.emitError(toError(error, 'AMQP connection closed by peer'));
+      } else if (condition !== undefined) {
+        this.closedBy = toError(error, 'AMQP connection closed by peer');
+        // Opened and closed at once (a client id refused): a failed attempt, so the backoff goes on growing
+        // rather than starting again at the first delay, which would knock once per initial delay.
+        if (this.connected && Date.now() - this.openedAt < REFUSAL_WITHIN_MS) this.failures = this.failuresAtOpen;
       }
     });
     this.raw.on('connection_close', () => {
@@ -452,6 +504,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
 
 interface RheaInternals {
   socket?: import('node:net').Socket;
+  local: { open: { container_id: string } };
   transport_error?: unknown;
   scheduled_reconnect?: NodeJS.Timeout;
   heartbeat_in?: NodeJS.Timeout;

@@ -245,9 +245,9 @@ export const HealthResponse = z
       .optional()
       .describe('With a broker: whether this hub consumes the uplink queue now (connected, and its link attached; not_consuming also while the broker refuses the link, which the log says why)'),
     downlink: z
-      .enum(['publishing', 'standby'])
+      .enum(['publishing', 'stalled', 'standby'])
       .optional()
-      .describe('With a broker: whether this hub process publishes the downlink now (it holds the publishing lease; its sends wait for the broker while it is away), or stands by while another process on the same PostgreSQL store publishes'),
+      .describe('With a broker: whether this hub process publishes the downlink now (it holds the publishing lease; its sends wait for the broker while it is away), or stands by while another process on the same PostgreSQL store publishes; stalled: it publishes, events wait to be sent, and a publisher\'s checkpoint has not moved for RTS_DOWNLINK_STALL_AFTER_MS (60 s): nothing gets out (rts_downlink_stalled in /metrics says which publisher)'),
   })
   .passthrough();
 export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });

@@ -87,6 +87,15 @@ export function heldDownlinkRecorder(metrics: MetricsRegistry | undefined): Read
  * name (`directory`, `consultations`), nothing else. Reported by the process that publishes; 0 on a standby and
  * before the first sample. `rts_downlink_lag_events` only where positions count events (not on EventStoreDB).
  */
+/** rts_downlink_stalled{publisher}: 1 while the publisher is behind and its checkpoint stands still (DownlinkLagMonitor). */
+export function downlinkStallRecorder(metrics: MetricsRegistry | undefined, publishers: readonly string[]): (publisher: string, stalled: boolean) => void {
+  if (!metrics) return () => undefined;
+  const gauge = metrics.gauge('rts_downlink_stalled', "Whether the downlink publisher makes no progress (1): events wait and its checkpoint has not moved for RTS_DOWNLINK_STALL_AFTER_MS", ['publisher']);
+  const show = (publisher: string, stalled: boolean) => gauge.set({ publisher }, stalled ? 1 : 0);
+  for (const publisher of publishers) show(publisher, false);
+  return show;
+}
+
 export function downlinkLagRecorder(
   metrics: MetricsRegistry | undefined,
   options: Readonly<{ publishers: readonly string[]; positionsCountEvents: boolean }>,

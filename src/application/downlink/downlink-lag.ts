@@ -40,13 +40,40 @@ export type DownlinkLagMonitorDependencies = Readonly<{
   onSample: (publisher: string, lag: DownlinkLag | null) => void;
   /** Sample this often while running (default 5000 ms). */
   everyMs?: number;
+  /**
+   * A publisher behind the store whose checkpoint has not moved for this long is stalled (default 60000 ms): it makes
+   * no progress, whatever the reason (the broker gone, or connected and not reading). One at the head never is.
+   */
+  stallAfterMs?: number;
+  /** Told when a publisher becomes stalled (with how it stands then) and when it moves again; must not throw. */
+  onStall?: (publisher: string, stall: DownlinkStall | null) => void;
 }>;
+
+/** A stalled publisher: its lag at the last sample, and how long its checkpoint has stood still (seconds). */
+export type DownlinkStall = Readonly<{ lag: DownlinkLag; stillForSeconds: number }>;
+
+/** Where a publisher's checkpoint stood, since when (ms on the clock); and whether it counts as stalled now. */
+type Progress = { checkpoint: bigint; sinceMs: number; stalled: boolean };
+
+/**
+ * The stall rule, one sample at a time: behind and the same checkpoint for `stallAfterMs` or longer. The time runs
+ * from the last sample at which the checkpoint had moved or the publisher was at the head (a quiet hub).
+ */
+export const nextProgress = (previous: Progress | undefined, checkpoint: bigint, lag: DownlinkLag, nowMs: number, stallAfterMs: number): Progress => {
+  const behind = lag.events !== null ? lag.events > 0n : lag.seconds > 0;
+  if (!behind || previous === undefined || previous.checkpoint !== checkpoint) return { checkpoint, sinceMs: nowMs, stalled: false };
+  return { ...previous, stalled: nowMs - previous.sinceMs >= stallAfterMs };
+};
 
 /**
  * Samples the publishers' lag every few seconds while it runs, for /metrics. Started and stopped with the
  * publishers (the PublishingGate holds it beside them), so only the process that publishes reports a lag; at stop
  * it reports null (a standby's view: 0). A sample that fails (the store away) leaves the last values: the
  * publishers' own failures are in the log, and the store's in /health.
+ *
+ * It also tells a stalled publisher (see `stallAfterMs`) for /health: a lag alone says little (a burst being sent),
+ * a checkpoint that stands still while there is lag says nothing is getting out. A broker that kept the hub's
+ * connection open and stopped reading it left the lag at ~10,000 events for ten minutes while /health said ok.
  *
  *   const monitor = new DownlinkLagMonitor({ store, clock, publishers: [{ name: 'directory', checkpoint: () => p.checkpoint() }], positionsCountEvents: true, onSample });
  *   monitor.start(); ... await monitor.stop();
@@ -55,6 +82,7 @@ export type DownlinkLagMonitorDependencies = Readonly<{
 export class DownlinkLagMonitor {
   private timer: NodeJS.Timeout | null = null;
   private sampling: Promise<void> | null = null;
+  private readonly progress = new Map<string, Progress>();
 
   constructor(private readonly deps: DownlinkLagMonitorDependencies) {}
 
@@ -71,6 +99,14 @@ export class DownlinkLagMonitor {
     this.timer = null;
     await this.sampling;
     for (const p of this.deps.publishers) this.deps.onSample(p.name, null);
+    // Not publishing now: nothing of this process is stalled, and a later start measures afresh.
+    for (const [name, progress] of this.progress) if (progress.stalled) this.tellStall(name, null);
+    this.progress.clear();
+  }
+
+  /** The publishers stalled at the last sample (none while stopped). */
+  stalled(): readonly string[] {
+    return [...this.progress].filter(([, p]) => p.stalled).map(([name]) => name);
   }
 
   /** One sample of every publisher (the one in progress, if any). */
@@ -78,8 +114,16 @@ export class DownlinkLagMonitor {
     this.sampling ??= (async () => {
       for (const p of this.deps.publishers) {
         try {
-          const lag = await downlinkLag(this.deps.store, await p.checkpoint(), this.deps.clock.now(), this.deps.positionsCountEvents);
+          const checkpoint = await p.checkpoint();
+          const now = this.deps.clock.now();
+          const lag = await downlinkLag(this.deps.store, checkpoint, now, this.deps.positionsCountEvents);
           this.deps.onSample(p.name, lag);
+          const before = this.progress.get(p.name);
+          const after = nextProgress(before, checkpoint, lag, now.toMillis(), this.deps.stallAfterMs ?? DEFAULT_STALL_AFTER_MS);
+          this.progress.set(p.name, after);
+          if (after.stalled !== (before?.stalled ?? false)) {
+            this.tellStall(p.name, after.stalled ? { lag, stillForSeconds: (now.toMillis() - after.sinceMs) / 1000 } : null);
+          }
         } catch {
           // the store away: the last values stay (see above)
         }
@@ -89,4 +133,15 @@ export class DownlinkLagMonitor {
     });
     return this.sampling;
   }
+
+  private tellStall(publisher: string, stall: DownlinkStall | null): void {
+    try {
+      this.deps.onStall?.(publisher, stall);
+    } catch {
+      // an observer's failure must not stop the sampling
+    }
+  }
 }
+
+/** RTS_DOWNLINK_STALL_AFTER_MS's default: a page of the publisher's events goes out well within a minute. */
+export const DEFAULT_STALL_AFTER_MS = 60_000;
