@@ -436,13 +436,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
   sendConsultationUplink<T extends ConsultationUplinkType>(type: T, payload: ConsultationUplinkPayloads[T], options: SendOptions = {}): Promise<string> {
     const id = this.envelopeId(options.messageId);
     const envelope = { id, type, version: CONTRACT_VERSION, systemId: this.systemId, correlationId: options.correlationId ?? id, time: this.now().toISOString(), payload } as unknown as ConsultationUplinkEnvelope;
-    const sending = this.deliver(envelope);
-    this.pendingSends.add(sending);
-    void sending.then(
-      () => this.pendingSends.delete(sending),
-      () => this.pendingSends.delete(sending),
-    );
-    return sending.then(() => id);
+    return this.send(envelope);
   }
 
   /** 'system.join.requested': announces how many batches and experts will follow. */
@@ -507,15 +501,18 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
 
   /** Sends a complete uplink message of any type (the helpers build these); resolves with its id. */
   sendUplink<T extends UplinkType>(type: T, payload: UplinkPayloads[T], options: SendOptions = {}): Promise<string> {
-    const envelope = this.envelopeOf(type, payload, options);
-    const id = envelope.id;
+    return this.send(this.envelopeOf(type, payload, options));
+  }
+
+  /** Delivers, tracked among the sends close() waits for; resolves with the envelope id. */
+  private send(envelope: UplinkEnvelope | ConsultationUplinkEnvelope): Promise<string> {
     const sending = this.deliver(envelope);
     this.pendingSends.add(sending);
     void sending.then(
       () => this.pendingSends.delete(sending),
       () => this.pendingSends.delete(sending),
     );
-    return sending.then(() => id);
+    return sending.then(() => envelope.id);
   }
 
   private envelopeOf<T extends UplinkType>(type: T, payload: UplinkPayloads[T], options: SendOptions): UplinkEnvelope {

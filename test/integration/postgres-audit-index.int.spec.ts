@@ -3,14 +3,14 @@ import { Client, Pool } from 'pg';
 import { loadMigrations, migrate } from '../../src/adapters/event-store/postgres/migrate';
 import { auditEventsOfPatientSql, PostgresAuditEventsOfPatient } from '../../src/adapters/event-store/postgres/postgres-audit-events-of-patient';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
-import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName, type AuditEntry } from '../../src/application/audit/audit-chain';
-import { AuditTrail, type AuditSearch } from '../../src/application/audit/audit-trail';
-import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
+import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
+import { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import { loadConfig } from '../../src/bootstrap/config';
 import { auditEventsOfPatient, buildContainer } from '../../src/bootstrap/container';
 import pino from 'pino';
+import { auditEntry, auditSearchOf30November, countingIndex, countingReads } from '../support/audit-reads';
 
 /**
  * The PostgreSQL store's index of audit events by patient (migration 003): a patient's audit search reads the
@@ -42,50 +42,14 @@ const open = async (schema: string): Promise<PostgresEventStore> => {
   return store;
 };
 
-const AT = Date.parse('2026-11-30T08:00:00.000Z');
-const entry = (i: number, patientKey: string): AuditEntry => ({
-  at: new Date(AT + i).toISOString(),
-  subject: `s-${i % 7}`,
-  role: 'clinician',
-  systemId: null,
-  action: 'observations.read',
-  patientKey,
-  resource: null,
-  ip: '127.0.0.1',
-  requestId: `r-${i}`,
-  outcome: 'allowed',
-  status: 200,
-  reason: null,
-});
-const search = (over: Partial<AuditSearch> = {}): AuditSearch => ({ from: new Date('2026-11-30T00:00:00Z'), to: null, now: new Date('2026-11-30T23:00:00Z'), ...over });
 const partitionOf = (patientKey: string) => auditPartition({ patientKey, subject: '' });
-
-const countingReads = (store: EventStore) => {
-  let read = 0;
-  const counted = new Proxy(store, {
-    get: (target, name) => {
-      const value = Reflect.get(target, name, target) as unknown;
-      if (name !== 'readStream') return typeof value === 'function' ? value.bind(target) : value;
-      return async (...args: unknown[]) => {
-        const result = await (value as (...a: unknown[]) => Promise<{ events: readonly unknown[] }>).apply(target, args);
-        read += result.events.length;
-        return result;
-      };
-    },
-  });
-  return { counted, read: () => read };
-};
-const countingIndex = (index: AuditEventsOfPatient) => {
-  let read = 0;
-  return { index: { read: async (...args: Parameters<AuditEventsOfPatient['read']>) => { const events = await index.read(...args); read += events.length; return events; } }, read: () => read };
-};
 
 /** One chain of 4,000 audit events of 20 patients, `patient` one of them. */
 const fillChain = async (store: PostgresEventStore, patient: string): Promise<void> => {
   const others = Array.from({ length: 400 }, (_, i) => `q${i}`).filter((k) => partitionOf(k) === partitionOf(patient)).slice(0, 19);
   const keys = [patient, ...others];
   const writer = new AuditTrail({ store });
-  await Promise.all(Array.from({ length: 4_000 }, (_, i) => writer.record(entry(i, keys[i % keys.length]!))));
+  await Promise.all(Array.from({ length: 4_000 }, (_, i) => writer.record(auditEntry(i, keys[i % keys.length]!))));
 };
 
 describe('PostgreSQL index of audit events by patient', () => {
@@ -114,20 +78,20 @@ describe('PostgreSQL index of audit events by patient', () => {
     const { counted, read: readFromChains } = countingReads(store);
     const { index, read: readThroughIndex } = countingIndex(new PostgresAuditEventsOfPatient(store));
     const indexed = new AuditTrail({ store: counted, eventsOfPatient: index });
-    const page = await indexed.byPatient(patient, search());
+    const page = await indexed.byPatient(patient, auditSearchOf30November());
     expect(page.items).toHaveLength(200);
     expect(readThroughIndex()).toBe(200); // the patient's own events, of the chain's 4,000
     expect(readFromChains()).toBe(0);
-    expect(page).toEqual(await new AuditTrail({ store }).byPatient(patient, search()));
+    expect(page).toEqual(await new AuditTrail({ store }).byPatient(patient, auditSearchOf30November()));
 
     const plain = new AuditTrail({ store });
-    let a = await plain.byPatient(patient, search({ limit: 64 }));
-    let b = await indexed.byPatient(patient, search({ limit: 64 }));
+    let a = await plain.byPatient(patient, auditSearchOf30November({ limit: 64 }));
+    let b = await indexed.byPatient(patient, auditSearchOf30November({ limit: 64 }));
     for (;;) {
       expect(b).toEqual(a);
       if (!a.truncated) break;
-      a = await plain.byPatient(patient, search({ limit: 64, after: a.next! }));
-      b = await indexed.byPatient(patient, search({ limit: 64, after: b.next! }));
+      a = await plain.byPatient(patient, auditSearchOf30November({ limit: 64, after: a.next! }));
+      b = await indexed.byPatient(patient, auditSearchOf30November({ limit: 64, after: b.next! }));
     }
   }, 60_000);
 
@@ -152,8 +116,8 @@ describe('PostgreSQL index of audit events by patient', () => {
     expect((await new PostgresAuditEventsOfPatient(store).read(stream, 2n, 'p1', 10)).map((e) => e.streamVersion)).toEqual([4n, 7n]);
 
     const trail = new AuditTrail({ store, eventsOfPatient: new PostgresAuditEventsOfPatient(store) });
-    void trail.record(entry(1, 'pz')); // not awaited: byPatient drains the trail's queue first
-    expect((await trail.byPatient('pz', search())).items.map((e) => e.requestId)).toEqual(['r-1']);
+    void trail.record(auditEntry(1, 'pz')); // not awaited: byPatient drains the trail's queue first
+    expect((await trail.byPatient('pz', auditSearchOf30November())).items.map((e) => e.requestId)).toEqual(['r-1']);
   });
 
   it('is what the container hands the audit trails on a PostgreSQL store (and nothing on another)', async () => {

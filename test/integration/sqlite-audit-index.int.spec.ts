@@ -7,12 +7,12 @@ import pino from 'pino';
 import { EVENT_STORE_MIGRATIONS, migrate } from '../../src/adapters/event-store/sqlite/schema';
 import { AUDIT_EVENTS_OF_PATIENT_SQL, SqliteAuditEventsOfPatient } from '../../src/adapters/event-store/sqlite/sqlite-audit-events-of-patient';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
-import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName, type AuditEntry } from '../../src/application/audit/audit-chain';
-import { AuditTrail, type AuditSearch } from '../../src/application/audit/audit-trail';
-import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
-import type { EventStore } from '../../src/application/ports/event-store';
+import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
+import { AuditTrail } from '../../src/application/audit/audit-trail';
 import { loadConfig } from '../../src/bootstrap/config';
+import type { EventStore } from '../../src/application/ports/event-store';
 import { auditEventsOfPatient, buildContainer, TOKENS } from '../../src/bootstrap/container';
+import { auditEntry, auditSearchOf30November, countingIndex, countingReads } from '../support/audit-reads';
 
 /**
  * The SQLite store's index of audit events by patient (migration 3): a patient's audit search reads the patient's
@@ -33,44 +33,7 @@ const open = (file = join(dir, `${randomUUID()}.db`)): SqliteEventStore => {
   return store;
 };
 
-const AT = Date.parse('2026-11-30T08:00:00.000Z');
-const entry = (i: number, patientKey: string): AuditEntry => ({
-  at: new Date(AT + i).toISOString(),
-  subject: `s-${i % 7}`,
-  role: 'clinician',
-  systemId: null,
-  action: 'observations.read',
-  patientKey,
-  resource: null,
-  ip: '127.0.0.1',
-  requestId: `r-${i}`,
-  outcome: 'allowed',
-  status: 200,
-  reason: null,
-});
-const search = (over: Partial<AuditSearch> = {}): AuditSearch => ({ from: new Date('2026-11-30T00:00:00Z'), to: null, now: new Date('2026-11-30T23:00:00Z'), ...over });
 const partitionOf = (patientKey: string) => auditPartition({ patientKey, subject: '' });
-
-/** The store, counting the events its readStream hands back (the whole-chain reads). */
-const countingReads = (store: EventStore) => {
-  let read = 0;
-  const counted = new Proxy(store, {
-    get: (target, name) => {
-      const value = Reflect.get(target, name, target) as unknown;
-      if (name !== 'readStream') return typeof value === 'function' ? value.bind(target) : value;
-      return async (...args: unknown[]) => {
-        const result = await (value as (...a: unknown[]) => Promise<{ events: readonly unknown[] }>).apply(target, args);
-        read += result.events.length;
-        return result;
-      };
-    },
-  });
-  return { counted, read: () => read };
-};
-const countingIndex = (index: AuditEventsOfPatient) => {
-  let read = 0;
-  return { index: { read: async (...args: Parameters<AuditEventsOfPatient['read']>) => { const events = await index.read(...args); read += events.length; return events; } }, read: () => read };
-};
 
 describe('SQLite index of audit events by patient', () => {
   it('is answered from the partial index events_audit_by_patient, not by a scan', () => {
@@ -101,7 +64,7 @@ describe('SQLite index of audit events by patient', () => {
   it('holds audit events only, whose data is JSON text with the patient key', async () => {
     const store = open();
     const trail = new AuditTrail({ store });
-    await trail.record(entry(1, 'pa'));
+    await trail.record(auditEntry(1, 'pa'));
     await store.appendToStream('other-1', [{ id: randomUUID(), type: 'SomethingElse', data: { patientKey: 'pa' } }]);
     const rows = store.database.prepare(`SELECT type, typeof(data) AS t, json_valid(data) AS valid, json_extract(data, '$.patientKey') AS key FROM events`).all() as { type: string; t: string; valid: number; key: string }[];
     expect(rows.filter((r) => r.type === AUDIT_EVENT_TYPE)).toEqual([{ type: AUDIT_EVENT_TYPE, t: 'text', valid: 1, key: 'pa' }]);
@@ -116,37 +79,37 @@ describe('SQLite index of audit events by patient', () => {
     const patient = 'p7';
     const others = Array.from({ length: 400 }, (_, i) => `q${i}`).filter((k) => k !== patient && partitionOf(k) === partitionOf(patient)).slice(0, 19);
     const keys = [patient, ...others];
-    await Promise.all(Array.from({ length: 4_000 }, (_, i) => writer.record(entry(i, keys[i % keys.length]!))));
+    await Promise.all(Array.from({ length: 4_000 }, (_, i) => writer.record(auditEntry(i, keys[i % keys.length]!))));
     const chainLength = (await store.readStream(auditStreamName('2026-11-30', partitionOf(patient)))).events.length;
     expect(chainLength).toBe(4_000);
 
     const { counted, read: readFromChains } = countingReads(store);
     const { index, read: readThroughIndex } = countingIndex(new SqliteAuditEventsOfPatient(store));
     const indexed = new AuditTrail({ store: counted, eventsOfPatient: index });
-    const page = await indexed.byPatient(patient, search());
+    const page = await indexed.byPatient(patient, auditSearchOf30November());
     expect(page.items).toHaveLength(200);
     expect(readThroughIndex()).toBe(200); // the patient's own events, of the 4,000 of the chain
     expect(readFromChains()).toBe(0);
-    expect(page).toEqual(await new AuditTrail({ store }).byPatient(patient, search()));
+    expect(page).toEqual(await new AuditTrail({ store }).byPatient(patient, auditSearchOf30November()));
 
     // Page by page, as a cursor goes on: the same pages as the chain walk.
     const plain = new AuditTrail({ store });
-    let a = await plain.byPatient(patient, search({ limit: 64 }));
-    let b = await indexed.byPatient(patient, search({ limit: 64 }));
+    let a = await plain.byPatient(patient, auditSearchOf30November({ limit: 64 }));
+    let b = await indexed.byPatient(patient, auditSearchOf30November({ limit: 64 }));
     for (;;) {
       expect(b).toEqual(a);
       if (!a.truncated) break;
-      a = await plain.byPatient(patient, search({ limit: 64, after: a.next! }));
-      b = await indexed.byPatient(patient, search({ limit: 64, after: b.next! }));
+      a = await plain.byPatient(patient, auditSearchOf30November({ limit: 64, after: a.next! }));
+      b = await indexed.byPatient(patient, auditSearchOf30November({ limit: 64, after: b.next! }));
     }
   });
 
   it('sees an audit event recorded just before the search (the trail drains its queue, the append has committed)', async () => {
     const store = open();
     const trail = new AuditTrail({ store, eventsOfPatient: new SqliteAuditEventsOfPatient(store) });
-    await trail.record(entry(1, 'pz'));
-    void trail.record(entry(2, 'pz')); // not awaited: still in the trail's queue, then in the store's writer queue
-    const page = await trail.byPatient('pz', search());
+    await trail.record(auditEntry(1, 'pz'));
+    void trail.record(auditEntry(2, 'pz')); // not awaited: still in the trail's queue, then in the store's writer queue
+    const page = await trail.byPatient('pz', auditSearchOf30November());
     expect(page.items.map((e) => e.requestId)).toEqual(['r-1', 'r-2']);
   });
 

@@ -3,6 +3,7 @@ import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, type AuditEntry } f
 import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
 import type { EventStore } from '../../src/application/ports/event-store';
+import { countingReads } from '../support/audit-reads';
 
 /**
  * The audit trail as several hub processes write it: each process keeps its own idea of each chain's head, and
@@ -118,24 +119,6 @@ describe('AuditTrail shared by processes', () => {
 });
 
 describe('AuditTrail heads: what an anchor and a restart read of a long chain', () => {
-  /** The store, counting the events each readStream hands back. */
-  const counting = (store: EventStore) => {
-    let read = 0;
-    let largest = 0;
-    const counted = new Proxy(store, {
-      get: (target, name) => {
-        const value = Reflect.get(target, name, target) as unknown;
-        if (name !== 'readStream') return typeof value === 'function' ? value.bind(target) : value;
-        return async (...args: unknown[]) => {
-          const result = (await (value as (...a: unknown[]) => Promise<{ events: readonly unknown[] }>).apply(target, args));
-          read += result.events.length;
-          largest = Math.max(largest, result.events.length);
-          return result;
-        };
-      },
-    });
-    return { counted, read: () => read, largest: () => largest };
-  };
 
   it('verifies and searches a long chain in reads of at most 1,000 events, giving other work turns in between', async () => {
     const store = new InMemoryEventStore();
@@ -143,7 +126,7 @@ describe('AuditTrail heads: what an anchor and a restart read of a long chain', 
     const at = '2026-11-30T08:00:00.000Z';
     // One patient: one chain of 5,000 events.
     await Promise.all(Array.from({ length: 5_000 }, (_, i) => writer.record(entry(i, 'p1', at))));
-    const { counted, read, largest } = counting(store);
+    const { counted, read, largest } = countingReads(store);
     const trail = new AuditTrail({ store: counted });
     let turns = 0;
     let ticking = true;
@@ -170,7 +153,7 @@ describe('AuditTrail heads: what an anchor and a restart read of a long chain', 
     expect(Object.keys(heads)).toHaveLength(AUDIT_PARTITIONS);
 
     // A process started later: its anchor and its first append per chain read the tails only.
-    const { counted, read } = counting(store);
+    const { counted, read } = countingReads(store);
     const restarted = new AuditTrail({ store: counted });
     expect(await restarted.headsOf('2026-11-30')).toEqual(heads);
     expect(read()).toBeLessThanOrEqual(2 * AUDIT_PARTITIONS);
@@ -387,22 +370,6 @@ describe('AuditTrail.byPatient through the store\'s index of audit events by pat
       },
     };
     return { index, read: () => read };
-  };
-  /** The store, counting the events its readStream hands back. */
-  const countingReads = (store: EventStore) => {
-    let read = 0;
-    const counted = new Proxy(store, {
-      get: (target, name) => {
-        const value = Reflect.get(target, name, target) as unknown;
-        if (name !== 'readStream') return typeof value === 'function' ? value.bind(target) : value;
-        return async (...args: unknown[]) => {
-          const result = await (value as (...a: unknown[]) => Promise<{ events: readonly unknown[] }>).apply(target, args);
-          read += result.events.length;
-          return result;
-        };
-      },
-    });
-    return { counted, read: () => read };
   };
   /** `count` events across midnight, of patients p0..p22 (so of every chain), one second apart. */
   const fill = async (trail: AuditTrail, count: number, startSecond: number): Promise<void> => {
