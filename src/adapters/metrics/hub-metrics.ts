@@ -82,11 +82,6 @@ export function heldDownlinkRecorder(metrics: MetricsRegistry | undefined): Read
   };
 }
 
-/**
- * How far the downlink publishers are behind the store (application/downlink/downlink-lag.ts), by publisher: a fixed
- * name (`directory`, `consultations`), nothing else. Reported by the process that publishes; 0 on a standby and
- * before the first sample. `rts_downlink_lag_events` only where positions count events (not on EventStoreDB).
- */
 /** rts_downlink_stalled{publisher}: 1 while the publisher is behind and its checkpoint stands still (DownlinkLagMonitor). */
 export function downlinkStallRecorder(metrics: MetricsRegistry | undefined, publishers: readonly string[]): (publisher: string, stalled: boolean) => void {
   if (!metrics) return () => undefined;
@@ -96,6 +91,11 @@ export function downlinkStallRecorder(metrics: MetricsRegistry | undefined, publ
   return show;
 }
 
+/**
+ * How far the downlink publishers are behind the store (application/downlink/downlink-lag.ts), by publisher: a fixed
+ * name (`directory`, `consultations`), nothing else. Reported by the process that publishes; 0 on a standby and
+ * before the first sample. `rts_downlink_lag_events` only where positions count events (not on EventStoreDB).
+ */
 export function downlinkLagRecorder(
   metrics: MetricsRegistry | undefined,
   options: Readonly<{ publishers: readonly string[]; positionsCountEvents: boolean }>,
