@@ -186,12 +186,13 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
       // Idempotent: the same again (here from the saved GET /erasures answer) changes nothing.
       const again = await cli((io) => runErasures(['apply', '--from', join(out.dir, 'erasures.json'), '--url', hub.url], io), { RTS_TOKEN: operator });
       expect(again).toMatchObject({ code: 0, stderr: '' });
-      expect(again.stdout).toContain('Done: 0 erased now, 3 already erased here.');
+      // The repeat says what the erasures recorded: the patient new since the backup had nothing in this copy.
+      expect(again.stdout).toContain('Done: 0 erased now, 3 already erased here; 1 of them had nothing in this copy');
       // A file saved from a build before kinds (items without kind) is read as patients' erasures.
       const withoutKind = await cli((io) => runErasures(['apply', '--from', join(out.dir, 'erasures-without-kind.json'), '--url', hub.url], io), { RTS_TOKEN: operator });
       expect(withoutKind).toMatchObject({ code: 0, stderr: '' });
       expect(withoutKind.stdout).toContain('2 erasure(s) recorded in the file; applying them');
-      expect(withoutKind.stdout).toContain('Done: 0 erased now, 2 already erased here.');
+      expect(withoutKind.stdout).toContain('Done: 0 erased now, 2 already erased here; 1 of them had nothing in this copy');
       // A consultation this copy does not have (requested after the backup): counted, not a failure.
       const later = join(out.dir, 'later-consultation.json');
       writeFileSync(later, JSON.stringify({ count: 1, items: [{ kind: 'consultation', consultationId: 'a1b2c3d4-0000-4000-8000-0000000f0f0f', erasedAt: '2026-12-01T10:00:00.000Z' }] }));
