@@ -132,6 +132,34 @@ describe('AmqpConnection and a client id the broker already has', () => {
       await new Promise<void>((resolve) => listener.close(() => resolve()));
     }
   });
+
+  it('gives up an attempt the broker takes at TCP and never answers, and gets in at the next broker', async () => {
+    // A broker whose transport threads are stuck: it accepts the connection and says nothing, ever. The idle timeout
+    // runs only once a connection is open, so the attempt, and the hub, waited for ever.
+    const accepted: import('node:net').Socket[] = [];
+    const silent = await import('node:net').then(({ createServer }) => createServer((socket) => void accepted.push(socket.on('error', () => undefined))));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const silentPort = (silent.address() as import('node:net').AddressInfo).port;
+    try {
+      connection = AmqpConnection.open({
+        endpoints: [{ host: '127.0.0.1', port: silentPort }, { host: broker.host, port: broker.amqpPort }],
+        sasl: { mechanism: 'anonymous' },
+        initialReconnectDelayMs: 50,
+        openTimeoutMs: 1_000,
+      });
+      const lost: DisconnectedEvent[] = [];
+      connection.on('disconnected', (e) => lost.push(e));
+      await connection.waitConnected(15_000);
+      expect(connection.isConnected()).toBe(true);
+      expect(lost[0]).toMatchObject({ endpoint: { port: silentPort }, reconnecting: true });
+      expect(String(lost[0]?.error?.message)).toContain('no AMQP open from the broker within 1000 ms');
+    } finally {
+      await connection?.close();
+      connection = undefined;
+      for (const socket of accepted) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
 });
 
 describe('a hub whose broker holds a stale connection of it', () => {

@@ -106,6 +106,12 @@ export interface AmqpConnectionOptions {
   reconnectLimit?: number;
   /** AMQP idle timeout in ms; heartbeats are sent at half of the peer's value (default 16000). */
   idleTimeoutMs?: number;
+  /**
+   * An attempt that has no AMQP open from the broker this long after it began is given up, and the next one made
+   * (default 15000 ms; 0: wait for ever). The idle timeout only runs once a connection is open: a broker that took
+   * the TCP connection and never answered (its transport threads stuck) held the attempt, and the hub, for ever.
+   */
+  openTimeoutMs?: number;
   /** Remote close conditions after which we still reconnect. */
   nonFatalErrors?: readonly string[];
   /**
@@ -192,6 +198,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private attempts = 0;
   /** The socket of the open connection; its close is the end of that connection, whether rhea says so or not. */
   private openSocket: import('node:net').Socket | undefined;
+  private openTimer: NodeJS.Timeout | undefined;
   private moving = false;
   private unsubscribe: (() => void) | undefined;
   private current: AmqpEndpoint | undefined;
@@ -246,6 +253,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         this.current = endpoint;
         // rhea builds its Open frame once; each attempt gets an id of its own (see the header).
         (this.raw as unknown as RheaInternals).local.open.container_id = `${containerId}-${++this.attempts}`;
+        this.armOpenTimer(options.openTimeoutMs ?? 15_000);
         return { host: endpoint.host, port: endpoint.port, ...transportOf(endpoint, options.tls) };
       },
     };
@@ -260,6 +268,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     // reports it with its cause, in the hub's log lines.
     this.raw.on('protocol_error', () => undefined);
     this.raw.on('connection_open', () => {
+      this.clearOpenTimer();
       this.connected = true;
       this.failuresAtOpen = this.failures;
       this.openedAt = Date.now();
@@ -284,6 +293,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       this.emit('connected', { endpoint: this.current!, connectionCount: this.connectionCount });
     });
     this.raw.on('disconnected', (context: EventContext) => {
+      this.clearOpenTimer();
       this.connected = false;
       this.openSocket = undefined;
       if (this.current && !this.moving) this.rotation.markFailed(this.current, Date.now());
@@ -451,6 +461,24 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     };
   }
 
+  /** The current attempt's deadline for the broker's open (see openTimeoutMs): its socket is ended when it passes. */
+  private armOpenTimer(ms: number): void {
+    this.clearOpenTimer();
+    if (ms <= 0) return;
+    this.openTimer = setTimeout(() => {
+      this.openTimer = undefined;
+      if (this.connected || this.closing) return;
+      // rhea then reports the attempt as lost ('disconnected') and schedules the next one.
+      (this.raw as unknown as RheaInternals).socket?.destroy(new Error(`no AMQP open from the broker within ${ms} ms`));
+    }, ms);
+    this.openTimer.unref?.();
+  }
+
+  private clearOpenTimer(): void {
+    if (this.openTimer) clearTimeout(this.openTimer);
+    this.openTimer = undefined;
+  }
+
   /**
    * Closes the connection (no reconnect); resolves when the socket is gone, forcing it after `timeoutMs`.
    * rhea only cleans up (heartbeat timers) on the socket's 'end', so we wait for that rather than destroying it.
@@ -458,6 +486,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   close(timeoutMs = 5000): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closing = true;
+    this.clearOpenTimer();
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     this.raw.set_reconnect(false);
