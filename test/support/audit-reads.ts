@@ -1,5 +1,5 @@
 import type { AuditEntry } from '../../src/application/audit/audit-chain';
-import type { AuditSearch } from '../../src/application/audit/audit-trail';
+import type { AuditPage, AuditSearch, AuditTrail } from '../../src/application/audit/audit-trail';
 import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
 import type { EventStore } from '../../src/application/ports/event-store';
 
@@ -62,3 +62,10 @@ export const auditSearchOf30November = (over: Partial<AuditSearch> = {}): AuditS
   now: new Date('2026-11-30T23:00:00Z'),
   ...over,
 });
+
+/** Every page of a patient's search of 2026-11-30, `limit` at a time, as a cursor goes on. */
+export const pagesOfPatient = async (trail: AuditTrail, patientKey: string, limit: number): Promise<AuditPage[]> => {
+  const pages = [await trail.byPatient(patientKey, auditSearchOf30November({ limit }))];
+  while (pages[pages.length - 1]!.truncated) pages.push(await trail.byPatient(patientKey, auditSearchOf30November({ limit, after: pages[pages.length - 1]!.next! })));
+  return pages;
+};
