@@ -21,6 +21,8 @@ import { AmqpConnection } from '../adapters/amqp/connection';
 
 /** A broker that refuses the hub's login is asked again this often: its accounts may be fixed while the hub runs. */
 export const REFUSED_LOGIN_RETRY_MS = 10_000;
+/** A broker that closed the hub's connection with a condition we do not reconnect after at once: asked again this late. */
+export const FATAL_CLOSE_RETRY_MS = 10_000;
 import { openEndpointProvider, rebalanceProbability, type OpenedEndpoints } from '../adapters/amqp/discovery-provider';
 import { endpointKey } from '../adapters/amqp/endpoint-set';
 import { RetryingSender, instrumentConnection, rebalanceOnAdded } from '../adapters/amqp/failover';
@@ -79,6 +81,7 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
     // Heartbeats find a half-open connection (a broker host gone without a FIN) within a few seconds.
     idleTimeoutMs: 8000,
     retryRefusedLoginMs: REFUSED_LOGIN_RETRY_MS,
+    retryFatalCloseMs: FATAL_CLOSE_RETRY_MS,
     // A static list alone keeps its order (primary first); discovered brokers spread the hubs.
     startAt: endpoints.settings ? 'random' : 'first',
   });

@@ -16,7 +16,7 @@ import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
-import { REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
+import { FATAL_CLOSE_RETRY_MS, REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
 import { downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
 import { DownlinkLagMonitor } from '../application/downlink/downlink-lag';
@@ -112,9 +112,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   let up = false;
   // The refusal of the last attempt, if it was refused; logged once until the hub is let in.
   let refused: AmqpLoginRefusedError | undefined;
+  // A close the hub does not retry at once (it tries again every 10 s): logged once until it is connected again.
+  let closedFatally = false;
   connection.on('connected', (e) => {
     up = true;
     refused = undefined;
+    closedFatally = false;
     log.info({ broker: `${e.endpoint.host}:${e.endpoint.port}`, connections: e.connectionCount }, 'connected to the broker');
   });
   connection.on('disconnected', (e) => {
@@ -123,7 +126,8 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   });
   connection.on('error', (error) => {
     if (!(error instanceof AmqpLoginRefusedError)) {
-      log.error({ err: error.message }, 'broker connection failed');
+      if (!closedFatally) log.error({ err: error.message, retryInMs: FATAL_CLOSE_RETRY_MS }, 'broker connection failed (the hub tries again every 10 s)');
+      closedFatally = true;
       return;
     }
     if (refused === undefined) {

@@ -115,8 +115,11 @@ export interface RtsClientOptions {
    * Reconnect back-off: first and largest delay in ms (defaults 100 and 2000), and attempts before giving up (default:
    * never). A broker that refuses the login (AmqpLoginRefusedError, code 'login_refused') stops the reconnects and
    * emits 'error' (connect() rejects with it at once), unless `refusedLoginRetryMs` asks to try again that often.
+   * Likewise a broker that closes the connection with a condition not in `nonFatalErrors` (`amqp:not-allowed`, say)
+   * stops the reconnects, unless `fatalCloseRetryMs` asks to try again that long after each such close (a system
+   * that runs unattended: the hub uses 10000).
    */
-  reconnect?: { initialDelayMs?: number; maxDelayMs?: number; limit?: number; refusedLoginRetryMs?: number };
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number; limit?: number; refusedLoginRetryMs?: number; fatalCloseRetryMs?: number };
   /** More remote close conditions after which to reconnect (besides forced, internal-error, resource-limit-exceeded, decode-error). */
   nonFatalErrors?: readonly string[];
   /** Find the brokers by ActiveMQ's multicast announcements: 'multicast://239.255.2.3:6155?group=rts&interface=10.0.0.5' (see discovery.ts). With `url` too, both are offered. */
@@ -310,6 +313,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       maxReconnectDelayMs: reconnect.maxDelayMs ?? 2000,
       ...(reconnect.limit !== undefined ? { reconnectLimit: reconnect.limit } : {}),
       ...(reconnect.refusedLoginRetryMs !== undefined ? { retryRefusedLoginMs: reconnect.refusedLoginRetryMs } : {}),
+      ...(reconnect.fatalCloseRetryMs !== undefined ? { retryFatalCloseMs: reconnect.fatalCloseRetryMs } : {}),
     });
     this.sender = new DurableSender(this.connection, { sendTimeoutMs: this.sendTimeoutMs });
     discovery?.attach(this.connection, (fields, message) => this.log('info', fields, message));

@@ -203,3 +203,120 @@ describe('a hub whose broker holds a stale connection of it', () => {
     expect(metrics).toMatch(/^rts_uplink_consuming 1$/m);
   });
 });
+
+/** An AMQP peer (rhea as a server) that closes the first `fatalOpens` connections with `amqp:not-allowed` at once. */
+const startRefusingPeer = async (fatalOpens: number) => {
+  const port = await freePort();
+  const opens: number[] = [];
+  const server = create_container({ id: 'fake-broker' });
+  server.on('connection_open', (context: EventContext) => {
+    opens.push(Date.now());
+    if (opens.length <= fatalOpens) context.connection.close({ condition: 'amqp:not-allowed', description: 'go away' });
+  });
+  server.on('error', () => undefined);
+  server.on('disconnected', () => undefined);
+  const listener = server.listen({ port, host: '127.0.0.1' });
+  await new Promise<void>((resolve) => listener.once('listening', () => resolve()));
+  return { port, opens, close: () => new Promise<void>((resolve) => listener.close(() => resolve())) };
+};
+
+describe('AmqpConnection with retryFatalCloseMs', () => {
+  it('reports a fatal close once, waits that long, and is let in at the next attempt', async () => {
+    const peer = await startRefusingPeer(1);
+    const connection = AmqpConnection.open({ endpoints: [{ host: '127.0.0.1', port: peer.port }], initialReconnectDelayMs: 50, retryFatalCloseMs: 1500 });
+    try {
+      const errors: Error[] = [];
+      const disconnects: DisconnectedEvent[] = [];
+      connection.on('error', (e) => errors.push(e));
+      connection.on('disconnected', (e) => disconnects.push(e));
+      await until('closed by the peer', () => disconnects.length > 0, 10_000);
+      expect(disconnects[0]).toMatchObject({ reconnecting: true, error: expect.objectContaining({ message: 'go away' }) });
+      expect(errors.map((e) => e.message)).toEqual(['go away']);
+      // Not at its usual 50 ms: the retry waits what it was told.
+      await connection.waitConnected(10_000);
+      expect(peer.opens).toHaveLength(2);
+      expect(peer.opens[1]! - peer.opens[0]!).toBeGreaterThanOrEqual(1400);
+      expect(connection.isConnected()).toBe(true);
+      expect(errors).toHaveLength(1);
+    } finally {
+      await connection.close();
+      await peer.close();
+    }
+  });
+
+  it('makes no attempt after close() while it waits', async () => {
+    const peer = await startRefusingPeer(Infinity);
+    const connection = AmqpConnection.open({ endpoints: [{ host: '127.0.0.1', port: peer.port }], initialReconnectDelayMs: 50, retryFatalCloseMs: 500 });
+    connection.on('error', () => undefined);
+    try {
+      await until('closed by the peer', () => peer.opens.length > 0, 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await connection.close();
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect(peer.opens).toHaveLength(1);
+    } finally {
+      await peer.close();
+    }
+  });
+});
+
+describe('a hub whose broker closes its connection with a fatal condition', () => {
+  let hub: RunningHub | undefined;
+  let server: import('node:net').Server | undefined;
+  let peer: Awaited<ReturnType<typeof startRefusingPeer>> | undefined;
+  const data = tempDir('rts-hub-fatal-close-');
+
+  afterAll(async () => {
+    await hub?.stop();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await peer?.close();
+    data.remove();
+  });
+
+  it('tries again 10 s later and consumes again (before: disconnected until restarted)', async () => {
+    const net = await import('node:net');
+    peer = await startRefusingPeer(1);
+    // A proxy in front of the real broker whose new connections can be sent to the refusing peer instead.
+    let target = { host: broker.host, port: broker.amqpPort };
+    const sockets = new Set<import('node:net').Socket>();
+    server = net.createServer((client) => {
+      const upstream = net.connect(target.port, target.host);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    hub = await startInProcessHub({ ...broker, url: `amqp://127.0.0.1:${port}` }, data.dir);
+    await until('consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 30_000, 200);
+
+    // The connection drops; the next attempt meets a broker that closes it with amqp:not-allowed.
+    target = { host: '127.0.0.1', port: peer.port };
+    for (const socket of sockets) socket.destroy();
+    await until('refused once', () => peer!.opens.length === 1, 10_000, 50);
+    target = { host: broker.host, port: broker.amqpPort };
+    await until('disconnected', async () => (await getJson(hub!.url, '/health')).body.broker === 'disconnected', 5_000, 50);
+
+    await until('connected again', async () => (await getJson(hub!.url, '/health')).body.broker === 'connected', 20_000, 250);
+    expect(Date.now() - peer.opens[0]!).toBeGreaterThanOrEqual(9_000);
+    expect(peer.opens).toHaveLength(1);
+    await until('consuming again', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 20_000, 200);
+    const client = AmqpConnection.open({ endpoints: [{ host: broker.host, port: broker.amqpPort }], sasl: { mechanism: 'anonymous' } });
+    const sender = new DurableSender(client);
+    try {
+      await client.waitConnected();
+      await registerSystem(hub.url, 'city-fatal');
+      await sendUplink(sender, uplink.join('city-fatal', 0, 0));
+      await until('city-fatal joined', async () => (await getJson(hub!.url, '/systems/city-fatal')).body.status === 'joined', 60_000, 250);
+    } finally {
+      await sender.close().catch(() => undefined);
+      await client.close();
+    }
+  });
+});

@@ -19,6 +19,8 @@
 // - A remote close with a fatal condition right after the open (that refusal, say) fires `connection_open`, then
 //   `connection_error`, and never `disconnected`: rhea ends the socket quietly. We watch the socket ourselves so
 //   `isConnected()` and `disconnected` follow it whatever the cause.
+// - With `retryFatalCloseMs` rhea is told every condition is non-fatal (`all_errors_non_fatal`), so its own reconnect
+//   path (links re-attached) runs; the delay after a close we count as fatal is ours, and longer.
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
@@ -121,6 +123,13 @@ export interface AmqpConnectionOptions {
    * runs), and emits `error` once per refusal.
    */
   retryRefusedLoginMs?: number;
+  /**
+   * A broker that closes the connection with a condition not in `nonFatalErrors` (`amqp:not-allowed`, an
+   * `amqp:unauthorized-access` after the open, a vendor's own): by default that is fatal, an `error` and no
+   * reconnect. With this set, the connection emits `error` once per such close and tries again this many ms later,
+   * then with its usual backoff: a long-running service should not stay disconnected until someone restarts it.
+   */
+  retryFatalCloseMs?: number;
 }
 
 /** The broker refused the login (SASL outcome not ok: an unknown user, a wrong password, or no anonymous access). */
@@ -212,6 +221,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private refused: AmqpLoginRefusedError | undefined;
   /** A remote close's error we reconnect after; reported with the `disconnected` that follows. */
   private closedBy: Error | undefined;
+  /** The last remote close had a fatal condition and retryFatalCloseMs is set: the next delay is that long. */
+  private fatalClose = false;
 
   private constructor(options: AmqpConnectionOptions) {
     super();
@@ -232,11 +243,15 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     const first = this.provider.current()[0];
     // rhea calls a function-valued `reconnect` with its count of successes; we count failures ourselves so the
     // backoff grows per failed attempt, resets on success, and carries jitter.
+    const retryFatal = options.retryFatalCloseMs;
     const reconnect =
       (options.reconnect ?? true)
         ? () => {
             if (limit !== undefined && this.failures >= limit) return -1;
-            return backoffDelay(this.failures++, { initialMs: initialDelay, maxMs: maxDelay, jitter });
+            const delay = backoffDelay(this.failures++, { initialMs: initialDelay, maxMs: maxDelay, jitter });
+            if (!this.fatalClose) return delay;
+            this.fatalClose = false;
+            return Math.max(delay, retryFatal ?? 0);
           }
         : false;
     const connectionOptions: ConnectionOptions = {
@@ -245,6 +260,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       reconnect: reconnect as unknown as boolean,
       idle_time_out: options.idleTimeoutMs ?? 16000,
       non_fatal_errors: [...(options.nonFatalErrors ?? DEFAULT_NON_FATAL_ERRORS)],
+      ...(retryFatal !== undefined && options.reconnect !== false ? { all_errors_non_fatal: true } : {}),
       // Rotate on every attempt: rhea passes the count of *successes*, which does not move on a failed attempt.
       connection_details: () => {
         const offered = this.provider.current();
@@ -342,7 +358,14 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         this.refused = new AmqpLoginRefusedError(this.current, sasl.mechanism === 'plain' ? sasl.username : undefined);
         this.emitError(this.refused);
       } else if (condition !== undefined && !(options.nonFatalErrors ?? DEFAULT_NON_FATAL_ERRORS).includes(condition)) {
-        this.emitError(toError(error, 'AMQP connection closed by peer'));
+        const fatal = toError(error, 'AMQP connection closed by peer');
+        this.emitError(fatal);
+        if (retryFatal !== undefined && options.reconnect !== false) {
+          // rhea reconnects (all_errors_non_fatal); the reconnect function above makes the first delay ours.
+          this.fatalClose = true;
+          this.closedBy = fatal;
+          if (this.connected && Date.now() - this.openedAt < REFUSAL_WITHIN_MS) this.failures = this.failuresAtOpen;
+        }
       } else if (condition !== undefined) {
         this.closedBy = toError(error, 'AMQP connection closed by peer');
         // Opened and closed at once (a client id refused): a failed attempt, so the backoff goes on growing
