@@ -16,6 +16,13 @@
  *           patient-export.ts reads it). Figure: median ms of each.
  *
  *   node bench/audit-index.js [--only insert,record,search] [--rounds 7] [--batches 150] [--batch 64] [--events 50000] [--reps 15]
+ *
+ * With `--store postgres` (URL: RTS_BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test) the same on
+ * PostgreSQL (migration 003), each side in a fresh schema made by PostgresEventStore.open and dropped at the end:
+ *   insert  raw `pg` inserts of the same rows, one transaction of --batch rows (INSERT ... SELECT FROM unnest), with
+ *           synchronous_commit=on as the store runs, into a schema with the index and one where it was dropped;
+ *   record  AuditTrail.record into PostgresEventStore (its advisory append lock, group commit), the same way;
+ *   search  the chain walk against PostgresAuditEventsOfPatient.
  */
 const { randomUUID, createHash } = require('node:crypto');
 const path = require('node:path');
@@ -28,6 +35,21 @@ const { SqliteEventStore } = dist('adapters/event-store/sqlite/sqlite-event-stor
 const { SqliteAuditEventsOfPatient } = dist('adapters/event-store/sqlite/sqlite-audit-events-of-patient');
 const { AuditTrail } = dist('application/audit/audit-trail');
 const { chain, genesisHash, AUDIT_EVENT_TYPE, AUDIT_PARTITIONS } = dist('application/audit/audit-chain');
+const L = require('./lib');
+
+const POSTGRES = String(args.store ?? 'sqlite') === 'postgres';
+const PG_URL = String(args.url ?? L.PG_URL);
+const pgSchemas = new Set();
+/** A PostgresEventStore in a fresh schema (dropped at the end); `withIndex: false` drops events_audit_by_patient. */
+const openPgStore = async (what, withIndex) => {
+  const { PostgresEventStore } = dist('adapters/event-store/postgres/postgres-event-store');
+  const schema = L.pgSchemaName(`audit_${what}`);
+  pgSchemas.add(schema);
+  const store = await PostgresEventStore.open({ connectionString: PG_URL, schema });
+  if (!withIndex) await store.query(`DROP INDEX ${store.table('events_audit_by_patient')}`);
+  return { store, schema };
+};
+const dropPgSchemas = () => Promise.allSettled([...pgSchemas].map((schema) => L.pgDropSchema(PG_URL, schema)));
 
 const keyOf = (i) => `p${createHash('md5').update(`patient-${i}`).digest('hex')}`;
 const entryOf = (i, patientKey, atMs) => ({
@@ -111,6 +133,71 @@ const insertBench = () => {
   }
 };
 
+/** insertBench on PostgreSQL: one client per side, a transaction of `batch` chained rows, synchronous_commit=on. */
+const insertBenchPostgres = async () => {
+  const rounds = Number(args.rounds ?? 7);
+  const batches = Number(args.batches ?? 150);
+  const batch = Number(args.batch ?? 64);
+  const sides = [];
+  try {
+    for (const withIndex of [false, true]) {
+      const { store, schema } = await openPgStore(withIndex ? 'insert_with' : 'insert_without', withIndex);
+      await store.close();
+      const client = new (L.pg().Client)({ connectionString: PG_URL, application_name: 'rts-bench-audit-index' });
+      await client.connect();
+      await client.query('SET synchronous_commit = on');
+      const heads = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => ({ version: -1, hash: genesisHash(`audit-2026-12-02-${p}`) }));
+      const table = `"${schema}".events`;
+      let n = 0;
+      const write = async () => {
+        const cols = { stream: [], version: [], id: [], data: [], metadata: [] };
+        for (let i = 0; i < batch; i++, n++) {
+          const p = n % AUDIT_PARTITIONS;
+          const head = heads[p];
+          const [linked] = chain(head.hash, [entryOf(n, keyOf(n % 5000), Date.now())]);
+          head.version++;
+          head.hash = linked.hash;
+          cols.stream.push(`audit-2026-12-02-${p}`);
+          cols.version.push(String(head.version));
+          cols.id.push(randomUUID());
+          cols.data.push(JSON.stringify(linked));
+          cols.metadata.push(JSON.stringify({ correlationId: linked.requestId }));
+        }
+        await client.query('BEGIN');
+        await client.query(
+          `INSERT INTO ${table} (stream_name, stream_version, event_id, event_type, data, metadata)
+           SELECT s, v, i, '${AUDIT_EVENT_TYPE}', d::jsonb, m::jsonb FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS t(s, v, i, d, m)`,
+          [cols.stream, cols.version, cols.id, cols.data, cols.metadata],
+        );
+        await client.query('COMMIT');
+      };
+      sides.push({ withIndex, client, write });
+    }
+    const [without, withIndex] = sides;
+    const run = async (side) => {
+      const t0 = nowNs();
+      for (let b = 0; b < batches; b++) await side.write();
+      return msSince(t0);
+    };
+    await run(without);
+    await run(withIndex);
+    const ratios = [];
+    for (let r = 0; r < rounds; r++) {
+      const [a, b] = r % 2 === 0 ? [without, withIndex] : [withIndex, without];
+      const ta = await run(a);
+      const tb = await run(b);
+      const tWithout = a === without ? ta : tb;
+      const tWith = a === without ? tb : ta;
+      ratios.push(tWith / tWithout);
+      console.log(`insert (postgres) round ${r + 1}: ${fmtInt(batches * batch)} rows each, without index ${fmt(tWithout, 0)} ms (${fmt(tWithout / batches, 2)} ms per batch of ${batch}), with ${fmt(tWith, 0)} ms: ratio ${fmt(tWith / tWithout, 3)}`);
+    }
+    console.log(`insert (postgres): median ratio with/without the index, synchronous_commit=on: ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')})`);
+    return { ratio: median(ratios), ratios };
+  } finally {
+    for (const side of sides) await side.client.end().catch(() => undefined);
+  }
+};
+
 /**
  * The same cost as the hub pays it: AuditTrail.record into SqliteEventStore (hashing, JSON, the trail's batches, the
  * store's group commit), --inflight entries at a time, into a store with the index and one whose index was dropped.
@@ -120,10 +207,17 @@ const recordBench = async () => {
   const perRound = Number(args['record-n'] ?? 6_000);
   const inflight = Number(args.inflight ?? 64);
   const dir = tempDir('audit-record');
-  const withIndex = SqliteEventStore.open({ file: path.join(dir, 'with.sqlite') });
-  const without = SqliteEventStore.open({ file: path.join(dir, 'without.sqlite') });
-  // A store of the build before: the index not there (a bench may write through the connection; the hub never does).
-  without.database.exec('DROP INDEX events_audit_by_patient');
+  let withIndex;
+  let without;
+  if (POSTGRES) {
+    withIndex = (await openPgStore('record_with', true)).store;
+    without = (await openPgStore('record_without', false)).store;
+  } else {
+    withIndex = SqliteEventStore.open({ file: path.join(dir, 'with.sqlite') });
+    without = SqliteEventStore.open({ file: path.join(dir, 'without.sqlite') });
+    // A store of the build before: the index not there (a bench may write through the connection; the hub never does).
+    without.database.exec('DROP INDEX events_audit_by_patient');
+  }
   try {
     let n = 0;
     const run = async (store) => {
@@ -146,7 +240,7 @@ const recordBench = async () => {
       ratios.push(t.get(withIndex) / t.get(without));
       perEntry.push([(t.get(without) * 1000) / perRound, (t.get(withIndex) * 1000) / perRound]);
     }
-    console.log(`record: AuditTrail.record, ${inflight} in flight, ${fmtInt(perRound)} per round: median ratio with/without the index ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); µs per entry without/with: ${perEntry.map(([a, b]) => `${fmt(a, 0)}/${fmt(b, 0)}`).join(', ')}`);
+    console.log(`record${POSTGRES ? ' (postgres)' : ''}: AuditTrail.record, ${inflight} in flight, ${fmtInt(perRound)} per round: median ratio with/without the index ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); µs per entry without/with: ${perEntry.map(([a, b]) => `${fmt(a, 0)}/${fmt(b, 0)}`).join(', ')}`);
     return { ratio: median(ratios), ratios, perEntry };
   } finally {
     await withIndex.close();
@@ -161,7 +255,7 @@ const searchBench = async () => {
   const days = Number(args.days ?? 10);
   const reps = Number(args.reps ?? 15);
   const dir = tempDir('audit-search');
-  const store = SqliteEventStore.open({ file: path.join(dir, 'events.sqlite') });
+  const store = POSTGRES ? (await openPgStore('search', true)).store : SqliteEventStore.open({ file: path.join(dir, 'events.sqlite') });
   try {
     const now = Date.now();
     const writer = new AuditTrail({ store });
@@ -179,7 +273,8 @@ const searchBench = async () => {
     console.log(`search: ${fmtInt(events)} audit events of ${fmtInt(others)} patients over ${days} days written in ${fmt(msSince(t0) / 1000, 1)} s (a day's chain ~${fmtInt(chain)} events); the probe patient has 20`);
 
     const chains = new AuditTrail({ store });
-    const indexed = new AuditTrail({ store, eventsOfPatient: new SqliteAuditEventsOfPatient(store) });
+    const { PostgresAuditEventsOfPatient } = POSTGRES ? dist('adapters/event-store/postgres/postgres-audit-events-of-patient') : {};
+    const indexed = new AuditTrail({ store, eventsOfPatient: POSTGRES ? new PostgresAuditEventsOfPatient(store) : new SqliteAuditEventsOfPatient(store) });
     const search7 = (trail) => trail.byPatient(probe, { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
     const exportWalk = async (trail) => {
       // As patient-export.ts: from a day before the first event (here: a hub a year old) to now, windows of 31 days.
@@ -218,7 +313,7 @@ const searchBench = async () => {
         }
       }
       figures[name] = { withoutIndexMs: median(before), withIndexMs: median(after) };
-      console.log(`${name}: without the index median ${fmt(median(before), 2)} ms (${fmt(Math.min(...before), 2)}-${fmt(Math.max(...before), 2)}), with it ${fmt(median(after), 2)} ms (${fmt(Math.min(...after), 2)}-${fmt(Math.max(...after), 2)}), ${reps} reps each, alternating`);
+      console.log(`${name}${POSTGRES ? ' (postgres)' : ''}: without the index median ${fmt(median(before), 2)} ms (${fmt(Math.min(...before), 2)}-${fmt(Math.max(...before), 2)}), with it ${fmt(median(after), 2)} ms (${fmt(Math.min(...after), 2)}-${fmt(Math.max(...after), 2)}), ${reps} reps each, alternating`);
     }
     return figures;
   } finally {
@@ -230,9 +325,13 @@ const searchBench = async () => {
 (async () => {
   console.log(JSON.stringify(machine()));
   console.log(fmtPressure(pressure()));
-  if (only.has('insert')) insertBench();
-  if (only.has('record')) await recordBench();
-  if (only.has('search')) await searchBench();
+  try {
+    if (only.has('insert')) POSTGRES ? await insertBenchPostgres() : insertBench();
+    if (only.has('record')) await recordBench();
+    if (only.has('search')) await searchBench();
+  } finally {
+    await dropPgSchemas();
+  }
   console.log(fmtPressure(pressure()));
 })().catch((error) => {
   console.error(error);
