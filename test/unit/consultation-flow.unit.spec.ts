@@ -253,6 +253,11 @@ describe('consultation projections and timers (pure)', () => {
     expect(monthSeries([], { from: '2015-11', to: '2016-01' }).map((m) => m.month)).toEqual(['2015-11', '2015-12', '2016-01']);
   });
 
+  it('ends a series at the last year the format has (before: "10000-01" sorted before "9999-12" and it ran on)', () => {
+    expect(monthSeries([], { from: '9999-12', to: '9999-12' })).toEqual([{ month: '9999-12', requested: 0 }]);
+    expect(monthSeries([{ month: '9999-11', requested: 2 }], { from: '9999-01', to: '9999-12' }).map((m) => m.month)).toHaveLength(12);
+  });
+
   it('keeps the open offer as the due timer and clears it when answered', () => {
     const offered: ConsultationEvent = { type: 'ConsultationOffered', data: { consultationId: 'a', expertId: 'a-1:x', offerIndex: 0, offeredAt: 't', expiresAt: '2024-01-01T00:01:00.000Z' } };
     const v1 = [requested('a', '2024-01-01T00:00:00Z'), offered].reduce(evolveConsultationView, null);

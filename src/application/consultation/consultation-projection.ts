@@ -229,7 +229,9 @@ export const monthSeries = (counts: readonly MonthCount[], range: Readonly<{ fro
   }
   const byMonth = new Map(sorted.map((c) => [c.month, c.requested]));
   const out: MonthCount[] = [];
-  for (let m = start; m.toFormat('yyyy-MM') <= to; m = m.plus({ months: 1 })) {
+  // Counted, not compared as text: after 9999-12 comes "10000-01", which sorts before it, and a series ending at
+  // 9999-12 ran on for a million months (37 MB, the event loop held for 20 s).
+  for (let i = 0, m = start; i < span; i++, m = m.plus({ months: 1 })) {
     const month = m.toFormat('yyyy-MM');
     out.push({ month, requested: byMonth.get(month) ?? 0 });
   }
