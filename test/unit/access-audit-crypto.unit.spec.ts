@@ -214,4 +214,27 @@ describe('rate limiter (token bucket)', () => {
     expect(limiter.take('a').allowed).toBe(true);
     expect(limiter.take('a').allowed).toBe(false);
   });
+
+  it('takes nothing from a bucket when the clock goes back (before: a step back of N s locked callers out ~N s)', () => {
+    let now = 1_000_000;
+    const limiter = new RateLimiter({ perSecond: 50, burst: 100, now: () => now });
+    expect(limiter.take('a').allowed).toBe(true);
+    now -= 300_000;
+    expect(limiter.take('a')).toEqual({ allowed: true });
+    now += 20;
+    expect(limiter.take('a')).toEqual({ allowed: true });
+  });
+
+  it('runs on the monotonic clock by default, whatever the wall clock does', () => {
+    const limiter = new RateLimiter({ perSecond: 50, burst: 2 });
+    const wall = jest.spyOn(Date, 'now');
+    try {
+      wall.mockReturnValue(2_000_000_000_000);
+      expect(limiter.take('a').allowed).toBe(true);
+      wall.mockReturnValue(2_000_000_000_000 - 8 * 3_600_000);
+      expect(limiter.take('a').allowed).toBe(true);
+    } finally {
+      wall.mockRestore();
+    }
+  });
 });
