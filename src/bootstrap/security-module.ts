@@ -208,10 +208,10 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
   }
   const apiKeys = config.RTS_API_KEYS ?? {};
   // Anchors: the chains' heads, logged where the store cannot rewrite them (the log collector), so a later
-  // POST /audit/verify can show a chain cut back at its tail. Hashes and stream names only.
+  // POST /audit/verify can show a chain cut back at its tail. Hashes and stream names only. Yesterday's chains too
+  // (anchorHeads): the first anchor after midnight holds the end of the day before.
   const logAnchor = async () => {
-    const day = deps.clock.now().toUTC().toISODate()!;
-    const heads = await audit.headsOf(day).catch(() => null);
+    const heads = await audit.anchorHeads(deps.clock.now().toJSDate()).catch(() => null);
     if (heads && Object.keys(heads).length > 0) logger.info({ auditAnchor: heads }, 'audit anchor');
   };
   const anchorTimer = config.RTS_AUDIT_ANCHOR_SECONDS > 0 ? setInterval(() => void logAnchor(), config.RTS_AUDIT_ANCHOR_SECONDS * 1000) : undefined;

@@ -171,6 +171,31 @@ describe('AuditTrail heads: what an anchor and a restart read of a long chain', 
   });
 });
 
+describe('AuditTrail anchors across midnight', () => {
+  it("holds the day before's heads, so a cut at the end of that day is found (before: today's chains only)", async () => {
+    const store = new InMemoryEventStore();
+    const trail = new AuditTrail({ store });
+    // Anchored at 23:59:45; then audited requests until midnight; the next anchor comes at 00:00:05.
+    await Promise.all(Array.from({ length: 40 }, (_, i) => trail.record(entry(i, `p${i % 13}`, '2026-12-02T23:59:40.000Z'))));
+    const late = Array.from({ length: 16 }, (_, i) => entry(100 + i, `p${i % 13}`, `2026-12-02T23:59:5${Math.floor(i / 2) % 10}.000Z`));
+    await Promise.all(late.map((e) => trail.record(e)));
+    await trail.record(entry(200, 'p1', '2026-12-03T00:00:01.000Z'));
+    const anchors = await trail.anchorHeads(new Date('2026-12-03T00:00:05.000Z'));
+    const yesterday = await trail.headsOf('2026-12-02');
+    expect(Object.keys(anchors)).toEqual(expect.arrayContaining(Object.keys(yesterday)));
+    for (const [stream, hash] of Object.entries(yesterday)) expect(anchors[stream]).toBe(hash);
+    expect(Object.keys(anchors).some((s) => s.startsWith('audit-2026-12-03-'))).toBe(true);
+
+    // Someone with access to the store deletes the last event of one of the day's chains.
+    const victim = Object.keys(yesterday)[0]!;
+    const streams = (store as unknown as { streams: Map<string, unknown[]> }).streams;
+    streams.get(victim)!.pop();
+    const checked = await new AuditTrail({ store }).verify(['2026-12-02'], Object.fromEntries(Object.entries(anchors).filter(([s]) => s.startsWith('audit-2026-12-02-'))));
+    expect(checked.ok).toBe(false);
+    expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: victim, reason: 'anchor_missing' }));
+  });
+});
+
 describe('AuditTrail unwritable: the flag reads of patient data are refused by', () => {
   /** A store whose appends fail (SQLITE_FULL) while `down`. */
   const switchable = (state: { down: boolean }) => {

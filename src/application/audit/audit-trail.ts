@@ -416,6 +416,18 @@ export class AuditTrail {
   }
 
   /**
+   * What an `audit anchor` line carries at `now`: the heads of the chains of the UTC day before and of `now`'s day.
+   * The day before too: its chains take their last events up to midnight (and a request that began before it is
+   * audited a moment after), and an anchor of today's chains alone left the last up to RTS_AUDIT_ANCHOR_SECONDS of
+   * every day unanchored, so a cut at a day's tail went unseen by `POST /audit/verify`.
+   */
+  async anchorHeads(now: Date): Promise<Record<string, string>> {
+    const today = now.toISOString().slice(0, 10);
+    const yesterday = new Date(Date.parse(`${today}T00:00:00.000Z`) - 86_400_000).toISOString().slice(0, 10);
+    return { ...(await this.headsOf(yesterday)), ...(await this.headsOf(today)) };
+  }
+
+  /**
    * A chain's audit events from `fromVersion` on that are `wanted`, with their versions. Given the `patientKey` all
    * wanted events are under, and the store's index, only that patient's events of the chain are read.
    */
