@@ -74,6 +74,24 @@ describe('createTokenVerifier', () => {
     await expect(verify(signed(at - 30))).resolves.toMatchObject({ sub: 'p1' });
   });
 
+  it('takes an nbf within the clocks\' skew, refuses a later one as not valid yet, and expires at exp exactly', async () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const at = Math.floor(Date.now() / 1000);
+    const signed = (claims: Record<string, number>) => {
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'p1', role: 'operator', iss: issuer, aud: audience, exp: at + 3600, ...claims })}`;
+      return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+    };
+    const verify = createTokenVerifier({ secret, issuer, audience }, { now: () => at * 1000, maxAgeMs: 0 });
+    // An identity provider 30 s ahead: iat = nbf = its now (before: 401 with the generic detail for 30 s).
+    await expect(verify(signed({ iat: at + 30, nbf: at + 30 }))).resolves.toMatchObject({ sub: 'p1' });
+    await expect(verify(signed({ nbf: at + 5 }))).resolves.toMatchObject({ sub: 'p1' });
+    await expect(verify(signed({ nbf: at + 120 }))).rejects.toMatchObject({ reason: 'ERR_JWT_NOT_YET_VALID' });
+    // The tolerance is not exp's: a token is expired at its exp, as before.
+    await expect(verify(signed({ exp: at }))).rejects.toMatchObject({ reason: 'ERR_JWT_EXPIRED' });
+    await expect(verify(signed({ exp: at - 30 }))).rejects.toMatchObject({ reason: 'ERR_JWT_EXPIRED' });
+    await expect(verify(signed({ exp: at + 1 }))).resolves.toMatchObject({ sub: 'p1' });
+  });
+
   it("refuses a token whose sub is a CPR number: the sub is kept in the audit trail, which erasure cannot reach", async () => {
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const signed = (sub: string) => {

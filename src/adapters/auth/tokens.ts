@@ -60,7 +60,10 @@ type Jose = typeof import('jose');
 let josePromise: Promise<Jose> | null = null;
 const loadJose = (): Promise<Jose> => (josePromise ??= import('jose'));
 
-/** How far a token's `iat` may lie ahead of this hub's clock (the clocks of issuer and hub differ a little). */
+/**
+ * How far a token's `iat` and `nbf` may lie ahead of this hub's clock (the clocks of issuer and hub differ a little).
+ * Not `exp`: a token expires at its `exp` by this hub's clock.
+ */
 export const ISSUED_AT_SKEW_MS = 60_000;
 
 export type VerifierOptions = Readonly<{ issuer: string; audience: string } & ({ secret: Buffer } | { jwksUrl: string })>;
@@ -109,12 +112,19 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         algorithms: 'secret' in options ? ['HS256'] : ['RS256', 'PS256', 'ES256', 'EdDSA'],
         requiredClaims: ['exp', 'sub'],
         currentDate: new Date(at),
+        // For `nbf`, as for `iat` below: an identity provider 30 s ahead issues tokens with iat = nbf = its now, and
+        // those were refused for their first 30 s with the generic detail. jose applies it to `exp` too: checked
+        // again below without it.
+        clockTolerance: ISSUED_AT_SKEW_MS / 1000,
       };
       const k = await key();
       ({ payload } = typeof k === 'function' ? await jose.jwtVerify(token, k, checks) : await jose.jwtVerify(token, k, checks));
     } catch (error) {
-      throw new InvalidTokenError((error as { code?: string }).code ?? 'unverifiable');
+      const { code, claim } = error as { code?: string; claim?: string };
+      throw new InvalidTokenError(code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim === 'nbf' ? 'ERR_JWT_NOT_YET_VALID' : (code ?? 'unverifiable'));
     }
+    // As jose compares it (whole seconds), without the tolerance given above for nbf.
+    if ((payload as { exp: number }).exp <= Math.floor(at / 1000)) throw new InvalidTokenError('ERR_JWT_EXPIRED');
     // jose checks `iat` only against a maximum token age, which is not set here: a token issued in the future (an
     // identity provider with a wrong clock, or one minted to outlive a key rotation) would be taken as it stands.
     const iat = (payload as { iat?: unknown }).iat;
