@@ -346,6 +346,7 @@ describe('AuditTrail queries, page by page', () => {
     expect(await code(trail.bySubject('reader', search({ from, to: new Date(T0 + 31 * 86_400_000 + 1) })))).toBe('interval_too_wide');
     expect(await code(trail.bySubject('reader', search({ from, to: new Date(T0 + 31 * 86_400_000) })))).toBeNull();
     expect(await code(trail.bySubject('reader', search({ from: new Date(T0 - 32 * 86_400_000), to: null, now: from })))).toBe('interval_too_wide');
+    expect(await code(trail.bySubject('reader', search({ from: new Date(T0 + 86_400_000), to: new Date(T0 + 2 * 86_400_000), now: from })))).toBe('invalid_interval');
     const after = { day: '2026-12-24', after: Array.from({ length: AUDIT_PARTITIONS }, () => -1n) };
     expect(await code(trail.byPatient('p1', search({ after })))).toBe('invalid_cursor');
   });
@@ -374,6 +375,12 @@ describe('verifyDaysOf: the days a verification walks', () => {
     expect(refusal({ from: at('0001-01-01T00:00:00Z'), to: now })).toMatchObject({ code: 'interval_too_wide' });
     expect(refusal({ from: at('2026-12-03T00:00:00Z'), to: at('2026-12-01T00:00:00Z') })).toEqual({ code: 'invalid_interval', paths: ['query.from'] });
     expect(refusal({ from: now, to: now })).toMatchObject({ code: 'invalid_interval' });
+  });
+
+  it('refuses days to come (before: ok with 0 chains, as if they had been checked), with a caller clock 5 min ahead taken', () => {
+    expect(refusal({ from: at('2026-12-05T00:00:00Z'), to: at('2026-12-06T00:00:00Z') })).toEqual({ code: 'invalid_interval', paths: ['query.from'] });
+    expect(refusal({ from: at('2026-12-03T10:06:00Z'), to: at('2026-12-04T00:00:00Z') })).toMatchObject({ code: 'invalid_interval' });
+    expect(verifyDaysOf({ from: at('2026-12-03T10:04:00Z'), to: at('2026-12-04T00:00:00Z'), now })).toEqual(['2026-12-03', '2026-12-04']);
   });
 });
 

@@ -1,5 +1,6 @@
 import { REPEATED_FAILURE_LOG_EVERY_MS } from '../repeated-failure-log';
 import { uuidV5 } from '../ids';
+import { CLOCK_SKEW_SECONDS } from '../../domain/monitoring/tele-observation';
 import { ValidationError } from '../../domain/shared/errors';
 import { ExpectedVersionConflictError, type EventStore, type RecordedEvent } from '../ports/event-store';
 import type { AuditEventsOfPatient } from '../ports/audit-events-of-patient';
@@ -484,6 +485,11 @@ export const checkAuditInterval = (search: Pick<AuditSearch, 'from' | 'to' | 'no
   const fromPath = `${search.source ?? 'query'}.from`;
   const from = search.from.getTime();
   const to = search.to ? search.to.getTime() : Math.max(search.now.getTime(), from);
+  // After now (beyond a caller's clock ahead by the skew uploads are given): nothing can be there yet, and a
+  // verification of days to come answered ok with 0 chains, as if they had been checked.
+  if (from > search.now.getTime() + CLOCK_SKEW_SECONDS * 1000) {
+    throw new ValidationError('invalid_interval', 'from must not lie after now', [{ path: fromPath, message: 'after now' }]);
+  }
   if (search.to && to <= from) throw new ValidationError('invalid_interval', 'from must lie before to', [{ path: fromPath, message: 'not before to' }]);
   if (to - from > MAX_AUDIT_DAYS * 86_400_000) {
     throw new ValidationError('interval_too_wide', `an audit query may span at most ${MAX_AUDIT_DAYS} days`, [{ path: fromPath, message: `at most ${MAX_AUDIT_DAYS} days before to` }]);
