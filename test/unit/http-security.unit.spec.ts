@@ -91,6 +91,15 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
 describe('installSecurity: refused tokens', () => {
   const get = (h: Harness, token: string) => call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${token}` });
 
+  it('says a token is not valid yet when its nbf lies beyond the clocks\' skew', async () => {
+    const h = await harness();
+    const res = await get(h, tokenOf({ sub: 'ops', role: 'operator', nbf: nowSeconds() + 600, exp: nowSeconds() + 3600 }));
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toMatchObject({ code: 'unauthenticated', detail: expect.stringContaining('not valid yet') });
+    expect((await get(h, tokenOf({ sub: 'ops', role: 'operator', iat: nowSeconds() + 30, nbf: nowSeconds() + 30, exp: nowSeconds() + 3600 }))).statusCode).not.toBe(401);
+    await h.app.close();
+  });
+
   it('says a token was issued in the future, and logs the reason code but never the token', async () => {
     const h = await harness();
     const token = tokenOf({ sub: 'ops', role: 'operator', iat: nowSeconds() + 600, exp: nowSeconds() + 3600 });
