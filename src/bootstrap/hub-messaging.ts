@@ -19,7 +19,7 @@ import type { ConsultationModule } from './consultation-module';
 import { FATAL_CLOSE_RETRY_MS, REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
 import { downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
-import { DownlinkLagMonitor } from '../application/downlink/downlink-lag';
+import { DownlinkLagMonitor, countingSends } from '../application/downlink/downlink-lag';
 import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
 import { HeldDownlinkReleaser } from '../application/downlink/held-downlink-releaser';
@@ -147,10 +147,16 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const held = new HeldDownlinks({ store: deps.store, clock: deps.clock, logger: log, onHeld: heldMetrics.held, onReleased: heldMetrics.released });
   const outbox = new AmqpHubOutbox(downlinkSender, deps.codec, log, held);
   const releaser = new HeldDownlinkReleaser({ held, store: deps.store, prepare: (queue, envelope) => outbox.prepare(queue, envelope), logger: log, onPending: heldMetrics.pending });
-  const publisher = deps.directory.downlinkPublisher(outbox);
-  const consultationPublisher = deps.consultations?.downlinkPublisher(outbox);
+  // Each publisher's messages the broker accepted, counted: its progress within a page (countingSends).
+  const directorySends = countingSends(outbox);
+  const consultationSends = countingSends(outbox);
+  const publisher = deps.directory.downlinkPublisher(directorySends.outbox);
+  const consultationPublisher = deps.consultations?.downlinkPublisher(consultationSends.outbox);
   // How far behind they are, sampled while they run (so only in the process that publishes): /metrics.
-  const lagging = [{ name: 'directory', checkpoint: () => publisher.checkpoint() }, ...(consultationPublisher ? [{ name: 'consultations', checkpoint: () => consultationPublisher.checkpoint() }] : [])];
+  const lagging = [
+    { name: 'directory', checkpoint: () => publisher.checkpoint(), sent: directorySends.sent },
+    ...(consultationPublisher ? [{ name: 'consultations', checkpoint: () => consultationPublisher.checkpoint(), sent: consultationSends.sent }] : []),
+  ];
   const positionsCountEvents = deps.positionsCountEvents ?? true;
   const showStall = downlinkStallRecorder(deps.metrics, lagging.map((p) => p.name));
   const lag = new DownlinkLagMonitor({
@@ -167,7 +173,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       else
         log.warn(
           { publisher, lagEvents: stall.lag.events === null ? undefined : Number(stall.lag.events), lagSeconds: Math.round(stall.lag.seconds), stillForSeconds: Math.round(stall.stillForSeconds) },
-          'the downlink publisher makes no progress: events wait to be sent and its checkpoint has not moved (README: "A publisher that makes no progress")',
+          'the downlink publisher makes no progress: events wait to be sent, its checkpoint has not moved and the broker accepted none of its messages (README: "A publisher that makes no progress")',
         );
     },
   });

@@ -7,7 +7,7 @@ import { DirectoryService } from '../../src/application/directory/directory-serv
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
 import { UplinkHandler } from '../../src/application/directory/uplink-handler';
 import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
-import { DownlinkLagMonitor, downlinkLag, type DownlinkLag } from '../../src/application/downlink/downlink-lag';
+import { DownlinkLagMonitor, countingSends, downlinkLag, type DownlinkLag } from '../../src/application/downlink/downlink-lag';
 import { uuidV5 } from '../../src/application/ids';
 import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
 import type { EventStore } from '../../src/application/ports/event-store';
@@ -210,6 +210,39 @@ describe('DownlinkLagMonitor: a stalled publisher', () => {
     await monitor.stop();
     expect(monitor.stalled()).toEqual([]);
     expect(told[told.length - 1]).toEqual(['directory', null]);
+  });
+
+  it('is not stalled while the broker accepts its messages within a long page (a fan-out to 80 systems), and is once none go', async () => {
+    const store = new InMemoryEventStore(() => new Date(nowMs));
+    const sent: string[] = [];
+    const counted = countingSends({ send: async (queue: string, _envelope: never) => void sent.push(queue) });
+    const monitor = new DownlinkLagMonitor({
+      store,
+      clock,
+      publishers: [{ name: 'directory', checkpoint: async () => 0n, sent: counted.sent }],
+      positionsCountEvents: true,
+      everyMs: 3_600_000,
+      stallAfterMs: 60_000,
+      onSample: () => undefined,
+    });
+    await monitor.sample();
+    await append(store, 'a', 200);
+    // The page's checkpoint stands still for minutes while its messages go out (before: stalled after 60 s).
+    for (let i = 0; i < 30; i++) {
+      for (let j = 0; j < 50; j++) await counted.outbox.send(`rts.downlink.s${j}`, undefined as never);
+      await tick(monitor, 10_000);
+      expect(monitor.stalled()).toEqual([]);
+    }
+    expect(counted.sent()).toBe(1_500);
+    // Nothing accepted any more: stalled after stallAfterMs, as before.
+    await tick(monitor, 30_000);
+    expect(monitor.stalled()).toEqual([]);
+    await tick(monitor, 30_000);
+    expect(monitor.stalled()).toEqual(['directory']);
+    // A send that fails is no progress.
+    const failing = countingSends({ send: async (_queue: string, _envelope: never): Promise<void> => Promise.reject(new Error('released')) });
+    await expect(failing.outbox.send('q', undefined as never)).rejects.toThrow('released');
+    expect(failing.sent()).toBe(0);
   });
 
   it('is never stalled at the head, however long the hub is quiet', async () => {

@@ -85,7 +85,7 @@ export function heldDownlinkRecorder(metrics: MetricsRegistry | undefined): Read
 /** rts_downlink_stalled{publisher}: 1 while the publisher is behind and its checkpoint stands still (DownlinkLagMonitor). */
 export function downlinkStallRecorder(metrics: MetricsRegistry | undefined, publishers: readonly string[]): (publisher: string, stalled: boolean) => void {
   if (!metrics) return () => undefined;
-  const gauge = metrics.gauge('rts_downlink_stalled', "Whether the downlink publisher makes no progress (1): events wait and its checkpoint has not moved for RTS_DOWNLINK_STALL_AFTER_MS", ['publisher']);
+  const gauge = metrics.gauge('rts_downlink_stalled', "Whether the downlink publisher makes no progress (1): events wait, and neither its checkpoint moved nor a message of it was accepted for RTS_DOWNLINK_STALL_AFTER_MS", ['publisher']);
   const show = (publisher: string, stalled: boolean) => gauge.set({ publisher }, stalled ? 1 : 0);
   for (const publisher of publishers) show(publisher, false);
   return show;

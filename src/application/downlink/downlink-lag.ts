@@ -27,8 +27,28 @@ export const downlinkLag = async (store: Pick<EventStore, 'headPosition' | 'read
   return { events: positionsCountEvents ? head - checkpoint : null, seconds };
 };
 
-/** A publisher whose lag to report: a fixed name (a metric label) and where its checkpoint is read. */
-export type LaggingPublisher = Readonly<{ name: string; checkpoint(): Promise<bigint> }>;
+/**
+ * A publisher whose lag to report: a fixed name (a metric label), where its checkpoint is read, and optionally how
+ * many messages the broker has accepted from it so far (a count that only grows; see `countingSends`).
+ */
+export type LaggingPublisher = Readonly<{ name: string; checkpoint(): Promise<bigint>; sent?(): number }>;
+
+/**
+ * An outbox that counts the messages the broker accepted through it: progress inside a page. A page of 200 events
+ * fanned out to 80 systems, signed and encrypted for each, is 16,000 messages and takes longer than a minute on 2
+ * cores; its checkpoint only moves at its end, and the publisher was reported stalled while it delivered ~45,000
+ * messages a minute.
+ */
+export const countingSends = <O extends { send(queue: string, envelope: never): Promise<void> }>(outbox: O): { outbox: O; sent(): number } => {
+  let sent = 0;
+  const counted = {
+    send: async (queue: string, envelope: never) => {
+      await outbox.send(queue, envelope);
+      sent += 1;
+    },
+  } as unknown as O;
+  return { outbox: counted, sent: () => sent };
+};
 
 export type DownlinkLagMonitorDependencies = Readonly<{
   store: Pick<EventStore, 'headPosition' | 'readAll'>;
@@ -41,8 +61,9 @@ export type DownlinkLagMonitorDependencies = Readonly<{
   /** Sample this often while running (default 5000 ms). */
   everyMs?: number;
   /**
-   * A publisher behind the store whose checkpoint has not moved for this long is stalled (default 60000 ms): it makes
-   * no progress, whatever the reason (the broker gone, or connected and not reading). One at the head never is.
+   * A publisher behind the store whose checkpoint has not moved, and which had no message accepted (when it counts
+   * them), for this long is stalled (default 60000 ms): it makes no progress, whatever the reason (the broker gone,
+   * or connected and not reading). One at the head never is.
    */
   stallAfterMs?: number;
   /** Told when a publisher becomes stalled (with how it stands then) and when it moves again; must not throw. */
@@ -52,16 +73,20 @@ export type DownlinkLagMonitorDependencies = Readonly<{
 /** A stalled publisher: its lag at the last sample, and how long its checkpoint has stood still (seconds). */
 export type DownlinkStall = Readonly<{ lag: DownlinkLag; stillForSeconds: number }>;
 
-/** Where a publisher's checkpoint stood, since when (ms on the clock); and whether it counts as stalled now. */
-type Progress = { checkpoint: bigint; sinceMs: number; stalled: boolean };
+/**
+ * Where a publisher's checkpoint and its count of accepted messages stood, since when (ms on the clock); and whether
+ * it counts as stalled now.
+ */
+type Progress = { checkpoint: bigint; sent: number; sinceMs: number; stalled: boolean };
 
 /**
- * The stall rule, one sample at a time: behind and the same checkpoint for `stallAfterMs` or longer. The time runs
- * from the last sample at which the checkpoint had moved or the publisher was at the head (a quiet hub).
+ * The stall rule, one sample at a time: behind, with the same checkpoint and no message accepted by the broker, for
+ * `stallAfterMs` or longer. The time runs from the last sample at which either had moved or the publisher was at the
+ * head (a quiet hub). `sent` is 0 for a publisher that does not count its messages (the checkpoint alone then).
  */
-export const nextProgress = (previous: Progress | undefined, checkpoint: bigint, lag: DownlinkLag, nowMs: number, stallAfterMs: number): Progress => {
+export const nextProgress = (previous: Progress | undefined, checkpoint: bigint, lag: DownlinkLag, nowMs: number, stallAfterMs: number, sent = 0): Progress => {
   const behind = lag.events !== null ? lag.events > 0n : lag.seconds > 0;
-  if (!behind || previous === undefined || previous.checkpoint !== checkpoint) return { checkpoint, sinceMs: nowMs, stalled: false };
+  if (!behind || previous === undefined || previous.checkpoint !== checkpoint || previous.sent !== sent) return { checkpoint, sent, sinceMs: nowMs, stalled: false };
   return { ...previous, stalled: nowMs - previous.sinceMs >= stallAfterMs };
 };
 
@@ -119,7 +144,7 @@ export class DownlinkLagMonitor {
           const lag = await downlinkLag(this.deps.store, checkpoint, now, this.deps.positionsCountEvents);
           this.deps.onSample(p.name, lag);
           const before = this.progress.get(p.name);
-          const after = nextProgress(before, checkpoint, lag, now.toMillis(), this.deps.stallAfterMs ?? DEFAULT_STALL_AFTER_MS);
+          const after = nextProgress(before, checkpoint, lag, now.toMillis(), this.deps.stallAfterMs ?? DEFAULT_STALL_AFTER_MS, p.sent?.() ?? 0);
           this.progress.set(p.name, after);
           if (after.stalled !== (before?.stalled ?? false)) {
             this.tellStall(p.name, after.stalled ? { lag, stillForSeconds: (now.toMillis() - after.sinceMs) / 1000 } : null);
