@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// First: a stop signal while the modules below load is a clean stop, not Node's exit 143 (see the module).
+// First: a Node.js too old to load the modules below is one line and exit 78 (see the module).
+import './node-version-check';
+// Then: a stop signal while the modules below load is a clean stop, not Node's exit 143 (see the module).
 import { onStopSignal } from './early-signals';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';

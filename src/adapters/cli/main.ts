@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './node-version-check';
 import { runBackup } from './backup';
 import { runDlq } from './dlq';
 import { runErasures } from './erasures';
