@@ -92,6 +92,20 @@ describe('createTokenVerifier', () => {
     await expect(verify(signed({ exp: at + 1 }))).resolves.toMatchObject({ sub: 'p1' });
   });
 
+  it('names a wrong issuer or audience of a token signed right, and keeps the generic code for a bad signature', async () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const at = Math.floor(Date.now() / 1000);
+    const signed = (claims: Record<string, unknown>, key = secret) => {
+      const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'p1', role: 'operator', iss: issuer, aud: audience, exp: at + 3600, ...claims })}`;
+      return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`;
+    };
+    const verify = createTokenVerifier({ secret, issuer, audience }, { maxAgeMs: 0 });
+    await expect(verify(signed({ iss: 'https://idp.example' }))).rejects.toMatchObject({ reason: 'ERR_JWT_WRONG_ISSUER' });
+    await expect(verify(signed({ aud: 'another-api' }))).rejects.toMatchObject({ reason: 'ERR_JWT_WRONG_AUDIENCE' });
+    // Signed with another key: the signature fails first, whatever the claims.
+    await expect(verify(signed({ iss: 'https://idp.example' }, Buffer.alloc(32, 7)))).rejects.toMatchObject({ reason: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+  });
+
   it("refuses a token whose sub is a CPR number: the sub is kept in the audit trail, which erasure cannot reach", async () => {
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const signed = (sub: string) => {

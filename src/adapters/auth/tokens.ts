@@ -68,6 +68,9 @@ export const ISSUED_AT_SKEW_MS = 60_000;
 
 export type VerifierOptions = Readonly<{ issuer: string; audience: string } & ({ secret: Buffer } | { jwksUrl: string })>;
 
+/** The reason codes of a refused claim that the 401 names (tokens signed right, with a claim this hub does not take). */
+const CLAIM_CODES: Readonly<Record<string, string>> = { nbf: 'ERR_JWT_NOT_YET_VALID', iss: 'ERR_JWT_WRONG_ISSUER', aud: 'ERR_JWT_WRONG_AUDIENCE' };
+
 /** How long a verified token's claims are reused without verifying it again, and how many are kept. */
 export type VerifierCache = Readonly<{ maxEntries?: number; maxAgeMs?: number; now?: () => number }>;
 
@@ -121,7 +124,10 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
       ({ payload } = typeof k === 'function' ? await jose.jwtVerify(token, k, checks) : await jose.jwtVerify(token, k, checks));
     } catch (error) {
       const { code, claim } = error as { code?: string; claim?: string };
-      throw new InvalidTokenError(code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim === 'nbf' ? 'ERR_JWT_NOT_YET_VALID' : (code ?? 'unverifiable'));
+      // jose checks the claims after the signature: a refused iss or aud is a caller with a well-signed token (an
+      // identity provider set up with another issuer or audience), who may be told which.
+      const claimCode = code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? CLAIM_CODES[claim ?? ''] : undefined;
+      throw new InvalidTokenError(claimCode ?? code ?? 'unverifiable');
     }
     // As jose compares it (whole seconds), without the tolerance given above for nbf.
     if ((payload as { exp: number }).exp <= Math.floor(at / 1000)) throw new InvalidTokenError('ERR_JWT_EXPIRED');

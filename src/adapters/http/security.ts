@@ -269,6 +269,8 @@ const CPR_SYSTEM_ID_DETAIL = "the token's systemId must not be a CPR number: it 
 const INVALID_DETAIL: Readonly<Record<string, string>> = {
   ERR_JWT_EXPIRED: 'the token has expired',
   ERR_JWT_ISSUED_IN_FUTURE: `the token was issued in the future (its iat lies more than ${ISSUED_AT_SKEW_MS / 1000} s after the hub's clock)`,
+  ERR_JWT_WRONG_ISSUER: "the token's iss is not the issuer this hub takes (RTS_AUTH_ISSUER)",
+  ERR_JWT_WRONG_AUDIENCE: "the token's aud is not the audience this hub takes (RTS_AUTH_AUDIENCE)",
   ERR_JWT_NOT_YET_VALID: `the token is not valid yet (its nbf lies more than ${ISSUED_AT_SKEW_MS / 1000} s after the hub's clock)`,
   [SUB_IS_CPR]: CPR_SUB_DETAIL,
   [SYSTEM_ID_IS_CPR]: CPR_SYSTEM_ID_DETAIL,
