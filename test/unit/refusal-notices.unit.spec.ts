@@ -68,6 +68,14 @@ describe('the uplink handler and refusal notices', () => {
     expect(asked).toEqual([{ refused: envelope, refusal: { reason: 'candidate_retired', detail: 'candidates.0 retired' } }]);
   });
 
+  it('gives the notice the detail exactly as the dead letter carries it, also when that is cut at 500 characters', async () => {
+    const many = new ValidationError('invalid_consultation', 'the consultation request is not valid', Array.from({ length: 40 }, (_, i) => ({ path: `candidates.${i}`, message: 'an expert of another system (a consultation goes across areas)' })));
+    const { handler, asked } = setup(many);
+    const outcome = (await handler(received(request(), CAPABLE))) as { deadLetter: string };
+    expect(outcome.deadLetter).toHaveLength(500);
+    expect(`${asked[0]!.refusal.reason}: ${asked[0]!.refusal.detail}`).toBe(outcome.deadLetter);
+  });
+
   it('reads the capability from a comma-separated list, per message', async () => {
     expect(acceptsDownlinkType({ rts_accepts: 'consultation.future, consultation.refused' }, 'consultation.refused')).toBe(true);
     expect(acceptsDownlinkType({ rts_accepts: 'consultation.refusedX' }, 'consultation.refused')).toBe(false);

@@ -176,10 +176,12 @@ export const uplinkMessageHandler = (
         // "<code>: <detail>" as docs/messaging.md has it: the fields at fault (domain errors name fields, never
         // values), or the error's own sentence. A bare code left a city system guessing what to change.
         const detail = error.details.length > 0 ? error.details.map((d) => `${d.path} ${d.message}`).join('; ') : error.message;
-        const deadLetter = { deadLetter: `${error.code}: ${detail}`.slice(0, 500) };
+        const reason = `${error.code}: ${detail}`.slice(0, 500);
+        const deadLetter = { deadLetter: reason };
         if (notify && routes.refusals && isConsultationType(envelope.type)) {
           try {
-            await routes.refusals.send(envelope as ConsultationUplinkEnvelope, { reason: error.code, detail });
+            // The detail as the dead letter has it (cut the same way), so the sender reads what an operator reads.
+            await routes.refusals.send(envelope as ConsultationUplinkEnvelope, { reason: error.code, detail: reason.slice(error.code.length + 2) });
           } catch (failure) {
             const name = failure instanceof Error ? failure.name : typeof failure;
             // Dead-lettered now, the sender would never hear of it; handed back, it comes again with its notice. On the
