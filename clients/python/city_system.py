@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A city system in Python: joins the hub, registers an expert, asks another system's expert for a
-consultation and waits for the report, which it acknowledges. One JSON line per step on stdout.
+consultation and waits for the report, which it acknowledges. One JSON line per step on stdout. Exits 0 with the
+report, 1 when the case ended unassigned, 2 when the hub refused the request (consultation.refused: a retired
+candidate, say; the line `refused` has the reason and the fields at fault).
 
   RTS_TOKEN=<operator token> /usr/bin/python3 clients/python/city_system.py --hub http://127.0.0.1:8080 \
       --broker amqp://127.0.0.1:5673 --system py-city --candidate ts-experts:cardio-1
@@ -58,7 +60,7 @@ def main():
         say("join_sent", batches=join["batches"], experts=join["experts"], expertId=f"{args.system}:py-expert-1")
 
         consultation_id = str(uuid.uuid4())
-        client.send(
+        requested = client.send(
             "consultation.requested",
             {
                 "consultationId": consultation_id,
@@ -70,7 +72,7 @@ def main():
             },
             correlation_id=consultation_id,
         )
-        say("requested", consultationId=consultation_id)
+        say("requested", consultationId=consultation_id, id=requested["id"])
 
         outcome = {}
 
@@ -86,6 +88,11 @@ def main():
             elif env["type"] == "consultation.unassigned" and env["payload"]["consultationId"] == consultation_id:
                 say("unassigned")
                 outcome["code"] = 1
+            elif env["type"] == "consultation.refused" and env["payload"]["refusedMessageId"] == requested["id"]:
+                # The request was dead-lettered: nothing more comes about it. The detail names fields, never values.
+                p = env["payload"]
+                say("refused", consultationId=p["consultationId"], refusedMessageId=p["refusedMessageId"], refusedType=p["refusedType"], reason=p["reason"], detail=p["detail"])
+                outcome["code"] = 2
 
         while "code" not in outcome:
             if client.receive(handle, timeout=args.timeout) is None:

@@ -31,7 +31,10 @@ And the rules of docs/messaging.md around it:
     processed (a security check failed, not an AMQP string, DeadLetter raised, too many attempts) is copied to
     rts.dlq with the x-dlq-* properties, and accepted once the copy is;
   * a lost connection is reconnected with backoff, over the list of broker URLs given (failover), and a send that
-    was not accepted is sent again with the same envelope id, a bounded number of times.
+    was not accepted is sent again with the same envelope id, a bounded number of times;
+  * consultation messages say they read `consultation.refused` (application property rts_accepts): when the hub
+    refuses one for good (dead-letters it), it sends that notice to our downlink queue, and receive() hands it to
+    the handler like any other type (payload: consultationId, refusedType, refusedMessageId, reason, detail).
 """
 import json
 import re
@@ -59,6 +62,11 @@ MAX_BATCH_JSON_BYTES = 384 * 1024
 # the rest of the 1 MiB is left for the properties and the AMQP framing.
 MAX_BODY_BYTES = 1024 * 1024 - 32 * 1024
 DEAD_LETTER_QUEUE = "rts.dlq"
+# The downlink types beyond the first contract this client reads, as the application property rts_accepts of its
+# consultation messages: the hub sends consultation.refused only to a sender that says so (an older client would
+# not know the type). receive() passes every type to the handler, so a handler that ignores it is enough.
+ACCEPTS_PROPERTY = "rts_accepts"
+ACCEPTED_EXTRA_TYPES = "consultation.refused"
 
 
 class DeadLetter(Exception):
@@ -429,6 +437,16 @@ def group_id(env):
     return None
 
 
+def uplink_properties(env, codec):
+    """The application-properties of an uplink message: the envelope's fields (the body's copy for routing and
+    dead-letter records), the codec, and on a consultation message the downlink types we read besides the first
+    contract's (rts_accepts)."""
+    properties = {"messageId": env["id"], "type": env["type"], "version": CONTRACT_VERSION, "systemId": env["systemId"], "correlationId": env["correlationId"], "contentType": codec.content_type, "codec": codec.name}
+    if env["type"].startswith("consultation."):
+        properties[ACCEPTS_PROPERTY] = ACCEPTED_EXTRA_TYPES
+    return properties
+
+
 def batch_message_id(system_id, base, label):
     """A deterministic envelope id: the same join (base) sent again has the same ids, and the hub ignores repeats."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rts:{system_id}:{base}/{label}"))
@@ -549,7 +567,7 @@ class RtsClient:
         size = len(body.encode("utf-8"))
         if size > MAX_BODY_BYTES:
             raise MessageTooLarge(f"{type_} {env['id']}: a body of {size} bytes is over {MAX_BODY_BYTES}: the broker would close the connection (split the batch)")
-        properties = {"messageId": env["id"], "type": type_, "version": CONTRACT_VERSION, "systemId": self.system_id, "correlationId": env["correlationId"], "contentType": self.codec.content_type, "codec": self.codec.name}
+        properties = uplink_properties(env, self.codec)
         message = Message(body=body, durable=True, properties=properties, id=env["id"], correlation_id=env["correlationId"], subject=type_, group_id=group_id(env))
         delay = self.backoff
         for attempt in range(1, self.send_attempts + 1):

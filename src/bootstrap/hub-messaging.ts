@@ -13,6 +13,7 @@ import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
 import { createUplinkConsumer, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
+import { AmqpRefusalNotices } from '../adapters/messaging/refusal-notices';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
@@ -35,6 +36,10 @@ import { HeldDownlinkReleaser } from '../application/downlink/held-downlink-rele
  * Downlink messages for a system without a valid encryption key are held in the store (HeldDownlinks, shared by
  * both publishers through the outbox) and sent in order by the HeldDownlinkReleaser once it has one; the releaser
  * starts and stops with the publishers, so it runs in every hub process that publishes.
+ *
+ * The uplink consumer sends 'consultation.refused' notices itself (refusal-notices.ts), in every hub process that
+ * consumes, whether or not it publishes: a notice answers the message in hand before it is dead-lettered. It goes
+ * through the same outbox (codec, size check, durable send), never held: a system without a valid key gets none.
  *
  *   const messaging = await startHubMessaging({ messaging, directory, store, clock, ids, logger });
  *   registerDeadLetterRoutes(app, { deadLetters: messaging.deadLetters });
@@ -146,6 +151,18 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const heldMetrics = heldDownlinkRecorder(deps.metrics);
   const held = new HeldDownlinks({ store: deps.store, clock: deps.clock, logger: log, onHeld: heldMetrics.held, onReleased: heldMetrics.released });
   const outbox = new AmqpHubOutbox(downlinkSender, deps.codec, log, held);
+  // Registered systems only (the directory caught up first: a system registered a moment ago is one), to the queue
+  // the directory names for them.
+  const refusals = new AmqpRefusalNotices({
+    outbox,
+    isRegistered: async (systemId) => {
+      await deps.directory.projector.catchUp();
+      return (await deps.directory.readModel.getSystem(systemId)) !== null;
+    },
+    queueFor: (systemId) => deps.directory.service.downlinkQueueFor(systemId),
+    now: () => deps.clock.now().toUTC().toISO()!,
+    logger: log,
+  });
   const releaser = new HeldDownlinkReleaser({ held, store: deps.store, prepare: (queue, envelope) => outbox.prepare(queue, envelope), logger: log, onPending: heldMetrics.pending });
   // Each publisher's messages the broker accepted, counted: its progress within a page (countingSends).
   const directorySends = countingSends(outbox);
@@ -198,7 +215,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       retryDelayBaseMs: messaging.uplinkRetryDelayMs,
       onOutcome,
       onDetached: (error) => void attachAgain(error),
-      routes: { ...(deps.consultations ? { consultations: deps.consultations } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
+      routes: { ...(deps.consultations ? { consultations: deps.consultations, refusals } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
     });
   let consumer = newConsumer();
   // The consumer attaches once the broker first answers (no deadline); the publishers' sends wait for it

@@ -82,6 +82,8 @@ export const EXAMPLE_CONSULTATION_DOWNLINK: { [T in ConsultationDownlinkEnvelope
   'consultation.unassigned': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b04', type: 'consultation.unassigned', systemId: 'chengdu', time: '2026-11-23T11:30:00.000+08:00', payload: { consultationId, unassignedAt: '2026-11-23T03:30:00.000Z' } },
   'consultation.report': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b05', type: 'consultation.report', systemId: 'chengdu', time: '2026-11-23T11:02:00.080+08:00', payload: { consultationId, expertId: 'mianyang:li-7', diagnosis: 'Unstable angina, low risk', recommendations: 'Stress echo within 72 h; aspirin', issuedAt: '2026-11-23T03:02:00.080Z', attempt: 0 } },
   'consultation.cancelled': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06', type: 'consultation.cancelled', systemId: 'mianyang', time: '2026-11-23T09:35:00.030+08:00', payload: { consultationId, expertId: 'mianyang:li-7', reason: 'Patient transferred', cancelledAt: '2026-11-23T01:35:00.030Z' } },
+  // The request above, had its first candidate retired before it came: refused, and chengdu told (it set rts_accepts).
+  'consultation.refused': { ...c, id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b07', type: 'consultation.refused', systemId: 'chengdu', time: '2026-11-23T09:30:00.090+08:00', payload: { consultationId, refusedType: 'consultation.requested', refusedMessageId: '5a0c1e22-1f3b-4c5d-8e6f-7a8b9c0d1e01', reason: 'candidate_retired', detail: 'candidates.0 retired' } },
 });
 
 const DESCRIPTIONS: Record<string, string> = {
@@ -95,6 +97,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'consultation.declined': "To the applicant: a candidate declined (outcome 'declined'), or retired from the directory while the offer was open (outcome 'declined', reason 'expert_retired': the hub withdrew the offer), or let the offer expire (outcome 'expired'). The next offer, or consultation.unassigned, follows.",
   'consultation.unassigned': 'To the applicant: no candidate left.',
   'consultation.cancelled': "To the expert's home system: the applicant cancelled, or the offer to its expert expired (reason 'offer_expired: ...'), or the hub withdrew the offer because its expert retired from the directory (reason 'expert_retired: ...'); stop working on it.",
+  'consultation.refused': "To the sender of a consultation message the hub refused for good (a step the consultation's state does not allow, a retired candidate, ...): which message (refusedType, refusedMessageId: its envelope id), the reason code and a detail that names fields, never values, as the dead letter's x-dlq-reason has them. Sent only when the refused message carried the AMQP application property rts_accepts naming consultation.refused (comma-separated downlink types); the message is dead-lettered all the same. The id is derived from the refused message's id: a redelivery of it gives a notice with the same id. The correlationId is the refused message's.",
   'system.join.requested': "A system starts its join: how many experts.batch messages (and experts in all) will follow. Send it first and wait until the broker accepted it. Refused (system_name_mismatch) when name is given and differs from the name the operator registered for this system id. A joined system may join again (new id and correlationId) for a full sync: a new directory.snapshot when its batches are in.",
   'experts.batch': `Part of the join upload: at most ${MAX_BATCH_EXPERTS} experts and ${MAX_BATCH_JSON_BYTES / 1024} KiB of their JSON (UTF-8, compact; each expert's JSON plus one byte), whichever comes first: the body must stay under the broker's 1 MiB, or the broker closes the sender's connection. Also checked, beyond the schema: batchIndex < batchCount, and a localExpertId appears once per batch; a batch naming a retired expert is refused whole (expert_retired). Batches may arrive in any order and more than once. When the last missing batch is in, the hub sends the joiner a directory.snapshot and the others its experts.`,
   'expert.registered': "A new expert of the sending system (homeSystemId, if given, must be the sender). A retired expert's localExpertId is never registered again (expert_retired).",
@@ -128,7 +131,15 @@ const optionsOf = (union: typeof UplinkEnvelopeSchema | typeof DownlinkEnvelopeS
   return byType;
 };
 
-const headersFor = (type: string): Json => ({
+/** On consultation uplink messages: which downlink types beyond the contract's first set the sender reads. */
+const acceptsHeader: Json = {
+  type: 'string',
+  description:
+    "Optional, consultation uplink only: the downlink types (comma-separated) the sender understands beyond the ones every system must read. 'consultation.refused' in it asks the hub for a consultation.refused notice if it refuses this message for good. Leave it out if your receiver dead-letters types it does not know.",
+  examples: ['consultation.refused'],
+};
+
+const headersFor = (type: string, direction: 'uplink' | 'downlink'): Json => ({
   type: 'object',
   description: 'AMQP application-properties. The envelope in the body is authoritative; these copy it so brokers, tools and dead-letter records can route and search without parsing the body.',
   properties: {
@@ -142,6 +153,7 @@ const headersFor = (type: string): Json => ({
     kid: { type: 'string', description: "jose: the receiver's encryption key id (also in the JWE header)." },
     alg: { type: 'string', const: 'ECDH-ES+A256KW', description: 'jose: the JWE key management algorithm.' },
     enc: { type: 'string', const: 'A256GCM', description: 'jose: the JWE content encryption.' },
+    ...(direction === 'uplink' && (CONSULTATION_UPLINK_TYPES as readonly string[]).includes(type) ? { rts_accepts: acceptsHeader } : {}),
   },
   required: ['messageId', 'type', 'version', 'systemId', 'correlationId'],
 });
@@ -176,9 +188,9 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
     summary: `${direction}: ${type}`,
     description: (BOTH_WAYS.includes(type) ? REPORT_DESCRIPTIONS[direction] : DESCRIPTIONS[type]) ?? type,
     contentType: 'application/jose',
-    headers: headersFor(type),
+    headers: headersFor(type, direction),
     payload: jsonSchemaOf(schema),
-    examples: [{ name: keyOf(type, direction), summary: `A complete ${type} envelope: the msg claim signed inside the JWE (the body itself only with RTS_MESSAGE_SECURITY=off, as application/json)`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/jose', codec: 'jose', alg: 'ECDH-ES+A256KW', enc: 'A256GCM' }, payload: example }],
+    examples: [{ name: keyOf(type, direction), summary: `A complete ${type} envelope: the msg claim signed inside the JWE (the body itself only with RTS_MESSAGE_SECURITY=off, as application/json)`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/jose', codec: 'jose', alg: 'ECDH-ES+A256KW', enc: 'A256GCM', ...(direction === 'uplink' && (CONSULTATION_UPLINK_TYPES as readonly string[]).includes(type) ? { rts_accepts: 'consultation.refused' } : {}) }, payload: example }],
   });
   for (const type of uplinkTypes) messages[keyOf(type, 'uplink')] = message(type, uplinkSchemas.get(type)!, uplinkExamples[type] as Json, 'uplink');
   for (const type of downlinkTypes) messages[keyOf(type, 'downlink')] = message(type, downlinkSchemas.get(type)!, downlinkExamples[type] as Json, 'downlink');

@@ -21,6 +21,10 @@
 // dead-lettered at once with the reason in application-property x-dlq-reason; it never reaches a handler and
 // never blocks the queue. Envelope ids already processed are skipped (SeenStore; in memory by default, see
 // seen-store.ts for what that does not cover).
+//
+// Refusals: every consultation message says it reads 'consultation.refused' (application property rts_accepts), so
+// a consultation message the hub refuses for good (a retired candidate, a step the consultation's state does not
+// allow) is answered on the downlink queue: onConsultationRefused, or accepted and logged at info without it.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { uuidV5 } from '../application/ids';
@@ -67,6 +71,7 @@ import {
 } from '../adapters/messaging/consultation-messages';
 import { parseHubDownlink, type HubDownlinkEnvelope } from '../adapters/messaging/hub-codec';
 import { uplinkGroupId } from '../adapters/messaging/amqp-uplink-consumer';
+import { ACCEPTS_PROPERTY, REFUSED_TYPE } from '../adapters/messaging/refusal-notices';
 import { openSdkDiscovery, type DiscoveryOption, type SdkDiscovery } from './discovery';
 
 export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
@@ -188,6 +193,12 @@ export interface DownlinkHandlers {
   /** The report for this (applicant) system; acknowledged for you once the handler resolved (see acknowledgeReports). */
   onConsultationReport?: Handler<ConsultationDownlinkOf<'consultation.report'>>;
   onConsultationCancelled?: Handler<ConsultationDownlinkOf<'consultation.cancelled'>>;
+  /**
+   * The hub refused one of this system's consultation messages for good (payload.refusedMessageId: the envelope id
+   * the helper resolved with; payload.reason: the code, e.g. candidate_retired; payload.detail: the fields at fault).
+   * Nothing more comes about that message. Without this handler the notice is accepted and logged at info.
+   */
+  onConsultationRefused?: Handler<ConsultationDownlinkOf<'consultation.refused'>>;
   /**
    * After onConsultationReport resolves, send 'consultation.acknowledge' (deterministic id per consultation, so
    * a resent report is acknowledged once) before the report is settled (default true). False: call
@@ -559,6 +570,8 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       version: envelope.version,
       systemId: envelope.systemId,
       correlationId: envelope.correlationId,
+      // This client reads the hub's refusal notices (the subscription handles them, with or without a handler).
+      ...(isConsultationType(envelope.type) ? { [ACCEPTS_PROPERTY]: REFUSED_TYPE } : {}),
       ...encoded.applicationProperties,
     };
     // The group-id keeps the messages about one expert (one consultation) on one hub process, in order.
@@ -738,6 +751,14 @@ class SdkSubscription implements Subscription {
         return h.onConsultationUnassigned ? h.onConsultationUnassigned(envelope, info) : this.missing(envelope.type);
       case 'consultation.cancelled':
         return h.onConsultationCancelled ? h.onConsultationCancelled(envelope, info) : this.missing(envelope.type);
+      case 'consultation.refused': {
+        if (h.onConsultationRefused) return h.onConsultationRefused(envelope, info);
+        // Asked for by this client on every consultation message, so never dead-lettered; the ids and the code tell the
+        // operator which message (the detail names fields only, but stays out of the log as the payloads do).
+        const p = envelope.payload;
+        this.log('info', { id: envelope.id, refusedMessageId: p.refusedMessageId, refusedType: p.refusedType, consultationId: p.consultationId, reason: p.reason }, 'the hub refused a consultation message (no onConsultationRefused handler)');
+        return;
+      }
       case 'consultation.report': {
         if (!h.onConsultationReport) return this.missing(envelope.type);
         await h.onConsultationReport(envelope, info);

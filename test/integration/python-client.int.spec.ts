@@ -50,6 +50,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     pyBig: { name: 'py-big', password: 'big-secret' },
     pyRot: { name: 'py-rot', password: 'rot-secret' },
     pyPeer: { name: 'py-rot-peer', password: 'peer-secret' },
+    pyRef: { name: 'py-ref', password: 'ref-secret' },
     tsExperts: { name: 'ts-experts', password: 'ts-secret' },
   };
   let certificate: ReturnType<typeof brokerCertificate>;
@@ -61,7 +62,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     keysDir = tempDir('rts-python-client-tls-');
     certificate = brokerCertificate(keysDir.dir);
     // Mutual TLS too: each party shows a certificate the broker trusts.
-    clients = clientCertificates(keysDir.dir, ['hub', 'py-city', 'py-big', 'py-rot', 'py-rot-peer', 'ts-experts']);
+    clients = clientCertificates(keysDir.dir, ['hub', 'py-city', 'py-big', 'py-rot', 'py-rot-peer', 'py-ref', 'ts-experts']);
     broker = await startBroker({ users: Object.values(accounts), tls: { ...certificate, truststore: { file: clients.truststore, password: clients.password, probe: clients.certificates.hub! } } });
     data = tempDir('rts-python-client-');
     hub = await startInProcessHub(broker, data.dir, {
@@ -218,6 +219,34 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     const keys = (await getJson<{ items: Array<{ kid: string; retiresAt: string | null }> }>(hub.url, '/systems/py-rot/keys', operator)).body.items;
     expect(keys.find((k) => k.kid === rotated.old)?.retiresAt).toEqual(expect.any(String));
     expect(keys.find((k) => k.kid === rotated.new)?.retiresAt).toBeNull();
+  });
+
+  it('is told when the hub refuses its request (consultation.refused, a retired candidate): its consultation messages carry rts_accepts', async () => {
+    // Runs last (py-ref joins with an expert: the snapshots of the tests above would hold it) and after the first test
+    // (ts-experts is joined). One of ts-experts' experts retires before the Python system asks for them.
+    await experts!.registerExpert('gone', profile(3));
+    await until('ts-experts:gone known', async () => (await getJson(hub.url, '/experts/ts-experts:gone', operator)).status === 200);
+    await experts!.retireExpert('gone');
+    await until('ts-experts:gone retired', async () => (await getJson(hub.url, '/experts/ts-experts:gone', operator)).body.status === 'retired');
+
+    const { code, out, err } = await runChild(PYTHON, [join(CLIENT_DIR, 'city_system.py'), '--hub', hub.url, '--broker', amqps(accounts.pyRef), '--ca', certificate.caFile, '--cert', clients.certificates['py-ref']!.certFile, '--key', clients.certificates['py-ref']!.keyFile, '--system', 'py-ref', '--candidate', 'ts-experts:gone', '--timeout', '90'], {
+      cwd: CLIENT_DIR,
+      env: { ...process.env, RTS_TOKEN: operator.authorization!.slice('Bearer '.length) },
+    });
+    if (code !== 2) throw new Error(`city_system.py exited ${code}, not 2 (refused)\nstdout:\n${out}\nstderr:\n${err}`);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const requested = lines.find((l) => l.event === 'requested')!;
+    // Decrypted and verified like every hub message, and handed to the handler: the request's id, the code, the fields.
+    expect(lines.find((l) => l.event === 'refused')).toEqual({
+      event: 'refused',
+      consultationId: requested.consultationId,
+      refusedMessageId: requested.id,
+      refusedType: 'consultation.requested',
+      reason: 'candidate_retired',
+      detail: 'candidates.0 retired',
+    });
+    const pyRef = await bearer({ role: 'system', systemId: 'py-ref' });
+    expect((await getJson(hub.url, `/consultations/${String(requested.consultationId)}`, pyRef)).status).toBe(404);
   });
 });
 

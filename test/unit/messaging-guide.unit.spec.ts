@@ -8,6 +8,7 @@ import { JoseCodec } from '../../src/adapters/crypto/jose-codec';
 import { KeyRegistry, importPartyKeys } from '../../src/adapters/crypto/jose-keys';
 import { CONSULTATION_DOWNLINK_TYPES, CONSULTATION_UPLINK_TYPES, parseConsultationDownlink, parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
 import { MAX_BATCH_EXPERTS } from '../../src/adapters/messaging/messages';
+import { ACCEPTS_PROPERTY, REFUSED_TYPE } from '../../src/adapters/messaging/refusal-notices';
 import { MAX_BATCH_JSON_BYTES } from '../../src/application/directory/directory-messages';
 
 const guide = readFileSync(resolve(__dirname, '..', '..', 'docs', 'messaging.md'), 'utf8');
@@ -82,6 +83,15 @@ describe('docs/messaging.md: the rules a team in another language cannot guess',
     expect(flat).toContain('With message security on (the hub\'s default, `RTS_MESSAGE_SECURITY=jose`) the reason is `unknown_key: ...`');
     expect(flat).toContain('with `RTS_MESSAGE_SECURITY=off` it is `unknown_system: ...`');
     expect(flat).toContain('the experts of the **other** joined systems (never your own');
+  });
+
+  it('tells how to ask for refusal notices, by the property the hub reads and the SDK and the Python client set', () => {
+    expect(ACCEPTS_PROPERTY).toBe('rts_accepts');
+    expect(REFUSED_TYPE).toBe('consultation.refused');
+    expect(flat).toContain('set the AMQP application property **`rts_accepts`** (a string, comma-separated downlink types) to include `consultation.refused`');
+    const python = read('clients/python/rts_client.py');
+    expect(python).toMatch(/^ACCEPTS_PROPERTY = "rts_accepts"$/m);
+    expect(python).toMatch(/^ACCEPTED_EXTRA_TYPES = "consultation.refused"$/m);
   });
 
   it('shows Proton users how to settle modified with delivery-failed, and the example uses the local broker port', () => {

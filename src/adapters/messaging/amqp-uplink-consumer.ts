@@ -9,6 +9,7 @@ import type { ConsultationUplinkEnvelope } from '../../application/consultation/
 import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
+import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
 
 /**
  * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
@@ -20,7 +21,13 @@ import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key
  *   handleUplink          resolved         -> accept (the events are committed; a repeat is a no-op)
  *                         RtsError         -> dead letter, reason = error.code (unknown_system,
  *                                             expert_owned_by_other_system, system_not_joined, ...): a message
- *                                             that can never succeed as sent
+ *                                             that can never succeed as sent. A consultation.* message whose
+ *                                             `rts_accepts` property names consultation.refused: first a
+ *                                             'consultation.refused' notice to its sender (routes.refusals,
+ *                                             refusal-notices.ts), awaited until the broker has it; if that send
+ *                                             fails, retry instead (the message comes again, and so does the
+ *                                             notice, with the same id), except on the last attempt: then the dead
+ *                                             letter all the same, without the notice
  *                         anything else    -> retry through the broker (modified, delivery-failed); QueueConsumer
  *                                             counts the attempts and dead-letters past RTS_UPLINK_MAX_ATTEMPTS
  *
@@ -52,6 +59,8 @@ export type UplinkRoutes = Readonly<{
     correlationIdOf?(consultationId: string): Promise<string | null>;
   }>;
   codec?: HubMessageCodec;
+  /** 'consultation.refused' to the sender of a refused consultation message that asked for it (see the file comment). */
+  refusals?: RefusalNotices;
   logger?: { debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
 }>;
 
@@ -134,14 +143,16 @@ export const uplinkMessageHandler = (
     // comes back, uncounted): it keeps its place.
     const comesBack = (outcome: HandlerOutcome) => outcome !== 'accept' && ('later' in outcome || ('retry' in outcome && message.attempt < maxAttempts));
     try {
-      return await place.enter(uplinkOrderKeys(envelope), envelope.id, () => handle(envelope), comesBack);
+      // Asked per message, never remembered per system: an older client of the same system may send the next one.
+      const notify = acceptsDownlinkType(message.applicationProperties, REFUSED_TYPE);
+      return await place.enter(uplinkOrderKeys(envelope), envelope.id, () => handle(envelope, notify, message.attempt), comesBack);
     } catch (error) {
       if (error instanceof OrderClosedError) return { retry: 'hub_stopping: not handled, the consumer is stopping' };
       throw error;
     }
   };
 
-  async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope): Promise<HandlerOutcome> {
+  async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, notify: boolean, attempt: number): Promise<HandlerOutcome> {
     const trace = { id: envelope.id, type: envelope.type, systemId: envelope.systemId, correlationId: envelope.correlationId };
     try {
       if (isConsultationType(envelope.type)) {
@@ -165,7 +176,21 @@ export const uplinkMessageHandler = (
         // "<code>: <detail>" as docs/messaging.md has it: the fields at fault (domain errors name fields, never
         // values), or the error's own sentence. A bare code left a city system guessing what to change.
         const detail = error.details.length > 0 ? error.details.map((d) => `${d.path} ${d.message}`).join('; ') : error.message;
-        return { deadLetter: `${error.code}: ${detail}`.slice(0, 500) };
+        const reason = `${error.code}: ${detail}`.slice(0, 500);
+        const deadLetter = { deadLetter: reason };
+        if (notify && routes.refusals && isConsultationType(envelope.type)) {
+          try {
+            // The detail as the dead letter has it (cut the same way), so the sender reads what an operator reads.
+            await routes.refusals.send(envelope as ConsultationUplinkEnvelope, { reason: error.code, detail: reason.slice(error.code.length + 2) });
+          } catch (failure) {
+            const name = failure instanceof Error ? failure.name : typeof failure;
+            // Dead-lettered now, the sender would never hear of it; handed back, it comes again with its notice. On the
+            // last attempt a retry would be a dead letter reading "retry limit": the real reason matters more there.
+            if (attempt < maxAttempts) return { retry: `transient failure: the refusal notice was not sent (${name}); refused as ${error.code}` };
+            routes.logger?.warn?.({ ...trace, code: error.code, err: name }, 'refusal notice not sent on the last attempt: dead-lettered without it');
+          }
+        }
+        return deadLetter;
       }
       const name = error instanceof Error ? error.name : typeof error;
       const code = (error as { code?: unknown } | null)?.code;

@@ -29,6 +29,8 @@ import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeE
  *   'consultation.unassigned'  { consultationId, unassignedAt }                                   -> applicant
  *   'consultation.report'      { consultationId, expertId, diagnosis, recommendations, issuedAt, attempt } -> applicant
  *   'consultation.cancelled'   { consultationId, expertId, reason, cancelledAt }                  -> expert's system
+ *   'consultation.refused'     { consultationId, refusedType, refusedMessageId, reason, detail }  -> the sender of a
+ *                                refused consultation message, if it said it accepts the type (amqp-uplink-consumer.ts)
  * ('consultation.report' is a type in both directions: the expert's system sends it up, the hub sends it down.)
  *
  * API, as messages.ts: parseConsultationUplink / parseConsultationDownlink (never throw),
@@ -107,6 +109,15 @@ export const CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS = {
     attempt: z.number().int().min(0),
   }),
   'consultation.cancelled': z.object({ consultationId: existingId, expertId, reason: z.string(), cancelledAt: isoWithOffset }),
+  // A refused consultation.requested names a consultation that does not exist: its id is still a UUID (the schema
+  // took it), so existingId holds for every refused message.
+  'consultation.refused': z.object({
+    consultationId: existingId,
+    refusedType: z.enum(CONSULTATION_UPLINK_TYPES),
+    refusedMessageId: z.uuid(),
+    reason: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'an error code (a-z 0-9 _)'),
+    detail: z.string().max(500),
+  }),
 } as const;
 
 const U = CONSULTATION_UPLINK_PAYLOAD_SCHEMAS;
@@ -127,6 +138,7 @@ export const ConsultationDownlinkEnvelopeSchema = z.discriminatedUnion('type', [
   looseEnvelope('consultation.unassigned', D['consultation.unassigned']),
   looseEnvelope('consultation.report', D['consultation.report']),
   looseEnvelope('consultation.cancelled', D['consultation.cancelled']),
+  looseEnvelope('consultation.refused', D['consultation.refused']),
 ]);
 
 // The schemas and the core's types must describe the same messages (checked at compile time, as messages.ts).

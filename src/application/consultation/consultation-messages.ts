@@ -68,6 +68,12 @@ export type ConsultationDownlinkPayloads = {
   'consultation.report': { consultationId: string; expertId: string; diagnosis: string; recommendations: string; issuedAt: string; attempt: number };
   /** To the expert's home system (the open offer or the accepted expert): stop working on it. */
   'consultation.cancelled': { consultationId: string; expertId: string; reason: string; cancelledAt: string };
+  /**
+   * To the sender of a consultation uplink message the hub refused for good (dead-lettered with `reason`), only when
+   * that message said it understands this type (AMQP application property `rts_accepts`). `detail` names fields,
+   * never values, as the dead letter's x-dlq-reason does. Not from the store: sent while the refusal is handled.
+   */
+  'consultation.refused': { consultationId: string; refusedType: ConsultationUplinkType; refusedMessageId: string; reason: string; detail: string };
 };
 export type ConsultationDownlinkType = keyof ConsultationDownlinkPayloads;
 export const CONSULTATION_DOWNLINK_TYPES = [
@@ -77,6 +83,7 @@ export const CONSULTATION_DOWNLINK_TYPES = [
   'consultation.unassigned',
   'consultation.report',
   'consultation.cancelled',
+  'consultation.refused',
 ] as const satisfies readonly ConsultationDownlinkType[];
 export type ConsultationDownlinkEnvelope = { [T in ConsultationDownlinkType]: Envelope<T, ConsultationDownlinkPayloads[T]> }[ConsultationDownlinkType];
 export type ConsultationDownlinkOf<T extends ConsultationDownlinkType> = Extract<ConsultationDownlinkEnvelope, { type: T }>;
