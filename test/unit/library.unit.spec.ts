@@ -142,7 +142,7 @@ describe("a reading's measuredAt through the library: HTTP's rule, not luxon's (
   it('refuses what HTTP refuses, as invalid_observation on measuredAt, by createTeleObservation and for a hand-built reading alike', async () => {
     for (const measuredAt of refused) {
       const http = ObservationBody.safeParse({ patientId: '251248-1234', systolic: 120, diastolic: 80, measuredAt });
-      const httpRefuses = !http.success || (() => { try { createTeleObservation(http.data, AT); return false; } catch { return true; } })();
+      const httpRefuses = !http.success || (() => { try { createTeleObservation({ ...http.data, measuredAt }, AT); return false; } catch { return true; } })();
       expect([measuredAt, httpRefuses]).toEqual([measuredAt, true]);
       const made = (() => { try { return createTeleObservation({ patientId: '251248-1234', systolic: 120, diastolic: 80, measuredAt }, AT); } catch (e) { return e; } })();
       expect([measuredAt, made]).toEqual([measuredAt, expect.objectContaining({ kind: 'validation', code: 'invalid_observation', details: [expect.objectContaining({ path: 'measuredAt' })] })]);
