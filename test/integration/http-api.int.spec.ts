@@ -32,9 +32,11 @@ const PATIENT_2 = '010203-4321';
 const UNKNOWN_PATIENT = '150560-2123';
 const PATIENT_3 = '070809-1357';
 const BAD_DATE_CPR = '320148-1234';
+/** Serial 5, year 37: born 1 January 2037, a number no one can have yet. */
+const BORN_2037 = '010137-5234';
 /** Only the tests of query-side corrections and content encodings upload for this one (the others list PATIENT's readings). */
 const PATIENT_4 = '121212-1212';
-const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, UNKNOWN_PATIENT, BAD_DATE_CPR];
+const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_2037];
 
 const logLines: string[] = [];
 const logger = pino(
@@ -324,6 +326,19 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       const query = await get(`/patients/${BAD_DATE_CPR}/observations`);
       expectProblem(query, 422, 'invalid_patient_id');
       expect(query.body).not.toContain(BAD_DATE_CPR);
+    });
+
+    it('a CPR number born in the future: 422 invalid_patient_id for a search as for an upload, not 404 unknown_patient', async () => {
+      const upload = expectProblem(await post('/observations', { patientId: BORN_2037, systolic: 126, diastolic: 70, measuredAt }), 422, 'invalid_patient_id');
+      const searched = expectProblem(await post('/observations/search', { patientId: BORN_2037 }), 422, 'invalid_patient_id');
+      const listed = expectProblem(await get(`/patients/${BORN_2037}/observations`), 422, 'invalid_patient_id');
+      expect(upload.errors).toEqual([{ path: 'patientId', message: 'the birth date in this CPR number lies in the future' }]);
+      expect(searched.errors).toEqual(upload.errors);
+      expect(listed.errors).toEqual(upload.errors);
+      // The CPR number's problem comes first, whatever the bounds say.
+      expectProblem(await post('/observations/search', { patientId: BORN_2037, from: '2026-01-02T00:00:00Z', to: '2026-01-01T00:00:00Z' }), 422, 'invalid_patient_id');
+      // A valid number with no readings is still 404.
+      expectProblem(await post('/observations/search', { patientId: UNKNOWN_PATIENT }), 404, 'unknown_patient');
     });
 
     it('a measurement time in the future: 422', async () => {

@@ -8,7 +8,7 @@ import type { Clock } from '../../application/ports/clock';
 import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
 import { parseHl7Observation } from '../../domain/documents/hl7';
-import { parseCpr } from '../../domain/monitoring/cpr';
+import { parseCprBornBy } from '../../domain/monitoring/cpr';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
@@ -389,8 +389,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
 
   /** One patient's readings in an interval: the answer of GET /patients/{id}/observations and POST /observations/search. */
   const observationsOf = async (raw: string, query: Readonly<{ from?: string | undefined; to?: string | undefined }>) => {
-    const patientId = parseCpr(raw);
     const now = deps.clock.now();
+    // A number whose birth date lies in the future is refused as an upload refuses it (422 invalid_patient_id), not
+    // answered "no readings" (404 unknown_patient) as if it could ever have some.
+    const patientId = parseCprBornBy(raw, now.toMillis());
     const to = query.to ? DateTime.fromISO(query.to, { setZone: true }) : null;
     const interval = query.from
       ? timeInterval(withClockSlack(DateTime.fromISO(query.from, { setZone: true }), to, now), to ?? now.plus({ seconds: 1 }))

@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import { hasOffsetDateTimeForm, isoUtc, OFFSET_DATE_TIME_MAX_LENGTH, offsetDateTimeMillis } from '../shared/iso-instant';
 import { ValidationError } from '../shared/errors';
-import { birthMillisOf, parseCpr, type Cpr } from './cpr';
+import { BIRTH_DATE_SLACK_MS, birthMillisOf, bornAfter, FUTURE_BIRTH_MESSAGE, parseCpr, type Cpr } from './cpr';
 
 /**
  * The seed's TeleObservation: one home blood pressure reading of one patient.
@@ -26,8 +26,6 @@ export const PLAUSIBLE = {
   systolic: { min: 50, max: 300 },
   diastolic: { min: 20, max: 200 },
 } as const;
-
-const DAY_MS = 86_400_000;
 
 /** How far in the future a measurement time may lie, to forgive a meter's clock drift. */
 export const CLOCK_SKEW_SECONDS = 300;
@@ -105,13 +103,14 @@ export const createTeleObservation = (input: TeleObservationInput, now: DateTime
   if (measuredAt !== null && measuredAt > now.toMillis() + CLOCK_SKEW_SECONDS * 1000) {
     issues.push({ path: 'measuredAt', message: 'lies in the future' });
   }
-  // Not before the patient was born (the CPR number's date, a day's slack for the time zones). This also keeps the
-  // HL7 effectiveTime a four-digit year: a reading in year 0 made a document no parser (nor a correction) accepts.
+  // Not before the patient was born (the CPR number's date, a day's slack for the time zones: BIRTH_DATE_SLACK_MS).
+  // This also keeps the HL7 effectiveTime a four-digit year: a reading in year 0 made a document no parser (nor a
+  // correction) accepts.
   const born = patientId === null || !notBeforeBirth ? null : birthMillisOf(patientId);
-  if (born !== null && born > now.toMillis() + DAY_MS) {
+  if (born !== null && bornAfter(patientId!, now.toMillis())) {
     // Said of the CPR number, not of every time tried (each was "before the patient's date of birth").
-    issues.push({ path: 'patientId', message: 'the birth date in this CPR number lies in the future' });
-  } else if (measuredAt !== null && born !== null && measuredAt < born - DAY_MS) {
+    issues.push({ path: 'patientId', message: FUTURE_BIRTH_MESSAGE });
+  } else if (measuredAt !== null && born !== null && measuredAt < born - BIRTH_DATE_SLACK_MS) {
     issues.push({ path: 'measuredAt', message: "lies before the patient's date of birth" });
   }
   if (issues.length > 0 || !patientId || !systolic || !diastolic || measuredAt === null) {
