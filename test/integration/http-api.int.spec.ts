@@ -392,8 +392,29 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       }
     });
 
-    it('to before from: 422 invalid_interval', async () => {
-      expectProblem(await get(`/patients/${PATIENT}/observations?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'invalid_interval');
+    it('to before from: 422 invalid_interval, naming the field as the other errors do (query.to, body.to)', async () => {
+      const listed = expectProblem(await get(`/patients/${PATIENT}/observations?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'invalid_interval');
+      expect(listed.errors).toEqual([{ path: 'query.to', message: 'must be after from' }]);
+      const searched = expectProblem(await post('/observations/search', { patientId: PATIENT, from: '2024-01-02T00:00:00Z', to: '2024-01-01T00:00:00Z' }), 422, 'invalid_interval');
+      expect(searched.errors).toEqual([{ path: 'body.to', message: 'must be after from' }]);
+    });
+
+    it('a from in the future without a to: 422 invalid_interval said of from, the field sent (was "to: must be after from")', async () => {
+      const future = iso(hoursAgo(-2));
+      const searched = expectProblem(await post('/observations/search', { patientId: PATIENT, from: future }), 422, 'invalid_interval');
+      expect(searched.errors).toEqual([{ path: 'body.from', message: 'lies in the future (without a to, the interval ends now)' }]);
+      const listed = expectProblem(await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(future)}`), 422, 'invalid_interval');
+      expect(listed.errors).toEqual([{ path: 'query.from', message: 'lies in the future (without a to, the interval ends now)' }]);
+      // Too far back, likewise.
+      const old = expectProblem(await post('/observations/search', { patientId: PATIENT, from: iso(hoursAgo(24 * 367)) }), 422, 'interval_too_wide');
+      expect(old.errors).toEqual([{ path: 'body.from', message: 'lies more than 366 days back (without a to, the interval ends now)' }]);
+    });
+
+    it('an unencoded + in a query bound (read as a space): one message, which says to send it as %2B', async () => {
+      const problem = expectProblem(await get(`/patients/${PATIENT}/observations?from=2026-11-30T10:00:00+05:45&to=2026-11-30T12:00:00Z`), 400, 'invalid_request');
+      expect(problem.errors).toEqual([{ path: 'query.from', message: expect.stringContaining('%2B') }]);
+      const encoded = await get(`/patients/${PATIENT}/observations?from=2026-11-30T10:00:00%2B05:45&to=2026-11-30T12:00:00Z`);
+      expect(encoded.statusCode).toBe(200);
     });
 
     it('an unknown query parameter: 400 invalid_request', async () => {
