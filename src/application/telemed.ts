@@ -1,5 +1,5 @@
 import { Director, HL7Builder, MetadataBuilder, parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
-import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
+import { parseCprBornBy, type Cpr } from '../domain/monitoring/cpr';
 import { ensureTeleObservation, type TeleObservation } from '../domain/monitoring/tele-observation';
 import { checkedInterval, type TimeInterval } from '../domain/monitoring/time-interval';
 import { ConflictError } from '../domain/shared/errors';
@@ -97,7 +97,8 @@ export class TeleMedService implements TeleMed {
 
   async getObservationsFor(patientId: Cpr, interval: TimeInterval): Promise<readonly StoredObservation[]> {
     const { from, to } = checkedInterval(interval); // a hand-built interval meets the same rules (width, order)
-    const entries = await this.xds.findEntries(parseCpr(patientId), from, to);
+    // As an upload: a CPR number born in the future is invalid_patient_id, not a patient without readings.
+    const entries = await this.xds.findEntries(parseCprBornBy(patientId, this.xds.now().toMillis()), from, to);
     return entries.map((e) => ({ uniqueId: e.uniqueId, patientId, systolic: e.systolic, diastolic: e.diastolic, measuredAt: e.serviceStartTime }));
   }
 }

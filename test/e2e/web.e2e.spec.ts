@@ -297,13 +297,14 @@ describe('the review page (HomeClient on the web)', () => {
     expect(w.posts()).toBe(1);
     expect(await rows(page)).toEqual([]);
 
-    // A CPR number whose birth date lies in the future (born 2037 by the century rule): said of the CPR number,
-    // not as a time before the birth whatever the time.
+    // A CPR number whose birth date lies in the future (born 2037 by the century rule): said of the CPR number, as
+    // soon as it is entered (the search answers 422 invalid_patient_id as an upload would, not "no readings yet").
     await page.click('#forget');
-    await enterCpr(page, '010137-5234');
-    await upload(page, '130', '85');
-    await page.waitForFunction(() => /^Not saved/.test(document.getElementById('upload-status')!.textContent ?? ''));
-    expect(await page.textContent('#upload-status')).toBe('Not saved. The hub does not accept this CPR number: the birth date in this CPR number lies in the future.');
+    await page.fill('#cpr', '010137-5234');
+    await page.click('#cpr-form button[type=submit]');
+    await page.waitForFunction(() => /lies in the future/.test(document.getElementById('cpr-error')!.textContent ?? ''));
+    expect((await errorOf(page, 'cpr')).text).toBe('The hub does not accept this CPR number: the birth date in this CPR number lies in the future.');
+    expect(await page.isHidden('#review')).toBe(true);
     expectClean(w, [/status of (422|400)/]); // the refusals this test asked for
     await w.context.close();
   });

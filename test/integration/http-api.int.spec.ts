@@ -32,9 +32,11 @@ const PATIENT_2 = '010203-4321';
 const UNKNOWN_PATIENT = '150560-2123';
 const PATIENT_3 = '070809-1357';
 const BAD_DATE_CPR = '320148-1234';
+/** Serial 5, year 37: born 1 January 2037, a number no one can have yet. */
+const BORN_2037 = '010137-5234';
 /** Only the tests of query-side corrections and content encodings upload for this one (the others list PATIENT's readings). */
 const PATIENT_4 = '121212-1212';
-const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, UNKNOWN_PATIENT, BAD_DATE_CPR];
+const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_2037];
 
 const logLines: string[] = [];
 const logger = pino(
@@ -326,6 +328,19 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(query.body).not.toContain(BAD_DATE_CPR);
     });
 
+    it('a CPR number born in the future: 422 invalid_patient_id for a search as for an upload, not 404 unknown_patient', async () => {
+      const upload = expectProblem(await post('/observations', { patientId: BORN_2037, systolic: 126, diastolic: 70, measuredAt }), 422, 'invalid_patient_id');
+      const searched = expectProblem(await post('/observations/search', { patientId: BORN_2037 }), 422, 'invalid_patient_id');
+      const listed = expectProblem(await get(`/patients/${BORN_2037}/observations`), 422, 'invalid_patient_id');
+      expect(upload.errors).toEqual([{ path: 'patientId', message: 'the birth date in this CPR number lies in the future' }]);
+      expect(searched.errors).toEqual(upload.errors);
+      expect(listed.errors).toEqual(upload.errors);
+      // The CPR number's problem comes first, whatever the bounds say.
+      expectProblem(await post('/observations/search', { patientId: BORN_2037, from: '2026-01-02T00:00:00Z', to: '2026-01-01T00:00:00Z' }), 422, 'invalid_patient_id');
+      // A valid number with no readings is still 404.
+      expectProblem(await post('/observations/search', { patientId: UNKNOWN_PATIENT }), 404, 'unknown_patient');
+    });
+
     it('a measurement time in the future: 422', async () => {
       const body = expectProblem(await post('/observations', { patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt: iso(hoursAgo(-1)) }), 422, 'implausible_observation');
       expect(body.errors?.map((e) => e.path)).toEqual(['measuredAt']);
@@ -377,8 +392,29 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       }
     });
 
-    it('to before from: 422 invalid_interval', async () => {
-      expectProblem(await get(`/patients/${PATIENT}/observations?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'invalid_interval');
+    it('to before from: 422 invalid_interval, naming the field as the other errors do (query.to, body.to)', async () => {
+      const listed = expectProblem(await get(`/patients/${PATIENT}/observations?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z`), 422, 'invalid_interval');
+      expect(listed.errors).toEqual([{ path: 'query.to', message: 'must be after from' }]);
+      const searched = expectProblem(await post('/observations/search', { patientId: PATIENT, from: '2024-01-02T00:00:00Z', to: '2024-01-01T00:00:00Z' }), 422, 'invalid_interval');
+      expect(searched.errors).toEqual([{ path: 'body.to', message: 'must be after from' }]);
+    });
+
+    it('a from in the future without a to: 422 invalid_interval said of from, the field sent (was "to: must be after from")', async () => {
+      const future = iso(hoursAgo(-2));
+      const searched = expectProblem(await post('/observations/search', { patientId: PATIENT, from: future }), 422, 'invalid_interval');
+      expect(searched.errors).toEqual([{ path: 'body.from', message: 'lies in the future (without a to, the interval ends now)' }]);
+      const listed = expectProblem(await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(future)}`), 422, 'invalid_interval');
+      expect(listed.errors).toEqual([{ path: 'query.from', message: 'lies in the future (without a to, the interval ends now)' }]);
+      // Too far back, likewise.
+      const old = expectProblem(await post('/observations/search', { patientId: PATIENT, from: iso(hoursAgo(24 * 367)) }), 422, 'interval_too_wide');
+      expect(old.errors).toEqual([{ path: 'body.from', message: 'lies more than 366 days back (without a to, the interval ends now)' }]);
+    });
+
+    it('an unencoded + in a query bound (read as a space): one message, which says to send it as %2B', async () => {
+      const problem = expectProblem(await get(`/patients/${PATIENT}/observations?from=2026-11-30T10:00:00+05:45&to=2026-11-30T12:00:00Z`), 400, 'invalid_request');
+      expect(problem.errors).toEqual([{ path: 'query.from', message: expect.stringContaining('%2B') }]);
+      const encoded = await get(`/patients/${PATIENT}/observations?from=2026-11-30T10:00:00%2B05:45&to=2026-11-30T12:00:00Z`);
+      expect(encoded.statusCode).toBe(200);
     });
 
     it('an unknown query parameter: 400 invalid_request', async () => {

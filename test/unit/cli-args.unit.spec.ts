@@ -141,10 +141,25 @@ describe('rts command line: review', () => {
     [['--patient', CPR, '--from', 'yesterday'], /--from must be an ISO-8601/],
     [['--patient', CPR, '--from', '2025-01-01T00:00:00Z', '--to', '2026-01-02T00:00:01Z'], /at most 366 days apart/],
     [['--patient', CPR, '--from', '2026-05-01T00:00:00+24:00'], /--from must be an ISO-8601/],
+    // The hub's own rule for a date-time: the offset with its colon, at most 40 characters.
+    [['--patient', CPR, '--from', '2026-05-01T00:00:00+0200'], /--from must be an ISO-8601/],
+    [['--patient', CPR, '--to', `2026-05-01T00:00:00.${'0'.repeat(30)}Z`], /--to must be an ISO-8601/],
     [['--patient', CPR, '--width', '10'], /--width must be a whole number from 40 to 200/],
     [['--patient', CPR, '--systolic', '120'], /unknown option --systolic/],
   ])('refuses %j', (flags, message) => {
     expect(usageError(['review', ...flags])).toMatch(message);
+  });
+
+  it('refuses --from and --to within one second, as the hub compares whole seconds: exit 2, nothing sent (was exit 3 invalid_interval)', async () => {
+    for (const [from, to] of [['2026-11-30T10:00:00.1Z', '2026-11-30T10:00:00.9Z'], ['2026-11-30T10:00:00Z', '2026-11-30T10:00:00.999Z'], ['2026-11-30T11:00:00.5+01:00', '2026-11-30T10:00:00.7Z']]) {
+      expect(usageError(['review', '--patient', CPR, '--from', from!, '--to', to!])).toMatch(/^--to must lie after --from \(at least a whole second/);
+      const ran = await runLocally(['review', '--patient', CPR, '--from', from!, '--to', to!]);
+      expect(ran.code).toBe(EXIT.usage);
+      expect(ran.err).toMatch(/--to must lie after --from/);
+      expect(ran.fetch).not.toHaveBeenCalled();
+    }
+    // The next whole second is an interval of one second.
+    expect(parsed(['review', '--patient', CPR, '--from', '2026-11-30T10:00:00.9Z', '--to', '2026-11-30T10:00:01Z'])).toMatchObject({ range: { kind: 'between' } });
   });
 });
 

@@ -222,6 +222,30 @@ describe('run review', () => {
     expectSearch(h, 0, '2025-05-09T12:10:00Z', '2026-05-10T12:10:00Z');
   });
 
+  it('--from without --to ends 10 minutes ahead, as --days does, so a reading stored a few minutes ahead is listed', async () => {
+    const h = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00+02:00'], [json(200, list)]);
+    expect(h.code).toBe(EXIT.ok);
+    expectSearch(h, 0, '2026-05-01T00:00:00+02:00', '2026-05-10T12:10:00Z');
+    // Up to 10 minutes more than 366 days back starts 366 days back, as --days 366 does; further back is the hub's to refuse.
+    const year = await harness(['review', '--patient', CPR, '--from', '2025-05-09T12:05:00Z'], [json(200, list)]);
+    expectSearch(year, 0, '2025-05-09T12:10:00Z', '2026-05-10T12:10:00Z');
+    const older = await harness(['review', '--patient', CPR, '--from', '2025-05-09T11:59:00Z'], [json(200, list)]);
+    expectSearch(older, 0, '2025-05-09T11:59:00Z', '2026-05-10T12:10:00Z');
+    // A --from past that end goes alone: the hub's refusal then names --from, not a --to the user never gave.
+    const future = await harness(['review', '--patient', CPR, '--from', '2026-05-10T12:10:00Z'], [json(200, list)]);
+    expect(future.bodies[0]).toEqual({ patientId: CPR, from: '2026-05-10T12:10:00Z' });
+  });
+
+  it("--from without --to is counted up to the hub's clock when this machine's is more than a minute off; one day is singular", async () => {
+    const hubDate = { date: new Date('2026-05-10T12:20:00Z').toUTCString() };
+    const h = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00Z'], [json(200, list, hubDate), json(200, list, hubDate)]);
+    expect(h.calls).toHaveLength(2);
+    expectSearch(h, 1, '2026-05-01T00:00:00Z', '2026-05-10T12:30:00Z');
+    expect(h.err).toBe("rts: this machine's clock is 20 minutes behind the hub's: the interval from --from is counted up to the hub's clock\n");
+    const one = await harness(['review', '--patient', CPR, '--days', '1'], [json(200, list, hubDate), json(200, list, hubDate)]);
+    expect(one.err).toBe("rts: this machine's clock is 20 minutes behind the hub's: the last 1 day is counted by the hub's clock\n");
+  });
+
   it('passes --from and --to as given', async () => {
     const h = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00+02:00', '--to', '2026-05-08T00:00:00+02:00'], [json(200, { ...list, count: 0, observations: [] })]);
     expect(h.code).toBe(EXIT.ok);

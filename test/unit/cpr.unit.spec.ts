@@ -1,4 +1,4 @@
-import { birthDateOf, isCpr, parseCpr } from '../../src/domain/monitoring/cpr';
+import { birthDateOf, isCpr, parseCpr, parseCprBornBy } from '../../src/domain/monitoring/cpr';
 import { ValidationError } from '../../src/domain/shared/errors';
 
 const rejectionOf = (value: unknown, path?: string): ValidationError => {
@@ -122,5 +122,30 @@ describe('CPR number', () => {
     // Not even the digits split apart by the message: neither the date part nor the serial.
     expect(text).not.toContain(value.slice(0, 6));
     expect(text).not.toMatch(/\d{4}/);
+  });
+
+  describe('a birth date in the future (parseCprBornBy: uploads and queries alike), with a day of slack', () => {
+    // 03122026 at 00:00 UTC is "tomorrow" at noon on 2 December 2026: a calendar date where the patient was born
+    // (Copenhagen's 3 December starts at 23:00 UTC on the 2nd), so a day's slack; the 4th is refused.
+    const NOON = Date.parse('2026-12-02T12:00:00Z');
+    it('takes a birth date up to a day after now, refuses one later as invalid_patient_id on the path given', () => {
+      expect(parseCprBornBy('021226-4234', NOON)).toBe('021226-4234');
+      expect(parseCprBornBy('031226-4234', NOON)).toBe('031226-4234');
+      for (const [cpr, path] of [['041226-4234', undefined], ['010137-5234', 'patientId'], ['010137-5234', 'body.patientId']] as const) {
+        let error: unknown;
+        try {
+          parseCprBornBy(cpr, NOON, path);
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(ValidationError);
+        expect(error).toMatchObject({ code: 'invalid_patient_id', details: [{ path: path ?? 'patientId', message: 'the birth date in this CPR number lies in the future' }] });
+        expect(String((error as Error).message)).not.toMatch(/\d{4}/);
+      }
+    });
+
+    it('still refuses what parseCpr refuses, with its own message', () => {
+      expect(() => parseCprBornBy('320148-1234', NOON)).toThrow(/real birth date/);
+    });
   });
 });

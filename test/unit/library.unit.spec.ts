@@ -1,6 +1,7 @@
 // The library entry point in memory: what a backend team's code can call, and what it may pass.
 import { DateTime } from 'luxon';
-import { buildDocument, createTeleObservation, lastDays, openTeleMed, parseCpr, type EmbeddedTeleMed } from '../../src';
+import { buildDocument, createTeleObservation, lastDays, openTeleMed, parseCpr, timeInterval, type EmbeddedTeleMed } from '../../src';
+import { ObservationBody } from '../../src/adapters/http/schemas';
 import { XdsBackend } from '../../src/application/xds-backend';
 import { TeleMedService } from '../../src/application/telemed';
 
@@ -117,6 +118,59 @@ describe('the options the library records are checked as over HTTP', () => {
   });
 });
 
+describe("a reading's measuredAt through the library: HTTP's rule, not luxon's (an embedder's exploratory test)", () => {
+  // Texts luxon reads and HTTP refuses: stored through the library, they moved a reading by days (+9999: four days
+  // earlier; 24:00: the next day). HTTP answers the first five 400 invalid_request (the form), the +24:00 one 422
+  // invalid_observation; the library refuses each as invalid_observation on measuredAt, and stores nothing.
+  const AT = DateTime.fromISO('2026-12-01T00:00:00Z');
+  const refused = [
+    '2026-11-30T10:00:00+9999',
+    '2026-11-30T10:00:00+2400',
+    '2026-11-30T24:00:00+0000',
+    '2026-11-30T23:30:00-2359',
+    '2026-11-30T10:00:00+0545',
+    '2026-W48-1T10:00:00Z',
+    '2026-11-30T10Z',
+    '+002026-11-30T10:00:00Z',
+    '2026-11-30T10:00:00+24:00',
+    '2026-11-30T10:00:00+99:99',
+    '2026-11-30T24:00:00Z',
+    `2026-11-30T10:00:00.${'1'.repeat(30)}Z`, // 51 characters: HTTP takes 40 at most
+  ];
+  const november = () => timeInterval(DateTime.fromISO('2026-11-20T00:00:00Z'), DateTime.fromISO('2026-12-05T00:00:00Z'));
+
+  it('refuses what HTTP refuses, as invalid_observation on measuredAt, by createTeleObservation and for a hand-built reading alike', async () => {
+    for (const measuredAt of refused) {
+      const http = ObservationBody.safeParse({ patientId: '251248-1234', systolic: 120, diastolic: 80, measuredAt });
+      const httpRefuses = !http.success || (() => { try { createTeleObservation({ ...http.data, measuredAt }, AT); return false; } catch { return true; } })();
+      expect([measuredAt, httpRefuses]).toEqual([measuredAt, true]);
+      const made = (() => { try { return createTeleObservation({ patientId: '251248-1234', systolic: 120, diastolic: 80, measuredAt }, AT); } catch (e) { return e; } })();
+      expect([measuredAt, made]).toEqual([measuredAt, expect.objectContaining({ kind: 'validation', code: 'invalid_observation', details: [expect.objectContaining({ path: 'measuredAt' })] })]);
+      const byHand = { patientId: PATIENT, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 80, unit: 'mmHg' }, measuredAt } as const;
+      await expect(rts.telemed.processAndStore(byHand)).rejects.toMatchObject({ kind: 'validation', code: 'invalid_observation', details: [{ path: 'measuredAt' }] });
+    }
+    await expect(rts.telemed.getObservationsFor(PATIENT, november())).rejects.toMatchObject({ code: 'unknown_patient' });
+  });
+
+  it('keeps the forms HTTP takes: Z, an offset with minutes, -00:00, +23:59, fractions, no seconds', async () => {
+    const taken: [string, string][] = [
+      ['2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z'],
+      ['2026-11-30T15:45:01+05:45', '2026-11-30T10:00:01Z'],
+      ['2026-11-30T10:00:02-00:00', '2026-11-30T10:00:02Z'],
+      ['2026-11-30T10:00:03+23:59', '2026-11-29T10:01:03Z'],
+      ['2026-11-30T10:00:04.999999999Z', '2026-11-30T10:00:04Z'],
+      ['2026-11-30T11:00:05.5+01:00', '2026-11-30T10:00:05Z'],
+      ['2026-11-30T10:01Z', '2026-11-30T10:01:00Z'],
+    ];
+    for (const [measuredAt] of taken) {
+      expect(ObservationBody.safeParse({ patientId: '251248-1234', systolic: 120, diastolic: 80, measuredAt }).success).toBe(true);
+      await rts.telemed.processAndStore(createTeleObservation({ patientId: '251248-1234', systolic: 120, diastolic: 80, measuredAt }, AT));
+    }
+    const stored = (await rts.telemed.getObservationsFor(PATIENT, november())).map((o) => o.measuredAt);
+    expect(stored).toEqual(taken.map(([, utc]) => utc).sort());
+  });
+});
+
 describe("after an erasure, calls on one of the patient's documents say patient_erased", () => {
   it('retrieveDocument, patientOf, correct and correctDocument answer patient_erased; an unknown id stays document_not_found', async () => {
     const stored = await rts.telemed.processAndStore(reading(120, 5));
@@ -204,6 +258,14 @@ describe("the library's arguments are checked as over HTTP (an embedder's explor
     }
     expect((await rts.listErasures()).items).toEqual([]);
     expect((await rts.telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => o.uniqueId)).toEqual([stored]);
+  });
+
+  it("getObservationsFor refuses a CPR number born in the future as an upload does (invalid_patient_id), not as a patient without readings", async () => {
+    const born2037 = parseCpr('010137-5234'); // serial 5, year 37: 2037
+    expect(() => createTeleObservation({ patientId: born2037, systolic: 120, diastolic: 80, measuredAt: now.toISO() }, now)).toThrow(expect.objectContaining({ code: 'invalid_patient_id' }));
+    await expect(rts.telemed.getObservationsFor(born2037, lastDays(7, now))).rejects.toMatchObject({ kind: 'validation', code: 'invalid_patient_id', details: [{ path: 'patientId', message: 'the birth date in this CPR number lies in the future' }] });
+    // A valid number the hub holds nothing of is still unknown_patient.
+    await expect(rts.telemed.getObservationsFor(parseCpr('010203-4321'), lastDays(7, now))).rejects.toMatchObject({ code: 'unknown_patient' });
   });
 
   it('a uniqueId that is no string and a position past the store are validation errors', async () => {

@@ -117,7 +117,12 @@ describe('createTeleObservation', () => {
 
     it('converts an offset to UTC and truncates to whole seconds', () => {
       expect(createTeleObservation({ ...seed, measuredAt: '2017-05-10T16:50:14.987+02:00' }, NOW).measuredAt).toBe('2017-05-10T14:50:14Z');
-      expect(createTeleObservation({ ...seed, measuredAt: '2017-05-10T09:50:14-0500' }, NOW).measuredAt).toBe('2017-05-10T14:50:14Z');
+    });
+
+    it("refuses an offset without its colon, as HTTP does (the library read +9999 as four days and stored that)", () => {
+      for (const measuredAt of ['2017-05-10T09:50:14-0500', '2017-05-10T09:50:14+9999', '2017-05-10T24:00:00+0000']) {
+        expect(rejectionOf({ measuredAt }).details).toEqual([{ path: 'measuredAt', message: expect.stringMatching(/must be an ISO-8601 date-time with an offset \(Z or \+hh:mm, with the colon\)/) }]);
+      }
     });
 
     it('takes a luxon DateTime in any zone', () => {

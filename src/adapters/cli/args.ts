@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DateTime } from 'luxon';
 import { birthDateOf } from '../../domain/monitoring/cpr';
 import { ValidationError } from '../../domain/shared/errors';
+import { offsetDateTimeMillis } from '../../domain/shared/iso-instant';
 import { checkPatientIdempotencyKey, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { MAX_INTERVAL_DAYS } from '../../domain/monitoring/time-interval';
 import { EXIT_CODES_HELP } from './exit-codes';
@@ -42,11 +42,6 @@ export type Command =
 export type ParseResult = Readonly<{ ok: true; command: Command }> | Readonly<{ ok: false; message: string; /** Where the full usage is: `rts upload --help`. */ helpCommand: string }>;
 
 const CPR_FORM = /^\d{6}-\d{4}$/;
-/**
- * As the hub accepts it: an ISO-8601 date-time with an explicit offset, so "when" never depends on a zone; the
- * offset as RFC 3339 has it (at most 23:59: +24:00 went to the hub and came back a refusal, exit 3).
- */
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;
 const OBSERVATION_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const PRESSURE = /^\d{1,3}(\.\d{1,2})?$/;
 
@@ -120,9 +115,12 @@ diastolic pressure.
 Options:
   --patient CPR   the patient's CPR number, ddmmyy-ssss; "-" reads it from
                   stdin (one line); without --patient: $RTS_PATIENT
-  --days N        the last N days, 1-${MAX_DAYS} (default: ${DEFAULT_DAYS})
+  --days N        the last N days, 1-${MAX_DAYS} (default: ${DEFAULT_DAYS}), up to 10 minutes
+                  after now (a reading taken a little ahead is listed)
   --from ISO      start of the interval (included), ISO-8601 with offset
-  --to ISO        end of the interval (excluded), ISO-8601 with offset
+  --to ISO        end of the interval (excluded), ISO-8601 with offset, at
+                  least a second after --from; without it, 10 minutes after
+                  now, as for --days
   --width N       chart width in columns, 40-200 (default: the terminal's width
                   up to 100; 80 when not a terminal)
   --ascii         draw the chart with ASCII characters only (the default when
@@ -290,14 +288,20 @@ const pressureOf = (value: string | undefined, flag: string): number => {
   return Number(raw);
 };
 
+/**
+ * As the hub accepts it, by the hub's own rule (the domain's offsetDateTimeMillis): an ISO-8601 date-time with an
+ * explicit offset, so "when" never depends on a zone; the offset as RFC 3339 has it (at most 23:59: +24:00 went to
+ * the hub and came back a refusal, exit 3), a day that exists, at most 40 characters. A refusal is exit 2 here.
+ */
 const instantOf = (value: string | undefined, flag: string): string | undefined => {
   if (value === undefined) return undefined;
-  // luxon, not Date.parse: that takes 2026-02-30 for 2 March and T24:00 for the next day's midnight.
-  if (!ISO_WITH_OFFSET.test(value) || !DateTime.fromISO(value, { setZone: true }).isValid || /T24:/.test(value)) {
-    fail(`${flag} must be an ISO-8601 date-time with an offset, e.g. 2026-05-10T08:15:00+02:00`);
-  }
+  // Not Date.parse: that takes 2026-02-30 for 2 March and T24:00 for the next day's midnight.
+  if (Number.isNaN(offsetDateTimeMillis(value))) fail(`${flag} must be an ISO-8601 date-time with an offset, e.g. 2026-05-10T08:15:00+02:00`);
   return value;
 };
+
+/** Whole seconds since the epoch of a date-time instantOf took: the hub compares bounds at whole seconds. */
+const secondsOf = (value: string): number => Math.floor(offsetDateTimeMillis(value) / 1000);
 
 const integerOf = (value: string | undefined, flag: string, min: number, max: number): number | undefined => {
   if (value === undefined) return undefined;
@@ -367,9 +371,10 @@ const parseReview = (args: readonly string[], env: Readonly<Record<string, strin
   const from = instantOf(v.from, '--from');
   const to = instantOf(v.to, '--to');
   if (days !== undefined && (from !== undefined || to !== undefined)) fail('give either --days or --from/--to, not both');
-  if (from !== undefined && to !== undefined && Date.parse(to) <= Date.parse(from)) fail('--to must lie after --from');
-  // The hub's rule (whole seconds, at most 366 days), here rather than as its refusal (exit 3).
-  if (from !== undefined && to !== undefined && Math.floor(Date.parse(to) / 1000) - Math.floor(Date.parse(from) / 1000) > MAX_INTERVAL_DAYS * 86_400) {
+  // The hub's rule (whole seconds, at most 366 days), here rather than as its refusal (exit 3): 10:00:00.1 to
+  // 10:00:00.9 is an empty interval to the hub, which answered it 422 invalid_interval.
+  if (from !== undefined && to !== undefined && secondsOf(to) <= secondsOf(from)) fail('--to must lie after --from (at least a whole second: the hub drops fractions of a second)');
+  if (from !== undefined && to !== undefined && secondsOf(to) - secondsOf(from) > MAX_INTERVAL_DAYS * 86_400) {
     fail(`--from and --to may be at most ${MAX_INTERVAL_DAYS} days apart`);
   }
   const width = integerOf(v.width, '--width', 40, 200);

@@ -109,27 +109,42 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
   // present second). Never wider than the hub's 366 days: --days 366 starts 10 minutes later. "Now" is the hub's
   // clock: the first answer's Date header tells it, and when this machine's clock is more than a minute off, the
   // interval is asked again by the hub's (a clock 20 minutes slow left out the newest readings).
+  const endAt = (now: Date) => DateTime.fromJSDate(now).toUTC().startOf('second').plus({ minutes: 10 });
   const daysEndingAt = (now: Date, days: number) => {
-    const end = DateTime.fromJSDate(now).toUTC().startOf('second').plus({ minutes: 10 });
+    const end = endAt(now);
     return {
       from: DateTime.max(end.minus({ days, minutes: 10 }), end.minus({ days: MAX_DAYS })).toISO({ suppressMilliseconds: true })!,
       to: end.toISO({ suppressMilliseconds: true })!,
     };
   };
-  const range =
-    cmd.range.kind === 'days'
-      ? daysEndingAt(localNow, cmd.range.days)
-      : { ...(cmd.range.from !== undefined ? { from: cmd.range.from } : {}), ...(cmd.range.to !== undefined ? { to: cmd.range.to } : {}) };
+  // --from without --to ends where --days does, 10 minutes ahead of the hub's now (left to the hub it ended at its
+  // present second, and hid a reading stored a few minutes ahead). A --from up to 10 minutes more than 366 days back
+  // starts 366 days back, as --days 366 does. A --from later than that end is sent alone: the hub says what is wrong
+  // with it (a --to of ours would be the field it named).
+  const fromEndingAt = (now: Date, from: string) => {
+    const end = endAt(now);
+    const start = DateTime.fromISO(from, { setZone: true });
+    if (Math.floor(start.toSeconds()) >= end.toSeconds()) return { from };
+    const earliest = end.minus({ days: MAX_DAYS });
+    const moved = start < earliest && start >= earliest.minus({ minutes: 10 });
+    return { from: moved ? earliest.toISO({ suppressMilliseconds: true })! : from, to: end.toISO({ suppressMilliseconds: true })! };
+  };
+  const given = cmd.range;
+  const onlyFrom = given.kind === 'between' && given.to === undefined ? given.from : undefined;
+  // The intervals that end by the clock (--days, --from alone), asked again by the hub's when ours is off.
+  const byClock = given.kind === 'days' ? (now: Date) => daysEndingAt(now, given.days) : onlyFrom !== undefined ? (now: Date) => fromEndingAt(now, onlyFrom) : null;
+  const range = byClock?.(localNow) ?? (given.kind === 'between' ? { ...(given.from !== undefined ? { from: given.from } : {}), ...(given.to !== undefined ? { to: given.to } : {}) } : {});
   let list: ObservationList;
   try {
     const sent = Date.now();
     let answer = await client.observations(cmd.patientId, range);
     // The Date header is the hub's clock during the request, to the second: only what lies beyond a minute is skew.
     const skewMs = answer.hubTime === undefined ? 0 : answer.hubTime.getTime() - localNow.getTime() - (Date.now() - sent) / 2;
-    if (cmd.range.kind === 'days' && answer.hubTime !== undefined && Math.abs(skewMs) > CLOCK_SKEW_TOLERANCE_MS) {
+    if (byClock !== null && answer.hubTime !== undefined && Math.abs(skewMs) > CLOCK_SKEW_TOLERANCE_MS) {
       const minutes = Math.round(Math.abs(skewMs) / 60_000);
-      deps.stderr.write(`rts: this machine's clock is ${minutes} minute${minutes === 1 ? '' : 's'} ${skewMs > 0 ? 'behind' : 'ahead of'} the hub's: the last ${cmd.range.days} day${cmd.range.days === 1 ? '' : 's'} are counted by the hub's clock\n`);
-      answer = await client.observations(cmd.patientId, daysEndingAt(answer.hubTime, cmd.range.days));
+      const counted = given.kind === 'days' ? `the last ${given.days} ${given.days === 1 ? 'day is' : 'days are'} counted by the hub's clock` : "the interval from --from is counted up to the hub's clock";
+      deps.stderr.write(`rts: this machine's clock is ${minutes} minute${minutes === 1 ? '' : 's'} ${skewMs > 0 ? 'behind' : 'ahead of'} the hub's: ${counted}\n`);
+      answer = await client.observations(cmd.patientId, byClock(answer.hubTime));
     }
     list = answer;
   } catch (e) {

@@ -8,7 +8,7 @@ import type { Clock } from '../../application/ports/clock';
 import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
 import { parseHl7Observation } from '../../domain/documents/hl7';
-import { parseCpr } from '../../domain/monitoring/cpr';
+import { parseCprBornBy } from '../../domain/monitoring/cpr';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
@@ -387,16 +387,36 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: result.measuredAt, document });
   });
 
-  /** One patient's readings in an interval: the answer of GET /patients/{id}/observations and POST /observations/search. */
-  const observationsOf = async (raw: string, query: Readonly<{ from?: string | undefined; to?: string | undefined }>) => {
-    const patientId = parseCpr(raw);
-    const now = deps.clock.now();
+  /**
+   * The interval of a query, its refusals naming the fields the caller sent, as `where`.from / `where`.to (the
+   * domain's say "to" alone). A `from` without a `to` ends now: a `from` in the future, or too far back, is said of
+   * `from` (it was "to: must be after from", a field the caller never sent).
+   */
+  const intervalOf = (query: Readonly<{ from?: string | undefined; to?: string | undefined }>, now: DateTime, where: 'body' | 'query') => {
     const to = query.to ? DateTime.fromISO(query.to, { setZone: true }) : null;
-    const interval = query.from
-      ? timeInterval(withClockSlack(DateTime.fromISO(query.from, { setZone: true }), to, now), to ?? now.plus({ seconds: 1 }))
-      : to
-        ? timeInterval(to.minus({ days: 7 }), to)
-        : lastDays(7, now);
+    try {
+      return query.from
+        ? timeInterval(withClockSlack(DateTime.fromISO(query.from, { setZone: true }), to, now), to ?? now.plus({ seconds: 1 }))
+        : to
+          ? timeInterval(to.minus({ days: 7 }), to)
+          : lastDays(7, now);
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      if (query.from && !to) {
+        const message = e.code === 'interval_too_wide' ? `lies more than ${MAX_INTERVAL_DAYS} days back (without a to, the interval ends now)` : 'lies in the future (without a to, the interval ends now)';
+        throw new ValidationError(e.code, `the interval's start ${message}`, [{ path: `${where}.from`, message }]);
+      }
+      throw new ValidationError(e.code, e.message, e.details.map((d) => ({ path: `${where}.${d.path}`, message: d.message })));
+    }
+  };
+
+  /** One patient's readings in an interval: the answer of GET /patients/{id}/observations and POST /observations/search. */
+  const observationsOf = async (raw: string, query: Readonly<{ from?: string | undefined; to?: string | undefined }>, where: 'body' | 'query') => {
+    const now = deps.clock.now();
+    // A number whose birth date lies in the future is refused as an upload refuses it (422 invalid_patient_id), not
+    // answered "no readings" (404 unknown_patient) as if it could ever have some.
+    const patientId = parseCprBornBy(raw, now.toMillis());
+    const interval = intervalOf(query, now, where);
     const observations = await deps.telemed.getObservationsFor(patientId, interval);
     return {
       from: interval.from.toISO({ suppressMilliseconds: true }),
@@ -409,7 +429,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
 
   app.get('/patients/:patientId/observations', async (request) => {
     const { patientId } = parseInput(PatientParams, request.params, 'path');
-    return observationsOf(patientId, parseInput(ObservationQuery, request.query, 'query'));
+    return observationsOf(patientId, parseInput(ObservationQuery, request.query, 'query'), 'query');
   });
 
   // The same query with the CPR number in the body instead of the URL (the page and the CLI use it).
@@ -417,7 +437,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
     const { patientId, ...query } = parseInput(ObservationSearchBody, request.body, 'body');
     reply.header('cache-control', 'no-store');
-    return observationsOf(patientId, query);
+    return observationsOf(patientId, query, 'body');
   });
 
   app.get('/documents/:uniqueId', async (request, reply) => {

@@ -58,4 +58,34 @@ export const parseCpr = (value: unknown, path = 'patientId'): Cpr => {
   return value as Cpr;
 };
 
+/**
+ * The slack of the birth-date rules, one day. A CPR number's birth date is a calendar date where the patient was
+ * born (Danish time, mostly), while the hub counts in UTC and takes the date as midnight UTC: a child born just after
+ * midnight in Copenhagen is born the evening before in UTC, and "today" in Copenhagen is tomorrow in UTC for an hour
+ * or two each night. So a birth date up to a day after the hub's now is not yet "in the future", and a reading up to
+ * a day before midnight UTC of the birth date is not yet "before the birth".
+ */
+export const BIRTH_DATE_SLACK_MS = 86_400_000;
+
+/** Whether a CPR number's birth date lies more than BIRTH_DATE_SLACK_MS after `nowMillis`: nobody can have readings yet. */
+export const bornAfter = (cpr: Cpr, nowMillis: number): boolean => {
+  const born = birthMillisOf(cpr);
+  return born !== null && born > nowMillis + BIRTH_DATE_SLACK_MS;
+};
+
+export const FUTURE_BIRTH_MESSAGE = 'the birth date in this CPR number lies in the future';
+
+/**
+ * parseCpr, and a birth date that is not in the future (with BIRTH_DATE_SLACK_MS): the identifier of someone who can
+ * have readings. An upload refuses such a number as invalid_patient_id; a query does the same, rather than "no
+ * readings" (404 unknown_patient), which a number that can never be valid would get for ever.
+ */
+export const parseCprBornBy = (value: unknown, nowMillis: number, path = 'patientId'): Cpr => {
+  const cpr = parseCpr(value, path);
+  if (bornAfter(cpr, nowMillis)) {
+    throw new ValidationError('invalid_patient_id', 'patient identifier has a birth date in the future', [{ path, message: FUTURE_BIRTH_MESSAGE }]);
+  }
+  return cpr;
+};
+
 export const isCpr = (value: unknown): value is Cpr => typeof value === 'string' && CPR_FORM.test(value) && birthDateOf(value) !== null;

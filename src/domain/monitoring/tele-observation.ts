@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
-import { isoInstantMillis, isoUtc } from '../shared/iso-instant';
+import { hasOffsetDateTimeForm, isoUtc, OFFSET_DATE_TIME_MAX_LENGTH, offsetDateTimeMillis } from '../shared/iso-instant';
 import { ValidationError } from '../shared/errors';
-import { birthMillisOf, parseCpr, type Cpr } from './cpr';
+import { BIRTH_DATE_SLACK_MS, birthMillisOf, bornAfter, FUTURE_BIRTH_MESSAGE, parseCpr, type Cpr } from './cpr';
 
 /**
  * The seed's TeleObservation: one home blood pressure reading of one patient.
@@ -26,8 +26,6 @@ export const PLAUSIBLE = {
   systolic: { min: 50, max: 300 },
   diastolic: { min: 20, max: 200 },
 } as const;
-
-const DAY_MS = 86_400_000;
 
 /** How far in the future a measurement time may lie, to forgive a meter's clock drift. */
 export const CLOCK_SKEW_SECONDS = 300;
@@ -61,38 +59,21 @@ const quantity = (raw: unknown, path: 'systolic' | 'diastolic', issues: Issue[])
   return { value, unit: MMHG };
 };
 
-/** The form of an ISO-8601 date-time with an offset, whatever its numbers. */
-const ISO_FORM = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
-
-/** The hour, minute and offset fields of a text in ISO_FORM (seconds are checked by the calendar parse). */
-const CLOCK_FIELDS = /T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
-
-/**
- * The clock's fields within RFC 3339's ranges: hours 00-23 (no 24:00) and an offset of at most 23:59. luxon reads
- * an offset of +99:99 as four days and a bit, which moved a reading silently.
- */
-/**
- * Whether the hour, minute and offset of an ISO-8601 text are on the clock (hour <= 23, offset <= 23:59). luxon
- * reads 24:00 as the next day and +99:99 as an offset of four days, which moved a reading or a query's bound
- * silently. True for a text of another form (the parse decides).
- */
-export const clockFieldsInRange = (text: string): boolean => {
-  const m = CLOCK_FIELDS.exec(text);
-  if (m === null) return true; // not this form: the parse decides
-  const [hour, minute, offsetHours, offsetMinutes] = [m[1], m[2], m[3] ?? '0', m[4] ?? '0'].map(Number) as [number, number, number, number];
-  return hour <= 23 && minute <= 59 && offsetHours <= 23 && offsetMinutes <= 59;
-};
-
 /** Milliseconds since the epoch, whole seconds (luxon only for a DateTime or a text off the fast path). */
 const instant = (raw: unknown, issues: Issue[]): number | null => {
   let millis = Number.NaN;
   if (DateTime.isDateTime(raw)) millis = raw.isValid ? raw.toMillis() : Number.NaN;
-  else if (typeof raw === 'string' && /(Z|[+-]\d{2}:?\d{2})$/.test(raw) && clockFieldsInRange(raw)) millis = isoInstantMillis(raw);
+  // A text: HTTP's rule exactly (the form, then the clock and the calendar), so the library stores what HTTP does.
+  else if (typeof raw === 'string') millis = offsetDateTimeMillis(raw);
   if (Number.isNaN(millis)) {
     // In the right form but not on the calendar or the clock (February 30, 25:00): say so, not "wrong form".
-    const message = typeof raw === 'string' && ISO_FORM.test(raw)
-      ? 'is not a date and time that exists (check the day of the month, the hour and the offset)'
-      : 'must be an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00';
+    const message = typeof raw !== 'string'
+      ? 'must be an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00'
+      : hasOffsetDateTimeForm(raw)
+        ? 'is not a date and time that exists (check the day of the month, the hour and the offset)'
+        : raw.length > OFFSET_DATE_TIME_MAX_LENGTH
+          ? `must have at most ${OFFSET_DATE_TIME_MAX_LENGTH} characters`
+          : 'must be an ISO-8601 date-time with an offset (Z or +hh:mm, with the colon), e.g. 2017-05-10T14:50:14+02:00';
     issues.push({ path: 'measuredAt', message });
     return null;
   }
@@ -122,13 +103,14 @@ export const createTeleObservation = (input: TeleObservationInput, now: DateTime
   if (measuredAt !== null && measuredAt > now.toMillis() + CLOCK_SKEW_SECONDS * 1000) {
     issues.push({ path: 'measuredAt', message: 'lies in the future' });
   }
-  // Not before the patient was born (the CPR number's date, a day's slack for the time zones). This also keeps the
-  // HL7 effectiveTime a four-digit year: a reading in year 0 made a document no parser (nor a correction) accepts.
+  // Not before the patient was born (the CPR number's date, a day's slack for the time zones: BIRTH_DATE_SLACK_MS).
+  // This also keeps the HL7 effectiveTime a four-digit year: a reading in year 0 made a document no parser (nor a
+  // correction) accepts.
   const born = patientId === null || !notBeforeBirth ? null : birthMillisOf(patientId);
-  if (born !== null && born > now.toMillis() + DAY_MS) {
+  if (born !== null && bornAfter(patientId!, now.toMillis())) {
     // Said of the CPR number, not of every time tried (each was "before the patient's date of birth").
-    issues.push({ path: 'patientId', message: 'the birth date in this CPR number lies in the future' });
-  } else if (measuredAt !== null && born !== null && measuredAt < born - DAY_MS) {
+    issues.push({ path: 'patientId', message: FUTURE_BIRTH_MESSAGE });
+  } else if (measuredAt !== null && born !== null && measuredAt < born - BIRTH_DATE_SLACK_MS) {
     issues.push({ path: 'measuredAt', message: "lies before the patient's date of birth" });
   }
   if (issues.length > 0 || !patientId || !systolic || !diastolic || measuredAt === null) {

@@ -76,6 +76,40 @@ const plainUtcMillis = (text: string): number => {
 };
 
 /**
+ * The date-times the hub takes from a caller, by every way in (a reading's `measuredAt` over HTTP and through the
+ * library, a query's bounds): ISO-8601's extended form with an offset, `Z` or `+hh:mm`/`-hh:mm` (RFC 3339's, the
+ * seconds optional), at most 40 characters. One rule for HTTP and the library: the library also read
+ * `+0545`, `+9999`, week dates and `2026-11-30T10Z` (luxon takes them all), and stored a reading days away.
+ */
+export const OFFSET_DATE_TIME_FORM = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+export const OFFSET_DATE_TIME_MAX_LENGTH = 40;
+
+/** Whether a text has OFFSET_DATE_TIME_FORM and at most OFFSET_DATE_TIME_MAX_LENGTH characters, whatever its numbers. */
+export const hasOffsetDateTimeForm = (text: string): boolean => text.length <= OFFSET_DATE_TIME_MAX_LENGTH && OFFSET_DATE_TIME_FORM.test(text);
+
+/** The hour, minute and offset fields of a text in OFFSET_DATE_TIME_FORM (seconds are checked by the calendar parse). */
+const CLOCK_FIELDS = /T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * Whether the hour, minute and offset of an ISO-8601 text are on the clock (hour <= 23, offset <= 23:59, as RFC
+ * 3339 has them). luxon reads 24:00 as the next day and +99:99 as an offset of four days, which moved a reading or
+ * a query's bound silently. True for a text of another form (offsetDateTimeMillis refuses those by their form).
+ */
+export const clockFieldsInRange = (text: string): boolean => {
+  const m = CLOCK_FIELDS.exec(text);
+  if (m === null) return true;
+  const [hour, minute, offsetHours, offsetMinutes] = [m[1], m[2], m[3] ?? '0', m[4] ?? '0'].map(Number) as [number, number, number, number];
+  return hour <= 23 && minute <= 59 && offsetHours <= 23 && offsetMinutes <= 59;
+};
+
+/**
+ * Milliseconds since the epoch of a caller's date-time: one in OFFSET_DATE_TIME_FORM whose day exists and whose
+ * clock fields are in range; NaN for any other text. The rule of HTTP's schemas and of createTeleObservation alike.
+ */
+export const offsetDateTimeMillis = (text: string): number =>
+  hasOffsetDateTimeForm(text) && clockFieldsInRange(text) ? isoInstantMillis(text) : Number.NaN;
+
+/**
  * 2017-05-10T14:50:14Z (milliseconds only when not zero: 2017-05-10T14:50:14.250Z), as luxon's
  * `toUTC().toISO({ suppressMilliseconds: true })` writes it.
  */
