@@ -11,13 +11,20 @@ const tier = (name, suffix, extra = {}) => ({
   testMatch: [`<rootDir>/test/**/*.${suffix}.spec.ts`],
   ...extra,
 });
+const tiers = [
+  tier('unit', 'unit'),
+  tier('contract', 'contract'),
+  tier('integration', 'int'),
+  tier('e2e', 'e2e', { globalSetup: '<rootDir>/test/e2e/global-setup.js' }),
+];
+// RTS_TEST_TIER=unit (or unit,contract) keeps only those tiers: what `npm run test:unit` etc. set. Not jest's
+// --selectProjects, which takes every word after it as a project name, so `npm run test:unit -- <path>` ran the
+// whole tier; this way the command line stays free for paths and options.
+const only = (process.env.RTS_TEST_TIER ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+const unknown = only.filter((t) => !tiers.some((p) => p.displayName === t));
+if (unknown.length > 0) throw new Error(`RTS_TEST_TIER: no tier ${unknown.join(', ')} (tiers: ${tiers.map((p) => p.displayName).join(', ')})`);
 module.exports = {
-  projects: [
-    tier('unit', 'unit'),
-    tier('contract', 'contract'),
-    tier('integration', 'int'),
-    tier('e2e', 'e2e', { globalSetup: '<rootDir>/test/e2e/global-setup.js' }),
-  ],
+  projects: only.length > 0 ? tiers.filter((p) => only.includes(p.displayName)) : tiers,
   testTimeout: 60000,
   // The default summary, then the skipped tests by name (a suite that needs a server this machine lacks says why).
   reporters: ['default', '<rootDir>/test/support/skipped-reporter.js'],

@@ -3,7 +3,7 @@
 // 899 files).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, normalize } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -15,4 +15,16 @@ it('the package holds dist (the rts bin, index and its types, the SDK), README, 
     expect.arrayContaining([pkg.main, pkg.types, pkg.bin['rts'], 'dist/sdk/index.js', 'dist/sdk/index.d.ts', 'dist/bootstrap/token.js', 'README.md', 'package.json', 'docs/asyncapi.yaml', 'docs/messaging.md', 'clients/python/rts_client.py']),
   );
   expect(files.filter((f) => !/^(dist\/|docs\/|clients\/python\/[^/]+\.py$|README\.md$|package\.json$)/.test(f))).toEqual([]);
+});
+
+it('ships no dangling source map: each packed .map carries its sources (inlineSources), which src/ is not packed for', () => {
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as [{ files: { path: string }[] }];
+  const files = new Set(packed[0].files.map((f) => f.path));
+  const maps = [...files].filter((f) => f.endsWith('.map'));
+  expect(maps.length).toBeGreaterThan(0);
+  const dangling = maps.flatMap((map) => {
+    const { sources, sourcesContent } = JSON.parse(readFileSync(join(ROOT, map), 'utf8')) as { sources: string[]; sourcesContent?: (string | null)[] };
+    return sources.filter((source, i) => typeof sourcesContent?.[i] !== 'string' && !files.has(normalize(join(dirname(map), source)))).map((source) => `${map} -> ${source}`);
+  });
+  expect(dangling).toEqual([]);
 });

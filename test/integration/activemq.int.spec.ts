@@ -1,5 +1,6 @@
 // The AMQP adapter layer against a real ActiveMQ Classic broker (test/support/activemq.ts).
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { create_container, types, type Delivery, type EventContext, type Message } from 'rhea';
 import {
   AmqpConnection,
@@ -292,7 +293,7 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
 
       await own.stop();
       await until(() => !conn.isConnected());
-      const restarted = await startBroker({ dataDir: own.dataDir, port: own.amqpPort });
+      const restarted = await own.startAgain();
       await until(() => conn.isConnected());
       await out.send(queue, { body: '{"n":3}', applicationProperties: { messageId: 'p-3' } });
 
@@ -301,7 +302,7 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
       await until(() => !conn.isConnected());
       // Sent while the broker is down: queued for lack of credit, sent after the reconnect.
       const late = out.send(queue, { body: '{"n":4}', applicationProperties: { messageId: 'p-4' } });
-      const again = await startBroker({ dataDir: own.dataDir, port: own.amqpPort });
+      const again = await restarted.startAgain();
       try {
         await late;
         const got = await drain(conn, queue, 4);
@@ -317,6 +318,8 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
         await conn.close();
         await again.destroy();
       }
+      // The last broker owns the data dir its first made (startAgain hands it on), so nothing is left in /tmp.
+      expect(existsSync(own.dataDir)).toBe(false);
     } finally {
       await own.destroy();
     }

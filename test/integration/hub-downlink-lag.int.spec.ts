@@ -90,7 +90,7 @@ it('shows the consultation publisher behind while the broker is away, and at the
   );
 
   // The broker is back: the offers go out, and the lag is 0 again.
-  broker = await startBroker({ dataDir: broker.dataDir, port: broker.amqpPort });
+  broker = await broker.startAgain(); // it owns the data dir now: afterAll's destroy() deletes it
   await until('caught up', async () => {
     const c = await lagOf('consultations');
     return c.events === 0 && c.seconds === 0;

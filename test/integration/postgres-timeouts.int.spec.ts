@@ -28,7 +28,7 @@ let hub: HubProcess;
 const data = tempDataDir('rts-pg-timeouts-');
 
 beforeAll(async () => {
-  if (process.env['RTS_E2E_SKIP_BUILD'] !== '1') execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
+  if (process.env['RTS_E2E_SKIP_BUILD'] !== '1') execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
   admin = new Client({ connectionString: base });
   await admin.connect();
   const target = new URL(base);

@@ -36,7 +36,6 @@ describe('RtsClient across a broker restart', () => {
 
   it('resends what the restart cut off; every send settles; every accepted message is on the queue afterwards', async () => {
     broker = await startBroker();
-    const { dataDir, amqpPort: port } = broker;
     client = await RtsClient.connect({ systemId: 'restart-city', url: broker.url, sendTimeoutMs: 90000, reconnect: { initialDelayMs: 100, maxDelayMs: 500 } });
     const events: string[] = [];
     client.on('connected', () => events.push('connected'));
@@ -66,7 +65,8 @@ describe('RtsClient across a broker restart', () => {
     await until(() => accepted.size >= 60);
     await broker.stop();
     await sleep(1000);
-    broker = await startBroker({ dataDir, port });
+    // startAgain, not startBroker({ dataDir }): the new broker owns the data dir, so afterAll's destroy() deletes it.
+    broker = await broker.startAgain();
     await sending;
 
     // Every call settled; failures, if any, are clear RtsSendErrors (none expected within the timeout).
@@ -110,12 +110,11 @@ describe('RtsClient across a broker restart', () => {
 
   it('rejects with RtsSendError (timeout) when no broker comes back in time', async () => {
     const c = await RtsClient.connect({ systemId: 'lonely-city', url: broker.url, sendTimeoutMs: 3000, reconnect: { maxDelayMs: 200 } });
-    const { dataDir, amqpPort: port } = broker;
     await broker.stop();
     const error = await c.registerExpert('e-1', profile('Nobody')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RtsSendError);
     expect((error as RtsSendError).reason).toBe('timeout');
     await c.close(2000);
-    broker = await startBroker({ dataDir, port });
+    broker = await broker.startAgain();
   });
 });

@@ -38,7 +38,7 @@ let env: Record<string, string> = {};
 const build = (): void => {
   if (process.env['RTS_E2E_SKIP_BUILD'] === '1') return;
   try {
-    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
+    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
   } catch (error) {
     const emitted = ['bootstrap/main.js', 'adapters/registry/postgres-registry.js', 'adapters/event-store/postgres/schema-migrations.js'].every((f) => existsSync(resolve(ROOT, 'dist', f)));
     if (!emitted) throw error;

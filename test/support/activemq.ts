@@ -3,8 +3,11 @@
 //   const broker = await startBroker();            // fresh temp data dir, free port
 //   ... amqp://127.0.0.1:${broker.amqpPort} ...
 //   await broker.stop();                           // graceful; data kept
-//   const again = await startBroker({ dataDir: broker.dataDir, port: broker.amqpPort }); // restart on the same store
-//   await again.destroy();                         // stop and delete the data dir
+//   const again = await broker.startAgain();       // restart on the same store and port (after stop or kill)
+//   await again.destroy();                         // stop and delete the data dir (again owns it now)
+//
+// startBroker({ dataDir }) on a directory it did not make never deletes it: a test that restarts its own broker
+// that way leaves /tmp/rts-activemq-* behind. startAgain() hands the directory on to the new broker.
 //
 // The broker config is the one scripts/activemq/broker.sh generates (AMQP on 127.0.0.1 only, KahaDB, no web
 // console, no JMX, no multicast); the JVM is `exec`ed by `broker.sh run`, so the child pid is the JVM's.
@@ -55,8 +58,13 @@ export interface TestBroker {
   stop(): Promise<void>;
   /** SIGKILL: a crash. Data kept. */
   kill(): Promise<void>;
-  /** stop(), then delete the data dir (only if it was created by startBroker). */
+  /** stop(), then delete the data dir (only if it was created by startBroker, or handed on by startAgain). */
   destroy(): Promise<void>;
+  /**
+   * A broker again on this one's data dir and port (call stop() or kill() first), with this one's options unless
+   * overridden. The data dir's ownership moves to it: its destroy() deletes a dir this one made, this one's no longer.
+   */
+  startAgain(options?: Omit<StartBrokerOptions, 'dataDir' | 'port'>): Promise<TestBroker>;
   /** The broker's console output so far (for failure messages). */
   log(): string;
 }
@@ -118,8 +126,11 @@ export function provisionActiveMq(): Promise<string> {
 }
 
 export async function startBroker(options: StartBrokerOptions = {}): Promise<TestBroker> {
+  return start(options, options.dataDir === undefined);
+}
+
+async function start(options: StartBrokerOptions, createdDir: boolean): Promise<TestBroker> {
   const home = await provisionActiveMq();
-  const createdDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rts-activemq-'));
   const attempts = options.port === undefined ? 3 : 1;
   let lastError: unknown;
@@ -187,6 +198,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
     }
   };
 
+  let ownsDir = o.createdDir;
   const broker: TestBroker = {
     amqpPort: o.port,
     url: `${o.tls ? 'amqps' : 'amqp'}://${host}:${o.port}`,
@@ -197,7 +209,13 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
     kill: () => signal('SIGKILL', 5000),
     destroy: async () => {
       await signal('SIGTERM', 15000);
-      if (o.createdDir) rmSync(o.dataDir, { recursive: true, force: true });
+      if (ownsDir) rmSync(o.dataDir, { recursive: true, force: true });
+    },
+    startAgain: async (overrides = {}) => {
+      const { home: _home, createdDir: _created, ...previous } = o;
+      const again = await start({ ...previous, ...overrides, dataDir: o.dataDir, port: o.port }, ownsDir);
+      ownsDir = false;
+      return again;
     },
     log,
   };

@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 
@@ -6,6 +7,31 @@ import { chromium, type Browser, type BrowserContext } from 'playwright-core';
  * adds its own headless switch; the rest keep the browser from calling home during a test.
  */
 export const CHROMIUM_PATH = process.env.RTS_CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/**
+ * Whether a missing Chromium fails the browser tests instead of skipping them: under CI (`.ci/run` installs
+ * Debian's chromium and exports RTS_REQUIRE_CHROMIUM=1; CI=true counts too), so a broken install can never pass as
+ * a skip.
+ */
+export const chromiumRequired = (env: NodeJS.ProcessEnv = process.env): boolean =>
+  env.RTS_REQUIRE_CHROMIUM === '1' || env.CI === 'true' || env.CI === '1';
+
+/**
+ * Why the browser tests cannot run here (no executable Chromium at `path`), or null when they can. Where Chromium
+ * is required (chromiumRequired) a missing one throws instead: the suite fails, saying what to install. Checked
+ * before any launch, so a machine without it gets one line, not a failed launch per test (each of which left
+ * playwright-artifacts-* and a profile dir in the temp dir).
+ */
+export const chromiumUnavailable = (path: string = CHROMIUM_PATH, env: NodeJS.ProcessEnv = process.env): string | null => {
+  try {
+    accessSync(path, constants.X_OK);
+    return null;
+  } catch {
+    const reason = `no Chromium at ${path} (apt-get install -y chromium, or set RTS_CHROMIUM_PATH)`;
+    if (chromiumRequired(env)) throw new Error(`the browser tests must run here (CI / RTS_REQUIRE_CHROMIUM=1), but there is ${reason}`);
+    return reason;
+  }
+};
 
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 

@@ -24,7 +24,18 @@ const importsOf = (source: string): string[] => {
   const specs: string[] = [];
   const patterns = [/\bfrom\s+['"]([^'"]+)['"]/g, /\bimport\s+['"]([^'"]+)['"]/g, /\brequire\(\s*['"]([^'"]+)['"]\s*\)/g, /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g];
   for (const p of patterns) for (const m of source.matchAll(p)) specs.push(m[1]!);
+  // A template literal (import(`../x`), require(`../x`)): its text up to the first ${ is where it points, which
+  // names the layer (import(`../../adapters/${name}`) is still an import of adapters).
+  for (const m of source.matchAll(/\b(?:import|require)\(\s*`([^`$]*)(?:\$\{[^`]*)?`/g)) if (m[1]) specs.push(m[1]);
   return specs;
+};
+
+/** What is wrong with importing package `pkg` from `from`, or null; it says which form is allowed where only that is. */
+const packageProblem = (from: Layer, pkg: string): string | null => {
+  const allowed = ALLOWED_PACKAGES[from];
+  if (!allowed || allowed.includes(pkg)) return null;
+  const prefixed = `node:${pkg}`;
+  return allowed.includes(prefixed) ? `${from} imports package ${pkg}: import '${prefixed}' instead (only the node: form is allowed in ${from})` : `${from} imports package ${pkg}`;
 };
 
 /** Which layers each layer may import, and which packages. */
@@ -55,8 +66,8 @@ const violations = (): string[] => {
         continue;
       }
       const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
-      const allowed = ALLOWED_PACKAGES[from];
-      if (allowed && !allowed.includes(pkg)) found.push(`${where}: ${from} imports package ${pkg}`);
+      const problem = packageProblem(from, pkg);
+      if (problem) found.push(`${where}: ${problem}`);
       if (CONTAINER_PACKAGES.includes(pkg) && !['bootstrap', 'adapters'].includes(from)) found.push(`${where}: ${from} imports ${pkg}`);
     }
   }
@@ -77,5 +88,19 @@ describe('architecture: imports point inward only', () => {
     expect(importsOf("import { x } from '../adapters/http/server';\nconst y = require('fs');")).toEqual(['../adapters/http/server', 'fs']);
     expect(ALLOWED_LAYERS.domain.includes('adapters')).toBe(false);
     expect(ALLOWED_LAYERS.application.includes('adapters')).toBe(false);
+  });
+
+  it('catches a dynamic import written as a template literal, with or without ${...} in it', () => {
+    const source = 'const p = await import(`../../adapters/http/problem`);\nconst q = await import(`../../adapters/http/${name}`);\nconst r = require(`../../bootstrap/main`);';
+    expect(importsOf(source)).toEqual(['../../adapters/http/problem', '../../adapters/http/', '../../bootstrap/main']);
+    const domainFile = join(SRC, 'domain', 'monitoring', 'x.ts');
+    expect(importsOf(source).map((spec) => layerOf(resolve(dirname(domainFile), spec)))).toEqual(['adapters', 'adapters', 'bootstrap']);
+  });
+
+  it('says to use node:crypto where only that form is allowed, not just that crypto is imported', () => {
+    expect(packageProblem('application', 'crypto')).toBe("application imports package crypto: import 'node:crypto' instead (only the node: form is allowed in application)");
+    expect(packageProblem('application', 'node:crypto')).toBeNull();
+    expect(packageProblem('domain', 'crypto')).toBe('domain imports package crypto');
+    expect(packageProblem('adapters', 'pg')).toBeNull();
   });
 });

@@ -1,6 +1,10 @@
 // `rts backup` / `rts restore`: the command line alone (the copying itself: test/integration/backup.int.spec.ts and
 // test/e2e/backup.e2e.spec.ts).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BACKUP_HELP, runBackup } from '../../src/adapters/cli/backup';
+import { DATA_FILES } from '../../src/adapters/system/data-dir';
 import { MAIN_HELP } from '../../src/adapters/cli/args';
 
 const collector = () => {
@@ -30,6 +34,20 @@ describe('rts backup / rts restore: the command line', () => {
     const missing = '/nonexistent/rts-data';
     expect((await usage('backup', ['--to', '/tmp/never'], { RTS_DATA_DIR: missing })).err).toBe(`rts: the data directory ${missing} does not exist\n`);
     expect((await usage('backup', ['--to', '/tmp/never', '--data-dir', `${missing}-2`], { RTS_DATA_DIR: missing })).err).toContain(`${missing}-2 does not exist`);
+  });
+
+  it('checks before it says it is backing up: a refused backup prints only why (rts backup --to ./data/bk)', async () => {
+    expect(await usage('backup', ['--to', '/tmp/never'], { RTS_DATA_DIR: '/nonexistent/rts-data' })).toMatchObject({ code: 2, out: '' });
+    const data = mkdtempSync(join(tmpdir(), 'rts-cli-backup-'));
+    try {
+      writeFileSync(join(data, DATA_FILES.events), '');
+      const inside = await usage('backup', ['--to', join(data, 'bk')], { RTS_DATA_DIR: data });
+      expect(inside.code).toBe(2);
+      expect(inside.err).toContain('lies inside the data directory');
+      expect(inside.out).toBe('');
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 
   it('prints its help, lines of at most 80 columns, and is listed in the main help', async () => {

@@ -64,6 +64,8 @@ export type BackupOptions = Readonly<{
   now?: () => Date;
   /** Called after each file is in the backup (awaited before the next is taken): progress, or a test's step. */
   onCopied?: (file: BackupManifest['files'][number]) => void | Promise<void>;
+  /** Called once the checks passed and the target is claimed, before the first file is copied. */
+  onStart?: () => void | Promise<void>;
 }>;
 
 /**
@@ -88,6 +90,7 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
   const missing: string[] = [];
   let manifest: BackupManifest | undefined;
   const directory = await intoEmptyDirectory(resolve(target), async (directory) => {
+    await options.onStart?.();
     const files: BackupManifest['files'] = [];
     const copied = async (name: string): Promise<void> => {
       const file = describe(directory, name);

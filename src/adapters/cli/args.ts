@@ -108,6 +108,7 @@ ${EXIT_CODES_HELP}
 `;
 
 export const REVIEW_HELP = `Usage: rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
+                  [--timeout S] [--width N] [--ascii]
 
 List the readings of an interval in local time, and chart systolic and
 diastolic pressure.

@@ -87,8 +87,9 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
       return EXIT.ok;
     }
     if (parsed.kind === 'backup') {
-      deps.stdout.write(`Backing up ${parsed.dataDir} into ${parsed.to}:\n`);
-      const { manifest, missing } = await backupDataDir(parsed.dataDir, parsed.to, { ...(deps.now ? { now: deps.now } : {}), onCopied: (f) => void deps.stdout.write(`${line(f)}\n`) });
+      // Said once the data directory and the target are found right: a refused backup prints only why (exit 2).
+      const onStart = () => void deps.stdout.write(`Backing up ${parsed.dataDir} into ${parsed.to}:\n`);
+      const { manifest, missing } = await backupDataDir(parsed.dataDir, parsed.to, { ...(deps.now ? { now: deps.now } : {}), onStart, onCopied: (f) => void deps.stdout.write(`${line(f)}\n`) });
       deps.stdout.write(`Done: events up to position ${manifest.eventsHead}, manifest in backup.json.\n`);
       if (missing.length > 0) {
         const pseudonym = missing.includes(DATA_FILES.pseudonymSecret);

@@ -1,6 +1,6 @@
 /**
  * The page's behaviour (served at /app/app.js): plain ES2020, no framework, no build step. Written inside a
- * String.raw literal, so it uses no backtick and no dollar-brace.
+ * String.raw literal, so it uses no backtick and no dollar-brace (but one, below).
  *
  * The CPR number lives in the page's memory only (sessionStorage is written to the browser's profile on disk,
  * so neither it nor a token with it goes there; a reload asks for it again) and goes to the API path only; the
@@ -9,7 +9,17 @@
  * answer (also after a reload) is stored once. The hub's clock decides whether a time lies in the future: the
  * client does not check that, and shows the hub's refusal instead. Every URL is relative to the page, so the
  * hub can be served under a path prefix.
+ *
+ * Its one dollar-brace is RANGE: the domain's plausible ranges (PLAUSIBLE), so the page checks what the hub checks.
  */
+import { PLAUSIBLE } from '../../../domain/monitoring/tele-observation';
+
+/** The page's RANGE: { systolic: [min, max], diastolic: [min, max] }, from the domain's. */
+export const PAGE_RANGES = JSON.stringify({
+  systolic: [PLAUSIBLE.systolic.min, PLAUSIBLE.systolic.max],
+  diastolic: [PLAUSIBLE.diastolic.min, PLAUSIBLE.diastolic.max],
+});
+
 export const APP_JS = String.raw`'use strict';
 (function () {
   var $ = function (id) { return document.getElementById(id); };
@@ -19,7 +29,7 @@ export const APP_JS = String.raw`'use strict';
   // The API lies beside /app/: '../' of the page, so a hub served under a path prefix works too.
   var API = new URL('../', location.href);
   function apiUrl(path) { return new URL(path, API).href; }
-  var RANGE = { systolic: [50, 300], diastolic: [20, 200] };
+  var RANGE = ${PAGE_RANGES};
   var LABEL = { systolic: 'Systolic', diastolic: 'Diastolic', measured: 'Time of reading', cpr: 'CPR number' };
   var DAY = 86400000;
   var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, gen: 0, devToken: null };

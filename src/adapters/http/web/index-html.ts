@@ -3,8 +3,13 @@
  * app-js.ts, looks in app-css.ts. __JS_VERSION__ / __CSS_VERSION__ become content hashes (web-routes.ts).
  * Forms post (never GET) so that, even without the script, a CPR number never lands in the page's URL. Every
  * URL is relative (./, app.js): behind a proxy that serves the hub under a path prefix, nothing goes to the
- * origin's root (another application's).
+ * origin's root (another application's). The hints' ranges are the domain's (PLAUSIBLE), the page's only
+ * dollar-braces.
  */
+import { PLAUSIBLE } from '../../../domain/monitoring/tele-observation';
+
+const { systolic, diastolic } = PLAUSIBLE;
+
 export const INDEX_HTML = String.raw`<!doctype html>
 <html lang="en">
 <head>
@@ -84,13 +89,13 @@ export const INDEX_HTML = String.raw`<!doctype html>
 <div class="field">
 <label for="systolic">Systolic (upper), mmHg</label>
 <input id="systolic" name="systolic" type="text" inputmode="numeric" autocomplete="off" required aria-describedby="systolic-hint systolic-error">
-<p class="hint" id="systolic-hint">50 to 300</p>
+<p class="hint" id="systolic-hint">${systolic.min} to ${systolic.max}</p>
 <p class="error" id="systolic-error" hidden></p>
 </div>
 <div class="field">
 <label for="diastolic">Diastolic (lower), mmHg</label>
 <input id="diastolic" name="diastolic" type="text" inputmode="numeric" autocomplete="off" required aria-describedby="diastolic-hint diastolic-error">
-<p class="hint" id="diastolic-hint">20 to 200, below systolic</p>
+<p class="hint" id="diastolic-hint">${diastolic.min} to ${diastolic.max}, below systolic</p>
 <p class="error" id="diastolic-error" hidden></p>
 </div>
 </div>
