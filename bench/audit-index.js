@@ -67,6 +67,24 @@ const entryOf = (i, patientKey, atMs) => ({
   reason: null,
 });
 
+/**
+ * The day's 8 audit chains as the trail writes them: each call gives the next chained row (round robin over the
+ * chains), with its stream, version, id and JSON, as both insert benches store it.
+ */
+const chainedRows = () => {
+  const heads = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => ({ version: -1, hash: genesisHash(`audit-2026-12-02-${p}`) }));
+  let n = 0;
+  return () => {
+    const p = n % AUDIT_PARTITIONS;
+    const head = heads[p];
+    const [linked] = chain(head.hash, [entryOf(n, keyOf(n % 5000), Date.now())]);
+    n++;
+    head.version++;
+    head.hash = linked.hash;
+    return { stream: `audit-2026-12-02-${p}`, version: head.version, id: randomUUID(), data: JSON.stringify(linked), metadata: JSON.stringify({ correlationId: linked.requestId }) };
+  };
+};
+
 const insertBench = () => {
   const rounds = Number(args.rounds ?? 7);
   const batches = Number(args.batches ?? 150);
@@ -79,18 +97,13 @@ const insertBench = () => {
       db.pragma('synchronous = FULL');
       migrate(db, migrations);
       const insert = db.prepare('INSERT INTO events (stream_name, stream_version, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      const heads = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => ({ version: -1, hash: genesisHash(`audit-2026-12-02-${p}`) }));
-      let n = 0;
+      const next = chainedRows();
       // One transaction of `batch` chained audit rows, spread over the day's chains as the trail writes them.
       const write = db.transaction(() => {
         const recordedAt = new Date().toISOString();
-        for (let i = 0; i < batch; i++, n++) {
-          const p = n % AUDIT_PARTITIONS;
-          const head = heads[p];
-          const [linked] = chain(head.hash, [entryOf(n, keyOf(n % 5000), Date.now())]);
-          head.version++;
-          head.hash = linked.hash;
-          insert.run(`audit-2026-12-02-${p}`, head.version, randomUUID(), AUDIT_EVENT_TYPE, JSON.stringify(linked), JSON.stringify({ correlationId: linked.requestId }), recordedAt);
+        for (let i = 0; i < batch; i++) {
+          const row = next();
+          insert.run(row.stream, row.version, row.id, AUDIT_EVENT_TYPE, row.data, row.metadata, recordedAt);
         }
       });
       return { db, write: write.immediate };
@@ -146,22 +159,13 @@ const insertBenchPostgres = async () => {
       const client = new (L.pg().Client)({ connectionString: PG_URL, application_name: 'rts-bench-audit-index' });
       await client.connect();
       await client.query('SET synchronous_commit = on');
-      const heads = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => ({ version: -1, hash: genesisHash(`audit-2026-12-02-${p}`) }));
+      const next = chainedRows();
       const table = `"${schema}".events`;
-      let n = 0;
       const write = async () => {
         const cols = { stream: [], version: [], id: [], data: [], metadata: [] };
-        for (let i = 0; i < batch; i++, n++) {
-          const p = n % AUDIT_PARTITIONS;
-          const head = heads[p];
-          const [linked] = chain(head.hash, [entryOf(n, keyOf(n % 5000), Date.now())]);
-          head.version++;
-          head.hash = linked.hash;
-          cols.stream.push(`audit-2026-12-02-${p}`);
-          cols.version.push(String(head.version));
-          cols.id.push(randomUUID());
-          cols.data.push(JSON.stringify(linked));
-          cols.metadata.push(JSON.stringify({ correlationId: linked.requestId }));
+        for (let i = 0; i < batch; i++) {
+          const row = next();
+          for (const key of Object.keys(cols)) cols[key].push(key === 'version' ? String(row.version) : row[key]);
         }
         await client.query('BEGIN');
         await client.query(
