@@ -131,7 +131,9 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   });
   connection.on('error', (error) => {
     if (!(error instanceof AmqpLoginRefusedError)) {
-      if (!closedFatally) log.error({ err: error.message, retryInMs: FATAL_CLOSE_RETRY_MS }, 'broker connection failed (the hub tries again every 10 s)');
+      // The AMQP condition too (amqp:not-allowed, ...): the description alone did not say which it was.
+      const condition = (error as { condition?: unknown }).condition;
+      if (!closedFatally) log.error({ err: error.message, ...(typeof condition === 'string' ? { condition } : {}), retryInMs: FATAL_CLOSE_RETRY_MS }, 'broker connection failed (the hub tries again every 10 s)');
       closedFatally = true;
       return;
     }
