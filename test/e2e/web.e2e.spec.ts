@@ -663,6 +663,31 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  it('refuses a time the clocks skipped, and says which of a twice-come time it saved (Europe/Copenhagen)', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '190812-1234');
+    // 29 March 2026: 02:00 became 03:00, so 02:30 never was (before: saved as 03:30 without a word).
+    await upload(page, '128', '82', '2026-03-29T02:30');
+    await page.waitForFunction(() => !document.getElementById('measured-error')!.hidden);
+    expect((await errorOf(page, 'measured')).text).toMatch(/This time does not exist on that day: the clocks were put forward/);
+    expect(w.posts()).toBe(0);
+    // 25 October 2026: 02:30 came twice; the first (summer time, +02:00) is taken, and the answer says so.
+    await upload(page, '128', '82', '2026-10-25T02:30');
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/That time happened twice that night .* the first was taken/);
+    expect(w.posts()).toBe(1);
+    const token = await patientToken('190812-1234');
+    const res = await fetch(`${hub.url}/observations/search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ patientId: '190812-1234', from: '2026-10-24T00:00:00Z', to: '2026-10-26T00:00:00Z' }),
+    });
+    expect(((await res.json()) as { observations: { measuredAt: string }[] }).observations.map((o) => o.measuredAt)).toEqual(['2026-10-25T00:30:00Z']);
+    expectClean(w);
+    await w.context.close();
+  });
+
   it("a sign-in link followed in a tab showing another patient clears that patient, and keeps the new token for the next", async () => {
     const w = await open();
     const { page } = w;

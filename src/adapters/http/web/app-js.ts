@@ -82,6 +82,11 @@ export const APP_JS = String.raw`'use strict';
   }
   function mask(cpr) { return '\u2022\u2022\u2022\u2022\u2022\u2022-' + cpr.slice(7); }
   function iso(d) { return d.toISOString().replace(/\.\d{3}Z$/, 'Z'); }
+  /** A local time as a datetime-local field writes it (yyyy-mm-ddThh:mm). */
+  function localInput(d) {
+    var p = function (n) { return (n < 10 ? '0' : '') + n; };
+    return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes());
+  }
   function dateInput(d) {
     return d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0');
   }
@@ -405,10 +410,15 @@ export const APP_JS = String.raw`'use strict';
     // A decimal comma (126,5) is how many write it here.
     var sys = Number($('systolic').value.trim().replace(',', '.')), dia = Number($('diastolic').value.trim().replace(',', '.'));
     if (!errors.systolic && !errors.diastolic && sys <= dia) errors.systolic = 'Systolic must be higher than diastolic (' + dia + ').';
-    var typed = $('measured').value, at = null;
+    var typed = $('measured').value, at = null, twice = false;
     if (typed) {
       at = new Date(typed);
       if (isNaN(at.getTime())) errors.measured = 'Enter a date and time, or leave the field empty.';
+      // The night the clocks go forward, a time in the skipped hour does not exist: new Date() moved it an hour
+      // without a word. The night they go back, a time in the repeated hour happens twice: the first is taken, and
+      // the answer says which.
+      else if (localInput(at) !== typed.slice(0, 16)) errors.measured = 'This time does not exist on that day: the clocks were put forward an hour then. Enter the time as the clock showed it.';
+      else twice = localInput(new Date(at.getTime() + 3600000)) === typed.slice(0, 16);
     } else if ($('measured').validity && $('measured').validity.badInput) {
       errors.measured = 'Enter a complete date and time, or leave the field empty.';
     }
@@ -450,7 +460,8 @@ export const APP_JS = String.raw`'use strict';
       return;
     }
     if (r.ok) {
-      status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + when(new Date(r.body.measuredAt)) : '') + '.', 'ok');
+      status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + when(new Date(r.body.measuredAt)) : '') + '.' +
+        (twice ? ' That time happened twice that night (the clocks went back an hour); the first was taken, before the clocks went back.' : ''), 'ok');
       return;
     }
     var shown = 0;
