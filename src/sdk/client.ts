@@ -577,7 +577,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     // The group-id keeps the messages about one expert (one consultation) on one hub process, in order.
     const groupId = uplinkGroupId(envelope);
     const message = { body: encoded.body, applicationProperties, messageId: envelope.id, correlationId: envelope.correlationId, subject: envelope.type, ...(groupId ? { groupId } : {}) };
-    const deadline = Date.now() + this.sendTimeoutMs;
+    const deadline = performance.now() + this.sendTimeoutMs;
     let attempts = 0;
     for (;;) {
       attempts += 1;
@@ -588,7 +588,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
       } catch (error) {
         const retryable = error instanceof SendError && error.retryable && error.reason !== 'timeout';
         if (this.closed) throw new RtsSendError('closed', envelope.id, attempts, error);
-        if (!retryable || Date.now() >= deadline) {
+        if (!retryable || performance.now() >= deadline) {
           const reason: RtsSendFailure = error instanceof SendError && error.reason === 'rejected' ? 'rejected' : 'timeout';
           this.log('error', { id: envelope.id, type: envelope.type, attempts, reason, error: (error as Error).message }, 'uplink message not accepted');
           throw new RtsSendError(reason, envelope.id, attempts, error);
@@ -628,14 +628,14 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
    */
   async close(timeoutMs = 10000): Promise<void> {
     if (this.closed) return;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     if (this.subscription) await this.subscription.close(timeoutMs);
     if (this.pendingSends.size > 0) {
-      await Promise.race([Promise.allSettled([...this.pendingSends]), sleep(Math.max(0, deadline - Date.now()))]);
+      await Promise.race([Promise.allSettled([...this.pendingSends]), sleep(Math.max(0, deadline - performance.now()))]);
     }
     this.closed = true;
     await this.sender.close();
-    await this.connection.close(Math.max(1000, deadline - Date.now()));
+    await this.connection.close(Math.max(1000, deadline - performance.now()));
     await this.discovery?.stop();
   }
 

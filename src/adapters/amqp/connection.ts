@@ -265,7 +265,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       connection_details: () => {
         const offered = this.provider.current();
         if (offered.length > 0) this.lastTried = offered;
-        const endpoint = this.rotation.next(this.lastTried, Date.now()) ?? this.current ?? { host: first?.host ?? '127.0.0.1', port: first?.port ?? 5672 };
+        const endpoint = this.rotation.next(this.lastTried, performance.now()) ?? this.current ?? { host: first?.host ?? '127.0.0.1', port: first?.port ?? 5672 };
         this.current = endpoint;
         // rhea builds its Open frame once; each attempt gets an id of its own (see the header).
         (this.raw as unknown as RheaInternals).local.open.container_id = `${containerId}-${++this.attempts}`;
@@ -287,7 +287,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       this.clearOpenTimer();
       this.connected = true;
       this.failuresAtOpen = this.failures;
-      this.openedAt = Date.now();
+      this.openedAt = performance.now();
       this.failures = 0;
       const socket = (this.raw as unknown as RheaInternals).socket;
       this.openSocket = socket;
@@ -297,7 +297,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
           if (!this.connected || this.openSocket !== socket || this.closing) return;
           this.openSocket = undefined;
           this.connected = false;
-          if (this.current) this.rotation.markFailed(this.current, Date.now());
+          if (this.current) this.rotation.markFailed(this.current, performance.now());
           this.lastFailure = this.lastError ?? this.lastFailure;
           this.emit('disconnected', { endpoint: this.current, error: this.lastError, reconnecting: false });
         }),
@@ -312,7 +312,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       this.clearOpenTimer();
       this.connected = false;
       this.openSocket = undefined;
-      if (this.current && !this.moving) this.rotation.markFailed(this.current, Date.now());
+      if (this.current && !this.moving) this.rotation.markFailed(this.current, performance.now());
       this.moving = false;
       const raw = this.raw as unknown as RheaInternals;
       // An Error from Node's own realm (a socket or TLS error) fails `instanceof Error` inside a test's vm realm.
@@ -364,13 +364,13 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
           // rhea reconnects (all_errors_non_fatal); the reconnect function above makes the first delay ours.
           this.fatalClose = true;
           this.closedBy = fatal;
-          if (this.connected && Date.now() - this.openedAt < REFUSAL_WITHIN_MS) this.failures = this.failuresAtOpen;
+          if (this.connected && performance.now() - this.openedAt < REFUSAL_WITHIN_MS) this.failures = this.failuresAtOpen;
         }
       } else if (condition !== undefined) {
         this.closedBy = toError(error, 'AMQP connection closed by peer');
         // Opened and closed at once (a client id refused): a failed attempt, so the backoff goes on growing
         // rather than starting again at the first delay, which would knock once per initial delay.
-        if (this.connected && Date.now() - this.openedAt < REFUSAL_WITHIN_MS) this.failures = this.failuresAtOpen;
+        if (this.connected && performance.now() - this.openedAt < REFUSAL_WITHIN_MS) this.failures = this.failuresAtOpen;
       }
     });
     this.raw.on('connection_close', () => {

@@ -59,21 +59,21 @@ export class RetryingSender {
   async send(queue: string, message: OutgoingMessage): Promise<number> {
     const messageId = message.messageId ?? randomUUID();
     const fixed: OutgoingMessage = { ...message, messageId };
-    const deadline = Date.now() + this.retryForMs;
+    const deadline = performance.now() + this.retryForMs;
     for (let attempt = 1; ; attempt++) {
       if (this.closed) throw new SendError('closed', queue);
       try {
         await this.inner.send(queue, fixed);
         return attempt;
       } catch (error) {
-        if (!(error instanceof SendError) || !error.retryable || this.closed || Date.now() >= deadline) throw error;
+        if (!(error instanceof SendError) || !error.retryable || this.closed || performance.now() >= deadline) throw error;
         try {
           this.options.onRetry?.({ queue, messageId, attempt, reason: error.reason });
         } catch {
           // observers must not break sending
         }
         await this.waitConnected(deadline);
-        if (error.reason !== 'disconnected') await sleep(Math.min(this.retryDelayMs, Math.max(0, deadline - Date.now())));
+        if (error.reason !== 'disconnected') await sleep(Math.min(this.retryDelayMs, Math.max(0, deadline - performance.now())));
       }
     }
   }
@@ -100,7 +100,7 @@ export class RetryingSender {
         this.reconnected = undefined;
       });
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.reconnected, this.closing, new Promise<void>((r) => (timer = setTimeout(r, Math.max(1, deadline - Date.now()))))]);
+    await Promise.race([this.reconnected, this.closing, new Promise<void>((r) => (timer = setTimeout(r, Math.max(1, deadline - performance.now()))))]);
     clearTimeout(timer);
   }
 }

@@ -29,20 +29,20 @@ export class RetryingDurableSender extends DurableSender {
   }
 
   override async sendRaw(queue: string, message: Message): Promise<void> {
-    const deadline = Date.now() + this.retryForMs;
+    const deadline = performance.now() + this.retryForMs;
     for (let attempt = 1; ; attempt++) {
       try {
         await super.sendRaw(queue, message);
         return;
       } catch (error) {
-        if (!(error instanceof SendError) || !error.retryable || this.stopped || Date.now() >= deadline) throw error;
+        if (!(error instanceof SendError) || !error.retryable || this.stopped || performance.now() >= deadline) throw error;
         try {
           this.retryOptions.onRetry?.({ queue, attempt, reason: error.reason });
         } catch {
           // observers must not break sending
         }
-        if (!this.conn.isConnected()) await this.conn.waitConnected(Math.max(1, deadline - Date.now())).catch(() => undefined);
-        if (error.reason !== 'disconnected') await new Promise((r) => setTimeout(r, Math.min(this.retryDelayMs, Math.max(0, deadline - Date.now()))));
+        if (!this.conn.isConnected()) await this.conn.waitConnected(Math.max(1, deadline - performance.now())).catch(() => undefined);
+        if (error.reason !== 'disconnected') await new Promise((r) => setTimeout(r, Math.min(this.retryDelayMs, Math.max(0, deadline - performance.now()))));
       }
     }
   }

@@ -45,7 +45,7 @@ export function warmUpOnAdded(provider: EndpointProvider, options: WarmUpOptions
 
 function probe(endpoint: AmqpEndpoint, options: WarmUpOptions): Promise<void> {
   const { host, port } = endpoint;
-  const started = Date.now();
+  const started = performance.now();
   const container = create_container({ id: `rts-warmup-${process.pid}-${Math.random().toString(36).slice(2, 8)}` });
   const sasl = options.sasl ?? { mechanism: 'none' };
   // rhea's own connect (no connection_details) hands its options to tls.connect as they are.
@@ -70,7 +70,7 @@ function probe(endpoint: AmqpEndpoint, options: WarmUpOptions): Promise<void> {
       done = true;
       clearTimeout(timer);
       try {
-        options.onProbe?.({ endpoint: endpointKey({ host, port }), ok, ms: Date.now() - started });
+        options.onProbe?.({ endpoint: endpointKey({ host, port }), ok, ms: Math.round(performance.now() - started) });
       } catch {
         // observers must not throw
       }

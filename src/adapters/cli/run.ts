@@ -136,10 +136,10 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
   const range = byClock?.(localNow) ?? (given.kind === 'between' ? { ...(given.from !== undefined ? { from: given.from } : {}), ...(given.to !== undefined ? { to: given.to } : {}) } : {});
   let list: ObservationList;
   try {
-    const sent = Date.now();
+    const sent = performance.now();
     let answer = await client.observations(cmd.patientId, range);
     // The Date header is the hub's clock during the request, to the second: only what lies beyond a minute is skew.
-    const skewMs = answer.hubTime === undefined ? 0 : answer.hubTime.getTime() - localNow.getTime() - (Date.now() - sent) / 2;
+    const skewMs = answer.hubTime === undefined ? 0 : answer.hubTime.getTime() - localNow.getTime() - (performance.now() - sent) / 2;
     if (byClock !== null && answer.hubTime !== undefined && Math.abs(skewMs) > CLOCK_SKEW_TOLERANCE_MS) {
       const minutes = Math.round(Math.abs(skewMs) / 60_000);
       const counted = given.kind === 'days' ? `the last ${given.days} ${given.days === 1 ? 'day is' : 'days are'} counted by the hub's clock` : "the interval from --from is counted up to the hub's clock";

@@ -63,7 +63,7 @@ export const limitConnections = (server: Server, options: ConnectionLimitOptions
       return;
     }
     clearInterval(refusing.timer);
-    logger.info({ limit: max, open, refusedForMs: refusing.lastAt - refusing.since, refusedTotal: refused }, `HTTP connections: none refused for ${Math.round(logEveryMs / 1000)} s`);
+    logger.info({ limit: max, open, refusedForMs: Math.round(refusing.lastAt - refusing.since), refusedTotal: refused }, `HTTP connections: none refused for ${Math.round(logEveryMs / 1000)} s`);
     refusing = null;
   };
 
@@ -72,7 +72,7 @@ export const limitConnections = (server: Server, options: ConnectionLimitOptions
     refusedCounter?.inc();
     if (refusing !== null) {
       refusing.notLogged++;
-      refusing.lastAt = Date.now();
+      refusing.lastAt = performance.now();
       return;
     }
     logger.warn(
@@ -81,7 +81,7 @@ export const limitConnections = (server: Server, options: ConnectionLimitOptions
     );
     const timer = setInterval(summarize, logEveryMs);
     timer.unref();
-    refusing = { since: Date.now(), lastAt: Date.now(), notLogged: 0, timer };
+    refusing = { since: performance.now(), lastAt: performance.now(), notLogged: 0, timer };
   });
   server.on('close', () => {
     if (refusing !== null) clearInterval(refusing.timer);

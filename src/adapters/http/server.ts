@@ -262,7 +262,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   app.removeContentTypeParser('text/plain');
 
   // A full disk fails every write alike: one line per 10 s (with the count of those not logged), not one per request.
-  let storageLoggedAt = 0;
+  let storageLoggedAt: number | null = null;
   let storageUnlogged = 0;
   app.setErrorHandler((error, request, reply) => {
     // The client went away while its body was on its way (a reset, or the body timer's 408): the body stream fails
@@ -273,8 +273,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
     const p = toProblem(error, problemInstance(request.url), request.routeOptions?.bodyLimit);
     if (p.code === 'storage_unavailable') {
-      const now = Date.now();
-      if (now - storageLoggedAt < 10_000) storageUnlogged++;
+      const now = performance.now();
+      if (storageLoggedAt !== null && now - storageLoggedAt < 10_000) storageUnlogged++;
       else {
         const cause = (error as { cause?: { code?: unknown } }).cause;
         request.log.error({ code: cause?.code ?? (error as { code?: unknown }).code, notLoggedSince: storageUnlogged }, 'cannot store: the store refuses writes (disk full, failing, locked) or cannot be reached; answering 503 storage_unavailable');
@@ -487,8 +487,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   const close = async (graceMs: number): Promise<void> => {
     closing = true;
     const closed = app.close();
-    const deadline = Date.now() + graceMs;
-    while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const deadline = performance.now() + graceMs;
+    while (inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     app.server.closeAllConnections();
     await closed;
   };

@@ -170,10 +170,10 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   async waitForAppend(after: bigint, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     while (!this.closed) {
       if ((await this.headPosition()) > after) return;
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0) return;
       await this.sleep(Math.min(this.pollMs, left));
     }

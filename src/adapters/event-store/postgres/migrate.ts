@@ -82,9 +82,9 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
  * (see the header). Throws after `timeoutMs`.
  */
 export async function pollForLock(tryLock: () => Promise<boolean>, what: string, timeoutMs = 30 * 60_000, intervalMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   while (!(await tryLock())) {
-    if (Date.now() > deadline) throw new Error(`${what}: lock not free within ${timeoutMs} ms`);
+    if (performance.now() > deadline) throw new Error(`${what}: lock not free within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }

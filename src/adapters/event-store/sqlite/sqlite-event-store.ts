@@ -298,7 +298,7 @@ export class SqliteEventStore implements EventStore {
   async readAll(options: ReadAllOptions): Promise<readonly RecordedEvent[]> {
     const limit = Math.max(0, options.maxCount);
     const page = options.types === undefined ? this.readPage(options.after, limit) : this.readPageOfTypes(options.after, limit, options.types);
-    if (page.length > 0) this.readersUntil = Date.now() + READERS_WINDOW_MS;
+    if (page.length > 0) this.readersUntil = performance.now() + READERS_WINDOW_MS;
     return page;
   }
 
@@ -448,7 +448,7 @@ export class SqliteEventStore implements EventStore {
   /** Committed rows join the recent run when they continue it; otherwise they start a new one. */
   private keepRecent(rows: readonly EventRow[]): void {
     if (this.maxRecent <= 0) return;
-    if (Date.now() > this.readersUntil) {
+    if (performance.now() > this.readersUntil) {
       this.recent = []; // nobody reads: keep nothing (a run restarts at the next batch after a read)
       return;
     }
