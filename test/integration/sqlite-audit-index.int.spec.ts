@@ -56,7 +56,12 @@ describe('SQLite index of audit events by patient', () => {
     const pending: string[][] = [];
     const store = SqliteEventStore.open({ file, onMigrations: (p) => pending.push([...p.migrations]) });
     opened.push(store);
-    expect(pending).toEqual([['3 audit events by patient: a patient\'s audit search and export read only the patient\'s own events']]);
+    expect(pending).toEqual([
+      [
+        "3 audit events by patient: a patient's audit search and export read only the patient's own events",
+        "4 audit events by subject: a user's audit search reads only the user's own events",
+      ],
+    ]);
     const found = await new SqliteAuditEventsOfPatient(store).read('audit-2026-11-30-1', 2n, 'p1', 10);
     expect(found.map((e) => e.streamVersion)).toEqual([4n, 7n]);
   });
