@@ -11,7 +11,7 @@
  *           with the index and one without; alternating rounds. Figure: time with / without (median), µs per entry.
  *   search  what it saves a patient: a store of --events audit events of --others other patients over the last
  *           --days days, and a probe patient with 20; AuditTrail.byPatient without the index (the chain walk) and
- *           with it (SqliteAuditEventsOfPatient), alternating: a 7-day audit search (POST /audit/search), and the
+ *           with it (SqliteAuditEventsByField), alternating: a 7-day audit search (POST /audit/search), and the
  *           audit part of an export of a hub a year old (windows of 31 days over 366 days, every page, as
  *           patient-export.ts reads it). Figure: median ms of each.
  *
@@ -22,7 +22,7 @@
  *   insert  raw `pg` inserts of the same rows, one transaction of --batch rows (INSERT ... SELECT FROM unnest), with
  *           synchronous_commit=on as the store runs, into a schema with the index and one where it was dropped;
  *   record  AuditTrail.record into PostgresEventStore (its advisory append lock, group commit), the same way;
- *   search  the chain walk against PostgresAuditEventsOfPatient.
+ *   search  the chain walk against PostgresAuditEventsByField.
  */
 const { randomUUID, createHash } = require('node:crypto');
 const path = require('node:path');
@@ -32,7 +32,7 @@ const args = parseArgs();
 const only = new Set(String(args.only ?? 'insert,record,search').split(','));
 const { EVENT_STORE_MIGRATIONS, migrate } = dist('adapters/event-store/sqlite/schema');
 const { SqliteEventStore } = dist('adapters/event-store/sqlite/sqlite-event-store');
-const { SqliteAuditEventsOfPatient } = dist('adapters/event-store/sqlite/sqlite-audit-events-of-patient');
+const { SqliteAuditEventsByField } = dist('adapters/event-store/sqlite/sqlite-audit-events-by-field');
 const { AuditTrail } = dist('application/audit/audit-trail');
 const { chain, genesisHash, AUDIT_EVENT_TYPE, AUDIT_PARTITIONS } = dist('application/audit/audit-chain');
 const L = require('./lib');
@@ -277,8 +277,8 @@ const searchBench = async () => {
     console.log(`search: ${fmtInt(events)} audit events of ${fmtInt(others)} patients over ${days} days written in ${fmt(msSince(t0) / 1000, 1)} s (a day's chain ~${fmtInt(chain)} events); the probe patient has 20`);
 
     const chains = new AuditTrail({ store });
-    const { PostgresAuditEventsOfPatient } = POSTGRES ? dist('adapters/event-store/postgres/postgres-audit-events-of-patient') : {};
-    const indexed = new AuditTrail({ store, eventsOfPatient: POSTGRES ? new PostgresAuditEventsOfPatient(store) : new SqliteAuditEventsOfPatient(store) });
+    const { PostgresAuditEventsByField } = POSTGRES ? dist('adapters/event-store/postgres/postgres-audit-events-by-field') : {};
+    const indexed = new AuditTrail({ store, eventsByField: POSTGRES ? new PostgresAuditEventsByField(store) : new SqliteAuditEventsByField(store) });
     const search7 = (trail) => trail.byPatient(probe, { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
     const exportWalk = async (trail) => {
       // As patient-export.ts: from a day before the first event (here: a hub a year old) to now, windows of 31 days.

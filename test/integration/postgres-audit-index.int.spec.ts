@@ -1,14 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { loadMigrations, migrate } from '../../src/adapters/event-store/postgres/migrate';
-import { auditEventsOfPatientSql, PostgresAuditEventsOfPatient } from '../../src/adapters/event-store/postgres/postgres-audit-events-of-patient';
+import { auditEventsByFieldSql, PostgresAuditEventsByField } from '../../src/adapters/event-store/postgres/postgres-audit-events-by-field';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
 import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
 import { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import { loadConfig } from '../../src/bootstrap/config';
-import { auditEventsOfPatient, buildContainer } from '../../src/bootstrap/container';
+import { auditEventsByField, buildContainer } from '../../src/bootstrap/container';
 import pino from 'pino';
 import { auditEntry, auditSearchOf30November, countingIndex, countingReads, pagesOfPatient } from '../support/audit-reads';
 
@@ -61,7 +61,7 @@ describe('PostgreSQL index of audit events by patient', () => {
     await admin.query(`INSERT INTO "${schema}".events (stream_name, stream_version, event_id, event_type, data, metadata)
       SELECT 'bulk-' || g, 0, 'bulk-' || g, 'Bulk', jsonb_build_object('patientKey', 'p7'), '{}'::jsonb FROM generate_series(1, 20000) g`);
     await admin.query(`ANALYZE "${schema}".events`);
-    const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditEventsOfPatientSql(store.table('events'))}`, [auditStreamName('2026-11-30', partitionOf('p7')), 'p7', '0', 1000]);
+    const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditEventsByFieldSql(store.table('events'), 'patientKey')}`, [auditStreamName('2026-11-30', partitionOf('p7')), 'p7', '0', 1000]);
     const plan = JSON.stringify(rows[0]['QUERY PLAN']);
     expect(plan).toContain('"Index Name":"events_audit_by_patient"');
     expect(plan).not.toContain('Seq Scan');
@@ -76,8 +76,8 @@ describe('PostgreSQL index of audit events by patient', () => {
     expect((await store.readStream(auditStreamName('2026-11-30', partitionOf(patient)))).events).toHaveLength(4_000);
 
     const { counted, read: readFromChains } = countingReads(store);
-    const { index, read: readThroughIndex } = countingIndex(new PostgresAuditEventsOfPatient(store));
-    const indexed = new AuditTrail({ store: counted, eventsOfPatient: index });
+    const { index, read: readThroughIndex } = countingIndex(new PostgresAuditEventsByField(store));
+    const indexed = new AuditTrail({ store: counted, eventsByField: index });
     const page = await indexed.byPatient(patient, auditSearchOf30November());
     expect(page.items).toHaveLength(200);
     expect(readThroughIndex()).toBe(200); // the patient's own events, of the chain's 4,000
@@ -108,9 +108,9 @@ describe('PostgreSQL index of audit events by patient', () => {
       [schema],
     );
     expect(index.rows).toEqual([{ indisvalid: true }]);
-    expect((await new PostgresAuditEventsOfPatient(store).read(stream, 2n, 'p1', 10)).map((e) => e.streamVersion)).toEqual([4n, 7n]);
+    expect((await new PostgresAuditEventsByField(store).read(stream, 2n, 'patientKey', 'p1', 10)).map((e) => e.streamVersion)).toEqual([4n, 7n]);
 
-    const trail = new AuditTrail({ store, eventsOfPatient: new PostgresAuditEventsOfPatient(store) });
+    const trail = new AuditTrail({ store, eventsByField: new PostgresAuditEventsByField(store) });
     void trail.record(auditEntry(1, 'pz')); // not awaited: byPatient drains the trail's queue first
     expect((await trail.byPatient('pz', auditSearchOf30November())).items.map((e) => e.requestId)).toEqual(['r-1']);
   });
@@ -119,8 +119,8 @@ describe('PostgreSQL index of audit events by patient', () => {
     const store = await open(freshSchema());
     const config = loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: connectionString });
     const c = buildContainer(config, pino({ level: 'silent' }), { store, registry: new InMemoryRegistry(), registryKind: 'memory' });
-    expect(auditEventsOfPatient(c)).toBeInstanceOf(PostgresAuditEventsOfPatient);
+    expect(auditEventsByField(c)).toBeInstanceOf(PostgresAuditEventsByField);
     const other = buildContainer(config, pino({ level: 'silent' }), { store: { ...store } as unknown as EventStore, registry: new InMemoryRegistry(), registryKind: 'memory' });
-    expect(auditEventsOfPatient(other)).toBeUndefined();
+    expect(auditEventsByField(other)).toBeUndefined();
   });
 });

@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pino from 'pino';
 import { EVENT_STORE_MIGRATIONS, migrate } from '../../src/adapters/event-store/sqlite/schema';
-import { AUDIT_EVENTS_OF_PATIENT_SQL, SqliteAuditEventsOfPatient } from '../../src/adapters/event-store/sqlite/sqlite-audit-events-of-patient';
+import { auditEventsByFieldSql, SqliteAuditEventsByField } from '../../src/adapters/event-store/sqlite/sqlite-audit-events-by-field';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
 import { AuditTrail } from '../../src/application/audit/audit-trail';
 import { loadConfig } from '../../src/bootstrap/config';
 import type { EventStore } from '../../src/application/ports/event-store';
-import { auditEventsOfPatient, buildContainer, TOKENS } from '../../src/bootstrap/container';
+import { auditEventsByField, buildContainer, TOKENS } from '../../src/bootstrap/container';
 import { auditEntry, auditSearchOf30November, countingIndex, countingReads, pagesOfPatient } from '../support/audit-reads';
 
 /**
@@ -38,11 +38,11 @@ const partitionOf = (patientKey: string) => auditPartition({ patientKey, subject
 describe('SQLite index of audit events by patient', () => {
   it('is answered from the partial index events_audit_by_patient, not by a scan', () => {
     const store = open();
-    const plan = (store.database.prepare(`EXPLAIN QUERY PLAN ${AUDIT_EVENTS_OF_PATIENT_SQL}`).all('audit-2026-11-30-3', 'p1', 0, 1000) as { detail: string }[]).map((r) => r.detail);
+    const plan = (store.database.prepare(`EXPLAIN QUERY PLAN ${auditEventsByFieldSql('patientKey')}`).all('audit-2026-11-30-3', 'p1', 0, 1000) as { detail: string }[]).map((r) => r.detail);
     expect(plan.join('\n')).toMatch(/^SEARCH events USING INDEX events_audit_by_patient \(stream_name=\? AND <expr>=\? AND stream_version>\?\)$/);
     expect(plan.join('\n')).not.toMatch(/SCAN|TEMP B-TREE/); // no scan, and the index gives the order
     // The planner takes it on its own as well (INDEXED BY only makes a regression fail loudly).
-    const unforced = AUDIT_EVENTS_OF_PATIENT_SQL.replace('INDEXED BY events_audit_by_patient', '');
+    const unforced = auditEventsByFieldSql('patientKey').replace('INDEXED BY events_audit_by_patient', '');
     expect((store.database.prepare(`EXPLAIN QUERY PLAN ${unforced}`).all('audit-2026-11-30-3', 'p1', 0, 1000) as { detail: string }[]).map((r) => r.detail).join('\n')).toContain('USING INDEX events_audit_by_patient');
   });
 
@@ -62,7 +62,7 @@ describe('SQLite index of audit events by patient', () => {
         "4 audit events by subject: a user's audit search reads only the user's own events",
       ],
     ]);
-    const found = await new SqliteAuditEventsOfPatient(store).read('audit-2026-11-30-1', 2n, 'p1', 10);
+    const found = await new SqliteAuditEventsByField(store).read('audit-2026-11-30-1', 2n, 'patientKey', 'p1', 10);
     expect(found.map((e) => e.streamVersion)).toEqual([4n, 7n]);
   });
 
@@ -89,8 +89,8 @@ describe('SQLite index of audit events by patient', () => {
     expect(chainLength).toBe(4_000);
 
     const { counted, read: readFromChains } = countingReads(store);
-    const { index, read: readThroughIndex } = countingIndex(new SqliteAuditEventsOfPatient(store));
-    const indexed = new AuditTrail({ store: counted, eventsOfPatient: index });
+    const { index, read: readThroughIndex } = countingIndex(new SqliteAuditEventsByField(store));
+    const indexed = new AuditTrail({ store: counted, eventsByField: index });
     const page = await indexed.byPatient(patient, auditSearchOf30November());
     expect(page.items).toHaveLength(200);
     expect(readThroughIndex()).toBe(200); // the patient's own events, of the 4,000 of the chain
@@ -105,7 +105,7 @@ describe('SQLite index of audit events by patient', () => {
 
   it('sees an audit event recorded just before the search (the trail drains its queue, the append has committed)', async () => {
     const store = open();
-    const trail = new AuditTrail({ store, eventsOfPatient: new SqliteAuditEventsOfPatient(store) });
+    const trail = new AuditTrail({ store, eventsByField: new SqliteAuditEventsByField(store) });
     await trail.record(auditEntry(1, 'pz'));
     void trail.record(auditEntry(2, 'pz')); // not awaited: still in the trail's queue, then in the store's writer queue
     const page = await trail.byPatient('pz', auditSearchOf30November());
@@ -116,7 +116,7 @@ describe('SQLite index of audit events by patient', () => {
     const data = join(dir, randomUUID());
     const c = buildContainer(loadConfig({ RTS_DATA_DIR: data }), pino({ level: 'silent' }));
     try {
-      expect(auditEventsOfPatient(c)).toBeInstanceOf(SqliteAuditEventsOfPatient);
+      expect(auditEventsByField(c)).toBeInstanceOf(SqliteAuditEventsByField);
     } finally {
       await c.get<EventStore>(TOKENS.EventStore).close();
     }

@@ -1,9 +1,9 @@
 import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import type { AuditPage, AuditSearch, AuditTrail } from '../../src/application/audit/audit-trail';
-import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
+import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
 import type { EventStore } from '../../src/application/ports/event-store';
 
-/** What the audit trail reads, counted: the tests of its head reads, its paging and the index of audit events by patient. */
+/** What the audit trail reads, counted: the tests of its head reads, its paging and the indexes of audit events by field. */
 
 /** The store, counting the events its readStream hands back (the whole-chain reads) and the most in one read. */
 export const countingReads = (store: EventStore) => {
@@ -24,10 +24,10 @@ export const countingReads = (store: EventStore) => {
   return { counted, read: () => read, largest: () => largest };
 };
 
-/** An index of audit events by patient, counting the events it hands back. */
-export const countingIndex = (index: AuditEventsOfPatient) => {
+/** The indexes of audit events by field, counting the events they hand back. */
+export const countingIndex = (index: AuditEventsByField) => {
   let read = 0;
-  const counted: AuditEventsOfPatient = {
+  const counted: AuditEventsByField = {
     read: async (...args) => {
       const events = await index.read(...args);
       read += events.length;

@@ -1,7 +1,7 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
-import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
+import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { countingReads } from '../support/audit-reads';
 
@@ -393,10 +393,10 @@ describe('AuditTrail.byPatient through the store\'s index of audit events by pat
    */
   const indexOver = (store: EventStore) => {
     let read = 0;
-    const index: AuditEventsOfPatient = {
-      read: async (stream, fromVersion, patientKey, maxCount) => {
+    const index: AuditEventsByField = {
+      read: async (stream, fromVersion, field, value, maxCount) => {
         const { events } = await store.readStream(stream, { fromVersion });
-        const found = events.filter((e) => e.type === AUDIT_EVENT_TYPE && e.data['patientKey'] === patientKey).slice(0, maxCount);
+        const found = events.filter((e) => e.type === AUDIT_EVENT_TYPE && e.data[field] === value).slice(0, maxCount);
         read += found.length;
         return found;
       },
@@ -412,7 +412,7 @@ describe('AuditTrail.byPatient through the store\'s index of audit events by pat
   it('gives the same pages (items, order, truncation, positions) as reading the chains, also with events recorded between pages', async () => {
     const store = new InMemoryEventStore();
     const chains = new AuditTrail({ store });
-    const indexed = new AuditTrail({ store, eventsOfPatient: indexOver(store).index });
+    const indexed = new AuditTrail({ store, eventsByField: indexOver(store).index });
     await fill(chains, 200, 0); // 10 s before midnight and 190 s after: two days
     // p5 and the patients sharing its chain: the index must leave the others out, the chain walk filters them.
     const patient = 'p5';
@@ -444,7 +444,7 @@ describe('AuditTrail.byPatient through the store\'s index of audit events by pat
     await fill(new AuditTrail({ store }), 2_300, 0); // 100 events of each of 23 patients
     const { counted, read } = countingReads(store);
     const { index, read: readThroughIndex } = indexOver(store);
-    const trail = new AuditTrail({ store: counted, eventsOfPatient: index });
+    const trail = new AuditTrail({ store: counted, eventsByField: index });
     const page = await trail.byPatient('p5', search());
     expect(page.items).toHaveLength(100);
     expect(readThroughIndex()).toBe(100);
@@ -463,7 +463,7 @@ describe('AuditTrail.byPatient through the store\'s index of audit events by pat
     await Promise.all(Array.from({ length: 2_500 }, (_, i) => writer.record(entry(i, 'p1', '2026-11-30T08:00:00.000Z'))));
     const asked: number[] = [];
     const { index } = indexOver(store);
-    const trail = new AuditTrail({ store, eventsOfPatient: { read: async (...args) => (asked.push(args[3]), index.read(...args)) } });
+    const trail = new AuditTrail({ store, eventsByField: { read: async (...args) => (asked.push(args[4]), index.read(...args)) } });
     let turns = 0;
     let ticking = true;
     const tick = () => ticking && (turns++, setImmediate(tick));
@@ -479,7 +479,7 @@ describe('AuditTrail.byPatient through the store\'s index of audit events by pat
     const store = new InMemoryEventStore();
     await fill(new AuditTrail({ store }), 50, 0);
     let calls = 0;
-    const trail = new AuditTrail({ store, eventsOfPatient: { read: async () => (calls++, []) } });
+    const trail = new AuditTrail({ store, eventsByField: { read: async () => (calls++, []) } });
     expect((await trail.bySubject('s-3', search())).items).toHaveLength(1);
     expect(await trail.verify(['2026-11-29', '2026-11-30'])).toMatchObject({ ok: true, events: 50 });
     expect(calls).toBe(0);

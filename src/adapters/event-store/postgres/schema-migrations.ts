@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX CONCURRENTLY IF NOT EXISTS events_by_type ON events (event_type, global_position);
 `.slice(1),
   },
+  // 003's comment names the reader's file as it was then: it is postgres-audit-events-by-field.ts now (the text of
+  // an applied migration stays as it is, see above).
   {
     name: '003_events_audit_by_patient',
     sql: `
