@@ -289,8 +289,8 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
 
 /**
  * The store's indexes of audit events by patient and by subject, when it has them (SQLite, PostgreSQL), for the
- * AuditTrail's byPatient: a patient's audit search and export then read the patient's own audit events, not whole
- * chains.
+ * AuditTrail's byPatient and bySubject: a patient's audit search and export, and a user's audit search, then read
+ * that patient's or user's own audit events, not whole chains.
  */
 export const auditEventsByField = (c: Container): AuditEventsByField | undefined =>
   c.isBound(TOKENS.AuditEventsByField) ? c.get<AuditEventsByField>(TOKENS.AuditEventsByField) : undefined;
