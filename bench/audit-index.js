@@ -1,28 +1,32 @@
 'use strict';
 /**
- * The index of audit events by patient (SQLite migration 3, events_audit_by_patient), both sides measured in one
- * process, alternating:
+ * The indexes of audit events by patient and by subject (SQLite migrations 3 and 4, events_audit_by_patient and
+ * events_audit_by_subject), both sides measured in one process, alternating:
  *
- *   insert  what the index costs an append: raw better-sqlite3 inserts of AuditRecorded rows as the audit trail
+ *   insert  what the indexes cost an append: raw better-sqlite3 inserts of AuditRecorded rows as the audit trail
  *           writes them (chained entries, ~0.5 KB of JSON), synchronous=FULL in WAL, in transactions of --batch rows,
- *           into a file with migrations 1-2 and one with 1-3; rounds alternate which goes first. Figure: time with
- *           the index / time without (median over the rounds).
+ *           into a file with migrations 1 to --base (default 2: neither index) and one with all of them (both);
+ *           rounds alternate which goes first. Figure: time with / time without (median over the rounds).
+ *           --base 3: the cost of the index by subject alone, over a file that has the one by patient.
  *   record  the same as the hub pays it: AuditTrail.record into SqliteEventStore, --inflight at a time, into a store
- *           with the index and one without; alternating rounds. Figure: time with / without (median), µs per entry.
- *   search  what it saves a patient: a store of --events audit events of --others other patients over the last
- *           --days days, and a probe patient with 20; AuditTrail.byPatient without the index (the chain walk) and
- *           with it (SqliteAuditEventsOfPatient), alternating: a 7-day audit search (POST /audit/search), and the
- *           audit part of an export of a hub a year old (windows of 31 days over 366 days, every page, as
- *           patient-export.ts reads it). Figure: median ms of each.
+ *           with the indexes and one without those of the migrations after --base; alternating rounds. Figure: time
+ *           with / without (median), µs per entry.
+ *   search  what they save: a store of --events audit events of --others other patients (and 50 users, the
+ *           entries' subjects) over the last --days days, and a probe patient with 20; AuditTrail without the
+ *           indexes (the chain walk) and with them (SqliteAuditEventsByField), alternating: a patient's 7-day audit
+ *           search (POST /audit/search), the audit part of an export of a hub a year old (windows of 31 days over 366
+ *           days, every page, as patient-export.ts reads it), and a user's 7-day search (one of the 50 users, ~1/50
+ *           of the events). Figure: median ms of each.
  *
- *   node bench/audit-index.js [--only insert,record,search] [--rounds 7] [--batches 150] [--batch 64] [--events 50000] [--reps 15]
+ *   node bench/audit-index.js [--only insert,record,search] [--base 2] [--rounds 7] [--batches 150] [--batch 64] [--events 50000] [--reps 15]
  *
  * With `--store postgres` (URL: RTS_BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test) the same on
- * PostgreSQL (migration 003), each side in a fresh schema made by PostgresEventStore.open and dropped at the end:
+ * PostgreSQL (migrations 003 and 004), each side in a fresh schema made by PostgresEventStore.open and dropped at the end:
  *   insert  raw `pg` inserts of the same rows, one transaction of --batch rows (INSERT ... SELECT FROM unnest), with
- *           synchronous_commit=on as the store runs, into a schema with the index and one where it was dropped;
+ *           synchronous_commit=on as the store runs, into a schema with the indexes and one where those after
+ *           --base were dropped;
  *   record  AuditTrail.record into PostgresEventStore (its advisory append lock, group commit), the same way;
- *   search  the chain walk against PostgresAuditEventsOfPatient.
+ *   search  the chain walk against PostgresAuditEventsByField.
  */
 const { randomUUID, createHash } = require('node:crypto');
 const path = require('node:path');
@@ -32,21 +36,26 @@ const args = parseArgs();
 const only = new Set(String(args.only ?? 'insert,record,search').split(','));
 const { EVENT_STORE_MIGRATIONS, migrate } = dist('adapters/event-store/sqlite/schema');
 const { SqliteEventStore } = dist('adapters/event-store/sqlite/sqlite-event-store');
-const { SqliteAuditEventsOfPatient } = dist('adapters/event-store/sqlite/sqlite-audit-events-of-patient');
-const { AuditTrail } = dist('application/audit/audit-trail');
+const { SqliteAuditEventsByField, AUDIT_INDEX_OF_FIELD } = dist('adapters/event-store/sqlite/sqlite-audit-events-by-field');
+const { AuditTrail, MAX_AUDIT_RESULTS } = dist('application/audit/audit-trail');
 const { chain, genesisHash, AUDIT_EVENT_TYPE, AUDIT_PARTITIONS } = dist('application/audit/audit-chain');
 const L = require('./lib');
 
 const POSTGRES = String(args.store ?? 'sqlite') === 'postgres';
+/** The "without" side has the migrations up to this one (2: neither audit index, 3: the one by patient only). */
+const BASE = Number(args.base ?? 2);
+/** The audit indexes the "without" side lacks: migration 3 (003) made the one by patient, 4 (004) the one by subject. */
+const DROPPED = [AUDIT_INDEX_OF_FIELD.patientKey, AUDIT_INDEX_OF_FIELD.subject].slice(BASE - 2);
+const SIDES = `migrations 1-${BASE} (without ${DROPPED.join(', ')}) / all`;
 const PG_URL = String(args.url ?? L.PG_URL);
 const pgSchemas = new Set();
-/** A PostgresEventStore in a fresh schema (dropped at the end); `withIndex: false` drops events_audit_by_patient. */
+/** A PostgresEventStore in a fresh schema (dropped at the end); `withIndex: false` drops the DROPPED indexes. */
 const openPgStore = async (what, withIndex) => {
   const { PostgresEventStore } = dist('adapters/event-store/postgres/postgres-event-store');
   const schema = L.pgSchemaName(`audit_${what}`);
   pgSchemas.add(schema);
   const store = await PostgresEventStore.open({ connectionString: PG_URL, schema });
-  if (!withIndex) await store.query(`DROP INDEX ${store.table('events_audit_by_patient')}`);
+  if (!withIndex) for (const index of DROPPED) await store.query(`DROP INDEX ${store.table(index)}`);
   return { store, schema };
 };
 const dropPgSchemas = () => Promise.allSettled([...pgSchemas].map((schema) => L.pgDropSchema(PG_URL, schema)));
@@ -108,7 +117,7 @@ const insertBench = () => {
       });
       return { db, write: write.immediate };
     };
-    const without = open('without.sqlite', EVENT_STORE_MIGRATIONS.slice(0, 2));
+    const without = open('without.sqlite', EVENT_STORE_MIGRATIONS.slice(0, BASE));
     const withIndex = open('with.sqlite', EVENT_STORE_MIGRATIONS);
     const run = (side) => {
       const t0 = nowNs();
@@ -137,7 +146,7 @@ const insertBench = () => {
       cpuRatios.push(a === without ? tb / ta : ta / tb);
     }
     const rows = (side) => side.db.prepare('SELECT count(*) FROM events').pluck().get();
-    console.log(`insert: median ratio with/without the index, synchronous=FULL: ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); synchronous=OFF (no fsync): ${fmt(median(cpuRatios), 3)} (${cpuRatios.map((x) => fmt(x, 3)).join(', ')}); rows at the end ${fmtInt(rows(without))} / ${fmtInt(rows(withIndex))}`);
+    console.log(`insert (${SIDES}): median ratio with/without, synchronous=FULL: ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); synchronous=OFF (no fsync): ${fmt(median(cpuRatios), 3)} (${cpuRatios.map((x) => fmt(x, 3)).join(', ')}); rows at the end ${fmtInt(rows(without))} / ${fmtInt(rows(withIndex))}`);
     without.db.close();
     withIndex.db.close();
     return { ratioFull: median(ratios), ratiosFull: ratios, ratioNoSync: median(cpuRatios), ratiosNoSync: cpuRatios };
@@ -195,7 +204,7 @@ const insertBenchPostgres = async () => {
       ratios.push(tWith / tWithout);
       console.log(`insert (postgres) round ${r + 1}: ${fmtInt(batches * batch)} rows each, without index ${fmt(tWithout, 0)} ms (${fmt(tWithout / batches, 2)} ms per batch of ${batch}), with ${fmt(tWith, 0)} ms: ratio ${fmt(tWith / tWithout, 3)}`);
     }
-    console.log(`insert (postgres): median ratio with/without the index, synchronous_commit=on: ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')})`);
+    console.log(`insert (postgres, ${SIDES}): median ratio with/without, synchronous_commit=on: ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')})`);
     return { ratio: median(ratios), ratios };
   } finally {
     for (const side of sides) await side.client.end().catch(() => undefined);
@@ -219,8 +228,8 @@ const recordBench = async () => {
   } else {
     withIndex = SqliteEventStore.open({ file: path.join(dir, 'with.sqlite') });
     without = SqliteEventStore.open({ file: path.join(dir, 'without.sqlite') });
-    // A store of the build before: the index not there (a bench may write through the connection; the hub never does).
-    without.database.exec('DROP INDEX events_audit_by_patient');
+    // A store of a build before: the indexes not there (a bench may write through the connection; the hub never does).
+    for (const index of DROPPED) without.database.exec(`DROP INDEX ${index}`);
   }
   try {
     let n = 0;
@@ -244,7 +253,7 @@ const recordBench = async () => {
       ratios.push(t.get(withIndex) / t.get(without));
       perEntry.push([(t.get(without) * 1000) / perRound, (t.get(withIndex) * 1000) / perRound]);
     }
-    console.log(`record${POSTGRES ? ' (postgres)' : ''}: AuditTrail.record, ${inflight} in flight, ${fmtInt(perRound)} per round: median ratio with/without the index ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); µs per entry without/with: ${perEntry.map(([a, b]) => `${fmt(a, 0)}/${fmt(b, 0)}`).join(', ')}`);
+    console.log(`record${POSTGRES ? ' (postgres)' : ''} (${SIDES}): AuditTrail.record, ${inflight} in flight, ${fmtInt(perRound)} per round: median ratio with/without ${fmt(median(ratios), 3)} (${ratios.map((x) => fmt(x, 3)).join(', ')}); µs per entry without/with: ${perEntry.map(([a, b]) => `${fmt(a, 0)}/${fmt(b, 0)}`).join(', ')}`);
     return { ratio: median(ratios), ratios, perEntry };
   } finally {
     await withIndex.close();
@@ -277,9 +286,11 @@ const searchBench = async () => {
     console.log(`search: ${fmtInt(events)} audit events of ${fmtInt(others)} patients over ${days} days written in ${fmt(msSince(t0) / 1000, 1)} s (a day's chain ~${fmtInt(chain)} events); the probe patient has 20`);
 
     const chains = new AuditTrail({ store });
-    const { PostgresAuditEventsOfPatient } = POSTGRES ? dist('adapters/event-store/postgres/postgres-audit-events-of-patient') : {};
-    const indexed = new AuditTrail({ store, eventsOfPatient: POSTGRES ? new PostgresAuditEventsOfPatient(store) : new SqliteAuditEventsOfPatient(store) });
+    const { PostgresAuditEventsByField } = POSTGRES ? dist('adapters/event-store/postgres/postgres-audit-events-by-field') : {};
+    const indexed = new AuditTrail({ store, eventsByField: POSTGRES ? new PostgresAuditEventsByField(store) : new SqliteAuditEventsByField(store) });
     const search7 = (trail) => trail.byPatient(probe, { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
+    // A user's search: entryOf's subjects are clinician-0..49, each in every chain of every day.
+    const user7 = (trail) => trail.bySubject('clinician-7', { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
     const exportWalk = async (trail) => {
       // As patient-export.ts: from a day before the first event (here: a hub a year old) to now, windows of 31 days.
       const end = now + 1;
@@ -303,21 +314,22 @@ const searchBench = async () => {
       return { ms: msSince(t), result };
     };
     const figures = {};
-    for (const [name, fn] of [['audit search, 7 days', search7], ['export audit walk, 366 days', exportWalk]]) {
+    for (const [name, fn] of [['audit search, 7 days', search7], ['export audit walk, 366 days', exportWalk], ['user audit search, 7 days', user7]]) {
       const before = [];
       const after = [];
+      let found = 0;
       for (const trail of [chains, indexed, chains, indexed]) await fn(trail); // warm-up, not timed
       for (let r = 0; r < reps; r++) {
         const order = r % 2 === 0 ? [[chains, before], [indexed, after]] : [[indexed, after], [chains, before]];
         for (const [trail, into] of order) {
           const { ms, result } = await time(() => fn(trail));
-          const found = typeof result === 'number' ? result : result.items.length;
-          if (!(name.startsWith('audit search') ? found > 0 : found === 20)) throw new Error(`${name}: found ${found}`);
+          found = typeof result === 'number' ? result : result.items.length;
+          if (!(name.startsWith('export') ? found === 20 : found > 0)) throw new Error(`${name}: found ${found}`);
           into.push(ms);
         }
       }
       figures[name] = { withoutIndexMs: median(before), withIndexMs: median(after) };
-      console.log(`${name}${POSTGRES ? ' (postgres)' : ''}: without the index median ${fmt(median(before), 2)} ms (${fmt(Math.min(...before), 2)}-${fmt(Math.max(...before), 2)}), with it ${fmt(median(after), 2)} ms (${fmt(Math.min(...after), 2)}-${fmt(Math.max(...after), 2)}), ${reps} reps each, alternating`);
+      console.log(`${name}${POSTGRES ? ' (postgres)' : ''}: found ${found}${found === MAX_AUDIT_RESULTS ? ' (a first page)' : ''}; without the index median ${fmt(median(before), 2)} ms (${fmt(Math.min(...before), 2)}-${fmt(Math.max(...before), 2)}), with it ${fmt(median(after), 2)} ms (${fmt(Math.min(...after), 2)}-${fmt(Math.max(...after), 2)}), ${reps} reps each, alternating`);
     }
     return figures;
   } finally {

@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { EventStoreDocumentRepository } from '../application/event-store-document-repository';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
-import type { AuditEventsOfPatient } from '../application/ports/audit-events-of-patient';
+import type { AuditEventsByField } from '../application/ports/audit-events-by-field';
 import type { CheckpointStore } from '../application/ports/downlink-outbox';
 import { SoleProcessLease, type PublishingLease } from '../application/ports/publishing-lease';
 import type { IdGenerator } from '../application/ports/id-generator';
@@ -29,8 +29,8 @@ import { PostgresPublishingLease } from '../adapters/event-store/postgres/publis
 import { PostgresCheckpointStore } from '../adapters/registry/postgres-checkpoints';
 import type { PostgresTimeouts } from '../adapters/event-store/postgres/sql';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
-import { SqliteAuditEventsOfPatient } from '../adapters/event-store/sqlite/sqlite-audit-events-of-patient';
-import { PostgresAuditEventsOfPatient } from '../adapters/event-store/postgres/postgres-audit-events-of-patient';
+import { SqliteAuditEventsByField } from '../adapters/event-store/sqlite/sqlite-audit-events-by-field';
+import { PostgresAuditEventsByField } from '../adapters/event-store/postgres/postgres-audit-events-by-field';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
 import { inlineRegistryProjection, SqliteRegistry } from '../adapters/registry/sqlite-registry';
@@ -61,8 +61,8 @@ export const TOKENS = {
   /** Bound only where the store brings a durable one (PostgreSQL); SQLite's is the directory read model's file. */
   DownlinkCheckpoints: Symbol.for('DownlinkCheckpoints'),
   PublishingLease: Symbol.for('PublishingLease'),
-  /** Bound only where the store has an index of audit events by patient (SQLite, PostgreSQL): see auditEventsOfPatient. */
-  AuditEventsOfPatient: Symbol.for('AuditEventsOfPatient'),
+  /** Bound only where the store has indexes of audit events by patient and subject (SQLite, PostgreSQL): see auditEventsByField. */
+  AuditEventsByField: Symbol.for('AuditEventsByField'),
 } as const;
 
 export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger =>
@@ -213,16 +213,16 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   if (opened) {
     c.bind<EventStore>(TOKENS.EventStore).toConstantValue(opened.store);
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => opening(opened.registry, ctx));
-    // EventStoreDB has no such index: its audit searches by patient read the chains.
+    // EventStoreDB has no such indexes: its audit searches by patient or user read the chains.
     const postgres = opened.store;
-    if (postgres instanceof PostgresEventStore) c.bind<AuditEventsOfPatient>(TOKENS.AuditEventsOfPatient).toDynamicValue(() => new PostgresAuditEventsOfPatient(postgres));
+    if (postgres instanceof PostgresEventStore) c.bind<AuditEventsByField>(TOKENS.AuditEventsByField).toDynamicValue(() => new PostgresAuditEventsByField(postgres));
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
       makeDirectory(config.RTS_DATA_DIR);
       return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, DATA_FILES.events), onMigrations: logMigrations(logger) });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
-    c.bind<AuditEventsOfPatient>(TOKENS.AuditEventsOfPatient).toDynamicValue((ctx) => new SqliteAuditEventsOfPatient(ctx.container.get(SqliteEventStore)));
+    c.bind<AuditEventsByField>(TOKENS.AuditEventsByField).toDynamicValue((ctx) => new SqliteAuditEventsByField(ctx.container.get(SqliteEventStore)));
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => {
       const store = ctx.container.get(SqliteEventStore);
       const registry = new SqliteRegistry(store);
@@ -288,11 +288,12 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
 };
 
 /**
- * The store's index of audit events by patient, when it has one (SQLite, PostgreSQL), for the AuditTrail's
- * byPatient: a patient's audit search and export then read the patient's own audit events, not whole chains.
+ * The store's indexes of audit events by patient and by subject, when it has them (SQLite, PostgreSQL), for the
+ * AuditTrail's byPatient and bySubject: a patient's audit search and export, and a user's audit search, then read
+ * that patient's or user's own audit events, not whole chains.
  */
-export const auditEventsOfPatient = (c: Container): AuditEventsOfPatient | undefined =>
-  c.isBound(TOKENS.AuditEventsOfPatient) ? c.get<AuditEventsOfPatient>(TOKENS.AuditEventsOfPatient) : undefined;
+export const auditEventsByField = (c: Container): AuditEventsByField | undefined =>
+  c.isBound(TOKENS.AuditEventsByField) ? c.get<AuditEventsByField>(TOKENS.AuditEventsByField) : undefined;
 
 /** Refuses a store a newer build marked as not for this one (store-format.ts); records this build's format. */
 const checkStoreFormatOf = async (store: EventStore, at: string, logger: Logger): Promise<void> => {

@@ -31,7 +31,7 @@ import { patientExportDto, type PatientExportDocument } from '../adapters/http/e
 import { toProblem } from '../adapters/http/problem';
 import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
-import { TOKENS, auditEventsOfPatient, buildContainer, openContainer } from './container';
+import { TOKENS, auditEventsByField, buildContainer, openContainer } from './container';
 import { lockEmbeddedStore } from './embedded-store-lock';
 import { TransientStartError, startupSettingProblem, storeStartProblem } from './main';
 import {
@@ -201,7 +201,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   const patientKeys = container.get<PatientKeys>(TOKENS.PatientKeys);
   // The hub's audit trail on the same store (security-module.ts makes it for HTTP): the exports are recorded in it,
   // and an export reads it back for the patient.
-  const audit = new AuditTrail({ store, eventsOfPatient: auditEventsOfPatient(container), logger });
+  const audit = new AuditTrail({ store, eventsByField: auditEventsByField(container), logger });
   const protection = container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
   // As main.ts composes it for POST /patients/export. The library runs no consultation read model: a consultation
   // (a hub's, on the same store) is folded from its own stream by the same projection.

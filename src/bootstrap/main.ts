@@ -27,7 +27,7 @@ import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
 import { isPgUnavailable, pgUnavailableReason } from '../adapters/event-store/postgres/sql';
 import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, postgresAddress, type Config } from './config';
-import { TOKENS, auditEventsOfPatient, createLogger, openContainer } from './container';
+import { TOKENS, auditEventsByField, createLogger, openContainer } from './container';
 import { countLegacyConsultations } from '../application/consultation/legacy-consultations';
 import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
@@ -215,7 +215,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     config,
     logger,
     store,
-    auditEventsOfPatient: auditEventsOfPatient(container),
+    auditEventsByField: auditEventsByField(container),
     clock: container.get<Clock>(TOKENS.Clock),
     patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
     xds: container.get<XdsBackend>(TOKENS.Xds),

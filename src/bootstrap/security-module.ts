@@ -10,7 +10,7 @@ import { consultationParties, type ConsultationView } from '../application/consu
 import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
-import type { AuditEventsOfPatient } from '../application/ports/audit-events-of-patient';
+import type { AuditEventsByField } from '../application/ports/audit-events-by-field';
 import type { PatientKeys } from '../application/ports/patient-keys';
 import type { XdsBackend } from '../application/xds-backend';
 import { parseCpr } from '../domain/monitoring/cpr';
@@ -101,8 +101,8 @@ export type SecurityModuleDependencies = Readonly<{
   config: Config;
   logger: Logger;
   store: EventStore;
-  /** The store's index of audit events by patient, when it has one (the container's auditEventsOfPatient). */
-  auditEventsOfPatient?: AuditEventsOfPatient;
+  /** The store's indexes of audit events by patient and subject, when it has them (the container's auditEventsByField). */
+  auditEventsByField?: AuditEventsByField;
   clock: Clock;
   patientKeys: PatientKeys;
   xds: XdsBackend;
@@ -181,7 +181,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
   writable?.set({}, 1);
   const audit = new AuditTrail({
     store: deps.store,
-    eventsOfPatient: deps.auditEventsOfPatient,
+    eventsByField: deps.auditEventsByField,
     logger,
     onDropped: (count) => {
       dropped?.inc({}, count);

@@ -1,21 +1,21 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { loadMigrations, migrate } from '../../src/adapters/event-store/postgres/migrate';
-import { auditEventsOfPatientSql, PostgresAuditEventsOfPatient } from '../../src/adapters/event-store/postgres/postgres-audit-events-of-patient';
+import { auditEventsByFieldSql, PostgresAuditEventsByField } from '../../src/adapters/event-store/postgres/postgres-audit-events-by-field';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
 import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
 import { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import { loadConfig } from '../../src/bootstrap/config';
-import { auditEventsOfPatient, buildContainer } from '../../src/bootstrap/container';
+import { auditEventsByField, buildContainer } from '../../src/bootstrap/container';
 import pino from 'pino';
-import { auditEntry, auditSearchOf30November, countingIndex, countingReads, pagesOfPatient } from '../support/audit-reads';
+import { auditEntry, auditSearchOf30November, expectSearchThroughIndex, recordUsersDay } from '../support/audit-reads';
 
 /**
- * The PostgreSQL store's index of audit events by patient (migration 003): a patient's audit search reads the
- * patient's own rows from it, not the partition chain of everyone's requests. Each test in a fresh schema, dropped
- * afterwards.
+ * The PostgreSQL store's indexes of audit events by patient (migration 003) and by subject (004): a patient's audit
+ * search reads the patient's own rows from the first, not the partition chain of everyone's requests; a user's, the
+ * user's own rows from the second, not all eight chains of each day. Each test in a fresh schema, dropped afterwards.
  */
 const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -52,21 +52,26 @@ const fillChain = async (store: PostgresEventStore, patient: string): Promise<vo
   await Promise.all(Array.from({ length: 4_000 }, (_, i) => writer.record(auditEntry(i, keys[i % keys.length]!))));
 };
 
-describe('PostgreSQL index of audit events by patient', () => {
-  it('is used by the query (an index scan of events_audit_by_patient, no sequential scan)', async () => {
+describe('PostgreSQL indexes of audit events by patient and by subject', () => {
+  it('are used by their queries (index scans of events_audit_by_patient and events_audit_by_subject, no sequential scan)', async () => {
     const schema = freshSchema();
     const store = await open(schema);
     await fillChain(store, 'p7');
     // Other events too, as in a hub's store, and the statistics autovacuum would have gathered.
     await admin.query(`INSERT INTO "${schema}".events (stream_name, stream_version, event_id, event_type, data, metadata)
-      SELECT 'bulk-' || g, 0, 'bulk-' || g, 'Bulk', jsonb_build_object('patientKey', 'p7'), '{}'::jsonb FROM generate_series(1, 20000) g`);
+      SELECT 'bulk-' || g, 0, 'bulk-' || g, 'Bulk', jsonb_build_object('patientKey', 'p7', 'subject', 's-3'), '{}'::jsonb FROM generate_series(1, 20000) g`);
     await admin.query(`ANALYZE "${schema}".events`);
-    const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditEventsOfPatientSql(store.table('events'))}`, [auditStreamName('2026-11-30', partitionOf('p7')), 'p7', '0', 1000]);
-    const plan = JSON.stringify(rows[0]['QUERY PLAN']);
-    expect(plan).toContain('"Index Name":"events_audit_by_patient"');
-    expect(plan).not.toContain('Seq Scan');
-    // (An index scan, or a bitmap scan whose few rows, the patient's, are then sorted: either reads those rows only.)
-    expect(plan).not.toContain('"Index Name":"events_stream_version_key"');
+    const planOf = async (field: 'patientKey' | 'subject', value: string): Promise<string> => {
+      const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditEventsByFieldSql(store.table('events'), field)}`, [auditStreamName('2026-11-30', partitionOf('p7')), value, '0', 1000]);
+      return JSON.stringify(rows[0]['QUERY PLAN']);
+    };
+    for (const [field, value, index] of [['patientKey', 'p7', 'events_audit_by_patient'], ['subject', 's-3', 'events_audit_by_subject']] as const) {
+      const plan = await planOf(field, value);
+      expect(plan).toContain(`"Index Name":"${index}"`);
+      expect(plan).not.toContain('Seq Scan');
+      // (An index scan, or a bitmap scan whose few rows, the patient's or user's, are then sorted: either reads those rows only.)
+      expect(plan).not.toContain('"Index Name":"events_stream_version_key"');
+    }
   });
 
   it('lets byPatient read only the patient\'s events, with the same answer as the chain walk', async () => {
@@ -74,23 +79,18 @@ describe('PostgreSQL index of audit events by patient', () => {
     const patient = 'p7';
     await fillChain(store, patient);
     expect((await store.readStream(auditStreamName('2026-11-30', partitionOf(patient)))).events).toHaveLength(4_000);
-
-    const { counted, read: readFromChains } = countingReads(store);
-    const { index, read: readThroughIndex } = countingIndex(new PostgresAuditEventsOfPatient(store));
-    const indexed = new AuditTrail({ store: counted, eventsOfPatient: index });
-    const page = await indexed.byPatient(patient, auditSearchOf30November());
-    expect(page.items).toHaveLength(200);
-    expect(readThroughIndex()).toBe(200); // the patient's own events, of the chain's 4,000
-    expect(readFromChains()).toBe(0);
-    expect(page).toEqual(await new AuditTrail({ store }).byPatient(patient, auditSearchOf30November()));
-
-    // Page by page, as a cursor goes on: the same pages as the chain walk.
-    const walked = await pagesOfPatient(new AuditTrail({ store }), patient, 64);
-    expect(walked.length).toBeGreaterThan(1);
-    expect(await pagesOfPatient(indexed, patient, 64)).toEqual(walked);
+    // The patient's own 200 events, of the chain's 4,000 the walk reads; page by page the same.
+    await expectSearchThroughIndex(store, new PostgresAuditEventsByField(store), { by: 'byPatient', who: patient, own: 200, walked: 4_000 });
   }, 60_000);
 
-  it('is built on a schema of the migrations before it, with audit events in it, and then answers; a search sees what was just recorded', async () => {
+  it('lets bySubject read only the user\'s events, with the same answer as the chain walk', async () => {
+    const store = await open(freshSchema());
+    await recordUsersDay(new AuditTrail({ store }), 'clinician-7');
+    // The user's own 200 events, of the 4,000 of the day's eight chains the walk reads; page by page the same.
+    await expectSearchThroughIndex(store, new PostgresAuditEventsByField(store), { by: 'bySubject', who: 'clinician-7', own: 200, walked: 4_000 });
+  }, 60_000);
+
+  it('are built on a schema of the migrations before them, with audit events in it, and then answer; a search sees what was just recorded', async () => {
     const schema = freshSchema();
     const pool = new Pool({ connectionString, max: 1 });
     try {
@@ -100,27 +100,49 @@ describe('PostgreSQL index of audit events by patient', () => {
     }
     const stream = 'audit-2026-11-30-1';
     for (let v = 0; v < 10; v++) {
-      await admin.query(`INSERT INTO "${schema}".events (stream_name, stream_version, event_id, event_type, data) VALUES ($1, $2, $3, $4, $5::jsonb)`, [stream, v, randomUUID(), AUDIT_EVENT_TYPE, JSON.stringify({ patientKey: `p${v % 3}` })]);
+      await admin.query(`INSERT INTO "${schema}".events (stream_name, stream_version, event_id, event_type, data) VALUES ($1, $2, $3, $4, $5::jsonb)`, [stream, v, randomUUID(), AUDIT_EVENT_TYPE, JSON.stringify({ patientKey: `p${v % 3}`, subject: `s${v % 2}` })]);
     }
     const store = await open(schema);
     const index = await admin.query(
-      `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'events_audit_by_patient'`,
+      `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname IN ('events_audit_by_patient', 'events_audit_by_subject') ORDER BY c.relname`,
       [schema],
     );
-    expect(index.rows).toEqual([{ indisvalid: true }]);
-    expect((await new PostgresAuditEventsOfPatient(store).read(stream, 2n, 'p1', 10)).map((e) => e.streamVersion)).toEqual([4n, 7n]);
+    expect(index.rows).toEqual([{ relname: 'events_audit_by_patient', indisvalid: true }, { relname: 'events_audit_by_subject', indisvalid: true }]);
+    expect((await new PostgresAuditEventsByField(store).read(stream, 2n, 'patientKey', 'p1', 10)).map((e) => e.streamVersion)).toEqual([4n, 7n]);
+    expect((await new PostgresAuditEventsByField(store).read(stream, 3n, 'subject', 's1', 3)).map((e) => e.streamVersion)).toEqual([3n, 5n, 7n]);
 
-    const trail = new AuditTrail({ store, eventsOfPatient: new PostgresAuditEventsOfPatient(store) });
+    const trail = new AuditTrail({ store, eventsByField: new PostgresAuditEventsByField(store) });
     void trail.record(auditEntry(1, 'pz')); // not awaited: byPatient drains the trail's queue first
     expect((await trail.byPatient('pz', auditSearchOf30November())).items.map((e) => e.requestId)).toEqual(['r-1']);
+    void trail.record(auditEntry(8, 'pz'));
+    expect((await trail.bySubject('s-1', auditSearchOf30November())).items.map((e) => e.requestId)).toEqual(['r-1', 'r-8']);
   });
 
-  it('is what the container hands the audit trails on a PostgreSQL store (and nothing on another)', async () => {
+  it('leave a build of the migrations before 004 free to open the schema, and take in what it appends', async () => {
+    const schema = freshSchema();
+    const store = await open(schema);
+    // What a build of migrations 001-003 does at start (no store format marker is needed: nothing it reads changed).
+    const pool = new Pool({ connectionString, max: 1 });
+    try {
+      expect(await migrate(pool, schema, loadMigrations().slice(0, 3))).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+    // Its appends: the database keeps the index it does not know up to date.
+    const stream = 'audit-2026-11-30-2';
+    for (let v = 0; v < 4; v++) {
+      await admin.query(`INSERT INTO "${schema}".events (stream_name, stream_version, event_id, event_type, data) VALUES ($1, $2, $3, $4, $5::jsonb)`, [stream, v, randomUUID(), AUDIT_EVENT_TYPE, JSON.stringify({ patientKey: 'p1', subject: `s${v % 2}` })]);
+    }
+    expect((await new PostgresAuditEventsByField(store).read(stream, 0n, 'subject', 's0', 10)).map((e) => e.streamVersion)).toEqual([0n, 2n]);
+  });
+
+  it('are what the container hands the audit trails on a PostgreSQL store (and nothing on another)', async () => {
     const store = await open(freshSchema());
     const config = loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: connectionString });
     const c = buildContainer(config, pino({ level: 'silent' }), { store, registry: new InMemoryRegistry(), registryKind: 'memory' });
-    expect(auditEventsOfPatient(c)).toBeInstanceOf(PostgresAuditEventsOfPatient);
+    expect(auditEventsByField(c)).toBeInstanceOf(PostgresAuditEventsByField);
     const other = buildContainer(config, pino({ level: 'silent' }), { store: { ...store } as unknown as EventStore, registry: new InMemoryRegistry(), registryKind: 'memory' });
-    expect(auditEventsOfPatient(other)).toBeUndefined();
+    expect(auditEventsByField(other)).toBeUndefined();
   });
 });

@@ -103,10 +103,10 @@ describe('migrations', () => {
       })(),
       ...Array.from({ length: 3 }, () => open(schema)),
     ]);
-    // One of the four ran 002 and 003 (not necessarily the bare migrate()); every one of them ended up with them recorded.
+    // One of the four ran 002 to 004 (not necessarily the bare migrate()); every one of them ended up with them recorded.
     const { rows } = await admin.query(`SELECT name FROM "${schema}".schema_migrations ORDER BY name`);
-    expect(rows.map((r: { name: string }) => r.name)).toEqual(['001_events', '002_events_by_type', '003_events_audit_by_patient']);
-    expect(migrated.every((name) => name === '002_events_by_type' || name === '003_events_audit_by_patient')).toBe(true);
+    expect(rows.map((r: { name: string }) => r.name)).toEqual(['001_events', '002_events_by_type', '003_events_audit_by_patient', '004_events_audit_by_subject']);
+    expect(migrated.every((name) => ['002_events_by_type', '003_events_audit_by_patient', '004_events_audit_by_subject'].includes(name))).toBe(true);
     const index = await admin.query(
       `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'events_by_type'`,
       [schema],
@@ -124,7 +124,7 @@ describe('migrations', () => {
       // What a cut-off CREATE INDEX CONCURRENTLY leaves: the index exists, marked invalid (IF NOT EXISTS would keep it).
       await admin.query(`CREATE INDEX events_by_type ON "${schema}".events (event_type, global_position)`);
       await admin.query(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = '"${schema}".events_by_type'::regclass`);
-      expect(await migrate(pool, schema)).toEqual(['002_events_by_type', '003_events_audit_by_patient']);
+      expect(await migrate(pool, schema)).toEqual(['002_events_by_type', '003_events_audit_by_patient', '004_events_audit_by_subject']);
     } finally {
       await pool.end();
     }

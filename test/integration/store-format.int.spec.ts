@@ -72,12 +72,12 @@ const expectRefused = async (start: Promise<unknown>, setting: string) => {
 
 it('SQLite: opens an unmarked older store (logging the migration), then its own store again; refuses one a newer build marked', async () => {
   const dir = newDir();
-  // A store as a build before the "events by type" and "audit events by patient" migrations and before the marker left it.
+  // A store as a build before the "events by type" and the two audit index migrations and before the marker left it.
   const old = SqliteEventStore.open({ file: join(dir, DATA_FILES.events) });
   await old.appendToStream('directory-expert-x', [{ id: '0b5e55ed-0000-4000-8000-000000000001', type: 'ExpertRegistered', data: {} }]);
   await old.close();
   const db = new Database(join(dir, DATA_FILES.events));
-  db.exec('DROP INDEX events_by_type; DROP INDEX events_audit_by_patient; DELETE FROM event_store_migrations WHERE version IN (2, 3)');
+  db.exec('DROP INDEX events_by_type; DROP INDEX events_audit_by_patient; DROP INDEX events_audit_by_subject; DELETE FROM event_store_migrations WHERE version IN (2, 3, 4)');
   db.close();
 
   const { logger, lines } = capture();
@@ -85,8 +85,12 @@ it('SQLite: opens an unmarked older store (logging the migration), then its own 
   await hub.stop();
   expect(lines.find((l) => String(l['msg']).startsWith('event store schema: migrating'))).toMatchObject({
     from: 1,
-    to: 3,
-    migrations: ['2 events by type: readAll of a few types skips the others in the index', "3 audit events by patient: a patient's audit search and export read only the patient's own events"],
+    to: 4,
+    migrations: [
+      '2 events by type: readAll of a few types skips the others in the index',
+      "3 audit events by patient: a patient's audit search and export read only the patient's own events",
+      "4 audit events by subject: a user's audit search reads only the user's own events",
+    ],
   });
   expect(lines.find((l) => String(l['msg']).startsWith('store format: upgraded'))).toMatchObject({ from: 0, to: THIS_BUILD_STORE_FORMAT.format });
 

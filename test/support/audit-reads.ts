@@ -1,9 +1,9 @@
 import type { AuditEntry } from '../../src/application/audit/audit-chain';
-import type { AuditPage, AuditSearch, AuditTrail } from '../../src/application/audit/audit-trail';
-import type { AuditEventsOfPatient } from '../../src/application/ports/audit-events-of-patient';
+import { AuditTrail, type AuditPage, type AuditSearch } from '../../src/application/audit/audit-trail';
+import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
 import type { EventStore } from '../../src/application/ports/event-store';
 
-/** What the audit trail reads, counted: the tests of its head reads, its paging and the index of audit events by patient. */
+/** What the audit trail reads, counted: the tests of its head reads, its paging and the indexes of audit events by field. */
 
 /** The store, counting the events its readStream hands back (the whole-chain reads) and the most in one read. */
 export const countingReads = (store: EventStore) => {
@@ -24,10 +24,10 @@ export const countingReads = (store: EventStore) => {
   return { counted, read: () => read, largest: () => largest };
 };
 
-/** An index of audit events by patient, counting the events it hands back. */
-export const countingIndex = (index: AuditEventsOfPatient) => {
+/** The indexes of audit events by field, counting the events they hand back. */
+export const countingIndex = (index: AuditEventsByField) => {
   let read = 0;
-  const counted: AuditEventsOfPatient = {
+  const counted: AuditEventsByField = {
     read: async (...args) => {
       const events = await index.read(...args);
       read += events.length;
@@ -63,9 +63,48 @@ export const auditSearchOf30November = (over: Partial<AuditSearch> = {}): AuditS
   ...over,
 });
 
-/** Every page of a patient's search of 2026-11-30, `limit` at a time, as a cursor goes on. */
-export const pagesOfPatient = async (trail: AuditTrail, patientKey: string, limit: number): Promise<AuditPage[]> => {
-  const pages = [await trail.byPatient(patientKey, auditSearchOf30November({ limit }))];
-  while (pages[pages.length - 1]!.truncated) pages.push(await trail.byPatient(patientKey, auditSearchOf30November({ limit, after: pages[pages.length - 1]!.next! })));
+/** Every page of a patient's (byPatient) or a user's (bySubject) search, `limit` at a time, as a cursor goes on. */
+export const pagesOf = async (trail: AuditTrail, by: 'byPatient' | 'bySubject', who: string, limit: number, search = auditSearchOf30November()): Promise<AuditPage[]> => {
+  const pages = [await trail[by](who, { ...search, limit })];
+  while (pages[pages.length - 1]!.truncated) pages.push(await trail[by](who, { ...search, limit, after: pages[pages.length - 1]!.next! }));
   return pages;
+};
+
+/**
+ * A patient's or a user's search through the store's `index` answers with `own` events, reads those and nothing of
+ * the chains, where the chain walk reads `walked` events for the same answer; and page by page, `limit` at a time as
+ * a cursor goes on, gives the same pages as the chain walk.
+ */
+export const expectSearchThroughIndex = async (
+  store: EventStore,
+  index: AuditEventsByField,
+  query: Readonly<{ by: 'byPatient' | 'bySubject'; who: string; own: number; walked: number; search?: AuditSearch; limit?: number }>,
+): Promise<void> => {
+  const { by, who, search = auditSearchOf30November() } = query;
+  const { counted, read: readFromChains } = countingReads(store);
+  const { index: countedIndex, read: readThroughIndex } = countingIndex(index);
+  const indexed = new AuditTrail({ store: counted, eventsByField: countedIndex });
+  const page = await indexed[by](who, search);
+  expect(page.items).toHaveLength(query.own);
+  expect(readThroughIndex()).toBe(query.own);
+  expect(readFromChains()).toBe(0); // the index's own reads go to the store directly, not through `counted`
+  const { counted: walking, read: readByWalk } = countingReads(store);
+  expect(page).toEqual(await new AuditTrail({ store: walking })[by](who, search));
+  expect(readByWalk()).toBe(query.walked);
+
+  const walked = await pagesOf(new AuditTrail({ store }), by, who, query.limit ?? 64, search);
+  expect(walked.length).toBeGreaterThan(1);
+  expect(await pagesOf(new AuditTrail({ store, eventsByField: index }), by, who, query.limit ?? 64, search)).toEqual(walked);
+};
+
+/**
+ * 4,000 audit events of 2026-11-30 over all eight chains, of 20 users, `subject` one of them (one event in 20, 200
+ * in all); of 37 patients, and every thirtieth event of none (such an event's chain follows its subject).
+ */
+export const recordUsersDay = async (trail: AuditTrail, subject: string): Promise<void> => {
+  await Promise.all(
+    Array.from({ length: 4_000 }, (_, i) =>
+      trail.record({ ...auditEntry(i, `k${i % 37}`), subject: i % 20 === 0 ? subject : `u${i % 20}`, ...(i % 30 === 0 ? { patientKey: null } : {}) }),
+    ),
+  );
 };

@@ -3,7 +3,7 @@ import { uuidV5 } from '../ids';
 import { CLOCK_SKEW_SECONDS } from '../../domain/monitoring/tele-observation';
 import { ValidationError } from '../../domain/shared/errors';
 import { ExpectedVersionConflictError, type EventStore, type RecordedEvent } from '../ports/event-store';
-import type { AuditEventsOfPatient } from '../ports/audit-events-of-patient';
+import type { AuditEventsByField, AuditIndexedField } from '../ports/audit-events-by-field';
 import {
   AUDIT_EVENT_TYPE,
   AUDIT_PARTITIONS,
@@ -23,10 +23,11 @@ export type AuditLogger = { error(obj: object, msg: string): void; warn(obj: obj
 export type AuditTrailOptions = Readonly<{
   store: EventStore;
   /**
-   * The store's index of audit events by patient, where it has one (SQLite, PostgreSQL): byPatient reads the
-   * patient's own events through it. Without it, byPatient reads the patient's partition chain of each day whole.
+   * The store's indexes of audit events by patient and by subject, where it has them (SQLite, PostgreSQL): byPatient
+   * and bySubject read the patient's or the user's own events through them. Without them, byPatient reads the
+   * patient's partition chain of each day whole, bySubject every chain of each day.
    */
-  eventsOfPatient?: AuditEventsOfPatient;
+  eventsByField?: AuditEventsByField;
   logger?: AuditLogger;
   /** Milliseconds now, for the failure log's throttle (default Date.now). */
   now?: () => number;
@@ -43,6 +44,8 @@ export type AuditTrailOptions = Readonly<{
 }>;
 
 type Pending = { entry: AuditEntry; resolve: () => void; reject: (error: unknown) => void };
+/** What every event a search wants has: its data's `field` is `value` (what the store's index is asked for). */
+type IndexedBy = Readonly<{ field: AuditIndexedField; value: string }>;
 type Head = { version: bigint; hash: string };
 
 /**
@@ -305,17 +308,23 @@ export class AuditTrail {
    * One page of the audit events of one patient (pseudonymous key) in [from, to): the patient's chain of each
    * UTC day, in chain (recording) order. See `page` for the order, the limit and the position.
    *
-   * With the store's index (`eventsOfPatient`) only the patient's own events are read: the chain holds one eighth of
+   * With the store's index (`eventsByField`) only the patient's own events are read: the chain holds one eighth of
    * every patient's audited requests of its day, and reading it whole made an export cost the hub's whole audited
    * traffic times its age. The answer is the same either way: the same events, taken in the same version order.
    */
   async byPatient(patientKey: string, search: AuditSearch): Promise<AuditPage> {
-    return this.page([auditPartition({ patientKey, subject: '' })], (e) => e.patientKey === patientKey, search, patientKey);
+    return this.page([auditPartition({ patientKey, subject: '' })], (e) => e.patientKey === patientKey, search, { field: 'patientKey', value: patientKey });
   }
 
-  /** One page of the audit events of one user (token subject) in [from, to), oldest first (see `page`). */
+  /**
+   * One page of the audit events of one user (token subject) in [from, to), oldest first (see `page`).
+   *
+   * A user's events are in every chain of a day (the chain follows the patient), so all eight are merged. With the
+   * store's index (`eventsByField`) only the user's own events of each are read: without it a week's search of one
+   * user on a busy hub read every audited request of that week. The answer is the same either way.
+   */
   async bySubject(subject: string, search: AuditSearch): Promise<AuditPage> {
-    return this.page(Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p), (e) => e.subject === subject, search);
+    return this.page(Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p), (e) => e.subject === subject, search, { field: 'subject', value: subject });
   }
 
   /**
@@ -329,7 +338,7 @@ export class AuditTrail {
    * position to go on from. (An event recorded by another hub process just before midnight UTC but appended after
    * a reader has moved on to the next day's chains is the one event a reader can pass by.)
    */
-  private async page(partitions: readonly number[], match: (e: ChainedAuditEntry) => boolean, search: AuditSearch, patientKey?: string): Promise<AuditPage> {
+  private async page(partitions: readonly number[], match: (e: ChainedAuditEntry) => boolean, search: AuditSearch, by?: IndexedBy): Promise<AuditPage> {
     const days = auditDaysOf(search);
     const limit = search.limit ?? MAX_AUDIT_RESULTS;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_RESULTS) throw new ValidationError('invalid_request', `limit must be 1..${MAX_AUDIT_RESULTS}`, [{ path: 'query.limit', message: `must be 1..${MAX_AUDIT_RESULTS}` }]);
@@ -351,7 +360,7 @@ export class AuditTrail {
       const day = days[d]!;
       const taken = d === first && after ? [...after.after] : Array.from({ length: AUDIT_PARTITIONS }, () => -1n);
       const chains = await Promise.all(
-        partitions.map(async (p) => ({ p, entries: await this.readChain(auditStreamName(day, p), taken[p]! + 1n, wanted, patientKey), next: 0 })),
+        partitions.map(async (p) => ({ p, entries: await this.readChain(auditStreamName(day, p), taken[p]! + 1n, wanted, by), next: 0 })),
       );
       for (;;) {
         let best: (typeof chains)[number] | null = null;
@@ -429,18 +438,19 @@ export class AuditTrail {
   }
 
   /**
-   * A chain's audit events from `fromVersion` on that are `wanted`, with their versions. Given the `patientKey` all
-   * wanted events are under, and the store's index, only that patient's events of the chain are read.
+   * A chain's audit events from `fromVersion` on that are `wanted`, with their versions. Given `by`, the field and
+   * value every wanted event has, and the store's indexes, only the chain's events with that value are read (and
+   * still filtered by `wanted`: the index narrows the read, it does not decide the answer).
    */
   private async readChain(
     stream: string,
     fromVersion: bigint,
     wanted: (e: ChainedAuditEntry) => boolean,
-    patientKey?: string,
+    by?: IndexedBy,
   ): Promise<readonly { version: bigint; entry: ChainedAuditEntry }[]> {
     const taken: { version: bigint; entry: ChainedAuditEntry }[] = [];
-    const index = this.options.eventsOfPatient;
-    const pages = patientKey !== undefined && index ? this.pagesOfPatient(index, stream, fromVersion, patientKey) : this.chainPages(stream, fromVersion);
+    const index = this.options.eventsByField;
+    const pages = by !== undefined && index ? this.pagesByField(index, stream, fromVersion, by) : this.chainPages(stream, fromVersion);
     for await (const page of pages) {
       for (const e of page) {
         const entry = e.data as unknown as ChainedAuditEntry;
@@ -461,10 +471,10 @@ export class AuditTrail {
     }
   }
 
-  /** chainPages of one patient's events only, through the store's index: the same pages and turns between reads. */
-  private async *pagesOfPatient(index: AuditEventsOfPatient, stream: string, fromVersion: bigint, patientKey: string): AsyncGenerator<readonly RecordedEvent[]> {
+  /** chainPages of the events with one field's value only, through the store's index: the same pages and turns between reads. */
+  private async *pagesByField(index: AuditEventsByField, stream: string, fromVersion: bigint, by: IndexedBy): AsyncGenerator<readonly RecordedEvent[]> {
     for (let from = fromVersion; ; ) {
-      const events = await index.read(stream, from, patientKey, CHAIN_PAGE);
+      const events = await index.read(stream, from, by.field, by.value, CHAIN_PAGE);
       if (events.length > 0) yield events;
       if (events.length < CHAIN_PAGE) return;
       from = events[events.length - 1]!.streamVersion + 1n;

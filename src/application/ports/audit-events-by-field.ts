@@ -1,0 +1,23 @@
+import type { RecordedEvent } from './event-store';
+
+/**
+ * The fields of an audit event's data (AuditEntry) that a store indexes audit events by: the patient's pseudonymous
+ * key (a patient's search and export) and the user's token subject (a user's search).
+ */
+export type AuditIndexedField = 'patientKey' | 'subject';
+
+/**
+ * A store's indexes of audit events by a field of their data, one index per field: what lets a patient's or a
+ * user's audit search read only the audit events that name that patient or user instead of whole chains (a
+ * patient's partition chain of each day holds one eighth of every patient's audited requests; a user's search
+ * walked all eight chains of each day). Optional: a store without such indexes (in-memory, EventStoreDB) leaves
+ * AuditTrail to read the chains.
+ */
+export interface AuditEventsByField {
+  /**
+   * The events of stream `stream` of type AuditRecorded (AUDIT_EVENT_TYPE) whose data's `field` is the string
+   * `value`, with stream version >= `fromVersion`, in version order, at most `maxCount`. Every such event committed
+   * before the call is in the answer (an append whose promise has resolved included).
+   */
+  read(stream: string, fromVersion: bigint, field: AuditIndexedField, value: string, maxCount: number): Promise<readonly RecordedEvent[]>;
+}
