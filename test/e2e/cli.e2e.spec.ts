@@ -62,7 +62,7 @@ describe('rts against the running hub', () => {
     for (const r of week) {
       const res = await rts(['upload', '--patient', CPR, '--systolic', String(r.systolic), '--diastolic', String(r.diastolic), '--at', r.at], env);
       expect(res).toMatchObject({ code: 0, stderr: '' });
-      expect(res.stdout).toMatch(new RegExp(`^Uploaded: ${r.systolic}/${r.diastolic} mmHg at .* \\(document 2\\.25\\.\\d+\\)\\n$`));
+      expect(res.stdout).toMatch(new RegExp(`^Uploaded: ${r.systolic}/${r.diastolic} mmHg at [^\\n]*\\d\\nDocument id: 2\\.25\\.\\d+\\n$`));
     }
   });
 
@@ -95,7 +95,7 @@ describe('rts against the running hub', () => {
     const again = await rts(args, env);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/already stored/i);
-    expect(again.stdout).toContain(first.stdout.match(/document (2\.25\.\d+)/)![1]!);
+    expect(again.stdout).toContain(first.stdout.match(/^Document id: (2\.25\.\d+)$/m)![1]!);
   });
 
   it('exits 3 with the hub\'s own message when the hub refuses the reading', async () => {

@@ -53,14 +53,15 @@ describe('run upload', () => {
     expect(h.code).toBe(EXIT.ok);
     expect(h.calls[0]!.url).toBe(`${URL_}/observations`);
     expect(h.bodies[0]).toEqual({ observationId: 'rts-test-id', patientId: CPR, systolic: 126, diastolic: 70, measuredAt: '2026-05-10T08:15:00+02:00' });
-    expect(h.out).toBe('Uploaded: 126/70 mmHg at 2026-05-10 06:15:00 +00:00 (document 2.25.1)\n');
+    // The message, then the id on a line of its own (a screen reader read the 39 digits out mid-sentence).
+    expect(h.out).toBe('Uploaded: 126/70 mmHg at 2026-05-10 06:15:00 +00:00\nDocument id: 2.25.1\n');
   });
 
   it('says "already stored" when the hub had the observation id (200)', async () => {
     const h = await harness([...upload, '--id', 'mine-1'], [stored(200)]);
     expect(h.code).toBe(EXIT.ok);
     expect(h.bodies[0]).toMatchObject({ observationId: 'mine-1' });
-    expect(h.out).toMatch(/^Already stored/);
+    expect(h.out).toMatch(/^Already stored, nothing added: 126\/70 mmHg at [^\n]*; observation id mine-1 was uploaded before\nDocument id: 2\.25\.1\n$/);
   });
 
   it('retries a network error once with the same observation id; a 200 then means the first one got through', async () => {

@@ -91,8 +91,10 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
     );
     return EXIT.unreachable;
   }
-  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, zoneFor(deps))} (document ${result.uniqueId})`;
+  // The message first, the 39-digit id on a line of its own: a screen reader read it out in the middle of the message.
+  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, zoneFor(deps))}`;
   deps.stdout.write(result.created ? `Uploaded: ${what}\n` : `Already stored, nothing added: ${what}; observation id ${observationId} was uploaded before\n`);
+  deps.stdout.write(`Document id: ${result.uniqueId}\n`);
   return EXIT.ok;
 };
 
