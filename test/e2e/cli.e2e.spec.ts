@@ -103,9 +103,16 @@ describe('rts against the running hub', () => {
     expect(res.code).toBe(3);
     expect(res.stdout).toBe('');
     expect(res.stderr).toContain('The observation has implausible values');
-    expect(res.stderr).toContain('systolic: must be above the diastolic pressure');
+    expect(res.stderr).toContain('  - --systolic: must be above the diastolic pressure\n    The systolic pressure is the higher number');
     expect(res.stderr).not.toContain(CPR);
     expect(res.stderr).not.toMatch(/\n\s+at /); // no stack
+  });
+
+  it('names the flag, not the JSON field, of a time in the future, and says what to do', async () => {
+    const res = await rts(['upload', '--patient', CPR, '--systolic', '120', '--diastolic', '80', '--at', '2099-01-01T10:00:00Z'], env);
+    expect(res).toMatchObject({ code: 3, stdout: '' });
+    expect(res.stderr).toContain('  - --at: lies in the future\n    Give the time you measured, or leave --at out (the time is then now).\n');
+    expect(res.stderr).not.toContain('measuredAt');
   });
 
   it('exits 2 on a malformed CPR number without sending anything', async () => {
@@ -139,7 +146,7 @@ describe('rts against the running hub', () => {
   it('says a CPR number born in the future is refused as such (it was "lies before the patient\'s date of birth" even without --at)', async () => {
     const res = await rts(['upload', '--patient', '010137-5234', '--systolic', '126', '--diastolic', '70'], env);
     expect(res.code).toBe(3);
-    expect(res.stderr).toContain('  - patientId: the birth date in this CPR number lies in the future\n');
+    expect(res.stderr).toContain('  - --patient: the birth date in this CPR number lies in the future\n');
     expect(res.stderr).not.toContain('date of birth');
   });
 

@@ -94,7 +94,8 @@ describe('run upload', () => {
     expect(h.err).toContain('The observation has implausible values (HTTP 422, implausible_observation)');
     expect(h.err).not.toContain('the observation is not valid');
     expect(h.err.match(/must be above the diastolic pressure/g)).toHaveLength(1);
-    expect(h.err).toContain('- systolic: must be above the diastolic pressure');
+    // Named by the flag that gave it, with what to do.
+    expect(h.err).toContain('- --systolic: must be above the diastolic pressure\n    The systolic pressure is the higher number: check that --systolic and --diastolic are not swapped.\n');
     expect(h.err).not.toMatch(/\bat .*\(.*:\d+:\d+\)/);
   });
 
@@ -109,7 +110,38 @@ describe('run upload', () => {
     };
     const h = await harness(upload, [json(400, problem)]);
     expect(h.code).toBe(EXIT.refused);
-    expect(h.err).toContain('  the body does not match the schema of POST /observations\n  - systolic: expected number, received string');
+    expect(h.err).toContain('  the body does not match the schema of POST /observations\n  - --systolic: expected number, received string');
+  });
+
+  it("names the hub's fields by the flags that gave them (measuredAt is --at), with a suggestion for the common ones", async () => {
+    const problem = (errors: { path: string; message: string }[]) => ({
+      type: '/problems/implausible_observation',
+      title: 'The observation has implausible values',
+      status: 422,
+      detail: `the observation is not valid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`,
+      code: 'implausible_observation',
+      errors,
+    });
+    const future = await harness(upload, [json(422, problem([{ path: 'measuredAt', message: 'lies in the future' }]))]);
+    expect(future.code).toBe(EXIT.refused);
+    expect(future.err).toBe(
+      'rts: the hub refused the request: The observation has implausible values (HTTP 422, implausible_observation)\n' +
+        '  - --at: lies in the future\n' +
+        '    Give the time you measured, or leave --at out (the time is then now).\n',
+    );
+    const range = await harness(upload, [json(422, problem([{ path: 'diastolic', message: 'must be between 30 and 200 mmHg' }, { path: 'systolic.unit', message: 'unit must be mmHg' }]))]);
+    expect(range.err).toContain('  - --diastolic: must be between 30 and 200 mmHg\n    Check the number given with --diastolic.\n');
+    expect(range.err).toContain('  - --systolic (unit): unit must be mmHg\n');
+    const born = await harness(upload, [json(422, problem([{ path: 'measuredAt', message: "lies before the patient's date of birth" }, { path: 'patientId', message: 'x' }, { path: 'observationId', message: 'y' }, { path: 'other', message: 'z' }]))]);
+    expect(born.err).toContain("  - --at: lies before the patient's date of birth\n    Check the date in --at (its year), and the CPR number.\n");
+    expect(born.err).toContain('  - --patient: x\n  - --id: y\n  - other: z\n');
+    // A review: the interval's fields are --from and --to, or --days when the interval came from it.
+    const interval = { type: '/problems/invalid_interval', title: 'The interval is not valid', status: 422, code: 'invalid_interval', errors: [{ path: 'body.from', message: 'lies in the future (without a to, the interval ends now)' }] };
+    const fromAlone = await harness(['review', '--patient', CPR, '--from', '2026-06-01T00:00:00Z'], [json(422, interval)]);
+    expect(fromAlone.code).toBe(EXIT.refused);
+    expect(fromAlone.err).toContain('  - --from: lies in the future');
+    const days = await harness(['review', '--patient', CPR, '--days', '7'], [json(422, interval)]);
+    expect(days.err).toContain('  - --days: lies in the future');
   });
 
   it('exits 3 on a 4xx that is not a problem document', async () => {

@@ -250,17 +250,52 @@ const accessHint = (status: number, env: RunDependencies['env']): string | null 
   return null;
 };
 
+/** The hub's names of the fields it checks, as the user typed them: the flags of each command. */
+const flagsOf = (cmd: Command): Readonly<Record<string, string>> => {
+  if (cmd.kind === 'upload') return { patientId: '--patient', systolic: '--systolic', diastolic: '--diastolic', measuredAt: '--at', observationId: '--id' };
+  if (cmd.kind === 'review') {
+    return {
+      patientId: '--patient',
+      from: cmd.range.kind === 'days' ? '--days' : '--from',
+      ...(cmd.range.kind === 'between' && cmd.range.to !== undefined ? { to: '--to' } : {}),
+      ...(cmd.range.kind === 'days' ? { days: '--days' } : {}),
+    };
+  }
+  if (cmd.kind === 'export') return { patientId: '--patient' };
+  return {};
+};
+
+type FieldError = NonNullable<ProblemDetails['errors']>[number];
+
+/** What to do about the field errors a user meets most, in the CLI's words. */
+const suggestionFor = (field: string, e: FieldError, flag: string | undefined): string | null => {
+  if (field === 'measuredAt' && /in the future/.test(e.message)) return 'Give the time you measured, or leave --at out (the time is then now).';
+  if (field === 'measuredAt' && /date of birth/.test(e.message)) return 'Check the date in --at (its year), and the CPR number.';
+  if (field === 'systolic' && /above the diastolic/.test(e.message)) return 'The systolic pressure is the higher number: check that --systolic and --diastolic are not swapped.';
+  if ((field === 'systolic' || field === 'diastolic') && /must be between/.test(e.message)) return `Check the number given with ${flag ?? `--${field}`}.`;
+  return null;
+};
+
 /**
- * Title, then the detail, then one line per field error. The hub's detail for invalid input restates the field
- * errors in one sentence ("the observation is not valid: systolic must be above ..."): where every field error is
- * already in it, the list says the same more clearly, and the detail is left out.
+ * Title, then the detail, then one line per field error, named by the flag that gave the field (measuredAt is
+ * --at), with a suggestion for the common ones. The hub's detail for invalid input restates the field errors in
+ * one sentence ("the observation is not valid: systolic must be above ..."): where every field error is already in
+ * it, the list says the same more clearly, and the detail is left out.
  */
-const describeProblem = (p: ProblemDetails): string => {
+const describeProblem = (p: ProblemDetails, flags: Readonly<Record<string, string>> = {}): string => {
   const lines = [`${p.title} (HTTP ${p.status}${p.code ? `, ${p.code}` : ''})`];
   const errors = p.errors ?? [];
   const restated = errors.length > 0 && p.detail !== undefined && errors.every((e) => p.detail!.includes(e.message));
   if (p.detail && !restated) lines.push(`  ${p.detail}`);
-  for (const e of errors) lines.push(`  - ${e.path}: ${e.message}`);
+  for (const e of errors) {
+    // "body.from", "systolic.unit": the field is the part after a body./query. prefix, up to the next dot.
+    const path = e.path.replace(/^(?:body|query)\./, '');
+    const [field = path, ...rest] = path.split('.');
+    const flag = Object.hasOwn(flags, field) ? flags[field] : undefined;
+    lines.push(`  - ${flag !== undefined ? `${flag}${rest.length > 0 ? ` (${rest.join('.')})` : ''}` : e.path}: ${e.message}`);
+    const suggestion = suggestionFor(field, e, flag);
+    if (suggestion !== null) lines.push(`    ${suggestion}`);
+  }
   return lines.join('\n');
 };
 
@@ -294,7 +329,7 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
   } catch (e) {
     if (e instanceof HubRefusedError) {
       const hint = accessHint(e.problem.status, deps.env);
-      deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem)}\n${hint ? `  ${hint}\n` : ''}`);
+      deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem, flagsOf(cmd))}\n${hint ? `  ${hint}\n` : ''}`);
       return EXIT.refused;
     }
     if (e instanceof HubUnreachableError) {
