@@ -20,7 +20,7 @@ const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResul
 /** `stdin`: written to the program's stdin, which is then closed (else it stays open and empty). */
 const node = (script: string, args: string[], env: Record<string, string> = {}, stdin?: string): Promise<CliResult> =>
   new Promise((done) => {
-    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8', TERM: 'xterm-256color', COLUMNS: '80', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       done({ code, stdout, stderr });
     });
@@ -85,6 +85,15 @@ describe('rts against the running hub', () => {
     expect(res.stdout).toContain('mmHg');
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
     expect(res.stdout).not.toMatch(/\x1b\[/); // no colour codes
+    // A screen reader's terminal: TERM=dumb, 40 columns, through a pipe (COLUMNS), the chart left out: every line
+    // fits, ASCII only, and the summary says what the chart would have shown.
+    const narrow = await rts(['review', '--patient', CPR, '--no-chart'], { ...env, TERM: 'dumb', COLUMNS: '40' });
+    expect(narrow).toMatchObject({ code: 0, stderr: '' });
+    const narrowLines = narrow.stdout.split('\n');
+    expect(narrowLines.filter((l) => l.length > 40)).toEqual([]);
+    expect(narrow.stdout).toMatch(/^[\x20-\x7e\n]*$/);
+    expect(narrow.stdout).toContain(`\nSystolic: lowest 122, highest 142 mmHg\nDiastolic: lowest 70, highest 91 mmHg\nLatest: 122/76 mmHg on ${week[4]!.at.slice(0, 16).replace('T', ' ')}\n`);
+    expect(narrow.stdout).not.toMatch(/systolic {2}D diastolic/);
   });
 
   it('says "already stored" when the same --id is uploaded again', async () => {

@@ -52,10 +52,24 @@ const zoneFor = (deps: RunDependencies): string => {
   return 'UTC';
 };
 
-/** Box-drawing characters only where the locale says UTF-8: under LANG=C they came out as mojibake. */
-const asciiLocale = (env: RunDependencies['env']): boolean => {
+/**
+ * Box-drawing characters only where the terminal can show them: under LANG=C they came out as mojibake. ASCII when
+ * TERM=dumb (a terminal that promises nothing, as screen readers' and editors' shells often are), and when no
+ * locale is set at all (LC_ALL, LC_CTYPE and LANG unset or empty: the POSIX default, "C"), as well as when the
+ * locale in force (LC_ALL, else LC_CTYPE, else LANG) does not name UTF-8.
+ */
+export const asciiOnly = (env: RunDependencies['env']): boolean => {
+  if (env.TERM === 'dumb') return true;
   const locale = env.LC_ALL || env.LC_CTYPE || env.LANG;
-  return locale !== undefined && locale !== '' && !/utf-?8/i.test(locale);
+  return locale === undefined || locale === '' || !/utf-?8/i.test(locale);
+};
+
+/** The columns the output fits in: --width, else $COLUMNS (a pipe too), else the terminal's, else 80. */
+export const outputColumns = (width: number | undefined, env: RunDependencies['env'], stdout: Output): number => {
+  if (width !== undefined) return width;
+  const columns = /^\s*\d{1,4}\s*$/.test(env.COLUMNS ?? '') ? Number(env.COLUMNS) : 0;
+  if (columns > 0) return columns;
+  return stdout.isTTY && stdout.columns ? stdout.columns : 80;
 };
 
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
@@ -101,7 +115,8 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
 /** How far this machine's clock may be off the hub's before `rts review --days` counts by the hub's. */
 const CLOCK_SKEW_TOLERANCE_MS = 60_000;
 
-const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout.isTTY && stdout.columns ? Math.max(40, Math.min(100, stdout.columns)) : 80);
+/** The widest chart drawn when --width does not ask for more. */
+const CHART_MAX_WIDTH = 100;
 
 const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
   const client = createHubClient(cmd.url, clientOptions(deps, cmd));
@@ -155,7 +170,9 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
     deps.stdout.write('No readings have been uploaded for this patient yet.\n');
     return EXIT.ok;
   }
-  deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), zone: zoneFor(deps), ascii: cmd.ascii || asciiLocale(deps.env) }));
+  const width = outputColumns(cmd.width, deps.env, deps.stdout);
+  const chartWidth = cmd.width ?? Math.min(CHART_MAX_WIDTH, width);
+  deps.stdout.write(renderReview(list, { width, chartWidth, chart: cmd.chart, zone: zoneFor(deps), ascii: cmd.ascii || asciiOnly(deps.env) }));
   return EXIT.ok;
 };
 
