@@ -102,6 +102,10 @@ Options:
                      $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
   -h, --help         this text
 
+On success it prints the reading, then the document's id on a line of its
+own ("Document id: 2.25..."). A refusal names each refused value by its flag
+(--at for a time in the future) and says what to do.
+
 A network error is retried once with the same observation id, so a reading is
 never stored twice. When no answer came, the observation id is printed: give
 it with --id when you send the reading again, and it is stored once.
