@@ -20,7 +20,7 @@ const rts = (args: string[], env: Record<string, string> = {}): Promise<CliResul
 /** `stdin`: written to the program's stdin, which is then closed (else it stays open and empty). */
 const node = (script: string, args: string[], env: Record<string, string> = {}, stdin?: string): Promise<CliResult> =>
   new Promise((done) => {
-    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8', TERM: 'xterm-256color', COLUMNS: '80', ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       done({ code, stdout, stderr });
     });
@@ -62,7 +62,7 @@ describe('rts against the running hub', () => {
     for (const r of week) {
       const res = await rts(['upload', '--patient', CPR, '--systolic', String(r.systolic), '--diastolic', String(r.diastolic), '--at', r.at], env);
       expect(res).toMatchObject({ code: 0, stderr: '' });
-      expect(res.stdout).toMatch(new RegExp(`^Uploaded: ${r.systolic}/${r.diastolic} mmHg at .* \\(document 2\\.25\\.\\d+\\)\\n$`));
+      expect(res.stdout).toMatch(new RegExp(`^Uploaded: ${r.systolic}/${r.diastolic} mmHg at [^\\n]*\\d\\nDocument id: 2\\.25\\.\\d+\\n$`));
     }
   });
 
@@ -85,6 +85,15 @@ describe('rts against the running hub', () => {
     expect(res.stdout).toContain('mmHg');
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
     expect(res.stdout).not.toMatch(/\x1b\[/); // no colour codes
+    // A screen reader's terminal: TERM=dumb, 40 columns, through a pipe (COLUMNS), the chart left out: every line
+    // fits, ASCII only, and the summary says what the chart would have shown.
+    const narrow = await rts(['review', '--patient', CPR, '--no-chart'], { ...env, TERM: 'dumb', COLUMNS: '40' });
+    expect(narrow).toMatchObject({ code: 0, stderr: '' });
+    const narrowLines = narrow.stdout.split('\n');
+    expect(narrowLines.filter((l) => l.length > 40)).toEqual([]);
+    expect(narrow.stdout).toMatch(/^[\x20-\x7e\n]*$/);
+    expect(narrow.stdout).toContain(`\nSystolic: lowest 122, highest 142 mmHg\nDiastolic: lowest 70, highest 91 mmHg\nLatest: 122/76 mmHg on ${week[4]!.at.slice(0, 16).replace('T', ' ')}\n`);
+    expect(narrow.stdout).not.toMatch(/systolic {2}D diastolic/);
   });
 
   it('says "already stored" when the same --id is uploaded again', async () => {
@@ -95,7 +104,7 @@ describe('rts against the running hub', () => {
     const again = await rts(args, env);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/already stored/i);
-    expect(again.stdout).toContain(first.stdout.match(/document (2\.25\.\d+)/)![1]!);
+    expect(again.stdout).toContain(first.stdout.match(/^Document id: (2\.25\.\d+)$/m)![1]!);
   });
 
   it('exits 3 with the hub\'s own message when the hub refuses the reading', async () => {
@@ -103,9 +112,16 @@ describe('rts against the running hub', () => {
     expect(res.code).toBe(3);
     expect(res.stdout).toBe('');
     expect(res.stderr).toContain('The observation has implausible values');
-    expect(res.stderr).toContain('systolic: must be above the diastolic pressure');
+    expect(res.stderr).toContain('  - --systolic: must be above the diastolic pressure\n    The systolic pressure is the higher number');
     expect(res.stderr).not.toContain(CPR);
     expect(res.stderr).not.toMatch(/\n\s+at /); // no stack
+  });
+
+  it('names the flag, not the JSON field, of a time in the future, and says what to do', async () => {
+    const res = await rts(['upload', '--patient', CPR, '--systolic', '120', '--diastolic', '80', '--at', '2099-01-01T10:00:00Z'], env);
+    expect(res).toMatchObject({ code: 3, stdout: '' });
+    expect(res.stderr).toContain('  - --at: lies in the future\n    Give the time you measured, or leave --at out (the time is then now).\n');
+    expect(res.stderr).not.toContain('measuredAt');
   });
 
   it('exits 2 on a malformed CPR number without sending anything', async () => {
@@ -139,7 +155,7 @@ describe('rts against the running hub', () => {
   it('says a CPR number born in the future is refused as such (it was "lies before the patient\'s date of birth" even without --at)', async () => {
     const res = await rts(['upload', '--patient', '010137-5234', '--systolic', '126', '--diastolic', '70'], env);
     expect(res.code).toBe(3);
-    expect(res.stderr).toContain('  - patientId: the birth date in this CPR number lies in the future\n');
+    expect(res.stderr).toContain('  - --patient: the birth date in this CPR number lies in the future\n');
     expect(res.stderr).not.toContain('date of birth');
   });
 

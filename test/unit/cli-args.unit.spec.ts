@@ -115,7 +115,19 @@ describe('rts command line: upload', () => {
 
 describe('rts command line: review', () => {
   it('reviews the last 7 days by default', () => {
-    expect(parsed(['review', '--patient', CPR])).toEqual({ kind: 'review', url: DEFAULT_URL, patientId: CPR, range: { kind: 'days', days: 7 }, ascii: false, timeoutMs: 60_000 });
+    expect(parsed(['review', '--patient', CPR])).toEqual({ kind: 'review', url: DEFAULT_URL, patientId: CPR, range: { kind: 'days', days: 7 }, ascii: false, chart: true, timeoutMs: 60_000 });
+  });
+
+  it('leaves the chart out with --no-chart, or RTS_NO_CHART set (not empty, not 0)', () => {
+    expect(parsed(['review', '--patient', CPR, '--no-chart'])).toMatchObject({ chart: false });
+    expect(parsed(['review', '--patient', CPR], { RTS_NO_CHART: '1' })).toMatchObject({ chart: false });
+    expect(parsed(['review', '--patient', CPR], { RTS_NO_CHART: 'yes' })).toMatchObject({ chart: false });
+    for (const value of ['', '0']) expect(parsed(['review', '--patient', CPR], { RTS_NO_CHART: value })).toMatchObject({ chart: true });
+    expect(usageError(['review', '--patient', CPR, '--no-chart=yes'])).toMatch(/--no-chart takes no value/);
+  });
+
+  it('takes a --width down to the chart\'s narrowest, 30 columns', () => {
+    expect(parsed(['review', '--patient', CPR, '--width', '30'])).toMatchObject({ width: 30 });
   });
 
   it('takes --days, or --from and --to, --width and --ascii', () => {
@@ -144,7 +156,7 @@ describe('rts command line: review', () => {
     // The hub's own rule for a date-time: the offset with its colon, at most 40 characters.
     [['--patient', CPR, '--from', '2026-05-01T00:00:00+0200'], /--from must be an ISO-8601/],
     [['--patient', CPR, '--to', `2026-05-01T00:00:00.${'0'.repeat(30)}Z`], /--to must be an ISO-8601/],
-    [['--patient', CPR, '--width', '10'], /--width must be a whole number from 40 to 200/],
+    [['--patient', CPR, '--width', '10'], /--width must be a whole number from 30 to 200/],
     [['--patient', CPR, '--systolic', '120'], /unknown option --systolic/],
   ])('refuses %j', (flags, message) => {
     expect(usageError(['review', ...flags])).toMatch(message);

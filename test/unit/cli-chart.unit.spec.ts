@@ -50,7 +50,9 @@ describe('renderChart', () => {
     const lines = chart.split('\n');
     expect(lines[0]!.trim()).toBe('mmHg');
     const axisLabels = lines[lines.length - 2]!;
-    for (const day of ['05-05', '05-06', '05-07', '05-08', '05-09', '05-10']) expect(axisLabels).toContain(day);
+    // Day and month in words: "05-06" was read as 5 June or 6 May depending on where the reader lives.
+    for (const day of ['5 May', '6 May', '7 May', '8 May', '9 May', '10 May']) expect(axisLabels).toContain(day);
+    expect(axisLabels).not.toMatch(/\d\d-\d\d/);
     expect(lines[lines.length - 1]).toContain('▲ systolic');
     expect(lines[lines.length - 1]).toContain('▼ diastolic');
   });
@@ -71,7 +73,7 @@ describe('renderChart', () => {
     const chart = renderChart([], opts);
     expect(plotLines(chart).join('')).not.toMatch(/[▲▼◆]/);
     expect(chart).toContain('(no readings)');
-    expect(chart).toContain('05-05');
+    expect(chart).toContain('5 May');
     for (const line of chart.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
   });
 
@@ -82,7 +84,7 @@ describe('renderChart', () => {
     expect(rowOf(inWeek, 70)).toContain('▼');
     const alone = renderChart(one, { width: 80, height: 16, zone: 'UTC' });
     expect(rowOf(alone, 70)).toContain('▼');
-    expect(alone).toContain('05-07 00:00');
+    expect(alone).toContain('7 May 00:00');
   });
 
   it('marks a cell where both series meet, and draws ASCII only when asked', () => {
@@ -96,6 +98,35 @@ describe('renderChart', () => {
     expect(chart.split('\n').at(-1)).toMatch(/S systolic {2}D diastolic {2}# both in one place$/);
     expect(renderChart(points, { ...opts, height: 3 }).split('\n').at(-1)).toContain('◆ both in one place');
     expect(renderChart(week, opts).split('\n').at(-1)).not.toContain('both');
+  });
+
+  it('labels months in words with their year, over a longer interval', () => {
+    const quarter = renderChart(week, { ...opts, to: from + 90 * DAY, width: 40 });
+    expect(quarter.split('\n').at(-2)).toMatch(/Jun 2026/);
+    for (const line of quarter.split('\n')) expect(line.length).toBeLessThanOrEqual(40);
+  });
+
+  it('says when readings of one series share a mark (11 readings drew 10 marks without a word)', () => {
+    // Three identical readings at nearly the same time: one cell of each series.
+    const same: ChartPoint[] = [
+      ...week,
+      { at: from + 6 * DAY, systolic: 120, diastolic: 80 },
+      { at: from + 6 * DAY + 60_000, systolic: 120, diastolic: 80 },
+      { at: from + 6 * DAY + 120_000, systolic: 120, diastolic: 80 },
+    ];
+    const chart = renderChart(same, opts);
+    expect(plotLines(chart).join('').match(/▲/g)).toHaveLength(4);
+    expect(chart).toContain('3 readings share a mark (close in time and value; the table lists each).');
+    // Only the systolic marks coincide: said of that series alone.
+    const onlySystolic = renderChart([...week, { at: from + 6 * DAY, systolic: 150, diastolic: 95 }, { at: from + 6 * DAY, systolic: 150, diastolic: 70 }], opts);
+    expect(onlySystolic).toContain('2 readings share a systolic mark (');
+    expect(onlySystolic).not.toContain('diastolic mark');
+    // Readings that do not coincide: no note.
+    expect(renderChart(week, opts)).not.toContain('share');
+    // The note and the legend fit a narrow chart too.
+    const narrow = renderChart(same, { ...opts, width: 30, ascii: true });
+    for (const line of narrow.split('\n')) expect(line.length).toBeLessThanOrEqual(30);
+    expect(narrow.replace(/\n\s*/g, ' ')).toContain('3 readings share a mark');
   });
 
   it('chooses a finer step when the values fit, and whole-number labels always', () => {

@@ -53,14 +53,15 @@ describe('run upload', () => {
     expect(h.code).toBe(EXIT.ok);
     expect(h.calls[0]!.url).toBe(`${URL_}/observations`);
     expect(h.bodies[0]).toEqual({ observationId: 'rts-test-id', patientId: CPR, systolic: 126, diastolic: 70, measuredAt: '2026-05-10T08:15:00+02:00' });
-    expect(h.out).toBe('Uploaded: 126/70 mmHg at 2026-05-10 06:15:00 +00:00 (document 2.25.1)\n');
+    // The message, then the id on a line of its own (a screen reader read the 39 digits out mid-sentence).
+    expect(h.out).toBe('Uploaded: 126/70 mmHg at 2026-05-10 06:15:00 +00:00\nDocument id: 2.25.1\n');
   });
 
   it('says "already stored" when the hub had the observation id (200)', async () => {
     const h = await harness([...upload, '--id', 'mine-1'], [stored(200)]);
     expect(h.code).toBe(EXIT.ok);
     expect(h.bodies[0]).toMatchObject({ observationId: 'mine-1' });
-    expect(h.out).toMatch(/^Already stored/);
+    expect(h.out).toMatch(/^Already stored, nothing added: 126\/70 mmHg at [^\n]*; observation id mine-1 was uploaded before\nDocument id: 2\.25\.1\n$/);
   });
 
   it('retries a network error once with the same observation id; a 200 then means the first one got through', async () => {
@@ -93,7 +94,8 @@ describe('run upload', () => {
     expect(h.err).toContain('The observation has implausible values (HTTP 422, implausible_observation)');
     expect(h.err).not.toContain('the observation is not valid');
     expect(h.err.match(/must be above the diastolic pressure/g)).toHaveLength(1);
-    expect(h.err).toContain('- systolic: must be above the diastolic pressure');
+    // Named by the flag that gave it, with what to do.
+    expect(h.err).toContain('- --systolic: must be above the diastolic pressure\n    The systolic pressure is the higher number: check that --systolic and --diastolic are not swapped.\n');
     expect(h.err).not.toMatch(/\bat .*\(.*:\d+:\d+\)/);
   });
 
@@ -108,7 +110,38 @@ describe('run upload', () => {
     };
     const h = await harness(upload, [json(400, problem)]);
     expect(h.code).toBe(EXIT.refused);
-    expect(h.err).toContain('  the body does not match the schema of POST /observations\n  - systolic: expected number, received string');
+    expect(h.err).toContain('  the body does not match the schema of POST /observations\n  - --systolic: expected number, received string');
+  });
+
+  it("names the hub's fields by the flags that gave them (measuredAt is --at), with a suggestion for the common ones", async () => {
+    const problem = (errors: { path: string; message: string }[]) => ({
+      type: '/problems/implausible_observation',
+      title: 'The observation has implausible values',
+      status: 422,
+      detail: `the observation is not valid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`,
+      code: 'implausible_observation',
+      errors,
+    });
+    const future = await harness(upload, [json(422, problem([{ path: 'measuredAt', message: 'lies in the future' }]))]);
+    expect(future.code).toBe(EXIT.refused);
+    expect(future.err).toBe(
+      'rts: the hub refused the request: The observation has implausible values (HTTP 422, implausible_observation)\n' +
+        '  - --at: lies in the future\n' +
+        '    Give the time you measured, or leave --at out (the time is then now).\n',
+    );
+    const range = await harness(upload, [json(422, problem([{ path: 'diastolic', message: 'must be between 30 and 200 mmHg' }, { path: 'systolic.unit', message: 'unit must be mmHg' }]))]);
+    expect(range.err).toContain('  - --diastolic: must be between 30 and 200 mmHg\n    Check the number given with --diastolic.\n');
+    expect(range.err).toContain('  - --systolic (unit): unit must be mmHg\n');
+    const born = await harness(upload, [json(422, problem([{ path: 'measuredAt', message: "lies before the patient's date of birth" }, { path: 'patientId', message: 'x' }, { path: 'observationId', message: 'y' }, { path: 'other', message: 'z' }]))]);
+    expect(born.err).toContain("  - --at: lies before the patient's date of birth\n    Check the date in --at (its year), and the CPR number.\n");
+    expect(born.err).toContain('  - --patient: x\n  - --id: y\n  - other: z\n');
+    // A review: the interval's fields are --from and --to, or --days when the interval came from it.
+    const interval = { type: '/problems/invalid_interval', title: 'The interval is not valid', status: 422, code: 'invalid_interval', errors: [{ path: 'body.from', message: 'lies in the future (without a to, the interval ends now)' }] };
+    const fromAlone = await harness(['review', '--patient', CPR, '--from', '2026-06-01T00:00:00Z'], [json(422, interval)]);
+    expect(fromAlone.code).toBe(EXIT.refused);
+    expect(fromAlone.err).toContain('  - --from: lies in the future');
+    const days = await harness(['review', '--patient', CPR, '--days', '7'], [json(422, interval)]);
+    expect(days.err).toContain('  - --days: lies in the future');
   });
 
   it('exits 3 on a 4xx that is not a problem document', async () => {
@@ -172,7 +205,7 @@ describe('run review', () => {
   ]);
 
   it('asks for the last N days and prints a table in time order and a chart', async () => {
-    const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)]);
+    const h = await harness(['review', '--patient', CPR, '--days', '7'], [json(200, list)], { LANG: 'C.UTF-8' });
     expect(h.code).toBe(EXIT.ok);
     // Ending 10 minutes ahead, as the page does: a reading the hub took with a time up to 5 minutes ahead is listed.
     expectSearch(h, 0, '2026-05-03T12:00:00Z', '2026-05-10T12:10:00Z');
@@ -182,7 +215,8 @@ describe('run review', () => {
     expect(first).toBeGreaterThan(0);
     expect(second).toBeGreaterThan(first);
     expect(lines[first]).toMatch(/126 mmHg\s+70 mmHg$/);
-    expect(h.out).toContain('2 readings, average 129/78 mmHg');
+    // The summary the web page gives: count and average, the range of each series, and the latest reading.
+    expect(h.out).toContain('\n2 readings, average 129/78 mmHg\nSystolic: lowest 126, highest 131 mmHg\nDiastolic: lowest 70, highest 85 mmHg\nLatest: 131/85 mmHg on 2026-05-09 07:00\n');
     expect(h.out).toContain('▲ systolic  ▼ diastolic');
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
   });
@@ -250,8 +284,10 @@ describe('run review', () => {
     const h = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00+02:00', '--to', '2026-05-08T00:00:00+02:00'], [json(200, { ...list, count: 0, observations: [] })]);
     expect(h.code).toBe(EXIT.ok);
     expectSearch(h, 0, '2026-05-01T00:00:00+02:00', '2026-05-08T00:00:00+02:00');
-    expect(h.out).toContain('No readings in this interval.');
-    expect(h.out).toContain('(no readings)');
+    // Said in words, with no empty chart after it (it was 19 lines of axes).
+    expect(h.out).toMatch(/\n\nNo readings in this interval\.\n$/);
+    expect(h.out).not.toContain('mmHg');
+    expect(h.out).not.toContain('(no readings)');
   });
 
   it('a patient the hub has no document for has no readings yet: exit 0, as the web page says', async () => {
@@ -268,7 +304,7 @@ describe('run review', () => {
     ]);
     const h = await harness(['review', '--patient', CPR, '--from', '2026-10-25T00:00:00+02:00', '--to', '2026-10-26T00:00:00+01:00'], [json(200, dst)], {}, 'Europe/Copenhagen');
     expect(h.code).toBe(EXIT.ok);
-    const out = h.out;
+    const out = h.out.replace(/\n {2}/g, ' '); // the header is wrapped at 80 columns
     expect(out).toContain('(local time, UTC+02:00 to UTC+01:00; each reading with its own)');
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+02:00');
     expect(out).toContain('Sun 2026-10-25 02:30 UTC+01:00');
@@ -370,6 +406,89 @@ describe('run review: the terminal it prints to', () => {
       expect(h.out).toMatch(/^[\x20-\x7e\n]*$/);
     }
     expect((await runWith({ TZ: 'UTC', LANG: 'en_DK.UTF-8' })).out).toContain('▲');
+  });
+
+  it('draws with ASCII characters when TERM=dumb, or when no locale is set at all (the POSIX default is "C")', async () => {
+    for (const env of [{ TERM: 'dumb', NO_COLOR: '1', LANG: 'en_DK.UTF-8' }, {}, { LANG: '', LC_ALL: '', LC_CTYPE: '' }] as Record<string, string>[]) {
+      const h = await runWith({ TZ: 'UTC', ...env });
+      expect(h.code).toBe(EXIT.ok);
+      expect(h.out).toContain('S systolic');
+      expect(h.out).toMatch(/^[\x20-\x7e\n]*$/);
+    }
+    expect((await runWith({ TZ: 'UTC', TERM: 'xterm-256color', LC_CTYPE: 'C.UTF-8' })).out).toContain('▲');
+  });
+
+  // The auditor's week: 11 readings, three of them 120/80 within two minutes.
+  const week = answerOf('2026-05-03T12:00:00Z', '2026-05-10T12:10:00Z', [
+    ['2.25.1', '2026-05-04T14:03:00Z', 128, 78],
+    ['2.25.2', '2026-05-05T14:03:00Z', 135, 83],
+    ['2.25.3', '2026-05-06T14:03:00Z', 142, 88],
+    ['2.25.4', '2026-05-07T14:03:00Z', 130, 82],
+    ['2.25.5', '2026-05-08T14:03:00Z', 137, 87],
+    ['2.25.6', '2026-05-09T14:03:00Z', 144, 81],
+    ['2.25.7', '2026-05-10T09:03:00Z', 132, 86],
+    ['2.25.8', '2026-05-10T11:04:00Z', 120, 80],
+    ['2.25.9', '2026-05-10T11:05:00Z', 120, 80],
+    ['2.25.10', '2026-05-10T11:05:30Z', 120, 80],
+    ['2.25.11', '2026-05-10T11:06:00Z', 125, 75],
+  ]);
+  const review = async (argv: string[], env: Record<string, string>, stdout: { isTTY?: boolean; columns?: number } = {}) => {
+    let out = '';
+    let err = '';
+    const code = await run(['review', '--patient', CPR, ...argv], {
+      stdout: { write: (s: string) => (out += s), ...stdout },
+      stderr: { write: (s: string) => (err += s) },
+      env: { RTS_URL: URL_, RTS_TOKEN: 'tok', TZ: 'UTC', LANG: 'C.UTF-8', ...env },
+      fetch: (async () => json(200, week)) as unknown as typeof fetch,
+      zone: 'UTC',
+      now: () => new Date('2026-05-10T12:00:00Z'),
+    });
+    return { code, out, err };
+  };
+
+  it('leaves the chart out with --no-chart or RTS_NO_CHART, and keeps the table and summary', async () => {
+    const full = await review([], {});
+    expect(full.out).toContain('▲ systolic');
+    for (const [argv, env] of [[['--no-chart'], {}], [[], { RTS_NO_CHART: '1' }]] as [string[], Record<string, string>][]) {
+      const h = await review(argv, env);
+      expect(h.code).toBe(EXIT.ok);
+      expect(h.out).not.toMatch(/[▲▼┤]|systolic {2}/);
+      expect(h.out).toContain('Wed 2026-05-06 14:03');
+      expect(h.out).toMatch(/\nLatest: 125\/75 mmHg on 2026-05-10 11:06\n$/);
+    }
+  });
+
+  it('fits 40 columns, piped (COLUMNS=40) or in a terminal 40 wide: no line longer, the table in its compact form', async () => {
+    for (const [env, stdout] of [[{ COLUMNS: '40' }, {}], [{}, { isTTY: true, columns: 40 }], [{ COLUMNS: '40' }, { isTTY: true, columns: 120 }]] as [Record<string, string>, { isTTY?: boolean; columns?: number }][]) {
+      const h = await review([], env, stdout);
+      expect(h.code).toBe(EXIT.ok);
+      const lines = h.out.split('\n');
+      expect(lines.filter((l) => l.length > 40)).toEqual([]);
+      expect(lines).toContain('Measured              Systolic/diastolic');
+      expect(lines).toContain('Wed 2026-05-06 14:03  142/88 mmHg');
+      expect(lines.some((l) => /^ +\d+ ┤/.test(l))).toBe(true); // the chart, 40 wide
+      expect(h.out).toContain('Blood pressure, 2026-05-03 12:00 to\n  2026-05-10 12:10 (local time,');
+    }
+    // 80 columns: the table as before, a column each.
+    expect((await review([], { COLUMNS: '80' })).out).toContain('Wed 2026-05-06 14:03  142 mmHg    88 mmHg');
+  });
+
+  it('draws the chart down to 30 columns, and below that leaves it out and says so', async () => {
+    const narrow = await review([], { COLUMNS: '32' });
+    expect(narrow.out.split('\n').filter((l) => l.length > 32)).toEqual([]);
+    expect(narrow.out).toMatch(/^ +\d+ ┤/m);
+    const tooNarrow = await review([], { COLUMNS: '25' });
+    expect(tooNarrow.out).not.toMatch(/┤/);
+    expect(tooNarrow.out.replace(/\n {2}/g, ' ')).toContain('The chart is left out: it needs 30 columns, and 25 are given');
+    // --width wins over COLUMNS; a COLUMNS that is no number is passed over.
+    expect((await review(['--width', '30'], { COLUMNS: '25' })).out).toMatch(/^ +\d+ ┤/m);
+    expect((await review([], { COLUMNS: 'wide' })).out).toContain('142 mmHg    88 mmHg');
+  });
+
+  it('notes readings that share a mark in the chart (11 readings drew 10 marks without a word)', async () => {
+    const h = await review([], {});
+    expect(h.out).toContain('11 readings, average 130/82 mmHg');
+    expect(h.out.replace(/\n\s*/g, ' ')).toContain('3 readings share a mark (close in time and value; the table lists each).');
   });
 
   it('warns when TZ names no zone this machine knows, and labels the times UTC rather than "local time"', async () => {

@@ -17,6 +17,9 @@ import { EXIT_CODES_HELP } from './exit-codes';
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 export const DEFAULT_DAYS = 7;
 export const MAX_DAYS = 366;
+/** --width: the narrowest is the chart's (chart.ts CHART_MIN_WIDTH). */
+export const MIN_WIDTH = 30;
+export const MAX_WIDTH = 200;
 /** How long a request waits for the hub's answer: above the hub's own worst case (see hub-client's DEFAULT_TIMEOUT_MS). */
 export const DEFAULT_TIMEOUT_S = 60;
 const MAX_TIMEOUT_S = 600;
@@ -36,7 +39,7 @@ export type Command =
       observationId?: string;
       timeoutMs: number;
     }>
-  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean; timeoutMs: number }>
+  | Readonly<{ kind: 'review'; url: string; patientId: string; range: ReviewRange; width?: number; ascii: boolean; chart: boolean; timeoutMs: number }>
   | Readonly<{ kind: 'export'; url: string; patientId: string; out?: string; timeoutMs: number }>;
 
 export type ParseResult = Readonly<{ ok: true; command: Command }> | Readonly<{ ok: false; message: string; /** Where the full usage is: `rts upload --help`. */ helpCommand: string }>;
@@ -99,6 +102,10 @@ Options:
                      $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
   -h, --help         this text
 
+On success it prints the reading, then the document's id on a line of its
+own ("Document id: 2.25..."). A refusal names each refused value by its flag
+(--at for a time in the future) and says what to do.
+
 A network error is retried once with the same observation id, so a reading is
 never stored twice. When no answer came, the observation id is printed: give
 it with --id when you send the reading again, and it is stored once.
@@ -108,10 +115,11 @@ ${EXIT_CODES_HELP}
 `;
 
 export const REVIEW_HELP = `Usage: rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
-                  [--timeout S] [--width N] [--ascii]
+                  [--timeout S] [--width N] [--ascii] [--no-chart]
 
-List the readings of an interval in local time, and chart systolic and
-diastolic pressure.
+List the readings of an interval in local time with a summary (count,
+average, lowest and highest, latest), and chart systolic and diastolic
+pressure.
 
 Options:
   --patient CPR   the patient's CPR number, ddmmyy-ssss; "-" reads it from
@@ -122,14 +130,21 @@ Options:
   --to ISO        end of the interval (excluded), ISO-8601 with offset, at
                   least a second after --from; without it, 10 minutes after
                   now, as for --days
-  --width N       chart width in columns, 40-200 (default: the terminal's width
-                  up to 100; 80 when not a terminal)
+  --width N       columns to fit the output in, ${MIN_WIDTH}-${MAX_WIDTH} (default: $COLUMNS,
+                  else the terminal's width, else 80); the chart is at most
+                  100 wide unless --width says more
   --ascii         draw the chart with ASCII characters only (the default when
-                  the locale is not UTF-8, e.g. LANG=C)
+                  TERM=dumb, or the locale is not UTF-8 or not set: LANG=C)
+  --no-chart      leave the chart out: the table and summary only (also when
+                  $RTS_NO_CHART is set, and not empty or 0)
   --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})
   --timeout S     seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S} (default:
                   $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})
   -h, --help      this text
+
+An interval with no readings has no chart, and says so. The chart is drawn
+also when the output is not a terminal (a pipe, a file): use --no-chart to
+leave it out there.
 ${PATIENT_ADVICE}
 ${EXIT_CODES_HELP}
 `;
@@ -192,6 +207,7 @@ const REVIEW_OPTIONS = {
   to: { type: 'string' },
   width: { type: 'string' },
   ascii: { type: 'boolean' },
+  'no-chart': { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 /** A usage error found before anything is done; its message never repeats a typed value. */
@@ -378,14 +394,17 @@ const parseReview = (args: readonly string[], env: Readonly<Record<string, strin
   if (from !== undefined && to !== undefined && secondsOf(to) - secondsOf(from) > MAX_INTERVAL_DAYS * 86_400) {
     fail(`--from and --to may be at most ${MAX_INTERVAL_DAYS} days apart`);
   }
-  const width = integerOf(v.width, '--width', 40, 200);
+  const width = integerOf(v.width, '--width', MIN_WIDTH, MAX_WIDTH);
   const url = hubUrlOf(v.url, env);
   const timeoutMs = timeoutOf(v.timeout, env);
   const range: ReviewRange =
     from !== undefined || to !== undefined
       ? { kind: 'between', ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) }
       : { kind: 'days', days: days ?? DEFAULT_DAYS };
-  return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, timeoutMs, ...(width !== undefined ? { width } : {}) };
+  // RTS_NO_CHART as NO_COLOR is read (set and not empty), except that 0 means no: RTS_NO_CHART=0 draws it.
+  const noChartEnv = env.RTS_NO_CHART !== undefined && env.RTS_NO_CHART.trim() !== '' && env.RTS_NO_CHART.trim() !== '0';
+  const chart = !(v['no-chart'] === true || noChartEnv);
+  return { kind: 'review', url, patientId: patient(), range, ascii: v.ascii === true, chart, timeoutMs, ...(width !== undefined ? { width } : {}) };
 };
 
 const parseExport = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): Command => {

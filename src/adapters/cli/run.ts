@@ -52,10 +52,24 @@ const zoneFor = (deps: RunDependencies): string => {
   return 'UTC';
 };
 
-/** Box-drawing characters only where the locale says UTF-8: under LANG=C they came out as mojibake. */
-const asciiLocale = (env: RunDependencies['env']): boolean => {
+/**
+ * Box-drawing characters only where the terminal can show them: under LANG=C they came out as mojibake. ASCII when
+ * TERM=dumb (a terminal that promises nothing, as screen readers' and editors' shells often are), and when no
+ * locale is set at all (LC_ALL, LC_CTYPE and LANG unset or empty: the POSIX default, "C"), as well as when the
+ * locale in force (LC_ALL, else LC_CTYPE, else LANG) does not name UTF-8.
+ */
+export const asciiOnly = (env: RunDependencies['env']): boolean => {
+  if (env.TERM === 'dumb') return true;
   const locale = env.LC_ALL || env.LC_CTYPE || env.LANG;
-  return locale !== undefined && locale !== '' && !/utf-?8/i.test(locale);
+  return locale === undefined || locale === '' || !/utf-?8/i.test(locale);
+};
+
+/** The columns the output fits in: --width, else $COLUMNS (a pipe too), else the terminal's, else 80. */
+export const outputColumns = (width: number | undefined, env: RunDependencies['env'], stdout: Output): number => {
+  if (width !== undefined) return width;
+  const columns = /^\s*\d{1,4}\s*$/.test(env.COLUMNS ?? '') ? Number(env.COLUMNS) : 0;
+  if (columns > 0) return columns;
+  return stdout.isTTY && stdout.columns ? stdout.columns : 80;
 };
 
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
@@ -91,15 +105,18 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
     );
     return EXIT.unreachable;
   }
-  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, zoneFor(deps))} (document ${result.uniqueId})`;
+  // The message first, the 39-digit id on a line of its own: a screen reader read it out in the middle of the message.
+  const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, zoneFor(deps))}`;
   deps.stdout.write(result.created ? `Uploaded: ${what}\n` : `Already stored, nothing added: ${what}; observation id ${observationId} was uploaded before\n`);
+  deps.stdout.write(`Document id: ${result.uniqueId}\n`);
   return EXIT.ok;
 };
 
 /** How far this machine's clock may be off the hub's before `rts review --days` counts by the hub's. */
 const CLOCK_SKEW_TOLERANCE_MS = 60_000;
 
-const chartWidth = (cmd: Review, stdout: Output): number => cmd.width ?? (stdout.isTTY && stdout.columns ? Math.max(40, Math.min(100, stdout.columns)) : 80);
+/** The widest chart drawn when --width does not ask for more. */
+const CHART_MAX_WIDTH = 100;
 
 const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => {
   const client = createHubClient(cmd.url, clientOptions(deps, cmd));
@@ -153,7 +170,9 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
     deps.stdout.write('No readings have been uploaded for this patient yet.\n');
     return EXIT.ok;
   }
-  deps.stdout.write(renderReview(list, { width: chartWidth(cmd, deps.stdout), zone: zoneFor(deps), ascii: cmd.ascii || asciiLocale(deps.env) }));
+  const width = outputColumns(cmd.width, deps.env, deps.stdout);
+  const chartWidth = cmd.width ?? Math.min(CHART_MAX_WIDTH, width);
+  deps.stdout.write(renderReview(list, { width, chartWidth, chart: cmd.chart, zone: zoneFor(deps), ascii: cmd.ascii || asciiOnly(deps.env) }));
   return EXIT.ok;
 };
 
@@ -248,17 +267,52 @@ const accessHint = (status: number, env: RunDependencies['env']): string | null 
   return null;
 };
 
+/** The hub's names of the fields it checks, as the user typed them: the flags of each command. */
+const flagsOf = (cmd: Command): Readonly<Record<string, string>> => {
+  if (cmd.kind === 'upload') return { patientId: '--patient', systolic: '--systolic', diastolic: '--diastolic', measuredAt: '--at', observationId: '--id' };
+  if (cmd.kind === 'review') {
+    return {
+      patientId: '--patient',
+      from: cmd.range.kind === 'days' ? '--days' : '--from',
+      ...(cmd.range.kind === 'between' && cmd.range.to !== undefined ? { to: '--to' } : {}),
+      ...(cmd.range.kind === 'days' ? { days: '--days' } : {}),
+    };
+  }
+  if (cmd.kind === 'export') return { patientId: '--patient' };
+  return {};
+};
+
+type FieldError = NonNullable<ProblemDetails['errors']>[number];
+
+/** What to do about the field errors a user meets most, in the CLI's words. */
+const suggestionFor = (field: string, e: FieldError, flag: string | undefined): string | null => {
+  if (field === 'measuredAt' && /in the future/.test(e.message)) return 'Give the time you measured, or leave --at out (the time is then now).';
+  if (field === 'measuredAt' && /date of birth/.test(e.message)) return 'Check the date in --at (its year), and the CPR number.';
+  if (field === 'systolic' && /above the diastolic/.test(e.message)) return 'The systolic pressure is the higher number: check that --systolic and --diastolic are not swapped.';
+  if ((field === 'systolic' || field === 'diastolic') && /must be between/.test(e.message)) return `Check the number given with ${flag ?? `--${field}`}.`;
+  return null;
+};
+
 /**
- * Title, then the detail, then one line per field error. The hub's detail for invalid input restates the field
- * errors in one sentence ("the observation is not valid: systolic must be above ..."): where every field error is
- * already in it, the list says the same more clearly, and the detail is left out.
+ * Title, then the detail, then one line per field error, named by the flag that gave the field (measuredAt is
+ * --at), with a suggestion for the common ones. The hub's detail for invalid input restates the field errors in
+ * one sentence ("the observation is not valid: systolic must be above ..."): where every field error is already in
+ * it, the list says the same more clearly, and the detail is left out.
  */
-const describeProblem = (p: ProblemDetails): string => {
+const describeProblem = (p: ProblemDetails, flags: Readonly<Record<string, string>> = {}): string => {
   const lines = [`${p.title} (HTTP ${p.status}${p.code ? `, ${p.code}` : ''})`];
   const errors = p.errors ?? [];
   const restated = errors.length > 0 && p.detail !== undefined && errors.every((e) => p.detail!.includes(e.message));
   if (p.detail && !restated) lines.push(`  ${p.detail}`);
-  for (const e of errors) lines.push(`  - ${e.path}: ${e.message}`);
+  for (const e of errors) {
+    // "body.from", "systolic.unit": the field is the part after a body./query. prefix, up to the next dot.
+    const path = e.path.replace(/^(?:body|query)\./, '');
+    const [field = path, ...rest] = path.split('.');
+    const flag = Object.hasOwn(flags, field) ? flags[field] : undefined;
+    lines.push(`  - ${flag !== undefined ? `${flag}${rest.length > 0 ? ` (${rest.join('.')})` : ''}` : e.path}: ${e.message}`);
+    const suggestion = suggestionFor(field, e, flag);
+    if (suggestion !== null) lines.push(`    ${suggestion}`);
+  }
   return lines.join('\n');
 };
 
@@ -292,7 +346,7 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
   } catch (e) {
     if (e instanceof HubRefusedError) {
       const hint = accessHint(e.problem.status, deps.env);
-      deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem)}\n${hint ? `  ${hint}\n` : ''}`);
+      deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem, flagsOf(cmd))}\n${hint ? `  ${hint}\n` : ''}`);
       return EXIT.refused;
     }
     if (e instanceof HubUnreachableError) {
