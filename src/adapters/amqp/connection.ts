@@ -33,6 +33,7 @@ import {
   type ReceiverOptions,
   type Sender,
   type SenderOptions,
+  type Session,
 } from 'rhea';
 import { EndpointRotation, StaticEndpoints, backoffDelay, sameEndpoint, type EndpointProvider } from './endpoint-set';
 
@@ -477,10 +478,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     const receiver = session.open_receiver(options);
     return {
       receiver,
-      close: () => {
-        if (receiver.is_open()) receiver.close();
-        if (session.is_open()) session.close();
-      },
+      close: () => endLink(receiver, this.connected, session),
     };
   }
 
@@ -579,4 +577,26 @@ function toError(value: unknown, fallback: string): Error {
     if (condition || description) return new Error(`${fallback}: ${condition ?? ''} ${description ?? ''}`.trim());
   }
   return new Error(fallback);
+}
+
+/**
+ * Ends a link, and the session of its own when given, whatever the connection's state. Connected: the detach (and
+ * end) that close() sends, unless it is closed already. Not connected: rhea attaches again at the reconnect every
+ * link that was open when the connection dropped, one closed meanwhile included, so a subscription or a dead letter
+ * listing ended during an outage came back as a consumer nobody reads (the leak hunter counted one more on the
+ * broker per such close, until the process stopped). It is taken out of its session (and the session out of the
+ * connection) instead: the broker ended both with the old connection.
+ */
+export function endLink(link: Receiver | Sender, connected: boolean, session?: Session): void {
+  if (connected) {
+    if (link.is_open()) link.close();
+    if (session?.is_open()) session.close();
+    return;
+  }
+  link.close();
+  link.remove();
+  if (session) {
+    session.close();
+    session.remove();
+  }
 }

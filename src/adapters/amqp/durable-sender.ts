@@ -9,7 +9,7 @@
 // Credit is respected: while the link has no credit (not attached yet, reconnecting, broker flow control)
 // sends wait in a FIFO queue and go out on the next `sendable`.
 import type { Delivery, EventContext, Message, Sender } from 'rhea';
-import type { AmqpConnection } from './connection';
+import { endLink, type AmqpConnection } from './connection';
 import { withAmqpInts } from './typed-properties';
 
 export type ApplicationPropertyValue = string | number | boolean | null;
@@ -200,7 +200,7 @@ export class DurableSender {
     this.connection.off('disconnected', this.onDisconnected);
     for (const link of this.links.values()) {
       link.failAll('closed');
-      if (link.sender.is_open()) link.sender.close();
+      endLink(link.sender, this.connection.isConnected()); // not reattached at a reconnect when closed while down
     }
     this.links.clear();
   }

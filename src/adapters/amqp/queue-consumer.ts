@@ -18,7 +18,7 @@
 // - Deliveries of a previous connection cannot be settled after a reconnect (rhea drops them; the broker
 //   redelivers them): their late handler results are ignored.
 import type { Delivery, EventContext, Message, Receiver } from 'rhea';
-import type { AmqpConnection } from './connection';
+import { endLink, type AmqpConnection } from './connection';
 import { DurableSender, type ApplicationPropertyValue } from './durable-sender';
 import { typedApplicationProperties, withAmqpInts } from './typed-properties';
 
@@ -199,7 +199,9 @@ export class QueueConsumer {
     await Promise.race([idle, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
     const receiver = this.receiver;
-    if (receiver && receiver.is_open() && this.connection.isConnected()) {
+    // Not connected: taken out of its session, or rhea would attach it again at the reconnect (see endLink).
+    if (receiver && !this.connection.isConnected()) endLink(receiver, false);
+    else if (receiver && receiver.is_open()) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2000);
         receiver.once('receiver_close', () => {
