@@ -326,6 +326,10 @@ describeWeb('the review page: the accessibility audit of 2026-12-02', () => {
     await page.waitForFunction(() => !document.getElementById('cpr-error')!.hidden);
     expect(await text(page, 'cpr-error')).toMatch(/A CPR number has 10 digits; this has 11/);
     expect(await page.isHidden('#review')).toBe(true);
+    await page.fill('#cpr', '260190\u20131234'); // an en dash, as a word processor writes it: taken
+    await page.press('#cpr', 'Enter');
+    await page.waitForSelector('#review:not([hidden])');
+    await page.click('#forget');
     await page.fill('#cpr', '26 01 90 1234');
     expect(await page.inputValue('#cpr')).toBe('26 01 90 1234');
     await page.press('#cpr', 'Enter');
@@ -383,6 +387,11 @@ describeWeb('the review page: the accessibility audit of 2026-12-02', () => {
     await enterCpr(page, '290190-1234');
     expect(await page.title()).toBe(`Your readings – ${BASE_TITLE}`);
     expect(await focused(page)).toBe('review-h');
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).toBe('solid');
+    // A date field's calendar button (its fourth Tab stop, after day, month and year) keeps the field's focus ring.
+    await page.focus('#from');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+    expect(await focused(page)).toBe('from');
     expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).toBe('solid');
     await page.fill('#systolic', '');
     await page.fill('#diastolic', '80');

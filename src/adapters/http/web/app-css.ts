@@ -28,7 +28,8 @@ button.secondary,.preset{background:#fff;color:var(--accent)}
 .preset[aria-pressed="true"]::before{content:"\2713\00A0" / ""}
 button:disabled,button[aria-disabled="true"]{opacity:.65;cursor:progress}
 :focus-visible{outline:3px solid var(--focus);outline-offset:2px}
-input:focus,input:focus-visible{outline:3px solid var(--focus);outline-offset:1px}
+/* :focus-within too: a date field's calendar button has the focus inside the field, which is then not :focus */
+input:focus,input:focus-visible,input:focus-within{outline:3px solid var(--focus);outline-offset:1px}
 fieldset{border:1px solid var(--line);border-radius:8px;padding:.75rem 1rem 0;margin:0 0 1rem;min-width:0}
 .presets{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 1rem}
 .range{display:flex;flex-wrap:wrap;gap:0 1rem;align-items:flex-end}
