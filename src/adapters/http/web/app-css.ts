@@ -5,12 +5,14 @@ html{-webkit-text-size-adjust:100%}
 body{margin:0;font:1rem/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",Arial,sans-serif;color:var(--fg);background:var(--bg)}
 .skip{position:absolute;left:-999px;top:0;background:var(--bg);padding:.5rem 1rem}
 .skip:focus{left:.5rem;z-index:2}
+.skip:focus-visible{outline:3px solid #fff;outline-offset:0;box-shadow:0 0 0 6px var(--fg)}
+.vh{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
 .top{background:var(--accent);color:#fff;padding:.75rem 0}
 .top h1{margin:0 auto;font-size:1.35rem;max-width:56rem;padding:0 1rem}
 main{max-width:56rem;margin:0 auto;padding:0 1rem 3rem}
 section{margin-top:1.5rem}
 h2{font-size:1.2rem;margin:0 0 .75rem}
-h2:focus{outline:none}
+h2:focus{outline:3px solid var(--focus);outline-offset:2px}
 .field{margin:0 0 1rem;min-width:0}
 label,legend{display:block;font-weight:600}
 legend{padding:0}
@@ -23,9 +25,11 @@ input[aria-invalid="true"]{border-color:var(--err)}
 button{font:inherit;font-weight:600;min-height:2.75rem;padding:.5rem 1rem;border-radius:6px;border:2px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}
 button.secondary,.preset{background:#fff;color:var(--accent)}
 .preset[aria-pressed="true"]{background:var(--accent);color:#fff}
-button:disabled{opacity:.65;cursor:progress}
+.preset[aria-pressed="true"]::before{content:"\2713\00A0" / ""}
+button:disabled,button[aria-disabled="true"]{opacity:.65;cursor:progress}
 :focus-visible{outline:3px solid var(--focus);outline-offset:2px}
-input:focus-visible{outline-offset:1px}
+/* :focus-within too: a date field's calendar button has the focus inside the field, which is then not :focus */
+input:focus,input:focus-visible,input:focus-within{outline:3px solid var(--focus);outline-offset:1px}
 fieldset{border:1px solid var(--line);border-radius:8px;padding:.75rem 1rem 0;margin:0 0 1rem;min-width:0}
 .presets{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 1rem}
 .range{display:flex;flex-wrap:wrap;gap:0 1rem;align-items:flex-end}
@@ -34,8 +38,9 @@ fieldset{border:1px solid var(--line);border-radius:8px;padding:.75rem 1rem 0;ma
 .pair{display:flex;flex-wrap:wrap;gap:0 1rem}
 .pair .field{flex:1 1 12rem}
 .status{margin:1rem 0 0;font-weight:600}
-.status:empty{display:none}
+.status:empty{margin:0}
 .status.ok{color:var(--ok)}
+.status.warn{color:var(--fg);background:#fff4ce;border-left:4px solid #8a5a00;padding:.5rem .75rem}
 .status.bad{color:var(--err)}
 .problem{color:var(--err);font-weight:600}
 #who-known{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
@@ -68,5 +73,13 @@ td.empty{color:var(--muted);font-style:italic}
 [hidden]{display:none!important}
 @media (max-width:30rem){main,.top h1{padding-inline:.75rem}th,td{padding:.4rem .3rem}.top h1{font-size:1.2rem}}
 @media (prefers-reduced-motion:no-preference){button{transition:background-color .15s,color .15s}html{scroll-behavior:smooth}}
-@media (forced-colors:active){svg .pt,svg .line{forced-color-adjust:auto}}
+@media (forced-colors:active){
+svg text,svg text.unit,svg text.nodata{fill:CanvasText}
+svg .axis{stroke:CanvasText}
+svg .grid{stroke:GrayText}
+svg .line.sys,svg .line.dia{stroke:CanvasText}
+svg .pt.sys,svg .pt.dia{fill:CanvasText;stroke:Canvas}
+.preset[aria-pressed="true"]{forced-color-adjust:none;background:Highlight;color:HighlightText;border-color:CanvasText}
+.status.warn{border-left-color:CanvasText}
+}
 `;

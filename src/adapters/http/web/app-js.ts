@@ -32,12 +32,19 @@ export const APP_JS = String.raw`'use strict';
   var RANGE = ${PAGE_RANGES};
   var LABEL = { systolic: 'Systolic', diastolic: 'Diastolic', measured: 'Time of reading', cpr: 'CPR number' };
   var DAY = 86400000;
-  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, gen: 0, devToken: null };
+  var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, loading: false, gen: 0, devToken: null, signedAs: null, exp: null, warned: 0, noDevLogin: false };
   var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
-  var fmtDay = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
-  var fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-  var fmtHour = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-  var fmtTimeZone = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'shortOffset' });
+  // Dates in the page's language (lang="en"), not the browser's: a Danish browser's "25. nov. 2026, 17.12" sat in
+  // English sentences. British English: day before month and a 24-hour clock, as the hub's patients read them.
+  var LANG = document.documentElement.lang || 'en';
+  var LOCALE = LANG === 'en' ? 'en-GB' : LANG;
+  var fmtDay = new Intl.DateTimeFormat(LOCALE, { day: 'numeric', month: 'short' });
+  var fmtTime = new Intl.DateTimeFormat(LOCALE, { dateStyle: 'medium', timeStyle: 'short' });
+  var fmtHour = new Intl.DateTimeFormat(LOCALE, { hour: '2-digit', minute: '2-digit' });
+  var fmtTimeZone = new Intl.DateTimeFormat(LOCALE, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'shortOffset' });
+  var TITLE = document.title;
+  /** The page's title names its state: "Your readings – ...", "Error: ... – ...". */
+  function title(t) { document.title = (t ? t + ' \u2013 ' : '') + TITLE; }
   // On a day the clocks change, the same local time can come twice (02:30 in October): the offset tells them apart.
   function clockChangeDay(d) {
     return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTimezoneOffset() !== new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1).getTimezoneOffset();
@@ -72,8 +79,17 @@ export const APP_JS = String.raw`'use strict';
     if (text != null) e.textContent = text;
     return e;
   }
+  // Every live region is in the page from the start (empty, never display:none), so its first message is said.
+  // The same message again (Enter twice on the same mistake) is emptied first and written a moment later: a region
+  // whose text does not change says nothing.
   function status(id, text, kind) {
-    var s = $(id); s.textContent = text || ''; s.className = 'status' + (kind ? ' ' + kind : '');
+    var s = $(id), n = (s.dataset.n = String(+(s.dataset.n || 0) + 1));
+    text = text || '';
+    s.className = 'status' + (kind ? ' ' + kind : '');
+    if (text && s.textContent === text) {
+      s.textContent = '';
+      setTimeout(function () { if (s.dataset.n === n) s.textContent = text; }, 150);
+    } else s.textContent = text;
   }
   function setError(field, message) {
     var input = $(field), err = $(field + '-error');
@@ -81,6 +97,8 @@ export const APP_JS = String.raw`'use strict';
     else { err.textContent = ''; err.hidden = true; input.removeAttribute('aria-invalid'); }
   }
   function mask(cpr) { return '\u2022\u2022\u2022\u2022\u2022\u2022-' + cpr.slice(7); }
+  /** A sentence's end: no second full stop after a date that ends in one. */
+  function stop(s) { return /[.!?]$/.test(s) ? s : s + '.'; }
   function iso(d) { return d.toISOString().replace(/\.\d{3}Z$/, 'Z'); }
   /** A local time as a datetime-local field writes it (yyyy-mm-ddThh:mm). */
   function localInput(d) {
@@ -102,12 +120,37 @@ export const APP_JS = String.raw`'use strict';
     var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
     if (!m) return;
     history.replaceState(null, '', location.pathname + location.search);
-    // A sign-in for someone (perhaps someone else) replaces whoever is shown: their readings go, the new token stays.
-    if (state.cpr || state.data.length) forget();
+    // A sign-in for someone else replaces whoever is shown: their readings and draft go, the new token stays. The
+    // same patient signing in again (their sign-in ran out) keeps everything: the reading typed, its draft and id.
+    var same = samePatient(m[1]);
+    if (!same && (state.cpr || state.data.length)) forget();
     state.devToken = null;
     sessionStorage.setItem(TOKEN, m[1]);
+    adoptExpiry(m[1]);
+    if (same) signedInAgain();
+  }
+  // What a token says of itself: its payload, unchecked. The hub checks every token; the page reads only its exp,
+  // to warn before it runs out, and whom it names, to tell the same patient signing in again from another.
+  function claims(token) {
+    try { return JSON.parse(atob(String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))); } catch (e) { return null; }
+  }
+  function whom(token) {
+    var c = claims(token);
+    if (!c) return null;
+    if (typeof c.patientKey === 'string') return 'k:' + c.patientKey;
+    if (typeof c.patient === 'string') return 'c:' + (normaliseCpr(c.patient) || c.patient);
+    return null;
+  }
+  // state.signedAs (memory only: a token with a patient claim names the CPR number) is whom the token that last
+  // read or wrote the shown patient's readings named.
+  function samePatient(token) {
+    if (!state.cpr || !state.signedAs || state.signedAs.cpr !== state.cpr) return false;
+    var w = whom(token);
+    return !!w && (w === state.signedAs.whom || w === 'c:' + state.cpr);
   }
   takeToken();
+  // After a reload the token is still this tab's: its time limit too.
+  if (!state.exp && sessionStorage.getItem(TOKEN)) adoptExpiry(sessionStorage.getItem(TOKEN));
   // A sign-in link followed in a tab already showing the page changes only the fragment: no new start.
   window.addEventListener('hashchange', takeToken);
   // Whose token: the patient shown, or the one whose CPR number was just entered (not shown until it loads).
@@ -116,14 +159,17 @@ export const APP_JS = String.raw`'use strict';
     if (!who()) return false;
     var patient = who();
     var a = await send('auth/dev-login', { method: 'POST', cache: 'no-store', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: patient }) });
+    if (a.res.status === 404) state.noDevLogin = true;
     if (!a.res.ok) {
       // The login itself refused the CPR number (e.g. no real date): that is the answer to show at the field.
       if (a.res.status === 400 || a.res.status === 422) { state.loginProblem = { ok: false, status: a.res.status, body: a.json || {} }; }
       return false;
     }
     if (!a.json || !a.json.token) return false;
-    // In memory only, with the CPR number it is for: another patient entered on this tab needs a new one.
+    // In memory only, with the CPR number it is for: another patient entered on this tab needs a new one. The page
+    // gets the next one by itself when it runs out: no warning needed.
     state.devToken = { token: a.json.token, cpr: patient };
+    state.exp = null; state.warned = 0;
     return true;
   }
   function tokenFor() {
@@ -146,7 +192,12 @@ export const APP_JS = String.raw`'use strict';
     var res = a.res;
     if ((res.status === 401 || (res.status === 403 && !token)) && !again && (await devLogin())) return api(method, path, body, true);
     // A token the hub refuses (expired) is of no further use: dropped, so a reload does not send it again.
-    if (res.status === 401) { sessionStorage.removeItem(TOKEN); state.devToken = null; }
+    if (res.status === 401) {
+      sessionStorage.removeItem(TOKEN); state.devToken = null;
+      if (token && state.cpr) { state.exp = null; status('session-status', ENDED, 'bad'); title('Sign-in ended \u2013 Your readings'); }
+    }
+    // The hub took this token for this patient (404: none of their readings yet): whom it names is theirs.
+    else if (token && (res.ok || res.status === 404) && who()) state.signedAs = { cpr: who(), whom: whom(token) };
     return { ok: res.ok, status: res.status, body: a.json || {}, token: !!token, retry: +res.headers.get('retry-after') };
   }
   /** The hub's field errors, by the input they belong to; paths look like body.systolic or measuredAt. */
@@ -157,7 +208,7 @@ export const APP_JS = String.raw`'use strict';
   function sentence(s) { return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.'); }
   /** A refusal in plain words, for a patient rather than a developer; what: "shown" or "saved". */
   function says(r, what) {
-    if (r.status === 401) return r.token ? 'Your sign-in has ended. Open the link from your sign-in page again.' : 'Please sign in: open the link from your sign-in page.';
+    if (r.status === 401) return r.token ? ENDED : 'Please sign in: open the link from your sign-in page.';
     if (r.status === 403) return 'The readings of this CPR number cannot be ' + what + ' with this sign-in.';
     if (r.status === 429) return 'Too many requests; try again in ' + (r.retry > 0 ? r.retry + (r.retry === 1 ? ' second.' : ' seconds.') : 'a moment.');
     var t = sentence(r.body.title || 'The hub could not answer (' + r.status + ')'), d = r.body.detail ? sentence(r.body.detail) : '';
@@ -167,20 +218,42 @@ export const APP_JS = String.raw`'use strict';
 
   // ---- who ----
   function normaliseCpr(v) {
-    var d = v.replace(/[\s-]/g, '');
+    // Spaces, a hyphen, or the dash a word processor or phone puts in its place.
+    var d = v.replace(/[\s\u2010-\u2015-]/g, '');
     return /^\d{10}$/.test(d) ? d.slice(0, 6) + '-' + d.slice(6) : null;
+  }
+  // The hub's refusals of a CPR number, in plain words with what to do (the hub's texts are its API's, for developers).
+  var CPR_FORM = 'A CPR number is six digits, a hyphen and four digits, e.g. 251248-1234.';
+  function cprSays(m) {
+    m = String(m || '');
+    if (/calendar date|real birth date/.test(m)) return 'The first six digits of this CPR number are not a real date (day, month, year). Check them, e.g. on your health insurance card.';
+    if (/lies in the future/.test(m)) return 'The birth date in this CPR number (its first six digits) lies in the future. Check the digits, e.g. on your health insurance card.';
+    if (/ddmmyy-ssss|of the form/.test(m)) return CPR_FORM;
+    return 'The hub does not accept this CPR number' + (m ? ': ' + m.replace(/[.]$/, '') : '') + '. Check the digits.';
+  }
+  /** A problem of the CPR form: at the field when the number is at fault, else for the form; said either way. */
+  function cprProblem(m, atField) {
+    setError('cpr', atField ? m : null);
+    // The field's own text is not read again while it has the focus (Enter in it): the form's live region says it.
+    status('who-status', m, atField ? 'bad vh' : 'bad');
+    title(atField ? 'Error: CPR number' : 'Error: readings not shown');
   }
   function useCpr(cpr) {
     state.cpr = cpr;
     $('cpr-masked').textContent = mask(cpr);
+    $('cpr-spoken').textContent = 'CPR number ending in ' + cpr.slice(7);
     $('cpr-form').hidden = true; $('who-known').hidden = false;
     $('review').hidden = false; $('upload').hidden = false;
+    status('who-status', '');
+    title('Your readings');
+    checkExpiry();
   }
   // Change person signs out: the token (it names the patient) goes with the CPR number, and so does everything
   // of theirs on screen; an answer still on its way for them is dropped (state.gen).
   function forget() {
     state.gen++;
     state.cpr = null; state.data = []; state.shown = null; state.draft = null; state.from = state.to = null; state.devToken = null;
+    state.signedAs = null; state.exp = null; state.warned = 0; clearTimeout(expiryTimer); status('session-status', '');
     try { sessionStorage.removeItem(TOKEN); sessionStorage.removeItem(DRAFT); } catch (e) { /* nothing kept */ }
     setPreset(7); rangeError(null);
     $('range-form').reset(); $('upload-form').reset();
@@ -188,19 +261,31 @@ export const APP_JS = String.raw`'use strict';
     $('cpr').value = ''; $('period').textContent = ''; $('chart').textContent = ''; $('readings').tBodies[0].textContent = '';
     $('cpr-form').hidden = false; $('who-known').hidden = true;
     $('review').hidden = true; $('upload').hidden = true;
-    status('upload-status', ''); loadError(null);
+    status('upload-status', ''); status('who-status', ''); loadError(null);
+    title('');
     $('cpr').focus();
   }
   $('cpr-form').addEventListener('submit', async function (ev) {
     ev.preventDefault();
+    // One search at a time: another Enter while the first waits (up to a minute) sends nothing more.
+    if (state.loading) return;
     var raw = $('cpr').value.trim();
-    var cpr = normaliseCpr(raw);
-    if (!raw) { setError('cpr', 'Enter your CPR number.'); $('cpr').focus(); return; }
-    if (!cpr) { setError('cpr', 'A CPR number is six digits, a hyphen and four digits, e.g. 251248-1234.'); $('cpr').focus(); return; }
+    var cpr = normaliseCpr(raw), digits = raw.replace(/[\s\u2010-\u2015-]/g, '');
+    if (!raw) { cprProblem('Enter your CPR number.', true); $('cpr').focus(); return; }
+    if (!cpr) {
+      cprProblem(/^\d+$/.test(digits) ? 'A CPR number has 10 digits; this has ' + digits.length + '. Six digits, a hyphen and four digits, e.g. 251248-1234.' : CPR_FORM, true);
+      $('cpr').focus(); return;
+    }
     setError('cpr', null);
-    state.pending = cpr;
-    var ok = await load(cpr, true);
-    state.pending = null;
+    var form = $('cpr-form'), button = form.querySelector('button[type=submit]');
+    state.pending = cpr; state.loading = true;
+    form.setAttribute('aria-busy', 'true'); button.setAttribute('aria-disabled', 'true');
+    status('who-status', 'Loading your readings\u2026');
+    var ok = false;
+    try { ok = await load(cpr, true); } finally {
+      state.pending = null; state.loading = false;
+      form.removeAttribute('aria-busy'); button.removeAttribute('aria-disabled');
+    }
     if (ok) { useCpr(cpr); render(); restoreDraft(); $('review-h').focus({ preventScroll: reduceMotion }); }
   });
   $('forget').addEventListener('click', forget);
@@ -232,17 +317,21 @@ export const APP_JS = String.raw`'use strict';
       if (await load(state.cpr, false)) render();
     });
   });
-  function rangeError(m) {
+  /** The period's message, and the fields at fault marked (only those: a missing To does not mark From). */
+  function rangeError(m, fields) {
     var e = $('range-error'); e.textContent = m || ''; e.hidden = !m;
-    ['from', 'to'].forEach(function (f) { if (m) $(f).setAttribute('aria-invalid', 'true'); else $(f).removeAttribute('aria-invalid'); });
+    fields = m ? fields || ['from', 'to'] : [];
+    ['from', 'to'].forEach(function (f) { if (fields.indexOf(f) >= 0) $(f).setAttribute('aria-invalid', 'true'); else $(f).removeAttribute('aria-invalid'); });
   }
   $('range-form').addEventListener('submit', async function (ev) {
     ev.preventDefault();
     var f = parseDate($('from').value), t = parseDate($('to').value);
-    if (!f || !t) { rangeError('Choose both a from date and a to date.'); $(f ? 'to' : 'from').focus(); return; }
+    if (!f && !t) { rangeError('Choose a from date and a to date.', ['from', 'to']); $('from').focus(); return; }
+    if (!f) { rangeError('Choose a from date, the first day of the period.', ['from']); $('from').focus(); return; }
+    if (!t) { rangeError('Choose a to date, the last day of the period.', ['to']); $('to').focus(); return; }
     var end = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1);
-    if (end <= f) { rangeError('The to date must not lie before the from date.'); $('to').focus(); return; }
-    if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days.'); $('to').focus(); return; }
+    if (end <= f) { rangeError('The to date must not lie before the from date. Choose a later to date.', ['to']); $('to').focus(); return; }
+    if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days. Choose a to date closer to the from date.', ['to']); $('to').focus(); return; }
     rangeError(null);
     state.from = f; state.to = end; setPreset(0);
     if (await load(state.cpr, false)) render();
@@ -252,7 +341,7 @@ export const APP_JS = String.raw`'use strict';
   async function load(cpr, first) {
     var p = period(), gen = state.gen, guessed = !skewKnown, before = skew;
     loadError(null);
-    if (!first) $('period').textContent = 'Loading readings\u2026';
+    if (!first) { $('period').textContent = 'Loading your readings\u2026'; busy(true); }
     var r;
     try {
       // POST, the CPR number in the body: a URL is kept in proxies' access logs and the browser's history.
@@ -260,33 +349,42 @@ export const APP_JS = String.raw`'use strict';
     } catch (e) {
       r = null;
     }
+    if (!first) busy(false);
     if (gen !== state.gen) return false;
     // The first answer told the hub's clock: a quick period computed by this browser's (a minute or more off) is
     // asked again, so a reading just saved by the hub's clock is not missing.
     if (r && guessed && skewKnown && state.days && Math.abs(skew - before) > 60000) return load(cpr, first);
-    if (!r) { fail(first, 'The hub cannot be reached. Check your connection and try again.'); return false; }
+    if (!r) { fail(first, 'The hub cannot be reached. Check your connection and try again.', false); return false; }
     if (r.ok || r.body.code === 'unknown_patient') {
       state.data = r.ok ? r.body.observations : [];
       state.shown = p;
+      if (!first) title('Your readings');
       return true;
     }
     var errs = r.body.errors || [];
     var onCpr = errs.filter(function (e) { return fieldOf(e.path) === 'cpr'; });
     if (onCpr.length || r.body.code === 'invalid_patient_id') {
       if (!first) forget();
-      setError('cpr', 'The hub does not accept this CPR number: ' + (onCpr[0] ? onCpr[0].message : r.body.detail || 'invalid') + '.');
+      cprProblem(cprSays(onCpr[0] ? onCpr[0].message : r.body.detail), true);
       $('cpr').focus();
       return false;
     }
     var onRange = errs.filter(function (e) { return fieldOf(e.path) === 'range'; });
-    if (onRange.length) rangeError(sentence(onRange[0].message));
-    fail(first, says(r, 'shown'));
+    if (onRange.length) rangeError('The period: ' + stop(onRange.map(function (e) { return rangeName(e.path) + ' ' + e.message; }).join('; ')) + ' Choose other dates.', onRange.map(function (e) { return rangeName(e.path); }));
+    // 403: this CPR number is not the signed-in patient's (a typing mistake, most often): the field is at fault.
+    fail(first, says(r, 'shown'), r.status === 403);
     return false;
   }
-  function loadError(m) { var e = $('load-error'); e.textContent = m || ''; e.hidden = !m; }
-  // A failed reload leaves the readings on screen, so the period chosen and its text go back to theirs.
-  function fail(first, m) {
-    if (first) { setError('cpr', m); $('cpr').focus(); return; }
+  function rangeName(path) { return /(^|\.)to$/.test(String(path)) ? 'to' : 'from'; }
+  function busy(on) {
+    ['chart-fig', 'readings'].forEach(function (id) { if (on) $(id).setAttribute('aria-busy', 'true'); else $(id).removeAttribute('aria-busy'); });
+  }
+  function loadError(m) { var e = $('load-error'); e.textContent = m || ''; e.hidden = !m; if (m) title('Error: readings not shown \u2013 Your readings'); }
+  // A failed reload leaves the readings on screen, so the period chosen and its text go back to theirs. At the
+  // first load, a problem that is not the CPR number's (no connection, sign-in ended, too many requests) is the
+  // form's, not the field's: a correct number is not marked invalid.
+  function fail(first, m, atField) {
+    if (first) { cprProblem(m, !!atField); if (atField) $('cpr').focus(); return; }
     loadError(m);
     var s = state.shown;
     if (!s) { $('period').textContent = ''; return; }
@@ -298,7 +396,7 @@ export const APP_JS = String.raw`'use strict';
   // ---- show ----
   function showPeriod(p) {
     var n = state.data.length;
-    $('period').textContent = (n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now' : fmtTime.format(lastOf(p))) + '.';
+    $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now' : fmtTime.format(lastOf(p))));
   }
   function render() {
     var p = state.shown || period();
@@ -331,16 +429,18 @@ export const APP_JS = String.raw`'use strict';
     lo = Math.floor((lo - 5) / 20) * 20; hi = Math.ceil((hi + 5) / 20) * 20;
     var X = function (t) { return m.l + (t - x0) / (x1 - x0) * (W - m.l - m.r); };
     var Y = function (v) { return H - m.b - (v - lo) / (hi - lo) * (H - m.t - m.b); };
-    var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-labelledby': 'chart-title chart-desc' });
+    // Named by its title, described by its summary; the marks are hidden from assistive technology (the table below
+    // lists every reading), which heard 20-odd unnamed graphics symbols.
+    var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-labelledby': 'chart-title', 'aria-describedby': 'chart-desc' });
     var summary;
     if (rows.length) {
       var s = rows.map(function (o) { return o.systolic.value; }), d = rows.map(function (o) { return o.diastolic.value; });
       var newest = rows[rows.length - 1];
-      summary = rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) +
-        '. Systolic ' + Math.min.apply(null, s) + ' to ' + Math.max.apply(null, s) + ' mmHg, diastolic ' + Math.min.apply(null, d) + ' to ' + Math.max.apply(null, d) +
-        ' mmHg. Latest ' + newest.systolic.value + ' over ' + newest.diastolic.value + ' on ' + when(new Date(newest.measuredAt)) + '. The table below lists every reading.';
+      summary = stop(rows.length + (rows.length === 1 ? ' reading' : ' readings') + ' from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p))) +
+        ' Systolic ' + Math.min.apply(null, s) + ' to ' + Math.max.apply(null, s) + ' mmHg, diastolic ' + Math.min.apply(null, d) + ' to ' + Math.max.apply(null, d) +
+        ' mmHg. ' + stop('Latest ' + newest.systolic.value + ' over ' + newest.diastolic.value + ' on ' + when(new Date(newest.measuredAt))) + ' The table below lists every reading.';
     } else {
-      summary = 'No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)) + '.';
+      summary = stop('No readings from ' + fmtDay.format(p.from) + ' to ' + fmtDay.format(lastOf(p)));
     }
     svg.appendChild(el('title', { id: 'chart-title' }, 'Blood pressure graph, systolic and diastolic in mmHg'));
     svg.appendChild(el('desc', { id: 'chart-desc' }, summary));
@@ -372,7 +472,7 @@ export const APP_JS = String.raw`'use strict';
     ['dia', 'sys'].forEach(function (k) {
       var key = k === 'sys' ? 'systolic' : 'diastolic';
       var pts = rows.map(function (o) { return [X(Date.parse(o.measuredAt)), Y(o[key].value), o]; });
-      var series = el('g', { class: 'series ' + k, 'data-series': key });
+      var series = el('g', { class: 'series ' + k, 'data-series': key, 'aria-hidden': 'true' });
       if (pts.length > 1) series.appendChild(el('polyline', { class: 'line ' + k, points: pts.map(function (q) { return q[0].toFixed(1) + ',' + q[1].toFixed(1); }).join(' ') }));
       pts.forEach(function (q) {
         var mark = k === 'sys'
@@ -402,10 +502,19 @@ export const APP_JS = String.raw`'use strict';
     if (v < r[0] || v > r[1]) return LABEL[field] + ' must be between ' + r[0] + ' and ' + r[1] + ' mmHg.';
     return null;
   }
+  /** The hub's field errors in plain words, with what to do; the hub's own text only as a last resort. */
+  function fieldSays(f, m) {
+    m = String(m || '');
+    if (f === 'measured' && /in the future/.test(m)) return 'This time is later than now. Check the date and the time, or leave the field empty if you took the reading just now.';
+    if (f === 'measured' && /date of birth/.test(m)) return 'This time is before the birth date in your CPR number. Check the date, the year especially.';
+    if (f === 'systolic' && /above the diastolic/.test(m)) return 'Systolic must be higher than diastolic. Check that the two numbers are not swapped.';
+    if (RANGE[f] && /between/.test(m)) return LABEL[f] + ' must be between ' + RANGE[f][0] + ' and ' + RANGE[f][1] + ' mmHg. Check the number on your monitor.';
+    return LABEL[f] + ': ' + stop(m.replace(/[.]$/, '')) + ' Check this value.';
+  }
   $('upload-form').addEventListener('submit', async function (ev) {
     ev.preventDefault();
+    // Busy: the button keeps its focus (aria-disabled, not disabled, which sent the focus to the page's body).
     if (state.busy) return;
-    status('upload-status', '');
     var errors = { systolic: checkNumber('systolic'), diastolic: checkNumber('diastolic'), measured: null };
     // A decimal comma (126,5) is how many write it here.
     var sys = Number($('systolic').value.trim().replace(',', '.')), dia = Number($('diastolic').value.trim().replace(',', '.'));
@@ -426,6 +535,7 @@ export const APP_JS = String.raw`'use strict';
     Object.keys(errors).forEach(function (k) { setError(k, errors[k]); });
     if (bad.length) {
       status('upload-status', bad.length === 1 ? 'Please correct 1 field.' : 'Please correct ' + bad.length + ' fields.', 'bad');
+      title('Error: ' + (bad.length === 1 ? '1 field' : bad.length + ' fields') + ' to correct \u2013 Your readings');
       $(bad[0]).focus();
       return;
     }
@@ -437,12 +547,12 @@ export const APP_JS = String.raw`'use strict';
     if (!state.draft || state.draft.sig !== sig) state.draft = { sig: sig, id: uuid(), systolic: $('systolic').value, diastolic: $('diastolic').value, measured: typed };
     try { sessionStorage.setItem(DRAFT, JSON.stringify(state.draft)); } catch (e) { /* memory only */ }
     body.observationId = state.draft.id;
-    state.busy = true; $('upload-btn').disabled = true; status('upload-status', 'Uploading\u2026');
+    state.busy = true; $('upload-btn').setAttribute('aria-disabled', 'true'); status('upload-status', 'Uploading\u2026');
     var r, gen = state.gen, noAnswer = false;
     try { r = await api('POST', 'observations', body); }
     catch (e) { r = null; noAnswer = !!e.noAnswer; }
     // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
-    if (gen !== state.gen) { state.busy = false; $('upload-btn').disabled = false; return; }
+    if (gen !== state.gen) { state.busy = false; $('upload-btn').removeAttribute('aria-disabled'); return; }
     if (r && r.ok) {
       state.draft = null;
       try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
@@ -450,33 +560,76 @@ export const APP_JS = String.raw`'use strict';
       // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
       if (await load(state.cpr, false)) render();
     }
-    state.busy = false; $('upload-btn').disabled = false;
-    // The button was disabled while it had the focus, which left it on the page's body: back to the button.
-    if (!document.activeElement || document.activeElement === document.body) $('upload-btn').focus();
+    state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
     if (!r) {
+      title('Error: reading not saved \u2013 Your readings');
       status('upload-status', noAnswer
         ? 'No answer from the hub, so the reading may or may not be saved. Press Upload again: it will be stored only once.'
         : 'The hub cannot be reached, so the reading is not saved yet. Try again; it will be stored only once.', 'bad');
       return;
     }
     if (r.ok) {
+      title('Your readings');
       status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + when(new Date(r.body.measuredAt)) : '') + '.' +
         (twice ? ' That time happened twice that night (the clocks went back an hour); the first was taken, before the clocks went back.' : ''), 'ok');
       return;
     }
+    title('Error: reading not saved \u2013 Your readings');
     var shown = 0;
     var onCpr = (r.body.errors || []).filter(function (e) { return fieldOf(e.path) === 'cpr'; })[0];
     // Not the reading but whose it is (a CPR number born in the future): said as such, not as a field of the form.
-    if (onCpr) { status('upload-status', 'Not saved. The hub does not accept this CPR number: ' + onCpr.message + '.', 'bad'); return; }
+    if (onCpr) { status('upload-status', 'Not saved. ' + cprSays(onCpr.message), 'bad'); return; }
+    var named = [];
     (r.body.errors || []).forEach(function (e) {
       var f = fieldOf(e.path);
-      if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, LABEL[f] + ': ' + e.message + ' (the hub says).'); if (!shown++) $(f).focus(); }
+      if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, fieldSays(f, e.message)); named.push(LABEL[f].toLowerCase()); if (!shown++) $(f).focus(); }
     });
-    status('upload-status', 'Not saved. ' + (shown ? sentence(r.body.title || 'The hub refused the reading') + ' See the marked fields.' : says(r, 'saved')), 'bad');
+    status('upload-status', 'Not saved. ' + (shown ? 'Please correct the ' + named.join(' and ') + ': see the message at the field.' : says(r, 'saved')), 'bad');
   });
   ['systolic', 'diastolic', 'measured'].forEach(function (f) {
     $(f).addEventListener('input', function () { if ($(f).getAttribute('aria-invalid')) setError(f, null); });
   });
+
+  // ---- the sign-in's time limit ----
+  // A sign-in link's token runs out at its exp (the hub's clock). Two minutes before, the page says so and what to do:
+  // open the sign-in link again, in this tab; the same patient signing in again keeps what was typed (takeToken). On
+  // a hub with the local dev login the page gets a new token by itself instead. The page trusts exp for nothing
+  // else: the hub decides when a token has ended.
+  var ENDED = 'Your sign-in has ended. Open the link from your sign-in page again, in this tab: what you typed stays in the form.';
+  var WARN_BEFORE = 120000, expiryTimer = 0;
+  function adoptExpiry(token) {
+    var c = claims(token);
+    state.exp = c && typeof c.exp === 'number' ? c.exp * 1000 : null;
+    state.warned = 0;
+    status('session-status', '');
+    checkExpiry();
+  }
+  async function checkExpiry() {
+    clearTimeout(expiryTimer); expiryTimer = 0;
+    if (!state.exp || !state.cpr || state.devToken) return;
+    var exp = state.exp, left = exp - (Date.now() + skew);
+    if (left <= 0) { status('session-status', ENDED, 'bad'); title('Sign-in ended \u2013 Your readings'); return; }
+    if (left <= WARN_BEFORE + 5000 && state.warned !== exp) {
+      state.warned = exp;
+      // The local dev login hands out another token: nothing to say.
+      if (!state.noDevLogin && (await devLogin().catch(function () { return false; }))) { status('session-status', ''); return; }
+      if (state.exp !== exp) return;
+      var mins = Math.max(1, Math.round(left / 60000));
+      status('session-status', 'Your sign-in ends at ' + fmtHour.format(new Date(exp - skew)) + ', in about ' + mins + (mins === 1 ? ' minute' : ' minutes') +
+        '. To stay signed in, open the link from your sign-in page again, in this tab: what you typed stays in the form.', 'warn');
+      title('Sign-in ends soon \u2013 Your readings');
+    }
+    // Checked again at least every half minute (a laptop asleep does not run timers on time).
+    expiryTimer = setTimeout(checkExpiry, Math.max(1000, Math.min(30000, left > WARN_BEFORE ? left - WARN_BEFORE : left)));
+  }
+  /** The patient shown signed in again (a new token for the same patient): nothing is lost, and the page says so. */
+  function signedInAgain() {
+    loadError(null);
+    var typed = ['systolic', 'diastolic', 'measured'].some(function (f) { return $(f).value; });
+    if (/sign-in/.test($('upload-status').textContent)) status('upload-status', '');
+    status('session-status', 'You are signed in again.' + (typed ? ' Your reading is still in the form: press Upload reading to save it.' : ''), 'ok');
+    title('Your readings');
+  }
 
   /** A reading sent before a reload without a known answer: back in the form, with its id, to be sent again. */
   function restoreDraft() {

@@ -33,13 +33,14 @@ export const INDEX_HTML = String.raw`<!doctype html>
 <div class="field">
 <label for="cpr">CPR number</label>
 <p class="hint" id="cpr-hint">Six digits, a hyphen, four digits, e.g. 251248-1234. This page keeps it in memory only, never on disk: after a reload, enter it again.</p>
-<input id="cpr" name="cpr" type="text" inputmode="numeric" autocomplete="off" spellcheck="false" maxlength="11" required aria-describedby="cpr-hint cpr-error">
+<input id="cpr" name="cpr" type="text" inputmode="numeric" autocomplete="off" spellcheck="false" required aria-describedby="cpr-hint cpr-error">
 <p class="error" id="cpr-error" hidden></p>
 </div>
 <button type="submit">Show my readings</button>
 </form>
+<p id="who-status" class="status" role="status" aria-live="polite" aria-atomic="true"></p>
 <div id="who-known" hidden>
-<p>Showing readings for CPR <span id="cpr-masked" class="mono"></span></p>
+<p>Showing readings for <span id="cpr-spoken" class="vh"></span><span aria-hidden="true">CPR <span id="cpr-masked" class="mono"></span></span></p>
 <button type="button" id="forget" class="secondary">Change person</button>
 </div>
 </section>
@@ -84,6 +85,7 @@ export const INDEX_HTML = String.raw`<!doctype html>
 
 <section id="upload" aria-labelledby="upload-h" hidden>
 <h2 id="upload-h">Add a reading</h2>
+<p id="session-status" class="status" role="alert" aria-atomic="true"></p>
 <form id="upload-form" method="post" action="./" novalidate>
 <div class="pair">
 <div class="field">
