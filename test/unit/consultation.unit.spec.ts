@@ -93,25 +93,77 @@ describe('Consultation decider', () => {
       spec.given([requested, offered(A, 0)]).when({ ...request, clinicalQuestion: 'other' } as ConsultationCommand).thenThrows(ConflictError, 'consultation_id_reused');
     });
 
-    it('refuses bad requests, naming fields and never the patient text', () => {
-      for (const bad of [
-        { candidates: [] },
-        { candidates: [A, B, C, 'x-1:a', 'x-2:b', 'x-3:c'] },
-        { candidates: [A, A] },
-        { candidates: ['not an expert id'] },
-        { clinicalQuestion: '   ' },
-        { deadlineSeconds: 10 },
-        { attachments: ['not-an-oid'] },
-        { consultationId: 'short' },
-        // Across areas only: an own expert gave the system's clinicians the attached documents.
-        { candidates: [A, 'xian:zhou'] },
-        // Passed the HTTP pattern before, and stopped the consultation downlink, whose messages take only UUIDs.
-        { consultationId: 'case-2026-0001' },
-        { consultationId: '070789-4821' },
-        { consultationId: '11111111-2222-0333-8444-555555555555' }, // version 0
+    it('any other field of the request than the question also makes it another request (consultation_id_reused)', () => {
+      for (const other of [
+        { summary: 'MRI attached' },
+        { applicantClinician: 'dr-liu' },
+        { applicantSystemId: 'lanzhou' },
+        { candidates: [B, A, C] }, // the same experts, in another order of preference
+        { candidates: [A, B] },
+        { candidates: [A, B, C, 'x-1:a'] },
+        { attachments: ['1.2.3.5'] },
+        { attachments: [] },
+        { attachments: ['1.2.3.4', '1.2.3.5'] },
       ]) {
-        const error = spec.given([]).when({ ...request, ...bad } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+        spec.given([requested, offered(A, 0)]).when({ ...request, ...other } as ConsultationCommand).thenThrows(ConflictError, 'consultation_id_reused');
+      }
+    });
+
+    it('refuses bad requests, naming fields and never the patient text', () => {
+      const oid64 = `1.2.${'3'.repeat(60)}`;
+      const cases: readonly (readonly [Partial<Record<string, unknown>>, readonly string[]])[] = [
+        [{ candidates: [] }, ['candidates']],
+        [{ candidates: [A, B, C, 'x-1:a', 'x-2:b', 'x-3:c'] }, ['candidates']], // MAX_CANDIDATES + 1
+        [{ candidates: [A, A] }, ['candidates']],
+        [{ candidates: ['not an expert id'] }, ['candidates.0']],
+        [{ clinicalQuestion: '   ' }, ['clinicalQuestion']],
+        [{ applicantClinician: '   ' }, ['applicantClinician']],
+        [{ deadlineSeconds: 10 }, ['deadlineSeconds']],
+        [{ deadlineSeconds: 59 }, ['deadlineSeconds']], // MIN_DEADLINE_SECONDS - 1
+        [{ deadlineSeconds: 30 * 24 * 3600 + 1 }, ['deadlineSeconds']], // MAX_DEADLINE_SECONDS + 1
+        [{ reportResend: { intervalSeconds: 600, maxAttempts: 101 } }, ['reportResend']],
+        [{ reportResend: { intervalSeconds: 600, maxAttempts: -1 } }, ['reportResend']],
+        [{ reportResend: { intervalSeconds: 0, maxAttempts: 2 } }, ['reportResend']],
+        [{ attachments: ['not-an-oid'] }, ['attachments']],
+        [{ attachments: ['1.02.3'] }, ['attachments']], // an arc with a leading zero is not an OID
+        [{ attachments: [`${oid64}3`] }, ['attachments']], // 65 characters
+        [{ attachments: Array.from({ length: 51 }, (_, i) => `1.2.${i}`) }, ['attachments']], // MAX_ATTACHMENTS + 1
+        [{ consultationId: 'short' }, ['consultationId']],
+        // Across areas only: an own expert gave the system's clinicians the attached documents.
+        [{ candidates: [A, 'xian:zhou'] }, ['candidates.1']],
+        // Passed the HTTP pattern before, and stopped the consultation downlink, whose messages take only UUIDs.
+        [{ consultationId: 'case-2026-0001' }, ['consultationId']],
+        [{ consultationId: '070789-4821' }, ['consultationId']],
+        [{ consultationId: '11111111-2222-0333-8444-555555555555' }, ['consultationId']], // version 0
+        [{ consultationId: 'C0FFEE00-0000-4000-C000-000000000001' }, ['consultationId']], // not the RFC variant
+      ];
+      for (const [bad, paths] of cases) {
+        const error = spec.given([]).when({ ...request, ...bad } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation') as ValidationError;
+        expect({ bad, paths: error.details.map((d) => d.path) }).toEqual({ bad, paths });
         expect(error.message).not.toContain(QUESTION);
+      }
+    });
+
+    it('takes a request at each limit', () => {
+      const oid64 = `1.2.${'3'.repeat(60)}`;
+      expect(oid64).toHaveLength(64);
+      for (const good of [
+        { consultationId: 'C0FFEE00-0000-4000-B000-000000000001' }, // upper case
+        { candidates: [A, B, C, 'x-1:a', 'x-2:b'] }, // MAX_CANDIDATES
+        { deadlineSeconds: 60 }, // MIN_DEADLINE_SECONDS
+        { deadlineSeconds: 30 * 24 * 3600 }, // MAX_DEADLINE_SECONDS
+        { reportResend: { intervalSeconds: 600, maxAttempts: 100 } },
+        { reportResend: { intervalSeconds: 600, maxAttempts: 0 } },
+        { reportResend: { intervalSeconds: 1, maxAttempts: 2 } },
+        { attachments: Array.from({ length: 50 }, (_, i) => `1.2.${i}`) }, // MAX_ATTACHMENTS
+        { attachments: [oid64, '1.0.3'] },
+      ]) {
+        const types = spec
+          .given([])
+          .when({ ...request, ...good } as ConsultationCommand)
+          .events()
+          .map((e) => e.type);
+        expect({ good, types }).toEqual({ good, types: ['ConsultationRequested', 'ConsultationOffered'] });
       }
     });
   });
@@ -176,6 +228,22 @@ describe('Consultation decider', () => {
       spec.given([requested, offered(A, 0)]).when(sent('soon')).thenThrows(ConflictError, 'offer_expired');
     });
 
+    it('believes a sentAt up to the clock tolerance (60 s) before the offer was made, not beyond; nor one from the future', () => {
+      const handledLate = '2024-05-01T11:05:00.000Z';
+      const sent = (sentAt: string) => ({ ...(accept(A, handledLate) as object), sentAt }) as ConsultationCommand;
+      spec.given([requested, offered(A, 0)]).when(sent('2024-05-01T09:59:00.000Z')).then([accepted(A, 0, handledLate)]); // exactly the tolerance
+      spec.given([requested, offered(A, 0)]).when(sent('2024-05-01T09:58:59.999Z')).thenThrows(ConflictError, 'offer_expired');
+      // After the hub's now (beyond the tolerance): not believed. (Such a sentAt is after the deadline as well: an
+      // accept is only weighed by its sentAt once the hub's now is past the deadline.)
+      spec.given([requested, offered(A, 0)]).when(sent('2024-05-01T11:06:00.001Z')).thenThrows(ConflictError, 'offer_expired');
+      // Handled seconds after the deadline, sent a second before it: within the tolerance of the hub's now.
+      const justLate = '2024-05-01T11:00:30.000Z';
+      spec
+        .given([requested, offered(A, 0)])
+        .when({ ...(accept(A, justLate) as object), sentAt: '2024-05-01T10:59:59.000Z' } as ConsultationCommand)
+        .then([accepted(A, 0, justLate)]);
+    });
+
     it("an accept on an offer that expired says offer_expired, also when the case was unassigned at the same moment", () => {
       const expiredC: ConsultationEvent = { type: 'ConsultationExpired', data: { consultationId: id, expertId: C, offerIndex: 2, expiredAt: '2024-05-01T11:30:00.000Z' } };
       spec.given([...allDeclined.slice(0, 6), expiredC, unassigned]).when(accept(C, '2024-05-01T11:31:00.000Z')).thenThrows(ConflictError, 'offer_expired');
@@ -217,6 +285,17 @@ describe('Consultation decider', () => {
       spec.given([requested, offered(A, 0), expired, offered(B, 1, tLate)]).when(accept(A, tLate)).thenThrows(ConflictError, 'offer_expired');
     });
 
+    it('a repeated decline of an offer already declined records nothing', () => {
+      spec.given([requested, offered(A, 0), declined(A, 0), offered(B, 1, t1, '2024-05-01T11:30:00.000Z')]).when(decline(A)).thenNothing();
+    });
+
+    it("settling one offer leaves the others as they were: the next expert's accept does not make the declined one's offer accepted", () => {
+      const acceptedB = [requested, offered(A, 0), declined(A, 0), offered(B, 1, t1, '2024-05-01T11:30:00.000Z'), accepted(B, 1)];
+      spec.given(acceptedB).when(report(A)).thenThrows(ConflictError, 'offer_declined');
+      spec.given(acceptedB).when(accept(A)).thenThrows(ConflictError, 'offer_declined');
+      spec.given(acceptedB).when(report(B)).then([{ ...issued, data: { ...issued.data, expertId: B } } as ConsultationEvent]);
+    });
+
     it('an accepted expert cannot decline', () => {
       spec.given([requested, offered(A, 0), accepted(A, 0)]).when(decline(A)).thenThrows(ConflictError, 'consultation_already_accepted');
     });
@@ -230,6 +309,16 @@ describe('Consultation decider', () => {
     it('the same report again changes nothing; another one is refused', () => {
       spec.given([...acceptedA, issued]).when(report(A)).thenNothing();
       spec.given([...acceptedA, issued]).when(report(A, 'Something else')).thenThrows(ConflictError, 'report_already_issued');
+      // The same diagnosis with other recommendations is another report too.
+      spec.given([...acceptedA, issued]).when({ ...report(A), recommendations: 'Stay' } as ConsultationCommand).thenThrows(ConflictError, 'report_already_issued');
+    });
+
+    it('with maxAttempts 0 the report is never re-sent', () => {
+      const noResend = { ...requested, data: { ...requested.data, reportResend: { intervalSeconds: 600, maxAttempts: 0 } } } as ConsultationEvent;
+      const given = [noResend, offered(A, 0), accepted(A, 0)];
+      const once = { ...issued, data: { ...issued.data, nextResendAt: null } } as ConsultationEvent;
+      spec.given(given).when(report(A)).then([once]);
+      spec.given([...given, once]).when(resend(1, '2024-05-01T12:00:00.000Z')).thenNothing();
     });
 
     it('refuses a report before accepting, by an expert not offered, on a declined, unassigned or cancelled consultation', () => {
