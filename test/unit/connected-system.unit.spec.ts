@@ -1,5 +1,5 @@
 import { DeciderSpec } from '../support/decider-spec';
-import { batchNotNeeded, connectedSystemDecider, type ConnectedSystemCommand, type ConnectedSystemEvent } from '../../src/domain/directory/connected-system';
+import { batchNotNeeded, connectedSystemDecider, MAX_JOIN_BATCHES, type ConnectedSystemCommand, type ConnectedSystemEvent } from '../../src/domain/directory/connected-system';
 import { foldEvents } from '../../src/domain/shared/decider';
 import { ConflictError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
 
@@ -71,6 +71,33 @@ describe('ConnectedSystem decider', () => {
     }
   });
 
+  it('trims name and area; a blank name or area is refused', () => {
+    spec.given([]).when({ ...registerCmd, name: '  Chengdu City ', area: ' Chengdu\t' }).then([registered]);
+    spec.given([registered]).when({ ...registerCmd, name: ' Chengdu City', area: 'Chengdu ' }).thenNothing();
+    for (const blank of [{ name: '' }, { name: '   ' }, { area: '' }, { area: ' \t ' }, { name: ' ', area: ' ' }]) {
+      spec.given([]).when({ ...registerCmd, ...blank }).thenThrows(ValidationError, 'invalid_system');
+      spec.given([registered]).when({ ...registerCmd, ...blank }).thenThrows(ValidationError, 'invalid_system');
+    }
+  });
+
+  it('a re-registration with another area or another downlink queue is not a repeat: a conflict', () => {
+    spec.given([registered]).when({ ...registerCmd, area: 'Chongqing' }).thenThrows(ConflictError, 'system_already_registered');
+    spec.given([registered]).when({ ...registerCmd, downlinkQueue: 'rts.downlink.other' }).thenThrows(ConflictError, 'system_already_registered');
+  });
+
+  it('refuses join numbers out of bounds: negative or fractional counts, too many batches, one zero and the other not', () => {
+    const bad: [number, number][] = [
+      [-1, 5], [1.5, 5], [Number.NaN, 5], [MAX_JOIN_BATCHES + 1, MAX_JOIN_BATCHES + 1],
+      [1, -1], [1, 2.5], [1, Number.NaN],
+      [0, 5], [1, 0],
+    ];
+    for (const [batches, experts] of bad) {
+      spec.given([registered]).when(startJoin(batches, experts)).thenThrows(ValidationError, 'invalid_join');
+    }
+    spec.given([registered]).when(startJoin(MAX_JOIN_BATCHES, MAX_JOIN_BATCHES)).then([started(MAX_JOIN_BATCHES, MAX_JOIN_BATCHES)]);
+    spec.given([registered]).when(startJoin(1, 500)).then([started(1, 500)]);
+  });
+
   it('starts a join, recording the request and correlation ids; bad numbers and unknown systems are refused', () => {
     spec.given([registered]).when(startJoin(3, 25)).then([started(3, 25)]);
     spec.given([]).when(startJoin(3, 25)).thenThrows(NotFoundError, 'unknown_system');
@@ -102,6 +129,8 @@ describe('ConnectedSystem decider', () => {
     spec.given([]).when(batch(0, 10)).thenThrows(NotFoundError, 'unknown_system');
     spec.given(s).when(batch(0, 10, 4)).thenThrows(ValidationError, 'batch_count_mismatch');
     spec.given(s).when(batch(3, 10)).thenThrows(ValidationError, 'batch_index_out_of_range');
+    spec.given(s).when(batch(-1, 10)).thenThrows(ValidationError, 'batch_index_out_of_range');
+    spec.given(s).when(batch(0.5, 10)).thenThrows(ValidationError, 'batch_index_out_of_range');
     spec.given([...s, imported(0, 20)]).when(batch(1, 10)).thenThrows(ValidationError, 'too_many_experts');
   });
 
@@ -116,6 +145,11 @@ describe('ConnectedSystem decider', () => {
     spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(1, 1, resent)).thenThrows(ConflictError, 'system_already_joined');
     spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(0, 0, resent)).thenNothing();
     spec.given([registered, started(0, 0), joined(0, 0)]).when(startJoin(1, 1)).thenNothing(); // the same request
+    // Either number other than the finished join's is another join under its correlation id: refused.
+    const done = [registered, started(2, 4), imported(0, 2), imported(1, 2), joined(2, 4)];
+    spec.given(done).when(startJoin(2, 4, resent)).thenNothing();
+    spec.given(done).when(startJoin(3, 4, resent)).thenThrows(ConflictError, 'system_already_joined');
+    spec.given(done).when(startJoin(2, 5, resent)).thenThrows(ConflictError, 'system_already_joined');
   });
 
   describe('a joined system joins again with a new join (a correlation id of its own): a full sync', () => {
@@ -191,6 +225,27 @@ describe('ConnectedSystem decider', () => {
       spec.given([...crashed, imported(1, 2, second.correlationId)]).when(startJoin(2, 4, second, later)).then([started(2, 4, second, later), imported(1, 2, second.correlationId, later)]);
       // Not where they would not fit the new numbers.
       spec.given([...crashed, imported(1, 2, second.correlationId)]).when(startJoin(3, 4, second, later)).then([started(3, 4, second, later)]);
+    });
+
+    it('carried batches must fit the new numbers: not when they carry more experts than announced; exactly as many is fine', () => {
+      const s = [registered, started(3, 25), imported(0, 10, second.correlationId), imported(2, 5, second.correlationId)];
+      spec.given(s).when(startJoin(3, 14, second, later)).then([started(3, 14, second, later)]);
+      spec.given(s).when(startJoin(3, 15, second, later)).then([
+        started(3, 15, second, later),
+        imported(0, 10, second.correlationId, later),
+        imported(2, 5, second.correlationId, later),
+      ]);
+    });
+
+    it('a restart whose carried batches are all of them joins at once, with their experts counted', () => {
+      // Both batches of the first attempt came under the second request's correlation id (before it was applied).
+      const done = [registered, started(2, 4), imported(0, 1, second.correlationId), imported(1, 3, second.correlationId), joined(2, 4)];
+      spec.given(done).when(startJoin(2, 4, second, later)).then([
+        started(2, 4, second, later),
+        imported(0, 1, second.correlationId, later),
+        imported(1, 3, second.correlationId, later),
+        joined(2, 4, later),
+      ]);
     });
 
     it('a restart announcing no experts joins at once', () => spec.given(crashed).when(startJoin(0, 0, second, later)).then([started(0, 0, second, later), joined(0, 0, later)]));

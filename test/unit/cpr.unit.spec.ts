@@ -1,4 +1,4 @@
-import { birthDateOf, isCpr, parseCpr, parseCprBornBy } from '../../src/domain/monitoring/cpr';
+import { BIRTH_DATE_SLACK_MS, bornAfter, birthDateOf, isCpr, parseCpr, parseCprBornBy, type Cpr } from '../../src/domain/monitoring/cpr';
 import { ValidationError } from '../../src/domain/shared/errors';
 
 const rejectionOf = (value: unknown, path?: string): ValidationError => {
@@ -142,6 +142,16 @@ describe('CPR number', () => {
         expect(error).toMatchObject({ code: 'invalid_patient_id', details: [{ path: path ?? 'patientId', message: 'the birth date in this CPR number lies in the future' }] });
         expect(String((error as Error).message)).not.toMatch(/\d{4}/);
       }
+    });
+
+    it('the boundary: a birth date exactly the slack after now is taken, one millisecond later is refused', () => {
+      // 031226-4234: born 3 December 2026, 00:00 UTC.
+      const born = Date.parse('2026-12-03T00:00:00Z');
+      const cpr = '031226-4234' as Cpr;
+      expect(bornAfter(cpr, born - BIRTH_DATE_SLACK_MS)).toBe(false);
+      expect(parseCprBornBy(cpr, born - BIRTH_DATE_SLACK_MS)).toBe(cpr);
+      expect(bornAfter(cpr, born - BIRTH_DATE_SLACK_MS - 1)).toBe(true);
+      expect(() => parseCprBornBy(cpr, born - BIRTH_DATE_SLACK_MS - 1)).toThrow(expect.objectContaining({ code: 'invalid_patient_id' }));
     });
 
     it('still refuses what parseCpr refuses, with its own message', () => {

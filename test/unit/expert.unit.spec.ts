@@ -71,6 +71,67 @@ describe('Expert decider', () => {
     spec.given([]).when(register('m1', { ...profile, specialties: [] })).thenThrows(ValidationError, 'invalid_expert_profile');
   });
 
+  it('filters out blank specialties and languages (after trimming), keeping the others in order', () => {
+    const n = normalizeExpertProfile({ ...profile, specialties: ['  ', 'Cardiology', '', ' \t '], languages: [' ', 'ZH', '', 'en'] });
+    expect(n.specialties).toEqual(['Cardiology']);
+    expect(n.languages).toEqual(['zh', 'en']);
+  });
+
+  it('refuses a blank city, no languages, an unknown availability, saying which field', () => {
+    const refusal = (p: ExpertProfile) => {
+      try {
+        normalizeExpertProfile(p);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ValidationError);
+        return e as ValidationError;
+      }
+      throw new Error('expected the profile to be refused');
+    };
+    const cases: [ExpertProfile, { path: string; message: string }][] = [
+      [{ ...profile, name: ' ' }, { path: 'profile.name', message: 'must not be blank' }],
+      [{ ...profile, specialties: [' '] }, { path: 'profile.specialties', message: 'needs at least one specialty' }],
+      [{ ...profile, location: { city: '  ', hospital: 'West China Hospital' } }, { path: 'profile.location.city', message: 'must not be blank' }],
+      [{ ...profile, languages: [] }, { path: 'profile.languages', message: 'needs at least one language' }],
+      [{ ...profile, languages: ['  '] }, { path: 'profile.languages', message: 'needs at least one language' }],
+      [{ ...profile, availability: 'on holiday' as ExpertProfile['availability'] }, { path: 'profile.availability', message: 'must be one of available, limited, unavailable' }],
+    ];
+    for (const [p, detail] of cases) {
+      const e = refusal(p);
+      expect(e.code).toBe('invalid_expert_profile');
+      expect(e.details).toEqual([detail]);
+      expect(e.message).toContain(`${detail.path} ${detail.message}`);
+      spec.given([]).when(register('m1', p)).thenThrows(ValidationError, 'invalid_expert_profile');
+    }
+    // A blank hospital is allowed.
+    expect(normalizeExpertProfile({ ...profile, location: { city: 'Chengdu', hospital: ' ' } }).location).toEqual({ city: 'Chengdu', hospital: '' });
+  });
+
+  it('a change of any single field is a change, not a repeat', () => {
+    const twoSpecialties: ExpertEvent = { type: 'ExpertRegistered', data: { ...ids, profile: { ...profile, specialties: ['Cardiology', 'Surgery'] }, registeredAt: now, messageId: 'm1' } };
+    const variants: [string, ExpertEvent, ExpertProfile][] = [
+      ['name', registered, { ...profile, name: 'Li Wen' }],
+      ['title', registered, { ...profile, title: 'Attending physician' }],
+      ['availability', registered, { ...profile, availability: 'limited' }],
+      ['city', registered, { ...profile, location: { ...profile.location, city: 'Chongqing' } }],
+      ['hospital', registered, { ...profile, location: { ...profile.location, hospital: 'Huaxi' } }],
+      ['a specialty more', registered, { ...profile, specialties: ['Cardiology', 'Surgery'] }],
+      ['a specialty fewer', twoSpecialties, profile],
+      ['another specialty', registered, { ...profile, specialties: ['Surgery'] }],
+      ['another second specialty', twoSpecialties, { ...profile, specialties: ['Cardiology', 'Neurology'] }],
+      ['a language more', registered, { ...profile, languages: ['zh', 'en', 'fr'] }],
+      ['a language fewer', registered, { ...profile, languages: ['zh'] }],
+      ['another second language', registered, { ...profile, languages: ['zh', 'fr'] }],
+      ['languages reordered', registered, { ...profile, languages: ['en', 'zh'] }],
+    ];
+    for (const [field, given, p] of variants) {
+      const expected = [field, [{ type: 'ExpertProfileChanged', data: { ...ids, profile: p, changedAt: now, messageId: 'm2' } }]];
+      expect([field, spec.given([given]).when(change('m2', p)).events()]).toEqual(expected);
+      expect([field, spec.given([given]).when(register('m2', p)).events()]).toEqual(expected);
+      // The same profile again is a repeat.
+      expect([field, spec.given([given]).when(change('m2', given.type === 'ExpertRegistered' ? given.data.profile : p)).events()]).toEqual([field, []]);
+    }
+  });
+
   it('refuses a malformed local expert id', () => {
     spec.given([]).when({ ...register('m1'), localExpertId: 'a:b' } as ExpertCommand).thenThrows(ValidationError, 'invalid_expert_id');
   });

@@ -123,6 +123,34 @@ describe('parseHl7Observation: hostile input', () => {
     expectInvalid(xml, 'document_too_large');
   });
 
+  // UTF-8 widths at each boundary: U+0080 and U+07FF take 2 bytes, U+0800 and U+FFFD 3, U+10000 and an emoji 4.
+  it.each([
+    ['\u0080', 2],
+    ['æ', 2],
+    ['\u07ff', 2],
+    ['\u0800', 3],
+    ['€', 3],
+    ['\ufffd', 3],
+    ['\u{10000}', 4],
+    ['😀', 4],
+  ])('counts %s as %i bytes: a document of exactly the limit in UTF-8 parses, one byte more is too large', (ch, width) => {
+    const utf8 = (text: string) => Buffer.byteLength(text, 'utf8');
+    /** The seed with a comment of `ch` repeated and ASCII padding, `bytes` long in UTF-8. */
+    const fill = (bytes: number) => {
+      const room = bytes - utf8(seedXml) - '<!---->'.length;
+      const n = Math.floor(room / width);
+      return seedXml + `<!--${ch.repeat(n)}${'x'.repeat(room - n * width)}-->`;
+    };
+    const atLimit = fill(MAX_HL7_BYTES);
+    expect(utf8(atLimit)).toBe(MAX_HL7_BYTES);
+    expect(atLimit.length).toBeLessThan(MAX_HL7_BYTES);
+    expect(parseHl7Observation(atLimit).systolic.value).toBe(126);
+    const over = fill(MAX_HL7_BYTES + 1);
+    expect(utf8(over)).toBe(MAX_HL7_BYTES + 1);
+    expect(over.length).toBeLessThan(MAX_HL7_BYTES);
+    expectInvalid(over, 'document_too_large');
+  });
+
   it.each([
     ['an empty string', ''],
     ['plain text', 'hello'],

@@ -10,7 +10,8 @@ import { JoseHubCodec } from '../../src/adapters/messaging/hub-codec';
 import { Projector } from '../../src/application/projector';
 import { KeyBookProjection, SystemKeysService } from '../../src/application/security/system-keys-service';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
-import { systemKeysDecider, type SystemKeysState } from '../../src/domain/security/system-keys';
+import { foldEvents } from '../../src/domain/shared/decider';
+import { systemKeysDecider, type SystemKeyCommand, type SystemKeyEvent, type SystemKeysState } from '../../src/domain/security/system-keys';
 
 let now = DateTime.fromISO('2026-01-01T00:00:00Z', { zone: 'utc' });
 const clock = { now: () => now };
@@ -66,6 +67,71 @@ describe('system keys decider', () => {
     // +10 s the system had no key. A successor must have no retirement of its own.
     const k1Retiring = { keys: [{ ...state.keys[0]!, retiresAt: '2026-01-01T00:00:10Z' }, two.keys[1]!] };
     expect(() => systemKeysDecider.decide({ ...base, type: 'RetireSystemKey', kid: 'k2', at: '2026-01-01T00:00:05Z' }, k1Retiring)).toThrow(expect.objectContaining({ code: 'last_key' }));
+  });
+});
+
+describe('system keys decider: validity windows, retirement times, uses', () => {
+  const now = '2026-01-01T00:00:00Z';
+  const register = (kid: string, use: 'sig' | 'enc' = 'sig', extra: { validFrom?: string; retiresAt?: string } = {}): SystemKeyCommand => ({
+    type: 'RegisterSystemKey', systemId: 's', kid, use, alg: use === 'sig' ? 'ES256' : 'ECDH-ES+A256KW', jwk: { kty: 'EC' }, ...extra, now,
+  });
+  const retire = (kid: string, at: string): SystemKeyCommand => ({ type: 'RetireSystemKey', systemId: 's', kid, at, now });
+  const entry = (kid: string, retiresAt: string | null, use: 'sig' | 'enc' = 'sig') => ({ kid, use, alg: use === 'sig' ? 'ES256' : 'ECDH-ES+A256KW', retiresAt });
+  const code = (f: () => unknown): unknown => {
+    try {
+      f();
+    } catch (e) {
+      return (e as { code?: unknown }).code;
+    }
+    return 'no error';
+  };
+
+  it('records validFrom and retiresAt as given, null when not given', () => {
+    expect(systemKeysDecider.decide(register('k1', 'sig', { validFrom: '2026-01-02T00:00:00Z', retiresAt: '2026-02-01T00:00:00Z' }), systemKeysDecider.initialState())).toEqual([
+      {
+        type: 'SystemKeyRegistered',
+        data: { systemId: 's', kid: 'k1', use: 'sig', alg: 'ES256', jwk: { kty: 'EC' }, validFrom: '2026-01-02T00:00:00Z', retiresAt: '2026-02-01T00:00:00Z', registeredAt: now },
+      },
+    ]);
+    expect(systemKeysDecider.decide(register('k1'), systemKeysDecider.initialState())).toMatchObject([{ data: { validFrom: null, retiresAt: null } }]);
+  });
+
+  it('refuses a key that retires at or before it becomes valid (invalid_key_dates); one bound alone is fine', () => {
+    const empty = systemKeysDecider.initialState();
+    expect(code(() => systemKeysDecider.decide(register('k1', 'sig', { validFrom: '2026-02-01T00:00:00Z', retiresAt: '2026-01-15T00:00:00Z' }), empty))).toBe('invalid_key_dates');
+    expect(code(() => systemKeysDecider.decide(register('k1', 'sig', { validFrom: '2026-02-01T00:00:00Z', retiresAt: '2026-02-01T00:00:00Z' }), empty))).toBe('invalid_key_dates');
+    expect(() => systemKeysDecider.decide(register('k1', 'sig', { validFrom: '2026-02-01T00:00:00Z', retiresAt: '2026-01-15T00:00:00Z' }), empty)).toThrow(
+      expect.objectContaining({ details: [{ path: 'retiresAt', message: 'must be after validFrom' }] }),
+    );
+    expect(systemKeysDecider.decide(register('k1', 'sig', { validFrom: '2026-02-01T00:00:00Z', retiresAt: '2026-02-01T00:00:01Z' }), empty)).toHaveLength(1);
+    expect(systemKeysDecider.decide(register('k1', 'sig', { validFrom: '2026-02-01T00:00:00Z' }), empty)).toHaveLength(1);
+    expect(systemKeysDecider.decide(register('k1', 'sig', { retiresAt: '2025-02-01T00:00:00Z' }), empty)).toHaveLength(1);
+  });
+
+  it('a kid registered again: with another use is refused; while it retires in the future a repeat; from its retirement time on refused', () => {
+    expect(code(() => systemKeysDecider.decide(register('k1', 'enc'), { keys: [entry('k1', null)] }))).toBe('key_use_changed');
+    expect(systemKeysDecider.decide(register('k1'), { keys: [entry('k1', '2026-01-01T00:00:01Z')] })).toEqual([]);
+    expect(code(() => systemKeysDecider.decide(register('k1'), { keys: [entry('k1', now)] }))).toBe('key_retired');
+    expect(code(() => systemKeysDecider.decide(register('k1'), { keys: [entry('k1', '2025-12-31T23:59:59Z')] }))).toBe('key_retired');
+  });
+
+  it('retiring: a key already retired (or retiring) is nothing; a key of the other use is no successor', () => {
+    expect(systemKeysDecider.decide(retire('k1', '2026-03-01T00:00:00Z'), { keys: [entry('k1', '2026-02-01T00:00:00Z'), entry('k2', null)] })).toEqual([]);
+    const sigAndEnc = { keys: [entry('k1', null, 'sig'), entry('k2', null, 'enc')] };
+    expect(() => systemKeysDecider.decide(retire('k1', now), sigAndEnc)).toThrow(expect.objectContaining({ code: 'last_key', message: expect.stringContaining('signing key') }));
+    expect(() => systemKeysDecider.decide(retire('k2', now), sigAndEnc)).toThrow(expect.objectContaining({ code: 'last_key', message: expect.stringContaining('encryption key') }));
+  });
+
+  it('evolve: keys in registration order; a retirement sets the retirement time of that kid only', () => {
+    const events: SystemKeyEvent[] = [
+      ...systemKeysDecider.decide(register('k1'), systemKeysDecider.initialState()),
+      ...systemKeysDecider.decide(register('k2'), { keys: [entry('k1', null)] }),
+      ...systemKeysDecider.decide(register('k3', 'enc'), { keys: [entry('k1', null), entry('k2', null)] }),
+      { type: 'SystemKeyRetired', data: { systemId: 's', kid: 'k1', retiresAt: '2026-02-01T00:00:00Z', retiredAt: now } },
+    ];
+    expect(systemKeysDecider.initialState()).toEqual({ keys: [] });
+    expect(foldEvents(systemKeysDecider, events)).toEqual({ keys: [entry('k1', '2026-02-01T00:00:00Z'), entry('k2', null), entry('k3', null, 'enc')] });
+    expect(foldEvents(systemKeysDecider, [...events, { type: 'SomethingElse', data: {} } as unknown as SystemKeyEvent])).toEqual(foldEvents(systemKeysDecider, events));
   });
 });
 

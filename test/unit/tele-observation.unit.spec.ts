@@ -1,5 +1,8 @@
 import { DateTime } from 'luxon';
-import { CLOCK_SKEW_SECONDS, createTeleObservation, toIsoSeconds, type TeleObservationInput } from '../../src/domain/monitoring/tele-observation';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseHl7Observation } from '../../src/domain/documents/hl7';
+import { CLOCK_SKEW_SECONDS, createTeleObservation, ensureTeleObservation, toIsoSeconds, type TeleObservationInput } from '../../src/domain/monitoring/tele-observation';
 import { ValidationError } from '../../src/domain/shared/errors';
 
 const NOW = DateTime.fromISO('2024-03-10T12:00:00Z', { zone: 'utc' });
@@ -217,9 +220,51 @@ describe('createTeleObservation', () => {
       expect(rejectionOf({ systolic: 'high' }).code).toBe('invalid_observation');
     });
 
+    it('implausible values mixed with wrong shapes are implausible_observation (one implausible value decides)', () => {
+      const e = rejectionOf({ systolic: 400, measuredAt: 'later' });
+      expect(e.code).toBe('implausible_observation');
+      expect(paths(e).sort()).toEqual(['measuredAt', 'systolic']);
+      expect(rejectionOf({ systolic: 'high', measuredAt: '2030-01-01T00:00:00Z' }).code).toBe('implausible_observation');
+      expect(rejectionOf({ diastolic: { value: 70, unit: 'kPa' }, measuredAt: '1900-01-01T00:00:00Z' }).code).toBe('implausible_observation');
+    });
+
     it('the error never contains the CPR number', () => {
       const e = rejectionOf({ patientId: '251248-1234', systolic: 20, measuredAt: 'soon' });
       expect(`${e.message} ${JSON.stringify(e.details)}`).not.toContain('251248');
     });
+  });
+});
+
+describe('ensureTeleObservation', () => {
+  const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
+  const noClock = (): DateTime => {
+    throw new Error('now() was asked for an observation createTeleObservation made');
+  };
+
+  it('takes an observation createTeleObservation made as it is, without asking the clock', () => {
+    const created = createTeleObservation(seed, NOW);
+    expect(ensureTeleObservation(created, noClock)).toBe(created);
+  });
+
+  it('validates anything else now, with the same errors', () => {
+    const plain = { patientId: '251248-1234', systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt: '2017-05-10T14:50:14Z' };
+    const checked = ensureTeleObservation(plain, () => NOW);
+    expect(checked).toEqual(plain);
+    expect(checked).not.toBe(plain);
+    for (const value of [null, undefined, 'x', 42]) {
+      expect(() => ensureTeleObservation(value, () => NOW)).toThrow(expect.objectContaining({ code: 'invalid_observation' }));
+    }
+    expect(() => ensureTeleObservation({ ...plain, systolic: 400 }, () => NOW)).toThrow(expect.objectContaining({ code: 'implausible_observation' }));
+  });
+
+  it('does not take an observation parsed from a stored document as validated: one dated before the birth date is refused', () => {
+    // 251248-1234: born 25 December 1948. A stored document is read without the birth-date check ...
+    const parsed = parseHl7Observation(seedXml.replace('20170510145014', '19000101120000'));
+    expect(parsed.measuredAt).toBe('1900-01-01T12:00:00Z');
+    // ... but passed on as a new reading, it meets that check.
+    expect(() => ensureTeleObservation(parsed, () => NOW)).toThrow(expect.objectContaining({ code: 'implausible_observation' }));
+    // A parsed document within the rules is validated again and accepted.
+    const fine = parseHl7Observation(seedXml);
+    expect(ensureTeleObservation(fine, () => NOW)).toEqual(fine);
   });
 });

@@ -428,6 +428,15 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       expect(await telemed.getObservationsFor(PATIENT, week)).toHaveLength(1);
     });
 
+    it("refuses an observation parsed from a stored HL7 document dated before the patient's birth (parsing skips that check)", async () => {
+      const { telemed, allEvents } = setup();
+      // 251248-1234: born 25 December 1948.
+      const parsed = parseHl7Observation(seedXml.replace('20170510145014', '19000101120000'));
+      expect((await rejectionOf(telemed.processAndStore(parsed))).code).toBe('implausible_observation');
+      expect((await rejectionOf(telemed.record(parsed, { observationId: 'x1' }))).code).toBe('implausible_observation');
+      expect((await allEvents()).filter((e) => e.type === 'DocumentSubmitted')).toHaveLength(0);
+    });
+
     it('refuses an observationId or correctionId that is empty, too long, or is a CPR number (ids are stored in clear)', async () => {
       const { telemed, allEvents } = setup();
       for (const observationId of ['', 'x'.repeat(65), 'a b', '251248-1234', '2512481234']) {
