@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
-import { chromiumUnavailable, launchChromium } from '../support/browser';
-import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
+import { chromiumUnavailable, startHubAndChromium } from '../support/browser';
+import { tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
  * The patient's page against the findings of an accessibility audit (WCAG 2.2 AA, 2026-12-02), in Chromium as
@@ -49,10 +49,7 @@ describeWeb('the review page: the accessibility audit of 2026-12-02', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    const [started, launched] = await Promise.allSettled([startHub({ dataDir: data.dir }), launchChromium()]);
-    if (started.status === 'fulfilled') hub = started.value;
-    if (launched.status === 'fulfilled') browser = launched.value;
-    for (const r of [started, launched]) if (r.status === 'rejected') throw r.reason;
+    ({ hub, browser } = await startHubAndChromium(data.dir));
   });
 
   afterAll(async () => {

@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { chromiumUnavailable, countColour, decodePng, launchChromium, launchChromiumWithProfile } from '../support/browser';
-import { startHub, tempDataDir, type HubProcess } from '../support/hub-process';
+import { chromiumUnavailable, countColour, decodePng, launchChromiumWithProfile, startHubAndChromium } from '../support/browser';
+import { tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
  * The patient's review page in a real browser (Debian's chromium via playwright-core) against the built hub:
@@ -51,12 +51,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    // Both are started at once, and each is kept as soon as it is up, so afterAll stops the one that started
-    // when the other did not (Promise.all would drop it: a hub left running kept jest from exiting).
-    const [started, launched] = await Promise.allSettled([startHub({ dataDir: data.dir }), launchChromium()]);
-    if (started.status === 'fulfilled') hub = started.value;
-    if (launched.status === 'fulfilled') browser = launched.value;
-    for (const r of [started, launched]) if (r.status === 'rejected') throw r.reason;
+    ({ hub, browser } = await startHubAndChromium(data.dir));
   });
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { startHub, type HubProcess } from './hub-process';
 
 /**
  * Debian's chromium (apt-get install -y chromium), driven by playwright-core: no browser download. Playwright
@@ -36,6 +37,18 @@ export const chromiumUnavailable = (path: string = CHROMIUM_PATH, env: NodeJS.Pr
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 export const launchChromium = (): Promise<Browser> => chromium.launch({ executablePath: CHROMIUM_PATH, args: ARGS });
+
+/**
+ * A hub on `dataDir` and a Chromium, started at once. When one fails, the other is stopped before the error is
+ * thrown (Promise.all would drop it: a hub left running kept jest from exiting).
+ */
+export async function startHubAndChromium(dataDir: string): Promise<Readonly<{ hub: HubProcess; browser: Browser }>> {
+  const [started, launched] = await Promise.allSettled([startHub({ dataDir }), launchChromium()]);
+  if (started.status === 'fulfilled' && launched.status === 'fulfilled') return { hub: started.value, browser: launched.value };
+  if (started.status === 'fulfilled') await started.value.stop();
+  if (launched.status === 'fulfilled') await launched.value.close();
+  throw started.status === 'rejected' ? started.reason : (launched as PromiseRejectedResult).reason;
+}
 
 /** A browser with a profile on disk (history, session files, cache) in `profileDir`, as a patient's own browser has. */
 export const launchChromiumWithProfile = (profileDir: string): Promise<BrowserContext> =>
