@@ -561,7 +561,10 @@ describe('run: access control', () => {
 });
 
 describe('run export', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'rts-cli-export-'));
+  // Made when the first test runs, not when the file is read: a run filtered to other tests (jest -t, a mutation
+  // tester's per-test runs) skips this block's afterAll and left the directory behind.
+  let dir = '';
+  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'rts-cli-export-'))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const exported = (erasedAt: string | null = null) =>
     json(200, {

@@ -41,7 +41,10 @@ describe('RTS_HTTP_MAX_CONNECTIONS', () => {
 });
 
 describe('openFileLimit', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'rts-open-file-limit-'));
+  // Made when the first test runs, not when the file is read: a run filtered to other tests (jest -t, a mutation
+  // tester's per-test runs) skips this block's afterAll and left the directory behind.
+  let dir = '';
+  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'rts-open-file-limit-'))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const limits = (line: string) => {
     const file = join(dir, `limits-${Math.random().toString(16).slice(2)}`);
