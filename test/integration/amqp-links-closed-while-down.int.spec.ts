@@ -6,18 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { AmqpConnection, DurableSender, QueueConsumer } from '../../src/adapters/amqp';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { linksOnQueue } from '../support/broker-advisory';
+import { until } from './hub-support';
 
 jest.setTimeout(120000);
 
 const queueName = (label: string) => `rts.test.${label}.${randomUUID().slice(0, 8)}`;
-
-function until(predicate: () => boolean, timeoutMs = 30000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => (predicate() ? resolve() : Date.now() > deadline ? reject(new Error('condition not met in time')) : setTimeout(tick, 20));
-    tick();
-  });
-}
 
 describe('links closed while the broker is away', () => {
   let broker: TestBroker;
@@ -32,7 +25,7 @@ describe('links closed while the broker is away', () => {
     broker = await startBroker();
     connection = AmqpConnection.open({ endpoints: [{ host: broker.host, port: broker.amqpPort }], initialReconnectDelayMs: 100, maxReconnectDelayMs: 500 });
     const c = connection;
-    await until(() => c.isConnected());
+    await until('connected', () => c.isConnected(), 30_000);
     const consumed = queueName('consumer');
     const browsed = queueName('own-session');
     const sentTo = queueName('sender');
@@ -49,12 +42,12 @@ describe('links closed while the broker is away', () => {
     expect(await linksOnQueue(broker.host, broker.amqpPort, 'Producer', sentTo)).toBe(1);
 
     await broker.stop();
-    await until(() => !c.isConnected());
+    await until('disconnected', () => !c.isConnected(), 30_000);
     await consumer.stop(1000);
     own.close();
     await sender.close();
     broker = await broker.startAgain();
-    await until(() => c.isConnected());
+    await until('connected', () => c.isConnected(), 30_000);
     await new Promise((r) => setTimeout(r, 1500)); // what rhea re-attaches, it does right after the open
 
     expect(await linksOnQueue(broker.host, broker.amqpPort, 'Consumer', consumed)).toBe(0);
@@ -74,7 +67,7 @@ describe('links closed while the broker is away', () => {
     await again.start();
     const sender2 = new DurableSender(c);
     await sender2.send(consumed, { body: 'after' });
-    await until(() => got.length === 1);
+    await until('the message after the restart', () => got.length === 1, 30_000);
     expect(got).toEqual(['after']);
     expect(await linksOnQueue(broker.host, broker.amqpPort, 'Consumer', consumed)).toBe(1);
     await again.stop();
