@@ -28,6 +28,12 @@ describe('problem types', () => {
     expect(unknown).toEqual([]);
   });
 
+  it('gives every code a title of its own, so a caller reading titles can tell them apart', () => {
+    const byTitle = new Map<string, string[]>();
+    for (const [code, [, title]] of Object.entries(PROBLEM_TYPES as Record<string, readonly [number, string]>)) byTitle.set(title, [...(byTitle.get(title) ?? []), code]);
+    expect([...byTitle].filter(([, codes]) => codes.length > 1)).toEqual([]);
+  });
+
   it('gives a known code its own title and status', () => {
     expect(problem('last_key', 'x')).toMatchObject({ type: '/problems/last_key', status: 409, title: expect.not.stringMatching(/^Request failed$/) });
   });

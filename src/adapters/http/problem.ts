@@ -41,7 +41,7 @@ export const PROBLEM_TYPES = {
   document_deprecated: [409, 'The document was already replaced'],
   concurrency_conflict: [409, 'The resource was changed concurrently; retry'],
   // The regional hub: directory and systems
-  unknown_system: [404, 'No system is registered with this id'],
+  unknown_system: [404, 'The system that sent or applied is not registered with the hub'],
   system_not_found: [404, 'No system is registered with this id'],
   expert_not_found: [404, 'No expert has this id'],
   invalid_system_id: [422, 'The system id is not valid'],
