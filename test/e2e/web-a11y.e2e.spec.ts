@@ -30,7 +30,7 @@ declare const document: {
   querySelector(selector: string): El | null;
   querySelectorAll(selector: string): Iterable<El> & ArrayLike<El>;
 };
-declare const getComputedStyle: (element: El, pseudo?: string) => { outlineStyle: string; outlineColor: string; fill: string; content: string; display: string };
+declare const getComputedStyle: (element: El, pseudo?: string) => { outlineStyle: string; outlineColor: string; fill: string; stroke: string; content: string; display: string; color: string; backgroundColor: string; borderTopColor: string; colorScheme: string };
 declare const sessionStorage: { length: number; key(i: number): string | null; getItem(key: string): string | null };
 declare const location: { hash: string };
 declare class MutationObserver {
@@ -405,5 +405,89 @@ describeWeb('the review page: the accessibility audit of 2026-12-02', () => {
     expect(forced.pressed).toMatch(/✓/);
     expect(forced.notPressed).toBe('none');
     await tab.context.close();
+  });
+  /** WCAG's contrast ratio of two computed colours (`rgb(r, g, b)`; both opaque here). */
+  const contrast = (a: string, b: string): number => {
+    const lum = (c: string): number => {
+      const [r, g, bl] = (c.match(/\d+(\.\d+)?/g) ?? []).slice(0, 3).map((v) => {
+        const x = Number(v) / 255;
+        return x <= 0.04045 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * r! + 0.7152 * g! + 0.0722 * bl!;
+    };
+    const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+    return (hi! + 0.05) / (lo! + 0.05);
+  };
+
+  it('follows a dark system theme, with the contrasts of the light one (text 4.5:1, graph marks and field borders 3:1)', async () => {
+    const cpr = '280190-1234';
+    for (const [s, d, ago] of [[128, 82, 2], [122, 79, 1]] as const) await store(cpr, s, d, new Date(Date.now() - ago * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+    const measured: Record<string, Record<string, number | string>> = {};
+    for (const scheme of ['light', 'dark'] as const) {
+      const context = await browser.newContext({ viewport: { width: 1024, height: 800 }, locale: 'en-GB', timezoneId: 'Europe/Copenhagen', colorScheme: scheme });
+      const page = await context.newPage();
+      await page.goto(`${hub.url}/app/`);
+      await enterCpr(page, cpr);
+      await page.fill('#systolic', '');
+      await page.fill('#diastolic', '80');
+      await page.click('#upload-btn'); // a field error, in the error colour
+      await page.waitForSelector('.error:not([hidden]):not(:empty)');
+      const c = await page.evaluate(() => {
+        const style = (selector: string, pseudo?: string) => getComputedStyle(document.querySelector(selector)!, pseudo);
+        const body = style('body');
+        return {
+          scheme: getComputedStyle(document.querySelector('html')!).colorScheme,
+          bg: body.backgroundColor,
+          fg: body.color,
+          hint: style('.hint').color,
+          error: style('.error:not([hidden]):not(:empty)').color,
+          top: style('.top').backgroundColor,
+          topText: style('.top').color,
+          button: style('#upload-btn').color,
+          buttonBg: style('#upload-btn').backgroundColor,
+          preset: style('.preset[aria-pressed="false"]').color,
+          presetBg: style('.preset[aria-pressed="false"]').backgroundColor,
+          pressed: style('.preset[aria-pressed="true"]').color,
+          pressedBg: style('.preset[aria-pressed="true"]').backgroundColor,
+          field: style('#diastolic').backgroundColor,
+          fieldText: style('#diastolic').color,
+          fieldBorder: style('#diastolic').borderTopColor,
+          th: style('th').color,
+          thBg: style('th').backgroundColor,
+          chartBg: style('.chart').backgroundColor,
+          axisText: style('#chart svg text').fill,
+          sys: style('#chart svg .line.sys').stroke,
+          dia: style('#chart svg .line.dia').stroke,
+        };
+      });
+      measured[scheme] = {
+        scheme: c.scheme,
+        bg: c.bg,
+        text: contrast(c.fg, c.bg),
+        hint: contrast(c.hint, c.bg),
+        error: contrast(c.error, c.bg),
+        header: contrast(c.topText, c.top),
+        button: contrast(c.button, c.buttonBg),
+        preset: contrast(c.preset, c.presetBg),
+        pressed: contrast(c.pressed, c.pressedBg),
+        field: contrast(c.fieldText, c.field),
+        fieldBorder: contrast(c.fieldBorder, c.bg),
+        tableHead: contrast(c.th, c.thBg),
+        axisText: contrast(c.axisText, c.chartBg),
+        systolic: contrast(c.sys, c.chartBg),
+        diastolic: contrast(c.dia, c.chartBg),
+      };
+      await context.close();
+    }
+    expect(measured.light!.bg).toBe('rgb(255, 255, 255)');
+    expect(contrast(String(measured.dark!.bg), 'rgb(0, 0, 0)')).toBeLessThan(1.5); // a dark background, not the light one
+    const below: string[] = [];
+    for (const scheme of ['light', 'dark'] as const) {
+      const m = measured[scheme]!;
+      expect(m.scheme).toBe('light dark'); // the browser's own controls (the date pickers) follow the theme
+      for (const text of ['text', 'hint', 'error', 'header', 'button', 'preset', 'pressed', 'field', 'tableHead', 'axisText']) if (!(Number(m[text]) >= 4.5)) below.push(`${scheme} ${text} ${m[text]}`);
+      for (const mark of ['fieldBorder', 'systolic', 'diastolic']) if (!(Number(m[mark]) >= 3)) below.push(`${scheme} ${mark} ${m[mark]}`);
+    }
+    expect(below).toEqual([]);
   });
 });

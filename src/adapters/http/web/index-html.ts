@@ -15,6 +15,7 @@ export const INDEX_HTML = String.raw`<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <meta name="referrer" content="no-referrer">
 <title>My blood pressure – TeleMed</title>
 <link rel="icon" href="data:,">
