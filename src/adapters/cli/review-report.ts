@@ -38,8 +38,9 @@ type Reading = ObservationList['observations'][number];
 
 /**
  * The table in the widest of its forms that fits `width`: systolic and diastolic in columns of their own; then
- * both in one ("128/78 mmHg"); then without the weekday (the offset as +01:00); then under a shorter heading. The
- * last is used when none fits.
+ * both in one ("128/78 mmHg"); then without the weekday (the offset as +01:00); then under a shorter heading; then
+ * each reading on two lines, its time and under it its values (a time with its offset across a change of summer
+ * time and values with decimals made ~42 columns of the one-line forms). The last is used when none fits.
  */
 const table = (readings: readonly Reading[], zone: string, oneOffset: boolean, width: number): string[] => {
   const withDay = oneOffset ? 'ccc yyyy-LL-dd HH:mm' : "ccc yyyy-LL-dd HH:mm 'UTC'ZZ";
@@ -49,6 +50,7 @@ const table = (readings: readonly Reading[], zone: string, oneOffset: boolean, w
     { time: withDay, heading: 'Systolic/diastolic' },
     { time: dayless, heading: 'Systolic/diastolic' },
     { time: dayless, heading: 'Reading' },
+    { time: dayless, heading: 'stacked' },
   ] as const;
   const render = (form: (typeof forms)[number]): string[] => {
     const when = readings.map((o) => localTime(o.measuredAt, zone).toFormat(form.time));
@@ -60,8 +62,9 @@ const table = (readings: readonly Reading[], zone: string, oneOffset: boolean, w
       const w2 = Math.max(9, ...d.map((v) => v.length));
       return [`${'Measured'.padEnd(w0)}  ${'Systolic'.padStart(w1)}  ${'Diastolic'.padStart(w2)}`, ...when.map((t, i) => `${t.padEnd(w0)}  ${s[i]!.padStart(w1)}  ${d[i]!.padStart(w2)}`)];
     }
-    // The heading starts the column; the values are aligned at their right among themselves.
     const both = readings.map((o) => `${o.systolic.value}/${o.diastolic.value} mmHg`);
+    if (form.heading === 'stacked') return ['Measured', '  Systolic/diastolic', ...when.flatMap((t, i) => [t, `  ${both[i]!}`])];
+    // The heading starts the column; the values are aligned at their right among themselves.
     const w1 = Math.max(...both.map((v) => v.length));
     return [`${'Measured'.padEnd(w0)}  ${form.heading}`, ...when.map((t, i) => `${t.padEnd(w0)}  ${both[i]!.padStart(w1)}`)];
   };
