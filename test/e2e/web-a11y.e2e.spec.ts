@@ -365,7 +365,7 @@ describeWeb('the review page: the accessibility audit of 2026-12-02', () => {
     const { page } = tab;
     await enterCpr(page, cpr);
     const period = await text(page, 'period');
-    expect(period).toMatch(/^1 reading from \d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d to now\.$/);
+    expect(period).toMatch(/^1 reading from \d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d to now \(as of \d\d:\d\d\)\.$/);
     const firstRow = await page.textContent('#readings tbody tr td');
     expect(firstRow).toMatch(/^\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d$/);
     const desc = await text(page, 'chart-desc');

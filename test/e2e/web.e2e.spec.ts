@@ -24,6 +24,7 @@ type El = {
   getBoundingClientRect(): { right: number };
 };
 declare const document: {
+  dispatchEvent(event: Event): boolean;
   activeElement: El | null;
   documentElement: { scrollWidth: number };
   getElementById(id: string): El | null;
@@ -33,6 +34,9 @@ declare const document: {
 declare const getComputedStyle: (element: El) => { outlineStyle: string };
 declare const sessionStorage: { length: number; key(i: number): string | null; getItem(key: string): string | null; setItem(key: string, value: string): void };
 declare const location: { hash: string; href: string };
+declare class Event {
+  constructor(type: string);
+}
 
 const CPR = '251248-1234';
 const SYS_COLOUR = '#b3261e';
@@ -607,10 +611,79 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     expect(await page.inputValue('#diastolic')).toBe('86');
     await page.click('#upload-btn');
     await waitSaved(page);
-    const ids = bodies.map((b) => JSON.parse(b).observationId as string);
-    expect(ids).toHaveLength(2);
-    expect(ids[1]).toBe(ids[0]);
+    const sent = bodies.map((b) => JSON.parse(b) as { observationId: string; measuredAt?: string });
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.observationId).toBe(sent[0]!.observationId);
+    // The time field was empty: the reading carries the time of the first Upload (the hub's clock), and the retry
+    // the same, not the time it got through.
+    expect(sent[0]!.measuredAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(Math.abs(Date.parse(sent[0]!.measuredAt!) - Date.now())).toBeLessThan(120_000);
+    expect(sent[1]!.measuredAt).toBe(sent[0]!.measuredAt);
     expect(await rows(page)).toEqual([[expect.any(String), '136', '86']]);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it("keeps a draft sent again later at the time it was taken, and never puts it in another patient's form after a reload", async () => {
+    const [a, b] = ['121212-1212', '111111-1118'];
+    const w = await open(undefined, async (page) => {
+      await page.clock.install();
+      await page.clock.resume();
+    });
+    const { page } = w;
+    await enterCpr(page, a);
+    const bodies: string[] = [];
+    await page.route('**/observations', async (route) => {
+      bodies.push(route.request().postData() ?? '');
+      return route.abort('connectionrefused'); // the hub cannot be reached
+    });
+    await upload(page, '177', '99');
+    await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    const first = JSON.parse(bodies[0]!) as { measuredAt: string };
+    // The tab is reloaded, and someone else signs in in it: the form is empty, nothing of A's is said or sent.
+    await page.unroute('**/observations');
+    await page.reload();
+    await enterCpr(page, b);
+    expect([await page.inputValue('#systolic'), await page.inputValue('#diastolic')]).toEqual(['', '']);
+    expect(await page.textContent('#upload-status')).toBe('');
+    // A comes back to the tab an hour later: the draft is A's again, and is stored at the time A took it.
+    await page.reload();
+    await page.clock.fastForward(3_600_000);
+    await enterCpr(page, a);
+    expect([await page.inputValue('#systolic'), await page.inputValue('#diastolic')]).toEqual(['177', '99']);
+    expect(await page.textContent('#upload-status')).toMatch(/^This reading, taken .*, may not be saved yet\. .* with that time\.$/);
+    await page.click('#upload-btn');
+    await waitSaved(page);
+    const token = await patientToken(a);
+    const search = await fetch(`${hub.url}/observations/search`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ patientId: a }) });
+    expect(((await search.json()) as { observations: { measuredAt: string; systolic: { value: number } }[] }).observations.map((o) => [o.measuredAt, o.systolic.value])).toEqual([[first.measuredAt, 177]]);
+    const other = await fetch(`${hub.url}/observations/search`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await patientToken(b)}` }, body: JSON.stringify({ patientId: b }) });
+    expect(other.status).toBe(404); // nothing stored for B
+    expectClean(w, [/ERR_CONNECTION_REFUSED/]);
+    await w.context.close();
+  });
+
+  it('says when "now" was, and asks for the readings again when the tab is shown after a minute', async () => {
+    const cpr = '130313-1313';
+    const w = await open(undefined, async (page) => {
+      await page.clock.install();
+      await page.clock.resume();
+    });
+    const { page } = w;
+    await enterCpr(page, cpr);
+    expect(await page.textContent('#period')).toMatch(/^No readings from .* to now \(as of \d\d:\d\d\)\.$/);
+    const stored = await fetch(`${hub.url}/observations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await patientToken(cpr)}` },
+      body: JSON.stringify({ patientId: cpr, systolic: 220, diastolic: 130 }), // from another device
+    });
+    expect(stored.status).toBe(201);
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    expect(await rows(page)).toEqual([]); // shown again within the minute: not asked again
+    await page.clock.fastForward(61_000);
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await page.waitForFunction(() => /^1 reading/.test(document.getElementById('period')!.textContent ?? ''));
+    expect(await rows(page)).toEqual([[expect.any(String), '220', '130']]);
     expectClean(w);
     await w.context.close();
   });

@@ -6,7 +6,10 @@
  * so neither it nor a token with it goes there; a reload asks for it again) and goes to the API path only; the
  * page's URL never holds it. Each upload carries an observationId (crypto.randomUUID) kept with the draft, in
  * sessionStorage without the CPR number, until the hub answers, so a double submit or a retry after a lost
- * answer (also after a reload) is stored once. The hub's clock decides whether a time lies in the future: the
+ * answer (also after a reload) is stored once. The draft holds the time of the first Upload (an empty time field
+ * means then, by the hub's clock), so a reading sent again later keeps the time it was taken; and a short salted
+ * tag of the CPR number (20 bits: ~350 valid CPR numbers share each), so it goes back into the form only for the
+ * patient it was typed for. The hub's clock decides whether a time lies in the future: the
  * client does not check that, and shows the hub's refusal instead. Every URL is relative to the page, so the
  * hub can be served under a path prefix.
  *
@@ -66,6 +69,13 @@ export const APP_JS = String.raw`'use strict';
     } finally { clearTimeout(timer); }
   }
 
+  // The draft's owner: 5 hex digits (20 bits) of FNV-1a over a random salt and the CPR number. Enough to tell two
+  // patients apart in one tab (a chance of 1 in ~10^6 of taking one for the other), too short to say whose it is.
+  function ownerTag(salt, cpr) {
+    var h = 0x811c9dc5, t = String(salt) + ':' + String(cpr);
+    for (var i = 0; i < t.length; i++) { h ^= t.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+    return (h >>> 12).toString(16).padStart(5, '0');
+  }
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     var b = crypto.getRandomValues(new Uint8Array(16));
@@ -289,6 +299,11 @@ export const APP_JS = String.raw`'use strict';
     if (ok) { useCpr(cpr); render(); restoreDraft(); $('review-h').focus({ preventScroll: reduceMotion }); }
   });
   $('forget').addEventListener('click', forget);
+  // Back to this tab after a minute or more: the readings are asked for again (another device may have added some).
+  document.addEventListener('visibilitychange', async function () {
+    if (document.visibilityState !== 'visible' || !state.cpr || state.loading || state.busy || !state.loadedAt || Date.now() - state.loadedAt < 60000) return;
+    if (await load(state.cpr, false)) render();
+  });
 
   // ---- period ----
   // The hub's clock minus this browser's, from the Date of the hub's last answer (any answer: the dev login's too).
@@ -357,7 +372,7 @@ export const APP_JS = String.raw`'use strict';
     if (!r) { fail(first, 'The hub cannot be reached. Check your connection and try again.', false); return false; }
     if (r.ok || r.body.code === 'unknown_patient') {
       state.data = r.ok ? r.body.observations : [];
-      state.shown = p;
+      state.shown = p; state.loadedAt = Date.now();
       if (!first) title('Your readings');
       return true;
     }
@@ -396,7 +411,9 @@ export const APP_JS = String.raw`'use strict';
   // ---- show ----
   function showPeriod(p) {
     var n = state.data.length;
-    $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now' : fmtTime.format(lastOf(p))));
+    // "to now" is when the readings were fetched: the page does not follow uploads from elsewhere as they come, so
+    // it says when it last asked (and asks again when the tab is shown after a minute or more).
+    $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now (as of ' + fmtHour.format(new Date(state.loadedAt || Date.now())) + ')' : fmtTime.format(lastOf(p))));
   }
   function render() {
     var p = state.shown || period();
@@ -540,12 +557,17 @@ export const APP_JS = String.raw`'use strict';
       return;
     }
     var body = { patientId: state.cpr, systolic: sys, diastolic: dia };
-    if (at) body.measuredAt = iso(at);
     // The same reading sent again (a double submit, a retry after a lost answer, also after a reload) keeps its
-    // id: stored once. The draft is kept without the CPR number (the hub keeps ids per patient).
-    var sig = JSON.stringify([sys, dia, body.measuredAt || null]);
-    if (!state.draft || state.draft.sig !== sig) state.draft = { sig: sig, id: uuid(), systolic: $('systolic').value, diastolic: $('diastolic').value, measured: typed };
+    // id: stored once. The draft is kept without the CPR number (the hub keeps ids per patient), with its owner's
+    // tag. An empty time field means when Upload was first pressed (by the hub's clock, from its Date header), not
+    // when a retry gets through: a reading sent again an hour later was stored an hour late.
+    var sig = JSON.stringify([sys, dia, at ? iso(at) : null]);
+    if (!state.draft || state.draft.sig !== sig) {
+      var salt = uuid().slice(0, 8);
+      state.draft = { sig: sig, id: uuid(), systolic: $('systolic').value, diastolic: $('diastolic').value, measured: typed, at: iso(at || new Date(Date.now() + skew)), salt: salt, owner: ownerTag(salt, state.cpr) };
+    }
     try { sessionStorage.setItem(DRAFT, JSON.stringify(state.draft)); } catch (e) { /* memory only */ }
+    body.measuredAt = state.draft.at;
     body.observationId = state.draft.id;
     state.busy = true; $('upload-btn').setAttribute('aria-disabled', 'true'); status('upload-status', 'Uploading\u2026');
     var r, gen = state.gen, noAnswer = false;
@@ -636,9 +658,12 @@ export const APP_JS = String.raw`'use strict';
     var d = null;
     try { d = JSON.parse(sessionStorage.getItem(DRAFT) || 'null'); } catch (e) { d = null; }
     if (!d || !d.id || state.draft) return;
+    // Another patient's (this tab was theirs before the reload), or a draft of an older page without owner or time:
+    // not shown, its values not put in this patient's form, where Upload would store them as this patient's.
+    if (!d.salt || !d.at || isNaN(Date.parse(d.at)) || d.owner !== ownerTag(d.salt, state.cpr)) return;
     state.draft = d;
     $('systolic').value = d.systolic || ''; $('diastolic').value = d.diastolic || ''; $('measured').value = d.measured || '';
-    status('upload-status', 'This reading may not be saved yet. Press Upload to send it again: it will be stored only once.', 'bad');
+    status('upload-status', 'This reading, taken ' + when(new Date(d.at)) + ', may not be saved yet. Press Upload to send it again: it will be stored only once, with that time.', 'bad');
   }
 })();
 `;
