@@ -69,8 +69,7 @@ export const APP_JS = String.raw`'use strict';
     } finally { clearTimeout(timer); }
   }
 
-  // The draft's owner: 5 hex digits (20 bits) of FNV-1a over a random salt and the CPR number. Enough to tell two
-  // patients apart in one tab (a chance of 1 in ~10^6 of taking one for the other), too short to say whose it is.
+  // The draft's owner: 20 bits of FNV-1a over a salt and the CPR number (see the header of app-js.ts).
   function ownerTag(salt, cpr) {
     var h = 0x811c9dc5, t = String(salt) + ':' + String(cpr);
     for (var i = 0; i < t.length; i++) { h ^= t.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
@@ -299,7 +298,6 @@ export const APP_JS = String.raw`'use strict';
     if (ok) { useCpr(cpr); render(); restoreDraft(); $('review-h').focus({ preventScroll: reduceMotion }); }
   });
   $('forget').addEventListener('click', forget);
-  // Back to this tab after a minute or more: the readings are asked for again (another device may have added some).
   document.addEventListener('visibilitychange', async function () {
     if (document.visibilityState !== 'visible' || !state.cpr || state.loading || state.busy || !state.loadedAt || Date.now() - state.loadedAt < 60000) return;
     if (await load(state.cpr, false)) render();
@@ -411,8 +409,7 @@ export const APP_JS = String.raw`'use strict';
   // ---- show ----
   function showPeriod(p) {
     var n = state.data.length;
-    // "to now" is when the readings were fetched: the page does not follow uploads from elsewhere as they come, so
-    // it says when it last asked (and asks again when the tab is shown after a minute or more).
+    // "now" is when the readings were fetched (asked again when the tab is shown after a minute or more).
     $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now (as of ' + fmtHour.format(new Date(state.loadedAt || Date.now())) + ')' : fmtTime.format(lastOf(p))));
   }
   function render() {
@@ -558,9 +555,7 @@ export const APP_JS = String.raw`'use strict';
     }
     var body = { patientId: state.cpr, systolic: sys, diastolic: dia };
     // The same reading sent again (a double submit, a retry after a lost answer, also after a reload) keeps its
-    // id: stored once. The draft is kept without the CPR number (the hub keeps ids per patient), with its owner's
-    // tag. An empty time field means when Upload was first pressed (by the hub's clock, from its Date header), not
-    // when a retry gets through: a reading sent again an hour later was stored an hour late.
+    // id and time (an empty field: when Upload was first pressed, by the hub's clock): stored once, when taken.
     var sig = JSON.stringify([sys, dia, at ? iso(at) : null]);
     if (!state.draft || state.draft.sig !== sig) {
       var salt = uuid().slice(0, 8);
@@ -658,8 +653,7 @@ export const APP_JS = String.raw`'use strict';
     var d = null;
     try { d = JSON.parse(sessionStorage.getItem(DRAFT) || 'null'); } catch (e) { d = null; }
     if (!d || !d.id || state.draft) return;
-    // Another patient's (this tab was theirs before the reload), or a draft of an older page without owner or time:
-    // not shown, its values not put in this patient's form, where Upload would store them as this patient's.
+    // Another patient's (the tab was theirs before the reload), or an older page's: never in this patient's form.
     if (!d.salt || !d.at || isNaN(Date.parse(d.at)) || d.owner !== ownerTag(d.salt, state.cpr)) return;
     state.draft = d;
     $('systolic').value = d.systolic || ''; $('diastolic').value = d.diastolic || ''; $('measured').value = d.measured || '';
