@@ -14,7 +14,7 @@ export type { EventStore, RecordedEvent, NewEvent, ExpectedVersion } from './app
 export { ExpectedVersionConflictError } from './application/ports/event-store';
 export { createTeleObservation, type TeleObservation, type TeleObservationInput, type Quantity, type PressureUnit } from './domain/monitoring/tele-observation';
 export { parseCpr, isCpr, type Cpr } from './domain/monitoring/cpr';
-export { timeInterval, lastDays, type TimeInterval } from './domain/monitoring/time-interval';
+export { timeInterval, lastDays, endOfNow, type TimeInterval } from './domain/monitoring/time-interval';
 export { parseHl7Observation, HL7Builder, MetadataBuilder, Director, type DocumentMetadata } from './domain/documents/hl7';
 export { RtsError, ValidationError, NotFoundError, ConflictError, ForbiddenError, UnavailableError, type ErrorKind } from './domain/shared/errors';
 export { backupDataDir, restoreDataDir, verifyBackup, BackupError, type BackupManifest, type BackupResult } from './adapters/backup/data-dir-backup';

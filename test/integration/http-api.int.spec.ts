@@ -399,15 +399,30 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(searched.errors).toEqual([{ path: 'body.to', message: 'must be after from' }]);
     });
 
+    it('a reading stored up to 5 minutes ahead (a meter clock drifting) is in the answer of a query without a to', async () => {
+      const patient = '020304-1234';
+      const ahead = DateTime.utc().startOf('second').plus({ minutes: 4 });
+      expect((await post('/observations', { patientId: patient, systolic: 190, diastolic: 110, measuredAt: iso(ahead) })).statusCode).toBe(201);
+      for (const answer of [
+        await post('/observations/search', { patientId: patient }),
+        await get(`/patients/${patient}/observations`),
+        await post('/observations/search', { patientId: patient, from: iso(hoursAgo(1)) }),
+      ]) {
+        expect(answer.statusCode).toBe(200);
+        expect(answer.json().observations.map((o: { measuredAt: string }) => o.measuredAt)).toEqual([iso(ahead)]);
+        expect(Date.parse(answer.json().to)).toBeGreaterThan(ahead.toMillis()); // the answer's interval says how far it reached
+      }
+    });
+
     it('a from in the future without a to: 422 invalid_interval said of from, the field sent (was "to: must be after from")', async () => {
       const future = iso(hoursAgo(-2));
       const searched = expectProblem(await post('/observations/search', { patientId: PATIENT, from: future }), 422, 'invalid_interval');
-      expect(searched.errors).toEqual([{ path: 'body.from', message: 'lies in the future (without a to, the interval ends now)' }]);
+      expect(searched.errors).toEqual([{ path: 'body.from', message: 'lies in the future (without a to, the interval ends now, 5 minutes ahead included)' }]);
       const listed = expectProblem(await get(`/patients/${PATIENT}/observations?from=${encodeURIComponent(future)}`), 422, 'invalid_interval');
-      expect(listed.errors).toEqual([{ path: 'query.from', message: 'lies in the future (without a to, the interval ends now)' }]);
+      expect(listed.errors).toEqual([{ path: 'query.from', message: 'lies in the future (without a to, the interval ends now, 5 minutes ahead included)' }]);
       // Too far back, likewise.
       const old = expectProblem(await post('/observations/search', { patientId: PATIENT, from: iso(hoursAgo(24 * 367)) }), 422, 'interval_too_wide');
-      expect(old.errors).toEqual([{ path: 'body.from', message: 'lies more than 366 days back (without a to, the interval ends now)' }]);
+      expect(old.errors).toEqual([{ path: 'body.from', message: 'lies more than 366 days back (without a to, the interval ends now, 5 minutes ahead included)' }]);
     });
 
     it('an unencoded + in a query bound (read as a space): one message, which says to send it as %2B', async () => {

@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { contains, lastDays, MAX_INTERVAL_DAYS, timeInterval } from '../../src/domain/monitoring/time-interval';
+import { contains, endOfNow, lastDays, MAX_INTERVAL_DAYS, timeInterval } from '../../src/domain/monitoring/time-interval';
 import { ValidationError } from '../../src/domain/shared/errors';
 
 const at = (iso: string): DateTime => DateTime.fromISO(iso, { setZone: true });
@@ -83,12 +83,24 @@ describe('TimeInterval: half-open [from, to) at whole seconds', () => {
       expect(contains(interval, at('2024-03-10T12:34:56Z'))).toBe(true);
     });
 
-    it('excludes the next second and spans exactly the given days', () => {
+    it('reaches the 5 minutes a reading may lie ahead (an upload 4 minutes ahead is stored), not a second more', () => {
       const interval = lastDays(7, now);
-      expect(contains(interval, at('2024-03-10T12:34:57Z'))).toBe(false);
-      expect(interval.to.diff(interval.from, 'days').days).toBe(7);
+      expect(contains(interval, at('2024-03-10T12:34:57Z'))).toBe(true);
+      expect(contains(interval, at('2024-03-10T12:39:56Z'))).toBe(true);
+      expect(contains(interval, at('2024-03-10T12:39:57Z'))).toBe(false);
+      expect(interval.to.toISO()).toBe(endOfNow(now).toISO());
+    });
+
+    it('starts the given days before this second', () => {
+      const interval = lastDays(7, now);
       expect(contains(interval, at('2024-03-03T12:34:57Z'))).toBe(true);
       expect(contains(interval, at('2024-03-03T12:34:56Z'))).toBe(false);
+    });
+
+    it(`at ${MAX_INTERVAL_DAYS} days starts ${MAX_INTERVAL_DAYS} days before its end (the 5 minutes ahead would make it too wide)`, () => {
+      const interval = lastDays(MAX_INTERVAL_DAYS, now);
+      expect(interval.to.diff(interval.from, 'days').days).toBe(MAX_INTERVAL_DAYS);
+      expect(interval.to.toISO()).toBe(endOfNow(now).toISO());
     });
 
     it('is bounded by the same width rule', () => {

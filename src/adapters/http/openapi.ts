@@ -228,7 +228,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /patients/:patientId/observations': {
     tag: 'Home monitoring',
     summary: 'Readings of one patient in [from, to) (getObservationsFor)',
-    description: 'Intervals are half-open [from, to) and compared at whole seconds; at most 366 days wide. Without from and to: the last 7 days.',
+    description: 'Intervals are half-open [from, to) and compared at whole seconds; at most 366 days wide. Without from and to: the last 7 days, up to 5 minutes ahead of now (a reading may be stored that far ahead).',
     access: 'the patient, for themself; a clinician whose system was offered a consultation about the patient',
     path: PatientParams,
     query: ObservationQuery,

@@ -77,7 +77,7 @@ export const CorrectionQuery = z.object({ correctionId: idempotencyKey.optional(
 export const ObservationQuery = z
   .object({
     from: boundWithOffset.optional().describe('Start of the half-open interval [from, to); defaults to to minus 7 days'),
-    to: boundWithOffset.optional().describe('End of the half-open interval (exclusive); defaults to now'),
+    to: boundWithOffset.optional().describe('End of the half-open interval (exclusive); defaults to now plus 5 minutes (a reading may be stored up to 5 minutes ahead of the hub\'s clock)'),
   })
   .strict();
 

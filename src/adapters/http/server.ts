@@ -12,7 +12,7 @@ import { parseCprBornBy } from '../../domain/monitoring/cpr';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
-import { MAX_INTERVAL_DAYS, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
+import { MAX_INTERVAL_DAYS, endOfNow, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { installDeprecationHeaders } from './deprecated-routes';
 import type { MetricsRegistry } from '../metrics/registry';
 import { limitConnections } from './connection-limit';
@@ -57,15 +57,16 @@ export const redactUrl = (request: Pick<FastifyRequest, 'url'> & { routeOptions?
   request.routeOptions?.url ?? '(no route)';
 
 /**
- * A `from` without a `to`: the interval ends with the hub's present second. A client asking for the last 366 days
- * by its own clock (rts review --days 366) names a `from` a little more than 366 days before that when its clock is
- * behind, or when the second turns between its request and our clock: up to CLOCK_SKEW_SECONDS more is taken as
- * 366 days (the answer's `from` says so); more than that is still interval_too_wide.
+ * A `from` without a `to`: the interval ends at endOfNow, the hub's present second and the 5 minutes a reading may
+ * lie ahead. A client asking for the last 366 days by its own clock (rts review --days 366) names a `from` up to those
+ * 5 minutes more than 366 days before that end, and more when its clock is behind or the second turns between its
+ * request and our clock: up to 2 x CLOCK_SKEW_SECONDS more is taken as 366 days (the answer's `from` says so); more
+ * than that is still interval_too_wide.
  */
 const withClockSlack = (from: DateTime, to: DateTime | null, now: DateTime): DateTime => {
   if (to !== null || !from.isValid) return from;
-  const earliest = now.toUTC().startOf('second').plus({ seconds: 1 }).minus({ days: MAX_INTERVAL_DAYS });
-  return from < earliest && from >= earliest.minus({ seconds: CLOCK_SKEW_SECONDS }) ? earliest : from;
+  const earliest = endOfNow(now).minus({ days: MAX_INTERVAL_DAYS });
+  return from < earliest && from >= earliest.minus({ seconds: 2 * CLOCK_SKEW_SECONDS }) ? earliest : from;
 };
 
 const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
@@ -396,14 +397,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const to = query.to ? DateTime.fromISO(query.to, { setZone: true }) : null;
     try {
       return query.from
-        ? timeInterval(withClockSlack(DateTime.fromISO(query.from, { setZone: true }), to, now), to ?? now.plus({ seconds: 1 }))
+        ? timeInterval(withClockSlack(DateTime.fromISO(query.from, { setZone: true }), to, now), to ?? endOfNow(now))
         : to
           ? timeInterval(to.minus({ days: 7 }), to)
           : lastDays(7, now);
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
       if (query.from && !to) {
-        const message = e.code === 'interval_too_wide' ? `lies more than ${MAX_INTERVAL_DAYS} days back (without a to, the interval ends now)` : 'lies in the future (without a to, the interval ends now)';
+        const message = e.code === 'interval_too_wide' ? `lies more than ${MAX_INTERVAL_DAYS} days back (without a to, the interval ends now, 5 minutes ahead included)` : 'lies in the future (without a to, the interval ends now, 5 minutes ahead included)';
         throw new ValidationError(e.code, `the interval's start ${message}`, [{ path: `${where}.from`, message }]);
       }
       throw new ValidationError(e.code, e.message, e.details.map((d) => ({ path: `${where}.${d.path}`, message: d.message })));

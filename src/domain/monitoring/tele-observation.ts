@@ -2,6 +2,7 @@ import { DateTime } from 'luxon';
 import { hasOffsetDateTimeForm, isoUtc, OFFSET_DATE_TIME_MAX_LENGTH, offsetDateTimeMillis } from '../shared/iso-instant';
 import { ValidationError } from '../shared/errors';
 import { BIRTH_DATE_SLACK_MS, birthMillisOf, bornAfter, FUTURE_BIRTH_MESSAGE, parseCpr, type Cpr } from './cpr';
+import { MEASURED_AHEAD_SECONDS } from './time-interval';
 
 /**
  * The seed's TeleObservation: one home blood pressure reading of one patient.
@@ -27,8 +28,8 @@ export const PLAUSIBLE = {
   diastolic: { min: 20, max: 200 },
 } as const;
 
-/** How far in the future a measurement time may lie, to forgive a meter's clock drift. */
-export const CLOCK_SKEW_SECONDS = 300;
+/** How far in the future a measurement time may lie, to forgive a meter's clock drift (queries "up to now" reach as far). */
+export const CLOCK_SKEW_SECONDS = MEASURED_AHEAD_SECONDS;
 
 export type TeleObservationInput = {
   patientId: unknown;

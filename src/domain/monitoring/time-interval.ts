@@ -36,13 +36,31 @@ export const timeInterval = (from: DateTime, to: DateTime): TimeInterval => {
   return { from: from.toUTC().startOf('second'), to: to.toUTC().startOf('second') };
 };
 
-/** The last `days` days up to `now`: [now - days, now + 1s), so a reading taken this very second is included. */
+/**
+ * How far ahead of the hub's clock a reading's time may lie (a meter's clock drift): an upload up to this far ahead
+ * is stored, so an interval "up to now" must reach that far to list it.
+ */
+export const MEASURED_AHEAD_SECONDS = 300;
+
+/**
+ * The end of an interval "up to now": this second included, and the MEASURED_AHEAD_SECONDS an upload may lie ahead
+ * (it ended at now + 1 s, and a reading just stored 4 minutes ahead was missing from the answer).
+ */
+export const endOfNow = (now: DateTime): DateTime => now.toUTC().startOf('second').plus({ seconds: 1 + MEASURED_AHEAD_SECONDS });
+
+/**
+ * The last `days` days up to `now`: [now + 1 s - days, endOfNow(now)), so a reading taken this very second, and one
+ * stored up to 5 minutes ahead, is included. Where that is wider than MAX_INTERVAL_DAYS (366 days) it starts
+ * MAX_INTERVAL_DAYS before its end.
+ */
 export const lastDays = (days: number, now: DateTime): TimeInterval => {
   if (typeof days !== 'number' || !Number.isFinite(days) || days <= 0) {
     throw new ValidationError('invalid_interval', 'the number of days must be a positive number', [{ path: 'days', message: 'must be a positive number' }]);
   }
-  const end = now.toUTC().startOf('second').plus({ seconds: 1 });
-  return timeInterval(end.minus({ days }), end);
+  const end = endOfNow(now);
+  const start = now.toUTC().startOf('second').plus({ seconds: 1 }).minus({ days });
+  const earliest = end.minus({ days: MAX_INTERVAL_DAYS });
+  return timeInterval(start < earliest && days <= MAX_INTERVAL_DAYS ? earliest : start, end);
 };
 
 /**
