@@ -803,6 +803,15 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await page.goto(`${hub.url}/hub/app/`);
     expect(await page.evaluate(() => (document.getElementById('cpr-form') as unknown as { action: string }).action)).toBe(`${hub.url}/hub/app/`);
     await enterCpr(page, '190812-1234');
+    // With a comma the page's own range check holds too (Number('12,6') is NaN, which passed it), and the decimals
+    // are those the CLI takes (two at most).
+    const posts: string[] = [];
+    page.on('request', (r) => r.method() === 'POST' && /\/observations$/.test(r.url()) && posts.push(r.url()));
+    await upload(page, '12,6', '70');
+    expect(await page.textContent('#systolic-error')).toMatch(/Systolic must be between 50 and 300 mmHg/);
+    await upload(page, '126,555', '70');
+    expect(await page.textContent('#systolic-error')).toMatch(/at most two decimals/);
+    expect(posts).toEqual([]);
     await upload(page, '126,5', '70');
     await waitSaved(page);
     expect(await rows(page)).toEqual([[expect.any(String), '126.5', '70']]);

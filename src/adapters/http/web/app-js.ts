@@ -511,8 +511,8 @@ export const APP_JS = String.raw`'use strict';
   function checkNumber(field) {
     var raw = $(field).value.trim(), r = RANGE[field];
     if (!raw) return 'Enter the ' + field + ' pressure.';
-    if (!/^\d{1,3}([.,]\d+)?$/.test(raw)) return LABEL[field] + ' must be a number, e.g. ' + (field === 'systolic' ? '126' : '70') + '.';
-    var v = Number(raw);
+    if (!/^\d{1,3}([.,]\d{1,2})?$/.test(raw)) return LABEL[field] + ' must be a number with at most two decimals, e.g. ' + (field === 'systolic' ? '126' : '70') + '.';
+    var v = Number(raw.replace(',', '.'));
     if (v < r[0] || v > r[1]) return LABEL[field] + ' must be between ' + r[0] + ' and ' + r[1] + ' mmHg.';
     return null;
   }
