@@ -203,6 +203,12 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(String(old.headers['link'])).toContain(`</documents/${corrected}>; rel="successor-version"`);
     });
 
+    it('the first upload repeated after its correction: 200 naming the replaced document, and the one that holds the reading now', async () => {
+      const again = await post('/observations', { observationId: 'meter-1:0001', patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt });
+      expect(again.statusCode).toBe(200);
+      expect(again.json()).toEqual({ uniqueId, observationId: 'meter-1:0001', measuredAt, document: `/documents/${uniqueId}`, currentUniqueId: corrected });
+    });
+
     it('the same correctionId again: 200, the same replacement', async () => {
       const response = await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-1', systolic: 128, diastolic: 72, measuredAt });
       expect(response.statusCode).toBe(200);

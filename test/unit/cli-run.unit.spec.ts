@@ -64,6 +64,12 @@ describe('run upload', () => {
     expect(h.out).toMatch(/^Already stored, nothing added: 126\/70 mmHg at [^\n]*; observation id mine-1 was uploaded before\nDocument id: 2\.25\.1\n$/);
   });
 
+  it('says when a reading stored before was corrected since, and names the document that holds it now', async () => {
+    const h = await harness([...upload, '--id', 'mine-1'], [json(200, { uniqueId: '2.25.1', observationId: 'mine-1', measuredAt: '2026-05-10T06:15:00Z', document: '/documents/2.25.1', currentUniqueId: '2.25.7' })]);
+    expect(h.code).toBe(EXIT.ok);
+    expect(h.out).toMatch(/^Already stored, nothing added: [^\n]*\nDocument id: 2\.25\.1\nIt was corrected since: these values are replaced\. Current document id: 2\.25\.7\n$/);
+  });
+
   it('retries a network error once with the same observation id; a 200 then means the first one got through', async () => {
     const h = await harness(upload, [networkError('ECONNRESET'), stored(200)]);
     expect(h.code).toBe(EXIT.ok);

@@ -60,6 +60,8 @@ export type UploadInput = Readonly<{ observationId: string; patientId: string; s
 export type UploadResult = Readonly<{
   uniqueId: string;
   measuredAt: string;
+  /** Stored before and corrected since: the document that holds the reading now. */
+  currentUniqueId?: string;
   /** true: this call stored it (201, or 200 on our own retry after a lost answer); false: stored before (200). */
   created: boolean;
   /** The first attempt failed on the network and the second one answered. */
@@ -70,7 +72,7 @@ export type UploadResult = Readonly<{
 // RangeError from the chart or an 'Invalid DateTime' printed as if stored.
 const Instant = z.iso.datetime({ offset: true });
 const Quantity = z.object({ value: z.number().min(0).max(1000), unit: z.literal('mmHg') });
-const Stored = z.object({ uniqueId: z.string().max(64), measuredAt: Instant });
+const Stored = z.object({ uniqueId: z.string().max(64), measuredAt: Instant, currentUniqueId: z.string().max(64).optional() });
 const Observations = z.object({
   from: Instant,
   to: Instant,
@@ -321,7 +323,7 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
       }, input.patientId);
       const stored = await body(res, Stored);
       // A 200 after our own retry means the first attempt got through and only its answer was lost.
-      return { uniqueId: stored.uniqueId, measuredAt: stored.measuredAt, created: res.status === 201 || retried, retried };
+      return { uniqueId: stored.uniqueId, measuredAt: stored.measuredAt, created: res.status === 201 || retried, retried, ...(stored.currentUniqueId ? { currentUniqueId: stored.currentUniqueId } : {}) };
     },
 
     async observations(patientId, range) {

@@ -109,6 +109,7 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
   const what = `${cmd.systolic}/${cmd.diastolic} mmHg at ${localTime(result.measuredAt, zoneFor(deps))}`;
   deps.stdout.write(result.created ? `Uploaded: ${what}\n` : `Already stored, nothing added: ${what}; observation id ${observationId} was uploaded before\n`);
   deps.stdout.write(`Document id: ${result.uniqueId}\n`);
+  if (result.currentUniqueId) deps.stdout.write(`It was corrected since: these values are replaced. Current document id: ${result.currentUniqueId}\n`);
   return EXIT.ok;
 };
 

@@ -93,7 +93,16 @@ export const DocumentParams = z.object({ uniqueId: z.string().regex(/^[0-2](\.(0
 
 const Quantity = z.object({ value: z.number(), unit: z.literal('mmHg') });
 export const ObservationView = z.object({ uniqueId: z.string(), measuredAt: z.string(), systolic: Quantity, diastolic: Quantity });
-export const StoredResponse = z.object({ uniqueId: z.string(), observationId: z.string().nullable(), measuredAt: z.string(), document: z.string() });
+export const StoredResponse = z.object({
+  uniqueId: z.string(),
+  observationId: z.string().nullable(),
+  measuredAt: z.string(),
+  document: z.string(),
+  currentUniqueId: z
+    .string()
+    .optional()
+    .describe('Only on a repeat (200) of a reading corrected since: the uniqueId of the document that holds it now (the end of its corrections); uniqueId is the replaced one'),
+});
 export const ObservationsResponse = z.object({
   from: z.string(),
   to: z.string(),

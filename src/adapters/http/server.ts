@@ -375,6 +375,13 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     return { type: problemTypeUri(request.params.code), status: known[0], title: known[1] };
   });
 
+  /** The document a corrected one's reading lives in now (its chain of corrections followed), or null when it is current. */
+  const currentOf = async (uniqueId: string): Promise<string | null> => {
+    let entry = await deps.xds.entry(uniqueId);
+    for (let hops = 0; entry.status === 'Deprecated' && entry.replacedBy && hops < 1000; hops++) entry = await deps.xds.entry(entry.replacedBy);
+    return entry.uniqueId === uniqueId ? null : entry.uniqueId;
+  };
+
   app.post('/observations', async (request, reply) => {
     if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
     const body = parseInput(ObservationBody, request.body, 'body');
@@ -382,10 +389,13 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const observation = createTeleObservation({ ...body, measuredAt: body.measuredAt ?? now }, now);
     const result = await deps.telemed.record(observation, { observationId: body.observationId, correlationId: request.id, measuredAtDefaulted: body.measuredAt === undefined });
     const document = `/documents/${result.uniqueId}`;
+    // A repeat of a reading corrected since: the answer names the document that holds it now (it answered the replaced
+    // one only, and a client retrying took the old values for stored).
+    const current = result.created ? null : await currentOf(result.uniqueId);
     return reply
       .code(result.created ? 201 : 200)
       .header('location', document)
-      .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: result.measuredAt, document });
+      .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: result.measuredAt, document, ...(current ? { currentUniqueId: current } : {}) });
   });
 
   /**
