@@ -23,7 +23,12 @@ export type StoreFormat = Readonly<{ format: number; readableFrom: number }>;
  * answers 409 observation_id_reused to a repeat of such an upload), the erased_patients table, the store-recorded
  * settings (pseudonym secret, hub keys, token verification). Older builds open it still (they cannot be stopped).
  */
-export const THIS_BUILD_STORE_FORMAT: StoreFormat = { format: 1, readableFrom: 1 };
+/**
+ * 2: documents' effectiveTime written with its offset, `+0000` (hl7-builder.ts). A format-1 build reads them (its
+ * parser honours an offset) but answers 409 observation_id_reused to a retry of one, which it rebuilds without the
+ * offset: so it may still open the store, with the warning to stop the newer build's processes first.
+ */
+export const THIS_BUILD_STORE_FORMAT: StoreFormat = { format: 2, readableFrom: 1 };
 
 export const STORE_FORMAT_STREAM = 'hub-store-format';
 export const STORE_FORMAT_RECORDED = 'StoreFormatRecorded';

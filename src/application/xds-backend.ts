@@ -1,6 +1,6 @@
 import type { DateTime } from 'luxon';
-import { documentEntryDecider, documentStreamName, type DocumentEntryData } from '../domain/documents/document-entry';
-import { BLOOD_PRESSURE_DOCUMENT_CODES, parseHl7Observation, type DocumentMetadata } from '../domain/documents/hl7';
+import { documentEntryDecider, documentStreamName, type DocumentEntryData, type SubmitDocument } from '../domain/documents/document-entry';
+import { BLOOD_PRESSURE_DOCUMENT_CODES, parseHl7Observation, withoutEffectiveTimeOffset, type DocumentMetadata } from '../domain/documents/hl7';
 import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import { checkedInterval } from '../domain/monitoring/time-interval';
 import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
@@ -73,6 +73,26 @@ const checkBuilt = (metadata: DocumentMetadata, summary: NonNullable<SubmitOptio
   ].filter((m): m is { path: string; message: string } => m !== false);
   if (problems.length > 0) throw new ValidationError('invalid_document', `the built document's metadata is not valid: ${problems.map((m) => `${m.path} ${m.message}`).join('; ')}`, problems);
 };
+
+/** The uniqueId of the replacement of `uniqueId` by the correction `correctionId`. */
+const replacementIdOf = (uniqueId: string, correctionId: string): string => uuidToOid(uuidV5(`correction/${uniqueId}/${correctionId}`));
+
+/**
+ * The correction id of a correction sent without one: derived from the new document, so that a retry completes the
+ * same correction. A correction an earlier build stored derived it from the bytes that build wrote (effectiveTime
+ * without +0000): when the document's recorded replacement is that one, its retry today is the same correction.
+ */
+const documentCorrectionId = (uniqueId: string, replacedBy: string | null, newDocument: string): string => {
+  const current = `document/${sha256Hex(newDocument)}`;
+  if (replacedBy === null || replacementIdOf(uniqueId, current) === replacedBy) return current;
+  const earlier = withoutEffectiveTimeOffset(newDocument);
+  const stored = earlier === null ? null : `document/${sha256Hex(earlier)}`;
+  return stored !== null && replacementIdOf(uniqueId, stored) === replacedBy ? stored : current;
+};
+
+/** The refusal of an upload's or a correction's id already used for a document with other bytes. */
+const isIdReused = (error: unknown): boolean =>
+  error instanceof ConflictError && (error.code === 'observation_id_reused' || error.code === 'correction_id_reused');
 
 /**
  * The seed's XDSBackend: provide-and-register, query by patient and interval, retrieve, and correct (RPLC).
@@ -171,11 +191,13 @@ export class XdsBackend {
         return this.registerReplacement(old.replacedBy, patientKey, metadata, newDocument, replacement, true);
       }
       // The same document again without a correction id: the correction is in place (the registry row's hash is the
-      // document's SHA-256).
-      if (options.correctionId === undefined && successor.hash === sha256Hex(newDocument)) return { uniqueId: successor.uniqueId, created: false, position: null };
+      // document's SHA-256; of a correction an earlier build stored, that of its bytes, without effectiveTime's +0000).
+      const earlier = withoutEffectiveTimeOffset(newDocument);
+      const same = [sha256Hex(newDocument), ...(earlier === null ? [] : [sha256Hex(earlier)])];
+      if (options.correctionId === undefined && same.includes(successor.hash)) return { uniqueId: successor.uniqueId, created: false, position: null };
     }
-    const correctionId = options.correctionId ?? `document/${sha256Hex(newDocument)}`;
-    const newUniqueId = uuidToOid(uuidV5(`correction/${uniqueId}/${correctionId}`));
+    const correctionId = options.correctionId ?? documentCorrectionId(uniqueId, old.replacedBy, newDocument);
+    const newUniqueId = replacementIdOf(uniqueId, correctionId);
     const deprecation = await handleCommand(
       this.deps.store,
       documentStreamName(uniqueId),
@@ -333,12 +355,26 @@ export class XdsBackend {
     };
     const summary = options.summary ? { systolic: options.summary.systolic, diastolic: options.summary.diastolic } : null;
     const stored = this.deps.protection ? await sealDocument(this.deps.protection, patientKey, uniqueId, { content: document, summary }) : document;
-    const result = await handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, { type: 'SubmitDocument', entry, content: stored, plainHash }, {
-      commandId: `submit/${uniqueId}`,
-      metadata: { correlationId: options.correlationId },
-      expectNewStream: true,
-    });
+    const command: SubmitDocument = { type: 'SubmitDocument', entry, content: stored, plainHash };
+    const handle = (c: SubmitDocument, expectNewStream: boolean) =>
+      handleCommand(this.deps.store, documentStreamName(uniqueId), documentEntryDecider, c, { commandId: `submit/${uniqueId}`, metadata: { correlationId: options.correlationId }, expectNewStream });
+    let result: Awaited<ReturnType<typeof handle>>;
+    try {
+      result = await handle(command, true);
+    } catch (error) {
+      // A retry of a reading an earlier build stored, in the bytes it wrote (effectiveTime without +0000): the same
+      // reading, so the same answer as any retry. Looked at only on a refusal, so an upload pays nothing for it.
+      const earlier = isIdReused(error) ? withoutEffectiveTimeOffset(document) : null;
+      if (earlier === null) throw error;
+      result = await handle({ ...command, earlierHashes: await this.hashesOf(patientKey, uniqueId, earlier) }, false);
+    }
     return { uniqueId, created: result.newEvents.length > 0, position: result.lastGlobalPosition };
+  }
+
+  /** The hashes a document stored under `uniqueId` could have in its entry: the plain SHA-256, and the keyed digest when sealed. */
+  private async hashesOf(patientKey: string, uniqueId: string, document: string): Promise<string[]> {
+    const plain = sha256Hex(document);
+    return this.deps.protection ? [plain, await this.deps.protection.digest(patientKey, document, `document/${uniqueId}`)] : [plain];
   }
 }
 

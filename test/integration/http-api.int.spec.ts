@@ -36,7 +36,9 @@ const BAD_DATE_CPR = '320148-1234';
 const BORN_2037 = '010137-5234';
 /** Only the tests of query-side corrections and content encodings upload for this one (the others list PATIENT's readings). */
 const PATIENT_4 = '121212-1212';
-const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_2037];
+/** Only the test of effectiveTime's offset over HTTP uploads for this one. */
+const PATIENT_5 = '020290-1234';
+const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, PATIENT_5, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_2037];
 
 const logLines: string[] = [];
 const logger = pino(
@@ -259,6 +261,37 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       const link = String(middle.headers['link']);
       expect(link).toContain(`</documents/${newest}>; rel="successor-version"`);
       expect(link).toContain(`</documents/${uniqueId}>; rel="predecessor-version"`);
+    });
+
+    it("effectiveTime: served with +0000; an HL7 correction's +0100 is read at its offset, one without an offset as UTC", async () => {
+      // 00:30 yesterday in Copenhagen: 23:30 (winter) or 22:30 (summer) UTC the day before, the reading on the wrong day
+      // for a Danish consumer when the document did not say the time was UTC.
+      const local = DateTime.now().setZone('Europe/Copenhagen').startOf('day').minus({ days: 1 }).plus({ minutes: 30 });
+      const utcDigits = local.toUTC().toFormat('yyyyMMddHHmmss');
+      const uploaded = await post('/observations', { patientId: PATIENT_5, systolic: 126, diastolic: 70, measuredAt: local.toISO({ suppressMilliseconds: true }) });
+      expect(uploaded.statusCode).toBe(201);
+      const first = uploaded.json().uniqueId as string;
+      expect((await get(`/documents/${first}`)).body).toContain(`<effectiveTime value="${utcDigits}+0000"/>`);
+
+      const withEffectiveTime = (xml: string, ts: string) => xml.replace(/<effectiveTime value="[^"]*"\/>/, `<effectiveTime value="${ts}"/>`);
+      const correct = (id: string, ts: string, systolic: number) =>
+        call({ method: 'POST', url: `/documents/${id}/corrections`, payload: withEffectiveTime(hl7Of(PATIENT_5, systolic, 70, iso(local)), ts), headers: { 'content-type': 'application/xml' } });
+      const readings = async () => (await get(`/patients/${PATIENT_5}/observations`)).json().observations.map((o: { systolic: { value: number }; measuredAt: string }) => [o.systolic.value, o.measuredAt]);
+
+      // With the sender's offset (+0100 in winter, +0200 in summer): the instant meant.
+      const second = await correct(first, local.toFormat('yyyyMMddHHmmssZZZ'), 127);
+      expect(second.statusCode).toBe(201);
+      expect(local.toFormat('ZZZ')).toMatch(/^\+0[12]00$/);
+      expect(await readings()).toEqual([[127, iso(local)]]);
+      const secondId = second.json().uniqueId as string;
+      expect((await get(`/documents/${secondId}`)).body).toContain(`<effectiveTime value="${utcDigits}+0000"/>`);
+
+      // Without an offset: UTC, whatever the sender meant (the OpenAPI document and the README say so).
+      const third = await correct(secondId, local.toFormat('yyyyMMddHHmmss'), 128);
+      expect(third.statusCode).toBe(201);
+      const asUtc = DateTime.fromFormat(local.toFormat('yyyyMMddHHmmss'), 'yyyyMMddHHmmss', { zone: 'utc' });
+      expect(await readings()).toEqual([[128, iso(asUtc)]]);
+      expect((await get(`/documents/${third.json().uniqueId}`)).body).toContain(`<effectiveTime value="${asUtc.toFormat('yyyyMMddHHmmss')}+0000"/>`);
     });
 
     it('an HL7 correction naming another patient: 422 correction_patient_mismatch', async () => {

@@ -88,6 +88,16 @@ describe('the OpenAPI document and the routes the hub serves', () => {
     }
   });
 
+  it("tells the HL7 documents' integrators how effectiveTime is written and read: +0000 out, an offset-less time in read as UTC", () => {
+    const retrieve = doc.paths['/documents/{uniqueId}'].get;
+    const correct = doc.paths['/documents/{uniqueId}/corrections'].post;
+    for (const op of [retrieve, correct]) {
+      expect(op.description).toContain('+0000');
+      expect(op.description).toMatch(/without an offset is read as UTC/);
+    }
+    expect(correct.requestBody.content['application/xml'].schema.description).toMatch(/offset.*read as UTC/);
+  });
+
   it('every $ref resolves, every operation has a success answer, every protected one its 401 and every problem its code', () => {
     const refs = JSON.stringify(doc).match(/"\$ref":"[^"]+"/g) ?? [];
     expect(refs.length).toBeGreaterThan(30);

@@ -62,6 +62,14 @@ describe('DocumentEntry decider', () => {
       spec.given([submitted]).when({ type: 'SubmitDocument', entry: keyed, content, plainHash: 'b'.repeat(64) }).thenThrows(ConflictError, 'observation_id_reused');
     });
 
+    it('a retry in new bytes of a document an earlier build stored (effectiveTime without +0000): its earlierHashes recognise it', () => {
+      const rebuilt = { ...entry, hash: 'd'.repeat(64) };
+      spec.given([submitted]).when({ type: 'SubmitDocument', entry: rebuilt, content, earlierHashes: ['e'.repeat(64), entry.hash] }).thenNothing();
+      spec.given([submitted]).when({ type: 'SubmitDocument', entry: rebuilt, content, earlierHashes: ['e'.repeat(64)] }).thenThrows(ConflictError, 'observation_id_reused');
+      // Still the patient's own document only.
+      spec.given([submitted]).when({ type: 'SubmitDocument', entry: { ...rebuilt, patientKey: 'pffff' }, content, earlierHashes: [entry.hash] }).thenThrows(ConflictError, 'observation_id_reused');
+    });
+
     it('the same content for another patient key: observation_id_reused', () => {
       spec.given([submitted]).when({ type: 'SubmitDocument', entry: { ...entry, patientKey: 'pffff' }, content }).thenThrows(ConflictError, 'observation_id_reused');
     });

@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import { DateTime } from 'luxon';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cpr } from '../../src/domain/monitoring/cpr';
@@ -5,9 +7,11 @@ import type { Quantity, TeleObservation } from '../../src/domain/monitoring/tele
 import {
   Director,
   HL7Builder,
+  HL7_TS_FORMAT,
   MetadataBuilder,
   escapeXmlAttribute,
   formatHl7Number,
+  withoutEffectiveTimeOffset,
   type ObservationBuilder,
 } from '../../src/domain/documents/hl7';
 
@@ -47,17 +51,49 @@ describe('Director', () => {
 });
 
 describe('HL7Builder', () => {
-  it("writes the seed's own HL7 example for the seed's observation (modulo whitespace)", () => {
-    expect(withoutWhitespaceBetweenTags(hl7Of(seedObservation))).toBe(withoutWhitespaceBetweenTags(seedXml));
+  // The seed's example, but for effectiveTime's offset: the builder says the time is UTC (`+0000`), where the seed's
+  // offset-less form reads, in HL7, as the sender's local time.
+  const seedXmlWithOffset = seedXml.replace('<effectiveTime value="20170510145014"/>', '<effectiveTime value="20170510145014+0000"/>');
+
+  it("writes the seed's own HL7 example for the seed's observation (modulo whitespace), with effectiveTime's offset", () => {
+    expect(seedXmlWithOffset).not.toBe(seedXml);
+    expect(withoutWhitespaceBetweenTags(hl7Of(seedObservation))).toBe(withoutWhitespaceBetweenTags(seedXmlWithOffset));
   });
 
   it('writes byte for byte the same layout as the seed fixture, so document hashes are stable', () => {
-    expect(hl7Of(seedObservation)).toBe(seedXml);
+    expect(hl7Of(seedObservation)).toBe(seedXmlWithOffset);
   });
 
-  it('writes effectiveTime in UTC without an offset, converting a measuredAt given with an offset', () => {
+  it('writes effectiveTime in UTC with the offset +0000, converting a measuredAt given with an offset', () => {
     const xml = hl7Of({ ...seedObservation, measuredAt: '2017-05-10T16:50:14+02:00' });
-    expect(xml).toContain('<effectiveTime value="20170510145014"/>');
+    expect(xml).toContain('<effectiveTime value="20170510145014+0000"/>');
+  });
+
+  it("writes the safety review's reading, 00:30 on 1 December in Copenhagen, as 23:30 UTC said to be UTC", () => {
+    const xml = hl7Of({ ...seedObservation, measuredAt: '2026-12-01T00:30:00+01:00' });
+    expect(xml).toContain('<effectiveTime value="20261130233000+0000"/>');
+    expect(xml).not.toContain('<effectiveTime value="20261130233000"/>');
+  });
+
+  it('writes effectiveTime as HL7_TS_FORMAT spells it (luxon), for any instant', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: DateTime.utc(1000, 1, 1).toSeconds(), max: DateTime.utc(9999, 12, 31, 23, 59, 59).toSeconds() }), (s) => {
+        const at = DateTime.fromSeconds(s, { zone: 'utc' });
+        const xml = hl7Of({ ...seedObservation, measuredAt: at.toISO({ suppressMilliseconds: true })! });
+        expect(xml).toContain(`<effectiveTime value="${at.toFormat(HL7_TS_FORMAT)}"/>`);
+        expect(at.toFormat(HL7_TS_FORMAT)).toMatch(/^\d{14}\+0000$/);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('gives back the bytes earlier builds wrote (no offset), which documents stored then still have', () => {
+    expect(withoutEffectiveTimeOffset(hl7Of(seedObservation))).toBe(seedXml);
+    const copenhagen = hl7Of({ ...seedObservation, measuredAt: '2026-12-01T00:30:00+01:00' });
+    expect(withoutEffectiveTimeOffset(copenhagen)).toBe(copenhagen.replace('20261130233000+0000', '20261130233000'));
+    // Not a document of the builder's layout: nothing to give.
+    expect(withoutEffectiveTimeOffset(seedXml)).toBeNull();
+    expect(withoutEffectiveTimeOffset(seedXml.replace('20170510145014', '20170510145014+0100'))).toBeNull();
   });
 
   it('writes integers with one decimal and other values in their shortest exact form', () => {

@@ -43,6 +43,21 @@ describe('parseHl7Observation: the seed example', () => {
     expect(parseHl7Observation(seedXml.replace('20170510145014', '20170510145014-0330')).measuredAt).toBe('2017-05-10T18:20:14Z');
   });
 
+  it('reads the +0000 the builder writes as UTC', () => {
+    expect(parseHl7Observation(seedXml.replace('20170510145014', '20170510145014+0000')).measuredAt).toBe('2017-05-10T14:50:14Z');
+  });
+
+  it('reads an inbound effectiveTime without an offset as UTC, not as local time (documented, never refused)', () => {
+    // A Danish sender meaning 00:30 on 1 December local time without saying so gets 00:30 UTC (01:30 in Copenhagen).
+    expect(parseHl7Observation(seedXml.replace('20170510145014', '20261201003000')).measuredAt).toBe('2026-12-01T00:30:00Z');
+  });
+
+  it('reads an inbound +0100 effectiveTime (Copenhagen in winter) at its offset', () => {
+    // 00:30 on 1 December in Copenhagen is 23:30 UTC on 30 November: the same instant, whichever day UTC calls it.
+    expect(parseHl7Observation(seedXml.replace('20170510145014', '20261201003000+0100')).measuredAt).toBe('2026-11-30T23:30:00Z');
+    expect(parseHl7Observation(seedXml.replace('20170510145014', '20260701003000+0200')).measuredAt).toBe('2026-06-30T22:30:00Z');
+  });
+
   it('drops fractional seconds of effectiveTime (readings are kept at seconds)', () => {
     expect(parseHl7Observation(seedXml.replace('20170510145014', '20170510145014.987')).measuredAt).toBe('2017-05-10T14:50:14Z');
   });

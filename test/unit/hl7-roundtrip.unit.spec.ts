@@ -53,6 +53,21 @@ const hl7Of = (obs: TeleObservation): string => {
   return builder.getResult();
 };
 
+const COPENHAGEN = 'Europe/Copenhagen';
+
+const effectiveTimeOf = (xml: string): string => /<effectiveTime value="([^"]*)"\/>/.exec(xml)![1]!;
+
+/**
+ * How a receiving system that follows HL7 v3 reads a TS (`yyyyMMddHHmmss[+|-ZZzz]`): with an offset, at that
+ * offset; without one, as the sender's local time, which for a Danish consumer is its own zone.
+ */
+const readAsHl7Consumer = (ts: string, localZone: string): DateTime => {
+  const withOffset = /^\d{14}[+-]\d{4}$/.test(ts);
+  const read = withOffset ? DateTime.fromFormat(ts, 'yyyyMMddHHmmssZZZ', { setZone: true }) : DateTime.fromFormat(ts, 'yyyyMMddHHmmss', { zone: localZone });
+  if (!read.isValid) throw new Error(`not an HL7 TS: ${ts}`);
+  return read;
+};
+
 describe('HL7 round trip', () => {
   it('generates only valid CPR numbers (the generator itself is checked)', () => {
     fc.assert(fc.property(cprArb, (cpr) => isCpr(cpr)), { numRuns: 500 });
@@ -77,6 +92,48 @@ describe('HL7 round trip', () => {
     expect(hl7Of(obs)).toContain('value="20.1"');
     expect(parseHl7Observation(hl7Of(obs))).toEqual(obs);
   });
+
+  it('writes every effectiveTime with the offset +0000, and parses it back to the same instant', () => {
+    fc.assert(
+      fc.property(observationArb, (obs) => {
+        const xml = hl7Of(obs);
+        expect(effectiveTimeOf(xml)).toMatch(/^\d{14}\+0000$/);
+        expect(parseHl7Observation(xml).measuredAt).toBe(obs.measuredAt);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a consumer in Denmark that reads effectiveTime as HL7 says (no offset: its local time) gets the instant measured', () => {
+    fc.assert(
+      fc.property(observationArb, (obs) => {
+        const read = readAsHl7Consumer(effectiveTimeOf(hl7Of(obs)), COPENHAGEN);
+        expect(read.toMillis()).toBe(DateTime.fromISO(obs.measuredAt).toMillis());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  // Local midnight in Copenhagen is 23:00 or 22:00 UTC of the day before: the reading the safety review found on the
+  // wrong day. Winter and summer time, both days the clocks change, a leap day, New Year's.
+  it.each(['2026-12-01', '2026-07-01', '2026-03-29', '2026-10-25', '2028-02-29', '2027-01-01'])(
+    'a reading at local midnight in Europe/Copenhagen on %s round-trips to the same instant and the same local day',
+    (day) => {
+      const midnight = DateTime.fromISO(`${day}T00:00:00`, { zone: COPENHAGEN });
+      expect(midnight.isValid).toBe(true);
+      const obs: TeleObservation = {
+        patientId: '251248-1234' as Cpr,
+        systolic: { value: 126, unit: 'mmHg' },
+        diastolic: { value: 70, unit: 'mmHg' },
+        measuredAt: toIsoSeconds(midnight),
+      };
+      const xml = hl7Of(obs);
+      expect(parseHl7Observation(xml).measuredAt).toBe(toIsoSeconds(midnight));
+      const read = readAsHl7Consumer(effectiveTimeOf(xml), COPENHAGEN);
+      expect(read.toMillis()).toBe(midnight.toMillis());
+      expect(read.setZone(COPENHAGEN).toISODate()).toBe(day);
+    },
+  );
 
   it('the document and the metadata built from one observation agree on patient and time', () => {
     fc.assert(

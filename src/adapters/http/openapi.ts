@@ -203,6 +203,14 @@ const operation = (key: string, op: Operation): Json => {
 };
 
 const location = { Location: { schema: { type: 'string' }, description: 'The resource' } };
+
+/**
+ * Where a receiving system's integrators look: HL7 reads a time without an offset as the sender's local time, the hub
+ * reads it as UTC (README, "HL7 documents").
+ */
+const HL7_TIME_NOTE =
+  "The document's effectiveTime is UTC and says so: 20261130233000+0000 (documents stored before the hub wrote the offset have none, and are UTC too). " +
+  'A document sent to the hub should carry its offset (20261201003000+0100): a time without an offset is read as UTC, not as local time.';
 /** The consultation steps' answer to a system that is not a party (consultation-routes.ts, asStranger). */
 const PARTIES_ONLY =
   'A system with no part in the consultation (neither its applicant nor offered it for one of its experts) gets 404 consultation_not_found, as for an id that does not exist; a party gets the 403 that says what it may not do.';
@@ -249,6 +257,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /documents/:uniqueId': {
     tag: 'Documents',
     summary: 'Retrieve an HL7 document from the repository',
+    description: HL7_TIME_NOTE,
     access: 'the patient it concerns; a clinician whose system was offered a consultation with it attached',
     path: DocumentParams,
     ok: {
@@ -268,12 +277,13 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     description:
       'The old document is deprecated, then the new one registered; queries show the old reading until the new one is registered and the new one from then on, never neither or both. ' +
       'A correction whose second step failed leaves the old reading current; the next correction of it (any correctionId) completes it. ' +
-      'A document that does not exist, and one the caller may not correct, are 404 document_not_found before the body or query is read: only the patient it concerns is told what is wrong with them (400, 422).',
+      'A document that does not exist, and one the caller may not correct, are 404 document_not_found before the body or query is read: only the patient it concerns is told what is wrong with them (400, 422). ' +
+      HL7_TIME_NOTE,
     access: 'the patient it concerns',
     path: DocumentParams,
     query: CorrectionQuery,
     body: CorrectionBody,
-    xmlBody: 'a whole replacement HL7 document (correctionId then goes in the query)',
+    xmlBody: 'a whole replacement HL7 document (correctionId then goes in the query). Give effectiveTime an offset (20261201003000+0100): one without an offset is read as UTC',
     ok: {
       '201': { description: 'Corrected', schema: CorrectionResponse, headers: location },
       '200': { description: 'A repeat of the same correctionId', schema: CorrectionResponse, headers: location },

@@ -43,9 +43,11 @@ export type DocumentEvent = DocumentSubmitted | DocumentDeprecated;
 
 /**
  * `entry.hash` of a sealed document is a keyed digest (see PatientDataProtection.digest); `plainHash`, the
- * document's SHA-256, still recognises a retry of an upload stored before hashes were keyed.
+ * document's SHA-256, still recognises a retry of an upload stored before hashes were keyed. `earlierHashes`: the
+ * hashes (keyed and plain) of the bytes an earlier build wrote for the same reading (effectiveTime without its
+ * `+0000`), which recognise a retry of an upload or correction stored by that build.
  */
-export type SubmitDocument = Readonly<{ type: 'SubmitDocument'; entry: DocumentEntryData; content: string; plainHash?: string }>;
+export type SubmitDocument = Readonly<{ type: 'SubmitDocument'; entry: DocumentEntryData; content: string; plainHash?: string; earlierHashes?: readonly string[] }>;
 export type DeprecateDocument = Readonly<{ type: 'DeprecateDocument'; uniqueId: string; replacedBy: string; now: string }>;
 export type DocumentCommand = SubmitDocument | DeprecateDocument;
 
@@ -59,7 +61,10 @@ const decide = (command: DocumentCommand, state: DocumentState): readonly Docume
     case 'SubmitDocument': {
       if (state.status === 'None') return [{ type: 'DocumentSubmitted', data: { ...command.entry, content: command.content } }];
       // The same upload again (a retry, a repeated request): nothing new happens.
-      const sameDocument = state.entry.hash === command.entry.hash || (command.plainHash !== undefined && state.entry.hash === command.plainHash);
+      const sameDocument =
+        state.entry.hash === command.entry.hash ||
+        (command.plainHash !== undefined && state.entry.hash === command.plainHash) ||
+        (command.earlierHashes?.includes(state.entry.hash) ?? false);
       if (sameDocument && state.entry.patientKey === command.entry.patientKey) return [];
       if (command.entry.replaces !== null) throw new ConflictError('correction_id_reused', 'this correction id was already used for a different correction');
       throw new ConflictError('observation_id_reused', 'this observation id was already used for a different reading');

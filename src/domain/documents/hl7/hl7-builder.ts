@@ -15,8 +15,28 @@ export const HL7_OBSERVATION_CODES = {
 /** The unit as the seed writes it (UCUM's case-insensitive form); our domain calls it mmHg. */
 export const HL7_PRESSURE_UNIT = 'mm(Hg)' as const;
 
-/** HL7 TS format of effectiveTime; written in UTC without an offset, as in the seed. */
-export const HL7_TS_FORMAT = 'yyyyMMddHHmmss';
+/**
+ * HL7 TS format of effectiveTime (luxon's tokens): UTC with its offset written out, `20261130233000+0000`. HL7 v3
+ * reads a TS without an offset as the sender's local time, so the seed's offset-less form put a reading taken at
+ * 00:30 in Copenhagen on the day before in a Danish consumer. The instant is the one stored (and in the XDS
+ * metadata, which is UTC by definition); only its spelling says so now.
+ */
+export const HL7_TS_FORMAT = 'yyyyMMddHHmmssZZZ';
+
+/** The offset every effectiveTime the builder writes carries: the time is UTC. */
+export const HL7_UTC_OFFSET = '+0000';
+
+/** The effectiveTime line as the builder writes it, the time's digits captured. */
+const EFFECTIVE_TIME_LINE = /\n {2}<effectiveTime value="(\d{14})\+0000"\/>\n/;
+
+/**
+ * The bytes earlier builds (to 2026-12-02) wrote for the same reading: the document with effectiveTime's `+0000` left
+ * out (the seed's form, read as UTC by this hub). A document stored that way keeps its bytes and its hash, so a
+ * retried upload or correction, rebuilt today, is recognised by this rendering. Null for a document without the
+ * builder's effectiveTime line.
+ */
+export const withoutEffectiveTimeOffset = (document: string): string | null =>
+  EFFECTIVE_TIME_LINE.test(document) ? document.replace(EFFECTIVE_TIME_LINE, '\n  <effectiveTime value="$1"/>\n') : null;
 
 const XML_ATTRIBUTE_ESCAPES: Readonly<Record<string, string>> = {
   '&': '&amp;',
@@ -52,7 +72,7 @@ export class HL7Builder implements ObservationBuilder {
     const at = isoInstantMillis(measuredAt);
     // A TeleObservation always holds a valid instant; failing here means a caller bypassed createTeleObservation.
     if (Number.isNaN(at)) throw new Error('HL7Builder: measuredAt is not an ISO-8601 date-time');
-    this.header = { patientId, effectiveTime: hl7TimestampUtc(at) }; // HL7_TS_FORMAT, in UTC
+    this.header = { patientId, effectiveTime: `${hl7TimestampUtc(at)}${HL7_UTC_OFFSET}` }; // HL7_TS_FORMAT
   }
 
   buildSystolic(systolic: Quantity): void {

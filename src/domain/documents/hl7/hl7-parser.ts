@@ -77,7 +77,12 @@ const attribute = (node: XmlNode, name: string, path: string): string => {
   return value;
 };
 
-/** HL7 TS to ISO-8601; without an offset the time is UTC (that is how we write it, and what the seed means). */
+/**
+ * HL7 TS to ISO-8601. An offset is honoured (`+0000`, as the builder writes since 2026-12-02; `+0100` from a Danish
+ * sender). Without one the time is UTC, not the sender's local time as HL7 would have it: documents earlier builds
+ * stored are written so, and so is the seed's own example (20170510145014 is 14:50:14 UTC). Never refused: the
+ * README and the OpenAPI document tell senders to send an offset.
+ */
 const effectiveTimeToIso = (ts: string): string => {
   const m = HL7_TS.exec(ts);
   if (!m) throw invalid('effectiveTime must be an HL7 TS of the form yyyyMMddHHmmss[+-ZZZZ]', 'effectiveTime/@value');
