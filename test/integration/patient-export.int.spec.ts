@@ -117,6 +117,11 @@ describe('POST /patients/export on the embedded store', () => {
     expect((await call('POST', `/consultations/${consultationId}/decline`, odense, { expertId: 'odense:hansen', reason: DECLINE })).status).toBe(200);
     expect((await call('POST', `/consultations/${consultationId}/accept`, aalborg, { expertId: 'aalborg:berg' })).status).toBe(200);
     expect((await call('POST', `/consultations/${consultationId}/report`, aalborg, { expertId: 'aalborg:berg', diagnosis: DIAGNOSIS, recommendations: 'R' })).status).toBe(200);
+    // B's own consultation (a request is about one patient: one with both patients' documents is refused).
+    const ofB = '7a1c1e2a-1b2c-4d3e-8f4a-5b6c7d8e9f11';
+    expect((await call('POST', '/consultations', system, { consultationId: ofB, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [docB] })).status).toBe(201);
+    expect((await call('POST', `/consultations/${ofB}/accept`, aalborg, { expertId: 'aalborg:berg' })).status).toBe(200);
+    expect((await call('POST', `/consultations/${ofB}/report`, aalborg, { expertId: 'aalborg:berg', diagnosis: DIAGNOSIS, recommendations: 'R' })).status).toBe(200);
   });
 
   it("gives the patient their own data: every reading with its correction, the consultation with their document only, the audit trail", async () => {

@@ -27,6 +27,9 @@ const entry = (uniqueId: string, patientKey: string, replaces: string | null) =>
   hash: '0'.repeat(64),
   size: 1,
   replaces,
+  // The values as TeleMed records them beside the content, so a registry projection over the same store takes the
+  // entry without parsing the (placeholder) document.
+  summary: { systolic: 120, diastolic: 80 },
   content: '<ClinicalDocument/>',
 });
 

@@ -13,6 +13,14 @@ import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import type { ConsultationEvent } from '../../src/domain/consultation/consultation';
 import { ForbiddenError } from '../../src/domain/shared/errors';
 import { PATIENT_B, storeCorrection, storeDocument } from '../support/attachable-documents';
+import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
+import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
+import { EventStoreDocumentRepository } from '../../src/application/event-store-document-repository';
+import { Projector } from '../../src/application/projector';
+import { OpeningRegistry } from '../../src/application/sealed-documents';
+import { TeleMedService } from '../../src/application/telemed';
+import { XdsBackend } from '../../src/application/xds-backend';
+import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
 
 const QUESTION = 'Suspected aortic dissection; 64-year-old with chest pain';
 let now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
@@ -253,6 +261,27 @@ describe('ConsultationService over the in-memory store', () => {
       expect(await module.handleUplink(message)).toEqual({ outcome: 'applied' });
       await storeCorrection(store, '1.2.3', '1.2.4');
       expect(await module.handleUplink(message)).toEqual({ outcome: 'duplicate' });
+    });
+
+    it('reads what the XDS backend writes: an upload, and its correction through TeleMed', async () => {
+      const { module, store } = await setup();
+      const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+      const registry = new OpeningRegistry(new InMemoryRegistry(), protection);
+      const xds = new XdsBackend({
+        store, registry, projector: new Projector(store, registry), repositories: [new EventStoreDocumentRepository('2.25.9', store)], repositoryUniqueId: '2.25.9',
+        patientKeys: new HmacPatientKeys(Buffer.alloc(32, 7)), clock, ids, protection,
+      });
+      const telemed = new TeleMedService(xds);
+      const reading = (systolic: number) => createTeleObservation({ patientId: '251248-1234', systolic, diastolic: 80, measuredAt: now.minus({ hours: 1 }) }, now);
+      const uploaded = await telemed.record(reading(150), { observationId: 'o-1' });
+      await module.service.request({ ...requestInput, attachments: [uploaded.uniqueId] });
+      const corrected = await telemed.correct(uploaded.uniqueId, reading(145), { correctionId: 'fix-1' });
+      expect(await module.service.attachmentsNow(await module.service.get(ID))).toEqual([{ uniqueId: uploaded.uniqueId, status: 'Deprecated', replacedBy: corrected.uniqueId, currentVersion: corrected.uniqueId }]);
+      expect((await xds.entry(uploaded.uniqueId)).status).toBe('Deprecated'); // as GET /documents/{uniqueId} says
+      await expect(module.service.request({ ...requestInput, consultationId: '11111111-2222-4333-8444-777777777777', attachments: [uploaded.uniqueId] })).rejects.toMatchObject({
+        code: 'attachment_replaced',
+        message: expect.stringContaining(`attachments.0 by ${corrected.uniqueId}`),
+      });
     });
 
     it('shows each attachment current, then Deprecated with its replacement and the current version once corrected', async () => {

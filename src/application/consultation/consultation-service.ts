@@ -195,13 +195,17 @@ export class ConsultationService {
       throw new NotFoundError('patient_erased', 'an attached document belongs to a patient who was erased', [{ path: 'attachments', message: "a document of an erased patient" }]);
     }
     if (!check) return sorted;
-    const replaced: { path: string; message: string }[] = [];
+    // The current version is named (a document uniqueId, no patient data) so the caller can attach it instead.
+    const replaced: { path: string; message: string; current: string }[] = [];
     for (const [i, e] of entries.entries()) {
       if (e?.status !== 'Deprecated') continue;
-      const current = await this.currentVersionOf(e);
-      replaced.push({ path: `attachments.${i}`, message: `replaced by a correction; attach its current version ${current ?? e.replacedBy}` });
+      const current = (await this.currentVersionOf(e)) ?? e.replacedBy ?? '';
+      replaced.push({ path: `attachments.${i}`, message: `replaced by a correction; attach its current version ${current}`, current });
     }
-    if (replaced.length > 0) throw new ValidationError('attachment_replaced', 'an attachment was replaced by a correction (XDS RPLC): attach the current version', replaced);
+    if (replaced.length > 0) {
+      const which = replaced.map((r) => `${r.path} by ${r.current}`).join(', ');
+      throw new ValidationError('attachment_replaced', `an attachment was replaced by a correction (XDS RPLC); attach the current version instead: ${which}`, replaced.map(({ path, message }) => ({ path, message })));
+    }
     const firstKey = entries[0]?.patientKey;
     const others = entries.flatMap((e, i) => (e && e.patientKey !== firstKey ? [{ path: `attachments.${i}`, message: 'of another patient than attachments.0' }] : []));
     if (others.length > 0) {
