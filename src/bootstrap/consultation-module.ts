@@ -3,6 +3,8 @@ import type { CheckpointStore } from '../application/ports/downlink-outbox';
 import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
 import type { PatientDataProtection } from '../application/ports/patient-data-protection';
+import type { DocumentEntries } from '../application/ports/document-entries';
+import { StoredDocumentEntries } from '../application/stored-document-entries';
 import { OpeningConsultations } from '../application/consultation/opening-consultations';
 import { Projector, type ProjectorLogger } from '../application/projector';
 import { ConsultationDownlinkPublisher, type ConsultationOutbox } from '../application/consultation/consultation-downlink';
@@ -48,6 +50,8 @@ export type ConsultationModuleDependencies = Readonly<{
   /** Seals the consultations' texts under a key per consultation, and opens them (the container's PatientDataProtection). */
   protection: PatientDataProtection;
   readModel?: ConsultationReadModel;
+  /** The registry the attachments are checked against and shown with (default: the documents' streams in `store`). */
+  documents?: DocumentEntries;
   checkpoints?: CheckpointStore;
   policy?: ConsultationPolicy;
   /** Deadlines poll interval (default 1000 ms). */
@@ -85,6 +89,7 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
     clock: deps.clock,
     ids: deps.ids,
     protection: deps.protection,
+    documents: deps.documents ?? new StoredDocumentEntries(deps.store),
     policy: deps.policy,
   });
   const deadlines = new Deadlines({ consultations: readModel, projector, service, clock: deps.clock, intervalMs: deps.deadlinesIntervalMs, logger: deps.logger });

@@ -394,7 +394,11 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
   // messages; pass the consultation's own (`message.correlationId` of what the hub sent) when it was created
   // another way (HTTP). The hub keeps the consultation's correlation id whatever a later message carries.
 
-  /** 'consultation.requested': ask the candidates (expert ids, in order of preference). consultationId defaults to a new UUID. */
+  /**
+   * 'consultation.requested': ask the candidates (expert ids, in order of preference). consultationId defaults to a new
+   * UUID. `attachments`: uniqueIds of documents registered with the hub, current and of one patient; the hub refuses
+   * others (unknown_attachment, attachment_replaced, attachments_of_several_patients: onConsultationRefused).
+   */
   async requestConsultation(
     request: Omit<ConsultationUplinkPayloads['consultation.requested'], 'consultationId' | 'attachments'> & { consultationId?: string; attachments?: readonly string[] },
     options: SendOptions = {},

@@ -9,7 +9,7 @@ import { uuidV5 } from '../../src/application/ids';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { registerConsultationRoutes } from '../../src/adapters/http/consultation-routes';
 import { sendProblem, toProblem } from '../../src/adapters/http/problem';
-import { ConsultationResponse, ConsultationsPage, MonthlyCounts } from '../../src/adapters/http/response-schemas';
+import { ConsultationResponse, ConsultationsPage, ConsultationWithAttachmentsResponse, MonthlyCounts } from '../../src/adapters/http/response-schemas';
 import { InMemoryConsultations } from '../../src/adapters/registry/in-memory-consultations';
 import { SqliteConsultations } from '../../src/adapters/registry/sqlite-consultations';
 import { Projector } from '../../src/application/projector';
@@ -19,6 +19,7 @@ import { OpeningConsultations } from '../../src/application/consultation/opening
 import { createConsultationModule, type ConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { CONSULTATION_EVENT_TYPES } from '../../src/domain/consultation/consultation';
+import { PATIENT_A, PATIENT_B, storeCorrection, storeDocument } from '../support/attachable-documents';
 
 // fastify's inject needs `cookie`, which ships as ESM only: hand jest the module as Node loads it (as http-api.int.spec.ts).
 jest.mock('cookie', () => {
@@ -54,6 +55,7 @@ describe('consultations over HTTP and in SQLite', () => {
     }
     await directory.uplink.handleUplink(up('chengdu', 'expert.registered', { localExpertId: 'li', profile }, 'li'));
     await directory.uplink.handleUplink(up('beijing', 'expert.registered', { localExpertId: 'wang', profile }, 'wang'));
+    await storeDocument(store, '1.2.3');
     module = createConsultationModule({ store, clock, ids, logger, directory, protection });
     expect((module.readModel as OpeningConsultations).inner).toBeInstanceOf(SqliteConsultations);
     app = Fastify({ bodyLimit: 16 * 1024 }); // the hub's default RTS_BODY_LIMIT_BYTES
@@ -249,5 +251,57 @@ describe('consultations over HTTP and in SQLite', () => {
     await module.service.decline(other, { expertId: 'chengdu:li', bySystemId: 'chengdu', reason: '' }, { commandId: 'reused' });
     await expect(module.service.decline(other, { expertId: 'beijing:wang', bySystemId: 'beijing', reason: '' }, { commandId: 'reused' })).rejects.toMatchObject({ code: 'action_id_reused' });
     expect((await app.inject({ url: `/consultations/${other}` })).json()).toMatchObject({ status: 'offered', expertId: 'beijing:wang' });
+  });
+
+  // These run last: the months' counts and the listings above count the requests made before them.
+  it('refuses attachments that are not registered, replaced by a correction, or of two patients (422, naming the place, never a patient)', async () => {
+    await storeDocument(store, '2.25.100', PATIENT_A);
+    await storeDocument(store, '2.25.200', PATIENT_B);
+    await storeDocument(store, '2.25.300', PATIENT_A);
+    await storeCorrection(store, '2.25.300', '2.25.301', PATIENT_A);
+    const ask = (attachments: string[]) =>
+      app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: 'a1a1a1a1-2222-4333-8444-555555555555', attachments } });
+    const cases: [string[], string, { path: string; message: string }[], RegExp][] = [
+      [['2.25.100', '2.25.1234567890'], 'unknown_attachment', [{ path: 'attachments.1', message: 'no document of this hub has this uniqueId' }], /not a document registered/],
+      [['2.25.300'], 'attachment_replaced', [{ path: 'attachments.0', message: 'replaced by a correction; attach its current version 2.25.301' }], /attachments\.0 by 2\.25\.301/],
+      [['2.25.100', '2.25.200'], 'attachments_of_several_patients', [{ path: 'attachments.1', message: 'of another patient than attachments.0' }], /more than one patient/],
+    ];
+    for (const [attachments, code, errors, detail] of cases) {
+      const res = await ask(attachments);
+      expect({ status: res.statusCode, code: res.json().code, errors: res.json().errors }).toEqual({ status: 422, code, errors });
+      expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+      expect(res.json()).toMatchObject({ type: `/problems/${code}` });
+      expect(res.json().detail).toMatch(detail);
+      expect(res.body).not.toMatch(/p[ab]{32}|aortic/);
+    }
+    // Nothing was stored; the current version is taken.
+    expect((await app.inject({ url: '/consultations/a1a1a1a1-2222-4333-8444-555555555555' })).statusCode).toBe(404);
+    expect((await ask(['2.25.301', '2.25.100'])).statusCode).toBe(201);
+  });
+
+  it('GET shows each attachment Approved, then Deprecated with its replacement once corrected; a retried request is still 200', async () => {
+    const id = 'b2b2b2b2-2222-4333-8444-555555555555';
+    await storeDocument(store, '2.25.400', PATIENT_A);
+    await storeDocument(store, '2.25.500', PATIENT_A);
+    const request = { ...body, consultationId: id, attachments: ['2.25.400', '2.25.500'] };
+    expect((await app.inject({ method: 'POST', url: '/consultations', payload: request })).statusCode).toBe(201);
+    const before = await app.inject({ url: `/consultations/${id}` });
+    expect(ConsultationWithAttachmentsResponse.safeParse(before.json()).success).toBe(true);
+    expect(before.json().attachmentStatus).toEqual([
+      { uniqueId: '2.25.400', status: 'Approved', replacedBy: null, currentVersion: '2.25.400' },
+      { uniqueId: '2.25.500', status: 'Approved', replacedBy: null, currentVersion: '2.25.500' },
+    ]);
+    // Corrected twice while the expert works on the case.
+    await storeCorrection(store, '2.25.400', '2.25.401', PATIENT_A);
+    await storeCorrection(store, '2.25.401', '2.25.402', PATIENT_A);
+    const after = await app.inject({ url: `/consultations/${id}` });
+    expect(after.json().attachments).toEqual(['2.25.400', '2.25.500']);
+    expect(after.json().attachmentStatus).toEqual([
+      { uniqueId: '2.25.400', status: 'Deprecated', replacedBy: '2.25.401', currentVersion: '2.25.402' },
+      { uniqueId: '2.25.500', status: 'Approved', replacedBy: null, currentVersion: '2.25.500' },
+    ]);
+    // The applicant's retry of the request it made before the correction is answered as then.
+    const retried = await app.inject({ method: 'POST', url: '/consultations', payload: request });
+    expect({ status: retried.statusCode, id: retried.json().id }).toEqual({ status: 200, id });
   });
 });

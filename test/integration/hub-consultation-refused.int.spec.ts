@@ -12,7 +12,7 @@ import type { RunningHub } from '../../src/bootstrap/main';
 import { RtsClient, fetchHubJwks, generatePartyKeys, joseCodecFor, registerHubJwks, registerSystem, type ConsultationDownlinkOf, type PartyKeys } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { readQueue } from '../support/sdk-queues';
-import { DLQ, UPLINK, connect, downlinkQueue, getJson, profile, startInProcessHub, tempDir, until } from './hub-support';
+import { DLQ, UPLINK, connect, downlinkQueue, getJson, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
 
 jest.setTimeout(180_000);
 
@@ -148,4 +148,42 @@ it('accepts the notice, and logs it at info, for an SDK subscriber without onCon
   expect(outcomes).not.toContain('dead-lettered');
   expect((await deadLetter(request.id)).application_properties?.[DLQ_REASON]).toBe('candidate_retired: candidates.0 retired');
   expect([...deadLetters.values()].filter((m) => m.application_properties?.['x-dlq-source-queue'] === downlinkQueue('ref-d'))).toEqual([]);
+});
+
+it("refuses a request whose attachment is not registered or was replaced by a correction: the notice and the dead letter name the place (and the current version), never the patient", async () => {
+  const keys = await generatePartyKeys('ref-e');
+  await registerSystem(hub.url, { id: 'ref-e', name: 'Ref E', area: 'Hubei' }, keys);
+  const e = await client('ref-e', keys);
+  const expertKeys = await generatePartyKeys('ref-f');
+  await registerSystem(hub.url, { id: 'ref-f', name: 'Ref F', area: 'Sichuan' }, expertKeys);
+  await (await client('ref-f', expertKeys)).joinWithExperts([{ localExpertId: 'on-duty', ...profile(2) }]);
+  await e.joinWithExperts([]);
+  await until('ref-e joined, ref-f:on-duty known', async () => (await getJson(hub.url, '/systems/ref-e')).body.status === 'joined' && (await getJson(hub.url, '/experts/ref-f:on-duty')).status === 200);
+  const refused: ConsultationDownlinkOf<'consultation.refused'>[] = [];
+  await e.subscribe({ onConsultationRefused: (m) => void refused.push(m) });
+  // A reading, corrected: the first document is replaced by the second.
+  const patient = '251248-1234';
+  const uploaded = await postJson(hub.url, '/observations', { patientId: patient, systolic: 150, diastolic: 80, observationId: 'o-refused-1' });
+  expect(uploaded.status).toBe(201);
+  const corrected = await postJson(hub.url, `/documents/${uploaded.body.uniqueId}/corrections`, { systolic: 145, diastolic: 80, measuredAt: uploaded.body.measuredAt, correctionId: 'fix-refused-1' });
+  expect(corrected.status).toBe(201);
+
+  const ask = (attachments: string[]) => e.requestConsultation({ applicantClinician: 'dr-e', candidates: ['ref-f:on-duty'], clinicalQuestion: QUESTION, summary: '', attachments });
+  const cases: [string[], string][] = [
+    [['2.25.1234567890'], 'unknown_attachment: attachments.0 no document of this hub has this uniqueId'],
+    [[String(uploaded.body.uniqueId)], `attachment_replaced: attachments.0 replaced by a correction; attach its current version ${corrected.body.uniqueId}`],
+  ];
+  for (const [attachments, reason] of cases) {
+    const request = await ask(attachments);
+    const dead = await deadLetter(request.id);
+    expect(dead.application_properties?.[DLQ_REASON]).toBe(reason);
+    await until('the refusal notice', async () => refused.some((m) => m.payload.refusedMessageId === request.id));
+    const [code, detail] = [reason.slice(0, reason.indexOf(':')), reason.slice(reason.indexOf(':') + 2)];
+    expect(refused.find((m) => m.payload.refusedMessageId === request.id)!.payload).toMatchObject({ consultationId: request.consultationId, refusedType: 'consultation.requested', reason: code, detail });
+    expect((await getJson(hub.url, `/consultations/${request.consultationId}`)).status).toBe(404);
+    expect(JSON.stringify(dead.application_properties)).not.toContain('251248');
+  }
+  // The current version is taken.
+  const taken = await ask([String(corrected.body.uniqueId)]);
+  await until('the consultation requested', async () => (await getJson(hub.url, `/consultations/${taken.consultationId}`)).status === 200);
 });

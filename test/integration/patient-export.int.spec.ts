@@ -112,11 +112,16 @@ describe('POST /patients/export on the embedded store', () => {
     correction = fixed.body.uniqueId;
     const aalborg = await login({ role: 'system', systemId: 'aalborg' });
     const odense = await login({ role: 'system', systemId: 'odense' });
-    const requested = await call('POST', '/consultations', system, { consultationId, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['odense:hansen', 'aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [docA2, docB] });
+    const requested = await call('POST', '/consultations', system, { consultationId, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['odense:hansen', 'aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [docA2] });
     expect(requested.status).toBe(201);
     expect((await call('POST', `/consultations/${consultationId}/decline`, odense, { expertId: 'odense:hansen', reason: DECLINE })).status).toBe(200);
     expect((await call('POST', `/consultations/${consultationId}/accept`, aalborg, { expertId: 'aalborg:berg' })).status).toBe(200);
     expect((await call('POST', `/consultations/${consultationId}/report`, aalborg, { expertId: 'aalborg:berg', diagnosis: DIAGNOSIS, recommendations: 'R' })).status).toBe(200);
+    // B's own consultation (a request is about one patient: one with both patients' documents is refused).
+    const ofB = '7a1c1e2a-1b2c-4d3e-8f4a-5b6c7d8e9f11';
+    expect((await call('POST', '/consultations', system, { consultationId: ofB, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [docB] })).status).toBe(201);
+    expect((await call('POST', `/consultations/${ofB}/accept`, aalborg, { expertId: 'aalborg:berg' })).status).toBe(200);
+    expect((await call('POST', `/consultations/${ofB}/report`, aalborg, { expertId: 'aalborg:berg', diagnosis: DIAGNOSIS, recommendations: 'R' })).status).toBe(200);
   });
 
   it("gives the patient their own data: every reading with its correction, the consultation with their document only, the audit trail", async () => {
@@ -144,7 +149,7 @@ describe('POST /patients/export on the embedded store', () => {
       requesting: { systemId: 'aarhus', clinician: 'dr-aarhus' },
       answering: { expertId: 'aalborg:berg', systemId: 'aalborg' },
       attachments: [docA2],
-      otherAttachments: 1,
+      otherAttachments: 0,
       contentErased: false,
       texts: { clinicalQuestion: QUESTION, declineReasons: [{ expertId: 'odense:hansen', reason: DECLINE }], report: { diagnosis: DIAGNOSIS } },
     });
@@ -260,7 +265,7 @@ describe('POST /patients/export on the embedded store', () => {
     expect(res.status).toBe(200);
     expect(res.body.erasure).toEqual({ erasedAt: erased.body.erasedAt });
     expect(res.body.observations).toEqual([]);
-    expect(res.body.consultations).toEqual([expect.objectContaining({ consultationId, attachments: [docA2], otherAttachments: 1, contentErased: true, texts: null })]);
+    expect(res.body.consultations).toEqual([expect.objectContaining({ consultationId, attachments: [docA2], otherAttachments: 0, contentErased: true, texts: null })]);
     expect(JSON.stringify(res.body)).not.toContain('Zqx');
     expect(res.body.audit.entries.map((x: any) => x.action)).toContain('patient.erase');
     // The patient's own token still reaches what is left of them.

@@ -12,6 +12,15 @@ import { createConsultationModule } from '../../src/bootstrap/consultation-modul
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import type { ConsultationEvent } from '../../src/domain/consultation/consultation';
 import { ForbiddenError } from '../../src/domain/shared/errors';
+import { PATIENT_B, storeCorrection, storeDocument } from '../support/attachable-documents';
+import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
+import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
+import { EventStoreDocumentRepository } from '../../src/application/event-store-document-repository';
+import { Projector } from '../../src/application/projector';
+import { OpeningRegistry } from '../../src/application/sealed-documents';
+import { TeleMedService } from '../../src/application/telemed';
+import { XdsBackend } from '../../src/application/xds-backend';
+import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
 
 const QUESTION = 'Suspected aortic dissection; 64-year-old with chest pain';
 let now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
@@ -35,6 +44,7 @@ const setup = async () => {
     await directory.uplink.handleUplink(up(s!, 'expert.registered', { localExpertId: e, profile }, `reg-${e}`) as UplinkEnvelope);
   }
   await directory.uplink.handleUplink(up('mianyang', 'expert.retired', { localExpertId: 'old' }, 'ret-old') as UplinkEnvelope);
+  await storeDocument(store, '1.2.3');
   const module = createConsultationModule({ store, clock, ids, logger, directory, protection: new PatientCipher({ keys: new InMemoryKeyStore() }), policy: { defaultDeadlineSeconds: 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
   return { store, directory, module };
 };
@@ -192,6 +202,106 @@ describe('ConsultationService over the in-memory store', () => {
     await expect(module.service.request({ ...requestInput, candidates: ['chengdu:nobody'] })).rejects.toMatchObject({ code: 'unknown_candidate', details: [{ path: 'candidates.0' }] });
     await expect(module.service.request({ ...requestInput, candidates: ['chengdu:li', 'mianyang:old'] })).rejects.toMatchObject({ code: 'candidate_retired', details: [{ path: 'candidates.1' }] });
     await expect(module.service.request({ ...requestInput, applicantSystemId: 'nowhere' })).rejects.toMatchObject({ code: 'unknown_system' });
+  });
+
+  describe('attachments: checked against the registry at the request, shown as the registry has them at read time', () => {
+    const refused = async (attachments: readonly string[]) => {
+      const { module, store } = await setup();
+      return { module, store, error: await module.service.request({ ...requestInput, attachments }).then(() => null, (e: unknown) => e) };
+    };
+
+    it('refuses a uniqueId no document of the hub has, naming the attachment by its place', async () => {
+      const { module, store, error } = await refused(['1.2.3', '2.25.1234567890']);
+      expect(error).toMatchObject({ kind: 'validation', code: 'unknown_attachment', details: [{ path: 'attachments.1', message: 'no document of this hub has this uniqueId' }] });
+      expect((await store.readStream(`consultation-${ID}`)).events).toEqual([]);
+      await expect(module.service.get(ID)).rejects.toMatchObject({ code: 'consultation_not_found' });
+    });
+
+    it('refuses a document replaced by a correction, naming the current version of its chain', async () => {
+      const { module, store } = await setup();
+      await storeCorrection(store, '1.2.3', '1.2.4');
+      await storeCorrection(store, '1.2.4', '1.2.5');
+      const error = await module.service.request(requestInput).then(() => null, (e: unknown) => e);
+      expect(error).toMatchObject({ code: 'attachment_replaced', details: [{ path: 'attachments.0', message: 'replaced by a correction; attach its current version 1.2.5' }] });
+      // The current version is taken.
+      expect((await module.service.request({ ...requestInput, attachments: ['1.2.5'] })).created).toBe(true);
+    });
+
+    it('takes a document whose correction is under way (deprecated, its replacement not registered yet): it is still current', async () => {
+      const { module, store } = await setup();
+      await store.appendToStream('document-1.2.3', [{ id: uuidV5('mid-correction'), type: 'DocumentDeprecated', data: { uniqueId: '1.2.3', replacedBy: '1.2.9', deprecatedAt: '2024-05-01T09:30:00Z' } }]);
+      expect((await module.service.request(requestInput)).created).toBe(true);
+      expect(await module.service.attachmentsNow(await module.service.get(ID))).toEqual([{ uniqueId: '1.2.3', status: 'Approved', replacedBy: null, currentVersion: '1.2.3' }]);
+    });
+
+    it('refuses documents of two patients, without naming either', async () => {
+      const { module, store } = await setup();
+      await storeDocument(store, '1.2.7', PATIENT_B);
+      const error = await module.service.request({ ...requestInput, attachments: ['1.2.3', '1.2.3', '1.2.7'] }).then(() => null, (e: unknown) => e);
+      expect(error).toMatchObject({ code: 'attachments_of_several_patients', details: [{ path: 'attachments.2', message: 'of another patient than attachments.0' }] });
+      expect(JSON.stringify(error) + String((error as Error).message)).not.toMatch(/p[ab]{32}/);
+    });
+
+    it('the same request again after a correction of its attachment is a repeat, as before; another request with it is refused', async () => {
+      const { module, store } = await setup();
+      expect((await module.service.request(requestInput, { commandId: 'cmd-1' })).created).toBe(true);
+      await storeCorrection(store, '1.2.3', '1.2.4');
+      const again = await module.service.request(requestInput, { commandId: 'cmd-1' });
+      expect(again).toMatchObject({ created: false, consultation: { consultationId: ID, attachments: ['1.2.3'] } });
+      // Over the uplink too: a redelivered request message answers 'duplicate', not a refusal.
+      const viaUplink = { consultationId: ID, applicantClinician: requestInput.applicantClinician, candidates: requestInput.candidates, clinicalQuestion: QUESTION, summary: 'CT', attachments: ['1.2.3'] };
+      const other = '11111111-2222-4333-8444-666666666666';
+      await expect(module.handleUplink(up('xian', 'consultation.requested', { ...viaUplink, consultationId: other }, 'rq-other'))).rejects.toMatchObject({ code: 'attachment_replaced' });
+      await expect(module.service.request({ ...requestInput, consultationId: other })).rejects.toMatchObject({ code: 'attachment_replaced' });
+    });
+
+    it('a redelivered uplink request is a duplicate even when its attachment was corrected after it was stored', async () => {
+      const { module, store } = await setup();
+      const message = up('xian', 'consultation.requested', { consultationId: ID, applicantClinician: 'dr-chen', candidates: ['chengdu:li'], clinicalQuestion: QUESTION, summary: '', attachments: ['1.2.3'] }, 'rq-1');
+      expect(await module.handleUplink(message)).toEqual({ outcome: 'applied' });
+      await storeCorrection(store, '1.2.3', '1.2.4');
+      expect(await module.handleUplink(message)).toEqual({ outcome: 'duplicate' });
+    });
+
+    it('reads what the XDS backend writes: an upload, and its correction through TeleMed', async () => {
+      const { module, store } = await setup();
+      const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+      const registry = new OpeningRegistry(new InMemoryRegistry(), protection);
+      const xds = new XdsBackend({
+        store, registry, projector: new Projector(store, registry), repositories: [new EventStoreDocumentRepository('2.25.9', store)], repositoryUniqueId: '2.25.9',
+        patientKeys: new HmacPatientKeys(Buffer.alloc(32, 7)), clock, ids, protection,
+      });
+      const telemed = new TeleMedService(xds);
+      const reading = (systolic: number) => createTeleObservation({ patientId: '251248-1234', systolic, diastolic: 80, measuredAt: now.minus({ hours: 1 }) }, now);
+      const uploaded = await telemed.record(reading(150), { observationId: 'o-1' });
+      await module.service.request({ ...requestInput, attachments: [uploaded.uniqueId] });
+      const corrected = await telemed.correct(uploaded.uniqueId, reading(145), { correctionId: 'fix-1' });
+      expect(await module.service.attachmentsNow(await module.service.get(ID))).toEqual([{ uniqueId: uploaded.uniqueId, status: 'Deprecated', replacedBy: corrected.uniqueId, currentVersion: corrected.uniqueId }]);
+      expect((await xds.entry(uploaded.uniqueId)).status).toBe('Deprecated'); // as GET /documents/{uniqueId} says
+      await expect(module.service.request({ ...requestInput, consultationId: '11111111-2222-4333-8444-777777777777', attachments: [uploaded.uniqueId] })).rejects.toMatchObject({
+        code: 'attachment_replaced',
+        message: expect.stringContaining(`attachments.0 by ${corrected.uniqueId}`),
+      });
+    });
+
+    it('shows each attachment current, then Deprecated with its replacement and the current version once corrected', async () => {
+      const { module, store } = await setup();
+      await storeDocument(store, '1.2.8');
+      await module.service.request({ ...requestInput, attachments: ['1.2.3', '1.2.8'] });
+      const view = await module.service.get(ID);
+      expect(await module.service.attachmentsNow(view)).toEqual([
+        { uniqueId: '1.2.3', status: 'Approved', replacedBy: null, currentVersion: '1.2.3' },
+        { uniqueId: '1.2.8', status: 'Approved', replacedBy: null, currentVersion: '1.2.8' },
+      ]);
+      await storeCorrection(store, '1.2.3', '1.2.4');
+      await storeCorrection(store, '1.2.4', '1.2.5');
+      expect(await module.service.attachmentsNow(view)).toEqual([
+        { uniqueId: '1.2.3', status: 'Deprecated', replacedBy: '1.2.4', currentVersion: '1.2.5' },
+        { uniqueId: '1.2.8', status: 'Approved', replacedBy: null, currentVersion: '1.2.8' },
+      ]);
+      // A document the registry does not hold (attached before requests were checked) has no status.
+      expect(await module.service.attachmentsNow({ attachments: ['2.25.1234567890'] })).toEqual([{ uniqueId: '2.25.1234567890', status: null, replacedBy: null, currentVersion: null }]);
+    });
   });
 
   it('an accept sent before the deadline and handled after a hub restart counts; the runner gives the uplink a grace after its start', async () => {

@@ -11,6 +11,8 @@ import { InMemoryCheckpointStore } from '../../src/adapters/messaging/memory/in-
 import { createConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { consultationStreamName } from '../../src/domain/consultation/consultation';
+import { StoredDocumentEntries } from '../../src/application/stored-document-entries';
+import { storeDocument } from '../support/attachable-documents';
 
 // An expert retires while a consultation's offer to them is open: the RetiredExpertOffers reactor takes the offer
 // back at once and the case moves on (next candidate, or unassigned), instead of waiting out the deadline.
@@ -51,6 +53,7 @@ const setup = async () => {
     return directory.uplink.handleUplink(up(s!, 'expert.retired', { localExpertId: e }, `ret-${e}`));
   };
   const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+  await storeDocument(store, '1.2.3');
   const module = createConsultationModule({ store, clock, ids, logger, directory, protection, policy: { defaultDeadlineSeconds: 30 * 24 * 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
   const request = (consultationId: string, candidates: readonly string[]) =>
     module.service.request({ consultationId, applicantSystemId: 'xian', applicantClinician: 'dr-chen', candidates, clinicalQuestion: QUESTION, summary: 'CT', attachments: ['1.2.3'] });
@@ -171,6 +174,7 @@ describe('RetiredExpertOffers: an open offer to an expert who retires is withdra
       directory: { getExpert: async (id) => ({ ...(await directory.readModel.getExpert(id))!, status: 'active' }), getSystem: (id) => directory.readModel.getSystem(id) },
       directoryProjector: directory.projector,
       protection,
+      documents: new StoredDocumentEntries(store),
       clock,
       ids,
     });

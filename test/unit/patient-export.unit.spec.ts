@@ -99,10 +99,22 @@ describe('PatientExport.exportPatientData', () => {
     const second = await h.upload(A, 131, '2026-01-31T08:00:00Z', 'a-2');
     const ofB = await h.upload(B, 140, '2026-01-31T09:00:00Z', 'b-1');
     const corrected = await h.telemed.correct(first.uniqueId, createTeleObservation({ patientId: A, systolic: 145, diastolic: 80, measuredAt: DateTime.fromISO('2026-01-30T08:00:00Z') }, DateTime.fromISO('2026-02-01T10:00:00Z')), { correctionId: 'fix-1' });
-    // A consultation about both patients: declined by one expert, reported by the next.
+    // A consultation about both patients, as builds before requests were checked took it (a request now is refused
+    // attachments_of_several_patients): declined by one expert, reported by the next.
     const id = '6f1c1e2a-1b2c-4d3e-8f4a-5b6c7d8e9f00';
     const svc = h.consultations.service;
-    await svc.request({ consultationId: id, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['odense:hansen', 'aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [second.uniqueId, ofB.uniqueId] });
+    const requestedAt = '2026-02-01T10:00:00.000Z';
+    await h.store.appendToStream(consultationStreamName(id), [
+      {
+        id: uuidV5(`export-test/${id}/requested`),
+        type: 'ConsultationRequested',
+        data: {
+          consultationId: id, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['odense:hansen', 'aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S',
+          attachments: [second.uniqueId, ofB.uniqueId], patientKeys: [keyA, keyB].sort(), deadlineSeconds: 86_400, reportResend: { intervalSeconds: 3600, maxAttempts: 5 }, correlationId: id, requestedAt,
+        },
+      },
+      { id: uuidV5(`export-test/${id}/offered`), type: 'ConsultationOffered', data: { consultationId: id, expertId: 'odense:hansen', offerIndex: 0, offeredAt: requestedAt, expiresAt: '2026-02-02T10:00:00.000Z' } },
+    ]);
     await svc.decline(id, { expertId: 'odense:hansen', bySystemId: 'odense', reason: DECLINE });
     await svc.accept(id, { expertId: 'aalborg:berg', bySystemId: 'aalborg' });
     await svc.issueReport(id, { expertId: 'aalborg:berg', bySystemId: 'aalborg', diagnosis: DIAGNOSIS, recommendations: 'R' });

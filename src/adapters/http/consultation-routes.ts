@@ -17,7 +17,7 @@ import { ForbiddenError, NotFoundError } from '../../domain/shared/errors';
 import { logConsultationErasure } from '../backup/erasure-log-line';
 import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { type AnswerOf, ConsultationResponse } from './response-schemas';
+import { type AnswerOf, ConsultationResponse, ConsultationWithAttachmentsResponse } from './response-schemas';
 import { idempotencyKey, parseInput } from './schemas';
 
 /**
@@ -28,8 +28,9 @@ import { idempotencyKey, parseInput } from './schemas';
  *   POST /consultations { consultationId?, applicantSystemId, applicantClinician, candidates[1..5],
  *                         clinicalQuestion, summary, attachments?, deadlineSeconds? }
  *        -> 201 Consultation (Location: /consultations/{id}); the same again -> 200
- *   GET  /consultations/{id}                           -> 200 Consultation | 404 consultation_not_found (also
- *        for a caller with no part in it: security.ts)
+ *   GET  /consultations/{id}                           -> 200 Consultation with attachmentStatus (each attachment's
+ *        status and replacement, from the registry at this read) | 404 consultation_not_found (also for a caller
+ *        with no part in it: security.ts)
  *   GET  /consultations?system=&role=applicant|expert|any&state=&limit=&cursor=
  *        -> 200 { items, nextCursor } (newest first; `state` is one of CONSULTATION_STATUSES)
  *   POST /consultations/{id}/accept      { expertId, actionId? }
@@ -175,9 +176,12 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     return { items: page.items.map(consultationDto), nextCursor: page.nextCursor };
   });
 
-  app.get('/consultations/:id', consultationLog, async (request) => {
+  // With each attachment's status as the registry has it now: an attachment corrected while the expert works on the
+  // case shows Deprecated and its replacement.
+  app.get('/consultations/:id', consultationLog, async (request): Promise<AnswerOf<typeof ConsultationWithAttachmentsResponse>> => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
-    return consultationDto(await consultations.get(id));
+    const view = await consultations.get(id);
+    return { ...consultationDto(view), attachmentStatus: [...(await consultations.attachmentsNow(view))] };
   });
 
   app.post('/consultations/:id/accept', consultationLog, async (request) => {

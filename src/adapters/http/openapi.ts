@@ -10,6 +10,7 @@ import {
   AuditEvents,
   AuditVerification,
   ConsultationResponse,
+  ConsultationWithAttachmentsResponse,
   ConsultationsPage,
   DeadLetterDiscardResponse,
   DiscardedProblemMember,
@@ -487,13 +488,16 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /consultations': {
     tag: 'Consultations',
     summary: 'Request a teleconsultation from chosen experts (offered to them in order)',
+    description:
+      'Each attachment must be a document registered with the hub (422 unknown_attachment), current, not replaced by a correction (422 attachment_replaced: the errors entry names the current version to attach), and all must be of one patient (422 attachments_of_several_patients); errors[].path names the attachment by its place (attachments.N). ' +
+      'A repeat of a stored request (same consultationId and content) is answered 200 as the first was, whatever became of its attachments since.',
     access: SYSTEMS,
     body: ConsultationBody,
     ok: {
       '201': { description: 'Requested', schema: ConsultationResponse, headers: location },
       '200': { description: 'A repeat of the same consultationId and content', schema: ConsultationResponse, headers: location },
     },
-    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_system', 'patient_erased', 'consultation_erased', 'concurrency_conflict'],
+    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_attachment', 'attachment_replaced', 'attachments_of_several_patients', 'unknown_system', 'patient_erased', 'consultation_erased', 'concurrency_conflict'],
   },
   'GET /consultations': {
     tag: 'Consultations',
@@ -509,10 +513,11 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     description:
       'Readable by the applicant system and the system of the expert the case is with now (the open offer, or the expert who accepted it), or their clinicians. ' +
       'A system whose expert was offered the case but declined, let it expire or retired may no longer read it: 403 forbidden. ' +
-      'Anyone else, of any role, gets 404 consultation_not_found, as for an id that does not exist.',
+      'Anyone else, of any role, gets 404 consultation_not_found, as for an id that does not exist. ' +
+      'attachmentStatus gives each attachment as the registry has it at this read: Approved, or Deprecated with the correction that replaced it (replacedBy) and the current version of its chain (currentVersion), so an expert does not report on a replaced value unawares.',
     access: 'the applicant system and the system of the expert the case is with now (or their clinicians)',
     path: ConsultationParams,
-    ok: { '200': { description: 'The consultation', schema: ConsultationResponse } },
+    ok: { '200': { description: 'The consultation, with its attachments\' status now', schema: ConsultationWithAttachmentsResponse } },
     problems: ['consultation_not_found', 'audit_unavailable'],
   },
   'POST /consultations/:id/accept': {

@@ -88,6 +88,9 @@ export const PROBLEM_TYPES = {
   invalid_consultation: [422, 'The consultation request is not valid'],
   unknown_candidate: [422, 'A candidate expert is not in the directory'],
   candidate_retired: [422, 'A candidate expert has retired'],
+  unknown_attachment: [422, 'An attachment is not a document registered with the hub'],
+  attachment_replaced: [422, 'An attachment was replaced by a correction'],
+  attachments_of_several_patients: [422, 'The attachments are documents of more than one patient'],
   invalid_report: [422, 'The report is not valid'],
   // Keys
   invalid_key: [422, 'The key is not valid'],

@@ -96,6 +96,24 @@ export const ConsultationResponse = z.object({
   requestedAt: instant,
   updatedAt: instant,
 });
+/** GET /consultations/{id}: the consultation with its attachments as the registry has them now (read at each GET). */
+export const ConsultationWithAttachmentsResponse = ConsultationResponse.extend({
+  attachmentStatus: z
+    .array(
+      z.object({
+        uniqueId: z.string().describe('The attached document, as requested (in the order of attachments)'),
+        status: z
+          .enum(['Approved', 'Deprecated'])
+          .nullable()
+          .describe(
+            "As GET /documents/{uniqueId} says it now: Approved (current) or Deprecated (replaced by a correction since the request: the expert should read the replacement). null: the registry holds no entry for it (attached before requests were checked, or its patient was erased)",
+          ),
+        replacedBy: z.string().nullable().describe('The document that replaced it (only when Deprecated)'),
+        currentVersion: z.string().nullable().describe('The current document of its correction chain: the attachment itself while Approved, the last correction when corrected more than once; null when status is null'),
+      }),
+    )
+    .describe('Each attachment as the hub\'s registry has it at this read'),
+});
 export const ConsultationErasureResponse = z.object({
   erased: z.literal(true),
   consultationId: z.string(),

@@ -15,7 +15,8 @@ import type { Clock } from '../ports/clock';
 import type { EventStore } from '../ports/event-store';
 import type { IdGenerator } from '../ports/id-generator';
 import type { PatientDataProtection } from '../ports/patient-data-protection';
-import { documentStreamName } from '../../domain/documents/document-entry';
+import type { DocumentEntries } from '../ports/document-entries';
+import type { DocumentStatus } from '../../domain/documents/document-entry';
 import { PATIENT_ERASED, patientStreamName } from '../sealed-documents';
 import { ConsultationContentErasure, type ContentErasureResult } from './consultation-erasure';
 import { SealingConsultationStore } from './sealed-consultations';
@@ -34,6 +35,7 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *     -> { consultation, changed }
  *   eraseContent(id, { by, correlationId? }) -> { consultationId, erasedAt, alreadyErased } (crypto-shredding of its texts)
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
+ *   attachmentsNow(view) -> [{ uniqueId, status, replacedBy, currentVersion }]   (the registry at read time)
  *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
  *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }
  *   consultationsPerMonth({ from?, to? }) -> [{ month: 'YYYY-MM', requested }] with zero months filled in
@@ -44,8 +46,13 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *
  * `request` checks against the directory (caught up first) that the applicant system is registered
  * (NotFoundError 'unknown_system') and that each candidate is a known expert (ValidationError 'unknown_candidate')
- * who is not retired (ValidationError 'candidate_retired'); the decider checks the rest. Errors carry field paths
- * and never the values sent (they may be patient information).
+ * who is not retired (ValidationError 'candidate_retired'), and against the hub's registry (`documents`) that each
+ * attachment is a registered document ('unknown_attachment'), current ('attachment_replaced', naming the current
+ * version of its correction chain so the caller can attach that), and that all are of one patient
+ * ('attachments_of_several_patients'), all ValidationErrors; the decider checks the rest. A request already
+ * stored under its consultationId skips the attachment checks: a retry is answered as the first request was, even
+ * when an attachment was corrected since. Errors carry field paths and never the values sent (they may be patient
+ * information) nor a patient's identifier or key.
  *
  * Texts are sealed under the consultation's own data key before they are stored, and opened when the stream is
  * read for a decision (sealed-consultations.ts). `request` records the pseudonymous keys of the attachments'
@@ -73,6 +80,8 @@ export type ConsultationServiceDependencies = Readonly<{
   ids: IdGenerator;
   /** Seals and opens the consultations' texts (the patients' data protection, one key per consultation). */
   protection: PatientDataProtection;
+  /** The hub's XDS registry, by document uniqueId: the attachments' entries. */
+  documents: DocumentEntries;
   policy?: ConsultationPolicy;
 }>;
 
@@ -88,6 +97,17 @@ export type RequestInput = Readonly<{
   attachments?: readonly string[];
   deadlineSeconds?: number;
 }>;
+
+/**
+ * An attachment as the registry has it now. `status` null: the registry holds no entry for it (a document of another
+ * hub or never registered, attached before requests were checked, or one whose patient was erased). `replacedBy`: the
+ * correction that replaced it (Deprecated only); `currentVersion`: the current document of its correction chain (the
+ * attachment itself while Approved; null when unknown).
+ */
+export type AttachmentNow = Readonly<{ uniqueId: string; status: DocumentStatus | null; replacedBy: string | null; currentVersion: string | null }>;
+
+/** Corrections followed at most, from an attachment to the current version (a chain is one step per correction). */
+const MAX_CORRECTION_CHAIN = 100;
 
 export type ListInput = Readonly<{ systemId: string; role?: ConsultationRole; status?: ConsultationStatus; limit?: number; cursor?: string }>;
 export type ConsultationsPage = Readonly<{ items: readonly ConsultationView[]; nextCursor: string | null }>;
@@ -125,7 +145,10 @@ export class ConsultationService {
     await this.checkParticipants(input);
     const consultationId = input.consultationId ?? this.deps.ids.uuid();
     const correlationId = options.correlationId ?? consultationId;
-    const patientKeys = await this.patientsOf(input.attachments ?? []);
+    // A request stored before (a retry, a redelivery) is answered as it was, whatever became of its attachments since;
+    // another request under its id is refused by the decider (consultation_id_reused).
+    const repeat = input.consultationId !== undefined && (await this.correlationIdOf(consultationId)) !== null;
+    const patientKeys = await this.patientsOf(input.attachments ?? [], { check: !repeat });
     const { newEvents } = await handleCommand(
       this.sealed,
       consultationStreamName(consultationId),
@@ -157,22 +180,65 @@ export class ConsultationService {
   }
 
   /**
-   * The pseudonymous keys of the attachments' patients, sorted, each once (never a CPR number): from each
-   * document's own stream, which keeps its patient's key after an erasure. A document the hub does not hold adds
-   * none. NotFoundError 'patient_erased' when one of them was erased: nothing more may be recorded about them.
+   * The pseudonymous keys of the attachments' patients, sorted, each once (never a CPR number): from the registry
+   * (DocumentEntries), which keeps a document's patient key after an erasure. NotFoundError 'patient_erased' when one
+   * of them was erased: nothing more may be recorded about them. With `check` (a new request) each attachment must be
+   * a registered document (unknown_attachment), current (attachment_replaced) and all of one patient
+   * (attachments_of_several_patients); without it (a repeat) a document the hub does not hold adds no key.
    */
-  private async patientsOf(attachments: readonly string[]): Promise<readonly string[]> {
-    const keys = new Set<string>();
-    for (const uniqueId of new Set(attachments)) {
-      const { events } = await this.deps.store.readStream(documentStreamName(uniqueId), { maxCount: 1 });
-      const key = events[0]?.type === 'DocumentSubmitted' ? events[0].data['patientKey'] : undefined;
-      if (typeof key === 'string') keys.add(key);
-    }
-    const sorted = [...keys].sort();
+  private async patientsOf(attachments: readonly string[], { check }: Readonly<{ check: boolean }>): Promise<readonly string[]> {
+    const entries = await Promise.all(attachments.map((uniqueId) => this.deps.documents.entryOf(uniqueId)));
+    const unknown = entries.flatMap((e, i) => (e ? [] : [{ path: `attachments.${i}`, message: 'no document of this hub has this uniqueId' }]));
+    if (check && unknown.length > 0) throw new ValidationError('unknown_attachment', 'an attachment is not a document registered with this hub', unknown);
+    const sorted = [...new Set(entries.flatMap((e) => (e ? [e.patientKey] : [])))].sort();
     if (await this.anyErased(sorted)) {
       throw new NotFoundError('patient_erased', 'an attached document belongs to a patient who was erased', [{ path: 'attachments', message: "a document of an erased patient" }]);
     }
+    if (!check) return sorted;
+    // The current version is named (a document uniqueId, no patient data) so the caller can attach it instead.
+    const replaced: { path: string; message: string; current: string }[] = [];
+    for (const [i, e] of entries.entries()) {
+      if (e?.status !== 'Deprecated') continue;
+      const current = (await this.currentVersionOf(e)) ?? e.replacedBy ?? '';
+      replaced.push({ path: `attachments.${i}`, message: `replaced by a correction; attach its current version ${current}`, current });
+    }
+    if (replaced.length > 0) {
+      const which = replaced.map((r) => `${r.path} by ${r.current}`).join(', ');
+      throw new ValidationError('attachment_replaced', `an attachment was replaced by a correction (XDS RPLC); attach the current version instead: ${which}`, replaced.map(({ path, message }) => ({ path, message })));
+    }
+    const firstKey = entries[0]?.patientKey;
+    const others = entries.flatMap((e, i) => (e && e.patientKey !== firstKey ? [{ path: `attachments.${i}`, message: 'of another patient than attachments.0' }] : []));
+    if (others.length > 0) {
+      throw new ValidationError('attachments_of_several_patients', 'the attachments are documents of more than one patient: a consultation is about one patient', others);
+    }
     return sorted;
+  }
+
+  /** The current (Approved) document at the end of a deprecated entry's correction chain; null when it cannot be followed. */
+  private async currentVersionOf(entry: Readonly<{ status: DocumentStatus; replacedBy: string | null; uniqueId: string }>): Promise<string | null> {
+    let at = entry;
+    for (let step = 0; step < MAX_CORRECTION_CHAIN; step++) {
+      if (at.status !== 'Deprecated' || at.replacedBy === null) return at.uniqueId;
+      const next = await this.deps.documents.entryOf(at.replacedBy);
+      if (!next) return null;
+      at = next;
+    }
+    return null;
+  }
+
+  /**
+   * Each attachment of a consultation as the registry has it now (read at every call, not stored): whether it is
+   * still current or was replaced by a correction since the request, and by which document. An attachment whose
+   * patient was erased, or that the registry does not hold, has status null.
+   */
+  async attachmentsNow(view: Pick<ConsultationView, 'attachments'>): Promise<readonly AttachmentNow[]> {
+    return Promise.all(
+      view.attachments.map(async (uniqueId): Promise<AttachmentNow> => {
+        const entry = await this.deps.documents.entryOf(uniqueId);
+        if (!entry || (await this.anyErased([entry.patientKey]))) return { uniqueId, status: null, replacedBy: null, currentVersion: null };
+        return { uniqueId, status: entry.status, replacedBy: entry.replacedBy, currentVersion: await this.currentVersionOf(entry) };
+      }),
+    );
   }
 
   private async anyErased(patientKeys: readonly string[]): Promise<boolean> {
