@@ -595,6 +595,11 @@ describe('access control, audit and erasure over SQLite', () => {
     expect((await call('GET', `/erasures?after=${page.next}`, operator)).json().items[0].patientKey).not.toBe(page.items[0].patientKey);
     // A position past a 64-bit integer: 400, not the 500 the store's binding gave.
     for (const after of ['9223372036854775808', '9999999999999999999']) expect((await call('GET', `/erasures?after=${after}`, operator)).statusCode).toBe(400);
+    // Not digits at all: 400 said of `after` (the range check ran anyway, and BigInt('x') answered 500).
+    for (const after of ['x', 'abc%3Adef', '%00', '2026-12-01']) {
+      const refused = await call('GET', `/erasures?after=${after}`, operator);
+      expect([refused.statusCode, refused.json().code, refused.json().errors?.[0]?.path]).toEqual([400, 'invalid_request', 'query.after']);
+    }
     expect((await call('GET', '/erasures?after=9223372036854775807', operator)).statusCode).toBe(200);
   });
 

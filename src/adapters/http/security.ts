@@ -99,7 +99,8 @@ export const ErasuresQuery = z.strictObject({
   // A store position: at most 2^63-1 (a larger one reached the store's BigInt binding and answered 500).
   after: z
     .string()
-    .regex(/^\d{1,19}$/)
+    // abort: zod runs a refine after a failed regex too, and BigInt('x') threw (500).
+    .regex(/^\d{1,19}$/, { message: 'a position: digits only', abort: true })
     .refine((v) => BigInt(v) <= 9_223_372_036_854_775_807n, 'at most 9223372036854775807')
     .optional()
     .describe("An earlier page's `next`"),
