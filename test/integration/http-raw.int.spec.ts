@@ -70,7 +70,7 @@ afterAll(async () => {
 
 const answer = (response: string) => {
   const [head = '', body = ''] = response.split('\r\n\r\n');
-  return { status: Number(head.split(' ')[1]), contentType: /content-type: ([^\r\n]+)/i.exec(head)?.[1], body: body.length > 0 ? (JSON.parse(body) as Record<string, unknown>) : null };
+  return { status: Number(head.split(' ')[1]), contentType: /content-type: ([^\r\n]+)/i.exec(head)?.[1], requestId: /x-request-id: ([^\r\n]+)/i.exec(head)?.[1], body: body.length > 0 ? (JSON.parse(body) as Record<string, unknown>) : null };
 };
 
 it('a request that is not HTTP gets a problem+json, and no log line holds the raw request', async () => {
@@ -84,9 +84,10 @@ it('a request that is not HTTP gets a problem+json, and no log line holds the ra
   const codes: Record<number, string> = { 400: 'invalid_request', 431: 'request_header_too_large' };
   for (const [request, status] of cases) {
     const got = answer(await raw(request));
-    expect({ status: got.status, contentType: got.contentType, code: got.body?.['code'], type: got.body?.['type'], bodyStatus: got.body?.['status'] }).toEqual({
+    expect({ status: got.status, contentType: got.contentType, requestId: got.requestId, code: got.body?.['code'], type: got.body?.['type'], bodyStatus: got.body?.['status'] }).toEqual({
       status,
       contentType: 'application/problem+json; charset=utf-8',
+      requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), // as every answer has one (README)
       code: codes[status],
       type: `/problems/${codes[status]}`,
       bodyStatus: status,
@@ -114,7 +115,7 @@ it('a request whose body trickles in gets a problem+json 408 once the request ti
   clearInterval(drip);
   socket.destroy();
   const elapsed = Date.now() - started;
-  expect(answer(got)).toMatchObject({ status: 408, contentType: 'application/problem+json; charset=utf-8', body: { code: 'request_timeout', type: '/problems/request_timeout', status: 408 } });
+  expect(answer(got)).toMatchObject({ status: 408, contentType: 'application/problem+json; charset=utf-8', requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), body: { code: 'request_timeout', type: '/problems/request_timeout', status: 408 } });
   expect(elapsed).toBeGreaterThanOrEqual(3_500);
   expect(elapsed).toBeLessThan(15_000); // not the 300 s of Node, nor never
 });
@@ -191,8 +192,8 @@ it("HTTP/1.1 without Host and an Expect other than 100-continue get problem+json
   expect(noHost).not.toContain(CPR);
   // HTTP/1.0 has no Host rule: answered as ever.
   expect(answer(await raw('GET /health HTTP/1.0\r\n\r\n')).status).toBe(200);
-  const expectation = await raw('POST /observations HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
-  expect(answer(expectation)).toEqual({ status: 417, contentType: 'application/problem+json; charset=utf-8', body: expect.objectContaining({ code: 'expectation_failed', type: '/problems/expectation_failed', status: 417 }) });
+  const expectation = await raw('POST /observations HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nX-Request-Id: trace-417\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+  expect(answer(expectation)).toEqual({ status: 417, contentType: 'application/problem+json; charset=utf-8', requestId: 'trace-417', body: expect.objectContaining({ code: 'expectation_failed', type: '/problems/expectation_failed', status: 417 }) });
   expect(expectation.toLowerCase()).toContain('connection: close');
   // 100-continue is met as before.
   const body = JSON.stringify({ patientId: CPR, systolic: 126, diastolic: 70 });

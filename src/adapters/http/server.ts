@@ -92,12 +92,25 @@ export type HttpServer = Readonly<{
   routes(): readonly string[];
 }>;
 
-/** A raw problem+json answer, then the connection closed: for requests fastify cannot answer itself. */
-const endWithProblem = (socket: Duplex, status: number, detail: string): void => {
+/**
+ * The id of a request: the caller's X-Request-Id when it is a plain token, so one id follows a request across systems;
+ * else a new one. Not when it may hold a CPR number, in any spelling (251248.1234, 251248_1234, 25.12.48-1234,
+ * cpr251248-1234), also glued into a longer run of digits (20261201251248-1234, 12512481234: see mayHoldCprDigits,
+ * cpr-like.ts): the id is written into every log line of the request, the x-request-id header and the hash-chained
+ * audit trail, which erasure cannot reach. A good id matched by chance is only replaced.
+ */
+const requestIdFrom = (given: unknown): string =>
+  typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !mayHoldCprDigits(given) ? given : randomUUID();
+
+/**
+ * A raw problem+json answer, then the connection closed: for requests fastify cannot answer itself. With an
+ * X-Request-Id as every answer has (a new one where the request could not be read).
+ */
+const endWithProblem = (socket: Duplex, status: number, detail: string, requestId: string = randomUUID()): void => {
   const code = codeOfClientStatus(status);
   const body = JSON.stringify(problem(code, detail, { status: PROBLEM_TYPES[code][0] }));
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
   );
 };
 
@@ -114,15 +127,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // requireHostHeader off: Node's own answer to an HTTP/1.1 request without Host is a bare 400; the first onRequest
     // hook below answers it as a problem.
     http: { connectionsCheckingInterval: Math.min(1000, requestTimeoutMs), requireHostHeader: false },
-    // A caller's X-Request-Id is kept when it is a plain token, so one id follows a request across systems.
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      // Not when it may hold a CPR number, in any spelling (251248.1234, 251248_1234, 25.12.48-1234, cpr251248-1234),
-      // also glued into a longer run of digits (20261201251248-1234, 12512481234: see mayHoldCprDigits, cpr-like.ts):
-      // the id is written into every log line of the request, the x-request-id header and the hash-chained audit
-      // trail, which erasure cannot reach. A good id matched by chance is only replaced.
-      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) && !mayHoldCprDigits(given) ? given : randomUUID();
-    },
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
     // fastify's own request lines off (ours, below, carry the route pattern, not the URL); log lines of a request
     // label its id `requestId`.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
@@ -148,19 +153,20 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       const code = (error as { code?: string }).code;
       if (code === 'ECONNRESET' || socket.destroyed) return;
       const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      deps.logger.debug({ code, status }, 'client error: the request could not be read as HTTP');
+      const requestId = randomUUID();
+      deps.logger.debug({ code, status, requestId }, 'client error: the request could not be read as HTTP');
       if (!socket.writable) {
         socket.destroy();
         return;
       }
-      endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? "the request's headers did not arrive in time" : 'the request could not be read as HTTP');
+      endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? "the request's headers did not arrive in time" : 'the request could not be read as HTTP', requestId);
     },
   });
 
   // An Expect other than 100-continue: Node answered a bare 417 when no one listens for it.
-  app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     const body = JSON.stringify(problem('expectation_failed', 'the only expectation the hub meets is Expect: 100-continue; send the request without this Expect header'));
-    response.writeHead(417, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
+    response.writeHead(417, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestIdFrom(request.headers['x-request-id']), 'cache-control': 'no-store', connection: 'close' });
     response.end(body);
   });
 
@@ -224,7 +230,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
           return;
         }
         deps.logger.debug({ status: 408, route: redactUrl(request) }, 'request timeout: the body did not arrive in time');
-        endWithProblem(request.raw.socket, 408, `the request's body did not arrive within ${Math.round(requestTimeoutMs / 1000)} s`);
+        endWithProblem(request.raw.socket, 408, `the request's body did not arrive within ${Math.round(requestTimeoutMs / 1000)} s`, request.id);
       }, requestTimeoutMs);
       timer.unref();
       request.raw.once('end', () => clearTimeout(timer));
