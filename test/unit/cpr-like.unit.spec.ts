@@ -216,6 +216,11 @@ describe("a problem's instance (problemInstance): decoded as UTF-8, then redacte
     ['/consultations/00000000-0000-4000-8000-000000000000', '/consultations/00000000-0000-4000-8000-000000000000'],
     ['/x/%C3%A6', '/x/\u00e6'],
     ['/x/1.2.3.12345678901234', '/x/1.2.3.12345678901234'], // digits inside a longer number need a real date
+    // Control and bidi-format characters stay escaped: a NUL or a right-to-left override decoded into the instance
+    // went on into logs and tickets (a fuzzer's /experts/a%00b, /systems/%E2%80%AE).
+    ['/experts/a%00b', '/experts/a%00b'],
+    ['/systems/%E2%80%AEcba', '/systems/%E2%80%AEcba'],
+    ['/x/a%0D%0Ab%7F%C2%85%E2%80%8B', '/x/a%0D%0Ab%7F%C2%85%E2%80%8B'],
   ])('%s -> %s', (url, shown) => {
     expect(problemInstance(url)).toBe(shown);
   });

@@ -227,8 +227,12 @@ export const decodePercentUtf8 = (text: string): string =>
  * uniqueId (the OID of a UUID) and a patient's key are left whole. Percent-escapes are decoded first, as UTF-8
  * (`251248%2D1234` is the same number), so an encoding does not carry a number past the redaction.
  */
+/** Control characters (C0, DEL, C1) and invisible or direction-changing format characters (zero-width, bidi, BOM). */
+const UNSHOWN = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
 export const problemInstance = (url: string): string => {
-  const [path = '', query] = splitOnce(decodePercentUtf8(url), '?');
+  // Decoded to be read (and redacted), but what cannot be seen, or turns the text around, is put back as its escape.
+  const [path = '', query] = splitOnce(decodePercentUtf8(url).replace(UNSHOWN, (c) => encodeURIComponent(c)), '?');
   if (query === undefined) return redactCprDigits(path, '[redacted]', { wholeAnyDate: true });
   // Query values are kept only where they read as an instant, a number or a plain token: `?name=Ingeborg Zylstra`
   // names somebody, and the problem is quoted on (logs, support tickets) beyond its caller.
