@@ -43,6 +43,13 @@ const record: DiscardRecord = {
   recordedIn: `dead-letter-${GONE}`,
 };
 const gone = () => new DeadLetterDiscardedError(record);
+const BINARY = '3d6f0e2a-5b1c-4e8f-9a7d-2c4b6e8f0a1b';
+const binaryLetter: DeadLetter = {
+  ...letter,
+  id: BINARY,
+  deadLetterId: BINARY,
+  applicationProperties: { note: Buffer.from('251248-1234'), raw: Buffer.from([0xff, 0x00, 0x41]), list: ['x', '251248-1234'], n: 5, ok: true },
+};
 
 beforeAll(async () => {
   app = Fastify();
@@ -55,7 +62,7 @@ beforeAll(async () => {
     list: async () => [letter],
     get: async (id: string) => {
       if (id === GONE) throw gone();
-      return letter;
+      return id === BINARY ? binaryLetter : letter;
     },
     history: async () => ({ replays: [], discards: [] }),
     replay: async (id: string, input: ReplayInput) => {
@@ -90,6 +97,11 @@ describe('dead letters shown to operators', () => {
     expect(one).toMatchObject({ systemId: '[redacted]', correlationId: '[redacted]', reason: 'bad_schema: payload is required' });
     expect(one.applicationProperties).toEqual({ systemId: '[redacted]', correlationId: '[redacted]', 'x-dlq-reason': 'bad_schema: payload is required', 'x-dlq-attempts': 1 });
     expect(one.body).toBe(letter.body); // as the sender sent it (README: "Dead letters and patient data")
+  });
+
+  it('checks binary and structured property values as text: a binary "251248-1234" was shown as hex, unredacted', async () => {
+    const detail = JSON.parse((await call('GET', `/dead-letters/${BINARY}`)).text);
+    expect(detail.applicationProperties).toEqual({ note: '[redacted]', raw: 'ff0041', list: '[redacted]', n: 5, ok: true });
   });
 
   it("records a replay as the caller's authenticated subject; the body's by is kept as a note", async () => {

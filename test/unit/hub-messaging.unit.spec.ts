@@ -285,6 +285,11 @@ describe('dead letter tagging and replay copies', () => {
     expect(envelopeIdOf(JSON.stringify({ id: "x' OR 1=1" }))).toBeUndefined();
   });
 
+  it('reads binary ids and reasons as their text when they are UTF-8 (so they are checked as text), else as hex', () => {
+    const read = toDeadLetter({ body: 'x', message_id: Buffer.from([0xff, 0xfe]), application_properties: { [DLQ_REASON]: Buffer.from('bad: 251248-1234'), systemId: Buffer.from('city-a') } } as unknown as Message);
+    expect({ reason: read.reason, systemId: read.systemId, brokerMessageId: read.brokerMessageId }).toEqual({ reason: 'bad: 251248-1234', systemId: 'city-a', brokerMessageId: 'fffe' });
+  });
+
   it('reads a dead letter for operators and builds the replay copy without the x-dlq-* properties', () => {
     const env = registered();
     const message: Message = {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
+import { binaryShown } from '../validation/binary-text';
 import { withoutCprNumber } from '../validation/no-cpr-text';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { DeadLetterDiscardedError, MAX_LIST_LIMIT, uuidOrNull, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
@@ -51,8 +52,13 @@ export const DiscardBody = z.strictObject({
  */
 export const REDACTED = '[redacted]';
 const shown = <T extends string | null>(value: T): T | typeof REDACTED => (value !== null && mayHoldCprDigits(value) ? REDACTED : value);
+/** A property's value: numbers, booleans and null as they are; binary as its text (or hex); anything else as text; then checked. */
+const shownValue = (value: unknown): unknown =>
+  typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined
+    ? value
+    : shown(typeof value === 'string' ? value : value instanceof Uint8Array ? binaryShown(value) : JSON.stringify(value) ?? String(value));
 const shownProperties = (properties: Readonly<Record<string, unknown>>): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(properties).map(([key, value]) => [mayHoldCprDigits(key) ? REDACTED : key, typeof value === 'string' ? shown(value) : value]));
+  Object.fromEntries(Object.entries(properties).map(([key, value]) => [mayHoldCprDigits(key) ? REDACTED : key, shownValue(value)]));
 
 /**
  * The ids that address a dead letter. The hub's own are UUIDs, shown as they are (a UUID's digits may by chance look

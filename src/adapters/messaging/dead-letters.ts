@@ -5,6 +5,7 @@ import type { DurableSender } from '../amqp/durable-sender';
 import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../amqp/queue-consumer';
 import { amqpProperty, typedApplicationProperties } from '../amqp/typed-properties';
 import { DLQ_ID, ENVELOPE_ID_PROPERTY, envelopeIdOf } from './amqp-uplink-consumer';
+import { binaryShown } from '../validation/binary-text';
 
 /**
  * The dead letter queue on ActiveMQ over AMQP.
@@ -26,7 +27,7 @@ import { DLQ_ID, ENVELOPE_ID_PROPERTY, envelopeIdOf } from './amqp-uplink-consum
 export const REPLAYED_FROM_DLQ = 'x-replayed-from-dlq';
 export const REPLAY_COUNT = 'x-replay-count';
 
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : v === undefined || v === null ? null : Buffer.isBuffer(v) ? v.toString('hex') : String(v));
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : v === undefined || v === null ? null : v instanceof Uint8Array ? binaryShown(v) : String(v));
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : null);
 
 /** A browsed or received AMQP message as the operators see it. */
