@@ -190,6 +190,9 @@ it("HTTP/1.1 without Host and an Expect other than 100-continue get problem+json
   expect(answer(noHost)).toMatchObject({ status: 400, contentType: 'application/problem+json; charset=utf-8', body: { code: 'invalid_request', status: 400, detail: expect.stringContaining('Host') } });
   expect(noHost.toLowerCase()).toContain('connection: close');
   expect(noHost).not.toContain(CPR);
+  // Two Host headers: refused (Node kept the first, and a dev login answered a request that named another host too).
+  const twoHosts = await raw('POST /auth/dev-login HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+  expect(answer(twoHosts)).toMatchObject({ status: 400, contentType: 'application/problem+json; charset=utf-8', body: { code: 'invalid_request', detail: 'a request must carry one Host header, not several' } });
   // HTTP/1.0 has no Host rule: answered as ever.
   expect(answer(await raw('GET /health HTTP/1.0\r\n\r\n')).status).toBe(200);
   const expectation = await raw('POST /observations HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nX-Request-Id: trace-417\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');

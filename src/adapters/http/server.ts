@@ -198,6 +198,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       sendProblem(reply, problem('invalid_request', 'an HTTP/1.1 request must carry a Host header'));
       return;
     }
+    // RFC 9112 3.2: more than one Host is refused too (Node keeps the first, and the dev login's loopback check read it).
+    if (request.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length > 1) {
+      reply.header('connection', 'close');
+      sendProblem(reply, problem('invalid_request', 'a request must carry one Host header, not several'));
+      return;
+    }
     const count = (inFlightOf.get(socket) ?? 0) + 1;
     inFlightOf.set(socket, count);
     reply.raw.once('close', () => inFlightOf.set(socket, (inFlightOf.get(socket) ?? 1) - 1));
