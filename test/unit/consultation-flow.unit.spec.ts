@@ -75,6 +75,34 @@ describe('ConsultationService over the in-memory store', () => {
     expect((await svc.get(ID)).status).toBe('unassigned');
   });
 
+  it('says so in one warning when a report went unacknowledged past its last resend (and not before, nor after an acknowledgement)', async () => {
+    const warnings: [Record<string, unknown>, string][] = [];
+    const store = new InMemoryEventStore();
+    const directory = createDirectoryModule({ store, clock, ids, logger });
+    for (const s of ['xian', 'mianyang']) {
+      await directory.service.registerSystem({ systemId: s, name: s, area: s });
+      await directory.uplink.handleUplink(up(s, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, `join-${s}`) as UplinkEnvelope);
+    }
+    await directory.uplink.handleUplink(up('mianyang', 'expert.registered', { localExpertId: 'zhao', profile }, 'reg-zhao') as UplinkEnvelope);
+    await storeDocument(store, '1.2.3');
+    const watched = { warn: (o: Record<string, unknown>, m: string) => void warnings.push([o, m]), error: () => undefined };
+    const module = createConsultationModule({ store, clock, ids, logger: watched, directory, protection: new PatientCipher({ keys: new InMemoryKeyStore() }), policy: { defaultDeadlineSeconds: 3600, reportResend: { intervalSeconds: 600, maxAttempts: 2 } } });
+    await module.service.request({ ...requestInput, candidates: ['mianyang:zhao'] }, { correlationId: 'corr-R' });
+    await module.service.accept(ID, { expertId: 'mianyang:zhao', bySystemId: 'mianyang' });
+    await module.service.issueReport(ID, { expertId: 'mianyang:zhao', bySystemId: 'mianyang', diagnosis: 'd', recommendations: 'r' });
+    const given = () => warnings.filter(([, m]) => /not acknowledged after its last resend/.test(m));
+    now = now.plus({ minutes: 11 });
+    expect(await module.deadlines.runOnce()).toBe(1); // resend 1 of 2
+    expect(given()).toEqual([]);
+    now = now.plus({ minutes: 11 });
+    expect(await module.deadlines.runOnce()).toBe(1); // resend 2 of 2: the last
+    expect(given()).toEqual([[{ consultationId: ID, correlationId: 'corr-R', resends: 2 }, expect.stringContaining('ask the applicant system')]]);
+    now = now.plus({ hours: 1 });
+    expect(await module.deadlines.runOnce()).toBe(0);
+    expect(given()).toHaveLength(1);
+    expect(JSON.stringify(warnings)).not.toContain(QUESTION);
+  });
+
   it('full flow: first declines, second times out, third accepts, reports, resent until acknowledged; messages to the right queues', async () => {
     const { store, module } = await setup();
     const svc = module.service;

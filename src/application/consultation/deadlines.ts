@@ -78,6 +78,15 @@ export class Deadlines {
             ? await this.deps.service.expireOffer(c.consultationId, c.offerIndex, { commandId: c.commandId })
             : await this.deps.service.resendReport(c.consultationId, c.attempt, { commandId: c.commandId });
         if (result.changed) changed++;
+        // The last resend went without an acknowledgement: the hub sends the report no more, and nobody else would
+        // learn of it (the applicant may never have seen the report). One line for the operators, with no patient data.
+        const report = result.consultation.report;
+        if (c.kind === 'resend' && result.changed && report !== null && report.nextResendAt === null && report.acknowledgedAt === null) {
+          this.deps.logger?.warn(
+            { consultationId: c.consultationId, correlationId: correlationOf.get(c.consultationId), resends: report.resends },
+            'consultation report not acknowledged after its last resend: it is not sent again; ask the applicant system whether it has the report',
+          );
+        }
       } catch (error) {
         // One failing timer must not hold up the others; it is due again on the next poll.
         this.deps.logger?.warn({ err: error, kind: c.kind, consultationId: c.consultationId, correlationId: correlationOf.get(c.consultationId) }, 'consultation timer failed; retrying on the next poll');
