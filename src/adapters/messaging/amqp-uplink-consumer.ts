@@ -41,8 +41,11 @@ import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusa
  * consultation) are handled one at a time, in the order they arrived (OrderedByKey, keys from `uplinkOrderKeys`):
  * a registration and the changes sent right after it are applied as sent, also when they arrive together (a
  * system that sent while the hub was down). One handed back for another attempt keeps its place: the messages
- * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s. Different
- * experts still run at once. Other hub processes compete for the queue: a sender that sets the AMQP group-id to
+ * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s; except the one
+ * its refusal waits for (WAITS_FOR_TYPE: a batch's join request), which goes first. Different experts still run at
+ * once. A message waiting its turn holds no credit (QueueConsumer's maxWaiting), and the handler timeout counts
+ * from when its turn came. Caveat: a handling that timed out is not stopped; its message, handed back, may run
+ * again beside it (idempotent by envelope id, and the store's expected versions keep the two apart). Other hub processes compete for the queue: a sender that sets the AMQP group-id to
  * the message's key (`uplinkGroupId`; the SDK and the Python client do) has ActiveMQ hand all messages about one
  * expert to the same hub, so the order holds across hubs too. Without it, and when a hub dies holding messages,
  * the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch before its join request, a change
@@ -308,7 +311,8 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     prefetch: options.prefetch,
     maxWaiting: maxWaitingFor(options.prefetch),
     deadLetterSender,
-    // The handler times its own run (see uplinkMessageHandler); the wait for its turn is bounded by the lanes.
+    // The handler times its own run (see uplinkMessageHandler). The wait for its turn ends as what is ahead of it
+    // ends: each handling has the same limit, and a failed message is waited for 30 s at most.
     handlerTimeoutMs: null,
     ...(options.retryDelayBaseMs ? { retryDelayMs: retryBackoff(options.retryDelayBaseMs) } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
