@@ -6,7 +6,7 @@
  *   // for each message, in the order it was received:
  *   const place = order.arrive();                      // synchronously, on receipt
  *   ... decode (concurrently with the others) ...
- *   const outcome = await place.enter(keys, envelopeId, () => handle(), (outcome) => comesBack(outcome));
+ *   const outcome = await place.enter(keys, envelopeId, () => handle(), (outcome) => comesBack(outcome), { tag, waitsFor, onWait });
  *   // or place.leave() when it is not handled at all
  *
  * Why: the hub's uplink consumer handles up to `prefetch` messages at once. Two messages about one expert (its
@@ -17,18 +17,35 @@
  * - Arrival order is the order of `arrive()` calls. A place enters its lanes only after every earlier place has
  *   entered or left (so a slow decode cannot be overtaken by a later message with the same key); each place must
  *   call exactly one of `enter` and `leave`, or the places after it wait for ever.
- * - A place waits for the earlier places sharing any of its keys (a batch of experts has one key per expert).
+ * - A place runs once it is first in each of its lanes (a batch of experts has one key per expert).
  * - A place whose task failed in a way that brings it back (`comesBack(value)`, or the task threw) keeps its
  *   lanes: the places behind it, and those arriving later, wait until it comes again (a place entering with the
- *   same `id`, which goes ahead of them) and no longer comes back, or until `redeliveryWaitMs` passed without it
+ *   same `id`, which takes its place) and no longer comes back, or until `redeliveryWaitMs` passed without it
  *   (it went to another consumer, or was dead-lettered unhandled).
+ * - Except for what it waits for: a failed place whose `waitsFor(value)` names a tag (a batch refused because its
+ *   join request is not in yet: 'system.join.requested') lets the first place with that tag in its lanes (all of
+ *   whose keys it shares) go ahead of it, also one that arrives later. Kept in place, a batch sent just before its
+ *   join request held the request up until the batch had used up its attempts, and was dead-lettered for good.
+ * - `onWait(true)` tells that a place waits for its turn (its keys are busy), `onWait(false)` that it runs: the
+ *   uplink consumer does not count a waiting message against its credit. Messages waiting in one lane held the
+ *   consumer's whole credit: 250 failing changes of one expert kept every other system's messages from being
+ *   delivered for minutes.
  */
 export interface Place {
   /** Run `task` once the earlier places sharing a key are done (see the class comment); its value, or its error. */
-  enter<T>(keys: readonly string[], id: string, task: () => Promise<T>, comesBack: (value: T) => boolean): Promise<T>;
+  enter<T>(keys: readonly string[], id: string, task: () => Promise<T>, comesBack: (value: T) => boolean, options?: EnterOptions<T>): Promise<T>;
   /** This place will not run anything: the places after it need not wait for it. */
   leave(): void;
 }
+
+export type EnterOptions<T> = Readonly<{
+  /** What kind of work this is (the uplink: the message type), for `waitsFor`. */
+  tag?: string;
+  /** When the task failed and comes back: the tag of the work it waits for, which may then go ahead of it. */
+  waitsFor?: (value: T | undefined) => string | undefined;
+  /** Told `true` when the place has to wait for its turn, `false` when it then runs (not called when it runs at once). */
+  onWait?: (waiting: boolean) => void;
+}>;
 
 export type OrderedByKeyOptions = Readonly<{
   /** How long the work behind a failed place waits for it to come again (default 30 s). */
@@ -43,27 +60,35 @@ export class OrderClosedError extends Error {
   }
 }
 
-/** A failed place that others wait for: its id, its keys, and what lets them go. */
-type Awaited = { id: string; keys: string[]; release: () => void; timer: ReturnType<typeof setTimeout> };
+type Entry = {
+  readonly id: string;
+  readonly tag: string | undefined;
+  readonly keys: readonly string[];
+  state: 'waiting' | 'running' | 'awaited';
+  /** While waiting: lets the place run. */
+  start?: () => void;
+  /** While awaited: the tag of what it waits for, if any. */
+  waitsFor?: string;
+  timer?: ReturnType<typeof setTimeout>;
+};
 
 export class OrderedByKey {
   private readonly redeliveryWaitMs: number;
-  private arrivals = 0;
   /** Resolves when every place that arrived so far has entered its lanes or left. */
   private declared: Promise<void> = Promise.resolve();
-  /** Per key, the place that finishes last of those entered (the tail of its lane), while there is one. */
-  private readonly tails = new Map<string, Promise<void>>();
-  /** Per key, the failed place waited for, while it is. */
-  private readonly awaited = new Map<string, Awaited>();
+  /** Per key, its places in order (the first runs or is awaited), while there are any. */
+  private readonly lanes = new Map<string, Entry[]>();
+  /** Failed places waited for, by id. */
+  private readonly awaited = new Map<string, Entry>();
   private closed = false;
 
   constructor(options: OrderedByKeyOptions = {}) {
     this.redeliveryWaitMs = options.redeliveryWaitMs ?? 30_000;
   }
 
-  /** Lanes with work in them or waiting, and keys waiting for a failed place to come again (tests, metrics). */
+  /** Lanes with work in them or waiting, and failed places waited for (tests, metrics). */
   get size(): Readonly<{ lanes: number; awaited: number }> {
-    return { lanes: this.tails.size, awaited: this.awaited.size };
+    return { lanes: this.lanes.size, awaited: new Set([...this.awaited.values()].flatMap((e) => e.keys)).size };
   }
 
   /**
@@ -72,11 +97,11 @@ export class OrderedByKey {
    */
   close(): void {
     this.closed = true;
-    for (const awaited of new Set(this.awaited.values())) awaited.release();
+    for (const entry of [...this.awaited.values()]) this.remove(entry);
+    for (const lane of [...this.lanes.values()]) for (const entry of [...lane]) this.pump(entry);
   }
 
   arrive(): Place {
-    ++this.arrivals;
     const before = this.declared;
     let declare!: () => void;
     this.declared = new Promise<void>((resolve) => (declare = resolve));
@@ -90,71 +115,119 @@ export class OrderedByKey {
         use();
         void before.then(declare);
       },
-      enter: async <T>(keys: readonly string[], id: string, task: () => Promise<T>, comesBack: (value: T) => boolean): Promise<T> => {
+      enter: async <T>(keys: readonly string[], id: string, task: () => Promise<T>, comesBack: (value: T) => boolean, options: EnterOptions<T> = {}): Promise<T> => {
         use();
         await before;
-        const unique = [...new Set(keys)];
-        let done!: () => void;
-        const mine = new Promise<void>((resolve) => (done = resolve));
-        // Coming again after a failure: it goes ahead of the places that wait for it on those keys.
-        let again: Awaited | undefined;
-        const waits: Promise<void>[] = [];
-        const own: string[] = [];
-        for (const key of unique) {
-          const awaited = this.awaited.get(key);
-          if (awaited?.id === id) {
-            again = awaited;
-            continue;
-          }
-          const tail = this.tails.get(key);
-          if (tail) waits.push(tail);
-          this.tails.set(key, mine);
-          own.push(key);
+        let entry: Entry;
+        try {
+          entry = this.place([...new Set(keys)], id, options.tag);
+        } finally {
+          declare();
         }
-        declare();
-        const finish = () => {
-          done();
-          for (const key of own) if (this.tails.get(key) === mine) this.tails.delete(key);
-        };
+        let waited = false;
+        await new Promise<void>((resolve) => {
+          entry.start = resolve;
+          this.pump(entry);
+          if (entry.start !== undefined && options.onWait) {
+            waited = true;
+            options.onWait(true);
+          }
+        });
+        if (waited) options.onWait?.(false);
+        if (this.closed) {
+          this.remove(entry);
+          throw new OrderClosedError();
+        }
+        entry.state = 'running';
         let value: T | undefined;
         let failure: { error: unknown } | undefined;
         try {
-          if (waits.length > 0) await Promise.all(waits);
-          if (this.closed) throw new OrderClosedError();
           value = await task();
         } catch (error) {
           failure = { error };
         }
-        if (!this.closed && (failure !== undefined || comesBack(value as T))) this.keepPlace(id, own, finish, again);
-        else {
-          again?.release();
-          finish();
-        }
+        if (!this.closed && (failure !== undefined || comesBack(value as T))) this.keepPlace(entry, options.waitsFor?.(value));
+        else this.remove(entry);
         if (failure !== undefined) throw failure.error;
         return value as T;
       },
     };
   }
 
-  /** A failed place keeps its lanes until it comes again and succeeds, or the wait is over. */
-  private keepPlace(id: string, own: readonly string[], finish: () => void, again: Awaited | undefined): void {
-    const awaited: Awaited = again ?? { id, keys: [], release: () => undefined, timer: undefined as never };
-    const releasePrevious = awaited.release;
-    let released = false;
-    awaited.release = () => {
-      if (released) return;
-      released = true;
-      clearTimeout(awaited.timer);
-      for (const key of awaited.keys) if (this.awaited.get(key) === awaited) this.awaited.delete(key);
-      releasePrevious();
-      finish();
-    };
-    for (const key of own) {
-      awaited.keys.push(key);
-      this.awaited.set(key, awaited);
+  /** The entry of a place entering its lanes: the failed one it comes again as, or a new one. */
+  private place(keys: readonly string[], id: string, tag: string | undefined): Entry {
+    const again = this.awaited.get(id);
+    if (again) {
+      this.awaited.delete(id);
+      clearTimeout(again.timer);
+      again.state = 'waiting';
+      again.waitsFor = undefined;
+      return again;
     }
-    clearTimeout(awaited.timer);
-    awaited.timer = setTimeout(() => awaited.release(), this.redeliveryWaitMs);
-    awaited.timer.unref?.();
+    if (this.closed) return { id, tag, keys, state: 'waiting' };
+    const entry: Entry = { id, tag, keys, state: 'waiting' };
+    // What a failed place of these lanes waits for goes just before it; anything else at the end.
+    const target = tag === undefined ? undefined : this.waitingFor(keys, tag);
+    for (const key of keys) {
+      const lane = this.lanes.get(key) ?? [];
+      const at = target ? lane.indexOf(target) : -1;
+      lane.splice(at >= 0 ? at : lane.length, 0, entry);
+      this.lanes.set(key, lane);
+    }
+    return entry;
+  }
+
+  /** The failed place waiting for `tag` that a place with these keys may go ahead of (all its keys are the failed one's). */
+  private waitingFor(keys: readonly string[], tag: string): Entry | undefined {
+    const lane = this.lanes.get(keys[0] ?? '');
+    const target = lane?.find((e) => e.state === 'awaited' && e.waitsFor === tag);
+    return target && keys.every((k) => target.keys.includes(k)) ? target : undefined;
+  }
+
+  /** Starts a waiting place that is first in each of its lanes. */
+  private pump(entry: Entry): void {
+    const start = entry.start;
+    if (entry.state !== 'waiting' || !start) return;
+    if (this.closed || entry.keys.every((key) => this.lanes.get(key)?.[0] === entry)) {
+      entry.start = undefined;
+      start();
+    }
+  }
+
+  private remove(entry: Entry): void {
+    clearTimeout(entry.timer);
+    if (this.awaited.get(entry.id) === entry) this.awaited.delete(entry.id);
+    const next = new Set<Entry>();
+    for (const key of entry.keys) {
+      const lane = this.lanes.get(key);
+      if (!lane) continue;
+      const at = lane.indexOf(entry);
+      if (at >= 0) lane.splice(at, 1);
+      if (lane.length === 0) this.lanes.delete(key);
+      else next.add(lane[0]!);
+    }
+    for (const e of next) this.pump(e);
+  }
+
+  /** A failed place keeps its lanes until it comes again and succeeds, or the wait is over. */
+  private keepPlace(entry: Entry, waitsFor: string | undefined): void {
+    entry.state = 'awaited';
+    entry.waitsFor = waitsFor;
+    this.awaited.set(entry.id, entry);
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => this.remove(entry), this.redeliveryWaitMs);
+    entry.timer.unref?.();
+    if (waitsFor === undefined) return;
+    // What it waits for may already wait behind it: it goes first.
+    const lane = this.lanes.get(entry.keys[0] ?? '') ?? [];
+    const mine = lane.indexOf(entry);
+    const ahead = lane.slice(mine + 1).find((e) => e.state === 'waiting' && e.tag === waitsFor && e.keys.every((k) => entry.keys.includes(k)));
+    if (!ahead) return;
+    for (const key of ahead.keys) {
+      const l = this.lanes.get(key)!;
+      l.splice(l.indexOf(ahead), 1);
+      l.splice(l.indexOf(entry), 0, ahead);
+    }
+    this.pump(ahead);
   }
 }

@@ -2,7 +2,7 @@
 // to RTS_UPLINK_PREFETCH messages at once: sent while the hub was down, they all arrive together.
 import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import type { RunningHub } from '../../src/bootstrap/main';
-import { getJson, joinSystem, profile, sendUplink, startChildHub, startInProcessHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
+import { getJson, joinSystem, profile, registerSystem, sendUplink, startChildHub, startInProcessHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
 
 jest.setTimeout(120_000);
 
@@ -102,6 +102,81 @@ it.each([200, 1])('a registration handed back for another attempt: the change ri
       expect((await expert(x)).profile.title).toBe('second');
     }
     expect((await getJson(hub.url, '/dead-letters')).body.items).toEqual([]);
+  } finally {
+    await hub.stop();
+    data.remove();
+  }
+});
+
+// A fuzzer's finding: 250 failing changes of one unknown expert (one lane) held the hub's whole credit, so another
+// system's valid message was not applied for minutes, and the flood was dead-lettered after > 10 min as "handler
+// timed out" (the timeout ran while the messages waited their turn). Scaled down: a credit of 20, 30 changes.
+it('a flood of failing changes of one expert: another system\'s message is applied before any of them is dead-lettered, and they are dead-lettered with their true reason', async () => {
+  const data = tempDir('rts-hub-order-flood-');
+  const log: string[] = [];
+  const failures = new Map<string, number>();
+  const wrapUplink = (real: UplinkLike): UplinkLike => ({
+    handleUplink: async (envelope) => {
+      try {
+        const result = await real.handleUplink(envelope);
+        if (envelope.systemId === 'flood-b') log.push('b applied');
+        return result;
+      } catch (error) {
+        if (envelope.systemId === 'flood-a') {
+          const n = (failures.get(envelope.id) ?? 0) + 1;
+          failures.set(envelope.id, n);
+          if (n === 5) log.push('a dead-lettered'); // the 5th failure is the last attempt: the dead letter follows
+        }
+        throw error;
+      }
+    },
+  });
+  let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
+  const env = { RTS_UPLINK_PREFETCH: '20', RTS_UPLINK_RETRY_DELAY_MS: '150' };
+  try {
+    await joinSystem(hub.url, amq.sender, 'flood-a');
+    await joinSystem(hub.url, amq.sender, 'flood-b');
+    await hub.stop();
+    const ghost = profile(1);
+    const flood = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const change = uplink.changed('flood-a', 'ghost', ghost);
+      flood.add(change.id);
+      await sendUplink(amq.sender, change);
+    }
+    await sendUplink(amq.sender, uplink.registered('flood-b', 'b1', profile(2)));
+
+    hub = await startInProcessHub(amq.broker, data.dir, { wrapUplink, env });
+    const letters = async () => ((await getJson(hub.url, '/dead-letters?limit=100')).body.items as { reason: string; envelopeId: string }[]).filter((l) => flood.has(l.envelopeId));
+    await until('every change of the flood dead-lettered', async () => (await letters()).length >= 30, 240_000, 500, () => `${JSON.stringify(log)}`);
+    expect((await getJson(hub.url, '/experts/flood-b:b1')).status).toBe(200);
+    // Order, not time: flood-b's registration before the first dead letter of the flood.
+    expect(log.indexOf('b applied')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('b applied')).toBeLessThan(log.indexOf('a dead-lettered'));
+    expect(new Set((await letters()).map((l) => l.reason))).toEqual(new Set(['retry limit (5) reached: expert_not_found']));
+    expect([...failures.values()].every((n) => n === 5)).toBe(true); // each handled 5 times, none once more
+  } finally {
+    await hub.stop();
+    data.remove();
+  }
+}, 300_000);
+
+// docs/messaging.md: a batch that comes before its join request "is handed back and taken once the request is in".
+// Both are about the system (one lane): the request waited behind the batch until the batch was dead-lettered.
+it('a batch sent just before its join request: the request goes ahead of it, the batch is imported, the system joined', async () => {
+  const data = tempDir('rts-hub-order-batch-');
+  const hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
+  try {
+    await registerSystem(hub.url, 'early-b');
+    const join = uplink.join('early-b', 1, 1);
+    const batch = { ...uplink.batch('early-b', 0, 1, [{ localExpertId: 'x1', ...profile(3) }]), correlationId: join.correlationId } as typeof join;
+    await sendUplink(amq.sender, batch);
+    await sendUplink(amq.sender, join);
+    const letters = async () => ((await getJson(hub.url, '/dead-letters?limit=100')).body.items as { reason: string; envelopeId: string }[]).filter((l) => l.envelopeId === batch.id || l.envelopeId === join.id);
+    await until('early-b joined, or its batch dead-lettered', async () => (await getJson(hub.url, '/systems/early-b')).body.status === 'joined' || (await letters()).length > 0, 60_000, 100);
+    expect((await letters()).map((l) => l.reason)).toEqual([]);
+    expect((await getJson(hub.url, '/systems/early-b')).body).toMatchObject({ status: 'joined', join: { batchesImported: 1, expertsImported: 1 } });
+    expect((await getJson(hub.url, '/experts/early-b:x1')).status).toBe(200);
   } finally {
     await hub.stop();
     data.remove();

@@ -18,7 +18,7 @@ import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter 
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
-import { ForbiddenError, NotFoundError } from '../../src/domain/shared/errors';
+import { ConflictError, ForbiddenError, NotFoundError } from '../../src/domain/shared/errors';
 
 const received = (body: string): ReceivedMessage => ({
   body,
@@ -260,6 +260,69 @@ describe('uplinkMessageHandler: order per expert', () => {
     const last = serializeUplink(about('e3'));
     expect(await handler(attempt(last, 3))).toEqual({ retry: 'system_not_joined' });
     expect(await handler(received(serializeUplink(about('e3', 'expert.changed'))))).toBe('accept');
+  });
+
+  it('times the handling from when its turn came, not while it waited behind another', async () => {
+    const handler = uplinkMessageHandler(
+      {
+        handleUplink: async (e) => {
+          // The registration hangs; the change takes 10 ms of its own.
+          await new Promise((r) => (e.type === 'expert.registered' ? undefined : setTimeout(r, 10)));
+          return { outcome: 'applied' };
+        },
+      },
+      {},
+      { handlerTimeoutMs: 100, maxAttempts: 1 },
+    );
+    const registration = handler(received(serializeUplink(about('e1'))));
+    const change = handler(received(serializeUplink(about('e1', 'expert.changed'))));
+    expect(await registration).toEqual({ retry: 'handler timed out after 100 ms' });
+    // The change waited 100 ms for its turn, and is applied: its own run took 10 ms.
+    expect(await change).toBe('accept');
+  });
+
+  it('a batch refused because its join request is not in yet lets the request behind it go first, and is imported when it comes again', async () => {
+    let joining = false;
+    const log: string[] = [];
+    const handler = uplinkMessageHandler(
+      {
+        handleUplink: async (e) => {
+          if (e.type === 'experts.batch' && !joining) {
+            log.push('batch refused');
+            throw new ConflictError('system_not_joining', 'no join request yet');
+          }
+          if (e.type === 'system.join.requested') joining = true;
+          log.push(e.type);
+          return { outcome: 'applied' };
+        },
+      },
+      {},
+      { maxAttempts: 5 },
+    );
+    const join = { ...registered(), id: randomUUID(), type: 'system.join.requested', payload: { expectedBatches: 1, expectedExperts: 1 } } as unknown as UplinkEnvelope;
+    const batch = { ...registered(), id: randomUUID(), type: 'experts.batch', payload: { batchIndex: 0, batchCount: 1, experts: [{ localExpertId: 'x1', ...(registered().payload as { profile: object }).profile }] } } as unknown as UplinkEnvelope;
+    const first = handler(received(serializeUplink(batch)));
+    const request = handler(received(serializeUplink(join)));
+    expect(await first).toEqual({ retry: 'system_not_joining' });
+    expect(await Promise.race([request, new Promise((r) => setTimeout(() => r('waits behind the batch'), 1000))])).toBe('accept');
+    expect(await handler(attempt(serializeUplink(batch), 2))).toBe('accept');
+    expect(log).toEqual(['batch refused', 'system.join.requested', 'experts.batch']);
+  });
+
+  it('tells the consumer while a message waits for its turn (it then holds no credit slot)', async () => {
+    const release: Array<() => void> = [];
+    const handler = uplinkMessageHandler({ handleUplink: async () => (await new Promise<void>((r) => release.push(r)), { outcome: 'applied' }) });
+    const told: string[] = [];
+    const withWaiting = (body: string, name: string): ReceivedMessage => ({ ...received(body), waiting: (yes) => void told.push(`${name} ${yes}`) });
+    const first = handler(withWaiting(serializeUplink(about('e1')), 'first'));
+    const second = handler(withWaiting(serializeUplink(about('e1', 'expert.changed')), 'second'));
+    while (release.length < 1) await new Promise((r) => setImmediate(r));
+    expect(told).toEqual(['second true']);
+    release.shift()!();
+    while (release.length < 1) await new Promise((r) => setImmediate(r));
+    expect(told).toEqual(['second true', 'second false']);
+    release.shift()!();
+    expect(await Promise.all([first, second])).toEqual(['accept', 'accept']);
   });
 
   it('keys a message by what it is about', () => {

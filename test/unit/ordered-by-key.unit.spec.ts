@@ -174,4 +174,75 @@ describe('OrderedByKey', () => {
     await expect(order.arrive().enter(['z'], id(), async () => 'ok', never)).rejects.toBeInstanceOf(OrderClosedError);
     expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
+
+  describe('what a failed place waits for goes ahead of it (a batch before its join request)', () => {
+    const join = { tag: 'join' };
+    const batchOptions = { tag: 'batch', waitsFor: (v: string | undefined) => (v === 'too early' ? 'join' : undefined) };
+    const tooEarly = (v: string) => v === 'too early';
+
+    it('one already waiting behind it runs at once; the failed place runs after it when it comes again, the rest after that', async () => {
+      const order = new OrderedByKey();
+      const log: string[] = [];
+      let joined = false;
+      const batchId = id();
+      const importBatch = async () => (log.push(`batch ${joined ? 'ok' : 'too early'}`), joined ? 'ok' : 'too early');
+      const slow = gate();
+      // Something runs on the system first, so that batch, second batch and join all wait.
+      const first = order.arrive().enter(['s'], id(), async () => (await slow.opened, log.push('first'), 'ok'), tooEarly);
+      const batch = order.arrive().enter(['s', 'e1'], batchId, importBatch, tooEarly, batchOptions);
+      const second = order.arrive().enter(['s', 'e2'], id(), async () => (log.push(`second ${joined ? 'ok' : 'too early'}`), 'ok'), tooEarly, { tag: 'batch' });
+      const request = order.arrive().enter(['s'], id(), async () => ((joined = true), log.push('join'), 'ok'), tooEarly, join);
+      slow.open();
+      expect(await batch).toBe('too early');
+      await request;
+      expect(log).toEqual(['first', 'batch too early', 'join']);
+      await ticks(20);
+      expect(log).toHaveLength(3); // the second batch still waits for the first to come again
+      expect(await order.arrive().enter(['s', 'e1'], batchId, importBatch, tooEarly, batchOptions)).toBe('ok');
+      await Promise.all([first, second]);
+      expect(log).toEqual(['first', 'batch too early', 'join', 'batch ok', 'second ok']);
+      expect(order.size).toEqual({ lanes: 0, awaited: 0 });
+    });
+
+    it('one arriving after the refusal goes ahead of it too; something else does not', async () => {
+      const order = new OrderedByKey();
+      const log: string[] = [];
+      const batchId = id();
+      expect(await order.arrive().enter(['s', 'e1'], batchId, async () => 'too early', tooEarly, batchOptions)).toBe('too early');
+      const other = order.arrive().enter(['s'], id(), async () => (log.push('other'), 'ok'), tooEarly, { tag: 'something else' });
+      const request = order.arrive().enter(['s'], id(), async () => (log.push('join'), 'ok'), tooEarly, join);
+      await request;
+      await ticks(20);
+      expect(log).toEqual(['join']);
+      await order.arrive().enter(['s', 'e1'], batchId, async () => (log.push('batch'), 'ok'), tooEarly, batchOptions);
+      await other;
+      expect(log).toEqual(['join', 'batch', 'other']);
+    });
+
+    it('a place with a key the failed one does not have waits in line', async () => {
+      const order = new OrderedByKey();
+      const log: string[] = [];
+      const batchId = id();
+      await order.arrive().enter(['s', 'e1'], batchId, async () => 'too early', tooEarly, batchOptions);
+      const wide = order.arrive().enter(['s', 't'], id(), async () => (log.push('wide join'), 'ok'), tooEarly, join);
+      await ticks(20);
+      expect(log).toEqual([]);
+      await order.arrive().enter(['s', 'e1'], batchId, async () => 'ok', tooEarly, batchOptions);
+      await wide;
+      expect(log).toEqual(['wide join']);
+    });
+  });
+
+  it('onWait: told when a place has to wait for its turn and when it then runs; not told for one that runs at once', async () => {
+    const order = new OrderedByKey();
+    const told: string[] = [];
+    const slow = gate();
+    const first = order.arrive().enter(['x'], id(), async () => (await slow.opened, 'ok'), never, { onWait: (w) => void told.push(`first ${w}`) });
+    const second = order.arrive().enter(['x'], id(), async () => (told.push('second runs'), 'ok'), never, { onWait: (w) => void told.push(`second ${w}`) });
+    await ticks(20);
+    expect(told).toEqual(['second true']);
+    slow.open();
+    await Promise.all([first, second]);
+    expect(told).toEqual(['second true', 'second false', 'second runs']);
+  });
 });

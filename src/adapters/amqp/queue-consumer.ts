@@ -8,7 +8,13 @@
 //     { retry: reason }      -> modified{delivery_failed: true, undeliverable_here: false}: ActiveMQ raises the
 //                               redelivery counter (the AMQP header delivery-count) and redelivers
 //     { deadLetter: reason } -> copy to the dead letter queue, then accept the original
+//     { later: reason }      -> modified{delivery_failed: false}, uncounted, after a pause growing with the streak
 //   A handler that throws (or exceeds handlerTimeoutMs) counts as { retry }.
+// - A message whose handler only waits for its turn (`waiting(true)`: others about the same thing go first) holds
+//   no credit slot, up to `maxWaiting` such messages: the consumer gives the broker one more credit for it. Handing
+//   it back would not free the slot: ActiveMQ (its AMQP sender, 5.18) sends a released or modified message to the
+//   same link again and does not count it as settled for the queue (we saw it: 30 changes of one expert handed
+//   back over and over, and a message behind them came only as they were dead-lettered, one per dead letter).
 // - Counting is ours (ActiveMQ's redeliveryPolicy does not apply to AMQP consumers): attempt = delivery-count + 1.
 //   A retry on attempt >= maxAttempts dead-letters instead; a message arriving with delivery-count >= maxAttempts
 //   (e.g. after consumers crashed holding it) is dead-lettered without calling the handler.
@@ -36,6 +42,11 @@ export interface ReceivedMessage {
   queue: string;
   /** The rhea message as received, for anything not mapped above. */
   raw: Message;
+  /**
+   * The handler tells that this message now waits for its turn (true), or no longer does (false): while it waits it
+   * holds no credit slot (see `maxWaiting`). Set by QueueConsumer; absent elsewhere.
+   */
+  waiting?: (yes: boolean) => void;
 }
 
 /**
@@ -56,8 +67,16 @@ export interface QueueConsumerOptions {
   maxAttempts?: number;
   /** Unsettled messages held at once = concurrent handlers (default 10). */
   prefetch?: number;
-  /** A handler still running after this many ms counts as a retry; its late result is ignored (default 60000). */
-  handlerTimeoutMs?: number;
+  /**
+   * Messages that wait for their turn (`ReceivedMessage.waiting`) held beyond `prefetch`, at most (default 0: a
+   * waiting message holds its slot). Each is kept in memory, unsettled, until it runs.
+   */
+  maxWaiting?: number;
+  /**
+   * A handler still running after this many ms counts as a retry; its late result is ignored (default 60000). null:
+   * none here, for a handler that times its own work (the uplink's: its messages may wait their turn first).
+   */
+  handlerTimeoutMs?: number | null;
   /**
    * How long to hold a message that is to be retried before handing it back, by the attempt that failed (default:
    * none). Handed back at once, a message comes again within milliseconds, before whatever it waits for (an
@@ -108,7 +127,7 @@ export class QueueConsumer {
   private readonly deadLetterQueue: string;
   private readonly maxAttempts: number;
   private readonly prefetch: number;
-  private readonly handlerTimeoutMs: number;
+  private readonly handlerTimeoutMs: number | null;
   private readonly dlqSender: DurableSender;
   private readonly ownsDlqSender: boolean;
   private readonly now: () => Date;
@@ -116,6 +135,9 @@ export class QueueConsumer {
   /** Bumped on every (re)attach: deliveries of an older generation can no longer be settled. */
   private generation = 0;
   private inFlight = 0;
+  /** Messages of this generation that wait for their turn (see maxWaiting). */
+  private waiting = 0;
+  private readonly maxWaiting: number;
   private readonly running = new Set<Promise<void>>();
   private stopping = false;
   private openWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
@@ -128,7 +150,8 @@ export class QueueConsumer {
     this.deadLetterQueue = options.deadLetterQueue;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     this.prefetch = Math.max(1, options.prefetch ?? 10);
-    this.handlerTimeoutMs = options.handlerTimeoutMs ?? 60000;
+    this.maxWaiting = Math.max(0, options.maxWaiting ?? 0);
+    this.handlerTimeoutMs = options.handlerTimeoutMs === undefined ? 60000 : options.handlerTimeoutMs;
     this.ownsDlqSender = options.deadLetterSender === undefined;
     this.dlqSender = options.deadLetterSender ?? new DurableSender(connection);
     this.now = options.now ?? (() => new Date());
@@ -218,6 +241,7 @@ export class QueueConsumer {
     // rhea re-attaches the link after reconnecting, with zero credit; deliveries held now are void.
     this.generation += 1;
     this.inFlight = 0;
+    this.waiting = 0;
   };
 
   private onAttached(): void {
@@ -225,6 +249,7 @@ export class QueueConsumer {
     if (this.stopping) return;
     this.generation += 1;
     this.inFlight = 0;
+    this.waiting = 0;
     const receiver = this.receiver!;
     const missing = this.prefetch - creditOf(receiver);
     if (missing > 0) receiver.add_credit(missing);
@@ -259,7 +284,16 @@ export class QueueConsumer {
       return;
     }
 
+    // While its handler waits for its turn, the message holds no credit slot (up to maxWaiting such messages).
+    let waits = false;
+    const waiting = (yes: boolean) => {
+      if (yes === waits || generation !== this.generation) return;
+      waits = yes;
+      this.waiting += yes ? 1 : -1;
+      if (yes) this.topUpCredit();
+    };
     const received: ReceivedMessage = {
+      waiting,
       body: message.body,
       applicationProperties: { ...(message.application_properties ?? {}) },
       messageId: idToString(message.message_id),
@@ -272,6 +306,7 @@ export class QueueConsumer {
     };
 
     const outcome = await this.runHandler(received);
+    waiting(false);
 
     if (outcome === 'accept') {
       this.laterStreak = 0;
@@ -326,8 +361,9 @@ export class QueueConsumer {
 
   private async runHandler(message: ReceivedMessage): Promise<HandlerOutcome> {
     let timer: NodeJS.Timeout | undefined;
+    const limit = this.handlerTimeoutMs;
     const timeout = new Promise<HandlerOutcome>((resolve) => {
-      timer = setTimeout(() => resolve({ retry: `handler timed out after ${this.handlerTimeoutMs} ms` }), this.handlerTimeoutMs);
+      if (limit !== null) timer = setTimeout(() => resolve({ retry: `handler timed out after ${limit} ms` }), limit);
     });
     try {
       const outcome = await Promise.race([
@@ -386,11 +422,15 @@ export class QueueConsumer {
     action();
     this.inFlight -= 1;
     this.report(event);
+    this.topUpCredit();
+  }
+
+  /** Credit up to prefetch + the messages that wait for their turn (at most maxWaiting), minus those held. */
+  private topUpCredit(): void {
     const receiver = this.receiver;
-    if (!this.stopping && receiver && this.connection.isConnected()) {
-      const missing = this.prefetch - this.inFlight - creditOf(receiver);
-      if (missing > 0) receiver.add_credit(missing);
-    }
+    if (this.stopping || !receiver || !this.connection.isConnected()) return;
+    const missing = this.prefetch + Math.min(this.waiting, this.maxWaiting) - this.inFlight - creditOf(receiver);
+    if (missing > 0) receiver.add_credit(missing);
   }
 
   private report(event: ConsumerOutcomeEvent): void {

@@ -41,8 +41,11 @@ import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusa
  * consultation) are handled one at a time, in the order they arrived (OrderedByKey, keys from `uplinkOrderKeys`):
  * a registration and the changes sent right after it are applied as sent, also when they arrive together (a
  * system that sent while the hub was down). One handed back for another attempt keeps its place: the messages
- * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s. Different
- * experts still run at once. Other hub processes compete for the queue: a sender that sets the AMQP group-id to
+ * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s; except the one
+ * its refusal waits for (WAITS_FOR_TYPE: a batch's join request), which goes first. Different experts still run at
+ * once. A message waiting its turn holds no credit (QueueConsumer's maxWaiting), and the handler timeout counts
+ * from when its turn came. Caveat: a handling that timed out is not stopped; its message, handed back, may run
+ * again beside it (idempotent by envelope id, and the store's expected versions keep the two apart). Other hub processes compete for the queue: a sender that sets the AMQP group-id to
  * the message's key (`uplinkGroupId`; the SDK and the Python client do) has ActiveMQ hand all messages about one
  * expert to the same hub, so the order holds across hubs too. Without it, and when a hub dies holding messages,
  * the refusals that only mean "too early" (ORDER_DEPENDENT_CODES: a batch before its join request, a change
@@ -74,6 +77,28 @@ export const ENVELOPE_ID_PROPERTY = 'messageId';
  * Retried, and dead-lettered past the limit.
  */
 export const ORDER_DEPENDENT_CODES: readonly string[] = ['system_not_joining', 'system_not_joined', 'expert_not_found', 'consultation_not_accepted'];
+
+/**
+ * Of those refusals, the ones that wait for a message of the same lane (OrderedByKey's `waitsFor`): that message
+ * may go ahead of the refused one, which keeps its place before the rest. A batch sent just before its join
+ * request held the request up behind it until the batch was dead-lettered (`system_not_joining`), and the join
+ * stayed at 0 % for good.
+ */
+export const WAITS_FOR_TYPE: Readonly<Record<string, string>> = {
+  system_not_joining: 'system.join.requested',
+  expert_not_found: 'expert.registered',
+  consultation_not_accepted: 'consultation.accept',
+};
+
+/** How long the handling of one message may take, from when it runs (not while it waits its turn): 60 s. */
+export const HANDLER_TIMEOUT_MS = 60_000;
+
+/**
+ * Messages that wait for their turn held beyond the prefetch, for a consumer with this prefetch: ten times it (2,000
+ * with the default 200). Enough that a flood about one thing leaves the credit to the others; bounded, as each is
+ * held in memory.
+ */
+export const maxWaitingFor = (prefetch: number): number => 10 * prefetch;
 
 /**
  * What a message is about, for OrderedByKey: the expert of an expert.* message, each expert of a batch, the
@@ -118,11 +143,12 @@ export const uplinkGroupId = (envelope: UplinkEnvelope | ConsultationUplinkEnvel
 export const uplinkMessageHandler = (
   uplink: UplinkLike,
   routes: UplinkRoutes = {},
-  options: { maxAttempts?: number; order?: OrderedByKey } = {},
+  options: { maxAttempts?: number; order?: OrderedByKey; handlerTimeoutMs?: number } = {},
 ): MessageHandler => {
   const codec = routes.codec ?? new PlainHubCodec();
   const order = options.order ?? new OrderedByKey();
   const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
+  const handlerTimeoutMs = options.handlerTimeoutMs ?? HANDLER_TIMEOUT_MS;
   return async (message: ReceivedMessage): Promise<HandlerOutcome> => {
     // Called in the order the messages arrived: take the place now, before decoding (which may take a while).
     const place = order.arrive();
@@ -145,7 +171,15 @@ export const uplinkMessageHandler = (
     try {
       // Asked per message, never remembered per system: an older client of the same system may send the next one.
       const notify = acceptsDownlinkType(message.applicationProperties, REFUSED_TYPE);
-      return await place.enter(uplinkOrderKeys(envelope), envelope.id, () => handle(envelope, notify, message.attempt), comesBack);
+      // The timeout counts the handling only, from when its turn came: counted from the receipt, the messages
+      // waiting behind a failing one timed out in their lane (and were dead-lettered as timed out, not with the
+      // true reason), and their tasks, still in the lane, ran later all the same.
+      return await place.enter(uplinkOrderKeys(envelope), envelope.id, () => withTimeout(handle(envelope, notify, message.attempt), handlerTimeoutMs), comesBack, {
+        tag: envelope.type,
+        waitsFor: (outcome) => (outcome !== undefined && outcome !== 'accept' && 'retry' in outcome ? WAITS_FOR_TYPE[outcome.retry] : undefined),
+        // Waiting for its turn, it holds no credit slot (QueueConsumer's maxWaiting): the other keys' messages come.
+        ...(message.waiting ? { onWait: message.waiting } : {}),
+      });
     } catch (error) {
       if (error instanceof OrderClosedError) return { retry: 'hub_stopping: not handled, the consumer is stopping' };
       throw error;
@@ -197,6 +231,17 @@ export const uplinkMessageHandler = (
       // Name and code only: an unexpected error's message might quote the payload.
       return { retry: `transient failure: ${name}${typeof code === 'string' ? ` (${code})` : ''}` };
     }
+  }
+};
+
+/** The handling's outcome, or a retry once it took longer than `ms` (its late result is ignored). */
+const withTimeout = async (work: Promise<HandlerOutcome>, ms: number): Promise<HandlerOutcome> => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<HandlerOutcome>((resolve) => (timer = setTimeout(() => resolve({ retry: `handler timed out after ${ms} ms` }), ms)));
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 };
 
@@ -257,11 +302,18 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
   const consumer = new QueueConsumer(connection, {
     queue: options.queue,
     deadLetterQueue: options.deadLetterQueue,
-    handler: uplinkMessageHandler(options.uplink, options.routes, { maxAttempts: options.maxAttempts, order }),
+    handler: uplinkMessageHandler(options.uplink, options.routes, {
+      maxAttempts: options.maxAttempts,
+      order,
+      ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
+    }),
     maxAttempts: options.maxAttempts,
     prefetch: options.prefetch,
+    maxWaiting: maxWaitingFor(options.prefetch),
     deadLetterSender,
-    ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
+    // The handler times its own run (see uplinkMessageHandler). The wait for its turn ends as what is ahead of it
+    // ends: each handling has the same limit, and a failed message is waited for 30 s at most.
+    handlerTimeoutMs: null,
     ...(options.retryDelayBaseMs ? { retryDelayMs: retryBackoff(options.retryDelayBaseMs) } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
     ...(options.onDetached ? { onDetached: options.onDetached } : {}),

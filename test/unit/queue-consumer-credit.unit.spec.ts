@@ -1,0 +1,85 @@
+// QueueConsumer's credit against a fake link: a message whose handler only waits for its turn holds no credit slot
+// (up to maxWaiting), so the broker sends the messages of other keys. ActiveMQ sends a message handed back to the
+// same link again, so handing it back frees nothing: the credit is what lets the others in.
+import { EventEmitter } from 'node:events';
+import type { AmqpConnection } from '../../src/adapters/amqp/connection';
+import type { DurableSender } from '../../src/adapters/amqp/durable-sender';
+import { QueueConsumer, type HandlerOutcome, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
+
+class FakeReceiver extends EventEmitter {
+  credit = 0;
+  source = { address: 'q' };
+  add_credit(n: number): void {
+    this.credit += n;
+  }
+  is_open(): boolean {
+    return true;
+  }
+  close(): void {
+    this.emit('receiver_close');
+  }
+  /** The broker sends a message: it uses one credit. */
+  deliver(body: string): { settled: string[] } {
+    if (this.credit <= 0) throw new Error('no credit: the broker would not send it');
+    this.credit -= 1;
+    const settled: string[] = [];
+    const delivery = { accept: () => void settled.push('accepted'), modified: () => void settled.push('modified'), release: () => void settled.push('released') };
+    this.emit('message', { delivery, message: { body, delivery_count: 0 } });
+    return { settled };
+  }
+}
+
+const consumerOn = (handler: (m: ReceivedMessage) => Promise<HandlerOutcome>, options: { prefetch: number; maxWaiting?: number }) => {
+  const receiver = new FakeReceiver();
+  const connection = Object.assign(new EventEmitter(), { openReceiver: () => receiver, isConnected: () => true }) as unknown as AmqpConnection;
+  const deadLetterSender = { sendRaw: async () => undefined, close: async () => undefined } as unknown as DurableSender;
+  const consumer = new QueueConsumer(connection, { queue: 'q', deadLetterQueue: 'dlq', handler, deadLetterSender, ...options });
+  const started = consumer.start(1000);
+  receiver.emit('receiver_open');
+  return { receiver, consumer, started };
+};
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('QueueConsumer: credit for messages that wait for their turn', () => {
+  it('gives one more credit for each message that waits, up to maxWaiting, and takes it back when it runs', async () => {
+    const release = new Map<string, () => void>();
+    const handler = async (m: ReceivedMessage): Promise<HandlerOutcome> => {
+      if (m.body.startsWith('wait')) m.waiting?.(true);
+      await new Promise<void>((r) => release.set(m.body, r));
+      m.waiting?.(false);
+      return 'accept';
+    };
+    const { receiver, started } = consumerOn(handler, { prefetch: 2, maxWaiting: 2 });
+    await started;
+    expect(receiver.credit).toBe(2);
+    receiver.deliver('runs');
+    receiver.deliver('wait-1');
+    await settle();
+    expect(receiver.credit).toBe(1); // wait-1 holds no slot: another message may come
+    receiver.deliver('wait-2');
+    await settle();
+    expect(receiver.credit).toBe(1);
+    receiver.deliver('wait-3');
+    await settle();
+    expect(receiver.credit).toBe(0); // maxWaiting 2: the third waiting message holds its slot
+    // wait-1 runs and is accepted: it held no slot, so no new credit beyond prefetch + the 2 still waiting.
+    release.get('wait-1')!();
+    await settle();
+    expect(receiver.credit).toBe(1); // held: runs, wait-2, wait-3 (3) = prefetch 2 + min(2 waiting, 2) - 3
+  });
+
+  it('without maxWaiting a waiting message holds its slot, as before', async () => {
+    const handler = async (m: ReceivedMessage): Promise<HandlerOutcome> => {
+      m.waiting?.(true);
+      await new Promise(() => undefined);
+      return 'accept';
+    };
+    const { receiver, started } = consumerOn(handler, { prefetch: 2 });
+    await started;
+    receiver.deliver('a');
+    receiver.deliver('b');
+    await settle();
+    expect(receiver.credit).toBe(0);
+  });
+});
