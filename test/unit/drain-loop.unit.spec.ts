@@ -1,7 +1,8 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { DrainLoop } from '../../src/application/drain-loop';
+import { BackgroundDrain, DrainLoop } from '../../src/application/drain-loop';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { Projector, type ProjectionTarget } from '../../src/application/projector';
+import type { FailureLogger } from '../../src/application/repeated-failure-log';
 
 /**
  * The loop behind every projector and downlink publisher: catchUp() must give read-your-writes (everything
@@ -334,5 +335,67 @@ describe('DrainLoop: catchUp, start, stop and failures', () => {
     };
     expect(await run(0)).toEqual({ errors: 0, recovered: 0 });
     expect(await run(2)).toEqual({ errors: 2, recovered: 1 });
+  });
+});
+
+describe('BackgroundDrain', () => {
+  type Line = [level: string, msg: string];
+  const loggerOf = (lines: Line[]): FailureLogger => ({
+    error: (_obj, msg) => void lines.push(['error', msg]),
+    warn: (_obj, msg) => void lines.push(['warn', msg]),
+    info: (_obj, msg) => void lines.push(['info', msg]),
+  });
+
+  /** A subscriber over `items` work items, one step each; its first `failures` drains fail. */
+  class Steps extends BackgroundDrain {
+    handled = 0;
+    drains = 0;
+    waits = 0;
+    readonly firstStep = deferred<void>();
+    readonly idleWait = deferred<void>();
+    constructor(lines: Line[], private readonly items: number, private readonly failures = 0) {
+      super(loggerOf(lines), { failed: 'steps failed; retrying', recovered: 'steps work again' }, { retryMs: 0 });
+    }
+    protected async drain(): Promise<boolean> {
+      this.drains++;
+      if (this.drains <= this.failures) throw Object.assign(new Error('store unreachable'), { code: 'ECONNREFUSED' });
+      while (this.handled < this.items) {
+        if (this.stopRequested) return false;
+        await turn();
+        this.handled++;
+        this.firstStep.resolve();
+      }
+      return true;
+    }
+    protected async waitForWork(): Promise<unknown> {
+      this.waits++;
+      if (this.waits === 1) return undefined;
+      this.idleWait.resolve();
+      return forever();
+    }
+  }
+
+  it('logs a failing drain, and once that it works again', async () => {
+    const lines: Line[] = [];
+    const steps = new Steps(lines, 1, 1);
+    steps.start();
+    await steps.idleWait.promise;
+    await steps.stop();
+    expect(lines).toEqual([
+      ['error', 'steps failed; retrying'],
+      ['info', 'steps work again'],
+    ]);
+  });
+
+  it('stop() ends the drain in hand at its next step, and nothing runs after it', async () => {
+    const steps = new Steps([], 100);
+    steps.start();
+    await steps.firstStep.promise;
+    await steps.stop();
+    const handledAtStop = steps.handled;
+    expect(handledAtStop).toBeLessThan(100);
+    await turn();
+    await turn();
+    expect({ handled: steps.handled, drains: steps.drains }).toEqual({ handled: handledAtStop, drains: 1 });
   });
 });
