@@ -102,6 +102,13 @@ describe('ConsultationService', () => {
     });
   });
 
+  it('a request naming no deadline gives each candidate 24 hours to answer (the default policy)', async () => {
+    const { service } = await setup();
+    const { consultation } = await service.request(requestInput(1));
+    expect(consultation.deadlineSeconds).toBe(24 * 3600);
+    expect(consultation.offers.map((o) => o.expiresAt)).toEqual(['2024-05-02T10:00:00.000Z']);
+  });
+
   it('a step repeated with its commandId changes nothing and says so (changed false)', async () => {
     const { service } = await setup();
     await service.request(requestInput(1));
