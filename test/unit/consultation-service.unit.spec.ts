@@ -90,6 +90,27 @@ describe('ConsultationService', () => {
     expect((await service.request(requestInput(2, ['1.2.4', '1.2.9']))).created).toBe(true);
   });
 
+  it("a request stored while one of its patients is being erased has its texts erased at once", async () => {
+    const { store, service } = await setup();
+    await store.appendToStream('document-1.2.3', [{ id: uuidV5('doc/1.2.3'), type: 'DocumentSubmitted', data: { uniqueId: '1.2.3', patientKey: 'pkey-racing' } }]);
+    const original = store.appendToStream.bind(store);
+    let raced = false;
+    // The erasure records PatientErased after the request checked its attachments, before the request is appended.
+    store.appendToStream = async (streamName, events, options) => {
+      if (!raced && streamName.startsWith('consultation-')) {
+        raced = true;
+        await original('patient-pkey-racing', [{ id: uuidV5('erase/pkey-racing'), type: 'PatientErased', data: { patientKey: 'pkey-racing', erasedAt: '2024-05-01T10:00:00Z', by: 'dpo' } }]);
+      }
+      return original(streamName, events, options);
+    };
+    const { consultation, created } = await service.request(requestInput(1, ['1.2.3']));
+    expect(created).toBe(true);
+    expect(consultation).toMatchObject({ contentErased: true, clinicalQuestion: null, summary: null });
+    const { events } = await store.readStream(`consultation-${consultationId(1)}`);
+    const erasures = events.filter((e) => e.type === 'ConsultationContentErased');
+    expect(erasures.map((e) => [e.data['cause'], e.metadata['by']])).toEqual([['patient_erased', 'hub']]); // the hub erased it, not a person
+  });
+
   it('names the participant refused: applicantSystemId, or the candidate by its index', async () => {
     const { service } = await setup();
     await expect(service.request({ ...requestInput(1), applicantSystemId: 'nowhere' })).rejects.toMatchObject({
