@@ -1,7 +1,8 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { DrainLoop } from '../../src/application/drain-loop';
+import { BackgroundDrain, DrainLoop } from '../../src/application/drain-loop';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { Projector, type ProjectionTarget } from '../../src/application/projector';
+import type { FailureLogger } from '../../src/application/repeated-failure-log';
 
 /**
  * The loop behind every projector and downlink publisher: catchUp() must give read-your-writes (everything
@@ -209,5 +210,192 @@ describe('Projector of a model that names its event types', () => {
     } finally {
       await projector.stop();
     }
+  });
+});
+
+/** Lets every promise chain that can go on run (a pass of the event loop); no time is measured. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+const deferred = <T>() => {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+};
+const forever = () => new Promise<never>(() => undefined);
+
+describe('DrainLoop: catchUp, start, stop and failures', () => {
+  const loops: DrainLoop[] = [];
+  afterEach(async () => {
+    await Promise.all(loops.splice(0).map((l) => l.stop()));
+  });
+  const newLoop = (options: ConstructorParameters<typeof DrainLoop>[0]): DrainLoop => {
+    const loop = new DrainLoop(options);
+    loops.push(loop);
+    return loop;
+  };
+  const rethrow = (e: unknown) => {
+    throw e;
+  };
+
+  it('catchUp() does not resolve after a drain that stopped before the head: it drains again until one reaches it', async () => {
+    let drains = 0;
+    const loop = newLoop({ drain: async () => ++drains > 1, wait: forever, onError: rethrow });
+    await loop.catchUp();
+    expect(drains).toBe(2);
+  });
+
+  it("tells a drain a catchUp() caller waits for to keep going, and the background loop's own drain not to", async () => {
+    const told: boolean[] = [];
+    const loop = newLoop({ drain: async (keepGoing) => (told.push(keepGoing()), true), wait: forever, onError: rethrow });
+    await loop.catchUp();
+    loop.start();
+    await turn();
+    expect(told).toEqual([true, false]);
+  });
+
+  it('start() on a running loop does not start a second one', async () => {
+    let drains = 0;
+    let waits = 0;
+    const loop = newLoop({ drain: async () => (drains++, true), wait: () => (waits++, forever()), onError: rethrow });
+    loop.start();
+    loop.start();
+    await turn();
+    expect({ drains, waits }).toEqual({ drains: 1, waits: 1 });
+  });
+
+  it('stop() resolves once the drain in hand has ended', async () => {
+    const gate = deferred<boolean>();
+    let ended = false;
+    const loop = newLoop({ drain: async () => ((ended = await gate.promise), true), wait: forever, onError: rethrow });
+    const caller = loop.catchUp();
+    const endedWhenStopped = loop.stop().then(() => ended);
+    await turn();
+    gate.resolve(true);
+    expect(await endedWhenStopped).toBe(true);
+    await caller;
+  });
+
+  it('after stop() the loop is stopped and drains no more, whatever its wait does', async () => {
+    let drains = 0;
+    const waits: (() => void)[] = [];
+    const loop = newLoop({ drain: async () => (drains++, true), wait: () => new Promise<void>((resolve) => waits.push(resolve)), onError: rethrow });
+    loop.start();
+    await turn();
+    expect(drains).toBe(1);
+    await loop.stop();
+    expect(loop.isStopped).toBe(true);
+    for (const wake of waits) wake();
+    await turn();
+    await turn();
+    expect(drains).toBe(1);
+  });
+
+  it('does not report a failure of the drain that stop() ended (there is no retry)', async () => {
+    const gate = deferred<boolean>();
+    const errors: unknown[] = [];
+    const loop = newLoop({ drain: () => gate.promise, wait: forever, onError: (e) => errors.push(e) });
+    loop.start();
+    const stopped = loop.stop();
+    gate.reject(new Error('connection closed by the stop'));
+    await stopped;
+    expect(errors).toEqual([]);
+  });
+
+  it('reports the first pass that succeeds after failures to onRecovered, once; a loop that never failed, never', async () => {
+    const run = async (failures: number) => {
+      let drains = 0;
+      let waits = 0;
+      let recovered = 0;
+      const errors: unknown[] = [];
+      const fourthWait = deferred<void>();
+      const loop = newLoop({
+        drain: async () => {
+          drains++;
+          if (drains <= failures) throw new Error(`drain ${drains} failed`);
+          return true;
+        },
+        // Three waits end (three passes that succeed), the fourth lasts until the stop.
+        wait: () => {
+          waits++;
+          if (waits < 4) return Promise.resolve();
+          fourthWait.resolve();
+          return forever();
+        },
+        onError: (e) => errors.push(e),
+        onRecovered: () => recovered++,
+        retryMs: 0,
+      });
+      loop.start();
+      await fourthWait.promise;
+      await loop.stop();
+      return { errors: errors.length, recovered };
+    };
+    expect(await run(0)).toEqual({ errors: 0, recovered: 0 });
+    expect(await run(2)).toEqual({ errors: 2, recovered: 1 });
+  });
+});
+
+describe('BackgroundDrain', () => {
+  type Line = [level: string, msg: string];
+  const loggerOf = (lines: Line[]): FailureLogger => ({
+    error: (_obj, msg) => void lines.push(['error', msg]),
+    warn: (_obj, msg) => void lines.push(['warn', msg]),
+    info: (_obj, msg) => void lines.push(['info', msg]),
+  });
+
+  /** A subscriber over `items` work items, one step each; its first `failures` drains fail. */
+  class Steps extends BackgroundDrain {
+    handled = 0;
+    drains = 0;
+    waits = 0;
+    readonly firstStep = deferred<void>();
+    readonly idleWait = deferred<void>();
+    constructor(lines: Line[], private readonly items: number, private readonly failures = 0) {
+      super(loggerOf(lines), { failed: 'steps failed; retrying', recovered: 'steps work again' }, { retryMs: 0 });
+    }
+    protected async drain(): Promise<boolean> {
+      this.drains++;
+      if (this.drains <= this.failures) throw Object.assign(new Error('store unreachable'), { code: 'ECONNREFUSED' });
+      while (this.handled < this.items) {
+        if (this.stopRequested) return false;
+        await turn();
+        this.handled++;
+        this.firstStep.resolve();
+      }
+      return true;
+    }
+    protected async waitForWork(): Promise<unknown> {
+      this.waits++;
+      if (this.waits === 1) return undefined;
+      this.idleWait.resolve();
+      return forever();
+    }
+  }
+
+  it('logs a failing drain, and once that it works again', async () => {
+    const lines: Line[] = [];
+    const steps = new Steps(lines, 1, 1);
+    steps.start();
+    await steps.idleWait.promise;
+    await steps.stop();
+    expect(lines).toEqual([
+      ['error', 'steps failed; retrying'],
+      ['info', 'steps work again'],
+    ]);
+  });
+
+  it('stop() ends the drain in hand at its next step, and nothing runs after it', async () => {
+    const steps = new Steps([], 100);
+    steps.start();
+    await steps.firstStep.promise;
+    await steps.stop();
+    const handledAtStop = steps.handled;
+    expect(handledAtStop).toBeLessThan(100);
+    await turn();
+    await turn();
+    expect({ handled: steps.handled, drains: steps.drains }).toEqual({ handled: handledAtStop, drains: 1 });
   });
 });

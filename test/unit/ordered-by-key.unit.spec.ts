@@ -45,6 +45,24 @@ describe('OrderedByKey', () => {
     expect(log).toEqual(['y1', 'x1', 'x2']);
   });
 
+  it('a place that arrives while the second of a key runs waits for it, though the first has finished', async () => {
+    const order = new OrderedByKey();
+    const slow = gate();
+    const log: string[] = [];
+    const x1 = order.arrive().enter(['x'], id(), async () => void log.push('x1'), never);
+    const x2 = order.arrive().enter(['x'], id(), async () => (log.push('x2 starts'), await slow.opened, void log.push('x2 ends')), never);
+    await x1;
+    await ticks(20);
+    expect(log).toEqual(['x1', 'x2 starts']);
+    const x3 = order.arrive().enter(['x'], id(), async () => void log.push('x3'), never);
+    await ticks(20);
+    expect(log).toEqual(['x1', 'x2 starts']);
+    slow.open();
+    await Promise.all([x2, x3]);
+    expect(log).toEqual(['x1', 'x2 starts', 'x2 ends', 'x3']);
+    expect(order.size).toEqual({ lanes: 0, awaited: 0 });
+  });
+
   it('a place with several keys (a batch) waits for each, and the later ones of each key wait for it', async () => {
     const order = new OrderedByKey();
     const log: string[] = [];
@@ -168,6 +186,7 @@ describe('OrderedByKey', () => {
     await ticks(20);
     order.close();
     await expect(waiting).rejects.toBeInstanceOf(OrderClosedError);
+    await expect(waiting).rejects.toMatchObject({ name: 'OrderClosedError', message: 'closed: the work was not started' });
     running.open();
     await expect(busy).resolves.toBe('ok');
     expect(log).toEqual(['busy ran']);

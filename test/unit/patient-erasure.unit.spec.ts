@@ -1,8 +1,10 @@
 import { DateTime } from 'luxon';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { PatientErasure } from '../../src/application/patient-erasure';
+import { ExpectedVersionConflictError } from '../../src/application/ports/event-store';
 import type { PatientDataProtection } from '../../src/application/ports/patient-data-protection';
 import { parseCpr } from '../../src/domain/monitoring/cpr';
+import { UnavailableError } from '../../src/domain/shared/errors';
 
 /** Erasure as the core records it: once, and a repeat says so with the time it was recorded. */
 describe('PatientErasure', () => {
@@ -40,6 +42,7 @@ describe('PatientErasure', () => {
     expect(caughtUp()).toBe(1);
     const { events } = await store.readStream('patient-p2512481234');
     expect(events.map((e) => [e.type, e.data])).toEqual([['PatientErased', { patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', by: 'dpo', known: true }]]);
+    expect(events[0]!.metadata).toMatchObject({ correlationId: 'r-1' }); // the request that asked for it, for the audit
   });
 
   it('answers a repeat with the time the erasure was recorded, and records nothing new', async () => {
@@ -70,6 +73,26 @@ describe('PatientErasure', () => {
     expect(results.filter((r) => !r.alreadyErased)).toHaveLength(1);
   });
 
+  it('a store that reports the race as a version conflict (SQL stores): answered with the time the other erasure recorded', async () => {
+    const { erasure, store, erased } = setUp();
+    const original = store.appendToStream.bind(store);
+    // Another hub records the erasure between this call's read and its append; the store refuses the append.
+    store.appendToStream = async (streamName, events) => {
+      await original(streamName, events.map((e) => ({ ...e, data: { ...e.data, erasedAt: '2026-03-01T09:59:30Z', by: 'other-hub' } })));
+      throw new ExpectedVersionConflictError(streamName, 'no_stream', 0n);
+    };
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T09:59:30Z', alreadyErased: true, known: true });
+    expect(erased.has('p2512481234')).toBe(true);
+  });
+
+  it('an erasure whose event could not be recorded fails and keeps the key (nothing is shredded unrecorded)', async () => {
+    const { erasure, store, erased, caughtUp } = setUp();
+    store.appendToStream = async () => Promise.reject(new UnavailableError('storage_unavailable', 'the database is unreachable'));
+    await expect(erasure.erase(cpr, { by: 'dpo' })).rejects.toMatchObject({ code: 'storage_unavailable' });
+    expect(erased.size).toBe(0);
+    expect(caughtUp()).toBe(0);
+  });
+
   it('finishes an erasure whose key deletion did not happen (a crash after the event): the recorded time, not yet erased', async () => {
     const { erasure, store, erased, later } = setUp();
     await store.appendToStream('patient-p2512481234', [{ id: 'e-1', type: 'PatientErased', data: { patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', by: 'dpo' } }]);
@@ -82,7 +105,7 @@ describe('PatientErasure', () => {
   it('refuses a patient it holds nothing of (unknown_patient) and changes nothing, unless told to record it anyway', async () => {
     const { erasure, store, erased, caughtUp } = setUp();
     const stranger = parseCpr('010203-2345');
-    await expect(erasure.erase(stranger, { by: 'dpo' })).rejects.toMatchObject({ kind: 'not_found', code: 'unknown_patient' });
+    await expect(erasure.erase(stranger, { by: 'dpo' })).rejects.toMatchObject({ kind: 'not_found', code: 'unknown_patient', message: expect.stringMatching(/holds nothing of this patient.*nothing was erased/) });
     expect(erased.size).toBe(0);
     expect(await store.headPosition()).toBe(0n);
     expect(caughtUp()).toBe(0);

@@ -457,6 +457,17 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       await telemed.record(reading(PATIENT, 126, 70, '2024-03-09T06:00:00Z'), { observationId: 'meter-0102034321' });
     });
 
+    it('a refused observationId or correctionId is named in the error: the field a caller has to change', async () => {
+      const { telemed } = setup();
+      const refusedUpload = await rejectionOf(telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId: 'a b' }));
+      expect(refusedUpload.details.map((d) => d.path)).toEqual(['observationId']);
+      expect(refusedUpload.message).toMatch(/^observationId /);
+      const { uniqueId } = await telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId: 'meter-42:1' });
+      const refusedCorrection = await rejectionOf(telemed.correct(uniqueId, reading(PATIENT, 127, 70, '2024-03-09T08:00:00Z'), { correctionId: 'fix:2512481234' }));
+      expect(refusedCorrection.details.map((d) => d.path)).toEqual(['correctionId']);
+      expect(refusedCorrection.message).toMatch(/^correctionId /);
+    });
+
     it('retrieves documents registered under an earlier repository OID once the OID has changed (same event store)', async () => {
       const { xds, store, registry, projector } = setup();
       const a = docOf(reading(PATIENT, 150, 95, '2024-03-09T08:00:00Z'));

@@ -1,0 +1,111 @@
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import type { RecordedEvent } from '../../src/application/ports/event-store';
+import { Projector, type ProjectionTarget } from '../../src/application/projector';
+import type { FailureLogger } from '../../src/application/repeated-failure-log';
+
+/**
+ * The Projector over a read model: rebuild() replays the store into an emptied model without a read ever seeing it
+ * empty, and the background loop reads a backlog through to the head.
+ */
+
+/** Lets every promise chain that can go on run (a pass of the event loop); no time is measured. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+const deferred = <T>() => {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((res) => (resolve = res));
+  return { promise, resolve };
+};
+
+const event = (i: number) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, type: 'Happened', data: { i } });
+const storeWith = async (n: number) => {
+  const store = new InMemoryEventStore();
+  for (let i = 1; i <= n; i++) await store.appendToStream(`s-${i}`, [event(i)]);
+  return store;
+};
+
+/** A read model of the events' `i`, with its checkpoint; `resets` counts its resets. */
+const listModel = () => {
+  const model = { rows: [] as number[], checkpoint: 0n, resets: 0, applies: [] as bigint[] };
+  const target: ProjectionTarget = {
+    checkpoint: async () => model.checkpoint,
+    apply: async (events: readonly RecordedEvent[], at: bigint) => {
+      model.rows.push(...events.map((e) => e.data['i'] as number));
+      model.applies.push(at);
+      model.checkpoint = at;
+    },
+    reset: async () => {
+      model.rows = [];
+      model.checkpoint = 0n;
+      model.resets++;
+    },
+  };
+  return { model, target };
+};
+
+describe('Projector', () => {
+  it('rebuild() drops what the model holds and replays every event into it', async () => {
+    const store = await storeWith(3);
+    const { model, target } = listModel();
+    const projector = new Projector(store, target);
+    await projector.catchUp();
+    model.rows.push(99); // a row no event made (a model damaged by hand, or by a bug since fixed)
+    await projector.rebuild();
+    expect(model.rows).toEqual([1, 2, 3]);
+    expect(model.checkpoint).toBe(3n);
+  });
+
+  it('a rebuild waits for the reads in flight: the model is never emptied under a query', async () => {
+    const store = await storeWith(3);
+    const { model, target } = listModel();
+    let queriesInFlight = 0;
+    const resetsUnderAQuery: number[] = [];
+    const projector = new Projector(store, { ...target, reset: async () => (resetsUnderAQuery.push(queriesInFlight), target.reset()) });
+    const queried = deferred<void>();
+    const gate = deferred<void>();
+    const reading = projector.read(async () => {
+      queriesInFlight++;
+      queried.resolve();
+      await gate.promise; // the query is in flight
+      queriesInFlight--;
+      return [...model.rows];
+    });
+    await queried.promise;
+    const rebuilt = projector.rebuild();
+    await turn();
+    gate.resolve();
+    expect(await reading).toEqual([1, 2, 3]);
+    await rebuilt;
+    expect(resetsUnderAQuery).toEqual([0]);
+    expect(await projector.read(async () => [...model.rows])).toEqual([1, 2, 3]);
+  });
+
+  it('the background loop reads a backlog of full pages through to the head, without pausing between them', async () => {
+    const store = await storeWith(7);
+    const { model, target } = listModel();
+    // Pages of 2, and a pause after each wake-up long enough that a pause between the pages would not end in this test.
+    const projector = new Projector(store, target, undefined, 2, 'test', 600_000);
+    projector.start();
+    try {
+      for (let i = 0; i < 100 && model.checkpoint < 7n; i++) await turn();
+      expect(model.rows).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(model.applies).toEqual([2n, 4n, 6n, 7n]);
+    } finally {
+      await projector.stop();
+    }
+  });
+
+  it('logs a failing projection as the registry projection unless named otherwise', async () => {
+    const store = await storeWith(1);
+    const { target } = listModel();
+    const logged = deferred<string>();
+    const logger: FailureLogger = { error: (_obj, msg) => logged.resolve(msg), warn: () => undefined };
+    const failing: ProjectionTarget = { ...target, apply: async () => Promise.reject(new Error('disk full')) };
+    const projector = new Projector(store, failing, logger);
+    projector.start();
+    try {
+      expect(await logged.promise).toBe('registry projection failed; retrying');
+    } finally {
+      await projector.stop();
+    }
+  });
+});
