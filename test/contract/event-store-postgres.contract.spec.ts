@@ -8,9 +8,15 @@ const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@
 
 eventStoreContract('PostgreSQL', async () => {
   const schema = `rts_contract_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const store = await PostgresEventStore.open({ connectionString, schema });
+  let store = await PostgresEventStore.open({ connectionString, schema });
   return {
     store,
+    // The model-based test closes the store and opens another on the same schema between groups.
+    reopen: async () => {
+      await store.close();
+      store = await PostgresEventStore.open({ connectionString, schema });
+      return store;
+    },
     close: async () => {
       await store.close();
       const admin = new Client({ connectionString });

@@ -6,9 +6,15 @@ import { eventStoreContract } from './event-store.contract';
 
 eventStoreContract('SQLite (file, WAL, group commit)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rts-es-contract-'));
-  const store = SqliteEventStore.open({ file: join(dir, 'events.db') });
+  let store = SqliteEventStore.open({ file: join(dir, 'events.db') });
   return {
     store,
+    // The model-based test closes and opens the file between groups: what was acknowledged must be there.
+    reopen: async () => {
+      await store.close();
+      store = SqliteEventStore.open({ file: join(dir, 'events.db') });
+      return store;
+    },
     close: async () => {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import {
   type NewEvent,
   type RecordedEvent,
 } from '../../src/application/ports/event-store';
+import { modelBasedAppends } from './event-store.model';
 
 /**
  * The event store contract: port behaviour only, run against every adapter (in-memory, SQLite, PostgreSQL,
@@ -16,16 +17,18 @@ import {
  */
 export function eventStoreContract(
   name: string,
-  open: () => Promise<{ store: EventStore; close(): Promise<void> }>,
+  open: () => Promise<{ store: EventStore; close(): Promise<void>; reopen?: () => Promise<EventStore> }>,
 ): void {
   describe(`EventStore contract: ${name}`, () => {
     let store: EventStore;
     let closeStore: () => Promise<void>;
+    let reopenStore: (() => Promise<EventStore>) | undefined;
 
     beforeAll(async () => {
       const opened = await open();
       store = opened.store;
       closeStore = () => opened.close();
+      reopenStore = opened.reopen;
     });
     afterAll(async () => {
       await closeStore();
@@ -435,6 +438,20 @@ export function eventStoreContract(
           expect(inAll[2]!.globalPosition).toBe(results[i]!.lastGlobalPosition);
         });
       });
+    });
+
+    // A reopen step closes and opens the store where the adapter offers that (SQLite on a file, PostgreSQL);
+    // elsewhere it only checks. RTS_MODEL_RUNS sets the number of runs for a longer search.
+    describe('a model of the port (fast-check)', () => {
+      modelBasedAppends(
+        {
+          store: () => store,
+          reopen: async () => {
+            if (reopenStore !== undefined) store = await reopenStore();
+          },
+        },
+        Number(process.env['RTS_MODEL_RUNS'] ?? 100),
+      );
     });
   });
 }
