@@ -183,7 +183,10 @@ const evolveView = (current: ConsultationView | null, event: OpenedConsultationE
       return withDue({ ...current, status: 'cancelled', offers, cancelled: { reason, cancelledAt }, updatedAt: cancelledAt });
     }
     case 'ConsultationContentErased':
-      return current.contentErased ? current : withDue({ ...forgetTexts(current), updatedAt: event.data.erasedAt });
+      // Also when the view holds no texts already: folded again after the erasure (a rebuild, the library's patient
+      // export), the texts of the earlier events cannot be opened any more, and the view must still end as the live
+      // one did, updated at the erasure. The decider records the erasure once.
+      return withDue({ ...forgetTexts(current), updatedAt: event.data.erasedAt });
     default:
       return assertNever(event);
   }
