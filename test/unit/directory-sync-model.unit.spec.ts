@@ -7,18 +7,12 @@
 // Random runs (fast-check) on the application core with in-memory doubles; the AMQP path is the integration tests'.
 import { DateTime } from 'luxon';
 import fc from 'fast-check';
-import { DirectoryProjector } from '../../src/application/directory/directory-projector';
-import { DirectoryService } from '../../src/application/directory/directory-service';
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
-import { UplinkHandler } from '../../src/application/directory/uplink-handler';
 import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
 import { uuidV5 } from '../../src/application/ids';
 import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
-import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { InMemoryCheckpointStore } from '../../src/adapters/messaging/memory/in-memory-downlink';
-import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
 import { RtsError } from '../../src/domain/shared/errors';
-import { testExpert, testUplink } from '../support/directory-fixtures';
+import { inMemoryDirectoryCore, testExpert, testUplink } from '../support/directory-fixtures';
 
 const SYSTEMS = ['alpha', 'beta', 'gamma'] as const;
 const EXPERTS = 4; // local expert ids e-0 .. e-3 per system
@@ -97,12 +91,7 @@ describe('directory sync (uplink, join, downlink) against what every joined syst
         let counter = 0;
         const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
         const ids = { uuid: () => uuidV5(`id/${counter++}`) };
-        const store = new InMemoryEventStore();
-        const directory = new InMemoryDirectory();
-        const projector = new DirectoryProjector(store, directory);
-        const service = new DirectoryService({ store, directory, projector, clock, ids });
-        const handler = new UplinkHandler({ store, clock });
-        const checkpoints = new InMemoryCheckpointStore();
+        const { store, directory, projector, service, handler, checkpoints } = inMemoryDirectoryCore(clock, ids);
         const replicas = new Map<string, Replica>();
         const outbox = new Deliveries(replicas);
         let publisher = new DownlinkPublisher({ store, directory, projector, outbox, checkpoints });

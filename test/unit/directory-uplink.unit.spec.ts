@@ -1,16 +1,12 @@
 import { DateTime } from 'luxon';
-import { DirectoryProjector } from '../../src/application/directory/directory-projector';
-import { DirectoryService } from '../../src/application/directory/directory-service';
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
 import { UplinkHandler } from '../../src/application/directory/uplink-handler';
 import type { DownlinkEnvelope, UplinkEnvelope } from '../../src/application/directory/directory-messages';
 import { uuidV5 } from '../../src/application/ids';
-import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { InMemoryCheckpointStore, InMemoryOutbox } from '../../src/adapters/messaging/memory/in-memory-downlink';
-import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
+import { InMemoryOutbox } from '../../src/adapters/messaging/memory/in-memory-downlink';
 import type { ExpertProfile } from '../../src/domain/directory/expert';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
-import { testExpert, testUplink } from '../support/directory-fixtures';
+import { inMemoryDirectoryCore, testExpert, testUplink } from '../support/directory-fixtures';
 
 const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
 let counter = 0;
@@ -22,12 +18,7 @@ const profile = (i: number, city = 'Chengdu'): ExpertProfile => testExpert(i, { 
 const uplink = testUplink;
 
 const setup = () => {
-  const store = new InMemoryEventStore();
-  const directory = new InMemoryDirectory();
-  const projector = new DirectoryProjector(store, directory);
-  const service = new DirectoryService({ store, directory, projector, clock, ids });
-  const handler = new UplinkHandler({ store, clock });
-  const checkpoints = new InMemoryCheckpointStore();
+  const { store, directory, projector, service, handler, checkpoints } = inMemoryDirectoryCore(clock, ids);
   const outbox = new InMemoryOutbox();
   const publisher = () => new DownlinkPublisher({ store, directory, projector, outbox, checkpoints });
   return { store, directory, projector, service, handler, checkpoints, outbox, publisher };

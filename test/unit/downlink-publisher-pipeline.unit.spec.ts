@@ -3,18 +3,12 @@
 // machine), in store order, and moves its checkpoint only past events whose messages, and all before them, were
 // accepted. Counts, not durations: an outbox whose accepts the test hands out itself.
 import { DateTime } from 'luxon';
-import { DirectoryProjector } from '../../src/application/directory/directory-projector';
-import { DirectoryService } from '../../src/application/directory/directory-service';
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
-import { UplinkHandler } from '../../src/application/directory/uplink-handler';
 import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
 import { uuidV5 } from '../../src/application/ids';
 import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
-import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { InMemoryCheckpointStore } from '../../src/adapters/messaging/memory/in-memory-downlink';
-import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
 import type { ExpertProfile } from '../../src/domain/directory/expert';
-import { testExpert, testUplink } from '../support/directory-fixtures';
+import { inMemoryDirectoryCore, testExpert, testUplink } from '../support/directory-fixtures';
 
 const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
 let counter = 0;
@@ -64,12 +58,7 @@ class GatedOutbox implements DownlinkOutbox {
 const N = 40; // expert changes of chengdu, each one downlink message to beijing
 
 const setup = async () => {
-  const store = new InMemoryEventStore();
-  const directory = new InMemoryDirectory();
-  const projector = new DirectoryProjector(store, directory);
-  const service = new DirectoryService({ store, directory, projector, clock, ids });
-  const handler = new UplinkHandler({ store, clock });
-  const checkpoints = new InMemoryCheckpointStore();
+  const { store, directory, projector, service, handler, checkpoints } = inMemoryDirectoryCore(clock, ids);
   for (const id of ['beijing', 'chengdu']) await service.registerSystem({ systemId: id, name: id, area: id });
   for (const id of ['beijing', 'chengdu']) await handler.handleUplink(uplink(id, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, 'join'));
   // Joins are published first, through an outbox that accepts at once.
