@@ -233,20 +233,24 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     maxConnections: options.maxConnections,
     metrics,
     beforeRoutes: security.install,
-    health: async () => ({
-      store: config.RTS_EVENT_STORE,
-      head: String(await store.headPosition()),
-      // The broker is not part of readiness: uploads and queries need only the store. Told apart for operators.
-      ...(messagingSettings
-        ? {
-            broker: messaging.brokerState(),
-            uplink: messaging.brokerState() === 'connected' && messaging.consuming() ? ('consuming' as const) : ('not_consuming' as const),
-            // Stalled: this process publishes, events wait, and a publisher's checkpoint has stood still a while.
-            downlink: !messaging.publishing() ? ('standby' as const) : messaging.stalledPublishers().length > 0 ? ('stalled' as const) : ('publishing' as const),
-          }
-        : {}),
-      ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
-    }),
+    health: async () => {
+      // A store whose writes failed tries one of its own first: the disk may be back though no upload came.
+      if (store instanceof SqliteEventStore) await store.probeWrites();
+      return {
+        store: config.RTS_EVENT_STORE,
+        head: String(await store.headPosition()),
+        // The broker is not part of readiness: uploads and queries need only the store. Told apart for operators.
+        ...(messagingSettings
+          ? {
+              broker: messaging.brokerState(),
+              uplink: messaging.brokerState() === 'connected' && messaging.consuming() ? ('consuming' as const) : ('not_consuming' as const),
+              // Stalled: this process publishes, events wait, and a publisher's checkpoint has stood still a while.
+              downlink: !messaging.publishing() ? ('standby' as const) : messaging.stalledPublishers().length > 0 ? ('stalled' as const) : ('publishing' as const),
+            }
+          : {}),
+        ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
+      };
+    },
   });
   registerDirectoryRoutes(http.app, { directory: directory.service, keys: messageKeys.keys });
   registerConsultationRoutes(http.app, { consultations: consultations.service });

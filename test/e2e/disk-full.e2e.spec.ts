@@ -10,7 +10,8 @@ import { tmpfsUnavailable } from '../support/tmpfs';
  * answered 503 with a stable problem type and Retry-After, never 500; reads of patient data 503 audit_unavailable (their
  * audit events cannot be stored); /health says the writes fail; the log says so
  * in a few lines, not one per request; nothing acknowledged is lost; and once there is space again (the tmpfs made
- * larger), the same uploads sent again are stored, once each, and /health is ok.
+ * larger), /health is ok before any upload, the same uploads sent again are stored, once each, and the log says
+ * once that storing works again.
  */
 const cannot = tmpfsUnavailable();
 if (cannot) console.warn(`disk-full e2e skipped: ${cannot}`);
@@ -93,14 +94,22 @@ describeFull(`a full disk (e2e${cannot ? `, skipped: ${cannot}` : ''})`, () => {
     expect(hub.output()).not.toContain(PATIENT);
     expect(hub.output()).not.toContain(PATIENT.replace('-', ''));
 
-    // Space again: every refused upload, sent again as the client would, is stored (or was already: 200).
+    // Space again. /health recovers by itself, before any upload: it tries a write of its own (before, it stayed 503
+    // until an upload committed, and a load balancer that took the hub out on the 503 sent none).
     execFileSync('mount', ['-o', 'remount,size=64m', mountPoint], { stdio: 'pipe' });
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(hub.output()).not.toContain('storing works again');
+    // Every refused upload, sent again as the client would, is stored (or was already: 200).
     for (const i of refused) {
       const res = await post(i);
       expect([200, 201]).toContain(res.status);
       acknowledged.set(i, ((await res.json()) as { uniqueId: string }).uniqueId);
     }
     expect((await fetch(`${url}/health`)).status).toBe(200);
+    // The log says once that storing works again, with how long it failed and the refusals not logged.
+    const works = hub.output().split('\n').filter((l) => l.includes('storing works again'));
+    expect(works).toHaveLength(1);
+    expect(JSON.parse(works[0]!)).toMatchObject({ level: 40, failedForMs: expect.any(Number), notLoggedSince: expect.any(Number) });
     // Reads are served again (the uploads' audit appends found the trail writable): the acknowledged uploads, all of them.
     const again = await read();
     expect(again.status).toBe(200);

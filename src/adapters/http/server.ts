@@ -266,17 +266,29 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
   installDeprecationHeaders(app);
+  // A full disk fails every write alike: one line per 10 s (with the count of those not logged), not one per request,
+  // and one when a write succeeds again.
+  let storageLoggedAt: number | null = null;
+  let storageUnlogged = 0;
+  let storageFailingSince: number | null = null;
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    // The first write answered 2xx after a storage failure was logged: one line that it works again (the outage's
+    // length, and the refusals the throttled lines did not count), so the log shows the end of an outage too. A
+    // warning, as the error it ends: a hub logging at warn shows both.
+    if (storageFailingSince !== null && reply.statusCode < 300 && request.method !== 'GET' && request.method !== 'HEAD') {
+      request.log.warn({ failedForMs: Math.round(performance.now() - storageFailingSince), notLoggedSince: storageUnlogged }, 'storing works again: writes are answered again after storage_unavailable');
+      storageFailingSince = null;
+      storageLoggedAt = null;
+      storageUnlogged = 0;
+    }
   });
 
   app.addContentTypeParser([...XML_TYPES], { parseAs: 'string' }, (_req, body, done) => done(null, body));
   // fastify parses text/plain by default; this API takes JSON (and XML for corrections) only: anything else is a 415.
   app.removeContentTypeParser('text/plain');
 
-  // A full disk fails every write alike: one line per 10 s (with the count of those not logged), not one per request.
-  let storageLoggedAt: number | null = null;
-  let storageUnlogged = 0;
+
   app.setErrorHandler((error, request, reply) => {
     // The client went away while its body was on its way (a reset, or the body timer's 408): the body stream fails
     // with ECONNRESET, which is no storage failure (it read as one, and hid a real one in the throttled log line).
@@ -294,6 +306,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         storageLoggedAt = now;
         storageUnlogged = 0;
       }
+      storageFailingSince ??= now;
     } else if (error instanceof UnavailableError) {
       // Expected and named (the broker is down, the audit trail or an erasure cannot finish now): the caller is told
       // to retry; a warning with its code, not an error with a stack, so a broker outage does not fill the log with

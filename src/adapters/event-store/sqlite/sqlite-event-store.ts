@@ -277,6 +277,20 @@ export class SqliteEventStore implements EventStore {
     return this.failing;
   }
 
+  /**
+   * While writes fail, try one small write of the store's own (a row of a table kept for this alone, created then,
+   * committed with full durability): when it commits the failure is over, so /health recovers once the disk does
+   * although no upload comes (a load balancer that took the hub out on its 503 sends none). Nothing while writes
+   * commit; a probe that fails leaves the failure as it was.
+   */
+  async probeWrites(): Promise<void> {
+    if (this.failing === null || this.closed) return;
+    await this.runExclusive((db) => {
+      db.exec('CREATE TABLE IF NOT EXISTS store_write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT NOT NULL)');
+      db.prepare('INSERT INTO store_write_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at').run(new Date().toISOString());
+    }).catch(() => undefined);
+  }
+
   /** A write's error as callers get it: a storage failure becomes UnavailableError (storage-failure.ts). */
   private failed(error: unknown): unknown {
     const failure = asStorageFailure(error);
