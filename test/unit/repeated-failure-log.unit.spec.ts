@@ -30,14 +30,29 @@ describe('RepeatedFailureLog', () => {
       ['x failed; retrying', 19],
       ['x failed; retrying', 19],
     ]);
-    log.failed(new Error('relation "x" does not exist')); // another failure: said at once
+    // An outage is a warning with its code and cause, and no stack (a database that was down gave a stack per loop).
+    expect(lines[0]).toEqual({ level: 'warn', obj: { code: 'storage_unavailable' }, msg: 'x failed; retrying' });
+    log.failed(new Error('relation "x" does not exist')); // another failure: said at once, an error with its stack
     expect(lines).toHaveLength(4);
+    expect(lines[3]).toMatchObject({ level: 'error', obj: { err: expect.any(Error) } });
     log.failed(new Error('relation "x" does not exist'));
     log.succeeded();
     log.succeeded();
     expect(lines.slice(4)).toEqual([{ level: 'info', obj: { failedForMs: 25_000, notLoggedSince: 1 }, msg: 'x works again' }]);
     log.failed(down()); // a new outage is logged at once
     expect(lines).toHaveLength(6);
+  });
+});
+
+describe('RepeatedFailureLog of a database that cannot be reached', () => {
+  it('names the cause and where it points (code, address, port), not the message written for HTTP callers, nor a stack', () => {
+    const { lines, logger } = recorder();
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:18432'), { code: 'ECONNREFUSED', address: '127.0.0.1', port: 18432 });
+    const error = Object.assign(down(), { cause: refused });
+    new RepeatedFailureLog(logger, { failed: 'registry projection failed; retrying', recovered: 'registry projection works again' }).failed(error);
+    expect(lines).toEqual([
+      { level: 'warn', obj: { code: 'storage_unavailable', cause: 'ECONNREFUSED', address: '127.0.0.1', port: 18432 }, msg: 'registry projection failed; retrying' },
+    ]);
   });
 });
 
