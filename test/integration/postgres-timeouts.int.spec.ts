@@ -128,3 +128,15 @@ it('/health with the events table locked: 503 storage_unavailable within its dea
     await dba.end();
   }
 });
+
+it('/health names the cause when the database refuses connections (ECONNREFUSED), not "does not answer" as for a hung one', async () => {
+  await proxy.close(); // the port it listened on refuses connections now; the pooled ones are cut
+  const deadline = Date.now() + 15_000;
+  let health = await timed('/health');
+  while (!String(health.body['detail']).includes('ECONNREFUSED') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    health = await timed('/health');
+  }
+  expect(health).toMatchObject({ status: 503, body: { code: 'storage_unavailable', detail: 'the event store cannot be reached now (ECONNREFUSED)' } });
+  expect(JSON.stringify(health.body)).not.toContain(String(proxy.port)); // no address: /health answers anyone
+});

@@ -379,8 +379,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
     try {
       health = await Promise.race([pendingHealth, new Promise<typeof LATE>((resolve) => (timer = setTimeout(() => resolve(LATE), healthTimeoutMs)))]);
-    } catch {
-      return sendProblem(reply, problem('storage_unavailable', 'the event store does not answer'));
+    } catch (error) {
+      // The driver's code where there is one (ECONNREFUSED: the database is down or elsewhere; a hung one is the
+      // timeout below), never its message nor the address: /health answers anyone who can reach the hub.
+      const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code ?? (error as { code?: unknown } | null)?.code;
+      const named = typeof cause === 'string' && /^[A-Z][A-Z0-9_]{1,39}$/.test(cause) ? cause : null;
+      return sendProblem(reply, problem('storage_unavailable', named ? `the event store cannot be reached now (${named})` : 'the event store does not answer'));
     } finally {
       clearTimeout(timer);
     }
