@@ -116,6 +116,13 @@ describe('discarding a dead letter', () => {
     }
     // The others are untouched: shown as before.
     expect((await call('GET', `/dead-letters/${kept[0]!.id}`, operator)).body).toMatchObject({ id: kept[0]!.id, replays: [], discards: [] });
+    // A list cut at its limit says that more are on the queue; one that holds them all says not (on-call read
+    // "100 dead letter(s)" as the size of a queue that held 5,000).
+    const cut = await call('GET', '/dead-letters?limit=1', operator);
+    expect(cut.body).toMatchObject({ count: 1, more: true });
+    const whole = await call('GET', '/dead-letters?limit=1000', operator);
+    expect(whole.body).toMatchObject({ count: whole.body.items.length, more: false });
+    expect(whole.body.items.length).toBeGreaterThanOrEqual(2);
   });
 
   it('is in the audit trail, allowed and refused, without the body', async () => {

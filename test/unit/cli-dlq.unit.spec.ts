@@ -24,6 +24,14 @@ describe('rts dlq', () => {
     expect(calls[0]!.url).toBe('http://hub:9/dead-letters?limit=5');
     expect(out.text()).toContain('dlq-1');
     expect(out.text()).toContain('reason: unknown_system');
+    expect(out.text()).toContain('\n1 dead letter(s)\n');
+  });
+
+  it('says when the list was cut at its limit, so its length is not read as the size of the queue', async () => {
+    const out = collector();
+    const code = await runDlq(['list', '--limit', '1'], { stdout: out, stderr: collector(), env: {}, fetch: fakeFetch(200, { items: [summary], count: 1, more: true }, []) });
+    expect(code).toBe(EXIT.ok);
+    expect(out.text()).toContain('1 dead letter(s) shown, the oldest; more are on the queue (--limit, at most 1000, shows more)');
   });
 
   it('shows one and replays it with who and why', async () => {

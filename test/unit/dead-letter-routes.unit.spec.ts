@@ -59,7 +59,7 @@ beforeAll(async () => {
     request.principal = { subject: 'ops-7', role: 'operator', via: 'jwt' };
   });
   const deadLetters = {
-    list: async () => [letter],
+    listPage: async () => ({ items: [letter], more: false }),
     get: async (id: string) => {
       if (id === GONE) throw gone();
       return id === BINARY ? binaryLetter : letter;

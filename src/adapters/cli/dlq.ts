@@ -3,6 +3,9 @@ import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
 import type { Output } from './run';
 
+/** The most dead letters one list shows (the hub's MAX_LIST_LIMIT). */
+const MAX_LIST_LIMIT = 1000;
+
 /**
  * `rts dlq`: the operators' dead letter commands, over the hub's HTTP API (GET /dead-letters,
  * GET /dead-letters/{id}, POST /dead-letters/{id}/replay, POST /dead-letters/{id}/discard). Same exit codes as the
@@ -78,7 +81,7 @@ const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
   let limit: number | undefined;
   if (values.limit !== undefined) {
     limit = /^\d{1,4}$/.test(values.limit) ? Number(values.limit) : NaN;
-    if (!(limit >= 1 && limit <= 1000)) fail('--limit must be a whole number from 1 to 1000');
+    if (!(limit >= 1 && limit <= MAX_LIST_LIMIT)) fail(`--limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
   }
   if (values.by !== undefined && !/^.{1,100}$/.test(values.by)) fail('--by must be 1-100 characters');
   if (values.reason !== undefined && !/^.{1,500}$/.test(values.reason)) fail('--reason must be 1-500 characters');
@@ -169,7 +172,9 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
   }
   if (cmd.kind === 'list') {
     const items = (body.items ?? []) as Summary[];
-    deps.stdout.write(items.length === 0 ? 'The dead letter queue is empty.\n' : `${items.map(line).join('\n')}\n${items.length} dead letter(s)\n`);
+    // A list cut at its limit says so: on-call must not read "100 dead letter(s)" as the size of the queue.
+    const more = body.more === true ? `${items.length} dead letter(s) shown, the oldest; more are on the queue (--limit, at most ${MAX_LIST_LIMIT}, shows more)` : `${items.length} dead letter(s)`;
+    deps.stdout.write(items.length === 0 ? 'The dead letter queue is empty.\n' : `${items.map(line).join('\n')}\n${more}\n`);
   } else if (cmd.kind === 'show') {
     const d = body as unknown as Summary & { body: string; applicationProperties: Record<string, unknown>; replays: { at: string; by: string; note?: string | null; reason: string | null }[]; discards?: DiscardRecord[] };
     deps.stdout.write(

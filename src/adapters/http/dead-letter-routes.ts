@@ -11,7 +11,7 @@ import { parseInput } from './schemas';
 /**
  * Operators' HTTP API for the dead letter queue (problem+json on errors; 503 service_unavailable when the hub
  * runs without a broker):
- *   GET  /dead-letters?limit=          browse without consuming, oldest first (no bodies; see the one)
+ *   GET  /dead-letters?limit=          browse without consuming, oldest first (no bodies; see the one); `more`: not all listed
  *   GET  /dead-letters/{id}            one, with its body and properties, and the replays recorded for it;
  *                                      {id} is the dead letter id, our envelope id, or the broker's message id
  *   POST /dead-letters/{id}/replay     { by?, reason? }: back to the source queue; recorded as DeadLetterReplayed,
@@ -107,8 +107,9 @@ export const registerDeadLetterRoutes = (app: FastifyInstance, deps: DeadLetterR
 
   app.get('/dead-letters', async (request) => {
     const q = parseInput(DeadLettersQuery, request.query, 'query');
-    const items = await deadLetters.list(q.limit);
-    return { items: items.map(deadLetterSummary), count: items.length };
+    const { items, more } = await deadLetters.listPage(q.limit);
+    // `more`: the queue holds more than were listed (ask with a larger limit, up to MAX_LIST_LIMIT).
+    return { items: items.map(deadLetterSummary), count: items.length, more };
   });
 
   app.get('/dead-letters/:id', async (request, reply) => {

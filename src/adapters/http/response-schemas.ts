@@ -147,7 +147,7 @@ export const DeadLetterSummary = z.object({
   replayCount: z.number().int(),
   bodyChars: z.number().int(),
 });
-export const DeadLettersList = z.object({ items: z.array(DeadLetterSummary), count: z.number().int() });
+export const DeadLettersList = z.object({ items: z.array(DeadLetterSummary), count: z.number().int(), more: z.boolean().describe('the queue holds more dead letters than were listed: ask with a larger limit (at most 1000)') });
 export const DeadLetterResponse = DeadLetterSummary.extend({
   correlationId: z.string().nullable(),
   body: z.string(),

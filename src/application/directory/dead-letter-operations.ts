@@ -218,10 +218,16 @@ export class DeadLetterService {
   }
 
   async list(limit = DEFAULT_LIST_LIMIT): Promise<readonly DeadLetter[]> {
+    return (await this.listPage(limit)).items;
+  }
+
+  /** The oldest `limit` dead letters, and whether more are on the queue (one more is browsed to tell). */
+  async listPage(limit = DEFAULT_LIST_LIMIT): Promise<Readonly<{ items: readonly DeadLetter[]; more: boolean }>> {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
       throw new ValidationError('invalid_request', `limit must be 1..${MAX_LIST_LIMIT}`, [{ path: 'query.limit', message: `must be 1..${MAX_LIST_LIMIT}` }]);
     }
-    return this.queue().browse(limit);
+    const browsed = await this.queue().browse(limit + 1);
+    return { items: browsed.slice(0, limit), more: browsed.length > limit };
   }
 
   /**
