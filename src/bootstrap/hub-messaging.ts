@@ -11,7 +11,7 @@ import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
 import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
-import { createUplinkConsumer, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import { createUplinkConsumer, deadLetterIdOf, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import { AmqpRefusalNotices } from '../adapters/messaging/refusal-notices';
 import type { MessagingConfig } from './config';
@@ -203,7 +203,8 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     broker.onUplinkOutcome(event);
     if (event.kind === 'deferred') deferrals.failed({ code: reasonCode(event.reason), message: event.reason });
     else if (event.kind === 'accepted') deferrals.succeeded();
-    if (event.kind === 'dead-lettered') log.warn({ queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue }, 'uplink message dead-lettered');
+    // With its dead letter id (the hub's own UUID): the next step is `rts dlq show <deadLetterId>`.
+    if (event.kind === 'dead-lettered') log.warn({ queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue, deadLetterId: deadLetterIdOf(event.copy) }, 'uplink message dead-lettered');
     else if (event.kind === 'retried') log.info({ queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
     else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');
   };

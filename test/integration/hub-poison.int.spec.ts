@@ -32,7 +32,9 @@ type Summary = { id: string; envelopeId: string | null; reason: string; sourceQu
 
 it('dead-letters every kind of poison with its cause while 200 good registrations are applied; replay of a fixed cause applies it and is recorded', async () => {
   const data = tempDir('rts-hub-poison-');
-  let hub: RunningHub | undefined = await startInProcessHub(amq.broker, data.dir, { env: { RTS_UPLINK_MAX_ATTEMPTS: '3' }, wrapUplink: failingFor('boom') });
+  const logLines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) });
+  let hub: RunningHub | undefined = await startInProcessHub(amq.broker, data.dir, { env: { RTS_UPLINK_MAX_ATTEMPTS: '3' }, wrapUplink: failingFor('boom'), logger });
   try {
     await registerSystem(hub.url, 'good-a');
     await registerSystem(hub.url, 'other-b');
@@ -95,6 +97,9 @@ it('dead-letters every kind of poison with its cause while 200 good registration
     expect(letters.find((l) => l.reason.startsWith('expert_owned_by_other_system: '))!.envelopeId).toBe(otherOwner.id);
     // Browsing consumed nothing.
     expect((await getJson(hub.url, '/dead-letters')).body.count).toBe(letters.length);
+    // Each dead-lettering's log line names its dead letter, so on-call goes from the log to `rts dlq show <id>`.
+    const logged = logLines.filter((l) => l['msg'] === 'uplink message dead-lettered').map((l) => l['deadLetterId']);
+    expect(logged.slice().sort()).toEqual(letters.map((l) => l.id).sort());
     // The other system's expert is untouched.
     expect((await getJson(hub.url, '/experts/other-b:b1')).body.profile.name).toBe(profile(1).name);
 

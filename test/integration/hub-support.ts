@@ -84,10 +84,10 @@ export const hubEnv = (broker: TestBroker, dataDir: string, extra: Record<string
 export const startInProcessHub = async (
   broker: TestBroker,
   dataDir: string,
-  options: { env?: Record<string, string>; wrapUplink?: (uplink: UplinkLike) => UplinkLike } = {},
+  options: { env?: Record<string, string>; wrapUplink?: (uplink: UplinkLike) => UplinkLike; logger?: pino.Logger } = {},
 ): Promise<RunningHub> => {
   const config = loadConfig({ ...hubEnv(broker, dataDir, options.env), RTS_HTTP_PORT: String(await freePort()) });
-  return startHub(config, pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }), options.wrapUplink ? { wrapUplink: options.wrapUplink } : {});
+  return startHub(config, options.logger ?? pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }), options.wrapUplink ? { wrapUplink: options.wrapUplink } : {});
 };
 
 export type ChildHub = Readonly<{ url: string; child: ChildProcess; output(): string; kill(): Promise<void>; stop(): Promise<void> }>;

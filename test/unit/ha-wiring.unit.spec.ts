@@ -103,7 +103,7 @@ describe('uplink outcome metrics', () => {
     const record = uplinkOutcomeRecorder(metrics);
     record({ kind: 'accepted', queue: 'rts.uplink', attempt: 1 });
     record({ kind: 'retried', queue: 'rts.uplink', attempt: 1, reason: 'system_not_joined' });
-    record({ kind: 'dead-lettered', queue: 'rts.uplink', attempt: 1, reason: 'bad_json: Unexpected token x in "secret"', deadLetterQueue: 'rts.dlq' });
+    record({ kind: 'dead-lettered', queue: 'rts.uplink', attempt: 1, reason: 'bad_json: Unexpected token x in "secret"', deadLetterQueue: 'rts.dlq', copy: { body: 'x' } });
     const text = metrics.render();
     expect(text).toContain('rts_uplink_accepted_total{queue="uplink"} 1');
     expect(text).toContain('rts_uplink_retried_total{queue="uplink",reason="system_not_joined"} 1');

@@ -102,7 +102,7 @@ export type ConsumerOutcomeEvent =
   | { kind: 'accepted'; queue: string; attempt: number }
   | { kind: 'retried'; queue: string; attempt: number; reason: string }
   | { kind: 'deferred'; queue: string; attempt: number; reason: string; pauseMs: number }
-  | { kind: 'dead-lettered'; queue: string; attempt: number; reason: string; deadLetterQueue: string }
+  | { kind: 'dead-lettered'; queue: string; attempt: number; reason: string; deadLetterQueue: string; /** The copy as sent (with what the dead letter sender added). */ copy: Message }
   | { kind: 'dead-letter-failed'; queue: string; attempt: number; error: Error }
   | { kind: 'stale'; queue: string; attempt: number };
 
@@ -411,6 +411,7 @@ export class QueueConsumer {
       attempt: attempts,
       reason,
       deadLetterQueue: this.deadLetterQueue,
+      copy,
     });
   }
 

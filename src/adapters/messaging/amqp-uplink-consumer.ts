@@ -257,6 +257,12 @@ export const envelopeIdOf = (body: unknown): string | undefined => {
   }
 };
 
+/** The dead letter id a tagged copy carries (a UUID the hub made: safe to log), if it is one. */
+export const deadLetterIdOf = (message: Message): string | undefined => {
+  const id = message.application_properties?.[DLQ_ID];
+  return typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id) ? id : undefined;
+};
+
 /** The dead letter copy with the selectable properties added (see the file comment). */
 export const tagDeadLetter = (message: Message, newId: () => string = randomUUID): Message => {
   const properties: Record<string, unknown> = { ...(message.application_properties ?? {}) };
@@ -268,10 +274,14 @@ export const tagDeadLetter = (message: Message, newId: () => string = randomUUID
   return { ...message, application_properties: properties };
 };
 
-/** A DurableSender that tags every message it forwards as a dead letter (QueueConsumer's `deadLetterSender`). */
+/**
+ * A DurableSender that tags every message it forwards as a dead letter (QueueConsumer's `deadLetterSender`). It tags
+ * the copy it is given in place, so the consumer's `dead-lettered` event carries the dead letter id (for the log).
+ */
 export class DeadLetterTaggingSender extends DurableSender {
   override sendRaw(queue: string, message: Message): Promise<void> {
-    return super.sendRaw(queue, tagDeadLetter(message));
+    message.application_properties = tagDeadLetter(message).application_properties;
+    return super.sendRaw(queue, message);
   }
 }
 
