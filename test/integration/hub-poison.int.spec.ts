@@ -160,7 +160,9 @@ it('dead-letters every kind of poison with its cause while 200 good registration
 
 it('without a broker the hub serves the directory and answers 503 for dead letters', async () => {
   const data = tempDir('rts-hub-embedded-');
-  const hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_PORT: String(await freePort()), RTS_LOG_LEVEL: 'silent', RTS_AUTH: 'off' }), pino({ level: 'silent' }));
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_PORT: String(await freePort()), RTS_LOG_LEVEL: 'silent', RTS_AUTH: 'off' }), logger);
   try {
     expect((await postJson(hub.url, '/systems', { id: 'solo', name: 'Solo', area: 'Hubei' })).status).toBe(201);
     expect((await getJson(hub.url, '/systems/solo')).body.status).toBe('registered');
@@ -168,6 +170,9 @@ it('without a broker the hub serves the directory and answers 503 for dead lette
     expect(res.status).toBe(503);
     expect(res.contentType).toMatch(/application\/problem\+json/);
     expect(res.body.code).toBe('service_unavailable');
+    expect((await fetch(`${hub.url}/dead-letters`)).headers.get('retry-after')).toBe('5');
+    // The log line says which part is missing, as the answer does.
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'request refused: a part it needs is unavailable now', problem: 'service_unavailable', detail: res.body.detail }));
   } finally {
     await hub.stop();
     data.remove();

@@ -311,7 +311,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       // Expected and named (the broker is down, the audit trail or an erasure cannot finish now): the caller is told
       // to retry; a warning with its code, not an error with a stack, so a broker outage does not fill the log with
       // stacks of every operator's retry.
-      request.log.warn({ problem: p.code, status: p.status }, 'request refused: a part it needs is unavailable now');
+      // Which part, in the hub's own words (an UnavailableError's message is written by the hub, never from input).
+      request.log.warn({ problem: p.code, status: p.status, detail: p.detail }, 'request refused: a part it needs is unavailable now');
     } else if (p.status >= 500) {
       // The stack, without the message line (a message of an unexpected error could quote input).
       request.log.error({ errType: (error as Error)?.name, code: (error as { code?: unknown })?.code, stack: String((error as Error)?.stack ?? '').split('\n').slice(1, 8).join('\n') }, 'request failed');
