@@ -170,6 +170,9 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   const metrics = new MetricsRegistry();
   // Memory, CPU, open files, event-loop delay; on the embedded profile also the store's files (the WAL's growth).
   const dataFile = (name: string) => join(config.RTS_DATA_DIR, name);
+  // A stop (SIGSTOP, a frozen VM) or a long synchronous stretch: one line where it happened, so a gap in the log and
+  // the broker disconnect after it have their cause next to them.
+  const onBlocked = (blockedMs: number) => logger.warn({ blockedMs }, `the event loop was blocked for ${(blockedMs / 1000).toFixed(1)} s (the process was stopped or frozen, or one task ran that long)`);
   const processMetrics = registerProcessMetrics(
     metrics,
     config.RTS_EVENT_STORE === 'sqlite'
@@ -180,8 +183,9 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
             patient_keys: dataFile(DATA_FILES.patientKeys),
             patient_keys_wal: dataFile(`${DATA_FILES.patientKeys}-wal`),
           },
+          onBlocked,
         }
-      : {},
+      : { onBlocked },
   );
   let messaging;
   try {

@@ -46,6 +46,22 @@ describe('process metrics on /metrics (read when scraped)', () => {
     }
   });
 
+  it('tells once when the event loop was blocked past the threshold (for a log line where it happened), not for short delays', async () => {
+    const told: number[] = [];
+    const process_ = registerProcessMetrics(new MetricsRegistry(), { onBlocked: (ms) => void told.push(ms), blockedWarnMs: 400 });
+    try {
+      await new Promise((r) => setTimeout(r, 250)); // ticks that are not late: nothing
+      expect(told).toEqual([]);
+      const until = Date.now() + 700; // the tick due in the block fires at its end, 600-700 ms late
+      while (Date.now() < until);
+      await new Promise((r) => setTimeout(r, 250));
+      expect(told).toHaveLength(1);
+      expect(told[0]).toBeGreaterThanOrEqual(400);
+    } finally {
+      process_.stop();
+    }
+  });
+
   it('the event-loop delay since the previous scrape: a blocked loop shows, and is not shown again after', async () => {
     const registry = new MetricsRegistry();
     const process_ = registerProcessMetrics(registry);

@@ -17,6 +17,13 @@ import type { MetricsRegistry } from './registry';
 export type ProcessMetricsOptions = Readonly<{
   /** Files whose size to report, by a fixed, impersonal label (e.g. { events: '/data/telemed.sqlite' }). */
   files?: Readonly<Record<string, string>>;
+  /**
+   * Told when the event loop was blocked at least `blockedWarnMs` (default 5,000 ms): a stop (SIGSTOP, a frozen VM)
+   * or a long synchronous stretch, which the log should show where it happened (the metric shows it only at the
+   * next scrape, and not where).
+   */
+  onBlocked?: (blockedMs: number) => void;
+  blockedWarnMs?: number;
 }>;
 
 export const registerProcessMetrics = (metrics: MetricsRegistry, options: ProcessMetricsOptions = {}): { stop(): void } => {
@@ -35,7 +42,7 @@ export const registerProcessMetrics = (metrics: MetricsRegistry, options: Proces
   const fileBytes = files.length > 0 ? metrics.gauge('rts_store_file_bytes', 'Size of the embedded store files in bytes (0: absent)', ['file']) : undefined;
 
   started.set({}, Math.round((Date.now() - performance.now()) / 1000));
-  const delays = new EventLoopDelays();
+  const delays = new EventLoopDelays(options.onBlocked, options.blockedWarnMs ?? 5_000);
   const cpuSeen = { user: 0, system: 0 };
   const fdDir = '/proc/self/fd';
   let fdsReadable = true;
@@ -86,11 +93,12 @@ class EventLoopDelays {
   private last = performance.now();
   private readonly timer: NodeJS.Timeout;
 
-  constructor() {
+  constructor(onBlocked: ((blockedMs: number) => void) | undefined, blockedWarnMs: number) {
     this.timer = setInterval(() => {
       const now = performance.now();
       const late = Math.max(0, now - this.last - TICK_MS);
       this.last = now;
+      if (onBlocked && late >= blockedWarnMs) onBlocked(Math.round(late));
       this.maxMs = Math.max(this.maxMs, late);
       this.samples.push(late);
       if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, this.samples.length - MAX_SAMPLES);
