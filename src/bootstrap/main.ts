@@ -187,6 +187,12 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
         }
       : { onBlocked },
   );
+  if (store instanceof SqliteEventStore) {
+    // Something to alert on besides /health's 503: 1 from the first write that failed for want of storage (disk full,
+    // failing, locked) until a write commits again.
+    const failing = metrics.gauge('rts_store_writes_failing', 'Whether writes to the embedded store fail now (1: disk full, failing or locked; 0: they commit)');
+    metrics.addCollector(() => failing.set({}, store.writeFailure() === null ? 0 : 1));
+  }
   let messaging;
   try {
     if (messagingSettings) {

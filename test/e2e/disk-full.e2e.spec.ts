@@ -84,6 +84,10 @@ describeFull(`a full disk (e2e${cannot ? `, skipped: ${cannot}` : ''})`, () => {
     expect(whileFull.headers.get('retry-after')).toBe('5');
     expect(((await whileFull.json()) as { code: string }).code).toBe('audit_unavailable');
 
+    // Something to alert on in /metrics too (an operator's, or the scraper's, token).
+    const scraper = { authorization: `Bearer ${await devToken(url, { role: 'operator' })}` };
+    const metricsWhileFull = await (await fetch(`${url}/metrics`, { headers: scraper })).text();
+    expect(metricsWhileFull).toMatch(/^rts_store_writes_failing 1$/m);
     const health = await fetch(`${url}/health`);
     expect(health.status).toBe(503);
     expect(((await health.json()) as { code: string; detail: string }).detail).toMatch(/writes have failed since .* \(SQLITE_FULL/);
@@ -98,6 +102,7 @@ describeFull(`a full disk (e2e${cannot ? `, skipped: ${cannot}` : ''})`, () => {
     // until an upload committed, and a load balancer that took the hub out on the 503 sent none).
     execFileSync('mount', ['-o', 'remount,size=64m', mountPoint], { stdio: 'pipe' });
     expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect(await (await fetch(`${url}/metrics`, { headers: scraper })).text()).toMatch(/^rts_store_writes_failing 0$/m);
     expect(hub.output()).not.toContain('storing works again');
     // Every refused upload, sent again as the client would, is stored (or was already: 200).
     for (const i of refused) {

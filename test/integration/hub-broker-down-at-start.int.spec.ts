@@ -36,7 +36,7 @@ describe('a hub whose broker is down when it starts', () => {
 
     const health = await getJson(hub.url, '/health');
     expect(health.status).toBe(200);
-    expect(health.body).toMatchObject({ status: 'ok', broker: 'disconnected' });
+    expect(health.body).toMatchObject({ status: 'degraded', broker: 'disconnected' });
     // Home monitoring works without the broker.
     const upload = await postJson<{ uniqueId?: string }>(hub.url, '/observations', { observationId: 'down-1', patientId: '251248-1234', systolic: 126, diastolic: 70 });
     expect(upload.status).toBe(201);
@@ -58,6 +58,8 @@ describe('a hub whose broker is down when it starts', () => {
     await client.joinWithExperts([{ localExpertId: 'e1', ...profile(1) }]);
     await until('late-city joined', async () => (await getJson(hub!.url, '/systems/late-city')).body.status === 'joined', 60_000);
     expect((await getJson(hub.url, '/dead-letters')).status).toBe(200);
+    // Nothing wrong any more: ok, not degraded.
+    expect((await getJson(hub.url, '/health')).body).toMatchObject({ status: 'ok', broker: 'connected', uplink: 'consuming' });
 
     const log = hub.output();
     expect(log).toContain('the broker does not answer yet: the hub serves HTTP now and starts consuming when it does');

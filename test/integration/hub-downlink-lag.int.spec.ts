@@ -80,7 +80,7 @@ it('shows the consultation publisher behind while the broker is away, and at the
   await until('more events behind', async () => (await lagOf('consultations')).events > behind.events, 30_000, 500);
   // No progress for 10 s with events waiting: /health says the downlink is stalled (still ok: uploads work).
   await until('downlink stalled', async () => (await getJson(hub.url, '/health')).body.downlink === 'stalled', 30_000, 500);
-  expect((await getJson(hub.url, '/health')).body).toMatchObject({ status: 'ok', broker: 'disconnected', downlink: 'stalled' });
+  expect((await getJson(hub.url, '/health')).body).toMatchObject({ status: 'degraded', broker: 'disconnected', downlink: 'stalled' });
   expect(await metricsText()).toMatch(/^rts_downlink_stalled\{publisher="consultations"\} 1$/m);
   expect(await metricsText()).toMatch(/^rts_downlink_stalled\{publisher="directory"\} 0$/m);
   // Labels: the fixed publisher names, nothing else.
@@ -120,7 +120,7 @@ it('says the downlink is stalled while the broker is connected but takes nothing
   expect(requested.status).toBe(201);
   await until('downlink stalled', async () => (await getJson(hub.url, '/health')).body.downlink === 'stalled', 40_000, 500);
   // Connected all the while: only the stall rule tells.
-  expect((await getJson(hub.url, '/health')).body).toMatchObject({ status: 'ok', broker: 'connected', downlink: 'stalled' });
+  expect((await getJson(hub.url, '/health')).body).toMatchObject({ status: 'degraded', broker: 'connected', downlink: 'stalled' });
 
   // The flow ends (the hub's idle timeout, or the broker's); the hub reconnects, the offer goes out.
   proxy.stall();

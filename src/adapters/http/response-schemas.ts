@@ -251,7 +251,9 @@ export const ErasuresList = z.object({
 export const DevLoginResponse = z.object({ token: z.string().describe('A JWT (HS256) to send as Authorization: Bearer'), expiresIn: z.number().int().describe('seconds') });
 export const HealthResponse = z
   .object({
-    status: z.literal('ok'),
+    status: z
+      .enum(['ok', 'degraded'])
+      .describe("degraded: the store works (so 200), but the broker is not connected, the uplink is not consumed or the downlink is stalled (see those fields)"),
     store: z.string(),
     head: z.string(),
     broker: z

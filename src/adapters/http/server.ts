@@ -271,14 +271,18 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let storageLoggedAt: number | null = null;
   let storageUnlogged = 0;
   let storageFailingSince: number | null = null;
+  const storageFailedRoutes = new Set<string>();
+  const routeKey = (request: FastifyRequest): string => `${request.method} ${request.routeOptions?.url ?? ''}`;
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-    // The first write answered 2xx after a storage failure was logged: one line that it works again (the outage's
-    // length, and the refusals the throttled lines did not count), so the log shows the end of an outage too. A
-    // warning, as the error it ends: a hub logging at warn shows both.
-    if (storageFailingSince !== null && reply.statusCode < 300 && request.method !== 'GET' && request.method !== 'HEAD') {
+    // The first 2xx answer of a route that had failed for want of storage: one line that it works again (the
+    // outage's length, and the refusals the throttled lines did not count), so the log shows the end of an outage
+    // too. A route that failed so, not any write (a token's dev-login stores nothing). A warning, as the error it
+    // ends: a hub logging at warn shows both.
+    if (storageFailingSince !== null && reply.statusCode < 300 && storageFailedRoutes.has(routeKey(request))) {
       request.log.warn({ failedForMs: Math.round(performance.now() - storageFailingSince), notLoggedSince: storageUnlogged }, 'storing works again: writes are answered again after storage_unavailable');
       storageFailingSince = null;
+      storageFailedRoutes.clear();
       storageLoggedAt = null;
       storageUnlogged = 0;
     }
@@ -307,6 +311,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         storageUnlogged = 0;
       }
       storageFailingSince ??= now;
+      storageFailedRoutes.add(routeKey(request));
     } else if (error instanceof UnavailableError) {
       // Expected and named (the broker is down, the audit trail or an erasure cannot finish now): the caller is told
       // to retry; a warning with its code, not an error with a stack, so a broker outage does not fill the log with
@@ -393,7 +398,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // Reads are still answered, but a hub that cannot store uploads is not healthy: say why, for the operator.
     const failing = health['writesFailing'] as { code?: string; since?: string } | undefined;
     if (failing) return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): free disk space, or check the disk`));
-    return { status: 'ok', ...health };
+    // 200 either way (uploads and queries need only the store), but a monitor that reads only `status` can tell a
+    // hub whose broker, uplink or downlink is not working ('degraded') from one with nothing wrong ('ok').
+    const degraded = health['broker'] === 'disconnected' || health['broker'] === 'login_refused' || health['uplink'] === 'not_consuming' || health['downlink'] === 'stalled';
+    return { status: degraded ? 'degraded' : 'ok', ...health };
   });
 
   app.get('/openapi.json', async () => openApiDocument());

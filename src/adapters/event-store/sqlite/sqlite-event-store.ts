@@ -1,4 +1,5 @@
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type {
   AggregateOptions,
@@ -285,6 +286,9 @@ export class SqliteEventStore implements EventStore {
    */
   async probeWrites(): Promise<void> {
     if (this.failing === null || this.closed) return;
+    // A full disk: a small write may still commit into the WAL's space of earlier frames while an upload would not,
+    // so the disk must have room again first (PROBE_FREE_BYTES), else /health went 200 and 503 in turns.
+    if (this.failing.code === 'SQLITE_FULL' && freeBytesBeside(this.database.name) < PROBE_FREE_BYTES) return;
     await this.runExclusive((db) => {
       db.exec('CREATE TABLE IF NOT EXISTS store_write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT NOT NULL)');
       db.prepare('INSERT INTO store_write_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at').run(new Date().toISOString());
@@ -651,3 +655,17 @@ function recordedOf(row: EventRow): RecordedEvent {
 function isThenable(value: unknown): boolean {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
+
+/** How much room the disk must have again before a full store tries a write of its own (see probeWrites). */
+const PROBE_FREE_BYTES = 1024 * 1024;
+
+/** Bytes free to this process on the file system of `file` (Infinity when not a file, or not known). */
+const freeBytesBeside = (file: string): number => {
+  if (file === ':memory:' || file === '') return Infinity;
+  try {
+    const fs = statfsSync(dirname(file));
+    return fs.bavail * fs.bsize;
+  } catch {
+    return Infinity;
+  }
+};
