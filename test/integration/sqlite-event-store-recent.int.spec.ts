@@ -37,7 +37,7 @@ async function expectSameAsFile(reader: SqliteEventStore, file: string, types?: 
   const disk = open(file, { recentEvents: 0 });
   const head = await disk.headPosition();
   for (let after = 0n; after <= head; after++) {
-    for (const maxCount of [1, 2, 3, 5, 100]) {
+    for (const maxCount of [0, 1, 2, 3, 5, 100]) {
       const options = types === undefined ? { after, maxCount } : { after, maxCount, types };
       const got = (await reader.readAll(options)).map((e: RecordedEvent) => [e.globalPosition, e.id]);
       const want = (await disk.readAll(options)).map((e: RecordedEvent) => [e.globalPosition, e.id]);
