@@ -1,30 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import type { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { sqliteStoresForThisFile } from '../support/sqlite-stores';
 
 /**
  * runExclusive and open() rules of the SQLite store that mutation testing found no test pinning: a job's
  * durability is what it asked for (full unless relaxed), fn must be synchronous outside a transaction too, a job
  * may return null, and an anonymous temporary database ('') opens without the WAL check of a file.
  */
-let dir: string;
-const opened: SqliteEventStore[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rts-es-exclusive-'));
-});
-afterAll(async () => {
-  for (const store of opened) await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const open = (file = join(dir, `${randomUUID()}.db`)): SqliteEventStore => {
-  const store = SqliteEventStore.open({ file });
-  opened.push(store);
-  return store;
-};
+const { open } = sqliteStoresForThisFile('rts-es-exclusive-');
 const synchronous = (db: SqliteEventStore['database']) => db.pragma('synchronous', { simple: true }) as number;
 
 describe('SQLite event store: runExclusive', () => {

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SqliteEventStore, type SqliteInlineProjection } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { ExpectedVersionConflictError, type NewEvent, type RecordedEvent } from '../../src/application/ports/event-store';
+import { sqliteStoresForThisFile } from '../support/sqlite-stores';
 
 /**
  * The SQLite store's batch writer and its run of recent events, where mutation testing found rules no test pinned:
@@ -12,23 +10,7 @@ import { ExpectedVersionConflictError, type NewEvent, type RecordedEvent } from 
  * with nothing kept (recentEvents 0), with a batch where every append fails, and with an inline projection that
  * throws and has no onError.
  */
-let dir: string;
-const opened: SqliteEventStore[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rts-es-recent-'));
-});
-afterAll(async () => {
-  for (const store of opened) await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const dbFile = (): string => join(dir, `${randomUUID()}.db`);
-const open = (file: string, options: { recentEvents?: number } = {}): SqliteEventStore => {
-  const store = SqliteEventStore.open({ file, ...options });
-  opened.push(store);
-  return store;
-};
+const { dbFile, open } = sqliteStoresForThisFile('rts-es-recent-');
 const events = (count: number, type = 'Happened'): NewEvent[] => Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type, data: { i } }));
 const mixed = (types: string[]): NewEvent[] => types.map((type, i) => ({ id: randomUUID(), type, data: { i } }));
 

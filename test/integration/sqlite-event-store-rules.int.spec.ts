@@ -1,34 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import type { NewEvent } from '../../src/application/ports/event-store';
 import { UnavailableError } from '../../src/domain/shared/errors';
+import { sqliteStoresForThisFile } from '../support/sqlite-stores';
 
 /**
  * Rules of the SQLite event store that mutation testing found no test pinning (the contract suite and
  * sqlite-event-store.int.spec.ts pass with them broken): what writeFailure() reports for /health, the busy timeout
  * as configured, and the edges of its answers that only this adapter computes.
  */
-let dir: string;
-const opened: SqliteEventStore[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rts-es-rules-'));
-});
-afterAll(async () => {
-  for (const store of opened) await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const dbFile = (): string => join(dir, `${randomUUID()}.db`);
-const open = (file: string, options: { busyTimeoutMs?: number; recentEvents?: number; maxBatchSize?: number } = {}): SqliteEventStore => {
-  const store = SqliteEventStore.open({ file, ...options });
-  opened.push(store);
-  return store;
-};
+const { dbFile, open } = sqliteStoresForThisFile('rts-es-rules-');
 const events = (count: number): NewEvent[] => Array.from({ length: count }, (_, i) => ({ id: randomUUID(), type: 'Happened', data: { i } }));
 
 /** Another connection holding the file's write lock until release(): our BEGIN IMMEDIATE gets SQLITE_BUSY. */
