@@ -280,14 +280,12 @@ describe('POST /patients/export on the embedded store', () => {
       for (const cpr of [A, B]) {
         const http = overHttp[cpr];
         const lib = await rts.exportPatient(parseCpr(cpr), { by: 'dpo-library' });
-        // The library runs no consultation read model: it folds each consultation's stream as the projection does.
-        // One difference, the projection's own: the texts were erased (A's erasure) before this fold, so its events
-        // already open as erased, the erasure event finds nothing left to forget and does not move updatedAt (the
-        // report's time stays); the hub's view saw the erasure happen (its read model rebuilt now would say what the fold says).
-        const sansUpdatedAt = (cs: readonly { updatedAt: string }[]) => cs.map((c) => ({ ...c, updatedAt: null }));
+        // The library runs no consultation read model: it folds each consultation's stream as the projection does,
+        // and ends as the hub's live view did. Its texts were erased (A's erasure) before this fold, so its events
+        // already open as erased; the erasure event still moves updatedAt to the erasure's time (before 2026-12-03
+        // it did not, and the library's export said the report's time where the hub's said the erasure's).
         expect(lib.consultations).toHaveLength(1);
-        expect(sansUpdatedAt(lib.consultations)).toEqual(sansUpdatedAt(http.consultations));
-        expect(lib.consultations[0]!.updatedAt).toBe(lib.consultations[0]!.report!.issuedAt);
+        expect(lib.consultations).toEqual(http.consultations);
         expect({ ...lib, exportedAt: null, audit: null, consultations: null }).toEqual({ ...http, exportedAt: null, audit: null, consultations: null });
         // The hub's trail, and the HTTP export just made (recorded after its answer).
         expect(lib.audit.entries).toEqual([...http.audit.entries, expect.objectContaining({ action: 'patient.export', subject: 'dpo-jensen', role: 'operator', outcome: 'allowed' })]);
