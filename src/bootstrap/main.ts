@@ -173,9 +173,9 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   // A stop (SIGSTOP, a frozen VM) or a long synchronous stretch: one line where it happened, so a gap in the log and
   // the broker disconnect after it have their cause next to them.
   const onBlocked = (blockedMs: number) => logger.warn({ blockedMs }, `the event loop was blocked for ${(blockedMs / 1000).toFixed(1)} s (the process was stopped or frozen, or one task ran that long)`);
-  const processMetrics = registerProcessMetrics(
-    metrics,
-    config.RTS_EVENT_STORE === 'sqlite'
+  const processMetrics = registerProcessMetrics(metrics, {
+    onBlocked,
+    ...(config.RTS_EVENT_STORE === 'sqlite'
       ? {
           files: {
             events: dataFile(DATA_FILES.events),
@@ -183,10 +183,9 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
             patient_keys: dataFile(DATA_FILES.patientKeys),
             patient_keys_wal: dataFile(`${DATA_FILES.patientKeys}-wal`),
           },
-          onBlocked,
         }
-      : { onBlocked },
-  );
+      : {}),
+  });
   if (store instanceof SqliteEventStore) {
     // Something to alert on besides /health's 503: 1 from the first write that failed for want of storage (disk full,
     // failing, locked) until a write commits again.

@@ -273,6 +273,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let storageFailingSince: number | null = null;
   const storageFailedRoutes = new Set<string>();
   const routeKey = (request: FastifyRequest): string => `${request.method} ${request.routeOptions?.url ?? ''}`;
+  /** The driver's code of a storage failure (its cause's, else its own): e.g. SQLITE_FULL, ECONNREFUSED. */
+  const driverCode = (error: unknown): unknown => (error as { cause?: { code?: unknown } } | null)?.cause?.code ?? (error as { code?: unknown } | null)?.code;
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({ method: request.method, route: redactUrl(request), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     // The first 2xx answer of a route that had failed for want of storage: one line that it works again (the
@@ -292,7 +294,6 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   // fastify parses text/plain by default; this API takes JSON (and XML for corrections) only: anything else is a 415.
   app.removeContentTypeParser('text/plain');
 
-
   app.setErrorHandler((error, request, reply) => {
     // The client went away while its body was on its way (a reset, or the body timer's 408): the body stream fails
     // with ECONNRESET, which is no storage failure (it read as one, and hid a real one in the throttled log line).
@@ -305,8 +306,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       const now = performance.now();
       if (storageLoggedAt !== null && now - storageLoggedAt < 10_000) storageUnlogged++;
       else {
-        const cause = (error as { cause?: { code?: unknown } }).cause;
-        request.log.error({ code: cause?.code ?? (error as { code?: unknown }).code, notLoggedSince: storageUnlogged }, 'cannot store: the store refuses writes (disk full, failing, locked) or cannot be reached; answering 503 storage_unavailable');
+        request.log.error({ code: driverCode(error), notLoggedSince: storageUnlogged }, 'cannot store: the store refuses writes (disk full, failing, locked) or cannot be reached; answering 503 storage_unavailable');
         storageLoggedAt = now;
         storageUnlogged = 0;
       }
@@ -388,7 +388,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     } catch (error) {
       // The driver's code where there is one (ECONNREFUSED: the database is down or elsewhere; a hung one is the
       // timeout below), never its message nor the address: /health answers anyone who can reach the hub.
-      const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code ?? (error as { code?: unknown } | null)?.code;
+      const cause = driverCode(error);
       const named = typeof cause === 'string' && /^[A-Z][A-Z0-9_]{1,39}$/.test(cause) ? cause : null;
       return sendProblem(reply, problem('storage_unavailable', named ? `the event store cannot be reached now (${named})` : 'the event store does not answer'));
     } finally {
