@@ -23,7 +23,13 @@ const tiers = [
 const only = (process.env.RTS_TEST_TIER ?? '').split(',').map((t) => t.trim()).filter(Boolean);
 const unknown = only.filter((t) => !tiers.some((p) => p.displayName === t));
 if (unknown.length > 0) throw new Error(`RTS_TEST_TIER: no tier ${unknown.join(', ')} (tiers: ${tiers.map((p) => p.displayName).join(', ')})`);
+// Two workers on this project's 2-CPU machines: jest's default (one fewer than the CPUs) ran every file in turn, and
+// most of a file's time is spent waiting on the brokers, hubs and browsers it starts, not on jest's own CPU. Each
+// test makes its own ports, temp dirs, databases and network namespaces, so files may overlap. `--maxWorkers`
+// on the command line still wins.
+const workers = Math.max(2, require('node:os').availableParallelism() - 1);
 module.exports = {
+  maxWorkers: workers,
   projects: only.length > 0 ? tiers.filter((p) => only.includes(p.displayName)) : tiers,
   testTimeout: 60000,
   // The default summary, then the skipped tests by name (a suite that needs a server this machine lacks says why).
