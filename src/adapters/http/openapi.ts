@@ -129,8 +129,8 @@ const problemResponses = (codes: readonly ProblemCode[]): Record<string, Json> =
     out[String(status)] = {
       description: group.map((c) => `${c}: ${PROBLEM_TYPES[c][1]}`).join('\n'),
       content: { 'application/problem+json': { schema: problemSchemaOf(group) } },
-      ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } } : {}),
-      ...(status === 401 ? { headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } } : {}),
+      ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { required: true, schema: { type: 'integer', minimum: 0 }, description: 'seconds' } } } : {}),
+      ...(status === 401 ? { headers: { 'WWW-Authenticate': { required: true, schema: { type: 'string' } } } } : {}),
     };
   }
   return out;
@@ -172,8 +172,8 @@ const operation = (key: string, op: Operation): Json => {
   const deprecation = DEPRECATED_ROUTES[key];
   const deprecationHeaders = deprecation
     ? {
-        Deprecation: { schema: { type: 'string', const: deprecationHeader(deprecation) }, description: 'RFC 9745: deprecated since this time (@ and Unix seconds)' },
-        Link: { schema: { type: 'string', const: deprecationLink(deprecation) }, description: `The successor, ${deprecation.successor} (rel successor-version), and this document (rel deprecation)` },
+        Deprecation: { required: true, schema: { type: 'string', const: deprecationHeader(deprecation) }, description: 'RFC 9745: deprecated since this time (@ and Unix seconds)' },
+        Link: { required: true, schema: { type: 'string', const: deprecationLink(deprecation) }, description: `The successor, ${deprecation.successor} (rel successor-version), and this document (rel deprecation)` },
       }
     : {};
   const responses: Record<string, Json> = {};
@@ -207,7 +207,16 @@ const operation = (key: string, op: Operation): Json => {
   };
 };
 
-const location = { Location: { schema: { type: 'string' }, description: 'The resource' } };
+const location = { Location: { required: true, schema: { type: 'string' }, description: 'The resource' } };
+/** GET /documents/{uniqueId}: what a client reads of a document besides its bytes (server.ts). */
+const documentHeaders = {
+  'X-Document-Status': { required: true, schema: { type: 'string', enum: ['Approved', 'Deprecated'] }, description: 'Approved: current (in queries); Deprecated: replaced by a correction' },
+  ETag: { required: true, schema: { type: 'string' }, description: "The document's SHA-256, quoted" },
+  Link: {
+    schema: { type: 'string' },
+    description: 'The successor (rel="successor-version", only when Deprecated) and the predecessor (rel="predecessor-version", when it corrected one); absent when neither',
+  },
+};
 
 /**
  * Where a receiving system's integrators look: HL7 reads a time without an offset as the sender's local time, the hub
@@ -272,6 +281,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
           'Link: successor-version (only when Deprecated: a document mid-correction is Approved, without one) / predecessor-version; ETag: its hash',
         mediaType: 'application/xml',
         rawSchema: { type: 'string' },
+        headers: documentHeaders,
       },
     },
     problems: ['document_not_found', 'document_content_missing', 'audit_unavailable'],
@@ -701,7 +711,7 @@ const build = (): Json => {
         ...problemsWithMembersSchemas(),
         Problem: {
           type: 'object',
-          required: ['type', 'title', 'status', 'code'],
+          required: ['type', 'title', 'status', 'detail', 'code'],
           properties: {
             type: { type: 'string', description: 'A URI reference: /problems/{code}' },
             title: { type: 'string' },
@@ -709,7 +719,7 @@ const build = (): Json => {
             detail: { type: 'string' },
             instance: { type: 'string' },
             code: { type: 'string', enum: Object.keys(PROBLEM_TYPES) },
-            errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+            errors: { type: 'array', items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } } },
           },
         },
       },
