@@ -151,17 +151,27 @@ const answerSchema = (s: z.ZodType): Json => {
   return name ? { $ref: `#/components/schemas/${name}` } : withoutMeta(responseSchema(s));
 };
 
+/** Statuses that answers made before routing have (server.ts: frameworkErrors, clientErrorHandler, the body timer). */
+const BEFORE_ROUTING: ReadonlySet<string> = new Set(['400', '408', '417', '431']);
+
 const operation = (key: string, op: Operation): Json => {
   const isPublic = op.access === 'public';
   const hasBody = op.body !== undefined || op.xmlBody !== undefined;
   // Every operation: a request the hub cannot take as sent (no Host, two of them, a bad escape) is invalid_request, and
   // a body is read, checked and refused alike where the operation takes none (malformed JSON, too large, a charset or
-  // Content-Encoding the hub does not read): a fuzzer found these answered where the document listed none.
+  // Content-Encoding the hub does not read): a fuzzer found these answered where the document listed none. So are a
+  // request that does not arrive whole in time (408), headers or a URL over Node's limit (431), an Expect other than
+  // 100-continue (417), all answered before any route is chosen, and a request that arrives while the hub shuts down
+  // (503 service_unavailable): a client validating answers against this document met them unlisted.
   const codes: ProblemCode[] = [
     'invalid_request',
     'malformed_json',
+    'request_timeout',
     'body_too_large',
     'unsupported_media_type',
+    'expectation_failed',
+    'request_header_too_large',
+    'service_unavailable',
     ...(isPublic ? [] : (['unauthenticated', 'forbidden', 'rate_limited'] as const)),
     ...(op.problems ?? []),
   ];
@@ -170,16 +180,19 @@ const operation = (key: string, op: Operation): Json => {
   if (op.xmlBody) content['application/xml'] = { schema: { type: 'string', description: op.xmlBody } };
   // A deprecated route (deprecated-routes.ts): so marked, and its answers' Deprecation and Link fields described.
   const deprecation = DEPRECATED_ROUTES[key];
-  const deprecationHeaders = deprecation
-    ? {
-        Deprecation: { required: true, schema: { type: 'string', const: deprecationHeader(deprecation) }, description: 'RFC 9745: deprecated since this time (@ and Unix seconds)' },
-        Link: { required: true, schema: { type: 'string', const: deprecationLink(deprecation) }, description: `The successor, ${deprecation.successor} (rel successor-version), and this document (rel deprecation)` },
-      }
-    : {};
+  // Required, but on the answers made before a route is chosen (a URL with a malformed escape, a request not whole in
+  // time, an Expect refused, headers too large), which cannot tell which route was meant.
+  const deprecationHeaders = (status: string): Record<string, Json> =>
+    deprecation
+      ? {
+          Deprecation: { required: !BEFORE_ROUTING.has(status), schema: { type: 'string', const: deprecationHeader(deprecation) }, description: 'RFC 9745: deprecated since this time (@ and Unix seconds)' },
+          Link: { required: !BEFORE_ROUTING.has(status), schema: { type: 'string', const: deprecationLink(deprecation) }, description: `The successor, ${deprecation.successor} (rel successor-version), and this document (rel deprecation)` },
+        }
+      : {};
   const responses: Record<string, Json> = {};
   for (const [status, answer] of Object.entries(op.ok)) {
     const schema = answer.schema ? answerSchema(answer.schema) : answer.rawSchema;
-    const headers = { ...answer.headers, ...deprecationHeaders };
+    const headers = { ...answer.headers, ...deprecationHeaders(status) };
     responses[status] = {
       description: answer.description,
       ...(Object.keys(headers).length > 0 ? { headers } : {}),
@@ -191,7 +204,7 @@ const operation = (key: string, op: Operation): Json => {
   if (deprecation) {
     for (const [status, response] of Object.entries(responses)) {
       const { headers, ...rest } = response as { headers?: Json };
-      responses[status] = { ...rest, headers: { ...(headers ?? {}), ...deprecationHeaders } };
+      responses[status] = { ...rest, headers: { ...(headers ?? {}), ...deprecationHeaders(status) } };
     }
   }
   return {
