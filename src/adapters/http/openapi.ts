@@ -726,7 +726,7 @@ const build = (): Json => {
           type: 'object',
           required: ['type', 'title', 'status', 'detail', 'code'],
           properties: {
-            type: { type: 'string', description: 'A URI reference: /problems/{code}' },
+            type: { type: 'string', format: 'uri-reference', description: 'A URI reference: /problems/{code}' },
             title: { type: 'string' },
             status: { type: 'integer' },
             detail: { type: 'string' },
