@@ -238,8 +238,15 @@ const login = async (body: Record<string, string>): Promise<string> => {
 };
 
 describe('the document is OpenAPI 3.1 a generator can take', () => {
-  it('unique operationIds, every $ref resolves, every path parameter declared once and required, schemas compile strictly', () => {
+  it('unique operationIds, every $ref resolves, every path parameter declared once and required, security schemes and tags declared, schemas compile strictly', () => {
     expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
+    expect({ title: typeof doc.info.title, version: typeof doc.info.version }).toEqual({ title: 'string', version: 'string' });
+    const schemes = Object.keys(doc.components.securitySchemes);
+    const tags = (doc.tags as { name: string }[]).map((t) => t.name);
+    const securityNamed = (requirements: Record<string, unknown>[]): void => {
+      for (const requirement of requirements) for (const name of Object.keys(requirement)) expect(schemes).toContain(name);
+    };
+    securityNamed(doc.security);
     const ids: string[] = [];
     const methods = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'];
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
@@ -248,6 +255,10 @@ describe('the document is OpenAPI 3.1 a generator can take', () => {
       for (const [method, op] of Object.entries(ops)) {
         expect(methods).toContain(method);
         ids.push(op.operationId);
+        securityNamed(op.security ?? []);
+        for (const tag of op.tags as string[]) expect(tags).toContain(tag);
+        for (const p of op.parameters as Record<string, unknown>[]) expect({ in: ['path', 'query', 'header', 'cookie'].includes(p.in as string), name: typeof p.name, schema: typeof p.schema }).toEqual({ in: true, name: 'string', schema: 'object' });
+        for (const mediaType of Object.keys(op.requestBody?.content ?? {})) expect(mediaType).toMatch(/^[a-z]+\/[a-z0-9.+-]+$/);
         const pathParams = (op.parameters as { in: string; name: string; required: boolean }[]).filter((p) => p.in === 'path');
         expect({ path, method, params: pathParams.map((p) => p.name).sort(), required: pathParams.every((p) => p.required) }).toEqual({ path, method, params: inTemplate, required: true });
         const keys = (op.parameters as { in: string; name: string }[]).map((p) => `${p.in}:${p.name}`);
@@ -256,6 +267,9 @@ describe('the document is OpenAPI 3.1 a generator can take', () => {
         for (const [status, response] of Object.entries(op.responses as Record<string, any>)) {
           expect(status).toMatch(/^[1-5]\d\d$/);
           expect(typeof response.description).toBe('string');
+          // A header object has neither name nor in (OpenAPI 3.1, 4.8.21); Content-Type is never one.
+          for (const [name, header] of Object.entries((response.headers ?? {}) as Record<string, object>)) expect({ name, keys: Object.keys(header).filter((k) => k === 'name' || k === 'in'), contentType: name.toLowerCase() === 'content-type' }).toEqual({ name, keys: [], contentType: false });
+          for (const mediaType of Object.keys(response.content ?? {})) expect(mediaType).toMatch(/^[a-z]+\/[a-z0-9.+-]+(; ?[a-z]+=[^;]+)*$/);
           for (const media of Object.values((response.content ?? {}) as Record<string, { schema: object }>)) expect(() => validatorOf(media.schema)).not.toThrow();
           for (const header of Object.values((response.headers ?? {}) as Record<string, { schema: object }>)) expect(() => validatorOf(header.schema)).not.toThrow();
         }
