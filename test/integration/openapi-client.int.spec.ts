@@ -35,7 +35,7 @@ const P = '251248-1234';
 const OTHER = '010203-2345';
 const profile = { name: 'E', title: 'Dr', specialties: ['Cardiology'], location: { city: 'C', hospital: 'H' }, languages: ['da'], availability: 'available' as const };
 
-/** Three joined systems and two experts, put in the store before the hub starts (the uplink needs a broker). */
+/** Three joined systems, one joining, and two experts, put in the store before the hub starts (the uplink needs a broker). */
 const seedDirectory = async (config: Config): Promise<void> => {
   const container = buildContainer(config, pino({ level: 'silent' }));
   const store = container.get<EventStore>(TOKENS.EventStore);
@@ -47,6 +47,9 @@ const seedDirectory = async (config: Config): Promise<void> => {
     await directory.service.registerSystem({ systemId: s, name: s, area: s });
     await directory.uplink.handleUplink(up(s, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, `join-${s}`));
   }
+  // One still joining: two batches announced, none in yet.
+  await directory.service.registerSystem({ systemId: 'shenzhen', name: 'shenzhen', area: 'shenzhen' });
+  await directory.uplink.handleUplink(up('shenzhen', 'system.join.requested', { expectedBatches: 2, expectedExperts: 3 }, 'join-shenzhen'));
   await directory.uplink.handleUplink(up('chengdu', 'expert.registered', { localExpertId: 'li', profile }, 'li'));
   await directory.uplink.handleUplink(up('beijing', 'expert.registered', { localExpertId: 'wang', profile }, 'wang'));
   await directory.stop();
@@ -145,6 +148,7 @@ type Answer = Readonly<{ status: number; body: any; headers: Headers }>; // esli
 const call = async (route: string, url: string, options: Call = {}): Promise<Answer> => {
   const answer = await checked(route, await send(route, url, options));
   if (options.body !== undefined) requestChecked(route, options.body, answer);
+  queryChecked(route, url, answer);
   return answer;
 };
 /**
@@ -152,6 +156,22 @@ const call = async (route: string, url: string, options: Call = {}): Promise<Ans
  * (400 invalid_request naming a body field) is one it refuses: a client validating its requests against the
  * document neither holds back a request the hub takes nor sends one it refuses.
  */
+/** Each query parameter of a request the hub took (2xx) is declared, and its value one its schema takes. */
+const queryChecked = (route: string, url: string, answer: Answer): void => {
+  if (answer.status >= 300) return;
+  const [method = '', path = ''] = route.split(' ');
+  const declared = doc.paths[path][method.toLowerCase()].parameters as { in: string; name: string; schema: { type?: string } }[];
+  for (const [name, value] of new URL(url, hub.url).searchParams) {
+    const parameter = declared.find((p) => p.in === 'query' && p.name === name);
+    if (!parameter) {
+      mismatches.add(`${route} ${answer.status}: query parameter ${name} taken, not declared`);
+      continue;
+    }
+    const typed = parameter.schema.type === 'integer' || parameter.schema.type === 'number' ? Number(value) : value;
+    const validate = validatorOf(parameter.schema);
+    if (!validate(typed)) mismatches.add(`${route} ${answer.status}: query parameter ${name}=${value} taken, its schema refuses it: ${ajv.errorsText(validate.errors)}`);
+  }
+};
 const requestChecked = (route: string, body: unknown, answer: Answer): void => {
   const [method = '', path = ''] = route.split(' ');
   const schema = doc.paths[path][method.toLowerCase()].requestBody?.content?.['application/json']?.schema;
@@ -364,6 +384,7 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     expect((await call('POST /systems', '/systems', { token: xian, body: system })).status).toBe(403);
     expect((await call('GET /systems', '/systems', { token: xian })).status).toBe(200);
     expect((await call('GET /systems/{id}', '/systems/xian', { token: xian })).status).toBe(200);
+    expect((await call('GET /systems/{id}', '/systems/shenzhen', { token: xian })).body.join).toMatchObject({ expectedBatches: 2, expertsMissing: null });
     expect((await call('GET /systems/{id}', '/systems/nowhere', { token: xian })).status).toBe(404);
     expect((await call('GET /experts', '/experts', { token: xian })).body.items).toHaveLength(2);
     expect((await call('GET /experts/{id}', '/experts/chengdu:li', { token: xian })).status).toBe(200);
@@ -371,6 +392,8 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
 
     const jwk = (use: 'sig' | 'enc') => ({ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), use, alg: use === 'sig' ? 'ES256' : 'ECDH-ES+A256KW' });
     const keys = [jwk('sig'), jwk('sig'), jwk('enc')];
+    const withKeys = await call('POST /systems', '/systems', { token: operator, body: { id: 'odense', name: 'Odense', area: 'Syddanmark', keys: [jwk('sig'), jwk('enc')] } });
+    expect(withKeys.body.keys).toHaveLength(2);
     const registered = await call('POST /systems/{id}/keys', '/systems/xian/keys', { token: xian, body: { keys } });
     expect(registered.status).toBe(201);
     expect((await call('POST /systems/{id}/keys', '/systems/xian/keys', { token: xian, body: { keys: [keys[0]] } })).status).toBe(200);
@@ -402,6 +425,12 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     expect((await call('GET /consultations', '/consultations?system=xian&cursor=nonsense', { token: xian })).status).toBe(422);
     expect((await call('GET /stats/consultations-per-month', '/stats/consultations-per-month', { token: xian })).status).toBe(200);
     expect((await call('GET /stats/consultations-per-month', '/stats/consultations-per-month?from=2026-05&to=2026-01', { token: xian })).status).toBe(422);
+
+    // Offered to one expert, who declines: unassigned, no expert.
+    const unassigned = randomUUID();
+    expect((await call('POST /consultations', '/consultations', { token: xian, body: { ...request, consultationId: unassigned, candidates: ['chengdu:li'], attachments: [] } })).status).toBe(201);
+    expect((await call('POST /consultations/{id}/decline', `/consultations/${unassigned}/decline`, { token: chengdu, body: { expertId: 'chengdu:li' } })).body).toMatchObject({ status: 'unassigned', expertId: null });
+    expect((await call('POST /consultations/{id}/accept', `/consultations/${unassigned}/accept`, { token: chengdu, body: { expertId: 'chengdu:li' } })).status).toBe(409);
 
     const other = randomUUID();
     expect((await call('POST /consultations', '/consultations', { token: xian, body: { ...request, consultationId: other, attachments: [] } })).status).toBe(201);
@@ -445,7 +474,7 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     // The consultation with P's reading, erased with P: its texts null, its attachment no longer in the registry.
     const erasedCase = await call('GET /consultations/{id}', `/consultations/${id}`, { token: xian });
     expect(erasedCase.body).toMatchObject({ contentErased: true, clinicalQuestion: null, attachmentStatus: [{ status: null, currentVersion: null }] });
-    expect((await call('GET /consultations', '/consultations?system=xian', { token: xian })).body.items).toHaveLength(2);
+    expect((await call('GET /consultations', '/consultations?system=xian', { token: xian })).body.items).toHaveLength(3);
   });
 
   it('every operation, refused alike: no credentials, a body it cannot read, one too large, and a flood', async () => {
