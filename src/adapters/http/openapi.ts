@@ -129,8 +129,8 @@ const problemResponses = (codes: readonly ProblemCode[]): Record<string, Json> =
     out[String(status)] = {
       description: group.map((c) => `${c}: ${PROBLEM_TYPES[c][1]}`).join('\n'),
       content: { 'application/problem+json': { schema: problemSchemaOf(group) } },
-      ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'seconds' } } } : {}),
-      ...(status === 401 ? { headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } } : {}),
+      ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { required: true, schema: { type: 'integer', minimum: 0 }, description: 'seconds' } } } : {}),
+      ...(status === 401 ? { headers: { 'WWW-Authenticate': { required: true, schema: { type: 'string' } } } } : {}),
     };
   }
   return out;
@@ -151,17 +151,27 @@ const answerSchema = (s: z.ZodType): Json => {
   return name ? { $ref: `#/components/schemas/${name}` } : withoutMeta(responseSchema(s));
 };
 
+/** Statuses that answers made before routing have (server.ts: frameworkErrors, clientErrorHandler, the body timer). */
+const BEFORE_ROUTING: ReadonlySet<string> = new Set(['400', '408', '417', '431']);
+
 const operation = (key: string, op: Operation): Json => {
   const isPublic = op.access === 'public';
   const hasBody = op.body !== undefined || op.xmlBody !== undefined;
   // Every operation: a request the hub cannot take as sent (no Host, two of them, a bad escape) is invalid_request, and
   // a body is read, checked and refused alike where the operation takes none (malformed JSON, too large, a charset or
-  // Content-Encoding the hub does not read): a fuzzer found these answered where the document listed none.
+  // Content-Encoding the hub does not read): a fuzzer found these answered where the document listed none. So are a
+  // request that does not arrive whole in time (408), headers or a URL over Node's limit (431), an Expect other than
+  // 100-continue (417), all answered before any route is chosen, and a request that arrives while the hub shuts down
+  // (503 service_unavailable): a client validating answers against this document met them unlisted.
   const codes: ProblemCode[] = [
     'invalid_request',
     'malformed_json',
+    'request_timeout',
     'body_too_large',
     'unsupported_media_type',
+    'expectation_failed',
+    'request_header_too_large',
+    'service_unavailable',
     ...(isPublic ? [] : (['unauthenticated', 'forbidden', 'rate_limited'] as const)),
     ...(op.problems ?? []),
   ];
@@ -170,16 +180,19 @@ const operation = (key: string, op: Operation): Json => {
   if (op.xmlBody) content['application/xml'] = { schema: { type: 'string', description: op.xmlBody } };
   // A deprecated route (deprecated-routes.ts): so marked, and its answers' Deprecation and Link fields described.
   const deprecation = DEPRECATED_ROUTES[key];
-  const deprecationHeaders = deprecation
-    ? {
-        Deprecation: { schema: { type: 'string', const: deprecationHeader(deprecation) }, description: 'RFC 9745: deprecated since this time (@ and Unix seconds)' },
-        Link: { schema: { type: 'string', const: deprecationLink(deprecation) }, description: `The successor, ${deprecation.successor} (rel successor-version), and this document (rel deprecation)` },
-      }
-    : {};
+  // Required, but on the answers made before a route is chosen (a URL with a malformed escape, a request not whole in
+  // time, an Expect refused, headers too large), which cannot tell which route was meant.
+  const deprecationHeaders = (status: string): Record<string, Json> =>
+    deprecation
+      ? {
+          Deprecation: { required: !BEFORE_ROUTING.has(status), schema: { type: 'string', const: deprecationHeader(deprecation) }, description: 'RFC 9745: deprecated since this time (@ and Unix seconds)' },
+          Link: { required: !BEFORE_ROUTING.has(status), schema: { type: 'string', const: deprecationLink(deprecation) }, description: `The successor, ${deprecation.successor} (rel successor-version), and this document (rel deprecation)` },
+        }
+      : {};
   const responses: Record<string, Json> = {};
   for (const [status, answer] of Object.entries(op.ok)) {
     const schema = answer.schema ? answerSchema(answer.schema) : answer.rawSchema;
-    const headers = { ...answer.headers, ...deprecationHeaders };
+    const headers = { ...answer.headers, ...deprecationHeaders(status) };
     responses[status] = {
       description: answer.description,
       ...(Object.keys(headers).length > 0 ? { headers } : {}),
@@ -191,7 +204,7 @@ const operation = (key: string, op: Operation): Json => {
   if (deprecation) {
     for (const [status, response] of Object.entries(responses)) {
       const { headers, ...rest } = response as { headers?: Json };
-      responses[status] = { ...rest, headers: { ...(headers ?? {}), ...deprecationHeaders } };
+      responses[status] = { ...rest, headers: { ...(headers ?? {}), ...deprecationHeaders(status) } };
     }
   }
   return {
@@ -207,7 +220,16 @@ const operation = (key: string, op: Operation): Json => {
   };
 };
 
-const location = { Location: { schema: { type: 'string' }, description: 'The resource' } };
+const location = { Location: { required: true, schema: { type: 'string' }, description: 'The resource' } };
+/** GET /documents/{uniqueId}: what a client reads of a document besides its bytes (server.ts). */
+const documentHeaders = {
+  'X-Document-Status': { required: true, schema: { type: 'string', enum: ['Approved', 'Deprecated'] }, description: 'Approved: current (in queries); Deprecated: replaced by a correction' },
+  ETag: { required: true, schema: { type: 'string' }, description: "The document's SHA-256, quoted" },
+  Link: {
+    schema: { type: 'string' },
+    description: 'The successor (rel="successor-version", only when Deprecated) and the predecessor (rel="predecessor-version", when it corrected one); absent when neither',
+  },
+};
 
 /**
  * Where a receiving system's integrators look: HL7 reads a time without an offset as the sender's local time, the hub
@@ -272,6 +294,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
           'Link: successor-version (only when Deprecated: a document mid-correction is Approved, without one) / predecessor-version; ETag: its hash',
         mediaType: 'application/xml',
         rawSchema: { type: 'string' },
+        headers: documentHeaders,
       },
     },
     problems: ['document_not_found', 'document_content_missing', 'audit_unavailable'],
@@ -701,15 +724,15 @@ const build = (): Json => {
         ...problemsWithMembersSchemas(),
         Problem: {
           type: 'object',
-          required: ['type', 'title', 'status', 'code'],
+          required: ['type', 'title', 'status', 'detail', 'code'],
           properties: {
-            type: { type: 'string', description: 'A URI reference: /problems/{code}' },
+            type: { type: 'string', format: 'uri-reference', description: 'A URI reference: /problems/{code}' },
             title: { type: 'string' },
             status: { type: 'integer' },
             detail: { type: 'string' },
             instance: { type: 'string' },
             code: { type: 'string', enum: Object.keys(PROBLEM_TYPES) },
-            errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+            errors: { type: 'array', items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } } },
           },
         },
       },

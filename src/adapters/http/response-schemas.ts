@@ -6,7 +6,8 @@ import { ExpertProfileSchema } from '../messaging/messages';
  * integration tests check live answers against them (test/integration/openapi.int.spec.ts), so the document
  * cannot promise a shape the routes do not give. The request schemas are the ones the routes validate with.
  */
-const instant = z.string().describe('ISO-8601 date-time');
+/** An instant as the hub writes it (toISOString, luxon's toISO): `format: date-time` (RFC 3339) in the document, for generated clients' date types. */
+export const instant = z.iso.datetime({ offset: true }).describe('ISO-8601 date-time');
 
 type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 /** What a route's answer-building function returns for `schema`, so the compiler holds it to the schema too. */
@@ -205,7 +206,7 @@ const AuditEvent = z.object({
   prevHash: z.string(),
   hash: z.string(),
 });
-const Days = z.object({ from: z.string(), to: z.string() }).describe('UTC days, inclusive');
+const Days = z.object({ from: z.iso.date(), to: z.iso.date() }).describe('UTC days, inclusive');
 export const AuditEvents = z.object({
   patientKey: z.string().optional(),
   user: z.string().optional(),

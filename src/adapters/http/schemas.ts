@@ -4,6 +4,7 @@ import { ValidationError } from '../../domain/shared/errors';
 import { hasOffsetDateTimeForm, OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MAX_LENGTH, offsetDateTimeMillis } from '../../domain/shared/iso-instant';
 import { IDEMPOTENCY_KEY_FORM, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { issueMessage, issuePath } from '../validation/zod-issues';
+import { instant } from './response-schemas';
 
 /**
  * The shapes the HTTP API accepts. zod checks shape and types here at the edge (400 invalid_request); the
@@ -92,11 +93,11 @@ export const ObservationSearchBody = z
 export const DocumentParams = z.object({ uniqueId: z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an OID').max(64) }).strict();
 
 const Quantity = z.object({ value: z.number(), unit: z.literal('mmHg') });
-export const ObservationView = z.object({ uniqueId: z.string(), measuredAt: z.string(), systolic: Quantity, diastolic: Quantity });
+export const ObservationView = z.object({ uniqueId: z.string(), measuredAt: instant, systolic: Quantity, diastolic: Quantity });
 export const StoredResponse = z.object({
   uniqueId: z.string(),
   observationId: z.string().nullable(),
-  measuredAt: z.string(),
+  measuredAt: instant,
   document: z.string(),
   currentUniqueId: z
     .string()
@@ -104,10 +105,10 @@ export const StoredResponse = z.object({
     .describe('Only on a repeat (200) of a reading corrected since: the uniqueId of the document that holds it now (the end of its corrections); uniqueId is the replaced one'),
 });
 export const ObservationsResponse = z.object({
-  from: z.string(),
-  to: z.string(),
+  from: instant,
+  to: instant,
   bounds: z.literal('[from,to)'),
-  count: z.number(),
+  count: z.number().int(),
   observations: z.array(ObservationView),
 });
 export const CorrectionResponse = z.object({ uniqueId: z.string(), replaces: z.string(), document: z.string() });
