@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A high-availability ActiveMQ cluster for development and fault tests, inside a network namespace of its own.
 #
-#   cluster.sh up                 create the namespace, start groups g1 and g2 (nodes g1a g1b g2a g2b), wait for
-#                                 one master per group
+#   cluster.sh up                 create the namespace, start groups g1 and g2 (nodes g1a g1b g2a g2b): the first
+#                                 node of each group first, as its master, then the others, as waiting slaves
 #   cluster.sh down               stop every JVM (TERM, KILL after a grace), delete the namespace and the state dir
 #   cluster.sh status             one line per node: name pid role(master|slave|down) amqp port
 #   cluster.sh kill-master GROUP  kill -9 the master of GROUP (g1, g2, ...), restart the killed node as the new
@@ -265,17 +265,37 @@ wait_master() {
   echo "$m"
 }
 
+# A node that has started and waits for its group's lock (ActiveMQ's SharedFileLocker says so in its log).
+wait_slave() {
+  local n="$1" timeout="$2" t0=$SECONDS
+  until grep -q 'is locked by another server' "$dir/nodes/$n/node.out" 2>/dev/null; do
+    node_alive "$n" || { echo "cluster: node $n died while starting" >&2; return 1; }
+    if (( SECONDS - t0 > timeout )); then echo "cluster: $n not waiting for its group's lock after ${timeout}s" >&2; return 1; fi
+    sleep 0.05
+  done
+}
+
 up() {
   create_ns
   mkdir -p "$dir/nodes" "$dir/groups"
   AMQ_HOME_CACHED="$(activemq_home)"; export AMQ_HOME_CACHED
-  local t0 n
+  local t0 n g seen=" " firsts=() rest=()
   t0=$(now_ms)
-  for n in ${RTS_HA_NODES:-g1a g1b g2a g2b}; do mkdir -p "$dir/nodes/$n"; start_node "$n"; sleep 0.3; done
-  for g in $(for n in ${RTS_HA_NODES:-g1a g1b g2a g2b}; do node_group "$n"; done | sort -u); do
+  # The first node named of each group starts alone and takes the group's lock before the others start, so it is
+  # the master: started together, on a loaded machine the second JVM sometimes won the lock, and the tests (and an
+  # operator reading `status`) expect g1a to be g1's master after `up`.
+  for n in ${RTS_HA_NODES:-g1a g1b g2a g2b}; do
+    g="$(node_group "$n")"
+    if [[ "$seen" == *" $g "* ]]; then rest+=("$n"); else firsts+=("$n"); seen+="$g "; fi
+  done
+  for n in "${firsts[@]}"; do mkdir -p "$dir/nodes/$n"; start_node "$n"; sleep 0.3; done
+  for g in $(for n in "${firsts[@]}"; do node_group "$n"; done); do
     n="$(wait_master "$g" "$start_timeout")" || { status >&2; exit 1; }
     echo "group $g: master $n"
   done
+  for n in "${rest[@]}"; do mkdir -p "$dir/nodes/$n"; start_node "$n"; sleep 0.3; done
+  # And they wait for the lock (a kill of the master right after `up` is taken over as before, not by a JVM still booting).
+  for n in "${rest[@]}"; do wait_slave "$n" "$start_timeout" || { status >&2; exit 1; }; done
   echo "cluster: up in $(( $(now_ms) - t0 )) ms (namespace $ns, state $dir, discovery $maddr:$mport group $group${tls_keystore:+, AMQP over TLS only}${users_file:+, broker accounts})"
 }
 
