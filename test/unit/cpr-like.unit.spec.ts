@@ -198,6 +198,16 @@ describe('redactCprDigits: each number holding a CPR number replaced as a whole,
     expect(redactCprDigits('/c/00000000-0000-4000-0000-002512481234/r', R)).toBe(`/c/${R}/r`);
     expect(redactCprDigits('/c/abcdefab-cdef-4abc-0abc-ab2512481234/r', R)).toBe(`/c/abcdefab-cdef-4abc-0abc-ab${R}/r`);
   });
+
+  it('redacts until nothing more goes, so a redacted text redacted again is unchanged (found by cpr-like-property)', () => {
+    // The UUID is glued to the digits before it, so it is text, and 320148-1234 only the end of a 41-digit number. Once
+    // those digits are redacted the UUID stands whole and 320148-1234 alone: a mistyped CPR number, which wholeAnyDate takes.
+    const text = '251248-1234a0000000-0000-1000-8000-000000000000-320148-1234';
+    const once = redactCprDigits(text, R, { wholeAnyDate: true });
+    expect(once).toBe(`${R}a0000000-0000-1000-8000-000000000000-${R}`);
+    expect(redactCprDigits(once, R, { wholeAnyDate: true })).toBe(once);
+    expect(redactCprDigits(text, R)).toBe(`${R}a0000000-0000-1000-8000-000000000000-320148-1234`); // a real date is still needed without it
+  });
 });
 
 describe("a problem's instance (problemInstance): decoded as UTF-8, then redacted", () => {

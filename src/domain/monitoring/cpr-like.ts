@@ -166,6 +166,23 @@ export const mayHoldCprDigits = (text: string): boolean => anyNumberHoldsCpr(tex
  * long runs).
  */
 export const redactCprDigits = (text: string, replacement: string, options: Readonly<{ wholeAnyDate?: boolean }> = {}): string => {
+  // Until nothing more goes: a redaction can make what is left read otherwise. In 251248-1234a0000000-...-320148-1234
+  // the UUID is glued to the digits before it, so it is text and 320148-1234 only the end of a long number; once those
+  // digits are [redacted], the UUID stands whole (one of the hub's ids, not looked into) and 320148-1234 alone, which
+  // wholeAnyDate takes. Each pass that changes the text takes at least one number away, so this ends.
+  let out = redactOnce(text, replacement, options);
+  for (let pass = 0; pass < MAX_REDACTION_PASSES; pass++) {
+    const again = redactOnce(out, replacement, options);
+    if (again === out) return out;
+    out = again;
+  }
+  return out;
+};
+
+/** Enough for any text a caller sends (a pass takes a number away); a bound in case the replacement holds digits. */
+const MAX_REDACTION_PASSES = 8;
+
+const redactOnce = (text: string, replacement: string, options: Readonly<{ wholeAnyDate?: boolean }>): string => {
   if (!hasTenDigits(text)) return text;
   const spans: [number, number][] = [];
   for (const m of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(m[0], 'window', options.wholeAnyDate)) spans.push([m.index, m.index + m[0].length]);
