@@ -92,7 +92,7 @@ render() {
                            http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName="$n" dataDirectory="$d"
           persistent="true" useJmx="false" schedulerSupport="false">
-$security
+$(plugins_xml "$security")
 $ssl
     <persistenceAdapter>
       <!-- Default journal sync (every write fsynced before the broker settles the transfer as accepted). -->

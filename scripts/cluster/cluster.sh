@@ -138,7 +138,7 @@ render() {
   <!-- brokerName is the group's: master and slave are the same broker to the network. -->
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName="$g" dataDirectory="$data"
           persistent="true" useJmx="false" schedulerSupport="false" advisorySupport="true">
-$security
+$(plugins_xml "$security")
     <destinationPolicy>
       <policyMap>
         <policyEntries>
