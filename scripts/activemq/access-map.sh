@@ -5,7 +5,7 @@
 xml_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"$1"; }
 
 # The broker's <plugins> (argument 1: what access_map rendered, or nothing): the statistics plugin, which answers the
-# hub's reading of the dead letter queue's depth (rts_dead_letters, docs/messaging.md "Dead letter queue depth"),
+# hub's reading of the dead letter queue's depth (rts_dead_letters, README "The depth of the dead letter queue"),
 # unless RTS_BROKER_STATISTICS=off. Listed first, so it is the innermost: a request passes the access map before it
 # (only a hub account may send to ActiveMQ.Statistics.Destination.*, as to any queue not named in the map).
 plugins_xml() {

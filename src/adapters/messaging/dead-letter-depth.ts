@@ -224,7 +224,7 @@ export class DeadLetterDepthMonitor {
         this.warned = reason;
         this.deps.logger?.warn(
           { queue: this.deps.queue, reason, err: (error as Error).message },
-          'the depth of the dead letter queue cannot be read from the broker: rts_dead_letters is not reported (README: "Dead letter queue depth")',
+          'the depth of the dead letter queue cannot be read from the broker: rts_dead_letters is not reported (README: "The depth of the dead letter queue")',
         );
       }
     }
