@@ -340,7 +340,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       (stopping ??= (async () => {
         stopped = true;
         wakeRetry?.();
-        await depth.stop();
+        depth.stop();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
         // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the

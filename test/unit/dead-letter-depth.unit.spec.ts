@@ -97,7 +97,7 @@ describe('DeadLetterDepthMonitor', () => {
     expect(t.sampleLine()).toBe('rts_dead_letters 42');
     expect(t.metrics.render()).toContain('rts_dead_letters_read_timestamp_seconds 1800000000');
     expect(t.readings('ok')).toBe(1);
-    await t.monitor.stop();
+    t.monitor.stop();
   });
 
   it('a broker that does not answer (no statistics plugin): no sample and one warning, however many readings; one info line when it answers', async () => {
@@ -114,7 +114,7 @@ describe('DeadLetterDepthMonitor', () => {
     await t.answer(7);
     expect(t.sampleLine()).toBe('rts_dead_letters 7');
     expect(t.lines.map((l) => l.level)).toEqual(['warn', 'info']);
-    await t.monitor.stop();
+    t.monitor.stop();
   });
 
   it('a figure once read is dropped when the reading fails, not kept', async () => {
@@ -126,7 +126,7 @@ describe('DeadLetterDepthMonitor', () => {
     expect(t.sampleLine()).toBeUndefined();
     expect(t.metrics.render()).toContain('rts_dead_letters_read_timestamp_seconds 1800000000');
     expect(t.lines).toHaveLength(1);
-    await t.monitor.stop();
+    t.monitor.stop();
   });
 
   it('a lost connection drops the figure at once and logs nothing; after the failover the new broker is read', async () => {
@@ -141,7 +141,7 @@ describe('DeadLetterDepthMonitor', () => {
     await t.answer(9);
     expect(t.sampleLine()).toBe('rts_dead_letters 9');
     expect(t.lines).toEqual([]);
-    await t.monitor.stop();
+    t.monitor.stop();
   });
 
   it('a reading begun before a failover is not shown, even when its answer comes after; the new broker is read after it', async () => {
@@ -162,6 +162,20 @@ describe('DeadLetterDepthMonitor', () => {
     t.pending.shift()!.resolve(11);
     await next;
     expect(t.sampleLine()).toBe('rts_dead_letters 11');
-    await t.monitor.stop();
+    t.monitor.stop();
+  });
+
+  it('stops without waiting for a reading under way, which then shows nothing', async () => {
+    const t = setup();
+    t.connection.connected = true;
+    t.monitor.start();
+    const reading = t.monitor.readNow();
+    t.monitor.stop();
+    t.pending.shift()!.resolve(5);
+    await reading;
+    expect(t.sampleLine()).toBeUndefined();
+    expect(t.readings('ok')).toBe(0);
+    t.connection.up();
+    expect(t.pending).toHaveLength(0);
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { EventContext, Message, Receiver, Sender } from 'rhea';
+import type { EventContext, Message, Sender } from 'rhea';
 import { endLink, type AmqpConnection } from '../amqp/connection';
 
 /**
@@ -65,7 +65,6 @@ export class AmqpDeadLetterDepthReader {
     const queue = this.options.queue;
     const correlationId = randomUUID();
     return new Promise<number>((resolve, reject) => {
-      let receiver: Receiver | undefined;
       let sender: Sender | undefined;
       let size = 0;
       let done = false;
@@ -76,7 +75,7 @@ export class AmqpDeadLetterDepthReader {
         this.connection.off('disconnected', onLost);
         const connected = this.connection.isConnected();
         if (sender) endLink(sender, connected);
-        if (receiver) endLink(receiver, connected);
+        endLink(receiver, connected, session);
         if ('error' in outcome) reject(outcome.error);
         else resolve(outcome.size);
       };
@@ -90,7 +89,11 @@ export class AmqpDeadLetterDepthReader {
         const e = (context.receiver ?? context.sender)?.error as { condition?: string; description?: string } | undefined;
         end({ error: new DepthUnknownError('refused', `the broker refused the statistics ${what}: ${[e?.condition, e?.description].filter(Boolean).join(': ') || 'no reason given'}`) });
       };
-      receiver = this.connection.openReceiver({ source: { dynamic: true } as never, autoaccept: true, credit_window: 10 });
+      // On a session of its own, ended with the reading (as the dead letter browse does): nothing of a reading stays
+      // on the session the uplink consumer and the senders share, whatever the broker does to its links.
+      const session = this.connection.raw.create_session();
+      session.begin();
+      const receiver = session.open_receiver({ source: { dynamic: true } as never, autoaccept: true, credit_window: 10 });
       receiver.on('receiver_error', refused('reply queue'));
       receiver.on('message', (context: EventContext) => {
         const message = context.message;
@@ -106,7 +109,7 @@ export class AmqpDeadLetterDepthReader {
           end({ error: new DepthUnknownError('refused', 'the broker gave the reply queue no address') });
           return;
         }
-        sender = this.connection.openSender({ target: { address: `${STATISTICS_DESTINATION_PREFIX}${queue}` }, autosettle: true });
+        sender = session.open_sender({ target: { address: `${STATISTICS_DESTINATION_PREFIX}${queue}` }, autosettle: true });
         sender.on('sender_error', refused('request'));
         sender.on('rejected', () => end({ error: new DepthUnknownError('refused', 'the broker rejected the statistics request') }));
         sender.once('sendable', () => {
@@ -173,12 +176,15 @@ export class DeadLetterDepthMonitor {
     void this.tick();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops reading. A reading under way is not waited for (one a broker does not answer takes its 5 s timeout; a hub
+   * that stops closes the connection, which ends it at once) and shows nothing when it ends.
+   */
+  stop(): void {
     this.running = false;
     clearTimeout(this.timer);
     this.deps.connection.off('connected', this.onConnected);
     this.deps.connection.off('disconnected', this.onDisconnected);
-    await this.reading?.catch(() => undefined);
   }
 
   /** One reading now (or the one under way on this connection: one begun on a lost one is followed by a new one). */
@@ -215,23 +221,25 @@ export class DeadLetterDepthMonitor {
   private async readOnce(): Promise<DepthSample> {
     const generation = this.generation;
     let sample: DepthSample;
+    let detail = '';
     try {
       sample = { depth: await this.deps.read(), at: this.now() };
     } catch (error) {
-      const reason = error instanceof DepthUnknownError ? error.reason : 'unexpected_reply';
-      sample = { depth: null, reason };
-      if (reason !== 'not_connected' && reason !== 'connection_lost' && this.warned !== reason) {
-        this.warned = reason;
-        this.deps.logger?.warn(
-          { queue: this.deps.queue, reason, err: (error as Error).message },
-          'the depth of the dead letter queue cannot be read from the broker: rts_dead_letters is not reported (README: "The depth of the dead letter queue")',
-        );
-      }
+      sample = { depth: null, reason: error instanceof DepthUnknownError ? error.reason : 'unexpected_reply' };
+      detail = (error as Error).message;
     }
+    if (!this.running) return sample;
+    // Begun on a connection lost since: whatever it says is the old broker's.
     if (generation !== this.generation) sample = { depth: null, reason: 'connection_lost' };
     if (sample.depth !== null && this.warned !== null) {
       this.warned = null;
       this.deps.logger?.info({ queue: this.deps.queue }, 'the depth of the dead letter queue is read from the broker again');
+    } else if (sample.depth === null && sample.reason !== 'not_connected' && sample.reason !== 'connection_lost' && this.warned !== sample.reason) {
+      this.warned = sample.reason;
+      this.deps.logger?.warn(
+        { queue: this.deps.queue, reason: sample.reason, err: detail },
+        'the depth of the dead letter queue cannot be read from the broker: rts_dead_letters is not reported (README: "The depth of the dead letter queue")',
+      );
     }
     this.deps.onSample(sample);
     return sample;
