@@ -67,6 +67,7 @@ export class AmqpDeadLetterDepthReader {
     return new Promise<number>((resolve, reject) => {
       let sender: Sender | undefined;
       let size = 0;
+      let sized = false;
       let done = false;
       const end = (outcome: { size: number } | { error: DepthUnknownError }) => {
         if (done) return;
@@ -80,8 +81,10 @@ export class AmqpDeadLetterDepthReader {
         else resolve(outcome.size);
       };
       const onLost = () => end({ error: new DepthUnknownError('connection_lost', 'the connection to the message broker was lost during the reading') });
+      // A broker that sent the queue's figure but no end of the list (an older plugin without the end-of-list property).
       const timer = setTimeout(
-        () => end({ error: new DepthUnknownError('no_answer', `the broker did not answer the statistics request within ${this.timeoutMs} ms (is its statisticsBrokerPlugin enabled?)`) }),
+        () =>
+          end(sized ? { size } : { error: new DepthUnknownError('no_answer', `the broker did not answer the statistics request within ${this.timeoutMs} ms (is its statisticsBrokerPlugin enabled?)`) }),
         this.timeoutMs,
       );
       this.connection.once('disconnected', onLost);
@@ -99,7 +102,10 @@ export class AmqpDeadLetterDepthReader {
         const message = context.message;
         if (!message || (message.correlation_id !== undefined && message.correlation_id !== correlationId)) return;
         const reply = parseStatisticsReply(message, queue);
-        if (reply.kind === 'size') size = reply.size;
+        if (reply.kind === 'size') {
+          size = reply.size;
+          sized = true;
+        }
         else if (reply.kind === 'end') end({ size });
         else end({ error: new DepthUnknownError('unexpected_reply', 'the statistics reply was not a map with the dead letter queue and its size') });
       });
