@@ -4,8 +4,23 @@
 
 xml_escape() { sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"$1"; }
 
-# The <plugins> of a users file (argument 1; argument 2 names its setting in errors): who may log in, and the RTS
-# access map (see broker.sh's header).
+# The broker's <plugins> (argument 1: what access_map rendered, or nothing): the statistics plugin, which answers the
+# hub's reading of the dead letter queue's depth (rts_dead_letters, README "The depth of the dead letter queue"),
+# unless RTS_BROKER_STATISTICS=off. Listed first, so it is the innermost: a request passes the access map before it
+# (only a hub account may send to ActiveMQ.Statistics.Destination.*, as to any queue not named in the map).
+plugins_xml() {
+  local statistics=""
+  case "${RTS_BROKER_STATISTICS:-on}" in
+    on) statistics="      <statisticsBrokerPlugin/>"$'\n' ;;
+    off) ;;
+    *) echo "${script_name:-broker}: RTS_BROKER_STATISTICS is on or off" >&2; exit 2 ;;
+  esac
+  [[ -n "$statistics$1" ]] || return 0
+  printf '    <plugins>\n%s%s    </plugins>\n' "$statistics" "$1"
+}
+
+# The authentication and authorization plugins of a users file (argument 1; argument 2 names its setting in errors):
+# who may log in, and the RTS access map (see broker.sh's header). The elements only: plugins_xml wraps them.
 access_map() {
   local file="$1" setting="${2:-RTS_BROKER_USERS_FILE}" name password role users="" entries="" line=0
   [[ -r "$file" ]] || { echo "${script_name:-broker}: $setting $file cannot be read" >&2; exit 2; }
@@ -23,7 +38,6 @@ access_map() {
   done <"$file"
   [[ -n "$users" ]] || { echo "${script_name:-broker}: $file names no user" >&2; exit 2; }
   cat <<XML
-    <plugins>
       <simpleAuthenticationPlugin anonymousAccessAllowed="false">
         <users>
 $users        </users>
@@ -42,7 +56,6 @@ $entries              <authorizationEntry topic=">" read="rts-hubs" write="rts-h
           </authorizationMap>
         </map>
       </authorizationPlugin>
-    </plugins>
 XML
 }
 

@@ -187,6 +187,8 @@ const messagingSettings = {
   RTS_UPLINK_RETRY_DELAY_MS: wholeNumberSetting(0, 5000).optional(),
   /** A downlink publisher behind the store whose checkpoint has not moved for this long: /health `downlink: "stalled"`. */
   RTS_DOWNLINK_STALL_AFTER_MS: wholeNumberSetting(10_000, 3_600_000).optional(),
+  /** How often the dead letter queue's depth is read from the broker (rts_dead_letters). */
+  RTS_DEAD_LETTER_DEPTH_EVERY_MS: wholeNumberSetting(1_000, 600_000).optional(),
 };
 
 type MessagingSettings = Partial<Record<'RTS_BROKER_USERNAME' | 'RTS_BROKER_PASSWORD' | 'RTS_BROKER_TLS_CERT' | 'RTS_BROKER_TLS_KEY', string | undefined>>;
@@ -323,6 +325,7 @@ export type MessagingConfig = Readonly<{
   uplinkPrefetch: number;
   uplinkRetryDelayMs: number;
   downlinkStallAfterMs: number;
+  deadLetterDepthEveryMs: number;
 }>;
 
 export const DEFAULT_UPLINK_QUEUE = 'rts.uplink';
@@ -363,6 +366,8 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
     // A minute: a page of the publisher's events (200) goes out in seconds, even to a slow broker; a hub cut off
     // from its broker shows as disconnected first.
     downlinkStallAfterMs: config.RTS_DOWNLINK_STALL_AFTER_MS ?? DEFAULT_STALL_AFTER_MS,
+    // 15 s: one Prometheus scrape interval; a reading is one small request and reply whatever the depth.
+    deadLetterDepthEveryMs: config.RTS_DEAD_LETTER_DEPTH_EVERY_MS ?? 15_000,
   };
 };
 

@@ -13,13 +13,14 @@ import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
 import { createUplinkConsumer, deadLetterIdOf, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
+import { AmqpDeadLetterDepthReader, DeadLetterDepthMonitor } from '../adapters/messaging/dead-letter-depth';
 import { AmqpRefusalNotices } from '../adapters/messaging/refusal-notices';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { FATAL_CLOSE_RETRY_MS, REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
-import { downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
+import { deadLetterDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
 import { DownlinkLagMonitor, countingSends } from '../application/downlink/downlink-lag';
 import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
@@ -315,6 +316,17 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     ids: deps.ids,
     replayTargets: hubReplayTargets({ uplinkQueue: messaging.uplinkQueue, systems: deps.directory.readModel, catchUp: () => deps.directory.projector.catchUp() }),
   });
+  // rts_dead_letters: the queue's depth from the broker now connected (its statistics plugin), in every hub process.
+  const depthReader = new AmqpDeadLetterDepthReader(connection, { queue: messaging.deadLetterQueue });
+  const depth = new DeadLetterDepthMonitor({
+    read: () => depthReader.read(),
+    connection,
+    everyMs: messaging.deadLetterDepthEveryMs,
+    onSample: deadLetterDepthRecorder(deps.metrics),
+    logger: log,
+    queue: messaging.deadLetterQueue,
+  });
+  depth.start();
 
   let stopping: Promise<void> | null = null;
   return {
@@ -328,6 +340,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       (stopping ??= (async () => {
         stopped = true;
         wakeRetry?.();
+        depth.stop();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
         // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the

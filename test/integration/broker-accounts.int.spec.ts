@@ -8,6 +8,8 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AmqpConnection } from '../../src/adapters/amqp/connection';
 import { DurableSender } from '../../src/adapters/amqp/durable-sender';
+import { AmqpDeadLetterDepthReader, DepthUnknownError } from '../../src/adapters/messaging/dead-letter-depth';
+import { AmqpDeadLetterQueue } from '../../src/adapters/messaging/dead-letters';
 import { AmqpLoginRefusedError, RtsClient } from '../../src/sdk';
 import { startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
 import { directoryRoundTrip, failureOf, freePort, getJson, postJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
@@ -61,6 +63,31 @@ describe('a broker with accounts and the RTS access map', () => {
     const refusal = await failureOf(impostor.subscribe({ onExpertUpserted: async () => undefined }));
     expect(refusal).toBeInstanceOf(Error);
     expect(refusal!.message).toMatch(/not authorized to read from: queue:\/\/rts\.downlink\.mianyang/);
+  });
+
+  // The statistics plugin (the hub's rts_dead_letters) comes before the access map, so only a hub account may ask for
+  // a queue's depth: a system would otherwise learn the sizes of every queue, other systems' downlink queues included.
+  it("answers a hub account's reading of the dead letter queue's depth, and refuses a system's", async () => {
+    const open = (user: BrokerUser) => AmqpConnection.open({ endpoints: [{ host: '127.0.0.1', port: broker.amqpPort }], sasl: { mechanism: 'plain', username: user.name, password: user.password } });
+    const asHub = open(HUB);
+    const asChengdu = open(CHENGDU);
+    const sender = new DurableSender(asHub);
+    try {
+      await asHub.waitConnected();
+      await asChengdu.waitConnected();
+      await sender.sendRaw('rts.dlq', { body: 'a dead letter', durable: true });
+      const browsed = await new AmqpDeadLetterQueue(asHub, sender, { queue: 'rts.dlq' }).browse(1000);
+      expect(browsed.length).toBeGreaterThan(0);
+      expect(await new AmqpDeadLetterDepthReader(asHub, { queue: 'rts.dlq' }).read()).toBe(browsed.length);
+      const refused = await failureOf(new AmqpDeadLetterDepthReader(asChengdu, { queue: 'rts.dlq' }).read());
+      expect(refused).toBeInstanceOf(DepthUnknownError);
+      expect((refused as DepthUnknownError).reason).toBe('refused');
+      expect(refused!.message).toMatch(/not authorized to write to: queue:\/\/ActiveMQ\.Statistics\.Destination\.rts\.dlq/);
+    } finally {
+      await sender.close();
+      await asHub.close();
+      await asChengdu.close();
+    }
   });
 
   // A system's account may send to rts.dlq (client-side dead-lettering), so the x-dlq-* properties are whatever that

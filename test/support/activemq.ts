@@ -42,6 +42,8 @@ export interface StartBrokerOptions {
    * `truststore` (clientCertificates), only clients with one of its certificates get in; the probe shows `probe`'s.
    */
   tls?: Readonly<{ keystore: string; password: string; caPem: string; truststore?: Readonly<{ file: string; password: string; probe: ClientCertificate }> }>;
+  /** false: a broker without the statistics plugin (broker.sh RTS_BROKER_STATISTICS=off), as an operator's may be. */
+  statistics?: boolean;
 }
 
 /** A broker account: a hub (may do anything), or a connected system whose systemId is its name. */
@@ -164,6 +166,7 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       RTS_BROKER_HEAP: o.heap ?? '256m',
       RTS_BROKER_NAME: o.brokerName ?? 'rts-test',
       ...(o.users ? { RTS_BROKER_USERS_FILE: usersFile } : {}),
+      RTS_BROKER_STATISTICS: o.statistics === false ? 'off' : 'on',
       ...(o.tls ? { RTS_BROKER_TLS_KEYSTORE: o.tls.keystore, RTS_BROKER_TLS_KEYSTORE_PASSWORD: o.tls.password } : {}),
       ...(o.tls?.truststore ? { RTS_BROKER_TLS_TRUSTSTORE: o.tls.truststore.file, RTS_BROKER_TLS_TRUSTSTORE_PASSWORD: o.tls.truststore.password } : {}),
     },

@@ -96,11 +96,13 @@ describe('messaging configuration', () => {
       uplinkPrefetch: 200,
       uplinkRetryDelayMs: 250,
       downlinkStallAfterMs: 60_000,
+      deadLetterDepthEveryMs: 15_000,
     });
     const m = messagingConfig(
-      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up', RTS_UPLINK_RETRY_DELAY_MS: '0', RTS_DOWNLINK_STALL_AFTER_MS: '300000' }),
+      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up', RTS_UPLINK_RETRY_DELAY_MS: '0', RTS_DOWNLINK_STALL_AFTER_MS: '300000', RTS_DEAD_LETTER_DEPTH_EVERY_MS: '1000' }),
     );
-    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up', uplinkRetryDelayMs: 0, downlinkStallAfterMs: 300_000 });
+    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up', uplinkRetryDelayMs: 0, downlinkStallAfterMs: 300_000, deadLetterDepthEveryMs: 1000 });
+    expect(problems({ RTS_BROKER_URL: 'amqp://h:1', RTS_DEAD_LETTER_DEPTH_EVERY_MS: '999' }).some((x) => x.startsWith('RTS_DEAD_LETTER_DEPTH_EVERY_MS:'))).toBe(true);
     expect([1, 2, 3, 4, 5, 6].map(retryBackoff(250))).toEqual([250, 500, 1000, 2000, 4000, 5000]);
   });
 

@@ -5,6 +5,7 @@
 // system id, expert id or anything about a patient ever becomes a label.
 import type { DownlinkLag } from '../../application/downlink/downlink-lag';
 import type { ConsumerOutcomeEvent } from '../amqp/queue-consumer';
+import type { DepthSample } from '../messaging/dead-letter-depth';
 import type { MetricsRegistry } from './registry';
 
 /**
@@ -111,4 +112,28 @@ export function downlinkLagRecorder(
   };
   for (const publisher of options.publishers) show(publisher, null);
   return show;
+}
+
+/**
+ * The dead letter queue's depth as the broker the hub is connected to counts it (messaging/dead-letter-depth.ts):
+ * `rts_dead_letters` only while the last reading succeeded on the current connection (no sample while not connected,
+ * after a failover until the new broker answered, or on a broker without the statistics plugin: never a stale
+ * figure); `rts_dead_letters_read_timestamp_seconds`, when the depth was last read (kept: alert on its age); and the
+ * readings by result, a fixed word. No label carries a queue name, a message or anything a sender wrote.
+ */
+export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined): (sample: DepthSample) => void {
+  if (!metrics) return () => undefined;
+  const depth = metrics.gauge('rts_dead_letters', 'Messages on the dead letter queue, as the broker this hub is connected to counts them (no sample while unknown)');
+  const readAt = metrics.gauge('rts_dead_letters_read_timestamp_seconds', 'When the depth of the dead letter queue was last read from the broker (Unix time)');
+  const readings = metrics.counter('rts_dead_letters_readings_total', 'Readings of the dead letter queue depth, by result: ok, no_answer (no statistics plugin?), refused, unexpected_reply, connection_lost', ['result']);
+  return (sample) => {
+    if (sample.depth !== null) {
+      depth.set({}, sample.depth);
+      readAt.set({}, sample.at / 1000);
+      readings.inc({ result: 'ok' });
+      return;
+    }
+    depth.remove();
+    if (sample.reason !== 'not_connected') readings.inc({ result: sample.reason });
+  };
 }

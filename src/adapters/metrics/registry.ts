@@ -75,6 +75,10 @@ export class Gauge extends Labelled<number> implements Metric {
   get(labels: Labels = {}): number {
     return this.series.get(this.key(labels))?.value ?? 0;
   }
+  /** Drops the sample: the gauge then renders its HELP and TYPE only (a value that is not known now, not a 0). */
+  remove(labels: Labels = {}): void {
+    this.series.delete(this.key(labels));
+  }
   render(): string[] {
     return [...this.series.values()].map((s) => `${this.name}${formatLabels(s.labels)} ${formatNumber(s.value)}`);
   }
