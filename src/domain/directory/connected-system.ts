@@ -154,13 +154,16 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       if (holdsCprNumber(command.systemId)) {
         throw new ValidationError('invalid_system_id', 'a system id must not look like a CPR number', [{ path: 'id', message: 'looks like a CPR number' }]);
       }
-      const name = command.name.trim();
-      const area = command.area.trim();
+      // One spelling of each text (NFC): a system that sends its name decomposed (NFD, as macOS and some legacy
+      // systems write å or é) is the same system, not a conflict with its own earlier registration.
+      const name = command.name.normalize('NFC').trim();
+      const area = command.area.normalize('NFC').trim();
       if (name.length === 0 || area.length === 0) throw new ValidationError('invalid_system', 'name and area must not be blank');
       if (state.status === 'none') {
         return [{ type: 'SystemRegistered', data: { systemId: command.systemId, name, area, downlinkQueue: command.downlinkQueue, registeredAt: command.now } }];
       }
-      if (state.name === name && state.area === area && state.downlinkQueue === command.downlinkQueue) return [];
+      // (Registrations recorded before the hub normalised kept the spelling sent: compared normalised too.)
+      if (state.name.normalize('NFC') === name && state.area.normalize('NFC') === area && state.downlinkQueue === command.downlinkQueue) return [];
       throw new ConflictError('system_already_registered', 'a system with this id is already registered with other details');
     }
     case 'StartJoin': {
