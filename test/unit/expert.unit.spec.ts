@@ -108,7 +108,7 @@ describe('Expert decider', () => {
 
   it('counts the text limits after NFC: a name that normalises longer than 200 is refused, one of 200 CJK characters is not', () => {
     // U+FB2C is one code unit that NFC makes three: 200 of them passed the contract's 200 and were stored as 600,
-    // which the hub's own downlink message could not carry (its schema is the same 200).
+    // which the hub's own downlink messages could not carry (their schema is the same 200): skipped for every system.
     expect('\uFB2C'.normalize('NFC')).toHaveLength(3);
     spec.given([]).when(register('m1', { ...profile, name: '\uFB2C'.repeat(200) })).thenThrows(ValidationError, 'invalid_expert_profile');
     spec.given([]).when(change('m1', { ...profile, location: { city: 'Chengdu', hospital: '\uFB2C'.repeat(67) } })).thenThrows(ValidationError, 'invalid_expert_profile');

@@ -3,7 +3,7 @@
 // stored mangled.
 import { parseDownlink, parseUplink, serializeDownlink, serializeUplink, type UplinkEnvelope } from '../../src/adapters/messaging/messages';
 import { parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
-import { PlainHubCodec, parseHubUplink } from '../../src/adapters/messaging/hub-codec';
+import { parseHubUplink } from '../../src/adapters/messaging/hub-codec';
 import { illFormedTextPath } from '../../src/adapters/validation/unicode-text';
 
 const profile = {
@@ -70,14 +70,5 @@ describe('message text', () => {
     const asRheaDecodesIt = gbk.toString('utf8');
     expect(asRheaDecodesIt).toContain('\uFFFD');
     expect(parseHubUplink(asRheaDecodesIt)).toMatchObject({ ok: false, reason: 'bad_json', detail: expect.stringContaining('U+FFFD') });
-  });
-
-  it('dead-letters a binary body (a data section, a JMS BytesMessage) saying what to send instead', async () => {
-    const codec = new PlainHubCodec();
-    const bytes = Buffer.from(serializeUplink(registered()), 'utf8');
-    for (const body of [bytes, { typecode: 0x75, content: bytes }]) {
-      expect(await codec.decodeUplink(body)).toEqual({ ok: false, reason: 'bad_json', detail: expect.stringMatching(/^the body is binary .*AMQP string value, which is UTF-8$/) });
-    }
-    expect(await codec.decodeUplink(serializeUplink(registered()))).toMatchObject({ ok: true });
   });
 });

@@ -67,19 +67,11 @@ export const parseHubDownlink = (json: string): ParseResult<HubDownlinkEnvelope>
 export const serializeHubDownlink = (envelope: HubDownlinkEnvelope): string =>
   isConsultationType(envelope.type) ? serializeConsultationDownlink(envelope as ConsultationDownlinkEnvelope) : serializeDownlink(envelope as DownlinkEnvelope);
 
-/** What a body that is no AMQP string is, for its dead letter's reason (a JMS BytesMessage, a client that sent bytes). */
-const nonStringBody = (body: unknown): string => {
-  const binary = Buffer.isBuffer(body) || (typeof body === 'object' && body !== null && (body as { typecode?: unknown }).typecode === 0x75);
-  return binary
-    ? 'the body is binary (AMQP data or binary), not a string: send the JSON text as an AMQP string value, which is UTF-8'
-    : 'the body is not a string: send the JSON text as an AMQP string value, which is UTF-8';
-};
-
 export class PlainHubCodec implements HubMessageCodec {
   readonly security = 'off' as const;
 
   async decodeUplink(body: unknown): Promise<UplinkDecodeResult> {
-    if (typeof body !== 'string') return { ok: false, reason: 'bad_json', detail: nonStringBody(body) };
+    if (typeof body !== 'string') return { ok: false, reason: 'bad_json', detail: 'the body is not a string' };
     const parsed = parseHubUplink(body);
     if (parsed.ok) return { ok: true, envelope: parsed.message };
     return parsed;

@@ -87,7 +87,8 @@ const clean = (s: string): string => s.normalize('NFC').trim().replace(/\s+/g, '
 /**
  * The longest texts of a profile, in UTF-16 code units as the message contract counts them, checked AFTER
  * normalising (NFC can make a text up to three times longer: 200 x U+FB2C became 600). Stored longer, a name broke
- * the hub's own downlink message (the contract's limit), and the downlink publisher stopped at it for every system.
+ * the contract of the hub's own downlink messages: the expert was in the hub's directory and accepted, but its
+ * upsert, and the whole snapshot batch holding it, were skipped as undeliverable for every other system.
  */
 export const EXPERT_TEXT_LIMITS = { name: 200, title: 100, specialty: 100, city: 100, hospital: 200 } as const;
 
