@@ -331,6 +331,11 @@ describeWeb('the review page: the accessibility audit of 2026-12-02', () => {
     expect(await page.inputValue('#cpr')).toBe('26 01 90 1234');
     await page.press('#cpr', 'Enter');
     await page.waitForSelector('#review:not([hidden])');
+    // Full-width digits and hyphen, as a Chinese or Japanese input method types them in full-width mode: taken.
+    await page.click('#forget');
+    await page.fill('#cpr', '\uFF12\uFF16\uFF10\uFF11\uFF19\uFF10\uFF0D\uFF11\uFF12\uFF13\uFF14');
+    await page.press('#cpr', 'Enter');
+    await page.waitForSelector('#review:not([hidden])');
     // The number shown masked is read as words, not "bullet bullet ...".
     expect(await text(page, 'cpr-spoken')).toBe('CPR number ending in 1234');
     expect(await page.evaluate(() => document.getElementById('cpr-masked')!.querySelector('*') === null && document.querySelector('[aria-hidden="true"] #cpr-masked') !== null)).toBe(true);

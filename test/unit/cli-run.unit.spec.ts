@@ -414,6 +414,23 @@ describe('run review: the terminal it prints to', () => {
     expect((await runWith({ TZ: 'UTC', LANG: 'en_DK.UTF-8' })).out).toContain('▲');
   });
 
+  it('draws with ASCII characters under a Chinese, Japanese or Korean locale, whose terminals draw the box characters two columns wide', async () => {
+    // East Asian Width "A" (ambiguous): wide in those terminals. Every glyph of the Unicode chart is one of them.
+    const ambiguous = /[\u2500-\u257f\u25a0-\u25ff]/u;
+    expect('▲▼◆┤│└─┬'.split('').every((c) => ambiguous.test(c))).toBe(true);
+    /** Columns as such a terminal draws them. */
+    const columns = (line: string): number => [...line].reduce((n, c) => n + (ambiguous.test(c) || /\p{Script=Han}/u.test(c) ? 2 : 1), 0);
+    for (const env of [{ LANG: 'zh_CN.UTF-8' }, { LC_ALL: 'zh_TW.UTF-8' }, { LC_CTYPE: 'ja_JP.UTF-8' }, { LANG: 'ko_KR.utf8' }] as Record<string, string>[]) {
+      const h = await runWith({ TZ: 'Asia/Shanghai', COLUMNS: '60', ...env });
+      expect(h.code).toBe(EXIT.ok);
+      expect(h.out).toContain('S systolic');
+      expect(h.out.split('\n').filter((l) => columns(l) > 60)).toEqual([]);
+    }
+    // Elsewhere the box characters stay, and there they fit because they are one column each.
+    expect((await runWith({ TZ: 'UTC', COLUMNS: '60', LANG: 'da_DK.UTF-8' })).out).toContain('▲');
+    expect((await runWith({ TZ: 'UTC', COLUMNS: '60', LANG: 'zu_ZA.UTF-8' })).out).toContain('▲');
+  });
+
   it('draws with ASCII characters when TERM=dumb, or when no locale is set at all (the POSIX default is "C")', async () => {
     for (const env of [{ TERM: 'dumb', NO_COLOR: '1', LANG: 'en_DK.UTF-8' }, {}, { LANG: '', LC_ALL: '', LC_CTYPE: '' }] as Record<string, string>[]) {
       const h = await runWith({ TZ: 'UTC', ...env });

@@ -80,6 +80,17 @@ describe('ConnectedSystem decider', () => {
     }
   });
 
+  it('stores name and area in NFC: the same text decomposed (NFD) is the same registration, not a conflict', () => {
+    const dk = { ...registerCmd, name: 'Århus Sønderå Klinik', area: 'Østjylland' };
+    const dkRegistered: ConnectedSystemEvent = { type: 'SystemRegistered', data: { ...registered.data, name: dk.name, area: dk.area } } as ConnectedSystemEvent;
+    const nfd = { ...dk, name: dk.name.normalize('NFD'), area: dk.area.normalize('NFD') };
+    expect(nfd.name).not.toBe(dk.name);
+    spec.given([]).when(nfd).then([dkRegistered]);
+    spec.given([dkRegistered]).when(nfd).thenNothing();
+    // One recorded in NFD before the hub normalised: the NFC spelling is a repeat of it too.
+    spec.given([{ ...dkRegistered, data: { ...dkRegistered.data, name: nfd.name, area: nfd.area } } as ConnectedSystemEvent]).when(dk).thenNothing();
+  });
+
   it('a re-registration with another area or another downlink queue is not a repeat: a conflict', () => {
     spec.given([registered]).when({ ...registerCmd, area: 'Chongqing' }).thenThrows(ConflictError, 'system_already_registered');
     spec.given([registered]).when({ ...registerCmd, downlinkQueue: 'rts.downlink.other' }).thenThrows(ConflictError, 'system_already_registered');

@@ -172,6 +172,21 @@ describe('what may be a CPR number: holdsCprNumber (refusals) and mayHoldCprDigi
   });
 });
 
+describe('full-width digits (a Chinese or Japanese input method in full-width mode) are digits', () => {
+  it('refuses and redacts a CPR number written in full-width digits, with an ASCII or a full-width hyphen or space', () => {
+    for (const value of ['患者２５１２４８-１２３４', '患者２５１２４８－１２３４', '２５１２４８\u3000１２３４', '２５１２４８１２３４号床', 'Søren ２５１２４８-1234']) {
+      expect(both(value)).toEqual({ value, refused: true, replaced: true });
+    }
+    // Read by the same rules as the ASCII spelling, whatever those say (a compact timestamp is no refusal).
+    for (const [value, ascii] of [['订单２０２６１２０２１０３０-17', '订单202612021030-17'], ['电话１３８００１３８０００', '电话13800138000'], ['床位４２', '床位42'], ['３２１３４８-１２３４', '321348-1234']] as const) {
+      expect(both(value)).toEqual({ ...both(ascii), value });
+    }
+    expect(holdsCprNumber('订单２０２６１２０２１０３０-17')).toBe(false);
+    // Redacted in place: the full-width number goes whole, the text around it stays.
+    expect(redactCprDigits('患者２５１２４８－１２３４，胸痛', R)).toBe(`患者${R}，胸痛`);
+  });
+});
+
 describe('redactCprDigits: each number holding a CPR number replaced as a whole, nothing else touched', () => {
   it.each([
     ['/x/2512481234', `/x/${R}`],

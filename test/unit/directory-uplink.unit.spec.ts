@@ -212,6 +212,15 @@ describe('directory uplink and downlink (in memory)', () => {
     });
   });
 
+  it('a join request naming the system in another Unicode spelling (NFD) is no name mismatch', async () => {
+    const t = setup();
+    await t.service.registerSystem({ systemId: 'aarhus', name: 'Århus Sønderå', area: 'Østjylland' });
+    const nfd = 'Århus Sønderå'.normalize('NFD');
+    expect(nfd).not.toBe('Århus Sønderå');
+    await t.handler.handleUplink(uplink('aarhus', 'system.join.requested', { name: nfd, expectedBatches: 0, expectedExperts: 0 }, 'nfd-join'));
+    await expect(t.handler.handleUplink(uplink('aarhus', 'system.join.requested', { name: 'Aarhus', expectedBatches: 0, expectedExperts: 0 }, 'other'))).rejects.toMatchObject({ code: 'system_name_mismatch' });
+  });
+
   it('refuses, with typed permanent errors, what can never succeed', async () => {
     const t = setup();
     for (const id of ['beijing', 'chengdu', 'wuhan']) await t.service.registerSystem({ systemId: id, name: id, area: id });

@@ -106,6 +106,31 @@ describe('Expert decider', () => {
     expect(normalizeExpertProfile({ ...profile, location: { city: 'Chengdu', hospital: ' ' } }).location).toEqual({ city: 'Chengdu', hospital: '' });
   });
 
+  it('counts the text limits after NFC: a name that normalises longer than 200 is refused, one of 200 CJK characters is not', () => {
+    // U+FB2C is one code unit that NFC makes three: 200 of them passed the contract's 200 and were stored as 600,
+    // which the hub's own downlink messages could not carry (their schema is the same 200): skipped for every system.
+    expect('\uFB2C'.normalize('NFC')).toHaveLength(3);
+    spec.given([]).when(register('m1', { ...profile, name: '\uFB2C'.repeat(200) })).thenThrows(ValidationError, 'invalid_expert_profile');
+    spec.given([]).when(change('m1', { ...profile, location: { city: 'Chengdu', hospital: '\uFB2C'.repeat(67) } })).thenThrows(ValidationError, 'invalid_expert_profile');
+    try {
+      normalizeExpertProfile({ ...profile, specialties: ['Cardiology', '\uFB2C'.repeat(34)] });
+      throw new Error('expected the profile to be refused');
+    } catch (e) {
+      expect((e as ValidationError).details).toEqual([{ path: 'profile.specialties.1', message: 'at most 100 characters (after Unicode normalisation, NFC)' }]);
+    }
+    const cjk = normalizeExpertProfile({ ...profile, name: '李'.repeat(200), title: '主任医师'.repeat(25), location: { city: '成'.repeat(100), hospital: '院'.repeat(200) } });
+    expect(cjk.name).toHaveLength(200);
+  });
+
+  it('the same name in NFD and NFC is one profile: a re-registration in NFD changes nothing', () => {
+    const danish: ExpertProfile = { ...profile, name: 'Søren Åberg-Ærø', location: { city: 'Århus', hospital: 'Aarhus Universitetshospital' } };
+    const nfd: ExpertProfile = { ...danish, name: danish.name.normalize('NFD'), location: { ...danish.location, city: danish.location.city.normalize('NFD') } };
+    expect(nfd.name).not.toBe(danish.name);
+    const first: ExpertEvent = { type: 'ExpertRegistered', data: { ...ids, profile: normalizeExpertProfile(danish), registeredAt: now, messageId: 'm1' } };
+    spec.given([]).when(register('m1', nfd)).then([first]);
+    spec.given([first]).when(register('m2', nfd)).thenNothing();
+  });
+
   it('a change of any single field is a change, not a repeat', () => {
     const twoSpecialties: ExpertEvent = { type: 'ExpertRegistered', data: { ...ids, profile: { ...profile, specialties: ['Cardiology', 'Surgery'] }, registeredAt: now, messageId: 'm1' } };
     const variants: [string, ExpertEvent, ExpertProfile][] = [

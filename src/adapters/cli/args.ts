@@ -134,7 +134,8 @@ Options:
                   else the terminal's width, else 80); the chart is at most
                   100 wide unless --width says more
   --ascii         draw the chart with ASCII characters only (the default when
-                  TERM=dumb, or the locale is not UTF-8 or not set: LANG=C)
+                  TERM=dumb, or the locale is not UTF-8 or not set: LANG=C,
+                  or is Chinese, Japanese or Korean: zh_CN.UTF-8)
   --no-chart      leave the chart out: the table and summary only (also when
                   $RTS_NO_CHART is set, and not empty or 0)
   --url URL       the hub (default: $RTS_URL, else ${DEFAULT_URL})

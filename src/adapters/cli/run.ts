@@ -57,11 +57,14 @@ const zoneFor = (deps: RunDependencies): string => {
  * TERM=dumb (a terminal that promises nothing, as screen readers' and editors' shells often are), and when no
  * locale is set at all (LC_ALL, LC_CTYPE and LANG unset or empty: the POSIX default, "C"), as well as when the
  * locale in force (LC_ALL, else LC_CTYPE, else LANG) does not name UTF-8.
+ * Also under a Chinese, Japanese or Korean locale (zh_CN.UTF-8, ja_JP.UTF-8, ko_KR.UTF-8): the chart's marks and box
+ * lines (▲ ▼ ◆ │ ─ ┤) are of ambiguous East Asian width, which the terminals of those locales commonly draw two
+ * columns wide, so a chart laid out for --width 80 took up to 160 and its columns no longer lined up.
  */
 export const asciiOnly = (env: RunDependencies['env']): boolean => {
   if (env.TERM === 'dumb') return true;
   const locale = env.LC_ALL || env.LC_CTYPE || env.LANG;
-  return locale === undefined || locale === '' || !/utf-?8/i.test(locale);
+  return locale === undefined || locale === '' || !/utf-?8/i.test(locale) || /^(zh|ja|ko)([_.@-]|$)/i.test(locale);
 };
 
 /** The columns the output fits in: --width, else $COLUMNS (a pipe too), else the terminal's, else 80. */

@@ -14,6 +14,7 @@ import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { MAX_INTERVAL_DAYS, endOfNow, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { installDeprecationHeaders } from './deprecated-routes';
+import { illFormedTextDetail, illFormedTextPath } from '../validation/unicode-text';
 import type { MetricsRegistry } from '../metrics/registry';
 import { limitConnections } from './connection-limit';
 import { openApiDocument } from './openapi';
@@ -72,6 +73,9 @@ const withClockSlack = (from: DateTime, to: DateTime | null, now: DateTime): Dat
 const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
 
 /** The URL with its path's percent-encoded unreserved characters (A-Z a-z 0-9 - . _ ~) decoded; the query as sent. */
+/** Fatal: bytes that are not UTF-8 are an error, not U+FFFD. Strips a leading byte order mark. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export const normalizedPath = (url: string): string => {
   const percent = url.indexOf('%');
   if (percent === -1) return url;
@@ -290,7 +294,42 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
   });
 
-  app.addContentTypeParser([...XML_TYPES], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // Bodies are read as UTF-8 and nothing else: fastify's own reading turned bytes that are not UTF-8 (a legacy
+  // system's GBK or GB18030) into U+FFFD and the hub stored the mangled text (201). A byte order mark is ignored.
+  const readUtf8 = (body: Buffer, code: 'malformed_json' | 'invalid_request'): string => {
+    try {
+      return STRICT_UTF8.decode(body);
+    } catch {
+      throw new ValidationError(code, 'the request body is not UTF-8: send the text encoded as UTF-8 (GBK, GB18030, Latin-1 and UTF-16 are not read)');
+    }
+  };
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = readUtf8(body as Buffer, 'malformed_json');
+    } catch (error) {
+      return done(error as Error, undefined);
+    }
+    parseJson(request, text, (error, value) => {
+      if (error) return done(error, undefined);
+      // "\ud800" is valid JSON and no character: stored, it became U+FFFD wherever the text was next encoded.
+      const illFormed = illFormedTextPath(value);
+      if (illFormed !== null) {
+        const path = illFormed === '(message)' ? 'body' : `body.${illFormed}`; // as the zod issues of a body name it
+        return done(new ValidationError('invalid_request', `the request body is not Unicode text: ${illFormedTextDetail(path)}`, [{ path, message: 'holds a lone surrogate' }]), undefined);
+      }
+      done(null, value);
+    });
+  });
+  app.addContentTypeParser([...XML_TYPES], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, readUtf8(body as Buffer, 'invalid_request'));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
   // fastify parses text/plain by default; this API takes JSON (and XML for corrections) only: anything else is a 415.
   app.removeContentTypeParser('text/plain');
 

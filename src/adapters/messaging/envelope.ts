@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
+import { illFormedTextDetail, illFormedTextPath, withoutBom } from '../validation/unicode-text';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**
@@ -84,12 +85,16 @@ export const parseEnvelope = <M>(schema: z.ZodType<M>, json: string, knownTypes:
   if (json.length > MAX_MESSAGE_CHARS) return { ok: false, reason: 'bad_schema', detail: `the message is larger than ${MAX_MESSAGE_CHARS} characters` };
   let value: unknown;
   try {
-    value = JSON.parse(json);
+    // A byte order mark before the JSON (some Windows tools write one) is ignored, as the HTTP API ignores it.
+    value = JSON.parse(withoutBom(json));
   } catch {
     // The SyntaxError's message quotes the input: never pass it on.
     return { ok: false, reason: 'bad_json', detail: 'the body is not valid JSON' };
   }
   const envelope = readable(value);
+  // "\ud800" is valid JSON and no text: kept, it became U+FFFD wherever it was next encoded (sealed, stored, signed).
+  const illFormed = illFormedTextPath(value);
+  if (illFormed !== null) return { ok: false, reason: 'bad_json', detail: illFormedTextDetail(illFormed), envelope };
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const v = value as Record<string, unknown>;
     if (v.version !== CONTRACT_VERSION) return { ok: false, reason: 'bad_schema', detail: `version: must be ${CONTRACT_VERSION}`, envelope };
@@ -112,5 +117,8 @@ export class ContractViolationError extends TypeError {
 export const serializeEnvelope = (schema: z.ZodType, envelope: unknown, what: string): string => {
   const result = schema.safeParse(envelope);
   if (!result.success) throw new ContractViolationError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
+  // The receiver refuses it (parseEnvelope), and a JOSE body would carry U+FFFD in its place (TextEncoder).
+  const illFormed = illFormedTextPath(envelope);
+  if (illFormed !== null) throw new ContractViolationError(`${what} breaks the message contract: ${illFormedTextDetail(illFormed)}`);
   return JSON.stringify(envelope);
 };

@@ -4,6 +4,7 @@ import { JoseCodec, JoseError, type EnvelopeLike } from '../crypto/jose-codec';
 import type { KeyRegistry, PartyKeys } from '../crypto/jose-keys';
 import { isConsultationType, parseConsultationDownlink, parseConsultationUplink, serializeConsultationDownlink } from './consultation-messages';
 import { parseDownlink, parseUplink, serializeDownlink, type ParseResult } from './messages';
+import { REPLACEMENT_CHARACTER, withoutBom } from '../validation/unicode-text';
 import type { DownlinkEnvelope } from '../../application/directory/directory-messages';
 import type { ConsultationDownlinkEnvelope } from '../../application/consultation/consultation-messages';
 
@@ -32,7 +33,7 @@ export interface HubMessageCodec {
 
 const typeOf = (json: string): unknown => {
   try {
-    const v = JSON.parse(json) as unknown;
+    const v = JSON.parse(withoutBom(json)) as unknown;
     return v && typeof v === 'object' ? (v as { type?: unknown }).type : undefined;
   } catch {
     return undefined;
@@ -41,6 +42,16 @@ const typeOf = (json: string): unknown => {
 
 /** Either contract's uplink parser, chosen by the message's type. Never throws. */
 export const parseHubUplink = (json: string): ParseResult<HubUplinkEnvelope> => {
+  // rhea decodes an AMQP string's bytes as UTF-8 without an error: a legacy system's GBK/GB18030 bytes arrive as
+  // U+FFFD, and stored they were a name or report silently lost. The hub cannot tell a deliberate U+FFFD from those,
+  // so it takes none: the sender learns now, and fixes its encoding.
+  if (typeof json === 'string' && json.includes(REPLACEMENT_CHARACTER)) {
+    return {
+      ok: false,
+      reason: 'bad_json',
+      detail: 'the body holds U+FFFD (the replacement character), what is left of bytes that were not UTF-8: send the text as UTF-8 (an AMQP string is UTF-8; GBK or GB18030 bytes are not)',
+    };
+  }
   const result: ParseResult<HubUplinkEnvelope> =
     typeof json === 'string' && json.length < 8 * 1024 * 1024 && isConsultationType(typeOf(json)) ? parseConsultationUplink(json) : parseUplink(json);
   // Each contract's parser lists only its own types: a developer reading the reason took it that consultations are

@@ -2,6 +2,7 @@ import {
   batchNotNeeded,
   connectedSystemDecider,
   systemStreamName,
+  systemText,
   type ConnectedSystemCommand,
   type ConnectedSystemState,
 } from '../../domain/directory/connected-system';
@@ -121,7 +122,7 @@ export class UplinkHandler {
 
   private async joinRequested(envelope: UplinkOf<'system.join.requested'>): Promise<UplinkResult> {
     const state = await this.systemState(envelope.systemId);
-    if (envelope.payload.name !== undefined && state.status !== 'none' && envelope.payload.name.trim() !== state.name) {
+    if (envelope.payload.name !== undefined && state.status !== 'none' && systemText(envelope.payload.name) !== systemText(state.name)) {
       throw new ValidationError('system_name_mismatch', 'the name in the join request differs from the registered name of this system id');
     }
     const { newEvents } = await this.system(envelope, {

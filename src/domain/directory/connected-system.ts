@@ -46,6 +46,13 @@ export const MAX_JOIN_BATCHES = 10_000;
 
 export type SystemStatus = 'registered' | 'joining' | 'joined';
 
+/**
+ * A system's name or area as stored and compared: one spelling (NFC), trimmed. A system that sends its name
+ * decomposed (NFD, as macOS and some legacy systems write å or é) is the same system: not a conflict with its own
+ * registration (409), nor a join request with another name (system_name_mismatch).
+ */
+export const systemText = (s: string): string => s.normalize('NFC').trim();
+
 export type SystemRegistered = DomainEvent<'SystemRegistered', { systemId: string; name: string; area: string; downlinkQueue: string; registeredAt: string }>;
 /** A join attempt started; a second one while joining restarts the join. `requestId`, `correlationId`: since attempts are told apart. */
 export type SystemJoinStarted = DomainEvent<
@@ -154,13 +161,14 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       if (holdsCprNumber(command.systemId)) {
         throw new ValidationError('invalid_system_id', 'a system id must not look like a CPR number', [{ path: 'id', message: 'looks like a CPR number' }]);
       }
-      const name = command.name.trim();
-      const area = command.area.trim();
+      const name = systemText(command.name);
+      const area = systemText(command.area);
       if (name.length === 0 || area.length === 0) throw new ValidationError('invalid_system', 'name and area must not be blank');
       if (state.status === 'none') {
         return [{ type: 'SystemRegistered', data: { systemId: command.systemId, name, area, downlinkQueue: command.downlinkQueue, registeredAt: command.now } }];
       }
-      if (state.name === name && state.area === area && state.downlinkQueue === command.downlinkQueue) return [];
+      // (Registrations recorded before the hub normalised kept the spelling sent: compared normalised too.)
+      if (systemText(state.name) === name && systemText(state.area) === area && state.downlinkQueue === command.downlinkQueue) return [];
       throw new ConflictError('system_already_registered', 'a system with this id is already registered with other details');
     }
     case 'StartJoin': {

@@ -10,7 +10,8 @@ import { SYSTEM_ID_PATTERN } from './connected-system';
  * - `expertId(home, local)` = `${home}:${local}`; `expertStreamName(home, local)` = `expert-<home>.<local>`;
  *   `parseExpertId(id)` splits an expert id (null when malformed).
  * - `normalizeExpertProfile(profile)`: trims strings, drops duplicate specialties/languages, lower-cases
- *   language tags; throws ValidationError 'invalid_expert_profile' for a profile that is empty where it must not be.
+ *   language tags; throws ValidationError 'invalid_expert_profile' for a profile that is empty where it must not be,
+ *   or whose texts are longer than `EXPERT_TEXT_LIMITS` after normalising (NFC).
  *   Every command runs it, so the events only ever hold normalized profiles.
  *
  * Rules
@@ -83,6 +84,14 @@ export const parseExpertId = (id: string): { homeSystemId: string; localExpertId
 
 const clean = (s: string): string => s.normalize('NFC').trim().replace(/\s+/g, ' ');
 
+/**
+ * The longest texts of a profile, in UTF-16 code units as the message contract counts them, checked AFTER
+ * normalising (NFC can make a text up to three times longer: 200 x U+FB2C became 600). Stored longer, a name broke
+ * the contract of the hub's own downlink messages: the expert was in the hub's directory and accepted, but its
+ * upsert, and the whole snapshot batch holding it, were skipped as undeliverable for every other system.
+ */
+export const EXPERT_TEXT_LIMITS = { name: 200, title: 100, specialty: 100, city: 100, hospital: 200 } as const;
+
 const uniqueBy = (values: readonly string[], key: (s: string) => string): string[] => {
   const seen = new Set<string>();
   return values.filter((v) => {
@@ -107,6 +116,14 @@ export const normalizeExpertProfile = (p: ExpertProfile): ExpertProfile => {
   if (profile.specialties.length === 0) problems.push({ path: 'profile.specialties', message: 'needs at least one specialty' });
   if (profile.location.city.length === 0) problems.push({ path: 'profile.location.city', message: 'must not be blank' });
   if (profile.languages.length === 0) problems.push({ path: 'profile.languages', message: 'needs at least one language' });
+  const tooLong = (path: string, value: string, max: number): void => {
+    if (value.length > max) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
+  };
+  tooLong('profile.name', profile.name, EXPERT_TEXT_LIMITS.name);
+  tooLong('profile.title', profile.title, EXPERT_TEXT_LIMITS.title);
+  profile.specialties.forEach((s, i) => tooLong(`profile.specialties.${i}`, s, EXPERT_TEXT_LIMITS.specialty));
+  tooLong('profile.location.city', profile.location.city, EXPERT_TEXT_LIMITS.city);
+  tooLong('profile.location.hospital', profile.location.hospital, EXPERT_TEXT_LIMITS.hospital);
   if (!AVAILABILITIES.includes(profile.availability)) problems.push({ path: 'profile.availability', message: `must be one of ${AVAILABILITIES.join(', ')}` });
   if (problems.length > 0) throw new ValidationError('invalid_expert_profile', `the expert profile is not valid: ${problems.map((x) => `${x.path} ${x.message}`).join('; ')}`, problems);
   return profile;

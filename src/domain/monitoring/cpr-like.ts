@@ -20,7 +20,7 @@ import { isCalendarDate } from '../shared/iso-instant';
  *   a CPR number starting at any digit of a number, so also glued inside a longer run of digits (12512481234,
  *   20261201251248-1234). A chance match there costs a request id replaced by a UUID or digits shown as [redacted].
  *
- * Text is read as *numbers*: maximal runs of ASCII digits in which 1-3 separators may stand between two digits.
+ * Text is read as *numbers*: maximal runs of ASCII digits (full-width digits read as them) in which 1-3 separators may stand between two digits.
  * Separators: - . _ : / + any white space (NBSP and the thin spaces included) and the other dashes (U+2010-2015 hyphen,
  * non-breaking hyphen, figure, en and em dash, bar; U+2212 minus; U+FE58, U+FE63, U+FF0D). The forms:
  *   ddmmyy ssss     251248-1234, 2512481234, 25.12.48-1234, 25 12 48 1234, 251248–1234 (en dash), 251248--1234
@@ -63,6 +63,12 @@ const isUuidOid = (oid: string): boolean => {
 };
 const masked = (text: string): string =>
   text.replace(HUB_ID, (id) => (id.startsWith('2.25.') && !isUuidOid(id) ? id : '#'.repeat(id.length)));
+
+/**
+ * Full-width digits (U+FF10-FF19, what a Chinese or Japanese input method types in full-width mode) read as the
+ * ASCII digits they are: "２５１２４８-１２３４" passed every check. One code unit for one, so positions stay.
+ */
+const withAsciiDigits = (text: string): string => text.replace(/[\uFF10-\uFF19]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xfee0));
 
 const isDigitCode = (code: number): boolean => code >= 48 && code <= 57;
 const hasTenDigits = (text: string): boolean => {
@@ -138,7 +144,8 @@ const numberHoldsCpr = (number: string, strength: Strength, wholeAnyDate = false
   return false;
 };
 
-const anyNumberHoldsCpr = (text: string, strength: Strength): boolean => {
+const anyNumberHoldsCpr = (sent: string, strength: Strength): boolean => {
+  const text = withAsciiDigits(sent);
   if (!hasTenDigits(text)) return false;
   for (const [number] of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(number, strength)) return true;
   return false;
@@ -183,9 +190,10 @@ export const redactCprDigits = (text: string, replacement: string, options: Read
 const MAX_REDACTION_PASSES = 8;
 
 const redactOnce = (text: string, replacement: string, options: Readonly<{ wholeAnyDate?: boolean }>): string => {
-  if (!hasTenDigits(text)) return text;
+  const ascii = withAsciiDigits(text);
+  if (!hasTenDigits(ascii)) return text;
   const spans: [number, number][] = [];
-  for (const m of masked(text).matchAll(NUMBER)) if (numberHoldsCpr(m[0], 'window', options.wholeAnyDate)) spans.push([m.index, m.index + m[0].length]);
+  for (const m of masked(ascii).matchAll(NUMBER)) if (numberHoldsCpr(m[0], 'window', options.wholeAnyDate)) spans.push([m.index, m.index + m[0].length]);
   let out = '';
   let from = 0;
   for (const [start, end] of spans) {

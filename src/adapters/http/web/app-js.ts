@@ -226,9 +226,14 @@ export const APP_JS = String.raw`'use strict';
   }
 
   // ---- who ----
-  function normaliseCpr(v) {
+  // Full-width digits, hyphen and space (a Chinese or Japanese input method in full-width mode: \uFF12\uFF16...) as
+  // the ASCII ones they look like: NFKC. They were refused with the form's rule, which they seemed to follow.
+  function cprDigits(v) {
     // Spaces, a hyphen, or the dash a word processor or phone puts in its place.
-    var d = v.replace(/[\s\u2010-\u2015-]/g, '');
+    return v.normalize('NFKC').replace(/[\s\u2010-\u2015-]/g, '');
+  }
+  function normaliseCpr(v) {
+    var d = cprDigits(v);
     return /^\d{10}$/.test(d) ? d.slice(0, 6) + '-' + d.slice(6) : null;
   }
   // The hub's refusals of a CPR number, in plain words with what to do (the hub's texts are its API's, for developers).
@@ -279,7 +284,7 @@ export const APP_JS = String.raw`'use strict';
     // One search at a time: another Enter while the first waits (up to a minute) sends nothing more.
     if (state.loading) return;
     var raw = $('cpr').value.trim();
-    var cpr = normaliseCpr(raw), digits = raw.replace(/[\s\u2010-\u2015-]/g, '');
+    var cpr = normaliseCpr(raw), digits = cprDigits(raw);
     if (!raw) { cprProblem('Enter your CPR number.', true); $('cpr').focus(); return; }
     if (!cpr) {
       cprProblem(/^\d+$/.test(digits) ? 'A CPR number has 10 digits; this has ' + digits.length + '. Six digits, a hyphen and four digits, e.g. 251248-1234.' : CPR_FORM, true);
