@@ -105,8 +105,7 @@ export class AmqpDeadLetterDepthReader {
         if (reply.kind === 'size') {
           size = reply.size;
           sized = true;
-        }
-        else if (reply.kind === 'end') end({ size });
+        } else if (reply.kind === 'end') end({ size });
         else end({ error: new DepthUnknownError('unexpected_reply', 'the statistics reply was not a map with the dead letter queue and its size') });
       });
       receiver.once('receiver_open', (context: EventContext) => {
