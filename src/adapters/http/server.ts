@@ -72,10 +72,15 @@ const withClockSlack = (from: DateTime, to: DateTime | null, now: DateTime): Dat
 
 const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
 
-/** The URL with its path's percent-encoded unreserved characters (A-Z a-z 0-9 - . _ ~) decoded; the query as sent. */
 /** Fatal: bytes that are not UTF-8 are an error, not U+FFFD. Strips a leading byte order mark. */
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+/**
+ * A lone surrogate in a JSON text decoded strictly from UTF-8 can only come from a \u escape of one (UTF-8 bytes
+ * cannot encode it): a body without such an escape (every upload the hub's clients send) skips the walk of its values.
+ */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
+/** The URL with its path's percent-encoded unreserved characters (A-Z a-z 0-9 - . _ ~) decoded; the query as sent. */
 export const normalizedPath = (url: string): string => {
   const percent = url.indexOf('%');
   if (percent === -1) return url;
@@ -315,7 +320,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     parseJson(request, text, (error, value) => {
       if (error) return done(error, undefined);
       // "\ud800" is valid JSON and no character: stored, it became U+FFFD wherever the text was next encoded.
-      const illFormed = illFormedTextPath(value);
+      const illFormed = SURROGATE_ESCAPE.test(text) ? illFormedTextPath(value) : null;
       if (illFormed !== null) {
         const path = illFormed === '(message)' ? 'body' : `body.${illFormed}`; // as the zod issues of a body name it
         return done(new ValidationError('invalid_request', `the request body is not Unicode text: ${illFormedTextDetail(path)}`, [{ path, message: 'holds a lone surrogate' }]), undefined);
