@@ -14,7 +14,7 @@ import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { MAX_INTERVAL_DAYS, endOfNow, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { installDeprecationHeaders } from './deprecated-routes';
-import { illFormedTextDetail, illFormedTextPath } from '../validation/unicode-text';
+import { illFormedTextDetail, illFormedTextPath, mayHoldIllFormedText } from '../validation/unicode-text';
 import type { MetricsRegistry } from '../metrics/registry';
 import { limitConnections } from './connection-limit';
 import { openApiDocument } from './openapi';
@@ -74,11 +74,6 @@ const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[
 
 /** Fatal: bytes that are not UTF-8 are an error, not U+FFFD. Strips a leading byte order mark. */
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
-/**
- * A lone surrogate in a JSON text decoded strictly from UTF-8 can only come from a \u escape of one (UTF-8 bytes
- * cannot encode it): a body without such an escape (every upload the hub's clients send) skips the walk of its values.
- */
-const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
 /** The URL with its path's percent-encoded unreserved characters (A-Z a-z 0-9 - . _ ~) decoded; the query as sent. */
 export const normalizedPath = (url: string): string => {
@@ -320,7 +315,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     parseJson(request, text, (error, value) => {
       if (error) return done(error, undefined);
       // "\ud800" is valid JSON and no character: stored, it became U+FFFD wherever the text was next encoded.
-      const illFormed = SURROGATE_ESCAPE.test(text) ? illFormedTextPath(value) : null;
+      const illFormed = mayHoldIllFormedText(text) ? illFormedTextPath(value) : null;
       if (illFormed !== null) {
         const path = illFormed === '(message)' ? 'body' : `body.${illFormed}`; // as the zod issues of a body name it
         return done(new ValidationError('invalid_request', `the request body is not Unicode text: ${illFormedTextDetail(path)}`, [{ path, message: 'holds a lone surrogate' }]), undefined);

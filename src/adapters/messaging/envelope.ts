@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
-import { illFormedTextDetail, illFormedTextPath, withoutBom } from '../validation/unicode-text';
+import { illFormedTextDetail, illFormedTextPath, mayHoldIllFormedText, withoutBom } from '../validation/unicode-text';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
 /**
@@ -93,7 +93,7 @@ export const parseEnvelope = <M>(schema: z.ZodType<M>, json: string, knownTypes:
   }
   const envelope = readable(value);
   // "\ud800" is valid JSON and no text: kept, it became U+FFFD wherever it was next encoded (sealed, stored, signed).
-  const illFormed = illFormedTextPath(value);
+  const illFormed = mayHoldIllFormedText(json) ? illFormedTextPath(value) : null;
   if (illFormed !== null) return { ok: false, reason: 'bad_json', detail: illFormedTextDetail(illFormed), envelope };
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const v = value as Record<string, unknown>;
@@ -118,7 +118,8 @@ export const serializeEnvelope = (schema: z.ZodType, envelope: unknown, what: st
   const result = schema.safeParse(envelope);
   if (!result.success) throw new ContractViolationError(`${what} breaks the message contract: ${describeIssues(result.error)}`);
   // The receiver refuses it (parseEnvelope), and a JOSE body would carry U+FFFD in its place (TextEncoder).
-  const illFormed = illFormedTextPath(envelope);
+  const json = JSON.stringify(envelope);
+  const illFormed = mayHoldIllFormedText(json) ? illFormedTextPath(envelope) : null;
   if (illFormed !== null) throw new ContractViolationError(`${what} breaks the message contract: ${illFormedTextDetail(illFormed)}`);
-  return JSON.stringify(envelope);
+  return json;
 };
