@@ -4,7 +4,7 @@
 import { parseDownlink, parseUplink, serializeDownlink, serializeUplink, type UplinkEnvelope } from '../../src/adapters/messaging/messages';
 import { parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
 import { parseHubUplink } from '../../src/adapters/messaging/hub-codec';
-import { illFormedTextPath } from '../../src/adapters/validation/unicode-text';
+import { illFormedTextPath, mayHoldIllFormedText } from '../../src/adapters/validation/unicode-text';
 
 const profile = {
   name: '李伟 (Søren Ærø) 👩‍⚕️ e\u0301',
@@ -70,5 +70,18 @@ describe('message text', () => {
     const asRheaDecodesIt = gbk.toString('utf8');
     expect(asRheaDecodesIt).toContain('\uFFFD');
     expect(parseHubUplink(asRheaDecodesIt)).toMatchObject({ ok: false, reason: 'bad_json', detail: expect.stringContaining('U+FFFD') });
+  });
+});
+
+describe('mayHoldIllFormedText: whether a JSON text needs the walk of its value', () => {
+  it('is true for every way a lone surrogate reaches a JSON text, and false for well-formed text without such escapes', () => {
+    expect(mayHoldIllFormedText(JSON.stringify({ name: 'a\ud800b' }))).toBe(true); // JSON.stringify writes it as \ud800
+    expect(mayHoldIllFormedText('{"name":"\\uDFFF"}')).toBe(true);
+    expect(mayHoldIllFormedText('{"name":"a\ud800"}')).toBe(true); // a raw lone surrogate in the string itself
+    expect(mayHoldIllFormedText(JSON.stringify(profile))).toBe(false); // Chinese, Danish, an emoji pair, a combining mark
+    expect(mayHoldIllFormedText('{"name":"\\u00e6\\u4e2d"}')).toBe(false);
+    // A pair written as escapes is well-formed, but the text cannot tell without the walk: true, and the walk finds nothing.
+    expect(mayHoldIllFormedText('{"e":"\\ud83d\\ude00"}')).toBe(true);
+    expect(illFormedTextPath(JSON.parse('{"e":"\\ud83d\\ude00"}'))).toBeNull();
   });
 });
