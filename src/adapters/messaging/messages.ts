@@ -7,7 +7,7 @@ import {
   type DownlinkEnvelope,
   type UplinkEnvelope,
 } from '../../application/directory/directory-messages';
-import { LOCAL_EXPERT_ID_PATTERN, type Availability } from '../../domain/directory/expert';
+import { EXPERT_TEXT_LIMITS, LOCAL_EXPERT_ID_PATTERN, type Availability } from '../../domain/directory/expert';
 import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeEnvelope, strictEnvelope, systemIdSchema, text, type ParseResult, type SameType } from './envelope';
 
 /**
@@ -77,10 +77,11 @@ const count = (max: number) => z.number().int().min(0).max(max);
 
 const profileShape = {
   // An expert's name is no patient data, but a CPR number in it (or in any of these) would be: see withoutCprNumber.
-  name: withoutCprNumber(text(200)),
-  title: withoutCprNumber(z.string().max(100)),
-  specialties: z.array(withoutCprNumber(text(100))).min(1).max(20),
-  location: z.strictObject({ city: withoutCprNumber(text(100)), hospital: withoutCprNumber(z.string().max(200)) }),
+  // The limits as sent; the domain holds them again after NFC (normalizeExpertProfile), one set for both.
+  name: withoutCprNumber(text(EXPERT_TEXT_LIMITS.name)),
+  title: withoutCprNumber(z.string().max(EXPERT_TEXT_LIMITS.title)),
+  specialties: z.array(withoutCprNumber(text(EXPERT_TEXT_LIMITS.specialty))).min(1).max(20),
+  location: z.strictObject({ city: withoutCprNumber(text(EXPERT_TEXT_LIMITS.city)), hospital: withoutCprNumber(z.string().max(EXPERT_TEXT_LIMITS.hospital)) }),
   languages: z.array(z.string().regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/, 'a BCP 47 language tag, e.g. zh or en-GB')).min(1).max(20),
   availability: z.enum(['available', 'limited', 'unavailable'] as const satisfies readonly Availability[]),
 };
