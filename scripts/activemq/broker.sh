@@ -31,9 +31,9 @@
 #   RTS_BROKER_TLS_TRUSTSTORE  with the keystore: a PKCS12 truststore of the client certificates (or their CAs) the
 #                          connector accepts; it then takes only clients that present one (mutual TLS)
 #   RTS_BROKER_TLS_TRUSTSTORE_PASSWORD  its password
-#   RTS_BROKER_STORE_LIMIT  the broker's storeUsage limit, KahaDB's size on disk [4 gb]. When the store is full the
-#                          broker blocks every producer's persistent sends (producer flow control) until space is
-#                          freed: tests render a small one to see what the hub does then
+#   RTS_BROKER_STORE_LIMIT  the broker's storeUsage limit, KahaDB's size on disk [4 gb]. The downlink queues may
+#                          fill it to 80 %, the rest (uplink, dead letters) to 100 %; a send that finds no space is
+#                          rejected (amqp:resource-limit-exceeded), never held. Tests render a small one to fill
 #   RTS_BROKER_JOURNAL_FILE_LENGTH  KahaDB's journalMaxFileLength [32mb] (a store limit must hold a few such files)
 #   RTS_BROKER_STATISTICS  on|off [on]: the statistics plugin, which answers the hub's reading of the dead letter
 #                          queue's depth (rts_dead_letters); off renders a broker without it (README "The depth of
@@ -109,8 +109,19 @@ $ssl
       <!-- Default journal sync (every write fsynced before the broker settles the transfer as accepted). -->
       <kahaDB directory="$d/kahadb" journalMaxFileLength="$journal_file"/>
     </persistenceAdapter>
+    <destinationPolicy>
+      <policyMap>
+        <policyEntries>
+          <!-- Systems' downlink queues may fill the store only to 80 %: an offline system's queue that grows must
+               not stop the uplink (nor the dead letter queue) as well. -->
+          <policyEntry queue="rts.downlink.>" storeUsageHighWaterMark="80"/>
+        </policyEntries>
+      </policyMap>
+    </destinationPolicy>
+    <!-- A send that finds no space is refused at once (the sender sees the transfer rejected), never held: ActiveMQ
+         holds a blocked AMQP send on the connection's own thread, so everything else on that connection stopped. -->
     <systemUsage>
-      <systemUsage>
+      <systemUsage sendFailIfNoSpace="true">
         <memoryUsage><memoryUsage percentOfJvmHeap="70"/></memoryUsage>
         <storeUsage><storeUsage limit="$store_limit"/></storeUsage>
         <tempUsage><tempUsage limit="1 gb"/></tempUsage>
