@@ -44,6 +44,9 @@ export interface StartBrokerOptions {
   tls?: Readonly<{ keystore: string; password: string; caPem: string; truststore?: Readonly<{ file: string; password: string; probe: ClientCertificate }> }>;
   /** false: a broker without the statistics plugin (broker.sh RTS_BROKER_STATISTICS=off), as an operator's may be. */
   statistics?: boolean;
+  /** broker.sh RTS_BROKER_STORE_LIMIT and RTS_BROKER_JOURNAL_FILE_LENGTH: a small store, to fill (e.g. '8 mb', '1mb'). */
+  storeLimit?: string;
+  journalFileLength?: string;
 }
 
 /** A broker account: a hub (may do anything), or a connected system whose systemId is its name. */
@@ -167,6 +170,8 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       RTS_BROKER_NAME: o.brokerName ?? 'rts-test',
       ...(o.users ? { RTS_BROKER_USERS_FILE: usersFile } : {}),
       RTS_BROKER_STATISTICS: o.statistics === false ? 'off' : 'on',
+      ...(o.storeLimit ? { RTS_BROKER_STORE_LIMIT: o.storeLimit } : {}),
+      ...(o.journalFileLength ? { RTS_BROKER_JOURNAL_FILE_LENGTH: o.journalFileLength } : {}),
       ...(o.tls ? { RTS_BROKER_TLS_KEYSTORE: o.tls.keystore, RTS_BROKER_TLS_KEYSTORE_PASSWORD: o.tls.password } : {}),
       ...(o.tls?.truststore ? { RTS_BROKER_TLS_TRUSTSTORE: o.tls.truststore.file, RTS_BROKER_TLS_TRUSTSTORE_PASSWORD: o.tls.truststore.password } : {}),
     },
