@@ -151,6 +151,14 @@ $plugins
               <conditionalNetworkBridgeFilterFactory replayWhenNoConsumers="true" replayDelay="500"/>
             </networkBridgeFilterFactory>
           </policyEntry>
+          <!-- Systems' downlink queues may fill the store only to 80 %, so an offline system's queue does not stop
+               the uplink too (README "A full broker store"). ActiveMQ takes the most specific entry alone, not merged
+               with the one above: its replay and audit settings are repeated here. -->
+          <policyEntry queue="rts.downlink.>" enableAudit="false" storeUsageHighWaterMark="80">
+            <networkBridgeFilterFactory>
+              <conditionalNetworkBridgeFilterFactory replayWhenNoConsumers="true" replayDelay="500"/>
+            </networkBridgeFilterFactory>
+          </policyEntry>
         </policyEntries>
       </policyMap>
     </destinationPolicy>
@@ -168,8 +176,9 @@ $plugins
       </kahaDB>
     </persistenceAdapter>
 $ssl
+    <!-- A send that finds no space is refused at once, never held on the connection's own thread. -->
     <systemUsage>
-      <systemUsage>
+      <systemUsage sendFailIfNoSpace="true">
         <memoryUsage><memoryUsage percentOfJvmHeap="70"/></memoryUsage>
         <storeUsage><storeUsage limit="2 gb"/></storeUsage>
         <tempUsage><tempUsage limit="512 mb"/></tempUsage>
