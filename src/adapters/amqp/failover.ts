@@ -133,7 +133,7 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
   const role = options.role;
   const now = options.now ?? Date.now;
   const gauge = options.metrics?.gauge('rts_amqp_connected', 'Whether the AMQP connection is up (1) or not (0)', ['role']);
-  const failovers = options.metrics?.counter('rts_amqp_failovers_total', 'AMQP connections re-established after a loss', ['role']);
+  const failovers = options.metrics?.counter('rts_amqp_failovers_total', 'AMQP connections re-established after a loss', ['role']).zero({ role });
   const pauses = options.metrics?.histogram(
     'rts_amqp_failover_pause_seconds',
     'Time from losing the AMQP connection to being connected again',
