@@ -1,18 +1,22 @@
 // GET /metrics as the operator's Prometheus tools read it: `promtool check metrics` (Debian's prometheus package) on a
-// live hub's exposition, in the states an operator scrapes it in: the embedded store after uploads, queries and
-// refusals over HTTP; real ActiveMQ with systems, experts and dead letters; the broker gone; PostgreSQL as the store.
-// promtool checks the format and lints names, units, HELP and TYPE; every state must pass it with nothing to say.
+// live hub's exposition, in the states an operator scrapes it in: real ActiveMQ with systems, experts, a
+// consultation, uploads, queries, refusals and dead letters; the same hub with its broker gone; the embedded store with
+// its broker down from the start; PostgreSQL as the store. promtool checks the format and lints names, units, HELP
+// and TYPE; every state must pass it with nothing to say. Counters of fixed vocabularies must be there at 0.
+//
+// Before: promtool found nothing to say, but counters appeared only with their first event, so Prometheus's
+// increase() never saw the first failover or dead-letter failure (rts_amqp_failovers_total{role="hub"} had no sample).
 //
 // Without promtool the suite skips with one line; under CI (.ci/run installs prometheus and exports
 // RTS_REQUIRE_PROMTOOL=1) a missing promtool fails it instead.
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { Client } from 'pg';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
+import type { TestBroker } from '../support/activemq';
 import { promtoolCheckMetrics, promtoolUnavailable } from '../support/promtool';
-import { freePort, getJson, postJson, profile, registerSystem, sendRawBody, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { freePort, getJson, joinSystem, postJson, profile, registerSystem, sendRawBody, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(240_000);
 
@@ -24,9 +28,7 @@ const describePromtool = noPromtool ? describe.skip : describe;
 const scrape = async (base: string): Promise<string> => {
   const res = await fetch(`${base}/metrics`);
   expect(res.status).toBe(200);
-  const text = await res.text();
-  if (process.env.RTS_METRICS_DUMP) writeFileSync(`${process.env.RTS_METRICS_DUMP}-${expect.getState().currentTestName?.replace(/\W+/g, '_')}.txt`, text);
-  return text;
+  return res.text();
 };
 
 const PATIENT = '251248-1234';
@@ -61,14 +63,22 @@ describePromtool(`promtool check metrics on a live hub${noPromtool ? `, skipped:
     });
 
     test('after systems, experts, uploads, queries, refusals and dead letters: promtool finds nothing', async () => {
-      await registerSystem(hub!.url, 'promtool-a');
+      // Two systems joined, an expert each, a consultation from one to the other (the downlink publishes it).
+      await joinSystem(hub!.url, amq.sender, 'promtool-a');
+      await joinSystem(hub!.url, amq.sender, 'promtool-b');
       await sendUplink(amq.sender, uplink.registered('promtool-a', 'e1', profile(1)));
-      await sendUplink(amq.sender, uplink.registered('ghost-sys', 'g1', profile(2)));
-      await sendRawBody(amq.sender, '{ not json');
+      await sendUplink(amq.sender, uplink.registered('promtool-b', 'e2', profile(2)));
+      await until('both experts listed', async () => (await getJson<{ items: unknown[] }>(hub!.url, '/experts')).body.items.length === 2);
+      const consultation = { consultationId: randomUUID(), applicantSystemId: 'promtool-a', applicantClinician: 'dr-chen', candidates: ['promtool-b:e2'], clinicalQuestion: 'Second opinion on the CT, please.', summary: 'CT' };
+      expect((await postJson(hub!.url, '/consultations', consultation)).status).toBe(201);
+      // Refused by the hub: a registration for a system it does not know, a body that is not JSON (dead letters).
+      await sendUplink(amq.sender, uplink.registered('promtool-c', 'e3', profile(3)));
+            await sendRawBody(amq.sender, '{ not json');
       await httpTraffic(hub!.url);
       await until('two dead letters counted', async () => (await scrape(hub!.url)).includes('rts_dead_letters 2'), 60_000, 200);
       const text = await scrape(hub!.url);
       expect(text).toContain('rts_uplink_dead_lettered_total{queue="uplink",reason="unknown_system"} 1');
+      expect(text).toMatch(/^rts_uplink_accepted_total\{queue="uplink"\} 4$/m);
       // Counters of fixed vocabularies are there at 0 before their first event (increase() needs the 0).
       expect(text).toMatch(/^rts_amqp_failovers_total\{role="hub"\} 0$/m);
       expect(text).toMatch(/^rts_uplink_stale_total\{queue="uplink"\} 0$/m);
@@ -81,6 +91,29 @@ describePromtool(`promtool check metrics on a live hub${noPromtool ? `, skipped:
       await until('the hub sees the broker gone', async () => (await getJson<{ broker: string }>(hub!.url, '/health')).body.broker !== 'connected');
       const text = await scrape(hub!.url);
       expect(text).toMatch(/^rts_amqp_connected\{role="[a-z]+"\} 0$/m);
+      expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
+    });
+  });
+
+  describe('on the embedded store, its broker down from the start', () => {
+    const data = tempDir('rts-promtool-down-');
+    let hub: RunningHub | undefined;
+    beforeAll(async () => {
+      // Nothing listens on the port: every connection attempt is refused.
+      hub = await startInProcessHub({ url: `amqp://127.0.0.1:${await freePort()}` } as TestBroker, data.dir);
+    });
+    afterAll(async () => {
+      await hub?.stop();
+      data.remove();
+    });
+
+    test('after uploads, queries and refusals (503 without the broker): promtool finds nothing', async () => {
+      await httpTraffic(hub!.url);
+      expect((await getJson(hub!.url, '/dead-letters')).status).toBe(503);
+      const text = await scrape(hub!.url);
+      expect(text).toMatch(/^rts_amqp_connected\{role="hub"\} 0$/m);
+      expect(text).toMatch(/^rts_store_file_bytes\{file="events"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^rts_http_requests_total\{method="GET",route="\/dead-letters",status="503"\} 1$/m);
       expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
     });
   });
