@@ -158,7 +158,9 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
       lostFrom = undefined;
       return;
     }
-    const pauseMs = now() - lostAt;
+    // Never negative: `now` is the wall clock, which may step back during an outage (NTP), and a negative
+    // observation takes the histogram's _sum down, which Prometheus reads as a counter reset.
+    const pauseMs = Math.max(0, now() - lostAt);
     const record: FailoverRecord = { role, from: lostFrom, to, pauseMs, at: now() };
     records.push(record);
     failovers?.inc({ role });
