@@ -219,4 +219,19 @@ describe('instrumentConnection', () => {
     expect(text).toMatch(/^rts_amqp_failover_pause_seconds_bucket\{role="hub",le="0.1"\} 1$/m);
     handle.detach();
   });
+
+  it('a pause of minutes (a broker restarted) lands in a bucket of its own, not only in +Inf past 30 s', () => {
+    let t = 0;
+    const metrics = new MetricsRegistry();
+    const connection = fakeConnection();
+    const handle = instrumentConnection(connection as unknown as AmqpConnection, { role: 'hub', metrics, now: () => t });
+    connection.up(5673, 1);
+    connection.down(5673);
+    t += 4 * 60_000;
+    connection.up(5673, 2);
+    const text = metrics.render();
+    expect(text).toMatch(/^rts_amqp_failover_pause_seconds_bucket\{role="hub",le="120"\} 0$/m);
+    expect(text).toMatch(/^rts_amqp_failover_pause_seconds_bucket\{role="hub",le="300"\} 1$/m);
+    handle.detach();
+  });
 });

@@ -138,7 +138,9 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
     'rts_amqp_failover_pause_seconds',
     'Time from losing the AMQP connection to being connected again',
     ['role'],
-    [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30],
+    // A failover in a broker pair takes seconds; a broker restarted (its store recovered) or down for maintenance
+    // minutes: up to 10 minutes, or every such pause is only "over 30 s" (+Inf) and quantiles read 30.
+    [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120, 300, 600],
   );
   gauge?.set({ role }, connection.isConnected() ? 1 : 0);
   const records: FailoverRecord[] = [];
