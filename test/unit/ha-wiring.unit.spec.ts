@@ -200,4 +200,38 @@ describe('instrumentConnection', () => {
     expect(metrics.render()).toMatch(/^rts_amqp_failovers_total\{role="hub"\} 1$/m);
     handle.detach();
   });
+
+  it('counts failovers from 0, and a pause across a wall clock stepped back is observed as 0, never negative', () => {
+    // A negative observation takes the histogram's _sum down: Prometheus reads that as a counter reset, and
+    // rate(rts_amqp_failover_pause_seconds_sum[5m]) jumps. An NTP step back during an outage made one.
+    let t = 1_000_000;
+    const metrics = new MetricsRegistry();
+    const connection = fakeConnection();
+    const handle = instrumentConnection(connection as unknown as AmqpConnection, { role: 'hub', metrics, now: () => t });
+    connection.up(5673, 1);
+    expect(metrics.render()).toMatch(/^rts_amqp_failovers_total\{role="hub"\} 0$/m);
+    connection.down(5673);
+    t -= 60_000; // the clock steps back a minute while the hub is reconnecting
+    connection.up(5674, 2);
+    const text = metrics.render();
+    expect(text).toMatch(/^rts_amqp_failovers_total\{role="hub"\} 1$/m);
+    expect(text).toMatch(/^rts_amqp_failover_pause_seconds_sum\{role="hub"\} 0$/m);
+    expect(text).toMatch(/^rts_amqp_failover_pause_seconds_bucket\{role="hub",le="0.1"\} 1$/m);
+    handle.detach();
+  });
+
+  it('a pause of minutes (a broker restarted) lands in a bucket of its own, not only in +Inf past 30 s', () => {
+    let t = 0;
+    const metrics = new MetricsRegistry();
+    const connection = fakeConnection();
+    const handle = instrumentConnection(connection as unknown as AmqpConnection, { role: 'hub', metrics, now: () => t });
+    connection.up(5673, 1);
+    connection.down(5673);
+    t += 4 * 60_000;
+    connection.up(5673, 2);
+    const text = metrics.render();
+    expect(text).toMatch(/^rts_amqp_failover_pause_seconds_bucket\{role="hub",le="120"\} 0$/m);
+    expect(text).toMatch(/^rts_amqp_failover_pause_seconds_bucket\{role="hub",le="300"\} 1$/m);
+    handle.detach();
+  });
 });

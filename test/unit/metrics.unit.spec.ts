@@ -1,4 +1,5 @@
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
+import { deadLetterDepthRecorder, heldDownlinkRecorder, uplinkOutcomeRecorder } from '../../src/adapters/metrics/hub-metrics';
 
 describe('MetricsRegistry (Prometheus text format)', () => {
   it('renders counters, gauges and histograms with labels', () => {
@@ -56,5 +57,52 @@ describe('MetricsRegistry (Prometheus text format)', () => {
     expect(registry.counter('c_total', 'c', ['role'])).toBe(c);
     expect(() => registry.gauge('c_total', 'c')).toThrow(/already registered/);
     expect(MetricsRegistry.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+});
+
+describe('counters exist from 0, before their first increment', () => {
+  // Prometheus's increase() and rate() need a sample before the first event: a series that appears at 1 shows no
+  // increase, so an alert on `increase(rts_amqp_failovers_total[5m]) > 0` stayed silent on the first failover.
+  it('an unlabelled counter renders 0 before any increment; a gauge without a value renders no sample', () => {
+    const registry = new MetricsRegistry();
+    registry.counter('x_total', 'x');
+    registry.gauge('g', 'g');
+    expect(registry.render()).toBe('# HELP x_total x\n# TYPE x_total counter\nx_total 0\n# HELP g g\n# TYPE g gauge\n');
+  });
+
+  it('zero() starts the given series of a labelled counter at 0 and keeps a value already counted', () => {
+    const registry = new MetricsRegistry();
+    const c = registry.counter('c_total', 'c', ['role']);
+    c.inc({ role: 'sdk' }, 2);
+    expect(c.zero({ role: 'hub' }, { role: 'sdk' })).toBe(c);
+    expect(registry.render()).toContain('c_total{role="sdk"} 2\nc_total{role="hub"} 0\n');
+    expect(() => c.zero({})).toThrow(/takes labels/);
+  });
+});
+
+describe("the hub's recorders: the series of their fixed vocabularies are there at 0 before the first event", () => {
+  const samples = (registry: MetricsRegistry) => registry.render().split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+
+  it('uplink outcomes: accepted, dead-letter failed and stale per queue kind (reasons come with their events)', () => {
+    const registry = new MetricsRegistry();
+    uplinkOutcomeRecorder(registry);
+    expect(samples(registry)).toEqual(['rts_uplink_accepted_total{queue="uplink"} 0', 'rts_uplink_dead_letter_failed_total{queue="uplink"} 0', 'rts_uplink_stale_total{queue="uplink"} 0']);
+  });
+
+  it('held downlink: both reasons, the released total and the pending gauge', () => {
+    const registry = new MetricsRegistry();
+    heldDownlinkRecorder(registry);
+    expect(samples(registry)).toEqual([
+      'rts_downlink_held_total{reason="no_encryption_key"} 0',
+      'rts_downlink_held_total{reason="behind_held"} 0',
+      'rts_downlink_held_released_total 0',
+      'rts_downlink_held_pending 0',
+    ]);
+  });
+
+  it('dead letter depth readings: every result; the depth itself has no sample until read', () => {
+    const registry = new MetricsRegistry();
+    deadLetterDepthRecorder(registry);
+    expect(samples(registry)).toEqual(['ok', 'no_answer', 'refused', 'unexpected_reply', 'connection_lost'].map((r) => `rts_dead_letters_readings_total{result="${r}"} 0`));
   });
 });

@@ -133,12 +133,14 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
   const role = options.role;
   const now = options.now ?? Date.now;
   const gauge = options.metrics?.gauge('rts_amqp_connected', 'Whether the AMQP connection is up (1) or not (0)', ['role']);
-  const failovers = options.metrics?.counter('rts_amqp_failovers_total', 'AMQP connections re-established after a loss', ['role']);
+  const failovers = options.metrics?.counter('rts_amqp_failovers_total', 'AMQP connections re-established after a loss', ['role']).zero({ role });
   const pauses = options.metrics?.histogram(
     'rts_amqp_failover_pause_seconds',
     'Time from losing the AMQP connection to being connected again',
     ['role'],
-    [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30],
+    // A failover in a broker pair takes seconds; a broker restarted (its store recovered) or down for maintenance
+    // minutes: up to 10 minutes, or every such pause is only "over 30 s" (+Inf) and quantiles read 30.
+    [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120, 300, 600],
   );
   gauge?.set({ role }, connection.isConnected() ? 1 : 0);
   const records: FailoverRecord[] = [];
@@ -158,7 +160,9 @@ export function instrumentConnection(connection: AmqpConnection, options: Instru
       lostFrom = undefined;
       return;
     }
-    const pauseMs = now() - lostAt;
+    // Never negative: `now` is the wall clock, which may step back during an outage (NTP), and a negative
+    // observation takes the histogram's _sum down, which Prometheus reads as a counter reset.
+    const pauseMs = Math.max(0, now() - lostAt);
     const record: FailoverRecord = { role, from: lostFrom, to, pauseMs, at: now() };
     records.push(record);
     failovers?.inc({ role });

@@ -5,7 +5,7 @@
 // system id, expert id or anything about a patient ever becomes a label.
 import type { DownlinkLag } from '../../application/downlink/downlink-lag';
 import type { ConsumerOutcomeEvent } from '../amqp/queue-consumer';
-import type { DepthSample } from '../messaging/dead-letter-depth';
+import type { DepthSample, DepthUnknownReason } from '../messaging/dead-letter-depth';
 import type { MetricsRegistry } from './registry';
 
 /**
@@ -27,11 +27,11 @@ export function reasonCode(reason: string): string {
 /** Counts the uplink consumer's outcomes; returns the `onOutcome` observer. */
 export function uplinkOutcomeRecorder(metrics: MetricsRegistry | undefined, queueKind = 'uplink'): (event: ConsumerOutcomeEvent) => void {
   if (!metrics) return () => undefined;
-  const accepted = metrics.counter('rts_uplink_accepted_total', 'Uplink messages processed and accepted', ['queue']);
+  const accepted = metrics.counter('rts_uplink_accepted_total', 'Uplink messages processed and accepted', ['queue']).zero({ queue: queueKind });
   const retried = metrics.counter('rts_uplink_retried_total', 'Uplink messages handed back to the broker for another attempt, by reason code', ['queue', 'reason']);
   const dead = metrics.counter('rts_uplink_dead_lettered_total', 'Uplink messages moved to the dead letter queue, by reason code', ['queue', 'reason']);
-  const deadFailed = metrics.counter('rts_uplink_dead_letter_failed_total', 'Dead-letter copies the broker did not take (the message comes back)', ['queue']);
-  const stale = metrics.counter('rts_uplink_stale_total', 'Handler results dropped because their delivery belonged to a lost connection', ['queue']);
+  const deadFailed = metrics.counter('rts_uplink_dead_letter_failed_total', 'Dead-letter copies the broker did not take (the message comes back)', ['queue']).zero({ queue: queueKind });
+  const stale = metrics.counter('rts_uplink_stale_total', 'Handler results dropped because their delivery belonged to a lost connection', ['queue']).zero({ queue: queueKind });
   const deferred = metrics.counter('rts_uplink_deferred_total', 'Uplink messages handed back uncounted because the hub could not handle anything (its store unavailable), by reason code', ['queue', 'reason']);
   return (event) => {
     const queue = queueKind;
@@ -72,7 +72,7 @@ export function sendRetryRecorder(metrics: MetricsRegistry | undefined, kind: st
  */
 export function heldDownlinkRecorder(metrics: MetricsRegistry | undefined): Readonly<{ held(reason: string): void; released(count: number): void; pending(count: number): void }> {
   if (!metrics) return { held: () => undefined, released: () => undefined, pending: () => undefined };
-  const held = metrics.counter('rts_downlink_held_total', 'Downlink messages held because their system had no valid encryption key (no_encryption_key) or had earlier ones held (behind_held)', ['reason']);
+  const held = metrics.counter('rts_downlink_held_total', 'Downlink messages held because their system had no valid encryption key (no_encryption_key) or had earlier ones held (behind_held)', ['reason']).zero({ reason: 'no_encryption_key' }, { reason: 'behind_held' });
   const released = metrics.counter('rts_downlink_held_released_total', 'Held downlink messages released (sent once the system had a valid key, or dropped as undeliverable)');
   const pending = metrics.gauge('rts_downlink_held_pending', 'Held downlink messages not yet released, over all systems');
   pending.set({}, 0);
@@ -121,11 +121,16 @@ export function downlinkLagRecorder(
  * figure); `rts_dead_letters_read_timestamp_seconds`, when the depth was last read (kept: alert on its age); and the
  * readings by result, a fixed word. No label carries a queue name, a message or anything a sender wrote.
  */
+/** The results a reading can count besides `ok` (`not_connected` is no reading: nothing was asked). */
+const READING_FAILURES: readonly Exclude<DepthUnknownReason, 'not_connected'>[] = ['no_answer', 'refused', 'unexpected_reply', 'connection_lost'];
+
 export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined): (sample: DepthSample) => void {
   if (!metrics) return () => undefined;
   const depth = metrics.gauge('rts_dead_letters', 'Messages on the dead letter queue, as the broker this hub is connected to counts them (no sample while unknown)');
   const readAt = metrics.gauge('rts_dead_letters_read_timestamp_seconds', 'When the depth of the dead letter queue was last read from the broker (Unix time)');
-  const readings = metrics.counter('rts_dead_letters_readings_total', 'Readings of the dead letter queue depth, by result: ok, no_answer (no statistics plugin?), refused, unexpected_reply, connection_lost', ['result']);
+  const readings = metrics.counter('rts_dead_letters_readings_total', 'Readings of the dead letter queue depth, by result: ok, no_answer (no statistics plugin?), refused, unexpected_reply, connection_lost', ['result']).zero(
+    ...['ok', ...READING_FAILURES].map((result) => ({ result })),
+  );
   return (sample) => {
     if (sample.depth !== null) {
       depth.set({}, sample.depth);

@@ -50,8 +50,23 @@ abstract class Labelled<T> {
   }
 }
 
+/**
+ * A counter's series exist from 0, not from their first increment: Prometheus's rate() and increase() need a sample
+ * before the first event, or the first event never shows (an alert on `increase(x[5m]) > 0` stays silent when the
+ * series appears at 1). An unlabelled counter starts at 0 by itself; give a labelled one its known label values
+ * with `zero` (a fixed vocabulary only: a queue kind, a role, a result word).
+ */
 export class Counter extends Labelled<number> implements Metric {
   readonly type = 'counter' as const;
+  constructor(name: string, help: string, labelNames: readonly string[]) {
+    super(name, help, labelNames);
+    if (labelNames.length === 0) this.zero({});
+  }
+  /** Starts these series at 0 (those already counting keep their value). */
+  zero(...labelSets: Labels[]): this {
+    for (const labels of labelSets) this.entry(labels, () => 0);
+    return this;
+  }
   inc(labels: Labels = {}, by = 1): void {
     if (!(by >= 0) || !Number.isFinite(by)) throw new Error(`${this.name}: a counter only goes up (by ${by})`);
     this.entry(labels, () => 0).value += by;
