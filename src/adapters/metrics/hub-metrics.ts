@@ -114,6 +114,9 @@ export function downlinkLagRecorder(
   return show;
 }
 
+/** The results a reading can count besides `ok` (`not_connected` is no reading: nothing was asked). */
+const READING_FAILURES: readonly Exclude<DepthUnknownReason, 'not_connected'>[] = ['no_answer', 'refused', 'unexpected_reply', 'connection_lost'];
+
 /**
  * The dead letter queue's depth as the broker the hub is connected to counts it (messaging/dead-letter-depth.ts):
  * `rts_dead_letters` only while the last reading succeeded on the current connection (no sample while not connected,
@@ -121,9 +124,6 @@ export function downlinkLagRecorder(
  * figure); `rts_dead_letters_read_timestamp_seconds`, when the depth was last read (kept: alert on its age); and the
  * readings by result, a fixed word. No label carries a queue name, a message or anything a sender wrote.
  */
-/** The results a reading can count besides `ok` (`not_connected` is no reading: nothing was asked). */
-const READING_FAILURES: readonly Exclude<DepthUnknownReason, 'not_connected'>[] = ['no_answer', 'refused', 'unexpected_reply', 'connection_lost'];
-
 export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined): (sample: DepthSample) => void {
   if (!metrics) return () => undefined;
   const depth = metrics.gauge('rts_dead_letters', 'Messages on the dead letter queue, as the broker this hub is connected to counts them (no sample while unknown)');
