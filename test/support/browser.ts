@@ -1,7 +1,7 @@
-import { accessSync, constants } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { startHub, type HubProcess } from './hub-process';
+import { toolRequired, toolUnavailable, type RequiredTool } from './required-tool';
 
 /**
  * Debian's chromium (apt-get install -y chromium), driven by playwright-core: no browser download. Playwright
@@ -9,30 +9,17 @@ import { startHub, type HubProcess } from './hub-process';
  */
 export const CHROMIUM_PATH = process.env.RTS_CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/**
- * Whether a missing Chromium fails the browser tests instead of skipping them: under CI (`.ci/run` installs
- * Debian's chromium and exports RTS_REQUIRE_CHROMIUM=1; CI=true counts too), so a broken install can never pass as
- * a skip.
- */
-export const chromiumRequired = (env: NodeJS.ProcessEnv = process.env): boolean =>
-  env.RTS_REQUIRE_CHROMIUM === '1' || env.CI === 'true' || env.CI === '1';
+const CHROMIUM: RequiredTool = { name: 'Chromium', tests: 'the browser tests', debianPackage: 'chromium', pathVar: 'RTS_CHROMIUM_PATH', requireVar: 'RTS_REQUIRE_CHROMIUM' };
+
+/** Whether a missing Chromium fails the browser tests instead of skipping them (required-tool.ts). */
+export const chromiumRequired = (env: NodeJS.ProcessEnv = process.env): boolean => toolRequired(CHROMIUM, env);
 
 /**
- * Why the browser tests cannot run here (no executable Chromium at `path`), or null when they can. Where Chromium
- * is required (chromiumRequired) a missing one throws instead: the suite fails, saying what to install. Checked
- * before any launch, so a machine without it gets one line, not a failed launch per test (each of which left
- * playwright-artifacts-* and a profile dir in the temp dir).
+ * Why the browser tests cannot run here (no executable Chromium at `path`), or null when they can; where Chromium is
+ * required, throws (required-tool.ts). Checked before any launch, so a machine without it gets one line, not a failed
+ * launch per test (each of which left playwright-artifacts-* and a profile dir in the temp dir).
  */
-export const chromiumUnavailable = (path: string = CHROMIUM_PATH, env: NodeJS.ProcessEnv = process.env): string | null => {
-  try {
-    accessSync(path, constants.X_OK);
-    return null;
-  } catch {
-    const reason = `no Chromium at ${path} (apt-get install -y chromium, or set RTS_CHROMIUM_PATH)`;
-    if (chromiumRequired(env)) throw new Error(`the browser tests must run here (CI / RTS_REQUIRE_CHROMIUM=1), but there is ${reason}`);
-    return reason;
-  }
-};
+export const chromiumUnavailable = (path: string = CHROMIUM_PATH, env: NodeJS.ProcessEnv = process.env): string | null => toolUnavailable(CHROMIUM, path, env);
 
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 

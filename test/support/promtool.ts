@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { toolRequired, toolUnavailable, type RequiredTool } from './required-tool';
 
 /**
  * Prometheus's promtool (Debian's prometheus package: apt-get install -y prometheus), which checks an exposition the
@@ -7,24 +7,13 @@ import { accessSync, constants } from 'node:fs';
  */
 export const PROMTOOL_PATH = process.env.RTS_PROMTOOL_PATH ?? '/usr/bin/promtool';
 
-/**
- * Whether a missing promtool fails the suite instead of skipping it: under CI (`.ci/run` installs prometheus and
- * exports RTS_REQUIRE_PROMTOOL=1; CI=true counts too), so a broken install can never pass as a skip.
- */
-export const promtoolRequired = (env: NodeJS.ProcessEnv = process.env): boolean =>
-  env.RTS_REQUIRE_PROMTOOL === '1' || env.CI === 'true' || env.CI === '1';
+const PROMTOOL: RequiredTool = { name: 'promtool', tests: 'the promtool tests', debianPackage: 'prometheus', pathVar: 'RTS_PROMTOOL_PATH', requireVar: 'RTS_REQUIRE_PROMTOOL' };
+
+/** Whether a missing promtool fails the suite instead of skipping it (required-tool.ts). */
+export const promtoolRequired = (env: NodeJS.ProcessEnv = process.env): boolean => toolRequired(PROMTOOL, env);
 
 /** Why promtool cannot run here, or null when it can; where it is required (promtoolRequired), a missing one throws. */
-export const promtoolUnavailable = (path: string = PROMTOOL_PATH, env: NodeJS.ProcessEnv = process.env): string | null => {
-  try {
-    accessSync(path, constants.X_OK);
-    return null;
-  } catch {
-    const reason = `no promtool at ${path} (apt-get install -y prometheus, or set RTS_PROMTOOL_PATH)`;
-    if (promtoolRequired(env)) throw new Error(`the promtool tests must run here (CI / RTS_REQUIRE_PROMTOOL=1), but there is ${reason}`);
-    return reason;
-  }
-};
+export const promtoolUnavailable = (path: string = PROMTOOL_PATH, env: NodeJS.ProcessEnv = process.env): string | null => toolUnavailable(PROMTOOL, path, env);
 
 /** `promtool check metrics` on `exposition`: its exit code and what it said (stdout and stderr, trimmed). */
 export const promtoolCheckMetrics = (exposition: string, path: string = PROMTOOL_PATH): Promise<{ code: number | null; output: string }> =>
