@@ -194,6 +194,8 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     expect((await api.call('POST /systems', '/systems', { token: operator, body: system })).status).toBe(200);
     expect((await api.call('POST /systems', '/systems', { token: operator, body: { ...system, name: 'Other' } })).status).toBe(409);
     expect((await api.call('POST /systems', '/systems', { token: xian, body: system })).status).toBe(403);
+    // A text that may not hold a CPR number: refused, and the document says so (x-refuses-cpr-number).
+    expect((await api.call('POST /systems', '/systems', { token: operator, body: { id: 'vejle', name: 'patient 251248-1234', area: 'Syddanmark' } })).status).toBe(400);
     expect((await api.call('GET /systems', '/systems', { token: xian })).status).toBe(200);
     expect((await api.call('GET /systems/{id}', '/systems/xian', { token: xian })).status).toBe(200);
     expect((await api.call('GET /systems/{id}', '/systems/shenzhen', { token: xian })).body.join).toMatchObject({ expectedBatches: 2, expertsMissing: null });
@@ -220,6 +222,7 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     id = randomUUID();
     const request = { consultationId: id, applicantSystemId: 'xian', applicantClinician: 'dr-chen', candidates: ['chengdu:li', 'beijing:wang'], clinicalQuestion: 'Q?', summary: 'S', attachments: [current.split('/').pop()] };
     expect((await api.call('POST /consultations', '/consultations', { token: xian, body: request })).status).toBe(201);
+    expect((await api.call('POST /consultations', '/consultations', { token: xian, body: { ...request, consultationId: randomUUID(), applicantClinician: 'dr 2512481234' } })).status).toBe(400);
     expect((await api.call('POST /consultations', '/consultations', { token: xian, body: request })).status).toBe(200);
     expect((await api.call('POST /consultations', '/consultations', { token: xian, body: { ...request, summary: 'other' } })).status).toBe(409);
     expect((await api.call('POST /consultations', '/consultations', { token: xian, body: { ...request, consultationId: randomUUID(), attachments: [documentUrl.split('/').pop()] } })).status).toBe(422);

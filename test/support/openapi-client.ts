@@ -1,6 +1,8 @@
 import { request } from 'node:http';
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
+import { holdsCprNumber } from '../../src/domain/monitoring/cpr-like';
+import { REFUSES_CPR_NUMBER } from '../../src/adapters/validation/no-cpr-text';
 
 /**
  * A hospital's generated HTTP client, as a test sees it: every answer held to the served OpenAPI document's own JSON
@@ -15,6 +17,9 @@ export const openApiClient = (doc: any, baseUrl: string) => {
   // Strict: an unknown keyword or format in the document is an error, not ignored.
   const ajv = new Ajv2020({ strict: true, allErrors: true });
   addFormats(ajv);
+  // The document's one extension keyword: a text the hub refuses with a CPR number in it. A client that honours it
+  // refuses what the hub refuses; one that does not (strict ajv without this) would fail on the unknown keyword.
+  ajv.addKeyword({ keyword: REFUSES_CPR_NUMBER, type: 'string', schemaType: 'boolean', validate: (refuses: boolean, text: string) => !refuses || !holdsCprNumber(text) });
   /** The document's own refs (#/components/schemas/X) resolved in one registered schema ('openapi.json#/$defs/X'). */
   const refsToDefs = <T>(node: T): T => JSON.parse(JSON.stringify(node).replace(/"#\/components\/schemas\//g, '"openapi.json#/$defs/')) as T;
   ajv.addSchema({ $id: 'openapi.json', $defs: refsToDefs(doc.components.schemas) });

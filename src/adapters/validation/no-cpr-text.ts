@@ -5,6 +5,14 @@ import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
 export const NO_CPR_TEXT_MESSAGE = 'must not hold a CPR number (it is stored in clear and outlives the erasure)';
 
 /**
+ * The JSON Schema keyword (an OpenAPI / AsyncAPI extension) that the served documents put on every such text, so a
+ * client generated from them knows which texts the hub refuses with a CPR number in them (no standard keyword can
+ * say it): `"x-refuses-cpr-number": true`. Without it a client that validates against the document sends what the
+ * hub refuses (400 invalid_request, bad_schema). The meta the text had (its description) is kept.
+ */
+export const REFUSES_CPR_NUMBER = 'x-refuses-cpr-number';
+
+/**
  * Free text that a person or a system writes about itself or its work and that goes into events or the audit
  * trail in clear: a system's name and area, an expert's profile, a replay's note and reason, a consultation's
  * applicant clinician. Erasure reaches none of them, so a CPR number there (a patient's number noted in a replay
@@ -13,4 +21,4 @@ export const NO_CPR_TEXT_MESSAGE = 'must not hold a CPR number (it is stored in 
  * consultation are not checked here: they are about the patient by nature.
  */
 export const withoutCprNumber = <S extends z.ZodType<string | undefined>>(schema: S): S =>
-  schema.refine((v) => v === undefined || !holdsCprNumber(v), NO_CPR_TEXT_MESSAGE) as unknown as S;
+  schema.refine((v) => v === undefined || !holdsCprNumber(v), NO_CPR_TEXT_MESSAGE).meta({ ...(schema.meta() ?? {}), [REFUSES_CPR_NUMBER]: true }) as unknown as S;
