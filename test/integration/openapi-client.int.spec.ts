@@ -312,9 +312,13 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
       }
     }
     const flood = await api.login({ role: 'clinician', systemId: 'xian', sub: 'flooding-clinician' });
-    // More at once than the bucket's burst (200): the rest answer 429, each held to the document too.
-    const sent = await Promise.all(Array.from({ length: 260 }, () => api.send('GET /systems', '/systems', { token: flood })));
-    const answers = await Promise.all(sent.map(async (res) => (await api.checked('GET /systems', res)).status));
+    // More at once than the bucket's burst (200): the rest answer 429, each held to the document too. In waves until
+    // one does: the bucket refills at 50 a second, and on a loaded machine one wave of 260 took long enough to refill it.
+    const answers: number[] = [];
+    for (let wave = 0; wave < 6 && !answers.includes(429); wave++) {
+      const sent = await Promise.all(Array.from({ length: 260 }, () => api.send('GET /systems', '/systems', { token: flood })));
+      answers.push(...(await Promise.all(sent.map(async (res) => (await api.checked('GET /systems', res)).status))));
+    }
     expect(answers).toContain(429);
   });
 
