@@ -165,7 +165,6 @@ export const registerSystem = async (base: string, id: string): Promise<void> =>
   if (res.status !== 201 && res.status !== 200) throw new Error(`POST /systems ${id}: ${res.status} ${JSON.stringify(res.body)}`);
 };
 
-/** Register the system over HTTP, send its join request (no experts) and wait until the hub has it joined. */
 /**
  * Two systems through the SDK, as `connect` makes their clients (pushed to `clients` for closing): chengdu joins with
  * expert c1, mianyang subscribes and joins; resolves once mianyang's downlink brought chengdu:c1.
@@ -194,6 +193,7 @@ export const failureOf = (promise: Promise<unknown>): Promise<Error | null> =>
     (error: Error) => error,
   );
 
+/** Register the system over HTTP, send its join request (no experts) and wait until the hub has it joined. */
 export const joinSystem = async (base: string, sender: DurableSender, id: string): Promise<void> => {
   await registerSystem(base, id);
   await sendUplink(sender, uplink.join(id, 0, 0));
