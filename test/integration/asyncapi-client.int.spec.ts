@@ -11,13 +11,9 @@
 // headers schema. Every uplink message sent is held to the document first. Then probes: messages the document
 // refuses are dead-lettered as unreadable (`bad_schema`, `bad_json`), none of those it takes.
 import { randomUUID } from 'node:crypto';
-import Ajv, { type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
 import { DLQ_REASON, QueueConsumer } from '../../src/adapters/amqp';
-import { REFUSES_CPR_NUMBER } from '../../src/adapters/validation/no-cpr-text';
 import type { RunningHub } from '../../src/bootstrap/main';
-import { holdsCprNumber } from '../../src/domain/monitoring/cpr-like';
-import { buildAsyncApiDocument } from '../../src/sdk/asyncapi';
+import { messageTypes, refusals } from '../support/asyncapi-client';
 import { readQueue } from '../support/sdk-queues';
 import { DLQ, UPLINK, downlinkQueue, getJson, registerSystem, startInProcessHub, tempDir, until, useBroker } from './hub-support';
 
@@ -27,54 +23,6 @@ const amq = useBroker();
 const data = tempDir('rts-asyncapi-client-');
 let hub: RunningHub | undefined;
 const consumers: QueueConsumer[] = [];
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the document, read as JSON
-const doc: any = buildAsyncApiDocument();
-const ajv = new Ajv({ strict: true, allErrors: true });
-addFormats(ajv);
-ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
-ajv.addKeyword({ keyword: REFUSES_CPR_NUMBER, type: 'string', schemaType: 'boolean', validate: (refuses: boolean, text: string) => !refuses || !holdsCprNumber(text) });
-ajv.addSchema({ $id: 'asyncapi', definitions: doc.components.schemas });
-const local = (schema: unknown): object => JSON.parse(JSON.stringify(schema).replace(/"#\/components\/schemas\//g, '"asyncapi#/definitions/')) as object;
-
-type Message = { name: string; headers: object; payload: object };
-/** The document's message for `type` on a channel (consultation.report is a message on both). */
-const messageOf = (channel: 'uplink' | 'downlink', type: string): Message | undefined => {
-  const refs = Object.values(doc.channels[channel].messages as Record<string, { $ref: string }>);
-  return refs.map((r) => doc.components.messages[r.$ref.split('/').pop()!] as Message).find((m) => m.name === type);
-};
-/**
- * The schema with every object that names its properties closed (additionalProperties: false): the downlink's
- * objects are open, so a receiver's validator lets an undescribed member through, and a generated model drops it.
- * The document has no allOf, so closing each object on its own is exact.
- */
-const closed = (schema: unknown): unknown => {
-  if (Array.isArray(schema)) return schema.map(closed);
-  if (schema === null || typeof schema !== 'object') return schema;
-  const out = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, k === 'properties' ? Object.fromEntries(Object.entries(v as object).map(([p, ps]) => [p, closed(ps)])) : closed(v)]));
-  return 'properties' in out && !('additionalProperties' in out) ? { ...out, additionalProperties: false } : out;
-};
-const compiled = new Map<object, { headers: ValidateFunction; payload: ValidateFunction; described: ValidateFunction }>();
-const validatorsOf = (m: Message) => {
-  let v = compiled.get(m);
-  if (!v) compiled.set(m, (v = { headers: ajv.compile(local(m.headers)), payload: ajv.compile(local(m.payload)), described: ajv.compile(closed(local(m.payload)) as object) }));
-  return v;
-};
-/** What the document says is wrong with a message on `channel` (empty: it takes it). */
-const refusals = (channel: 'uplink' | 'downlink', body: string, properties: Record<string, unknown>): string[] => {
-  let envelope: { type?: unknown };
-  try {
-    envelope = JSON.parse(body) as { type?: unknown };
-  } catch {
-    return ['body: not JSON'];
-  }
-  const m = messageOf(channel, String(envelope.type));
-  if (!m) return [`type ${String(envelope.type)}: no such message on ${channel}`];
-  const { headers, payload, described } = validatorsOf(m);
-  if (!payload(envelope)) return [`${m.name} payload: ${ajv.errorsText(payload.errors, { separator: '; ' })}`];
-  const undescribed = described(envelope) ? [] : (described.errors ?? []).filter((e) => e.keyword === 'additionalProperties').map((e) => `${m.name} payload${e.instancePath}: member ${String(e.params.additionalProperty)} sent, not described`);
-  return [...undescribed, ...(headers(properties) ? [] : [`${m.name} headers: ${ajv.errorsText(headers.errors, { separator: '; ' })}`])];
-};
 
 /** Every delivery on the systems' downlink queues, as the broker handed it over. */
 const received: Array<{ systemId: string; type: string; body: string; properties: Record<string, unknown> }> = [];
@@ -192,7 +140,7 @@ describe('every message type the hub sends, held to docs/asyncapi.yaml', () => {
     const refused = await send(request(randomUUID(), ['ac-b:e4']), { rts_accepts: 'consultation.refused' });
     expect(await deadLetterOf(refused.id)).toMatch(/^candidate_retired: /);
 
-    const downlinkTypes = Object.values(doc.channels.downlink.messages as Record<string, { $ref: string }>).map((r) => doc.components.messages[r.$ref.split('/').pop()!].name as string);
+    const downlinkTypes = messageTypes('downlink');
     await until('every downlink message type received', () => downlinkTypes.every((t) => receivedTypes().has(t)), 60_000, 100, () => `missing: ${downlinkTypes.filter((t) => !receivedTypes().has(t)).join(', ')}`);
   });
 
