@@ -13,14 +13,15 @@ import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
 import { createUplinkConsumer, deadLetterIdOf, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
-import { AmqpDeadLetterDepthReader, DeadLetterDepthMonitor } from '../adapters/messaging/dead-letter-depth';
+import { AmqpDeadLetterDepthReader, DeadLetterDepthMonitor, type DepthSample } from '../adapters/messaging/dead-letter-depth';
+import { AmqpDownlinkDepthReader, DownlinkDepthMonitor, type DownlinkDepths, type DownlinkQueueDepth } from '../adapters/messaging/downlink-queue-depth';
 import { AmqpRefusalNotices } from '../adapters/messaging/refusal-notices';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { FATAL_CLOSE_RETRY_MS, REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
-import { deadLetterDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
+import { deadLetterDepthRecorder, downlinkQueueDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
 import { DownlinkLagMonitor, countingSends } from '../application/downlink/downlink-lag';
 import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
@@ -88,6 +89,11 @@ export type HubMessaging = Readonly<{
    * RTS_DOWNLINK_STALL_AFTER_MS (empty while it does not publish).
    */
   stalledPublishers(): readonly string[];
+  /**
+   * For GET /systems: the system's downlink queue as the broker now connected counted it at the last reading (`readAt`),
+   * or null while that is not known (not connected, a failover not yet read, a broker without the statistics plugin).
+   */
+  downlinkQueueDepth(systemId: string): (DownlinkQueueDepth & Readonly<{ readAt: string }>) | null;
   stop(): Promise<void>;
 }>;
 
@@ -108,12 +114,18 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       consuming: () => false,
       publishing: () => false,
       stalledPublishers: () => [],
+      downlinkQueueDepth: () => null,
       stop: async () => undefined,
     };
   }
   const log = logger.child({ component: 'messaging' });
   const broker = await openHubBroker(messaging, { logger: log, metrics: deps.metrics });
   const connection = broker.connection;
+  // Each part of the hub listens on its one connection (failover metrics, senders, the consumer, this file, the two
+  // depth monitors) and each reading or browse under way adds a `disconnected` listener: with both depth readings
+  // under way Node's default of 10 was passed (a MaxListenersExceededWarning on stderr). 32 keeps the warning for a
+  // real leak (one listener per reading, never removed).
+  connection.setMaxListeners(32);
   // One line per change of state, not one per reconnect attempt (one a second while the broker is down).
   let up = false;
   // The refusal of the last attempt, if it was refused; logged once until the hub is let in.
@@ -327,6 +339,23 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     queue: messaging.deadLetterQueue,
   });
   depth.start();
+  // rts_downlink_queue_depth{system}: every known system's downlink queue, one statistics request per reading, on the
+  // dead letter reading's schedule and rules; the last sample is kept for GET /systems.
+  const downlinkDepthReader = new AmqpDownlinkDepthReader(connection, { prefix: messaging.downlinkQueuePrefix, systems: () => deps.directory.readModel.listSystemRows() });
+  const recordDownlinkDepth = downlinkQueueDepthRecorder(deps.metrics);
+  let downlinkDepth: DepthSample<DownlinkDepths> = { depth: null, reason: 'not_connected' };
+  const downlinkDepthMonitor = new DownlinkDepthMonitor({
+    read: () => downlinkDepthReader.read(),
+    connection,
+    everyMs: messaging.deadLetterDepthEveryMs,
+    onSample: (sample) => {
+      downlinkDepth = sample;
+      recordDownlinkDepth(sample);
+    },
+    logger: log,
+    pattern: downlinkDepthReader.pattern,
+  });
+  downlinkDepthMonitor.start();
 
   let stopping: Promise<void> | null = null;
   return {
@@ -336,11 +365,17 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     consuming: () => consumerAttached,
     publishing: () => gate.publishing(),
     stalledPublishers: () => lag.stalled(),
+    downlinkQueueDepth: (systemId) => {
+      const sample = downlinkDepth;
+      const found = sample.depth === null ? undefined : sample.depth.get(systemId);
+      return found && 'at' in sample ? { ...found, readAt: new Date(sample.at).toISOString() } : null;
+    },
     stop: () =>
       (stopping ??= (async () => {
         stopped = true;
         wakeRetry?.();
         depth.stop();
+        downlinkDepthMonitor.stop();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await consumer.stop();
         // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the

@@ -261,7 +261,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       };
     },
   });
-  registerDirectoryRoutes(http.app, { directory: directory.service, keys: messageKeys.keys });
+  registerDirectoryRoutes(http.app, { directory: directory.service, keys: messageKeys.keys, queueDepth: (systemId) => messaging.downlinkQueueDepth(systemId) });
   registerConsultationRoutes(http.app, { consultations: consultations.service });
   // The patient's right of access: what the hub holds of one patient, read through the ports that read each part.
   const exporter = new PatientExport({

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { AmqpConnection } from '../../src/adapters/amqp/connection';
 import { DurableSender } from '../../src/adapters/amqp/durable-sender';
 import { AmqpDeadLetterDepthReader, DepthUnknownError } from '../../src/adapters/messaging/dead-letter-depth';
+import { AmqpDownlinkDepthReader } from '../../src/adapters/messaging/downlink-queue-depth';
 import { AmqpDeadLetterQueue } from '../../src/adapters/messaging/dead-letters';
 import { AmqpLoginRefusedError, RtsClient } from '../../src/sdk';
 import { startBroker, type BrokerUser, type TestBroker } from '../support/activemq';
@@ -65,9 +66,10 @@ describe('a broker with accounts and the RTS access map', () => {
     expect(refusal!.message).toMatch(/not authorized to read from: queue:\/\/rts\.downlink\.mianyang/);
   });
 
-  // The statistics plugin (the hub's rts_dead_letters) comes before the access map, so only a hub account may ask for
-  // a queue's depth: a system would otherwise learn the sizes of every queue, other systems' downlink queues included.
-  it("answers a hub account's reading of the dead letter queue's depth, and refuses a system's", async () => {
+  // The statistics plugin (the hub's rts_dead_letters and rts_downlink_queue_depth) comes before the access map, so only
+  // a hub account may ask for a queue's depth: a system would otherwise learn the sizes of every queue, other systems'
+  // downlink queues included.
+  it("answers a hub account's reading of the dead letter queue's and the downlink queues' depths, and refuses a system's", async () => {
     const open = (user: BrokerUser) => AmqpConnection.open({ endpoints: [{ host: '127.0.0.1', port: broker.amqpPort }], sasl: { mechanism: 'plain', username: user.name, password: user.password } });
     const asHub = open(HUB);
     const asChengdu = open(CHENGDU);
@@ -83,6 +85,12 @@ describe('a broker with accounts and the RTS access map', () => {
       expect(refused).toBeInstanceOf(DepthUnknownError);
       expect((refused as DepthUnknownError).reason).toBe('refused');
       expect(refused!.message).toMatch(/not authorized to write to: queue:\/\/ActiveMQ\.Statistics\.Destination\.rts\.dlq/);
+      // The downlink queues' depth (rts_downlink_queue_depth): one wildcard request, the hub's only.
+      const known = async () => ['chengdu', 'mianyang'].map((systemId) => ({ systemId, downlinkQueue: `rts.downlink.${systemId}` }));
+      expect([...(await new AmqpDownlinkDepthReader(asHub, { prefix: 'rts.downlink.', systems: known }).read()).keys()]).toEqual(['chengdu', 'mianyang']);
+      const refusedWildcard = await failureOf(new AmqpDownlinkDepthReader(asChengdu, { prefix: 'rts.downlink.', systems: known }).read());
+      expect((refusedWildcard as DepthUnknownError).reason).toBe('refused');
+      expect(refusedWildcard!.message).toMatch(/not authorized to write to: queue:\/\/ActiveMQ\.Statistics\.Destination\.rts\.downlink\.>/);
     } finally {
       await sender.close();
       await asHub.close();

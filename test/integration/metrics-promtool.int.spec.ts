@@ -1,6 +1,6 @@
 // GET /metrics as the operator's Prometheus tools read it: `promtool check metrics` (Debian's prometheus package) on a
 // live hub's exposition, in the states an operator scrapes it in: real ActiveMQ with systems, experts, a
-// consultation, uploads, queries, refusals and dead letters; the same hub with its broker gone; the embedded store with
+// consultation, uploads, queries, refusals, dead letters and the downlink queues' depth by system; the same hub with its broker gone; the embedded store with
 // its broker down from the start; PostgreSQL as the store. promtool checks the format and lints names, units, HELP
 // and TYPE; every state must pass it with nothing to say. Counters of fixed vocabularies must be there at 0.
 //
@@ -76,7 +76,11 @@ describePromtool(`promtool check metrics on a live hub${noPromtool ? `, skipped:
             await sendRawBody(amq.sender, '{ not json');
       await httpTraffic(hub!.url);
       await until('two dead letters counted', async () => (await scrape(hub!.url)).includes('rts_dead_letters 2'), 60_000, 200);
+      // The downlink queues' depth by system (both systems known and read: a labelled gauge family promtool lints too).
+      await until('both downlink queues read', async () => /^rts_downlink_queue_depth\{system="promtool-b"\} \d+$/m.test(await scrape(hub!.url)), 60_000, 200);
       const text = await scrape(hub!.url);
+      expect(text).toMatch(/^rts_downlink_queue_depth\{system="promtool-a"\} \d+$/m);
+      expect(text).toMatch(/^rts_downlink_oldest_message_age_seconds\{system="promtool-b"\} [\d.e+-]+$/m);
       expect(text).toContain('rts_uplink_dead_lettered_total{queue="uplink",reason="unknown_system"} 1');
       expect(text).toMatch(/^rts_uplink_accepted_total\{queue="uplink"\} 4$/m);
       // Counters of fixed vocabularies are there at 0 before their first event (increase() needs the 0).
@@ -91,6 +95,9 @@ describePromtool(`promtool check metrics on a live hub${noPromtool ? `, skipped:
       await until('the hub sees the broker gone', async () => (await getJson<{ broker: string }>(hub!.url, '/health')).body.broker !== 'connected');
       const text = await scrape(hub!.url);
       expect(text).toMatch(/^rts_amqp_connected\{role="[a-z]+"\} 0$/m);
+      // Not connected: the depth families are there without samples (HELP and TYPE only).
+      expect(text).toContain('# TYPE rts_downlink_queue_depth gauge');
+      expect(text).not.toMatch(/^rts_downlink_queue_depth\{/m);
       expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
     });
   });

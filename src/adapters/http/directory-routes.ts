@@ -16,7 +16,7 @@ import { parseInput } from './schemas';
  *   GET  /experts?specialty=&city=&language=&system=&limit=&cursor=  -> 200 { items: Expert[], nextCursor }
  *   GET  /experts/{id}         -> 200 Expert (retired ones too, status 'retired') | 404 expert_not_found
  *   GET  /systems              -> 200 { items: System[] }
- *   GET  /systems/{id}         -> 200 System (with join progress) | 404 system_not_found
+ *   GET  /systems/{id}         -> 200 System (with join progress and its downlink queue's depth) | 404 system_not_found
  *   POST /systems {id,name,area} -> 201 System (Location: /systems/{id}); the same again -> 200; other
  *                                  details -> 409 system_already_registered
  *
@@ -27,6 +27,8 @@ export type DirectoryRouteDependencies = Readonly<{
   directory: DirectoryService;
   /** Message security: the public JWKs given with POST /systems are registered here (key-routes.ts). */
   keys?: Readonly<{ register(systemId: string, jwks: readonly Record<string, unknown>[], options?: { correlationId?: string }): Promise<{ registered: string[]; repeated: string[] }> }>;
+  /** The system's downlink queue as the broker counted it at the last reading, or null (hub-messaging.ts). */
+  queueDepth?: (systemId: string) => AnswerOf<typeof SystemResponse>['downlinkQueueDepth'];
 }>;
 
 const term = z.string().trim().min(1).max(100);
@@ -65,7 +67,7 @@ export const expertDto = (e: ExpertView): AnswerOf<typeof ExpertResponse> => ({
   retiredAt: e.retiredAt,
 });
 
-export const systemDto = (s: SystemView): AnswerOf<typeof SystemResponse> => ({
+export const systemDto = (s: SystemView, queueDepth: AnswerOf<typeof SystemResponse>['downlinkQueueDepth'] = null): AnswerOf<typeof SystemResponse> => ({
   id: s.systemId,
   name: s.name,
   area: s.area,
@@ -85,10 +87,12 @@ export const systemDto = (s: SystemView): AnswerOf<typeof SystemResponse> => ({
     expertsMissing: s.join.batchesImported >= s.join.expectedBatches ? Math.max(0, s.join.expectedExperts - s.join.expertsImported) : null,
     startedAt: s.join.startedAt,
   },
+  downlinkQueueDepth: queueDepth,
 });
 
 export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRouteDependencies): void => {
   const { directory } = deps;
+  const dto = (s: SystemView) => systemDto(s, deps.queueDepth?.(s.systemId) ?? null);
 
   app.get('/experts', async (request) => {
     const q = parseInput(ExpertsQuery, request.query, 'query');
@@ -101,18 +105,18 @@ export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRou
     return expertDto(await directory.getExpert(id));
   });
 
-  app.get('/systems', async () => ({ items: (await directory.listSystems()).map(systemDto) }));
+  app.get('/systems', async () => ({ items: (await directory.listSystems()).map(dto) }));
 
   app.get('/systems/:id', async (request) => {
     const { id } = parseInput(SystemParams, request.params, 'path');
-    return systemDto(await directory.getSystem(id));
+    return dto(await directory.getSystem(id));
   });
 
   app.post('/systems', async (request, reply) => {
     const body = parseInput(SystemBody, request.body, 'body');
     const { system, created } = await directory.registerSystem({ systemId: body.id, name: body.name, area: body.area }, { correlationId: request.id });
     const keys = body.keys && deps.keys ? await deps.keys.register(system.systemId, body.keys, { correlationId: request.id }) : undefined;
-    const dto = keys ? { ...systemDto(system), keys: [...keys.registered, ...keys.repeated] } : systemDto(system);
-    return reply.code(created ? 201 : 200).header('location', `/systems/${system.systemId}`).send(dto);
+    const answer = keys ? { ...dto(system), keys: [...keys.registered, ...keys.repeated] } : dto(system);
+    return reply.code(created ? 201 : 200).header('location', `/systems/${system.systemId}`).send(answer);
   });
 };

@@ -53,6 +53,15 @@ export const SystemResponse = z.object({
     .nullable()
     .describe('Progress of the bulk upload while the system joins'),
   keys: z.array(z.string()).optional().describe('The kids of the keys given with the registration'),
+  downlinkQueueDepth: z
+    .object({
+      messages: z.number().int().min(0).describe('Messages waiting on the downlink queue (sent by the hub, not yet taken by the system)'),
+      oldestMessageAgeSeconds: z.number().min(0).nullable().describe("How long the first of them had waited at readAt, by the broker's clock (0: none waits; null: the broker did not say)"),
+      consumers: z.number().int().min(0).nullable().describe('Receivers attached to the queue (0: the system is not taking its downlink now)'),
+      readAt: instant.describe('When the hub read it from the broker (every RTS_DEAD_LETTER_DEPTH_EVERY_MS)'),
+    })
+    .nullable()
+    .describe("The system's downlink queue as the broker the hub is connected to counts it; null while not known (no broker, not connected, a broker without the statistics plugin)"),
 });
 export const SystemsList = z.object({ items: z.array(SystemResponse) });
 

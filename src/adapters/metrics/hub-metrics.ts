@@ -2,10 +2,13 @@
 //
 // Labels are fixed vocabularies only: an outcome, a reason CODE (never the free text after it, which may quote
 // a payload), an HTTP method, a route PATTERN (/experts/:id, never the URL) and a status code. No message id,
-// system id, expert id or anything about a patient ever becomes a label.
+// expert id or anything about a patient ever becomes a label. One exception, by design: the downlink queues' depth
+// is per `system`, the id of a system the hub knows (registered by an operator: SYSTEM_ID_PATTERN, never one that
+// looks like a CPR number; as many series as connected systems, tens), because which city falls behind is the point.
 import type { DownlinkLag } from '../../application/downlink/downlink-lag';
 import type { ConsumerOutcomeEvent } from '../amqp/queue-consumer';
 import type { DepthSample, DepthUnknownReason } from '../messaging/dead-letter-depth';
+import type { DownlinkDepths } from '../messaging/downlink-queue-depth';
 import type { MetricsRegistry } from './registry';
 
 /**
@@ -140,5 +143,32 @@ export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined): (
     }
     depth.remove();
     if (sample.reason !== 'not_connected') readings.inc({ result: sample.reason });
+  };
+}
+
+/**
+ * Each known system's downlink queue as the broker the hub is connected to counts it (messaging/downlink-queue-depth.ts):
+ * `rts_downlink_queue_depth{system}` and `rts_downlink_oldest_message_age_seconds{system}` only while the last reading
+ * succeeded on the current connection (the same rules as rts_dead_letters), and only for the systems that reading
+ * listed: a system the hub no longer knows is dropped.
+ */
+export function downlinkQueueDepthRecorder(metrics: MetricsRegistry | undefined): (sample: DepthSample<DownlinkDepths>) => void {
+  if (!metrics) return () => undefined;
+  const depth = metrics.gauge('rts_downlink_queue_depth', "Messages waiting on each known system's downlink queue, as the broker this hub is connected to counts them (no sample while unknown)", ['system']);
+  const age = metrics.gauge('rts_downlink_oldest_message_age_seconds', "How long the first message waiting on each known system's downlink queue has been there, by the broker's clock (0: none waits; no sample while unknown)", ['system']);
+  let shown = new Set<string>();
+  return (sample) => {
+    const now = sample.depth === null ? new Map() : sample.depth;
+    for (const system of shown) {
+      if (now.has(system)) continue;
+      depth.remove({ system });
+      age.remove({ system });
+    }
+    shown = new Set(now.keys());
+    for (const [system, d] of now) {
+      depth.set({ system }, d.messages);
+      if (d.oldestMessageAgeSeconds === null) age.remove({ system });
+      else age.set({ system }, d.oldestMessageAgeSeconds);
+    }
   };
 }

@@ -1,0 +1,91 @@
+// How far behind each system is (rts_downlink_queue_depth{system}): what the statistics plugin's answer to a wildcard
+// says about the systems the hub knows, and how the gauges show it: only known systems, a system no longer listed
+// dropped, nothing at all while the figure is unknown. The reading against a real broker:
+// test/integration/downlink-queue-depth.int.spec.ts.
+import type { StatisticsAnswer } from '../../src/adapters/messaging/broker-statistics';
+import { downlinkDepthsFrom, statisticsPatternFor } from '../../src/adapters/messaging/downlink-queue-depth';
+import { downlinkQueueDepthRecorder } from '../../src/adapters/metrics/hub-metrics';
+import { MetricsRegistry } from '../../src/adapters/metrics/registry';
+
+const systems = [
+  { systemId: 'city-a', downlinkQueue: 'rts.downlink.city-a' },
+  { systemId: 'city-b', downlinkQueue: 'rts.downlink.city-b' },
+  { systemId: 'city-c', downlinkQueue: 'rts.downlink.city-c' },
+];
+// As ActiveMQ 5.18.3 sends it over AMQP, trimmed; firstMessageTimestamp only where the queue holds a message.
+const map = (queue: string, size: number | bigint, over: Record<string, unknown> = {}) => ({ destinationName: `queue://${queue}`, size, consumerCount: 0, enqueueCount: size, ...over });
+const answer = (maps: Record<string, unknown>[], brokerNow: number | null = 1_800_000_060_000): StatisticsAnswer => ({ maps, ended: true, brokerNow });
+
+describe('statisticsPatternFor', () => {
+  it('covers every queue of the prefix with whole segments', () => {
+    expect(statisticsPatternFor('rts.downlink.')).toBe('rts.downlink.>');
+    expect(statisticsPatternFor('hub.down.city')).toBe('hub.down.>');
+    expect(statisticsPatternFor('city-')).toBe('>');
+  });
+});
+
+describe('downlinkDepthsFrom', () => {
+  it('gives every known system its queue: the size, the age of its first message by the broker clock, its consumers; 0 where the broker has no queue', () => {
+    const depths = downlinkDepthsFrom(
+      answer([map('rts.downlink.city-a', 412, { firstMessageTimestamp: 1_800_000_000_000 }), map('rts.downlink.city-b', 0n, { consumerCount: 1n })]),
+      systems,
+      'rts.downlink.>',
+    );
+    expect(Object.fromEntries(depths)).toEqual({
+      'city-a': { messages: 412, oldestMessageAgeSeconds: 60, consumers: 0 },
+      'city-b': { messages: 0, oldestMessageAgeSeconds: 0, consumers: 1 },
+      'city-c': { messages: 0, oldestMessageAgeSeconds: 0, consumers: 0 },
+    });
+  });
+
+  it('passes over queues of no known system (a name a sender made up, a queue under a system queue, a topic)', () => {
+    const depths = downlinkDepthsFrom(answer([map('rts.downlink.ghost', 5), map('rts.downlink.city-a.extra', 7), { destinationName: 'topic://rts.downlink.city-a', size: 9 }]), systems, 'rts.downlink.>');
+    expect([...depths.keys()]).toEqual(['city-a', 'city-b', 'city-c']);
+    expect([...depths.values()].map((d) => d.messages)).toEqual([0, 0, 0]);
+  });
+
+  it('no age where the broker did not say (an older plugin): null, not 0', () => {
+    expect(downlinkDepthsFrom(answer([map('rts.downlink.city-a', 3)]), systems, 'rts.downlink.>').get('city-a')?.oldestMessageAgeSeconds).toBeNull();
+    expect(downlinkDepthsFrom(answer([map('rts.downlink.city-a', 3, { firstMessageTimestamp: 1 })], null), systems, 'rts.downlink.>').get('city-a')?.oldestMessageAgeSeconds).toBeNull();
+  });
+
+  it('leaves out a system whose queue the pattern does not cover (an earlier prefix): the answer cannot say its depth', () => {
+    const depths = downlinkDepthsFrom(answer([]), [...systems, { systemId: 'old', downlinkQueue: 'legacy.down.old' }], 'rts.downlink.>');
+    expect(depths.has('old')).toBe(false);
+  });
+
+  it('a known queue without a count is no figure at all', () => {
+    expect(() => downlinkDepthsFrom(answer([map('rts.downlink.city-a', -1)]), systems, 'rts.downlink.>')).toThrow(expect.objectContaining({ reason: 'unexpected_reply' }));
+  });
+});
+
+describe('downlinkQueueDepthRecorder', () => {
+  const setup = () => {
+    const metrics = new MetricsRegistry();
+    const record = downlinkQueueDepthRecorder(metrics);
+    const lines = () => metrics.render().split('\n').filter((l) => l.startsWith('rts_downlink_'));
+    const depths = (entries: Array<[string, number, number | null]>) => new Map(entries.map(([id, messages, age]) => [id, { messages, oldestMessageAgeSeconds: age, consumers: 0 }]));
+    return { metrics, record, lines, depths };
+  };
+
+  it('one series per known system, and none at all while the figure is unknown (HELP and TYPE stay)', () => {
+    const t = setup();
+    t.record({ depth: t.depths([['city-a', 412, 60], ['city-b', 0, 0]]), at: 1 });
+    expect(t.lines()).toEqual([
+      'rts_downlink_queue_depth{system="city-a"} 412',
+      'rts_downlink_queue_depth{system="city-b"} 0',
+      'rts_downlink_oldest_message_age_seconds{system="city-a"} 60',
+      'rts_downlink_oldest_message_age_seconds{system="city-b"} 0',
+    ]);
+    t.record({ depth: null, reason: 'connection_lost' });
+    expect(t.lines()).toEqual([]);
+    expect(t.metrics.render()).toContain('# TYPE rts_downlink_queue_depth gauge');
+  });
+
+  it('drops a system the next reading no longer lists, and an age the broker no longer tells', () => {
+    const t = setup();
+    t.record({ depth: t.depths([['city-a', 412, 60], ['city-b', 3, 5]]), at: 1 });
+    t.record({ depth: t.depths([['city-a', 400, null]]), at: 2 });
+    expect(t.lines()).toEqual(['rts_downlink_queue_depth{system="city-a"} 400']);
+  });
+});
