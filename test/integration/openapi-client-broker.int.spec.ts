@@ -12,8 +12,8 @@ import { DLQ, profile, sendUplink, startInProcessHub, tempDir, until, uplink, us
  * The hub as a hospital's generated client sees it, connected to a real ActiveMQ: what openapi-client.int.spec.ts
  * cannot provoke on a hub without a broker (there the dead letter routes answer only 503). Every answer is held to
  * the served document's own JSON Schemas (test/support/openapi-client.ts): the dead letter routes' lists, a dead
- * letter with its body and history, replays and discards and each of their refusals (404, 409, 410, 422, 400), and
- * /health and /metrics of a hub whose uplink is consuming.
+ * letter with its body and history, replays and discards and each of their refusals (404, 409, 410, 422, 400),
+ * /health and /metrics of a hub whose uplink is consuming, and a system's downlink queue depth as the broker counts it.
  */
 jest.setTimeout(120_000);
 
@@ -50,7 +50,8 @@ const forged = async (sourceQueue: string | null): Promise<string> => {
 };
 
 beforeAll(async () => {
-  hub = await startInProcessHub(amq.broker, data.dir, { env: { RTS_AUTH: 'on', RTS_AUTH_DEV_LOGIN: 'on' } });
+  // Depths read every second: the systems' answers carry their downlink queue's depth soon.
+  hub = await startInProcessHub(amq.broker, data.dir, { env: { RTS_AUTH: 'on', RTS_AUTH_DEV_LOGIN: 'on', RTS_DEAD_LETTER_DEPTH_EVERY_MS: '1000' } });
   doc = await (await fetch(`${hub.url}/openapi.json`)).json();
   api = openApiClient(doc, hub.url);
   operator = await api.login({ role: 'operator', sub: 'ops-openapi' });
@@ -66,6 +67,12 @@ describe("a connected hub's answers against the served document's JSON Schemas (
     const health = await api.call('GET /health', '/health');
     expect(health.body).toMatchObject({ uplink: 'consuming' });
     expect((await api.call('GET /metrics', '/metrics', { token: operator })).status).toBe(200);
+  });
+
+  it("a system with its downlink queue's depth as the broker counts it", async () => {
+    expect((await api.call('POST /systems', '/systems', { token: operator, body: { id: 'oc-depth', name: 'Depth', area: 'Hubei' } })).status).toBe(201);
+    await until('the depth read', async () => (await api.call('GET /systems/{id}', '/systems/oc-depth', { token: operator })).body.downlinkQueueDepth !== null);
+    expect((await api.call('GET /systems', '/systems', { token: operator })).body.items[0].downlinkQueueDepth).toMatchObject({ messages: 0 });
   });
 
   it('the dead letters: listed, one shown, replayed, discarded, and each refusal', async () => {
