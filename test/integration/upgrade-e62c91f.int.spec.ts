@@ -14,7 +14,8 @@ import { devToken, tempDataDir } from '../support/hub-process';
 /**
  * An upgrade from a real older build: the data directory that the landed build e62c91f (2026-11-30) wrote through
  * its HTTP API and AMQP uplink (test/fixtures/upgrade/e62c91f/README.md), opened by this build. Everything the old
- * build answered (answers.json) is answered the same, and new writes work on top of it.
+ * build answered (answers.json) is answered the same, new writes work on top of it, and erasing a patient reaches
+ * the consultations that build attached to their readings.
  */
 jest.setTimeout(60_000);
 
@@ -104,4 +105,14 @@ it('takes new writes on top: uploads, retries of old uploads, corrections of old
   expect(await call(cityB, 'POST', `/consultations/${answers.consultations.offered.id}/accept`, { expertId: 'city-b:e1' })).toMatchObject({ status: 200, body: { status: 'accepted' } });
   expect(await call(cityB, 'POST', '/consultations/cons-0001/accept', { expertId: 'city-b:e2' })).toMatchObject({ status: 200, body: { status: 'accepted' } });
   expect(await call(await system('city-a'), 'POST', `/consultations/${answers.consultations.reported.id}/acknowledge`, { systemId: 'city-a' })).toMatchObject({ status: 200, body: { status: 'acknowledged' } });
+});
+
+it("erasing a patient erases the texts of the consultations the old build attached to the patient's readings", async () => {
+  // e62c91f's requests recorded no patient keys; the attachment's own document stream names the patient's key.
+  const attached = answers.consultations.attached;
+  expect(attached.attachments).toEqual([answers.documents['obs-p1-1'].uniqueId]);
+  expect((await call(await operator(), 'POST', '/erasures', { patient: P1 })).status).toBe(200);
+  expect((await call(await system('city-a'), 'GET', `/consultations/${attached.id}`)).body).toMatchObject({ contentErased: true, clinicalQuestion: null, summary: null });
+  // A consultation without attachments is reached by no patient.
+  expect((await call(await system('city-a'), 'GET', `/consultations/${answers.consultations.offered.id}`)).body).toMatchObject({ contentErased: false });
 });
