@@ -129,7 +129,7 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       try {
         const keys = await PostgresKeyStore.open(store);
         const protection = patientCipher(config, keys);
-        const registry = await PostgresRegistry.open(store, protection);
+        const registry = await PostgresRegistry.open(store, protection, logResealed(logger));
         const checkpoints = await PostgresCheckpointStore.open(store);
         logger?.info({ store: 'postgres', schema: config.RTS_POSTGRES_SCHEMA, registry: 'postgres' }, 'event store opened');
         return { store, registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(connectionString, store.schema) };
@@ -148,7 +148,7 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       try {
         const keys = await PostgresKeyStore.open(db);
         const protection = patientCipher(config, keys);
-        const registry = await PostgresRegistry.open(db, protection);
+        const registry = await PostgresRegistry.open(db, protection, logResealed(logger));
         const checkpoints = await PostgresCheckpointStore.open(db);
         logger?.info({ store: 'eventstoredb', registry: 'postgres', schema: config.RTS_POSTGRES_SCHEMA }, 'event store opened');
         return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(config.RTS_POSTGRES_URL, db.schema) };
@@ -178,6 +178,13 @@ const logMigrations =
       fresh ? 'event store schema: creating it' : 'event store schema: migrating it for this build (on a large store this takes a while; the hub starts when it is done)',
     );
   };
+
+/** Registry rows an older build wrote in clear, sealed at this start: what is left to do is the operator's. */
+const logResealed = (logger: Logger | undefined) => (rows: number): void =>
+  logger?.warn(
+    { rows },
+    'registry: rows an older build wrote in clear are sealed now; their clear versions stay in the table\'s free space until VACUUM FULL registry_entries, and in WAL and backups (README "What an erasure leaves")',
+  );
 
 const postgresLease = (connectionString: string, schema: string) => (): PublishingLease => new PostgresPublishingLease({ connection: { connectionString }, schema });
 
