@@ -31,13 +31,17 @@ export class PostgresCheckpointStore implements CheckpointStore {
     const table = db.table('subscription_checkpoints');
     const { rows } = await db.query<{ existed: boolean }>('SELECT to_regclass($1) IS NOT NULL AS existed', [table]);
     await createInSchema(db, 'the checkpoint table', SUBSCRIPTION_CHECKPOINTS_SQL);
-    if (rows[0]?.existed === false && (await PostgresCheckpointStore.projectedBefore(db))) onNoneKept?.();
+    if (onNoneKept && rows[0]?.existed === false && (await PostgresCheckpointStore.projectedBefore(db))) onNoneKept();
     return new PostgresCheckpointStore(db);
   }
 
+  /** Whether the registry's checkpoint table (made by PostgresRegistry.open, when there is one) has moved. */
   private static async projectedBefore(db: PgTransactor): Promise<boolean> {
-    const { rows } = await db.query<{ projected: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${db.table('projection_checkpoints')} WHERE position > 0) AS projected`);
-    return rows[0]?.projected === true;
+    const table = db.table('projection_checkpoints');
+    const { rows } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
+    if (rows[0]?.present !== true) return false;
+    const moved = await db.query<{ projected: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${table} WHERE position > 0) AS projected`);
+    return moved.rows[0]?.projected === true;
   }
 
   async get(name: string): Promise<bigint> {
