@@ -24,8 +24,8 @@ export class PostgresCheckpointStore implements CheckpointStore {
   /**
    * Creates the table if missing (idempotent; safe when several processes open together, like the registry's).
    * `onNoneKept` hears when it was missing from a schema a hub had projected events into (its registry checkpoint):
-   * a build before the evening of 2026-12-01 kept the checkpoints in memory, so the publishers send the whole downlink history
-   * again from the first event, which the operator should hear of before the queues fill.
+   * a build before the evening of 2026-12-01 kept the checkpoints in memory, so the publishers send the whole
+   * downlink history again from the first event, which the operator should hear of before the queues fill.
    */
   static async open(db: PgTransactor, onNoneKept?: () => void): Promise<PostgresCheckpointStore> {
     const table = db.table('subscription_checkpoints');
