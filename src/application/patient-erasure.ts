@@ -60,7 +60,8 @@ export type ErasurePage = Readonly<{ items: readonly RecordedErasure[]; next: bi
  *      key: a repeat records nothing new);
  *   2. the patient's data key is deleted (a tombstone stays, so nothing is sealed for them again);
  *   3. the content of every consultation linked to the patient (its request recorded the patient's key for an
- *      attached document) is erased too: its own data key is deleted (ConsultationContentErasure);
+ *      attached document, or, recorded by an older build, attached one of the patient's documents) is erased too:
+ *      its own data key is deleted (ConsultationContentErasure);
  *   4. the projections catch up: PatientErased removes the patient's rows, ConsultationContentErased the texts.
  * From then on every DocumentSubmitted of the patient is an envelope nobody can open, in the store, in its
  * backups and in every copy. A crash between 1 and 2 is repaired by repeating the request (it is idempotent).

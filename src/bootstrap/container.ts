@@ -129,8 +129,8 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       try {
         const keys = await PostgresKeyStore.open(store);
         const protection = patientCipher(config, keys);
-        const registry = await PostgresRegistry.open(store, protection);
-        const checkpoints = await PostgresCheckpointStore.open(store);
+        const registry = await PostgresRegistry.open(store, protection, logResealed(logger));
+        const checkpoints = await PostgresCheckpointStore.open(store, logNoCheckpointsKept(logger));
         logger?.info({ store: 'postgres', schema: config.RTS_POSTGRES_SCHEMA, registry: 'postgres' }, 'event store opened');
         return { store, registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(connectionString, store.schema) };
       } catch (error) {
@@ -148,8 +148,8 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
       try {
         const keys = await PostgresKeyStore.open(db);
         const protection = patientCipher(config, keys);
-        const registry = await PostgresRegistry.open(db, protection);
-        const checkpoints = await PostgresCheckpointStore.open(db);
+        const registry = await PostgresRegistry.open(db, protection, logResealed(logger));
+        const checkpoints = await PostgresCheckpointStore.open(db, logNoCheckpointsKept(logger));
         logger?.info({ store: 'eventstoredb', registry: 'postgres', schema: config.RTS_POSTGRES_SCHEMA }, 'event store opened');
         return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(config.RTS_POSTGRES_URL, db.schema) };
       } catch (error) {
@@ -178,6 +178,19 @@ const logMigrations =
       fresh ? 'event store schema: creating it' : 'event store schema: migrating it for this build (on a large store this takes a while; the hub starts when it is done)',
     );
   };
+
+/** Registry rows an older build wrote in clear, sealed at this start: what is left to do is the operator's. */
+const logResealed = (logger: Logger | undefined) => (rows: number): void =>
+  logger?.warn(
+    { rows },
+    'registry: rows an older build wrote in clear are sealed now; their clear versions stay in the table\'s free space until VACUUM FULL registry_entries, and in WAL and backups (README "What an erasure leaves")',
+  );
+
+/** A schema whose older build kept the downlink checkpoints in memory: the history goes out once more. */
+const logNoCheckpointsKept = (logger: Logger | undefined) => (): void =>
+  logger?.warn(
+    'downlink checkpoints: the build before kept none in this database (they were in memory), so the publishers send the whole downlink history once more, from the first event (same message ids: receivers dedupe); from now on they are kept here',
+  );
 
 const postgresLease = (connectionString: string, schema: string) => (): PublishingLease => new PostgresPublishingLease({ connection: { connectionString }, schema });
 

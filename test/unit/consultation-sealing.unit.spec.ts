@@ -9,6 +9,7 @@ import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-mem
 import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
 import { consultationStreamName } from '../../src/domain/consultation/consultation';
+import { documentStreamName } from '../../src/domain/documents/document-entry';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 
 const id = 'c0ffee00-0000-4000-8000-00000000000a';
@@ -53,6 +54,28 @@ describe('sealed consultation texts', () => {
     expect(await protection.isErased(consultationDataKey(id))).toBe(true);
     expect(await protection.isErased(consultationDataKey(other))).toBe(false);
     await expect(erasure.erase('c0ffee00-0000-4000-8000-0000000000ff', { by: 'dpo' })).rejects.toMatchObject({ code: 'consultation_not_found' });
+  });
+
+  it('erasure by patient reaches a request of a build that recorded no patient keys through its attachments’ documents', async () => {
+    const store = new InMemoryEventStore();
+    const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+    const erasure = new ConsultationContentErasure({ store, protection, clock });
+    const P = `p${'1'.repeat(32)}`;
+    const doc = (uniqueId: string, patientKey: string) => store.appendToStream(documentStreamName(uniqueId), [{ id: uuidV5(`d/${uniqueId}`), type: 'DocumentSubmitted', data: { uniqueId, patientKey } }]);
+    await doc('2.25.1', P);
+    await doc('2.25.2', `p${'2'.repeat(32)}`);
+    // As builds to 2026-12-01 recorded a request: texts in clear, attachments, no `patientKeys`.
+    const oldRequest = (cid: string, attachments: string[]) => ({
+      id: uuidV5(`r/${cid}`),
+      type: 'ConsultationRequested',
+      data: { consultationId: cid, applicantSystemId: 'xian', applicantClinician: 'x', candidates: ['chengdu:li'], clinicalQuestion: 'q', summary: '', attachments, deadlineSeconds: 3600, reportResend: { intervalSeconds: 60, maxAttempts: 1 }, correlationId: cid, requestedAt: '2024-05-01T10:00:00Z' },
+    });
+    const [mine, others, none] = ['c', 'd', 'e'].map((n) => `c0ffee00-0000-4000-8000-00000000000${n}`);
+    await store.appendToStream(consultationStreamName(mine!), [oldRequest(mine!, ['2.25.2', '2.25.1'])]);
+    await store.appendToStream(consultationStreamName(others!), [oldRequest(others!, ['2.25.2'])]);
+    await store.appendToStream(consultationStreamName(none!), [oldRequest(none!, [])]);
+    expect(await erasure.erasePatient(P, { by: 'dpo' })).toEqual([mine]);
+    expect((await store.readStream(consultationStreamName(mine!))).events.map((e) => e.type)).toEqual(['ConsultationRequested', 'ConsultationContentErased']);
   });
 
   it("a patient's erasure repeated by key on a restored copy erases their consultations again: the register lists the patient, not those", async () => {

@@ -21,10 +21,27 @@ CREATE TABLE IF NOT EXISTS subscription_checkpoints (
 export class PostgresCheckpointStore implements CheckpointStore {
   private constructor(private readonly db: PgTransactor) {}
 
-  /** Creates the table if missing (idempotent; safe when several processes open together, like the registry's). */
-  static async open(db: PgTransactor): Promise<PostgresCheckpointStore> {
+  /**
+   * Creates the table if missing (idempotent; safe when several processes open together, like the registry's).
+   * `onNoneKept` hears when it was missing from a schema a hub had projected events into (its registry checkpoint):
+   * a build before the evening of 2026-12-01 kept the checkpoints in memory, so the publishers send the whole
+   * downlink history again from the first event, which the operator should hear of before the queues fill.
+   */
+  static async open(db: PgTransactor, onNoneKept?: () => void): Promise<PostgresCheckpointStore> {
+    const table = db.table('subscription_checkpoints');
+    const { rows } = await db.query<{ existed: boolean }>('SELECT to_regclass($1) IS NOT NULL AS existed', [table]);
     await createInSchema(db, 'the checkpoint table', SUBSCRIPTION_CHECKPOINTS_SQL);
+    if (onNoneKept && rows[0]?.existed === false && (await PostgresCheckpointStore.projectedBefore(db))) onNoneKept();
     return new PostgresCheckpointStore(db);
+  }
+
+  /** Whether the registry's checkpoint table (made by PostgresRegistry.open, when there is one) has moved. */
+  private static async projectedBefore(db: PgTransactor): Promise<boolean> {
+    const table = db.table('projection_checkpoints');
+    const { rows } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table]);
+    if (rows[0]?.present !== true) return false;
+    const moved = await db.query<{ projected: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${table} WHERE position > 0) AS projected`);
+    return moved.rows[0]?.projected === true;
   }
 
   async get(name: string): Promise<bigint> {

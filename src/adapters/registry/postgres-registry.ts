@@ -139,13 +139,15 @@ export class PostgresRegistry implements RegistryReadModel {
   /**
    * Creates the tables if missing (idempotent; safe when several processes open together), then re-seals the rows
    * still in clear (resealClearRows). `protection` must be the hub's own (the one its documents are sealed and its
-   * patients erased with): the rows are sealed under the same keys.
+   * patients erased with): the rows are sealed under the same keys. `onResealed` hears how many were, when any:
+   * the operator has to know (their clear versions stay in the table's files until a VACUUM FULL).
    */
-  static async open(db: PgTransactor, protection: PatientDataProtection): Promise<PostgresRegistry> {
+  static async open(db: PgTransactor, protection: PatientDataProtection, onResealed?: (rows: number) => void): Promise<PostgresRegistry> {
     // LONG_WORK: an index added later is built over every existing row.
     await createInSchema(db, 'the registry tables', { text: REGISTRY_SCHEMA_SQL, ...LONG_WORK });
     const registry = new PostgresRegistry(db, protection);
-    await registry.resealClearRows();
+    const resealed = await registry.resealClearRows();
+    if (resealed > 0) onResealed?.(resealed);
     return registry;
   }
 

@@ -1,3 +1,4 @@
+import { documentStreamName } from '../../domain/documents/document-entry';
 import { consultationDecider, consultationStreamName, type ConsultationState, type ContentErasureCause } from '../../domain/consultation/consultation';
 import { handleCommand } from '../command-handling';
 import { uuidV5 } from '../ids';
@@ -56,10 +57,10 @@ export class ConsultationContentErasure {
   }
 
   /**
-   * The ids of the consultations whose request recorded the patient's key, oldest request first; with
-   * `attaching`, also those whose attachments name one of these documents (consultations recorded before requests
-   * kept their patients' keys: the patient's data export finds them by the patient's documents). A scan of every
-   * request ever recorded.
+   * The ids of the consultations whose request recorded the patient's key, or (a request recorded before requests
+   * kept their patients' keys) attached one of the patient's documents, oldest request first; with `attaching`, also
+   * those whose attachments name one of these documents. A scan of every request ever recorded, and a read of each
+   * attachment's stream for the requests of builds before 2026-12-02.
    */
   async consultationsOf(patientKey: string, attaching: ReadonlySet<string> = new Set()): Promise<readonly string[]> {
     const types = new Set(['ConsultationRequested']);
@@ -69,13 +70,26 @@ export class ConsultationContentErasure {
       for (const e of page) {
         if (e.type !== 'ConsultationRequested') continue;
         const keys = e.data['patientKeys'];
-        const attachments = e.data['attachments'];
-        const named = Array.isArray(keys) && keys.includes(patientKey);
-        const attached = attaching.size > 0 && Array.isArray(attachments) && attachments.some((a) => typeof a === 'string' && attaching.has(a));
+        const attachments = Array.isArray(e.data['attachments']) ? e.data['attachments'].filter((a): a is string => typeof a === 'string') : [];
+        const named = Array.isArray(keys) ? keys.includes(patientKey) : await this.attachesDocumentOf(attachments, patientKey);
+        const attached = attaching.size > 0 && attachments.some((a) => attaching.has(a));
         if (named || attached) ids.push(String(e.data['consultationId']));
       }
       if (page.length < SCAN_PAGE) return ids;
       after = page[page.length - 1]!.globalPosition;
     }
+  }
+
+  /**
+   * For a request recorded before requests kept their patients' keys (builds to 2026-12-01): whether an attachment
+   * is the patient's document, by the key its own stream records (kept after the patient's erasure too). Without
+   * it, erasing the patient left such a consultation's texts served and sent after an upgrade.
+   */
+  private async attachesDocumentOf(attachments: readonly string[], patientKey: string): Promise<boolean> {
+    for (const uniqueId of attachments) {
+      const { events } = await this.deps.store.readStream(documentStreamName(uniqueId), { maxCount: 1 });
+      if (events[0]?.type === 'DocumentSubmitted' && events[0].data['patientKey'] === patientKey) return true;
+    }
+    return false;
   }
 }
