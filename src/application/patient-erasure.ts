@@ -19,7 +19,18 @@ const CONSULTATION_CONTENT_ERASED = 'ConsultationContentErased';
  * for a patient erased at the caller's explicit request although the hub had nothing of them; a repeat of that
  * erasure says false too (the PatientErased event records it), not true for the erasure it finds.
  */
-export type ErasureResult = Readonly<{ patientKey: string; erasedAt: string; alreadyErased: boolean; known: boolean }>;
+export type ErasureResult = Readonly<{
+  patientKey: string;
+  erasedAt: string;
+  alreadyErased: boolean;
+  known: boolean;
+  /**
+   * The consultations erased with the patient that a build before 2026-12-02 recorded: their texts stay in clear in
+   * their events and the store's backups (the hub no longer serves or sends them). Only removing those events by
+   * hand, or retiring the store, takes them out (README, "What an erasure leaves"). Consultation ids, no patient data.
+   */
+  consultationsWithTextsLeftInEvents: readonly string[];
+}>;
 
 /**
  * What the hub holds of a patient. `known`: anything at all (a document, a data key or tombstone, an erasure
@@ -135,9 +146,9 @@ export class PatientErasure {
     }
     await this.deps.protection.erase(patientKey);
     // Also on a repeat (a restored copy, or a crash after step 2): each consultation's erasure is idempotent.
-    await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId });
+    const consultations = (await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId })) ?? [];
     for (const p of this.deps.projectors) await p.catchUp();
-    return { patientKey, ...first };
+    return { patientKey, ...first, consultationsWithTextsLeftInEvents: consultations.filter((c) => c.textsLeftInEvents).map((c) => c.consultationId) };
   }
 
   /** The PatientErased event's time and what it says the hub held; undefined without one. */

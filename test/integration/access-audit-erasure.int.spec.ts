@@ -515,7 +515,7 @@ describe('access control, audit and erasure over SQLite', () => {
     const confirmedBody = await call('POST', '/erasures', operator, { patient: VIA_BODY, unknown: 'erase' });
     for (const [answer, cpr] of [[confirmedUrl, VIA_URL], [confirmedBody, VIA_BODY]] as const) {
       expect(answer.statusCode).toBe(200);
-      expect(answer.json()).toEqual({ erased: true, patientKey: patientKeys.keyFor(parseCpr(cpr)), erasedAt: expect.any(String), alreadyErased: false, known: false });
+      expect(answer.json()).toEqual({ erased: true, patientKey: patientKeys.keyFor(parseCpr(cpr)), erasedAt: expect.any(String), alreadyErased: false, known: false, consultationsWithTextsLeftInEvents: [] });
     }
     expect((await call('POST', '/erasures', operator, { patient: VIA_URL })).json()).toEqual({ ...confirmedUrl.json(), alreadyErased: true });
     expect((await call('DELETE', `/patients/${VIA_BODY}`, operator)).json()).toEqual({ ...confirmedBody.json(), alreadyErased: true });
@@ -527,7 +527,7 @@ describe('access control, audit and erasure over SQLite', () => {
     const known = await login({ role: 'patient', patient: KNOWN });
     expect((await call('POST', '/observations', known, { patientId: KNOWN, systolic: 125, diastolic: 75 })).statusCode).toBe(201);
     const erasedKnown = await call('POST', '/erasures', operator, { patient: KNOWN });
-    expect(erasedKnown.json()).toEqual({ erased: true, patientKey: patientKeys.keyFor(parseCpr(KNOWN)), erasedAt: expect.any(String), alreadyErased: false, known: true });
+    expect(erasedKnown.json()).toEqual({ erased: true, patientKey: patientKeys.keyFor(parseCpr(KNOWN)), erasedAt: expect.any(String), alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
     expect((await call('POST', '/observations/search', known, { patientId: KNOWN })).json()).toMatchObject({ status: 410, code: 'patient_erased' });
 
     // The same rules: operators only; the shape checked by zod, the CPR number by parseCpr; JSON only.

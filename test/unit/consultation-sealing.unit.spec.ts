@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 import { uuidV5 } from '../../src/application/ids';
 import { planConsultationDownlink } from '../../src/application/consultation/consultation-downlink';
-import { consultationDataKey, openConsultationData, sealConsultationData } from '../../src/application/consultation/sealed-consultations';
+import { consultationDataKey, holdsClearText, openConsultationData, SealingConsultationStore, sealConsultationData } from '../../src/application/consultation/sealed-consultations';
 import { ConsultationContentErasure } from '../../src/application/consultation/consultation-erasure';
 import { PatientErasure } from '../../src/application/patient-erasure';
 import { isSealed } from '../../src/application/ports/patient-data-protection';
@@ -34,6 +34,26 @@ describe('sealed consultation texts', () => {
     await expect(sealConsultationData(protection, 'ReportIssued', { consultationId: id, diagnosis: 'd' })).rejects.toMatchObject({ code: 'patient_erased' });
   });
 
+  it('tells an event with a text in clear (an earlier build) from one sealed or empty, and an erasure says which it left', async () => {
+    const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+    const sealed = await sealConsultationData(protection, 'ReportIssued', { consultationId: id, diagnosis: 'd', recommendations: 'r' });
+    expect(holdsClearText('ReportIssued', sealed)).toBe(false);
+    expect(holdsClearText('ReportIssued', { ...sealed, recommendations: 'in clear' })).toBe(true);
+    expect(holdsClearText('ConsultationCancelled', { consultationId: id, reason: '' })).toBe(false);
+    expect(holdsClearText('ConsultationAccepted', { consultationId: id, reason: 'not a text of this event' })).toBe(false);
+
+    // Through the hub's sealing store (this build) nothing is left in clear; written raw (an earlier build) it is.
+    const store = new InMemoryEventStore();
+    const erasure = new ConsultationContentErasure({ store, protection, clock });
+    const requested = (cid: string) => ({ id: uuidV5(`r/${cid}`), type: 'ConsultationRequested', data: { consultationId: cid, clinicalQuestion: 'q', summary: 's', attachments: [], patientKeys: [] } });
+    const [now, before] = ['c0ffee00-0000-4000-8000-0000000000c1', 'c0ffee00-0000-4000-8000-0000000000c2'];
+    await new SealingConsultationStore(store, protection).appendToStream(consultationStreamName(now!), [requested(now!)]);
+    await store.appendToStream(consultationStreamName(before!), [requested(before!)]);
+    expect(await erasure.erase(now!, { by: 'dpo' })).toMatchObject({ alreadyErased: false, textsLeftInEvents: false });
+    expect(await erasure.erase(before!, { by: 'dpo' })).toMatchObject({ alreadyErased: false, textsLeftInEvents: true });
+    expect(await erasure.erase(before!, { by: 'dpo' })).toMatchObject({ alreadyErased: true, textsLeftInEvents: true });
+  });
+
   it('erasure by patient reaches the consultations whose request names the patient’s key, and only those', async () => {
     const store = new InMemoryEventStore();
     const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
@@ -47,8 +67,8 @@ describe('sealed consultation texts', () => {
     const P = `p${'1'.repeat(32)}`;
     await store.appendToStream(consultationStreamName(id), [request(id, [P])]);
     await store.appendToStream(consultationStreamName(other), [request(other, [`p${'2'.repeat(32)}`])]);
-    expect(await erasure.erasePatient(P, { by: 'dpo' })).toEqual([id]);
-    expect(await erasure.erasePatient(P, { by: 'dpo' })).toEqual([id]); // idempotent
+    expect((await erasure.erasePatient(P, { by: 'dpo' })).map((r) => r.consultationId)).toEqual([id]);
+    expect((await erasure.erasePatient(P, { by: 'dpo' })).map((r) => r.consultationId)).toEqual([id]); // idempotent
     const { events } = await store.readStream(consultationStreamName(id));
     expect(events.map((e) => e.type)).toEqual(['ConsultationRequested', 'ConsultationContentErased']);
     expect(await protection.isErased(consultationDataKey(id))).toBe(true);
@@ -74,7 +94,8 @@ describe('sealed consultation texts', () => {
     await store.appendToStream(consultationStreamName(mine!), [oldRequest(mine!, ['2.25.2', '2.25.1'])]);
     await store.appendToStream(consultationStreamName(others!), [oldRequest(others!, ['2.25.2'])]);
     await store.appendToStream(consultationStreamName(none!), [oldRequest(none!, [])]);
-    expect(await erasure.erasePatient(P, { by: 'dpo' })).toEqual([mine]);
+    // Erased, and said to keep its texts in clear in its events (no key to delete: the erasure cannot reach them).
+    expect(await erasure.erasePatient(P, { by: 'dpo' })).toEqual([expect.objectContaining({ consultationId: mine, alreadyErased: false, textsLeftInEvents: true })]);
     expect((await store.readStream(consultationStreamName(mine!))).events.map((e) => e.type)).toEqual(['ConsultationRequested', 'ConsultationContentErased']);
   });
 

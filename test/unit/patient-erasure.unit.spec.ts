@@ -37,7 +37,7 @@ describe('PatientErasure', () => {
   it('records PatientErased once, deletes the key and catches the projections up', async () => {
     const { erasure, store, erased, caughtUp } = setUp();
     const result = await erasure.erase(cpr, { by: 'dpo', correlationId: 'r-1' });
-    expect(result).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: false, known: true });
+    expect(result).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
     expect(erased.has('p2512481234')).toBe(true);
     expect(caughtUp()).toBe(1);
     const { events } = await store.readStream('patient-p2512481234');
@@ -49,7 +49,7 @@ describe('PatientErasure', () => {
     const { erasure, store, later } = setUp();
     await erasure.erase(cpr, { by: 'dpo' });
     later(90);
-    expect(await erasure.erase(cpr, { by: 'someone-else' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: true, known: true });
+    expect(await erasure.erase(cpr, { by: 'someone-else' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: true, known: true, consultationsWithTextsLeftInEvents: [] });
     expect((await store.readStream('patient-p2512481234')).events).toHaveLength(1);
   });
 
@@ -81,7 +81,7 @@ describe('PatientErasure', () => {
       await original(streamName, events.map((e) => ({ ...e, data: { ...e.data, erasedAt: '2026-03-01T09:59:30Z', by: 'other-hub' } })));
       throw new ExpectedVersionConflictError(streamName, 'no_stream', 0n);
     };
-    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T09:59:30Z', alreadyErased: true, known: true });
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T09:59:30Z', alreadyErased: true, known: true, consultationsWithTextsLeftInEvents: [] });
     expect(erased.has('p2512481234')).toBe(true);
   });
 
@@ -97,7 +97,7 @@ describe('PatientErasure', () => {
     const { erasure, store, erased, later } = setUp();
     await store.appendToStream('patient-p2512481234', [{ id: 'e-1', type: 'PatientErased', data: { patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', by: 'dpo' } }]);
     later(5);
-    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', alreadyErased: false, known: true });
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-02-28T08:00:00Z', alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
     expect(erased.has('p2512481234')).toBe(true);
   });
 
@@ -117,13 +117,13 @@ describe('PatientErasure', () => {
     expect(await erasure.eraseKey('p0102032345', { by: 'restore', ifUnknown: 'erase' })).toMatchObject({ alreadyErased: true, known: false });
     // A patient the hub held stays known on every repeat.
     await erasure.erase(cpr, { by: 'dpo' });
-    expect(await erasure.erase(cpr, { by: 'dpo' })).toMatchObject({ alreadyErased: true, known: true });
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toMatchObject({ alreadyErased: true, known: true, consultationsWithTextsLeftInEvents: [] });
   });
 
   it('a repeat of an erasure recorded before the event said what was held answers known, as it did', async () => {
     const { erasure, store } = setUp();
     await store.appendToStream('patient-p0102032345', [{ id: 'old-erasure', type: 'PatientErased', data: { patientKey: 'p0102032345', erasedAt: '2026-02-01T08:00:00Z', by: 'dpo' } }]);
-    expect(await erasure.eraseKey('p0102032345', { by: 'restore', ifUnknown: 'erase' })).toEqual({ patientKey: 'p0102032345', erasedAt: '2026-02-01T08:00:00Z', alreadyErased: false, known: true });
+    expect(await erasure.eraseKey('p0102032345', { by: 'restore', ifUnknown: 'erase' })).toEqual({ patientKey: 'p0102032345', erasedAt: '2026-02-01T08:00:00Z', alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
   });
 
   it('counts a patient only the registry knows (documents stored before sealing, no data key) as known', async () => {

@@ -230,7 +230,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const r = await consultations.eraseContent(id, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) });
     logConsultationErasure(request.log, r); // at every log level but silent: a record rts erasures apply repeats
-    return { erased: true as const, consultationId: r.consultationId, erasedAt: r.erasedAt, alreadyErased: r.alreadyErased };
+    return { erased: true as const, consultationId: r.consultationId, erasedAt: r.erasedAt, alreadyErased: r.alreadyErased, textsLeftInEvents: r.textsLeftInEvents };
   });
 
   app.get('/stats/consultations-per-month', async (request) => {

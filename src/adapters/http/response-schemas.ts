@@ -129,6 +129,11 @@ export const ConsultationErasureResponse = z.object({
   consultationId: z.string(),
   erasedAt: instant,
   alreadyErased: z.boolean().describe('The content had been erased before: erasedAt is the time first recorded'),
+  textsLeftInEvents: z
+    .boolean()
+    .describe(
+      "true: a build before 2026-12-02 recorded this consultation, and its texts stay in clear in its events and the store's backups (the hub no longer serves or sends them); only removing those events by hand, or retiring the store, takes them out",
+    ),
 });
 export const ConsultationsPage = z.object({ items: z.array(ConsultationResponse), nextCursor: z.string().nullable() });
 export const MonthlyCounts = z.object({ items: z.array(z.object({ month: z.string().describe('YYYY-MM'), requested: z.number().int().min(0) })) });
@@ -243,6 +248,11 @@ export const ErasureResponse = z.object({
   erasedAt: instant,
   alreadyErased: z.boolean(),
   known: z.boolean().describe('Whether the hub held anything of the patient (a document, a data key, an earlier erasure); false only for an erasure recorded with "unknown": "erase" (or ?unknown=erase)'),
+  consultationsWithTextsLeftInEvents: z
+    .array(z.string())
+    .describe(
+      "The consultations erased with the patient that a build before 2026-12-02 recorded: their texts stay in clear in their events and the store's backups (the hub no longer serves or sends them); only removing those events by hand, or retiring the store, takes them out. Empty for every consultation recorded since",
+    ),
 });
 export const ErasuresList = z.object({
   count: z.number().int(),

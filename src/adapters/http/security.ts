@@ -548,7 +548,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   const erased = (request: FastifyRequest, result: ErasureResult) => {
     if (request.audited) request.audited.patientKey = result.patientKey;
     logErasure(request.log, result); // at every log level but silent
-    return { erased: true, patientKey: result.patientKey, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased, known: result.known };
+    return { erased: true, patientKey: result.patientKey, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased, known: result.known, consultationsWithTextsLeftInEvents: result.consultationsWithTextsLeftInEvents };
   };
 
   /**

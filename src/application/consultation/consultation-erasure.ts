@@ -5,9 +5,18 @@ import { uuidV5 } from '../ids';
 import type { Clock } from '../ports/clock';
 import type { EventStore } from '../ports/event-store';
 import type { PatientDataProtection } from '../ports/patient-data-protection';
-import { consultationDataKey } from './sealed-consultations';
+import { consultationDataKey, holdsClearText } from './sealed-consultations';
 
-export type ContentErasureResult = Readonly<{ consultationId: string; erasedAt: string; alreadyErased: boolean }>;
+export type ContentErasureResult = Readonly<{
+  consultationId: string;
+  erasedAt: string;
+  alreadyErased: boolean;
+  /**
+   * Recorded by a build before 2026-12-02: its texts are in clear in its events, where the erasure cannot reach
+   * them (the hub no longer serves or sends them). The caller says so rather than answer "erased" alone.
+   */
+  textsLeftInEvents: boolean;
+}>;
 export type ContentErasureOptions = Readonly<{ by: string; correlationId?: string; cause?: ContentErasureCause }>;
 
 /** How many ConsultationRequested events one page of the scan by patient reads. */
@@ -41,19 +50,17 @@ export class ConsultationContentErasure {
       { commandId: uuidV5(`erase-consultation/${consultationId}`), metadata: { correlationId: options.correlationId, by: options.by } },
     );
     await this.deps.protection.erase(consultationDataKey(consultationId));
-    const { state } = await this.deps.store.aggregateStream<ConsultationState>(streamName, {
-      evolve: (s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as never),
-      initialState: consultationDecider.initialState,
-    });
+    const { events } = await this.deps.store.readStream(streamName);
+    const state = events.reduce<ConsultationState>((s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as never), consultationDecider.initialState());
     const erasedAt = state.status !== 'none' && state.contentErasedAt !== null ? state.contentErasedAt : now;
-    return { consultationId, erasedAt, alreadyErased: newEvents.length === 0 };
+    return { consultationId, erasedAt, alreadyErased: newEvents.length === 0, textsLeftInEvents: events.some((e) => holdsClearText(e.type, e.data)) };
   }
 
-  /** Erases the content of every consultation linked to the patient; returns their ids. Idempotent. */
-  async erasePatient(patientKey: string, options: Omit<ContentErasureOptions, 'cause'>): Promise<readonly string[]> {
-    const ids = await this.consultationsOf(patientKey);
-    for (const id of ids) await this.erase(id, { ...options, cause: 'patient_erased' });
-    return ids;
+  /** Erases the content of every consultation linked to the patient, oldest request first. Idempotent. */
+  async erasePatient(patientKey: string, options: Omit<ContentErasureOptions, 'cause'>): Promise<readonly ContentErasureResult[]> {
+    const results: ContentErasureResult[] = [];
+    for (const id of await this.consultationsOf(patientKey)) results.push(await this.erase(id, { ...options, cause: 'patient_erased' }));
+    return results;
   }
 
   /**

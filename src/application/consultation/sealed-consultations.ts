@@ -44,6 +44,13 @@ const sealedFields = (type: string, data: Readonly<Record<string, unknown>>): re
 };
 const contextOf = (consultationId: string, place: string): string => `consultation/${consultationId}/${place}`;
 
+/**
+ * Whether the event holds a text in clear that sealing would have sealed: an event of a build before sealing
+ * (2026-12-02). No erasure reaches such a text (it has no key to delete; events are never rewritten).
+ */
+export const holdsClearText = (type: string, data: Readonly<Record<string, unknown>>): boolean =>
+  sealedFields(type, data).some(([field]) => typeof data[field] === 'string' && data[field] !== '' && !isSealed(data[field]));
+
 /** The event's data with its texts sealed (one AES-GCM operation per non-empty text). PatientErasedError once erased. */
 export const sealConsultationData = async (protection: PatientDataProtection, type: string, data: Readonly<Record<string, unknown>>): Promise<Record<string, unknown>> => {
   const fields = sealedFields(type, data);
