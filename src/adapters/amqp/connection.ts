@@ -21,6 +21,10 @@
 //   `isConnected()` and `disconnected` follow it whatever the cause.
 // - With `retryFatalCloseMs` rhea is told every condition is non-fatal (`all_errors_non_fatal`), so its own reconnect
 //   path (links re-attached) runs; the delay after a close we count as fatal is ours, and longer.
+// - A link (or session) opened between a lost connection and rhea's next attempt never attaches: its attach goes into
+//   the lost connection's frame buffer, which the attempt replaces, and rhea re-attaches only what was open when the
+//   connection dropped. No event says so. openSender/openReceiver mark such a link as open at the drop (see
+//   keepForReconnect), so the attempt attaches it like the others.
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
@@ -456,11 +460,11 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   }
 
   openSender(options: SenderOptions): Sender {
-    return this.raw.open_sender(options);
+    return this.keepForReconnect(this.raw.open_sender(options));
   }
 
   openReceiver(options: ReceiverOptions): Receiver {
-    return this.raw.open_receiver(options);
+    return this.keepForReconnect(this.raw.open_receiver(options));
   }
 
   /**
@@ -475,11 +479,30 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   openReceiverOnOwnSession(options: ReceiverOptions, bufferSize = 2048): { receiver: Receiver; close(): void } {
     const session = this.raw.create_session(bufferSize);
     session.begin();
-    const receiver = session.open_receiver(options);
+    const receiver = this.keepForReconnect(session.open_receiver(options));
     return {
       receiver,
       close: () => endLink(receiver, this.connected, session),
     };
+  }
+
+  /**
+   * A link opened while no attempt is under way (the connection lost and rhea's next attempt not begun, or not yet
+   * connected at all) is written into a frame buffer the next attempt throws away, and rhea's reconnect re-attaches
+   * only the links (and sessions) that were open when the connection dropped: the link would wait for ever, with no
+   * event (a consumer opened at the end of the hub's 10 s wait, in the last pause before the reconnect that worked,
+   * never consumed). Marked as it would have been at the drop (rhea's own `disconnected()` of the endpoint state),
+   * the link, and a session opened for it, are attached by the next attempt. During an attempt (socket connecting)
+   * nothing is marked: its frames go out with that attempt, and if it fails, rhea marks them itself.
+   */
+  private keepForReconnect<T extends Receiver | Sender>(link: T): T {
+    const raw = this.raw as unknown as RheaInternals;
+    if (raw.scheduled_reconnect === undefined && raw.socket !== undefined) return link;
+    for (const endpoint of [link.session, link] as unknown as RheaEndpoint[]) {
+      // Only what was opened since the drop: an older one rhea has marked already (local_open false now).
+      if (endpoint.state.local_open && endpoint.state.was_open === undefined) endpoint.state.disconnected();
+    }
+    return link;
   }
 
   /** The current attempt's deadline for the broker's open (see openTimeoutMs): its socket is ended when it passes. */
@@ -560,6 +583,11 @@ interface RheaInternals {
   heartbeat_in?: NodeJS.Timeout;
   heartbeat_out?: NodeJS.Timeout;
   abort_idle?: NodeJS.Timeout;
+}
+
+/** rhea's endpoint state of a session or link (lib/endpoint.js). */
+interface RheaEndpoint {
+  state: { local_open: boolean; was_open?: boolean; disconnected(): void };
 }
 
 function clearRheaTimers(raw: RheaInternals): void {
