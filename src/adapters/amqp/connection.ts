@@ -25,6 +25,8 @@
 //   the lost connection's frame buffer, which the attempt replaces, and rhea re-attaches only what was open when the
 //   connection dropped. No event says so. openSender/openReceiver mark such a link as open at the drop (see
 //   keepForReconnect), so the attempt attaches it like the others.
+// - A broker that ends a session (an AMQP `end`) ends its links, but rhea tells only the session (`session_close`),
+//   never the links: we pass it on as `sessionEnded`, for the links' owners to act on.
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
@@ -173,6 +175,11 @@ export interface AmqpConnectionEvents {
   disconnected: [DisconnectedEvent];
   /** A fatal problem: the connection will not recover by itself (auth failure, fatal remote close). */
   error: [Error];
+  /**
+   * The broker ended a session (an AMQP `end`), and with it every link on it, which rhea does not tell the links.
+   * `error`: the broker's reason, when it gave one. Also after a session we closed ourselves (the broker's answer).
+   */
+  sessionEnded: [Session, Error | undefined];
 }
 
 // What a broker going away, restarting, or a slave in the middle of taking over may close a connection with.
@@ -388,6 +395,11 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     this.raw.on('sender_error', () => undefined);
     this.raw.on('receiver_error', () => undefined);
     this.raw.on('session_error', () => undefined);
+    this.raw.on('session_close', (context: EventContext) => {
+      const session = context.session;
+      const error = session?.error as { condition?: string } | undefined;
+      if (session) this.emit('sessionEnded', session, error ? toError(error, 'session ended by the broker') : undefined);
+    });
   }
 
   /** Creates the connection and starts connecting (resolve readiness with `waitConnected`). */
