@@ -10,6 +10,7 @@ import { create_container, type EventContext } from 'rhea';
 import type { Server } from 'node:net';
 import { AmqpConnection, DurableSender, QueueConsumer, SendError } from '../../src/adapters/amqp';
 import { SessionEndedError } from '../../src/adapters/amqp/queue-consumer';
+import { UplinkAttachment, type LinkLostReason } from '../../src/adapters/messaging/uplink-attachment';
 import { failureOf, freePort, until } from './hub-support';
 
 jest.setTimeout(60_000);
@@ -77,7 +78,32 @@ describe('a session the broker ends', () => {
     expect(detached).toHaveLength(1);
     expect(detached[0]).toBeInstanceOf(SessionEndedError);
     expect(detached[0]!.message).toBe('receiver on rts.uplink closed: the broker ended its session (session ended by the broker: amqp:internal-error session ended by the stand-in)');
+    expect(consumer.attached()).toBe(false);
     await consumer.stop(0);
+  });
+
+  it('is followed by a new uplink consumer on a new session, which consumes; counted as session_ended', async () => {
+    const c = await open('rts.uplink');
+    const got: string[] = [];
+    const lost: LinkLostReason[] = [];
+    const attachment = new UplinkAttachment({
+      connection: c,
+      newConsumer: (hooks) => new QueueConsumer(c, { queue: 'rts.uplink', deadLetterQueue: 'rts.dlq', handler: async (m) => (got.push(m.body), 'accept'), ...hooks }),
+      logger: { info: () => undefined, error: () => undefined },
+      describe: () => ({}),
+      onLinkLost: (reason) => void lost.push(reason),
+      retryMs: 0,
+      checkEveryMs: 0,
+    });
+    try {
+      void attachment.start();
+      await until('consuming again, on a new session', () => got.length > 0, 20_000, 50, () => JSON.stringify({ ended: peer!.ended(), lost }));
+      expect(got).toEqual(['after the end']);
+      expect(lost).toEqual(['session_ended']);
+      expect(attachment.consuming()).toBe(true);
+    } finally {
+      await attachment.stop(0);
+    }
   });
 
   it('fails the sends of a DurableSender on it (not a wait until each times out); the next send goes on a new session', async () => {

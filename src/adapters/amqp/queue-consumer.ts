@@ -99,6 +99,8 @@ export interface QueueConsumerOptions {
    * Must not throw.
    */
   onDetached?: (error: Error) => void;
+  /** The link was attached (at the start, and again by rhea after each reconnect). Must not throw. */
+  onAttached?: () => void;
 }
 
 /** What onDetached gets when the broker ended the link's session rather than the link itself. */
@@ -233,6 +235,8 @@ export class QueueConsumer {
     this.stopping = true;
     this.connection.off('disconnected', this.onDisconnected);
     if (this.onSessionEnded) this.connection.off('sessionEnded', this.onSessionEnded);
+    // A start() still waiting for the attach ends here: its caller may try again with a new consumer.
+    for (const waiter of this.openWaiters.splice(0)) waiter.reject(new Error(`receiver on ${this.queue} stopped before the broker answered its attach`));
     const idle = Promise.allSettled([...this.running]).then(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([idle, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
@@ -253,6 +257,14 @@ export class QueueConsumer {
     if (this.ownsDlqSender) await this.dlqSender.close();
   }
 
+  /**
+   * Whether the link is attached now (both ends open, on an open session and connection): what the hub checks its
+   * consumer against, whatever events it did or did not get.
+   */
+  attached(): boolean {
+    return !this.stopping && this.receiver !== undefined && this.receiver.is_open();
+  }
+
   private onSessionEnded: ((session: Session, error: Error | undefined) => void) | undefined;
 
   private readonly onDisconnected = () => {
@@ -271,6 +283,11 @@ export class QueueConsumer {
     const receiver = this.receiver!;
     const missing = this.prefetch - creditOf(receiver);
     if (missing > 0) receiver.add_credit(missing);
+    try {
+      this.options.onAttached?.();
+    } catch {
+      // observers must not break the attach
+    }
   }
 
   private onMessage(context: EventContext): void {
