@@ -11,7 +11,8 @@ import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
 import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
-import { createUplinkConsumer, deadLetterIdOf, type UplinkConsumer, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import { createUplinkConsumer, deadLetterIdOf, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import { UplinkAttachment } from '../adapters/messaging/uplink-attachment';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import { AmqpDeadLetterDepthReader, DeadLetterDepthMonitor, type DepthSample } from '../adapters/messaging/dead-letter-depth';
 import { AmqpDownlinkDepthReader, DownlinkDepthMonitor, type DownlinkDepths, type DownlinkQueueDepth } from '../adapters/messaging/downlink-queue-depth';
@@ -21,7 +22,7 @@ import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { FATAL_CLOSE_RETRY_MS, REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
-import { deadLetterDepthRecorder, downlinkQueueDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode } from '../adapters/metrics/hub-metrics';
+import { deadLetterDepthRecorder, downlinkQueueDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode, uplinkLinkLostRecorder } from '../adapters/metrics/hub-metrics';
 import { DownlinkLagMonitor, countingSends } from '../application/downlink/downlink-lag';
 import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
@@ -80,7 +81,7 @@ export type HubMessaging = Readonly<{
   connected(): boolean;
   /** For /health: connected, disconnected, or login_refused (the broker refused the hub's credentials last). */
   brokerState(): 'connected' | 'disconnected' | 'login_refused';
-  /** For /health: whether the uplink consumer's link has been attached (it re-attaches by itself after an outage). */
+  /** For /health: whether the uplink consumer's link is attached now (it re-attaches by itself after an outage). */
   consuming(): boolean;
   /** For /health: whether this process runs the downlink publishers now (holds the publishing lease). */
   publishing(): boolean;
@@ -97,8 +98,6 @@ export type HubMessaging = Readonly<{
   stop(): Promise<void>;
 }>;
 
-/** How often the hub asks again for an uplink link the broker refused. */
-const UPLINK_ATTACH_RETRY_MS = 10_000;
 /** How long a stop lets the downlink publishers finish the message in hand while the broker is connected. */
 const PUBLISH_STOP_WAIT_MS = 5_000;
 
@@ -221,76 +220,35 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     else if (event.kind === 'retried') log.info({ queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
     else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');
   };
-  const newConsumer = (): UplinkConsumer =>
-    createUplinkConsumer(connection, {
-      queue: messaging.uplinkQueue,
-      deadLetterQueue: messaging.deadLetterQueue,
-      uplink: deps.uplink ?? deps.directory.uplink,
-      maxAttempts: messaging.uplinkMaxAttempts,
-      prefetch: messaging.uplinkPrefetch,
-      retryDelayBaseMs: messaging.uplinkRetryDelayMs,
-      onOutcome,
-      onDetached: (error) => void attachAgain(error),
-      routes: { ...(deps.consultations ? { consultations: deps.consultations, refusals } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
-    });
-  let consumer = newConsumer();
   // The consumer attaches once the broker first answers (no deadline); the publishers' sends wait for it
-  // (RetryingSender) and their drains retry from their checkpoints, as after any outage. Its receiver is opened
-  // only then: with discovery and no broker announced yet the connection has no socket to open a link on.
+  // (RetryingSender) and their drains retry from their checkpoints, as after any outage. UplinkAttachment asks again
+  // for a link the broker refused or ended, and replaces one gone without a word (uplink-attachment.ts).
   const consuming = () => ({ broker: broker.describe(), uplink: messaging.uplinkQueue, dlq: messaging.deadLetterQueue, prefetch: messaging.uplinkPrefetch, maxAttempts: messaging.uplinkMaxAttempts });
   let stopped = false;
-  let consumerAttached = false;
   // 1 while this hub consumes the uplink queue (connected and its link attached; rhea re-attaches after an outage).
   const consumingGauge = deps.metrics?.gauge('rts_uplink_consuming', 'Whether this hub consumes the uplink queue now (1) or not (0)');
-  const showConsuming = () => consumingGauge?.set({}, consumerAttached && connection.isConnected() ? 1 : 0);
-  showConsuming();
-  connection.on('connected', showConsuming);
-  connection.on('disconnected', showConsuming);
-  let wakeRetry: (() => void) | undefined;
-  const pause = () =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, UPLINK_ATTACH_RETRY_MS);
-      wakeRetry = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    }).finally(() => (wakeRetry = undefined));
-  // A broker that refuses the link (the hub's account may not read the uplink queue) is asked again every 10 s,
-  // with a new consumer each time, so fixing its access map needs no hub restart. One line per distinct reason.
-  const attachUntilDone = async (lastReason?: string): Promise<boolean> => {
-    for (;;) {
-      try {
-        await consumer.start(null);
-        consumerAttached = true;
-        showConsuming();
-        return true;
-      } catch (error) {
-        if (stopped) return false;
-        const reason = (error as Error).message;
-        if (reason !== lastReason) log.error({ ...consuming(), err: reason, retryInMs: UPLINK_ATTACH_RETRY_MS }, 'the uplink consumer could not attach (the hub tries again every 10 s)');
-        lastReason = reason;
-        await consumer.stop(0).catch(() => undefined);
-        await pause();
-        if (stopped) return false;
-        consumer = newConsumer();
-      }
-    }
-  };
-  // The broker ended an attached link (after a reconnect it refused the re-attach, or the queue went): this consumer
-  // takes nothing more, so a new one attaches, as at the start.
-  const attachAgain = async (error: Error): Promise<void> => {
-    if (stopped) return;
-    consumerAttached = false;
-    showConsuming();
-    log.error({ ...consuming(), err: error.message, retryInMs: UPLINK_ATTACH_RETRY_MS }, 'the uplink consumer lost its link (the hub attaches again in 10 s)');
-    await consumer.stop(0).catch(() => undefined);
-    await pause();
-    if (stopped) return;
-    consumer = newConsumer();
-    if (await attachUntilDone(error.message)) log.info(consuming(), 'consuming uplink again');
-  };
-  const firstConnection = new Promise<void>((resolve) => (connection.isConnected() ? resolve() : connection.once('connected', () => resolve())));
-  const attached = firstConnection.then(() => (stopped ? false : attachUntilDone()));
+  const uplink = new UplinkAttachment({
+    connection,
+    newConsumer: (hooks) =>
+      createUplinkConsumer(connection, {
+        queue: messaging.uplinkQueue,
+        deadLetterQueue: messaging.deadLetterQueue,
+        uplink: deps.uplink ?? deps.directory.uplink,
+        maxAttempts: messaging.uplinkMaxAttempts,
+        prefetch: messaging.uplinkPrefetch,
+        retryDelayBaseMs: messaging.uplinkRetryDelayMs,
+        onOutcome,
+        ...hooks,
+        routes: { ...(deps.consultations ? { consultations: deps.consultations, refusals } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
+      }),
+    logger: log,
+    describe: consuming,
+    onConsuming: (yes) => consumingGauge?.set({}, yes ? 1 : 0),
+    onLinkLost: uplinkLinkLostRecorder(deps.metrics),
+  });
+  connection.on('connected', () => uplink.show());
+  connection.on('disconnected', () => uplink.show());
+  const attached = uplink.start();
   // The publishers, the releaser of held messages and the sampler of the publishers' lag run while this process holds
   // the publishing lease (one process at a time on a shared store).
   const publishingGauge = deps.metrics?.gauge('rts_downlink_publishing', 'Whether this hub process publishes the downlink now (1) or another process on the store does (0)');
@@ -362,7 +320,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     deadLetters,
     connected: () => connection.isConnected(),
     brokerState: () => (connection.isConnected() ? 'connected' : refused ? 'login_refused' : 'disconnected'),
-    consuming: () => consumerAttached,
+    consuming: () => uplink.consuming(),
     publishing: () => gate.publishing(),
     stalledPublishers: () => lag.stalled(),
     downlinkQueueDepth: (systemId) => {
@@ -373,11 +331,10 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     stop: () =>
       (stopping ??= (async () => {
         stopped = true;
-        wakeRetry?.();
         depth.stop();
         downlinkDepthMonitor.stop();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
-        await consumer.stop();
+        await uplink.stop();
         // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the
         // broker (up to 2 min). A broker that is not connected (never reached, login refused, gone) cannot take it:
         // closing the senders fails that send, and its event is published again from the checkpoint at the next

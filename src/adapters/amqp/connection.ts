@@ -21,6 +21,12 @@
 //   `isConnected()` and `disconnected` follow it whatever the cause.
 // - With `retryFatalCloseMs` rhea is told every condition is non-fatal (`all_errors_non_fatal`), so its own reconnect
 //   path (links re-attached) runs; the delay after a close we count as fatal is ours, and longer.
+// - A link (or session) opened between a lost connection and rhea's next attempt never attaches: its attach goes into
+//   the lost connection's frame buffer, which the attempt replaces, and rhea re-attaches only what was open when the
+//   connection dropped. No event says so. openSender/openReceiver mark such a link as open at the drop (see
+//   keepForReconnect), so the attempt attaches it like the others.
+// - A broker that ends a session (an AMQP `end`) ends its links, but rhea tells only the session (`session_close`),
+//   never the links: we pass it on as `sessionEnded`, for the links' owners to act on.
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
@@ -169,6 +175,11 @@ export interface AmqpConnectionEvents {
   disconnected: [DisconnectedEvent];
   /** A fatal problem: the connection will not recover by itself (auth failure, fatal remote close). */
   error: [Error];
+  /**
+   * The broker ended a session (an AMQP `end`), and with it every link on it, which rhea does not tell the links.
+   * `error`: the broker's reason, when it gave one. Also after a session we closed ourselves (the broker's answer).
+   */
+  sessionEnded: [Session, Error | undefined];
 }
 
 // What a broker going away, restarting, or a slave in the middle of taking over may close a connection with.
@@ -384,6 +395,11 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     this.raw.on('sender_error', () => undefined);
     this.raw.on('receiver_error', () => undefined);
     this.raw.on('session_error', () => undefined);
+    this.raw.on('session_close', (context: EventContext) => {
+      const session = context.session;
+      const error = session?.error as { condition?: string } | undefined;
+      if (session) this.emit('sessionEnded', session, error ? toError(error, 'session ended by the broker') : undefined);
+    });
   }
 
   /** Creates the connection and starts connecting (resolve readiness with `waitConnected`). */
@@ -456,11 +472,11 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   }
 
   openSender(options: SenderOptions): Sender {
-    return this.raw.open_sender(options);
+    return this.keepForReconnect(this.raw.open_sender(options));
   }
 
   openReceiver(options: ReceiverOptions): Receiver {
-    return this.raw.open_receiver(options);
+    return this.keepForReconnect(this.raw.open_receiver(options));
   }
 
   /**
@@ -475,11 +491,30 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   openReceiverOnOwnSession(options: ReceiverOptions, bufferSize = 2048): { receiver: Receiver; close(): void } {
     const session = this.raw.create_session(bufferSize);
     session.begin();
-    const receiver = session.open_receiver(options);
+    const receiver = this.keepForReconnect(session.open_receiver(options));
     return {
       receiver,
       close: () => endLink(receiver, this.connected, session),
     };
+  }
+
+  /**
+   * A link opened while no attempt is under way (the connection lost and rhea's next attempt not begun, or not yet
+   * connected at all) is written into a frame buffer the next attempt throws away, and rhea's reconnect re-attaches
+   * only the links (and sessions) that were open when the connection dropped: the link would wait for ever, with no
+   * event (a consumer opened at the end of the hub's 10 s wait, in the last pause before the reconnect that worked,
+   * never consumed). Marked as it would have been at the drop (rhea's own `disconnected()` of the endpoint state),
+   * the link, and a session opened for it, are attached by the next attempt. During an attempt (socket connecting)
+   * nothing is marked: its frames go out with that attempt, and if it fails, rhea marks them itself.
+   */
+  private keepForReconnect<T extends Receiver | Sender>(link: T): T {
+    const raw = this.raw as unknown as RheaInternals;
+    if (raw.scheduled_reconnect === undefined && raw.socket !== undefined) return link;
+    for (const endpoint of [link.session, link] as unknown as RheaEndpoint[]) {
+      // Only what was opened since the drop: an older one rhea has marked already (local_open false now).
+      if (endpoint.state.local_open && endpoint.state.was_open === undefined) endpoint.state.disconnected();
+    }
+    return link;
   }
 
   /** The current attempt's deadline for the broker's open (see openTimeoutMs): its socket is ended when it passes. */
@@ -560,6 +595,11 @@ interface RheaInternals {
   heartbeat_in?: NodeJS.Timeout;
   heartbeat_out?: NodeJS.Timeout;
   abort_idle?: NodeJS.Timeout;
+}
+
+/** rhea's endpoint state of a session or link (lib/endpoint.js). */
+interface RheaEndpoint {
+  state: { local_open: boolean; was_open?: boolean; disconnected(): void };
 }
 
 function clearRheaTimers(raw: RheaInternals): void {

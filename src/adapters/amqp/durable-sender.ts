@@ -8,7 +8,7 @@
 //
 // Credit is respected: while the link has no credit (not attached yet, reconnecting, broker flow control)
 // sends wait in a FIFO queue and go out on the next `sendable`.
-import type { Delivery, EventContext, Message, Sender } from 'rhea';
+import type { Delivery, EventContext, Message, Sender, Session } from 'rhea';
 import { endLink, type AmqpConnection } from './connection';
 import { withAmqpInts } from './typed-properties';
 
@@ -153,6 +153,14 @@ export class DurableSender {
   private readonly onDisconnected = () => {
     for (const link of this.links.values()) link.onDisconnected();
   };
+  /** The broker ended a session (rhea tells its links nothing): its links' sends fail, the next send opens a new link. */
+  private readonly onSessionEnded = (session: Session, error: Error | undefined) => {
+    for (const link of [...this.links.values()]) {
+      if (link.sender.session !== session) continue;
+      this.links.delete(link.queue);
+      link.failAll('link-closed', `the broker ended its session${error ? ` (${error.message})` : ''}`);
+    }
+  };
 
   constructor(
     private readonly connection: AmqpConnection,
@@ -160,6 +168,7 @@ export class DurableSender {
   ) {
     this.sendTimeoutMs = options.sendTimeoutMs ?? 30000;
     connection.on('disconnected', this.onDisconnected);
+    connection.on('sessionEnded', this.onSessionEnded);
   }
 
   /** Sends one durable message to `queue`; resolves when the broker accepted it. */
@@ -198,6 +207,7 @@ export class DurableSender {
     if (this.closed) return;
     this.closed = true;
     this.connection.off('disconnected', this.onDisconnected);
+    this.connection.off('sessionEnded', this.onSessionEnded);
     for (const link of this.links.values()) {
       link.failAll('closed');
       endLink(link.sender, this.connection.isConnected()); // not reattached at a reconnect when closed while down

@@ -22,8 +22,10 @@
 //   x-dlq-reason, x-dlq-source-queue, x-dlq-attempts, x-dlq-at. The original is accepted only after the broker
 //   accepted the copy; if the copy fails the original is handed back (modified, delivery_failed) to try again.
 // - Deliveries of a previous connection cannot be settled after a reconnect (rhea drops them; the broker
-//   redelivers them): their late handler results are ignored.
-import type { Delivery, EventContext, Message, Receiver } from 'rhea';
+//   redelivers them): their late handler results are ignored. So are those of a session the broker ended.
+// - A broker that ends the receiver's session ends the link, though rhea tells only the session: that is a detach
+//   like any other (onDetached), not a consumer that waits for ever.
+import type { Delivery, EventContext, Message, Receiver, Session } from 'rhea';
 import { endLink, type AmqpConnection } from './connection';
 import { DurableSender, type ApplicationPropertyValue } from './durable-sender';
 import { typedApplicationProperties, withAmqpInts } from './typed-properties';
@@ -93,9 +95,17 @@ export interface QueueConsumerOptions {
   onOutcome?: (event: ConsumerOutcomeEvent) => void;
   /**
    * The broker ended the link after start() had resolved (a re-attach after a reconnect refused, the queue deleted,
-   * an administrator's close): this consumer takes nothing more. Not called for stop(). Must not throw.
+   * an administrator's close, the link's session ended): this consumer takes nothing more. Not called for stop().
+   * Must not throw.
    */
   onDetached?: (error: Error) => void;
+  /** The link was attached (at the start, and again by rhea after each reconnect). Must not throw. */
+  onAttached?: () => void;
+}
+
+/** What onDetached gets when the broker ended the link's session rather than the link itself. */
+export class SessionEndedError extends Error {
+  override readonly name = 'SessionEndedError';
 }
 
 export type ConsumerOutcomeEvent =
@@ -193,6 +203,13 @@ export class QueueConsumer {
     receiver.on('receiver_error', (context: EventContext) => ended(new Error(`receiver on ${this.queue} closed: ${describe(context.receiver?.error) ?? 'unknown error'}`)));
     // A close without an error that we did not ask for (stop() sets stopping first) ends the link all the same.
     receiver.on('receiver_close', () => ended(new Error(`receiver on ${this.queue} closed by the broker`)));
+    // rhea removes a session the broker ended without a word to its links (the uplink went quiet, /health said ok).
+    this.onSessionEnded = (session, error) => {
+      if (session !== receiver.session) return;
+      this.onDisconnected(); // its deliveries went with it: their handler results are stale
+      ended(new SessionEndedError(`receiver on ${this.queue} closed: the broker ended its session${error ? ` (${error.message})` : ''}`));
+    };
+    this.connection.on('sessionEnded', this.onSessionEnded);
     this.connection.on('disconnected', this.onDisconnected);
     return new Promise<void>((resolve, reject) => {
       const timer = timeoutMs === null ? undefined : setTimeout(() => reject(new Error(`receiver on ${this.queue} not attached within ${timeoutMs} ms`)), timeoutMs);
@@ -217,6 +234,9 @@ export class QueueConsumer {
     if (this.stopping) return;
     this.stopping = true;
     this.connection.off('disconnected', this.onDisconnected);
+    if (this.onSessionEnded) this.connection.off('sessionEnded', this.onSessionEnded);
+    // A start() still waiting for the attach ends here: its caller may try again with a new consumer.
+    for (const waiter of this.openWaiters.splice(0)) waiter.reject(new Error(`receiver on ${this.queue} stopped before the broker answered its attach`));
     const idle = Promise.allSettled([...this.running]).then(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([idle, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
@@ -237,6 +257,16 @@ export class QueueConsumer {
     if (this.ownsDlqSender) await this.dlqSender.close();
   }
 
+  /**
+   * Whether the link is attached now (both ends open, on an open session and connection): what the hub checks its
+   * consumer against, whatever events it did or did not get.
+   */
+  attached(): boolean {
+    return !this.stopping && this.receiver !== undefined && this.receiver.is_open();
+  }
+
+  private onSessionEnded: ((session: Session, error: Error | undefined) => void) | undefined;
+
   private readonly onDisconnected = () => {
     // rhea re-attaches the link after reconnecting, with zero credit; deliveries held now are void.
     this.generation += 1;
@@ -253,6 +283,11 @@ export class QueueConsumer {
     const receiver = this.receiver!;
     const missing = this.prefetch - creditOf(receiver);
     if (missing > 0) receiver.add_credit(missing);
+    try {
+      this.options.onAttached?.();
+    } catch {
+      // observers must not break the attach
+    }
   }
 
   private onMessage(context: EventContext): void {

@@ -294,6 +294,8 @@ export type UplinkConsumerOptions = Readonly<{
   onOutcome?: (event: ConsumerOutcomeEvent) => void;
   /** The broker ended the link after it was attached (QueueConsumer's onDetached). */
   onDetached?: (error: Error) => void;
+  /** The link was attached (QueueConsumer's onAttached: at the start and after each reconnect). */
+  onAttached?: () => void;
   handlerTimeoutMs?: number;
   /** Before a retried message is handed back: base × 2^(attempt-1) ms, at most 5 s (0: at once). */
   retryDelayBaseMs?: number;
@@ -301,7 +303,12 @@ export type UplinkConsumerOptions = Readonly<{
   routes?: UplinkRoutes;
 }>;
 
-export type UplinkConsumer = Readonly<{ start(timeoutMs?: number | null): Promise<void>; stop(timeoutMs?: number): Promise<void> }>;
+export type UplinkConsumer = Readonly<{
+  start(timeoutMs?: number | null): Promise<void>;
+  stop(timeoutMs?: number): Promise<void>;
+  /** Whether its link is attached now (QueueConsumer.attached). */
+  attached(): boolean;
+}>;
 
 /** base × 2^(attempt-1) ms, at most 5 s: with the default 250 and 5 attempts, 0.25 + 0.5 + 1 + 2 s before the dead letter. */
 export { retryBackoff };
@@ -327,8 +334,10 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     ...(options.retryDelayBaseMs ? { retryDelayMs: retryBackoff(options.retryDelayBaseMs) } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
     ...(options.onDetached ? { onDetached: options.onDetached } : {}),
+    ...(options.onAttached ? { onAttached: options.onAttached } : {}),
   });
   return {
+    attached: () => consumer.attached(),
     start: (timeoutMs) => consumer.start(timeoutMs),
     stop: async (timeoutMs) => {
       order.close(); // messages waiting for a failed one to come again are handed back, not kept until the wait ends

@@ -9,6 +9,7 @@ import type { DownlinkLag } from '../../application/downlink/downlink-lag';
 import type { ConsumerOutcomeEvent } from '../amqp/queue-consumer';
 import type { DepthSample, DepthUnknownReason } from '../messaging/dead-letter-depth';
 import type { DownlinkDepths } from '../messaging/downlink-queue-depth';
+import type { LinkLostReason } from '../messaging/uplink-attachment';
 import type { MetricsRegistry } from './registry';
 
 /**
@@ -119,6 +120,20 @@ export function downlinkLagRecorder(
 
 /** The results a reading can count besides `ok` (`not_connected` is no reading: nothing was asked). */
 const READING_FAILURES: readonly Exclude<DepthUnknownReason, 'not_connected'>[] = ['no_answer', 'refused', 'unexpected_reply', 'connection_lost'];
+
+/**
+ * Uplink links found gone, by how: `detached` (the broker detached it), `session_ended` (the broker ended its
+ * session), `missing` (no event at all: only the hub's own check saw it; above 0 means a case the events miss).
+ * The hub attaches a new one each time (uplink-attachment.ts).
+ */
+export function uplinkLinkLostRecorder(metrics: MetricsRegistry | undefined): (reason: LinkLostReason) => void {
+  if (!metrics) return () => undefined;
+  const reasons: readonly LinkLostReason[] = ['detached', 'session_ended', 'missing'];
+  const lost = metrics
+    .counter('rts_uplink_link_lost_total', "Times the uplink consumer's link was found gone and a new one attached, by how: detached, session_ended, missing (only the hub's check saw it)", ['reason'])
+    .zero(...reasons.map((reason) => ({ reason })));
+  return (reason) => lost.inc({ reason });
+}
 
 /**
  * The dead letter queue's depth as the broker the hub is connected to counts it (messaging/dead-letter-depth.ts):
