@@ -6,13 +6,11 @@
 // warning however many readings fail, and the time of the last reading stays for an alert on its age.
 //
 // Before: no metric of the dead letter queue at all; GET /dead-letters lists at most 1000 and says only `more`.
-import pino from 'pino';
-import { Writable } from 'node:stream';
 import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../../src/adapters/amqp/queue-consumer';
 import { DLQ_ID } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { DLQ, downlinkQueue, getJson, plainUuid, postJson, profile, registerSystem, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { DLQ, downlinkQueue, getJson, plainUuid, postJson, profile, registerSystem, sendUplink, jsonLines, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(240_000);
 
@@ -20,7 +18,7 @@ const amq = useBroker();
 const data = tempDir('rts-dlq-depth-');
 let withoutPlugin: TestBroker | undefined;
 let hub: RunningHub | undefined;
-const logLines: Array<Record<string, unknown>> = [];
+const { logger, lines: logLines } = jsonLines();
 
 const metricsText = async (): Promise<string> => (await fetch(`${hub!.url}/metrics`)).text();
 /** The sample of a metric without labels, or undefined when it has none (HELP and TYPE only). */
@@ -45,15 +43,6 @@ const crafted = (count: number, systemId: string) =>
 
 beforeAll(async () => {
   withoutPlugin = await startBroker({ statistics: false });
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
   // The broker with the plugin first: the hub connects there, and fails over to the other one when it stops.
   hub = await startInProcessHub(amq.broker, data.dir, { env: { RTS_BROKER_URL: `${amq.broker.url},${withoutPlugin.url}`, RTS_DEAD_LETTER_DEPTH_EVERY_MS: '1000' }, logger });
 });

@@ -7,11 +7,9 @@
 //
 // Before: nothing on the hub showed what a system had not consumed (/health and rts_downlink_lag_* say only what the
 // hub has published); the last session measured an offline system's queue at 20,000 with the hub saying `ok`.
-import pino from 'pino';
-import { Writable } from 'node:stream';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { DownlinkCollector, downlinkQueue, getJson, joinSystem, profile, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { DownlinkCollector, downlinkQueue, getJson, joinSystem, profile, sendUplink, jsonLines, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(240_000);
 
@@ -20,7 +18,7 @@ const data = tempDir('rts-downlink-depth-');
 let withoutPlugin: TestBroker | undefined;
 let hub: RunningHub | undefined;
 const collectors: DownlinkCollector[] = [];
-const logLines: Array<Record<string, unknown>> = [];
+const { logger, lines: logLines } = jsonLines();
 
 type QueueDepth = { messages: number; oldestMessageAgeSeconds: number | null; consumers: number | null; readAt: string } | null;
 type System = { id: string; downlinkQueueDepth: QueueDepth };
@@ -46,15 +44,6 @@ const online = async (systemId: string): Promise<DownlinkCollector> => {
 
 beforeAll(async () => {
   withoutPlugin = await startBroker({ statistics: false });
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
   // The broker with the plugin first: the hub connects there, and fails over to the other one when it stops.
   hub = await startInProcessHub(amq.broker, data.dir, { env: { RTS_BROKER_URL: `${amq.broker.url},${withoutPlugin.url}`, RTS_DEAD_LETTER_DEPTH_EVERY_MS: '1000' }, logger });
 });

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { AmqpConnection, DurableSender, QueueConsumer, type HandlerOutcome, type ReceivedMessage } from '../../src/adapters/amqp';
@@ -92,6 +93,21 @@ export const hubEnv = (broker: TestBroker, dataDir: string, extra: Record<string
   RTS_AUTH: 'off',
   ...extra,
 });
+
+/** A pino logger at `level` whose JSON lines land, parsed, in `lines` (what a test reads back of the hub's log). */
+export const jsonLines = (level = 'info'): { logger: pino.Logger; lines: Array<Record<string, unknown>> } => {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino(
+    { level },
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  return { logger, lines };
+};
 
 /** The hub in this process (startHub from src/bootstrap/main.ts) on a free port. */
 export const startInProcessHub = async (
