@@ -69,10 +69,20 @@ describe("a connected hub's answers against the served document's JSON Schemas (
     expect((await api.call('GET /metrics', '/metrics', { token: operator })).status).toBe(200);
   });
 
-  it("a system with its downlink queue's depth as the broker counts it", async () => {
-    expect((await api.call('POST /systems', '/systems', { token: operator, body: { id: 'oc-depth', name: 'Depth', area: 'Hubei' } })).status).toBe(201);
+  it("a system with its downlink queue's depth as the broker counts it: for operators, and for that system only", async () => {
+    for (const id of ['oc-depth', 'oc-other']) expect((await api.call('POST /systems', '/systems', { token: operator, body: { id, name: id, area: 'Hubei' } })).status).toBe(201);
     await until('the depth read', async () => (await api.call('GET /systems/{id}', '/systems/oc-depth', { token: operator })).body.downlinkQueueDepth !== null);
-    expect((await api.call('GET /systems', '/systems', { token: operator })).body.items[0].downlinkQueueDepth).toMatchObject({ messages: 0 });
+    const all = (await api.call('GET /systems', '/systems', { token: operator })).body.items;
+    expect(all.map((s: { id: string; downlinkQueueDepth: unknown }) => [s.id, s.downlinkQueueDepth !== null])).toEqual([['oc-depth', true], ['oc-other', true]]);
+    expect(all[0].downlinkQueueDepth).toMatchObject({ messages: 0 });
+    // Another city sees its own backlog, not this one's; nor does a clinician of it.
+    const other = await api.login({ role: 'system', systemId: 'oc-other' });
+    const clinician = await api.login({ role: 'clinician', systemId: 'oc-other', sub: 'dr-other' });
+    for (const token of [other, clinician]) {
+      expect((await api.call('GET /systems/{id}', '/systems/oc-depth', { token })).body.downlinkQueueDepth).toBeNull();
+      expect((await api.call('GET /systems/{id}', '/systems/oc-other', { token })).body.downlinkQueueDepth).toMatchObject({ messages: 0 });
+      expect((await api.call('GET /systems', '/systems', { token })).body.items.map((s: { id: string; downlinkQueueDepth: unknown }) => [s.id, s.downlinkQueueDepth !== null])).toEqual([['oc-depth', false], ['oc-other', true]]);
+    }
   });
 
   it('the dead letters: listed, one shown, replayed, discarded, and each refusal', async () => {

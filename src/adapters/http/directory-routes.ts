@@ -1,6 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
+import type { Principal } from '../../application/access/policy';
 import type { DirectoryService } from '../../application/directory/directory-service';
 import { MAX_PAGE_SIZE } from '../../application/directory/directory-service';
 import type { ExpertView, SystemView } from '../../application/projections/directory-projection';
@@ -90,9 +91,17 @@ export const systemDto = (s: SystemView, queueDepth: AnswerOf<typeof SystemRespo
   downlinkQueueDepth: queueDepth,
 });
 
+/**
+ * Whether the caller may see a system's downlink queue depth: an operator (and a hub without access control) every
+ * system's, a system or its clinicians their own only. Which other city is offline, and how far behind, is the
+ * province's to know, not another city's; a patient has no use for it.
+ */
+export const mayReadQueueDepth = (principal: Pick<Principal, 'role' | 'systemId'> | undefined, systemId: string): boolean =>
+  principal === undefined || principal.role === 'operator' || ((principal.role === 'system' || principal.role === 'clinician') && principal.systemId === systemId);
+
 export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRouteDependencies): void => {
   const { directory } = deps;
-  const dto = (s: SystemView) => systemDto(s, deps.queueDepth?.(s.systemId) ?? null);
+  const depthFor = (request: FastifyRequest, systemId: string) => (mayReadQueueDepth(request.principal, systemId) ? (deps.queueDepth?.(systemId) ?? null) : null);
 
   app.get('/experts', async (request) => {
     const q = parseInput(ExpertsQuery, request.query, 'query');
@@ -105,18 +114,20 @@ export const registerDirectoryRoutes = (app: FastifyInstance, deps: DirectoryRou
     return expertDto(await directory.getExpert(id));
   });
 
-  app.get('/systems', async () => ({ items: (await directory.listSystems()).map(dto) }));
+  app.get('/systems', async (request) => ({ items: (await directory.listSystems()).map((s) => systemDto(s, depthFor(request, s.systemId))) }));
 
   app.get('/systems/:id', async (request) => {
     const { id } = parseInput(SystemParams, request.params, 'path');
-    return dto(await directory.getSystem(id));
+    const system = await directory.getSystem(id);
+    return systemDto(system, depthFor(request, system.systemId));
   });
 
   app.post('/systems', async (request, reply) => {
     const body = parseInput(SystemBody, request.body, 'body');
     const { system, created } = await directory.registerSystem({ systemId: body.id, name: body.name, area: body.area }, { correlationId: request.id });
     const keys = body.keys && deps.keys ? await deps.keys.register(system.systemId, body.keys, { correlationId: request.id }) : undefined;
-    const answer = keys ? { ...dto(system), keys: [...keys.registered, ...keys.repeated] } : dto(system);
+    const dto = systemDto(system, depthFor(request, system.systemId));
+    const answer = keys ? { ...dto, keys: [...keys.registered, ...keys.repeated] } : dto;
     return reply.code(created ? 201 : 200).header('location', `/systems/${system.systemId}`).send(answer);
   });
 };

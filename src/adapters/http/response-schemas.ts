@@ -61,7 +61,9 @@ export const SystemResponse = z.object({
       readAt: instant.describe('When the hub read it from the broker (every RTS_DEAD_LETTER_DEPTH_EVERY_MS)'),
     })
     .nullable()
-    .describe("The system's downlink queue as the broker the hub is connected to counts it; null while not known (no broker, not connected, a broker without the statistics plugin)"),
+    .describe(
+      "The system's downlink queue as the broker the hub is connected to counts it; null while not known (no broker, not connected, a broker without the statistics plugin), and for a caller who is neither an operator nor of this system (another city's backlog is not its business)",
+    ),
 });
 export const SystemsList = z.object({ items: z.array(SystemResponse) });
 
