@@ -85,12 +85,12 @@ export class DrainLoop {
             failing = false;
             onRecovered?.();
           }
-          if (!this.stopped && coalesceMs > 0) await untilStop(sleep(coalesceMs));
+          if (!this.stopped && coalesceMs > 0) await pause(coalesceMs, stopping);
         } catch (error) {
           if (this.stopped) break;
           failing = true;
           onError(error);
-          await untilStop(sleep(retryMs));
+          await pause(retryMs, stopping);
         }
       }
     })();
@@ -117,7 +117,18 @@ export class DrainLoop {
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Waits `ms`, or until `stopping` fires, and then clears its timer: a stopped loop left its pause's timer behind, which
+ * kept the process alive after everything was closed (an embedder's `close()`, a test worker) until it ran out.
+ */
+const pause = async (ms: number, stopping: WakeUp): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await stopping.race(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))));
+  } finally {
+    clearTimeout(timer);
+  }
+};
 
 /**
  * A background subscriber run by a DrainLoop: the downlink publishers and the held-downlink releaser. It gives

@@ -256,6 +256,33 @@ describe('DrainLoop: catchUp, start, stop and failures', () => {
     expect(told).toEqual([true, false]);
   });
 
+  it("stop() clears the pause it ended, after a pass and after a failure: no timer of the loop keeps the process alive", async () => {
+    // A stopped loop left its pause's timer behind (here ten minutes), which kept a test worker, or an embedder's
+    // process after close(), alive until it ran out.
+    const turns = async () => {
+      for (let i = 0; i < 50; i++) await Promise.resolve();
+    };
+    jest.useFakeTimers();
+    try {
+      for (const failing of [false, true]) {
+        const loop = newLoop({
+          drain: async () => (failing ? Promise.reject(new Error('disk full')) : true),
+          wait: async () => undefined,
+          onError: () => undefined,
+          coalesceMs: 600_000,
+          retryMs: 600_000,
+        });
+        loop.start();
+        await turns();
+        expect({ failing, timers: jest.getTimerCount() }).toEqual({ failing, timers: 1 }); // in its pause
+        await loop.stop();
+        expect({ failing, timers: jest.getTimerCount() }).toEqual({ failing, timers: 0 });
+      }
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('start() on a running loop does not start a second one', async () => {
     let drains = 0;
     let waits = 0;

@@ -91,6 +91,7 @@ describe('Projector', () => {
       expect(model.applies).toEqual([2n, 4n, 6n, 7n]);
     } finally {
       await projector.stop();
+      await store.close(); // wakes the loop's last wait for an append, so no timer outlives the test
     }
   });
 
@@ -106,6 +107,7 @@ describe('Projector', () => {
       expect(await logged.promise).toBe('registry projection failed; retrying');
     } finally {
       await projector.stop();
+      await store.close(); // wakes the loop's last wait for an append, so no timer outlives the test
     }
   });
 });

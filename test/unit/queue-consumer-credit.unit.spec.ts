@@ -33,7 +33,8 @@ const consumerOn = (handler: (m: ReceivedMessage) => Promise<HandlerOutcome>, op
   const receiver = new FakeReceiver();
   const connection = Object.assign(new EventEmitter(), { openReceiver: () => receiver, isConnected: () => true }) as unknown as AmqpConnection;
   const deadLetterSender = { sendRaw: async () => undefined, close: async () => undefined } as unknown as DurableSender;
-  const consumer = new QueueConsumer(connection, { queue: 'q', deadLetterQueue: 'dlq', handler, deadLetterSender, ...options });
+  // No handler time limit: these handlers hang on purpose, and a limit's timer (a minute) kept the worker alive after the file.
+  const consumer = new QueueConsumer(connection, { queue: 'q', deadLetterQueue: 'dlq', handler, deadLetterSender, handlerTimeoutMs: null, ...options });
   const started = consumer.start(1000);
   receiver.emit('receiver_open');
   return { receiver, consumer, started };
