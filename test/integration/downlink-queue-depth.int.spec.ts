@@ -105,10 +105,16 @@ test('after a failover to a broker without the statistics plugin: no series and 
   expect(text).not.toMatch(/^rts_downlink_queue_depth\{/m);
   expect(text).not.toMatch(/^rts_downlink_oldest_message_age_seconds\{/m);
   expect(Object.values(await systems())).toEqual([null, null, null]);
-  // Two more readings, still one warning.
-  const readings = async () => (await metricsText()).match(/^rts_dead_letters_readings_total\{result="no_answer"\} (\d+)$/m)?.[1];
+  // Two more readings, still one warning; the readings are counted, and when the figures were last read is kept.
+  const readings = async () => (await metricsText()).match(/^rts_downlink_queue_depth_readings_total\{result="no_answer"\} (\d+)$/m)?.[1];
+  const readAt = async () => Number((await metricsText()).match(/^rts_downlink_queue_depth_read_timestamp_seconds (\S+)$/m)?.[1]);
+  const lastRead = await readAt();
   const now = Number(await readings());
+  expect(now).toBeGreaterThanOrEqual(1);
   await until('two more readings', async () => Number(await readings()) >= now + 2, 60_000, 200, detail);
+  expect(await readAt()).toBe(lastRead);
+  expect(lastRead).toBeGreaterThan(Date.now() / 1000 - 300);
+  expect((await metricsText()).match(/^rts_downlink_queue_depth_readings_total\{result="ok"\} (\d+)$/m)?.[1]).toMatch(/^[1-9]\d*$/);
   expect(logLines.filter((l) => String(l.msg).startsWith('the depth of the downlink queues cannot be read'))).toEqual([
     expect.objectContaining({ level: 40, reason: 'no_answer', queues: 'rts.downlink.>' }),
   ]);

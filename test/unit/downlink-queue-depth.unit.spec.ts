@@ -3,7 +3,9 @@
 // dropped, nothing at all while the figure is unknown. The reading against a real broker:
 // test/integration/downlink-queue-depth.int.spec.ts.
 import type { StatisticsAnswer } from '../../src/adapters/messaging/broker-statistics';
-import { downlinkDepthsFrom, statisticsPatternFor } from '../../src/adapters/messaging/downlink-queue-depth';
+import { EventEmitter } from 'node:events';
+import type { AmqpConnection } from '../../src/adapters/amqp/connection';
+import { AmqpDownlinkDepthReader, DownlinkDepthMonitor, downlinkDepthsFrom, statisticsPatternFor } from '../../src/adapters/messaging/downlink-queue-depth';
 import { downlinkQueueDepthRecorder } from '../../src/adapters/metrics/hub-metrics';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
 
@@ -63,7 +65,7 @@ describe('downlinkQueueDepthRecorder', () => {
   const setup = () => {
     const metrics = new MetricsRegistry();
     const record = downlinkQueueDepthRecorder(metrics);
-    const lines = () => metrics.render().split('\n').filter((l) => l.startsWith('rts_downlink_'));
+    const lines = () => metrics.render().split('\n').filter((l) => /^rts_downlink_(queue_depth|oldest_message_age_seconds)\{/.test(l));
     const depths = (entries: Array<[string, number, number | null]>) => new Map(entries.map(([id, messages, age]) => [id, { messages, oldestMessageAgeSeconds: age, consumers: 0 }]));
     return { metrics, record, lines, depths };
   };
@@ -87,5 +89,68 @@ describe('downlinkQueueDepthRecorder', () => {
     t.record({ depth: t.depths([['city-a', 412, 60], ['city-b', 3, 5]]), at: 1 });
     t.record({ depth: t.depths([['city-a', 400, null]]), at: 2 });
     expect(t.lines()).toEqual(['rts_downlink_queue_depth{system="city-a"} 400']);
+  });
+
+  it('counts the readings by result and keeps when the figures were last read, so that figures gone missing can be alerted on', () => {
+    const t = setup();
+    const readings = (result: string) => t.metrics.counter('rts_downlink_queue_depth_readings_total', '', ['result']).get({ result });
+    const readAt = () => t.metrics.render().split('\n').find((l) => l.startsWith('rts_downlink_queue_depth_read_timestamp_seconds '));
+    expect(['ok', 'no_answer', 'refused', 'unexpected_reply', 'connection_lost', 'store_unavailable'].map(readings)).toEqual([0, 0, 0, 0, 0, 0]);
+    t.record({ depth: null, reason: 'not_connected' }); // nothing was asked: no reading
+    expect(readAt()).toBeUndefined();
+    t.record({ depth: t.depths([['city-a', 1, 2]]), at: 1_800_000_000_000 });
+    t.record({ depth: null, reason: 'store_unavailable' });
+    t.record({ depth: null, reason: 'store_unavailable' });
+    t.record({ depth: null, reason: 'no_answer' });
+    expect([readings('ok'), readings('store_unavailable'), readings('no_answer')]).toEqual([1, 2, 1]);
+    expect(t.metrics.render()).not.toContain('result="not_connected"');
+    expect(readAt()).toBe('rts_downlink_queue_depth_read_timestamp_seconds 1800000000'); // kept while unknown
+    expect(t.lines()).toEqual([]);
+  });
+});
+
+describe('a reading when the hub cannot list its systems', () => {
+  class Connection extends EventEmitter {
+    isConnected(): boolean {
+      return true;
+    }
+  }
+
+  it('is store_unavailable, not a broker fault; the broker is not asked, and the warning says it is the store', async () => {
+    const asked: string[] = [];
+    // Any use of the connection would be a statistics request to the broker: record it.
+    const connection = new Proxy(new Connection(), {
+      get: (target, key) => {
+        if (key !== 'isConnected' && key !== 'on' && key !== 'off') asked.push(String(key));
+        return Reflect.get(target, key, target) as unknown;
+      },
+    }) as unknown as AmqpConnection;
+    const reader = new AmqpDownlinkDepthReader(connection, {
+      prefix: 'rts.downlink.',
+      systems: () => Promise.reject(new Error('SQLITE_BUSY: database is locked')),
+    });
+    await expect(reader.read()).rejects.toMatchObject({ reason: 'store_unavailable', message: expect.stringContaining('could not list its systems') });
+    expect(asked).toEqual([]);
+
+    const warnings: Array<{ obj: object; msg: string }> = [];
+    const samples: unknown[] = [];
+    const monitor = new DownlinkDepthMonitor({
+      read: () => reader.read(),
+      connection: new Connection(),
+      everyMs: 3_600_000,
+      onSample: (sample) => samples.push(sample),
+      logger: { warn: (obj, msg) => warnings.push({ obj, msg }), info: () => undefined },
+      pattern: reader.pattern,
+    });
+    monitor.start();
+    await monitor.readNow();
+    monitor.stop();
+    expect(samples.at(-1)).toEqual({ depth: null, reason: 'store_unavailable' });
+    expect(warnings).toEqual([
+      {
+        obj: expect.objectContaining({ reason: 'store_unavailable', queues: 'rts.downlink.>' }),
+        msg: "the depth of the downlink queues cannot be read (the hub's store did not list its systems): rts_downlink_queue_depth is not reported (README: \"How far behind each system is\")",
+      },
+    ]);
   });
 });

@@ -23,8 +23,12 @@ export const STATISTICS_DESTINATION_PREFIX = 'ActiveMQ.Statistics.Destination.';
 export const STATISTICS_END_WITH_NULL = 'ActiveMQ.Statistics.Destination.List.End.With.Null';
 export const STATISTICS_FIRST_MESSAGE_TIMESTAMP = 'ActiveMQ.Statistics.Destination.Include.First.Message.Timestamp';
 
-/** Why no depth could be read: a fixed word each (logged, and the reason the depth gauges are absent). */
-export type DepthUnknownReason = 'not_connected' | 'no_answer' | 'refused' | 'unexpected_reply' | 'connection_lost';
+/**
+ * Why no depth could be read: a fixed word each (logged, and the reason the depth gauges are absent). All but
+ * `store_unavailable` are the broker's; that one is the hub's own store, which could not list the systems whose
+ * downlink queues are to be read (the broker was not asked).
+ */
+export type DepthUnknownReason = 'not_connected' | 'no_answer' | 'refused' | 'unexpected_reply' | 'connection_lost' | 'store_unavailable';
 
 export class DepthUnknownError extends Error {
   constructor(

@@ -112,9 +112,10 @@ export class DepthMonitor<T extends number | object> {
       this.deps.logger?.info({ ...w.context }, `the depth of ${w.what} is read from the broker again`);
     } else if ('reason' in sample && sample.reason !== 'not_connected' && sample.reason !== 'connection_lost' && this.warned !== sample.reason) {
       this.warned = sample.reason;
+      const cause = sample.reason === 'store_unavailable' ? " (the hub's store did not list its systems)" : ' from the broker';
       this.deps.logger?.warn(
         { ...w.context, reason: sample.reason, err: detail },
-        `the depth of ${w.what} cannot be read from the broker: ${w.metric} is not reported (README: "${w.readme}")`,
+        `the depth of ${w.what} cannot be read${cause}: ${w.metric} is not reported (README: "${w.readme}")`,
       );
     }
     this.deps.onSample(sample);

@@ -72,7 +72,7 @@ export class AmqpDownlinkDepthReader {
     // Listed before the broker is asked: a system registered meanwhile is read the next time, never shown at 0 for a
     // queue the answer did not cover.
     const systems = await this.options.systems().catch((error: unknown) => {
-      throw new DepthUnknownError('unexpected_reply', `the hub could not list its systems: ${(error as Error).message}`);
+      throw new DepthUnknownError('store_unavailable', `the hub could not list its systems: ${(error as Error).message}`);
     });
     if (systems.length === 0) return new Map();
     const answer = await requestStatistics(this.connection, { destination: this.pattern, timeoutMs: this.timeoutMs, firstMessageTimestamp: true });

@@ -118,8 +118,10 @@ export function downlinkLagRecorder(
   return show;
 }
 
-/** The results a reading can count besides `ok` (`not_connected` is no reading: nothing was asked). */
-const READING_FAILURES: readonly Exclude<DepthUnknownReason, 'not_connected'>[] = ['no_answer', 'refused', 'unexpected_reply', 'connection_lost'];
+/** The results a reading of the dead letter queue can count besides `ok` (`not_connected` is no reading: nothing was asked). */
+const READING_FAILURES: readonly Exclude<DepthUnknownReason, 'not_connected' | 'store_unavailable'>[] = ['no_answer', 'refused', 'unexpected_reply', 'connection_lost'];
+/** The same for the downlink queues, whose reading first asks the hub's store for the systems. */
+const DOWNLINK_READING_FAILURES: readonly Exclude<DepthUnknownReason, 'not_connected'>[] = [...READING_FAILURES, 'store_unavailable'];
 
 /**
  * Uplink links found gone, by how: `detached` (the broker detached it), `session_ended` (the broker ended its
@@ -165,14 +167,26 @@ export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined): (
  * Each known system's downlink queue as the broker the hub is connected to counts it (messaging/downlink-queue-depth.ts):
  * `rts_downlink_queue_depth{system}` and `rts_downlink_oldest_message_age_seconds{system}` only while the last reading
  * succeeded on the current connection (the same rules as rts_dead_letters), and only for the systems that reading
- * listed: a system the hub no longer knows is dropped.
+ * listed: a system the hub no longer knows is dropped. Beside them, as for the dead letter queue, when the figures
+ * were last read (kept while unknown: alert on its age) and the readings by result, so that figures gone missing are
+ * seen: an alert on the depth alone never fires while there is none.
  */
 export function downlinkQueueDepthRecorder(metrics: MetricsRegistry | undefined): (sample: DepthSample<DownlinkDepths>) => void {
   if (!metrics) return () => undefined;
   const depth = metrics.gauge('rts_downlink_queue_depth', "Messages waiting on each known system's downlink queue, as the broker this hub is connected to counts them (no sample while unknown)", ['system']);
   const age = metrics.gauge('rts_downlink_oldest_message_age_seconds', "How long the first message waiting on each known system's downlink queue has been there, by the broker's clock (0: none waits; no sample while unknown)", ['system']);
+  const readAt = metrics.gauge('rts_downlink_queue_depth_read_timestamp_seconds', 'When the downlink queues\' depths were last read (Unix time)');
+  const readings = metrics
+    .counter('rts_downlink_queue_depth_readings_total', "Readings of the downlink queues' depths, by result: ok, no_answer (no statistics plugin?), refused, unexpected_reply, connection_lost, store_unavailable (the hub's store did not list its systems)", ['result'])
+    .zero(...['ok', ...DOWNLINK_READING_FAILURES].map((result) => ({ result })));
   let shown = new Set<string>();
   return (sample) => {
+    if (sample.depth !== null) {
+      readAt.set({}, sample.at / 1000);
+      readings.inc({ result: 'ok' });
+    } else if (sample.reason !== 'not_connected') {
+      readings.inc({ result: sample.reason });
+    }
     const now = sample.depth === null ? new Map() : sample.depth;
     for (const system of shown) {
       if (now.has(system)) continue;
