@@ -5,7 +5,7 @@
 // name@version from the registry npm is configured with, a hospital's own mirror included, and the hash decides.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { PackageLock } from '../support/package-lock';
+import { nameOf, type PackageLock } from '../support/package-lock';
 
 const ROOT = resolve(__dirname, '..', '..');
 const REGISTRY = 'https://registry.npmjs.org/';
@@ -80,4 +80,29 @@ it('names each way a package could escape the hash: no integrity, sha1 only, git
     'node_modules/l: version none is not a registry version',
     'packages/l: not under node_modules (a workspace or file: package)',
   ]);
+});
+
+it('every package with an install script is decided in allowScripts, and only better-sqlite3 (compiled from its sources) may run one', () => {
+  // npm 11 runs the install script of a package that allowScripts does not name, with a notice (unless
+  // strict-allow-scripts, which .ci/run sets): a new dependency's script must be a decision here, not a default.
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as PackageLock & { packages: Record<string, { hasInstallScript?: boolean }> };
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+  const withScripts = [...new Set(Object.entries(lock.packages).filter(([, e]) => e.hasInstallScript === true).map(([path]) => nameOf(path)))].sort();
+  expect(withScripts.length).toBeGreaterThan(0);
+  expect(withScripts.filter((name) => typeof pkg.allowScripts?.[name] !== 'boolean')).toEqual([]);
+  expect(Object.entries(pkg.allowScripts ?? {}).filter(([, allowed]) => allowed).map(([name]) => name)).toEqual(['better-sqlite3']);
+  // better-sqlite3's script is `prebuild-install || node-gyp rebuild`: prebuild-install would fetch a prebuilt binary
+  // from GitHub, which no hash in the lock covers. CI makes it compile the sources the lock pins instead.
+  const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
+  expect(ci).toMatch(/^export npm_config_build_from_source="\$\{npm_config_build_from_source:-true\}"$/m);
+  expect(ci).toMatch(/^export npm_config_strict_allow_scripts="\$\{npm_config_strict_allow_scripts:-true\}"$/m);
+});
+
+it("opts out of @scarf/scarf's install report to scarf.sh whatever the npm (one that ignores allowScripts would run it)", () => {
+  // A devDependency's dependency (@asyncapi/parser -> @stoplight/*): its postinstall reports the install, with the
+  // dependent packages' names hashed, unless the root package.json's scarfSettings turn it off.
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as PackageLock;
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scarfSettings?: { enabled?: boolean } };
+  expect(lock.packages['node_modules/@scarf/scarf']?.dev).toBe(true);
+  expect(pkg.scarfSettings).toEqual({ enabled: false });
 });
