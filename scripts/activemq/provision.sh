@@ -8,6 +8,14 @@
 #   RTS_ACTIVEMQ_VERSION   distribution version (default 5.18.3: the newest apache-activemq bin tarball on the
 #                          Maven Central we can reach; 6.1.x is published only as separate jars there)
 #   RTS_ACTIVEMQ_CACHE     cache folder (default <repo>/.cache/activemq)
+#   RTS_ACTIVEMQ_SHA512    the tarball's SHA-512 (128 hex digits). Needed for a version that
+#                          scripts/activemq/checksums.sha512 does not pin; when given, it is the one checked.
+#
+# Integrity: the tarball is unpacked only when its SHA-512 is the pinned one (checksums.sha512, taken from the tarball
+# Maven fetched and cross-checked against the .sha1 and .md5 Maven Central publishes beside it). Maven's own check
+# (-C, strict) compares with a checksum from the same server as the tarball, so it catches a damaged download, not a
+# replaced one; the pin catches both. A mismatch is refused with exit 1 and nothing is unpacked; so is a version with
+# no pin and no RTS_ACTIVEMQ_SHA512.
 #
 # stdout: exactly one line, the ActiveMQ home. Progress and errors go to stderr.
 set -euo pipefail
@@ -18,8 +26,27 @@ version="${RTS_ACTIVEMQ_VERSION:-5.18.3}"
 cache="${RTS_ACTIVEMQ_CACHE:-$repo/.cache/activemq}"
 home="$cache/apache-activemq-$version"
 marker="$home/.rts-provisioned"
+file="apache-activemq-$version-bin.tar.gz"
 
-if [[ -f "$marker" ]]; then
+expected="${RTS_ACTIVEMQ_SHA512:-}"
+if [[ -z "$expected" ]]; then
+  expected="$(awk -v f="$file" '$2 == f || $2 == "*" f { print $1 }' "$here/checksums.sha512")"
+fi
+if [[ -z "$expected" ]]; then
+  echo "provision: refused: no SHA-512 is pinned for ActiveMQ $version ($file is not in scripts/activemq/checksums.sha512)." >&2
+  echo "provision: set RTS_ACTIVEMQ_SHA512 to the tarball's SHA-512, taken from the Apache release's $file.sha512 (https://archive.apache.org/dist/activemq/$version/), not from the server that serves the tarball" >&2
+  exit 1
+fi
+expected="${expected,,}"
+if [[ ! "$expected" =~ ^[0-9a-f]{128}$ ]]; then
+  echo "provision: refused: the SHA-512 for $file must be 128 hex digits (RTS_ACTIVEMQ_SHA512 or checksums.sha512)" >&2
+  exit 1
+fi
+# The marker names the hash the unpacked tree was checked against: a home unpacked by an earlier provision.sh (no
+# hash) or under another hash is unpacked again, from a checked tarball.
+stamp="$version sha512:$expected"
+
+if [[ -f "$marker" && "$(cat "$marker")" == "$stamp" ]]; then
   echo "$home"
   exit 0
 fi
@@ -31,20 +58,31 @@ mkdir -p "$cache"
 # Serialise concurrent provisioning (parallel jest workers, CI jobs) on one lock.
 exec 9>"$cache/.provision.lock"
 if command -v flock >/dev/null; then flock 9; fi
-if [[ -f "$marker" ]]; then echo "$home"; exit 0; fi
+if [[ -f "$marker" && "$(cat "$marker")" == "$stamp" ]]; then echo "$home"; exit 0; fi
 
 start=$(date +%s)
 dl="$cache/download"
-tarball="$dl/apache-activemq-$version-bin.tar.gz"
+tarball="$dl/$file"
 if [[ ! -s "$tarball" ]]; then
   echo "provision: fetching org.apache.activemq:apache-activemq:$version:tar.gz:bin via Maven" >&2
   mkdir -p "$dl"
   # Run from the cache dir so no project pom is picked up; pin the plugin version for reproducibility.
-  (cd "$cache" && mvn -q -B -Dstyle.color=never \
+  (cd "$cache" && mvn -q -B -C -Dstyle.color=never \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
     -Dartifact="org.apache.activemq:apache-activemq:$version:tar.gz:bin" \
     -DoutputDirectory="$dl" -Dmdep.overWriteReleases=false 1>&2)
 fi
+
+actual="$(sha512sum "$tarball" | cut -d' ' -f1)"
+if [[ "$actual" != "$expected" ]]; then
+  rm -f "$tarball"
+  echo "provision: refused: $file is not the pinned tarball, nothing unpacked" >&2
+  echo "provision:   expected SHA-512 $expected" >&2
+  echo "provision:   got      SHA-512 $actual" >&2
+  echo "provision: a damaged download: delete Maven's copy (~/.m2/repository/org/apache/activemq/apache-activemq/$version/) and run again; if it is not damaged, it is not the release the project pinned: do not run it" >&2
+  exit 1
+fi
+echo "provision: $file matches its pinned SHA-512" >&2
 
 tmp="$(mktemp -d "$cache/.unpack.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -54,7 +92,7 @@ rm -rf "$home"
 mv "$tmp/apache-activemq-$version" "$home"
 # Not needed by us and large: drop web apps and examples (we never start jetty).
 rm -rf "$home/webapps-demo" "$home/examples" "$home/docs"
-echo "$version" >"$marker"
+echo "$stamp" >"$marker"
 # The tarball stays in ~/.m2, so a later re-provision is local; no need to keep a second copy.
 rm -rf "$dl"
 echo "provision: ActiveMQ $version ready in $(( $(date +%s) - start ))s" >&2

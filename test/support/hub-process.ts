@@ -36,9 +36,10 @@ export const tempDataDir = (prefix = 'rts-e2e-'): { dir: string; remove(): void 
 
 const MAIN = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js');
 
-export const startHub = async (options: { dataDir: string; port?: number; env?: Record<string, string> }): Promise<HubProcess> => {
+export const startHub = async (options: { dataDir: string; port?: number; env?: Record<string, string>; cwd?: string }): Promise<HubProcess> => {
   const port = options.port ?? (await freePort());
   const child = spawnChild(process.execPath, [MAIN], {
+    cwd: options.cwd,
     env: { ...process.env, RTS_HTTP_PORT: String(port), RTS_DATA_DIR: options.dataDir, RTS_LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
