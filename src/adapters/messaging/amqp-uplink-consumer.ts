@@ -10,6 +10,7 @@ import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 
 /**
  * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
@@ -64,7 +65,7 @@ export type UplinkRoutes = Readonly<{
   codec?: HubMessageCodec;
   /** 'consultation.refused' to the sender of a refused consultation message that asked for it (see the file comment). */
   refusals?: RefusalNotices;
-  logger?: { debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
+  logger?: { info?(fields: object, message: string): void; debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
 }>;
 
 export const DLQ_ID = 'rts_dlq_id';
@@ -187,18 +188,31 @@ export const uplinkMessageHandler = (
   };
 
   async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, notify: boolean, attempt: number): Promise<HandlerOutcome> {
-    const trace = { id: envelope.id, type: envelope.type, systemId: envelope.systemId, correlationId: envelope.correlationId };
+    // The envelope passed the contract: its id is a UUID, its correlation id and consultation id refuse CPR numbers.
+    const trace: { id: string; type: string; systemId: string; correlationId: string; consultationId?: string } = {
+      id: envelope.id,
+      type: envelope.type,
+      systemId: envelope.systemId,
+      correlationId: envelope.correlationId,
+    };
     try {
+      let result: unknown;
       if (isConsultationType(envelope.type)) {
         if (!routes.consultations) return { deadLetter: 'unsupported_type: this hub does not handle consultations' };
+        const consultationId = (envelope as ConsultationUplinkEnvelope).payload.consultationId;
+        trace.consultationId = consultationId;
         // One correlation id follows a consultation through the log: its own, whatever this envelope says.
-        const own = await routes.consultations.correlationIdOf?.((envelope as ConsultationUplinkEnvelope).payload.consultationId);
+        const own = await routes.consultations.correlationIdOf?.(consultationId);
         if (own) trace.correlationId = own;
-        await routes.consultations.handleUplink(envelope as ConsultationUplinkEnvelope);
+        result = await routes.consultations.handleUplink(envelope as ConsultationUplinkEnvelope);
       } else {
-        await uplink.handleUplink(envelope as UplinkEnvelope);
+        result = await uplink.handleUplink(envelope as UplinkEnvelope);
       }
-      routes.logger?.debug?.(trace, 'uplink message handled');
+      // At info, one line per message: an operator asked about a message finds it by its id, and `outcome` says
+      // whether it changed anything (applied) or not (duplicate: a repeat of an id already applied, which a new
+      // message under a reused id is taken for, or nothing to change).
+      const outcome = (result as { outcome?: unknown } | null | undefined)?.outcome;
+      routes.logger?.info?.({ ...trace, ...(typeof outcome === 'string' ? { outcome } : {}) }, 'uplink message handled');
       return 'accept';
     } catch (error) {
       if (error instanceof RtsError && ORDER_DEPENDENT_CODES.includes(error.code)) return { retry: error.code };
@@ -255,6 +269,29 @@ export const envelopeIdOf = (body: unknown): string | undefined => {
   } catch {
     return undefined;
   }
+};
+
+/** A value a sender set that may go into a log line: an id's characters only, and nothing that may hold a CPR number. */
+const loggable = (value: unknown): string | undefined =>
+  typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && !mayHoldCprDigits(value) ? value : undefined;
+
+/**
+ * What names an uplink message in the log lines of its retries and its dead letter, where the envelope may never
+ * have been read (bad JSON, a bad signature): the envelope id (the application property messageId, else the body's
+ * `id` when it is plain JSON), type, systemId and correlationId as the sender set them. Each only when it cannot hold
+ * a CPR number (the dead letter views' rule; a sender's values are whatever it wrote) and looks like an id; the
+ * same names as the lines of a message that was read ('uplink message handled', 'uplink message refused'), so one
+ * grep for the envelope id finds them all.
+ */
+export const uplinkTraceOf = (message: Message): Readonly<{ id?: string; type?: string; systemId?: string; correlationId?: string }> => {
+  const props = message.application_properties ?? {};
+  const fields = {
+    id: loggable(props[ENVELOPE_ID_PROPERTY]) ?? loggable(envelopeIdOf(message.body)),
+    type: loggable(props['type']),
+    systemId: loggable(props['systemId']),
+    correlationId: loggable(props['correlationId']),
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
 };
 
 /** The dead letter id a tagged copy carries (a UUID the hub made: safe to log), if it is one. */
