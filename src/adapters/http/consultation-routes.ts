@@ -131,7 +131,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   });
 
   /**
-   * The log lines of a request about one consultation (its own, 'request refused') carry the consultation's
+   * The log lines of a request about one consultation (its own, 'request refused') carry the consultation's id and
    * correlation id beside the request id: one id follows a consultation through every log line.
    */
   const consultationLog = {
@@ -139,7 +139,8 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
       const id = (request.params as { id?: unknown } | null)?.id;
       if (typeof id !== 'string' || !CONSULTATION_ID_PATTERN.test(id)) return;
       const correlationId = await consultations.correlationIdOf(id);
-      if (correlationId !== null) request.log = request.log.child({ correlationId });
+      // And the consultation id (a UUID): the id the applicant's and the expert's desks quote.
+      if (correlationId !== null) request.log = request.log.child({ consultationId: id, correlationId });
     },
   };
 
@@ -167,6 +168,9 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
       body,
       { commandId: body.consultationId === undefined ? undefined : `http/${body.consultationId}/request`, correlationId: request.id },
     );
+    // The request's log line names what it made: the request id alone could be tied to the consultation only through
+    // the correlation id, and a repeat answers with the first request's correlation id, not its own request id.
+    request.log = request.log.child({ consultationId: consultation.consultationId, correlationId: consultation.correlationId });
     return reply.code(created ? 201 : 200).header('location', `/consultations/${consultation.consultationId}`).send(consultationDto(consultation));
   });
 
