@@ -85,7 +85,7 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
     // A body over the broker's frame limit makes the broker close the hub's connection, at every resend.
     const size = Buffer.byteLength(encoded.body, 'utf8');
     if (size > MAX_DOWNLINK_BODY_BYTES) {
-      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
+      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, ...(consultationIdOf(e) === undefined ? {} : { consultationId: consultationIdOf(e) }), reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
       return UNDELIVERABLE;
     }
     const consultationId = consultationIdOf(e);
