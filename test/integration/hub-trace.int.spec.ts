@@ -77,6 +77,15 @@ test('a consultation over HTTP: its request id and consultation id lead from the
   const sent = await oneLine('downlink message sent', { id: String(m.message_id) });
   expect(sent).toMatchObject({ level: INFO, type: 'consultation.offered', systemId: 'city-b', queue: 'rts.downlink.city-b', correlationId: 'desk-1003', consultationId: body.id });
 
+  // Had city-b dead-lettered the offer (its receiver failed), the dead letter view shows the consultation id too.
+  await amq.sender.sendRaw('rts.dlq', {
+    body: m.body,
+    durable: true,
+    application_properties: { ...m.application_properties, 'x-dlq-reason': 'handler_failed: test', 'x-dlq-source-queue': 'rts.downlink.city-b', 'x-dlq-attempts': 1, 'x-dlq-at': new Date().toISOString() },
+  });
+  await until('the copy on the dead letter queue', async () => (await getJson(hub.url, `/dead-letters/${String(m.message_id)}`)).status === 200, 30_000, 200, detail);
+  expect((await getJson(hub.url, `/dead-letters/${String(m.message_id)}`)).body).toMatchObject({ envelopeId: m.message_id, applicationProperties: expect.objectContaining({ consultationId: body.id, correlationId: 'desk-1003' }) });
+
   // The expert accepts over HTTP: its request line names the consultation, and the applicant's notice is sent.
   const accept = await fetch(`${hub.url}/consultations/${body.id}/accept`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'desk-b-7' }, body: JSON.stringify({ expertId: 'city-b:e1' }) });
   expect(accept.status).toBe(200);
@@ -110,6 +119,8 @@ test('an uplink expert update: its envelope id in an info line that says it was 
   expect(handled).toMatchObject({ level: INFO, type: 'expert.changed', systemId: 'city-b', correlationId: update.correlationId, outcome: 'applied' });
   expect((await getJson(hub.url, '/experts/city-b:e1')).body).toMatchObject({ revision: 2, profile: { availability: 'limited' } });
   // The change went to the other joined systems under the update's correlation id (their lines at debug: see README).
+  const toA = await readQueue(amq.broker, downlinkQueue('city-a'), { count: 100, idleMs: 3000 });
+  expect(toA.filter((x) => x.subject === 'directory.expert.upserted' && x.correlation_id === update.correlationId)).toHaveLength(1);
 
   // The classic "it is not in the directory": a new profile sent under an id already used.
   const reused = { ...uplink.changed('city-b', 'e1', profile(1, { availability: 'unavailable' })), id: update.id };
