@@ -9,6 +9,7 @@
 // lines named no message, the POST's line no consultation, and the offer carried no consultation id outside its body.
 import type { Message } from 'rhea';
 import type { RunningHub } from '../../src/bootstrap/main';
+import { RtsClient } from '../../src/sdk';
 import { readQueue } from '../support/sdk-queues';
 import { downlinkQueue, getJson, joinSystem, jsonLines, plainUuid, profile, sendRawBody, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
@@ -159,6 +160,31 @@ test('refused uplink messages: the refusal, retry and dead letter lines name the
   expect(line).not.toHaveProperty('id');
   expect(line).not.toHaveProperty('correlationId');
   expect(line).toMatchObject({ type: 'expert.changed', systemId: 'city-b' });
+});
+
+test("the expert system's side, with the SDK: the offer its handler took, and one it dead-lettered, logged by the ids the hub's line has", async () => {
+  const sdkLines: Record<string, unknown>[] = [];
+  const keep = (level: string) => (fields: object, msg: string) => void sdkLines.push({ ...fields, level, msg });
+  const client = await RtsClient.connect({ systemId: 'city-b', url: amq.broker.url, logger: { info: keep('info'), warn: keep('warn'), error: keep('error') } });
+  let fail = false;
+  try {
+    await client.subscribe({ onConsultationOffered: async () => { if (fail) throw new Error('the clinic system is down'); } }, { maxAttempts: 1, retryDelayMs: 0 });
+    const taken = await requestConsultation('city-b:e1', 'desk-1100');
+    const sentTaken = await oneLine('downlink message sent', { consultationId: taken.body.id });
+    await until('the SDK handled it', () => sdkLines.some((l) => l['msg'] === 'downlink message handled' && l['consultationId'] === taken.body.id), 30_000, 50);
+    expect(sdkLines.find((l) => l['msg'] === 'downlink message handled')).toMatchObject({ level: 'info', systemId: 'city-b', id: sentTaken['id'], type: 'consultation.offered', correlationId: 'desk-1100' });
+
+    fail = true;
+    const dropped = await requestConsultation('city-b:e1', 'desk-1101');
+    const sentDropped = await oneLine('downlink message sent', { consultationId: dropped.body.id });
+    await until('the SDK dead-lettered it', () => sdkLines.some((l) => l['msg'] === 'downlink message dead-lettered'), 30_000, 50);
+    expect(sdkLines.find((l) => l['msg'] === 'downlink message dead-lettered')).toMatchObject({ level: 'warn', id: sentDropped['id'], type: 'consultation.offered', correlationId: 'desk-1101', consultationId: dropped.body.id, reason: expect.stringMatching(/^retry limit \(1\) reached/) });
+    // And the operator finds it on the dead letter queue by the same id.
+    await until('on the dead letter queue', async () => (await getJson(hub.url, `/dead-letters/${String(sentDropped['id'])}`)).status === 200, 30_000, 200, detail);
+    expect(JSON.stringify(sdkLines)).not.toContain(QUESTION);
+  } finally {
+    await client.close();
+  }
 });
 
 test('after all of it, no log line holds the CPR number or the clinician\'s texts', () => {

@@ -10,7 +10,9 @@ import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
-import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
+import { envelopeIdOf, messageTraceOf } from './message-trace';
+
+export { envelopeIdOf };
 
 /**
  * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
@@ -259,40 +261,8 @@ const withTimeout = async (work: Promise<HandlerOutcome>, ms: number): Promise<H
   }
 };
 
-/** Our envelope id as readable from a message body, when it is JSON with a plain `id` string. */
-export const envelopeIdOf = (body: unknown): string | undefined => {
-  if (typeof body !== 'string' || body.length > 8 * 1024 * 1024) return undefined;
-  try {
-    const value = JSON.parse(body) as unknown;
-    const id = value && typeof value === 'object' ? (value as { id?: unknown }).id : undefined;
-    return typeof id === 'string' && /^[A-Za-z0-9._:-]{1,100}$/.test(id) ? id : undefined;
-  } catch {
-    return undefined;
-  }
-};
-
-/** A value a sender set that may go into a log line: an id's characters only, and nothing that may hold a CPR number. */
-const loggable = (value: unknown): string | undefined =>
-  typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && !mayHoldCprDigits(value) ? value : undefined;
-
-/**
- * What names an uplink message in the log lines of its retries and its dead letter, where the envelope may never
- * have been read (bad JSON, a bad signature): the envelope id (the application property messageId, else the body's
- * `id` when it is plain JSON), type, systemId and correlationId as the sender set them. Each only when it cannot hold
- * a CPR number (the dead letter views' rule; a sender's values are whatever it wrote) and looks like an id; the
- * same names as the lines of a message that was read ('uplink message handled', 'uplink message refused'), so one
- * grep for the envelope id finds them all.
- */
-export const uplinkTraceOf = (message: Message): Readonly<{ id?: string; type?: string; systemId?: string; correlationId?: string }> => {
-  const props = message.application_properties ?? {};
-  const fields = {
-    id: loggable(props[ENVELOPE_ID_PROPERTY]) ?? loggable(envelopeIdOf(message.body)),
-    type: loggable(props['type']),
-    systemId: loggable(props['systemId']),
-    correlationId: loggable(props['correlationId']),
-  };
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-};
+/** See messageTraceOf (message-trace.ts): the hub's uplink lines use it. */
+export const uplinkTraceOf = messageTraceOf;
 
 /** The dead letter id a tagged copy carries (a UUID the hub made: safe to log), if it is one. */
 export const deadLetterIdOf = (message: Message): string | undefined => {
