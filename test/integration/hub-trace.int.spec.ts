@@ -105,8 +105,24 @@ test('to a system that is offline: the offer was sent (its line) and waits on th
   expect(body.correlationId).toBe(requestId);
   const sent = await oneLine('downlink message sent', { consultationId: body.id });
   expect(sent).toMatchObject({ level: INFO, type: 'consultation.offered', systemId: 'city-c', queue: 'rts.downlink.city-c', correlationId: requestId });
-  const consultation = await getJson(hub.url, `/consultations/${body.id}`);
-  expect(consultation.body).toMatchObject({ correlationId: requestId, status: 'offered', offers: [expect.objectContaining({ expertId: 'city-c:e2', outcome: 'open' })] });
+  // The operator's view of the case: where it is, without its texts.
+  const trace = await getJson(hub.url, `/consultations/${body.id}/trace`);
+  expect(trace.status).toBe(200);
+  expect(trace.body).toEqual({
+    id: body.id,
+    correlationId: requestId,
+    status: 'offered',
+    applicantSystemId: 'city-a',
+    candidates: ['city-c:e2'],
+    expertId: 'city-c:e2',
+    offers: [{ expertId: 'city-c:e2', offerIndex: 0, offeredAt: expect.any(String), expiresAt: expect.any(String), outcome: 'open', settledAt: null }],
+    report: null,
+    cancelledAt: null,
+    contentErased: false,
+    requestedAt: expect.any(String),
+    updatedAt: expect.any(String),
+  });
+  expect(await oneLine('request', { route: '/consultations/:id/trace' })).toMatchObject({ consultationId: body.id, correlationId: requestId, status: 200 });
   await until('city-c read with its offer waiting', async () => {
     const depth = (await getJson(hub.url, '/systems/city-c')).body.downlinkQueueDepth;
     return depth !== null && depth.messages >= 1 && depth.consumers === 0;

@@ -17,7 +17,7 @@ import { ForbiddenError, NotFoundError } from '../../domain/shared/errors';
 import { logConsultationErasure } from '../backup/erasure-log-line';
 import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { type AnswerOf, ConsultationResponse, ConsultationWithAttachmentsResponse } from './response-schemas';
+import { type AnswerOf, ConsultationResponse, ConsultationTraceResponse, ConsultationWithAttachmentsResponse } from './response-schemas';
 import { idempotencyKey, parseInput } from './schemas';
 
 /**
@@ -31,6 +31,8 @@ import { idempotencyKey, parseInput } from './schemas';
  *   GET  /consultations/{id}                           -> 200 Consultation with attachmentStatus (each attachment's
  *        status and replacement, from the registry at this read) | 404 consultation_not_found (also for a caller
  *        with no part in it: security.ts)
+ *   GET  /consultations/{id}/trace                     -> 200 where it is, for operators: ids, status, offers, times;
+ *        no texts, attachments or clinician (README, "Tracing a consultation or a message")
  *   GET  /consultations?system=&role=applicant|expert|any&state=&limit=&cursor=
  *        -> 200 { items, nextCursor } (newest first; `state` is one of CONSULTATION_STATUSES)
  *   POST /consultations/{id}/accept      { expertId, actionId? }
@@ -118,6 +120,25 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
   updatedAt: c.updatedAt,
 });
 
+/** The operator's trace of a consultation: consultationDto without what an operator may not read. */
+export const consultationTrace = (c: ConsultationView): AnswerOf<typeof ConsultationTraceResponse> => {
+  const dto = consultationDto(c);
+  return {
+    id: dto.id,
+    correlationId: dto.correlationId,
+    status: dto.status,
+    applicantSystemId: dto.applicantSystemId,
+    candidates: dto.candidates,
+    expertId: dto.expertId,
+    offers: dto.offers.map((o) => ({ expertId: o.expertId, offerIndex: o.offerIndex, offeredAt: o.offeredAt, expiresAt: o.expiresAt, outcome: o.outcome, settledAt: o.settledAt })),
+    report: dto.report && { expertId: dto.report.expertId, issuedAt: dto.report.issuedAt, resends: dto.report.resends, lastSentAt: dto.report.lastSentAt, nextResendAt: dto.report.nextResendAt, acknowledgedAt: dto.report.acknowledgedAt },
+    cancelledAt: dto.cancelled?.cancelledAt ?? null,
+    contentErased: dto.contentErased,
+    requestedAt: dto.requestedAt,
+    updatedAt: dto.updatedAt,
+  };
+};
+
 export const registerConsultationRoutes = (app: FastifyInstance, deps: ConsultationRouteDependencies): void => {
   const { consultations } = deps;
   /**
@@ -186,6 +207,13 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const view = await consultations.get(id);
     return { ...consultationDto(view), attachmentStatus: [...(await consultations.attachmentsNow(view))] };
+  });
+
+  // An operator's view (security.ts: operators only, as any route without a rule of its own): where the case is,
+  // without its texts, attachments or clinician. README, "Tracing a consultation or a message".
+  app.get('/consultations/:id/trace', consultationLog, async (request): Promise<AnswerOf<typeof ConsultationTraceResponse>> => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    return consultationTrace(await consultations.get(id));
   });
 
   app.post('/consultations/:id/accept', consultationLog, async (request) => {
