@@ -11,7 +11,7 @@ import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
 import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
-import { createUplinkConsumer, deadLetterIdOf, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import { createUplinkConsumer, deadLetterIdOf, uplinkTraceOf, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { UplinkAttachment } from '../adapters/messaging/uplink-attachment';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import { AmqpDeadLetterDepthReader, DeadLetterDepthMonitor, type DepthSample } from '../adapters/messaging/dead-letter-depth';
@@ -215,9 +215,11 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     broker.onUplinkOutcome(event);
     if (event.kind === 'deferred') deferrals.failed({ code: reasonCode(event.reason), message: event.reason });
     else if (event.kind === 'accepted') deferrals.succeeded();
-    // With its dead letter id (the hub's own UUID): the next step is `rts dlq show <deadLetterId>`.
-    if (event.kind === 'dead-lettered') log.warn({ queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue, deadLetterId: deadLetterIdOf(event.copy) }, 'uplink message dead-lettered');
-    else if (event.kind === 'retried') log.info({ queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
+    // With its dead letter id (the hub's own UUID): the next step is `rts dlq show <deadLetterId>`. And the message's
+    // own ids as the sender set them (uplinkTraceOf: never one that may hold a CPR number), as on its other lines:
+    // without them a dead letter could be tied to the message a system asks about only by the time.
+    if (event.kind === 'dead-lettered') log.warn({ ...uplinkTraceOf(event.copy), queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue, deadLetterId: deadLetterIdOf(event.copy) }, 'uplink message dead-lettered');
+    else if (event.kind === 'retried') log.info({ ...(event.message ? uplinkTraceOf(event.message) : {}), queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
     else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');
   };
   // The consumer attaches once the broker first answers (no deadline); the publishers' sends wait for it

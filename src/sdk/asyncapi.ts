@@ -139,6 +139,15 @@ const acceptsHeader: Json = {
   examples: ['consultation.refused'],
 };
 
+/** On consultation downlink messages: the consultation, readable without opening the body (a JWE). */
+const consultationIdHeader: Json = {
+  type: 'string',
+  description:
+    "Downlink consultation messages only (the hub sets it; earlier hubs did not): the payload's consultationId, so a receiver's support desk, the broker's console (a selector consultationId = '...') and the dead letter records find the messages of one consultation without opening the body. No personal data. The payload is authoritative.",
+  examples: ['3c9a7b52-8e41-4f0a-9d3b-6a1e2f4c8d10'],
+};
+const isConsultationDownlink = (type: string, direction: 'uplink' | 'downlink'): boolean => direction === 'downlink' && (CONSULTATION_DOWNLINK_TYPES as readonly string[]).includes(type);
+
 const headersFor = (type: string, direction: 'uplink' | 'downlink'): Json => ({
   type: 'object',
   description: 'AMQP application-properties. The envelope in the body is authoritative; these copy it so brokers, tools and dead-letter records can route and search without parsing the body.',
@@ -154,6 +163,7 @@ const headersFor = (type: string, direction: 'uplink' | 'downlink'): Json => ({
     alg: { type: 'string', const: 'ECDH-ES+A256KW', description: 'jose: the JWE key management algorithm.' },
     enc: { type: 'string', const: 'A256GCM', description: 'jose: the JWE content encryption.' },
     ...(direction === 'uplink' && (CONSULTATION_UPLINK_TYPES as readonly string[]).includes(type) ? { rts_accepts: acceptsHeader } : {}),
+    ...(isConsultationDownlink(type, direction) ? { consultationId: consultationIdHeader } : {}),
   },
   required: ['messageId', 'type', 'version', 'systemId', 'correlationId'],
 });
@@ -190,7 +200,7 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
     contentType: 'application/jose',
     headers: headersFor(type, direction),
     payload: jsonSchemaOf(schema),
-    examples: [{ name: keyOf(type, direction), summary: `A complete ${type} envelope: the msg claim signed inside the JWE (the body itself only with RTS_MESSAGE_SECURITY=off, as application/json)`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/jose', codec: 'jose', alg: 'ECDH-ES+A256KW', enc: 'A256GCM', ...(direction === 'uplink' && (CONSULTATION_UPLINK_TYPES as readonly string[]).includes(type) ? { rts_accepts: 'consultation.refused' } : {}) }, payload: example }],
+    examples: [{ name: keyOf(type, direction), summary: `A complete ${type} envelope: the msg claim signed inside the JWE (the body itself only with RTS_MESSAGE_SECURITY=off, as application/json)`, headers: { messageId: (example as { id: string }).id, type, version: CONTRACT_VERSION, systemId: (example as { systemId: string }).systemId, correlationId: (example as { correlationId: string }).correlationId, contentType: 'application/jose', codec: 'jose', alg: 'ECDH-ES+A256KW', enc: 'A256GCM', ...(direction === 'uplink' && (CONSULTATION_UPLINK_TYPES as readonly string[]).includes(type) ? { rts_accepts: 'consultation.refused' } : {}), ...(isConsultationDownlink(type, direction) ? { consultationId: (example as { payload: { consultationId: string } }).payload.consultationId } : {}) }, payload: example }],
   });
   for (const type of uplinkTypes) messages[keyOf(type, 'uplink')] = message(type, uplinkSchemas.get(type)!, uplinkExamples[type] as Json, 'uplink');
   for (const type of downlinkTypes) messages[keyOf(type, 'downlink')] = message(type, downlinkSchemas.get(type)!, downlinkExamples[type] as Json, 'downlink');

@@ -71,6 +71,7 @@ import {
 } from '../adapters/messaging/consultation-messages';
 import { parseHubDownlink, type HubDownlinkEnvelope } from '../adapters/messaging/hub-codec';
 import { uplinkGroupId } from '../adapters/messaging/amqp-uplink-consumer';
+import { messageTraceOf } from '../adapters/messaging/message-trace';
 import { ACCEPTS_PROPERTY, REFUSED_TYPE } from '../adapters/messaging/refusal-notices';
 import { openSdkDiscovery, type DiscoveryOption, type SdkDiscovery } from './discovery';
 
@@ -682,8 +683,10 @@ class SdkSubscription implements Subscription {
       prefetch: options.prefetch ?? 10,
       handlerTimeoutMs: options.handlerTimeoutMs ?? 60000,
       onOutcome: (event) => {
-        if (event.kind === 'dead-lettered') this.log('warn', { queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message dead-lettered');
-        if (event.kind === 'retried') this.log('warn', { queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message handed back for redelivery');
+        // With the message's ids as the hub set them (messageId, type, correlationId, consultationId: what a desk
+        // quotes to the hub's operators), never one that may hold a CPR number (messageTraceOf).
+        if (event.kind === 'dead-lettered') this.log('warn', { ...messageTraceOf(event.copy), queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message dead-lettered');
+        if (event.kind === 'retried') this.log('warn', { ...(event.message ? messageTraceOf(event.message) : {}), queue: event.queue, attempt: event.attempt, reason: event.reason }, 'downlink message handed back for redelivery');
         options.onOutcome?.(event);
       },
       onDetached: (error) => {
@@ -721,7 +724,14 @@ class SdkSubscription implements Subscription {
     }
     const envelope = decoded.envelope;
     if (envelope.systemId !== this.client.systemId) return { deadLetter: `wrong_receiver: addressed to system ${envelope.systemId}, this is ${this.client.systemId}` };
-    return this.once(envelope.id, () => this.dispatch(envelope, info));
+    const outcome = await this.once(envelope.id, () => this.dispatch(envelope, info));
+    // A consultation's messages (a few per case) at info once handled: the system's record that it arrived, by the
+    // ids the hub's 'downlink message sent' line has. Directory messages (every change of every system) are not.
+    const consultationId = (envelope.payload as { consultationId?: unknown }).consultationId;
+    if (envelope.type.startsWith('consultation.') && typeof consultationId === 'string') {
+      this.log('info', { id: envelope.id, type: envelope.type, correlationId: envelope.correlationId, consultationId }, 'downlink message handled');
+    }
+    return outcome;
   }
 
   /** Runs `work` once per envelope id (OncePerId: seen store + in-progress runs); 'accept' after it resolved. Throws -> retry. */

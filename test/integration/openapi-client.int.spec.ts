@@ -251,6 +251,12 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     expect((await api.call('POST /consultations', '/consultations', { token: xian, body: { ...request, consultationId: other, attachments: [] } })).status).toBe(201);
     expect((await api.call('POST /consultations/{id}/cancel', `/consultations/${other}/cancel`, { token: xian, body: { systemId: 'xian', reason: 'solved' } })).status).toBe(200);
     // This build sealed its texts: nothing of them is left in clear.
+    // The operator's trace (no texts), and who may not read it.
+    const trace = await api.call('GET /consultations/{id}/trace', `/consultations/${other}/trace`, { token: operator });
+    expect(trace.status).toBe(200);
+    expect(trace.body).not.toHaveProperty('clinicalQuestion');
+    expect((await api.call('GET /consultations/{id}/trace', `/consultations/${randomUUID()}/trace`, { token: operator })).status).toBe(404);
+    expect((await api.call('GET /consultations/{id}/trace', `/consultations/${other}/trace`, { token: xian })).status).toBe(403);
     expect((await api.call('DELETE /consultations/{id}/content', `/consultations/${other}/content`, { token: operator })).body).toMatchObject({ erased: true, textsLeftInEvents: false });
     expect((await api.call('DELETE /consultations/{id}/content', `/consultations/${randomUUID()}/content`, { token: operator })).status).toBe(404);
     expect((await api.call('GET /consultations/{id}', `/consultations/${other}`, { token: xian })).body.contentErased).toBe(true);

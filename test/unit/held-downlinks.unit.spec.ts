@@ -84,6 +84,8 @@ it('holds a message for a system without a valid encryption key, durably, instea
   expect(events.map((e) => e.type)).toEqual([DOWNLINK_MESSAGE_HELD]);
   expect(events[0]!.data).toMatchObject({ systemId: 'mianyang', queue: 'rts.downlink.mianyang', reason: 'no_encryption_key', envelope: m1 });
   expect(hub.logs[0]).toEqual({ fields: expect.objectContaining({ id: m1.id, systemId: 'mianyang', reason: 'no_encryption_key' }), message: expect.stringContaining('held') });
+  // Named by the ids a desk quotes too (README, "Tracing a consultation or a message").
+  expect(hub.logs[0]!.fields).toMatchObject({ correlationId: m1.correlationId, consultationId: m1.payload.consultationId });
   // No patient data in the log line: ids, system, reason.
   expect(JSON.stringify(hub.logs)).not.toContain('Patient transferred');
   expect(hub.metrics.render()).toContain('rts_downlink_held_total{reason="no_encryption_key"} 1');

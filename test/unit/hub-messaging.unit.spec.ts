@@ -13,7 +13,7 @@ import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-mem
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
-import { DLQ_ID, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { DLQ_ID, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys, uplinkTraceOf } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
@@ -634,7 +634,7 @@ describe('uplink messages that arrive too early', () => {
   it("logs a consultation message with the consultation's correlation id, not the one its envelope carries", async () => {
     const { ConflictError } = await import('../../src/domain/shared/errors');
     const lines: Record<string, unknown>[] = [];
-    const logger = { debug: (fields: object) => void lines.push({ ...fields, level: 'debug' }), warn: (fields: object) => void lines.push({ ...fields, level: 'warn' }) };
+    const logger = { info: (fields: object) => void lines.push({ ...fields, level: 'info' }), warn: (fields: object) => void lines.push({ ...fields, level: 'warn' }) };
     const consultationId = '11111111-2222-4333-8444-555555555555';
     let refuse = false;
     const consultations = {
@@ -646,6 +646,20 @@ describe('uplink messages that arrive too early', () => {
     expect(await handler(received(JSON.stringify(accept())))).toBe('accept');
     refuse = true;
     expect(await handler(received(JSON.stringify(accept())))).toEqual({ deadLetter: expect.stringContaining('offer_expired') });
-    expect(lines.map((l) => [l.level, l.correlationId])).toEqual([['debug', 'corr-of-the-consultation'], ['warn', 'corr-of-the-consultation']]);
+    expect(lines.map((l) => [l.level, l.correlationId])).toEqual([['info', 'corr-of-the-consultation'], ['warn', 'corr-of-the-consultation']]);
+    // Each line names the consultation, and the handled one whether it changed anything.
+    expect(lines.map((l) => l.consultationId)).toEqual([consultationId, consultationId]);
+    expect(lines[0]).toMatchObject({ outcome: 'applied', type: 'consultation.accept' });
+  });
+
+  it("names a message in its retry and dead letter lines by the sender's ids, never one that may hold a CPR number", () => {
+    const id = randomUUID();
+    const props = (p: Record<string, unknown>, body: unknown = 'x') => ({ body, application_properties: p }) as never;
+    expect(uplinkTraceOf(props({ messageId: id, type: 'expert.changed', systemId: 'chengdu', correlationId: 'corr-1', other: 'ignored' }))).toEqual({ id, type: 'expert.changed', systemId: 'chengdu', correlationId: 'corr-1' });
+    // No property: the id of a plain JSON body; a JWE's is not readable, and nothing is made up.
+    expect(uplinkTraceOf(props({}, JSON.stringify({ id })))).toEqual({ id });
+    expect(uplinkTraceOf(props({}, 'eyJhbGciOi.x.y.z.w'))).toEqual({});
+    // A sender's values are whatever it wrote: one that may hold a CPR number, or is no id, is left out.
+    expect(uplinkTraceOf(props({ messageId: 'm-251248-1234', correlationId: '2512481234', systemId: 'a b', type: 'x'.repeat(101) }))).toEqual({});
   });
 });

@@ -29,6 +29,8 @@ it('skips a message that breaks the contract, logging why, and sends the next', 
   await outbox.send('rts.downlink.mianyang', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b07'));
   expect(sent).toEqual(['9e8d7c6b-5a49-5382-9170-6f5e4d3c2b07']);
   expect(errors).toEqual([{ fields: expect.objectContaining({ reason: 'contract_violation', id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b06' }), message: expect.stringContaining('skipped') }]);
+  // The ids that broke the contract stay out of the line: here the consultation id is a CPR number.
+  expect(JSON.stringify(errors)).not.toContain('251248-1234');
 });
 
 it('skips a body larger than the broker takes, and throws what may pass (the broker being away)', async () => {
@@ -36,7 +38,8 @@ it('skips a body larger than the broker takes, and throws what may pass (the bro
   const { outbox, sent, errors } = setup(huge);
   await outbox.send('rts.downlink.mianyang', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b08'));
   expect(sent).toEqual([]);
-  expect(errors[0]?.fields).toMatchObject({ reason: 'too_large' });
+  // Named by its ids (README, "Tracing a consultation or a message"): the correlation id is the message's own here.
+  expect(errors[0]?.fields).toMatchObject({ reason: 'too_large', id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b08', correlationId: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b08', consultationId: '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01' });
 
   const failing = new AmqpHubOutbox({ send: async () => Promise.reject(new Error('disconnected')) }, new PlainHubCodec());
   await expect(failing.send('q', cancelled('0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01', '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b09'))).rejects.toThrow('disconnected');
@@ -54,4 +57,38 @@ it('delivers the messages of a consultation an older build recorded with a pre-U
   }
   expect(sent).toHaveLength(2);
   expect(errors.map((e) => e.fields['reason'])).toEqual(Array(5).fill('contract_violation'));
+});
+
+// Tracing (README, "Tracing a consultation or a message"): a consultation's downlink message names its consultation
+// in an application property (the body is a JWE with message security: the receiver's desk, the broker's console and
+// the dead letter views read the properties) and in an info line; a directory message, sent to every joined system,
+// in neither (its line stays at debug).
+it('puts the consultation id on a consultation message and in an info line; a directory message has neither', async () => {
+  const sent: { queue: string; properties: Record<string, unknown>; correlationId: unknown }[] = [];
+  const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+  const log = (level: string) => (fields: object, message: string) => void lines.push({ level, fields: fields as Record<string, unknown>, message });
+  const outbox = new AmqpHubOutbox(
+    { send: async (queue, message) => void sent.push({ queue, properties: { ...message.applicationProperties }, correlationId: message.correlationId }) },
+    new PlainHubCodec(),
+    { error: log('error'), info: log('info'), debug: log('debug') },
+  );
+  const consultationId = '0b9f6f5e-3c1a-4d8e-9f4b-1a2b3c4d5e01';
+  await outbox.send('rts.downlink.mianyang', { ...cancelled(consultationId, '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b12'), correlationId: 'desk-1003' } as ConsultationDownlinkEnvelope);
+  await outbox.send('rts.downlink.mianyang', {
+    id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b13',
+    type: 'directory.expert.retired',
+    version: 1,
+    systemId: 'mianyang',
+    correlationId: 'corr-1',
+    time: '2026-11-23T09:35:00.030+08:00',
+    payload: { expertId: 'chengdu:dr-0043', homeSystemId: 'chengdu', revision: 3 },
+  } as never);
+  expect(sent[0]).toEqual({ queue: 'rts.downlink.mianyang', correlationId: 'desk-1003', properties: expect.objectContaining({ messageId: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b12', correlationId: 'desk-1003', consultationId }) });
+  expect(sent[1]!.properties).not.toHaveProperty('consultationId');
+  expect(lines).toEqual([
+    { level: 'info', message: 'downlink message sent', fields: { id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b12', type: 'consultation.cancelled', systemId: 'mianyang', correlationId: 'desk-1003', consultationId, queue: 'rts.downlink.mianyang' } },
+    { level: 'debug', message: 'downlink message sent', fields: expect.objectContaining({ id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b13', type: 'directory.expert.retired' }) },
+  ]);
+  // The reason is free text from a clinician: never in a line.
+  expect(JSON.stringify(lines)).not.toContain('Patient transferred');
 });

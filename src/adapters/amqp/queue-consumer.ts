@@ -110,7 +110,7 @@ export class SessionEndedError extends Error {
 
 export type ConsumerOutcomeEvent =
   | { kind: 'accepted'; queue: string; attempt: number }
-  | { kind: 'retried'; queue: string; attempt: number; reason: string }
+  | { kind: 'retried'; queue: string; attempt: number; reason: string; /** The message handed back (for the log line's ids). */ message?: Message }
   | { kind: 'deferred'; queue: string; attempt: number; reason: string; pauseMs: number }
   | { kind: 'dead-lettered'; queue: string; attempt: number; reason: string; deadLetterQueue: string; /** The copy as sent (with what the dead letter sender added). */ copy: Message }
   | { kind: 'dead-letter-failed'; queue: string; attempt: number; error: Error }
@@ -378,6 +378,7 @@ export class QueueConsumer {
       queue: this.queue,
       attempt,
       reason: outcome.retry,
+      message,
     });
   }
 

@@ -17,7 +17,7 @@ import { ForbiddenError, NotFoundError } from '../../domain/shared/errors';
 import { logConsultationErasure } from '../backup/erasure-log-line';
 import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { type AnswerOf, ConsultationResponse, ConsultationWithAttachmentsResponse } from './response-schemas';
+import { type AnswerOf, ConsultationResponse, ConsultationTraceResponse, ConsultationWithAttachmentsResponse } from './response-schemas';
 import { idempotencyKey, parseInput } from './schemas';
 
 /**
@@ -31,6 +31,8 @@ import { idempotencyKey, parseInput } from './schemas';
  *   GET  /consultations/{id}                           -> 200 Consultation with attachmentStatus (each attachment's
  *        status and replacement, from the registry at this read) | 404 consultation_not_found (also for a caller
  *        with no part in it: security.ts)
+ *   GET  /consultations/{id}/trace                     -> 200 where it is, for operators: ids, status, offers, times;
+ *        no texts, attachments or clinician (README, "Tracing a consultation or a message")
  *   GET  /consultations?system=&role=applicant|expert|any&state=&limit=&cursor=
  *        -> 200 { items, nextCursor } (newest first; `state` is one of CONSULTATION_STATUSES)
  *   POST /consultations/{id}/accept      { expertId, actionId? }
@@ -118,6 +120,25 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
   updatedAt: c.updatedAt,
 });
 
+/** The operator's trace of a consultation: consultationDto without what an operator may not read. */
+export const consultationTrace = (c: ConsultationView): AnswerOf<typeof ConsultationTraceResponse> => {
+  const dto = consultationDto(c);
+  return {
+    id: dto.id,
+    correlationId: dto.correlationId,
+    status: dto.status,
+    applicantSystemId: dto.applicantSystemId,
+    candidates: dto.candidates,
+    expertId: dto.expertId,
+    offers: dto.offers.map((o) => ({ expertId: o.expertId, offerIndex: o.offerIndex, offeredAt: o.offeredAt, expiresAt: o.expiresAt, outcome: o.outcome, settledAt: o.settledAt })),
+    report: dto.report && { expertId: dto.report.expertId, issuedAt: dto.report.issuedAt, resends: dto.report.resends, lastSentAt: dto.report.lastSentAt, nextResendAt: dto.report.nextResendAt, acknowledgedAt: dto.report.acknowledgedAt },
+    cancelledAt: dto.cancelled?.cancelledAt ?? null,
+    contentErased: dto.contentErased,
+    requestedAt: dto.requestedAt,
+    updatedAt: dto.updatedAt,
+  };
+};
+
 export const registerConsultationRoutes = (app: FastifyInstance, deps: ConsultationRouteDependencies): void => {
   const { consultations } = deps;
   /**
@@ -131,7 +152,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   });
 
   /**
-   * The log lines of a request about one consultation (its own, 'request refused') carry the consultation's
+   * The log lines of a request about one consultation (its own, 'request refused') carry the consultation's id and
    * correlation id beside the request id: one id follows a consultation through every log line.
    */
   const consultationLog = {
@@ -139,7 +160,8 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
       const id = (request.params as { id?: unknown } | null)?.id;
       if (typeof id !== 'string' || !CONSULTATION_ID_PATTERN.test(id)) return;
       const correlationId = await consultations.correlationIdOf(id);
-      if (correlationId !== null) request.log = request.log.child({ correlationId });
+      // And the consultation id (a UUID): the id the applicant's and the expert's desks quote.
+      if (correlationId !== null) request.log = request.log.child({ consultationId: id, correlationId });
     },
   };
 
@@ -167,6 +189,9 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
       body,
       { commandId: body.consultationId === undefined ? undefined : `http/${body.consultationId}/request`, correlationId: request.id },
     );
+    // The request's log line names what it made: the request id alone could be tied to the consultation only through
+    // the correlation id, and a repeat answers with the first request's correlation id, not its own request id.
+    request.log = request.log.child({ consultationId: consultation.consultationId, correlationId: consultation.correlationId });
     return reply.code(created ? 201 : 200).header('location', `/consultations/${consultation.consultationId}`).send(consultationDto(consultation));
   });
 
@@ -182,6 +207,13 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const view = await consultations.get(id);
     return { ...consultationDto(view), attachmentStatus: [...(await consultations.attachmentsNow(view))] };
+  });
+
+  // An operator's view (security.ts: operators only, as any route without a rule of its own): where the case is,
+  // without its texts, attachments or clinician. README, "Tracing a consultation or a message".
+  app.get('/consultations/:id/trace', consultationLog, async (request): Promise<AnswerOf<typeof ConsultationTraceResponse>> => {
+    const { id } = parseInput(ConsultationParams, request.params, 'path');
+    return consultationTrace(await consultations.get(id));
   });
 
   app.post('/consultations/:id/accept', consultationLog, async (request) => {

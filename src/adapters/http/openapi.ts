@@ -11,6 +11,7 @@ import {
   AuditVerification,
   ConsultationResponse,
   ConsultationWithAttachmentsResponse,
+  ConsultationTraceResponse,
   ConsultationsPage,
   DeadLetterDiscardResponse,
   DiscardedProblemMember,
@@ -546,6 +547,17 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     ok: { '200': { description: 'The consultation, with its attachments\' status now', schema: ConsultationWithAttachmentsResponse } },
     problems: ['consultation_not_found', 'audit_unavailable'],
+  },
+  'GET /consultations/:id/trace': {
+    tag: 'Consultations',
+    summary: "Where a consultation is, for an operator: ids, status, offers and times, without its texts",
+    description:
+      "For an operator answering a desk's call (README, Tracing a consultation or a message): the correlation id that every log line and message about the consultation carries, its status, to whom it was offered and when, and what became of each offer. " +
+      'No question, summary, report, reasons, attachments or clinician: an operator does not read patient data (GET /consultations/{id} answers the parties only).',
+    access: OPERATOR,
+    path: ConsultationParams,
+    ok: { '200': { description: 'The consultation without its texts', schema: ConsultationTraceResponse } },
+    problems: ['consultation_not_found'],
   },
   'POST /consultations/:id/accept': {
     tag: 'Consultations',

@@ -108,6 +108,27 @@ export const ConsultationResponse = z.object({
   requestedAt: instant,
   updatedAt: instant,
 });
+/**
+ * GET /consultations/{id}/trace: where a consultation is, for an operator answering a desk's call, without what an
+ * operator may not read: no texts (question, summary, report, reasons), no attachments (they lead to a patient's
+ * documents), no clinician.
+ */
+export const ConsultationTraceResponse = z.object({
+  id: z.string(),
+  correlationId: z.string().describe("The id on every log line and message about the consultation (the request id of the HTTP request that made it)"),
+  status: ConsultationResponse.shape.status,
+  applicantSystemId: z.string(),
+  candidates: z.array(z.string()),
+  expertId: z.string().nullable(),
+  offers: z.array(Offer.omit({ reason: true })),
+  report: z
+    .object({ expertId: z.string(), issuedAt: instant, resends: z.number().int(), lastSentAt: instant, nextResendAt: instant.nullable(), acknowledgedAt: instant.nullable() })
+    .nullable(),
+  cancelledAt: instant.nullable(),
+  contentErased: z.boolean(),
+  requestedAt: instant,
+  updatedAt: instant,
+});
 /** GET /consultations/{id}: the consultation with its attachments as the registry has them now (read at each GET). */
 export const ConsultationWithAttachmentsResponse = ConsultationResponse.extend({
   attachmentStatus: z

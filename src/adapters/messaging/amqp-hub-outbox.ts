@@ -11,8 +11,9 @@ import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from '.
 /**
  * The downlink outbox of both publishers (directory and consultation) on AMQP, with the hub's message codec:
  * the body is the envelope's JSON (RTS_MESSAGE_SECURITY=off) or a JWE for the receiving system (jose). Our
- * envelope fields also travel as application-properties (messageId, type, version, systemId, correlationId) so
- * receivers and selectors can read them without opening the body; they hold no personal data. The send resolves
+ * envelope fields also travel as application-properties (messageId, type, version, systemId, correlationId, and on a
+ * consultation message its consultationId) so receivers, selectors and operators can read them without opening the
+ * body (a JWE with message security); they hold no personal data. The send resolves
  * only when the broker accepted the message, so the publisher's checkpoint moves only past messages it holds.
  *
  * A system without a valid encryption key cannot be written to now: it registered none yet, or its successor key
@@ -31,7 +32,18 @@ import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from '.
 export const MAX_DOWNLINK_BODY_BYTES = 1024 * 1024 - 32 * 1024;
 
 export type OutboxSender = { send(queue: string, message: OutgoingMessage): Promise<unknown> };
-export type OutboxLogger = { error(fields: object, message: string): void; debug?(fields: object, message: string): void };
+export type OutboxLogger = { error(fields: object, message: string): void; info?(fields: object, message: string): void; debug?(fields: object, message: string): void };
+
+/**
+ * The consultation a downlink message is about (its payload's consultationId), or undefined for a directory
+ * message. Read after the codec took the envelope: an id that breaks the contract (one that may hold a CPR number,
+ * legacy-id.ts) never gets here.
+ */
+export const consultationIdOf = (envelope: Readonly<{ type: string; payload: unknown }>): string | undefined => {
+  if (!envelope.type.startsWith('consultation.')) return undefined;
+  const id = (envelope.payload as { consultationId?: unknown } | null)?.consultationId;
+  return typeof id === 'string' ? id : undefined;
+};
 
 export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
   constructor(
@@ -73,9 +85,10 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
     // A body over the broker's frame limit makes the broker close the hub's connection, at every resend.
     const size = Buffer.byteLength(encoded.body, 'utf8');
     if (size > MAX_DOWNLINK_BODY_BYTES) {
-      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
+      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, ...(consultationIdOf(e) === undefined ? {} : { consultationId: consultationIdOf(e) }), reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
       return UNDELIVERABLE;
     }
+    const consultationId = consultationIdOf(e);
     return {
       kind: 'ready',
       send: async () => {
@@ -90,10 +103,15 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
             version: e.version,
             systemId: e.systemId,
             correlationId: e.correlationId,
+            ...(consultationId === undefined ? {} : { consultationId }),
             ...encoded.applicationProperties,
           },
         });
-        this.logger?.debug?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, queue }, 'downlink message sent');
+        // A consultation's messages at info (a few per case): the line an operator finds by the consultation id or
+        // the request id that became its correlation id. A directory change goes to every joined system (a join of
+        // 10,000 experts is 10,000 lines per system): at debug.
+        if (consultationId !== undefined) this.logger?.info?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, consultationId, queue }, 'downlink message sent');
+        else this.logger?.debug?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, queue }, 'downlink message sent');
       },
     };
   }

@@ -10,6 +10,9 @@ import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
+import { envelopeIdOf, messageTraceOf } from './message-trace';
+
+export { envelopeIdOf };
 
 /**
  * The hub's uplink consumer: one shared queue, every hub process a competing consumer on it.
@@ -64,7 +67,7 @@ export type UplinkRoutes = Readonly<{
   codec?: HubMessageCodec;
   /** 'consultation.refused' to the sender of a refused consultation message that asked for it (see the file comment). */
   refusals?: RefusalNotices;
-  logger?: { debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
+  logger?: { info?(fields: object, message: string): void; debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
 }>;
 
 export const DLQ_ID = 'rts_dlq_id';
@@ -187,18 +190,31 @@ export const uplinkMessageHandler = (
   };
 
   async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, notify: boolean, attempt: number): Promise<HandlerOutcome> {
-    const trace = { id: envelope.id, type: envelope.type, systemId: envelope.systemId, correlationId: envelope.correlationId };
+    // The envelope passed the contract: its id is a UUID, its correlation id and consultation id refuse CPR numbers.
+    const trace: { id: string; type: string; systemId: string; correlationId: string; consultationId?: string } = {
+      id: envelope.id,
+      type: envelope.type,
+      systemId: envelope.systemId,
+      correlationId: envelope.correlationId,
+    };
     try {
+      let result: unknown;
       if (isConsultationType(envelope.type)) {
         if (!routes.consultations) return { deadLetter: 'unsupported_type: this hub does not handle consultations' };
+        const consultationId = (envelope as ConsultationUplinkEnvelope).payload.consultationId;
+        trace.consultationId = consultationId;
         // One correlation id follows a consultation through the log: its own, whatever this envelope says.
-        const own = await routes.consultations.correlationIdOf?.((envelope as ConsultationUplinkEnvelope).payload.consultationId);
+        const own = await routes.consultations.correlationIdOf?.(consultationId);
         if (own) trace.correlationId = own;
-        await routes.consultations.handleUplink(envelope as ConsultationUplinkEnvelope);
+        result = await routes.consultations.handleUplink(envelope as ConsultationUplinkEnvelope);
       } else {
-        await uplink.handleUplink(envelope as UplinkEnvelope);
+        result = await uplink.handleUplink(envelope as UplinkEnvelope);
       }
-      routes.logger?.debug?.(trace, 'uplink message handled');
+      // At info, one line per message: an operator asked about a message finds it by its id, and `outcome` says
+      // whether it changed anything (applied) or not (duplicate: a repeat of an id already applied, which a new
+      // message under a reused id is taken for, or nothing to change).
+      const outcome = (result as { outcome?: unknown } | null | undefined)?.outcome;
+      routes.logger?.info?.({ ...trace, ...(typeof outcome === 'string' ? { outcome } : {}) }, 'uplink message handled');
       return 'accept';
     } catch (error) {
       if (error instanceof RtsError && ORDER_DEPENDENT_CODES.includes(error.code)) return { retry: error.code };
@@ -245,17 +261,8 @@ const withTimeout = async (work: Promise<HandlerOutcome>, ms: number): Promise<H
   }
 };
 
-/** Our envelope id as readable from a message body, when it is JSON with a plain `id` string. */
-export const envelopeIdOf = (body: unknown): string | undefined => {
-  if (typeof body !== 'string' || body.length > 8 * 1024 * 1024) return undefined;
-  try {
-    const value = JSON.parse(body) as unknown;
-    const id = value && typeof value === 'object' ? (value as { id?: unknown }).id : undefined;
-    return typeof id === 'string' && /^[A-Za-z0-9._:-]{1,100}$/.test(id) ? id : undefined;
-  } catch {
-    return undefined;
-  }
-};
+/** See messageTraceOf (message-trace.ts): the hub's uplink lines use it. */
+export const uplinkTraceOf = messageTraceOf;
 
 /** The dead letter id a tagged copy carries (a UUID the hub made: safe to log), if it is one. */
 export const deadLetterIdOf = (message: Message): string | undefined => {

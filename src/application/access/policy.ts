@@ -10,7 +10,8 @@
  * |           | act on consultations for their own system; read the directory                                  |
  * | system    | act on consultations for its own system and its own experts; read the directory               |
  * | operator  | manage systems (POST /systems), dead letters, erase patients and consultations' texts, read   |
- * |           | and verify the audit trail; export a patient's data (patient.export)                          |
+ * |           | and verify the audit trail; export a patient's data (patient.export); where a consultation is |
+ * |           | (GET /consultations/{id}/trace: 'other', no texts)                                            |
  * | patient   | also: export their own data (patient.export)                                                  |
  *
  * Everything not listed is refused. Patient data is not readable by operators or systems through HTTP, with one

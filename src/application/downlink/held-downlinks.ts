@@ -1,4 +1,5 @@
 import type { ConsultationDownlinkEnvelope } from '../consultation/consultation-messages';
+import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import type { DownlinkEnvelope } from '../directory/directory-messages';
 import { uuidV5 } from '../ids';
 import type { Clock } from '../ports/clock';
@@ -224,6 +225,10 @@ export class HeldDownlinks {
   /** True when held (now or before: a resend); false when the stream moved since `version` was read. */
   private async hold(queue: string, envelope: HeldEnvelope, reason: HoldReason, version: bigint): Promise<boolean> {
     const { id, type, systemId, correlationId } = envelope;
+    // A consultation's message also by its consultation: the id a desk quotes. Checked here (a message held behind
+    // another is held unencoded, before the contract's check): never one that may hold a CPR number.
+    const consultationId = (envelope.payload as { consultationId?: unknown }).consultationId;
+    const about = type.startsWith('consultation.') && typeof consultationId === 'string' && isExistingConsultationId(consultationId) ? { consultationId } : {};
     try {
       const result = await this.deps.store.appendToStream(
         heldDownlinkStream(systemId),
@@ -233,7 +238,7 @@ export class HeldDownlinks {
       if (!result.idempotent) {
         this.deps.onHeld?.(reason);
         this.deps.logger?.warn(
-          { id, type, systemId, correlationId, reason, heldVersion: result.nextExpectedVersion.toString() },
+          { id, type, systemId, correlationId, ...about, reason, heldVersion: result.nextExpectedVersion.toString() },
           reason === 'no_encryption_key'
             ? 'downlink message held: the system has no valid encryption key; sent when it registers one'
             : 'downlink message held behind earlier ones the system has not been sent yet',

@@ -1,0 +1,40 @@
+import type { Message } from 'rhea';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
+
+/** A value a sender set that may go into a log line: an id's characters only, and nothing that may hold a CPR number. */
+const loggable = (value: unknown): string | undefined =>
+  typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && !mayHoldCprDigits(value) ? value : undefined;
+
+/** Our envelope id as readable from a message body, when it is JSON with a plain `id` string. */
+export const envelopeIdOf = (body: unknown): string | undefined => {
+  if (typeof body !== 'string' || body.length > 8 * 1024 * 1024) return undefined;
+  try {
+    const value = JSON.parse(body) as unknown;
+    const id = value && typeof value === 'object' ? (value as { id?: unknown }).id : undefined;
+    return typeof id === 'string' && /^[A-Za-z0-9._:-]{1,100}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+export type MessageTrace = Readonly<{ id?: string; type?: string; systemId?: string; correlationId?: string; consultationId?: string }>;
+
+/**
+ * What names a message in the log lines of its retries and its dead letter (the hub's uplink consumer, the SDK's
+ * downlink subscription), where its envelope may never have been read (bad JSON, a bad signature): the envelope id
+ * (the application property messageId, else the body's `id` when it is plain JSON), type, systemId, correlationId
+ * and consultationId as the sender set them. Each only when it looks like an id and cannot hold a CPR number (the
+ * dead letter views' rule: a sender's values are whatever it wrote). The same names as the lines of a message that
+ * was read ('uplink message handled', 'downlink message sent'), so one search for an id finds them all.
+ */
+export const messageTraceOf = (message: Pick<Message, 'body' | 'application_properties'>): MessageTrace => {
+  const props = message.application_properties ?? {};
+  const fields = {
+    id: loggable(props['messageId']) ?? loggable(envelopeIdOf(message.body)),
+    type: loggable(props['type']),
+    systemId: loggable(props['systemId']),
+    correlationId: loggable(props['correlationId']),
+    consultationId: loggable(props['consultationId']),
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+};
