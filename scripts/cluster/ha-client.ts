@@ -109,6 +109,8 @@ async function main(): Promise<void> {
 
   const sender = new RetryingSender(producer.connection, { retryForMs: 120000 });
   const accepted = new Set<string>();
+  /** The broker each message was accepted by (the producer's endpoint when its outcome came): where a lost one waits. */
+  const acceptedOn = new Map<string, string>();
   let retries = 0;
   let failed = 0;
   let lastAcceptAt = Date.now();
@@ -133,6 +135,8 @@ async function main(): Promise<void> {
         .send(config.queue, { body: JSON.stringify({ seq, id }), messageId: id, applicationProperties: { messageId: id } })
         .then((attempts) => {
           accepted.add(id);
+          const on = producer.connection.endpoint();
+          acceptedOn.set(id, on ? endpointKey(on) : '?');
           if (attempts > 1) retries += attempts - 1;
           const now = Date.now();
           const gap = now - lastAcceptAt;
@@ -198,6 +202,12 @@ async function main(): Promise<void> {
     ...status(),
     lost: lost.length,
     lostSample: lost.slice(0, 10),
+    // By the broker that accepted them: a message accepted by a node that then stopped waits in its store.
+    lostOn: lost.reduce<Record<string, number>>((by, id) => {
+      const on = acceptedOn.get(id) ?? '?';
+      by[on] = (by[on] ?? 0) + 1;
+      return by;
+    }, {}),
     // Received but the producer never saw `accepted` (stored, then the outcome was lost with the connection,
     // and the resend also failed): not a loss.
     receivedUnconfirmed: unexpected.length,
