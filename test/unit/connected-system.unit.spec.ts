@@ -1,5 +1,5 @@
 import { DeciderSpec } from '../support/decider-spec';
-import { batchNotNeeded, connectedSystemDecider, MAX_JOIN_BATCHES, type ConnectedSystemCommand, type ConnectedSystemEvent } from '../../src/domain/directory/connected-system';
+import { batchNotNeeded, connectedSystemDecider, MAX_JOIN_BATCHES, systemStreamName, type ConnectedSystemCommand, type ConnectedSystemEvent } from '../../src/domain/directory/connected-system';
 import { foldEvents } from '../../src/domain/shared/decider';
 import { ConflictError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
 
@@ -69,6 +69,32 @@ describe('ConnectedSystem decider', () => {
     for (const systemId of ['site-202612021030', 'x12512481234', 'site-202612021030-17']) {
       spec.given([]).when({ ...registerCmd, systemId } as ConnectedSystemCommand).then([{ ...registered, data: { ...registered.data, systemId } }]);
     }
+  });
+
+  it('says which field a refused system id is, and why: malformed, or a CPR number', () => {
+    const malformed = spec.given([]).when({ ...registerCmd, systemId: 'Bad Id' }).thenThrows(ValidationError, 'invalid_system_id');
+    expect((malformed as ValidationError).details).toEqual([{ path: 'id', message: 'invalid' }]);
+    const cpr = spec.given([]).when({ ...registerCmd, systemId: '251248-1234' }).thenThrows(ValidationError, 'invalid_system_id');
+    expect((cpr as ValidationError).details).toEqual([{ path: 'id', message: 'looks like a CPR number' }]);
+  });
+
+  it("keeps each system's membership in a stream of its own, named by its id (system-<id>)", () => {
+    expect(systemStreamName('chengdu')).toBe('system-chengdu');
+    expect(systemStreamName('beijing')).not.toBe(systemStreamName('chengdu'));
+  });
+
+  it('a join, a batch or a join finished that comes before what it follows leaves the state as it was', () => {
+    expect(foldEvents(connectedSystemDecider, [started(1, 1)])).toEqual({ status: 'none' });
+    const registeredOnly = foldEvents(connectedSystemDecider, [registered]);
+    expect(foldEvents(connectedSystemDecider, [registered, imported(0, 1)])).toEqual(registeredOnly);
+    expect(foldEvents(connectedSystemDecider, [registered, joined(0, 0)])).toEqual(registeredOnly);
+  });
+
+  it('batchNotNeeded: a batch of a system that has not started a join is not skipped (the decider refuses it)', () => {
+    const b = { batchIndex: 0, correlationId: first.correlationId, messageId: 'm-0' };
+    expect(batchNotNeeded(foldEvents(connectedSystemDecider, []), b)).toBe(false);
+    expect(batchNotNeeded(foldEvents(connectedSystemDecider, [registered]), b)).toBe(false);
+    spec.given([registered]).when(batch(0, 1)).thenThrows(ConflictError, 'system_not_joining');
   });
 
   it('trims name and area; a blank name or area is refused', () => {

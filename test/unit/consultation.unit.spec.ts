@@ -442,3 +442,75 @@ describe('Consultation decider: an open offer withdrawn because its expert retir
     expect(consultationReaders(none!)).toEqual(['xian']);
   });
 });
+
+describe('Consultation decider: reasons, field details, erased content and the state it folds to', () => {
+  const erase = (now = t1): ConsultationCommand => ({ type: 'EraseConsultationContent', consultationId: id, cause: 'patient_erased', now });
+  const erased: ConsultationEvent = { type: 'ConsultationContentErased', data: { consultationId: id, cause: 'patient_erased', erasedAt: t1 } };
+  const reasonOf = (events: readonly ConsultationEvent[]): string => (events[0] as Extract<ConsultationEvent, { type: 'ConsultationDeclined' | 'ConsultationCancelled' }>).data.reason;
+  const declineWith = (reason: string) => spec.given([requested, offered(A, 0)]).when({ ...(decline(A) as object), reason } as ConsultationCommand).events();
+
+  it('cuts a long reason to exactly 500 code units, dropping a surrogate pair only when the cut would split it', () => {
+    expect(reasonOf(declineWith('x'.repeat(600)))).toBe('x'.repeat(500));
+    // The pair ends at the 500th code unit: kept whole.
+    expect(reasonOf(declineWith(`${'x'.repeat(498)}\u{1F600}${'y'.repeat(50)}`))).toBe(`${'x'.repeat(498)}\u{1F600}`);
+    // The 500th code unit is a pair's first half, at either end of the range of first halves (U+D800, U+DBFF).
+    for (const pair of ['\u{10000}', '\u{10FFFF}']) expect(reasonOf(declineWith(`${'x'.repeat(499)}${pair}tail`))).toBe('x'.repeat(499));
+    expect(reasonOf(spec.given([requested, offered(A, 0)]).when({ ...(cancel() as object), reason: 'z'.repeat(501) } as ConsultationCommand).events())).toBe('z'.repeat(500));
+  });
+
+  it('names the field of a blank or too long clinician, question or diagnosis', () => {
+    const refused = (c: object, given: ConsultationEvent[] = []) => (spec.given(given).when(c as ConsultationCommand).thenThrows(ValidationError) as ValidationError).details;
+    expect(refused({ ...request, applicantClinician: ' ', clinicalQuestion: '' })).toEqual([
+      { path: 'applicantClinician', message: 'must not be blank' },
+      { path: 'clinicalQuestion', message: 'must not be blank' },
+    ]);
+    expect(refused({ ...request, applicantClinician: 'c'.repeat(201), clinicalQuestion: 'q'.repeat(10_001) }).map((d) => d.path)).toEqual(['applicantClinician', 'clinicalQuestion']);
+    const acceptedA = [requested, offered(A, 0), accepted(A, 0)];
+    expect(refused({ ...report(A), diagnosis: ' ' }, acceptedA)).toEqual([{ path: 'diagnosis', message: 'must not be blank' }]);
+    expect(refused({ ...report(A), diagnosis: 'd'.repeat(10_001) }, acceptedA).map((d) => d.path)).toEqual(['diagnosis']);
+  });
+
+  it('a request with other attachments, as many as before, is another request', () => {
+    const two = { ...request, attachments: ['1.2.3.4', '1.2.3.5'] } as ConsultationCommand;
+    const given = spec.given([]).when(two).events();
+    spec.given(given).when(two).thenNothing();
+    spec.given(given).when({ ...two, attachments: ['1.2.3.4', '1.2.3.6'] } as ConsultationCommand).thenThrows(ConflictError, 'consultation_id_reused');
+  });
+
+  it("records the attachments' patients' pseudonymous keys with the request (erasing one of them erases the content)", () => {
+    const keys = ['p0123456789abcdef0123456789abcdef'];
+    spec.given([]).when({ ...request, patientKeys: keys } as ConsultationCommand).then([{ ...requested, data: { ...requested.data, patientKeys: keys } } as ConsultationEvent, offered(A, 0)]);
+  });
+
+  it('erases the content once, saying why and when; a repeat records nothing', () => {
+    spec.given([requested, offered(A, 0)]).when(erase()).then([erased]);
+    spec.given([requested, offered(A, 0), erased]).when(erase()).thenNothing();
+  });
+
+  it('once erased: the request again is consultation_erased, reasons are dropped, the report is no longer re-sent', () => {
+    spec.given([requested, offered(A, 0), erased]).when(request).thenThrows(NotFoundError, 'consultation_erased');
+    expect(reasonOf(spec.given([requested, offered(A, 0), erased]).when(decline(A)).events())).toBe('');
+    expect(reasonOf(spec.given([requested, offered(A, 0), erased]).when(cancel()).events())).toBe('');
+    spec.given([requested, offered(A, 0), accepted(A, 0), issued, erased]).when(resend(1, '2024-05-01T10:45:00.000Z')).thenNothing();
+  });
+
+  it('a timer for a consultation that has no offer open or no report (unknown, or only accepted) records nothing', () => {
+    spec.given([]).when(expire(0)).thenNothing();
+    spec.given([]).when(resend(1, '2024-05-01T10:45:00.000Z')).thenNothing();
+    spec.given([requested, offered(A, 0), accepted(A, 0)]).when(resend(1, '2024-05-01T10:45:00.000Z')).thenNothing();
+  });
+
+  it('folds to the request, its offers with their outcomes and the report; events before the request are ignored', () => {
+    const fold = (events: ConsultationEvent[]) => events.reduce(consultationDecider.evolve, consultationDecider.initialState());
+    expect(fold([offered(A, 0), accepted(A, 0)])).toEqual({ status: 'none' });
+    const open = { expertId: A, offerIndex: 0, offeredAt: t0, expiresAt: tLate, outcome: 'open' };
+    expect(fold([requested, offered(A, 0)])).toEqual({ status: 'offered', request: requested.data, offers: [open], report: null, contentErasedAt: null });
+    expect(fold([requested, offered(A, 0), accepted(A, 0)])).toMatchObject({ status: 'accepted', offers: [{ ...open, outcome: 'accepted' }] });
+    const report = { expertId: A, diagnosis: 'Type B dissection', recommendations: 'Transfer', issuedAt: t1, attempts: 0 };
+    expect(fold([requested, offered(A, 0), accepted(A, 0), issued, acknowledged])).toMatchObject({ status: 'acknowledged', report: { ...report, nextResendAt: null } });
+    expect(fold([requested, offered(A, 0), accepted(A, 0), issued, erased])).toMatchObject({ status: 'reported', contentErasedAt: t1, report: { ...report, nextResendAt: null } });
+    // Cancelled: the open offer is settled as cancelled, a declined one stays declined.
+    const b = { expertId: B, offerIndex: 1, offeredAt: t1, expiresAt: '2024-05-01T11:30:00.000Z' };
+    expect(fold([...allDeclined.slice(0, 4), cancelled])).toMatchObject({ status: 'cancelled', offers: [{ ...open, outcome: 'declined' }, { ...b, outcome: 'cancelled' }] });
+  });
+});

@@ -1,6 +1,7 @@
 import {
   documentEntryDecider,
   documentStreamName,
+  isDocumentEvent,
   type DocumentEntryData,
   type DocumentEvent,
   type DocumentSubmitted,
@@ -112,5 +113,11 @@ describe('DocumentEntry decider', () => {
 
   it('names one stream per document', () => {
     expect(documentStreamName(OLD)).toBe('document-2.25.100');
+  });
+
+  it("tells a document's events from other events (a projection picks its own from the stream of all events)", () => {
+    expect(isDocumentEvent(submitted)).toBe(true);
+    expect(isDocumentEvent(deprecated(NEW))).toBe(true);
+    for (const type of ['ObservationRecorded', 'ExpertRegistered', 'ConsultationRequested', '']) expect(isDocumentEvent({ type })).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
 import { DeciderSpec } from '../support/decider-spec';
-import { expertDecider, normalizeExpertProfile, parseExpertId, type ExpertCommand, type ExpertEvent, type ExpertProfile } from '../../src/domain/directory/expert';
+import { expertDecider, expertStreamName, normalizeExpertProfile, parseExpertId, type ExpertCommand, type ExpertEvent, type ExpertProfile } from '../../src/domain/directory/expert';
+import { foldEvents } from '../../src/domain/shared/decider';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../src/domain/shared/errors';
 
 const profile: ExpertProfile = {
@@ -157,8 +158,39 @@ describe('Expert decider', () => {
     }
   });
 
-  it('refuses a malformed local expert id', () => {
-    spec.given([]).when({ ...register('m1'), localExpertId: 'a:b' } as ExpertCommand).thenThrows(ValidationError, 'invalid_expert_id');
+  it('refuses a malformed local expert id, naming the field', () => {
+    const e = spec.given([]).when({ ...register('m1'), localExpertId: 'a:b' } as ExpertCommand).thenThrows(ValidationError, 'invalid_expert_id');
+    expect((e as ValidationError).details).toEqual([{ path: 'localExpertId', message: 'invalid' }]);
+  });
+
+  it('names the field of each text over its limit: name, title, city, hospital', () => {
+    const over = normalizeExpertProfile.bind(null, {
+      ...profile,
+      name: 'n'.repeat(201),
+      title: 't'.repeat(101),
+      location: { city: 'c'.repeat(101), hospital: 'h'.repeat(201) },
+    });
+    expect(over).toThrow(
+      expect.objectContaining({
+        code: 'invalid_expert_profile',
+        details: ['profile.name', 'profile.title', 'profile.location.city', 'profile.location.hospital'].map((path) => ({
+          path,
+          message: expect.stringMatching(/^at most \d+ characters/),
+        })),
+      }),
+    );
+  });
+
+  it('is Active once registered and Retired once retired; a change or retirement of an expert never registered leaves no expert', () => {
+    expect(foldEvents(expertDecider, [registered])).toMatchObject({ status: 'Active', profile });
+    expect(foldEvents(expertDecider, [registered, changed, retired])).toMatchObject({ status: 'Retired', profile: moved });
+    expect(foldEvents(expertDecider, [changed])).toEqual({ status: 'None' });
+    expect(foldEvents(expertDecider, [retired])).toEqual({ status: 'None' });
+  });
+
+  it('keeps each expert in a stream of its own, named by home system and local id (expert-<home>.<local>)', () => {
+    expect(expertStreamName('chengdu', 'e-1')).toBe('expert-chengdu.e-1');
+    expect(expertStreamName('chengdu', 'e-2')).not.toBe(expertStreamName('chengdu', 'e-1'));
   });
 
   it('parses expert ids', () => {

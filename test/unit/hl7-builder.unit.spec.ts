@@ -116,6 +116,14 @@ describe('HL7Builder', () => {
     expect(() => builder.getResult()).toThrow(/before Director.construct/);
   });
 
+  it.each(['header', 'systolic', 'diastolic'] as const)('refuses to give a document without its %s', (missing) => {
+    const builder = new HL7Builder();
+    if (missing !== 'header') builder.buildHeader(seedObservation.patientId, seedObservation.measuredAt);
+    if (missing !== 'systolic') builder.buildSystolic(seedObservation.systolic);
+    if (missing !== 'diastolic') builder.buildDiastolic(seedObservation.diastolic);
+    expect(() => builder.getResult()).toThrow(/before Director.construct/);
+  });
+
   it('refuses a measuredAt that is not a date-time', () => {
     expect(() => new HL7Builder().buildHeader(seedObservation.patientId, 'yesterday')).toThrow(/measuredAt/);
   });

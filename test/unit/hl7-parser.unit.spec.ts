@@ -218,6 +218,45 @@ describe('parseHl7Observation: wrong content', () => {
     expectInvalid(xml, 'invalid_document');
   });
 
+  /** The seed with its observations (both, in order) moved into a <section> of component. */
+  const observationsInSection = (xml: string): string => xml.replace(/(<observation>[\s\S]*<\/observation>)/, '<section>$1</section>');
+
+  it.each([
+    ['effectiveTime', seedXml.replace(/\s*<effectiveTime[^>]*\/>/, '')],
+    ['effectiveTime/@value', seedXml.replace('value="20170510145014"', 'nullFlavor="UNK"')],
+    ['effectiveTime/@value', seedXml.replace('20170510145014', '2017-05-10')],
+    ['patient', seedXml.replace(/\s*<patient>[\s\S]*<\/patient>/, '')],
+    ['patient/id', seedXml.replace(/<id [^>]*\/>/, '<name>N</name>')],
+    ['patient/id/@extension', seedXml.replace(' extension="251248-1234"', ' root="1.2.208.176.1.2"')],
+    ['patient/id/@extension', seedXml.replace(' extension="251248-1234"', ' extension=""')],
+    ['component', seedXml.replace(/(<\/?)component>/g, '$1section>')],
+    ['component/observation', observationsInSection(seedXml)],
+    ['component/observation', seedXml.replace(/(<observation>\s*<code code="MSC88020"[\s\S]*?<\/observation>)/, '<section>$1</section>')],
+    ['component/observation', seedXml.replace('</component>', '<section><observation/></section></component>')],
+    ['component/observation[2]', seedXml.replace(/<observation>\s*<code code="MSC88020"[\s\S]*?<\/observation>/, '<observation/>')],
+    ['component/observation[1]/code', seedXml.replace(/\s*<code code="MSC88019"[^>]*\/>/, '')],
+    ['component/observation[1]/code/@code', seedXml.replace('code="MSC88019"', 'codeSystem="MSC"')],
+    ['component/observation[1]/code/@code', seedXml.replace('MSC88019', 'MSC99999')],
+    ['component/observation[2]/code/@code', seedXml.replace('MSC88020', 'MSC88019')],
+    ['component/observation[2]/value', seedXml.replace(/\s*<value unit="mm\(Hg\)" value="70.0"\/>/, '')],
+    ['component/observation[2]/value/@unit', seedXml.replace('unit="mm(Hg)" value="70.0"', 'value="70.0"')],
+    ['component/observation[2]/value/@unit', seedXml.replace('unit="mm(Hg)" value="70.0"', 'unit="kPa" value="70.0"')],
+    ['component/observation[2]/value/@value', seedXml.replace(' value="70.0"', '')],
+    ['component/observation[2]/value/@value', seedXml.replace('value="70.0"', 'value="7e1"')],
+    ['document', seedXml.replace('</patient>', '</Patient>')],
+    ['document', `${seedXml}<Extra/>`],
+    ['document', seedXml.replace('<ClinicalDocument>', '<!DOCTYPE ClinicalDocument><ClinicalDocument>')],
+    ['document', seedXml.replace('</component>', '</component><__proto__ polluted="yes"/>')],
+  ])('says where the document is wrong: %s', (path, xml) => {
+    expect(xml).not.toBe(seedXml);
+    expect(expectInvalid(xml).details).toEqual([{ path, message: expect.any(String) }]);
+  });
+
+  it('refuses a document that is not text, and says how much a document may be', () => {
+    expect(expectInvalid(42 as unknown as string).details).toEqual([{ path: 'document', message: 'expected the document as text' }]);
+    expect(expectInvalid(`${seedXml}<!--${'x'.repeat(MAX_HL7_BYTES)}-->`, 'document_too_large').details).toEqual([{ path: 'document', message: `at most ${MAX_HL7_BYTES} bytes` }]);
+  });
+
   it('rejects a third observation', () => {
     const third = '<observation><code code="MSC88019"/><value unit="mmHg" value="120"/></observation></component>';
     expectInvalid(seedXml.replace('</component>', third), 'invalid_document', /exactly two observations/);

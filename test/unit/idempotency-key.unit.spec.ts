@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { idempotencyKeyProblem } from '../../src/domain/shared/idempotency-key';
+import { checkIdempotencyKey, checkPatientIdempotencyKey, idempotencyKeyProblem } from '../../src/domain/shared/idempotency-key';
 import { idempotencyKey } from '../../src/adapters/http/schemas';
 
 // An upload's observationId or a correction's correctionId: stored in clear, so never a CPR number.
@@ -14,6 +14,51 @@ describe('idempotencyKeyProblem', () => {
     for (const key of ['obs-42', 'meter:A17:0001', '2026-11-30-0001', '2026.11.30.0001', '12345678-1234', 'order-202612021030-17', '202612021030', ...Array.from({ length: 2000 }, () => randomUUID())]) {
       expect({ key, problem: idempotencyKeyProblem(key) }).toEqual({ key, problem: null });
     }
+  });
+});
+
+describe('idempotencyKeyProblem: the form', () => {
+  it('refuses a key that is not 1-64 of A-Z a-z 0-9 . _ : -, or not text at all', () => {
+    for (const key of ['a b', '', 'x'.repeat(65), 'key/1', 42, null, undefined]) {
+      expect({ key, problem: idempotencyKeyProblem(key) }).toEqual({ key, problem: '1-64 characters of A-Z a-z 0-9 . _ : -' });
+    }
+  });
+
+  it('reads a CPR number only from a key of digits and separators: letters among twelve characters make none', () => {
+    // Without its letters, 2512ab481234 would read as 25124812 34 with a four-digit year cut: 2512481234.
+    for (const key of ['2512ab481234', 'ab2512481234', '2512481234ab']) expect({ key, problem: idempotencyKeyProblem(key) }).toEqual({ key, problem: null });
+    expect(idempotencyKeyProblem('25-12-1948-1234')).toBe('must not be a CPR number (it is stored in clear)');
+  });
+});
+
+describe('checkIdempotencyKey and checkPatientIdempotencyKey', () => {
+  const refusal = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      return e;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  it('returns a good key, and refuses another with the code asked for, naming the field', () => {
+    expect(checkIdempotencyKey('obs-42', 'observationId')).toBe('obs-42');
+    expect(refusal(() => checkIdempotencyKey('a b', 'observationId'))).toMatchObject({
+      code: 'invalid_request',
+      details: [{ path: 'observationId', message: '1-64 characters of A-Z a-z 0-9 . _ : -' }],
+    });
+    expect(refusal(() => checkIdempotencyKey('2512481234', 'correctionId', 'invalid_correction'))).toMatchObject({ code: 'invalid_correction', details: [{ path: 'correctionId' }] });
+  });
+
+  it("refuses a key holding the patient's own CPR number in any spelling, and only the patient's", () => {
+    for (const key of ['bp:2512481234', '251248-1234-a', 'x.251248.1234', 'm_2512481234_1']) {
+      expect(refusal(() => checkPatientIdempotencyKey(key, '2512481234', 'observationId'))).toMatchObject({
+        code: 'invalid_request',
+        details: [{ path: 'observationId', message: "must not hold the patient's CPR number (it is stored in clear)" }],
+      });
+    }
+    expect(checkPatientIdempotencyKey('bp:0102034321', '2512481234', 'observationId')).toBe('bp:0102034321');
+    expect(checkPatientIdempotencyKey('bp:251248-0000', '2512481234', 'observationId')).toBe('bp:251248-0000');
   });
 });
 

@@ -235,6 +235,14 @@ describe('createTeleObservation', () => {
   });
 });
 
+describe('createTeleObservation: a measuredAt that cannot be read', () => {
+  it('is only that, never also "before the patient\'s date of birth" (a patient born after 1970)', () => {
+    const e = rejectionOf({ patientId: '010180-1234', measuredAt: 'yesterday' });
+    expect(e.code).toBe('invalid_observation');
+    expect(paths(e)).toEqual(['measuredAt']);
+  });
+});
+
 describe('ensureTeleObservation', () => {
   const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
   const noClock = (): DateTime => {

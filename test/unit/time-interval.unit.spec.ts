@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { contains, endOfNow, lastDays, MAX_INTERVAL_DAYS, timeInterval } from '../../src/domain/monitoring/time-interval';
+import { checkedInterval, contains, endOfNow, lastDays, MAX_INTERVAL_DAYS, timeInterval } from '../../src/domain/monitoring/time-interval';
 import { ValidationError } from '../../src/domain/shared/errors';
 
 const at = (iso: string): DateTime => DateTime.fromISO(iso, { setZone: true });
@@ -57,6 +57,20 @@ describe('TimeInterval: half-open [from, to) at whole seconds', () => {
     expect(e.code).toBe('invalid_interval');
   });
 
+  it('says that the end is the bound at fault when it does not lie after the start', () => {
+    expect(rejectionOf(at('2024-03-04T00:00:01Z'), at('2024-03-04T00:00:00Z')).details).toEqual([{ path: 'to', message: 'must be after from' }]);
+  });
+
+  it('checkedInterval holds an interval built by hand to the same rules: bounds that are no DateTime are refused', () => {
+    const from = at('2024-03-04T00:00:00Z');
+    const to = at('2024-03-11T00:00:00Z');
+    expect(checkedInterval({ from, to })).toEqual({ from, to });
+    for (const interval of [{}, null, { from }, { to }, { from: '2024-03-04T00:00:00Z', to }, { from, to: '2024-03-11T00:00:00Z' }]) {
+      expect(() => checkedInterval(interval)).toThrow(expect.objectContaining({ code: 'invalid_interval' }));
+    }
+    expect(() => checkedInterval({ from: to, to: from })).toThrow(expect.objectContaining({ code: 'invalid_interval' }));
+  });
+
   it('rejects an invalid bound', () => {
     expect(rejectionOf(at('not a date'), at('2024-03-04T00:00:00Z')).code).toBe('invalid_interval');
     expect(rejectionOf(at('2024-03-04T00:00:00Z'), at('2024-02-30T00:00:00Z')).code).toBe('invalid_interval');
@@ -101,6 +115,13 @@ describe('TimeInterval: half-open [from, to) at whole seconds', () => {
       const interval = lastDays(MAX_INTERVAL_DAYS, now);
       expect(interval.to.diff(interval.from, 'days').days).toBe(MAX_INTERVAL_DAYS);
       expect(interval.to.toISO()).toBe(endOfNow(now).toISO());
+    });
+
+    it('refuses a number of days that is not a positive number, naming the field', () => {
+      for (const days of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, '7' as unknown as number]) {
+        expect(() => lastDays(days, now)).toThrow(expect.objectContaining({ code: 'invalid_interval', details: [{ path: 'days', message: 'must be a positive number' }] }));
+      }
+      expect(contains(lastDays(0.5, now), at('2024-03-10T00:34:57Z'))).toBe(true);
     });
 
     it('is bounded by the same width rule', () => {
