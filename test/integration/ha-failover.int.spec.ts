@@ -86,6 +86,8 @@ describeHa('HA: multicast-discovered failover across two master/slave groups (ne
     // its store (a CI run lost 1 of 2,840 here under load, once). That is the network of brokers' store and forward:
     // nothing is lost, it is delivered when the node is back. So the node comes back before the count, and the
     // count covers it.
+    // stop-node waits for the JVM to exit (start-node passes over a node whose process is still alive).
+    await c.run(['stop-node', 'g3a'], 60000);
     const sinceRestart = cl.lines.length;
     await c.startNode('g3a');
     await cl.next((l) => l.ev === 'discovery' && l.kind === 'added' && l.endpoint === '127.0.0.1:5705', 90000, 'g3a back', sinceRestart);
