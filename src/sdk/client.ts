@@ -71,6 +71,7 @@ import {
 } from '../adapters/messaging/consultation-messages';
 import { parseHubDownlink, type HubDownlinkEnvelope } from '../adapters/messaging/hub-codec';
 import { uplinkGroupId } from '../adapters/messaging/amqp-uplink-consumer';
+import { consultationIdOf } from '../adapters/messaging/amqp-hub-outbox';
 import { messageTraceOf } from '../adapters/messaging/message-trace';
 import { ACCEPTS_PROPERTY, REFUSED_TYPE } from '../adapters/messaging/refusal-notices';
 import { openSdkDiscovery, type DiscoveryOption, type SdkDiscovery } from './discovery';
@@ -727,8 +728,8 @@ class SdkSubscription implements Subscription {
     const outcome = await this.once(envelope.id, () => this.dispatch(envelope, info));
     // A consultation's messages (a few per case) at info once handled: the system's record that it arrived, by the
     // ids the hub's 'downlink message sent' line has. Directory messages (every change of every system) are not.
-    const consultationId = (envelope.payload as { consultationId?: unknown }).consultationId;
-    if (envelope.type.startsWith('consultation.') && typeof consultationId === 'string') {
+    const consultationId = consultationIdOf(envelope);
+    if (consultationId !== undefined) {
       this.log('info', { id: envelope.id, type: envelope.type, correlationId: envelope.correlationId, consultationId }, 'downlink message handled');
     }
     return outcome;

@@ -84,11 +84,12 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
     }
     // A body over the broker's frame limit makes the broker close the hub's connection, at every resend.
     const size = Buffer.byteLength(encoded.body, 'utf8');
+    const consultationId = consultationIdOf(e);
+    const about: Record<string, string> = consultationId === undefined ? {} : { consultationId };
     if (size > MAX_DOWNLINK_BODY_BYTES) {
-      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, ...(consultationIdOf(e) === undefined ? {} : { consultationId: consultationIdOf(e) }), reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
+      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, ...about, reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
       return UNDELIVERABLE;
     }
-    const consultationId = consultationIdOf(e);
     return {
       kind: 'ready',
       send: async () => {
@@ -103,7 +104,7 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
             version: e.version,
             systemId: e.systemId,
             correlationId: e.correlationId,
-            ...(consultationId === undefined ? {} : { consultationId }),
+            ...about,
             ...encoded.applicationProperties,
           },
         });
