@@ -14,16 +14,32 @@ export type StallingProxy = Readonly<{
    * stopped reading its connection while its heartbeats still go out). New connections are forwarded both ways.
    */
   deafen(): void;
+  /**
+   * What the client sends is kept back until `release()` (a broker slow to read its connection); what the server
+   * sends still arrives.
+   */
+  hold(): void;
+  /** Forwards what `hold()` kept back, in order, and forwards again. */
+  release(): void;
+  /** Ends the connections it holds, as a broker restart or a reset does; new connections are forwarded as before. */
+  drop(): void;
   resume(): void;
   /** Connections accepted so far. */
   accepted(): number;
+  /** Bytes forwarded from clients to the server so far. */
+  forwarded(): number;
   close(): Promise<void>;
 }>;
 
 export const startStallingProxy = async (target: { host: string; port: number }): Promise<StallingProxy> => {
   let stalled = false;
   let accepted = 0;
-  const live = new Set<{ client: Socket; upstream: Socket | null; dead: boolean; deaf: boolean }>();
+  let forwarded = 0;
+  const forward = (upstream: Socket, chunk: Buffer) => {
+    forwarded += chunk.length;
+    upstream.write(chunk);
+  };
+  const live = new Set<{ client: Socket; upstream: Socket | null; dead: boolean; deaf: boolean; held: Buffer[] | null }>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     accepted++;
@@ -31,13 +47,13 @@ export const startStallingProxy = async (target: { host: string; port: number })
     client.on('close', () => sockets.delete(client));
     client.on('error', () => undefined);
     if (stalled) return; // accepted, never answered
-    const pair = { client, upstream: null as Socket | null, dead: false, deaf: false };
+    const pair = { client, upstream: null as Socket | null, dead: false, deaf: false, held: null as Buffer[] | null };
     const upstream = connect(target.port, target.host);
     pair.upstream = upstream;
     sockets.add(upstream);
     upstream.on('close', () => sockets.delete(upstream));
     upstream.on('error', () => client.destroy());
-    client.on('data', (chunk) => pair.dead || pair.deaf || upstream.write(chunk));
+    client.on('data', (chunk: Buffer) => pair.dead || pair.deaf || (pair.held ? pair.held.push(chunk) : forward(upstream, chunk)));
     upstream.on('data', (chunk) => pair.dead || client.write(chunk));
     // A real end passes through only while forwarding; a stalled flow never says anything again.
     client.on('close', () => pair.dead || upstream.destroy());
@@ -55,10 +71,28 @@ export const startStallingProxy = async (target: { host: string; port: number })
     deafen: () => {
       for (const pair of live) pair.deaf = true;
     },
+    hold: () => {
+      for (const pair of live) pair.held ??= [];
+    },
+    release: () => {
+      for (const pair of live) {
+        const held = pair.held ?? [];
+        pair.held = null;
+        for (const chunk of held) if (!pair.dead && pair.upstream) forward(pair.upstream, chunk);
+      }
+    },
+    drop: () => {
+      for (const pair of live) {
+        pair.client.destroy();
+        pair.upstream?.destroy();
+      }
+      live.clear();
+    },
     resume: () => {
       stalled = false;
     },
     accepted: () => accepted,
+    forwarded: () => forwarded,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -244,6 +244,7 @@ export class QueueConsumer {
     const receiver = this.receiver;
     // Not connected: taken out of its session, or rhea would attach it again at the reconnect (see endLink).
     if (receiver && !this.connection.isConnected()) endLink(receiver, false);
+    else if (receiver && !receiver.is_open() && !receiver.is_closed()) this.endUnanswered(receiver);
     else if (receiver && receiver.is_open()) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2000);
@@ -255,6 +256,26 @@ export class QueueConsumer {
       });
     }
     if (this.ownsDlqSender) await this.dlqSender.close();
+  }
+
+  /**
+   * Ends a link whose attach the broker has not answered (the hub's uplink check stops such a consumer and attaches a
+   * new one). Left as it is, rhea attaches it again at the next reconnect, and with no credit from a stopped consumer
+   * it stays on the queue for good, one more at each such episode. A detach now would cross the broker's late answer,
+   * and rhea opens again a link whose attach arrives after its detach went out. So: closed when the answer comes
+   * (onAttached), or taken out of its session if the connection drops first.
+   */
+  private endUnanswered(receiver: Receiver): void {
+    const dropped = () => {
+      receiver.off('receiver_open', answered);
+      endLink(receiver, false);
+    };
+    const answered = () => {
+      this.connection.off('disconnected', dropped);
+      receiver.close();
+    };
+    receiver.once('receiver_open', answered);
+    this.connection.once('disconnected', dropped);
   }
 
   /**
