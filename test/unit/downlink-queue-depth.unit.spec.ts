@@ -5,7 +5,7 @@
 import type { StatisticsAnswer } from '../../src/adapters/messaging/broker-statistics';
 import { EventEmitter } from 'node:events';
 import type { AmqpConnection } from '../../src/adapters/amqp/connection';
-import { AmqpDownlinkDepthReader, DownlinkDepthMonitor, downlinkDepthsFrom, statisticsPatternFor } from '../../src/adapters/messaging/downlink-queue-depth';
+import { AmqpDownlinkDepthReader, DownlinkDepthMonitor, downlinkDepthsFrom, statisticsPatternFor, statisticsRequestsFor } from '../../src/adapters/messaging/downlink-queue-depth';
 import { downlinkQueueDepthRecorder } from '../../src/adapters/metrics/hub-metrics';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
 
@@ -54,6 +54,25 @@ describe('downlinkDepthsFrom', () => {
   it('leaves out a system whose queue the pattern does not cover (an earlier prefix): the answer cannot say its depth', () => {
     const depths = downlinkDepthsFrom(answer([]), [...systems, { systemId: 'old', downlinkQueue: 'legacy.down.old' }], 'rts.downlink.>');
     expect(depths.has('old')).toBe(false);
+  });
+
+  it('asks once for the systems under the prefix, and once more per earlier prefix still in use', () => {
+    const old = [
+      { systemId: 'old-1', downlinkQueue: 'legacy.down.old-1' },
+      { systemId: 'old-2', downlinkQueue: 'legacy.down.old-2' },
+      { systemId: 'older', downlinkQueue: 'oldest.older' },
+    ];
+    const requests = statisticsRequestsFor('rts.downlink.>', [old[0]!, ...systems, old[1]!, old[2]!]);
+    expect([...requests.keys()]).toEqual(['rts.downlink.>', 'legacy.down.>', 'oldest.>']);
+    expect(requests.get('rts.downlink.>')).toEqual(systems);
+    expect(requests.get('legacy.down.>')).toEqual([old[0], old[1]]);
+    expect(requests.get('oldest.>')).toEqual([old[2]]);
+    expect([...statisticsRequestsFor('rts.downlink.>', systems).keys()]).toEqual(['rts.downlink.>']);
+    expect(statisticsRequestsFor('rts.downlink.>', []).size).toBe(0);
+  });
+
+  it('a queue with no dot in its name is read with the broker-wide wildcard', () => {
+    expect([...statisticsRequestsFor('rts.downlink.>', [{ systemId: 'flat', downlinkQueue: 'flatqueue' }]).keys()]).toEqual(['>']);
   });
 
   it('a known queue without a count is no figure at all', () => {

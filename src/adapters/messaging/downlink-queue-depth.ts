@@ -28,8 +28,25 @@ export type KnownSystem = Readonly<{ systemId: string; downlinkQueue: string }>;
 export const statisticsPatternFor = (prefix: string): string => `${prefix.slice(0, prefix.lastIndexOf('.') + 1)}>`;
 
 /**
+ * The statistics requests one reading makes, each with the systems its answer covers: the prefix's wildcard for the
+ * systems under it, first; then, for systems registered under an earlier RTS_DOWNLINK_QUEUE_PREFIX (their queue keeps
+ * the name it was registered with, and their downlink still goes there), one wildcard per earlier prefix. Usually one
+ * request; one more per earlier prefix still in use.
+ */
+export function statisticsRequestsFor(pattern: string, systems: readonly KnownSystem[]): ReadonlyMap<string, readonly KnownSystem[]> {
+  const covers = (p: string, s: KnownSystem) => s.downlinkQueue.startsWith(p.slice(0, -1));
+  const requests = new Map<string, KnownSystem[]>();
+  for (const system of systems) {
+    const p = covers(pattern, system) ? pattern : statisticsPatternFor(system.downlinkQueue);
+    requests.set(p, [...(requests.get(p) ?? []), system]);
+  }
+  // The prefix's own first.
+  return new Map([...requests].sort(([a], [b]) => Number(b === pattern) - Number(a === pattern)));
+}
+
+/**
  * Pure: the depths of the known systems' queues in the plugin's answer to `pattern`. A system whose queue lies outside
- * the pattern (registered under an earlier RTS_DOWNLINK_QUEUE_PREFIX) is left out: the answer cannot say its depth.
+ * the pattern is left out: the answer cannot say its depth (statisticsRequestsFor asks for it with another pattern).
  */
 export function downlinkDepthsFrom(answer: StatisticsAnswer, systems: readonly KnownSystem[], pattern: string): DownlinkDepths {
   const covered = pattern.slice(0, -1);
@@ -74,11 +91,15 @@ export class AmqpDownlinkDepthReader {
     const systems = await this.options.systems().catch((error: unknown) => {
       throw new DepthUnknownError('store_unavailable', `the hub could not list its systems: ${(error as Error).message}`);
     });
-    if (systems.length === 0) return new Map();
-    const answer = await requestStatistics(this.connection, { destination: this.pattern, timeoutMs: this.timeoutMs, firstMessageTimestamp: true });
-    // Without the end of the list the answer may lack queues: a system left out would read as 0.
-    if (!answer.ended) throw new DepthUnknownError('no_answer', `the broker did not end its list of downlink queues within ${this.timeoutMs} ms`);
-    return downlinkDepthsFrom(answer, systems, this.pattern);
+    const depths = new Map<string, DownlinkQueueDepth>();
+    for (const [pattern, covered] of statisticsRequestsFor(this.pattern, systems)) {
+      const answer = await requestStatistics(this.connection, { destination: pattern, timeoutMs: this.timeoutMs, firstMessageTimestamp: true });
+      // Without the end of the list the answer may lack queues: a system left out would read as 0.
+      if (!answer.ended) throw new DepthUnknownError('no_answer', `the broker did not end its list of downlink queues within ${this.timeoutMs} ms`);
+      for (const [systemId, depth] of downlinkDepthsFrom(answer, covered, pattern)) depths.set(systemId, depth);
+    }
+    // In the order the hub lists its systems, whichever request answered for them.
+    return new Map(systems.flatMap((s) => (depths.has(s.systemId) ? [[s.systemId, depths.get(s.systemId)!] as const] : [])));
   }
 }
 
