@@ -52,7 +52,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from jwcrypto import jwe, jwk, jws
-from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout
+from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout, Url
 from proton.utils import BlockingConnection
 
 KEY_MANAGEMENT_ALG = "ECDH-ES+A256KW"
@@ -639,6 +639,16 @@ def _without_password(text):
     return re.sub(r"//[^@/\s]*@", "//", text)
 
 
+def _credentials_apart(url):
+    """The broker URL without its user and password, and those as BlockingConnection's `user` and `password` (SASL
+    PLAIN as before). proton logs the URL it connects to (logger "proton", info: "Connecting to Url(...)"), so a
+    password left in it would be in every log that shows proton's info lines."""
+    parsed = Url(url)
+    credentials = {key: value for key, value in (("user", parsed.username), ("password", parsed.password)) if value}
+    parsed.username = parsed.password = None
+    return str(parsed), credentials
+
+
 class RtsClient:
     """One AMQP connection: durable sends to the uplink queue, a receiver on this system's downlink queue.
 
@@ -692,7 +702,8 @@ class RtsClient:
         errors = []
         for url in self.urls:
             try:
-                self.connection = BlockingConnection(url, timeout=30, ssl_domain=self.ssl_domain)
+                target, credentials = _credentials_apart(url)
+                self.connection = BlockingConnection(target, timeout=30, ssl_domain=self.ssl_domain, **credentials)
                 break
             except Exception as error:  # noqa: BLE001 - name and reason only, never the password
                 errors.append(_without_password(str(error)))

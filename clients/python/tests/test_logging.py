@@ -70,12 +70,12 @@ class FakeReceiver:
 class FakeConnection:
     """Just what RtsClient uses of BlockingConnection; `world` is shared by the connections of one test."""
 
-    def __init__(self, world, url):
-        if url in world.refused:
+    def __init__(self, world, url, credentials):
+        if any(host in url for host in world.refused):
             raise ConnectionException(f"Connection {url} disconnected: Connection refused")
         self.world = world
         world.open = True
-        world.connected.append(url)
+        world.connected.append((url, credentials))
 
     @property
     def conn(self):
@@ -112,9 +112,12 @@ class Case(unittest.TestCase):
         self.world = World()
 
     def client(self, urls=(f"amqps://{SYSTEM}:{PASSWORD}@broker-a.example:5671",), **options):
-        with mock.patch.object(rts_client, "BlockingConnection", lambda url, **_: FakeConnection(self.world, url)):
+        def connect(url, timeout=None, ssl_domain=None, **credentials):
+            return FakeConnection(self.world, url, credentials)
+
+        with mock.patch.object(rts_client, "BlockingConnection", connect):
             client = RtsClient(list(urls), SYSTEM, self.codec, backoff=0, **options)
-        patcher = mock.patch.object(rts_client, "BlockingConnection", lambda url, **_: FakeConnection(self.world, url))
+        patcher = mock.patch.object(rts_client, "BlockingConnection", connect)
         patcher.start()
         self.addCleanup(patcher.stop)
         return client
@@ -291,7 +294,7 @@ class Receiving(Case):
 class Connecting(Case):
     def test_failover_names_each_broker_by_host_and_port_never_its_password(self):
         dead = f"amqps://{SYSTEM}:{PASSWORD}@broker-a.example:5671"
-        self.world.refused.add(dead)
+        self.world.refused.add("broker-a.example")
         with self.capture() as logs:
             self.client(urls=(dead, f"amqps://{SYSTEM}:{PASSWORD}@broker-b.example:5671"))
         [failed] = self.lines(logs.records, "hub broker connection failed", logging.WARNING)
@@ -300,6 +303,17 @@ class Connecting(Case):
         [connected] = self.lines(logs.records, "connected to the hub broker", logging.INFO)
         self.assertEqual((connected.endpoint, connected.connectionCount, connected.systemId), ("broker-b.example:5671", 1, SYSTEM))
         self.assert_clean(logs.records)
+
+    def test_proton_gets_the_password_apart_from_the_url_it_logs(self):
+        self.client(urls=(f"amqps://{SYSTEM}:{PASSWORD.replace('-', '%2D')}@broker-a.example:5671",))
+        self.assertEqual(self.world.connected, [("amqps://broker-a.example:5671", {"user": SYSTEM, "password": PASSWORD})])
+
+    def test_what_proton_itself_logs_about_a_connection_holds_no_password(self):
+        # The real BlockingConnection, to a port nobody listens on: proton logs "Connecting to Url(...)" at info.
+        with self.assertLogs("proton", level="DEBUG") as logs, self.assertRaises(ConnectionError):
+            RtsClient([f"amqp://{SYSTEM}:{PASSWORD}@127.0.0.1:1"], SYSTEM, self.codec)
+        self.assertTrue(any("127.0.0.1:1" in r.getMessage() for r in logs.records), [r.getMessage() for r in logs.records])
+        self.assertFalse([r.getMessage() for r in logs.records if PASSWORD in r.getMessage()])
 
     def test_the_library_adds_no_handler_of_its_own(self):
         self.client()
