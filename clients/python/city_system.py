@@ -10,11 +10,15 @@ candidate, say; the line `refused` has the reason and the fields at fault).
 (5673: the local broker of `npm run broker:up`, scripts/activemq/broker.sh; give --broker again for each broker
 to fail over to.)
 
+The client's log (logger "rts_client": each message sent and handled, retries, dead letters, failover; ids only) goes
+to stderr at --log-level (default $RTS_LOG_LEVEL, else info); see docs/messaging.md, "Logging".
+
 Registering a system (POST /systems) is an operator's act: the token (--token, else $RTS_TOKEN) is an
 operator's. In production the operator registers the system and its keys, and the system only uses AMQP.
 """
 import argparse
 import json
+import logging
 import os
 import sys
 import uuid
@@ -38,7 +42,12 @@ def main():
     parser.add_argument("--question", default="Second opinion on an atypical ECG")
     parser.add_argument("--timeout", type=float, default=90)
     parser.add_argument("--token", default=os.environ.get("RTS_TOKEN"), help="bearer token for POST /systems (default $RTS_TOKEN)")
+    parser.add_argument("--log-level", default=os.environ.get("RTS_LOG_LEVEL", "info"), help="the client's log level on stderr: debug, info, warning, error (default $RTS_LOG_LEVEL, else info)")
     args = parser.parse_args()
+    # The application configures logging, not the library: rts_client only logs to its logger. Other libraries'
+    # loggers (proton's info lines) stay at warnings.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("rts_client").setLevel(args.log_level.upper())
 
     hub = HubHttp(args.hub, {"authorization": f"Bearer {args.token}"} if args.token else None)
     keys = PartyKeys(args.system)

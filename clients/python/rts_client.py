@@ -35,17 +35,24 @@ And the rules of docs/messaging.md around it:
   * consultation messages say they read `consultation.refused` (application property rts_accepts): when the hub
     refuses one for good (dead-letters it), it sends that notice to our downlink queue, and receive() hands it to
     the handler like any other type (payload: consultationId, refusedType, refusedMessageId, reason, detail).
+
+It logs through the standard logging module, logger "rts_client", at the events and levels the TypeScript SDK logs
+(docs/messaging.md, "Logging"): each send, each consultation message handled, retries, dead letters, connection loss
+and failover, named by ids only (never a CPR number, a name, a text, a body, a token or a key). It adds no handler:
+the application configures logging (city_system.py calls logging.basicConfig).
 """
 import json
+import logging
 import re
 import time
 import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from jwcrypto import jwe, jwk, jws
-from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout
+from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout, Url
 from proton.utils import BlockingConnection
 
 KEY_MANAGEMENT_ALG = "ECDH-ES+A256KW"
@@ -67,6 +74,159 @@ DEAD_LETTER_QUEUE = "rts.dlq"
 # not know the type). receive() passes every type to the handler, so a handler that ignores it is enough.
 ACCEPTS_PROPERTY = "rts_accepts"
 ACCEPTED_EXTRA_TYPES = "consultation.refused"
+
+# ---- logging ---------------------------------------------------------------------------------------------------
+# The library only logs; the application decides where to (logging.basicConfig, a handler of its own). No handler
+# is added here, as Python's logging HOWTO asks of a library. Every line is the SDK's message followed by its
+# fields as key=value (so a plain formatter shows the ids), and the same fields as attributes of the LogRecord
+# (extra=), for a JSON formatter.
+log = logging.getLogger("rts_client")
+
+# "May hold a CPR number", as the hub's mayHoldCprDigits (src/domain/monitoring/cpr-like.ts), the rule its
+# message-trace.ts applies to what a sender set before it logs it: numbers are maximal runs of ASCII digits with
+# 1-3 separators between two digits; one holds a CPR number when ten (or twelve) of its digits, starting at any of
+# them, make ddmmyy ssss, ddmmyyyy ssss or yyyymmdd ssss with separators only between those groups (or one
+# anywhere among ten digits) and a real calendar date. The hub's own random ids (a UUID of RFC 9562, its OID
+# 2.25.<n>, p + 32 hex digits, patient- + 12 hex digits) are not looked into. test/integration/python-client.int.spec.ts
+# checks this port against the TypeScript function on the same values.
+_SEPARATOR = "[-._:/+\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u2010-\u2015\u2212\ufe58\ufe63\uff0d]"
+_NUMBER = re.compile(f"[0-9]+(?:{_SEPARATOR}{{1,3}}[0-9]+)*")
+_IS_SEPARATOR = re.compile(f"{_SEPARATOR}")
+_HEX = "[0-9a-fA-F]"
+_UUID_TEXT = f"{_HEX}{{8}}-{_HEX}{{4}}-[1-8]{_HEX}{{3}}-[89abAB]{_HEX}{{3}}-{_HEX}{{12}}"
+_HUB_ID = re.compile(f"(?<![0-9A-Za-z.])(?:{_UUID_TEXT}|p[0-9a-f]{{32}}|patient-[0-9a-f]{{12}}|2\\.25\\.(?:0|[1-9][0-9]{{0,38}}))(?![0-9A-Za-z]|\\.[0-9])")
+_CPR_FORMS = ((2, 2, 2, 4), (2, 2, 4, 4), (4, 2, 2, 4))  # ddmmyy ssss, ddmmyyyy ssss, yyyymmdd ssss
+
+
+def _is_uuid_oid(oid):
+    n = int(oid[5:])
+    if n >= 1 << 128:
+        return False
+    version = (n >> 76) & 0xF
+    return 1 <= version <= 8 and ((n >> 62) & 0x3) == 0x2
+
+
+def _is_calendar_date(year, month, day):
+    if not (1000 <= year <= 9999 and 1 <= month <= 12 and day >= 1):
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return day <= (29 if leap else 28) if month == 2 else day <= (30 if month in (4, 6, 9, 11) else 31)
+
+
+def _real_date(form, parts):
+    if form == (2, 2, 2, 4):
+        day, month, yy = parts[0], parts[1], parts[2]
+        return _is_calendar_date(2000 + yy, month, day) or _is_calendar_date(1900 + yy, month, day)
+    year, month, day = (parts[2], parts[1], parts[0]) if form == (2, 2, 4, 4) else (parts[0], parts[1], parts[2])
+    return 1800 <= year <= 2099 and _is_calendar_date(year, month, day)
+
+
+def _cpr_at(digits, gap_before, start):
+    for form in _CPR_FORMS:
+        length = sum(form)
+        if start + length > len(digits):
+            continue
+        boundaries = {sum(form[: i + 1]) for i in range(len(form) - 1)}
+        gaps = [k for k in range(1, length) if gap_before[start + k]]
+        if not (all(k in boundaries for k in gaps) or (length == 10 and len(gaps) == 1)):
+            continue
+        parts, at = [], start
+        for size in form:
+            parts.append(int(digits[at:at + size]))
+            at += size
+        if _real_date(form, parts):
+            return True
+    return False
+
+
+def _number_holds_cpr(number):
+    digits, gap_before, gap = "", [], False
+    for c in number:
+        if "0" <= c <= "9":
+            digits += c
+            gap_before.append(gap)
+            gap = False
+        elif _IS_SEPARATOR.fullmatch(c):
+            gap = True
+    return len(digits) >= 10 and any(_cpr_at(digits, gap_before, start) for start in range(len(digits) - 9))
+
+
+def may_hold_cpr_digits(text):
+    """Whether `text` may hold a CPR number anywhere, also glued inside a longer run of digits (the hub's
+    mayHoldCprDigits: a chance match costs a value left out of a log line, never a refusal)."""
+    text = "".join(chr(ord(c) - 0xFEE0) if "\uff10" <= c <= "\uff19" else c for c in text)  # full-width digits
+    if sum(1 for c in text if "0" <= c <= "9") < 10:
+        return False
+    masked = _HUB_ID.sub(lambda m: m.group(0) if m.group(0).startswith("2.25.") and not _is_uuid_oid(m.group(0)) else "#" * len(m.group(0)), text)
+    return any(_number_holds_cpr(m.group(0)) for m in _NUMBER.finditer(masked))
+
+
+def loggable(value):
+    """`value` when it may go into a log line: an id's characters only (1-100 of A-Z a-z 0-9 . _ : / -) and nothing
+    that may hold a CPR number, as the hub's message-trace.ts decides; else None (the field is left out)."""
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9._:/-]{1,100}", value) and not may_hold_cpr_digits(value):
+        return str(value)
+    return None
+
+
+def _envelope_id_of(body):
+    """Our envelope id as readable from a body that is plain JSON with an `id` string (message-trace.ts's
+    envelopeIdOf); None for a JWE, a data section, anything else."""
+    if not isinstance(body, str) or len(body) > 8 * 1024 * 1024:
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    id_ = value.get("id") if isinstance(value, dict) else None
+    return id_ if isinstance(id_, str) and re.fullmatch(r"[A-Za-z0-9._:-]{1,100}", id_) else None
+
+
+def message_trace(message):
+    """What names a downlink message in its retry and dead letter lines, where its envelope may never have been read
+    (a bad signature, not JSON): the application properties messageId (else the body's id when it is plain JSON),
+    type, systemId, correlationId and consultationId as the sender set them, each only when loggable. The
+    SDK's and the hub's messageTraceOf, with the same names as the lines of a message that was read."""
+    props = message.properties or {}
+    trace = {
+        "id": loggable(props.get("messageId")) or loggable(_envelope_id_of(message.body)),
+        "type": loggable(props.get("type")),
+        "systemId": loggable(props.get("systemId")),
+        "correlationId": loggable(props.get("correlationId")),
+        "consultationId": loggable(props.get("consultationId")),
+    }
+    return {k: v for k, v in trace.items() if v is not None}
+
+
+def consultation_id_of(env):
+    """The consultation an envelope is about (its payload's consultationId), for consultation.* types only, when
+    loggable."""
+    if not isinstance(env.get("type"), str) or not env["type"].startswith("consultation."):
+        return None
+    payload = env.get("payload")
+    return loggable(payload.get("consultationId")) if isinstance(payload, dict) else None
+
+
+def _shown(value):
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if re.fullmatch(r'[^\s"=\\]+', text) else json.dumps(text, ensure_ascii=False)
+
+
+def _log(level, event, **fields):
+    """One line: `event` (the SDK's message), then the fields that are not None as key=value."""
+    if not log.isEnabledFor(level):
+        return
+    fields = {k: v for k, v in fields.items() if v is not None}
+    log.log(level, event + " %s", " ".join(f"{k}={_shown(v)}" for k, v in fields.items()), extra=fields)
+
+
+def _endpoint(url):
+    """host:port of a broker URL, without the user and password before its @."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+    except ValueError:
+        return _without_password(url)
 
 
 class DeadLetter(Exception):
@@ -479,6 +639,16 @@ def _without_password(text):
     return re.sub(r"//[^@/\s]*@", "//", text)
 
 
+def _credentials_apart(url):
+    """The broker URL without its user and password, and those as BlockingConnection's `user` and `password` (SASL
+    PLAIN as before). proton logs the URL it connects to (logger "proton", info: "Connecting to Url(...)"), so a
+    password left in it would be in every log that shows proton's info lines."""
+    parsed = Url(url)
+    credentials = {key: value for key, value in (("user", parsed.username), ("password", parsed.password)) if value}
+    parsed.username = parsed.password = None
+    return str(parsed), credentials
+
+
 class RtsClient:
     """One AMQP connection: durable sends to the uplink queue, a receiver on this system's downlink queue.
 
@@ -518,19 +688,29 @@ class RtsClient:
         self.seen = set()  # processed envelope ids; keep them durably in a real system (docs/messaging.md)
         self.reconnects = 0
         self.connection = self.sender = self.receiver = self.dlq_sender = None
+        self.endpoint = None
         self._connect()
+        self._log(logging.INFO, "connected to the hub broker", endpoint=self.endpoint, connectionCount=1)
+
+    def _log(self, level, event, **fields):
+        """A line of this client's: the SDK's message, systemId first (a message's own systemId, in the lines that
+        name a message by what its sender set, replaces ours, as in the SDK's lines)."""
+        _log(level, event, **{"systemId": loggable(self.system_id), **fields})
 
     def _connect(self):
         """One round over the broker URLs; the first that takes us is used."""
         errors = []
         for url in self.urls:
             try:
-                self.connection = BlockingConnection(url, timeout=30, ssl_domain=self.ssl_domain)
+                target, credentials = _credentials_apart(url)
+                self.connection = BlockingConnection(target, timeout=30, ssl_domain=self.ssl_domain, **credentials)
                 break
             except Exception as error:  # noqa: BLE001 - name and reason only, never the password
                 errors.append(_without_password(str(error)))
+                self._log(logging.WARNING, "hub broker connection failed", endpoint=_endpoint(url), error=errors[-1])
         else:
             raise ConnectionError("; ".join(errors)) from None
+        self.endpoint = _endpoint(url)
         self.sender = self.connection.create_sender(self.uplink)
         self.receiver = self.dlq_sender = None
 
@@ -539,8 +719,11 @@ class RtsClient:
         state = self.connection.conn.state
         return not (state & Endpoint.LOCAL_CLOSED or state & Endpoint.REMOTE_CLOSED or self.connection.disconnected)
 
-    def _reconnect(self):
-        """After a loss: close what is left, then rounds over the URLs with backoff until one takes us."""
+    def _reconnect(self, error=None):
+        """After a loss: close what is left, then rounds over the URLs with backoff until one takes us. `error`: what
+        showed the loss (None: the connection was found closed)."""
+        self._log(logging.WARNING, "disconnected from the hub broker", endpoint=self.endpoint, reconnecting=True,
+                  error=_without_password(str(error)) if error is not None else "the connection was closed")
         try:
             self.connection.close()
         except Exception:  # noqa: BLE001 - it is already gone
@@ -550,9 +733,11 @@ class RtsClient:
             try:
                 self._connect()
                 self.reconnects += 1
+                self._log(logging.INFO, "connected to the hub broker", endpoint=self.endpoint, connectionCount=self.reconnects + 1)
                 return
-            except ConnectionError:
+            except ConnectionError as failed:
                 if round_ == self.reconnect_rounds - 1:
+                    self._log(logging.ERROR, "hub broker unreachable: gave up reconnecting", rounds=self.reconnect_rounds, error=str(failed))
                     raise
             time.sleep(delay)
             delay = min(delay * 2, self.max_backoff)
@@ -569,22 +754,30 @@ class RtsClient:
             raise MessageTooLarge(f"{type_} {env['id']}: a body of {size} bytes is over {MAX_BODY_BYTES}: the broker would close the connection (split the batch)")
         properties = uplink_properties(env, self.codec)
         message = Message(body=body, durable=True, properties=properties, id=env["id"], correlation_id=env["correlationId"], subject=type_, group_id=group_id(env))
+        # Named by its ids only: the caller's correlation id or consultation id is left out if it may hold a CPR
+        # number (the hub refuses such a message, and its line must not carry it either).
+        trace = {"id": loggable(env["id"]), "type": loggable(type_), "correlationId": loggable(env["correlationId"]), "consultationId": consultation_id_of(env)}
         delay = self.backoff
         for attempt in range(1, self.send_attempts + 1):
             try:
                 if not self._alive():
                     self._reconnect()
                 _send_accepted(self.sender, message)
+                self._log(logging.INFO, "uplink message sent", **trace, queue=self.uplink, attempts=attempt)
                 return env
-            except NotAccepted:
+            except NotAccepted as error:
                 if attempt == self.send_attempts:
+                    self._log(logging.ERROR, "uplink message not accepted", id=trace["id"], type=trace["type"], attempts=attempt, reason="not_accepted", error=str(error))
                     raise
+                self._log(logging.DEBUG, "uplink send not accepted, resending", id=trace["id"], type=trace["type"], attempts=attempt, error=str(error))
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
-            except _CONNECTION_LOST:
+            except _CONNECTION_LOST as error:
                 if attempt == self.send_attempts:
+                    self._log(logging.ERROR, "uplink message not accepted", id=trace["id"], type=trace["type"], attempts=attempt, reason="connection_lost", error=_without_password(str(error)))
                     raise
-                self._reconnect()
+                self._log(logging.DEBUG, "uplink send lost, resending", id=trace["id"], type=trace["type"], attempts=attempt, error=_without_password(str(error)))
+                self._reconnect(error)
         raise AssertionError("unreachable")
 
     def join_with_experts(self, experts, name=None, message_id=None, correlation_id=None):
@@ -605,6 +798,7 @@ class RtsClient:
             batch_id = batch_message_id(self.system_id, base, f"batch/{index}/of/{len(batches)}")
             self.send("experts.batch", {"batchIndex": index, "batchCount": len(batches), "experts": batch}, correlation_id=correlation_id, message_id=batch_id)
             batch_ids.append(batch_id)
+        self._log(logging.INFO, "join uploaded", correlationId=loggable(correlation_id), batches=len(batches), experts=len(experts))
         return {"correlationId": correlation_id, "requestId": request_id, "batchIds": batch_ids, "batches": len(batches), "experts": len(experts)}
 
     def receive(self, handler, timeout=30):
@@ -629,16 +823,16 @@ class RtsClient:
                 message = self.receiver.receive(timeout=max(0.1, deadline - time.time()))
             except Timeout:
                 return None
-            except _CONNECTION_LOST:
+            except _CONNECTION_LOST as error:
                 losses += 1
                 time.sleep(min(self.backoff * losses, self.max_backoff))
-                self._reconnect()  # what was unsettled comes again
+                self._reconnect(error)  # what was unsettled comes again
                 continue
             losses = 0
             try:
                 env = self._process(message, handler)
-            except _CONNECTION_LOST:
-                self._reconnect()
+            except _CONNECTION_LOST as error:
+                self._reconnect(error)
                 continue
             if env is not None:
                 return env
@@ -660,6 +854,7 @@ class RtsClient:
             return None
         if env.get("id") in self.seen:
             self._settle(receiver, Delivery.ACCEPTED)  # a redelivery: dedupe on our envelope id, never the AMQP message-id
+            self._log(logging.DEBUG, "downlink message seen before: acknowledged without calling the handler", id=loggable(env.get("id")))
             return None
         try:
             handler(env, attempt)
@@ -672,9 +867,16 @@ class RtsClient:
                 self._dead_letter(receiver, message, f"retry limit ({self.max_attempts}) reached: {reason}", attempt)
             else:
                 self._settle(receiver, Delivery.MODIFIED)
+                self._log(logging.WARNING, "downlink message handed back for redelivery", **message_trace(message), queue=self.downlink, attempt=attempt, reason=reason)
             return None
         self.seen.add(env.get("id"))
         self._settle(receiver, Delivery.ACCEPTED)
+        # A consultation's messages (a few per case) at info: the system's record that it took them, by the ids of
+        # the hub's 'downlink message sent' line. Directory messages (every change of every system) at debug, as
+        # the hub logs their sending.
+        consultation_id = consultation_id_of(env)
+        self._log(logging.INFO if consultation_id is not None else logging.DEBUG, "downlink message handled",
+                  id=loggable(env.get("id")), type=loggable(env.get("type")), correlationId=loggable(env.get("correlationId")), consultationId=consultation_id, attempt=attempt)
         return env
 
     def _settle(self, receiver, outcome):
@@ -705,10 +907,13 @@ class RtsClient:
             if self.dlq_sender is None:
                 self.dlq_sender = self.connection.create_sender(self.dead_letter_queue)
             _send_accepted(self.dlq_sender, copy)
-        except NotAccepted:
+        except NotAccepted as error:
             self._settle(receiver, Delivery.MODIFIED)
+            self._log(logging.WARNING, "downlink message handed back for redelivery", **message_trace(message), queue=self.downlink, attempt=attempts,
+                      reason=f"its dead letter copy was not accepted ({error}): {reason}")
             return
         self._settle(receiver, Delivery.ACCEPTED)
+        self._log(logging.WARNING, "downlink message dead-lettered", **message_trace(message), queue=self.downlink, attempt=attempts, reason=reason)
 
     def close(self):
         try:

@@ -10,13 +10,16 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { MAX_BATCH_JSON_BYTES, partitionExperts } from '../../src/application/directory/directory-messages';
+import { messageTraceOf } from '../../src/adapters/messaging/message-trace';
+import { mayHoldCprDigits } from '../../src/domain/monitoring/cpr-like';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
 import { brokerCertificate, clientCertificates, startBroker, type TestBroker } from '../support/activemq';
-import { getJson, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
+import { getJson, jsonLines, postJson, profile, startInProcessHub, tempDir, until } from './hub-support';
 import { runChild } from '../support/children';
 
 jest.setTimeout(180_000);
@@ -30,6 +33,27 @@ if (!available) {
 }
 const maybe = available ? describe : describe.skip;
 
+/**
+ * The Python client's log lines as logging.basicConfig writes them to stderr (`<date> <time> <LEVEL> rts_client
+ * <message> key=value ...`, a value with a space in JSON quotes), parsed: `msg` is the message (the SDK's), the
+ * fields beside it.
+ */
+type ClientLine = Record<string, unknown> & { level: string; msg: string };
+const clientLog = (stderr: string): ClientLine[] =>
+  stderr.split('\n').flatMap((text) => {
+    const m = /^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) rts_client (.*)$/.exec(text);
+    if (!m) return [];
+    const rest = m[2]!;
+    const fieldsAt = rest.search(/ [A-Za-z]+=/);
+    const line: ClientLine = { level: m[1]!, msg: fieldsAt < 0 ? rest : rest.slice(0, fieldsAt) };
+    for (const [, key, raw] of (fieldsAt < 0 ? '' : rest.slice(fieldsAt)).matchAll(/ ([A-Za-z]+)=("(?:[^"\\]|\\.)*"|\S+)/g)) {
+      line[key!] = raw!.startsWith('"') ? (JSON.parse(raw!) as string) : /^\d+$/.test(raw!) ? Number(raw) : raw === 'true' ? true : raw;
+    }
+    return [line];
+  });
+/** What a log line's text may hold of a JWE, a JWS or a token: none of them belongs in one. */
+const COMPACT_JOSE = /eyJ[A-Za-z0-9_-]{20,}/;
+
 maybe('Python city system (qpid-proton + jwcrypto) against the real broker and hub', () => {
   let broker: TestBroker;
   let hub: RunningHub;
@@ -37,6 +61,8 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
   let experts: RtsClient | undefined;
   let operator: Record<string, string>;
   let pyCity: Record<string, string>;
+  // The hub's log, to follow one message from the Python system's lines to the hub's by its ids.
+  const hubLog = jsonLines('info');
   const bearer = async (who: Record<string, string>): Promise<Record<string, string>> => {
     const login = await postJson<{ token?: string }>(hub.url, '/auth/dev-login', who);
     if (login.status !== 200 || !login.body.token) throw new Error(`dev-login ${JSON.stringify(who)}: HTTP ${login.status}`);
@@ -66,6 +92,7 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     broker = await startBroker({ users: Object.values(accounts), tls: { ...certificate, truststore: { file: clients.truststore, password: clients.password, probe: clients.certificates.hub! } } });
     data = tempDir('rts-python-client-');
     hub = await startInProcessHub(broker, data.dir, {
+      logger: hubLog.logger,
       env: {
         RTS_MESSAGE_SECURITY: 'jose',
         RTS_AUTH: 'on',
@@ -124,6 +151,25 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     expect(consultation).toMatchObject({ applicantSystemId: 'py-city' });
     await until('the Python expert is in the directory', async () => (await getJson(hub.url, '/experts/py-city:py-expert-1', operator)).status === 200);
     expect((await getJson(hub.url, '/systems/py-city/keys', operator)).body.items).toHaveLength(2);
+
+    // The Python system's half of the trace (README, "Tracing a consultation or a message"): its log (stderr) names
+    // each message by the ids of the hub's lines, and holds none of the case's texts, names or keys.
+    const log = clientLog(err);
+    const sent = log.filter((l) => l.msg === 'uplink message sent');
+    expect(sent.find((l) => l.type === 'consultation.requested')).toMatchObject({ level: 'INFO', systemId: 'py-city', id: requested.id, correlationId: consultationId, consultationId, queue: 'rts.uplink', attempts: 1 });
+    expect(hubLog.lines.find((l) => l['msg'] === 'uplink message handled' && l['id'] === requested.id)).toMatchObject({ type: 'consultation.requested', consultationId, correlationId: consultationId });
+    const hubReports = hubLog.lines.filter((l) => l['msg'] === 'downlink message sent' && l['type'] === 'consultation.report' && l['systemId'] === 'py-city');
+    expect(hubReports[0]).toMatchObject({ consultationId, correlationId: consultationId, queue: 'rts.downlink.py-city' });
+    const handled = log.find((l) => l.msg === 'downlink message handled' && l.type === 'consultation.report')!;
+    expect(handled).toMatchObject({ level: 'INFO', systemId: 'py-city', correlationId: consultationId, consultationId, attempt: 1 });
+    expect(hubReports.map((l) => l['id'])).toContain(handled.id);
+    const acknowledge = sent.find((l) => l.type === 'consultation.acknowledge')!;
+    expect(acknowledge).toMatchObject({ level: 'INFO', consultationId, correlationId: consultationId });
+    expect(hubLog.lines.find((l) => l['msg'] === 'uplink message handled' && l['id'] === acknowledge.id)).toMatchObject({ consultationId });
+    expect(log.find((l) => l.msg === 'connected to the hub broker')).toMatchObject({ level: 'INFO', endpoint: `127.0.0.1:${broker.amqpPort}`, connectionCount: 1 });
+    expect(log.find((l) => l.msg === 'join uploaded')).toMatchObject({ level: 'INFO', batches: 1, experts: 1 });
+    for (const text of ['Second opinion on an atypical ECG', 'Resting ECG', 'Brugada', 'Ajmaline', 'Dr. Py Thon', 'dr-python', accounts.pyCity.password]) expect(err).not.toContain(text);
+    expect(err).not.toMatch(COMPACT_JOSE);
   });
 
   it('says why the broker refused it, and never prints the password of its URL', async () => {
@@ -188,6 +234,19 @@ maybe('Python city system (qpid-proton + jwcrypto) against the real broker and h
     expect(find(poison.malformed).reason).toMatch(/^malformed_jose: /);
     expect(find(poison.data)).toMatchObject({ sourceQueue: 'rts.downlink.py-big', reason: 'body is not an AMQP value string' });
     expect(lines.filter((l) => l.id === poison.malformed || l.id === poison.data)).toEqual([]);
+
+    // Its log (stderr) says the same: the dead broker it passed over, the connection the oversize send cost, the
+    // handler's failure and the two dead letters, each by the message's ids.
+    const log = clientLog(err);
+    expect(log.find((l) => l.msg === 'hub broker connection failed')).toMatchObject({ level: 'WARNING', systemId: 'py-big', endpoint: '127.0.0.1:1' });
+    expect(log.filter((l) => l.msg === 'connected to the hub broker').map((l) => [l.endpoint, l.connectionCount])).toEqual(expect.arrayContaining([[`127.0.0.1:${broker.amqpPort}`, 1], [`127.0.0.1:${broker.amqpPort}`, 2]]));
+    expect(log.find((l) => l.msg === 'disconnected from the hub broker')).toMatchObject({ level: 'WARNING', endpoint: `127.0.0.1:${broker.amqpPort}`, reconnecting: true });
+    expect(log.find((l) => l.msg === 'downlink message handed back for redelivery')).toMatchObject({ level: 'WARNING', id: failed.id, type: failed.type, queue: 'rts.downlink.py-big', attempt: 1, reason: 'handler threw: RuntimeError' });
+    const deadLines = log.filter((l) => l.msg === 'downlink message dead-lettered');
+    expect(deadLines.find((l) => l.id === poison.malformed)).toMatchObject({ level: 'WARNING', type: 'system.joined', systemId: 'py-big', queue: 'rts.downlink.py-big', attempt: 1, reason: expect.stringMatching(/^malformed_jose: /) });
+    expect(deadLines.find((l) => l.id === poison.data)).toMatchObject({ level: 'WARNING', reason: 'body is not an AMQP value string' });
+    for (const password of [accounts.pyBig.password, accounts.hub.password]) expect(err).not.toContain(password);
+    expect(err).not.toMatch(COMPACT_JOSE);
   });
 
   it('rotates its encryption key in the documented order and loses none of the messages queued for the old key', async () => {
@@ -259,6 +318,60 @@ maybe('Python client (offline): cuts a join as the hub does, and its codec passe
     expect(run.stderr).toMatch(/^OK$/m);
   });
 
+
+  it("leaves out of its log lines what the hub's would: may_hold_cpr_digits and loggable agree with mayHoldCprDigits and messageTraceOf", () => {
+    // Values a sender might set as an id: CPR numbers in every spelling the hub reads, dates that are none, the hub's
+    // own ids (alone and glued to digits), and seeded random numbers with separators, some holding a real date.
+    let seed = 0x5eed;
+    const random = (n: number): number => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const pick = <T,>(items: readonly T[]): T => items[random(items.length)]!;
+    const digits = (n: number): string => Array.from({ length: n }, () => String(random(10))).join('');
+    const two = (n: number): string => String(n).padStart(2, '0');
+    const separators = ['', '', '-', '.', '_', ':', '/', ' ', '+', '--', '-.-', '\u2013', '\u2212', '\uff0d', '\u00a0'];
+    const glue = ['', '', 'x', 'cons-', 'ticket:', 'a1', '9', '1.2.', 'order-'];
+    const fullWidth = (text: string): string => text.replace(/[0-9]/g, (d) => String.fromCharCode(d.charCodeAt(0) + 0xfee0));
+    const fixed = ['251248-1234', '2512481234', '25.12.48-1234', '25 12 48 1234', '25-12-1948-1234', '19481225-1234', '1948-12-25-1234', '25124-81234', '251248-12-34', '3201481234',
+      '290200-1234', '290201-1234', '12512481234', '202612021030', 'order-202612021030-17', 'order-20261202-1030-17', '2024-01-01 12:00:00', '3c9a7b52-8e41-4f0a-9d3b-6a1e2f4c8d10',
+      '00000000-0000-4000-8000-002512481234', '00000000-0000-4000-0000-002512481234', 'abcdefab-cdef-4abc-0abc-ab2512481234', '5f2b8c3e-1234-4a5b-9c8d-123456789012/251248-1234',
+      '2.25.329800735698586629295641978511506172918', '2.25.3298007356985866292956419785115061729180', '2.25.2512481234', '1.2.2512481234', 'p0102031234abcdef0102031234abcdef',
+      `p${'0'.repeat(22)}2512481234`, 'patient-0102031234ab', 'cons-0001', 'ticket:2026/17', '２５１２４８-１２３４', '患者２５１２４８－１２３４，胸痛', 'a b', 'x'.repeat(101), ''];
+    const generated = Array.from({ length: 4000 }, (_, i) => {
+      switch (i % 4) {
+        case 0: return Array.from({ length: 1 + random(5) }, () => digits(1 + random(8))).reduce((a, b) => a + pick(separators) + b);
+        case 1: {
+          const [d, m] = [1 + random(31), 1 + random(13)];
+          const year = random(2) ? two(random(100)) : String(1790 + random(320));
+          const groups = random(3) === 0 ? [String(year).padStart(4, '0'), two(m), two(d)] : [two(d), two(m), year];
+          const text = [...groups, digits(4)].reduce((a, b) => a + pick(separators) + b);
+          return pick(glue) + (random(8) === 0 ? fullWidth(text) : text) + pick(glue);
+        }
+        case 2: return pick(glue) + randomUUID() + pick(['', '', digits(1 + random(12)), `-${digits(10)}`]);
+        default: return pick(glue) + digits(8 + random(8)) + pick(glue);
+      }
+    });
+    const values = [...fixed, ...generated];
+    const expected = values.map((v) => [mayHoldCprDigits(v), messageTraceOf({ body: undefined, application_properties: { correlationId: v } }).correlationId ?? null]);
+    expect(expected.filter(([held]) => held).length).toBeGreaterThan(500);
+    expect(expected.filter(([held, shown]) => !held && shown !== null).length).toBeGreaterThan(500);
+
+    const dir = tempDir('rts-python-loggable-');
+    try {
+      const file = join(dir.dir, 'values.json');
+      writeFileSync(file, JSON.stringify(values));
+      const script = 'import json, sys; from rts_client import loggable, may_hold_cpr_digits; print(json.dumps([[may_hold_cpr_digits(v), loggable(v)] for v in json.load(open(sys.argv[1], encoding="utf-8"))]))';
+      const run = spawnSync(PYTHON, ['-c', script, file], { cwd: CLIENT_DIR, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      if (run.status !== 0) throw new Error(run.stderr);
+      const ours = JSON.parse(run.stdout) as unknown[];
+      expect(values.map((v, i) => ({ v, rule: ours[i] })).filter((x, i) => JSON.stringify(x.rule) !== JSON.stringify(expected[i]))).toEqual([]);
+    } finally {
+      dir.remove();
+    }
+  });
 
   it('puts the same experts in the same batches as partitionExperts, by UTF-8 bytes of compact JSON', () => {
     const dir = tempDir('rts-python-partition-');

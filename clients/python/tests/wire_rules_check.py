@@ -11,9 +11,13 @@ test/integration/python-client.int.spec.ts; one JSON line per step on stdout):
 
 --feeder: a broker URL of an account that may write this system's downlink queue (the hub's), to put on it the
 two messages that must be dead-lettered.
+
+The client's log lines (logger "rts_client", info) go to stderr: the test reads the failover, the reconnect, the
+handler's failure and the dead letters there too.
 """
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -69,6 +73,8 @@ def main():
     parser.add_argument("--experts", type=int, default=150)
     parser.add_argument("--token", default=os.environ.get("RTS_TOKEN"))
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("rts_client").setLevel(logging.INFO)
 
     hub = HubHttp(args.hub, {"authorization": f"Bearer {args.token}"})
     keys = PartyKeys(args.system)
