@@ -73,6 +73,7 @@ import { parseHubDownlink, type HubDownlinkEnvelope } from '../adapters/messagin
 import { uplinkGroupId } from '../adapters/messaging/amqp-uplink-consumer';
 import { consultationIdOf } from '../adapters/messaging/amqp-hub-outbox';
 import { messageTraceOf } from '../adapters/messaging/message-trace';
+import { loggableId } from '../domain/monitoring/cpr-like';
 import { ACCEPTS_PROPERTY, REFUSED_TYPE } from '../adapters/messaging/refusal-notices';
 import { openSdkDiscovery, type DiscoveryOption, type SdkDiscovery } from './discovery';
 
@@ -516,7 +517,7 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, batches.length) }, worker));
     if (failed.length > 0) throw new RtsJoinError(failed.sort((a, b) => a - b), errors, result);
-    this.log('info', { correlationId, batches: batches.length, experts: experts.length }, 'join uploaded');
+    this.log('info', { correlationId: loggableId(correlationId), batches: batches.length, experts: experts.length }, 'join uploaded');
     return result;
   }
 
@@ -584,12 +585,18 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     const groupId = uplinkGroupId(envelope);
     const message = { body: encoded.body, applicationProperties, messageId: envelope.id, correlationId: envelope.correlationId, subject: envelope.type, ...(groupId ? { groupId } : {}) };
     const deadline = performance.now() + this.sendTimeoutMs;
+    // The system's record of what it sent, by the ids the hub's 'uplink message handled' line has (README, "Tracing a
+    // consultation or a message"); the Python client logs the same line. A correlation id or consultation id that may
+    // hold a CPR number, glued into other digits too, is left out (loggableId), as in the hub's lines.
+    const sent = Object.fromEntries(
+      Object.entries({ id: envelope.id, type: envelope.type, correlationId: loggableId(envelope.correlationId), consultationId: loggableId(consultationIdOf(envelope)), queue: this.uplinkQueue }).filter(([, v]) => v !== undefined),
+    );
     let attempts = 0;
     for (;;) {
       attempts += 1;
       try {
         await this.sender.send(this.uplinkQueue, message);
-        if (attempts > 1) this.log('info', { id: envelope.id, type: envelope.type, attempts }, 'uplink message accepted after resending');
+        this.log('info', { ...sent, attempts }, 'uplink message sent');
         return;
       } catch (error) {
         const retryable = error instanceof SendError && error.retryable && error.reason !== 'timeout';
@@ -730,7 +737,7 @@ class SdkSubscription implements Subscription {
     // ids the hub's 'downlink message sent' line has. Directory messages (every change of every system) are not.
     const consultationId = consultationIdOf(envelope);
     if (consultationId !== undefined) {
-      this.log('info', { id: envelope.id, type: envelope.type, correlationId: envelope.correlationId, consultationId }, 'downlink message handled');
+      this.log('info', { id: envelope.id, type: envelope.type, correlationId: loggableId(envelope.correlationId), consultationId }, 'downlink message handled');
     }
     return outcome;
   }

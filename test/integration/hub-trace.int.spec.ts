@@ -198,6 +198,23 @@ test("the expert system's side, with the SDK: the offer its handler took, and on
     // And the operator finds it on the dead letter queue by the same id.
     await until('on the dead letter queue', async () => (await getJson(hub.url, `/dead-letters/${String(sentDropped['id'])}`)).status === 200, 30_000, 200, detail);
     expect(JSON.stringify(sdkLines)).not.toContain(QUESTION);
+
+    // What the system sends: one info line per message the broker accepted, by the id the hub's line has.
+    const changed = await client.changeExpert('e1', profile(2, { availability: 'limited' }), { correlationId: 'desk-1099' });
+    expect(sdkLines.filter((l) => l['msg'] === 'uplink message sent' && l['id'] === changed)).toEqual([
+      { level: 'info', msg: 'uplink message sent', systemId: 'city-b', id: changed, type: 'expert.changed', correlationId: 'desk-1099', queue: 'rts.uplink', attempts: 1 },
+    ]);
+    expect(await oneLine('uplink message handled', { id: changed })).toMatchObject({ type: 'expert.changed', systemId: 'city-b', correlationId: 'desk-1099' });
+    // A correlation id the contract lets through (no CPR number standing alone) but with one glued into its digits
+    // stays out of the line, as it does out of the hub's.
+    const glued = await client.changeExpert('e1', profile(3, { availability: 'limited' }), { correlationId: 'order-202512481234' });
+    const gluedLine = sdkLines.find((l) => l['msg'] === 'uplink message sent' && l['id'] === glued);
+    expect(gluedLine).toMatchObject({ type: 'expert.changed', attempts: 1 });
+    expect(gluedLine).not.toHaveProperty('correlationId');
+    expect(JSON.stringify(sdkLines)).not.toContain('2512481234');
+    const gluedHandled = await oneLine('uplink message handled', { id: glued });
+    expect(gluedHandled).toMatchObject({ type: 'expert.changed', systemId: 'city-b', outcome: 'applied' });
+    expect(gluedHandled).not.toHaveProperty('correlationId');
   } finally {
     await client.close();
   }

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { holdsCprNumber, mayHoldCprDigits, redactCprDigits } from '../../src/domain/monitoring/cpr-like';
+import { holdsCprNumber, loggableId, mayHoldCprDigits, redactCprDigits } from '../../src/domain/monitoring/cpr-like';
 import { patientSubject } from '../../src/application/access/patient-subject';
 import { uuidToOid } from '../../src/application/ids';
 import { decodePercentUtf8, problemInstance } from '../../src/adapters/http/problem';
@@ -254,5 +254,26 @@ describe("a problem's instance (problemInstance): decoded as UTF-8, then redacte
     expect(both('3201481234')).toMatchObject({ refused: false, replaced: false });
     expect(redactCprDigits('3201481234', R)).toBe('3201481234');
     expect(redactCprDigits('3201481234', R, { wholeAnyDate: true })).toBe(R);
+  });
+});
+
+describe('loggableId: an id as it may go into a log line', () => {
+  it('keeps ids, the hub\'s random ones whatever their digits, and an id with digits that read as no CPR number', () => {
+    const uuid = randomUUID();
+    for (const id of ['desk-1099', 'corr-17', uuid, `corr-${uuid}`, 'order-17-2026', 'city-b:e1', 'a/b.c_d:e-f']) expect(loggableId(id)).toBe(id);
+  });
+
+  it('leaves out what the contracts take but may hold a CPR number glued into other digits, as the views redact it', () => {
+    // holdsCprNumber lets these through (no CPR number standing alone), so a message or a consultation carries them.
+    for (const id of ['order-202512481234', '12512481234', 'order-202612021030-17']) {
+      expect(holdsCprNumber(id)).toBe(false);
+      expect(loggableId(id)).toBeUndefined();
+    }
+    expect(loggableId('251248-1234')).toBeUndefined();
+  });
+
+  it('leaves out what is no id: other characters, empty, too long, not a string', () => {
+    for (const value of ['', 'a b', 'x'.repeat(101), 'naïve', '<script>', 17, null, undefined, { id: 'x' }]) expect(loggableId(value)).toBeUndefined();
+    expect(loggableId('x'.repeat(100))).toBe('x'.repeat(100));
   });
 });

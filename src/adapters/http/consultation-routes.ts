@@ -13,6 +13,7 @@ import {
   MIN_DEADLINE_SECONDS,
   homeSystemOf,
 } from '../../domain/consultation/consultation';
+import { loggableId } from '../../domain/monitoring/cpr-like';
 import { ForbiddenError, NotFoundError } from '../../domain/shared/errors';
 import { logConsultationErasure } from '../backup/erasure-log-line';
 import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
@@ -161,7 +162,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
       if (typeof id !== 'string' || !CONSULTATION_ID_PATTERN.test(id)) return;
       const correlationId = await consultations.correlationIdOf(id);
       // And the consultation id (a UUID): the id the applicant's and the expert's desks quote.
-      if (correlationId !== null) request.log = request.log.child({ consultationId: id, correlationId });
+      if (correlationId !== null) request.log = request.log.child({ consultationId: id, correlationId: loggableId(correlationId) });
     },
   };
 

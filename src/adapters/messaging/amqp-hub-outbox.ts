@@ -4,6 +4,7 @@ import type { ConsultationOutbox } from '../../application/consultation/consulta
 import type { DownlinkOutbox, PreparedDownlink } from '../../application/ports/downlink-outbox';
 import type { HeldDownlinks } from '../../application/downlink/held-downlinks';
 import type { OutgoingMessage } from '../amqp/durable-sender';
+import { loggableId } from '../../domain/monitoring/cpr-like';
 import { JoseError } from '../crypto/jose-codec';
 import { ContractViolationError } from './envelope';
 import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from './hub-codec';
@@ -59,7 +60,7 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
     if (prepared.kind === 'ready') return prepared.send();
     if (prepared.kind === 'no_key') {
       const e = envelope as HubDownlinkEnvelope;
-      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, reason: 'no_encryption_key' }, 'downlink message undeliverable: the system has no valid encryption key; skipped');
+      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: loggableId(e.correlationId), reason: 'no_encryption_key' }, 'downlink message undeliverable: the system has no valid encryption key; skipped');
     }
   }
 
@@ -87,7 +88,7 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
     const consultationId = consultationIdOf(e);
     const about: Record<string, string> = consultationId === undefined ? {} : { consultationId };
     if (size > MAX_DOWNLINK_BODY_BYTES) {
-      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, ...about, reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
+      this.logger?.error({ id: e.id, type: e.type, systemId: e.systemId, correlationId: loggableId(e.correlationId), consultationId: loggableId(consultationId), reason: 'too_large', size }, 'downlink message undeliverable: larger than the broker takes; skipped');
       return UNDELIVERABLE;
     }
     return {
@@ -111,8 +112,8 @@ export class AmqpHubOutbox implements DownlinkOutbox, ConsultationOutbox {
         // A consultation's messages at info (a few per case): the line an operator finds by the consultation id or
         // the request id that became its correlation id. A directory change goes to every joined system (a join of
         // 10,000 experts is 10,000 lines per system): at debug.
-        if (consultationId !== undefined) this.logger?.info?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, consultationId, queue }, 'downlink message sent');
-        else this.logger?.debug?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: e.correlationId, queue }, 'downlink message sent');
+        if (consultationId !== undefined) this.logger?.info?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: loggableId(e.correlationId), consultationId: loggableId(consultationId), queue }, 'downlink message sent');
+        else this.logger?.debug?.({ id: e.id, type: e.type, systemId: e.systemId, correlationId: loggableId(e.correlationId), queue }, 'downlink message sent');
       },
     };
   }

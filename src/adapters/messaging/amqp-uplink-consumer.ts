@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Message } from 'rhea';
 import type { UplinkEnvelope } from '../../application/directory/directory-messages';
+import { loggableId } from '../../domain/monitoring/cpr-like';
 import { RtsError } from '../../domain/shared/errors';
 import type { AmqpConnection } from '../amqp/connection';
 import { DurableSender } from '../amqp/durable-sender';
@@ -190,22 +191,23 @@ export const uplinkMessageHandler = (
   };
 
   async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, notify: boolean, attempt: number): Promise<HandlerOutcome> {
-    // The envelope passed the contract: its id is a UUID, its correlation id and consultation id refuse CPR numbers.
-    const trace: { id: string; type: string; systemId: string; correlationId: string; consultationId?: string } = {
+    // The envelope passed the contract: its id is a UUID, its correlation id and consultation id refuse a CPR number
+    // standing alone. One glued into other digits passes there, and is left out of the lines (loggableId).
+    const trace: { id: string; type: string; systemId: string; correlationId?: string; consultationId?: string } = {
       id: envelope.id,
       type: envelope.type,
       systemId: envelope.systemId,
-      correlationId: envelope.correlationId,
+      correlationId: loggableId(envelope.correlationId),
     };
     try {
       let result: unknown;
       if (isConsultationType(envelope.type)) {
         if (!routes.consultations) return { deadLetter: 'unsupported_type: this hub does not handle consultations' };
         const consultationId = (envelope as ConsultationUplinkEnvelope).payload.consultationId;
-        trace.consultationId = consultationId;
+        trace.consultationId = loggableId(consultationId);
         // One correlation id follows a consultation through the log: its own, whatever this envelope says.
         const own = await routes.consultations.correlationIdOf?.(consultationId);
-        if (own) trace.correlationId = own;
+        if (own) trace.correlationId = loggableId(own);
         result = await routes.consultations.handleUplink(envelope as ConsultationUplinkEnvelope);
       } else {
         result = await uplink.handleUplink(envelope as UplinkEnvelope);

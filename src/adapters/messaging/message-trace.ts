@@ -1,9 +1,6 @@
 import type { Message } from 'rhea';
-import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
+import { loggableId } from '../../domain/monitoring/cpr-like';
 
-/** A value a sender set that may go into a log line: an id's characters only, and nothing that may hold a CPR number. */
-const loggable = (value: unknown): string | undefined =>
-  typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && !mayHoldCprDigits(value) ? value : undefined;
 
 /** Our envelope id as readable from a message body, when it is JSON with a plain `id` string. */
 export const envelopeIdOf = (body: unknown): string | undefined => {
@@ -30,11 +27,11 @@ export type MessageTrace = Readonly<{ id?: string; type?: string; systemId?: str
 export const messageTraceOf = (message: Pick<Message, 'body' | 'application_properties'>): MessageTrace => {
   const props = message.application_properties ?? {};
   const fields = {
-    id: loggable(props['messageId']) ?? loggable(envelopeIdOf(message.body)),
-    type: loggable(props['type']),
-    systemId: loggable(props['systemId']),
-    correlationId: loggable(props['correlationId']),
-    consultationId: loggable(props['consultationId']),
+    id: loggableId(props['messageId']) ?? loggableId(envelopeIdOf(message.body)),
+    type: loggableId(props['type']),
+    systemId: loggableId(props['systemId']),
+    correlationId: loggableId(props['correlationId']),
+    consultationId: loggableId(props['consultationId']),
   };
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
 };

@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import { loggableId } from '../../domain/monitoring/cpr-like';
 import { uuidV5 } from '../ids';
 import type { ProjectorLogger } from '../projector';
 import { RepeatedFailureLog } from '../repeated-failure-log';
@@ -89,7 +90,7 @@ export class Deadlines {
         }
       } catch (error) {
         // One failing timer must not hold up the others; it is due again on the next poll.
-        this.deps.logger?.warn({ err: error, kind: c.kind, consultationId: c.consultationId, correlationId: correlationOf.get(c.consultationId) }, 'consultation timer failed; retrying on the next poll');
+        this.deps.logger?.warn({ err: error, kind: c.kind, consultationId: c.consultationId, correlationId: loggableId(correlationOf.get(c.consultationId)) }, 'consultation timer failed; retrying on the next poll');
       }
     }
     return changed;

@@ -165,6 +165,16 @@ export const holdsCprNumber = (text: string): boolean => anyNumberHoldsCpr(text,
 export const mayHoldCprDigits = (text: string): boolean => anyNumberHoldsCpr(text, 'window');
 
 /**
+ * An id as it may go into a log line: 1-100 characters of A-Z a-z 0-9 . _ : / - and nothing that may hold a CPR
+ * number (mayHoldCprDigits: a redaction, so digits glued into a longer run count too); else undefined, and the line
+ * leaves the field out. For ids a caller chose (a correlation id, an id a sender set): the contracts refuse only a
+ * CPR number bounded by non-digits (holdsCprNumber), so a correlation id they take may still carry one glued to
+ * other digits, as a caller's X-Request-Id may (which the hub replaces instead).
+ */
+export const loggableId = (value: unknown): string | undefined =>
+  typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && !mayHoldCprDigits(value) ? value : undefined;
+
+/**
  * `text` with each number that may hold a CPR number (mayHoldCprDigits) replaced, as a whole (from its first digit to
  * its last), by `replacement`: nothing else is touched, so a UUID's hex groups, the letters next to a number and the
  * separators around it stay as they were. With `wholeAnyDate` (an echo of what a caller typed: a problem's
