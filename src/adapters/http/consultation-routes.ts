@@ -192,7 +192,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     );
     // The request's log line names what it made: the request id alone could be tied to the consultation only through
     // the correlation id, and a repeat answers with the first request's correlation id, not its own request id.
-    request.log = request.log.child({ consultationId: consultation.consultationId, correlationId: consultation.correlationId });
+    request.log = request.log.child({ consultationId: consultation.consultationId, correlationId: loggableId(consultation.correlationId) });
     return reply.code(created ? 201 : 200).header('location', `/consultations/${consultation.consultationId}`).send(consultationDto(consultation));
   });
 

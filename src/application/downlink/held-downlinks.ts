@@ -1,5 +1,6 @@
 import type { ConsultationDownlinkEnvelope } from '../consultation/consultation-messages';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
+import { loggableId } from '../../domain/monitoring/cpr-like';
 import type { DownlinkEnvelope } from '../directory/directory-messages';
 import { uuidV5 } from '../ids';
 import type { Clock } from '../ports/clock';
@@ -238,7 +239,7 @@ export class HeldDownlinks {
       if (!result.idempotent) {
         this.deps.onHeld?.(reason);
         this.deps.logger?.warn(
-          { id, type, systemId, correlationId, ...about, reason, heldVersion: result.nextExpectedVersion.toString() },
+          { id, type, systemId, correlationId: loggableId(correlationId), ...about, reason, heldVersion: result.nextExpectedVersion.toString() },
           reason === 'no_encryption_key'
             ? 'downlink message held: the system has no valid encryption key; sent when it registers one'
             : 'downlink message held behind earlier ones the system has not been sent yet',
