@@ -59,6 +59,19 @@ describe('a consumer stopped before the broker answered its attach', () => {
   const consumerOn = (connection: AmqpConnection, queue: string) =>
     new QueueConsumer(connection, { queue, deadLetterQueue: `${queue}.dlq`, handler: async () => 'accept' });
 
+  /** A consumer whose attach is on its way (and not answered), stopped: its start() rejects as stopped. */
+  const stoppedBeforeAnswer = async (connection: AmqpConnection, queue: string): Promise<QueueConsumer> => {
+    const stuck = consumerOn(connection, queue);
+    const started = stuck.start(null).then(
+      () => 'attached',
+      (error: Error) => error.message,
+    );
+    await sleep(500);
+    await stuck.stop(0);
+    expect(await started).toMatch(/stopped before the broker answered its attach/);
+    return stuck;
+  };
+
   /** Drops the proxy's connections and waits for the client's next one. */
   const reconnect = async (connection: AmqpConnection) => {
     const again = new Promise<void>((resolve) => connection.once('connected', () => resolve()));
@@ -76,14 +89,7 @@ describe('a consumer stopped before the broker answered its attach', () => {
     await until('the witness counted', async () => (await consumersOn(queue)) === 1, 15_000);
 
     proxy.deafen();
-    const stuck = consumerOn(connection, queue);
-    const started = stuck.start(null).then(
-      () => 'attached',
-      (error: Error) => error.message,
-    );
-    await sleep(500);
-    await stuck.stop(0);
-    expect(await started).toMatch(/stopped before the broker answered its attach/);
+    const stuck = await stoppedBeforeAnswer(connection, queue);
 
     await reconnect(connection);
     await until('the witness attached again', () => witness.attached(), 15_000);
@@ -97,14 +103,7 @@ describe('a consumer stopped before the broker answered its attach', () => {
     const connection = await connectThroughProxy();
     const queue = `rts.test.stopped-late.${randomUUID().slice(0, 8)}`;
     proxy.hold();
-    const stuck = consumerOn(connection, queue);
-    const started = stuck.start(null).then(
-      () => 'attached',
-      (error: Error) => error.message,
-    );
-    await sleep(500);
-    await stuck.stop(0);
-    expect(await started).toMatch(/stopped before the broker answered its attach/);
+    const stuck = await stoppedBeforeAnswer(connection, queue);
 
     proxy.release();
     // The broker now takes the attach and answers it: the consumer exists on the broker for a moment at most.
