@@ -24,11 +24,30 @@ const auth = async (url: string, patientId: string): Promise<Record<string, stri
   return { authorization: `Bearer ${tokens.get(key)}` };
 };
 
-const upload = async (url: string, u: Upload): Promise<{ status: number; uniqueId?: string }> => {
+const upload = async (url: string, u: Upload): Promise<{ status: number; uniqueId?: string; requestId?: string }> => {
   const headers = { 'content-type': 'application/json', ...(await auth(url, u.patientId)) };
   const res = await fetch(`${url}/observations`, { method: 'POST', headers, body: JSON.stringify(u), signal: AbortSignal.timeout(10_000) });
   const body = (await res.json()) as { uniqueId?: string };
-  return { status: res.status, uniqueId: body.uniqueId };
+  return { status: res.status, uniqueId: body.uniqueId, requestId: res.headers.get('x-request-id') ?? undefined };
+};
+
+type AuditItem = { action: string; requestId: string; outcome: string; status: number };
+/** Every audit event of one patient in the last days, page by page. */
+const auditOf = async (url: string, operator: string, patient: string): Promise<AuditItem[]> => {
+  const items: AuditItem[] = [];
+  let cursor: string | undefined;
+  do {
+    const res = await fetch(`${url}/audit/search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${operator}` },
+      body: JSON.stringify({ patient, ...(cursor ? { cursor } : {}) }),
+    });
+    expect(res.status).toBe(200);
+    const page = (await res.json()) as { items: AuditItem[]; truncated: boolean; nextCursor?: string };
+    items.push(...page.items);
+    cursor = page.truncated ? page.nextCursor : undefined;
+  } while (cursor);
+  return items;
 };
 
 const observationsOf = async (url: string, patientId: string): Promise<{ uniqueId: string }[]> => {
@@ -48,7 +67,7 @@ describe('durability: kill -9 during uploads (e2e)', () => {
 
   it('keeps every acknowledged upload exactly once across a SIGKILL and restart', async () => {
     hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn', ...UNTHROTTLED } });
-    const acknowledged = new Map<string, { upload: Upload; uniqueId: string }>();
+    const acknowledged = new Map<string, { upload: Upload; uniqueId: string; requestId: string }>();
     const unknown: Upload[] = []; // in flight when the process died: outcome unknown to the client
     let seq = 0;
     const worker = async (): Promise<void> => {
@@ -63,7 +82,7 @@ describe('durability: kill -9 during uploads (e2e)', () => {
         };
         try {
           const r = await upload(hub!.url, u);
-          if (r.status === 201 || r.status === 200) acknowledged.set(u.observationId, { upload: u, uniqueId: r.uniqueId! });
+          if (r.status === 201 || r.status === 200) acknowledged.set(u.observationId, { upload: u, uniqueId: r.uniqueId!, requestId: r.requestId! });
           else throw new Error(`unexpected status ${r.status}`);
         } catch (error) {
           if ((error as Error).message.startsWith('unexpected')) throw error;
@@ -90,12 +109,25 @@ describe('durability: kill -9 during uploads (e2e)', () => {
     expect(stored.size).toBeGreaterThanOrEqual(acknowledged.size);
     expect(stored.size).toBeLessThanOrEqual(acknowledged.size + unknown.length);
 
+    // A write is answered only once its audit event is stored: each acknowledged upload's is there after the kill,
+    // under its request id, and the hash chains are whole (the kill cut no chain in the middle of an append).
+    const operator = await devToken(hub.url, { role: 'operator' });
+    const verify = (await (await fetch(`${hub.url}/audit/verify`, { headers: { authorization: `Bearer ${operator}` } })).json()) as { ok: boolean; breaks: unknown[]; events: number };
+    expect(verify).toMatchObject({ ok: true, breaks: [] });
+    expect(verify.events).toBeGreaterThanOrEqual(acknowledged.size);
+    const writes = new Set<string>();
+    for (const p of PATIENTS) {
+      for (const e of await auditOf(hub.url, operator, p)) if (e.action === 'observations.write' && e.outcome === 'allowed' && (e.status === 201 || e.status === 200)) writes.add(e.requestId);
+    }
+    const unaudited = [...acknowledged.values()].filter((a) => !writes.has(a.requestId));
+    expect(unaudited).toEqual([]);
+
     // The client retries what it never heard back about: each lands exactly once, already-stored ones answer 200.
     for (const u of unknown) expect([200, 201]).toContain((await upload(hub.url, u)).status);
     // And a retry of an acknowledged upload stores nothing new.
     const [first] = acknowledged.values();
     const again = await upload(hub.url, first!.upload);
-    expect(again).toEqual({ status: 200, uniqueId: first!.uniqueId });
+    expect({ status: again.status, uniqueId: again.uniqueId }).toEqual({ status: 200, uniqueId: first!.uniqueId });
     let total = 0;
     for (const p of PATIENTS) total += (await observationsOf(hub.url, p)).length;
     expect(total).toBe(acknowledged.size + unknown.length);
