@@ -3,11 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { devToken, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
- * The hub as a user runs it (dist/, a child process), killed with SIGKILL during a stream of uploads: every
- * upload that got a 2xx is there after restart, and none is there twice.
+ * The hub as a user runs it (dist/, a child process), killed with SIGKILL during a stream of uploads, on the embedded
+ * SQLite store and on PostgreSQL: every upload that got a 2xx is there after restart, none is there twice, and each
+ * has its audit event in chains that verify whole.
  */
 const PATIENTS = ['251248-1234', '010190-2345', '150675-3456', '280261-0123'];
 const T0 = Date.parse('2026-11-20T08:00:00Z');
@@ -56,17 +58,32 @@ const observationsOf = async (url: string, patientId: string): Promise<{ uniqueI
   return ((await res.json()) as { observations: { uniqueId: string }[] }).observations;
 };
 
-describe('durability: kill -9 during uploads (e2e)', () => {
+/** The store of the killed hub: the embedded default, or a fresh schema in the machine's PostgreSQL. */
+const PG_URL = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+const PG_SCHEMA = `rts_durability_${process.pid}_${randomUUID().slice(0, 8)}`;
+const STORES: ReadonlyArray<readonly [string, Record<string, string>]> = [
+  ['SQLite', {}],
+  // Dev-login is on by default only for the embedded profile; the tokens here come from it all the same.
+  ['PostgreSQL', { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: PG_URL, RTS_POSTGRES_SCHEMA: PG_SCHEMA, RTS_AUTH_DEV_LOGIN: 'on' }],
+];
+
+describe.each(STORES)('durability: kill -9 during uploads, on %s (e2e)', (store, storeEnv) => {
   const data = tempDataDir();
   let hub: HubProcess | undefined;
 
   afterAll(async () => {
     await hub?.kill();
     data.remove();
+    if (store === 'PostgreSQL') {
+      const admin = new Client({ connectionString: PG_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
+      await admin.end();
+    }
   });
 
   it('keeps every acknowledged upload exactly once across a SIGKILL and restart', async () => {
-    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn', ...UNTHROTTLED } });
+    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn', ...UNTHROTTLED, ...storeEnv } });
     const acknowledged = new Map<string, { upload: Upload; uniqueId: string; requestId: string }>();
     const unknown: Upload[] = []; // in flight when the process died: outcome unknown to the client
     let seq = 0;
@@ -98,7 +115,7 @@ describe('durability: kill -9 during uploads (e2e)', () => {
     await Promise.all(workers);
     expect(acknowledged.size).toBeGreaterThanOrEqual(300);
 
-    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn', ...UNTHROTTLED } });
+    hub = await startHub({ dataDir: data.dir, env: { RTS_LOG_LEVEL: 'warn', ...UNTHROTTLED, ...storeEnv } });
     const stored = new Map<string, number>();
     for (const p of PATIENTS) for (const o of await observationsOf(hub.url, p)) stored.set(o.uniqueId, (stored.get(o.uniqueId) ?? 0) + 1);
 
