@@ -588,15 +588,17 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     // The system's record of what it sent, by the ids the hub's 'uplink message handled' line has (README, "Tracing a
     // consultation or a message"); the Python client logs the same line. A correlation id or consultation id that may
     // hold a CPR number, glued into other digits too, is left out (loggableId), as in the hub's lines.
-    const sent = Object.fromEntries(
-      Object.entries({ id: envelope.id, type: envelope.type, correlationId: loggableId(envelope.correlationId), consultationId: loggableId(consultationIdOf(envelope)), queue: this.uplinkQueue }).filter(([, v]) => v !== undefined),
-    );
+    // Its ids are checked only where a logger takes info lines.
+    const sent = (attempts: number) =>
+      Object.fromEntries(
+        Object.entries({ id: envelope.id, type: envelope.type, correlationId: loggableId(envelope.correlationId), consultationId: loggableId(consultationIdOf(envelope)), queue: this.uplinkQueue, attempts }).filter(([, v]) => v !== undefined),
+      );
     let attempts = 0;
     for (;;) {
       attempts += 1;
       try {
         await this.sender.send(this.uplinkQueue, message);
-        this.log('info', { ...sent, attempts }, 'uplink message sent');
+        if (this.logger.info) this.log('info', sent(attempts), 'uplink message sent');
         return;
       } catch (error) {
         const retryable = error instanceof SendError && error.retryable && error.reason !== 'timeout';
