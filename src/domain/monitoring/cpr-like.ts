@@ -172,7 +172,9 @@ export const mayHoldCprDigits = (text: string): boolean => anyNumberHoldsCpr(tex
  * other digits, as a caller's X-Request-Id may (which the hub replaces instead).
  */
 export const loggableId = (value: unknown): string | undefined =>
-  typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && !mayHoldCprDigits(value) ? value : undefined;
+  typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && (WHOLE_UUID.test(value) || !mayHoldCprDigits(value)) ? value : undefined;
+/** A UUID as the whole value: never a match (the hub's own ids, above), and the commonest id; answered without the scan. */
+const WHOLE_UUID = new RegExp(`^${UUID_TEXT}$`);
 
 /**
  * `text` with each number that may hold a CPR number (mayHoldCprDigits) replaced, as a whole (from its first digit to
