@@ -337,6 +337,45 @@ describe('AuditTrail queries, page by page', () => {
     expect((await trail.byPatient('p12', search({ from: new Date(T0 + 12_001) }))).items.map((e) => e.requestId)).toEqual(['r-35']);
   });
 
+  it('finds who read or acted on one resource, in every chain and across midnight, oldest first, page by page', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    const consultation = '6f1c0d7e-3b1a-4c59-9a0e-2d4b8f6a1c35';
+    // 60 events of 23 patients and 3 callers over both days; every fifth is about the consultation, the others about
+    // another consultation, a document or nothing.
+    const resourceOf = (i: number): string | null => (i % 5 === 0 ? consultation : i % 5 === 1 ? '1.2.208.176.7.1.1' : i % 5 === 2 ? '00000000-0000-4000-8000-000000000001' : null);
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) => trail.record({ ...entry(i, `p${i % 23}`, iso(T0 + i * 1000)), subject: `caller-${i % 3}`, resource: resourceOf(i), ...(i % 10 === 5 ? { patientKey: null } : {}) })),
+    );
+    const ours = Array.from({ length: 12 }, (_, j) => `r-${j * 5}`);
+    const whole = await trail.byResource(consultation, search());
+    expect(whole).toMatchObject({ truncated: false, next: null, days: ['2026-11-29', '2026-11-30'] });
+    expect(whole.items.map((e) => e.requestId)).toEqual(ours); // oldest first, across chains and days
+    expect(new Set(whole.items.map((e) => auditPartition(e))).size).toBeGreaterThan(1);
+    expect(whole.items.every((e) => e.resource === consultation)).toBe(true);
+    const pages = await all((after) => trail.byResource(consultation, search({ limit: 5, after })));
+    expect(pages.map((p) => p.items.length)).toEqual([5, 5, 2]);
+    expect(pages.flatMap((p) => p.items)).toEqual(whole.items);
+    // A document's events, bounded by instant; and a resource nothing names.
+    expect((await trail.byResource('1.2.208.176.7.1.1', search({ from: new Date(T0 + 11_000), to: new Date(T0 + 31_000) }))).items.map((e) => e.requestId)).toEqual(['r-11', 'r-16', 'r-21', 'r-26']);
+    expect((await trail.byResource('1.2.208.176.7.1.2', search())).items).toEqual([]);
+  });
+
+  it('finds what one request did: its events, also several of one request, and nothing of the others', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    await fill(trail, 40, 0);
+    // One request that was audited twice (e.g. a refusal and a later event under the same X-Request-Id), in two chains.
+    await trail.record({ ...entry(100, 'p3', iso(T0 + 50_000)), requestId: 'desk-1003' });
+    await trail.record({ ...entry(101, 'p4', iso(T0 + 51_000)), requestId: 'desk-1003' });
+    const page = await trail.byRequestId('desk-1003', search());
+    expect(page.items.map((e) => [e.requestId, e.patientKey])).toEqual([['desk-1003', 'p3'], ['desk-1003', 'p4']]);
+    expect(auditPartition(page.items[0]!)).not.toBe(auditPartition(page.items[1]!));
+    expect((await trail.byRequestId('r-7', search())).items.map((e) => e.at)).toEqual([iso(T0 + 7_000)]);
+    expect((await trail.byRequestId('r-7', search({ from: new Date(T0 + 7_001) }))).items).toEqual([]);
+    const first = await trail.byRequestId('desk-1003', search({ limit: 1 }));
+    expect(first.truncated).toBe(true);
+    expect((await trail.byRequestId('desk-1003', search({ limit: 1, after: first.next! }))).items.map((e) => e.patientKey)).toEqual(['p4']);
+  });
+
   it('refuses an empty or reversed interval, one over 31 days, and a position outside the days asked for', async () => {
     const trail = new AuditTrail({ store: new InMemoryEventStore() });
     const code = (p: Promise<unknown>) => p.then(() => null, (e: { code?: string }) => e.code);

@@ -324,7 +324,25 @@ export class AuditTrail {
    * user on a busy hub read every audited request of that week. The answer is the same either way.
    */
   async bySubject(subject: string, search: AuditSearch): Promise<AuditPage> {
-    return this.page(Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p), (e) => e.subject === subject, search, { field: 'subject', value: subject });
+    return this.page(ALL_PARTITIONS, (e) => e.subject === subject, search, { field: 'subject', value: subject });
+  }
+
+  /**
+   * One page of the audit events about one resource (a document's uniqueId or a consultation's id, as the trail
+   * records them in `resource`) in [from, to), oldest first (see `page`): who read or acted on it. A resource's
+   * events are in every chain of a day (the chain follows the patient or the caller), so all eight are merged, as
+   * for a user. Read by walking the chains (no index: the investigator's occasional question, see README "Cost").
+   */
+  async byResource(resource: string, search: AuditSearch): Promise<AuditPage> {
+    return this.page(ALL_PARTITIONS, (e) => e.resource === resource, search);
+  }
+
+  /**
+   * One page of the audit events of one request (its request id, X-Request-Id) in [from, to), oldest first (see
+   * `page`): what that request did. Mostly one event; all eight chains of each day are merged, as for a user.
+   */
+  async byRequestId(requestId: string, search: AuditSearch): Promise<AuditPage> {
+    return this.page(ALL_PARTITIONS, (e) => e.requestId === requestId, search);
   }
 
   /**
@@ -482,6 +500,9 @@ export class AuditTrail {
     }
   }
 }
+
+/** Every chain's partition, for a search whose events may be in any chain of a day. */
+const ALL_PARTITIONS: readonly number[] = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p);
 
 /** The chains of one day, in partition order. */
 const chainsOf = (day: string): string[] => Array.from({ length: AUDIT_PARTITIONS }, (_, p) => auditStreamName(day, p));
