@@ -1,5 +1,5 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, auditStreamOf, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
 import type { EventStore } from '../../src/application/ports/event-store';
@@ -423,7 +423,7 @@ describe('verifyDaysOf: the days a verification walks', () => {
   });
 });
 
-describe('AuditTrail.byPatient and bySubject through the store\'s indexes of audit events by field', () => {
+describe('AuditTrail\'s searches through the store\'s indexes of audit events by field, and its scan by resource and request id', () => {
   const T0 = Date.parse('2026-11-29T23:59:50.000Z');
   const iso = (ms: number) => new Date(ms).toISOString();
   /**
@@ -514,6 +514,93 @@ describe('AuditTrail.byPatient and bySubject through the store\'s indexes of aud
     await fill(new AuditTrail({ store }), 2_300, 0); // 460 events of each of 5 users, in every chain of both days
     // Without the index, the same answer read every chain of both days whole.
     await expectSearchThroughIndex(store, indexOver(store).index, { by: 'bySubject', who: 'u2', own: 460, walked: 2_300, search: search(), limit: 100 });
+  });
+
+  /** The store's scan as the SQLite and PostgreSQL adapters answer it: a window of a chain's versions, the matches only. */
+  const scanOver = (store: EventStore) => {
+    const windows: [string, bigint, bigint][] = [];
+    let handedBack = 0;
+    const index: AuditEventsByField = {
+      read: async () => {
+        throw new Error('a resource or request search has no index to read');
+      },
+      scan: async (stream, fromVersion, toVersion, field, value) => {
+        windows.push([stream, fromVersion, toVersion]);
+        const { events } = await store.readStream(stream, { fromVersion });
+        const found = events.filter((e) => e.streamVersion < toVersion && e.type === AUDIT_EVENT_TYPE && e.data[field] === value);
+        handedBack += found.length;
+        return found;
+      },
+    };
+    return { index, windows, handedBack: () => handedBack };
+  };
+  const resourceOf = (k: number): string | null => (k % 3 === 0 ? `1.2.208.${k % 4}` : null);
+
+  it.each([
+    { by: 'byResource', who: '1.2.208.1' },
+    { by: 'byRequestId', who: 'r-42' },
+  ] as const)('$by through the store\'s scan gives the same pages as reading the chains, and hands back only the matches', async ({ by, who }) => {
+    const store = new InMemoryEventStore();
+    const chains = new AuditTrail({ store });
+    const fillWithResources = (count: number, startSecond: number) =>
+      Promise.all(Array.from({ length: count }, (_, i) => chains.record({ ...entry(startSecond + i, `p${(startSecond + i) % 23}`, iso(T0 + (startSecond + i) * 1000)), resource: resourceOf(startSecond + i) })));
+    await fillWithResources(200, 0); // both days, every chain
+    const { index, windows, handedBack } = scanOver(store);
+    const scanned = new AuditTrail({ store, eventsByField: index });
+    const whole = await scanned[by](who, search());
+    expect(whole.items.length).toBeGreaterThan(0);
+    expect(whole).toEqual(await chains[by](who, search()));
+    expect(handedBack()).toBe(whole.items.length); // the chains' other events stayed in the store
+    expect(windows.length).toBeGreaterThan(0);
+    for (const limit of [1, 4]) {
+      let a = await chains[by](who, search({ limit }));
+      let b = await scanned[by](who, search({ limit }));
+      let added = 0;
+      for (;;) {
+        expect(b).toEqual(a);
+        if (!a.truncated) break;
+        if (added++ < 3) await fillWithResources(3, 400 + limit * 10 + added * 3); // new events between pages
+        a = await chains[by](who, search({ limit, after: a.next! }));
+        b = await scanned[by](who, search({ limit, after: b.next! }));
+      }
+    }
+    const bounded = search({ from: new Date(T0 + 12_000), to: new Date(T0 + 120_000), limit: 2 });
+    expect(await scanned[by](who, bounded)).toEqual(await chains[by](who, bounded));
+    expect(await scanned[by]('1.2.208.99', search())).toEqual(await chains[by]('1.2.208.99', search()));
+  });
+
+  it('scans a long chain in windows of 1,000 versions from the position on, with turns of the event loop between', async () => {
+    const store = new InMemoryEventStore();
+    const writer = new AuditTrail({ store });
+    await Promise.all(Array.from({ length: 2_500 }, (_, i) => writer.record({ ...entry(i, 'p1', '2026-11-30T08:00:00.000Z'), resource: i % 100 === 0 ? '1.2.3' : null })));
+    const { index, windows } = scanOver(store);
+    const trail = new AuditTrail({ store, eventsByField: index });
+    let turns = 0;
+    let ticking = true;
+    const tick = () => ticking && (turns++, setImmediate(tick));
+    setImmediate(tick);
+    const day = { from: new Date('2026-11-30T00:00:00Z'), to: new Date('2026-12-01T00:00:00Z'), now: new Date('2026-12-01T00:00:00Z') };
+    const first = await trail.byResource('1.2.3', { ...day, limit: 10 });
+    ticking = false;
+    expect(first.items).toHaveLength(10);
+    expect(turns).toBeGreaterThanOrEqual(2);
+    const chain = auditStreamOf(first.items[0]!);
+    expect(windows.filter(([s]) => s === chain).map(([, a, b]) => [a, b])).toEqual([[0n, 1000n], [1000n, 2000n], [2000n, 3000n]]);
+    expect(windows.filter(([s]) => s !== chain)).toEqual([]); // the day's other chains do not exist: nothing to scan
+    // The next page goes on from the position: the windows start behind the last version taken.
+    windows.length = 0;
+    const rest = await trail.byResource('1.2.3', { ...day, after: first.next! });
+    expect(rest.items).toHaveLength(15);
+    const after = first.next!.after[auditPartition(first.items[0]!)]!; // the tenth match's version: 900
+    expect(after).toBe(900n);
+    expect(windows.map(([, a, b]) => [a, b])).toEqual([[901n, 1901n], [1901n, 2901n]]); // up to the chain's last version, 2,499
+  });
+
+  it('walks the chains for a resource when the store has indexes but no scan', async () => {
+    const store = new InMemoryEventStore();
+    await new AuditTrail({ store }).record({ ...entry(1, 'p1', '2026-11-30T08:00:00.000Z'), resource: '1.2.3' });
+    const trail = new AuditTrail({ store, eventsByField: { read: async () => [] } });
+    expect((await trail.byResource('1.2.3', { from: new Date('2026-11-30T00:00:00Z'), to: null, now: new Date('2026-11-30T09:00:00Z') })).items).toHaveLength(1);
   });
 
   it('leaves verify to the chains', async () => {
