@@ -25,7 +25,8 @@ export type AuditTrailOptions = Readonly<{
   /**
    * The store's indexes of audit events by patient and by subject, where it has them (SQLite, PostgreSQL): byPatient
    * and bySubject read the patient's or the user's own events through them. Without them, byPatient reads the
-   * patient's partition chain of each day whole, bySubject every chain of each day.
+   * patient's partition chain of each day whole, bySubject every chain of each day. Their scan (no index) hands back
+   * only the events of a resource or a request as the store reads the chains (byResource, byRequestId).
    */
   eventsByField?: AuditEventsByField;
   logger?: AuditLogger;
