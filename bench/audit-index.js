@@ -16,7 +16,10 @@
  *           indexes (the chain walk) and with them (SqliteAuditEventsByField), alternating: a patient's 7-day audit
  *           search (POST /audit/search), the audit part of an export of a hub a year old (windows of 31 days over 366
  *           days, every page, as patient-export.ts reads it), and a user's 7-day search (one of the 50 users, ~1/50
- *           of the events). Figure: median ms of each.
+ *           of the events). Figure: median ms of each. Then an investigator's 7-day searches by resource (a
+ *           consultation id the probe patient's 20 events name; every fourth event names one of 1,000 others) and by
+ *           request id, which have no index: "without" walks the chains in the hub, "with" is the store's scan
+ *           (SqliteAuditEventsByField.scan: the field compared in the store, only the matches handed back).
  *
  *   node bench/audit-index.js [--only insert,record,search] [--base 2] [--rounds 7] [--batches 150] [--batch 64] [--events 50000] [--reps 15]
  *
@@ -262,6 +265,14 @@ const recordBench = async () => {
   }
 };
 
+/** The consultation the search's probe events are about (the resource search finds the 20 of the probe patient). */
+const PROBE_RESOURCE = '6f1c0d7e-3b1a-4c59-9a0e-2d4b8f6a1c35';
+/** Every fourth event of the search's store is about a resource: one of 1,000 consultations (~12 events each). */
+const withResource = (entry) => {
+  const n = Number.parseInt(createHash('md5').update(entry.requestId).digest('hex').slice(0, 8), 16);
+  return n % 4 === 0 ? { ...entry, resource: `00000000-0000-4000-8000-${String(n % 1000).padStart(12, '0')}` } : entry;
+};
+
 const searchBench = async () => {
   const events = Number(args.events ?? 50_000);
   const others = Number(args.others ?? 5_000);
@@ -276,11 +287,11 @@ const searchBench = async () => {
     for (let done = 0; done < events; ) {
       const n = Math.min(2_000, events - done);
       // Oldest first, spread evenly over the days (each day's chains hold events / days / 8 events).
-      await Promise.all(Array.from({ length: n }, (_, j) => writer.record(entryOf(done + j, keyOf(1 + ((done + j) % others)), now - days * 86_400_000 + ((done + j) * days * 86_400_000) / events))));
+      await Promise.all(Array.from({ length: n }, (_, j) => writer.record(withResource(entryOf(done + j, keyOf(1 + ((done + j) % others)), now - days * 86_400_000 + ((done + j) * days * 86_400_000) / events)))));
       done += n;
     }
     const probe = keyOf(0);
-    for (let i = 0; i < 20; i++) await writer.record(entryOf(events + i, probe, now - days * 86_400_000 + (i * days * 86_400_000) / 20 + 1));
+    for (let i = 0; i < 20; i++) await writer.record({ ...entryOf(events + i, probe, now - days * 86_400_000 + (i * days * 86_400_000) / 20 + 1), resource: PROBE_RESOURCE, requestId: `probe-${i}` });
     await writer.close();
     const chain = (await store.readStream(`audit-${new Date(now - 86_400_000).toISOString().slice(0, 10)}-0`)).events.length;
     console.log(`search: ${fmtInt(events)} audit events of ${fmtInt(others)} patients over ${days} days written in ${fmt(msSince(t0) / 1000, 1)} s (a day's chain ~${fmtInt(chain)} events); the probe patient has 20`);
@@ -291,6 +302,10 @@ const searchBench = async () => {
     const search7 = (trail) => trail.byPatient(probe, { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
     // A user's search: entryOf's subjects are clinician-0..49, each in every chain of every day.
     const user7 = (trail) => trail.bySubject('clinician-7', { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
+    // An investigator's searches: no index of resources or request ids. "Without" walks the chains in the hub (every
+    // event read and parsed), "with" has the store compare the field while it reads the chains (scan), no index.
+    const resource7 = (trail) => trail.byResource(PROBE_RESOURCE, { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
+    const request7 = (trail) => trail.byRequestId('probe-19', { from: new Date(now - 7 * 86_400_000), to: null, now: new Date(now) });
     const exportWalk = async (trail) => {
       // As patient-export.ts: from a day before the first event (here: a hub a year old) to now, windows of 31 days.
       const end = now + 1;
@@ -314,7 +329,7 @@ const searchBench = async () => {
       return { ms: msSince(t), result };
     };
     const figures = {};
-    for (const [name, fn] of [['audit search, 7 days', search7], ['export audit walk, 366 days', exportWalk], ['user audit search, 7 days', user7]]) {
+    for (const [name, fn] of [['audit search, 7 days', search7], ['export audit walk, 366 days', exportWalk], ['user audit search, 7 days', user7], ['resource audit search, 7 days (chain walk / store scan)', resource7], ['request id audit search, 7 days (chain walk / store scan)', request7]]) {
       const before = [];
       const after = [];
       let found = 0;

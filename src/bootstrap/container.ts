@@ -303,7 +303,8 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
 /**
  * The store's indexes of audit events by patient and by subject, when it has them (SQLite, PostgreSQL), for the
  * AuditTrail's byPatient and bySubject: a patient's audit search and export, and a user's audit search, then read
- * that patient's or user's own audit events, not whole chains.
+ * that patient's or user's own audit events, not whole chains. Its scan serves byResource and byRequestId (no index:
+ * the store compares the field as it reads the chains and hands back the matches only).
  */
 export const auditEventsByField = (c: Container): AuditEventsByField | undefined =>
   c.isBound(TOKENS.AuditEventsByField) ? c.get<AuditEventsByField>(TOKENS.AuditEventsByField) : undefined;

@@ -268,6 +268,13 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     expect((await api.call('POST /audit/search', '/audit/search', { token: operator, body: { patient: P, limit: 2, cursor: search.body.nextCursor } })).status).toBe(200);
     expect((await api.call('POST /audit/search', '/audit/search', { token: operator, body: { user: 'nobody' } })).status).toBe(200);
     expect((await api.call('POST /audit/search', '/audit/search', { token: operator, body: { patient: '251348-1234' } })).status).toBe(422);
+    // An investigator's searches: what one request did (the first search above), who touched a resource (the patient's
+    // read of a document that does not exist), and the shapes refused.
+    const ofRequest = await api.call('POST /audit/search', '/audit/search', { token: operator, body: { requestId: search.headers.get('x-request-id') } });
+    expect(ofRequest.body).toMatchObject({ count: 1, items: [{ action: 'audit.read', subject: expect.any(String) }] });
+    expect((await api.call('POST /audit/search', '/audit/search', { token: operator, body: { resource: '2.25.1' } })).body.count).toBeGreaterThan(0);
+    expect((await api.call('POST /audit/search', '/audit/search', { token: operator, body: { resource: P } })).body).toMatchObject({ status: 422, code: 'invalid_resource' });
+    expect((await api.call('POST /audit/search', '/audit/search', { token: operator, body: { requestId: P } })).body).toMatchObject({ status: 422, code: 'invalid_request_id' });
     expect((await api.call('GET /audit', `/audit?patient=${P}`, { token: operator })).status).toBe(200);
     expect((await api.call('GET /audit', `/audit?patient=${P}`, { token: patient })).status).toBe(403);
     const verified = await api.call('GET /audit/verify', '/audit/verify', { token: operator });

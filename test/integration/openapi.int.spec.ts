@@ -85,7 +85,10 @@ describe('the OpenAPI document and the routes the hub serves', () => {
       expect(next.responses['200'].content).toEqual(op.responses['200'].content);
       const codes = (o: any): string[] =>
         Object.entries(o.responses as Record<string, { description: string }>).filter(([status]) => Number(status) >= 400).flatMap(([, a]) => a.description.split('\n').map((part) => part.split(':')[0]!)).sort();
-      expect(codes(next)).toEqual(codes(op));
+      // POST /audit/search searches also by resource and by request id, which the deprecated GET /audit (left as it
+      // was) does not: their 422s are the successor's own.
+      const successorOnly: Readonly<Record<string, readonly string[]>> = { 'POST /audit/search': ['invalid_request_id', 'invalid_resource'] };
+      expect(codes(next)).toEqual([...codes(op), ...(successorOnly[successor] ?? [])].sort());
       expect(codes(op)).toEqual(expect.arrayContaining(['body_too_large', 'malformed_json', 'unsupported_media_type', 'invalid_request']));
     }
   });

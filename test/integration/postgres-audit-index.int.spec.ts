@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { loadMigrations, migrate } from '../../src/adapters/event-store/postgres/migrate';
-import { auditEventsByFieldSql, PostgresAuditEventsByField } from '../../src/adapters/event-store/postgres/postgres-audit-events-by-field';
+import { auditEventsByFieldSql, auditEventsScanSql, PostgresAuditEventsByField } from '../../src/adapters/event-store/postgres/postgres-audit-events-by-field';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
 import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
 import { AuditTrail } from '../../src/application/audit/audit-trail';
@@ -10,7 +10,7 @@ import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry
 import { loadConfig } from '../../src/bootstrap/config';
 import { auditEventsByField, buildContainer } from '../../src/bootstrap/container';
 import pino from 'pino';
-import { auditEntry, auditSearchOf30November, expectSearchThroughIndex, recordUsersDay } from '../support/audit-reads';
+import { auditEntry, auditSearchOf30November, expectSearchThroughIndex, expectSearchThroughScan, recordResourcesDay, recordUsersDay } from '../support/audit-reads';
 
 /**
  * The PostgreSQL store's indexes of audit events by patient (migration 003) and by subject (004): a patient's audit
@@ -52,7 +52,7 @@ const fillChain = async (store: PostgresEventStore, patient: string): Promise<vo
   await Promise.all(Array.from({ length: 4_000 }, (_, i) => writer.record(auditEntry(i, keys[i % keys.length]!))));
 };
 
-describe('PostgreSQL indexes of audit events by patient and by subject', () => {
+describe('PostgreSQL indexes of audit events by patient and by subject, and the scan by resource and request id', () => {
   it('are used by their queries (index scans of events_audit_by_patient and events_audit_by_subject, no sequential scan)', async () => {
     const schema = freshSchema();
     const store = await open(schema);
@@ -73,6 +73,34 @@ describe('PostgreSQL indexes of audit events by patient and by subject', () => {
       expect(plan).not.toContain('"Index Name":"events_stream_version_key"');
     }
   });
+
+  it('scan a window of a chain by resource or request id through the index of stream and version (no index of those fields), and hand back the matches only', async () => {
+    const schema = freshSchema();
+    const store = await open(schema);
+    await recordResourcesDay(new AuditTrail({ store }), '1.2.208.176.1');
+    await admin.query(`ANALYZE "${schema}".events`);
+    for (const field of ['resource', 'requestId'] as const) {
+      const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditEventsScanSql(store.table('events'), field)}`, [auditStreamName('2026-11-30', 3), '0', '1000', 'x']);
+      const plan = JSON.stringify(rows[0]['QUERY PLAN']);
+      expect(plan).toContain('"Index Name":"events_stream_version_key"');
+      expect(plan).not.toContain('Seq Scan');
+      // Not the partial audit indexes, whose version is behind the patient or subject: a window would read the chain's whole part of them.
+      expect(plan).not.toMatch(/events_audit_by_/);
+    }
+    const stream = auditStreamName('2026-11-30', 3);
+    const all = (await store.readStream(stream)).events;
+    const scan = new PostgresAuditEventsByField(store);
+    const window = await scan.scan(stream, 10n, 300n, 'resource', '1.2.208.176.1');
+    expect(window.map((e) => e.streamVersion)).toEqual(all.filter((e) => e.streamVersion >= 10n && e.streamVersion < 300n && e.data['resource'] === '1.2.208.176.1').map((e) => e.streamVersion));
+    expect(window.length).toBeGreaterThan(0);
+  });
+
+  it('lets byResource and byRequestId hand back only their events, with the same answers as the chain walk', async () => {
+    const store = await open(freshSchema());
+    await recordResourcesDay(new AuditTrail({ store }), '1.2.208.176.1');
+    await expectSearchThroughScan(store, new PostgresAuditEventsByField(store), { by: 'byResource', who: '1.2.208.176.1', own: 200, walked: 4_000 });
+    await expectSearchThroughScan(store, new PostgresAuditEventsByField(store), { by: 'byRequestId', who: 'r-7', own: 3, walked: 4_000, limit: 1 });
+  }, 60_000);
 
   it('lets byPatient read only the patient\'s events, with the same answer as the chain walk', async () => {
     const store = await open(freshSchema());

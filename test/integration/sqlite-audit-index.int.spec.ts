@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pino from 'pino';
 import { EVENT_STORE_MIGRATIONS, migrate } from '../../src/adapters/event-store/sqlite/schema';
-import { AUDIT_INDEX_OF_FIELD, auditEventsByFieldSql, SqliteAuditEventsByField } from '../../src/adapters/event-store/sqlite/sqlite-audit-events-by-field';
+import { AUDIT_INDEX_OF_FIELD, auditEventsByFieldSql, auditEventsScanSql, SqliteAuditEventsByField, STREAM_VERSION_INDEX } from '../../src/adapters/event-store/sqlite/sqlite-audit-events-by-field';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
 import { AuditTrail } from '../../src/application/audit/audit-trail';
 import { loadConfig } from '../../src/bootstrap/config';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { auditEventsByField, buildContainer, TOKENS } from '../../src/bootstrap/container';
-import { auditEntry, auditSearchOf30November, expectSearchThroughIndex, recordUsersDay } from '../support/audit-reads';
+import { auditEntry, auditSearchOf30November, expectSearchThroughIndex, expectSearchThroughScan, recordResourcesDay, recordUsersDay } from '../support/audit-reads';
 
 /**
  * The SQLite store's indexes of audit events by patient (migration 3) and by subject (migration 4): a patient's
@@ -36,7 +36,7 @@ const open = (file = join(dir, `${randomUUID()}.db`)): SqliteEventStore => {
 
 const partitionOf = (patientKey: string) => auditPartition({ patientKey, subject: '' });
 
-describe('SQLite indexes of audit events by patient and by subject', () => {
+describe('SQLite indexes of audit events by patient and by subject, and the scan by resource and request id', () => {
   it.each(['patientKey', 'subject'] as const)('answer the query by %s from its partial index, not by a scan', (field) => {
     const store = open();
     const index = AUDIT_INDEX_OF_FIELD[field];
@@ -128,6 +128,29 @@ describe('SQLite indexes of audit events by patient and by subject', () => {
     expect(page.items.map((e) => e.requestId)).toEqual(['r-1', 'r-2']);
     void trail.record(auditEntry(8, 'pz'));
     expect((await trail.bySubject('s-1', auditSearchOf30November())).items.map((e) => e.requestId)).toEqual(['r-1', 'r-8']);
+  });
+
+  it.each(['resource', 'requestId'] as const)('scan a window of a chain by %s through the index of stream and version, comparing the field in SQLite (no index of it)', async (field) => {
+    const store = open();
+    const plan = (store.database.prepare(`EXPLAIN QUERY PLAN ${auditEventsScanSql(field)}`).all('audit-2026-11-30-3', 0, 1000, 'x') as { detail: string }[]).map((r) => r.detail);
+    expect(plan.join('\n')).toBe(`SEARCH events USING INDEX ${STREAM_VERSION_INDEX} (stream_name=? AND stream_version>? AND stream_version<?)`);
+    // The window's versions, that field's value only, in version order, the upper bound left out.
+    const stream = 'audit-2026-11-30-1';
+    await store.appendToStream(
+      stream,
+      Array.from({ length: 12 }, (_, v) => ({ id: randomUUID(), type: AUDIT_EVENT_TYPE, data: { resource: v % 3 === 0 ? '1.2.3' : '1.2.4', requestId: v % 4 === 0 ? 'r-a' : `r-${v}` } })),
+    );
+    await store.appendToStream('other-1', [{ id: randomUUID(), type: 'SomethingElse', data: { resource: '1.2.3', requestId: 'r-a' } }]);
+    const found = await new SqliteAuditEventsByField(store).scan(stream, 1n, 9n, field, field === 'resource' ? '1.2.3' : 'r-a');
+    expect(found.map((e) => e.streamVersion)).toEqual(field === 'resource' ? [3n, 6n] : [4n, 8n]);
+  });
+
+  it('lets byResource and byRequestId hand back only their events, with the same answers as the chain walk', async () => {
+    const store = open();
+    await recordResourcesDay(new AuditTrail({ store }), '1.2.208.176.1');
+    // The resource's 200 events (and the request's 3), of the 4,000 of the day's eight chains the walk reads and parses.
+    await expectSearchThroughScan(store, new SqliteAuditEventsByField(store), { by: 'byResource', who: '1.2.208.176.1', own: 200, walked: 4_000 });
+    await expectSearchThroughScan(store, new SqliteAuditEventsByField(store), { by: 'byRequestId', who: 'r-7', own: 3, walked: 4_000, limit: 1 });
   });
 
   it('are what the container hands the hub\'s and the library\'s audit trails on the embedded store', async () => {

@@ -24,7 +24,7 @@ export const countingReads = (store: EventStore) => {
   return { counted, read: () => read, largest: () => largest };
 };
 
-/** The indexes of audit events by field, counting the events they hand back. */
+/** The indexes of audit events by field, counting the events they hand back (read and scan). */
 export const countingIndex = (index: AuditEventsByField) => {
   let read = 0;
   const counted: AuditEventsByField = {
@@ -33,6 +33,15 @@ export const countingIndex = (index: AuditEventsByField) => {
       read += events.length;
       return events;
     },
+    ...(index.scan
+      ? {
+          scan: async (...args: Parameters<NonNullable<AuditEventsByField['scan']>>) => {
+            const events = await index.scan!(...args);
+            read += events.length;
+            return events;
+          },
+        }
+      : {}),
   };
   return { index: counted, read: () => read };
 };
@@ -63,8 +72,8 @@ export const auditSearchOf30November = (over: Partial<AuditSearch> = {}): AuditS
   ...over,
 });
 
-/** Every page of a patient's (byPatient) or a user's (bySubject) search, `limit` at a time, as a cursor goes on. */
-export const pagesOf = async (trail: AuditTrail, by: 'byPatient' | 'bySubject', who: string, limit: number, search = auditSearchOf30November()): Promise<AuditPage[]> => {
+/** Every page of a patient's (byPatient), a user's (bySubject), a resource's or a request's search, `limit` at a time, as a cursor goes on. */
+export const pagesOf = async (trail: AuditTrail, by: 'byPatient' | 'bySubject' | 'byResource' | 'byRequestId', who: string, limit: number, search = auditSearchOf30November()): Promise<AuditPage[]> => {
   const pages = [await trail[by](who, { ...search, limit })];
   while (pages[pages.length - 1]!.truncated) pages.push(await trail[by](who, { ...search, limit, after: pages[pages.length - 1]!.next! }));
   return pages;
@@ -105,6 +114,50 @@ export const recordUsersDay = async (trail: AuditTrail, subject: string): Promis
   await Promise.all(
     Array.from({ length: 4_000 }, (_, i) =>
       trail.record({ ...auditEntry(i, `k${i % 37}`), subject: i % 20 === 0 ? subject : `u${i % 20}`, ...(i % 30 === 0 ? { patientKey: null } : {}) }),
+    ),
+  );
+};
+
+/**
+ * A resource's or a request's search through the store's scan answers with `own` events and hands back those only,
+ * where the chain walk reads (and parses) `walked`; of the chains themselves only each one's head is read (one event
+ * a chain, for where its scan ends); page by page, `limit` at a time, the same pages as the chain walk.
+ */
+export const expectSearchThroughScan = async (
+  store: EventStore,
+  index: AuditEventsByField,
+  query: Readonly<{ by: 'byResource' | 'byRequestId'; who: string; own: number; walked: number; search?: AuditSearch; limit?: number }>,
+): Promise<void> => {
+  const { by, who, search = auditSearchOf30November() } = query;
+  const { counted, read: readFromChains, largest } = countingReads(store);
+  const { index: countedIndex, read: handedBack } = countingIndex(index);
+  const page = await new AuditTrail({ store: counted, eventsByField: countedIndex })[by](who, search);
+  expect(page.items).toHaveLength(query.own);
+  expect(handedBack()).toBe(query.own);
+  expect(largest()).toBeLessThanOrEqual(1);
+  expect(readFromChains()).toBeLessThanOrEqual(8);
+  const { counted: walking, read: readByWalk } = countingReads(store);
+  expect(page).toEqual(await new AuditTrail({ store: walking })[by](who, search));
+  expect(readByWalk()).toBe(query.walked);
+
+  const walked = await pagesOf(new AuditTrail({ store }), by, who, query.limit ?? 64, search);
+  expect(walked.length).toBeGreaterThan(1);
+  expect(await pagesOf(new AuditTrail({ store, eventsByField: index }), by, who, query.limit ?? 64, search)).toEqual(walked);
+};
+
+/**
+ * 4,000 audit events of 2026-11-30 over all eight chains (37 patients, every thirtieth of none), one in 20 about
+ * `resource` (200), the others about 19 other documents or nothing; each its own request id r-<i>, and r-7 twice more.
+ */
+export const recordResourcesDay = async (trail: AuditTrail, resource: string): Promise<void> => {
+  await Promise.all(
+    Array.from({ length: 4_000 }, (_, i) =>
+      trail.record({
+        ...auditEntry(i, `k${i % 37}`),
+        resource: i % 20 === 0 ? resource : i % 2 === 0 ? `1.2.208.${i % 19}` : null,
+        ...(i % 30 === 0 ? { patientKey: null } : {}),
+        ...(i === 1000 || i === 3001 ? { requestId: 'r-7' } : {}),
+      }),
     ),
   );
 };

@@ -1,5 +1,5 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, auditStreamOf, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
 import type { EventStore } from '../../src/application/ports/event-store';
@@ -337,6 +337,45 @@ describe('AuditTrail queries, page by page', () => {
     expect((await trail.byPatient('p12', search({ from: new Date(T0 + 12_001) }))).items.map((e) => e.requestId)).toEqual(['r-35']);
   });
 
+  it('finds who read or acted on one resource, in every chain and across midnight, oldest first, page by page', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    const consultation = '6f1c0d7e-3b1a-4c59-9a0e-2d4b8f6a1c35';
+    // 60 events of 23 patients and 3 callers over both days; every fifth is about the consultation, the others about
+    // another consultation, a document or nothing.
+    const resourceOf = (i: number): string | null => (i % 5 === 0 ? consultation : i % 5 === 1 ? '1.2.208.176.7.1.1' : i % 5 === 2 ? '00000000-0000-4000-8000-000000000001' : null);
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) => trail.record({ ...entry(i, `p${i % 23}`, iso(T0 + i * 1000)), subject: `caller-${i % 3}`, resource: resourceOf(i), ...(i % 10 === 5 ? { patientKey: null } : {}) })),
+    );
+    const ours = Array.from({ length: 12 }, (_, j) => `r-${j * 5}`);
+    const whole = await trail.byResource(consultation, search());
+    expect(whole).toMatchObject({ truncated: false, next: null, days: ['2026-11-29', '2026-11-30'] });
+    expect(whole.items.map((e) => e.requestId)).toEqual(ours); // oldest first, across chains and days
+    expect(new Set(whole.items.map((e) => auditPartition(e))).size).toBeGreaterThan(1);
+    expect(whole.items.every((e) => e.resource === consultation)).toBe(true);
+    const pages = await all((after) => trail.byResource(consultation, search({ limit: 5, after })));
+    expect(pages.map((p) => p.items.length)).toEqual([5, 5, 2]);
+    expect(pages.flatMap((p) => p.items)).toEqual(whole.items);
+    // A document's events, bounded by instant; and a resource nothing names.
+    expect((await trail.byResource('1.2.208.176.7.1.1', search({ from: new Date(T0 + 11_000), to: new Date(T0 + 31_000) }))).items.map((e) => e.requestId)).toEqual(['r-11', 'r-16', 'r-21', 'r-26']);
+    expect((await trail.byResource('1.2.208.176.7.1.2', search())).items).toEqual([]);
+  });
+
+  it('finds what one request did: its events, also several of one request, and nothing of the others', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    await fill(trail, 40, 0);
+    // One request that was audited twice (e.g. a refusal and a later event under the same X-Request-Id), in two chains.
+    await trail.record({ ...entry(100, 'p3', iso(T0 + 50_000)), requestId: 'desk-1003' });
+    await trail.record({ ...entry(101, 'p4', iso(T0 + 51_000)), requestId: 'desk-1003' });
+    const page = await trail.byRequestId('desk-1003', search());
+    expect(page.items.map((e) => [e.requestId, e.patientKey])).toEqual([['desk-1003', 'p3'], ['desk-1003', 'p4']]);
+    expect(auditPartition(page.items[0]!)).not.toBe(auditPartition(page.items[1]!));
+    expect((await trail.byRequestId('r-7', search())).items.map((e) => e.at)).toEqual([iso(T0 + 7_000)]);
+    expect((await trail.byRequestId('r-7', search({ from: new Date(T0 + 7_001) }))).items).toEqual([]);
+    const first = await trail.byRequestId('desk-1003', search({ limit: 1 }));
+    expect(first.truncated).toBe(true);
+    expect((await trail.byRequestId('desk-1003', search({ limit: 1, after: first.next! }))).items.map((e) => e.patientKey)).toEqual(['p4']);
+  });
+
   it('refuses an empty or reversed interval, one over 31 days, and a position outside the days asked for', async () => {
     const trail = new AuditTrail({ store: new InMemoryEventStore() });
     const code = (p: Promise<unknown>) => p.then(() => null, (e: { code?: string }) => e.code);
@@ -384,7 +423,7 @@ describe('verifyDaysOf: the days a verification walks', () => {
   });
 });
 
-describe('AuditTrail.byPatient and bySubject through the store\'s indexes of audit events by field', () => {
+describe('AuditTrail\'s searches through the store\'s indexes of audit events by field, and its scan by resource and request id', () => {
   const T0 = Date.parse('2026-11-29T23:59:50.000Z');
   const iso = (ms: number) => new Date(ms).toISOString();
   /**
@@ -475,6 +514,93 @@ describe('AuditTrail.byPatient and bySubject through the store\'s indexes of aud
     await fill(new AuditTrail({ store }), 2_300, 0); // 460 events of each of 5 users, in every chain of both days
     // Without the index, the same answer read every chain of both days whole.
     await expectSearchThroughIndex(store, indexOver(store).index, { by: 'bySubject', who: 'u2', own: 460, walked: 2_300, search: search(), limit: 100 });
+  });
+
+  /** The store's scan as the SQLite and PostgreSQL adapters answer it: a window of a chain's versions, the matches only. */
+  const scanOver = (store: EventStore) => {
+    const windows: [string, bigint, bigint][] = [];
+    let handedBack = 0;
+    const index: AuditEventsByField = {
+      read: async () => {
+        throw new Error('a resource or request search has no index to read');
+      },
+      scan: async (stream, fromVersion, toVersion, field, value) => {
+        windows.push([stream, fromVersion, toVersion]);
+        const { events } = await store.readStream(stream, { fromVersion });
+        const found = events.filter((e) => e.streamVersion < toVersion && e.type === AUDIT_EVENT_TYPE && e.data[field] === value);
+        handedBack += found.length;
+        return found;
+      },
+    };
+    return { index, windows, handedBack: () => handedBack };
+  };
+  const resourceOf = (k: number): string | null => (k % 3 === 0 ? `1.2.208.${k % 4}` : null);
+
+  it.each([
+    { by: 'byResource', who: '1.2.208.1' },
+    { by: 'byRequestId', who: 'r-42' },
+  ] as const)('$by through the store\'s scan gives the same pages as reading the chains, and hands back only the matches', async ({ by, who }) => {
+    const store = new InMemoryEventStore();
+    const chains = new AuditTrail({ store });
+    const fillWithResources = (count: number, startSecond: number) =>
+      Promise.all(Array.from({ length: count }, (_, i) => chains.record({ ...entry(startSecond + i, `p${(startSecond + i) % 23}`, iso(T0 + (startSecond + i) * 1000)), resource: resourceOf(startSecond + i) })));
+    await fillWithResources(200, 0); // both days, every chain
+    const { index, windows, handedBack } = scanOver(store);
+    const scanned = new AuditTrail({ store, eventsByField: index });
+    const whole = await scanned[by](who, search());
+    expect(whole.items.length).toBeGreaterThan(0);
+    expect(whole).toEqual(await chains[by](who, search()));
+    expect(handedBack()).toBe(whole.items.length); // the chains' other events stayed in the store
+    expect(windows.length).toBeGreaterThan(0);
+    for (const limit of [1, 4]) {
+      let a = await chains[by](who, search({ limit }));
+      let b = await scanned[by](who, search({ limit }));
+      let added = 0;
+      for (;;) {
+        expect(b).toEqual(a);
+        if (!a.truncated) break;
+        if (added++ < 3) await fillWithResources(3, 400 + limit * 10 + added * 3); // new events between pages
+        a = await chains[by](who, search({ limit, after: a.next! }));
+        b = await scanned[by](who, search({ limit, after: b.next! }));
+      }
+    }
+    const bounded = search({ from: new Date(T0 + 12_000), to: new Date(T0 + 120_000), limit: 2 });
+    expect(await scanned[by](who, bounded)).toEqual(await chains[by](who, bounded));
+    expect(await scanned[by]('1.2.208.99', search())).toEqual(await chains[by]('1.2.208.99', search()));
+  });
+
+  it('scans a long chain in windows of 1,000 versions from the position on, with turns of the event loop between', async () => {
+    const store = new InMemoryEventStore();
+    const writer = new AuditTrail({ store });
+    await Promise.all(Array.from({ length: 2_500 }, (_, i) => writer.record({ ...entry(i, 'p1', '2026-11-30T08:00:00.000Z'), resource: i % 100 === 0 ? '1.2.3' : null })));
+    const { index, windows } = scanOver(store);
+    const trail = new AuditTrail({ store, eventsByField: index });
+    let turns = 0;
+    let ticking = true;
+    const tick = () => ticking && (turns++, setImmediate(tick));
+    setImmediate(tick);
+    const day = { from: new Date('2026-11-30T00:00:00Z'), to: new Date('2026-12-01T00:00:00Z'), now: new Date('2026-12-01T00:00:00Z') };
+    const first = await trail.byResource('1.2.3', { ...day, limit: 10 });
+    ticking = false;
+    expect(first.items).toHaveLength(10);
+    expect(turns).toBeGreaterThanOrEqual(2);
+    const chain = auditStreamOf(first.items[0]!);
+    expect(windows.filter(([s]) => s === chain).map(([, a, b]) => [a, b])).toEqual([[0n, 1000n], [1000n, 2000n], [2000n, 3000n]]);
+    expect(windows.filter(([s]) => s !== chain)).toEqual([]); // the day's other chains do not exist: nothing to scan
+    // The next page goes on from the position: the windows start behind the last version taken.
+    windows.length = 0;
+    const rest = await trail.byResource('1.2.3', { ...day, after: first.next! });
+    expect(rest.items).toHaveLength(15);
+    const after = first.next!.after[auditPartition(first.items[0]!)]!; // the tenth match's version: 900
+    expect(after).toBe(900n);
+    expect(windows.map(([, a, b]) => [a, b])).toEqual([[901n, 1901n], [1901n, 2901n]]); // up to the chain's last version, 2,499
+  });
+
+  it('walks the chains for a resource when the store has indexes but no scan', async () => {
+    const store = new InMemoryEventStore();
+    await new AuditTrail({ store }).record({ ...entry(1, 'p1', '2026-11-30T08:00:00.000Z'), resource: '1.2.3' });
+    const trail = new AuditTrail({ store, eventsByField: { read: async () => [] } });
+    expect((await trail.byResource('1.2.3', { from: new Date('2026-11-30T00:00:00Z'), to: null, now: new Date('2026-11-30T09:00:00Z') })).items).toHaveLength(1);
   });
 
   it('leaves verify to the chains', async () => {

@@ -8,16 +8,17 @@ import { ValidationError } from '../../domain/shared/errors';
  * The paging cursor of POST /audit/search and the deprecated GET /audit: an opaque token (base64url) around the
  * audit trail's position (the UTC day of the last entry returned, and per chain the version of the last entry taken
  * from it) and a fingerprint of the query that gave it, so a cursor goes on only that query: the same patient or
- * user and the same `from` and `to` as sent (an omitted bound stays omitted), whichever of the two routes asks.
+ * user (resource, request id) and the same `from` and `to` as sent (an omitted bound stays omitted), whichever of the
+ * two routes asks.
  * A cursor taken to another query, cut, or made up is 422 invalid_cursor.
  *
  * The fingerprint is a truncated SHA-256 of the query as the hub sees it: the patient's pseudonymous key (never
- * the CPR number) or the user, and the bounds in milliseconds. A token holds no personal data: decoded, it is
+ * the CPR number), the user, the resource or the request id, and the bounds in milliseconds. A token holds no personal data: decoded, it is
  * `a1|<fingerprint>|<day>|<version>,...` with one version per chain of the day.
  */
 export type AuditQueryKey = Readonly<{
-  by: 'patient' | 'user';
-  /** The patient's pseudonymous key, or the user (token subject). */
+  by: 'patient' | 'user' | 'resource' | 'requestId';
+  /** The patient's pseudonymous key, the user (token subject), the resource or the request id. */
   who: string;
   /** The bounds as the caller gave them, in ms since the epoch; null when left out. */
   from: number | null;
@@ -56,7 +57,7 @@ export const encodeAuditCursor = (key: AuditQueryKey, position: AuditPosition): 
 };
 
 const invalid = (message: string): ValidationError =>
-  new ValidationError('invalid_cursor', 'the cursor is not one this API gave out for this query; give the same patient or user, from and to as the answer that carried it', [
+  new ValidationError('invalid_cursor', 'the cursor is not one this API gave out for this query; give the same patient, user, resource or request id, from and to as the answer that carried it', [
     { path: 'query.cursor', message },
   ]);
 

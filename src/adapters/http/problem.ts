@@ -50,6 +50,8 @@ export const PROBLEM_TYPES = {
   invalid_expert_profile: [422, 'The expert profile is not valid'],
   invalid_join: [422, 'The join request is not valid'],
   invalid_cursor: [422, 'The paging cursor is not valid'],
+  invalid_resource: [422, 'The resource is not a document uniqueId or a consultation id'],
+  invalid_request_id: [422, 'The request id is not one the hub keeps'],
   batch_count_mismatch: [422, 'The batch count differs from the join request'],
   batch_index_out_of_range: [422, 'The batch index lies outside the join'],
   duplicate_expert_in_batch: [422, 'An expert appears twice in one batch'],

@@ -245,15 +245,17 @@ const AuditEvent = z.object({
 });
 const Days = z.object({ from: z.iso.date(), to: z.iso.date() }).describe('UTC days, inclusive');
 export const AuditEvents = z.object({
-  patientKey: z.string().optional(),
-  user: z.string().optional(),
+  patientKey: z.string().optional().describe("A patient's search: the patient's pseudonymous key"),
+  user: z.string().optional().describe("A user's search: the token subject"),
+  resource: z.string().optional().describe("A resource's search: the document uniqueId or consultation id"),
+  requestId: z.string().optional().describe("A request's search: its request id"),
   days: Days,
   from: instant.describe('The interval applied: from (inclusive)'),
   to: instant.nullable().describe('to (exclusive); null when not given: no upper bound'),
   bounds: z.literal('[from,to)'),
   count: z.number().int(),
   truncated: z.boolean().describe('More events match after the last one here: ask again with cursor=nextCursor'),
-  nextCursor: z.string().nullable().describe('Pass as cursor (with the same patient or user, from and to) for the rest; null when nothing is left'),
+  nextCursor: z.string().nullable().describe('Pass as cursor (with the same patient, user, resource or requestId, from and to) for the rest; null when nothing is left'),
   items: z.array(AuditEvent),
 });
 export const AuditVerification = z.object({

@@ -2,14 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
-import { MAX_AUDIT_DAYS_WALKED, MAX_AUDIT_RESULTS, verifyDaysOf, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
+import { MAX_AUDIT_DAYS_WALKED, MAX_AUDIT_RESULTS, verifyDaysOf, type AuditPage, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { homeSystemOf } from '../../domain/consultation/consultation';
-import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
+import { LEGACY_CONSULTATION_ID_RULE, isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, SYSTEM_ID_IS_CPR, holdsCprNumber, patientSubject } from '../auth/tokens';
 import { logErasure } from '../backup/erasure-log-line';
@@ -17,6 +17,7 @@ import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audi
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
+import { isKeptRequestId } from './request-id';
 import { isXml, parseInput } from './schemas';
 
 /**
@@ -120,10 +121,45 @@ const AuditSearchFields = {
 };
 const patientOrUser = (q: { patient?: string | undefined; user?: string | undefined }): boolean => (q.patient === undefined) !== (q.user === undefined);
 const PATIENT_OR_USER = { message: 'give exactly one of patient or user', path: ['patient'] };
-/** Deprecated (GET /audit): a patient's CPR number in the URL's query. */
+/** Deprecated (GET /audit): a patient's CPR number in the URL's query. Left as it was: the investigator's searches are POST /audit/search's. */
 export const AuditQuery = z.strictObject({ ...AuditSearchFields, limit: auditLimit(z.coerce.number()) }).refine(patientOrUser, PATIENT_OR_USER);
-/** POST /audit/search: GET /audit's query as a JSON body, so that a patient's CPR number is in no URL. */
-export const AuditSearchBody = z.strictObject(AuditSearchFields).refine(patientOrUser, PATIENT_OR_USER);
+
+/**
+ * What the trail records as a resource that an investigator asks about (resourceOf): a document's uniqueId (an OID)
+ * or a consultation's id (a UUID, or a legacy id: isExistingConsultationId), at most 64 characters. A UUID is also how
+ * a discarded dead letter is named.
+ */
+export const RESOURCE_RULE = `a document's uniqueId (an OID: 0, 1 or 2, then dot-separated numbers) or a consultation's id (${LEGACY_CONSULTATION_ID_RULE}), at most 64 characters`;
+export const isAuditedResource = (value: string): boolean => value.length <= 64 && (DOCUMENT_ID.test(value) || isExistingConsultationId(value));
+/**
+ * The shapes of POST /audit/search's resource and requestId, checked in the route (422 invalid_resource,
+ * invalid_request_id: a value of the wrong shape is no search the trail could answer). Their problems and errors name
+ * the rule, never the value: it may be a CPR number typed into the wrong field.
+ */
+export const AuditResource = z.string().refine(isAuditedResource, `must be ${RESOURCE_RULE}`);
+export const REQUEST_ID_RULE = '1-64 characters of A-Z a-z 0-9 . _ : - holding no CPR number, as the hub keeps an X-Request-Id (or a UUID it made)';
+export const AuditRequestId = z.string().refine(isKeptRequestId, `must be ${REQUEST_ID_RULE}`);
+const onlyOneOf = (q: { patient?: string | undefined; user?: string | undefined; resource?: string | undefined; requestId?: string | undefined }): boolean =>
+  [q.patient, q.user, q.resource, q.requestId].filter((v) => v !== undefined).length === 1;
+/**
+ * POST /audit/search: GET /audit's query as a JSON body, so that a patient's CPR number is in no URL; also by
+ * resource (who read or acted on a document or consultation) and by request id (what one request did).
+ */
+export const AuditSearchBody = z
+  .strictObject({
+    ...AuditSearchFields,
+    patient: AuditSearchFields.patient.describe('A CPR number (give exactly one of patient, user, resource, requestId)'),
+    user: AuditSearchFields.user.describe('A token subject (give exactly one of patient, user, resource, requestId)'),
+    resource: z
+      .string()
+      .optional()
+      .describe(`A resource the audit events name (give exactly one of patient, user, resource, requestId): ${RESOURCE_RULE}. Another value: 422 invalid_resource`),
+    requestId: z
+      .string()
+      .optional()
+      .describe(`A request's id, its X-Request-Id (give exactly one of patient, user, resource, requestId): ${REQUEST_ID_RULE}. Another value: 422 invalid_request_id`),
+  })
+  .refine(onlyOneOf, { message: 'give exactly one of patient, user, resource or requestId', path: ['patient'] });
 const VerifyRange = {
   from: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the first verified; default: 6 days before to'),
   to: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the last verified (included); default: now. At most 31 days after from'),
@@ -619,18 +655,13 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const to = q.to ? new Date(q.to) : null;
     const from = q.from ? new Date(q.from) : startOfUtcDay(new Date((to ?? now).getTime() - 6 * 86_400_000));
     // The CPR number (in the body, or the deprecated query) is hashed to the pseudonymous key here and goes nowhere else.
-    const key: AuditQueryKey = {
-      by: q.patient !== undefined ? 'patient' : 'user',
-      who: q.patient !== undefined ? deps.patientKeyOf(parseCpr(q.patient, patientPath)) : q.user!,
-      from: q.from ? from.getTime() : null,
-      to: to ? to.getTime() : null,
-    };
+    const key: AuditQueryKey = { ...whoIsSearched(q, patientPath), from: q.from ? from.getTime() : null, to: to ? to.getTime() : null };
     // cursor= (a client's empty nextCursor) is the first page, as on the other paged routes.
     const source = patientPath?.startsWith('body.') ? 'body' : 'query';
     const search: AuditSearch = { from, to, now, limit: q.limit, after: q.cursor ? decodeAuditCursor(q.cursor, key) : undefined, source };
-    const page = key.by === 'patient' ? await deps.audit.byPatient(key.who, search) : await deps.audit.bySubject(key.who, search);
+    const page = await SEARCHES[key.by](deps.audit, key.who, search);
     return {
-      ...(key.by === 'patient' ? { patientKey: key.who } : { user: key.who }),
+      [ANSWER_FIELD[key.by]]: key.who,
       days: { from: page.days[0], to: page.days[page.days.length - 1] },
       from: from.toISOString(),
       to: to ? to.toISOString() : null,
@@ -640,6 +671,24 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       nextCursor: page.next ? encodeAuditCursor(key, page.next) : null,
       items: page.items,
     };
+  };
+
+  /**
+   * Who or what a search is by, checked: a CPR number becomes its key (422 invalid_patient_id), a resource or a
+   * request id must have the shape the trail records (422 invalid_resource, invalid_request_id). The problem names
+   * the field and its rule, never the value (a CPR number typed into the wrong field stays out of the answer and the log).
+   */
+  const whoIsSearched = (q: z.infer<typeof AuditSearchBody>, patientPath?: string): Pick<AuditQueryKey, 'by' | 'who'> => {
+    if (q.patient !== undefined) return { by: 'patient', who: deps.patientKeyOf(parseCpr(q.patient, patientPath)) };
+    if (q.resource !== undefined) {
+      if (!AuditResource.safeParse(q.resource).success) throw new ValidationError('invalid_resource', `resource must be ${RESOURCE_RULE}`, [{ path: 'body.resource', message: 'not a document uniqueId or a consultation id' }]);
+      return { by: 'resource', who: q.resource };
+    }
+    if (q.requestId !== undefined) {
+      if (!AuditRequestId.safeParse(q.requestId).success) throw new ValidationError('invalid_request_id', `requestId must be ${REQUEST_ID_RULE}`, [{ path: 'body.requestId', message: 'not a request id the hub keeps' }]);
+      return { by: 'requestId', who: q.requestId };
+    }
+    return { by: 'user', who: q.user! };
   };
 
   // The patient's CPR number in the body: a URL is kept in reverse proxies' access logs and browsers' histories.
@@ -665,6 +714,15 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     return { days: { from: days[0], to: days[days.length - 1] }, ...(await deps.audit.verify(days, body.anchors)) };
   });
 };
+
+/** Each kind of audit search: the trail's query, and the field of the answer that says whom or what it was by. */
+const SEARCHES: Readonly<Record<AuditQueryKey['by'], (trail: AuditTrail, who: string, search: AuditSearch) => Promise<AuditPage>>> = {
+  patient: (trail, who, search) => trail.byPatient(who, search),
+  user: (trail, who, search) => trail.bySubject(who, search),
+  resource: (trail, who, search) => trail.byResource(who, search),
+  requestId: (trail, who, search) => trail.byRequestId(who, search),
+};
+const ANSWER_FIELD: Readonly<Record<AuditQueryKey['by'], string>> = { patient: 'patientKey', user: 'user', resource: 'resource', requestId: 'requestId' };
 
 const startOfUtcDay = (t: Date): Date => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate()));
 

@@ -3,7 +3,7 @@ import { uuidV5 } from '../ids';
 import { CLOCK_SKEW_SECONDS } from '../../domain/monitoring/tele-observation';
 import { ValidationError } from '../../domain/shared/errors';
 import { ExpectedVersionConflictError, type EventStore, type RecordedEvent } from '../ports/event-store';
-import type { AuditEventsByField, AuditIndexedField } from '../ports/audit-events-by-field';
+import type { AuditEventsByField, AuditIndexedField, AuditScannedField } from '../ports/audit-events-by-field';
 import {
   AUDIT_EVENT_TYPE,
   AUDIT_PARTITIONS,
@@ -25,7 +25,8 @@ export type AuditTrailOptions = Readonly<{
   /**
    * The store's indexes of audit events by patient and by subject, where it has them (SQLite, PostgreSQL): byPatient
    * and bySubject read the patient's or the user's own events through them. Without them, byPatient reads the
-   * patient's partition chain of each day whole, bySubject every chain of each day.
+   * patient's partition chain of each day whole, bySubject every chain of each day. Their scan (no index) hands back
+   * only the events of a resource or a request as the store reads the chains (byResource, byRequestId).
    */
   eventsByField?: AuditEventsByField;
   logger?: AuditLogger;
@@ -46,6 +47,8 @@ export type AuditTrailOptions = Readonly<{
 type Pending = { entry: AuditEntry; resolve: () => void; reject: (error: unknown) => void };
 /** What every event a search wants has: its data's `field` is `value` (what the store's index is asked for). */
 type IndexedBy = Readonly<{ field: AuditIndexedField; value: string }>;
+/** The same for a field the store has no index of, which it compares while reading the chain (AuditEventsByField.scan). */
+type ScannedBy = Readonly<{ scan: AuditScannedField; value: string }>;
 type Head = { version: bigint; hash: string };
 
 /**
@@ -324,7 +327,28 @@ export class AuditTrail {
    * user on a busy hub read every audited request of that week. The answer is the same either way.
    */
   async bySubject(subject: string, search: AuditSearch): Promise<AuditPage> {
-    return this.page(Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p), (e) => e.subject === subject, search, { field: 'subject', value: subject });
+    return this.page(ALL_PARTITIONS, (e) => e.subject === subject, search, { field: 'subject', value: subject });
+  }
+
+  /**
+   * One page of the audit events about one resource (a document's uniqueId or a consultation's id, as the trail
+   * records them in `resource`) in [from, to), oldest first (see `page`): who read or acted on it. A resource's
+   * events are in every chain of a day (the chain follows the patient or the caller), so all eight are merged, as
+   * for a user. No index of resources (every audited request would pay for it, for an investigator's occasional
+   * question): every chain of each day is read, in the store where it can compare the field itself (`scan`), else
+   * here. The answer is the same either way.
+   */
+  async byResource(resource: string, search: AuditSearch): Promise<AuditPage> {
+    return this.page(ALL_PARTITIONS, (e) => e.resource === resource, search, { scan: 'resource', value: resource });
+  }
+
+  /**
+   * One page of the audit events of one request (its request id, X-Request-Id) in [from, to), oldest first (see
+   * `page`): what that request did. Mostly one event; all eight chains of each day are merged, as for a user, and
+   * read as for a resource (no index).
+   */
+  async byRequestId(requestId: string, search: AuditSearch): Promise<AuditPage> {
+    return this.page(ALL_PARTITIONS, (e) => e.requestId === requestId, search, { scan: 'requestId', value: requestId });
   }
 
   /**
@@ -338,7 +362,7 @@ export class AuditTrail {
    * position to go on from. (An event recorded by another hub process just before midnight UTC but appended after
    * a reader has moved on to the next day's chains is the one event a reader can pass by.)
    */
-  private async page(partitions: readonly number[], match: (e: ChainedAuditEntry) => boolean, search: AuditSearch, by?: IndexedBy): Promise<AuditPage> {
+  private async page(partitions: readonly number[], match: (e: ChainedAuditEntry) => boolean, search: AuditSearch, by?: IndexedBy | ScannedBy): Promise<AuditPage> {
     const days = auditDaysOf(search);
     const limit = search.limit ?? MAX_AUDIT_RESULTS;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_RESULTS) throw new ValidationError('invalid_request', `limit must be 1..${MAX_AUDIT_RESULTS}`, [{ path: 'query.limit', message: `must be 1..${MAX_AUDIT_RESULTS}` }]);
@@ -440,17 +464,26 @@ export class AuditTrail {
   /**
    * A chain's audit events from `fromVersion` on that are `wanted`, with their versions. Given `by`, the field and
    * value every wanted event has, and the store's indexes, only the chain's events with that value are read (and
-   * still filtered by `wanted`: the index narrows the read, it does not decide the answer).
+   * still filtered by `wanted`: the index narrows the read, it does not decide the answer); for a field without an
+   * index, the store's scan hands back only those (the same).
    */
   private async readChain(
     stream: string,
     fromVersion: bigint,
     wanted: (e: ChainedAuditEntry) => boolean,
-    by?: IndexedBy,
+    by?: IndexedBy | ScannedBy,
   ): Promise<readonly { version: bigint; entry: ChainedAuditEntry }[]> {
     const taken: { version: bigint; entry: ChainedAuditEntry }[] = [];
     const index = this.options.eventsByField;
-    const pages = by !== undefined && index ? this.pagesByField(index, stream, fromVersion, by) : this.chainPages(stream, fromVersion);
+    const scan = index?.scan?.bind(index);
+    const pages =
+      by === undefined || !index
+        ? this.chainPages(stream, fromVersion)
+        : 'scan' in by
+          ? scan
+            ? this.scannedPages(scan, stream, fromVersion, by)
+            : this.chainPages(stream, fromVersion)
+          : this.pagesByField(index, stream, fromVersion, by);
     for await (const page of pages) {
       for (const e of page) {
         const entry = e.data as unknown as ChainedAuditEntry;
@@ -471,6 +504,21 @@ export class AuditTrail {
     }
   }
 
+  /**
+   * The events of a chain with one field's value, compared by the store as it reads the chain (no index of the
+   * field): CHAIN_PAGE versions a read, with a turn of the event loop between reads, up to the chain's last version
+   * when the walk began (what is appended later is a later page's, as for chainPages).
+   */
+  private async *scannedPages(scan: NonNullable<AuditEventsByField['scan']>, stream: string, fromVersion: bigint, by: ScannedBy): AsyncGenerator<readonly RecordedEvent[]> {
+    const { currentVersion: last } = await this.options.store.readStream(stream, { maxCount: 1 });
+    if (last === null) return;
+    for (let from = fromVersion; from <= last; from += BigInt(CHAIN_PAGE)) {
+      if (from > fromVersion) await nextTurn();
+      const events = await scan(stream, from, from + BigInt(CHAIN_PAGE), by.scan, by.value);
+      if (events.length > 0) yield events;
+    }
+  }
+
   /** chainPages of the events with one field's value only, through the store's index: the same pages and turns between reads. */
   private async *pagesByField(index: AuditEventsByField, stream: string, fromVersion: bigint, by: IndexedBy): AsyncGenerator<readonly RecordedEvent[]> {
     for (let from = fromVersion; ; ) {
@@ -482,6 +530,9 @@ export class AuditTrail {
     }
   }
 }
+
+/** Every chain's partition, for a search whose events may be in any chain of a day. */
+const ALL_PARTITIONS: readonly number[] = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p);
 
 /** The chains of one day, in partition order. */
 const chainsOf = (day: string): string[] => Array.from({ length: AUDIT_PARTITIONS }, (_, p) => auditStreamName(day, p));

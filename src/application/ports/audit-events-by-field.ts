@@ -7,6 +7,13 @@ import type { RecordedEvent } from './event-store';
 export type AuditIndexedField = 'patientKey' | 'subject';
 
 /**
+ * The fields a store compares in a chain without an index of them: a resource (document or consultation) and a
+ * request id, the investigator's occasional searches. Every audited request would pay an index entry for each on its
+ * append; the store reads the chain's rows by its index of stream and version instead and hands back the matches only.
+ */
+export type AuditScannedField = 'resource' | 'requestId';
+
+/**
  * A store's indexes of audit events by a field of their data, one index per field: what lets a patient's or a
  * user's audit search read only the audit events that name that patient or user instead of whole chains (a
  * patient's partition chain of each day holds one eighth of every patient's audited requests; a user's search
@@ -20,4 +27,13 @@ export interface AuditEventsByField {
    * before the call is in the answer (an append whose promise has resolved included).
    */
   read(stream: string, fromVersion: bigint, field: AuditIndexedField, value: string, maxCount: number): Promise<readonly RecordedEvent[]>;
+
+  /**
+   * The events of stream `stream` of type AuditRecorded with stream version in [fromVersion, toVersion) whose data's
+   * `field` is the string `value`, in version order. No index of the field: the store reads those versions of the
+   * chain and compares the field itself, so that only the matches are decoded and handed back (a chain walk in the
+   * hub decoded every event of the chain). The window bounds what one call reads. Every such event committed before
+   * the call is in the answer. Optional: without it AuditTrail walks the chains.
+   */
+  scan?(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]>;
 }

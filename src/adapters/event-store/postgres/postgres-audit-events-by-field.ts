@@ -1,5 +1,5 @@
 import { AUDIT_EVENT_TYPE } from '../../../application/audit/audit-chain';
-import type { AuditEventsByField, AuditIndexedField } from '../../../application/ports/audit-events-by-field';
+import type { AuditEventsByField, AuditIndexedField, AuditScannedField } from '../../../application/ports/audit-events-by-field';
 import type { RecordedEvent } from '../../../application/ports/event-store';
 import { EVENT_COLUMNS, toRecordedEvent, type EventRow, type PostgresEventStore } from './postgres-event-store';
 
@@ -16,16 +16,38 @@ export const auditEventsByFieldSql = (events: string, field: AuditIndexedField):
     LIMIT $4`;
 
 /**
+ * The scan of one field without an index of it (AuditScannedField): a window of versions of one chain, through the
+ * index by stream and version (events_stream_version_key), the field compared in the server, so only the matches are
+ * sent and parsed. Parameters: stream, fromVersion, toVersion (exclusive), value.
+ *
+ * No event type in the WHERE (the reader checks it): with `event_type = 'AuditRecorded'` the planner took the smaller
+ * partial indexes by patient or subject, whose stream_version is behind the patient or subject, so each window read
+ * the chain's whole part of that index (a bitmap scan filtering on the version). Without it they do not apply.
+ */
+export const auditEventsScanSql = (events: string, field: AuditScannedField): string =>
+  `SELECT ${EVENT_COLUMNS} FROM ${events}
+    WHERE stream_name = $1 AND stream_version >= $2::bigint AND stream_version < $3::bigint AND (data->>'${field}') = $4
+    ORDER BY stream_version`;
+
+/**
  * The audit events of one chain that name a patient or a user, from the PostgreSQL store's index of that field:
- * an index scan of those rows of that stream in version order, never the chain's other rows. One statement on the
+ * an index scan of those rows of that stream in version order, never the chain's other rows. Those that name a
+ * resource or a request (scan): a window of the chain's rows, compared in the server. One statement on the
  * pool, outside the append lock: an audit append resolves after its COMMIT, so a read after it sees it.
  */
 export class PostgresAuditEventsByField implements AuditEventsByField {
   private readonly sql: Readonly<Record<AuditIndexedField, string>>;
+  private readonly scans: Readonly<Record<AuditScannedField, string>>;
 
   constructor(private readonly store: PostgresEventStore) {
     const events = store.table('events');
     this.sql = { patientKey: auditEventsByFieldSql(events, 'patientKey'), subject: auditEventsByFieldSql(events, 'subject') };
+    this.scans = { resource: auditEventsScanSql(events, 'resource'), requestId: auditEventsScanSql(events, 'requestId') };
+  }
+
+  async scan(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]> {
+    const { rows } = await this.store.query<EventRow>(this.scans[field], [stream, fromVersion.toString(), toVersion.toString(), value]);
+    return rows.map(toRecordedEvent).filter((e) => e.type === AUDIT_EVENT_TYPE);
   }
 
   async read(stream: string, fromVersion: bigint, field: AuditIndexedField, value: string, maxCount: number): Promise<readonly RecordedEvent[]> {
