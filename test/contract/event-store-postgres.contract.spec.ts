@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
+import { dropSchema } from '../support/postgres-schema';
 import { eventStoreContract } from './event-store.contract';
 
 // A fresh schema per test file, dropped at the end, so parallel runs and other suites never share tables.
@@ -19,13 +19,7 @@ eventStoreContract('PostgreSQL', async () => {
     },
     close: async () => {
       await store.close();
-      const admin = new Client({ connectionString });
-      await admin.connect();
-      try {
-        await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      } finally {
-        await admin.end();
-      }
+      await dropSchema(connectionString, schema);
     },
   };
 });

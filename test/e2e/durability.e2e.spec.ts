@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Client } from 'pg';
+import { dropSchema } from '../support/postgres-schema';
 import { devToken, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
 
 /**
@@ -74,12 +74,7 @@ describe.each(STORES)('durability: kill -9 during uploads, on %s (e2e)', (store,
   afterAll(async () => {
     await hub?.kill();
     data.remove();
-    if (store === 'PostgreSQL') {
-      const admin = new Client({ connectionString: PG_URL });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
-      await admin.end();
-    }
+    if (store === 'PostgreSQL') await dropSchema(PG_URL, PG_SCHEMA);
   });
 
   it('keeps every acknowledged upload exactly once across a SIGKILL and restart', async () => {

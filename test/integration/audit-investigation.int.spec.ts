@@ -9,11 +9,11 @@ jest.mock('jose', () => {
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { Client } from 'pg';
 import { signToken } from '../../src/adapters/auth/tokens';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { tempDataDir } from '../support/hub-process';
+import { dropSchema } from '../support/postgres-schema';
 
 jest.setTimeout(120_000);
 
@@ -76,12 +76,7 @@ describe.each(['sqlite', 'postgres'] as const)('POST /audit/search by resource a
   afterAll(async () => {
     await hub?.stop();
     data.remove();
-    if (storeKind === 'postgres') {
-      const admin = new Client({ connectionString });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await admin.end();
-    }
+    if (storeKind === 'postgres') await dropSchema(connectionString, schema);
   });
 
   it('answers who read or acted on a consultation, oldest first, refusals and errors included', async () => {

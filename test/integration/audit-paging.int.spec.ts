@@ -10,12 +10,12 @@ jest.mock('jose', () => {
 });
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { Client } from 'pg';
 import { signToken } from '../../src/adapters/auth/tokens';
 import { MAX_AUDIT_RESULTS } from '../../src/application/audit/audit-trail';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { tempDataDir } from '../support/hub-process';
+import { dropSchema } from '../support/postgres-schema';
 
 jest.setTimeout(180_000);
 
@@ -62,12 +62,7 @@ describe.each(['sqlite', 'postgres'] as const)('POST /audit/search pages through
   afterAll(async () => {
     await hub?.stop();
     data.remove();
-    if (storeKind === 'postgres') {
-      const admin = new Client({ connectionString });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await admin.end();
-    }
+    if (storeKind === 'postgres') await dropSchema(connectionString, schema);
   });
 
   const read = async (requestId: string): Promise<void> => {

@@ -80,6 +80,26 @@ export const pagesOf = async (trail: AuditTrail, by: 'byPatient' | 'bySubject' |
 };
 
 /**
+ * What a search through the store's index or scan answered (`page`) is what walking the chains answers, which reads
+ * `walked` events; and page by page, `limit` at a time, the same pages.
+ */
+const expectSameAsChainWalk = async (
+  store: EventStore,
+  index: AuditEventsByField,
+  page: AuditPage,
+  query: Readonly<{ by: 'byPatient' | 'bySubject' | 'byResource' | 'byRequestId'; who: string; walked: number; search: AuditSearch; limit?: number }>,
+): Promise<void> => {
+  const { by, who, search } = query;
+  const { counted: walking, read: readByWalk } = countingReads(store);
+  expect(page).toEqual(await new AuditTrail({ store: walking })[by](who, search));
+  expect(readByWalk()).toBe(query.walked);
+
+  const walked = await pagesOf(new AuditTrail({ store }), by, who, query.limit ?? 64, search);
+  expect(walked.length).toBeGreaterThan(1);
+  expect(await pagesOf(new AuditTrail({ store, eventsByField: index }), by, who, query.limit ?? 64, search)).toEqual(walked);
+};
+
+/**
  * A patient's or a user's search through the store's `index` answers with `own` events, reads those and nothing of
  * the chains, where the chain walk reads `walked` events for the same answer; and page by page, `limit` at a time as
  * a cursor goes on, gives the same pages as the chain walk.
@@ -97,13 +117,7 @@ export const expectSearchThroughIndex = async (
   expect(page.items).toHaveLength(query.own);
   expect(readThroughIndex()).toBe(query.own);
   expect(readFromChains()).toBe(0); // the index's own reads go to the store directly, not through `counted`
-  const { counted: walking, read: readByWalk } = countingReads(store);
-  expect(page).toEqual(await new AuditTrail({ store: walking })[by](who, search));
-  expect(readByWalk()).toBe(query.walked);
-
-  const walked = await pagesOf(new AuditTrail({ store }), by, who, query.limit ?? 64, search);
-  expect(walked.length).toBeGreaterThan(1);
-  expect(await pagesOf(new AuditTrail({ store, eventsByField: index }), by, who, query.limit ?? 64, search)).toEqual(walked);
+  await expectSameAsChainWalk(store, index, page, { ...query, search });
 };
 
 /**
@@ -136,13 +150,7 @@ export const expectSearchThroughScan = async (
   expect(handedBack()).toBe(query.own);
   expect(largest()).toBeLessThanOrEqual(1);
   expect(readFromChains()).toBeLessThanOrEqual(8);
-  const { counted: walking, read: readByWalk } = countingReads(store);
-  expect(page).toEqual(await new AuditTrail({ store: walking })[by](who, search));
-  expect(readByWalk()).toBe(query.walked);
-
-  const walked = await pagesOf(new AuditTrail({ store }), by, who, query.limit ?? 64, search);
-  expect(walked.length).toBeGreaterThan(1);
-  expect(await pagesOf(new AuditTrail({ store, eventsByField: index }), by, who, query.limit ?? 64, search)).toEqual(walked);
+  await expectSameAsChainWalk(store, index, page, { ...query, search });
 };
 
 /**
