@@ -29,9 +29,21 @@ export const freePort = (): Promise<number> =>
     });
   });
 
-export const tempDataDir = (prefix = 'rts-e2e-'): { dir: string; remove(): void } => {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+/**
+ * A temp dir made on first use of `dir`, as hub-support's tempDir: a describe's body runs even where a filter (`jest
+ * -t`) skips its tests and its afterAll, and a dir made there was left in /tmp.
+ */
+export const tempDataDir = (prefix = 'rts-e2e-'): { readonly dir: string; remove(): void } => {
+  let made: string | undefined;
+  return {
+    get dir() {
+      made ??= mkdtempSync(join(tmpdir(), prefix));
+      return made;
+    },
+    remove: () => {
+      if (made !== undefined) rmSync(made, { recursive: true, force: true });
+    },
+  };
 };
 
 const MAIN = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js');
