@@ -93,6 +93,16 @@ test('a consultation over HTTP: its request id and consultation id lead from the
   expect(await oneLine('request', { requestId: 'desk-b-7' })).toMatchObject({ level: INFO, route: '/consultations/:id/accept', consultationId: body.id, correlationId: 'desk-1003' });
   expect(await oneLine('downlink message sent', { consultationId: body.id, type: 'consultation.accepted' })).toMatchObject({ level: INFO, systemId: 'city-a', correlationId: 'desk-1003' });
 
+  // Who touched it, in the audit trail by the consultation's id: the request that made it (recorded under the new id,
+  // not its applicant system) and the expert's accept.
+  const audited = await fetch(`${hub.url}/audit/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resource: body.id }) });
+  expect(audited.status).toBe(200);
+  const trail = ((await audited.json()) as { items: { requestId: string; action: string; status: number }[] }).items.map((i) => [i.requestId, i.action, i.status]);
+  expect(trail).toEqual([
+    ['desk-1003', 'consultation.act', 201],
+    ['desk-b-7', 'consultation.act', 200],
+  ]);
+
   // Every line about the consultation, found by one grep of its id, or of its correlation id.
   // (A request's line is written once it is answered: the publisher's may come first.)
   const steps = ['downlink message sent', 'downlink message sent', 'request', 'request'];

@@ -193,6 +193,9 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     // The request's log line names what it made: the request id alone could be tied to the consultation only through
     // the correlation id, and a repeat answers with the first request's correlation id, not its own request id.
     request.log = request.log.child({ consultationId: consultation.consultationId, correlationId: loggableId(consultation.correlationId) });
+    // Its audit event names the consultation it made (security.ts names the applicant system until the id is known),
+    // so that a search by the consultation's id finds the request that made it too.
+    if (request.audited) request.audited.resource = consultation.consultationId;
     return reply.code(created ? 201 : 200).header('location', `/consultations/${consultation.consultationId}`).send(consultationDto(consultation));
   });
 
