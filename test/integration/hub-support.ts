@@ -2,9 +2,7 @@
 // envelopes built with serializeUplink, downlink collectors that dedupe by envelope id, and small HTTP helpers.
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
@@ -54,23 +52,7 @@ export const useBroker = (): Readonly<{ broker: TestBroker; connection: AmqpConn
   return amq;
 };
 
-/**
- * A temp dir made on first use of `dir`, not when called: a describe's body runs even where its tests are skipped
- * (a missing tool, `jest -t`) and its hooks are not, and a dir made there was left in /tmp (28 of
- * broker-accounts' after a filtered run). `remove()` deletes it if it was made.
- */
-export const tempDir = (prefix: string): { readonly dir: string; remove(): void } => {
-  let made: string | undefined;
-  return {
-    get dir() {
-      made ??= mkdtempSync(join(tmpdir(), prefix));
-      return made;
-    },
-    remove: () => {
-      if (made !== undefined) rmSync(made, { recursive: true, force: true });
-    },
-  };
-};
+export { tempDir } from '../support/temp-dir';
 
 export const freePort = (): Promise<number> =>
   new Promise((ok, fail) => {

@@ -1,9 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawnChild } from './children';
+import { tempDir } from './temp-dir';
 
 /** The built hub (dist/), started as `npm start` starts it, on a free port with its own data directory. */
 export type HubProcess = Readonly<{
@@ -29,22 +28,8 @@ export const freePort = (): Promise<number> =>
     });
   });
 
-/**
- * A temp dir made on first use of `dir`, as hub-support's tempDir: a describe's body runs even where a filter (`jest
- * -t`) skips its tests and its afterAll, and a dir made there was left in /tmp.
- */
-export const tempDataDir = (prefix = 'rts-e2e-'): { readonly dir: string; remove(): void } => {
-  let made: string | undefined;
-  return {
-    get dir() {
-      made ??= mkdtempSync(join(tmpdir(), prefix));
-      return made;
-    },
-    remove: () => {
-      if (made !== undefined) rmSync(made, { recursive: true, force: true });
-    },
-  };
-};
+/** A data dir for a hub process, made on first use (tempDir). */
+export const tempDataDir = (prefix = 'rts-e2e-'): { readonly dir: string; remove(): void } => tempDir(prefix);
 
 const MAIN = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js');
 
