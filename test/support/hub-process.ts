@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { spawnChild } from './children';
@@ -34,6 +35,60 @@ export const tempDataDir = (prefix = 'rts-e2e-'): { readonly dir: string; remove
 const MAIN = resolve(__dirname, '..', '..', 'dist', 'bootstrap', 'main.js');
 
 export const startHub = async (options: { dataDir: string; port?: number; env?: Record<string, string>; cwd?: string }): Promise<HubProcess> => {
+  // freePort's port is free when it answers, not when the hub binds it: another test's server may take it between.
+  // Then this hub exits (EADDRINUSE, code 78) while the other server answers /health, and the test talked to a
+  // stranger (once, it seems: a graceful-shutdown test read another store and got 404 unknown_patient). So /health
+  // counts only once the listening socket is the child's own (listensOn), and a port taken meanwhile is tried
+  // again with another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHubOnce(options);
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || options.port !== undefined || attempt >= 3) throw error;
+    }
+  }
+};
+
+class PortTakenError extends Error {}
+
+/**
+ * Whether process `pid` holds the socket listening on TCP `port` (IPv4 or IPv6), from /proc (Linux: the machines
+ * these tests run on): the listening sockets' inodes in /proc/net/tcp{,6}, against the process's open sockets.
+ */
+const listensOn = (pid: number, port: number): boolean => {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is ADDR:PORT in hex; st 0A is LISTEN; the inode is the tenth field.
+      if (f.length > 9 && f[1]!.endsWith(`:${hexPort}`) && f[3] === '0A') inodes.add(f[9]!);
+    }
+  }
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  return fds.some((fd) => {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      return m !== null && inodes.has(m[1]!);
+    } catch {
+      return false;
+    }
+  });
+};
+
+const startHubOnce = async (options: { dataDir: string; port?: number; env?: Record<string, string>; cwd?: string }): Promise<HubProcess> => {
   const port = options.port ?? (await freePort());
   const child = spawnChild(process.execPath, [MAIN], {
     cwd: options.cwd,
@@ -47,12 +102,17 @@ export const startHub = async (options: { dataDir: string; port?: number; env?: 
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`hub exited during start (code ${child.exitCode}):\n${out}`);
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.ok) break;
-    } catch {
-      /* not listening yet */
+    if (child.exitCode !== null) {
+      const message = `hub exited during start (code ${child.exitCode}):\n${out}`;
+      throw out.includes('EADDRINUSE') || out.includes('another program listens on this port') ? new PortTakenError(message) : new Error(message);
+    }
+    if (listensOn(child.pid!, port)) {
+      try {
+        const res = await fetch(`${url}/health`);
+        if (res.ok) break;
+      } catch {
+        /* not answering yet */
+      }
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
