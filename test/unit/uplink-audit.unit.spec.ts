@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { uplinkMessageHandler } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { serializeConsultationUplink, type ConsultationUplinkEnvelope } from '../../src/adapters/messaging/consultation-messages';
-import { handlerTimeoutError, uplinkAuditEntry } from '../../src/adapters/messaging/uplink-audit';
+import { uplinkAuditEntry } from '../../src/adapters/messaging/uplink-audit';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { hashOf, pick, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { ExpectedVersionConflictError } from '../../src/application/ports/event-store';
@@ -69,7 +69,8 @@ describe('uplinkAuditEntry: the entry of one consultation message', () => {
     expect(entry(new NotFoundError('consultation_not_found', 'x'))).toEqual(['error', 404, 'consultation_not_found']);
     expect(entry(new ConflictError('consultation_not_accepted', 'x'))).toEqual(['error', 409, 'consultation_not_accepted']);
     expect(entry(new ValidationError('candidate_retired', 'x'))).toEqual(['error', 422, 'candidate_retired']);
-    expect(entry(handlerTimeoutError(60_000))).toEqual(['error', 503, 'handler_timeout']);
+    const late = uplinkAuditEntry(report(), { kind: 'timed_out' }, AT);
+    expect([late.outcome, late.status, late.reason]).toEqual(['error', 503, 'handler_timeout']);
     // Retries used up on something unexpected: what HTTP answers for it, never the error's own message.
     expect(entry(new ExpectedVersionConflictError('consultation-x', 1n, 2n))).toEqual(['error', 409, 'concurrency_conflict']);
     expect(entry(new TypeError(`boom ${CPR}`))).toEqual(['error', 500, 'internal_error']);

@@ -12,7 +12,7 @@ import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
 import { envelopeIdOf, messageTraceOf } from './message-trace';
-import { handlerTimeoutError, uplinkAuditEntry, type UplinkAuditTrail, type UplinkVerdict } from './uplink-audit';
+import { uplinkAuditEntry, type UplinkAuditTrail, type UplinkVerdict } from './uplink-audit';
 
 export { envelopeIdOf };
 
@@ -197,7 +197,7 @@ export const uplinkMessageHandler = (
         const late: HandlerOutcome = { retry: `handler timed out after ${handlerTimeoutMs} ms` };
         const outcome = await withTimeout(handle(envelope, notify, message.attempt, seen), handlerTimeoutMs, late);
         // Timed out, what the handling saw so far is not its outcome (it may still commit): the entry names the timeout.
-        return audited(envelope, outcome, outcome === late ? { error: handlerTimeoutError(handlerTimeoutMs) } : seen, message.attempt);
+        return audited(envelope, outcome, outcome === late ? { timedOut: true } : seen, message.attempt);
       };
       return await place.enter(uplinkOrderKeys(envelope), envelope.id, run, comesBack, {
         tag: envelope.type,
@@ -219,7 +219,7 @@ export const uplinkMessageHandler = (
     if (!routes.audit || !routes.consultations || !isConsultationType(envelope.type)) return outcome;
     const final = outcome === 'accept' || 'deadLetter' in outcome || ('retry' in outcome && attempt >= maxAttempts);
     if (!final) return outcome;
-    const verdict: UplinkVerdict | undefined = outcome === 'accept' ? seen.handled : { kind: 'refused', error: seen.error ?? new Error('refused') };
+    const verdict: UplinkVerdict | undefined = outcome === 'accept' ? seen.handled : seen.timedOut ? { kind: 'timed_out' } : { kind: 'refused', error: seen.error ?? new Error('refused') };
     if (verdict === undefined) return outcome;
     const at = routes.now?.() ?? new Date().toISOString();
     try {
@@ -299,7 +299,7 @@ export const uplinkMessageHandler = (
 };
 
 /** What a handling saw, for its audit entry: the step's outcome, or the error it ended with. */
-type Seen = { handled?: UplinkVerdict & { kind: 'handled' }; error?: unknown };
+type Seen = { handled?: UplinkVerdict & { kind: 'handled' }; error?: unknown; timedOut?: true };
 
 /** The handling's outcome, or `late` (a retry) once it took longer than `ms` (its late result is ignored). */
 const withTimeout = async (work: Promise<HandlerOutcome>, ms: number, late: HandlerOutcome): Promise<HandlerOutcome> => {

@@ -3,7 +3,7 @@ import type { AuditEntry, AuditOutcome } from '../../application/audit/audit-cha
 import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
-import { ForbiddenError, UnavailableError } from '../../domain/shared/errors';
+import { ForbiddenError } from '../../domain/shared/errors';
 import { toProblem } from '../http/problem';
 import { isKeptRequestId } from '../http/request-id';
 
@@ -41,11 +41,14 @@ import { isKeptRequestId } from '../http/request-id';
  */
 export type UplinkAuditTrail = Readonly<{ record(entry: AuditEntry): Promise<void> }>;
 
-/** What became of a consultation message, finally. */
-export type UplinkVerdict = Readonly<{ kind: 'handled'; outcome: 'applied' | 'duplicate' }> | Readonly<{ kind: 'refused'; error: unknown }>;
+/**
+ * What became of a consultation message, finally: handled, refused with an error, or its handling still not done when
+ * its last attempt's time was up (no error to map: recorded as `handler_timeout`, 503, the hub's failure to answer).
+ */
+export type UplinkVerdict = Readonly<{ kind: 'handled'; outcome: 'applied' | 'duplicate' }> | Readonly<{ kind: 'refused'; error: unknown }> | Readonly<{ kind: 'timed_out' }>;
 
-/** The error a message that timed out on its last attempt is recorded with. */
-export const handlerTimeoutError = (ms: number): UnavailableError => new UnavailableError('handler_timeout', `the handling took longer than ${ms} ms`);
+/** The reason and status of a message dead-lettered because its last attempt timed out. */
+export const HANDLER_TIMEOUT = { reason: 'handler_timeout', status: 503 } as const;
 
 const MAX_RESOURCE_CHARS = 64;
 
@@ -67,6 +70,7 @@ export const uplinkAuditEntry = (envelope: ConsultationUplinkEnvelope, verdict: 
     const created = envelope.type === 'consultation.requested' && verdict.outcome === 'applied';
     return { ...base, outcome: 'allowed', status: created ? 201 : 200, reason: null };
   }
+  if (verdict.kind === 'timed_out') return { ...base, outcome: 'error', ...HANDLER_TIMEOUT };
   const { status, code } = toProblem(verdict.error, '');
   const outcome: AuditOutcome = verdict.error instanceof ForbiddenError ? 'denied' : 'error';
   return { ...base, outcome, status, reason: code };
