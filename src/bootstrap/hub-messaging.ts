@@ -17,6 +17,7 @@ import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import { AmqpDeadLetterDepthReader, DeadLetterDepthMonitor, type DepthSample } from '../adapters/messaging/dead-letter-depth';
 import { AmqpDownlinkDepthReader, DownlinkDepthMonitor, type DownlinkDepths, type DownlinkQueueDepth } from '../adapters/messaging/downlink-queue-depth';
 import { AmqpRefusalNotices } from '../adapters/messaging/refusal-notices';
+import type { UplinkAuditTrail } from '../adapters/messaging/uplink-audit';
 import type { MessagingConfig } from './config';
 import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
@@ -61,6 +62,11 @@ export type HubMessagingDependencies = Readonly<{
   consultations?: Pick<ConsultationModule, 'handleUplink' | 'correlationIdOf' | 'downlinkPublisher'>;
   /** Message bodies: JOSE or plain JSON (message-security.ts); default plain JSON. */
   codec?: HubMessageCodec;
+  /**
+   * The hub's audit trail (the one the HTTP side records in, security-module.ts): every consultation.* uplink message's
+   * final outcome is recorded there before the message is settled (amqp-uplink-consumer.ts, uplink-audit.ts).
+   */
+  audit?: UplinkAuditTrail;
   /** Connection state, failovers and uplink outcomes go here (the hub's /metrics). */
   metrics?: MetricsRegistry;
   /** Whether the store's positions count its events (not EventStoreDB's log offsets): the lag metric in events. Default true. */
@@ -241,7 +247,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         retryDelayBaseMs: messaging.uplinkRetryDelayMs,
         onOutcome,
         ...hooks,
-        routes: { ...(deps.consultations ? { consultations: deps.consultations, refusals } : {}), ...(deps.codec ? { codec: deps.codec } : {}), logger: log },
+        routes: {
+          ...(deps.consultations ? { consultations: deps.consultations, refusals } : {}),
+          ...(deps.codec ? { codec: deps.codec } : {}),
+          ...(deps.audit ? { audit: deps.audit, now: () => deps.clock.now().toJSDate().toISOString() } : {}),
+          logger: log,
+        },
       }),
     logger: log,
     describe: consuming,

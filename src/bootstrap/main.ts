@@ -192,6 +192,21 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     const failing = metrics.gauge('rts_store_writes_failing', 'Whether writes to the embedded store fail now (1: disk full, failing or locked; 0: they commit)');
     metrics.addCollector(() => failing.set({}, store.writeFailure() === null ? 0 : 1));
   }
+  // Access control, rate limits, audit trail and erasure (security-module.ts); clinicians' access follows the
+  // consultation read model once the consultation context is composed here (pass it as `consultations`). Made before
+  // messaging: the uplink consumer records consultation messages in the same audit trail.
+  const security = createSecurityModule({
+    config,
+    logger,
+    store,
+    auditEventsByField: auditEventsByField(container),
+    clock: container.get<Clock>(TOKENS.Clock),
+    patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
+    xds: container.get<XdsBackend>(TOKENS.Xds),
+    erasure: container.get<PatientErasure>(TOKENS.PatientErasure),
+    consultations: () => consultations.readModel,
+    metrics,
+  });
   let messaging;
   try {
     if (messagingSettings) {
@@ -207,6 +222,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       metrics,
       consultations,
       codec: messageKeys.codec,
+      audit: security.audit,
       // One publishing process at a time on a shared PostgreSQL store (an advisory lock); on SQLite, this one.
       publishingLease: container.get<PublishingLease>(TOKENS.PublishingLease),
       // EventStoreDB's positions are offsets in its log: its downlink lag is told in seconds only.
@@ -215,23 +231,10 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     });
   } catch (error) {
     processMetrics.stop();
+    await security.close();
     await stopCore();
     throw error;
   }
-  // Access control, rate limits, audit trail and erasure (security-module.ts); clinicians' access follows the
-  // consultation read model once the consultation context is composed here (pass it as `consultations`).
-  const security = createSecurityModule({
-    config,
-    logger,
-    store,
-    auditEventsByField: auditEventsByField(container),
-    clock: container.get<Clock>(TOKENS.Clock),
-    patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
-    xds: container.get<XdsBackend>(TOKENS.Xds),
-    erasure: container.get<PatientErasure>(TOKENS.PatientErasure),
-    consultations: () => consultations.readModel,
-    metrics,
-  });
   const http = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
     xds: container.get<XdsBackend>(TOKENS.Xds),
@@ -288,8 +291,8 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       // Stop taking connections, let in-flight requests finish (their appends commit); stop the uplink consumer
       // (its handlers finish), the downlink publisher and the broker connection; then close the store.
       await http.close(config.RTS_SHUTDOWN_GRACE_MS);
-      await security.close(); // the audit events of the last requests
-      await messaging.stop();
+      await messaging.stop(); // before the audit trail: the consumer's last handlings record their entries there
+      await security.close(); // the audit events of the last requests and messages
       await stopCore();
       processMetrics.stop();
       logger.info('telemed-rts stopped');

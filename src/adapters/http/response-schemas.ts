@@ -229,14 +229,14 @@ export const DeadLetterDiscardResponse = z.object({
 
 const AuditEvent = z.object({
   at: instant,
-  subject: z.string(),
-  role: z.string(),
+  subject: z.string().describe("The token subject; a system's API key, and a system's consultation message over AMQP: system:<systemId>"),
+  role: z.string().describe("The caller's role (patient, clinician, system, operator), none when unknown; library for the embedded core's calls; system for a consultation message over AMQP"),
   systemId: z.string().nullable(),
   action: z.string(),
   patientKey: z.string().nullable().describe('The pseudonymous key, never the CPR number'),
   resource: z.string().nullable(),
-  ip: z.string(),
-  requestId: z.string(),
+  ip: z.string().describe("The caller's address; empty for a consultation message over AMQP (the broker has the sender's) and for the embedded core's calls"),
+  requestId: z.string().describe('The X-Request-Id of an HTTP request; the envelope id (messageId) of a consultation message over AMQP'),
   outcome: z.enum(['allowed', 'denied', 'error']),
   status: z.number().int(),
   reason: z.string().nullable(),

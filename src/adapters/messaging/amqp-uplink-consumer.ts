@@ -12,6 +12,7 @@ import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
 import { envelopeIdOf, messageTraceOf } from './message-trace';
+import { uplinkAuditEntry, type UplinkAuditTrail, type UplinkVerdict } from './uplink-audit';
 
 export { envelopeIdOf };
 
@@ -34,6 +35,15 @@ export { envelopeIdOf };
  *                                             letter all the same, without the notice
  *                         anything else    -> retry through the broker (modified, delivery-failed); QueueConsumer
  *                                             counts the attempts and dead-letters past RTS_UPLINK_MAX_ATTEMPTS
+ *
+ * Audit (uplink-audit.ts): a consultation.* message's final outcome (applied, duplicate, dead-lettered: refused, or its
+ * retries used up) is recorded in the hub's audit trail (routes.audit), in its lane, before the message is settled:
+ * as the HTTP side answers a write only once its audit event is stored, the message is accepted (or dead-lettered)
+ * only once its entry is. A hub that dies between the commit and the entry leaves the message unaccepted: it comes
+ * again, the domain takes it for a duplicate, and that records the entry. An entry that cannot be stored (the trail
+ * is unwritable: the store is full or down) hands the message back uncounted (`later`, as a store outage does), so
+ * neither its acceptance nor its dead letter goes by unaudited. Attempts that hand it back are not recorded. The
+ * directory's messages (experts, joins) hold no patient data and are not audited.
  *
  * Dead letter copies carry QueueConsumer's x-dlq-reason / x-dlq-source-queue / x-dlq-attempts / x-dlq-at, and from
  * the tagging sender below two properties a JMS selector can name (x-dlq-* cannot be: a hyphen is not allowed in
@@ -68,6 +78,10 @@ export type UplinkRoutes = Readonly<{
   codec?: HubMessageCodec;
   /** 'consultation.refused' to the sender of a refused consultation message that asked for it (see the file comment). */
   refusals?: RefusalNotices;
+  /** The hub's audit trail: consultation.* messages' final outcomes are recorded there (see the file comment). */
+  audit?: UplinkAuditTrail;
+  /** The time an audit entry carries (ISO-8601 UTC with milliseconds); default the system clock. */
+  now?: () => string;
   logger?: { info?(fields: object, message: string): void; debug?(fields: object, message: string): void; warn?(fields: object, message: string): void };
 }>;
 
@@ -178,7 +192,14 @@ export const uplinkMessageHandler = (
       // The timeout counts the handling only, from when its turn came: counted from the receipt, the messages
       // waiting behind a failing one timed out in their lane (and were dead-lettered as timed out, not with the
       // true reason), and their tasks, still in the lane, ran later all the same.
-      return await place.enter(uplinkOrderKeys(envelope), envelope.id, () => withTimeout(handle(envelope, notify, message.attempt), handlerTimeoutMs), comesBack, {
+      const run = async (): Promise<HandlerOutcome> => {
+        const seen: Seen = {};
+        const late: HandlerOutcome = { retry: `handler timed out after ${handlerTimeoutMs} ms` };
+        const outcome = await withTimeout(handle(envelope, notify, message.attempt, seen), handlerTimeoutMs, late);
+        // Timed out, what the handling saw so far is not its outcome (it may still commit): the entry names the timeout.
+        return audited(envelope, outcome, outcome === late ? { timedOut: true } : seen, message.attempt);
+      };
+      return await place.enter(uplinkOrderKeys(envelope), envelope.id, run, comesBack, {
         tag: envelope.type,
         waitsFor: (outcome) => (outcome !== undefined && outcome !== 'accept' && 'retry' in outcome ? WAITS_FOR_TYPE[outcome.retry] : undefined),
         // Waiting for its turn, it holds no credit slot (QueueConsumer's maxWaiting): the other keys' messages come.
@@ -190,7 +211,29 @@ export const uplinkMessageHandler = (
     }
   };
 
-  async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, notify: boolean, attempt: number): Promise<HandlerOutcome> {
+  /**
+   * `outcome` as the handling ended, once the entry of a consultation message's final outcome is stored (see the file
+   * comment): accepted, dead-lettered, or a retry on the last attempt (a dead letter too). Else `later`.
+   */
+  async function audited(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, outcome: HandlerOutcome, seen: Seen, attempt: number): Promise<HandlerOutcome> {
+    if (!routes.audit || !routes.consultations || !isConsultationType(envelope.type)) return outcome;
+    const final = outcome === 'accept' || 'deadLetter' in outcome || ('retry' in outcome && attempt >= maxAttempts);
+    if (!final) return outcome;
+    const verdict: UplinkVerdict | undefined = outcome === 'accept' ? seen.handled : seen.timedOut ? { kind: 'timed_out' } : { kind: 'refused', error: seen.error ?? new Error('refused') };
+    if (verdict === undefined) return outcome;
+    const at = routes.now?.() ?? new Date().toISOString();
+    try {
+      await withDeadline(routes.audit.record(uplinkAuditEntry(envelope as ConsultationUplinkEnvelope, verdict, at)), handlerTimeoutMs);
+      return outcome;
+    } catch (error) {
+      const name = error instanceof Error ? error.name : typeof error;
+      // Ids and the code only (as every uplink line): the entry itself is not logged.
+      routes.logger?.warn?.({ id: envelope.id, type: envelope.type, systemId: envelope.systemId, err: name }, 'uplink message not settled: its audit entry could not be stored; it comes again');
+      return { later: 'transient failure: audit_unavailable' };
+    }
+  }
+
+  async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, notify: boolean, attempt: number, seen: Seen): Promise<HandlerOutcome> {
     // The envelope passed the contract: its id is a UUID, its correlation id and consultation id refuse a CPR number
     // standing alone. One glued into other digits passes there, and is left out of the lines (loggableId).
     const trace: { id: string; type: string; systemId: string; correlationId?: string; consultationId?: string } = {
@@ -216,9 +259,12 @@ export const uplinkMessageHandler = (
       // whether it changed anything (applied) or not (duplicate: a repeat of an id already applied, which a new
       // message under a reused id is taken for, or nothing to change).
       const outcome = (result as { outcome?: unknown } | null | undefined)?.outcome;
+      seen.handled = { kind: 'handled', outcome: outcome === 'duplicate' ? 'duplicate' : 'applied' };
       routes.logger?.info?.({ ...trace, ...(typeof outcome === 'string' ? { outcome } : {}) }, 'uplink message handled');
       return 'accept';
     } catch (error) {
+      // What the audit entry records if this is the message's last word (a dead letter, or a retry on its last attempt).
+      seen.error = error;
       if (error instanceof RtsError && ORDER_DEPENDENT_CODES.includes(error.code)) return { retry: error.code };
       // Not the message's fault (the hub's disk is full, its database does not answer): handed back without using
       // up an attempt, however long it lasts; a database failover of a minute dead-lettered every message in flight.
@@ -252,10 +298,24 @@ export const uplinkMessageHandler = (
   }
 };
 
-/** The handling's outcome, or a retry once it took longer than `ms` (its late result is ignored). */
-const withTimeout = async (work: Promise<HandlerOutcome>, ms: number): Promise<HandlerOutcome> => {
+/** What a handling saw, for its audit entry: the step's outcome, or the error it ended with. */
+type Seen = { handled?: UplinkVerdict & { kind: 'handled' }; error?: unknown; timedOut?: true };
+
+/** The handling's outcome, or `late` (a retry) once it took longer than `ms` (its late result is ignored). */
+const withTimeout = async (work: Promise<HandlerOutcome>, ms: number, late: HandlerOutcome): Promise<HandlerOutcome> => {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<HandlerOutcome>((resolve) => (timer = setTimeout(() => resolve({ retry: `handler timed out after ${ms} ms` }), ms)));
+  const timeout = new Promise<HandlerOutcome>((resolve) => (timer = setTimeout(() => resolve(late), ms)));
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
+/** `work`, or a rejection once it took longer than `ms`. */
+const withDeadline = async <T>(work: Promise<T>, ms: number): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms)));
   try {
     return await Promise.race([work, timeout]);
   } finally {

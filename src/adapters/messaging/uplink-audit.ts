@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditEntry, AuditOutcome } from '../../application/audit/audit-chain';
+import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
+import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
+import { ForbiddenError } from '../../domain/shared/errors';
+import { toProblem } from '../http/problem';
+import { isKeptRequestId } from '../http/request-id';
+
+/**
+ * The audit entry of one consultation.* uplink message (README, "Access control, audit and erasure"): city systems
+ * act on consultations over AMQP as much as over HTTP, and a search of the trail by a consultation's id that saw only
+ * the HTTP steps looked complete while it missed the expert system's accept and report.
+ *
+ * One entry per message and final outcome, as an HTTP request has one per answer:
+ *   applied / duplicate            -> 'allowed', status 200 (201 for a consultation.requested that created it), as
+ *                                     the HTTP route answers; a redelivery the domain takes for a repeat is recorded
+ *                                     too (it is what records a message whose first entry was lost in a crash)
+ *   ForbiddenError (dead letter)   -> 'denied', status 403, reason = its code (not_your_consultation,
+ *                                     expert_not_offered): a party acting on a case it may not act on
+ *   other permanent refusal        -> 'error', status = toProblem's status for the same error, reason = its code;
+ *                                     also a message dead-lettered once its retries are used up (its last error,
+ *                                     e.g. consultation_not_accepted 409, internal_error 500, handler_timeout 503)
+ * Attempts that hand the message back (retry, later) are not recorded: only the outcome the message ends with.
+ *
+ * The fields, and why:
+ *   subject    `system:<systemId>`, the subject the HTTP side records for the same system calling with its API key,
+ *              so a search by user finds a system's HTTP and AMQP steps under one name. The systemId is the envelope's:
+ *              with message security the hub has checked the signature against that system's key (hub-codec.ts), without
+ *              it the broker's login let the sender in. One that may hold a CPR number (mayHoldCprDigits: a registered
+ *              system's never does, a stranger's claim might) is kept out: subject 'anonymous', systemId null.
+ *   role       'system' (as an API-key caller); systemId the sending system.
+ *   action     'consultation.act', as every consultation step over HTTP.
+ *   patientKey null: a consultation carries no patient key (its texts are the clinician's, never indexed here).
+ *   resource   the consultation id when it has the shape the trail keeps for one (a UUID or a legacy id, at most 64
+ *              characters, none with CPR digits: isExistingConsultationId, as security.ts's resourceOf), else null.
+ *   ip         '': an AMQP message has no peer address at the hub (the broker had the sender's connection).
+ *   requestId  the envelope id (the contract makes it a UUID), the id the system logged and the dead letter shows; one
+ *              that is not a request id the hub keeps (isKeptRequestId) is replaced by a fresh UUID.
+ * Nothing from the payload but the consultation id: no texts, no expert id (it is a clinician's id at a system).
+ */
+export type UplinkAuditTrail = Readonly<{ record(entry: AuditEntry): Promise<void> }>;
+
+/**
+ * What became of a consultation message, finally: handled, refused with an error, or its handling still not done when
+ * its last attempt's time was up (no error to map: recorded as `handler_timeout`, 503, the hub's failure to answer).
+ */
+export type UplinkVerdict = Readonly<{ kind: 'handled'; outcome: 'applied' | 'duplicate' }> | Readonly<{ kind: 'refused'; error: unknown }> | Readonly<{ kind: 'timed_out' }>;
+
+/** The reason and status of a message dead-lettered because its last attempt timed out. */
+export const HANDLER_TIMEOUT = { reason: 'handler_timeout', status: 503 } as const;
+
+const MAX_RESOURCE_CHARS = 64;
+
+export const uplinkAuditEntry = (envelope: ConsultationUplinkEnvelope, verdict: UplinkVerdict, at: string, newId: () => string = randomUUID): AuditEntry => {
+  const systemId = mayHoldCprDigits(envelope.systemId) ? null : envelope.systemId;
+  const consultationId = envelope.payload.consultationId;
+  const base = {
+    at,
+    subject: systemId === null ? 'anonymous' : `system:${systemId}`,
+    role: 'system',
+    systemId,
+    action: 'consultation.act',
+    patientKey: null,
+    resource: typeof consultationId === 'string' && consultationId.length <= MAX_RESOURCE_CHARS && isExistingConsultationId(consultationId) ? consultationId : null,
+    ip: '',
+    requestId: isKeptRequestId(envelope.id) ? envelope.id : newId(),
+  };
+  if (verdict.kind === 'handled') {
+    const created = envelope.type === 'consultation.requested' && verdict.outcome === 'applied';
+    return { ...base, outcome: 'allowed', status: created ? 201 : 200, reason: null };
+  }
+  if (verdict.kind === 'timed_out') return { ...base, outcome: 'error', ...HANDLER_TIMEOUT };
+  const { status, code } = toProblem(verdict.error, '');
+  const outcome: AuditOutcome = verdict.error instanceof ForbiddenError ? 'denied' : 'error';
+  return { ...base, outcome, status, reason: code };
+};
