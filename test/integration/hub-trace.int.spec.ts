@@ -133,6 +133,14 @@ test('to a system that is offline: the offer was sent (its line) and waits on th
     updatedAt: expect.any(String),
   });
   expect(await oneLine('request', { route: '/consultations/:id/trace' })).toMatchObject({ consultationId: body.id, correlationId: requestId, status: 200 });
+  // The trace read is itself in the audit trail, under the consultation's id: who looked at where the case is.
+  const traced = await fetch(`${hub.url}/consultations/${body.id}/trace`, { headers: { 'x-request-id': 'desk-trace-1' } });
+  expect(traced.status).toBe(200);
+  await until('the trace read audited', async () => {
+    const res = await fetch(`${hub.url}/audit/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resource: body.id }) });
+    const items = ((await res.json()) as { items: { requestId: string; action: string; status: number; outcome: string }[] }).items;
+    return items.some((i) => i.requestId === 'desk-trace-1' && i.action === 'consultation.trace' && i.status === 200 && i.outcome === 'allowed');
+  }, 10_000, 100, detail);
   await until('city-c read with its offer waiting', async () => {
     const depth = (await getJson(hub.url, '/systems/city-c')).body.downlinkQueueDepth;
     return depth !== null && depth.messages >= 1 && depth.consumers === 0;

@@ -38,6 +38,10 @@ describe('access policy', () => {
     for (const who of [patient, clinician, system]) expect(authorize(who, { kind: 'dead_letters.discard' })).toEqual({ allowed: false, reason: 'operator_only' });
     expect(concernsPatientData({ kind: 'dead_letters.discard' })).toBe(true);
     expect(concernsPatientData({ kind: 'dead_letters.manage' })).toBe(false);
+    // Where a consultation is: the operators', and audited (who asked whom about a case, and when).
+    expect(authorize(operator, { kind: 'consultation.trace' }).allowed).toBe(true);
+    for (const who of [patient, clinician, system]) expect(authorize(who, { kind: 'consultation.trace' })).toEqual({ allowed: false, reason: 'operator_only' });
+    expect(concernsPatientData({ kind: 'consultation.trace' })).toBe(true);
     expect(authorize(operator, { kind: 'observations.read', patientKey: 'pA' }).allowed).toBe(false);
     expect(authorize(operator, { kind: 'consultation.act', systemId: 'aarhus' }).allowed).toBe(false);
     expect(authorize(patient, { kind: 'audit.read' }).allowed).toBe(false);

@@ -286,6 +286,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /consultations/:id/cancel': consultationAct(actor('body', 'systemId', ApplicantBody.shape.systemId)),
     // The data protection officer's erasure of one consultation's texts: as erasing a patient, operators only.
     'DELETE /consultations/:id/content': async () => ({ kind: 'consultation.erase' }),
+    // Operators only, audited under the consultation's id (who looked at where a case is, and when).
+    'GET /consultations/:id/trace': async () => ({ kind: 'consultation.trace' }),
   };
 };
 
@@ -328,7 +330,7 @@ const auditable = (value: string | null | undefined, shape: RegExp): string | nu
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditable(action.uniqueId, DOCUMENT_ID);
   if (action.kind === 'dead_letters.discard') return auditable(str(field(request.params, 'id')), DEAD_LETTER_ID);
-  if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase') {
+  if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase' || action.kind === 'consultation.trace') {
     const id = str(field(request.params, 'id'));
     if (id) return id.length <= 64 && isExistingConsultationId(id) ? id : null; // a legacy id too (never one with CPR digits)
     // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail. Left out of

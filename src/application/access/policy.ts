@@ -11,7 +11,7 @@
  * | system    | act on consultations for its own system and its own experts; read the directory               |
  * | operator  | manage systems (POST /systems), dead letters, erase patients and consultations' texts, read   |
  * |           | and verify the audit trail; export a patient's data (patient.export); where a consultation is |
- * |           | (GET /consultations/{id}/trace: 'other', no texts)                                            |
+ * |           | (GET /consultations/{id}/trace: consultation.trace, no texts, audited)                        |
  * | patient   | also: export their own data (patient.export)                                                  |
  *
  * Everything not listed is refused. Patient data is not readable by operators or systems through HTTP, with one
@@ -47,6 +47,11 @@ export type Action =
   | Readonly<{ kind: 'patient.export'; patientKey: string }>
   /** Erasing one consultation's texts (the data protection officer's, as a patient's erasure): operators only. */
   | Readonly<{ kind: 'consultation.erase' }>
+  /**
+   * Where a consultation is (GET /consultations/{id}/trace): operators only. No texts, but who asked whom about a
+   * case and when, so it is audited as a read of the consultation (an investigator's search by its id shows it).
+   */
+  | Readonly<{ kind: 'consultation.trace' }>
   /** Reading the erasure register (GET /erasures): every erased patient's key, a sensitive read, but no erasure. */
   | Readonly<{ kind: 'erasures.list' }>
   | Readonly<{ kind: 'audit.read' }>
@@ -96,6 +101,7 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
       return deny('role_may_not_export_patient_data');
     case 'patient.erase':
     case 'consultation.erase':
+    case 'consultation.trace':
     case 'erasures.list':
     case 'audit.read':
     case 'systems.manage':
@@ -131,6 +137,7 @@ export const concernsPatientData = (action: Action): boolean =>
   action.kind === 'patient.erase' ||
   action.kind === 'patient.export' ||
   action.kind === 'consultation.erase' ||
+  action.kind === 'consultation.trace' ||
   action.kind === 'dead_letters.discard' ||
   action.kind === 'erasures.list' ||
   action.kind === 'consultation.read' ||
