@@ -17,7 +17,7 @@ import { createConnection, createServer, isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { create_container, type EventContext } from 'rhea';
-import { spawnChild } from './children';
+import { listensOn, spawnChild } from './children';
 
 const repoRoot = resolve(__dirname, '..', '..');
 const scripts = join(repoRoot, 'scripts', 'activemq');
@@ -230,7 +230,9 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
 
   const deadline = Date.now() + (o.startTimeoutMs ?? 60000);
   try {
-    while (!(await portOpen(host, o.port, 500))) {
+    // Its own socket (listensOn), not any: a port freePort found free can be another test's broker by now, and the
+    // probe below would then pass against that one.
+    while (!listensOn(child.pid ?? -1, o.port)) {
       if (hasExited) throw new Error(`ActiveMQ exited during startup:\n${tail(log())}`);
       if (Date.now() > deadline) throw new Error(`ActiveMQ not listening on ${host}:${o.port} in time:\n${tail(log())}`);
       await sleep(50);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * Start a process for a test (a hub, a broker, a client) that dies with the test process and never keeps it from
@@ -49,4 +50,43 @@ export const runChild = async (
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   clearTimeout(deadline);
   return { code, out, err };
+};
+
+/**
+ * Whether process `pid` holds the socket listening on TCP `port` (IPv4 or IPv6), from /proc (Linux: the machines
+ * these tests run on): the listening sockets' inodes in the process's own network namespace (/proc/<pid>/net/tcp{,6}),
+ * against its open sockets. A port that freePort found free may be taken by another test's server before the child
+ * binds it: the child then exits (EADDRINUSE) while the stranger answers, and only this tells the two apart.
+ */
+export const listensOn = (pid: number, port: number): boolean => {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`]) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is ADDR:PORT in hex; st 0A is LISTEN; the inode is the tenth field.
+      if (f.length > 9 && f[1]!.endsWith(`:${hexPort}`) && f[3] === '0A') inodes.add(f[9]!);
+    }
+  }
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  return fds.some((fd) => {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      return m !== null && inodes.has(m[1]!);
+    } catch {
+      return false;
+    }
+  });
 };

@@ -1,8 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { spawnChild } from './children';
+import { listensOn, spawnChild } from './children';
 import { tempDir } from './temp-dir';
 
 /** The built hub (dist/), started as `npm start` starts it, on a free port with its own data directory. */
@@ -51,42 +50,6 @@ export const startHub = async (options: { dataDir: string; port?: number; env?: 
 
 class PortTakenError extends Error {}
 
-/**
- * Whether process `pid` holds the socket listening on TCP `port` (IPv4 or IPv6), from /proc (Linux: the machines
- * these tests run on): the listening sockets' inodes in /proc/net/tcp{,6}, against the process's open sockets.
- */
-const listensOn = (pid: number, port: number): boolean => {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      // local_address is ADDR:PORT in hex; st 0A is LISTEN; the inode is the tenth field.
-      if (f.length > 9 && f[1]!.endsWith(`:${hexPort}`) && f[3] === '0A') inodes.add(f[9]!);
-    }
-  }
-  if (inodes.size === 0) return false;
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return false;
-  }
-  return fds.some((fd) => {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      return m !== null && inodes.has(m[1]!);
-    } catch {
-      return false;
-    }
-  });
-};
 
 const startHubOnce = async (options: { dataDir: string; port?: number; env?: Record<string, string>; cwd?: string }): Promise<HubProcess> => {
   const port = options.port ?? (await freePort());
