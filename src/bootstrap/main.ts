@@ -280,7 +280,15 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   registerKeyRoutes(http.app, { keys: messageKeys.keys, hubJwks: messageKeys.jwks });
   registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
   registerMetricsRoutes(http.app, { metrics });
-  const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT }).catch((error: unknown) => {
+  const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT }).catch(async (error: unknown) => {
+    // A port in use, an address this machine lacks: stop what this start started before saying so. Left running, the
+    // projectors, deadlines and the broker connection (its uplink consumer attached) kept an embedder's process alive
+    // and at work on a store whose lock startHub had released, where a retry on another port opened it again.
+    await http.close(0).catch(() => undefined);
+    await messaging.stop();
+    await security.close();
+    await stopCore();
+    processMetrics.stop();
     throw listenProblem(error) ?? error;
   });
   logger.info({ url, store: config.RTS_EVENT_STORE, messaging: messagingSettings !== null, maxConnections: options.maxConnections }, 'telemed-rts listening');

@@ -12,7 +12,7 @@ import { parseDownlink, serializeUplink, type DownlinkEnvelope, type ExpertProfi
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { spawnChild } from '../support/children';
+import { listensOn, spawnChild } from '../support/children';
 import type { RtsClient } from '../../src/sdk';
 import { mayHoldCprDigits } from '../../src/domain/monitoring/cpr-like';
 
@@ -97,8 +97,16 @@ export const startInProcessHub = async (
   dataDir: string,
   options: { env?: Record<string, string>; wrapUplink?: (uplink: UplinkLike) => UplinkLike; logger?: pino.Logger } = {},
 ): Promise<RunningHub> => {
-  const config = loadConfig({ ...hubEnv(broker, dataDir, options.env), RTS_HTTP_PORT: String(await freePort()) });
-  return startHub(config, options.logger ?? pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }), options.wrapUplink ? { wrapUplink: options.wrapUplink } : {});
+  // freePort's port can be another test's by the time the hub listens: that start fails (EADDRINUSE) and has stopped
+  // what it started (hub-start-port-taken.int.spec.ts), so it is tried again on another.
+  for (let attempt = 1; ; attempt++) {
+    const config = loadConfig({ ...hubEnv(broker, dataDir, options.env), RTS_HTTP_PORT: String(await freePort()) });
+    try {
+      return await startHub(config, options.logger ?? pino({ level: process.env.HUB_TEST_LOG ?? 'silent' }), options.wrapUplink ? { wrapUplink: options.wrapUplink } : {});
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'EADDRINUSE' || attempt >= 3) throw error;
+    }
+  }
 };
 
 export type ChildHub = Readonly<{ url: string; child: ChildProcess; output(): string; kill(): Promise<void>; stop(): Promise<void> }>;
@@ -121,7 +129,8 @@ export const startChildHub = async (broker: TestBroker, dataDir: string, port?: 
   for (;;) {
     if (child.exitCode !== null) throw new Error(`hub exited during start (code ${child.exitCode}):\n${out}`);
     try {
-      if ((await fetch(`${url}/health`)).ok) break;
+      // Only once the socket on the port is the child's own (listensOn): another server there would answer too.
+      if (listensOn(child.pid ?? -1, httpPort) && (await fetch(`${url}/health`)).ok) break;
     } catch {
       /* not yet */
     }
