@@ -8,7 +8,7 @@ import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-e
 import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
-import { freePort, getJson, postJson, profile, registerSystem, sendRawBody, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { getJson, postJson, profile, registerSystem, sendRawBody, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(120_000);
 
@@ -162,7 +162,7 @@ it('without a broker the hub serves the directory and answers 503 for dead lette
   const data = tempDir('rts-hub-embedded-');
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_PORT: String(await freePort()), RTS_LOG_LEVEL: 'silent', RTS_AUTH: 'off' }), logger);
+  const hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_PORT: '0', RTS_LOG_LEVEL: 'silent', RTS_AUTH: 'off' }), logger);
   try {
     expect((await postJson(hub.url, '/systems', { id: 'solo', name: 'Solo', area: 'Hubei' })).status).toBe(201);
     expect((await getJson(hub.url, '/systems/solo')).body.status).toBe('registered');

@@ -138,7 +138,7 @@ describePromtool(`promtool check metrics on a live hub${noPromtool ? `, skipped:
       const url = new URL(server);
       url.pathname = `/${db}`;
       hub = await startHub(
-        loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: url.toString(), RTS_DATA_DIR: data.dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: String(await freePort()), RTS_AUTH: 'off' }),
+        loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: url.toString(), RTS_DATA_DIR: data.dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_AUTH: 'off' }),
         pino({ level: 'silent' }),
       );
     });

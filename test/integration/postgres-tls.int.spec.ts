@@ -49,9 +49,9 @@ if (!support.ok) console.warn(`postgres-tls: skipped: ${support.reason}`);
   it('stores and answers with verify-full and the CA, every connection encrypted', async () => {
     let hub: RunningHub | undefined;
     try {
-      const config = loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: server.url(verifyFull()), RTS_DATA_DIR: tempDir(), RTS_HTTP_PORT: String(await freePort()), RTS_AUTH: 'off' });
+      const config = loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: server.url(verifyFull()), RTS_DATA_DIR: tempDir(), RTS_HTTP_PORT: '0', RTS_AUTH: 'off' });
       hub = await startHub(config, pino({ level: 'silent' }));
-      const base = `http://127.0.0.1:${config.RTS_HTTP_PORT}`;
+      const base = hub.url;
       const upload = await fetch(`${base}/observations`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
