@@ -280,15 +280,19 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   registerKeyRoutes(http.app, { keys: messageKeys.keys, hubJwks: messageKeys.jwks });
   registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
   registerMetricsRoutes(http.app, { metrics });
+  /** Everything started above, in reverse: HTTP (in-flight requests get `graceMs`), messaging, audit trail, core. */
+  const stopStarted = async (graceMs: number): Promise<void> => {
+    await http.close(graceMs).catch(() => undefined);
+    await messaging.stop(); // before the audit trail: the consumer's last handlings record their entries there
+    await security.close(); // the audit events of the last requests and messages
+    await stopCore();
+    processMetrics.stop();
+  };
   const url = await http.app.listen({ host: config.RTS_HTTP_HOST, port: config.RTS_HTTP_PORT }).catch(async (error: unknown) => {
     // A port in use, an address this machine lacks: stop what this start started before saying so. Left running, the
     // projectors, deadlines and the broker connection (its uplink consumer attached) kept an embedder's process alive
     // and at work on a store whose lock startHub had released, where a retry on another port opened it again.
-    await http.close(0).catch(() => undefined);
-    await messaging.stop();
-    await security.close();
-    await stopCore();
-    processMetrics.stop();
+    await stopStarted(0);
     throw listenProblem(error) ?? error;
   });
   logger.info({ url, store: config.RTS_EVENT_STORE, messaging: messagingSettings !== null, maxConnections: options.maxConnections }, 'telemed-rts listening');
@@ -298,11 +302,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     (stopping ??= (async () => {
       // Stop taking connections, let in-flight requests finish (their appends commit); stop the uplink consumer
       // (its handlers finish), the downlink publisher and the broker connection; then close the store.
-      await http.close(config.RTS_SHUTDOWN_GRACE_MS);
-      await messaging.stop(); // before the audit trail: the consumer's last handlings record their entries there
-      await security.close(); // the audit events of the last requests and messages
-      await stopCore();
-      processMetrics.stop();
+      await stopStarted(config.RTS_SHUTDOWN_GRACE_MS);
       logger.info('telemed-rts stopped');
     })());
   return { url, stop, routes: http.routes };

@@ -195,7 +195,10 @@ export const uplinkMessageHandler = (
       const run = async (): Promise<HandlerOutcome> => {
         const seen: Seen = {};
         const late: HandlerOutcome = { retry: `handler timed out after ${handlerTimeoutMs} ms` };
-        const outcome = await withTimeout(handle(envelope, notify, message.attempt, seen), handlerTimeoutMs, late);
+        const outcome = await withDeadline(handle(envelope, notify, message.attempt, seen), handlerTimeoutMs).catch((error: unknown) => {
+          if (error instanceof PastDeadline) return late; // its late result is ignored
+          throw error;
+        });
         // Timed out, what the handling saw so far is not its outcome (it may still commit): the entry names the timeout.
         return audited(envelope, outcome, outcome === late ? { timedOut: true } : seen, message.attempt);
       };
@@ -301,21 +304,13 @@ export const uplinkMessageHandler = (
 /** What a handling saw, for its audit entry: the step's outcome, or the error it ended with. */
 type Seen = { handled?: UplinkVerdict & { kind: 'handled' }; error?: unknown; timedOut?: true };
 
-/** The handling's outcome, or `late` (a retry) once it took longer than `ms` (its late result is ignored). */
-const withTimeout = async (work: Promise<HandlerOutcome>, ms: number, late: HandlerOutcome): Promise<HandlerOutcome> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<HandlerOutcome>((resolve) => (timer = setTimeout(() => resolve(late), ms)));
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-};
+/** A deadline passed before the work was done. */
+class PastDeadline extends Error {}
 
 /** `work`, or a rejection once it took longer than `ms`. */
 const withDeadline = async <T>(work: Promise<T>, ms: number): Promise<T> => {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new PastDeadline(`not done within ${ms} ms`)), ms)));
   try {
     return await Promise.race([work, timeout]);
   } finally {
