@@ -147,7 +147,7 @@ describe('failover between two brokers that take TLS only', () => {
     const hub = await startChildHub(first, join(data.dir, 'hub'), undefined, { RTS_BROKER_URL: list, RTS_BROKER_TLS_CA: certificate.caFile, RTS_LOG_LEVEL: 'info' });
     hubs.push(hub);
     await until('hub consuming', async () => (await getJson(hub.url, '/health')).body.uplink === 'consuming');
-    expect(hub.output()).toMatch(new RegExp(`"event":"amqp.connected".*"endpoint":"127.0.0.1:${first.amqpPort}"`));
+    await until('hub connected to the first', () => new RegExp(`"event":"amqp.connected".*"endpoint":"127.0.0.1:${first.amqpPort}"`).test(hub.output()), 5_000);
 
     await first.kill();
     // The failover keeps TLS and its CA: the hub consumes again, from the second broker.
