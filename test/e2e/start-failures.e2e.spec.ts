@@ -5,7 +5,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runChild, spawnChild } from '../support/children';
+import { runChild, settled, spawnChild } from '../support/children';
 import { freePort, startHub, tempDataDir } from '../support/hub-process';
 
 /** A "database" that accepts TCP and never answers (a hung server, a firewall dropping after the handshake). */
@@ -74,7 +74,7 @@ describe('start failures (e2e)', () => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+      const exited = settled(child);
       const deadline = Date.now() + 15_000;
       while (silent.connections() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(silent.connections()).toBeGreaterThan(0); // it is waiting for the database now
@@ -101,7 +101,7 @@ describe('start failures (e2e)', () => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+      const exited = settled(child);
       expect(await exited).toEqual({ code: 0, signal: null });
       expect(out).toContain('test preload: early-signals loaded, sending SIGTERM'); // the signal came in the loading
       expect(out).not.toContain('listening'); // it was stopped before it served

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { RtsClient } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
+import { settled } from '../support/children';
 import { createNetns, deleteNetns, netnsSupport, spawnInNetns } from '../support/netns';
 import { freePort, getJson, hubEnv, postJson, profile, registerSystem, startChildHub, tempDir, until, type ChildHub } from './hub-support';
 
@@ -91,7 +92,7 @@ describe('a hub whose broker is down when it starts', () => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      const exited = settled(child).then(({ code }) => code);
       await until('listening', async () => out.includes('"telemed-rts listening"') || child.exitCode !== null, 60_000);
       expect(child.exitCode).toBeNull();
       expect(out).toContain('the broker does not answer yet');

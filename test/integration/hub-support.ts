@@ -12,7 +12,7 @@ import { parseDownlink, serializeUplink, type DownlinkEnvelope, type ExpertProfi
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { startBroker, type TestBroker } from '../support/activemq';
-import { listensOn, spawnChild } from '../support/children';
+import { listensOn, settled, spawnChild } from '../support/children';
 import type { RtsClient } from '../../src/sdk';
 import { mayHoldCprDigits } from '../../src/domain/monitoring/cpr-like';
 
@@ -123,11 +123,14 @@ export const startChildHub = async (broker: TestBroker, dataDir: string, port?: 
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const exited = settled(child).then(() => undefined);
   const url = `http://127.0.0.1:${httpPort}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`hub exited during start (code ${child.exitCode}):\n${out}`);
+    if (child.exitCode !== null) {
+      await exited; // its last lines read
+      throw new Error(`hub exited during start (code ${child.exitCode}):\n${out}`);
+    }
     try {
       // Only once the socket on the port is the child's own (listensOn): another server there would answer too.
       if (listensOn(child.pid ?? -1, httpPort) && (await fetch(`${url}/health`)).ok) break;

@@ -10,7 +10,7 @@ import {
   type NewEvent,
   type RecordedEvent,
 } from '../../src/application/ports/event-store';
-import { spawnChild } from '../support/children';
+import { settled, spawnChild } from '../support/children';
 
 /**
  * SQLite-specific behaviour the contract suite cannot see: pragmas, group commit, the shared-file API for the
@@ -404,7 +404,7 @@ describe('SQLite event store: durability', () => {
     let stderr = '';
     let buffered = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const exited = settled(child).then(({ signal }) => signal); // every acknowledgement it wrote, read
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const lines = buffered.split('\n');

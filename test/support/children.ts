@@ -22,6 +22,22 @@ export const spawnChild = (command: string, args: readonly string[], options: Sp
   return child;
 };
 
+/**
+ * The child's exit code and signal once it has exited AND its output has been read to the end. Node emits 'exit'
+ * when the process ends, possibly before the last 'data' of its stdout and stderr: a test that read the output on
+ * 'exit' could miss the last lines (a stop's "telemed-rts stopped"). 'close' comes after both; a grandchild that
+ * kept the pipes open would hold it back, so 'exit' plus `graceMs` settles it then.
+ */
+export const settled = (child: ChildProcess, graceMs = 2000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> =>
+  new Promise((resolve) => {
+    let grace: NodeJS.Timeout | undefined;
+    child.once('close', (code, signal) => {
+      clearTimeout(grace);
+      resolve({ code, signal });
+    });
+    child.once('exit', (code, signal) => (grace = setTimeout(() => resolve({ code, signal }), graceMs)));
+  });
+
 export type ChildRun = Readonly<{ code: number | null; out: string; err: string }>;
 
 /**
@@ -47,7 +63,7 @@ export const runChild = async (
     if (interruptWhen?.(out)) interrupt();
   });
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  const { code } = await settled(child);
   clearTimeout(deadline);
   return { code, out, err };
 };

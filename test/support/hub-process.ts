@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { listensOn, spawnChild } from './children';
+import { listensOn, settled, spawnChild } from './children';
 import { tempDir } from './temp-dir';
 
 /** The built hub (dist/), started as `npm start` starts it, on a free port with its own data directory. */
@@ -61,11 +61,12 @@ const startHubOnce = async (options: { dataDir: string; port?: number; env?: Rec
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const exited = settled(child).then(({ code }) => code);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) {
+      await exited; // its last lines read
       const message = `hub exited during start (code ${child.exitCode}):\n${out}`;
       throw out.includes('EADDRINUSE') || out.includes('another program listens on this port') ? new PortTakenError(message) : new Error(message);
     }

@@ -4,7 +4,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { spawnChild } from './children';
+import { settled, spawnChild } from './children';
 
 const repoRoot = resolve(__dirname, '..', '..');
 
@@ -19,7 +19,7 @@ export class Proc {
     readonly name: string,
     readonly child: ChildProcess,
   ) {
-    this.exited = new Promise((r) => child.once('exit', () => r()));
+    this.exited = settled(child).then(() => undefined);
     createInterface({ input: child.stdout! }).on('line', (text) => {
       let line: Line;
       try {
