@@ -45,7 +45,7 @@ export class Proc {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolveLine, reject) => {
       // The child's recent broker lines go into the error: a CI log then says where it was instead.
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms; its last broker lines:\n${this.recentBrokerLines()}`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms (${this.state()}); its last broker lines and warnings:\n${this.recentBrokerLines()}`)), timeoutMs);
       this.waiters.push({
         test,
         resolve: (l) => {
@@ -55,11 +55,17 @@ export class Proc {
       });
     });
   }
-  recentBrokerLines(n = 20): string {
-    const broker = this.lines.filter((l) => typeof l.event === 'string' && (l.event.startsWith('amqp.') || l.event.startsWith('broker.')));
-    return broker
+  /** Whether the child still runs: a wait that timed out because the process had ended says so. */
+  state(): string {
+    const { exitCode, signalCode } = this.child;
+    return exitCode === null && signalCode === null ? 'still running' : `exited: code ${exitCode}, signal ${signalCode}`;
+  }
+  /** Its broker lines (amqp.*, broker.*) and its warnings and errors (pino level 40 and up), the last `n`. */
+  recentBrokerLines(n = 25): string {
+    const wanted = this.lines.filter((l) => (typeof l.event === 'string' && (l.event.startsWith('amqp.') || l.event.startsWith('broker.'))) || (typeof l.level === 'number' && l.level >= 40));
+    return wanted
       .slice(-n)
-      .map((l) => JSON.stringify({ time: l.time, event: l.event, kind: l.kind, endpoint: l.endpoint, from: l.from, to: l.to, error: l.error, reason: l.reason }))
+      .map((l) => JSON.stringify({ time: l.time, level: l.level, event: l.event, role: l.role, kind: l.kind, endpoint: l.endpoint, from: l.from, to: l.to, reconnecting: l.reconnecting, error: l.error, reason: l.reason, msg: l.event ? undefined : l.msg }))
       .join('\n');
   }
   send(cmd: string): void {
