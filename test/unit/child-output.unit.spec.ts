@@ -10,7 +10,7 @@ const lateWriter = (delayMs: number, text: string) =>
   `require('node:child_process').spawn(process.execPath, ['-e', "setTimeout(() => process.stdout.write('${text}'), ${delayMs})"], { stdio: ['ignore', 'inherit', 'ignore'] }).unref(); process.stdout.write('first;'); process.exitCode = 3`;
 
 it('runChild returns what was written to the pipe up to its end, with the exit code', async () => {
-  const run = await runChild(process.execPath, ['-e', lateWriter(200, 'last')], {});
+  const run = await runChild(process.execPath, ['-e', lateWriter(50, 'last')], {});
   expect(run.code).toBe(3);
   expect(run.out).toBe('first;last'); // on 'exit': 'first;' alone
 });
