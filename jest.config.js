@@ -6,7 +6,8 @@
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 const tier = (name, suffix, extra = {}) => ({
   displayName: name,
-  testEnvironment: 'node',
+  // jest's node environment that waits for a file's last resources to end and names those that do not (see the file).
+  testEnvironment: '<rootDir>/test/support/settling-environment.js',
   transform,
   testMatch: [`<rootDir>/test/**/*.${suffix}.spec.ts`],
   ...extra,

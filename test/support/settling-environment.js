@@ -1,0 +1,63 @@
+'use strict';
+/**
+ * jest's node environment, plus: after a test file, wait (up to 3 s) for what the file started to end, and name
+ * what did not.
+ *
+ * Each full run printed "A worker process has failed to exit gracefully and has been force exited", and no file
+ * could be named: 1 s after each file's teardown no worker held anything but its own pipes (checked over the whole
+ * run), so what kept the worker alive at its end was short-lived (a child's last exit, a closing socket), left by
+ * whichever file ran last. Waiting here for the worker's resources to be back to what they were before the file lets
+ * those end inside the file's own time; anything still there after the wait is written to stderr with the file's
+ * name, instead of the anonymous warning at the end of the run.
+ */
+const { TestEnvironment } = require('jest-environment-node');
+
+const SETTLE_MS = 3000;
+
+/** Counts of the kinds of resources that keep this process's event loop alive. */
+const counts = () => {
+  const byKind = new Map();
+  for (const kind of process.getActiveResourcesInfo()) byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+  return byKind;
+};
+
+/** The kinds there are more of now than in `before`, with how many more. */
+const extra = (before) => {
+  const more = [];
+  for (const [kind, n] of counts()) if (n > (before.get(kind) ?? 0)) more.push(`${kind} x${n - (before.get(kind) ?? 0)}`);
+  return more;
+};
+
+/** A few words on a live handle: enough to find who made it. */
+const describe = (h) => {
+  const name = h?.constructor?.name ?? typeof h;
+  if (name === 'Socket' || name === 'TLSSocket') return `${name} ${h.localAddress ?? ''}:${h.localPort ?? ''} -> ${h.remoteAddress ?? ''}:${h.remotePort ?? ''}`;
+  if (name === 'Server') return `Server ${JSON.stringify(h.address?.() ?? null)}`;
+  if (name === 'ChildProcess') return `ChildProcess ${(h.spawnargs ?? []).join(' ').slice(0, 160)}`;
+  if (name === 'Timeout') return `Timeout ${h._idleTimeout} ms: ${String(h._onTimeout).replace(/\s+/g, ' ').slice(0, 160)}`;
+  return name;
+};
+
+class SettlingEnvironment extends TestEnvironment {
+  constructor(config, context) {
+    super(config, context);
+    this.testPath = context.testPath;
+  }
+
+  async setup() {
+    await super.setup();
+    this.before = counts();
+  }
+
+  async teardown() {
+    await super.teardown();
+    const deadline = Date.now() + SETTLE_MS;
+    while (extra(this.before).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50).unref());
+    const left = extra(this.before);
+    if (left.length === 0) return;
+    const handles = process._getActiveHandles().filter((h) => h.hasRef?.() !== false && !h._isStdio).map(describe);
+    process.stderr.write(`\n${this.testPath.replace(`${process.cwd()}/`, '')} left, ${SETTLE_MS} ms after its end: ${left.join(', ')}\n  live handles: ${handles.join('; ')}\n`);
+  }
+}
+
+module.exports = SettlingEnvironment;
