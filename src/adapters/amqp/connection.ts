@@ -180,6 +180,12 @@ export interface AmqpConnectionEvents {
    * `error`: the broker's reason, when it gave one. Also after a session we closed ourselves (the broker's answer).
    */
   sessionEnded: [Session, Error | undefined];
+  /**
+   * close() was called (once): nothing more comes on this connection. rhea says nothing of a connection closed from
+   * our side ('disconnected' is not emitted then), so a request waiting for the broker's answer listens for this to
+   * end at once instead of at its own timeout.
+   */
+  closed: [];
 }
 
 // What a broker going away, restarting, or a slave in the middle of taking over may close a connection with.
@@ -541,7 +547,9 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
    */
   close(timeoutMs = 5000): Promise<void> {
     if (this.closed) return Promise.resolve();
+    const first = !this.closing;
     this.closing = true;
+    if (first) this.emit('closed');
     this.clearOpenTimer();
     this.unsubscribe?.();
     this.unsubscribe = undefined;

@@ -67,6 +67,7 @@ export function requestStatistics(connection: AmqpConnection, request: Statistic
       done = true;
       clearTimeout(timer);
       connection.off('disconnected', onLost);
+      connection.off('closed', onClosed);
       const connected = connection.isConnected();
       if (sender) endLink(sender, connected);
       endLink(receiver, connected, session);
@@ -74,6 +75,8 @@ export function requestStatistics(connection: AmqpConnection, request: Statistic
       else resolve({ maps, ended: outcome.ended, brokerNow });
     };
     const onLost = () => end({ error: new DepthUnknownError('connection_lost', 'the connection to the message broker was lost during the reading') });
+    // Closed by the hub (its stop): ended now, not at the timeout, which held a stopped hub's process for its 5 s.
+    const onClosed = () => end({ error: new DepthUnknownError('connection_lost', 'the connection to the message broker was closed during the reading') });
     const timer = setTimeout(
       () =>
         end(
@@ -84,6 +87,7 @@ export function requestStatistics(connection: AmqpConnection, request: Statistic
       request.timeoutMs,
     );
     connection.once('disconnected', onLost);
+    connection.once('closed', onClosed);
     const refused = (what: string) => (context: EventContext) => {
       const e = (context.receiver ?? context.sender)?.error as { condition?: string; description?: string } | undefined;
       end({ error: new DepthUnknownError('refused', `the broker refused the statistics ${what}: ${[e?.condition, e?.description].filter(Boolean).join(': ') || 'no reason given'}`) });
