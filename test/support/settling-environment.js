@@ -14,10 +14,21 @@ const { TestEnvironment } = require('jest-environment-node');
 
 const SETTLE_MS = 3000;
 
-/** Counts of the kinds of resources that keep this process's event loop alive. */
+/** The jest worker's own channel to jest (a pipe): ref'd or not as jest's messages come and go. */
+const isWorkerChannel = (h) => process.channel !== undefined && h?.constructor?.name === 'Pipe' && h.fd === process.channel.fd;
+
+/** The resource kinds that are handles: counted from the handles themselves, so the worker's own pipes can be left out. */
+const HANDLE_KINDS = new Set(['TCPSocketWrap', 'TCPServerWrap', 'PipeWrap', 'PipeServerWrap', 'ProcessWrap', 'TTYWrap', 'UDPWrap', 'SignalWrap', 'FSEventWrap', 'TLSWrap']);
+
+/**
+ * Counts of what keeps this process's event loop alive, by kind: timers and requests as Node names them, handles by
+ * their class, but not the worker's stdio nor its channel to jest (busy or not as jest writes and reads).
+ */
 const counts = () => {
   const byKind = new Map();
-  for (const kind of process.getActiveResourcesInfo()) byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+  const add = (kind) => byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+  for (const kind of process.getActiveResourcesInfo()) if (!HANDLE_KINDS.has(kind)) add(kind);
+  for (const h of process._getActiveHandles()) if (!h._isStdio && !isWorkerChannel(h)) add(h?.constructor?.name ?? 'handle');
   return byKind;
 };
 
@@ -55,7 +66,7 @@ class SettlingEnvironment extends TestEnvironment {
     while (extra(this.before).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50).unref());
     const left = extra(this.before);
     if (left.length === 0) return;
-    const handles = process._getActiveHandles().filter((h) => h.hasRef?.() !== false && !h._isStdio).map(describe);
+    const handles = process._getActiveHandles().filter((h) => !h._isStdio && !isWorkerChannel(h)).map(describe);
     process.stderr.write(`\n${this.testPath.replace(`${process.cwd()}/`, '')} left, ${SETTLE_MS} ms after its end: ${left.join(', ')}\n  live handles: ${handles.join('; ')}\n`);
   }
 }
