@@ -29,6 +29,15 @@ const HTTP_N = Number(args['http-n'] ?? Math.min(N, 10_000));
 const ROUNDS = Number(args.rounds ?? 2);
 const ONLY = args.only ? new Set(String(args.only).split(',')) : null;
 const WARMUP = Number(args.warmup ?? 1000);
+// The HTTP load generator: 'raw' (bare keep-alive sockets, L.runLoadRaw; from 2026-12-03, thirty-fourth session) or
+// 'node-http' (node:http's Agent, L.runLoad; every run before). The same requests; the raw one spends ~50 µs of CPU
+// per request where node:http spent ~110-170, on the cores the hub runs on.
+const CLIENT = String(args.client ?? 'raw');
+if (CLIENT !== 'raw' && CLIENT !== 'node-http') {
+  console.error(`ingest.js: --client must be raw or node-http, not ${CLIENT}`);
+  process.exit(2);
+}
+const runLoad = CLIENT === 'raw' ? L.runLoadRaw : L.runLoad;
 const runs = (what) => ONLY === null || ONLY.has(what);
 // --seed DIR: every subject and baseline starts from a copy of DIR/telemed.sqlite instead of an empty file (e.g.
 // bench/.data/query-1000x1000, the query bench's 1,000,000 observations): ingest into a store that has been
@@ -258,7 +267,7 @@ const runHttp = async (inputs, concurrency) => {
     const tokens = await L.patientTokens(child.port, inputs.map((o) => o.patientId));
     const post = (o) => ({ method: 'POST', path: '/observations', body: body(o), headers: { authorization: tokens.get(o.patientId) } });
     // Warm-up (JIT, connections): not measured, and its rows are left out of the batch estimate below.
-    const warm = await L.runLoad({ port: child.port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
+    const warm = await runLoad({ port: child.port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
     if (warm.firstError) throw new Error(`warm-up: ${warm.firstError}`);
     // Where the measured part starts in the store (audit events of the warm-up also take positions).
     const startDb = new L.BetterSqlite3(path.join(dir, 'telemed.sqlite'), { readonly: true });
@@ -268,7 +277,7 @@ const runHttp = async (inputs, concurrency) => {
     const hubMain0 = L.procCpuMs(child.pid, { mainThread: true });
     const clientCpu0 = process.cpuUsage();
     const t0 = L.nowNs();
-    const load = await L.runLoad({ port: child.port, concurrency, total: inputs.length, makeRequest: (i) => post(inputs[i]), expectStatus: 201 });
+    const load = await runLoad({ port: child.port, concurrency, total: inputs.length, makeRequest: (i) => post(inputs[i]), expectStatus: 201 });
     const ackMs = L.msSince(t0);
     const hubCpuMs = L.procCpuMs(child.pid) - hubCpu0;
     const hubMainMs = L.procCpuMs(child.pid, { mainThread: true }) - hubMain0;
@@ -332,12 +341,12 @@ const runHttpFloor = async (inputs, concurrency, authorizationLength) => {
     await Promise.race([L.waitForHttp(port), exited.then((e) => Promise.reject(new Error(`floor server exited early: ${JSON.stringify(e)}`)))]);
     const bearer = `Bearer ${'x'.repeat(authorizationLength - 'Bearer '.length)}`; // as long as the hub's header
     const post = (o) => ({ method: 'POST', path: '/observations', body: JSON.stringify({ patientId: o.patientId, systolic: o.systolic, diastolic: o.diastolic, measuredAt: o.measuredAt }), headers: { authorization: bearer } });
-    const warm = await L.runLoad({ port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
+    const warm = await runLoad({ port, concurrency, total: WARMUP, makeRequest: (i) => post(inputs[i % inputs.length]), expectStatus: 201 });
     if (warm.firstError) throw new Error(`floor warm-up: ${warm.firstError}`);
     const cpu0 = L.procCpuMs(child.pid);
     const main0 = L.procCpuMs(child.pid, { mainThread: true });
     const t0 = L.nowNs();
-    const load = await L.runLoad({ port, concurrency, total: inputs.length, makeRequest: (i) => post(inputs[i]), expectStatus: 201 });
+    const load = await runLoad({ port, concurrency, total: inputs.length, makeRequest: (i) => post(inputs[i]), expectStatus: 201 });
     const wallMs = L.msSince(t0);
     const cpuMs = L.procCpuMs(child.pid) - cpu0;
     const mainMs = L.procCpuMs(child.pid, { mainThread: true }) - main0;
@@ -453,7 +462,7 @@ const runDirect = (inputs, batch, creationTime) => {
 
 const main = async () => {
   const machine = L.machine();
-  log(`ingest bench  n=${N} in-process concurrency=${C} http concurrency=${HTTP_C.join(',')} http n=${HTTP_N} rounds=${ROUNDS}`);
+  log(`ingest bench  n=${N} in-process concurrency=${C} http concurrency=${HTTP_C.join(',')} http n=${HTTP_N} rounds=${ROUNDS} http client=${CLIENT}`);
   log(`machine: ${JSON.stringify(machine)}`);
   if (SEED) {
     SEED = await warmSeed(SEED);
@@ -611,7 +620,7 @@ const main = async () => {
   const out = args.json ? path.resolve(String(args.json)) : path.join(__dirname, 'results', `ingest-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const strip = (x) => JSON.parse(JSON.stringify(x, (k, v) => (k === 'latencies' ? undefined : v)));
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, params: { N, C, HTTP_C, HTTP_N, ROUNDS, WARMUP }, results: strip(results), summary }, null, 2));
+  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, params: { N, C, HTTP_C, HTTP_N, ROUNDS, WARMUP, CLIENT }, results: strip(results), summary }, null, 2));
   log(`results: ${path.relative(process.cwd(), out)}`);
 };
 
