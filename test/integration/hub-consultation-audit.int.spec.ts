@@ -6,9 +6,11 @@
 //
 // Before: only HTTP requests were audited, so the search answered with the request alone, complete as far as anyone
 // could tell, without the expert system's accept and report.
+import { randomUUID } from 'node:crypto';
+import { serializeConsultationUplink, type ConsultationUplinkEnvelope } from '../../src/adapters/messaging/consultation-messages';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { RtsClient } from '../../src/sdk';
-import { getJson, joinSystem, profile, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { getJson, joinSystem, profile, sendUplink, startInProcessHub, tempDir, until, uplink, UPLINK, useBroker } from './hub-support';
 
 jest.setTimeout(180_000);
 
@@ -90,4 +92,37 @@ test('the AMQP accept and report of the expert system, and a refused report of a
   const verify = await getJson(hub.url, '/audit/verify');
   expect(verify.status).toBe(200);
   expect(verify.body).toMatchObject({ ok: true, breaks: [] });
+});
+
+// A consultation message that comes with its attempts used up (delivery-count 2 = the hub's RTS_UPLINK_MAX_ATTEMPTS:
+// the processes that took it died holding it) is dead-lettered without a handling. Before, that dead letter was the
+// one final outcome of a consultation message with no entry in the trail.
+test('a consultation message that arrives with its attempts used up is dead-lettered with an audit entry (error 503 max_attempts_exceeded)', async () => {
+  const consultationId = randomUUID();
+  const envelope = {
+    id: randomUUID(),
+    type: 'consultation.accept',
+    version: 1,
+    systemId: 'city-b',
+    correlationId: randomUUID(),
+    time: new Date().toISOString(),
+    payload: { consultationId, expertId: 'city-b:e1' },
+  } as ConsultationUplinkEnvelope;
+  await amq.sender.sendRaw(UPLINK, {
+    body: serializeConsultationUplink(envelope),
+    message_id: envelope.id,
+    delivery_count: 2,
+    application_properties: { messageId: envelope.id, type: envelope.type, version: 1, systemId: 'city-b', correlationId: envelope.correlationId },
+  });
+
+  await until('the exhausted message in the trail', async () => (await search({ requestId: envelope.id })).length === 1);
+  expect(await search({ requestId: envelope.id })).toEqual([
+    expect.objectContaining({ subject: 'system:city-b', role: 'system', systemId: 'city-b', action: 'consultation.act', resource: consultationId, ip: '', outcome: 'error', status: 503, reason: 'max_attempts_exceeded' }),
+  ]);
+  // Dead-lettered with the consumer's reason, and not handled: no consultation came of it.
+  await until('the dead letter', async () => {
+    const items = ((await getJson(hub.url, '/dead-letters?limit=100')).body as { items?: { envelopeId?: string; reason?: string }[] }).items ?? [];
+    return items.some((d) => d.envelopeId === envelope.id && /^max attempts exceeded/.test(d.reason ?? ''));
+  });
+  expect((await getJson(hub.url, `/consultations/${consultationId}`)).status).toBe(404);
 });

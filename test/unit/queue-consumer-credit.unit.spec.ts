@@ -1,10 +1,11 @@
 // QueueConsumer's credit against a fake link: a message whose handler only waits for its turn holds no credit slot
 // (up to maxWaiting), so the broker sends the messages of other keys. ActiveMQ sends a message handed back to the
 // same link again, so handing it back frees nothing: the credit is what lets the others in.
+// Also: a message that arrives with its attempts used up is dead-lettered unhandled, after beforeExhaustedDeadLetter.
 import { EventEmitter } from 'node:events';
 import type { AmqpConnection } from '../../src/adapters/amqp/connection';
 import type { DurableSender } from '../../src/adapters/amqp/durable-sender';
-import { QueueConsumer, type HandlerOutcome, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
+import { QueueConsumer, type HandlerOutcome, type QueueConsumerOptions, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 
 class FakeReceiver extends EventEmitter {
   credit = 0;
@@ -19,20 +20,24 @@ class FakeReceiver extends EventEmitter {
     this.emit('receiver_close');
   }
   /** The broker sends a message: it uses one credit. */
-  deliver(body: string): { settled: string[] } {
+  deliver(body: string, deliveryCount = 0): { settled: string[] } {
     if (this.credit <= 0) throw new Error('no credit: the broker would not send it');
     this.credit -= 1;
     const settled: string[] = [];
-    const delivery = { accept: () => void settled.push('accepted'), modified: () => void settled.push('modified'), release: () => void settled.push('released') };
-    this.emit('message', { delivery, message: { body, delivery_count: 0 } });
+    const delivery = {
+      accept: () => void settled.push('accepted'),
+      modified: (o: { delivery_failed?: boolean }) => void settled.push(o?.delivery_failed ? 'modified (failed)' : 'modified (uncounted)'),
+      release: () => void settled.push('released'),
+    };
+    this.emit('message', { delivery, message: { body, delivery_count: deliveryCount } });
     return { settled };
   }
 }
 
-const consumerOn = (handler: (m: ReceivedMessage) => Promise<HandlerOutcome>, options: { prefetch: number; maxWaiting?: number }) => {
+const consumerOn = (handler: (m: ReceivedMessage) => Promise<HandlerOutcome>, options: Partial<QueueConsumerOptions> & { prefetch: number }, deadLettered: string[] = []) => {
   const receiver = new FakeReceiver();
   const connection = Object.assign(new EventEmitter(), { openReceiver: () => receiver, isConnected: () => true }) as unknown as AmqpConnection;
-  const deadLetterSender = { sendRaw: async () => undefined, close: async () => undefined } as unknown as DurableSender;
+  const deadLetterSender = { sendRaw: async (_q: string, m: { application_properties?: Record<string, unknown> }) => void deadLettered.push(String(m.application_properties?.['x-dlq-reason'])), close: async () => undefined } as unknown as DurableSender;
   // No handler time limit: these handlers hang on purpose, and a limit's timer (a minute) kept the worker alive after the file.
   const consumer = new QueueConsumer(connection, { queue: 'q', deadLetterQueue: 'dlq', handler, deadLetterSender, handlerTimeoutMs: null, ...options });
   const started = consumer.start(1000);
@@ -82,5 +87,53 @@ describe('QueueConsumer: credit for messages that wait for their turn', () => {
     receiver.deliver('b');
     await settle();
     expect(receiver.credit).toBe(0);
+  });
+});
+
+describe('QueueConsumer: a message that arrives with its attempts used up', () => {
+  const until = async (done: () => boolean) => {
+    for (let i = 0; i < 100 && !done(); i++) await settle();
+  };
+
+  it('asks beforeExhaustedDeadLetter first: dead-lettered on its word, handed back uncounted on `later`, never handled', async () => {
+    const handled: string[] = [];
+    const asked: string[] = [];
+    const deadLettered: string[] = [];
+    let answer: 'dead-letter' | { later: string } = { later: 'audit_unavailable' };
+    const { receiver, started } = consumerOn(
+      async (m) => {
+        handled.push(m.body);
+        return 'accept';
+      },
+      {
+        prefetch: 4,
+        maxAttempts: 5,
+        laterPauseMs: () => 0,
+        beforeExhaustedDeadLetter: async (m, reason) => {
+          asked.push(`${m.body} ${m.deliveryCount} ${reason}`);
+          return answer;
+        },
+      },
+      deadLettered,
+    );
+    await started;
+    const first = receiver.deliver('poison', 5);
+    await until(() => first.settled.length > 0);
+    expect(first.settled).toEqual(['modified (uncounted)']);
+    expect(deadLettered).toEqual([]);
+
+    answer = 'dead-letter';
+    const again = receiver.deliver('poison', 5);
+    await until(() => again.settled.length > 0);
+    expect(again.settled).toEqual(['accepted']); // the original, once its dead letter copy was taken
+    expect(deadLettered).toEqual(['max attempts exceeded (5 failed deliveries)']);
+    expect(asked).toEqual(['poison 5 max attempts exceeded (5 failed deliveries)', 'poison 5 max attempts exceeded (5 failed deliveries)']);
+
+    // Below the limit it is not asked: the handler runs.
+    const fresh = receiver.deliver('fine', 4);
+    await until(() => fresh.settled.length > 0);
+    expect(fresh.settled).toEqual(['accepted']);
+    expect(handled).toEqual(['fine']);
+    expect(asked).toHaveLength(2);
   });
 });

@@ -4,7 +4,7 @@
 // the uplink handler with a recording trail.
 import { randomUUID } from 'node:crypto';
 import type { ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
-import { uplinkMessageHandler } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { auditExhaustedUplink, uplinkMessageHandler } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { serializeConsultationUplink, type ConsultationUplinkEnvelope } from '../../src/adapters/messaging/consultation-messages';
 import { uplinkAuditEntry } from '../../src/adapters/messaging/uplink-audit';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
@@ -204,5 +204,48 @@ describe('the uplink handler records consultation messages in the audit trail', 
     expect(await handler(received(body))).toBe('accept');
     expect(events).toEqual(['directory']);
     expect(entries).toEqual([]);
+  });
+});
+
+describe('a consultation message that arrives with its attempts used up (auditExhaustedUplink)', () => {
+  const routes = (fail?: Error) => {
+    const entries: AuditEntry[] = [];
+    const handled: string[] = [];
+    return {
+      entries,
+      handled,
+      routes: {
+        consultations: { handleUplink: async () => void handled.push('handled') },
+        audit: {
+          record: async (entry: AuditEntry) => {
+            if (fail) throw fail;
+            entries.push(entry);
+          },
+        },
+        now: () => AT,
+      },
+    };
+  };
+
+  it('is recorded as error 503 max_attempts_exceeded before it is dead-lettered, and not handled', async () => {
+    const { routes: r, entries, handled } = routes();
+    const envelope = report();
+    expect(await auditExhaustedUplink(r)(received(serializeConsultationUplink(envelope), 6))).toBe('dead-letter');
+    expect(entries).toEqual([expect.objectContaining({ requestId: envelope.id, subject: 'system:mianyang', resource: consultationId, outcome: 'error', status: 503, reason: 'max_attempts_exceeded', at: AT })]);
+    expect(handled).toEqual([]);
+  });
+
+  it('is handed back uncounted (later) when its entry cannot be stored', async () => {
+    const { routes: r } = routes(new Error('disk full'));
+    expect(await auditExhaustedUplink(r)(received(serializeConsultationUplink(report()), 6))).toEqual({ later: 'transient failure: audit_unavailable' });
+  });
+
+  it('leaves a directory message, a body it cannot read, and a hub without a trail unaudited', async () => {
+    const { routes: r, entries } = routes();
+    const directory = serializeUplink({ id: randomUUID(), type: 'expert.retired', version: 1, systemId: 'mianyang', correlationId: 'c-1', time: AT, payload: { localExpertId: 'li-7' } });
+    expect(await auditExhaustedUplink(r)(received(directory, 6))).toBe('dead-letter');
+    expect(await auditExhaustedUplink(r)(received('{not json', 6))).toBe('dead-letter');
+    expect(entries).toEqual([]);
+    expect(await auditExhaustedUplink({ consultations: r.consultations })(received(serializeConsultationUplink(report()), 6))).toBe('dead-letter');
   });
 });

@@ -17,7 +17,8 @@
 //   back over and over, and a message behind them came only as they were dead-lettered, one per dead letter).
 // - Counting is ours (ActiveMQ's redeliveryPolicy does not apply to AMQP consumers): attempt = delivery-count + 1.
 //   A retry on attempt >= maxAttempts dead-letters instead; a message arriving with delivery-count >= maxAttempts
-//   (e.g. after consumers crashed holding it) is dead-lettered without calling the handler.
+//   (e.g. after consumers crashed holding it) is dead-lettered without calling the handler
+//   (beforeExhaustedDeadLetter, when given, is asked first: the uplink audits such a consultation message).
 // - The dead letter copy keeps the body unchanged and the properties, and adds application-properties
 //   x-dlq-reason, x-dlq-source-queue, x-dlq-attempts, x-dlq-at. The original is accepted only after the broker
 //   accepted the copy; if the copy fails the original is handed back (modified, delivery_failed) to try again.
@@ -85,6 +86,14 @@ export interface QueueConsumerOptions {
    * expert's registration handled by another hub process, a disk that fills) can change. Cut short by stop().
    */
   retryDelayMs?: (attempt: number) => number;
+  /**
+   * A message that arrives with its attempts used up (delivery-count >= maxAttempts: the processes that took it died
+   * or lost their connection that often before settling it) is dead-lettered without a handler run. This is asked
+   * first, with the message as a handler would get it (a string body only): 'dead-letter' goes on; `later` hands it
+   * back uncounted, as a handler's `later` is (what had to come first, e.g. storing an audit entry, failed), so it
+   * comes again. A rejection counts as `later`.
+   */
+  beforeExhaustedDeadLetter?: (message: ReceivedMessage, reason: string) => Promise<'dead-letter' | { later: string }>;
   /** The pause before a message answered `later` is handed back, by the length of the streak (default: LATER_PAUSE_MS). */
   laterPauseMs?: (streak: number) => number;
   /** Sender for the dead letter copies (default: one of our own on the same connection). */
@@ -331,15 +340,6 @@ export class QueueConsumer {
     const deliveryCount = typeof message.delivery_count === 'number' ? message.delivery_count : 0;
     const attempt = deliveryCount + 1;
 
-    if (deliveryCount >= this.maxAttempts) {
-      await this.deadLetter(delivery, message, generation, `max attempts exceeded (${deliveryCount} failed deliveries)`, deliveryCount);
-      return;
-    }
-    if (typeof message.body !== 'string') {
-      await this.deadLetter(delivery, message, generation, 'body is not an AMQP value string', attempt);
-      return;
-    }
-
     // While its handler waits for its turn, the message holds no credit slot (up to maxWaiting such messages).
     let waits = false;
     const waiting = (yes: boolean) => {
@@ -348,9 +348,9 @@ export class QueueConsumer {
       this.waiting += yes ? 1 : -1;
       if (yes) this.topUpCredit();
     };
-    const received: ReceivedMessage = {
+    const received = (body: string): ReceivedMessage => ({
       waiting,
-      body: message.body,
+      body,
       applicationProperties: { ...(message.application_properties ?? {}) },
       messageId: idToString(message.message_id),
       correlationId: idToString(message.correlation_id),
@@ -359,9 +359,24 @@ export class QueueConsumer {
       attempt,
       queue: this.queue,
       raw: message,
-    };
+    });
 
-    const outcome = await this.runHandler(received);
+    if (deliveryCount >= this.maxAttempts) {
+      const reason = `max attempts exceeded (${deliveryCount} failed deliveries)`;
+      const before = this.options.beforeExhaustedDeadLetter;
+      if (before && typeof message.body === 'string') {
+        const verdict = await before(received(message.body), reason).catch((error: unknown) => ({ later: `before the dead letter: ${error instanceof Error ? error.name : typeof error}` }));
+        if (verdict !== 'dead-letter') return this.handBackLater(delivery, generation, deliveryCount, verdict.later);
+      }
+      await this.deadLetter(delivery, message, generation, reason, deliveryCount);
+      return;
+    }
+    if (typeof message.body !== 'string') {
+      await this.deadLetter(delivery, message, generation, 'body is not an AMQP value string', attempt);
+      return;
+    }
+
+    const outcome = await this.runHandler(received(message.body));
     waiting(false);
 
     if (outcome === 'accept') {
@@ -369,21 +384,7 @@ export class QueueConsumer {
       this.settle(delivery, generation, () => delivery.accept(), { kind: 'accepted', queue: this.queue, attempt });
       return;
     }
-    if ('later' in outcome) {
-      // Not the message's fault: handed back uncounted (modified without delivery-failed keeps ActiveMQ's
-      // delivery-count), after a pause, so the broker does not spin it while the store is down.
-      const streak = this.laterStreak++;
-      const pauseMs = this.options.laterPauseMs?.(streak) ?? Math.min(LATER_PAUSE_MS.max, LATER_PAUSE_MS.first * 2 ** Math.min(5, streak));
-      await this.pause(pauseMs);
-      this.settle(delivery, generation, () => delivery.modified({ delivery_failed: false, undeliverable_here: false }), {
-        kind: 'deferred',
-        queue: this.queue,
-        attempt,
-        reason: outcome.later,
-        pauseMs,
-      });
-      return;
-    }
+    if ('later' in outcome) return this.handBackLater(delivery, generation, attempt, outcome.later);
     if ('deadLetter' in outcome) {
       await this.deadLetter(delivery, message, generation, outcome.deadLetter, attempt);
       return;
@@ -400,6 +401,23 @@ export class QueueConsumer {
       attempt,
       reason: outcome.retry,
       message,
+    });
+  }
+
+  /**
+   * Not the message's fault: handed back uncounted (modified without delivery-failed keeps ActiveMQ's delivery-count),
+   * after a pause, so the broker does not spin it while the store is down.
+   */
+  private async handBackLater(delivery: Delivery, generation: number, attempt: number, reason: string): Promise<void> {
+    const streak = this.laterStreak++;
+    const pauseMs = this.options.laterPauseMs?.(streak) ?? Math.min(LATER_PAUSE_MS.max, LATER_PAUSE_MS.first * 2 ** Math.min(5, streak));
+    await this.pause(pauseMs);
+    this.settle(delivery, generation, () => delivery.modified({ delivery_failed: false, undeliverable_here: false }), {
+      kind: 'deferred',
+      queue: this.queue,
+      attempt,
+      reason,
+      pauseMs,
     });
   }
 

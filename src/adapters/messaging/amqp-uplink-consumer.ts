@@ -224,16 +224,7 @@ export const uplinkMessageHandler = (
     if (!final) return outcome;
     const verdict: UplinkVerdict | undefined = outcome === 'accept' ? seen.handled : seen.timedOut ? { kind: 'timed_out' } : { kind: 'refused', error: seen.error ?? new Error('refused') };
     if (verdict === undefined) return outcome;
-    const at = routes.now?.() ?? new Date().toISOString();
-    try {
-      await withDeadline(routes.audit.record(uplinkAuditEntry(envelope as ConsultationUplinkEnvelope, verdict, at)), handlerTimeoutMs);
-      return outcome;
-    } catch (error) {
-      const name = error instanceof Error ? error.name : typeof error;
-      // Ids and the code only (as every uplink line): the entry itself is not logged.
-      routes.logger?.warn?.({ id: envelope.id, type: envelope.type, systemId: envelope.systemId, err: name }, 'uplink message not settled: its audit entry could not be stored; it comes again');
-      return { later: 'transient failure: audit_unavailable' };
-    }
+    return (await storeAuditEntry(routes, envelope as ConsultationUplinkEnvelope, verdict, handlerTimeoutMs)) ? outcome : AUDIT_UNAVAILABLE;
   }
 
   async function handle(envelope: UplinkEnvelope | ConsultationUplinkEnvelope, notify: boolean, attempt: number, seen: Seen): Promise<HandlerOutcome> {
@@ -300,6 +291,40 @@ export const uplinkMessageHandler = (
     }
   }
 };
+
+/** A message whose final outcome could not be audited: it is not settled, and comes again. */
+const AUDIT_UNAVAILABLE = { later: 'transient failure: audit_unavailable' } as const;
+
+/** The entry of a consultation message's final outcome stored, within `deadlineMs`: true, or false (logged). */
+const storeAuditEntry = async (routes: UplinkRoutes, envelope: ConsultationUplinkEnvelope, verdict: UplinkVerdict, deadlineMs: number): Promise<boolean> => {
+  const at = routes.now?.() ?? new Date().toISOString();
+  try {
+    await withDeadline(routes.audit!.record(uplinkAuditEntry(envelope, verdict, at)), deadlineMs);
+    return true;
+  } catch (error) {
+    const name = error instanceof Error ? error.name : typeof error;
+    // Ids and the code only (as every uplink line): the entry itself is not logged.
+    routes.logger?.warn?.({ id: envelope.id, type: envelope.type, systemId: envelope.systemId, err: name }, 'uplink message not settled: its audit entry could not be stored; it comes again');
+    return false;
+  }
+};
+
+/**
+ * QueueConsumer's beforeExhaustedDeadLetter for the uplink: a consultation.* message that arrives with its attempts
+ * used up (the hub processes that took it died, or lost their connection, before settling it) is dead-lettered
+ * without a handling, and that final outcome goes into the audit trail first, as every other one does (uplink-audit.ts:
+ * 'error', 503, max_attempts_exceeded). The message is decoded as the handler would (message security included):
+ * one that does not decode, or is not a consultation message, is not audited, as its handling would not have audited
+ * it. The entry not stored: handed back uncounted, to come again.
+ */
+export const auditExhaustedUplink =
+  (routes: UplinkRoutes, deadlineMs: number = HANDLER_TIMEOUT_MS) =>
+  async (message: ReceivedMessage): Promise<'dead-letter' | { later: string }> => {
+    if (!routes.audit || !routes.consultations) return 'dead-letter';
+    const parsed = await (routes.codec ?? new PlainHubCodec()).decodeUplink(message.body).catch(() => null);
+    if (parsed === null || !parsed.ok || !isConsultationType(parsed.envelope.type)) return 'dead-letter';
+    return (await storeAuditEntry(routes, parsed.envelope as ConsultationUplinkEnvelope, { kind: 'exhausted' }, deadlineMs)) ? 'dead-letter' : AUDIT_UNAVAILABLE;
+  };
 
 /** What a handling saw, for its audit entry: the step's outcome, or the error it ended with. */
 type Seen = { handled?: UplinkVerdict & { kind: 'handled' }; error?: unknown; timedOut?: true };
@@ -396,6 +421,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     // ends: each handling has the same limit, and a failed message is waited for 30 s at most.
     handlerTimeoutMs: null,
     ...(options.retryDelayBaseMs ? { retryDelayMs: retryBackoff(options.retryDelayBaseMs) } : {}),
+    ...(options.routes ? { beforeExhaustedDeadLetter: auditExhaustedUplink(options.routes, options.handlerTimeoutMs) } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
     ...(options.onDetached ? { onDetached: options.onDetached } : {}),
     ...(options.onAttached ? { onAttached: options.onAttached } : {}),

@@ -21,6 +21,8 @@ import { isKeptRequestId } from '../http/request-id';
  *   other permanent refusal        -> 'error', status = toProblem's status for the same error, reason = its code;
  *                                     also a message dead-lettered once its retries are used up (its last error,
  *                                     e.g. consultation_not_accepted 409, internal_error 500, handler_timeout 503)
+ *   arrived with its attempts used up  -> 'error', 503, max_attempts_exceeded: dead-lettered without a handling, as
+ *                                     the processes that took it before died or lost their connection holding it
  * Attempts that hand the message back (retry, later) are not recorded: only the outcome the message ends with.
  *
  * The fields, and why:
@@ -45,10 +47,21 @@ export type UplinkAuditTrail = Readonly<{ record(entry: AuditEntry): Promise<voi
  * What became of a consultation message, finally: handled, refused with an error, or its handling still not done when
  * its last attempt's time was up (no error to map: recorded as `handler_timeout`, 503, the hub's failure to answer).
  */
-export type UplinkVerdict = Readonly<{ kind: 'handled'; outcome: 'applied' | 'duplicate' }> | Readonly<{ kind: 'refused'; error: unknown }> | Readonly<{ kind: 'timed_out' }>;
+export type UplinkVerdict =
+  | Readonly<{ kind: 'handled'; outcome: 'applied' | 'duplicate' }>
+  | Readonly<{ kind: 'refused'; error: unknown }>
+  | Readonly<{ kind: 'timed_out' }>
+  | Readonly<{ kind: 'exhausted' }>;
 
 /** The reason and status of a message dead-lettered because its last attempt timed out. */
 export const HANDLER_TIMEOUT = { reason: 'handler_timeout', status: 503 } as const;
+
+/**
+ * The reason and status of a message that arrived with its attempts used up (the processes that took it before died
+ * or lost their connection before settling it), dead-lettered without a handling: the hub's failure, as a timeout is.
+ * Whether one of those attempts applied the step is not known here; the consultation's own history says.
+ */
+export const MAX_ATTEMPTS_EXCEEDED = { reason: 'max_attempts_exceeded', status: 503 } as const;
 
 const MAX_RESOURCE_CHARS = 64;
 
@@ -71,6 +84,7 @@ export const uplinkAuditEntry = (envelope: ConsultationUplinkEnvelope, verdict: 
     return { ...base, outcome: 'allowed', status: created ? 201 : 200, reason: null };
   }
   if (verdict.kind === 'timed_out') return { ...base, outcome: 'error', ...HANDLER_TIMEOUT };
+  if (verdict.kind === 'exhausted') return { ...base, outcome: 'error', ...MAX_ATTEMPTS_EXCEEDED };
   const { status, code } = toProblem(verdict.error, '');
   const outcome: AuditOutcome = verdict.error instanceof ForbiddenError ? 'denied' : 'error';
   return { ...base, outcome, status, reason: code };
