@@ -7,6 +7,7 @@ import type { ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { auditExhaustedUplink, uplinkMessageHandler } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { serializeConsultationUplink, type ConsultationUplinkEnvelope } from '../../src/adapters/messaging/consultation-messages';
 import { uplinkAuditEntry } from '../../src/adapters/messaging/uplink-audit';
+import { OrderedByKey } from '../../src/application/ordered-by-key';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { hashOf, pick, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { ExpectedVersionConflictError } from '../../src/application/ports/event-store';
@@ -247,5 +248,22 @@ describe('a consultation message that arrives with its attempts used up (auditEx
     expect(await auditExhaustedUplink(r)(received('{not json', 6))).toBe('dead-letter');
     expect(entries).toEqual([]);
     expect(await auditExhaustedUplink({ consultations: r.consultations })(received(serializeConsultationUplink(report()), 6))).toBe('dead-letter');
+  });
+});
+
+describe('a consultation message the stopping hub does not handle', () => {
+  it('is handed back uncounted (later), not retried: on its last attempt a retry was a dead letter with no audit entry', async () => {
+    const order = new OrderedByKey();
+    const handled: string[] = [];
+    const entries: AuditEntry[] = [];
+    const handler = uplinkMessageHandler(
+      { handleUplink: async () => ({ outcome: 'applied' }) },
+      { consultations: { handleUplink: async () => void handled.push('handled') }, audit: { record: async (e) => void entries.push(e) }, now: () => AT },
+      { maxAttempts: 2, order },
+    );
+    order.close(); // the consumer's stop
+    expect(await handler(received(serializeConsultationUplink(report()), 2))).toEqual({ later: expect.stringMatching(/^hub_stopping/) });
+    expect(handled).toEqual([]);
+    expect(entries).toEqual([]);
   });
 });

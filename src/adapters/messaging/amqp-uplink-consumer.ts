@@ -209,7 +209,9 @@ export const uplinkMessageHandler = (
         ...(message.waiting ? { onWait: message.waiting } : {}),
       });
     } catch (error) {
-      if (error instanceof OrderClosedError) return { retry: 'hub_stopping: not handled, the consumer is stopping' };
+      // Not the message's fault, so not one of its attempts: a retry counted here dead-lettered a message on its last
+      // attempt because the hub stopped (unaudited, as its handling never ran), a fault of no one's.
+      if (error instanceof OrderClosedError) return { later: 'hub_stopping: not handled, the consumer is stopping' };
       throw error;
     }
   };
