@@ -73,6 +73,16 @@ const answer = (response: string) => {
   return { status: Number(head.split(' ')[1]), contentType: /content-type: ([^\r\n]+)/i.exec(head)?.[1], requestId: /x-request-id: ([^\r\n]+)/i.exec(head)?.[1], body: body.length > 0 ? (JSON.parse(body) as Record<string, unknown>) : null };
 };
 
+
+/** `promise` settled, or `ms` passed; the timer cleared either way (a 20 s timer left behind held the worker after the file). */
+const orAfter = async (promise: Promise<unknown>, ms: number): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([promise, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
 it('a request that is not HTTP gets a problem+json, and no log line holds the raw request', async () => {
   const body = JSON.stringify({ patientId: CPR, systolic: 217, diastolic: 139 });
   const cases: [string, number][] = [
@@ -111,7 +121,7 @@ it('a request whose body trickles in gets a problem+json 408 once the request ti
   socket.write(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`);
   // One byte every half second: never idle, never done.
   const drip = setInterval(() => socket.writable && socket.write(' '), 500);
-  await Promise.race([closed, new Promise((r) => setTimeout(r, 20_000))]);
+  await orAfter(closed, 20_000);
   clearInterval(drip);
   socket.destroy();
   const elapsed = Date.now() - started;
@@ -148,7 +158,7 @@ it('an answer given before the body arrived closes the connection at once, not a
   // Refused in onRequest (a Content-Encoding the hub does not decode), before any of the body is read.
   socket.write(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n`);
   const drip = setInterval(() => socket.writable && socket.write('1\r\n \r\n'), 500);
-  await Promise.race([closed, new Promise((r) => setTimeout(r, 20_000))]);
+  await orAfter(closed, 20_000);
   clearInterval(drip);
   socket.destroy();
   expect(answer(got)).toMatchObject({ status: 415, body: { code: 'unsupported_media_type' } });
@@ -241,7 +251,7 @@ it('a request that comes while the server closes gets a problem+json 503 with Re
   // Not the grace period: the request the test before cut off (408) is no longer counted as in flight.
   expect(Date.now() - closing).toBeLessThan(4_000);
   // The answer was written before the connection was closed; the client reads it by the time its socket ends.
-  await Promise.race([slowEnded, new Promise((r) => setTimeout(r, 5_000))]);
+  await orAfter(slowEnded, 5_000);
   expect(slowAnswer).toMatch(/^HTTP\/1\.1 201/);
   other.destroy();
   slow.destroy();
