@@ -73,7 +73,6 @@ const answer = (response: string) => {
   return { status: Number(head.split(' ')[1]), contentType: /content-type: ([^\r\n]+)/i.exec(head)?.[1], requestId: /x-request-id: ([^\r\n]+)/i.exec(head)?.[1], body: body.length > 0 ? (JSON.parse(body) as Record<string, unknown>) : null };
 };
 
-
 /** `promise` settled, or `ms` passed; the timer cleared either way (a 20 s timer left behind held the worker after the file). */
 const orAfter = async (promise: Promise<unknown>, ms: number): Promise<void> => {
   let timer: NodeJS.Timeout | undefined;
@@ -83,6 +82,7 @@ const orAfter = async (promise: Promise<unknown>, ms: number): Promise<void> => 
     clearTimeout(timer);
   }
 };
+
 it('a request that is not HTTP gets a problem+json, and no log line holds the raw request', async () => {
   const body = JSON.stringify({ patientId: CPR, systolic: 217, diastolic: 139 });
   const cases: [string, number][] = [
