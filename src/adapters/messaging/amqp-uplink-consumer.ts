@@ -40,10 +40,11 @@ export { envelopeIdOf };
  * retries used up) is recorded in the hub's audit trail (routes.audit), in its lane, before the message is settled:
  * as the HTTP side answers a write only once its audit event is stored, the message is accepted (or dead-lettered)
  * only once its entry is. A hub that dies between the commit and the entry leaves the message unaccepted: it comes
- * again, the domain takes it for a duplicate, and that records the entry. An entry that cannot be stored (the trail
- * is unwritable: the store is full or down) hands the message back uncounted (`later`, as a store outage does), so
- * neither its acceptance nor its dead letter goes by unaudited. Attempts that hand it back are not recorded. The
- * directory's messages (experts, joins) hold no patient data and are not audited.
+ * again, the domain takes it for a duplicate, and that records the entry; one that comes with its attempts used up
+ * (hubs died holding it that often) is dead-lettered unhandled, and recorded first (auditExhaustedUplink). An entry
+ * that cannot be stored (the trail is unwritable: the store is full or down) hands the message back uncounted
+ * (`later`, as a store outage does), so neither its acceptance nor its dead letter goes by unaudited. Attempts that
+ * hand it back are not recorded. The directory's messages (experts, joins) hold no patient data and are not audited.
  *
  * Dead letter copies carry QueueConsumer's x-dlq-reason / x-dlq-source-queue / x-dlq-attempts / x-dlq-at, and from
  * the tagging sender below two properties a JMS selector can name (x-dlq-* cannot be: a hyphen is not allowed in
