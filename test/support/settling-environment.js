@@ -49,6 +49,32 @@ const describe = (h) => {
   return name;
 };
 
+/**
+ * RTS_TEST_LIVE_SNAPSHOTS=<dir>: every second, this worker writes what keeps its event loop alive (and the file it ran
+ * last) to <dir>/worker-<pid>.txt, from an unref'd timer that holds nothing itself. A worker jest had to kill at the
+ * end of the run ("failed to exit gracefully") leaves there what it still held then.
+ */
+let snapshots;
+let lastFile = '(none yet)';
+const startSnapshots = () => {
+  const dir = process.env.RTS_TEST_LIVE_SNAPSHOTS;
+  if (!dir || snapshots !== undefined) return;
+  const fs = require('node:fs');
+  const path = require('node:path');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `worker-${process.pid}.txt`);
+  snapshots = setInterval(() => {
+    const handles = process._getActiveHandles().filter((h) => !h._isStdio && !isWorkerChannel(h)).map(describe);
+    const text = `${new Date().toISOString()} last file: ${lastFile}\nresources: ${process.getActiveResourcesInfo().join(', ')}\nhandles (stdio and jest's channel left out): ${handles.join('; ') || 'none'}\n`;
+    try {
+      fs.writeFileSync(file, text);
+    } catch {
+      // a diagnostic: never a test's failure
+    }
+  }, 1000);
+  snapshots.unref();
+};
+
 class SettlingEnvironment extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
@@ -57,11 +83,14 @@ class SettlingEnvironment extends TestEnvironment {
 
   async setup() {
     await super.setup();
+    startSnapshots();
+    lastFile = `${this.testPath.replace(`${process.cwd()}/`, '')} (running)`;
     this.before = counts();
   }
 
   async teardown() {
     await super.teardown();
+    lastFile = `${this.testPath.replace(`${process.cwd()}/`, '')} (ended ${new Date().toISOString()})`;
     const deadline = Date.now() + SETTLE_MS;
     while (extra(this.before).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50).unref());
     const left = extra(this.before);
