@@ -113,8 +113,23 @@ export type ChildHub = Readonly<{ url: string; child: ChildProcess; output(): st
 
 /** The hub as its own process (the TypeScript sources through test/support/ts-register.js), so it can be SIGKILLed. */
 export const startChildHub = async (broker: TestBroker, dataDir: string, port?: number, env: Record<string, string> = {}): Promise<ChildHub> => {
+  // As startInProcessHub: a port freePort chose can be another test's by the time the hub listens. That hub stops
+  // with "another program listens on this port" (exit 78), and is started again on another; a port the caller
+  // named is its own to keep.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startChildHubOn(broker, dataDir, port ?? (await freePort()), env);
+    } catch (error) {
+      if (port !== undefined || !(error instanceof ChildHubPortTaken) || attempt >= 3) throw error;
+    }
+  }
+};
+
+/** A child hub that stopped at its start because its HTTP port was taken. */
+class ChildHubPortTaken extends Error {}
+
+const startChildHubOn = async (broker: TestBroker, dataDir: string, httpPort: number, env: Record<string, string>): Promise<ChildHub> => {
   const root = resolve(__dirname, '..', '..');
-  const httpPort = port ?? (await freePort());
   const child = spawnChild(process.execPath, ['-r', join(root, 'test', 'support', 'ts-register.js'), join(root, 'src', 'bootstrap', 'main.ts')], {
     cwd: root,
     env: { ...process.env, ...hubEnv(broker, dataDir, { RTS_LOG_LEVEL: 'warn', ...env }), RTS_HTTP_PORT: String(httpPort) },
@@ -129,7 +144,8 @@ export const startChildHub = async (broker: TestBroker, dataDir: string, port?: 
   for (;;) {
     if (child.exitCode !== null) {
       await exited; // its last lines read
-      throw new Error(`hub exited during start (code ${child.exitCode}):\n${out}`);
+      const message = `hub exited during start (code ${child.exitCode}):\n${out}`;
+      throw out.includes('another program listens on this port') ? new ChildHubPortTaken(message) : new Error(message);
     }
     try {
       // Only once the socket on the port is the child's own (listensOn): another server there would answer too.
