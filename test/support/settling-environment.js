@@ -73,6 +73,17 @@ const startSnapshots = () => {
     }
   }, 1000);
   snapshots.unref();
+  // When the event loop ran dry after jest's end message, and when Node began to exit: a worker killed after these
+  // lines took longer than jest's 500 ms to tear itself down, not to let go of a resource.
+  const mark = (what) => () => {
+    try {
+      fs.appendFileSync(file, `${new Date().toISOString()} ${what} (heap used ${Math.round(process.memoryUsage().heapUsed / 1048576)} MiB)\n`);
+    } catch {
+      // a diagnostic
+    }
+  };
+  process.once('beforeExit', mark('beforeExit'));
+  process.once('exit', mark('exit'));
 };
 
 class SettlingEnvironment extends TestEnvironment {
