@@ -17,24 +17,18 @@ import { PatientErasure } from '../application/patient-erasure';
 import { checkStoreFormat, StoreFormatTooNewError, THIS_BUILD_STORE_FORMAT } from '../application/store-format';
 import { checkPseudonymSecret, PSEUDONYM_CHECK_STREAM, PseudonymSecretMismatchError, recordedPseudonymFingerprint } from '../application/pseudonym-check';
 import { OpeningRegistry, openRegistryEventsCached, REGISTRY_EVENT_TYPES, type ForgettingRegistry } from '../application/sealed-documents';
-import { SqliteKeyStore } from '../adapters/crypto/key-stores';
+import { PostgresKeyStore, SqliteKeyStore } from '../adapters/crypto/key-stores';
 import { PatientCipher } from '../adapters/crypto/patient-cipher';
 import type { RegistryReadModel } from '../application/ports/registry-read-model';
 import { Projector } from '../application/projector';
 import { TeleMedService } from '../application/telemed';
 import { XdsBackend } from '../application/xds-backend';
-import { EventStoreDbEventStore } from '../adapters/event-store/esdb/eventstoredb-event-store';
-import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
-import { PostgresPublishingLease } from '../adapters/event-store/postgres/publishing-lease';
-import { PostgresCheckpointStore } from '../adapters/registry/postgres-checkpoints';
+import type { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
 import type { PostgresTimeouts } from '../adapters/event-store/postgres/sql';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
 import { SqliteAuditEventsByField } from '../adapters/event-store/sqlite/sqlite-audit-events-by-field';
-import { PostgresAuditEventsByField } from '../adapters/event-store/postgres/postgres-audit-events-by-field';
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
-import { PostgresDatabase, PostgresRegistry } from '../adapters/registry/postgres-registry';
 import { inlineRegistryProjection, SqliteRegistry } from '../adapters/registry/sqlite-registry';
-import { PostgresKeyStore } from '../adapters/crypto/key-stores';
 import { DATA_FILES } from '../adapters/system/data-dir';
 import { HmacPatientKeys } from '../adapters/system/hmac-patient-keys';
 import { RandomIds, SystemClock } from '../adapters/system/system-clock';
@@ -119,11 +113,37 @@ const closingAlso = (store: EventStore, also: () => Promise<void>): EventStore =
  */
 const postgresTimeouts = (config: Config): PostgresTimeouts => ({ connectTimeoutMs: config.RTS_POSTGRES_CONNECT_TIMEOUT_MS, queryTimeoutMs: config.RTS_POSTGRES_QUERY_TIMEOUT_MS });
 
+/**
+ * The PostgreSQL and EventStoreDB adapters are loaded when a store of theirs is opened, not with this module: the
+ * embedded default never loads node-postgres, gRPC or the EventStoreDB client, which were ~0.2 s of every start
+ * (a CPU profile of `npm start` to its first /health answer) and memory held for nothing.
+ */
+const postgresAdapters = async () => {
+  const [{ PostgresEventStore }, { PostgresPublishingLease }, { PostgresCheckpointStore }, { PostgresDatabase, PostgresRegistry }] = await Promise.all([
+    import('../adapters/event-store/postgres/postgres-event-store'),
+    import('../adapters/event-store/postgres/publishing-lease'),
+    import('../adapters/registry/postgres-checkpoints'),
+    import('../adapters/registry/postgres-registry'),
+  ]);
+  const lease = (connectionString: string, schema: string) => (): PublishingLease => new PostgresPublishingLease({ connection: { connectionString }, schema });
+  return { PostgresEventStore, PostgresCheckpointStore, PostgresDatabase, PostgresRegistry, lease };
+};
+
+/**
+ * Whether a store opened ahead is PostgreSQL's (its audit events have indexes by field: see buildContainer). The
+ * module is required here, synchronously, only for a store opened ahead: never on the embedded default.
+ */
+export const isPostgresEventStore = (store: EventStore): store is PostgresEventStore => {
+  const loaded = require('../adapters/event-store/postgres/postgres-event-store') as typeof import('../adapters/event-store/postgres/postgres-event-store');
+  return store instanceof loaded.PostgresEventStore;
+};
+
 export const openStore = async (config: Config, logger?: Logger): Promise<OpenedStore | undefined> => {
   switch (config.RTS_EVENT_STORE) {
     case 'sqlite':
       return undefined;
     case 'postgres': {
+      const { PostgresEventStore, PostgresCheckpointStore, PostgresRegistry, lease } = await postgresAdapters();
       const connectionString = required(config.RTS_POSTGRES_URL, 'RTS_POSTGRES_URL');
       const store = await PostgresEventStore.open({ connectionString, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config), onMigrations: logMigrations(logger) });
       try {
@@ -132,18 +152,20 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
         const registry = await PostgresRegistry.open(store, protection, logResealed(logger));
         const checkpoints = await PostgresCheckpointStore.open(store, logNoCheckpointsKept(logger));
         logger?.info({ store: 'postgres', schema: config.RTS_POSTGRES_SCHEMA, registry: 'postgres' }, 'event store opened');
-        return { store, registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(connectionString, store.schema) };
+        return { store, registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: lease(connectionString, store.schema) };
       } catch (error) {
         await store.close().catch(() => undefined);
         throw error;
       }
     }
     case 'eventstoredb': {
+      const { EventStoreDbEventStore } = await import('../adapters/event-store/esdb/eventstoredb-event-store');
       const esdb = await EventStoreDbEventStore.open({ connectionString: required(config.RTS_EVENTSTORE_CONNECTION_STRING, 'RTS_EVENTSTORE_CONNECTION_STRING') });
       if (config.RTS_POSTGRES_URL === undefined) {
         logger?.info({ store: 'eventstoredb', registry: 'memory' }, 'event store opened; the registry is rebuilt in memory from $all');
         return { store: esdb, registry: new InMemoryRegistry(), registryKind: 'memory' };
       }
+      const { PostgresCheckpointStore, PostgresDatabase, PostgresRegistry, lease } = await postgresAdapters();
       const db = PostgresDatabase.open({ connectionString: config.RTS_POSTGRES_URL, schema: config.RTS_POSTGRES_SCHEMA, timeouts: postgresTimeouts(config) });
       try {
         const keys = await PostgresKeyStore.open(db);
@@ -151,7 +173,7 @@ export const openStore = async (config: Config, logger?: Logger): Promise<Opened
         const registry = await PostgresRegistry.open(db, protection, logResealed(logger));
         const checkpoints = await PostgresCheckpointStore.open(db, logNoCheckpointsKept(logger));
         logger?.info({ store: 'eventstoredb', registry: 'postgres', schema: config.RTS_POSTGRES_SCHEMA }, 'event store opened');
-        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: postgresLease(config.RTS_POSTGRES_URL, db.schema) };
+        return { store: closingAlso(esdb, () => db.close()), registry, registryKind: 'postgres', keys, protection, checkpoints, publishingLease: lease(config.RTS_POSTGRES_URL, db.schema) };
       } catch (error) {
         await db.close().catch(() => undefined);
         await esdb.close().catch(() => undefined);
@@ -192,8 +214,6 @@ const logNoCheckpointsKept = (logger: Logger | undefined) => (): void =>
     'downlink checkpoints: the build before kept none in this database (they were in memory), so the publishers send the whole downlink history once more, from the first event (same message ids: receivers dedupe); from now on they are kept here',
   );
 
-const postgresLease = (connectionString: string, schema: string) => (): PublishingLease => new PostgresPublishingLease({ connection: { connectionString }, schema });
-
 const required = (value: string | undefined, name: string): string => {
   if (value === undefined) throw new Error(`${name}: required when RTS_EVENT_STORE is set to its store`); // loadConfig checks this first
   return value;
@@ -228,7 +248,10 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => opening(opened.registry, ctx));
     // EventStoreDB has no such indexes: its audit searches by patient or user read the chains.
     const postgres = opened.store;
-    if (postgres instanceof PostgresEventStore) c.bind<AuditEventsByField>(TOKENS.AuditEventsByField).toDynamicValue(() => new PostgresAuditEventsByField(postgres));
+    if (isPostgresEventStore(postgres)) {
+      const { PostgresAuditEventsByField } = require('../adapters/event-store/postgres/postgres-audit-events-by-field') as typeof import('../adapters/event-store/postgres/postgres-audit-events-by-field');
+      c.bind<AuditEventsByField>(TOKENS.AuditEventsByField).toDynamicValue(() => new PostgresAuditEventsByField(postgres));
+    }
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
       makeDirectory(config.RTS_DATA_DIR);

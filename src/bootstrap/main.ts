@@ -25,15 +25,14 @@ import type { EventStore } from '../application/ports/event-store';
 import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
-import { isPgUnavailable, pgUnavailableReason } from '../adapters/event-store/postgres/sql';
+import { isPgUnavailable, pgUnavailableReason } from '../adapters/event-store/postgres/pg-unavailable';
 import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, postgresAddress, type Config } from './config';
-import { TOKENS, auditEventsByField, createLogger, openContainer } from './container';
+import { TOKENS, auditEventsByField, createLogger, isPostgresEventStore, openContainer } from './container';
 import { countLegacyConsultations } from '../application/consultation/legacy-consultations';
 import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
 import { checkMessageSecurityOfStore, createMessageSecurity } from './message-security';
 import { startHubMessaging } from './hub-messaging';
-import { PostgresEventStore } from '../adapters/event-store/postgres/postgres-event-store';
 import { checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
 import { DEFAULT_MAX_HTTP_CONNECTIONS, maxHttpConnections } from './http-connections';
@@ -96,7 +95,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
     throw error;
   });
-  if (store instanceof PostgresEventStore) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
+  if (config.RTS_EVENT_STORE === 'postgres' && isPostgresEventStore(store)) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
   // Erasures by other hub processes on this store drop the keys cached here as soon as they are recorded (not a
   // TTL later): started at the store's head before anything here caches a key (erased-keys.ts).
   const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {

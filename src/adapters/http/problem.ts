@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { ExpectedVersionConflictError } from '../../application/ports/event-store';
 import { RtsError, type ErrorKind } from '../../domain/shared/errors';
 import { redactCprDigits } from '../../domain/monitoring/cpr-like';
-import { isPgUnavailable } from '../event-store/postgres/sql';
+import { isPgUnavailable } from '../event-store/postgres/pg-unavailable';
 
 /**
  * RFC 9457 problem details. Every error a caller can get has a stable `type` (a URI reference, resolvable on

@@ -1,0 +1,37 @@
+/**
+ * How a PostgreSQL failure is told apart from a wrong statement, by its code and message only: no import of the
+ * driver, so the HTTP edge and the hub's start can tell it without loading node-postgres on the embedded store
+ * (where such an error never arises). sql.ts wraps the driver with it (asPgUnavailable) and re-exports it.
+ */
+
+/**
+ * Why the database is unavailable, for messages: the error code (ECONNREFUSED, 57P01, ...), 'timed out' for
+ * node-postgres's timeouts (connect, pool wait, statement), or undefined.
+ */
+export function pgUnavailableReason(error: unknown): string | undefined {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') return code;
+  if (typeof message === 'string' && TIMEOUT_MESSAGES.test(message)) return 'timed out';
+  return undefined;
+}
+const TIMEOUT_MESSAGES = /^(Connection terminated due to connection timeout|timeout exceeded when trying to connect|Query read timeout|timeout expired)/;
+
+/**
+ * Whether `error` says the database cannot be reached or cannot serve now, rather than that the statement was
+ * wrong: the connection refused, lost or timed out (a restart, a failover, pg_terminate_backend; a connect, a wait for
+ * a pooled connection or a statement past its timeout: see PostgresTimeouts), SQLSTATE class
+ * 08 (connection exception), 53 (insufficient resources: disk full, out of memory, too many connections), 57P0x
+ * (shutting down, cannot connect now) or 55000 "database ... is not currently accepting connections". The same request can succeed later; the edge answers 503 and retries.
+ */
+export function isPgUnavailable(error: unknown): boolean {
+  // Not `instanceof Error`: a socket error comes from Node's own realm, which a test sandbox's Error is not.
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || NETWORK_CODES.has(code))) return true;
+  // 55000 (object not in prerequisite state) is mostly a statement's fault; at connect it says the database takes no
+  // connections now (ALLOW_CONNECTIONS false during maintenance): that one is waited out.
+  if (code === '55000' && typeof message === 'string' && /is not currently accepting connections/.test(message)) return true;
+  return code === undefined && typeof message === 'string' && (/^(Connection terminated|Client has encountered a connection error)/.test(message) || TIMEOUT_MESSAGES.test(message));
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
