@@ -131,9 +131,12 @@ const postgresAdapters = async () => {
 
 /**
  * Whether a store opened ahead is PostgreSQL's (its audit events have indexes by field: see buildContainer). The
- * module is required here, synchronously, only for a store opened ahead: never on the embedded default.
+ * module is required here, synchronously, only for a store that has PostgreSQL's serverTimeMillis: never on the
+ * embedded default or the library's in-memory store.
  */
 export const isPostgresEventStore = (store: EventStore): store is PostgresEventStore => {
+  // A store without PostgreSQL's own method is not one: the library's in-memory store loads no driver either.
+  if (typeof (store as Partial<PostgresEventStore>).serverTimeMillis !== 'function') return false;
   const loaded = require('../adapters/event-store/postgres/postgres-event-store') as typeof import('../adapters/event-store/postgres/postgres-event-store');
   return store instanceof loaded.PostgresEventStore;
 };

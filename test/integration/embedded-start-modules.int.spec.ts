@@ -49,6 +49,39 @@ describe('the hub on the embedded store', () => {
   }, 90_000);
 });
 
+/** The library (`openTeleMed`), in memory and on a data directory, one reading stored and read back; then the packages loaded. */
+const libraryScript = (dataDir: string): string => `
+const root = ${JSON.stringify(ROOT)};
+const { openTeleMed, createTeleObservation, parseCpr, lastDays } = require(root + '/src/index.ts');
+const { DateTime } = require('luxon');
+const heavy = () => [...new Set(Object.keys(require.cache).map((k) => (k.match(${HEAVY.toString()}) || [])[1]).filter(Boolean))].sort();
+(async () => {
+  const counts = [];
+  for (const options of [{ inMemory: true }, { dataDir: ${JSON.stringify(dataDir)} }]) {
+    const rts = await openTeleMed(options);
+    const now = DateTime.utc();
+    await rts.telemed.processAndStore(createTeleObservation({ patientId: '251248-1234', systolic: { value: 126, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt: now.minus({ minutes: 1 }) }, now));
+    counts.push((await rts.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now))).length);
+    await rts.close();
+  }
+  process.stdout.write(JSON.stringify({ counts, loaded: heavy() }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+describe('the library on the embedded and the in-memory store', () => {
+  it('stores and reads without loading node-postgres, gRPC or the EventStoreDB client', async () => {
+    const data = tempDir('rts-library-modules-');
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', libraryScript(data.dir)], { cwd: ROOT, timeout: 60_000 });
+      const result = JSON.parse(stdout) as { counts: number[]; loaded: string[] };
+      expect(result.counts).toEqual([1, 1]);
+      expect(result.loaded).toEqual([]);
+    } finally {
+      data.remove();
+    }
+  }, 90_000);
+});
+
 describe('the stores loaded when opened', () => {
   // The lazily loaded EventStoreDB adapter is found and run (not a module error) where no server answers: the
   // EventStoreDB suite itself runs only when EVENTSTORE_CONNECTION_STRING is given.
