@@ -16,6 +16,17 @@ import { tempDir } from '../support/temp-dir';
 const ROOT = resolve(__dirname, '..', '..');
 const HEAVY = /node_modules[\\/](pg|@eventstore[\\/]db-client|@grpc[\\/]grpc-js)[\\/]/;
 
+/** Runs `script(dataDir)` in a child (the TypeScript sources through ts-register) on a fresh directory: its stdout's JSON. */
+const inChild = async <T>(script: (dataDir: string) => string): Promise<T> => {
+  const data = tempDir('rts-start-modules-');
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', script(data.dir)], { cwd: ROOT, timeout: 60_000 });
+    return JSON.parse(stdout) as T;
+  } finally {
+    data.remove();
+  }
+};
+
 const script = (dataDir: string): string => `
 const root = ${JSON.stringify(ROOT)};
 const { startHub } = require(root + '/src/bootstrap/main.ts');
@@ -36,16 +47,10 @@ const heavy = () => [...new Set(Object.keys(require.cache).map((k) => (k.match($
 
 describe('the hub on the embedded store', () => {
   it('starts, stores and answers without loading node-postgres, gRPC or the EventStoreDB client', async () => {
-    const data = tempDir('rts-embedded-modules-');
-    try {
-      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', script(data.dir)], { cwd: ROOT, timeout: 60_000 });
-      const result = JSON.parse(stdout) as { statuses: number[]; afterStart: string[]; afterRequire: string[] };
-      expect(result.statuses).toEqual([201, 400, 200]);
-      expect(result.afterStart).toEqual([]);
-      expect(result.afterRequire).toContain('pg');
-    } finally {
-      data.remove();
-    }
+    const result = await inChild<{ statuses: number[]; afterStart: string[]; afterRequire: string[] }>(script);
+    expect(result.statuses).toEqual([201, 400, 200]);
+    expect(result.afterStart).toEqual([]);
+    expect(result.afterRequire).toContain('pg');
   }, 90_000);
 });
 
@@ -70,15 +75,9 @@ const heavy = () => [...new Set(Object.keys(require.cache).map((k) => (k.match($
 
 describe('the library on the embedded and the in-memory store', () => {
   it('stores and reads without loading node-postgres, gRPC or the EventStoreDB client', async () => {
-    const data = tempDir('rts-library-modules-');
-    try {
-      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', libraryScript(data.dir)], { cwd: ROOT, timeout: 60_000 });
-      const result = JSON.parse(stdout) as { counts: number[]; loaded: string[] };
-      expect(result.counts).toEqual([1, 1]);
-      expect(result.loaded).toEqual([]);
-    } finally {
-      data.remove();
-    }
+    const result = await inChild<{ counts: number[]; loaded: string[] }>(libraryScript);
+    expect(result.counts).toEqual([1, 1]);
+    expect(result.loaded).toEqual([]);
   }, 90_000);
 });
 
