@@ -95,7 +95,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
     throw error;
   });
-  if (config.RTS_EVENT_STORE === 'postgres' && isPostgresEventStore(store)) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
+  if (isPostgresEventStore(store)) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
   // Erasures by other hub processes on this store drop the keys cached here as soon as they are recorded (not a
   // TTL later): started at the store's head before anything here caches a key (erased-keys.ts).
   const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {

@@ -5,8 +5,8 @@ import { tempDir } from '../support/temp-dir';
 
 /**
  * The hub on the embedded default loads neither node-postgres nor the EventStoreDB client (with gRPC): container.ts
- * loads those adapters when a store of theirs is opened. Loading them eagerly cost ~0.2 s of every start (bench of
- * the start to /health: median ~1.03 s before, ~0.86 s after, alternating builds).
+ * loads those adapters when a store of theirs is opened. Loading them eagerly cost every start ~0.12 s and ~8 MB
+ * (bench/start.js, alternating builds: 0.879x the start, 0.939x the memory; bench/README, "The hub's start").
  *
  * A child process (its own module cache) starts the hub on a fresh data directory, takes one upload and one query
  * (the paths that import the error mapping, problem.ts, which once imported the driver), and lists which of those
