@@ -12,7 +12,7 @@ import { THIS_BUILD_STORE_FORMAT } from '../../src/application/store-format';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { tempDataDir } from '../support/hub-process';
-import { caller, expectAttachedConsultationErasedWithPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers } from '../support/upgrade-answers';
+import { caller, expectAttachedConsultationErasedWithPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers, runOnFixtureDay } from '../support/upgrade-answers';
 
 /**
  * upgrade-e62c91f.int.spec.ts on PostgreSQL: the database the landed build e62c91f wrote (a pg_dump of it,
@@ -50,6 +50,7 @@ beforeAll(async () => {
   // The dump as pg_dump wrote it, but psql's \restrict lines (no SQL) left out when it was committed.
   await query(readFileSync(join(FIXTURE, 'dump.sql'), 'utf8'));
   const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk)) as Record<string, unknown>), done()) }));
+  runOnFixtureDay();
   hub = await startHub(
     loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: url, RTS_DATA_DIR: data.dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_AUTH: 'off', RTS_PSEUDONYM_SECRET: 'ab'.repeat(32) }),
     logger,
@@ -58,6 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await hub?.stop();
+  jest.useRealTimers();
   await admin?.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   await admin?.end();
   data.remove();

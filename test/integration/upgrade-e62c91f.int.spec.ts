@@ -10,7 +10,7 @@ import { THIS_BUILD_STORE_FORMAT } from '../../src/application/store-format';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { devToken, tempDataDir } from '../support/hub-process';
-import { caller, expectAttachedConsultationErasedWithPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers } from '../support/upgrade-answers';
+import { caller, expectAttachedConsultationErasedWithPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers, runOnFixtureDay } from '../support/upgrade-answers';
 
 /**
  * An upgrade from a real older build: the data directory that the landed build e62c91f (2026-11-30) wrote through
@@ -33,11 +33,13 @@ beforeAll(async () => {
   for (const f of readdirSync(data.dir)) chmodSync(join(data.dir, f), 0o600); // git keeps no modes; the old build made them 0600
   const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk)) as Record<string, unknown>), done()) }));
   // The pseudonym secret the fixture was written with (its README).
+  runOnFixtureDay();
   hub = await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_PSEUDONYM_SECRET: 'ab'.repeat(32) }), logger);
 });
 
 afterAll(async () => {
   await hub?.stop();
+  jest.useRealTimers();
   data.remove();
 });
 

@@ -16,6 +16,23 @@ const cityB: Who = { role: 'system', systemId: 'city-b' };
 const patient = (cpr: string): Who => ({ role: 'patient', patient: cpr });
 const ownerOf = (doc: string) => [P1, P2, P3, P4][Number(/-p(\d)-/.exec(doc)![1]) - 1]!; // obs-p1-2, corr-p2-2: patient 1, 2
 
+/**
+ * The instant the hub under test takes for now: the day the fixtures were written (2026-12-03, their events
+ * 09:41-10:01 UTC), two hours after. Their answers hold for that day: the offers in them ran 24 hours, and from
+ * 2026-12-04 09:41 this build refused to accept them (409 offer_expired, as it should) while its deadline runner moved
+ * them on 30 s after start, so the answers the tests compare changed under them. Only `Date` is replaced (it
+ * advances with real time from there): timers, `performance` and the event loop are the real ones.
+ */
+export const FIXTURE_NOW = '2026-12-03T12:00:00.000Z';
+
+export const runOnFixtureDay = (): void => {
+  jest.useFakeTimers({
+    now: new Date(FIXTURE_NOW),
+    advanceTimers: true,
+    doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'],
+  });
+};
+
 export const readAnswers = (fixtureDir: string): any => JSON.parse(readFileSync(join(fixtureDir, 'answers.json'), 'utf8'));
 
 /** A caller over fetch: `token(who)` gives the Authorization header's token, or null for none. */

@@ -155,13 +155,16 @@ export const signToken = async (secret: Buffer, claims: TokenClaims, options: { 
   if (claims.systemId !== undefined && holdsCprNumber(claims.systemId)) throw new Error("a token's systemId must not be a CPR number");
   const jose = await loadJose();
   const { sub, ...rest } = claims;
+  // iat and exp from this module's Date.now, which createTokenVerifier checks them against, not from jose's own
+  // clock: the same time source on both sides (jose may be loaded in another realm, as the tests' mock of it is).
+  const issuedAt = Math.floor(Date.now() / 1000);
   return new jose.SignJWT(rest)
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(sub)
     .setIssuer(options.issuer)
     .setAudience(options.audience)
-    .setIssuedAt()
-    .setExpirationTime(`${Math.max(1, Math.floor(options.ttlSeconds))}s`)
+    .setIssuedAt(issuedAt)
+    .setExpirationTime(issuedAt + Math.max(1, Math.floor(options.ttlSeconds)))
     .sign(new Uint8Array(secret));
 };
 
