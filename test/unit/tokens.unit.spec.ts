@@ -92,6 +92,22 @@ describe('createTokenVerifier', () => {
     await expect(verify(signed({ exp: at + 1 }))).resolves.toMatchObject({ sub: 'p1' });
   });
 
+  it("stamps iat and exp from the clock the verifier reads (Date.now), not from jose's own", async () => {
+    // jose is loaded in the outer realm here (the mock above), so its own clock is the real one while Date is
+    // faked: a token stamped by jose would be issued "today", a day after this clock, and be refused as issued in
+    // the future (the upgrade tests' hub, on the fixtures' day, refused its own dev-login tokens so).
+    const at = Date.parse('2026-12-03T12:00:00Z');
+    jest.useFakeTimers({ now: at, doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
+    try {
+      const token = await sign({ sub: 'o', role: 'operator' }, 600);
+      const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { iat: number; exp: number };
+      expect({ iat: payload.iat, exp: payload.exp }).toEqual({ iat: at / 1000, exp: at / 1000 + 600 });
+      await expect(createTokenVerifier({ secret, issuer, audience })(token)).resolves.toEqual({ sub: 'o', role: 'operator' });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('names a wrong issuer or audience of a token signed right, and keeps the generic code for a bad signature', async () => {
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const at = Math.floor(Date.now() / 1000);
