@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fakeDateAt } from './fake-date';
 
 /**
  * What an older build answered for the data it wrote (test/fixtures/upgrade/<sha>/answers.json, made by the upgrade
@@ -20,18 +21,11 @@ const ownerOf = (doc: string) => [P1, P2, P3, P4][Number(/-p(\d)-/.exec(doc)![1]
  * The instant the hub under test takes for now: the day the fixtures were written (2026-12-03, their events
  * 09:41-10:01 UTC), two hours after. Their answers hold for that day: the offers in them ran 24 hours, and from
  * 2026-12-04 09:41 this build refused to accept them (409 offer_expired, as it should) while its deadline runner moved
- * them on 30 s after start, so the answers the tests compare changed under them. Only `Date` is replaced (it
- * advances with real time from there): timers, `performance` and the event loop are the real ones.
+ * them on 30 s after start, so the answers the tests compare changed under them. Only `Date` is replaced (fakeDateAt).
  */
 export const FIXTURE_NOW = '2026-12-03T12:00:00.000Z';
 
-export const runOnFixtureDay = (): void => {
-  jest.useFakeTimers({
-    now: new Date(FIXTURE_NOW),
-    advanceTimers: true,
-    doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'],
-  });
-};
+export const runOnFixtureDay = (): void => fakeDateAt(FIXTURE_NOW);
 
 export const readAnswers = (fixtureDir: string): any => JSON.parse(readFileSync(join(fixtureDir, 'answers.json'), 'utf8'));
 

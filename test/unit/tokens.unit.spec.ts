@@ -4,6 +4,7 @@ jest.mock('jose', () => {
 });
 import { createHmac, randomBytes, webcrypto } from 'node:crypto';
 import { InvalidTokenError, createTokenVerifier, holdsCprNumber, patientSubject, signToken } from '../../src/adapters/auth/tokens';
+import { fakeDateAt } from '../support/fake-date';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
 describe('createTokenVerifier', () => {
@@ -97,7 +98,7 @@ describe('createTokenVerifier', () => {
     // faked: a token stamped by jose would be issued "today", a day after this clock, and be refused as issued in
     // the future (the upgrade tests' hub, on the fixtures' day, refused its own dev-login tokens so).
     const at = Date.parse('2026-12-03T12:00:00Z');
-    jest.useFakeTimers({ now: at, doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
+    fakeDateAt(new Date(at).toISOString(), false);
     try {
       const token = await sign({ sub: 'o', role: 'operator' }, 600);
       const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { iat: number; exp: number };
