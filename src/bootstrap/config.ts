@@ -185,6 +185,8 @@ const messagingSettings = {
   RTS_UPLINK_PREFETCH: wholeNumberSetting(1, 1000).optional(),
   /** First wait before a retried uplink message is handed back, doubling per attempt, at most 5 s (0: at once). */
   RTS_UPLINK_RETRY_DELAY_MS: wholeNumberSetting(0, 5000).optional(),
+  /** How long one handling of an uplink message may run (from its turn, not while it waits) before it counts as a failed attempt. */
+  RTS_UPLINK_HANDLER_TIMEOUT_MS: wholeNumberSetting(1_000, 600_000).optional(),
   /** A downlink publisher behind the store whose checkpoint has not moved for this long: /health `downlink: "stalled"`. */
   RTS_DOWNLINK_STALL_AFTER_MS: wholeNumberSetting(10_000, 3_600_000).optional(),
   /** How often the dead letter queue's depth is read from the broker (rts_dead_letters). */
@@ -324,6 +326,7 @@ export type MessagingConfig = Readonly<{
   uplinkMaxAttempts: number;
   uplinkPrefetch: number;
   uplinkRetryDelayMs: number;
+  uplinkHandlerTimeoutMs: number;
   downlinkStallAfterMs: number;
   deadLetterDepthEveryMs: number;
 }>;
@@ -363,6 +366,9 @@ export const messagingConfig = (config: Config): MessagingConfig | null => {
     // Retries spaced out (0.25, 0.5, 1, 2 s with 5 attempts): handed back at once, all attempts of a change whose
     // registration another hub process was still applying ran out within ~20 ms.
     uplinkRetryDelayMs: config.RTS_UPLINK_RETRY_DELAY_MS ?? 250,
+    // A minute, amqp-uplink-consumer's HANDLER_TIMEOUT_MS (not imported: the embedded profile loads no messaging
+    // module): a handling appends a few events; one that takes longer waits on a store that is not answering.
+    uplinkHandlerTimeoutMs: config.RTS_UPLINK_HANDLER_TIMEOUT_MS ?? 60_000,
     // A minute: a page of the publisher's events (200) goes out in seconds, even to a slow broker; a hub cut off
     // from its broker shows as disconnected first.
     downlinkStallAfterMs: config.RTS_DOWNLINK_STALL_AFTER_MS ?? DEFAULT_STALL_AFTER_MS,

@@ -245,6 +245,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         maxAttempts: messaging.uplinkMaxAttempts,
         prefetch: messaging.uplinkPrefetch,
         retryDelayBaseMs: messaging.uplinkRetryDelayMs,
+        handlerTimeoutMs: messaging.uplinkHandlerTimeoutMs,
         onOutcome,
         ...hooks,
         routes: {

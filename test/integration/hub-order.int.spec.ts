@@ -110,7 +110,10 @@ it.each([200, 1])('a registration handed back for another attempt: the change ri
 
 // A fuzzer's finding: 250 failing changes of one unknown expert (one lane) held the hub's whole credit, so another
 // system's valid message was not applied for minutes, and the flood was dead-lettered after > 10 min as "handler
-// timed out" (the timeout ran while the messages waited their turn). Scaled down: a credit of 20, 30 changes.
+// timed out" (the timeout ran while the messages waited their turn). Scaled down: a credit of 20, 30 changes, and a
+// handling limit of 8 s against a flood of ~18 s (each change's five attempts 40 + 80 + 160 + 320 ms apart, one change
+// after another), so the flood's later changes wait their turn longer than the limit, as they waited longer than the
+// default 60 s before (RTS_UPLINK_RETRY_DELAY_MS 150 with the default limit: the same test at 69 s).
 it('a flood of failing changes of one expert: another system\'s message is applied before any of them is dead-lettered, and they are dead-lettered with their true reason', async () => {
   const data = tempDir('rts-hub-order-flood-');
   const log: string[] = [];
@@ -132,7 +135,7 @@ it('a flood of failing changes of one expert: another system\'s message is appli
     },
   });
   let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
-  const env = { RTS_UPLINK_PREFETCH: '20', RTS_UPLINK_RETRY_DELAY_MS: '150' };
+  const env = { RTS_UPLINK_PREFETCH: '20', RTS_UPLINK_RETRY_DELAY_MS: '40', RTS_UPLINK_HANDLER_TIMEOUT_MS: '8000' };
   try {
     await joinSystem(hub.url, amq.sender, 'flood-a');
     await joinSystem(hub.url, amq.sender, 'flood-b');
@@ -177,6 +180,34 @@ it('a batch sent just before its join request: the request goes ahead of it, the
     expect((await letters()).map((l) => l.reason)).toEqual([]);
     expect((await getJson(hub.url, '/systems/early-b')).body).toMatchObject({ status: 'joined', join: { batchesImported: 1, expertsImported: 1 } });
     expect((await getJson(hub.url, '/experts/early-b:x1')).status).toBe(200);
+  } finally {
+    await hub.stop();
+    data.remove();
+  }
+});
+
+// RTS_UPLINK_HANDLER_TIMEOUT_MS reaches the consumer: a handling that hangs counts as a failed attempt after the
+// setting's time (1 s here, not the default 60 s), and the message is dead-lettered with that reason.
+it('a handling that hangs is a failed attempt after RTS_UPLINK_HANDLER_TIMEOUT_MS, and is dead-lettered once its attempts are used', async () => {
+  const data = tempDir('rts-hub-order-timeout-');
+  const hanging = new Set<string>();
+  const wrapUplink = (real: UplinkLike): UplinkLike => ({
+    handleUplink: (envelope) => (hanging.has(envelope.id) ? new Promise(() => undefined) : real.handleUplink(envelope)),
+  });
+  const env = { RTS_UPLINK_HANDLER_TIMEOUT_MS: '1000', RTS_UPLINK_MAX_ATTEMPTS: '2', RTS_UPLINK_RETRY_DELAY_MS: '0' };
+  const hub: RunningHub = await startInProcessHub(amq.broker, data.dir, { wrapUplink, env });
+  try {
+    await joinSystem(hub.url, amq.sender, 'slow-a');
+    const change = uplink.registered('slow-a', 'stuck', profile(4));
+    hanging.add(change.id);
+    const sentAt = Date.now();
+    await sendUplink(amq.sender, change);
+    const letter = async () => ((await getJson(hub.url, '/dead-letters?limit=100')).body.items as { reason: string; envelopeId: string }[]).find((l) => l.envelopeId === change.id);
+    await until('the hanging registration dead-lettered', async () => (await letter()) !== undefined, 30_000, 100);
+    expect((await letter())!.reason).toBe('retry limit (2) reached: handler timed out after 1000 ms');
+    // Two attempts of 1 s each: well before the default limit would have ended the first.
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(2000);
+    expect(Date.now() - sentAt).toBeLessThan(30_000);
   } finally {
     await hub.stop();
     data.remove();

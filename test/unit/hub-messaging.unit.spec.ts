@@ -13,7 +13,7 @@ import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-mem
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
-import { DLQ_ID, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys, uplinkTraceOf } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { DLQ_ID, HANDLER_TIMEOUT_MS, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys, uplinkTraceOf } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
@@ -95,13 +95,14 @@ describe('messaging configuration', () => {
       uplinkMaxAttempts: 5,
       uplinkPrefetch: 200,
       uplinkRetryDelayMs: 250,
+      uplinkHandlerTimeoutMs: HANDLER_TIMEOUT_MS,
       downlinkStallAfterMs: 60_000,
       deadLetterDepthEveryMs: 15_000,
     });
     const m = messagingConfig(
-      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up', RTS_UPLINK_RETRY_DELAY_MS: '0', RTS_DOWNLINK_STALL_AFTER_MS: '300000', RTS_DEAD_LETTER_DEPTH_EVERY_MS: '1000' }),
+      loadConfig({ RTS_BROKER_URL: 'amqp://h:1', RTS_BROKER_USERNAME: 'hub', RTS_BROKER_PASSWORD: 'pw', RTS_UPLINK_MAX_ATTEMPTS: '3', RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_QUEUE: 'up', RTS_UPLINK_RETRY_DELAY_MS: '0', RTS_UPLINK_HANDLER_TIMEOUT_MS: '5000', RTS_DOWNLINK_STALL_AFTER_MS: '300000', RTS_DEAD_LETTER_DEPTH_EVERY_MS: '1000' }),
     );
-    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up', uplinkRetryDelayMs: 0, downlinkStallAfterMs: 300_000, deadLetterDepthEveryMs: 1000 });
+    expect(m).toMatchObject({ sasl: { mechanism: 'plain', username: 'hub', password: 'pw' }, uplinkMaxAttempts: 3, uplinkPrefetch: 10, uplinkQueue: 'up', uplinkRetryDelayMs: 0, uplinkHandlerTimeoutMs: 5000, downlinkStallAfterMs: 300_000, deadLetterDepthEveryMs: 1000 });
     expect(problems({ RTS_BROKER_URL: 'amqp://h:1', RTS_DEAD_LETTER_DEPTH_EVERY_MS: '999' }).some((x) => x.startsWith('RTS_DEAD_LETTER_DEPTH_EVERY_MS:'))).toBe(true);
     expect([1, 2, 3, 4, 5, 6].map(retryBackoff(250))).toEqual([250, 500, 1000, 2000, 4000, 5000]);
   });
@@ -113,6 +114,7 @@ describe('messaging configuration', () => {
     expect(p.some((x) => x.startsWith('RTS_UPLINK_QUEUE:'))).toBe(true);
     expect(p.join('\n')).not.toContain('s3cret');
     // A stall time shorter than two lag samples (5 s apart) would call a busy publisher stalled.
+    for (const bad of ['999', '600001', '5s']) expect(problems({ RTS_BROKER_URL: 'amqp://h', RTS_UPLINK_HANDLER_TIMEOUT_MS: bad }).some((x) => x.startsWith('RTS_UPLINK_HANDLER_TIMEOUT_MS:'))).toBe(true);
     for (const bad of ['5000', '60s', '1e5', '3600001']) expect(problems({ RTS_BROKER_URL: 'amqp://h', RTS_DOWNLINK_STALL_AFTER_MS: bad }).some((x) => x.startsWith('RTS_DOWNLINK_STALL_AFTER_MS:'))).toBe(true);
     expect(problems({ RTS_BROKER_USERNAME: 'hub' })).toContain('RTS_BROKER_PASSWORD: required when RTS_BROKER_USERNAME is set');
   });
