@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { PROBLEM_TYPES } from '../../src/adapters/http/problem';
+import { PROBLEM_TYPES } from '../../src/adapters/errors/error-codes';
 
 export const PROBLEMS_DOC = resolve(__dirname, '..', '..', 'docs', 'problems.md');
 
@@ -21,7 +21,7 @@ export const problemsMarkdown = (): string => {
     'Every error of the HTTP API is `application/problem+json` (RFC 9457) with a stable `code` and a `type` of',
     '`/problems/{code}` (`GET /problems/{code}` answers its status and title). The `detail` says what was wrong with',
     'this request, and `errors[]` names the fields (see the README, "Errors"). Generated from',
-    '`src/adapters/http/problem.ts` by `scripts/docs/problems.ts`; a unit test keeps the two in step.',
+    '`src/adapters/errors/error-codes.ts` by `scripts/docs/problems.ts`; a unit test keeps the two in step.',
     '',
     '| code | status | title |',
     '|---|---:|---|',

@@ -28,7 +28,7 @@ import { InMemoryEventStore } from '../adapters/event-store/memory/in-memory-eve
 import { InMemoryRegistry } from '../adapters/registry/in-memory-registry';
 import { logConsultationErasure, logErasure } from '../adapters/backup/erasure-log-line';
 import { patientExportDto, type PatientExportDocument } from '../adapters/http/export-routes';
-import { toProblem } from '../adapters/http/problem';
+import { codeAndStatusOf } from '../adapters/errors/error-codes';
 import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, auditEventsByField, buildContainer, openContainer } from './container';
@@ -238,7 +238,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     try {
       document = patientExportDto(cpr, await exporter.exportPatientData(cpr));
     } catch (error) {
-      const { status, code } = toProblem(error, '');
+      const { status, code } = codeAndStatusOf(error);
       void audit.record(entry({ outcome: 'error', status, reason: code })).catch(() => undefined);
       throw error;
     }

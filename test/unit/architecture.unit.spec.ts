@@ -104,3 +104,25 @@ describe('architecture: imports point inward only', () => {
     expect(packageProblem('adapters', 'pg')).toBeNull();
   });
 });
+
+/**
+ * The HTTP adapter is one edge among others: no other adapter imports it. The AMQP side once took its error statuses
+ * and request-id rule from it (uplink-audit.ts); both now live where both edges read them (adapters/errors,
+ * application/audit). bootstrap, which assembles the edges, may.
+ */
+describe('architecture: no other adapter imports the HTTP adapter', () => {
+  const HTTP = join(SRC, 'adapters', 'http');
+  const intoHttp = (file: string, spec: string): boolean => spec.startsWith('.') && resolve(dirname(file), spec).startsWith(HTTP + '/');
+
+  it('has none', () => {
+    const found = files(join(SRC, 'adapters'))
+      .filter((file) => !file.startsWith(HTTP + '/'))
+      .flatMap((file) => importsOf(readFileSync(file, 'utf8')).filter((spec) => intoHttp(file, spec)).map((spec) => `${relative(SRC, file)}: ${spec}`));
+    expect(found).toEqual([]);
+  });
+
+  it('would catch one', () => {
+    expect(intoHttp(join(SRC, 'adapters', 'messaging', 'uplink-audit.ts'), '../http/problem')).toBe(true);
+    expect(intoHttp(join(SRC, 'adapters', 'messaging', 'uplink-audit.ts'), '../errors/error-codes')).toBe(false);
+  });
+});

@@ -17,7 +17,7 @@ import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audi
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
-import { isKeptRequestId } from './request-id';
+import { isKeptRequestId } from '../../application/audit/request-id';
 import { isXml, parseInput } from './schemas';
 
 /**

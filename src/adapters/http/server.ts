@@ -17,7 +17,7 @@ import { illFormedTextDetail, illFormedTextPath, mayHoldIllFormedText } from '..
 import type { MetricsRegistry } from '../metrics/registry';
 import { limitConnections } from './connection-limit';
 import { openApiDocument } from './openapi';
-import { isKeptRequestId } from './request-id';
+import { isKeptRequestId } from '../../application/audit/request-id';
 import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, PatientParams, XML_TYPES, isXml, parseInput } from './schemas';
 import { registerWebRoutes } from './web-routes';
@@ -101,8 +101,8 @@ export type HttpServer = Readonly<{
  * else a new one. Not when it may hold a CPR number, in any spelling (251248.1234, 251248_1234, 25.12.48-1234,
  * cpr251248-1234), also glued into a longer run of digits (20261201251248-1234, 12512481234: see mayHoldCprDigits,
  * cpr-like.ts): the id is written into every log line of the request, the x-request-id header and the hash-chained
- * audit trail, which erasure cannot reach. A good id matched by chance is only replaced. (isKeptRequestId, request-id.ts:
- * also the shape an audit search by request id takes.)
+ * audit trail, which erasure cannot reach. A good id matched by chance is only replaced. (isKeptRequestId,
+ * application/audit/request-id.ts: also the shape an audit search by request id takes, and the AMQP side's ids.)
  */
 const requestIdFrom = (given: unknown): string => (typeof given === 'string' && isKeptRequestId(given) ? given : randomUUID());
 

@@ -4,8 +4,8 @@ import type { ConsultationUplinkEnvelope } from '../../application/consultation/
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { ForbiddenError } from '../../domain/shared/errors';
-import { toProblem } from '../http/problem';
-import { isKeptRequestId } from '../http/request-id';
+import { codeAndStatusOf } from '../errors/error-codes';
+import { isKeptRequestId } from '../../application/audit/request-id';
 
 /**
  * The audit entry of one consultation.* uplink message (README, "Access control, audit and erasure"): city systems
@@ -18,7 +18,7 @@ import { isKeptRequestId } from '../http/request-id';
  *                                     too (it is what records a message whose first entry was lost in a crash)
  *   ForbiddenError (dead letter)   -> 'denied', status 403, reason = its code (not_your_consultation,
  *                                     expert_not_offered): a party acting on a case it may not act on
- *   other permanent refusal        -> 'error', status = toProblem's status for the same error, reason = its code;
+ *   other permanent refusal        -> 'error', status = the error's (codeAndStatusOf, as HTTP answers it), reason = its code;
  *                                     also a message dead-lettered once its retries are used up (its last error,
  *                                     e.g. consultation_not_accepted 409, internal_error 500, handler_timeout 503)
  *   arrived with its attempts used up  -> 'error', 503, max_attempts_exceeded: dead-lettered without a handling, as
@@ -85,7 +85,7 @@ export const uplinkAuditEntry = (envelope: ConsultationUplinkEnvelope, verdict: 
   }
   if (verdict.kind === 'timed_out') return { ...base, outcome: 'error', ...HANDLER_TIMEOUT };
   if (verdict.kind === 'exhausted') return { ...base, outcome: 'error', ...MAX_ATTEMPTS_EXCEEDED };
-  const { status, code } = toProblem(verdict.error, '');
+  const { status, code } = codeAndStatusOf(verdict.error);
   const outcome: AuditOutcome = verdict.error instanceof ForbiddenError ? 'denied' : 'error';
   return { ...base, outcome, status, reason: code };
 };
