@@ -5,7 +5,7 @@ import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { problem, sendProblem } from './problem';
 import { type AnswerOf, PatientExportResponse } from './response-schemas';
 import { isXml, parseInput } from './schemas';
-import { PatientCpr } from './security';
+import { PatientCpr } from './security-schemas';
 
 /**
  * The patient's right of access (GDPR art. 15) over HTTP:

@@ -36,7 +36,7 @@ import {
   SystemsList,
 } from './response-schemas';
 import { CorrectionBody, CorrectionQuery, CorrectionResponse, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, ObservationsResponse, PatientParams, StoredResponse } from './schemas';
-import { AuditQuery, AuditSearchBody, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureBody, ErasureByKeyParams, ErasureParams, ErasureQuery, ErasuresQuery } from './security';
+import { AuditQuery, AuditSearchBody, AuditVerifyBody, AuditVerifyQuery, DevLoginBody, ErasureBody, ErasureByKeyParams, ErasureParams, ErasureQuery, ErasuresQuery } from './security-schemas';
 
 /**
  * The OpenAPI 3.1 document of every API route, generated from the zod schemas the routes validate requests with

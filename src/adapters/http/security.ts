@@ -2,14 +2,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
-import { MAX_AUDIT_DAYS_WALKED, MAX_AUDIT_RESULTS, verifyDaysOf, type AuditPage, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
+import { MAX_AUDIT_DAYS_WALKED, verifyDaysOf, type AuditPage, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
-import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { homeSystemOf } from '../../domain/consultation/consultation';
-import { LEGACY_CONSULTATION_ID_RULE, isExistingConsultationId } from '../../domain/consultation/legacy-id';
+import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, SYSTEM_ID_IS_CPR, holdsCprNumber, patientSubject } from '../auth/tokens';
 import { logErasure } from '../backup/erasure-log-line';
@@ -17,8 +16,25 @@ import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audi
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
-import { isKeptRequestId } from '../../application/audit/request-id';
 import { isXml, parseInput } from './schemas';
+import {
+  AuditQuery,
+  AuditRequestId,
+  AuditResource,
+  AuditSearchBody,
+  AuditVerifyBody,
+  AuditVerifyQuery,
+  DOCUMENT_ID,
+  DevLoginBody,
+  ErasureBody,
+  ErasureByKeyParams,
+  ErasureParams,
+  ErasureQuery,
+  ErasuresQuery,
+  MAX_ERASURES_PAGE,
+  REQUEST_ID_RULE,
+  RESOURCE_RULE,
+} from './security-schemas';
 
 /**
  * Access control, rate limits and the audit trail of the HTTP API, installed on the app before any route:
@@ -36,7 +52,7 @@ import { isXml, parseInput } from './schemas';
  * Public: /health, /openapi.json, /problems/*, /app/* (the page's static files), POST /auth/dev-login (when on).
  * Also registered here: POST /auth/dev-login, POST /erasures, PUT /erasures/{patientKey}, GET /erasures (erasure), POST
  * /audit/search, GET and POST /audit/verify; and the deprecated DELETE /patients/{id} and GET /audit (their CPR number
- * in the URL).
+ * in the URL). Their request shapes: security-schemas.ts.
  */
 export type SecurityDependencies = Readonly<{
   mode: 'on' | 'off';
@@ -68,109 +84,6 @@ export type SecurityDependencies = Readonly<{
   /** Called for each read of patient data refused because the audit trail cannot be written (metrics). */
   onAuditUnavailable?: () => void;
 }>;
-
-/** The request shapes of the routes registered here (also the OpenAPI document's: openapi.ts). */
-export const DevLoginBody = z
-  .strictObject({
-    role: z.enum(['patient', 'clinician', 'system', 'operator']),
-    patient: z.string().max(20).optional().describe("The CPR number, for role patient (the token holds the patient's pseudonymous key, not this)"),
-    systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional().describe('For roles clinician and system'),
-    sub: z.string().min(1).max(100).optional(),
-  })
-  .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] });
-/** A CPR number as the erasure and audit routes take it (shape only: parseCpr then checks it, 422 invalid_patient_id). */
-export const PatientCpr = z.string().max(20);
-/** Deprecated (DELETE /patients/{patientId}): the CPR number in the URL. */
-export const ErasureParams = z.strictObject({ patientId: PatientCpr });
-export const ErasureQuery = z.strictObject({
-  unknown: z
-    .enum(['refuse', 'erase'])
-    .optional()
-    .describe('erase: record the erasure also when the hub holds nothing of the patient (their uploads are refused from then on); refuse (the default): such a request answers 404 unknown_patient and changes nothing'),
-});
-/**
- * POST /erasures: what DELETE /patients/{patientId} takes, with the CPR number in the body instead of the URL (a
- * reverse proxy's access log, a browser's history keep URLs).
- */
-export const ErasureBody = z.strictObject({ patient: PatientCpr.describe('The patient (CPR number, ddmmyy-ssss)'), ...ErasureQuery.shape });
-export const ErasureByKeyParams = z.strictObject({ patientKey: z.string().regex(PATIENT_KEY_PATTERN, 'a pseudonymous patient key: p and 32 hex digits') });
-/** The largest page of GET /erasures. */
-export const MAX_ERASURES_PAGE = 10_000;
-export const ErasuresQuery = z.strictObject({
-  // A store position: at most 2^63-1 (a larger one reached the store's BigInt binding and answered 500).
-  after: z
-    .string()
-    // abort: zod runs a refine after a failed regex too, and BigInt('x') threw (500).
-    .regex(/^\d{1,19}$/, { message: 'a position: digits only', abort: true })
-    .refine((v) => BigInt(v) <= 9_223_372_036_854_775_807n, 'at most 9223372036854775807')
-    .optional()
-    .describe("An earlier page's `next`"),
-  limit: z.coerce.number().int().min(1).max(MAX_ERASURES_PAGE).optional().describe(`default and most: ${MAX_ERASURES_PAGE}`),
-});
-/** Entries per answer of the audit trail: text in GET /audit's query (coerced), a JSON number in POST /audit/search's body. */
-const auditLimit = <T extends z.ZodNumber | z.ZodCoercedNumber>(n: T) =>
-  n.int().min(1).max(MAX_AUDIT_RESULTS).optional().describe(`Entries per answer, 1..${MAX_AUDIT_RESULTS}, default ${MAX_AUDIT_RESULTS}`);
-/** What a search of the audit trail names: GET /audit's query and POST /audit/search's body. */
-const AuditSearchFields = {
-  patient: PatientCpr.optional().describe('A CPR number (give patient or user)'),
-  user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user)"),
-  from: z.iso.datetime({ offset: true }).optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
-  to: z.iso.datetime({ offset: true }).optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
-  limit: auditLimit(z.number()),
-  cursor: z.string().optional().describe("An answer's nextCursor: the next page of the same query (same patient or user, from and to); 422 invalid_cursor otherwise; empty: the first page"),
-};
-const patientOrUser = (q: { patient?: string | undefined; user?: string | undefined }): boolean => (q.patient === undefined) !== (q.user === undefined);
-const PATIENT_OR_USER = { message: 'give exactly one of patient or user', path: ['patient'] };
-/** Deprecated (GET /audit): a patient's CPR number in the URL's query. Left as it was: the investigator's searches are POST /audit/search's. */
-export const AuditQuery = z.strictObject({ ...AuditSearchFields, limit: auditLimit(z.coerce.number()) }).refine(patientOrUser, PATIENT_OR_USER);
-
-/**
- * What the trail records as a resource that an investigator asks about (resourceOf): a document's uniqueId (an OID)
- * or a consultation's id (a UUID, or a legacy id: isExistingConsultationId), at most 64 characters. A UUID is also how
- * a discarded dead letter is named.
- */
-export const RESOURCE_RULE = `a document's uniqueId (an OID: 0, 1 or 2, then dot-separated numbers) or a consultation's id (${LEGACY_CONSULTATION_ID_RULE}), at most 64 characters`;
-export const isAuditedResource = (value: string): boolean => value.length <= 64 && (DOCUMENT_ID.test(value) || isExistingConsultationId(value));
-/**
- * The shapes of POST /audit/search's resource and requestId, checked in the route (422 invalid_resource,
- * invalid_request_id: a value of the wrong shape is no search the trail could answer). Their problems and errors name
- * the rule, never the value: it may be a CPR number typed into the wrong field.
- */
-export const AuditResource = z.string().refine(isAuditedResource, `must be ${RESOURCE_RULE}`);
-export const REQUEST_ID_RULE = '1-64 characters of A-Z a-z 0-9 . _ : - holding no CPR number, as the hub keeps an X-Request-Id (or a UUID it made)';
-export const AuditRequestId = z.string().refine(isKeptRequestId, `must be ${REQUEST_ID_RULE}`);
-const onlyOneOf = (q: { patient?: string | undefined; user?: string | undefined; resource?: string | undefined; requestId?: string | undefined }): boolean =>
-  [q.patient, q.user, q.resource, q.requestId].filter((v) => v !== undefined).length === 1;
-/**
- * POST /audit/search: GET /audit's query as a JSON body, so that a patient's CPR number is in no URL; also by
- * resource (who read or acted on a document or consultation) and by request id (what one request did).
- */
-export const AuditSearchBody = z
-  .strictObject({
-    ...AuditSearchFields,
-    patient: AuditSearchFields.patient.describe('A CPR number (give exactly one of patient, user, resource, requestId)'),
-    user: AuditSearchFields.user.describe('A token subject (give exactly one of patient, user, resource, requestId)'),
-    resource: z
-      .string()
-      .optional()
-      .describe(`A resource the audit events name (give exactly one of patient, user, resource, requestId): ${RESOURCE_RULE}. Another value: 422 invalid_resource`),
-    requestId: z
-      .string()
-      .optional()
-      .describe(`A request's id, its X-Request-Id (give exactly one of patient, user, resource, requestId): ${REQUEST_ID_RULE}. Another value: 422 invalid_request_id`),
-  })
-  .refine(onlyOneOf, { message: 'give exactly one of patient, user, resource or requestId', path: ['patient'] });
-const VerifyRange = {
-  from: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the first verified; default: 6 days before to'),
-  to: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the last verified (included); default: now. At most 31 days after from'),
-};
-export const AuditVerifyQuery = z.strictObject(VerifyRange);
-export const AuditVerifyBody = z.strictObject({
-  ...VerifyRange,
-  anchors: z
-    .record(z.string().regex(/^audit-\d{4}-\d{2}-\d{2}-[0-7]$/, 'an audit chain name, audit-YYYY-MM-DD-0..7'), z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 hex hash'))
-    .describe('Head hashes kept from an earlier verification (its heads), by chain name'),
-});
 
 type Rule = (request: FastifyRequest, principal: Principal) => Promise<Action | 'pass'>;
 
@@ -318,11 +231,10 @@ const INVALID_DETAIL: Readonly<Record<string, string>> = {
 const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
 
 /**
- * The resource an audit entry names, only when it has the shape of one: a document's OID, a consultation's UUID,
- * a system id. Anything else in the path (a CPR number typed in place of a document id, a name) would otherwise
- * stay in the hash-chained audit trail, which erasure cannot reach.
+ * The resource an audit entry names, only when it has the shape of one: a document's OID (DOCUMENT_ID), a
+ * consultation's UUID, a system id. Anything else in the path (a CPR number typed in place of a document id, a name)
+ * would otherwise stay in the hash-chained audit trail, which erasure cannot reach.
  */
-const DOCUMENT_ID = /^[0-2](\.(0|[1-9]\d*))+$/;
 /** A dead letter's own id or an envelope id as the hub makes them (any other id a sender chose could be anything). */
 const DEAD_LETTER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const auditable = (value: string | null | undefined, shape: RegExp): string | null => (value && value.length <= 64 && shape.test(value) ? value : null);
