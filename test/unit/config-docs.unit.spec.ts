@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigSchema } from '../../src/bootstrap/config';
+import { ConfigSchema, loadConfig, messagingConfig } from '../../src/bootstrap/config';
 
 /**
  * Every setting the hub reads is named in the README, the operator's only list of them: a setting added to the
@@ -23,5 +23,44 @@ describe('configuration: the README names every setting', () => {
 
   it('would catch one that is not named', () => {
     expect(named('RTS_NO_SUCH_SETTING')).toBe(false);
+  });
+});
+
+/**
+ * The README's configuration tables give each setting's default in their second column. Where that cell is one code
+ * literal (`8080`, `rts.uplink`) it must be the default the hub applies: the schema's own, or for the messaging
+ * settings the one messagingConfig fills in (the schema leaves those optional, so an unset one reads as unset).
+ */
+describe("configuration: the README's defaults are the hub's", () => {
+  const defaultCell = (setting: string): string | undefined => {
+    const row = README.split('\n').find((line) => line.startsWith(`| \`${setting}\` |`));
+    const cell = row?.split('|')[2]?.trim();
+    return cell !== undefined && /^`[^`]+`$/.test(cell) ? cell.slice(1, -1) : undefined;
+  };
+  const schemaDefault = (setting: string): unknown => {
+    const def = (ConfigSchema.shape as Record<string, { _zod: { def: { type: string; defaultValue?: unknown } } }>)[setting]!._zod.def;
+    return def.type === 'default' ? def.defaultValue : undefined;
+  };
+  const messaging = messagingConfig(loadConfig({ RTS_BROKER_URL: 'amqp://127.0.0.1:5673' }))!;
+  const MESSAGING_FIELD: Readonly<Record<string, keyof typeof messaging>> = {
+    RTS_UPLINK_QUEUE: 'uplinkQueue',
+    RTS_DEAD_LETTER_QUEUE: 'deadLetterQueue',
+    RTS_DOWNLINK_QUEUE_PREFIX: 'downlinkQueuePrefix',
+    RTS_UPLINK_MAX_ATTEMPTS: 'uplinkMaxAttempts',
+    RTS_UPLINK_PREFETCH: 'uplinkPrefetch',
+    RTS_UPLINK_RETRY_DELAY_MS: 'uplinkRetryDelayMs',
+    RTS_UPLINK_HANDLER_TIMEOUT_MS: 'uplinkHandlerTimeoutMs',
+    RTS_DOWNLINK_STALL_AFTER_MS: 'downlinkStallAfterMs',
+    RTS_DEAD_LETTER_DEPTH_EVERY_MS: 'deadLetterDepthEveryMs',
+  };
+  const stated = Object.keys(ConfigSchema.shape).filter((setting) => defaultCell(setting) !== undefined);
+
+  it('finds the stated defaults, the messaging ones among them', () => {
+    expect(stated).toEqual(expect.arrayContaining(['RTS_HTTP_PORT', 'RTS_DATA_DIR', ...Object.keys(MESSAGING_FIELD)]));
+  });
+
+  it.each(stated)('%s', (setting) => {
+    const applied = setting in MESSAGING_FIELD ? messaging[MESSAGING_FIELD[setting]!] : schemaDefault(setting);
+    expect({ setting, default: String(applied) }).toEqual({ setting, default: defaultCell(setting) });
   });
 });
