@@ -117,7 +117,7 @@ export type ProblemCode = keyof typeof PROBLEM_TYPES;
 const KIND_STATUS: Record<ErrorKind, number> = { validation: 422, not_found: 404, conflict: 409, forbidden: 403, unavailable: 503 };
 
 /** The status of an RtsError: its code's, else its kind's. */
-export const statusOfRtsError = (error: RtsError): number => (PROBLEM_TYPES as Record<string, readonly [number, string]>)[error.code]?.[0] ?? KIND_STATUS[error.kind];
+const statusOfRtsError = (error: RtsError): number => (PROBLEM_TYPES as Record<string, readonly [number, string]>)[error.code]?.[0] ?? KIND_STATUS[error.kind];
 
 /**
  * The code and status of an error thrown by the core or a store, whatever the transport: an RtsError's own, a

@@ -1,9 +1,7 @@
 import type { FastifyReply } from 'fastify';
-import { ExpectedVersionConflictError } from '../../application/ports/event-store';
 import { RtsError } from '../../domain/shared/errors';
 import { redactCprDigits } from '../../domain/monitoring/cpr-like';
-import { isPgUnavailable } from '../event-store/postgres/pg-unavailable';
-import { PROBLEM_TYPES, statusOfRtsError, type ProblemCode } from '../errors/error-codes';
+import { PROBLEM_TYPES, codeAndStatusOf, type ProblemCode } from '../errors/error-codes';
 
 /**
  * RFC 9457 problem details. Every error a caller can get has a stable `type` (a URI reference, resolvable on
@@ -40,18 +38,20 @@ export const problem = (code: string, detail: string, extra: { instance?: string
 
 type FastifyLikeError = Error & { code?: string; statusCode?: number };
 
+/** What a caller is told of the errors codeAndStatusOf names that are no RtsError (which carries its own message). */
+const CORE_DETAIL: Readonly<Record<string, string>> = {
+  concurrency_conflict: 'another request changed this resource at the same time; retry the request',
+  storage_unavailable: 'the hub cannot reach its database now; whether this request was stored is unknown: send it again later (uploads are idempotent by observationId)',
+};
+
 /** Map anything thrown to a problem. Unknown errors become a bare 500 with no detail of their own. */
 /** `bodyLimitBytes`: the request's route's body limit, named in a 413's detail. */
 export const toProblem = (error: unknown, instance: string, bodyLimitBytes?: number): Problem => {
-  if (error instanceof RtsError) {
-    return problem(error.code, error.message, { instance, errors: error.details, status: statusOfRtsError(error) });
-  }
-  if (error instanceof ExpectedVersionConflictError) {
-    return problem('concurrency_conflict', 'another request changed this resource at the same time; retry the request', { instance });
-  }
-  if (isPgUnavailable(error)) {
-    return problem('storage_unavailable', 'the hub cannot reach its database now; whether this request was stored is unknown: send it again later (uploads are idempotent by observationId)', { instance });
-  }
+  // The core's and the stores' errors are told apart once, in codeAndStatusOf (the AMQP side's audit uses it too).
+  const core = codeAndStatusOf(error);
+  if (error instanceof RtsError) return problem(core.code, error.message, { instance, errors: error.details, status: core.status });
+  const detail = CORE_DETAIL[core.code];
+  if (detail !== undefined) return problem(core.code, detail, { instance, status: core.status });
   const e = error as FastifyLikeError;
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
