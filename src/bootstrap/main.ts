@@ -31,7 +31,7 @@ import { TOKENS, auditEventsByField, createLogger, isPostgresEventStore, openCon
 import { countLegacyConsultations } from '../application/consultation/legacy-consultations';
 import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
-import { checkMessageSecurityOfStore, createMessageSecurity } from './message-security';
+import { checkMessageSecurityOfStore, createMessageSecurity, MESSAGE_SECURITY_OFF_WARNING } from './message-security';
 import { startHubMessaging } from './hub-messaging';
 import { checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
@@ -210,6 +210,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   try {
     if (messagingSettings) {
       await checkMessageSecurityOfStore({ mode: messageSecurity(config), acceptChange: config.RTS_MESSAGE_SECURITY_CHANGE === 'on', store, clock: container.get<Clock>(TOKENS.Clock), logger });
+      if (messageSecurity(config) === 'off') logger.warn(MESSAGE_SECURITY_OFF_WARNING);
     }
     messaging = await startHubMessaging({
       messaging: messagingSettings,

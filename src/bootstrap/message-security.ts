@@ -87,6 +87,16 @@ const checkHubKeysOfStore = async (deps: MessageSecurityDependencies, hubKeys: H
   if (outcome !== 'matches') log.info({ stream: HUB_KEYS_STREAM, outcome, hubSigningKid: mine.signingKid }, 'hub message keys recorded in the store (hub processes on this store must share RTS_HUB_KEYS_FILE)');
 };
 
+/**
+ * Logged (warn) at the start of a hub that talks to a broker with RTS_MESSAGE_SECURITY=off, as RTS_AUTH=off is. Without
+ * signatures the envelope's systemId is the only word on who sent a message, and the broker's logins do not back it:
+ * ActiveMQ hands an AMQP message's `user_id` on as its sender set it (populateJMSXUserID does not reach AMQP
+ * consumers; test/integration/broker-sender-identity.int.spec.ts).
+ */
+export const MESSAGE_SECURITY_OFF_WARNING =
+  'RTS_MESSAGE_SECURITY=off: uplink messages are unsigned and taken as their envelope names the sender; anyone who may send to the uplink queue can act as any registered system ' +
+  '(a broker login does not bind the systemId), and downlink messages, consultations among them, cross the broker in clear. Use it only where one party runs every system and the broker';
+
 export const createMessageSecurity = async (deps: MessageSecurityDependencies): Promise<MessageSecurityModule> => {
   const log = deps.logger.child({ component: 'message-security' });
   const hubKeys = await loadHubKeys({ dataDir: deps.dataDir, ...(deps.hubKeysFile ? { file: deps.hubKeysFile } : {}) }).catch((error: unknown) => {
