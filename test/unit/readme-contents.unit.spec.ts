@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The README is ~2,100 lines: its Contents list is how a reader finds a section. It must name every section (a new
+ * one left out is one nobody finds) and every link in it, and every in-page link of the README and the messaging
+ * guide, must lead to a heading that exists (a renamed heading breaks them without a word).
+ */
+const ROOT = join(__dirname, '..', '..');
+const read = (file: string): string => readFileSync(join(ROOT, file), 'utf8');
+
+/** GitHub's anchor of a heading: lower case, punctuation dropped, each space a hyphen; repeats get -1, -2, ... */
+const anchorsOf = (markdown: string): Set<string> => {
+  const seen = new Map<string, number>();
+  const anchors = new Set<string>();
+  let fenced = false;
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const heading = !fenced && /^#{1,6} (.+)$/.exec(line);
+    if (!heading) continue;
+    const base = heading[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    anchors.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return anchors;
+};
+const inPageLinks = (text: string): string[] => [...text.matchAll(/\]\(#([^)\s]+)\)/g)].map((m) => m[1]!);
+
+describe('README: the Contents list', () => {
+  const readme = read('README.md');
+  const contents = /\n## Contents\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? '';
+  const sections = readme
+    .split('\n')
+    .filter((line) => line.startsWith('## ') && line !== '## Contents')
+    .map((line) => line.slice(3));
+
+  it('is there, before the first section', () => {
+    expect(contents).not.toBe('');
+    expect(readme.indexOf('## Contents')).toBeLessThan(readme.indexOf(`## ${sections[0]}`));
+  });
+
+  it.each(sections)('links "%s"', (section) => {
+    const anchor = [...anchorsOf(`## ${section}`)][0]!;
+    expect(inPageLinks(contents)).toContain(anchor);
+  });
+
+  it('links each section once', () => {
+    const links = inPageLinks(contents);
+    expect(new Set(links).size).toBe(links.length);
+  });
+
+  it('links the files it names', () => {
+    const files = [...contents.matchAll(/\]\(([^#)][^)]*)\)/g)].map((m) => m[1]!);
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(() => read(file)).not.toThrow();
+  });
+});
+
+describe.each(['README.md', 'docs/messaging.md'])('%s: in-page links', (file) => {
+  const text = read(file);
+  const anchors = anchorsOf(text);
+  it.each(inPageLinks(text))('#%s leads to a heading', (link) => {
+    expect(anchors).toContain(link);
+  });
+});
+
+describe('the anchors, as GitHub makes them', () => {
+  it('drops punctuation and numbers repeats', () => {
+    expect([...anchorsOf("## The patient's page (HomeClient on the web)\n## Distributed setup: high availability\n### Order\n### Order")]).toEqual([
+      'the-patients-page-homeclient-on-the-web',
+      'distributed-setup-high-availability',
+      'order',
+      'order-1',
+    ]);
+  });
+
+  it('would catch a link to a heading that is gone', () => {
+    expect(anchorsOf('## Message security')).not.toContain('message-securities');
+  });
+});
