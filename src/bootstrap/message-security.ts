@@ -90,8 +90,9 @@ const checkHubKeysOfStore = async (deps: MessageSecurityDependencies, hubKeys: H
 /**
  * Logged (warn) at the start of a hub that talks to a broker with RTS_MESSAGE_SECURITY=off, as RTS_AUTH=off is. Without
  * signatures the envelope's systemId is the only word on who sent a message, and the broker's logins do not back it:
- * ActiveMQ hands an AMQP message's `user_id` on as its sender set it (populateJMSXUserID does not reach AMQP
- * consumers; test/integration/broker-sender-identity.int.spec.ts).
+ * ActiveMQ hands an AMQP message's `user_id` on as its sender set it and stamps none
+ * (test/integration/broker-sender-identity.int.spec.ts); its populateJMSXUserID, tried by hand on 5.18.3, does not
+ * change that for AMQP consumers.
  */
 export const MESSAGE_SECURITY_OFF_WARNING =
   'RTS_MESSAGE_SECURITY=off: uplink messages are unsigned and taken as their envelope names the sender; anyone who may send to the uplink queue can act as any registered system ' +
