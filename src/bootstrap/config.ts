@@ -281,15 +281,30 @@ const distance = (a: string, b: string): number => {
 };
 
 /**
- * RTS_* names that are no setting but within two edits of one: a misspelt setting. RTS_EVENT_STOR=postgres
- * started a hub on a private SQLite store, beside the deployment's broker, without a word. Other RTS_* names
+ * The rts CLI's own variables (src/adapters/cli): a shell that runs both the CLI and the hub has them set, and they
+ * are no misspelt setting. RTS_URL is one word short of RTS_BROKER_URL and RTS_POSTGRES_URL.
+ */
+export const CLI_VARIABLES: readonly string[] = ['RTS_URL', 'RTS_TOKEN', 'RTS_PATIENT', 'RTS_TIMEOUT', 'RTS_NO_CHART', 'RTS_DEBUG'];
+
+/** Whether a setting's name, with one of its words after RTS_ left out, is `name` (RTS_HTTP_PORT -> RTS_PORT). */
+const oneWordShort = (name: string, setting: string): boolean => {
+  const words = setting.split('_');
+  if (name.split('_').length !== words.length - 1) return false;
+  for (let i = 1; i < words.length; i++) if ([...words.slice(0, i), ...words.slice(i + 1)].join('_') === name) return true;
+  return false;
+};
+
+/**
+ * RTS_* names that are no setting but near one: within two edits (RTS_EVENT_STOR), or one word short
+ * (RTS_PORT for RTS_HTTP_PORT, RTS_STORE for RTS_EVENT_STORE). RTS_EVENT_STOR=postgres started a hub on a private
+ * SQLite store, beside the deployment's broker, without a word; RTS_PORT=9000 a hub on 8080. Other RTS_* names
  * (the CLI's RTS_URL, the broker scripts' RTS_BROKER_PORT, ...) are left alone.
  */
 const misspelt = (names: readonly string[]): string[] => {
   const known = Object.keys(ConfigSchema.shape);
   return names.flatMap((name) => {
-    if (known.includes(name)) return [];
-    const near = known.find((k) => distance(name, k) <= 2);
+    if (known.includes(name) || CLI_VARIABLES.includes(name)) return [];
+    const near = known.find((k) => distance(name, k) <= 2) ?? known.find((k) => oneWordShort(name, k));
     return near === undefined ? [] : [`${name}: not a setting; did you mean ${near}?`];
   });
 };

@@ -1,5 +1,7 @@
 import { devLoginEnabled } from '../../src/bootstrap/auth-config';
-import { ConfigError, loadConfig } from '../../src/bootstrap/config';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI_VARIABLES, ConfigError, ConfigSchema, loadConfig } from '../../src/bootstrap/config';
 
 /** loadConfig: defaults need nothing; every bad or missing setting stops the start naming the variable. */
 const problemsOf = (env: Record<string, string>): readonly string[] => {
@@ -145,6 +147,34 @@ describe('loadConfig', () => {
     expect(problemsOf({ RTS_HTTP_PROT: '9000', RTS_HTTP_PORT: 'x' })).toEqual([expect.stringMatching(/^RTS_HTTP_PORT: /), 'RTS_HTTP_PROT: not a setting; did you mean RTS_HTTP_PORT?']);
     // The CLI's, the broker scripts' and the benches' variables are no misspelt setting.
     expect(() => loadConfig({ RTS_URL: 'http://127.0.0.1:8080', RTS_TOKEN: 't', RTS_BROKER_PORT: '61616', RTS_BROKER_USERS_FILE: 'u', RTS_HA_NODES: '2', RTS_BENCH_DIST: 'd' })).not.toThrow();
+  });
+
+  it('refuses a setting one word short, naming the one it is short of', () => {
+    // RTS_PORT=9000 started a hub on 8080 without a word: five edits from RTS_HTTP_PORT, past the rule above.
+    expect(problemsOf({ RTS_PORT: '9000' })).toEqual(['RTS_PORT: not a setting; did you mean RTS_HTTP_PORT?']);
+    expect(problemsOf({ RTS_HOST: '0.0.0.0' })).toEqual(['RTS_HOST: not a setting; did you mean RTS_HTTP_HOST?']);
+    expect(problemsOf({ RTS_STORE: 'postgres' })).toEqual(['RTS_STORE: not a setting; did you mean RTS_EVENT_STORE?']);
+    // Two words short, or a word too many, is no longer near enough to guess.
+    expect(() => loadConfig({ RTS_GRACE: '1', RTS_HTTP_PORT_NUMBER: '1' })).not.toThrow();
+  });
+
+  it("flags none of the RTS_* names the project's CLI, scripts, benches and tests read or set", () => {
+    // RTS_URL (the CLI's) is one word short of RTS_BROKER_URL: a shell that runs the CLI and then the hub must not
+    // stop the hub. Every RTS_* name in these places is either a setting or left alone.
+    const files = (dir: string): string[] =>
+      readdirSync(dir).flatMap((entry) => {
+        const path = join(dir, entry);
+        if (entry === 'node_modules' || entry === 'results' || entry.startsWith('.data')) return [];
+        return statSync(path).isDirectory() ? files(path) : /\.(ts|js|sh|json|py|md)$|^run$/.test(entry) ? [path] : [];
+      });
+    const root = join(__dirname, '..', '..');
+    const places = ['scripts', 'bench', 'examples', 'test/support', 'test/e2e', 'test/integration', 'src/adapters/cli', 'src/sdk', '.ci'];
+    const names = new Set<string>();
+    for (const place of places) for (const file of files(join(root, place))) for (const n of readFileSync(file, 'utf8').match(/\bRTS_[A-Z0-9_]*[A-Z0-9]\b/g) ?? []) names.add(n);
+    const settings = Object.keys(ConfigSchema.shape);
+    const others = [...names].filter((n) => !settings.includes(n));
+    expect(others).toEqual(expect.arrayContaining([...CLI_VARIABLES, 'RTS_BROKER_PORT', 'RTS_REQUIRE_CHROMIUM']));
+    expect(others.filter((n) => problemsOf({ [n]: 'x', RTS_HTTP_PORT: 'not a port' }).length > 1)).toEqual([]);
   });
 
   it('serves the development login only to the embedded profile on loopback with its own secret', () => {
