@@ -24,11 +24,13 @@ const tiers = [
 const only = (process.env.RTS_TEST_TIER ?? '').split(',').map((t) => t.trim()).filter(Boolean);
 const unknown = only.filter((t) => !tiers.some((p) => p.displayName === t));
 if (unknown.length > 0) throw new Error(`RTS_TEST_TIER: no tier ${unknown.join(', ')} (tiers: ${tiers.map((p) => p.displayName).join(', ')})`);
-// Two workers on this project's 2-CPU machines: jest's default (one fewer than the CPUs) ran every file in turn, and
-// most of a file's time is spent waiting on the brokers, hubs and browsers it starts, not on jest's own CPU. Each
-// test makes its own ports, temp dirs, databases and network namespaces, so files may overlap. `--maxWorkers`
-// on the command line still wins.
-const workers = Math.max(2, require('node:os').availableParallelism() - 1);
+// One worker more than the CPUs (three on this project's 2-CPU machines): most of a file's time is spent waiting on
+// the brokers, hubs and browsers it starts, not on jest's own CPU. Each test makes its own ports, temp dirs,
+// databases and network namespaces, so files may overlap. Measured on 2026-12-04 (2 cores, the same tree): jest's
+// default (one fewer than the CPUs) ran every file in turn; two workers took 714 s, three
+// 541 s with them 86 % busy (the files' own times summed 1,414 s and 1,603 s), the later run (CPU-bound unit and
+// SQLite files) 142 s and 137 s. `--maxWorkers` on the command line still wins.
+const workers = require('node:os').availableParallelism() + 1;
 // A worker whose heap passed 512 MB after a file is replaced before the next. Workers grew to 0.7-0.9 GiB by the end
 // of a run, and jest then reported one "failed to exit gracefully" and force-exited it in every run of 2026-12-04
 // (158d72b's too), with nothing left open: the live snapshots (RTS_TEST_LIVE_SNAPSHOTS) showed no handle or timer,
