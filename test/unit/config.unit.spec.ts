@@ -174,7 +174,8 @@ describe('loadConfig', () => {
     const settings = Object.keys(ConfigSchema.shape);
     const others = [...names].filter((n) => !settings.includes(n));
     expect(others).toEqual(expect.arrayContaining([...CLI_VARIABLES, 'RTS_BROKER_PORT', 'RTS_REQUIRE_CHROMIUM']));
-    expect(others.filter((n) => problemsOf({ [n]: 'x', RTS_HTTP_PORT: 'not a port' }).length > 1)).toEqual([]);
+    // A bad port beside each name makes every start refuse, so that its problems can be read: none may be about the name.
+    expect(others.filter((n) => problemsOf({ [n]: 'x', RTS_HTTP_PORT: 'not a port' }).some((p) => p.startsWith(`${n}: `)))).toEqual([]);
   });
 
   it('serves the development login only to the embedded profile on loopback with its own secret', () => {
