@@ -6,6 +6,7 @@ import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
 import { parseDiscoveryUri, type DiscoverySettings } from '../adapters/amqp/discovery-provider';
 import { authSettings } from './auth-config';
 import { issueMessage } from '../adapters/validation/zod-issues';
+import { nearName } from '../adapters/validation/near-name';
 import { DEFAULT_STALL_AFTER_MS } from '../application/downlink/downlink-lag';
 
 /**
@@ -269,17 +270,6 @@ export class ConfigError extends Error {
 
 const describe = (issues: readonly z.core.$ZodIssue[]): string[] => issues.map((i) => `${i.path.join('.')}: ${issueMessage(i)}`);
 
-/** Edit distance (insertions, deletions, substitutions), for names only. */
-const distance = (a: string, b: string): number => {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    row = next;
-  }
-  return row[b.length]!;
-};
-
 /**
  * The rts CLI's own variables (src/adapters/cli): a shell that runs both the CLI and the hub has them set, and they
  * are no misspelt setting. RTS_URL is one word short of RTS_BROKER_URL and RTS_POSTGRES_URL.
@@ -304,7 +294,7 @@ const misspelt = (names: readonly string[]): string[] => {
   const known = Object.keys(ConfigSchema.shape);
   return names.flatMap((name) => {
     if (known.includes(name) || CLI_VARIABLES.includes(name)) return [];
-    const near = known.find((k) => distance(name, k) <= 2) ?? known.find((k) => oneWordShort(name, k));
+    const near = nearName(name, known) ?? known.find((k) => oneWordShort(name, k));
     return near === undefined ? [] : [`${name}: not a setting; did you mean ${near}?`];
   });
 };

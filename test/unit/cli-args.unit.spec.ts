@@ -244,6 +244,16 @@ describe('rts command line: commands, help and version', () => {
     expect(usageError(['uplaod'])).toMatch(/unknown command 'uplaod'/);
     expect(usageError([CPR])).toBe('unknown command; the commands are upload, review, export, dlq, backup, restore and erasures');
   });
+
+  it('names the command or option a typo is near, and only a name of its own', () => {
+    expect(usageError(['uplaod'])).toBe("unknown command 'uplaod' (did you mean upload?); the commands are upload, review, export, dlq, backup, restore and erasures");
+    expect(usageError(['reveiw'])).toMatch(/\(did you mean review\?\)/);
+    expect(usageError(['erasure'])).toMatch(/\(did you mean erasures\?\)/);
+    expect(usageError(['frobnicate'])).not.toMatch(/did you mean/);
+    expect(usageError(['upload', '--patient', CPR, '--sytolic', '126', '--diastolic', '70'])).toBe('unknown option --sytolic (did you mean --systolic?)');
+    expect(usageError(['review', '--patient', CPR, '--day', '7'])).toBe('unknown option --day (did you mean --days?)');
+    expect(usageError(['upload', '--patient', CPR, '--colour'])).toBe('unknown option --colour');
+  });
 });
 
 describe('rts command line: export', () => {

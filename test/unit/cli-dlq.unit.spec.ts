@@ -1,5 +1,6 @@
 // `rts dlq list|show|replay` against a fake hub (fetch), checking requests, output and exit codes.
 import { runDlq } from '../../src/adapters/cli/dlq';
+import { runErasures } from '../../src/adapters/cli/erasures';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
 
 const collector = () => {
@@ -108,6 +109,19 @@ describe('rts dlq', () => {
       expect(await runDlq(['list'], { stdout: collector(), stderr: err, env: {}, fetch: hubWanting([], false) })).toBe(EXIT.refused);
       expect(err.text()).toContain('set RTS_TOKEN');
     });
+  });
+
+  it('names the sub-command a typo is near (dlq and erasures), and repeats nothing typed', async () => {
+    const err = collector();
+    expect(await runDlq(['lsit'], { stdout: collector(), stderr: err, env: {} })).toBe(EXIT.usage);
+    expect(err.text()).toContain('rts: unknown dlq command (did you mean list?); the commands are list, show, replay and discard\n');
+    const cpr = collector();
+    expect(await runDlq(['251248-1234'], { stdout: collector(), stderr: cpr, env: {} })).toBe(EXIT.usage);
+    expect(cpr.text()).toContain('rts: unknown dlq command; the commands are');
+    expect(cpr.text()).not.toContain('251248');
+    const erasures = collector();
+    expect(await runErasures(['aply', '--from', '/nowhere'], { stdout: collector(), stderr: erasures, env: {} })).toBe(EXIT.usage);
+    expect(erasures.text()).toContain('rts: unknown erasures command (did you mean apply?); the commands are list and apply\n');
   });
 
   it('words option errors as the other commands do, repeating nothing typed', async () => {

@@ -5,6 +5,7 @@ import { offsetDateTimeMillis } from '../../domain/shared/iso-instant';
 import { checkPatientIdempotencyKey, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { MAX_INTERVAL_DAYS } from '../../domain/monitoring/time-interval';
 import { EXIT_CODES_HELP } from './exit-codes';
+import { nearName } from '../validation/near-name';
 
 /**
  * The command line of `rts`, parsed and checked without any I/O. Everything that can be known to be wrong
@@ -218,6 +219,12 @@ export const fail = (message: string): never => {
   throw new UsageError(message);
 };
 
+/** ` (did you mean list?)` when what was typed is a typo of one of `names`, else ''. Only a name of the list is shown. */
+export const didYouMean = (typed: string, names: readonly string[]): string => {
+  const near = nearName(typed, names);
+  return near === undefined ? '' : ` (did you mean ${near}?)`;
+};
+
 type FlagValues<O extends NonNullable<ParseArgsConfig['options']>> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>['values'];
 
 /**
@@ -234,7 +241,10 @@ export const parseFlagsAndArguments = <O extends NonNullable<ParseArgsConfig['op
   } catch (e) {
     const code = (e as { code?: string }).code;
     const name = /'(?:-[A-Za-z], )?(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(name && name.length <= 20 ? `unknown option ${name}` : 'unknown option');
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const near = name?.startsWith('--') ? nearName(name.slice(2), Object.keys(options)) : undefined;
+      fail(name && name.length <= 20 ? `unknown option ${name}${near === undefined ? '' : ` (did you mean --${near}?)`}` : 'unknown option');
+    }
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && /does not take an argument/.test((e as Error).message)) fail(name ? `option ${name} takes no value` : 'an option takes no value');
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       fail(name ? `option ${name} needs a value${/ambiguous/.test((e as Error).message) ? ` (write ${name}=VALUE for a value starting with "-")` : ''}` : 'an option is missing its value');
@@ -438,7 +448,8 @@ export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<s
   const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (!command) {
     const shown = /^[a-z][a-z-]{0,19}$/.test(first) ? ` '${first}'` : '';
-    return { ok: false, message: `unknown command${shown}; the commands are upload, review, export, dlq, backup, restore and erasures`, helpCommand: 'rts --help' };
+    const near = didYouMean(first, ['upload', 'review', 'export', 'dlq', 'backup', 'restore', 'erasures']);
+    return { ok: false, message: `unknown command${shown}${near}; the commands are upload, review, export, dlq, backup, restore and erasures`, helpCommand: 'rts --help' };
   }
   try {
     return { ok: true, command: command.parse(rest, env, readStdin) };

@@ -1,4 +1,4 @@
-import { fail, hubUrlOf, parseFlagsAndArguments } from './args';
+import { didYouMean, fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
 import type { Output } from './run';
@@ -74,7 +74,8 @@ const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
   const { values, positionals } = parseFlagsAndArguments(argv, OPTIONS);
   const [action, id, ...extra] = positionals;
   if (values.help || action === undefined || action === 'help') return { kind: 'help' as const };
-  if (!['list', 'show', 'replay', 'discard'].includes(action)) fail(`unknown dlq command; the commands are list, show, replay and discard`);
+  const actions = ['list', 'show', 'replay', 'discard'];
+  if (!actions.includes(action)) fail(`unknown dlq command${didYouMean(action, actions)}; the commands are list, show, replay and discard`);
   if (extra.length > 0) fail('too many arguments');
   if (action !== 'list' && (id === undefined || !ID.test(id))) fail(`${action} needs the ID of a dead letter (letters, digits . _ : -)`);
   if (action === 'list' && id !== undefined) fail('list takes no ID');
