@@ -219,11 +219,17 @@ export const fail = (message: string): never => {
   throw new UsageError(message);
 };
 
-/** ` (did you mean list?)` when what was typed is a typo of one of `names`, else ''. Only a name of the list is shown. */
-export const didYouMean = (typed: string, names: readonly string[]): string => {
-  const near = nearName(typed, names);
-  return near === undefined ? '' : ` (did you mean ${near}?)`;
+/**
+ * What to say of an unknown command: ` (did you mean list?)` when what was typed is a typo of one of `names`, then
+ * `; the commands are a, b and c`. Only names of the list are shown, never what was typed.
+ */
+export const commandsHint = (typed: string | undefined, names: readonly string[]): string => {
+  const near = typed === undefined ? undefined : nearName(typed, names);
+  return `${near === undefined ? '' : ` (did you mean ${near}?)`}; the commands are ${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
 };
+
+/** rts's commands, in the order its help lists them. */
+const COMMAND_NAMES = ['upload', 'review', 'export', 'dlq', 'backup', 'restore', 'erasures'];
 
 type FlagValues<O extends NonNullable<ParseArgsConfig['options']>> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>>['values'];
 
@@ -438,7 +444,7 @@ const COMMANDS: Readonly<Record<string, { parse: typeof parseUpload; help: strin
 /** argv without node and the script: `['upload', '--patient', ...]`; readStdin serves `--patient -` (and is called only then). */
 export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}, readStdin?: ReadStdin): ParseResult => {
   const [first, ...rest] = argv;
-  if (first === undefined) return { ok: false, message: 'missing command; the commands are upload, review, export, dlq, backup, restore and erasures', helpCommand: 'rts --help' };
+  if (first === undefined) return { ok: false, message: `missing command${commandsHint(undefined, COMMAND_NAMES)}`, helpCommand: 'rts --help' };
   if (first === '--help' || first === '-h') return { ok: true, command: { kind: 'help', text: MAIN_HELP } };
   if (first === '--version' || first === '-V' || first === '-v') return { ok: true, command: { kind: 'version' } };
   if (first === 'help') {
@@ -448,8 +454,7 @@ export const parseCommandLine = (argv: readonly string[], env: Readonly<Record<s
   const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (!command) {
     const shown = /^[a-z][a-z-]{0,19}$/.test(first) ? ` '${first}'` : '';
-    const near = didYouMean(first, ['upload', 'review', 'export', 'dlq', 'backup', 'restore', 'erasures']);
-    return { ok: false, message: `unknown command${shown}${near}; the commands are upload, review, export, dlq, backup, restore and erasures`, helpCommand: 'rts --help' };
+    return { ok: false, message: `unknown command${shown}${commandsHint(first, COMMAND_NAMES)}`, helpCommand: 'rts --help' };
   }
   try {
     return { ok: true, command: command.parse(rest, env, readStdin) };

@@ -1,4 +1,4 @@
-import { didYouMean, fail, hubUrlOf, parseFlagsAndArguments } from './args';
+import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
 import type { Output } from './run';
@@ -75,7 +75,7 @@ const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
   const [action, id, ...extra] = positionals;
   if (values.help || action === undefined || action === 'help') return { kind: 'help' as const };
   const actions = ['list', 'show', 'replay', 'discard'];
-  if (!actions.includes(action)) fail(`unknown dlq command${didYouMean(action, actions)}; the commands are list, show, replay and discard`);
+  if (!actions.includes(action)) fail(`unknown dlq command${commandsHint(action, actions)}`);
   if (extra.length > 0) fail('too many arguments');
   if (action !== 'list' && (id === undefined || !ID.test(id))) fail(`${action} needs the ID of a dead letter (letters, digits . _ : -)`);
   if (action === 'list' && id !== undefined) fail('list takes no ID');

@@ -1,6 +1,6 @@
 import { BackupError } from '../backup/data-dir-backup';
 import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource, type RecordedErasure } from '../backup/recorded-erasures';
-import { didYouMean, fail, hubUrlOf, parseFlagsAndArguments } from './args';
+import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
 import type { DlqDependencies } from './dlq';
@@ -58,7 +58,7 @@ const parse = (argv: readonly string[], env: ErasuresDependencies['env']): Parse
   const { values, positionals } = parseFlagsAndArguments(argv, OPTIONS);
   const [action, ...extra] = positionals;
   if (values.help || action === undefined || action === 'help') return { kind: 'help' };
-  if (action !== 'list' && action !== 'apply') fail(`unknown erasures command${didYouMean(action, ['list', 'apply'])}; the commands are list and apply`);
+  if (action !== 'list' && action !== 'apply') fail(`unknown erasures command${commandsHint(action, ['list', 'apply'])}`);
   if (extra.length > 0) fail('too many arguments');
   if (!values.from) fail('missing --from: a backup, a data directory, or a file of erasures');
   if (action === 'list') {
