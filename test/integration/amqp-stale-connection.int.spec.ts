@@ -301,6 +301,10 @@ describe('a hub whose broker closes its connection with a fatal condition', () =
     for (const socket of sockets) socket.destroy();
     await until('refused once', () => peer!.opens.length === 1, 10_000, 50);
     target = { host: broker.host, port: broker.amqpPort };
+    // The peer's open and its close reach the hub through the proxy, and may come in two reads (a CI run under load):
+    // between them /health says connected, and the wait below ended 6 ms after the refusal. The refused connection's
+    // sockets are gone once the hub has taken the close.
+    await until('the refusal taken', () => sockets.size === 0, 5_000, 20);
     await until('disconnected', async () => (await getJson(hub!.url, '/health')).body.broker === 'disconnected', 5_000, 50);
 
     await until('connected again', async () => (await getJson(hub!.url, '/health')).body.broker === 'connected', 20_000, 250);
