@@ -70,3 +70,17 @@ hub_login() {
   echo "${script_name:-broker}: $file names no hub user (the network bridge between brokers logs in as one)" >&2
   exit 2
 }
+
+# The JVM arguments that start the broker of ActiveMQ home $1, into the array `launch`: the distribution's
+# bin/activemq.jar (a 5.x home), or the console's Main class with lib/* as the classpath (a 6.x home of jars, made
+# by provision-jars.sh). Either is followed by `start xbean:file:<activemq.xml>`.
+broker_launch() {
+  if [[ -f "$1/bin/activemq.jar" ]]; then
+    launch=(-jar "$1/bin/activemq.jar")
+  elif [[ -d "$1/lib" ]]; then
+    launch=(-cp "$1/lib/*" org.apache.activemq.console.Main)
+  else
+    echo "${script_name:-broker}: $1 is no ActiveMQ home (neither bin/activemq.jar nor lib/)" >&2
+    exit 2
+  fi
+}

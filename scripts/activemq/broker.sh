@@ -154,11 +154,12 @@ PROPS
 }
 
 run() {
-  local home base java_bin
+  local home base java_bin launch
   home="${RTS_ACTIVEMQ_HOME:-$("$here/provision.sh")}"
   base="$data"
   render "$base"
   java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+  broker_launch "$home"
   [[ -n "${RTS_BROKER_PIDFILE:-}" ]] && echo $$ >"$RTS_BROKER_PIDFILE"
   # shellcheck disable=SC2086
   exec "$java_bin" \
@@ -176,7 +177,7 @@ run() {
     "-Dactivemq.home=$home" "-Dactivemq.base=$base" "-Dactivemq.conf=$base/conf" "-Dactivemq.data=$data" \
     "-Dlog4j2.configurationFile=$base/conf/log4j2.properties" \
     ${RTS_BROKER_JAVA_OPTS:-} \
-    -jar "$home/bin/activemq.jar" start "xbean:file:$base/conf/activemq.xml"
+    "${launch[@]}" start "xbean:file:$base/conf/activemq.xml"
 }
 
 up() {

@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
-# Fetch the ActiveMQ Classic binary distribution through Maven into .cache/activemq/ and print its home.
+# Fetch ActiveMQ Classic through Maven into .cache/activemq/ and print its home.
 #
-# Idempotent: when the distribution is already unpacked (marker file present) this is a fast no-op that only
-# prints the path. Works from a clean clone (CI calls it from .ci/run). Needs java + mvn on PATH.
+# Two kinds of home:
+# - 6.x (the default, 6.3.1): the broker's jars, which Maven Central publishes one by one (no 6.x bin tarball is
+#   served there). scripts/activemq/pom.xml names the modules the hub's brokers use (broker, AMQP, JAAS, KahaDB,
+#   the xbean configuration and the console's launcher), with Spring and log4j at the versions ActiveMQ 6.3.1 is
+#   built with; `mvn dependency:copy-dependencies` puts them and what they need into <home>/lib. No
+#   bin/activemq.jar: broker.sh and cluster.sh start org.apache.activemq.console.Main with lib/* as the classpath.
+# - 5.x (RTS_ACTIVEMQ_VERSION=5.18.3, the earlier default): the binary distribution
+#   org.apache.activemq:apache-activemq:<version>:tar.gz:bin, unpacked.
+#
+# Idempotent: when the home is already in place (marker file present, naming the same pins) this is a fast no-op that
+# only prints the path. Works from a clean clone (CI calls it from .ci/run). Needs java + mvn on PATH.
 #
 # Env:
-#   RTS_ACTIVEMQ_VERSION   distribution version (default 5.18.3: the newest apache-activemq bin tarball on the
-#                          Maven Central we can reach; 6.1.x is published only as separate jars there)
+#   RTS_ACTIVEMQ_VERSION   version [6.3.1]; 5.x takes the tarball path
 #   RTS_ACTIVEMQ_CACHE     cache folder (default <repo>/.cache/activemq)
-#   RTS_ACTIVEMQ_SHA512    the tarball's SHA-512 (128 hex digits). Needed for a version that
+#   RTS_ACTIVEMQ_SHA512    5.x only: the tarball's SHA-512 (128 hex digits). Needed for a version that
 #                          scripts/activemq/checksums.sha512 does not pin; when given, it is the one checked.
 #
-# Integrity: the tarball is unpacked only when its SHA-512 is the pinned one (checksums.sha512, taken from the tarball
-# Maven fetched and cross-checked against the .sha1 and .md5 Maven Central publishes beside it). Maven's own check
-# (-C, strict) compares with a checksum from the same server as the tarball, so it catches a damaged download, not a
-# replaced one; the pin catches both. A mismatch is refused with exit 1 and nothing is unpacked; so is a version with
-# no pin and no RTS_ACTIVEMQ_SHA512.
+# Integrity: nothing is installed unless it is exactly what the project pinned.
+# - 6.x: lib/ must hold exactly the jars listed in scripts/activemq/jars-<version>.sha512, each with its SHA-512
+#   there. A jar missing, a jar more (a changed dependency tree) or a jar with another hash is refused with exit 1.
+# - 5.x: the tarball's SHA-512 must be the one in checksums.sha512 (taken from the tarball Maven fetched and
+#   cross-checked against the .sha1 and .md5 Maven Central publishes beside it).
+# Maven's own check (-C, strict) compares with a checksum from the same server as the file, so it catches a damaged
+# download, not a replaced one; the pins catch both.
 #
 # stdout: exactly one line, the ActiveMQ home. Progress and errors go to stderr.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-version="${RTS_ACTIVEMQ_VERSION:-5.18.3}"
+version="${RTS_ACTIVEMQ_VERSION:-6.3.1}"
 cache="${RTS_ACTIVEMQ_CACHE:-$repo/.cache/activemq}"
+
+[[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "provision: refused: RTS_ACTIVEMQ_VERSION must be a version like 6.3.1" >&2; exit 1; }
+if [[ "$version" != 5.* ]]; then
+  exec bash "$here/provision-jars.sh" "$version" "$cache"
+fi
 home="$cache/apache-activemq-$version"
 marker="$home/.rts-provisioned"
 file="apache-activemq-$version-bin.tar.gz"

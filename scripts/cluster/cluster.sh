@@ -13,7 +13,7 @@
 #   cluster.sh exec CMD...        run CMD inside the namespace (e.g. a node client)
 #
 # Shape (scripts/cluster/README.md has the why and the production configuration):
-#   - every node: ActiveMQ 5.18.3 (scripts/activemq/provision.sh), AMQP on 127.0.0.1:<5700+n> and OpenWire on
+#   - every node: ActiveMQ 6.3.1 (scripts/activemq/provision.sh), AMQP on 127.0.0.1:<5700+n> and OpenWire on
 #     127.0.0.1:<61600+n> of the namespace's loopback, n = 2*(group-1) + (1 for a, 2 for b, 3 for c);
 #     g1a 5701, g1b 5702, g2a 5703, g2b 5704, g3a 5705 ...
 #   - a group = master/slave on one shared KahaDB directory with a file lock; the slave polls the lock every
@@ -226,6 +226,8 @@ start_node() {
   render "$name"
   base="$dir/nodes/$name"
   local java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+  local launch
+  broker_launch "$home"
   # `ip netns exec` execs the JVM, so $! is the JVM's pid.
   nohup ip netns exec "$ns" "$java_bin" \
     -Xms48m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto -XX:-UsePerfData \
@@ -238,7 +240,7 @@ start_node() {
     --add-opens java.base/java.util.concurrent.atomic=ALL-UNNAMED \
     "-Dactivemq.home=$home" "-Dactivemq.base=$base" "-Dactivemq.conf=$base/conf" "-Dactivemq.data=$base/data" \
     "-Dlog4j2.configurationFile=$base/conf/log4j2.properties" \
-    -jar "$home/bin/activemq.jar" start "xbean:file:$base/conf/activemq.xml" \
+    "${launch[@]}" start "xbean:file:$base/conf/activemq.xml" \
     >>"$base/node.out" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
   echo "node $name: started pid $! amqp 127.0.0.1:$(amqp_port "$name") (namespace $ns)"
