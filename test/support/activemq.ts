@@ -47,6 +47,8 @@ export interface StartBrokerOptions {
   /** broker.sh RTS_BROKER_STORE_LIMIT and RTS_BROKER_JOURNAL_FILE_LENGTH: a small store, to fill (e.g. '8 mb', '1mb'). */
   storeLimit?: string;
   journalFileLength?: string;
+  /** An ActiveMQ home of another version (provisionActiveMq('5.18.3')); default: the one provision.sh installs. */
+  home?: string;
 }
 
 /** A broker account: a hub (may do anything), or a connected system whose systemId is its name. */
@@ -117,17 +119,26 @@ export function clientCertificates(dir: string, names: readonly string[]): Reado
   return { certificates, truststore, password };
 }
 
-let provisioned: Promise<string> | undefined;
+const provisioned = new Map<string, Promise<string>>();
 
-/** Provisions the ActiveMQ distribution once per process; resolves to its home. */
-export function provisionActiveMq(): Promise<string> {
-  provisioned ??= new Promise<string>((resolveHome, reject) => {
-    execFile(join(scripts, 'provision.sh'), { cwd: repoRoot, timeout: 10 * 60 * 1000 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`provision.sh failed: ${error.message}\n${stderr}`));
-      else resolveHome(stdout.trim().split('\n').pop()!);
+/**
+ * Provisions ActiveMQ (scripts/activemq/provision.sh) once per process and version; resolves to its home. Without a
+ * version: provision.sh's default, or RTS_ACTIVEMQ_VERSION's.
+ */
+export function provisionActiveMq(version?: string): Promise<string> {
+  const key = version ?? '';
+  let home = provisioned.get(key);
+  if (home === undefined) {
+    const env = version === undefined ? process.env : { ...process.env, RTS_ACTIVEMQ_VERSION: version };
+    home = new Promise<string>((resolveHome, reject) => {
+      execFile(join(scripts, 'provision.sh'), { cwd: repoRoot, env, timeout: 10 * 60 * 1000 }, (error, stdout, stderr) => {
+        if (error) reject(new Error(`provision.sh failed: ${error.message}\n${stderr}`));
+        else resolveHome(stdout.trim().split('\n').pop()!);
+      });
     });
-  });
-  return provisioned;
+    provisioned.set(key, home);
+  }
+  return home;
 }
 
 export async function startBroker(options: StartBrokerOptions = {}): Promise<TestBroker> {
@@ -135,14 +146,14 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
 }
 
 async function start(options: StartBrokerOptions, createdDir: boolean): Promise<TestBroker> {
-  const home = await provisionActiveMq();
+  const home = options.home ?? (await provisionActiveMq());
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rts-activemq-'));
   const attempts = options.port === undefined ? 3 : 1;
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
     const port = options.port ?? (await freePort());
     try {
-      return await launch({ ...options, home, dataDir, port, createdDir });
+      return await launch({ ...options, home, givenHome: options.home, dataDir, port, createdDir });
     } catch (error) {
       lastError = error;
       if (!String(error).includes('Address already in use')) break;
@@ -152,7 +163,7 @@ async function start(options: StartBrokerOptions, createdDir: boolean): Promise<
   throw lastError;
 }
 
-async function launch(o: StartBrokerOptions & { home: string; dataDir: string; port: number; createdDir: boolean }): Promise<TestBroker> {
+async function launch(o: StartBrokerOptions & { home: string; givenHome: string | undefined; dataDir: string; port: number; createdDir: boolean }): Promise<TestBroker> {
   const host = '127.0.0.1';
   if (await portOpen(host, o.port, 200)) throw new Error(`port ${o.port} is already in use`);
   const logFile = join(o.dataDir, `broker-${Date.now()}.out`);
@@ -220,8 +231,9 @@ async function launch(o: StartBrokerOptions & { home: string; dataDir: string; p
       if (ownsDir) rmSync(o.dataDir, { recursive: true, force: true });
     },
     startAgain: async (overrides = {}) => {
-      const { home: _home, createdDir: _created, ...previous } = o;
-      const again = await start({ ...previous, ...overrides, dataDir: o.dataDir, port: o.port }, ownsDir);
+      // The same home when this one was given one; else provision.sh's again.
+      const { home: _home, givenHome, createdDir: _created, ...previous } = o;
+      const again = await start({ ...previous, home: givenHome, ...overrides, dataDir: o.dataDir, port: o.port }, ownsDir);
       ownsDir = false;
       return again;
     },
