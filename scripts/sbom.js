@@ -3,11 +3,12 @@
 //
 //   telemed-rts.cdx.json  the hub and every npm package production installs (`npm ci --omit=dev`), each with the
 //                         SHA-512 npm ci checks it against, its licence and its purl; dependencies between them.
-//   activemq.cdx.json     the ActiveMQ Classic jars scripts/activemq/provision.sh installs (scripts/activemq/
-//                         jars-<version>.sha512), each with the SHA-512 it must match, its licence and its purl.
-//                         Beside the hub's, not in it: the hub does not contain the broker nor load it (the
-//                         embedded profile runs without one); a hospital that runs the distributed profile runs this
-//                         broker, or its own.
+//   activemq.cdx.json     the ActiveMQ Classic broker scripts/activemq/provision.sh installs (its default, or
+//                         RTS_ACTIVEMQ_VERSION's, as provision.sh reads it): the 5.x binary distribution with the
+//                         SHA-512 it must match, or the 6.x jars (scripts/activemq/jars-<version>.sha512), each with
+//                         its SHA-512, licence and purl. Beside the hub's, not in it: the hub does not contain the
+//                         broker nor load it (the embedded profile runs without one); a hospital that runs the
+//                         distributed profile runs this broker, or its own.
 //
 // Not `npm sbom --omit=dev`: npm 11.19 leaves out of that every production package that a devDependency also
 // reaches (40 of them here, pg's pg-types and pg-protocol among them). This asks npm for the whole tree and keeps
@@ -67,46 +68,71 @@ const hub = {
     .map((d) => ({ ...d, dependsOn: (d.dependsOn ?? []).filter((ref) => kept.has(ref) && (d.ref !== self || rootRefs.has(ref))) })),
 };
 
-// The version provision.sh installs when RTS_ACTIVEMQ_VERSION is not set, and the jars it pins for it.
-const version = /RTS_ACTIVEMQ_VERSION:-([0-9.]+)\}/.exec(readFileSync(join(root, 'scripts', 'activemq', 'provision.sh'), 'utf8'))?.[1];
-const pinsFile = join(root, 'scripts', 'activemq', `jars-${version}.sha512`);
-let pins;
-try {
-  pins = readFileSync(pinsFile, 'utf8')
+// The broker provision.sh installs: RTS_ACTIVEMQ_VERSION as it reads it, or its default.
+const version =
+  process.env.RTS_ACTIVEMQ_VERSION || /RTS_ACTIVEMQ_VERSION:-([0-9.]+)\}/.exec(readFileSync(join(root, 'scripts', 'activemq', 'provision.sh'), 'utf8'))?.[1];
+const broker = version?.startsWith('5.') ? distributionBom(version) : jarsBom(version);
+
+/** 5.x: the binary distribution provision.sh unpacks, with the SHA-512 it must match. */
+function distributionBom(version) {
+  const file = `apache-activemq-${version}-bin.tar.gz`;
+  const pin = readFileSync(join(root, 'scripts', 'activemq', 'checksums.sha512'), 'utf8')
     .split('\n')
-    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
-    .map((line) => {
-      const [sha512, coordinates, ...licence] = line.trim().split(/\s+/);
-      const [group, name, jarVersion] = coordinates.split(':');
-      return { sha512, group, name, version: jarVersion, licence: licence.join(' ') };
-    });
-} catch {
-  process.stderr.write(`sbom: provision.sh's default ActiveMQ ${version ?? '(none found)'} has no jars pinned (${pinsFile})\n`);
-  process.exit(1);
+    .map((line) => line.trim().split(/\s+\*?/))
+    .find(([, name]) => name === file);
+  if (!pin) {
+    process.stderr.write(`sbom: scripts/activemq/checksums.sha512 pins no ${file}\n`);
+    process.exit(1);
+  }
+  const purl = `pkg:maven/org.apache.activemq/apache-activemq@${version}?classifier=bin&type=tar.gz`;
+  return brokerBom({ 'bom-ref': purl, type: 'application', name: 'apache-activemq', group: 'org.apache.activemq', version, purl }, [
+    {
+      'bom-ref': `${purl}#tarball`,
+      type: 'file',
+      name: file,
+      version,
+      scope: 'required',
+      purl,
+      hashes: [{ alg: 'SHA-512', content: pin[0] }],
+      // The distribution's own licence. It bundles third-party jars under other licences (CDDL 1.1 for JAXB, the
+      // MX4J licence, BSD for XStream, among others): listed in the LICENSE and NOTICE files inside the tarball.
+      licenses: [{ license: { id: 'Apache-2.0' } }],
+      externalReferences: [
+        { type: 'distribution', url: `https://repo.maven.apache.org/maven2/org/apache/activemq/apache-activemq/${version}/${file}` },
+      ],
+    },
+  ]);
 }
-const ref = `activemq-classic@${version}`;
-const broker = {
-  $schema: 'http://cyclonedx.org/schema/bom-1.5.schema.json',
-  bomFormat: 'CycloneDX',
-  specVersion: '1.5',
-  serialNumber: `urn:uuid:${require('node:crypto').randomUUID()}`,
-  version: 1,
-  metadata: {
-    timestamp: new Date().toISOString(),
-    tools: [{ vendor: pkg.name, name: 'scripts/sbom.js', version: pkg.version }],
-    // No purl: Apache publishes no 6.x distribution on Maven Central; this is the set of jars provision.sh installs.
-    component: { 'bom-ref': ref, type: 'application', name: 'activemq-classic', group: 'org.apache.activemq', version },
-  },
-  components: pins.map((jar) => {
-    const purl = `pkg:maven/${jar.group}/${jar.name}@${jar.version}?type=jar`;
-    return {
-      'bom-ref': purl,
+
+/** 6.x: the jars provision.sh installs (scripts/activemq/jars-<version>.sha512), each with its hash and licence. */
+function jarsBom(version) {
+  const pinsFile = join(root, 'scripts', 'activemq', `jars-${version}.sha512`);
+  let pins;
+  try {
+    pins = readFileSync(pinsFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+      .map((line) => {
+        const [sha512, coordinates, ...licence] = line.trim().split(/\s+/);
+        const [group, name, jarVersion] = coordinates.split(':');
+        return { sha512, group, name, version: jarVersion, licence: licence.join(' '), purl: `pkg:maven/${group}/${name}@${jarVersion}?type=jar` };
+      });
+  } catch {
+    process.stderr.write(`sbom: ActiveMQ ${version ?? '(no version)'} has no jars pinned (${pinsFile})\n`);
+    process.exit(1);
+  }
+  const ref = `activemq-classic@${version}`;
+  // No purl: Apache publishes no 6.x distribution on Maven Central; this is the set of jars provision.sh installs.
+  const bom = brokerBom(
+    { 'bom-ref': ref, type: 'application', name: 'activemq-classic', group: 'org.apache.activemq', version },
+    pins.map((jar) => ({
+      'bom-ref': jar.purl,
       type: 'library',
       group: jar.group,
       name: jar.name,
       version: jar.version,
       scope: 'required',
-      purl,
+      purl: jar.purl,
       hashes: [{ alg: 'SHA-512', content: jar.sha512 }],
       licenses: [jar.licence.includes(' ') ? { expression: jar.licence } : { license: { id: jar.licence } }],
       externalReferences: [
@@ -115,10 +141,26 @@ const broker = {
           url: `https://repo.maven.apache.org/maven2/${jar.group.replace(/\./g, '/')}/${jar.name}/${jar.version}/${jar.name}-${jar.version}.jar`,
         },
       ],
-    };
-  }),
-  dependencies: [{ ref, dependsOn: pins.map((jar) => `pkg:maven/${jar.group}/${jar.name}@${jar.version}?type=jar`) }],
-};
+    })),
+  );
+  return { ...bom, dependencies: [{ ref, dependsOn: pins.map((jar) => jar.purl) }] };
+}
+
+function brokerBom(component, components) {
+  return {
+    $schema: 'http://cyclonedx.org/schema/bom-1.5.schema.json',
+    bomFormat: 'CycloneDX',
+    specVersion: '1.5',
+    serialNumber: `urn:uuid:${require('node:crypto').randomUUID()}`,
+    version: 1,
+    metadata: {
+      timestamp: new Date().toISOString(),
+      tools: [{ vendor: pkg.name, name: 'scripts/sbom.js', version: pkg.version }],
+      component,
+    },
+    components,
+  };
+}
 
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'telemed-rts.cdx.json'), `${JSON.stringify(hub, null, 2)}\n`);

@@ -1,5 +1,5 @@
-// Upgrading the broker in place: ActiveMQ 5.18.3 (provision.sh's default until 2026-12-04) stopped, 6.3.1 (the
-// default since) started on the same data directory; and rolling back the same way. A hospital's broker holds what the hub and the city systems
+// Upgrading the broker in place: ActiveMQ 5.18.3 (provision.sh's default) stopped, 6.3.1 (RTS_ACTIVEMQ_VERSION=6.3.1)
+// started on the same data directory; and rolling back the same way. A hospital's broker holds what the hub and the city systems
 // have not consumed yet (uplink messages, downlinks of a system that is offline, dead letters): they must all be
 // there, in order and with their properties, under the new version. Both brokers are real, from provision.sh.
 import { randomUUID } from 'node:crypto';
@@ -34,7 +34,7 @@ async function drain(connection: AmqpConnection, queue: string, count: number, t
   return got;
 }
 
-const homes = () => Promise.all([provisionActiveMq('5.18.3'), provisionActiveMq()]).then(([v5, v6]) => ({ '5.18.3': v5, '6.3.1': v6 }));
+const homes = () => Promise.all([provisionActiveMq('5.18.3'), provisionActiveMq('6.3.1')]).then(([v5, v6]) => ({ '5.18.3': v5, '6.3.1': v6 }));
 
 // Upgrade, and the way back: KahaDB is at version 7 in both, and each reads what the other wrote.
 it.each([
