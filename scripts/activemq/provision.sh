@@ -4,10 +4,10 @@
 # Two kinds of home:
 # - 5.x (the default, 5.18.3): the binary distribution org.apache.activemq:apache-activemq:<version>:tar.gz:bin,
 #   unpacked: the newest distribution Maven Central serves here; out of upstream support.
-# - 6.x (RTS_ACTIVEMQ_VERSION=6.3.1): the broker's jars, which Maven Central publishes one by one (no 6.x bin tarball is
-#   served there). scripts/activemq/pom.xml names the modules the hub's brokers use (broker, AMQP, JAAS, KahaDB,
-#   the xbean configuration and the console's launcher), with Spring and log4j at the versions ActiveMQ 6.3.1 is
-#   built with; `mvn dependency:copy-dependencies` puts them and what they need into <home>/lib. No
+# - 6.x (RTS_ACTIVEMQ_VERSION=6.3.1): the broker's jars, which Maven Central publishes one by one (no 6.x bin
+#   tarball is served there). scripts/activemq/pom.xml names the modules the hub's brokers use (broker, AMQP, JAAS,
+#   KahaDB, the xbean configuration and the console's launcher), with Spring and log4j at the versions ActiveMQ 6.3.1
+#   is built with; `mvn dependency:copy-dependencies` puts them and what they need into <home>/lib. No
 #   bin/activemq.jar: broker.sh and cluster.sh start org.apache.activemq.console.Main with lib/* as the classpath.
 #   Not the default yet: the high-availability test (two master/slave groups bridged by a network of brokers, kill
 #   -9) failed on it in 2 of 3 full test runs on this machine, where 5.18.3 passes (README "Supply chain and

@@ -47,7 +47,7 @@ export interface StartBrokerOptions {
   /** broker.sh RTS_BROKER_STORE_LIMIT and RTS_BROKER_JOURNAL_FILE_LENGTH: a small store, to fill (e.g. '8 mb', '1mb'). */
   storeLimit?: string;
   journalFileLength?: string;
-  /** An ActiveMQ home of another version (provisionActiveMq('5.18.3')); default: the one provision.sh installs. */
+  /** An ActiveMQ home of another version (provisionActiveMq('6.3.1')); default: the one provision.sh installs. */
   home?: string;
 }
 

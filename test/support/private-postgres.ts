@@ -8,7 +8,7 @@
 //   await pg.restartWithCertificate(['DNS:localhost']);  // the same server, a certificate for other names
 //   await pg.stop();
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './hub-process';
@@ -60,8 +60,21 @@ export const startPrivatePostgres = async (options: { certificateNames: readonly
   const base = mkdtempSync(join(tmpdir(), 'rts-private-pg-'));
   chownSync(base, ids.uid, ids.gid);
   const data = join(base, 'data');
-  const asPostgres = (command: string, args: readonly string[]) =>
-    execFileSync('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  // A failed pg_ctl names the server's log, which stop() removes with the folder: its end goes into the error (a CI
+  // run saw a restart fail, "could not start server", and nothing said why).
+  const asPostgres = (command: string, args: readonly string[]) => {
+    try {
+      return execFileSync('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    } catch (error) {
+      let log = '';
+      try {
+        log = readFileSync(join(base, 'server.log'), 'utf8').split('\n').slice(-15).join('\n');
+      } catch {
+        // no log yet
+      }
+      throw new Error(`${(error as Error).message}${log ? `\nserver.log, its end:\n${log}` : ''}`);
+    }
+  };
   const port = await freePort();
   const caFile = join(base, 'server-ca.pem');
   const certificate = (names: readonly string[]) => {
