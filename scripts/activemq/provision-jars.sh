@@ -26,19 +26,9 @@ fi
 # The marker names the pins the installed jars were checked against: other pins mean a check (and a fetch) again.
 stamp="$version jars sha512:$(printf '%s\n' "$expected" | sha512sum | cut -d' ' -f1)"
 
-if [[ -f "$marker" && "$(cat "$marker")" == "$stamp" ]]; then
-  echo "$home"
-  exit 0
-fi
-
-command -v mvn >/dev/null || { echo "provision: mvn not found on PATH" >&2; exit 1; }
-command -v java >/dev/null || { echo "provision: java not found on PATH" >&2; exit 1; }
-
-mkdir -p "$cache"
-# Serialise concurrent provisioning (parallel jest workers, CI jobs) on one lock.
-exec 9>"$cache/.provision.lock"
-if command -v flock >/dev/null; then flock 9; fi
-if [[ -f "$marker" && "$(cat "$marker")" == "$stamp" ]]; then echo "$home"; exit 0; fi
+# shellcheck source=provision-common.sh
+source "$here/provision-common.sh"
+provisioned_or_lock "$cache"
 
 start=$(date +%s)
 tmp="$(mktemp -d "$cache/.jars.XXXXXX")"
