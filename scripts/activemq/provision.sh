@@ -10,8 +10,8 @@
 #   is built with; `mvn dependency:copy-dependencies` puts them and what they need into <home>/lib. No
 #   bin/activemq.jar: broker.sh and cluster.sh start org.apache.activemq.console.Main with lib/* as the classpath.
 #   Not the default yet: the high-availability test (two master/slave groups bridged by a network of brokers, kill
-#   -9) failed on it in 2 of 3 full test runs on this machine, where 5.18.3 passes (README "Supply chain and
-#   compliance", "Known vulnerabilities").
+#   -9) failed on it in 4 of 5 test runs on this machine, and a broker-accounts test in 2, where 5.18.3 passes
+#   (README "Known vulnerabilities", "ActiveMQ 6.3.1, not the default yet").
 #
 # Idempotent: when the home is already in place (marker file present, naming the same pins) this is a fast no-op that
 # only prints the path. Works from a clean clone (CI calls it from .ci/run). Needs java + mvn on PATH.

@@ -163,9 +163,14 @@ $plugins
       </policyMap>
     </destinationPolicy>
     <networkConnectors>
-      <!-- Groups find each other by discovery of the OpenWire connectors (group $group-net). -->
+      <!-- Groups find each other by discovery of the OpenWire connectors (group $group-net).
+           bridgeTempDestinations false: the only temporary queues are the hub's replies from its own broker's
+           statistics plugin, which nobody on another group reads. Bridged, ActiveMQ 6.3.1 (which refuses a consumer
+           on a temporary queue from any connection but its creator's) shut the bridge down each time one came
+           ("Subscribing to a temporary queue created by another connection is not permitted"), and the uplink
+           waited on the other group until the bridge formed again. -->
       <networkConnector name="mesh" uri="$mcast_net"$bridge_login networkTTL="3" decreaseNetworkConsumerPriority="true"
-                        suppressDuplicateQueueSubscriptions="true"/>
+                        suppressDuplicateQueueSubscriptions="true" bridgeTempDestinations="false"/>
     </networkConnectors>
     <persistenceAdapter>
       <!-- Shared by the group's nodes: whoever holds the file lock is master. -->
