@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { SystemKeysService } from '../../application/security/system-keys-service';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
+import { offsetDateTime } from '../validation/offset-date-time';
 import { parseInput } from './schemas';
 
 /**
@@ -23,11 +24,10 @@ import { parseInput } from './schemas';
  */
 export type KeyRouteDependencies = Readonly<{ keys: SystemKeysService; hubJwks: () => { keys: readonly object[] } }>;
 
-const iso = z.iso.datetime({ offset: true });
 export const SystemKeyParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id') });
 export const KidParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id'), kid: z.string().regex(/^[A-Za-z0-9_-]{20,100}$/, 'a kid (RFC 7638 thumbprint)') });
-export const KeysBody = z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10), validFrom: iso.optional(), retiresAt: iso.optional() });
-export const RetireBody = z.strictObject({ at: iso.optional() });
+export const KeysBody = z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10), validFrom: offsetDateTime.optional(), retiresAt: offsetDateTime.optional() });
+export const RetireBody = z.strictObject({ at: offsetDateTime.optional() });
 
 export const registerKeyRoutes = (app: FastifyInstance, deps: KeyRouteDependencies): void => {
   app.get('/.well-known/jwks.json', async (_request, reply) => reply.header('cache-control', 'public, max-age=300').send(deps.hubJwks()));

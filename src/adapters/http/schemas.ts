@@ -1,8 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
-import { hasOffsetDateTimeForm, OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MAX_LENGTH, offsetDateTimeMillis } from '../../domain/shared/iso-instant';
+import { OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MAX_LENGTH } from '../../domain/shared/iso-instant';
 import { IDEMPOTENCY_KEY_FORM, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
+import { offsetDateTime, OFFSET_DATE_TIME_MESSAGE } from '../validation/offset-date-time';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 import { instant } from './response-schemas';
 
@@ -15,37 +16,21 @@ const quantity = z.union([
   z.object({ value: z.number(), unit: z.string().max(16) }).strict(),
 ], { error: 'must be a number (mmHg) or an object { value, unit }' }).describe('A pressure in mmHg: a number, or { value, unit: "mmHg" }');
 
-/** The domain's rule for a caller's date-time (OFFSET_DATE_TIME_FORM): HTTP and the library take the same texts. */
-const ISO_WITH_OFFSET_MESSAGE = 'an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00';
+/**
+ * A reading's measuredAt: the domain's form (OFFSET_DATE_TIME_FORM), so HTTP and the library take the same texts; its
+ * calendar and clock are the domain's to check (422 implausible).
+ */
 const isoWithOffset = z
   .string()
   .max(OFFSET_DATE_TIME_MAX_LENGTH)
-  .regex(OFFSET_DATE_TIME_FORM, ISO_WITH_OFFSET_MESSAGE)
+  .regex(OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MESSAGE)
   .describe('ISO-8601 date-time with offset');
-
-/**
- * A bound with a space where its offset's sign goes: a `+` sent unencoded in a query string, which reads as a space
- * (?from=2026-11-30T10:00:00+05:45). Told so, in one message.
- */
-const plusReadAsSpace = (input: unknown): boolean => typeof input === 'string' && input.includes(' ') && hasOffsetDateTimeForm(input.replace(' ', '+'));
 
 /**
  * A query's bound: also on the clock and the calendar, so that 24:00 and February 30 get the same answer (400, as the
- * audit routes' bounds do; February 30 was 422 invalid_interval here). A reading's measuredAt is checked by the
- * domain instead (422 implausible). One message per bound: each check stops the ones after it.
+ * audit routes' bounds do; February 30 was 422 invalid_interval here).
  */
-const boundWithOffset = z
-  .string()
-  .max(OFFSET_DATE_TIME_MAX_LENGTH, { abort: true })
-  .regex(OFFSET_DATE_TIME_FORM, {
-    error: (issue) => (plusReadAsSpace(issue.input) ? 'has a space where the offset\'s + goes: in a query string a + must be percent-encoded, as %2B' : ISO_WITH_OFFSET_MESSAGE),
-    abort: true,
-  })
-  .refine(
-    (text) => !Number.isNaN(offsetDateTimeMillis(text)),
-    'is not a date and time that exists: hours at most 23, offsets at most 23:59 (RFC 3339), a day of the month it names',
-  )
-  .describe('ISO-8601 date-time with offset');
+const boundWithOffset = offsetDateTime;
 
 export const idempotencyKey = z
   .string()

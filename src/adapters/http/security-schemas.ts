@@ -3,6 +3,7 @@ import { MAX_AUDIT_RESULTS } from '../../application/audit/audit-trail';
 import { isKeptRequestId } from '../../application/audit/request-id';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { LEGACY_CONSULTATION_ID_RULE, isExistingConsultationId } from '../../domain/consultation/legacy-id';
+import { offsetDateTime } from '../validation/offset-date-time';
 
 /**
  * The request shapes of the routes security.ts registers (dev login, erasure, the audit trail's searches and
@@ -52,8 +53,8 @@ const auditLimit = <T extends z.ZodNumber | z.ZodCoercedNumber>(n: T) =>
 const AuditSearchFields = {
   patient: PatientCpr.optional().describe('A CPR number (give patient or user)'),
   user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user)"),
-  from: z.iso.datetime({ offset: true }).optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
-  to: z.iso.datetime({ offset: true }).optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
+  from: offsetDateTime.optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
+  to: offsetDateTime.optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
   limit: auditLimit(z.number()),
   cursor: z.string().optional().describe("An answer's nextCursor: the next page of the same query (same patient or user, from and to); 422 invalid_cursor otherwise; empty: the first page"),
 };
@@ -99,8 +100,8 @@ export const AuditSearchBody = z
   })
   .refine(onlyOneOf, { message: 'give exactly one of patient, user, resource or requestId', path: ['patient'] });
 const VerifyRange = {
-  from: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the first verified; default: 6 days before to'),
-  to: z.iso.datetime({ offset: true }).optional().describe('Its UTC day is the last verified (included); default: now. At most 31 days after from'),
+  from: offsetDateTime.optional().describe('Its UTC day is the first verified; default: 6 days before to'),
+  to: offsetDateTime.optional().describe('Its UTC day is the last verified (included); default: now. At most 31 days after from'),
 };
 export const AuditVerifyQuery = z.strictObject(VerifyRange);
 export const AuditVerifyBody = z.strictObject({

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CONTRACT_VERSION } from '../../application/directory/directory-messages';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
+import { offsetDateTime } from '../validation/offset-date-time';
 import { illFormedTextDetail, illFormedTextPath, mayHoldIllFormedText, withoutBom } from '../validation/unicode-text';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 
@@ -26,7 +27,8 @@ export const expertIdSchema = z
   .string()
   .max(100)
   .regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
-export const isoWithOffset = z.iso.datetime({ offset: true });
+/** A time in a message: the hub's rule for every date-time it is sent (validation/offset-date-time.ts). */
+export const isoWithOffset = offsetDateTime;
 /** Trimmed, non-empty text of at most `max` characters. */
 export const text = (max: number) => z.string().trim().min(1).max(max);
 
