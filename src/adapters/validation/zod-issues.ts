@@ -18,14 +18,14 @@ const withArticle = (noun: string): string => `${/^[aeiou]/.test(noun) ? 'an' : 
  * key" quoted every key sent, whatever it held. A schema's own messages are kept as they are.
  */
 export const issueMessage = (issue: z.core.$ZodIssue): string => {
-  const typed = /^Invalid input: expected (\w+), received (\w+)$/.exec(issue.message);
+  const typed = /^Invalid input: expected (\w+), received (-?\w+)$/.exec(issue.message);
   if (issue.code === 'invalid_type' && typed !== null) {
     const [, expected, received] = typed as unknown as [string, string, string];
     if (received === 'undefined') return `is required (${withArticle(expected)})`;
     // zod's words for 1.5 where an integer is asked ("expected int, received number"), and for Infinity (1e400 in
-    // JSON) where a number is ("expected number, received number").
+    // JSON) where a number is: "received Infinity" (or -Infinity) in zod 4.6, "received number" in 4.1.
     if (expected === 'int') return received === 'number' ? 'must be a whole number' : `must be a whole number (not ${withArticle(received)})`;
-    if (expected === 'number' && received === 'number') return 'must be a finite number';
+    if (expected === 'number' && (received === 'number' || received === 'Infinity' || received === '-Infinity')) return 'must be a finite number';
     return received === 'NaN' ? `must be ${withArticle(expected)}` : `must be ${withArticle(expected)} (not ${withArticle(received)})`;
   }
   if (issue.code === 'invalid_value' && issue.message.startsWith('Invalid option') && issue.values.length > 1) {
