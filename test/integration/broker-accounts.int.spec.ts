@@ -24,6 +24,8 @@ const MIANYANG: BrokerUser = { name: 'mianyang', password: 'mianyang-secret' };
 const loginUrl = (broker: TestBroker, user: BrokerUser, password = user.password) =>
   `amqp://${encodeURIComponent(user.name)}:${encodeURIComponent(password)}@127.0.0.1:${broker.amqpPort}`;
 const hubLogin = (password: string) => ({ RTS_BROKER_USERNAME: HUB.name, RTS_BROKER_PASSWORD: password });
+/** For a wait that times out after a broker restart: what the hub and the broker said (the broker's folder goes with the test). */
+const logsOf = (hub: ChildHub | undefined, broker: TestBroker | undefined) => `hub's log:\n${hub?.output() ?? '(no hub)'}\nbroker's log:\n${broker?.log().slice(-20_000) ?? '(no broker)'}`;
 
 describe('a broker with accounts and the RTS access map', () => {
   let broker: TestBroker;
@@ -193,7 +195,7 @@ describe('a hub whose login the broker does not have (yet)', () => {
       // The operator gives the broker the hub's new password and restarts it, on the same port and store.
       await broker.stop();
       broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, password: 'new-secret' }, CHENGDU] });
-      await until('connected', async () => (await getJson(hub!.url, '/health')).body.broker === 'connected', 60_000);
+      await until('connected', async () => (await getJson(hub!.url, '/health')).body.broker === 'connected', 60_000, 50, () => logsOf(hub, broker));
       // And it consumes: a system's join goes through.
       await registerSystem(hub.url, 'chengdu');
       client = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
@@ -241,7 +243,7 @@ describe('a hub whose broker account may not read the uplink queue', () => {
       // The operator marks the account as a hub's again and restarts the broker.
       await broker.stop();
       broker = await startBroker({ port, dataDir: brokerData.dir, users: [HUB, CHENGDU] });
-      await until('consuming again', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000);
+      await until('consuming again', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000, 50, () => logsOf(hub, broker));
       await registerSystem(hub.url, 'chengdu');
       client = await RtsClient.connect({ systemId: 'chengdu', url: loginUrl(broker, CHENGDU) });
       await client.joinWithExperts([{ localExpertId: 'c1', ...profile(1) }]);
@@ -270,7 +272,7 @@ describe('a hub whose broker account may not read the uplink queue', () => {
       expect(hub.output()).not.toContain('"msg":"consuming uplink"');
       await broker.stop();
       broker = await startBroker({ port, dataDir: brokerData.dir, users: [HUB] });
-      await until('consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000);
+      await until('consuming', async () => (await getJson(hub!.url, '/health')).body.uplink === 'consuming', 60_000, 50, () => logsOf(hub, broker));
       expect(hub.output().match(/the uplink consumer could not attach/g) ?? []).toHaveLength(1);
     } finally {
       await hub?.stop();
