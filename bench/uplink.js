@@ -163,7 +163,12 @@ function runJava(url, queue, n, inflight) {
   const bodyFile = path.join(os.tmpdir(), `rts-bench-uplink-body-${process.pid}.json`);
   fs.writeFileSync(bodyFile, envelopeText(0).text);
   // Round 0 warms the JIT up and is discarded; round 1 is measured.
-  const r = spawnSync('java', ['-XX:+UseSerialGC', '-jar', JAR, url, queue, String(n), String(inflight), bodyFile, '2'], { encoding: 'utf8', timeout: 300000 });
+  let r;
+  try {
+    r = spawnSync('java', ['-XX:+UseSerialGC', '-jar', JAR, url, queue, String(n), String(inflight), bodyFile, '2'], { encoding: 'utf8', timeout: 300000 });
+  } finally {
+    fs.rmSync(bodyFile, { force: true });
+  }
   if (r.status !== 0) throw new Error(`java producer failed: ${r.stderr || r.stdout}`);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   return lines[1].rate;
@@ -199,8 +204,8 @@ async function main() {
   const medians = Object.fromEntries(clients.map((c) => [c, median(rates[c])]));
   console.log('\nmedian msgs/s: ' + clients.map((c) => `${c} ${fmt(medians[c])}`).join(', '));
   const ratios = {};
-  if (medians.java) ratios['sdk/java'] = medians.sdk / medians.java;
-  if (medians.rhea) ratios['sdk/rhea'] = medians.sdk / medians.rhea;
+  if (medians.sdk && medians.java) ratios['sdk/java'] = medians.sdk / medians.java;
+  if (medians.sdk && medians.rhea) ratios['sdk/rhea'] = medians.sdk / medians.rhea;
   if (medians.java && medians.rhea) ratios['rhea/java'] = medians.rhea / medians.java;
   console.log('ratios: ' + Object.entries(ratios).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') + (ratios['sdk/java'] !== undefined ? `  (aim: sdk/java >= 0.80: ${ratios['sdk/java'] >= 0.8 ? 'met' : 'NOT met'})` : ''));
   const result = { bench: 'uplink', date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, args, rates, medians, ratios };
