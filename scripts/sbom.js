@@ -4,9 +4,9 @@
 //   telemed-rts.cdx.json  the hub and every npm package production installs (`npm ci --omit=dev`), each with the
 //                         SHA-512 npm ci checks it against, its licence and its purl; dependencies between them.
 //   activemq.cdx.json     the ActiveMQ Classic broker scripts/activemq/provision.sh installs (its default, or
-//                         RTS_ACTIVEMQ_VERSION's, as provision.sh reads it): the 5.x binary distribution with the
-//                         SHA-512 it must match, or the 6.x jars (scripts/activemq/jars-<version>.sha512), each with
-//                         its SHA-512, licence and purl. Beside the hub's, not in it: the hub does not contain the
+//                         RTS_ACTIVEMQ_VERSION's, as provision.sh reads it): the 6.x jars
+//                         (scripts/activemq/jars-<version>.sha512), each with its SHA-512, licence and purl, or the
+//                         5.x binary distribution with the SHA-512 it must match. Beside the hub's, not in it: the hub does not contain the
 //                         broker nor load it (the embedded profile runs without one); a hospital that runs the
 //                         distributed profile runs this broker, or its own.
 //

@@ -2,22 +2,21 @@
 # Fetch ActiveMQ Classic through Maven into .cache/activemq/ and print its home.
 #
 # Two kinds of home:
-# - 5.x (the default, 5.18.3): the binary distribution org.apache.activemq:apache-activemq:<version>:tar.gz:bin,
-#   unpacked: the newest distribution Maven Central serves here; out of upstream support.
-# - 6.x (RTS_ACTIVEMQ_VERSION=6.3.1): the broker's jars, which Maven Central publishes one by one (no 6.x bin
-#   tarball is served there). scripts/activemq/pom.xml names the modules the hub's brokers use (broker, AMQP, JAAS,
-#   KahaDB, the xbean configuration and the console's launcher), with Spring and log4j at the versions ActiveMQ 6.3.1
-#   is built with; `mvn dependency:copy-dependencies` puts them and what they need into <home>/lib. No
-#   bin/activemq.jar: broker.sh and cluster.sh start org.apache.activemq.console.Main with lib/* as the classpath.
-#   Not the default yet: the high-availability test (two master/slave groups bridged by a network of brokers, kill
-#   -9) failed on it in 4 of 5 test runs on this machine, and a broker-accounts test in 2, where 5.18.3 passes
-#   (README "Known vulnerabilities", "ActiveMQ 6.3.1, not the default yet").
+# - 6.x (the default, 6.3.1): the broker's jars, which Maven Central publishes one by one (no 6.x bin tarball is
+#   served there). scripts/activemq/pom.xml names the modules the hub's brokers use (broker, AMQP, JAAS, KahaDB, the
+#   xbean configuration and the console's launcher), with Spring and log4j at the versions ActiveMQ 6.3.1 is built
+#   with; `mvn dependency:copy-dependencies` puts them and what they need into <home>/lib. No bin/activemq.jar:
+#   broker.sh and cluster.sh start org.apache.activemq.console.Main with lib/* as the classpath.
+# - 5.x (RTS_ACTIVEMQ_VERSION=5.18.3, the default until 2026-12-05): the binary distribution
+#   org.apache.activemq:apache-activemq:<version>:tar.gz:bin, unpacked: the newest distribution Maven Central serves
+#   here; out of upstream support. Kept for rolling back a broker (README "Upgrading and rolling back") and for the
+#   in-place upgrade test.
 #
 # Idempotent: when the home is already in place (marker file present, naming the same pins) this is a fast no-op that
 # only prints the path. Works from a clean clone (CI calls it from .ci/run). Needs java + mvn on PATH.
 #
 # Env:
-#   RTS_ACTIVEMQ_VERSION   version [5.18.3]; 6.x takes the jars path
+#   RTS_ACTIVEMQ_VERSION   version [6.3.1]; 5.x takes the tarball path
 #   RTS_ACTIVEMQ_CACHE     cache folder (default <repo>/.cache/activemq)
 #   RTS_ACTIVEMQ_SHA512    5.x only: the tarball's SHA-512 (128 hex digits). Needed for a version that
 #                          scripts/activemq/checksums.sha512 does not pin; when given, it is the one checked.
@@ -35,7 +34,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-version="${RTS_ACTIVEMQ_VERSION:-5.18.3}"
+version="${RTS_ACTIVEMQ_VERSION:-6.3.1}"
 cache="${RTS_ACTIVEMQ_CACHE:-$repo/.cache/activemq}"
 
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "provision: refused: RTS_ACTIVEMQ_VERSION must be a version like 6.3.1" >&2; exit 1; }

@@ -13,9 +13,9 @@
 #   cluster.sh exec CMD...        run CMD inside the namespace (e.g. a node client)
 #
 # Shape (scripts/cluster/README.md has the why and the production configuration):
-#   - every node: ActiveMQ 5.18.3 (scripts/activemq/provision.sh), AMQP on 127.0.0.1:<5700+n> and OpenWire on
-#     127.0.0.1:<61600+n> of the namespace's loopback, n = 2*(group-1) + (1 for a, 2 for b, 3 for c);
-#     g1a 5701, g1b 5702, g2a 5703, g2b 5704, g3a 5705 ...
+#   - every node: ActiveMQ 6.3.1 (scripts/activemq/provision.sh's default; RTS_ACTIVEMQ_VERSION for another), AMQP
+#     on 127.0.0.1:<5700+n> and OpenWire on 127.0.0.1:<61600+n> of the namespace's loopback,
+#     n = 2*(group-1) + (1 for a, 2 for b, 3 for c); g1a 5701, g1b 5702, g2a 5703, g2b 5704, g3a 5705 ...
 #   - a group = master/slave on one shared KahaDB directory with a file lock; the slave polls the lock every
 #     RTS_HA_LOCK_ACQUIRE_MS and opens no port until it holds it.
 #   - the AMQP connector is announced by multicast (group $RTS_HA_GROUP) for clients; the OpenWire connector on

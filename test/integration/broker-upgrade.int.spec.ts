@@ -1,5 +1,5 @@
-// Upgrading the broker in place: ActiveMQ 5.18.3 (provision.sh's default) stopped, 6.3.1
-// (RTS_ACTIVEMQ_VERSION=6.3.1) started on the same data directory; and rolling back the same way. A hospital's broker
+// Upgrading the broker in place: ActiveMQ 5.18.3 (provision.sh's default until 2026-12-05) stopped, 6.3.1 (the
+// default since) started on the same data directory; and rolling back the same way. A hospital's broker
 // holds what the hub and the city systems have not consumed yet (uplink messages, downlinks of a system that is
 // offline, dead letters): they must all be there, in order and with their properties, under the other version. Both
 // brokers are real, from provision.sh.

@@ -1,5 +1,5 @@
-// scripts/activemq/provision.sh installs ActiveMQ only when it is what the project pinned: for 5.x (the default) a
-// tarball whose SHA-512 is the pinned one, for 6.x the jars listed in jars-<version>.sha512, exactly. Offline: a
+// scripts/activemq/provision.sh installs ActiveMQ only when it is what the project pinned: for 6.x (the default) the
+// jars listed in jars-<version>.sha512, exactly, for 5.x a tarball whose SHA-512 is the pinned one. Offline: a
 // stand-in `mvn` first on PATH records that it was called and, for the jars, writes the files a test gives it where
 // copy-dependencies would; a tarball test puts a small tarball of the distribution's layout
 // (apache-activemq-<version>/lib) where the script looks for Maven's copy.
@@ -61,8 +61,7 @@ const provision = (env: Record<string, string>) => {
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 };
 
-it('pins a SHA-512 (128 hex digits) for the default version, 5.18.3', () => {
-  expect(readFileSync(script, 'utf8')).toContain('version="${RTS_ACTIVEMQ_VERSION:-5.18.3}"');
+it('pins a SHA-512 (128 hex digits) for 5.18.3, the version a broker rolls back to', () => {
   expect(pinned).toMatch(/^[0-9a-f]{128} {2}apache-activemq-5\.18\.3-bin\.tar\.gz$/m);
 });
 
@@ -155,7 +154,8 @@ describe('6.x: the pinned jars', () => {
       .map(([coordinates, content]) => `${sha512(content)}  ${coordinates}  Apache-2.0\n`)
       .join('');
 
-  it('pins the jars of 6.3.1 (RTS_ACTIVEMQ_VERSION=6.3.1) by SHA-512, with their coordinates and licence', () => {
+  it('pins the jars of 6.3.1, the default version, by SHA-512, with their coordinates and licence', () => {
+    expect(readFileSync(script, 'utf8')).toContain('version="${RTS_ACTIVEMQ_VERSION:-6.3.1}"');
     const lines = readFileSync(resolve(script, '..', 'jars-6.3.1.sha512'), 'utf8')
       .split('\n')
       .filter((line) => line !== '' && !line.startsWith('#'));

@@ -92,53 +92,53 @@ it('keeps the dependency graph within what it lists', () => {
   expect([...(root?.dependsOn ?? [])].sort()).toEqual(direct.sort());
 });
 
-it("puts the broker's tarball beside it, with the SHA-512 provision.sh requires", () => {
-  const pin = readFileSync(join(ROOT, 'scripts', 'activemq', 'checksums.sha512'), 'utf8').split(/\s+/)[0];
-  expect(readFileSync(join(ROOT, 'scripts', 'activemq', 'provision.sh'), 'utf8')).toContain('version="${RTS_ACTIVEMQ_VERSION:-5.18.3}"');
-  expect(broker.metadata.component).toMatchObject({ name: 'apache-activemq', version: '5.18.3' });
-  expect(broker.components).toEqual([
-    expect.objectContaining({
-      name: 'apache-activemq-5.18.3-bin.tar.gz',
-      purl: 'pkg:maven/org.apache.activemq/apache-activemq@5.18.3?classifier=bin&type=tar.gz',
-      hashes: [{ alg: 'SHA-512', content: pin }],
-      licenses: [{ license: { id: 'Apache-2.0' } }],
-    }),
-  ]);
+it("puts the broker's jars beside it (6.3.1, provision.sh's default), each with the SHA-512 provision.sh requires, its licence and its purl", () => {
+  expect(readFileSync(join(ROOT, 'scripts', 'activemq', 'provision.sh'), 'utf8')).toContain('version="${RTS_ACTIVEMQ_VERSION:-6.3.1}"');
+  const pins = readFileSync(join(ROOT, 'scripts', 'activemq', 'jars-6.3.1.sha512'), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .map((line) => line.split(/\s+/));
+  expect(broker.metadata.component).toMatchObject({ name: 'activemq-classic', version: '6.3.1' });
+  expect(broker.components).toHaveLength(pins.length);
+  for (const [sha512, coordinates] of pins) {
+    const [group, name, jarVersion] = coordinates!.split(':');
+    expect(broker.components).toContainEqual(
+      expect.objectContaining({
+        name,
+        version: jarVersion,
+        purl: `pkg:maven/${group}/${name}@${jarVersion}?type=jar`,
+        hashes: [{ alg: 'SHA-512', content: sha512 }],
+      }),
+    );
+  }
+  expect(broker.components.find((c) => c.name === 'activemq-broker')).toMatchObject({ version: '6.3.1', licenses: [{ license: { id: 'Apache-2.0' } }] });
+  expect(broker.components.find((c) => c.name === 'jakarta.jms-api')?.licenses).toEqual([{ expression: 'EPL-2.0 OR GPL-2.0-only WITH Classpath-exception-2.0' }]);
+  expect(broker.dependencies?.[0]?.dependsOn).toHaveLength(pins.length);
   expect(hub.components.some((c) => c.name.includes('activemq'))).toBe(false);
 });
 
-it("with RTS_ACTIVEMQ_VERSION=6.3.1, lists the broker's jars instead, each with the SHA-512 provision.sh requires, its licence and its purl", () => {
-  const out6 = mkdtempSync(join(tmpdir(), 'rts-sbom-6-'));
+it("with RTS_ACTIVEMQ_VERSION=5.18.3, lists that version's tarball instead, with the SHA-512 provision.sh requires", () => {
+  const out5 = mkdtempSync(join(tmpdir(), 'rts-sbom-5-'));
   try {
-    const run6 = spawnSync(process.execPath, [join(ROOT, 'scripts', 'sbom.js'), '--out', out6], {
+    const run5 = spawnSync(process.execPath, [join(ROOT, 'scripts', 'sbom.js'), '--out', out5], {
       cwd: ROOT,
       encoding: 'utf8',
       timeout: 60_000,
-      env: { ...process.env, RTS_ACTIVEMQ_VERSION: '6.3.1', npm_config_registry: 'http://127.0.0.1:9/', npm_config_offline: 'true' },
+      env: { ...process.env, RTS_ACTIVEMQ_VERSION: '5.18.3', npm_config_registry: 'http://127.0.0.1:9/', npm_config_offline: 'true' },
     });
-    expect(run6.status).toBe(0);
-    const jars = JSON.parse(readFileSync(join(out6, 'activemq.cdx.json'), 'utf8')) as Bom;
-    const pins = readFileSync(join(ROOT, 'scripts', 'activemq', 'jars-6.3.1.sha512'), 'utf8')
-      .split('\n')
-      .filter((line) => line.trim() !== '' && !line.startsWith('#'))
-      .map((line) => line.split(/\s+/));
-    expect(jars.metadata.component).toMatchObject({ name: 'activemq-classic', version: '6.3.1' });
-    expect(jars.components).toHaveLength(pins.length);
-    for (const [sha512, coordinates] of pins) {
-      const [group, name, jarVersion] = coordinates!.split(':');
-      expect(jars.components).toContainEqual(
-        expect.objectContaining({
-          name,
-          version: jarVersion,
-          purl: `pkg:maven/${group}/${name}@${jarVersion}?type=jar`,
-          hashes: [{ alg: 'SHA-512', content: sha512 }],
-        }),
-      );
-    }
-    expect(jars.components.find((c) => c.name === 'activemq-broker')).toMatchObject({ version: '6.3.1', licenses: [{ license: { id: 'Apache-2.0' } }] });
-    expect(jars.components.find((c) => c.name === 'jakarta.jms-api')?.licenses).toEqual([{ expression: 'EPL-2.0 OR GPL-2.0-only WITH Classpath-exception-2.0' }]);
-    expect(jars.dependencies?.[0]?.dependsOn).toHaveLength(pins.length);
+    expect(run5.status).toBe(0);
+    const tarball = JSON.parse(readFileSync(join(out5, 'activemq.cdx.json'), 'utf8')) as Bom;
+    const pin = readFileSync(join(ROOT, 'scripts', 'activemq', 'checksums.sha512'), 'utf8').split(/\s+/)[0];
+    expect(tarball.metadata.component).toMatchObject({ name: 'apache-activemq', version: '5.18.3' });
+    expect(tarball.components).toEqual([
+      expect.objectContaining({
+        name: 'apache-activemq-5.18.3-bin.tar.gz',
+        purl: 'pkg:maven/org.apache.activemq/apache-activemq@5.18.3?classifier=bin&type=tar.gz',
+        hashes: [{ alg: 'SHA-512', content: pin }],
+        licenses: [{ license: { id: 'Apache-2.0' } }],
+      }),
+    ]);
   } finally {
-    rmSync(out6, { recursive: true, force: true });
+    rmSync(out5, { recursive: true, force: true });
   }
 }, 60_000);
