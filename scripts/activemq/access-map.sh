@@ -71,16 +71,44 @@ hub_login() {
   exit 2
 }
 
-# The JVM arguments that start the broker of ActiveMQ home $1, into the array `launch`: the distribution's
-# bin/activemq.jar (a 5.x home), or the console's Main class with lib/* as the classpath (a 6.x home of jars, made
-# by provision-jars.sh). Either is followed by `start xbean:file:<activemq.xml>`.
+# The major version of the Java that the command $1 runs: from the JDK's `release` file (cheap: no JVM started),
+# else asked of it. Empty when it cannot tell.
+java_major() {
+  local bin release version=""
+  bin="$(readlink -f "$(command -v "$1")" 2>/dev/null)" || return 0
+  release="$(dirname "$(dirname "$bin")")/release"
+  [[ -f "$release" ]] && version="$(sed -n 's/^JAVA_VERSION="\([^"]*\)".*/\1/p' "$release")"
+  [[ -n "$version" ]] || version="$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+  [[ "$version" == 1.* ]] && version="${version#1.}"
+  echo "${version%%[!0-9]*}"
+}
+
+# The JVM arguments that start the broker of ActiveMQ home $1 with the java command $2, into the array `launch`: the
+# distribution's bin/activemq.jar (a 5.x home), or the console's Main class with lib/* as the classpath (a 6.x home
+# of jars, made by provision-jars.sh). Either is followed by `start xbean:file:<activemq.xml>`. Stops, saying so,
+# when that Java is older than the broker needs (6.x: 17; 5.18: 11): the JVM's own UnsupportedClassVersionError
+# names neither the broker nor what to do.
 broker_launch() {
+  local need major
   if [[ -f "$1/bin/activemq.jar" ]]; then
     launch=(-jar "$1/bin/activemq.jar")
+    need=11
   elif [[ -d "$1/lib" ]]; then
     launch=(-cp "$1/lib/*" org.apache.activemq.console.Main)
+    need=17
   else
     echo "${script_name:-broker}: $1 is no ActiveMQ home (neither bin/activemq.jar nor lib/)" >&2
+    exit 2
+  fi
+  if ! command -v "$2" >/dev/null; then
+    echo "${script_name:-broker}: the broker needs Java $need or later, and there is no $2 (install a JDK, or set JAVA_HOME to one)" >&2
+    exit 2
+  fi
+  major="$(java_major "$2")"
+  if [[ -n "$major" ]] && (( major < need )); then
+    local hint=""
+    (( need == 17 )) && hint=" (or RTS_ACTIVEMQ_VERSION=5.18.3, which runs on Java 11 but is out of upstream support)"
+    echo "${script_name:-broker}: the ActiveMQ in $1 needs Java $need or later, and $2 is Java $major: set JAVA_HOME to a JDK $need or later$hint" >&2
     exit 2
   fi
 }

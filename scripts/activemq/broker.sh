@@ -159,7 +159,7 @@ run() {
   base="$data"
   render "$base"
   java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-  broker_launch "$home"
+  broker_launch "$home" "$java_bin"
   [[ -n "${RTS_BROKER_PIDFILE:-}" ]] && echo $$ >"$RTS_BROKER_PIDFILE"
   # shellcheck disable=SC2086
   exec "$java_bin" \

@@ -232,7 +232,7 @@ start_node() {
   base="$dir/nodes/$name"
   local java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"
   local launch
-  broker_launch "$home"
+  broker_launch "$home" "$java_bin"
   # `ip netns exec` execs the JVM, so $! is the JVM's pid.
   nohup ip netns exec "$ns" "$java_bin" \
     -Xms48m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto -XX:-UsePerfData \
