@@ -6,9 +6,9 @@
 //   activemq.cdx.json     the ActiveMQ Classic broker scripts/activemq/provision.sh installs (its default, or
 //                         RTS_ACTIVEMQ_VERSION's, as provision.sh reads it): the 6.x jars
 //                         (scripts/activemq/jars-<version>.sha512), each with its SHA-512, licence and purl, or the
-//                         5.x binary distribution with the SHA-512 it must match. Beside the hub's, not in it: the hub does not contain the
-//                         broker nor load it (the embedded profile runs without one); a hospital that runs the
-//                         distributed profile runs this broker, or its own.
+//                         5.x binary distribution with the SHA-512 it must match. Beside the hub's, not in it: the
+//                         hub does not contain the broker nor load it (the embedded profile runs without one); a
+//                         hospital that runs the distributed profile runs this broker, or its own.
 //
 // Not `npm sbom --omit=dev`: npm 11.19 leaves out of that every production package that a devDependency also
 // reaches (40 of them here, pg's pg-types and pg-protocol among them). This asks npm for the whole tree and keeps
