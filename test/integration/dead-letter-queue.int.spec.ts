@@ -184,6 +184,55 @@ describe('removing a dead letter (a discard)', () => {
   });
 });
 
+it("takes a dead letter with neither of the hub's ids by the message id its sender set: a string, one in ActiveMQ's own form, digits", async () => {
+  // A system that dead-letters a message itself, or any client writing to the queue, may set neither rts_dlq_id nor
+  // an envelope id; such a message was refused (409 dead_letter_not_selectable) and stayed on the queue.
+  const queue = 'test.dlq.by-message-id';
+  const source = 'test.dlq.by-message-id-source';
+  const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 5000 });
+  const from = { 'x-dlq-source-queue': source };
+  const sent: Array<[string, Message['message_id'] | undefined]> = [
+    ['a string', 'sender-7'],
+    ["ActiveMQ's form", 'ID:custom-8'],
+    ['an unsigned long', 42],
+    ['a string of digits', '4711'],
+    ['no id at all', undefined],
+    ['a string again', 'sender-7'],
+    ['the one a string resembles', 'ID:sender-9x'],
+  ];
+  for (const [body, messageId] of sent) {
+    await amq.sender.sendRaw(queue, { body, durable: true, ...(messageId === undefined ? {} : { message_id: messageId }), application_properties: from });
+  }
+  const store = new InMemoryEventStore();
+  const service = new DeadLetterService({ queue: dlq, store, clock: { now: () => DateTime.utc() }, ids: { uuid: () => randomUUID() }, replayTargets: { resolve: async () => ({ kind: 'uplink' }) } });
+  const bodies = async (q: AmqpDeadLetterQueue) => (await q.browse(100)).map((d) => d.body);
+  expect((await dlq.browse(100)).map((d) => [d.id, d.deadLetterId, d.envelopeId])).toEqual([
+    ['sender-7', null, null],
+    ['ID:custom-8', null, null],
+    ['42', null, null],
+    ['4711', null, null],
+    ['', null, null],
+    ['sender-7', null, null],
+    ['ID:sender-9x', null, null],
+  ]);
+
+  // Every copy with that id, as by envelope id; the rest stay.
+  expect(await service.replay('sender-7', { by: 'ops-7' })).toMatchObject({ moved: 2, sourceQueue: source });
+  const back = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue: source, timeoutMs: 5000 });
+  expect(await bodies(back)).toEqual(['a string', 'a string again']);
+  expect(await service.discard('ID:custom-8', { by: 'ops-7', reason: 'garbage' })).toMatchObject({ removed: 1 });
+  expect(await service.discard('42', { by: 'ops-7', reason: 'garbage' })).toMatchObject({ removed: 1 });
+  expect(await service.discard('4711', { by: 'ops-7', reason: 'garbage' })).toMatchObject({ removed: 1 });
+  expect(await bodies(dlq)).toEqual(['no id at all', 'the one a string resembles']);
+  await expect(service.get('42')).rejects.toMatchObject({ code: 'dead_letter_discarded' });
+  // Recorded under the ids it was taken by, none of them in a stream name.
+  const events = await store.readAll({ after: 0n, maxCount: 100 });
+  expect(events.map((e) => e.type)).toEqual(['DeadLetterReplayed', 'DeadLetterDiscarded', 'DeadLetterDiscarded', 'DeadLetterDiscarded']);
+  expect(events.every((e) => /^dead-letter-h[0-9a-f]{32}$/.test(e.streamName))).toBe(true);
+  // A message with no id at all is listed, but nothing addresses it.
+  await expect(service.discard('', { by: 'ops-7', reason: 'garbage' })).rejects.toMatchObject({ code: 'dead_letter_not_found' });
+});
+
 it('browsing again and again leaves the connection\'s other links flowing, and a browse of more than 2,048 messages ends', async () => {
   // Browsed deliveries used to stay unsettled in the connection's shared session: after ~2,048 of them (17 browses
   // of 115 dead letters in the tester's run) no link on that session got a message, the hub's uplink consumer

@@ -384,6 +384,13 @@ describe('dead letter tagging and replay copies', () => {
     expect(replayCopy({ ...message, application_properties: { ...message.application_properties, [REPLAY_COUNT]: 2 } }).application_properties![REPLAY_COUNT]).toEqual(types.wrap_int(3));
     expect(selectorFor({ property: 'messageId', value: "a'b" })).toBe("messageId = 'a''b'");
   });
+
+  it("selects a sender's message id as ActiveMQ holds it (JMSMessageID)", () => {
+    expect(selectorFor({ property: 'brokerMessageId', value: 'abc-def' })).toBe("JMSMessageID = 'ID:abc-def'");
+    expect(selectorFor({ property: 'brokerMessageId', value: 'ID:host-1:1:1:1:1' })).toBe("JMSMessageID = 'ID:host-1:1:1:1:1'");
+    expect(selectorFor({ property: 'brokerMessageId', value: '42' })).toBe("JMSMessageID IN ('ID:42', 'ID:AMQP_ULONG:42')");
+    expect(selectorFor({ property: 'brokerMessageId', value: "x'y" })).toBe("JMSMessageID = 'ID:x''y'");
+  });
 });
 
 describe('downlinkAmqpMessage', () => {
@@ -424,6 +431,8 @@ describe('DeadLetterService', () => {
     ...over,
   });
   const uplinkOnly: ReplayTargets = { resolve: async (q) => (q === 'rts.uplink' ? { kind: 'uplink' } : null) };
+  const selected = (l: DeadLetter, selection: ReplaySelection): boolean =>
+    ({ rts_dlq_id: l.deadLetterId, messageId: l.envelopeId, brokerMessageId: l.brokerMessageId })[selection.property] === selection.value;
   class FakeQueue implements DeadLetterQueue {
     moves: Array<{ selection: ReplaySelection; sourceQueue: string }> = [];
     constructor(public letters: DeadLetter[]) {}
@@ -432,14 +441,14 @@ describe('DeadLetterService', () => {
     }
     async moveBack(selection: ReplaySelection, sourceQueue: string) {
       this.moves.push({ selection, sourceQueue });
-      const moved = this.letters.filter((l) => (selection.property === 'rts_dlq_id' ? l.deadLetterId : l.envelopeId) === selection.value);
+      const moved = this.letters.filter((l) => selected(l, selection));
       this.letters = this.letters.filter((l) => !moved.includes(l));
       return moved;
     }
     removals: ReplaySelection[] = [];
     async remove(selection: ReplaySelection, _max: number, record: (found: readonly DeadLetter[]) => Promise<void>) {
       this.removals.push(selection);
-      const found = this.letters.filter((l) => (selection.property === 'rts_dlq_id' ? l.deadLetterId : l.envelopeId) === selection.value);
+      const found = this.letters.filter((l) => selected(l, selection));
       if (found.length === 0) return [];
       await record(found); // throws: they stay
       this.letters = this.letters.filter((l) => !found.includes(l));
@@ -606,16 +615,40 @@ describe('DeadLetterService', () => {
     });
   });
 
-  it('refuses a dead letter without a source queue or anything to select it by', async () => {
-    const service = new DeadLetterService({
-      queue: new FakeQueue([letter({ sourceQueue: null }), letter({ id: 'b-1', deadLetterId: null, envelopeId: null, brokerMessageId: 'b-1' })]),
-      store: new InMemoryEventStore(),
-      clock,
-      ids,
-      replayTargets: uplinkOnly,
-    });
+  it('refuses a dead letter without a source queue', async () => {
+    const service = new DeadLetterService({ queue: new FakeQueue([letter({ sourceQueue: null })]), store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
     await expect(service.replay('dlq-1', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_without_source' });
-    await expect(service.replay('b-1', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_not_selectable' });
+  });
+
+  it("takes a dead letter with neither of the hub's ids by its sender's message id, every copy of it, and records it under that id", async () => {
+    const store = new InMemoryEventStore();
+    const queue = new FakeQueue([
+      letter({ id: 'b-1', deadLetterId: null, envelopeId: null, brokerMessageId: 'b-1' }),
+      letter({ id: 'b-2', deadLetterId: null, envelopeId: null, brokerMessageId: 'b-2' }),
+      letter({ id: 'b-1', deadLetterId: null, envelopeId: null, brokerMessageId: 'b-1', body: '{"again":1}' }),
+    ]);
+    const service = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
+    const replayed = await service.replay('b-1', { by: 'op' });
+    expect(queue.moves).toEqual([{ selection: { property: 'brokerMessageId', value: 'b-1' }, sourceQueue: 'rts.uplink' }]);
+    expect(replayed).toMatchObject({ moved: 2, event: { deadLetterId: null, envelopeId: null } });
+    expect(replayed.streamName).toMatch(/^dead-letter-h[0-9a-f]{32}$/);
+    expect(await service.replays('b-1')).toHaveLength(1);
+    const discarded = await service.discard('b-2', { by: 'op', reason: 'garbage' });
+    expect(queue.removals).toEqual([{ property: 'brokerMessageId', value: 'b-2' }]);
+    expect(discarded).toMatchObject({ removed: 1 });
+    expect(queue.letters).toEqual([]);
+    await expect(service.get('b-2')).rejects.toMatchObject({ code: 'dead_letter_discarded' });
+  });
+
+  it('answers dead_letter_not_selectable for a dead letter addressed by an id that does not select it', async () => {
+    // Found by its view's id, but neither of the hub's ids nor a sender's message id of the checked form is there to
+    // select it by (the take would find nothing, and answer as if another request had taken it).
+    const queue = new FakeQueue([letter({ id: 'b-3', deadLetterId: null, envelopeId: null, brokerMessageId: 'b 3 with spaces' })]);
+    const service = new DeadLetterService({ queue, store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
+    await expect(service.replay('b-3', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_not_selectable' });
+    await expect(service.discard('b-3', { by: 'op', reason: 'x' })).rejects.toMatchObject({ code: 'dead_letter_not_selectable' });
+    expect(queue.moves).toEqual([]);
+    expect(queue.removals).toEqual([]);
   });
 });
 

@@ -14,7 +14,8 @@ import { binaryShown } from '../validation/binary-text';
  *   consumed or locked), credit for `limit` messages, then drain: the broker answers `drained` once it has sent
  *   what there is, so an empty or short queue ends the browse without a timeout.
  * - moveBack: a consuming receiver with a JMS selector (source filter `jms-selector`,
- *   apache.org:selector-filter:string) on `rts_dlq_id` or `messageId`, so only the chosen message is taken.
+ *   apache.org:selector-filter:string) on `rts_dlq_id` or `messageId`, or on `JMSMessageID` for a message that has
+ *   neither (selectorFor), so only the chosen message is taken.
  *   Each match is sent to the source queue first (durable; resolves on `accepted`) and accepted on the dead
  *   letter queue only then; a failed send releases it back (it stays a dead letter). At-least-once: a crash
  *   between the two leaves a copy in both queues; the uplink consumer dedupes by envelope id.
@@ -79,8 +80,21 @@ export const replayCopy = (message: Message): Message => {
   return copy;
 };
 
-/** A JMS selector for one property value (quotes doubled; the values are checked ids anyway). */
-export const selectorFor = (selection: ReplaySelection): string => `${selection.property} = '${selection.value.replace(/'/g, "''")}'`;
+const quoted = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+
+/**
+ * A JMS selector for one selection (quotes doubled; the values are checked ids anyway). A sender's message id
+ * (`brokerMessageId`) is matched as ActiveMQ holds it, as JMSMessageID: a string that starts with `ID:` as it is,
+ * another string behind `ID:`, an unsigned long as `ID:AMQP_ULONG:<n>`. The browse shows a string of digits and a
+ * number alike, so digits select either. Found on ActiveMQ 5.18.3 and 6.3.1 (dead-letter-queue.int.spec.ts pins it).
+ */
+export const selectorFor = (selection: ReplaySelection): string => {
+  if (selection.property !== 'brokerMessageId') return `${selection.property} = ${quoted(selection.value)}`;
+  const id = selection.value;
+  if (id.startsWith('ID:')) return `JMSMessageID = ${quoted(id)}`;
+  if (/^\d{1,20}$/.test(id)) return `JMSMessageID IN (${quoted(`ID:${id}`)}, ${quoted(`ID:AMQP_ULONG:${id}`)})`;
+  return `JMSMessageID = ${quoted(`ID:${id}`)}`;
+};
 
 export type AmqpDeadLetterQueueOptions = Readonly<{ queue: string; timeoutMs?: number }>;
 

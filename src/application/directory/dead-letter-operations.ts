@@ -24,8 +24,8 @@ import { sha256Hex } from '../ids';
  * our envelope id, or by the broker's message id as the browse shows it. Errors: NotFoundError
  * 'dead_letter_not_found'; DeadLetterDiscardedError 'dead_letter_discarded' (not on the queue, and the last thing
  * recorded for that id is a discard: 410 over HTTP, with the record); ConflictError 'dead_letter_without_source' (no
- * x-dlq-source-queue), 'dead_letter_not_selectable' (neither our id nor an envelope id: cannot be taken off the
- * queue selectively), 'dead_letter_taken' (it was on the queue, but another request, a replay or a discard, took it
+ * x-dlq-source-queue), 'dead_letter_not_selectable' (not our id, not an envelope id, not a message id its sender set:
+ * cannot be taken off the queue selectively), 'dead_letter_taken' (it was on the queue, but another request, a replay or a discard, took it
  * off meanwhile: nothing was done); ValidationError 'replay_target_refused' (below); UnavailableError
  * 'service_unavailable' when the hub runs without a broker.
  *
@@ -59,7 +59,12 @@ export type DeadLetter = Readonly<{
   applicationProperties: Readonly<Record<string, unknown>>;
 }>;
 
-export type ReplaySelection = Readonly<{ property: 'rts_dlq_id' | 'messageId'; value: string }>;
+/**
+ * How a replay or discard picks its message(s) on the queue: by the hub's dead letter id (`rts_dlq_id`), by the
+ * envelope id (the `messageId` property), or, for a message that carries neither, by the message id its sender set
+ * (`brokerMessageId`: the adapter turns it into the broker's own selector).
+ */
+export type ReplaySelection = Readonly<{ property: 'rts_dlq_id' | 'messageId' | 'brokerMessageId'; value: string }>;
 
 export interface DeadLetterQueue {
   /** Browse (without consuming) up to `limit` messages, oldest first. */
@@ -202,6 +207,7 @@ export const matchesDeadLetter = (d: DeadLetter, id: string): boolean => d.deadL
 export const replaySelectionOf = (d: DeadLetter): ReplaySelection | null => {
   if (d.deadLetterId !== null && ID.test(d.deadLetterId)) return { property: 'rts_dlq_id', value: d.deadLetterId };
   if (d.envelopeId !== null && ID.test(d.envelopeId)) return { property: 'messageId', value: d.envelopeId };
+  if (d.brokerMessageId !== null && ID.test(d.brokerMessageId)) return { property: 'brokerMessageId', value: d.brokerMessageId };
   return null;
 };
 
@@ -365,13 +371,18 @@ const streamOf = (d: DeadLetter): string => deadLetterStreamName(d.envelopeId ??
 /**
  * What a replay or discard takes off the queue: by the id the hub gave this copy when it has one (exactly this
  * message), else by the envelope id (every copy of that message: the consumer dedupes by envelope id, so moving them
- * all back is safe, and discarding one copy of a message while keeping another would not be what was asked).
+ * all back is safe, and discarding one copy of a message while keeping another would not be what was asked), else,
+ * for a message put on the dead letter queue by someone else without either, by the message id its sender set (every
+ * message with that id, as by envelope id).
  */
 const selectionFor = (id: string, deadLetter: DeadLetter): ReplaySelection => {
   const byEnvelope = id === deadLetter.envelopeId && id !== deadLetter.deadLetterId;
   const selection = byEnvelope ? replaySelectionOf({ ...deadLetter, deadLetterId: null }) : replaySelectionOf(deadLetter);
   if (!selection) {
-    throw new ConflictError('dead_letter_not_selectable', 'the dead letter has neither a dead letter id nor an envelope id, so it cannot be taken off the queue selectively');
+    throw new ConflictError(
+      'dead_letter_not_selectable',
+      'the dead letter has no dead letter id, no envelope id and no message id of its sender (or one of characters other than A-Z a-z 0-9 . _ : -), so it cannot be taken off the queue selectively',
+    );
   }
   return selection;
 };
