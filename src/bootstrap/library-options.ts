@@ -3,6 +3,7 @@ import { holdsCprNumber } from '../domain/monitoring/cpr-like';
 import { PATIENT_KEY_PATTERN } from '../application/ports/patient-keys';
 import { ValidationError } from '../domain/shared/errors';
 import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
+import { nearName } from '../adapters/validation/near-name';
 
 /**
  * The library's options, checked at its edge as HTTP checks its requests: they go into events in clear, which an
@@ -47,12 +48,22 @@ export const LIST_ERASURES_OPTIONS = z.strictObject({
  * never the value itself (it may be the personal data it was refused for); an unknown key is named only when it is a
  * plain name. checkedOptions and openOptionProblems word their problems alike through it.
  */
-const optionIssues = (issues: readonly z.core.$ZodIssue[], name: string): { path: string; message: string }[] =>
+const optionIssues = (issues: readonly z.core.$ZodIssue[], name: string, known: readonly string[]): { path: string; message: string }[] =>
   issues.map((issue) =>
     issue.code === 'unrecognized_keys'
-      ? { path: name, message: `unknown option${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => (/^[A-Za-z_]{1,40}$/.test(k) ? k : '(a name not repeated here)')).join(', ')}` }
+      ? { path: name, message: `unknown option${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => unknownKey(k, known)).join(', ')}` }
       : { path: [name, ...issue.path.map(String)].join('.'), message: issue.code === 'invalid_type' ? `must be ${issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}` : issue.message },
   );
+
+/** An unknown key as a problem names it: a plain name, with the option it is a typo of (`dataDr (did you mean dataDir?)`). */
+const unknownKey = (key: string, known: readonly string[]): string => {
+  if (!/^[A-Za-z_]{1,40}$/.test(key)) return '(a name not repeated here)';
+  const near = nearName(key, known);
+  return near === undefined ? key : `${key} (did you mean ${near}?)`;
+};
+
+/** The options an object schema takes (none for another schema). */
+const keysOf = (...schemas: readonly z.ZodType[]): string[] => schemas.flatMap((schema) => (schema instanceof z.ZodObject ? Object.keys(schema.shape) : []));
 
 /**
  * `value` as `schema` reads it, or ValidationError `invalid_request` naming the option (`name.field`) and what is
@@ -61,7 +72,7 @@ const optionIssues = (issues: readonly z.core.$ZodIssue[], name: string): { path
 export const checkedOptions = <S extends z.ZodType>(schema: S, value: unknown, name: string): z.output<S> => {
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
-  const details = optionIssues(result.error.issues, name);
+  const details = optionIssues(result.error.issues, name, keysOf(schema));
   throw new ValidationError('invalid_request', `${name} is not valid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
 };
 
@@ -93,7 +104,7 @@ export const openOptionProblems = (given: unknown): string[] => {
       const key = String(issue.path.at(-1));
       return `settings: ${/^[A-Za-z0-9_]{1,40}$/.test(key) ? `${key} is not` : 'a key given is not'} a setting: settings are named RTS_... in capitals, as the server reads them`;
     }
-    const [problem] = optionIssues([issue], 'options');
+    const [problem] = optionIssues([issue], 'options', keysOf(IN_MEMORY_OPTIONS, DATA_DIR_OPTIONS));
     return `${problem!.path.replace(/^options\./, '')}: ${problem!.message}`;
   });
 };

@@ -108,6 +108,14 @@ describe('the options the library records are checked as over HTTP', () => {
     expect((await rts.telemed.getObservationsFor(PATIENT, lastDays(1, now))).map((o) => [o.uniqueId, o.systolic.value])).toEqual([[stored, 120]]);
   });
 
+  it('names the option an unknown one is a typo of, and only a plain name', async () => {
+    const message = (call: () => Promise<unknown>) => call().then(() => 'accepted', (e: Error) => e.message);
+    expect(await message(() => rts.telemed.record(reading(121, 6), { corelationId: 'c-1' } as never))).toBe('options is not valid: options unknown option: corelationId (did you mean correlationId?)');
+    expect(await message(() => rts.erasePatient(PATIENT, { by: 'dpo', ifUnkown: 'erase' } as never))).toContain('unknown option: ifUnkown (did you mean ifUnknown?)');
+    expect(await message(() => rts.telemed.record(reading(121, 6), { colour: 'red' } as never))).toBe('options is not valid: options unknown option: colour');
+    expect(await message(() => rts.telemed.record(reading(121, 6), { 'p-251248-1234': 1 } as never))).toBe('options is not valid: options unknown option: (a name not repeated here)');
+  });
+
   it('takes what HTTP takes', async () => {
     const stored = await rts.telemed.record(reading(120, 5), { observationId: 'meter-7:0001', correlationId: 'req-0b7c1e2a' });
     await rts.telemed.correct(stored.uniqueId, reading(119, 5), { correctionId: 'fix-1', correlationId: 'req-2' });
@@ -280,7 +288,10 @@ describe("the library's arguments are checked as over HTTP (an embedder's explor
     const refused: [unknown, RegExp][] = [
       [undefined, /an object/],
       [{ inMemory: true, dataDir: './nowhere' }, /takes no dataDir/],
-      [{ dataDir: './nowhere', bogus: 1 }, /unknown option: bogus/],
+      [{ dataDir: './nowhere', bogus: 1 }, /unknown option: bogus(;|$)/],
+      [{ dataDr: './nowhere' }, /unknown option: dataDr \(did you mean dataDir\?\)/],
+      [{ inMemmory: true }, /unknown option: inMemmory \(did you mean inMemory\?\)/],
+      [{ dataDir: './nowhere', setings: {} }, /unknown option: setings \(did you mean settings\?\)/],
       [{ dataDir: './nowhere', settings: { rts_event_store: 'postgres' } }, /rts_event_store is not a setting/],
       [{ inMemory: true, pseudonymSecret: 12345 }, /pseudonymSecret: must be a Buffer/],
       [{ inMemory: true, logger: console }, /logger: must be a pino logger/],
