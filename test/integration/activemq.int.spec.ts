@@ -217,6 +217,45 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
     expect(await drain(connection, dlq, 1, 500)).toHaveLength(0);
   });
 
+  it('settles each message as its own handler said, when messages with different outcomes are settled at once', async () => {
+    // rhea 3.0.5 sends the settlements of one tick as ranges of consecutive deliveries, and gave the second delivery
+    // of a range the first one's outcome: a retry settled just after an accept was accepted, and the message lost.
+    const queue = queueName('mixed-outcomes');
+    const count = 40;
+    const attempts = new Map<number, number>();
+    let arrived = 0;
+    let release!: () => void;
+    const allThere = new Promise<void>((r) => (release = r));
+    const consumer = new QueueConsumer(connection, {
+      queue,
+      deadLetterQueue: `${queue}.dlq`,
+      maxAttempts: 5,
+      prefetch: count,
+      handler: async (m): Promise<HandlerOutcome> => {
+        const { n } = JSON.parse(m.body) as { n: number };
+        const first = !attempts.has(n);
+        attempts.set(n, (attempts.get(n) ?? 0) + 1);
+        if (!first) return 'accept';
+        if (++arrived === count) release();
+        // The first calls all resolve together (as a group commit resolves its appends), in arrival order.
+        await allThere;
+        // Every third message is retried once, every fifth handed back for later once: each lands between accepts.
+        if (n % 3 === 1) return { retry: 'too early' };
+        if (n % 5 === 2) return { later: 'store unavailable' };
+        return 'accept';
+      },
+      laterPauseMs: () => 0,
+    });
+    await Promise.all(Array.from({ length: count }, (_, n) => sender.send(queue, { body: JSON.stringify({ n }) })));
+    await consumer.start();
+    const expected = new Map(Array.from({ length: count }, (_, n) => [n, n % 3 === 1 || n % 5 === 2 ? 2 : 1]));
+    await until(() => [...expected].every(([n, times]) => (attempts.get(n) ?? 0) >= times), 15000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500)); // and nothing more comes
+    await consumer.stop(500);
+    expect(Object.fromEntries(attempts)).toEqual(Object.fromEntries(expected));
+    expect(await drain(connection, queue, 1, 500)).toEqual([]);
+  });
+
   it('does not let a poison message block the good ones behind it', async () => {
     const queue = queueName('poison');
     const dlq = queueName('poison-dlq');

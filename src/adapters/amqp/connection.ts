@@ -42,6 +42,11 @@ import {
   type Session,
 } from 'rhea';
 import { EndpointRotation, StaticEndpoints, backoffDelay, sameEndpoint, type EndpointProvider } from './endpoint-set';
+import { ensureRheaSettlementFix } from './rhea-settlement-fix';
+
+// Before any connection settles a delivery: rhea 3.0.x gave the second of two settlements sent together the first
+// one's outcome (rhea-settlement-fix.ts).
+ensureRheaSettlementFix();
 
 export interface AmqpEndpoint {
   host: string;
