@@ -211,7 +211,7 @@ it("takes a dead letter with neither of the hub's ids by the message id its send
     ['ID:custom-8', null, null],
     ['42', null, null],
     ['4711', null, null],
-    ['', null, null],
+    [expect.stringMatching(/^c-[a-p]{24}$/), null, null],
     ['sender-7', null, null],
     ['ID:sender-9x', null, null],
   ]);
@@ -229,8 +229,35 @@ it("takes a dead letter with neither of the hub's ids by the message id its send
   const events = await store.readAll({ after: 0n, maxCount: 100 });
   expect(events.map((e) => e.type)).toEqual(['DeadLetterReplayed', 'DeadLetterDiscarded', 'DeadLetterDiscarded', 'DeadLetterDiscarded']);
   expect(events.every((e) => /^dead-letter-h[0-9a-f]{32}$/.test(e.streamName))).toBe(true);
-  // A message with no id at all is listed, but nothing addresses it.
-  await expect(service.discard('', { by: 'ops-7', reason: 'garbage' })).rejects.toMatchObject({ code: 'dead_letter_not_found' });
+  // A message with no id at all is addressed by its content id (below).
+  expect((await dlq.browse(10)).map((d) => d.id)[0]).toMatch(/^c-[a-p]{24}$/);
+});
+
+it('takes a dead letter without any id by its content id: every identical copy, and gives the others back in their place', async () => {
+  const queue = 'test.dlq.by-content';
+  const source = 'test.dlq.by-content-source';
+  const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 5000 });
+  const from = { 'x-dlq-source-queue': source };
+  const bodies = ['garbage 1', 'kept 1', 'garbage 1', 'kept 2', 'to replay', 'kept 3'];
+  for (const body of bodies) await amq.sender.sendRaw(queue, { body, durable: true, application_properties: from });
+  // One with ids in between: looked through by the content take too, and given back.
+  await amq.sender.sendRaw(queue, { body: 'with ids', durable: true, application_properties: { ...from, rts_dlq_id: 'd-1', messageId: 'm-1' } });
+  await amq.sender.sendRaw(queue, { body: 'garbage 1', durable: true, application_properties: { ...from, other: 1 } }); // other properties: other content
+  const store = new InMemoryEventStore();
+  const service = new DeadLetterService({ queue: dlq, store, clock: { now: () => DateTime.utc() }, ids: { uuid: () => randomUUID() }, replayTargets: { resolve: async () => ({ kind: 'uplink' }) } });
+  const listed = await dlq.browse(100);
+  const idOf = (body: string) => listed.find((d) => d.body === body && !('other' in d.applicationProperties))!.id;
+  expect(idOf('garbage 1')).toMatch(/^c-[a-p]{24}$/);
+  expect(listed.filter((d) => d.id === idOf('garbage 1'))).toHaveLength(2);
+
+  expect(await service.discard(idOf('garbage 1'), { by: 'ops-7', reason: 'garbage' })).toMatchObject({ removed: 2 });
+  expect(await service.replay(idOf('to replay'), { by: 'ops-7' })).toMatchObject({ moved: 1, sourceQueue: source });
+  const left = await dlq.browse(100);
+  expect(left.map((d) => d.body)).toEqual(['kept 1', 'kept 2', 'kept 3', 'with ids', 'garbage 1']);
+  expect(left.map((d) => d.id)).toEqual([idOf('kept 1'), idOf('kept 2'), idOf('kept 3'), 'd-1', expect.stringMatching(/^c-/)]);
+  const back = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue: source, timeoutMs: 5000 });
+  expect((await back.browse(10)).map((d) => d.body)).toEqual(['to replay']);
+  await expect(service.get(idOf('garbage 1'))).rejects.toMatchObject({ code: 'dead_letter_discarded' });
 });
 
 it('browsing again and again leaves the connection\'s other links flowing, and a browse of more than 2,048 messages ends', async () => {

@@ -11,6 +11,7 @@ const letter: DeadLetter = {
   deadLetterId: DLQ_ID,
   envelopeId: 'm-251248-1234',
   brokerMessageId: 'm-251248-1234',
+  contentId: 'c-abcdefghijklmnopabcdefgh',
   type: null,
   systemId: '251248-1234',
   correlationId: '20261201251248-1234',

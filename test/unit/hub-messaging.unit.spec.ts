@@ -14,7 +14,7 @@ import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessag
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
 import { DLQ_ID, HANDLER_TIMEOUT_MS, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys, uplinkTraceOf } from '../../src/adapters/messaging/amqp-uplink-consumer';
-import { REPLAY_COUNT, REPLAYED_FROM_DLQ, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
+import { REPLAY_COUNT, REPLAYED_FROM_DLQ, contentIdOf, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
@@ -390,6 +390,22 @@ describe('dead letter tagging and replay copies', () => {
     expect(selectorFor({ property: 'brokerMessageId', value: 'ID:host-1:1:1:1:1' })).toBe("JMSMessageID = 'ID:host-1:1:1:1:1'");
     expect(selectorFor({ property: 'brokerMessageId', value: '42' })).toBe("JMSMessageID IN ('ID:42', 'ID:AMQP_ULONG:42')");
     expect(selectorFor({ property: 'brokerMessageId', value: "x'y" })).toBe("JMSMessageID = 'ID:x''y'");
+    expect(() => selectorFor({ property: 'contentId', value: 'c-abc' })).toThrow(/no selector/);
+  });
+
+  it('gives a message without ids a content id of letters, the same for the same body and properties in any order', () => {
+    const a = contentIdOf('{"x":1}', { b: 2, a: 'one' });
+    expect(a).toMatch(/^c-[a-p]{24}$/);
+    expect(contentIdOf('{"x":1}', { a: 'one', b: 2 })).toBe(a);
+    expect(contentIdOf('{"x":2}', { a: 'one', b: 2 })).not.toBe(a);
+    expect(contentIdOf('{"x":1}', { a: 'one', b: 3 })).not.toBe(a);
+    expect(contentIdOf('{"x":1}', { a: 'one', b: 2n })).not.toBe(a);
+    const none = toDeadLetter({ body: 'garbage' });
+    expect(none).toMatchObject({ id: none.contentId, deadLetterId: null, envelopeId: null, brokerMessageId: null });
+    // The first id of the addressable form, else the content id.
+    expect(toDeadLetter({ body: 'g', message_id: 'has space' }).id).toMatch(/^c-/);
+    expect(toDeadLetter({ body: 'g', message_id: 'm-1' }).id).toBe('m-1');
+    expect(toDeadLetter({ body: 'g', message_id: 'm-1', application_properties: { rts_dlq_id: 'bad id' } }).id).toBe('m-1');
   });
 });
 
@@ -418,6 +434,7 @@ describe('DeadLetterService', () => {
     deadLetterId: 'dlq-1',
     envelopeId: 'env-1',
     brokerMessageId: null,
+    contentId: 'c-aaaaaaaaaaaaaaaaaaaaaaaa',
     type: 'expert.registered',
     systemId: 'city-a',
     correlationId: null,
@@ -432,7 +449,7 @@ describe('DeadLetterService', () => {
   });
   const uplinkOnly: ReplayTargets = { resolve: async (q) => (q === 'rts.uplink' ? { kind: 'uplink' } : null) };
   const selected = (l: DeadLetter, selection: ReplaySelection): boolean =>
-    ({ rts_dlq_id: l.deadLetterId, messageId: l.envelopeId, brokerMessageId: l.brokerMessageId })[selection.property] === selection.value;
+    ({ rts_dlq_id: l.deadLetterId, messageId: l.envelopeId, brokerMessageId: l.brokerMessageId, contentId: l.contentId })[selection.property] === selection.value;
   class FakeQueue implements DeadLetterQueue {
     moves: Array<{ selection: ReplaySelection; sourceQueue: string }> = [];
     constructor(public letters: DeadLetter[]) {}
@@ -640,10 +657,22 @@ describe('DeadLetterService', () => {
     await expect(service.get('b-2')).rejects.toMatchObject({ code: 'dead_letter_discarded' });
   });
 
-  it('answers dead_letter_not_selectable for a dead letter addressed by an id that does not select it', async () => {
-    // Found by its view's id, but neither of the hub's ids nor a sender's message id of the checked form is there to
-    // select it by (the take would find nothing, and answer as if another request had taken it).
-    const queue = new FakeQueue([letter({ id: 'b-3', deadLetterId: null, envelopeId: null, brokerMessageId: 'b 3 with spaces' })]);
+  it('takes a dead letter without any id of the form by its content id, and records it under that', async () => {
+    const store = new InMemoryEventStore();
+    const noId = (contentId: string) => letter({ id: contentId, deadLetterId: null, envelopeId: null, brokerMessageId: 'b 3 with spaces', contentId });
+    const queue = new FakeQueue([noId('c-aaaaaaaaaaaaaaaaaaaaaaab'), noId('c-aaaaaaaaaaaaaaaaaaaaaaac')]);
+    const service = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
+    expect(await service.replay('c-aaaaaaaaaaaaaaaaaaaaaaab', { by: 'op' })).toMatchObject({ moved: 1 });
+    expect(queue.moves.map((m) => m.selection)).toEqual([{ property: 'contentId', value: 'c-aaaaaaaaaaaaaaaaaaaaaaab' }]);
+    expect(await service.discard('c-aaaaaaaaaaaaaaaaaaaaaaac', { by: 'op', reason: 'garbage' })).toMatchObject({ removed: 1 });
+    expect(queue.removals).toEqual([{ property: 'contentId', value: 'c-aaaaaaaaaaaaaaaaaaaaaaac' }]);
+    await expect(service.get('c-aaaaaaaaaaaaaaaaaaaaaaac')).rejects.toMatchObject({ code: 'dead_letter_discarded' });
+    expect((await store.readAll({ after: 0n, maxCount: 10 })).every((e) => /^dead-letter-h[0-9a-f]{32}$/.test(e.streamName))).toBe(true);
+  });
+
+  it('answers dead_letter_not_selectable when no id of the form selects it, and takes nothing', async () => {
+    // Not expected from the adapter (every message gets a content id); the service does not guess.
+    const queue = new FakeQueue([letter({ id: 'b-3', deadLetterId: null, envelopeId: null, brokerMessageId: 'b 3 with spaces', contentId: '' })]);
     const service = new DeadLetterService({ queue, store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
     await expect(service.replay('b-3', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_not_selectable' });
     await expect(service.discard('b-3', { by: 'op', reason: 'x' })).rejects.toMatchObject({ code: 'dead_letter_not_selectable' });

@@ -18,8 +18,8 @@ export const DLQ_HELP = `Usage:
   rts dlq discard ID --reason TEXT [--url URL]
 
   list     the dead-lettered messages (browsed, not consumed), oldest first
-  show     one, by its dead letter id, envelope id or broker message id: reason, source queue, attempts, body,
-           and the replays recorded for it
+  show     one, by its dead letter id, envelope id, message id or content id: reason, source queue,
+           attempts, body, and the replays recorded for it
   replay   send it back to the queue it came from (recorded in the hub's event store under the token's
            subject; --by, default $USER, is kept as a note beside it; neither it nor --reason may hold a
            CPR number)

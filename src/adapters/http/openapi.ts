@@ -643,7 +643,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'GET /dead-letters/:id': {
     tag: 'Dead letters',
-    summary: 'One dead letter with its body, properties and recorded replays ({id}: dead letter id, envelope id or broker message id)',
+    summary: 'One dead letter with its body, properties and recorded replays ({id}: dead letter id, envelope id, broker message id or content id)',
     description: 'An id no longer on the queue whose last recorded fate is a discard: 410 dead_letter_discarded, the problem carrying the discard record as its `discard` member.',
     access: OPERATOR,
     path: DeadLetterParams,

@@ -1,5 +1,6 @@
 import { filter, type Delivery, type EventContext, type Message, type Receiver } from 'rhea';
-import { UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../application/directory/dead-letter-operations';
+import { createHash } from 'node:crypto';
+import { DEAD_LETTER_ID_FORM, MAX_BROWSE, UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../application/directory/dead-letter-operations';
 import type { AmqpConnection } from '../amqp/connection';
 import type { DurableSender } from '../amqp/durable-sender';
 import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../amqp/queue-consumer';
@@ -15,7 +16,9 @@ import { binaryShown } from '../validation/binary-text';
  *   what there is, so an empty or short queue ends the browse without a timeout.
  * - moveBack: a consuming receiver with a JMS selector (source filter `jms-selector`,
  *   apache.org:selector-filter:string) on `rts_dlq_id` or `messageId`, or on `JMSMessageID` for a message that has
- *   neither (selectorFor), so only the chosen message is taken.
+ *   neither (selectorFor), so only the chosen message is taken. A message without any id (selected by its content
+ *   id) is found by a receiver without a selector that holds what it looks through and gives back what it did not
+ *   take, at the end.
  *   Each match is sent to the source queue first (durable; resolves on `accepted`) and accepted on the dead
  *   letter queue only then; a failed send releases it back (it stays a dead letter). At-least-once: a crash
  *   between the two leaves a copy in both queues; the uplink consumer dedupes by envelope id.
@@ -30,6 +33,20 @@ export const REPLAY_COUNT = 'x-replay-count';
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : v === undefined || v === null ? null : v instanceof Uint8Array ? binaryShown(v) : String(v));
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : null);
+
+const LETTERS = 'abcdefghijklmnop';
+
+/**
+ * A message's content id: `c-` and 24 letters (96 bits of the SHA-256 of its body and its application properties,
+ * the keys in order, a hex digit written as a letter: no digits, so never shown redacted as a possible CPR number).
+ * Identical messages share it. It addresses a dead letter that carries no other id (DeadLetter.contentId).
+ */
+export const contentIdOf = (body: string, properties: Readonly<Record<string, unknown>>): string => {
+  const keys = Object.keys(properties).sort();
+  const canonical = JSON.stringify([body, keys.map((k) => [k, properties[k]])], (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value));
+  const hex = createHash('sha256').update(canonical).digest('hex').slice(0, 24);
+  return `c-${hex.replace(/[0-9a-f]/g, (digit) => LETTERS[parseInt(digit, 16)]!)}`;
+};
 
 /** A browsed or received AMQP message as the operators see it. */
 export const toDeadLetter = (message: Message): DeadLetter => {
@@ -49,11 +66,13 @@ export const toDeadLetter = (message: Message): DeadLetter => {
       // not JSON: a bad_json dead letter
     }
   }
+  const contentId = contentIdOf(body, props);
   return {
-    id: deadLetterId ?? envelopeId ?? brokerMessageId ?? '',
+    id: [deadLetterId, envelopeId, brokerMessageId].find((id) => id !== null && DEAD_LETTER_ID_FORM.test(id)) ?? contentId,
     deadLetterId,
     envelopeId,
     brokerMessageId,
+    contentId,
     type,
     systemId,
     correlationId: str(props.correlationId) ?? str(message.correlation_id),
@@ -89,6 +108,7 @@ const quoted = (value: string): string => `'${value.replace(/'/g, "''")}'`;
  * number alike, so digits select either. Found on ActiveMQ 5.18.3 and 6.3.1 (dead-letter-queue.int.spec.ts pins it).
  */
 export const selectorFor = (selection: ReplaySelection): string => {
+  if (selection.property === 'contentId') throw new Error('a content id is not a property of the message: no selector finds it');
   if (selection.property !== 'brokerMessageId') return `${selection.property} = ${quoted(selection.value)}`;
   const id = selection.value;
   if (id.startsWith('ID:')) return `JMSMessageID = ${quoted(id)}`;
@@ -150,6 +170,10 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
     const held: Delivery[] = [];
     const work: Promise<void>[] = [];
     const failures: Error[] = [];
+    // By content id no selector can pick the message: the receiver takes the queue from its head and gives back,
+    // at the end, every message it looked through and did not take (ActiveMQ keeps their place in the queue).
+    const byContent = selection.property === 'contentId';
+    const passedOver: Delivery[] = [];
     // A delivery of a lost connection must never be settled (the sender resends across a failover): the original
     // stays a dead letter and comes back; the replayed copy is deduped by envelope id downstream.
     let lost = false;
@@ -165,12 +189,16 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
     };
     this.connection.once('disconnected', onLost);
     return this.withReceiver(
-      { filter: filter.selector(selectorFor(selection)) },
-      max,
+      byContent ? {} : { filter: filter.selector(selectorFor(selection)) },
+      byContent ? MAX_BROWSE : max,
       (context) => {
         const message = context.message;
         const delivery = context.delivery as Delivery | undefined;
         if (!message || !delivery) return;
+        if (byContent && (work.length >= max || toDeadLetter(message).contentId !== selection.value)) {
+          passedOver.push(delivery);
+          return;
+        }
         work.push(
           steps.each(message).then(
             () => {
@@ -186,6 +214,7 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
         );
       },
       async () => {
+        for (const delivery of passedOver.splice(0)) settle(delivery, false);
         try {
           await Promise.all(work);
           if (steps.beforeAccept && taken.length > 0) {

@@ -24,8 +24,8 @@ import { sha256Hex } from '../ids';
  * our envelope id, or by the broker's message id as the browse shows it. Errors: NotFoundError
  * 'dead_letter_not_found'; DeadLetterDiscardedError 'dead_letter_discarded' (not on the queue, and the last thing
  * recorded for that id is a discard: 410 over HTTP, with the record); ConflictError 'dead_letter_without_source' (no
- * x-dlq-source-queue), 'dead_letter_not_selectable' (not our id, not an envelope id, not a message id its sender set:
- * cannot be taken off the queue selectively), 'dead_letter_taken' (it was on the queue, but another request, a replay or a discard, took it
+ * x-dlq-source-queue), 'dead_letter_not_selectable' (no id of the form that selects: not expected, as every dead letter
+ * has a content id), 'dead_letter_taken' (it was on the queue, but another request, a replay or a discard, took it
  * off meanwhile: nothing was done); ValidationError 'replay_target_refused' (below); UnavailableError
  * 'service_unavailable' when the hub runs without a broker.
  *
@@ -41,11 +41,19 @@ import { sha256Hex } from '../ids';
  * downlink queue of a system that is not registered) is refused and the message stays on the dead letter queue.
  */
 export type DeadLetter = Readonly<{
-  /** The dead letter's own id (rts_dlq_id), else the envelope id, else the broker's message id. */
+  /**
+   * The dead letter's own id (rts_dlq_id), else the envelope id, else the message id its sender set: the first of them
+   * of the form an id takes here (DEAD_LETTER_ID_FORM), else its content id.
+   */
   id: string;
   deadLetterId: string | null;
   envelopeId: string | null;
   brokerMessageId: string | null;
+  /**
+   * An id made from what the message holds (its body and application properties: identical messages share it), for
+   * one that carries no id of that form. `c-` and 24 letters: no digits, so never mistaken for a CPR number.
+   */
+  contentId: string;
   type: string | null;
   systemId: string | null;
   correlationId: string | null;
@@ -61,10 +69,11 @@ export type DeadLetter = Readonly<{
 
 /**
  * How a replay or discard picks its message(s) on the queue: by the hub's dead letter id (`rts_dlq_id`), by the
- * envelope id (the `messageId` property), or, for a message that carries neither, by the message id its sender set
- * (`brokerMessageId`: the adapter turns it into the broker's own selector).
+ * envelope id (the `messageId` property), for a message that carries neither by the message id its sender set
+ * (`brokerMessageId`: the adapter turns it into the broker's own selector), and for one without any of them by its
+ * content id (`contentId`: no selector can match it; the adapter looks through the queue).
  */
-export type ReplaySelection = Readonly<{ property: 'rts_dlq_id' | 'messageId' | 'brokerMessageId'; value: string }>;
+export type ReplaySelection = Readonly<{ property: 'rts_dlq_id' | 'messageId' | 'brokerMessageId' | 'contentId'; value: string }>;
 
 export interface DeadLetterQueue {
   /** Browse (without consuming) up to `limit` messages, oldest first. */
@@ -162,7 +171,9 @@ const withoutCprDigits = (value: string | null): string | null => (value !== nul
 export const MAX_BROWSE = 10_000;
 export const DEFAULT_LIST_LIMIT = 100;
 export const MAX_LIST_LIMIT = 1000;
-const ID = /^[A-Za-z0-9._:-]{1,200}$/;
+/** The form of an id that addresses a dead letter (and goes into a selector): others are not used. */
+export const DEAD_LETTER_ID_FORM = /^[A-Za-z0-9._:-]{1,200}$/;
+const ID = DEAD_LETTER_ID_FORM;
 
 export type ReplayInput = Readonly<{ by: string; note?: string; reason?: string }>;
 export type ReplayResult = Readonly<{ deadLetter: DeadLetter; moved: number; sourceQueue: string; event: DeadLetterReplayed['data']; streamName: string }>;
@@ -208,6 +219,7 @@ export const replaySelectionOf = (d: DeadLetter): ReplaySelection | null => {
   if (d.deadLetterId !== null && ID.test(d.deadLetterId)) return { property: 'rts_dlq_id', value: d.deadLetterId };
   if (d.envelopeId !== null && ID.test(d.envelopeId)) return { property: 'messageId', value: d.envelopeId };
   if (d.brokerMessageId !== null && ID.test(d.brokerMessageId)) return { property: 'brokerMessageId', value: d.brokerMessageId };
+  if (ID.test(d.contentId)) return { property: 'contentId', value: d.contentId };
   return null;
 };
 
@@ -373,7 +385,7 @@ const streamOf = (d: DeadLetter): string => deadLetterStreamName(d.envelopeId ??
  * message), else by the envelope id (every copy of that message: the consumer dedupes by envelope id, so moving them
  * all back is safe, and discarding one copy of a message while keeping another would not be what was asked), else,
  * for a message put on the dead letter queue by someone else without either, by the message id its sender set (every
- * message with that id, as by envelope id).
+ * message with that id, as by envelope id), else by its content id (every message with the same content).
  */
 const selectionFor = (id: string, deadLetter: DeadLetter): ReplaySelection => {
   const byEnvelope = id === deadLetter.envelopeId && id !== deadLetter.deadLetterId;
@@ -381,7 +393,7 @@ const selectionFor = (id: string, deadLetter: DeadLetter): ReplaySelection => {
   if (!selection) {
     throw new ConflictError(
       'dead_letter_not_selectable',
-      'the dead letter has no dead letter id, no envelope id and no message id of its sender (or one of characters other than A-Z a-z 0-9 . _ : -), so it cannot be taken off the queue selectively',
+      'the dead letter has no id to select it by (no dead letter id, envelope id, message id or content id of the form A-Z a-z 0-9 . _ : -), so it cannot be taken off the queue selectively',
     );
   }
   return selection;
