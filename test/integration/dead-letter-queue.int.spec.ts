@@ -233,6 +233,22 @@ it("takes a dead letter with neither of the hub's ids by the message id its send
   expect((await dlq.browse(10)).map((d) => d.id)[0]).toMatch(/^c-[a-p]{24}$/);
 });
 
+it('takes a dead letter whose envelope id is only in its body, addressed by that envelope id', async () => {
+  // A sender that set no messageId property: the views show the envelope id read from the body, and the README tells
+  // operators to look a message up by it; a take by it selected on the property, found nothing and answered
+  // dead_letter_taken, as if another request had taken it.
+  const queue = 'test.dlq.envelope-in-body';
+  const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 5000 });
+  const envelope = (n: number) => JSON.stringify({ id: `6f1d2c3b-0000-4000-8000-00000000010${n}`, type: 'expert.registered', systemId: 's' });
+  for (const n of [1, 2, 3]) await amq.sender.sendRaw(queue, { body: envelope(n), durable: true, application_properties: { rts_dlq_id: `d-${n}`, 'x-dlq-source-queue': `${queue}-source` } });
+  const service = new DeadLetterService({ queue: dlq, store: new InMemoryEventStore(), clock: { now: () => DateTime.utc() }, ids: { uuid: () => randomUUID() }, replayTargets: { resolve: async () => ({ kind: 'uplink' }) } });
+  expect((await dlq.browse(10)).map((d) => [d.id, d.envelopeId])).toEqual([1, 2, 3].map((n) => [`d-${n}`, `6f1d2c3b-0000-4000-8000-00000000010${n}`]));
+  expect(await service.discard('6f1d2c3b-0000-4000-8000-000000000101', { by: 'ops-7', reason: 'garbage' })).toMatchObject({ removed: 1 });
+  expect(await service.replay('6f1d2c3b-0000-4000-8000-000000000102', { by: 'ops-7' })).toMatchObject({ moved: 1 });
+  expect((await dlq.browse(10)).map((d) => d.id)).toEqual(['d-3']);
+  await expect(service.get('6f1d2c3b-0000-4000-8000-000000000101')).rejects.toMatchObject({ code: 'dead_letter_discarded' });
+});
+
 it('takes a dead letter without any id by its content id: every identical copy, and gives the others back in their place', async () => {
   const queue = 'test.dlq.by-content';
   const source = 'test.dlq.by-content-source';

@@ -429,7 +429,7 @@ describe('downlinkAmqpMessage', () => {
 describe('DeadLetterService', () => {
   const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
   const ids = { uuid: () => randomUUID() };
-  const letter = (over: Partial<DeadLetter> = {}): DeadLetter => ({
+  const letter = (over: Partial<DeadLetter> = {}): DeadLetter => withEnvelopeProperty({
     id: 'dlq-1',
     deadLetterId: 'dlq-1',
     envelopeId: 'env-1',
@@ -447,6 +447,10 @@ describe('DeadLetterService', () => {
     applicationProperties: {},
     ...over,
   });
+  /** As the adapter reads a sender's message: the envelope id from its `messageId` property (unless a test says otherwise). */
+  function withEnvelopeProperty(d: DeadLetter): DeadLetter {
+    return 'messageId' in d.applicationProperties || d.envelopeId === null ? d : { ...d, applicationProperties: { ...d.applicationProperties, messageId: d.envelopeId } };
+  }
   const uplinkOnly: ReplayTargets = { resolve: async (q) => (q === 'rts.uplink' ? { kind: 'uplink' } : null) };
   const selected = (l: DeadLetter, selection: ReplaySelection): boolean =>
     ({ rts_dlq_id: l.deadLetterId, messageId: l.envelopeId, brokerMessageId: l.brokerMessageId, contentId: l.contentId })[selection.property] === selection.value;
@@ -668,6 +672,17 @@ describe('DeadLetterService', () => {
     expect(queue.removals).toEqual([{ property: 'contentId', value: 'c-aaaaaaaaaaaaaaaaaaaaaaac' }]);
     await expect(service.get('c-aaaaaaaaaaaaaaaaaaaaaaac')).rejects.toMatchObject({ code: 'dead_letter_discarded' });
     expect((await store.readAll({ after: 0n, maxCount: 10 })).every((e) => /^dead-letter-h[0-9a-f]{32}$/.test(e.streamName))).toBe(true);
+  });
+
+  it('takes a dead letter whose envelope id is only in its body by its own id, addressed by either', async () => {
+    // No messageId property: no selector matches the envelope id, and a take by it answered dead_letter_taken.
+    const inBody = (deadLetterId: string) => ({ ...letter({ id: deadLetterId, deadLetterId, envelopeId: `env-of-${deadLetterId}` }), applicationProperties: {} });
+    const queue = new FakeQueue([inBody('dlq-7'), inBody('dlq-8')]);
+    const service = new DeadLetterService({ queue, store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
+    expect(await service.discard('env-of-dlq-7', { by: 'op', reason: 'x' })).toMatchObject({ removed: 1 });
+    expect(await service.replay('env-of-dlq-8', { by: 'op' })).toMatchObject({ moved: 1 });
+    expect(queue.removals).toEqual([{ property: 'rts_dlq_id', value: 'dlq-7' }]);
+    expect(queue.moves.map((m) => m.selection)).toEqual([{ property: 'rts_dlq_id', value: 'dlq-8' }]);
   });
 
   it('answers dead_letter_not_selectable when no id of the form selects it, and takes nothing', async () => {

@@ -215,9 +215,16 @@ export type DeadLetterServiceDependencies = Readonly<{
 
 export const matchesDeadLetter = (d: DeadLetter, id: string): boolean => d.deadLetterId === id || d.envelopeId === id || d.brokerMessageId === id || d.id === id;
 
+/**
+ * Whether the envelope id is the message's `messageId` application property, which a selector can match. One read
+ * from the body only (a sender that set no such property) cannot be selected: a take by it found nothing and answered
+ * dead_letter_taken, as if another request had taken the message.
+ */
+const envelopeIdIsProperty = (d: DeadLetter): boolean => d.applicationProperties.messageId === d.envelopeId;
+
 export const replaySelectionOf = (d: DeadLetter): ReplaySelection | null => {
   if (d.deadLetterId !== null && ID.test(d.deadLetterId)) return { property: 'rts_dlq_id', value: d.deadLetterId };
-  if (d.envelopeId !== null && ID.test(d.envelopeId)) return { property: 'messageId', value: d.envelopeId };
+  if (d.envelopeId !== null && ID.test(d.envelopeId) && envelopeIdIsProperty(d)) return { property: 'messageId', value: d.envelopeId };
   if (d.brokerMessageId !== null && ID.test(d.brokerMessageId)) return { property: 'brokerMessageId', value: d.brokerMessageId };
   if (ID.test(d.contentId)) return { property: 'contentId', value: d.contentId };
   return null;
@@ -382,13 +389,13 @@ const streamOf = (d: DeadLetter): string => deadLetterStreamName(d.envelopeId ??
 
 /**
  * What a replay or discard takes off the queue: by the id the hub gave this copy when it has one (exactly this
- * message), else by the envelope id (every copy of that message: the consumer dedupes by envelope id, so moving them
+ * message), else by the envelope id when it is the `messageId` property (every copy of that message: the consumer dedupes by envelope id, so moving them
  * all back is safe, and discarding one copy of a message while keeping another would not be what was asked), else,
  * for a message put on the dead letter queue by someone else without either, by the message id its sender set (every
  * message with that id, as by envelope id), else by its content id (every message with the same content).
  */
 const selectionFor = (id: string, deadLetter: DeadLetter): ReplaySelection => {
-  const byEnvelope = id === deadLetter.envelopeId && id !== deadLetter.deadLetterId;
+  const byEnvelope = id === deadLetter.envelopeId && id !== deadLetter.deadLetterId && envelopeIdIsProperty(deadLetter);
   const selection = byEnvelope ? replaySelectionOf({ ...deadLetter, deadLetterId: null }) : replaySelectionOf(deadLetter);
   if (!selection) {
     throw new ConflictError(
