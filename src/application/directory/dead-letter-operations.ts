@@ -389,10 +389,11 @@ const streamOf = (d: DeadLetter): string => deadLetterStreamName(d.envelopeId ??
 
 /**
  * What a replay or discard takes off the queue: by the id the hub gave this copy when it has one (exactly this
- * message), else by the envelope id when it is the `messageId` property (every copy of that message: the consumer dedupes by envelope id, so moving them
- * all back is safe, and discarding one copy of a message while keeping another would not be what was asked), else,
- * for a message put on the dead letter queue by someone else without either, by the message id its sender set (every
- * message with that id, as by envelope id), else by its content id (every message with the same content).
+ * message), else by the envelope id when it is the `messageId` property (every copy of that message: the consumer
+ * dedupes by envelope id, so moving them all back is safe, and discarding one copy of a message while keeping another
+ * would not be what was asked), else, for a message put on the dead letter queue by someone else without either, by
+ * the message id its sender set (every message with that id, as by envelope id), else by its content id (every
+ * message with the same content).
  */
 const selectionFor = (id: string, deadLetter: DeadLetter): ReplaySelection => {
   const byEnvelope = id === deadLetter.envelopeId && id !== deadLetter.deadLetterId && envelopeIdIsProperty(deadLetter);
