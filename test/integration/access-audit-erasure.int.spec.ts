@@ -417,6 +417,19 @@ describe('access control, audit and erasure over SQLite', () => {
     const limited = responses.find((r) => r.statusCode === 429);
     expect(limited?.headers['retry-after']).toBeDefined();
     expect(limited?.json()).toMatchObject({ code: 'rate_limited' });
+    // Every refusal is in the trail: the first of each second as `rate_limited`, the rest of that second counted in
+    // one `rate_limited:N` entry when the second ends. Waited for here, so that entry does not land in a later test's
+    // chains (it once moved a second chain under the cut-back test's upload, in a full run).
+    const refused = responses.filter((r) => r.statusCode === 429).length;
+    const counted = async () =>
+      (await store.readAll({ after: 0n, maxCount: 100_000 }))
+        .filter((e) => e.type === 'AuditRecorded')
+        .map((e) => e.data as { role: string; reason: string | null })
+        .filter((e) => e.role === 'system' && e.reason?.startsWith('rate_limited'))
+        .reduce((sum, e) => sum + (e.reason === 'rate_limited' ? 1 : Number(e.reason!.slice('rate_limited:'.length))), 0);
+    const deadline = Date.now() + 15_000;
+    while ((await counted()) < refused && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await counted()).toBe(refused);
   });
 
   it('erases a patient by crypto-shredding: no store file holds their data in clear, queries answer 410', async () => {
@@ -661,7 +674,13 @@ describe('access control, audit and erasure over SQLite', () => {
     await security.audit.drain();
     const anchors = await security.audit.headsOf(today);
     const moved = Object.keys(anchors).filter((stream) => anchors[stream] !== before[stream]);
-    expect(moved).toHaveLength(1);
+    // On a failure, what else was recorded meanwhile: each moved chain's newest entry.
+    const newest = async (stream: string) => {
+      const { events } = await store.readStream(stream);
+      const { action, subject, reason, outcome, at } = events.at(-1)!.data as Record<string, unknown>;
+      return { stream, action, subject, reason, outcome, at };
+    };
+    expect({ moved: moved.length, newest: moved.length === 1 ? undefined : await Promise.all(moved.map(newest)) }).toEqual({ moved: 1 });
     // Someone with write access to the file deletes the newest audit event of that chain.
     const victim = moved[0]!;
     const db = new Database(join(data.dir, 'telemed.sqlite'));
