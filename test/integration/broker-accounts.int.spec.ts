@@ -179,7 +179,9 @@ describe('a hub whose login the broker does not have (yet)', () => {
     try {
       // The broker's accounts are behind the hub's: the hub already has its new password, the broker not yet.
       broker = await startBroker({ port, dataDir: brokerData.dir, users: [{ ...HUB, password: 'old-secret' }, CHENGDU] });
-      hub = await startChildHub(broker, data.dir, undefined, hubLogin('new-secret'));
+      // rhea's own account of its connects and events goes into the hub's output, printed if the wait below times out:
+      // in one full run of 2026-12-05 the hub did not get in within 60 s and its log said nothing after the refusals.
+      hub = await startChildHub(broker, data.dir, undefined, { ...hubLogin('new-secret'), DEBUG: 'rhea:reconnect,rhea:events,rhea:io' });
       await until('login_refused', async () => (await getJson(hub!.url, '/health')).body.broker === 'login_refused');
       expect((await getJson(hub.url, '/health')).body.uplink).toBe('not_consuming');
       // Two more tries (every 10 s) while refused: still one line about it.
