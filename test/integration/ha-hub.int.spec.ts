@@ -117,6 +117,7 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
 
     // The hub process SIGKILLed mid-stream, restarted on the same data directory.
     const before = (await cities[0]!.ask('status', 'status')).registered as number;
+    const firstHubLines = hub.lines;
     await hub.kill();
     const down = Date.now();
     await sleep(2000);
@@ -220,10 +221,17 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
         if (n > 1) duplicates += n - 1;
       }
     }
+    // What the hub dead-lettered (both its processes), by reason without its figures: a message whose delivery count
+    // reached the limit across the failovers is dead-lettered, not handled, and counted as lost above.
+    const deadLettered = new Map<string, number>();
+    for (const l of [...firstHubLines, ...hub.lines].filter((l) => l.msg === 'uplink message dead-lettered')) {
+      const reason = String(l.reason).replace(/\d+/g, 'N');
+      deadLettered.set(reason, (deadLettered.get(reason) ?? 0) + 1);
+    }
     const hubFailovers = Number(/rts_amqp_failovers_total\{role="hub"\} (\d+)/.exec(metricsText)?.[1] ?? 0);
     console.log(
       `ha-hub: ${timeline.join('; ')}; registered ${registered.join('+')}, ExpertRegistered events ${[...perExpert.values()].reduce((a, b) => a + b, 0)}, ` +
-        `lost ${lost}, duplicate events ${duplicates}, downlink missing ${missing().join('+')}, raw downlink deliveries ${final.map((r) => r.rawDeliveries).join('+')} ` +
+        `lost ${lost} (dead-lettered ${JSON.stringify(Object.fromEntries(deadLettered))}), duplicate events ${duplicates}, downlink missing ${missing().join('+')}, raw downlink deliveries ${final.map((r) => r.rawDeliveries).join('+')} ` +
         `(distinct ${final.map((r) => r.downlink).join('+')}), failed sends ${failedSends}, hub failovers since restart ${hubFailovers}, ` +
         `client failovers ${final.map((r) => (r.failovers as unknown[]).length).join('+')}, total ${Math.round((Date.now() - t0) / 1000)} s`,
     );
