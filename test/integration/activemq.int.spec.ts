@@ -217,6 +217,63 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
     expect(await drain(connection, dlq, 1, 500)).toHaveLength(0);
   });
 
+  it('does not count lost connections against the messages it held: held through more losses than maxAttempts, each is handled once', async () => {
+    // A broker failover storm: ActiveMQ raises the delivery-count of every message the lost connection held (those
+    // only prefetched too). Counted as failed attempts, they were dead-lettered without one failed handling.
+    const queue = queueName('losses');
+    const dlq = queueName('dlq-losses');
+    const own = connect(broker, { initialReconnectDelayMs: 20, maxReconnectDelayMs: 100 });
+    await own.waitConnected();
+    const bodies = ['{"n":1}', '{"n":2}', '{"n":3}'];
+    const seen: Array<{ body: string; counted: number; broker: number }> = [];
+    let hold = true;
+    const handled: string[] = [];
+    const told = (when: string) => (error: Error) => {
+      throw new Error(`${when}: ${error.message}; seen ${JSON.stringify(seen)}, handled ${handled.length}`);
+    };
+    const consumer = new QueueConsumer(own, {
+      queue,
+      deadLetterQueue: dlq,
+      maxAttempts: 3,
+      prefetch: 10,
+      handlerTimeoutMs: null,
+      handler: async (m) => {
+        seen.push({ body: m.body, counted: m.deliveryCount, broker: Number(m.raw.delivery_count ?? 0) });
+        while (hold) await sleep(20);
+        handled.push(m.body);
+        return 'accept';
+      },
+    });
+    try {
+      await consumer.start();
+      // Two with the sender's message-id, one without (told apart by its body and properties).
+      await sender.send(queue, { body: bodies[0]!, messageId: randomUUID() });
+      await sender.send(queue, { body: bodies[1]!, messageId: randomUUID() });
+      await sender.sendRaw(queue, { body: bodies[2]!, application_properties: { kind: 'no id' } });
+      const losses = 4;
+      for (let loss = 1; loss <= losses; loss++) {
+        await until(() => seen.length === bodies.length * loss).catch(told(`before loss ${loss}`));
+        // The event, not isConnected(): the reconnect may be back before a poll would see the connection down.
+        const dropped = new Promise<void>((r) => own.once('disconnected', () => r()));
+        // (with an error: rhea listens for the socket's error and end, not for a close alone)
+        (own.raw as unknown as { socket?: { destroy(error: Error): void } }).socket?.destroy(new Error('test: the connection is lost'));
+        await dropped;
+        await own.waitConnected();
+      }
+      await until(() => seen.length === bodies.length * (losses + 1)).catch(told('after the losses'));
+      hold = false;
+      await until(() => handled.length >= (losses + 1) * bodies.length).catch(told('handled'));
+      // The broker counted every loss; the consumer took them all off: no attempt used, nothing dead-lettered.
+      expect(seen.slice(-bodies.length).map((s) => s.broker)).toEqual([losses, losses, losses]);
+      expect(seen.map((s) => s.counted)).toEqual(Array(seen.length).fill(0));
+      expect(await drain(connection, dlq, 1, 500)).toHaveLength(0);
+      expect(await drain(connection, queue, 1, 500)).toHaveLength(0);
+    } finally {
+      await consumer.stop();
+      await own.close();
+    }
+  });
+
   it('settles each message as its own handler said, when messages with different outcomes are settled at once', async () => {
     // rhea 3.0.5 sends the settlements of one tick as ranges of consecutive deliveries, and gave the second delivery
     // of a range the first one's outcome: a retry settled just after an accept was accepted, and the message lost.

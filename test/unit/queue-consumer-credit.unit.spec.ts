@@ -1,11 +1,12 @@
 // QueueConsumer's credit against a fake link: a message whose handler only waits for its turn holds no credit slot
 // (up to maxWaiting), so the broker sends the messages of other keys. ActiveMQ sends a message handed back to the
 // same link again, so handing it back frees nothing: the credit is what lets the others in.
-// Also: a message that arrives with its attempts used up is dead-lettered unhandled, after beforeExhaustedDeadLetter.
+// Also: a message that arrives with its attempts used up is dead-lettered unhandled, after beforeExhaustedDeadLetter;
+// and the losses of the connection a message was held through are not counted against it (up to a limit).
 import { EventEmitter } from 'node:events';
 import type { AmqpConnection } from '../../src/adapters/amqp/connection';
 import type { DurableSender } from '../../src/adapters/amqp/durable-sender';
-import { QueueConsumer, type HandlerOutcome, type QueueConsumerOptions, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
+import { MAX_EXCUSED_LOSSES, QueueConsumer, type HandlerOutcome, type QueueConsumerOptions, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 
 class FakeReceiver extends EventEmitter {
   credit = 0;
@@ -42,7 +43,7 @@ const consumerOn = (handler: (m: ReceivedMessage) => Promise<HandlerOutcome>, op
   const consumer = new QueueConsumer(connection, { queue: 'q', deadLetterQueue: 'dlq', handler, deadLetterSender, handlerTimeoutMs: null, ...options });
   const started = consumer.start(1000);
   receiver.emit('receiver_open');
-  return { receiver, consumer, started };
+  return { receiver, consumer, started, connection };
 };
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -138,5 +139,73 @@ describe('QueueConsumer: a message that arrives with its attempts used up', () =
     expect(fresh.settled).toEqual(['accepted']);
     expect(handled).toEqual(['fine']);
     expect(asked).toHaveLength(2);
+  });
+});
+
+describe('QueueConsumer: losses of the connection while it held a message', () => {
+  /** The connection drops and comes back: rhea re-attaches the link with no credit. */
+  const reconnect = (connection: EventEmitter, receiver: FakeReceiver) => {
+    connection.emit('disconnected', { endpoint: undefined, error: undefined, reconnecting: true });
+    receiver.credit = 0;
+    receiver.emit('receiver_open');
+  };
+
+  it('takes the losses it held a message through off its delivery-count, and no others, until the message is accepted', async () => {
+    const seen: Array<[string, number, number]> = [];
+    let hang = true;
+    const handler = async (m: ReceivedMessage): Promise<HandlerOutcome> => {
+      seen.push([m.body, m.deliveryCount, m.attempt]);
+      if (hang) await new Promise(() => undefined); // held, unsettled, until the connection goes
+      return 'accept';
+    };
+    const deadLettered: string[] = [];
+    const { receiver, started, connection } = consumerOn(handler, { prefetch: 2, maxAttempts: 3 }, deadLettered);
+    await started;
+    // Held through four losses, more than maxAttempts: ActiveMQ raised its delivery-count at each.
+    for (let losses = 0; losses < 4; losses++) {
+      receiver.deliver('held', losses);
+      await settle();
+      reconnect(connection, receiver);
+    }
+    hang = false;
+    const held = receiver.deliver('held', 4);
+    await settle();
+    expect(held.settled).toEqual(['accepted']);
+    expect(seen.at(-1)).toEqual(['held', 0, 1]);
+    expect(seen.map(([, count]) => count)).toEqual([0, 0, 0, 0, 0]);
+    // One this process never held, arriving with the same count, has used its attempts up (a crash counts).
+    const other = receiver.deliver('never held here', 4);
+    await settle();
+    await settle();
+    expect(other.settled).toEqual(['accepted']); // its dead letter copy sent, the original taken off
+    expect(deadLettered).toEqual(['max attempts exceeded (4 failed deliveries)']);
+    // Once accepted, the held one's excuses are forgotten: the same message again counts in full.
+    const again = receiver.deliver('held', 4);
+    await settle();
+    await settle();
+    expect(again.settled).toEqual(['accepted']);
+    expect(deadLettered).toHaveLength(2);
+  });
+
+  it(`excuses at most ${MAX_EXCUSED_LOSSES} losses per message: one whose handling keeps ending the connection is dead-lettered in the end`, async () => {
+    const handler = async (): Promise<HandlerOutcome> => new Promise(() => undefined);
+    const deadLettered: string[] = [];
+    const { receiver, started, connection } = consumerOn(handler, { prefetch: 1, maxAttempts: 5 }, deadLettered);
+    await started;
+    const losses = MAX_EXCUSED_LOSSES + 4;
+    for (let n = 0; n < losses; n++) {
+      receiver.deliver('blocks the event loop', n);
+      await settle();
+      reconnect(connection, receiver);
+    }
+    expect(deadLettered).toEqual([]);
+    receiver.deliver('blocks the event loop', losses); // 24 losses, 20 excused: 4 failed deliveries, attempt 5
+    await settle();
+    expect(deadLettered).toEqual([]);
+    reconnect(connection, receiver);
+    receiver.deliver('blocks the event loop', losses + 1); // 25 losses: 5 counted, maxAttempts reached
+    await settle();
+    await settle();
+    expect(deadLettered).toEqual([`max attempts exceeded (5 failed deliveries)`]);
   });
 });

@@ -19,6 +19,14 @@
 //   A retry on attempt >= maxAttempts dead-letters instead; a message arriving with delivery-count >= maxAttempts
 //   (e.g. after consumers crashed holding it) is dead-lettered without calling the handler
 //   (beforeExhaustedDeadLetter, when given, is asked first: the uplink audits such a consultation message).
+// - A connection (or session, or link) lost while messages were held unsettled is not their fault, but ActiveMQ
+//   raises their delivery-count all the same, those only prefetched and never handed to a handler included
+//   (checked on 5.18.3 and 6.3.1: one more per loss). In a burst of broker failovers a message could so use up its
+//   attempts without one failed handling, and be dead-lettered as `max attempts exceeded`. The consumer
+//   remembers, per message (its AMQP message-id, else a hash of its body and properties), how many losses this
+//   process saw while it held it, and takes them off the delivery-count, at most MAX_EXCUSED_LOSSES per message: a
+//   message whose handling itself ends the connection (a handler that blocks the event loop past the idle timeout)
+//   is still dead-lettered in the end. A process that dies holding a message cannot excuse it: a crash counts.
 // - The dead letter copy keeps the body unchanged and the properties, and adds application-properties
 //   x-dlq-reason, x-dlq-source-queue, x-dlq-attempts, x-dlq-at. The original is accepted only after the broker
 //   accepted the copy; if the copy fails the original is handed back (modified, delivery_failed) to try again.
@@ -26,6 +34,7 @@
 //   redelivers them): their late handler results are ignored. So are those of a session the broker ended.
 // - A broker that ends the receiver's session ends the link, though rhea tells only the session: that is a detach
 //   like any other (onDetached), not a consumer that waits for ever.
+import { createHash } from 'node:crypto';
 import type { Delivery, EventContext, Message, Receiver, Session } from 'rhea';
 import { endLink, type AmqpConnection } from './connection';
 import { DurableSender, type ApplicationPropertyValue } from './durable-sender';
@@ -125,6 +134,11 @@ export type ConsumerOutcomeEvent =
   | { kind: 'dead-letter-failed'; queue: string; attempt: number; error: Error }
   | { kind: 'stale'; queue: string; attempt: number };
 
+/** Losses of the connection (or link) excused per message; past them a loss counts as a failed delivery again. */
+export const MAX_EXCUSED_LOSSES = 20;
+/** Messages whose excused losses are remembered at once (the oldest forgotten first): far more than a prefetch. */
+const MAX_EXCUSED_MESSAGES = 10_000;
+
 export const DLQ_REASON = 'x-dlq-reason';
 export const DLQ_SOURCE_QUEUE = 'x-dlq-source-queue';
 export const DLQ_ATTEMPTS = 'x-dlq-attempts';
@@ -158,6 +172,10 @@ export class QueueConsumer {
   private waiting = 0;
   private readonly maxWaiting: number;
   private readonly running = new Set<Promise<void>>();
+  /** The messages of this generation not settled yet: excused when the connection or link goes with them. */
+  private readonly held = new Map<Delivery, Message>();
+  /** Per message key: losses this process saw while it held the message (see the header). */
+  private readonly excusedLosses = new Map<string, number>();
   private stopping = false;
   private openWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
@@ -299,6 +317,7 @@ export class QueueConsumer {
 
   private readonly onDisconnected = () => {
     // rhea re-attaches the link after reconnecting, with zero credit; deliveries held now are void.
+    this.excuseHeld();
     this.generation += 1;
     this.inFlight = 0;
     this.waiting = 0;
@@ -307,6 +326,7 @@ export class QueueConsumer {
   private onAttached(): void {
     for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
     if (this.stopping) return;
+    this.excuseHeld(); // a link re-attached without a lost connection: what it held comes again, counted one more
     this.generation += 1;
     this.inFlight = 0;
     this.waiting = 0;
@@ -331,13 +351,37 @@ export class QueueConsumer {
     }
     const generation = this.generation;
     this.inFlight += 1;
+    this.held.set(delivery, message);
     const work = this.process(delivery, message, generation).catch(() => undefined);
     this.running.add(work);
     void work.finally(() => this.running.delete(work));
   }
 
-  private async process(delivery: Delivery, message: Message, generation: number): Promise<void> {
+  /** The messages held unsettled now lose their delivery: each one's key gets one more excused loss. */
+  private excuseHeld(): void {
+    for (const message of this.held.values()) {
+      const key = messageKey(message);
+      const losses = (this.excusedLosses.get(key) ?? 0) + 1;
+      this.excusedLosses.delete(key); // re-inserted last: the map forgets the least recently lost first
+      this.excusedLosses.set(key, losses);
+    }
+    this.held.clear();
+    for (const key of this.excusedLosses.keys()) {
+      if (this.excusedLosses.size <= MAX_EXCUSED_MESSAGES) break;
+      this.excusedLosses.delete(key);
+    }
+  }
+
+  /** The broker's delivery-count less the losses excused for this message (see the header). */
+  private failedDeliveries(message: Message): number {
     const deliveryCount = typeof message.delivery_count === 'number' ? message.delivery_count : 0;
+    if (deliveryCount === 0 || this.excusedLosses.size === 0) return deliveryCount;
+    const excused = Math.min(this.excusedLosses.get(messageKey(message)) ?? 0, MAX_EXCUSED_LOSSES);
+    return Math.max(0, deliveryCount - excused);
+  }
+
+  private async process(delivery: Delivery, message: Message, generation: number): Promise<void> {
+    const deliveryCount = this.failedDeliveries(message);
     const attempt = deliveryCount + 1;
 
     // While its handler waits for its turn, the message holds no credit slot (up to maxWaiting such messages).
@@ -495,6 +539,10 @@ export class QueueConsumer {
       this.report({ kind: 'stale', queue: this.queue, attempt: event.attempt });
       return;
     }
+    const message = this.held.get(delivery);
+    this.held.delete(delivery);
+    // Off the queue for good: nothing to excuse any more. Handed back, it comes again with its losses still excused.
+    if (message && this.excusedLosses.size > 0 && (event.kind === 'accepted' || event.kind === 'dead-lettered')) this.excusedLosses.delete(messageKey(message));
     action();
     this.inFlight -= 1;
     this.report(event);
@@ -550,6 +598,22 @@ function validateOutcome(outcome: unknown): HandlerOutcome {
     if (typeof o.later === 'string') return { later: o.later };
   }
   throw new Error(`handler returned an invalid outcome: ${JSON.stringify(outcome)}`);
+}
+
+/**
+ * What tells one message from another across its redeliveries: its AMQP message-id, which ActiveMQ keeps, else a
+ * hash of its body and application properties (a sender may set no id; two messages alike in both share the key).
+ */
+function messageKey(message: Message): string {
+  const id = idToString(message.message_id);
+  if (id !== undefined) return `id:${id}`;
+  const body = message.body as unknown;
+  const hash = createHash('sha256');
+  if (typeof body === 'string') hash.update('s').update(body, 'utf8');
+  else if (body instanceof Uint8Array) hash.update('b').update(body);
+  else hash.update('j').update(String(JSON.stringify(body) ?? body));
+  hash.update('\n').update(JSON.stringify(message.application_properties ?? {}) ?? '');
+  return `hash:${hash.digest('base64')}`;
 }
 
 function idToString(id: unknown): string | undefined {
