@@ -228,10 +228,19 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
       const reason = String(l.reason).replace(/\d+/g, 'N');
       deadLettered.set(reason, (deadLettered.get(reason) ?? 0) + 1);
     }
+    // Missing registrations that the hub did not dead-letter: left on a broker, or gone? What each node's queues
+    // still hold (browsed, nothing taken), while the cluster is still up.
+    const leftOnBrokers =
+      lost > 0
+        ? (
+            await c.run(['exec', process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), join(repoRoot, 'scripts', 'cluster', 'queue-counts.ts'),
+              JSON.stringify({ ports: [5701, 5702, 5703, 5704, 5705], queues: ['rts.uplink', 'rts.dlq', 'ActiveMQ.DLQ'] })], 120_000).catch((error: Error) => `not counted: ${error.message}`)
+          ).trim()
+        : 'not counted';
     const hubFailovers = Number(/rts_amqp_failovers_total\{role="hub"\} (\d+)/.exec(metricsText)?.[1] ?? 0);
     console.log(
       `ha-hub: ${timeline.join('; ')}; registered ${registered.join('+')}, ExpertRegistered events ${[...perExpert.values()].reduce((a, b) => a + b, 0)}, ` +
-        `lost ${lost} (dead-lettered ${JSON.stringify(Object.fromEntries(deadLettered))}), duplicate events ${duplicates}, downlink missing ${missing().join('+')}, raw downlink deliveries ${final.map((r) => r.rawDeliveries).join('+')} ` +
+        `lost ${lost} (dead-lettered ${JSON.stringify(Object.fromEntries(deadLettered))}; on the brokers ${leftOnBrokers}), duplicate events ${duplicates}, downlink missing ${missing().join('+')}, raw downlink deliveries ${final.map((r) => r.rawDeliveries).join('+')} ` +
         `(distinct ${final.map((r) => r.downlink).join('+')}), failed sends ${failedSends}, hub failovers since restart ${hubFailovers}, ` +
         `client failovers ${final.map((r) => (r.failovers as unknown[]).length).join('+')}, total ${Math.round((Date.now() - t0) / 1000)} s`,
     );
