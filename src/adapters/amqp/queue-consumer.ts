@@ -167,12 +167,14 @@ export class QueueConsumer {
   private receiver: Receiver | undefined;
   /** Bumped on every (re)attach: deliveries of an older generation can no longer be settled. */
   private generation = 0;
-  private inFlight = 0;
   /** Messages of this generation that wait for their turn (see maxWaiting). */
   private waiting = 0;
   private readonly maxWaiting: number;
   private readonly running = new Set<Promise<void>>();
-  /** The messages of this generation not settled yet: excused when the connection or link goes with them. */
+  /**
+   * The messages of this generation not settled yet: their count is what they hold of the credit, and they are
+   * excused when the connection or link goes with them.
+   */
   private readonly held = new Map<Delivery, Message>();
   /** Per message key: losses this process saw while it held the message (see the header). */
   private readonly excusedLosses = new Map<string, number>();
@@ -319,7 +321,6 @@ export class QueueConsumer {
     // rhea re-attaches the link after reconnecting, with zero credit; deliveries held now are void.
     this.excuseHeld();
     this.generation += 1;
-    this.inFlight = 0;
     this.waiting = 0;
   };
 
@@ -328,7 +329,6 @@ export class QueueConsumer {
     if (this.stopping) return;
     this.excuseHeld(); // a link re-attached without a lost connection: what it held comes again, counted one more
     this.generation += 1;
-    this.inFlight = 0;
     this.waiting = 0;
     const receiver = this.receiver!;
     const missing = this.prefetch - creditOf(receiver);
@@ -350,7 +350,6 @@ export class QueueConsumer {
       return;
     }
     const generation = this.generation;
-    this.inFlight += 1;
     this.held.set(delivery, message);
     const work = this.process(delivery, message, generation).catch(() => undefined);
     this.running.add(work);
@@ -544,7 +543,6 @@ export class QueueConsumer {
     // Off the queue for good: nothing to excuse any more. Handed back, it comes again with its losses still excused.
     if (message && this.excusedLosses.size > 0 && (event.kind === 'accepted' || event.kind === 'dead-lettered')) this.excusedLosses.delete(messageKey(message));
     action();
-    this.inFlight -= 1;
     this.report(event);
     this.topUpCredit();
   }
@@ -553,7 +551,7 @@ export class QueueConsumer {
   private topUpCredit(): void {
     const receiver = this.receiver;
     if (this.stopping || !receiver || !this.connection.isConnected()) return;
-    const missing = this.prefetch + Math.min(this.waiting, this.maxWaiting) - this.inFlight - creditOf(receiver);
+    const missing = this.prefetch + Math.min(this.waiting, this.maxWaiting) - this.held.size - creditOf(receiver);
     if (missing > 0) receiver.add_credit(missing);
   }
 
