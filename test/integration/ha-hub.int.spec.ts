@@ -8,7 +8,7 @@
 // every other system's expert (deduped by envelope id). Needs root and ip netns; skipped with one line otherwise.
 //
 // RTS_HA_HUB_ROUNDS=n repeats the kill rounds (soak: scripts/cluster/soak.sh with RTS_HA_SOAK_MODE=hub).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
@@ -24,6 +24,37 @@ const describeHa = support.ok ? describe : describe.skip;
 const rounds = Math.max(1, Math.min(200, Number(process.env.RTS_HA_HUB_ROUNDS ?? 1) || 1));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** 3,4,5,9 -> "x3-x5,x9". */
+const idRanges = (ns: readonly number[]): string => {
+  const sorted = [...ns].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(i === j ? `x${sorted[i]!}` : `x${sorted[i]!}-x${sorted[j]!}`);
+    i = j + 1;
+  }
+  return out.join(',');
+};
+
+/** The WARN and ERROR lines of every node's log (node.out), digits folded, counted: "; g1a: 3x WARN ...". */
+const brokerLogWarnings = (dir: string): string => {
+  const parts: string[] = [];
+  const nodes = join(dir, 'nodes');
+  for (const name of existsSync(nodes) ? readdirSync(nodes).sort() : []) {
+    const file = join(nodes, name, 'node.out');
+    if (!existsSync(file)) continue;
+    const counts = new Map<string, number>();
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!/\b(WARN|ERROR)\b/.test(line)) continue;
+      const folded = line.replace(/^.*?\b(WARN|ERROR)\b/, '$1').replace(/\d+/g, 'N').slice(0, 200);
+      counts.set(folded, (counts.get(folded) ?? 0) + 1);
+    }
+    if (counts.size > 0) parts.push(`${name}: ${[...counts].map(([l, n]) => `${n}x ${l}`).join(' | ')}`);
+  }
+  return parts.length > 0 ? `; broker warnings ${parts.join('; ')}` : '; no broker warnings';
+};
 
 describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kill -9)', () => {
   let cluster: TestCluster | undefined;
@@ -99,8 +130,11 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
       }
     }
     for (const city of cities) city.send('stream 25');
+    const streamStart = Date.now();
     await sleep(3000);
-    const timeline: string[] = [`setup ${Date.now() - t0} ms`];
+    // Each entry with the seconds since streaming began: lost ids (sent ~25 a second) can then be matched to events.
+    const timeline: string[] = [`setup ${streamStart - t0} ms`];
+    const mark = (entry: string) => timeline.push(`${entry} @${((Date.now() - streamStart) / 1000).toFixed(1)} s`);
 
     // kill -9 the master the hub is on, then the other group's master.
     for (let round = 0; round < rounds; round++) {
@@ -110,7 +144,7 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
         const since = hub.lines.length;
         const result = await c.killMaster(group);
         const failover = k === 0 ? await hub.next((l) => l.event === 'amqp.failover', 20000, `hub failover after killing ${result.killed}`, since) : undefined;
-        timeline.push(`kill ${result.killed} (takeover ${result.takeoverMs} ms${failover ? `, hub failover ${String(failover.pauseMs)} ms to ${String(failover.to)}` : ''})`);
+        mark(`kill ${result.killed} (takeover ${result.takeoverMs} ms${failover ? `, hub failover ${String(failover.pauseMs)} ms to ${String(failover.to)}` : ''})`);
         await sleep(2500);
       }
     }
@@ -122,7 +156,7 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
     const down = Date.now();
     await sleep(2000);
     hub = await startHubProc();
-    timeline.push(`hub SIGKILL + restart ${Date.now() - down} ms`);
+    mark(`hub SIGKILL + restart ${Date.now() - down} ms`);
     await sleep(2000);
     expect((await cities[0]!.ask('status', 'status')).registered as number).toBeGreaterThan(before);
 
@@ -144,7 +178,7 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
     }
     expect(hubPort()).toBe(5705);
     expect(m2).toBeGreaterThan(m1);
-    timeline.push(`g3a started, discovered and used by the hub (first uplink there after ${Date.now() - onG3a} ms)`);
+    mark(`g3a started, discovered and used by the hub (first uplink there after ${Date.now() - onG3a} ms)`);
 
     // Graceful stop: the dead packet removes it at once.
     const sinceStop = hub.lines.length;
@@ -153,7 +187,7 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
     expect(removed.reason).toBe('dead');
     const removalMs = (typeof removed.time === 'number' ? removed.time : Date.parse(String(removed.time))) - stopAt;
     expect(removalMs).toBeLessThan(1500);
-    timeline.push(`g3a stopped: removed after ${removalMs} ms`);
+    mark(`g3a stopped: removed after ${removalMs} ms`);
     await sleep(2000);
 
     // Once more: kill -9 the master the hub is on now (it left g3a when g3a stopped).
@@ -162,12 +196,13 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
       const since = hub.lines.length;
       const result = await c.killMaster(groupOf(nodeOfPort(hubPort())));
       const failover = await hub.next((l) => l.event === 'amqp.failover', 20000, `hub failover after killing ${result.killed}`, since);
-      timeline.push(`kill ${result.killed} (takeover ${result.takeoverMs} ms, hub failover ${String(failover.pauseMs)} ms to ${String(failover.to)})`);
+      mark(`kill ${result.killed} (takeover ${result.takeoverMs} ms, hub failover ${String(failover.pauseMs)} ms to ${String(failover.to)})`);
       await sleep(2500);
     }
 
     // Stop streaming; bring g3a back so what was forwarded to it (uplink for the hub) flows again; drain.
     for (const city of cities) await city.ask('pause', 'paused', 240000);
+    mark('streaming paused');
     await c.startNode('g3a');
     const reports = async () => Promise.all(cities.map((city) => city.ask('report', 'report')));
     let final = await reports();
@@ -214,12 +249,17 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
     }
     let lost = 0;
     let duplicates = 0;
+    const lostIds: string[] = [];
     for (const r of final) {
+      const missingHere: number[] = [];
       for (const local of r.registeredIds as string[]) {
         const n = perExpert.get(expertStreamName(String(r.systemId), local)) ?? 0;
-        if (n === 0) lost += 1;
+        if (n === 0) missingHere.push(Number(local.slice(1)));
         if (n > 1) duplicates += n - 1;
       }
+      lost += missingHere.length;
+      // Which ones, as ranges of the sequence (x1 was sent first, about `stream` per second): when they were sent.
+      if (missingHere.length > 0) lostIds.push(`${String(r.systemId)} ${idRanges(missingHere)} of x1-x${String(r.sent)}`);
     }
     // What the hub dead-lettered (both its processes), by reason without its figures: a message whose delivery count
     // reached the limit across the failovers is dead-lettered, not handled, and counted as lost above.
@@ -237,10 +277,12 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
               JSON.stringify({ ports: [5701, 5702, 5703, 5704, 5705], queues: ['rts.uplink', 'rts.dlq', 'ActiveMQ.DLQ'] })], 120_000).catch((error: Error) => `not counted: ${error.message}`)
           ).trim()
         : 'not counted';
+    // And what the brokers warned about (each node's log, numbers folded so alike lines count together).
+    const brokerWarnings = lost > 0 ? brokerLogWarnings(c.dir) : '';
     const hubFailovers = Number(/rts_amqp_failovers_total\{role="hub"\} (\d+)/.exec(metricsText)?.[1] ?? 0);
     console.log(
       `ha-hub: ${timeline.join('; ')}; registered ${registered.join('+')}, ExpertRegistered events ${[...perExpert.values()].reduce((a, b) => a + b, 0)}, ` +
-        `lost ${lost} (dead-lettered ${JSON.stringify(Object.fromEntries(deadLettered))}; on the brokers ${leftOnBrokers}), duplicate events ${duplicates}, downlink missing ${missing().join('+')}, raw downlink deliveries ${final.map((r) => r.rawDeliveries).join('+')} ` +
+        `lost ${lost}${lost > 0 ? ` [${lostIds.join('; ')}]` : ''} (dead-lettered ${JSON.stringify(Object.fromEntries(deadLettered))}; on the brokers ${leftOnBrokers}${brokerWarnings}), duplicate events ${duplicates}, downlink missing ${missing().join('+')}, raw downlink deliveries ${final.map((r) => r.rawDeliveries).join('+')} ` +
         `(distinct ${final.map((r) => r.downlink).join('+')}), failed sends ${failedSends}, hub failovers since restart ${hubFailovers}, ` +
         `client failovers ${final.map((r) => (r.failovers as unknown[]).length).join('+')}, total ${Math.round((Date.now() - t0) / 1000)} s`,
     );
