@@ -169,7 +169,10 @@ $plugins
            on a temporary queue from any connection but its creator's) shut the bridge down each time one came
            ("Subscribing to a temporary queue created by another connection is not permitted"), and the uplink
            waited on the other group until the bridge formed again. -->
-      <networkConnector name="mesh" uri="$mcast_net"$bridge_login networkTTL="3" decreaseNetworkConsumerPriority="true"
+      <!-- consumerTTL 1 (a full mesh: every group one hop from every other), messageTTL -1: a message follows its
+           consumer however often it moves. networkTTL 3 left a message that had made three hops on its broker for
+           good (test/integration/ha-mesh-hops.int.spec.ts; scripts/cluster/README.md). -->
+      <networkConnector name="mesh" uri="$mcast_net"$bridge_login consumerTTL="1" messageTTL="-1" decreaseNetworkConsumerPriority="true"
                         suppressDuplicateQueueSubscriptions="true" bridgeTempDestinations="false"/>
     </networkConnectors>
     <persistenceAdapter>
