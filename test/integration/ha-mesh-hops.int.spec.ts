@@ -6,8 +6,8 @@
 //
 // With the mesh's earlier `networkTTL="3"` (message and consumer TTL 3) the messages that had made three hops stayed
 // on g4a for good: 0 to 48 of the 100 reached g5a in four runs of this scenario, none of the rest ever did. A hub
-// whose broker died often enough under load lost its uplink that way (ha-hub: 50 and 54 registrations, none
-// dead-lettered). AMQ-4607: in a mesh, consumerTTL 1 (every broker is one hop from every other) and no messageTTL
+// whose broker died often enough under load can leave its uplink behind that way (ha-hub's two losses, 50 and 54
+// registrations that the brokers took and the hub neither stored nor dead-lettered, had that signature). AMQ-4607: in a mesh, consumerTTL 1 (every broker is one hop from every other) and no messageTTL
 // limit (a message may have to follow its consumer any number of times; loops are stopped by the broker path and by
 // the replay rule, which sends a message back only where no local consumer is).
 //
