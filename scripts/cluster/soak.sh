@@ -8,8 +8,8 @@
 #
 # RTS_HA_SOAK_MODE=hub: the hub-level scenario instead (test/integration/ha-hub.int.spec.ts: the hub and two SDK
 # city systems inside the namespace, kill -9 of both groups' masters per round, hub SIGKILL + restart, a fifth
-# node; 0 lost, 0 duplicate events, downlink complete), with RTS_HA_SOAK_ROUNDS [10] kill rounds per run and
-# RTS_HA_SOAK_RUNS [1] runs.
+# node; 0 lost, 0 duplicate events, downlink complete), with RTS_HA_SOAK_ROUNDS [10] kill rounds per run,
+# RTS_HA_SOAK_RUNS [1] runs and RTS_HA_SOAK_RATE [100] registrations per second per system.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -22,7 +22,7 @@ if [[ "${RTS_HA_SOAK_MODE:-client}" == hub ]]; then
   for run in $(seq 1 "$runs"); do
     echo "soak (hub): run $run/$runs, $rounds kill rounds"
     # The path first: --selectProjects takes every word after it as a project name.
-    RTS_HA_HUB_ROUNDS="$rounds" npx jest test/integration/ha-hub.int.spec.ts --testTimeout=$(( (rounds * 30 + 300) * 1000 ))
+    RTS_HA_HUB_ROUNDS="$rounds" RTS_HA_HUB_RATE="${RTS_HA_SOAK_RATE:-100}" npx jest test/integration/ha-hub.int.spec.ts --testTimeout=$(( (rounds * 30 + 300) * 1000 ))
   done
   exit 0
 fi

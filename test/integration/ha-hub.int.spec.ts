@@ -8,6 +8,10 @@
 // every other system's expert (deduped by envelope id). Needs root and ip netns; skipped with one line otherwise.
 //
 // RTS_HA_HUB_ROUNDS=n repeats the kill rounds (soak: scripts/cluster/soak.sh with RTS_HA_SOAK_MODE=hub).
+// RTS_HA_HUB_RATE=n: registrations per second per system (default 100). At 100 a backlog builds on the hub's broker
+// before each move, as in production under load: with the mesh's earlier networkTTL="3" this test then lost 42
+// registrations (45 left on a broker the hub no longer used); at 150 with three rounds, 1,863. At the former 25 it
+// lost some only on a slow machine (50, 54), and passed otherwise.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,6 +26,7 @@ const support = netnsSupport();
 if (!support.ok) console.log(`ha-hub: skipped (${support.reason}; needs root and ip netns)`);
 const describeHa = support.ok ? describe : describe.skip;
 const rounds = Math.max(1, Math.min(200, Number(process.env.RTS_HA_HUB_ROUNDS ?? 1) || 1));
+const rate = Math.max(1, Math.min(1000, Number(process.env.RTS_HA_HUB_RATE ?? 100) || 100));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -129,10 +134,10 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
         await sleep(200);
       }
     }
-    for (const city of cities) city.send('stream 25');
+    for (const city of cities) city.send(`stream ${rate}`);
     const streamStart = Date.now();
     await sleep(3000);
-    // Each entry with the seconds since streaming began: lost ids (sent ~25 a second) can then be matched to events.
+    // Each entry with the seconds since streaming began: lost ids (sent `rate` a second) can then be matched to events.
     const timeline: string[] = [`setup ${streamStart - t0} ms`];
     const mark = (entry: string) => timeline.push(`${entry} @${((Date.now() - streamStart) / 1000).toFixed(1)} s`);
 
