@@ -278,10 +278,7 @@ describeHa('HA: the hub and SDK systems over two master/slave groups (netns, kil
     // still hold (browsed, nothing taken), while the cluster is still up.
     const leftOnBrokers =
       lost > 0
-        ? (
-            await c.run(['exec', process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), join(repoRoot, 'scripts', 'cluster', 'queue-counts.ts'),
-              JSON.stringify({ ports: [5701, 5702, 5703, 5704, 5705], queues: ['rts.uplink', 'rts.dlq', 'ActiveMQ.DLQ'] })], 120_000).catch((error: Error) => `not counted: ${error.message}`)
-          ).trim()
+        ? await c.queueCounts([5701, 5702, 5703, 5704, 5705], ['rts.uplink', 'rts.dlq', 'ActiveMQ.DLQ']).catch((error: Error) => `not counted: ${error.message}`)
         : 'not counted';
     // And what the brokers warned about (each node's log, numbers folded so alike lines count together).
     const brokerWarnings = lost > 0 ? brokerLogWarnings(c.dir) : '';

@@ -51,10 +51,7 @@ describeHa('HA: a message follows its consumer across the network of brokers, ho
     const held: number[] = [];
     for (const node of ['g2a', 'g3a', 'g4a'] as const) held.push((await run('hold', String(PORT[node]), '2500')).held as number);
     const { drained } = await run('drain', String(PORT.g5a), String(N), '30000');
-    const left = (
-      await c.run(['exec', process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), join(repoRoot, 'scripts', 'cluster', 'queue-counts.ts'),
-        JSON.stringify({ ports: NODES.map((n) => PORT[n]), queues: ['rts.mesh'] })], 120000)
-    ).trim();
+    const left = await c.queueCounts(NODES.map((n) => PORT[n]), ['rts.mesh']);
     console.log(`ha-mesh-hops: held on g2a, g3a, g4a ${held.join(', ')}; drained on g5a ${String(drained)} of ${N}; left ${left}`);
     // Each consumer got messages: the demand moved them along (else the scenario tested nothing).
     expect(held.every((n) => n > 0)).toBe(true);

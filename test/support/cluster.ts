@@ -43,6 +43,11 @@ export interface TestCluster {
   startNode(name: string): Promise<void>;
   /** Sends SIGTERM to a node's JVM without waiting; returns the time it was sent. */
   signalStop(name: string): number;
+  /**
+   * The messages on some queues of the nodes at these ports, browsed inside the namespace (scripts/cluster/queue-counts.ts):
+   * its JSON line, `[{ port, up, counts: { queue: n } }]`.
+   */
+  queueCounts(ports: readonly number[], queues: readonly string[]): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -111,6 +116,10 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
       const at = Date.now();
       process.kill(pid, 'SIGTERM');
       return at;
+    },
+    async queueCounts(ports, queues) {
+      const out = await run(['exec', process.execPath, '-r', join(repoRoot, 'test', 'support', 'ts-register.js'), join(repoRoot, 'scripts', 'cluster', 'queue-counts.ts'), JSON.stringify({ ports, queues })], 120000);
+      return out.trim();
     },
     async stop() {
       try {
