@@ -21,7 +21,7 @@ class FakeReceiver extends EventEmitter {
     this.emit('receiver_close');
   }
   /** The broker sends a message: it uses one credit. */
-  deliver(body: string, deliveryCount = 0): { settled: string[] } {
+  deliver(body: string, deliveryCount = 0, messageId?: string): { settled: string[] } {
     if (this.credit <= 0) throw new Error('no credit: the broker would not send it');
     this.credit -= 1;
     const settled: string[] = [];
@@ -30,7 +30,7 @@ class FakeReceiver extends EventEmitter {
       modified: (o: { delivery_failed?: boolean }) => void settled.push(o?.delivery_failed ? 'modified (failed)' : 'modified (uncounted)'),
       release: () => void settled.push('released'),
     };
-    this.emit('message', { delivery, message: { body, delivery_count: deliveryCount } });
+    this.emit('message', { delivery, message: { body, delivery_count: deliveryCount, message_id: messageId } });
     return { settled };
   }
 }
@@ -185,6 +185,34 @@ describe('QueueConsumer: losses of the connection while it held a message', () =
     await settle();
     expect(again.settled).toEqual(['accepted']);
     expect(deadLettered).toHaveLength(2);
+  });
+
+  it('tells apart two messages that carry the same message-id (two systems may both send `reg-1`)', async () => {
+    let hang = true;
+    const handler = async (): Promise<HandlerOutcome> => {
+      if (hang) await new Promise(() => undefined);
+      return 'accept';
+    };
+    const deadLettered: string[] = [];
+    const { receiver, started, connection } = consumerOn(handler, { prefetch: 1, maxAttempts: 3 }, deadLettered);
+    await started;
+    for (let losses = 0; losses < 4; losses++) {
+      receiver.deliver('from city-a', losses, 'reg-1');
+      await settle();
+      reconnect(connection, receiver);
+    }
+    hang = false;
+    // City-b's message with the same id was never held here: its 4 failed deliveries count in full.
+    const other = receiver.deliver('from city-b', 4, 'reg-1');
+    await settle();
+    await settle();
+    expect(other.settled).toEqual(['accepted']);
+    expect(deadLettered).toEqual(['max attempts exceeded (4 failed deliveries)']);
+    // City-a's, held through the four losses, is still excused.
+    const held = receiver.deliver('from city-a', 4, 'reg-1');
+    await settle();
+    expect(held.settled).toEqual(['accepted']);
+    expect(deadLettered).toHaveLength(1);
   });
 
   it(`excuses at most ${MAX_EXCUSED_LOSSES} losses per message: one whose handling keeps ending the connection is dead-lettered in the end`, async () => {

@@ -23,7 +23,7 @@
 //   raises their delivery-count all the same, those only prefetched and never handed to a handler included
 //   (checked on 5.18.3 and 6.3.1: one more per loss). In a burst of broker failovers a message could so use up its
 //   attempts without one failed handling, and be dead-lettered as `max attempts exceeded`. The consumer
-//   remembers, per message (its AMQP message-id, else a hash of its body and properties), how many losses this
+//   remembers, per message (a hash of its message-id, user-id, body and properties), how many losses this
 //   process saw while it held it, and takes them off the delivery-count, at most MAX_EXCUSED_LOSSES per message: a
 //   message whose handling itself ends the connection (a handler that blocks the event loop past the idle timeout)
 //   is still dead-lettered in the end. A process that dies holding a message cannot excuse it: a crash counts.
@@ -541,7 +541,10 @@ export class QueueConsumer {
     const message = this.held.get(delivery);
     this.held.delete(delivery);
     // Off the queue for good: nothing to excuse any more. Handed back, it comes again with its losses still excused.
-    if (message && this.excusedLosses.size > 0 && (event.kind === 'accepted' || event.kind === 'dead-lettered')) this.excusedLosses.delete(messageKey(message));
+    // A first delivery (delivery-count 0) was never held through a loss: no key to forget, no hash to take.
+    if (message && message.delivery_count && this.excusedLosses.size > 0 && (event.kind === 'accepted' || event.kind === 'dead-lettered')) {
+      this.excusedLosses.delete(messageKey(message));
+    }
     action();
     this.report(event);
     this.topUpCredit();
@@ -603,15 +606,19 @@ function validateOutcome(outcome: unknown): HandlerOutcome {
  * hash of its body and application properties (a sender may set no id; two messages alike in both share the key).
  */
 function messageKey(message: Message): string {
-  const id = idToString(message.message_id);
-  if (id !== undefined) return `id:${id}`;
-  const body = message.body as unknown;
+  // The message-id alone is not enough: senders choose it, and two systems may both send `reg-1`. The content
+  // (body, properties, the sender's claimed user) tells such messages apart; the broker redelivers it unchanged.
   const hash = createHash('sha256');
+  const id = idToString(message.message_id);
+  hash.update(id === undefined ? '-' : `i${id.length}:${id}`);
+  hash.update('\n').update(idToString(message.user_id) ?? '');
+  const body = message.body as unknown;
+  hash.update('\n');
   if (typeof body === 'string') hash.update('s').update(body, 'utf8');
   else if (body instanceof Uint8Array) hash.update('b').update(body);
   else hash.update('j').update(String(JSON.stringify(body) ?? body));
   hash.update('\n').update(JSON.stringify(message.application_properties ?? {}) ?? '');
-  return `hash:${hash.digest('base64')}`;
+  return hash.digest('base64');
 }
 
 function idToString(id: unknown): string | undefined {
