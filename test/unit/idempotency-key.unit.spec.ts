@@ -51,13 +51,23 @@ describe('checkIdempotencyKey and checkPatientIdempotencyKey', () => {
   });
 
   it("refuses a key holding the patient's own CPR number in any spelling, and only the patient's", () => {
-    for (const key of ['bp:2512481234', '251248-1234-a', 'x.251248.1234', 'm_2512481234_1']) {
+    // The four-digit-year spellings too (found by a review: 19481225-1234 and obs-25-12-1948-1234 were stored).
+    const fourDigitYears = ['19481225-1234', 'bp:19481225-1234', '1948-12-25-1234', '19481225.1234', 'obs-25-12-1948-1234', 'x25121948_1234'];
+    for (const key of ['bp:2512481234', '251248-1234-a', 'x.251248.1234', 'm_2512481234_1', ...fourDigitYears]) {
       expect(refusal(() => checkPatientIdempotencyKey(key, '2512481234', 'observationId'))).toMatchObject({
         code: 'invalid_request',
         details: [{ path: 'observationId', message: "must not hold the patient's CPR number (it is stored in clear)" }],
       });
     }
     expect(checkPatientIdempotencyKey('bp:0102034321', '2512481234', 'observationId')).toBe('bp:0102034321');
+    // A date-stamped id of another day, and the patient's birth date without the serial, are ids like any other.
+    for (const key of ['2026-11-30-0001', '19481225-0001', 'obs-1948-12-25', 'obs-251248']) {
+      expect(checkPatientIdempotencyKey(key, '2512481234', 'observationId')).toBe(key);
+    }
+    // The key cannot tell the century: each year the six digits can stand for is looked for.
+    for (const key of ['18481225-1234', '20481225-1234', '25122048-1234']) {
+      expect(refusal(() => checkPatientIdempotencyKey(key, '2512481234', 'observationId'))).toMatchObject({ code: 'invalid_request' });
+    }
     expect(checkPatientIdempotencyKey('bp:251248-0000', '2512481234', 'observationId')).toBe('bp:251248-0000');
   });
 });

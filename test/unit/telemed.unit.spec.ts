@@ -450,7 +450,7 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       expect((await rejectionOf(telemed.correct(uniqueId, reading(PATIENT, 127, 70, '2024-03-09T08:00:00Z'), { correctionId: '2512481234' }))).code).toBe('invalid_observation');
       expect(JSON.stringify((await allEvents()).map((e) => [e.data, e.metadata]))).not.toContain('2512481234');
       // Nor one that holds the patient's own number in any spelling; another patient's digits are an id as any.
-      for (const observationId of ['251248-1234-a', 'p251248-1234', 'bp:2512481234', '251248.1234', 'x_251248_1234']) {
+      for (const observationId of ['251248-1234-a', 'p251248-1234', 'bp:2512481234', '251248.1234', 'x_251248_1234', 'bp:19481225-1234', 'obs-25-12-1948-1234']) {
         expect((await rejectionOf(telemed.record(reading(PATIENT, 126, 70, '2024-03-09T08:00:00Z'), { observationId }))).message).toMatch(/must not (hold the patient's CPR number|be a CPR number)/);
       }
       expect((await rejectionOf(telemed.correct(uniqueId, reading(PATIENT, 127, 70, '2024-03-09T08:00:00Z'), { correctionId: 'fix-2512481234' }))).code).toBe('invalid_observation');

@@ -40,13 +40,26 @@ export const checkIdempotencyKey = (value: unknown, path: string, code = 'invali
 };
 
 /**
+ * The patient's own number in each spelling of "What looks like a CPR number" (ddmmyy ssss, ddmmyyyy ssss,
+ * yyyymmdd ssss), as digits only. ddmmyyssss has no century: each a CPR number's year can have (1800-2099) is tried.
+ */
+const patientSpellings = (patientDigits: string): string[] => {
+  const [dd, mm, yy, serial] = [patientDigits.slice(0, 2), patientDigits.slice(2, 4), patientDigits.slice(4, 6), patientDigits.slice(6)];
+  const spellings = [patientDigits];
+  for (const century of ['18', '19', '20']) spellings.push(`${dd}${mm}${century}${yy}${serial}`, `${century}${yy}${mm}${dd}${serial}`);
+  return spellings;
+};
+
+/**
  * The key, checked, and not holding the patient's own CPR number in any spelling ("bp:2512481234",
- * "251248-1234-a"): a client that builds its ids from the patient's number would put it in clear. Only the
- * request's own patient is looked for, so a UUID is never refused by chance (ten given digits in a row: ~1e-11).
+ * "251248-1234-a", "19481225-1234", "obs-25-12-1948-1234"): a client that builds its ids from the patient's number
+ * would put it in clear. Only the request's own patient is looked for, so a UUID or a date-stamped id is never
+ * refused by chance (ten or twelve given digits in a row: ~1e-11).
  */
 export const checkPatientIdempotencyKey = (value: unknown, patientDigits: string, path: string, code = 'invalid_request'): string => {
   const key = checkIdempotencyKey(value, path, code);
-  if (key.replace(/[._:-]/g, '').includes(patientDigits)) {
+  const digits = key.replace(/[._:-]/g, '');
+  if (patientSpellings(patientDigits).some((spelling) => digits.includes(spelling))) {
     const message = "must not hold the patient's CPR number (it is stored in clear)";
     throw new ValidationError(code, `${path} is not a valid id: ${message}`, [{ path, message }]);
   }
