@@ -163,6 +163,23 @@ describe('Expert decider', () => {
     expect((e as ValidationError).details).toEqual([{ path: 'localExpertId', message: 'invalid' }]);
   });
 
+  it('refuses a new expert whose local id looks like a CPR number (it goes to every system and outlives erasure)', () => {
+    for (const localExpertId of ['251248-1234', 'dr-2512481234', '25.12.48-1234']) {
+      const e = spec.given([]).when({ ...register('m1'), localExpertId } as ExpertCommand).thenThrows(ValidationError, 'invalid_expert_id');
+      expect((e as ValidationError).details).toEqual([{ path: 'localExpertId', message: 'looks like a CPR number' }]);
+    }
+    // Digits that are no CPR number are an id like any other.
+    spec.given([]).when({ ...register('m1'), localExpertId: 'dr-0042' } as ExpertCommand).then([{ ...registered, data: { ...registered.data, expertId: 'chengdu:dr-0042', localExpertId: 'dr-0042' } }]);
+  });
+
+  it('an expert registered before that rule can still be changed and retired', () => {
+    const old = { ...base, localExpertId: '251248-1234' };
+    const oldIds = { expertId: 'chengdu:251248-1234', homeSystemId: 'chengdu', localExpertId: '251248-1234' };
+    const was: ExpertEvent = { type: 'ExpertRegistered', data: { ...oldIds, profile, registeredAt: now, messageId: 'm1' } };
+    spec.given([was]).when({ ...old, type: 'ChangeExpertProfile', profile: moved, messageId: 'm2' }).then([{ type: 'ExpertProfileChanged', data: { ...oldIds, profile: moved, changedAt: now, messageId: 'm2' } }]);
+    spec.given([was]).when({ ...old, type: 'RetireExpert', messageId: 'm3' }).then([{ type: 'ExpertRetired', data: { ...oldIds, retiredAt: now, messageId: 'm3' } }]);
+  });
+
   it('names the field of each text over its limit: name, title, city, hospital', () => {
     const over = normalizeExpertProfile.bind(null, {
       ...profile,

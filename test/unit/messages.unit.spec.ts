@@ -87,11 +87,17 @@ describe('message contract: uplink', () => {
       ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, specialties: ['cardiology', 'pt 25.12.48-1234'] } }, /^payload\.profile\.specialties\.1: /],
       ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, location: { ...location, hospital: 'ward 251248_1234' } } }, /^payload\.profile\.location\.hospital: /],
       ['system.join.requested', { expectedBatches: 0, expectedExperts: 0, name: 'clinic 251248-1234' }, /^payload\.name: /],
+      // A new expert's id: in clear in the directory, URLs, group-ids and its stream's name.
+      ['expert.registered', { localExpertId: '251248-1234', profile }, /^payload\.localExpertId: must not hold a CPR number/],
+      ['experts.batch', { batchIndex: 0, batchCount: 1, experts: [{ localExpertId: 'dr-2512481234', ...profile }] }, /^payload\.experts\.0\.localExpertId: /],
     ];
     for (const [type, payload, detail] of cases) {
       const failure = expectFailure(JSON.stringify(envelope(type, payload)), 'bad_schema', detail);
       expect(failure?.detail).not.toMatch(/2512|25\.12/);
     }
+    // An expert registered before that rule is still changed and retired by its id.
+    expect(parseUplink(JSON.stringify(envelope('expert.changed', { localExpertId: '251248-1234', profile })))).toMatchObject({ ok: true });
+    expect(parseUplink(JSON.stringify(envelope('expert.retired', { localExpertId: '251248-1234' })))).toMatchObject({ ok: true });
     // An expert's name with digits that are no CPR number is kept.
     expect(parseUplink(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, name: 'Dr. Hansen (ext. 4412)' } })))).toMatchObject({ ok: true });
   });

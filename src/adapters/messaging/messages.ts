@@ -73,6 +73,12 @@ export { MAX_MESSAGE_CHARS, type ParseFailure, type ParseResult } from './envelo
 const systemId = systemIdSchema;
 const expertId = expertIdSchema;
 const localExpertId = z.string().regex(LOCAL_EXPERT_ID_PATTERN, 'a local expert id: 1-64 characters of A-Z a-z 0-9 . _ -');
+/**
+ * A new expert's id: it goes into the directory in clear, to every system, into URLs and group-ids, and no erasure
+ * reaches it, so it must not hold a CPR number (a review registered chengdu:251248-1234). Only where an expert is
+ * registered: one registered before this rule can still be changed and retired.
+ */
+const newLocalExpertId = withoutCprNumber(localExpertId);
 const count = (max: number) => z.number().int().min(0).max(max);
 
 const profileShape = {
@@ -86,7 +92,7 @@ const profileShape = {
   availability: z.enum(['available', 'limited', 'unavailable'] as const satisfies readonly Availability[]),
 };
 export const ExpertProfileSchema = z.strictObject(profileShape);
-const UploadedExpertSchema = z.strictObject({ localExpertId, ...profileShape });
+const UploadedExpertSchema = z.strictObject({ localExpertId: newLocalExpertId, ...profileShape });
 const DirectoryExpertSchema = z.object({ expertId, homeSystemId: systemId, profile: ExpertProfileSchema, revision: z.number().int().min(1) });
 
 export const UPLINK_PAYLOAD_SCHEMAS = {
@@ -99,7 +105,7 @@ export const UPLINK_PAYLOAD_SCHEMAS = {
     })
     .refine((p) => p.batchIndex < p.batchCount, { message: 'batchIndex must be below batchCount', path: ['batchIndex'] })
     .refine((p) => new Set(p.experts.map((e) => e.localExpertId)).size === p.experts.length, { message: 'a localExpertId appears twice', path: ['experts'] }),
-  'expert.registered': z.strictObject({ localExpertId, homeSystemId: systemId.optional(), profile: ExpertProfileSchema }),
+  'expert.registered': z.strictObject({ localExpertId: newLocalExpertId, homeSystemId: systemId.optional(), profile: ExpertProfileSchema }),
   'expert.changed': z.strictObject({ localExpertId, homeSystemId: systemId.optional(), profile: ExpertProfileSchema }),
   'expert.retired': z.strictObject({ localExpertId, homeSystemId: systemId.optional() }),
 } as const;

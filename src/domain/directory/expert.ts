@@ -1,6 +1,7 @@
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
 import { SYSTEM_ID_PATTERN } from './connected-system';
+import { holdsCprNumber } from '../monitoring/cpr-like';
 
 /**
  * Expert: one medical expert of the regional directory, one stream per expert.
@@ -158,7 +159,13 @@ const decide = (command: ExpertCommand, state: ExpertState): readonly ExpertEven
   switch (command.type) {
     case 'RegisterExpert': {
       const profile = normalizeExpertProfile(command.profile);
-      if (state.status === 'None') return [{ type: 'ExpertRegistered', data: { ...ids, profile, registeredAt: command.now, messageId: command.messageId } }];
+      if (state.status === 'None') {
+        // The id goes to every system in clear and outlives any erasure (messages.ts refuses it at the edge too).
+        if (holdsCprNumber(command.localExpertId)) {
+          throw new ValidationError('invalid_expert_id', 'a local expert id must not look like a CPR number', [{ path: 'localExpertId', message: 'looks like a CPR number' }]);
+        }
+        return [{ type: 'ExpertRegistered', data: { ...ids, profile, registeredAt: command.now, messageId: command.messageId } }];
+      }
       if (state.status === 'Retired') throw new ConflictError('expert_retired', 'the expert was retired; a retired expert is not registered again');
       if (sameProfile(state.profile, profile)) return [];
       return [{ type: 'ExpertProfileChanged', data: { ...ids, profile, changedAt: command.now, messageId: command.messageId } }];
