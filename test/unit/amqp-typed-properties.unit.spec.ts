@@ -2,8 +2,9 @@
 // uint (qpid-jms getIntProperty("version") throws on it), and a dead letter or replayed copy changed the types the
 // sender chose.
 import { message as rheaMessage, types, type Message } from 'rhea';
-import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
-import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
+import type { OutgoingMessage } from '../../src/adapters/amqp/durable-sender';
+import { AmqpHubOutbox } from '../../src/adapters/messaging/amqp-hub-outbox';
+import { PlainHubCodec } from '../../src/adapters/messaging/hub-codec';
 import { deadLetterCopy, DLQ_ATTEMPTS } from '../../src/adapters/amqp/queue-consumer';
 import { receivedPropertyType, withAmqpInts } from '../../src/adapters/amqp/typed-properties';
 import { REPLAY_COUNT, replayCopy } from '../../src/adapters/messaging/dead-letters';
@@ -22,12 +23,15 @@ it('the hub sends its integers as AMQP int (long beyond 32 bits), not uint', () 
   expect(sent.application_properties).toEqual({ version: 1, big: 2 ** 40, negative: -3, ratio: 0.5, name: 'x' });
 });
 
-it('a downlink message\'s version is an int', () => {
-  const out = downlinkAmqpMessage({
+it('a downlink message\'s version is an int', async () => {
+  let out: OutgoingMessage | undefined;
+  const outbox = new AmqpHubOutbox({ send: async (_queue, message) => void (out = message) }, new PlainHubCodec());
+  await outbox.send('rts.downlink.beijing', {
     id: '6f1c2a7e-8b3d-4c5e-9f01-23456789abcd', type: 'system.joined', version: 1, systemId: 'beijing', correlationId: 'corr-1',
     time: '2024-05-01T12:00:00+08:00', payload: { systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu' },
-  } as DownlinkEnvelope);
-  const received = overTheWire({ body: out.body, application_properties: withAmqpInts(out.applicationProperties ?? {}) });
+  } as never);
+  // DurableSender puts every message's properties through withAmqpInts.
+  const received = overTheWire({ body: out!.body, application_properties: withAmqpInts(out!.applicationProperties ?? {}) });
   expect(receivedPropertyType(received, 'version')).toMatch(INT);
 });
 

@@ -12,7 +12,6 @@ import type { UplinkEnvelope } from '../../src/application/directory/directory-m
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { DLQ_ATTEMPTS, DLQ_AT, DLQ_REASON, DLQ_SOURCE_QUEUE, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
-import { downlinkAmqpMessage } from '../../src/adapters/messaging/amqp-downlink-outbox';
 import { DLQ_ID, HANDLER_TIMEOUT_MS, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys, uplinkTraceOf } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, contentIdOf, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
@@ -406,23 +405,6 @@ describe('dead letter tagging and replay copies', () => {
     expect(toDeadLetter({ body: 'g', message_id: 'has space' }).id).toMatch(/^c-/);
     expect(toDeadLetter({ body: 'g', message_id: 'm-1' }).id).toBe('m-1');
     expect(toDeadLetter({ body: 'g', message_id: 'm-1', application_properties: { rts_dlq_id: 'bad id' } }).id).toBe('m-1');
-  });
-});
-
-describe('downlinkAmqpMessage', () => {
-  it('carries the envelope fields as application-properties and the JSON as the body', () => {
-    const envelope = {
-      id: randomUUID(),
-      type: 'system.joined' as const,
-      version: 1 as const,
-      systemId: 'city-b',
-      correlationId: 'corr-9',
-      time: '2024-05-01T10:00:00Z',
-      payload: { systemId: 'city-c', name: 'C', area: 'Hubei' },
-    };
-    const m = downlinkAmqpMessage(envelope);
-    expect(JSON.parse(m.body)).toEqual(envelope);
-    expect(m.applicationProperties).toEqual({ messageId: envelope.id, type: 'system.joined', version: 1, systemId: 'city-b', correlationId: 'corr-9' });
   });
 });
 

@@ -92,3 +92,22 @@ it('puts the consultation id on a consultation message and in an info line; a di
   // The reason is free text from a clinician: never in a line.
   expect(JSON.stringify(lines)).not.toContain('Patient transferred');
 });
+
+// With message security off the body is the envelope's JSON, and the properties say so as they do with JOSE (a
+// review found contentType and codec missing); the envelope's fields travel as properties, version as an AMQP int.
+it('sends a plain message with the envelope as JSON and its fields, contentType and codec as properties', async () => {
+  const sent: { body: string; properties: Record<string, unknown> }[] = [];
+  const outbox = new AmqpHubOutbox({ send: async (_queue, message) => void sent.push({ body: String(message.body), properties: { ...message.applicationProperties } }) }, new PlainHubCodec());
+  const envelope = {
+    id: '9e8d7c6b-5a49-5382-9170-6f5e4d3c2b14',
+    type: 'system.joined',
+    version: 1,
+    systemId: 'city-b',
+    correlationId: 'corr-9',
+    time: '2024-05-01T10:00:00Z',
+    payload: { systemId: 'city-c', name: 'C', area: 'Hubei' },
+  };
+  await outbox.send('rts.downlink.city-b', envelope as never);
+  expect(JSON.parse(sent[0]!.body)).toEqual(envelope);
+  expect(sent[0]!.properties).toEqual({ messageId: envelope.id, type: 'system.joined', version: 1, systemId: 'city-b', correlationId: 'corr-9', contentType: 'application/json', codec: 'json' });
+});

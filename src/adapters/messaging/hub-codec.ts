@@ -78,7 +78,9 @@ export class PlainHubCodec implements HubMessageCodec {
   }
 
   async encodeDownlink(envelope: HubDownlinkEnvelope): Promise<{ body: string; applicationProperties: Record<string, string> }> {
-    return { body: serializeHubDownlink(envelope), applicationProperties: {} };
+    // As docs/messaging.md says every message carries, and as the SDK's JsonCodec sends: a receiver that picks its
+    // decoder by `codec` or `contentType` finds them with security off too.
+    return { body: serializeHubDownlink(envelope), applicationProperties: { contentType: 'application/json', codec: 'json' } };
   }
 }
 
