@@ -536,6 +536,20 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(response.json().detail).toContain('(16384 bytes)');
     });
 
+    it('an HL7 correction larger than the default body limit: taken up to the parser\'s 64 KiB, then 413 document_too_large, then body_too_large', async () => {
+      const current = (await get(`/patients/${PATIENT}/observations`)).json().observations[0].uniqueId as string;
+      const padded = (bytes: number) => hl7Of(PATIENT, 129, 71, measuredAt).replace('</ClinicalDocument>', `${' '.repeat(bytes)}</ClinicalDocument>`);
+      const xml = (payload: string) => call({ method: 'POST', url: `/documents/${current}/corrections`, payload, headers: { 'content-type': 'application/xml' } });
+      const tooLargeForTheParser = await xml(padded(70 * 1024));
+      expectProblem(tooLargeForTheParser, 413, 'document_too_large');
+      const tooLargeForTheRoute = await xml(padded(140 * 1024));
+      expectProblem(tooLargeForTheRoute, 413, 'body_too_large');
+      expect(tooLargeForTheRoute.json().detail).toContain('(131072 bytes)');
+      // 20 KiB, over the default 16 KiB: a document the library would take is taken over HTTP too.
+      const taken = await xml(padded(20 * 1024));
+      expect(taken.statusCode).toBe(201);
+    });
+
     it('an unsupported media type: 415 unsupported_media_type', async () => {
       const response = await call({ method: 'POST', url: '/observations', payload: `patientId=${PATIENT}`, headers: { 'content-type': 'text/plain' } });
       expectProblem(response, 415, 'unsupported_media_type');

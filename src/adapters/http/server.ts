@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../application/ports/clock';
 import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
-import { parseHl7Observation } from '../../domain/documents/hl7';
+import { MAX_HL7_BYTES, parseHl7Observation } from '../../domain/documents/hl7';
 import { parseCprBornBy } from '../../domain/monitoring/cpr';
 import { UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
@@ -21,6 +21,9 @@ import { isKeptRequestId } from '../../application/audit/request-id';
 import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, PatientParams, XML_TYPES, isXml, parseInput } from './schemas';
 import { registerWebRoutes } from './web-routes';
+
+/** A correction's body limit, at least: room for an HL7 document of MAX_HL7_BYTES and more (see the route). */
+export const CORRECTION_BODY_LIMIT_BYTES = 2 * MAX_HL7_BYTES;
 
 export type HttpDependencies = Readonly<{
   telemed: TeleMedService;
@@ -543,7 +546,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     return reply.send(content);
   });
 
-  app.post('/documents/:uniqueId/corrections', async (request, reply) => {
+  // An HL7 correction may be as large as the parser takes (MAX_HL7_BYTES), more than the default body limit: up to
+  // twice that reaches the parser, which names its own limit (413 document_too_large); larger is body_too_large.
+  app.post('/documents/:uniqueId/corrections', { bodyLimit: Math.max(app.initialConfig.bodyLimit ?? 0, CORRECTION_BODY_LIMIT_BYTES) }, async (request, reply) => {
     const { uniqueId } = parseInput(DocumentParams, request.params, 'path');
     // 404 for a document that does not exist before the body or query is looked at, as the access check answers
     // someone else's document: checked after, a bad body told a stranger which uniqueIds exist (400 or 422 for an
