@@ -232,6 +232,12 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expectProblem(await post(`/documents/${id}/corrections?correctionId=fix-q`, { systolic: 135, diastolic: 77, measuredAt: at }), 409, 'correction_id_reused');
       const again = await post(`/documents/${id}/corrections?correctionId=fix-q`, { systolic: 134, diastolic: 77, measuredAt: at });
       expect({ status: again.statusCode, uniqueId: again.json().uniqueId }).toEqual({ status: 200, uniqueId: first.json().uniqueId });
+      expect(again.json()).not.toHaveProperty('currentUniqueId');
+      // Its result corrected again: a repeat of the first correction names the document that holds the reading now.
+      const second = await post(`/documents/${first.json().uniqueId}/corrections`, { systolic: 136, diastolic: 77, measuredAt: at });
+      expect(second.statusCode).toBe(201);
+      const late = await post(`/documents/${id}/corrections?correctionId=fix-q`, { systolic: 134, diastolic: 77, measuredAt: at });
+      expect({ status: late.statusCode, body: late.json() }).toEqual({ status: 200, body: { uniqueId: first.json().uniqueId, replaces: id, document: `/documents/${first.json().uniqueId}`, currentUniqueId: second.json().uniqueId } });
       const twice = expectProblem(await post(`/documents/${id}/corrections?correctionId=fix-a`, { correctionId: 'fix-b', systolic: 134, diastolic: 77, measuredAt: at }), 400, 'invalid_request');
       expect(twice.errors).toEqual([{ path: 'query.correctionId', message: 'differs from body.correctionId' }]);
       const unknown = expectProblem(await post(`/documents/${id}/corrections?foo=bar`, { systolic: 134, diastolic: 77, measuredAt: at }), 400, 'invalid_request');

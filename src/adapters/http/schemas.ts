@@ -96,7 +96,15 @@ export const ObservationsResponse = z.object({
   count: z.number().int(),
   observations: z.array(ObservationView),
 });
-export const CorrectionResponse = z.object({ uniqueId: z.string(), replaces: z.string(), document: z.string() });
+export const CorrectionResponse = z.object({
+  uniqueId: z.string(),
+  replaces: z.string(),
+  document: z.string(),
+  currentUniqueId: z
+    .string()
+    .optional()
+    .describe('Only on a repeat (200) of a correction whose document was corrected again since: the uniqueId of the document that holds the reading now; uniqueId is the replaced one'),
+});
 
 /** The XML media types this API parses (as text). A JSON body may be a string too ("x"): the type decides, not the body. */
 export const XML_TYPES: ReadonlySet<string> = new Set(['application/xml', 'text/xml']);

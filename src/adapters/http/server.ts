@@ -574,7 +574,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       result = await deps.telemed.correct(uniqueId, corrected, { correctionId: body.correctionId ?? query.correctionId, correlationId: request.id });
     }
     const document = `/documents/${result.uniqueId}`;
-    return reply.code(result.created ? 201 : 200).header('location', document).send({ uniqueId: result.uniqueId, replaces: uniqueId, document });
+    // A repeat of a correction whose document was corrected again since: named as a repeated upload names it.
+    const current = result.created ? null : await currentOf(result.uniqueId);
+    return reply
+      .code(result.created ? 201 : 200)
+      .header('location', document)
+      .send({ uniqueId: result.uniqueId, replaces: uniqueId, document, ...(current ? { currentUniqueId: current } : {}) });
   });
 
   const close = async (graceMs: number): Promise<void> => {
