@@ -218,6 +218,8 @@ describe('POST /patients/export on the embedded store', () => {
     for (const [method, token] of [['DELETE', operator], ['DELETE', null], ['PUT', operator], ['PATCH', null]] as const) {
       const answer = await call(method, '/patients/export?unknown=erase', token);
       expect({ method, status: answer.status, allow: answer.headers.get('allow'), code: answer.body.code }).toEqual({ method, status: 405, allow: 'POST', code: 'method_not_allowed' });
+      // Nor does it carry the deprecated erasure's Deprecation and Link: that route did not answer.
+      expect({ method, deprecation: answer.headers.get('deprecation'), link: answer.headers.get('link') }).toEqual({ method, deprecation: null, link: null });
     }
     // Spelt with percent-escapes of plain letters, it is the same path (RFC 3986 6.2.2.2), not a patient "export".
     for (const path of ['/patients/%65xport', '/patients/%65%78%70ort', '/%70atients/export']) {

@@ -44,7 +44,8 @@ export const installDeprecationHeaders = (app: FastifyInstance): void => {
     const route = request.routeOptions?.url;
     if (route === undefined) return;
     const deprecation = DEPRECATED_ROUTES[`${request.method === 'HEAD' ? 'GET' : request.method} ${route}`];
-    if (!deprecation) return;
+    // A 405 from the route's pattern is another resource's answer (DELETE /patients/export), not the deprecated one's.
+    if (!deprecation || reply.statusCode === 405) return;
     reply.header('deprecation', deprecationHeader(deprecation)).header('link', deprecationLink(deprecation));
   });
 };
