@@ -113,6 +113,7 @@ it('a request that is not HTTP gets a problem+json, and no log line holds the ra
 });
 
 it('a request whose body trickles in gets a problem+json 408 once the request timeout has passed, and its connection is closed', async () => {
+  const before = logLines.length;
   const started = Date.now();
   const socket = connect(port, '127.0.0.1');
   let got = '';
@@ -128,6 +129,12 @@ it('a request whose body trickles in gets a problem+json 408 once the request ti
   expect(answer(got)).toMatchObject({ status: 408, contentType: 'application/problem+json; charset=utf-8', requestId: expect.stringMatching(/^[0-9a-f-]{36}$/), body: { code: 'request_timeout', type: '/problems/request_timeout', status: 408 } });
   expect(elapsed).toBeGreaterThanOrEqual(3_500);
   expect(elapsed).toBeLessThan(15_000); // not the 300 s of Node, nor never
+  // Logged as what the client was answered (it was logged as a 400 of a client that closed the connection).
+  const deadline = Date.now() + 5_000;
+  while (!logLines.slice(before).join('').includes('request timeout: the body did not arrive within') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const lines = logLines.slice(before).join('');
+  expect(lines).toMatch(/"problem":"request_timeout","status":408[^\n]*request timeout: the body did not arrive within/);
+  expect(lines).not.toContain('request aborted');
 });
 
 it('a body the client abandons (a reset, or the 408 above) is no storage failure: an info line, never the store\'s error', async () => {

@@ -124,6 +124,8 @@ const endWithProblem = (socket: Duplex, status: number, detail: string, requestI
 export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let inFlight = 0;
   const requestTimeoutMs = deps.requestTimeoutMs ?? 30_000;
+  /** Requests whose body the body timer answered 408 (below): their connection's end is no client leaving. */
+  const bodyTimedOut = new WeakSet<IncomingMessage>();
   let closing = false;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -242,6 +244,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
           if (typeof socket?.destroy === 'function') request.raw.socket.destroy(); // not for fastify's inject, which has no socket
           return;
         }
+        bodyTimedOut.add(request.raw);
         deps.logger.debug({ status: 408, route: redactUrl(request) }, 'request timeout: the body did not arrive in time');
         endWithProblem(request.raw.socket, 408, `the request's body did not arrive within ${Math.round(requestTimeoutMs / 1000)} s`, request.id);
       }, requestTimeoutMs);
@@ -340,7 +343,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // The client went away while its body was on its way (a reset, or the body timer's 408): the body stream fails
     // with ECONNRESET, which is no storage failure (it read as one, and hid a real one in the throttled log line).
     if (!request.raw.complete && ((error as { code?: unknown }).code === 'ECONNRESET' || (error as Error)?.message === 'aborted')) {
-      request.log.info({ problem: 'invalid_request', status: 400 }, 'request aborted: the client closed the connection before its body arrived');
+      // The body timer's 408 ends the connection too: logged as what the client was answered, not as its leaving.
+      if (bodyTimedOut.has(request.raw)) request.log.info({ problem: 'request_timeout', status: 408 }, `request timeout: the body did not arrive within ${Math.round(requestTimeoutMs / 1000)} s`);
+      else request.log.info({ problem: 'invalid_request', status: 400 }, 'request aborted: the client closed the connection before its body arrived');
       return sendProblem(reply.header('connection', 'close'), problem('invalid_request', 'the request body did not arrive whole: the connection was closed'));
     }
     const p = toProblem(error, problemInstance(request.url), request.routeOptions?.bodyLimit);
