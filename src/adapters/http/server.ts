@@ -203,13 +203,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
       // RFC 9112 3.2: an HTTP/1.1 request without Host is refused (Node's check, turned off above for its bare 400).
-      reply.header('connection', 'close');
+      // Before the hook that names every answer: named here (README: every answer carries X-Request-Id).
+      reply.header('connection', 'close').header('x-request-id', request.id);
       sendProblem(reply, problem('invalid_request', 'an HTTP/1.1 request must carry a Host header'));
       return;
     }
     // RFC 9112 3.2: more than one Host is refused too (Node keeps the first, and the dev login's loopback check read it).
     if (request.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length > 1) {
-      reply.header('connection', 'close');
+      reply.header('connection', 'close').header('x-request-id', request.id);
       sendProblem(reply, problem('invalid_request', 'a request must carry one Host header, not several'));
       return;
     }
