@@ -320,6 +320,13 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(response.body).not.toContain(PATIENT);
     });
 
+    it('valid JSON with a "__proto__" key: 400 malformed_json that says which key, not that it is no JSON', async () => {
+      const payload = `{"patientId": "${PATIENT}", "systolic": 126, "diastolic": 70, "__proto__": {"x": 1}}`;
+      const body = expectProblem(await call({ method: 'POST', url: '/observations', payload, headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+      expect(body.detail).toContain('__proto__');
+      expect(body.detail).not.toContain('could not be parsed');
+    });
+
     it('an empty JSON body: 400 malformed_json', async () => {
       expectProblem(await call({ method: 'POST', url: '/observations', payload: '', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
     });
