@@ -64,10 +64,6 @@ export const toProblem = (error: unknown, instance: string, bodyLimitBytes?: num
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return problem('invalid_request', 'the content length does not match the body', { instance });
   }
-  // Valid JSON with a key the parser refuses (secure-json-parse): said so, not "could not be parsed".
-  if (e?.statusCode === 400 && e.message === 'Object contains forbidden prototype property') {
-    return problem('malformed_json', 'the request body holds a key named "__proto__" (or "constructor" with "prototype"), which the hub does not accept', { instance });
-  }
   // The JSON parser's own SyntaxError message quotes the input, which may hold personal data: never pass it on.
   if (e?.statusCode === 400 && (e instanceof SyntaxError || /prototype|JSON/i.test(e.message ?? ''))) {
     return problem('malformed_json', 'the request body could not be parsed as JSON', { instance });

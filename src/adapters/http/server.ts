@@ -311,6 +311,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
   };
   const parseJson = app.getDefaultJsonParser('error', 'error');
+  const isJson = (text: string): boolean => {
+    try {
+      JSON.parse(text);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     let text: string;
@@ -320,7 +328,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       return done(error as Error, undefined);
     }
     parseJson(request, text, (error, value) => {
-      if (error) return done(error, undefined);
+      if (error) {
+        // Valid JSON that the parser refuses for a "__proto__" (or constructor.prototype) key: it answered "could
+        // not be parsed as JSON", which a caller with valid JSON cannot act on. Said so (parsed again only here).
+        if ((error as { code?: string }).code === 'FST_ERR_CTP_INVALID_JSON_BODY' && isJson(text)) {
+          return done(new ValidationError('malformed_json', 'the request body holds a key named "__proto__" (or "constructor" with "prototype"), which the hub does not accept'), undefined);
+        }
+        return done(error, undefined);
+      }
       // "\ud800" is valid JSON and no character: stored, it became U+FFFD wherever the text was next encoded.
       const illFormed = mayHoldIllFormedText(text) ? illFormedTextPath(value) : null;
       if (illFormed !== null) {
