@@ -173,12 +173,26 @@ describe('run upload', () => {
     expect(h.code).toBe(EXIT.serverError);
     expect(h.err).toContain('the hub failed: Internal error (HTTP 500, internal_error)');
     expect(h.err).toContain('request id req-42');
+    // It may be stored all the same (a proxy's 504, a commit that went through): the id to send it again with.
+    expect(h.err).toContain('may be stored all the same');
+    expect(h.err).toContain('Run the same command again with --id rts-test-id');
+  });
+
+  it('a proxy\'s 502 page on an upload: exit 5 and the id to send it again with; a 429 says it was not taken', async () => {
+    const h = await harness(upload, [new Response('<html>Bad Gateway</html>', { status: 502 })]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('--id rts-test-id');
+    const busy = await harness(upload, [json(429, { type: '/problems/rate_limited', title: 'Too many requests', status: 429, code: 'rate_limited' }), json(429, { type: '/problems/rate_limited', title: 'Too many requests', status: 429, code: 'rate_limited' }), json(429, { type: '/problems/rate_limited', title: 'Too many requests', status: 429, code: 'rate_limited' })]);
+    expect(busy.code).toBe(EXIT.serverError);
+    expect(busy.err).toContain('did not take the request');
+    expect(busy.err).not.toContain('may be stored');
   });
 
   it('exits 5 when a 2xx answer is not the API', async () => {
     const h = await harness(upload, [new Response('hello', { status: 200 })]);
     expect(h.code).toBe(EXIT.serverError);
     expect(h.err).toContain('not what the hub API sends');
+    expect(h.err).toContain('--id rts-test-id');
   });
 
   it('exits 5, not "Already stored at Invalid DateTime", for an answer of the right shape with a time that is none', async () => {

@@ -27,7 +27,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   3  the hub refused the input (4xx); its problem and field errors are shown
   4  cannot reach the hub (not running, wrong URL, timeout), after one retry
   5  the hub failed (5xx), stayed too busy (429, after waiting twice) or did
-     not answer as its API does: send it again later
+     not answer as its API does: send it again later (an upload with the
+     --id it prints: it may be stored)
   6  backup/restore: a file missing, damaged or not writable (nothing is left
      half-written)
   1  unexpected error inside rts itself`;

@@ -77,6 +77,10 @@ export const outputColumns = (width: number | undefined, env: RunDependencies['e
 
 const localTime = (iso: string, zone: string): string => DateTime.fromISO(iso, { setZone: true }).setZone(zone).toFormat('yyyy-LL-dd HH:mm:ss ZZ');
 
+/** A server error's lines: what failed, and the request id for the hub's log when the answer named one. */
+const hubFailedLine = (e: HubFailedError): string =>
+  `rts: the hub failed: ${e.problem ? describeProblem(e.problem) : `HTTP ${e.status}`}\n${e.requestId ? `  request id ${e.requestId} (for the hub's log)\n` : ''}`;
+
 /** How to send a reading again that may be stored already, so that it is stored once: with its observation id. */
 const resendHint = (observationId: string, given: boolean): string =>
   given
@@ -99,6 +103,13 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
       ...(cmd.measuredAt !== undefined ? { measuredAt: cmd.measuredAt } : {}),
     });
   } catch (e) {
+    // A server error, or an answer that is not the hub's (a proxy's 502 or 504, the hub's 503 after a commit that
+    // may have gone through): the reading may be stored all the same. Said with its id, as for a lost answer, so a
+    // re-run does not store it twice. Not for a 429 (refused before anything) nor a redirect (no hub answered).
+    if (e instanceof HubFailedError && e.status !== 429 && !(e.status >= 300 && e.status < 400)) {
+      deps.stderr.write(`${hubFailedLine(e)}  The reading may be stored all the same.\n${resend}`);
+      return EXIT.serverError;
+    }
     if (!(e instanceof HubUnreachableError && e.maybeDelivered)) throw e;
     // Sent, and no answer came: the hub may have stored it. A re-run with a new id would store it a second
     // time, so the id goes to the user (an id, not patient data; the hub takes the same id and values once).
@@ -366,8 +377,7 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
       return EXIT.serverError;
     }
     if (e instanceof HubFailedError) {
-      const what = e.problem ? describeProblem(e.problem) : `HTTP ${e.status}`;
-      deps.stderr.write(`rts: the hub failed: ${what}\n${e.requestId ? `  request id ${e.requestId} (for the hub's log)\n` : ''}`);
+      deps.stderr.write(hubFailedLine(e));
       return EXIT.serverError;
     }
     deps.stderr.write(`rts: unexpected error: ${(e as Error)?.name ?? 'Error'}${deps.env.RTS_DEBUG ? `\n${(e as Error)?.stack ?? String(e)}` : ''}\n`);
