@@ -269,7 +269,14 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   // (`replaces`, `summary`) is refused, as is free text with a CPR number in it (library-options.ts).
   return {
     telemed: Object.freeze({
-      processAndStore: life.wrap((teleObs: TeleObservation) => telemed.processAndStore(teleObs)),
+      processAndStore: life.wrap((teleObs: TeleObservation, ...more: unknown[]) => {
+        // The seed's one-argument call: options given to it were dropped without a word (an observationId too, so a
+        // repeat stored the reading twice). Refused, with where they go.
+        if (more.some((m) => m !== undefined)) {
+          throw new ValidationError('invalid_request', 'processAndStore takes the observation only: for an observationId or other options use record(observation, options)', [{ path: 'options', message: 'not taken here: use record' }]);
+        }
+        return telemed.processAndStore(teleObs);
+      }),
       getObservationsFor: life.wrap((patientId: Cpr, interval: TimeInterval) => telemed.getObservationsFor(patientId, interval)),
       record: life.wrap((observation: TeleObservation, options?: RecordOptions) => telemed.record(observation, checkedOptions(RECORD_OPTIONS, options, 'options'))),
       correct: life.wrap((uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions) =>

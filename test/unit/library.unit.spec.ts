@@ -126,6 +126,34 @@ describe('the options the library records are checked as over HTTP', () => {
   });
 });
 
+describe('an observation with fields it does not have (a review copied the HTTP body into processAndStore)', () => {
+  const body = { patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: now.minus({ minutes: 3 }).toISO() };
+
+  it('refuses observationId in the observation, saying where it goes, and stores nothing', async () => {
+    for (const call of [() => rts.telemed.processAndStore({ ...body, observationId: 'abc' } as never), () => rts.telemed.record({ ...body, observationId: 'abc' } as never)]) {
+      await expect(call()).rejects.toMatchObject({ kind: 'validation', code: 'invalid_observation', details: [{ path: 'observationId', message: expect.stringContaining('record(observation, { observationId })') }] });
+    }
+    expect(() => createTeleObservation({ ...body, observationId: 'abc' } as never, now)).toThrow(/observationId is no field of the observation/);
+    await expect(rts.telemed.getObservationsFor(PATIENT, lastDays(1, now))).rejects.toMatchObject({ code: 'unknown_patient' });
+  });
+
+  it('refuses any other unknown field, naming it only when it reads as a name', async () => {
+    await expect(rts.telemed.processAndStore({ ...body, note: 'after a walk' } as never)).rejects.toMatchObject({ code: 'invalid_observation', details: [{ path: 'note' }] });
+    const odd = await rts.telemed.processAndStore({ ...body, '251248-1234': 1 } as never).catch((e: unknown) => e);
+    expect(odd).toMatchObject({ code: 'invalid_observation', details: [{ path: 'observation' }] });
+    expect(JSON.stringify(odd)).not.toContain('251248-1234"');
+  });
+
+  it('refuses options given to processAndStore, which takes the observation only; record takes them', async () => {
+    await expect((rts.telemed.processAndStore as (o: unknown, options: unknown) => Promise<string>)(reading(126, 3), { observationId: 'x2' })).rejects.toMatchObject({ code: 'invalid_request', message: expect.stringContaining('use record(observation, options)') });
+    const first = await rts.telemed.record(reading(126, 3), { observationId: 'x2' });
+    const again = await rts.telemed.record(reading(126, 3), { observationId: 'x2' });
+    expect(again.uniqueId).toBe(first.uniqueId);
+    // The seed's one-argument call still works.
+    expect(await rts.telemed.processAndStore(reading(127, 4))).toMatch(/^2\.25\./);
+  });
+});
+
 describe("a reading's measuredAt through the library: HTTP's rule, not luxon's (an embedder's exploratory test)", () => {
   // Texts luxon reads and HTTP refuses: stored through the library, they moved a reading by days (+9999: four days
   // earlier; 24:00: the next day). HTTP answers the first five 400 invalid_request (the form), the +24:00 one 422

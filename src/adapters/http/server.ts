@@ -487,7 +487,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
     const body = parseInput(ObservationBody, request.body, 'body');
     const now = deps.clock.now();
-    const observation = createTeleObservation({ ...body, measuredAt: body.measuredAt ?? now }, now);
+    const observation = createTeleObservation({ patientId: body.patientId, systolic: body.systolic, diastolic: body.diastolic, measuredAt: body.measuredAt ?? now }, now);
     const result = await deps.telemed.record(observation, { observationId: body.observationId, correlationId: request.id, measuredAtDefaulted: body.measuredAt === undefined });
     const document = `/documents/${result.uniqueId}`;
     // A repeat of a reading corrected since: the answer names the document that holds it now (it answered the replaced

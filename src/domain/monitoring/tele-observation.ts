@@ -41,6 +41,24 @@ export type TeleObservationInput = {
 
 type Issue = { path: string; message: string };
 
+const FIELDS: ReadonlySet<string> = new Set(['patientId', 'systolic', 'diastolic', 'measuredAt']);
+
+/**
+ * Fields an observation does not have, refused as HTTP refuses them: a library caller who copied the HTTP body got
+ * its `observationId` dropped without a word, and a repeat stored the reading twice. A key is named only when it
+ * looks like a field name (it is the caller's text).
+ */
+const unknownFieldIssues = (input: object): Issue[] =>
+  Object.keys(input)
+    .filter((key) => !FIELDS.has(key))
+    .map((key) =>
+      key === 'observationId'
+        ? { path: key, message: 'is no field of the observation: give it as an option, record(observation, { observationId })' }
+        : /^[A-Za-z_$][A-Za-z0-9_$]{0,40}$/.test(key)
+          ? { path: key, message: 'is no field of the observation (patientId, systolic, diastolic, measuredAt)' }
+          : { path: 'observation', message: 'has a field that is none of patientId, systolic, diastolic, measuredAt' },
+    );
+
 const quantity = (raw: unknown, path: 'systolic' | 'diastolic', issues: Issue[]): Quantity | null => {
   const value = typeof raw === 'object' && raw !== null && 'value' in raw ? (raw as { value: unknown }).value : raw;
   const unit = typeof raw === 'object' && raw !== null && 'unit' in raw ? (raw as { unit: unknown }).unit : MMHG;
@@ -87,7 +105,7 @@ const instant = (raw: unknown, issues: Issue[]): number | null => {
  * stored (builds before the check accepted such times, and a projection must not stop on them).
  */
 export const createTeleObservation = (input: TeleObservationInput, now: DateTime, { notBeforeBirth = true }: { notBeforeBirth?: boolean } = {}): TeleObservation => {
-  const issues: Issue[] = [];
+  const issues: Issue[] = unknownFieldIssues(input);
   let patientId: Cpr | null = null;
   try {
     patientId = parseCpr(input.patientId);
@@ -136,8 +154,7 @@ export const ensureTeleObservation = (value: unknown, now: () => DateTime): Tele
   // `now` only when needed: a luxon DateTime per upload was a measurable part of the upload path.
   if (typeof value === 'object' && value !== null && VALIDATED.has(value)) return value as TeleObservation;
   if (typeof value !== 'object' || value === null) throw new ValidationError('invalid_observation', 'the observation must be an object { patientId, systolic, diastolic, measuredAt }');
-  const o = value as Record<string, unknown>;
-  return createTeleObservation({ patientId: o['patientId'], systolic: o['systolic'], diastolic: o['diastolic'], measuredAt: o['measuredAt'] }, now());
+  return createTeleObservation(value as TeleObservationInput, now());
 };
 
 /** ISO-8601 UTC at whole seconds: 2017-05-10T14:50:14Z (XDS creationTime is a DTM of seconds; the fraction is dropped). */
