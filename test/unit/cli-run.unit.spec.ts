@@ -280,11 +280,14 @@ describe('run review', () => {
     const h = await harness(['review', '--patient', CPR, '--from', '2026-05-01T00:00:00+02:00'], [json(200, list)]);
     expect(h.code).toBe(EXIT.ok);
     expectSearch(h, 0, '2026-05-01T00:00:00+02:00', '2026-05-10T12:10:00Z');
-    // Up to 10 minutes more than 366 days back starts 366 days back, as --days 366 does; further back is the hub's to refuse.
+    // Up to 10 minutes more than 366 days back starts 366 days back, as --days 366 does; further back is a usage
+    // error naming --from (the hub refused it naming body.to, which the user never gave), and nothing is sent.
     const year = await harness(['review', '--patient', CPR, '--from', '2025-05-09T12:05:00Z'], [json(200, list)]);
     expectSearch(year, 0, '2025-05-09T12:10:00Z', '2026-05-10T12:10:00Z');
+    const edge = await harness(['review', '--patient', CPR, '--from', '2025-05-09T12:00:00Z'], [json(200, list)]);
+    expectSearch(edge, 0, '2025-05-09T12:10:00Z', '2026-05-10T12:10:00Z');
     const older = await harness(['review', '--patient', CPR, '--from', '2025-05-09T11:59:00Z'], [json(200, list)]);
-    expectSearch(older, 0, '2025-05-09T11:59:00Z', '2026-05-10T12:10:00Z');
+    expect({ code: older.code, calls: older.calls.length, err: older.err }).toEqual({ code: EXIT.usage, calls: 0, err: 'rts: --from lies more than 366 days back: give --to as well (at most 366 days after --from), or a later --from\n' });
     // A --from past that end goes alone: the hub's refusal then names --from, not a --to the user never gave.
     const future = await harness(['review', '--patient', CPR, '--from', '2026-05-10T12:10:00Z'], [json(200, list)]);
     expect(future.bodies[0]).toEqual({ patientId: CPR, from: '2026-05-10T12:10:00Z' });

@@ -127,6 +127,9 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
   return EXIT.ok;
 };
 
+/** A --from alone so far back that the interval up to now is wider than the hub takes (a usage error, exit 2). */
+class FromTooEarly extends Error {}
+
 /** How far this machine's clock may be off the hub's before `rts review --days` counts by the hub's. */
 const CLOCK_SKEW_TOLERANCE_MS = 60_000;
 
@@ -158,16 +161,19 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
     const start = DateTime.fromISO(from, { setZone: true });
     if (Math.floor(start.toSeconds()) >= end.toSeconds()) return { from };
     const earliest = end.minus({ days: MAX_DAYS });
-    const moved = start < earliest && start >= earliest.minus({ minutes: 10 });
+    // Further back the interval would be wider than the hub takes: refused here, naming the flag given (the hub
+    // named body.to, a field the user never gave).
+    if (start < earliest.minus({ minutes: 10 })) throw new FromTooEarly();
+    const moved = start < earliest;
     return { from: moved ? earliest.toISO({ suppressMilliseconds: true })! : from, to: end.toISO({ suppressMilliseconds: true })! };
   };
   const given = cmd.range;
   const onlyFrom = given.kind === 'between' && given.to === undefined ? given.from : undefined;
   // The intervals that end by the clock (--days, --from alone), asked again by the hub's when ours is off.
   const byClock = given.kind === 'days' ? (now: Date) => daysEndingAt(now, given.days) : onlyFrom !== undefined ? (now: Date) => fromEndingAt(now, onlyFrom) : null;
-  const range = byClock?.(localNow) ?? (given.kind === 'between' ? { ...(given.from !== undefined ? { from: given.from } : {}), ...(given.to !== undefined ? { to: given.to } : {}) } : {});
   let list: ObservationList;
   try {
+    const range = byClock?.(localNow) ?? (given.kind === 'between' ? { ...(given.from !== undefined ? { from: given.from } : {}), ...(given.to !== undefined ? { to: given.to } : {}) } : {});
     const sent = performance.now();
     let answer = await client.observations(cmd.patientId, range);
     // The Date header is the hub's clock during the request, to the second: only what lies beyond a minute is skew.
@@ -180,6 +186,10 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
     }
     list = answer;
   } catch (e) {
+    if (e instanceof FromTooEarly) {
+      deps.stderr.write(`rts: --from lies more than ${MAX_DAYS} days back: give --to as well (at most ${MAX_DAYS} days after --from), or a later --from\n`);
+      return EXIT.usage;
+    }
     // A patient with no reading uploaded yet is known to the hub by nothing: no readings, as the web page says.
     if (!(e instanceof HubRefusedError && e.problem.code === 'unknown_patient')) throw e;
     deps.stdout.write('No readings have been uploaded for this patient yet.\n');
