@@ -150,13 +150,19 @@ describe('run upload', () => {
     expect(days.err).toContain('  - --days: lies in the future');
   });
 
-  it('exits 3 on a 4xx that is not a problem document', async () => {
-    const h = await harness(upload, [new Response('<html>nope</html>', { status: 403 })]);
-    expect(h.code).toBe(EXIT.refused);
-    expect(h.err).toContain('HTTP 403');
-    // Said once, and with what to check: the URL may not be a hub at all.
-    expect(h.err.match(/HTTP 403/g)).toHaveLength(1);
-    expect(h.err).toContain('a TeleMed hub?');
+  it('exits 4, "is the URL right?", on a 4xx that is not a problem document: not the hub refusing the input (3)', async () => {
+    for (const status of [403, 405, 401]) {
+      const h = await harness(upload, [new Response('<html>nope</html>', { status })]);
+      expect({ status, code: h.code }).toEqual({ status, code: EXIT.unreachable });
+      // Said once, and with what to check: the URL may not be a hub at all.
+      expect(h.err.match(new RegExp(`HTTP ${status}`, 'g'))).toHaveLength(1);
+      expect(h.err).toContain('is the URL right?');
+      expect(h.err).not.toContain('refused');
+    }
+    // A 5xx that is no problem document says what may have answered (python's http.server answers POST with 501).
+    const h = await harness(upload, [new Response('<html>Unsupported method</html>', { status: 501 })]);
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('not an answer of the hub API (a proxy in front of the hub, or no hub at');
   });
 
   it('exits 4, "is the URL right?", on a 404 for the route itself (a wrong path in --url, or not a hub), not 3', async () => {

@@ -302,10 +302,17 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
       if (res.status === 404 && (problem === null || problem.code === 'not_found' || problem.code === undefined)) {
         throw new HubUnreachableError(baseUrl, `no hub API at this address (HTTP 404): is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
       }
-      throw new HubRefusedError(problem ?? { status: res.status, title: `the answer is not a problem document of the hub API (is ${baseUrl} a TeleMed hub?)` });
+      // Any other 4xx without one is not the hub refusing the input (exit 3 says sending it again will not help): the
+      // request reached something else (a web server, a proxy's login), as a 404 that is not the hub's does.
+      if (problem === null) {
+        throw new HubUnreachableError(baseUrl, `the server answered HTTP ${res.status}, not as the hub API does: is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
+      }
+      throw new HubRefusedError(problem);
     }
     if (res.status >= 300 || res.status < 200) {
-      throw new HubFailedError(res.status, await problemOf(res), res.headers.get('x-request-id'));
+      // The hub answers its own failures with problem+json too: without one, say what may have answered instead.
+      const problem = await problemOf(res);
+      throw new HubFailedError(res.status, problem ?? { status: res.status, title: `not an answer of the hub API (a proxy in front of the hub, or no hub at ${baseUrl})` }, res.headers.get('x-request-id'));
     }
     const parsed = schema.safeParse(await readJson(res));
     if (!parsed.success) {
