@@ -318,7 +318,8 @@ const patientAfterFlags = (flag: string | undefined, env: Readonly<Record<string
 
 const pressureOf = (value: string | undefined, flag: string): number => {
   const raw = required(value, flag);
-  if (!PRESSURE.test(raw)) fail(`${flag} must be a number of mmHg, e.g. 126`);
+  if (/^\d+,\d+$/.test(raw)) fail(`${flag} takes a decimal point, not a comma: e.g. 126.5`);
+  if (!PRESSURE.test(raw)) fail(`${flag} must be a number of mmHg with at most two decimals, e.g. 126 or 126.5`);
   return Number(raw);
 };
 
