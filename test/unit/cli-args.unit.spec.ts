@@ -85,6 +85,7 @@ describe('rts command line: upload', () => {
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-05-10T08:15:00'], /--at must be an ISO-8601/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--id', 'has space'], /--id must be 1-64 characters/],
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--colour'], /unknown option --colour/],
+    [['--Patient', CPR, '--systolic', '126', '--diastolic', '70'], /unknown option --Patient \(did you mean --patient\?\)/],
     [['--patient'], /option --patient needs a value/],
     // Checked here, not by the hub (exit 2, nothing sent): a day that does not exist, 24:00, an id that is a CPR number.
     [['--patient', CPR, '--systolic', '126', '--diastolic', '70', '--at', '2026-02-30T23:30:00+01:00'], /--at must be an ISO-8601/],

@@ -246,7 +246,9 @@ export const parseFlagsAndArguments = <O extends NonNullable<ParseArgsConfig['op
     parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true, tokens: true });
   } catch (e) {
     const code = (e as { code?: string }).code;
-    const name = /'(?:-[A-Za-z], )?(--?[a-z][a-z-]*)/.exec((e as Error).message)?.[1];
+    // Letters and dashes only (a typed value, a CPR number, is never repeated); capitals too: --Patient was
+    // answered a bare "unknown option".
+    const name = /'(?:-[A-Za-z], )?(--?[A-Za-z][A-Za-z-]*)(?=['\s])/.exec((e as Error).message)?.[1];
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       const near = name?.startsWith('--') ? nearName(name.slice(2), Object.keys(options)) : undefined;
       fail(name && name.length <= 20 ? `unknown option ${name}${near === undefined ? '' : ` (did you mean --${near}?)`}` : 'unknown option');
