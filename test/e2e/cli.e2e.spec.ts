@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { freePort, startHub, tempDataDir, type HubProcess } from '../support/hub-process';
@@ -265,5 +265,19 @@ describe('rts against the running hub', () => {
     expect(help.stdout).toContain('Exit codes:');
     const version = await rts(['--version']);
     expect(version).toMatchObject({ code: 0, stdout: 'rts 0.1.0\n' });
+  });
+
+  it('says so when it cannot write its output (stdout on a full device), not a silent exit 1', async () => {
+    const full = await new Promise<CliResult>((done) => {
+      const out = openSync('/dev/full', 'w');
+      const child = spawn(process.execPath, [CLI, '--help'], { stdio: ['ignore', out, 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      child.on('close', (code) => {
+        closeSync(out);
+        done({ code: code ?? -1, stdout: '', stderr });
+      });
+    });
+    expect(full).toEqual({ code: 1, stdout: '', stderr: 'rts: cannot write the output (ENOSPC)\n' });
   });
 });

@@ -14,7 +14,11 @@ let resendHint = '';
 const main = async (): Promise<void> => {
   // `rts review ... | head` closes the pipe early; that is not an error worth a stack trace.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    process.exit(e.code === 'EPIPE' ? (process.exitCode ?? EXIT.ok) : EXIT.internal);
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+    // A full disk or a broken device (`> /dev/full`): said, not a silent exit 1. An upload's result is on stdout, so
+    // how to send it again goes with it.
+    process.stderr.write(`rts: cannot write the output (${e.code ?? 'error'})\n${resendHint}`);
+    process.exit(EXIT.internal);
   });
   // exitCode rather than exit(): stdout to a pipe is written asynchronously and must drain first.
   const argv = process.argv.slice(2);
