@@ -267,6 +267,26 @@ describe('rts against the running hub', () => {
     expect(version).toMatchObject({ code: 0, stdout: 'rts 0.1.0\n' });
   });
 
+  it('Ctrl-C while an upload waits for its answer: exit 130, saying it may be stored and how to send it again', async () => {
+    const silent = createServer(() => undefined); // takes the connection, never answers
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const interrupted = await new Promise<CliResult>((done) => {
+        const child = spawn(process.execPath, [CLI, 'upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70', '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr!.on('data', (d) => (stderr += d));
+        setTimeout(() => child.kill('SIGINT'), 1_500);
+        child.on('close', (code) => done({ code: code ?? -1, stdout: '', stderr }));
+      });
+      expect(interrupted.code).toBe(130);
+      expect(interrupted.stderr).toContain('interrupted while waiting for the hub\'s answer: the reading may be stored');
+      expect(interrupted.stderr).toMatch(/Run the same command again with --id rts-[0-9a-f-]{36}/);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('says so when it cannot write its output (stdout on a full device), not a silent exit 1', async () => {
     const full = await new Promise<CliResult>((done) => {
       const out = openSync('/dev/full', 'w');

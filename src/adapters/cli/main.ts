@@ -41,6 +41,12 @@ if (require.main === module) {
     process.stderr.write(`rts: the connection to the hub ended without an answer (the hub, or something in front of it, closed it)\n${resendHint}`);
     process.exitCode = EXIT.unreachable;
   });
+  // Ctrl-C while an upload waits for its answer: it may be stored, so how to send it again is said (it was lost with
+  // a silent exit 130). Otherwise the default: 128 + SIGINT.
+  process.once('SIGINT', () => {
+    if (!settled && resendHint) process.stderr.write(`\nrts: interrupted while waiting for the hub's answer: the reading may be stored.\n${resendHint}`);
+    process.exit(130);
+  });
   main().finally(() => (settled = true)).catch(() => {
     process.stderr.write('rts: unexpected error\n');
     process.exitCode = EXIT.internal;
