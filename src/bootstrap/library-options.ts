@@ -83,7 +83,9 @@ const LOGGER = z.custom<unknown>(
   'must be a pino logger (child, trace, debug, info, warn, error, fatal)',
 );
 /** openTeleMed's options: one of the two forms, nothing else (an unknown key, or both forms at once, was ignored). */
-const IN_MEMORY_OPTIONS = z.strictObject({ inMemory: z.literal(true), pseudonymSecret: z.instanceof(Buffer, { message: 'must be a Buffer' }).optional(), logger: LOGGER.optional() });
+// The secret's length checked here, by the option's name: as RTS_PSEUDONYM_SECRET's it was refused by the variable's.
+const PSEUDONYM_SECRET = z.instanceof(Buffer, { message: 'must be a Buffer' }).refine((b) => b.length >= 16, 'must be at least 16 bytes (32 hex digits)');
+const IN_MEMORY_OPTIONS = z.strictObject({ inMemory: z.literal(true), pseudonymSecret: PSEUDONYM_SECRET.optional(), logger: LOGGER.optional() });
 const DATA_DIR_OPTIONS = z.strictObject({
   dataDir: z.string(),
   // RTS_* names, as the server reads them from its environment; a lower-case or other name was silently ignored.
@@ -96,6 +98,10 @@ const DATA_DIR_OPTIONS = z.strictObject({
 export const openOptionProblems = (given: unknown): string[] => {
   if (typeof given !== 'object' || given === null) return ['options: an object, { dataDir } or { inMemory: true }'];
   const inMemory = (given as { inMemory?: unknown }).inMemory === true;
+  // Not a boolean ('true' from an environment variable): said as that, not as "dataDir: must be a string" and
+  // "expected false", which the other form's schema answered.
+  const flag = (given as { inMemory?: unknown }).inMemory;
+  if (flag !== undefined && typeof flag !== 'boolean') return ['inMemory: must be true (everything in memory) or left out with a dataDir; a boolean, not a string'];
   if (inMemory && 'dataDir' in given) return ['options: { inMemory: true } keeps everything in memory; it takes no dataDir (give one or the other)'];
   const result = (inMemory ? IN_MEMORY_OPTIONS : DATA_DIR_OPTIONS).safeParse(given);
   if (result.success) return [];

@@ -323,6 +323,9 @@ describe("the library's arguments are checked as over HTTP (an embedder's explor
       [{ dataDir: './nowhere', settings: { rts_event_store: 'postgres' } }, /rts_event_store is not a setting/],
       [{ inMemory: true, pseudonymSecret: 12345 }, /pseudonymSecret: must be a Buffer/],
       [{ inMemory: true, logger: console }, /logger: must be a pino logger/],
+      // Named by the option, not by the variable it becomes (RTS_PSEUDONYM_SECRET).
+      [{ inMemory: true, pseudonymSecret: Buffer.alloc(4) }, /^invalid configuration:\n  pseudonymSecret: must be at least 16 bytes/],
+      [{ inMemory: 'true' }, /^invalid configuration:\n  inMemory: must be true .* a boolean, not a string$/],
     ];
     for (const [options, problem] of refused) {
       await expect(openTeleMed(options as never)).rejects.toMatchObject({ name: 'ConfigError', code: 'invalid_configuration', message: expect.stringMatching(problem) });

@@ -69,6 +69,9 @@ describe('TimeInterval: half-open [from, to) at whole seconds', () => {
       expect(() => checkedInterval(interval)).toThrow(expect.objectContaining({ code: 'invalid_interval' }));
     }
     expect(() => checkedInterval({ from: to, to: from })).toThrow(expect.objectContaining({ code: 'invalid_interval' }));
+    // ISO texts are refused as what they are not (DateTimes), not as "must be valid ISO-8601", which they are.
+    expect(() => checkedInterval({ from: '2024-03-04T00:00:00Z', to: '2024-03-11T00:00:00Z' })).toThrow(/must be luxon DateTimes \(DateTime\.fromISO/);
+    expect(() => checkedInterval({ from: at('2024-02-30T00:00:00Z'), to })).toThrow(/an invalid luxon DateTime was given/);
   });
 
   it('rejects an invalid bound', () => {

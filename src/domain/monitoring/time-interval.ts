@@ -16,8 +16,12 @@ export const MAX_INTERVAL_DAYS = 366;
  * of a query, when getObservationsFor checked every interval it was given).
  */
 const checkBounds = (from: unknown, to: unknown): void => {
-  if (!DateTime.isDateTime(from) || !DateTime.isDateTime(to) || !from.isValid || !to.isValid) {
-    throw new ValidationError('invalid_interval', 'interval bounds must be valid ISO-8601 date-times with an offset');
+  if (!DateTime.isDateTime(from) || !DateTime.isDateTime(to)) {
+    // Said as it is: an embedder who passed ISO texts was told they "must be valid ISO-8601 date-times", which they were.
+    throw new ValidationError('invalid_interval', 'interval bounds must be luxon DateTimes (DateTime.fromISO(text) for an ISO-8601 text)');
+  }
+  if (!from.isValid || !to.isValid) {
+    throw new ValidationError('invalid_interval', 'interval bounds must be valid date-times (an invalid luxon DateTime was given)');
   }
   const f = Math.floor(from.toMillis() / 1000);
   const t = Math.floor(to.toMillis() / 1000);
