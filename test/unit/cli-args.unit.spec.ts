@@ -1,3 +1,5 @@
+import { DLQ_HELP } from '../../src/adapters/cli/dlq';
+import { ERASURES_HELP } from '../../src/adapters/cli/erasures';
 import { DEFAULT_URL, EXPORT_HELP, MAIN_HELP, REVIEW_HELP, UPLOAD_HELP, parseCommandLine, type Command } from '../../src/adapters/cli/args';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
 import { run } from '../../src/adapters/cli/run';
@@ -240,7 +242,7 @@ describe('rts command line: commands, help and version', () => {
   });
 
   it('fits every help text in 80 columns', () => {
-    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP, EXPORT_HELP]) for (const line of help.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+    for (const help of [MAIN_HELP, UPLOAD_HELP, REVIEW_HELP, EXPORT_HELP, DLQ_HELP, ERASURES_HELP]) for (const line of help.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
   });
 
   it('refuses a missing or unknown command', () => {

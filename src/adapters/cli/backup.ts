@@ -1,7 +1,7 @@
 import { BackupError, backupDataDir, restoreDataDir, type BackupManifest } from '../backup/data-dir-backup';
 import { DATA_FILES } from '../system/data-dir';
 import { UsageError, fail, parseFlags } from './args';
-import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
+import { BACKUP_EXIT_CODES_HELP, EXIT, type ExitCode } from './exit-codes';
 import type { Output } from './run';
 
 /**
@@ -34,7 +34,7 @@ only) and run 'rts erasures apply --from SOURCE', SOURCE being a record of the
 later erasures (the old data directory, a newer backup, a saved GET /erasures,
 or the hub's log): see 'rts erasures --help'.
 
-${EXIT_CODES_HELP}
+${BACKUP_EXIT_CODES_HELP}
 `;
 
 export type BackupDependencies = Readonly<{

@@ -18,18 +18,23 @@ export const DLQ_HELP = `Usage:
   rts dlq discard ID --reason TEXT [--url URL]
 
   list     the dead-lettered messages (browsed, not consumed), oldest first
-  show     one, by its dead letter id, envelope id, message id or content id: reason, source queue,
-           attempts, body, and the replays recorded for it
-  replay   send it back to the queue it came from (recorded in the hub's event store under the token's
-           subject; --by, default $USER, is kept as a note beside it; neither it nor --reason may hold a
-           CPR number)
-  discard  remove it from the dead letter queue for good, after review (garbage, a duplicate, a message with
-           personal data that must not be kept); by its envelope id, every copy of the message. Recorded in the
-           hub's event store (never the body) under the token's subject, with --reason (required, no CPR
-           number), and in the audit trail. Not sent twice: after a lost answer, look with show first
+  show     one, by its dead letter id, envelope id, message id or content
+           id: reason, source queue, attempts, body, and the replays
+           recorded for it
+  replay   send it back to the queue it came from (recorded in the hub's
+           event store under the token's subject; --by, default $USER, is
+           kept as a note beside it; neither it nor --reason may hold a CPR
+           number)
+  discard  remove it from the dead letter queue for good, after review
+           (garbage, a duplicate, a message with personal data that must not
+           be kept); by its envelope id, every copy of the message. Recorded
+           in the hub's event store (never the body) under the token's
+           subject, with --reason (required, no CPR number), and in the audit
+           trail. Not sent twice: after a lost answer, look with show first
 
-The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080. The commands need an operator's token
-in $RTS_TOKEN (mint one with: node dist/bootstrap/token.js --role operator); without one, a local hub's
+The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080. The
+commands need an operator's token in $RTS_TOKEN (mint one with:
+node dist/bootstrap/token.js --role operator); without one, a local hub's
 development login is used.
 
 ${EXIT_CODES_HELP}

@@ -20,8 +20,8 @@ export const ERASURES_HELP = `Usage:
   rts erasures apply --from SOURCE [--url URL]
 
   list    print the erasures SOURCE records, one JSON line each:
-          {"event":"PatientErased","patientKey":"p…","erasedAt":"…"}
-          {"event":"ConsultationContentErased","consultationId":"…","erasedAt":"…"}
+    {"event":"PatientErased","patientKey":"p…","erasedAt":"…"}
+    {"event":"ConsultationContentErased","consultationId":"…","erasedAt":"…"}
           (a consultation's content erased by id; those erased with their
           patient are not listed: the patient's erasure repeats them)
   apply   erase each of them at the hub: a patient by pseudonymous key (PUT

@@ -33,3 +33,11 @@ export const EXIT_CODES_HELP = `Exit codes:
   6  backup/restore: a file missing, damaged or not writable (nothing is left
      half-written)
   1  unexpected error inside rts itself`;
+
+
+/** backup and restore talk to no hub: only the codes they return (the full list named 3-5, which they never do). */
+export const BACKUP_EXIT_CODES_HELP = `Exit codes:
+  0  ok
+  2  usage error: bad or missing flags
+  6  a file missing, damaged or not writable (nothing is left half-written)
+  1  unexpected error inside rts itself`;
