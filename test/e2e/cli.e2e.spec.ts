@@ -268,7 +268,11 @@ describe('rts against the running hub', () => {
   });
 
   it('Ctrl-C while an upload waits for its answer: exit 130, saying it may be stored and how to send it again', async () => {
-    const silent = createServer(() => undefined); // takes the connection, never answers
+    // Takes the connection, never answers; the request's first bytes say the upload is waiting (a fixed delay sent
+    // the signal before a loaded machine had started the program, whose default action then ended it).
+    let requested: () => void = () => undefined;
+    const waiting = new Promise<void>((r) => (requested = r));
+    const silent = createServer((socket) => socket.once('data', () => requested()));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
     try {
@@ -276,7 +280,7 @@ describe('rts against the running hub', () => {
         const child = spawn(process.execPath, [CLI, 'upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70', '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
         let stderr = '';
         child.stderr!.on('data', (d) => (stderr += d));
-        setTimeout(() => child.kill('SIGINT'), 1_500);
+        void waiting.then(() => child.kill('SIGINT'));
         child.on('close', (code) => done({ code: code ?? -1, stdout: '', stderr }));
       });
       expect(interrupted.code).toBe(130);
