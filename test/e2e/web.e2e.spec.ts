@@ -707,6 +707,10 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
       if (viaLink) await page.evaluate((t) => (location.hash = `#token=${t}`), token);
       await enterCpr(page, cpr);
       expect((await rows(page)).map((r) => r.slice(1))).toEqual([['129', '83']]);
+      // "as of" is the hub's now, as the period's start is (it was the browser's: two hours before the reading listed).
+      const asOf = /\(as of (\d\d:\d\d)\)/.exec((await page.textContent('#period')) ?? '')?.[1];
+      const hubClock = await page.evaluate(() => [0, 60_000, -60_000].map((d) => new Intl.DateTimeFormat(document.documentElement.lang === 'en' ? 'en-GB' : document.documentElement.lang, { hour: '2-digit', minute: '2-digit' }).format(new Date(Date.now() + 2 * 3_600_000 + d))));
+      expect(hubClock).toContain(asOf);
       expectClean(w);
       await w.context.close();
     }
@@ -738,6 +742,9 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     const tips = await page.$$eval('#chart circle.pt.sys title', (ts) => ts.map((t) => t.textContent ?? ''));
     expect(new Set(tips).size).toBe(2);
     expect((await markers(page)).desc).toMatch(/Latest 132 over 80 on .*GMT\+1/);
+    // Two calendar days of 49 hours are labelled by hour, as any two days (they got one day label).
+    const labels = await page.$$eval('#chart svg g text[text-anchor="middle"]:not(.nodata)', (ts) => ts.map((t) => t.textContent ?? ''));
+    expect(labels.filter((l) => /\d\d:\d\d/.test(l)).length).toBeGreaterThanOrEqual(2);
     expectClean(w);
     await w.context.close();
   });

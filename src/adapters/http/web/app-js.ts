@@ -415,7 +415,7 @@ export const APP_JS = String.raw`'use strict';
   function showPeriod(p) {
     var n = state.data.length;
     // "now" is when the readings were fetched (asked again when the tab is shown after a minute or more).
-    $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now (as of ' + fmtHour.format(new Date(state.loadedAt || Date.now())) + ')' : fmtTime.format(lastOf(p))));
+    $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now (as of ' + fmtHour.format(new Date((state.loadedAt || Date.now()) + skew)) + ')' : fmtTime.format(lastOf(p))));
   }
   function render() {
     var p = state.shown || period();
@@ -472,7 +472,8 @@ export const APP_JS = String.raw`'use strict';
     g.appendChild(el('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: H - m.b }));
     // Ticks every few days; for a period of up to 2 days, every few hours (a day's date at midnight).
     var fits = Math.max(2, Math.floor((W - m.l - m.r) / 64)), ticks = [], t;
-    if (x1 - x0 <= 2 * DAY) {
+    // Two calendar days may hold 49 hours (the autumn clock change): still by hour.
+    if (x1 - x0 <= 2 * DAY + 3600000) {
       var hs = [1, 2, 3, 4, 6, 12, 24].filter(function (h) { return (x1 - x0) / 3600000 / h <= fits; })[0] || 24;
       t = new Date(x0); t.setMinutes(60, 0, 0);
       for (; t.getTime() < x1; t = new Date(t.getTime() + 3600000)) if (t.getHours() % hs === 0) ticks.push([t, t.getHours() ? fmtHour : fmtDay]);
