@@ -26,7 +26,7 @@ type El = {
 declare const document: {
   dispatchEvent(event: Event): boolean;
   activeElement: El | null;
-  documentElement: { scrollWidth: number };
+  documentElement: { scrollWidth: number; lang: string };
   getElementById(id: string): El | null;
   querySelector(selector: string): El | null;
   querySelectorAll(selector: string): Iterable<El> & ArrayLike<El>;

@@ -79,7 +79,7 @@ const hl7Of = (patientId: string, systolic: number, diastolic: number, measuredA
 
 /** A problem+json answer with its stable type and code. */
 const expectProblem = (response: LightMyRequestResponse, status: number, code: string) => {
-  expect({ status: response.statusCode, contentType: response.headers['content-type'] }).toEqual({ status, contentType: expect.stringMatching(/^application\/problem\+json/) });
+  expect({ status: response.statusCode, contentType: response.headers['content-type'], nosniff: response.headers['x-content-type-options'] }).toEqual({ status, contentType: expect.stringMatching(/^application\/problem\+json/), nosniff: 'nosniff' });
   const body = response.json();
   expect(body).toMatchObject({ type: `/problems/${code}`, code, status, title: expect.any(String), detail: expect.any(String) });
   return body as { detail: string; errors?: { path: string; message: string }[]; instance?: string };
@@ -121,6 +121,8 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       const body = response.json();
       expect(body).toEqual({ uniqueId: expect.stringMatching(/^2\.25\.\d+$/), observationId: 'meter-1:0001', measuredAt, document: `/documents/${body.uniqueId}` });
       expect(response.headers['location']).toBe(`/documents/${body.uniqueId}`);
+      // Read as JSON only, never sniffed into a page (as the web page's own assets).
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
       uniqueId = body.uniqueId;
     });
 

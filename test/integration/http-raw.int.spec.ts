@@ -93,7 +93,9 @@ it('a request that is not HTTP gets a problem+json, and no log line holds the ra
   // One type, one status: invalid_request is 400 in the problem list, so headers over the limit have a type of their own.
   const codes: Record<number, string> = { 400: 'invalid_request', 431: 'request_header_too_large' };
   for (const [request, status] of cases) {
-    const got = answer(await raw(request));
+    const rawAnswer = await raw(request);
+    expect(rawAnswer.toLowerCase()).toContain('x-content-type-options: nosniff');
+    const got = answer(rawAnswer);
     expect({ status: got.status, contentType: got.contentType, requestId: got.requestId, code: got.body?.['code'], type: got.body?.['type'], bodyStatus: got.body?.['status'] }).toEqual({
       status,
       contentType: 'application/problem+json; charset=utf-8',
@@ -188,6 +190,7 @@ it('a malformed percent-escape in the path gets a problem+json 400 that does not
   expect(got).not.toContain('FST_ERR');
   expect(got.toLowerCase()).toContain('x-request-id:');
   expect(got.toLowerCase()).toContain('cache-control: no-store');
+  expect(got.toLowerCase()).toContain('x-content-type-options: nosniff');
 });
 
 it('a body labelled with another charset than UTF-8 gets 415, not a parse of its bytes as UTF-8', async () => {
@@ -215,6 +218,7 @@ it("HTTP/1.1 without Host and an Expect other than 100-continue get problem+json
   const expectation = await raw('POST /observations HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nX-Request-Id: trace-417\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
   expect(answer(expectation)).toEqual({ status: 417, contentType: 'application/problem+json; charset=utf-8', requestId: 'trace-417', body: expect.objectContaining({ code: 'expectation_failed', type: '/problems/expectation_failed', status: 417 }) });
   expect(expectation.toLowerCase()).toContain('connection: close');
+  expect(expectation.toLowerCase()).toContain('x-content-type-options: nosniff');
   // 100-continue is met as before.
   const body = JSON.stringify({ patientId: CPR, systolic: 126, diastolic: 70 });
   const continued = await raw(`POST /observations HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);

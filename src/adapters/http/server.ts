@@ -117,7 +117,7 @@ const endWithProblem = (socket: Duplex, status: number, detail: string, requestI
   const code = codeOfClientStatus(status);
   const body = JSON.stringify(problem(code, detail, { status: PROBLEM_TYPES[code][0] }));
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
   );
 };
 
@@ -153,7 +153,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       const code = (error as { code?: string }).code;
       request.log.info({ problem: 'invalid_request', fastifyCode: code }, 'request refused');
       const body = problem('invalid_request', code === 'FST_ERR_BAD_URL' ? "the URL's path holds a malformed percent-escape" : 'the request could not be processed as sent');
-      return (reply as unknown as FastifyReply).code(400).header('x-request-id', request.id).header('cache-control', 'no-store').header('content-type', 'application/problem+json; charset=utf-8').send(body);
+      return (reply as unknown as FastifyReply).code(400).header('x-request-id', request.id).header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('content-type', 'application/problem+json; charset=utf-8').send(body);
     },
     // A request that is not HTTP (a bad header, Content-Length with Transfer-Encoding, headers over the limit).
     // fastify's own handler logs the error with `rawPacket`, the whole raw request (bearer tokens, CPR numbers in
@@ -175,7 +175,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   // An Expect other than 100-continue: Node answered a bare 417 when no one listens for it.
   app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     const body = JSON.stringify(problem('expectation_failed', 'the only expectation the hub meets is Expect: 100-continue; send the request without this Expect header'));
-    response.writeHead(417, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestIdFrom(request.headers['x-request-id']), 'cache-control': 'no-store', connection: 'close' });
+    response.writeHead(417, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestIdFrom(request.headers['x-request-id']), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', connection: 'close' });
     response.end(body);
   });
 
@@ -275,6 +275,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // Answers hold patient data (readings, documents with the CPR number, tokens): no browser or proxy keeps
     // them, unless a route said otherwise (the page's assets, the JWKS).
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    // Every answer is what its Content-Type says: no browser reads a JSON answer or an HL7 document as a page (the
+    // page's own assets had it; the API's answers did not).
+    reply.header('x-content-type-options', 'nosniff');
   });
   installDeprecationHeaders(app);
   // A full disk fails every write alike: one line per 10 s (with the count of those not logged), not one per request,
