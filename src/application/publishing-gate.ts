@@ -53,7 +53,7 @@ export class PublishingGate {
       },
       lost: (reason) => {
         this.show(false);
-        log?.warn({ lease: 'downlink', reason }, 'downlink publishing stopped: this hub process lost the publishing lease (its database session ended); another process takes over, or this one again once it can');
+        log?.warn({ lease: 'downlink', reason }, 'downlink publishing stopped: this hub process lost the publishing lease (its database session ended, or it had no broker connection: see reason); another process takes over, or this one again once it can');
         this.chain = this.chain.then(() => this.stopAll()).catch(() => undefined);
       },
       standby: () => log?.info({ lease: 'downlink' }, 'downlink publishing: another hub process on this store publishes; this one stands by and takes over when that one stops'),

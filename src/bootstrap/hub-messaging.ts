@@ -4,6 +4,7 @@ import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
 import type { IdGenerator } from '../application/ports/id-generator';
 import { SoleProcessLease, type PublishingLease } from '../application/ports/publishing-lease';
+import { BrokerGatedLease } from '../application/broker-gated-lease';
 import { PublishingGate } from '../application/publishing-gate';
 import { AmqpConnection, AmqpLoginRefusedError } from '../adapters/amqp/connection';
 import { DurableSender } from '../adapters/amqp/durable-sender';
@@ -267,8 +268,16 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   // the publishing lease (one process at a time on a shared store).
   const publishingGauge = deps.metrics?.gauge('rts_downlink_publishing', 'Whether this hub process publishes the downlink now (1) or another process on the store does (0)');
   publishingGauge?.set({}, 0);
+  // A lease other processes compete for (PostgreSQL's) goes only to a process with a broker connection: one cut off
+  // from every broker held it and stalled the downlink of the whole deployment (broker-gated-lease.ts).
+  const innerLease = deps.publishingLease ?? new SoleProcessLease();
+  const lease = innerLease instanceof SoleProcessLease ? innerLease : new BrokerGatedLease(innerLease, { connected: () => connection.isConnected(), logger: log });
+  if (lease instanceof BrokerGatedLease) {
+    connection.on('connected', () => lease.brokerChanged());
+    connection.on('disconnected', () => lease.brokerChanged());
+  }
   const gate = new PublishingGate({
-    lease: deps.publishingLease ?? new SoleProcessLease(),
+    lease,
     publishers: [publisher, ...(consultationPublisher ? [consultationPublisher] : []), releaser, lag],
     logger: log,
     onChange: (on) => {
