@@ -332,7 +332,8 @@ const errorCode = (error: unknown): string => {
 /**
  * Opening the store failed: a database that cannot be reached now (TransientStartError) or whose host name does
  * not resolve (a ConfigError), named as RTS_POSTGRES_URL with its host and port, never the user or the password.
- * Null for anything else (a refused login, a certificate: their own messages say more).
+ * A database that does not exist or a refused login is a ConfigError too (exit 78). Null for anything else (a
+ * certificate: its own message says more).
  */
 export const storeStartProblem = (error: unknown, config: Config): Error | null => {
   if (config.RTS_POSTGRES_URL === undefined) return null;
@@ -343,6 +344,13 @@ export const storeStartProblem = (error: unknown, config: Config): Error | null 
   if ((code === 'ENOTFOUND' || code === 'EAI_AGAIN') && typeof hostname === 'string' && address.startsWith(`${hostname}:`)) {
     if (code === 'ENOTFOUND') return new ConfigError([`RTS_POSTGRES_URL: the database host (${address}) has no address in DNS (ENOTFOUND)`]);
     return new TransientStartError(`RTS_POSTGRES_URL: the database host (${address}) cannot be resolved now (EAI_AGAIN, a temporary DNS failure); the hub can start once it resolves`, { cause: error });
+  }
+  // The database said no for good: a configuration to fix (78), not a start to repeat. With exit 1 a service
+  // manager (Restart=on-failure, RestartPreventExitStatus=78) restarted the hub for ever (a review found it). The
+  // server's own message names the user: only the code is passed on.
+  if (code === '3D000') return new ConfigError([`RTS_POSTGRES_URL: the database named at ${address} does not exist (3D000): create it, or name one that does`]);
+  if (code === '28P01' || code === '28000') {
+    return new ConfigError([`RTS_POSTGRES_URL: the database at ${address} refused the login (${code}): check the user and password, and pg_hba.conf`]);
   }
   if (isPgUnavailable(cause)) {
     // A reason: the code (ECONNREFUSED, 57P03), or 'timed out' for one that accepted the connection and did not
