@@ -38,6 +38,8 @@
 #   RTS_BROKER_STATISTICS  on|off [on]: the statistics plugin, which answers the hub's reading of the dead letter
 #                          queue's depth (rts_dead_letters); off renders a broker without it (README "The depth of
 #                          the dead letter queue")
+#   RTS_BROKER_NON_SASL    on|off [on]: connections without a SASL layer are taken; off requires one (ANONYMOUS
+#                          will do without RTS_BROKER_USERS_FILE), as ActiveMQ's default and a production broker
 #
 # The generated config deliberately has: a single AMQP transport connector bound to 127.0.0.1, no OpenWire,
 # no discoveryUri, no network connectors, no multicast of any kind; no web console (jetty.xml not imported);
@@ -86,6 +88,9 @@ render() {
       <sslContext keyStore=\"file:$(xml_escape "$(cd "$(dirname "$RTS_BROKER_TLS_KEYSTORE")" && pwd)/$(basename "$RTS_BROKER_TLS_KEYSTORE")")\" keyStorePassword=\"$(xml_escape "$RTS_BROKER_TLS_KEYSTORE_PASSWORD")\" keyStoreType=\"PKCS12\"$trust/>
     </sslContext>"
   fi
+  # RTS_BROKER_NON_SASL=off: a SASL layer required without accounts (ANONYMOUS), as ActiveMQ's own default and the
+  # production activemq.xml of scripts/cluster/README.md have it.
+  [[ "${RTS_BROKER_NON_SASL:-on}" == off ]] && nonsasl=false
   if [[ -n "${RTS_BROKER_USERS_FILE:-}" ]]; then
     nonsasl=false
     security="$(access_map "$RTS_BROKER_USERS_FILE")"

@@ -99,7 +99,7 @@ export interface RtsClientOptions {
    * 'failover:(amqp://a:5673,amqp://b:5673)'. A user:password in the URL means SASL PLAIN.
    */
   url?: string | readonly string[];
-  /** Default: none (no SASL layer), unless the URL carries credentials. */
+  /** Default: SASL ANONYMOUS (as the hub logs in), unless the URL carries credentials; `{ mechanism: 'none' }` for no SASL layer. */
   sasl?: AmqpSasl;
   /**
    * For amqps:// brokers: `ca` (PEM) when the broker's certificate is not signed by a CA the system trusts; `cert`
@@ -350,7 +350,10 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     const onlyDiscovery = options.discovery !== undefined && options.url === undefined && !options.endpoints?.length;
     const { endpoints, sasl } = onlyDiscovery ? { endpoints: [] as AmqpEndpoint[], sasl: undefined } : resolveEndpoints(options);
     // The warm-up probes of discovered brokers log in as the client does (a broker with accounts refuses SASL 'none').
-    const login = options.sasl ?? sasl;
+    // Without credentials, SASL ANONYMOUS as the hub logs in: ActiveMQ's default AMQP connector refuses a connection
+    // with no SASL layer at all, and the SDK answered 'it requires a login' to a broker that needs none (a review found
+    // it with the production activemq.xml of scripts/cluster/README.md).
+    const login = options.sasl ?? sasl ?? { mechanism: 'anonymous' as const };
     const discovery =
       options.discovery === undefined
         ? undefined

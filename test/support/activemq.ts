@@ -44,6 +44,8 @@ export interface StartBrokerOptions {
   tls?: Readonly<{ keystore: string; password: string; caPem: string; truststore?: Readonly<{ file: string; password: string; probe: ClientCertificate }> }>;
   /** false: a broker without the statistics plugin (broker.sh RTS_BROKER_STATISTICS=off), as an operator's may be. */
   statistics?: boolean;
+  /** false: a SASL layer is required even without accounts (broker.sh RTS_BROKER_NON_SASL=off), as in production. */
+  nonSasl?: boolean;
   /** broker.sh RTS_BROKER_STORE_LIMIT and RTS_BROKER_JOURNAL_FILE_LENGTH: a small store, to fill (e.g. '8 mb', '1mb'). */
   storeLimit?: string;
   journalFileLength?: string;
@@ -181,6 +183,7 @@ async function launch(o: StartBrokerOptions & { home: string; givenHome: string 
       RTS_BROKER_NAME: o.brokerName ?? 'rts-test',
       ...(o.users ? { RTS_BROKER_USERS_FILE: usersFile } : {}),
       RTS_BROKER_STATISTICS: o.statistics === false ? 'off' : 'on',
+      RTS_BROKER_NON_SASL: o.nonSasl === false ? 'off' : 'on',
       ...(o.storeLimit ? { RTS_BROKER_STORE_LIMIT: o.storeLimit } : {}),
       ...(o.journalFileLength ? { RTS_BROKER_JOURNAL_FILE_LENGTH: o.journalFileLength } : {}),
       ...(o.tls ? { RTS_BROKER_TLS_KEYSTORE: o.tls.keystore, RTS_BROKER_TLS_KEYSTORE_PASSWORD: o.tls.password } : {}),
@@ -255,7 +258,7 @@ async function launch(o: StartBrokerOptions & { home: string; givenHome: string 
     // the deadline; a refusal (connection_error) or a broker that exited is not.
     for (;;) {
       try {
-        await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0], tlsProbe);
+        await amqpHandshake(host, o.port, Math.max(1000, deadline - Date.now()), o.users?.[0], tlsProbe, o.nonSasl === false);
         break;
       } catch (error) {
         if (hasExited || Date.now() > deadline || !String((error as Error).message).startsWith('AMQP handshake disconnected')) throw error;
@@ -269,11 +272,12 @@ async function launch(o: StartBrokerOptions & { home: string; givenHome: string 
   return broker;
 }
 
-/** Opens and closes one AMQP connection (no SASL, or as `user`), proving the broker serves AMQP, not just a socket. */
-function amqpHandshake(host: string, port: number, timeoutMs: number, user?: BrokerUser, tlsOptions?: { ca: string; cert?: string; key?: string }): Promise<void> {
+/** Opens and closes one AMQP connection (no SASL, ANONYMOUS, or as `user`), proving the broker serves AMQP, not just a socket. */
+function amqpHandshake(host: string, port: number, timeoutMs: number, user?: BrokerUser, tlsOptions?: { ca: string; cert?: string; key?: string }, anonymous = false): Promise<void> {
   return new Promise((resolveOpen, reject) => {
     const container = create_container({ id: `rts-test-probe-${process.pid}` });
-    const login = user ? { username: user.name, password: user.password } : {};
+    // rhea's ANONYMOUS: a user name without a password (for a broker that requires a SASL layer without accounts).
+    const login = user ? { username: user.name, password: user.password } : anonymous ? { username: 'anonymous' } : {};
     // rhea sets SNI to the host unless told otherwise, and SNI takes a name, not an address (Node warns, DEP0123).
     const tls = tlsOptions ? { transport: 'tls' as const, ...tlsOptions, ...(isIP(host) === 0 ? {} : { servername: '' }) } : {};
     const connection = container.connect({ host, port, reconnect: false, idle_time_out: 0, ...login, ...tls });

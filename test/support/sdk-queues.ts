@@ -5,11 +5,12 @@ import { create_container, type EventContext, type Message } from 'rhea';
  * Takes up to `count` messages from `queue` (accepting them) and returns them; stops early after `idleMs`
  * without a message (default 5000) or at `timeoutMs` overall (default 20000).
  */
-export function readQueue(broker: { host: string; amqpPort: number }, queue: string, options: { count: number; idleMs?: number; timeoutMs?: number }): Promise<Message[]> {
+export function readQueue(broker: { host: string; amqpPort: number }, queue: string, options: { count: number; idleMs?: number; timeoutMs?: number; anonymous?: boolean }): Promise<Message[]> {
   const got: Message[] = [];
   return new Promise((resolve, reject) => {
     const container = create_container({ id: `rts-test-reader-${process.pid}-${Math.random().toString(36).slice(2, 8)}` });
-    const connection = container.connect({ host: broker.host, port: broker.amqpPort, reconnect: false, idle_time_out: 0 });
+    // `anonymous`: SASL ANONYMOUS (rhea: a user name without a password), for a broker that requires a SASL layer.
+    const connection = container.connect({ host: broker.host, port: broker.amqpPort, reconnect: false, idle_time_out: 0, ...(options.anonymous ? { username: 'anonymous' } : {}) });
     let idle: NodeJS.Timeout | undefined;
     let finished = false;
     const finish = () => {
