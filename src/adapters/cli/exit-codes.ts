@@ -34,7 +34,6 @@ export const EXIT_CODES_HELP = `Exit codes:
      half-written)
   1  unexpected error inside rts itself`;
 
-
 /** backup and restore talk to no hub: only the codes they return (the full list named 3-5, which they never do). */
 export const BACKUP_EXIT_CODES_HELP = `Exit codes:
   0  ok
