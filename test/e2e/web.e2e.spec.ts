@@ -576,6 +576,8 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await refuseReadings(page, 429, { code: 'rate_limited', title: 'Too many requests', detail: 'too many requests; retry after 30 s' }, { 'retry-after': '30' });
     await page.click('#cpr-form button[type=submit]');
     expect(await formProblem(page, refused)).toBe('Too many requests; try again in 30 seconds.');
+    // The dev login was asked once: its 404 says the hub has none (it was asked again on every request).
+    expect(w.requests.filter((u) => u.includes('/auth/dev-login'))).toHaveLength(1);
     expectClean(w, [/status of (401|403|429)/]);
     await w.context.close();
   });

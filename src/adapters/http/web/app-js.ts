@@ -165,7 +165,8 @@ export const APP_JS = String.raw`'use strict';
   // Whose token: the patient shown, or the one whose CPR number was just entered (not shown until it loads).
   function who() { return state.pending || state.cpr || null; }
   async function devLogin() {
-    if (!who()) return false;
+    // A hub without the dev login said so once (404): not asked again, with the CPR number in each request's body.
+    if (!who() || state.noDevLogin) return false;
     var patient = who();
     var a = await send('auth/dev-login', { method: 'POST', cache: 'no-store', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ role: 'patient', patient: patient }) });
     if (a.res.status === 404) state.noDevLogin = true;
