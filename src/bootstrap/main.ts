@@ -347,11 +347,10 @@ export const storeStartProblem = (error: unknown, config: Config): Error | null 
   }
   // The database said no for good: a configuration to fix (78), not a start to repeat. With exit 1 a service
   // manager (Restart=on-failure, RestartPreventExitStatus=78) restarted the hub for ever (a review found it). The
-  // server's own message names the user: only the code is passed on.
-  if (code === '3D000') return new ConfigError([`RTS_POSTGRES_URL: the database named at ${address} does not exist (3D000): create it, or name one that does`]);
-  if (code === '28P01' || code === '28000') {
-    return new ConfigError([`RTS_POSTGRES_URL: the database at ${address} refused the login (${code}): check the user and password, and pg_hba.conf`]);
-  }
+  // server's own words follow (which pg_hba.conf rule, "no encryption": what to fix); they never hold the password.
+  const said = typeof (cause as { message?: unknown } | null)?.message === 'string' ? `: ${(cause as { message: string }).message}` : '';
+  if (code === '3D000') return new ConfigError([`RTS_POSTGRES_URL: the database named at ${address} does not exist (3D000${said})`]);
+  if (code === '28P01' || code === '28000') return new ConfigError([`RTS_POSTGRES_URL: the database at ${address} refused the login (${code}${said})`]);
   if (isPgUnavailable(cause)) {
     // A reason: the code (ECONNREFUSED, 57P03), or 'timed out' for one that accepted the connection and did not
     // answer within RTS_POSTGRES_CONNECT_TIMEOUT_MS (or a statement within RTS_POSTGRES_QUERY_TIMEOUT_MS).

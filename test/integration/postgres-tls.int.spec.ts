@@ -79,9 +79,11 @@ if (!support.ok) console.warn(`postgres-tls: skipped: ${support.reason}`);
   });
 
   it('refuses to start without encryption, or with a certificate it cannot verify, and says why', async () => {
+    // A rule of pg_hba.conf is configuration: exit 78 (not 1, which a service manager restarts for ever), with the
+    // server's words that say which rule.
     const plain = await failedStart(server.url('sslmode=disable'));
-    expect(plain.code).toBe(1);
-    expect(plain.output).toContain('no pg_hba.conf entry for host "127.0.0.1", user "postgres", database "postgres", no encryption');
+    expect(plain.code).toBe(78);
+    expect(plain.output).toContain('refused the login (28000: no pg_hba.conf entry for host "127.0.0.1", user "postgres", database "postgres", no encryption)');
 
     const untrusted = await failedStart(server.url('sslmode=verify-full'));
     expect(untrusted.code).toBe(1);
