@@ -270,11 +270,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   publishingGauge?.set({}, 0);
   // A lease other processes compete for (PostgreSQL's) goes only to a process with a broker connection: one cut off
   // from every broker held it and stalled the downlink of the whole deployment (broker-gated-lease.ts).
-  const innerLease = deps.publishingLease ?? new SoleProcessLease();
-  const lease = innerLease instanceof SoleProcessLease ? innerLease : new BrokerGatedLease(innerLease, { connected: () => connection.isConnected(), logger: log });
-  if (lease instanceof BrokerGatedLease) {
-    connection.on('connected', () => lease.brokerChanged());
-    connection.on('disconnected', () => lease.brokerChanged());
+  let lease: PublishingLease = deps.publishingLease ?? new SoleProcessLease();
+  if (!(lease instanceof SoleProcessLease)) {
+    const gated = new BrokerGatedLease(lease, { connected: () => connection.isConnected(), logger: log });
+    connection.on('connected', () => gated.brokerChanged());
+    connection.on('disconnected', () => gated.brokerChanged());
+    lease = gated;
   }
   const gate = new PublishingGate({
     lease,

@@ -636,7 +636,7 @@ export const APP_JS = String.raw`'use strict';
     if (left <= WARN_BEFORE + 5000 && state.warned !== exp) {
       state.warned = exp;
       // The local dev login hands out another token: nothing to say.
-      if (!state.noDevLogin && (await devLogin().catch(function () { return false; }))) { status('session-status', ''); return; }
+      if (await devLogin().catch(function () { return false; })) { status('session-status', ''); return; }
       if (state.exp !== exp) return;
       var mins = Math.max(1, Math.round(left / 60000));
       status('session-status', 'Your sign-in ends at ' + fmtHour.format(new Date(exp - skew)) + ', in about ' + mins + (mins === 1 ? ' minute' : ' minutes') +
