@@ -648,7 +648,16 @@ describe('access control, audit and erasure over SQLite', () => {
       code: 'interval_too_wide',
       paths: [{ path: 'query.from', message: 'at most 31 days before to' }],
     });
-    expect((await verify('0001-01-01T00:00:00Z')).json()).toMatchObject({ status: 422, code: 'interval_too_wide' });
+    expect((await verify('0001-01-01T00:00:00Z')).json()).toMatchObject({ status: 422, code: 'invalid_interval', errors: [{ path: 'query.from', message: 'before 1970' }] });
+    expect((await verify(iso(midnight - 40 * day))).json()).toMatchObject({ status: 422, code: 'interval_too_wide' }); // up to now
+    // Years 0-99 (Date.UTC made them 1900-1999): days named -000001-12-26, or none, or "from must lie before to".
+    expect((await call('POST', '/audit/verify', operator, { to: '0000-01-01T00:00:00Z', anchors: {} })).json()).toMatchObject({ status: 422, code: 'invalid_interval', errors: [{ path: 'body.to' }] });
+    for (const body of [{ user: 'dev-operator', to: '0001-01-03T00:00:00Z' }, { user: 'dev-operator', from: '0050-01-01T00:00:00Z', to: '0050-01-05T00:00:00Z' }]) {
+      const early = (await call('POST', '/audit/search', operator, body)).json();
+      expect({ body, code: early.code, message: early.errors?.[0]?.message }).toEqual({ body, code: 'invalid_interval', message: 'before 1970' });
+    }
+    const epoch = (await call('POST', '/audit/search', operator, { user: 'dev-operator', from: '1970-01-01T00:00:00Z', to: '1970-01-03T00:00:00Z' })).json();
+    expect(epoch).toMatchObject({ days: { from: '1970-01-01', to: '1970-01-02' } });
     expect((await verify(iso(midnight + day), iso(midnight - day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' });
     expect((await verify(iso(midnight + 2 * day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' }); // after now, no to
     const posted = await call('POST', '/audit/verify', operator, { from: iso(midnight - 40 * day), anchors: {} });

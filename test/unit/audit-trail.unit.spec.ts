@@ -411,9 +411,16 @@ describe('verifyDaysOf: the days a verification walks', () => {
 
   it('refuses what the search refuses instead of verifying part of it: too wide, reversed, empty', () => {
     expect(refusal({ from: at('2026-11-01T00:00:00Z'), to: at('2026-12-03T00:00:00Z') })).toEqual({ code: 'interval_too_wide', paths: ['query.from'] });
-    expect(refusal({ from: at('0001-01-01T00:00:00Z'), to: now })).toMatchObject({ code: 'interval_too_wide' });
+    expect(refusal({ from: at('2026-01-01T00:00:00Z'), to: now })).toMatchObject({ code: 'interval_too_wide' });
     expect(refusal({ from: at('2026-12-03T00:00:00Z'), to: at('2026-12-01T00:00:00Z') })).toEqual({ code: 'invalid_interval', paths: ['query.from'] });
     expect(refusal({ from: now, to: now })).toMatchObject({ code: 'invalid_interval' });
+  });
+
+  it('refuses bounds before 1970 by name (before: years 0-99 were read as 1900-1999 and days named -000001-12-26)', () => {
+    expect(refusal({ from: at('0001-01-01T00:00:00Z'), to: now })).toEqual({ code: 'invalid_interval', paths: ['query.from'] });
+    expect(refusal({ from: at('0050-01-01T00:00:00Z'), to: at('0050-01-05T00:00:00Z') })).toEqual({ code: 'invalid_interval', paths: ['query.to'] });
+    expect(refusal({ from: at('1969-12-31T23:59:59.999Z'), to: at('1970-01-02T00:00:00Z') })).toEqual({ code: 'invalid_interval', paths: ['query.from'] });
+    expect(verifyDaysOf({ from: at('1970-01-01T00:00:00Z'), to: at('1970-01-02T12:00:00Z'), now })).toEqual(['1970-01-01', '1970-01-02']);
   });
 
   it('refuses days to come (before: ok with 0 chains, as if they had been checked), with a caller clock 5 min ahead taken', () => {

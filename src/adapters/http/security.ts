@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, concernsPatientData, type Action, type ClinicianScope, type Principal } from '../../application/access/policy';
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
-import { MAX_AUDIT_DAYS_WALKED, verifyDaysOf, type AuditPage, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
+import { MAX_AUDIT_DAYS_WALKED, startOfUtcDayMillis, verifyDaysOf, type AuditPage, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
 import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
@@ -638,7 +638,7 @@ const SEARCHES: Readonly<Record<AuditQueryKey['by'], (trail: AuditTrail, who: st
 };
 const ANSWER_FIELD: Readonly<Record<AuditQueryKey['by'], string>> = { patient: 'patientKey', user: 'user', resource: 'resource', requestId: 'requestId' };
 
-const startOfUtcDay = (t: Date): Date => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate()));
+const startOfUtcDay = (t: Date): Date => new Date(startOfUtcDayMillis(t.getTime()));
 
 /** The code of a problem+json answer, when the payload is one (a code only: never anything of the detail). */
 const problemCodeOf = (payload: unknown): string | null => {

@@ -546,6 +546,12 @@ export const checkAuditInterval = (search: Pick<AuditSearch, 'from' | 'to' | 'no
   const fromPath = `${search.source ?? 'query'}.from`;
   const from = search.from.getTime();
   const to = search.to ? search.to.getTime() : Math.max(search.now.getTime(), from);
+  // Nothing was audited before 1970, and a day of years 0-99 or before 0 has no 'YYYY-MM-DD' name the answer's
+  // `days` could carry: a bound there is a mistake, said as one rather than answered with days that do not exist.
+  if (from < 0 || (search.to && to < 0)) {
+    const path = search.to && to < 0 ? `${search.source ?? 'query'}.to` : fromPath;
+    throw new ValidationError('invalid_interval', 'an audit query cannot reach before 1970-01-01T00:00:00Z', [{ path, message: 'before 1970' }]);
+  }
   // After now (beyond a caller's clock ahead by the skew uploads are given): nothing can be there yet, and a
   // verification of days to come answered ok with 0 chains, as if they had been checked.
   if (from > search.now.getTime() + CLOCK_SKEW_SECONDS * 1000) {
@@ -575,9 +581,12 @@ export const verifyDaysOf = (range: Readonly<{ from: Date; to: Date; now: Date; 
   return utcDays(range.from, range.to.getTime());
 };
 
+/** The start of the UTC day of an instant, by arithmetic: Date.UTC reads the years 0-99 as 1900-1999. */
+export const startOfUtcDayMillis = (ms: number): number => Math.floor(ms / 86_400_000) * 86_400_000;
+
 /** The UTC days from `from`'s to the one of `lastMs` ('YYYY-MM-DD'); the callers have bounded the interval. */
 const utcDays = (from: Date, lastMs: number): string[] => {
   const days: string[] = [];
-  for (let t = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()); t <= lastMs; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+  for (let t = startOfUtcDayMillis(from.getTime()); t <= lastMs; t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
   return days;
 };
