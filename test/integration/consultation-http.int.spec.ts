@@ -140,6 +140,12 @@ describe('consultations over HTTP and in SQLite', () => {
     expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/cancel`, payload: { systemId: 'chengdu' } })).json()).toMatchObject({ status: 403, code: 'not_your_consultation' });
     expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/accept`, payload: { expertId: 'chengdu:li' } })).json()).toMatchObject({ status: 409, code: 'offer_declined' });
     expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/accept`, payload: { expertId: 'beijing:wang', actionId: 'a1' } })).json()).toMatchObject({ status: 'accepted' });
+    // Control characters in a report: each a 6-byte JSON escape, so 110,000 made a report the broker could not carry;
+    // it was answered 200 and never delivered. Refused now, and nothing recorded.
+    const bells = { expertId: 'beijing:wang', diagnosis: '\u0007'.repeat(10_000), recommendations: '\u0007'.repeat(100_000) };
+    const refused = await app.inject({ method: 'POST', url: `/consultations/${ID}/report`, payload: bells });
+    expect({ status: refused.statusCode, code: refused.json().code, paths: refused.json().errors.map((e: { path: string }) => e.path) }).toEqual({ status: 422, code: 'invalid_report', paths: ['diagnosis', 'recommendations'] });
+    expect((await app.inject({ url: `/consultations/${ID}` })).json()).toMatchObject({ status: 'accepted', report: null });
     const report = await app.inject({ method: 'POST', url: `/consultations/${ID}/report`, payload: { expertId: 'beijing:wang', diagnosis: 'Type B', recommendations: 'Transfer' } });
     expect(report.json()).toMatchObject({ status: 'reported', report: { diagnosis: 'Type B', resends: 0 } });
     // As the OpenAPI document describes a consultation (its schema), with offers settled and a report.

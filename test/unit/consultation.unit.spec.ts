@@ -202,6 +202,25 @@ describe('Consultation decider', () => {
       spec.given([requested, offered(A, 0), accepted(A, 0)]).when({ ...long, recommendations: 'x'.repeat(100_000) }).then([expect.objectContaining({ type: 'ReportIssued' })] as never);
     });
 
+    it('counts code points, as the contract\'s maxLength and zod do: 100,000 emoji are a summary of 100,000', () => {
+      const emoji = '\u{1F600}'.repeat(100_000);
+      spec.given([]).when({ ...request, summary: emoji } as ConsultationCommand).then([expect.objectContaining({ type: 'ConsultationRequested' }), expect.objectContaining({ type: 'ConsultationOffered' })] as never);
+      spec.given([]).when({ ...request, summary: `${emoji}x` } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+    });
+
+    it('refuses control characters but tab, line feed and carriage return (each a 6-byte JSON escape: the report outgrew the broker\'s frame)', () => {
+      const bell = '\u0007'.repeat(10);
+      for (const field of ['applicantClinician', 'clinicalQuestion', 'summary'] as const) {
+        const error = spec.given([]).when({ ...request, [field]: `Blood pressure ${bell}` } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+        expect((error as ValidationError).details).toEqual([{ path: field, message: expect.stringContaining('control character') }]);
+      }
+      const given = [requested, offered(A, 0), accepted(A, 0)];
+      const issue = report(A) as Extract<ConsultationCommand, { type: 'IssueReport' }>;
+      const error = spec.given(given).when({ ...issue, recommendations: `rest\u0000${'x'.repeat(10)}` }).thenThrows(ValidationError, 'invalid_report');
+      expect((error as ValidationError).details).toEqual([{ path: 'recommendations', message: expect.stringContaining('control character') }]);
+      spec.given(given).when({ ...issue, diagnosis: 'line one\r\n\tline two' }).then([expect.objectContaining({ type: 'ReportIssued' })] as never);
+    });
+
     it('cuts a long decline reason at 500 code units, never inside a surrogate pair', () => {
       const events = spec.given([requested, offered(A, 0)]).when({ ...(decline(A) as object), reason: `${'a'.repeat(499)}\u{1F600}tail` } as ConsultationCommand).events();
       const reason = (events[0] as Extract<ConsultationEvent, { type: 'ConsultationDeclined' }>).data.reason;

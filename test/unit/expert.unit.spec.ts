@@ -123,6 +123,13 @@ describe('Expert decider', () => {
     expect(cjk.name).toHaveLength(200);
   });
 
+  it('counts code points, as the contract\'s maxLength and zod do: 200 emoji are a name of 200, 201 are refused', () => {
+    // zod 4.6 counts code points at the edge; the decider counted UTF-16 units, so 101-200 emoji passed the
+    // message's schema and were then refused here as "at most 200 characters".
+    expect(normalizeExpertProfile({ ...profile, name: '\u{1F600}'.repeat(200) }).name).toHaveLength(400);
+    spec.given([]).when(register('m1', { ...profile, name: '\u{1F600}'.repeat(201) })).thenThrows(ValidationError, 'invalid_expert_profile');
+  });
+
   it('the same name in NFD and NFC is one profile: a re-registration in NFD changes nothing', () => {
     const danish: ExpertProfile = { ...profile, name: 'Søren Åberg-Ærø', location: { city: 'Århus', hospital: 'Aarhus Universitetshospital' } };
     const nfd: ExpertProfile = { ...danish, name: danish.name.normalize('NFD'), location: { ...danish.location, city: danish.location.city.normalize('NFD') } };

@@ -69,7 +69,7 @@ describe('the uplink handler and refusal notices', () => {
   });
 
   it('gives the notice the detail exactly as the dead letter carries it, also when that is cut at 500 characters', async () => {
-    const many = new ValidationError('invalid_consultation', 'the consultation request is not valid', Array.from({ length: 40 }, (_, i) => ({ path: `candidates.${i}`, message: 'an expert of another system (a consultation goes across areas)' })));
+    const many = new ValidationError('invalid_consultation', 'the consultation request is not valid', Array.from({ length: 40 }, (_, i) => ({ path: `candidates.${i}`, message: 'must be an expert of another system, not the applicant\'s own (a consultation goes across areas)' })));
     const { handler, asked } = setup(many);
     const outcome = (await handler(received(request(), CAPABLE))) as { deadLetter: string };
     expect(outcome.deadLetter).toHaveLength(500);

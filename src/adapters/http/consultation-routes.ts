@@ -55,10 +55,10 @@ export type ConsultationRouteDependencies = Readonly<{ consultations: Consultati
 /**
  * The body limit of POST /consultations and /report, whatever RTS_BODY_LIMIT_BYTES says (when that is lower):
  * their texts may reach the lengths the schema allows (summary and recommendations 100,000 characters, counted
- * in UTF-16 code units) in any spelling JSON allows, up to 6 bytes a code unit (\uXXXX), plus 64 KiB for the
- * rest. With the hub's 16 KiB default, a 20,000-character summary was refused 413.
+ * in code points) in any spelling JSON allows, up to 12 bytes a code point (an escaped surrogate pair,
+ * \uD83D\uDE00), plus 64 KiB for the rest. With the hub's 16 KiB default, a 20,000-character summary was refused 413.
  */
-export const CONSULTATION_BODY_LIMIT_BYTES = 6 * (CONSULTATION_TEXT_LIMITS.applicantClinician + CONSULTATION_TEXT_LIMITS.clinicalQuestion + CONSULTATION_TEXT_LIMITS.summary) + 64 * 1024;
+export const CONSULTATION_BODY_LIMIT_BYTES = 12 * (CONSULTATION_TEXT_LIMITS.applicantClinician + CONSULTATION_TEXT_LIMITS.clinicalQuestion + CONSULTATION_TEXT_LIMITS.summary) + 64 * 1024;
 
 const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
 const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
+import { holdsControlCharacter, longerThan } from '../shared/text-limits';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
 
 /**
@@ -229,7 +230,7 @@ export const homeSystemOf = (expertId: string): string => expertId.slice(0, Math
 const clean = (s: string): string => s.normalize('NFC').trim();
 
 /**
- * The longest texts, in UTF-16 code units as the message contract counts them, checked AFTER normalising (NFC can
+ * The longest texts, in code points as the message contract counts them (text-limits.ts), checked AFTER normalising (NFC can
  * make a text up to three times longer: 100,000 x U+FB2C became 300,000). Stored longer, a text made the hub's own
  * consultation message too large for the broker, which dropped the hub's connection at each try, and no
  * consultation message reached any system again.
@@ -253,7 +254,8 @@ const cutReason = (s: string): string => {
 
 const tooLong = (problems: { path: string; message: string }[], path: keyof typeof CONSULTATION_TEXT_LIMITS, text: string): void => {
   const max = CONSULTATION_TEXT_LIMITS[path];
-  if (text.length > max) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
+  if (longerThan(text, max)) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
+  if (holdsControlCharacter(text)) problems.push({ path, message: 'holds a control character (only tab, line feed and carriage return are taken)' });
 };
 const plusSeconds = (iso: string, seconds: number): string =>
   DateTime.fromISO(iso, { setZone: true }).plus({ seconds }).toUTC().toISO({ suppressMilliseconds: false })!;
@@ -291,7 +293,7 @@ const validateRequest = (c: RequestConsultation): RequestConsultation => {
   // Across areas only: a system's own expert would give its own clinicians the attached documents and all of
   // their patients' readings (clinicians read what is attached to consultations with their system's experts).
   c.candidates.forEach((id, i) => {
-    if (EXPERT_ID_PATTERN.test(id) && homeSystemOf(id) === c.applicantSystemId) problems.push({ path: `candidates.${i}`, message: 'an expert of another system (a consultation goes across areas)' });
+    if (EXPERT_ID_PATTERN.test(id) && homeSystemOf(id) === c.applicantSystemId) problems.push({ path: `candidates.${i}`, message: "must be an expert of another system, not the applicant's own (a consultation goes across areas)" });
   });
   if (clean(c.applicantClinician).length === 0) problems.push({ path: 'applicantClinician', message: 'must not be blank' });
   if (clean(c.clinicalQuestion).length === 0) problems.push({ path: 'clinicalQuestion', message: 'must not be blank' });
@@ -447,7 +449,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       const long: { path: string; message: string }[] = [];
       tooLong(long, 'diagnosis', diagnosis);
       tooLong(long, 'recommendations', recommendations);
-      if (long.length > 0) throw new ValidationError('invalid_report', `the report is too long: ${long.map((p) => `${p.path} ${p.message}`).join('; ')}`, long);
+      if (long.length > 0) throw new ValidationError('invalid_report', `the report is not valid: ${long.map((p) => `${p.path} ${p.message}`).join('; ')}`, long);
       if (s.report) {
         if (s.report.diagnosis === diagnosis && s.report.recommendations === recommendations) return [];
         throw new ConflictError('report_already_issued', 'a report was already issued for this consultation');

@@ -1,5 +1,6 @@
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
+import { longerThan } from '../shared/text-limits';
 import { SYSTEM_ID_PATTERN } from './connected-system';
 import { holdsCprNumber } from '../monitoring/cpr-like';
 
@@ -86,7 +87,7 @@ export const parseExpertId = (id: string): { homeSystemId: string; localExpertId
 const clean = (s: string): string => s.normalize('NFC').trim().replace(/\s+/g, ' ');
 
 /**
- * The longest texts of a profile, in UTF-16 code units as the message contract counts them, checked AFTER
+ * The longest texts of a profile, in code points as the message contract counts them (text-limits.ts), checked AFTER
  * normalising (NFC can make a text up to three times longer: 200 x U+FB2C became 600). Stored longer, a name broke
  * the contract of the hub's own downlink messages: the expert was in the hub's directory and accepted, but its
  * upsert, and the whole snapshot batch holding it, were skipped as undeliverable for every other system.
@@ -118,7 +119,7 @@ export const normalizeExpertProfile = (p: ExpertProfile): ExpertProfile => {
   if (profile.location.city.length === 0) problems.push({ path: 'profile.location.city', message: 'must not be blank' });
   if (profile.languages.length === 0) problems.push({ path: 'profile.languages', message: 'needs at least one language' });
   const tooLong = (path: string, value: string, max: number): void => {
-    if (value.length > max) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
+    if (longerThan(value, max)) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
   };
   tooLong('profile.name', profile.name, EXPERT_TEXT_LIMITS.name);
   tooLong('profile.title', profile.title, EXPERT_TEXT_LIMITS.title);

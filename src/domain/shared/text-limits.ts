@@ -1,0 +1,30 @@
+/**
+ * How the hub counts a text against its limit: in Unicode code points, as JSON Schema's `maxLength` (the
+ * `/openapi.json` and `asyncapi.yaml` contracts), zod 4.6 and Python's `len` count, so a text a client checked
+ * against the published contract is the text the hub takes (`😀` is one, not JavaScript's two).
+ */
+export const codePointLength = (text: string): number => {
+  let n = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    const hi = text.charCodeAt(i);
+    if (hi >= 0xd800 && hi <= 0xdbff) {
+      const lo = text.charCodeAt(i + 1);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+};
+
+/** Whether `text` has more than `max` code points (a text of at most `max` UTF-16 units never has). */
+export const longerThan = (text: string, max: number): boolean => text.length > max && codePointLength(text) > max;
+
+/**
+ * C0 control characters other than tab, line feed and carriage return. JSON writes each as a six-byte escape
+ * (\u0007), so a report of 110,000 of them became a downlink message over the broker's 1 MiB frame: accepted
+ * over HTTP, then never delivered. No clinical text needs one.
+ */
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
+export const holdsControlCharacter = (text: string): boolean => CONTROL.test(text);
