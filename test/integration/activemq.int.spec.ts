@@ -1,5 +1,5 @@
 // The AMQP adapter layer against a real ActiveMQ Classic broker (test/support/activemq.ts).
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { create_container, types, type Delivery, type EventContext, type Message } from 'rhea';
 import {
@@ -185,6 +185,44 @@ describe('ActiveMQ over AMQP 1.0 (rhea adapter)', () => {
     });
     expect(String(dead!.applicationProperties[DLQ_REASON])).toContain('event store unavailable');
     // The original is gone from the source queue.
+    expect(await drain(connection, queue, 1, 500)).toHaveLength(0);
+  });
+
+  it('dead-letters a message just under the broker\'s frame whose copy would not fit: the body replaced by a note, the connection kept', async () => {
+    // Before: the copy (the body and the x-dlq-* properties) was over the 1 MiB frame; the broker closed the
+    // consumer's connection at each try, the message came back, and the consumer reconnected for ever.
+    const queue = queueName('big');
+    const dlq = queueName('bigdlq');
+    const own = connect(broker);
+    await own.waitConnected();
+    let losses = 0;
+    own.on('disconnected', () => void (losses += 1));
+    const handled: number[] = [];
+    const consumer = new QueueConsumer(own, {
+      queue,
+      deadLetterQueue: dlq,
+      prefetch: 1,
+      handler: async (m) => {
+        handled.push(m.body.length);
+        return { deadLetter: 'malformed_jose: the body is not a compact JWE' };
+      },
+    });
+    await consumer.start();
+    const body = 'x'.repeat(1_048_100);
+    await sender.send(queue, { body, applicationProperties: { messageId: 'big-1', type: 'expert.changed' } });
+    const small = 'y'.repeat(1_000);
+    await sender.send(queue, { body: small, applicationProperties: { messageId: 'small-1' } });
+    const dead = await drain(connection, dlq, 2, 20_000);
+    await consumer.stop();
+    await own.close();
+    expect({ losses, handled }).toEqual({ losses: 0, handled: [1_048_100, 1_000] });
+    const [big, kept] = dead;
+    const digest = createHash('sha256').update(body).digest('hex');
+    expect(JSON.parse(big!.body)).toEqual({ bodyNotKept: { bytes: 1_048_100, sha256: digest } });
+    expect(big!.applicationProperties).toMatchObject({ messageId: 'big-1', type: 'expert.changed', [DLQ_SOURCE_QUEUE]: queue });
+    expect(String(big!.applicationProperties[DLQ_REASON])).toMatch(/^body_not_kept: the body \(1048100 bytes, sha256 [0-9a-f]{64}\) .*; malformed_jose: the body is not a compact JWE$/);
+    // A message that fits keeps its body as it was.
+    expect({ body: kept!.body, reason: kept!.applicationProperties[DLQ_REASON] }).toEqual({ body: small, reason: 'malformed_jose: the body is not a compact JWE' });
     expect(await drain(connection, queue, 1, 500)).toHaveLength(0);
   });
 

@@ -21,6 +21,8 @@ export {
   QueueConsumer,
   retryBackoff,
   deadLetterCopy,
+  fittedDeadLetterCopy,
+  MAX_DEAD_LETTER_COPY_BYTES,
   DLQ_AT,
   DLQ_ATTEMPTS,
   DLQ_REASON,

@@ -504,12 +504,13 @@ export class QueueConsumer {
   }
 
   private async deadLetter(delivery: Delivery, message: Message, generation: number, reason: string, attempts: number): Promise<void> {
-    const copy = deadLetterCopy(message, {
+    const copy = fittedDeadLetterCopy(message, {
       [DLQ_REASON]: reason,
       [DLQ_SOURCE_QUEUE]: this.queue,
       [DLQ_ATTEMPTS]: attempts,
       [DLQ_AT]: this.now().toISOString(),
     });
+    reason = String(copy.application_properties?.[DLQ_REASON] ?? reason);
     try {
       await this.dlqSender.sendRaw(this.deadLetterQueue, copy);
     } catch (error) {
@@ -582,6 +583,53 @@ export function deadLetterCopy(message: Message, extra: Record<string, Applicati
     if (message[field] !== undefined) (copy as unknown as Record<string, unknown>)[field] = message[field];
   }
   return copy;
+}
+
+/**
+ * The largest dead letter copy sent, in AMQP bytes as estimated by `encodedSizeOf`: the brokers take frames of at
+ * most 1 MiB (wireFormat.maxFrameSize), and close the sending connection for a larger message. A message just
+ * under that limit, with the x-dlq-* properties added, was over it: every try to dead-letter it closed the hub's
+ * connection, it came back, and the uplink reconnected for ever (300 times in 4 minutes), while the messages it
+ * held through each loss were redelivered until they ran out of attempts.
+ */
+export const MAX_DEAD_LETTER_COPY_BYTES = 1024 * 1024 - 8 * 1024;
+
+/**
+ * The dead letter copy (deadLetterCopy), or, where it would be larger than MAX_DEAD_LETTER_COPY_BYTES, the same
+ * copy with its body replaced by a note of what it was (size and sha256), the reason saying so first
+ * (`body_not_kept: ...; <reason>`): the original cannot be kept on a broker that takes no frame of its size, and
+ * the queue must go on. Only a message over the size every sender is told to keep under (992 KiB) gets here.
+ */
+export function fittedDeadLetterCopy(message: Message, extra: Record<string, ApplicationPropertyValue>, maxBytes = MAX_DEAD_LETTER_COPY_BYTES): Message {
+  const copy = deadLetterCopy(message, extra);
+  if (encodedSizeOf(copy) <= maxBytes) return copy;
+  const bytes = bodyBytes(message.body);
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  const note = `body_not_kept: the body (${bytes.length} bytes, sha256 ${digest}) was too large to keep with the dead letter's properties (a message must stay under 1015808 bytes)`;
+  const reason = `${note}; ${String(extra[DLQ_REASON] ?? '')}`;
+  return deadLetterCopy({ ...message, body: JSON.stringify({ bodyNotKept: { bytes: bytes.length, sha256: digest } }) }, { ...extra, [DLQ_REASON]: reason });
+}
+
+/** The bytes of a body as sent: an AMQP value string as UTF-8, a data section's bytes, anything else as JSON. */
+function bodyBytes(body: unknown): Buffer {
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (Buffer.isBuffer(body)) return body;
+  const content = (body as { content?: unknown } | null)?.content;
+  if (Buffer.isBuffer(content)) return content;
+  return Buffer.from(JSON.stringify(body) ?? '', 'utf8');
+}
+
+/** An upper estimate of a message's AMQP encoding: its body and every property, key and value, with 16 bytes each. */
+function encodedSizeOf(message: Message): number {
+  let size = bodyBytes(message.body).length + 256;
+  for (const [key, value] of Object.entries(message.application_properties ?? {})) {
+    size += Buffer.byteLength(key) + Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value) ?? '') + 16;
+  }
+  for (const field of ['message_id', 'correlation_id', 'subject', 'content_type', 'content_encoding', 'reply_to', 'group_id'] as const) {
+    const value = message[field];
+    if (value !== undefined) size += Buffer.byteLength(String(value)) + 16;
+  }
+  return size;
 }
 
 /** Credit the receiver still has outstanding (rhea keeps it on the link; its typings do not expose it). */
