@@ -286,6 +286,23 @@ describe('access control, audit and erasure over SQLite', () => {
     expect(items).toContainEqual(expect.objectContaining({ requestId: own.headers['x-request-id'], action: 'document.read', outcome: 'allowed' }));
   });
 
+  it('names no document id in the audit trail that may hold a CPR number, and the hub\'s own ids as they are', async () => {
+    const digits = CPR_A.replace('-', '');
+    const probes = [`1.2.${digits}`, `2.25.${digits}`, `1.2.25.12.48.1234`, `0.${digits}`];
+    const answers = [];
+    for (const id of probes) answers.push(await call('GET', `/documents/${id}`, patientA));
+    answers.push(await call('POST', `/documents/1.2.${digits}/corrections`, patientA, { systolic: 120, diastolic: 80, measuredAt: '2024-01-01T00:00:00Z' }));
+    const own = await call('GET', `/documents/${docA}`, patientA);
+    await security.audit.drain();
+    const entryOf = async (answer: Answer) => (await call('POST', '/audit/search', operator, { requestId: answer.headers['x-request-id'] })).json();
+    for (const answer of answers) {
+      const found = await entryOf(answer);
+      expect({ status: answer.statusCode, resources: found.items.map((e: { resource: unknown }) => e.resource) }).toEqual({ status: 404, resources: [null] });
+      expect(JSON.stringify(found)).not.toContain(digits.slice(0, 6));
+    }
+    expect((await entryOf(own)).items).toEqual([expect.objectContaining({ action: 'document.read', resource: docA })]);
+  });
+
   it("answers a document the caller may not see with the same problem as one that does not exist", async () => {
     const hidden = await call('GET', `/documents/${docA}`, patientB);
     const missingId = `${docA.slice(0, -1)}${docA.endsWith('1') ? '2' : '1'}`;

@@ -238,9 +238,18 @@ const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'aut
 /** A dead letter's own id or an envelope id as the hub makes them (any other id a sender chose could be anything). */
 const DEAD_LETTER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const auditable = (value: string | null | undefined, shape: RegExp): string | null => (value && value.length <= 64 && shape.test(value) ? value : null);
+/**
+ * A document's id as the entry names it: an OID with no number that may hold a CPR number (mayHoldCprDigits, which
+ * takes the hub's own 2.25.<UUID> ids whole and looks no further into them). 1.2.2512481234 is an OID, and was kept
+ * in clear in the trail, with no patient key an erasure could find it by.
+ */
+const auditableDocumentId = (value: string | null | undefined): string | null => {
+  const id = auditable(value, DOCUMENT_ID);
+  return id !== null && !mayHoldCprDigits(id) ? id : null;
+};
 
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
-  if ('uniqueId' in action) return auditable(action.uniqueId, DOCUMENT_ID);
+  if ('uniqueId' in action) return auditableDocumentId(action.uniqueId);
   if (action.kind === 'dead_letters.discard') return auditable(str(field(request.params, 'id')), DEAD_LETTER_ID);
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase' || action.kind === 'consultation.trace') {
     const id = str(field(request.params, 'id'));
@@ -412,7 +421,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const rule = table[`${ruleMethod(request)} ${route}`] ?? (async () => ({ kind: 'other' }) as Action);
     const action = await rule(request, principal);
     if (action === 'pass') {
-      request.audited = { action: routeKey(request), patientKey: null, resource: auditable(str(field(request.params, 'uniqueId')), DOCUMENT_ID), reason: null, patientData: true };
+      request.audited = { action: routeKey(request), patientKey: null, resource: auditableDocumentId(str(field(request.params, 'uniqueId'))), reason: null, patientData: true };
       return;
     }
     const patientKey = 'patientKey' in action && action.patientKey !== '' ? action.patientKey : null;
