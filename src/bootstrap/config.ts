@@ -120,6 +120,14 @@ const requireStoreConnection = (value: StoreSettings, ctx: z.RefinementCtx): voi
   if (value.RTS_EVENT_STORE === 'eventstoredb' && value.RTS_EVENTSTORE_CONNECTION_STRING === undefined) {
     ctx.addIssue({ code: 'custom', path: ['RTS_EVENTSTORE_CONNECTION_STRING'], message: 'required when RTS_EVENT_STORE=eventstoredb' });
   }
+  // A store's connection given while another store is chosen: RTS_EVENT_STORE forgotten, or set empty (an empty
+  // value counts as unset) in a unit's environment file, started a hub on a private SQLite store without a word.
+  if (value.RTS_EVENT_STORE === 'sqlite' && value.RTS_POSTGRES_URL !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['RTS_POSTGRES_URL'], message: 'set, but RTS_EVENT_STORE is sqlite (its default when unset or empty): set RTS_EVENT_STORE=postgres, or leave RTS_POSTGRES_URL out' });
+  }
+  if (value.RTS_EVENT_STORE !== 'eventstoredb' && value.RTS_EVENTSTORE_CONNECTION_STRING !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['RTS_EVENTSTORE_CONNECTION_STRING'], message: `set, but RTS_EVENT_STORE is ${value.RTS_EVENT_STORE}: set RTS_EVENT_STORE=eventstoredb, or leave RTS_EVENTSTORE_CONNECTION_STRING out` });
+  }
 };
 
 const StoreSelectionSchema = z.object(storeSettings).superRefine(requireStoreConnection);

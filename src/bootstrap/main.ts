@@ -332,7 +332,7 @@ const errorCode = (error: unknown): string => {
 /**
  * Opening the store failed: a database that cannot be reached now (TransientStartError) or whose host name does
  * not resolve (a ConfigError), named as RTS_POSTGRES_URL with its host and port, never the user or the password.
- * A database that does not exist or a refused login is a ConfigError too (exit 78). Null for anything else (a
+ * A database that does not exist, a refused login or a missing privilege is a ConfigError too (exit 78). Null for anything else (a
  * certificate: its own message says more).
  */
 export const storeStartProblem = (error: unknown, config: Config): Error | null => {
@@ -351,6 +351,10 @@ export const storeStartProblem = (error: unknown, config: Config): Error | null 
   const said = typeof (cause as { message?: unknown } | null)?.message === 'string' ? `: ${(cause as { message: string }).message}` : '';
   if (code === '3D000') return new ConfigError([`RTS_POSTGRES_URL: the database named at ${address} does not exist (3D000${said})`]);
   if (code === '28P01' || code === '28000') return new ConfigError([`RTS_POSTGRES_URL: the database at ${address} refused the login (${code}${said})`]);
+  // The role may log in but not create the hub's schema or tables (PostgreSQL 15 gives PUBLIC no CREATE on public).
+  if (code === '42501') {
+    return new ConfigError([`RTS_POSTGRES_URL: the role lacks a privilege the hub needs at ${address} (42501${said}): make it the database's owner, or grant it CREATE on the database and on RTS_POSTGRES_SCHEMA (README, "Configuration", postgres)`]);
+  }
   if (isPgUnavailable(cause)) {
     // A reason: the code (ECONNREFUSED, 57P03), or 'timed out' for one that accepted the connection and did not
     // answer within RTS_POSTGRES_CONNECT_TIMEOUT_MS (or a statement within RTS_POSTGRES_QUERY_TIMEOUT_MS).

@@ -5,6 +5,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Client } from 'pg';
 import { runChild, settled, spawnChild } from '../support/children';
 import { freePort, startHub, tempDataDir } from '../support/hub-process';
 
@@ -141,6 +142,21 @@ describe('start failures (e2e)', () => {
     const noRole = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://rts_no_such_role:s3cret-pw@127.0.0.1:5432/test' });
     expect(noRole).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: the database at 127\.0\.0\.1:5432 refused the login \(28000: role "rts_no_such_role" does not exist\)/);
     expect(noRole).not.toContain('s3cret-pw');
+  });
+
+  it('a role that may log in but not create the schema: exit 78 naming RTS_POSTGRES_URL and what to grant (it was exit 1)', async () => {
+    const admin = new Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
+    await admin.connect();
+    const role = `rts_e2e_noperm_${process.pid}`;
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      const out = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: `postgres://${role}:s3cret-pw@127.0.0.1:5432/test`, RTS_POSTGRES_SCHEMA: `${role}_schema` });
+      expect(out).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: the role lacks a privilege the hub needs at 127\.0\.0\.1:5432 \(42501: permission denied for database test\): make it the database's owner/);
+      expect(out).not.toContain('s3cret-pw');
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
   });
 
   it('a malformed PostgreSQL URL or a CA file that is not there: exit 78 naming RTS_POSTGRES_URL', async () => {

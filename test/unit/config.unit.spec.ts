@@ -90,13 +90,26 @@ describe('loadConfig', () => {
   it('names the missing connection setting of the chosen store', () => {
     expect(problemsOf({ RTS_EVENT_STORE: 'postgres' })).toEqual(['RTS_POSTGRES_URL: required when RTS_EVENT_STORE=postgres']);
     expect(problemsOf({ RTS_EVENT_STORE: 'eventstoredb' })).toEqual(['RTS_EVENTSTORE_CONNECTION_STRING: required when RTS_EVENT_STORE=eventstoredb']);
-    // The other store's settings do not count.
+    // The other store's connection is no stand-in, and is a mistake of its own.
     expect(problemsOf({ RTS_EVENT_STORE: 'postgres', RTS_EVENTSTORE_CONNECTION_STRING: 'esdb://x:2113' })).toEqual([
       'RTS_POSTGRES_URL: required when RTS_EVENT_STORE=postgres',
+      'RTS_EVENTSTORE_CONNECTION_STRING: set, but RTS_EVENT_STORE is postgres: set RTS_EVENT_STORE=eventstoredb, or leave RTS_EVENTSTORE_CONNECTION_STRING out',
     ]);
     expect(problemsOf({ RTS_EVENT_STORE: 'eventstoredb', RTS_POSTGRES_URL: 'postgres://db/x' })).toEqual([
       'RTS_EVENTSTORE_CONNECTION_STRING: required when RTS_EVENT_STORE=eventstoredb',
     ]);
+  });
+
+  it('refuses a store connection without its store: RTS_EVENT_STORE forgotten or empty started a private SQLite hub', () => {
+    const url = 'postgres://rts:s3cret@db:5432/rts';
+    const sqliteWithUrl = 'RTS_POSTGRES_URL: set, but RTS_EVENT_STORE is sqlite (its default when unset or empty): set RTS_EVENT_STORE=postgres, or leave RTS_POSTGRES_URL out';
+    expect(problemsOf({ RTS_POSTGRES_URL: url, RTS_POSTGRES_SCHEMA: 'rts' })).toEqual([sqliteWithUrl]);
+    expect(problemsOf({ RTS_EVENT_STORE: '', RTS_POSTGRES_URL: url })).toEqual([sqliteWithUrl]);
+    expect(problemsOf({ RTS_EVENT_STORE: 'sqlite', RTS_POSTGRES_URL: url })).toEqual([sqliteWithUrl]);
+    expect(problemsOf({ RTS_EVENTSTORE_CONNECTION_STRING: 'esdb://x:2113' })).toEqual([
+      'RTS_EVENTSTORE_CONNECTION_STRING: set, but RTS_EVENT_STORE is sqlite: set RTS_EVENT_STORE=eventstoredb, or leave RTS_EVENTSTORE_CONNECTION_STRING out',
+    ]);
+    expect(() => loadConfig({ RTS_POSTGRES_URL: url })).toThrow(expect.objectContaining({ message: expect.not.stringContaining('s3cret') }));
   });
 
   it('refuses a PostgreSQL URL node-postgres could not use, naming RTS_POSTGRES_URL and never echoing it (it holds the password)', () => {
@@ -135,7 +148,11 @@ describe('loadConfig', () => {
     ['RTS_SHUTDOWN_GRACE_MS', '-1', /^RTS_SHUTDOWN_GRACE_MS: must be a whole number written in digits/],
     ['RTS_AUDIT_ANCHOR_SECONDS', '90000', /./],
   ])('refuses a bad %s, naming it', (name, value, message) => {
-    const base: Record<string, string> = name.startsWith('RTS_POSTGRES') ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' } : {};
+    const base: Record<string, string> = name.startsWith('RTS_POSTGRES')
+      ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' }
+      : name.startsWith('RTS_EVENTSTORE')
+        ? { RTS_EVENT_STORE: 'eventstoredb' }
+        : {};
     const problems = problemsOf({ ...base, [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: `));
@@ -143,7 +160,10 @@ describe('loadConfig', () => {
   });
 
   it('refuses a misspelt setting, naming the one it is near; leaves the other tools\' RTS_* names alone', () => {
-    expect(problemsOf({ RTS_EVENT_STOR: 'postgres', RTS_POSTGRES_URL: 'postgres://h/db' })).toEqual(['RTS_EVENT_STOR: not a setting; did you mean RTS_EVENT_STORE?']);
+    expect(problemsOf({ RTS_EVENT_STOR: 'postgres', RTS_POSTGRES_URL: 'postgres://h/db' })).toEqual([
+      expect.stringMatching(/^RTS_POSTGRES_URL: set, but RTS_EVENT_STORE is sqlite/),
+      'RTS_EVENT_STOR: not a setting; did you mean RTS_EVENT_STORE?',
+    ]);
     expect(problemsOf({ RTS_HTTP_PROT: '9000', RTS_HTTP_PORT: 'x' })).toEqual([expect.stringMatching(/^RTS_HTTP_PORT: /), 'RTS_HTTP_PROT: not a setting; did you mean RTS_HTTP_PORT?']);
     // The CLI's, the broker scripts' and the benches' variables are no misspelt setting.
     expect(() => loadConfig({ RTS_URL: 'http://127.0.0.1:8080', RTS_TOKEN: 't', RTS_BROKER_PORT: '61616', RTS_BROKER_USERS_FILE: 'u', RTS_HA_NODES: '2', RTS_BENCH_DIST: 'd' })).not.toThrow();
