@@ -316,7 +316,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     read: () => depthReader.read(),
     connection,
     everyMs: messaging.deadLetterDepthEveryMs,
-    onSample: deadLetterDepthRecorder(deps.metrics),
+    onSample: deadLetterDepthRecorder(deps.metrics, deps.clock.now().toMillis()),
     logger: log,
     queue: messaging.deadLetterQueue,
   });
@@ -324,7 +324,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   // rts_downlink_queue_depth{system}: every known system's downlink queue, one statistics request per reading, on the
   // dead letter reading's schedule and rules; the last sample is kept for GET /systems.
   const downlinkDepthReader = new AmqpDownlinkDepthReader(connection, { prefix: messaging.downlinkQueuePrefix, systems: () => deps.directory.readModel.listSystemRows() });
-  const recordDownlinkDepth = downlinkQueueDepthRecorder(deps.metrics);
+  const recordDownlinkDepth = downlinkQueueDepthRecorder(deps.metrics, deps.clock.now().toMillis());
   let downlinkDepth: DepthSample<DownlinkDepths> = { depth: null, reason: 'not_connected' };
   const downlinkDepthMonitor = new DownlinkDepthMonitor({
     read: () => downlinkDepthReader.read(),

@@ -56,7 +56,7 @@ describe('DeadLetterDepthMonitor', () => {
     const pending: Pending[] = [];
     const lines: Array<{ level: string; msg: string; obj: Record<string, unknown> }> = [];
     const metrics = new MetricsRegistry();
-    const record = deadLetterDepthRecorder(metrics);
+    const record = deadLetterDepthRecorder(metrics, 1_700_000_000_000);
     const samples: DepthSample[] = [];
     const monitor = new DeadLetterDepthMonitor({
       read: () => new Promise<number>((resolve, reject) => pending.push({ resolve, reject })),
@@ -92,6 +92,8 @@ describe('DeadLetterDepthMonitor', () => {
     t.monitor.start();
     expect(t.sampleLine()).toBeUndefined();
     expect(t.pending).toHaveLength(0); // not connected: nothing asked
+    // The hub's start until a first reading: with no sample the alert on its age never fired after a restart.
+    expect(t.metrics.render()).toContain('rts_dead_letters_read_timestamp_seconds 1700000000');
     t.connection.up();
     await t.answer(42);
     expect(t.sampleLine()).toBe('rts_dead_letters 42');

@@ -100,9 +100,12 @@ describe("the hub's recorders: the series of their fixed vocabularies are there 
     ]);
   });
 
-  it('dead letter depth readings: every result; the depth itself has no sample until read', () => {
+  it('dead letter depth readings: every result; the depth itself has no sample until read, its timestamp the start', () => {
     const registry = new MetricsRegistry();
-    deadLetterDepthRecorder(registry);
-    expect(samples(registry)).toEqual(['ok', 'no_answer', 'refused', 'unexpected_reply', 'connection_lost'].map((r) => `rts_dead_letters_readings_total{result="${r}"} 0`));
+    deadLetterDepthRecorder(registry, 1_700_000_000_000);
+    expect(samples(registry)).toEqual([
+      'rts_dead_letters_read_timestamp_seconds 1700000000',
+      ...['ok', 'no_answer', 'refused', 'unexpected_reply', 'connection_lost'].map((r) => `rts_dead_letters_readings_total{result="${r}"} 0`),
+    ]);
   });
 });

@@ -144,10 +144,13 @@ export function uplinkLinkLostRecorder(metrics: MetricsRegistry | undefined): (r
  * figure); `rts_dead_letters_read_timestamp_seconds`, when the depth was last read (kept: alert on its age); and the
  * readings by result, a fixed word. No label carries a queue name, a message or anything a sender wrote.
  */
-export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined): (sample: DepthSample) => void {
+export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined, startedAtMs: number = Date.now()): (sample: DepthSample) => void {
   if (!metrics) return () => undefined;
   const depth = metrics.gauge('rts_dead_letters', 'Messages on the dead letter queue, as the broker this hub is connected to counts them (no sample while unknown)');
-  const readAt = metrics.gauge('rts_dead_letters_read_timestamp_seconds', 'When the depth of the dead letter queue was last read from the broker (Unix time)');
+  const readAt = metrics.gauge('rts_dead_letters_read_timestamp_seconds', "When the depth of the dead letter queue was last read from the broker (Unix time; the hub's start until the first reading)");
+  // From the start: without a sample `time() - ...` is nothing and the alert on its age never fired for a hub that
+  // has not read the depth once since it started (its broker away, or without the statistics plugin from day one).
+  readAt.set({}, startedAtMs / 1000);
   const readings = metrics.counter('rts_dead_letters_readings_total', 'Readings of the dead letter queue depth, by result: ok, no_answer (no statistics plugin?), refused, unexpected_reply, connection_lost', ['result']).zero(
     ...['ok', ...READING_FAILURES].map((result) => ({ result })),
   );
@@ -171,11 +174,12 @@ export function deadLetterDepthRecorder(metrics: MetricsRegistry | undefined): (
  * were last read (kept while unknown: alert on its age) and the readings by result, so that figures gone missing are
  * seen: an alert on the depth alone never fires while there is none.
  */
-export function downlinkQueueDepthRecorder(metrics: MetricsRegistry | undefined): (sample: DepthSample<DownlinkDepths>) => void {
+export function downlinkQueueDepthRecorder(metrics: MetricsRegistry | undefined, startedAtMs: number = Date.now()): (sample: DepthSample<DownlinkDepths>) => void {
   if (!metrics) return () => undefined;
   const depth = metrics.gauge('rts_downlink_queue_depth', "Messages waiting on each known system's downlink queue, as the broker this hub is connected to counts them (no sample while unknown)", ['system']);
   const age = metrics.gauge('rts_downlink_oldest_message_age_seconds', "How long the first message waiting on each known system's downlink queue has been there, by the broker's clock (0: none waits; no sample while unknown)", ['system']);
-  const readAt = metrics.gauge('rts_downlink_queue_depth_read_timestamp_seconds', 'When the downlink queues\' depths were last read (Unix time)');
+  const readAt = metrics.gauge('rts_downlink_queue_depth_read_timestamp_seconds', "When the downlink queues' depths were last read (Unix time; the hub's start until the first reading)");
+  readAt.set({}, startedAtMs / 1000); // from the start, as rts_dead_letters_read_timestamp_seconds
   const readings = metrics
     .counter('rts_downlink_queue_depth_readings_total', "Readings of the downlink queues' depths, by result: ok, no_answer (no statistics plugin?), refused, unexpected_reply, connection_lost, store_unavailable (the hub's store did not list its systems)", ['result'])
     .zero(...['ok', ...DOWNLINK_READING_FAILURES].map((result) => ({ result })));
