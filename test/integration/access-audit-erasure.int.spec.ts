@@ -215,6 +215,11 @@ describe('access control, audit and erasure over SQLite', () => {
     consultationAttachments = [docA];
     expect((await call('GET', `/patients/${CPR_A}/observations`, clinician)).statusCode).toBe(200);
     expect((await call('GET', `/documents/${docA}`, clinician)).statusCode).toBe(200);
+    // Of the patient's documents only the attached one: another (or an original since corrected) is no one's to read.
+    const another = (await upload(patientA, CPR_A, 133)).json().uniqueId as string;
+    expect(another).not.toBe(docA);
+    const notAttached = await call('GET', `/documents/${another}`, clinician);
+    expect({ status: notAttached.statusCode, code: notAttached.json().code }).toEqual({ status: 404, code: 'document_not_found' });
     expect((await call('GET', `/patients/${CPR_A}/observations`, otherClinician)).statusCode).toBe(403);
     expect((await upload(clinician, CPR_A, 140)).statusCode).toBe(403);
     // Only while the case is with the system's expert: not once it is closed.

@@ -24,6 +24,9 @@ describe('access policy', () => {
     expect(authorize(clinician, { kind: 'observations.read', patientKey: 'pA' }, scope)).toEqual({ allowed: false, reason: 'no_consultation' });
     expect(authorize(clinician, { kind: 'observations.read', patientKey: 'pB' }, null).allowed).toBe(false);
     expect(authorize(clinician, { kind: 'observations.write', patientKey: 'pB' }, scope).allowed).toBe(false);
+    // Of those patients' documents only the attached ones (the README's rule): another, or the original a correction
+    // replaced (values no answer of readings holds), was read as "the patient's".
+    expect(authorize(clinician, { kind: 'document.read', patientKey: 'pB', uniqueId: '2.25.99' }, scope)).toEqual({ allowed: false, reason: 'no_consultation' });
   });
   it('lets a system act only for itself', () => {
     expect(authorize(system, { kind: 'consultation.act', systemId: 'aarhus' }).allowed).toBe(true);

@@ -6,8 +6,8 @@
  * | role      | may                                                                                           |
  * |-----------|-----------------------------------------------------------------------------------------------|
  * | patient   | read and write their own observations and documents (matched on the pseudonymous key)         |
- * | clinician | read the patients (observations, documents) of consultations offered to their system's experts;|
- * |           | act on consultations for their own system; read the directory                                  |
+ * | clinician | read the documents attached to consultations offered to their system's experts, and those     |
+ * |           | patients' observations; act on consultations for their own system; read the directory         |
  * | system    | act on consultations for its own system and its own experts; read the directory               |
  * | operator  | manage systems (POST /systems), dead letters, erase patients and consultations' texts, read   |
  * |           | and verify the audit trail; export a patient's data (patient.export); where a consultation is |
@@ -89,8 +89,10 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
       if (role === 'patient') return principal.patientKey !== undefined && principal.patientKey === action.patientKey ? ALLOW : deny('not_own_patient_data');
       if (role === 'clinician') {
         if (!scope || principal.systemId === undefined) return deny('no_consultation');
+        // Documents: those attached, and no other (the README's rule). A patient's other documents, their originals
+        // since corrected (values no answer of readings holds) among them, were read as "the patient's".
+        if (action.kind === 'document.read') return scope.uniqueIds.has(action.uniqueId) ? ALLOW : deny('no_consultation');
         if (scope.patientKeys.has(action.patientKey)) return ALLOW;
-        if (action.kind === 'document.read' && scope.uniqueIds.has(action.uniqueId)) return ALLOW;
         return deny('no_consultation');
       }
       return deny('role_may_not_read_patient_data');
