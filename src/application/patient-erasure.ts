@@ -115,7 +115,11 @@ export class PatientErasure {
 
   async eraseKey(patientKey: string, options: ErasureOptions): Promise<ErasureResult> {
     const holding = await this.holdingOf(patientKey);
-    const alreadyErased = holding.keyErased;
+    // Erased before: both its PatientErased and its key's deletion done. Either one missing is an erasure completed
+    // now: the key after a crash that followed the event, or the event in a backup that copied the events before an
+    // erasure and the keys after it. That one was answered "already erased" and went unreported (no `patient erased`
+    // line, `rts erasures apply` counting it as erased before).
+    const alreadyErased = holding.keyErased && holding.erasureRecorded;
     if (!holding.known && options.ifUnknown !== 'erase') {
       throw new NotFoundError('unknown_patient', 'the hub holds nothing of this patient (no document, no data key): nothing was erased');
     }

@@ -101,6 +101,14 @@ describe('PatientErasure', () => {
     expect(erased.has('p2512481234')).toBe(true);
   });
 
+  it('finishes an erasure whose event a restored copy lacks (a backup took the events before it, the keys after): erased now, not "already"', async () => {
+    const { erasure, store, erased } = setUp();
+    erased.add('p2512481234'); // the key copy: tombstone; the event copy: no PatientErased
+    expect(await erasure.erase(cpr, { by: 'restore' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
+    expect((await store.readStream('patient-p2512481234')).events.map((e) => e.type)).toEqual(['PatientErased']);
+    expect(await erasure.erase(cpr, { by: 'restore' })).toMatchObject({ alreadyErased: true, erasedAt: '2026-03-01T10:00:00Z' });
+  });
+
   // An operator's typo in a CPR number must neither lock an unrelated person out for good nor pass unnoticed.
   it('refuses a patient it holds nothing of (unknown_patient) and changes nothing, unless told to record it anyway', async () => {
     const { erasure, store, erased, caughtUp } = setUp();
