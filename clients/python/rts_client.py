@@ -89,7 +89,7 @@ log = logging.getLogger("rts_client")
 # anywhere among ten digits) and a real calendar date. The hub's own random ids (a UUID of RFC 9562, its OID
 # 2.25.<n>, p + 32 hex digits, patient- + 12 hex digits) are not looked into. test/integration/python-client.int.spec.ts
 # checks this port against the TypeScript function on the same values.
-_SEPARATOR = "[-._:/+\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u2010-\u2015\u2212\ufe58\ufe63\uff0d]"
+_SEPARATOR = "[-._:/+\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u00ad\u200b-\u200d\u2060\u2010-\u2015\u2212\ufe58\ufe63\uff0d]"
 _NUMBER = re.compile(f"[0-9]+(?:{_SEPARATOR}{{1,3}}[0-9]+)*")
 _IS_SEPARATOR = re.compile(f"{_SEPARATOR}")
 _HEX = "[0-9a-fA-F]"
@@ -154,7 +154,8 @@ def _number_holds_cpr(number):
 def may_hold_cpr_digits(text):
     """Whether `text` may hold a CPR number anywhere, also glued inside a longer run of digits (the hub's
     mayHoldCprDigits: a chance match costs a value left out of a log line, never a refusal)."""
-    text = "".join(chr(ord(c) - 0xFEE0) if "\uff10" <= c <= "\uff19" else c for c in text)  # full-width digits
+    # full-width and Arabic-Indic digits
+    text = "".join(chr(48 + (ord(c) & 0xF)) if "\uff10" <= c <= "\uff19" or "\u0660" <= c <= "\u0669" or "\u06f0" <= c <= "\u06f9" else c for c in text)
     if sum(1 for c in text if "0" <= c <= "9") < 10:
         return False
     masked = _HUB_ID.sub(lambda m: m.group(0) if m.group(0).startswith("2.25.") and not _is_uuid_oid(m.group(0)) else "#" * len(m.group(0)), text)

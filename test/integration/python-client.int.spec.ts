@@ -332,14 +332,14 @@ maybe('Python client (offline): cuts a join as the hub does, and its codec passe
     const pick = <T,>(items: readonly T[]): T => items[random(items.length)]!;
     const digits = (n: number): string => Array.from({ length: n }, () => String(random(10))).join('');
     const two = (n: number): string => String(n).padStart(2, '0');
-    const separators = ['', '', '-', '.', '_', ':', '/', ' ', '+', '--', '-.-', '\u2013', '\u2212', '\uff0d', '\u00a0'];
+    const separators = ['', '', '-', '.', '_', ':', '/', ' ', '+', '--', '-.-', '\u2013', '\u2212', '\uff0d', '\u00a0', '\u00ad', '\u200b', '\u200b-', '\u2060'];
     const glue = ['', '', 'x', 'cons-', 'ticket:', 'a1', '9', '1.2.', 'order-'];
     const fullWidth = (text: string): string => text.replace(/[0-9]/g, (d) => String.fromCharCode(d.charCodeAt(0) + 0xfee0));
     const fixed = ['251248-1234', '2512481234', '25.12.48-1234', '25 12 48 1234', '25-12-1948-1234', '19481225-1234', '1948-12-25-1234', '25124-81234', '251248-12-34', '3201481234',
       '290200-1234', '290201-1234', '12512481234', '202612021030', 'order-202612021030-17', 'order-20261202-1030-17', '2024-01-01 12:00:00', '3c9a7b52-8e41-4f0a-9d3b-6a1e2f4c8d10',
       '00000000-0000-4000-8000-002512481234', '00000000-0000-4000-0000-002512481234', 'abcdefab-cdef-4abc-0abc-ab2512481234', '5f2b8c3e-1234-4a5b-9c8d-123456789012/251248-1234',
       '2.25.329800735698586629295641978511506172918', '2.25.3298007356985866292956419785115061729180', '2.25.2512481234', '1.2.2512481234', 'p0102031234abcdef0102031234abcdef',
-      `p${'0'.repeat(22)}2512481234`, 'patient-0102031234ab', 'cons-0001', 'ticket:2026/17', '２５１２４８-１２３４', '患者２５１２４８－１２３４，胸痛', 'a b', 'x'.repeat(101), ''];
+      `p${'0'.repeat(22)}2512481234`, 'patient-0102031234ab', 'cons-0001', 'ticket:2026/17', '２５１２４８-１２３４', '患者２５１２４８－１２３４，胸痛', '\u0662\u0665\u0661\u0662\u0664\u0668-\u0661\u0662\u0663\u0664', '\u06F2\u06F5\u06F1\u06F2\u06F4\u06F8\u06F1\u06F2\u06F3\u06F4', 'a b', 'x'.repeat(101), ''];
     const generated = Array.from({ length: 4000 }, (_, i) => {
       switch (i % 4) {
         case 0: return Array.from({ length: 1 + random(5) }, () => digits(1 + random(8))).reduce((a, b) => a + pick(separators) + b);

@@ -45,7 +45,9 @@ import { isCalendarDate } from '../shared/iso-instant';
  *
  * Cheap: a text with fewer than ten digits is answered at once; otherwise a linear scan per number.
  */
-const SEPARATOR = '[-._:/+\\s\\u2010-\\u2015\\u2212\\uFE58\\uFE63\\uFF0D]';
+// Also the invisible ones a word processor leaves in copied text, which show 251248-1234 as it is: soft hyphen,
+// zero-width space, non-joiner and joiner, word joiner (\s already holds the byte order mark).
+const SEPARATOR = '[-._:/+\\s\\u00AD\\u200B-\\u200D\\u2060\\u2010-\\u2015\\u2212\\uFE58\\uFE63\\uFF0D]';
 const NUMBER = new RegExp(`\\d+(?:${SEPARATOR}{1,3}\\d+)*`, 'g');
 const IS_SEPARATOR = new RegExp(`^${SEPARATOR}$`);
 
@@ -66,9 +68,10 @@ const masked = (text: string): string =>
 
 /**
  * Full-width digits (U+FF10-FF19, what a Chinese or Japanese input method types in full-width mode) read as the
- * ASCII digits they are: "２５１２４８-１２３４" passed every check. One code unit for one, so positions stay.
+ * ASCII digits they are: "２５１２４８-１２３４" passed every check; so do Arabic-Indic digits (U+0660-0669, U+06F0-06F9).
+ * One code unit for one, so positions stay.
  */
-const withAsciiDigits = (text: string): string => text.replace(/[\uFF10-\uFF19]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xfee0));
+const withAsciiDigits = (text: string): string => text.replace(/[\uFF10-\uFF19\u0660-\u0669\u06F0-\u06F9]/g, (d) => String.fromCharCode(48 + (d.charCodeAt(0) & 0xf)));
 
 const isDigitCode = (code: number): boolean => code >= 48 && code <= 57;
 const hasTenDigits = (text: string): boolean => {
