@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -130,6 +130,10 @@ describe('consultation texts on the SQLite store: sealed, and erased with the pa
     const modelRows = (db.prepare('SELECT row FROM consultations').all() as { row: string }[]).map((r) => r.row).join('\n');
     db.close();
     for (const text of TEXTS) expect(modelRows).not.toContain(text);
+    // Nor in the file's bytes: the row as it was, freed when rewritten, stayed in the page's slack space (an outside
+    // review read the texts there after the erasure); and the WAL's older frames are folded in and truncated.
+    const bytes = ['telemed.sqlite', 'telemed.sqlite-wal'].filter((f) => existsSync(join(dir, f))).map((f) => readFileSync(join(dir, f)).toString('latin1')).join('');
+    for (const text of TEXTS) expect({ text, inFile: bytes.includes(text) }).toEqual({ text, inFile: false });
     // The view says erased; the rest of the case is as it was.
     const after = await view(id);
     expect(after).toMatchObject({

@@ -3,7 +3,12 @@ import { openOfferTo, type ConsultationPage, type ConsultationQuery, type Consul
 import { evolveConsultationView, monthOf, type ConsultationView, type OpenedConsultationEvent, type MonthCount } from '../../application/consultation/consultation-projection';
 import type { RecordedEvent } from '../../application/ports/event-store';
 import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent } from '../../domain/consultation/consultation';
+import { truncateWal } from '../event-store/sqlite/wal-checkpoint';
 import type { SqliteWriter } from './sqlite-registry';
+
+const CONTENT_ERASED = 'ConsultationContentErased';
+/** As the registry's erasure: how long the WAL's truncation waits for a reader before it leaves the frames. */
+const ERASURE_CHECKPOINT_WAIT_MS = 100;
 
 /**
  * The consultation projection in the SQLite file of the events (the pattern of SqliteDirectory): rows, monthly
@@ -68,30 +73,46 @@ export class SqliteConsultations implements ConsultationReadModel {
   }
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+    // A row whose texts are erased is rewritten with secure_delete, so the freed cells of the row as it was (the
+    // texts in clear) are zeroed rather than left in the page's slack space, where a copy of the file read them
+    // after the erasure; then the WAL's older frames go as the registry's do (best effort). As the registry's rows.
+    const erasing = events.some((e) => e.type === CONTENT_ERASED);
+    await this.writer.runExclusive((db) => {
+      if (!erasing) return this.applyRows(events, checkpoint);
+      const previous = db.pragma('secure_delete', { simple: true }) as number;
+      db.pragma('secure_delete = ON');
+      try {
+        this.applyRows(events, checkpoint);
+      } finally {
+        db.pragma(`secure_delete = ${previous ? 'ON' : 'OFF'}`);
+      }
+    }, { durability: erasing ? 'full' : 'relaxed' });
+    if (erasing) await this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
+  }
+
+  private applyRows(events: readonly RecordedEvent[], checkpoint: bigint): void {
     const { upsert, count, setCheckpoint } = this.writes;
     const select = this.statements.get;
-    await this.writer.runExclusive(() => {
-      for (const e of events) {
-        if (!isConsultationEvent(e)) continue;
-        const event = { type: e.type, data: e.data } as OpenedConsultationEvent;
-        const json = select.get(event.data.consultationId) as string | undefined;
-        const current = json === undefined ? null : (JSON.parse(json) as ConsultationView);
-        const next = evolveConsultationView(current, event);
-        if (!next || next === current) continue;
-        // Counted where the row is first written, so a repeated ConsultationRequested is never counted twice.
-        if (event.type === 'ConsultationRequested' && current === null) count.run(monthOf(event.data.requestedAt));
-        upsert.run({
-          consultation_id: next.consultationId,
-          applicant_system_id: next.applicantSystemId,
-          expert_system_id: next.expertSystemId,
-          status: next.status,
-          requested_at: next.requestedAt,
-          due_ms: next.due ? Date.parse(next.due.dueAt) : null,
-          row: JSON.stringify(next),
-        });
-      }
-      setCheckpoint.run(PROJECTION, checkpoint);
-    }, { durability: 'relaxed' });
+    for (const e of events) {
+      if (!isConsultationEvent(e)) continue;
+      const event = { type: e.type, data: e.data } as OpenedConsultationEvent;
+      const json = select.get(event.data.consultationId) as string | undefined;
+      const current = json === undefined ? null : (JSON.parse(json) as ConsultationView);
+      const next = evolveConsultationView(current, event);
+      if (!next || next === current) continue;
+      // Counted where the row is first written, so a repeated ConsultationRequested is never counted twice.
+      if (event.type === 'ConsultationRequested' && current === null) count.run(monthOf(event.data.requestedAt));
+      upsert.run({
+        consultation_id: next.consultationId,
+        applicant_system_id: next.applicantSystemId,
+        expert_system_id: next.expertSystemId,
+        status: next.status,
+        requested_at: next.requestedAt,
+        due_ms: next.due ? Date.parse(next.due.dueAt) : null,
+        row: JSON.stringify(next),
+      });
+    }
+    setCheckpoint.run(PROJECTION, checkpoint);
   }
 
   async reset(): Promise<void> {
