@@ -141,6 +141,25 @@ describe('JoseCodec: JWS inside JWE', () => {
     await expect(hubCodec.open(await seal('rts-message+jwt', '00000000-0000-4000-8000-000000000000'))).rejects.toMatchObject({ code: 'malformed_jose', message: expect.stringMatching(/jti/) });
   });
 
+  it('takes aud as an array of one (RFC 7519; .NET and jose4j write it so), and names the claim that is missing or wrong', async () => {
+    const { CompactEncrypt, CompactSign } = jose;
+    const seal = async (claims: Record<string, unknown>): Promise<string> => {
+      const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(claims))).setProtectedHeader({ alg: xian.signing.alg, kid: xian.signing.kid, typ: 'rts-message+jwt' }).sign(xian.signing.privateKey);
+      const receiver = (await registry.encryptionKeyFor('hub', clock))!;
+      return new CompactEncrypt(new TextEncoder().encode(jws)).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', kid: receiver.record.kid, cty: 'JWT' }).encrypt(receiver.key);
+    };
+    const envelope = uplink('xian');
+    const claims = { iss: 'xian', aud: ['hub'], iat: Math.floor(clock.getTime() / 1000), jti: envelope.id, msg: envelope };
+    // Was malformed_jose "lacks iss, aud or msg", with aud there.
+    expect((await hubCodec.open(await seal(claims))).sender).toBe('xian');
+    await expect(hubCodec.open(await seal({ ...claims, aud: ['beijing'] }))).rejects.toMatchObject({ code: 'not_for_us' });
+    await expect(hubCodec.open(await seal({ ...claims, aud: ['hub', 'beijing'] }))).rejects.toMatchObject({ code: 'malformed_jose', message: 'the signed payload lacks aud (a string, or an array of one)' });
+    await expect(hubCodec.open(await seal({ ...claims, iss: 7, msg: undefined }))).rejects.toMatchObject({
+      code: 'malformed_jose',
+      message: 'the signed payload lacks iss (a string), msg (the envelope, with its id and systemId)',
+    });
+  });
+
   it('rotation: old and new keys both work during the overlap; the old one is refused after its retirement', async () => {
     const reg = new KeyRegistry();
     const hubKeys = await generatePartyKeys('hub');

@@ -149,9 +149,15 @@ export class JoseCodec {
       throw new JoseError('malformed_jose', 'the signed payload is not JSON');
     }
     const msg = claims.msg as Partial<EnvelopeLike> | undefined;
-    if (typeof claims?.iss !== 'string' || typeof claims.aud !== 'string' || typeof msg !== 'object' || msg === null || typeof msg.systemId !== 'string' || typeof msg.id !== 'string') {
-      throw new JoseError('malformed_jose', 'the signed payload lacks iss, aud or msg');
-    }
+    if (claims === null || typeof claims !== 'object') throw new JoseError('malformed_jose', 'the signed payload is not a JSON object');
+    // RFC 7519 4.1.3 lets aud be an array of strings (.NET's and jose4j's libraries write one): one receiver either way.
+    if (Array.isArray(claims.aud) && claims.aud.length === 1) claims.aud = claims.aud[0];
+    const missing = [
+      typeof claims.iss !== 'string' ? 'iss (a string)' : null,
+      typeof claims.aud !== 'string' ? 'aud (a string, or an array of one)' : null,
+      typeof msg !== 'object' || msg === null || typeof msg.systemId !== 'string' || typeof msg.id !== 'string' ? 'msg (the envelope, with its id and systemId)' : null,
+    ].filter((m) => m !== null);
+    if (missing.length > 0 || msg === undefined) throw new JoseError('malformed_jose', `the signed payload lacks ${missing.join(', ')}`);
     // The signed jti is the envelope's id, which receivers dedupe on: one that differs was not made by the profile.
     if (claims.jti !== msg.id) throw new JoseError('malformed_jose', "the signed jti is not the envelope's id");
     const sender = claims.iss;
