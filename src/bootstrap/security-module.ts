@@ -212,7 +212,8 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
   // (anchorHeads): the first anchor after midnight holds the end of the day before.
   const logAnchor = async () => {
     const heads = await audit.anchorHeads(deps.clock.now().toJSDate()).catch(() => null);
-    if (heads && Object.keys(heads).length > 0) logger.info({ auditAnchor: heads }, 'audit anchor');
+    // At every level but silent, as the erasure lines: RTS_LOG_LEVEL=warn dropped them, and nothing said so.
+    if (heads && Object.keys(heads).length > 0 && logger.level !== 'silent') logger.child({}, { level: 'info' }).info({ auditAnchor: heads }, 'audit anchor');
   };
   const anchorTimer = config.RTS_AUDIT_ANCHOR_SECONDS > 0 ? setInterval(() => void logAnchor(), config.RTS_AUDIT_ANCHOR_SECONDS * 1000) : undefined;
   anchorTimer?.unref();

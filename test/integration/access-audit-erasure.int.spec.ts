@@ -80,6 +80,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await http.close(100);
   await security.close();
+  // The shutdown's anchor line, at RTS_LOG_LEVEL=warn as at every level but silent (it was dropped at warn).
+  expect(warnings.join('')).toMatch(/"auditAnchor":\{"audit-\d{4}-\d{2}-\d{2}-\d+":"[0-9a-f]{64}"[^\n]*"msg":"audit anchor"/);
   await projector.stop();
   await store.close();
   data.remove();
