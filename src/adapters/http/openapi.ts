@@ -625,6 +625,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /stats/consultations-per-month': {
     tag: 'Consultations',
     summary: 'Consultations requested per UTC calendar month (bounds inclusive; months without requests as 0; at most 1200 months)',
+    description:
+      'Without from the series starts at the first month with a request, without to it ends at the last; with no request in the store (or none from from on, or none up to to) and a bound left out, the series is empty.',
     access: AUTHENTICATED,
     query: MonthsQuery,
     ok: { '200': { description: 'Counts by month', schema: MonthlyCounts } },
