@@ -380,6 +380,10 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       const query = await get(`/patients/${BAD_DATE_CPR}/observations`);
       expectProblem(query, 422, 'invalid_patient_id');
       expect(query.body).not.toContain(BAD_DATE_CPR);
+      // Over the router's 100 characters: the route's own problem, not a bare 400 before any route was chosen.
+      const long = await get(`/patients/${'a'.repeat(101)}/observations`);
+      expectProblem(long, 400, 'invalid_request');
+      expect(long.json().errors).toEqual([expect.objectContaining({ path: 'path.patientId' })]);
     });
 
     it('a CPR number born in the future: 422 invalid_patient_id for a search as for an upload, not 404 unknown_patient', async () => {

@@ -137,6 +137,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // hook below answers it as a problem.
     http: { connectionsCheckingInterval: Math.min(1000, requestTimeoutMs), requireHostHeader: false },
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    // A path parameter over the router's 100 characters was refused before any route was chosen: a bare 400 "could
+    // not be processed", without the route's own problem (invalid_patient_id, errors[]) or a deprecated route's
+    // Deprecation header. Each route's schema bounds its parameters; the header limit bounds the URL.
+    routerOptions: { maxParamLength: 8 * 1024 },
     // fastify's own request lines off (ours, below, carry the route pattern, not the URL); log lines of a request
     // label its id `requestId`.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
