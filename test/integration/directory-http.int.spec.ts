@@ -53,6 +53,9 @@ describe('directory HTTP routes', () => {
     expect(other.statusCode).toBe(409);
     expect(other.headers['content-type']).toMatch(/application\/problem\+json/);
     expect(other.json()).toMatchObject({ code: 'system_already_registered', status: 409 });
+    const nul = await app.inject({ method: 'POST', url: '/systems', payload: { id: 'nul-name', name: 'Chengdu\u0000City', area: 'Chengdu\r\nWest' } });
+    expect({ status: nul.statusCode, code: nul.json().code, paths: nul.json().errors.map((e: { path: string }) => e.path) }).toEqual({ status: 422, code: 'invalid_system', paths: ['name', 'area'] });
+    expect((await app.inject({ url: '/systems/nul-name' })).statusCode).toBe(404);
     for (const id of ['A', 'x', 'has space', 'a'.repeat(33), '-lead']) {
       const bad = await app.inject({ method: 'POST', url: '/systems', payload: { id, name: 'n', area: 'a' } });
       expect(bad.statusCode).toBe(400);

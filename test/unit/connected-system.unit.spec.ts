@@ -106,6 +106,13 @@ describe('ConnectedSystem decider', () => {
     }
   });
 
+  it('refuses control characters in name and area, naming the field (NUL failed the append on PostgreSQL)', () => {
+    for (const [bad, path] of [[{ name: 'Chengdu\u0000' }, 'name'], [{ area: 'Line\r\nbreak' }, 'area'], [{ name: 'Chengdu\u0007City' }, 'name']] as const) {
+      const error = spec.given([]).when({ ...registerCmd, ...bad }).thenThrows(ValidationError, 'invalid_system');
+      expect((error as ValidationError).details).toEqual([{ path, message: 'holds a control character' }]);
+    }
+  });
+
   it('stores name and area in NFC: the same text decomposed (NFD) is the same registration, not a conflict', () => {
     const dk = { ...registerCmd, name: 'Århus Sønderå Klinik', area: 'Østjylland' };
     const dkRegistered: ConnectedSystemEvent = { type: 'SystemRegistered', data: { ...registered.data, name: dk.name, area: dk.area } } as ConnectedSystemEvent;

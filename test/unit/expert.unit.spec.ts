@@ -123,6 +123,21 @@ describe('Expert decider', () => {
     expect(cjk.name).toHaveLength(200);
   });
 
+  it('refuses control characters in a profile\'s texts (NUL failed the append on PostgreSQL), naming the field', () => {
+    let error: ValidationError | undefined;
+    try {
+      normalizeExpertProfile({ ...profile, name: 'Dr\u0000Li', location: { city: 'Chengdu', hospital: 'West\u0007' } });
+    } catch (e) {
+      error = e as ValidationError;
+    }
+    expect(error?.details).toEqual([
+      { path: 'profile.name', message: 'holds a control character' },
+      { path: 'profile.location.hospital', message: 'holds a control character' },
+    ]);
+    // White space, line breaks included, is folded to one space as before.
+    expect(normalizeExpertProfile({ ...profile, name: 'Dr\r\n\tLi' }).name).toBe('Dr Li');
+  });
+
   it('counts code points, as the contract\'s maxLength and zod do: 200 emoji are a name of 200, 201 are refused', () => {
     // zod 4.6 counts code points at the edge; the decider counted UTF-16 units, so 101-200 emoji passed the
     // message's schema and were then refused here as "at most 200 characters".

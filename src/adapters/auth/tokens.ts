@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES } from '../../application/access/policy';
 import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
+import { holdsOneLineControl } from '../../domain/shared/text-limits';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 
 /**
@@ -19,7 +20,8 @@ import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
  */
 export const TokenClaims = z
   .object({
-    sub: z.string().min(1).max(200),
+    // No control characters: the subject goes into the audit trail (NUL fails a PostgreSQL append) and log lines.
+    sub: z.string().min(1).max(200).refine((sub) => !holdsOneLineControl(sub), 'no control characters'),
     role: z.enum(ROLES),
     // An identity provider's CPR number, ddmmyy-ssss or the ten digits many of them give: another shape is a token
     // refused with its reason (401), not a patient who silently reaches nothing (403 on every request).

@@ -3,6 +3,7 @@ import { MAX_AUDIT_RESULTS } from '../../application/audit/audit-trail';
 import { isKeptRequestId } from '../../application/audit/request-id';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { LEGACY_CONSULTATION_ID_RULE, isExistingConsultationId } from '../../domain/consultation/legacy-id';
+import { holdsOneLineControl } from '../../domain/shared/text-limits';
 import { offsetDateTime } from '../validation/offset-date-time';
 
 /**
@@ -14,7 +15,7 @@ export const DevLoginBody = z
     role: z.enum(['patient', 'clinician', 'system', 'operator']),
     patient: z.string().max(20).optional().describe("The CPR number, for role patient (the token holds the patient's pseudonymous key, not this)"),
     systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional().describe('For roles clinician and system'),
-    sub: z.string().min(1).max(100).optional(),
+    sub: z.string().min(1).max(100).refine((sub) => !holdsOneLineControl(sub), 'no control characters').optional(),
   })
   .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] });
 /** A CPR number as the erasure and audit routes take it (shape only: parseCpr then checks it, 422 invalid_patient_id). */

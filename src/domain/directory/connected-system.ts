@@ -1,6 +1,7 @@
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 import { ConflictError, NotFoundError, ValidationError } from '../shared/errors';
 import { holdsCprNumber } from '../monitoring/cpr-like';
+import { holdsOneLineControl } from '../shared/text-limits';
 
 /**
  * ConnectedSystem: a small-scale telemedicine system's membership of the hub and its join, one stream per
@@ -164,6 +165,10 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       const name = systemText(command.name);
       const area = systemText(command.area);
       if (name.length === 0 || area.length === 0) throw new ValidationError('invalid_system', 'name and area must not be blank');
+      const controls = [...(holdsOneLineControl(name) ? ['name'] : []), ...(holdsOneLineControl(area) ? ['area'] : [])];
+      if (controls.length > 0) {
+        throw new ValidationError('invalid_system', 'name and area are one line of text: no control characters', controls.map((path) => ({ path, message: 'holds a control character' })));
+      }
       if (state.status === 'none') {
         return [{ type: 'SystemRegistered', data: { systemId: command.systemId, name, area, downlinkQueue: command.downlinkQueue, registeredAt: command.now } }];
       }

@@ -1,6 +1,6 @@
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
-import { longerThan } from '../shared/text-limits';
+import { holdsOneLineControl, longerThan } from '../shared/text-limits';
 import { SYSTEM_ID_PATTERN } from './connected-system';
 import { holdsCprNumber } from '../monitoring/cpr-like';
 
@@ -118,14 +118,15 @@ export const normalizeExpertProfile = (p: ExpertProfile): ExpertProfile => {
   if (profile.specialties.length === 0) problems.push({ path: 'profile.specialties', message: 'needs at least one specialty' });
   if (profile.location.city.length === 0) problems.push({ path: 'profile.location.city', message: 'must not be blank' });
   if (profile.languages.length === 0) problems.push({ path: 'profile.languages', message: 'needs at least one language' });
-  const tooLong = (path: string, value: string, max: number): void => {
+  const checkText = (path: string, value: string, max: number): void => {
+    if (holdsOneLineControl(value)) problems.push({ path, message: 'holds a control character' });
     if (longerThan(value, max)) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
   };
-  tooLong('profile.name', profile.name, EXPERT_TEXT_LIMITS.name);
-  tooLong('profile.title', profile.title, EXPERT_TEXT_LIMITS.title);
-  profile.specialties.forEach((s, i) => tooLong(`profile.specialties.${i}`, s, EXPERT_TEXT_LIMITS.specialty));
-  tooLong('profile.location.city', profile.location.city, EXPERT_TEXT_LIMITS.city);
-  tooLong('profile.location.hospital', profile.location.hospital, EXPERT_TEXT_LIMITS.hospital);
+  checkText('profile.name', profile.name, EXPERT_TEXT_LIMITS.name);
+  checkText('profile.title', profile.title, EXPERT_TEXT_LIMITS.title);
+  profile.specialties.forEach((s, i) => checkText(`profile.specialties.${i}`, s, EXPERT_TEXT_LIMITS.specialty));
+  checkText('profile.location.city', profile.location.city, EXPERT_TEXT_LIMITS.city);
+  checkText('profile.location.hospital', profile.location.hospital, EXPERT_TEXT_LIMITS.hospital);
   if (!AVAILABILITIES.includes(profile.availability)) problems.push({ path: 'profile.availability', message: `must be one of ${AVAILABILITIES.join(', ')}` });
   if (problems.length > 0) throw new ValidationError('invalid_expert_profile', `the expert profile is not valid: ${problems.map((x) => `${x.path} ${x.message}`).join('; ')}`, problems);
   return profile;
