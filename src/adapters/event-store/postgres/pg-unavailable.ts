@@ -9,8 +9,14 @@
  * node-postgres's timeouts (connect, pool wait, statement), or undefined.
  */
 export function pgUnavailableReason(error: unknown): string | undefined {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const { code, message, errors } = (error ?? {}) as { code?: unknown; message?: unknown; errors?: unknown };
   if (typeof code === 'string') return code;
+  // Node's connect to a host of several addresses fails with an AggregateError whose own code is unset (an
+  // unroutable host said "cannot be reached now:" and no reason): the first attempt's code.
+  if (Array.isArray(errors)) {
+    const inner = errors.map((e) => (e as { code?: unknown } | null)?.code).find((c): c is string => typeof c === 'string');
+    if (inner !== undefined) return inner;
+  }
   if (typeof message === 'string' && TIMEOUT_MESSAGES.test(message)) return 'timed out';
   return undefined;
 }
