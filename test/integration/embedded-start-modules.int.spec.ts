@@ -21,7 +21,9 @@ const inChild = async <T>(script: (dataDir: string) => string): Promise<T> => {
   const data = tempDir('rts-start-modules-');
   try {
     const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', script(data.dir)], { cwd: ROOT, timeout: 60_000 });
-    return JSON.parse(stdout) as T;
+    // The script's JSON comes last, after the hub's log lines (the shutdown's `audit anchor` line is written at
+    // every level but silent).
+    return JSON.parse(stdout.slice(stdout.lastIndexOf('\n') + 1)) as T;
   } finally {
     data.remove();
   }
