@@ -182,6 +182,29 @@ describe('consultation texts on the SQLite store: sealed, and erased with the pa
     expect(unknown.json()).toMatchObject({ code: 'consultation_not_found' });
   });
 
+  it('long texts, the row rewritten at each step: once erased, no copy of them is left in the file\'s free pages or WAL', async () => {
+    // A row of several thousand characters spills onto overflow pages; each step freed the row as it was, and only
+    // the erasing batch zeroed what it freed: an outside review read the question and summary in the file after.
+    const id = '0c0ffee0-0000-4000-8000-000000000004';
+    const long = (marker: string, n: number) => `${marker} ${'Qv'.repeat(n / 2)}`;
+    const texts = { clinicalQuestion: long('Zqx-long-question', 3000), summary: long('Zqx-long-summary', 20_000), reason: 'Zqx-long-reason away', diagnosis: long('Zqx-long-diagnosis', 5000), recommendations: long('Zqx-long-recommendations', 12_000) };
+    const svc = module.service;
+    await svc.request({ consultationId: id, applicantSystemId: 'xian', applicantClinician: 'dr-chen', candidates: ['chengdu:li', 'beijing:wang'], clinicalQuestion: texts.clinicalQuestion, summary: texts.summary });
+    await module.projector.catchUp();
+    await svc.decline(id, { expertId: 'chengdu:li', bySystemId: 'chengdu', reason: texts.reason });
+    await module.projector.catchUp();
+    await svc.accept(id, { expertId: 'beijing:wang', bySystemId: 'beijing' });
+    await module.projector.catchUp();
+    await svc.issueReport(id, { expertId: 'beijing:wang', bySystemId: 'beijing', diagnosis: texts.diagnosis, recommendations: texts.recommendations });
+    await module.projector.catchUp();
+    expect(await view(id)).toMatchObject({ status: 'reported', summary: texts.summary });
+    expect((await http('DELETE', `/consultations/${id}/content`)).statusCode).toBe(200);
+    await module.projector.catchUp();
+    const bytes = ['telemed.sqlite', 'telemed.sqlite-wal'].filter((f) => existsSync(join(dir, f))).map((f) => readFileSync(join(dir, f)).toString('latin1')).join('');
+    const markers = ['Zqx-long-question', 'Zqx-long-summary', 'Zqx-long-reason', 'Zqx-long-diagnosis', 'Zqx-long-recommendations'];
+    expect(markers.filter((m) => bytes.includes(m))).toEqual([]);
+  });
+
   it('reads a consultation written in clear by an earlier build (no erasure reaches it)', async () => {
     const id = '0c0ffee0-0000-4000-8000-000000000003';
     const now = new Date().toISOString();

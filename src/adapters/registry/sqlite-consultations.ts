@@ -73,12 +73,13 @@ export class SqliteConsultations implements ConsultationReadModel {
   }
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
-    // A row whose texts are erased is rewritten with secure_delete, so the freed cells of the row as it was (the
-    // texts in clear) are zeroed rather than left in the page's slack space, where a copy of the file read them
-    // after the erasure; then the WAL's older frames go as the registry's do (best effort). As the registry's rows.
+    // Every rewrite of a row runs with secure_delete: a row holds the texts in clear while the consultation's key
+    // exists, and each step (offered, declined, accepted, reported) rewrites it, freeing the cells and overflow pages
+    // of the row as it was. Zeroed only in the batch that erased, the earlier copies of a long row stayed in free
+    // pages, readable in a copy of the file after the erasure (an outside review, texts of 3,000 characters and more).
+    // The batch that erases texts is also synced in full, and the WAL's older frames go after it, as the registry's.
     const erasing = events.some((e) => e.type === CONTENT_ERASED);
     await this.writer.runExclusive((db) => {
-      if (!erasing) return this.applyRows(events, checkpoint);
       const previous = db.pragma('secure_delete', { simple: true }) as number;
       db.pragma('secure_delete = ON');
       try {
