@@ -94,6 +94,23 @@ describe.each(['sqlite', 'postgres'] as const)('POST /audit/search by resource a
     expect([...times].sort()).toEqual(times);
   });
 
+  it('names no consultation or dead letter id a caller typed that may hold a CPR number (glued to other digits, in a UUID\'s shape)', async () => {
+    const digits = CPR.replace('-', '');
+    const typed: [string, string][] = [
+      ['GET', `/consultations/x1${digits}/trace`],
+      ['GET', `/consultations/0${digits}`],
+      ['DELETE', `/consultations/00${CPR}-0000-0000-000000000000/content`],
+      ['POST', `/dead-letters/00${CPR}-0000-0000-000000000000/discard`],
+    ];
+    for (const [method, path] of typed) {
+      const requestId = `typed-${randomUUID()}`;
+      await call(method, path, 'operator', requestId);
+      const found = (await search({ requestId })).body as Page;
+      expect({ path, count: found.count, resources: found.items.map((i) => i.resource) }).toEqual({ path, count: 1, resources: [null] });
+      expect(JSON.stringify(found)).not.toContain(digits.slice(0, 6));
+    }
+  });
+
   it("answers who read a document, and what one request did", async () => {
     const byDocument = (await search({ resource: uniqueId })).body as Page;
     expect(byDocument.items.map((i) => [i.requestId, i.action, i.outcome])).toEqual([

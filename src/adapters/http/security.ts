@@ -250,10 +250,15 @@ const auditableDocumentId = (value: string | null | undefined): string | null =>
 
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditableDocumentId(action.uniqueId);
-  if (action.kind === 'dead_letters.discard') return auditable(str(field(request.params, 'id')), DEAD_LETTER_ID);
+  // Ids a caller typed: named only when nothing in them may be a CPR number (mayHoldCprDigits, which takes the hub's
+  // own UUIDs whole). 00251248-1234-0000-0000-000000000000 has a UUID's shape, and x12512481234 a legacy id's.
+  if (action.kind === 'dead_letters.discard') {
+    const id = auditable(str(field(request.params, 'id')), DEAD_LETTER_ID);
+    return id !== null && !mayHoldCprDigits(id) ? id : null;
+  }
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase' || action.kind === 'consultation.trace') {
     const id = str(field(request.params, 'id'));
-    if (id) return id.length <= 64 && isExistingConsultationId(id) ? id : null; // a legacy id too (never one with CPR digits)
+    if (id) return id.length <= 64 && isExistingConsultationId(id) && !mayHoldCprDigits(id) ? id : null; // a legacy id too
     // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail. Left out of
     // the entry whenever it may hold CPR digits (mayHoldCprDigits: leaving it out refuses nothing).
     return 'systemId' in action && !mayHoldCprDigits(action.systemId) ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
