@@ -89,7 +89,7 @@ log = logging.getLogger("rts_client")
 # anywhere among ten digits) and a real calendar date. The hub's own random ids (a UUID of RFC 9562, its OID
 # 2.25.<n>, p + 32 hex digits, patient- + 12 hex digits) are not looked into. test/integration/python-client.int.spec.ts
 # checks this port against the TypeScript function on the same values.
-_SEPARATOR = "[-._:/+\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u00ad\u200b-\u200d\u2060\u2010-\u2015\u2212\ufe58\ufe63\uff0d]"
+_SEPARATOR = "[-._:/+\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u00ad\u034f\u061c\u180e\u200b-\u200f\u2060-\u2064\u2010-\u2015\u2212\u301c\u30fc\ufe58\ufe63\uff0d\uff5e]"
 _NUMBER = re.compile(f"[0-9]+(?:{_SEPARATOR}{{1,3}}[0-9]+)*")
 _IS_SEPARATOR = re.compile(f"{_SEPARATOR}")
 _HEX = "[0-9a-fA-F]"

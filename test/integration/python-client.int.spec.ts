@@ -332,7 +332,7 @@ maybe('Python client (offline): cuts a join as the hub does, and its codec passe
     const pick = <T,>(items: readonly T[]): T => items[random(items.length)]!;
     const digits = (n: number): string => Array.from({ length: n }, () => String(random(10))).join('');
     const two = (n: number): string => String(n).padStart(2, '0');
-    const separators = ['', '', '-', '.', '_', ':', '/', ' ', '+', '--', '-.-', '\u2013', '\u2212', '\uff0d', '\u00a0', '\u00ad', '\u200b', '\u200b-', '\u2060'];
+    const separators = ['', '', '-', '.', '_', ':', '/', ' ', '+', '--', '-.-', '\u2013', '\u2212', '\uff0d', '\u00a0', '\u00ad', '\u200b', '\u200b-', '\u2060', '\u200f', '\u200e-', '\u061c', '\u30fc', '\uff5e'];
     const glue = ['', '', 'x', 'cons-', 'ticket:', 'a1', '9', '1.2.', 'order-'];
     const fullWidth = (text: string): string => text.replace(/[0-9]/g, (d) => String.fromCharCode(d.charCodeAt(0) + 0xfee0));
     const fixed = ['251248-1234', '2512481234', '25.12.48-1234', '25 12 48 1234', '25-12-1948-1234', '19481225-1234', '1948-12-25-1234', '25124-81234', '251248-12-34', '3201481234',

@@ -189,7 +189,7 @@ describe('full-width digits (a Chinese or Japanese input method in full-width mo
 describe('invisible separators and Arabic-Indic digits: what shows as 251248-1234 is read as it', () => {
   it('refuses and redacts a CPR number split by a soft hyphen, a zero-width space, joiner or word joiner, or in Arabic-Indic digits', () => {
     // Were taken as a token's sub and stored in the audit trail (an outside review): they display as the number.
-    for (const value of ['251248\u00AD1234', '251248\u200B-1234', '251248-\u200C1234', '251248\u200D1234', '251248\u20601234', '\u0662\u0665\u0661\u0662\u0664\u0668-\u0661\u0662\u0663\u0664', '\u06F2\u06F5\u06F1\u06F2\u06F4\u06F8\u06F1\u06F2\u06F3\u06F4']) {
+    for (const value of ['251248\u00AD1234', '251248\u200B-1234', '251248-\u200C1234', '251248\u200D1234', '251248\u20601234', '251248\u200F-1234', '251248\u200E1234', '251248\u061C1234', '251248\u20621234', '251248\u034F1234', '２５１２４８ー１２３４', '251248\uFF5E1234', '251248\u301C1234', '\u0662\u0665\u0661\u0662\u0664\u0668\u200F-\u0661\u0662\u0663\u0664', '\u0662\u0665\u0661\u0662\u0664\u0668-\u0661\u0662\u0663\u0664', '\u06F2\u06F5\u06F1\u06F2\u06F4\u06F8\u06F1\u06F2\u06F3\u06F4']) {
       expect(both(value)).toEqual({ value, refused: true, replaced: true });
     }
     expect(redactCprDigits('Patient 251248\u200B-1234, chest pain', R)).toBe(`Patient ${R}, chest pain`);

@@ -45,9 +45,11 @@ import { isCalendarDate } from '../shared/iso-instant';
  *
  * Cheap: a text with fewer than ten digits is answered at once; otherwise a linear scan per number.
  */
-// Also the invisible ones a word processor leaves in copied text, which show 251248-1234 as it is: soft hyphen,
-// zero-width space, non-joiner and joiner, word joiner (\s already holds the byte order mark).
-const SEPARATOR = '[-._:/+\\s\\u00AD\\u200B-\\u200D\\u2060\\u2010-\\u2015\\u2212\\uFE58\\uFE63\\uFF0D]';
+// Also the invisible ones a word processor or an input method leaves in copied text, which show 251248-1234 as it
+// is: soft hyphen, combining grapheme joiner, Arabic letter mark, Mongolian vowel separator, zero-width space,
+// non-joiner and joiner, left-to-right and right-to-left marks, word joiner and the invisible operators (\s already
+// holds the byte order mark); and the dashes a Japanese input method types: the long vowel mark and the wave dashes.
+const SEPARATOR = '[-._:/+\\s\\u00AD\\u034F\\u061C\\u180E\\u200B-\\u200F\\u2060-\\u2064\\u2010-\\u2015\\u2212\\u301C\\u30FC\\uFE58\\uFE63\\uFF0D\\uFF5E]';
 const NUMBER = new RegExp(`\\d+(?:${SEPARATOR}{1,3}\\d+)*`, 'g');
 const IS_SEPARATOR = new RegExp(`^${SEPARATOR}$`);
 
