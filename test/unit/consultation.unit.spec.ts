@@ -221,10 +221,10 @@ describe('Consultation decider', () => {
       spec.given(given).when({ ...issue, diagnosis: 'line one\r\n\tline two' }).then([expect.objectContaining({ type: 'ReportIssued' })] as never);
     });
 
-    it('cuts a long decline reason at 500 code units, never inside a surrogate pair', () => {
+    it('cuts a long decline reason at 500 code points, never inside a surrogate pair', () => {
       const events = spec.given([requested, offered(A, 0)]).when({ ...(decline(A) as object), reason: `${'a'.repeat(499)}\u{1F600}tail` } as ConsultationCommand).events();
       const reason = (events[0] as Extract<ConsultationEvent, { type: 'ConsultationDeclined' }>).data.reason;
-      expect(reason).toBe('a'.repeat(499));
+      expect(reason).toBe(`${'a'.repeat(499)}\u{1F600}`);
     });
   });
 
@@ -468,13 +468,29 @@ describe('Consultation decider: reasons, field details, erased content and the s
   const reasonOf = (events: readonly ConsultationEvent[]): string => (events[0] as Extract<ConsultationEvent, { type: 'ConsultationDeclined' | 'ConsultationCancelled' }>).data.reason;
   const declineWith = (reason: string) => spec.given([requested, offered(A, 0)]).when({ ...(decline(A) as object), reason } as ConsultationCommand).events();
 
-  it('cuts a long reason to exactly 500 code units, dropping a surrogate pair only when the cut would split it', () => {
+  it('cuts a long reason to exactly 500 code points (the limit counts them, as JSON Schema does), never inside a pair', () => {
     expect(reasonOf(declineWith('x'.repeat(600)))).toBe('x'.repeat(500));
-    // The pair ends at the 500th code unit: kept whole.
-    expect(reasonOf(declineWith(`${'x'.repeat(498)}\u{1F600}${'y'.repeat(50)}`))).toBe(`${'x'.repeat(498)}\u{1F600}`);
-    // The 500th code unit is a pair's first half, at either end of the range of first halves (U+D800, U+DBFF).
-    for (const pair of ['\u{10000}', '\u{10FFFF}']) expect(reasonOf(declineWith(`${'x'.repeat(499)}${pair}tail`))).toBe('x'.repeat(499));
+    // 300 emoji are 300 of 500: kept whole (cut at 500 UTF-16 units before, 250 of them).
+    expect(reasonOf(declineWith('\u{1F600}'.repeat(300)))).toBe('\u{1F600}'.repeat(300));
+    expect(reasonOf(declineWith(`${'x'.repeat(499)}\u{1F600}${'y'.repeat(50)}`))).toBe(`${'x'.repeat(499)}\u{1F600}`);
+    for (const pair of ['\u{10000}', '\u{10FFFF}']) expect(reasonOf(declineWith(`${'x'.repeat(500)}${pair}tail`))).toBe('x'.repeat(500));
     expect(reasonOf(spec.given([requested, offered(A, 0)]).when({ ...(cancel() as object), reason: 'z'.repeat(501) } as ConsultationCommand).events())).toBe('z'.repeat(500));
+  });
+
+  it('refuses a reason with a control character (NUL, BEL), as the other texts; tab and line breaks are taken', () => {
+    for (const reason of ['no\u0000', 'a\u0007b']) {
+      const error = spec.given([requested, offered(A, 0)]).when({ ...(decline(A) as object), reason } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+      expect((error as ValidationError).details).toEqual([{ path: 'reason', message: 'holds a control character' }]);
+      spec.given([requested, offered(A, 0)]).when({ ...(cancel() as object), reason } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+    }
+    expect(reasonOf(declineWith('on leave\r\n\tuntil May'))).toBe('on leave\r\n\tuntil May');
+  });
+
+  it('refuses a line break or a C1 control in the clinician\'s name (one line), not in the clinical texts', () => {
+    for (const applicantClinician of ['Dr\r\nA', 'Dr\u0085A', 'Dr\u2028A']) {
+      const error = spec.given([]).when({ ...request, applicantClinician } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+      expect((error as ValidationError).details).toEqual([{ path: 'applicantClinician', message: 'holds a control character or a line break' }]);
+    }
   });
 
   it('names the field of a blank or too long clinician, question or diagnosis', () => {

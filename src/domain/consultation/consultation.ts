@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
-import { holdsControlCharacter, longerThan } from '../shared/text-limits';
+import { holdsControlCharacter, holdsOneLineControl, longerThan } from '../shared/text-limits';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
 
 /**
@@ -244,18 +244,28 @@ export const CONSULTATION_TEXT_LIMITS = {
   reason: 500,
 } as const;
 
-/** A reason cut to its limit, never between the two halves of a surrogate pair. */
+/** A reason cut to its limit in code points, as every limit counts (text-limits.ts), never inside a surrogate pair. */
 const cutReason = (s: string): string => {
   const max = CONSULTATION_TEXT_LIMITS.reason;
-  if (s.length <= max) return s;
-  const high = s.charCodeAt(max - 1);
-  return s.slice(0, high >= 0xd800 && high <= 0xdbff ? max - 1 : max);
+  if (!longerThan(s, max)) return s;
+  return Array.from(s).slice(0, max).join('');
 };
 
 const tooLong = (problems: { path: string; message: string }[], path: keyof typeof CONSULTATION_TEXT_LIMITS, text: string): void => {
   const max = CONSULTATION_TEXT_LIMITS[path];
   if (longerThan(text, max)) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
-  if (holdsControlCharacter(text)) problems.push({ path, message: 'holds a control character (only tab, line feed and carriage return are taken)' });
+  // The clinician's name is one line; the clinical texts may hold tab and line breaks.
+  if (path === 'applicantClinician' ? holdsOneLineControl(text) : holdsControlCharacter(text)) {
+    problems.push({ path, message: path === 'applicantClinician' ? 'holds a control character or a line break' : 'holds a control character (only tab, line feed and carriage return are taken)' });
+  }
+};
+
+/** A decline's or a cancellation's reason: cut at its limit, but refused with a control character, as the other texts. */
+const checkedReason = (reason: string): string => {
+  if (holdsControlCharacter(reason)) {
+    throw new ValidationError('invalid_consultation', 'the reason holds a control character (only tab, line feed and carriage return are taken)', [{ path: 'reason', message: 'holds a control character' }]);
+  }
+  return cutReason(clean(reason));
 };
 const plusSeconds = (iso: string, seconds: number): string =>
   DateTime.fromISO(iso, { setZone: true }).plus({ seconds }).toUTC().toISO({ suppressMilliseconds: false })!;
@@ -419,7 +429,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (offer.outcome === 'declined') return [];
       if (offer.outcome === 'accepted') throw new ConflictError('consultation_already_accepted', 'the expert accepted this consultation already');
       if (offer.outcome === 'expired') return lostOffer(offer);
-      const reason = s.contentErasedAt === null ? cutReason(clean(command.reason)) : '';
+      const reason = s.contentErasedAt === null ? checkedReason(command.reason) : '';
       return [{ type: 'ConsultationDeclined', data: { consultationId, expertId: offer.expertId, offerIndex: offer.offerIndex, reason, declinedAt: now } }, nextStep(s, offer.offerIndex, now, command.unavailable)];
     }
     case 'ExpireOffer': {
@@ -484,7 +494,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       if (s.status === 'cancelled') return [];
       if (s.status === 'unassigned') closed(s);
       if (s.report) throw new ConflictError('report_already_issued', 'a report was issued; the consultation can no longer be cancelled');
-      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: s.contentErasedAt === null ? cutReason(clean(command.reason)) : '', cancelledAt: now } }];
+      return [{ type: 'ConsultationCancelled', data: { consultationId, reason: s.contentErasedAt === null ? checkedReason(command.reason) : '', cancelledAt: now } }];
     }
     case 'EraseConsultationContent': {
       const s = known(state);

@@ -30,8 +30,9 @@ const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
 export const holdsControlCharacter = (text: string): boolean => CONTROL.test(text);
 
 /**
- * Any C0 control character or DEL: none belongs in a one-line text (a name, a title, a token's subject). NUL broke
- * the append on PostgreSQL (jsonb holds no \u0000), and a line break in a name splits a line wherever it is shown.
+ * Any control character (C0, DEL, C1: NEL among them) or the Unicode line and paragraph separators: none belongs in
+ * a one-line text (a name, a title, a token's subject). NUL broke the append on PostgreSQL (jsonb holds no \u0000),
+ * and a line break in a name splits a line wherever it is shown.
  */
-const ONE_LINE_CONTROL = /[\u0000-\u001f\u007f]/;
+const ONE_LINE_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 export const holdsOneLineControl = (text: string): boolean => ONE_LINE_CONTROL.test(text);
