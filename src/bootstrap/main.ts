@@ -353,7 +353,9 @@ export const storeStartProblem = (error: unknown, config: Config): Error | null 
   if (code === '28P01' || code === '28000') return new ConfigError([`RTS_POSTGRES_URL: the database at ${address} refused the login (${code}${said})`]);
   // The role may log in but not create the hub's schema or tables (PostgreSQL 15 gives PUBLIC no CREATE on public).
   if (code === '42501') {
-    return new ConfigError([`RTS_POSTGRES_URL: the role lacks a privilege the hub needs at ${address} (42501${said}): make it the database's owner, or grant it CREATE on the database and on RTS_POSTGRES_SCHEMA (README, "Configuration", postgres)`]);
+    return new ConfigError([
+      `RTS_POSTGRES_URL: the role lacks a privilege the hub needs at ${address} (42501${said}): the hub creates and alters its schema and tables, so make the role own them (the database's owner, and the owner of tables another role created: ALTER TABLE ... OWNER TO), or grant it CREATE on the database and on RTS_POSTGRES_SCHEMA (README, "Configuration", postgres)`,
+    ]);
   }
   if (isPgUnavailable(cause)) {
     // A reason: the code (ECONNREFUSED, 57P03), or 'timed out' for one that accepted the connection and did not

@@ -151,7 +151,7 @@ describe('start failures (e2e)', () => {
     try {
       await admin.query(`CREATE ROLE ${role} LOGIN`);
       const out = await failedStart({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: `postgres://${role}:s3cret-pw@127.0.0.1:5432/test`, RTS_POSTGRES_SCHEMA: `${role}_schema` });
-      expect(out).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: the role lacks a privilege the hub needs at 127\.0\.0\.1:5432 \(42501: permission denied for database test\): make it the database's owner/);
+      expect(out).toMatch(/code 78\)[\s\S]*RTS_POSTGRES_URL: the role lacks a privilege the hub needs at 127\.0\.0\.1:5432 \(42501: permission denied for database test\): the hub creates and alters its schema and tables, so make the role own them/);
       expect(out).not.toContain('s3cret-pw');
     } finally {
       await admin.query(`DROP ROLE IF EXISTS ${role}`);

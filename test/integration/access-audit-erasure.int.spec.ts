@@ -682,6 +682,10 @@ describe('access control, audit and erasure over SQLite', () => {
     }
     const epoch = (await call('POST', '/audit/search', operator, { user: 'dev-operator', from: '1970-01-01T00:00:00Z', to: '1970-01-03T00:00:00Z' })).json();
     expect(epoch).toMatchObject({ days: { from: '1970-01-01', to: '1970-01-02' } });
+    // A `to` near 1970 without `from`: the default from stops at 1970 rather than being refused for reaching before it.
+    expect((await call('POST', '/audit/search', operator, { user: 'dev-operator', to: '1970-01-03T00:00:00Z' })).json()).toMatchObject({ days: { from: '1970-01-01', to: '1970-01-02' } });
+    expect((await verify('1970-01-01T00:00:00Z', '1970-01-03T00:00:00Z')).json()).toMatchObject({ ok: true, days: { from: '1970-01-01', to: '1970-01-03' } });
+    expect((await call('GET', '/audit/verify?to=1970-01-03T00:00:00Z', operator)).json()).toMatchObject({ ok: true, days: { from: '1970-01-01', to: '1970-01-03' } });
     expect((await verify(iso(midnight + day), iso(midnight - day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' });
     expect((await verify(iso(midnight + 2 * day))).json()).toMatchObject({ status: 422, code: 'invalid_interval' }); // after now, no to
     const posted = await call('POST', '/audit/verify', operator, { from: iso(midnight - 40 * day), anchors: {} });

@@ -153,11 +153,13 @@ describe('JoseCodec: JWS inside JWE', () => {
     // Was malformed_jose "lacks iss, aud or msg", with aud there.
     expect((await hubCodec.open(await seal(claims))).sender).toBe('xian');
     await expect(hubCodec.open(await seal({ ...claims, aud: ['beijing'] }))).rejects.toMatchObject({ code: 'not_for_us' });
-    await expect(hubCodec.open(await seal({ ...claims, aud: ['hub', 'beijing'] }))).rejects.toMatchObject({ code: 'malformed_jose', message: 'the signed payload lacks aud (a string, or an array of one)' });
+    await expect(hubCodec.open(await seal({ ...claims, aud: ['hub', 'beijing'] }))).rejects.toMatchObject({ code: 'malformed_jose', message: 'the signed payload lacks, or has of another type, aud (a string, or an array of one)' });
     await expect(hubCodec.open(await seal({ ...claims, iss: 7, msg: undefined }))).rejects.toMatchObject({
       code: 'malformed_jose',
-      message: 'the signed payload lacks iss (a string), msg (the envelope, with its id and systemId)',
+      message: 'the signed payload lacks, or has of another type, iss (a string), msg (the envelope, with its id and systemId)',
     });
+    await expect(hubCodec.open(await seal(null as unknown as Record<string, unknown>))).rejects.toMatchObject({ code: 'malformed_jose', message: 'the signed payload is not a JSON object' });
+    await expect(hubCodec.open(await seal({ ...claims, jti: undefined }))).rejects.toMatchObject({ code: 'malformed_jose', message: "the signed payload lacks jti (the envelope's id)" });
   });
 
   it('rotation: old and new keys both work during the overlap; the old one is refused after its retirement', async () => {

@@ -144,12 +144,12 @@ export class JoseCodec {
     let json: string;
     try {
       claims = JSON.parse(decoder.decode(payload)) as typeof claims;
-      json = JSON.stringify(claims.msg);
     } catch {
       throw new JoseError('malformed_jose', 'the signed payload is not JSON');
     }
+    if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new JoseError('malformed_jose', 'the signed payload is not a JSON object');
+    json = JSON.stringify(claims.msg);
     const msg = claims.msg as Partial<EnvelopeLike> | undefined;
-    if (claims === null || typeof claims !== 'object') throw new JoseError('malformed_jose', 'the signed payload is not a JSON object');
     // RFC 7519 4.1.3 lets aud be an array of strings (.NET's and jose4j's libraries write one): one receiver either way.
     if (Array.isArray(claims.aud) && claims.aud.length === 1) claims.aud = claims.aud[0];
     const missing = [
@@ -157,8 +157,9 @@ export class JoseCodec {
       typeof claims.aud !== 'string' ? 'aud (a string, or an array of one)' : null,
       typeof msg !== 'object' || msg === null || typeof msg.systemId !== 'string' || typeof msg.id !== 'string' ? 'msg (the envelope, with its id and systemId)' : null,
     ].filter((m) => m !== null);
-    if (missing.length > 0 || msg === undefined) throw new JoseError('malformed_jose', `the signed payload lacks ${missing.join(', ')}`);
+    if (missing.length > 0 || msg === undefined) throw new JoseError('malformed_jose', `the signed payload lacks, or has of another type, ${missing.join(', ')}`);
     // The signed jti is the envelope's id, which receivers dedupe on: one that differs was not made by the profile.
+    if (claims.jti === undefined) throw new JoseError('malformed_jose', "the signed payload lacks jti (the envelope's id)");
     if (claims.jti !== msg.id) throw new JoseError('malformed_jose', "the signed jti is not the envelope's id");
     const sender = claims.iss;
     if (sender !== found.record.owner) throw new JoseError('sender_mismatch', 'the claimed sender does not own the signing key');

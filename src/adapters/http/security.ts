@@ -571,7 +571,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   const daysOf = (q: { from?: string | undefined; to?: string | undefined }, source: 'query' | 'body'): string[] => {
     const now = deps.now();
     const to = q.to ? new Date(q.to) : now;
-    const from = q.from ? new Date(q.from) : new Date(to.getTime() - 6 * 86_400_000);
+    // The default never reaches before 1970 (refused when asked for: nothing was audited then).
+    const from = q.from ? new Date(q.from) : new Date(Math.max(0, to.getTime() - 6 * 86_400_000));
     return verifyDaysOf({ from, to, now, source });
   };
 
@@ -581,7 +582,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   const searchAudit = async (q: z.infer<typeof AuditSearchBody>, patientPath?: string) => {
     const now = deps.now();
     const to = q.to ? new Date(q.to) : null;
-    const from = q.from ? new Date(q.from) : startOfUtcDay(new Date((to ?? now).getTime() - 6 * 86_400_000));
+    const from = q.from ? new Date(q.from) : startOfUtcDay(new Date(Math.max(0, (to ?? now).getTime() - 6 * 86_400_000)));
     // The CPR number (in the body, or the deprecated query) is hashed to the pseudonymous key here and goes nowhere else.
     const key: AuditQueryKey = { ...whoIsSearched(q, patientPath), from: q.from ? from.getTime() : null, to: to ? to.getTime() : null };
     // cursor= (a client's empty nextCursor) is the first page, as on the other paged routes.
