@@ -586,7 +586,7 @@ export function deadLetterCopy(message: Message, extra: Record<string, Applicati
 }
 
 /**
- * The largest dead letter copy sent, in AMQP bytes as estimated by `encodedSizeOf`: the brokers take frames of at
+ * The largest dead letter copy sent, in AMQP bytes as rhea encodes it (`encodedSizeOf`): the brokers take frames of at
  * most 1 MiB (wireFormat.maxFrameSize), and close the sending connection for a larger message. A message just
  * under that limit, with the x-dlq-* properties added, was over it: every try to dead-letter it closed the hub's
  * connection, it came back, and the uplink reconnected for ever (300 times in 4 minutes), while the messages it
