@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import type { Cpr } from '../domain/monitoring/cpr';
 import { NotFoundError } from '../domain/shared/errors';
 import { uuidV5 } from './ids';
@@ -123,8 +124,13 @@ export class PatientErasure {
     if (!holding.known && options.ifUnknown !== 'erase') {
       throw new NotFoundError('unknown_patient', 'the hub holds nothing of this patient (no document, no data key): nothing was erased');
     }
-    // A repeat answers with the time the erasure was recorded, not the time of the repeat.
-    const erasedAt = holding.erasedAt ?? this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
+    // A repeat answers with the time the erasure was recorded, not the time of the repeat: its event's, or where a
+    // restored copy lacks the event but its key store has the key erased, the key's (the original erasure's moment).
+    const keyErasedAt = holding.erasedAt === null && holding.keyErased ? await this.deps.protection.erasedAt?.(patientKey) : null;
+    const erasedAt =
+      holding.erasedAt ??
+      (keyErasedAt ? DateTime.fromISO(keyErasedAt, { zone: 'utc' }).toUTC().toISO({ suppressMilliseconds: true }) : null) ??
+      this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
     let first = { erasedAt, alreadyErased, known: holding.erasureRecorded ? ((await this.recordedErasure(patientKey))?.known ?? holding.known) : holding.known };
     if (!holding.erasureRecorded) {
       // A concurrent erasure of the same patient recorded it first (the store says so by a version conflict, or, the

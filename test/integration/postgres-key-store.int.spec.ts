@@ -52,5 +52,8 @@ describe('PostgresKeyStore', () => {
     expect(await keys.createIfAbsent('p2', randomBytes(32))).toBe('erased');
     const { rows } = await admin.query(`SELECT data_key FROM "${schema}".patient_keys WHERE patient_key = 'p2'`);
     expect(rows).toEqual([{ data_key: null }]);
+    // When it was erased, for a repeat of an erasure whose event a restored copy lacks; a repeat keeps the first time.
+    await keys.erase('p2', '2026-12-01T00:00:00Z');
+    expect({ erased: await keys.erasedAt('p2'), never: await keys.erasedAt('p-none') }).toEqual({ erased: '2026-11-30T00:00:00.000Z', never: null });
   });
 });

@@ -54,6 +54,9 @@ describe('SqliteKeyStore', () => {
     expect(statSync(`${file}-wal`).size).toBe(0);
     expect(await store.get(victim)).toBe('erased');
     expect(await store.get(kept)).toEqual(keptKey);
+    expect({ victim: await store.erasedAt(victim), kept: await store.erasedAt(kept) }).toEqual({ victim: '2026-11-30T00:00:00.000Z', kept: null });
+    await store.erase(victim, '2026-12-01T00:00:00.000Z'); // a repeat keeps the first time
+    expect(await store.erasedAt(victim)).toBe('2026-11-30T00:00:00.000Z');
     expect(bytesOnDisk(file).some((b) => b.includes(keptKey))).toBe(true);
     await store.close();
   });

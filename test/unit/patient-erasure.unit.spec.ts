@@ -15,7 +15,9 @@ describe('PatientErasure', () => {
     // stored before sealing).
     const withKey = new Set<string>(['p2512481234']);
     const inRegistry = new Set<string>();
-    const protection: Pick<PatientDataProtection, 'erase' | 'isErased' | 'hasKeyOrTombstone'> = {
+    const keyErasedAt = new Map<string, string>();
+    const protection: Pick<PatientDataProtection, 'erase' | 'isErased' | 'hasKeyOrTombstone' | 'erasedAt'> = {
+      erasedAt: async (key) => keyErasedAt.get(key) ?? null,
       erase: async (key) => void erased.add(key),
       isErased: async (key) => erased.has(key),
       hasKeyOrTombstone: async (key) => withKey.has(key) || erased.has(key),
@@ -30,7 +32,7 @@ describe('PatientErasure', () => {
       projectors: [{ catchUp: async () => void caughtUp++ }],
       clock: { now: () => now },
     });
-    return { erasure, store, erased, inRegistry, later: (minutes: number) => (now = now.plus({ minutes })), caughtUp: () => caughtUp };
+    return { erasure, store, erased, keyErasedAt, inRegistry, later: (minutes: number) => (now = now.plus({ minutes })), caughtUp: () => caughtUp };
   };
   const cpr = parseCpr('251248-1234');
 
@@ -102,11 +104,13 @@ describe('PatientErasure', () => {
   });
 
   it('finishes an erasure whose event a restored copy lacks (a backup took the events before it, the keys after): erased now, not "already"', async () => {
-    const { erasure, store, erased } = setUp();
+    const { erasure, store, erased, keyErasedAt } = setUp();
     erased.add('p2512481234'); // the key copy: tombstone; the event copy: no PatientErased
-    expect(await erasure.erase(cpr, { by: 'restore' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
-    expect((await store.readStream('patient-p2512481234')).events.map((e) => e.type)).toEqual(['PatientErased']);
-    expect(await erasure.erase(cpr, { by: 'restore' })).toMatchObject({ alreadyErased: true, erasedAt: '2026-03-01T10:00:00Z' });
+    keyErasedAt.set('p2512481234', '2026-02-28T09:15:00.123Z'); // when the key store erased it: the original erasure's time
+    expect(await erasure.erase(cpr, { by: 'restore' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-02-28T09:15:00.123Z', alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
+    const { events } = await store.readStream('patient-p2512481234');
+    expect(events.map((e) => [e.type, e.data['erasedAt']])).toEqual([['PatientErased', '2026-02-28T09:15:00.123Z']]);
+    expect(await erasure.erase(cpr, { by: 'restore' })).toMatchObject({ alreadyErased: true, erasedAt: '2026-02-28T09:15:00.123Z' });
   });
 
   // An operator's typo in a CPR number must neither lock an unrelated person out for good nor pass unnoticed.

@@ -70,7 +70,8 @@ export class SqliteKeyStore implements PatientKeyStore {
       get: this.db.prepare('SELECT data_key, erased_at FROM patient_keys WHERE patient_key = ?'),
       insert: this.db.prepare('INSERT INTO patient_keys (patient_key, data_key, created_at) VALUES (?, ?, ?) ON CONFLICT (patient_key) DO NOTHING'),
       wipe: this.db.prepare('UPDATE patient_keys SET data_key = zeroblob(32) WHERE patient_key = ?'),
-      tombstone: this.db.prepare('UPDATE patient_keys SET data_key = NULL, erased_at = ? WHERE patient_key = ?'),
+      // A repeat keeps the first time (as PostgresKeyStore's COALESCE): it is what erasedAt() answers.
+      tombstone: this.db.prepare('UPDATE patient_keys SET data_key = NULL, erased_at = COALESCE(erased_at, ?) WHERE patient_key = ?'),
       insertTombstone: this.db.prepare('INSERT INTO patient_keys (patient_key, data_key, created_at, erased_at) VALUES (?, NULL, ?, ?) ON CONFLICT (patient_key) DO NOTHING'),
     };
   }
@@ -113,6 +114,11 @@ export class SqliteKeyStore implements PatientKeyStore {
       const row = this.statements.get.get(p.patientKey) as { data_key: Buffer | null; erased_at: string | null };
       p.resolve(row.erased_at !== null || row.data_key === null ? 'erased' : row.data_key);
     }
+  }
+
+  async erasedAt(patientKey: string): Promise<string | null> {
+    const row = this.statements.get.get(patientKey) as { data_key: Buffer | null; erased_at: string | null } | undefined;
+    return row?.erased_at ?? null;
   }
 
   async erase(patientKey: string, erasedAt: string): Promise<void> {
@@ -177,6 +183,11 @@ export class PostgresKeyStore implements PatientKeyStore {
     // Another process stored a key first (or the patient was erased): that one counts. A new statement, so it sees
     // the row the conflict waited for.
     return (await this.get(patientKey))!;
+  }
+
+  async erasedAt(patientKey: string): Promise<string | null> {
+    const { rows } = await this.db.query<{ erased_at: Date | null }>(`SELECT erased_at FROM ${this.db.table('patient_keys')} WHERE patient_key = $1`, [patientKey]);
+    return rows[0]?.erased_at ? rows[0].erased_at.toISOString() : null;
   }
 
   async erase(patientKey: string, erasedAt: string): Promise<void> {

@@ -124,6 +124,10 @@ export class PatientCipher implements PatientDataProtection {
     return stored === 'erased';
   }
 
+  async erasedAt(patientKey: string): Promise<string | null> {
+    return (await this.options.keys.erasedAt?.(patientKey)) ?? null;
+  }
+
   async hasKeyOrTombstone(patientKey: string): Promise<boolean> {
     return (await this.key(patientKey)) !== null;
   }

@@ -44,6 +44,12 @@ export interface PatientDataProtection {
    */
   hasKeyOrTombstone(patientKey: string): Promise<boolean>;
   /**
+   * When the patient's key was erased, as the key store recorded it (ISO-8601); null when it was not. Optional: what
+   * a repeat of an erasure whose event a restored copy lacks answers and records, the original time rather than its
+   * own (PatientErasure).
+   */
+  erasedAt?(patientKey: string): Promise<string | null>;
+  /**
    * The key was erased, here or by another hub process on the same stores (its erasure event was seen in the
    * store): drop at once whatever this process holds of it in memory (the key, plaintexts it just sealed) and
    * answer as erased from now on, as `erase` does, without asking the key store. Optional: an implementation that
@@ -62,6 +68,8 @@ export interface PatientKeyStore {
   createIfAbsent(patientKey: string, key: Buffer): Promise<Buffer | 'erased'>;
   /** Replace the key by a tombstone, overwriting its bytes where the store allows it. */
   erase(patientKey: string, erasedAt: string): Promise<void>;
+  /** When the key was erased (ISO-8601), null when it was not; optional (a store that keeps no time has none). */
+  erasedAt?(patientKey: string): Promise<string | null>;
   close(): Promise<void>;
 }
 
