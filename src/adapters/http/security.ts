@@ -230,38 +230,29 @@ const INVALID_DETAIL: Readonly<Record<string, string>> = {
 
 const ANONYMOUS: Principal = { subject: 'anonymous', role: 'operator', via: 'auth_off' };
 
-/**
- * The resource an audit entry names, only when it has the shape of one: a document's OID (DOCUMENT_ID), a
- * consultation's UUID, a system id. Anything else in the path (a CPR number typed in place of a document id, a name)
- * would otherwise stay in the hash-chained audit trail, which erasure cannot reach.
- */
 /** A dead letter's own id or an envelope id as the hub makes them (any other id a sender chose could be anything). */
 const DEAD_LETTER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const auditable = (value: string | null | undefined, shape: RegExp): string | null => (value && value.length <= 64 && shape.test(value) ? value : null);
+
 /**
- * A document's id as the entry names it: an OID with no number that may hold a CPR number (mayHoldCprDigits, which
- * takes the hub's own 2.25.<UUID> ids whole and looks no further into them). 1.2.2512481234 is an OID, and was kept
- * in clear in the trail, with no patient key an erasure could find it by.
+ * The resource an audit entry names: an id of its kind's shape (a document's OID, a consultation's id, a dead
+ * letter's, a system's) in which nothing may be a CPR number (mayHoldCprDigits, which takes the hub's own UUIDs and
+ * 2.25.<UUID> OIDs whole; leaving an id out refuses nothing). Anything else in the path (a CPR number typed in place
+ * of an id: 1.2.2512481234, x12512481234, 00251248-1234-0000-0000-000000000000) would stay in the hash-chained audit
+ * trail, with no patient key an erasure could find it by.
  */
-const auditableDocumentId = (value: string | null | undefined): string | null => {
-  const id = auditable(value, DOCUMENT_ID);
-  return id !== null && !mayHoldCprDigits(id) ? id : null;
-};
+const auditable = (value: string | null | undefined, isShaped: (id: string) => boolean): string | null =>
+  value && value.length <= 64 && isShaped(value) && !mayHoldCprDigits(value) ? value : null;
+const shaped = (pattern: RegExp) => (id: string) => pattern.test(id);
+const auditableDocumentId = (value: string | null | undefined): string | null => auditable(value, shaped(DOCUMENT_ID));
 
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditableDocumentId(action.uniqueId);
-  // Ids a caller typed: named only when nothing in them may be a CPR number (mayHoldCprDigits, which takes the hub's
-  // own UUIDs whole). 00251248-1234-0000-0000-000000000000 has a UUID's shape, and x12512481234 a legacy id's.
-  if (action.kind === 'dead_letters.discard') {
-    const id = auditable(str(field(request.params, 'id')), DEAD_LETTER_ID);
-    return id !== null && !mayHoldCprDigits(id) ? id : null;
-  }
+  if (action.kind === 'dead_letters.discard') return auditable(str(field(request.params, 'id')), shaped(DEAD_LETTER_ID));
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase' || action.kind === 'consultation.trace') {
     const id = str(field(request.params, 'id'));
-    if (id) return id.length <= 64 && isExistingConsultationId(id) && !mayHoldCprDigits(id) ? id : null; // a legacy id too
-    // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail. Left out of
-    // the entry whenever it may hold CPR digits (mayHoldCprDigits: leaving it out refuses nothing).
-    return 'systemId' in action && !mayHoldCprDigits(action.systemId) ? auditable(action.systemId, SYSTEM_ID_PATTERN) : null;
+    if (id) return auditable(id, isExistingConsultationId); // a legacy id too
+    // A CPR number has the shape of a system id (251248-1234): sent as one, it would stay in the trail.
+    return 'systemId' in action ? auditable(action.systemId, shaped(SYSTEM_ID_PATTERN)) : null;
   }
   return null;
 };
