@@ -29,7 +29,9 @@ type Letter = { id: string; deadLetterId: string; envelopeId: string };
 const listed = async (): Promise<Letter[]> => (await api.call('GET /dead-letters', '/dead-letters?limit=1000', { token: operator })).body.items;
 /** Registrations of a system the hub does not know: each is dead-lettered (unknown_system) from rts.uplink. */
 const deadLetters = async (count: number): Promise<Letter[]> => {
-  const envelopes = Array.from({ length: count }, (_, i) => uplink.registered('ghost-sys', `g${randomUUID()}`, profile(i)));
+  // Ids of letters only: a UUID glued to a letter is looked into as text, and about one in 1,050 reads as a CPR
+  // number (cpr-like.ts), which the contract refuses in a localExpertId (this test then failed at random).
+  const envelopes = Array.from({ length: count }, (_, i) => uplink.registered('ghost-sys', `g${randomUUID().replace(/\d/g, (d) => 'ghijklmnop'[Number(d)]!)}`, profile(i)));
   await Promise.all(envelopes.map((e) => sendUplink(amq.sender, e)));
   const ids = new Set(envelopes.map((e) => e.id));
   let found: Letter[] = [];
