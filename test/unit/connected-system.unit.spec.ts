@@ -107,7 +107,7 @@ describe('ConnectedSystem decider', () => {
   });
 
   it('refuses control characters in name and area, naming the field (NUL failed the append on PostgreSQL)', () => {
-    for (const [bad, path] of [[{ name: 'Chengdu\u0000' }, 'name'], [{ area: 'Line\r\nbreak' }, 'area'], [{ name: 'Chengdu\u0007City' }, 'name'], [{ name: 'Chengdu\u0085City' }, 'name'], [{ area: 'West\u2028East' }, 'area']] as const) {
+    for (const [bad, path] of [[{ name: 'Chengdu\u0000' }, 'name'], [{ area: 'Line\r\nbreak' }, 'area'], [{ name: 'Chengdu\u0007City' }, 'name'], [{ name: 'Chengdu\u0085City' }, 'name'], [{ area: 'West\u2028East' }, 'area'], [{ name: 'Chengdu \u202eytiC' }, 'name'], [{ area: 'West \u2067East\u2069' }, 'area']] as const) {
       const error = spec.given([]).when({ ...registerCmd, ...bad }).thenThrows(ValidationError, 'invalid_system');
       expect((error as ValidationError).details).toEqual([{ path, message: 'holds a control character' }]);
     }

@@ -221,6 +221,12 @@ describe('Consultation decider', () => {
       spec.given(given).when({ ...issue, diagnosis: 'line one\r\n\tline two' }).then([expect.objectContaining({ type: 'ReportIssued' })] as never);
     });
 
+    it('refuses a bidirectional override in the clinician\'s name, the one-line text (shown reordered as another name)', () => {
+      const error = spec.given([]).when({ ...request, applicantClinician: 'Dr \u202enesnaH' } as ConsultationCommand).thenThrows(ValidationError, 'invalid_consultation');
+      expect((error as ValidationError).details).toEqual([{ path: 'applicantClinician', message: expect.stringContaining('control character') }]);
+      spec.given([]).when({ ...request, applicantClinician: 'د. \u200fمحمد' } as ConsultationCommand).then([expect.objectContaining({ type: 'ConsultationRequested' }), expect.objectContaining({ type: 'ConsultationOffered' })] as never);
+    });
+
     it('cuts a long decline reason at 500 code points, never inside a surrogate pair', () => {
       const events = spec.given([requested, offered(A, 0)]).when({ ...(decline(A) as object), reason: `${'a'.repeat(499)}\u{1F600}tail` } as ConsultationCommand).events();
       const reason = (events[0] as Extract<ConsultationEvent, { type: 'ConsultationDeclined' }>).data.reason;

@@ -138,6 +138,20 @@ describe('Expert decider', () => {
     expect(normalizeExpertProfile({ ...profile, name: 'Dr\r\n\tLi' }).name).toBe('Dr Li');
   });
 
+  it('refuses bidirectional overrides and isolates in a profile\'s texts (a name shown reordered as another\'s), takes RLM', () => {
+    for (const mark of ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069']) {
+      let error: ValidationError | undefined;
+      try {
+        normalizeExpertProfile({ ...profile, title: `Dr ${mark}ecnaS` });
+      } catch (e) {
+        error = e as ValidationError;
+      }
+      expect(error?.details).toEqual([{ path: 'profile.title', message: 'holds a control character' }]);
+    }
+    // A right-to-left name's marks are text, not reordering: taken.
+    expect(normalizeExpertProfile({ ...profile, name: 'د. \u200fمحمد\u200e Li\u061c' }).name).toBe('د. \u200fمحمد\u200e Li\u061c');
+  });
+
   it('counts code points, as the contract\'s maxLength and zod do: 200 emoji are a name of 200, 201 are refused', () => {
     // zod 4.6 counts code points at the edge; the decider counted UTF-16 units, so 101-200 emoji passed the
     // message's schema and were then refused here as "at most 200 characters".

@@ -142,7 +142,8 @@ describe('createTokenVerifier', () => {
     }
     await expect(sign({ sub: '251248-1234', role: 'operator' })).rejects.toThrow('must not be a CPR number');
     // No control characters: NUL failed the audit append on PostgreSQL, a line break split a line where it was shown.
-    for (const sub of ['ops\r\nrole: operator', 'ops\u0000', 'tab\there', 'del\u007f']) await expect(verify(signed(sub))).rejects.toMatchObject({ reason: 'claims' });
+    // Nor a bidirectional override or isolate: the subject is shown in the audit trail, reordered after one.
+    for (const sub of ['ops\r\nrole: operator', 'ops\u0000', 'tab\there', 'del\u007f', 'ops-\u202eanna', 'ops-\u2066x\u2069']) await expect(verify(signed(sub))).rejects.toMatchObject({ reason: 'claims' });
   });
 
   it("refuses a token whose systemId is a CPR number: it goes into the audit trail with the caller's every request", async () => {

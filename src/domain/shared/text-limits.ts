@@ -30,9 +30,12 @@ const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
 export const holdsControlCharacter = (text: string): boolean => CONTROL.test(text);
 
 /**
- * Any control character (C0, DEL, C1: NEL among them) or the Unicode line and paragraph separators: none belongs in
- * a one-line text (a name, a title, a token's subject). NUL broke the append on PostgreSQL (jsonb holds no \u0000),
- * and a line break in a name splits a line wherever it is shown.
+ * Any control character (C0, DEL, C1: NEL among them), the Unicode line and paragraph separators, or a bidirectional
+ * embedding, override or isolate (U+202A-U+202E, U+2066-U+2069): none belongs in a one-line text (a name, a title, a
+ * token's subject). NUL broke the append on PostgreSQL (jsonb holds no \u0000), and a line break in a name splits a
+ * line wherever it is shown. An override reorders everything after it on the line where the name is shown: an
+ * expert's name, a directory listing or an audit entry's subject could read as another's ("Trojan Source"). The
+ * marks a right-to-left name may need (LRM, RLM, ALM: U+200E, U+200F, U+061C) are taken.
  */
-const ONE_LINE_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const ONE_LINE_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 export const holdsOneLineControl = (text: string): boolean => ONE_LINE_CONTROL.test(text);
