@@ -190,11 +190,21 @@ export class XdsBackend {
         // registers first is the correction, and the other is told the document was replaced.
         return this.registerReplacement(old.replacedBy, patientKey, metadata, newDocument, replacement, true);
       }
-      // The same document again without a correction id: the correction is in place (the registry row's hash is the
-      // document's SHA-256; of a correction an earlier build stored, that of its bytes, without effectiveTime's +0000).
+      // The same document again: the correction is in place (the registry row's hash is the document's SHA-256; of a
+      // correction an earlier build stored, that of its bytes, without effectiveTime's +0000). With a correction id
+      // too: a correction that completed an interrupted one registered under that one's id, so its own retry derives
+      // another replacement id, and was told 409 document_deprecated although its values are the ones in place.
       const earlier = withoutEffectiveTimeOffset(newDocument);
       const same = [sha256Hex(newDocument), ...(earlier === null ? [] : [sha256Hex(earlier)])];
-      if (options.correctionId === undefined && same.includes(successor.hash)) return { uniqueId: successor.uniqueId, created: false, position: null };
+      if (same.includes(successor.hash)) return { uniqueId: successor.uniqueId, created: false, position: null };
+      if (options.correctionId !== undefined && replacementIdOf(uniqueId, options.correctionId) === old.replacedBy) {
+        // This id's replacement holds another document: the id was used for other values, or this correction was
+        // interrupted and a later one completed it with its own (whose id nothing recorded): either way not this one.
+        throw new ConflictError(
+          'correction_id_reused',
+          'this correction id was already used for a different correction, or its correction was interrupted and another correction completed it: the document holds other values now; correct the current one',
+        );
+      }
     }
     const correctionId = options.correctionId ?? documentCorrectionId(uniqueId, old.replacedBy, newDocument);
     const newUniqueId = replacementIdOf(uniqueId, correctionId);

@@ -324,6 +324,30 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       }
     });
 
+    it('a correction that completed an interrupted one: its retry with its own correctionId is 200, the same uniqueId', async () => {
+      const { telemed, store } = setup();
+      const old = await telemed.processAndStore(original);
+      const append = store.appendToStream.bind(store);
+      let failNextSubmit = true;
+      jest.spyOn(store, 'appendToStream').mockImplementation(async (stream, events, options) => {
+        if (failNextSubmit && events.some((e) => e.type === 'DocumentSubmitted')) {
+          failNextSubmit = false;
+          throw new UnavailableError('storage_unavailable', 'the disk is full');
+        }
+        return append(stream, events, options);
+      });
+      expect(await rejectionOf(telemed.correct(old, corrected, { correctionId: 'fix-1' }))).toMatchObject({ code: 'storage_unavailable' });
+      const other = reading(PATIENT, 129, 73, '2024-03-10T11:00:00Z');
+      const done = await telemed.correct(old, other, { correctionId: 'fix-2' });
+      expect(done.created).toBe(true);
+      // fix-2's client retries (a timeout): its correction is in place. It was told 409 document_deprecated.
+      expect(await telemed.correct(old, other, { correctionId: 'fix-2' })).toMatchObject({ uniqueId: done.uniqueId, created: false });
+      // fix-1's retry: its values are not the ones in place, and the refusal says why it may be.
+      const refused = await rejectionOf(telemed.correct(old, corrected, { correctionId: 'fix-1' }));
+      expect(refused).toMatchObject({ code: 'correction_id_reused', message: expect.stringContaining('another correction completed it') });
+      expect((await telemed.getObservationsFor(PATIENT, MARCH)).map((o) => [o.uniqueId, o.systolic.value])).toEqual([[done.uniqueId, 129]]);
+    });
+
     it('a correction naming another patient: correction_patient_mismatch, nothing changed', async () => {
       const { telemed, allEvents } = setup();
       const old = await telemed.processAndStore(original);
