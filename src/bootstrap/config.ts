@@ -8,6 +8,7 @@ import { authSettings } from './auth-config';
 import { issueMessage } from '../adapters/validation/zod-issues';
 import { nearName } from '../adapters/validation/near-name';
 import { DEFAULT_STALL_AFTER_MS } from '../application/downlink/downlink-lag';
+import { isOid } from '../application/ids';
 
 /**
  * Configuration from environment variables, validated at start. Defaults need nothing: `npm start` serves on
@@ -229,8 +230,8 @@ export const ConfigSchema = z
     RTS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Secret of the patient pseudonyms (hex, at least 32 hex digits). Default: generated once into the data dir. */
     RTS_PSEUDONYM_SECRET: z.string().regex(/^[0-9a-fA-F]{32,}$/, 'must be at least 32 hex digits').optional(),
-    /** OID of the repository that receives new documents. */
-    RTS_REPOSITORY_UNIQUE_ID: z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'must be an OID').default('2.25.151837495613302811512427370916935098473'),
+    /** OID of the repository that receives new documents: at most 64 characters, XDS's limit for an OID, as uniqueIds. */
+    RTS_REPOSITORY_UNIQUE_ID: z.string().refine(isOid, 'must be an OID (digits and dots, such as 1.2.208.176.1) of at most 64 characters, as XDS takes it').default('2.25.151837495613302811512427370916935098473'),
     RTS_BODY_LIMIT_BYTES: wholeNumberSetting(1024, 10 * 1024 * 1024).default(16 * 1024),
     /**
      * How long GET /health waits for the store before answering 503 storage_unavailable: a load balancer's probe

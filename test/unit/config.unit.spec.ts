@@ -144,6 +144,7 @@ describe('loadConfig', () => {
     ['RTS_LOG_LEVEL', 'loud', /^RTS_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent$/],
     ['RTS_PSEUDONYM_SECRET', 'abc', /hex/],
     ['RTS_REPOSITORY_UNIQUE_ID', 'not-an-oid', /OID/],
+    ['RTS_REPOSITORY_UNIQUE_ID', `1.2.${'1'.repeat(61)}`, /at most 64 characters/],
     ['RTS_BODY_LIMIT_BYTES', '10', /^RTS_BODY_LIMIT_BYTES: must be at least 1024$/],
     ['RTS_SHUTDOWN_GRACE_MS', '-1', /^RTS_SHUTDOWN_GRACE_MS: must be a whole number written in digits/],
     ['RTS_AUDIT_ANCHOR_SECONDS', '90000', /./],
