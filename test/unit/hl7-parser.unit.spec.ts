@@ -125,6 +125,15 @@ describe('parseHl7Observation: hostile input', () => {
     expectInvalid(seedXml.replace('<component>', '<component><section><hl7:observation xmlns:hl7="urn:hl7-org:v3"/></section>'), 'invalid_document', /holds 3 observation elements/);
   });
 
+  it('counts no observation in a comment, a CDATA section or a processing instruction: the document is valid', () => {
+    for (const aside of ['<!-- <observation> an old one, removed -->', '<text><![CDATA[<observation> as text]]></text>', '<?note <observation>?>', '<!-- <![CDATA[ --><text><![CDATA[ <!-- <observation/> ]]></text>']) {
+      const reading = parseHl7Observation(seedXml.replace('<component>', `<component>${aside}`));
+      expect([reading.systolic.value, reading.diastolic.value]).toEqual([126, 70]);
+    }
+    // A real element after a comment still counts.
+    expectInvalid(seedXml.replace('</component>', '<!-- x --><section><observation/></section></component>'), 'invalid_document', /holds 3 observation elements/);
+  });
+
   it(`rejects a document over ${MAX_HL7_BYTES} bytes, and accepts one of exactly that size`, () => {
     const padTo = (bytes: number) => seedXml + `<!--${'x'.repeat(bytes - seedXml.length - 7)}-->`;
     expect(padTo(MAX_HL7_BYTES)).toHaveLength(MAX_HL7_BYTES);

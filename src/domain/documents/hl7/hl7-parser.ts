@@ -57,6 +57,14 @@ const utf8ByteLength = (text: string): number => {
 
 type XmlNode = Record<string, unknown>;
 
+/**
+ * The document without its comments, CDATA sections and processing instructions, left to right as XML reads them:
+ * in a well-formed document every `<name` left is a tag. `<!-- <observation> removed -->` was counted as a third
+ * observation and a valid document refused.
+ */
+const NOT_MARKUP = /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<\?[\s\S]*?\?>/g;
+const withoutMarkupText = (wellFormed: string): string => wellFormed.replace(NOT_MARKUP, '');
+
 /** An observation start tag, with or without a namespace prefix. */
 const OBSERVATION_ELEMENT = /<(?:[A-Za-z_][\w.-]*:)?observation[\s/>]/g;
 
@@ -138,7 +146,7 @@ export const parseHl7Observation = (xml: string): TeleObservation => {
   }
   // Observations are read from component/observation only: one nested elsewhere (a section) would be ignored,
   // and the document stored without the value its sender meant.
-  const observationElements = text.match(OBSERVATION_ELEMENT)?.length ?? 0;
+  const observationElements = withoutMarkupText(text).match(OBSERVATION_ELEMENT)?.length ?? 0;
   if (observationElements !== 2) throw invalid(`the document holds ${observationElements} observation elements; a blood pressure document holds exactly two observations, in component`, 'component/observation');
   if (!isNode(parsed) || Object.keys(parsed).length !== 1) throw invalid('expected exactly one root element', 'document');
   const doc = child(parsed, 'ClinicalDocument', 'ClinicalDocument');
