@@ -178,7 +178,7 @@ describe("the hub's answers against the served document's JSON Schemas (ajv)", (
     expect(corrected.status).toBe(201);
     current = corrected.headers.get('location')!;
     expect((await api.call('POST /documents/{uniqueId}/corrections', `${documentUrl}/corrections`, { token: patient, body: correction })).status).toBe(200);
-    expect((await api.call('POST /documents/{uniqueId}/corrections', `${documentUrl}/corrections`, { token: patient, body: { ...correction, correctionId: 'cc-2' } })).status).toBe(409);
+    expect((await api.call('POST /documents/{uniqueId}/corrections', `${documentUrl}/corrections`, { token: patient, body: { ...correction, correctionId: 'cc-2', systolic: 129 } })).status).toBe(409);
     // The replaced document: Deprecated, with its successor; the replacement: Approved, with its predecessor.
     expect((await api.call('GET /documents/{uniqueId}', documentUrl, { token: patient })).headers.get('x-document-status')).toBe('Deprecated');
     expect((await api.call('GET /documents/{uniqueId}', current, { token: patient })).headers.get('x-document-status')).toBe('Approved');
