@@ -28,5 +28,10 @@ export const offsetDateTime = z
   })
   .refine((text) => !Number.isNaN(offsetDateTimeMillis(text)), NOT_ON_THE_CALENDAR)
   // `format: date-time` in the OpenAPI and AsyncAPI documents, which code generators map to a date-time type; the
-  // pattern beside it says what is accepted.
-  .meta({ description: 'ISO-8601 date-time with offset', format: 'date-time' });
+  // pattern beside it says what is accepted, and the description says so to a validator's user: a format checker
+  // (jsonschema's FormatChecker, ajv-formats) refuses 2026-12-05T09:30+08:00, which the hub takes.
+  .meta({
+    description:
+      'ISO-8601 date-time with offset. RFC 3339 (format date-time) with two differences, where the pattern decides: the seconds may be left out (2026-12-05T09:30+08:00, as Java\'s OffsetDateTime.toString() writes a whole minute), and a leap second (:60) is refused',
+    format: 'date-time',
+  });
