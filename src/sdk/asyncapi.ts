@@ -164,6 +164,8 @@ const headersFor = (type: string, direction: 'uplink' | 'downlink'): Json => ({
     enc: { type: 'string', const: 'A256GCM', description: 'jose: the JWE content encryption.' },
     ...(direction === 'uplink' && (CONSULTATION_UPLINK_TYPES as readonly string[]).includes(type) ? { rts_accepts: acceptsHeader } : {}),
     ...(isConsultationDownlink(type, direction) ? { consultationId: consultationIdHeader } : {}),
+    'x-replayed-from-dlq': { type: 'boolean', const: true, description: "Only on a copy an operator replayed from rts.dlq (rts dlq replay): the message again, its envelope id unchanged (dedupe on it as ever), without the dead letter's x-dlq-* and rts_dlq_id." },
+    'x-replay-count': { type: 'integer', format: 'int32', minimum: 1, description: 'Only on a replayed copy: how often this message was replayed (an AMQP int, JMS getIntProperty).' },
   },
   required: ['messageId', 'type', 'version', 'systemId', 'correlationId'],
 });
@@ -176,6 +178,7 @@ const deadLetterHeaders: Json = {
     'x-dlq-source-queue': { type: 'string' },
     'x-dlq-attempts': { type: 'integer', format: 'int32', minimum: 1, description: 'An AMQP int (JMS getIntProperty).' },
     'x-dlq-at': { type: 'string', format: 'date-time' },
+    rts_dlq_id: { type: 'string', format: 'uuid', description: "The dead letter copy's own id, fresh per copy: what rts dlq show/replay/discard and a JMS selector (rts_dlq_id = '...') find it by. A system that dead-letters a message itself sets one too (docs/messaging.md)." },
     messageId: { type: 'string' },
     type: { type: 'string' },
     systemId: { type: 'string' },

@@ -75,7 +75,13 @@ export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
     clinicalQuestion: text(10_000),
     summary: z.string().max(100_000),
     attachments: z.array(oid).max(MAX_ATTACHMENTS),
-    deadlineSeconds: z.number().int().min(MIN_DEADLINE_SECONDS).max(MAX_DEADLINE_SECONDS).optional(),
+    deadlineSeconds: z
+      .number()
+      .int()
+      .min(MIN_DEADLINE_SECONDS)
+      .max(MAX_DEADLINE_SECONDS)
+      .optional()
+      .describe("How long each offer stays open for its expert, in seconds; left out, the hub's default (24 h). An offer not accepted or declined by then expires, and the next candidate is offered the case."),
   }),
   'consultation.accept': z.strictObject({ consultationId: existingId, expertId }),
   'consultation.decline': z.strictObject({ consultationId: existingId, expertId, reason: z.string().max(500) }),
