@@ -12,7 +12,7 @@ export const HL7_OBSERVATION_CODES = {
   diastolic: { code: 'MSC88020', displayName: 'Diastolic BP' },
 } as const;
 
-/** The unit as the seed writes it (UCUM's case-insensitive form); our domain calls it mmHg. */
+/** The unit as the seed writes it (not UCUM's: that is mm[Hg], case-insensitive MM[HG]); our domain calls it mmHg. */
 export const HL7_PRESSURE_UNIT = 'mm(Hg)' as const;
 
 /**
