@@ -1,3 +1,4 @@
+import { FilesInPlace } from '../system/files-in-place';
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UnavailableError } from '../../domain/shared/errors';
@@ -47,6 +48,8 @@ const CHECKPOINT_WAIT_MS = 250;
 export class SqliteKeyStore implements PatientKeyStore {
   private readonly db: Database.Database;
   private readonly statements;
+  /** The file and its WAL as opened: a key written into files no path names any more would be lost (FilesInPlace). */
+  private readonly files: FilesInPlace;
 
   constructor(file: string) {
     if (file !== ':memory:' && file !== '') {
@@ -66,6 +69,7 @@ export class SqliteKeyStore implements PatientKeyStore {
     this.db.pragma('temp_store = MEMORY');
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     this.db.exec('CREATE TABLE IF NOT EXISTS patient_keys (patient_key TEXT PRIMARY KEY, data_key BLOB, created_at TEXT NOT NULL, erased_at TEXT)');
+    this.files = new FilesInPlace([file, `${file}-wal`]);
     this.statements = {
       get: this.db.prepare('SELECT data_key, erased_at FROM patient_keys WHERE patient_key = ?'),
       insert: this.db.prepare('INSERT INTO patient_keys (patient_key, data_key, created_at) VALUES (?, ?, ?) ON CONFLICT (patient_key) DO NOTHING'),
@@ -104,6 +108,7 @@ export class SqliteKeyStore implements PatientKeyStore {
       const now = new Date().toISOString();
       this.db.transaction(() => {
         for (const p of batch) this.statements.insert.run(p.patientKey, p.key, now);
+        this.files.check(); // a key lost with its file would leave every document sealed with it unreadable
       })();
     } catch (error) {
       const failure = asStorageFailure(error) ?? error; // disk full: 503, retry later (no key stored, nothing sealed)
@@ -128,6 +133,7 @@ export class SqliteKeyStore implements PatientKeyStore {
         this.statements.wipe.run(patientKey);
         this.statements.tombstone.run(erasedAt, patientKey);
         this.statements.insertTombstone.run(patientKey, erasedAt, erasedAt);
+        this.files.check();
       })();
     } catch (error) {
       // Locked past the busy timeout, or the disk full: storage_unavailable, as flush() says it (a raw SqliteError

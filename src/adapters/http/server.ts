@@ -1,3 +1,4 @@
+import { FILES_MOVED_CODE } from '../system/files-in-place';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -467,7 +468,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     if (health === LATE) return sendProblem(reply, problem('storage_unavailable', `the event store did not answer within ${healthTimeoutMs} ms`));
     // Reads are still answered, but a hub that cannot store uploads is not healthy: say why, for the operator.
     const failing = health['writesFailing'] as { code?: string; since?: string } | undefined;
-    if (failing) return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): free disk space, or check the disk`));
+    if (failing) {
+      const remedy = failing.code === FILES_MOVED_CODE ? "the store's files were removed or replaced while the hub ran: restore the data directory and restart" : 'free disk space, or check the disk';
+      return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): ${remedy}`));
+    }
     // 200 either way (uploads and queries need only the store), but a monitor that reads only `status` can tell a
     // hub whose broker, uplink or downlink is not working ('degraded') from one with nothing wrong ('ok').
     const degraded = health['broker'] === 'disconnected' || health['broker'] === 'login_refused' || health['uplink'] === 'not_consuming' || health['downlink'] === 'stalled';

@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, statfsSync } from 'node:fs';
+import { FILES_MOVED_CODE, FilesInPlace } from '../../system/files-in-place';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type {
@@ -142,6 +143,8 @@ export class SqliteEventStore implements EventStore {
   private counters = { commits: 0, appends: 0, largestBatch: 0, inlineApplied: 0, inlineDeclined: 0 };
   /** The storage failure (disk full, I/O error, lock timeout) of the last write, until a write commits again. */
   private failing: { code: string; since: string } | null = null;
+  /** The file and its WAL as opened: a commit into files no path names any more is refused (FilesInPlace). */
+  private readonly files: FilesInPlace;
   private readonly inline: SqliteInlineProjection[] = [];
   /**
    * The rows of this process's newest committed batches, at consecutive positions from `recentFirst`: every
@@ -183,6 +186,7 @@ export class SqliteEventStore implements EventStore {
     this.maxBatchSize = options.maxBatchSize ?? 512;
     this.pollIntervalMs = options.pollIntervalMs ?? 50;
     this.maxRecent = options.recentEvents ?? 1024;
+    this.files = new FilesInPlace([options.file, `${options.file}-wal`]);
     const db = database;
     // safeIntegers: positions and versions come back as bigint, whatever their size.
     this.sql = {
@@ -285,7 +289,10 @@ export class SqliteEventStore implements EventStore {
    * commit; a probe that fails leaves the failure as it was.
    */
   async probeWrites(): Promise<void> {
-    if (this.failing === null || this.closed) return;
+    if (this.closed) return;
+    // The files gone from under the hub: said at once, though no write came (a load balancer's probe only reads).
+    if (this.failing === null && this.files.moved() !== null) this.failing = { code: FILES_MOVED_CODE, since: new Date().toISOString() };
+    if (this.failing === null || this.failing.code === FILES_MOVED_CODE) return;
     // A full disk: a small write may still commit into the WAL's space of earlier frames while an upload would not,
     // so the disk must have room again first (PROBE_FREE_BYTES), else /health went 200 and 503 in turns.
     if (this.failing.code === 'SQLITE_FULL' && freeBytesBeside(this.database.name) < PROBE_FREE_BYTES) return;
@@ -297,6 +304,10 @@ export class SqliteEventStore implements EventStore {
 
   /** A write's error as callers get it: a storage failure becomes UnavailableError (storage-failure.ts). */
   private failed(error: unknown): unknown {
+    if ((error as { cause?: { code?: unknown } } | null)?.cause?.code === FILES_MOVED_CODE) {
+      this.failing ??= { code: FILES_MOVED_CODE, since: new Date().toISOString() };
+      return error;
+    }
     const failure = asStorageFailure(error);
     if (!failure) return error;
     this.failing ??= { code: String((error as { code: string }).code), since: new Date().toISOString() };
@@ -443,6 +454,7 @@ export class SqliteEventStore implements EventStore {
         }
       }
       if (appended && appended.length > 0 && this.inline.length > 0) this.applyInline(appended, from);
+      this.files.check();
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
@@ -577,6 +589,7 @@ export class SqliteEventStore implements EventStore {
       db.exec('BEGIN IMMEDIATE');
       result = job.run(db);
       if (isThenable(result)) throw new TypeError('runExclusive: fn must be synchronous (it returned a promise)');
+      this.files.check();
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');

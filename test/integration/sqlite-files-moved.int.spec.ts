@@ -1,0 +1,91 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, renameSync, copyFileSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteKeyStore } from '../../src/adapters/crypto/key-stores';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { FILES_MOVED_CODE, FilesInPlace } from '../../src/adapters/system/files-in-place';
+
+/**
+ * The embedded stores on real files that leave their place while open: a data directory removed under a running
+ * hub, a -wal file deleted, a file replaced. SQLite went on writing into files no path named any more: every
+ * upload got 201 and /health said ok, and all of them were gone at the next start. Now the commit is refused.
+ */
+let root: string;
+let dir: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'rts-moved-'));
+  dir = join(root, 'data');
+  mkdirSync(dir);
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+const append = (store: SqliteEventStore, stream: string) => store.appendToStream(stream, [{ id: randomUUID(), type: 'Tested', data: { n: 1 } }]);
+
+describe('a store whose files left their place', () => {
+  it('the event store refuses the commit once its directory is removed, and /health (probeWrites) says so without a write', async () => {
+    const store = SqliteEventStore.open({ file: join(dir, 'telemed.sqlite') });
+    try {
+      await append(store, 's-1');
+      await store.probeWrites();
+      expect(store.writeFailure()).toBeNull();
+      rmSync(dir, { recursive: true, force: true });
+      // No write yet: the health probe finds it out.
+      await store.probeWrites();
+      expect(store.writeFailure()).toMatchObject({ code: FILES_MOVED_CODE });
+      await expect(append(store, 's-2')).rejects.toMatchObject({ code: 'storage_unavailable', message: expect.stringContaining('telemed.sqlite was removed or replaced') });
+      await expect(store.runExclusive((db) => db.exec('CREATE TABLE t (x)'))).rejects.toMatchObject({ code: 'storage_unavailable' });
+      // The message names the file, never the directory.
+      await expect(append(store, 's-3')).rejects.toMatchObject({ message: expect.not.stringContaining(root) });
+      // It stays refused: a probe does not mend it.
+      await store.probeWrites();
+      expect(store.writeFailure()).toMatchObject({ code: FILES_MOVED_CODE });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('the event store refuses the commit when its -wal file was deleted, and when the file was replaced by a copy', async () => {
+    const file = join(dir, 'telemed.sqlite');
+    const store = SqliteEventStore.open({ file });
+    try {
+      await append(store, 's-1');
+      unlinkSync(`${file}-wal`);
+      await expect(append(store, 's-2')).rejects.toMatchObject({ code: 'storage_unavailable' });
+      expect(store.writeFailure()).toMatchObject({ code: FILES_MOVED_CODE });
+    } finally {
+      await store.close();
+    }
+    const again = SqliteEventStore.open({ file: join(dir, 'again.sqlite') });
+    try {
+      await append(again, 's-1');
+      copyFileSync(join(dir, 'again.sqlite'), join(dir, 'copy.sqlite'));
+      renameSync(join(dir, 'copy.sqlite'), join(dir, 'again.sqlite'));
+      await expect(append(again, 's-2')).rejects.toMatchObject({ code: 'storage_unavailable' });
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('the key store refuses a new key and an erasure once its directory is removed (a key lost would leave its documents unreadable)', async () => {
+    const keys = new SqliteKeyStore(join(dir, 'patient-keys.sqlite'));
+    try {
+      await keys.createIfAbsent('p-1', randomBytes(32));
+      rmSync(dir, { recursive: true, force: true });
+      await expect(keys.createIfAbsent('p-2', randomBytes(32))).rejects.toMatchObject({ code: 'storage_unavailable', message: expect.stringContaining('patient-keys.sqlite') });
+      await expect(keys.erase('p-1', new Date().toISOString())).rejects.toMatchObject({ code: 'storage_unavailable' });
+    } finally {
+      await keys.close();
+    }
+  });
+
+  it('FilesInPlace takes a file that appears later (the -wal before the first write), and sees it go', () => {
+    const later = join(dir, 'later');
+    const files = new FilesInPlace([later, '', ':memory:']);
+    expect(files.moved()).toBeNull();
+    copyFileSync(__filename, later);
+    expect(files.moved()).toBeNull();
+    unlinkSync(later);
+    expect(files.moved()).toBe(later);
+  });
+});
