@@ -249,9 +249,24 @@ describe('ensureTeleObservation', () => {
     throw new Error('now() was asked for an observation createTeleObservation made');
   };
 
-  it('takes an observation createTeleObservation made as it is, without asking the clock', () => {
+  it('takes an observation createTeleObservation made as it is, after checking its time against the clock', () => {
     const created = createTeleObservation(seed, NOW);
-    expect(ensureTeleObservation(created, noClock)).toBe(created);
+    expect(ensureTeleObservation(created, () => NOW)).toBe(created);
+    expect(() => ensureTeleObservation(created, noClock)).toThrow('now() was asked');
+  });
+
+  it("refuses one made against another now that lies in the future by the clock's now, as HTTP does (a library stored 2099)", () => {
+    const future = createTeleObservation({ ...seed, measuredAt: '2099-01-01T00:00:00Z' }, DateTime.fromISO('2099-01-01T00:00:00Z', { zone: 'utc' }));
+    expect(() => ensureTeleObservation(future, () => NOW)).toThrow(expect.objectContaining({ code: 'implausible_observation', details: [{ path: 'measuredAt', message: 'lies in the future' }] }));
+    // Within the clock skew of the clock's now: taken.
+    const soon = createTeleObservation({ ...seed, measuredAt: NOW.plus({ seconds: CLOCK_SKEW_SECONDS }).toISO()! }, NOW.plus({ days: 1 }));
+    expect(ensureTeleObservation(soon, () => NOW)).toBe(soon);
+  });
+
+  it('createTeleObservation refuses an invalid now (DateTime.fromISO of a missing field): it switched the future check off', () => {
+    for (const now of [DateTime.invalid('missing'), DateTime.fromISO(undefined as unknown as string), undefined as unknown as DateTime]) {
+      expect(() => createTeleObservation(seed, now)).toThrow(expect.objectContaining({ code: 'invalid_observation', details: [{ path: 'now', message: 'not a valid DateTime' }] }));
+    }
   });
 
   it('validates anything else now, with the same errors', () => {

@@ -105,6 +105,10 @@ const instant = (raw: unknown, issues: Issue[]): number | null => {
  * stored (builds before the check accepted such times, and a projection must not stop on them).
  */
 export const createTeleObservation = (input: TeleObservationInput, now: DateTime, { notBeforeBirth = true }: { notBeforeBirth?: boolean } = {}): TeleObservation => {
+  // An invalid DateTime (DateTime.fromISO of a missing field) made every comparison with it false: no future check.
+  if (typeof now?.toMillis !== 'function' || !Number.isFinite(now.toMillis())) {
+    throw new ValidationError('invalid_observation', 'createTeleObservation needs now as a valid luxon DateTime (the time a reading must not lie after)', [{ path: 'now', message: 'not a valid DateTime' }]);
+  }
   const issues: Issue[] = unknownFieldIssues(input);
   let patientId: Cpr | null = null;
   try {
@@ -151,8 +155,13 @@ const VALIDATED = new WeakSet<object>();
  * (built by hand, read from JSON, from JavaScript without types) is validated now, with the same errors.
  */
 export const ensureTeleObservation = (value: unknown, now: () => DateTime): TeleObservation => {
-  // `now` only when needed: a luxon DateTime per upload was a measurable part of the upload path.
-  if (typeof value === 'object' && value !== null && VALIDATED.has(value)) return value as TeleObservation;
+  if (typeof value === 'object' && value !== null && VALIDATED.has(value)) {
+    // Made against the caller's `now`, which may have been any time (a stale one, a test's): not in the future is
+    // the hub's clock's rule, as over HTTP. A library caller stored a reading of 2099 that HTTP refused.
+    const current = now();
+    if (Date.parse((value as TeleObservation).measuredAt) <= current.toMillis() + CLOCK_SKEW_SECONDS * 1000) return value as TeleObservation;
+    return createTeleObservation(value as TeleObservationInput, current); // refused as it would be made now
+  }
   if (typeof value !== 'object' || value === null) throw new ValidationError('invalid_observation', 'the observation must be an object { patientId, systolic, diastolic, measuredAt }');
   return createTeleObservation(value as TeleObservationInput, now());
 };
