@@ -4,13 +4,14 @@ import { PATIENT_KEY_PATTERN } from '../application/ports/patient-keys';
 import { ValidationError } from '../domain/shared/errors';
 import { IDEMPOTENCY_KEY_FORM } from '../domain/shared/idempotency-key';
 import { nearName } from '../adapters/validation/near-name';
+import { holdsOneLineControl } from '../domain/shared/text-limits';
 
 /**
  * The library's options, checked at its edge as HTTP checks its requests: they go into events in clear, which an
  * erasure does not reach. A correlation id is a request id's form (HTTP replaces one that may hold CPR digits,
  * mayHoldCprDigits, with its own; the library refuses one that holds a CPR number, holdsCprNumber, since the caller
  * chose it and a refusal costs the call: digits glued into a timestamp are let through); `by` is a token subject's
- * (1-200 characters, not a CPR number). The ids (observationId, correctionId) are checked further down, against the reading's patient.
+ * (1-200 characters, one line, not a CPR number). The ids (observationId, correctionId) are checked further down, against the reading's patient.
  */
 const correlationId = z
   .string()
@@ -27,6 +28,8 @@ const byWho = (what: string) =>
     .trim()
     .min(1, `must name who asked for the ${what}`)
     .max(200, 'at most 200 characters')
+    // One line, as a token's subject is over HTTP: a line break or a bidirectional override is shown in the trail.
+    .refine((v) => !holdsOneLineControl(v), 'no control characters, line breaks or bidirectional overrides')
     .refine((v) => !holdsCprNumber(v), 'a name or pseudonym, not a CPR number (it is stored in clear and outlives the erasure)');
 const by = byWho('erasure');
 export const ERASURE_OPTIONS = z.strictObject({ by, correlationId: correlationId.optional(), ifUnknown: z.enum(['refuse', 'erase']).optional() });

@@ -92,6 +92,9 @@ describe('the options the library records are checked as over HTTP', () => {
       // The export's `by` is its audit entry's subject, kept in the hash-chained trail that no erasure reaches.
       ['export by', () => rts.exportPatient(PATIENT, { by: `dpo ${cpr}` }), 'options.by'],
       ['export by empty', () => rts.exportPatient(PATIENT, { by: '' }), 'options.by'],
+      // One line, as a token's subject: the trail shows it.
+      ['export by with a line break', () => rts.exportPatient(PATIENT, { by: 'jane\nadmin' }), 'options.by'],
+      ['erase by with an override', () => rts.erasePatient(PATIENT, { by: 'dpo \u202enaj' }), 'options.by'],
       ['export without options', () => rts.exportPatient(PATIENT, undefined as never), 'options.by'],
       ['export correlationId', () => rts.exportPatient(PATIENT, { by: 'dpo', correlationId: cpr }), 'options.correlationId'],
       ['export ifUnknown', () => rts.exportPatient(PATIENT, { by: 'dpo', ifUnknown: 'erase' } as never), 'options'],
