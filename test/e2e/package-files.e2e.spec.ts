@@ -7,14 +7,14 @@ import { dirname, join, normalize } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 
-it('the package holds dist (the rts bin, index and its types, the SDK), README, docs and the Python client, and nothing else', () => {
+it('the package holds dist (the rts bin, index and its types, the SDK), README, LICENSE, docs and the Python client, and nothing else', () => {
   const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as [{ files: { path: string }[] }];
   const files = packed[0].files.map((f) => f.path);
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { main: string; types: string; bin: Record<string, string> };
   expect(files).toEqual(
-    expect.arrayContaining([pkg.main, pkg.types, pkg.bin['rts'], 'dist/sdk/index.js', 'dist/sdk/index.d.ts', 'dist/bootstrap/token.js', 'README.md', 'package.json', 'docs/asyncapi.yaml', 'docs/messaging.md', 'clients/python/rts_client.py']),
+    expect.arrayContaining([pkg.main, pkg.types, pkg.bin['rts'], 'dist/sdk/index.js', 'dist/sdk/index.d.ts', 'dist/bootstrap/token.js', 'README.md', 'LICENSE', 'package.json', 'docs/asyncapi.yaml', 'docs/messaging.md', 'clients/python/rts_client.py']),
   );
-  expect(files.filter((f) => !/^(dist\/|docs\/|clients\/python\/[^/]+\.py$|README\.md$|package\.json$)/.test(f))).toEqual([]);
+  expect(files.filter((f) => !/^(dist\/|docs\/|clients\/python\/[^/]+\.py$|README\.md$|LICENSE$|package\.json$)/.test(f))).toEqual([]);
 });
 
 it('ships no dangling source map: each packed .map carries its sources (inlineSources), which src/ is not packed for', () => {
