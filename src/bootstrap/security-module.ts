@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -28,13 +28,19 @@ import {
 import { devLoginEnabled } from './auth-config';
 import { ConfigError, type Config } from './config';
 import { makeDirectory } from '../adapters/system/make-directory';
+import { readSecretFile } from './secret';
+import { writeFileWhole } from '../adapters/system/write-file-whole';
 
 /** The hub's HS256 secret if there is one (configured, or the file a hub wrote); null, creating nothing, if not. */
 export const existingAuthSecret = (configured: string | undefined, dataDir: string): Buffer | null => {
   if (configured) return Buffer.from(configured, 'hex');
   const file = join(dataDir, DATA_FILES.authSecret);
-  return existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'hex') : null;
+  // An empty file (cut short at a first start) was taken as a secret of no bytes: the hub started, answered
+  // /health ok, and refused every token (dev-login 500).
+  return existsSync(file) ? readSecretFile(file, AUTH_SECRET_LOST) : null;
 };
+
+const AUTH_SECRET_LOST = 'restore it from your backup, or delete it to have the hub make a new one (every token issued under the old one stops working)';
 
 /** The HS256 secret of the embedded profile: configured, else generated once beside the data (0600). */
 export const authSecret = (configured: string | undefined, dataDir: string): Buffer => {
@@ -43,12 +49,8 @@ export const authSecret = (configured: string | undefined, dataDir: string): Buf
   const file = join(dataDir, DATA_FILES.authSecret);
   makeDirectory(dataDir);
   const secret = randomBytes(32);
-  try {
-    writeFileSync(file, secret.toString('hex'), { mode: 0o600, flag: 'wx' });
-  } catch {
-    return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex'); // another process wrote it first
-  }
-  chmodSync(file, 0o600);
+  // Another process wrote it first: that one is the secret.
+  if (!writeFileWhole(file, secret.toString('hex'), { exclusive: true })) return readSecretFile(file, AUTH_SECRET_LOST);
   return secret;
 };
 

@@ -1,10 +1,11 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { JWK } from 'jose';
 import { ValidationError } from '../../domain/shared/errors';
 import type { CheckedKey, PublicKeyCheck } from '../../application/security/system-keys-service';
 import { exportPartyKeys, generateEncryptionKey, generatePartyKeys, importPartyKeys, kidOf, KEY_MANAGEMENT_ALG, type PartyKeys, type StoredPartyKeys } from './jose-keys';
 import { jose } from './jose-lib';
+import { writeFileWhole } from '../system/write-file-whole';
 import { makeDirectory } from '../system/make-directory';
 
 /**
@@ -55,8 +56,8 @@ export const loadHubKeys = async (options: Readonly<{ file?: string; dataDir: st
   if (options.file) throw new HubKeysFileError('does not exist');
   const keys = await generatePartyKeys(HUB_PARTY_ID);
   makeDirectory(dirname(file), 0o777);
-  writeFileSync(file, JSON.stringify(await exportPartyKeys(keys), null, 2), { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
+  // Whole or not at all (an empty file, cut short at a first start, stopped every later start as 'not JSON').
+  if (!writeFileWhole(file, JSON.stringify(await exportPartyKeys(keys), null, 2), { exclusive: true })) return loadHubKeys(options); // another process wrote it first
   return { keys, file, previousSigning: [] };
 };
 
@@ -66,7 +67,8 @@ export const addHubDecryptionKey = async (file: string): Promise<string> => {
   const keys = await importPartyKeys(stored);
   const next = await generateEncryptionKey();
   const saved = await exportPartyKeys({ ...keys, decryption: [...keys.decryption, next] });
-  writeFileSync(file, JSON.stringify({ ...saved, previousSigning: stored.previousSigning }, null, 2), { mode: 0o600 });
+  // Replaced whole: written in place, a crash or a full disk mid-write left the hub without any of its keys.
+  writeFileWhole(file, JSON.stringify({ ...saved, previousSigning: stored.previousSigning }, null, 2), { exclusive: false, mode: statSync(file).mode & 0o777 });
   return next.kid;
 };
 
