@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileLimit } from '../../src/adapters/system/open-file-limit';
 import { ConfigError, loadConfig } from '../../src/bootstrap/config';
-import { DEFAULT_MAX_HTTP_CONNECTIONS, RESERVED_FILE_DESCRIPTORS, maxHttpConnections } from '../../src/bootstrap/http-connections';
+import { DEFAULT_MAX_HTTP_CONNECTIONS, MIN_DEFAULT_HTTP_CONNECTIONS, RESERVED_FILE_DESCRIPTORS, maxHttpConnections } from '../../src/bootstrap/http-connections';
 
 describe('RTS_HTTP_MAX_CONNECTIONS', () => {
   it('is a whole number from 1 to 1,000,000; anything else stops the start naming it', () => {
@@ -21,7 +21,20 @@ describe('RTS_HTTP_MAX_CONNECTIONS', () => {
     expect(maxHttpConnections({}, 524_288)).toBe(DEFAULT_MAX_HTTP_CONNECTIONS);
     expect(maxHttpConnections({}, null)).toBe(DEFAULT_MAX_HTTP_CONNECTIONS);
     expect(maxHttpConnections({}, 1024)).toBe(1024 - RESERVED_FILE_DESCRIPTORS);
-    expect(maxHttpConnections({}, 100)).toBe(1);
+    expect(maxHttpConnections({}, RESERVED_FILE_DESCRIPTORS + MIN_DEFAULT_HTTP_CONNECTIONS)).toBe(MIN_DEFAULT_HTTP_CONNECTIONS);
+  });
+
+  it('refuses to start when the limit leaves the default fewer than 16 connections (64 gave 1: one slow client took the hub out)', () => {
+    for (const limit of [64, 100, RESERVED_FILE_DESCRIPTORS + MIN_DEFAULT_HTTP_CONNECTIONS - 1]) {
+      let error: unknown;
+      try {
+        maxHttpConnections({}, limit);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems).toEqual([expect.stringMatching(new RegExp(`^the open-file limit of ${limit} descriptors .*at least 16 .*LimitNOFILE`))]);
+    }
   });
 
   it('takes a setting the limit can hold; refuses one it cannot, naming the setting and what to do', () => {
