@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, renameSync, copyFileSync, unlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, renameSync, copyFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteKeyStore } from '../../src/adapters/crypto/key-stores';
@@ -87,5 +87,23 @@ describe('a store whose files left their place', () => {
     expect(files.moved()).toBeNull();
     unlinkSync(later);
     expect(files.moved()).toBe(later);
+  });
+
+  it('a damaged file at open names itself (events or keys: they are restored together), SQLite code kept', () => {
+    for (const [name, open] of [
+      ['telemed.sqlite', (file: string) => SqliteEventStore.open({ file })],
+      ['patient-keys.sqlite', (file: string) => new SqliteKeyStore(file)],
+    ] as const) {
+      const file = join(dir, name);
+      writeFileSync(file, randomBytes(8192));
+      let error: unknown;
+      try {
+        open(file);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toMatchObject({ code: 'SQLITE_NOTADB', message: expect.stringMatching(new RegExp(`^${name.replace('.', '\\.')}: file is not a database \\(SQLITE_NOTADB\\): .*restore the data directory from its backup`)) });
+      expect((error as Error).message).not.toContain(root);
+    }
   });
 });

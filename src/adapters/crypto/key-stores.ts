@@ -3,7 +3,7 @@ import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UnavailableError } from '../../domain/shared/errors';
 import type { PatientKeyStore } from '../../application/ports/patient-data-protection';
-import { asStorageFailure } from '../event-store/sqlite/storage-failure';
+import { asStorageFailure, namedOpenFailure } from '../event-store/sqlite/storage-failure';
 import { WAL_SIZE_LIMIT_BYTES, truncateWal } from '../event-store/sqlite/wal-checkpoint';
 import type { PgTransactor } from '../registry/postgres-registry';
 
@@ -57,7 +57,7 @@ export class SqliteKeyStore implements PatientKeyStore {
       closeSync(openSync(file, 'a', 0o600));
       chmodSync(file, 0o600);
     }
-    this.db = new Database(file);
+    this.db = SqliteKeyStore.opened(file);
     const journal = this.db.pragma('journal_mode = WAL', { simple: true }) as string;
     if (file !== ':memory:' && file !== '' && journal.toLowerCase() !== 'wal') {
       throw new Error(`key store: could not switch ${file} to WAL (journal_mode is ${journal})`);
@@ -84,6 +84,19 @@ export class SqliteKeyStore implements PatientKeyStore {
     const row = this.statements.get.get(patientKey) as { data_key: Buffer | null; erased_at: string | null } | undefined;
     if (!row) return null;
     return row.erased_at !== null || row.data_key === null ? 'erased' : row.data_key;
+  }
+
+  /** The file opened, and read once: a damaged one (not a database) is said here, naming it, not at the first key. */
+  private static opened(file: string): Database.Database {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file);
+      db.pragma('schema_version', { simple: true });
+      return db;
+    } catch (error) {
+      db?.close();
+      throw namedOpenFailure(file, error);
+    }
   }
 
   /**

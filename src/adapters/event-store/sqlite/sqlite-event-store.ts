@@ -16,7 +16,7 @@ import type {
 import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
 import { migrate, type PendingMigrations } from './schema';
-import { asStorageFailure } from './storage-failure';
+import { asStorageFailure, namedOpenFailure } from './storage-failure';
 import { WAL_SIZE_LIMIT_BYTES } from './wal-checkpoint';
 
 export type SqliteEventStoreOptions = Readonly<{
@@ -228,14 +228,19 @@ export class SqliteEventStore implements EventStore {
     // A new file is made owner-only before SQLite opens it (its -wal and -shm take the same mode): the registry
     // rows in it hold readings. An existing file keeps the mode it has.
     if (options.file !== ':memory:' && options.file !== '' && !existsSync(options.file)) closeSync(openSync(options.file, 'a', 0o600));
-    const db = new BetterSqlite3(options.file);
+    let db: Database;
+    try {
+      db = new BetterSqlite3(options.file);
+    } catch (error) {
+      throw namedOpenFailure(options.file, error);
+    }
     try {
       configure(db, options);
       migrate(db, undefined, options.onMigrations);
       return new SqliteEventStore(db, options);
     } catch (error) {
       db.close();
-      throw error;
+      throw namedOpenFailure(options.file, error);
     }
   }
 

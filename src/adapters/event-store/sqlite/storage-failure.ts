@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { UnavailableError } from '../../../domain/shared/errors';
 
 /**
@@ -18,4 +19,21 @@ export const asStorageFailure = (error: unknown): UnavailableError | undefined =
   const failure = new UnavailableError(STORAGE_UNAVAILABLE, `the hub cannot store data now (${code}: disk full, failing or locked); the write did not happen; retry later`);
   (failure as { cause?: unknown }).cause = error;
   return failure;
+};
+
+/**
+ * An error of opening a store's file, naming the file (its name only: a path may name a person or a host) and
+ * keeping SQLite's code for whoever tells errors apart by it. A damaged file said "file is not a database" and
+ * nothing more, whether it was the events' or the keys', which must be restored together.
+ */
+export const namedOpenFailure = (file: string, error: unknown): unknown => {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return error;
+  const damaged = /^SQLITE_(NOTADB|CORRUPT)/.test(code);
+  const named = new Error(
+    `${basename(file)}: ${(error as Error).message} (${code})${damaged ? ": the file is damaged or not the hub's: restore the data directory from its backup (rts restore; the stores and the secrets together)" : ''}`,
+    { cause: error },
+  );
+  (named as { code?: string }).code = code;
+  return named;
 };
