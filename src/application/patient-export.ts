@@ -131,7 +131,8 @@ export type PatientExportDependencies = Readonly<{
   erasure: Pick<PatientErasure, 'holdingOf'>;
   /** The consultation context, where it is composed (a hub; the library composes none). */
   consultations?: Readonly<{ linked: Pick<ConsultationContentErasure, 'consultationsOf'>; get(consultationId: string): Promise<ConsultationView> }>;
-  audit: Pick<AuditTrail, 'byPatient'>;
+  /** chainDays where the store can tell: the days the audit chains span (a clock set wrong puts some outside). */
+  audit: Pick<AuditTrail, 'byPatient'> & Partial<Pick<AuditTrail, 'chainDays'>>;
   /** The store's first event tells where the audit trail can begin. */
   store: Pick<EventStore, 'readAll'>;
   clock: Clock;
@@ -182,14 +183,18 @@ export class PatientExport {
 
   /**
    * Every audit entry under the patient's key, from the day before the store's first event (clocks of hub and
-   * store may differ a little) up to `now` included, in windows of at most MAX_AUDIT_DAYS, each read page by page.
+   * store may differ a little) up to `now` included, in windows of at most MAX_AUDIT_DAYS, each read page by page;
+   * and beyond both where the audit chains reach further (chainDays): entries a hub recorded while its clock was
+   * set back (before the first event) or ahead (after now). An export after a clock ran two days ahead left out
+   * those days' entries, the export itself among them, without a word.
    */
   private async auditOf(patientKey: string, now: DateTime): Promise<PatientDataExport['audit']> {
+    const chains = await this.deps.audit.chainDays?.();
     // Up to and including `now`: the windows are [from, to), and an entry recorded in the export's own millisecond
     // (an access just before it) belongs to it.
-    const end = new Date(now.toMillis() + 1);
+    const end = new Date(Math.max(now.toMillis() + 1, chains ? Date.parse(`${chains.last}T00:00:00Z`) + DAY_MS : 0));
     const [first] = await this.deps.store.readAll({ after: 0n, maxCount: 1 });
-    const firstAt = first ? Math.min(Date.parse(first.recordedAt), end.getTime()) : end.getTime();
+    const firstAt = Math.min(first ? Date.parse(first.recordedAt) : end.getTime(), end.getTime(), chains ? Date.parse(`${chains.first}T00:00:00Z`) + DAY_MS : Infinity);
     const start = new Date(Math.floor(firstAt / DAY_MS) * DAY_MS - DAY_MS);
     const items: ExportedAuditEntry[] = [];
     for (let from = start.getTime(); from < end.getTime(); from += WINDOW_MS) {
@@ -202,7 +207,7 @@ export class PatientExport {
         after = page.next;
       }
     }
-    return { from: start.toISOString(), to: now.toJSDate().toISOString(), entries: items };
+    return { from: start.toISOString(), to: new Date(end.getTime() - 1).toISOString(), entries: items };
   }
 }
 

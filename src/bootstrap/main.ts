@@ -33,7 +33,7 @@ import { createConsultationModule } from './consultation-module';
 import { createDirectoryModule } from './directory-module';
 import { checkMessageSecurityOfStore, createMessageSecurity, MESSAGE_SECURITY_OFF_WARNING } from './message-security';
 import { startHubMessaging } from './hub-messaging';
-import { checkClockAgainstStore } from './clock-check';
+import { checkClockAgainstNewestEvent, checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
 import { DEFAULT_MAX_HTTP_CONNECTIONS, maxHttpConnections } from './http-connections';
 import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
@@ -96,6 +96,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     throw error;
   });
   if (isPostgresEventStore(store)) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
+  await checkClockAgainstNewestEvent({ store, clock: container.get<Clock>(TOKENS.Clock), logger }).catch(() => null);
   // Erasures by other hub processes on this store drop the keys cached here as soon as they are recorded (not a
   // TTL later): started at the store's head before anything here caches a key (erased-keys.ts).
   const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {

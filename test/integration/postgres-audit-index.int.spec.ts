@@ -173,4 +173,15 @@ describe('PostgreSQL indexes of audit events by patient and by subject, and the 
     const other = buildContainer(config, pino({ level: 'silent' }), { store: { ...store } as unknown as EventStore, registry: new InMemoryRegistry(), registryKind: 'memory' });
     expect(auditEventsByField(other)).toBeUndefined();
   });
+
+  it('tell the first and the last audit chain (min and max of the index by patient), null on a store without any', async () => {
+    const store = await open(freshSchema());
+    const ends = new PostgresAuditEventsByField(store);
+    expect(await ends.chainRange()).toBeNull();
+    const event = (type: string) => [{ id: randomUUID(), type, data: { patientKey: 'p1', subject: 's1' } }];
+    for (const stream of ['audit-2026-11-30-5', 'audit-2025-10-31-2', 'audit-2026-12-07-0']) await store.appendToStream(stream, event(AUDIT_EVENT_TYPE));
+    for (const stream of ['aaa-1', 'document-1', 'zzz-1']) await store.appendToStream(stream, event('Other'));
+    expect(await ends.chainRange()).toEqual({ first: 'audit-2025-10-31-2', last: 'audit-2026-12-07-0' });
+    expect(await new AuditTrail({ store, eventsByField: ends }).chainDays()).toEqual({ first: '2025-10-31', last: '2026-12-07' });
+  });
 });

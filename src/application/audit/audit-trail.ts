@@ -320,6 +320,19 @@ export class AuditTrail {
   }
 
   /**
+   * The first and the last UTC day ('YYYY-MM-DD') any audit chain holds entries of, from the store's index; null
+   * when the store cannot tell (no index: EventStoreDB, in memory) or holds none. A clock set ahead or back puts
+   * entries on days outside the store's other times: a patient's export reads every day in between.
+   */
+  async chainDays(): Promise<Readonly<{ first: string; last: string }> | null> {
+    const range = await this.options.eventsByField?.chainRange?.();
+    if (!range) return null;
+    const day = (stream: string): string | null => /^audit-(\d{4}-\d{2}-\d{2})-\d+$/.exec(stream)?.[1] ?? null;
+    const [first, last] = [day(range.first), day(range.last)];
+    return first === null || last === null ? null : { first, last };
+  }
+
+  /**
    * One page of the audit events of one user (token subject) in [from, to), oldest first (see `page`).
    *
    * A user's events are in every chain of a day (the chain follows the patient), so all eight are merged. With the

@@ -36,4 +36,11 @@ export interface AuditEventsByField {
    * the call is in the answer. Optional: without it AuditTrail walks the chains.
    */
   scan?(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]>;
+
+  /**
+   * The names of the first and the last stream (in name order) holding an AuditRecorded event, or null when there is
+   * none: the days the audit chains span, which a clock set wrong can put outside the store's other times. From the
+   * store's index, in a few index seeks. Optional: without it the trail cannot tell (AuditTrail.chainDays).
+   */
+  chainRange?(): Promise<Readonly<{ first: string; last: string }> | null>;
 }

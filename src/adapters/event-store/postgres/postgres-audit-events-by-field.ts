@@ -38,11 +38,21 @@ export const auditEventsScanSql = (events: string, field: AuditScannedField): st
 export class PostgresAuditEventsByField implements AuditEventsByField {
   private readonly sql: Readonly<Record<AuditIndexedField, string>>;
   private readonly scans: Readonly<Record<AuditScannedField, string>>;
+  private readonly ends: string;
 
   constructor(private readonly store: PostgresEventStore) {
     const events = store.table('events');
     this.sql = { patientKey: auditEventsByFieldSql(events, 'patientKey'), subject: auditEventsByFieldSql(events, 'subject') };
     this.scans = { resource: auditEventsScanSql(events, 'resource'), requestId: auditEventsScanSql(events, 'requestId') };
+    // min and max of the partial index by patient's leading column: two index seeks. Names are ASCII of one form
+    // (audit-YYYY-MM-DD-p), in day order under any collation.
+    this.ends = `SELECT min(stream_name) AS first, max(stream_name) AS last FROM ${events} WHERE event_type = '${AUDIT_EVENT_TYPE}'`;
+  }
+
+  async chainRange(): Promise<Readonly<{ first: string; last: string }> | null> {
+    const { rows } = await this.store.query<{ first: string | null; last: string | null }>(this.ends, []);
+    const row = rows[0];
+    return row?.first == null || row.last == null ? null : { first: row.first, last: row.last };
   }
 
   async scan(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]> {

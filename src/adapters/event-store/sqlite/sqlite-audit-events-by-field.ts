@@ -53,6 +53,7 @@ type Scan = Statement<[string, bigint, bigint, string]>;
 export class SqliteAuditEventsByField implements AuditEventsByField {
   private readonly queries: Readonly<Record<AuditIndexedField, Query>>;
   private readonly scans: Readonly<Record<AuditScannedField, Scan>>;
+  private readonly ends: Readonly<{ first: Statement<[]>; last: Statement<[]> }>;
 
   constructor(store: SqliteEventStore) {
     // safeIntegers: versions and positions as bigint.
@@ -60,6 +61,18 @@ export class SqliteAuditEventsByField implements AuditEventsByField {
     this.queries = { patientKey: prepare('patientKey'), subject: prepare('subject') };
     const prepareScan = (field: AuditScannedField): Scan => store.database.prepare<[string, bigint, bigint, string]>(auditEventsScanSql(field)).safeIntegers(true);
     this.scans = { resource: prepareScan('resource'), requestId: prepareScan('requestId') };
+    // The partial index by patient leads with the stream: its first and last row, one seek each (no scan, no sort).
+    const end = (order: 'ASC' | 'DESC'): Statement<[]> =>
+      store.database
+        .prepare<[]>(`SELECT stream_name FROM events INDEXED BY ${AUDIT_INDEX_OF_FIELD.patientKey} WHERE type = '${AUDIT_EVENT_TYPE}' ORDER BY stream_name ${order} LIMIT 1`)
+        .pluck();
+    this.ends = { first: end('ASC'), last: end('DESC') };
+  }
+
+  async chainRange(): Promise<Readonly<{ first: string; last: string }> | null> {
+    const first = this.ends.first.get() as string | undefined;
+    const last = this.ends.last.get() as string | undefined;
+    return first === undefined || last === undefined ? null : { first, last };
   }
 
   async scan(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]> {
