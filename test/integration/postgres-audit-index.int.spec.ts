@@ -10,7 +10,7 @@ import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry
 import { loadConfig } from '../../src/bootstrap/config';
 import { auditEventsByField, buildContainer } from '../../src/bootstrap/container';
 import pino from 'pino';
-import { auditEntry, auditSearchOf30November, expectSearchThroughIndex, expectSearchThroughScan, recordResourcesDay, recordUsersDay } from '../support/audit-reads';
+import { auditEntry, auditSearchOf30November, expectChainRange, expectSearchThroughIndex, expectSearchThroughScan, recordResourcesDay, recordUsersDay } from '../support/audit-reads';
 
 /**
  * The PostgreSQL store's indexes of audit events by patient (migration 003) and by subject (004): a patient's audit
@@ -176,12 +176,6 @@ describe('PostgreSQL indexes of audit events by patient and by subject, and the 
 
   it('tell the first and the last audit chain (min and max of the index by patient), null on a store without any', async () => {
     const store = await open(freshSchema());
-    const ends = new PostgresAuditEventsByField(store);
-    expect(await ends.chainRange()).toBeNull();
-    const event = (type: string) => [{ id: randomUUID(), type, data: { patientKey: 'p1', subject: 's1' } }];
-    for (const stream of ['audit-2026-11-30-5', 'audit-2025-10-31-2', 'audit-2026-12-07-0']) await store.appendToStream(stream, event(AUDIT_EVENT_TYPE));
-    for (const stream of ['aaa-1', 'document-1', 'zzz-1']) await store.appendToStream(stream, event('Other'));
-    expect(await ends.chainRange()).toEqual({ first: 'audit-2025-10-31-2', last: 'audit-2026-12-07-0' });
-    expect(await new AuditTrail({ store, eventsByField: ends }).chainDays()).toEqual({ first: '2025-10-31', last: '2026-12-07' });
+    await expectChainRange(store, new PostgresAuditEventsByField(store));
   });
 });

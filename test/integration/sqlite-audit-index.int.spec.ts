@@ -12,7 +12,7 @@ import { AuditTrail } from '../../src/application/audit/audit-trail';
 import { loadConfig } from '../../src/bootstrap/config';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { auditEventsByField, buildContainer, TOKENS } from '../../src/bootstrap/container';
-import { auditEntry, auditSearchOf30November, expectSearchThroughIndex, expectSearchThroughScan, recordResourcesDay, recordUsersDay } from '../support/audit-reads';
+import { auditEntry, auditSearchOf30November, expectChainRange, expectSearchThroughIndex, expectSearchThroughScan, recordResourcesDay, recordUsersDay } from '../support/audit-reads';
 
 /**
  * The SQLite store's indexes of audit events by patient (migration 3) and by subject (migration 4): a patient's
@@ -165,14 +165,7 @@ describe('SQLite indexes of audit events by patient and by subject, and the scan
 
   it('tell the first and the last audit chain from the index by patient, in two seeks (a clock set wrong puts days outside the rest)', async () => {
     const store = open();
-    const ends = new SqliteAuditEventsByField(store);
-    expect(await ends.chainRange()).toBeNull();
-    const event = (type: string) => [{ id: randomUUID(), type, data: { patientKey: 'p1', subject: 's1' } }];
-    for (const stream of ['audit-2026-11-30-5', 'audit-2025-10-31-2', 'audit-2026-12-07-0']) await store.appendToStream(stream, event(AUDIT_EVENT_TYPE));
-    // Other streams, before and after the audit chains in name order, of other types.
-    for (const stream of ['aaa-1', 'document-1', 'zzz-1']) await store.appendToStream(stream, event('Other'));
-    expect(await ends.chainRange()).toEqual({ first: 'audit-2025-10-31-2', last: 'audit-2026-12-07-0' });
-    expect(await new AuditTrail({ store, eventsByField: ends }).chainDays()).toEqual({ first: '2025-10-31', last: '2026-12-07' });
+    await expectChainRange(store, new SqliteAuditEventsByField(store));
     for (const order of ['ASC', 'DESC']) {
       const plan = (store.database.prepare(`EXPLAIN QUERY PLAN SELECT stream_name FROM events INDEXED BY ${AUDIT_INDEX_OF_FIELD.patientKey} WHERE type = '${AUDIT_EVENT_TYPE}' ORDER BY stream_name ${order} LIMIT 1`).all() as { detail: string }[]).map((r) => r.detail).join('\n');
       expect(plan).toContain(`INDEX ${AUDIT_INDEX_OF_FIELD.patientKey}`);

@@ -1,4 +1,5 @@
-import type { AuditEntry } from '../../src/application/audit/audit-chain';
+import { randomUUID } from 'node:crypto';
+import { AUDIT_EVENT_TYPE, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { AuditTrail, type AuditPage, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
 import type { EventStore } from '../../src/application/ports/event-store';
@@ -168,4 +169,17 @@ export const recordResourcesDay = async (trail: AuditTrail, resource: string): P
       }),
     ),
   );
+};
+
+/**
+ * A store's chainRange (and the trail's chainDays over it): null while it holds no audit event; then the first and
+ * the last chain in name order, whatever order they were written in, other streams of other types around them.
+ */
+export const expectChainRange = async (store: EventStore, ends: AuditEventsByField): Promise<void> => {
+  expect(await ends.chainRange!()).toBeNull();
+  const event = (type: string) => [{ id: randomUUID(), type, data: { patientKey: 'p1', subject: 's1' } }];
+  for (const stream of ['audit-2026-11-30-5', 'audit-2025-10-31-2', 'audit-2026-12-07-0']) await store.appendToStream(stream, event(AUDIT_EVENT_TYPE));
+  for (const stream of ['aaa-1', 'document-1', 'zzz-1']) await store.appendToStream(stream, event('Other'));
+  expect(await ends.chainRange!()).toEqual({ first: 'audit-2025-10-31-2', last: 'audit-2026-12-07-0' });
+  expect(await new AuditTrail({ store, eventsByField: ends }).chainDays()).toEqual({ first: '2025-10-31', last: '2026-12-07' });
 };

@@ -298,19 +298,24 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       }
     });
 
+    /** The store's next append of a DocumentSubmitted fails (a full disk): a correction stops between its two appends. */
+    const failNextSubmit = (store: ReturnType<typeof setup>['store']): void => {
+      const append = store.appendToStream.bind(store);
+      let armed = true;
+      jest.spyOn(store, 'appendToStream').mockImplementation(async (stream, events, options) => {
+        if (armed && events.some((e) => e.type === 'DocumentSubmitted')) {
+          armed = false;
+          throw new UnavailableError('storage_unavailable', 'the disk is full');
+        }
+        return append(stream, events, options);
+      });
+    };
+
     it('a correction whose second append failed: retried without a correctionId it completes; or the next correction completes it', async () => {
       for (const retry of ['same', 'other'] as const) {
         const { telemed, store } = setup();
         const old = await telemed.processAndStore(original);
-        const append = store.appendToStream.bind(store);
-        let failNextSubmit = true;
-        jest.spyOn(store, 'appendToStream').mockImplementation(async (stream, events, options) => {
-          if (failNextSubmit && events.some((e) => e.type === 'DocumentSubmitted')) {
-            failNextSubmit = false;
-            throw new UnavailableError('storage_unavailable', 'the disk is full');
-          }
-          return append(stream, events, options);
-        });
+        failNextSubmit(store);
         expect(await rejectionOf(telemed.correct(old, corrected))).toMatchObject({ code: 'storage_unavailable' });
         // The old document is deprecated, its replacement missing: the old reading stays in the queries until it completes.
         expect((await telemed.getObservationsFor(PATIENT, MARCH)).map((o) => [o.uniqueId, o.systolic.value])).toEqual([[old, 126]]);
@@ -327,15 +332,7 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     it('a correction that completed an interrupted one: its retry with its own correctionId is 200, the same uniqueId', async () => {
       const { telemed, store } = setup();
       const old = await telemed.processAndStore(original);
-      const append = store.appendToStream.bind(store);
-      let failNextSubmit = true;
-      jest.spyOn(store, 'appendToStream').mockImplementation(async (stream, events, options) => {
-        if (failNextSubmit && events.some((e) => e.type === 'DocumentSubmitted')) {
-          failNextSubmit = false;
-          throw new UnavailableError('storage_unavailable', 'the disk is full');
-        }
-        return append(stream, events, options);
-      });
+      failNextSubmit(store);
       expect(await rejectionOf(telemed.correct(old, corrected, { correctionId: 'fix-1' }))).toMatchObject({ code: 'storage_unavailable' });
       const other = reading(PATIENT, 129, 73, '2024-03-10T11:00:00Z');
       const done = await telemed.correct(old, other, { correctionId: 'fix-2' });
