@@ -1,3 +1,4 @@
+import { OFFSET_DATE_TIME_FORMAT_NOTE } from '../validation/offset-date-time';
 import { z } from 'zod';
 import { ApplicantBody, AcceptBody, CancelBody, ConsultationBody, ConsultationParams, ConsultationsQuery, DeclineBody, MonthsQuery, ReportBody } from './consultation-routes';
 import { DeadLetterParams, DeadLettersQuery, DiscardBody, ReplayBody } from './dead-letter-routes';
@@ -69,7 +70,26 @@ type Operation = Readonly<{
   problems?: readonly ProblemCode[];
 }>;
 
-const requestSchema = (s: z.ZodType): Json => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' }) as Json;
+const requestSchema = (s: z.ZodType): Json => withFormatNotes(z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' }) as Json);
+
+/**
+ * Every request field of `format: date-time` with the hub's pattern says in its description what the format does not
+ * (seconds optional, no leap second), its own description kept before: a client whose validator checks formats
+ * (ajv-formats) refused a search bound the hub takes.
+ */
+const withFormatNotes = (schema: Json): Json => {
+  const visit = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return;
+    if (Array.isArray(node)) return node.forEach(visit);
+    const o = node as Record<string, unknown>;
+    if (o['format'] === 'date-time' && typeof o['pattern'] === 'string' && !String(o['description'] ?? '').includes(OFFSET_DATE_TIME_FORMAT_NOTE)) {
+      o['description'] = o['description'] === undefined ? OFFSET_DATE_TIME_FORMAT_NOTE : `${String(o['description'])}. ${OFFSET_DATE_TIME_FORMAT_NOTE}`;
+    }
+    Object.values(o).forEach(visit);
+  };
+  visit(schema);
+  return schema;
+};
 // Answers as zod reads them ('input'): objects without additionalProperties: false, so a field added to an answer
 // later does not break a client generated from this document.
 const responseSchema = (s: z.ZodType): Json => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' }) as Json;
