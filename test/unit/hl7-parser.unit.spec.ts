@@ -134,6 +134,16 @@ describe('parseHl7Observation: hostile input', () => {
     expectInvalid(seedXml.replace('</component>', '<!-- x --><section><observation/></section></component>'), 'invalid_document', /holds 3 observation elements/);
   });
 
+  it('counts the observations the parser reads: a <!-- in an attribute value or a quoted ?> in an instruction hides none', () => {
+    const third = '<section><observation><code code="MSC88019"/><value unit="mm(Hg)" value="200"/></observation></section>';
+    for (const smuggled of [`<b c="<!--"/>${third}<d e="-->"/>`, `<?pi a="?><!--"?>${third}<!-- -->`, `<b c="<![CDATA["/>${third}<d e="]]>"/>`]) {
+      expectInvalid(seedXml.replace('<component>', `${smuggled}<component>`), 'invalid_document', /holds 3 observation elements/);
+    }
+    // 32,000 unclosed '<?' in an attribute value: read as the text it is (a pattern over the text took 0.5 s on it).
+    const pad = `<pad b="${'<?'.repeat(32_000)}"/>`;
+    expect(parseHl7Observation(seedXml.replace('<component>', `${pad}<component>`)).systolic.value).toBe(126);
+  });
+
   it(`rejects a document over ${MAX_HL7_BYTES} bytes, and accepts one of exactly that size`, () => {
     const padTo = (bytes: number) => seedXml + `<!--${'x'.repeat(bytes - seedXml.length - 7)}-->`;
     expect(padTo(MAX_HL7_BYTES)).toHaveLength(MAX_HL7_BYTES);
