@@ -173,6 +173,16 @@ export class XdsBackend {
 
   /** correctDocument without the parse: TeleMedService's path, as provideAndRegisterBuilt. */
   async correctBuilt(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options: { correctionId?: string; correlationId?: string; summary: NonNullable<SubmitOptions['summary']> }): Promise<SubmitResult> {
+    return this.correctOnce(uniqueId, metadata, newDocument, options, false);
+  }
+
+  private async correctOnce(
+    uniqueId: string,
+    metadata: DocumentMetadata,
+    newDocument: string,
+    options: { correctionId?: string; correlationId?: string; summary: NonNullable<SubmitOptions['summary']> },
+    again: boolean,
+  ): Promise<SubmitResult> {
     checkBuilt(metadata, options.summary);
     const old = await this.entry(uniqueId);
     const patientKey = this.deps.patientKeys.keyFor(metadata.patientId);
@@ -208,13 +218,24 @@ export class XdsBackend {
     }
     const correctionId = options.correctionId ?? documentCorrectionId(uniqueId, old.replacedBy, newDocument);
     const newUniqueId = replacementIdOf(uniqueId, correctionId);
-    const deprecation = await handleCommand(
-      this.deps.store,
-      documentStreamName(uniqueId),
-      documentEntryDecider,
-      { type: 'DeprecateDocument', uniqueId, replacedBy: newUniqueId, now: toIsoSeconds(this.deps.clock.now()) },
-      { commandId: `deprecate/${uniqueId}/${correctionId}`, metadata: { correlationId: options.correlationId } },
-    );
+    let deprecation: Awaited<ReturnType<typeof handleCommand>>;
+    try {
+      deprecation = await handleCommand(
+        this.deps.store,
+        documentStreamName(uniqueId),
+        documentEntryDecider,
+        { type: 'DeprecateDocument', uniqueId, replacedBy: newUniqueId, now: toIsoSeconds(this.deps.clock.now()) },
+        { commandId: `deprecate/${uniqueId}/${correctionId}`, metadata: { correlationId: options.correlationId } },
+      );
+    } catch (error) {
+      // Another correction deprecated the document since this one read it (two at once: a client's retry after a
+      // timeout while the first still ran). Read again, as a request arriving now would: the same document is the
+      // correction in place (200), or, while the other is between its two appends, registered as that replacement as
+      // for an interrupted one (whichever registers first); other values stay refused. Three at once with the same
+      // values answered 201, 409, 409.
+      if (again || !(error instanceof ConflictError && error.code === 'document_deprecated')) throw error;
+      return this.correctOnce(uniqueId, metadata, newDocument, options, true);
+    }
     // Only when this request deprecated the document can a different document under its replacement's id mean that
     // a concurrent correction completed it first; otherwise that is a correction id used again for other values.
     return this.registerReplacement(newUniqueId, patientKey, metadata, newDocument, replacement, deprecation.newEvents.length > 0);

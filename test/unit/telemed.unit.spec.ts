@@ -298,6 +298,50 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       }
     });
 
+    it('two corrections at once with the same values (a retry while the first still runs): 201 and 200, one uniqueId', async () => {
+      // B reads the document before A deprecates it, then meets A's deprecation: it was told 409 document_deprecated.
+      for (const [idA, idB] of [['fix-a', 'fix-b'], ['fix-a', undefined], [undefined, 'fix-b']] as const) {
+        for (const aRegistersFirst of [true, false]) {
+          const { telemed, store } = setup();
+          const old = await telemed.processAndStore(original);
+          const append = store.appendToStream.bind(store);
+          let b: Promise<unknown> | undefined;
+          let bAtDeprecation!: () => void;
+          const bReadTheDocument = new Promise<void>((ok) => (bAtDeprecation = ok));
+          let releaseB!: () => void;
+          const aDeprecated = new Promise<void>((ok) => (releaseB = ok));
+          let aSubmitted!: () => void;
+          const aRegistered = new Promise<void>((ok) => (aSubmitted = ok));
+          jest.spyOn(store, 'appendToStream').mockImplementation(async (stream, events, options) => {
+            if (events.some((e) => e.type === 'DocumentDeprecated')) {
+              if (b === undefined) {
+                // A's deprecation: B reads the document first and comes to its own deprecation.
+                b = telemed.correct(old, corrected, idB === undefined ? {} : { correctionId: idB }).catch((e: unknown) => e);
+                await bReadTheDocument;
+                const result = await append(stream, events, options);
+                releaseB();
+                return result;
+              }
+              if (options?.expectedVersion === 0n) {
+                bAtDeprecation();
+                await aDeprecated;
+                if (aRegistersFirst) await aRegistered; // else B comes back while A is between its two appends
+              }
+            }
+            const result = await append(stream, events, options);
+            if (events.some((e) => e.type === 'DocumentSubmitted')) aSubmitted();
+            return result;
+          });
+          const a = await telemed.correct(old, corrected, idA === undefined ? {} : { correctionId: idA });
+          const other = (await b) as { uniqueId: string; created: boolean };
+          const context = { idA, idB, aRegistersFirst };
+          expect({ ...context, b: other }).toEqual({ ...context, b: expect.objectContaining({ uniqueId: a.uniqueId, created: expect.any(Boolean) }) });
+          expect([a.created, other.created].sort()).toEqual([false, true]);
+          expect((await telemed.getObservationsFor(PATIENT, MARCH)).map((o) => [o.uniqueId, o.systolic.value])).toEqual([[a.uniqueId, corrected.systolic.value]]);
+        }
+      }
+    });
+
     /** The store's next append of a DocumentSubmitted fails (a full disk): a correction stops between its two appends. */
     const failNextSubmit = (store: ReturnType<typeof setup>['store']): void => {
       const append = store.appendToStream.bind(store);
