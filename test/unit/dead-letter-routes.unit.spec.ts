@@ -141,6 +141,20 @@ describe('dead letters shown to operators', () => {
     expect(answer.text).not.toMatch(/251248/);
     expect(replays).toEqual([]);
   });
+
+  it.each([
+    [{ by: 'ops\u0000' }],
+    [{ by: 'ops\nadmin' }],
+    [{ by: 'dpo \u202enaj' }],
+    [{ reason: 'x \u202e y' }],
+    [{ reason: 'two\nlines' }],
+  ])('refuses a replay text that is not one line (400, nothing moved: NUL failed the record on PostgreSQL after the move): %j', async (body) => {
+    replays.length = 0;
+    const answer = await call('POST', `/dead-letters/${DLQ_ID}/replay`, body);
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.text)).toMatchObject({ code: 'invalid_request', errors: [expect.objectContaining({ message: expect.stringContaining('one line') })] });
+    expect(replays).toEqual([]);
+  });
 });
 
 describe('discarding a dead letter', () => {
@@ -161,6 +175,9 @@ describe('discarding a dead letter', () => {
     ['a reason with a CPR number', { reason: 'patient 251248-1234 asked' }],
     ['a reason with a CPR number without its dash', { reason: 'cpr 2512481234' }],
     ['a name besides the reason', { reason: 'garbage', by: 'alice' }],
+    ['a reason with NUL', { reason: 'garbage\u0000' }],
+    ['a reason with a line break', { reason: 'garbage\r\nreplayed: yes' }],
+    ['a reason with a bidirectional override', { reason: 'garbage \u2066x\u2069' }],
   ])('refuses %s (400 invalid_request), and discards nothing', async (_what, body) => {
     discards.length = 0;
     const answer = await call('POST', `/dead-letters/${DLQ_ID}/discard`, body);

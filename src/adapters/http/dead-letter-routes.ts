@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { binaryShown } from '../validation/binary-text';
 import { withoutCprNumber } from '../validation/no-cpr-text';
+import { holdsOneLineControl } from '../../domain/shared/text-limits';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { DeadLetterDiscardedError, MAX_LIST_LIMIT, uuidOrNull, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
 import { problem, sendProblem, type Problem } from './problem';
@@ -33,14 +34,20 @@ export type DeadLetterRouteDependencies = Readonly<{ deadLetters: DeadLetterServ
 
 export const DeadLettersQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional() });
 export const DeadLetterParams = z.strictObject({ id: z.string().min(1).max(200) });
+/**
+ * One line: the note and the reasons are shown on one line (`rts dlq show`, the dead letter's history) and kept in
+ * events in clear. A line break split that line, a bidirectional override reordered it, and NUL failed the event's
+ * append on PostgreSQL after the replay had already moved the message back to its queue: a replay nothing recorded.
+ */
+const oneLine = (max: number) => withoutCprNumber(z.string().trim().min(1).max(max).refine((v) => !holdsOneLineControl(v), 'one line: no control characters, line breaks or bidirectional overrides'));
 export const ReplayBody = z
   .strictObject({
-    by: withoutCprNumber(z.string().trim().min(1).max(100)).optional().describe('A note on who asked for the replay; who replayed is the caller (their token\'s sub)'),
-    reason: withoutCprNumber(z.string().trim().min(1).max(500)).optional(),
+    by: oneLine(100).optional().describe('A note on who asked for the replay; who replayed is the caller (their token\'s sub)'),
+    reason: oneLine(500).optional(),
   })
   .optional();
 export const DiscardBody = z.strictObject({
-  reason: withoutCprNumber(z.string().trim().min(1).max(500)).describe('Why it is discarded (kept in the DeadLetterDiscarded event, in clear: no CPR number)'),
+  reason: oneLine(500).describe('Why it is discarded (kept in the DeadLetterDiscarded event, in clear: no CPR number)'),
 });
 
 /**
