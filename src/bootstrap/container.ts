@@ -258,7 +258,8 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
   } else if (config.RTS_EVENT_STORE === 'sqlite') {
     c.bind<SqliteEventStore>(SqliteEventStore).toDynamicValue(() => {
       makeDirectory(config.RTS_DATA_DIR);
-      return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, DATA_FILES.events), onMigrations: logMigrations(logger) });
+      const keys = join(config.RTS_DATA_DIR, DATA_FILES.patientKeys);
+      return SqliteEventStore.open({ file: join(config.RTS_DATA_DIR, DATA_FILES.events), onMigrations: logMigrations(logger), alsoInPlace: [keys, `${keys}-wal`] });
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
     c.bind<AuditEventsByField>(TOKENS.AuditEventsByField).toDynamicValue((ctx) => new SqliteAuditEventsByField(ctx.container.get(SqliteEventStore)));

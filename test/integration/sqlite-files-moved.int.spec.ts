@@ -106,4 +106,38 @@ describe('a store whose files left their place', () => {
       expect((error as Error).message).not.toContain(root);
     }
   });
+
+  it("the event store refuses too when the key store's -wal is deleted (alsoInPlace): the keys that open what it seals", async () => {
+    const keysFile = join(dir, 'patient-keys.sqlite');
+    const keys = new SqliteKeyStore(keysFile);
+    const store = SqliteEventStore.open({ file: join(dir, 'telemed.sqlite'), alsoInPlace: [keysFile, `${keysFile}-wal`] });
+    try {
+      await keys.createIfAbsent('p-1', randomBytes(32));
+      await append(store, 's-1');
+      unlinkSync(`${keysFile}-wal`);
+      await store.probeWrites();
+      expect(store.writeFailure()).toMatchObject({ code: FILES_MOVED_CODE });
+      await expect(append(store, 's-2')).rejects.toMatchObject({ code: 'storage_unavailable', message: expect.stringContaining('patient-keys.sqlite-wal') });
+    } finally {
+      await store.close();
+      await keys.close();
+    }
+  });
+
+  it("a relative path stays the file it named when the process changes its directory (an embedder's chdir)", () => {
+    const cwd = process.cwd();
+    try {
+      process.chdir(dir);
+      copyFileSync(__filename, join(dir, 'rel'));
+      const files = new FilesInPlace(['./rel']);
+      mkdirSync(join(dir, 'elsewhere'));
+      process.chdir(join(dir, 'elsewhere'));
+      expect(files.moved()).toBeNull();
+      unlinkSync(join(dir, 'rel'));
+      expect(files.moved()).toBe(join(dir, 'rel'));
+    } finally {
+      process.chdir(cwd);
+    }
+  });
 });
+

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { UnavailableError } from '../../domain/shared/errors';
 
 /** The code a store's write failure carries (`writeFailure().code`, /health) when its files left their place. */
@@ -21,7 +21,8 @@ export class FilesInPlace {
   private readonly paths: readonly string[];
 
   constructor(paths: readonly string[]) {
-    this.paths = paths.filter((p) => p !== '' && p !== ':memory:');
+    // Absolute now, as SQLite opened them: an embedder's process.chdir() made a relative ./data name other files.
+    this.paths = paths.filter((p) => p !== '' && p !== ':memory:').map((p) => resolve(p));
     this.moved();
   }
 
@@ -31,8 +32,10 @@ export class FilesInPlace {
       let now: { dev: number; ino: number };
       try {
         now = statSync(path);
-      } catch {
-        if (this.seen.has(path)) return path;
+      } catch (error) {
+        // Gone (ENOENT, ENOTDIR): moved. Anything else (EACCES after a chmod, ESTALE) says nothing of where it is.
+        const code = (error as NodeJS.ErrnoException).code;
+        if (this.seen.has(path) && (code === 'ENOENT' || code === 'ENOTDIR')) return path;
         continue;
       }
       const before = this.seen.get(path);
@@ -53,7 +56,7 @@ export class FilesInPlace {
 export const filesMoved = (path: string): UnavailableError => {
   const error = new UnavailableError(
     'storage_unavailable',
-    `the hub's file ${basename(path)} was removed or replaced while the hub ran (its data directory deleted or unmounted?): writes are refused, since nothing written now would be found again; restore the directory and restart the hub`,
+    `the hub's file ${basename(path)} was removed or replaced while it was open (its data directory deleted or unmounted?): writes are refused until the store is opened again, since nothing written now would be found again. Do not kill -9: the hub still holds the files (see README, "Disk")`,
   );
   (error as { cause?: unknown }).cause = { code: FILES_MOVED_CODE };
   return error;

@@ -32,6 +32,12 @@ export type SqliteEventStoreOptions = Readonly<{
   recentEvents?: number;
   /** Told of the schema migrations this open is about to apply, before it applies them (to log them). */
   onMigrations?: (pending: PendingMigrations) => void;
+  /**
+   * Other files whose leaving their place refuses this store's commits too (FilesInPlace): the hub's key store,
+   * whose keys open what these events seal. With its -wal deleted, uploads of a patient who had a key went on (201,
+   * /health ok), sealed with a key that only the unlinked -wal held: unreadable after a crash.
+   */
+  alsoInPlace?: readonly string[];
 }>;
 
 /** Counters for tests and metrics: how well group commit is batching. */
@@ -186,7 +192,7 @@ export class SqliteEventStore implements EventStore {
     this.maxBatchSize = options.maxBatchSize ?? 512;
     this.pollIntervalMs = options.pollIntervalMs ?? 50;
     this.maxRecent = options.recentEvents ?? 1024;
-    this.files = new FilesInPlace([options.file, `${options.file}-wal`]);
+    this.files = new FilesInPlace([options.file, `${options.file}-wal`, ...(options.alsoInPlace ?? [])]);
     const db = database;
     // safeIntegers: positions and versions come back as bigint, whatever their size.
     this.sql = {
