@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import { existsSync } from 'node:fs';
+import BetterSqlite3 from 'better-sqlite3';
+import { isSealed } from '../application/ports/patient-data-protection';
 import { join } from 'node:path';
 import { Container } from 'inversify';
 import pino, { type Logger } from 'pino';
@@ -356,12 +358,56 @@ class MissingSecret extends Error {}
  * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
  * not, with the stores closed again.
  */
+/** How many documents and consultations checkKeysBesideEvents looks at for a sealed one (a store of a build before sealing may begin with some in clear). */
+const SEALED_LOOK = 64;
+const SEALED_TYPES: ReadonlySet<string> = new Set(['DocumentSubmitted', 'ConsultationRequested']);
+
+/**
+ * The embedded key store (`patient-keys.sqlite`) and the events it opens must be the same data directory's. An
+ * empty or missing key file beside events sealed with keys (cut short, deleted, a restore of the events alone) let
+ * the hub start healthy: every stored document answered 500, and a new upload made the patient a new key, so putting
+ * the real file back later would lose the newer documents. An events file new (empty) beside a key file holding keys
+ * started a hub with no data at all. Both stop the start, naming the file. Read only: nothing is created here.
+ */
+const checkKeysBesideEvents = async (config: Config, store: EventStore): Promise<void> => {
+  const keysFile = join(config.RTS_DATA_DIR, DATA_FILES.patientKeys);
+  const keysHeld = keyRowsIn(keysFile) > 0;
+  const firstDocuments = await store.readAll({ after: 0n, maxCount: SEALED_LOOK, types: SEALED_TYPES });
+  const sealed = firstDocuments.some((e) => isSealed(e.data['content']) || isSealed(e.data['clinicalQuestion']));
+  if (sealed && !keysHeld) {
+    throw new ConfigError([
+      `${DATA_FILES.patientKeys} in RTS_DATA_DIR: ${existsSync(keysFile) ? 'holds no keys' : 'is missing'}, but the event store holds data sealed with them: every document would be unreadable, and new uploads would make patients new keys. Put the file back from the backup that has the events (rts restore: the stores and the secrets together)`,
+    ]);
+  }
+  if (keysHeld && (await store.headPosition()) === 0n) {
+    throw new ConfigError([
+      `${DATA_FILES.events} in RTS_DATA_DIR: holds no events, but ${DATA_FILES.patientKeys} beside it holds patients' keys: the events file was lost or replaced. Put it back from the backup (rts restore: the stores and the secrets together), or, to start again with no data, remove the whole data directory`,
+    ]);
+  }
+};
+
+/** The rows of the key store's table (tombstones of erased patients too); 0 for no file, an empty one, or no table. */
+const keyRowsIn = (file: string): number => {
+  if (!existsSync(file)) return 0;
+  let db: InstanceType<typeof BetterSqlite3> | undefined;
+  try {
+    db = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
+    return Number(db.prepare('SELECT count(*) FROM patient_keys').pluck().get());
+  } catch {
+    return 0; // no table (an empty file), or not a database: said by the key store itself when it opens
+  } finally {
+    db?.close();
+  }
+};
+
 export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> => {
   const opened = await openStore(config, logger);
   const c = buildContainer(config, logger, opened);
   const secretFile = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
   try {
     // First: a build that may not open this store must not record, or write, anything in it.
+    // The embedded key store and the events it opens, one without the other (read only, before the store format is recorded in a new store).
+    if (!opened?.keys && config.RTS_EVENT_STORE === 'sqlite') await checkKeysBesideEvents(config, c.get<EventStore>(TOKENS.EventStore));
     await checkStoreFormatOf(c.get<EventStore>(TOKENS.EventStore), c.get<Clock>(TOKENS.Clock).now().toISO()!, logger);
     // No secret here but a store written with one (a restore without it, a new hub without the setting): say
     // so before a new secret is generated into the data directory.

@@ -1,0 +1,71 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DateTime } from 'luxon';
+import { ConfigError } from '../../src/bootstrap/config';
+import { createTeleObservation, openTeleMed, parseCpr } from '../../src';
+
+/**
+ * The embedded key store and the events it opens belong together. An empty or missing patient-keys.sqlite beside
+ * sealed events started a healthy hub whose every document answered 500 and whose next upload made the patient a new
+ * key; an events file lost beside a key file full of keys started a hub with no data. Both stop the open, naming the
+ * file, and a data directory whose keys were all erased (tombstones) still opens.
+ */
+let dataDir: string;
+beforeEach(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'rts-keys-beside-'));
+});
+afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+const A = '251248-1234';
+const storeOne = async (): Promise<void> => {
+  const rts = await openTeleMed({ dataDir });
+  try {
+    const now = DateTime.utc();
+    await rts.telemed.processAndStore(createTeleObservation({ patientId: A, systolic: 130, diastolic: 80, measuredAt: now.minus({ minutes: 5 }) }, now));
+  } finally {
+    await rts.close();
+  }
+};
+const openError = async (): Promise<unknown> => {
+  try {
+    const rts = await openTeleMed({ dataDir });
+    await rts.close();
+    return null;
+  } catch (error) {
+    return error;
+  }
+};
+
+it('refuses an empty or missing key file beside sealed events, naming it, and creates none', async () => {
+  await storeOne();
+  for (const damage of ['empty', 'missing'] as const) {
+    const keys = join(dataDir, 'patient-keys.sqlite');
+    rmSync(`${keys}-wal`, { force: true });
+    rmSync(`${keys}-shm`, { force: true });
+    if (damage === 'empty') writeFileSync(keys, '');
+    else rmSync(keys, { force: true });
+    const error = await openError();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([expect.stringMatching(damage === 'empty' ? /^patient-keys\.sqlite in RTS_DATA_DIR: holds no keys, but the event store holds data sealed/ : /^patient-keys\.sqlite in RTS_DATA_DIR: is missing/)]);
+    expect(existsSync(keys)).toBe(damage === 'empty');
+  }
+});
+
+it('refuses a new, empty events file beside a key file holding keys', async () => {
+  await storeOne();
+  for (const suffix of ['', '-wal', '-shm']) rmSync(join(dataDir, `telemed.sqlite${suffix}`), { force: true });
+  const error = await openError();
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^telemed\.sqlite in RTS_DATA_DIR: holds no events, but patient-keys\.sqlite beside it holds patients' keys/)]);
+});
+
+it('opens a data directory as ever: new, reopened, and with every patient erased (the key rows are tombstones)', async () => {
+  expect(await openError()).toBeNull();
+  await storeOne();
+  expect(await openError()).toBeNull();
+  const rts = await openTeleMed({ dataDir });
+  await rts.erasePatient(parseCpr(A), { by: 'dpo' });
+  await rts.close();
+  expect(await openError()).toBeNull();
+});
