@@ -131,7 +131,7 @@ export type PatientExportDependencies = Readonly<{
   erasure: Pick<PatientErasure, 'holdingOf'>;
   /** The consultation context, where it is composed (a hub; the library composes none). */
   consultations?: Readonly<{ linked: Pick<ConsultationContentErasure, 'consultationsOf'>; get(consultationId: string): Promise<ConsultationView> }>;
-  /** chainDays where the store can tell: the days the audit chains span (a clock set wrong puts some outside). */
+  /** chainDays where the store can tell: the days that hold audit chains (a clock set wrong puts some far off). */
   audit: Pick<AuditTrail, 'byPatient'> & Partial<Pick<AuditTrail, 'chainDays'>>;
   /** The store's first event tells where the audit trail can begin. */
   store: Pick<EventStore, 'readAll'>;
@@ -182,32 +182,45 @@ export class PatientExport {
   }
 
   /**
-   * Every audit entry under the patient's key, from the day before the store's first event (clocks of hub and
-   * store may differ a little) up to `now` included, in windows of at most MAX_AUDIT_DAYS, each read page by page;
-   * and beyond both where the audit chains reach further (chainDays): entries a hub recorded while its clock was
-   * set back (before the first event) or ahead (after now). An export after a clock ran two days ahead left out
-   * those days' entries, the export itself among them, without a word.
+   * Every audit entry under the patient's key, oldest first, read page by page in windows of at most
+   * MAX_AUDIT_DAYS. Where the store can tell (chainDays), the windows cover the days that hold audit chains, whole,
+   * and skip the days between: entries a hub recorded while its clock was set back (before the store's first event)
+   * or ran ahead (after now) are there too (an export after a clock ran two days ahead left those days out, without a
+   * word), and a clock once set centuries off costs a seek per day it wrote, not a read of every day between. Else
+   * from the day before the store's first event (clocks of hub and store may differ a little) up to `now` included.
    */
   private async auditOf(patientKey: string, now: DateTime): Promise<PatientDataExport['audit']> {
-    const chains = await this.deps.audit.chainDays?.();
     // Up to and including `now`: the windows are [from, to), and an entry recorded in the export's own millisecond
     // (an access just before it) belongs to it.
-    const end = new Date(Math.max(now.toMillis() + 1, chains ? Date.parse(`${chains.last}T00:00:00Z`) + DAY_MS : 0));
+    const end = new Date(now.toMillis() + 1);
     const [first] = await this.deps.store.readAll({ after: 0n, maxCount: 1 });
-    const firstAt = Math.min(first ? Date.parse(first.recordedAt) : end.getTime(), end.getTime(), chains ? Date.parse(`${chains.first}T00:00:00Z`) + DAY_MS : Infinity);
+    const firstAt = first ? Math.min(Date.parse(first.recordedAt), end.getTime()) : end.getTime();
     const start = new Date(Math.floor(firstAt / DAY_MS) * DAY_MS - DAY_MS);
     const items: ExportedAuditEntry[] = [];
-    for (let from = start.getTime(); from < end.getTime(); from += WINDOW_MS) {
-      const to = new Date(Math.min(from + WINDOW_MS, end.getTime()));
-      let after: AuditPosition | undefined;
+    const read = async (from: number, to: number): Promise<void> => {
+      let position: AuditPosition | undefined;
       for (;;) {
-        const page = await this.deps.audit.byPatient(patientKey, { from: new Date(from), to, now: end, limit: MAX_AUDIT_RESULTS, ...(after ? { after } : {}) });
+        const page = await this.deps.audit.byPatient(patientKey, { from: new Date(from), to: new Date(to), now: new Date(to), limit: MAX_AUDIT_RESULTS, ...(position ? { after: position } : {}) });
         items.push(...page.items.map(auditEntryOf(patientKey)));
         if (!page.truncated || page.next === null) break;
-        after = page.next;
+        position = page.next;
       }
+    };
+    const days = (await this.deps.audit.chainDays?.())?.map((day) => Date.parse(`${day}T00:00:00Z`)) ?? null;
+    if (days === null) {
+      for (let from = start.getTime(); from < end.getTime(); from += WINDOW_MS) await read(from, Math.min(from + WINDOW_MS, end.getTime()));
+      return { from: start.toISOString(), to: now.toJSDate().toISOString(), entries: items };
     }
-    return { from: start.toISOString(), to: new Date(end.getTime() - 1).toISOString(), entries: items };
+    // Windows of whole days that hold chains: each from a chain's day to the last chain day within MAX_AUDIT_DAYS.
+    for (let i = 0; i < days.length; ) {
+      const from = days[i]!;
+      let j = i;
+      while (j + 1 < days.length && days[j + 1]! + DAY_MS - from <= WINDOW_MS) j++;
+      await read(from, days[j]! + DAY_MS);
+      i = j + 1;
+    }
+    const reached = { from: Math.min(start.getTime(), days[0] ?? Infinity), to: Math.max(end.getTime(), (days[days.length - 1] ?? 0) + DAY_MS) };
+    return { from: new Date(reached.from).toISOString(), to: new Date(reached.to - 1).toISOString(), entries: items };
   }
 }
 

@@ -172,14 +172,19 @@ export const recordResourcesDay = async (trail: AuditTrail, resource: string): P
 };
 
 /**
- * A store's chainRange (and the trail's chainDays over it): null while it holds no audit event; then the first and
- * the last chain in name order, whatever order they were written in, other streams of other types around them.
+ * A store's firstChainFrom (and the trail's chainDays over it): nothing while it holds no audit event; then the
+ * chains at or after a name, whatever order they were written in, with other streams of other types around them, and
+ * the days holding chains, several chains of one day being one day.
  */
-export const expectChainRange = async (store: EventStore, ends: AuditEventsByField): Promise<void> => {
-  expect(await ends.chainRange!()).toBeNull();
+export const expectChainDays = async (store: EventStore, index: AuditEventsByField): Promise<void> => {
+  const trail = new AuditTrail({ store, eventsByField: index });
+  expect(await index.firstChainFrom!('audit-')).toBeNull();
+  expect(await trail.chainDays()).toEqual([]);
   const event = (type: string) => [{ id: randomUUID(), type, data: { patientKey: 'p1', subject: 's1' } }];
-  for (const stream of ['audit-2026-11-30-5', 'audit-2025-10-31-2', 'audit-2026-12-07-0']) await store.appendToStream(stream, event(AUDIT_EVENT_TYPE));
-  for (const stream of ['aaa-1', 'document-1', 'zzz-1']) await store.appendToStream(stream, event('Other'));
-  expect(await ends.chainRange!()).toEqual({ first: 'audit-2025-10-31-2', last: 'audit-2026-12-07-0' });
-  expect(await new AuditTrail({ store, eventsByField: ends }).chainDays()).toEqual({ first: '2025-10-31', last: '2026-12-07' });
+  for (const stream of ['audit-2026-11-30-5', 'audit-2025-10-31-2', 'audit-2026-12-07-0', 'audit-2026-12-07-6', 'audit-2024-02-29-1']) await store.appendToStream(stream, event(AUDIT_EVENT_TYPE));
+  for (const stream of ['aaa-1', 'document-1', 'zzz-1', 'audit-days-1']) await store.appendToStream(stream, event('Other'));
+  expect(await index.firstChainFrom!('audit-')).toBe('audit-2024-02-29-1');
+  expect(await index.firstChainFrom!('audit-2026-12-01')).toBe('audit-2026-12-07-0');
+  expect(await index.firstChainFrom!('audit-2026-12-08')).toBeNull();
+  expect(await trail.chainDays()).toEqual(['2024-02-29', '2025-10-31', '2026-11-30', '2026-12-07']);
 };

@@ -38,9 +38,10 @@ export interface AuditEventsByField {
   scan?(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]>;
 
   /**
-   * The names of the first and the last stream (in name order) holding an AuditRecorded event, or null when there is
-   * none: the days the audit chains span, which a clock set wrong can put outside the store's other times. From the
-   * store's index, in a few index seeks. Optional: without it the trail cannot tell (AuditTrail.chainDays).
+   * The first stream name at or after `streamName` (in the index's order) that holds an AuditRecorded event, or null:
+   * one seek in the store's index, so that the days holding audit chains can be found one by one, skipping the days
+   * between (a clock set wrong puts some outside the store's other times). Optional: without it the trail cannot
+   * tell (AuditTrail.chainDaysOutside).
    */
-  chainRange?(): Promise<Readonly<{ first: string; last: string }> | null>;
+  firstChainFrom?(streamName: string): Promise<string | null>;
 }

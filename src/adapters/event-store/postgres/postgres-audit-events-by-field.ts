@@ -38,21 +38,20 @@ export const auditEventsScanSql = (events: string, field: AuditScannedField): st
 export class PostgresAuditEventsByField implements AuditEventsByField {
   private readonly sql: Readonly<Record<AuditIndexedField, string>>;
   private readonly scans: Readonly<Record<AuditScannedField, string>>;
-  private readonly ends: string;
+  private readonly chainFrom: string;
 
   constructor(private readonly store: PostgresEventStore) {
     const events = store.table('events');
     this.sql = { patientKey: auditEventsByFieldSql(events, 'patientKey'), subject: auditEventsByFieldSql(events, 'subject') };
     this.scans = { resource: auditEventsScanSql(events, 'resource'), requestId: auditEventsScanSql(events, 'requestId') };
-    // min and max of the partial index by patient's leading column: two index seeks. Names are ASCII of one form
-    // (audit-YYYY-MM-DD-p), in day order under any collation.
-    this.ends = `SELECT min(stream_name) AS first, max(stream_name) AS last FROM ${events} WHERE event_type = '${AUDIT_EVENT_TYPE}'`;
+    // One seek in the partial index by patient (its leading column). Names are ASCII of one form
+    // (audit-YYYY-MM-DD-p), in day order under any collation; a day's prefix sorts before its chains under any too.
+    this.chainFrom = `SELECT stream_name FROM ${events} WHERE event_type = '${AUDIT_EVENT_TYPE}' AND stream_name >= $1 ORDER BY stream_name LIMIT 1`;
   }
 
-  async chainRange(): Promise<Readonly<{ first: string; last: string }> | null> {
-    const { rows } = await this.store.query<{ first: string | null; last: string | null }>(this.ends, []);
-    const row = rows[0];
-    return row?.first == null || row.last == null ? null : { first: row.first, last: row.last };
+  async firstChainFrom(streamName: string): Promise<string | null> {
+    const { rows } = await this.store.query<{ stream_name: string }>(this.chainFrom, [streamName]);
+    return rows[0]?.stream_name ?? null;
   }
 
   async scan(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]> {

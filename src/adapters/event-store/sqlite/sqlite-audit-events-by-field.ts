@@ -42,6 +42,10 @@ export const auditEventsScanSql = (field: AuditScannedField): string => `SELECT 
 
 type Scan = Statement<[string, bigint, bigint, string]>;
 
+/** The first audit chain at or after a stream name, through the partial index by patient (its leading column). */
+export const auditChainFromSql = `SELECT stream_name FROM events INDEXED BY ${AUDIT_INDEX_OF_FIELD.patientKey}
+  WHERE type = '${AUDIT_EVENT_TYPE}' AND stream_name >= ? ORDER BY stream_name LIMIT 1`;
+
 /**
  * The audit events of one chain that name a patient or a user, from the SQLite store's index of that field
  * (AUDIT_INDEX_OF_FIELD): a seek to (stream, value) and those rows in version order, never the chain's other rows.
@@ -53,7 +57,7 @@ type Scan = Statement<[string, bigint, bigint, string]>;
 export class SqliteAuditEventsByField implements AuditEventsByField {
   private readonly queries: Readonly<Record<AuditIndexedField, Query>>;
   private readonly scans: Readonly<Record<AuditScannedField, Scan>>;
-  private readonly ends: Readonly<{ first: Statement<[]>; last: Statement<[]> }>;
+  private readonly chainFrom: Statement<[string]>;
 
   constructor(store: SqliteEventStore) {
     // safeIntegers: versions and positions as bigint.
@@ -61,18 +65,12 @@ export class SqliteAuditEventsByField implements AuditEventsByField {
     this.queries = { patientKey: prepare('patientKey'), subject: prepare('subject') };
     const prepareScan = (field: AuditScannedField): Scan => store.database.prepare<[string, bigint, bigint, string]>(auditEventsScanSql(field)).safeIntegers(true);
     this.scans = { resource: prepareScan('resource'), requestId: prepareScan('requestId') };
-    // The partial index by patient leads with the stream: its first and last row, one seek each (no scan, no sort).
-    const end = (order: 'ASC' | 'DESC'): Statement<[]> =>
-      store.database
-        .prepare<[]>(`SELECT stream_name FROM events INDEXED BY ${AUDIT_INDEX_OF_FIELD.patientKey} WHERE type = '${AUDIT_EVENT_TYPE}' ORDER BY stream_name ${order} LIMIT 1`)
-        .pluck();
-    this.ends = { first: end('ASC'), last: end('DESC') };
+    // The partial index by patient leads with the stream: one seek to the first row at or after a name (no sort).
+    this.chainFrom = store.database.prepare<[string]>(auditChainFromSql).pluck();
   }
 
-  async chainRange(): Promise<Readonly<{ first: string; last: string }> | null> {
-    const first = this.ends.first.get() as string | undefined;
-    const last = this.ends.last.get() as string | undefined;
-    return first === undefined || last === undefined ? null : { first, last };
+  async firstChainFrom(streamName: string): Promise<string | null> {
+    return (this.chainFrom.get(streamName) as string | undefined) ?? null;
   }
 
   async scan(stream: string, fromVersion: bigint, toVersion: bigint, field: AuditScannedField, value: string): Promise<readonly RecordedEvent[]> {
