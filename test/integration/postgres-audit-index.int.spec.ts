@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { loadMigrations, migrate } from '../../src/adapters/event-store/postgres/migrate';
-import { auditEventsByFieldSql, auditEventsScanSql, PostgresAuditEventsByField } from '../../src/adapters/event-store/postgres/postgres-audit-events-by-field';
+import { auditChainDaysSql, auditEventsByFieldSql, auditEventsScanSql, PostgresAuditEventsByField } from '../../src/adapters/event-store/postgres/postgres-audit-events-by-field';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
 import { AUDIT_EVENT_TYPE, auditPartition, auditStreamName } from '../../src/application/audit/audit-chain';
 import { AuditTrail } from '../../src/application/audit/audit-trail';
@@ -72,6 +72,11 @@ describe('PostgreSQL indexes of audit events by patient and by subject, and the 
       // (An index scan, or a bitmap scan whose few rows, the patient's or user's, are then sorted: either reads those rows only.)
       expect(plan).not.toContain('"Index Name":"events_stream_version_key"');
     }
+    // The days holding chains (a patient's export): seeks in the index by patient, day after day, never a scan.
+    const { rows } = await admin.query(`EXPLAIN (FORMAT JSON) ${auditChainDaysSql(store.table('events'))}`);
+    const daysPlan = JSON.stringify(rows[0]['QUERY PLAN']);
+    expect(daysPlan).toContain('"Index Name":"events_audit_by_patient"');
+    expect(daysPlan).not.toContain('Seq Scan');
   });
 
   it('scan a window of a chain by resource or request id through the index of stream and version (no index of those fields), and hand back the matches only', async () => {

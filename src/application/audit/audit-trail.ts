@@ -326,6 +326,7 @@ export class AuditTrail {
    * after a clock at +800 years take 6 s, the event loop blocked.
    */
   async chainDays(): Promise<readonly string[] | null> {
+    if (this.options.eventsByField?.chainDays) return this.options.eventsByField.chainDays();
     const seek = this.options.eventsByField?.firstChainFrom?.bind(this.options.eventsByField);
     if (!seek) return null;
     const days: string[] = [];

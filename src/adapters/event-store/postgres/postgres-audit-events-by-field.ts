@@ -30,6 +30,21 @@ export const auditEventsScanSql = (events: string, field: AuditScannedField): st
     ORDER BY stream_version`;
 
 /**
+ * The days holding audit chains in one statement (a loose index scan of the partial index by patient): each step
+ * seeks the next day's prefix, `audit-<day + 1>`, so the chains of a day are passed over in one seek.
+ */
+export const auditChainDaysSql = (events: string): string => `WITH RECURSIVE d(name) AS (
+        (SELECT stream_name FROM ${events} WHERE event_type = '${AUDIT_EVENT_TYPE}' AND stream_name >= 'audit-' ORDER BY stream_name LIMIT 1)
+        UNION ALL
+        SELECT (SELECT e.stream_name FROM ${events} e
+                 WHERE e.event_type = '${AUDIT_EVENT_TYPE}'
+                   AND e.stream_name >= 'audit-' || to_char(to_date(substr(d.name, 7, 10), 'YYYY-MM-DD') + 1, 'YYYY-MM-DD')
+                 ORDER BY e.stream_name LIMIT 1)
+          FROM d WHERE d.name ~ '^audit-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]+$'
+      )
+      SELECT substr(name, 7, 10) AS day FROM d WHERE name ~ '^audit-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]+$'`;
+
+/**
  * The audit events of one chain that name a patient or a user, from the PostgreSQL store's index of that field:
  * an index scan of those rows of that stream in version order, never the chain's other rows. Those that name a
  * resource or a request (scan): a window of the chain's rows, compared in the server. One statement on the
@@ -39,6 +54,7 @@ export class PostgresAuditEventsByField implements AuditEventsByField {
   private readonly sql: Readonly<Record<AuditIndexedField, string>>;
   private readonly scans: Readonly<Record<AuditScannedField, string>>;
   private readonly chainFrom: string;
+  private readonly days: string;
 
   constructor(private readonly store: PostgresEventStore) {
     const events = store.table('events');
@@ -47,6 +63,12 @@ export class PostgresAuditEventsByField implements AuditEventsByField {
     // One seek in the partial index by patient (its leading column). Names are ASCII of one form
     // (audit-YYYY-MM-DD-p), in day order under any collation; a day's prefix sorts before its chains under any too.
     this.chainFrom = `SELECT stream_name FROM ${events} WHERE event_type = '${AUDIT_EVENT_TYPE}' AND stream_name >= $1 ORDER BY stream_name LIMIT 1`;
+    this.days = auditChainDaysSql(events);
+  }
+
+  async chainDays(): Promise<readonly string[]> {
+    const { rows } = await this.store.query<{ day: string }>(this.days, []);
+    return rows.map((r) => r.day);
   }
 
   async firstChainFrom(streamName: string): Promise<string | null> {
