@@ -376,12 +376,12 @@ const checkKeysBesideEvents = async (config: Config, store: EventStore): Promise
   const sealed = firstDocuments.some((e) => isSealed(e.data['content']) || isSealed(e.data['clinicalQuestion']));
   if (sealed && !keysHeld) {
     throw new ConfigError([
-      `${DATA_FILES.patientKeys} in RTS_DATA_DIR: ${existsSync(keysFile) ? 'holds no keys' : 'is missing'}, but the event store holds data sealed with them: every document would be unreadable, and new uploads would make patients new keys. Put the file back from the backup that has the events (rts restore: the stores and the secrets together)`,
+      `${DATA_FILES.patientKeys} in the data directory (RTS_DATA_DIR, the library's dataDir): ${existsSync(keysFile) ? 'holds no keys' : 'is missing'}, but the event store holds data sealed with them: every document would be unreadable, and new uploads would make patients new keys. Put the file back from the backup that has the events (rts restore: the stores and the secrets together)`,
     ]);
   }
   if (keysHeld && (await store.headPosition()) === 0n) {
     throw new ConfigError([
-      `${DATA_FILES.events} in RTS_DATA_DIR: holds no events, but ${DATA_FILES.patientKeys} beside it holds patients' keys: the events file was lost or replaced. Put it back from the backup (rts restore: the stores and the secrets together), or, to start again with no data, remove the whole data directory`,
+      `${DATA_FILES.events} in the data directory (RTS_DATA_DIR, the library's dataDir): holds no events, but ${DATA_FILES.patientKeys} beside it holds patients' keys: the events file was lost or replaced. Put it back from the backup (rts restore: the stores and the secrets together), or, to start again with no data, remove the whole data directory`,
     ]);
   }
 };

@@ -4,17 +4,17 @@ import { basename, join } from 'node:path';
 import { DATA_FILES } from '../adapters/system/data-dir';
 import { makeDirectory } from '../adapters/system/make-directory';
 import { writeFileWhole } from '../adapters/system/write-file-whole';
+import { secretTextProblem } from '../adapters/system/secret-text';
 import { ConfigError } from './config';
 
-/** The secret a hub wrote into `file`, checked: at least 32 hex digits, else a ConfigError naming the file. */
+/** The secret a hub wrote into `file`, checked (secretTextProblem), else a ConfigError naming the file. */
 export const readSecretFile = (file: string, whatIfLost: string): Buffer => {
-  const text = readFileSync(file, 'utf8').trim();
-  if (!/^(?:[0-9a-fA-F]{2}){16,}$/.test(text)) {
-    throw new ConfigError([
-      `${basename(file)} in RTS_DATA_DIR: ${text.length === 0 ? 'is empty' : 'is not a secret the hub wrote (at least 32 hex digits)'}, cut short at a first start (a full disk, a power loss) or changed by hand; ${whatIfLost}`,
-    ]);
+  const text = readFileSync(file, 'utf8');
+  const problem = secretTextProblem(text);
+  if (problem !== null) {
+    throw new ConfigError([`${basename(file)} in the data directory (RTS_DATA_DIR, the library's dataDir): ${problem}, cut short at a first start (a full disk, a power loss) or changed by hand; ${whatIfLost}`]);
   }
-  return Buffer.from(text, 'hex');
+  return Buffer.from(text.trim(), 'hex');
 };
 
 const PSEUDONYM_LOST =

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import pino from 'pino';
@@ -109,6 +109,31 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
     expect(existsSync(join(out.dir, 'p'))).toBe(false);
     await expect(restoreDataDir(join(out.dir, 'nothing-here'), join(out.dir, 'r2'))).rejects.toBeInstanceOf(BackupError);
     expect(readdirSync(out.dir).sort()).toEqual(['b', 'restored']);
+  });
+
+  it('refuses to back up an empty or damaged secret or key file (no restore could start from it), and leaves nothing', async () => {
+    const copy = tempDataDir('rts-backup-damaged-');
+    try {
+      for (const name of ['telemed.sqlite', 'patient-keys.sqlite', 'pseudonym.secret', 'auth.secret', 'hub-keys.json']) {
+        if (existsSync(join(data.dir, name))) copyFileSync(join(data.dir, name), join(copy.dir, name));
+      }
+      for (const [name, damaged, problem] of [
+        ['pseudonym.secret', '', 'is empty'],
+        ['auth.secret', 'abc', 'is not a secret the hub wrote'],
+        ['hub-keys.json', '', 'is empty'],
+        ['hub-keys.json', '{"keys":[]}', 'is not the key file a hub writes'],
+      ] as const) {
+        const before = existsSync(join(copy.dir, name)) ? readFileSync(join(copy.dir, name)) : null;
+        writeFileSync(join(copy.dir, name), damaged);
+        const target = join(out.dir, `damaged-${name}`);
+        await expect(backupDataDir(copy.dir, target)).rejects.toMatchObject({ code: 'damaged', message: expect.stringContaining(`${name} in the data directory ${problem}`) });
+        expect(existsSync(target)).toBe(false);
+        if (before === null) rmSync(join(copy.dir, name));
+        else writeFileSync(join(copy.dir, name), before);
+      }
+    } finally {
+      copy.remove();
+    }
   });
 
   it('refuses a target inside the data directory (also through a symlink), and writes nothing there', async () => {

@@ -47,7 +47,7 @@ it('refuses an empty or missing key file beside sealed events, naming it, and cr
     else rmSync(keys, { force: true });
     const error = await openError();
     expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).problems).toEqual([expect.stringMatching(damage === 'empty' ? /^patient-keys\.sqlite in RTS_DATA_DIR: holds no keys, but the event store holds data sealed/ : /^patient-keys\.sqlite in RTS_DATA_DIR: is missing/)]);
+    expect((error as ConfigError).problems).toEqual([expect.stringMatching(damage === 'empty' ? /^patient-keys\.sqlite in the data directory \(RTS_DATA_DIR, the library's dataDir\): holds no keys, but the event store holds data sealed/ : /^patient-keys\.sqlite in the data directory \(RTS_DATA_DIR, the library's dataDir\): is missing/)]);
     expect(existsSync(keys)).toBe(damage === 'empty');
   }
 });
@@ -57,7 +57,7 @@ it('refuses a new, empty events file beside a key file holding keys', async () =
   for (const suffix of ['', '-wal', '-shm']) rmSync(join(dataDir, `telemed.sqlite${suffix}`), { force: true });
   const error = await openError();
   expect(error).toBeInstanceOf(ConfigError);
-  expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^telemed\.sqlite in RTS_DATA_DIR: holds no events, but patient-keys\.sqlite beside it holds patients' keys/)]);
+  expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^telemed\.sqlite in the data directory \(RTS_DATA_DIR, the library's dataDir\): holds no events, but patient-keys\.sqlite beside it holds patients' keys/)]);
 });
 
 it('opens a data directory as ever: new, reopened, and with every patient erased (the key rows are tombstones)', async () => {

@@ -72,7 +72,7 @@ describe('pseudonymSecret (bootstrap)', () => {
           error = e;
         }
         expect(error).toBeInstanceOf(ConfigError);
-        expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^pseudonym\.secret in RTS_DATA_DIR: (is empty|is not a secret).*restore it from your backup/)]);
+        expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^pseudonym\.secret in the data directory \(RTS_DATA_DIR, the library.s dataDir\): (is empty|is not a secret).*restore it from your backup/)]);
         expect(fs.readFileSync(join(dir, 'pseudonym.secret'), 'utf8')).toBe(damaged); // not replaced
       }
     } finally {
@@ -91,7 +91,7 @@ describe('authSecret (bootstrap)', () => {
       expect(fs.readdirSync(dir)).toEqual(['auth.secret']);
       fs.writeFileSync(join(dir, 'auth.secret'), '');
       expect(() => existingAuthSecret(undefined, dir)).toThrow(ConfigError);
-      expect(() => authSecret(undefined, dir)).toThrow(/auth\.secret in RTS_DATA_DIR: is empty.*delete it to have the hub make a new one/);
+      expect(() => authSecret(undefined, dir)).toThrow(/auth\.secret in the data directory \(RTS_DATA_DIR, the library.s dataDir\): is empty.*delete it to have the hub make a new one/);
       fs.rmSync(join(dir, 'auth.secret'));
       expect(authSecret(undefined, dir)).toHaveLength(32);
     } finally {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { secretTextProblem } from '../system/secret-text';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -117,6 +118,10 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
         continue;
       }
       copyPrivately(from, join(directory, name));
+      const problem = secretFileProblem(name, readFileSync(join(directory, name), 'utf8'));
+      if (problem !== null) {
+        throw new BackupError('damaged', `${name} in the data directory ${problem}: a restore of this backup could not start. Put it back from an earlier backup first (see README, "Disk")`);
+      }
       await copied(name);
     }
     manifest = { format: BACKUP_FORMAT, createdAt, eventsHead, files };
@@ -320,4 +325,15 @@ const realPathOf = (path: string): string => {
 const isWithin = (path: string, dir: string): boolean => {
   const rel = relative(dir, path);
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+};
+
+/** Why a copied secret file is not one a hub could start from, or null (the start's own checks, bootstrap/secret.ts). */
+const secretFileProblem = (name: string, text: string): string | null => {
+  if (name !== DATA_FILES.hubKeys) return secretTextProblem(text);
+  try {
+    const parsed = JSON.parse(text) as { owner?: unknown };
+    return typeof parsed === 'object' && parsed !== null && typeof parsed.owner === 'string' ? null : 'is not the key file a hub writes';
+  } catch {
+    return text.trim().length === 0 ? 'is empty' : 'is not JSON';
+  }
 };
