@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
+import { readSecretFile } from './secret';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROLES, type Role } from '../application/access/policy';
 import { holdsCprNumber, patientSubject, signToken } from '../adapters/auth/tokens';
@@ -110,13 +111,24 @@ const claimsOf = (argv: readonly string[], deps: TokenDependencies) => {
  */
 const patientKeyOf = (cpr: string, config: { RTS_PSEUDONYM_SECRET?: string | undefined; RTS_DATA_DIR: string }): string => {
   const file = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
-  const secret = config.RTS_PSEUDONYM_SECRET ? Buffer.from(config.RTS_PSEUDONYM_SECRET, 'hex') : existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'hex') : null;
+  // The file as the hub reads it: an empty or damaged one is said so (exit 78), not hashed as a secret of no bytes.
+  const secret = config.RTS_PSEUDONYM_SECRET ? Buffer.from(config.RTS_PSEUDONYM_SECRET, 'hex') : existsSync(file) ? settingsOf(() => readSecretFile(file, 'run this with a data directory whose secret is whole')) : null;
   if (secret === null) {
     throw new SettingsError(
       `no pseudonym secret of the hub's here: RTS_PSEUDONYM_SECRET is not set and ${file} does not exist. A patient's token names the patient by the key the hub's pseudonym secret gives: run this with the hub's RTS_DATA_DIR (or its RTS_PSEUDONYM_SECRET)`,
     );
   }
   return new HmacPatientKeys(secret).keyFor(parseCpr(cpr));
+};
+
+/** A ConfigError (a damaged secret file) as the settings problem it is: its message and exit 78, not "unexpected error". */
+const settingsOf = <T>(read: () => T): T => {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new SettingsError(error.problems.join('; '));
+    throw error;
+  }
 };
 
 /** `token.js ...`: print a token, or say what is wrong; resolves with the exit code. */
@@ -138,7 +150,7 @@ export const runToken = async (argv: readonly string[], deps: TokenDependencies)
       throw new SettingsError('this hub takes tokens from an identity provider (RTS_AUTH_JWKS_URL is set): get them there');
     }
     // Never a new secret: a token signed with one the hub does not have would only be refused.
-    const secret = existingAuthSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR);
+    const secret = settingsOf(() => existingAuthSecret(config.RTS_AUTH_JWT_SECRET, config.RTS_DATA_DIR));
     if (secret === null) {
       throw new SettingsError(
         `no secret of the hub's here: RTS_AUTH_JWT_SECRET is not set and ${config.RTS_DATA_DIR}/auth.secret does not exist. Run this with the hub's RTS_DATA_DIR (or its RTS_AUTH_JWT_SECRET)`,

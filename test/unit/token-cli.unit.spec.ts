@@ -4,7 +4,7 @@ jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTokenVerifier, patientSubject } from '../../src/adapters/auth/tokens';
@@ -119,6 +119,21 @@ describe('token.js', () => {
     expect(res.stderr).toContain(`${elsewhere}/auth.secret does not exist`);
     expect(res.stderr).toContain("Run this with the hub's RTS_DATA_DIR");
     expect(existsSync(elsewhere)).toBe(false);
+  });
+
+  it('says an empty or damaged secret file is one (exit 78, naming it), as the hub does: it was "unexpected error", exit 1', async () => {
+    writeFileSync(join(dir, 'auth.secret'), '');
+    const empty = await mint(['--role', 'operator']);
+    expect(empty).toMatchObject({ code: 78, stdout: '' });
+    expect(empty.stderr).toContain('auth.secret in the data directory');
+    expect(empty.stderr).toContain('is empty');
+    rmSync(join(dir, 'auth.secret'));
+    authSecret(undefined, dir);
+    writeFileSync(join(dir, 'pseudonym.secret'), 'abc');
+    const patient = await mint(['--role', 'patient', '--patient', '251248-1234']);
+    expect(patient).toMatchObject({ code: 78, stdout: '' });
+    expect(patient.stderr).toContain('pseudonym.secret in the data directory');
+    expect(patient.stderr).not.toContain('251248');
   });
 
   it('refuses where the hub takes tokens from an identity provider', async () => {
