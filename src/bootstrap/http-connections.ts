@@ -26,14 +26,14 @@ export const maxHttpConnections = (config: Pick<Config, 'RTS_HTTP_MAX_CONNECTION
     // every other (/health included).
     if (room < MIN_DEFAULT_HTTP_CONNECTIONS) {
       throw new ConfigError([
-        `the open-file limit of ${fileLimit} descriptors leaves room for ${Math.max(0, room)} HTTP connections beside the ${RESERVED_FILE_DESCRIPTORS} kept for the store, the database, the broker and logs (at least ${MIN_DEFAULT_HTTP_CONNECTIONS} are needed): raise it to ${RESERVED_FILE_DESCRIPTORS + DEFAULT_MAX_HTTP_CONNECTIONS} or more (systemd LimitNOFILE=, ulimit -n)`,
+        `the open-file limit of ${fileLimit} descriptors leaves room for ${Math.max(0, room)} HTTP connections beside the ${RESERVED_FILE_DESCRIPTORS} kept for the store, the database, the broker and logs (at least ${MIN_DEFAULT_HTTP_CONNECTIONS} by default): raise it to ${RESERVED_FILE_DESCRIPTORS + DEFAULT_MAX_HTTP_CONNECTIONS} or more (systemd LimitNOFILE=, ulimit -n)${room >= 1 ? `, or set RTS_HTTP_MAX_CONNECTIONS to at most ${room} to say so few are meant` : ''}`,
       ]);
     }
     return Math.min(DEFAULT_MAX_HTTP_CONNECTIONS, room);
   }
   if (configured > room) {
     throw new ConfigError([
-      `RTS_HTTP_MAX_CONNECTIONS: more connections than this process may open files for (its limit is ${fileLimit} descriptors, ${RESERVED_FILE_DESCRIPTORS} of them kept for the store, the database, the broker and logs): give at most ${Math.max(1, room)}, or raise the limit (systemd LimitNOFILE=, ulimit -Hn)`,
+      `RTS_HTTP_MAX_CONNECTIONS: more connections than this process may open files for (its limit is ${fileLimit} descriptors, ${RESERVED_FILE_DESCRIPTORS} of them kept for the store, the database, the broker and logs): ${room >= 1 ? `give at most ${room}, or raise the limit` : `raise the limit to at least ${RESERVED_FILE_DESCRIPTORS + configured}`} (systemd LimitNOFILE=, ulimit -n)`,
     ]);
   }
   return configured;

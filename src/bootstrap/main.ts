@@ -70,7 +70,7 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   if (config.RTS_HTTP_MAX_CONNECTIONS === undefined && maxConnections < DEFAULT_MAX_HTTP_CONNECTIONS) {
     logger.warn(
       { maxConnections, fileLimit, default: DEFAULT_MAX_HTTP_CONNECTIONS },
-      `the open-file limit lowers the cap on HTTP connections below its default of ${DEFAULT_MAX_HTTP_CONNECTIONS}: raise the limit (systemd LimitNOFILE=, ulimit -Hn) or set RTS_HTTP_MAX_CONNECTIONS to say the lower cap is meant`,
+      `the open-file limit lowers the cap on HTTP connections below its default of ${DEFAULT_MAX_HTTP_CONNECTIONS}: raise the limit (systemd LimitNOFILE=, ulimit -n) or set RTS_HTTP_MAX_CONNECTIONS to say the lower cap is meant`,
     );
   }
   // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.

@@ -35,6 +35,11 @@ describe('RTS_HTTP_MAX_CONNECTIONS', () => {
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as ConfigError).problems).toEqual([expect.stringMatching(new RegExp(`^the open-file limit of ${limit} descriptors .*at least 16 .*LimitNOFILE`))]);
     }
+    // Where some room is left, the setting that says so few are meant is named with the most the limit holds.
+    expect(() => maxHttpConnections({}, 140)).toThrow(/or set RTS_HTTP_MAX_CONNECTIONS to at most 12/);
+    expect(maxHttpConnections({ RTS_HTTP_MAX_CONNECTIONS: 12 }, 140)).toBe(12);
+    // None left: the limit is what to raise, to the reserve and the cap asked for ("give at most 1" refused 1 itself).
+    expect(() => maxHttpConnections({ RTS_HTTP_MAX_CONNECTIONS: 1 }, 100)).toThrow(/raise the limit to at least 129 /);
   });
 
   it('takes a setting the limit can hold; refuses one it cannot, naming the setting and what to do', () => {
