@@ -125,6 +125,19 @@ describe('parseHl7Observation: hostile input', () => {
     expectInvalid(seedXml.replace('<component>', '<component><section><hl7:observation xmlns:hl7="urn:hl7-org:v3"/></section>'), 'invalid_document', /holds 3 observation elements/);
   });
 
+  it('reads a document whose instructions hold quotes, as XML does: an apostrophe, balanced quotes around the root', () => {
+    for (const doc of [seedXml.replace('<component>', "<?note don't edit by hand?><component>"), `${seedXml.replace('<ClinicalDocument', '<?pi "?><ClinicalDocument')}<?pi "?>`]) {
+      const reading = parseHl7Observation(doc);
+      expect([reading.systolic.value, reading.diastolic.value]).toEqual([126, 70]);
+    }
+  });
+
+  it('refuses elements nested deeper than 100 with a message that says so (it said a name was not allowed)', () => {
+    const deep = (n: number) => `${'<x>'.repeat(n)}${'</x>'.repeat(n)}`;
+    expect(parseHl7Observation(seedXml.replace('<component>', `${deep(96)}<component>`)).systolic.value).toBe(126);
+    expectInvalid(seedXml.replace('<component>', `${deep(101)}<component>`), 'invalid_document', /nested deeper than 100/);
+  });
+
   it('counts no observation in a comment, a CDATA section or a processing instruction: the document is valid', () => {
     for (const aside of ['<!-- <observation> an old one, removed -->', '<text><![CDATA[<observation> as text]]></text>', '<?note <observation>?>', '<!-- <![CDATA[ --><text><![CDATA[ <!-- <observation/> ]]></text>']) {
       const reading = parseHl7Observation(seedXml.replace('<component>', `<component>${aside}`));
@@ -136,8 +149,18 @@ describe('parseHl7Observation: hostile input', () => {
 
   it('counts the observations the parser reads: a <!-- in an attribute value or a quoted ?> in an instruction hides none', () => {
     const third = '<section><observation><code code="MSC88019"/><value unit="mm(Hg)" value="200"/></observation></section>';
-    for (const smuggled of [`<b c="<!--"/>${third}<d e="-->"/>`, `<?pi a="?><!--"?>${third}<!-- -->`, `<b c="<![CDATA["/>${third}<d e="]]>"/>`]) {
+    for (const smuggled of [`<b c="<!--"/>${third}<d e="-->"/>`, `<b c="<![CDATA["/>${third}<d e="]]>"/>`]) {
       expectInvalid(seedXml.replace('<component>', `${smuggled}<component>`), 'invalid_document', /holds 3 observation elements/);
+    }
+    // After the instruction ends at its first ?>, as XML has it, the rest is a comment holding '--': no XML reader takes it.
+    expectInvalid(seedXml.replace('<component>', `<?pi a="?><!--"?>${third}<!-- --><component>`), 'invalid_document', /a comment holds '--'/);
+    // A quote inside an instruction: the parser read on to the next quote's ?>, past a real element (201, its value lost).
+    for (const quote of ['"', "'"]) {
+      expectInvalid(seedXml.replace('<component>', `<component><?pi a=${quote}?>${third}<?pi b=${quote}?>`), 'invalid_document', /holds 3 observation elements/);
+    }
+    // Prefixes of any characters the parser takes, and more than one: still an observation.
+    for (const name of ['é:observation', 'a:b:observation']) {
+      expectInvalid(seedXml.replace('</component>', `<section><${name} xmlns:é="urn:x" xmlns:a="urn:y"/></section></component>`), 'invalid_document', /holds 3 observation elements/);
     }
     // 32,000 unclosed '<?' in an attribute value: read as the text it is (a pattern over the text took 0.5 s on it).
     const pad = `<pad b="${'<?'.repeat(32_000)}"/>`;

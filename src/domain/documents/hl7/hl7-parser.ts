@@ -14,7 +14,11 @@ const OBSERVATION_PATH = 'ClinicalDocument.component.observation';
  * must never become a number behind our back), observations are always an array (one or many), and only the five
  * predefined XML entities are decoded. DOCTYPEs are refused before this parser runs, so no declared entity exists.
  */
+/** fast-xml-parser's own limit, set here so that the refusal can say it: a blood pressure document nests 3 deep. */
+const MAX_NESTED_ELEMENTS = 100;
+
 const parser = new XMLParser({
+  maxNestedTags: MAX_NESTED_ELEMENTS,
   ignoreAttributes: false,
   attributeNamePrefix: '@_',
   parseTagValue: false,
@@ -59,8 +63,53 @@ type XmlNode = Record<string, unknown>;
 
 const isNode = (value: unknown): value is XmlNode => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** An observation element's name, with or without a namespace prefix. */
-const OBSERVATION_NAME = /^(?:[A-Za-z_][\w.-]*:)?observation$/;
+/** An observation element's name, with or without a namespace prefix (of any characters the parser takes in a name). */
+const OBSERVATION_NAME = /^(?:[^:]+:)*observation$/;
+
+/**
+ * The document without its processing instructions, each ended at its first `?>` as XML (and the validator) has it,
+ * found by one scan from left to right that passes over comments, CDATA sections and tags (quoted attribute values
+ * included). fast-xml-parser reads quoted text inside an instruction and ended `<?pi a="?>` at the next quote's `?>`:
+ * the elements between went into no tree, a real third observation among them, stored without its value; and
+ * `<?note don't edit?>` was not read at all. Instructions mean nothing to this reader, so none reaches the parser.
+ */
+const withoutInstructions = (xml: string): string => {
+  let out = '';
+  let kept = 0;
+  let i = 0;
+  for (;;) {
+    const lt = xml.indexOf('<', i);
+    if (lt < 0) break;
+    const skipTo = (marker: string, from: number): number => {
+      const at = xml.indexOf(marker, from);
+      return at < 0 ? xml.length : at + marker.length;
+    };
+    if (xml.startsWith('<!--', lt)) {
+      i = skipTo('-->', lt + 4);
+      // XML's rule, which the validator does not hold: a comment holds no '--'. `<!--"?> ... <!-- -->` after an
+      // instruction hid elements in a "comment" that no XML reader takes.
+      if (xml.slice(lt + 4, i - 3).includes('--')) throw invalid("not well-formed XML (a comment holds '--')", 'document');
+    }
+    else if (xml.startsWith('<![CDATA[', lt)) i = skipTo(']]>', lt + 9);
+    else if (xml.startsWith('<?', lt)) {
+      out += xml.slice(kept, lt);
+      i = kept = skipTo('?>', lt + 2);
+    } else {
+      // A tag: to its '>', passing over quoted attribute values (which may hold '>').
+      let quote = '';
+      let j = lt + 1;
+      for (; j < xml.length; j++) {
+        const c = xml[j];
+        if (quote !== '') {
+          if (c === quote) quote = '';
+        } else if (c === '"' || c === "'") quote = c;
+        else if (c === '>') break;
+      }
+      i = j + 1;
+    }
+  }
+  return out + xml.slice(kept);
+};
 
 /**
  * The observation elements anywhere in the parsed document, counted on the parser's own tree (iteratively: a deeply
@@ -155,13 +204,19 @@ const guard = (xml: unknown): string => {
  * `invalid_document` (or `document_too_large`), whose message never contains the patient identifier.
  */
 export const parseHl7Observation = (xml: string): TeleObservation => {
-  const text = guard(xml);
+  const text = withoutInstructions(guard(xml));
   let parsed: unknown;
   try {
     parsed = parser.parse(text);
-  } catch {
-    // The parser refuses names such as __proto__ or constructor (its message quotes document text: not passed on).
-    throw invalid('the XML could not be read (an element or attribute name is not allowed)', 'document');
+  } catch (error) {
+    // Its message quotes document text, and so perhaps a patient id: only what kind of refusal it was is passed on.
+    const nested = /nested/i.test(String((error as Error)?.message));
+    throw invalid(
+      nested
+        ? `the XML could not be read (elements nested deeper than ${MAX_NESTED_ELEMENTS})`
+        : 'the XML could not be read (an element or attribute name is not allowed, such as __proto__ or constructor)',
+      'document',
+    );
   }
   // Observations are read from component/observation only: one nested elsewhere (a section) would be ignored,
   // and the document stored without the value its sender meant.
