@@ -219,8 +219,9 @@ export class PatientExport {
       await read(from, days[j]! + DAY_MS);
       i = j + 1;
     }
-    const reached = { from: Math.min(start.getTime(), days[0] ?? Infinity), to: Math.max(end.getTime(), (days[days.length - 1] ?? 0) + DAY_MS) };
-    return { from: new Date(reached.from).toISOString(), to: new Date(reached.to - 1).toISOString(), entries: items };
+    // The days read, [from, to): the first chain day's start to the last one's end (no chains: the span as above).
+    if (days.length === 0) return { from: start.toISOString(), to: now.toJSDate().toISOString(), entries: items };
+    return { from: new Date(days[0]!).toISOString(), to: new Date(days[days.length - 1]! + DAY_MS).toISOString(), entries: items };
   }
 }
 

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
+import { namedOpenFailure } from '../adapters/event-store/sqlite/storage-failure';
 import { isSealed } from '../application/ports/patient-data-protection';
 import { join } from 'node:path';
 import { Container } from 'inversify';
@@ -358,55 +359,75 @@ class MissingSecret extends Error {}
  * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
  * not, with the stores closed again.
  */
-/** How many documents and consultations checkKeysBesideEvents looks at for a sealed one (a store of a build before sealing may begin with some in clear). */
-const SEALED_LOOK = 64;
-const SEALED_TYPES: ReadonlySet<string> = new Set(['DocumentSubmitted', 'ConsultationRequested']);
+/** How many of the newest documents checkKeysBesideEvents looks at for their keys (an index seek, newest first). */
+const NEWEST_LOOK = 64;
 
 /**
- * The embedded key store (`patient-keys.sqlite`) and the events it opens must be the same data directory's. An
- * empty or missing key file beside events sealed with keys (cut short, deleted, a restore of the events alone) let
- * the hub start healthy: every stored document answered 500, and a new upload made the patient a new key, so putting
- * the real file back later would lose the newer documents. An events file new (empty) beside a key file holding keys
- * started a hub with no data at all. Both stop the start, naming the file. Read only: nothing is created here.
+ * The embedded key store (`patient-keys.sqlite`) and the events it opens must be the same data directory's, of the
+ * same time. A key file empty, missing, older than the events (last week's backup beside today's events) or another
+ * directory's let the hub start healthy: the documents whose keys it lacked answered 500, and the next upload made
+ * their patient a new key, so putting the right file back later lost that upload. An events file new (empty) beside
+ * a key file holding keys started a hub with no data at all. Both stop the start, naming the file. The key file is
+ * only read (the events file has been opened and migrated by then; a missing one is refused before: openContainer).
  */
 const checkKeysBesideEvents = async (config: Config, store: EventStore): Promise<void> => {
+  if (!(store instanceof SqliteEventStore)) return;
   const keysFile = join(config.RTS_DATA_DIR, DATA_FILES.patientKeys);
-  const keysHeld = keyRowsIn(keysFile) > 0;
-  const firstDocuments = await store.readAll({ after: 0n, maxCount: SEALED_LOOK, types: SEALED_TYPES });
-  const sealed = firstDocuments.some((e) => isSealed(e.data['content']) || isSealed(e.data['clinicalQuestion']));
-  if (sealed && !keysHeld) {
+  // The newest documents, sealed ones (builds before sealing stored some in clear, with no key): each one's key.
+  const wanted = (
+    store.database.prepare(`SELECT data FROM events INDEXED BY events_by_type WHERE type = 'DocumentSubmitted' ORDER BY global_position DESC LIMIT ${NEWEST_LOOK}`).pluck().all() as string[]
+  )
+    .map((data) => JSON.parse(data) as { patientKey?: unknown; content?: unknown })
+    .filter((d) => isSealed(d.content) && typeof d.patientKey === 'string')
+    .map((d) => String(d.patientKey));
+  const keys = keyRowsIn(keysFile, wanted);
+  if (keys.lacking > 0) {
+    const state = !existsSync(keysFile) ? 'is missing' : keys.count === 0 ? 'holds no keys' : "lacks the keys of the newest documents (an older copy, or another data directory's)";
     throw new ConfigError([
-      `${DATA_FILES.patientKeys} in the data directory (RTS_DATA_DIR, the library's dataDir): ${existsSync(keysFile) ? 'holds no keys' : 'is missing'}, but the event store holds data sealed with them: every document would be unreadable, and new uploads would make patients new keys. Put the file back from the backup that has the events (rts restore: the stores and the secrets together)`,
+      `${DATA_FILES.patientKeys} in the data directory (RTS_DATA_DIR, the library's dataDir): ${state}, but the event store holds data sealed with them: those documents would be unreadable, and new uploads would make their patients new keys. Put back the file that belongs with these events, from the backup that has them (rts restore: the stores and the secrets together)`,
     ]);
   }
-  if (keysHeld && (await store.headPosition()) === 0n) {
-    throw new ConfigError([
-      `${DATA_FILES.events} in the data directory (RTS_DATA_DIR, the library's dataDir): holds no events, but ${DATA_FILES.patientKeys} beside it holds patients' keys: the events file was lost or replaced. Put it back from the backup (rts restore: the stores and the secrets together), or, to start again with no data, remove the whole data directory`,
-    ]);
-  }
+  if (keys.count > 0 && (await store.headPosition()) === 0n) throw eventsMissing();
 };
 
-/** The rows of the key store's table (tombstones of erased patients too); 0 for no file, an empty one, or no table. */
-const keyRowsIn = (file: string): number => {
-  if (!existsSync(file)) return 0;
+const eventsMissing = (): ConfigError =>
+  new ConfigError([
+    `${DATA_FILES.events} in the data directory (RTS_DATA_DIR, the library's dataDir): holds no events, but ${DATA_FILES.patientKeys} beside it holds patients' keys: the events file was lost or replaced. Put it back from the backup (rts restore: the stores and the secrets together), or, to start again with no data, remove the whole data directory`,
+  ]);
+
+/**
+ * The key store's rows (tombstones of erased patients too), and how many of `wanted` have none, read only: no rows
+ * for no file, an empty one, or one without the table yet. A file that cannot be read (not a database, locked, no
+ * permission) is said as what it is, naming it.
+ */
+const keyRowsIn = (file: string, wanted: readonly string[]): { count: number; lacking: number } => {
+  if (!existsSync(file) || statSync(file).size === 0) return { count: 0, lacking: new Set(wanted).size };
   let db: InstanceType<typeof BetterSqlite3> | undefined;
   try {
     db = new BetterSqlite3(file, { readonly: true, fileMustExist: true });
-    return Number(db.prepare('SELECT count(*) FROM patient_keys').pluck().get());
-  } catch {
-    return 0; // no table (an empty file), or not a database: said by the key store itself when it opens
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'patient_keys'").get() === undefined) return { count: 0, lacking: new Set(wanted).size };
+    const count = Number(db.prepare('SELECT count(*) FROM patient_keys').pluck().get());
+    const one = db.prepare('SELECT 1 FROM patient_keys WHERE patient_key = ?');
+    return { count, lacking: [...new Set(wanted)].filter((k) => one.get(k) === undefined).length };
+  } catch (error) {
+    throw namedOpenFailure(file, error);
   } finally {
     db?.close();
   }
 };
 
 export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> => {
+  // No events file beside a key file holding keys: refused before the store is opened (which would create it).
+  if (config.RTS_EVENT_STORE === 'sqlite' && !existsSync(join(config.RTS_DATA_DIR, DATA_FILES.events)) && keyRowsIn(join(config.RTS_DATA_DIR, DATA_FILES.patientKeys), []).count > 0) {
+    throw eventsMissing();
+  }
   const opened = await openStore(config, logger);
   const c = buildContainer(config, logger, opened);
   const secretFile = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
   try {
     // First: a build that may not open this store must not record, or write, anything in it.
-    // The embedded key store and the events it opens, one without the other (read only, before the store format is recorded in a new store).
+    // The embedded key store and the events it opens, one without the other or not of the same time (the key file
+    // read only; before the store format is recorded in a new store).
     if (!opened?.keys && config.RTS_EVENT_STORE === 'sqlite') await checkKeysBesideEvents(config, c.get<EventStore>(TOKENS.EventStore));
     await checkStoreFormatOf(c.get<EventStore>(TOKENS.EventStore), c.get<Clock>(TOKENS.Clock).now().toISO()!, logger);
     // No secret here but a store written with one (a restore without it, a new hub without the setting): say

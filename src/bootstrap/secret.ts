@@ -8,9 +8,9 @@ import { secretTextProblem } from '../adapters/system/secret-text';
 import { ConfigError } from './config';
 
 /** The secret a hub wrote into `file`, checked (secretTextProblem), else a ConfigError naming the file. */
-export const readSecretFile = (file: string, whatIfLost: string): Buffer => {
+export const readSecretFile = (file: string, whatIfLost: string, minHexDigits = 32): Buffer => {
   const text = readFileSync(file, 'utf8');
-  const problem = secretTextProblem(text);
+  const problem = secretTextProblem(text, minHexDigits);
   if (problem !== null) {
     throw new ConfigError([`${basename(file)} in the data directory (RTS_DATA_DIR, the library's dataDir): ${problem}, cut short at a first start (a full disk, a power loss) or changed by hand; ${whatIfLost}`]);
   }

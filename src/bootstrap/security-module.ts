@@ -30,6 +30,7 @@ import { ConfigError, type Config } from './config';
 import { makeDirectory } from '../adapters/system/make-directory';
 import { readSecretFile } from './secret';
 import { writeFileWhole } from '../adapters/system/write-file-whole';
+import { AUTH_SECRET_MIN_HEX_DIGITS } from '../adapters/system/secret-text';
 
 /** The hub's HS256 secret if there is one (configured, or the file a hub wrote); null, creating nothing, if not. */
 export const existingAuthSecret = (configured: string | undefined, dataDir: string): Buffer | null => {
@@ -37,7 +38,7 @@ export const existingAuthSecret = (configured: string | undefined, dataDir: stri
   const file = join(dataDir, DATA_FILES.authSecret);
   // An empty file (cut short at a first start) was taken as a secret of no bytes: the hub started, answered
   // /health ok, and refused every token (dev-login 500).
-  return existsSync(file) ? readSecretFile(file, AUTH_SECRET_LOST) : null;
+  return existsSync(file) ? readSecretFile(file, AUTH_SECRET_LOST, AUTH_SECRET_MIN_HEX_DIGITS) : null;
 };
 
 const AUTH_SECRET_LOST = 'restore it from your backup, or delete it to have the hub make a new one (every token issued under the old one stops working)';
@@ -50,7 +51,7 @@ export const authSecret = (configured: string | undefined, dataDir: string): Buf
   makeDirectory(dataDir);
   const secret = randomBytes(32);
   // Another process wrote it first: that one is the secret.
-  if (!writeFileWhole(file, secret.toString('hex'), { exclusive: true })) return readSecretFile(file, AUTH_SECRET_LOST);
+  if (!writeFileWhole(file, secret.toString('hex'), { exclusive: true })) return readSecretFile(file, AUTH_SECRET_LOST, AUTH_SECRET_MIN_HEX_DIGITS);
   return secret;
 };
 

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
@@ -52,12 +53,36 @@ it('refuses an empty or missing key file beside sealed events, naming it, and cr
   }
 });
 
-it('refuses a new, empty events file beside a key file holding keys', async () => {
+it('refuses a missing or new, empty events file beside a key file holding keys, and creates none', async () => {
   await storeOne();
   for (const suffix of ['', '-wal', '-shm']) rmSync(join(dataDir, `telemed.sqlite${suffix}`), { force: true });
   const error = await openError();
   expect(error).toBeInstanceOf(ConfigError);
   expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^telemed\.sqlite in the data directory \(RTS_DATA_DIR, the library's dataDir\): holds no events, but patient-keys\.sqlite beside it holds patients' keys/)]);
+  expect(existsSync(join(dataDir, 'telemed.sqlite'))).toBe(false);
+  writeFileSync(join(dataDir, 'telemed.sqlite'), '');
+  expect(((await openError()) as ConfigError).problems).toEqual([expect.stringMatching(/^telemed\.sqlite in the data directory .*: holds no events/)]);
+});
+
+it("refuses a key file older than the events (last week's backup): it lacks the keys of the newest documents", async () => {
+  await storeOne();
+  const old = readFileSync(join(dataDir, 'patient-keys.sqlite'));
+  const rts = await openTeleMed({ dataDir });
+  const now = DateTime.utc();
+  await rts.telemed.processAndStore(createTeleObservation({ patientId: '010203-2345', systolic: 131, diastolic: 81, measuredAt: now.minus({ minutes: 4 }) }, now));
+  await rts.close();
+  for (const suffix of ['-wal', '-shm']) rmSync(join(dataDir, `patient-keys.sqlite${suffix}`), { force: true });
+  writeFileSync(join(dataDir, 'patient-keys.sqlite'), old);
+  const error = await openError();
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^patient-keys\.sqlite in the data directory .*: lacks the keys of the newest documents \(an older copy, or another data directory's\)/)]);
+});
+
+it('says a damaged key file is damaged (not "holds no keys"), naming it', async () => {
+  await storeOne();
+  for (const suffix of ['-wal', '-shm']) rmSync(join(dataDir, `patient-keys.sqlite${suffix}`), { force: true });
+  writeFileSync(join(dataDir, 'patient-keys.sqlite'), randomBytes(8192));
+  expect(await openError()).toMatchObject({ code: 'SQLITE_NOTADB', message: expect.stringMatching(/^patient-keys\.sqlite: file is not a database/) });
 });
 
 it('opens a data directory as ever: new, reopened, and with every patient erased (the key rows are tombstones)', async () => {

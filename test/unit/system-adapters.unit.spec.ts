@@ -92,6 +92,9 @@ describe('authSecret (bootstrap)', () => {
       fs.writeFileSync(join(dir, 'auth.secret'), '');
       expect(() => existingAuthSecret(undefined, dir)).toThrow(ConfigError);
       expect(() => authSecret(undefined, dir)).toThrow(/auth\.secret in the data directory \(RTS_DATA_DIR, the library.s dataDir\): is empty.*delete it to have the hub make a new one/);
+      // Cut short: 40 of its 64 digits is no secret the hub wrote (RTS_AUTH_JWT_SECRET asks 64 too), not a new HS256 key.
+      fs.writeFileSync(join(dir, 'auth.secret'), made.toString('hex').slice(0, 40));
+      expect(() => authSecret(undefined, dir)).toThrow(/auth\.secret in the data directory .*at least 64 hex digits/);
       fs.rmSync(join(dir, 'auth.secret'));
       expect(authSecret(undefined, dir)).toHaveLength(32);
     } finally {

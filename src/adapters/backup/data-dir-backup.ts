@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { secretTextProblem } from '../system/secret-text';
+import { AUTH_SECRET_MIN_HEX_DIGITS, secretTextProblem } from '../system/secret-text';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -329,7 +329,7 @@ const isWithin = (path: string, dir: string): boolean => {
 
 /** Why a copied secret file is not one a hub could start from, or null (the start's own checks, bootstrap/secret.ts). */
 const secretFileProblem = (name: string, text: string): string | null => {
-  if (name !== DATA_FILES.hubKeys) return secretTextProblem(text);
+  if (name !== DATA_FILES.hubKeys) return secretTextProblem(text, name === DATA_FILES.authSecret ? AUTH_SECRET_MIN_HEX_DIGITS : 32);
   try {
     const parsed = JSON.parse(text) as { owner?: unknown };
     return typeof parsed === 'object' && parsed !== null && typeof parsed.owner === 'string' ? null : 'is not the key file a hub writes';
