@@ -27,13 +27,19 @@ afterEach(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-it("a patient's export holds the audit entries recorded while the clock ran two days ahead, and 400 days back", async () => {
+/** Date faked at the real now, the library open on the data directory, one reading of A stored. */
+const openWithOneReading = async () => {
   const realNow = Date.now();
   jest.useFakeTimers({ doNotFake: [...REAL_TIMERS], now: realNow });
   const rts = await openTeleMed({ dataDir });
+  const now = DateTime.utc();
+  await rts.telemed.processAndStore(createTeleObservation({ patientId: A, systolic: 130, diastolic: 80, measuredAt: now.minus({ hours: 1 }) }, now));
+  return { realNow, rts };
+};
+
+it("a patient's export holds the audit entries recorded while the clock ran two days ahead, and 400 days back", async () => {
+  const { realNow, rts } = await openWithOneReading();
   try {
-    const now = DateTime.utc();
-    await rts.telemed.processAndStore(createTeleObservation({ patientId: A, systolic: 130, diastolic: 80, measuredAt: now.minus({ hours: 1 }) }, now));
     const exportAt = async (ms: number, by: string): Promise<string[]> => {
       jest.setSystemTime(ms);
       const exported = await rts.exportPatient(parseCpr(A), { by });
@@ -68,12 +74,8 @@ it('says at start when the clock is behind the newest event in the store (set ba
 });
 
 it('reads only the days that hold chains: a clock once set 800 years ahead costs a seek, not every day between', async () => {
-  const realNow = Date.now();
-  jest.useFakeTimers({ doNotFake: [...REAL_TIMERS], now: realNow });
-  const rts = await openTeleMed({ dataDir });
+  const { realNow, rts } = await openWithOneReading();
   try {
-    const now = DateTime.utc();
-    await rts.telemed.processAndStore(createTeleObservation({ patientId: A, systolic: 130, diastolic: 80, measuredAt: now.minus({ hours: 1 }) }, now));
     const far = realNow + 800 * 365 * 86_400_000;
     jest.setSystemTime(far);
     await rts.exportPatient(parseCpr(A), { by: 'dpo-far' });
