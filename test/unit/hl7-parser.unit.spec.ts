@@ -125,6 +125,23 @@ describe('parseHl7Observation: hostile input', () => {
     expectInvalid(seedXml.replace('<component>', '<component><section><hl7:observation xmlns:hl7="urn:hl7-org:v3"/></section>'), 'invalid_document', /holds 3 observation elements/);
   });
 
+  it('refuses a <! declaration (the validator checked a real element inside its quotes, the parser never saw it)', () => {
+    const third = '<observation><code code="MSC88019"/><value unit="mm(Hg)" value="200.0"/></observation>';
+    for (const decl of [`<!y '>${third}'/>`, '<!ELEMENT x ANY>']) {
+      expectInvalid(seedXml.replace('</component>', `${decl}</component>`), 'invalid_document', /a <! declaration/);
+    }
+  });
+
+  it('refuses what a namespace-aware reader reads otherwise: a prefixed element it reads, a default namespace not HL7 v3', () => {
+    const hl7 = seedXml.replace('<ClinicalDocument>', '<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:h="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">');
+    expect(parseHl7Observation(hl7).systolic.value).toBe(126); // HL7 v3 as default, xsi declared: taken
+    expectInvalid(hl7.replace('<effectiveTime value="20170510145014"/>', '<h:effectiveTime value="20170510145014"/><effectiveTime xmlns="urn:other" value="20200510145014"/>'), 'invalid_document', /namespace other than HL7 v3|prefixed effectiveTime/);
+    expectInvalid(hl7.replace('<id extension="251248-1234"/>', '<h:id extension="010101-1111"/><id extension="251248-1234"/>'), 'invalid_document', /prefixed id element/);
+    expectInvalid(hl7.replace('<effectiveTime value="20170510145014"/>', '<effectiveTime xmlns="urn:other" value="20170510145014"/>'), 'invalid_document', /namespace other than HL7 v3/);
+    // A prefixed element it does not read (an extension) stays taken.
+    expect(parseHl7Observation(hl7.replace('</component>', '</component><h:extension a="1"/>')).diastolic.value).toBe(70);
+  });
+
   it('reads a document whose instructions hold quotes, as XML does: an apostrophe, balanced quotes around the root', () => {
     for (const doc of [seedXml.replace('<component>', "<?note don't edit by hand?><component>"), `${seedXml.replace('<ClinicalDocument', '<?pi "?><ClinicalDocument')}<?pi "?>`]) {
       const reading = parseHl7Observation(doc);

@@ -63,6 +63,12 @@ type XmlNode = Record<string, unknown>;
 
 const isNode = (value: unknown): value is XmlNode => typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** The HL7 v3 namespace, the one default namespace a document may declare. */
+const HL7_NAMESPACE = 'urn:hl7-org:v3';
+
+/** The elements this reader reads, under a prefix (refused: see countObservationElements). */
+const PREFIXED_READ_NAME = /^(?:[^:]+:)+(?:ClinicalDocument|effectiveTime|patient|id|component|code|value)$/;
+
 /** An observation element's name, with or without a namespace prefix (of any characters the parser takes in a name). */
 const OBSERVATION_NAME = /^(?:[^:]+:)*observation$/;
 
@@ -91,6 +97,11 @@ const withoutInstructions = (xml: string): string => {
       if (xml.slice(lt + 4, i - 3).includes('--')) throw invalid("not well-formed XML (a comment holds '--')", 'document');
     }
     else if (xml.startsWith('<![CDATA[', lt)) i = skipTo(']]>', lt + 9);
+    else if (xml.startsWith('<!', lt)) {
+      // A declaration (<!ELEMENT, <!y '...'>): no XML reader takes one in a document without a DTD, and the validator
+      // and the parser read it differently: a real element inside its quotes was checked as one and never parsed.
+      throw invalid('not well-formed XML (a <! declaration: only comments and CDATA sections are taken)', 'document');
+    }
     else if (xml.startsWith('<?', lt)) {
       out += xml.slice(kept, lt);
       i = kept = skipTo('?>', lt + 2);
@@ -120,6 +131,9 @@ const withoutInstructions = (xml: string): string => {
  */
 const countObservationElements = (parsed: unknown): number => {
   let count = 0;
+  const foreign = (why: string): never => {
+    throw invalid(why, 'document');
+  };
   const stack: unknown[] = [parsed];
   while (stack.length > 0) {
     const node = stack.pop();
@@ -129,8 +143,13 @@ const countObservationElements = (parsed: unknown): number => {
     }
     if (!isNode(node)) continue;
     for (const [name, value] of Object.entries(node)) {
+      // A default namespace other than HL7 v3: a namespace-aware reader finds none of our elements under it.
+      if (name === '@_xmlns' && value !== HL7_NAMESPACE) foreign(`an element is in a namespace other than HL7 v3 (${HL7_NAMESPACE}), which only a prefix-blind reader would read as HL7`);
       if (name.startsWith('@_') || name === '#text') continue;
       if (OBSERVATION_NAME.test(name)) count += Array.isArray(value) ? value.length : 1;
+      // One of the elements this reader reads, under a prefix: read as another by a namespace-aware reader (a second
+      // effectiveTime or patient id beside the unprefixed one).
+      else if (PREFIXED_READ_NAME.test(name)) foreign(`a prefixed ${name.slice(name.lastIndexOf(':') + 1)} element: this reader takes the HL7 elements unprefixed`);
       stack.push(value);
     }
   }
