@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import { namedOpenFailure } from '../adapters/event-store/sqlite/storage-failure';
 import { isSealed } from '../application/ports/patient-data-protection';
+import { consultationDataKey } from '../application/consultation/sealed-consultations';
 import { join } from 'node:path';
 import { Container } from 'inversify';
 import pino, { type Logger } from 'pino';
@@ -359,7 +360,7 @@ class MissingSecret extends Error {}
  * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
  * not, with the stores closed again.
  */
-/** How many of the newest documents checkKeysBesideEvents looks at for their keys (an index seek, newest first). */
+/** How many of the newest documents and of the newest consultations checkKeysBesideEvents looks at for their keys (an index seek each, newest first). */
 const NEWEST_LOOK = 64;
 
 /**
@@ -373,16 +374,23 @@ const NEWEST_LOOK = 64;
 const checkKeysBesideEvents = async (config: Config, store: EventStore): Promise<void> => {
   if (!(store instanceof SqliteEventStore)) return;
   const keysFile = join(config.RTS_DATA_DIR, DATA_FILES.patientKeys);
-  // The newest documents, sealed ones (builds before sealing stored some in clear, with no key): each one's key.
-  const wanted = (
-    store.database.prepare(`SELECT data FROM events INDEXED BY events_by_type WHERE type = 'DocumentSubmitted' ORDER BY global_position DESC LIMIT ${NEWEST_LOOK}`).pluck().all() as string[]
-  )
-    .map((data) => JSON.parse(data) as { patientKey?: unknown; content?: unknown })
-    .filter((d) => isSealed(d.content) && typeof d.patientKey === 'string')
-    .map((d) => String(d.patientKey));
+  // The newest documents and consultations, sealed ones (builds before sealing stored some in clear, with no key):
+  // each one's key, the patient's or the consultation's own.
+  const newest = (type: string): Record<string, unknown>[] =>
+    (store.database.prepare(`SELECT data FROM events INDEXED BY events_by_type WHERE type = ? ORDER BY global_position DESC LIMIT ${NEWEST_LOOK}`).pluck().all(type) as string[]).map(
+      (data) => JSON.parse(data) as Record<string, unknown>,
+    );
+  const wanted = [
+    ...newest('DocumentSubmitted')
+      .filter((d) => isSealed(d['content']) && typeof d['patientKey'] === 'string')
+      .map((d) => String(d['patientKey'])),
+    ...newest('ConsultationRequested')
+      .filter((d) => (isSealed(d['clinicalQuestion']) || isSealed(d['summary'])) && typeof d['consultationId'] === 'string')
+      .map((d) => consultationDataKey(String(d['consultationId']))),
+  ];
   const keys = keyRowsIn(keysFile, wanted);
   if (keys.lacking > 0) {
-    const state = !existsSync(keysFile) ? 'is missing' : keys.count === 0 ? 'holds no keys' : "lacks the keys of the newest documents (an older copy, or another data directory's)";
+    const state = !existsSync(keysFile) ? 'is missing' : keys.count === 0 ? 'holds no keys' : "lacks the keys of the newest documents or consultations (an older copy, or another data directory's)";
     throw new ConfigError([
       `${DATA_FILES.patientKeys} in the data directory (RTS_DATA_DIR, the library's dataDir): ${state}, but the event store holds data sealed with them: those documents would be unreadable, and new uploads would make their patients new keys. Put back the file that belongs with these events, from the backup that has them (rts restore: the stores and the secrets together)`,
     ]);

@@ -1,9 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import { ConfigError } from '../../src/bootstrap/config';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { SEALED_PREFIX } from '../../src/application/ports/patient-data-protection';
 import { createTeleObservation, openTeleMed, parseCpr } from '../../src';
 
 /**
@@ -75,7 +77,15 @@ it("refuses a key file older than the events (last week's backup): it lacks the 
   writeFileSync(join(dataDir, 'patient-keys.sqlite'), old);
   const error = await openError();
   expect(error).toBeInstanceOf(ConfigError);
-  expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^patient-keys\.sqlite in the data directory .*: lacks the keys of the newest documents \(an older copy, or another data directory's\)/)]);
+  expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^patient-keys\.sqlite in the data directory .*: lacks the keys of the newest documents or consultations \(an older copy, or another data directory's\)/)]);
+});
+
+it("refuses a key file without the key of the newest consultation's sealed texts (their key is the consultation's own)", async () => {
+  await storeOne();
+  const store = SqliteEventStore.open({ file: join(dataDir, 'telemed.sqlite') });
+  await store.appendToStream('consultation-c-1', [{ id: randomUUID(), type: 'ConsultationRequested', data: { consultationId: 'c-1', clinicalQuestion: `${SEALED_PREFIX}x`, summary: '' } }]);
+  await store.close();
+  expect(((await openError()) as ConfigError).problems).toEqual([expect.stringMatching(/^patient-keys\.sqlite in the data directory .*: lacks the keys of the newest documents or consultations/)]);
 });
 
 it('says a damaged key file is damaged (not "holds no keys"), naming it', async () => {
