@@ -207,8 +207,9 @@ export class PatientExport {
       }
     };
     const days = (await this.deps.audit.chainDays?.())?.map((day) => Date.parse(`${day}T00:00:00Z`)) ?? null;
-    if (days === null) {
-      for (let from = start.getTime(); from < end.getTime(); from += WINDOW_MS) await read(from, Math.min(from + WINDOW_MS, end.getTime()));
+    // No chains, or a store that cannot tell: the span from the day before the first event up to now.
+    if (days === null || days.length === 0) {
+      if (days === null) for (let from = start.getTime(); from < end.getTime(); from += WINDOW_MS) await read(from, Math.min(from + WINDOW_MS, end.getTime()));
       return { from: start.toISOString(), to: now.toJSDate().toISOString(), entries: items };
     }
     // Windows of whole days that hold chains: each from a chain's day to the last chain day within MAX_AUDIT_DAYS.
@@ -219,8 +220,7 @@ export class PatientExport {
       await read(from, days[j]! + DAY_MS);
       i = j + 1;
     }
-    // The days read, [from, to): the first chain day's start to the last one's end (no chains: the span as above).
-    if (days.length === 0) return { from: start.toISOString(), to: now.toJSDate().toISOString(), entries: items };
+    // The days read, [from, to): the first chain day's start to the last one's end.
     return { from: new Date(days[0]!).toISOString(), to: new Date(days[days.length - 1]! + DAY_MS).toISOString(), entries: items };
   }
 }

@@ -355,11 +355,6 @@ const checkStoreFormatOf = async (store: EventStore, at: string, logger: Logger)
 /** The store was written with a pseudonym secret, and this process has none yet. */
 class MissingSecret extends Error {}
 
-/**
- * Opens the configured event store (and its registry), builds the container around it, and checks that this
- * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
- * not, with the stores closed again.
- */
 /** How many of the newest documents and of the newest consultations checkKeysBesideEvents looks at for their keys (an index seek each, newest first). */
 const NEWEST_LOOK = 64;
 
@@ -424,6 +419,11 @@ const keyRowsIn = (file: string, wanted: readonly string[]): { count: number; la
   }
 };
 
+/**
+ * Opens the configured event store (and its registry), builds the container around it, and checks that this
+ * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
+ * not, with the stores closed again.
+ */
 export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> => {
   // No events file beside a key file holding keys: refused before the store is opened (which would create it).
   if (config.RTS_EVENT_STORE === 'sqlite' && !existsSync(join(config.RTS_DATA_DIR, DATA_FILES.events)) && keyRowsIn(join(config.RTS_DATA_DIR, DATA_FILES.patientKeys), []).count > 0) {
@@ -433,10 +433,10 @@ export const openContainer = async (config: Config, logger: Logger = createLogge
   const c = buildContainer(config, logger, opened);
   const secretFile = join(config.RTS_DATA_DIR, DATA_FILES.pseudonymSecret);
   try {
-    // First: a build that may not open this store must not record, or write, anything in it.
     // The embedded key store and the events it opens, one without the other or not of the same time (the key file
     // read only; before the store format is recorded in a new store).
     if (!opened?.keys && config.RTS_EVENT_STORE === 'sqlite') await checkKeysBesideEvents(config, c.get<EventStore>(TOKENS.EventStore));
+    // A build that may not open this store must not record, or write, anything in it.
     await checkStoreFormatOf(c.get<EventStore>(TOKENS.EventStore), c.get<Clock>(TOKENS.Clock).now().toISO()!, logger);
     // No secret here but a store written with one (a restore without it, a new hub without the setting): say
     // so before a new secret is generated into the data directory.
