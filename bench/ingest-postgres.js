@@ -228,7 +228,7 @@ const runInProcess = async (inputs, concurrency, { sampleRow = false } = {}) => 
     projector.start(); // as startHub does: the registry projection runs alongside the appends
     // The library entry point takes a validated TeleObservation: validation is done before the clock starts.
     const now = clock.now();
-    const observations = inputs.map((i) => createTeleObservation(i, now));
+    const observations = inputs.map(({ measuredEpoch: _epoch, ...i }) => createTeleObservation(i, now));
     const latencies = new Float64Array(observations.length);
     const wal0 = await L.pgStatWal(URL);
     let next = 0;
