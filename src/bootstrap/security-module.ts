@@ -14,6 +14,7 @@ import type { AuditEventsByField } from '../application/ports/audit-events-by-fi
 import type { PatientKeys } from '../application/ports/patient-keys';
 import type { XdsBackend } from '../application/xds-backend';
 import { parseCpr } from '../domain/monitoring/cpr';
+import { NotFoundError } from '../domain/shared/errors';
 import { createTokenVerifier, signToken, systemOfApiKey, type TokenClaims } from '../adapters/auth/tokens';
 import { installSecurity } from '../adapters/http/security';
 import { DATA_FILES } from '../adapters/system/data-dir';
@@ -172,6 +173,23 @@ export const consultationScope = async (consultations: ConsultationReadModel | u
   return { uniqueIds, patientKeys };
 };
 
+/**
+ * The patient a document belongs to, for the access check of its routes: null only when no document has this id
+ * (the route then answers 404 document_not_found to everyone). A registry that cannot be read now throws, and the
+ * request is answered 503 unserved: read as "no such document", the check let the request through without asking
+ * who may read it, and when the route's own read then worked it served another patient's document.
+ */
+export const documentPatientKeyIn =
+  (xds: Pick<XdsBackend, 'entry'>) =>
+  async (uniqueId: string): Promise<string | null> => {
+    try {
+      return (await xds.entry(uniqueId)).patientKey;
+    } catch (e) {
+      if (e instanceof NotFoundError) return null;
+      throw e;
+    }
+  };
+
 export type SecurityModule = Readonly<{ install(app: FastifyInstance): void; audit: AuditTrail; erasure: PatientErasure; close(): Promise<void> }>;
 
 export const createSecurityModule = (deps: SecurityModuleDependencies): SecurityModule => {
@@ -243,7 +261,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
           : {}),
         rateLimit: { perSecond: config.RTS_RATE_LIMIT_PER_SECOND, burst: config.RTS_RATE_LIMIT_BURST },
         patientKeyOf: (cpr) => deps.patientKeys.keyFor(cpr),
-        documentPatientKey: async (uniqueId) => (await deps.xds.entry(uniqueId).catch(() => null))?.patientKey ?? null,
+        documentPatientKey: documentPatientKeyIn(deps.xds),
         clinicianScope: (systemId) => consultationScope(deps.consultations?.(), deps.xds, systemId),
         consultationSystems: async (id) => {
           const c = await deps.consultations?.()?.get(id);

@@ -16,7 +16,8 @@ import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import type { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { Principal } from '../../src/application/access/policy';
-import { ConflictError, NotFoundError } from '../../src/domain/shared/errors';
+import { documentPatientKeyIn } from '../../src/bootstrap/security-module';
+import { ConflictError, NotFoundError, UnavailableError } from '../../src/domain/shared/errors';
 
 const secret = randomBytes(32);
 const issuer = 'telemed-rts';
@@ -46,7 +47,7 @@ const call = async (h: Harness, method: 'GET' | 'POST', url: string, headers: Re
   return { statusCode: res.status, headers: Object.fromEntries(res.headers), json: () => JSON.parse(text) };
 };
 
-const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<Harness> => {
+const harness = async (overrides: Partial<SecurityDependencies> = {}, routes: (app: FastifyInstance) => void = () => {}): Promise<Harness> => {
   const audited: AuditEntry[] = [];
   const logLines: Record<string, unknown>[] = [];
   const stream = new Writable({
@@ -84,6 +85,7 @@ const harness = async (overrides: Partial<SecurityDependencies> = {}): Promise<H
   app.post('/consultations/:id/decline', async () => {
     throw new ConflictError('offer_expired', 'the offer to this expert expired');
   });
+  routes(app);
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, base, audited, logLines };
 };
@@ -469,5 +471,50 @@ describe('installSecurity: reading a consultation by id', () => {
     } finally {
       await h.app.close();
     }
+  });
+});
+
+describe("a document's access check while the registry cannot be read", () => {
+  // The registry fails the access check's read (a PostgreSQL statement timeout, a projection catch-up that failed
+  // once) and answers the route's own read a moment later: the document belongs to another patient.
+  const flakyRegistry = () => {
+    let reads = 0;
+    return {
+      entry: async (uniqueId: string) => {
+        reads++;
+        if (reads === 1) throw new UnavailableError('storage_unavailable', 'the store did not answer in time');
+        if (uniqueId !== '2.25.123') throw new NotFoundError('document_not_found', 'no document has this uniqueId');
+        return { uniqueId, patientKey: 'p-other' };
+      },
+    };
+  };
+  const withDocuments = (xds: ReturnType<typeof flakyRegistry>) => (app: FastifyInstance) => {
+    app.get<{ Params: { uniqueId: string } }>('/documents/:uniqueId', async (request) => ({ servedDocumentOf: (await xds.entry(request.params.uniqueId)).patientKey }));
+  };
+  const patientToken = () => tokenOf({ sub: 'p-own-sub', role: 'patient', iat: nowSeconds(), exp: nowSeconds() + 600 });
+
+  it("answers 503 and serves nothing: a failed read is not taken for \"no such document\" (which skipped the check)", async () => {
+    const xds = flakyRegistry();
+    const h = await harness({ documentPatientKey: documentPatientKeyIn(xds as never) }, withDocuments(xds));
+    const res = await call(h, 'GET', '/documents/2.25.123', { authorization: `Bearer ${patientToken()}` });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ code: 'storage_unavailable' });
+    expect(res.json()).not.toHaveProperty('servedDocumentOf');
+    // Once the registry answers, the same request is refused as for a document that does not exist: it is another
+    // patient's.
+    const again = await call(h, 'GET', '/documents/2.25.123', { authorization: `Bearer ${patientToken()}` });
+    expect(again.statusCode).toBe(404);
+    expect(again.json()).not.toHaveProperty('servedDocumentOf');
+    await h.app.close();
+  });
+
+  it('still answers 404 to everyone for a document that does not exist', async () => {
+    const xds = flakyRegistry();
+    await xds.entry('first read fails').catch(() => undefined);
+    const h = await harness({ documentPatientKey: documentPatientKeyIn(xds as never) }, withDocuments(xds));
+    const res = await call(h, 'GET', '/documents/2.25.999', { authorization: `Bearer ${patientToken()}` });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ code: 'document_not_found' });
+    await h.app.close();
   });
 });
