@@ -243,12 +243,19 @@ export const sealWith = (key: Buffer, plaintext: string, associated: Buffer): st
   return `${SEALED_PREFIX}${iv.toString('base64url')}.${ct.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}`;
 };
 
-/** Throws when the envelope was altered, or belongs to another patient or place. */
+const TAG_BYTES = 16;
+
+/**
+ * Throws when the envelope was altered, or belongs to another patient or place. The IV and tag must have the lengths
+ * `sealWith` writes: node takes a GCM tag of 4 to 16 bytes unless told its length, and an envelope whose tag was cut
+ * to 4 bytes opened, a forgery then needing 2^32 tries instead of 2^128.
+ */
 export const openWith = (key: Buffer, sealed: string, associated: Buffer): string => {
   const parts = sealed.slice(SEALED_PREFIX.length).split('.');
   if (parts.length !== 3) throw new Error('malformed sealed value');
   const [iv, ct, tag] = parts.map((p) => Buffer.from(p!, 'base64url')) as [Buffer, Buffer, Buffer];
-  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new Error('malformed sealed value');
+  const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
   decipher.setAAD(associated);
   decipher.setAuthTag(tag);
   return Buffer.concat([decipher.update(ct), decipher.final()]).toString('utf8');
