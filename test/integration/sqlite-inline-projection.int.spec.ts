@@ -216,6 +216,47 @@ describe('SqliteRegistry rows', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('forgets a patient also out of the copies that earlier updates of their rows left (corrections deprecating rows)', async () => {
+    // An UPDATE frees the row's old cell, and a page split moves cells; without secure_delete on the connection the
+    // old bytes stayed in the pages' free space, readings included, after the erasure had deleted the rows themselves
+    // (found by a crypto review: 9 patients' rows interleaved, half of one patient's corrected, then erased).
+    const dir = mkdtempSync(join(tmpdir(), 'rts-forget-updated-'));
+    const file = join(dir, 'telemed.sqlite');
+    const store = SqliteEventStore.open({ file });
+    try {
+      const registry = new SqliteRegistry(store);
+      const victimValue = (i: number) => 100 + i / 7; // a double no other row holds
+      const valueBytes = (v: number) => {
+        const b = Buffer.alloc(8);
+        b.writeDoubleBE(v);
+        return b;
+      };
+      const ofPatient = (event: RecordedEvent, patientKey: string): RecordedEvent => ({ ...event, data: { ...event.data, patientKey } });
+      let position = 0n;
+      for (let i = 0; i < 40; i++) {
+        const batch: RecordedEvent[] = [];
+        for (let p = 0; p < 8; p++) batch.push(ofPatient(submittedAt(++position, `2.25.${p + 1}00${i}`, 120), `pk-other-${p}`));
+        batch.push(submittedAt(++position, `2.25.900${i}`, victimValue(i)));
+        await registry.apply(batch, position);
+      }
+      for (let i = 0; i < 40; i += 2) {
+        const replacement = `2.25.910${i}`;
+        await registry.apply([submittedAt(++position, replacement, 150, `2.25.900${i}`), {
+          id: randomUUID(), type: 'DocumentDeprecated', streamName: `document-2.25.900${i}`, streamVersion: 1n, globalPosition: ++position,
+          recordedAt: '2026-11-30T00:00:00Z', data: { uniqueId: `2.25.900${i}`, replacedBy: replacement, deprecatedAt: '2026-11-30T00:00:00Z' }, metadata: {},
+        }], position);
+      }
+      expect(store.database.prepare("SELECT COUNT(*) FROM registry_entries WHERE patient_key = 'pk-1' AND status = 'Deprecated'").pluck().get()).toBe(20);
+      expect(await registry.forgetPatient('pk-1')).toBe(true);
+      const files = [file, `${file}-wal`].map((f) => readFileSync(f));
+      const left = Array.from({ length: 40 }, (_, i) => victimValue(i)).filter((v) => files.some((b) => b.includes(valueBytes(v))));
+      expect(left).toEqual([]);
+      expect(store.database.prepare('SELECT COUNT(*) FROM registry_entries').pluck().get()).toBe(320);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('the TeleMed registry kept inline (container wiring)', () => {

@@ -655,6 +655,10 @@ function configure(db: Database, options: SqliteEventStoreOptions): void {
   // they pass 64 KiB, which a batch's inline projection savepoint does: ~150 pwrites per batch (a fifth of all
   // the hub's pwrites), and the old contents of registry pages (patient keys, readings) in a deleted file's blocks.
   db.pragma('temp_store = MEMORY');
+  // Freed cells zeroed on every write, not only in an erasure's DELETE: an UPDATE of a registry row (a correction
+  // deprecating it) or a page split leaves the old bytes in the page's free space, readings included, and an erasure
+  // deleting the rows later did not reach those copies. Inserts, most of the writes, free nothing.
+  db.pragma('secure_delete = ON');
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
 }
 
