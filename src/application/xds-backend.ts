@@ -78,16 +78,12 @@ const checkBuilt = (metadata: DocumentMetadata, summary: NonNullable<SubmitOptio
 const replacementIdOf = (uniqueId: string, correctionId: string): string => uuidToOid(uuidV5(`correction/${uniqueId}/${correctionId}`));
 
 /**
- * The correction id of a correction sent without one: derived from the new document, so that a retry completes the
- * same correction. A correction an earlier build stored derived it from the bytes that build wrote (effectiveTime
- * without +0000): when the document's recorded replacement is that one, its retry today is the same correction.
+ * The correction ids an earlier build derived for a correction sent without one: from the plain SHA-256 of the new
+ * document (until 2026-12-05), or of the bytes a build before that wrote (effectiveTime without +0000).
  */
-const documentCorrectionId = (uniqueId: string, replacedBy: string | null, newDocument: string): string => {
-  const current = `document/${sha256Hex(newDocument)}`;
-  if (replacedBy === null || replacementIdOf(uniqueId, current) === replacedBy) return current;
+const earlierCorrectionIds = (newDocument: string): string[] => {
   const earlier = withoutEffectiveTimeOffset(newDocument);
-  const stored = earlier === null ? null : `document/${sha256Hex(earlier)}`;
-  return stored !== null && replacementIdOf(uniqueId, stored) === replacedBy ? stored : current;
+  return [newDocument, ...(earlier === null ? [] : [earlier])].map((document) => `document/${sha256Hex(document)}`);
 };
 
 /** The refusal of an upload's or a correction's id already used for a document with other bytes. */
@@ -216,7 +212,7 @@ export class XdsBackend {
         );
       }
     }
-    const correctionId = options.correctionId ?? documentCorrectionId(uniqueId, old.replacedBy, newDocument);
+    const correctionId = options.correctionId ?? (await this.documentCorrectionId(patientKey, uniqueId, old.replacedBy, newDocument));
     const newUniqueId = replacementIdOf(uniqueId, correctionId);
     let deprecation: Awaited<ReturnType<typeof handleCommand>>;
     try {
@@ -400,6 +396,20 @@ export class XdsBackend {
       result = await handle({ ...command, earlierHashes: await this.hashesOf(patientKey, uniqueId, earlier) }, false);
     }
     return { uniqueId, created: result.newEvents.length > 0, position: result.lastGlobalPosition };
+  }
+
+  /**
+   * The correction id of a correction sent without one: derived from the new document, so that a retry completes the
+   * same correction. Keyed under the patient's data key when documents are sealed: the id goes into the replacement's
+   * uniqueId, the events' ids and their causationId, all of which outlive an erasure, and the plain SHA-256 of a
+   * document as predictable as a reading's gave the corrected values back to anyone trying the plausible ones (60,000
+   * tries, under a second). When the document's recorded replacement is that of an id an earlier build derived, its
+   * retry today is the same correction.
+   */
+  private async documentCorrectionId(patientKey: string, uniqueId: string, replacedBy: string | null, newDocument: string): Promise<string> {
+    const current = `document/${this.deps.protection ? await this.deps.protection.digest(patientKey, newDocument, `correction/${uniqueId}`) : sha256Hex(newDocument)}`;
+    if (replacedBy === null || replacementIdOf(uniqueId, current) === replacedBy) return current;
+    return earlierCorrectionIds(newDocument).find((id) => replacementIdOf(uniqueId, id) === replacedBy) ?? current;
   }
 
   /** The hashes a document stored under `uniqueId` could have in its entry: the plain SHA-256, and the keyed digest when sealed. */
