@@ -12,9 +12,11 @@
 // then POST the new public keys to /systems/<id>/keys; then retire the old kids (POST
 // /systems/<id>/keys/<kid>/retire with a date) once nothing is queued for them. Registered before the codec had
 // the new decryption key, the hub's next message to the system was dead-lettered there as not_for_us. The hub
-// rotates its own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown.
+// rotates its own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown, and from
+// then on trusts only the hub keys it lists.
 import type { JWK } from 'jose';
 import { JoseCodec, type JoseDecodeResult } from '../adapters/crypto/jose-codec';
+import { ConflictError } from '../domain/shared/errors';
 import { KeyRegistry, publicJwks, type PartyKeys } from '../adapters/crypto/jose-keys';
 import type { AnyEnvelope, DecodeContext, EncodeContext, EncodedMessage, MessageCodec } from './codec';
 
@@ -41,13 +43,29 @@ export const fetchHubJwks = async (hubUrl: string): Promise<{ keys: JWK[] }> => 
   return (await res.json()) as { keys: JWK[] };
 };
 
-/** Registers the hub's public keys (a JWKS) in `registry` as party 'hub'; keys marked retired are given their date. */
-export const registerHubJwks = async (registry: KeyRegistry, jwks: { keys: readonly JWK[] }): Promise<void> => {
+/**
+ * Makes the hub's keys (party 'hub') in `registry` exactly those a JWKS of the hub lists; keys marked retired are
+ * given their date. A hub key the JWKS no longer lists is removed: an operator drops a leaked key from the hub's key
+ * file, and a client that only ever added keys went on accepting messages signed with it until it restarted.
+ *
+ * Whole or not at all: a JWKS that holds a key the registry refuses, or lacks a signing key or an encryption key valid
+ * at `at`, throws and leaves the hub's keys as they were. Such an answer is a broken hub or a broken fetch, not the
+ * hub revoking everything; applied, it would leave the system unable to open or send anything until the next read.
+ */
+export const registerHubJwks = async (registry: KeyRegistry, jwks: { keys: readonly JWK[] }, at: Date = new Date()): Promise<void> => {
+  const listed = new KeyRegistry(); // every key checked here first, before the registry in use is touched
   for (const jwk of jwks.keys) {
     const retiresAt = (jwk as Record<string, unknown>).rts_retires_at;
     const { rts_retires_at: _r, ...key } = jwk as Record<string, unknown>;
-    await registry.register(HUB_PARTY, key as JWK, typeof retiresAt === 'string' ? { retiresAt } : {});
+    await listed.register(HUB_PARTY, key as JWK, typeof retiresAt === 'string' ? { retiresAt } : {});
   }
+  const keys = listed.keysOf(HUB_PARTY);
+  const verifies = (await Promise.all(keys.filter((r) => r.use === 'sig').map((r) => listed.lookup(r.kid, 'sig', at)))).some((l) => l.ok);
+  if (!verifies || !(await listed.encryptionKeyFor(HUB_PARTY, at))) throw new Error("the hub's JWKS has no valid signing key, or no valid encryption key");
+  if (keys.some((r) => (registry.ownerOf(r.kid) ?? HUB_PARTY) !== HUB_PARTY)) throw new ConflictError('key_owned_by_other_party', 'a key of the hub is registered to another party');
+  // New keys first, then the dropped ones out: a message under a key the hub still lists is never refused meanwhile.
+  for (const r of keys) await registry.register(HUB_PARTY, r.jwk, r.retiresAt === null ? {} : { retiresAt: r.retiresAt });
+  for (const r of registry.keysOf(HUB_PARTY)) if (!listed.ownerOf(r.kid)) registry.remove(HUB_PARTY, r.kid);
 };
 
 /**
@@ -78,7 +96,9 @@ export const HUB_KEYS_REFRESH_INTERVAL_MS = 30_000;
  * `/.well-known/jwks.json`. Concurrent refreshes share one request, and a new one starts at most once per
  * `refreshIntervalMs` (30 s); in between, and when the hub cannot be reached, the message is refused as
  * `unknown_key` (decode) or the unknown-key error is thrown (encode), as without a refresh. A real rotation is
- * picked up by the first message under the new key.
+ * picked up by the first message under the new key, and a hub key the JWKS no longer lists is trusted no more from
+ * that read on (registerHubJwks). There is no timed re-read: a hub that drops a key without a new signing key
+ * leaves running systems trusting the dropped one (README, "Revoking a compromised hub key").
  */
 export class SdkJoseCodec implements MessageCodec {
   readonly name = 'jose';
@@ -127,7 +147,7 @@ export class SdkJoseCodec implements MessageCodec {
         await registerHubJwks(this.registry, await refresh());
         return true;
       } catch {
-        return false; // the hub unreachable or its answer unusable: refuse as unknown_key, try again after the interval
+        return false; // the hub unreachable or its answer unusable: the keys stay as they were, try again after the interval
       } finally {
         this.refreshing = undefined;
       }

@@ -128,6 +128,19 @@ export class KeyRegistry {
     if (r && r.owner === owner) this.records.set(kid, { ...r, retiresAt: at });
   }
 
+  /**
+   * Forget `owner`'s key: its kid is 'unknown' from now on, and encryptionKeyFor no longer picks it. For a key its
+   * owner stopped publishing (the hub's keys in the SDK, see registerHubJwks): retiring it instead would keep the
+   * record of every key ever seen. A kid that is unknown, or registered to another party, is ignored, as in retire.
+   */
+  remove(owner: string, kid: string): void {
+    const r = this.records.get(kid);
+    if (!r || r.owner !== owner) return;
+    this.records.delete(kid);
+    this.imported.delete(kid);
+    this.order.splice(this.order.indexOf(kid), 1);
+  }
+
   /** The party a kid is registered to, or null. */
   ownerOf(kid: string): string | null {
     return this.records.get(kid)?.owner ?? null;
