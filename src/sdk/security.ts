@@ -16,6 +16,7 @@
 // then on trusts only the hub keys it lists.
 import type { JWK } from 'jose';
 import { JoseCodec, type JoseDecodeResult } from '../adapters/crypto/jose-codec';
+import { HUB_SYSTEM_ID } from '../domain/directory/connected-system';
 import { ConflictError } from '../domain/shared/errors';
 import { KeyRegistry, publicJwks, type PartyKeys } from '../adapters/crypto/jose-keys';
 import type { AnyEnvelope, DecodeContext, EncodeContext, EncodedMessage, MessageCodec } from './codec';
@@ -34,7 +35,7 @@ export {
   type StoredPartyKeys,
 } from '../adapters/crypto/jose-keys';
 
-export const HUB_PARTY = 'hub';
+export const HUB_PARTY = HUB_SYSTEM_ID;
 
 /** The hub's public JWKS (GET <hubUrl>/.well-known/jwks.json). */
 export const fetchHubJwks = async (hubUrl: string): Promise<{ keys: JWK[] }> => {

@@ -76,6 +76,9 @@ describe('ConnectedSystem decider', () => {
     expect((malformed as ValidationError).details).toEqual([{ path: 'id', message: 'invalid' }]);
     const cpr = spec.given([]).when({ ...registerCmd, systemId: '251248-1234' }).thenThrows(ValidationError, 'invalid_system_id');
     expect((cpr as ValidationError).details).toEqual([{ path: 'id', message: 'looks like a CPR number' }]);
+    // 'hub' is the hub's own party in the message security's keys: a system of that id could claim the hub's key.
+    const hub = spec.given([]).when({ ...registerCmd, systemId: 'hub' }).thenThrows(ValidationError, 'invalid_system_id');
+    expect((hub as ValidationError).details).toEqual([{ path: 'id', message: 'reserved for the hub' }]);
   });
 
   it("keeps each system's membership in a stream of its own, named by its id (system-<id>)", () => {

@@ -1,3 +1,4 @@
+import { HUB_SYSTEM_ID } from '../../domain/directory/connected-system';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { JWK } from 'jose';
@@ -22,7 +23,8 @@ import { makeDirectory } from '../system/make-directory';
  * kid they do not know: rotate the signing key with the encryption key, or running clients keep encrypting for the
  * old one (README, "Rotating the hub's encryption key").
  */
-export const HUB_PARTY_ID = 'hub';
+/** The hub's party in the key book: the one system id no connected system may take (the domain's rule). */
+export const HUB_PARTY_ID = HUB_SYSTEM_ID;
 export const HUB_KEYS_FILE_NAME = 'hub-keys.json';
 
 export type HubKeyFile = StoredPartyKeys & { previousSigning?: { kid: string; alg: string; publicJwk: JWK; retiresAt?: string }[] };

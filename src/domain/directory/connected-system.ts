@@ -42,6 +42,8 @@ import { holdsOneLineControl } from '../shared/text-limits';
  * attempt, nothing imported yet) is what evolve and the directory projection always did with one.
  */
 export const SYSTEM_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,31}$/;
+/** The party id of the hub itself (its keys, its broker account): no connected system may take it. */
+export const HUB_SYSTEM_ID = 'hub';
 /** Most batches one join may announce (with 500 experts a batch: 5 million experts). */
 export const MAX_JOIN_BATCHES = 10_000;
 
@@ -157,6 +159,11 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
     case 'RegisterSystem': {
       if (!SYSTEM_ID_PATTERN.test(command.systemId)) {
         throw new ValidationError('invalid_system_id', 'a system id is 2-32 characters of a-z 0-9 -, starting with a letter or digit', [{ path: 'id', message: 'invalid' }]);
+      }
+      // The hub's own party in the message security's keys (and its broker account): a system registered as 'hub'
+      // could list the hub's signing key as its own, then retire it and add keys the key book files under the hub.
+      if (command.systemId === HUB_SYSTEM_ID) {
+        throw new ValidationError('invalid_system_id', `'${HUB_SYSTEM_ID}' names the hub itself: a connected system cannot have it`, [{ path: 'id', message: 'reserved for the hub' }]);
       }
       // The id goes into stream names, queue names, logs and the audit trail, which erasure cannot reach.
       if (holdsCprNumber(command.systemId)) {
