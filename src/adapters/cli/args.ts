@@ -62,7 +62,8 @@ Usage:
   rts upload --patient CPR --systolic MMHG --diastolic MMHG
              [--at ISO] [--id ID] [--url URL] [--timeout S]
   rts review --patient CPR [--days N | --from ISO --to ISO] [--url URL]
-  rts export --patient CPR [--out FILE] [--url URL]
+             [--timeout S] [--width N] [--ascii] [--no-chart]
+  rts export --patient CPR [--out FILE] [--url URL] [--timeout S]
   rts <command> --help
   rts --help | --version
 
