@@ -112,7 +112,6 @@ export type ConsultationCancelled = DomainEvent<'ConsultationCancelled', { consu
  * 'expert_retired' so far: the expert left the directory while the offer was open.
  */
 export type OfferWithdrawalReason = 'expert_retired';
-export const OFFER_WITHDRAWAL_REASONS: readonly OfferWithdrawalReason[] = ['expert_retired'];
 export type ConsultationOfferWithdrawn = DomainEvent<
   'ConsultationOfferWithdrawn',
   { consultationId: string; expertId: string; offerIndex: number; reason: OfferWithdrawalReason; withdrawnAt: string }

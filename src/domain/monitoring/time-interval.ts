@@ -54,8 +54,8 @@ export const endOfNow = (now: DateTime): DateTime => now.toUTC().startOf('second
 
 /**
  * The last `days` days up to `now`: [now + 1 s - days, endOfNow(now)), so a reading taken this very second, and one
- * stored up to 5 minutes ahead, is included. Where that is wider than MAX_INTERVAL_DAYS (366 days) it starts
- * MAX_INTERVAL_DAYS before its end.
+ * stored up to 5 minutes ahead, is included. `days` may be at most MAX_INTERVAL_DAYS (366; more is refused
+ * interval_too_wide); at 366 the interval, 1 s + 5 minutes longer than that, starts MAX_INTERVAL_DAYS before its end.
  */
 export const lastDays = (days: number, now: DateTime): TimeInterval => {
   if (typeof days !== 'number' || !Number.isFinite(days) || days <= 0) {

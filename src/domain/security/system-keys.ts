@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError, ValidationError } from '../shared/errors';
-import type { Decider, DomainEvent } from '../shared/decider';
+import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 
 /**
  * The public keys a connected system signs and receives messages with (message security, issue 5), as one
@@ -87,6 +87,8 @@ export const systemKeysDecider: Decider<SystemKeyCommand, SystemKeyEvent, System
         if (!successor) throw new ConflictError('last_key', `register a new ${existing.use === 'sig' ? 'signing' : 'encryption'} key before retiring this one`);
         return [{ type: 'SystemKeyRetired', data: { systemId: command.systemId, kid: command.kid, retiresAt: command.at, retiredAt: command.now } }];
       }
+      default:
+        return assertNever(command);
     }
   },
   evolve(state, event) {
@@ -96,6 +98,8 @@ export const systemKeysDecider: Decider<SystemKeyCommand, SystemKeyEvent, System
       case 'SystemKeyRetired':
         return { keys: state.keys.map((k) => (k.kid === event.data.kid ? { ...k, retiresAt: event.data.retiresAt } : k)) };
       default:
+        // An event type this build does not know (written by a newer one, before a roll back) changes no key: the
+        // key book must go on verifying with the keys it knows rather than stop every system's messages.
         return state;
     }
   },

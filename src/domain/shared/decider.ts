@@ -14,7 +14,7 @@ export type DomainEvent<Type extends string = string, Data extends object = obje
   data: Readonly<Data>;
 }>;
 
-/** Fold a list of events into state; used by tests and by stores that read a whole stream. */
+/** Fold a list of events into state (the tests' way to build an aggregate; the stores read streams with aggregateByReading). */
 export const foldEvents = <Event, State>(decider: Pick<Decider<unknown, Event, State>, 'evolve' | 'initialState'>, events: readonly Event[]): State =>
   events.reduce(decider.evolve, decider.initialState());
 
