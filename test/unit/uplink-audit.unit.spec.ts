@@ -241,6 +241,14 @@ describe('a consultation message that arrives with its attempts used up (auditEx
     expect(await auditExhaustedUplink(r)(received(serializeConsultationUplink(report()), 6))).toEqual({ later: 'transient failure: audit_unavailable' });
   });
 
+  it('is handed back uncounted (later), not dead-lettered unaudited, when the codec cannot read its keys now', async () => {
+    // A body the codec cannot read is a result ({ ok: false }); a throw is the key book's catch-up failing.
+    const { routes: r, entries } = routes();
+    const codec = { security: 'jose', decodeUplink: async () => Promise.reject(new Error('the store did not answer')) } as unknown as NonNullable<Parameters<typeof auditExhaustedUplink>[0]['codec']>;
+    expect(await auditExhaustedUplink({ ...r, codec })(received(serializeConsultationUplink(report()), 6))).toEqual({ later: 'transient failure: keys_unavailable' });
+    expect(entries).toEqual([]);
+  });
+
   it('leaves a directory message, a body it cannot read, and a hub without a trail unaudited', async () => {
     const { routes: r, entries } = routes();
     const directory = serializeUplink({ id: randomUUID(), type: 'expert.retired', version: 1, systemId: 'mianyang', correlationId: 'c-1', time: AT, payload: { localExpertId: 'li-7' } });

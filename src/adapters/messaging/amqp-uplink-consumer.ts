@@ -297,6 +297,7 @@ export const uplinkMessageHandler = (
 
 /** A message whose final outcome could not be audited: it is not settled, and comes again. */
 const AUDIT_UNAVAILABLE = { later: 'transient failure: audit_unavailable' } as const;
+const KEYS_UNAVAILABLE = { later: 'transient failure: keys_unavailable' } as const;
 
 /** The entry of a consultation message's final outcome stored, within `deadlineMs`: true, or false (logged). */
 const storeAuditEntry = async (routes: UplinkRoutes, envelope: ConsultationUplinkEnvelope, verdict: UplinkVerdict, deadlineMs: number): Promise<boolean> => {
@@ -324,8 +325,15 @@ export const auditExhaustedUplink =
   (routes: UplinkRoutes, deadlineMs: number = HANDLER_TIMEOUT_MS) =>
   async (message: ReceivedMessage): Promise<'dead-letter' | { later: string }> => {
     if (!routes.audit || !routes.consultations) return 'dead-letter';
-    const parsed = await (routes.codec ?? new PlainHubCodec()).decodeUplink(message.body).catch(() => null);
-    if (parsed === null || !parsed.ok || !isConsultationType(parsed.envelope.type)) return 'dead-letter';
+    let parsed: Awaited<ReturnType<HubMessageCodec['decodeUplink']>>;
+    try {
+      parsed = await (routes.codec ?? new PlainHubCodec()).decodeUplink(message.body);
+    } catch {
+      // A body that cannot be read is a result, not a throw: a throw is the key book's catch-up failing (the store
+      // unreadable now). Taken for an undecodable body, the message went to the dead letters unaudited.
+      return KEYS_UNAVAILABLE;
+    }
+    if (!parsed.ok || !isConsultationType(parsed.envelope.type)) return 'dead-letter';
     return (await storeAuditEntry(routes, parsed.envelope as ConsultationUplinkEnvelope, { kind: 'exhausted' }, deadlineMs)) ? 'dead-letter' : AUDIT_UNAVAILABLE;
   };
 
