@@ -35,10 +35,19 @@ export const ApiKeys = z
   })
   .pipe(z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/, 'keys must be system ids'), z.string().regex(/^[0-9a-f]{64}$/, 'values must be sha256 hex digests')));
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+/** The same, as URL.hostname writes an IPv6 address: in brackets. */
+const LOOPBACK_URL_HOST = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
+
 export const authSettings = {
   RTS_AUTH: onOff.default('on'),
   RTS_AUTH_JWT_SECRET: z.string().regex(/^[0-9a-fA-F]{64,}$/, 'must be at least 64 hex digits').optional(),
-  RTS_AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  // https, or http to this machine only: the JWKS decides whose tokens the hub takes, and over plain http anyone on
+  // the path could answer it with keys of their own.
+  RTS_AUTH_JWKS_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .refine((url) => new URL(url).protocol === 'https:' || LOOPBACK_URL_HOST.test(new URL(url).hostname), 'must be an https URL (http only to 127.0.0.1, ::1 or localhost): the hub trusts whatever keys it answers')
+    .optional(),
   RTS_AUTH_ISSUER: z.string().min(1).max(300).default('telemed-rts'),
   RTS_AUTH_AUDIENCE: z.string().min(1).max(300).default('telemed-rts'),
   RTS_API_KEYS: ApiKeys.optional(),
@@ -50,7 +59,6 @@ export const authSettings = {
   RTS_PATIENT_KEY_CACHE_SIZE: wholeNumberSetting(1, 10_000_000).default(10_000),
 };
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 /**
  * Whether POST /auth/dev-login is served: explicit setting, else only for the embedded profile on loopback with

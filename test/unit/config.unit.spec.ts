@@ -53,6 +53,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it("takes an identity provider's JWKS over https, or http to this machine only (the hub trusts whatever keys it answers)", () => {
+    for (const url of ['https://idp.example/jwks.json', 'http://127.0.0.1:8443/jwks', 'http://localhost/jwks', 'http://[::1]:9/jwks']) {
+      expect(loadConfig({ RTS_AUTH_JWKS_URL: url }).RTS_AUTH_JWKS_URL).toBe(url);
+    }
+    for (const url of ['http://idp.example/jwks.json', 'http://10.0.0.7/jwks', 'ftp://idp.example/jwks']) {
+      expect(() => loadConfig({ RTS_AUTH_JWKS_URL: url })).toThrow(/RTS_AUTH_JWKS_URL: must be an/);
+    }
+  });
+
   it('numbers are digits only: an exponent, hex, a sign, spaces or a unit stop the start naming the variable', () => {
     // z.coerce.number() (Number()) took all of these: 1e4 started the hub with a 10 s grace nobody wrote down.
     for (const value of ['1e4', '0x10', ' 2000', '2000 ', '+5000', '-1', '5000ms', '5_000', '1.5']) {
