@@ -87,7 +87,7 @@ export const EXAMPLE_CONSULTATION_DOWNLINK: { [T in ConsultationDownlinkEnvelope
 });
 
 const DESCRIPTIONS: Record<string, string> = {
-  'consultation.requested': "An applicant clinician of the sending system asks for a consultation: candidates (expert ids, 1-5) in order of preference, the clinical question and summary (patient information: only ever sent signed and encrypted), XDS document uniqueIds: documents registered with the hub, current and all of one patient, else refused (unknown_attachment; attachment_replaced, whose detail names the current version to attach; attachments_of_several_patients). A redelivery of a stored request is a duplicate whatever became of its attachments since. The envelope's correlationId becomes the consultation's.",
+  'consultation.requested': "An applicant clinician of the sending system asks for a consultation: candidates (expert ids, 1-5) in order of preference, the clinical question and summary (patient information: only ever sent signed and encrypted), XDS document uniqueIds: documents registered with the hub, current and all of one patient, else refused (unknown_attachment; attachment_replaced, whose detail names the current version to attach; attachments_of_several_patients). A redelivery of a stored request is a duplicate whatever became of its attachments and candidates since. The envelope's correlationId becomes the consultation's.",
   'consultation.accept': "The candidate expert (of the sending system, to whom the case is offered) accepts.",
   'consultation.decline': 'The candidate expert declines; the hub offers the case to the next candidate, or ends it as unassigned.',
   'consultation.acknowledge': 'The applicant system received the report; the hub stops re-sending it.',

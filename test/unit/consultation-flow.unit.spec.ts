@@ -45,8 +45,9 @@ const setup = async () => {
   }
   await directory.uplink.handleUplink(up('mianyang', 'expert.retired', { localExpertId: 'old' }, 'ret-old') as UplinkEnvelope);
   await storeDocument(store, '1.2.3');
-  const module = createConsultationModule({ store, clock, ids, logger, directory, protection: new PatientCipher({ keys: new InMemoryKeyStore() }), policy: { defaultDeadlineSeconds: 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
-  return { store, directory, module };
+  const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+  const module = createConsultationModule({ store, clock, ids, logger, directory, protection, policy: { defaultDeadlineSeconds: 3600, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
+  return { store, directory, module, protection };
 };
 
 const ID = '11111111-2222-4333-8444-555555555555';
@@ -73,6 +74,26 @@ describe('ConsultationService over the in-memory store', () => {
     now = now.plus({ minutes: 61 });
     expect(await module.deadlines.runOnce()).toBe(1);
     expect((await svc.get(ID)).status).toBe('unassigned');
+  });
+
+  it('a retry of a stored request is answered as the first was after a candidate retired; a new request, or another under that id, is still checked', async () => {
+    const { directory, module } = await setup();
+    const first = await module.service.request(requestInput, { commandId: 'cmd-1' });
+    expect(first.created).toBe(true);
+    // The answer was lost; meanwhile a candidate retired. The retry (HTTP) and the redelivery (uplink) are repeats.
+    await directory.uplink.handleUplink(up('beijing', 'expert.retired', { localExpertId: 'wang' }, 'ret-wang') as UplinkEnvelope);
+    const again = await module.service.request(requestInput, { commandId: 'cmd-1' });
+    expect(again).toMatchObject({ created: false, consultation: { consultationId: ID, status: 'offered', expertId: 'chengdu:li', candidates: requestInput.candidates } });
+    const viaUplink = { consultationId: ID, applicantClinician: requestInput.applicantClinician, candidates: requestInput.candidates, clinicalQuestion: QUESTION, summary: 'CT', attachments: ['1.2.3'] };
+    expect(await module.handleUplink(up('xian', 'consultation.requested', viaUplink, 'rq-1'))).toEqual({ outcome: 'duplicate' });
+    // Texts are compared as stored (normalised): surrounding blanks still make a repeat.
+    expect((await module.service.request({ ...requestInput, clinicalQuestion: ` ${QUESTION} ` })).created).toBe(false);
+    // A new request naming the retired candidate is refused, as before; so is another request under the stored id
+    // (the participant checks come first for it, as before the fix).
+    const other = '11111111-2222-4333-8444-666666666666';
+    await expect(module.service.request({ ...requestInput, consultationId: other })).rejects.toMatchObject({ code: 'candidate_retired', details: [{ path: 'candidates.1' }] });
+    await expect(module.service.request({ ...requestInput, summary: 'MRI' })).rejects.toMatchObject({ code: 'candidate_retired' });
+    await expect(module.service.request({ ...requestInput, summary: 'MRI', candidates: ['chengdu:li'] })).rejects.toMatchObject({ code: 'consultation_id_reused' });
   });
 
   it('says so in one warning when a report went unacknowledged past its last resend (and not before, nor after an acknowledgement)', async () => {

@@ -28,7 +28,8 @@ import { idempotencyKey, parseInput } from './schemas';
  *
  *   POST /consultations { consultationId?, applicantSystemId, applicantClinician, candidates[1..5],
  *                         clinicalQuestion, summary, attachments?, deadlineSeconds? }
- *        -> 201 Consultation (Location: /consultations/{id}); the same again -> 200
+ *        -> 201 Consultation (Location: /consultations/{id}); the same again -> 200 (even after a candidate
+ *           retired); the same id with other content -> 409 consultation_id_reused
  *   GET  /consultations/{id}                           -> 200 Consultation with attachmentStatus (each attachment's
  *        status and replacement, from the registry at this read) | 404 consultation_not_found (also for a caller
  *        with no part in it: security.ts)

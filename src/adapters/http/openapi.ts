@@ -541,7 +541,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     summary: 'Request a teleconsultation from chosen experts (offered to them in order)',
     description:
       'Each attachment must be a document registered with the hub (422 unknown_attachment), current, not replaced by a correction (422 attachment_replaced: the errors entry names the current version to attach), and all must be of one patient (422 attachments_of_several_patients); errors[].path names the attachment by its place (attachments.N). ' +
-      'A repeat of a stored request (same consultationId and content) is answered 200 as the first was, whatever became of its attachments since.',
+      'A repeat of a stored request (same consultationId and content) is answered 200 as the first was, whatever became of its candidates (one retired since) and attachments since.',
     access: SYSTEMS,
     body: ConsultationBody,
     ok: {

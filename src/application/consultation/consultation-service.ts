@@ -1,6 +1,7 @@
 import {
   consultationDecider,
   consultationStreamName,
+  repeatsRecordedRequest,
   type ConsultationCommand,
   type ConsultationEvent,
   type ConsultationState,
@@ -50,9 +51,11 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  * attachment is a registered document ('unknown_attachment'), current ('attachment_replaced', naming the current
  * version of its correction chain so the caller can attach that), and that all are of one patient
  * ('attachments_of_several_patients'), all ValidationErrors; the decider checks the rest. A request already
- * stored under its consultationId skips the attachment checks: a retry is answered as the first request was, even
- * when an attachment was corrected since. Errors carry field paths and never the values sent (they may be patient
- * information) nor a patient's identifier or key.
+ * stored under its consultationId with the same content (the decider's repeatsRecordedRequest) skips every one of
+ * these checks: a retry is answered as the first request was, even when a candidate retired or an attachment was
+ * corrected since. Another request under a stored id gets the participant checks and then ConflictError
+ * 'consultation_id_reused'. Errors carry field paths and never the values sent (they may be patient information)
+ * nor a patient's identifier or key.
  *
  * Texts are sealed under the consultation's own data key before they are stored, and opened when the stream is
  * read for a decision (sealed-consultations.ts). `request` records the pseudonymous keys of the attachments'
@@ -142,13 +145,18 @@ export class ConsultationService {
   }
 
   async request(input: RequestInput, options: CommandOptions = {}): Promise<{ consultation: ConsultationView; created: boolean }> {
-    await this.checkParticipants(input);
     const consultationId = input.consultationId ?? this.deps.ids.uuid();
     const correlationId = options.correlationId ?? consultationId;
-    // A request stored before (a retry, a redelivery) is answered as it was, whatever became of its attachments since;
-    // another request under its id is refused by the decider (consultation_id_reused).
-    const repeat = input.consultationId !== undefined && (await this.correlationIdOf(consultationId)) !== null;
-    const patientKeys = await this.patientsOf(input.attachments ?? [], { check: !repeat });
+    // The consultation stored under this id, texts opened (to compare with this request), or null for a new id.
+    const stored = input.consultationId === undefined ? null : await this.storedConsultation(consultationId);
+    const attachments = input.attachments ?? [];
+    // A request stored before with this content (a retry after a lost answer, a redelivery) is answered as it was,
+    // whatever became of its participants and attachments since: a candidate who retired since does not turn the
+    // retry into a refusal. Another request under its id is refused by the decider (consultation_id_reused), after
+    // the participant checks as before; its attachments are not checked.
+    const repeat = stored !== null && repeatsRecordedRequest(stored, { ...input, attachments });
+    if (!repeat) await this.checkParticipants(input);
+    const patientKeys = await this.patientsOf(attachments, { check: stored === null });
     const { newEvents } = await handleCommand(
       this.sealed,
       consultationStreamName(consultationId),
@@ -161,7 +169,7 @@ export class ConsultationService {
         candidates: input.candidates,
         clinicalQuestion: input.clinicalQuestion,
         summary: input.summary,
-        attachments: input.attachments ?? [],
+        attachments,
         patientKeys,
         deadlineSeconds: input.deadlineSeconds ?? this.policy.defaultDeadlineSeconds,
         reportResend: this.policy.reportResend,
@@ -355,6 +363,15 @@ export class ConsultationService {
     if (unknown.length > 0) throw new ValidationError('unknown_candidate', 'a candidate is not an expert of the directory', unknown);
     const retired = experts.flatMap((e, i) => (e?.status === 'retired' ? [{ path: `candidates.${i}`, message: 'retired' }] : []));
     if (retired.length > 0) throw new ValidationError('candidate_retired', 'a candidate expert has retired', retired);
+  }
+
+  /** The consultation's state with its texts opened (as the decider sees them), to tell a repeat of its request; null when there is none. */
+  private async storedConsultation(consultationId: string): Promise<Exclude<ConsultationState, { status: 'none' }> | null> {
+    const { state } = await this.sealed.aggregateStream<ConsultationState>(consultationStreamName(consultationId), {
+      evolve: (s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as unknown as ConsultationEvent),
+      initialState: consultationDecider.initialState,
+    });
+    return state.status === 'none' ? null : state;
   }
 
   /** The consultation's own correlation id, from its stream; null when there is no such consultation (for log lines). */

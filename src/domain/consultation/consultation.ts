@@ -14,9 +14,10 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  *
  * Commands carry `now` (ISO-8601 with offset) and who acts (`bySystemId`):
  * - RequestConsultation: records ConsultationRequested and offers the case to the first candidate in the same
- *   decision. The same request again (same applicant, question and candidates) -> no events; another request
- *   under the same id -> ConflictError 'consultation_id_reused'. Whether the candidates are known, active
- *   experts is checked by the application against the directory (the decider has no directory).
+ *   decision. The same request again (same applicant, clinician, texts, candidates in order and attachments;
+ *   repeatsRecordedRequest) -> no events; another request under the same id -> ConflictError
+ *   'consultation_id_reused'. Whether the candidates are known, active experts is checked by the application
+ *   against the directory (the decider has no directory).
  * - Accept / Decline / IssueReport: by the offered expert (`expertId`), sent by that expert's home system
  *   (`bySystemId` = the part of the expert id before ':'), else ForbiddenError 'not_your_consultation'. An
  *   expert who was never offered the case -> ForbiddenError 'expert_not_offered'.
@@ -329,15 +330,26 @@ const validateRequest = (c: RequestConsultation): RequestConsultation => {
   };
 };
 
-const sameRequest = (a: ConsultationRequested['data'], b: RequestConsultation): boolean =>
+/** What of a request a repeat must match: what the applicant sent, texts compared as they are stored (normalised). */
+export type RequestContent = Pick<RequestConsultation, 'applicantSystemId' | 'applicantClinician' | 'candidates' | 'clinicalQuestion' | 'summary' | 'attachments'>;
+
+/** Whether `b` is the request recorded as `a`. */
+const sameRequest = (a: ConsultationRequested['data'], b: RequestContent): boolean =>
   a.applicantSystemId === b.applicantSystemId &&
-  a.applicantClinician === b.applicantClinician &&
-  a.clinicalQuestion === b.clinicalQuestion &&
-  a.summary === b.summary &&
+  a.applicantClinician === clean(b.applicantClinician) &&
+  a.clinicalQuestion === clean(b.clinicalQuestion) &&
+  a.summary === clean(b.summary) &&
   a.candidates.length === b.candidates.length &&
   a.candidates.every((x, i) => x === b.candidates[i]) &&
   a.attachments.length === b.attachments.length &&
   a.attachments.every((x, i) => x === b.attachments[i]);
+
+/**
+ * Whether `request` repeats the request recorded in `state`: the decider records nothing for it. The application
+ * answers such a repeat as the first request was, without checking it against the directory again.
+ */
+export const repeatsRecordedRequest = (state: ConsultationState, request: RequestContent): boolean =>
+  state.status !== 'none' && state.contentErasedAt === null && sameRequest(state.request, request);
 
 /** The offer to the next candidate after `index`, or the end of the road. */
 const nextStep = (state: Known, after: number, now: string, unavailable: readonly string[] = []): ConsultationEvent => {
