@@ -310,4 +310,19 @@ describe('consultations over HTTP and in SQLite', () => {
     const retried = await app.inject({ method: 'POST', url: '/consultations', payload: request });
     expect({ status: retried.statusCode, id: retried.json().id }).toEqual({ status: 200, id });
   });
+
+  it('a request under a stored id with another deadline is 409 consultation_id_reused naming deadlineSeconds; the same deadline, or none, is 200', async () => {
+    const id = 'd1d1d1d1-2222-4333-8444-555555555555';
+    expect((await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: id, deadlineSeconds: 600 } })).statusCode).toBe(201);
+    const res = await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: id, deadlineSeconds: 7200 } });
+    expect(res.statusCode).toBe(409);
+    expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(res.json()).toMatchObject({ status: 409, code: 'consultation_id_reused', errors: [{ path: 'deadlineSeconds', message: "differs from the stored request's (600)" }] });
+    expect(res.json().detail).toContain('deadlineSeconds 600');
+    expect(res.body).not.toContain('aortic');
+    for (const deadlineSeconds of [600, undefined]) {
+      const again = await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: id, deadlineSeconds } });
+      expect({ status: again.statusCode, deadlineSeconds: again.json().deadlineSeconds }).toEqual({ status: 200, deadlineSeconds: 600 });
+    }
+  });
 });

@@ -11,7 +11,7 @@ import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
 import { createConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import type { ConsultationEvent } from '../../src/domain/consultation/consultation';
-import { ForbiddenError } from '../../src/domain/shared/errors';
+import { ConflictError, ForbiddenError } from '../../src/domain/shared/errors';
 import { PATIENT_B, storeCorrection, storeDocument } from '../support/attachable-documents';
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
@@ -94,6 +94,25 @@ describe('ConsultationService over the in-memory store', () => {
     await expect(module.service.request({ ...requestInput, consultationId: other })).rejects.toMatchObject({ code: 'candidate_retired', details: [{ path: 'candidates.1' }] });
     await expect(module.service.request({ ...requestInput, summary: 'MRI' })).rejects.toMatchObject({ code: 'candidate_retired' });
     await expect(module.service.request({ ...requestInput, summary: 'MRI', candidates: ['chengdu:li'] })).rejects.toMatchObject({ code: 'consultation_id_reused' });
+  });
+
+  it('a request under a stored id with another deadline is consultation_id_reused naming deadlineSeconds; one naming none takes the stored deadline', async () => {
+    const { store, directory, module, protection } = await setup();
+    await module.service.request({ ...requestInput, deadlineSeconds: 600 });
+    const error = await module.service.request({ ...requestInput, deadlineSeconds: 7200 }).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error).toMatchObject({ code: 'consultation_id_reused', details: [{ path: 'deadlineSeconds', message: "differs from the stored request's (600)" }] });
+    expect((error as Error).message).toContain('deadlineSeconds 600');
+    expect((error as Error).message).not.toContain(QUESTION);
+    expect((await module.service.request({ ...requestInput, deadlineSeconds: 600 })).created).toBe(false);
+    // No deadline named: a retry of a request that named one, or one after the hub's default changed, is a repeat.
+    expect((await module.service.request(requestInput)).created).toBe(false);
+    const restarted = createConsultationModule({ store, clock, ids, logger, directory, protection, policy: { defaultDeadlineSeconds: 1800, reportResend: { intervalSeconds: 600, maxAttempts: 3 } } });
+    expect((await restarted.service.request(requestInput)).created).toBe(false);
+    const offers = (await module.service.get(ID)).offers;
+    expect(offers.map((o) => [o.offeredAt, o.expiresAt])).toEqual([['2024-05-01T10:00:00.000Z', '2024-05-01T10:10:00.000Z']]);
+    // Another content is the plain conflict, which names no field (a stranger reusing an id learns nothing of the stored request).
+    await expect(module.service.request({ ...requestInput, summary: 'MRI', deadlineSeconds: 7200 })).rejects.toMatchObject({ code: 'consultation_id_reused', details: [] });
   });
 
   it('says so in one warning when a report went unacknowledged past its last resend (and not before, nor after an acknowledgement)', async () => {

@@ -104,9 +104,29 @@ describe('Consultation decider', () => {
         { attachments: ['1.2.3.5'] },
         { attachments: [] },
         { attachments: ['1.2.3.4', '1.2.3.5'] },
+        { deadlineSeconds: 7200 },
       ]) {
         spec.given([requested, offered(A, 0)]).when({ ...request, ...other } as ConsultationCommand).thenThrows(ConflictError, 'consultation_id_reused');
       }
+    });
+
+    it('another deadline alone is named (deadlineSeconds and the stored value); other content is not; the policy and correlation id are not compared', () => {
+      const state = [requested, offered(A, 0)].reduce(consultationDecider.evolve, consultationDecider.initialState());
+      const refusal = (command: ConsultationCommand): unknown => {
+        try {
+          consultationDecider.decide(command, state);
+        } catch (error) {
+          return error;
+        }
+        return null;
+      };
+      const deadline = refusal({ ...request, deadlineSeconds: 7200 } as ConsultationCommand);
+      expect(deadline).toMatchObject({ code: 'consultation_id_reused', details: [{ path: 'deadlineSeconds', message: "differs from the stored request's (3600)" }] });
+      expect((deadline as Error).message).toMatch(/deadlineSeconds 3600/);
+      expect(refusal({ ...request, summary: 'other', deadlineSeconds: 7200 } as ConsultationCommand)).toMatchObject({ code: 'consultation_id_reused', details: [] });
+      expect(refusal({ ...request, applicantSystemId: 'lanzhou', deadlineSeconds: 7200 } as ConsultationCommand)).toMatchObject({ details: [] });
+      // Not what the applicant sent: the hub's resend policy (changed since), a retry's new correlation id.
+      spec.given([requested, offered(A, 0)]).when({ ...request, reportResend: { intervalSeconds: 60, maxAttempts: 9 }, correlationId: 'corr-2' } as ConsultationCommand).thenNothing();
     });
 
     it('refuses bad requests, naming fields and never the patient text', () => {

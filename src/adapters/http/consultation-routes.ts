@@ -29,7 +29,8 @@ import { idempotencyKey, parseInput } from './schemas';
  *   POST /consultations { consultationId?, applicantSystemId, applicantClinician, candidates[1..5],
  *                         clinicalQuestion, summary, attachments?, deadlineSeconds? }
  *        -> 201 Consultation (Location: /consultations/{id}); the same again -> 200 (even after a candidate
- *           retired); the same id with other content -> 409 consultation_id_reused
+ *           retired); the same id with other content -> 409 consultation_id_reused (naming deadlineSeconds when
+ *           the deadline is all that differs)
  *   GET  /consultations/{id}                           -> 200 Consultation with attachmentStatus (each attachment's
  *        status and replacement, from the registry at this read) | 404 consultation_not_found (also for a caller
  *        with no part in it: security.ts)
@@ -73,7 +74,7 @@ const existingConsultationId = z
 const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month: YYYY-MM');
 
 export const ConsultationBody = z.strictObject({
-  consultationId: consultationId.optional().describe('Client-chosen id (a UUID); a repeat with the same id and content is stored once'),
+  consultationId: consultationId.optional().describe('Client-chosen id (a UUID); a repeat with the same id and content (deadlineSeconds included) is stored once'),
   applicantSystemId: systemId,
   applicantClinician: withoutCprNumber(z.string().trim().min(1).max(200)),
   candidates: z.array(expertId).min(1).max(MAX_CANDIDATES).describe('Expert ids in order of preference'),

@@ -541,12 +541,13 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     summary: 'Request a teleconsultation from chosen experts (offered to them in order)',
     description:
       'Each attachment must be a document registered with the hub (422 unknown_attachment), current, not replaced by a correction (422 attachment_replaced: the errors entry names the current version to attach), and all must be of one patient (422 attachments_of_several_patients); errors[].path names the attachment by its place (attachments.N). ' +
-      'A repeat of a stored request (same consultationId and content) is answered 200 as the first was, whatever became of its candidates (one retired since) and attachments since.',
+      'A repeat of a stored request (same consultationId and content: applicant, clinician, texts, candidates in order, attachments and deadlineSeconds; one naming no deadlineSeconds takes the stored one) is answered 200 as the first was, whatever became of its candidates (one retired since) and attachments since. ' +
+      'Another request under a stored consultationId is 409 consultation_id_reused; when the deadline is all that differs, its errors name deadlineSeconds and the detail the stored value (a retry must send the same deadline, a new request a new consultationId).',
     access: SYSTEMS,
     body: ConsultationBody,
     ok: {
       '201': { description: 'Requested', schema: ConsultationResponse, headers: location },
-      '200': { description: 'A repeat of the same consultationId and content', schema: ConsultationResponse, headers: location },
+      '200': { description: 'A repeat of the same consultationId and content (deadlineSeconds included)', schema: ConsultationResponse, headers: location },
     },
     problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_attachment', 'attachment_replaced', 'attachments_of_several_patients', 'unknown_system', 'patient_erased', 'consultation_erased', 'concurrency_conflict'],
   },

@@ -51,11 +51,11 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  * attachment is a registered document ('unknown_attachment'), current ('attachment_replaced', naming the current
  * version of its correction chain so the caller can attach that), and that all are of one patient
  * ('attachments_of_several_patients'), all ValidationErrors; the decider checks the rest. A request already
- * stored under its consultationId with the same content (the decider's repeatsRecordedRequest) skips every one of
- * these checks: a retry is answered as the first request was, even when a candidate retired or an attachment was
- * corrected since. Another request under a stored id gets the participant checks and then ConflictError
- * 'consultation_id_reused'. Errors carry field paths and never the values sent (they may be patient information)
- * nor a patient's identifier or key.
+ * stored under its consultationId with the same content (the decider's repeatsRecordedRequest, deadlineSeconds
+ * included; one naming no deadline takes the stored one) skips every one of these checks: a retry is answered as
+ * the first request was, even when a candidate retired or an attachment was corrected since. Another request under
+ * a stored id gets the participant checks and then ConflictError 'consultation_id_reused'. Errors carry field paths
+ * and never the values sent (they may be patient information) nor a patient's identifier or key.
  *
  * Texts are sealed under the consultation's own data key before they are stored, and opened when the stream is
  * read for a decision (sealed-consultations.ts). `request` records the pseudonymous keys of the attachments'
@@ -149,12 +149,15 @@ export class ConsultationService {
     const correlationId = options.correlationId ?? consultationId;
     // The consultation stored under this id, texts opened (to compare with this request), or null for a new id.
     const stored = input.consultationId === undefined ? null : await this.storedConsultation(consultationId);
+    // A request naming no deadline asks for the hub's default; under an id already stored, for the deadline stored (a
+    // retry after the default was changed is still a retry).
+    const deadlineSeconds = input.deadlineSeconds ?? stored?.request.deadlineSeconds ?? this.policy.defaultDeadlineSeconds;
     const attachments = input.attachments ?? [];
     // A request stored before with this content (a retry after a lost answer, a redelivery) is answered as it was,
     // whatever became of its participants and attachments since: a candidate who retired since does not turn the
     // retry into a refusal. Another request under its id is refused by the decider (consultation_id_reused), after
     // the participant checks as before; its attachments are not checked.
-    const repeat = stored !== null && repeatsRecordedRequest(stored, { ...input, attachments });
+    const repeat = stored !== null && repeatsRecordedRequest(stored, { ...input, attachments, deadlineSeconds });
     if (!repeat) await this.checkParticipants(input);
     const patientKeys = await this.patientsOf(attachments, { check: stored === null });
     const { newEvents } = await handleCommand(
@@ -171,7 +174,7 @@ export class ConsultationService {
         summary: input.summary,
         attachments,
         patientKeys,
-        deadlineSeconds: input.deadlineSeconds ?? this.policy.defaultDeadlineSeconds,
+        deadlineSeconds,
         reportResend: this.policy.reportResend,
         correlationId,
         now: this.now(),

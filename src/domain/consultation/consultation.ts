@@ -14,10 +14,11 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  *
  * Commands carry `now` (ISO-8601 with offset) and who acts (`bySystemId`):
  * - RequestConsultation: records ConsultationRequested and offers the case to the first candidate in the same
- *   decision. The same request again (same applicant, clinician, texts, candidates in order and attachments;
- *   repeatsRecordedRequest) -> no events; another request under the same id -> ConflictError
- *   'consultation_id_reused'. Whether the candidates are known, active experts is checked by the application
- *   against the directory (the decider has no directory).
+ *   decision. The same request again (same applicant, clinician, texts, candidates in order, attachments and
+ *   deadlineSeconds; repeatsRecordedRequest) -> no events; another request under the same id -> ConflictError
+ *   'consultation_id_reused', which names deadlineSeconds (path and stored value) when the deadline is all that
+ *   differs. Whether the candidates are known, active experts is checked by the application against the
+ *   directory (the decider has no directory).
  * - Accept / Decline / IssueReport: by the offered expert (`expertId`), sent by that expert's home system
  *   (`bySystemId` = the part of the expert id before ':'), else ForbiddenError 'not_your_consultation'. An
  *   expert who was never offered the case -> ForbiddenError 'expert_not_offered'.
@@ -331,9 +332,13 @@ const validateRequest = (c: RequestConsultation): RequestConsultation => {
 };
 
 /** What of a request a repeat must match: what the applicant sent, texts compared as they are stored (normalised). */
-export type RequestContent = Pick<RequestConsultation, 'applicantSystemId' | 'applicantClinician' | 'candidates' | 'clinicalQuestion' | 'summary' | 'attachments'>;
+export type RequestContent = Pick<RequestConsultation, 'applicantSystemId' | 'applicantClinician' | 'candidates' | 'clinicalQuestion' | 'summary' | 'attachments' | 'deadlineSeconds'>;
 
-/** Whether `b` is the request recorded as `a`. */
+/**
+ * Whether `b` is the request recorded as `a`, the offer deadline aside (differingDeadline). The hub's own policy
+ * (reportResend), the correlation id (a retry may come with a new one) and the patients' keys (read from the registry)
+ * are not what the applicant sent, and are not compared.
+ */
 const sameRequest = (a: ConsultationRequested['data'], b: RequestContent): boolean =>
   a.applicantSystemId === b.applicantSystemId &&
   a.applicantClinician === clean(b.applicantClinician) &&
@@ -345,11 +350,11 @@ const sameRequest = (a: ConsultationRequested['data'], b: RequestContent): boole
   a.attachments.every((x, i) => x === b.attachments[i]);
 
 /**
- * Whether `request` repeats the request recorded in `state`: the decider records nothing for it. The application
- * answers such a repeat as the first request was, without checking it against the directory again.
+ * Whether `request` repeats the request recorded in `state`, deadline included: the decider records nothing for it.
+ * The application answers such a repeat as the first request was, without checking it against the directory again.
  */
 export const repeatsRecordedRequest = (state: ConsultationState, request: RequestContent): boolean =>
-  state.status !== 'none' && state.contentErasedAt === null && sameRequest(state.request, request);
+  state.status !== 'none' && state.contentErasedAt === null && sameRequest(state.request, request) && state.request.deadlineSeconds === request.deadlineSeconds;
 
 /** The offer to the next candidate after `index`, or the end of the road. */
 const nextStep = (state: Known, after: number, now: string, unavailable: readonly string[] = []): ConsultationEvent => {
@@ -403,8 +408,17 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
       const c = validateRequest(command);
       if (state.status !== 'none') {
         if (state.contentErasedAt !== null) throw erasedContent();
-        if (sameRequest(state.request, c)) return [];
-        throw new ConflictError('consultation_id_reused', 'another consultation was already requested with this id');
+        if (!sameRequest(state.request, c)) throw new ConflictError('consultation_id_reused', 'another consultation was already requested with this id');
+        // The same applicant sent the same content: the deadline is all that differs, and saying so tells it nothing it
+        // did not send. A repeat answered as the first would leave the caller believing its own deadline was taken.
+        if (state.request.deadlineSeconds !== c.deadlineSeconds) {
+          throw new ConflictError(
+            'consultation_id_reused',
+            `this consultation was already requested with another deadline (deadlineSeconds ${state.request.deadlineSeconds}): a retry sends the same, a new request a new consultationId`,
+            [{ path: 'deadlineSeconds', message: `differs from the stored request's (${state.request.deadlineSeconds})` }],
+          );
+        }
+        return [];
       }
       const requested: ConsultationRequested = {
         type: 'ConsultationRequested',
