@@ -118,10 +118,11 @@ export class DrainLoop {
 }
 
 /**
- * Waits `ms`, or until `stopping` fires, and then clears its timer: a stopped loop left its pause's timer behind, which
- * kept the process alive after everything was closed (an embedder's `close()`, a test worker) until it ran out.
+ * Waits `ms`, or until `stopping` fires (at once when it has), and then clears its timer: a stopped loop left its
+ * pause's timer behind, which kept the process alive after everything was closed (an embedder's `close()`, a test
+ * worker) until it ran out. The consultation Deadlines sleep between polls with it too.
  */
-const pause = async (ms: number, stopping: WakeUp): Promise<void> => {
+export const pause = async (ms: number, stopping: WakeUp): Promise<void> => {
   let timer: NodeJS.Timeout | undefined;
   try {
     await stopping.race(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))));

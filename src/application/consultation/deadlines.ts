@@ -1,8 +1,10 @@
 import { DateTime } from 'luxon';
 import { loggableId } from '../../domain/monitoring/cpr-like';
+import { pause } from '../drain-loop';
 import { uuidV5 } from '../ids';
 import type { ProjectorLogger } from '../projector';
 import { RepeatedFailureLog } from '../repeated-failure-log';
+import { WakeUp } from '../wake-up';
 import type { ConsultationReadModel, DueTimerRow } from './consultation-read-model';
 import type { ConsultationService } from './consultation-service';
 
@@ -60,7 +62,11 @@ export class Deadlines {
   /** When start() was called (ms), while the start grace lasts; null without one. */
   private startedAt: number | null = null;
   private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  /**
+   * Fired by stop(): ends the loop's sleep, or the next one at once when stop() came during a poll (a wake-up callback
+   * set only while sleeping missed that stop, and the loop slept a whole interval more before stop() returned).
+   */
+  private stopping: WakeUp | null = null;
 
   constructor(private readonly deps: DeadlinesDependencies) {}
 
@@ -107,35 +113,37 @@ export class Deadlines {
     return row !== undefined && DateTime.fromISO(row.dueAt).toMillis() < this.startedAt;
   }
 
+  /**
+   * Polls every `intervalMs` (after each poll ends) until stop(). The DrainLoop of the subscribers is not used: its
+   * wait has no stop signal of its own (its timer would outlive a stop), and it reports a recovery only after the
+   * wait that follows; this loop takes the same WakeUp and pause instead.
+   */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
     this.startedAt = this.deps.clock.now().toMillis();
     // A store that cannot be reached fails every poll alike: one line per 10 s, and one when it works again.
     const failures = new RepeatedFailureLog(this.deps.logger, { failed: 'consultation deadlines failed; retrying', recovered: 'consultation deadlines work again' });
+    // This loop's own: a loop a stop() ended keeps to its end even when start() is called again before it got there.
+    const stopping = (this.stopping = new WakeUp());
     this.loop = (async () => {
-      while (!this.stopped) {
+      while (!stopping.isFired) {
         try {
           await this.runOnce();
           failures.succeeded();
         } catch (error) {
-          if (!this.stopped) failures.failed(error);
+          if (!stopping.isFired) failures.failed(error);
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.deps.intervalMs ?? 1000);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.wake = null;
+        await pause(this.deps.intervalMs ?? 1000, stopping);
       }
     })();
   }
 
+  /** Returns once the poll in hand (if any) has ended; no sleep is waited out. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.stopping?.fire();
+    this.stopping = null;
     await this.loop;
   }
 }
