@@ -36,7 +36,7 @@ import { startHubMessaging } from './hub-messaging';
 import { checkClockAgainstNewestEvent, checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
 import { DEFAULT_MAX_HTTP_CONNECTIONS, maxHttpConnections } from './http-connections';
-import { checkTokenVerificationOfStore, createSecurityModule } from './security-module';
+import { caughtUpConsultations, checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import type { PatientErasure } from '../application/patient-erasure';
 import { PatientExport } from '../application/patient-export';
@@ -204,7 +204,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     patientKeys: container.get<PatientKeys>(TOKENS.PatientKeys),
     xds: container.get<XdsBackend>(TOKENS.Xds),
     erasure: container.get<PatientErasure>(TOKENS.PatientErasure),
-    consultations: () => consultations.readModel,
+    consultations: () => caughtUpConsultations(consultations),
     metrics,
   });
   let messaging;

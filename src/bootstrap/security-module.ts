@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ClinicianScope, Principal } from '../application/access/policy';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
+import type { ConsultationModule } from './consultation-module';
 import { consultationParties, type ConsultationView } from '../application/consultation/consultation-projection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
@@ -113,7 +114,12 @@ export type SecurityModuleDependencies = Readonly<{
   /** POST /erasures and the deprecated DELETE /patients/{id} (the container's TOKENS.PatientErasure). */
   erasure: PatientErasure;
   /** The consultation read model, when the consultation context runs: clinicians' access follows it. */
-  consultations?: () => ConsultationReadModel | undefined;
+  /**
+   * The consultations as they are now: reads caught up with the events appended so far (see `caughtUpConsultations`).
+   * The read model as the background projector last left it answered a consultation stored a moment ago as absent,
+   * and the access check let the route, whose own read caught up, serve it to anyone.
+   */
+  consultations?: () => ConsultationReading | undefined;
   onAuditFailure?: () => void;
   /** The hub's /metrics: audit events dropped, whether the trail can be written, reads refused for it. */
   metrics?: MetricsRegistry;
@@ -147,6 +153,15 @@ export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId
   ...(c.expertSystemId && c.expertSystemId !== c.applicantSystemId ? [c.expertSystemId] : []),
 ];
 
+/** What the access checks read of the consultations. */
+export type ConsultationReading = Pick<ConsultationReadModel, 'get' | 'list'>;
+
+/** The read model's `get` and `list`, each on the model caught up first (Projector.read), as the routes read it. */
+export const caughtUpConsultations = (module: Pick<ConsultationModule, 'readModel' | 'projector'>): ConsultationReading => ({
+  get: (id) => module.projector.read(() => module.readModel.get(id)),
+  list: (query) => module.projector.read(() => module.readModel.list(query)),
+});
+
 /** The statuses in which a consultation is with its expert: offered (the open offer), accepted, reported. */
 const WITH_EXPERT: ReadonlySet<string> = new Set(['offered', 'accepted', 'reported']);
 
@@ -154,7 +169,7 @@ const WITH_EXPERT: ReadonlySet<string> = new Set(['offered', 'accepted', 'report
  * Documents attached to the consultations now with a system's experts, and their patients. Not once the case is
  * closed (acknowledged, cancelled, unassigned): the access ended with it.
  */
-export const consultationScope = async (consultations: ConsultationReadModel | undefined, xds: XdsBackend, systemId: string): Promise<ClinicianScope> => {
+export const consultationScope = async (consultations: ConsultationReading | undefined, xds: XdsBackend, systemId: string): Promise<ClinicianScope> => {
   const uniqueIds = new Set<string>();
   const patientKeys = new Set<string>();
   if (!consultations) return { uniqueIds, patientKeys };

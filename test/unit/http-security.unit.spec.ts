@@ -16,7 +16,7 @@ import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import type { AuditTrail } from '../../src/application/audit/audit-trail';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { Principal } from '../../src/application/access/policy';
-import { documentPatientKeyIn } from '../../src/bootstrap/security-module';
+import { caughtUpConsultations, documentPatientKeyIn } from '../../src/bootstrap/security-module';
 import { ConflictError, NotFoundError, UnavailableError } from '../../src/domain/shared/errors';
 
 const secret = randomBytes(32);
@@ -516,5 +516,50 @@ describe("a document's access check while the registry cannot be read", () => {
     expect(res.statusCode).toBe(404);
     expect(res.json()).toMatchObject({ code: 'document_not_found' });
     await h.app.close();
+  });
+});
+
+describe('a document or consultation the access check does not find', () => {
+  // The check and the route each read: what was stored between the two reads was served by the route unchecked (a
+  // consultation the background projector had not yet written was absent for the check and present for the route:
+  // 59 of 59 polls by another patient got its texts, in a review). Now the check's answer is the answer.
+  const patientToken = () => tokenOf({ sub: 'p-own-sub', role: 'patient', iat: nowSeconds(), exp: nowSeconds() + 600 });
+  const served: string[] = [];
+  const routes = (app: FastifyInstance) => {
+    app.get<{ Params: { uniqueId: string } }>('/documents/:uniqueId', async (request) => {
+      served.push(request.params.uniqueId);
+      return { servedDocumentOf: 'p-other' };
+    });
+  };
+
+  it('answers 404 document_not_found itself, to everyone, and the route is never run', async () => {
+    const h = await harness({ documentPatientKey: async () => null }, routes);
+    const res = await call(h, 'GET', '/documents/2.25.123', { authorization: `Bearer ${patientToken()}` });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ code: 'document_not_found', detail: 'no document has this uniqueId' });
+    expect(served).toEqual([]);
+    expect(h.audited).toEqual([expect.objectContaining({ action: 'GET /documents/:uniqueId', resource: '2.25.123', outcome: 'error', status: 404, reason: 'document_not_found' })]);
+    await h.app.close();
+  });
+
+  it('answers 404 consultation_not_found itself, and the route (which would find it) is never run', async () => {
+    const h = await harness({ consultationSystems: async () => null });
+    const res = await call(h, 'GET', `/consultations/${CONSULTATION}`, { authorization: `Bearer ${patientToken()}` });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ code: 'consultation_not_found' });
+    expect(res.json()).not.toHaveProperty('id');
+    await h.app.close();
+  });
+});
+
+describe('caughtUpConsultations (what the access checks read)', () => {
+  it('reads get and list on the model caught up first (Projector.read), as the routes read it', async () => {
+    let caughtUp = false;
+    const projector = { read: async <T>(query: () => Promise<T>) => ((caughtUp = true), query()) };
+    const readModel = { get: async (id: string) => (caughtUp ? { consultationId: id } : null), list: async () => ({ items: caughtUp ? [1] : [], hasMore: false }) };
+    const reading = caughtUpConsultations({ projector, readModel } as never);
+    expect(await reading.get('c-1')).toEqual({ consultationId: 'c-1' });
+    caughtUp = false;
+    expect(await reading.list({ systemId: 's', role: 'expert', limit: 1 } as never)).toEqual({ items: [1], hasMore: false });
   });
 });

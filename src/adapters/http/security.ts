@@ -85,7 +85,13 @@ export type SecurityDependencies = Readonly<{
   onAuditUnavailable?: () => void;
 }>;
 
-type Rule = (request: FastifyRequest, principal: Principal) => Promise<Action | 'pass'>;
+/**
+ * What no one may be told more of than that it does not exist: answered 404 here, before the route, for everyone. The
+ * route reading again found, in the moment between, a document or consultation stored since, and served it unchecked.
+ */
+type Absent = Readonly<{ absent: 'document_not_found' | 'consultation_not_found' }>;
+const ABSENT_DETAIL = { document_not_found: 'no document has this uniqueId', consultation_not_found: 'no consultation has this id' } as const;
+type Rule = (request: FastifyRequest, principal: Principal) => Promise<Action | Absent | 'pass'>;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -136,7 +142,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   const documentRoute = (kind: 'document.read' | 'document.correct'): Rule => async (request) => {
     const uniqueId = str(field(request.params, 'uniqueId'));
     const key = await deps.documentPatientKey(uniqueId);
-    if (key === null) return 'pass'; // no such document: the route answers 404 document_not_found for everyone, whatever the body
+    if (key === null) return { absent: 'document_not_found' }; // for everyone, whatever the body
     return { kind, patientKey: key, uniqueId };
   };
   // A role that never acts for a system (a patient, an operator) is refused before the body is read: it was told
@@ -190,7 +196,7 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [actor('query', 'system', ConsultationsQuery.shape.system)(request)] }),
     'GET /consultations/:id': async (request) => {
       const systems = await deps.consultationSystems?.(str(field(request.params, 'id')));
-      return systems ? { kind: 'consultation.read', systemIds: systems.readers } : 'pass'; // none: the route's 404
+      return systems ? { kind: 'consultation.read', systemIds: systems.readers } : { absent: 'consultation_not_found' };
     },
     'POST /consultations/:id/accept': consultationAct(expertSystem),
     'POST /consultations/:id/decline': consultationAct(expertSystem),
@@ -416,8 +422,9 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     if (!principal || route === undefined) return;
     const rule = table[`${ruleMethod(request)} ${route}`] ?? (async () => ({ kind: 'other' }) as Action);
     const action = await rule(request, principal);
-    if (action === 'pass') {
+    if (action === 'pass' || 'absent' in action) {
       request.audited = { action: routeKey(request), patientKey: null, resource: auditableDocumentId(str(field(request.params, 'uniqueId'))), reason: null, patientData: true };
+      if (action !== 'pass') return sendProblem(reply, problem(action.absent, ABSENT_DETAIL[action.absent]));
       return;
     }
     const patientKey = 'patientKey' in action && action.patientKey !== '' ? action.patientKey : null;
