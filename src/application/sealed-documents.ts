@@ -95,13 +95,18 @@ export class OpeningRegistry implements RegistryReadModel {
     return this.inner.checkpoint();
   }
 
-  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint, from?: bigint): Promise<void> {
     let segment: RecordedEvent[] = [];
+    let after = from; // where the next inner apply starts: the page's start, then the end of each segment applied
     for (const e of events) {
       if (e.type === PATIENT_ERASED) {
         // The events before it, up to the last of them: a registry that ignores a checkpoint it has already
         // reached (PostgresRegistry, where several hubs project) would otherwise drop them.
-        if (segment.length > 0) await this.inner.apply(segment, segment[segment.length - 1]!.globalPosition);
+        if (segment.length > 0) {
+          const end = segment[segment.length - 1]!.globalPosition;
+          await this.inner.apply(segment, end, after);
+          after = end;
+        }
         segment = [];
         // Erased by another hub process, perhaps: the documents after it in this batch must not open with a key
         // still cached here (ErasedKeysProjection drops it too, but may not have reached this event yet).
@@ -117,7 +122,7 @@ export class OpeningRegistry implements RegistryReadModel {
       if (opened === null) continue; // erased: nothing of it may reach the rows
       segment.push(withOpened(e, opened));
     }
-    await this.inner.apply(segment, checkpoint);
+    await this.inner.apply(segment, checkpoint, after);
   }
 
   findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {

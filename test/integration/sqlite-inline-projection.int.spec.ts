@@ -10,7 +10,7 @@ import { SqliteRegistry } from '../../src/adapters/registry/sqlite-registry';
 import type { NewEvent, RecordedEvent } from '../../src/application/ports/event-store';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { PatientKeys } from '../../src/application/ports/patient-keys';
-import type { Projector } from '../../src/application/projector';
+import { ProjectionBehind, type Projector } from '../../src/application/projector';
 import type { TeleMedService } from '../../src/application/telemed';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
@@ -185,6 +185,22 @@ describe('SqliteRegistry rows', () => {
       await store.close();
     }
   });
+  it('refuses a page read before a reset (ProjectionBehind), applying nothing', async () => {
+    const store = SqliteEventStore.open({ file: ':memory:' });
+    try {
+      const registry = new SqliteRegistry(store);
+      await registry.apply([submittedAt(1n, '2.25.7', 120)], 1n);
+      await registry.reset();
+      await expect(registry.apply([submittedAt(2n, '2.25.8', 121)], 2n, 1n)).rejects.toBeInstanceOf(ProjectionBehind);
+      expect(await registry.checkpoint()).toBe(0n);
+      expect(await registry.get('2.25.8')).toBeNull();
+      await registry.apply([submittedAt(1n, '2.25.7', 120), submittedAt(2n, '2.25.8', 121)], 2n, 0n);
+      expect((await registry.get('2.25.8'))?.uniqueId).toBe('2.25.8');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('forgets a patient out of the file and the WAL; with a long reader on the file it says the WAL was left', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rts-forget-'));
     const file = join(dir, 'telemed.sqlite');

@@ -1,6 +1,6 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
-import { Projector, type ProjectionTarget } from '../../src/application/projector';
+import { ProjectionBehind, Projector, type ProjectionTarget } from '../../src/application/projector';
 import type { FailureLogger } from '../../src/application/repeated-failure-log';
 
 /**
@@ -109,5 +109,57 @@ describe('Projector', () => {
       await projector.stop();
       await store.close(); // wakes the loop's last wait for an append, so no timer outlives the test
     }
+  });
+});
+
+describe('Projector under appends and resets elsewhere', () => {
+  it('catchUp() ends once past the head as it began, even while every apply lets more events commit', async () => {
+    // A registry rebuild on SQLite during uploads: each apply is a writer turn, an upload commits between two of them,
+    // so no page was ever empty and the catch-up (and every query held behind the rebuild) never ended.
+    const store = await storeWith(5);
+    const { model, target } = listModel();
+    let appending = true;
+    let appended = 5;
+    const busy: ProjectionTarget = {
+      ...target,
+      apply: async (events, at, from) => {
+        await target.apply(events, at, from);
+        await turn(); // an apply takes its time (a writer turn): the timers of this test get theirs
+        if (appending) await store.appendToStream(`s-${++appended}`, [event(appended)]);
+      },
+    };
+    const projector = new Projector(store, busy, undefined, 1);
+    const done = projector.catchUp().then(() => 'caught up');
+    const outcome = await Promise.race([done, new Promise((resolve) => setTimeout(() => resolve('still draining'), 2000))]);
+    appending = false; // whatever happened, the uploads stop
+    expect(outcome).toBe('caught up');
+    expect(model.rows.slice(0, 5)).toEqual([1, 2, 3, 4, 5]);
+    await done;
+  });
+
+  it('reads again from the model when it was reset after the page was read (ProjectionBehind): nothing skipped', async () => {
+    // Another hub on the schema rebuilt the registry between this drain's read and its apply: applied, the page's
+    // few rows went in with the checkpoint at the head, over everything the reset emptied.
+    const store = await storeWith(6);
+    const { model, target } = listModel();
+    let resetBeforeNextApply = false;
+    const projector = new Projector(store, {
+      ...target,
+      apply: async (events, at, from) => {
+        if (resetBeforeNextApply) {
+          resetBeforeNextApply = false;
+          await target.reset(); // the other process's reset, committed while this page was in hand
+        }
+        if (from !== undefined && model.checkpoint < from) throw new ProjectionBehind(model.checkpoint, from);
+        await target.apply(events, at, from);
+      },
+    }, undefined, 2);
+    await projector.catchUp();
+    expect(model.rows).toEqual([1, 2, 3, 4, 5, 6]);
+    for (let i = 7; i <= 8; i++) await store.appendToStream(`s-${i}`, [event(i)]);
+    resetBeforeNextApply = true;
+    await projector.catchUp();
+    expect(model.rows).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(model.checkpoint).toBe(8n);
   });
 });

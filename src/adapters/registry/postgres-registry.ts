@@ -1,6 +1,7 @@
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { openRow, openRows, sealedRowColumns, sealRowValues, type PgRegistryRow } from './sealed-registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
+import { ProjectionBehind } from '../../application/projector';
 import type { PatientDataProtection } from '../../application/ports/patient-data-protection';
 import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
@@ -200,13 +201,15 @@ export class PostgresRegistry implements RegistryReadModel {
     return this.db.withTransaction((client) => this.storedCheckpoint(client));
   }
 
-  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint, from?: bigint): Promise<void> {
     // New rows' values are sealed before the transaction, so that fetching a key is not waited for under the
     // registry's lock. A submission whose patient is erased meanwhile gets no envelope, and no row.
     const envelopes = await this.sealSubmissions(events);
     await this.db.withTransaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
       const stored = await this.storedCheckpoint(client);
+      // Reset since the page was read (a rebuild here or in another process): see ProjectionBehind.
+      if (from !== undefined && stored < from) throw new ProjectionBehind(stored, from);
       if (checkpoint <= stored) return; // another process applied these already
       const fresh = events.filter((e) => e.globalPosition > stored && isDocumentEvent(e));
       if (fresh.length > 0) {

@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { rowToView, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
+import { ProjectionBehind } from '../../application/projector';
 import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
@@ -89,9 +90,10 @@ export class SqliteRegistry implements RegistryReadModel {
    * Rows and checkpoint in one relaxed write transaction. Events at or before the stored checkpoint are skipped and
    * the checkpoint never moves back: the inline path (projectInline) may have applied them since they were read.
    */
-  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint, from?: bigint): Promise<void> {
     await this.writer.runExclusive(() => {
       const current = this.storedCheckpoint();
+      if (from !== undefined && current < from) throw new ProjectionBehind(current, from); // reset since the page was read
       if (checkpoint <= current) return;
       this.project(events, current);
       this.writes.setCheckpoint.run(PROJECTION, checkpoint);

@@ -12,8 +12,12 @@ export type RegistryPosition = Readonly<{ serviceStartEpoch: number; uniqueId: s
 export interface RegistryReadModel {
   /** Global position of the last event applied (0n when empty). */
   checkpoint(): Promise<bigint>;
-  /** Apply events (all of them, in order; the model ignores types it does not know) and set the checkpoint. */
-  apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void>;
+  /**
+   * Apply events (all of them, in order; the model ignores types it does not know) and set the checkpoint. `from`:
+   * the checkpoint the page was read after; a checkpoint before it (a rebuild reset the model meanwhile) throws
+   * ProjectionBehind and applies nothing (see Projector).
+   */
+  apply(events: readonly RecordedEvent[], checkpoint: bigint, from?: bigint): Promise<void>;
   /** Approved entries of one patient with serviceStartEpoch in [fromEpoch, toEpoch), oldest first. */
   findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]>;
   /**
