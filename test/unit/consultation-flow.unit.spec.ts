@@ -96,6 +96,15 @@ describe('ConsultationService over the in-memory store', () => {
     await expect(module.service.request({ ...requestInput, summary: 'MRI', candidates: ['chengdu:li'] })).rejects.toMatchObject({ code: 'consultation_id_reused' });
   });
 
+  it('a retry of a request whose texts were erased is 410 consultation_erased, also after a candidate retired', async () => {
+    const { directory, module } = await setup();
+    await module.service.request(requestInput);
+    await module.service.eraseContent(ID, { by: 'dpo' });
+    await directory.uplink.handleUplink(up('beijing', 'expert.retired', { localExpertId: 'wang' }, 'ret-wang') as UplinkEnvelope);
+    await expect(module.service.request(requestInput)).rejects.toMatchObject({ code: 'consultation_erased' });
+    await expect(module.service.request({ ...requestInput, summary: 'MRI' })).rejects.toMatchObject({ code: 'consultation_erased' });
+  });
+
   it('a request under a stored id with another deadline is consultation_id_reused naming deadlineSeconds; one naming none takes the stored deadline', async () => {
     const { store, directory, module, protection } = await setup();
     await module.service.request({ ...requestInput, deadlineSeconds: 600 });

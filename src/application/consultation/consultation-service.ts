@@ -158,7 +158,9 @@ export class ConsultationService {
     // retry into a refusal. Another request under its id is refused by the decider (consultation_id_reused), after
     // the participant checks as before; its attachments are not checked.
     const repeat = stored !== null && repeatsRecordedRequest(stored, { ...input, attachments, deadlineSeconds });
-    if (!repeat) await this.checkParticipants(input);
+    // A consultation whose texts were erased answers any request under its id 410 consultation_erased (the decider),
+    // not a refusal of a candidate who retired since.
+    if (!repeat && stored?.contentErasedAt == null) await this.checkParticipants(input);
     const patientKeys = await this.patientsOf(attachments, { check: stored === null });
     const { newEvents } = await handleCommand(
       this.sealed,
