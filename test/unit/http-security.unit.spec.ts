@@ -542,6 +542,14 @@ describe('a document or consultation the access check does not find', () => {
     await h.app.close();
   });
 
+  it('leaves an id no document can have to the route, whose answer is 400 (it reads nothing)', async () => {
+    const h = await harness({ documentPatientKey: async () => null }, (app) => {
+      app.get('/documents/:uniqueId', async (_request, reply) => reply.code(400).send({ code: 'invalid_request' }));
+    });
+    expect((await call(h, 'GET', '/documents/not-an-oid', { authorization: `Bearer ${patientToken()}` })).statusCode).toBe(400);
+    await h.app.close();
+  });
+
   it('answers 404 consultation_not_found itself, and the route (which would find it) is never run', async () => {
     const h = await harness({ consultationSystems: async () => null });
     const res = await call(h, 'GET', `/consultations/${CONSULTATION}`, { authorization: `Bearer ${patientToken()}` });

@@ -16,7 +16,7 @@ import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audi
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
-import { isXml, parseInput } from './schemas';
+import { DocumentParams, isXml, parseInput } from './schemas';
 import {
   AuditQuery,
   AuditRequestId,
@@ -142,7 +142,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   const documentRoute = (kind: 'document.read' | 'document.correct'): Rule => async (request) => {
     const uniqueId = str(field(request.params, 'uniqueId'));
     const key = await deps.documentPatientKey(uniqueId);
-    if (key === null) return { absent: 'document_not_found' }; // for everyone, whatever the body
+    // For everyone, whatever the body; an id no document can have is the route's 400 (it reads nothing).
+    if (key === null) return DocumentParams.safeParse(request.params).success ? { absent: 'document_not_found' } : 'pass';
     return { kind, patientKey: key, uniqueId };
   };
   // A role that never acts for a system (a patient, an operator) is refused before the body is read: it was told
@@ -195,8 +196,10 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /consultations': consultationAct(actor('body', 'applicantSystemId', ConsultationBody.shape.applicantSystemId)),
     'GET /consultations': async (request) => ({ kind: 'consultation.read', systemIds: [actor('query', 'system', ConsultationsQuery.shape.system)(request)] }),
     'GET /consultations/:id': async (request) => {
-      const systems = await deps.consultationSystems?.(str(field(request.params, 'id')));
-      return systems ? { kind: 'consultation.read', systemIds: systems.readers } : { absent: 'consultation_not_found' };
+      const id = str(field(request.params, 'id'));
+      const systems = await deps.consultationSystems?.(id);
+      if (systems) return { kind: 'consultation.read', systemIds: systems.readers };
+      return isExistingConsultationId(id) ? { absent: 'consultation_not_found' } : 'pass'; // a malformed id: the route's 400
     },
     'POST /consultations/:id/accept': consultationAct(expertSystem),
     'POST /consultations/:id/decline': consultationAct(expertSystem),
