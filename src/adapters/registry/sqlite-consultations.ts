@@ -73,21 +73,14 @@ export class SqliteConsultations implements ConsultationReadModel {
   }
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
-    // Every rewrite of a row runs with secure_delete: a row holds the texts in clear while the consultation's key
+    // Every rewrite of a row runs with secure_delete (on for every connection to the file: configure,
+    // sqlite-event-store.ts): a row holds the texts in clear while the consultation's key
     // exists, and each step (offered, declined, accepted, reported) rewrites it, freeing the cells and overflow pages
     // of the row as it was. Zeroed only in the batch that erased, the earlier copies of a long row stayed in free
     // pages, readable in a copy of the file after the erasure (an outside review, texts of 3,000 characters and more).
     // The batch that erases texts is also synced in full, and the WAL's older frames go after it, as the registry's.
     const erasing = events.some((e) => e.type === CONTENT_ERASED);
-    await this.writer.runExclusive((db) => {
-      const previous = db.pragma('secure_delete', { simple: true }) as number;
-      db.pragma('secure_delete = ON');
-      try {
-        this.applyRows(events, checkpoint);
-      } finally {
-        db.pragma(`secure_delete = ${previous ? 'ON' : 'OFF'}`);
-      }
-    }, { durability: erasing ? 'full' : 'relaxed' });
+    await this.writer.runExclusive(() => this.applyRows(events, checkpoint), { durability: erasing ? 'full' : 'relaxed' });
     if (erasing) await this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
   }
 

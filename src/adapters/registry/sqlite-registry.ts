@@ -169,8 +169,8 @@ export class SqliteRegistry implements RegistryReadModel {
 
   /**
    * Erasure: every row of the patient goes, and the patient is marked erased, so that a document of theirs that
-   * comes later in the events (sealed by another process before it learnt of the erasure) gets no row. secure_delete makes SQLite overwrite the freed cells instead of
-   * leaving them in free pages; with a full fsync, as the erasure is reported done once this resolves.
+   * comes later in the events (sealed by another process before it learnt of the erasure) gets no row. The connection's secure_delete (configure, sqlite-event-store.ts)
+   * overwrites the freed cells instead of leaving them in free pages; with a full fsync, as the erasure is reported done once this resolves.
    *
    * Older WAL frames still hold the rows as they were (readings under the patient's pseudonymous key) until the
    * WAL is written over, which on a quiet hub can take days. So the WAL is then folded into the file and
@@ -180,14 +180,8 @@ export class SqliteRegistry implements RegistryReadModel {
    */
   async forgetPatient(patientKey: string): Promise<boolean> {
     await this.writer.runExclusive((db) => {
-      const previous = db.pragma('secure_delete', { simple: true }) as number;
-      db.pragma('secure_delete = ON');
-      try {
-        db.prepare('DELETE FROM registry_entries WHERE patient_key = ?').run(patientKey);
-        db.prepare('INSERT INTO erased_patients (patient_key) VALUES (?) ON CONFLICT DO NOTHING').run(patientKey);
-      } finally {
-        db.pragma(`secure_delete = ${previous ? 'ON' : 'OFF'}`);
-      }
+      db.prepare('DELETE FROM registry_entries WHERE patient_key = ?').run(patientKey);
+      db.prepare('INSERT INTO erased_patients (patient_key) VALUES (?) ON CONFLICT DO NOTHING').run(patientKey);
     });
     return this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
   }
