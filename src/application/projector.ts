@@ -19,6 +19,29 @@ export class ProjectionBehind extends Error {
   }
 }
 
+/**
+ * A model's replacement, built beside it from the first event while the model goes on serving its reads and being
+ * fed, then swapped in for it (Projector.rebuild). A model offers one where a reset would be seen by readers it
+ * cannot hold: on PostgreSQL, the other hub processes on the schema would read an emptied registry until the
+ * replay passed each of its documents.
+ */
+export interface Replacement<T> {
+  /** The replacement, fed as the model is: from its own checkpoint. */
+  readonly target: T;
+  /**
+   * Swaps the replacement in for the model when it holds all the model holds (its checkpoint at or past the
+   * model's), and says whether it did. The model may have moved on while the replacement was fed: the caller
+   * feeds it further and asks again. `force`: swap in even so; the model's checkpoint then goes back to the
+   * replacement's, and its projectors apply the rest again.
+   */
+  swapIn(force: boolean): Promise<boolean>;
+  /** Ends the build, swapped in or not; a replacement not swapped in is dropped. */
+  close(): Promise<void>;
+}
+
+/** Attempts at swapping a replacement in (Replacement.swapIn) before it is forced in. */
+const SWAP_ATTEMPTS = 20;
+
 /** What a projector needs of a read model: its checkpoint, an atomic apply-and-advance, and a reset. */
 export interface ProjectionTarget {
   checkpoint(): Promise<bigint>;
@@ -34,7 +57,12 @@ export interface ProjectionTarget {
    * read covered, even with no events at all.
    */
   readonly eventTypes?: ReadonlySet<string>;
+  /** When the model can be rebuilt beside itself (see Replacement); rebuild() then does so instead of a reset. */
+  rebuildBeside?(): Promise<Replacement<FedModel>>;
 }
+
+/** What a projector feeds: a model, or a model's replacement. */
+export type FedModel = Pick<ProjectionTarget, 'checkpoint' | 'apply' | 'eventTypes'>;
 
 /**
  * Feeds a read model from the store's global order, from the model's own checkpoint.
@@ -102,8 +130,13 @@ export class Projector {
     }
   }
 
-  /** Drop the model and replay every event into it; reads (`read`) are held meanwhile. */
+  /**
+   * Replays every event into the model from the first. A model that can be rebuilt beside itself (rebuildBeside)
+   * is: reads go on meanwhile, on the model as it was, and the replacement is swapped in once it has caught up.
+   * Otherwise the model is reset and replayed into, and reads (`read`) are held meanwhile.
+   */
   async rebuild(): Promise<void> {
+    if (this.model.rebuildBeside) return this.replace(await this.model.rebuildBeside());
     while (this.rebuilding) await this.rebuilding.catch(() => undefined);
     const run = (async () => {
       while (this.readers > 0) await new Promise<void>((resolve) => (this.noReaders = resolve));
@@ -119,6 +152,22 @@ export class Projector {
     }
   }
 
+  /**
+   * Feeds the replacement to the head, then asks to swap it in; again while the model has moved on meanwhile (the
+   * background loops of this and other processes keep feeding it), and forced after SWAP_ATTEMPTS.
+   */
+  private async replace(replacement: Replacement<FedModel>): Promise<void> {
+    try {
+      for (let attempt = 1; ; attempt++) {
+        await this.drain(() => true, replacement.target);
+        if (await replacement.swapIn(attempt >= SWAP_ATTEMPTS)) break;
+      }
+    } finally {
+      await replacement.close();
+    }
+    await this.loop.catchUp();
+  }
+
   start(): void {
     this.loop.start();
   }
@@ -132,21 +181,21 @@ export class Projector {
    * waits (see DrainLoop): the next events then gather for `coalesceMs` and are applied, and checkpointed, together,
    * instead of one transaction per commit that happens to land while the drain runs.
    */
-  private async drain(keepGoing: () => boolean): Promise<boolean> {
-    let checkpoint = await this.model.checkpoint();
+  private async drain(keepGoing: () => boolean, model: FedModel = this.model): Promise<boolean> {
+    let checkpoint = await model.checkpoint();
     // The head as this drain begins: once past it, everything appended before the drain began is in, which is all
     // catchUp promises its callers. Reading on to an empty page never ended under a steady stream of appends when
     // each apply let more commit (a registry rebuild on SQLite during uploads: the rebuild, and every query held
     // behind it, waited for as long as uploads came).
     const head = await this.store.headPosition();
     for (;;) {
-      const { events, full, through } = await readCoveredPage(this.store, checkpoint, this.batchSize, this.model.eventTypes);
+      const { events, full, through } = await readCoveredPage(this.store, checkpoint, this.batchSize, model.eventTypes);
       if (through <= checkpoint) return true;
       try {
-        await this.model.apply(events, through, checkpoint);
+        await model.apply(events, through, checkpoint);
       } catch (error) {
         if (!(error instanceof ProjectionBehind)) throw error;
-        checkpoint = await this.model.checkpoint();
+        checkpoint = await model.checkpoint();
         continue;
       }
       checkpoint = through;

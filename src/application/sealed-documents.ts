@@ -3,6 +3,7 @@ import { sha256Hex } from './ids';
 import { DIGEST_PREFIX, isSealed, type PatientDataProtection } from './ports/patient-data-protection';
 import type { RegistryPosition, RegistryReadModel } from './ports/registry-read-model';
 import type { RegistryEntryView } from './projections/registry-projection';
+import type { Replacement } from './projector';
 
 /**
  * The personal data of a DocumentSubmitted event (the HL7 content, which holds the CPR number, and the reading's
@@ -76,7 +77,10 @@ export const openRegistryEventsCached = (protection: PatientDataProtection, even
 };
 
 /** A registry adapter that can forget every row of one patient. */
-export type ForgettingRegistry = RegistryReadModel & { forgetPatient(patientKey: string): Promise<void> };
+export interface ForgettingRegistry extends RegistryReadModel {
+  forgetPatient(patientKey: string): Promise<void>;
+  rebuildBeside?(): Promise<Replacement<ForgettingRegistry>>;
+}
 
 /**
  * The registry as the projector feeds it: documents are opened before the pure evolve sees them (so the rows get
@@ -86,10 +90,25 @@ export type ForgettingRegistry = RegistryReadModel & { forgetPatient(patientKey:
  * between replays the same steps, each idempotent.
  */
 export class OpeningRegistry implements RegistryReadModel {
+  /** The inner registry's replacement, fed through an OpeningRegistry of its own (when the inner one has one). */
+  readonly rebuildBeside?: () => Promise<Replacement<OpeningRegistry>>;
+
   constructor(
     private readonly inner: ForgettingRegistry,
     private readonly protection: PatientDataProtection,
-  ) {}
+  ) {
+    const beside = inner.rebuildBeside?.bind(inner);
+    if (beside) {
+      this.rebuildBeside = async () => {
+        const replacement = await beside();
+        return {
+          target: new OpeningRegistry(replacement.target, protection),
+          swapIn: (force) => replacement.swapIn(force),
+          close: () => replacement.close(),
+        };
+      };
+    }
+  }
 
   checkpoint(): Promise<bigint> {
     return this.inner.checkpoint();

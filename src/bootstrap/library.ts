@@ -76,8 +76,10 @@ export type EmbeddedTeleMed = Readonly<{
   telemed: EmbeddedTeleMedService;
   xds: EmbeddedXds;
   /**
-   * Rebuild the registry projection from the events. Calls that read the registry meanwhile (queries, retrieves,
-   * corrections) wait for it and answer from the rebuilt registry; those in flight when it is called finish first.
+   * Rebuild the registry projection from the events. On SQLite, calls that read the registry meanwhile (queries,
+   * retrieves, corrections) wait for it and answer from the rebuilt registry; those in flight when it is called
+   * finish first. On PostgreSQL the registry is rebuilt beside the live one, which every hub on the schema goes on
+   * reading, and swapped in when it has caught up (README, "Design": corrections).
    */
   rebuildRegistry(): Promise<void>;
   /**

@@ -6,6 +6,7 @@ import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { PostgresDatabase, PostgresRegistry } from '../../src/adapters/registry/postgres-registry';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { ProjectionBehind, Projector } from '../../src/application/projector';
+import { readCoveredPage } from '../../src/application/covered-page';
 import type { DocumentEntryData } from '../../src/domain/documents/document-entry';
 import { Director, HL7Builder } from '../../src/domain/documents/hl7';
 import type { Cpr } from '../../src/domain/monitoring/cpr';
@@ -302,5 +303,147 @@ describe('PostgresRegistry fed by the Projector from the PostgreSQL event store'
     expect(await registry.findCurrent(PATIENT, T0, T0 + 100, 100)).toEqual(before);
     expect(await registry.get('2.25.90')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.92' });
     expect(await registry.checkpoint()).toBe(checkpoint);
+  });
+});
+
+describe('A rebuild on PostgreSQL, beside the live registry (every hub on the schema reads it whole throughout)', () => {
+  const tablesOf = async (): Promise<string[]> =>
+    (await admin.query(`SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename`, [schema])).rows.map((r: { tablename: string }) => r.tablename);
+  const indexesOf = async (table: string): Promise<string[]> =>
+    (await admin.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname`, [schema, table])).rows.map((r: { indexname: string }) => r.indexname);
+  const append = async (events: readonly RecordedEvent[]): Promise<void> => {
+    for (const e of events) await store.appendToStream(e.streamName, [{ id: e.id, type: e.type, data: e.data }]);
+  };
+  /** The store's events from the first, with the store's positions. */
+  const storedEvents = async (): Promise<readonly RecordedEvent[]> => (await readCoveredPage(store, 0n, 100_000)).events;
+  /** A patient of each test's own: the store keeps the events of the tests before. */
+  const patientOf = (letter: string): string => 'p'.padEnd(33, letter);
+
+  it('another hub reading during the rebuild finds every document, also those uploaded meanwhile; the live names come back', async () => {
+    // Before: a rebuild emptied the shared table and replayed into it, and the other hubs, whose reads it could not
+    // hold, answered documents absent (a review saw ~1 in 100-300 reads) until the replay passed them.
+    const patientKey = patientOf('r');
+    const documents = Array.from({ length: 240 }, (_, i) => submitted(`2.25.4${String(i).padStart(4, '0')}`, T0 + i, { patientKey }));
+    await append(documents);
+    const projector = new Projector(store, registry, undefined, 10); // pages of 10: the replay takes many applies
+    await projector.catchUp();
+    const db = PostgresDatabase.open({ connectionString, schema });
+    try {
+      const other = await PostgresRegistry.open(db, new PatientCipher({ keys: await PostgresKeyStore.open(db) }));
+      const otherProjector = new Projector(store, other, undefined, 10);
+      let rebuilding = true;
+      const misses: string[] = [];
+      let reads = 0;
+      const later: RecordedEvent[] = [];
+      const reader = (async () => {
+        while (rebuilding) {
+          const e = documents[reads % documents.length]!;
+          const id = String(e.data['uniqueId']);
+          if ((await other.get(id)) === null) misses.push(id);
+          if ((await other.findCurrent(patientKey, T0, T0 + documents.length, 1000)).length < documents.length) misses.push(`series@${reads}`);
+          reads++;
+        }
+      })();
+      const writer = (async () => {
+        // Uploads go on meanwhile, and the other hub projects them into the live registry.
+        for (let i = 0; rebuilding && i < 40; i++) {
+          const e = submitted(`2.25.5${String(i).padStart(4, '0')}`, T0 + 10_000 + i, { patientKey });
+          later.push(e);
+          await append([e]);
+          await otherProjector.catchUp();
+        }
+      })();
+      await projector.rebuild();
+      rebuilding = false;
+      await Promise.all([reader, writer]);
+      expect(reads).toBeGreaterThan(5);
+      expect(misses).toEqual([]);
+
+      await projector.catchUp();
+      expect(await registry.checkpoint()).toBe(await store.headPosition());
+      expect(ids(await other.findCurrent(patientKey, T0, T0 + 20_000, 1000))).toEqual([...documents, ...later].map((e) => String(e.data['uniqueId'])));
+      // The replacement took the live names: nothing of the rebuild is left, and a hub opening the registry later
+      // finds its index under the name it creates it with (no second index).
+      expect((await tablesOf()).filter((t) => /rebuild/.test(t))).toEqual([]);
+      await PostgresRegistry.open(store, protection);
+      expect(await indexesOf('registry_entries')).toEqual(['registry_entries_by_patient_time', 'registry_entries_pkey']);
+      expect(await indexesOf('erased_patients')).toEqual(['erased_patients_pkey']);
+      expect((await admin.query(`SELECT name FROM "${schema}".projection_checkpoints WHERE name LIKE 'registry%'`)).rows).toEqual([{ name: 'registry' }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('two rebuilds at once, from two hubs: one after the other, the same rows', async () => {
+    const documents = [submitted('2.25.6001', T0), submitted('2.25.6002', T0 + 1, { replaces: '2.25.6001' }), deprecated('2.25.6001', '2.25.6002')];
+    await append(documents);
+    const db = PostgresDatabase.open({ connectionString, schema });
+    try {
+      const other = await PostgresRegistry.open(db, new PatientCipher({ keys: await PostgresKeyStore.open(db) }));
+      await Promise.all([new Projector(store, registry, undefined, 2).rebuild(), new Projector(store, other, undefined, 2).rebuild()]);
+      expect(await registry.get('2.25.6001')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.6002' });
+      expect(await other.checkpoint()).toBe(await store.headPosition());
+      expect((await tablesOf()).filter((t) => /rebuild/.test(t))).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a replacement left by a rebuild whose process ended is dropped, not built on; one not swapped in is dropped at close', async () => {
+    const patientKey = patientOf('s');
+    await append([submitted('2.25.6101', T0, { patientKey })]);
+    // What a rebuild that stopped halfway leaves: its tables, with a row an older rule wrote, and its checkpoint.
+    await admin.query(`CREATE TABLE "${schema}".registry_entries_rebuild (LIKE "${schema}".registry_entries INCLUDING ALL)`);
+    await admin.query(`CREATE TABLE "${schema}".erased_patients_rebuild (LIKE "${schema}".erased_patients INCLUDING ALL)`);
+    await admin.query(
+      `INSERT INTO "${schema}".registry_entries_rebuild (unique_id, patient_key, repository_unique_id, status, service_start_epoch, mime_type)
+       VALUES ('2.25.6199', $1, '2.25.1', 'Approved', $2, 'text/xml')`,
+      [patientKey, T0],
+    );
+    await admin.query(`INSERT INTO "${schema}".projection_checkpoints (name, position) VALUES ('registry-rebuild', $1)`, [String(await store.headPosition())]);
+
+    await new Projector(store, registry).rebuild();
+    expect(await registry.get('2.25.6199')).toBeNull();
+    expect(await registry.get('2.25.6101')).not.toBeNull();
+    expect((await tablesOf()).filter((t) => /rebuild/.test(t))).toEqual([]);
+
+    const abandoned = await registry.rebuildBeside();
+    expect((await tablesOf()).filter((t) => /rebuild/.test(t)).sort()).toEqual(['erased_patients_rebuild', 'registry_entries_rebuild']);
+    await abandoned.close();
+    expect((await tablesOf()).filter((t) => /rebuild/.test(t))).toEqual([]);
+    expect((await admin.query(`SELECT name FROM "${schema}".projection_checkpoints WHERE name = 'registry-rebuild'`)).rows).toEqual([]);
+    expect(await registry.get('2.25.6101')).not.toBeNull();
+  });
+
+  it('the swap waits for the live registry to be caught up with, unless forced; the lock keeps a second rebuild waiting', async () => {
+    const patientKey = patientOf('t');
+    await append([submitted('2.25.6201', T0, { patientKey })]);
+    const atFirst = await store.headPosition();
+    await append([submitted('2.25.6202', T0 + 1, { patientKey })]);
+    const head = await store.headPosition();
+    const events = await storedEvents();
+    const replacement = await registry.rebuildBeside();
+    let second: Promise<unknown> | undefined;
+    try {
+      let secondStarted = false;
+      second = registry.rebuildBeside().then(async (r) => {
+        secondStarted = true;
+        await r.close();
+      });
+      await registry.apply(events, head, 0n); // the live registry is at the head
+      await replacement.target.apply(events.filter((e) => e.globalPosition <= atFirst), atFirst, 0n); // the replacement one behind
+      expect(await replacement.swapIn(false)).toBe(false);
+      expect(await registry.get('2.25.6202')).not.toBeNull(); // untouched
+      expect(await replacement.swapIn(true)).toBe(true);
+      expect(await registry.get('2.25.6202')).toBeNull(); // forced: the registry is the replacement, behind
+      expect(await registry.checkpoint()).toBe(atFirst);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(secondStarted).toBe(false); // the first still holds the rebuild's lock
+    } finally {
+      await replacement.close();
+    }
+    await second; // and now has it
+    await new Projector(store, registry).catchUp(); // the registry's projectors apply the rest again
+    expect(await registry.get('2.25.6202')).not.toBeNull();
   });
 });

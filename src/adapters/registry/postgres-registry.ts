@@ -1,13 +1,13 @@
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { openRow, openRows, sealedRowColumns, sealRowValues, type PgRegistryRow } from './sealed-registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
-import { ProjectionBehind } from '../../application/projector';
+import { ProjectionBehind, type Replacement } from '../../application/projector';
 import type { PatientDataProtection } from '../../application/ports/patient-data-protection';
 import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
-import { connectionConfig, createPool, inTransaction, LONG_WORK, quoteIdent, vacuumTable, type PostgresTimeouts } from '../event-store/postgres/sql';
+import { connectionConfig, createPool, inTransaction, LONG_WORK, quoteIdent, rollback, vacuumTable, type PostgresTimeouts } from '../event-store/postgres/sql';
 
 /**
  * What the registry needs of PostgreSQL: a schema, and transactions on it. The PostgreSQL event store is one
@@ -27,6 +27,11 @@ export type PgTransactor = Readonly<{
    * reachable through the table and its indexes; their bytes stay in the freed space until reused).
    */
   vacuum(table: string): Promise<void>;
+  /**
+   * A pooled connection of the caller's own until it releases it: a registry rebuild holds its session lock on one
+   * (rebuildBeside).
+   */
+  connect(): Promise<PoolClient>;
 }>;
 
 /**
@@ -48,22 +53,29 @@ export const createInSchema = async (db: PgTransactor, what: string, ddl: string
 
 /** Advisory lock class of registry writes (two-key form: class, hashtext(schema)). Distinct from the store's. */
 export const REGISTRY_LOCK_CLASS = 0x52545303; // 'RTS' 03
-
-const PROJECTION = 'registry';
+/** Advisory lock class of a registry rebuild: session-level, held by the rebuild throughout (rebuildBeside). */
+export const REGISTRY_REBUILD_LOCK_CLASS = 0x52545305; // 'RTS' 05
 
 /**
- * The registry's tables, created idempotently at open under the migration advisory lock (so two hub processes
- * starting together do not race on CREATE TABLE IF NOT EXISTS). Kept as a string so dist/ carries it. Runs with
- * search_path set to the schema. A later change goes in as a new statement that is itself idempotent.
- *
- * A row's personal values are sealed in `sealed` (see sealed-registry-rows.ts for which, and why the others are
- * in clear); their clear columns are NULL on a sealed row and kept for the rows written before sealing (2026-12),
- * which open() re-seals. A table of that time gets `sealed` and loses the clear columns' NOT NULL in one ALTER,
- * run only when `sealed` is missing: it takes the table's exclusive lock, which every later start would
- * otherwise take again and wait for behind the other hubs' queries.
+ * Where a registry's rows, erased patients and checkpoint live: the live registry's, or a rebuild's replacement
+ * (rebuildBeside), which its own lock key keeps apart from the live registry's applies.
  */
-export const REGISTRY_SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS registry_entries (
+type RegistryTables = Readonly<{ entries: string; erased: string; projection: string; lockKey: (schema: string) => string }>;
+
+const LIVE: RegistryTables = { entries: 'registry_entries', erased: 'erased_patients', projection: 'registry', lockKey: (schema) => schema };
+const REPLACEMENT: RegistryTables = {
+  entries: 'registry_entries_rebuild',
+  erased: 'erased_patients_rebuild',
+  projection: 'registry-rebuild',
+  lockKey: (schema) => `${schema}/rebuild`,
+};
+
+/**
+ * The rows' table (`table`, a name in the schema) with its index, as the live registry and a rebuild's replacement
+ * (rebuildBeside) have it. The constraints and the index take their names from the table's: a replacement swapped in
+ * gets the live names back (swapIn).
+ */
+const entriesTableSql = (table: string): string => `CREATE TABLE IF NOT EXISTS ${table} (
   unique_id            text             PRIMARY KEY,
   patient_key          text             NOT NULL,
   repository_unique_id text             NOT NULL,
@@ -81,6 +93,26 @@ CREATE TABLE IF NOT EXISTS registry_entries (
   diastolic            double precision,
   sealed               text
 );
+CREATE INDEX IF NOT EXISTS ${table}_by_patient_time ON ${table} (patient_key, status, service_start_epoch);`;
+
+/** The erased patients' table (see forgetPatient), as entriesTableSql. */
+const erasedTableSql = (table: string): string => `CREATE TABLE IF NOT EXISTS ${table} (
+  patient_key text PRIMARY KEY
+);`;
+
+/**
+ * The registry's tables, created idempotently at open under the migration advisory lock (so two hub processes
+ * starting together do not race on CREATE TABLE IF NOT EXISTS). Kept as a string so dist/ carries it. Runs with
+ * search_path set to the schema. A later change goes in as a new statement that is itself idempotent.
+ *
+ * A row's personal values are sealed in `sealed` (see sealed-registry-rows.ts for which, and why the others are
+ * in clear); their clear columns are NULL on a sealed row and kept for the rows written before sealing (2026-12),
+ * which open() re-seals. A table of that time gets `sealed` and loses the clear columns' NOT NULL in one ALTER,
+ * run only when `sealed` is missing: it takes the table's exclusive lock, which every later start would
+ * otherwise take again and wait for behind the other hubs' queries.
+ */
+export const REGISTRY_SCHEMA_SQL = `
+${entriesTableSql('registry_entries')}
 DO $migrate$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM information_schema.columns
@@ -96,14 +128,11 @@ BEGIN
   END IF;
 END
 $migrate$;
-CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries (patient_key, status, service_start_epoch);
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
   name     text   PRIMARY KEY,
   position bigint NOT NULL
 );
-CREATE TABLE IF NOT EXISTS erased_patients (
-  patient_key text PRIMARY KEY
-);
+${erasedTableSql('erased_patients')}
 `;
 
 /** Rows re-sealed per transaction at open (see resealClearRows). */
@@ -135,7 +164,21 @@ export class PostgresRegistry implements RegistryReadModel {
   private constructor(
     private readonly db: PgTransactor,
     private readonly protection: PatientDataProtection,
+    private readonly tables: RegistryTables = LIVE,
   ) {}
+
+  private get entries(): string {
+    return this.db.table(this.tables.entries);
+  }
+
+  private get erased(): string {
+    return this.db.table(this.tables.erased);
+  }
+
+  /** This registry's advisory lock, in the transaction of `client` (see the class's comment). */
+  private async lock(client: PoolClient): Promise<void> {
+    await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.tables.lockKey(this.db.schema)]);
+  }
 
   /**
    * Creates the tables if missing (idempotent; safe when several processes open together), then re-seals the rows
@@ -166,7 +209,7 @@ export class PostgresRegistry implements RegistryReadModel {
     for (;;) {
       const page = await this.db.withTransaction(async (client) => {
         const { rows } = await client.query<PgRegistryRow>(
-          `SELECT * FROM ${this.db.table('registry_entries')} WHERE sealed IS NULL AND unique_id > $1 ORDER BY unique_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          `SELECT * FROM ${this.entries} WHERE sealed IS NULL AND unique_id > $1 ORDER BY unique_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
           [after, RESEAL_BATCH],
         );
         const updates: { unique_id: string; sealed: string }[] = [];
@@ -181,7 +224,7 @@ export class PostgresRegistry implements RegistryReadModel {
         }
         if (updates.length > 0) {
           await client.query(
-            `UPDATE ${this.db.table('registry_entries')} AS r
+            `UPDATE ${this.entries} AS r
                 SET sealed = x.sealed, creation_time = NULL, service_start_time = NULL, hash = NULL, size = NULL,
                     observation_id = NULL, systolic = NULL, diastolic = NULL
                FROM jsonb_to_recordset($1::jsonb) AS x(unique_id text, sealed text)
@@ -206,7 +249,7 @@ export class PostgresRegistry implements RegistryReadModel {
     // registry's lock. A submission whose patient is erased meanwhile gets no envelope, and no row.
     const envelopes = await this.sealSubmissions(events);
     await this.db.withTransaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
+      await this.lock(client);
       const stored = await this.storedCheckpoint(client);
       // Reset since the page was read (a rebuild here or in another process): see ProjectionBehind.
       if (from !== undefined && stored < from) throw new ProjectionBehind(stored, from);
@@ -215,7 +258,7 @@ export class PostgresRegistry implements RegistryReadModel {
       if (fresh.length > 0) {
         // Each event's own row, and the row a replacement takes out of the queries.
         const ids = [...new Set(fresh.flatMap((e) => rowsTouchedBy(e.data as { uniqueId: string; replaces?: string | null })))];
-        const { rows } = await client.query<PgRegistryRow>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = ANY($1::text[])`, [ids]);
+        const { rows } = await client.query<PgRegistryRow>(`SELECT * FROM ${this.entries} WHERE unique_id = ANY($1::text[])`, [ids]);
         const inTable = new Set(rows.map((r) => r.unique_id));
         const current = new Map((await openRows(this.protection, rows)).map((v) => [v.uniqueId, v]));
         // Documents of erased patients get no row (see forgetPatient).
@@ -223,7 +266,7 @@ export class PostgresRegistry implements RegistryReadModel {
         const erased = new Set(
           submittedKeys.length === 0
             ? []
-            : (await client.query<{ patient_key: string }>(`SELECT patient_key FROM ${this.db.table('erased_patients')} WHERE patient_key = ANY($1::text[])`, [submittedKeys])).rows.map((r) => r.patient_key),
+            : (await client.query<{ patient_key: string }>(`SELECT patient_key FROM ${this.erased} WHERE patient_key = ANY($1::text[])`, [submittedKeys])).rows.map((r) => r.patient_key),
         );
         const changed = new Map<string, RegistryEntryView>();
         for (const e of fresh) {
@@ -243,7 +286,7 @@ export class PostgresRegistry implements RegistryReadModel {
             return sealedRowColumns(v, sealed);
           });
           await client.query(
-            `INSERT INTO ${this.db.table('registry_entries')} (${WRITTEN_NAMES})
+            `INSERT INTO ${this.entries} (${WRITTEN_NAMES})
              SELECT ${WRITTEN_NAMES} FROM jsonb_to_recordset($1::jsonb) AS x(${WRITTEN})
              ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`,
             [JSON.stringify(written)],
@@ -253,7 +296,7 @@ export class PostgresRegistry implements RegistryReadModel {
       await client.query(
         `INSERT INTO ${this.db.table('projection_checkpoints')} (name, position) VALUES ($1, $2::bigint)
          ON CONFLICT (name) DO UPDATE SET position = GREATEST(${this.db.table('projection_checkpoints')}.position, excluded.position)`,
-        [PROJECTION, checkpoint.toString()],
+        [this.tables.projection, checkpoint.toString()],
       );
     });
   }
@@ -279,7 +322,7 @@ export class PostgresRegistry implements RegistryReadModel {
   async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
     const rows = await this.db.withTransaction(async (client) => {
       const { rows } = await client.query<PgRegistryRow>(
-        `SELECT * FROM ${this.db.table('registry_entries')}
+        `SELECT * FROM ${this.entries}
           WHERE patient_key = $1 AND status = 'Approved' AND service_start_epoch >= $2::bigint AND service_start_epoch < $3::bigint
           ORDER BY service_start_epoch, unique_id COLLATE "C"
           LIMIT $4`,
@@ -293,7 +336,7 @@ export class PostgresRegistry implements RegistryReadModel {
   async findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
     const rows = await this.db.withTransaction(async (client) => {
       const { rows } = await client.query<PgRegistryRow>(
-        `SELECT * FROM ${this.db.table('registry_entries')}
+        `SELECT * FROM ${this.entries}
           WHERE patient_key = $1 AND (service_start_epoch, unique_id COLLATE "C") > ($2::bigint, $3::text COLLATE "C")
           ORDER BY service_start_epoch, unique_id COLLATE "C"
           LIMIT $4`,
@@ -306,7 +349,7 @@ export class PostgresRegistry implements RegistryReadModel {
 
   async get(uniqueId: string): Promise<RegistryEntryView | null> {
     const row = await this.db.withTransaction(async (client) => {
-      const { rows } = await client.query<PgRegistryRow>(`SELECT * FROM ${this.db.table('registry_entries')} WHERE unique_id = $1`, [uniqueId]);
+      const { rows } = await client.query<PgRegistryRow>(`SELECT * FROM ${this.entries} WHERE unique_id = $1`, [uniqueId]);
       return rows[0];
     });
     return row ? openRow(this.protection, row) : null;
@@ -314,7 +357,7 @@ export class PostgresRegistry implements RegistryReadModel {
 
   async knowsPatient(patientKey: string): Promise<boolean> {
     return this.db.withTransaction(async (client) => {
-      const { rows } = await client.query(`SELECT 1 FROM ${this.db.table('registry_entries')} WHERE patient_key = $1 LIMIT 1`, [patientKey]);
+      const { rows } = await client.query(`SELECT 1 FROM ${this.entries} WHERE patient_key = $1 LIMIT 1`, [patientKey]);
       return rows.length > 0;
     });
   }
@@ -335,29 +378,163 @@ export class PostgresRegistry implements RegistryReadModel {
    */
   async forgetPatient(patientKey: string): Promise<void> {
     await this.db.withTransaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
-      await client.query(`DELETE FROM ${this.db.table('registry_entries')} WHERE patient_key = $1`, [patientKey]);
-      await client.query(`INSERT INTO ${this.db.table('erased_patients')} (patient_key) VALUES ($1) ON CONFLICT DO NOTHING`, [patientKey]);
+      await this.lock(client);
+      await client.query(`DELETE FROM ${this.entries} WHERE patient_key = $1`, [patientKey]);
+      await client.query(`INSERT INTO ${this.erased} (patient_key) VALUES ($1) ON CONFLICT DO NOTHING`, [patientKey]);
     });
-    await this.db.vacuum('registry_entries');
+    // A replacement's dead rows go in one VACUUM once it is swapped in (RegistryReplacement): a VACUUM per
+    // erasure replayed may wait seconds for other sessions each.
+    if (this.tables === LIVE) await this.db.vacuum(this.tables.entries);
+    else this.forgotAny = true;
+  }
+
+  /** A replacement's: whether it forgot any patient (its rows then want a VACUUM once swapped in). */
+  forgotAny = false;
+
+  /**
+   * A rebuild that leaves this registry whole, for this hub and every other on the schema, while it runs. The
+   * replacement's tables are created empty beside the live ones, fed from the first event by the rebuilding hub's
+   * projector while the live ones go on serving and being fed by every hub's, and swapped in by name once they
+   * hold all the live ones hold (RegistryReplacement.swapIn): the live tables are dropped, so their files, with
+   * every dead row version in them (erased patients' rows, rows once written in clear), leave the disk.
+   *
+   * One rebuild per schema at a time: it holds a session lock on a connection of its own from here to close(); a
+   * second rebuild, in this process or another, waits for it. A replacement left by a rebuild whose process ended
+   * is dropped first: it may have followed an older build's rules.
+   */
+  async rebuildBeside(): Promise<Replacement<PostgresRegistry>> {
+    if (this.tables !== LIVE) throw new Error('registry: a replacement has no rebuild of its own');
+    const client = await this.db.connect();
+    try {
+      await pollForLock(
+        async () =>
+          (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS ok', [REGISTRY_REBUILD_LOCK_CLASS, this.db.schema])).rows[0]!.ok,
+        `the registry rebuild of schema ${this.db.schema}`,
+      );
+      await onConnection(client, this.db.schema, async () => {
+        await client.query(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}, ${REPLACEMENT.erased}`);
+        await client.query(entriesTableSql(REPLACEMENT.entries));
+        await client.query(erasedTableSql(REPLACEMENT.erased));
+        await client.query('DELETE FROM projection_checkpoints WHERE name = $1', [REPLACEMENT.projection]);
+      });
+    } catch (error) {
+      client.release(error instanceof Error ? error : new Error(String(error))); // the session, and its lock, end
+      throw error;
+    }
+    return new RegistryReplacement(client, this.db.schema, new PostgresRegistry(this.db, this.protection, REPLACEMENT), () => this.db.vacuum(LIVE.entries));
   }
 
   async reset(): Promise<void> {
     await this.db.withTransaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.db.schema]);
+      await this.lock(client);
       // LONG_WORK: a rebuild of a large registry deletes every row, which may rightly take longer than a request.
-      await client.query({ text: `DELETE FROM ${this.db.table('registry_entries')}`, ...LONG_WORK });
-      await client.query({ text: `DELETE FROM ${this.db.table('erased_patients')}`, ...LONG_WORK }); // the rebuild replays the erasures
-      await client.query(`DELETE FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`, [PROJECTION]);
+      await client.query({ text: `DELETE FROM ${this.entries}`, ...LONG_WORK });
+      await client.query({ text: `DELETE FROM ${this.erased}`, ...LONG_WORK }); // the rebuild replays the erasures
+      await client.query(`DELETE FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`, [this.tables.projection]);
     });
   }
 
   private async storedCheckpoint(client: PoolClient): Promise<bigint> {
     const { rows } = await client.query<{ position: string }>(
       `SELECT position::text AS position FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`,
-      [PROJECTION],
+      [this.tables.projection],
     );
     return rows[0] ? BigInt(rows[0].position) : 0n;
+  }
+}
+
+/**
+ * `work` in one transaction on `client`, a connection the caller holds, with the schema first on the search path
+ * (SET LOCAL: it reverts at the end). `lost` hears of a session whose rollback failed: it is not to be used again.
+ */
+async function onConnection<T>(client: PoolClient, schema: string, work: () => Promise<T>, lost: (error: Error) => void = () => undefined): Promise<T> {
+  try {
+    await client.query('BEGIN');
+    await client.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    const broken = await rollback(client, error);
+    if (broken) lost(broken);
+    throw error;
+  }
+}
+
+/**
+ * A registry's replacement in the making (PostgresRegistry.rebuildBeside): its tables, fed through `target`, and
+ * the connection that holds the rebuild's session lock, on which it is swapped in and dropped.
+ */
+class RegistryReplacement implements Replacement<PostgresRegistry> {
+  private broken: Error | undefined;
+  private swapped = false;
+
+  constructor(
+    private readonly client: PoolClient,
+    private readonly schema: string,
+    readonly target: PostgresRegistry,
+    private readonly vacuumLive: () => Promise<void>,
+  ) {}
+
+  /**
+   * Under the live registry's lock (no hub applies to it meanwhile): when the replacement's checkpoint is at or
+   * past the live one's (or `force`), the live tables are dropped and the replacement's take their names,
+   * constraints and index names included, and its checkpoint becomes the registry's, in one transaction. Hubs
+   * reading the registry meanwhile wait for it (the DROP takes the table's exclusive lock), and then read the
+   * replacement. On the lock's own connection: if that session ended, another rebuild may own the replacement
+   * tables by now, and this one fails instead of swapping in what it does not own.
+   */
+  async swapIn(force: boolean): Promise<boolean> {
+    const live = LIVE;
+    const next = REPLACEMENT;
+    const swapped = await this.run(async () => {
+      await this.client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, live.lockKey(this.schema)]);
+      const { rows } = await this.client.query<{ name: string; position: string }>(
+        'SELECT name, position::text AS position FROM projection_checkpoints WHERE name = ANY($1::text[])',
+        [[live.projection, next.projection]],
+      );
+      const at = (name: string): bigint => BigInt(rows.find((r) => r.name === name)?.position ?? '0');
+      if (at(next.projection) < at(live.projection) && !force) return false;
+      await this.client.query(`DROP TABLE ${live.entries}, ${live.erased}`);
+      await this.client.query(`ALTER TABLE ${next.entries} RENAME TO ${live.entries}`);
+      await this.client.query(`ALTER TABLE ${live.entries} RENAME CONSTRAINT ${next.entries}_pkey TO ${live.entries}_pkey`);
+      await this.client.query(`ALTER TABLE ${live.entries} RENAME CONSTRAINT ${next.entries}_status_check TO ${live.entries}_status_check`);
+      await this.client.query(`ALTER INDEX ${next.entries}_by_patient_time RENAME TO ${live.entries}_by_patient_time`);
+      await this.client.query(`ALTER TABLE ${next.erased} RENAME TO ${live.erased}`);
+      await this.client.query(`ALTER TABLE ${live.erased} RENAME CONSTRAINT ${next.erased}_pkey TO ${live.erased}_pkey`);
+      await this.client.query('DELETE FROM projection_checkpoints WHERE name = $1', [live.projection]);
+      await this.client.query('UPDATE projection_checkpoints SET name = $1 WHERE name = $2', [live.projection, next.projection]);
+      return true;
+    });
+    if (!swapped) return false;
+    this.swapped = true;
+    if (this.target.forgotAny) await this.vacuumLive(); // the erased patients' dead rows (see forgetPatient)
+    return true;
+  }
+
+  /** Drops the replacement unless it was swapped in, ends the session lock and gives the connection back. */
+  async close(): Promise<void> {
+    try {
+      if (!this.swapped && this.broken === undefined) {
+        await this.run(async () => {
+          await this.client.query(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}, ${REPLACEMENT.erased}`);
+          await this.client.query('DELETE FROM projection_checkpoints WHERE name = $1', [REPLACEMENT.projection]);
+        });
+      }
+      if (this.broken === undefined) {
+        await this.client.query('SELECT pg_advisory_unlock($1::int, hashtext($2))', [REGISTRY_REBUILD_LOCK_CLASS, this.schema]);
+      }
+    } catch (error) {
+      this.broken ??= error instanceof Error ? error : new Error(String(error));
+    } finally {
+      this.client.release(this.broken); // a broken session is closed: its lock and tables go with it or wait for the next rebuild
+    }
+  }
+
+  /** `work` in one transaction on the lock's connection; a session whose rollback failed is not used again. */
+  private run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.broken) return Promise.reject(this.broken);
+    return onConnection(this.client, this.schema, work, (error) => (this.broken = error));
   }
 }
 
@@ -393,6 +570,10 @@ export class PostgresDatabase implements PgTransactor {
   /** VACUUM a table of the schema (see vacuumTable in sql.ts). */
   vacuum(table: string): Promise<void> {
     return vacuumTable(this.pool, this.table(table));
+  }
+
+  connect(): Promise<PoolClient> {
+    return this.pool.connect();
   }
 
   close(): Promise<void> {

@@ -1,4 +1,5 @@
 import type { RecordedEvent } from './event-store';
+import type { Replacement } from '../projector';
 import type { RegistryEntryView } from '../projections/registry-projection';
 
 /** Where a page of `findAllOf` ended: its last entry's service time (epoch seconds) and uniqueId. */
@@ -32,4 +33,9 @@ export interface RegistryReadModel {
   knowsPatient(patientKey: string): Promise<boolean>;
   /** Forget every row and the checkpoint, for a rebuild. */
   reset(): Promise<void>;
+  /**
+   * Where other processes read the same rows (PostgreSQL): a replacement built beside the rows and swapped in for
+   * them, which a rebuild then uses instead of reset (see Replacement).
+   */
+  rebuildBeside?(): Promise<Replacement<RegistryReadModel>>;
 }

@@ -396,6 +396,11 @@ export class PostgresEventStore implements EventStore {
     return vacuumTable(this.pool, this.table(table));
   }
 
+  /** A pooled connection of the caller's own until it releases it (a registry rebuild's session lock). */
+  connect(): Promise<PoolClient> {
+    return this.pool.connect();
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       // The appends already queued are written (their callers wait for them); new ones are refused.
