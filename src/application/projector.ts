@@ -107,6 +107,8 @@ export class Projector {
   private readers = 0;
   private noReaders: (() => void) | null = null;
   private rebuilding: Promise<void> | null = null;
+  /** The rebuilds beside the model (rebuildBeside), one after the other. */
+  private replacing: Promise<void> = Promise.resolve();
 
   /**
    * `query` on the model caught up to everything appended before the call, never on a model a rebuild has emptied
@@ -136,7 +138,13 @@ export class Projector {
    * Otherwise the model is reset and replayed into, and reads (`read`) are held meanwhile.
    */
   async rebuild(): Promise<void> {
-    if (this.model.rebuildBeside) return this.replace(await this.model.rebuildBeside());
+    const beside = this.model.rebuildBeside?.bind(this.model);
+    if (beside) {
+      // One at a time: a second would drop the first's replacement under it.
+      const run = this.replacing.catch(() => undefined).then(async () => this.replace(await beside()));
+      this.replacing = run;
+      return run;
+    }
     while (this.rebuilding) await this.rebuilding.catch(() => undefined);
     const run = (async () => {
       while (this.readers > 0) await new Promise<void>((resolve) => (this.noReaders = resolve));

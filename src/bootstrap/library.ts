@@ -76,10 +76,10 @@ export type EmbeddedTeleMed = Readonly<{
   telemed: EmbeddedTeleMedService;
   xds: EmbeddedXds;
   /**
-   * Rebuild the registry projection from the events. On SQLite, calls that read the registry meanwhile (queries,
-   * retrieves, corrections) wait for it and answer from the rebuilt registry; those in flight when it is called
-   * finish first. On PostgreSQL the registry is rebuilt beside the live one, which every hub on the schema goes on
-   * reading, and swapped in when it has caught up (README, "Design": corrections).
+   * Rebuild the registry projection from the events. The registry is rebuilt beside the live one, which goes on
+   * answering (queries, retrieves, corrections, uploads) and, on PostgreSQL, every hub on the schema goes on reading
+   * and feeding, and swapped in when it has caught up (README, "Design": corrections). With the registry in memory
+   * (EventStoreDB, `inMemory`), calls that read it meanwhile wait for the rebuild instead.
    */
   rebuildRegistry(): Promise<void>;
   /**

@@ -1,7 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { rowToView, type RegistryRow } from './registry-rows';
 import type { RecordedEvent } from '../../application/ports/event-store';
-import { ProjectionBehind } from '../../application/projector';
+import { ProjectionBehind, type Replacement } from '../../application/projector';
 import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
@@ -14,15 +14,22 @@ export type SqliteWriter = Readonly<{
   runExclusive<T>(fn: (db: Database) => T, options?: { durability?: 'full' | 'relaxed'; transaction?: boolean }): Promise<T>;
 }>;
 
-const PROJECTION = 'registry';
 /** How long an erasure's WAL checkpoint waits for another connection's reader (the event loop waits with it). */
 const ERASURE_CHECKPOINT_WAIT_MS = 100;
 
-const INSERT_ROW = `INSERT INTO registry_entries (unique_id, patient_key, repository_unique_id, status, creation_time, service_start_time,
+/**
+ * Where a registry's rows, erased patients and checkpoint live: the live registry's, or a rebuild's replacement
+ * (rebuildBeside).
+ */
+type RegistryTables = Readonly<{ entries: string; erased: string; projection: string }>;
+
+const LIVE: RegistryTables = { entries: 'registry_entries', erased: 'erased_patients', projection: 'registry' };
+const REPLACEMENT: RegistryTables = { entries: 'registry_entries_rebuild', erased: 'erased_patients_rebuild', projection: 'registry-rebuild' };
+
+const insertRow = (table: string): string => `INSERT INTO ${table} (unique_id, patient_key, repository_unique_id, status, creation_time, service_start_time,
   service_start_epoch, mime_type, hash, size, replaces, replaced_by, observation_id, systolic, diastolic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS registry_entries (
+const entriesTableSql = (table: string): string => `CREATE TABLE IF NOT EXISTS ${table} (
   unique_id TEXT PRIMARY KEY,
   patient_key TEXT NOT NULL,
   repository_unique_id TEXT NOT NULL,
@@ -38,10 +45,16 @@ CREATE TABLE IF NOT EXISTS registry_entries (
   observation_id TEXT,
   systolic REAL NOT NULL,
   diastolic REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries (patient_key, status, service_start_epoch);
+);`;
+/** The index of the queries. SQLite cannot rename an index: a replacement gets it when swapped in (swapIn). */
+const BY_PATIENT_TIME = 'CREATE INDEX IF NOT EXISTS registry_entries_by_patient_time ON registry_entries (patient_key, status, service_start_epoch);';
+const erasedTableSql = (table: string): string => `CREATE TABLE IF NOT EXISTS ${table} (patient_key TEXT PRIMARY KEY);`;
+
+const SCHEMA = `
+${entriesTableSql(LIVE.entries)}
+${BY_PATIENT_TIME}
 CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS erased_patients (patient_key TEXT PRIMARY KEY);
+${erasedTableSql(LIVE.erased)}
 `;
 
 /**
@@ -54,30 +67,34 @@ export class SqliteRegistry implements RegistryReadModel {
   /** The projection's write statements, prepared once (they run inside the writer's transactions). */
   private readonly writes;
 
-  constructor(private readonly writer: SqliteWriter) {
+  constructor(
+    private readonly writer: SqliteWriter,
+    private readonly tables: RegistryTables = LIVE,
+  ) {
     this.db = writer.database;
-    this.db.exec(SCHEMA);
+    if (tables === LIVE) this.db.exec(SCHEMA);
+    const { entries, erased } = tables;
     // Prepared once: the query path is measured against a bare SELECT (bench/).
     this.statements = {
       findCurrent: this.db.prepare(
-        `SELECT * FROM registry_entries WHERE patient_key = ? AND status = 'Approved' AND service_start_epoch >= ? AND service_start_epoch < ?
+        `SELECT * FROM ${entries} WHERE patient_key = ? AND status = 'Approved' AND service_start_epoch >= ? AND service_start_epoch < ?
          ORDER BY service_start_epoch, unique_id LIMIT ?`,
       ),
       // The patient's whole record, any status (the index's patient_key prefix; a patient's rows are few).
       findAllOf: this.db.prepare(
-        `SELECT * FROM registry_entries WHERE patient_key = ? AND (service_start_epoch, unique_id) > (?, ?)
+        `SELECT * FROM ${entries} WHERE patient_key = ? AND (service_start_epoch, unique_id) > (?, ?)
          ORDER BY service_start_epoch, unique_id LIMIT ?`,
       ),
-      get: this.db.prepare('SELECT * FROM registry_entries WHERE unique_id = ?'),
-      knowsPatient: this.db.prepare('SELECT 1 FROM registry_entries WHERE patient_key = ? LIMIT 1'),
-      erased: this.db.prepare('SELECT 1 FROM erased_patients WHERE patient_key = ?').pluck(),
+      get: this.db.prepare(`SELECT * FROM ${entries} WHERE unique_id = ?`),
+      knowsPatient: this.db.prepare(`SELECT 1 FROM ${entries} WHERE patient_key = ? LIMIT 1`),
+      erased: this.db.prepare(`SELECT 1 FROM ${erased} WHERE patient_key = ?`).pluck(),
       checkpoint: this.db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').safeIntegers(true),
     };
     this.writes = {
       // Positional parameters: binding 15 named ones from an object costs ~3 us more per row (bench/).
-      upsert: this.db.prepare(`${INSERT_ROW} ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`),
+      upsert: this.db.prepare(`${insertRow(entries)} ON CONFLICT (unique_id) DO UPDATE SET status = excluded.status, replaced_by = excluded.replaced_by`),
       // A submission never overwrites a row (evolveRegistryEntry keeps the current one): no SELECT needed first.
-      insertNew: this.db.prepare(`${INSERT_ROW} ON CONFLICT (unique_id) DO NOTHING`),
+      insertNew: this.db.prepare(`${insertRow(entries)} ON CONFLICT (unique_id) DO NOTHING`),
       setCheckpoint: this.db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position'),
     };
   }
@@ -96,7 +113,7 @@ export class SqliteRegistry implements RegistryReadModel {
       if (from !== undefined && current < from) throw new ProjectionBehind(current, from); // reset since the page was read
       if (checkpoint <= current) return;
       this.project(events, current);
-      this.writes.setCheckpoint.run(PROJECTION, checkpoint);
+      this.writes.setCheckpoint.run(this.tables.projection, checkpoint);
       // Relaxed: the projection is rebuilt from the events, so its commit needs no fsync of its own; rows and
       // checkpoint still commit atomically, and the next append's fsync makes them durable too.
     }, { durability: 'relaxed' });
@@ -110,12 +127,12 @@ export class SqliteRegistry implements RegistryReadModel {
   projectInline(events: readonly RecordedEvent[], from: bigint, to: bigint): boolean {
     if (this.storedCheckpoint() !== from) return false;
     this.project(events, from);
-    this.writes.setCheckpoint.run(PROJECTION, to);
+    this.writes.setCheckpoint.run(this.tables.projection, to);
     return true;
   }
 
   private storedCheckpoint(): bigint {
-    const row = this.statements.checkpoint.get(PROJECTION) as { position: bigint } | undefined;
+    const row = this.statements.checkpoint.get(this.tables.projection) as { position: bigint } | undefined;
     return row ? BigInt(row.position) : 0n;
   }
 
@@ -179,18 +196,87 @@ export class SqliteRegistry implements RegistryReadModel {
    * this runs in the projector, and a retry loop there would stall the registry for everyone.
    */
   async forgetPatient(patientKey: string): Promise<boolean> {
+    const { entries, erased } = this.tables;
     await this.writer.runExclusive((db) => {
-      db.prepare('DELETE FROM registry_entries WHERE patient_key = ?').run(patientKey);
-      db.prepare('INSERT INTO erased_patients (patient_key) VALUES (?) ON CONFLICT DO NOTHING').run(patientKey);
+      db.prepare(`DELETE FROM ${entries} WHERE patient_key = ?`).run(patientKey);
+      db.prepare(`INSERT INTO ${erased} (patient_key) VALUES (?) ON CONFLICT DO NOTHING`).run(patientKey);
     });
     return this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
   }
 
   async reset(): Promise<void> {
+    const { entries, erased, projection } = this.tables;
     await this.writer.runExclusive((db) => {
-      db.prepare('DELETE FROM registry_entries').run();
-      db.prepare('DELETE FROM erased_patients').run(); // the rebuild replays the erasures
-      db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(PROJECTION);
+      db.prepare(`DELETE FROM ${entries}`).run();
+      db.prepare(`DELETE FROM ${erased}`).run(); // the rebuild replays the erasures
+      db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(projection);
+    });
+  }
+
+  /**
+   * A rebuild during which this registry goes on answering (Projector.rebuild then holds no query): the
+   * replacement's tables are created empty beside the live ones and fed from the first event by the projector,
+   * while uploads go on into the live ones, and are swapped in by name once they hold all the live ones hold
+   * (SqliteRegistryReplacement.swapIn). A replacement a stopped rebuild left in the file is dropped first: it may
+   * have followed an older build's rules. One rebuild at a time (the Projector's).
+   */
+  async rebuildBeside(): Promise<Replacement<SqliteRegistry>> {
+    if (this.tables !== LIVE) throw new Error('registry: a replacement has no rebuild of its own');
+    await this.writer.runExclusive((db) => {
+      db.exec(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}; DROP TABLE IF EXISTS ${REPLACEMENT.erased};`);
+      db.exec(`${entriesTableSql(REPLACEMENT.entries)}\n${erasedTableSql(REPLACEMENT.erased)}`);
+      db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(REPLACEMENT.projection);
+    });
+    return new SqliteRegistryReplacement(this.writer, new SqliteRegistry(this.writer, REPLACEMENT));
+  }
+}
+
+/** A registry's replacement in the making (SqliteRegistry.rebuildBeside): its tables, fed through `target`. */
+class SqliteRegistryReplacement implements Replacement<SqliteRegistry> {
+  private swapped = false;
+
+  constructor(
+    private readonly writer: SqliteWriter,
+    readonly target: SqliteRegistry,
+  ) {}
+
+  /**
+   * In the writer's turn (no append, inline projection or projector writes meanwhile): when the replacement's
+   * checkpoint is at or past the live one's (or `force`), the live tables are dropped, the replacement's take their
+   * names and get the queries' index, and its checkpoint becomes the registry's, in one transaction. The queries'
+   * prepared statements read the new table from their next run (SQLite prepares them again on a schema change).
+   * Dropping the live table frees its pages, which secure_delete (configure, sqlite-event-store.ts) overwrites: the
+   * writer's turn lasts as long as writing them, and building the index, take.
+   */
+  async swapIn(force: boolean): Promise<boolean> {
+    const swapped = await this.writer.runExclusive((db) => {
+      const at = (name: string): bigint => {
+        const row = db.prepare('SELECT position FROM projection_checkpoints WHERE name = ?').safeIntegers(true).get(name) as { position: bigint } | undefined;
+        return row ? BigInt(row.position) : 0n;
+      };
+      if (at(REPLACEMENT.projection) < at(LIVE.projection) && !force) return false;
+      // The live registry's erasures, kept: OpeningRegistry forgets a patient in one transaction and moves the
+      // checkpoint past the PatientErased in the next, so the live one may hold an erasure its checkpoint does not
+      // show yet, which the next apply, on the replacement, would not repeat. Erasure is for good: the union is right.
+      db.exec(`INSERT INTO ${REPLACEMENT.erased} (patient_key) SELECT patient_key FROM ${LIVE.erased} WHERE true ON CONFLICT DO NOTHING;
+        DELETE FROM ${REPLACEMENT.entries} WHERE patient_key IN (SELECT patient_key FROM ${LIVE.erased});`);
+      db.exec(`DROP TABLE ${LIVE.entries}; DROP TABLE ${LIVE.erased};`);
+      db.exec(`ALTER TABLE ${REPLACEMENT.entries} RENAME TO ${LIVE.entries}; ALTER TABLE ${REPLACEMENT.erased} RENAME TO ${LIVE.erased};`);
+      db.exec(BY_PATIENT_TIME);
+      db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(LIVE.projection);
+      db.prepare('UPDATE projection_checkpoints SET name = ? WHERE name = ?').run(LIVE.projection, REPLACEMENT.projection);
+      return true;
+    });
+    this.swapped ||= swapped;
+    return swapped;
+  }
+
+  /** Drops the replacement unless it was swapped in. */
+  async close(): Promise<void> {
+    if (this.swapped) return;
+    await this.writer.runExclusive((db) => {
+      db.exec(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}; DROP TABLE IF EXISTS ${REPLACEMENT.erased};`);
+      db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(REPLACEMENT.projection);
     });
   }
 }
