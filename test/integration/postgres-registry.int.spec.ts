@@ -7,6 +7,7 @@ import { PostgresDatabase, PostgresRegistry } from '../../src/adapters/registry/
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { ProjectionBehind, Projector } from '../../src/application/projector';
 import { readCoveredPage } from '../../src/application/covered-page';
+import { OpeningRegistry, PATIENT_ERASED, type ForgettingRegistry } from '../../src/application/sealed-documents';
 import type { DocumentEntryData } from '../../src/domain/documents/document-entry';
 import { Director, HL7Builder } from '../../src/domain/documents/hl7';
 import type { Cpr } from '../../src/domain/monitoring/cpr';
@@ -445,5 +446,38 @@ describe('A rebuild on PostgreSQL, beside the live registry (every hub on the sc
     await second; // and now has it
     await new Projector(store, registry).catchUp(); // the registry's projectors apply the rest again
     expect(await registry.get('2.25.6202')).not.toBeNull();
+  });
+});
+
+describe('A rebuild on PostgreSQL beside the live registry, and an erasure a hub is applying meanwhile', () => {
+  it("a swap between a hub's forgetting of the patient and its advance past the PatientErased keeps the erasure", async () => {
+    // OpeningRegistry forgets the patient in one transaction (then VACUUMs) and moves the checkpoint past the
+    // PatientErased in the next. A swap in between (the replacement at the same checkpoint, fed to a head before the
+    // erasure) put back the patient's rows, and no later apply forgot them.
+    const patientKey = 'p'.padEnd(33, 'x');
+    const doc = submitted('2.25.9901', T0, { patientKey });
+    await registry.apply([doc], doc.globalPosition, 0n);
+    const replacement = await registry.rebuildBeside();
+    let swapped: boolean | undefined;
+    try {
+      await new OpeningRegistry(replacement.target as unknown as ForgettingRegistry, protection).apply([doc], doc.globalPosition, 0n);
+      const erasure = recorded(PATIENT_ERASED, { patientKey });
+      const hub: ForgettingRegistry = Object.assign(Object.create(registry) as PostgresRegistry, {
+        forgetPatient: async (key: string) => {
+          await registry.forgetPatient(key);
+          swapped = await replacement.swapIn(false); // the rebuilding hub, while this one VACUUMs
+        },
+      });
+      await new OpeningRegistry(hub, protection).apply([erasure], erasure.globalPosition, doc.globalPosition);
+    } finally {
+      await replacement.close();
+    }
+    expect(swapped).toBe(true);
+    expect(await registry.knowsPatient(patientKey)).toBe(false);
+    expect(await count('registry_entries')).toBe(0);
+    // A document of theirs sealed later by a hub that still held the key gets no row either.
+    const late = submitted('2.25.9902', T0 + 1, { patientKey });
+    await registry.apply([late], late.globalPosition);
+    expect(await registry.get('2.25.9902')).toBeNull();
   });
 });

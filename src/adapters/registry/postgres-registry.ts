@@ -495,6 +495,13 @@ class RegistryReplacement implements Replacement<PostgresRegistry> {
       );
       const at = (name: string): bigint => BigInt(rows.find((r) => r.name === name)?.position ?? '0');
       if (at(next.projection) < at(live.projection) && !force) return false;
+      // The live registry's erasures, kept: a hub forgets a patient in one transaction and moves the checkpoint
+      // past the PatientErased in the next (OpeningRegistry), so the live one may hold an erasure its checkpoint
+      // does not show yet, and that hub's next apply, on the replacement, would not forget the patient again.
+      // Erasure is for good, so the union is right whatever the checkpoints say.
+      await this.client.query(`INSERT INTO ${next.erased} (patient_key) SELECT patient_key FROM ${live.erased} ON CONFLICT DO NOTHING`);
+      const { rowCount } = await this.client.query(`DELETE FROM ${next.entries} r USING ${live.erased} e WHERE r.patient_key = e.patient_key`);
+      if ((rowCount ?? 0) > 0) this.target.forgotAny = true;
       await this.client.query(`DROP TABLE ${live.entries}, ${live.erased}`);
       await this.client.query(`ALTER TABLE ${next.entries} RENAME TO ${live.entries}`);
       await this.client.query(`ALTER TABLE ${live.entries} RENAME CONSTRAINT ${next.entries}_pkey TO ${live.entries}_pkey`);
