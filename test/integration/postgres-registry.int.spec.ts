@@ -481,3 +481,46 @@ describe('A rebuild on PostgreSQL beside the live registry, and an erasure a hub
     expect(await registry.get('2.25.9902')).toBeNull();
   });
 });
+
+describe('A swap while a long reader (pg_dump) holds the live registry', () => {
+  it('gives up within a moment and is tried again, instead of queueing every hub\'s reads behind its DROP until the query timeout', async () => {
+    const doc = submitted('2.25.9951', T0);
+    await registry.apply([doc], doc.globalPosition, 0n);
+    const db = PostgresDatabase.open({ connectionString, schema, timeouts: { queryTimeoutMs: 4000 } });
+    const dump = new Client({ connectionString });
+    await dump.connect();
+    try {
+      const hub = await PostgresRegistry.open(db, protection);
+      const replacement = await hub.rebuildBeside();
+      let closed = false;
+      try {
+        await replacement.target.apply([doc], doc.globalPosition, 0n);
+        // What pg_dump does: one long transaction holding ACCESS SHARE on every table it dumps.
+        await dump.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        await dump.query(`SELECT count(*) FROM "${schema}".registry_entries`);
+        const swap = replacement.swapIn(false).then(
+          (swapped) => ({ swapped }),
+          async (error: unknown) => {
+            closed = true; // as Projector.rebuild does: the session, and its DROP waiting on the server, end
+            await replacement.close();
+            return { error };
+          },
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const started = performance.now();
+        expect(await registry.get('2.25.9951')).not.toBeNull(); // another hub's read
+        const waited = performance.now() - started;
+        expect(await swap).toEqual({ swapped: false });
+        expect(waited).toBeLessThan(1500);
+        await dump.query('COMMIT');
+        expect(await replacement.swapIn(false)).toBe(true);
+      } finally {
+        if (!closed) await replacement.close();
+      }
+      expect(await registry.get('2.25.9951')).not.toBeNull();
+    } finally {
+      await dump.end();
+      await db.close();
+    }
+  });
+});

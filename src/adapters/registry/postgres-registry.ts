@@ -461,6 +461,11 @@ async function onConnection<T>(client: PoolClient, schema: string, work: () => P
   }
 }
 
+/** How long a swap waits for the live tables (readers wait behind it as long) before it gives up for this try. */
+const SWAP_LOCK_TIMEOUT_MS = 500;
+/** SQLSTATE of a lock not had within lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /**
  * A registry's replacement in the making (PostgresRegistry.rebuildBeside): its tables, fed through `target`, and
  * the connection that holds the rebuild's session lock, on which it is swapped in and dropped.
@@ -495,6 +500,11 @@ class RegistryReplacement implements Replacement<PostgresRegistry> {
       );
       const at = (name: string): bigint => BigInt(rows.find((r) => r.name === name)?.position ?? '0');
       if (at(next.projection) < at(live.projection) && !force) return false;
+      // The DROP waits for every transaction reading the live tables (a pg_dump holds them for its whole run), and
+      // every hub's reads queue behind it meanwhile, and every apply behind the registry's lock. Bounded on the
+      // server: a client-side query_timeout leaves the waiting DROP, and the lock, on the server until the lock
+      // is granted (a backend waiting for a lock does not notice its client is gone). Not had at once: tried again.
+      await this.client.query(`SET LOCAL lock_timeout = '${SWAP_LOCK_TIMEOUT_MS}ms'`);
       // The live registry's erasures, kept: a hub forgets a patient in one transaction and moves the checkpoint
       // past the PatientErased in the next (OpeningRegistry), so the live one may hold an erasure its checkpoint
       // does not show yet, and that hub's next apply, on the replacement, would not forget the patient again.
@@ -512,6 +522,9 @@ class RegistryReplacement implements Replacement<PostgresRegistry> {
       await this.client.query('DELETE FROM projection_checkpoints WHERE name = $1', [live.projection]);
       await this.client.query('UPDATE projection_checkpoints SET name = $1 WHERE name = $2', [live.projection, next.projection]);
       return true;
+    }).catch((error: unknown) => {
+      if ((error as { code?: unknown } | null)?.code === LOCK_NOT_AVAILABLE) return false;
+      throw error;
     });
     if (!swapped) return false;
     this.swapped = true;
