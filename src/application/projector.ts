@@ -41,6 +41,11 @@ export interface Replacement<T> {
 
 /** Attempts at swapping a replacement in (Replacement.swapIn) before it is forced in. */
 const SWAP_ATTEMPTS = 20;
+/**
+ * Attempts in all before the rebuild gives up, the model as it was: a swap may also be refused while something
+ * holds the model's tables (a swap waits for them only so long: PostgreSQL's behind a pg_dump), forced or not.
+ */
+const SWAP_GIVE_UP = 200;
 
 /** What a projector needs of a read model: its checkpoint, an atomic apply-and-advance, and a reset. */
 export interface ProjectionTarget {
@@ -162,13 +167,17 @@ export class Projector {
 
   /**
    * Feeds the replacement to the head, then asks to swap it in; again while the model has moved on meanwhile (the
-   * background loops of this and other processes keep feeding it), and forced after SWAP_ATTEMPTS.
+   * background loops of this and other processes keep feeding it), forced after SWAP_ATTEMPTS, given up after
+   * SWAP_GIVE_UP.
    */
   private async replace(replacement: Replacement<FedModel>): Promise<void> {
     try {
       for (let attempt = 1; ; attempt++) {
         await this.drain(() => true, replacement.target);
         if (await replacement.swapIn(attempt >= SWAP_ATTEMPTS)) break;
+        if (attempt >= SWAP_GIVE_UP) {
+          throw new Error(`${this.name}: the rebuilt model could not be swapped in after ${attempt} tries (its tables held by a long transaction?); the model is as it was`);
+        }
       }
     } finally {
       await replacement.close();

@@ -163,3 +163,81 @@ describe('Projector under appends and resets elsewhere', () => {
     expect(model.checkpoint).toBe(8n);
   });
 });
+
+describe('Projector.rebuild beside the model (rebuildBeside)', () => {
+  /** A model with a replacement: `swaps` answers each swapIn(force) in turn (true: swapped in). */
+  const besideModel = (swaps: (force: boolean, attempt: number) => boolean) => {
+    const live = listModel();
+    const next = listModel();
+    const calls = { forced: [] as boolean[], closed: 0, begun: 0 };
+    const target: ProjectionTarget = {
+      ...live.target,
+      rebuildBeside: async () => {
+        calls.begun++;
+        next.model.rows = [];
+        next.model.checkpoint = 0n;
+        return {
+          target: next.target,
+          swapIn: async (force: boolean) => {
+            calls.forced.push(force);
+            const swapped = swaps(force, calls.forced.length);
+            if (swapped) {
+              live.model.rows = [...next.model.rows];
+              live.model.checkpoint = next.model.checkpoint;
+            }
+            return swapped;
+          },
+          close: async () => {
+            calls.closed++;
+          },
+        };
+      },
+    };
+    return { live: live.model, next: next.model, calls, target };
+  };
+
+  it('feeds the replacement to the head and swaps it in; the model is never reset, reads are not held', async () => {
+    const store = await storeWith(3);
+    const { live, calls, target } = besideModel(() => true);
+    const projector = new Projector(store, target);
+    await projector.catchUp();
+    live.rows.push(99);
+    await projector.rebuild();
+    expect(live.rows).toEqual([1, 2, 3]);
+    expect(live.resets).toBe(0);
+    expect(calls).toEqual({ forced: [false], closed: 1, begun: 1 });
+  });
+
+  it('asks again while the model moved on, forces it in after 20 tries, and gives up after 200 with the model as it was', async () => {
+    const store = await storeWith(2);
+    const forcedAt = besideModel((force) => force);
+    await new Projector(store, forcedAt.target).rebuild();
+    expect(forcedAt.calls.forced.indexOf(true)).toBe(19);
+    expect(forcedAt.calls.closed).toBe(1);
+
+    const never = besideModel(() => false); // e.g. a pg_dump holding the tables for longer than the tries take
+    const projector = new Projector(store, never.target);
+    await projector.catchUp();
+    await expect(projector.rebuild()).rejects.toThrow(/could not be swapped in after 200 tries/);
+    expect(never.calls.forced).toHaveLength(200);
+    expect(never.calls.closed).toBe(1);
+    expect(never.live.rows).toEqual([1, 2]);
+  });
+
+  it('two rebuilds at once run one after the other (a second would drop the first replacement under it)', async () => {
+    const store = await storeWith(2);
+    let open = 0;
+    let most = 0;
+    const { calls, target } = besideModel(() => true);
+    const begin = target.rebuildBeside!.bind(target);
+    target.rebuildBeside = async () => {
+      const r = await begin();
+      most = Math.max(most, ++open);
+      return { ...r, close: async () => { open--; await r.close(); } };
+    };
+    const projector = new Projector(store, target);
+    await Promise.all([projector.rebuild(), projector.rebuild()]);
+    expect(calls.begun).toBe(2);
+    expect(most).toBe(1);
+  });
+});

@@ -158,7 +158,9 @@ const isPatientErased = (error: unknown): boolean => (error as { code?: unknown 
  * Several hub processes share one schema, so several projectors feed the same tables. Each apply therefore takes
  * a transaction-scoped advisory lock, re-reads the stored checkpoint under it and applies only the events above
  * it: without that, a slower process could write a row computed from a state read before another's commit (a
- * Deprecated row turned back to Approved) or move the checkpoint backwards. The checkpoint only ever grows.
+ * Deprecated row turned back to Approved) or move the checkpoint backwards. The checkpoint only ever grows, but for
+ * a rebuild's replacement forced in behind it (RegistryReplacement.swapIn): every hub's projector then applies the
+ * events after it again.
  */
 export class PostgresRegistry implements RegistryReadModel {
   private constructor(
