@@ -1,20 +1,23 @@
 'use strict';
 /**
- * A registry rebuild on PostgreSQL, and what it costs another hub's queries on the same schema meanwhile.
+ * A registry rebuild, and what it costs the queries meanwhile: on PostgreSQL another hub's on the same schema, on
+ * SQLite (one hub per file) the rebuilding hub's own.
  *
- *   node bench/rebuild-postgres.js [--n 20000] [--patients 1000] [--readers 4] [--rounds 3] [--url postgres://...]
- *                                  [--json FILE]
+ *   node bench/rebuild.js [--store postgres|sqlite] [--n 20000] [--patients 1000] [--readers 4] [--rounds 3]
+ *                         [--url postgres://...] [--json FILE]
  *
- * Setup: hubs A and B (openContainer, RTS_EVENT_STORE=postgres) on one fresh schema, B on a worker thread of its own
- * (its event loop is not A's); A records N observations of `patients` patients (readings within the last 300
- * days) and both catch up. Each round then runs, in this order, so all see the same machine:
+ * Setup, PostgreSQL (the default): hubs A and B (openContainer, RTS_EVENT_STORE=postgres) on one fresh schema, B on
+ * a worker thread of its own (its event loop is not A's); SQLite: hub A alone, in a temp dir, and B is A (its
+ * queries run on A's event loop, as its HTTP requests would, each after a turn of the loop). A records N
+ * observations of `patients` patients (readings within the last 300 days) and both catch up. Each round then runs,
+ * in this order, so all see the same machine:
  *   idle    : B's `getObservationsFor` (a patient, the last 366 days: all their readings) from `readers` loops in
  *             flight, for 3 s; its answers set each patient's count of readings
  *   rebuild : A's `projector.rebuild()` (the registry rebuilt beside the live one and swapped in) while B's
  *             readers run the same queries: the rebuild's events/s, B's latencies, and its **misses** (answers
  *             with fewer readings than the idle answer had: a half-replayed registry would give them)
- *   reset   : the same with the rebuild as it was before 2026-12-05 (fifty-first session) and as it still is on
- *             SQLite: the registry emptied and replayed into (A's model without its rebuildBeside)
+ *   reset   : the same with the rebuild as it was before 2026-12-05 (fifty-first session) and as it still is with
+ *             the registry in memory: the registry emptied and replayed into (A's model without its rebuildBeside)
  * Figures: B's p50 / p99 / max during the rebuild against idle (ratio, same run), and the rebuild's wall time.
  * Needs `npm run build` first (uses dist/). The schema is dropped at the end.
  */
@@ -25,6 +28,8 @@ const L = require('./lib');
 
 const args = L.parseArgs();
 const URL = String(args.url ?? L.PG_URL);
+const STORE = String(args.store ?? 'postgres');
+if (STORE !== 'postgres' && STORE !== 'sqlite') throw new Error('--store postgres|sqlite');
 const N = Number(args.n ?? 20_000);
 const PATIENTS = Number(args.patients ?? 1000);
 const READERS = Number(args.readers ?? 4);
@@ -40,9 +45,7 @@ const { lastDays } = L.dist('domain/monitoring/time-interval');
 const log = (...a) => console.log(...a);
 
 const settings = (schema, dir) => ({
-  RTS_EVENT_STORE: 'postgres',
-  RTS_POSTGRES_URL: URL,
-  RTS_POSTGRES_SCHEMA: schema,
+  ...(STORE === 'postgres' ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: URL, RTS_POSTGRES_SCHEMA: schema } : { RTS_EVENT_STORE: 'sqlite' }),
   RTS_DATA_DIR: dir,
   RTS_LOG_LEVEL: 'warn',
   RTS_PSEUDONYM_SECRET: L.SECRET_HEX,
@@ -73,44 +76,71 @@ const readLoops = async (b, patients, expected, done) => {
       }
       latencies.push(L.msSince(t0));
       if (expected && found < expected[i]) misses.push(i);
+      await new Promise((resolve) => setImmediate(resolve)); // a turn of the loop, as between requests
     }
   };
   await Promise.all(Array.from({ length: READERS }, loop));
   return { latencies, misses };
 };
 
-/** Hub B, on its worker thread: reads when told to, until told to stop; answers with what it saw. */
-const workerMain = async () => {
-  const { schema } = workerData;
-  const b = await hub(schema);
+/** What hub B does when asked (`msg.kind`); what it answers goes to `reply`. */
+const hubBHandler = (b, reply) => {
   const patients = Array.from({ length: PATIENTS }, (_, i) => parseCpr(L.cprOf(i)));
   let stop = false;
-  parentPort.on('message', async (msg) => {
+  return async (msg) => {
     try {
       if (msg.kind === 'catch-up') {
         await b.projector.catchUp();
-        parentPort.postMessage({ kind: 'caught-up' });
+        reply({ kind: 'caught-up' });
       } else if (msg.kind === 'count') {
         const counts = await Promise.all(patients.map(async (p) => (await b.telemed.getObservationsFor(p, lastDays(366, b.clock.now()))).length));
-        parentPort.postMessage({ kind: 'counts', counts });
+        reply({ kind: 'counts', counts });
       } else if (msg.kind === 'read') {
         stop = false;
         const until = msg.forMs === undefined ? null : performance.now() + msg.forMs;
         const seen = await readLoops(b, patients, msg.expected ?? null, () => stop || (until !== null && performance.now() > until));
-        parentPort.postMessage({ kind: 'read', ...seen });
+        reply({ kind: 'read', ...seen });
       } else if (msg.kind === 'stop') {
         stop = true;
       } else if (msg.kind === 'close') {
         await b.projector.stop().catch(() => undefined);
         await b.store.close().catch(() => undefined);
-        L.rmrf(b.dir);
-        parentPort.postMessage({ kind: 'closed' });
+        if (b.dir) L.rmrf(b.dir);
+        reply({ kind: 'closed' });
       }
     } catch (error) {
-      parentPort.postMessage({ kind: 'error', message: String(error?.stack ?? error) });
+      reply({ kind: 'error', message: String(error?.stack ?? error) });
+    }
+  };
+};
+
+/** Hub B, on its worker thread: reads when told to, until told to stop; answers with what it saw. */
+const workerMain = async () => {
+  const b = await hub(workerData.schema);
+  parentPort.on('message', hubBHandler(b, (msg) => parentPort.postMessage(msg)));
+  parentPort.postMessage({ kind: 'ready' });
+};
+
+/** On SQLite hub B is hub A: its queries, asked as the worker's are. */
+const sameHub = (a) => {
+  const waiting = [];
+  const handle = hubBHandler({ ...a, dir: null }, (msg) => {
+    const i = waiting.findIndex((w) => w.kind === msg.kind || msg.kind === 'error');
+    if (i >= 0) {
+      const [w] = waiting.splice(i, 1);
+      if (msg.kind === 'error') w.reject(new Error(msg.message));
+      else w.resolve(msg);
     }
   });
-  parentPort.postMessage({ kind: 'ready' });
+  return {
+    ask: (msg, answer) => {
+      const p = answer ? new Promise((resolve, reject) => waiting.push({ kind: answer, resolve, reject })) : Promise.resolve();
+      if (msg.kind !== 'close') void handle(msg);
+      else waiting.splice(0).forEach((w) => w.resolve({ kind: 'closed' }));
+      return p;
+    },
+    terminate: async () => undefined,
+  };
 };
 
 /** Hub B's worker, and a way to ask it something and wait for its answer of `kind`. */
@@ -141,14 +171,14 @@ const startHubB = async (schema) => {
 };
 
 const main = async () => {
-  log(`rebuild-postgres: ${N} observations of ${PATIENTS} patients, ${READERS} readers on the other hub, ${ROUNDS} rounds`);
+  log(`rebuild (${STORE}): ${N} observations of ${PATIENTS} patients, ${READERS} readers on ${STORE === 'postgres' ? 'the other hub' : 'the same hub'}, ${ROUNDS} rounds`);
   log(`machine: ${JSON.stringify(L.machine())}`);
   const schema = L.pgSchemaName('rebuild');
   let a = null;
   let b = null;
   try {
     a = await hub(schema);
-    b = await startHubB(schema);
+    b = STORE === 'postgres' ? await startHubB(schema) : sameHub(a);
     const rand = L.rng(7);
     const now = a.clock.now();
     const nowEpoch = Math.floor(now.toSeconds());
@@ -170,7 +200,7 @@ const main = async () => {
 
     const model = a.c.get(TOKENS.Registry);
     const beside = model.rebuildBeside;
-    if (typeof beside !== 'function') throw new Error('the registry has no rebuildBeside: not this build, or not PostgreSQL');
+    if (typeof beside !== 'function') throw new Error('the registry has no rebuildBeside: not this build');
     const stats = (latencies) => {
       const [p50, p99] = Object.values(L.percentiles(latencies, [50, 99]));
       return { queries: latencies.length, p50, p99, max: latencies.reduce((m, x) => Math.max(m, x), 0) };
@@ -206,7 +236,7 @@ const main = async () => {
           `p99 ratio ${L.fmt(med((r) => r[how].p99 / r.idle.p99))} (during the rebuild / idle); misses ${results.reduce((s, r) => s + r[how].misses, 0)} in all`,
       );
     }
-    const out = args.json ? path.resolve(String(args.json)) : path.join(__dirname, 'results', `rebuild-postgres-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    const out = args.json ? path.resolve(String(args.json)) : path.join(__dirname, 'results', `rebuild-${STORE}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: L.machine(), params: { N, PATIENTS, READERS, ROUNDS }, results }, null, 2));
     log(`results: ${path.relative(process.cwd(), out)}`);
@@ -221,7 +251,7 @@ const main = async () => {
       await a.store.close().catch(() => undefined);
       L.rmrf(a.dir);
     }
-    await L.pgDropSchema(URL, schema);
+    if (STORE === 'postgres') await L.pgDropSchema(URL, schema);
   }
 };
 
