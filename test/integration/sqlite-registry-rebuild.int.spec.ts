@@ -165,3 +165,64 @@ describe('SqliteRegistry.rebuildBeside: the swap and an erasure being applied', 
     }
   });
 });
+
+describe('SqliteRegistry.rebuildBeside: an erasure while a replacement is being built', () => {
+  it("forgets the patient's rows in the replacement too, at once: not left in the file until the replay reaches the PatientErased, or for good when the rebuild stops", async () => {
+    // The replacement is fed from the first event: a patient's documents replayed before their erasure had rows
+    // (readings in clear) in registry_entries_rebuild after the erasure was reported done, until the replay passed
+    // the PatientErased; a `rts backup` meanwhile copied them, and a process that ended meanwhile left them in the
+    // file (only a later rebuild drops the table), while the patient's key, and so every other copy, was gone.
+    const dir = mkdtempSync(join(tmpdir(), 'rts-sqlite-rebuild-erasure-'));
+    const file = join(dir, 'telemed.sqlite');
+    const store = SqliteEventStore.open({ file });
+    const erased = 'p'.padEnd(33, 'e');
+    const other = 'p'.padEnd(33, 'o');
+    try {
+      const registry = new SqliteRegistry(store);
+      const measuredAt = '2024-03-10T12:00:00Z';
+      const builder = new HL7Builder();
+      Director.construct({ patientId: '251248-1234' as Cpr, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt }, builder);
+      const content = builder.getResult();
+      const submitted = (uniqueId: string, patientKey: string, position: bigint): RecordedEvent => ({
+        id: randomUUID(),
+        type: 'DocumentSubmitted',
+        data: {
+          uniqueId, patientKey, repositoryUniqueId: '2.25.1', observationId: null, creationTime: measuredAt, serviceStartTime: measuredAt,
+          serviceStopTime: measuredAt, mimeType: 'text/xml', classCode: '8716-3', typeCode: '55284-4', formatCode: 'urn:telemed-rts:hl7:bp:1',
+          title: 'Home blood pressure measurement', languageCode: 'en', hash: 'a'.repeat(64), size: content.length, replaces: null, content,
+        },
+        metadata: {},
+        streamName: `document-${uniqueId}`,
+        streamVersion: 0n,
+        globalPosition: position,
+        recordedAt: new Date().toISOString(),
+      });
+      const docs = [submitted('2.25.9801', erased, 1n), submitted('2.25.9802', other, 2n)];
+      await registry.apply(docs, 2n, 0n);
+      const replacement = await registry.rebuildBeside();
+      await replacement.target.apply(docs, 2n, 0n); // the replay has passed the patient's documents
+      await registry.forgetPatient(erased); // the erasure, done on the live registry
+      const rowsOf = (patientKey: string): number =>
+        (store.database.prepare('SELECT count(*) AS n FROM registry_entries_rebuild WHERE patient_key = ?').get(patientKey) as { n: number }).n;
+      expect(rowsOf(erased)).toBe(0);
+      expect(rowsOf(other)).toBe(1);
+      // A document of theirs the replay opens after it (a key still cached) gets no row there either.
+      await replacement.target.apply([submitted('2.25.9803', erased, 3n)], 3n, 2n);
+      expect(rowsOf(erased)).toBe(0);
+      // The process ends here, the replacement neither swapped in nor dropped.
+    } finally {
+      await store.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      const withPatientKey = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%patient_key%'`).all() as { name: string }[])
+        .map((r) => r.name)
+        .filter((t) => /^registry_entries/.test(t));
+      expect(withPatientKey.sort()).toEqual(['registry_entries', 'registry_entries_rebuild']);
+      for (const table of withPatientKey) expect(db.prepare(`SELECT count(*) AS n FROM ${table} WHERE patient_key = ?`).get(erased)).toEqual({ n: 0 });
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

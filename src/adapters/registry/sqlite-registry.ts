@@ -196,10 +196,11 @@ export class SqliteRegistry implements RegistryReadModel {
    * this runs in the projector, and a retry loop there would stall the registry for everyone.
    */
   async forgetPatient(patientKey: string): Promise<boolean> {
-    const { entries, erased } = this.tables;
     await this.writer.runExclusive((db) => {
-      db.prepare(`DELETE FROM ${entries} WHERE patient_key = ?`).run(patientKey);
-      db.prepare(`INSERT INTO ${erased} (patient_key) VALUES (?) ON CONFLICT DO NOTHING`).run(patientKey);
+      for (const { entries, erased } of this.tables === LIVE ? [LIVE, ...replacementIn(db)] : [this.tables]) {
+        db.prepare(`DELETE FROM ${entries} WHERE patient_key = ?`).run(patientKey);
+        db.prepare(`INSERT INTO ${erased} (patient_key) VALUES (?) ON CONFLICT DO NOTHING`).run(patientKey);
+      }
     });
     return this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
   }
@@ -230,6 +231,18 @@ export class SqliteRegistry implements RegistryReadModel {
     return new SqliteRegistryReplacement(this.writer, new SqliteRegistry(this.writer, REPLACEMENT));
   }
 }
+
+/**
+ * The replacement's tables when the file has them: a rebuild's in the making, or one a stopped process left. The
+ * live registry's erasure forgets the patient there too, in its own transaction and before its WAL truncation: the
+ * replay put the rows of every document it passed there in clear, and would keep them until it reached the
+ * PatientErased (a backup meanwhile copied them), or for good when the rebuild stopped (its tables stay in the file
+ * until the next rebuild), while the patient's key, and so every other copy, was gone.
+ */
+const replacementIn = (db: Database): RegistryTables[] => {
+  const names = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`).pluck().all(REPLACEMENT.entries, REPLACEMENT.erased);
+  return names.length === 2 ? [REPLACEMENT] : [];
+};
 
 /** A registry's replacement in the making (SqliteRegistry.rebuildBeside): its tables, fed through `target`. */
 class SqliteRegistryReplacement implements Replacement<SqliteRegistry> {
