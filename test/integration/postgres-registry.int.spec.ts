@@ -524,3 +524,33 @@ describe('A swap while a long reader (pg_dump) holds the live registry', () => {
     }
   });
 });
+
+describe('A rebuild on PostgreSQL beside the live registry, and an erasure while the replacement is being built', () => {
+  it("forgets the patient in the replacement too, at once: not kept there until the replay reaches the PatientErased, or for good when the rebuild stops", async () => {
+    // The replacement is fed from the first event: the rows of a patient's documents the replay had passed stayed in
+    // registry_entries_rebuild after the erasure (pseudonymous key, uniqueId, times in clear; a pg_dump copied them)
+    // until the replay reached the PatientErased, and for good when the rebuild stopped before it.
+    const erasedKey = 'p'.padEnd(33, 'q');
+    const otherKey = 'p'.padEnd(33, 'w');
+    const docs = [submitted('2.25.9951', T0, { patientKey: erasedKey }), submitted('2.25.9952', T0, { patientKey: otherKey })];
+    await registry.apply(docs, docs[1]!.globalPosition, 0n);
+    const rowsOf = async (patientKey: string): Promise<number> =>
+      Number((await admin.query(`SELECT count(*)::int AS n FROM "${schema}".registry_entries_rebuild WHERE patient_key = $1`, [patientKey])).rows[0].n);
+    const replacement = await registry.rebuildBeside();
+    try {
+      await replacement.target.apply(docs, docs[1]!.globalPosition, 0n); // the replay has passed the patient's documents
+      await registry.forgetPatient(erasedKey); // the erasure, on the live registry
+      expect(await rowsOf(erasedKey)).toBe(0);
+      expect(await rowsOf(otherKey)).toBe(1);
+      // A document of theirs the replay opens after it (a key still cached) gets no row there either.
+      const late = submitted('2.25.9953', T0 + 1, { patientKey: erasedKey });
+      await replacement.target.apply([late], late.globalPosition, docs[1]!.globalPosition);
+      expect(await rowsOf(erasedKey)).toBe(0);
+    } finally {
+      await replacement.close();
+    }
+    // With no replacement in the schema, an erasure goes on as before.
+    await registry.forgetPatient(otherKey);
+    expect(await registry.knowsPatient(otherKey)).toBe(false);
+  });
+});

@@ -383,11 +383,29 @@ export class PostgresRegistry implements RegistryReadModel {
       await this.lock(client);
       await client.query(`DELETE FROM ${this.entries} WHERE patient_key = $1`, [patientKey]);
       await client.query(`INSERT INTO ${this.erased} (patient_key) VALUES ($1) ON CONFLICT DO NOTHING`, [patientKey]);
+      if (this.tables === LIVE) await this.forgetInReplacement(client, patientKey);
     });
     // A replacement's dead rows go in one VACUUM once it is swapped in (RegistryReplacement): a VACUUM per
     // erasure replayed may wait seconds for other sessions each.
     if (this.tables === LIVE) await this.db.vacuum(this.tables.entries);
     else this.forgotAny = true;
+  }
+
+  /**
+   * The live registry's erasure forgets the patient in a rebuild's replacement too, when the schema has one (being
+   * built, or left by a rebuild that stopped), in the same transaction: the replay put the rows of every document of
+   * theirs it passed there, and would keep them until it reached the PatientErased (a pg_dump meanwhile copied
+   * them), or for good when the rebuild stopped. Under the replacement's lock, taken after the live one (the order
+   * every caller keeps), so that no replay apply, creation or drop of the replacement runs meanwhile.
+   */
+  private async forgetInReplacement(client: PoolClient, patientKey: string): Promise<void> {
+    await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, REPLACEMENT.lockKey(this.db.schema)]);
+    const entries = this.db.table(REPLACEMENT.entries);
+    const erased = this.db.table(REPLACEMENT.erased);
+    const { rows } = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present', [entries, erased]);
+    if (!rows[0]?.present) return;
+    await client.query(`DELETE FROM ${entries} WHERE patient_key = $1`, [patientKey]);
+    await client.query(`INSERT INTO ${erased} (patient_key) VALUES ($1) ON CONFLICT DO NOTHING`, [patientKey]);
   }
 
   /** A replacement's: whether it forgot any patient (its rows then want a VACUUM once swapped in). */
@@ -414,6 +432,7 @@ export class PostgresRegistry implements RegistryReadModel {
         `the registry rebuild of schema ${this.db.schema}`,
       );
       await onConnection(client, this.db.schema, async () => {
+        await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, REPLACEMENT.lockKey(this.db.schema)]); // see forgetInReplacement
         await client.query(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}, ${REPLACEMENT.erased}`);
         await client.query(entriesTableSql(REPLACEMENT.entries));
         await client.query(erasedTableSql(REPLACEMENT.erased));
@@ -539,6 +558,7 @@ class RegistryReplacement implements Replacement<PostgresRegistry> {
     try {
       if (!this.swapped && this.broken === undefined) {
         await this.run(async () => {
+          await this.client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, REPLACEMENT.lockKey(this.schema)]); // see forgetInReplacement
           await this.client.query(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}, ${REPLACEMENT.erased}`);
           await this.client.query('DELETE FROM projection_checkpoints WHERE name = $1', [REPLACEMENT.projection]);
         });
