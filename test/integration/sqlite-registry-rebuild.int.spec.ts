@@ -90,7 +90,7 @@ describe('rebuildRegistry on SQLite: beside the live registry', () => {
   const countLater = async (rts: Awaited<ReturnType<typeof openTeleMed>>): Promise<number> =>
     (await rts.telemed.getObservationsFor(patient, lastDays(7, now))).length - 600;
 
-  it('a replacement a stopped rebuild left in the file is dropped, not built on; two rebuilds at once run one after the other', async () => {
+  it('a replacement a stopped rebuild left in the file is dropped, not built on; two rebuilds at once both end on the rows of the events (their order: projector.unit.spec)', async () => {
     let rts = await openTeleMed({ dataDir });
     const stored = [await rts.telemed.processAndStore(reading(1)), await rts.telemed.processAndStore(reading(2))];
     await rts.close();

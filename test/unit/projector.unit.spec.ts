@@ -202,7 +202,19 @@ describe('Projector.rebuild beside the model (rebuildBeside)', () => {
     const projector = new Projector(store, target);
     await projector.catchUp();
     live.rows.push(99);
-    await projector.rebuild();
+    // The replacement's feeding paused: a read meanwhile is answered, from the model as it was.
+    const replacementFed = deferred<void>();
+    const begin = target.rebuildBeside!.bind(target);
+    target.rebuildBeside = async () => {
+      const r = await begin();
+      const apply = r.target.apply.bind(r.target);
+      return { ...r, target: { ...r.target, apply: async (events, at, from) => (await replacementFed.promise, apply(events, at, from)) } };
+    };
+    const rebuilt = projector.rebuild();
+    await turn();
+    expect(await projector.read(async () => [...live.rows])).toEqual([1, 2, 3, 99]);
+    replacementFed.resolve();
+    await rebuilt;
     expect(live.rows).toEqual([1, 2, 3]);
     expect(live.resets).toBe(0);
     expect(calls).toEqual({ forced: [false], closed: 1, begun: 1 });
