@@ -554,3 +554,22 @@ describe('A rebuild on PostgreSQL beside the live registry, and an erasure while
     expect(await registry.knowsPatient(otherKey)).toBe(false);
   });
 });
+
+describe('A rebuild on PostgreSQL beside the live registry, and a patient the live registry forgot before it began', () => {
+  it('gets no row in the replacement from a document the replay still opens (a key still cached on the rebuilding hub)', async () => {
+    // Another hub erased the patient and reported it done; the rebuilding hub's key cache holds their key until its
+    // erasure subscriber sees the event (up to the cache's TTL, 60 s). The replacement, created after the live
+    // registry forgot them, knew nothing of the erasure until its replay reached the PatientErased.
+    const erasedKey = 'p'.padEnd(33, 'z');
+    const doc = submitted('2.25.9961', T0, { patientKey: erasedKey });
+    await registry.apply([doc], doc.globalPosition, 0n);
+    await registry.forgetPatient(erasedKey);
+    const replacement = await registry.rebuildBeside();
+    try {
+      await replacement.target.apply([doc], doc.globalPosition, 0n);
+      expect(Number((await admin.query(`SELECT count(*)::int AS n FROM "${schema}".registry_entries_rebuild WHERE patient_key = $1`, [erasedKey])).rows[0].n)).toBe(0);
+    } finally {
+      await replacement.close();
+    }
+  });
+});

@@ -226,3 +226,50 @@ describe('SqliteRegistry.rebuildBeside: an erasure while a replacement is being 
     }
   });
 });
+
+describe('SqliteRegistry.rebuildBeside: a patient the live registry forgot before the replacement was created', () => {
+  it("gets no row in the replacement from a document the replay still opens (a key still cached, or not yet deleted)", async () => {
+    // The live registry may forget a patient before their key is gone everywhere: the projector applies the
+    // PatientErased as soon as it is appended, before the erasure deletes the key, and another process's cache keeps
+    // it up to its TTL. A replacement created after that forgetting, whose replay opens one of their documents, had
+    // nothing telling it of the erasure until the replay reached the PatientErased: the row (reading in clear) stayed
+    // there after the erasure was reported done, for good if the process ended before.
+    const dir = mkdtempSync(join(tmpdir(), 'rts-sqlite-rebuild-erased-before-'));
+    const store = SqliteEventStore.open({ file: join(dir, 'telemed.sqlite') });
+    const erased = 'p'.padEnd(33, 'f');
+    try {
+      const registry = new SqliteRegistry(store);
+      const measuredAt = '2024-03-10T12:00:00Z';
+      const builder = new HL7Builder();
+      Director.construct({ patientId: '251248-1234' as Cpr, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt }, builder);
+      const content = builder.getResult();
+      const doc: RecordedEvent = {
+        id: randomUUID(),
+        type: 'DocumentSubmitted',
+        data: {
+          uniqueId: '2.25.9701', patientKey: erased, repositoryUniqueId: '2.25.1', observationId: null, creationTime: measuredAt, serviceStartTime: measuredAt,
+          serviceStopTime: measuredAt, mimeType: 'text/xml', classCode: '8716-3', typeCode: '55284-4', formatCode: 'urn:telemed-rts:hl7:bp:1',
+          title: 'Home blood pressure measurement', languageCode: 'en', hash: 'a'.repeat(64), size: content.length, replaces: null, content,
+        },
+        metadata: {},
+        streamName: 'document-2.25.9701',
+        streamVersion: 0n,
+        globalPosition: 1n,
+        recordedAt: new Date().toISOString(),
+      };
+      await registry.apply([doc], 1n, 0n);
+      await registry.forgetPatient(erased); // the live registry applies the PatientErased (position 2)
+      const replacement = await registry.rebuildBeside(); // a rebuild starts
+      try {
+        await replacement.target.apply([doc], 1n, 0n); // its replay opens the document with a key still at hand
+        const n = store.database.prepare('SELECT count(*) AS n FROM registry_entries_rebuild WHERE patient_key = ?').get(erased) as { n: number };
+        expect(n).toEqual({ n: 0 });
+      } finally {
+        await replacement.close();
+      }
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -436,6 +436,13 @@ export class PostgresRegistry implements RegistryReadModel {
         await client.query(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}, ${REPLACEMENT.erased}`);
         await client.query(entriesTableSql(REPLACEMENT.entries));
         await client.query(erasedTableSql(REPLACEMENT.erased));
+        // Every erasure the live registry has applied, from the start: the live one may forget a patient before
+        // their key is gone everywhere (a hub's projector applies the PatientErased as soon as it is appended, before
+        // the erasing hub deletes the key; another hub's cache keeps it until its subscriber sees the event, up to
+        // its TTL), and the replay, opening their documents meanwhile, would give them rows here until it reached the
+        // PatientErased. Erasure is for good, as the swap's union says. An erasure committing meanwhile waits for this
+        // transaction under the replacement's lock (forgetInReplacement) and then forgets the patient here itself.
+        await client.query(`INSERT INTO ${REPLACEMENT.erased} (patient_key) SELECT patient_key FROM erased_patients ON CONFLICT DO NOTHING`);
         await client.query('DELETE FROM projection_checkpoints WHERE name = $1', [REPLACEMENT.projection]);
       });
     } catch (error) {

@@ -231,6 +231,12 @@ export class SqliteRegistry implements RegistryReadModel {
     await this.writer.runExclusive((db) => {
       db.exec(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}; DROP TABLE IF EXISTS ${REPLACEMENT.erased};`);
       db.exec(`${entriesTableSql(REPLACEMENT.entries)}\n${erasedTableSql(REPLACEMENT.erased)}`);
+      // Every erasure the live registry has applied, from the start: the live one may forget a patient before their
+      // key is gone everywhere (its projector applies the PatientErased as soon as it is appended, before the
+      // erasure deletes the key; another process's cache keeps it up to its TTL), and the replay, opening their
+      // documents meanwhile, would give them rows here until it reached the PatientErased. Erasure is for good, as
+      // the swap's union says; the live registry's later erasures come in through forgetPatient.
+      db.exec(`INSERT INTO ${REPLACEMENT.erased} (patient_key) SELECT patient_key FROM ${LIVE.erased} WHERE true ON CONFLICT DO NOTHING;`);
       db.prepare('DELETE FROM projection_checkpoints WHERE name = ?').run(REPLACEMENT.projection);
     });
     return new SqliteRegistryReplacement(this.writer, new SqliteRegistry(this.writer, REPLACEMENT));
