@@ -53,6 +53,8 @@ export const createInSchema = async (db: PgTransactor, what: string, ddl: string
 
 /** Advisory lock class of registry writes (two-key form: class, hashtext(schema)). Distinct from the store's. */
 export const REGISTRY_LOCK_CLASS = 0x52545303; // 'RTS' 03
+/** SQLSTATE of a table that does not exist (a replacement swapped in or dropped meanwhile). */
+const UNDEFINED_TABLE = '42P01';
 /** Advisory lock class of a registry rebuild: session-level, held by the rebuild throughout (rebuildBeside). */
 export const REGISTRY_REBUILD_LOCK_CLASS = 0x52545305; // 'RTS' 05
 
@@ -379,12 +381,18 @@ export class PostgresRegistry implements RegistryReadModel {
    * copies: see sealed-registry-rows.ts. Rows written in clear before sealing leave their old values there too.
    */
   async forgetPatient(patientKey: string): Promise<void> {
-    await this.db.withTransaction(async (client) => {
+    const inReplacement = await this.db.withTransaction(async (client) => {
       await this.lock(client);
       await client.query(`DELETE FROM ${this.entries} WHERE patient_key = $1`, [patientKey]);
       await client.query(`INSERT INTO ${this.erased} (patient_key) VALUES ($1) ON CONFLICT DO NOTHING`, [patientKey]);
-      if (this.tables === LIVE) await this.forgetInReplacement(client, patientKey);
+      return this.tables === LIVE ? this.forgetInReplacement(client, patientKey) : 0;
     });
+    // The replacement's dead rows too, as the live ones below; it may have been swapped in or dropped meanwhile.
+    if (inReplacement > 0) {
+      await this.db.vacuum(REPLACEMENT.entries).catch((error: unknown) => {
+        if ((error as { code?: unknown } | null)?.code !== UNDEFINED_TABLE && (error as { cause?: { code?: unknown } } | null)?.cause?.code !== UNDEFINED_TABLE) throw error;
+      });
+    }
     // A replacement's dead rows go in one VACUUM once it is swapped in (RegistryReplacement): a VACUUM per
     // erasure replayed may wait seconds for other sessions each.
     if (this.tables === LIVE) await this.db.vacuum(this.tables.entries);
@@ -398,14 +406,15 @@ export class PostgresRegistry implements RegistryReadModel {
    * them), or for good when the rebuild stopped. Under the replacement's lock, taken after the live one (the order
    * every caller keeps), so that no replay apply, creation or drop of the replacement runs meanwhile.
    */
-  private async forgetInReplacement(client: PoolClient, patientKey: string): Promise<void> {
+  private async forgetInReplacement(client: PoolClient, patientKey: string): Promise<number> {
     await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, REPLACEMENT.lockKey(this.db.schema)]);
     const entries = this.db.table(REPLACEMENT.entries);
     const erased = this.db.table(REPLACEMENT.erased);
     const { rows } = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present', [entries, erased]);
-    if (!rows[0]?.present) return;
-    await client.query(`DELETE FROM ${entries} WHERE patient_key = $1`, [patientKey]);
+    if (!rows[0]?.present) return 0;
+    const { rowCount } = await client.query(`DELETE FROM ${entries} WHERE patient_key = $1`, [patientKey]);
     await client.query(`INSERT INTO ${erased} (patient_key) VALUES ($1) ON CONFLICT DO NOTHING`, [patientKey]);
+    return rowCount ?? 0;
   }
 
   /** A replacement's: whether it forgot any patient (its rows then want a VACUUM once swapped in). */
