@@ -116,6 +116,28 @@ describe('rebuildRegistry on SQLite: beside the live registry', () => {
   });
 });
 
+/** A DocumentSubmitted as the registry reads it (the HL7 in clear: a document opened), at a given position. */
+const measuredAt = '2024-03-10T12:00:00Z';
+const content = (() => {
+  const builder = new HL7Builder();
+  Director.construct({ patientId: '251248-1234' as Cpr, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt }, builder);
+  return builder.getResult();
+})();
+const submitted = (uniqueId: string, patientKey: string, position: bigint): RecordedEvent => ({
+  id: randomUUID(),
+  type: 'DocumentSubmitted',
+  data: {
+    uniqueId, patientKey, repositoryUniqueId: '2.25.1', observationId: null, creationTime: measuredAt, serviceStartTime: measuredAt,
+    serviceStopTime: measuredAt, mimeType: 'text/xml', classCode: '8716-3', typeCode: '55284-4', formatCode: 'urn:telemed-rts:hl7:bp:1',
+    title: 'Home blood pressure measurement', languageCode: 'en', hash: 'a'.repeat(64), size: content.length, replaces: null, content,
+  },
+  metadata: {},
+  streamName: `document-${uniqueId}`,
+  streamVersion: 0n,
+  globalPosition: position,
+  recordedAt: new Date().toISOString(),
+});
+
 describe('SqliteRegistry.rebuildBeside: the swap and an erasure being applied', () => {
   it("a swap between the registry's forgetting of a patient and its advance past the PatientErased keeps the erasure", async () => {
     // OpeningRegistry forgets the patient in one transaction and moves the checkpoint past the PatientErased in the
@@ -124,24 +146,6 @@ describe('SqliteRegistry.rebuildBeside: the swap and an erasure being applied', 
     const store = SqliteEventStore.open({ file: join(dir, 'telemed.sqlite') });
     try {
       const registry = new SqliteRegistry(store);
-      const measuredAt = '2024-03-10T12:00:00Z';
-      const builder = new HL7Builder();
-      Director.construct({ patientId: '251248-1234' as Cpr, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt }, builder);
-      const content = builder.getResult();
-      const submitted = (uniqueId: string, patientKey: string, position: bigint): RecordedEvent => ({
-        id: randomUUID(),
-        type: 'DocumentSubmitted',
-        data: {
-          uniqueId, patientKey, repositoryUniqueId: '2.25.1', observationId: null, creationTime: measuredAt, serviceStartTime: measuredAt,
-          serviceStopTime: measuredAt, mimeType: 'text/xml', classCode: '8716-3', typeCode: '55284-4', formatCode: 'urn:telemed-rts:hl7:bp:1',
-          title: 'Home blood pressure measurement', languageCode: 'en', hash: 'a'.repeat(64), size: content.length, replaces: null, content,
-        },
-        metadata: {},
-        streamName: `document-${uniqueId}`,
-        streamVersion: 0n,
-        globalPosition: position,
-        recordedAt: new Date().toISOString(),
-      });
       const erased = 'p'.padEnd(33, 'x');
       const docs = [submitted('2.25.9901', erased, 1n), submitted('2.25.9902', 'p'.padEnd(33, 'y'), 2n)];
       await registry.apply(docs, 2n, 0n);
@@ -179,24 +183,6 @@ describe('SqliteRegistry.rebuildBeside: an erasure while a replacement is being 
     const other = 'p'.padEnd(33, 'o');
     try {
       const registry = new SqliteRegistry(store);
-      const measuredAt = '2024-03-10T12:00:00Z';
-      const builder = new HL7Builder();
-      Director.construct({ patientId: '251248-1234' as Cpr, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt }, builder);
-      const content = builder.getResult();
-      const submitted = (uniqueId: string, patientKey: string, position: bigint): RecordedEvent => ({
-        id: randomUUID(),
-        type: 'DocumentSubmitted',
-        data: {
-          uniqueId, patientKey, repositoryUniqueId: '2.25.1', observationId: null, creationTime: measuredAt, serviceStartTime: measuredAt,
-          serviceStopTime: measuredAt, mimeType: 'text/xml', classCode: '8716-3', typeCode: '55284-4', formatCode: 'urn:telemed-rts:hl7:bp:1',
-          title: 'Home blood pressure measurement', languageCode: 'en', hash: 'a'.repeat(64), size: content.length, replaces: null, content,
-        },
-        metadata: {},
-        streamName: `document-${uniqueId}`,
-        streamVersion: 0n,
-        globalPosition: position,
-        recordedAt: new Date().toISOString(),
-      });
       const docs = [submitted('2.25.9801', erased, 1n), submitted('2.25.9802', other, 2n)];
       await registry.apply(docs, 2n, 0n);
       const replacement = await registry.rebuildBeside();
@@ -239,24 +225,7 @@ describe('SqliteRegistry.rebuildBeside: a patient the live registry forgot befor
     const erased = 'p'.padEnd(33, 'f');
     try {
       const registry = new SqliteRegistry(store);
-      const measuredAt = '2024-03-10T12:00:00Z';
-      const builder = new HL7Builder();
-      Director.construct({ patientId: '251248-1234' as Cpr, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 70, unit: 'mmHg' }, measuredAt }, builder);
-      const content = builder.getResult();
-      const doc: RecordedEvent = {
-        id: randomUUID(),
-        type: 'DocumentSubmitted',
-        data: {
-          uniqueId: '2.25.9701', patientKey: erased, repositoryUniqueId: '2.25.1', observationId: null, creationTime: measuredAt, serviceStartTime: measuredAt,
-          serviceStopTime: measuredAt, mimeType: 'text/xml', classCode: '8716-3', typeCode: '55284-4', formatCode: 'urn:telemed-rts:hl7:bp:1',
-          title: 'Home blood pressure measurement', languageCode: 'en', hash: 'a'.repeat(64), size: content.length, replaces: null, content,
-        },
-        metadata: {},
-        streamName: 'document-2.25.9701',
-        streamVersion: 0n,
-        globalPosition: 1n,
-        recordedAt: new Date().toISOString(),
-      };
+      const doc = submitted('2.25.9701', erased, 1n);
       await registry.apply([doc], 1n, 0n);
       await registry.forgetPatient(erased); // the live registry applies the PatientErased (position 2)
       const replacement = await registry.rebuildBeside(); // a rebuild starts
