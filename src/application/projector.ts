@@ -22,8 +22,9 @@ export class ProjectionBehind extends Error {
 /**
  * A model's replacement, built beside it from the first event while the model goes on serving its reads and being
  * fed, then swapped in for it (Projector.rebuild). A model offers one where a reset would be seen by readers it
- * cannot hold: on PostgreSQL, the other hub processes on the schema would read an emptied registry until the
- * replay passed each of its documents.
+ * cannot hold (on PostgreSQL, the other hub processes on the schema would read an emptied registry until the replay
+ * passed each of its documents), or would hold them too long (on SQLite, the whole replay: minutes per million
+ * events).
  */
 export interface Replacement<T> {
   /** The replacement, fed as the model is: from its own checkpoint. */
