@@ -70,12 +70,17 @@ export {
   importPartyKeys,
   joseCodecFor,
   HUB_KEYS_REFRESH_INTERVAL_MS,
+  HUB_KEYS_MAX_AGE_MS,
+  HUB_HTTP_TIMEOUT_MS,
+  checkedHubUrl,
   kidOf,
   publicJwks,
   registerHubJwks,
   registerSystem,
+  type HubUrlOptions,
   type JoseErrorCode,
   type PartyKeys,
+  type SdkJoseCodecOptions,
   type StoredPartyKeys,
 } from './security';
 export {

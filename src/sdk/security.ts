@@ -2,9 +2,10 @@
 // encrypts it for the hub, and opens what the hub sends (decrypt with our key, verify the hub's signature).
 //
 //   const keys = await generatePartyKeys('city-a');                    // keep exportPartyKeys(keys) secret on disk
-//   await registerSystem('http://hub:8080', { id: 'city-a', name: 'City A', area: 'North' }, keys,  // POST /systems with the public keys,
-//     { authorization: `Bearer ${operatorToken}` });                                                 // which is an operator's act
-//   const codec = await joseCodecFor({ keys, hubUrl: 'http://hub:8080' });                     // fetches /.well-known/jwks.json
+//   await registerSystem('https://hub.example.org', { id: 'city-a', name: 'City A', area: 'North' }, keys,  // POST /systems with the public keys,
+//     { authorization: `Bearer ${operatorToken}` });                                                          // which is an operator's act
+//   const codec = await joseCodecFor({ keys, hubUrl: 'https://hub.example.org' });                     // fetches /.well-known/jwks.json
+//   // https:, or http: to the hub's own machine (loopback); plain http: elsewhere only with insecureHubUrl: true
 //   const client = await RtsClient.connect({ systemId: 'city-a', url, codec });
 //
 // Rotation without downtime, in this order: generate a new key pair; switch the codec to PartyKeys with BOTH
@@ -12,8 +13,8 @@
 // then POST the new public keys to /systems/<id>/keys; then retire the old kids (POST
 // /systems/<id>/keys/<kid>/retire with a date) once nothing is queued for them. Registered before the codec had
 // the new decryption key, the hub's next message to the system was dead-lettered there as not_for_us. The hub
-// rotates its own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown, and from
-// then on trusts only the hub keys it lists.
+// rotates its own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown, and when
+// the keys it holds are older than 5 minutes, and from then on trusts only the hub keys it lists.
 import type { JWK } from 'jose';
 import { JoseCodec, type JoseDecodeResult } from '../adapters/crypto/jose-codec';
 import { HUB_SYSTEM_ID } from '../domain/directory/connected-system';
@@ -37,11 +38,72 @@ export {
 
 export const HUB_PARTY = HUB_SYSTEM_ID;
 
-/** The hub's public JWKS (GET <hubUrl>/.well-known/jwks.json). */
-export const fetchHubJwks = async (hubUrl: string): Promise<{ keys: JWK[] }> => {
-  const res = await fetch(new URL('/.well-known/jwks.json', hubUrl));
-  if (!res.ok) throw new Error(`GET /.well-known/jwks.json: HTTP ${res.status}`);
-  return (await res.json()) as { keys: JWK[] };
+/** How long a request to the hub's HTTP API (its JWKS, POST /systems) may take before it is given up. */
+export const HUB_HTTP_TIMEOUT_MS = 10_000;
+
+export type HubUrlOptions = Readonly<{
+  /**
+   * Allow a plain `http://` hub URL whose host is not loopback. Off by default: the JWKS read from it is what the
+   * codec trusts (a key slipped into it over the wire signs "hub" messages that are then accepted), and POST /systems
+   * carries an operator's token. Only for a network the operator controls end to end.
+   */
+  insecureHubUrl?: boolean;
+}>;
+
+const isLoopbackHost = (hostname: string): boolean => {
+  const host = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  if (host === 'localhost' || host === '::1') return true;
+  const octets = host.split('.');
+  return octets.length === 4 && octets[0] === '127' && octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255);
+};
+
+/**
+ * The hub's URL, checked: `https:`, or `http:` to a loopback host (the hub's own machine, or a TLS proxy there);
+ * plain `http:` elsewhere only with `insecureHubUrl`. Throws TypeError naming the URL's scheme and host.
+ */
+export const checkedHubUrl = (hubUrl: string | URL, options: HubUrlOptions = {}): URL => {
+  let url: URL;
+  try {
+    url = new URL(hubUrl);
+  } catch {
+    throw new TypeError('the hub URL is not a URL (give e.g. https://hub.example.org)');
+  }
+  if (url.protocol === 'https:') return url;
+  if (url.protocol !== 'http:') throw new TypeError(`the hub URL's scheme ${url.protocol} is not https: or http:`);
+  if (isLoopbackHost(url.hostname) || options.insecureHubUrl === true) return url;
+  throw new TypeError(
+    `the hub URL http://${url.host} is not https: the hub's keys read over it could be replaced on the way, and POST /systems sends an operator's token; ` +
+      'use https:// (the hub behind its TLS proxy), or pass insecureHubUrl: true for a network you control end to end',
+  );
+};
+
+/** A request to the hub's HTTP API: to a checked URL, redirects not followed (one could lead to http: or elsewhere), bounded in time. */
+const hubRequest = async (hubUrl: string, path: string, init: RequestInit, options: HubUrlOptions): Promise<Response> => {
+  const url = new URL(path, checkedHubUrl(hubUrl, options));
+  try {
+    return await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(HUB_HTTP_TIMEOUT_MS) });
+  } catch (error) {
+    const reason = (error as { name?: string }).name === 'TimeoutError' ? `no answer in ${HUB_HTTP_TIMEOUT_MS} ms` : String((error as { cause?: unknown }).cause ?? error);
+    throw new Error(`${init.method ?? 'GET'} ${path}: ${reason}`);
+  }
+};
+
+const refuseRedirect = (res: Response, what: string): void => {
+  if (res.status >= 300 && res.status < 400) throw new Error(`${what}: HTTP ${res.status}, a redirect${res.headers.get('location') ? ` to ${res.headers.get('location')}` : ''}; redirects are not followed: give the hub's own URL`);
+};
+
+/**
+ * The hub's public JWKS (GET <hubUrl>/.well-known/jwks.json), read past any cache (`cache-control: no-cache`: the hub
+ * lets caches keep it 5 minutes, and a revoked key must go at the next read). The URL as checkedHubUrl says.
+ */
+export const fetchHubJwks = async (hubUrl: string, options: HubUrlOptions = {}): Promise<{ keys: JWK[] }> => {
+  const what = 'GET /.well-known/jwks.json';
+  const res = await hubRequest(hubUrl, '/.well-known/jwks.json', { headers: { accept: 'application/jwk-set+json, application/json', 'cache-control': 'no-cache' } }, options);
+  refuseRedirect(res, what);
+  if (!res.ok) throw new Error(`${what}: HTTP ${res.status}`);
+  const body = (await res.json()) as unknown;
+  if (typeof body !== 'object' || body === null || !Array.isArray((body as { keys?: unknown }).keys)) throw new Error(`${what}: the answer is not a JWKS (no "keys" array)`);
+  return body as { keys: JWK[] };
 };
 
 /**
@@ -71,56 +133,97 @@ export const registerHubJwks = async (registry: KeyRegistry, jwks: { keys: reado
 
 /**
  * POST /systems with this system's public keys (signing and encryption). Resolves with the hub's answer. The hub
- * takes it from an operator only: pass `{ authorization: 'Bearer <operator token>' }` as `headers`.
+ * takes it from an operator only: pass `{ authorization: 'Bearer <operator token>' }` as `headers`. The URL as
+ * checkedHubUrl says (the token must not cross a network in clear); a redirect is not followed.
  */
-export const registerSystem = async (hubUrl: string, system: { id: string; name: string; area: string }, keys: PartyKeys, headers: Record<string, string> = {}): Promise<unknown> => {
+export const registerSystem = async (
+  hubUrl: string,
+  system: { id: string; name: string; area: string },
+  keys: PartyKeys,
+  headers: Record<string, string> = {},
+  options: HubUrlOptions = {},
+): Promise<unknown> => {
   const pub = publicJwks(keys);
-  const res = await fetch(new URL('/systems', hubUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
-    body: JSON.stringify({ ...system, keys: [pub.signing, pub.encryption] }),
-  });
+  const res = await hubRequest(
+    hubUrl,
+    '/systems',
+    { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', ...headers }, body: JSON.stringify({ ...system, keys: [pub.signing, pub.encryption] }) },
+    options,
+  );
+  refuseRedirect(res, 'POST /systems');
   const body = (await res.json()) as unknown;
   if (res.status !== 201 && res.status !== 200) throw new Error(`POST /systems: HTTP ${res.status} ${JSON.stringify(body)}`);
   return body;
 };
 
-/** The least time between two re-reads of the hub's JWKS for unknown keys (see SdkJoseCodec). */
+/** The least time between two re-reads of the hub's JWKS, whatever asks for them (see SdkJoseCodec). */
 export const HUB_KEYS_REFRESH_INTERVAL_MS = 30_000;
 
+/** How old the hub's keys, as last read, may grow before they are read again ahead of their next use (see SdkJoseCodec). */
+export const HUB_KEYS_MAX_AGE_MS = 300_000;
+
+export type SdkJoseCodecOptions = Readonly<{
+  /** The least time between two re-reads of the hub's JWKS (HUB_KEYS_REFRESH_INTERVAL_MS). */
+  refreshIntervalMs?: number;
+  /** Keys last read longer ago than this are read again before they are used (HUB_KEYS_MAX_AGE_MS); null: never. */
+  maxAgeMs?: number | null;
+  /** When the keys in the registry were read (clock time); null: not known, so read again at first use. Default: now. */
+  keysReadAt?: number | null;
+  clock?: () => number;
+}>;
+
 /**
- * The SDK's JOSE codec: JoseCodec with our keys and a registry holding the hub's, plus a refresh of the hub's
- * JWKS when a hub key is unknown (the hub rotated) before a message is refused.
+ * The SDK's JOSE codec: JoseCodec with our keys and a registry holding the hub's, which it reads again from the
+ * hub's JWKS (when it was given a way to: `refreshHubKeys`) in two cases:
  *
- * The refresh is limited: a message under an unknown key costs nothing to send (anyone who can write to our queue
+ * - **Their age.** Keys last read more than `maxAgeMs` ago (5 minutes) are read again before the next message is
+ *   encoded or decoded with them. So a hub key the operator revoked (dropped from the JWKS) is trusted at most that
+ *   long after the revocation, plus the hub's 5 minutes of cache for a caching proxy that ignores the request's
+ *   `no-cache`, even when the hub sends no message under a new key. A read that fails (the hub's HTTP API
+ *   unreachable, an unusable answer) keeps the keys, and the message goes on with them: the HTTP API being down
+ *   must not stop messaging. `hubKeysReadAt` says when the keys were last read, for a health check.
+ * - **An unknown key** (the hub rotated), before a message is refused.
+ *
+ * Reads are limited: a message under an unknown key costs nothing to send (anyone who can write to our queue
  * can), and re-reading the JWKS for each one let a stream of them make every system hammer the hub's
- * `/.well-known/jwks.json`. Concurrent refreshes share one request, and a new one starts at most once per
- * `refreshIntervalMs` (30 s); in between, and when the hub cannot be reached, the message is refused as
- * `unknown_key` (decode) or the unknown-key error is thrown (encode), as without a refresh. A real rotation is
+ * `/.well-known/jwks.json`. Concurrent reads share one request, and a new one starts at most once per
+ * `refreshIntervalMs` (30 s), for either cause; in between, and when the hub cannot be reached, a message under an
+ * unknown key is refused as `unknown_key` (decode) or the unknown-key error is thrown (encode). A real rotation is
  * picked up by the first message under the new key, and a hub key the JWKS no longer lists is trusted no more from
- * that read on (registerHubJwks). There is no timed re-read: a hub that drops a key without a new signing key
- * leaves running systems trusting the dropped one (README, "Revoking a compromised hub key").
+ * that read on (registerHubJwks).
  */
 export class SdkJoseCodec implements MessageCodec {
   readonly name = 'jose';
   private readonly codec: JoseCodec;
   private readonly refreshIntervalMs: number;
+  private readonly maxAgeMs: number | null;
   private readonly clock: () => number;
   private lastRefreshAt = Number.NEGATIVE_INFINITY;
+  private keysReadAt: number | null;
   private refreshing: Promise<boolean> | undefined;
 
   constructor(
     keys: PartyKeys,
     private readonly registry: KeyRegistry,
     private readonly refreshHubKeys?: () => Promise<{ keys: JWK[] }>,
-    options: Readonly<{ refreshIntervalMs?: number; clock?: () => number }> = {},
+    options: SdkJoseCodecOptions = {},
   ) {
     this.codec = new JoseCodec({ keys, registry });
     this.refreshIntervalMs = options.refreshIntervalMs ?? HUB_KEYS_REFRESH_INTERVAL_MS;
+    const maxAgeMs = options.maxAgeMs === undefined ? HUB_KEYS_MAX_AGE_MS : options.maxAgeMs;
+    if (maxAgeMs !== null && !(Number.isFinite(maxAgeMs) && maxAgeMs >= 0)) throw new TypeError('maxAgeMs must be a number of milliseconds (0 or more), or null');
+    this.maxAgeMs = maxAgeMs;
     this.clock = options.clock ?? Date.now;
+    this.keysReadAt = options.keysReadAt === undefined ? this.clock() : options.keysReadAt;
+  }
+
+  /** When the hub's keys were last read (by the clock given, Date.now by default); null when not since this codec was made from saved keys. */
+  get hubKeysReadAt(): Date | null {
+    return this.keysReadAt === null ? null : new Date(this.keysReadAt);
   }
 
   async encode(envelope: AnyEnvelope, ctx: EncodeContext): Promise<EncodedMessage> {
+    await this.freshKeys();
     try {
       return await this.codec.encode(envelope, ctx);
     } catch (error) {
@@ -130,12 +233,20 @@ export class SdkJoseCodec implements MessageCodec {
   }
 
   async decode<E>(body: unknown, applicationProperties: Readonly<Record<string, unknown>>, ctx: DecodeContext<E>): Promise<JoseDecodeResult<E>> {
+    await this.freshKeys();
     const result = await this.codec.decode(body, applicationProperties, ctx);
     if (result.ok || result.reason !== 'unknown_key' || !(await this.refreshed())) return result;
     return this.codec.decode(body, applicationProperties, ctx);
   }
 
-  /** Whether the hub's keys were read again just now (or by a refresh this call joined): then try once more. */
+  /** Reads the hub's keys again first when they are older than maxAgeMs (or of unknown age). Never throws. */
+  private async freshKeys(): Promise<void> {
+    if (this.maxAgeMs === null || !this.refreshHubKeys) return;
+    if (this.keysReadAt !== null && this.clock() - this.keysReadAt <= this.maxAgeMs) return;
+    await this.refreshed();
+  }
+
+  /** Whether the hub's keys were read again just now (or by a read this call joined): then try once more. */
   private refreshed(): Promise<boolean> {
     const refresh = this.refreshHubKeys;
     if (!refresh) return Promise.resolve(false);
@@ -146,6 +257,7 @@ export class SdkJoseCodec implements MessageCodec {
     this.refreshing = (async () => {
       try {
         await registerHubJwks(this.registry, await refresh());
+        this.keysReadAt = this.clock();
         return true;
       } catch {
         return false; // the hub unreachable or its answer unusable: the keys stay as they were, try again after the interval
@@ -157,12 +269,25 @@ export class SdkJoseCodec implements MessageCodec {
   }
 }
 
-/** A ready codec: our keys, the hub's JWKS from `hubJwks` or fetched from `hubUrl` (and re-fetched on an unknown hub key). */
-export const joseCodecFor = async (options: { keys: PartyKeys; hubUrl?: string; hubJwks?: { keys: JWK[] }; refreshIntervalMs?: number }): Promise<SdkJoseCodec> => {
+/**
+ * A ready codec: our keys, and the hub's, from `hubJwks` (saved) or fetched from `hubUrl`. With `hubUrl` they are
+ * read again as SdkJoseCodec says (their age, an unknown key); saved keys given with it are read again at first use.
+ * `hubUrl` as checkedHubUrl says (https:, or http: to loopback, or `insecureHubUrl`), checked here even when the
+ * keys are given.
+ */
+export const joseCodecFor = async (
+  options: Readonly<{ keys: PartyKeys; hubUrl?: string; hubJwks?: { keys: JWK[] }; refreshIntervalMs?: number; hubKeysMaxAgeMs?: number | null } & HubUrlOptions>,
+): Promise<SdkJoseCodec> => {
   const registry = new KeyRegistry();
-  const refresh = options.hubUrl ? () => fetchHubJwks(options.hubUrl!) : undefined;
+  const hubUrl = options.hubUrl;
+  if (hubUrl !== undefined) checkedHubUrl(hubUrl, options);
+  const refresh = hubUrl !== undefined ? () => fetchHubJwks(hubUrl, options) : undefined;
   const jwks = options.hubJwks ?? (refresh ? await refresh() : undefined);
   if (!jwks) throw new TypeError('joseCodecFor: give hubUrl or hubJwks');
   await registerHubJwks(registry, jwks);
-  return new SdkJoseCodec(options.keys, registry, refresh, { refreshIntervalMs: options.refreshIntervalMs });
+  return new SdkJoseCodec(options.keys, registry, refresh, {
+    refreshIntervalMs: options.refreshIntervalMs,
+    maxAgeMs: options.hubKeysMaxAgeMs,
+    keysReadAt: options.hubJwks ? null : Date.now(),
+  });
 };

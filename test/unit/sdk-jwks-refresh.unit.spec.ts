@@ -8,7 +8,7 @@ import { decodeProtectedHeader, type JWK } from 'jose';
 import { JoseCodec } from '../../src/adapters/crypto/jose-codec';
 import { KeyRegistry, generateEncryptionKey, generatePartyKeys, generateSigningKey, publicJwks, type PartyKeys } from '../../src/adapters/crypto/jose-keys';
 import { parseDownlink } from '../../src/adapters/messaging/messages';
-import { HUB_PARTY, SdkJoseCodec, joseCodecFor, registerHubJwks } from '../../src/sdk/security';
+import { HUB_KEYS_MAX_AGE_MS, HUB_PARTY, SdkJoseCodec, checkedHubUrl, joseCodecFor, registerHubJwks, registerSystem } from '../../src/sdk/security';
 
 const downlink = { id: '7f1c1d7e-1c2b-4c1a-9d7e-0a1b2c3d4e5f', type: 'system.joined', version: 1, systemId: 'xian', correlationId: 'c', time: new Date().toISOString(), payload: { systemId: 'xian', name: 'Xian', area: 'Xian' } };
 const jwksOf = (keys: PartyKeys): { keys: JWK[] } => ({ keys: [publicJwks(keys).signing, publicJwks(keys).encryption] });
@@ -87,7 +87,7 @@ describe("SDK: the hub's JWKS is read again for unknown keys, but not for every 
 });
 
 describe('joseCodecFor with saved hub keys', () => {
-  it('starts without the hub\'s HTTP API when given hubJwks, and keeps hubUrl for a rotation', async () => {
+  it("starts without the hub's HTTP API when given hubJwks, keeps hubUrl for a rotation, and reads the keys at first use", async () => {
     const hubKeys = await generatePartyKeys(HUB_PARTY);
     const xian = await generatePartyKeys('xian');
     const fetched: string[] = [];
@@ -98,16 +98,146 @@ describe('joseCodecFor with saved hub keys', () => {
     }) as typeof fetch;
     try {
       // Only hubUrl: the start needs the hub.
-      await expect(joseCodecFor({ keys: xian, hubUrl: 'http://hub.invalid:8080' })).rejects.toThrow(/the hub is down/);
+      await expect(joseCodecFor({ keys: xian, hubUrl: 'https://hub.invalid:8080' })).rejects.toThrow(/the hub is down/);
       fetched.length = 0;
-      const codec = await joseCodecFor({ keys: xian, hubJwks: jwksOf(hubKeys), hubUrl: 'http://hub.invalid:8080' });
+      const codec = await joseCodecFor({ keys: xian, hubJwks: jwksOf(hubKeys), hubUrl: 'https://hub.invalid:8080' });
       expect(fetched).toEqual([]);
-      // And it encrypts for the saved hub key.
+      expect(codec.hubKeysReadAt).toBeNull(); // saved keys: of unknown age
+      // It encrypts for the saved hub key; the first use tried to read them again first (the hub is down: kept).
       const envelope = { ...downlink, type: 'expert.registered', payload: {} };
       await expect(codec.encode(envelope as never, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' })).resolves.toMatchObject({ body: expect.any(String) });
+      expect(fetched).toEqual(['https://hub.invalid:8080/.well-known/jwks.json']);
+      // Once the hub answers, the next read (after the interval) dates them.
+      globalThis.fetch = (async () => new Response(JSON.stringify(jwksOf(hubKeys)), { status: 200, headers: { 'content-type': 'application/json' } })) as typeof fetch;
+      const again = await joseCodecFor({ keys: xian, hubJwks: jwksOf(hubKeys), hubUrl: 'https://hub.invalid:8080' });
+      const before = Date.now();
+      await again.encode(envelope as never, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' });
+      expect(again.hubKeysReadAt?.getTime()).toBeGreaterThanOrEqual(before);
     } finally {
       globalThis.fetch = realFetch;
     }
+  });
+});
+
+describe('SDK: the hub URL must be https:, or http: to loopback', () => {
+  it.each(['https://hub.example.org', 'https://10.0.0.7:8443/', 'http://127.0.0.1:8080', 'http://127.8.9.10', 'http://localhost:8080', 'http://[::1]:8080'])('%s is taken', (url) => {
+    expect(checkedHubUrl(url).href).toBe(new URL(url).href);
+  });
+
+  it.each(['http://hub:8080', 'http://10.0.0.7:8080', 'http://127.0.0.1.evil.example', 'http://localhost.evil.example', 'http://[::2]:8080'])('%s is refused, naming the way out', (url) => {
+    expect(() => checkedHubUrl(url)).toThrow(/is not https: .*insecureHubUrl: true/);
+    expect(checkedHubUrl(url, { insecureHubUrl: true }).href).toBe(new URL(url).href);
+  });
+
+  it.each(['ftp://hub.example.org', 'file:///etc/passwd', 'hub.example.org', ''])('%s is not a hub URL at all, insecureHubUrl or not', (url) => {
+    expect(() => checkedHubUrl(url, { insecureHubUrl: true })).toThrow(TypeError);
+  });
+
+  it('joseCodecFor and registerSystem refuse a plain http: hub before anything is sent (no JWKS read, no token)', async () => {
+    const xian = await generatePartyKeys('xian');
+    const realFetch = globalThis.fetch;
+    const fetch = jest.fn(async () => new Response('{}'));
+    globalThis.fetch = fetch as unknown as typeof globalThis.fetch;
+    try {
+      await expect(joseCodecFor({ keys: xian, hubUrl: 'http://hub:8080' })).rejects.toThrow(/insecureHubUrl/);
+      // Saved keys do not hide a bad URL: it would be used at the first read.
+      await expect(joseCodecFor({ keys: xian, hubUrl: 'http://hub:8080', hubJwks: jwksOf(await generatePartyKeys(HUB_PARTY)) })).rejects.toThrow(/insecureHubUrl/);
+      await expect(registerSystem('http://hub:8080', { id: 'xian', name: 'Xian', area: 'Xian' }, xian, { authorization: 'Bearer secret' })).rejects.toThrow(/operator's token/);
+      expect(fetch).not.toHaveBeenCalled();
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+  });
+});
+
+describe("SDK: the hub's keys are read again once older than their max age", () => {
+  const ctx = { from: HUB_PARTY, to: 'xian', queue: 'rts.downlink.xian', parse: parseDownlink };
+  let xian: PartyKeys;
+  let hub: PartyKeys;
+  let rotated: PartyKeys;
+  beforeAll(async () => {
+    xian = await generatePartyKeys('xian');
+    hub = await generatePartyKeys(HUB_PARTY);
+    rotated = { ...hub, signing: await generateSigningKey() }; // the old signing key leaked: listed nowhere
+  });
+  const hubCodec = async (keys: PartyKeys): Promise<JoseCodec> => {
+    const registry = new KeyRegistry();
+    await registry.register('xian', publicJwks(xian).encryption);
+    return new JoseCodec({ keys, registry });
+  };
+  const message = (n: number) => ({ ...downlink, id: `${String(n).padStart(8, '0')}-1c2b-4c1a-9d7e-0a1b2c3d4e5f` });
+
+  it('a revoked signing key is refused after the max age, though no message came under the new one', async () => {
+    let now = 0;
+    const refresh = jest.fn(async () => jwksOf(rotated));
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const leaked = await hubCodec(hub);
+    // Within the max age, the leaked key is still trusted: that is the window.
+    now = HUB_KEYS_MAX_AGE_MS;
+    const early = await leaked.encode(message(1), { to: 'xian' });
+    await expect(sdk.decode(early.body, early.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).not.toHaveBeenCalled();
+    // Past it, the keys are read again before the next message is opened: the dropped key is gone.
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    const forged = await leaked.encode(message(2), { to: 'xian' });
+    await expect(sdk.decode(forged.body, forged.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+    expect(refresh).toHaveBeenCalledTimes(1);
+    expect(sdk.hubKeysReadAt?.getTime()).toBe(HUB_KEYS_MAX_AGE_MS + 1);
+    // The hub's own messages, under its new key, are taken; the keys are fresh: no read for them.
+    const real = await (await hubCodec(rotated)).encode(message(3), { to: 'xian' });
+    await expect(sdk.decode(real.body, real.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).toHaveBeenCalledTimes(1);
+  });
+
+  it('what the system sends is encrypted for the keys read again too', async () => {
+    let now = 0;
+    const newer = await generateEncryptionKey();
+    const refresh = jest.fn(async () => ({ keys: [...jwksOf(hub).keys, newer.publicJwk] }));
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now, maxAgeMs: 60_000 });
+    const uplink = { ...downlink, type: 'expert.registered', payload: {} } as never;
+    const send = async () => decodeProtectedHeader(String((await sdk.encode(uplink, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' })).body)).kid;
+    expect(await send()).toBe(hub.decryption[0]!.kid);
+    now = 60_001;
+    expect(await send()).toBe(newer.kid);
+    expect(refresh).toHaveBeenCalledTimes(1);
+  });
+
+  it('a read that fails keeps the keys, the message goes on, and the next try waits for the interval', async () => {
+    let now = 0;
+    const refresh = jest.fn(async (): Promise<{ keys: JWK[] }> => {
+      throw new Error('connect ECONNREFUSED');
+    });
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now, refreshIntervalMs: 30_000 });
+    const codec = await hubCodec(hub);
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    for (let i = 0; i < 3; i++) {
+      const sent = await codec.encode(message(10 + i), { to: 'xian' });
+      await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    }
+    expect(refresh).toHaveBeenCalledTimes(1);
+    expect(sdk.hubKeysReadAt?.getTime()).toBe(0); // still the first read's
+    now += 30_000;
+    refresh.mockImplementation(async () => jwksOf(hub));
+    const sent = await codec.encode(message(20), { to: 'xian' });
+    await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).toHaveBeenCalledTimes(2);
+    expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
+  });
+
+  it('maxAgeMs null: never read for their age; keys given without a way to read them: never read', async () => {
+    let now = 0;
+    const refresh = jest.fn(async () => jwksOf(rotated));
+    const off = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now, maxAgeMs: null });
+    const fixed = new SdkJoseCodec(xian, await registered(jwksOf(hub)), undefined, { clock: () => now, keysReadAt: null });
+    const leaked = await hubCodec(hub);
+    now = 10 * HUB_KEYS_MAX_AGE_MS;
+    for (const sdk of [off, fixed]) {
+      const sent = await leaked.encode(message(30), { to: 'xian' });
+      await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    }
+    expect(refresh).not.toHaveBeenCalled();
+    expect(() => new SdkJoseCodec(xian, new KeyRegistry(), refresh, { maxAgeMs: -1 })).toThrow(TypeError);
+    expect(() => new SdkJoseCodec(xian, new KeyRegistry(), refresh, { maxAgeMs: Number.NaN })).toThrow(TypeError);
   });
 });
 
