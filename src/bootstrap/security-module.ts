@@ -163,23 +163,27 @@ export const caughtUpConsultations = (module: Pick<ConsultationModule, 'readMode
 });
 
 /** The statuses in which a consultation is with its expert: offered (the open offer), accepted, reported. */
-const WITH_EXPERT: ReadonlySet<string> = new Set(['offered', 'accepted', 'reported']);
+const WITH_EXPERT = ['offered', 'accepted', 'reported'] as const;
 
 /**
  * Documents attached to the consultations now with a system's experts, and their patients. Not once the case is
- * closed (acknowledged, cancelled, unassigned): the access ended with it.
+ * closed (acknowledged, cancelled, unassigned): the access ended with it. Only those cases are read (by status),
+ * every one of them: it read the system's latest 10,000 cases of any status and kept the open ones, so a system
+ * with that many closed cases lost, unseen, its clinicians' access to its older open ones.
  */
 export const consultationScope = async (consultations: ConsultationReading | undefined, xds: XdsBackend, systemId: string): Promise<ClinicianScope> => {
   const uniqueIds = new Set<string>();
   const patientKeys = new Set<string>();
   if (!consultations) return { uniqueIds, patientKeys };
-  let before: { requestedAt: string; consultationId: string } | undefined;
-  for (let pages = 0; pages < 20; pages++) {
-    const page = await consultations.list({ systemId, role: 'expert', limit: 500, ...(before ? { before } : {}) });
-    for (const c of page.items) if (WITH_EXPERT.has(c.status)) for (const id of c.attachments) uniqueIds.add(id);
-    const last = page.items[page.items.length - 1];
-    if (!page.hasMore || !last) break;
-    before = { requestedAt: last.requestedAt, consultationId: last.consultationId };
+  for (const status of WITH_EXPERT) {
+    let before: { requestedAt: string; consultationId: string } | undefined;
+    for (;;) {
+      const page = await consultations.list({ systemId, role: 'expert', status, limit: 500, ...(before ? { before } : {}) });
+      for (const c of page.items) if (c.status === status) for (const id of c.attachments) uniqueIds.add(id);
+      const last = page.items[page.items.length - 1];
+      if (!page.hasMore || !last) break;
+      before = { requestedAt: last.requestedAt, consultationId: last.consultationId };
+    }
   }
   for (const id of uniqueIds) {
     const entry = await xds.entry(id).catch(() => null);
