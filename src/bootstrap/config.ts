@@ -283,7 +283,7 @@ const describe = (issues: readonly z.core.$ZodIssue[]): string[] => issues.map((
  * The rts CLI's own variables (src/adapters/cli): a shell that runs both the CLI and the hub has them set, and they
  * are no misspelt setting. RTS_URL is one word short of RTS_BROKER_URL and RTS_POSTGRES_URL.
  */
-export const CLI_VARIABLES: readonly string[] = ['RTS_URL', 'RTS_TOKEN', 'RTS_PATIENT', 'RTS_TIMEOUT', 'RTS_NO_CHART', 'RTS_DEBUG'];
+export const CLI_VARIABLES: readonly string[] = ['RTS_URL', 'RTS_TOKEN', 'RTS_PATIENT', 'RTS_TIMEOUT', 'RTS_NO_CHART', 'RTS_DEBUG', 'RTS_INSECURE_HTTP'];
 
 /** Whether a setting's name, with one of its words after RTS_ left out, is `name` (RTS_HTTP_PORT -> RTS_PORT). */
 const oneWordShort = (name: string, setting: string): boolean => {

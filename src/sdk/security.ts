@@ -20,6 +20,7 @@ import { JoseCodec, type JoseDecodeResult } from '../adapters/crypto/jose-codec'
 import { HUB_SYSTEM_ID } from '../domain/directory/connected-system';
 import { ConflictError } from '../domain/shared/errors';
 import { KeyRegistry, publicJwks, type PartyKeys } from '../adapters/crypto/jose-keys';
+import { isLoopbackHost } from '../adapters/validation/loopback-host';
 import type { AnyEnvelope, DecodeContext, EncodeContext, EncodedMessage, MessageCodec } from './codec';
 
 export { JoseCodec, JoseError, type JoseErrorCode } from '../adapters/crypto/jose-codec';
@@ -49,13 +50,6 @@ export type HubUrlOptions = Readonly<{
    */
   insecureHubUrl?: boolean;
 }>;
-
-const isLoopbackHost = (hostname: string): boolean => {
-  const host = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
-  if (host === 'localhost' || host === '::1') return true;
-  const octets = host.split('.');
-  return octets.length === 4 && octets[0] === '127' && octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255);
-};
 
 /**
  * The hub's URL, checked: `https:`, or `http:` to a loopback host (the hub's own machine, or a TLS proxy there);

@@ -40,9 +40,9 @@ describe('rts command line: upload', () => {
   });
 
   it('takes --at, --id, --url and the --flag=value form', () => {
-    expect(parsed(['upload', `--patient=${CPR}`, '--systolic=126.5', '--diastolic', '70', '--at', '2026-05-10T08:15:00+02:00', '--id', 'meter-7:0042', '--url', 'http://hub.example:9000/'])).toEqual({
+    expect(parsed(['upload', `--patient=${CPR}`, '--systolic=126.5', '--diastolic', '70', '--at', '2026-05-10T08:15:00+02:00', '--id', 'meter-7:0042', '--url', 'https://hub.example:9000/'])).toEqual({
       kind: 'upload',
-      url: 'http://hub.example:9000',
+      url: 'https://hub.example:9000',
       patientId: CPR,
       systolic: 126.5,
       diastolic: 70,
@@ -66,9 +66,21 @@ describe('rts command line: upload', () => {
     const base = ['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70'];
     expect(parsed(base)).toMatchObject({ url: 'http://127.0.0.1:8080' });
     expect(parsed(base, { RTS_URL: 'https://hub.example' })).toMatchObject({ url: 'https://hub.example' });
-    expect(parsed([...base, '--url', 'http://other:1234'], { RTS_URL: 'https://hub.example' })).toMatchObject({ url: 'http://other:1234' });
+    expect(parsed([...base, '--url', 'https://other:1234'], { RTS_URL: 'https://hub.example' })).toMatchObject({ url: 'https://other:1234' });
     expect(usageError(base, { RTS_URL: 'ftp://hub.example' })).toMatch(/RTS_URL must be an http/);
     expect(usageError([...base, '--url', 'not a url'])).toMatch(/--url is not a URL/);
+  });
+
+  it('refuses plain http to another machine (CPR numbers, readings and the token in clear) unless RTS_INSECURE_HTTP=on', () => {
+    const base = ['upload', '--patient', CPR, '--systolic', '126', '--diastolic', '70'];
+    for (const url of ['http://hub.example:8080', 'http://10.0.0.7:8080', 'http://127.0.0.1.hub.example', 'http://localhost.hub.example']) {
+      expect(usageError([...base, '--url', url])).toMatch(/^--url http:\/\/\S+ is plain http to another machine: .* Use https:\/\/ .* RTS_INSECURE_HTTP=on/);
+      expect(usageError(base, { RTS_URL: url })).toMatch(/^RTS_URL http:\/\/\S+ is plain http to another machine/);
+      expect(parsed([...base, '--url', url], { RTS_INSECURE_HTTP: 'on' })).toMatchObject({ url: url.replace(/\/$/, '') });
+    }
+    expect(usageError([...base, '--url', 'http://hub.example'], { RTS_INSECURE_HTTP: 'yes' })).toMatch(/plain http to another machine/); // only "on"
+    for (const url of ['http://127.0.0.1:8080', 'http://127.1.2.3:9', 'http://localhost:8080', 'http://[::1]:8080', 'https://hub.example']) expect(parsed([...base, '--url', url])).toMatchObject({ url });
+    for (const kind of [['review', '--patient', CPR], ['export', '--patient', CPR]]) expect(usageError([...kind, '--url', 'http://hub.example'])).toMatch(/plain http to another machine/);
   });
 
   it.each([
@@ -265,7 +277,7 @@ describe('rts command line: commands, help and version', () => {
 describe('rts command line: export', () => {
   it('reads the patient, --out, --url and --timeout; the patient as for the other commands', () => {
     expect(parsed(['export', '--patient', CPR])).toEqual({ kind: 'export', url: DEFAULT_URL, patientId: CPR, timeoutMs: 60_000 });
-    expect(parsed(['export', '--patient', CPR, '--out', 'a.json', '--url', 'http://hub:9000/', '--timeout', '120'])).toEqual({ kind: 'export', url: 'http://hub:9000', patientId: CPR, out: 'a.json', timeoutMs: 120_000 });
+    expect(parsed(['export', '--patient', CPR, '--out', 'a.json', '--url', 'https://hub:9000/', '--timeout', '120'])).toEqual({ kind: 'export', url: 'https://hub:9000', patientId: CPR, out: 'a.json', timeoutMs: 120_000 });
     expect(parsed(['export'], { RTS_PATIENT: CPR })).toMatchObject({ patientId: CPR });
     expect(parseCommandLine(['export', '--patient', '-'], {}, () => `${CPR}\n`)).toMatchObject({ ok: true, command: { patientId: CPR } });
     expect(parsed(['export', '--help'])).toMatchObject({ kind: 'help', text: expect.stringContaining('Usage: rts export') });

@@ -20,9 +20,9 @@ describe('rts dlq', () => {
   it('lists the dead letters from --url', async () => {
     const out = collector();
     const calls: Array<{ url: string; init: RequestInit }> = [];
-    const code = await runDlq(['list', '--limit', '5', '--url', 'http://hub:9'], { stdout: out, stderr: collector(), env: {}, fetch: fakeFetch(200, { items: [summary], count: 1 }, calls) });
+    const code = await runDlq(['list', '--limit', '5', '--url', 'https://hub:9'], { stdout: out, stderr: collector(), env: {}, fetch: fakeFetch(200, { items: [summary], count: 1 }, calls) });
     expect(code).toBe(EXIT.ok);
-    expect(calls[0]!.url).toBe('http://hub:9/dead-letters?limit=5');
+    expect(calls[0]!.url).toBe('https://hub:9/dead-letters?limit=5');
     expect(out.text()).toContain('dlq-1');
     expect(out.text()).toContain('reason: unknown_system');
     expect(out.text()).toContain('\n1 dead letter(s)\n');
@@ -38,8 +38,8 @@ describe('rts dlq', () => {
   it('shows one and replays it with who and why', async () => {
     const out = collector();
     const calls: Array<{ url: string; init: RequestInit }> = [];
-    await runDlq(['show', 'env-1'], { stdout: out, stderr: collector(), env: { RTS_URL: 'http://h:1' }, fetch: fakeFetch(200, { ...summary, body: '{"id":"env-1"}', applicationProperties: {}, replays: [] }, calls) });
-    expect(calls[0]!.url).toBe('http://h:1/dead-letters/env-1');
+    await runDlq(['show', 'env-1'], { stdout: out, stderr: collector(), env: { RTS_URL: 'https://h:1' }, fetch: fakeFetch(200, { ...summary, body: '{"id":"env-1"}', applicationProperties: {}, replays: [] }, calls) });
+    expect(calls[0]!.url).toBe('https://h:1/dead-letters/env-1');
     expect(out.text()).toContain('{"id":"env-1"}');
 
     const code = await runDlq(['replay', 'dlq-1', '--by', 'alice', '--reason', 'registered now'], {
@@ -137,14 +137,14 @@ describe('rts dlq', () => {
   it('discards one with its reason, and answers a discarded id with the discard record', async () => {
     const out = collector();
     const calls: Array<{ url: string; init: RequestInit }> = [];
-    const code = await runDlq(['discard', 'dlq-1', '--reason', 'a duplicate', '--url', 'http://hub:9'], {
+    const code = await runDlq(['discard', 'dlq-1', '--reason', 'a duplicate', '--url', 'https://hub:9'], {
       stdout: out,
       stderr: collector(),
       env: { USER: 'alice' },
       fetch: fakeFetch(200, { id: 'dlq-1', envelopeId: 'env-1', removed: 1, discard: {}, recordedIn: 'dead-letter-env-1' }, calls),
     });
     expect(code).toBe(EXIT.ok);
-    expect(calls[0]!.url).toBe('http://hub:9/dead-letters/dlq-1/discard');
+    expect(calls[0]!.url).toBe('https://hub:9/dead-letters/dlq-1/discard');
     expect(calls[0]!.init.method).toBe('POST');
     expect(JSON.parse(String(calls[0]!.init.body))).toEqual({ reason: 'a duplicate' }); // no $USER: the token's subject is who
     expect(out.text()).toBe('Discarded dlq-1 (1 message removed from the dead letter queue); recorded in dead-letter-env-1\n');

@@ -11,7 +11,7 @@ import { run } from '../../src/adapters/cli/run';
  * the user reads. The real hub is driven in test/e2e/cli.e2e.spec.ts.
  */
 const CPR = '251248-1234';
-const URL_ = 'http://hub.test:8080';
+const URL_ = 'https://hub.test:8080';
 
 type Step = Response | Error;
 

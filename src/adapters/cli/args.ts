@@ -6,6 +6,7 @@ import { checkPatientIdempotencyKey, idempotencyKeyProblem } from '../../domain/
 import { MAX_INTERVAL_DAYS } from '../../domain/monitoring/time-interval';
 import { EXIT_CODES_HELP } from './exit-codes';
 import { nearName } from '../validation/near-name';
+import { isLoopbackHost } from '../validation/loopback-host';
 
 /**
  * The command line of `rts`, parsed and checked without any I/O. Everything that can be known to be wrong
@@ -79,7 +80,8 @@ For the hub's operators (rts <command> --help for each):
   erasures list the erasures a backup, data directory or log records, and
            apply them to a restored hub (by pseudonymous key)
 
-The hub is found at --url, else $RTS_URL, else ${DEFAULT_URL}.
+The hub is found at --url, else $RTS_URL, else ${DEFAULT_URL}:
+https://, or http:// to this machine (another one needs RTS_INSECURE_HTTP=on).
 ${PATIENT_ADVICE}
 
 ${EXIT_CODES_HELP}
@@ -348,7 +350,7 @@ const integerOf = (value: string | undefined, flag: string, min: number, max: nu
   return n;
 };
 
-/** --url, else $RTS_URL, else the default; http(s) only, without a trailing slash. */
+/** --url, else $RTS_URL, else the default; https:, or http: to loopback (or with RTS_INSECURE_HTTP=on); without a trailing slash. */
 export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string => {
   const raw = flag ?? (env.RTS_URL || undefined) ?? DEFAULT_URL;
   let url: URL;
@@ -361,6 +363,13 @@ export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, 
   if (url.search || url.hash || raw.includes('#') || raw.includes('?')) fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must not have a query or fragment`);
   // Never repeated: it holds a password. fetch refuses such URLs anyway; a token goes in RTS_TOKEN.
   if (url.username || url.password) fail(`${flag !== undefined ? '--url' : 'RTS_URL'} must not hold a user name or password (give a token in RTS_TOKEN)`);
+  // CPR numbers, readings and the token: not across a network in clear. The hub's own machine is fine (the default).
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && env.RTS_INSECURE_HTTP !== 'on') {
+    fail(
+      `${flag !== undefined ? '--url' : 'RTS_URL'} http://${url.host} is plain http to another machine: CPR numbers, readings and RTS_TOKEN would cross the network in clear. ` +
+        'Use https:// (the hub behind its TLS proxy), or set RTS_INSECURE_HTTP=on for a network you control end to end',
+    );
+  }
   return url.toString().replace(/\/+$/, '');
 };
 

@@ -32,7 +32,8 @@ export const DLQ_HELP = `Usage:
            subject, with --reason (required, no CPR number), and in the audit
            trail. Not sent twice: after a lost answer, look with show first
 
-The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080. The
+The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080 (https://,
+or http:// to this machine; another one needs RTS_INSECURE_HTTP=on). The
 commands need an operator's token in $RTS_TOKEN (mint one with:
 node dist/bootstrap/token.js --role operator); without one, a local hub's
 development login is used.

@@ -42,7 +42,8 @@ Only pseudonymous keys, consultation ids and times are read or printed; no CPR
 number is needed.
 apply needs an operator's token in $RTS_TOKEN (node dist/bootstrap/token.js
 --role operator); without one, a local hub's development login is used. The
-hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080.
+hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080 (https://, or
+http:// to this machine; another one needs RTS_INSECURE_HTTP=on).
 
 ${EXIT_CODES_HELP}
 `;
