@@ -11,6 +11,9 @@ protocol of docs/messaging.md ("Message security"):
     application-properties (messageId, type, version, systemId, correlationId);
   * a system registers its two public keys over HTTP (POST /systems with `keys`), and reads the hub's from
     GET /.well-known/jwks.json;
+  * the hub's HTTP API is trust material (its JWKS is what every hub message is verified against; the calls carry
+    an operator's token): its URL must be https://, or http:// only on a loopback host (localhost, 127.0.0.0/8,
+    ::1), else HubHttp and JoseCodec refuse it (ValueError) unless given insecure_http=True;
   * the receiver checks in the order of docs/messaging.md and dead-letters with its reasons, as the TypeScript
     SDK does (a downlink envelope whose systemId is not ours is sender_mismatch; a JWE for none of our keys, or
     claims whose aud is not us, not_for_us);
@@ -41,6 +44,7 @@ It logs through the standard logging module, logger "rts_client", at the events 
 and failover, named by ids only (never a CPR number, a name, a text, a body, a token or a key). It adds no handler:
 the application configures logging (city_system.py calls logging.basicConfig).
 """
+import ipaddress
 import json
 import logging
 import re
@@ -356,10 +360,55 @@ class PartyKeys:
         return cls(data["owner"], jwk.JWK(**data["signing"]), jwk.JWK(**data["encryption"]), [jwk.JWK(**key) for key in data.get("previousEncryption", [])])
 
 
-class HubHttp:
-    """The hub's HTTP API, as far as a system needs it to join."""
+# ---- the hub's HTTP API: trust material -------------------------------------------------------------------------
+# Its JWKS is what every hub message is verified against, and its calls carry an operator's bearer token: so plain
+# http only to this machine.
+_IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+_IPV6_LOOPBACK = ipaddress.ip_address("::1")
 
-    def __init__(self, base_url, headers=None):
+
+def _is_loopback(host):
+    """localhost, an address of 127.0.0.0/8, or ::1 (urlsplit's hostname: lower case, without the brackets)."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address in _IPV4_LOOPBACK if address.version == 4 else address == _IPV6_LOOPBACK
+
+
+def check_hub_url(url, insecure_http=False):
+    """Raises ValueError unless `url` may be used for the hub's HTTP API: https://, or http:// when the host is
+    loopback (localhost, 127.0.0.0/8, ::1) or insecure_http=True. The error names the scheme and the host, never the
+    rest of the URL (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname
+    except (AttributeError, ValueError) as error:
+        raise ValueError(f"the hub URL cannot be read as a URL ({error})") from None
+    if not host:
+        raise ValueError(f"the hub URL (scheme {scheme!r}) names no host")
+    if scheme == "https" or (scheme == "http" and (insecure_http or _is_loopback(host))):
+        return
+    if scheme == "http":
+        raise ValueError(f"the hub URL's scheme 'http' with host {host!r} is refused: the hub's HTTP API (its JWKS, which "
+                         "every hub message is verified against, and calls that carry an operator's token) must be https://, "
+                         "or http:// only on a loopback host (localhost, 127.0.0.0/8, ::1); to accept plain http to this host "
+                         "anyway, pass insecure_http=True")
+    raise ValueError(f"the hub URL's scheme {scheme!r} with host {host!r} is refused: the hub's HTTP API must be https:// "
+                     "(or http:// on a loopback host, or with insecure_http=True)")
+
+
+class HubHttp:
+    """The hub's HTTP API, as far as a system needs it to join.
+
+    base_url: https://, or http:// only on a loopback host (localhost, 127.0.0.0/8, ::1); any other is refused here
+    (ValueError) unless insecure_http=True, since the calls carry an operator's token and jwks() is what the hub's
+    messages are verified against."""
+
+    def __init__(self, base_url, headers=None, insecure_http=False):
+        check_hub_url(base_url, insecure_http)
         self.base_url = base_url.rstrip("/")
         self.headers = headers or {}
 
@@ -430,7 +479,9 @@ class JoseCodec:
 
     hub_jwks: where the hub's public keys come from, one of
       * a callable that returns the JWKS, e.g. HubHttp(...).jwks;
-      * the JWKS's URL, e.g. "http://hub:8080/.well-known/jwks.json";
+      * the JWKS's URL, e.g. "https://hub.example/.well-known/jwks.json": https://, or http:// only on a loopback
+        host (localhost, 127.0.0.0/8, ::1), else ValueError here unless insecure_http=True (the JWKS is what every
+        hub message is verified against);
       * the JWKS itself (a dict): then it is never re-read, and once the hub rotates its signing key every hub
         message is dead-lettered as unknown_key. Give a callable or the URL.
     Read once here. When a hub message is signed with a kid we do not know (or whose rts_retires_at has come), the
@@ -444,11 +495,12 @@ class JoseCodec:
     name = "jose"
     content_type = "application/jose"
 
-    def __init__(self, keys, hub_jwks, refresh_interval=30.0, clock=time.monotonic):
+    def __init__(self, keys, hub_jwks, refresh_interval=30.0, clock=time.monotonic, insecure_http=False):
         self.keys = keys
         if callable(hub_jwks):
             self._fetch = hub_jwks
         elif isinstance(hub_jwks, str):
+            check_hub_url(hub_jwks, insecure_http)
             self._fetch = lambda: _read_jwks_url(hub_jwks)
         else:
             self._fetch = None
