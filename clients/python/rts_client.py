@@ -13,7 +13,9 @@ protocol of docs/messaging.md ("Message security"):
     GET /.well-known/jwks.json;
   * the hub's HTTP API is trust material (its JWKS is what every hub message is verified against; the calls carry
     an operator's token): its URL must be https://, or http:// only on a loopback host (localhost, 127.0.0.0/8,
-    ::1), else HubHttp and JoseCodec refuse it (ValueError) unless given insecure_http=True;
+    ::1), else HubHttp and JoseCodec refuse it (ValueError) unless given insecure_http=True; no redirect is
+    followed (RedirectRefused); the JWKS is asked for with cache-control: no-cache, so that a caching proxy
+    revalidates it; a request waits HTTP_TIMEOUT (10) seconds at most;
   * the receiver checks in the order of docs/messaging.md and dead-letters with its reasons, as the TypeScript
     SDK does (a downlink envelope whose systemId is not ours is sender_mismatch; a JWE for none of our keys, or
     claims whose aud is not us, not_for_us);
@@ -362,7 +364,9 @@ class PartyKeys:
 
 # ---- the hub's HTTP API: trust material -------------------------------------------------------------------------
 # Its JWKS is what every hub message is verified against, and its calls carry an operator's bearer token: so plain
-# http only to this machine.
+# http only to this machine, no redirect followed (one could lead an https request to plain http or to another
+# host), and a JWKS read that a caching proxy must revalidate (the hub serves it with max-age=300).
+HTTP_TIMEOUT = 10.0
 _IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 _IPV6_LOOPBACK = ipaddress.ip_address("::1")
 
@@ -400,26 +404,61 @@ def check_hub_url(url, insecure_http=False):
                      "(or http:// on a loopback host, or with insecure_http=True)")
 
 
+class RedirectRefused(urllib.error.URLError):
+    """The hub's HTTP API answered with a redirect: not followed (it could lead an https request to plain http or to
+    another host)."""
+
+    def __init__(self, code, location):
+        target = urlsplit(location or "")
+        where = f" to {target.scheme}://{target.hostname}" if target.scheme and target.hostname else ""
+        super().__init__(f"HTTP {code} (a redirect{where}) from the hub's HTTP API: redirects are not followed")
+        self.code = code
+
+    def __str__(self):
+        return self.reason
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def http_error_302(self, req, fp, code, msg, headers):
+        fp.close()
+        raise RedirectRefused(code, headers.get("location"))
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+def _open(request):
+    """The hub's answer to `request`: no redirect followed (RedirectRefused), HTTP_TIMEOUT seconds at most."""
+    return _OPENER.open(request, timeout=HTTP_TIMEOUT)
+
+
+# A JWKS read asks a caching proxy on the way to revalidate with the hub rather than answer from its cache.
+_JWKS_HEADERS = {"accept": "application/json", "cache-control": "no-cache"}
+
+
 class HubHttp:
     """The hub's HTTP API, as far as a system needs it to join.
 
     base_url: https://, or http:// only on a loopback host (localhost, 127.0.0.0/8, ::1); any other is refused here
     (ValueError) unless insecure_http=True, since the calls carry an operator's token and jwks() is what the hub's
-    messages are verified against."""
+    messages are verified against. A redirect is never followed (RedirectRefused); each call waits HTTP_TIMEOUT (10)
+    seconds at most."""
 
     def __init__(self, base_url, headers=None, insecure_http=False):
         check_hub_url(base_url, insecure_http)
         self.base_url = base_url.rstrip("/")
         self.headers = headers or {}
 
-    def _call(self, method, path, body=None):
+    def _call(self, method, path, body=None, headers=None):
         data = None if body is None else to_json(body).encode("utf-8")
-        headers = {"accept": "application/json", **self.headers}
+        headers = {"accept": "application/json", **self.headers, **(headers or {})}
         if data is not None:
             headers["content-type"] = "application/json"
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with _open(request) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -431,9 +470,10 @@ class HubHttp:
         return body
 
     def jwks(self):
-        """The hub's public keys. Give the method itself to JoseCodec (JoseCodec(keys, hub.jwks)): it re-reads them
-        when a hub message names a signing key it does not know (the hub rotated)."""
-        status, body = self._call("GET", "/.well-known/jwks.json")
+        """The hub's public keys (asking a caching proxy to revalidate: cache-control no-cache). Give the method
+        itself to JoseCodec (JoseCodec(keys, hub.jwks)): it re-reads them when a hub message names a signing key it
+        does not know (the hub rotated)."""
+        status, body = self._call("GET", "/.well-known/jwks.json", headers=_JWKS_HEADERS)
         if status != 200:
             raise RuntimeError(f"GET /.well-known/jwks.json: HTTP {status}")
         return body
@@ -459,9 +499,9 @@ class HubHttp:
 
 
 def _read_jwks_url(url):
-    """GET a JWKS URL (the hub's is public: no token)."""
-    request = urllib.request.Request(url, headers={"accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    """GET a JWKS URL (the hub's is public: no token), as HubHttp.jwks() does: no redirect, no cached answer."""
+    request = urllib.request.Request(url, headers=_JWKS_HEADERS)
+    with _open(request) as response:
         return json.loads(response.read())
 
 
@@ -481,7 +521,8 @@ class JoseCodec:
       * a callable that returns the JWKS, e.g. HubHttp(...).jwks;
       * the JWKS's URL, e.g. "https://hub.example/.well-known/jwks.json": https://, or http:// only on a loopback
         host (localhost, 127.0.0.0/8, ::1), else ValueError here unless insecure_http=True (the JWKS is what every
-        hub message is verified against);
+        hub message is verified against); read without following a redirect and asking a caching proxy to
+        revalidate (cache-control: no-cache), HTTP_TIMEOUT seconds at most;
       * the JWKS itself (a dict): then it is never re-read, and once the hub rotates its signing key every hub
         message is dead-lettered as unknown_key. Give a callable or the URL.
     Read once here. When a hub message is signed with a kid we do not know (or whose rts_retires_at has come), the

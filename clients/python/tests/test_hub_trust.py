@@ -2,18 +2,76 @@
 
   cd clients/python && /usr/bin/python3 -m unittest discover -s tests -v
 
-  * the hub URL: https://, or http:// only on a loopback host, unless insecure_http=True (HubHttp, JoseCodec).
+  * the hub URL: https://, or http:// only on a loopback host, unless insecure_http=True (HubHttp, JoseCodec);
+  * no redirect followed, and the JWKS read with cache-control: no-cache (a tiny http.server on 127.0.0.1).
 """
+import http.server
+import json
 import os
+import socket
 import sys
+import threading
+import time
 import unittest
 from unittest import mock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import rts_client  # noqa: E402
-from rts_client import HubHttp, JoseCodec, PartyKeys, check_hub_url  # noqa: E402
-from test_codec import hub_jwks, new_key  # noqa: E402
+from rts_client import HubHttp, JoseCodec, PartyKeys, RedirectRefused, check_hub_url  # noqa: E402
+from test_codec import Clock, hub_jwks, hub_message, new_key, reason, upsert  # noqa: E402
+
+
+class LocalServer:
+    """An http.server on 127.0.0.1 answering `routes[path]` = (status, headers, body), recording each request's path
+    and headers (lower-cased names) in `requests`."""
+
+    def __init__(self, routes):
+        self.routes = routes
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, headers, body = server.routes.get(self.path, (404, {}, b'{"error":"not_found"}'))
+                self.send_response(status)
+                for name, value in {"content-type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.http = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}"
+        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+
+    def paths(self):
+        return [path for path, _ in self.requests]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def jwks_body(jwks):
+    return 200, {"cache-control": "public, max-age=300"}, json.dumps(jwks).encode("utf-8")
+
+
+def redirect(code, location):
+    return code, {"location": location}, b""
 
 
 class HubUrlRule(unittest.TestCase):
@@ -76,6 +134,71 @@ class HubUrlRule(unittest.TestCase):
             codec = JoseCodec(PartyKeys("city-a"), "http://hub:8080/.well-known/jwks.json", insecure_http=True)
             read.assert_called_once_with("http://hub:8080/.well-known/jwks.json")
             self.assertEqual(codec.jwks_reads, 1)
+
+
+class HubRequests(unittest.TestCase):
+    """No redirect is followed; the JWKS is asked for with cache-control: no-cache; HTTP_TIMEOUT bounds a call."""
+
+    def setUp(self):
+        self.hub_sig, self.hub_enc = new_key(), new_key()
+        self.keys = PartyKeys("city-a")
+        self.jwks = hub_jwks(self.hub_sig, [self.hub_enc])
+
+    def test_hub_http_refuses_every_redirect_and_does_not_go_there(self):
+        for code in (301, 302, 303, 307, 308):
+            with self.subTest(code=code), LocalServer({}) as server:
+                server.routes["/elsewhere"] = jwks_body(self.jwks)
+                server.routes["/.well-known/jwks.json"] = redirect(code, f"{server.url}/elsewhere")
+                server.routes["/systems"] = redirect(code, f"{server.url}/elsewhere")
+                hub = HubHttp(server.url, {"authorization": "Bearer operator-token"})
+                with self.assertRaises(RedirectRefused) as refused:
+                    hub.jwks()
+                self.assertIn(f"HTTP {code}", str(refused.exception))
+                self.assertIn("redirects are not followed", str(refused.exception))
+                with self.assertRaises(RedirectRefused):
+                    hub.register_system("city-a", "City A", "Hubei", self.keys)
+                self.assertEqual(server.paths(), ["/.well-known/jwks.json", "/systems"])
+
+    def test_a_jwks_url_that_redirects_is_refused_at_construction_and_on_a_re_read(self):
+        with LocalServer({}) as server:
+            server.routes["/plain"] = jwks_body(self.jwks)
+            server.routes["/.well-known/jwks.json"] = redirect(302, f"{server.url}/plain")
+            with self.assertRaises(RedirectRefused) as refused:
+                JoseCodec(self.keys, f"{server.url}/.well-known/jwks.json")
+            self.assertIn("HTTP 302", str(refused.exception))
+            # Served at first; then the hub's URL answers with a redirect to a JWKS holding a key it does not list.
+            server.routes["/.well-known/jwks.json"] = jwks_body(self.jwks)
+            codec = JoseCodec(self.keys, f"{server.url}/.well-known/jwks.json", clock=Clock())
+            planted = new_key()
+            server.routes["/plain"] = jwks_body(hub_jwks(planted, [self.hub_enc]))
+            server.routes["/.well-known/jwks.json"] = redirect(307, f"{server.url}/plain")
+            message = hub_message(upsert("city-a"), planted, self.keys.encryption, "city-a")
+            self.assertEqual(reason(codec, message), "unknown_key")
+            self.assertNotIn("/plain", server.paths()[1:])
+            self.assertEqual(reason(codec, hub_message(upsert("city-a"), self.hub_sig, self.keys.encryption, "city-a")), "accepted")
+
+    def test_the_jwks_is_asked_for_with_cache_control_no_cache(self):
+        with LocalServer({"/.well-known/jwks.json": jwks_body(self.jwks)}) as server:
+            HubHttp(server.url).jwks()
+            codec = JoseCodec(self.keys, f"{server.url}/.well-known/jwks.json", clock=Clock())
+            self.assertEqual(reason(codec, hub_message(upsert("city-a"), new_key(), self.keys.encryption, "city-a")), "unknown_key")  # a re-read
+            self.assertEqual(len(server.requests), 3)
+            for _, headers in server.requests:
+                self.assertEqual(headers.get("cache-control"), "no-cache")
+
+    def test_a_call_waits_http_timeout_seconds_at_most(self):
+        self.assertEqual(rts_client.HTTP_TIMEOUT, 10)
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # takes the connection, never answers
+        try:
+            started = time.monotonic()
+            with mock.patch.object(rts_client, "HTTP_TIMEOUT", 0.3):
+                with self.assertRaises(OSError):  # socket.timeout (TimeoutError) or URLError
+                    HubHttp(f"http://127.0.0.1:{silent.getsockname()[1]}").jwks()
+            self.assertLess(time.monotonic() - started, 5)
+        finally:
+            silent.close()
 
 
 if __name__ == "__main__":
