@@ -21,8 +21,10 @@ protocol of docs/messaging.md ("Message security"):
     claims whose aud is not us, not_for_us);
   * rotation without downtime: PartyKeys decrypts with any of its current and previous encryption keys, by the
     JWE's kid (rotate_encryption, then HubHttp.add_keys, later retire_key and drop_decryption_key); JoseCodec
-    re-reads the hub's JWKS when a hub message is signed with a kid it does not know (at most once per
-    refresh_interval seconds) and verifies once more before it refuses the message as unknown_key.
+    re-reads the hub's JWKS when a hub message is signed with a kid it does not know and verifies once more before
+    it refuses the message as unknown_key, and re-reads it before a message once the keys are more than max_age
+    (300) seconds old, so that a key the hub no longer lists (revoked) stops being trusted; both at most once per
+    refresh_interval (30) seconds, and a failed re-read keeps the keys it had.
 
 And the rules of docs/messaging.md around it:
 
@@ -472,7 +474,7 @@ class HubHttp:
     def jwks(self):
         """The hub's public keys (asking a caching proxy to revalidate: cache-control no-cache). Give the method
         itself to JoseCodec (JoseCodec(keys, hub.jwks)): it re-reads them when a hub message names a signing key it
-        does not know (the hub rotated)."""
+        does not know (the hub rotated), and when they are older than its max_age (the hub revoked one)."""
         status, body = self._call("GET", "/.well-known/jwks.json", headers=_JWKS_HEADERS)
         if status != 200:
             raise RuntimeError(f"GET /.well-known/jwks.json: HTTP {status}")
@@ -531,12 +533,22 @@ class JoseCodec:
     that a run of messages with a kid the hub does not publish costs the hub one request, not one each; a message
     with an unknown kid that comes sooner after a re-read is refused without one. A re-read also picks up the hub's
     newest encryption key for what we send. A re-read that fails (the hub is unreachable) counts as one, and keeps
-    the keys we had. `clock`: monotonic seconds (tests give their own). `jwks_reads`: how many times it was read."""
+    the keys we had.
+
+    A key the hub stopped listing was revoked, and must stop being trusted even if no message with an unknown kid
+    comes: once the keys were last read successfully more than `max_age` seconds ago (default 300, the hub's
+    cache-control max-age), the JWKS is re-read before the next encode or decode uses them, through the same
+    rate-limited refresh_hub_keys (so still at most one read per refresh_interval). A timed re-read that fails keeps
+    the keys and the message goes on with them (the hub's HTTP API being down does not stop messaging); the next
+    try is refresh_interval later. max_age=None: no timed re-read. A JWKS given as a dict is never re-read.
+    `hub_keys_read_at`: the clock's time of the last successful read (None for a dict), for a health check that
+    wants to see keys gone stale. `clock`: monotonic seconds (tests give their own). `jwks_reads`: how many times
+    the keys were taken from a JWKS."""
 
     name = "jose"
     content_type = "application/jose"
 
-    def __init__(self, keys, hub_jwks, refresh_interval=30.0, clock=time.monotonic, insecure_http=False):
+    def __init__(self, keys, hub_jwks, refresh_interval=30.0, clock=time.monotonic, insecure_http=False, max_age=300.0):
         self.keys = keys
         if callable(hub_jwks):
             self._fetch = hub_jwks
@@ -546,12 +558,27 @@ class JoseCodec:
         else:
             self._fetch = None
         self.refresh_interval = refresh_interval
+        self.max_age = max_age
         self._clock = clock
         self._last_refresh = None  # the first read, here, is not a re-read: an unknown kid right after it re-reads
+        self._read_at = None  # the last successful read (the clock's seconds); None for a JWKS given as a dict
         self.jwks_reads = 0
         self.hub_signing = {}
         self.hub_encryption = None
-        self._use_jwks(self._fetch() if self._fetch else hub_jwks)
+        if self._fetch is None:
+            self._use_jwks(hub_jwks)
+        else:
+            self._read(self._clock())
+
+    @property
+    def hub_keys_read_at(self):
+        """When the hub's keys were last read successfully, in the clock's seconds (None: never, a dict JWKS)."""
+        return self._read_at
+
+    def _read(self, now):
+        """Reads the JWKS and takes its keys; `now`, the clock's time of the attempt, becomes hub_keys_read_at."""
+        self._use_jwks(self._fetch())
+        self._read_at = now
 
     def _use_jwks(self, hub_jwks):
         """Takes the hub's keys from a JWKS: every signing key (with its rts_retires_at, if any), and the last
@@ -579,8 +606,9 @@ class JoseCodec:
         return key
 
     def refresh_hub_keys(self):
-        """Reads the hub's JWKS again, unless it was re-read less than refresh_interval seconds ago. True when it
-        was read. A failed read (the hub unreachable, a JWKS without keys) counts as a read and keeps the keys."""
+        """Reads the hub's JWKS again, unless a re-read (for an unknown kid, or timed: max_age) was tried less than
+        refresh_interval seconds ago. True when it was read. A failed read (the hub unreachable, a redirect, a JWKS
+        without keys) counts as a read and keeps the keys, and leaves hub_keys_read_at as it was."""
         if self._fetch is None:
             return False
         now = self._clock()
@@ -588,12 +616,21 @@ class JoseCodec:
             return False
         self._last_refresh = now
         try:
-            self._use_jwks(self._fetch())
-        except Exception:  # noqa: BLE001 - the message is refused with the keys we had
+            self._read(now)
+        except Exception:  # noqa: BLE001 - the keys we had stay in use
             return False
         return True
 
+    def _refresh_if_old(self):
+        """Re-reads the JWKS (rate-limited) when the keys were last read more than max_age seconds ago: a key the
+        hub no longer lists (revoked) must stop being trusted without waiting for a message with an unknown kid."""
+        if self._fetch is None or self.max_age is None or self._read_at is None:
+            return
+        if self._clock() - self._read_at > self.max_age:
+            self.refresh_hub_keys()
+
     def encode(self, envelope):
+        self._refresh_if_old()  # before the hub's encryption key is used
         claims = {"iss": self.keys.owner, "aud": HUB, "iat": int(time.time()), "jti": envelope["id"], "msg": envelope}
         signed = jws.JWS(to_json(claims).encode("utf-8"))
         signed.add_signature(self.keys.signing, alg=SIGNING_ALG, protected=json.dumps({"alg": SIGNING_ALG, "kid": self.keys.signing_kid, "typ": JWS_TYPE}))
@@ -634,6 +671,7 @@ class JoseCodec:
         signing_kid = inner.jose_header.get("kid")
         if not isinstance(signing_kid, str):
             raise SecurityError("malformed_jose", "the JWS must name its kid")
+        self._refresh_if_old()  # before the hub's signing keys are used
         key = self._hub_signing_key(signing_kid)
         if key is None and self.refresh_hub_keys():
             key = self._hub_signing_key(signing_kid)  # the hub rotated: verify once more with what it publishes now

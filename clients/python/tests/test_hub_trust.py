@@ -3,7 +3,9 @@
   cd clients/python && /usr/bin/python3 -m unittest discover -s tests -v
 
   * the hub URL: https://, or http:// only on a loopback host, unless insecure_http=True (HubHttp, JoseCodec);
-  * no redirect followed, and the JWKS read with cache-control: no-cache (a tiny http.server on 127.0.0.1).
+  * no redirect followed, and the JWKS read with cache-control: no-cache (a tiny http.server on 127.0.0.1);
+  * the timed re-read: keys older than max_age are read again before the next encode or decode uses them, so a
+    hub key the JWKS no longer lists (revoked) stops being trusted.
 """
 import http.server
 import json
@@ -17,9 +19,11 @@ from unittest import mock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from jwcrypto import jwe  # noqa: E402
+
 import rts_client  # noqa: E402
-from rts_client import HubHttp, JoseCodec, PartyKeys, RedirectRefused, check_hub_url  # noqa: E402
-from test_codec import Clock, hub_jwks, hub_message, new_key, reason, upsert  # noqa: E402
+from rts_client import HubHttp, JoseCodec, PartyKeys, RedirectRefused, check_hub_url, envelope  # noqa: E402
+from test_codec import Clock, Jwks, hub_jwks, hub_message, new_key, reason, upsert  # noqa: E402
 
 
 class LocalServer:
@@ -199,6 +203,139 @@ class HubRequests(unittest.TestCase):
             self.assertLess(time.monotonic() - started, 5)
         finally:
             silent.close()
+
+
+class HubKeysMaxAge(unittest.TestCase):
+    """Keys read more than max_age seconds ago are re-read before the next encode or decode uses them."""
+
+    def setUp(self):
+        self.hub_sig, self.hub_enc = new_key(), new_key()
+        self.keys = PartyKeys("city-a")
+        self.jwks = Jwks(hub_jwks(self.hub_sig, [self.hub_enc]))
+        self.clock = Clock()
+        self.codec = JoseCodec(self.keys, self.jwks, refresh_interval=30, clock=self.clock, max_age=300)
+
+    def message(self, signing):
+        return hub_message(upsert("city-a"), signing, self.keys.encryption, "city-a")
+
+    def send(self, codec=None):
+        """What encode encrypted for: the kid of the hub's encryption key it used."""
+        token = jwe.JWE()
+        token.deserialize((codec or self.codec).encode(envelope("city-a", "expert.retired", {"localExpertId": "e-1"})))
+        return token.jose_header["kid"]
+
+    def test_the_default_max_age_is_300_seconds_and_the_read_time_is_exposed_read_only(self):
+        codec = JoseCodec(self.keys, self.jwks, clock=self.clock)
+        self.assertEqual(codec.max_age, 300.0)
+        self.assertEqual(codec.hub_keys_read_at, 1000.0)
+        with self.assertRaises(AttributeError):
+            codec.hub_keys_read_at = 0
+
+    def test_keys_younger_than_max_age_are_not_re_read(self):
+        self.clock.now += 299
+        for _ in range(5):
+            self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+            self.send()
+        self.assertEqual(self.jwks.reads, 1)
+        self.assertEqual(self.codec.hub_keys_read_at, 1000.0)
+
+    def test_older_keys_are_re_read_before_a_decode_then_not_again_until_max_age(self):
+        self.clock.now += 301
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+        self.assertEqual(self.jwks.reads, 2)
+        self.assertEqual(self.codec.hub_keys_read_at, 1301.0)
+        self.clock.now += 299
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+        self.assertEqual(self.jwks.reads, 2)
+        self.clock.now += 2
+        self.send()
+        self.assertEqual(self.jwks.reads, 3)
+
+    def test_a_dropped_hub_signing_key_is_refused_after_the_timed_re_read(self):
+        # The hub revoked its signing key (it may have leaked): its JWKS lists only a new one. No message signed with
+        # an unknown kid comes, so only the timed re-read can notice.
+        replacement = new_key()
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+        self.jwks.current = hub_jwks(replacement, [self.hub_enc])
+        self.clock.now += 200
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")  # not yet max_age
+        self.clock.now += 101
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "unknown_key")
+        self.assertEqual(self.jwks.reads, 2)  # the timed re-read; the unknown kid right after it reads nothing more
+        self.assertEqual(reason(self.codec, self.message(replacement)), "accepted")
+        self.assertEqual(self.jwks.reads, 2)
+
+    def test_a_dropped_hub_encryption_key_is_no_longer_encrypted_for_after_the_timed_re_read(self):
+        replacement = new_key()
+        self.jwks.current = hub_jwks(self.hub_sig, [replacement])
+        self.clock.now += 299
+        self.assertEqual(self.send(), self.hub_enc.thumbprint())
+        self.clock.now += 2
+        self.assertEqual(self.send(), replacement.thumbprint())  # read before encode used the key
+        self.assertEqual(self.jwks.reads, 2)
+
+    def test_a_failed_timed_re_read_keeps_the_keys_and_the_message_goes_on(self):
+        self.jwks.fail = True
+        self.clock.now += 301
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+        self.assertEqual(self.send(), self.hub_enc.thumbprint())
+        self.assertEqual(self.jwks.reads, 2)
+        self.assertEqual(self.codec.hub_keys_read_at, 1000.0)  # the last SUCCESSFUL read: the keys are stale
+        self.jwks.current = {"keys": []}  # a JWKS without keys is a failed read too
+        self.jwks.fail = False
+        self.clock.now += 30
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+        self.assertEqual(self.jwks.reads, 3)
+        self.assertEqual(self.codec.hub_keys_read_at, 1000.0)
+
+    def test_timed_re_reads_are_rate_limited_by_refresh_interval(self):
+        self.jwks.fail = True
+        self.clock.now += 301
+        for _ in range(20):
+            self.send()
+            self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+            self.assertEqual(reason(self.codec, self.message(new_key())), "unknown_key")
+        self.assertEqual(self.jwks.reads, 2)  # one for all of them, timed or for an unknown kid
+        self.clock.now += 29
+        self.send()
+        self.assertEqual(self.jwks.reads, 2)
+        self.clock.now += 1
+        self.jwks.fail = False
+        self.send()
+        self.assertEqual(self.jwks.reads, 3)
+        self.assertEqual(self.codec.hub_keys_read_at, 1331.0)
+        # An unknown kid re-read the keys a moment ago: they are fresh, no timed read follows.
+        self.clock.now += 10
+        self.assertEqual(reason(self.codec, self.message(new_key())), "unknown_key")
+        self.assertEqual(self.jwks.reads, 3)
+
+    def test_an_unknown_kid_re_read_also_resets_the_age(self):
+        self.clock.now += 250
+        self.assertEqual(reason(self.codec, self.message(new_key())), "unknown_key")
+        self.assertEqual(self.jwks.reads, 2)
+        self.assertEqual(self.codec.hub_keys_read_at, 1250.0)
+        self.clock.now += 299
+        self.send()
+        self.assertEqual(self.jwks.reads, 2)
+
+    def test_max_age_none_never_re_reads_by_time(self):
+        jwks = Jwks(hub_jwks(self.hub_sig, [self.hub_enc]))
+        codec = JoseCodec(self.keys, jwks, refresh_interval=30, clock=self.clock, max_age=None)
+        jwks.current = hub_jwks(new_key(), [new_key()])
+        self.clock.now += 10 ** 7
+        self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")
+        self.assertEqual(self.send(codec), self.hub_enc.thumbprint())
+        self.assertEqual(jwks.reads, 1)
+        self.assertEqual(codec.hub_keys_read_at, 1000.0)
+
+    def test_a_jwks_given_as_a_dict_is_never_re_read_by_time(self):
+        codec = JoseCodec(self.keys, hub_jwks(self.hub_sig, [self.hub_enc]), clock=self.clock, max_age=1)
+        self.assertIsNone(codec.hub_keys_read_at)
+        self.clock.now += 10 ** 7
+        self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")
+        self.assertEqual(self.send(codec), self.hub_enc.thumbprint())
+        self.assertEqual(codec.jwks_reads, 1)
+        self.assertIsNone(codec.hub_keys_read_at)
 
 
 if __name__ == "__main__":
