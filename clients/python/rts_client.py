@@ -23,8 +23,9 @@ protocol of docs/messaging.md ("Message security"):
     JWE's kid (rotate_encryption, then HubHttp.add_keys, later retire_key and drop_decryption_key); JoseCodec
     re-reads the hub's JWKS when a hub message is signed with a kid it does not know and verifies once more before
     it refuses the message as unknown_key, and re-reads it before a message once the keys are more than max_age
-    (300) seconds old, so that a key the hub no longer lists (revoked) stops being trusted; both at most once per
-    refresh_interval (30) seconds, and a failed re-read keeps the keys it had.
+    (300) seconds old, so that a key the hub no longer lists (revoked) stops being trusted; each at most once per
+    refresh_interval (30) seconds (separately: a timed re-read does not hold off the one for the hub's new signing
+    key), and a failed re-read keeps the keys it had.
 
 And the rules of docs/messaging.md around it:
 
@@ -538,7 +539,8 @@ class JoseCodec:
     A key the hub stopped listing was revoked, and must stop being trusted even if no message with an unknown kid
     comes: once the keys were last read successfully more than `max_age` seconds ago (default 300, the hub's
     cache-control max-age), the JWKS is re-read before the next encode or decode uses them, through the same
-    rate-limited refresh_hub_keys (so still at most one read per refresh_interval). A timed re-read that fails keeps
+    re-read, rate-limited by refresh_interval on its own (so that it does not hold off the re-read for an unknown
+    kid: the hub's new signing key right after it is taken). A timed re-read that fails keeps
     the keys and the message goes on with them (the hub's HTTP API being down does not stop messaging); the next
     try is refresh_interval later. max_age=None: no timed re-read. A JWKS given as a dict is never re-read.
     `hub_keys_read_at`: the clock's time of the last successful read (None for a dict), for a health check that
@@ -561,6 +563,7 @@ class JoseCodec:
         self.max_age = max_age
         self._clock = clock
         self._last_refresh = None  # the first read, here, is not a re-read: an unknown kid right after it re-reads
+        self._last_timed = None  # nor does a timed re-read hold off one for an unknown kid (the hub's new signing key)
         self._read_at = None  # the last successful read (the clock's seconds); None for a JWKS given as a dict
         self.jwks_reads = 0
         self.hub_signing = {}
@@ -606,15 +609,22 @@ class JoseCodec:
         return key
 
     def refresh_hub_keys(self):
-        """Reads the hub's JWKS again, unless a re-read (for an unknown kid, or timed: max_age) was tried less than
+        """Reads the hub's JWKS again (for an unknown kid), unless such a re-read was tried less than
         refresh_interval seconds ago. True when it was read. A failed read (the hub unreachable, a redirect, a JWKS
-        without keys) counts as a read and keeps the keys, and leaves hub_keys_read_at as it was."""
+        without keys) counts as a read and keeps the keys, and leaves hub_keys_read_at as it was. A timed re-read
+        (max_age) has its own refresh_interval: one that failed while the hub restarted, or came just before the
+        hub took a new signing key, must not get the hub's first messages under it dead-lettered as unknown_key."""
+        return self._re_read("_last_refresh")
+
+    def _re_read(self, last):
+        """refresh_hub_keys, rate-limited by the attribute `last` (the time of the last try for that cause)."""
         if self._fetch is None:
             return False
         now = self._clock()
-        if self._last_refresh is not None and now - self._last_refresh < self.refresh_interval:
+        tried = getattr(self, last)
+        if tried is not None and now - tried < self.refresh_interval:
             return False
-        self._last_refresh = now
+        setattr(self, last, now)
         try:
             self._read(now)
         except Exception:  # noqa: BLE001 - the keys we had stay in use
@@ -623,11 +633,13 @@ class JoseCodec:
 
     def _refresh_if_old(self):
         """Re-reads the JWKS (rate-limited) when the keys were last read more than max_age seconds ago: a key the
-        hub no longer lists (revoked) must stop being trusted without waiting for a message with an unknown kid."""
+        hub no longer lists (revoked) must stop being trusted without waiting for a message with an unknown kid.
+        True when the keys were read just now (then an unknown kid needs no other read)."""
         if self._fetch is None or self.max_age is None or self._read_at is None:
-            return
+            return False
         if self._clock() - self._read_at > self.max_age:
-            self.refresh_hub_keys()
+            return self._re_read("_last_timed")
+        return False
 
     def encode(self, envelope):
         self._refresh_if_old()  # before the hub's encryption key is used
@@ -671,9 +683,9 @@ class JoseCodec:
         signing_kid = inner.jose_header.get("kid")
         if not isinstance(signing_kid, str):
             raise SecurityError("malformed_jose", "the JWS must name its kid")
-        self._refresh_if_old()  # before the hub's signing keys are used
+        just_read = self._refresh_if_old()  # before the hub's signing keys are used
         key = self._hub_signing_key(signing_kid)
-        if key is None and self.refresh_hub_keys():
+        if key is None and not just_read and self.refresh_hub_keys():
             key = self._hub_signing_key(signing_kid)  # the hub rotated: verify once more with what it publishes now
         if key is None:
             raise SecurityError("unknown_key", "the signing key is not one of the hub's, or was retired")

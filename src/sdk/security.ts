@@ -181,7 +181,8 @@ export type SdkJoseCodecOptions = Readonly<{
  * Reads are limited: a message under an unknown key costs nothing to send (anyone who can write to our queue
  * can), and re-reading the JWKS for each one let a stream of them make every system hammer the hub's
  * `/.well-known/jwks.json`. Concurrent reads share one request, and a new one starts at most once per
- * `refreshIntervalMs` (30 s), for either cause; in between, and when the hub cannot be reached, a message under an
+ * `refreshIntervalMs` (30 s) for each cause (a read for their age must not hold off the one for the hub's new
+ * signing key that comes right after it); in between, and when the hub cannot be reached, a message under an
  * unknown key is refused as `unknown_key` (decode) or the unknown-key error is thrown (encode). A real rotation is
  * picked up by the first message under the new key, and a hub key the JWKS no longer lists is trusted no more from
  * that read on (registerHubJwks).
@@ -192,7 +193,8 @@ export class SdkJoseCodec implements MessageCodec {
   private readonly refreshIntervalMs: number;
   private readonly maxAgeMs: number | null;
   private readonly clock: () => number;
-  private lastRefreshAt = Number.NEGATIVE_INFINITY;
+  /** When a read was last started for an unknown key, and for the keys' age: each cause has its own interval. */
+  private lastReadAt: Record<'unknown_key' | 'age', number> = { unknown_key: Number.NEGATIVE_INFINITY, age: Number.NEGATIVE_INFINITY };
   private keysReadAt: number | null;
   private refreshing: Promise<boolean> | undefined;
 
@@ -217,37 +219,52 @@ export class SdkJoseCodec implements MessageCodec {
   }
 
   async encode(envelope: AnyEnvelope, ctx: EncodeContext): Promise<EncodedMessage> {
-    await this.freshKeys();
+    const justRead = await this.freshKeys();
     try {
       return await this.codec.encode(envelope, ctx);
     } catch (error) {
-      if ((error as { code?: string }).code !== 'unknown_key' || !(await this.refreshed())) throw error;
+      if ((error as { code?: string }).code !== 'unknown_key' || justRead || !(await this.refreshed())) throw error;
       return this.codec.encode(envelope, ctx);
     }
   }
 
   async decode<E>(body: unknown, applicationProperties: Readonly<Record<string, unknown>>, ctx: DecodeContext<E>): Promise<JoseDecodeResult<E>> {
-    await this.freshKeys();
+    const justRead = await this.freshKeys();
     const result = await this.codec.decode(body, applicationProperties, ctx);
-    if (result.ok || result.reason !== 'unknown_key' || !(await this.refreshed())) return result;
+    if (result.ok || result.reason !== 'unknown_key' || justRead || !(await this.refreshed())) return result;
     return this.codec.decode(body, applicationProperties, ctx);
   }
 
-  /** Reads the hub's keys again first when they are older than maxAgeMs (or of unknown age). Never throws. */
-  private async freshKeys(): Promise<void> {
-    if (this.maxAgeMs === null || !this.refreshHubKeys) return;
-    if (this.keysReadAt !== null && this.clock() - this.keysReadAt <= this.maxAgeMs) return;
-    await this.refreshed();
+  /**
+   * Reads the hub's keys again first when they are older than maxAgeMs (or of unknown age). Never throws.
+   * True when they were read just now (no read for an unknown key then: the JWKS is as new as it gets).
+   */
+  private async freshKeys(): Promise<boolean> {
+    if (this.maxAgeMs === null || !this.refreshHubKeys) return false;
+    const now = this.clock();
+    if (this.keysReadAt !== null && now - this.keysReadAt <= this.maxAgeMs) return false;
+    return this.read('age');
   }
 
   /** Whether the hub's keys were read again just now (or by a read this call joined): then try once more. */
   private refreshed(): Promise<boolean> {
+    return this.read('unknown_key');
+  }
+
+  /**
+   * Reads the hub's JWKS, at most once per refreshIntervalMs for each cause. Separate intervals: a read for the keys'
+   * age (that failed while the hub restarted, or that came just before the hub took a new signing key) must not
+   * make the first messages under the hub's new key unknown_key for 30 s; a flood of unknown keys still costs one
+   * read per interval.
+   */
+  private read(cause: 'unknown_key' | 'age'): Promise<boolean> {
     const refresh = this.refreshHubKeys;
     if (!refresh) return Promise.resolve(false);
     if (this.refreshing) return this.refreshing;
     const now = this.clock();
-    if (now - this.lastRefreshAt < this.refreshIntervalMs) return Promise.resolve(false);
-    this.lastRefreshAt = now;
+    const last = this.lastReadAt[cause];
+    if (now - last < this.refreshIntervalMs) return Promise.resolve(false);
+    this.lastReadAt[cause] = now;
     this.refreshing = (async () => {
       try {
         await registerHubJwks(this.registry, await refresh());

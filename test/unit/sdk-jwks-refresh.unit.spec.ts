@@ -224,6 +224,42 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
   });
 
+  it('a timed read (even a failed one, the hub restarting) does not hold off the read for a new hub signing key', async () => {
+    let now = 0;
+    const newSigning = { ...hub, signing: await generateSigningKey() };
+    const refresh = jest.fn(async (): Promise<{ keys: JWK[] }> => {
+      throw new Error('connect ECONNREFUSED'); // the hub restarts with its new signing key
+    });
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const uplink = { ...downlink, type: 'expert.registered', payload: {} } as never;
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    await sdk.encode(uplink, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' }); // the keys are old: a timed read, failed
+    expect(refresh).toHaveBeenCalledTimes(1);
+    // 5 s later the hub is back, listing its new signing key (and the old one), and signs with the new one.
+    now += 5_000;
+    refresh.mockImplementation(async () => ({ keys: [...jwksOf(hub).keys, publicJwks(newSigning).signing] }));
+    const sent = await (await hubCodec(newSigning)).encode(message(41), { to: 'xian' });
+    await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).toHaveBeenCalledTimes(2);
+  });
+
+  it('a successful timed read does not hold off the read for a new hub signing key either', async () => {
+    let now = 0;
+    const newSigning = { ...hub, signing: await generateSigningKey() };
+    const refresh = jest.fn(async () => jwksOf(hub));
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const codec = await hubCodec(hub);
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    const before = await codec.encode(message(42), { to: 'xian' });
+    await expect(sdk.decode(before.body, before.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).toHaveBeenCalledTimes(1); // timed
+    now += 10_000; // the hub rotates its signing key right after
+    refresh.mockImplementation(async () => ({ keys: [...jwksOf(hub).keys, publicJwks(newSigning).signing] }));
+    const sent = await (await hubCodec(newSigning)).encode(message(43), { to: 'xian' });
+    await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).toHaveBeenCalledTimes(2);
+  });
+
   it('maxAgeMs null: never read for their age; keys given without a way to read them: never read', async () => {
     let now = 0;
     const refresh = jest.fn(async () => jwksOf(rotated));

@@ -295,18 +295,46 @@ class HubKeysMaxAge(unittest.TestCase):
             self.send()
             self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
             self.assertEqual(reason(self.codec, self.message(new_key())), "unknown_key")
-        self.assertEqual(self.jwks.reads, 2)  # one for all of them, timed or for an unknown kid
+        self.assertEqual(self.jwks.reads, 3)  # one timed and one for an unknown kid, for all of them
         self.clock.now += 29
         self.send()
-        self.assertEqual(self.jwks.reads, 2)
+        self.assertEqual(self.jwks.reads, 3)
         self.clock.now += 1
         self.jwks.fail = False
         self.send()
-        self.assertEqual(self.jwks.reads, 3)
+        self.assertEqual(self.jwks.reads, 4)
         self.assertEqual(self.codec.hub_keys_read_at, 1331.0)
-        # An unknown kid re-read the keys a moment ago: they are fresh, no timed read follows.
+        # The timed re-read made the keys fresh: no timed read follows, only the unknown kid's (its own interval).
         self.clock.now += 10
         self.assertEqual(reason(self.codec, self.message(new_key())), "unknown_key")
+        self.assertEqual(self.jwks.reads, 5)
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+        self.send()
+        self.assertEqual(self.jwks.reads, 5)
+
+    def test_a_timed_re_read_does_not_hold_off_the_re_read_for_the_hubs_new_signing_key(self):
+        # The hub restarts with a new signing key: while it is down, a timed re-read fails; 5 s later it is back,
+        # lists its new signing key and signs with it. The message must be taken, not dead-lettered as unknown_key
+        # for the rest of refresh_interval.
+        rotated = new_key()
+        self.jwks.fail = True
+        self.clock.now += 301
+        self.send()
+        self.assertEqual(self.jwks.reads, 2)
+        self.jwks.fail = False
+        self.jwks.current = hub_jwks(rotated, [self.hub_enc])
+        self.clock.now += 5
+        self.assertEqual(reason(self.codec, self.message(rotated)), "accepted")
+        self.assertEqual(self.jwks.reads, 3)
+
+    def test_a_successful_timed_re_read_does_not_hold_off_it_either(self):
+        rotated = new_key()
+        self.clock.now += 301
+        self.send()  # timed re-read, the hub not rotated yet
+        self.assertEqual(self.jwks.reads, 2)
+        self.jwks.current = hub_jwks(rotated, [self.hub_enc])
+        self.clock.now += 10
+        self.assertEqual(reason(self.codec, self.message(rotated)), "accepted")
         self.assertEqual(self.jwks.reads, 3)
 
     def test_an_unknown_kid_re_read_also_resets_the_age(self):
