@@ -236,13 +236,14 @@ export class SdkJoseCodec implements MessageCodec {
   }
 
   /**
-   * Reads the hub's keys again first when they are older than maxAgeMs (or of unknown age). Never throws.
+   * Reads the hub's keys again first when they are older than maxAgeMs (or of unknown age). Never throws. A clock
+   * that reads earlier than the last read (the wall clock set back) cannot tell their age: they are read again.
    * True when they were read just now (no read for an unknown key then: the JWKS is as new as it gets).
    */
   private async freshKeys(): Promise<boolean> {
     if (this.maxAgeMs === null || !this.refreshHubKeys) return false;
     const now = this.clock();
-    if (this.keysReadAt !== null && now - this.keysReadAt <= this.maxAgeMs) return false;
+    if (this.keysReadAt !== null && now >= this.keysReadAt && now - this.keysReadAt <= this.maxAgeMs) return false;
     return this.read('age');
   }
 
@@ -255,7 +256,7 @@ export class SdkJoseCodec implements MessageCodec {
    * Reads the hub's JWKS, at most once per refreshIntervalMs for each cause. Separate intervals: a read for the keys'
    * age (that failed while the hub restarted, or that came just before the hub took a new signing key) must not
    * make the first messages under the hub's new key unknown_key for 30 s; a flood of unknown keys still costs one
-   * read per interval.
+   * read per interval. A clock earlier than the last read (set back) ends the interval.
    */
   private read(cause: 'unknown_key' | 'age'): Promise<boolean> {
     const refresh = this.refreshHubKeys;
@@ -263,7 +264,7 @@ export class SdkJoseCodec implements MessageCodec {
     if (this.refreshing) return this.refreshing;
     const now = this.clock();
     const last = this.lastReadAt[cause];
-    if (now - last < this.refreshIntervalMs) return Promise.resolve(false);
+    if (now >= last && now - last < this.refreshIntervalMs) return Promise.resolve(false);
     this.lastReadAt[cause] = now;
     this.refreshing = (async () => {
       try {

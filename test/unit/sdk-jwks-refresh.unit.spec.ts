@@ -224,6 +224,18 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
   });
 
+  it('a wall clock stepped back (NTP) does not make old keys look fresh, nor hold off the next read', async () => {
+    let now = 1_000_000_000;
+    const refresh = jest.fn(async () => jwksOf(rotated));
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const leaked = await hubCodec(hub);
+    now -= 3_600_000; // the clock is set back an hour: the keys' age cannot be told, so they are read again
+    const forged = await leaked.encode(message(40), { to: 'xian' });
+    await expect(sdk.decode(forged.body, forged.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+    expect(refresh).toHaveBeenCalledTimes(1);
+    expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
+  });
+
   it('a timed read (even a failed one, the hub restarting) does not hold off the read for a new hub signing key', async () => {
     let now = 0;
     const newSigning = { ...hub, signing: await generateSigningKey() };
