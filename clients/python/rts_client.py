@@ -430,11 +430,18 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_RefuseRedirects)
+# A loopback hub is reached directly, never through $http_proxy/$https_proxy: urllib applies them to 127.0.0.1 and
+# localhost too (unless $no_proxy names them), which would carry the plain-http request, with an operator's token,
+# across the network to the proxy, and take the proxy's JWKS as the hub's: the reason plain http is allowed there
+# (it never leaves the machine) would not hold.
+_DIRECT_OPENER = urllib.request.build_opener(_RefuseRedirects, urllib.request.ProxyHandler({}))
 
 
 def _open(request):
-    """The hub's answer to `request`: no redirect followed (RedirectRefused), HTTP_TIMEOUT seconds at most."""
-    return _OPENER.open(request, timeout=HTTP_TIMEOUT)
+    """The hub's answer to `request`: no redirect followed (RedirectRefused), HTTP_TIMEOUT seconds at most; to a
+    loopback host directly (no proxy)."""
+    opener = _DIRECT_OPENER if _is_loopback(urlsplit(request.full_url).hostname or "") else _OPENER
+    return opener.open(request, timeout=HTTP_TIMEOUT)
 
 
 # A JWKS read asks a caching proxy on the way to revalidate with the hub rather than answer from its cache.

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.request
 from unittest import mock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -189,6 +190,23 @@ class HubRequests(unittest.TestCase):
             self.assertEqual(len(server.requests), 3)
             for _, headers in server.requests:
                 self.assertEqual(headers.get("cache-control"), "no-cache")
+
+    def test_a_loopback_hub_is_reached_directly_never_through_the_environments_proxy(self):
+        # http:// is allowed to loopback because it never leaves the machine; urllib would hand it (the operator's
+        # token, the JWKS every hub message is verified against) to $http_proxy in clear, and take the proxy's answer.
+        with LocalServer({}) as proxy, LocalServer({"/.well-known/jwks.json": jwks_body(self.jwks)}) as hub:
+            proxy.routes["http://hub.invalid/.well-known/jwks.json"] = jwks_body(self.jwks)
+            with mock.patch.dict(os.environ, {"http_proxy": proxy.url, "https_proxy": proxy.url, "no_proxy": ""}):
+                proxied = urllib.request.build_opener(rts_client._RefuseRedirects)  # as built in a process started so
+            with mock.patch.object(rts_client, "_OPENER", proxied), mock.patch.dict(os.environ, {"http_proxy": proxy.url, "no_proxy": ""}):
+                for url in (hub.url, hub.url.replace("127.0.0.1", "localhost")):
+                    HubHttp(url, {"authorization": "Bearer operator-token"}).jwks()
+                JoseCodec(self.keys, f"{hub.url}/.well-known/jwks.json")
+                self.assertEqual(len(hub.requests), 3)
+                self.assertEqual(proxy.requests, [])
+                # Another host (plain http only with insecure_http=True) still goes through the proxy, as configured.
+                HubHttp("http://hub.invalid", insecure_http=True).jwks()
+                self.assertEqual(proxy.paths(), ["http://hub.invalid/.well-known/jwks.json"])
 
     def test_a_call_waits_http_timeout_seconds_at_most(self):
         self.assertEqual(rts_client.HTTP_TIMEOUT, 10)
