@@ -269,7 +269,9 @@ export class SdkJoseCodec implements MessageCodec {
     this.refreshing = (async () => {
       try {
         await registerHubJwks(this.registry, await refresh());
-        this.keysReadAt = this.clock();
+        // Their age counts from the request, not its answer: a key the hub dropped while a slow read was on its way
+        // must not be trusted the read's time longer.
+        this.keysReadAt = now;
         return true;
       } catch {
         return false; // the hub unreachable or its answer unusable: the keys stay as they were, try again after the interval

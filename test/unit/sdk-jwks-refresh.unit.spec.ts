@@ -272,6 +272,21 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     expect(refresh).toHaveBeenCalledTimes(2);
   });
 
+  it('their age counts from when the read was asked for, not from its slow answer', async () => {
+    let now = 0;
+    const refresh = jest.fn(async () => {
+      now += 9_000; // the hub took 9 s to answer
+      return jwksOf(hub);
+    });
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const codec = await hubCodec(hub);
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    const sent = await codec.encode(message(40), { to: 'xian' });
+    await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).toHaveBeenCalledTimes(1);
+    expect(sdk.hubKeysReadAt?.getTime()).toBe(HUB_KEYS_MAX_AGE_MS + 1);
+  });
+
   it('maxAgeMs null: never read for their age; keys given without a way to read them: never read', async () => {
     let now = 0;
     const refresh = jest.fn(async () => jwksOf(rotated));
