@@ -32,7 +32,8 @@ def say(event, **fields):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--hub", required=True, help="the hub's HTTP base URL")
+    parser.add_argument("--hub", required=True, help="the hub's HTTP base URL: https://, or http:// to this machine")
+    parser.add_argument("--insecure-http", action="store_true", help="allow a plain http:// --hub on another machine (a network you control end to end)")
     parser.add_argument("--broker", required=True, action="append", help="amqp://host:port, or amqps://user:password@host:port for a broker with TLS and accounts (SASL PLAIN); repeat it for the brokers to fail over to, in order")
     parser.add_argument("--ca", default=None, help="PEM file of the CA that signed the broker's TLS certificate (amqps://; default: the system's CAs)")
     parser.add_argument("--cert", default=None, help="PEM file of this system's TLS certificate, for a broker that asks for one (mutual TLS)")
@@ -49,7 +50,7 @@ def main():
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("rts_client").setLevel(args.log_level.upper())
 
-    hub = HubHttp(args.hub, {"authorization": f"Bearer {args.token}"} if args.token else None)
+    hub = HubHttp(args.hub, {"authorization": f"Bearer {args.token}"} if args.token else None, insecure_http=args.insecure_http)
     keys = PartyKeys(args.system)
     hub.register_system(args.system, "Python City", "Hubei", keys)
     say("registered", system=args.system, kids=[k["kid"] for k in keys.public_jwks()])
