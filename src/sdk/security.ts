@@ -196,6 +196,8 @@ export class SdkJoseCodec implements MessageCodec {
   /** When a read was last started for an unknown key, and for the keys' age: each cause has its own interval. */
   private lastReadAt: Record<'unknown_key' | 'age', number> = { unknown_key: Number.NEGATIVE_INFINITY, age: Number.NEGATIVE_INFINITY };
   private keysReadAt: number | null;
+  /** Whether the last read of the hub's JWKS failed (see freshKeys). */
+  private lastReadFailed = false;
   private refreshing: Promise<boolean> | undefined;
 
   constructor(
@@ -239,12 +241,19 @@ export class SdkJoseCodec implements MessageCodec {
    * Reads the hub's keys again first when they are older than maxAgeMs (or of unknown age). Never throws. A clock
    * that reads earlier than the last read (the wall clock set back) cannot tell their age: they are read again.
    * True when they were read just now (no read for an unknown key then: the JWKS is as new as it gets).
+   *
+   * While the last read failed (the hub's HTTP API down, or not answering within the 10 s timeout), the message
+   * does not wait for the next one: it goes on with the keys held, as it would after that read failed too, and the
+   * read runs beside it. Else a hub that takes connections and never answers stalled every message for 10 s once
+   * per interval.
    */
   private async freshKeys(): Promise<boolean> {
     if (this.maxAgeMs === null || !this.refreshHubKeys) return false;
     const now = this.clock();
     if (this.keysReadAt !== null && now >= this.keysReadAt && now - this.keysReadAt <= this.maxAgeMs) return false;
-    return this.read('age');
+    if (!this.lastReadFailed) return this.read('age');
+    void this.read('age');
+    return false;
   }
 
   /** Whether the hub's keys were read again just now (or by a read this call joined): then try once more. */
@@ -272,8 +281,10 @@ export class SdkJoseCodec implements MessageCodec {
         // Their age counts from the request, not its answer: a key the hub dropped while a slow read was on its way
         // must not be trusted the read's time longer.
         this.keysReadAt = now;
+        this.lastReadFailed = false;
         return true;
       } catch {
+        this.lastReadFailed = true;
         return false; // the hub unreachable or its answer unusable: the keys stay as they were, try again after the interval
       } finally {
         this.refreshing = undefined;

@@ -272,6 +272,33 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     expect(refresh).toHaveBeenCalledTimes(2);
   });
 
+  it('after a read that failed, the next one runs beside the messages: a hub that never answers stalls none', async () => {
+    let now = 0;
+    let answer: ((jwks: { keys: JWK[] }) => void) | undefined;
+    const refresh = jest.fn((): Promise<{ keys: JWK[] }> => {
+      const call = refresh.mock.calls.length;
+      if (call === 1) return Promise.reject(new Error('connect ECONNREFUSED'));
+      if (call === 2) return new Promise((resolve) => (answer = resolve)); // taken, and not answered until told to
+      return Promise.resolve(jwksOf(rotated));
+    });
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now, refreshIntervalMs: 30_000 });
+    const leaked = await hubCodec(hub);
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    const first = await leaked.encode(message(50), { to: 'xian' });
+    await expect(sdk.decode(first.body, first.applicationProperties, ctx)).resolves.toMatchObject({ ok: true }); // the read failed: kept
+    now += 30_000;
+    // The hub's HTTP API takes the request and does not answer: the message does not wait for it.
+    const second = await leaked.encode(message(51), { to: 'xian' });
+    await expect(sdk.decode(second.body, second.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+    expect(refresh).toHaveBeenCalledTimes(2);
+    // Once it answers (the hub dropped that key meanwhile), the keys are the new ones, and the reads wait again.
+    answer!(jwksOf(rotated));
+    for (let i = 0; i < 200 && sdk.hubKeysReadAt?.getTime() !== now; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
+    const third = await leaked.encode(message(52), { to: 'xian' });
+    await expect(sdk.decode(third.body, third.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+  });
+
   it('their age counts from when the read was asked for, not from its slow answer', async () => {
     let now = 0;
     const refresh = jest.fn(async () => {
