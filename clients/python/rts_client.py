@@ -53,6 +53,7 @@ import ipaddress
 import json
 import logging
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -549,7 +550,8 @@ class JoseCodec:
     re-read, rate-limited by refresh_interval on its own (so that it does not hold off the re-read for an unknown
     kid: the hub's new signing key right after it is taken). A timed re-read that fails keeps
     the keys and the message goes on with them (the hub's HTTP API being down does not stop messaging); the next
-    try is refresh_interval later. max_age=None: no timed re-read. A JWKS given as a dict is never re-read.
+    try is refresh_interval later, in a thread of its own beside the messages (wait_for_key_reads), so that a hub
+    that takes connections and never answers stalls none of them. max_age=None: no timed re-read. A JWKS given as a dict is never re-read.
     `hub_keys_read_at`: the clock's time of the last successful read (None for a dict), for a health check that
     wants to see keys gone stale. `clock`: monotonic seconds (tests give their own). `jwks_reads`: how many times
     the keys were taken from a JWKS."""
@@ -572,6 +574,8 @@ class JoseCodec:
         self._last_refresh = None  # the first read, here, is not a re-read: an unknown kid right after it re-reads
         self._last_timed = None  # nor does a timed re-read hold off one for an unknown kid (the hub's new signing key)
         self._read_at = None  # the last successful read (the clock's seconds); None for a JWKS given as a dict
+        self._last_read_failed = False  # then a timed re-read runs in a thread of its own, beside the messages
+        self._background = None
         self.jwks_reads = 0
         self.hub_signing = {}
         self.hub_encryption = None
@@ -635,7 +639,9 @@ class JoseCodec:
         try:
             self._read(now)
         except Exception:  # noqa: BLE001 - the keys we had stay in use
+            self._last_read_failed = True
             return False
+        self._last_read_failed = False
         return True
 
     def _refresh_if_old(self):
@@ -644,9 +650,28 @@ class JoseCodec:
         True when the keys were read just now (then an unknown kid needs no other read)."""
         if self._fetch is None or self.max_age is None or self._read_at is None:
             return False
-        if self._clock() - self._read_at > self.max_age:
+        if self._clock() - self._read_at <= self.max_age:
+            return False
+        if not self._last_read_failed:
             return self._re_read("_last_timed")
+        # The last read failed (the hub's HTTP API down, or not answering within HTTP_TIMEOUT): the message goes on
+        # with the keys held, as it would after this read failed too, and the read runs beside it. Else a hub that
+        # takes connections and never answers stalled every message HTTP_TIMEOUT seconds once per refresh_interval.
+        tried = self._last_timed
+        if tried is not None and self._clock() - tried < self.refresh_interval:
+            return False  # tried not long ago: no thread for a read that would not be made
+        if self._background is None or not self._background.is_alive():
+            self._background = threading.Thread(target=self._re_read, args=("_last_timed",), name="rts-hub-jwks", daemon=True)
+            self._background.start()
         return False
+
+    def wait_for_key_reads(self, timeout=None):
+        """Waits for a re-read of the hub's JWKS running in the background (after a failed one), if any: for tests,
+        and for a shutdown that wants it done. True when none is running any more."""
+        thread = self._background
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
 
     def encode(self, envelope):
         self._refresh_if_old()  # before the hub's encryption key is used

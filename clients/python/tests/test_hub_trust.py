@@ -303,6 +303,7 @@ class HubKeysMaxAge(unittest.TestCase):
         self.jwks.fail = False
         self.clock.now += 30
         self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
+        self.assertTrue(self.codec.wait_for_key_reads(5))  # after a failed read, the next runs beside the message
         self.assertEqual(self.jwks.reads, 3)
         self.assertEqual(self.codec.hub_keys_read_at, 1000.0)
 
@@ -320,6 +321,7 @@ class HubKeysMaxAge(unittest.TestCase):
         self.clock.now += 1
         self.jwks.fail = False
         self.send()
+        self.assertTrue(self.codec.wait_for_key_reads(5))  # after a failed read, the next runs beside the message
         self.assertEqual(self.jwks.reads, 4)
         self.assertEqual(self.codec.hub_keys_read_at, 1331.0)
         # The timed re-read made the keys fresh: no timed read follows, only the unknown kid's (its own interval).
@@ -329,6 +331,33 @@ class HubKeysMaxAge(unittest.TestCase):
         self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")
         self.send()
         self.assertEqual(self.jwks.reads, 5)
+
+    def test_after_a_failed_read_a_hub_that_never_answers_stalls_no_message(self):
+        answered = threading.Event()
+        rotated = new_key()
+        calls = []
+
+        def slow():
+            calls.append(1)
+            if len(calls) == 1:
+                return self.jwks.current  # the first read, at the start
+            if len(calls) == 2:
+                raise OSError("the hub is unreachable")
+            answered.wait(10)  # the hub took the request and does not answer (until told to)
+            return hub_jwks(rotated, [self.hub_enc])
+
+        codec = JoseCodec(self.keys, slow, refresh_interval=30, clock=self.clock, max_age=300)
+        self.clock.now += 301
+        self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")  # the read failed: the keys kept
+        self.clock.now += 30
+        started = time.monotonic()
+        self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")  # not held by the read in flight
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertFalse(codec.wait_for_key_reads(0.05))
+        answered.set()
+        self.assertTrue(codec.wait_for_key_reads(5))
+        self.assertEqual(codec.hub_keys_read_at, self.clock.now)
+        self.assertEqual(reason(codec, self.message(self.hub_sig)), "unknown_key")  # the dropped key, once read
 
     def test_a_timed_re_read_does_not_hold_off_the_re_read_for_the_hubs_new_signing_key(self):
         # The hub restarts with a new signing key: while it is down, a timed re-read fails; 5 s later it is back,
