@@ -162,7 +162,11 @@ export const caughtUpConsultations = (module: Pick<ConsultationModule, 'readMode
   list: (query) => module.projector.read(() => module.readModel.list(query)),
 });
 
-/** The statuses in which a consultation is with its expert: offered (the open offer), accepted, reported. */
+/**
+ * The statuses in which a consultation is with its expert: offered (the open offer), accepted, reported. In the
+ * order a case moves through them, and read in that order: a case that moves on between two reads is found by the
+ * later one, so none is missed for a request.
+ */
 const WITH_EXPERT = ['offered', 'accepted', 'reported'] as const;
 
 /**
