@@ -277,6 +277,9 @@ export class SdkJoseCodec implements MessageCodec {
     this.lastReadAt[cause] = now;
     this.refreshing = (async () => {
       try {
+        // Not a step before this.refreshing is set: a refreshHubKeys that throws at once would else run `finally`
+        // first, and leave this.refreshing a settled read that every later one joined (no read ever again).
+        await undefined;
         await registerHubJwks(this.registry, await refresh());
         // Their age counts from the request, not its answer: a key the hub dropped while a slow read was on its way
         // must not be trusted the read's time longer.

@@ -301,6 +301,26 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     await expect(sdk.decode(third.body, third.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
   });
 
+  it('a refreshHubKeys that throws at once (not a rejected promise) does not stop later reads', async () => {
+    let now = 0;
+    const refresh = jest.fn((): Promise<{ keys: JWK[] }> => {
+      if (refresh.mock.calls.length === 1) throw new Error('thrown, not rejected');
+      return Promise.resolve(jwksOf(rotated));
+    });
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const leaked = await hubCodec(hub);
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    const first = await leaked.encode(message(64), { to: 'xian' });
+    await expect(sdk.decode(first.body, first.applicationProperties, ctx)).resolves.toMatchObject({ ok: true }); // failed: kept
+    now += 60_000;
+    await sdk.encode({ ...downlink, type: 'expert.registered', payload: {} } as never, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' }); // the next read
+    for (let i = 0; i < 200 && sdk.hubKeysReadAt?.getTime() !== now; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(refresh).toHaveBeenCalledTimes(2);
+    expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
+    const forged = await leaked.encode(message(66), { to: 'xian' });
+    await expect(sdk.decode(forged.body, forged.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+  });
+
   it('their age counts from when the read was asked for, not from its slow answer', async () => {
     let now = 0;
     const refresh = jest.fn(async () => {
