@@ -175,7 +175,8 @@ export type SdkJoseCodecOptions = Readonly<{
  *   long after the revocation, plus the hub's 5 minutes of cache for a caching proxy that ignores the request's
  *   `no-cache`, even when the hub sends no message under a new key. A read that fails (the hub's HTTP API
  *   unreachable, an unusable answer) keeps the keys, and the message goes on with them: the HTTP API being down
- *   must not stop messaging. `hubKeysReadAt` says when the keys were last read, for a health check.
+ *   must not stop messaging. For maxAgeMs after a read that failed, the next timed one runs beside the messages
+ *   (see freshKeys). `hubKeysReadAt` says when the keys were last read, for a health check.
  * - **An unknown key** (the hub rotated), before a message is refused.
  *
  * Reads are limited: a message under an unknown key costs nothing to send (anyone who can write to our queue
@@ -196,8 +197,8 @@ export class SdkJoseCodec implements MessageCodec {
   /** When a read was last started for an unknown key, and for the keys' age: each cause has its own interval. */
   private lastReadAt: Record<'unknown_key' | 'age', number> = { unknown_key: Number.NEGATIVE_INFINITY, age: Number.NEGATIVE_INFINITY };
   private keysReadAt: number | null;
-  /** Whether the last read of the hub's JWKS failed (see freshKeys). */
-  private lastReadFailed = false;
+  /** When the last read of the hub's JWKS was started, if it failed (null: it did not; see freshKeys). */
+  private failedReadAt: number | null = null;
   private refreshing: Promise<boolean> | undefined;
 
   constructor(
@@ -245,13 +246,17 @@ export class SdkJoseCodec implements MessageCodec {
    * While the last read failed (the hub's HTTP API down, or not answering within the 10 s timeout), the message
    * does not wait for the next one: it goes on with the keys held, as it would after that read failed too, and the
    * read runs beside it. Else a hub that takes connections and never answers stalled every message for 10 s once
-   * per interval.
+   * per interval. Only for maxAgeMs after the failed read was started, though: a message that goes on beside the
+   * read is checked against the keys held, and a failure long ago (the hub restarting to drop a leaked key, then
+   * quiet) would let the next message under that key through however long after the revocation it came. So a
+   * revoked key is trusted at most maxAgeMs after the revocation, plus one read's time, while the JWKS is reachable.
    */
   private async freshKeys(): Promise<boolean> {
     if (this.maxAgeMs === null || !this.refreshHubKeys) return false;
     const now = this.clock();
     if (this.keysReadAt !== null && now >= this.keysReadAt && now - this.keysReadAt <= this.maxAgeMs) return false;
-    if (!this.lastReadFailed) return this.read('age');
+    const failed = this.failedReadAt;
+    if (failed === null || now < failed || now - failed >= this.maxAgeMs) return this.read('age');
     void this.read('age');
     return false;
   }
@@ -284,10 +289,10 @@ export class SdkJoseCodec implements MessageCodec {
         // Their age counts from the request, not its answer: a key the hub dropped while a slow read was on its way
         // must not be trusted the read's time longer.
         this.keysReadAt = now;
-        this.lastReadFailed = false;
+        this.failedReadAt = null;
         return true;
       } catch {
-        this.lastReadFailed = true;
+        this.failedReadAt = now;
         return false; // the hub unreachable or its answer unusable: the keys stay as they were, try again after the interval
       } finally {
         this.refreshing = undefined;

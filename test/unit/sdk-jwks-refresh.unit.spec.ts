@@ -301,6 +301,42 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     await expect(sdk.decode(third.body, third.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
   });
 
+  it('a read that failed long ago does not let the next message under a revoked key through beside the read', async () => {
+    // The hub restarts to drop a leaked signing key; a read while it is down fails. Then no message for an hour: the
+    // next one, forged under the leaked key, must wait for the read (the JWKS is reachable again) and be refused.
+    let now = 0;
+    const refresh = jest.fn(async (): Promise<{ keys: JWK[] }> => {
+      if (refresh.mock.calls.length === 1) throw new Error('connect ECONNREFUSED');
+      return jwksOf(rotated);
+    });
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const leaked = await hubCodec(hub);
+    now = HUB_KEYS_MAX_AGE_MS + 1;
+    const during = await leaked.encode(message(60), { to: 'xian' });
+    await expect(sdk.decode(during.body, during.applicationProperties, ctx)).resolves.toMatchObject({ ok: true }); // failed: kept
+    now += 3_600_000;
+    const forged = await leaked.encode(message(61), { to: 'xian' });
+    await expect(sdk.decode(forged.body, forged.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+    expect(refresh).toHaveBeenCalledTimes(2);
+  });
+
+  it('a failed unknown-key read while the keys were fresh does not let a revoked key through past their max age', async () => {
+    let now = 0;
+    const refresh = jest.fn(async (): Promise<{ keys: JWK[] }> => {
+      if (refresh.mock.calls.length === 1) throw new Error('connect ECONNREFUSED');
+      return jwksOf(rotated);
+    });
+    const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
+    const stranger = await hubCodec({ ...hub, signing: await generateSigningKey() });
+    now = 10_000; // a message under a key nobody published; its read fails (a blip)
+    const odd = await stranger.encode(message(62), { to: 'xian' });
+    await expect(sdk.decode(odd.body, odd.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+    now = 10_000 + HUB_KEYS_MAX_AGE_MS; // the keys are old (read at 0), the blip max age ago: the read is waited for
+    const forged = await (await hubCodec(hub)).encode(message(63), { to: 'xian' });
+    await expect(sdk.decode(forged.body, forged.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+    expect(refresh).toHaveBeenCalledTimes(2);
+  });
+
   it('a refreshHubKeys that throws at once (not a rejected promise) does not stop later reads', async () => {
     let now = 0;
     const refresh = jest.fn((): Promise<{ keys: JWK[] }> => {
