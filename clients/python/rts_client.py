@@ -550,8 +550,12 @@ class JoseCodec:
     re-read, rate-limited by refresh_interval on its own (so that it does not hold off the re-read for an unknown
     kid: the hub's new signing key right after it is taken). A timed re-read that fails keeps
     the keys and the message goes on with them (the hub's HTTP API being down does not stop messaging); the next
-    try is refresh_interval later, in a thread of its own beside the messages (wait_for_key_reads), so that a hub
-    that takes connections and never answers stalls none of them. max_age=None: no timed re-read. A JWKS given as a dict is never re-read.
+    try is refresh_interval later. For max_age seconds after a failed re-read (timed or for an unknown kid) the next
+    timed one runs in a thread of its own beside the messages (wait_for_key_reads), so that a hub that takes
+    connections and never answers stalls none of them; the messages meanwhile are checked with the keys held, so a
+    revoked key may be trusted that read's time (HTTP_TIMEOUT at most) longer. After an older failure the timed
+    re-read is waited for again. Of overlapping re-reads (the thread's, one for an unknown kid), one that answers
+    after a re-read begun later is dropped. max_age=None: no timed re-read. A JWKS given as a dict is never re-read.
     `hub_keys_read_at`: the clock's time of the last successful read (None for a dict), for a health check that
     wants to see keys gone stale. `clock`: monotonic seconds (tests give their own). `jwks_reads`: how many times
     the keys were taken from a JWKS."""
@@ -574,8 +578,11 @@ class JoseCodec:
         self._last_refresh = None  # the first read, here, is not a re-read: an unknown kid right after it re-reads
         self._last_timed = None  # nor does a timed re-read hold off one for an unknown kid (the hub's new signing key)
         self._read_at = None  # the last successful read (the clock's seconds); None for a JWKS given as a dict
-        self._last_read_failed = False  # then a timed re-read runs in a thread of its own, beside the messages
-        self._background = None
+        self._failed_at = None  # when the last read, if it failed, was tried: then a timed re-read may run beside
+        self._background = None  # the messages, in a thread of its own
+        self._lock = threading.Lock()  # the keys, taken from one read at a time (the thread's or the caller's)
+        self._attempts = 0  # reads begun
+        self._concluded = 0  # the latest read begun whose answer (keys or failure) was taken
         self.jwks_reads = 0
         self.hub_signing = {}
         self.hub_encryption = None
@@ -628,21 +635,39 @@ class JoseCodec:
         return self._re_read("_last_refresh")
 
     def _re_read(self, last):
-        """refresh_hub_keys, rate-limited by the attribute `last` (the time of the last try for that cause)."""
+        """refresh_hub_keys, rate-limited by the attribute `last` (the time of the last try for that cause).
+
+        The background thread's read and one for an unknown kid in the caller's thread may overlap: the answer of a
+        read begun earlier that comes after a later one's is dropped, else it put back the keys the later one
+        replaced (the hub's new signing key lost until the next re-read, or a revoked key trusted again)."""
         if self._fetch is None:
             return False
-        now = self._clock()
-        tried = getattr(self, last)
-        if tried is not None and now - tried < self.refresh_interval:
-            return False
-        setattr(self, last, now)
+        with self._lock:
+            now = self._clock()
+            tried = getattr(self, last)
+            if tried is not None and now - tried < self.refresh_interval:
+                return False
+            setattr(self, last, now)
+            self._attempts += 1
+            attempt = self._attempts
         try:
-            self._read(now)
+            answer = self._fetch()
         except Exception:  # noqa: BLE001 - the keys we had stay in use
-            self._last_read_failed = True
-            return False
-        self._last_read_failed = False
-        return True
+            answer = None
+        with self._lock:
+            if attempt < self._concluded:
+                return False  # a read begun later answered first: its word is the newer one
+            self._concluded = attempt
+            try:
+                if answer is None:
+                    raise ValueError("the hub's JWKS could not be read")
+                self._use_jwks(answer)
+            except Exception:  # noqa: BLE001 - a failed read, or a JWKS without keys: the keys we had stay in use
+                self._failed_at = now
+                return False
+            self._read_at = now
+            self._failed_at = None
+            return True
 
     def _refresh_if_old(self):
         """Re-reads the JWKS (rate-limited) when the keys were last read more than max_age seconds ago: a key the
@@ -652,11 +677,15 @@ class JoseCodec:
             return False
         if self._clock() - self._read_at <= self.max_age:
             return False
-        if not self._last_read_failed:
+        failed = self._failed_at
+        if failed is None or not 0 <= self._clock() - failed < self.max_age:
             return self._re_read("_last_timed")
         # The last read failed (the hub's HTTP API down, or not answering within HTTP_TIMEOUT): the message goes on
         # with the keys held, as it would after this read failed too, and the read runs beside it. Else a hub that
         # takes connections and never answers stalled every message HTTP_TIMEOUT seconds once per refresh_interval.
+        # Only for max_age after that failed read was tried: a message that goes on beside the read is checked with
+        # the keys held, and a failure long ago (the hub restarting to drop a leaked key, then no message for an
+        # hour) would let the next message under that key through however long after the revocation it came.
         tried = self._last_timed
         if tried is not None and self._clock() - tried < self.refresh_interval:
             return False  # tried not long ago: no thread for a read that would not be made

@@ -359,6 +359,54 @@ class HubKeysMaxAge(unittest.TestCase):
         self.assertEqual(codec.hub_keys_read_at, self.clock.now)
         self.assertEqual(reason(codec, self.message(self.hub_sig)), "unknown_key")  # the dropped key, once read
 
+    def test_a_read_that_failed_long_ago_does_not_let_a_revoked_key_through_beside_the_next_read(self):
+        # The hub restarts to drop a leaked signing key; a read while it is down fails. Then no message for an hour:
+        # the next one, forged under the leaked key, must wait for the read (the JWKS is reachable again).
+        self.jwks.fail = True
+        self.clock.now += 301
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "accepted")  # the read failed: kept
+        self.jwks.fail = False
+        self.jwks.current = hub_jwks(new_key(), [self.hub_enc])
+        self.clock.now += 3600
+        self.assertEqual(reason(self.codec, self.message(self.hub_sig)), "unknown_key")
+        self.assertEqual(self.jwks.reads, 3)
+
+    def test_a_slow_background_read_answering_last_does_not_put_back_the_keys_a_later_read_replaced(self):
+        # After a failed read the timed one runs in a thread; the hub rotates its signing key meanwhile and its first
+        # message under the new key re-reads in the caller's thread, which answers first. The thread's older answer,
+        # when it comes, must not put the old keys back (the new key unknown again until the next re-read).
+        rotated = new_key()
+        old = hub_jwks(self.hub_sig, [self.hub_enc])
+        asked, release = threading.Event(), threading.Event()
+        calls = []
+
+        def fetch():
+            calls.append(threading.current_thread().name)
+            if len(calls) == 1:
+                return old
+            if len(calls) == 2:
+                raise OSError("the hub is unreachable")
+            if threading.current_thread().name == "rts-hub-jwks":
+                asked.set()
+                release.wait(10)  # the hub's answer to the thread (its keys before the rotation) comes late
+                return old
+            return hub_jwks(rotated, [self.hub_enc], previous_signing=[self.hub_sig])
+
+        codec = JoseCodec(self.keys, fetch, refresh_interval=30, clock=self.clock, max_age=300)
+        self.clock.now += 301
+        self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")  # the read failed: kept
+        self.clock.now += 30
+        self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")  # the timed read, in the thread
+        self.assertTrue(asked.wait(5))
+        self.assertEqual(reason(codec, self.message(rotated)), "accepted")  # its own read, begun later, answered first
+        self.assertEqual(calls[2:], ["rts-hub-jwks", threading.current_thread().name])
+        release.set()
+        self.assertTrue(codec.wait_for_key_reads(5))
+        self.clock.now += 1
+        self.assertEqual(reason(codec, self.message(rotated)), "accepted")
+        self.assertEqual(len(calls), 4)
+        self.assertEqual(codec.hub_keys_read_at, 1331.0)
+
     def test_a_timed_re_read_does_not_hold_off_the_re_read_for_the_hubs_new_signing_key(self):
         # The hub restarts with a new signing key: while it is down, a timed re-read fails; 5 s later it is back,
         # lists its new signing key and signs with it. The message must be taken, not dead-lettered as unknown_key
