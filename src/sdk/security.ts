@@ -163,8 +163,16 @@ export type SdkJoseCodecOptions = Readonly<{
   maxAgeMs?: number | null;
   /** When the keys in the registry were read (clock time); null: not known, so read again at first use. Default: now. */
   keysReadAt?: number | null;
+  /**
+   * Milliseconds since the epoch. Default: a clock that never runs back (the process's start time plus its
+   * monotonic time since), so a wall clock set back (an NTP step) neither makes old keys look fresh nor ends the
+   * intervals between reads early.
+   */
   clock?: () => number;
 }>;
+
+/** Wall time at the process's start plus monotonic time since: it moves with time, never back with the wall clock. */
+const steadyClock = (): number => performance.timeOrigin + performance.now();
 
 /**
  * The SDK's JOSE codec: JoseCodec with our keys and a registry holding the hub's, which it reads again from the
@@ -212,11 +220,11 @@ export class SdkJoseCodec implements MessageCodec {
     const maxAgeMs = options.maxAgeMs === undefined ? HUB_KEYS_MAX_AGE_MS : options.maxAgeMs;
     if (maxAgeMs !== null && !(Number.isFinite(maxAgeMs) && maxAgeMs >= 0)) throw new TypeError('maxAgeMs must be a number of milliseconds (0 or more), or null');
     this.maxAgeMs = maxAgeMs;
-    this.clock = options.clock ?? Date.now;
+    this.clock = options.clock ?? steadyClock;
     this.keysReadAt = options.keysReadAt === undefined ? this.clock() : options.keysReadAt;
   }
 
-  /** When the hub's keys were last read (by the clock given, Date.now by default); null when not since this codec was made from saved keys. */
+  /** When the hub's keys were last read (by the clock given, steadyClock by default); null when not since this codec was made from saved keys. */
   get hubKeysReadAt(): Date | null {
     return this.keysReadAt === null ? null : new Date(this.keysReadAt);
   }
@@ -321,6 +329,6 @@ export const joseCodecFor = async (
   return new SdkJoseCodec(options.keys, registry, refresh, {
     refreshIntervalMs: options.refreshIntervalMs,
     maxAgeMs: options.hubKeysMaxAgeMs,
-    keysReadAt: options.hubJwks ? null : Date.now(),
+    ...(options.hubJwks ? { keysReadAt: null } : {}), // else now, by the codec's clock
   });
 };

@@ -110,9 +110,11 @@ describe('joseCodecFor with saved hub keys', () => {
       // Once the hub answers, the next read (after the interval) dates them.
       globalThis.fetch = (async () => new Response(JSON.stringify(jwksOf(hubKeys)), { status: 200, headers: { 'content-type': 'application/json' } })) as typeof fetch;
       const again = await joseCodecFor({ keys: xian, hubJwks: jwksOf(hubKeys), hubUrl: 'https://hub.invalid:8080' });
+      expect(again.hubKeysReadAt).toBeNull();
       const before = Date.now();
       await again.encode(envelope as never, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' });
-      expect(again.hubKeysReadAt?.getTime()).toBeGreaterThanOrEqual(before);
+      // The codec's clock is steady (it does not follow the wall clock back): within a second of the wall clock here.
+      expect(Math.abs(again.hubKeysReadAt!.getTime() - before)).toBeLessThan(1_000);
     } finally {
       globalThis.fetch = realFetch;
     }
@@ -355,6 +357,25 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
     const forged = await leaked.encode(message(66), { to: 'xian' });
     await expect(sdk.decode(forged.body, forged.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
+  });
+
+  it('by default, the wall clock set back (an NTP step) changes nothing: no read, no fresher keys', async () => {
+    const realNow = Date.now.bind(Date);
+    let back = 0;
+    const wall = jest.spyOn(Date, 'now').mockImplementation(() => realNow() - back); // before the codec: its default clock could be this one
+    try {
+      const refresh = jest.fn(async () => jwksOf(hub));
+      const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh);
+      const readAt = sdk.hubKeysReadAt!.getTime();
+      for (back of [60_000, 3_600_000, 86_400_000]) {
+        const sent = await (await hubCodec(hub)).encode(message(60), { to: 'xian' });
+        await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
+      }
+      expect(refresh).not.toHaveBeenCalled();
+      expect(sdk.hubKeysReadAt!.getTime()).toBe(readAt);
+    } finally {
+      wall.mockRestore();
+    }
   });
 
   it('their age counts from when the read was asked for, not from its slow answer', async () => {
