@@ -150,14 +150,14 @@ export const registerSystem = async (
   return body;
 };
 
-/** The least time between two re-reads of the hub's JWKS, whatever asks for them (see SdkJoseCodec). */
+/** The least time between two re-reads of the hub's JWKS for the same cause: an unknown key, or the keys' age (see SdkJoseCodec). */
 export const HUB_KEYS_REFRESH_INTERVAL_MS = 30_000;
 
 /** How old the hub's keys, as last read, may grow before they are read again ahead of their next use (see SdkJoseCodec). */
 export const HUB_KEYS_MAX_AGE_MS = 300_000;
 
 export type SdkJoseCodecOptions = Readonly<{
-  /** The least time between two re-reads of the hub's JWKS (HUB_KEYS_REFRESH_INTERVAL_MS). */
+  /** The least time between two re-reads of the hub's JWKS for the same cause (HUB_KEYS_REFRESH_INTERVAL_MS). */
   refreshIntervalMs?: number;
   /** Keys last read longer ago than this are read again before they are used (HUB_KEYS_MAX_AGE_MS); null: never. */
   maxAgeMs?: number | null;
