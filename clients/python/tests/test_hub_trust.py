@@ -13,7 +13,6 @@ import os
 import socket
 import sys
 import threading
-import time
 import unittest
 import urllib.request
 from unittest import mock
@@ -214,11 +213,11 @@ class HubRequests(unittest.TestCase):
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # takes the connection, never answers
         try:
-            started = time.monotonic()
             with mock.patch.object(rts_client, "HTTP_TIMEOUT", 0.3):
-                with self.assertRaises(OSError):  # socket.timeout (TimeoutError) or URLError
+                with self.assertRaises(OSError) as raised:  # socket.timeout (TimeoutError), or URLError around it
                     HubHttp(f"http://127.0.0.1:{silent.getsockname()[1]}").jwks()
-            self.assertLess(time.monotonic() - started, 5)
+            error = raised.exception
+            self.assertTrue(isinstance(error, TimeoutError) or isinstance(getattr(error, "reason", None), TimeoutError), repr(error))
         finally:
             silent.close()
 
@@ -350,10 +349,8 @@ class HubKeysMaxAge(unittest.TestCase):
         self.clock.now += 301
         self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")  # the read failed: the keys kept
         self.clock.now += 30
-        started = time.monotonic()
         self.assertEqual(reason(codec, self.message(self.hub_sig)), "accepted")  # not held by the read in flight
-        self.assertLess(time.monotonic() - started, 5)
-        self.assertFalse(codec.wait_for_key_reads(0.05))
+        self.assertFalse(codec.wait_for_key_reads(0.05))  # in flight after the message was answered: not waited for
         answered.set()
         self.assertTrue(codec.wait_for_key_reads(5))
         self.assertEqual(codec.hub_keys_read_at, self.clock.now)
