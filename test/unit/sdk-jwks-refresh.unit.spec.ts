@@ -224,8 +224,7 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     await expect(sdk.decode(sent.body, sent.applicationProperties, ctx)).resolves.toMatchObject({ ok: true });
     expect(refresh).toHaveBeenCalledTimes(2);
     // After a failed read the next runs beside the message: its end is not the message's.
-    for (let i = 0; i < 200 && sdk.hubKeysReadAt?.getTime() !== now; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
+    await expectKeysReadAt(sdk, now);
   });
 
   it('a wall clock stepped back (NTP) does not make old keys look fresh, nor hold off the next read', async () => {
@@ -297,8 +296,7 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     expect(refresh).toHaveBeenCalledTimes(2);
     // Once it answers (the hub dropped that key meanwhile), the keys are the new ones, and the reads wait again.
     answer!(jwksOf(rotated));
-    for (let i = 0; i < 200 && sdk.hubKeysReadAt?.getTime() !== now; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
+    await expectKeysReadAt(sdk, now);
     const third = await leaked.encode(message(52), { to: 'xian' });
     await expect(sdk.decode(third.body, third.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
   });
@@ -307,10 +305,7 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     // The hub restarts to drop a leaked signing key; a read while it is down fails. Then no message for an hour: the
     // next one, forged under the leaked key, must wait for the read (the JWKS is reachable again) and be refused.
     let now = 0;
-    const refresh = jest.fn(async (): Promise<{ keys: JWK[] }> => {
-      if (refresh.mock.calls.length === 1) throw new Error('connect ECONNREFUSED');
-      return jwksOf(rotated);
-    });
+    const refresh = jest.fn(failingOnceThen(() => jwksOf(rotated)));
     const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
     const leaked = await hubCodec(hub);
     now = HUB_KEYS_MAX_AGE_MS + 1;
@@ -324,10 +319,7 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
 
   it('a failed unknown-key read while the keys were fresh does not let a revoked key through past their max age', async () => {
     let now = 0;
-    const refresh = jest.fn(async (): Promise<{ keys: JWK[] }> => {
-      if (refresh.mock.calls.length === 1) throw new Error('connect ECONNREFUSED');
-      return jwksOf(rotated);
-    });
+    const refresh = jest.fn(failingOnceThen(() => jwksOf(rotated)));
     const sdk = new SdkJoseCodec(xian, await registered(jwksOf(hub)), refresh, { clock: () => now });
     const stranger = await hubCodec({ ...hub, signing: await generateSigningKey() });
     now = 10_000; // a message under a key nobody published; its read fails (a blip)
@@ -352,9 +344,8 @@ describe("SDK: the hub's keys are read again once older than their max age", () 
     await expect(sdk.decode(first.body, first.applicationProperties, ctx)).resolves.toMatchObject({ ok: true }); // failed: kept
     now += 60_000;
     await sdk.encode({ ...downlink, type: 'expert.registered', payload: {} } as never, { from: 'xian', to: HUB_PARTY, queue: 'rts.uplink' }); // the next read
-    for (let i = 0; i < 200 && sdk.hubKeysReadAt?.getTime() !== now; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    await expectKeysReadAt(sdk, now);
     expect(refresh).toHaveBeenCalledTimes(2);
-    expect(sdk.hubKeysReadAt?.getTime()).toBe(now);
     const forged = await leaked.encode(message(66), { to: 'xian' });
     await expect(sdk.decode(forged.body, forged.applicationProperties, ctx)).resolves.toMatchObject({ ok: false, reason: 'unknown_key' });
   });
@@ -487,4 +478,19 @@ const registered = async (jwks: { keys: JWK[] }): Promise<KeyRegistry> => {
   const registry = new KeyRegistry();
   await registerHubJwks(registry, jwks);
   return registry;
+};
+
+/** A read that runs beside a message ends on its own: wait (bounded) until the keys carry its date, then check it. */
+const expectKeysReadAt = async (sdk: SdkJoseCodec, at: number): Promise<void> => {
+  for (let i = 0; i < 200 && sdk.hubKeysReadAt?.getTime() !== at; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  expect(sdk.hubKeysReadAt?.getTime()).toBe(at);
+};
+
+/** A refreshHubKeys whose first read fails (the hub unreachable) and whose later ones answer `then()`. */
+const failingOnceThen = (then: () => { keys: JWK[] }): (() => Promise<{ keys: JWK[] }>) => {
+  let calls = 0;
+  return async () => {
+    if (++calls === 1) throw new Error('connect ECONNREFUSED');
+    return then();
+  };
 };
