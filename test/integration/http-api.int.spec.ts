@@ -246,10 +246,13 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(unknown.detail).toMatch(/query/);
     });
 
-    it('another correction of the deprecated document: 409 document_deprecated', async () => {
-      const problem = expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-2', systolic: 130, diastolic: 72, measuredAt }), 409, 'document_deprecated');
+    it('another correction of the deprecated document: 409 document_deprecated, naming the document to correct instead', async () => {
+      const response = await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-2', systolic: 130, diastolic: 72, measuredAt });
+      const problem = expectProblem(response, 409, 'document_deprecated');
       // A uniqueId is no personal data: its long digit run is not taken for a CPR number and redacted.
       expect(problem.instance).toBe(`/documents/${uniqueId}/corrections`);
+      expect(problem.currentUniqueId).toBe(corrected);
+      expect(response.headers['link']).toBe(`</documents/${corrected}>; rel="latest-version"`);
     });
 
     it('application/xml body (a whole HL7 document): 201, and the chain keeps both links', async () => {
@@ -269,6 +272,9 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       const link = String(middle.headers['link']);
       expect(link).toContain(`</documents/${newest}>; rel="successor-version"`);
       expect(link).toContain(`</documents/${uniqueId}>; rel="predecessor-version"`);
+      // The first document corrected once more: the 409 names the end of the chain, not the next link.
+      const twoBack = expectProblem(await post(`/documents/${uniqueId}/corrections`, { correctionId: 'fix-3', systolic: 130, diastolic: 72, measuredAt }), 409, 'document_deprecated');
+      expect(twoBack.currentUniqueId).toBe(newest);
     });
 
     it("effectiveTime: served with +0000; an HL7 correction's +0100 is read at its offset, one without an offset as UTC", async () => {

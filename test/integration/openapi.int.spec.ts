@@ -154,6 +154,19 @@ describe('problems with members of their own', () => {
     // The other 410, patient_erased, is a plain problem.
     expect(doc.paths['/observations'].post.responses['410'].content['application/problem+json'].schema).toEqual({ $ref: '#/components/schemas/Problem' });
   });
+
+  it("describes the 409 document_deprecated problem's currentUniqueId member where corrections are answered, and lets it be absent", async () => {
+    const carrying = Object.entries(OPERATIONS).filter(([, op]) => op.problems?.includes('document_deprecated')).map(([key]) => key);
+    expect(carrying).toEqual(['POST /documents/:uniqueId/corrections']);
+    const schema = discardedIn('409', doc.paths['/documents/{uniqueId}/corrections'].post);
+    // The 409 also answers correction_id_reused and concurrency_conflict, plain problems.
+    expect(schema.anyOf.map((s: { $ref: string }) => s.$ref).sort()).toEqual(['#/components/schemas/DocumentDeprecatedProblem', '#/components/schemas/Problem']);
+    const [problemPart, own] = resolve(schema.anyOf.find((s: { $ref: string }) => s.$ref.endsWith('DocumentDeprecatedProblem'))).allOf.map(resolve);
+    expect(problemPart).toBe(doc.components.schemas.Problem);
+    expect(own.properties.code).toEqual({ const: 'document_deprecated' });
+    expect(own.properties.currentUniqueId).toEqual({ type: 'string', description: expect.stringMatching(/^The uniqueId of the document that holds the reading now/) });
+    expect(own.required).toEqual([]);
+  });
 });
 
 describe('answers match the document', () => {

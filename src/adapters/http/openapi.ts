@@ -16,6 +16,7 @@ import {
   ConsultationsPage,
   DeadLetterDiscardResponse,
   DiscardedProblemMember,
+  DeprecatedProblemMember,
   DeadLetterReplayResponse,
   DeadLetterResponse,
   DeadLettersList,
@@ -115,6 +116,7 @@ const PROBLEM_REF = { $ref: '#/components/schemas/Problem' };
  */
 const PROBLEMS_WITH_MEMBERS: Partial<Record<ProblemCode, Readonly<{ schema: string; members: Readonly<Record<string, z.ZodType>> }>>> = {
   dead_letter_discarded: { schema: 'DeadLetterDiscardedProblem', members: { discard: DiscardedProblemMember } },
+  document_deprecated: { schema: 'DocumentDeprecatedProblem', members: { currentUniqueId: DeprecatedProblemMember } },
 };
 const problemSchemaOf = (group: readonly ProblemCode[]): Json => {
   const refs = [...new Set(group.map((c) => PROBLEMS_WITH_MEMBERS[c]?.schema ?? 'Problem'))].map((name) => ({ $ref: `#/components/schemas/${name}` }));
@@ -130,7 +132,8 @@ const problemsWithMembersSchemas = (): Record<string, Json> =>
           PROBLEM_REF,
           {
             type: 'object',
-            required: Object.keys(members),
+            // A member its schema lets be absent (zod's optional) is not required.
+            required: Object.entries(members).filter(([, member]) => !member.safeParse(undefined).success).map(([name]) => name),
             properties: { code: { const: code }, ...Object.fromEntries(Object.entries(members).map(([name, member]) => [name, withoutMeta(responseSchema(member))])) },
           },
         ],

@@ -219,6 +219,13 @@ export const DeadLetterDiscardRecord = z.object({
 export const DiscardedProblemMember = DeadLetterDiscardRecord.extend({
   recordedIn: z.string().describe('The stream it was recorded in (the one its replays go to)'),
 }).describe('The discard record: who discarded the message, when and why (never its body)');
+/** The 409 document_deprecated problem's `currentUniqueId` member (RFC 9457 extension). */
+export const DeprecatedProblemMember = z
+  .string()
+  .optional()
+  .describe(
+    'The uniqueId of the document that holds the reading now (the end of the chain of corrections): correct that one. Absent only while the correction that replaced the document is still being registered',
+  );
 export const DeadLetterDiscardResponse = z.object({
   id: z.string(),
   envelopeId: z.string().nullable(),

@@ -10,7 +10,7 @@ import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
 import { MAX_HL7_BYTES, parseHl7Observation } from '../../domain/documents/hl7';
 import { parseCprBornBy } from '../../domain/monitoring/cpr';
-import { UnavailableError, ValidationError } from '../../domain/shared/errors';
+import { ConflictError, UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
 import { MAX_INTERVAL_DAYS, endOfNow, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { installDeprecationHeaders } from './deprecated-routes';
@@ -19,7 +19,7 @@ import type { MetricsRegistry } from '../metrics/registry';
 import { limitConnections } from './connection-limit';
 import { openApiDocument } from './openapi';
 import { isKeptRequestId } from '../../application/audit/request-id';
-import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem } from './problem';
+import { PROBLEM_TYPES, codeOfClientStatus, problem, problemInstance, problemTypeUri, sendProblem, toProblem, type Problem } from './problem';
 import { CorrectionBody, CorrectionQuery, DocumentParams, ObservationBody, ObservationQuery, ObservationSearchBody, PatientParams, XML_TYPES, isXml, parseInput } from './schemas';
 import { registerWebRoutes } from './web-routes';
 
@@ -588,11 +588,27 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     await deps.xds.entry(uniqueId);
     const now = deps.clock.now();
     let result;
+    try {
+      result = await correctAsAsked(request, uniqueId, now);
+    } catch (error) {
+      return answerDeprecated(request, reply, uniqueId, error);
+    }
+    const document = `/documents/${result.uniqueId}`;
+    // A repeat of a correction whose document was corrected again since: named as a repeated upload names it.
+    const current = result.created ? null : await currentOf(result.uniqueId);
+    return reply
+      .code(result.created ? 201 : 200)
+      .header('location', document)
+      .send({ uniqueId: result.uniqueId, replaces: uniqueId, document, ...(current ? { currentUniqueId: current } : {}) });
+  });
+
+  /** The correction a request asks for: a whole HL7 document (XML), or new values (JSON). */
+  const correctAsAsked = async (request: FastifyRequest, uniqueId: string, now: DateTime) => {
     if (isXml(request)) {
       // application/xml: a whole replacement HL7 document, as XDS's RPLC takes it; ?correctionId= makes a retry safe.
       const { correctionId } = parseInput(CorrectionQuery, request.query, 'query');
       const corrected = parseHl7Observation(String(request.body));
-      result = await deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correctionId, correlationId: request.id });
+      return deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correctionId, correlationId: request.id });
     } else {
       // The id may come in the body or, as for XML, in the query (the OpenAPI document declares it for both): a query
       // id was ignored, and a retry with other values got document_deprecated instead of correction_id_reused.
@@ -603,16 +619,25 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       }
       const patientId = await deps.telemed.patientOf(uniqueId);
       const corrected = createTeleObservation({ patientId, systolic: body.systolic, diastolic: body.diastolic, measuredAt: body.measuredAt }, now);
-      result = await deps.telemed.correct(uniqueId, corrected, { correctionId: body.correctionId ?? query.correctionId, correlationId: request.id });
+      return deps.telemed.correct(uniqueId, corrected, { correctionId: body.correctionId ?? query.correctionId, correlationId: request.id });
     }
-    const document = `/documents/${result.uniqueId}`;
-    // A repeat of a correction whose document was corrected again since: named as a repeated upload names it.
-    const current = result.created ? null : await currentOf(result.uniqueId);
-    return reply
-      .code(result.created ? 201 : 200)
-      .header('location', document)
-      .send({ uniqueId: result.uniqueId, replaces: uniqueId, document, ...(current ? { currentUniqueId: current } : {}) });
-  });
+  };
+
+  /**
+   * 409 document_deprecated names the document that holds the reading now: `currentUniqueId` (RFC 9457 extension)
+   * and a Link rel="latest-version". A client whose correction lost to another's, or that corrected an id it kept from
+   * before, was told only that the document had been replaced, and had to walk the successor-version links of GET
+   * /documents to find the one to correct. Any other error goes on to the error handler.
+   */
+  const answerDeprecated = async (request: FastifyRequest, reply: FastifyReply, uniqueId: string, error: unknown): Promise<FastifyReply> => {
+    if (!(error instanceof ConflictError && error.code === 'document_deprecated')) throw error;
+    // Not found only while the correction that replaced it is between its two appends: the plain 409 then.
+    const current = await currentOf(uniqueId).catch(() => null);
+    if (current === null) throw error;
+    const answer: Problem & Readonly<{ currentUniqueId: string }> = { ...toProblem(error, problemInstance(request.url)), currentUniqueId: current };
+    request.log.info({ problem: answer.code, status: answer.status }, 'request refused');
+    return sendProblem(reply.header('link', `</documents/${current}>; rel="latest-version"`), answer);
+  };
 
   const close = async (graceMs: number): Promise<void> => {
     closing = true;
