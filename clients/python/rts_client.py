@@ -445,6 +445,23 @@ def _open(request):
     return opener.open(request, timeout=HTTP_TIMEOUT)
 
 
+# The most an answer of the hub's HTTP API (its JWKS, POST /systems, ...) may hold; the hub's JWKS of a few keys is a
+# few KB. A larger answer is refused before it is all in memory (a proxy or a broken hub answering without end).
+HUB_ANSWER_MAX_BYTES = 1024 * 1024
+
+
+def _read_json(response, what):
+    """The JSON of an answer (null for an empty one), read up to HUB_ANSWER_MAX_BYTES; RuntimeError naming `what` when
+    it is larger or not JSON."""
+    body = response.read(HUB_ANSWER_MAX_BYTES + 1)
+    if len(body) > HUB_ANSWER_MAX_BYTES:
+        raise RuntimeError(f"{what}: the answer is larger than {HUB_ANSWER_MAX_BYTES} bytes")
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        raise RuntimeError(f"{what}: the answer is not JSON") from None
+
+
 # A JWKS read asks a caching proxy on the way to revalidate with the hub rather than answer from its cache.
 _JWKS_HEADERS = {"accept": "application/json", "cache-control": "no-cache"}
 
@@ -468,11 +485,13 @@ class HubHttp:
         if data is not None:
             headers["content-type"] = "application/json"
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        what = f"{method} {path}"
         try:
             with _open(request) as response:
-                return response.status, json.loads(response.read() or b"null")
+                return response.status, _read_json(response, what)
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+            with error:
+                return error.code, _read_json(error, what)
 
     def register_system(self, system_id, name, area, keys):
         status, body = self._call("POST", "/systems", {"id": system_id, "name": name, "area": area, "keys": keys.public_jwks()})
@@ -513,7 +532,7 @@ def _read_jwks_url(url):
     """GET a JWKS URL (the hub's is public: no token), as HubHttp.jwks() does: no redirect, no cached answer."""
     request = urllib.request.Request(url, headers=_JWKS_HEADERS)
     with _open(request) as response:
-        return json.loads(response.read())
+        return _read_json(response, "GET " + url)
 
 
 def _instant(text):

@@ -72,6 +72,7 @@ export {
   HUB_KEYS_REFRESH_INTERVAL_MS,
   HUB_KEYS_MAX_AGE_MS,
   HUB_HTTP_TIMEOUT_MS,
+  HUB_ANSWER_MAX_BYTES,
   checkedHubUrl,
   kidOf,
   publicJwks,

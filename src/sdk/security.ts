@@ -82,6 +82,43 @@ const hubRequest = async (hubUrl: string, path: string, init: RequestInit, optio
   }
 };
 
+/** The most an answer of the hub's HTTP API (its JWKS, POST /systems) may hold; the hub's JWKS of a few keys is a few KB. */
+export const HUB_ANSWER_MAX_BYTES = 1024 * 1024;
+
+/**
+ * An answer's JSON, read up to HUB_ANSWER_MAX_BYTES: a larger one is refused before it is all in memory (a proxy or
+ * a broken hub answering without end filled the system's memory for as long as the timeout let it read).
+ */
+const cappedJson = async (res: Response, what: string): Promise<unknown> => {
+  const tooLarge = () => new Error(`${what}: the answer is larger than ${HUB_ANSWER_MAX_BYTES} bytes`);
+  if (Number(res.headers.get('content-length') ?? 0) > HUB_ANSWER_MAX_BYTES) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body?.getReader();
+  try {
+    for (let part = await reader?.read(); part !== undefined && !part.done; part = await reader?.read()) {
+      size += part.value.byteLength;
+      if (size > HUB_ANSWER_MAX_BYTES) {
+        await reader?.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(part.value);
+    }
+  } catch (error) {
+    if ((error as Error).message === tooLarge().message) throw error;
+    throw new Error(`${what}: the answer did not arrive whole: ${(error as { name?: string }).name === 'TimeoutError' ? `not in ${HUB_HTTP_TIMEOUT_MS} ms` : String(error)}`);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new Error(`${what}: HTTP ${res.status}, the answer is not JSON`);
+  }
+};
+
 const refuseRedirect = (res: Response, what: string): void => {
   if (res.status >= 300 && res.status < 400) throw new Error(`${what}: HTTP ${res.status}, a redirect${res.headers.get('location') ? ` to ${res.headers.get('location')}` : ''}; redirects are not followed: give the hub's own URL`);
 };
@@ -95,7 +132,7 @@ export const fetchHubJwks = async (hubUrl: string, options: HubUrlOptions = {}):
   const res = await hubRequest(hubUrl, '/.well-known/jwks.json', { headers: { accept: 'application/jwk-set+json, application/json', 'cache-control': 'no-cache' } }, options);
   refuseRedirect(res, what);
   if (!res.ok) throw new Error(`${what}: HTTP ${res.status}`);
-  const body = (await res.json()) as unknown;
+  const body = await cappedJson(res, what);
   if (typeof body !== 'object' || body === null || !Array.isArray((body as { keys?: unknown }).keys)) throw new Error(`${what}: the answer is not a JWKS (no "keys" array)`);
   return body as { keys: JWK[] };
 };
@@ -145,7 +182,7 @@ export const registerSystem = async (
     options,
   );
   refuseRedirect(res, 'POST /systems');
-  const body = (await res.json()) as unknown;
+  const body = await cappedJson(res, 'POST /systems');
   if (res.status !== 201 && res.status !== 200) throw new Error(`POST /systems: HTTP ${res.status} ${JSON.stringify(body)}`);
   return body;
 };

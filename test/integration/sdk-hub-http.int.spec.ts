@@ -2,7 +2,7 @@
 // refuse to follow. (The URL rule and the keys' max age: test/unit/sdk-jwks-refresh.unit.spec.ts.)
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fetchHubJwks, generatePartyKeys, publicJwks, registerSystem } from '../../src/sdk';
+import { HUB_ANSWER_MAX_BYTES, fetchHubJwks, generatePartyKeys, publicJwks, registerSystem } from '../../src/sdk';
 
 type Seen = { method: string | undefined; url: string | undefined; headers: IncomingHttpHeaders };
 
@@ -10,7 +10,8 @@ describe("SDK: requests to the hub's HTTP API", () => {
   let server: Server;
   let base: string;
   const seen: Seen[] = [];
-  let answer: (url: string) => { status: number; headers?: Record<string, string>; body?: string };
+  let answer: (url: string) => { status: number; headers?: Record<string, string>; body?: string; endless?: boolean };
+  let endlessClosed: Promise<number> = Promise.resolve(0);
 
   beforeAll(async () => {
     server = createServer((req, res) => {
@@ -19,7 +20,17 @@ describe("SDK: requests to the hub's HTTP API", () => {
       req.on('end', () => {
         const a = answer(req.url ?? '');
         res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
-        res.end(a.body ?? '');
+        if (!a.endless) return res.end(a.body ?? '');
+        // An answer without end: 64 KiB at a time for as long as the client reads; how much it took, once it stops.
+        let sent = 0;
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        endlessClosed = new Promise((resolve) => res.on('close', () => resolve(sent)));
+        const more = (): void => {
+          while (!res.destroyed && sent < 1024 * 1024 * 1024 && res.write(chunk)) sent += chunk.length;
+          if (!res.destroyed) res.once('drain', more);
+        };
+        res.write('{"keys":[');
+        more();
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -56,6 +67,20 @@ describe("SDK: requests to the hub's HTTP API", () => {
     await expect(fetchHubJwks(base)).rejects.toThrow(/not a JWKS/);
     answer = () => ({ status: 503, body: '{}' });
     await expect(fetchHubJwks(base)).rejects.toThrow(/HTTP 503/);
+  });
+
+  it('an answer larger than HUB_ANSWER_MAX_BYTES is refused before it is all read; one that is not JSON is said to be', async () => {
+    answer = () => ({ status: 200, endless: true });
+    await expect(fetchHubJwks(base)).rejects.toThrow(`GET /.well-known/jwks.json: the answer is larger than ${HUB_ANSWER_MAX_BYTES} bytes`);
+    // The client stopped reading: the server wrote about the limit (plus what the sockets buffer), not a gigabyte.
+    expect(await endlessClosed).toBeLessThan(32 * HUB_ANSWER_MAX_BYTES);
+    answer = () => ({ status: 200, headers: { 'content-length': String(HUB_ANSWER_MAX_BYTES + 1) }, body: ' '.repeat(HUB_ANSWER_MAX_BYTES + 1) });
+    await expect(fetchHubJwks(base)).rejects.toThrow(/the answer is larger than/);
+    const keys = await generatePartyKeys('city-a');
+    answer = () => ({ status: 201, endless: true });
+    await expect(registerSystem(base, { id: 'city-a', name: 'City A', area: 'North' }, keys)).rejects.toThrow(`POST /systems: the answer is larger than ${HUB_ANSWER_MAX_BYTES} bytes`);
+    answer = () => ({ status: 200, headers: { 'content-type': 'text/html' }, body: '<html>proxy error</html>' });
+    await expect(fetchHubJwks(base)).rejects.toThrow('GET /.well-known/jwks.json: HTTP 200, the answer is not JSON');
   });
 
   it('a hub that is not there: the error names the request', async () => {

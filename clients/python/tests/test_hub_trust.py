@@ -207,6 +207,28 @@ class HubRequests(unittest.TestCase):
                 HubHttp("http://hub.invalid", insecure_http=True).jwks()
                 self.assertEqual(proxy.paths(), ["http://hub.invalid/.well-known/jwks.json"])
 
+    def test_an_answer_larger_than_hub_answer_max_bytes_or_not_json_is_refused_naming_the_call(self):
+        self.assertEqual(rts_client.HUB_ANSWER_MAX_BYTES, 1024 * 1024)
+        with LocalServer({}) as server, mock.patch.object(rts_client, "HUB_ANSWER_MAX_BYTES", 1000):
+            server.routes["/.well-known/jwks.json"] = (200, {}, b'{"keys":[' + b" " * 1000 + b"]}")
+            server.routes["/systems"] = (503, {}, b'{"detail":"' + b"x" * 1000 + b'"}')
+            hub = HubHttp(server.url)
+            with self.assertRaises(RuntimeError) as raised:
+                hub.jwks()
+            self.assertEqual(str(raised.exception), "GET /.well-known/jwks.json: the answer is larger than 1000 bytes")
+            with self.assertRaises(RuntimeError) as raised:
+                JoseCodec(self.keys, f"{server.url}/.well-known/jwks.json")
+            self.assertIn("the answer is larger than 1000 bytes", str(raised.exception))
+            with self.assertRaises(RuntimeError) as raised:  # an error status's answer too
+                hub.register_system("city-a", "City A", "Hubei", self.keys)
+            self.assertEqual(str(raised.exception), "POST /systems: the answer is larger than 1000 bytes")
+            server.routes["/.well-known/jwks.json"] = (200, {"content-type": "text/html"}, b"<html>proxy error</html>")
+            with self.assertRaises(RuntimeError) as raised:
+                hub.jwks()
+            self.assertEqual(str(raised.exception), "GET /.well-known/jwks.json: the answer is not JSON")
+            server.routes["/.well-known/jwks.json"] = jwks_body(self.jwks)
+            self.assertEqual(hub.jwks(), self.jwks)  # at the limit's side of it, taken
+
     def test_a_call_waits_http_timeout_seconds_at_most(self):
         self.assertEqual(rts_client.HTTP_TIMEOUT, 10)
         silent = socket.socket()
