@@ -14,7 +14,9 @@
 //
 // Options: --experts N (generated experts to join with, default 1200 = 3 batches), --listen S (seconds to print
 // downlink messages before leaving, default 15; 0 = until Ctrl-C), --name "City A", --token JWT (an operator's),
-// --keys DIR (where the system's key pairs are kept, default ./city-keys).
+// --keys DIR (where the system's key pairs are kept, default ./city-keys), --insecure-http (a plain http:// --hub on
+// another machine, for a network you control end to end: the SDK refuses one otherwise, since the hub's keys read
+// from it are what the system trusts and the operator's token goes with the registration).
 // A production broker (README, "Broker accounts and TLS"): --url amqps://city-a:PASSWORD@mq.example.org:5671 and,
 // for a private CA, --ca ca.pem (the broker's certificate is verified either way).
 // The hub accepts a system's messages once an operator registered it (POST /systems on the hub's HTTP API);
@@ -28,7 +30,7 @@ import { join } from 'node:path';
 import { RtsClient, exportPartyKeys, generatePartyKeys, importPartyKeys, joseCodecFor, registerSystem, type ExpertProfile, type MessageCodec, type UploadedExpert } from '../src/sdk';
 
 /** This system's keys (kept in `keysDir`, created once), registered with the hub; the JOSE codec over them. */
-async function secureCodec(hubUrl: string, systemId: string, name: string, token: string | undefined, keysDir: string): Promise<MessageCodec> {
+async function secureCodec(hubUrl: string, systemId: string, name: string, token: string | undefined, keysDir: string, insecureHubUrl: boolean): Promise<MessageCodec> {
   const file = join(keysDir, `${systemId}.keys.json`);
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   // Earlier versions kept the keys in ./data, the hub's default data directory: take them along, so the system
@@ -42,13 +44,13 @@ async function secureCodec(hubUrl: string, systemId: string, name: string, token
   const keys = await importPartyKeys(JSON.parse(readFileSync(file, 'utf8')));
   const bearer = token ?? (await devLoginAsOperator(hubUrl));
   try {
-    await registerSystem(hubUrl, { id: systemId, name, area: name }, keys, { authorization: `Bearer ${bearer}` });
+    await registerSystem(hubUrl, { id: systemId, name, area: name }, keys, { authorization: `Bearer ${bearer}` }, { insecureHubUrl });
   } catch (error) {
     const status = /HTTP (\d{3})/.exec(error instanceof Error ? error.message : '')?.[1];
     if (status === '401' || status === '403') throw new Error(`the hub refused to register ${systemId} (HTTP ${status}): registering a system needs an operator's token; set RTS_TOKEN or --token (node dist/bootstrap/token.js --role operator, run with the hub's RTS_DATA_DIR)`);
     throw error;
   }
-  return joseCodecFor({ keys, hubUrl });
+  return joseCodecFor({ keys, hubUrl, insecureHubUrl });
 }
 
 /** A local hub's development login, as the operator (a hub anywhere else has it off: then a token is needed). */
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
   const hub = arg('hub', '');
   const token = arg('token', process.env.RTS_TOKEN ?? '') || undefined;
   const keysDir = arg('keys', 'city-keys');
-  const codec = hub ? await secureCodec(hub, systemId, name, token, keysDir) : undefined;
+  const codec = hub ? await secureCodec(hub, systemId, name, token, keysDir, process.argv.includes('--insecure-http')) : undefined;
   const client = await RtsClient.connect({
     systemId,
     url,
