@@ -1,6 +1,5 @@
 import type { RecordedEvent } from './ports/event-store';
-import { sha256Hex } from './ids';
-import { DIGEST_PREFIX, isSealed, type PatientDataProtection } from './ports/patient-data-protection';
+import { isSealed, type PatientDataProtection } from './ports/patient-data-protection';
 import type { RegistryPosition, RegistryReadModel } from './ports/registry-read-model';
 import type { RegistryEntryView } from './projections/registry-projection';
 import type { Replacement } from './projector';
@@ -42,14 +41,16 @@ export const openDocumentCached = (protection: PatientDataProtection, data: Read
 };
 
 /**
- * A DocumentSubmitted event as the pure evolve sees it: the opened content, the summary when there is one, and
- * the document's SHA-256 where the event holds a keyed digest (the registry row, deleted on erasure, and the
- * ETag give the plain hash that XDS metadata and clients expect).
+ * A DocumentSubmitted event as the pure evolve sees it: the opened content, and the summary when there is one. The
+ * hash stays the event's: a keyed digest where the event holds one. The registry row got the plain SHA-256 instead,
+ * and on SQLite it stood in clear beside the reading's time and values: the HL7 document is the hub's fixed
+ * rendering of those and the CPR number, so the row alone gave the patient's CPR number to anyone with a copy of
+ * the file, in minutes per patient. The plain SHA-256 (the ETag, XDS's hash) is taken of the content where it is
+ * served (XdsBackend.retrieveDocument).
  */
 const withOpened = (e: RecordedEvent, opened: SealedPayload): RecordedEvent => {
   const { content: _sealed, summary: _none, ...rest } = e.data;
-  const hash = String(rest['hash']).startsWith(DIGEST_PREFIX) ? { hash: sha256Hex(opened.content) } : {};
-  return { ...e, data: { ...rest, ...hash, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } };
+  return { ...e, data: { ...rest, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } };
 };
 
 /** The event types the registry projection reads (everything else only moves its checkpoint). */

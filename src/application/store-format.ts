@@ -28,7 +28,13 @@ export type StoreFormat = Readonly<{ format: number; readableFrom: number }>;
  * parser honours an offset) but answers 409 observation_id_reused to a retry of one, which it rebuilds without the
  * offset: so it may still open the store, with the warning to stop the newer build's processes first.
  */
-export const THIS_BUILD_STORE_FORMAT: StoreFormat = { format: 2, readableFrom: 1 };
+/**
+ * 3: registry rows hold their event's hash, a keyed digest for a sealed document, not the plain SHA-256 (on SQLite the
+ * plain hash, in clear beside the reading, gave the CPR number back; rows written before are rewritten once at open).
+ * An earlier build reads them, but serves such a document's ETag as the digest and answers an exact retry of a
+ * correction already in place with 409: it may still open the store, with the warning to stop this build first.
+ */
+export const THIS_BUILD_STORE_FORMAT: StoreFormat = { format: 3, readableFrom: 1 };
 
 export const STORE_FORMAT_STREAM = 'hub-store-format';
 export const STORE_FORMAT_RECORDED = 'StoreFormatRecorded';

@@ -196,12 +196,13 @@ export class XdsBackend {
         // registers first is the correction, and the other is told the document was replaced.
         return this.registerReplacement(old.replacedBy, patientKey, metadata, newDocument, replacement, true);
       }
-      // The same document again: the correction is in place (the registry row's hash is the document's SHA-256; of a
-      // correction an earlier build stored, that of its bytes, without effectiveTime's +0000). With a correction id
-      // too: a correction that completed an interrupted one registered under that one's id, so its own retry derives
+      // The same document again: the correction is in place (the registry row's hash is its event's: the keyed
+      // digest of a sealed document, the plain SHA-256 of one stored before 2026-12-01 or unsealed; of a correction an
+      // earlier build stored, that of its bytes, without effectiveTime's +0000). With a correction id too: a
+      // correction that completed an interrupted one registered under that one's id, so its own retry derives
       // another replacement id, and was told 409 document_deprecated although its values are the ones in place.
       const earlier = withoutEffectiveTimeOffset(newDocument);
-      const same = [sha256Hex(newDocument), ...(earlier === null ? [] : [sha256Hex(earlier)])];
+      const same = [...(await this.hashesOf(patientKey, successor.uniqueId, newDocument)), ...(earlier === null ? [] : await this.hashesOf(patientKey, successor.uniqueId, earlier))];
       if (same.includes(successor.hash)) return { uniqueId: successor.uniqueId, created: false, position: null };
       if (options.correctionId !== undefined && replacementIdOf(uniqueId, options.correctionId) === old.replacedBy) {
         // This id's replacement holds another document: the id was used for other values, or this correction was
@@ -263,7 +264,17 @@ export class XdsBackend {
   async retrieveDocumentSet(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RetrievedDocument[]> {
     const interval = checkedInterval({ from: start, to: end }); // the query's rules: order, at most 366 days
     const entries = await this.findEntries(parseCpr(patientId), interval.from, interval.to);
-    return Promise.all(entries.map(async (entry) => ({ entry, content: await this.content(entry) })));
+    return Promise.all(entries.map(async (entry) => this.retrieved(entry)));
+  }
+
+  /**
+   * An entry with its content, and the content's plain SHA-256 as the entry's hash (the ETag; XDS's hash). The
+   * registry row keeps the event's digest, keyed for a sealed document: a plain SHA-256 there, beside the reading's
+   * time and values in clear, gave the CPR number back to anyone with a copy of the file (sealed-documents.ts).
+   */
+  private async retrieved(entry: RegistryEntryView): Promise<RetrievedDocument> {
+    const content = await this.content(entry);
+    return { entry: { ...entry, hash: sha256Hex(content) }, content };
   }
 
   /** Registry entries of a patient in [start, end), without retrieving content. */
@@ -311,8 +322,7 @@ export class XdsBackend {
   }
 
   async retrieveDocument(uniqueId: string): Promise<RetrievedDocument> {
-    const entry = await this.entry(uniqueId);
-    return { entry, content: await this.content(entry) };
+    return this.retrieved(await this.entry(uniqueId));
   }
 
   /** The registry entry of the patient's upload with this observation id, or null when there is none. */

@@ -270,6 +270,12 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => {
       const store = ctx.container.get(SqliteEventStore);
       const registry = new SqliteRegistry(store);
+      if (registry.keyedHashesReplaced > 0) {
+        logger.warn(
+          { rows: registry.keyedHashesReplaced },
+          "registry: rows an older build wrote with the document's plain SHA-256 hold its keyed digest now (with the reading beside it, the plain hash gave the CPR number back); copies and backups of the events file made before still hold them",
+        );
+      }
       const protection = ctx.container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
       // Rows written in the upload's own transaction; the projector only catches up what this leaves to it.
       store.addInlineProjection(

@@ -92,7 +92,8 @@ describe('PostgreSQL profile: registry rows sealed under the patient key', () =>
         ['Approved', now.minus({ minutes: 20 }).toSeconds()],
       ]);
 
-      // The service reads the values back: readings, observation ids, and the document's plain SHA-256.
+      // The service reads the values back: readings, observation ids, and the document's keyed digest (the row's, as
+      // its event holds it); the plain SHA-256 where the document is served.
       const observations = await telemed.getObservationsFor(parseCpr(CPR), { from: now.minus({ hours: 1 }), to: now });
       expect(observations.map((o) => [o.systolic.value, o.diastolic.value])).toEqual([
         [143, 93],
@@ -102,7 +103,11 @@ describe('PostgreSQL profile: registry rows sealed under the patient key', () =>
         [pa3, 143, 93, at(30).replace('.000', '')],
         [pa1, 141, 91, at(20).replace('.000', '')],
       ]);
-      for (const e of entries) expect(e.hash).toBe(sha256Hex((await xds.retrieveDocument(e.uniqueId)).content));
+      for (const e of entries) {
+        const served = await xds.retrieveDocument(e.uniqueId);
+        expect(e.hash).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+        expect(served.entry).toEqual({ ...e, hash: sha256Hex(served.content) });
+      }
       expect(await xds.entry(entries[0]!.uniqueId)).toEqual(entries[0]);
 
       // Erasure: the rows go, and the copy taken before (as a dead tuple, the WAL or a backup would keep it) no

@@ -7,12 +7,16 @@ import { evolveRegistry, type RegistryEntryView } from '../../application/projec
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import type { SqliteInlineProjection } from '../event-store/sqlite/sqlite-event-store';
 import { truncateWal } from '../event-store/sqlite/wal-checkpoint';
+import { DIGEST_PREFIX } from '../../application/ports/patient-data-protection';
 
 /** What the registry needs of the SQLite event store: its database, and a write slot serialized with appends. */
 export type SqliteWriter = Readonly<{
   database: Database;
   runExclusive<T>(fn: (db: Database) => T, options?: { durability?: 'full' | 'relaxed'; transaction?: boolean }): Promise<T>;
 }>;
+
+/** registry_migrations' name of replaceClearHashes, done once per file. */
+const KEYED_HASHES = 'keyed-hashes';
 
 /** How long an erasure's WAL checkpoint waits for another connection's reader (the event loop waits with it). */
 const ERASURE_CHECKPOINT_WAIT_MS = 100;
@@ -72,7 +76,10 @@ export class SqliteRegistry implements RegistryReadModel {
     private readonly tables: RegistryTables = LIVE,
   ) {
     this.db = writer.database;
-    if (tables === LIVE) this.db.exec(SCHEMA);
+    if (tables === LIVE) {
+      this.db.exec(SCHEMA);
+      this.keyedHashesReplaced = this.replaceClearHashes();
+    }
     const { entries, erased } = tables;
     // Prepared once: the query path is measured against a bare SELECT (bench/).
     this.statements = {
@@ -97,6 +104,43 @@ export class SqliteRegistry implements RegistryReadModel {
       insertNew: this.db.prepare(`${insertRow(entries)} ON CONFLICT (unique_id) DO NOTHING`),
       setCheckpoint: this.db.prepare('INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position'),
     };
+  }
+
+  /** How many rows this open's replaceClearHashes rewrote (0 once done: a later open does nothing). */
+  readonly keyedHashesReplaced: number = 0;
+
+  /**
+   * Once per file: rows whose hash is the document's plain SHA-256 while their event holds a keyed digest get the
+   * event's digest. Builds before this one wrote the plain SHA-256 into the row, in clear beside the reading's time and
+   * values: the HL7 document is the hub's fixed rendering of those and the CPR number, so the row gave the CPR
+   * number back to anyone with a copy of the file (one birth year in ~5 s). Documents stored before their events
+   * held a keyed digest (2026-12-01) keep the plain SHA-256 the event holds too. The old cells are overwritten
+   * (secure_delete) and the WAL is truncated after; copies and backups of the file made before keep them.
+   */
+  private replaceClearHashes(): number {
+    this.db.exec('CREATE TABLE IF NOT EXISTS registry_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+    const done = this.db.prepare('SELECT 1 FROM registry_migrations WHERE name = ?').pluck();
+    if (done.get(KEYED_HASHES) !== undefined) return 0;
+    const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)").pluck().all(LIVE.entries, REPLACEMENT.entries) as string[];
+    const replaced = this.db
+      .transaction(() => {
+        if (done.get(KEYED_HASHES) !== undefined) return 0; // another process did it meanwhile
+        let changes = 0;
+        for (const table of tables) {
+          changes += this.db
+            .prepare(
+              `UPDATE ${table} SET hash = k.hash
+               FROM (SELECT substr(stream_name, ${'document-'.length + 1}) AS unique_id, json_extract(data, '$.hash') AS hash FROM events WHERE type = 'DocumentSubmitted') AS k
+               WHERE ${table}.unique_id = k.unique_id AND k.hash LIKE '${DIGEST_PREFIX}%' AND ${table}.hash <> k.hash`,
+            )
+            .run().changes;
+        }
+        this.db.prepare('INSERT INTO registry_migrations (name, applied_at) VALUES (?, ?)').run(KEYED_HASHES, new Date().toISOString());
+        return changes;
+      })
+      .immediate();
+    if (replaced > 0) truncateWal(this.db, ERASURE_CHECKPOINT_WAIT_MS);
+    return replaced;
   }
 
   async checkpoint(): Promise<bigint> {
