@@ -409,6 +409,17 @@ describe('Consultation decider', () => {
       spec.given(allDeclined).when(cancel()).thenThrows(ConflictError, 'consultation_unassigned');
     });
 
+    it("a repeat of the expert's accept or decline changes nothing once the case was cancelled or went unassigned", () => {
+      // A redelivery of the step itself (the hub died between commit and settle; the client resent after a lost
+      // outcome): it was taken, and is not refused (dead-lettered, with consultation.refused to its sender).
+      spec.given([requested, offered(A, 0), accepted(A, 0), cancelled]).when(accept(A)).thenNothing();
+      spec.given(allDeclined).when(decline(C)).thenNothing();
+      spec.given([requested, offered(A, 0), declined(A, 0), offered(B, 1, t1), cancelled]).when(decline(A)).thenNothing();
+      // Not a repeat: the other step is still refused.
+      spec.given([requested, offered(A, 0), accepted(A, 0), cancelled]).when(decline(A)).thenThrows(ConflictError, 'consultation_cancelled');
+      spec.given(allDeclined).when(accept(C)).thenThrows(ConflictError, 'consultation_unassigned');
+    });
+
     it('refuses every step on a cancelled consultation', () => {
       spec.given([requested, offered(A, 0), cancelled]).when(accept(A)).thenThrows(ConflictError, 'consultation_cancelled');
       spec.given([requested, offered(A, 0), cancelled]).when(decline(A)).thenThrows(ConflictError, 'consultation_cancelled');

@@ -44,7 +44,8 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
  *   Cancel after a report -> ConflictError 'report_already_issued'; acknowledge before one ->
  *   ConflictError 'report_not_issued'. Repeats of either -> no events.
  * - Any step on a cancelled / unassigned consultation -> ConflictError 'consultation_cancelled' /
- *   'consultation_unassigned'; on an unknown one -> NotFoundError 'consultation_not_found'.
+ *   'consultation_unassigned', except a repeat of the expert's accept or decline taken before (no events); on an
+ *   unknown one -> NotFoundError 'consultation_not_found'.
  *
  * - EraseConsultationContent: the texts about the patient (question, summary, report, reasons) are erased by
  *   crypto-shredding (the application deletes the consultation's data key); ConsultationContentErased records
@@ -376,11 +377,19 @@ const known = (state: ConsultationState): Known => {
   return state;
 };
 
-/** Checks common to the expert's steps; returns the expert's latest offer. */
-const expertStep = (state: Known, expertId: string, bySystemId: string): Offer => {
+/**
+ * Checks common to the expert's steps; returns the expert's latest offer. `taken`: the outcome this step gives the
+ * offer (accept: 'accepted', decline: 'declined'). An offer that has it already is returned before the case's later
+ * course is weighed: the step was taken, and its repeat (a redelivery after the hub died between commit and settle, a
+ * client's resend after a lost outcome) changes nothing, also once the case was cancelled or went unassigned (a
+ * decline of the last candidate unassigns it in the same decision). Refused, the repeat of an applied step was
+ * dead-lettered and its sender told `consultation.refused`.
+ */
+const expertStep = (state: Known, expertId: string, bySystemId: string, taken?: OfferOutcome): Offer => {
   if (homeSystemOf(expertId) !== bySystemId) throw new ForbiddenError('not_your_consultation', "only the expert's home system acts for the expert");
   const offer = [...state.offers].reverse().find((o) => o.expertId === expertId);
   if (!offer) throw new ForbiddenError('expert_not_offered', 'this expert was not offered the consultation');
+  if (taken !== undefined && offer.outcome === taken) return offer;
   // The expert's own offer ran out: that is what the expert needs to hear, whatever became of the case after
   // (with one candidate it was unassigned at the same moment).
   if (offer.outcome === 'expired' || offer.outcome === 'withdrawn') lostOffer(offer);
@@ -442,7 +451,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
     }
     case 'AcceptConsultation': {
       const s = known(state);
-      const offer = expertStep(s, command.expertId, command.bySystemId);
+      const offer = expertStep(s, command.expertId, command.bySystemId, 'accepted');
       if (offer.outcome === 'accepted') return [];
       if (offer.outcome !== 'open') return lostOffer(offer);
       if (atOrAfter(now, offer.expiresAt) && !sentInTime(command.sentAt, offer, now)) throw new ConflictError('offer_expired', 'the offer expired before it was accepted');
@@ -450,7 +459,7 @@ const decide = (command: ConsultationCommand, state: ConsultationState): readonl
     }
     case 'DeclineConsultation': {
       const s = known(state);
-      const offer = expertStep(s, command.expertId, command.bySystemId);
+      const offer = expertStep(s, command.expertId, command.bySystemId, 'declined');
       if (offer.outcome === 'declined') return [];
       if (offer.outcome === 'accepted') throw new ConflictError('consultation_already_accepted', 'the expert accepted this consultation already');
       if (offer.outcome === 'expired') return lostOffer(offer);
