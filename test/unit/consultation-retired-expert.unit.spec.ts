@@ -62,6 +62,20 @@ const setup = async () => {
 };
 
 describe('RetiredExpertOffers: an open offer to an expert who retires is withdrawn at once', () => {
+  it('an accept given before the expert retired, coming again (redelivery, resend), is a duplicate, not refused', async () => {
+    const { module, retire, request, types } = await setup();
+    await request(ID1, [LI]);
+    const step = { expertId: LI, bySystemId: 'chengdu', sentAt: '2024-05-01T10:00:00Z' };
+    expect((await module.service.accept(ID1, step, { commandId: 'accept-1' })).changed).toBe(true);
+    await retire(LI);
+    await expect(module.service.accept(ID1, step, { commandId: 'accept-1' })).resolves.toMatchObject({ changed: false });
+    expect(await types(ID1)).toEqual(['ConsultationRequested', 'ConsultationOffered', 'ConsultationAccepted']);
+    // An offer the retired expert had not accepted is still refused (the reactor has not withdrawn it yet here).
+    await request(ID2, [WANG]);
+    await retire(WANG);
+    await expect(module.service.accept(ID2, { expertId: WANG, bySystemId: 'beijing' }, { commandId: 'accept-2' })).rejects.toMatchObject({ code: 'expert_retired' });
+  });
+
   it('offers the case to the next candidate, tells the applicant and the retired expert\'s system, and ends that system\'s access', async () => {
     const { store, module, retire, request, types } = await setup();
     await request(ID1, [LI, WANG]);

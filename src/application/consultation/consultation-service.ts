@@ -276,8 +276,10 @@ export class ConsultationService {
   /** `sentAt`: the sender's signed message time (uplink only), weighed when the hub handles it after the deadline. */
   async accept(id: string, by: Readonly<{ expertId: string; bySystemId: string; sentAt?: string }>, options: CommandOptions = {}): Promise<StepResult> {
     // An expert who has left the directory takes no case (the offer then runs out and goes to the next candidate).
+    // A repeat of the accept the expert gave before retiring is not a new acceptance: it changes nothing (the decider),
+    // rather than being refused (dead-lettered, consultation.refused) as an accept the hub had applied.
     await this.deps.directoryProjector.catchUp();
-    if ((await this.deps.directory.getExpert(by.expertId))?.status === 'retired') {
+    if ((await this.deps.directory.getExpert(by.expertId))?.status === 'retired' && !(await this.acceptedBy(id, by.expertId))) {
       throw new ConflictError('expert_retired', 'the expert has retired from the directory and cannot take a consultation');
     }
     return this.step(id, { type: 'AcceptConsultation', ...by }, options);
@@ -313,6 +315,15 @@ export class ConsultationService {
    */
   async withdrawOffer(id: string, offer: Readonly<{ expertId: string; offerIndex: number; reason: OfferWithdrawalReason }>, options: CommandOptions = {}): Promise<StepResult> {
     return this.step(id, { type: 'WithdrawOffer', ...offer, unavailable: await this.retiredCandidates(id) }, options);
+  }
+
+  /** Whether the expert's latest offer on this consultation is one they accepted. */
+  private async acceptedBy(consultationId: string, expertId: string): Promise<boolean> {
+    const { state } = await this.deps.store.aggregateStream<ConsultationState>(consultationStreamName(consultationId), {
+      evolve: (s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as unknown as ConsultationEvent),
+      initialState: consultationDecider.initialState,
+    });
+    return state.status !== 'none' && [...state.offers].reverse().find((o) => o.expertId === expertId)?.outcome === 'accepted';
   }
 
   /** The consultation's candidates that have retired since the request: the next offer passes them by. */
