@@ -490,6 +490,20 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(old.errors).toEqual([{ path: 'body.from', message: 'lies more than 366 days back (without a to, the interval ends now, 5 minutes ahead included)' }]);
     });
 
+    it('a bound outside the years 0000-9999 in UTC: 422 invalid_interval naming the field sent, never an answer whose from or to is no RFC 3339 date-time', async () => {
+      const late = expectProblem(await post('/observations/search', { patientId: PATIENT, from: '9999-12-31T00:00:00-23:59', to: '9999-12-31T23:59:59-23:59' }), 422, 'invalid_interval');
+      expect(late.errors).toEqual([{ path: 'body.to', message: 'must lie in the years 0000-9999 in UTC' }]);
+      const early = expectProblem(await get(`/patients/${PATIENT}/observations?from=0000-01-01T00:00:00%2B23:59&to=0000-01-01T23:00:00%2B23:59`), 422, 'invalid_interval');
+      expect(early.errors).toEqual([{ path: 'query.from', message: 'must lie in the years 0000-9999 in UTC' }]);
+      // A to alone starts 7 days before it: that start is the to's fault, the field sent.
+      const toOnly = expectProblem(await post('/observations/search', { patientId: PATIENT, to: '0000-01-01T00:00:00Z' }), 422, 'invalid_interval');
+      expect(toOnly.errors).toEqual([{ path: 'body.to', message: 'must lie in the years 0000-9999 in UTC' }]);
+      expect((await post('/observations', { observationId: 'bounds-0000-9999', patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt: iso(hoursAgo(1)) })).statusCode).toBeLessThan(300);
+      const edge = await post('/observations/search', { patientId: PATIENT, from: '9999-12-30T23:59:59Z', to: '9999-12-31T23:59:59Z' });
+      expect(edge.statusCode).toBe(200);
+      expect([edge.json().from, edge.json().to]).toEqual(['9999-12-30T23:59:59Z', '9999-12-31T23:59:59Z']);
+    });
+
     it('an unencoded + in a query bound (read as a space): one message, which says to send it as %2B', async () => {
       const problem = expectProblem(await get(`/patients/${PATIENT}/observations?from=2026-11-30T10:00:00+05:45&to=2026-11-30T12:00:00Z`), 400, 'invalid_request');
       expect(problem.errors).toEqual([{ path: 'query.from', message: expect.stringContaining('%2B') }]);

@@ -87,6 +87,22 @@ describe('TimeInterval: half-open [from, to) at whole seconds', () => {
     expect(e.details[0]?.path).toBe('to');
   });
 
+  it('refuses a bound whose UTC instant RFC 3339 cannot write (outside the years 0000-9999): the answer names its bounds in UTC', () => {
+    // In range at their own offsets, out of it in UTC: the answer said "+010000-01-01T23:58:59Z" and "-000001-12-31T00:01:00Z".
+    const late = rejectionOf(at('9999-12-31T00:00:00-23:59'), at('9999-12-31T23:59:59-23:59'));
+    expect(late.code).toBe('invalid_interval');
+    expect(late.details).toEqual([{ path: 'to', message: 'must lie in the years 0000-9999 in UTC' }]);
+    const early = rejectionOf(at('0000-01-01T00:00:00+23:59'), at('0000-01-01T23:00:00+23:59'));
+    expect(early.details).toEqual([{ path: 'from', message: 'must lie in the years 0000-9999 in UTC' }]);
+    expect(() => checkedInterval({ from: at('9999-12-31T00:00:00Z'), to: at('10000-01-01T00:00:00Z') })).toThrow(expect.objectContaining({ code: 'invalid_interval' }));
+    // The first and the last second RFC 3339 writes are taken, and answered as written.
+    const edges = [timeInterval(at('0000-01-01T00:00:00Z'), at('0000-01-02T00:00:00Z')), timeInterval(at('9999-12-30T23:59:59Z'), at('9999-12-31T23:59:59Z'))];
+    expect(edges.map((i) => [i.from.toISO({ suppressMilliseconds: true }), i.to.toISO({ suppressMilliseconds: true })])).toEqual([
+      ['0000-01-01T00:00:00Z', '0000-01-02T00:00:00Z'],
+      ['9999-12-30T23:59:59Z', '9999-12-31T23:59:59Z'],
+    ]);
+  });
+
   it('rejects a decade as too wide', () => {
     expect(rejectionOf(at('2014-01-01T00:00:00Z'), at('2024-01-01T00:00:00Z')).code).toBe('interval_too_wide');
   });

@@ -529,7 +529,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         const message = e.code === 'interval_too_wide' ? `lies more than ${MAX_INTERVAL_DAYS} days back (without a to, the interval ends now, 5 minutes ahead included)` : 'lies in the future (without a to, the interval ends now, 5 minutes ahead included)';
         throw new ValidationError(e.code, `the interval's start ${message}`, [{ path: `${where}.from`, message }]);
       }
-      throw new ValidationError(e.code, e.message, e.details.map((d) => ({ path: `${where}.${d.path}`, message: d.message })));
+      // A to alone: its from is 7 days before it, so a from refused there is said of the to that was sent.
+      const sent = (path: string) => (path === 'from' && !query.from ? 'to' : path);
+      throw new ValidationError(e.code, e.message, e.details.map((d) => ({ path: `${where}.${sent(d.path)}`, message: d.message })));
     }
   };
 

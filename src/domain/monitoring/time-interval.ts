@@ -11,6 +11,10 @@ export type TimeInterval = Readonly<{ from: DateTime; to: DateTime }>;
 /** The widest interval one query may ask for; keeps one request's work bounded. */
 export const MAX_INTERVAL_DAYS = 366;
 
+/** The first and last whole seconds an RFC 3339 date-time can name in UTC (0000-01-01T00:00:00Z, 9999-12-31T23:59:59Z). */
+const FIRST_UTC_SECOND = -62_167_219_200;
+const LAST_UTC_SECOND = 253_402_300_799;
+
 /**
  * The rules of an interval, on whole seconds since the epoch (no luxon arithmetic: its diff cost ~40 µs, a quarter
  * of a query, when getObservationsFor checked every interval it was given).
@@ -25,6 +29,14 @@ const checkBounds = (from: unknown, to: unknown): void => {
   }
   const f = Math.floor(from.toMillis() / 1000);
   const t = Math.floor(to.toMillis() / 1000);
+  // The answer names its bounds in UTC, as RFC 3339 writes a time: with a four-digit year. A bound whose UTC instant
+  // lies outside 0000-9999 (9999-12-31T23:59:59-23:59 is in the year 10000 UTC) was answered 200 with a `to` of
+  // "+010000-01-01T23:58:59Z", which no date-time schema (the answer's own in /openapi.json) or RFC 3339 reader takes.
+  for (const [path, at] of [['from', f], ['to', t]] as const) {
+    if (at < FIRST_UTC_SECOND || at > LAST_UTC_SECOND) {
+      throw new ValidationError('invalid_interval', `interval ${path} must lie in the years 0000-9999 in UTC`, [{ path, message: 'must lie in the years 0000-9999 in UTC' }]);
+    }
+  }
   if (t <= f) {
     throw new ValidationError('invalid_interval', 'interval end must lie after its start', [{ path: 'to', message: 'must be after from' }]);
   }
