@@ -10,6 +10,9 @@ import { buildHttpServer } from '../../src/adapters/http/server';
 import type { Clock } from '../../src/application/ports/clock';
 import type { EventStore } from '../../src/application/ports/event-store';
 import type { Projector } from '../../src/application/projector';
+import type { PatientDataProtection } from '../../src/application/ports/patient-data-protection';
+import type { PatientKeys } from '../../src/application/ports/patient-keys';
+import { OPERATIONS } from '../../src/adapters/http/openapi';
 import type { TeleMedService } from '../../src/application/telemed';
 import type { XdsBackend } from '../../src/application/xds-backend';
 import { ConfigError, loadConfig } from '../../src/bootstrap/config';
@@ -38,7 +41,9 @@ const BORN_2037 = '010137-5234';
 const PATIENT_4 = '121212-1212';
 /** Only the test of effectiveTime's offset over HTTP uploads for this one. */
 const PATIENT_5 = '020290-1234';
-const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, PATIENT_5, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_2037];
+/** Erased in the middle of a test, between its key's deletion and its registry rows' removal. */
+const PATIENT_ERASED_MIDWAY = '040506-1234';
+const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, PATIENT_5, PATIENT_ERASED_MIDWAY, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_2037];
 
 const logLines: string[] = [];
 const logger = pino(
@@ -55,6 +60,8 @@ let dataDir: string;
 let app: FastifyInstance;
 let store: EventStore;
 let projector: Projector;
+let protection: PatientDataProtection;
+let patientKeys: PatientKeys;
 /** Seconds the server's clock runs ahead of the container's: lets a test retry "a moment later". */
 let serverSkewSeconds = 0;
 const responses: LightMyRequestResponse[] = [];
@@ -91,6 +98,8 @@ beforeAll(() => {
   const container = buildContainer(config, logger);
   store = container.get<EventStore>(TOKENS.EventStore);
   projector = container.get<Projector>(TOKENS.Projector);
+  protection = container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
+  patientKeys = container.get<PatientKeys>(TOKENS.PatientKeys);
   // buildHttpServer returns the fastify instance, or (newer) { app, close }: take the instance either way.
   const built: unknown = buildHttpServer({
     telemed: container.get<TeleMedService>(TOKENS.TeleMed),
@@ -488,6 +497,20 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       // Too far back, likewise.
       const old = expectProblem(await post('/observations/search', { patientId: PATIENT, from: iso(hoursAgo(24 * 367)) }), 422, 'interval_too_wide');
       expect(old.errors).toEqual([{ path: 'body.from', message: 'lies more than 366 days back (without a to, the interval ends now, 5 minutes ahead included)' }]);
+    });
+
+    it('a document whose patient is being erased (key gone, registry row not yet): 410 patient_erased, which /openapi.json lists for the route', async () => {
+      const measuredAt = iso(hoursAgo(2));
+      const stored = (await post('/observations', { observationId: 'midway-1', patientId: PATIENT_ERASED_MIDWAY, systolic: 126, diastolic: 70, measuredAt })).json().uniqueId as string;
+      // An erasure deletes the key before its projection removes the rows (another hub process's erasure, on a shared
+      // store, leaves them a moment longer): what GET and a correction meet in between.
+      await protection.erase(patientKeys.keyFor(PATIENT_ERASED_MIDWAY as Cpr));
+      expectProblem(await get(`/documents/${stored}`), 410, 'patient_erased');
+      expectProblem(await post(`/documents/${stored}/corrections`, { systolic: 130, diastolic: 70, measuredAt }), 410, 'patient_erased');
+      expect(OPERATIONS['GET /documents/:uniqueId']!.problems).toContain('patient_erased');
+      expect(OPERATIONS['POST /documents/:uniqueId/corrections']!.problems).toContain('patient_erased');
+      // A store that cannot be read (PostgreSQL down) answers these reads 503 storage_unavailable, as it does the writes.
+      for (const read of ['GET /documents/:uniqueId', 'GET /patients/:patientId/observations', 'POST /observations/search']) expect({ read, problems: OPERATIONS[read]!.problems }).toEqual({ read, problems: expect.arrayContaining(['storage_unavailable']) });
     });
 
     it('a bound outside the years 0000-9999 in UTC: 422 invalid_interval naming the field sent, never an answer whose from or to is no RFC 3339 date-time', async () => {

@@ -292,7 +292,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: PatientParams,
     query: ObservationQuery,
     ok: { '200': { description: 'Current readings (corrected ones replaced), oldest first', schema: ObservationsResponse } },
-    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased', 'audit_unavailable'],
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased', 'audit_unavailable', 'storage_unavailable'],
   },
   'POST /observations/search': {
     tag: 'Home monitoring',
@@ -303,7 +303,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: 'the patient, for themself; a clinician whose system was offered a consultation about the patient',
     body: ObservationSearchBody,
     ok: { '200': { description: 'Current readings (corrected ones replaced), oldest first', schema: ObservationsResponse } },
-    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased', 'audit_unavailable'],
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'too_many_results', 'unknown_patient', 'patient_erased', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /documents/:uniqueId': {
     tag: 'Documents',
@@ -321,7 +321,9 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
         headers: documentHeaders,
       },
     },
-    problems: ['document_not_found', 'document_content_missing', 'audit_unavailable'],
+    // 410 while the patient's erasure is under way (their key gone, their registry row not yet); 503 storage_unavailable
+    // when the store cannot be read (PostgreSQL down), as the queries.
+    problems: ['document_not_found', 'document_content_missing', 'patient_erased', 'audit_unavailable', 'storage_unavailable'],
   },
   'POST /documents/:uniqueId/corrections': {
     tag: 'Documents',
@@ -340,7 +342,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Corrected', schema: CorrectionResponse, headers: location },
       '200': { description: 'A repeat of the same correctionId', schema: CorrectionResponse, headers: location },
     },
-    problems: ['document_not_found', 'document_deprecated', 'correction_id_reused', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
+    problems: ['document_not_found', 'patient_erased', 'document_deprecated', 'correction_id_reused', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
   },
 
   // ---- privacy and audit ----
