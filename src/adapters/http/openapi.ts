@@ -114,9 +114,13 @@ const PROBLEM_REF = { $ref: '#/components/schemas/Problem' };
  * The problems that carry members of their own (RFC 9457 extensions), each a schema in components.schemas: the
  * Problem and its member. A status whose answers include one says so (alone: its schema; with others: any of them).
  */
-const PROBLEMS_WITH_MEMBERS: Partial<Record<ProblemCode, Readonly<{ schema: string; members: Readonly<Record<string, z.ZodType>> }>>> = {
+const PROBLEMS_WITH_MEMBERS: Partial<Record<ProblemCode, Readonly<{ schema: string; members: Readonly<Record<string, z.ZodType>>; headers?: Readonly<Record<string, Json>> }>>> = {
   dead_letter_discarded: { schema: 'DeadLetterDiscardedProblem', members: { discard: DiscardedProblemMember } },
-  document_deprecated: { schema: 'DocumentDeprecatedProblem', members: { currentUniqueId: DeprecatedProblemMember } },
+  document_deprecated: {
+    schema: 'DocumentDeprecatedProblem',
+    members: { currentUniqueId: DeprecatedProblemMember },
+    headers: { Link: { schema: { type: 'string' }, description: 'document_deprecated: </documents/{currentUniqueId}>; rel="latest-version", with currentUniqueId' } },
+  },
 };
 const problemSchemaOf = (group: readonly ProblemCode[]): Json => {
   const refs = [...new Set(group.map((c) => PROBLEMS_WITH_MEMBERS[c]?.schema ?? 'Problem'))].map((name) => ({ $ref: `#/components/schemas/${name}` }));
@@ -156,6 +160,12 @@ const problemResponses = (codes: readonly ProblemCode[]): Record<string, Json> =
       ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { required: true, schema: { type: 'integer', minimum: 0 }, description: 'seconds' } } } : {}),
       ...(status === 401 ? { headers: { 'WWW-Authenticate': { required: true, schema: { type: 'string' } } } } : {}),
     };
+    // The header fields a problem of the group carries besides its members (never required: the others lack them).
+    const own = Object.assign({}, ...group.map((c) => PROBLEMS_WITH_MEMBERS[c]?.headers ?? {})) as Record<string, Json>;
+    if (Object.keys(own).length > 0) {
+      const answer = out[String(status)] as { headers?: Record<string, Json> };
+      answer.headers = { ...answer.headers, ...own };
+    }
   }
   return out;
 };
