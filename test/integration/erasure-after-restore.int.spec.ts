@@ -223,6 +223,14 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     expect(none.stderr).toContain('no erasure was found in');
     expect(none.stderr).toContain('nothing was applied');
     expect((await cli((io) => runErasures(['apply', '--url', 'http://127.0.0.1:9'], io))).code).toBe(2);
+    // A source named after a patient: the message says what is wrong without the CPR number its path holds.
+    for (const [named, code] of [[join(out.dir, 'erasure-251248-1234.json'), 6], [join(out.dir, 'erasure-251248-1234'), 2]] as const) {
+      if (named.endsWith('.json')) writeFileSync(named, 'erase 251248-1234 please\n');
+      const refused = await cli((io) => runErasures(['list', '--from', named], io));
+      expect(refused.code).toBe(code);
+      expect(refused.stderr).toMatch(/\[redacted\]/);
+      expect(refused.stderr).not.toContain('251248');
+    }
     writeFileSync(join(backupDir, 'pseudonym.secret'), 'changed');
     expect((await cli((io) => runErasures(['list', '--from', backupDir], io))).code).toBe(6);
   });

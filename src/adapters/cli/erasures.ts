@@ -1,6 +1,7 @@
 import { BackupError } from '../backup/data-dir-backup';
 import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource, type RecordedErasure } from '../backup/recorded-erasures';
 import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments } from './args';
+import { redactCprDigits } from '../../domain/monitoring/cpr-like';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
 import type { DlqDependencies } from './dlq';
@@ -75,6 +76,9 @@ const parse = (argv: readonly string[], env: ErasuresDependencies['env']): Parse
   return { kind: 'apply', from: values.from!, url };
 };
 
+/** A message naming a path, CPR-like digits in it redacted, as the hub redacts them in what it answers. */
+const withoutCpr = (message: string): string => redactCprDigits(message, '[redacted]');
+
 const describeSource = (s: ErasureSource): string => {
   const consultations = s.erasures.filter((e) => e.kind === 'consultation').length;
   const kinds = consultations > 0 ? ` (${s.erasures.length - consultations} of patients, ${consultations} of consultations' content)` : '';
@@ -101,15 +105,16 @@ export const runErasures = async (argv: readonly string[], deps: ErasuresDepende
   try {
     source = readRecordedErasures(cmd.from);
   } catch (e) {
+    // Messages name the source's path, which may hold a CPR number (erasure-251248-1234.json): its digits are left out.
     if (e instanceof BackupError) {
-      deps.stderr.write(`rts: ${e.message}\n`);
+      deps.stderr.write(`rts: ${withoutCpr(e.message)}\n`);
       return e.code === 'damaged' || e.code === 'check_failed' ? EXIT.files : EXIT.usage;
     }
     if (e instanceof IncompleteErasureRecordError) {
-      deps.stderr.write(`rts: ${e.message}\n  nothing was applied\n`);
+      deps.stderr.write(`rts: ${withoutCpr(e.message)}\n  nothing was applied\n`);
       return EXIT.files;
     }
-    deps.stderr.write(`rts: ${cmd.from} could not be read: ${(e as Error).message}\n`);
+    deps.stderr.write(`rts: ${withoutCpr(`${cmd.from} could not be read: ${(e as Error).message}`)}\n`);
     return EXIT.files;
   }
   if (cmd.kind === 'list') {
