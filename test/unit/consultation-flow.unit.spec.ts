@@ -12,7 +12,8 @@ import { createConsultationModule } from '../../src/bootstrap/consultation-modul
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import type { ConsultationEvent } from '../../src/domain/consultation/consultation';
 import { ConflictError, ForbiddenError } from '../../src/domain/shared/errors';
-import { PATIENT_B, storeCorrection, storeDocument } from '../support/attachable-documents';
+import { PATIENT_A, PATIENT_B, storeCorrection, storeDocument } from '../support/attachable-documents';
+import { PATIENT_ERASED, patientStreamName } from '../../src/application/sealed-documents';
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
 import { EventStoreDocumentRepository } from '../../src/application/event-store-document-repository';
@@ -103,6 +104,19 @@ describe('ConsultationService over the in-memory store', () => {
     await directory.uplink.handleUplink(up('beijing', 'expert.retired', { localExpertId: 'wang' }, 'ret-wang') as UplinkEnvelope);
     await expect(module.service.request(requestInput)).rejects.toMatchObject({ code: 'consultation_erased' });
     await expect(module.service.request({ ...requestInput, summary: 'MRI' })).rejects.toMatchObject({ code: 'consultation_erased' });
+  });
+
+  it("a repeat of a request whose attachment's patient was erased is 410 consultation_erased, as docs/messaging.md says (it was patient_erased)", async () => {
+    const { store, module } = await setup();
+    await module.service.request(requestInput);
+    // The patient's erasure: recorded in the patient's stream, then the consultations' texts erased.
+    await store.appendToStream(patientStreamName(PATIENT_A), [{ id: uuidV5('flow/erased-a'), type: PATIENT_ERASED, data: { patientKey: PATIENT_A, erasedAt: '2024-05-01T10:05:00Z' } }]);
+    await module.service.eraseContent(ID, { by: 'hub' });
+    await expect(module.service.request(requestInput)).rejects.toMatchObject({ code: 'consultation_erased' });
+    const viaUplink = { consultationId: ID, applicantClinician: requestInput.applicantClinician, candidates: requestInput.candidates, clinicalQuestion: QUESTION, summary: 'CT', attachments: ['1.2.3'] };
+    await expect(module.handleUplink(up('xian', 'consultation.requested', viaUplink, 'rq-erased'))).rejects.toMatchObject({ code: 'consultation_erased' }); // dead-lettered with it
+    // A new request attaching the erased patient's document is still patient_erased.
+    await expect(module.service.request({ ...requestInput, consultationId: '11111111-2222-4333-8444-777777777777' })).rejects.toMatchObject({ code: 'patient_erased' });
   });
 
   it('a request under a stored id with another deadline is consultation_id_reused naming deadlineSeconds; one naming none takes the stored deadline', async () => {

@@ -161,7 +161,10 @@ export class ConsultationService {
     // A consultation whose texts were erased answers any request under its id 410 consultation_erased (the decider),
     // not a refusal of a candidate who retired since.
     if (!repeat && stored?.contentErasedAt == null) await this.checkParticipants(input);
-    const patientKeys = await this.patientsOf(attachments, { check: stored === null });
+    // Texts erased (the erasure of an attachment's patient, or the DPO's): the decider answers consultation_erased, as
+    // docs/messaging.md says of a repeat; the attachments' patients are not looked up (an erased one answered
+    // patient_erased first).
+    const patientKeys = stored?.contentErasedAt != null ? (stored.request.patientKeys ?? []) : await this.patientsOf(attachments, { check: stored === null });
     const { newEvents } = await handleCommand(
       this.sealed,
       consultationStreamName(consultationId),
