@@ -1,6 +1,6 @@
 import type { DateTime } from 'luxon';
 import { documentEntryDecider, documentStreamName, type DocumentEntryData, type SubmitDocument } from '../domain/documents/document-entry';
-import { BLOOD_PRESSURE_DOCUMENT_CODES, parseHl7Observation, withoutEffectiveTimeOffset, type DocumentMetadata } from '../domain/documents/hl7';
+import { BLOOD_PRESSURE_DOCUMENT_CODES, checkXmlCharacters, parseHl7Observation, withoutEffectiveTimeOffset, type DocumentMetadata } from '../domain/documents/hl7';
 import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import { checkedInterval } from '../domain/monitoring/time-interval';
 import { createTeleObservation, toIsoSeconds } from '../domain/monitoring/tele-observation';
@@ -133,6 +133,7 @@ export class XdsBackend {
   /** The values of a document from outside, after checking it holds a valid new reading matching its metadata. */
   private checkedSummary(metadata: DocumentMetadata, document: string): NonNullable<SubmitOptions['summary']> {
     if (typeof document !== 'string') throw new ValidationError('invalid_document', 'the document must be HL7 XML text');
+    checkXmlCharacters(document);
     const reading = createTeleObservation(parseHl7Observation(document), this.deps.clock.now());
     // The rest of the metadata is a blood pressure document's, as MetadataBuilder makes it: these fields are stored
     // in clear, and free text (a title naming the patient) would outlive an erasure.

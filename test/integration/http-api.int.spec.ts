@@ -287,6 +287,20 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expect(twoBack.json().currentUniqueId).toBe(newest);
     });
 
+    it('an XML correction holding a character XML 1.0 does not allow (U+0000) is 422 invalid_document, nothing stored', async () => {
+      const at = iso(hoursAgo(31));
+      const id = (await post('/observations', { patientId: PATIENT_4, systolic: 141, diastolic: 81, measuredAt: at })).json().uniqueId as string;
+      const response = await call({
+        method: 'POST',
+        url: `/documents/${id}/corrections`,
+        payload: hl7Of(PATIENT_4, 142, 81, at).replace('<ClinicalDocument', '<!-- a\u0000b --><ClinicalDocument'),
+        headers: { 'content-type': 'application/xml' },
+      });
+      const problem = expectProblem(response, 422, 'invalid_document');
+      expect(problem.detail).toMatch(/U\+0000 at offset \d+ is no XML 1\.0 character/);
+      expect((await get(`/documents/${id}`)).headers['x-document-status']).toBe('Approved');
+    });
+
     it("effectiveTime: served with +0000; an HL7 correction's +0100 is read at its offset, one without an offset as UTC", async () => {
       // 00:30 yesterday in Copenhagen: 23:30 (winter) or 22:30 (summer) UTC the day before, the reading on the wrong day
       // for a Danish consumer when the document did not say the time was UTC.

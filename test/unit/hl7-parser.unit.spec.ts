@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ValidationError } from '../../src/domain/shared/errors';
-import { MAX_HL7_BYTES, parseHl7Observation } from '../../src/domain/documents/hl7';
+import { MAX_HL7_BYTES, checkXmlCharacters, parseHl7Observation } from '../../src/domain/documents/hl7';
 
 const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
 const PATIENT = '251248-1234';
@@ -363,5 +363,34 @@ describe('parseHl7Observation: wrong content', () => {
   it('decodes the predefined entities', () => {
     const obs = parseHl7Observation(seedXml.replace('displayName="Systolic BP"', 'displayName="Systolic &amp; &lt;BP&gt;"'));
     expect(obs.systolic.value).toBe(126);
+  });
+});
+
+describe('checkXmlCharacters: a document coming in holds XML 1.0 characters only', () => {
+  const at = (text: string) => seedXml.replace('<ClinicalDocument', `<!--${text}--><ClinicalDocument`);
+  it.each([
+    ['U+0000', '\u0000'],
+    ['U+0008', '\u0008'],
+    ['U+001F', '\u001f'],
+    ['U+FFFE', '\ufffe'],
+    ['a lone high surrogate', '\ud83d'],
+    ['a lone low surrogate', '\ude00'],
+  ])('refuses %s, naming it and where, not the text', (_name, char) => {
+    const error = (() => {
+      try {
+        checkXmlCharacters(at(`a${char}b 251248-1234`));
+        return null;
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error).toMatchObject({ code: 'invalid_document', details: [{ path: 'document' }] });
+    expect((error as Error).message).toMatch(/^the HL7 document is not valid: not well-formed XML \(U\+[0-9A-F]{4} at offset \d+ is no XML 1\.0 character\)$/);
+    expect((error as Error).message).not.toContain('251248');
+  });
+  it('takes tab, line feed, carriage return and characters beyond the BMP (a surrogate pair), and the seed example', () => {
+    expect(() => checkXmlCharacters(at('\t\n\r 😀 é'))).not.toThrow();
+    expect(() => checkXmlCharacters(seedXml)).not.toThrow();
   });
 });

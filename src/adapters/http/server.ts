@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../application/ports/clock';
 import type { TeleMedService } from '../../application/telemed';
 import type { XdsBackend } from '../../application/xds-backend';
-import { MAX_HL7_BYTES, parseHl7Observation } from '../../domain/documents/hl7';
+import { MAX_HL7_BYTES, checkXmlCharacters, parseHl7Observation } from '../../domain/documents/hl7';
 import { parseCprBornBy } from '../../domain/monitoring/cpr';
 import { ConflictError, UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
@@ -609,7 +609,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     if (isXml(request)) {
       // application/xml: a whole replacement HL7 document, as XDS's RPLC takes it; ?correctionId= makes a retry safe.
       const { correctionId } = parseInput(CorrectionQuery, request.query, 'query');
-      const corrected = parseHl7Observation(String(request.body));
+      const xml = String(request.body);
+      checkXmlCharacters(xml);
+      const corrected = parseHl7Observation(xml);
       return deps.telemed.correct(uniqueId, createTeleObservation(corrected, now), { correctionId, correlationId: request.id });
     } else {
       // The id may come in the body or, as for XML, in the query (the OpenAPI document declares it for both): a query

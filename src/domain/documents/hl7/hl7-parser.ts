@@ -201,6 +201,20 @@ const reading = (observation: XmlNode, path: string): { kind: 'systolic' | 'dias
   return { kind, quantity: { value: Number(raw), unit: MMHG } };
 };
 
+/** What XML 1.0 (Char) does not allow: C0 controls but tab, line feed and carriage return; U+FFFE, U+FFFF; lone surrogates. */
+const NOT_XML_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * A document given to the hub holds XML 1.0 characters only (Char): the validator let U+0000 and the other C0 controls
+ * through, and the document was stored with them (readers that follow XML refuse it then). Checked where a document
+ * comes in (a correction's XML, the library's provideAndRegisterDocument), not where a stored one is read again: one
+ * an earlier build took must still open.
+ */
+export const checkXmlCharacters = (xml: string): void => {
+  const notXml = NOT_XML_CHAR.exec(xml);
+  if (notXml) throw invalid(`not well-formed XML (U+${notXml[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} at offset ${notXml.index} is no XML 1.0 character)`, 'document');
+};
+
 /** Refuse what must never reach an XML parser: entity declarations are how billion-laughs and XXE attacks start. */
 const guard = (xml: unknown): string => {
   if (typeof xml !== 'string') throw invalid('expected the document as text', 'document');
