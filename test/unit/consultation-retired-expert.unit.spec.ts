@@ -76,6 +76,18 @@ describe('RetiredExpertOffers: an open offer to an expert who retires is withdra
     await expect(module.service.accept(ID2, { expertId: WANG, bySystemId: 'beijing' }, { commandId: 'accept-2' })).rejects.toMatchObject({ code: 'expert_retired' });
   });
 
+  it("another system's accept for a retired expert is refused expert_retired whether or not that expert accepted the case (no oracle)", async () => {
+    const { module, retire, request } = await setup();
+    await request(ID1, [LI]);
+    await module.service.accept(ID1, { expertId: LI, bySystemId: 'chengdu' }, { commandId: 'accept-li' });
+    await request(ID2, [WANG, LI]);
+    await retire(LI);
+    // A system that is not LI's (over AMQP the sender is the envelope's, the expert the payload's): the same answer
+    // for the case LI accepted and for one LI did not, as before the repeat check.
+    await expect(module.service.accept(ID1, { expertId: LI, bySystemId: 'mianyang' }, { commandId: 'probe-1' })).rejects.toMatchObject({ code: 'expert_retired' });
+    await expect(module.service.accept(ID2, { expertId: LI, bySystemId: 'mianyang' }, { commandId: 'probe-2' })).rejects.toMatchObject({ code: 'expert_retired' });
+  });
+
   it('offers the case to the next candidate, tells the applicant and the retired expert\'s system, and ends that system\'s access', async () => {
     const { store, module, retire, request, types } = await setup();
     await request(ID1, [LI, WANG]);

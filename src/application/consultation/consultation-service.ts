@@ -1,6 +1,7 @@
 import {
   consultationDecider,
   consultationStreamName,
+  homeSystemOf,
   repeatsRecordedRequest,
   type ConsultationCommand,
   type ConsultationEvent,
@@ -282,7 +283,10 @@ export class ConsultationService {
     // A repeat of the accept the expert gave before retiring is not a new acceptance: it changes nothing (the decider),
     // rather than being refused (dead-lettered, consultation.refused) as an accept the hub had applied.
     await this.deps.directoryProjector.catchUp();
-    if ((await this.deps.directory.getExpert(by.expertId))?.status === 'retired' && !(await this.acceptedBy(id, by.expertId))) {
+    // Only the expert's own home system is told so: to another sender the repeat check would say whether the retired
+    // expert accepted this case (not_your_consultation from the decider, expert_retired otherwise).
+    const repeat = homeSystemOf(by.expertId) === by.bySystemId && (await this.acceptedBy(id, by.expertId));
+    if ((await this.deps.directory.getExpert(by.expertId))?.status === 'retired' && !repeat) {
       throw new ConflictError('expert_retired', 'the expert has retired from the directory and cannot take a consultation');
     }
     return this.step(id, { type: 'AcceptConsultation', ...by }, options);
