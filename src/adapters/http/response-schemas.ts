@@ -224,7 +224,7 @@ export const DeprecatedProblemMember = z
   .string()
   .optional()
   .describe(
-    'The uniqueId of the document that holds the reading now (the end of the chain of corrections): correct that one. Absent only while the correction that replaced the document is still being registered',
+    'The uniqueId of the document that holds the reading now (the end of the chain of corrections): correct that one. Absent only while the correction that replaced the document is still being registered, or when the chain is longer than 1000 corrections',
   );
 export const DeadLetterDiscardResponse = z.object({
   id: z.string(),

@@ -89,6 +89,9 @@ export const normalizedPath = (url: string): string => {
   return path.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) + (query === -1 ? '' : url.slice(query));
 };
 
+/** Corrections followed at most from a document to the current version of its reading (a chain is one link per correction). */
+export const MAX_CHAIN_HOPS = 1000;
+
 export type HttpServer = Readonly<{
   app: FastifyInstance;
   /**
@@ -487,10 +490,18 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     return { type: problemTypeUri(request.params.code), status: known[0], title: known[1] };
   });
 
+  /**
+   * The entry a document's chain of corrections ends at, followed at most MAX_CHAIN_HOPS links (each a registry read):
+   * Deprecated still when the chain is longer than that.
+   */
+  const chainEnd = async (uniqueId: string) => {
+    let entry = await deps.xds.entry(uniqueId);
+    for (let hops = 0; entry.status === 'Deprecated' && entry.replacedBy && hops < MAX_CHAIN_HOPS; hops++) entry = await deps.xds.entry(entry.replacedBy);
+    return entry;
+  };
   /** The document a corrected one's reading lives in now (its chain of corrections followed), or null when it is current. */
   const currentOf = async (uniqueId: string): Promise<string | null> => {
-    let entry = await deps.xds.entry(uniqueId);
-    for (let hops = 0; entry.status === 'Deprecated' && entry.replacedBy && hops < 1000; hops++) entry = await deps.xds.entry(entry.replacedBy);
+    const entry = await chainEnd(uniqueId);
     return entry.uniqueId === uniqueId ? null : entry.uniqueId;
   };
 
@@ -635,9 +646,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
    */
   const answerDeprecated = async (request: FastifyRequest, reply: FastifyReply, uniqueId: string, error: unknown): Promise<FastifyReply> => {
     if (!(error instanceof ConflictError && error.code === 'document_deprecated')) throw error;
-    // Not found only while the correction that replaced it is between its two appends: the plain 409 then.
-    const current = await currentOf(uniqueId).catch(() => null);
-    if (current === null) throw error;
+    // Not found only while the correction that replaced it is between its two appends: the plain 409 then. So too for a
+    // chain longer than MAX_CHAIN_HOPS: the entry reached is Deprecated itself, and named rel="latest-version" it sent
+    // the client to correct a document that answers 409 again.
+    const end = await chainEnd(uniqueId).catch(() => null);
+    if (end === null || end.status === 'Deprecated' || end.uniqueId === uniqueId) throw error;
+    const current = end.uniqueId;
     const answer: Problem & Readonly<{ currentUniqueId: string }> = { ...toProblem(error, problemInstance(request.url)), currentUniqueId: current };
     request.log.info({ problem: answer.code, status: answer.status }, 'request refused');
     return sendProblem(reply.header('link', `</documents/${current}>; rel="latest-version"`), answer);
