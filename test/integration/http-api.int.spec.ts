@@ -533,8 +533,14 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       const early = expectProblem(await get(`/patients/${PATIENT}/observations?from=0000-01-01T00:00:00%2B23:59&to=0000-01-01T23:00:00%2B23:59`), 422, 'invalid_interval');
       expect(early.errors).toEqual([{ path: 'query.from', message: 'must lie in the years 0000-9999 in UTC' }]);
       // A to alone starts 7 days before it: that start is the to's fault, the field sent.
-      const toOnly = expectProblem(await post('/observations/search', { patientId: PATIENT, to: '0000-01-01T00:00:00Z' }), 422, 'invalid_interval');
-      expect(toOnly.errors).toEqual([{ path: 'body.to', message: 'must lie in the years 0000-9999 in UTC' }]);
+      const toOnly = expectProblem(await post('/observations/search', { patientId: PATIENT, to: '0000-01-03T00:00:00Z' }), 422, 'invalid_interval');
+      // Not "must lie in the years 0000-9999" of a to in the year 0000: its start, 7 days before, does not.
+      expect(toOnly.errors).toEqual([{ path: 'body.to', message: expect.stringMatching(/^lies less than 7 days after 0000-01-01T00:00:00Z/) }]);
+      expect(toOnly.detail).toMatch(/^the interval's end/);
+      // A from alone in the year -1 UTC: said so, not "lies in the future".
+      const fromOnly = expectProblem(await get(`/patients/${PATIENT}/observations?from=0000-01-01T00:00:00%2B23:59`), 422, 'invalid_interval');
+      expect(fromOnly.errors).toEqual([{ path: 'query.from', message: 'must lie in the years 0000-9999 in UTC' }]);
+      expect(fromOnly.detail).not.toMatch(/future/);
       expect((await post('/observations', { observationId: 'bounds-0000-9999', patientId: PATIENT, systolic: 126, diastolic: 70, measuredAt: iso(hoursAgo(1)) })).statusCode).toBeLessThan(300);
       const edge = await post('/observations/search', { patientId: PATIENT, from: '9999-12-30T23:59:59Z', to: '9999-12-31T23:59:59Z' });
       expect(edge.statusCode).toBe(200);

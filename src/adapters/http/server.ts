@@ -12,7 +12,7 @@ import { MAX_HL7_BYTES, checkXmlCharacters, parseHl7Observation } from '../../do
 import { parseCprBornBy } from '../../domain/monitoring/cpr';
 import { ConflictError, UnavailableError, ValidationError } from '../../domain/shared/errors';
 import { CLOCK_SKEW_SECONDS, createTeleObservation } from '../../domain/monitoring/tele-observation';
-import { MAX_INTERVAL_DAYS, endOfNow, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
+import { MAX_INTERVAL_DAYS, OUTSIDE_RFC3339_YEARS, endOfNow, lastDays, timeInterval } from '../../domain/monitoring/time-interval';
 import { installDeprecationHeaders } from './deprecated-routes';
 import { illFormedTextDetail, illFormedTextPath, mayHoldIllFormedText } from '../validation/unicode-text';
 import type { MetricsRegistry } from '../metrics/registry';
@@ -536,13 +536,23 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
           : lastDays(7, now);
     } catch (e) {
       if (!(e instanceof ValidationError)) throw e;
+      // Outside the years 0000-9999 in UTC (the domain's refusal): a from alone in the year -1 UTC is not "in the future".
+      const outside = e.details.some((d) => d.message === OUTSIDE_RFC3339_YEARS);
       if (query.from && !to) {
-        const message = e.code === 'interval_too_wide' ? `lies more than ${MAX_INTERVAL_DAYS} days back (without a to, the interval ends now, 5 minutes ahead included)` : 'lies in the future (without a to, the interval ends now, 5 minutes ahead included)';
+        const message = outside
+          ? OUTSIDE_RFC3339_YEARS
+          : e.code === 'interval_too_wide'
+            ? `lies more than ${MAX_INTERVAL_DAYS} days back (without a to, the interval ends now, 5 minutes ahead included)`
+            : 'lies in the future (without a to, the interval ends now, 5 minutes ahead included)';
         throw new ValidationError(e.code, `the interval's start ${message}`, [{ path: `${where}.from`, message }]);
       }
-      // A to alone: its from is 7 days before it, so a from refused there is said of the to that was sent.
-      const sent = (path: string) => (path === 'from' && !query.from ? 'to' : path);
-      throw new ValidationError(e.code, e.message, e.details.map((d) => ({ path: `${where}.${sent(d.path)}`, message: d.message })));
+      // A to alone: its from is 7 days before it, so a from refused there is said of the to that was sent, in words true
+      // of it (the to itself may lie in the year 0000).
+      if (!query.from && outside && e.details.some((d) => d.path === 'from')) {
+        const message = 'lies less than 7 days after 0000-01-01T00:00:00Z (without a from, the interval starts 7 days before the to, and must lie in the years 0000-9999 in UTC)';
+        throw new ValidationError(e.code, `the interval's end ${message}`, [{ path: `${where}.to`, message }]);
+      }
+      throw new ValidationError(e.code, e.message, e.details.map((d) => ({ path: `${where}.${d.path}`, message: d.message })));
     }
   };
 
