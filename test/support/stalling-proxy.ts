@@ -23,6 +23,11 @@ export type StallingProxy = Readonly<{
   release(): void;
   /** Ends the connections it holds, as a broker restart or a reset does; new connections are forwarded as before. */
   drop(): void;
+  /**
+   * The server gone (stopped, or its host unreachable with the reset a firewall sends): the connections it holds are
+   * reset, and each new one is reset as it arrives, until `resume()`.
+   */
+  refuse(): void;
   resume(): void;
   /** Connections accepted so far. */
   accepted(): number;
@@ -33,6 +38,7 @@ export type StallingProxy = Readonly<{
 
 export const startStallingProxy = async (target: { host: string; port: number }): Promise<StallingProxy> => {
   let stalled = false;
+  let refusing = false;
   let accepted = 0;
   let forwarded = 0;
   const forward = (upstream: Socket, chunk: Buffer) => {
@@ -46,6 +52,7 @@ export const startStallingProxy = async (target: { host: string; port: number })
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
     client.on('error', () => undefined);
+    if (refusing) return void client.resetAndDestroy();
     if (stalled) return; // accepted, never answered
     const pair = { client, upstream: null as Socket | null, dead: false, deaf: false, held: null as Buffer[] | null };
     const upstream = connect(target.port, target.host);
@@ -88,8 +95,18 @@ export const startStallingProxy = async (target: { host: string; port: number })
       }
       live.clear();
     },
+    refuse: () => {
+      refusing = true;
+      for (const pair of live) {
+        pair.dead = true;
+        pair.client.resetAndDestroy();
+        pair.upstream?.destroy();
+      }
+      live.clear();
+    },
     resume: () => {
       stalled = false;
+      refusing = false;
     },
     accepted: () => accepted,
     forwarded: () => forwarded,
