@@ -49,6 +49,12 @@ import { AuditQuery, AuditSearchBody, AuditVerifyBody, AuditVerifyQuery, DevLogi
  * Each operation names the problem codes it can answer; they are grouped by status here, and each code's own
  * page is GET /problems/{code}. The codes every protected route can answer (401 unauthenticated, 403 forbidden,
  * 429 rate_limited) and every input can cause (400 invalid_request, malformed_json, ...) are added here once.
+ *
+ * 503 storage_unavailable is listed per operation, not added to all: every operation that reads or writes the store
+ * answers it while PostgreSQL cannot be reached, and those that do not (dev-login, the JWKS, /metrics, this document,
+ * /problems, the dead letters without a broker) keep answering as before.
+ * test/integration/openapi-storage-unavailable-postgres.int.spec.ts calls each operation with the database cut, and
+ * again just after it is back (a read of patient data is 503 audit_unavailable until the audit trail takes a write).
  */
 
 /** Routes that are the browser page, not the API: served, not described here. */
@@ -366,7 +372,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     body: ErasureBody,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },
-    problems: ['invalid_patient_id', 'unknown_patient', 'erasure_incomplete', 'audit_unavailable'],
+    problems: ['invalid_patient_id', 'unknown_patient', 'erasure_incomplete', 'audit_unavailable', 'storage_unavailable'],
   },
   'DELETE /patients/:patientId': {
     tag: 'Privacy and audit',
@@ -378,7 +384,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ErasureParams,
     query: ErasureQuery,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },
-    problems: ['invalid_patient_id', 'unknown_patient', 'erasure_incomplete', 'audit_unavailable'],
+    problems: ['invalid_patient_id', 'unknown_patient', 'erasure_incomplete', 'audit_unavailable', 'storage_unavailable'],
   },
   'POST /patients/export': {
     tag: 'Privacy and audit',
@@ -402,7 +408,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     path: ErasureByKeyParams,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },
-    problems: ['erasure_incomplete', 'audit_unavailable'],
+    problems: ['erasure_incomplete', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /erasures': {
     tag: 'Privacy and audit',
@@ -411,7 +417,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     query: ErasuresQuery,
     ok: { '200': { description: 'One page of erasures', schema: ErasuresList } },
-    problems: ['audit_unavailable'],
+    problems: ['audit_unavailable', 'storage_unavailable'],
   },
   'POST /audit/search': {
     tag: 'Privacy and audit',
@@ -428,7 +434,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     body: AuditSearchBody,
     ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
-    problems: ['invalid_patient_id', 'invalid_resource', 'invalid_request_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable'],
+    problems: ['invalid_patient_id', 'invalid_resource', 'invalid_request_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /audit': {
     tag: 'Privacy and audit',
@@ -439,7 +445,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     query: AuditQuery,
     ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
-    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable'],
+    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /audit/verify': {
     tag: 'Privacy and audit',
@@ -450,7 +456,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     query: AuditVerifyQuery,
     ok: { '200': { description: 'ok is false when any chain is broken; heads are to be kept elsewhere', schema: AuditVerification } },
-    problems: ['invalid_interval', 'interval_too_wide', 'audit_unavailable'],
+    problems: ['invalid_interval', 'interval_too_wide', 'audit_unavailable', 'storage_unavailable'],
   },
   'POST /audit/verify': {
     tag: 'Privacy and audit',
@@ -458,7 +464,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     body: AuditVerifyBody,
     ok: { '200': { description: 'As GET, anchors checked', schema: AuditVerification } },
-    problems: ['invalid_interval', 'interval_too_wide', 'anchor_outside_days', 'too_many_anchors'],
+    problems: ['invalid_interval', 'interval_too_wide', 'anchor_outside_days', 'too_many_anchors', 'storage_unavailable'],
   },
   'POST /auth/dev-login': {
     tag: 'Access',
@@ -476,7 +482,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: AUTHENTICATED,
     query: ExpertsQuery,
     ok: { '200': { description: 'One page of experts', schema: ExpertsPage } },
-    problems: ['invalid_cursor'],
+    problems: ['invalid_cursor', 'storage_unavailable'],
   },
   'GET /experts/:id': {
     tag: 'Directory',
@@ -484,13 +490,14 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: AUTHENTICATED,
     path: ExpertParams,
     ok: { '200': { description: 'The expert', schema: ExpertResponse } },
-    problems: ['expert_not_found', 'invalid_expert_id'],
+    problems: ['expert_not_found', 'invalid_expert_id', 'storage_unavailable'],
   },
   'GET /systems': {
     tag: 'Directory',
     summary: 'The connected city-level systems',
     access: AUTHENTICATED,
     ok: { '200': { description: 'Every registered system', schema: SystemsList } },
+    problems: ['storage_unavailable'],
   },
   'GET /systems/:id': {
     tag: 'Directory',
@@ -498,7 +505,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: AUTHENTICATED,
     path: SystemParams,
     ok: { '200': { description: 'The system', schema: SystemResponse } },
-    problems: ['system_not_found'],
+    problems: ['system_not_found', 'storage_unavailable'],
   },
   'POST /systems': {
     tag: 'Directory',
@@ -509,7 +516,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Registered', schema: SystemResponse, headers: location },
       '200': { description: 'Already registered with the same details', schema: SystemResponse, headers: location },
     },
-    problems: ['system_already_registered', 'invalid_system', 'invalid_system_id', 'invalid_key', 'key_owned_by_other_party'],
+    problems: ['system_already_registered', 'invalid_system', 'invalid_system_id', 'invalid_key', 'key_owned_by_other_party', 'storage_unavailable'],
   },
 
   // ---- message keys ----
@@ -525,7 +532,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: AUTHENTICATED,
     path: SystemKeyParams,
     ok: { '200': { description: 'The keys', schema: SystemKeysList } },
-    problems: ['system_not_found'],
+    problems: ['system_not_found', 'storage_unavailable'],
   },
   'POST /systems/:id/keys': {
     tag: 'Message keys',
@@ -537,7 +544,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'At least one key registered', schema: KeysRegistered },
       '200': { description: 'Every key was already registered', schema: KeysRegistered },
     },
-    problems: ['system_not_found', 'invalid_key', 'invalid_key_dates', 'key_owned_by_other_party', 'key_retired', 'key_use_changed'],
+    problems: ['system_not_found', 'invalid_key', 'invalid_key_dates', 'key_owned_by_other_party', 'key_retired', 'key_use_changed', 'storage_unavailable'],
   },
   'POST /systems/:id/keys/:kid/retire': {
     tag: 'Message keys',
@@ -547,7 +554,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     body: RetireBody,
     bodyRequired: false,
     ok: { '200': { description: 'Retired (changed is false for a repeat)', schema: KeyRetired } },
-    problems: ['system_not_found', 'key_not_found', 'last_key'],
+    problems: ['system_not_found', 'key_not_found', 'last_key', 'storage_unavailable'],
   },
 
   // ---- cross-area teleconsultation ----
@@ -564,7 +571,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Requested', schema: ConsultationResponse, headers: location },
       '200': { description: 'A repeat of the same consultationId and content (deadlineSeconds included)', schema: ConsultationResponse, headers: location },
     },
-    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_attachment', 'attachment_replaced', 'attachments_of_several_patients', 'unknown_system', 'patient_erased', 'consultation_erased', 'concurrency_conflict'],
+    problems: ['consultation_id_reused', 'invalid_consultation', 'unknown_candidate', 'candidate_retired', 'unknown_attachment', 'attachment_replaced', 'attachments_of_several_patients', 'unknown_system', 'patient_erased', 'consultation_erased', 'storage_unavailable', 'concurrency_conflict'],
   },
   'GET /consultations': {
     tag: 'Consultations',
@@ -572,7 +579,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: SYSTEMS,
     query: ConsultationsQuery,
     ok: { '200': { description: 'One page', schema: ConsultationsPage } },
-    problems: ['invalid_cursor', 'audit_unavailable'],
+    problems: ['invalid_cursor', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /consultations/:id': {
     tag: 'Consultations',
@@ -585,7 +592,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: 'the applicant system and the system of the expert the case is with now (or their clinicians)',
     path: ConsultationParams,
     ok: { '200': { description: 'The consultation, with its attachments\' status now', schema: ConsultationWithAttachmentsResponse } },
-    problems: ['consultation_not_found', 'audit_unavailable'],
+    problems: ['consultation_not_found', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /consultations/:id/trace': {
     tag: 'Consultations',
@@ -596,7 +603,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     path: ConsultationParams,
     ok: { '200': { description: 'The consultation without its texts', schema: ConsultationTraceResponse } },
-    problems: ['consultation_not_found'],
+    problems: ['consultation_not_found', 'audit_unavailable', 'storage_unavailable'],
   },
   'POST /consultations/:id/accept': {
     tag: 'Consultations',
@@ -606,7 +613,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: AcceptBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'offer_declined', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'offer_declined', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'storage_unavailable', 'concurrency_conflict'],
   },
   'POST /consultations/:id/decline': {
     tag: 'Consultations',
@@ -616,7 +623,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: DeclineBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'expert_not_offered', 'not_your_consultation', 'offer_expired', 'consultation_already_accepted', 'consultation_cancelled', 'consultation_unassigned', 'expert_retired', 'action_id_reused', 'storage_unavailable', 'concurrency_conflict'],
   },
   'POST /consultations/:id/report': {
     tag: 'Consultations',
@@ -626,7 +633,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: ReportBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'expert_not_offered', 'offer_expired', 'offer_declined', 'consultation_unassigned', 'expert_retired', 'consultation_erased', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'consultation_not_accepted', 'report_already_issued', 'consultation_cancelled', 'invalid_report', 'expert_not_offered', 'offer_expired', 'offer_declined', 'consultation_unassigned', 'expert_retired', 'consultation_erased', 'action_id_reused', 'storage_unavailable', 'concurrency_conflict'],
   },
   'POST /consultations/:id/acknowledge': {
     tag: 'Consultations',
@@ -636,7 +643,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: ApplicantBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'report_not_issued', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'report_not_issued', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'storage_unavailable', 'concurrency_conflict'],
   },
   'POST /consultations/:id/cancel': {
     tag: 'Consultations',
@@ -646,7 +653,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     path: ConsultationParams,
     body: CancelBody,
     ok: { '200': { description: 'The consultation after the action', schema: ConsultationResponse } },
-    problems: ['consultation_not_found', 'not_your_consultation', 'report_already_issued', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'not_your_consultation', 'report_already_issued', 'consultation_cancelled', 'consultation_unassigned', 'action_id_reused', 'storage_unavailable', 'concurrency_conflict'],
   },
   'DELETE /consultations/:id/content': {
     tag: 'Privacy and audit',
@@ -656,7 +663,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     path: ConsultationParams,
     ok: { '200': { description: 'Erased', schema: ConsultationErasureResponse } },
-    problems: ['consultation_not_found', 'erasure_incomplete', 'audit_unavailable', 'concurrency_conflict'],
+    problems: ['consultation_not_found', 'erasure_incomplete', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
   },
   'GET /stats/consultations-per-month': {
     tag: 'Consultations',
@@ -666,7 +673,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: AUTHENTICATED,
     query: MonthsQuery,
     ok: { '200': { description: 'Counts by month', schema: MonthlyCounts } },
-    problems: ['invalid_interval', 'interval_too_wide'],
+    problems: ['invalid_interval', 'interval_too_wide', 'storage_unavailable'],
   },
 
   // ---- dead letters (operators) ----
