@@ -126,4 +126,29 @@ describe('SQLite registry: no plain document hash in the events file', () => {
     await closeContainer(c2);
     expect(again.filter((w) => w.includes('keyed digest'))).toEqual([]);
   });
+
+  it('rows a rolled-back build wrote after the mend (its projector or rebuild put the plain SHA-256 back) are mended at the next open', async () => {
+    // A build before 30aa637 opening the store again (format 3 is readable from 1) writes plain hashes into the rows
+    // it projects; the mend's record in registry_migrations stays as this build left it.
+    const [uniqueId, hash] = Object.entries(served)[0]!;
+    const db = new Database(file);
+    try {
+      expect(db.prepare("SELECT count(*) FROM registry_migrations WHERE name = 'keyed-hashes'").pluck().get()).toBe(1);
+      db.prepare('UPDATE registry_entries SET hash = ? WHERE unique_id = ?').run(hash, uniqueId);
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.close();
+    }
+    expect(fileText().includes(hash)).toBe(true);
+    const warnings: string[] = [];
+    const c = await openContainer(config, pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }));
+    try {
+      expect((await c.get<XdsBackend>(TOKENS.Xds).retrieveDocument(uniqueId)).entry.hash).toBe(hash);
+    } finally {
+      await closeContainer(c);
+    }
+    const mended = warnings.map((w) => JSON.parse(w) as { rows?: number; msg: string }).filter((w) => w.msg.includes('keyed digest'));
+    expect(mended.map((w) => w.rows)).toEqual([1]);
+    expect(fileText().includes(hash)).toBe(false);
+  });
 });

@@ -15,7 +15,7 @@ export type SqliteWriter = Readonly<{
   runExclusive<T>(fn: (db: Database) => T, options?: { durability?: 'full' | 'relaxed'; transaction?: boolean }): Promise<T>;
 }>;
 
-/** registry_migrations' name of replaceClearHashes, done once per file. */
+/** registry_migrations' name of replaceClearHashes (when it last rewrote rows). */
 const KEYED_HASHES = 'keyed-hashes';
 
 /** How long an erasure's WAL checkpoint waits for another connection's reader (the event loop waits with it). */
@@ -106,36 +106,37 @@ export class SqliteRegistry implements RegistryReadModel {
     };
   }
 
-  /** How many rows this open's replaceClearHashes rewrote (0 once done: a later open does nothing). */
+  /** How many rows this open's replaceClearHashes rewrote (0 when none held a plain hash their event keys). */
   readonly keyedHashesReplaced: number = 0;
 
   /**
-   * Once per file: rows whose hash is the document's plain SHA-256 while their event holds a keyed digest get the
+   * At every open: rows whose hash is the document's plain SHA-256 while their event holds a keyed digest get the
    * event's digest. Builds before this one wrote the plain SHA-256 into the row, in clear beside the reading's time and
    * values: the HL7 document is the hub's fixed rendering of those and the CPR number, so the row gave the CPR
-   * number back to anyone with a copy of the file (one birth year in ~5 s). Documents stored before their events
-   * held a keyed digest (2026-12-01) keep the plain SHA-256 the event holds too. The old cells are overwritten
-   * (secure_delete) and the WAL is truncated after; copies and backups of the file made before keep them.
+   * number back to anyone with a copy of the file (one birth year in ~5 s). Not once per file: such a build may open
+   * the store again after this one did (a rollback; store format 3 is readable from 1), and its projector and
+   * rebuild write plain hashes again. Only rows without a keyed digest are looked at, each by its event's stream
+   * (a scan of the hash column, ~50 ms at 200,000 rows, when none is left); documents stored before their events
+   * held a keyed digest keep the plain SHA-256 the event holds too. The old cells are overwritten (secure_delete) and
+   * the WAL is truncated after; copies and backups of the file made before keep them.
    */
   private replaceClearHashes(): number {
+    // registry_migrations: kept for the builds that read it (30aa637 recorded its mend there); not a reason to skip.
     this.db.exec('CREATE TABLE IF NOT EXISTS registry_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
-    const done = this.db.prepare('SELECT 1 FROM registry_migrations WHERE name = ?').pluck();
-    if (done.get(KEYED_HASHES) !== undefined) return 0;
     const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)").pluck().all(LIVE.entries, REPLACEMENT.entries) as string[];
+    // The row first, then its event by stream (CROSS JOIN: the planner otherwise walked events by type for each row).
+    const keyedOf = (table: string): string => `SELECT r.unique_id AS unique_id, json_extract(e.data, '$.hash') AS hash
+      FROM ${table} r CROSS JOIN events e ON e.stream_name = 'document-' || r.unique_id
+      WHERE r.hash NOT LIKE '${DIGEST_PREFIX}%' AND +e.type = 'DocumentSubmitted' AND json_extract(e.data, '$.hash') LIKE '${DIGEST_PREFIX}%'`;
+    const stale = tables.some((table) => this.db.prepare(`SELECT 1 FROM (${keyedOf(table)}) LIMIT 1`).get() !== undefined);
+    if (!stale) return 0;
     const replaced = this.db
       .transaction(() => {
-        if (done.get(KEYED_HASHES) !== undefined) return 0; // another process did it meanwhile
         let changes = 0;
         for (const table of tables) {
-          changes += this.db
-            .prepare(
-              `UPDATE ${table} SET hash = k.hash
-               FROM (SELECT substr(stream_name, ${'document-'.length + 1}) AS unique_id, json_extract(data, '$.hash') AS hash FROM events WHERE type = 'DocumentSubmitted') AS k
-               WHERE ${table}.unique_id = k.unique_id AND k.hash LIKE '${DIGEST_PREFIX}%' AND ${table}.hash <> k.hash`,
-            )
-            .run().changes;
+          changes += this.db.prepare(`UPDATE ${table} SET hash = k.hash FROM (${keyedOf(table)}) AS k WHERE ${table}.unique_id = k.unique_id`).run().changes;
         }
-        this.db.prepare('INSERT INTO registry_migrations (name, applied_at) VALUES (?, ?)').run(KEYED_HASHES, new Date().toISOString());
+        this.db.prepare('INSERT INTO registry_migrations (name, applied_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET applied_at = excluded.applied_at').run(KEYED_HASHES, new Date().toISOString());
         return changes;
       })
       .immediate();
