@@ -267,9 +267,10 @@ export const buildContainer = (config: Config, logger: Logger = createLogger(con
     });
     c.bind<EventStore>(TOKENS.EventStore).toDynamicValue((ctx) => ctx.container.get(SqliteEventStore));
     c.bind<AuditEventsByField>(TOKENS.AuditEventsByField).toDynamicValue((ctx) => new SqliteAuditEventsByField(ctx.container.get(SqliteEventStore)));
+    c.bind<SqliteRegistry>(SqliteRegistry).toDynamicValue((ctx) => new SqliteRegistry(ctx.container.get(SqliteEventStore)));
     c.bind<RegistryReadModel>(TOKENS.Registry).toDynamicValue((ctx) => {
       const store = ctx.container.get(SqliteEventStore);
-      const registry = new SqliteRegistry(store);
+      const registry = ctx.container.get(SqliteRegistry);
       if (registry.keyedHashesReplaced > 0) {
         logger.warn(
           { rows: registry.keyedHashesReplaced },
@@ -430,6 +431,35 @@ const keyRowsIn = (file: string, wanted: readonly string[]): { count: number; la
  * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
  * not, with the stores closed again.
  */
+/**
+ * SQLite: registry rows still holding a document's plain SHA-256 once the registry opened (replaceClearHashes took
+ * the keyed digest of every event that holds one) are documents whose events hold the plain hash too, stored by
+ * builds before the keyed digest. Beside the row's time and values in clear, that hash gave the CPR number back to
+ * anyone with a copy of telemed.sqlite; the row gets the keyed digest of the document instead (the events keep
+ * theirs: events are not rewritten). Nothing is opened when no row needs it. Never fails the start: a row that
+ * cannot be mended now is mended at a later start.
+ */
+const keyPlainRegistryHashes = async (c: Container, logger: Logger): Promise<void> => {
+  try {
+    const { mended, left } = await c.get(SqliteRegistry).keyPlainHashes(async (uniqueId, patientKey) => {
+      try {
+        const { content } = await c.get<XdsBackend>(TOKENS.Xds).retrieveDocument(uniqueId);
+        return await c.get<PatientDataProtection>(TOKENS.PatientDataProtection).digest(patientKey, content, `document/${uniqueId}`);
+      } catch {
+        return null; // erased meanwhile, or its content not readable now
+      }
+    });
+    if (mended > 0 || left > 0) {
+      logger.warn(
+        { rows: mended, left },
+        "registry: rows of documents an older build stored with the plain SHA-256 hold the document's keyed digest now (with the reading beside it, the plain hash gave the CPR number back; their events keep it); copies and backups of the events file made before still hold them",
+      );
+    }
+  } catch (err) {
+    logger.warn({ err }, 'registry: rows holding a plain document hash could not be mended now; the next start tries again');
+  }
+};
+
 export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> => {
   // No events file beside a key file holding keys: refused before the store is opened (which would create it).
   if (config.RTS_EVENT_STORE === 'sqlite' && !existsSync(join(config.RTS_DATA_DIR, DATA_FILES.events)) && keyRowsIn(join(config.RTS_DATA_DIR, DATA_FILES.patientKeys), []).count > 0) {
@@ -453,6 +483,7 @@ export const openContainer = async (config: Config, logger: Logger = createLogge
     if ((await checkPseudonymSecret(c.get<EventStore>(TOKENS.EventStore), c.get<PatientKeys>(TOKENS.PatientKeys).fingerprint(), at)) === 'recorded') {
       logger.info({ stream: PSEUDONYM_CHECK_STREAM }, 'pseudonym secret: fingerprint recorded in the store (hub processes on this store must share the secret)');
     }
+    if (!opened && config.RTS_EVENT_STORE === 'sqlite') await keyPlainRegistryHashes(c, logger);
   } catch (error) {
     // The event store, and PostgreSQL's key store if openStore opened one (SQLite's is not made yet: nothing
     // has asked for it, and asking would create its file).

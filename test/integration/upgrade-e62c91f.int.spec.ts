@@ -5,6 +5,7 @@ jest.mock('jose', () => {
 import { chmodSync, cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { THIS_BUILD_STORE_FORMAT } from '../../src/application/store-format';
 import { loadConfig } from '../../src/bootstrap/config';
@@ -49,6 +50,20 @@ it('says what it migrates at start: the schema from 1 to 4, the store format fro
   expect(said('store format: upgraded')).toMatchObject({ from: 0, to: THIS_BUILD_STORE_FORMAT.format });
   expect(said('consultations with a pre-UUID id')).toMatchObject({ level: 40, consultations: 1 });
   expect(lines.filter((l) => Number(l['level']) >= 50)).toEqual([]);
+});
+
+it("gives the registry rows of the old build's documents the keyed digest: their events hold the plain SHA-256, which beside the row's reading gave the CPR number back", () => {
+  const said = lines.find((l) => String(l['msg']).startsWith('registry: rows of documents an older build stored with the plain SHA-256'));
+  expect(said).toMatchObject({ level: 40, left: 0 });
+  expect(Number(said?.['rows'])).toBeGreaterThan(0);
+  const db = new Database(join(data.dir, 'telemed.sqlite'), { readonly: true });
+  try {
+    const hashes = db.prepare('SELECT hash FROM registry_entries').pluck().all() as string[];
+    expect(hashes.length).toBe(Number(said?.['rows']));
+    expect(hashes.filter((h) => !h.startsWith('hmac-sha256:'))).toEqual([]);
+  } finally {
+    db.close();
+  }
 });
 
 it('answers readings and documents as the old build did', () => expectReadingsAndDocuments(call, answers));

@@ -144,6 +144,34 @@ export class SqliteRegistry implements RegistryReadModel {
     return replaced;
   }
 
+  /**
+   * Rows still holding a plain SHA-256 after replaceClearHashes: documents whose events hold one too (stored by builds
+   * before the keyed digest), rows of a build that projected them since. Each gets the keyed digest `digestOf` makes
+   * of the document (null: it cannot be opened, the row is left as it is), in pages, each page's rows in one write;
+   * the WAL is truncated after, so the old cells leave the files. How many rows were mended, and how many left.
+   */
+  async keyPlainHashes(digestOf: (uniqueId: string, patientKey: string) => Promise<string | null>, pageSize = 500): Promise<{ mended: number; left: number }> {
+    const page = this.db.prepare(`SELECT unique_id, patient_key FROM ${LIVE.entries} WHERE unique_id > ? AND hash NOT LIKE '${DIGEST_PREFIX}%' ORDER BY unique_id LIMIT ?`);
+    const set = this.db.prepare(`UPDATE ${LIVE.entries} SET hash = ? WHERE unique_id = ? AND hash NOT LIKE '${DIGEST_PREFIX}%'`);
+    let after = '';
+    let mended = 0;
+    let left = 0;
+    for (;;) {
+      const rows = page.all(after, pageSize) as { unique_id: string; patient_key: string }[];
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.unique_id;
+      const digests: [string, string][] = [];
+      for (const r of rows) {
+        const digest = await digestOf(r.unique_id, r.patient_key);
+        if (digest === null || !digest.startsWith(DIGEST_PREFIX)) left++;
+        else digests.push([digest, r.unique_id]);
+      }
+      if (digests.length > 0) mended += await this.writer.runExclusive(() => digests.reduce((n, [digest, uniqueId]) => n + set.run(digest, uniqueId).changes, 0));
+    }
+    if (mended > 0) await this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
+    return { mended, left };
+  }
+
   async checkpoint(): Promise<bigint> {
     return this.storedCheckpoint();
   }
