@@ -1,5 +1,6 @@
 import type { RecordedEvent } from './ports/event-store';
-import { isSealed, type PatientDataProtection } from './ports/patient-data-protection';
+import { NotFoundError } from '../domain/shared/errors';
+import { DIGEST_PREFIX, isSealed, type PatientDataProtection } from './ports/patient-data-protection';
 import type { RegistryPosition, RegistryReadModel } from './ports/registry-read-model';
 import type { RegistryEntryView } from './projections/registry-projection';
 import type { Replacement } from './projector';
@@ -53,6 +54,26 @@ const withOpened = (e: RecordedEvent, opened: SealedPayload): RecordedEvent => {
   return { ...e, data: { ...rest, content: opened.content, ...(opened.summary ? { summary: opened.summary } : {}) } };
 };
 
+/** Whether a DocumentSubmitted event holds the document's plain SHA-256 (stored by a build before the keyed digest). */
+const holdsPlainHash = (e: RecordedEvent): boolean => typeof e.data['hash'] === 'string' && !e.data['hash'].startsWith(DIGEST_PREFIX);
+
+/**
+ * The event as the row is to hold it: one that holds the document's plain SHA-256 (stored by a build before the keyed
+ * digest, 2026-12-01) with the keyed digest of its document instead, the one SqliteRegistry.keyPlainHashes gives the
+ * rows at start. The event keeps its plain hash; the row, beside the reading's time and values in clear on SQLite,
+ * must not: a rebuild (rebuildRegistry, the start's when the registry is behind) put it back until the next start.
+ * Null when the patient was erased meanwhile (no key to digest under: nothing of it may reach the rows).
+ */
+const withKeyedHash = async (protection: PatientDataProtection, e: RecordedEvent, content: string): Promise<RecordedEvent | null> => {
+  if (!holdsPlainHash(e)) return e;
+  try {
+    return { ...e, data: { ...e.data, hash: await protection.digest(String(e.data['patientKey']), content, `document/${String(e.data['uniqueId'])}`) } };
+  } catch (error) {
+    if (error instanceof NotFoundError && error.code === 'patient_erased') return null;
+    throw error;
+  }
+};
+
 /** The event types the registry projection reads (everything else only moves its checkpoint). */
 export const REGISTRY_EVENT_TYPES: ReadonlySet<string> = new Set(['DocumentSubmitted', 'DocumentDeprecated', PATIENT_ERASED]);
 
@@ -70,6 +91,8 @@ export const openRegistryEventsCached = (protection: PatientDataProtection, even
       out.push(e);
       continue;
     }
+    // A plain hash is keyed by the background path (withKeyedHash waits for the key).
+    if (holdsPlainHash(e)) return undefined;
     const opened = openDocumentCached(protection, e.data);
     if (opened === undefined) return undefined;
     if (opened !== null) out.push(withOpened(e, opened));
@@ -140,7 +163,9 @@ export class OpeningRegistry implements RegistryReadModel {
       }
       const opened = await openDocument(this.protection, e.data);
       if (opened === null) continue; // erased: nothing of it may reach the rows
-      segment.push(withOpened(e, opened));
+      const keyed = await withKeyedHash(this.protection, e, opened.content);
+      if (keyed === null) continue;
+      segment.push(withOpened(keyed, opened));
     }
     await this.inner.apply(segment, checkpoint, after);
   }
