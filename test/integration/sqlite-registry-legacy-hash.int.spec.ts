@@ -69,4 +69,22 @@ describe("SQLite registry: rows of an older build's documents keep a keyed diges
     }
     expect(outsideEvents().filter((n) => n !== 0)).toEqual([]);
   });
+
+  it("a stopped rebuild's replacement table holding an older build's rows is mended at the start too", async () => {
+    const db = new Database(file);
+    try {
+      db.exec(`CREATE TABLE registry_entries_rebuild AS SELECT * FROM registry_entries; CREATE TABLE erased_patients_rebuild (patient_key TEXT PRIMARY KEY);`);
+      const events = db.prepare("SELECT substr(stream_name, 10) AS unique_id, json_extract(data, '$.hash') AS hash FROM events WHERE type = 'DocumentSubmitted'").all() as { unique_id: string; hash: string }[];
+      const set = db.prepare('UPDATE registry_entries_rebuild SET hash = ? WHERE unique_id = ?');
+      for (const e of events) set.run(e.hash, e.unique_id);
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.close();
+    }
+    expect(plainRows('registry_entries_rebuild')).toBeGreaterThan(0);
+    const c = await openContainer(config, silent);
+    await closeContainer(c);
+    expect(plainRows('registry_entries_rebuild')).toBe(0);
+    expect(outsideEvents().filter((n) => n !== 0)).toEqual([]);
+  });
 });

@@ -148,25 +148,32 @@ export class SqliteRegistry implements RegistryReadModel {
    * Rows still holding a plain SHA-256 after replaceClearHashes: documents whose events hold one too (stored by builds
    * before the keyed digest), rows of a build that projected them since. Each gets the keyed digest `digestOf` makes
    * of the document (null: it cannot be opened, the row is left as it is), in pages, each page's rows in one write;
-   * the WAL is truncated after, so the old cells leave the files. How many rows were mended, and how many left.
+   * the WAL is truncated after, so the old cells leave the files. The live rows, and those of a stopped rebuild's
+   * replacement left in the file (an older build's rebuild wrote plain hashes there, and the table stays until the
+   * next rebuild). Pages by rowid, the table's own order: when no row is left this is one scan of the table (~50 ms
+   * at 200,000 rows), where by unique_id it looked each row up through the key's index (~0.4 s), at every start.
+   * How many rows were mended, and how many left.
    */
   async keyPlainHashes(digestOf: (uniqueId: string, patientKey: string) => Promise<string | null>, pageSize = 500): Promise<{ mended: number; left: number }> {
-    const page = this.db.prepare(`SELECT unique_id, patient_key FROM ${LIVE.entries} WHERE unique_id > ? AND hash NOT LIKE '${DIGEST_PREFIX}%' ORDER BY unique_id LIMIT ?`);
-    const set = this.db.prepare(`UPDATE ${LIVE.entries} SET hash = ? WHERE unique_id = ? AND hash NOT LIKE '${DIGEST_PREFIX}%'`);
-    let after = '';
+    const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)").pluck().all(LIVE.entries, REPLACEMENT.entries) as string[];
     let mended = 0;
     let left = 0;
-    for (;;) {
-      const rows = page.all(after, pageSize) as { unique_id: string; patient_key: string }[];
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]!.unique_id;
-      const digests: [string, string][] = [];
-      for (const r of rows) {
-        const digest = await digestOf(r.unique_id, r.patient_key);
-        if (digest === null || !digest.startsWith(DIGEST_PREFIX)) left++;
-        else digests.push([digest, r.unique_id]);
+    for (const table of tables) {
+      const page = this.db.prepare(`SELECT rowid AS at, unique_id, patient_key FROM ${table} WHERE rowid > ? AND hash NOT LIKE '${DIGEST_PREFIX}%' ORDER BY rowid LIMIT ?`);
+      const set = this.db.prepare(`UPDATE ${table} SET hash = ? WHERE unique_id = ? AND hash NOT LIKE '${DIGEST_PREFIX}%'`);
+      let after = 0;
+      for (;;) {
+        const rows = page.all(after, pageSize) as { at: number; unique_id: string; patient_key: string }[];
+        if (rows.length === 0) break;
+        after = rows[rows.length - 1]!.at;
+        const digests: [string, string][] = [];
+        for (const r of rows) {
+          const digest = await digestOf(r.unique_id, r.patient_key);
+          if (digest === null || !digest.startsWith(DIGEST_PREFIX)) left++;
+          else digests.push([digest, r.unique_id]);
+        }
+        if (digests.length > 0) mended += await this.writer.runExclusive(() => digests.reduce((n, [digest, uniqueId]) => n + set.run(digest, uniqueId).changes, 0));
       }
-      if (digests.length > 0) mended += await this.writer.runExclusive(() => digests.reduce((n, [digest, uniqueId]) => n + set.run(digest, uniqueId).changes, 0));
     }
     if (mended > 0) await this.writer.runExclusive((db) => truncateWal(db, ERASURE_CHECKPOINT_WAIT_MS), { transaction: false });
     return { mended, left };
