@@ -20,7 +20,8 @@ import { ConsultationContentErasure } from '../application/consultation/consulta
 import { PatientErasure } from '../application/patient-erasure';
 import { checkStoreFormat, StoreFormatTooNewError, THIS_BUILD_STORE_FORMAT } from '../application/store-format';
 import { checkPseudonymSecret, PSEUDONYM_CHECK_STREAM, PseudonymSecretMismatchError, recordedPseudonymFingerprint } from '../application/pseudonym-check';
-import { OpeningRegistry, openRegistryEventsCached, REGISTRY_EVENT_TYPES, type ForgettingRegistry } from '../application/sealed-documents';
+import { documentStreamName } from '../domain/documents/document-entry';
+import { OpeningRegistry, openDocument, openRegistryEventsCached, REGISTRY_EVENT_TYPES, type ForgettingRegistry } from '../application/sealed-documents';
 import { PostgresKeyStore, SqliteKeyStore } from '../adapters/crypto/key-stores';
 import { PatientCipher } from '../adapters/crypto/patient-cipher';
 import type { RegistryReadModel } from '../application/ports/registry-read-model';
@@ -441,17 +442,28 @@ const keyRowsIn = (file: string, wanted: readonly string[]): { count: number; la
  */
 const keyPlainRegistryHashes = async (c: Container, logger: Logger): Promise<void> => {
   try {
-    const { mended, left } = await c.get(SqliteRegistry).keyPlainHashes(async (uniqueId, patientKey) => {
-      try {
-        const { content } = await c.get<XdsBackend>(TOKENS.Xds).retrieveDocument(uniqueId);
-        return await c.get<PatientDataProtection>(TOKENS.PatientDataProtection).digest(patientKey, content, `document/${uniqueId}`);
-      } catch {
-        return null; // erased meanwhile, or its content not readable now
-      }
-    });
+    const started = performance.now();
+    const { mended, left } = await c.get(SqliteRegistry).keyPlainHashes(
+      async (uniqueId, patientKey) => {
+        try {
+          // The document from its own event, not through the registry and projector (a catch-up per row: ~0.35 ms each,
+          // 70 s at 200,000 rows).
+          const protection = c.get<PatientDataProtection>(TOKENS.PatientDataProtection);
+          const { events } = await c.get<EventStore>(TOKENS.EventStore).readStream(documentStreamName(uniqueId), { maxCount: 1 });
+          const opened = events[0]?.type === 'DocumentSubmitted' ? await openDocument(protection, events[0].data) : null;
+          return opened === null ? null : await protection.digest(patientKey, opened.content, `document/${uniqueId}`);
+        } catch {
+          return null; // erased meanwhile, or its content not readable now
+        }
+      },
+      {
+        onRowsFound: (rows) =>
+          logger.warn({ rows }, "registry: rows hold a document's plain SHA-256 (stored by an older build); giving them the keyed digest before the hub serves (about 1 ms per 10 rows)"),
+      },
+    );
     if (mended > 0 || left > 0) {
       logger.warn(
-        { rows: mended, left },
+        { rows: mended, left, ms: Math.round(performance.now() - started) },
         "registry: rows of documents an older build stored with the plain SHA-256 hold the document's keyed digest now (with the reading beside it, the plain hash gave the CPR number back; their events keep it); copies and backups of the events file made before still hold them",
       );
     }

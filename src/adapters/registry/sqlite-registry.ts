@@ -154,10 +154,22 @@ export class SqliteRegistry implements RegistryReadModel {
    * at 200,000 rows), where by unique_id it looked each row up through the key's index (~0.4 s), at every start.
    * How many rows were mended, and how many left.
    */
-  async keyPlainHashes(digestOf: (uniqueId: string, patientKey: string) => Promise<string | null>, pageSize = 500): Promise<{ mended: number; left: number }> {
+  async keyPlainHashes(
+    digestOf: (uniqueId: string, patientKey: string) => Promise<string | null>,
+    options: Readonly<{ pageSize?: number; onRowsFound?: (rows: number) => void }> = {},
+  ): Promise<{ mended: number; left: number }> {
+    const pageSize = options.pageSize ?? 500;
     const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)").pluck().all(LIVE.entries, REPLACEMENT.entries) as string[];
     let mended = 0;
     let left = 0;
+    // Once there is work (a first start after an upgrade may take minutes on a big store): how much, said before it is done.
+    let told = false;
+    const tell = (): void => {
+      if (told) return;
+      told = true;
+      const count = tables.reduce((n, table) => n + (this.db.prepare(`SELECT count(*) FROM ${table} WHERE hash NOT LIKE '${DIGEST_PREFIX}%'`).pluck().get() as number), 0);
+      options.onRowsFound?.(count);
+    };
     for (const table of tables) {
       const page = this.db.prepare(`SELECT rowid AS at, unique_id, patient_key FROM ${table} WHERE rowid > ? AND hash NOT LIKE '${DIGEST_PREFIX}%' ORDER BY rowid LIMIT ?`);
       const set = this.db.prepare(`UPDATE ${table} SET hash = ? WHERE unique_id = ? AND hash NOT LIKE '${DIGEST_PREFIX}%'`);
@@ -165,6 +177,7 @@ export class SqliteRegistry implements RegistryReadModel {
       for (;;) {
         const rows = page.all(after, pageSize) as { at: number; unique_id: string; patient_key: string }[];
         if (rows.length === 0) break;
+        tell();
         after = rows[rows.length - 1]!.at;
         const digests: [string, string][] = [];
         for (const r of rows) {
