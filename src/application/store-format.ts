@@ -29,10 +29,11 @@ export type StoreFormat = Readonly<{ format: number; readableFrom: number }>;
  * offset: so it may still open the store, with the warning to stop the newer build's processes first.
  */
 /**
- * 3: registry rows hold their event's hash, a keyed digest for a sealed document, not the plain SHA-256 (on SQLite the
- * plain hash, in clear beside the reading, gave the CPR number back; rows written before are rewritten once at open).
- * An earlier build reads them, but serves such a document's ETag as the digest and answers an exact retry of a
- * correction already in place with 409: it may still open the store, with the warning to stop this build first.
+ * 3: registry rows hold a keyed digest of their document, not the plain SHA-256 (on SQLite the plain hash, in clear
+ * beside the reading, gave the CPR number back): their event's, or for an event that holds the plain hash (an older
+ * build's), one made of the document; rows written before are mended at every open. An earlier build reads them, but
+ * serves such a document's ETag as the digest and answers an exact retry of a correction already in place with 409:
+ * it may still open the store, with the warning to stop this build first.
  */
 export const THIS_BUILD_STORE_FORMAT: StoreFormat = { format: 3, readableFrom: 1 };
 
