@@ -428,11 +428,6 @@ const keyRowsIn = (file: string, wanted: readonly string[]): { count: number; la
 };
 
 /**
- * Opens the configured event store (and its registry), builds the container around it, and checks that this
- * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
- * not, with the stores closed again.
- */
-/**
  * SQLite: registry rows still holding a document's plain SHA-256 once the registry opened (replaceClearHashes took
  * the keyed digest of every event that holds one) are documents whose events hold the plain hash too, stored by
  * builds before the keyed digest. Beside the row's time and values in clear, that hash gave the CPR number back to
@@ -472,6 +467,11 @@ const keyPlainRegistryHashes = async (c: Container, logger: Logger): Promise<voi
   }
 };
 
+/**
+ * Opens the configured event store (and its registry), builds the container around it, and checks that this
+ * process's pseudonym secret is the store's (pseudonym-check.ts): a ConfigError naming RTS_PSEUDONYM_SECRET if
+ * not, with the stores closed again.
+ */
 export const openContainer = async (config: Config, logger: Logger = createLogger(config)): Promise<Container> => {
   // No events file beside a key file holding keys: refused before the store is opened (which would create it).
   if (config.RTS_EVENT_STORE === 'sqlite' && !existsSync(join(config.RTS_DATA_DIR, DATA_FILES.events)) && keyRowsIn(join(config.RTS_DATA_DIR, DATA_FILES.patientKeys), []).count > 0) {
