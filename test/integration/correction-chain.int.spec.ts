@@ -8,16 +8,15 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { DateTime } from 'luxon';
 import pino from 'pino';
-import { MAX_CHAIN_HOPS, buildHttpServer } from '../../src/adapters/http/server';
-import type { Clock } from '../../src/application/ports/clock';
+import { MAX_CHAIN_HOPS } from '../../src/adapters/http/server';
 import type { EventStore } from '../../src/application/ports/event-store';
 import type { Projector } from '../../src/application/projector';
 import type { TeleMedService } from '../../src/application/telemed';
-import type { XdsBackend } from '../../src/application/xds-backend';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 import type { Cpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation, toIsoSeconds } from '../../src/domain/monitoring/tele-observation';
+import { httpAppOver } from '../support/http-app';
 
 jest.mock('cookie', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
@@ -39,15 +38,7 @@ beforeAll(() => {
   store = container.get<EventStore>(TOKENS.EventStore);
   projector = container.get<Projector>(TOKENS.Projector);
   telemed = container.get<TeleMedService>(TOKENS.TeleMed);
-  const built: unknown = buildHttpServer({
-    telemed,
-    xds: container.get<XdsBackend>(TOKENS.Xds),
-    clock: container.get<Clock>(TOKENS.Clock),
-    logger,
-    bodyLimitBytes: 1_000_000,
-    health: async () => ({ head: String(await store.headPosition()) }),
-  });
-  app = (typeof (built as FastifyInstance).inject === 'function' ? built : (built as { app: FastifyInstance }).app) as FastifyInstance;
+  app = httpAppOver(container, logger, { bodyLimitBytes: 1_000_000 });
 });
 afterAll(async () => {
   await app?.close();

@@ -6,20 +6,18 @@ import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, InjectOptions as FastifyInjectOptions, LightMyRequestResponse } from 'fastify';
 import { DateTime } from 'luxon';
 import pino from 'pino';
-import { buildHttpServer } from '../../src/adapters/http/server';
 import type { Clock } from '../../src/application/ports/clock';
 import type { EventStore } from '../../src/application/ports/event-store';
 import type { Projector } from '../../src/application/projector';
 import type { PatientDataProtection } from '../../src/application/ports/patient-data-protection';
 import type { PatientKeys } from '../../src/application/ports/patient-keys';
 import { OPERATIONS } from '../../src/adapters/http/openapi';
-import type { TeleMedService } from '../../src/application/telemed';
-import type { XdsBackend } from '../../src/application/xds-backend';
 import { ConfigError, loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 import { Director, HL7Builder, parseHl7Observation } from '../../src/domain/documents/hl7';
 import type { Cpr } from '../../src/domain/monitoring/cpr';
 import { toIsoSeconds } from '../../src/domain/monitoring/tele-observation';
+import { httpAppOver } from '../support/http-app';
 
 // fastify's inject (light-my-request) requires `cookie`, which ships as ESM only. Node itself can require it,
 // jest's module registry cannot: hand jest the module as Node loads it.
@@ -100,16 +98,10 @@ beforeAll(() => {
   projector = container.get<Projector>(TOKENS.Projector);
   protection = container.get<PatientDataProtection>(TOKENS.PatientDataProtection);
   patientKeys = container.get<PatientKeys>(TOKENS.PatientKeys);
-  // buildHttpServer returns the fastify instance, or (newer) { app, close }: take the instance either way.
-  const built: unknown = buildHttpServer({
-    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
-    xds: container.get<XdsBackend>(TOKENS.Xds),
-    clock: { now: () => container.get<Clock>(TOKENS.Clock).now().plus({ seconds: serverSkewSeconds }) },
-    logger,
+  app = httpAppOver(container, logger, {
     bodyLimitBytes: config.RTS_BODY_LIMIT_BYTES,
-    health: async () => ({ head: String(await store.headPosition()) }),
+    clock: { now: () => container.get<Clock>(TOKENS.Clock).now().plus({ seconds: serverSkewSeconds }) },
   });
-  app = (typeof (built as FastifyInstance).inject === 'function' ? built : (built as { app: FastifyInstance }).app) as FastifyInstance;
 });
 
 afterAll(async () => {

@@ -1,0 +1,27 @@
+import type { FastifyInstance } from 'fastify';
+import type { Container } from 'inversify';
+import type { Logger } from 'pino';
+import { buildHttpServer } from '../../src/adapters/http/server';
+import type { Clock } from '../../src/application/ports/clock';
+import type { EventStore } from '../../src/application/ports/event-store';
+import type { TeleMedService } from '../../src/application/telemed';
+import type { XdsBackend } from '../../src/application/xds-backend';
+import { TOKENS } from '../../src/bootstrap/container';
+
+/**
+ * The HTTP API's fastify instance over a real container (for inject()): its TeleMed and XDS, `clock` (the container's
+ * by default), the store's head as the health answer.
+ */
+export const httpAppOver = (container: Container, logger: Logger, options: Readonly<{ bodyLimitBytes: number; clock?: Clock }>): FastifyInstance => {
+  const store = container.get<EventStore>(TOKENS.EventStore);
+  // buildHttpServer returns the fastify instance, or (newer) { app, close }: take the instance either way.
+  const built: unknown = buildHttpServer({
+    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
+    xds: container.get<XdsBackend>(TOKENS.Xds),
+    clock: options.clock ?? container.get<Clock>(TOKENS.Clock),
+    logger,
+    bodyLimitBytes: options.bodyLimitBytes,
+    health: async () => ({ head: String(await store.headPosition()) }),
+  });
+  return (typeof (built as FastifyInstance).inject === 'function' ? built : (built as { app: FastifyInstance }).app) as FastifyInstance;
+};
