@@ -159,12 +159,23 @@ describe.each(['sqlite', 'postgres'] as const)('POST /audit/search by resource a
       [{ requestId: `desk-${CPR}` }, 'invalid_request_id'],
       [{ requestId: 'a b' }, 'invalid_request_id'],
       [{ requestId: 'x'.repeat(65) }, 'invalid_request_id'],
+      // No token's sub holds a CPR number (tokens.ts refuses one): a patient's number typed as the user.
+      [{ user: CPR }, 'invalid_subject'],
+      [{ user: '2512481234' }, 'invalid_subject'],
+      [{ user: `pt-${CPR}` }, 'invalid_subject'],
     ] as const) {
       const answer = await search(query);
       expect({ query, status: answer.status, code: answer.body.code }).toEqual({ query, status: 422, code });
-      expect(answer.body.detail).toMatch(code === 'invalid_resource' ? /uniqueId .* consultation's id/ : /characters of A-Z a-z 0-9/);
+      const rule = { invalid_resource: /uniqueId .* consultation's id/, invalid_request_id: /characters of A-Z a-z 0-9/, invalid_subject: /token subject/ }[code];
+      expect(answer.body.detail).toMatch(rule);
       expect(answer.text).not.toMatch(/251248|2512481234/);
     }
+    // The deprecated GET /audit alike, the error naming the query's field.
+    const viaUrl = await call('GET', `/audit?user=${CPR}`, 'operator', `search-${randomUUID()}`);
+    expect(viaUrl.body).toMatchObject({ status: 422, code: 'invalid_subject', errors: [{ path: 'query.user' }] });
+    expect(viaUrl.text).not.toMatch(/251248/);
+    // A user of another shape is searched as before.
+    expect((await search({ user: 'dr-251248' })).body).toMatchObject({ user: 'dr-251248', count: 0 });
     // Exactly one of the four; and a value that is no string is the body's shape (400).
     expect((await search({ resource: consultationId, requestId: 'operator-erases' })).body).toMatchObject({ code: 'invalid_request', errors: [{ path: 'body.patient', message: expect.stringMatching(/exactly one of patient, user, resource or requestId/) }] });
     expect((await search({ patient: CPR, resource: consultationId })).status).toBe(400);

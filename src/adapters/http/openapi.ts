@@ -425,7 +425,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     description:
       'Give exactly one of patient (a CPR number), user (a token subject), resource (who read or acted on a document or consultation: its uniqueId or id) or requestId (what one request did: its X-Request-Id). ' +
       'The patient\'s CPR number goes in the JSON body, not the URL, where reverse proxies, load balancers and browsers log it. ' +
-      'A resource or request id of another shape than the trail records is 422 invalid_resource or invalid_request_id (the problem names the rule, not the value). ' +
+      'A resource or request id of another shape than the trail records is 422 invalid_resource or invalid_request_id, and a user holding a CPR number (no token\'s sub does) 422 invalid_subject (the problem names the rule, not the value). ' +
       'from and to are instants; an event counts when its `at` lies in the half-open [from, to) (milliseconds). An answer carries at most `limit` events (default and most 1000); ' +
       'one cut there says `truncated: true` and gives `nextCursor`: ask again with the same patient, user, resource or requestId, from and to and `"cursor": nextCursor` for the rest, in the same order, ' +
       'nothing skipped or repeated, also while new events are recorded. Order: by UTC day; within a day the patient\'s chain in recording order, or for a user, a resource or a request the day\'s chains merged by time. ' +
@@ -434,7 +434,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     body: AuditSearchBody,
     ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
-    problems: ['invalid_patient_id', 'invalid_resource', 'invalid_request_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable', 'storage_unavailable'],
+    problems: ['invalid_patient_id', 'invalid_subject', 'invalid_resource', 'invalid_request_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /audit': {
     tag: 'Privacy and audit',
@@ -445,7 +445,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     access: OPERATOR,
     query: AuditQuery,
     ok: { '200': { description: 'The audit events (patients by pseudonymous key only)', schema: AuditEvents } },
-    problems: ['invalid_patient_id', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable', 'storage_unavailable'],
+    problems: ['invalid_patient_id', 'invalid_subject', 'invalid_interval', 'interval_too_wide', 'invalid_cursor', 'audit_unavailable', 'storage_unavailable'],
   },
   'GET /audit/verify': {
     tag: 'Privacy and audit',

@@ -53,7 +53,7 @@ const auditLimit = <T extends z.ZodNumber | z.ZodCoercedNumber>(n: T) =>
 /** What a search of the audit trail names: GET /audit's query and POST /audit/search's body. */
 const AuditSearchFields = {
   patient: PatientCpr.optional().describe('A CPR number (give patient or user)'),
-  user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user)"),
+  user: z.string().min(1).max(200).optional().describe("A token subject (give patient or user); one holding a CPR number, as no token's sub does: 422 invalid_subject"),
   from: offsetDateTime.optional().describe('Start of the half-open interval [from, to), an instant (compared at milliseconds); default: the start of the UTC day 6 days before to (or now)'),
   to: offsetDateTime.optional().describe('End of [from, to), exclusive; default: none (up to now, and what is recorded while paging)'),
   limit: auditLimit(z.number()),

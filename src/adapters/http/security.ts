@@ -222,6 +222,7 @@ const reasonOf = (error: unknown): string => {
   return typeof reason === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(reason) ? reason : 'unverifiable';
 };
 const CPR_SUB_DETAIL = "the token's sub must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach";
+const USER_IS_CPR_DETAIL = "user must be a token subject, and a token's sub is never a CPR number: search a patient's events by patient";
 const CPR_SYSTEM_ID_DETAIL = "the token's systemId must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach";
 /**
  * The 401's detail for the refusals a caller can fix by themselves (get a new token, fix a clock); the others keep
@@ -606,7 +607,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   /**
    * Who or what a search is by, checked: a CPR number becomes its key (422 invalid_patient_id), a resource or a
    * request id must have the shape the trail records (422 invalid_resource, invalid_request_id). The problem names
-   * the field and its rule, never the value (a CPR number typed into the wrong field stays out of the answer and the log).
+   * the field and its rule, never the value (a CPR number typed into the wrong field stays out of the answer and the log);
+   * a user holding a CPR number is 422 invalid_subject, as no token's sub holds one.
    */
   const whoIsSearched = (q: z.infer<typeof AuditSearchBody>, patientPath?: string): Pick<AuditQueryKey, 'by' | 'who'> => {
     if (q.patient !== undefined) return { by: 'patient', who: deps.patientKeyOf(parseCpr(q.patient, patientPath)) };
@@ -617,6 +619,11 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     if (q.requestId !== undefined) {
       if (!AuditRequestId.safeParse(q.requestId).success) throw new ValidationError('invalid_request_id', `requestId must be ${REQUEST_ID_RULE}`, [{ path: 'body.requestId', message: 'not a request id the hub keeps' }]);
       return { by: 'requestId', who: q.requestId };
+    }
+    // A token's sub never holds a CPR number (tokens.ts refuses one), so such a user is no search the trail could
+    // answer: most likely a patient's number typed into the wrong field, kept out of the answer and its cursor.
+    if (holdsCprNumber(q.user!)) {
+      throw new ValidationError('invalid_subject', USER_IS_CPR_DETAIL, [{ path: patientPath ? 'body.user' : 'query.user', message: 'a token subject, not a CPR number' }]);
     }
     return { by: 'user', who: q.user! };
   };
