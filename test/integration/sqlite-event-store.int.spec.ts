@@ -160,6 +160,23 @@ describe('SQLite event store: group commit', () => {
     expect((await store.readStream('existing')).currentVersion).toBe(0n);
   });
 
+  it('an append whose rows do not fit (SQLITE_FULL, the whole transaction rolled back) fails alone: the others of its batch are written', async () => {
+    const store = open(dbFile());
+    await store.appendToStream('before', events(1));
+    // A few pages of room: small appends fit, one of 200 KB does not, and SQLite rolls the whole batch back for it.
+    store.database.pragma(`max_page_count = ${(store.database.pragma('page_count', { simple: true }) as number) + 3}`);
+    const big = 'x'.repeat(200_000);
+    const [small1, tooBig, small2] = await Promise.allSettled([
+      store.appendToStream('small-1', events(1), { expectedVersion: 'no_stream' }),
+      store.appendToStream('too-big', [{ id: randomUUID(), type: 'Happened', data: { big } }], { expectedVersion: 'no_stream' }),
+      store.appendToStream('small-2', events(2), { expectedVersion: 'no_stream' }),
+    ]);
+    expect(tooBig.status === 'rejected' && tooBig.reason).toMatchObject({ code: 'storage_unavailable' });
+    expect(small1.status).toBe('fulfilled');
+    expect(small2.status).toBe('fulfilled');
+    expect((await readEverything(store)).map((e) => e.streamName)).toEqual(['before', 'small-1', 'small-2', 'small-2']);
+  });
+
   it('settles a caller only after COMMIT: another connection sees the event by then, and not before', async () => {
     const file = dbFile();
     const store = open(file);

@@ -124,7 +124,9 @@ export const COLUMNS = 'global_position, stream_name, stream_version, event_id, 
  * setImmediate. A flush takes up to `maxBatchSize` queued appends and runs them in ONE transaction
  * (BEGIN IMMEDIATE ... COMMIT, so one fsync with synchronous=FULL), each inside its own SAVEPOINT (an append of
  * one event needs none: its one INSERT is undone by SQLite if it fails), so a version conflict fails only its
- * own caller. Every caller's promise settles after the COMMIT, never before.
+ * own caller. An append whose failure makes SQLite roll the whole transaction back (SQLITE_FULL on its rows) fails
+ * alone too: the others of the batch are written again without it. Every caller's promise settles after the COMMIT,
+ * never before.
  * Appends made while a flush runs wait for the next one. Expected versions and idempotency are checked against
  * the stream as it is inside the transaction, which includes earlier appends of the same batch.
  *
@@ -444,6 +446,8 @@ export class SqliteEventStore implements EventStore {
     const outcomes: ({ ok: true; result: AppendResult } | { ok: false; error: unknown })[] = [];
     // The rows written, for the inline projections and readAll's recent events (neither: nothing kept).
     const appended: EventRow[] | undefined = this.inline.length > 0 || this.maxRecent > 0 ? [] : undefined;
+    // The append whose failure made SQLite roll the whole transaction back (SQLITE_FULL on its rows), if one did.
+    let rolledBackBy: AppendJob | undefined;
     try {
       db.exec('BEGIN IMMEDIATE');
       const from = appended ? (this.sql.head.get() as bigint) : 0n;
@@ -458,7 +462,10 @@ export class SqliteEventStore implements EventStore {
           outcomes.push({ ok: true, result: this.appendInTransaction(job, recordedAt, appended) });
           if (guarded) db.exec('RELEASE append');
         } catch (error) {
-          if (!db.inTransaction) throw error; // SQLite rolled the whole transaction back (e.g. disk full)
+          if (!db.inTransaction) {
+            rolledBackBy = job; // SQLite rolled the whole transaction back (e.g. disk full)
+            throw error;
+          }
           if (guarded) db.exec('ROLLBACK TO append; RELEASE append');
           if (appended) appended.length = mark; // its rows are gone again
           outcomes.push({ ok: false, error: this.failed(error) });
@@ -470,6 +477,14 @@ export class SqliteEventStore implements EventStore {
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
       const failure = this.failed(error);
+      if (rolledBackBy !== undefined && batch.length > 1) {
+        // That append fails; the others are written again without it. They may well fit where its rows did not:
+        // one large append on a nearly full disk failed every upload batched with it (503, nothing stored).
+        const culprit = rolledBackBy;
+        culprit.reject(failure);
+        this.runBatch(batch.filter((job) => job !== culprit));
+        return;
+      }
       for (const job of batch) job.reject(failure);
       return;
     }
