@@ -330,6 +330,13 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expectProblem(response, 422, 'correction_patient_mismatch');
     });
 
+    it('an HL7 correction naming a patient born in the future: 422 invalid_patient_id, a code /openapi.json lists for the route', async () => {
+      const current = (await get(`/patients/${PATIENT}/observations`)).json().observations[0].uniqueId;
+      const response = await call({ method: 'POST', url: `/documents/${current}/corrections`, payload: hl7Of(BORN_2037, 131, 74, measuredAt), headers: { 'content-type': 'application/xml' } });
+      expectProblem(response, 422, 'invalid_patient_id');
+      expect(OPERATIONS['POST /documents/:uniqueId/corrections']!.problems).toContain('invalid_patient_id');
+    });
+
     it('a correction of an unknown document: 404 document_not_found', async () => {
       expectProblem(await post('/documents/2.25.1/corrections', { systolic: 128, diastolic: 72, measuredAt }), 404, 'document_not_found');
     });

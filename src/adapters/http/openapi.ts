@@ -358,7 +358,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       '201': { description: 'Corrected', schema: CorrectionResponse, headers: location },
       '200': { description: 'A repeat of the same correctionId', schema: CorrectionResponse, headers: location },
     },
-    problems: ['document_not_found', 'patient_erased', 'document_deprecated', 'correction_id_reused', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
+    // invalid_patient_id: an XML correction's patient whose CPR number is born in the future (as an upload's).
+    problems: ['document_not_found', 'patient_erased', 'document_deprecated', 'correction_id_reused', 'invalid_document', 'document_too_large', 'correction_patient_mismatch', 'invalid_patient_id', 'invalid_observation', 'implausible_observation', 'audit_unavailable', 'storage_unavailable', 'concurrency_conflict'],
   },
 
   // ---- privacy and audit ----
