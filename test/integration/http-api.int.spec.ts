@@ -34,14 +34,15 @@ const UNKNOWN_PATIENT = '150560-2123';
 const PATIENT_3 = '070809-1357';
 const BAD_DATE_CPR = '320148-1234';
 /** Serial 5, year 37: born 1 January 2037, a number no one can have yet. */
-const BORN_2037 = '010137-5234';
+// Born on the last day of next year (7th digit 5: 2000-2057), so in the future whatever day the tests run.
+const BORN_NEXT_YEAR = `3112${String((new Date().getUTCFullYear() + 1) % 100).padStart(2, '0')}-5234`;
 /** Only the tests of query-side corrections and content encodings upload for this one (the others list PATIENT's readings). */
 const PATIENT_4 = '121212-1212';
 /** Only the test of effectiveTime's offset over HTTP uploads for this one. */
 const PATIENT_5 = '020290-1234';
 /** Erased in the middle of a test, between its key's deletion and its registry rows' removal. */
 const PATIENT_ERASED_MIDWAY = '040506-1234';
-const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, PATIENT_5, PATIENT_ERASED_MIDWAY, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_2037];
+const CPRS = [PATIENT, PATIENT_2, PATIENT_3, PATIENT_4, PATIENT_5, PATIENT_ERASED_MIDWAY, UNKNOWN_PATIENT, BAD_DATE_CPR, BORN_NEXT_YEAR];
 
 const logLines: string[] = [];
 const logger = pino(
@@ -332,7 +333,7 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
 
     it('an HL7 correction naming a patient born in the future: 422 invalid_patient_id, a code /openapi.json lists for the route', async () => {
       const current = (await get(`/patients/${PATIENT}/observations`)).json().observations[0].uniqueId;
-      const response = await call({ method: 'POST', url: `/documents/${current}/corrections`, payload: hl7Of(BORN_2037, 131, 74, measuredAt), headers: { 'content-type': 'application/xml' } });
+      const response = await call({ method: 'POST', url: `/documents/${current}/corrections`, payload: hl7Of(BORN_NEXT_YEAR, 131, 74, measuredAt), headers: { 'content-type': 'application/xml' } });
       expectProblem(response, 422, 'invalid_patient_id');
       expect(OPERATIONS['POST /documents/:uniqueId/corrections']!.problems).toContain('invalid_patient_id');
     });
@@ -416,14 +417,14 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
     });
 
     it('a CPR number born in the future: 422 invalid_patient_id for a search as for an upload, not 404 unknown_patient', async () => {
-      const upload = expectProblem(await post('/observations', { patientId: BORN_2037, systolic: 126, diastolic: 70, measuredAt }), 422, 'invalid_patient_id');
-      const searched = expectProblem(await post('/observations/search', { patientId: BORN_2037 }), 422, 'invalid_patient_id');
-      const listed = expectProblem(await get(`/patients/${BORN_2037}/observations`), 422, 'invalid_patient_id');
+      const upload = expectProblem(await post('/observations', { patientId: BORN_NEXT_YEAR, systolic: 126, diastolic: 70, measuredAt }), 422, 'invalid_patient_id');
+      const searched = expectProblem(await post('/observations/search', { patientId: BORN_NEXT_YEAR }), 422, 'invalid_patient_id');
+      const listed = expectProblem(await get(`/patients/${BORN_NEXT_YEAR}/observations`), 422, 'invalid_patient_id');
       expect(upload.errors).toEqual([{ path: 'patientId', message: 'the birth date in this CPR number lies in the future' }]);
       expect(searched.errors).toEqual(upload.errors);
       expect(listed.errors).toEqual(upload.errors);
       // The CPR number's problem comes first, whatever the bounds say.
-      expectProblem(await post('/observations/search', { patientId: BORN_2037, from: '2026-01-02T00:00:00Z', to: '2026-01-01T00:00:00Z' }), 422, 'invalid_patient_id');
+      expectProblem(await post('/observations/search', { patientId: BORN_NEXT_YEAR, from: '2026-01-02T00:00:00Z', to: '2026-01-01T00:00:00Z' }), 422, 'invalid_patient_id');
       // A valid number with no readings is still 404.
       expectProblem(await post('/observations/search', { patientId: UNKNOWN_PATIENT }), 404, 'unknown_patient');
     });
