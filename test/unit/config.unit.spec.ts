@@ -217,6 +217,14 @@ describe('loadConfig', () => {
     expect(devLoginEnabled(loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://h/db' }))).toBe(false);
   });
 
+  it('refuses a secret with an odd number of hex digits: its last digit would be dropped unseen', () => {
+    // Buffer.from(hex) stops at the last whole byte: 33 digits were read as the first 32, a key nobody wrote down
+    // (the same secret in pseudonym.secret or auth.secret is refused already: two digits per byte).
+    expect(problemsOf({ RTS_PSEUDONYM_SECRET: `${'ab'.repeat(16)}c` })).toEqual([expect.stringMatching(/^RTS_PSEUDONYM_SECRET: .*two per byte/)]);
+    expect(problemsOf({ RTS_AUTH_JWT_SECRET: `${'ab'.repeat(32)}c` })).toEqual([expect.stringMatching(/^RTS_AUTH_JWT_SECRET: .*two per byte/)]);
+    expect(loadConfig({ RTS_PSEUDONYM_SECRET: 'ab'.repeat(17), RTS_AUTH_JWT_SECRET: 'AB'.repeat(33) })).toMatchObject({ RTS_PSEUDONYM_SECRET: 'ab'.repeat(17) });
+  });
+
   it('never echoes a value (a password or secret could be in it)', () => {
     const error = (() => {
       try {
