@@ -60,6 +60,20 @@ export const authSettings = {
   RTS_PATIENT_KEY_CACHE_SIZE: wholeNumberSetting(1, 10_000_000).default(10_000),
 };
 
+/**
+ * RTS_AUTH=off only where nobody else reaches the hub: it lets every caller read, change, export and erase every
+ * patient's data, and read the audit trail. On 0.0.0.0 or another address it started with one warning, so a test's
+ * or an experiment's environment file reused behind a proxy opened the hub to the network.
+ */
+export const requireLoopbackWithoutAuth = (value: { RTS_AUTH: 'on' | 'off'; RTS_HTTP_HOST: string }, ctx: z.RefinementCtx): void => {
+  if (value.RTS_AUTH === 'off' && !LOOPBACK.test(value.RTS_HTTP_HOST)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['RTS_AUTH'],
+      message: 'off only with a loopback RTS_HTTP_HOST (127.0.0.1, ::1, localhost): off lets every caller who reaches the hub read and erase every patient\'s data. Turn it on (tokens: README "Access control"), or listen on loopback',
+    });
+  }
+};
 
 /**
  * Whether POST /auth/dev-login is served: explicit setting, else only for the embedded profile on loopback with

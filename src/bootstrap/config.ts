@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { AmqpEndpoint, AmqpSasl, AmqpTls } from '../adapters/amqp/connection';
 import { parseBrokerUrl } from '../adapters/messaging/amqp-broker-url';
 import { parseDiscoveryUri, type DiscoverySettings } from '../adapters/amqp/discovery-provider';
-import { authSettings } from './auth-config';
+import { authSettings, requireLoopbackWithoutAuth } from './auth-config';
 import { issueMessage } from '../adapters/validation/zod-issues';
 import { nearName } from '../adapters/validation/near-name';
 import { DEFAULT_STALL_AFTER_MS } from '../application/downlink/downlink-lag';
@@ -267,7 +267,8 @@ export const ConfigSchema = z
     ...messagingSettings,
   })
   .superRefine(requireStoreConnection)
-  .superRefine(requireCredentialPair);
+  .superRefine(requireCredentialPair)
+  .superRefine(requireLoopbackWithoutAuth);
 
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -217,6 +217,16 @@ describe('loadConfig', () => {
     expect(devLoginEnabled(loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://h/db' }))).toBe(false);
   });
 
+  it('refuses RTS_AUTH=off on an address other than loopback: anyone who reaches it reads and erases every patient', () => {
+    expect(problemsOf({ RTS_AUTH: 'off', RTS_HTTP_HOST: '0.0.0.0' })).toEqual([expect.stringMatching(/^RTS_AUTH: off only with a loopback RTS_HTTP_HOST/)]);
+    expect(problemsOf({ RTS_AUTH: 'off', RTS_HTTP_HOST: '10.0.0.5' })).toEqual([expect.stringMatching(/^RTS_AUTH: /)]);
+    expect(problemsOf({ RTS_AUTH: 'off', RTS_HTTP_HOST: 'hub.example.org' })).toEqual([expect.stringMatching(/^RTS_AUTH: /)]);
+    // Tests and local experiments: on this machine only, as before.
+    for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) expect(loadConfig({ RTS_AUTH: 'off', RTS_HTTP_HOST: host }).RTS_AUTH).toBe('off');
+    expect(loadConfig({ RTS_AUTH: 'off' }).RTS_AUTH).toBe('off');
+    expect(loadConfig({ RTS_HTTP_HOST: '0.0.0.0' }).RTS_AUTH).toBe('on');
+  });
+
   it('refuses a secret with an odd number of hex digits: its last digit would be dropped unseen', () => {
     // Buffer.from(hex) stops at the last whole byte: 33 digits were read as the first 32, a key nobody wrote down
     // (the same secret in pseudonym.secret or auth.secret is refused already: two digits per byte).
