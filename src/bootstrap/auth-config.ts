@@ -42,7 +42,7 @@ const LOOPBACK_URL_HOST = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 export const authSettings = {
   RTS_AUTH: onOff.default('on'),
   // Two digits per byte, as auth.secret: an odd count's last digit was dropped unseen (Buffer.from(hex)).
-  RTS_AUTH_JWT_SECRET: z.string().regex(/^(?:[0-9a-fA-F]{2}){32,}$/, 'must be at least 64 hex digits, two per byte (an even number of them)').optional(),
+  RTS_AUTH_JWT_SECRET: z.string().regex(/^(?:[0-9a-fA-F]{2}){32,}$/, 'must be at least 64 hex digits, two per byte (an even number of them); builds before 2026-12-06 took an odd count and used it without its last digit: drop that digit to keep the same secret').optional(),
   // https, or http to this machine only: the JWKS decides whose tokens the hub takes, and over plain http anyone on
   // the path could answer it with keys of their own.
   RTS_AUTH_JWKS_URL: z

@@ -232,7 +232,7 @@ export const ConfigSchema = z
      * Secret of the patient pseudonyms (hex, at least 32 hex digits, two per byte, as pseudonym.secret). Default:
      * generated once into the data dir. An odd count was taken, and Buffer.from(hex) dropped the last digit unseen.
      */
-    RTS_PSEUDONYM_SECRET: z.string().regex(/^(?:[0-9a-fA-F]{2}){16,}$/, 'must be at least 32 hex digits, two per byte (an even number of them)').optional(),
+    RTS_PSEUDONYM_SECRET: z.string().regex(/^(?:[0-9a-fA-F]{2}){16,}$/, 'must be at least 32 hex digits, two per byte (an even number of them); builds before 2026-12-06 took an odd count and used it without its last digit: drop that digit to keep the same secret').optional(),
     /** OID of the repository that receives new documents: at most 64 characters, XDS's limit for an OID, as uniqueIds. */
     RTS_REPOSITORY_UNIQUE_ID: z.string().refine(isOid, 'must be an OID (digits and dots, such as 1.2.208.176.1) of at most 64 characters, as XDS takes it').default('2.25.151837495613302811512427370916935098473'),
     RTS_BODY_LIMIT_BYTES: wholeNumberSetting(1024, 10 * 1024 * 1024).default(16 * 1024),

@@ -232,6 +232,8 @@ describe('loadConfig', () => {
     // (the same secret in pseudonym.secret or auth.secret is refused already: two digits per byte).
     expect(problemsOf({ RTS_PSEUDONYM_SECRET: `${'ab'.repeat(16)}c` })).toEqual([expect.stringMatching(/^RTS_PSEUDONYM_SECRET: .*two per byte/)]);
     expect(problemsOf({ RTS_AUTH_JWT_SECRET: `${'ab'.repeat(32)}c` })).toEqual([expect.stringMatching(/^RTS_AUTH_JWT_SECRET: .*two per byte/)]);
+    // A hub that ran with such a secret keeps its pseudonyms and tokens by dropping the digit, and is told so.
+    expect(problemsOf({ RTS_PSEUDONYM_SECRET: `${'ab'.repeat(16)}c` })).toEqual([expect.stringMatching(/without its last digit: drop that digit/)]);
     expect(loadConfig({ RTS_PSEUDONYM_SECRET: 'ab'.repeat(17), RTS_AUTH_JWT_SECRET: 'AB'.repeat(33) })).toMatchObject({ RTS_PSEUDONYM_SECRET: 'ab'.repeat(17) });
   });
 
