@@ -36,10 +36,13 @@ describe('access policy', () => {
     expect(authorize(system, { kind: 'systems.manage' }).allowed).toBe(false);
   });
   it('lets an operator manage the hub but not read patient data', () => {
-    for (const kind of ['systems.manage', 'dead_letters.manage', 'dead_letters.discard', 'patient.erase', 'erasures.list', 'audit.read', 'other'] as const) expect(authorize(operator, { kind }).allowed).toBe(true);
+    for (const kind of ['systems.manage', 'dead_letters.manage', 'dead_letters.read', 'dead_letters.discard', 'patient.erase', 'erasures.list', 'audit.read', 'other'] as const) expect(authorize(operator, { kind }).allowed).toBe(true);
     // A dead letter's discard is the operators' as its replay is, and audited whatever the outcome (the replay only when refused).
     for (const who of [patient, clinician, system]) expect(authorize(who, { kind: 'dead_letters.discard' })).toEqual({ allowed: false, reason: 'operator_only' });
     expect(concernsPatientData({ kind: 'dead_letters.discard' })).toBe(true);
+    // A dead letter's body may hold patient data: its read is operators' only, and audited whatever its outcome.
+    for (const who of [patient, clinician, system]) expect(authorize(who, { kind: 'dead_letters.read' })).toEqual({ allowed: false, reason: 'operator_only' });
+    expect(concernsPatientData({ kind: 'dead_letters.read' })).toBe(true);
     expect(concernsPatientData({ kind: 'dead_letters.manage' })).toBe(false);
     // Where a consultation is: the operators', and audited (who asked whom about a case, and when).
     expect(authorize(operator, { kind: 'consultation.trace' }).allowed).toBe(true);

@@ -690,11 +690,13 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /dead-letters/:id': {
     tag: 'Dead letters',
     summary: 'One dead letter with its body, properties and recorded replays ({id}: dead letter id, envelope id, broker message id or content id)',
-    description: 'An id no longer on the queue whose last recorded fate is a discard: 410 dead_letter_discarded, the problem carrying the discard record as its `discard` member.',
+    description:
+      'An id no longer on the queue whose last recorded fate is a discard: 410 dead_letter_discarded, the problem carrying the discard record as its `discard` member. ' +
+      "Audited as dead_letters.read under the dead letter's id, allowed or refused: the body may hold patient data (503 audit_unavailable while the audit trail cannot be written).",
     access: OPERATOR,
     path: DeadLetterParams,
     ok: { '200': { description: 'The dead letter', schema: DeadLetterResponse } },
-    problems: ['dead_letter_not_found', 'dead_letter_discarded', 'service_unavailable'],
+    problems: ['dead_letter_not_found', 'dead_letter_discarded', 'audit_unavailable', 'service_unavailable'],
   },
   'POST /dead-letters/:id/replay': {
     tag: 'Dead letters',

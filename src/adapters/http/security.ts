@@ -189,7 +189,8 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'POST /systems/:id/keys': async (request) => ({ kind: 'system.keys', systemId: str(field(request.params, 'id')) }),
     'POST /systems/:id/keys/:kid/retire': async (request) => ({ kind: 'system.keys', systemId: str(field(request.params, 'id')) }),
     'GET /dead-letters': async () => ({ kind: 'dead_letters.manage' }),
-    'GET /dead-letters/:id': async () => ({ kind: 'dead_letters.manage' }),
+    // Its own action, audited whatever the outcome: the answer holds the message's body, which may hold patient data.
+    'GET /dead-letters/:id': async () => ({ kind: 'dead_letters.read' }),
     'POST /dead-letters/:id/replay': async () => ({ kind: 'dead_letters.manage' }),
     // Its own action, audited whatever the outcome: a message removed for good, which may have held patient data.
     'POST /dead-letters/:id/discard': async () => ({ kind: 'dead_letters.discard' }),
@@ -257,7 +258,7 @@ const auditableDocumentId = (value: string | null | undefined): string | null =>
 
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditableDocumentId(action.uniqueId);
-  if (action.kind === 'dead_letters.discard') return auditable(str(field(request.params, 'id')), shaped(DEAD_LETTER_ID));
+  if (action.kind === 'dead_letters.discard' || action.kind === 'dead_letters.read') return auditable(str(field(request.params, 'id')), shaped(DEAD_LETTER_ID));
   if (action.kind === 'consultation.read' || action.kind === 'consultation.act' || action.kind === 'consultation.erase' || action.kind === 'consultation.trace') {
     const id = str(field(request.params, 'id'));
     if (id) return auditable(id, isExistingConsultationId); // a legacy id too

@@ -9,7 +9,8 @@
  * | clinician | read the documents attached to consultations offered to their system's experts, and those     |
  * |           | patients' observations; act on consultations for their own system; read the directory         |
  * | system    | act on consultations for its own system and its own experts; read the directory               |
- * | operator  | manage systems (POST /systems), dead letters, erase patients and consultations' texts, read   |
+ * | operator  | manage systems (POST /systems), dead letters (a read of one audited: its body may hold patient |
+ * |           | data), erase patients and consultations' texts, read                                          |
  * |           | and verify the audit trail; export a patient's data (patient.export); where a consultation is |
  * |           | (GET /consultations/{id}/trace: consultation.trace, no texts, audited)                        |
  * | patient   | also: export their own data (patient.export)                                                  |
@@ -58,6 +59,11 @@ export type Action =
   | Readonly<{ kind: 'directory.read' }>
   | Readonly<{ kind: 'systems.manage' }>
   | Readonly<{ kind: 'dead_letters.manage' }>
+  /**
+   * One dead letter with its body (GET /dead-letters/{id}): the operators' too, but audited whatever its outcome. A
+   * sender's clear body may hold patient data (a consultation's question or diagnosis sent without message security).
+   */
+  | Readonly<{ kind: 'dead_letters.read' }>
   /**
    * Discarding a dead letter: the operators' too, but audited whatever its outcome (as an erasure is): it removes a
    * message for good, and a message may hold patient data.
@@ -108,6 +114,7 @@ export const authorize = (principal: Principal, action: Action, scope: Clinician
     case 'audit.read':
     case 'systems.manage':
     case 'dead_letters.manage':
+    case 'dead_letters.read':
     case 'dead_letters.discard':
     case 'other':
       return role === 'operator' ? ALLOW : deny('operator_only');
@@ -141,6 +148,7 @@ export const concernsPatientData = (action: Action): boolean =>
   action.kind === 'consultation.erase' ||
   action.kind === 'consultation.trace' ||
   action.kind === 'dead_letters.discard' ||
+  action.kind === 'dead_letters.read' ||
   action.kind === 'erasures.list' ||
   action.kind === 'consultation.read' ||
   action.kind === 'consultation.act' ||
