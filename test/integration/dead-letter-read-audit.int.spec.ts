@@ -43,11 +43,11 @@ const login = async (claims: Record<string, string>): Promise<string> => {
 
 beforeAll(async () => {
   // Ports of the review's range (18200-18299), where its machine lets it listen.
-  broker = await startBroker({ port: 18214 });
+  broker = await startBroker();
   connection = connect(broker);
   await connection.waitConnected();
   sender = new DurableSender(connection);
-  hub = await startHub(loadConfig(hubEnv(broker, data.dir, { RTS_AUTH: 'on', RTS_AUTH_DEV_LOGIN: 'on', RTS_HTTP_PORT: '18215' })), pino({ level: 'silent' }));
+  hub = await startHub(loadConfig(hubEnv(broker, data.dir, { RTS_AUTH: 'on', RTS_AUTH_DEV_LOGIN: 'on', RTS_HTTP_PORT: '0' })), pino({ level: 'silent' }));
 });
 afterAll(async () => {
   await hub?.stop();
