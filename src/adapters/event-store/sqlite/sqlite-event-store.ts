@@ -125,8 +125,9 @@ export const COLUMNS = 'global_position, stream_name, stream_version, event_id, 
  * (BEGIN IMMEDIATE ... COMMIT, so one fsync with synchronous=FULL), each inside its own SAVEPOINT (an append of
  * one event needs none: its one INSERT is undone by SQLite if it fails), so a version conflict fails only its
  * own caller. An append whose failure makes SQLite roll the whole transaction back (SQLITE_FULL on its rows) fails
- * alone too: the others of the batch are written again without it. Every caller's promise settles after the COMMIT,
- * never before.
+ * alone too: the others of the batch are written again without it; one that fills the disk at COMMIT (where a real
+ * disk fills) splits the batch in halves, each written on its own, in order. Every caller's promise settles after
+ * the COMMIT, never before.
  * Appends made while a flush runs wait for the next one. Expected versions and idempotency are checked against
  * the stream as it is inside the transaction, which includes earlier appends of the same batch.
  *
@@ -477,12 +478,21 @@ export class SqliteEventStore implements EventStore {
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
       const failure = this.failed(error);
-      if (rolledBackBy !== undefined && batch.length > 1) {
-        // That append fails; the others are written again without it. They may well fit where its rows did not:
-        // one large append on a nearly full disk failed every upload batched with it (503, nothing stored).
-        const culprit = rolledBackBy;
-        culprit.reject(failure);
-        this.runBatch(batch.filter((job) => job !== culprit));
+      if (batch.length > 1 && isDiskFull(error)) {
+        if (rolledBackBy !== undefined) {
+          // That append fails; the others are written again without it. They may well fit where its rows did not:
+          // one large append on a nearly full disk failed every upload batched with it (503, nothing stored).
+          const culprit = rolledBackBy;
+          culprit.reject(failure);
+          this.runBatch(batch.filter((job) => job !== culprit));
+          return;
+        }
+        // Full at COMMIT, where a real disk fills (the pages go to the WAL then; max_page_count fails the INSERT
+        // instead): which append did not fit is not known, so each half is written on its own, the first first.
+        // At most 2n-1 transactions; an append that fails alone fails.
+        const half = Math.ceil(batch.length / 2);
+        this.runBatch(batch.slice(0, half));
+        this.runBatch(batch.slice(half));
         return;
       }
       for (const job of batch) job.reject(failure);
@@ -651,6 +661,12 @@ export class SqliteEventStore implements EventStore {
     this.pollTimer = undefined;
   }
 }
+
+/**
+ * SQLITE_FULL (and its extended codes): the rows of a batch did not fit. Only that is retried in parts: a failing
+ * disk (SQLITE_IOERR) or a lock held too long fails every append alike, and trying again at once helps none.
+ */
+const isDiskFull = (error: unknown): boolean => /^SQLITE_FULL(_|$)/.test(String((error as { code?: unknown } | null)?.code));
 
 /** How long after a reader last got events from readAll the store keeps its recent events for readers. */
 const READERS_WINDOW_MS = 5_000;
