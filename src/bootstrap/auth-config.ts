@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 import { decimalSetting, wholeNumberSetting } from './setting-numbers';
 
@@ -35,7 +36,18 @@ export const ApiKeys = z
   })
   .pipe(z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/, 'keys must be system ids'), z.string().regex(/^[0-9a-f]{64}$/, 'values must be sha256 hex digests')));
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+/** An address as dns.lookup answers it: 127.0.0.0/8 (also mapped into IPv6) or ::1. */
+export const isLoopbackAddress = (address: string): boolean => {
+  const v4 = address.toLowerCase().startsWith('::ffff:') ? address.slice(7) : address;
+  return (isIPv4(v4) && v4.startsWith('127.')) || address === '::1';
+};
+/**
+ * RTS_HTTP_HOST as loopback: localhost, ::1, or an IPv4 address of 127.0.0.0/8 written as one (isIPv4: four decimal
+ * parts of 0-255, no leading zero). 127.0.0.300 or 127.0.0.08 matched /^127\.\d+\.\d+\.\d+$/ and are no address:
+ * listen looked them up as host names, which a hosts entry or a search domain's wildcard answers with any address.
+ * What localhost resolves to is checked at start (loopback-listen.ts).
+ */
+export const isLoopbackListenHost = (host: string): boolean => host === 'localhost' || isLoopbackAddress(host);
 /** The same, as URL.hostname writes an IPv6 address: in brackets. */
 const LOOPBACK_URL_HOST = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/;
 
@@ -66,7 +78,7 @@ export const authSettings = {
  * or an experiment's environment file reused behind a proxy opened the hub to the network.
  */
 export const requireLoopbackWithoutAuth = (value: { RTS_AUTH: 'on' | 'off'; RTS_HTTP_HOST: string }, ctx: z.RefinementCtx): void => {
-  if (value.RTS_AUTH === 'off' && !LOOPBACK.test(value.RTS_HTTP_HOST)) {
+  if (value.RTS_AUTH === 'off' && !isLoopbackListenHost(value.RTS_HTTP_HOST)) {
     ctx.addIssue({
       code: 'custom',
       path: ['RTS_AUTH'],
@@ -90,5 +102,5 @@ export const devLoginEnabled = (config: {
 }): boolean => {
   if (config.RTS_AUTH === 'off') return false;
   if (config.RTS_AUTH_DEV_LOGIN !== undefined) return config.RTS_AUTH_DEV_LOGIN === 'on';
-  return config.RTS_EVENT_STORE === 'sqlite' && config.RTS_AUTH_JWKS_URL === undefined && config.RTS_AUTH_JWT_SECRET === undefined && LOOPBACK.test(config.RTS_HTTP_HOST);
+  return config.RTS_EVENT_STORE === 'sqlite' && config.RTS_AUTH_JWKS_URL === undefined && config.RTS_AUTH_JWT_SECRET === undefined && isLoopbackListenHost(config.RTS_HTTP_HOST);
 };

@@ -26,6 +26,7 @@ import type { Projector } from '../application/projector';
 import type { TeleMedService } from '../application/telemed';
 import type { XdsBackend } from '../application/xds-backend';
 import { isPgUnavailable, pgUnavailableReason } from '../adapters/event-store/postgres/pg-unavailable';
+import { requireLoopbackListen } from './loopback-listen';
 import { ConfigError, DEFAULT_DOWNLINK_QUEUE_PREFIX, loadConfig, messageSecurity, messagingConfig, postgresAddress, type Config } from './config';
 import { TOKENS, auditEventsByField, createLogger, isPostgresEventStore, openContainer } from './container';
 import { countLegacyConsultations } from '../application/consultation/legacy-consultations';
@@ -64,6 +65,8 @@ export type StartHubOptions = Readonly<{
  * that is down does not keep the hub from serving HTTP; messaging attaches when it answers.
  */
 export const startHub = async (config: Config, logger: Logger = createLogger(config), options: StartHubOptions = {}): Promise<RunningHub> => {
+  // Before anything opens: RTS_AUTH=off (or the development login by default) on an address others reach.
+  await requireLoopbackListen(config);
   // Checked before anything opens: a cap the descriptor limit cannot hold is a ConfigError naming it.
   const fileLimit = openFileLimit();
   const maxConnections = maxHttpConnections(config, fileLimit);

@@ -221,6 +221,9 @@ describe('loadConfig', () => {
     expect(problemsOf({ RTS_AUTH: 'off', RTS_HTTP_HOST: '0.0.0.0' })).toEqual([expect.stringMatching(/^RTS_AUTH: off only with a loopback RTS_HTTP_HOST/)]);
     expect(problemsOf({ RTS_AUTH: 'off', RTS_HTTP_HOST: '10.0.0.5' })).toEqual([expect.stringMatching(/^RTS_AUTH: /)]);
     expect(problemsOf({ RTS_AUTH: 'off', RTS_HTTP_HOST: 'hub.example.org' })).toEqual([expect.stringMatching(/^RTS_AUTH: /)]);
+    // No IPv4 address, so a host name the resolver looks up (a hosts entry, a search domain's wildcard): anything.
+    for (const host of ['127.0.0.300', '127.0.0.08', '127.0.0.1 ']) expect(problemsOf({ RTS_AUTH: 'off', RTS_HTTP_HOST: host })).toEqual([expect.stringMatching(/^RTS_AUTH: /)]);
+    expect(devLoginEnabled({ RTS_AUTH: 'on', RTS_HTTP_HOST: '127.0.0.300', RTS_EVENT_STORE: 'sqlite' })).toBe(false);
     // Tests and local experiments: on this machine only, as before.
     for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) expect(loadConfig({ RTS_AUTH: 'off', RTS_HTTP_HOST: host }).RTS_AUTH).toBe('off');
     expect(loadConfig({ RTS_AUTH: 'off' }).RTS_AUTH).toBe('off');
