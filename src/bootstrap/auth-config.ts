@@ -1,5 +1,6 @@
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
+import { holdsCprNumber } from '../domain/monitoring/cpr-like';
 import { decimalSetting, wholeNumberSetting } from './setting-numbers';
 
 /**
@@ -34,7 +35,10 @@ export const ApiKeys = z
       return z.NEVER;
     }
   })
-  .pipe(z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/, 'keys must be system ids'), z.string().regex(/^[0-9a-f]{64}$/, 'values must be sha256 hex digests')));
+  .pipe(z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/, 'keys must be system ids'), z.string().regex(/^[0-9a-f]{64}$/, 'values must be sha256 hex digests')))
+  // The caller's subject is system:<id>, recorded in clear in the audit trail (which erasure cannot reach), as a
+  // token's systemId is: refused there (tokens.ts) and by POST /systems, so none is a CPR number. Said without the id.
+  .refine((keys) => !Object.keys(keys).some(holdsCprNumber), "a system id must not be a CPR number: it is recorded in the audit trail, which erasure cannot reach");
 
 /** An address as dns.lookup answers it: 127.0.0.0/8 (also mapped into IPv6) or ::1. */
 export const isLoopbackAddress = (address: string): boolean => {

@@ -230,6 +230,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ RTS_HTTP_HOST: '0.0.0.0' }).RTS_AUTH).toBe('on');
   });
 
+  it("refuses an API key's system id that holds a CPR number, as a token's systemId and POST /systems do, never echoing it", () => {
+    const digest = 'a'.repeat(64);
+    for (const id of ['251248-1234', '2512481234', 'lab-251248-1234']) {
+      const problems = problemsOf({ RTS_API_KEYS: JSON.stringify({ [id]: digest }) });
+      expect(problems).toEqual([expect.stringMatching(/^RTS_API_KEYS\b.*CPR number/)]);
+      expect(problems.join()).not.toContain('1234');
+    }
+    expect(loadConfig({ RTS_API_KEYS: JSON.stringify({ 'lab-7': digest, 'order-202612021030': digest }) }).RTS_API_KEYS).toEqual({ 'lab-7': digest, 'order-202612021030': digest });
+  });
+
   it('refuses a secret with an odd number of hex digits: its last digit would be dropped unseen', () => {
     // Buffer.from(hex) stops at the last whole byte: 33 digits were read as the first 32, a key nobody wrote down
     // (the same secret in pseudonym.secret or auth.secret is refused already: two digits per byte).
