@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import type { Cpr } from '../domain/monitoring/cpr';
-import { NotFoundError } from '../domain/shared/errors';
+import { NotFoundError, UnavailableError } from '../domain/shared/errors';
 import { uuidV5 } from './ids';
 import type { Clock } from './ports/clock';
 import type { EventStore } from './ports/event-store';
@@ -55,6 +55,21 @@ export type ErasureOptions = Readonly<{
    */
   ifUnknown?: 'refuse' | 'erase';
 }>;
+
+/**
+ * An erasure this call recorded and whose key it deleted, but whose later steps failed (a full disk: the consultations'
+ * erasures or the registry's deletes could not be written): 503 erasure_incomplete, retry. `erasure` is what the
+ * answer would have been, for the caller's `patient erased` line: a repeat finds the event and the key's tombstone
+ * and answers alreadyErased, which writes no line, so the line is written now or never.
+ */
+export class ErasureIncompleteError extends UnavailableError {
+  constructor(readonly erasure: ErasureResult) {
+    super(
+      'erasure_incomplete',
+      "the erasure is recorded and the patient's key deleted, but the rest could not be finished now (clearing the key file, the consultations' texts or the registry's rows); retry the erasure",
+    );
+  }
+}
 
 /**
  * One recorded erasure: what a restored copy needs to repeat it, and nothing more. A patient's: the pseudonymous key
@@ -120,7 +135,9 @@ export class PatientErasure {
     // now: the key after a crash that followed the event, or the event in a backup that copied the events before an
     // erasure and the keys after it. That one was answered "already erased" and went unreported (no `patient erased`
     // line, `rts erasures apply` counting it as erased before).
-    const alreadyErased = holding.keyErased && holding.erasureRecorded;
+    // The key store's tombstone, not this process's memory: that says erased from the first attempt on (fail closed),
+    // also when the key store then failed (a full disk), and the repeat that deleted the key answered alreadyErased.
+    const alreadyErased = holding.erasureRecorded && holding.keyErased && (await this.keyTombstoned(patientKey));
     if (!holding.known && options.ifUnknown !== 'erase') {
       throw new NotFoundError('unknown_patient', 'the hub holds nothing of this patient (no document, no data key): nothing was erased');
     }
@@ -154,11 +171,27 @@ export class PatientErasure {
         first = { erasedAt: recorded?.erasedAt ?? erasedAt, alreadyErased: true, known: recorded?.known ?? holding.known };
       }
     }
-    await this.deps.protection.erase(patientKey);
-    // Also on a repeat (a restored copy, or a crash after step 2): each consultation's erasure is idempotent.
-    const consultations = (await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId })) ?? [];
-    for (const p of this.deps.projectors) await p.catchUp();
+    let consultations: Awaited<ReturnType<ConsultationContentErasure['erasePatient']>> = [];
+    try {
+      await this.deps.protection.erase(patientKey);
+      // Also on a repeat (a restored copy, or a crash after step 2): each consultation's erasure is idempotent.
+      consultations = (await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId })) ?? [];
+      for (const p of this.deps.projectors) await p.catchUp();
+    } catch (error) {
+      // Done by this call as far as a repeat can tell (event and tombstone): the caller's only chance of its line.
+      if (first.alreadyErased || !(await this.keyTombstoned(patientKey))) throw error;
+      throw new ErasureIncompleteError({ patientKey, ...first, consultationsWithTextsLeftInEvents: [] });
+    }
     return { patientKey, ...first, consultationsWithTextsLeftInEvents: consultations.filter((c) => c.textsLeftInEvents).map((c) => c.consultationId) };
+  }
+
+  /** Whether the key store holds the patient's tombstone (not this process's memory, which says erased at once). */
+  private async keyTombstoned(patientKey: string): Promise<boolean> {
+    try {
+      return this.deps.protection.erasedAt ? (await this.deps.protection.erasedAt(patientKey)) !== null : await this.deps.protection.isErased(patientKey);
+    } catch {
+      return false;
+    }
   }
 
   /** The PatientErased event's time and what it says the hub held; undefined without one. */

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Container } from 'inversify';
 import type { DateTime } from 'luxon';
 import pino, { type Logger } from 'pino';
-import type { ErasureOptions, ErasurePage, ErasureResult, PatientErasure } from '../application/patient-erasure';
+import { ErasureIncompleteError, type ErasureOptions, type ErasurePage, type ErasureResult, type PatientErasure } from '../application/patient-erasure';
 import type { ConsultationContentErasure, ContentErasureResult } from '../application/consultation/consultation-erasure';
 import { consultationViewFromStream } from '../application/consultation/consultation-view-from-stream';
 import { AuditTrail } from '../application/audit/audit-trail';
@@ -193,9 +193,16 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   const life = new Lifecycle();
   // The hub's `patient erased` line (key and time, never the CPR number) in the embedder's logger: a record of the
   // erasures outside the store, which `rts erasures apply --from` reads after a restore.
-  const logged = (result: ErasureResult): ErasureResult => {
-    logErasure(logger, result); // at every level of the embedder's logger but silent
-    return result;
+  const logged = async (erasing: Promise<ErasureResult>): Promise<ErasureResult> => {
+    try {
+      const result = await erasing;
+      logErasure(logger, result); // at every level of the embedder's logger but silent
+      return result;
+    } catch (error) {
+      // Recorded but not finished: a repeat answers alreadyErased, which writes no line, so it is written now.
+      if (error instanceof ErasureIncompleteError) logErasure(logger, error.erasure);
+      throw error;
+    }
   };
   const telemed = container.get<TeleMedService>(TOKENS.TeleMed);
   const xds = container.get<XdsBackend>(TOKENS.Xds);
@@ -298,10 +305,10 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
     // `ifUnknown: 'erase'`, for good) while the patient's data stayed, and a number given as a number put its digits
     // in a TypeError's message.
     erasePatient: life.wrap(async (patientId: Cpr, erasureOptions: ErasureOptions) =>
-      logged(await erasure.erase(parseCpr(patientId, 'patientId'), checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options')))),
+      logged(erasure.erase(parseCpr(patientId, 'patientId'), checkedOptions(ERASURE_OPTIONS, erasureOptions, 'options')))),
     eraseByKey: life.wrap(async (patientKey: string, erasureOptions: Omit<ErasureOptions, 'ifUnknown'>) => {
       const key = checkedOptions(PATIENT_KEY, patientKey, 'patientKey');
-      return logged(await erasure.eraseKey(key, { ...checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'), ifUnknown: 'erase' }));
+      return logged(erasure.eraseKey(key, { ...checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'), ifUnknown: 'erase' }));
     }),
     eraseConsultationContent: life.wrap(async (consultationId: string, erasureOptions: Omit<ErasureOptions, 'ifUnknown'>) => {
       if (typeof consultationId !== 'string' || !CONSULTATION_ID_PATTERN.test(consultationId)) {

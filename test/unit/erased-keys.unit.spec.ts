@@ -27,7 +27,10 @@ class CopyingKeyStore implements PatientKeyStore {
     return stored === 'erased' ? stored : Buffer.from(stored);
   }
   erase(patientKey: string, erasedAt: string) {
-    return this.inner.erase(patientKey);
+    return this.inner.erase(patientKey, erasedAt);
+  }
+  erasedAt(patientKey: string) {
+    return this.inner.erasedAt(patientKey);
   }
   async close() {}
 }

@@ -17,7 +17,8 @@ describe('PatientErasure', () => {
     const inRegistry = new Set<string>();
     const keyErasedAt = new Map<string, string>();
     const protection: Pick<PatientDataProtection, 'erase' | 'isErased' | 'hasKeyOrTombstone' | 'erasedAt'> = {
-      erasedAt: async (key) => keyErasedAt.get(key) ?? null,
+      // The key store's own answer, as PatientCipher's erasedAt reads it: the tombstone's time once erased.
+      erasedAt: async (key) => keyErasedAt.get(key) ?? (erased.has(key) ? '2026-03-01T10:00:00.000Z' : null),
       erase: async (key) => void erased.add(key),
       isErased: async (key) => erased.has(key),
       hasKeyOrTombstone: async (key) => withKey.has(key) || erased.has(key),
@@ -185,5 +186,64 @@ describe('PatientErasure', () => {
     expect(p2).toEqual({ items: [], next: expect.any(BigInt) });
     const p3 = await erasure.recorded(p2.next!, 2);
     expect(p3.items.map((i) => (i.kind === 'patient' ? i.patientKey : i.consultationId))).toEqual(['cons-0001', 'pabc']);
+  });
+});
+
+/**
+ * A full disk after the erasure is recorded and the key deleted: the registry's deletes (the projections' catch-up)
+ * fail. The caller's `patient erased` line, the erasure record a restore repeats, is written only for an answer that
+ * is not alreadyErased, and a repeat finds the event and the tombstone: it was never written (503 storage_unavailable,
+ * "the write did not happen", then 200 alreadyErased: true).
+ */
+describe('PatientErasure when the store fails after the key is deleted', () => {
+  const setUp = (failAt: 'key' | 'catch-up') => {
+    const tombstones = new Map<string, string>();
+    const erasedHere = new Set<string>();
+    let full = true;
+    const protection: Pick<PatientDataProtection, 'erase' | 'isErased' | 'hasKeyOrTombstone' | 'erasedAt'> = {
+      erasedAt: async (key) => tombstones.get(key) ?? null,
+      erase: async (key) => {
+        erasedHere.add(key); // the process forgets the key first (fail closed), as PatientCipher does
+        if (failAt === 'key' && full) throw new UnavailableError('storage_unavailable', 'disk full');
+        tombstones.set(key, '2026-03-01T10:00:00.000Z');
+      },
+      isErased: async (key) => erasedHere.has(key) || tombstones.has(key),
+      hasKeyOrTombstone: async () => true,
+    };
+    const erasure = new PatientErasure({
+      store: new InMemoryEventStore(),
+      protection: protection as PatientDataProtection,
+      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
+      registry: { knowsPatient: async () => true },
+      projectors: [
+        {
+          catchUp: async () => {
+            if (failAt === 'catch-up' && full) throw new UnavailableError('storage_unavailable', 'disk full');
+          },
+        },
+      ],
+      clock: { now: () => DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' }) },
+    });
+    return { erasure, spaceAgain: () => (full = false) };
+  };
+  const cpr = parseCpr('251248-1234');
+
+  it('answers 503 erasure_incomplete carrying the erasure as recorded, for its line; the repeat then says alreadyErased', async () => {
+    const { erasure, spaceAgain } = setUp('catch-up');
+    await expect(erasure.erase(cpr, { by: 'dpo' })).rejects.toMatchObject({
+      code: 'erasure_incomplete',
+      erasure: { patientKey: 'p2512481234', erasedAt: '2026-03-01T10:00:00Z', alreadyErased: false, known: true },
+    });
+    spaceAgain();
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toMatchObject({ alreadyErased: true });
+  });
+
+  it('a key store that could not delete the key fails as it did: the repeat finishes the erasure and is not alreadyErased', async () => {
+    const { erasure, spaceAgain } = setUp('key');
+    const failure = await erasure.erase(cpr, { by: 'dpo' }).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'storage_unavailable' });
+    expect(failure).not.toHaveProperty('erasure');
+    spaceAgain();
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toMatchObject({ alreadyErased: false });
   });
 });

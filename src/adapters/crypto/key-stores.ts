@@ -24,10 +24,16 @@ export class InMemoryKeyStore implements PatientKeyStore {
     this.keys.set(patientKey, Buffer.from(key));
     return this.keys.get(patientKey)!;
   }
-  async erase(patientKey: string) {
+  /** The first erasure's time, as the SQL stores keep it: the tombstone an erasure's repeat is told apart by. */
+  private readonly erasedTimes = new Map<string, string>();
+  async erase(patientKey: string, erasedAt: string) {
     const existing = this.keys.get(patientKey);
     if (existing && existing !== 'erased') existing.fill(0);
     this.keys.set(patientKey, 'erased');
+    if (!this.erasedTimes.has(patientKey)) this.erasedTimes.set(patientKey, erasedAt);
+  }
+  async erasedAt(patientKey: string) {
+    return this.erasedTimes.get(patientKey) ?? null;
   }
   async close() {}
 }

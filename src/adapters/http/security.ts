@@ -4,7 +4,7 @@ import { authorize, concernsPatientData, type Action, type ClinicianScope, type 
 import { AUDIT_PARTITIONS, type AuditEntry, type AuditOutcome } from '../../application/audit/audit-chain';
 import { MAX_AUDIT_DAYS_WALKED, startOfUtcDayMillis, verifyDaysOf, type AuditPage, type AuditSearch, type AuditTrail } from '../../application/audit/audit-trail';
 import { NotFoundError, ValidationError } from '../../domain/shared/errors';
-import type { ErasureResult, PatientErasure } from '../../application/patient-erasure';
+import { ErasureIncompleteError, type ErasureResult, type PatientErasure } from '../../application/patient-erasure';
 import { parseCpr, type Cpr } from '../../domain/monitoring/cpr';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { homeSystemOf } from '../../domain/consultation/consultation';
@@ -517,6 +517,15 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     logErasure(request.log, result); // at every log level but silent
     return { erased: true, patientKey: result.patientKey, erasedAt: result.erasedAt, alreadyErased: result.alreadyErased, known: result.known, consultationsWithTextsLeftInEvents: result.consultationsWithTextsLeftInEvents };
   };
+  /** The erasure's answer; one recorded but not finished (503) still gets its line: a repeat answers alreadyErased. */
+  const erasing = async (request: FastifyRequest, erasure: Promise<ErasureResult>) => {
+    try {
+      return erased(request, await erasure);
+    } catch (error) {
+      if (error instanceof ErasureIncompleteError) logErasure(request.log, error.erasure);
+      throw error;
+    }
+  };
 
   /**
    * The erasure by CPR number, of POST /erasures and of the deprecated DELETE /patients/{patientId}: they differ only
@@ -529,7 +538,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     if (request.audited) request.audited.patientKey = deps.patientKeyOf(cpr);
     try {
       const by = request.principal?.subject ?? 'anonymous';
-      return erased(request, await deps.erasure.erase(cpr, { by, correlationId: String(request.id), ifUnknown }));
+      return await erasing(request, deps.erasure.erase(cpr, { by, correlationId: String(request.id), ifUnknown }));
     } catch (error) {
       if ((error as { code?: string }).code !== 'unknown_patient') throw error;
       throw new NotFoundError(
@@ -558,7 +567,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
   // record of an erasure, and one that matches no patient of this copy blocks nobody else.
   app.put('/erasures/:patientKey', async (request) => {
     const { patientKey } = parseInput(ErasureByKeyParams, request.params, 'path');
-    return erased(request, await deps.erasure.eraseKey(patientKey, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id), ifUnknown: 'erase' }));
+    return erasing(request, deps.erasure.eraseKey(patientKey, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id), ifUnknown: 'erase' }));
   });
 
   app.get('/erasures', async (request) => {
