@@ -18,6 +18,19 @@ export const KEY_ERASURE_EVENT_TYPES: ReadonlySet<string> = new Set([PATIENT_ERA
  */
 export const ERASED_KEYS_COALESCE_MS = 250;
 
+/**
+ * Whether the key store holds the key's tombstone: not this process's memory (isErased), which says erased from an
+ * erasure's first attempt on (fail closed), also when the key store then failed (a full disk). An erasure's repeat
+ * is "already erased" only on the tombstone: otherwise the repeat that deleted the key wrote no erasure line.
+ */
+export const keyTombstoned = async (protection: PatientDataProtection, keyId: string): Promise<boolean> => {
+  try {
+    return protection.erasedAt ? (await protection.erasedAt(keyId)) !== null : await protection.isErased(keyId);
+  } catch {
+    return false;
+  }
+};
+
 /** The data key an erasure event shreds: the patient's (its pseudonymous key) or the consultation's own. */
 export const erasedKeyOf = (event: Pick<RecordedEvent, 'type' | 'data'>): string | null => {
   if (event.type === PATIENT_ERASED) {

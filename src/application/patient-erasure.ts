@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import type { Cpr } from '../domain/monitoring/cpr';
 import { NotFoundError, UnavailableError } from '../domain/shared/errors';
+import { keyTombstoned } from './erased-keys';
 import { uuidV5 } from './ids';
 import type { Clock } from './ports/clock';
 import type { EventStore } from './ports/event-store';
@@ -186,12 +187,8 @@ export class PatientErasure {
   }
 
   /** Whether the key store holds the patient's tombstone (not this process's memory, which says erased at once). */
-  private async keyTombstoned(patientKey: string): Promise<boolean> {
-    try {
-      return this.deps.protection.erasedAt ? (await this.deps.protection.erasedAt(patientKey)) !== null : await this.deps.protection.isErased(patientKey);
-    } catch {
-      return false;
-    }
+  private keyTombstoned(patientKey: string): Promise<boolean> {
+    return keyTombstoned(this.deps.protection, patientKey);
   }
 
   /** The PatientErased event's time and what it says the hub held; undefined without one. */

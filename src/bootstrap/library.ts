@@ -3,7 +3,7 @@ import type { Container } from 'inversify';
 import type { DateTime } from 'luxon';
 import pino, { type Logger } from 'pino';
 import { ErasureIncompleteError, type ErasureOptions, type ErasurePage, type ErasureResult, type PatientErasure } from '../application/patient-erasure';
-import type { ConsultationContentErasure, ContentErasureResult } from '../application/consultation/consultation-erasure';
+import { ContentErasureIncompleteError, type ConsultationContentErasure, type ContentErasureResult } from '../application/consultation/consultation-erasure';
 import { consultationViewFromStream } from '../application/consultation/consultation-view-from-stream';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { AuditEntry } from '../application/audit/audit-chain';
@@ -314,7 +314,14 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
       if (typeof consultationId !== 'string' || !CONSULTATION_ID_PATTERN.test(consultationId)) {
         throw new ValidationError('invalid_request', 'consultationId: a UUID', [{ path: 'consultationId', message: 'a UUID' }]);
       }
-      const result = await container.get<ConsultationContentErasure>(TOKENS.ConsultationErasure).erase(consultationId, checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'));
+      const result = await container
+        .get<ConsultationContentErasure>(TOKENS.ConsultationErasure)
+        .erase(consultationId, checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'))
+        .catch((error: unknown) => {
+          // Recorded but not finished: a repeat answers alreadyErased, which writes no line, so it is written now.
+          if (error instanceof ContentErasureIncompleteError) logConsultationErasure(logger, error.erasure);
+          throw error;
+        });
       logConsultationErasure(logger, result);
       return result;
     }),

@@ -150,3 +150,65 @@ describe('sealed consultation texts', () => {
     expect(planConsultationDownlink(event('ConsultationContentErased', { cause: 'requested', erasedAt: '2024-05-01T10:20:00Z' }), context)).toEqual([]);
   });
 });
+
+/**
+ * A full disk during a consultation's erasure by id. Its `consultation content erased` line, the record a restore
+ * repeats, is written only for an answer that is not alreadyErased, and a repeat found the event: after a key store
+ * that failed, the repeat that deleted the key said alreadyErased and no line was ever written.
+ */
+describe("a consultation's erasure when the disk fills", () => {
+  const cid = 'c0ffee00-0000-4000-8000-0000000000d1';
+  const setUp = () => {
+    const keys = new InMemoryKeyStore();
+    let failKeyErase = false;
+    let failReadsAfterErase = false;
+    let failReads = false;
+    const erase = keys.erase.bind(keys);
+    keys.erase = async (keyId: string, erasedAt: string) => {
+      if (failKeyErase) throw Object.assign(new Error('disk full'), { code: 'storage_unavailable' });
+      await erase(keyId, erasedAt);
+      failReads = failReadsAfterErase;
+    };
+    const protection = new PatientCipher({ keys });
+    const inner = new InMemoryEventStore();
+    const store = Object.assign(Object.create(inner) as InMemoryEventStore, {
+      readStream: (...args: Parameters<InMemoryEventStore['readStream']>) => {
+        if (failReads) return Promise.reject(Object.assign(new Error('disk full'), { code: 'storage_unavailable' }));
+        return inner.readStream(...args);
+      },
+    });
+    const erasure = new ConsultationContentErasure({ store, protection, clock });
+    const request = { id: uuidV5(`r/${cid}`), type: 'ConsultationRequested', data: { consultationId: cid, clinicalQuestion: 'q', summary: '', attachments: [], patientKeys: [] } };
+    return {
+      erasure,
+      requested: () => new SealingConsultationStore(inner, protection).appendToStream(consultationStreamName(cid), [request]),
+      failKeyErase: (on: boolean) => (failKeyErase = on),
+      failReadsAfterErase: () => (failReadsAfterErase = true),
+      spaceAgain: () => ((failKeyErase = false), (failReadsAfterErase = false), (failReads = false)),
+    };
+  };
+
+  it('a key store that could not delete the key: the repeat finishes the erasure and is not alreadyErased', async () => {
+    const t = setUp();
+    await t.requested();
+    t.failKeyErase(true);
+    const failure = await t.erasure.erase(cid, { by: 'dpo' }).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'storage_unavailable' });
+    expect(failure).not.toHaveProperty('erasure');
+    t.spaceAgain();
+    expect(await t.erasure.erase(cid, { by: 'dpo' })).toMatchObject({ alreadyErased: false });
+    expect(await t.erasure.erase(cid, { by: 'dpo' })).toMatchObject({ alreadyErased: true });
+  });
+
+  it('the key deleted and a later step failing: 503 erasure_incomplete carrying the erasure, for its line; the repeat says alreadyErased', async () => {
+    const t = setUp();
+    await t.requested();
+    t.failReadsAfterErase();
+    await expect(t.erasure.erase(cid, { by: 'dpo' })).rejects.toMatchObject({
+      code: 'erasure_incomplete',
+      erasure: { consultationId: cid, erasedAt: '2024-05-01T10:00:00.000Z', alreadyErased: false },
+    });
+    t.spaceAgain();
+    expect(await t.erasure.erase(cid, { by: 'dpo' })).toMatchObject({ alreadyErased: true, erasedAt: '2024-05-01T10:00:00.000Z' });
+  });
+});

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
+import { ContentErasureIncompleteError } from '../../application/consultation/consultation-erasure';
 import { consultationParties, type ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
 import {
@@ -266,7 +267,11 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
   // to reach a consultation no patient's erasure reaches (no attachment, or documents of another hub).
   app.delete('/consultations/:id/content', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
-    const r = await consultations.eraseContent(id, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) });
+    const r = await consultations.eraseContent(id, { by: request.principal?.subject ?? 'anonymous', correlationId: String(request.id) }).catch((error: unknown) => {
+      // Recorded but not finished (503 erasure_incomplete): a repeat answers alreadyErased, so its line is written now.
+      if (error instanceof ContentErasureIncompleteError) logConsultationErasure(request.log, error.erasure);
+      throw error;
+    });
     logConsultationErasure(request.log, r); // at every log level but silent: a record rts erasures apply repeats
     return { erased: true as const, consultationId: r.consultationId, erasedAt: r.erasedAt, alreadyErased: r.alreadyErased, textsLeftInEvents: r.textsLeftInEvents };
   });

@@ -369,7 +369,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     description:
       'The CPR number goes in the JSON body, not the URL, where reverse proxies, load balancers and browsers log it. ' +
       'Idempotent: a repeat answers alreadyErased: true and the erasedAt first recorded. A CPR number the hub holds nothing of (no document, no data key: a typo, or a person who never used it) answers 404 unknown_patient and changes nothing; with "unknown": "erase" the erasure is recorded anyway (known: false), and uploads for that number are refused from then on. ' +
-      'Audited as patient.erase under the patient\'s pseudonymous key, also when refused; answered once its audit event is stored. The erasure joins the register of GET /erasures. 503 erasure_incomplete: the key file could not be cleared of the key yet; retry.',
+      'Audited as patient.erase under the patient\'s pseudonymous key, also when refused; answered once its audit event is stored. The erasure joins the register of GET /erasures. 503 erasure_incomplete: the key file could not be cleared of the key yet, or, the erasure recorded and the key deleted, a later step could not be written (a full disk: the consultations\' texts, the registry\'s rows); retry.',
     access: OPERATOR,
     body: ErasureBody,
     ok: { '200': { description: 'Erased', schema: ErasureResponse } },

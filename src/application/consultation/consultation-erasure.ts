@@ -1,6 +1,8 @@
 import { documentStreamName } from '../../domain/documents/document-entry';
 import { consultationDecider, consultationStreamName, type ConsultationState, type ContentErasureCause } from '../../domain/consultation/consultation';
+import { UnavailableError } from '../../domain/shared/errors';
 import { handleCommand } from '../command-handling';
+import { keyTombstoned } from '../erased-keys';
 import { uuidV5 } from '../ids';
 import type { Clock } from '../ports/clock';
 import type { EventStore } from '../ports/event-store';
@@ -18,6 +20,18 @@ export type ContentErasureResult = Readonly<{
   textsLeftInEvents: boolean;
 }>;
 export type ContentErasureOptions = Readonly<{ by: string; correlationId?: string; cause?: ContentErasureCause }>;
+
+/**
+ * A consultation's erasure this call recorded and whose key it deleted, but whose later steps failed (a full disk):
+ * 503 erasure_incomplete, retry. `erasure` is what the answer would have been, for the caller's `consultation content
+ * erased` line: a repeat finds the event and the key's tombstone and answers alreadyErased, which writes no line, so
+ * the line is written now or never (as PatientErasure's ErasureIncompleteError).
+ */
+export class ContentErasureIncompleteError extends UnavailableError {
+  constructor(readonly erasure: ContentErasureResult) {
+    super('erasure_incomplete', "the erasure is recorded and the consultation's key deleted, but the rest could not be finished now; retry the erasure");
+  }
+}
 
 /** How many ConsultationRequested events one page of the scan by patient reads. */
 const SCAN_PAGE = 500;
@@ -49,11 +63,21 @@ export class ConsultationContentErasure {
       { type: 'EraseConsultationContent', consultationId, cause: options.cause ?? 'requested', now },
       { commandId: uuidV5(`erase-consultation/${consultationId}`), metadata: { correlationId: options.correlationId, by: options.by } },
     );
-    await this.deps.protection.erase(consultationDataKey(consultationId));
-    const { events } = await this.deps.store.readStream(streamName);
-    const state = events.reduce<ConsultationState>((s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as never), consultationDecider.initialState());
-    const erasedAt = state.status !== 'none' && state.contentErasedAt !== null ? state.contentErasedAt : now;
-    return { consultationId, erasedAt, alreadyErased: newEvents.length === 0, textsLeftInEvents: events.some((e) => holdsClearText(e.type, e.data)) };
+    const keyId = consultationDataKey(consultationId);
+    // Erased before: its event and its key's tombstone. A repeat of an erasure whose key deletion failed (a full disk)
+    // completes it now, and says so (its line is written), as a patient's does (PatientErasure.eraseKey).
+    const alreadyErased = newEvents.length === 0 && (await keyTombstoned(this.deps.protection, keyId));
+    try {
+      await this.deps.protection.erase(keyId);
+      const { events } = await this.deps.store.readStream(streamName);
+      const state = events.reduce<ConsultationState>((s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as never), consultationDecider.initialState());
+      const erasedAt = state.status !== 'none' && state.contentErasedAt !== null ? state.contentErasedAt : now;
+      return { consultationId, erasedAt, alreadyErased, textsLeftInEvents: events.some((e) => holdsClearText(e.type, e.data)) };
+    } catch (error) {
+      // Done by this call as far as a repeat can tell (event and tombstone): the caller's only chance of its line.
+      if (alreadyErased || !(await keyTombstoned(this.deps.protection, keyId))) throw error;
+      throw new ContentErasureIncompleteError({ consultationId, erasedAt: now, alreadyErased: false, textsLeftInEvents: false });
+    }
   }
 
   /** Erases the content of every consultation linked to the patient, oldest request first. Idempotent. */

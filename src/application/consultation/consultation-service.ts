@@ -20,7 +20,7 @@ import type { PatientDataProtection } from '../ports/patient-data-protection';
 import type { DocumentEntries } from '../ports/document-entries';
 import type { DocumentStatus } from '../../domain/documents/document-entry';
 import { PATIENT_ERASED, patientStreamName } from '../sealed-documents';
-import { ConsultationContentErasure, type ContentErasureResult } from './consultation-erasure';
+import { ConsultationContentErasure, ContentErasureIncompleteError, type ContentErasureResult } from './consultation-erasure';
 import { SealingConsultationStore } from './sealed-consultations';
 import { monthSeries, type ConsultationView, type MonthCount } from './consultation-projection';
 import type { ConsultationReadModel, ConsultationRole } from './consultation-read-model';
@@ -273,7 +273,13 @@ export class ConsultationService {
    */
   async eraseContent(consultationId: string, options: Readonly<{ by: string; correlationId?: string }>): Promise<ContentErasureResult> {
     const result = await this.erasure.erase(consultationId, { ...options, cause: 'requested' });
-    await this.deps.projector.catchUp();
+    try {
+      await this.deps.projector.catchUp();
+    } catch (error) {
+      // Recorded and its key deleted: a repeat answers alreadyErased, so the caller's line is written now or never.
+      if (result.alreadyErased) throw error;
+      throw new ContentErasureIncompleteError(result);
+    }
     return result;
   }
 
