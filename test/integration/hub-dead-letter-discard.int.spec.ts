@@ -82,6 +82,25 @@ afterAll(async () => {
   data.remove();
 });
 
+// A read shows the body as it came, which may hold patient data (a consultation's text sent without message security):
+// audited as dead_letters.read, allowed or refused, as a discard is. Before, only a refused read was on record.
+describe('reading a dead letter', () => {
+  it("records an operator's read, whose answer shows the body, in the audit trail, and a refused one too, never with the body", async () => {
+    const [letter] = await deadLetter('r', 1);
+    const shown = await call('GET', `/dead-letters/${letter!.id}`, operator);
+    expect(shown.status).toBe(200);
+    expect(JSON.stringify(shown.body.body)).toContain(MARKER);
+    // Reads do not wait for their audit event: looked for until it is there.
+    const readsOf = async () => ((await call('POST', '/audit/search', operator, { resource: letter!.id })).body.items as Array<Record<string, unknown>>).filter((e) => e.action === 'dead_letters.read');
+    await until('the read in the audit trail', async () => (await readsOf()).length > 0, 10_000);
+    expect((await readsOf())[0]).toMatchObject({ subject: 'ops-alice', role: 'operator', action: 'dead_letters.read', resource: letter!.id, outcome: 'allowed', status: 200, patientKey: null });
+    const clinician = await login({ role: 'clinician', systemId: 'xian', sub: 'dr-nosy' });
+    expect((await call('GET', `/dead-letters/${letter!.id}`, clinician)).status).toBe(403);
+    await until('the refusal in the audit trail', async () => (await readsOf()).some((e) => e.subject === 'dr-nosy' && e.outcome === 'denied'), 10_000);
+    expect(JSON.stringify(await readsOf())).not.toContain(MARKER);
+  });
+});
+
 describe('discarding a dead letter', () => {
   it('takes that message off the dead letter queue, leaves the others, and answers 410 with the record from then on', async () => {
     const [first, ...kept] = await deadLetter('a', 3);
