@@ -158,7 +158,7 @@ describe('sealed consultation texts', () => {
  */
 describe("a consultation's erasure when the disk fills", () => {
   const cid = 'c0ffee00-0000-4000-8000-0000000000d1';
-  const setUp = () => {
+  const setUp = (at: Readonly<{ now: () => DateTime }> = clock) => {
     const keys = new InMemoryKeyStore();
     let failKeyErase = false;
     let failReadsAfterErase = false;
@@ -177,7 +177,7 @@ describe("a consultation's erasure when the disk fills", () => {
         return inner.readStream(...args);
       },
     });
-    const erasure = new ConsultationContentErasure({ store, protection, clock });
+    const erasure = new ConsultationContentErasure({ store, protection, clock: at });
     const request = { id: uuidV5(`r/${cid}`), type: 'ConsultationRequested', data: { consultationId: cid, clinicalQuestion: 'q', summary: '', attachments: [], patientKeys: [] } };
     return {
       erasure,
@@ -210,5 +210,20 @@ describe("a consultation's erasure when the disk fills", () => {
     });
     t.spaceAgain();
     expect(await t.erasure.erase(cid, { by: 'dpo' })).toMatchObject({ alreadyErased: true, erasedAt: '2024-05-01T10:00:00.000Z' });
+  });
+
+  it("a repeat that deletes the key and then fails answers 503 with the time recorded, not the repeat's own (its line is what a restore reads)", async () => {
+    let now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
+    const t = setUp({ now: () => now });
+    await t.requested();
+    t.failKeyErase(true); // recorded at 10:00, its key not deleted
+    await expect(t.erasure.erase(cid, { by: 'dpo' })).rejects.toMatchObject({ code: 'storage_unavailable' });
+    now = now.plus({ hours: 2 });
+    t.failKeyErase(false);
+    t.failReadsAfterErase(); // the repeat deletes the key, then its read fails
+    await expect(t.erasure.erase(cid, { by: 'dpo' })).rejects.toMatchObject({
+      code: 'erasure_incomplete',
+      erasure: { consultationId: cid, erasedAt: '2024-05-01T10:00:00.000Z', alreadyErased: false },
+    });
   });
 });

@@ -5,7 +5,7 @@ import { handleCommand } from '../command-handling';
 import { keyTombstoned } from '../erased-keys';
 import { uuidV5 } from '../ids';
 import type { Clock } from '../ports/clock';
-import type { EventStore } from '../ports/event-store';
+import type { EventStore, RecordedEvent } from '../ports/event-store';
 import type { PatientDataProtection } from '../ports/patient-data-protection';
 import { consultationDataKey, holdsClearText } from './sealed-consultations';
 
@@ -32,6 +32,12 @@ export class ContentErasureIncompleteError extends UnavailableError {
     super('erasure_incomplete', "the erasure is recorded and the consultation's key deleted, but the rest could not be finished now; retry the erasure");
   }
 }
+
+/** When the consultation's texts were erased, as its events record it; `otherwise` for a stream without that. */
+const contentErasedAt = (events: readonly Pick<RecordedEvent, 'type' | 'data'>[], otherwise: string): string => {
+  const state = events.reduce<ConsultationState>((s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as never), consultationDecider.initialState());
+  return state.status !== 'none' && state.contentErasedAt !== null ? state.contentErasedAt : otherwise;
+};
 
 /** How many ConsultationRequested events one page of the scan by patient reads. */
 const SCAN_PAGE = 500;
@@ -67,16 +73,17 @@ export class ConsultationContentErasure {
     // Erased before: its event and its key's tombstone. A repeat of an erasure whose key deletion failed (a full disk)
     // completes it now, and says so (its line is written), as a patient's does (PatientErasure.eraseKey).
     const alreadyErased = newEvents.length === 0 && (await keyTombstoned(this.deps.protection, keyId));
+    // The time recorded, for the 503 below: this call's, or, a repeat finishing an erasure recorded earlier, its
+    // event's, read before the key goes (a read failing after it left only this call's clock for the line).
+    const recordedAt = newEvents.length > 0 || alreadyErased ? now : contentErasedAt((await this.deps.store.readStream(streamName)).events, now);
     try {
       await this.deps.protection.erase(keyId);
       const { events } = await this.deps.store.readStream(streamName);
-      const state = events.reduce<ConsultationState>((s, e) => consultationDecider.evolve(s, { type: e.type, data: e.data } as never), consultationDecider.initialState());
-      const erasedAt = state.status !== 'none' && state.contentErasedAt !== null ? state.contentErasedAt : now;
-      return { consultationId, erasedAt, alreadyErased, textsLeftInEvents: events.some((e) => holdsClearText(e.type, e.data)) };
+      return { consultationId, erasedAt: contentErasedAt(events, now), alreadyErased, textsLeftInEvents: events.some((e) => holdsClearText(e.type, e.data)) };
     } catch (error) {
       // Done by this call as far as a repeat can tell (event and tombstone): the caller's only chance of its line.
       if (alreadyErased || !(await keyTombstoned(this.deps.protection, keyId))) throw error;
-      throw new ContentErasureIncompleteError({ consultationId, erasedAt: now, alreadyErased: false, textsLeftInEvents: false });
+      throw new ContentErasureIncompleteError({ consultationId, erasedAt: recordedAt, alreadyErased: false, textsLeftInEvents: false });
     }
   }
 
