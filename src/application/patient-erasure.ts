@@ -169,7 +169,9 @@ export class PatientErasure {
         );
       if (recordedFirst) {
         const recorded = await this.recordedErasure(patientKey);
-        first = { erasedAt: recorded?.erasedAt ?? erasedAt, alreadyErased: true, known: recorded?.known ?? holding.known };
+        // Already erased only once the key store holds the tombstone, as above: the other call may fail to delete the
+        // key (and write no line) while this one deletes it, and the repeat then finds both and writes none either.
+        first = { erasedAt: recorded?.erasedAt ?? erasedAt, alreadyErased: await this.keyTombstoned(patientKey), known: recorded?.known ?? holding.known };
       }
     }
     let consultations: Awaited<ReturnType<ConsultationContentErasure['erasePatient']>> = [];

@@ -84,8 +84,21 @@ describe('PatientErasure', () => {
       await original(streamName, events.map((e) => ({ ...e, data: { ...e.data, erasedAt: '2026-03-01T09:59:30Z', by: 'other-hub' } })));
       throw new ExpectedVersionConflictError(streamName, 'no_stream', 0n);
     };
-    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T09:59:30Z', alreadyErased: true, known: true, consultationsWithTextsLeftInEvents: [] });
+    // The other hub has not deleted the key (yet, or ever: its key store may fail): this call does, so it is not
+    // "already erased" and writes the line, as the repeat after a crash between event and key does (below).
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toEqual({ patientKey: 'p2512481234', erasedAt: '2026-03-01T09:59:30Z', alreadyErased: false, known: true, consultationsWithTextsLeftInEvents: [] });
     expect(erased.has('p2512481234')).toBe(true);
+  });
+
+  it('the same race after the other hub deleted the key too: already erased', async () => {
+    const { erasure, store, erased } = setUp();
+    const original = store.appendToStream.bind(store);
+    store.appendToStream = async (streamName, events) => {
+      await original(streamName, events.map((e) => ({ ...e, data: { ...e.data, erasedAt: '2026-03-01T09:59:30Z', by: 'other-hub' } })));
+      erased.add('p2512481234');
+      throw new ExpectedVersionConflictError(streamName, 'no_stream', 0n);
+    };
+    expect(await erasure.erase(cpr, { by: 'dpo' })).toMatchObject({ erasedAt: '2026-03-01T09:59:30Z', alreadyErased: true });
   });
 
   it('an erasure whose event could not be recorded fails and keeps the key (nothing is shredded unrecorded)', async () => {
@@ -245,5 +258,54 @@ describe('PatientErasure when the store fails after the key is deleted', () => {
     expect(failure).not.toHaveProperty('erasure');
     spaceAgain();
     expect(await erasure.erase(cpr, { by: 'dpo' })).toMatchObject({ alreadyErased: false });
+  });
+});
+
+/**
+ * Two erasures of one patient at once (two requests, or two hubs on one PostgreSQL store): the one that recorded the
+ * event has its key deletion fail, the other, which found the event recorded, deletes the key after the first has
+ * looked for the tombstone. The `patient erased` line must still be written by one of them (an answer not
+ * alreadyErased, or a 503 erasure_incomplete carrying the erasure): the repeat finds event and tombstone and writes none.
+ */
+describe('PatientErasure: concurrent erasures whose recorder could not delete the key', () => {
+  it('one of them, or the repeat, still answers with the line', async () => {
+    const tombstones = new Map<string, string>();
+    let erases = 0;
+    const protection: Pick<PatientDataProtection, 'erase' | 'isErased' | 'hasKeyOrTombstone' | 'erasedAt'> = {
+      erasedAt: async (key) => tombstones.get(key) ?? null,
+      erase: async (key) => {
+        if (++erases === 1) throw new UnavailableError('storage_unavailable', 'the key store could not be written');
+        await new Promise((resolve) => setImmediate(resolve)); // a round trip: done after the first has failed
+        tombstones.set(key, '2026-03-01T10:00:00.000Z');
+      },
+      isErased: async (key) => tombstones.has(key),
+      hasKeyOrTombstone: async () => true,
+    };
+    const store = new InMemoryEventStore();
+    const original = store.appendToStream.bind(store);
+    const waiting: (() => void)[] = [];
+    store.appendToStream = async (...args: Parameters<typeof store.appendToStream>) => {
+      await new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        if (waiting.length === 2) for (const go of waiting) go();
+      });
+      return original(...args);
+    };
+    const erasure = new PatientErasure({
+      store,
+      protection: protection as PatientDataProtection,
+      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
+      registry: { knowsPatient: async () => true },
+      projectors: [],
+      clock: { now: () => DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' }) },
+    });
+    const cpr = parseCpr('251248-1234');
+    const outcomes = await Promise.allSettled([erasure.erase(cpr, { by: 'dpo' }), erasure.erase(cpr, { by: 'dpo' })]);
+    const repeat = await erasure.erase(cpr, { by: 'dpo' }).then((r) => ({ status: 'fulfilled' as const, value: r }), (reason: unknown) => ({ status: 'rejected' as const, reason }));
+    const lines = [...outcomes, repeat].filter((o) =>
+      o.status === 'fulfilled' ? !o.value.alreadyErased : (o.reason as { code?: string }).code === 'erasure_incomplete',
+    );
+    expect(tombstones.has('p2512481234')).toBe(true);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
   });
 });
