@@ -90,13 +90,15 @@ export class Deadlines {
         const report = result.consultation.report;
         if (c.kind === 'resend' && result.changed && report !== null && report.nextResendAt === null && report.acknowledgedAt === null) {
           this.deps.logger?.warn(
-            { consultationId: c.consultationId, correlationId: correlationOf.get(c.consultationId), resends: report.resends },
+            { consultationId: loggableId(c.consultationId), correlationId: loggableId(correlationOf.get(c.consultationId)), resends: report.resends },
             'consultation report not acknowledged after its last resend: it is not sent again; ask the applicant system whether it has the report',
           );
         }
       } catch (error) {
-        // One failing timer must not hold up the others; it is due again on the next poll.
-        this.deps.logger?.warn({ err: error, kind: c.kind, consultationId: c.consultationId, correlationId: loggableId(correlationOf.get(c.consultationId)) }, 'consultation timer failed; retrying on the next poll');
+        // One failing timer must not hold up the others; it is due again on the next poll. The ids through loggableId:
+        // a legacy consultation's id may hold a CPR number (its timers still run: legacy-id.ts), and so may a
+        // correlation id, glued into other digits.
+        this.deps.logger?.warn({ err: error, kind: c.kind, consultationId: loggableId(c.consultationId), correlationId: loggableId(correlationOf.get(c.consultationId)) }, 'consultation timer failed; retrying on the next poll');
       }
     }
     return changed;

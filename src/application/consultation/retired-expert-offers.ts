@@ -1,3 +1,4 @@
+import { loggableId } from '../../domain/monitoring/cpr-like';
 import { readCoveredPage } from '../covered-page';
 import type { DirectoryReadModel } from '../directory/directory-read-model';
 import { BackgroundDrain } from '../drain-loop';
@@ -134,7 +135,8 @@ export class RetiredExpertOffers extends BackgroundDrain {
     let failed = 0;
     for (const w of withdrawals) {
       const commandId = withdrawalCommandId(w.consultationId, w.offerIndex);
-      const ids = { consultationId: w.consultationId, correlationId: w.correlationId, offerIndex: w.offerIndex, expertId: w.expertId };
+      // For the lines: a legacy consultation id may hold a CPR number, a correlation id one glued into other digits.
+      const ids = { consultationId: loggableId(w.consultationId), correlationId: loggableId(w.correlationId), offerIndex: w.offerIndex, expertId: w.expertId };
       if ((this.attempts.get(commandId) ?? 0) >= MAX_ATTEMPTS) continue; // given up on already (logged then)
       try {
         const { changed } = await this.deps.service.withdrawOffer(w.consultationId, { expertId: w.expertId, offerIndex: w.offerIndex, reason: 'expert_retired' }, { commandId });
