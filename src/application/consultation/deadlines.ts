@@ -52,6 +52,11 @@ export type DeadlinesDependencies = Readonly<{
    * the offer is open. Offers due after the start expire on time.
    */
   startGraceMs?: number;
+  /**
+   * Milliseconds on a monotonic clock (default performance.now()): the start grace is measured on it. On the wall
+   * clock, an NTP step just after a start (a VM's boot) stretched the grace by a step back, or ended it at once.
+   */
+  monotonicMs?: () => number;
   logger?: ProjectorLogger;
 }>;
 
@@ -59,8 +64,11 @@ export const START_GRACE_MS = 30_000;
 
 export class Deadlines {
   private stopped = true;
-  /** When start() was called (ms), while the start grace lasts; null without one. */
-  private startedAt: number | null = null;
+  /**
+   * When start() was called, while the start grace lasts (null without one): `wall` (ms) tells the offers that ran out
+   * before the start, `monotonic` (ms) how long the grace has lasted.
+   */
+  private startedAt: Readonly<{ wall: number; monotonic: number }> | null = null;
   private loop: Promise<void> | null = null;
   /**
    * Fired by stop(): ends the loop's sleep, or the next one at once when stop() came during a poll (a wake-up callback
@@ -70,13 +78,17 @@ export class Deadlines {
 
   constructor(private readonly deps: DeadlinesDependencies) {}
 
+  private monotonicMs(): number {
+    return this.deps.monotonicMs?.() ?? performance.now();
+  }
+
   /** Fire every timer due now; returns how many commands recorded events. */
   async runOnce(): Promise<number> {
     await this.deps.projector.catchUp();
     const now = this.deps.clock.now().toUTC().toISO()!;
     const rows = await this.deps.consultations.dueTimers(now, this.deps.batchSize ?? 500);
     const correlationOf = new Map(rows.map((r) => [r.consultationId, r.correlationId]));
-    const commands = expireDue(now, rows).filter((c) => c.kind !== 'expire' || !this.inStartGrace(now, rows, c));
+    const commands = expireDue(now, rows).filter((c) => c.kind !== 'expire' || !this.inStartGrace(rows, c));
     let changed = 0;
     for (const c of commands) {
       try {
@@ -104,15 +116,14 @@ export class Deadlines {
     return changed;
   }
 
-  private inStartGrace(now: string, rows: readonly DueTimerRow[], c: Extract<TimerCommand, { kind: 'expire' }>): boolean {
+  private inStartGrace(rows: readonly DueTimerRow[], c: Extract<TimerCommand, { kind: 'expire' }>): boolean {
     if (this.startedAt === null) return false;
-    const at = DateTime.fromISO(now).toMillis();
-    if (at >= this.startedAt + (this.deps.startGraceMs ?? START_GRACE_MS)) {
+    if (this.monotonicMs() - this.startedAt.monotonic >= (this.deps.startGraceMs ?? START_GRACE_MS)) {
       this.startedAt = null;
       return false;
     }
     const row = rows.find((r) => r.kind === 'offer' && r.consultationId === c.consultationId && r.offerIndex === c.offerIndex);
-    return row !== undefined && DateTime.fromISO(row.dueAt).toMillis() < this.startedAt;
+    return row !== undefined && DateTime.fromISO(row.dueAt).toMillis() < this.startedAt.wall;
   }
 
   /**
@@ -123,7 +134,7 @@ export class Deadlines {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.startedAt = this.deps.clock.now().toMillis();
+    this.startedAt = { wall: this.deps.clock.now().toMillis(), monotonic: this.monotonicMs() };
     // A store that cannot be reached fails every poll alike: one line per 10 s, and one when it works again.
     const failures = new RepeatedFailureLog(this.deps.logger, { failed: 'consultation deadlines failed; retrying', recovered: 'consultation deadlines work again' });
     // This loop's own: a loop a stop() ended keeps to its end even when start() is called again before it got there.
