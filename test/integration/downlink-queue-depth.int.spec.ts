@@ -95,10 +95,14 @@ test('the offline system comes back and drains its queue: the figure falls to 0'
 
 test('after a failover to a broker without the statistics plugin: no series and null on GET /systems, one warning however many readings fail', async () => {
   expect(await depthOf('city-on')).toBe(0);
+  // The warnings from here on: on a loaded machine a reading before the failover may have gone unanswered too (its
+  // warning, then a reading that worked again, which ends that one; ci117 saw two lines so).
+  const from = logLines.length;
+  const warnings = () => logLines.slice(from).filter((l) => String(l.msg).startsWith('the depth of the downlink queues cannot be read'));
   await amq.broker.stop();
   await until('the hub on the broker without the plugin, a reading unanswered', async () => {
     const health = await getJson<{ broker: string }>(hub!.url, '/health');
-    return health.body.broker === 'connected' && logLines.some((l) => String(l.msg).startsWith('the depth of the downlink queues cannot be read'));
+    return health.body.broker === 'connected' && warnings().length > 0;
   }, 60_000, 200, detail);
   const text = await metricsText();
   expect(text).toContain('# TYPE rts_downlink_queue_depth gauge');
@@ -115,7 +119,7 @@ test('after a failover to a broker without the statistics plugin: no series and 
   expect(await readAt()).toBe(lastRead);
   expect(lastRead).toBeGreaterThan(Date.now() / 1000 - 300);
   expect((await metricsText()).match(/^rts_downlink_queue_depth_readings_total\{result="ok"\} (\d+)$/m)?.[1]).toMatch(/^[1-9]\d*$/);
-  expect(logLines.filter((l) => String(l.msg).startsWith('the depth of the downlink queues cannot be read'))).toEqual([
+  expect(warnings()).toEqual([
     expect.objectContaining({ level: 40, reason: 'no_answer', queues: 'rts.downlink.>' }),
   ]);
 });
