@@ -367,6 +367,38 @@ describe('installSecurity: dev-login and DNS rebinding', () => {
   });
 });
 
+describe('installSecurity: RTS_AUTH=off and DNS rebinding', () => {
+  /** A request with the Host header given, as a browser sends it to a page on a DNS name that now points here. */
+  const withHost = (h: Harness, method: string, path: string, host: string): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(`${h.base}${path}`);
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method, headers: { host } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  // Without access control every caller is let in: a web page on a name its owner points at 127.0.0.1 is then
+  // same-origin with the hub and reads, changes and erases every patient's data, as dev-login's check keeps it from
+  // minting a token. Such a request names the page's host; the hub's own page and tools name localhost or an address.
+  it('answers only requests addressed to localhost or an IP address', async () => {
+    const h = await harness({ mode: 'off' });
+    for (const host of ['rebind.attacker.example:8080', 'rebind.attacker.example', '127.0.0.1.nip.io']) {
+      const res = await withHost(h, 'GET', `/patients/${CPR}/observations`, host);
+      expect({ host, status: res.status, code: (JSON.parse(res.body) as { code?: string }).code }).toEqual({ host, status: 403, code: 'forbidden' });
+      expect(res.body).not.toContain(CPR);
+    }
+    expect(h.audited.at(-1)).toMatchObject({ outcome: 'denied', status: 403, reason: 'host_not_literal' });
+    for (const host of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080']) {
+      expect({ host, status: (await withHost(h, 'GET', `/patients/${CPR}/observations`, host)).status }).toEqual({ host, status: 200 });
+    }
+    await h.app.close();
+  });
+});
+
 describe('installSecurity: rate-limit refusals in the audit trail', () => {
   const rateLimited = (h: Harness) => h.audited.filter((e) => e.status === 429);
   let clock = Date.now();

@@ -386,6 +386,12 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       }
       return;
     }
+    // Without access control every caller is let in, so a web page on a DNS name its owner points at 127.0.0.1 (DNS
+    // rebinding) is same-origin with the hub and reads, changes and erases every patient's data: the threat dev-login
+    // refuses, with more at stake. Such a request names the page's host, never localhost or an address.
+    if (deps.mode === 'off' && !isLiteralHost(request.headers.host)) {
+      return refuse(request, reply, 'forbidden', 'with access control off (RTS_AUTH=off) the hub answers only requests addressed to localhost or an IP address (the Host header), so that no web page can reach it through a DNS name that points here', 'host_not_literal');
+    }
     const principal = await authenticate(request);
     const caller = principal && !isInvalid(principal) ? `${principal.via}:${principal.subject}` : `ip:${request.ip}`;
     const rate = limiter.take(caller);
