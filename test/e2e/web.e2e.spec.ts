@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumUnavailable, countColour, decodePng, launchChromiumWithProfile, startHubAndChromium } from '../support/browser';
 import { tempDataDir, type HubProcess } from '../support/hub-process';
+import { problem } from '../../src/adapters/http/problem';
 
 /**
  * The patient's review page in a real browser (Debian's chromium via playwright-core) against the built hub:
@@ -208,7 +209,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
       expect(versioned.headers.get('cache-control')).toContain('immutable');
       expect(versioned.headers.get('content-security-policy')).toBe(csp);
       const body = await versioned.text();
-      expect(Buffer.byteLength(body)).toBeLessThan(40 * 1024); // plain and small (with its comments; 28 KB before the accessibility audit's fixes)
+      expect(Buffer.byteLength(body)).toBeLessThan(42 * 1024); // plain and small (with its comments; 28 KB before the accessibility audit's fixes, 40 KB before a 5xx was said in plain words)
       const bare = await fetch(`${hub.url}/app/${name}`);
       expect(bare.headers.get('cache-control')).toBe('no-cache');
     }
@@ -362,6 +363,45 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // A 5xx is the hub's trouble, not the reading's: an upload answered 503 audit_unavailable is stored (its audit event
+  // is what failed), and one answered 503 storage_unavailable may be. "Not saved." sent the patient away to type it
+  // in again some other time, as a new reading with a new id: stored twice. The hub's texts are for developers
+  // ("idempotent by observationId"), and a read was told "whether this request was stored is unknown".
+  it("says a 5xx in plain words: an upload may be saved and is sent again with its id; a read is tried again, nothing said of storing", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '020304-4567');
+    const bodies: string[] = [];
+    let failFirst = true;
+    await page.route('**/observations', async (route) => {
+      bodies.push(route.request().postData() ?? '');
+      const response = await route.fetch(); // the hub stores it...
+      if (!failFirst) return route.fulfill({ response });
+      failFirst = false;
+      // ...and answers as it does when the reading's audit event cannot be written.
+      const body = problem('audit_unavailable', 'the change could not be recorded in the audit trail; retry the request', { instance: '/observations' });
+      return route.fulfill({ status: 503, contentType: 'application/problem+json', headers: { 'retry-after': '5' }, body: JSON.stringify(body) });
+    });
+    await upload(page, '134', '85');
+    await page.waitForFunction(() => /audit|hub/i.test(document.getElementById('upload-status')!.textContent ?? ''));
+    const said = (await page.textContent('#upload-status')) ?? '';
+    expect(said).not.toMatch(/Not saved|audit trail|observationId|idempotent/);
+    expect(said).toMatch(/may or may not be saved.*Upload again.*only once/);
+    await page.click('#upload-btn');
+    await waitSaved(page);
+    expect(bodies.map((b) => JSON.parse(b).observationId as string)).toEqual([expect.any(String), JSON.parse(bodies[0]!).observationId]);
+    expect(await rows(page)).toEqual([[expect.any(String), '134', '85']]);
+
+    await refuseReadings(page, 503, problem('storage_unavailable', 'the hub cannot reach its database now; whether this request was stored is unknown: send it again later (uploads are idempotent by observationId)'), { 'retry-after': '5' });
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => !document.getElementById('load-error')!.hidden);
+    const load = (await page.textContent('#load-error')) ?? '';
+    expect(load).not.toMatch(/stored|observationId|idempotent|database/);
+    expect(load).toMatch(/cannot show your readings.*try again in 5 seconds/i);
+    expectClean(w, [/status of 503/]);
+    await w.context.close();
+  });
+
   it('works by keyboard alone: Tab to the fields, Enter to upload', async () => {
     const w = await open();
     const { page } = w;
@@ -476,7 +516,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await refuseReadings(page, 503, { code: 'storage_unavailable', title: 'The hub cannot store data right now', detail: 'the store does not answer' });
     await page.click('.preset[data-days="30"]');
     await page.waitForFunction(() => !document.getElementById('load-error')!.hidden);
-    expect(await page.textContent('#load-error')).toMatch(/cannot store data right now/);
+    expect(await page.textContent('#load-error')).toMatch(/cannot show your readings just now/);
     // The readings on screen are still those of the last 7 days, and the page says so.
     expect(await page.getAttribute('.preset[data-days="30"]', 'aria-pressed')).toBe('false');
     expect(await page.getAttribute('.preset[data-days="7"]', 'aria-pressed')).toBe('true');

@@ -215,12 +215,17 @@ export const APP_JS = String.raw`'use strict';
     var p = String(path || '').replace(/^(body|query|path)\./, '').split('.')[0];
     return p === 'measuredAt' ? 'measured' : p === 'patientId' ? 'cpr' : p === 'from' || p === 'to' ? 'range' : RANGE[p] ? p : null;
   }
+  function later(r) { return r.retry > 0 ? r.retry + (r.retry === 1 ? ' second' : ' seconds') : 'a moment'; }
   function sentence(s) { return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.'); }
   /** A refusal in plain words, for a patient rather than a developer; what: "shown" or "saved". */
   function says(r, what) {
     if (r.status === 401) return r.token ? ENDED : 'Please sign in: open the link from your sign-in page.';
     if (r.status === 403) return 'The readings of this CPR number cannot be ' + what + ' with this sign-in.';
-    if (r.status === 429) return 'Too many requests; try again in ' + (r.retry > 0 ? r.retry + (r.retry === 1 ? ' second.' : ' seconds.') : 'a moment.');
+    if (r.status === 429) return 'Too many requests; try again in ' + later(r) + '.';
+    // The hub's trouble: an upload so answered may be stored (503 audit_unavailable is), so never "not saved".
+    if (r.status >= 500) return what === 'saved'
+      ? 'The hub has a problem, so the reading may or may not be saved. Press Upload again in ' + later(r) + ': it will be stored only once.'
+      : 'The hub cannot show your readings just now, because of a problem at the hub. Try again in ' + later(r) + '.';
     var t = sentence(r.body.title || 'The hub could not answer (' + r.status + ')'), d = r.body.detail ? sentence(r.body.detail) : '';
     // A detail that repeats the title ("You may not do this. You may not do this with ...") stands alone.
     return d.toLowerCase().indexOf(t.slice(0, -1).toLowerCase()) === 0 ? d : d ? t + ' ' + d : t;
@@ -608,6 +613,7 @@ export const APP_JS = String.raw`'use strict';
       var f = fieldOf(e.path);
       if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, fieldSays(f, e.message)); named.push(LABEL[f].toLowerCase()); if (!shown++) $(f).focus(); }
     });
+    if (!shown && r.status >= 500) { title('Error: reading may not be saved \u2013 Your readings'); status('upload-status', says(r, 'saved'), 'bad'); return; }
     status('upload-status', 'Not saved. ' + (shown ? 'Please correct the ' + named.join(' and ') + ': see the message at the field.' : says(r, 'saved')), 'bad');
   });
   ['systolic', 'diastolic', 'measured'].forEach(function (f) {
