@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { chromiumUnavailable, countColour, decodePng, launchChromiumWithProfile, startHubAndChromium } from '../support/browser';
+import { chromiumUnavailable, countColour, decodePng, launchChromiumWithBackForwardCache, launchChromiumWithProfile, startHubAndChromium } from '../support/browser';
 import { tempDataDir, type HubProcess } from '../support/hub-process';
 import { problem } from '../../src/adapters/http/problem';
 
@@ -547,6 +547,34 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     expect((await rows(page)).map((r) => r[1])).toEqual(['122', '125']);
     expectClean(w);
     await w.context.close();
+  });
+
+  // On a shared computer a patient leaves by going to another site in the same tab; the next person presses Back.
+  // Chromium's back/forward cache brought the page back as it was left (its memory kept): the CPR number, the
+  // readings and graph, the sign-in, and Upload saved a reading as that patient. It comes back as after a reload.
+  it('asks for the CPR number again when Back brings the page back from the back/forward cache', async () => {
+    const cached = await launchChromiumWithBackForwardCache();
+    try {
+      const context = await cached.newContext({ locale: 'en-GB', timezoneId: 'Europe/Copenhagen' });
+      const page = await context.newPage();
+      await page.goto(`${hub.url}/app/`);
+      await enterCpr(page, '030405-4567');
+      await upload(page, '131', '82');
+      await waitSaved(page);
+      await page.evaluate(() => ((globalThis as unknown as { left: string }).left = 'the heap of the page left'));
+      await page.goto(`${hub.url}/health`);
+      await page.goBack({ waitUntil: 'commit' }); // from the cache: no load event
+      await page.waitForFunction(() => !document.getElementById('cpr-form')!.hidden, null, { timeout: 10_000 });
+      expect(await page.evaluate(() => ({
+        heap: (globalThis as unknown as { left?: string }).left ?? null,
+        masked: document.getElementById('cpr-masked')!.textContent,
+        review: document.getElementById('review')!.hidden,
+        rows: document.querySelectorAll('#readings tbody tr').length,
+      }))).toEqual({ heap: null, masked: '', review: true, rows: 0 });
+      await context.close();
+    } finally {
+      await cached.close();
+    }
   });
 
   it('takes a #token= link opened in a tab that already shows the page, and removes it from the address bar', async () => {

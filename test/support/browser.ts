@@ -37,6 +37,13 @@ export async function startHubAndChromium(dataDir: string): Promise<Readonly<{ h
   throw started.status === 'rejected' ? started.reason : (launched as PromiseRejectedResult).reason;
 }
 
+/**
+ * A browser with the back/forward cache on, as every desktop Chromium has it: playwright turns it off by default
+ * (--disable-back-forward-cache), and a page Back brings back from it keeps its script's memory.
+ */
+export const launchChromiumWithBackForwardCache = (): Promise<Browser> =>
+  chromium.launch({ executablePath: CHROMIUM_PATH, args: ARGS, ignoreDefaultArgs: ['--disable-back-forward-cache'] });
+
 /** A browser with a profile on disk (history, session files, cache) in `profileDir`, as a patient's own browser has. */
 export const launchChromiumWithProfile = (profileDir: string): Promise<BrowserContext> =>
   chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM_PATH, args: ARGS });

@@ -309,6 +309,10 @@ export const APP_JS = String.raw`'use strict';
     if (ok) { useCpr(cpr); render(); restoreDraft(); $('review-h').focus({ preventScroll: reduceMotion }); }
   });
   $('forget').addEventListener('click', forget);
+  // Back may bring the page back from the browser's back/forward cache with its memory (CPR number, readings,
+  // sign-in): on a shared computer, the next person's Back. It comes back as after a reload, nothing shown meanwhile.
+  window.addEventListener('pagehide', function (e) { if (e.persisted) document.body.hidden = true; });
+  window.addEventListener('pageshow', function (e) { if (e.persisted) location.reload(); });
   document.addEventListener('visibilitychange', async function () {
     if (document.visibilityState !== 'visible' || !state.cpr || state.loading || state.busy || !state.loadedAt || Date.now() - state.loadedAt < 60000) return;
     if (await load(state.cpr, false)) render();
