@@ -361,6 +361,10 @@ export const storeStartProblem = (error: unknown, config: Config): Error | null 
       `RTS_POSTGRES_URL: the role lacks a privilege the hub needs at ${address} (42501${said}): the hub creates and alters its schema and tables, so make the role own them (the database's owner, and the owner of tables another role created: ALTER TABLE ... OWNER TO), or grant it CREATE on the database and on RTS_POSTGRES_SCHEMA (README, "Configuration", postgres)`,
     ]);
   }
+  if (code === '25006') {
+    // Reached, but it takes no writes (a standby, writes frozen): "is it running?" would send the operator astray.
+    return new TransientStartError(`RTS_POSTGRES_URL: the database at ${address} takes no writes now (25006${said}): a standby, or default_transaction_read_only on; the hub can start once it is the primary`, { cause: error });
+  }
   if (isPgUnavailable(cause)) {
     // A reason: the code (ECONNREFUSED, 57P03), or 'timed out' for one that accepted the connection and did not
     // answer within RTS_POSTGRES_CONNECT_TIMEOUT_MS (or a statement within RTS_POSTGRES_QUERY_TIMEOUT_MS).

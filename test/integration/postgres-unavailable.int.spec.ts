@@ -76,6 +76,26 @@ describe('PostgreSQL unavailable: the errors node-postgres throws, as the HTTP e
     }
   });
 
+  it("a statement cut by a statement_timeout the DBA set (57014), or a write refused by a read-only server (25006), is storage_unavailable", async () => {
+    // The session's settings stand in for the role's or database's (ALTER ROLE ... SET), which reach the hub the same way.
+    const client = new Client({ connectionString: base });
+    await client.connect();
+    try {
+      await client.query(`SET statement_timeout = '50ms'`);
+      const cancelled = await thrown(() => client.query('SELECT pg_sleep(5)'));
+      await client.query('RESET statement_timeout');
+      await client.query('SET default_transaction_read_only = on');
+      const readOnly = await thrown(() => client.query('CREATE TEMP TABLE rts_read_only_probe (x int)'));
+      expect([(cancelled as { code?: string }).code, (readOnly as { code?: string }).code]).toEqual(['57014', '25006']);
+      for (const error of [cancelled, readOnly]) {
+        expect(isPgUnavailable(error)).toBe(true);
+        expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+      }
+    } finally {
+      await client.end();
+    }
+  });
+
   it('a statement PostgreSQL refuses is not: it stays a 500 (a fault to fix, not to wait out)', async () => {
     const client = new Client({ connectionString: base });
     await client.connect();

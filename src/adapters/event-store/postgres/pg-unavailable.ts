@@ -27,17 +27,23 @@ const TIMEOUT_MESSAGES = /^(Connection terminated due to connection timeout|time
  * wrong: the connection refused, lost or timed out (a restart, a failover, pg_terminate_backend; a connect, a wait for
  * a pooled connection or a statement past its timeout: see PostgresTimeouts), SQLSTATE class
  * 08 (connection exception), 53 (insufficient resources: disk full, out of memory, too many connections), 57P0x
- * (shutting down, cannot connect now) or 55000 "database ... is not currently accepting connections". The same request can succeed later; the edge answers 503 and retries.
+ * (shutting down, cannot connect now) or 55000 "database ... is not currently accepting connections", 25006 (a
+ * read-only transaction: the server is a standby, a primary demoted in a failover, or writes frozen with
+ * default_transaction_read_only) and 57014 (a statement cancelled: a statement_timeout the DBA set on the role or
+ * database, pg_cancel_backend). The same request can succeed later; the edge answers 503 and retries. Before, the
+ * last two were a 500, and over AMQP used up a message's attempts until it was dead-lettered.
  */
 export function isPgUnavailable(error: unknown): boolean {
   // Not `instanceof Error`: a socket error comes from Node's own realm, which a test sandbox's Error is not.
   if (typeof error !== 'object' || error === null) return false;
   const { code, message } = error as { code?: unknown; message?: unknown };
-  if (typeof code === 'string' && (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || NETWORK_CODES.has(code))) return true;
+  if (typeof code === 'string' && (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || NETWORK_CODES.has(code) || NOT_NOW_CODES.has(code))) return true;
   // 55000 (object not in prerequisite state) is mostly a statement's fault; at connect it says the database takes no
   // connections now (ALLOW_CONNECTIONS false during maintenance): that one is waited out.
   if (code === '55000' && typeof message === 'string' && /is not currently accepting connections/.test(message)) return true;
   return code === undefined && typeof message === 'string' && (/^(Connection terminated|Client has encountered a connection error)/.test(message) || TIMEOUT_MESSAGES.test(message));
 }
 
+/** read_only_sql_transaction, query_canceled (see isPgUnavailable). */
+const NOT_NOW_CODES = new Set(['25006', '57014']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
