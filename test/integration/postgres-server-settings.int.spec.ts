@@ -6,7 +6,7 @@ import pg from 'pg';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { migrate, type Migration } from '../../src/adapters/event-store/postgres/migrate';
-import { createPool } from '../../src/adapters/event-store/postgres/sql';
+import { createPool, vacuumTable } from '../../src/adapters/event-store/postgres/sql';
 import { tempDataDir } from '../support/hub-process';
 import { privatePostgresSupport, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres';
 
@@ -99,6 +99,34 @@ if (!support.ok) console.warn(`postgres-server-settings: skipped: ${support.reas
     } finally {
       await pool.end();
       await admin.query('ALTER ROLE postgres RESET statement_timeout');
+    }
+  });
+
+  it("a lock_timeout on the hub's role does not cut the VACUUM after an erasure, which waits its turn behind another's lock", async () => {
+    await admin.query('CREATE TABLE IF NOT EXISTS vacuumed (x int)');
+    await admin.query(`ALTER ROLE postgres SET lock_timeout = '100ms'`);
+    const pool = createPool({ connectionString: url() });
+    const holder = new pg.Client({ connectionString: url() });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN; LOCK TABLE vacuumed IN SHARE UPDATE EXCLUSIVE MODE'); // what an ANALYZE holds
+      const vacuum = vacuumTable(pool, '"public"."vacuumed"');
+      vacuum.catch(() => undefined);
+      // Released only once the VACUUM waits for it (no guess at how long that takes).
+      for (;;) {
+        const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'VACUUM%'`);
+        if (rows[0].n > 0) break;
+        if ((await Promise.race([vacuum.then(() => 'done', () => 'failed'), new Promise((r) => setTimeout(() => r('waiting'), 20))])) !== 'waiting') break;
+      }
+      await new Promise((r) => setTimeout(r, 300)); // past the role's lock_timeout
+      await holder.query('COMMIT');
+      await expect(vacuum).resolves.toBeUndefined();
+      const { rows } = await pool.query<{ lock_timeout: string }>('SHOW lock_timeout'); // the pooled session got the role's bound back
+      expect(rows[0]!.lock_timeout).toBe('100ms');
+    } finally {
+      await holder.end();
+      await pool.end();
+      await admin.query('ALTER ROLE postgres RESET lock_timeout');
     }
   });
 });

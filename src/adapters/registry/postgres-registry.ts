@@ -7,7 +7,7 @@ import type { RegistryPosition, RegistryReadModel } from '../../application/port
 import { evolveRegistry, evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
-import { connectionConfig, createPool, inTransaction, LONG_WORK, quoteIdent, rollback, vacuumTable, type PostgresTimeouts } from '../event-store/postgres/sql';
+import { connectionConfig, createPool, inTransaction, LONG_WORK, NO_SERVER_BOUNDS, quoteIdent, rollback, vacuumTable, type PostgresTimeouts } from '../event-store/postgres/sql';
 
 /**
  * What the registry needs of PostgreSQL: a schema, and transactions on it. The PostgreSQL event store is one
@@ -47,6 +47,7 @@ export const createInSchema = async (db: PgTransactor, what: string, ddl: string
     );
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(db.schema)}`);
     await client.query(`SET LOCAL search_path TO ${quoteIdent(db.schema)}`);
+    await client.query(NO_SERVER_BOUNDS.local); // an index added later is built over every existing row
     await client.query(ddl);
   });
 };
@@ -465,6 +466,7 @@ export class PostgresRegistry implements RegistryReadModel {
     await this.db.withTransaction(async (client) => {
       await this.lock(client);
       // LONG_WORK: a rebuild of a large registry deletes every row, which may rightly take longer than a request.
+      await client.query(NO_SERVER_BOUNDS.local);
       await client.query({ text: `DELETE FROM ${this.entries}`, ...LONG_WORK });
       await client.query({ text: `DELETE FROM ${this.erased}`, ...LONG_WORK }); // the rebuild replays the erasures
       await client.query(`DELETE FROM ${this.db.table('projection_checkpoints')} WHERE name = $1`, [this.tables.projection]);

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { SCHEMA_MIGRATIONS } from './schema-migrations';
-import { isQueryTimeout, LONG_WORK, quoteIdent } from './sql';
+import { isQueryTimeout, LONG_WORK, NO_SERVER_BOUNDS, quoteIdent } from './sql';
 
 /**
  * Schema migrations for the PostgreSQL event store, kept in the repo as TypeScript strings (schema-migrations.ts,
@@ -102,6 +102,7 @@ async function applyInTransaction(
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
     // SET LOCAL: the search path reverts at commit, so the pooled connection goes back clean.
     await client.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
+    await client.query(NO_SERVER_BOUNDS.local);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       name       text        PRIMARY KEY,
       checksum   text        NOT NULL,
@@ -138,6 +139,7 @@ async function applyInTransaction(
 /** One migration outside any transaction (CREATE INDEX CONCURRENTLY), after dropping what a failed build left. */
 async function applyOutsideTransaction(client: PoolClient, schema: string, m: Migration): Promise<void> {
   await client.query(`SET search_path TO ${quoteIdent(schema)}`);
+  await client.query(NO_SERVER_BOUNDS.session); // reset below; a failure drops the connection (migrate)
   const { rows } = await client.query<{ name: string }>(
     `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND NOT i.indisvalid`,
@@ -147,4 +149,5 @@ async function applyOutsideTransaction(client: PoolClient, schema: string, m: Mi
   await client.query({ text: m.sql, ...LONG_WORK }); // a large events table takes long: not cut
   await client.query('INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)', [m.name, m.checksum]);
   await client.query('RESET search_path');
+  await client.query(NO_SERVER_BOUNDS.reset);
 }

@@ -41,6 +41,18 @@ const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
  */
 export const LONG_WORK = { query_timeout: 2_147_483_647 } as const;
 
+/**
+ * The server's bounds off for the long work too: a statement_timeout or lock_timeout the DBA set on the role or the
+ * database (common for application roles) cancelled a migration's index build on a large events table at every
+ * start, and a VACUUM or a registry reset, however the hub's own bound exempts them. LOCAL: in a transaction,
+ * reverting at its end; SESSION and its RESET around work outside one (CREATE INDEX CONCURRENTLY, VACUUM).
+ */
+export const NO_SERVER_BOUNDS = {
+  local: 'SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0',
+  session: 'SET statement_timeout = 0; SET lock_timeout = 0',
+  reset: 'RESET statement_timeout; RESET lock_timeout',
+} as const;
+
 /** The settings of every connection the adapters open: the connection string and the bounds above. */
 export function connectionConfig(connectionString: string, timeouts: PostgresTimeouts = {}): ClientConfig {
   return {
@@ -162,10 +174,16 @@ export async function rollback(client: PoolClient, error: unknown): Promise<Erro
  */
 export async function vacuumTable(pool: Pool, qualified: string): Promise<void> {
   const client = await pool.connect();
+  let failed: Error | undefined;
   try {
     // LONG_WORK: a large table takes long, and an erasure that stopped halfway would be retried anyway.
+    await client.query(NO_SERVER_BOUNDS.session);
     await client.query({ text: `VACUUM ${qualified}`, ...LONG_WORK });
+    await client.query(NO_SERVER_BOUNDS.reset);
+  } catch (error) {
+    failed = error instanceof Error ? error : new Error(String(error)); // not pooled: its settings may be unbounded
+    throw error;
   } finally {
-    client.release();
+    client.release(failed);
   }
 }
