@@ -5,6 +5,9 @@ import type { DueTimerRow } from '../../src/application/consultation/consultatio
 import type { StepResult } from '../../src/application/consultation/consultation-service';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { uuidV5 } from '../../src/application/ids';
+import { ExpectedVersionConflictError, IdempotencyViolationError } from '../../src/application/ports/event-store';
+import { consultationStreamName } from '../../src/domain/consultation/consultation';
+import pino from 'pino';
 
 /**
  * The timers' and the withdrawals' log lines name a consultation by ids a caller chose: a legacy consultation id (an
@@ -59,5 +62,50 @@ describe('consultation timer log lines', () => {
     await reactor.catchUp();
     expect(lines.length).toBeGreaterThan(0);
     expect(JSON.stringify(lines)).not.toMatch(/2512481234|251248-1234/);
+  });
+});
+
+describe('consultation timer log lines: the error', () => {
+  // A timer or a withdrawal that fails on a version conflict (two hubs, retries spent) or an id stored twice gets the
+  // store's error, which names the stream, consultation-<id>, in its message, its stack and its streamName: written
+  // by pino's err serializer, it carried a legacy id's CPR number past loggableId.
+  const written = () => {
+    const out: string[] = [];
+    return { out, logger: pino({ level: 'info' }, { write: (s: string) => void out.push(s) }) };
+  };
+  const conflict = () => new ExpectedVersionConflictError(consultationStreamName(LEGACY), 3n, 4n);
+
+  it('a failing timer is logged without the CPR number its stream name holds', async () => {
+    const { out, logger } = written();
+    const deadlines = new Deadlines({
+      consultations: { dueTimers: async () => [{ consultationId: LEGACY, correlationId: GLUED, kind: 'offer', offerIndex: 0, dueAt: '2024-05-01T09:00:00.000Z' }] },
+      projector: { catchUp: async () => undefined },
+      service: { expireOffer: async () => Promise.reject(conflict()), resendReport: async () => Promise.reject(new IdempotencyViolationError(consultationStreamName(LEGACY), 'e1')) },
+      clock: { now: () => now },
+      logger,
+    });
+    await deadlines.runOnce();
+    expect(out).toHaveLength(1);
+    expect(out.join('')).toContain('ExpectedVersionConflictError');
+    expect(out.join('')).not.toMatch(/2512481234|251248-1234/);
+  });
+
+  it('a failing withdrawal is logged without the CPR number its stream name holds', async () => {
+    const { out, logger } = written();
+    const store = new InMemoryEventStore();
+    await store.appendToStream('expert-x', [{ id: uuidV5('retired/x'), type: 'ExpertRetired', data: { expertId: 'city-b:e3' } }]);
+    const reactor = new RetiredExpertOffers({
+      store,
+      checkpoints: { get: async () => 0n, set: async () => undefined },
+      consultations: { openOffersTo: async () => [{ consultationId: LEGACY, correlationId: GLUED, offerIndex: 0 }] },
+      projector: { catchUp: async () => undefined },
+      directory: { getExpert: async () => null },
+      directoryProjector: { catchUp: async () => undefined },
+      service: { withdrawOffer: async () => Promise.reject(conflict()) },
+      logger,
+    });
+    await reactor.catchUp().catch(() => undefined);
+    expect(out.length).toBeGreaterThan(0);
+    expect(out.join('')).not.toMatch(/2512481234|251248-1234/);
   });
 });

@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { loggableId } from '../../domain/monitoring/cpr-like';
+import { loggableError, loggableId } from '../../domain/monitoring/cpr-like';
 import { pause } from '../drain-loop';
 import { uuidV5 } from '../ids';
 import type { ProjectorLogger } from '../projector';
@@ -109,8 +109,8 @@ export class Deadlines {
       } catch (error) {
         // One failing timer must not hold up the others; it is due again on the next poll. The ids through loggableId:
         // a legacy consultation's id may hold a CPR number (its timers still run: legacy-id.ts), and so may a
-        // correlation id, glued into other digits.
-        this.deps.logger?.warn({ err: error, kind: c.kind, consultationId: loggableId(c.consultationId), correlationId: loggableId(correlationOf.get(c.consultationId)) }, 'consultation timer failed; retrying on the next poll');
+        // correlation id, glued into other digits; the error through loggableError, as a store's names the stream.
+        this.deps.logger?.warn({ err: loggableError(error), kind: c.kind, consultationId: loggableId(c.consultationId), correlationId: loggableId(correlationOf.get(c.consultationId)) }, 'consultation timer failed; retrying on the next poll');
       }
     }
     return changed;

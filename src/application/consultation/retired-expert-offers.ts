@@ -1,4 +1,4 @@
-import { loggableId } from '../../domain/monitoring/cpr-like';
+import { loggableError, loggableId } from '../../domain/monitoring/cpr-like';
 import { readCoveredPage } from '../covered-page';
 import type { DirectoryReadModel } from '../directory/directory-read-model';
 import { BackgroundDrain } from '../drain-loop';
@@ -135,7 +135,8 @@ export class RetiredExpertOffers extends BackgroundDrain {
     let failed = 0;
     for (const w of withdrawals) {
       const commandId = withdrawalCommandId(w.consultationId, w.offerIndex);
-      // For the lines: a legacy consultation id may hold a CPR number, a correlation id one glued into other digits.
+      // For the lines: a legacy consultation id may hold a CPR number, a correlation id one glued into other digits;
+      // a store's error names the stream, consultation-<id> (loggableError).
       const ids = { consultationId: loggableId(w.consultationId), correlationId: loggableId(w.correlationId), offerIndex: w.offerIndex, expertId: w.expertId };
       if ((this.attempts.get(commandId) ?? 0) >= MAX_ATTEMPTS) continue; // given up on already (logged then)
       try {
@@ -146,10 +147,10 @@ export class RetiredExpertOffers extends BackgroundDrain {
         const attempts = (this.attempts.get(commandId) ?? 0) + 1;
         this.attempts.set(commandId, attempts);
         if (attempts < MAX_ATTEMPTS) {
-          this.deps.logger?.warn({ err: error, ...ids, attempts }, 'withdrawing the offer to a retired expert failed; the others go on, and it is tried again');
+          this.deps.logger?.warn({ err: loggableError(error), ...ids, attempts }, 'withdrawing the offer to a retired expert failed; the others go on, and it is tried again');
           failed++;
         } else {
-          this.deps.logger?.error({ err: error, ...ids, attempts }, 'gave up withdrawing the offer to a retired expert; it stays open until its deadline');
+          this.deps.logger?.error({ err: loggableError(error), ...ids, attempts }, 'gave up withdrawing the offer to a retired expert; it stays open until its deadline');
         }
       }
     }

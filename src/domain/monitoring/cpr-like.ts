@@ -178,6 +178,21 @@ export const mayHoldCprDigits = (text: string): boolean => anyNumberHoldsCpr(tex
  */
 export const loggableId = (value: unknown): string | undefined =>
   typeof value === 'string' && /^[A-Za-z0-9._:/-]{1,100}$/.test(value) && (WHOLE_UUID.test(value) || !mayHoldCprDigits(value)) ? value : undefined;
+/**
+ * An error as it may go into a log line (pino's `err`): its name, code, message and stack, each number in them that
+ * may hold a CPR number redacted, and none of its other fields. A store's error names the stream, consultation-<id>,
+ * in its message and its `streamName`, and a legacy consultation's id may hold a CPR number (legacy-id.ts).
+ */
+export const loggableError = (error: unknown): Readonly<{ type: string; code?: string; message?: string; stack?: string }> => {
+  if (!(error instanceof Error)) return { type: typeof error };
+  const code = (error as { code?: unknown }).code;
+  return {
+    type: error.name,
+    ...(typeof code === 'string' ? { code } : {}),
+    message: redactCprDigits(error.message, '[redacted]'),
+    ...(error.stack !== undefined ? { stack: redactCprDigits(error.stack, '[redacted]') } : {}),
+  };
+};
 /** A UUID as the whole value: never a match (the hub's own ids, above), and the commonest id; answered without the scan. */
 const WHOLE_UUID = new RegExp(`^${UUID_TEXT}$`);
 
