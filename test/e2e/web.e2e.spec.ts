@@ -347,6 +347,11 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     });
     await upload(page, '133', '84');
     await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    // Stored, its answer lost: never "not saved", which sent a patient to type it in again later (stored twice).
+    expect({ title: await page.title(), said: await page.textContent('#upload-status') }).toEqual({
+      title: expect.stringMatching(/^Error: reading may not be saved/),
+      said: expect.stringMatching(/may or may not be saved.*Upload again.*only once/),
+    });
     await page.click('#upload-btn');
     await waitSaved(page);
     const ids = bodies.map((b) => JSON.parse(b).observationId as string);

@@ -595,10 +595,10 @@ export const APP_JS = String.raw`'use strict';
     }
     state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
     if (!r) {
-      title('Error: reading not saved \u2013 Your readings');
-      status('upload-status', noAnswer
-        ? 'No answer from the hub, so the reading may or may not be saved. Press Upload again: it will be stored only once.'
-        : 'The hub cannot be reached, so the reading is not saved yet. Try again; it will be stored only once.', 'bad');
+      // A connection lost after the request went out (a reset, a proxy's): the hub may have stored it, so never "not saved".
+      title('Error: reading may not be saved \u2013 Your readings');
+      status('upload-status', (noAnswer ? 'No answer from the hub' : 'The hub cannot be reached or its answer was lost') +
+        ', so the reading may or may not be saved. Press Upload again: it will be stored only once.', 'bad');
       return;
     }
     if (r.ok) {
