@@ -25,6 +25,22 @@ const linesOf = () => {
   return { lines, logger: { warn: put, error: put, info: put } };
 };
 
+/** A RetiredExpertOffers over a store holding one retirement, whose one open offer is LEGACY's, withdrawn by `withdrawOffer`. */
+const retiredExpertOffers = async (withdrawOffer: () => Promise<StepResult>, logger: ConstructorParameters<typeof RetiredExpertOffers>[0]['logger']) => {
+  const store = new InMemoryEventStore();
+  await store.appendToStream('expert-x', [{ id: uuidV5('retired/x'), type: 'ExpertRetired', data: { expertId: 'city-b:e3' } }]);
+  return new RetiredExpertOffers({
+    store,
+    checkpoints: { get: async () => 0n, set: async () => undefined },
+    consultations: { openOffersTo: async () => [{ consultationId: LEGACY, correlationId: GLUED, offerIndex: 0 }] },
+    projector: { catchUp: async () => undefined },
+    directory: { getExpert: async () => null },
+    directoryProjector: { catchUp: async () => undefined },
+    service: { withdrawOffer },
+    logger,
+  });
+};
+
 describe('consultation timer log lines', () => {
   it('a failing timer and a report left unacknowledged are logged without a CPR number in their ids', async () => {
     const { lines, logger } = linesOf();
@@ -47,18 +63,7 @@ describe('consultation timer log lines', () => {
 
   it('a withdrawal of an offer to a retired expert is logged without a CPR number in its ids', async () => {
     const { lines, logger } = linesOf();
-    const store = new InMemoryEventStore();
-    await store.appendToStream('expert-x', [{ id: uuidV5('retired/x'), type: 'ExpertRetired', data: { expertId: 'city-b:e3' } }]);
-    const reactor = new RetiredExpertOffers({
-      store,
-      checkpoints: { get: async () => 0n, set: async () => undefined },
-      consultations: { openOffersTo: async () => [{ consultationId: LEGACY, correlationId: GLUED, offerIndex: 0 }] },
-      projector: { catchUp: async () => undefined },
-      directory: { getExpert: async () => null },
-      directoryProjector: { catchUp: async () => undefined },
-      service: { withdrawOffer: async () => ({ changed: true }) as unknown as StepResult },
-      logger,
-    });
+    const reactor = await retiredExpertOffers(async () => ({ changed: true }) as unknown as StepResult, logger);
     await reactor.catchUp();
     expect(lines.length).toBeGreaterThan(0);
     expect(JSON.stringify(lines)).not.toMatch(/2512481234|251248-1234/);
@@ -92,18 +97,7 @@ describe('consultation timer log lines: the error', () => {
 
   it('a failing withdrawal is logged without the CPR number its stream name holds', async () => {
     const { out, logger } = written();
-    const store = new InMemoryEventStore();
-    await store.appendToStream('expert-x', [{ id: uuidV5('retired/x'), type: 'ExpertRetired', data: { expertId: 'city-b:e3' } }]);
-    const reactor = new RetiredExpertOffers({
-      store,
-      checkpoints: { get: async () => 0n, set: async () => undefined },
-      consultations: { openOffersTo: async () => [{ consultationId: LEGACY, correlationId: GLUED, offerIndex: 0 }] },
-      projector: { catchUp: async () => undefined },
-      directory: { getExpert: async () => null },
-      directoryProjector: { catchUp: async () => undefined },
-      service: { withdrawOffer: async () => Promise.reject(conflict()) },
-      logger,
-    });
+    const reactor = await retiredExpertOffers(async () => Promise.reject(conflict()), logger);
     await reactor.catchUp().catch(() => undefined);
     expect(out.length).toBeGreaterThan(0);
     expect(out.join('')).not.toMatch(/2512481234|251248-1234/);
