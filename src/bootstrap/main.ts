@@ -252,6 +252,8 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     health: async () => {
       // A store whose writes failed tries one of its own first: the disk may be back though no upload came.
       if (store instanceof SqliteEventStore) await store.probeWrites();
+      // A PostgreSQL that takes no writes now (a standby, writes frozen) answers reads: asked, as SQLite's failures are kept.
+      const refused = isPostgresEventStore(store) ? await store.writesRefused() : null;
       return {
         store: config.RTS_EVENT_STORE,
         head: String(await store.headPosition()),
@@ -265,6 +267,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
             }
           : {}),
         ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
+        ...(refused ? { writesFailing: refused } : {}),
       };
     },
   });

@@ -8,6 +8,7 @@ import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { migrate, type Migration } from '../../src/adapters/event-store/postgres/migrate';
 import { createPool, vacuumTable } from '../../src/adapters/event-store/postgres/sql';
 import { tempDataDir } from '../support/hub-process';
+import { until } from './hub-support';
 import { privatePostgresSupport, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres';
 
 jest.setTimeout(120_000);
@@ -32,6 +33,20 @@ if (!support.ok) console.warn(`postgres-server-settings: skipped: ${support.reas
     for (const dir of dirs) dir.remove();
   });
 
+  /**
+   * default_transaction_read_only for every session, as a demoted primary or a DBA freezing writes does it. A reload
+   * reaches each session at its next command, after pg_reload_conf() has returned: waited for on this one.
+   */
+  const readOnly = async (on: boolean): Promise<void> => {
+    await admin.query(on ? 'ALTER SYSTEM SET default_transaction_read_only = on' : 'ALTER SYSTEM RESET default_transaction_read_only');
+    await admin.query('SELECT pg_reload_conf()');
+    await until(`default_transaction_read_only ${on ? 'on' : 'off'}`, async () => (await admin.query('SHOW default_transaction_read_only')).rows[0].default_transaction_read_only === (on ? 'on' : 'off'), 10_000);
+  };
+  const healthOf = async (hub: RunningHub) => {
+    const answer = await fetch(`${hub.url}/health`);
+    return { status: answer.status, body: (await answer.json()) as { code?: string; detail?: string } };
+  };
+
   const upload = (hub: RunningHub, observationId: string) =>
     fetch(`${hub.url}/observations`, {
       method: 'POST',
@@ -47,20 +62,23 @@ if (!support.ok) console.warn(`postgres-server-settings: skipped: ${support.reas
     try {
       expect((await upload(hub, 'ro-1')).status).toBe(201);
       // What a demoted primary, or a DBA freezing writes, does to every session: a reload reaches the pooled ones too.
-      await admin.query('ALTER SYSTEM SET default_transaction_read_only = on');
-      await admin.query('SELECT pg_reload_conf()');
+      // /health says so, for the load balancer to take the hub out (it answered 200 ok while every upload got 503).
+      await readOnly(true);
+      await until('/health saying the database takes no writes', async () => (await healthOf(hub)).status === 503, 10_000);
+      const health = await healthOf(hub);
+      expect(health.body.code).toBe('storage_unavailable');
+      expect(health.body.detail).toMatch(/\(25006\): the database takes no writes now/);
       const refused = await upload(hub, 'ro-2');
       const problem = (await refused.json()) as { code?: string };
       expect({ status: refused.status, code: problem.code, retryAfter: refused.headers.get('retry-after') }).toEqual({ status: 503, code: 'storage_unavailable', retryAfter: '5' });
-      await admin.query('ALTER SYSTEM RESET default_transaction_read_only');
-      await admin.query('SELECT pg_reload_conf()');
+      await readOnly(false);
+      await until('/health ok again', async () => (await healthOf(hub)).status === 200, 10_000);
       expect((await upload(hub, 'ro-2')).status).toBe(201);
       expect((await upload(hub, 'ro-2')).status).toBe(200);
       const { rows } = await admin.query(`SELECT count(*)::int AS n FROM read_only.events WHERE event_type = 'DocumentSubmitted'`);
       expect(rows[0].n).toBe(2);
     } finally {
-      await admin.query('ALTER SYSTEM RESET default_transaction_read_only');
-      await admin.query('SELECT pg_reload_conf()');
+      await readOnly(false);
       await hub.stop();
     }
   });
@@ -68,8 +86,7 @@ if (!support.ok) console.warn(`postgres-server-settings: skipped: ${support.reas
   it('a start on a database that takes no writes is transient (exit 69) and says so, not "is it running?"', async () => {
     const dir = tempDataDir('rts-pg-settings-');
     dirs.push(dir);
-    await admin.query('ALTER SYSTEM SET default_transaction_read_only = on');
-    await admin.query('SELECT pg_reload_conf()');
+    await readOnly(true);
     try {
       const config = loadConfig({ RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: url(), RTS_POSTGRES_SCHEMA: 'read_only_start', RTS_DATA_DIR: dir.dir, RTS_HTTP_PORT: '0', RTS_AUTH: 'off' });
       const failure = await startHub(config, pino({ level: 'silent' })).then(
@@ -83,8 +100,7 @@ if (!support.ok) console.warn(`postgres-server-settings: skipped: ${support.reas
       expect(failure.message).toMatch(/takes no writes now \(25006/);
       expect(failure.message).not.toMatch(/postgres@/);
     } finally {
-      await admin.query('ALTER SYSTEM RESET default_transaction_read_only');
-      await admin.query('SELECT pg_reload_conf()');
+      await readOnly(false);
     }
   });
 

@@ -472,7 +472,12 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // Reads are still answered, but a hub that cannot store uploads is not healthy: say why, for the operator.
     const failing = health['writesFailing'] as { code?: string; since?: string } | undefined;
     if (failing) {
-      const remedy = failing.code === FILES_MOVED_CODE ? "the store's files were removed or replaced while the hub ran: restore the data directory and restart" : 'free disk space, or check the disk';
+      const remedy =
+        failing.code === FILES_MOVED_CODE
+          ? "the store's files were removed or replaced while the hub ran: restore the data directory and restart"
+          : failing.code === '25006'
+            ? 'the database takes no writes now (a standby, or default_transaction_read_only on): point RTS_POSTGRES_URL at the primary, or make it writable again'
+            : 'free disk space, or check the disk';
       return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): ${remedy}`));
     }
     // 200 either way (uploads and queries need only the store), but a monitor that reads only `status` can tell a

@@ -91,6 +91,9 @@ type AppendJob = {
   reject: (error: unknown) => void;
 };
 
+/** SQLSTATE read_only_sql_transaction: what every append gets from a database that takes no writes now. */
+export const READ_ONLY_CODE = '25006';
+
 export class PostgresEventStore implements EventStore {
   private closing: Promise<void> | null = null;
   private readonly queue: AppendJob[] = [];
@@ -371,6 +374,24 @@ export class PostgresEventStore implements EventStore {
   async serverTimeMillis(): Promise<number> {
     const { rows } = await this.pool.query<{ ms: string }>(`SELECT (extract(epoch from clock_timestamp()) * 1000)::text AS ms`);
     return Number(rows[0]?.ms);
+  }
+
+  /** Since when the database has refused writes, while it does (writesRefused). */
+  private writesRefusedSince: string | null = null;
+
+  /**
+   * Whether the database takes writes now, for /health (the SQLite store's writeFailure, asked of the server): a
+   * standby (pg_is_in_recovery) or default_transaction_read_only on answers every append 25006 while reads go on, and
+   * /health said ok, so a load balancer kept sending uploads that all got 503. Null while it takes them.
+   */
+  async writesRefused(): Promise<Readonly<{ code: string; since: string }> | null> {
+    const { rows } = await this.pool.query<{ refused: boolean }>(`SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS refused`);
+    if (rows[0]?.refused !== true) {
+      this.writesRefusedSince = null;
+      return null;
+    }
+    this.writesRefusedSince ??= new Date().toISOString();
+    return { code: READ_ONLY_CODE, since: this.writesRefusedSince };
   }
 
   async headPosition(): Promise<bigint> {
