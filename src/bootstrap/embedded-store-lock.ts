@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BACKUP_MANIFEST } from '../adapters/backup/data-dir-backup';
 import { DataDirInUseError, lockDataDir, type DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, type Config } from './config';
 
@@ -5,9 +8,19 @@ import { ConfigError, type Config } from './config';
  * One process per embedded store, a hub or a library (data-dir-lock.ts): the held lock, or null for the shared
  * stores (PostgreSQL, EventStoreDB). Another process holding it is a ConfigError naming `setting`, the name the
  * caller knows the data directory by (RTS_DATA_DIR for the hub, dataDir for the library).
+ *
+ * A backup (a directory with its manifest, backup.json) is refused before anything is written into it: a hub or a
+ * library opened on one ran on it and changed its files at once (the store's settings, the lock, the secrets it
+ * lacked), and from then on the backup no longer matched its manifest, so `rts restore` and restoreDataDir refused
+ * it as damaged: the copy kept to restore from was gone. A restore never writes the manifest into a data directory.
  */
 export const lockEmbeddedStore = (config: Config, setting: string): DataDirLock | null => {
   if (config.RTS_EVENT_STORE !== 'sqlite') return null;
+  if (existsSync(join(config.RTS_DATA_DIR, BACKUP_MANIFEST))) {
+    throw new ConfigError([
+      `${setting}: ${config.RTS_DATA_DIR} is a backup (it holds ${BACKUP_MANIFEST}), not a data directory: opened, its files would change and it would no longer restore. Restore it into a new directory (rts restore, or restoreDataDir) and open that one`,
+    ]);
+  }
   try {
     return lockDataDir(config.RTS_DATA_DIR);
   } catch (error) {

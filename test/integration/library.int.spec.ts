@@ -6,7 +6,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { DateTime } from 'luxon';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
-import { backupDataDir, buildDocument, createTeleObservation, lastDays, openTeleMed, parseCpr, restoreDataDir, timeInterval } from '../../src';
+import { backupDataDir, buildDocument, ConfigError, createTeleObservation, lastDays, loadConfig, openTeleMed, parseCpr, restoreDataDir, startHub, timeInterval, verifyBackup } from '../../src';
 import { sha256Hex, uuidToOid, uuidV5 } from '../../src/application/ids';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
 import { RtsError } from '../../src/domain/shared/errors';
@@ -34,6 +34,31 @@ describe('openTeleMed (library entry point)', () => {
       } finally {
         await again.close();
       }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to open a backup as its data directory (a hub too), so the backup still verifies and restores', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rts-lib-open-backup-'));
+    try {
+      const rts = await openTeleMed({ dataDir: join(root, 'data') });
+      await rts.telemed.processAndStore(reading(128, 20));
+      await backupDataDir(join(root, 'data'), join(root, 'backup'));
+      await rts.close();
+      const files = readdirSync(join(root, 'backup')).sort();
+      // Opened, the backup was written to at once (the store's settings, hub.lock, the secrets it lacked), and from then
+      // on refused as damaged by verifyBackup, restoreDataDir and rts restore.
+      const opening = openTeleMed({ dataDir: join(root, 'backup') });
+      await expect(opening).rejects.toBeInstanceOf(ConfigError);
+      await expect(opening).rejects.toMatchObject({ problems: [expect.stringMatching(/^dataDir: .* is a backup .*restoreDataDir/)] });
+      const config = loadConfig({ RTS_DATA_DIR: join(root, 'backup'), RTS_HTTP_PORT: '0', RTS_LOG_LEVEL: 'silent' });
+      await expect(startHub(config)).rejects.toMatchObject({ problems: [expect.stringMatching(/^RTS_DATA_DIR: .* is a backup /)] });
+      expect(readdirSync(join(root, 'backup')).sort()).toEqual(files);
+      expect(() => verifyBackup(join(root, 'backup'))).not.toThrow();
+      await restoreDataDir(join(root, 'backup'), join(root, 'restored'));
+      const again = await openTeleMed({ dataDir: join(root, 'restored') });
+      await again.close();
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
