@@ -1,6 +1,6 @@
 // The library entry point in memory: what a backend team's code can call, and what it may pass.
-import { DateTime } from 'luxon';
-import { buildDocument, createTeleObservation, lastDays, openTeleMed, parseCpr, timeInterval, type EmbeddedTeleMed } from '../../src';
+import { DateTime, Settings } from 'luxon';
+import { buildDocument, createTeleObservation, lastDays, openTeleMed, parseCpr, parseHl7Observation, timeInterval, type EmbeddedTeleMed } from '../../src';
 import { ObservationBody } from '../../src/adapters/http/schemas';
 import { XdsBackend } from '../../src/application/xds-backend';
 import { TeleMedService } from '../../src/application/telemed';
@@ -207,6 +207,30 @@ describe("a reading's measuredAt through the library: HTTP's rule, not luxon's (
     }
     const stored = (await rts.telemed.getObservationsFor(PATIENT, november())).map((o) => o.measuredAt);
     expect(stored).toEqual(taken.map(([, utc]) => utc).sort());
+  });
+});
+
+describe("an embedder's luxon set to throw on invalid DateTimes (Settings.throwOnInvalid, as luxon's TypeScript guide suggests)", () => {
+  afterEach(() => {
+    Settings.throwOnInvalid = false;
+  });
+
+  it('still refuses a time that is not on the calendar as a ValidationError, without quoting the text', async () => {
+    Settings.throwOnInvalid = true;
+    const AT = DateTime.fromISO('2026-12-01T00:00:00Z');
+    // In the form HTTP takes, but no such day or second: luxon's InvalidDateTimeError escaped, naming the text.
+    for (const measuredAt of ['2026-02-30T10:00:00+01:00', '2026-11-30T10:00:60Z']) {
+      const made = (() => { try { return createTeleObservation({ patientId: '251248-1234', systolic: 120, diastolic: 80, measuredAt }, AT); } catch (e) { return e; } })();
+      expect([measuredAt, made]).toEqual([measuredAt, expect.objectContaining({ kind: 'validation', code: 'invalid_observation', details: [expect.objectContaining({ path: 'measuredAt' })] })]);
+      expect((made as Error).message).not.toContain(measuredAt);
+      const byHand = { patientId: PATIENT, systolic: { value: 120, unit: 'mmHg' }, diastolic: { value: 80, unit: 'mmHg' }, measuredAt } as const;
+      await expect(rts.telemed.processAndStore(byHand)).rejects.toMatchObject({ kind: 'validation', code: 'invalid_observation' });
+    }
+    const { metadata, document } = buildDocument(reading(120, 10));
+    const february30 = document.replace(/<effectiveTime value="\d{14}/, '<effectiveTime value="20260230100000');
+    expect(february30).not.toBe(document);
+    expect(() => parseHl7Observation(february30)).toThrow(expect.objectContaining({ kind: 'validation', code: 'invalid_document' }));
+    await expect(rts.xds.provideAndRegisterDocument(metadata, february30)).rejects.toMatchObject({ kind: 'validation', code: 'invalid_document' });
   });
 });
 

@@ -36,8 +36,15 @@ export const isoInstantMillis = (text: string): number => {
       return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offset * 60_000;
     }
   }
-  const dt = DateTime.fromISO(text, { setZone: true });
-  return dt.isValid ? dt.toMillis() : Number.NaN;
+  // An embedder's luxon may be set to throw on an invalid DateTime (Settings.throwOnInvalid, which luxon's TypeScript
+  // guide recommends): its InvalidDateTimeError, no RtsError and quoting the text, then escaped the library's
+  // validation of a measuredAt such as 2026-02-30T10:00:00+01:00, or of an HL7 effectiveTime. NaN, as otherwise.
+  try {
+    const dt = DateTime.fromISO(text, { setZone: true });
+    return dt.isValid ? dt.toMillis() : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
 };
 
 const digits2 = (text: string, at: number): number => {
