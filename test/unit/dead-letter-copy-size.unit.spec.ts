@@ -25,4 +25,33 @@ describe('fittedDeadLetterCopy', () => {
     expect(copy.application_properties).toMatchObject({ messageId: 'm-2', 'x-dlq-source-queue': 'rts.uplink' });
     expect(amqpMessage.encode(copy).length).toBeLessThan(MAX_DEAD_LETTER_COPY_BYTES);
   });
+
+  it('drops the sender\'s large properties when they, not the body, are too large, and keeps the small ones and the body', () => {
+    // An outside review sent a tiny body with a 1,047,900-byte application-property: the broker took it (under its
+    // 1 MiB frame), but the copy with x-dlq-* was over, every try closed the hub's connection, and the message came
+    // back for ever (118 reconnects in two minutes, delivery-count 118, never dead-lettered).
+    const message = {
+      body: 'not json',
+      message_id: 'm-3',
+      group_id: 'g'.repeat(2_000),
+      application_properties: { messageId: 'm-3', type: 'expert.registered', systemId: 'chengdu', junk: 'y'.repeat(1_047_900) },
+    };
+    const copy = fittedDeadLetterCopy(message, extra);
+    expect(amqpMessage.encode(copy).length).toBeLessThanOrEqual(MAX_DEAD_LETTER_COPY_BYTES);
+    expect(copy.body).toBe('not json');
+    expect(copy.message_id).toBe('m-3');
+    expect(copy.group_id).toBeUndefined();
+    expect(copy.application_properties).toMatchObject({ messageId: 'm-3', type: 'expert.registered', systemId: 'chengdu', 'x-dlq-source-queue': 'rts.uplink' });
+    expect(copy.application_properties).not.toHaveProperty('junk');
+    expect(String(copy.application_properties?.[DLQ_REASON])).toMatch(/^properties_not_kept: 2 of the message's properties \(\d+ bytes\) .*; body is not an AMQP value string$/);
+  });
+
+  it('drops both when each is too large by itself', () => {
+    const body = 'x'.repeat(1_045_000);
+    const copy = fittedDeadLetterCopy({ body, application_properties: { messageId: 'm-5', junk: 'y'.repeat(1_045_000) } }, extra);
+    expect(amqpMessage.encode(copy).length).toBeLessThanOrEqual(MAX_DEAD_LETTER_COPY_BYTES);
+    expect(JSON.parse(copy.body as string)).toEqual({ bodyNotKept: { bytes: 1_045_000, sha256: createHash('sha256').update(body).digest('hex') } });
+    expect(copy.application_properties).toMatchObject({ messageId: 'm-5' });
+    expect(String(copy.application_properties?.[DLQ_REASON])).toMatch(/^properties_not_kept: 1 of .*; body_not_kept: the body \(1045000 bytes, .*; body is not an AMQP value string$/);
+  });
 });

@@ -143,6 +143,8 @@ export const DLQ_REASON = 'x-dlq-reason';
 export const DLQ_SOURCE_QUEUE = 'x-dlq-source-queue';
 export const DLQ_ATTEMPTS = 'x-dlq-attempts';
 export const DLQ_AT = 'x-dlq-at';
+/** The properties the consumer adds to a dead letter copy. */
+const DLQ_PROPERTIES: ReadonlySet<string> = new Set([DLQ_REASON, DLQ_SOURCE_QUEUE, DLQ_ATTEMPTS, DLQ_AT]);
 
 /** A retry delay for QueueConsumer: `baseMs` after the first failed attempt, doubling, at most `maxMs`. */
 export const retryBackoff =
@@ -605,9 +607,55 @@ export function fittedDeadLetterCopy(message: Message, extra: Record<string, App
   if (encodedSizeOf(copy) <= maxBytes) return copy;
   const bytes = bodyBytes(message.body);
   const digest = createHash('sha256').update(bytes).digest('hex');
-  const note = `body_not_kept: the body (${bytes.length} bytes, sha256 ${digest}) was too large to keep with the dead letter's properties (a message must stay under 1015808 bytes)`;
-  const reason = `${note}; ${String(extra[DLQ_REASON] ?? '')}`;
-  return deadLetterCopy({ ...message, body: JSON.stringify({ bodyNotKept: { bytes: bytes.length, sha256: digest } }) }, { ...extra, [DLQ_REASON]: reason });
+  const bodyNote = `body_not_kept: the body (${bytes.length} bytes, sha256 ${digest}) was too large to keep with the dead letter's properties (a message must stay under 1015808 bytes)`;
+  const noteBody = JSON.stringify({ bodyNotKept: { bytes: bytes.length, sha256: digest } });
+  const reason = String(extra[DLQ_REASON] ?? '');
+  const withoutBody = deadLetterCopy({ ...message, body: noteBody }, { ...extra, [DLQ_REASON]: `${bodyNote}; ${reason}` });
+  if (encodedSizeOf(withoutBody) <= maxBytes) return withoutBody;
+  // Too large without its body: the sender's properties are (a 1 MB application-property, a 1 MB group-id). Only the
+  // small ones are kept; the body too if it fits beside them. Kept whole, every try closed the hub's connection and
+  // the message came back, for ever (an outside review: 118 reconnects in two minutes, never dead-lettered).
+  const dropped = droppedLargeProperties(copy);
+  const propertiesNote = `properties_not_kept: ${dropped.count} of the message's properties (${dropped.bytes} bytes) were too large to keep with the dead letter (a message must stay under 1015808 bytes)`;
+  const withBody = { ...dropped.copy, application_properties: { ...dropped.copy.application_properties, [DLQ_REASON]: `${propertiesNote}; ${reason}` } };
+  if (encodedSizeOf(withBody) <= maxBytes) return withBody;
+  return { ...dropped.copy, body: noteBody, application_properties: { ...dropped.copy.application_properties, [DLQ_REASON]: `${propertiesNote}; ${bodyNote}; ${reason}` } };
+}
+
+/** The most a dead letter keeps of the sender's properties when they are what makes it too large (with its own x-dlq-*). */
+const KEPT_PROPERTY_BYTES = 512;
+const KEPT_PROPERTIES_BYTES = 16 * 1024;
+
+/**
+ * A dead letter copy without the sender's large properties: each application-property and AMQP property (group-id,
+ * subject, ...) kept only if it encodes in at most KEPT_PROPERTY_BYTES, and those in at most KEPT_PROPERTIES_BYTES all
+ * together (the x-dlq-* are kept whatever their size: the hub's own, bounded). So the envelope's copies (messageId,
+ * type, systemId, ...), which operators search by, stay, and a sender's megabyte of junk does not.
+ */
+function droppedLargeProperties(copy: Message): Readonly<{ copy: Message; count: number; bytes: number }> {
+  let budget = KEPT_PROPERTIES_BYTES;
+  let count = 0;
+  let bytes = 0;
+  const keep = (size: number): boolean => {
+    if (size <= KEPT_PROPERTY_BYTES && size <= budget) {
+      budget -= size;
+      return true;
+    }
+    count += 1;
+    bytes += size;
+    return false;
+  };
+  const properties: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(copy.application_properties ?? {})) {
+    if (DLQ_PROPERTIES.has(key) || keep(amqpMessage.encode({ application_properties: { [key]: value } }).length)) properties[key] = value;
+  }
+  const slim: Message = { body: copy.body, durable: true, application_properties: properties };
+  const fields = ['message_id', 'correlation_id', 'subject', 'content_type', 'content_encoding', 'reply_to', 'group_id', 'creation_time', 'priority'] as const;
+  for (const field of fields) {
+    const value = copy[field];
+    if (value !== undefined && keep(amqpMessage.encode({ [field]: value }).length)) (slim as unknown as Record<string, unknown>)[field] = value;
+  }
+  return { copy: slim, count, bytes };
 }
 
 /** The bytes of a body: an AMQP value string as UTF-8, a data section's bytes, anything else as AMQP encodes it. */
