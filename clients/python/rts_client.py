@@ -49,6 +49,8 @@ It logs through the standard logging module, logger "rts_client", at the events 
 and failover, named by ids only (never a CPR number, a name, a text, a body, a token or a key). It adds no handler:
 the application configures logging (city_system.py calls logging.basicConfig).
 """
+import collections
+import hashlib
 import ipaddress
 import json
 import logging
@@ -79,6 +81,9 @@ MAX_BATCH_JSON_BYTES = 384 * 1024
 # the rest of the 1 MiB is left for the properties and the AMQP framing.
 MAX_BODY_BYTES = 1024 * 1024 - 32 * 1024
 DEAD_LETTER_QUEUE = "rts.dlq"
+# Lost connections excused per message (the TypeScript SDK's MAX_EXCUSED_LOSSES), and messages remembered so.
+MAX_EXCUSED_LOSSES = 20
+MAX_EXCUSED_MESSAGES = 10_000
 # The downlink types beyond the first contract this client reads, as the application property rts_accepts of its
 # consultation messages: the hub sends consultation.refused only to a sender that says so (an older client would
 # not know the type). receive() passes every type to the handler, so a handler that ignores it is enough.
@@ -840,6 +845,15 @@ def batch_message_id(system_id, base, label):
 _CONNECTION_LOST = (ConnectionException, LinkException, Timeout, OSError)
 
 
+def message_key(message):
+    """What a redelivery of `message` is known by: its AMQP message-id (the hub sets the envelope id), else a hash of
+    its body and application-properties."""
+    if message.id is not None:
+        return "id:" + str(message.id)
+    digest = hashlib.sha256(repr((message.body, sorted((message.properties or {}).items(), key=lambda kv: str(kv[0])))).encode("utf-8"))
+    return "sha256:" + digest.hexdigest()
+
+
 class NotAccepted(Exception):
     """The broker settled a send as rejected, released or modified: not sent."""
 
@@ -910,6 +924,12 @@ class RtsClient:
                 self.ssl_domain.set_credentials(cert_file, key_file, None)
             self.ssl_domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
         self.seen = set()  # processed envelope ids; keep them durably in a real system (docs/messaging.md)
+        # ActiveMQ raises the delivery-count of every message a lost connection held unsettled, prefetched ones too
+        # (credit 10), one per loss: counted as failed attempts, five losses dead-lettered healthy messages as
+        # "max attempts exceeded" without one handling. Losses seen here while holding a message are taken off its
+        # count, as the TypeScript SDK does (README, "Attempts and lost connections"): key -> losses.
+        self.excused_losses = collections.OrderedDict()
+        self._holding = None  # the message being handled (taken from the receiver, not settled yet)
         self.reconnects = 0
         self.connection = self.sender = self.receiver = self.dlq_sender = None
         self.endpoint = None
@@ -943,9 +963,34 @@ class RtsClient:
         state = self.connection.conn.state
         return not (state & Endpoint.LOCAL_CLOSED or state & Endpoint.REMOTE_CLOSED or self.connection.disconnected)
 
+    def _excuse_held(self):
+        """The connection is lost: each message it held unsettled (the one being handled and those prefetched) comes
+        again with its delivery-count one higher, through no fault of its own; remember one more excused loss."""
+        held = []
+        if self.receiver is not None:
+            held = [message for message, _ in getattr(self.receiver.fetcher, "incoming", ())]
+        if self._holding is not None:
+            held.append(self._holding)
+            self._holding = None
+        for message in held:
+            key = message_key(message)
+            losses = self.excused_losses.pop(key, 0) + 1
+            self.excused_losses[key] = losses  # last: the least recently lost are forgotten first
+        while len(self.excused_losses) > MAX_EXCUSED_MESSAGES:
+            self.excused_losses.popitem(last=False)
+
+    def failed_deliveries(self, message):
+        """The broker's delivery-count less the losses this client excused for the message (at most
+        MAX_EXCUSED_LOSSES: one whose handling itself ends the connection is still dead-lettered in the end)."""
+        count = message.delivery_count or 0
+        if count == 0 or not self.excused_losses:
+            return count
+        return max(0, count - min(self.excused_losses.get(message_key(message), 0), MAX_EXCUSED_LOSSES))
+
     def _reconnect(self, error=None):
         """After a loss: close what is left, then rounds over the URLs with backoff until one takes us. `error`: what
         showed the loss (None: the connection was found closed)."""
+        self._excuse_held()
         self._log(logging.WARNING, "disconnected from the hub broker", endpoint=self.endpoint, reconnecting=True,
                   error=_without_password(str(error)) if error is not None else "the connection was closed")
         try:
@@ -1064,7 +1109,8 @@ class RtsClient:
 
     def _process(self, message, handler):
         receiver = self.receiver  # a handler's send may reconnect: settle on the link the message came from
-        attempt = (message.delivery_count or 0) + 1
+        self._holding = message
+        attempt = self.failed_deliveries(message) + 1
         if attempt > self.max_attempts:
             self._dead_letter(receiver, message, f"max attempts exceeded ({attempt - 1} failed deliveries)", attempt - 1)
             return None
@@ -1113,6 +1159,10 @@ class RtsClient:
         one, which BlockingReceiver.settle settles next (one message is handled at a time)."""
         if receiver is not self.receiver:
             return
+        if self._holding is not None:
+            if outcome == Delivery.ACCEPTED:
+                self.excused_losses.pop(message_key(self._holding), None)  # off the queue for good
+            self._holding = None
         if outcome == Delivery.MODIFIED:
             delivery = receiver.fetcher.unsettled[0]
             delivery.local.failed = True
