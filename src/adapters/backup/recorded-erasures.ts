@@ -4,6 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { PATIENT_ERASED } from '../../application/sealed-documents';
+import { consultationDataKey } from '../../application/consultation/sealed-consultations';
 import { isExistingConsultationId, LEGACY_CONSULTATION_ID_RULE } from '../../domain/consultation/legacy-id';
 import { DATA_FILES } from '../system/data-dir';
 import { BACKUP_MANIFEST, BackupError, verifyBackup } from './data-dir-backup';
@@ -16,7 +17,11 @@ import { BACKUP_MANIFEST, BackupError, verifyBackup } from './data-dir-backup';
  *
  * - a backup (checked against its manifest first) or a data directory: the PatientErased events of its
  *   `telemed.sqlite`, and its ConsultationContentErased events but those of a patient's erasure (repeating the
- *   patient's repeats them), opened read-only (a running hub's directory may be read; nothing is written);
+ *   patient's repeats them), opened read-only (a running hub's directory may be read; nothing is written); and the
+ *   erased keys of its `patient-keys.sqlite` whose erasure its events do not hold. A backup copies the events
+ *   before the keys, and an erasure appends its event before it deletes the key: a patient (or a consultation's
+ *   content) erased while a backup copied its events is in that backup's key file only, and reading the events
+ *   alone left them out, so an older backup restored and repaired "from a newer backup" served them again;
  * - a file: the answer of GET /erasures (`{items: [...]}`; an item without `kind`, as builds before 2026-12-02
  *   answered, is a patient's), or lines of JSON each with `event: "PatientErased"` or
  *   `event: "ConsultationContentErased"`, as `rts erasures list` prints them and as the hub logs an erasure (its
@@ -65,7 +70,8 @@ export const readRecordedErasures = (source: string): ErasureSource => {
     if (isBackup) verifyBackup(path);
     const events = join(path, DATA_FILES.events);
     if (!existsSync(events)) throw new BackupError('not_a_backup', `${path} is neither a backup nor a data directory: it holds no ${DATA_FILES.events}`);
-    return { kind: isBackup ? 'backup' : 'data_dir', erasures: unique(fromEventStore(events)), skippedLines: 0 };
+    const keys = join(path, DATA_FILES.patientKeys);
+    return { kind: isBackup ? 'backup' : 'data_dir', erasures: unique([...fromEventStore(events), ...fromKeyStore(keys, events)]), skippedLines: 0 };
   }
   const text = readFileSync(path, 'utf8');
   const erasures: RecordedErasure[] = [];
@@ -142,4 +148,47 @@ const fromEventStore = (file: string): RecordedErasure[] => {
   } finally {
     db.close();
   }
+};
+
+/**
+ * The erasures a key file records by its tombstones (`erased_at` set), oldest first: a patient's by their key; a
+ * consultation's, whose key is derived from its id, by the id of a request in the events `eventsFile` holds, unless
+ * a patient of that request is erased too (repeating the patient's erasure repeats it). Read-only.
+ */
+const fromKeyStore = (keysFile: string, eventsFile: string): RecordedErasure[] => {
+  if (!existsSync(keysFile)) return [];
+  let rows: { patient_key: string; erased_at: string }[];
+  const keys = new BetterSqlite3(keysFile, { readonly: true, fileMustExist: true });
+  try {
+    keys.pragma('busy_timeout = 5000');
+    const hasTable = keys.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'patient_keys'").get() !== undefined;
+    rows = hasTable ? (keys.prepare('SELECT patient_key, erased_at FROM patient_keys WHERE erased_at IS NOT NULL ORDER BY erased_at, patient_key').all() as typeof rows) : [];
+  } finally {
+    keys.close();
+  }
+  if (rows.length === 0) return [];
+  const erasedAtOf = new Map(rows.map((r) => [r.patient_key, r.erased_at]));
+  const patients = rows.flatMap((r) => {
+    const parsed = PatientItem.safeParse({ kind: 'patient', patientKey: r.patient_key, erasedAt: r.erased_at });
+    return parsed.success ? [recordOf(parsed.data)] : [];
+  });
+  const consultations: RecordedErasure[] = [];
+  const events = new BetterSqlite3(eventsFile, { readonly: true, fileMustExist: true });
+  try {
+    events.pragma('busy_timeout = 5000');
+    for (const { data } of events.prepare("SELECT data FROM events WHERE type = 'ConsultationRequested' ORDER BY global_position").all() as { data: string }[]) {
+      const json = parseJson(data) as Record<string, unknown> | undefined;
+      const id = json?.['consultationId'];
+      if (typeof id !== 'string') continue;
+      const erasedAt = erasedAtOf.get(consultationDataKey(id));
+      if (erasedAt === undefined) continue;
+      const patientKeys = json?.['patientKeys'];
+      if (Array.isArray(patientKeys) && patientKeys.some((k) => typeof k === 'string' && erasedAtOf.has(k))) continue;
+      const parsed = ConsultationItem.safeParse({ kind: 'consultation', consultationId: id, erasedAt });
+      if (parsed.success) consultations.push(recordOf(parsed.data));
+    }
+  } finally {
+    events.close();
+  }
+  return [...patients, ...consultations];
 };

@@ -34,7 +34,8 @@ export const ERASURES_HELP = `Usage:
 
 SOURCE is one of
   a backup directory (checked against its backup.json) or a data directory
-    (read only; a running hub's may be read): the erasures in its events
+    (read only; a running hub's may be read): the erasures in its events,
+    and the erased keys of its key file (one erased while a backup ran)
   a file: a saved answer of GET /erasures, the output of 'rts erasures list',
     or the hub's log (its "patient erased" and "consultation content erased"
     lines; other lines are skipped)
