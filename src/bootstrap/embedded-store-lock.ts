@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BACKUP_MANIFEST } from '../adapters/backup/data-dir-backup';
+import { DATA_FILES } from '../adapters/system/data-dir';
 import { DataDirInUseError, lockDataDir, type DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, type Config } from './config';
 
@@ -21,11 +22,23 @@ export const lockEmbeddedStore = (config: Config, setting: string): DataDirLock 
       `${setting}: ${config.RTS_DATA_DIR} is a backup (it holds ${BACKUP_MANIFEST}), not a data directory: opened, its files would change and it would no longer restore. Restore it into a new directory (rts restore, or restoreDataDir) and open that one`,
     ]);
   }
+  let lock: DataDirLock;
   try {
-    return lockDataDir(config.RTS_DATA_DIR);
+    lock = lockDataDir(config.RTS_DATA_DIR);
   } catch (error) {
     // Said for both cases: a second openTeleMed on one dataDir in the same process was told of "another hub process".
     if (error instanceof DataDirInUseError) throw new ConfigError([`${setting}: ${error.message}: stop or close that one first, or give this one another ${setting}`]);
     throw error;
   }
+  // Looked for once the lock is held (its file made first): a restore that claims the directory after that sees the
+  // lock's file and gives way (claimEmptyDirectory), so one of the two always sees the other. A hub started on a
+  // directory that `rts restore` was still writing ran on the files copied so far, generated the secrets not yet
+  // copied, and the restore, meeting those, failed and deleted the directory under the running hub.
+  if (existsSync(join(config.RTS_DATA_DIR, DATA_FILES.inProgress))) {
+    lock.release();
+    throw new ConfigError([
+      `${setting}: ${DATA_FILES.inProgress} is in the data directory: rts restore (or rts backup) is writing into it, or was stopped before it finished. Wait for it to finish; if it was interrupted, delete the directory and run rts restore again`,
+    ]);
+  }
+  return lock;
 };

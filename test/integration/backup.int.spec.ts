@@ -9,6 +9,7 @@ import type { Projector } from '../../src/application/projector';
 import type { TeleMedService } from '../../src/application/telemed';
 import type { XdsBackend } from '../../src/application/xds-backend';
 import { loadConfig } from '../../src/bootstrap/config';
+import { openTeleMed } from '../../src/bootstrap/library';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 import { parseCpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
@@ -165,6 +166,23 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
     expect(readdirSync(done)).not.toContain('.rts-in-progress');
     expect(() => verifyBackup(done)).not.toThrow();
     rmSync(done, { recursive: true });
+  });
+});
+
+describe('a data directory that rts restore is writing', () => {
+  // A hub started (systemd restarting it, say) on the directory a slow restore was still writing ran on the files
+  // copied so far and generated the secrets not copied yet; the restore then met those, failed, and its cleanup
+  // deleted the directory under the running hub, which answered 503 to every write from then on.
+  it('is not opened by a hub or library (claim-race.unit.spec.ts: a restore gives way to a hub that began first)', async () => {
+    const dirs = tempDataDir('rts-restore-in-progress-');
+    try {
+      const restoring = join(dirs.dir, 'restoring');
+      claimEmptyDirectory(restoring);
+      await expect(openTeleMed({ dataDir: restoring })).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringContaining('dataDir: .rts-in-progress is in the data directory')] });
+      expect(readdirSync(restoring).sort()).toEqual(['.rts-in-progress', 'hub.lock']);
+    } finally {
+      dirs.remove();
+    }
   });
 });
 

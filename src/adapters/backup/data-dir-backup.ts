@@ -202,8 +202,11 @@ const removeWithMadeParents = (path: string, made: string): void => {
   }
 };
 
-/** Held in a directory while a backup or restore writes into it; created exclusively, so only one can. */
-const IN_PROGRESS = '.rts-in-progress';
+/**
+ * Held in a directory while a backup or restore writes into it; created exclusively, so only one can. A hub or
+ * library refuses to open a data directory that holds it (embedded-store-lock.ts).
+ */
+const IN_PROGRESS = DATA_FILES.inProgress;
 
 /**
  * `path` as an empty 0700 directory this process alone writes into: new (made with any missing parents; `made` is
@@ -232,6 +235,15 @@ export const claimEmptyDirectory = (path: string): { existed: boolean; made: str
   } catch (error) {
     if ((error as { code?: string }).code === 'EEXIST') throw refused('is being written by another backup or restore');
     throw error;
+  }
+  // A hub started on the directory between the check above and the claim (its hub.lock is its first file): it did
+  // not see the claim, so it is this one that gives way. (A hub that starts later sees the claim and refuses.)
+  // Otherwise a restore whose copy then met the hub's own files failed, and its cleanup deleted the running hub's
+  // data directory.
+  const others = readdirSync(path).filter((entry) => entry !== IN_PROGRESS);
+  if (others.length > 0) {
+    rmSync(join(path, IN_PROGRESS), { force: true });
+    throw refused('was written to by another process (a hub started on it?) at the same moment');
   }
   chmodSync(path, 0o700);
   return { existed, made };

@@ -17,6 +17,11 @@ export const DATA_FILES = {
   hubKeys: HUB_KEYS_FILE_NAME,
   /** Held by the running hub process (data-dir-lock.ts); not part of a backup. */
   hubLock: 'hub.lock',
+  /**
+   * Present while `rts backup` or `rts restore` writes into a directory (data-dir-backup.ts), and left behind by one
+   * that was killed: a hub or library refuses such a directory (embedded-store-lock.ts).
+   */
+  inProgress: '.rts-in-progress',
 } as const;
 
 /** The SQLite files among them, in the order a backup takes them (see backupDataDir). */
