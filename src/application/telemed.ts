@@ -4,7 +4,7 @@ import { ensureTeleObservation, type TeleObservation } from '../domain/monitorin
 import { checkedInterval, type TimeInterval } from '../domain/monitoring/time-interval';
 import { ConflictError } from '../domain/shared/errors';
 import { checkPatientIdempotencyKey } from '../domain/shared/idempotency-key';
-import type { SubmitResult, XdsBackend } from './xds-backend';
+import type { RepeatedResult, SubmitResult, XdsBackend } from './xds-backend';
 
 /** A stored reading as the query side returns it: the observation and the document it lives in. */
 export type StoredObservation = TeleObservation & Readonly<{ uniqueId: string }>;
@@ -21,7 +21,10 @@ export interface TeleMed {
 }
 
 /** What `record` did, and the measurement time the stored reading has. */
-export type RecordResult = SubmitResult & Readonly<{ measuredAt: string }>;
+export type RecordResult = SubmitResult & RepeatedResult & Readonly<{ measuredAt: string }>;
+
+/** What `correct` did: a repeat of a correction corrected again since names the current document too. */
+export type CorrectResult = SubmitResult & RepeatedResult;
 
 export type RecordOptions = Readonly<{
   /** Client-supplied idempotency key: the same key for the same patient and reading is stored once. */
@@ -78,15 +81,16 @@ export class TeleMedService implements TeleMed {
   private async submit(teleObs: TeleObservation, options: RecordOptions): Promise<RecordResult> {
     const { document, metadata } = buildDocument(teleObs);
     const result = await this.xds.provideAndRegisterBuilt(metadata, document, { observationId: options.observationId, correlationId: options.correlationId, summary: summaryOf(teleObs) });
-    return { ...result, measuredAt: teleObs.measuredAt };
+    return { ...result, ...(await this.xds.repeatedResult(result)), measuredAt: teleObs.measuredAt };
   }
 
   /** Replace a stored reading by a corrected one (XDS RPLC); queries show the new one instead of the old, never neither or both. */
-  async correct(uniqueId: string, corrected: TeleObservation, options: { correctionId?: string; correlationId?: string } = {}): Promise<SubmitResult> {
+  async correct(uniqueId: string, corrected: TeleObservation, options: { correctionId?: string; correlationId?: string } = {}): Promise<CorrectResult> {
     const reading = ensureTeleObservation(corrected, () => this.xds.now());
     if (options.correctionId !== undefined) checkPatientIdempotencyKey(options.correctionId, reading.patientId.replace('-', ''), 'correctionId', 'invalid_observation');
     const { document, metadata } = buildDocument(reading);
-    return this.xds.correctBuilt(uniqueId, metadata, document, { ...options, summary: summaryOf(reading) });
+    const result = await this.xds.correctBuilt(uniqueId, metadata, document, { ...options, summary: summaryOf(reading) });
+    return { ...result, ...(await this.xds.repeatedResult(result)) };
   }
 
   /** The patient of a stored document, read from the document itself (the registry keeps only a pseudonym). */

@@ -36,6 +36,16 @@ export type SubmitOptions = Readonly<{
 
 export type SubmitResult = Readonly<{ uniqueId: string; created: boolean; position: bigint | null }>;
 
+/**
+ * A repeat's answer (`created: false`) names the document that holds the reading now when it was corrected since
+ * (`currentUniqueId`, its chain of corrections followed): the repeat answers with the replaced document, and a caller
+ * retrying after a lost answer otherwise took the old values for stored. Absent when the document is current.
+ */
+export type RepeatedResult = Readonly<{ currentUniqueId?: string }>;
+
+/** Corrections followed at most from a document to the current version of its reading (a chain is one link per correction). */
+export const MAX_CHAIN_HOPS = 1000;
+
 export type RetrievedDocument = Readonly<{ entry: RegistryEntryView; content: string }>;
 
 export type XdsDependencies = Readonly<{
@@ -346,6 +356,23 @@ export class XdsBackend {
     const entry = await this.findEntry(uniqueId);
     if (!entry) throw new NotFoundError('document_not_found', 'no document has this uniqueId');
     return entry;
+  }
+
+  /**
+   * The entry a document's chain of corrections ends at, followed at most MAX_CHAIN_HOPS links (each a registry read):
+   * Deprecated still when the chain is longer than that.
+   */
+  async chainEnd(uniqueId: string): Promise<RegistryEntryView> {
+    let entry = await this.entry(uniqueId);
+    for (let hops = 0; entry.status === 'Deprecated' && entry.replacedBy && hops < MAX_CHAIN_HOPS; hops++) entry = await this.entry(entry.replacedBy);
+    return entry;
+  }
+
+  /** The current document of a repeat's reading (RepeatedResult), nothing when it is current; a created one is. */
+  async repeatedResult(result: SubmitResult): Promise<RepeatedResult> {
+    if (result.created) return {};
+    const end = await this.chainEnd(result.uniqueId);
+    return end.uniqueId === result.uniqueId ? {} : { currentUniqueId: end.uniqueId };
   }
 
   private async findEntry(uniqueId: string): Promise<RegistryEntryView | null> {

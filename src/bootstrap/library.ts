@@ -15,7 +15,7 @@ import type { EventStore } from '../application/ports/event-store';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
 import { startErasedKeys } from '../application/erased-keys';
 import type { Projector } from '../application/projector';
-import type { RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
+import type { CorrectResult, RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
 import type { RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
 import type { DocumentMetadata } from '../domain/documents/hl7';
 import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
@@ -59,7 +59,7 @@ export type EmbeddedTeleMedService = Readonly<{
   processAndStore(teleObs: TeleObservation): Promise<string>;
   getObservationsFor(patientId: Cpr, interval: TimeInterval): Promise<readonly StoredObservation[]>;
   record(observation: TeleObservation, options?: RecordOptions): Promise<RecordResult>;
-  correct(uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions): Promise<SubmitResult>;
+  correct(uniqueId: string, corrected: TeleObservation, options?: CorrectionOptions): Promise<CorrectResult>;
   patientOf(uniqueId: string): Promise<Cpr>;
 }>;
 

@@ -253,6 +253,26 @@ describe("after an erasure, calls on one of the patient's documents say patient_
   });
 });
 
+describe('a repeat of a reading corrected since names the current document, as over HTTP (a review of the library)', () => {
+  it('record and correct repeated after later corrections carry currentUniqueId; a current one carries none', async () => {
+    const first = await rts.telemed.record(reading(120, 5), { observationId: 'reading-1' });
+    expect(first).toMatchObject({ created: true });
+    expect(first).not.toHaveProperty('currentUniqueId');
+    // A retry before any correction: the document is current.
+    expect(await rts.telemed.record(reading(120, 5), { observationId: 'reading-1' })).not.toHaveProperty('currentUniqueId');
+    const second = await rts.telemed.correct(first.uniqueId, reading(121, 5), { correctionId: 'fix-1' });
+    expect(second).toMatchObject({ created: true });
+    expect(second).not.toHaveProperty('currentUniqueId');
+    const third = await rts.telemed.correct(second.uniqueId, reading(122, 5), { correctionId: 'fix-2' });
+    // The upload retried after a lost answer: the replaced document, and where the reading is now (the chain's end).
+    expect(await rts.telemed.record(reading(120, 5), { observationId: 'reading-1' })).toMatchObject({ uniqueId: first.uniqueId, created: false, currentUniqueId: third.uniqueId });
+    // The first correction retried: its document, corrected again since.
+    expect(await rts.telemed.correct(first.uniqueId, reading(121, 5), { correctionId: 'fix-1' })).toMatchObject({ uniqueId: second.uniqueId, created: false, currentUniqueId: third.uniqueId });
+    // The second retried: current, nothing more.
+    expect(await rts.telemed.correct(second.uniqueId, reading(122, 5), { correctionId: 'fix-2' })).not.toHaveProperty('currentUniqueId');
+  });
+});
+
 describe('repeating erasures after a restore, as a library user', () => {
   it('listErasures pages the recorded erasures; eraseByKey repeats them on another copy; each new one is a patient erased log line', async () => {
     const lines: Record<string, unknown>[] = [];

@@ -89,8 +89,7 @@ export const normalizedPath = (url: string): string => {
   return path.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) + (query === -1 ? '' : url.slice(query));
 };
 
-/** Corrections followed at most from a document to the current version of its reading (a chain is one link per correction). */
-export const MAX_CHAIN_HOPS = 1000;
+export { MAX_CHAIN_HOPS } from '../../application/xds-backend';
 
 export type HttpServer = Readonly<{
   app: FastifyInstance;
@@ -495,21 +494,6 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     return { type: problemTypeUri(request.params.code), status: known[0], title: known[1] };
   });
 
-  /**
-   * The entry a document's chain of corrections ends at, followed at most MAX_CHAIN_HOPS links (each a registry read):
-   * Deprecated still when the chain is longer than that.
-   */
-  const chainEnd = async (uniqueId: string) => {
-    let entry = await deps.xds.entry(uniqueId);
-    for (let hops = 0; entry.status === 'Deprecated' && entry.replacedBy && hops < MAX_CHAIN_HOPS; hops++) entry = await deps.xds.entry(entry.replacedBy);
-    return entry;
-  };
-  /** The document a corrected one's reading lives in now (its chain of corrections followed), or null when it is current. */
-  const currentOf = async (uniqueId: string): Promise<string | null> => {
-    const entry = await chainEnd(uniqueId);
-    return entry.uniqueId === uniqueId ? null : entry.uniqueId;
-  };
-
   app.post('/observations', async (request, reply) => {
     if (isXml(request)) return sendProblem(reply, problem('unsupported_media_type', 'send application/json'));
     const body = parseInput(ObservationBody, request.body, 'body');
@@ -517,13 +501,11 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     const observation = createTeleObservation({ patientId: body.patientId, systolic: body.systolic, diastolic: body.diastolic, measuredAt: body.measuredAt ?? now }, now);
     const result = await deps.telemed.record(observation, { observationId: body.observationId, correlationId: request.id, measuredAtDefaulted: body.measuredAt === undefined });
     const document = `/documents/${result.uniqueId}`;
-    // A repeat of a reading corrected since: the answer names the document that holds it now (it answered the replaced
-    // one only, and a client retrying took the old values for stored).
-    const current = result.created ? null : await currentOf(result.uniqueId);
+    // A repeat of a reading corrected since names the document that holds it now (TeleMedService.record).
     return reply
       .code(result.created ? 201 : 200)
       .header('location', document)
-      .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: result.measuredAt, document, ...(current ? { currentUniqueId: current } : {}) });
+      .send({ uniqueId: result.uniqueId, observationId: body.observationId ?? null, measuredAt: result.measuredAt, document, ...(result.currentUniqueId ? { currentUniqueId: result.currentUniqueId } : {}) });
   });
 
   /**
@@ -623,11 +605,10 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
     const document = `/documents/${result.uniqueId}`;
     // A repeat of a correction whose document was corrected again since: named as a repeated upload names it.
-    const current = result.created ? null : await currentOf(result.uniqueId);
     return reply
       .code(result.created ? 201 : 200)
       .header('location', document)
-      .send({ uniqueId: result.uniqueId, replaces: uniqueId, document, ...(current ? { currentUniqueId: current } : {}) });
+      .send({ uniqueId: result.uniqueId, replaces: uniqueId, document, ...(result.currentUniqueId ? { currentUniqueId: result.currentUniqueId } : {}) });
   });
 
   /** The correction a request asks for: a whole HL7 document (XML), or new values (JSON). */
@@ -664,7 +645,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // Not found only while the correction that replaced it is between its two appends: the plain 409 then. So too for a
     // chain longer than MAX_CHAIN_HOPS: the entry reached is Deprecated itself, and named rel="latest-version" it sent
     // the client to correct a document that answers 409 again.
-    const end = await chainEnd(uniqueId).catch(() => null);
+    const end = await deps.xds.chainEnd(uniqueId).catch(() => null);
     if (end === null || end.status === 'Deprecated' || end.uniqueId === uniqueId) throw error;
     const current = end.uniqueId;
     const answer: Problem & Readonly<{ currentUniqueId: string }> = { ...toProblem(error, problemInstance(request.url)), currentUniqueId: current };
