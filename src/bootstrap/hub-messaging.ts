@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { DeadLetterService, hubReplayTargets } from '../application/directory/dead-letter-operations';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
+import type { PatientDataProtection } from '../application/ports/patient-data-protection';
 import type { IdGenerator } from '../application/ports/id-generator';
 import { SoleProcessLease, type PublishingLease } from '../application/ports/publishing-lease';
 import { BrokerGatedLease } from '../application/broker-gated-lease';
@@ -63,6 +64,8 @@ export type HubMessagingDependencies = Readonly<{
   consultations?: Pick<ConsultationModule, 'handleUplink' | 'correlationIdOf' | 'downlinkPublisher'>;
   /** Message bodies: JOSE or plain JSON (message-security.ts); default plain JSON. */
   codec?: HubMessageCodec;
+  /** Seals the texts of consultation messages held for a system without a valid key (held-downlinks.ts). */
+  protection: PatientDataProtection;
   /**
    * The hub's audit trail (the one the HTTP side records in, security-module.ts): every consultation.* uplink message's
    * final outcome is recorded there before the message is settled (amqp-uplink-consumer.ts, uplink-audit.ts).
@@ -170,7 +173,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const downlinkSender = broker.downlinkSender();
   const operatorSender = broker.replaySender();
   const heldMetrics = heldDownlinkRecorder(deps.metrics);
-  const held = new HeldDownlinks({ store: deps.store, clock: deps.clock, logger: log, onHeld: heldMetrics.held, onReleased: heldMetrics.released });
+  const held = new HeldDownlinks({ store: deps.store, clock: deps.clock, logger: log, onHeld: heldMetrics.held, onReleased: heldMetrics.released, protection: deps.protection });
   const outbox = new AmqpHubOutbox(downlinkSender, deps.codec, log, held);
   // Registered systems only (the directory caught up first: a system registered a moment ago is one), to the queue
   // the directory names for them.

@@ -226,6 +226,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
       metrics,
       consultations,
       codec: messageKeys.codec,
+      protection: container.get<PatientDataProtection>(TOKENS.PatientDataProtection),
       audit: security.audit,
       // One publishing process at a time on a shared PostgreSQL store (an advisory lock); on SQLite, this one.
       publishingLease: container.get<PublishingLease>(TOKENS.PublishingLease),

@@ -1,11 +1,14 @@
 import { DateTime } from 'luxon';
 import { JoseError } from '../../src/adapters/crypto/jose-codec';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { AmqpHubOutbox, type OutboxSender } from '../../src/adapters/messaging/amqp-hub-outbox';
 import { PlainHubCodec, type HubDownlinkEnvelope, type HubMessageCodec } from '../../src/adapters/messaging/hub-codec';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
 import { heldDownlinkRecorder } from '../../src/adapters/metrics/hub-metrics';
 import type { ConsultationDownlinkEnvelope } from '../../src/application/consultation/consultation-messages';
+import { consultationDataKey } from '../../src/application/consultation/sealed-consultations';
 import { HeldDownlinkReleaser } from '../../src/application/downlink/held-downlink-releaser';
 import { DOWNLINK_HELD_RELEASED, DOWNLINK_MESSAGE_HELD, HeldDownlinks, heldDownlinkStream } from '../../src/application/downlink/held-downlinks';
 import type { EventStore } from '../../src/application/ports/event-store';
@@ -42,8 +45,15 @@ class KeyedCodec implements HubMessageCodec {
   }
 }
 
-/** What the broker accepted, in order, as `queue:envelope id`. */
-type Broker = { accepted: string[]; onSend?: (queue: string, id: string) => Promise<void> };
+/** What the broker accepted, in order, as `queue:envelope id` (and the bodies, as sent). */
+type Broker = { accepted: string[]; bodies?: string[]; onSend?: (queue: string, id: string) => Promise<void> };
+
+/** The key store the hub processes over one event store share (as they share one in a deployment), and its cipher. */
+const ciphers = new WeakMap<EventStore, PatientCipher>();
+const protectionOf = (store: EventStore): PatientCipher => {
+  if (!ciphers.has(store)) ciphers.set(store, new PatientCipher({ keys: new InMemoryKeyStore() }));
+  return ciphers.get(store)!;
+};
 
 /** One hub process over `store`: the outbox the publishers use, and the releaser beside them. */
 const hubProcess = (store: EventStore, codec: KeyedCodec, broker: Broker, options: { recheckMs?: number } = {}) => {
@@ -51,11 +61,12 @@ const hubProcess = (store: EventStore, codec: KeyedCodec, broker: Broker, option
   const logger = { warn: (fields: object, message: string) => void logs.push({ fields: fields as Record<string, unknown>, message }), error: () => undefined, info: (fields: object, message: string) => void logs.push({ fields: fields as Record<string, unknown>, message }) };
   const metrics = new MetricsRegistry();
   const recorder = heldDownlinkRecorder(metrics);
-  const held = new HeldDownlinks({ store, clock, logger, onHeld: recorder.held, onReleased: recorder.released });
+  const held = new HeldDownlinks({ store, clock, logger, onHeld: recorder.held, onReleased: recorder.released, protection: protectionOf(store) } as ConstructorParameters<typeof HeldDownlinks>[0]);
   const sender: OutboxSender = {
     send: async (queue, m) => {
       await broker.onSend?.(queue, String(m.messageId));
       broker.accepted.push(`${queue}:${String(m.messageId)}`);
+      broker.bodies?.push(String(m.body));
     },
   };
   const outbox = new AmqpHubOutbox(sender, codec, { error: () => undefined }, held);
@@ -82,13 +93,74 @@ it('holds a message for a system without a valid encryption key, durably, instea
   expect(broker.accepted).toEqual([]);
   const events = await heldEvents(store, 'mianyang');
   expect(events.map((e) => e.type)).toEqual([DOWNLINK_MESSAGE_HELD]);
-  expect(events[0]!.data).toMatchObject({ systemId: 'mianyang', queue: 'rts.downlink.mianyang', reason: 'no_encryption_key', envelope: m1 });
+  expect(events[0]!.data).toMatchObject({ systemId: 'mianyang', queue: 'rts.downlink.mianyang', reason: 'no_encryption_key', envelope: { ...m1, payload: { ...m1.payload, reason: expect.stringMatching(/^rts-sealed:v1:/) } } });
   expect(hub.logs[0]).toEqual({ fields: expect.objectContaining({ id: m1.id, systemId: 'mianyang', reason: 'no_encryption_key' }), message: expect.stringContaining('held') });
   // Named by the ids a desk quotes too (README, "Tracing a consultation or a message").
   expect(hub.logs[0]!.fields).toMatchObject({ correlationId: m1.correlationId, consultationId: m1.payload.consultationId });
   // No patient data in the log line: ids, system, reason.
   expect(JSON.stringify(hub.logs)).not.toContain('Patient transferred');
   expect(hub.metrics.render()).toContain('rts_downlink_held_total{reason="no_encryption_key"} 1');
+});
+
+it("keeps a held consultation message's texts sealed under the consultation's key: its erasure reaches them, and the release sends none of them", async () => {
+  // Held in clear, an offer's question and summary and a report's diagnosis stayed readable in the store (and every
+  // backup) after the patient's or the consultation's erasure, and the release sent them to the system afterwards.
+  const { store, codec, broker, hub } = setup();
+  broker.bodies = [];
+  const base = { version: 1, systemId: 'mianyang', correlationId: CONSULTATION, time: '2026-11-23T09:35:00.030+08:00' } as const;
+  const offered = {
+    ...base,
+    id: '9e8d7c6b-5a49-5382-9170-00000000a001',
+    type: 'consultation.offered',
+    payload: {
+      consultationId: CONSULTATION,
+      expertId: 'mianyang:li-7',
+      offerIndex: 0,
+      offeredAt: '2026-11-23T01:35:00.030Z',
+      expiresAt: '2026-11-24T01:35:00.030Z',
+      applicantSystemId: 'chengdu',
+      applicantClinician: 'Dr. Wang',
+      clinicalQuestion: 'Suspected phaeochromocytoma?',
+      summary: 'Paroxysmal hypertension, 58 years',
+      attachments: [],
+    },
+  } as unknown as ConsultationDownlinkEnvelope;
+  const report = {
+    ...base,
+    id: '9e8d7c6b-5a49-5382-9170-00000000a002',
+    type: 'consultation.report',
+    payload: { consultationId: CONSULTATION, expertId: 'chengdu:zhang-1', diagnosis: 'Essential hypertension', recommendations: 'Amlodipine 5 mg', issuedAt: '2026-11-23T01:35:00.030Z', attempt: 0 },
+  } as unknown as ConsultationDownlinkEnvelope;
+  const cancelled = message('mianyang'); // reason 'Patient transferred': the applicant's own words
+  const expired = { ...message('mianyang'), payload: { ...message('mianyang').payload, reason: 'offer_expired: no answer before expiresAt; the case moved on (to the next candidate, or unassigned when none was left)' } } as ConsultationDownlinkEnvelope;
+  for (const m of [offered, report, cancelled, expired]) await hub.send(m);
+  const texts = ['Suspected phaeochromocytoma?', 'Paroxysmal hypertension, 58 years', 'Essential hypertension', 'Amlodipine 5 mg', 'Patient transferred'];
+  const stored = JSON.stringify((await heldEvents(store, 'mianyang')).map((e) => e.data));
+  for (const text of texts) expect(stored).not.toContain(text);
+  expect(stored).toContain('offer_expired: no answer'); // the hub's own words stay as they are
+
+  // Until the erasure, the release opens them: the messages go out as they would have.
+  const before = await hub.held.unreleased('mianyang', 10);
+  const openHeld = (envelope: unknown) => (hub.held as unknown as { openHeld(e: unknown): Promise<unknown> }).openHeld(envelope);
+  expect(await Promise.all(before.messages.map((m) => openHeld(m.envelope)))).toEqual([offered, report, cancelled, expired]);
+
+  // The consultation's content is erased (with its patient, or by id) before the system has a key.
+  await protectionOf(store).erase(consultationDataKey(CONSULTATION));
+  // A report resent after the erasure is held too (behind the others), with nothing left to keep: never sent.
+  const resent = { ...report, id: '9e8d7c6b-5a49-5382-9170-00000000a003', payload: { ...report.payload, attempt: 1 } } as ConsultationDownlinkEnvelope;
+  await hub.send(resent);
+  expect(JSON.stringify((await heldEvents(store, 'mianyang')).map((e) => e.data))).not.toContain('Essential hypertension');
+  codec.withKey.add('mianyang');
+  await hub.releaser.catchUp();
+  // No report; the offer and the cancel without their texts, as the consultation downlink sends them after an erasure.
+  expect(broker.accepted).toEqual([at(offered), at(cancelled), at(expired)]);
+  const sent = broker.bodies.join('\n');
+  for (const text of texts) expect(sent).not.toContain(text);
+  const [offer, cancel, expiry] = broker.bodies.map((b) => JSON.parse(b).payload);
+  expect(offer).toMatchObject({ clinicalQuestion: '', summary: '', applicantClinician: 'Dr. Wang' });
+  expect(cancel.reason).toBe('');
+  expect(expiry.reason).toMatch(/^offer_expired: /);
+  expect(hub.held.pendingCount()).toBe(0);
 });
 
 it('holds later messages to that system behind it (even once the key is there), and leaves other systems alone', async () => {

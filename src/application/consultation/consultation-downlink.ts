@@ -96,7 +96,7 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
         message(homeSystemOf(e.data.expertId), 'consultation.cancelled', {
           consultationId: e.data.consultationId,
           expertId: e.data.expertId,
-          reason: 'offer_expired: no answer before expiresAt; the case moved on (to the next candidate, or unassigned when none was left)',
+          reason: EXPIRED_OFFER_CANCEL_REASON,
           cancelledAt: e.data.expiredAt,
         }),
       ];
@@ -153,6 +153,20 @@ export const planConsultationDownlink = (event: RecordedEvent, context: Consulta
 const WITHDRAWAL_DETAIL: Readonly<Record<OfferWithdrawalReason, string>> = {
   expert_retired: 'the expert retired from the directory; the offer was withdrawn and the case moved on (to the next candidate, or unassigned when none was left)',
 };
+
+/** The reason the expert's system is told when its offer ran out. */
+const EXPIRED_OFFER_CANCEL_REASON = 'offer_expired: no answer before expiresAt; the case moved on (to the next candidate, or unassigned when none was left)';
+
+/**
+ * The reasons the hub itself writes into consultation.declined and consultation.cancelled (an expiry, a withdrawal):
+ * fixed texts, no patient information. Any other reason is a decline's or cancellation's own, which the store keeps
+ * sealed (held-downlinks.ts seals it in a held message too).
+ */
+export const HUB_MADE_REASONS: ReadonlySet<string> = new Set<string>([
+  'offer_expired',
+  EXPIRED_OFFER_CANCEL_REASON,
+  ...(Object.keys(WITHDRAWAL_DETAIL) as OfferWithdrawalReason[]).flatMap((reason) => [reason, `${reason}: ${WITHDRAWAL_DETAIL[reason]}`]),
+]);
 
 /** Where the consultation publisher hands its messages (part B: the same durable AMQP sender as the directory's). */
 export interface ConsultationOutbox {

@@ -1,4 +1,6 @@
+import { HUB_MADE_REASONS } from '../consultation/consultation-downlink';
 import type { ConsultationDownlinkEnvelope } from '../consultation/consultation-messages';
+import { consultationDataKey } from '../consultation/sealed-consultations';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { loggableId } from '../../domain/monitoring/cpr-like';
 import type { DownlinkEnvelope } from '../directory/directory-messages';
@@ -6,6 +8,7 @@ import { uuidV5 } from '../ids';
 import type { Clock } from '../ports/clock';
 import type { PreparedDownlink } from '../ports/downlink-outbox';
 import { ExpectedVersionConflictError, type EventStore, type RecordedEvent } from '../ports/event-store';
+import { isSealed, type PatientDataProtection } from '../ports/patient-data-protection';
 import { Projector, type ProjectionTarget, type ProjectorLogger } from '../projector';
 
 /**
@@ -42,11 +45,18 @@ import { Projector, type ProjectionTarget, type ProjectorLogger } from '../proje
  *
  * Which systems have held messages comes from a small in-memory projection of the two event types, read with
  * readAll's type filter (they are rare), rebuilt from position 0 at every start and caught up before each check.
- * The envelope is stored as it would have been sent: the same content the consultation and directory events
- * already hold in this store, never in a stream name, a log line or a metric label.
+ * The envelope is stored as it would have been sent, but for a consultation message's texts about the patient (an
+ * offer's clinicalQuestion and summary, a report's diagnosis and recommendations, a decline's or cancellation's own
+ * reason): those are sealed under the consultation's data key, as in the consultation's own events
+ * (sealed-consultations.ts), so that erasing the consultation's content (with its patient, or by id) reaches this
+ * copy too. Held in clear, they outlived every erasure in the events and backups, and a message released after the
+ * erasure sent them to the system. At release a message of a consultation whose content is erased goes out as the
+ * consultation downlink would send it then (consultation-downlink.ts): an offer, decline or cancel with '' for its
+ * texts, a report not at all. Never in a stream name, a log line or a metric label.
  */
 export type HeldEnvelope = DownlinkEnvelope | ConsultationDownlinkEnvelope;
 export type HoldReason = 'no_encryption_key' | 'behind_held';
+/** `envelope` as stored: a consultation message's texts sealed (`openHeld` gives the one to send). */
 export type HeldMessage = Readonly<{ version: bigint; queue: string; envelope: HeldEnvelope; reason: HoldReason }>;
 
 export const DOWNLINK_MESSAGE_HELD = 'DownlinkMessageHeld';
@@ -56,6 +66,27 @@ export const HELD_DOWNLINK_EVENT_TYPES: ReadonlySet<string> = new Set([DOWNLINK_
 export const heldDownlinkStream = (systemId: string): string => `downlink-held-${systemId}`;
 export const heldEventId = (queue: string, envelopeId: string): string => uuidV5(`downlink-held/${queue}/${envelopeId}`);
 const releasedEventId = (systemId: string, throughVersion: bigint): string => uuidV5(`downlink-held-released/${systemId}/${throughVersion}`);
+
+/** The payload fields of a consultation message that hold texts about the patient (sealed while held). */
+const TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  'consultation.offered': ['clinicalQuestion', 'summary'],
+  'consultation.report': ['diagnosis', 'recommendations'],
+  'consultation.declined': ['reason'],
+  'consultation.cancelled': ['reason'],
+};
+
+/** The texts of `envelope` to seal: non-empty, and not one of the hub's own fixed reasons. */
+const textFieldsOf = (envelope: HeldEnvelope): readonly string[] => {
+  const payload = envelope.payload as Record<string, unknown>;
+  return (TEXT_FIELDS[envelope.type] ?? []).filter((field) => {
+    const text = payload[field];
+    return typeof text === 'string' && text !== '' && !(field === 'reason' && HUB_MADE_REASONS.has(text));
+  });
+};
+
+const consultationIdOf = (envelope: HeldEnvelope): string => String((envelope.payload as { consultationId?: unknown }).consultationId);
+const heldContext = (envelope: HeldEnvelope, field: string): string => `consultation/${consultationIdOf(envelope)}/held/${envelope.id}/${field}`;
+const isErasedError = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === 'patient_erased';
 
 type SystemHeld = { version: bigint; releasedThrough: bigint; pending: bigint[] };
 const NONE = -1n;
@@ -118,6 +149,8 @@ export type HeldDownlinksDependencies = Readonly<{
   onHeld?: (reason: HoldReason) => void;
   /** Held messages released (sent, or dropped as undeliverable): for metrics. */
   onReleased?: (count: number) => void;
+  /** Seals a held consultation message's texts under the consultation's data key, and opens them at release. */
+  protection: PatientDataProtection;
 }>;
 
 export class HeldDownlinks {
@@ -223,6 +256,62 @@ export class HeldDownlinks {
     }
   }
 
+  /**
+   * The envelope as it is kept while held: a consultation message's texts sealed under the consultation's data key
+   * (bound to the message and field), or '' when that key is erased already (the content was erased: nothing to
+   * keep, and release sends none of it).
+   */
+  private async sealed(envelope: HeldEnvelope): Promise<HeldEnvelope> {
+    const fields = textFieldsOf(envelope);
+    if (fields.length === 0) return envelope;
+    const payload: Record<string, unknown> = { ...(envelope.payload as Record<string, unknown>) };
+    const key = consultationDataKey(consultationIdOf(envelope));
+    for (const field of fields) {
+      try {
+        payload[field] = await this.deps.protection.seal(key, String(payload[field]), heldContext(envelope, field), { openedSoon: false });
+      } catch (error) {
+        if (!isErasedError(error)) throw error;
+        for (const f of fields) payload[f] = '';
+        break;
+      }
+    }
+    return { ...envelope, payload } as HeldEnvelope;
+  }
+
+  /**
+   * The held envelope to send (opened by the release just before it is sent, so that a pass that finds no key yet
+   * reads no keys): its texts opened; for a consultation whose content was erased (its key gone), an offer, decline
+   * or cancel with '' as its texts and a report not at all (null), as the consultation downlink sends them after an
+   * erasure. Also for a message held in clear by an earlier build. A key store that cannot be read throws (the
+   * release is tried again), never looks erased.
+   */
+  async openHeld(envelope: HeldEnvelope): Promise<HeldEnvelope | null> {
+    // Every consultation message with texts is asked about, empty ones too: one held after the erasure kept ''.
+    const fields = TEXT_FIELDS[envelope.type] ?? [];
+    if (fields.length === 0) return envelope;
+    const key = consultationDataKey(consultationIdOf(envelope));
+    const payload: Record<string, unknown> = { ...(envelope.payload as Record<string, unknown>) };
+    let erased = await this.deps.protection.isErased(key);
+    for (const field of fields) {
+      if (erased) break;
+      const text = payload[field];
+      if (!isSealed(text)) continue;
+      let opened: string | null;
+      try {
+        opened = await this.deps.protection.open(key, text, heldContext(envelope, field));
+      } catch {
+        opened = null; // erased meanwhile, or altered or damaged: as unreadable as an erased one
+      }
+      if (opened === null) erased = true;
+      else payload[field] = opened;
+    }
+    if (erased) {
+      if (envelope.type === 'consultation.report') return null;
+      for (const field of fields) if (typeof payload[field] === 'string' && !(field === 'reason' && HUB_MADE_REASONS.has(String(payload[field])))) payload[field] = '';
+    }
+    return { ...envelope, payload } as HeldEnvelope;
+  }
+
   /** True when held (now or before: a resend); false when the stream moved since `version` was read. */
   private async hold(queue: string, envelope: HeldEnvelope, reason: HoldReason, version: bigint): Promise<boolean> {
     const { id, type, systemId, correlationId } = envelope;
@@ -233,7 +322,7 @@ export class HeldDownlinks {
     try {
       const result = await this.deps.store.appendToStream(
         heldDownlinkStream(systemId),
-        [{ id: heldEventId(queue, id), type: DOWNLINK_MESSAGE_HELD, data: { systemId, queue, envelope, reason, heldAt: this.now() }, metadata: { correlationId, causationId: id } }],
+        [{ id: heldEventId(queue, id), type: DOWNLINK_MESSAGE_HELD, data: { systemId, queue, envelope: await this.sealed(envelope), reason, heldAt: this.now() }, metadata: { correlationId, causationId: id } }],
         { expectedVersion: version === NONE ? 'no_stream' : version },
       );
       if (!result.idempotent) {
