@@ -139,7 +139,8 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
 
   it('refuses a target inside the data directory (also through a symlink), and writes nothing there', async () => {
     const before = readdirSync(data.dir).sort();
-    for (const target of [join(data.dir, 'sub'), join(data.dir, 'a', 'b'), data.dir]) {
+    // `..snap` is a name inside it, not its parent: relative() gives '..snap', which a test for '..' took as outside.
+    for (const target of [join(data.dir, 'sub'), join(data.dir, 'a', 'b'), data.dir, join(data.dir, '..snap'), join(data.dir, '...', 'x')]) {
       await expect(backupDataDir(data.dir, target)).rejects.toMatchObject({ code: 'target_inside_data_dir' });
     }
     const link = join(out.dir, 'link-to-data');

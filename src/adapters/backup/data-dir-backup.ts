@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AUTH_SECRET_MIN_HEX_DIGITS, secretTextProblem } from '../system/secret-text';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
 import { DATA_DATABASES, DATA_FILES, DATA_SECRETS } from '../system/data-dir';
@@ -333,10 +333,10 @@ const realPathOf = (path: string): string => {
   }
 };
 
-/** Whether `path` is `dir` or lies below it. */
+/** Whether `path` is `dir` or lies below it (`dir/..snap` does: only a first segment that is `..` leads out). */
 const isWithin = (path: string, dir: string): boolean => {
   const rel = relative(dir, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 };
 
 /** Why a copied secret file is not one a hub could start from, or null (the start's own checks, bootstrap/secret.ts). */
