@@ -60,8 +60,8 @@ export type ErasureOptions = Readonly<{
 /**
  * An erasure this call recorded and whose key it deleted, but whose later steps failed (a full disk: the consultations'
  * erasures or the registry's deletes could not be written): 503 erasure_incomplete, retry. `erasure` is what the
- * answer would have been, for the caller's `patient erased` line: a repeat finds the event and the key's tombstone
- * and answers alreadyErased, which writes no line, so the line is written now or never.
+ * answer would have been, for the caller's `patient erased` line: written now, not left to a retry that may never come
+ * (a retry writes one too, erasure-log-line.ts).
  */
 export class ErasureIncompleteError extends UnavailableError {
   constructor(readonly erasure: ErasureResult) {

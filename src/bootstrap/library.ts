@@ -199,7 +199,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
       logErasure(logger, result); // at every level of the embedder's logger but silent
       return result;
     } catch (error) {
-      // Recorded but not finished: a repeat answers alreadyErased, which writes no line, so it is written now.
+      // Recorded but not finished: its line is written now, not left to a retry that may never come.
       if (error instanceof ErasureIncompleteError) logErasure(logger, error.erasure);
       throw error;
     }
@@ -318,7 +318,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
         .get<ConsultationContentErasure>(TOKENS.ConsultationErasure)
         .erase(consultationId, checkedOptions(ERASURE_BY_KEY_OPTIONS, erasureOptions, 'options'))
         .catch((error: unknown) => {
-          // Recorded but not finished: a repeat answers alreadyErased, which writes no line, so it is written now.
+          // Recorded but not finished: its line is written now, not left to a retry that may never come.
           if (error instanceof ContentErasureIncompleteError) logConsultationErasure(logger, error.erasure);
           throw error;
         });

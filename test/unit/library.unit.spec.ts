@@ -274,7 +274,7 @@ describe('a repeat of a reading corrected since names the current document, as o
 });
 
 describe('repeating erasures after a restore, as a library user', () => {
-  it('listErasures pages the recorded erasures; eraseByKey repeats them on another copy; each new one is a patient erased log line', async () => {
+  it('listErasures pages the recorded erasures; eraseByKey repeats them on another copy; each answer is a patient erased log line', async () => {
     const lines: Record<string, unknown>[] = [];
     const pino = (await import('pino')).default;
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
@@ -287,7 +287,9 @@ describe('repeating erasures after a restore, as a library user', () => {
       const again = await live.erasePatient(PATIENT, { by: 'dpo' });
       const stranger = await live.erasePatient(parseCpr('010203-4321'), { by: 'dpo', ifUnknown: 'erase' });
       expect(again.alreadyErased).toBe(true);
+      // The repeat writes its line too (its first call may have been cut off before its own), with the time first recorded.
       expect(lines.filter((l) => l['msg'] === 'patient erased').map((l) => [l['patientKey'], l['erasedAt']])).toEqual([
+        [first.patientKey, first.erasedAt],
         [first.patientKey, first.erasedAt],
         [stranger.patientKey, stranger.erasedAt],
       ]);

@@ -2,7 +2,7 @@ import type { ErasureResult } from '../../application/patient-erasure';
 import { PATIENT_ERASED } from '../../application/sealed-documents';
 
 /**
- * The `patient erased` log line: the pseudonymous key and time of each new erasure (never the CPR number), the
+ * The `patient erased` log line: the pseudonymous key and time of each erasure answered (never the CPR number), the
  * record of erasures that outlives a lost disk and that `rts erasures apply --from <log>` repeats after a restore
  * (recorded-erasures.ts reads it back). Written by every place that erases: the HTTP routes and the library.
  *
@@ -19,18 +19,23 @@ export type ErasureLogger = Readonly<{
   child(bindings: Record<string, never>, options: { level: string }): { info(fields: object, message: string): void };
 }>;
 
-/** Writes the erasure's line, unless it repeats an erasure already recorded (that one had its line). */
+/**
+ * Writes the erasure's line, for a repeat too (`alreadyErased`, with the time first recorded): the first call may have
+ * been cut off after it deleted the key and before its line (a kill -9 during its consultations' erasure or the
+ * registry's catch-up), and its retry, answering alreadyErased, was then the last chance of one. A line too many costs
+ * nothing: `rts erasures apply` takes each key once (recorded-erasures.ts).
+ */
 export const logErasure = (logger: ErasureLogger, result: ErasureResult): void => {
-  if (result.alreadyErased || logger.level === 'silent') return;
+  if (logger.level === 'silent') return;
   logger.child({}, { level: 'info' }).info({ event: PATIENT_ERASED, patientKey: result.patientKey, erasedAt: result.erasedAt, known: result.known }, ERASURE_LOG_MESSAGE);
 };
 
 /** The line of a consultation's content erased by id (`consultation content erased`), its id and time: in the log at every level but silent, as the patient's, so the log repeats it too. */
 export const CONSULTATION_ERASURE_LOG_MESSAGE = 'consultation content erased';
 
-/** Writes that line, unless it repeats an erasure already recorded. */
+/** Writes that line, for a repeat too, as logErasure does. */
 export const logConsultationErasure = (logger: ErasureLogger, result: Readonly<{ consultationId: string; erasedAt: string; alreadyErased: boolean }>): void => {
-  if (result.alreadyErased || logger.level === 'silent') return;
+  if (logger.level === 'silent') return;
   logger.child({}, { level: 'info' }).info({ event: 'ConsultationContentErased', consultationId: result.consultationId, erasedAt: result.erasedAt }, CONSULTATION_ERASURE_LOG_MESSAGE);
 };
 

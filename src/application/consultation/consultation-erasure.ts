@@ -24,8 +24,7 @@ export type ContentErasureOptions = Readonly<{ by: string; correlationId?: strin
 /**
  * A consultation's erasure this call recorded and whose key it deleted, but whose later steps failed (a full disk):
  * 503 erasure_incomplete, retry. `erasure` is what the answer would have been, for the caller's `consultation content
- * erased` line: a repeat finds the event and the key's tombstone and answers alreadyErased, which writes no line, so
- * the line is written now or never (as PatientErasure's ErasureIncompleteError).
+ * erased` line: written now, not left to a retry that may never come (as PatientErasure's ErasureIncompleteError).
  */
 export class ContentErasureIncompleteError extends UnavailableError {
   constructor(readonly erasure: ContentErasureResult) {

@@ -276,7 +276,7 @@ export class ConsultationService {
     try {
       await this.deps.projector.catchUp();
     } catch (error) {
-      // Recorded and its key deleted: a repeat answers alreadyErased, so the caller's line is written now or never.
+      // Recorded and its key deleted: the caller writes its line now, not left to a retry that may never come.
       if (result.alreadyErased) throw error;
       throw new ContentErasureIncompleteError(result);
     }
