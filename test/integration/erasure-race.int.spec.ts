@@ -42,6 +42,7 @@ it('an upload racing the erasure is refused and leaves no row behind', async () 
       await gate;
       await keys.erase(k, at);
     },
+    erasedAt: (k) => keys.erasedAt!(k),
     close: () => keys.close(),
   };
   // The hub's cipher over the gated keys, and the registry sealing its rows with that same cipher (as openStore
@@ -72,9 +73,13 @@ it('an upload racing the erasure is refused and leaves no row behind', async () 
       () => 'stored',
       (error: { code?: string }) => error.code,
     );
-    await projector.catchUp(); // the projection runs while the key store is still erasing
+    // The projection runs while the key store is still erasing: it waits for the key's deletion before it passes the
+    // erasure (it would delete the key itself, had the erasure been cut off), so it ends once the gate opens.
+    const projecting = projector.catchUp();
+    await new Promise((r) => setTimeout(r, 50));
     openGate();
     await erasing;
+    await projecting;
     await projector.catchUp();
 
     expect(late).toBe('patient_erased'); // before the fix: 'stored', sealed with the key being erased

@@ -92,10 +92,10 @@ export class PatientCipher implements PatientDataProtection {
    * the erasure would be stored, and projected, after the patient's rows were forgotten. If the store fails, the
    * patient stays erased here (fail closed) and the request fails, to be repeated.
    */
-  async erase(patientKey: string): Promise<void> {
+  async erase(patientKey: string, erasedAt?: string): Promise<void> {
     this.forget(patientKey);
     this.remember(patientKey, 'erased');
-    await this.options.keys.erase(patientKey, new Date(this.now()).toISOString());
+    await this.options.keys.erase(patientKey, erasedAt ?? new Date(this.now()).toISOString());
   }
 
   /**

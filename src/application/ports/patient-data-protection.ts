@@ -30,8 +30,12 @@ export interface PatientDataProtection {
    * for a suspected patient. Creates the key on first use, as `seal` does; PatientErasedError once erased.
    */
   digest(patientKey: string, text: string, context: string): Promise<string>;
-  /** Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent. */
-  erase(patientKey: string): Promise<void>;
+  /**
+   * Delete the patient's key for good (a tombstone remains, so the key is never created again). Idempotent: a key
+   * store keeps the first erasure's time. `erasedAt` (ISO-8601) is the time to record, when the erasure was recorded
+   * earlier than now (its event's); the clock's now otherwise.
+   */
+  erase(patientKey: string, erasedAt?: string): Promise<void>;
   /**
    * Whether the patient was erased, by this or another hub process on the same key store, as the key store says
    * now (not as a key cache remembers it): asked where the registry holds nothing of the patient, to tell
