@@ -217,14 +217,20 @@ describe('AuditTrail unwritable: the flag reads of patient data are refused by',
     const state = { down: false };
     const changes: boolean[] = [];
     let dropped = 0;
-    const trail = new AuditTrail({ store: switchable(state), attempts: 3, onDropped: (n) => (dropped += n), onUnwritable: (u) => changes.push(u) });
+    let flagSet!: () => void;
+    const set = new Promise<void>((resolve) => (flagSet = resolve));
+    const trail = new AuditTrail({ store: switchable(state), attempts: 3, onDropped: (n) => (dropped += n), onUnwritable: (u) => { changes.push(u); if (u) flagSet(); } });
     await trail.record(entry(1, 'p1', at));
     expect(trail.unwritable).toBe(false);
     state.down = true;
     const failing = trail.record(entry(2, 'p1', at));
-    // The first attempt fails at once; the retries follow after pauses of 20 and 40 ms.
-    await new Promise((r) => setTimeout(r, 5));
+    let settled = false;
+    failing.then(() => (settled = true), () => (settled = true));
+    // The first attempt fails at once, and sets the flag; the retries follow after pauses of 20 and 40 ms. No clock
+    // here: on a loaded machine a sleep(5) came back before the first attempt had failed, and the flag was not set yet.
+    await set;
     expect(trail.unwritable).toBe(true);
+    expect(settled).toBe(false); // before its retries are used up
     await expect(failing).rejects.toThrow('full');
     expect(dropped).toBe(1);
     expect(trail.unwritable).toBe(true);
