@@ -174,7 +174,7 @@ const deadLetterHeaders: Json = {
   type: 'object',
   description: 'The original application-properties, plus the x-dlq-* ones the consumer that gave up added.',
   properties: {
-    'x-dlq-reason': { type: 'string', description: "Why, e.g. 'bad_json: ...', 'bad_schema: payload.experts.0.name: ...', 'body is not an AMQP value string' (a data section or a map), 'system_name_mismatch', 'expert_retired', 'retry limit (5) reached: ...', 'wrong_receiver: ...', 'unknown_type: type: must be one of ...'; with message security (the default): 'bad_signature: ...', 'unknown_key: ...' (also for a system that is not registered), 'not_for_us: ...', 'sender_mismatch: ...', 'malformed_jose: ...'; with RTS_MESSAGE_SECURITY=off a system that is not registered gets 'unknown_system'." },
+    'x-dlq-reason': { type: 'string', description: "Why, e.g. 'bad_json: ...', 'bad_schema: payload.experts.0.name: ...', 'body is not an AMQP value string' (a data section or a map), 'system_name_mismatch', 'expert_retired', 'retry limit (5) reached: ...', 'wrong_receiver: ...', 'unknown_type: type: must be one of ...'; with message security (the default): 'bad_signature: ...', 'unknown_key: ...' (also for a system that is not registered), 'not_for_us: ...', 'sender_mismatch: ...', 'malformed_jose: ...'; with RTS_MESSAGE_SECURITY=off a system that is not registered gets 'unknown_system'. A copy too large to keep whole begins 'body_not_kept: ...; ' (its body replaced by a note of its size and SHA-256) or 'properties_not_kept: ...; ' (the sender's large properties left out), then the reason." },
     'x-dlq-source-queue': { type: 'string' },
     'x-dlq-attempts': { type: 'integer', format: 'int32', minimum: 1, description: 'An AMQP int (JMS getIntProperty).' },
     'x-dlq-at': { type: 'string', format: 'date-time' },
@@ -210,10 +210,10 @@ export function buildAsyncApiDocument(): { [key: string]: Json } {
   messages['deadLettered'] = {
     name: 'dead-lettered',
     title: 'dead-lettered message',
-    summary: 'A message a consumer gave up on, body unchanged',
+    summary: 'A message a consumer gave up on, body unchanged unless too large to keep',
     contentType: 'application/jose',
     headers: deadLetterHeaders,
-    payload: { description: 'The original body, unchanged (it may be the very thing that is wrong with the message).' },
+    payload: { description: 'The original body, unchanged (it may be the very thing that is wrong with the message); only when the copy would not fit under the broker\'s frame (x-dlq-reason begins body_not_kept), {"bodyNotKept":{"bytes":...,"sha256":"..."}} instead (docs/messaging.md, Size).' },
   };
   const ref = (path: string): Json => ({ $ref: path });
   const channelMessages = (types: readonly string[], direction: 'uplink' | 'downlink'): Json => Object.fromEntries(types.map((t) => [keyOf(t, direction), ref(`#/components/messages/${keyOf(t, direction)}`)]));
