@@ -4,8 +4,9 @@ Uses only Debian's packages: python3-qpid-proton (AMQP 1.0) and python3-jwcrypto
 protocol of docs/messaging.md ("Message security"):
 
   * every envelope {id, type, version: 1, systemId, correlationId, time, payload} is wrapped in the claim set
-    {iss, aud, iat, jti, msg}, signed as a compact JWS (ES256, header kid = RFC 7638 thumbprint of the signing
-    key, typ 'rts-message+jwt'), and the JWS is encrypted as a compact JWE for the receiver
+    {iss, aud, iat, jti, msg}, signed as a compact JWS (ES256; the hub's may be EdDSA, an Ed25519 key, which is
+    verified too; header kid = RFC 7638 thumbprint of the signing key, typ 'rts-message+jwt'; aud a string, or an
+    array of the one receiver), and the JWS is encrypted as a compact JWE for the receiver
     (alg ECDH-ES+A256KW, enc A256GCM, header kid = the receiver's encryption key, cty 'JWT');
   * the JWE travels as the AMQP body (an AMQP value string), durable, with the envelope fields in
     application-properties (messageId, type, version, systemId, correlationId);
@@ -775,7 +776,9 @@ class JoseCodec:
         if key is None:
             raise SecurityError("unknown_key", "the signing key is not one of the hub's, or was retired")
         try:
-            inner.verify(key, alg=SIGNING_ALG)
+            # The hub signs with ES256 (P-256) or EdDSA (Ed25519), as its key is (docs/messaging.md): only ES256 was
+            # verified, so a hub given an Ed25519 signing key had every message dead-lettered here as bad_signature.
+            inner.verify(key, alg=_signing_alg_of(key))
         except Exception as error:  # noqa: BLE001
             raise SecurityError("bad_signature", "the signature does not verify") from error
         try:
@@ -785,6 +788,10 @@ class JoseCodec:
         if not isinstance(claims, dict):
             raise SecurityError("malformed_jose", "the signed payload lacks iss, aud or msg")
         msg = claims.get("msg")
+        # RFC 7519 4.1.3 lets aud be an array of strings (.NET's and jose4j's libraries write one): one receiver either
+        # way, as the hub and the TypeScript SDK take it.
+        if isinstance(claims.get("aud"), list) and len(claims["aud"]) == 1:
+            claims["aud"] = claims["aud"][0]
         if not isinstance(claims.get("iss"), str) or not isinstance(claims.get("aud"), str) or not isinstance(msg, dict) or not isinstance(msg.get("systemId"), str) or not isinstance(msg.get("id"), str):
             raise SecurityError("malformed_jose", "the signed payload lacks iss, aud or msg")
         # As the hub and the SDK check, after the signature: the JWS says what it is, and its jti is the envelope's
@@ -801,6 +808,16 @@ class JoseCodec:
         if msg["systemId"] != self.keys.owner:
             raise SecurityError("sender_mismatch", "the envelope's systemId is not the receiving system")
         return msg
+
+
+def _signing_alg_of(key):
+    """The JWS alg a public signing key verifies: ES256 for P-256, EdDSA for Ed25519; ValueError for another kind."""
+    kind = (key.get("kty"), key.get("crv"))
+    if kind == ("EC", "P-256"):
+        return "ES256"
+    if kind == ("OKP", "Ed25519"):
+        return "EdDSA"
+    raise ValueError("not a signing key of the profile (P-256 or Ed25519)")
 
 
 def now_iso():

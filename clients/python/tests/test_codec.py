@@ -29,21 +29,26 @@ def new_key():
     return jwk.JWK.generate(kty="EC", crv="P-256")
 
 
+def alg_of(signing):
+    return "EdDSA" if signing.get("kty") == "OKP" else "ES256"
+
+
 def hub_jwks(signing, encryption, previous_signing=(), retires_at=None):
     """The hub's JWKS as GET /.well-known/jwks.json serves it: previous signing keys (each with rts_retires_at when
     given), the current signing key, then the encryption keys, newest last."""
-    keys = [{**_public(k, "sig", "ES256"), **({"rts_retires_at": retires_at} if retires_at else {})} for k in previous_signing]
-    keys.append(_public(signing, "sig", "ES256"))
+    keys = [{**_public(k, "sig", alg_of(k)), **({"rts_retires_at": retires_at} if retires_at else {})} for k in previous_signing]
+    keys.append(_public(signing, "sig", alg_of(signing)))
     keys.extend(_public(k, "enc", "ECDH-ES+A256KW") for k in encryption)
     return {"keys": keys}
 
 
-def hub_message(env, signing, receiver_encryption, aud, iss="hub", typ="rts-message+jwt", jti=None):
+def hub_message(env, signing, receiver_encryption, aud, iss="hub", typ="rts-message+jwt", jti=None, alg=None):
     """What the hub puts on a system's downlink queue: the claims signed with `signing`, encrypted for
     `receiver_encryption` (a key of the receiver; only its public part is used)."""
     claims = {"iss": iss, "aud": aud, "iat": int(time.time()), "jti": env.get("id") if jti is None else jti, "msg": env}
     signed = jws.JWS(json.dumps(claims).encode("utf-8"))
-    signed.add_signature(signing, alg="ES256", protected=json.dumps({"alg": "ES256", "kid": signing.thumbprint(), "typ": typ}))
+    alg = alg or alg_of(signing)
+    signed.add_signature(signing, alg=alg, protected=json.dumps({"alg": alg, "kid": signing.thumbprint(), "typ": typ}))
     public = jwk.JWK(**json.loads(receiver_encryption.export_public()))
     token = jwe.JWE(signed.serialize(compact=True).encode("utf-8"), protected=json.dumps({"alg": "ECDH-ES+A256KW", "enc": "A256GCM", "kid": receiver_encryption.thumbprint(), "cty": "JWT"}))
     token.add_recipient(public)
@@ -277,6 +282,28 @@ class Reasons(unittest.TestCase):
         self.assertEqual(reason(self.codec, hub_message(env, self.hub_sig, self.keys.encryption, "city-a")), "malformed_jose")
         self.assertEqual(reason(self.codec, "a.b.c.d.e"), "malformed_jose")
         self.assertEqual(reason(self.codec, str(uuid.uuid4())), "malformed_jose")
+
+
+class TheProfile(unittest.TestCase):
+    """What docs/messaging.md's profile allows the hub to send: an EdDSA (Ed25519) signing key, and aud as an array of
+    the one receiver (RFC 7519 4.1.3). The client verified ES256 only and took aud as a string only (found by the
+    Python integrator's review)."""
+
+    def setUp(self):
+        self.hub_enc = new_key()
+        self.keys = PartyKeys("city-a")
+
+    def test_a_hub_signing_with_ed25519_is_accepted(self):
+        hub_sig = jwk.JWK.generate(kty="OKP", crv="Ed25519")
+        codec = JoseCodec(self.keys, hub_jwks(hub_sig, [self.hub_enc]))
+        self.assertEqual(reason(codec, hub_message(upsert("city-a"), hub_sig, self.keys.encryption, "city-a")), "accepted")
+
+    def test_aud_as_an_array_of_the_one_receiver_is_taken_and_of_two_is_malformed(self):
+        hub_sig = new_key()
+        codec = JoseCodec(self.keys, hub_jwks(hub_sig, [self.hub_enc]))
+        self.assertEqual(reason(codec, hub_message(upsert("city-a"), hub_sig, self.keys.encryption, ["city-a"])), "accepted")
+        self.assertEqual(reason(codec, hub_message(upsert("city-a"), hub_sig, self.keys.encryption, ["city-b"])), "not_for_us")
+        self.assertEqual(reason(codec, hub_message(upsert("city-a"), hub_sig, self.keys.encryption, ["city-a", "city-b"])), "malformed_jose")
 
 
 if __name__ == "__main__":
