@@ -1,4 +1,5 @@
 import type { RecordedEvent } from './ports/event-store';
+import { completeKeyErasure } from './erasure-completion';
 import { NotFoundError } from '../domain/shared/errors';
 import { DIGEST_PREFIX, isSealed, type PatientDataProtection } from './ports/patient-data-protection';
 import type { RegistryPosition, RegistryReadModel } from './ports/registry-read-model';
@@ -155,7 +156,7 @@ export class OpeningRegistry implements RegistryReadModel {
         // Erased by another hub process, perhaps: the documents after it in this batch must not open with a key
         // still cached here (ErasedKeysProjection drops it too, but may not have reached this event yet).
         this.protection.forgetErased?.(patientKey);
-        await this.keyDeleted(patientKey, e.data['erasedAt']);
+        await completeKeyErasure(this.protection, patientKey, e.data['erasedAt']); // one an erasure cut off left live
         await this.inner.forgetPatient(patientKey);
         continue;
       }
@@ -170,20 +171,6 @@ export class OpeningRegistry implements RegistryReadModel {
       segment.push(withOpened(keyed, opened));
     }
     await this.inner.apply(segment, checkpoint, after);
-  }
-
-  /**
-   * The erased patient's key deleted, before the checkpoint passes their PatientErased. An erasure records its event
-   * and then deletes the key; one cut off in between (a kill -9, or a key store failing: its 503, and no retry) left a
-   * live key behind an erasure the register lists. Only this process's memory said erased, so after a restart, or once
-   * the key cache dropped the patient, the hub took the patient's uploads again (201) and stored them under that key,
-   * where no query found them, and the key opened their documents in the store and every backup. Done here when the
-   * key store holds no tombstone (one look-up per erasure, rebuilds too; the key store keeps the first time), with the
-   * erasure's own time; a key store that fails stops the projection (it is tried again), never passes the erasure.
-   */
-  private async keyDeleted(patientKey: string, erasedAt: unknown): Promise<void> {
-    if (this.protection.erasedAt !== undefined && (await this.protection.erasedAt(patientKey)) !== null) return;
-    await this.protection.erase(patientKey, typeof erasedAt === 'string' ? erasedAt : undefined);
   }
 
   findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {

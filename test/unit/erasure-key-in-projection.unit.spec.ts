@@ -1,6 +1,9 @@
 import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
 import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
+import { OpeningConsultations } from '../../src/application/consultation/opening-consultations';
+import { consultationDataKey } from '../../src/application/consultation/sealed-consultations';
+import type { ConsultationReadModel } from '../../src/application/consultation/consultation-read-model';
 import { OpeningRegistry, type ForgettingRegistry } from '../../src/application/sealed-documents';
 import { UnavailableError } from '../../src/domain/shared/errors';
 
@@ -69,5 +72,38 @@ describe('the registry projection deletes an erased patient\'s key the erasure l
     await registry.apply([erasedEvent(5n)], 5n); // the projector's retry
     expect(await keys.get(PATIENT)).toBe('erased');
     expect(forgotten).toEqual([PATIENT]);
+  });
+});
+
+describe("the consultation projection deletes a consultation's key its content erasure left", () => {
+  const ID = '3f1c2b4a-5d6e-4f70-8a9b-0c1d2e3f4a5b';
+  const ERASED_AT = '2026-03-01T10:00:00.000Z';
+  const contentErased: RecordedEvent = {
+    id: '00000000-0000-4000-8000-000000000002',
+    type: 'ConsultationContentErased',
+    data: { consultationId: ID, cause: 'requested', erasedAt: ERASED_AT },
+    metadata: {},
+    streamName: `consultation-${ID}`,
+    streamVersion: 3n,
+    globalPosition: 9n,
+    recordedAt: ERASED_AT,
+  };
+
+  it('a key the erasure did not delete is deleted before the read model sees the event; a failing key store stops it', async () => {
+    const keys = new InMemoryKeyStore();
+    const cipher = new PatientCipher({ keys });
+    const applied: bigint[] = [];
+    const inner = { apply: async (_events: readonly RecordedEvent[], checkpoint: bigint) => void applied.push(checkpoint) } as unknown as ConsultationReadModel;
+    const model = new OpeningConsultations(inner, cipher);
+    const key = consultationDataKey(ID);
+    await cipher.seal(key, 'the clinical question', 'ctx');
+    jest.spyOn(keys, 'erase').mockRejectedValueOnce(new UnavailableError('storage_unavailable', 'the key store is locked'));
+    await expect(model.apply([contentErased], 9n)).rejects.toMatchObject({ code: 'storage_unavailable' });
+    expect(applied).toEqual([]);
+    await model.apply([contentErased], 9n);
+    expect(await keys.get(key)).toBe('erased');
+    expect(await keys.erasedAt(key)).toBe(ERASED_AT);
+    expect(applied).toEqual([9n]);
+    expect(await new PatientCipher({ keys }).isErased(key)).toBe(true);
   });
 });

@@ -1,15 +1,17 @@
 import { isConsultationEvent } from '../../domain/consultation/consultation';
+import { completeKeyErasure } from '../erasure-completion';
 import type { RecordedEvent } from '../ports/event-store';
 import type { PatientDataProtection } from '../ports/patient-data-protection';
 import type { MonthCount } from './consultation-projection';
 import type { ConsultationPage, ConsultationQuery, ConsultationReadModel, DueTimerRow, OpenOfferRow } from './consultation-read-model';
 import type { ConsultationView } from './consultation-projection';
-import { openConsultationEvent } from './sealed-consultations';
+import { consultationDataKey, openConsultationEvent } from './sealed-consultations';
 
 /**
  * The consultation read model as the projector feeds it: each consultation event's sealed texts are opened before
  * the pure evolve sees them (null where they cannot be: the consultation's key was erased), so the rows hold
- * clear text while it exists and none after. As OpeningRegistry does for documents.
+ * clear text while it exists and none after; a ConsultationContentErased deletes the key an erasure cut off left live
+ * (completeKeyErasure). As OpeningRegistry does for documents.
  */
 export class OpeningConsultations implements ConsultationReadModel {
   constructor(
@@ -23,7 +25,11 @@ export class OpeningConsultations implements ConsultationReadModel {
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
     const opened: RecordedEvent[] = [];
-    for (const e of events) opened.push(isConsultationEvent(e) ? await openConsultationEvent(this.protection, e) : e);
+    for (const e of events) {
+      // The consultation's key, if the erasure that recorded this cut off before deleting it (erasure-completion.ts).
+      if (e.type === 'ConsultationContentErased') await completeKeyErasure(this.protection, consultationDataKey(String(e.data['consultationId'])), e.data['erasedAt']);
+      opened.push(isConsultationEvent(e) ? await openConsultationEvent(this.protection, e) : e);
+    }
     await this.inner.apply(opened, checkpoint);
   }
 
