@@ -33,6 +33,7 @@ import type { DataDirLock } from '../adapters/system/data-dir-lock';
 import { ConfigError, loadConfig, type Config } from './config';
 import { TOKENS, auditEventsByField, buildContainer, openContainer } from './container';
 import { lockEmbeddedStore } from './embedded-store-lock';
+import { completeErasuresOfKeyStore } from './erasures-at-start';
 import { TransientStartError, startupSettingProblem, storeStartProblem } from './main';
 import {
   CORRECTION_OPTIONS,
@@ -178,6 +179,14 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   }
   const projector = container.get<Projector>(TOKENS.Projector);
   const store = container.get<EventStore>(TOKENS.EventStore);
+  // As startHub does, before openTeleMed resolves: the erasures a restored backup holds the key deletion of and not
+  // the event, each with its `patient erased` line in the embedder's logger.
+  await completeErasuresOfKeyStore(container, logger).catch(async (error: unknown) => {
+    await store.close();
+    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    lock?.release();
+    throw error;
+  });
   // As startHub does: erasures recorded by hub processes sharing a PostgreSQL store drop the keys cached here at once.
   const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {
     await store.close();

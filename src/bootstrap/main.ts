@@ -36,6 +36,7 @@ import { checkMessageSecurityOfStore, createMessageSecurity, MESSAGE_SECURITY_OF
 import { startHubMessaging } from './hub-messaging';
 import { checkClockAgainstNewestEvent, checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
+import { completeErasuresOfKeyStore } from './erasures-at-start';
 import { DEFAULT_MAX_HTTP_CONNECTIONS, maxHttpConnections } from './http-connections';
 import { caughtUpConsultations, checkTokenVerificationOfStore, createSecurityModule } from './security-module';
 import type { PatientDataProtection, PatientKeyStore } from '../application/ports/patient-data-protection';
@@ -100,6 +101,12 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   });
   if (isPostgresEventStore(store)) await checkClockAgainstStore({ serverTimeMillis: () => store.serverTimeMillis(), clock: container.get<Clock>(TOKENS.Clock), logger });
   await checkClockAgainstNewestEvent({ store, clock: container.get<Clock>(TOKENS.Clock), logger }).catch(() => null);
+  // Before anything is served: the erasures a restored backup holds the key deletion of and not the event.
+  await completeErasuresOfKeyStore(container, logger).catch(async (error: unknown) => {
+    await store.close();
+    await container.get<PatientKeyStore>(TOKENS.PatientKeyStore).close();
+    throw error;
+  });
   // Erasures by other hub processes on this store drop the keys cached here as soon as they are recorded (not a
   // TTL later): started at the store's head before anything here caches a key (erased-keys.ts).
   const erasedKeys = await startErasedKeys(store, container.get<PatientDataProtection>(TOKENS.PatientDataProtection), logger).catch(async (error: unknown) => {

@@ -2,7 +2,7 @@ import { FilesInPlace } from '../system/files-in-place';
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UnavailableError } from '../../domain/shared/errors';
-import type { PatientKeyStore } from '../../application/ports/patient-data-protection';
+import type { KeyTombstone, PatientKeyStore } from '../../application/ports/patient-data-protection';
 import { asStorageFailure, namedOpenFailure } from '../event-store/sqlite/storage-failure';
 import { WAL_SIZE_LIMIT_BYTES, truncateWal } from '../event-store/sqlite/wal-checkpoint';
 import type { PgTransactor } from '../registry/postgres-registry';
@@ -34,6 +34,9 @@ export class InMemoryKeyStore implements PatientKeyStore {
   }
   async erasedAt(patientKey: string) {
     return this.erasedTimes.get(patientKey) ?? null;
+  }
+  async tombstones(): Promise<readonly KeyTombstone[]> {
+    return [...this.erasedTimes].map(([keyId, erasedAt]) => ({ keyId, erasedAt })).sort((a, b) => a.erasedAt.localeCompare(b.erasedAt) || a.keyId.localeCompare(b.keyId));
   }
   async close() {}
 }
@@ -75,6 +78,9 @@ export class SqliteKeyStore implements PatientKeyStore {
     this.db.pragma('temp_store = MEMORY');
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     this.db.exec('CREATE TABLE IF NOT EXISTS patient_keys (patient_key TEXT PRIMARY KEY, data_key BLOB, created_at TEXT NOT NULL, erased_at TEXT)');
+    // The tombstones alone, for the start's look at them (tombstones()): one range of this index, not a scan of
+    // every patient's key. Keys and times only, no key's bytes; a build before it ignores the index and keeps it up.
+    this.db.exec('CREATE INDEX IF NOT EXISTS patient_keys_erased ON patient_keys (erased_at, patient_key) WHERE erased_at IS NOT NULL');
     this.files = new FilesInPlace([file, `${file}-wal`]);
     this.statements = {
       get: this.db.prepare('SELECT data_key, erased_at FROM patient_keys WHERE patient_key = ?'),
@@ -83,6 +89,7 @@ export class SqliteKeyStore implements PatientKeyStore {
       // A repeat keeps the first time (as PostgresKeyStore's COALESCE): it is what erasedAt() answers.
       tombstone: this.db.prepare('UPDATE patient_keys SET data_key = NULL, erased_at = COALESCE(erased_at, ?) WHERE patient_key = ?'),
       insertTombstone: this.db.prepare('INSERT INTO patient_keys (patient_key, data_key, created_at, erased_at) VALUES (?, NULL, ?, ?) ON CONFLICT (patient_key) DO NOTHING'),
+      tombstones: this.db.prepare('SELECT patient_key AS keyId, erased_at AS erasedAt FROM patient_keys INDEXED BY patient_keys_erased WHERE erased_at IS NOT NULL ORDER BY erased_at, patient_key'),
     };
   }
 
@@ -143,6 +150,10 @@ export class SqliteKeyStore implements PatientKeyStore {
   async erasedAt(patientKey: string): Promise<string | null> {
     const row = this.statements.get.get(patientKey) as { data_key: Buffer | null; erased_at: string | null } | undefined;
     return row?.erased_at ?? null;
+  }
+
+  async tombstones(): Promise<readonly KeyTombstone[]> {
+    return this.statements.tombstones.all() as KeyTombstone[];
   }
 
   async erase(patientKey: string, erasedAt: string): Promise<void> {
@@ -209,6 +220,11 @@ export class PostgresKeyStore implements PatientKeyStore {
     // the row the conflict waited for.
     return (await this.get(patientKey))!;
   }
+
+  // No tombstones(): with RTS_EVENT_STORE=postgres the keys are in the events' own database, and one pg_dump is one
+  // snapshot of both. An erasure commits its event before it deletes the key, so a dump that holds the tombstone
+  // holds the event too, and a start has no erasure to complete (erasures-at-start.ts). Not covered: EventStoreDB's
+  // events beside this table, two stores copied apart, where a copy can hold the tombstone without the event.
 
   async erasedAt(patientKey: string): Promise<string | null> {
     const { rows } = await this.db.query<{ erased_at: Date | null }>(`SELECT erased_at FROM ${this.db.table('patient_keys')} WHERE patient_key = $1`, [patientKey]);

@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import { documentStreamName } from '../../domain/documents/document-entry';
 import { consultationDecider, consultationStreamName, type ConsultationState, type ContentErasureCause } from '../../domain/consultation/consultation';
 import { UnavailableError } from '../../domain/shared/errors';
@@ -60,7 +61,13 @@ export class ConsultationContentErasure {
 
   async erase(consultationId: string, options: ContentErasureOptions): Promise<ContentErasureResult> {
     const streamName = consultationStreamName(consultationId);
-    const now = this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: false })!;
+    const keyId = consultationDataKey(consultationId);
+    // Recorded with the time its key was deleted where that came first: a restored copy (or the start completing its
+    // erasures, erasures-at-start.ts) whose key store holds the tombstone and whose events lack the erasure records
+    // the original erasure's moment, as a patient's erasure does (PatientErasure.eraseKey), not this call's.
+    const keyErasedAt = (await this.deps.protection.erasedAt?.(keyId)) ?? null;
+    const fromKey = keyErasedAt !== null ? DateTime.fromISO(keyErasedAt, { zone: 'utc' }) : null;
+    const now = (fromKey?.isValid ? fromKey : this.deps.clock.now()).toUTC().toISO({ suppressMilliseconds: false })!;
     const { newEvents } = await handleCommand(
       this.deps.store,
       streamName,
@@ -68,7 +75,6 @@ export class ConsultationContentErasure {
       { type: 'EraseConsultationContent', consultationId, cause: options.cause ?? 'requested', now },
       { commandId: uuidV5(`erase-consultation/${consultationId}`), metadata: { correlationId: options.correlationId, by: options.by } },
     );
-    const keyId = consultationDataKey(consultationId);
     // Erased before: its event and its key's tombstone. A repeat of an erasure whose key deletion failed (a full disk)
     // completes it now, and says so (its line is written), as a patient's does (PatientErasure.eraseKey).
     const alreadyErased = newEvents.length === 0 && (await keyTombstoned(this.deps.protection, keyId));

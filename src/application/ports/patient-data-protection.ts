@@ -74,8 +74,17 @@ export interface PatientKeyStore {
   erase(patientKey: string, erasedAt: string): Promise<void>;
   /** When the key was erased (ISO-8601), null when it was not; optional (a store that keeps no time has none). */
   erasedAt?(patientKey: string): Promise<string | null>;
+  /**
+   * Every tombstone (a patient's key or a consultation's), oldest erasure first: what a start compares with the
+   * erasure events, to complete those a restored backup holds the key's deletion of and not the event
+   * (erasures-at-start.ts). Optional: only a key store that can be copied apart from its events has it.
+   */
+  tombstones?(): Promise<readonly KeyTombstone[]>;
   close(): Promise<void>;
 }
+
+/** A deleted data key: its id (`p...` a patient's, `c...` a consultation's) and when it was deleted (ISO-8601). */
+export type KeyTombstone = Readonly<{ keyId: string; erasedAt: string }>;
 
 /** Marks a keyed digest in event data (a plain SHA-256 has no prefix). */
 export const DIGEST_PREFIX = 'hmac-sha256:';
