@@ -229,7 +229,14 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     // own ids as the sender set them (uplinkTraceOf: never one that may hold a CPR number), as on its other lines:
     // without them a dead letter could be tied to the message a system asks about only by the time.
     if (event.kind === 'dead-lettered') log.warn({ ...uplinkTraceOf(event.copy), queue: event.queue, attempt: event.attempt, reason: event.reason, dlq: event.deadLetterQueue, deadLetterId: deadLetterIdOf(event.copy) }, 'uplink message dead-lettered');
-    else if (event.kind === 'retried') log.info({ ...(event.message ? uplinkTraceOf(event.message) : {}), queue: event.queue, attempt: event.attempt, reason: event.reason }, 'uplink message to be retried');
+    // One line at info per message refused for now (its first retry), as one per message handled; its later retries at
+    // debug, and its dead letter at warn. All at info, a system that sent 2,000 changes of experts the hub does not
+    // know wrote 8,000 retry lines (an outside review saw ~10,000 lines of the one flood with the dead letters').
+    else if (event.kind === 'retried') {
+      const fields = { ...(event.message ? uplinkTraceOf(event.message) : {}), queue: event.queue, attempt: event.attempt, reason: event.reason };
+      if (event.attempt <= 1) log.info(fields, 'uplink message to be retried');
+      else log.debug(fields, 'uplink message to be retried');
+    }
     else if (event.kind === 'dead-letter-failed') log.error({ queue: event.queue, attempt: event.attempt, err: event.error.message }, 'dead-lettering failed; the message comes back');
   };
   // The consumer attaches once the broker first answers (no deadline); the publishers' sends wait for it

@@ -164,6 +164,62 @@ it('a flood of failing changes of one expert: another system\'s message is appli
   }
 }, 300_000);
 
+// An outside review: one system sent 2,000 changes of experts the hub does not know (each its own lane, so no wait
+// for a turn). Each was refused for now (expert_not_found) and paused before each of its 4 retries holding a credit
+// slot, so the flood kept all 200 and another system's change of its own expert was applied after 25-32 s. Scaled
+// down: a credit of 10, 80 such changes, pauses of 0.4 + 0.8 + 1.6 + 3.2 s: holding their slots through the pauses,
+// the flood's first changes were dead-lettered long before many-b's registration came (74 of them, on the old code).
+it("a flood of changes of many experts the hub does not know: another system's message is applied before any of them is dead-lettered, and each is retried to the limit", async () => {
+  const data = tempDir('rts-hub-order-many-');
+  const log: string[] = [];
+  const failures = new Map<string, number>();
+  const wrapUplink = (real: UplinkLike): UplinkLike => ({
+    handleUplink: async (envelope) => {
+      try {
+        const result = await real.handleUplink(envelope);
+        if (envelope.systemId === 'many-b') log.push('b applied');
+        return result;
+      } catch (error) {
+        if (envelope.systemId === 'many-a') {
+          const n = (failures.get(envelope.id) ?? 0) + 1;
+          failures.set(envelope.id, n);
+          if (n === 5) log.push('a dead-lettered');
+        }
+        throw error;
+      }
+    },
+  });
+  let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
+  const env = { RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_RETRY_DELAY_MS: '400' };
+  try {
+    await joinSystem(hub.url, amq.sender, 'many-a');
+    await joinSystem(hub.url, amq.sender, 'many-b');
+    await hub.stop();
+    const flood = new Set<string>();
+    for (let i = 0; i < 80; i++) {
+      const change = uplink.changed('many-a', `ghost-${i}`, profile(i));
+      flood.add(change.id);
+      await sendUplink(amq.sender, change);
+    }
+    await sendUplink(amq.sender, uplink.registered('many-b', 'b1', profile(2)));
+
+    hub = await startInProcessHub(amq.broker, data.dir, { wrapUplink, env });
+    // Up to 1000: the tests before left their dead letters on the same broker (oldest first).
+    const letters = async () => ((await getJson(hub.url, '/dead-letters?limit=1000')).body.items as { reason: string; envelopeId: string }[]).filter((l) => flood.has(l.envelopeId));
+    await until('every change of the flood dead-lettered', async () => (await letters()).length >= 80, 240_000, 500, () => `${JSON.stringify(log)}`);
+    expect((await getJson(hub.url, '/experts/many-b:b1')).status).toBe(200);
+    // Order, not time: many-b's registration before the first dead letter of the flood.
+    expect(log.indexOf('b applied')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('b applied')).toBeLessThan(log.indexOf('a dead-lettered'));
+    expect(new Set((await letters()).map((l) => l.reason))).toEqual(new Set(['retry limit (5) reached: expert_not_found']));
+    expect(failures.size).toBe(80);
+    expect([...failures.values()].every((n) => n === 5)).toBe(true); // each handled 5 times, none once more
+  } finally {
+    await hub.stop();
+    data.remove();
+  }
+}, 300_000);
+
 // docs/messaging.md: a batch that comes before its join request "is handed back and taken once the request is in".
 // Both are about the system (one lane): the request waited behind the batch until the batch was dead-lettered.
 it('a batch sent just before its join request: the request goes ahead of it, the batch is imported, the system joined', async () => {
@@ -175,7 +231,7 @@ it('a batch sent just before its join request: the request goes ahead of it, the
     const batch = { ...uplink.batch('early-b', 0, 1, [{ localExpertId: 'x1', ...profile(3) }]), correlationId: join.correlationId } as typeof join;
     await sendUplink(amq.sender, batch);
     await sendUplink(amq.sender, join);
-    const letters = async () => ((await getJson(hub.url, '/dead-letters?limit=100')).body.items as { reason: string; envelopeId: string }[]).filter((l) => l.envelopeId === batch.id || l.envelopeId === join.id);
+    const letters = async () => ((await getJson(hub.url, '/dead-letters?limit=1000')).body.items as { reason: string; envelopeId: string }[]).filter((l) => l.envelopeId === batch.id || l.envelopeId === join.id);
     await until('early-b joined, or its batch dead-lettered', async () => (await getJson(hub.url, '/systems/early-b')).body.status === 'joined' || (await letters()).length > 0, 60_000, 100);
     expect((await letters()).map((l) => l.reason)).toEqual([]);
     expect((await getJson(hub.url, '/systems/early-b')).body).toMatchObject({ status: 'joined', join: { batchesImported: 1, expertsImported: 1 } });
@@ -202,7 +258,7 @@ it('a handling that hangs is a failed attempt after RTS_UPLINK_HANDLER_TIMEOUT_M
     hanging.add(change.id);
     const sentAt = Date.now();
     await sendUplink(amq.sender, change);
-    const letter = async () => ((await getJson(hub.url, '/dead-letters?limit=100')).body.items as { reason: string; envelopeId: string }[]).find((l) => l.envelopeId === change.id);
+    const letter = async () => ((await getJson(hub.url, '/dead-letters?limit=1000')).body.items as { reason: string; envelopeId: string }[]).find((l) => l.envelopeId === change.id);
     await until('the hanging registration dead-lettered', async () => (await letter()) !== undefined, 30_000, 100);
     expect((await letter())!.reason).toBe('retry limit (2) reached: handler timed out after 1000 ms');
     // Two attempts of 1 s each: well before the default limit would have ended the first.

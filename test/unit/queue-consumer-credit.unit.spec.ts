@@ -237,3 +237,84 @@ describe('QueueConsumer: losses of the connection while it held a message', () =
     expect(deadLettered).toEqual([`max attempts exceeded (5 failed deliveries)`]);
   });
 });
+
+// An outside review: one system sent 2,000 `expert.changed` of experts the hub does not know. Each was refused for now
+// (expert_not_found), retried 4 times with pauses of 0.25 to 2 s, and held its credit slot through every pause: the
+// flood kept all 200 slots, and another system's change of its own expert was applied after 25-32 s (0.3 s without
+// it). A pause before a retry's hand-back is a wait: it holds no slot, up to maxWaiting, as a wait for its turn does.
+describe('QueueConsumer: a message that pauses before its retry is handed back', () => {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] }));
+  afterEach(() => jest.useRealTimers());
+
+  const floodHandler = (handled: string[]) => async (m: ReceivedMessage): Promise<HandlerOutcome> => {
+    handled.push(m.body);
+    return m.body.startsWith('flood') ? { retry: 'expert_not_found' } : 'accept';
+  };
+
+  it("holds no credit slot while it pauses: another system's message comes and is accepted before any of the flood is handed back", async () => {
+    const handled: string[] = [];
+    const { receiver, started } = consumerOn(floodHandler(handled), { prefetch: 2, maxWaiting: 8, maxAttempts: 5, retryDelayMs: () => 1_000 });
+    await started;
+    const flood: Array<{ settled: string[] }> = [];
+    for (let i = 0; i < 6; i++) {
+      // The broker sends only while the consumer gives credit: with the pauses holding slots, it stopped at 2.
+      expect({ sent: i, credit: receiver.credit > 0 }).toEqual({ sent: i, credit: true });
+      flood.push(receiver.deliver(`flood-${i}`));
+      await settle();
+    }
+    expect(receiver.credit).toBeGreaterThan(0);
+    const other = receiver.deliver('city-b: its own expert changed');
+    await settle();
+    expect(other.settled).toEqual(['accepted']);
+    expect(handled.at(-1)).toBe('city-b: its own expert changed');
+    expect(flood.map((f) => f.settled)).toEqual(flood.map(() => [])); // all 6 still in their pause, unsettled
+
+    // The pauses end: each is handed back as a failed delivery (counted: the broker raises its delivery-count), and
+    // its credit goes back to prefetch.
+    await jest.advanceTimersByTimeAsync(1_000);
+    await settle();
+    expect(flood.map((f) => f.settled)).toEqual(flood.map(() => ['modified (failed)']));
+    expect(receiver.credit).toBe(2); // prefetch again: nothing held, nothing waits
+  });
+
+  it('holds at most prefetch + maxWaiting messages: past that a pausing message holds its slot again', async () => {
+    const handled: string[] = [];
+    const { receiver, started } = consumerOn(floodHandler(handled), { prefetch: 2, maxWaiting: 3, maxAttempts: 5, retryDelayMs: () => 1_000 });
+    await started;
+    let sent = 0;
+    while (receiver.credit > 0 && sent < 100) {
+      receiver.deliver(`flood-${sent++}`);
+      await settle();
+    }
+    expect(sent).toBe(2 + 3);
+    expect(receiver.credit).toBe(0);
+  });
+
+  it('a connection lost during the pause: the message is not settled (the broker brings it back) and its wait is forgotten', async () => {
+    const handled: string[] = [];
+    const { receiver, started, connection } = consumerOn(floodHandler(handled), { prefetch: 2, maxWaiting: 4, maxAttempts: 5, retryDelayMs: () => 1_000 });
+    await started;
+    const paused = receiver.deliver('flood-0');
+    await settle();
+    expect(receiver.credit).toBe(2); // 2 + 1 waiting - 1 held
+    connection.emit('disconnected', { endpoint: undefined, error: undefined, reconnecting: true });
+    receiver.credit = 0;
+    receiver.emit('receiver_open');
+    expect(receiver.credit).toBe(2); // prefetch only: the wait went with the connection
+    await jest.advanceTimersByTimeAsync(1_000);
+    await settle();
+    expect(paused.settled).toEqual([]); // a delivery of the lost connection cannot be settled: it comes again
+    expect(receiver.credit).toBe(2);
+  });
+
+  it('on the last attempt it does not pause: it is dead-lettered with its reason', async () => {
+    const deadLettered: string[] = [];
+    const { receiver, started } = consumerOn(floodHandler([]), { prefetch: 2, maxWaiting: 4, maxAttempts: 5, retryDelayMs: () => 1_000 }, deadLettered);
+    await started;
+    const last = receiver.deliver('flood-last', 4);
+    await settle();
+    await settle();
+    expect(last.settled).toEqual(['accepted']);
+    expect(deadLettered).toEqual(['retry limit (5) reached: expert_not_found']);
+  });
+});

@@ -10,8 +10,10 @@
 //     { deadLetter: reason } -> copy to the dead letter queue, then accept the original
 //     { later: reason }      -> modified{delivery_failed: false}, uncounted, after a pause growing with the streak
 //   A handler that throws (or exceeds handlerTimeoutMs) counts as { retry }.
-// - A message whose handler only waits for its turn (`waiting(true)`: others about the same thing go first) holds
-//   no credit slot, up to `maxWaiting` such messages: the consumer gives the broker one more credit for it. Handing
+// - A message whose handler only waits for its turn (`waiting(true)`: others about the same thing go first), or that
+//   pauses before it is handed back for a retry (retryDelayMs), holds no credit slot, up to `maxWaiting` such
+//   messages together: the consumer gives the broker one more credit for it. It stays unsettled (so a lost
+//   connection or a crash brings it back), in memory: at most prefetch + maxWaiting messages are held. Handing
 //   it back would not free the slot: ActiveMQ (its AMQP sender, 5.18) sends a released or modified message to the
 //   same link again and does not count it as settled for the queue (we saw it: 30 changes of one expert handed
 //   back over and over, and a message behind them came only as they were dead-lettered, one per dead letter).
@@ -80,8 +82,9 @@ export interface QueueConsumerOptions {
   /** Unsettled messages held at once = concurrent handlers (default 10). */
   prefetch?: number;
   /**
-   * Messages that wait for their turn (`ReceivedMessage.waiting`) held beyond `prefetch`, at most (default 0: a
-   * waiting message holds its slot). Each is kept in memory, unsettled, until it runs.
+   * Messages that wait for their turn (`ReceivedMessage.waiting`) or pause before a retry's hand-back (retryDelayMs)
+   * held beyond `prefetch`, at most (default 0: a waiting message holds its slot). Each is kept in memory, unsettled,
+   * until it runs or is handed back.
    */
   maxWaiting?: number;
   /**
@@ -439,7 +442,14 @@ export class QueueConsumer {
       return;
     }
     const delay = this.options.retryDelayMs?.(attempt) ?? 0;
-    if (delay > 0) await this.pause(delay);
+    if (delay > 0) {
+      // Its pause before the hand-back is a wait too: it holds no credit slot (up to maxWaiting, as a wait for its
+      // turn). Holding one, a system that sent 2,000 changes of experts the hub does not know (each retried 4 times,
+      // 3.75 s of pauses) kept all 200 slots for half a minute, and every other system's messages queued behind.
+      waiting(true);
+      await this.pause(delay);
+      waiting(false);
+    }
     this.settle(delivery, generation, () => delivery.modified({ delivery_failed: true, undeliverable_here: false }), {
       kind: 'retried',
       queue: this.queue,

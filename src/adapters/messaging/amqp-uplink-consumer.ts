@@ -58,7 +58,8 @@ export { envelopeIdOf };
  * system that sent while the hub was down). One handed back for another attempt keeps its place: the messages
  * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s; except the one
  * its refusal waits for (WAITS_FOR_TYPE: a batch's join request), which goes first. Different experts still run at
- * once. A message waiting its turn holds no credit (QueueConsumer's maxWaiting), and the handler timeout counts
+ * once. A message waiting its turn holds no credit (QueueConsumer's maxWaiting), nor does one refused for now while it
+ * pauses before it is handed back for its next attempt (QueueConsumer's retryDelayMs), and the handler timeout counts
  * from when its turn came. Caveat: a handling that timed out is not stopped; its message, handed back, may run
  * again beside it (idempotent by envelope id, and the store's expected versions keep the two apart). Other hub processes compete for the queue: a sender that sets the AMQP group-id to
  * the message's key (`uplinkGroupId`; the SDK and the Python client do) has ActiveMQ hand all messages about one
@@ -113,9 +114,10 @@ export const WAITS_FOR_TYPE: Readonly<Record<string, string>> = {
 export const HANDLER_TIMEOUT_MS = 60_000;
 
 /**
- * Messages that wait for their turn held beyond the prefetch, for a consumer with this prefetch: ten times it (2,000
- * with the default 200). Enough that a flood about one thing leaves the credit to the others; bounded, as each is
- * held in memory.
+ * Messages that wait for their turn, or pause before a retry's hand-back, held beyond the prefetch, for a consumer with
+ * this prefetch: ten times it (2,000 with the default 200). Enough that a flood about one thing, or one system's flood
+ * of changes of experts the hub does not know (each paused 3.75 s over its retries), leaves the credit to the others;
+ * bounded, as each is held in memory. Shared by all systems, not split among them: a larger flood fills it.
  */
 export const maxWaitingFor = (prefetch: number): number => 10 * prefetch;
 
