@@ -108,6 +108,32 @@ it.each([200, 1])('a registration handed back for another attempt: the change ri
   }
 });
 
+/**
+ * Records, in order, when `other`'s message is applied ('b applied') and when each of `flooder`'s messages fails its
+ * fifth and last attempt ('a dead-lettered': the dead letter follows), and how often each of those failed.
+ */
+const floodRecorder = (flooder: string, other: string) => {
+  const log: string[] = [];
+  const failures = new Map<string, number>();
+  const wrapUplink = (real: UplinkLike): UplinkLike => ({
+    handleUplink: async (envelope) => {
+      try {
+        const result = await real.handleUplink(envelope);
+        if (envelope.systemId === other) log.push('b applied');
+        return result;
+      } catch (error) {
+        if (envelope.systemId === flooder) {
+          const n = (failures.get(envelope.id) ?? 0) + 1;
+          failures.set(envelope.id, n);
+          if (n === 5) log.push('a dead-lettered');
+        }
+        throw error;
+      }
+    },
+  });
+  return { log, failures, wrapUplink };
+};
+
 // A fuzzer's finding: 250 failing changes of one unknown expert (one lane) held the hub's whole credit, so another
 // system's valid message was not applied for minutes, and the flood was dead-lettered after > 10 min as "handler
 // timed out" (the timeout ran while the messages waited their turn). Scaled down: a credit of 20, 30 changes, and a
@@ -116,24 +142,7 @@ it.each([200, 1])('a registration handed back for another attempt: the change ri
 // default 60 s before (RTS_UPLINK_RETRY_DELAY_MS 150 with the default limit: the same test at 69 s).
 it('a flood of failing changes of one expert: another system\'s message is applied before any of them is dead-lettered, and they are dead-lettered with their true reason', async () => {
   const data = tempDir('rts-hub-order-flood-');
-  const log: string[] = [];
-  const failures = new Map<string, number>();
-  const wrapUplink = (real: UplinkLike): UplinkLike => ({
-    handleUplink: async (envelope) => {
-      try {
-        const result = await real.handleUplink(envelope);
-        if (envelope.systemId === 'flood-b') log.push('b applied');
-        return result;
-      } catch (error) {
-        if (envelope.systemId === 'flood-a') {
-          const n = (failures.get(envelope.id) ?? 0) + 1;
-          failures.set(envelope.id, n);
-          if (n === 5) log.push('a dead-lettered'); // the 5th failure is the last attempt: the dead letter follows
-        }
-        throw error;
-      }
-    },
-  });
+  const { log, failures, wrapUplink } = floodRecorder('flood-a', 'flood-b');
   let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
   const env = { RTS_UPLINK_PREFETCH: '20', RTS_UPLINK_RETRY_DELAY_MS: '40', RTS_UPLINK_HANDLER_TIMEOUT_MS: '8000' };
   try {
@@ -171,24 +180,7 @@ it('a flood of failing changes of one expert: another system\'s message is appli
 // the flood's first changes were dead-lettered long before many-b's registration came (74 of them, on the old code).
 it("a flood of changes of many experts the hub does not know: another system's message is applied before any of them is dead-lettered, and each is retried to the limit", async () => {
   const data = tempDir('rts-hub-order-many-');
-  const log: string[] = [];
-  const failures = new Map<string, number>();
-  const wrapUplink = (real: UplinkLike): UplinkLike => ({
-    handleUplink: async (envelope) => {
-      try {
-        const result = await real.handleUplink(envelope);
-        if (envelope.systemId === 'many-b') log.push('b applied');
-        return result;
-      } catch (error) {
-        if (envelope.systemId === 'many-a') {
-          const n = (failures.get(envelope.id) ?? 0) + 1;
-          failures.set(envelope.id, n);
-          if (n === 5) log.push('a dead-lettered');
-        }
-        throw error;
-      }
-    },
-  });
+  const { log, failures, wrapUplink } = floodRecorder('many-a', 'many-b');
   let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
   const env = { RTS_UPLINK_PREFETCH: '10', RTS_UPLINK_RETRY_DELAY_MS: '400' };
   try {
