@@ -84,15 +84,18 @@ export type ErasurePage = Readonly<{ items: readonly RecordedErasure[]; next: bi
 
 /**
  * Forgetting a patient (GDPR art. 17) by crypto-shredding:
+ *   0. the content of every consultation linked to the patient is erased (as in 3), before anything lists the patient
+ *      as erased: a crash after 1 then leaves no consultation texts behind an erasure the register lists;
  *   1. PatientErased { patientKey, erasedAt, by, known } is appended to `patient-<patientKey>` (event id derived from the
  *      key: a repeat records nothing new);
  *   2. the patient's data key is deleted (a tombstone stays, so nothing is sealed for them again);
  *   3. the content of every consultation linked to the patient (its request recorded the patient's key for an
  *      attached document, or, recorded by an older build, attached one of the patient's documents) is erased too:
- *      its own data key is deleted (ConsultationContentErasure);
+ *      its own data key is deleted (ConsultationContentErasure); again after 0, for one requested meanwhile;
  *   4. the projections catch up: PatientErased removes the patient's rows, ConsultationContentErased the texts.
  * From then on every DocumentSubmitted of the patient is an envelope nobody can open, in the store, in its
- * backups and in every copy. A crash between 1 and 2 is repaired by repeating the request (it is idempotent).
+ * backups and in every copy. A crash between 1 and 2 is repaired by the registry's projection (it deletes a key
+ * an erasure event finds live, erasure-completion.ts), and by repeating the request (it is idempotent).
  *
  * A patient is erased by CPR number (`erase`), or by pseudonymous key (`eraseKey`): the hub keeps no CPR number,
  * so repeating the erasures a restored backup predates can only go by the keys its PatientErased events hold
@@ -151,6 +154,12 @@ export class PatientErasure {
       this.deps.clock.now().toUTC().toISO({ suppressMilliseconds: true })!;
     let first = { erasedAt, alreadyErased, known: holding.erasureRecorded ? ((await this.recordedErasure(patientKey))?.known ?? holding.known) : holding.known };
     if (!holding.erasureRecorded) {
+      // The patient's consultations first, before the event that lists the patient as erased: a kill -9 between that
+      // event and their consultations' erasure left the consultations' texts readable, served in clear, behind an
+      // erasure GET /erasures listed as done, and nothing repeated it (found by an outside crash review). Cut off
+      // here, nothing says the patient is erased, and the caller's retry erases them. Erased again after the key
+      // (below), for a consultation requested meanwhile (each consultation's erasure is idempotent).
+      await this.deps.consultations?.erasePatient(patientKey, { by: options.by, correlationId: options.correlationId });
       // A concurrent erasure of the same patient recorded it first (the store says so by a version conflict, or, the
       // event id being the same, by taking this append as a repeat): this call is its repeat, and answers with the
       // time recorded. Each concurrent caller answered with its own clock's time, and all said not erased before.

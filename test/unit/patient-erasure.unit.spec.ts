@@ -309,3 +309,51 @@ describe('PatientErasure: concurrent erasures whose recorder could not delete th
     expect(lines.length).toBeGreaterThanOrEqual(1);
   });
 });
+
+/**
+ * A kill -9 between PatientErased and the erasure of the patient's consultations left their texts readable, served in
+ * clear, behind an erasure GET /erasures listed as done, and nothing repeated it (an outside crash review). The
+ * consultations are now erased before the event, and again after the key (one requested meanwhile).
+ */
+describe("PatientErasure: the patient's consultations before the event that lists the patient erased", () => {
+  it('erases them before PatientErased is appended; cut off at the append, the consultations are erased and the patient is not listed', async () => {
+    const order: string[] = [];
+    const store = new InMemoryEventStore();
+    const append = store.appendToStream.bind(store);
+    let crash = true;
+    store.appendToStream = async (...args: Parameters<typeof store.appendToStream>) => {
+      order.push(`append ${args[1][0]!.type}`);
+      if (crash) throw new Error('killed'); // the process dies here
+      return append(...args);
+    };
+    const erased = new Set<string>();
+    const protection: Pick<PatientDataProtection, 'erase' | 'isErased' | 'hasKeyOrTombstone' | 'erasedAt'> = {
+      erasedAt: async (key) => (erased.has(key) ? '2026-03-01T10:00:00.000Z' : null),
+      erase: async (key) => void erased.add(key),
+      isErased: async (key) => erased.has(key),
+      hasKeyOrTombstone: async () => true,
+    };
+    const erasure = new PatientErasure({
+      store,
+      protection: protection as PatientDataProtection,
+      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
+      registry: { knowsPatient: async () => true },
+      projectors: [],
+      clock: { now: () => DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' }) },
+      consultations: {
+        erasePatient: async (patientKey) => {
+          order.push(`consultations of ${patientKey}`);
+          return [];
+        },
+      },
+    });
+    await expect(erasure.erase(parseCpr('251248-1234'), { by: 'dpo' })).rejects.toThrow('killed');
+    expect(order).toEqual(['consultations of p2512481234', 'append PatientErased']);
+    expect((await erasure.recorded(0n, 10)).items).toEqual([]);
+    crash = false;
+    order.length = 0;
+    await erasure.erase(parseCpr('251248-1234'), { by: 'dpo' }); // the retry
+    expect(order).toEqual(['consultations of p2512481234', 'append PatientErased', 'consultations of p2512481234']);
+    expect(erased.has('p2512481234')).toBe(true);
+  });
+});
