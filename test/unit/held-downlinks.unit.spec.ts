@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import { UnavailableError } from '../../src/domain/shared/errors';
 import { JoseError } from '../../src/adapters/crypto/jose-codec';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
@@ -383,3 +384,36 @@ const waitFor = async (condition: () => boolean, timeoutMs = 5000): Promise<void
     await new Promise((r) => setTimeout(r, 10));
   }
 };
+
+it("does not take a key store that fails for a moment at the release for the consultation's erasure: the report waits and goes out with its texts", async () => {
+  // open() returns null for an erased key and throws when the key store cannot answer (PostgreSQL away, SQLite locked
+  // past its busy timeout). Taken for an erasure, such a failure dropped a held report for good (marked released,
+  // never sent) and sent an offer with '' as its question and summary.
+  const { store, codec, broker, hub } = setup();
+  broker.bodies = [];
+  const report = {
+    ...message('mianyang'),
+    type: 'consultation.report',
+    payload: { consultationId: CONSULTATION, expertId: 'chengdu:zhang-1', diagnosis: 'Essential hypertension', recommendations: 'Amlodipine 5 mg', issuedAt: '2026-11-23T01:35:00.030Z', attempt: 0 },
+  } as unknown as ConsultationDownlinkEnvelope;
+  await hub.send(report);
+  const cipher = protectionOf(store);
+  const open = cipher.open.bind(cipher);
+  const isErased = cipher.isErased.bind(cipher);
+  // PostgreSQL's pool throws its own errors (no RtsError kind); SQLite's store the same for a lock.
+  let openFailures = 2;
+  let storeCalls = 0;
+  cipher.open = async (key, sealed, context) => {
+    if (openFailures-- > 0) throw new Error('Connection terminated unexpectedly');
+    return open(key, sealed, context);
+  };
+  cipher.isErased = async (key) => {
+    if (++storeCalls === 2) throw new UnavailableError('storage_unavailable', 'the key store did not answer'); // asked after the first failed open
+    return isErased(key);
+  };
+  codec.withKey.add('mianyang');
+  await hub.releaser.catchUp().catch(() => undefined); // the pass fails: tried again on the next
+  await hub.releaser.catchUp();
+  expect(broker.accepted).toEqual([at(report)]);
+  expect(JSON.parse(broker.bodies[0]!).payload).toMatchObject({ diagnosis: 'Essential hypertension', recommendations: 'Amlodipine 5 mg' });
+});

@@ -87,6 +87,7 @@ const textFieldsOf = (envelope: HeldEnvelope): readonly string[] => {
 const consultationIdOf = (envelope: HeldEnvelope): string => String((envelope.payload as { consultationId?: unknown }).consultationId);
 const heldContext = (envelope: HeldEnvelope, field: string): string => `consultation/${consultationIdOf(envelope)}/held/${envelope.id}/${field}`;
 const isErasedError = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === 'patient_erased';
+const isUnavailable = (error: unknown): boolean => (error as { kind?: unknown } | null)?.kind === 'unavailable';
 
 type SystemHeld = { version: bigint; releasedThrough: bigint; pending: bigint[] };
 const NONE = -1n;
@@ -300,7 +301,14 @@ export class HeldDownlinks {
       try {
         opened = await this.deps.protection.open(key, text, heldContext(envelope, field));
       } catch {
-        opened = null; // erased meanwhile, or altered or damaged: as unreadable as an erased one
+        // A key store that did not answer (PostgreSQL away, SQLite locked past its busy timeout: errors of no one
+        // kind) is no erasure: taken for one, a single failed read dropped a held report for good and sent an offer
+        // without its texts. So the store is asked again: one that still fails throws (the release is tried again);
+        // one that answers tells erased, or opens it now, or the text is altered or damaged (as unreadable).
+        opened = (await this.deps.protection.isErased(key)) ? null : await this.deps.protection.open(key, text, heldContext(envelope, field)).catch((error: unknown) => {
+          if (isUnavailable(error)) throw error;
+          return null;
+        });
       }
       if (opened === null) erased = true;
       else payload[field] = opened;
