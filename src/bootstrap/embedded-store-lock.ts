@@ -18,8 +18,15 @@ import { ConfigError, type Config } from './config';
 export const lockEmbeddedStore = (config: Config, setting: string): DataDirLock | null => {
   if (config.RTS_EVENT_STORE !== 'sqlite') return null;
   if (existsSync(join(config.RTS_DATA_DIR, BACKUP_MANIFEST))) {
+    // A backup never holds hub.lock (neither rts backup nor rts restore writes one): with it, a hub or library has run
+    // here (a build before this check, or a backup copied over the directory by hand), the files no longer match the
+    // manifest and "restore it" fails as damaged. Still refused (a hub started on a backup target while the backup ran
+    // leaves one too), but told how to go on with the directory as what it is.
+    const ranHere = existsSync(join(config.RTS_DATA_DIR, DATA_FILES.hubLock))
+      ? ` It also holds ${DATA_FILES.hubLock}, so a hub or library has run on it: if it is a data directory (a backup copied into it by hand, then run on), move ${BACKUP_MANIFEST} out of it and start again (it no longer describes the files, and rts restore refuses it as damaged)`
+      : '';
     throw new ConfigError([
-      `${setting}: ${config.RTS_DATA_DIR} is a backup (it holds ${BACKUP_MANIFEST}), not a data directory: opened, its files would change and it would no longer restore. Restore it into a new directory (rts restore, or restoreDataDir) and open that one`,
+      `${setting}: ${config.RTS_DATA_DIR} is a backup (it holds ${BACKUP_MANIFEST}), not a data directory: opened, its files would change and it would no longer restore. Restore it into a new directory (rts restore, or restoreDataDir) and open that one.${ranHere}`,
     ]);
   }
   let lock: DataDirLock;

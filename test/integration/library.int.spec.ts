@@ -64,6 +64,34 @@ describe('openTeleMed (library entry point)', () => {
     }
   });
 
+  it('a data directory run on with a backup.json copied into it by hand is told to move it out, and then opens', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rts-lib-stray-manifest-'));
+    try {
+      const dataDir = join(root, 'data');
+      const rts = await openTeleMed({ dataDir });
+      const stored = await rts.telemed.processAndStore(reading(128, 20));
+      await backupDataDir(dataDir, join(root, 'backup'));
+      await rts.close();
+      // The manifest copied over a data directory that went on running (cp -a backup/. data/ by hand, an older build
+      // started on it): "restore it" is refused as damaged, so the refusal must say how to go on.
+      writeFileSync(join(dataDir, 'backup.json'), readFileSync(join(root, 'backup', 'backup.json')));
+      await expect(restoreDataDir(dataDir, join(root, 'restored'))).rejects.toMatchObject({ code: 'damaged' });
+      const opening = openTeleMed({ dataDir });
+      await expect(opening).rejects.toMatchObject({ problems: [expect.stringMatching(/^dataDir: .* is a backup .* holds hub\.lock, so a hub or library has run on it: .*move backup\.json out of it/)] });
+      const config = loadConfig({ RTS_DATA_DIR: dataDir, RTS_HTTP_PORT: '0', RTS_LOG_LEVEL: 'silent' });
+      await expect(startHub(config)).rejects.toMatchObject({ problems: [expect.stringMatching(/^RTS_DATA_DIR: .*move backup\.json out of it/)] });
+      rmSync(join(dataDir, 'backup.json'));
+      const again = await openTeleMed({ dataDir });
+      try {
+        expect((await again.telemed.getObservationsFor(parseCpr('251248-1234'), lastDays(7, now))).map((o) => o.uniqueId)).toEqual([stored]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('stores and queries on the embedded SQLite store, and survives reopening', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'rts-lib-'));
     try {
