@@ -368,11 +368,15 @@ export class XdsBackend {
     return entry;
   }
 
-  /** The current document of a repeat's reading (RepeatedResult), nothing when it is current; a created one is. */
+  /**
+   * The current document of a repeat's reading (RepeatedResult), nothing when it is current; a created one is. Nothing
+   * either when the chain is longer than MAX_CHAIN_HOPS: the entry reached is Deprecated itself, not current (as the 409
+   * document_deprecated then names none).
+   */
   async repeatedResult(result: SubmitResult): Promise<RepeatedResult> {
     if (result.created) return {};
     const end = await this.chainEnd(result.uniqueId);
-    return end.uniqueId === result.uniqueId ? {} : { currentUniqueId: end.uniqueId };
+    return end.uniqueId === result.uniqueId || end.status === 'Deprecated' ? {} : { currentUniqueId: end.uniqueId };
   }
 
   private async findEntry(uniqueId: string): Promise<RegistryEntryView | null> {

@@ -66,4 +66,14 @@ test(`a chain of more than ${MAX_CHAIN_HOPS} corrections: the 409 names no depre
   expect(far.json().code).toBe('document_deprecated');
   expect(far.json().currentUniqueId).toBeUndefined();
   expect(far.headers['link']).toBeUndefined();
+  // A repeat of the upload, out of reach as well: no currentUniqueId, not a deprecated
+  // document named as the one that holds the reading now (correcting it answered 409 again).
+  const repeat = await telemed.record(reading(120), { observationId: 'chain-1' });
+  expect(repeat).toMatchObject({ uniqueId: first, created: false });
+  expect(repeat).not.toHaveProperty('currentUniqueId');
+  const overHttp = await app.inject({ method: 'POST', url: '/observations', payload: { observationId: 'chain-1', patientId: PATIENT, systolic: 120, diastolic: 70, measuredAt } });
+  expect(overHttp.statusCode).toBe(200);
+  expect(overHttp.json().currentUniqueId).toBeUndefined();
+  // The first correction repeated: its document is within reach of the end, which is named.
+  expect(await telemed.correct(first, reading(121), { correctionId: 'c-0' })).toMatchObject({ uniqueId: chain[1], created: false, currentUniqueId: chain[chain.length - 1] });
 });
