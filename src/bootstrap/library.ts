@@ -16,7 +16,7 @@ import type { PatientDataProtection, PatientKeyStore } from '../application/port
 import { startErasedKeys } from '../application/erased-keys';
 import type { Projector } from '../application/projector';
 import type { CorrectResult, RecordOptions, RecordResult, StoredObservation, TeleMedService } from '../application/telemed';
-import type { RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
+import type { RepeatedResult, RetrievedDocument, SubmitResult, XdsBackend } from '../application/xds-backend';
 import type { DocumentMetadata } from '../domain/documents/hl7';
 import { parseCpr, type Cpr } from '../domain/monitoring/cpr';
 import type { TeleObservation } from '../domain/monitoring/tele-observation';
@@ -66,10 +66,10 @@ export type EmbeddedTeleMedService = Readonly<{
 
 /** The seed's XDSBackend: provideAndRegisterDocument, retrieveDocumentSet, correctDocument, plus retrieveDocument. */
 export type EmbeddedXds = Readonly<{
-  provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>): Promise<SubmitResult>;
+  provideAndRegisterDocument(metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>): Promise<SubmitResult & RepeatedResult>;
   retrieveDocumentSet(patientId: Cpr, start: DateTime, end: DateTime): Promise<readonly RetrievedDocument[]>;
   retrieveDocument(uniqueId: string): Promise<RetrievedDocument>;
-  correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions): Promise<SubmitResult>;
+  correctDocument(uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions): Promise<SubmitResult & RepeatedResult>;
 }>;
 
 /** What a backend team gets when it embeds the core without HTTP. */
@@ -272,6 +272,7 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
   const checkedUniqueId = async (uniqueId: unknown): Promise<void> => {
     if (typeof uniqueId !== 'string') throw new ValidationError('invalid_request', 'uniqueId: must be a string (a document uniqueId)', [{ path: 'uniqueId', message: 'must be a string' }]);
   };
+  const withCurrent = async (result: SubmitResult): Promise<SubmitResult & RepeatedResult> => ({ ...result, ...(await xds.repeatedResult(result)) });
   // A call on one document of an erased patient says patient_erased, as the README promises for their reads: the
   // erasure removed the registry row, and the call said document_not_found.
   const ofDocument = <R>(uniqueId: string, call: () => Promise<R>): Promise<R> =>
@@ -302,12 +303,13 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
       patientOf: life.wrap((uniqueId: string) => ofDocument(uniqueId, () => telemed.patientOf(uniqueId))),
     }),
     xds: Object.freeze({
+      // A repeat names the current document of a reading corrected since, as record and correct do (repeatedResult).
       provideAndRegisterDocument: life.wrap((metadata: DocumentMetadata, document: string, options?: Readonly<{ observationId?: string; correlationId?: string }>) =>
-        xds.provideAndRegisterDocument(metadata, document, checkedOptions(SUBMIT_OPTIONS, options, 'options'))),
+        xds.provideAndRegisterDocument(metadata, document, checkedOptions(SUBMIT_OPTIONS, options, 'options')).then(withCurrent)),
       retrieveDocumentSet: life.wrap((patientId: Cpr, start: DateTime, end: DateTime) => xds.retrieveDocumentSet(patientId, start, end)),
       retrieveDocument: life.wrap((uniqueId: string) => ofDocument(uniqueId, () => xds.retrieveDocument(uniqueId))),
       correctDocument: life.wrap((uniqueId: string, metadata: DocumentMetadata, newDocument: string, options?: CorrectionOptions) =>
-        ofDocument(uniqueId, () => xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options')))),
+        ofDocument(uniqueId, () => xds.correctDocument(uniqueId, metadata, newDocument, checkedOptions(CORRECTION_OPTIONS, options, 'options')).then(withCurrent))),
     }),
     rebuildRegistry: life.wrap(() => projector.rebuild()),
     // The number checked as POST /erasures checks it: a misspelt one was recorded as an erasure of nobody (with

@@ -271,6 +271,18 @@ describe('a repeat of a reading corrected since names the current document, as o
     // The second retried: current, nothing more.
     expect(await rts.telemed.correct(second.uniqueId, reading(122, 5), { correctionId: 'fix-2' })).not.toHaveProperty('currentUniqueId');
   });
+
+  it('so do the XDS-level provideAndRegisterDocument and correctDocument (a second review of the library)', async () => {
+    const built = buildDocument(reading(120, 5));
+    const first = await rts.xds.provideAndRegisterDocument(built.metadata, built.document, { observationId: 'doc-1' });
+    const fix1 = buildDocument(reading(121, 5));
+    const second = await rts.xds.correctDocument(first.uniqueId, fix1.metadata, fix1.document, { correctionId: 'fix-1' });
+    const fix2 = buildDocument(reading(122, 5));
+    const third = await rts.xds.correctDocument(second.uniqueId, fix2.metadata, fix2.document, { correctionId: 'fix-2' });
+    expect(await rts.xds.provideAndRegisterDocument(built.metadata, built.document, { observationId: 'doc-1' })).toMatchObject({ uniqueId: first.uniqueId, created: false, currentUniqueId: third.uniqueId });
+    expect(await rts.xds.correctDocument(first.uniqueId, fix1.metadata, fix1.document, { correctionId: 'fix-1' })).toMatchObject({ uniqueId: second.uniqueId, created: false, currentUniqueId: third.uniqueId });
+    expect(await rts.xds.correctDocument(second.uniqueId, fix2.metadata, fix2.document, { correctionId: 'fix-2' })).not.toHaveProperty('currentUniqueId');
+  });
 });
 
 describe('repeating erasures after a restore, as a library user', () => {
