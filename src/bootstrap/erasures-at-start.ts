@@ -41,7 +41,7 @@ export const completeErasuresOfKeyStore = async (container: Container, logger: L
     patients = done.patients.length;
     consultations = done.consultations.length;
   } catch (error) {
-    // Recorded and its key deleted, the rest not written: a repeat answers already erased and writes no line.
+    // Recorded and its key deleted, the rest not written: its line now, not left to a repeat that may never come.
     if (error instanceof ErasureIncompleteError) logErasure(logger, error.erasure);
     if (error instanceof ContentErasureIncompleteError) logConsultationErasure(logger, error.erasure);
     // One recorded now (its event) is no longer found at the next start: its remaining steps are the repeat's.
