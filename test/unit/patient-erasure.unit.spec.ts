@@ -1,10 +1,29 @@
 import { DateTime } from 'luxon';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { PatientErasure } from '../../src/application/patient-erasure';
-import { ExpectedVersionConflictError } from '../../src/application/ports/event-store';
+import { ExpectedVersionConflictError, type EventStore } from '../../src/application/ports/event-store';
 import type { PatientDataProtection } from '../../src/application/ports/patient-data-protection';
 import { parseCpr } from '../../src/domain/monitoring/cpr';
 import { UnavailableError } from '../../src/domain/shared/errors';
+
+/**
+ * A PatientErasure over `store` and `protection` whose patient keys are `p` and the CPR number's digits, whose registry
+ * knows every patient, at 2026-03-01T10:00Z; `more` sets the rest (its projectors, consultations).
+ */
+const erasureOver = (
+  store: EventStore,
+  protection: Partial<PatientDataProtection>,
+  more: Partial<ConstructorParameters<typeof PatientErasure>[0]> = {},
+): PatientErasure =>
+  new PatientErasure({
+    store,
+    protection: protection as PatientDataProtection,
+    patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
+    registry: { knowsPatient: async () => true },
+    projectors: [],
+    clock: { now: () => DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' }) },
+    ...more,
+  });
 
 /** Erasure as the core records it: once, and a repeat says so with the time it was recorded. */
 describe('PatientErasure', () => {
@@ -223,11 +242,7 @@ describe('PatientErasure when the store fails after the key is deleted', () => {
       isErased: async (key) => erasedHere.has(key) || tombstones.has(key),
       hasKeyOrTombstone: async () => true,
     };
-    const erasure = new PatientErasure({
-      store: new InMemoryEventStore(),
-      protection: protection as PatientDataProtection,
-      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
-      registry: { knowsPatient: async () => true },
+    const erasure = erasureOver(new InMemoryEventStore(), protection, {
       projectors: [
         {
           catchUp: async () => {
@@ -235,7 +250,6 @@ describe('PatientErasure when the store fails after the key is deleted', () => {
           },
         },
       ],
-      clock: { now: () => DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' }) },
     });
     return { erasure, spaceAgain: () => (full = false) };
   };
@@ -291,14 +305,7 @@ describe('PatientErasure: concurrent erasures whose recorder could not delete th
       });
       return original(...args);
     };
-    const erasure = new PatientErasure({
-      store,
-      protection: protection as PatientDataProtection,
-      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
-      registry: { knowsPatient: async () => true },
-      projectors: [],
-      clock: { now: () => DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' }) },
-    });
+    const erasure = erasureOver(store, protection);
     const cpr = parseCpr('251248-1234');
     const outcomes = await Promise.allSettled([erasure.erase(cpr, { by: 'dpo' }), erasure.erase(cpr, { by: 'dpo' })]);
     const repeat = await erasure.erase(cpr, { by: 'dpo' }).then((r) => ({ status: 'fulfilled' as const, value: r }), (reason: unknown) => ({ status: 'rejected' as const, reason }));
@@ -333,13 +340,7 @@ describe("PatientErasure: the patient's consultations before the event that list
       isErased: async (key) => erased.has(key),
       hasKeyOrTombstone: async () => true,
     };
-    const erasure = new PatientErasure({
-      store,
-      protection: protection as PatientDataProtection,
-      patientKeys: { keyFor: (cpr) => `p${String(cpr).replace('-', '')}`, fingerprint: () => 'test' },
-      registry: { knowsPatient: async () => true },
-      projectors: [],
-      clock: { now: () => DateTime.fromISO('2026-03-01T10:00:00Z', { zone: 'utc' }) },
+    const erasure = erasureOver(store, protection, {
       consultations: {
         erasePatient: async (patientKey) => {
           order.push(`consultations of ${patientKey}`);
