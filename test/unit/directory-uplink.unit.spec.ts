@@ -163,6 +163,42 @@ describe('directory uplink and downlink (in memory)', () => {
     expect((await t.service.getExpert('chengdu:e-0')).status).toBe('retired');
   });
 
+  it('a system that joins again for a full sync (a copy restored from an old backup) is told of the experts retired meanwhile', async () => {
+    // Its copy still holds an expert the hub retired since; the new snapshot only lists the active ones, and the
+    // documented rule (keep the highest revision per expert) kept the retired one in its copy for good.
+    const t = setup();
+    for (const id of ['beijing', 'chengdu']) await t.service.registerSystem({ systemId: id, name: id, area: id });
+    await join(t.handler, 'beijing', 1, 1, 'Beijing');
+    await join(t.handler, 'chengdu', 3, 3, 'Chengdu');
+    expect(await t.handler.handleUplink(uplink('chengdu', 'expert.retired', { localExpertId: 'e-0' }, 'retire-0'))).toEqual({ outcome: 'applied' });
+    await t.publisher().catchUp();
+
+    // beijing's copy restored from a backup taken before the retirement: chengdu:e-0 active at revision 1.
+    const copy = new Map<string, { revision: number; retired: boolean }>([['chengdu:e-0', { revision: 1, retired: false }]]);
+    const before = t.outbox.received('rts.downlink.beijing').length;
+    // A join again: its own envelope ids and correlation id.
+    const again = { correlationId: 'corr-beijing-again' };
+    expect(await t.handler.handleUplink({ ...uplink('beijing', 'system.join.requested', { expectedBatches: 1, expectedExperts: 1 }, 'join-again'), ...again })).toEqual({ outcome: 'applied' });
+    for (const b of batches('beijing', 1, 1, 'Beijing')) await t.handler.handleUplink({ ...b, id: uuidV5('again/batch'), ...again });
+    expect((await t.service.getSystem('beijing')).status).toBe('joined');
+    await t.publisher().catchUp();
+    const after = t.outbox.received('rts.downlink.beijing').slice(before);
+    expect(after.filter((m) => m.type === 'directory.snapshot').length).toBeGreaterThan(0);
+    for (const m of after) {
+      const apply = (id: string, revision: number, retired: boolean) => {
+        const had = copy.get(id);
+        if (!had || had.revision < revision) copy.set(id, { revision, retired });
+      };
+      if (m.type === 'directory.expert.upserted') apply(m.payload.expertId, m.payload.revision, false);
+      if (m.type === 'directory.expert.retired') apply(m.payload.expertId, m.payload.revision, true);
+      if (m.type === 'directory.snapshot') for (const x of m.payload.experts) apply(x.expertId, x.revision, false);
+    }
+    expect(copy.get('chengdu:e-0')).toEqual({ revision: 2, retired: true });
+    expect([...copy].filter(([, v]) => !v.retired).map(([id]) => id).sort()).toEqual(['chengdu:e-1', 'chengdu:e-2']);
+    const ids = after.map((m) => m.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
   describe('a system that crashed mid-join and joins again from scratch (new ids, another cut of its experts)', () => {
     const expert = (local: string, n: number) => ({ localExpertId: local, ...profile(n) });
     const as = (envelope: UplinkEnvelope, correlationId: string): UplinkEnvelope => ({ ...envelope, correlationId });

@@ -30,7 +30,11 @@ import {
  *   'directory.expert.upserted' per expert of J. On a join again (`context.rejoin`) the others get the news only:
  *   J stayed joined meanwhile, so each expert its batches registered or changed already went out to them by its
  *   own event, once (a join retires no one); sending all of J's experts again re-sent every unchanged one, and the
- *   changed ones twice under other envelope ids.
+ *   changed ones twice under other envelope ids. To J on a join again, after the snapshot: one
+ *   'directory.expert.retired' per expert of the other joined systems retired at or before the event
+ *   (`context.retired`). A join again is the full sync of a system that lost or restored an old copy of the
+ *   directory: the snapshot lists only active experts, and a copy kept by the contract's rule (the highest revision
+ *   per expert) kept an expert retired since as active for good, as no message about it came again.
  * - Anything else -> nothing.
  *
  * Message ids come from `downlinkMessageId(event.id, target, part)`, `time` is the event's recordedAt, and the
@@ -49,6 +53,11 @@ export type DownlinkContext = Readonly<{
    * never moves, so a re-plan after a restart decides the same).
    */
   rejoin?: boolean;
+  /**
+   * For SystemJoined on a join again only: the experts retired at or before the event (every system's; the planner
+   * keeps the other joined systems'). Retired at or before a position that never moves: a re-plan decides the same.
+   */
+  retired?: readonly ExpertView[];
 }>;
 
 export type DownlinkMessage = Readonly<{ queue: string; envelope: DownlinkEnvelope }>;
@@ -121,6 +130,13 @@ export const planDownlink = (event: RecordedEvent, context: DownlinkContext, opt
     const toJoiner: DownlinkMessage[] = [message(joiner, 'system.joined', news)];
     for (let i = 0; i < batchCount; i++) {
       toJoiner.push(message(joiner, 'directory.snapshot', { snapshotId: event.id, batchIndex: i, batchCount, experts: parts[i] ?? [] }, partId(i)));
+    }
+
+    if (context.rejoin) {
+      for (const x of context.retired ?? []) {
+        if (x.status !== 'retired' || !joinedOthers.has(x.homeSystemId)) continue;
+        toJoiner.push(message(joiner, 'directory.expert.retired', { expertId: x.expertId, homeSystemId: x.homeSystemId, revision: x.revision }, `retired/${x.expertId}`));
+      }
     }
 
     const own = context.rejoin ? [] : directory.filter((x) => x.homeSystemId === joinerId).map(toDirectoryExpert);
