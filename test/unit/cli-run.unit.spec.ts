@@ -543,6 +543,17 @@ describe('run review: the terminal it prints to', () => {
     expect(h.err).toBe('rts: warning: TZ (Europe/Atlantis) is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n');
     expect((await runWith({ TZ: 'Europe/Copenhagen' })).err).toBe('');
   });
+
+  it('takes a TZ that names a zoneinfo file (TZ=/usr/share/zoneinfo/Asia/Kolkata, as glibc and node take it): its zone, no warning', async () => {
+    // node shows such a TZ's times in its zone; rts warned it knew no such zone and printed every reading in UTC.
+    for (const TZ of ['/usr/share/zoneinfo/Asia/Kolkata', ':/usr/share/zoneinfo/Asia/Kolkata', '/usr/lib/zoneinfo/Asia/Kolkata']) {
+      const h = await runWith({ TZ, LANG: 'C.UTF-8' });
+      expect(h.code).toBe(EXIT.ok);
+      expect(h.err).toBe('');
+      expect(h.out).toContain('Tue 2026-05-05 12:30'); // 07:00Z at +05:30
+      expect(h.out).toContain('(local time, UTC+05:30)');
+    }
+  });
 });
 
 describe('run: a server that redirects', () => {

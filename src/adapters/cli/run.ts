@@ -47,6 +47,11 @@ const zoneFor = (deps: RunDependencies): string => {
   if (deps.zone) return deps.zone;
   const tz = deps.env.TZ?.replace(/^:/, '');
   if (!tz || IANAZone.isValidZone(tz)) return 'local';
+  // A zoneinfo file's path (TZ=/usr/share/zoneinfo/Asia/Kolkata, as glibc and node take it; some container images set
+  // TZ so): the zone the file is named after. It was warned about and every time printed in UTC, while node itself
+  // showed them in that zone.
+  const named = /^\/(?:[^/]+\/)*zoneinfo\/(.+)$/.exec(tz)?.[1];
+  if (named !== undefined && IANAZone.isValidZone(named)) return named;
   const shown = /^[A-Za-z0-9_+\/-]{1,40}$/.test(tz) ? ` (${tz})` : '';
   deps.stderr.write(`rts: warning: TZ${shown} is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n`);
   return 'UTC';
