@@ -541,6 +541,9 @@ describe('run review: the terminal it prints to', () => {
     const h = await runWith({ TZ: 'Europe/Atlantis', LANG: 'C.UTF-8' });
     expect(h.code).toBe(EXIT.ok);
     expect(h.err).toBe('rts: warning: TZ (Europe/Atlantis) is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n');
+    // The header said "(local time, UTC+00:00)" under that warning: times in UTC, called the patient's local time.
+    expect(h.out).toContain('Blood pressure, 2026-05-03 12:00 to 2026-05-10 12:10 (UTC)');
+    expect(h.out).not.toContain('local time');
     expect((await runWith({ TZ: 'Europe/Copenhagen' })).err).toBe('');
   });
 

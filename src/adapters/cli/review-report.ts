@@ -8,9 +8,10 @@ import type { ObservationList } from './hub-client';
  * `width`: the columns every line fits in (the text is wrapped at spaces, the table takes a narrower form when its
  * widest does not fit). `chartWidth`: the chart's (default `width`); below CHART_MIN_WIDTH the chart is left out
  * and a line says so. `chart: false` leaves it out without a word (--no-chart); an interval with no readings has
- * no chart, only the words.
+ * no chart, only the words. `notLocal`: `zone` is not the user's own (the CLI fell back to UTC): the header says UTC,
+ * not "local time".
  */
-export type ReportOptions = Readonly<{ width: number; chartWidth?: number; chart?: boolean; height?: number; zone?: string; ascii?: boolean }>;
+export type ReportOptions = Readonly<{ width: number; chartWidth?: number; chart?: boolean; height?: number; zone?: string; notLocal?: boolean; ascii?: boolean }>;
 
 const LOCALE = 'en-GB';
 
@@ -84,9 +85,9 @@ export const renderReview = (list: ObservationList, options: ReportOptions): str
   // header names both, and every row its own.
   const offsets = new Set([from, to, ...sorted.map((o) => localTime(o.measuredAt, zone))].map((t) => t.toFormat('ZZ')));
   const oneOffset = offsets.size === 1;
-  say(
-    `Blood pressure, ${from.toFormat('yyyy-LL-dd HH:mm')} to ${to.toFormat('yyyy-LL-dd HH:mm')} (local time, ${oneOffset ? `UTC${from.toFormat('ZZ')}` : `UTC${from.toFormat('ZZ')} to UTC${to.toFormat('ZZ')}; each reading with its own`})`,
-  );
+  // `notLocal`: the CLI's fallback to UTC for a TZ it does not know (it warns); those times are no one's local time.
+  const zoneWords = options.notLocal === true ? 'UTC' : `local time, ${oneOffset ? `UTC${from.toFormat('ZZ')}` : `UTC${from.toFormat('ZZ')} to UTC${to.toFormat('ZZ')}; each reading with its own`}`;
+  say(`Blood pressure, ${from.toFormat('yyyy-LL-dd HH:mm')} to ${to.toFormat('yyyy-LL-dd HH:mm')} (${zoneWords})`);
   out.push('');
 
   if (sorted.length === 0) {

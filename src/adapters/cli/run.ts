@@ -43,18 +43,25 @@ const versionOf = (): string => {
  * The zone for printed times: the caller's, else this machine's. A TZ no zone database knows made node fall back to
  * UTC without a word, and the times were printed as "local time, UTC+00:00": said once, and labelled as UTC.
  */
-const zoneFor = (deps: RunDependencies): string => {
-  if (deps.zone) return deps.zone;
+const zoneChoice = (deps: RunDependencies): { zone: string; unknown: string | null } => {
+  if (deps.zone) return { zone: deps.zone, unknown: null };
   const tz = deps.env.TZ?.replace(/^:/, '');
-  if (!tz || IANAZone.isValidZone(tz)) return 'local';
+  if (!tz || IANAZone.isValidZone(tz)) return { zone: 'local', unknown: null };
   // A zoneinfo file's path (TZ=/usr/share/zoneinfo/Asia/Kolkata, as glibc and node take it; some container images set
   // TZ so): the zone the file is named after. It was warned about and every time printed in UTC, while node itself
   // showed them in that zone.
   const named = /^\/(?:[^/]+\/)*zoneinfo\/(.+)$/.exec(tz)?.[1];
-  if (named !== undefined && IANAZone.isValidZone(named)) return named;
-  const shown = /^[A-Za-z0-9_+\/-]{1,40}$/.test(tz) ? ` (${tz})` : '';
-  deps.stderr.write(`rts: warning: TZ${shown} is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n`);
-  return 'UTC';
+  if (named !== undefined && IANAZone.isValidZone(named)) return { zone: named, unknown: null };
+  return { zone: 'UTC', unknown: tz };
+};
+
+const zoneFor = (deps: RunDependencies): string => {
+  const { zone, unknown } = zoneChoice(deps);
+  if (unknown !== null) {
+    const shown = /^[A-Za-z0-9_+\/-]{1,40}$/.test(unknown) ? ` (${unknown})` : '';
+    deps.stderr.write(`rts: warning: TZ${shown} is not a time zone this machine knows (e.g. Europe/Copenhagen): times are shown in UTC\n`);
+  }
+  return zone;
 };
 
 /**
@@ -202,7 +209,7 @@ const review = async (cmd: Review, deps: RunDependencies): Promise<ExitCode> => 
   }
   const width = outputColumns(cmd.width, deps.env, deps.stdout);
   const chartWidth = cmd.width ?? Math.min(CHART_MAX_WIDTH, width);
-  deps.stdout.write(renderReview(list, { width, chartWidth, chart: cmd.chart, zone: zoneFor(deps), ascii: cmd.ascii || asciiOnly(deps.env) }));
+  deps.stdout.write(renderReview(list, { width, chartWidth, chart: cmd.chart, zone: zoneFor(deps), notLocal: zoneChoice(deps).unknown !== null, ascii: cmd.ascii || asciiOnly(deps.env) }));
   return EXIT.ok;
 };
 
