@@ -62,7 +62,7 @@ export const CorrectionQuery = z.object({ correctionId: idempotencyKey.optional(
 
 export const ObservationQuery = z
   .object({
-    from: boundWithOffset.optional().describe('Start of the half-open interval [from, to); defaults to to minus 7 days'),
+    from: boundWithOffset.optional().describe('Start of the half-open interval [from, to); defaults to 7 days before to when to is given; without either, the last 7 days up to now (the interval then ends 5 minutes ahead, see to)'),
     to: boundWithOffset.optional().describe('End of the half-open interval (exclusive); defaults to now plus 5 minutes (a reading may be stored up to 5 minutes ahead of the hub\'s clock)'),
   })
   .strict();
