@@ -100,6 +100,29 @@ describe('SqliteDirectory', () => {
     await again.store.close();
   });
 
+  it('keeps the profile, revision and updatedAt of an expert sent its own profile again, as the in-memory model does', async () => {
+    const t = open();
+    await populate(t);
+    let at = DateTime.fromISO('2024-06-01T08:00:00Z', { zone: 'utc' });
+    const handler = new UplinkHandler({ store: t.store, clock: { now: () => (at = at.plus({ hours: 1 })) } });
+    const p1 = { ...profile(5, 'Mianyang'), languages: ['fr'] };
+    const p0 = msg('chengdu', 'expert.changed', { localExpertId: 'e-5', profile: profile(5, 'Chengdu') }, 'e5-same');
+    expect(await handler.handleUplink(p0)).toEqual({ outcome: 'duplicate' });
+    expect(await handler.handleUplink(msg('chengdu', 'expert.changed', { localExpertId: 'e-5', profile: p1 }, 'e5-p1'))).toEqual({ outcome: 'applied' });
+    expect(await handler.handleUplink(p0)).toEqual({ outcome: 'duplicate' });
+    expect(await handler.handleUplink(msg('chengdu', 'expert.changed', { localExpertId: 'e-5', profile: p1 }, 'e5-p1-again'))).toEqual({ outcome: 'duplicate' });
+    await t.projector.catchUp();
+    const memory = new InMemoryDirectory();
+    await new DirectoryProjector(t.store, memory).catchUp();
+    const e5 = await t.directory.getExpert('chengdu:e-5');
+    expect(e5).toEqual(await memory.getExpert('chengdu:e-5'));
+    // e5-same took version 1 (revision 2, never sent), the change version 2: revision 3, as the downlink sent it.
+    expect(e5).toMatchObject({ profile: p1, revision: 3, updatedAt: '2024-06-01T10:00:00.000Z' });
+    expect((await t.directory.findExperts({ language: 'fr', limit: 10 })).items.map((e) => e.expertId)).toEqual(['chengdu:e-5']);
+    expect(await t.directory.findExperts({ city: 'Mianyang', limit: 1000 })).toEqual(await memory.findExperts({ city: 'Mianyang', limit: 1000 }));
+    await t.store.close();
+  });
+
   it('pages through every expert with the service cursor', async () => {
     const t = open();
     await populate(t);

@@ -49,6 +49,12 @@ describe('downlink planner', () => {
     expect(new Set(plan.map((m) => m.envelope.id)).size).toBe(2);
   });
 
+  it('sends nothing for a profile change that changed nothing (it only records the message id; the others hold the profile)', () => {
+    expect(planDownlink(recorded('ExpertProfileChanged', { ...expertData, changedAt: 'x', unchanged: true }, 2n), context)).toEqual([]);
+    // Events of builds before the flag, and real changes, still go out.
+    expect(planDownlink(recorded('ExpertProfileChanged', { ...expertData, changedAt: 'x' }, 2n), context)).toHaveLength(2);
+  });
+
   it('sends retirements, and nothing for experts of a system that has not joined', () => {
     const plan = planDownlink(recorded('ExpertRetired', { ...expertData, retiredAt: 'x' }, 1n), context);
     expect(plan.map((m) => [m.envelope.type, m.envelope.systemId])).toEqual([

@@ -29,20 +29,41 @@ const spec = DeciderSpec.for(expertDecider);
 describe('Expert decider', () => {
   it('registers a new expert', () => spec.given([]).when(register('m1')).then([registered]));
 
-  it('re-registering the same profile changes nothing (idempotent)', () => spec.given([registered]).when(register('m9')).thenNothing());
+  it('re-registering the same profile changes nothing (idempotent): it only records the message id', () =>
+    spec.given([registered]).when(register('m9')).then([{ type: 'ExpertProfileChanged', data: { ...ids, profile, changedAt: now, messageId: 'm9', unchanged: true } }]));
 
   it('re-registering another profile is a profile change', () =>
     spec.given([registered]).when(register('m2', moved)).then([{ type: 'ExpertProfileChanged', data: { ...ids, profile: moved, changedAt: now, messageId: 'm2' } }]));
 
-  it('changes a profile, and ignores a change to the same profile', () => {
+  it('changes a profile; a change to the same profile only records the message id, and its repeat nothing', () => {
     spec.given([registered]).when(change('m2', moved)).then([changed]);
-    spec.given([registered, changed]).when(change('m4', moved)).thenNothing();
+    const same: ExpertEvent = { type: 'ExpertProfileChanged', data: { ...ids, profile: moved, changedAt: now, messageId: 'm4', unchanged: true } };
+    spec.given([registered, changed]).when(change('m4', moved)).then([same]);
+    spec.given([registered, changed, same]).when(change('m4', moved)).thenNothing();
+    expect(foldEvents(expertDecider, [registered, changed, same])).toMatchObject({ status: 'Active', profile: moved });
   });
 
   it('a repeat of an applied message changes nothing, even after later changes', () => {
     // m1 registered the first profile; m2 moved the expert; m1 delivered again must not move the expert back.
     spec.given([registered, changed]).when(register('m1')).thenNothing();
     spec.given([registered, changed, retired]).when(change('m2', moved)).thenNothing();
+  });
+
+  it('a repeat of a message that changed nothing stays nothing after later changes (it does not move the expert back)', () => {
+    // Over a real broker: m2 sent the profile the expert had, m3 moved it, m2 redelivered moved it back at revision 3
+    // and every other system got the old profile. m2 changed nothing, so nothing remembered its id.
+    const state = (events: readonly ExpertEvent[]) => events.reduce(expertDecider.evolve, expertDecider.initialState());
+    const history: ExpertEvent[] = [registered];
+    for (const command of [change('m2', profile), change('m3', moved)]) history.push(...expertDecider.decide(command, state(history)));
+    expect(expertDecider.decide(change('m2', profile), state(history))).toEqual([]);
+    expect(expertDecider.decide(register('m2', profile), state(history))).toEqual([]);
+    expect(state(history)).toMatchObject({ status: 'Active', profile: moved });
+
+    // The same for a join batch re-sent after a later change (a RegisterExpert of the profile the expert had).
+    const joined: ExpertEvent[] = [registered];
+    for (const command of [register('batch-again', profile), change('m3', moved)]) joined.push(...expertDecider.decide(command, state(joined)));
+    expect(expertDecider.decide(register('batch-again', profile), state(joined))).toEqual([]);
+    expect(state(joined)).toMatchObject({ status: 'Active', profile: moved });
   });
 
   it('retires, and retiring again changes nothing', () => {
@@ -165,7 +186,7 @@ describe('Expert decider', () => {
     expect(nfd.name).not.toBe(danish.name);
     const first: ExpertEvent = { type: 'ExpertRegistered', data: { ...ids, profile: normalizeExpertProfile(danish), registeredAt: now, messageId: 'm1' } };
     spec.given([]).when(register('m1', nfd)).then([first]);
-    spec.given([first]).when(register('m2', nfd)).thenNothing();
+    spec.given([first]).when(register('m2', nfd)).then([{ type: 'ExpertProfileChanged', data: { ...ids, profile: first.data.profile, changedAt: now, messageId: 'm2', unchanged: true } }]);
   });
 
   it('a change of any single field is a change, not a repeat', () => {
@@ -189,8 +210,9 @@ describe('Expert decider', () => {
       const expected = [field, [{ type: 'ExpertProfileChanged', data: { ...ids, profile: p, changedAt: now, messageId: 'm2' } }]];
       expect([field, spec.given([given]).when(change('m2', p)).events()]).toEqual(expected);
       expect([field, spec.given([given]).when(register('m2', p)).events()]).toEqual(expected);
-      // The same profile again is a repeat.
-      expect([field, spec.given([given]).when(change('m2', given.type === 'ExpertRegistered' ? given.data.profile : p)).events()]).toEqual([field, []]);
+      // The same profile again changes nothing (it only records the message id).
+      const had = given.type === 'ExpertRegistered' ? given.data.profile : p;
+      expect([field, spec.given([given]).when(change('m2', had)).events()]).toEqual([field, [{ type: 'ExpertProfileChanged', data: { ...ids, profile: had, changedAt: now, messageId: 'm2', unchanged: true } }]]);
     }
   });
 

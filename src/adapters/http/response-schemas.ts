@@ -18,7 +18,7 @@ export const ExpertResponse = z.object({
   homeSystemId: z.string(),
   localExpertId: z.string(),
   status: z.enum(['active', 'retired']),
-  revision: z.number().int().min(1).describe('1 at registration, +1 for every change or retirement'),
+  revision: z.number().int().min(1).describe('1 at registration, then the revision of its last change or retirement, as the downlink sent it: it grows with each, and may skip numbers (a message that sent the profile the expert had changes neither it nor updatedAt)'),
   profile: ExpertProfileSchema,
   registeredAt: instant,
   updatedAt: instant,

@@ -12,7 +12,7 @@ import {
   type SystemView,
 } from '../../application/projections/directory-projection';
 import { isConnectedSystemEvent, type ConnectedSystemEvent, type SystemStatus } from '../../domain/directory/connected-system';
-import { isExpertEvent, type ExpertEvent, type ExpertProfile } from '../../domain/directory/expert';
+import { changesExpert, isExpertEvent, type ExpertEvent, type ExpertProfile } from '../../domain/directory/expert';
 import type { SqliteWriter } from './sqlite-registry';
 
 /**
@@ -177,7 +177,7 @@ export class SqliteDirectory implements DirectoryReadModel, CheckpointStore {
           const next = evolveExpertView(current ? toView(current) : null, event, at);
           if (!next) continue;
           upsertExpert.run(toRow(next));
-          if (event.type !== 'ExpertRetired') {
+          if (event.type !== 'ExpertRetired' && changesExpert(event)) {
             deleteTags.run(next.expertId);
             for (const s of next.profile.specialties) insertTag.run('s', searchKey(s), next.expertId);
             for (const l of next.profile.languages) insertTag.run('l', searchKey(l), next.expertId);

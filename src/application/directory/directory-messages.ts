@@ -91,7 +91,10 @@ export type UplinkEnvelope = { [T in UplinkType]: Envelope<T, UplinkPayloads[T]>
 /** The envelope(s) of the given type(s). */
 export type UplinkOf<T extends UplinkType> = Extract<UplinkEnvelope, { type: T }>;
 
-/** An expert as the directory shares it. `revision` grows with every change: keep the highest one seen. */
+/**
+ * An expert as the directory shares it. `revision` grows with every change, and may skip numbers (a message that sent
+ * the profile the expert had takes one and goes to no one): keep the highest one seen.
+ */
 export type DirectoryExpert = Readonly<{ expertId: string; homeSystemId: string; profile: ExpertProfile; revision: number }>;
 
 export type DownlinkPayloads = {

@@ -1,5 +1,5 @@
 import { isConnectedSystemEvent, type ConnectedSystemEvent } from '../../domain/directory/connected-system';
-import { EXPERT_EVENT_TYPES, isExpertEvent, type ExpertEvent } from '../../domain/directory/expert';
+import { EXPERT_EVENT_TYPES, changesExpert, isExpertEvent, type ExpertEvent } from '../../domain/directory/expert';
 import type { RecordedEvent } from '../ports/event-store';
 import type { ExpertView } from '../projections/directory-projection';
 import {
@@ -23,7 +23,9 @@ import {
  * Rules (everything "as of the event": `context` describes the directory just after it)
  * - ExpertRegistered / ExpertProfileChanged -> 'directory.expert.upserted'; ExpertRetired ->
  *   'directory.expert.retired'; to every joined system except the expert's home system. Nothing while the home
- *   system has not joined: its experts go out when it joins.
+ *   system has not joined: its experts go out when it joins. Nothing for an ExpertProfileChanged marked `unchanged`
+ *   (a message that sent the profile the expert had; the event only records its id): the others hold that profile
+ *   already. Its revision is then never sent: receivers keep the highest revision, so a gap is nothing to them.
  * - SystemJoined of J -> to J: 'system.joined' (confirmation) and 'directory.snapshot' in batches of
  *   `snapshotBatchSize` (every expert of the other joined systems; at least one batch, so an empty directory
  *   is announced too); to every other joined system: 'system.joined' (news) and, on J's first join, one
@@ -72,6 +74,8 @@ export const needsDirectory = (event: Pick<RecordedEvent, 'type'>): boolean => e
 /**
  * An expert of `expertsAsOf` as the directory shares it. A row retired after the planned event still carries its
  * last profile; the retirement (always the last event) took one revision, so the profile's revision is one less.
+ * (One less may be the version of an `unchanged` event after the last change: the same profile, still below the
+ * retirement's revision, so the retirement wins as it must.)
  */
 export const toDirectoryExpert = (e: ExpertView): DirectoryExpert => ({
   expertId: e.expertId,
@@ -98,7 +102,7 @@ export const planDownlink = (event: RecordedEvent, context: DownlinkContext, opt
   if (isExpertEvent(event)) {
     const e = { type: event.type, data: event.data } as ExpertEvent;
     const home = e.data.homeSystemId;
-    if (!context.joinedSystems.some((s) => s.systemId === home)) return [];
+    if (!context.joinedSystems.some((s) => s.systemId === home) || !changesExpert(e)) return [];
     const revision = Number(event.streamVersion) + 1;
     const targets = context.joinedSystems.filter((s) => s.systemId !== home);
     return targets.map((t) =>

@@ -6,7 +6,7 @@ import {
   type ConnectedSystemCommand,
   type ConnectedSystemState,
 } from '../../domain/directory/connected-system';
-import { expertDecider, expertStreamName, type ExpertCommand, type ExpertProfile } from '../../domain/directory/expert';
+import { changesExpert, expertDecider, expertStreamName, type ExpertCommand, type ExpertProfile } from '../../domain/directory/expert';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/shared/errors';
 import { handleCommand } from '../command-handling';
 import type { Clock } from '../ports/clock';
@@ -20,8 +20,10 @@ import type { UplinkEnvelope, UplinkOf } from './directory-messages';
  *   const uplink = new UplinkHandler({ store, clock });
  *   const { outcome } = await uplink.handleUplink(envelope); // 'applied' | 'duplicate'
  *
- * Outcome: 'applied' when the message recorded new events; 'duplicate' when it recorded none (a repeat of the
- * envelope id, or content the directory holds already). Either way the message may be accepted.
+ * Outcome: 'applied' when the message changed the directory; 'duplicate' when it did not (a repeat of the envelope
+ * id, or content the directory holds already: the latter still records the message id, in an `unchanged`
+ * ExpertProfileChanged, so that a repeat of it after a later change stays a repeat). Either way the message may be
+ * accepted.
  *
  * Errors (for part B's consumer: accept / retry / dead-letter):
  * - permanent, never retried: any RtsError (`error instanceof RtsError`, see domain/shared/errors.ts), e.g.
@@ -177,7 +179,7 @@ export class UplinkHandler {
         profile: profile as ExpertProfile,
         now,
       });
-      if (result.newEvents.length > 0) applied = true;
+      if (result.newEvents.some(changesExpert)) applied = true;
     });
     const { newEvents } = await this.system(envelope, command);
     if (state.status === 'joining' || state.status === 'joined') this.reportShortJoin(envelope, newEvents, state.join.expectedExperts);
@@ -200,7 +202,7 @@ export class UplinkHandler {
       now: this.now(),
     });
     const { newEvents } = await this.registerOne(envelope, command);
-    return { outcome: newEvents.length > 0 ? 'applied' : 'duplicate' };
+    return { outcome: newEvents.some(changesExpert) ? 'applied' : 'duplicate' };
   }
 }
 

@@ -19,9 +19,15 @@ export type ExpertView = Readonly<{
   localExpertId: string;
   profile: ExpertProfile;
   status: 'active' | 'retired';
-  /** 1 for the registration, +1 for every change or retirement (the stream version + 1). */
+  /**
+   * The stream version + 1 of the last event that changed the expert (registration 1, then each change or
+   * retirement): the revision the downlink last sent for it, so a system's copy and the hub agree. An `unchanged`
+   * ExpertProfileChanged (a message that sent the profile the expert had, expert.ts) leaves it, and the next change
+   * skips the version that one took.
+   */
   revision: number;
   registeredAt: string;
+  /** When the profile or status last changed: an `unchanged` event leaves it. */
   updatedAt: string;
   retiredAt: string | null;
   registeredPosition: bigint;
@@ -79,7 +85,10 @@ export const evolveExpertView = (current: ExpertView | null, event: ExpertEvent,
       };
     }
     case 'ExpertProfileChanged':
-      return current ? { ...current, profile: event.data.profile, revision, updatedAt: event.data.changedAt } : current;
+      if (!current) return current;
+      // The same profile again (it records a message id only): nothing moves, nothing was sent for it.
+      if (event.data.unchanged === true) return current;
+      return { ...current, profile: event.data.profile, revision, updatedAt: event.data.changedAt };
     case 'ExpertRetired':
       return current ? { ...current, status: 'retired', revision, updatedAt: event.data.retiredAt, retiredAt: event.data.retiredAt, retiredPosition: at.globalPosition } : current;
     default:

@@ -19,12 +19,23 @@ import { holdsCprNumber } from '../monitoring/cpr-like';
  * Rules
  * - Only the expert's home system registers, changes or retires it: a command whose `bySystemId` differs from
  *   `homeSystemId` is refused with ForbiddenError 'expert_owned_by_other_system'.
- * - Register is an upsert for the home system: a new expert -> ExpertRegistered; the same profile again -> no
- *   events; another profile -> ExpertProfileChanged (a re-sent join batch brings the directory up to date).
+ * - Register is an upsert for the home system: a new expert -> ExpertRegistered; another profile ->
+ *   ExpertProfileChanged (a re-sent join batch brings the directory up to date).
  * - Change of an unknown expert -> NotFoundError 'expert_not_found'; of a retired one -> ConflictError
  *   'expert_retired' (register too). Retire of a retired expert -> no events.
  * - Every command carries the id of the message that caused it (`messageId`); the state remembers them, so a
- *   repeat of a message (even delivered after later changes) changes nothing.
+ *   repeat of a message (even delivered after later changes) changes nothing: a message id already remembered ->
+ *   no events.
+ * - The same profile again (register or change of an Active expert, under a new message id) -> one
+ *   ExpertProfileChanged with `unchanged: true` and that same profile: it changes nothing but records the message
+ *   id. Without it a message that changed nothing was not remembered, and its repeat after a later change was
+ *   taken for a new message and moved the expert back to the old profile (the hub sent every system an upsert of
+ *   it). Not an event type of its own: a build before it replays expert streams with an exhaustive evolve, and
+ *   after a rollback reads this as a change to the same profile (at most a redundant upsert to the others).
+ *   Such an event takes a stream version like any other; the downlink sends nothing for it, and the read models
+ *   keep the expert's profile, `revision` and `updatedAt` (directory-projection.ts, downlink-planner.ts): the next
+ *   change's revision skips that version, which receivers (keeping the highest revision) do not mind.
+ *   A retired expert needs none: nothing can follow a retirement, so no repeat can revert anything.
  *
  * Ids: system ids have no '.', local expert ids have no ':', so both names split unambiguously.
  */
@@ -49,7 +60,16 @@ export type ExpertRegistered = DomainEvent<
 >;
 export type ExpertProfileChanged = DomainEvent<
   'ExpertProfileChanged',
-  { expertId: string; homeSystemId: string; localExpertId: string; profile: ExpertProfile; changedAt: string; messageId: string }
+  {
+    expertId: string;
+    homeSystemId: string;
+    localExpertId: string;
+    profile: ExpertProfile;
+    changedAt: string;
+    messageId: string;
+    /** The profile was the expert's already: the event only records `messageId` (absent on a real change). */
+    unchanged?: true;
+  }
 >;
 export type ExpertRetired = DomainEvent<'ExpertRetired', { expertId: string; homeSystemId: string; localExpertId: string; retiredAt: string; messageId: string }>;
 export type ExpertEvent = ExpertRegistered | ExpertProfileChanged | ExpertRetired;
@@ -154,6 +174,14 @@ const checkCommand = (command: ExpertCommand): void => {
   }
 };
 
+type ExpertIds = Readonly<{ expertId: string; homeSystemId: string; localExpertId: string }>;
+
+/** A change to `profile`, or (`unchanged`) the record of a message that sent the profile the expert has. */
+const profileChanged = (ids: ExpertIds, profile: ExpertProfile, command: ExpertCommand, unchanged: boolean): ExpertProfileChanged => ({
+  type: 'ExpertProfileChanged',
+  data: { ...ids, profile, changedAt: command.now, messageId: command.messageId, ...(unchanged ? { unchanged: true as const } : {}) },
+});
+
 const decide = (command: ExpertCommand, state: ExpertState): readonly ExpertEvent[] => {
   checkCommand(command);
   if (state.status !== 'None' && state.messageIds.has(command.messageId)) return []; // a repeat of a message already applied
@@ -169,15 +197,13 @@ const decide = (command: ExpertCommand, state: ExpertState): readonly ExpertEven
         return [{ type: 'ExpertRegistered', data: { ...ids, profile, registeredAt: command.now, messageId: command.messageId } }];
       }
       if (state.status === 'Retired') throw new ConflictError('expert_retired', 'the expert was retired; a retired expert is not registered again');
-      if (sameProfile(state.profile, profile)) return [];
-      return [{ type: 'ExpertProfileChanged', data: { ...ids, profile, changedAt: command.now, messageId: command.messageId } }];
+      return [profileChanged(ids, profile, command, sameProfile(state.profile, profile))];
     }
     case 'ChangeExpertProfile': {
       const profile = normalizeExpertProfile(command.profile);
       if (state.status === 'None') throw new NotFoundError('expert_not_found', 'no expert has this id; register it first');
       if (state.status === 'Retired') throw new ConflictError('expert_retired', 'the expert was retired and can no longer be changed');
-      if (sameProfile(state.profile, profile)) return [];
-      return [{ type: 'ExpertProfileChanged', data: { ...ids, profile, changedAt: command.now, messageId: command.messageId } }];
+      return [profileChanged(ids, profile, command, sameProfile(state.profile, profile))];
     }
     case 'RetireExpert': {
       if (state.status === 'None') throw new NotFoundError('expert_not_found', 'no expert has this id');
@@ -218,3 +244,7 @@ export const expertDecider: Decider<ExpertCommand, ExpertEvent, ExpertState> = {
 
 export const EXPERT_EVENT_TYPES: readonly ExpertEvent['type'][] = ['ExpertRegistered', 'ExpertProfileChanged', 'ExpertRetired'];
 export const isExpertEvent = (e: { type: string }): e is ExpertEvent => (EXPERT_EVENT_TYPES as readonly string[]).includes(e.type);
+
+/** Whether an expert event changed the expert (false only for an ExpertProfileChanged that records a message id: `unchanged`). */
+export const changesExpert = (e: { type: string; data: unknown }): boolean =>
+  !(e.type === 'ExpertProfileChanged' && (e.data as { unchanged?: unknown } | null)?.unchanged === true);
