@@ -79,6 +79,11 @@ describe('SqliteDirectory', () => {
     expect((await t.directory.findExperts({ limit: 1000 })).items).toHaveLength(249);
     expect((await t.directory.findExperts({ language: 'en-gb', limit: 10 })).items.map((e) => e.expertId)).toEqual(['chengdu:e-3']);
     expect(await t.directory.expertsAsOf(await t.store.headPosition())).toEqual(await memory.expertsAsOf(await t.store.headPosition()));
+    // The experts retired at or before a position (a join again sends each): e-0, retired after beijing joined.
+    const retired = await t.directory.retiredAsOf(await t.store.headPosition());
+    expect(retired.map((e) => e.expertId)).toEqual(['chengdu:e-0']);
+    expect(retired).toEqual(await memory.retiredAsOf(await t.store.headPosition()));
+    expect(await t.directory.retiredAsOf(retired[0]!.retiredPosition! - 1n)).toEqual([]);
     expect(await t.directory.listSystems()).toEqual(await memory.listSystems());
     const rows = await t.directory.listSystemRows();
     expect(rows).toEqual(await memory.listSystemRows());

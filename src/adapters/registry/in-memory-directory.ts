@@ -77,6 +77,10 @@ export class InMemoryDirectory implements DirectoryReadModel {
     return this.sorted().filter((e) => expertActiveAt(e, position));
   }
 
+  async retiredAsOf(position: bigint): Promise<readonly ExpertView[]> {
+    return this.sorted().filter((e) => e.retiredPosition !== null && e.retiredPosition <= position);
+  }
+
   async getSystem(systemId: string): Promise<SystemView | null> {
     const row = this.systems.get(systemId);
     return row ? this.withCounts(row) : null;

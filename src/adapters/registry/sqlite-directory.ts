@@ -137,6 +137,9 @@ export class SqliteDirectory implements DirectoryReadModel, CheckpointStore {
           `SELECT ${EXPERT_COLUMNS} FROM directory_experts e WHERE e.registered_position <= ? AND (e.retired_position IS NULL OR e.retired_position > ?) ORDER BY e.expert_id`,
         )
         .safeIntegers(true),
+      retiredAsOf: this.db
+        .prepare(`SELECT ${EXPERT_COLUMNS} FROM directory_experts e WHERE e.retired_position IS NOT NULL AND e.retired_position <= ? ORDER BY e.expert_id`)
+        .safeIntegers(true),
       getSystem: this.db.prepare('SELECT row FROM directory_systems WHERE system_id = ?'),
       listSystems: this.db.prepare('SELECT row FROM directory_systems ORDER BY system_id'),
       activeCount: this.db.prepare(`SELECT COUNT(*) FROM directory_experts WHERE home_system_id = ? AND status = 'active'`).pluck(),
@@ -229,6 +232,10 @@ export class SqliteDirectory implements DirectoryReadModel, CheckpointStore {
 
   async expertsAsOf(position: bigint): Promise<readonly ExpertView[]> {
     return (this.statements.asOf.all(position, position) as ExpertRow[]).map(toView);
+  }
+
+  async retiredAsOf(position: bigint): Promise<readonly ExpertView[]> {
+    return (this.statements.retiredAsOf.all(position) as ExpertRow[]).map(toView);
   }
 
   async getSystem(systemId: string): Promise<SystemView | null> {

@@ -41,6 +41,11 @@ export interface DirectoryReadModel {
    * checkpoint is at or past `position`.
    */
   expertsAsOf(position: bigint): Promise<readonly ExpertView[]>;
+  /**
+   * Every expert retired at or before the event at `position`, ordered by expert id, in one pass (a join again tells
+   * the joiner of each: downlink-planner.ts). Needs a model whose checkpoint is at or past `position`.
+   */
+  retiredAsOf(position: bigint): Promise<readonly ExpertView[]>;
 
   getSystem(systemId: string): Promise<SystemView | null>;
   /** Every system, ordered by id. */

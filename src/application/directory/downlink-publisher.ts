@@ -2,7 +2,7 @@ import { readCoveredPage } from '../covered-page';
 import { BackgroundDrain } from '../drain-loop';
 import type { CheckpointStore, DownlinkOutbox } from '../ports/downlink-outbox';
 import type { EventStore, RecordedEvent } from '../ports/event-store';
-import { systemJoinedAt, type ExpertView, type SystemRow } from '../projections/directory-projection';
+import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
 import type { DirectoryLogger } from './directory-projector';
 import type { DirectoryReadModel } from './directory-read-model';
 import { DOWNLINK_EVENT_TYPES, needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
@@ -152,19 +152,7 @@ export class DownlinkPublisher extends BackgroundDrain {
     const directory = needsDirectory(event) ? await this.deps.directory.expertsAsOf(event.globalPosition) : undefined;
     const joiner = event.type === 'SystemJoined' ? systems.find((s) => s.systemId === (event.data as { systemId?: unknown }).systemId) : undefined;
     const rejoin = joiner?.joinedPosition != null && joiner.joinedPosition < event.globalPosition;
-    const retired = rejoin ? await this.retiredAsOf(event.globalPosition) : undefined;
+    const retired = rejoin ? await this.deps.directory.retiredAsOf(event.globalPosition) : undefined;
     return planDownlink(event, { joinedSystems, directory, rejoin, retired }, { snapshotBatchSize: this.deps.snapshotBatchSize });
-  }
-
-  /** Every expert retired at or before `position` (for a join again: the full sync tells of them too). */
-  private async retiredAsOf(position: bigint): Promise<ExpertView[]> {
-    const retired: ExpertView[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.deps.directory.findExperts({ includeRetired: true, limit: 1000, ...(after === undefined ? {} : { after }) });
-      for (const e of page.items) if (e.status === 'retired' && e.retiredPosition !== null && e.retiredPosition <= position) retired.push(e);
-      if (!page.hasMore || page.items.length === 0) return retired;
-      after = page.items[page.items.length - 1]!.expertId;
-    }
   }
 }
