@@ -21,7 +21,9 @@ type Step =
   | { kind: 'join'; system: number; experts: readonly number[]; batches: 1 | 2; version: number }
   | { kind: 'register' | 'change'; system: number; expert: number; version: number }
   | { kind: 'retire'; system: number; expert: number }
-  | { kind: 'publish'; failAfter: number | null; fresh: boolean };
+  | { kind: 'publish'; failAfter: number | null; fresh: boolean }
+  /** The system's copy goes back to what it held `back` steps earlier (an old backup), and it joins again, as docs/messaging.md tells it to. */
+  | { kind: 'restore'; system: number; back: number };
 
 const systemArb = fc.nat({ max: SYSTEMS.length - 1 });
 const expertArb = fc.nat({ max: EXPERTS - 1 });
@@ -37,12 +39,20 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom('register' as const, 'change' as const), system: systemArb, expert: expertArb, version: fc.nat({ max: 3 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('retire' as const), system: systemArb, expert: expertArb }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('retire' as const), system: systemArb, expert: expertArb }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('restore' as const), system: systemArb, back: fc.nat({ max: 4 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('publish' as const), failAfter: fc.option(fc.nat({ max: 6 }), { nil: null }), fresh: fc.boolean() }) },
 );
 
 /** A city system's copy of the directory, kept as docs/messaging.md says: the highest revision per expert wins. */
 class Replica {
+  clone(): Replica {
+    const copy = new Replica();
+    for (const [id, e] of this.experts) copy.experts.set(id, e);
+    for (const id of this.seen) copy.seen.add(id);
+    return copy;
+  }
+
   private readonly experts = new Map<string, { revision: number; profile: unknown | null }>();
   private readonly seen = new Set<string>();
 
@@ -84,10 +94,10 @@ class Deliveries implements DownlinkOutbox {
 }
 
 describe('directory sync (uplink, join, downlink) against what every joined system should hold', () => {
-  const runs = Number(process.env['RTS_MODEL_RUNS'] ?? 150);
+  const runs = Number(process.env['RTS_MODEL_RUNS'] ?? 400);
   it(`every joined system ends with the hub directory of the other joined systems, whatever was sent and however publishing was cut (${runs} runs)`, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 25 }), async (steps) => {
+      fc.asyncProperty(fc.array(stepArb, { minLength: 10, maxLength: 40 }), async (steps) => {
         let counter = 0;
         const clock = { now: () => DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' }) };
         const ids = { uuid: () => uuidV5(`id/${counter++}`) };
@@ -105,7 +115,18 @@ describe('directory sync (uplink, join, downlink) against what every joined syst
             if (!(error instanceof RtsError)) throw error; // a refusal is dead-lettered; anything else is a bug
           }
         };
+        const earlier: Map<string, Replica>[] = []; // every system's copy before each step
         for (const step of steps) {
+          earlier.push(new Map([...replicas].map(([id, copy]) => [id, copy.clone()])));
+          if (step.kind === 'restore') {
+            // An expert retired since the backup was in no message of the join again's snapshot: it stayed active in the copy.
+            const systemId = SYSTEMS[step.system]!;
+            const old = earlier[Math.max(0, earlier.length - 1 - step.back)]!.get(systemId);
+            if (old) replicas.set(systemId, old.clone());
+            else replicas.delete(systemId);
+            await send({ ...testUplink(systemId, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, `join-${key++}`), correlationId: `restore-${key}` });
+            continue;
+          }
           if (step.kind === 'publish') {
             if (step.fresh) publisher = new DownlinkPublisher({ store, directory, projector, outbox, checkpoints });
             outbox.failAfter = step.failAfter === null ? null : outbox.sent + step.failAfter;
