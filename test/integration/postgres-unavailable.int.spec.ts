@@ -1,5 +1,8 @@
 import { Client } from 'pg';
-import { isPgUnavailable } from '../../src/adapters/event-store/postgres/sql';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isPgUnavailable, pgUnavailableReason } from '../../src/adapters/event-store/postgres/sql';
 import { toProblem } from '../../src/adapters/http/problem';
 
 /**
@@ -26,6 +29,28 @@ describe('PostgreSQL unavailable: the errors node-postgres throws, as the HTTP e
     expect((error as { code?: string }).code).toBe('ECONNREFUSED');
     expect(isPgUnavailable(error)).toBe(true);
     expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+  });
+
+  it('a local database reached by its unix socket, stopped (its socket file gone: ENOENT), is storage_unavailable (503)', async () => {
+    // PostgreSQL removes its socket file when it stops: a hub on host=/var/run/postgresql then meets ENOENT, not
+    // ECONNREFUSED. Counted as an ordinary failure, the uplink used up its messages' attempts and dead-lettered them.
+    const dir = mkdtempSync(join(tmpdir(), 'rts-pg-nosocket-'));
+    try {
+      const client = new Client({ host: dir, user: 'postgres', database: 'test', connectionTimeoutMillis: 2000 });
+      client.on('error', () => undefined);
+      const error = await thrown(() => client.connect());
+      expect((error as { code?: string }).code).toBe('ENOENT');
+      expect(isPgUnavailable(error)).toBe(true);
+      expect(pgUnavailableReason(error)).toBe('ENOENT');
+      expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an ENOENT that is no connection attempt (a file) stays what it was', () => {
+    const error = Object.assign(new Error("ENOENT: no such file or directory, open '/nowhere'"), { code: 'ENOENT', syscall: 'open', path: '/nowhere' });
+    expect(isPgUnavailable(error)).toBe(false);
   });
 
   it('a session the server ends (pg_terminate_backend) is storage_unavailable, on the query in flight and after', async () => {
