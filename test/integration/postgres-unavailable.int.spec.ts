@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,41 @@ describe('PostgreSQL unavailable: the errors node-postgres throws, as the HTTP e
       expect(pgUnavailableReason(error)).toBe('ENOENT');
       expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a local database or pooler on a unix socket that takes no more connections (its listen queue full: EAGAIN) is storage_unavailable (503)', async () => {
+    // A hung postmaster or PgBouncer behind host=/var/run/postgresql: its queue fills and a connect fails EAGAIN at
+    // once. Counted as an ordinary failure, the uplink used up its messages' attempts and dead-lettered them.
+    const dir = mkdtempSync(join(tmpdir(), 'rts-pg-full-'));
+    const path = join(dir, '.s.PGSQL.5432');
+    const listener = spawn(process.execPath, ['-e', `require('node:net').createServer().listen({ path: ${JSON.stringify(path)}, backlog: 1 }, () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const held: Client[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.stdout!.once('data', () => resolve());
+        listener.once('exit', () => reject(new Error('the listener exited')));
+      });
+      listener.kill('SIGSTOP'); // it accepts nothing more: connections queue until the queue is full
+      let error: unknown;
+      for (let i = 0; i < 64 && error === undefined; i++) {
+        const client = new Client({ host: dir, user: 'postgres', database: 'test', connectionTimeoutMillis: 60_000 });
+        client.on('error', () => undefined);
+        const attempt = client.connect();
+        const outcome = await Promise.race([attempt.then(() => 'connected', (e: unknown) => e), new Promise((r) => setTimeout(() => r('queued'), 100))]);
+        if (outcome === 'queued') {
+          held.push(client);
+          attempt.catch(() => undefined);
+        } else error = outcome;
+      }
+      expect((error as { code?: string }).code).toBe('EAGAIN');
+      expect(isPgUnavailable(error)).toBe(true);
+      expect(pgUnavailableReason(error)).toBe('EAGAIN');
+      expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+    } finally {
+      listener.kill('SIGKILL');
+      for (const c of held) c.end().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     }
   });

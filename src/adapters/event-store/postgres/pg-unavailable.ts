@@ -40,7 +40,9 @@ export function isPgUnavailable(error: unknown): boolean {
   if (typeof code === 'string' && (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-4]$/.test(code) || NETWORK_CODES.has(code) || NOT_NOW_CODES.has(code))) return true;
   // A database reached by its unix socket (host=/var/run/postgresql) that is stopped: PostgreSQL removes its socket
   // file at shutdown, so the connect fails ENOENT, not ECONNREFUSED. Only a connect's: a file's ENOENT is a fault.
-  if (code === 'ENOENT' && syscall === 'connect') return true;
+  // One that is hung (a postmaster or PgBouncer that accepts no more): its listen queue fills and a connect to the
+  // socket fails EAGAIN at once, where TCP would wait for the connect timeout.
+  if ((code === 'ENOENT' || code === 'EAGAIN') && syscall === 'connect') return true;
   // 55000 (object not in prerequisite state) is mostly a statement's fault; at connect it says the database takes no
   // connections now (ALLOW_CONNECTIONS false during maintenance): that one is waited out.
   if (code === '55000' && typeof message === 'string' && /is not currently accepting connections/.test(message)) return true;
