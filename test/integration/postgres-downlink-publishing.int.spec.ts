@@ -3,6 +3,7 @@ import { DateTime } from 'luxon';
 import { Client } from 'pg';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
 import { PUBLISHER_LOCK_CLASS, PostgresPublishingLease } from '../../src/adapters/event-store/postgres/publishing-lease';
+import { startStallingProxy } from '../support/stalling-proxy';
 import { InMemoryOutbox } from '../../src/adapters/messaging/memory/in-memory-downlink';
 import { parseUplink } from '../../src/adapters/messaging/messages';
 import { PostgresCheckpointStore } from '../../src/adapters/registry/postgres-checkpoints';
@@ -20,6 +21,7 @@ import { createDirectoryModule, type DirectoryModule } from '../../src/bootstrap
 const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `rts_publishing_${process.pid}_${randomBytes(4).toString('hex')}`;
 const schema2 = `${schema}_two`;
+const schema3 = `${schema}_three`;
 const silent = { warn: () => undefined, error: () => undefined, info: () => undefined };
 const clock = { now: () => DateTime.utc() };
 let n = 0;
@@ -37,7 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const o of opened.reverse()) await o.close().catch(() => undefined);
-  for (const s of [schema, schema2]) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  for (const s of [schema, schema2, schema3]) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
   await admin.end();
 });
 
@@ -171,4 +173,44 @@ it('two processes: only the lease holder publishes; when its session ends the ot
   await until('A takes over again', () => gateA.publishing(), 10_000);
   await gateA.stopPublishers();
   await gateA.release();
+});
+
+it('a holder cut off by a proxy that stopped forwarding (its session still alive on the server) ends that session once it reaches the database again: the lease is not held by nobody for good', async () => {
+  // A stuck proxy or pooler keeps its own connection to the server open and answers its keepalives: the server never
+  // ends the holder's session, and the holder, its heartbeat unanswered, stopped publishing. Before, every process
+  // then stood by (downlink "standby" at each, lag 0 at each) and no one published until that connection went.
+  const proxy = await startStallingProxy({ host: new URL(connectionString).hostname, port: Number(new URL(connectionString).port || 5432) });
+  opened.push({ close: () => proxy.close() });
+  const viaProxy = new URL(connectionString);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(proxy.port);
+  const events: string[] = [];
+  const listener = (who: string) => ({ acquired: (how: string) => void events.push(`${who} acquired ${how}`), lost: () => void events.push(`${who} lost`), standby: () => void events.push(`${who} standby`) });
+  const a = new PostgresPublishingLease({ connection: { connectionString: viaProxy.toString() }, schema: schema3, retryMs: 200, heartbeatMs: 300 });
+  const b = new PostgresPublishingLease({ connection: { connectionString }, schema: schema3, retryMs: 200, heartbeatMs: 300 });
+  opened.push({ close: () => a.stop() }, { close: () => b.stop() });
+  a.start(listener('A'));
+  await until('A holds the lease', () => a.held());
+  b.start(listener('B'));
+  await until('B stands by', () => events.includes('B standby'));
+  const holder = async () =>
+    (
+      await admin.query<{ pid: number }>(
+        `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::int::oid AND objid = hashtext($2)::oid AND objsubid = 2`,
+        [PUBLISHER_LOCK_CLASS, schema3],
+      )
+    ).rows[0]?.pid;
+  const orphan = await holder();
+  expect(orphan).toBeDefined();
+
+  proxy.stall(); // A's session carries nothing more either way; the proxy's connection to the server stays open
+  proxy.resume(); // new connections go through again
+  await until('A lost the lease to its unanswered heartbeat', () => events.includes('A lost'));
+  await until('A or B holds the lease again', () => a.held() || b.held());
+  expect(a.held() && b.held()).toBe(false);
+  const now = await holder();
+  expect(now).toBeDefined();
+  expect(now).not.toBe(orphan);
+  const { rows } = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [orphan]);
+  expect(rows).toHaveLength(0);
 });

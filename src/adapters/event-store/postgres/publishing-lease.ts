@@ -40,6 +40,16 @@ export class PostgresPublishingLease implements PublishingLease {
   private sessionEnded: ((reason: string) => void) | null = null;
   private readonly retryMs: number;
   private readonly heartbeatMs: number;
+  /** The server's side of the lease's current session: its backend's pid and start. */
+  private session: BackendSession | null = null;
+  /**
+   * The session that held the lease when this process lost it. Lost to a heartbeat that got no answer, it may still
+   * live on the server, holding the lock, with nothing left on this side to end it: a proxy or pooler that stopped
+   * forwarding keeps its own connection to the server open (and answers its keepalives), so neither end notices.
+   * Every hub process then stood by, and nobody published the downlink, until that connection went. The next session
+   * this process opens ends it (pg_terminate_backend, only while it still holds this lease's lock).
+   */
+  private orphan: BackendSession | null = null;
 
   constructor(private readonly options: PostgresPublishingLeaseOptions) {
     this.retryMs = options.retryMs ?? 5000;
@@ -70,6 +80,7 @@ export class PostgresPublishingLease implements PublishingLease {
       try {
         const client = this.client ?? (await this.connect());
         if (this.stopped) break;
+        if (this.orphan) await this.endOrphan(client, this.orphan);
         const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS ok', [PUBLISHER_LOCK_CLASS, this.options.schema]);
         if (rows[0]?.ok) {
           this.holding = true;
@@ -79,6 +90,7 @@ export class PostgresPublishingLease implements PublishingLease {
           const reason = await this.holdUntilLost(client);
           this.holding = false;
           if (reason === null) break; // stop(): the session is closed below, which releases the lock
+          this.orphan = this.session;
           this.drop();
           listener.lost(reason);
         } else if (!waited) {
@@ -105,6 +117,8 @@ export class PostgresPublishingLease implements PublishingLease {
       await client.connect();
       // The server notices a holder that vanished without closing its socket within about 25 s (see above).
       await client.query('SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3');
+      const { rows } = await client.query<{ pid: number; started: string }>('SELECT pid, backend_start::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()');
+      this.session = rows[0] ? { pid: rows[0].pid, started: rows[0].started } : null;
       return client;
     } catch (error) {
       this.drop();
@@ -155,10 +169,30 @@ export class PostgresPublishingLease implements PublishingLease {
     });
   }
 
+  /**
+   * Ends the session that held the lease before this process lost it, if it still holds the lock (the same backend:
+   * pid and start time, so a pid the server gave to another session since is left alone). A role may end its own
+   * sessions; one that may not (42501) leaves it to the server's TCP keepalives, as before.
+   */
+  private async endOrphan(client: Client, orphan: BackendSession): Promise<void> {
+    try {
+      await client.query(
+        `SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+          WHERE a.pid = $1 AND a.backend_start::text = $2 AND l.locktype = 'advisory' AND l.granted
+            AND l.classid = $3::int::oid AND l.objid = hashtext($4)::oid AND l.objsubid = 2`,
+        [orphan.pid, orphan.started, PUBLISHER_LOCK_CLASS, this.options.schema],
+      );
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code !== '42501') throw error;
+    }
+    this.orphan = null;
+  }
+
   /** Forget the connection; ending it is not waited for (on a cut network it may never answer). */
   private drop(): void {
     const client = this.client;
     this.client = null;
+    this.session = null;
     client?.end().catch(() => undefined);
   }
 
@@ -170,6 +204,8 @@ export class PostgresPublishingLease implements PublishingLease {
     await withTimeout(client.end(), 3000).catch(() => undefined);
   }
 }
+
+type BackendSession = Readonly<{ pid: number; started: string }>;
 
 /** A pg error's SQLSTATE or a socket's code; never the message of a connection failure (it may name the host). */
 const describe = (error: unknown): string => {
