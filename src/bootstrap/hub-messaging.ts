@@ -15,6 +15,7 @@ import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
 import { createUplinkConsumer, deadLetterIdOf, uplinkTraceOf, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { UplinkAttachment } from '../adapters/messaging/uplink-attachment';
+import { UplinkDeferralLog } from '../adapters/messaging/uplink-deferral-log';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
 import { AmqpDeadLetterDepthReader, DeadLetterDepthMonitor, type DepthSample } from '../adapters/messaging/dead-letter-depth';
 import { AmqpDownlinkDepthReader, DownlinkDepthMonitor, type DownlinkDepths, type DownlinkQueueDepth } from '../adapters/messaging/downlink-queue-depth';
@@ -25,9 +26,8 @@ import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { FATAL_CLOSE_RETRY_MS, REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
-import { deadLetterDepthRecorder, downlinkQueueDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, reasonCode, uplinkLinkLostRecorder } from '../adapters/metrics/hub-metrics';
+import { deadLetterDepthRecorder, downlinkQueueDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, uplinkLinkLostRecorder } from '../adapters/metrics/hub-metrics';
 import { DownlinkLagMonitor, countingSends } from '../application/downlink/downlink-lag';
-import { RepeatedFailureLog } from '../application/repeated-failure-log';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
 import { HeldDownlinkReleaser } from '../application/downlink/held-downlink-releaser';
 
@@ -218,13 +218,13 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         );
     },
   });
-  // While the store is down every message in flight is handed back, again and again: one line per 10 s with the
-  // count, and one when messages are accepted again (as the other loops log an outage).
-  const deferrals = new RepeatedFailureLog(log, { failed: 'uplink messages handed back uncounted: the hub cannot store now; they come again', recovered: 'uplink messages are handled again' });
+  // While the store is down every message in flight is handed back, again and again: one warning per 10 s with the
+  // count, and one line when messages are accepted again (as the other loops log an outage; uplink-deferral-log.ts).
+  const deferrals = new UplinkDeferralLog(log);
   const onOutcome = (event: ConsumerOutcomeEvent): void => {
     broker.onUplinkOutcome(event);
-    if (event.kind === 'deferred') deferrals.failed({ code: reasonCode(event.reason), message: event.reason });
-    else if (event.kind === 'accepted') deferrals.succeeded();
+    if (event.kind === 'deferred') deferrals.deferred(event.reason, event.pauseMs);
+    else if (event.kind === 'accepted') deferrals.accepted();
     // With its dead letter id (the hub's own UUID): the next step is `rts dlq show <deadLetterId>`. And the message's
     // own ids as the sender set them (uplinkTraceOf: never one that may hold a CPR number), as on its other lines:
     // without them a dead letter could be tied to the message a system asks about only by the time.
