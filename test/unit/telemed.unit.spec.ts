@@ -7,10 +7,11 @@ import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
 import { EventStoreDocumentRepository } from '../../src/application/event-store-document-repository';
 import { isOid } from '../../src/application/ids';
 import type { Clock } from '../../src/application/ports/clock';
+import type { RecordedEvent } from '../../src/application/ports/event-store';
 import type { IdGenerator } from '../../src/application/ports/id-generator';
 import { Projector } from '../../src/application/projector';
 import { TeleMedService } from '../../src/application/telemed';
-import { XdsBackend } from '../../src/application/xds-backend';
+import { MAX_QUERY_RESULTS, XdsBackend } from '../../src/application/xds-backend';
 import { Director, HL7Builder, MetadataBuilder, parseHl7Observation } from '../../src/domain/documents/hl7';
 import { parseCpr, type Cpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation, type TeleObservation } from '../../src/domain/monitoring/tele-observation';
@@ -253,6 +254,20 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
       expect(await telemed.getObservationsFor(PATIENT, MARCH)).toHaveLength(1);
     });
 
+    it('the same correctionId with other values sent concurrently: one is stored, the other refused correction_id_reused', async () => {
+      // Both read the document before either deprecates it; the second deprecation is the first's repeat (the same
+      // correctionId, so the same replacement id), and its document then meets the other values under that id: the id
+      // was used for another correction, not a document replaced by someone else.
+      const { telemed } = setup();
+      const old = await telemed.processAndStore(original);
+      const other = reading(PATIENT, 129, 73, '2024-03-10T11:00:00Z');
+      const results = await Promise.allSettled([telemed.correct(old, corrected, { correctionId: 'fix-1' }), telemed.correct(old, other, { correctionId: 'fix-1' })]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+      expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ kind: 'conflict', code: 'correction_id_reused' });
+      const found = await telemed.getObservationsFor(PATIENT, MARCH);
+      expect(found.map((o) => [o.uniqueId, o.systolic.value])).toEqual([[(results[0] as PromiseFulfilledResult<{ uniqueId: string }>).value.uniqueId, corrected.systolic.value]]);
+    });
+
     // Two hubs on one store (or two requests on one hub): B reads the document while A is between its two appends,
     // sees the replacement missing and registers its own document under A's replacement id. CI saw the loser told
     // correction_id_reused (for a correction id it had used once) instead of document_deprecated.
@@ -414,6 +429,26 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     await telemed.processAndStore(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'));
     expect(await rejectionOf(telemed.getObservationsFor(OTHER_PATIENT, MARCH))).toMatchObject({ kind: 'not_found', code: 'unknown_patient' });
     expect(await telemed.getObservationsFor(PATIENT, interval('2023-01-01T00:00:00Z', '2023-02-01T00:00:00Z'))).toEqual([]);
+  });
+
+  it(`more than MAX_QUERY_RESULTS (${MAX_QUERY_RESULTS}) current documents in the interval: too_many_results; exactly that many are answered`, async () => {
+    const { telemed, xds, registry } = setup();
+    const patientKey = xds['deps'].patientKeys.keyFor(PATIENT);
+    const start = Date.parse('2024-03-01T00:00:00Z');
+    // Rows as the projection makes them from DocumentSubmitted events (values from the summary, so no content to parse).
+    const events = Array.from({ length: MAX_QUERY_RESULTS + 1 }, (_, i): RecordedEvent => {
+      const time = new Date(start + i * 60_000).toISOString().replace('.000Z', 'Z');
+      const data = {
+        ...docOf(reading(PATIENT, 126, 70, time)).metadata,
+        uniqueId: `2.25.${i + 1}`, patientKey, repositoryUniqueId: REPOSITORY, observationId: null, creationTime: time,
+        hash: 'a'.repeat(64), size: 1, replaces: null, content: '', summary: { systolic: 126, diastolic: 70 },
+      };
+      return { id: `e-${i}`, type: 'DocumentSubmitted', data, metadata: {}, streamName: `document-2.25.${i + 1}`, streamVersion: 0n, globalPosition: BigInt(i + 1), recordedAt: time };
+    });
+    await registry.apply(events, 0n); // the store is empty: the projector has nothing to add
+    expect(await rejectionOf(telemed.getObservationsFor(PATIENT, MARCH))).toMatchObject({ kind: 'validation', code: 'too_many_results' });
+    const allButLast = interval('2024-03-01T00:00:00Z', events[MAX_QUERY_RESULTS]!.data['serviceStartTime'] as string);
+    expect(await telemed.getObservationsFor(PATIENT, allButLast)).toHaveLength(MAX_QUERY_RESULTS);
   });
 
   it('an unknown document: document_not_found', async () => {
