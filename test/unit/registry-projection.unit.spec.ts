@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DocumentEntryData, DocumentEvent } from '../../src/domain/documents/document-entry';
+import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
+import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { evolveRegistry, evolveRegistryEntry, evolveReplacedEntry, type RegistryEntryView } from '../../src/application/projections/registry-projection';
 
 const seedXml = readFileSync(join(__dirname, '../fixtures/seed-hl7-example.xml'), 'utf8');
@@ -161,5 +163,36 @@ describe('registry projection: a correction (XDS RPLC) swaps the two readings in
 
   it("a replacement whose old row is not there (an erased patient's, another registry's): only its own row", () => {
     expect(evolveRegistry(() => null, replacement).map((r) => r.uniqueId)).toEqual([NEW]);
+  });
+});
+
+describe('InMemoryRegistry (the library\'s registry): an erased patient', () => {
+  // The rule the SQLite and PostgreSQL registries are held to (sqlite-registry-rebuild, postgres-registry): forgetting a
+  // patient removes their rows, and a document of theirs later in the events (sealed by a hub that still held the key)
+  // gets no row either. Nothing held the in-memory registry, the one the library runs on, to it.
+  const ERASED = entry.patientKey;
+  const OTHER = 'p'.padEnd(33, 'y');
+  const recorded = (event: DocumentEvent, position: bigint): RecordedEvent => ({
+    id: `e-${position}`,
+    type: event.type,
+    data: event.data,
+    metadata: {},
+    streamName: `document-${event.data.uniqueId}`,
+    streamVersion: 0n,
+    globalPosition: position,
+    recordedAt: '2024-03-10T12:00:00Z',
+  });
+
+  it('forgetPatient removes their rows, keeps the others, and a later document of theirs gets no row', async () => {
+    const registry = new InMemoryRegistry();
+    await registry.apply([recorded(submitted({ uniqueId: '2.25.901', replaces: null }), 1n), recorded(submitted({ uniqueId: '2.25.902', replaces: null, patientKey: OTHER }), 2n)], 2n);
+    await registry.forgetPatient(ERASED);
+    expect(await registry.knowsPatient(ERASED)).toBe(false);
+    expect(await registry.get('2.25.901')).toBeNull();
+    expect(await registry.get('2.25.902')).not.toBeNull();
+    await registry.apply([recorded(submitted({ uniqueId: '2.25.903', replaces: null }), 3n), recorded(submitted({ uniqueId: '2.25.904', replaces: null, patientKey: OTHER }), 4n)], 4n);
+    expect(await registry.get('2.25.903')).toBeNull();
+    expect(await registry.knowsPatient(ERASED)).toBe(false);
+    expect(await registry.get('2.25.904')).not.toBeNull();
   });
 });
