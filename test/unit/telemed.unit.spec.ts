@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
+import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
+import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import { HmacPatientKeys } from '../../src/adapters/system/hmac-patient-keys';
@@ -10,6 +12,7 @@ import type { Clock } from '../../src/application/ports/clock';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import type { IdGenerator } from '../../src/application/ports/id-generator';
 import { Projector } from '../../src/application/projector';
+import { OpeningRegistry } from '../../src/application/sealed-documents';
 import { TeleMedService } from '../../src/application/telemed';
 import { MAX_QUERY_RESULTS, XdsBackend } from '../../src/application/xds-backend';
 import { Director, HL7Builder, MetadataBuilder, parseHl7Observation } from '../../src/domain/documents/hl7';
@@ -449,6 +452,41 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     expect(await rejectionOf(telemed.getObservationsFor(PATIENT, MARCH))).toMatchObject({ kind: 'validation', code: 'too_many_results' });
     const allButLast = interval('2024-03-01T00:00:00Z', events[MAX_QUERY_RESULTS]!.data['serviceStartTime'] as string);
     expect(await telemed.getObservationsFor(PATIENT, allButLast)).toHaveLength(MAX_QUERY_RESULTS);
+  });
+
+  it('allEntriesOf reads the registry page after page: every entry of a patient with more than a page (1,000), oldest first', async () => {
+    const { xds, registry } = setup();
+    const patientKey = xds['deps'].patientKeys.keyFor(PATIENT);
+    // 2,500 entries, three to a second: page boundaries (1,000, 2,000) fall inside runs of one time, where the uniqueId orders them.
+    const events = Array.from({ length: 2_500 }, (_, i): RecordedEvent => {
+      const time = new Date(Date.parse('2024-03-01T00:00:00Z') + Math.floor(i / 3) * 1000).toISOString().replace('.000Z', 'Z');
+      const uniqueId = `2.25.${1_000_000 + i}`;
+      const data = {
+        ...docOf(reading(PATIENT, 126, 70, time)).metadata,
+        uniqueId, patientKey, repositoryUniqueId: REPOSITORY, observationId: null, creationTime: time,
+        hash: 'a'.repeat(64), size: 1, replaces: null, content: '', summary: { systolic: 126, diastolic: 70 },
+      };
+      return { id: `e-${i}`, type: 'DocumentSubmitted', data, metadata: {}, streamName: `document-${uniqueId}`, streamVersion: 0n, globalPosition: BigInt(i + 1), recordedAt: time };
+    });
+    await registry.apply(events, 0n);
+    const all = await xds.allEntriesOf(PATIENT);
+    expect(all.map((e) => e.uniqueId)).toEqual(events.map((e) => e.data['uniqueId']));
+  });
+
+  it("a document whose patient's key was deleted before the registry caught up with the erasure: patient_erased", async () => {
+    // The window of an erasure between its key deletion and the projection removing the rows: the row is still there,
+    // its content no longer opens.
+    const store = new InMemoryEventStore(() => NOW.toJSDate());
+    const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+    const registry = new OpeningRegistry(new InMemoryRegistry(), protection);
+    const projector = new Projector(store, registry);
+    const patientKeys = new HmacPatientKeys(Buffer.alloc(32, 7));
+    const xds = new XdsBackend({ store, registry, projector, repositories: [new EventStoreDocumentRepository(REPOSITORY, store)], repositoryUniqueId: REPOSITORY, patientKeys, clock: { now: () => NOW }, ids: new CountingIds(), protection });
+    const uniqueId = await new TeleMedService(xds).processAndStore(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'));
+    expect((await xds.retrieveDocument(uniqueId)).content).toContain('126.0');
+    await protection.erase(patientKeys.keyFor(PATIENT));
+    expect((await xds.entry(uniqueId)).uniqueId).toBe(uniqueId); // the row is still there
+    expect(await rejectionOf(xds.retrieveDocument(uniqueId))).toMatchObject({ kind: 'not_found', code: 'patient_erased' });
   });
 
   it('an unknown document: document_not_found', async () => {
