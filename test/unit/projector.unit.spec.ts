@@ -112,6 +112,20 @@ describe('Projector', () => {
   });
 });
 
+describe('Projector of a model that reads only some event types (eventTypes)', () => {
+  it('a full page of those types moves the checkpoint to its last event, not to the head: the next page reads the rest', async () => {
+    // Every third event is of the model's type; pages of 2. A short filtered page may move the checkpoint to the head
+    // (nothing of those types up to it), a full one may not: the events of those types after it would be skipped.
+    const store = new InMemoryEventStore();
+    for (let i = 1; i <= 12; i++) await store.appendToStream(`s-${i}`, [{ ...event(i), type: i % 3 === 0 ? 'Rare' : 'Happened' }]);
+    const { model, target } = listModel();
+    const projector = new Projector(store, { ...target, eventTypes: new Set(['Rare']) }, undefined, 2, 'test');
+    await projector.catchUp();
+    expect(model.rows).toEqual([3, 6, 9, 12]);
+    expect(model.applies).toEqual([6n, 12n]);
+  });
+});
+
 describe('Projector under appends and resets elsewhere', () => {
   it('catchUp() ends once past the head as it began, even while every apply lets more events commit', async () => {
     // A registry rebuild on SQLite during uploads: each apply is a writer turn, an upload commits between two of them,
