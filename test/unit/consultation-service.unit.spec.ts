@@ -6,6 +6,7 @@ import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
 import { createConsultationModule } from '../../src/bootstrap/consultation-module';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
+import { consultationStreamName } from '../../src/domain/consultation/consultation';
 
 /** ConsultationService's own rules: paging and its bounds, attachments of erased patients, repeats of a step. */
 const now = DateTime.fromISO('2024-05-01T10:00:00Z', { zone: 'utc' });
@@ -137,5 +138,15 @@ describe('ConsultationService', () => {
     const again = await service.cancel(consultationId(1), { bySystemId: 'xian', reason: 'resolved' }, { commandId: 'cancel-1' });
     expect([first.changed, again.changed]).toEqual([true, false]);
     expect(again.consultation.status).toBe('cancelled');
+  });
+  it('two requests under one consultationId at once, with other texts: one is recorded, the other refused consultation_id_reused', async () => {
+    // Each request has its own command id, so only the store's expected version ("no stream yet") keeps the second
+    // from being written beside the first.
+    const { store, service } = await setup();
+    const results = await Promise.allSettled([service.request(requestInput(1)), service.request({ ...requestInput(1), clinicalQuestion: 'Dizziness' })]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason).toMatchObject({ code: 'consultation_id_reused' });
+    const { events } = await store.readStream(consultationStreamName(consultationId(1)));
+    expect(events.filter((e) => e.type === 'ConsultationRequested')).toHaveLength(1);
   });
 });
