@@ -30,6 +30,8 @@
  *   uplink consumer does not count a waiting message against its credit. Messages waiting in one lane held the
  *   consumer's whole credit: 250 failing changes of one expert kept every other system's messages from being
  *   delivered for minutes.
+ * - `giveUpAwaited()`: the consumer's credit is all held by waiting places (a flood in one lane): the failed places
+ *   are no longer waited for (they could not come again), and those that come again enter as newcomers.
  */
 export interface Place {
   /** Run `task` once the earlier places sharing a key are done (see the class comment); its value, or its error. */
@@ -99,6 +101,18 @@ export class OrderedByKey {
     this.closed = true;
     for (const entry of [...this.awaited.values()]) this.remove(entry);
     for (const lane of [...this.lanes.values()]) for (const entry of [...lane]) this.pump(entry);
+  }
+
+  /**
+   * Stop waiting for the failed places (as close() does), but go on: the places behind them run, and a failed place
+   * that comes again enters as a newcomer, behind what arrived meanwhile. For a consumer whose credit is used up by
+   * messages that wait (QueueConsumer's onSaturated): the failed place, handed back, cannot come again until one of
+   * them is settled, and none of them can run while it is waited for. Returns how many were given up on.
+   */
+  giveUpAwaited(): number {
+    const awaited = [...this.awaited.values()];
+    for (const entry of awaited) this.remove(entry);
+    return awaited.length;
   }
 
   arrive(): Place {

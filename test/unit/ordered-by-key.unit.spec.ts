@@ -194,6 +194,28 @@ describe('OrderedByKey', () => {
     expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
 
+  it('giveUpAwaited(): the places behind a failed one run, it comes again as a newcomer behind them, and the order goes on (not closed)', async () => {
+    const order = new OrderedByKey();
+    const log: string[] = [];
+    const failedId = id();
+    await order.arrive().enter(['x'], failedId, async () => (log.push('x1 fails'), 'retry'), isRetry);
+    const x2 = order.arrive().enter(['x'], id(), async () => (log.push('x2'), 'ok'), isRetry);
+    const y = order.arrive().enter(['y'], id(), async () => 'retry', isRetry); // another lane's failed place
+    await y;
+    await ticks(20);
+    expect(log).toEqual(['x1 fails']); // x2 waits for x1 to come again
+    expect(order.size).toEqual({ lanes: 2, awaited: 2 });
+    expect(order.giveUpAwaited()).toBe(2);
+    await x2;
+    const x3 = order.arrive().enter(['x'], id(), async () => (log.push('x3'), 'ok'), never);
+    // x1 comes again after x3 arrived: no longer waited for, it enters behind it.
+    const again = order.arrive().enter(['x'], failedId, async () => (log.push('x1 again'), 'ok'), never);
+    await Promise.all([x3, again]);
+    expect(log).toEqual(['x1 fails', 'x2', 'x3', 'x1 again']);
+    expect(order.size).toEqual({ lanes: 0, awaited: 0 });
+    expect(order.giveUpAwaited()).toBe(0);
+  });
+
   describe('what a failed place waits for goes ahead of it (a batch before its join request)', () => {
     const join = { tag: 'join' };
     const batchOptions = { tag: 'batch', waitsFor: (v: string | undefined) => (v === 'too early' ? 'join' : undefined) };

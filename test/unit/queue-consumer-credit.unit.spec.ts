@@ -91,6 +91,34 @@ describe('QueueConsumer: credit for messages that wait for their turn', () => {
   });
 });
 
+describe('QueueConsumer: onSaturated', () => {
+  it('is told once the messages that wait hold every slot (prefetch + maxWaiting), not before', async () => {
+    const release: Array<() => void> = [];
+    const handler = async (m: ReceivedMessage): Promise<HandlerOutcome> => {
+      if (m.body.startsWith('wait')) m.waiting?.(true);
+      await new Promise<void>((r) => release.push(r));
+      m.waiting?.(false);
+      return 'accept';
+    };
+    let told = 0;
+    const { receiver, started } = consumerOn(handler, { prefetch: 2, maxWaiting: 2, onSaturated: () => void (told += 1) });
+    await started;
+    for (const body of ['runs', 'wait-1', 'wait-2', 'wait-3']) {
+      receiver.deliver(body);
+      await settle();
+    }
+    expect(receiver.credit).toBe(0);
+    expect(told).toBe(0); // one runs: no credit now, but it ends
+    release[0]!(); // 'runs' is accepted: a credit, and the next one waits too
+    await settle();
+    expect(told).toBe(0);
+    receiver.deliver('wait-4');
+    await settle();
+    expect(receiver.credit).toBe(0);
+    expect(told).toBeGreaterThan(0); // 4 waiting = prefetch 2 + maxWaiting 2: nothing can run, nothing can come
+  });
+});
+
 describe('QueueConsumer: a message that arrives with its attempts used up', () => {
   // By the clock, not by turns of the loop: the hand-back pauses on a timer, which a busy machine fires late (100
   // setImmediate turns were over before it, in a full run).

@@ -106,6 +106,13 @@ export interface QueueConsumerOptions {
    * comes again. A rejection counts as `later`.
    */
   beforeExhaustedDeadLetter?: (message: ReceivedMessage, reason: string) => Promise<'dead-letter' | { later: string }>;
+  /**
+   * Every slot this consumer may hold (prefetch + maxWaiting) is taken by messages that wait for their turn or pause
+   * before a retry's hand-back: none can run, and no credit is left for anything to come. Called (often, while it
+   * lasts) where the credit is computed; the handler's ordering should then stop waiting for messages handed back
+   * (the uplink: OrderedByKey.giveUpAwaited), which cannot come again through a credit their waiters hold. Must not throw.
+   */
+  onSaturated?: () => void;
   /** The pause before a message answered `later` is handed back, by the length of the streak (default: LATER_PAUSE_MS). */
   laterPauseMs?: (streak: number) => number;
   /** Sender for the dead letter copies (default: one of our own on the same connection). */
@@ -567,6 +574,13 @@ export class QueueConsumer {
   private topUpCredit(): void {
     const receiver = this.receiver;
     if (this.stopping || !receiver || !this.connection.isConnected()) return;
+    if (this.waiting >= this.prefetch + this.maxWaiting && this.options.onSaturated) {
+      try {
+        this.options.onSaturated();
+      } catch {
+        // observers must not break settlement
+      }
+    }
     const missing = this.prefetch + Math.min(this.waiting, this.maxWaiting) - this.held.size - creditOf(receiver);
     if (missing > 0) receiver.add_credit(missing);
   }

@@ -58,7 +58,11 @@ export { envelopeIdOf };
  * system that sent while the hub was down). One handed back for another attempt keeps its place: the messages
  * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s; except the one
  * its refusal waits for (WAITS_FOR_TYPE: a batch's join request), which goes first. Different experts still run at
- * once. A message waiting its turn holds no credit (QueueConsumer's maxWaiting), nor does one refused for now while it
+ * once. Except when the waiting messages hold the consumer's whole credit (QueueConsumer's onSaturated: more than
+ * prefetch + maxWaiting of them, a flood in one lane): the failed ones are no longer waited for (OrderedByKey's
+ * giveUpAwaited), so the lane goes on and one that comes again queues as a newcomer. Waited for, one handed back could
+ * not come again (ActiveMQ re-sends it on the same link, behind what it holds for it, and no credit was left), and every
+ * system's uplink stood still, 30 s per message of the flood. A message waiting its turn holds no credit (QueueConsumer's maxWaiting), nor does one refused for now while it
  * pauses before it is handed back for its next attempt (QueueConsumer's retryDelayMs), and the handler timeout counts
  * from when its turn came. Caveat: a handling that timed out is not stopped; its message, handed back, may run
  * again beside it (idempotent by envelope id, and the store's expected versions keep the two apart). Other hub processes compete for the queue: a sender that sets the AMQP group-id to
@@ -429,6 +433,8 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     maxAttempts: options.maxAttempts,
     prefetch: options.prefetch,
     maxWaiting: maxWaitingFor(options.prefetch),
+    // The waiters hold the whole credit: the lanes stop waiting for their failed messages and go on (see the file comment).
+    onSaturated: () => order.giveUpAwaited(),
     deadLetterSender,
     // The handler times its own run (see uplinkMessageHandler). The wait for its turn ends as what is ahead of it
     // ends: each handling has the same limit, and a failed message is waited for 30 s at most.
