@@ -77,6 +77,8 @@ export type HubMessagingDependencies = Readonly<{
   positionsCountEvents?: boolean;
   /** Whether this process runs the downlink publishers now (default: always, as on a store one process opens). */
   publishingLease?: PublishingLease;
+  /** How often the downlink lag is sampled (default 5000 ms; tests sample faster). */
+  downlinkLagEveryMs?: number;
   /**
    * How long the start waits for the broker and the consumer's attach (default 5000 ms). A broker that does not
    * answer by then does not stop the hub: messaging attaches in the background whenever it does, meanwhile the
@@ -96,8 +98,9 @@ export type HubMessaging = Readonly<{
   /** For /health: whether this process runs the downlink publishers now (holds the publishing lease). */
   publishing(): boolean;
   /**
-   * For /health: the publishers of this process that are behind the store and whose checkpoint has not moved for
-   * RTS_DOWNLINK_STALL_AFTER_MS (empty while it does not publish).
+   * For /health: the publishers that are behind the store and whose stored checkpoint has not moved (nor, in the
+   * process that publishes, a message of theirs been accepted) for RTS_DOWNLINK_STALL_AFTER_MS. Sampled in every
+   * hub process, publishing or not: at a standby a stall means no process gets that downlink out.
    */
   stalledPublishers(): readonly string[];
   /**
@@ -193,7 +196,11 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const consultationSends = countingSends(outbox);
   const publisher = deps.directory.downlinkPublisher(directorySends.outbox);
   const consultationPublisher = deps.consultations?.downlinkPublisher(consultationSends.outbox);
-  // How far behind they are, sampled while they run (so only in the process that publishes): /metrics.
+  // How far behind they are: the stored checkpoints (shared by the hub processes on a PostgreSQL store), sampled in
+  // every process whether it publishes or not, so a deployment where no process publishes (the lock left with an
+  // orphaned session, every hub standing by) shows a growing lag and a stall at each hub (/metrics, /health). Before,
+  // only the publishing process sampled: with none publishing every hub said lag 0, stalled 0. Reading a checkpoint
+  // is one SELECT (PostgreSQL) or a prepared read (SQLite): it takes no lease and writes nothing.
   const lagging = [
     { name: 'directory', checkpoint: () => publisher.checkpoint(), sent: directorySends.sent },
     ...(consultationPublisher ? [{ name: 'consultations', checkpoint: () => consultationPublisher.checkpoint(), sent: consultationSends.sent }] : []),
@@ -207,15 +214,22 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     positionsCountEvents,
     onSample: downlinkLagRecorder(deps.metrics, { publishers: lagging.map((p) => p.name), positionsCountEvents }),
     stallAfterMs: messaging.downlinkStallAfterMs,
+    ...(deps.downlinkLagEveryMs !== undefined ? { everyMs: deps.downlinkLagEveryMs } : {}),
     onStall: (publisher, stall) => {
       showStall(publisher, stall !== null);
-      // Also at a stop of the publishers (the lease given up, the hub stopping): not stalled in this process then.
+      // Also at the hub's stop: nothing of this process is stalled then.
       if (stall === null) log.info({ publisher }, 'the downlink publisher is no longer stalled');
-      else
-        log.warn(
-          { publisher, lagEvents: stall.lag.events === null ? undefined : Number(stall.lag.events), lagSeconds: Math.round(stall.lag.seconds), stillForSeconds: Math.round(stall.stillForSeconds) },
-          'the downlink publisher makes no progress: events wait to be sent, its checkpoint has not moved and the broker accepted none of its messages (README: "A publisher that makes no progress")',
-        );
+      else {
+        const fields = { publisher, lagEvents: stall.lag.events === null ? undefined : Number(stall.lag.events), lagSeconds: Math.round(stall.lag.seconds), stillForSeconds: Math.round(stall.stillForSeconds) };
+        // A standby sees the stored checkpoint only, not another process's sends (see README "A publisher that makes no progress").
+        if (gate.publishing())
+          log.warn({ ...fields, publishing: true }, 'the downlink publisher makes no progress: events wait to be sent, its checkpoint has not moved and the broker accepted none of its messages (README: "A publisher that makes no progress")');
+        else
+          log.warn(
+            { ...fields, publishing: false },
+            'the downlink publisher makes no progress and this hub process stands by: events wait to be sent and the stored checkpoint has not moved, so no hub process gets this downlink out unless the one publishing is in a long page (README: "A publisher that makes no progress")',
+          );
+      }
     },
   });
   // While the store is down every message in flight is handed back, again and again: one warning per 10 s with the
@@ -274,9 +288,12 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   connection.on('connected', () => uplink.show());
   connection.on('disconnected', () => uplink.show());
   const attached = uplink.start();
-  // The publishers, the releaser of held messages and the sampler of the publishers' lag run while this process holds
-  // the publishing lease (one process at a time on a shared store).
-  const publishingGauge = deps.metrics?.gauge('rts_downlink_publishing', 'Whether this hub process publishes the downlink now (1) or another process on the store does (0)');
+  // The publishers and the releaser of held messages run while this process holds the publishing lease (one process at
+  // a time on a shared store); the sampler of their lag runs in every process (above).
+  const publishingGauge = deps.metrics?.gauge(
+    'rts_downlink_publishing',
+    'Whether this hub process publishes the downlink now (1) or stands by (0); on a shared store a sum over the hub processes of 0 means no process publishes',
+  );
   publishingGauge?.set({}, 0);
   // A lease other processes compete for (PostgreSQL's) goes only to a process with a broker connection: one cut off
   // from every broker held it and stalled the downlink of the whole deployment (broker-gated-lease.ts).
@@ -289,7 +306,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   }
   const gate = new PublishingGate({
     lease,
-    publishers: [publisher, ...(consultationPublisher ? [consultationPublisher] : []), releaser, lag],
+    publishers: [publisher, ...(consultationPublisher ? [consultationPublisher] : []), releaser],
     logger: log,
     onChange: (on) => {
       publishingGauge?.set({}, on ? 1 : 0);
@@ -299,6 +316,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     },
   });
   gate.start();
+  lag.start();
   let waitTimer: NodeJS.Timeout | undefined;
   const inTime = await Promise.race([attached, new Promise<false>((resolve) => (waitTimer = setTimeout(() => resolve(false), deps.connectTimeoutMs ?? 5_000)))]);
   clearTimeout(waitTimer);
@@ -385,6 +403,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         await downlinkSender.close();
         await operatorSender.close();
         await publishersStopped;
+        await lag.stop();
         // Given up only now, so the process taking over does not send beside this one's last message.
         await gate.release();
         await broker.close();

@@ -270,8 +270,9 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
           ? {
               broker: messaging.brokerState(),
               uplink: messaging.brokerState() === 'connected' && messaging.consuming() ? ('consuming' as const) : ('not_consuming' as const),
-              // Stalled: this process publishes, events wait, and a publisher's checkpoint has stood still a while.
-              downlink: !messaging.publishing() ? ('standby' as const) : messaging.stalledPublishers().length > 0 ? ('stalled' as const) : ('publishing' as const),
+              // Stalled: events wait, and a publisher's stored checkpoint has stood still a while, whether this process
+              // publishes or stands by (at a standby: no process gets that downlink out; every hub says so then).
+              downlink: messaging.stalledPublishers().length > 0 ? ('stalled' as const) : messaging.publishing() ? ('publishing' as const) : ('standby' as const),
             }
           : {}),
         ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),

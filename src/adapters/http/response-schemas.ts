@@ -319,7 +319,7 @@ export const HealthResponse = z
     downlink: z
       .enum(['publishing', 'stalled', 'standby'])
       .optional()
-      .describe('With a broker: whether this hub process publishes the downlink now (it holds the publishing lease; its sends wait for the broker while it is away), or stands by while another process on the same PostgreSQL store publishes; stalled: it publishes, events wait to be sent, and a publisher\'s checkpoint has not moved nor a message of it been accepted for RTS_DOWNLINK_STALL_AFTER_MS (60 s): nothing gets out (rts_downlink_stalled in /metrics says which publisher)'),
+      .describe('With a broker: whether this hub process publishes the downlink now (it holds the publishing lease; its sends wait for the broker while it is away), or stands by while another process on the same PostgreSQL store publishes; stalled: events wait to be sent, and a publisher\'s stored checkpoint has not moved (nor, in the process that publishes, a message of it been accepted) for RTS_DOWNLINK_STALL_AFTER_MS (60 s): nothing gets out, from this process or, at a standby, from any (every hub process says stalled when none publishes; rts_downlink_stalled in /metrics says which publisher, rts_downlink_publishing whether this process publishes)'),
   })
   .passthrough();
 export const ProblemTypeResponse = z.object({ type: z.string(), status: z.number().int(), title: z.string() });

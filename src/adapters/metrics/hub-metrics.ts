@@ -87,10 +87,13 @@ export function heldDownlinkRecorder(metrics: MetricsRegistry | undefined): Read
   };
 }
 
-/** rts_downlink_stalled{publisher}: 1 while the publisher is behind and its checkpoint stands still (DownlinkLagMonitor). */
+/**
+ * rts_downlink_stalled{publisher}: 1 while the publisher is behind and its stored checkpoint stands still
+ * (DownlinkLagMonitor), in every hub process: at a standby it means no process gets that downlink out.
+ */
 export function downlinkStallRecorder(metrics: MetricsRegistry | undefined, publishers: readonly string[]): (publisher: string, stalled: boolean) => void {
   if (!metrics) return () => undefined;
-  const gauge = metrics.gauge('rts_downlink_stalled', "Whether the downlink publisher makes no progress (1): events wait, and neither its checkpoint moved nor a message of it was accepted for RTS_DOWNLINK_STALL_AFTER_MS", ['publisher']);
+  const gauge = metrics.gauge('rts_downlink_stalled', "Whether the downlink publisher makes no progress (1): events wait, and neither its stored checkpoint moved nor (in the process that publishes) a message of it was accepted for RTS_DOWNLINK_STALL_AFTER_MS; reported by every hub process, publishing or standing by", ['publisher']);
   const show = (publisher: string, stalled: boolean) => gauge.set({ publisher }, stalled ? 1 : 0);
   for (const publisher of publishers) show(publisher, false);
   return show;
@@ -98,8 +101,8 @@ export function downlinkStallRecorder(metrics: MetricsRegistry | undefined, publ
 
 /**
  * How far the downlink publishers are behind the store (application/downlink/downlink-lag.ts), by publisher: a fixed
- * name (`directory`, `consultations`), nothing else. Reported by the process that publishes; 0 on a standby and
- * before the first sample. `rts_downlink_lag_events` only where positions count events (not on EventStoreDB).
+ * name (`directory`, `consultations`), nothing else. Reported by every hub process from the stored checkpoints, whether
+ * it publishes or stands by (so with none publishing it grows at each); 0 before the first sample and at stop. `rts_downlink_lag_events` only where positions count events (not on EventStoreDB).
  */
 export function downlinkLagRecorder(
   metrics: MetricsRegistry | undefined,
@@ -107,9 +110,9 @@ export function downlinkLagRecorder(
 ): (publisher: string, lag: DownlinkLag | null) => void {
   if (!metrics) return () => undefined;
   const events = options.positionsCountEvents
-    ? metrics.gauge('rts_downlink_lag_events', "Events appended after the downlink publisher's stored checkpoint: what it has yet to go through (0: at the head, or another process publishes)", ['publisher'])
+    ? metrics.gauge('rts_downlink_lag_events', "Events appended after the downlink publisher's stored checkpoint: what it has yet to go through (0: at the head); every hub process reads the shared checkpoint, publishing or standing by", ['publisher'])
     : undefined;
-  const seconds = metrics.gauge('rts_downlink_lag_seconds', 'How long ago the first event the downlink publisher has yet to go through was recorded (0: at the head, or another process publishes)', ['publisher']);
+  const seconds = metrics.gauge('rts_downlink_lag_seconds', 'How long ago the first event the downlink publisher has yet to go through was recorded (0: at the head); every hub process reads the shared checkpoint, publishing or standing by', ['publisher']);
   const show = (publisher: string, lag: DownlinkLag | null) => {
     events?.set({ publisher }, lag?.events == null ? 0 : Number(lag.events));
     seconds.set({ publisher }, lag?.seconds ?? 0);

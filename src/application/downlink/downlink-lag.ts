@@ -56,14 +56,15 @@ export type DownlinkLagMonitorDependencies = Readonly<{
   publishers: readonly LaggingPublisher[];
   /** False on EventStoreDB: its positions are log offsets, not a count of events (`events` is then null). */
   positionsCountEvents: boolean;
-  /** Each publisher's lag after a sample; null at stop (this process does not publish now). */
+  /** Each publisher's lag after a sample; null at stop (the hub stopping: this process reports none). */
   onSample: (publisher: string, lag: DownlinkLag | null) => void;
   /** Sample this often while running (default 5000 ms). */
   everyMs?: number;
   /**
    * A publisher behind the store whose checkpoint has not moved, and which had no message accepted (when it counts
    * them), for this long is stalled (default 60000 ms): it makes no progress, whatever the reason (the broker gone,
-   * or connected and not reading). One at the head never is.
+   * or connected and not reading, or no process running it). One at the head never is. The count is this process's
+   * sends: in a process that does not publish it stands still, and the stored checkpoint alone tells.
    */
   stallAfterMs?: number;
   /** Told when a publisher becomes stalled (with how it stands then) and when it moves again; must not throw. */
@@ -91,10 +92,13 @@ export const nextProgress = (previous: Progress | undefined, checkpoint: bigint,
 };
 
 /**
- * Samples the publishers' lag every few seconds while it runs, for /metrics. Started and stopped with the
- * publishers (the PublishingGate holds it beside them), so only the process that publishes reports a lag; at stop
- * it reports null (a standby's view: 0). A sample that fails (the store away) leaves the last values: the
- * publishers' own failures are in the log, and the store's in /health.
+ * Samples the publishers' lag every few seconds while it runs, for /metrics. It reads the publishers' stored
+ * checkpoints, which on a PostgreSQL store the hub processes share, so it runs in every hub process whether or not
+ * that process publishes (hub-messaging.ts starts it with messaging, not with the publishers): when no process
+ * publishes (the publishing lock left with an orphaned session, every hub standing by) the lag grows, and the stall
+ * is told, at every hub. Before, only the publishing process sampled and each standby reported 0, so a deployment
+ * where nobody published looked healthy. At stop it reports null (0). A sample that fails (the store away) leaves
+ * the last values: the publishers' own failures are in the log, and the store's in /health.
  *
  * It also tells a stalled publisher (see `stallAfterMs`) for /health: a lag alone says little (a burst being sent),
  * a checkpoint that stands still while there is lag says nothing is getting out. A broker that kept the hub's
@@ -124,7 +128,7 @@ export class DownlinkLagMonitor {
     this.timer = null;
     await this.sampling;
     for (const p of this.deps.publishers) this.deps.onSample(p.name, null);
-    // Not publishing now: nothing of this process is stalled, and a later start measures afresh.
+    // Stopped (the hub stopping): nothing of this process is stalled, and a later start measures afresh.
     for (const [name, progress] of this.progress) if (progress.stalled) this.tellStall(name, null);
     this.progress.clear();
   }
