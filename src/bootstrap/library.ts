@@ -360,8 +360,14 @@ export const openTeleMed = async (given: OpenOptions): Promise<EmbeddedTeleMed> 
  * UnavailableError `storage_unavailable`. They were the raw EROFS, ENOENT or ENOTFOUND of Node. Anything else as it is.
  */
 const openProblem = (error: unknown, config: Config): unknown => {
-  if (error instanceof ConfigError || error instanceof RtsError) return error;
+  if (error instanceof ConfigError) return error;
   const named = (problem: string) => Object.assign(new ConfigError([problem.replace(/^RTS_DATA_DIR:/, 'dataDir:').replace(/^RTS_POSTGRES_URL:/, 'settings.RTS_POSTGRES_URL:')]), { cause: error });
+  if (error instanceof RtsError) {
+    // The pool says a host without an address storage_unavailable (it may be an outage while running); at open it is
+    // the setting to fix, as main.ts says it.
+    const store = error.code === STORAGE_UNAVAILABLE ? storeStartProblem(error, config) : null;
+    return store instanceof ConfigError ? named(store.problems.join('; ')) : error;
+  }
   const setting = startupSettingProblem(error, config);
   if (setting !== null) return named(setting);
   const store = storeStartProblem(error, config);

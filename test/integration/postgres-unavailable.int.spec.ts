@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isPgUnavailable, pgUnavailableReason } from '../../src/adapters/event-store/postgres/sql';
+import { createPool, isPgUnavailable, pgUnavailableReason } from '../../src/adapters/event-store/postgres/sql';
 import { toProblem } from '../../src/adapters/http/problem';
 
 /**
@@ -81,6 +81,26 @@ describe('PostgreSQL unavailable: the errors node-postgres throws, as the HTTP e
       listener.kill('SIGKILL');
       for (const c of held) c.end().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a database host whose name stops resolving while the hub runs (ENOTFOUND: a stopped compose service, a DNS record withdrawn in a failover) is storage_unavailable (503), through the pool too', async () => {
+    // Docker's DNS answers NXDOMAIN for a stopped container, Consul or a headless Kubernetes service for one with no
+    // healthy primary: a running hub then meets ENOTFOUND on connect. Counted as an ordinary failure, the uplink used up
+    // its messages' attempts and dead-lettered them, and HTTP answered 500. (At start it stays a setting to fix: exit 78.)
+    const client = new Client({ host: 'rts-no-such-host.invalid', user: 'postgres', database: 'test', connectionTimeoutMillis: 2000 });
+    client.on('error', () => undefined);
+    const error = await thrown(() => client.connect());
+    expect((error as { code?: string }).code).toBe('ENOTFOUND');
+    expect(isPgUnavailable(error)).toBe(true);
+    expect(pgUnavailableReason(error)).toBe('ENOTFOUND');
+    expect(toProblem(error, '/observations')).toMatchObject({ status: 503, code: 'storage_unavailable' });
+    const pool = createPool({ host: 'rts-no-such-host.invalid', user: 'postgres', database: 'test', connectionTimeoutMillis: 2000 });
+    try {
+      // What the uplink consumer defers on (an RtsError of kind 'unavailable'), not a fault that uses up attempts.
+      await expect(pool.query('SELECT 1')).rejects.toMatchObject({ kind: 'unavailable', code: 'storage_unavailable' });
+    } finally {
+      await pool.end();
     }
   });
 

@@ -43,6 +43,10 @@ export function isPgUnavailable(error: unknown): boolean {
   // One that is hung (a postmaster or PgBouncer that accepts no more): its listen queue fills and a connect to the
   // socket fails EAGAIN at once, where TCP would wait for the connect timeout.
   if ((code === 'ENOENT' || code === 'EAGAIN') && syscall === 'connect') return true;
+  // A host name that stops resolving while the hub runs: Docker's DNS answers NXDOMAIN for a stopped compose service,
+  // Consul or a headless Kubernetes service for one with no healthy primary (a failover). At start it is a setting to
+  // fix (main.ts's storeStartProblem says so first: exit 78); later it is an outage, as EAI_AGAIN is.
+  if (code === 'ENOTFOUND' && syscall === 'getaddrinfo') return true;
   // 55000 (object not in prerequisite state) is mostly a statement's fault; at connect it says the database takes no
   // connections now (ALLOW_CONNECTIONS false during maintenance): that one is waited out.
   if (code === '55000' && typeof message === 'string' && /is not currently accepting connections/.test(message)) return true;
