@@ -22,6 +22,7 @@ const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@
 const schema = `rts_publishing_${process.pid}_${randomBytes(4).toString('hex')}`;
 const schema2 = `${schema}_two`;
 const schema3 = `${schema}_three`;
+const schema4 = `${schema}_four`;
 const silent = { warn: () => undefined, error: () => undefined, info: () => undefined };
 const clock = { now: () => DateTime.utc() };
 let n = 0;
@@ -39,7 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const o of opened.reverse()) await o.close().catch(() => undefined);
-  for (const s of [schema, schema2, schema3]) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  for (const s of [schema, schema2, schema3, schema4]) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
   await admin.end();
 });
 
@@ -213,4 +214,42 @@ it('a holder cut off by a proxy that stopped forwarding (its session still alive
   expect(now).not.toBe(orphan);
   const { rows } = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [orphan]);
   expect(rows).toHaveLength(0);
+});
+
+it('a holder that lost the lease behind a session pooler leaves alone the hub the pooler gave its server backend to', async () => {
+  // PgBouncer in session mode (which the README allows for the lock's connection) keeps a server backend when its
+  // client goes, resets it (DISCARD ALL: the lock goes) and hands it to the next client: the same pid and backend_start.
+  // Reproduced with PgBouncer 1.18: A lost the lease when its connection to the pooler was cut; B took the lease on the
+  // backend A had had; A, reconnected, ended that backend as its "orphan" (B lost: 57P01) and took the lease over.
+  const events: string[] = [];
+  const listener = (who: string) => ({ acquired: (how: string) => void events.push(`${who} acquired ${how}`), lost: () => void events.push(`${who} lost`), standby: () => void events.push(`${who} standby`) });
+  const b = new PostgresPublishingLease({ connection: { connectionString }, schema: schema4, retryMs: 200, heartbeatMs: 300 });
+  opened.push({ close: () => b.stop() });
+  b.start(listener('B'));
+  await until('B holds the lease', () => b.held());
+  const { rows: held } = await admin.query<{ pid: number; started: string }>(
+    `SELECT l.pid, a.backend_start::text AS started FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objid = hashtext($2)::oid AND l.objsubid = 2`,
+    [PUBLISHER_LOCK_CLASS, schema4],
+  );
+  expect(held).toHaveLength(1);
+  const a = new PostgresPublishingLease({ connection: { connectionString }, schema: schema4, retryMs: 200, heartbeatMs: 300 });
+  opened.push({ close: () => a.stop() });
+  // What A remembers of the session it lost, as the pooler leaves it: the server backend B has now (A's session's own
+  // mark, a second advisory lock, went with the reset).
+  (a as unknown as { orphan: unknown }).orphan = { pid: held[0]!.pid, started: held[0]!.started, mark: 1 };
+  a.start(listener('A'));
+  await until('A stands by (or took the lease)', () => events.includes('A standby') || a.held());
+  const stateChange = async () => (await admin.query<{ at: string }>('SELECT state_change::text AS at FROM pg_stat_activity WHERE pid = $1', [held[0]!.pid])).rows[0]?.at;
+  const seen = await stateChange();
+  // B's session answers a heartbeat after A's look at its orphan, or it was ended by it.
+  await until("B's session answered since, or ended", async () => {
+    const now = await stateChange();
+    return now === undefined || seen === undefined || now !== seen;
+  });
+  expect(await stateChange()).toBeDefined();
+  expect(b.held()).toBe(true);
+  expect(events).not.toContain('B lost');
+  await a.stop();
+  await b.stop();
 });

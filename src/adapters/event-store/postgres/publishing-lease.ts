@@ -1,8 +1,14 @@
+import { randomInt } from 'node:crypto';
 import { Client, type ClientConfig } from 'pg';
 import type { PublishingLease, PublishingLeaseListener } from '../../../application/ports/publishing-lease';
 
 /** Advisory lock class of the downlink publishing lease (two-key form: class, hashtext(schema)). */
 export const PUBLISHER_LOCK_CLASS = 0x52545304; // 'RTS' 04
+/**
+ * Advisory lock class of a lease session's mark (two-key form: class, a random int of the session): what tells the
+ * session this process lost from another client's that a session pooler gave the same server backend to since.
+ */
+export const LEASE_SESSION_MARK_CLASS = 0x52545306; // 'RTS' 06
 
 export type PostgresPublishingLeaseOptions = Readonly<{
   /** The database of the hub's schema (RTS_POSTGRES_URL); a connection of its own is opened, never pooled. */
@@ -117,8 +123,15 @@ export class PostgresPublishingLease implements PublishingLease {
       await client.connect();
       // The server notices a holder that vanished without closing its socket within about 25 s (see above).
       await client.query('SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3');
-      const { rows } = await client.query<{ pid: number; started: string }>('SELECT pid, backend_start::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()');
-      this.session = rows[0] ? { pid: rows[0].pid, started: rows[0].started } : null;
+      // The backend's pid and start do not name this session behind a session pooler (PgBouncer keeps the backend when
+      // its client goes, resets it and gives it to the next client, maybe another hub's lease): a mark of its own, an
+      // advisory lock of a random key, does, as the pooler's reset (DISCARD ALL) drops it with the lease's lock.
+      const mark = randomInt(-0x80000000, 0x80000000);
+      const { rows } = await client.query<{ pid: number; started: string; marked: boolean }>(
+        'SELECT pid, backend_start::text AS started, pg_try_advisory_lock($1::int, $2::int) AS marked FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+        [LEASE_SESSION_MARK_CLASS, mark],
+      );
+      this.session = rows[0]?.marked ? { pid: rows[0].pid, started: rows[0].started, mark } : null;
       return client;
     } catch (error) {
       this.drop();
@@ -171,16 +184,19 @@ export class PostgresPublishingLease implements PublishingLease {
 
   /**
    * Ends the session that held the lease before this process lost it, if it still holds the lock (the same backend:
-   * pid and start time, so a pid the server gave to another session since is left alone). A role may end its own
-   * sessions; one that may not (42501) leaves it to the server's TCP keepalives, as before.
+   * pid and start time, so a pid the server gave to another session since is left alone; and still the session's
+   * mark, so a backend a session pooler gave to another client since, another hub's lease among them, is too). A role
+   * may end its own sessions; one that may not (42501) leaves it to the server's TCP keepalives, as before.
    */
   private async endOrphan(client: Client, orphan: BackendSession): Promise<void> {
     try {
       await client.query(
         `SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
           WHERE a.pid = $1 AND a.backend_start::text = $2 AND l.locktype = 'advisory' AND l.granted
-            AND l.classid = $3::int::oid AND l.objid = hashtext($4)::oid AND l.objsubid = 2`,
-        [orphan.pid, orphan.started, PUBLISHER_LOCK_CLASS, this.options.schema],
+            AND l.classid = $3::int::oid AND l.objid = hashtext($4)::oid AND l.objsubid = 2
+            AND EXISTS (SELECT 1 FROM pg_locks m WHERE m.pid = a.pid AND m.locktype = 'advisory' AND m.granted
+                          AND m.classid = $5::int::oid AND m.objid = $6::int::oid AND m.objsubid = 2)`,
+        [orphan.pid, orphan.started, PUBLISHER_LOCK_CLASS, this.options.schema, LEASE_SESSION_MARK_CLASS, orphan.mark],
       );
     } catch (error) {
       if ((error as { code?: unknown } | null)?.code !== '42501') throw error;
@@ -205,7 +221,7 @@ export class PostgresPublishingLease implements PublishingLease {
   }
 }
 
-type BackendSession = Readonly<{ pid: number; started: string }>;
+type BackendSession = Readonly<{ pid: number; started: string; mark: number }>;
 
 /** A pg error's SQLSTATE or a socket's code; never the message of a connection failure (it may name the host). */
 const describe = (error: unknown): string => {
