@@ -52,4 +52,13 @@ describe('UplinkDeferralLog', () => {
     expect(lines).toHaveLength(3);
     expect(lines[2]).toMatchObject({ level: 'warn', fields: { code: 'storage_unavailable' } });
   });
+
+  it("a message handed back because the hub is stopping keeps its code (hub_stopping), not 'unavailable'", () => {
+    // The consumer hands back what it cannot handle at stop with 'hub_stopping: not handled, the consumer is stopping';
+    // before the UplinkDeferralLog its line said code hub_stopping, then 'unavailable', as if the store had failed.
+    const { lines, logger } = recorder();
+    new UplinkDeferralLog(logger, { now: () => 0 }).deferred('hub_stopping: not handled, the consumer is stopping', 1000);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.fields).toMatchObject({ code: 'hub_stopping' });
+  });
 });

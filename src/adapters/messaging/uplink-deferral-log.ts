@@ -44,5 +44,11 @@ export class UplinkDeferralLog {
   }
 }
 
-/** "transient failure: storage_unavailable" -> storage_unavailable; another wording -> its first word-code. */
-const codeOf = (reason: string): string => /(?:^|: )([a-z][a-z0-9_]{0,40})$/.exec(reason.trim())?.[1] ?? 'unavailable';
+/**
+ * "transient failure: storage_unavailable" -> storage_unavailable; "hub_stopping: not handled, ..." -> hub_stopping
+ * (its leading code, as the metrics' reasonCode reads it); another wording -> 'unavailable'.
+ */
+const codeOf = (reason: string): string => {
+  const text = reason.trim();
+  return /(?:^|: )([a-z][a-z0-9_]{0,40})$/.exec(text)?.[1] ?? /^([a-z][a-z0-9_]{0,40}):/.exec(text)?.[1] ?? 'unavailable';
+};
