@@ -46,12 +46,17 @@ $users        </users>
         <map>
           <authorizationMap>
             <authorizationEntries>
-              <!-- Hubs: everything. Systems: send uplink and dead letters; consume their own downlink only. -->
+              <!-- Hubs: everything. Systems: send uplink and dead letters; consume their own downlink only; read no topic. -->
               <authorizationEntry queue=">" read="rts-hubs" write="rts-hubs" admin="rts-hubs"/>
               <authorizationEntry queue="rts.uplink" read="rts-hubs" write="rts-hubs,rts-systems" admin="rts-hubs,rts-systems"/>
               <authorizationEntry queue="rts.dlq" read="rts-hubs" write="rts-hubs,rts-systems" admin="rts-hubs,rts-systems"/>
 $entries              <authorizationEntry topic=">" read="rts-hubs" write="rts-hubs" admin="rts-hubs"/>
-              <authorizationEntry topic="ActiveMQ.Advisory.>" read="rts-users" write="rts-users" admin="rts-users"/>
+              <!-- Advisories: the broker raises them for a system's own connections, consumers and producers in that
+                   system's name, so every account may create and write them; only hubs (and the network bridge, a hub
+                   login) may read them. Read would let a system watch other systems' links come and go, list every
+                   queue (the downlink queues name the systemIds), and receive the expired and dead letter advisories
+                   of other systems' messages (their properties: consultationId, systemId). No AMQP client needs to. -->
+              <authorizationEntry topic="ActiveMQ.Advisory.>" read="rts-hubs" write="rts-users" admin="rts-users"/>
             </authorizationEntries>
           </authorizationMap>
         </map>

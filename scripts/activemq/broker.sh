@@ -22,7 +22,8 @@
 #                          takes only SASL PLAIN logins of these users (no anonymous, no non-SASL connections) and
 #                          applies the RTS access map: a user marked `hub` may do anything; any other user is a
 #                          connected system whose systemId is its name, and may send to the uplink and dead letter
-#                          queues and consume only its own downlink queue `rts.downlink.<name>`. Default queue
+#                          queues and consume only its own downlink queue `rts.downlink.<name>`; it reads no
+#                          topic, ActiveMQ's advisory topics included (only hubs and the bridge do). Default queue
 #                          names only. Names: [a-z0-9-], as systemIds are; passwords: no spaces. See
 #                          docs/messaging.md, "Broker accounts".
 #   RTS_BROKER_TLS_KEYSTORE   a PKCS12 keystore with the broker's key and certificate: the AMQP connector then takes

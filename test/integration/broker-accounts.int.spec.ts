@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { create_container, type Connection as RheaConnection, type EventContext } from 'rhea';
 import { AmqpConnection } from '../../src/adapters/amqp/connection';
 import { DurableSender } from '../../src/adapters/amqp/durable-sender';
 import { AmqpDeadLetterDepthReader, DepthUnknownError } from '../../src/adapters/messaging/dead-letter-depth';
@@ -26,6 +27,42 @@ const loginUrl = (broker: TestBroker, user: BrokerUser, password = user.password
 const hubLogin = (password: string) => ({ RTS_BROKER_USERNAME: HUB.name, RTS_BROKER_PASSWORD: password });
 /** For a wait that times out after a broker restart: what the hub and the broker said (the broker's folder goes with the test). */
 const logsOf = (hub: ChildHub | undefined, broker: TestBroker | undefined) => `hub's log:\n${hub?.output() ?? '(no hub)'}\nbroker's log:\n${broker?.log().slice(-20_000) ?? '(no broker)'}`;
+
+/** A bare rhea connection as `user` (no reconnect), once the broker has opened it. */
+const connectAs = (broker: TestBroker, user: BrokerUser): Promise<RheaConnection> =>
+  new Promise((resolve, reject) => {
+    const connection = create_container({ id: `rts-accounts-${user.name}-${randomUUID()}` }).connect({ host: '127.0.0.1', port: broker.amqpPort, username: user.name, password: user.password, reconnect: false });
+    connection.once('connection_open', () => resolve(connection));
+    connection.once('connection_error', (context: EventContext) => reject(new Error(`${user.name}'s connection refused: ${String(context.connection.error)}`)));
+    connection.once('disconnected', () => reject(new Error(`${user.name}'s connection lost`)));
+  });
+const closeAll = (connections: readonly RheaConnection[]): Promise<unknown> =>
+  Promise.all(connections.map((c) => (c.is_closed() ? undefined : new Promise((resolve) => {
+    c.once('connection_close', resolve);
+    c.once('disconnected', resolve);
+    c.close();
+  }))));
+type Attach = { attached: true } | { attached: false; condition: string | undefined; description: string | undefined };
+/**
+ * A receiver (or sender) on `address`: attached, or refused with the broker's error. ActiveMQ refuses a link by
+ * answering the attach with a null terminus and detaching it at once with the reason; a link still attached 1 s after
+ * a real terminus came back is taken as attached (and closed again).
+ */
+const attach = (connection: RheaConnection, address: string, role: 'receiver' | 'sender' = 'receiver', onMessage?: (context: EventContext) => void): Promise<Attach> =>
+  new Promise((resolve) => {
+    const link = role === 'receiver' ? connection.open_receiver({ source: { address } }) : connection.open_sender({ target: { address } });
+    if (onMessage) link.on('message', onMessage);
+    let timer: NodeJS.Timeout | undefined;
+    link.once(`${role}_open`, () => {
+      const terminus = (role === 'receiver' ? link.source : link.target) as { address?: unknown } | undefined;
+      if (typeof terminus?.address === 'string') timer = setTimeout(() => resolve({ attached: true }), 1000);
+    });
+    link.once(`${role}_close`, () => {
+      clearTimeout(timer);
+      const error = link.error as { condition?: string; description?: string } | undefined;
+      resolve({ attached: false, condition: error?.condition, description: error?.description });
+    });
+  });
 
 describe('a broker with accounts and the RTS access map', () => {
   let broker: TestBroker;
@@ -130,6 +167,48 @@ describe('a broker with accounts and the RTS access map', () => {
     } finally {
       await sender.close();
       await chengdu.close();
+    }
+  });
+
+  // The advisory topics: the broker raises advisories for a system's own connections and links in its name, so every
+  // account may write them, but only hubs (and the network bridge, which logs in as one) may read them. An outside
+  // review found every system account could: it watched the other systems' consumers and connections come and go,
+  // listed the queues (rts.downlink.<systemId>: the system ids), and would receive the expired and dead letter
+  // advisories of other systems' messages (ActiveMQ clears their bodies, not their consultationId and systemId).
+  it("keeps a system off the advisory topics, which still work for the hub and for the system's own links", async () => {
+    const chengdu = await connectAs(broker, CHENGDU);
+    const mianyang = await connectAs(broker, MIANYANG);
+    const asHub = await connectAs(broker, HUB);
+    try {
+      // Each system consumes its own downlink queue and sends uplink (its own advisories raised in its name).
+      expect(await attach(mianyang, 'rts.downlink.mianyang')).toEqual({ attached: true });
+      expect(await attach(chengdu, 'rts.downlink.chengdu')).toEqual({ attached: true });
+      expect(await attach(chengdu, 'rts.uplink', 'sender')).toEqual({ attached: true });
+      for (const address of [
+        'topic://ActiveMQ.Advisory.Consumer.Queue.rts.downlink.mianyang',
+        'topic://ActiveMQ.Advisory.Queue',
+        'topic://ActiveMQ.Advisory.Connection',
+        'topic://ActiveMQ.Advisory.Producer.Queue.rts.uplink',
+        'topic://ActiveMQ.Advisory.Expired.Queue.rts.downlink.mianyang',
+        'topic://ActiveMQ.Advisory.MessageDLQd.Queue.rts.downlink.mianyang',
+        'topic://ActiveMQ.Advisory.TempQueue',
+        'topic://ActiveMQ.Advisory.>',
+      ]) {
+        const refused = await attach(chengdu, address);
+        expect([address, refused]).toEqual([address, { attached: false, condition: 'amqp:unauthorized-access', description: `User chengdu is not authorized to read from: ${address}` }]);
+      }
+      // Refusing the links left chengdu's connection and its own links alone.
+      expect(chengdu.is_open()).toBe(true);
+      expect(await attach(chengdu, 'rts.downlink.chengdu')).toEqual({ attached: true });
+      // The hub still reads them: the broker replays an advisory of mianyang's consumers (this one, and the first
+      // test's client's when it ran), with their count.
+      const counts: unknown[] = [];
+      const onAdvisory = (context: EventContext) => void counts.push((context.message?.application_properties as Record<string, unknown> | undefined)?.consumerCount);
+      expect(await attach(asHub, 'topic://ActiveMQ.Advisory.Consumer.Queue.rts.downlink.mianyang', 'receiver', onAdvisory)).toEqual({ attached: true });
+      await until('the consumer advisory', () => counts.length > 0);
+      expect(counts.every((n) => typeof n === 'number' && n >= 1)).toBe(true);
+    } finally {
+      await closeAll([chengdu, mianyang, asHub]);
     }
   });
 
