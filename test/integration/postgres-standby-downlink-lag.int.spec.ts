@@ -17,9 +17,10 @@ import { uuidV5 } from '../../src/application/ids';
 import { loadConfig, messagingConfig } from '../../src/bootstrap/config';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { startHubMessaging, type HubMessaging } from '../../src/bootstrap/hub-messaging';
+import { until } from './hub-support';
 
 const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = `rv2_standby_lag_${process.pid}_${randomBytes(4).toString('hex')}`;
+const schema = `rts_standby_lag_${process.pid}_${randomBytes(4).toString('hex')}`;
 const clock = { now: () => DateTime.utc() };
 let n = 0;
 const ids = { uuid: () => uuidV5(`standby-lag/${schema}/${n++}`) };
@@ -40,14 +41,6 @@ afterAll(async () => {
   await admin.end();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async (what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(50);
-  }
-};
 
 /** A hub process: its own pool, checkpoint store, directory module, metrics and messaging (with its own lease). */
 const startHub = async (): Promise<{ store: PostgresEventStore; checkpoints: PostgresCheckpointStore; messaging: HubMessaging; gauge: (name: string) => number }> => {
@@ -83,7 +76,7 @@ it("two standby hubs on one schema, the lock held by a session that publishes no
   const one = await startHub();
   const two = await startHub();
   holder.start({ acquired: () => undefined, lost: () => undefined });
-  await until('the holder holds the lock', () => holder.held());
+  await until('the holder holds the lock', () => holder.held(), 20_000);
   const lockHolder = async () =>
     (await admin.query<{ pid: number }>(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::int::oid AND objid = hashtext($2)::oid AND objsubid = 2`, [PUBLISHER_LOCK_CLASS, schema])).rows.map((r) => r.pid);
   const held = await lockHolder();
@@ -94,13 +87,13 @@ it("two standby hubs on one schema, the lock held by a session that publishes no
   await append(3);
   const storedAt = await one.store.headPosition();
   await one.checkpoints.set('downlink', storedAt);
-  await until('both hubs at the head', () => one.gauge('rts_downlink_lag_events') === 0 && two.gauge('rts_downlink_lag_events') === 0);
+  await until('both hubs at the head', () => one.gauge('rts_downlink_lag_events') === 0 && two.gauge('rts_downlink_lag_events') === 0, 20_000);
 
   await append(6);
-  await until('the lag at hub one', () => one.gauge('rts_downlink_lag_events') === 6);
-  await until('the lag at hub two', () => two.gauge('rts_downlink_lag_events') === 6);
+  await until('the lag at hub one', () => one.gauge('rts_downlink_lag_events') === 6, 20_000);
+  await until('the lag at hub two', () => two.gauge('rts_downlink_lag_events') === 6, 20_000);
   await append(4);
-  await until('the lag grows at both', () => one.gauge('rts_downlink_lag_events') === 10 && two.gauge('rts_downlink_lag_events') === 10);
+  await until('the lag grows at both', () => one.gauge('rts_downlink_lag_events') === 10 && two.gauge('rts_downlink_lag_events') === 10, 20_000);
   expect(one.messaging.publishing() || two.messaging.publishing()).toBe(false);
 
   // Reading the checkpoint took no lock and wrote nothing.
