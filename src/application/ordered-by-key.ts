@@ -30,8 +30,9 @@
  *   uplink consumer does not count a waiting message against its credit. Messages waiting in one lane held the
  *   consumer's whole credit: 250 failing changes of one expert kept every other system's messages from being
  *   delivered for minutes.
- * - `giveUpAwaited()`: the consumer's credit is all held by waiting places (a flood in one lane): the failed places
- *   are no longer waited for (they could not come again), and those that come again enter as newcomers.
+ * - `giveUpAwaited()`: the consumer's credit is all held by waiting places (a flood in one lane): the failed place with
+ *   the most places waiting behind it is no longer waited for (it could not come again), and enters as a newcomer when
+ *   it comes again; the other lanes keep their order.
  */
 export interface Place {
   /** Run `task` once the earlier places sharing a key are done (see the class comment); its value, or its error. */
@@ -104,15 +105,24 @@ export class OrderedByKey {
   }
 
   /**
-   * Stop waiting for the failed places (as close() does), but go on: the places behind them run, and a failed place
-   * that comes again enters as a newcomer, behind what arrived meanwhile. For a consumer whose credit is used up by
-   * messages that wait (QueueConsumer's onSaturated): the failed place, handed back, cannot come again until one of
-   * them is settled, and none of them can run while it is waited for. Returns how many were given up on.
+   * Stop waiting for the failed place whose lanes hold the most places behind it (as close() does for all, but only
+   * that one, and the order goes on): the places behind it run, and it enters as a newcomer when it comes again, behind
+   * what arrived meanwhile. For a consumer whose credit is used up by places that wait for their turn (QueueConsumer's
+   * onSaturated: a flood in one lane): the failed place, handed back, cannot come again until one of them is settled,
+   * and none of them can run while it is waited for. Only the one with the longest wait behind it: giving up every
+   * lane's failed place let another system's second change of an expert run before its first, failed one came again,
+   * and the older profile won. Called again while the consumer stays saturated. Returns how many were given up (0 or 1).
    */
   giveUpAwaited(): number {
-    const awaited = [...this.awaited.values()];
-    for (const entry of awaited) this.remove(entry);
-    return awaited.length;
+    let longest: Entry | undefined;
+    let behind = 0;
+    for (const entry of this.awaited.values()) {
+      const waiting = entry.keys.reduce((n, key) => n + (this.lanes.get(key)?.length ?? 1) - 1, 0);
+      if (longest === undefined || waiting > behind) [longest, behind] = [entry, waiting];
+    }
+    if (longest === undefined || behind === 0) return 0;
+    this.remove(longest);
+    return 1;
   }
 
   arrive(): Place {

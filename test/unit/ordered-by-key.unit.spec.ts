@@ -194,26 +194,40 @@ describe('OrderedByKey', () => {
     expect(order.size).toEqual({ lanes: 0, awaited: 0 });
   });
 
-  it('giveUpAwaited(): the places behind a failed one run, it comes again as a newcomer behind them, and the order goes on (not closed)', async () => {
+  it('giveUpAwaited(): the failed place with the most waiting behind it is given up (its lane goes on, it comes again as a newcomer); the other lanes keep their order', async () => {
     const order = new OrderedByKey();
     const log: string[] = [];
     const failedId = id();
+    const failedY = id();
     await order.arrive().enter(['x'], failedId, async () => (log.push('x1 fails'), 'retry'), isRetry);
     const x2 = order.arrive().enter(['x'], id(), async () => (log.push('x2'), 'ok'), isRetry);
-    const y = order.arrive().enter(['y'], id(), async () => 'retry', isRetry); // another lane's failed place
-    await y;
+    const x3 = order.arrive().enter(['x'], id(), async () => (log.push('x3'), 'ok'), isRetry);
+    await order.arrive().enter(['y'], failedY, async () => (log.push('y1 fails'), 'retry'), isRetry); // another lane's failed place
+    const y2 = order.arrive().enter(['y'], id(), async () => (log.push('y2'), 'ok'), isRetry);
     await ticks(20);
-    expect(log).toEqual(['x1 fails']); // x2 waits for x1 to come again
+    expect(log).toEqual(['x1 fails', 'y1 fails']); // x2, x3 wait for x1 to come again; y2 for y1
     expect(order.size).toEqual({ lanes: 2, awaited: 2 });
-    expect(order.giveUpAwaited()).toBe(2);
-    await x2;
-    const x3 = order.arrive().enter(['x'], id(), async () => (log.push('x3'), 'ok'), never);
-    // x1 comes again after x3 arrived: no longer waited for, it enters behind it.
-    const again = order.arrive().enter(['x'], failedId, async () => (log.push('x1 again'), 'ok'), never);
-    await Promise.all([x3, again]);
-    expect(log).toEqual(['x1 fails', 'x2', 'x3', 'x1 again']);
+    expect(order.giveUpAwaited()).toBe(1); // x1: two wait behind it, one behind y1
+    await Promise.all([x2, x3]);
+    expect(order.size).toEqual({ lanes: 1, awaited: 1 });
+    // x1 comes again after x2 and x3 ran: no longer waited for, it runs as a newcomer.
+    await order.arrive().enter(['x'], failedId, async () => (log.push('x1 again'), 'ok'), never);
+    // y1 still keeps its place: y2 runs only after y1 came again.
+    await ticks(20);
+    expect(log).toEqual(['x1 fails', 'y1 fails', 'x2', 'x3', 'x1 again']);
+    await order.arrive().enter(['y'], failedY, async () => (log.push('y1 again'), 'ok'), never);
+    await y2;
+    expect(log).toEqual(['x1 fails', 'y1 fails', 'x2', 'x3', 'x1 again', 'y1 again', 'y2']);
     expect(order.size).toEqual({ lanes: 0, awaited: 0 });
     expect(order.giveUpAwaited()).toBe(0);
+  });
+
+  it('giveUpAwaited() gives up no failed place with nothing waiting behind it', async () => {
+    const order = new OrderedByKey();
+    await order.arrive().enter(['x'], id(), async () => 'retry', isRetry);
+    expect(order.size).toEqual({ lanes: 1, awaited: 1 });
+    expect(order.giveUpAwaited()).toBe(0);
+    expect(order.size).toEqual({ lanes: 1, awaited: 1 });
   });
 
   describe('what a failed place waits for goes ahead of it (a batch before its join request)', () => {

@@ -335,6 +335,55 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     expect(receiver.credit).toBe(2);
   });
 
+  // onSaturated means "nothing can run and nothing can come" (the uplink then gives up every lane's awaited places,
+  // and a change waiting behind a failed one runs before it). Messages that only pause before their retry's hand-back
+  // end the pause by themselves and free their slots: counted as saturation, a flood of changes of many experts the
+  // hub does not know (one lane each, prefetch + maxWaiting of them pausing at once) broke the order of every other
+  // system's lanes.
+  it('fills the slots while it pauses, but that is no saturation: onSaturated is not told (the pauses end by themselves)', async () => {
+    let told = 0;
+    const { receiver, started } = consumerOn(floodHandler([]), { prefetch: 2, maxWaiting: 3, maxAttempts: 5, retryDelayMs: () => 1_000, onSaturated: () => void (told += 1) });
+    await started;
+    const flood: Array<{ settled: string[] }> = [];
+    while (receiver.credit > 0 && flood.length < 100) {
+      flood.push(receiver.deliver(`flood-${flood.length}`));
+      await settle();
+    }
+    expect(flood).toHaveLength(2 + 3); // every slot held, by pauses only
+    expect(told).toBe(0);
+    await jest.advanceTimersByTimeAsync(1_000);
+    await settle();
+    expect(flood.map((f) => f.settled)).toEqual(flood.map(() => ['modified (failed)'])); // the pauses ended: no stall
+    expect(told).toBe(0);
+  });
+
+  it('with the slots held by messages waiting for their turn and one pausing, onSaturated is told only once nothing pauses', async () => {
+    let told = 0;
+    const handler = async (m: ReceivedMessage): Promise<HandlerOutcome> => {
+      if (m.body.startsWith('flood')) return { retry: 'expert_not_found' };
+      m.waiting?.(true);
+      await new Promise(() => undefined); // waits for its turn for good (its lane's head was handed back)
+      return 'accept';
+    };
+    const { receiver, started } = consumerOn(handler, { prefetch: 2, maxWaiting: 3, maxAttempts: 5, retryDelayMs: () => 1_000, onSaturated: () => void (told += 1) });
+    await started;
+    receiver.deliver('flood-0'); // pauses
+    await settle();
+    let n = 0;
+    while (receiver.credit > 0 && n < 100) {
+      receiver.deliver(`wait-${n++}`);
+      await settle();
+    }
+    expect(n).toBe(4); // 1 pausing + 4 waiting = prefetch + maxWaiting
+    expect(told).toBe(0); // the pause ends and frees its slot
+    await jest.advanceTimersByTimeAsync(1_000);
+    await settle();
+    expect(receiver.credit).toBe(1);
+    receiver.deliver(`wait-${n++}`);
+    await settle();
+    expect(told).toBeGreaterThan(0); // 5 waiting for their turn: nothing runs, nothing can come
+  });
+
   it('on the last attempt it does not pause: it is dead-lettered with its reason', async () => {
     const deadLettered: string[] = [];
     const { receiver, started } = consumerOn(floodHandler([]), { prefetch: 2, maxWaiting: 4, maxAttempts: 5, retryDelayMs: () => 1_000 }, deadLettered);

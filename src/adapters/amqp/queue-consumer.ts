@@ -107,8 +107,9 @@ export interface QueueConsumerOptions {
    */
   beforeExhaustedDeadLetter?: (message: ReceivedMessage, reason: string) => Promise<'dead-letter' | { later: string }>;
   /**
-   * Every slot this consumer may hold (prefetch + maxWaiting) is taken by messages that wait for their turn or pause
-   * before a retry's hand-back: none can run, and no credit is left for anything to come. Called (often, while it
+   * Every slot this consumer may hold (prefetch + maxWaiting) is taken by messages that wait for their turn (not by
+   * ones that pause before a retry's hand-back: their pauses end by themselves and free their slots): none can run,
+   * and no credit is left for anything to come. Called (often, while it
    * lasts) where the credit is computed; the handler's ordering should then stop waiting for messages handed back
    * (the uplink: OrderedByKey.giveUpAwaited), which cannot come again through a credit their waiters hold. Must not throw.
    */
@@ -179,8 +180,15 @@ export class QueueConsumer {
   private receiver: Receiver | undefined;
   /** Bumped on every (re)attach: deliveries of an older generation can no longer be settled. */
   private generation = 0;
-  /** Messages of this generation that wait for their turn (see maxWaiting). */
+  /** Messages of this generation that wait for their turn, or pause before a retry's hand-back (see maxWaiting). */
   private waiting = 0;
+  /**
+   * Of those, the ones that pause before a retry's hand-back: their pause ends by itself and frees the slot, so they
+   * are no saturation (onSaturated). Counted as such, a flood of changes of many unknown experts (one lane each, all
+   * pausing) had the uplink give up every lane's awaited places, and another system's change ran before the failed
+   * one ahead of it: the older profile won.
+   */
+  private pausing = 0;
   private readonly maxWaiting: number;
   private readonly running = new Set<Promise<void>>();
   /**
@@ -334,6 +342,7 @@ export class QueueConsumer {
     this.excuseHeld();
     this.generation += 1;
     this.waiting = 0;
+    this.pausing = 0;
   };
 
   private onAttached(): void {
@@ -342,6 +351,7 @@ export class QueueConsumer {
     this.excuseHeld(); // a link re-attached without a lost connection: what it held comes again, counted one more
     this.generation += 1;
     this.waiting = 0;
+    this.pausing = 0;
     const receiver = this.receiver!;
     const missing = this.prefetch - creditOf(receiver);
     if (missing > 0) receiver.add_credit(missing);
@@ -453,8 +463,12 @@ export class QueueConsumer {
       // Its pause before the hand-back is a wait too: it holds no credit slot (up to maxWaiting, as a wait for its
       // turn). Holding one, a system that sent 2,000 changes of experts the hub does not know (each retried 4 times,
       // 3.75 s of pauses) kept all 200 slots for half a minute, and every other system's messages queued behind.
+      // Counted as a pause first: waiting(true) tops up the credit, which asks whether the consumer is saturated.
+      const counted = generation === this.generation;
+      if (counted) this.pausing += 1;
       waiting(true);
       await this.pause(delay);
+      if (counted && generation === this.generation) this.pausing -= 1; // else the count was reset with the generation
       waiting(false);
     }
     this.settle(delivery, generation, () => delivery.modified({ delivery_failed: true, undeliverable_here: false }), {
@@ -574,7 +588,9 @@ export class QueueConsumer {
   private topUpCredit(): void {
     const receiver = this.receiver;
     if (this.stopping || !receiver || !this.connection.isConnected()) return;
-    if (this.waiting >= this.prefetch + this.maxWaiting && this.options.onSaturated) {
+    // Saturated: every slot held by a message that waits for its turn. One that pauses before its retry's hand-back
+    // frees its slot when the pause ends: no saturation (see `pausing`).
+    if (this.waiting - this.pausing >= this.prefetch + this.maxWaiting && this.options.onSaturated) {
       try {
         this.options.onSaturated();
       } catch {

@@ -58,9 +58,10 @@ export { envelopeIdOf };
  * system that sent while the hub was down). One handed back for another attempt keeps its place: the messages
  * about the same expert wait (unsettled) until it came again and was applied, or for at most 30 s; except the one
  * its refusal waits for (WAITS_FOR_TYPE: a batch's join request), which goes first. Different experts still run at
- * once. Except when the waiting messages hold the consumer's whole credit (QueueConsumer's onSaturated: more than
- * prefetch + maxWaiting of them, a flood in one lane): the failed ones are no longer waited for (OrderedByKey's
- * giveUpAwaited), so the lane goes on and one that comes again queues as a newcomer. Waited for, one handed back could
+ * once. Except when the messages waiting for their turn hold the consumer's whole credit (QueueConsumer's onSaturated:
+ * prefetch + maxWaiting of them, a flood in one lane; retry pauses do not count): the failed one with the most waiting
+ * behind it is no longer waited for (OrderedByKey's giveUpAwaited), so its lane goes on and it queues as a newcomer
+ * when it comes again; the other lanes keep their order. Waited for, one handed back could
  * not come again (ActiveMQ re-sends it on the same link, behind what it holds for it, and no credit was left), and every
  * system's uplink stood still, 30 s per message of the flood. A message waiting its turn holds no credit (QueueConsumer's maxWaiting), nor does one refused for now while it
  * pauses before it is handed back for its next attempt (QueueConsumer's retryDelayMs), and the handler timeout counts
@@ -433,7 +434,7 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     maxAttempts: options.maxAttempts,
     prefetch: options.prefetch,
     maxWaiting: maxWaitingFor(options.prefetch),
-    // The waiters hold the whole credit: the lanes stop waiting for their failed messages and go on (see the file comment).
+    // The messages waiting for their turn hold the whole credit: the lane with the most of them stops waiting for its failed message and goes on (see the file comment).
     onSaturated: () => order.giveUpAwaited(),
     deadLetterSender,
     // The handler times its own run (see uplinkMessageHandler). The wait for its turn ends as what is ahead of it
