@@ -227,7 +227,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         else
           log.warn(
             { ...fields, publishing: false },
-            'the downlink publisher makes no progress and this hub process stands by: events wait to be sent and the stored checkpoint has not moved, so no hub process gets this downlink out unless the one publishing is in a long page (README: "A publisher that makes no progress")',
+            'the downlink publisher makes no progress and this hub process stands by: events wait to be sent and the stored checkpoint has not moved, so no hub process gets this downlink out unless the one publishing is still sending the many messages of one event (README: "A publisher that makes no progress")',
           );
       }
     },

@@ -4,6 +4,7 @@
 // accepted. Counts, not durations: an outbox whose accepts the test hands out itself.
 import { DateTime } from 'luxon';
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
+import { DOWNLINK_EVENT_TYPES } from '../../src/application/directory/downlink-planner';
 import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
 import { uuidV5 } from '../../src/application/ids';
 import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
@@ -96,6 +97,35 @@ describe('downlink publisher: pipelined sends', () => {
     expect(order).toEqual(Array.from({ length: N / 2 }, (_, i) => [`chengdu:e-${i}@1`, `chengdu:e-${i}@2`]).flat());
     expect(outbox.calls.every((c) => c.queue === 'rts.downlink.beijing')).toBe(true);
     expect(await t.checkpoints.get('downlink')).toBe(await t.store.headPosition());
+  });
+
+  it('a long page: the checkpoint is stored past the events already accepted before the page ends (a standby sees only the stored checkpoint)', async () => {
+    // A page of 200 events fanned out to 80 systems is 16,000 messages, minutes on 2 cores. Stored at the page's end
+    // only, the checkpoint stood still that long, and every standby hub (it reads the stored checkpoint, not this
+    // process's sends) said downlink "stalled" with a warning that no process gets the downlink out.
+    const t = await setup();
+    const outbox = new GatedOutbox();
+    const publisher = new DownlinkPublisher({ ...t, outbox, concurrency: 4, checkpointEveryMs: 0 });
+    const before = await t.checkpoints.get('downlink');
+    const head = await t.store.headPosition();
+    const caughtUp = publisher.catchUp();
+    await outbox.handedOver(4);
+    for (const i of [0, 1]) outbox.calls[i]!.accept();
+    await outbox.handedOver(6);
+    await GatedOutbox.settle();
+    // The page (all 40 events) is not done; its first two events are, and the stored checkpoint says so.
+    const mid = await t.checkpoints.get('downlink');
+    expect(mid).toBeGreaterThan(before);
+    expect(mid).toBeLessThan(head);
+    const [, second] = await t.store.readAll({ after: before, maxCount: 2, types: DOWNLINK_EVENT_TYPES });
+    expect(mid).toBe(second!.globalPosition);
+    for (let i = 2; i < N; i++) {
+      await outbox.handedOver(i + 1);
+      outbox.calls[i]!.accept();
+      await GatedOutbox.settle();
+    }
+    await caughtUp;
+    expect(await t.checkpoints.get('downlink')).toBe(head);
   });
 
   it('a failed send: the checkpoint stays before its event, and the next drain sends from there again with the same ids', async () => {

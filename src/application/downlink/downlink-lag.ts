@@ -10,7 +10,7 @@ import type { EventStore } from '../ports/event-store';
  *            offsets in its log)
  *   seconds  how long ago the first event after the checkpoint was recorded: how late what is sent now is (0 when
  *            the publisher is at the head)
- * The publishers store their checkpoint once per page of events (and at the head), so "behind" is never less than
+ * The publishers store their checkpoint once per page of events (at the head, and within a long page about once a second), so "behind" is never less than
  * what is still to send, and at most a page more.
  *
  * Two cheap reads, whatever the lag: the head position and one event by position. Never a count over the stretch.
