@@ -20,7 +20,7 @@
 // time once the consumer holds the whole flood.
 import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import type { RunningHub } from '../../src/bootstrap/main';
-import { getJson, joinSystem, profile, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { floodRecorder, getJson, joinSystem, profile, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(150_000);
 
@@ -33,24 +33,7 @@ const MAX_ATTEMPTS = 5;
 
 it(`a flood of ${N} failing changes of one expert, more than the consumer holds: another system's registration is applied before the flood is all dead-lettered, and nothing is lost`, async () => {
   const data = tempDir('rts-hub-lane-flood-');
-  const log: string[] = [];
-  const failures = new Map<string, number>();
-  const wrapUplink = (real: UplinkLike): UplinkLike => ({
-    handleUplink: async (envelope) => {
-      try {
-        const result = await real.handleUplink(envelope);
-        if (envelope.systemId === 'lf-b') log.push('b applied');
-        return result;
-      } catch (error) {
-        if (envelope.systemId === 'lf-a') {
-          const n = (failures.get(envelope.id) ?? 0) + 1;
-          failures.set(envelope.id, n);
-          if (n === MAX_ATTEMPTS) log.push('a dead-lettered');
-        }
-        throw error;
-      }
-    },
-  });
+  const { log, failures, wrapUplink } = floodRecorder('lf-a', 'lf-b', MAX_ATTEMPTS);
   let hub: RunningHub = await startInProcessHub(amq.broker, data.dir);
   const env = { RTS_UPLINK_PREFETCH: String(PREFETCH), RTS_UPLINK_RETRY_DELAY_MS: '40', RTS_UPLINK_MAX_ATTEMPTS: String(MAX_ATTEMPTS) };
   try {

@@ -2,7 +2,7 @@
 // to RTS_UPLINK_PREFETCH messages at once: sent while the hub was down, they all arrive together.
 import type { UplinkLike } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import type { RunningHub } from '../../src/bootstrap/main';
-import { getJson, joinSystem, profile, registerSystem, sendUplink, startChildHub, startInProcessHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
+import { floodRecorder, getJson, joinSystem, profile, registerSystem, sendUplink, startChildHub, startInProcessHub, tempDir, until, uplink, useBroker, type ChildHub } from './hub-support';
 
 jest.setTimeout(120_000);
 
@@ -107,32 +107,6 @@ it.each([200, 1])('a registration handed back for another attempt: the change ri
     data.remove();
   }
 });
-
-/**
- * Records, in order, when `other`'s message is applied ('b applied') and when each of `flooder`'s messages fails its
- * fifth and last attempt ('a dead-lettered': the dead letter follows), and how often each of those failed.
- */
-const floodRecorder = (flooder: string, other: string) => {
-  const log: string[] = [];
-  const failures = new Map<string, number>();
-  const wrapUplink = (real: UplinkLike): UplinkLike => ({
-    handleUplink: async (envelope) => {
-      try {
-        const result = await real.handleUplink(envelope);
-        if (envelope.systemId === other) log.push('b applied');
-        return result;
-      } catch (error) {
-        if (envelope.systemId === flooder) {
-          const n = (failures.get(envelope.id) ?? 0) + 1;
-          failures.set(envelope.id, n);
-          if (n === 5) log.push('a dead-lettered');
-        }
-        throw error;
-      }
-    },
-  });
-  return { log, failures, wrapUplink };
-};
 
 // A fuzzer's finding: 250 failing changes of one unknown expert (one lane) held the hub's whole credit, so another
 // system's valid message was not applied for minutes, and the flood was dead-lettered after > 10 min as "handler

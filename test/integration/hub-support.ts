@@ -360,3 +360,29 @@ export class DownlinkCollector {
     return ids;
   }
 }
+
+/**
+ * Records, in order, when `other`'s message is applied ('b applied') and when each of `flooder`'s messages fails its
+ * last attempt (`maxAttempts`) ('a dead-lettered': the dead letter follows), and how often each of those failed.
+ */
+export const floodRecorder = (flooder: string, other: string, maxAttempts = 5) => {
+  const log: string[] = [];
+  const failures = new Map<string, number>();
+  const wrapUplink = (real: UplinkLike): UplinkLike => ({
+    handleUplink: async (envelope) => {
+      try {
+        const result = await real.handleUplink(envelope);
+        if (envelope.systemId === other) log.push('b applied');
+        return result;
+      } catch (error) {
+        if (envelope.systemId === flooder) {
+          const n = (failures.get(envelope.id) ?? 0) + 1;
+          failures.set(envelope.id, n);
+          if (n === maxAttempts) log.push('a dead-lettered');
+        }
+        throw error;
+      }
+    },
+  });
+  return { log, failures, wrapUplink };
+};
