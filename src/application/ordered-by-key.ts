@@ -117,12 +117,23 @@ export class OrderedByKey {
     let longest: Entry | undefined;
     let behind = 0;
     for (const entry of this.awaited.values()) {
-      const waiting = entry.keys.reduce((n, key) => n + (this.lanes.get(key)?.length ?? 1) - 1, 0);
+      const waiting = this.behind(entry);
       if (longest === undefined || waiting > behind) [longest, behind] = [entry, waiting];
     }
     if (longest === undefined || behind === 0) return 0;
     this.remove(longest);
     return 1;
+  }
+
+  /**
+   * The places in a failed place's lanes other than itself, each once: a place sharing several of its keys (a batch of
+   * the same experts) is one message waiting, not one per key. Counted per lane, one batch behind a failed batch of 25
+   * experts outweighed 25 changes waiting behind the flood's failed one, and the batch's lane was given up instead.
+   */
+  private behind(entry: Entry): number {
+    const places = new Set<Entry>();
+    for (const key of entry.keys) for (const e of this.lanes.get(key) ?? []) if (e !== entry) places.add(e);
+    return places.size;
   }
 
   arrive(): Place {

@@ -222,6 +222,23 @@ describe('OrderedByKey', () => {
     expect(order.giveUpAwaited()).toBe(0);
   });
 
+  it('giveUpAwaited(): a place sharing several of a failed batch\'s keys counts once behind it, not once per key', async () => {
+    const order = new OrderedByKey({ redeliveryWaitMs: 3_600_000 });
+    const log: string[] = [];
+    const batchKeys = ['system/s', 'expert/s:1', 'expert/s:2', 'expert/s:3'];
+    await order.arrive().enter(batchKeys, id(), async () => (log.push('batch fails'), 'retry'), isRetry);
+    const again = order.arrive().enter(batchKeys, id(), async () => (log.push('batch 2'), 'ok'), isRetry); // one place behind it
+    await order.arrive().enter(['x'], id(), async () => (log.push('x1 fails'), 'retry'), isRetry);
+    const flood = [2, 3, 4].map((n) => order.arrive().enter(['x'], id(), async () => (log.push(`x${n}`), 'ok'), isRetry)); // three behind x1
+    await ticks(20);
+    expect(order.giveUpAwaited()).toBe(1);
+    await ticks(20);
+    expect(log).toEqual(['batch fails', 'x1 fails', 'x2', 'x3', 'x4']); // the flood's lane goes on; the batches keep their order
+    await Promise.all(flood);
+    order.close();
+    await again.catch(() => undefined);
+  });
+
   it('giveUpAwaited() gives up no failed place with nothing waiting behind it', async () => {
     const order = new OrderedByKey();
     await order.arrive().enter(['x'], id(), async () => 'retry', isRetry);
