@@ -84,6 +84,8 @@ export class OrderedByKey {
   /** Failed places waited for, by id. */
   private readonly awaited = new Map<string, Entry>();
   private closed = false;
+  /** Places started so far (giveUpAwaited: whether giving one up let anything run). */
+  private starts = 0;
 
   constructor(options: OrderedByKeyOptions = {}) {
     this.redeliveryWaitMs = options.redeliveryWaitMs ?? 30_000;
@@ -111,18 +113,28 @@ export class OrderedByKey {
    * onSaturated: a flood in one lane): the failed place, handed back, cannot come again until one of them is settled,
    * and none of them can run while it is waited for. Only the one with the longest wait behind it: giving up every
    * lane's failed place let another system's second change of an expert run before its first, failed one came again,
-   * and the older profile won. Called again while the consumer stays saturated. Returns how many were given up (0 or 1).
+   * and the older profile won. Called again while the consumer stays saturated. If the place next in that lane still
+   * waits for another failed place (it has several keys), that one is given up too, and so on until a place runs.
+   * Returns how many were given up (0 when none has anything waiting behind it).
    */
   giveUpAwaited(): number {
-    let longest: Entry | undefined;
-    let behind = 0;
-    for (const entry of this.awaited.values()) {
-      const waiting = this.behind(entry);
-      if (longest === undefined || waiting > behind) [longest, behind] = [entry, waiting];
+    // Until a place starts: one given up whose next place still waits for another failed place (a batch, or any place
+    // with several keys) lets nothing run, so no message is settled and none comes, and the consumer, which asks only
+    // as it tops up its credit, would not ask again until that other failed place's redeliveryWaitMs were over.
+    const started = this.starts;
+    let given = 0;
+    while (this.starts === started) {
+      let longest: Entry | undefined;
+      let behind = 0;
+      for (const entry of this.awaited.values()) {
+        const waiting = this.behind(entry);
+        if (longest === undefined || waiting > behind) [longest, behind] = [entry, waiting];
+      }
+      if (longest === undefined || behind === 0) break;
+      this.remove(longest);
+      given += 1;
     }
-    if (longest === undefined || behind === 0) return 0;
-    this.remove(longest);
-    return 1;
+    return given;
   }
 
   /**
@@ -225,6 +237,7 @@ export class OrderedByKey {
     if (entry.state !== 'waiting' || !start) return;
     if (this.closed || entry.keys.every((key) => this.lanes.get(key)?.[0] === entry)) {
       entry.start = undefined;
+      this.starts += 1;
       start();
     }
   }

@@ -239,6 +239,24 @@ describe('OrderedByKey', () => {
     await again.catch(() => undefined);
   });
 
+  it('giveUpAwaited(): when the lane it gives up goes on to a place another failed place still holds, that one is given up too (nothing else asks again)', async () => {
+    const order = new OrderedByKey({ redeliveryWaitMs: 3_600_000 });
+    const log: string[] = [];
+    await order.arrive().enter(['x'], id(), async () => (log.push('x1 fails'), 'retry'), isRetry);
+    await order.arrive().enter(['y'], id(), async () => (log.push('y1 fails'), 'retry'), isRetry);
+    const both = order.arrive().enter(['x', 'y'], id(), async () => (log.push('xy'), 'ok'), isRetry);
+    const ys = [2, 3].map((n) => order.arrive().enter(['y'], id(), async () => (log.push(`y${n}`), 'ok'), isRetry));
+    await ticks(20);
+    expect(log).toEqual(['x1 fails', 'y1 fails']);
+    // Saturated: y1 has the most behind it, but what comes next in its lane waits for x1 too; so nothing would run,
+    // no message would be settled or come, and the consumer would not ask again until x1's 30 s were over.
+    expect(order.giveUpAwaited()).toBeGreaterThanOrEqual(1);
+    await ticks(20);
+    expect(log).toEqual(['x1 fails', 'y1 fails', 'xy', 'y2', 'y3']);
+    await Promise.all([both, ...ys]);
+    order.close();
+  });
+
   it('giveUpAwaited() gives up no failed place with nothing waiting behind it', async () => {
     const order = new OrderedByKey();
     await order.arrive().enter(['x'], id(), async () => 'retry', isRetry);
