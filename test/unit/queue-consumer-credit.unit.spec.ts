@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { AmqpConnection } from '../../src/adapters/amqp/connection';
 import type { DurableSender } from '../../src/adapters/amqp/durable-sender';
+import { OrderedByKey } from '../../src/application/ordered-by-key';
 import { MAX_EXCUSED_LOSSES, QueueConsumer, type HandlerOutcome, type QueueConsumerOptions, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 
 class FakeReceiver extends EventEmitter {
@@ -393,5 +394,48 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     await settle();
     expect(last.settled).toEqual(['accepted']);
     expect(deadLettered).toEqual(['retry limit (5) reached: expert_not_found']);
+  });
+});
+
+describe('QueueConsumer: saturation asked again when a handler of a lost connection ends', () => {
+  // After a reconnect the handlers of the lost connection still run and keep their places in the uplink's
+  // OrderedByKey; their messages come again (new deliveries, same id) and wait behind them. When such a handler
+  // fails, its place is awaited, though what it waits for is already waiting behind it; its settlement is stale.
+  // If that was the last thing to happen while the new deliveries hold every slot, nothing asked onSaturated again:
+  // the whole uplink stood still until the place's redeliveryWaitMs (30 s) ran out.
+  it('a stale handler that ends (its place now awaited) has the consumer ask onSaturated again', async () => {
+    const order = new OrderedByKey({ redeliveryWaitMs: 3_600_000 });
+    const ran: string[] = [];
+    let failFirst!: () => void;
+    const firstRuns = new Promise<void>((r) => (failFirst = r));
+    const handler = async (m: ReceivedMessage): Promise<HandlerOutcome> => {
+      const [key, id] = m.body.split('/') as [string, string];
+      const isFirstRun = id === 'a' && ran.length === 0;
+      return order.arrive().enter([key], id, async (): Promise<HandlerOutcome> => {
+        ran.push(`${id}#${m.deliveryCount}`);
+        if (isFirstRun) {
+          await firstRuns;
+          return { retry: 'expert_not_found' };
+        }
+        return 'accept';
+      }, (o) => o !== 'accept', m.waiting ? { onWait: m.waiting } : {});
+    };
+    const { receiver, started, connection } = consumerOn(handler, { prefetch: 1, maxWaiting: 1, maxAttempts: 5, onSaturated: () => void order.giveUpAwaited() });
+    await started;
+    receiver.deliver('x/a');
+    await settle();
+    expect(ran).toEqual(['a#0']); // runs, then the connection goes
+    connection.emit('disconnected', { endpoint: undefined, error: undefined, reconnecting: true });
+    receiver.credit = 0;
+    receiver.emit('receiver_open');
+    receiver.deliver('x/a', 1); // the same message again: waits behind its own old place
+    await settle();
+    receiver.deliver('x/b'); // waits too: prefetch + maxWaiting waiting, no credit left
+    await settle();
+    expect(receiver.credit).toBe(0);
+    failFirst(); // the old handler fails: its place is awaited, its settlement stale
+    for (let i = 0; i < 20; i++) await settle();
+    expect(ran).toEqual(['a#0', 'a#0', 'b#0']); // the message again (its loss excused), then b
+    order.close();
   });
 });

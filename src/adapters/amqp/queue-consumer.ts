@@ -570,6 +570,9 @@ export class QueueConsumer {
   private settle(delivery: Delivery, generation: number, action: () => void, event: ConsumerOutcomeEvent): void {
     if (generation !== this.generation) {
       this.report({ kind: 'stale', queue: this.queue, attempt: event.attempt });
+      // Its handler's end may be what a saturation waited for (the uplink: its place is now awaited, and may be given
+      // up): asked only here, the consumer did not ask, and all it held waited until the place's 30 s were over.
+      this.topUpCredit();
       return;
     }
     const message = this.held.get(delivery);
