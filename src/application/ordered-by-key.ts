@@ -138,13 +138,17 @@ export class OrderedByKey {
   }
 
   /**
-   * The places in a failed place's lanes other than itself, each once: a place sharing several of its keys (a batch of
-   * the same experts) is one message waiting, not one per key. Counted per lane, one batch behind a failed batch of 25
+   * The places behind a failed place in its lanes, each once (not what went ahead of it: what it waits for): a place
+   * sharing several of its keys (a batch of the same experts) is one message waiting, not one per key. Counted per lane, one batch behind a failed batch of 25
    * experts outweighed 25 changes waiting behind the flood's failed one, and the batch's lane was given up instead.
    */
   private behind(entry: Entry): number {
     const places = new Set<Entry>();
-    for (const key of entry.keys) for (const e of this.lanes.get(key) ?? []) if (e !== entry) places.add(e);
+    for (const key of entry.keys) {
+      const lane = this.lanes.get(key) ?? [];
+      // Behind it only: what it waits for (a join request) goes ahead of it and may run there.
+      for (const e of lane.slice(lane.indexOf(entry) + 1)) places.add(e);
+    }
     return places.size;
   }
 

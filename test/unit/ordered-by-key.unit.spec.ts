@@ -257,6 +257,27 @@ describe('OrderedByKey', () => {
     order.close();
   });
 
+  it('giveUpAwaited(): what runs ahead of a failed place (the join request it waits for) is not counted as waiting behind it', async () => {
+    const order = new OrderedByKey({ redeliveryWaitMs: 3_600_000 });
+    const log: string[] = [];
+    const joining = gate();
+    const batchId = id();
+    const batchOptions = { tag: 'batch', waitsFor: (v: string | undefined) => (v === 'too early' ? 'join' : undefined) };
+    await order.arrive().enter(['s'], batchId, async () => (log.push('batch too early'), 'too early'), (v) => v === 'too early', batchOptions);
+    const join = order.arrive().enter(['s'], id(), async () => (await joining.opened, log.push('join'), 'ok'), never, { tag: 'join' }); // goes ahead of it, runs
+    await order.arrive().enter(['x'], id(), async () => (log.push('x1 fails'), 'retry'), isRetry);
+    const x2 = order.arrive().enter(['x'], id(), async () => (log.push('x2'), 'ok'), isRetry);
+    await ticks(20);
+    expect(order.giveUpAwaited()).toBe(1); // x1: one waits behind it; nothing waits behind the batch
+    await x2;
+    joining.open();
+    await join;
+    await ticks(20);
+    expect(log).toEqual(['batch too early', 'x1 fails', 'x2', 'join']);
+    expect(order.size.awaited).toBe(1); // the batch keeps its place until it comes again
+    order.close();
+  });
+
   it('giveUpAwaited() gives up no failed place with nothing waiting behind it', async () => {
     const order = new OrderedByKey();
     await order.arrive().enter(['x'], id(), async () => 'retry', isRetry);
