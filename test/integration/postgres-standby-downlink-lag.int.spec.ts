@@ -18,6 +18,7 @@ import { loadConfig, messagingConfig } from '../../src/bootstrap/config';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { startHubMessaging, type HubMessaging } from '../../src/bootstrap/hub-messaging';
 import { until } from './hub-support';
+import { metricValue } from '../support/metric-value';
 
 const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `rts_standby_lag_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -65,7 +66,7 @@ const startHub = async (): Promise<{ store: PostgresEventStore; checkpoints: Pos
     downlinkLagEveryMs: 50,
   });
   opened.push({ close: () => messaging.stop() });
-  const gauge = (name: string) => Number(new RegExp(`^${name}\\{publisher="directory"\\} (\\S+)$`, 'm').exec(metrics.render())?.[1] ?? 'NaN');
+  const gauge = (name: string) => metricValue(metrics, name, '{publisher="directory"}');
   return { store, checkpoints, messaging, gauge };
 };
 

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
 import { limitConnections } from '../../src/adapters/http/connection-limit';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
+import { metricValue } from '../support/metric-value';
 
 const setup = (max?: number) => {
   const server = new EventEmitter() as EventEmitter & { maxConnections?: number };
@@ -17,7 +18,7 @@ const setup = (max?: number) => {
     server.emit('connection', socket);
     return { close: () => socket.emit('close') };
   };
-  const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics.render())?.[1] ?? 'NaN');
+  const gauge = (name: string) => metricValue(metrics, name);
   return { server, lines, limit, accept, gauge };
 };
 

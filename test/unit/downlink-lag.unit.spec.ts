@@ -18,6 +18,7 @@ import { MetricsRegistry } from '../../src/adapters/metrics/registry';
 import { InMemoryDirectory } from '../../src/adapters/registry/in-memory-directory';
 import type { ExpertProfile } from '../../src/domain/directory/expert';
 import { testExpert, testUplink } from '../support/directory-fixtures';
+import { metricValue } from '../support/metric-value';
 
 /** A clock the test moves; the store records events at it too. */
 let nowMs = Date.parse('2024-05-01T10:00:00Z');
@@ -100,7 +101,7 @@ describe('DownlinkLagMonitor with a publisher held back', () => {
       everyMs: 60_000, // the test samples by hand
       onSample: (name, lag) => (samples.push(lag), record(name, lag)),
     });
-    const gauge = (name: string) => Number(new RegExp(`^${name}\\{publisher="directory"\\} (\\S+)$`, 'm').exec(metrics.render())?.[1] ?? 'NaN');
+    const gauge = (name: string) => metricValue(metrics, name, '{publisher="directory"}');
     expect([gauge('rts_downlink_lag_events'), gauge('rts_downlink_lag_seconds')]).toEqual([0, 0]);
 
     monitor.start();

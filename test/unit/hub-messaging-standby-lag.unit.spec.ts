@@ -17,6 +17,7 @@ import type { PublishingLease, PublishingLeaseListener } from '../../src/applica
 import { loadConfig, messagingConfig } from '../../src/bootstrap/config';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { startHubMessaging, type HubMessaging } from '../../src/bootstrap/hub-messaging';
+import { metricValue } from '../support/metric-value';
 
 jest.setTimeout(30_000);
 
@@ -60,7 +61,7 @@ it('a hub process that stands by samples the stored checkpoint: the lag grows wh
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const directory = createDirectoryModule({ store, clock, ids, logger, checkpoints });
   const metrics = new MetricsRegistry();
-  const gauge = (name: string, labels = '{publisher="directory"}') => Number(new RegExp(`^${name}${labels.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics.render())?.[1] ?? 'NaN');
+  const gauge = (name: string, labels = '{publisher="directory"}') => metricValue(metrics, name, labels);
   const append = (n: number) => store.appendToStream(`obs-${counter}`, Array.from({ length: n }, () => ({ id: ids.uuid(), type: 'ObservationRecorded', data: { n } })));
 
   // The publisher (another process, or none) got through position 2 and stored it.
