@@ -86,6 +86,49 @@ const startSnapshots = () => {
   process.once('exit', mark('exit'));
 };
 
+/**
+ * A failed test's errors, with every BigInt in them (an assertion's `matcherResult.actual`, an error's own fields such
+ * as a store position) replaced by its text, `12n`. jest 29's worker sends a file's results to jest as JSON, which has
+ * no BigInt: one in a failure crashed the send ("Do not know how to serialize a BigInt" at messageParent), and the
+ * file was reported as "failed to run", without the failing test's name or its assertion (jest's issue 11617). The
+ * message jest prints is made from the error's own text, which already shows the values.
+ */
+const BIGINT_DEPTH = 8;
+/** `value` with its BigInts as text: a copy of what holds one (arrays and objects, as JSON would see them), else itself. */
+const bigIntsAsText = (value, depth = 0, seen = new Set()) => {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value === null || typeof value !== 'object' || depth > BIGINT_DEPTH || seen.has(value)) return value;
+  seen.add(value);
+  let copy;
+  for (const key of Object.keys(value)) {
+    let v;
+    try {
+      v = value[key];
+    } catch {
+      continue;
+    }
+    const w = bigIntsAsText(v, depth + 1, seen);
+    if (w === v) continue;
+    copy ??= Array.isArray(value) ? [...value] : { ...value };
+    copy[key] = w;
+  }
+  seen.delete(value);
+  return copy ?? value;
+};
+/** The error's own fields that hold a BigInt, replaced by copies with text: the test's own values stay as they were. */
+const withoutBigInts = (error) => {
+  if (error === null || typeof error !== 'object') return;
+  for (const key of Object.keys(error)) {
+    try {
+      const v = error[key];
+      const w = bigIntsAsText(v);
+      if (w !== v) error[key] = w;
+    } catch {
+      // a read-only field: left as it is
+    }
+  }
+};
+
 class SettlingEnvironment extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
@@ -97,6 +140,10 @@ class SettlingEnvironment extends TestEnvironment {
     startSnapshots();
     lastFile = `${this.testPath.replace(`${process.cwd()}/`, '')} (running)`;
     this.before = counts();
+  }
+
+  handleTestEvent(event) {
+    if (event.name === 'test_done') for (const entry of event.test.errors ?? []) for (const error of Array.isArray(entry) ? entry : [entry]) withoutBigInts(error);
   }
 
   async teardown() {
