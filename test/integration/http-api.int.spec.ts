@@ -604,6 +604,15 @@ describe('HTTP API over the real container (SQLite in a temp dir)', () => {
       expectProblem(await call({ method: 'DELETE', url: '/no/such/thing' }), 404, 'not_found');
     });
 
+    it('a 405 or 404 whatever the body: a body that is no JSON is not answered 400 malformed_json', async () => {
+      const json = { 'content-type': 'application/json' };
+      const put = await call({ method: 'PUT', url: '/observations', headers: json, payload: '{"patientId": ' });
+      expectProblem(put, 405, 'method_not_allowed');
+      expect(put.headers['allow']).toBe('POST');
+      expectProblem(await call({ method: 'DELETE', url: '/documents/2.25.12345678901234567890', headers: json, payload: 'not json' }), 405, 'method_not_allowed');
+      expectProblem(await call({ method: 'POST', url: '/observation', headers: json, payload: '{"patientId": ' }), 404, 'not_found');
+    });
+
     it('an unknown document: 404 document_not_found', async () => {
       expectProblem(await get('/documents/2.25.12345678901234567890'), 404, 'document_not_found');
     });

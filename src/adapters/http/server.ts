@@ -422,17 +422,22 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   };
   const methodNotAllowed = (reply: FastifyReply, allowed: readonly string[]) =>
     sendProblem(reply.header('allow', allowed.join(', ')), problem('method_not_allowed', `this resource answers ${allowed.join(', ')}`));
-  app.setNotFoundHandler((request, reply) => {
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
     const allowed = allowedMethods(request.url);
     if (allowed.length > 0 && !allowed.includes(request.method)) return methodNotAllowed(reply, allowed);
     return sendProblem(reply, problem('not_found', 'there is no resource at this path'));
-  });
+  };
+  app.setNotFoundHandler(notFound);
   // The router hands such a request to the parametric route (DELETE /patients/export reached the deprecated erasure,
   // which read "export" as a CPR number and answered 422 invalid_patient_id): answered as the path's other methods
   // are, 405 with Allow, before authentication, as a route that does not exist is.
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions?.url;
-    if (route === undefined || !/[:*]/.test(route)) return;
+    // No route: 404 or 405 before the body is read. Answered by the not-found handler, after fastify had parsed the
+    // body, a body that was no JSON made `PUT /observations` or a mistyped path a 400 malformed_json (the caller
+    // fixed the JSON, only to be told then that the path or method was wrong), and an unknown path's body was read.
+    if (route === undefined) return notFound(request, reply);
+    if (!/[:*]/.test(route)) return;
     const path = request.url.split('?')[0]!;
     if (!patternsOfRoutes().some((p) => p.literal === path)) return;
     return methodNotAllowed(reply, allowedMethods(path));
