@@ -139,6 +139,27 @@ it('a request whose body trickles in gets a problem+json 408 once the request ti
   expect(lines).not.toContain('request aborted');
 });
 
+it('a request whose headers trickle in gets a problem+json 408, and its connection is closed, not only half-closed', async () => {
+  // A client that does not close its side when the hub closes its own (as Node's sockets do by default): it goes on
+  // sending, as a slow-header attacker does.
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  let got = '';
+  socket.on('data', (d) => (got += d.toString('utf8')));
+  socket.on('error', () => undefined);
+  const closed = new Promise((r) => socket.once('close', r));
+  socket.write('GET /health HTTP/1.1\r\n');
+  // One header line every half second: never idle, never done. Answered with the 408, the socket was only ended
+  // (the HTTP server's sockets are half-open): the hub went on reading and dropping the lines, and the connection
+  // kept its place under RTS_HTTP_MAX_CONNECTIONS as long as the client kept sending.
+  const drip = setInterval(() => socket.writable && socket.write('x-a: b\r\n'), 500);
+  await orAfter(closed, 20_000);
+  clearInterval(drip);
+  const wasClosed = socket.destroyed;
+  socket.destroy();
+  expect(answer(got)).toMatchObject({ status: 408, contentType: 'application/problem+json; charset=utf-8', body: { code: 'request_timeout', status: 408 } });
+  expect(wasClosed).toBe(true);
+});
+
 it('a body the client abandons (a reset, or the 408 above) is no storage failure: an info line, never the store\'s error', async () => {
   const before = logLines.length;
   const socket = connect(port, '127.0.0.1');

@@ -115,12 +115,18 @@ const requestIdFrom = (given: unknown): string => (typeof given === 'string' && 
 /**
  * A raw problem+json answer, then the connection closed: for requests fastify cannot answer itself. With an
  * X-Request-Id as every answer has (a new one where the request could not be read).
+ *
+ * Closed, not only ended: the HTTP server's sockets are half-open (allowHalfOpen), so `end` closed the hub's side
+ * alone, and a client that went on sending (headers one line at a time, past the 408 of the request timeout) kept
+ * the connection, read and dropped by the hub, and its place under RTS_HTTP_MAX_CONNECTIONS, for as long as it
+ * liked. Destroyed once the answer is written, as Node does itself for an answer with Connection: close.
  */
 const endWithProblem = (socket: Duplex, status: number, detail: string, requestId: string = randomUUID()): void => {
   const code = codeOfClientStatus(status);
   const body = JSON.stringify(problem(code, detail, { status: PROBLEM_TYPES[code][0] }));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 };
 
