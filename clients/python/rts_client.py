@@ -65,7 +65,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from jwcrypto import jwe, jwk, jws
-from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout, Url
+from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout, Url, int32
 from proton.utils import BlockingConnection
 
 KEY_MANAGEMENT_ALG = "ECDH-ES+A256KW"
@@ -847,7 +847,8 @@ def uplink_properties(env, codec):
     """The application-properties of an uplink message: the envelope's fields (the body's copy for routing and
     dead-letter records), the codec, and on a consultation message the downlink types we read besides the first
     contract's (rts_accepts)."""
-    properties = {"messageId": env["id"], "type": env["type"], "version": CONTRACT_VERSION, "systemId": env["systemId"], "correlationId": env["correlationId"], "contentType": codec.content_type, "codec": codec.name}
+    # version as an AMQP int (docs/messaging.md; JMS getIntProperty refuses a long): a Python int goes as a long.
+    properties = {"messageId": env["id"], "type": env["type"], "version": int32(CONTRACT_VERSION), "systemId": env["systemId"], "correlationId": env["correlationId"], "contentType": codec.content_type, "codec": codec.name}
     if env["type"].startswith("consultation."):
         properties[ACCEPTS_PROPERTY] = ACCEPTED_EXTRA_TYPES
     return properties
@@ -1191,7 +1192,7 @@ class RtsClient:
         QueueConsumer does), waits until the broker accepted the copy, then accepts the original. A copy that is
         not accepted hands the original back (modified, delivery-failed) to try again."""
         properties = dict(message.properties or {})
-        properties.update({"x-dlq-reason": reason, "x-dlq-source-queue": self.downlink, "x-dlq-attempts": attempts, "x-dlq-at": now_iso(), "rts_dlq_id": str(uuid.uuid4())})
+        properties.update({"x-dlq-reason": reason, "x-dlq-source-queue": self.downlink, "x-dlq-attempts": int32(attempts), "x-dlq-at": now_iso(), "rts_dlq_id": str(uuid.uuid4())})
         copy = Message(body=message.body, inferred=message.inferred, durable=True, properties=properties, id=message.id, correlation_id=message.correlation_id,
                        subject=message.subject, content_type=message.content_type, group_id=message.group_id)
         try:
