@@ -15,11 +15,10 @@
 // the new decryption key, the hub's next message to the system was dead-lettered there as not_for_us. The hub
 // rotates its own keys the same way; the codec re-reads the hub's JWKS once when a hub key is unknown, and when
 // the keys it holds are older than 5 minutes, and from then on trusts only the hub keys it lists.
-import type { JWK } from 'jose';
 import { JoseCodec, type JoseDecodeResult } from '../adapters/crypto/jose-codec';
 import { HUB_SYSTEM_ID } from '../domain/directory/connected-system';
 import { ConflictError } from '../domain/shared/errors';
-import { KeyRegistry, publicJwks, type PartyKeys } from '../adapters/crypto/jose-keys';
+import { KeyRegistry, publicJwks, type JWK, type PartyKeys } from '../adapters/crypto/jose-keys';
 import { isLoopbackHost } from '../adapters/validation/loopback-host';
 import type { AnyEnvelope, DecodeContext, EncodeContext, EncodedMessage, MessageCodec } from './codec';
 

@@ -1,10 +1,9 @@
 import { HUB_SYSTEM_ID } from '../../domain/directory/connected-system';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { JWK } from 'jose';
 import { ValidationError } from '../../domain/shared/errors';
 import type { CheckedKey, PublicKeyCheck } from '../../application/security/system-keys-service';
-import { exportPartyKeys, generateEncryptionKey, generatePartyKeys, importPartyKeys, kidOf, KEY_MANAGEMENT_ALG, type PartyKeys, type StoredPartyKeys } from './jose-keys';
+import { exportPartyKeys, generateEncryptionKey, generatePartyKeys, importPartyKeys, kidOf, KEY_MANAGEMENT_ALG, type JWK, type PartyKeys, type StoredPartyKeys } from './jose-keys';
 import { jose } from './jose-lib';
 import { writeFileWhole } from '../system/write-file-whole';
 import { makeDirectory } from '../system/make-directory';

@@ -1,4 +1,8 @@
-import type { CryptoKey, JWK } from 'jose';
+// jose is ESM only, and this package's declarations are CommonJS: without the resolution-mode attribute a consumer
+// compiling under module node16/nodenext with skipLibCheck off was refused every declaration file that imports jose's
+// types (TS1541; `import('jose').JWK` and `typeof import('jose')` alike, TS1542).
+import type { CryptoKey, JWK } from 'jose' with { 'resolution-mode': 'import' };
+export type { JWK };
 import { jose } from './jose-lib';
 import { ConflictError, ValidationError } from '../../domain/shared/errors';
 
