@@ -3,7 +3,7 @@
 // project, and under `moduleResolution: bundler`. jose ships as ESM only; a declaration file of the package that
 // said `import type { JWK } from 'jose'` was refused in a CommonJS project under node16/nodenext (TS1541: a type-only
 // import of an ES module from a CommonJS module needs a resolution-mode attribute), so such a consumer did not
-// compile at all, while a `typeof import('jose')` type is fine.
+// compile at all. (nodenext resolves as node16 here; left out, as each compile takes ~10 s of a core.)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,7 +66,6 @@ const compile = (name: string, type: 'commonjs' | 'module', options: Record<stri
 
 it.each([
   ['cjs-node16', 'commonjs', { module: 'node16', moduleResolution: 'node16' }],
-  ['cjs-nodenext', 'commonjs', { module: 'nodenext', moduleResolution: 'nodenext' }],
   ['esm-node16', 'module', { module: 'node16', moduleResolution: 'node16' }],
   ['esm-bundler', 'module', { module: 'esnext', moduleResolution: 'bundler' }],
   ['cjs-commonjs', 'commonjs', { module: 'commonjs', esModuleInterop: true }],
