@@ -375,7 +375,17 @@ export class XdsBackend {
    */
   async repeatedResult(result: SubmitResult): Promise<RepeatedResult> {
     if (result.created) return {};
-    const end = await this.chainEnd(result.uniqueId);
+    let end: RegistryEntryView;
+    try {
+      end = await this.chainEnd(result.uniqueId);
+    } catch (error) {
+      // The patient's erasure overtook the repeat between its look-up and this read (their rows went with it): say so,
+      // as the upload would a moment later. It said document_not_found, a 404 that POST /observations does not list.
+      if (error instanceof NotFoundError && error.code === 'document_not_found' && (await this.isOfErasedPatient(result.uniqueId))) {
+        throw new NotFoundError('patient_erased', 'the patient was erased: their data no longer exists');
+      }
+      throw error;
+    }
     return end.uniqueId === result.uniqueId || end.status === 'Deprecated' ? {} : { currentUniqueId: end.uniqueId };
   }
 

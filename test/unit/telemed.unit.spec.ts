@@ -12,6 +12,7 @@ import type { Clock } from '../../src/application/ports/clock';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import type { IdGenerator } from '../../src/application/ports/id-generator';
 import { Projector } from '../../src/application/projector';
+import { PatientErasure } from '../../src/application/patient-erasure';
 import { OpeningRegistry } from '../../src/application/sealed-documents';
 import { TeleMedService } from '../../src/application/telemed';
 import { MAX_QUERY_RESULTS, XdsBackend } from '../../src/application/xds-backend';
@@ -487,6 +488,33 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     await protection.erase(patientKeys.keyFor(PATIENT));
     expect((await xds.entry(uniqueId)).uniqueId).toBe(uniqueId); // the row is still there
     expect(await rejectionOf(xds.retrieveDocument(uniqueId))).toMatchObject({ kind: 'not_found', code: 'patient_erased' });
+  });
+
+
+  it("a repeated upload that the patient's erasure overtakes between its look-up and its answer: patient_erased", async () => {
+    // Seen in a kill -9 review: a device's retry arriving while the patient was being erased got 404
+    // document_not_found, a status POST /observations does not even list, instead of 410 patient_erased.
+    const store = new InMemoryEventStore(() => NOW.toJSDate());
+    const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
+    const registry = new OpeningRegistry(new InMemoryRegistry(), protection);
+    const projector = new Projector(store, registry);
+    const patientKeys = new HmacPatientKeys(Buffer.alloc(32, 7));
+    const xds = new XdsBackend({ store, registry, projector, repositories: [new EventStoreDocumentRepository(REPOSITORY, store)], repositoryUniqueId: REPOSITORY, patientKeys, clock: { now: () => NOW }, ids: new CountingIds(), protection });
+    const telemed = new TeleMedService(xds);
+    const erasure = new PatientErasure({ store, protection, patientKeys, registry, projectors: [projector], clock: { now: () => NOW } });
+    const obs = reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z');
+    const { uniqueId } = await telemed.record(obs, { observationId: 'obs-1' });
+    // The repeat reads the document's stream (and finds it a repeat); the erasure completes right after that read.
+    const readStream = store.readStream.bind(store);
+    let erasing: Promise<unknown> | null = null;
+    store.readStream = (async (...args: Parameters<typeof store.readStream>) => {
+      const read = await readStream(...args);
+      if (args[0] === `document-${uniqueId}` && erasing === null) await (erasing = erasure.erase(PATIENT, { by: 'dpo' }));
+      return read;
+    }) as typeof store.readStream;
+    const error = await rejectionOf(telemed.record(obs, { observationId: 'obs-1' }));
+    expect(erasing).not.toBeNull();
+    expect(error).toMatchObject({ kind: 'not_found', code: 'patient_erased' });
   });
 
   it('an unknown document: document_not_found', async () => {
