@@ -5,7 +5,7 @@
  * generator. Node built-ins and the project's own dependencies only.
  */
 const { execFileSync } = require('node:child_process');
-const { randomBytes, randomUUID } = require('node:crypto');
+const { createHmac, randomBytes, randomUUID } = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
@@ -177,7 +177,7 @@ const isoSeconds = (epochSeconds) => new Date(epochSeconds * 1000).toISOString()
  * document into what the event stores (sealedRowFactory seals it); `cacheKeys: false` computes the pseudonymous
  * key (HMAC) for every row, as the hub does, instead of once per patient.
  */
-const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKeys = true, storedContent = (document) => document }) => {
+const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKeys = true, storedContent = (document) => document, digestOf = null }) => {
   const { buildDocument } = dist('application/telemed');
   const { sha256Hex, uuidToOid, uuidV5 } = dist('application/ids');
   const { HmacPatientKeys } = dist('adapters/system/hmac-patient-keys');
@@ -198,7 +198,8 @@ const rowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKeys = tr
     const uniqueId = uuidToOid(randomUUID());
     const streamName = documentStreamName(uniqueId);
     const patientKey = keyFor(obs.patientId);
-    const hash = sha256Hex(document);
+    // The entry's hash: the plain SHA-256, or (digestOf, sealed rows) the keyed digest the hub stores instead.
+    const hash = digestOf === null ? sha256Hex(document) : digestOf(document, patientKey, uniqueId);
     const size = Buffer.byteLength(document, 'utf8');
     const entry = {
       uniqueId,
@@ -606,14 +607,24 @@ const pgRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX }) => {
  */
 const sealedRowFactory = ({ repositoryUniqueId, secretHex = SECRET_HEX, cacheKeys = true }) => {
   const { sealWith } = dist('adapters/crypto/patient-cipher');
+  const { DIGEST_PREFIX } = dist('application/ports/patient-data-protection');
   const dataKeys = new Map();
-  const storedContent = (content, entry, obs) => {
-    let key = dataKeys.get(entry.patientKey);
-    if (key === undefined) dataKeys.set(entry.patientKey, (key = randomBytes(32)));
-    const payload = JSON.stringify({ content, summary: { systolic: obs.systolic, diastolic: obs.diastolic } });
-    return sealWith(key, payload, Buffer.from(`${entry.patientKey}|document/${entry.uniqueId}`, 'utf8'));
+  const dataKeyOf = (patientKey) => {
+    let key = dataKeys.get(patientKey);
+    if (key === undefined) dataKeys.set(patientKey, (key = randomBytes(32)));
+    return key;
   };
-  const make = rowFactory({ repositoryUniqueId, secretHex, cacheKeys, storedContent });
+  const storedContent = (content, entry, obs) => {
+    const payload = JSON.stringify({ content, summary: { systolic: obs.systolic, diastolic: obs.diastolic } });
+    return sealWith(dataKeyOf(entry.patientKey), payload, Buffer.from(`${entry.patientKey}|document/${entry.uniqueId}`, 'utf8'));
+  };
+  // The hash the hub stores for a sealed document (event data and registry row): PatientCipher.digest, an HMAC under
+  // a key derived from the patient's data key, prefixed 'hmac-sha256:' (76 characters, not the plain SHA-256's 64).
+  const digestOf = (document, patientKey, uniqueId) => {
+    const digestKey = createHmac('sha256', dataKeyOf(patientKey)).update('telemed-rts document digest v1').digest();
+    return `${DIGEST_PREFIX}${createHmac('sha256', digestKey).update(`${patientKey}|document/${uniqueId}`, 'utf8').update('\n').update(document, 'utf8').digest('hex')}`;
+  };
+  const make = rowFactory({ repositoryUniqueId, secretHex, cacheKeys, storedContent, digestOf });
   // The patient's data key goes with each row: the hub stores it (key store) before the patient's first event.
   return (obs, creationTime, document) => {
     const row = make(obs, creationTime, document);
