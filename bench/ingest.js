@@ -294,8 +294,8 @@ const runHttp = async (inputs, concurrency) => {
     // Every append of one group-commit batch has the same recorded_at (taken once per batch, ms resolution):
     // distinct values give the number of batches (a lower bound, if two batches ever fell in the same ms).
     const db = new L.BetterSqlite3(path.join(dir, 'telemed.sqlite'), { readonly: true });
-    const { events, batches } = db
-      .prepare(`SELECT COUNT(*) AS events, COUNT(DISTINCT recorded_at) AS batches FROM events WHERE global_position > ? AND type = 'DocumentSubmitted'`)
+    const { events, batches, dataBytes, metadataBytes } = db
+      .prepare(`SELECT COUNT(*) AS events, COUNT(DISTINCT recorded_at) AS batches, AVG(LENGTH(data)) AS dataBytes, AVG(LENGTH(metadata)) AS metadataBytes FROM events WHERE global_position > ? AND type = 'DocumentSubmitted'`)
       .get(startPosition);
     // All appends of the run, documents and audit events: their distinct recorded_at are the store's commits.
     const all = db
@@ -315,6 +315,8 @@ const runHttp = async (inputs, concurrency) => {
       statuses: load.statuses,
       avgBatch: events / batches,
       batches,
+      eventDataBytes: dataBytes,
+      eventMetadataBytes: metadataBytes,
       allEvents: all.events,
       allCommits: all.commits,
       otherCommits: all.otherCommits,
@@ -496,7 +498,7 @@ const main = async () => {
     const { causationId } = JSON.parse(row.event.metadata);
     return { ...row, event: { ...row.event, metadata: JSON.stringify({ correlationId, causationId }) }, audit };
   });
-  const avgBytes = (rs) => rs.reduce((a, r) => a + r.event.data.length, 0) / rs.length;
+  const avgBytes = (rs, field = 'data') => rs.reduce((a, r) => a + r.event[field].length, 0) / rs.length;
   log(`event data JSON: ${L.fmt(avgBytes(rows), 0)} bytes on average, sealed as the hub stores it (plaintext: ${L.fmt(avgBytes(plainRows), 0)} bytes, HL7 content ${JSON.parse(plainRows[0].event.data).content.length} bytes)`);
 
   // Warm-up of this process (JIT of the core and of better-sqlite3): not reported.
@@ -565,7 +567,8 @@ const main = async () => {
         log(
           `[round ${round}] HTTP c=${hc}: ${L.fmtInt(acked)} obs/s acked, ${L.fmtInt(projected)} obs/s incl. projection; ` +
             `latency p50 ${L.fmt(s.latency.p50)} ms p99 ${L.fmt(s.latency.p99)} ms; avg batch ~${L.fmt(s.avgBatch, 1)} (${s.batches} batches)` +
-            `; all events ${s.allEvents} in ${s.allCommits} commits (${s.otherCommits} holding other events than documents)`,
+            `; all events ${s.allEvents} in ${s.allCommits} commits (${s.otherCommits} holding other events than documents)` +
+            `; document event data ${L.fmt(s.eventDataBytes, 0)} + metadata ${L.fmt(s.eventMetadataBytes, 0)} bytes on average (baseline's: ${L.fmt(avgBytes(httpRows), 0)} + ${L.fmt(avgBytes(httpRows, 'metadata'), 0)})`,
         );
         log(
           `[round ${round}]   CPU while loaded: hub ${L.fmt(s.hubCpuMs, 0)} ms (${L.fmt((1000 * s.hubCpuMs) / HTTP_N, 0)} us/obs, ${L.fmt(s.hubCpuMs / s.ackMs, 2)} cores; main thread ${L.fmt((1000 * s.hubMainMs) / HTTP_N, 0)} us/obs, ${L.fmt((100 * s.hubMainMs) / s.ackMs, 0)} % busy), ` +
