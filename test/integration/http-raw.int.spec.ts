@@ -114,6 +114,20 @@ it('a request that is not HTTP gets a problem+json, and no log line holds the ra
   expect(log).not.toContain(JSON.stringify([...Buffer.from('Bearer')]).slice(1, -1));
 });
 
+it('a request that is not HTTP after a good one on the same connection: the good one is answered and stored first, then the 400', async () => {
+  const observationId = 'raw-pipelined-then-garbage-1';
+  const body = JSON.stringify({ patientId: CPR, systolic: 131, diastolic: 82, observationId });
+  // One write: an upload, then bytes that are no HTTP. The problem answer was written at once, ahead of the upload's
+  // answer still being made, and the connection closed under it: the client read the 400 as the upload's answer, and
+  // the upload itself was cut off unstored.
+  const got = await raw(`POST /observations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}BLAH\u0001 / HTTP/1.1\r\n\r\n`, 10_000);
+  const statuses = [...got.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  expect(statuses).toEqual([201, 400]);
+  // Stored: the same upload again is the repeat it is.
+  const again = await http.app.inject({ method: 'POST', url: '/observations', payload: JSON.parse(body) as object });
+  expect(again.statusCode).toBe(200);
+});
+
 it('a request whose body trickles in gets a problem+json 408 once the request timeout has passed, and its connection is closed', async () => {
   const before = logLines.length;
   const started = Date.now();

@@ -136,6 +136,20 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   /** Requests whose body the body timer answered 408 (below): their connection's end is no client leaving. */
   const bodyTimedOut = new WeakSet<IncomingMessage>();
   let closing = false;
+  /** Per connection: its requests not yet answered (the pipelining limit below), and what waits for them to be. */
+  const inFlightOf = new WeakMap<object, number>();
+  const whenAnsweredOf = new WeakMap<object, () => void>();
+  /**
+   * `then` once every request of this connection dispatched so far is answered (at once when none is pending), or
+   * the connection destroyed when that takes longer than the request timeout (an answer under way may be half sent).
+   */
+  const afterPendingAnswers = (socket: Duplex, then: () => void): void => {
+    if ((inFlightOf.get(socket) ?? 0) === 0) return then();
+    const timer = setTimeout(() => socket.destroy(), requestTimeoutMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    whenAnsweredOf.set(socket, () => (clearTimeout(timer), then()));
+  };
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes ?? 16 * 1024,
@@ -181,7 +195,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         socket.destroy();
         return;
       }
-      endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? "the request's headers did not arrive in time" : 'the request could not be read as HTTP', requestId);
+      // After the answers to the requests this connection sent before (pipelined): written at once, the problem went
+      // out ahead of them and the connection closed under them, so the client read it as the answer to an upload that
+      // was then cut off unstored.
+      afterPendingAnswers(socket, () => {
+        if (socket.destroyed) return;
+        if (!socket.writable) return void socket.destroy();
+        endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? "the request's headers did not arrive in time" : 'the request could not be read as HTTP', requestId);
+      });
     },
   });
 
@@ -207,7 +228,6 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   // its requests are dropped unhandled. Unsent output is then bounded by Node: it stops reading a connection whose
   // answers are not being read (socket paused until 'drain'), so at most the limit's answers wait in its buffers.
   const maxInFlight = deps.maxRequestsInFlightPerConnection ?? 32;
-  const inFlightOf = new WeakMap<object, number>();
   app.addHook('onRequest', (request, reply, done) => {
     const socket = request.raw.socket;
     if (socket.destroyed) {
@@ -229,7 +249,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
     const count = (inFlightOf.get(socket) ?? 0) + 1;
     inFlightOf.set(socket, count);
-    reply.raw.once('close', () => inFlightOf.set(socket, (inFlightOf.get(socket) ?? 1) - 1));
+    reply.raw.once('close', () => {
+      const left = (inFlightOf.get(socket) ?? 1) - 1;
+      inFlightOf.set(socket, left);
+      const waiting = left === 0 ? whenAnsweredOf.get(socket) : undefined;
+      if (waiting === undefined) return;
+      whenAnsweredOf.delete(socket);
+      waiting();
+    });
     if (count > maxInFlight) {
       // No URL and nothing of the request: its path may hold a CPR number.
       deps.logger.warn({ limit: maxInFlight, remoteAddress: socket.remoteAddress }, 'connection cut: too many pipelined requests not yet answered (a client that sends without reading its answers)');
