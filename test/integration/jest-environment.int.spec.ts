@@ -21,6 +21,8 @@ test('${name}: a BigInt assertion', () => { expect(shared.position).toBe(6n); })
 test('${name}: an object holding BigInts', () => { expect(shared).toEqual({ position: 6n, list: [1n] }); });
 test('${name}: the test values are left as they were', () => { expect(typeof shared.position).toBe('bigint'); expect(typeof shared.list[0]).toBe('bigint'); });
 test('${name}: an error with a BigInt field', () => { throw Object.assign(new Error('store at'), { position: 7n }); });
+test('${name}: a BigInt nested deep', () => { let o = { position: 8n }; for (let i = 0; i < 12; i++) o = { o }; expect(o).toEqual({}); });
+test('${name}: a frozen error with a BigInt field', () => { throw Object.freeze(Object.assign(new Error('frozen store at'), { position: 9n })); });
 `;
   writeFileSync(path.join(dir, 'a.fixture.js'), fixture('a'));
   writeFileSync(path.join(dir, 'b.fixture.js'), fixture('b'));
@@ -47,8 +49,11 @@ it('reports each failing test with its BigInt values, and leaves the passing one
     expect(out).toContain(`● ${name}: a BigInt assertion`);
     expect(out).toContain(`● ${name}: an object holding BigInts`);
     expect(out).toContain(`● ${name}: an error with a BigInt field`);
+    expect(out).toContain(`● ${name}: a BigInt nested deep`);
+    expect(out).toContain(`● ${name}: a frozen error with a BigInt field`);
   }
+  expect(out).toContain('frozen store at');
   expect(out).toContain('Expected: 6n');
-  expect(out).toMatch(/Tests:\s+6 failed, 2 passed, 8 total/);
+  expect(out).toMatch(/Tests:\s+10 failed, 2 passed, 12 total/);
   expect(run.status).toBe(1);
 });

@@ -93,11 +93,12 @@ const startSnapshots = () => {
  * file was reported as "failed to run", without the failing test's name or its assertion (jest's issue 11617). The
  * message jest prints is made from the error's own text, which already shows the values.
  */
-const BIGINT_DEPTH = 8;
 /** `value` with its BigInts as text: a copy of what holds one (arrays and objects, as JSON would see them), else itself. */
-const bigIntsAsText = (value, depth = 0, seen = new Set()) => {
+// No depth limit: JSON.stringify walks the whole value when the worker sends it, so a BigInt 9 levels down (an
+// assertion on a nested record) crashed the send as before; cycles are what `seen` is for.
+const bigIntsAsText = (value, seen = new Set()) => {
   if (typeof value === 'bigint') return `${value}n`;
-  if (value === null || typeof value !== 'object' || depth > BIGINT_DEPTH || seen.has(value)) return value;
+  if (value === null || typeof value !== 'object' || seen.has(value)) return value;
   seen.add(value);
   let copy;
   for (const key of Object.keys(value)) {
@@ -107,7 +108,7 @@ const bigIntsAsText = (value, depth = 0, seen = new Set()) => {
     } catch {
       continue;
     }
-    const w = bigIntsAsText(v, depth + 1, seen);
+    const w = bigIntsAsText(v, seen);
     if (w === v) continue;
     copy ??= Array.isArray(value) ? [...value] : { ...value };
     copy[key] = w;
@@ -115,18 +116,41 @@ const bigIntsAsText = (value, depth = 0, seen = new Set()) => {
   seen.delete(value);
   return copy ?? value;
 };
-/** The error's own fields that hold a BigInt, replaced by copies with text: the test's own values stay as they were. */
-const withoutBigInts = (error) => {
-  if (error === null || typeof error !== 'object') return;
-  for (const key of Object.keys(error)) {
-    try {
-      const v = error[key];
-      const w = bigIntsAsText(v);
-      if (w !== v) error[key] = w;
-    } catch {
-      // a read-only field: left as it is
-    }
+/** `error` with the field `key` set to `value`: a copy (same prototype, message and stack) when it cannot be set. */
+const withField = (error, key, value) => {
+  try {
+    error[key] = value;
+  } catch {
+    // frozen, read-only or a getter without a setter: below
   }
+  if (error[key] === value) return error;
+  const descriptors = Object.getOwnPropertyDescriptors(error);
+  for (const d of Object.values(descriptors)) {
+    d.configurable = true;
+    if ('value' in d) d.writable = true;
+  }
+  descriptors[key] = { value, enumerable: true, writable: true, configurable: true };
+  return Object.create(Object.getPrototypeOf(error), descriptors);
+};
+/**
+ * The error with its own fields that hold a BigInt replaced by copies with text: the test's own values stay as they
+ * were. A frozen error (or one whose field is read-only) is copied, else its BigInt crashed the send as before.
+ */
+const withoutBigInts = (error) => {
+  if (error === null || typeof error !== 'object') return error;
+  let out = error;
+  for (const key of Object.keys(error)) {
+    let v;
+    let w;
+    try {
+      v = error[key];
+      w = bigIntsAsText(v);
+    } catch {
+      continue; // a getter that throws, or a structure too deep for the stack (JSON.stringify fails on it as well)
+    }
+    if (w !== v) out = withField(out, key, w);
+  }
+  return out;
 };
 
 class SettlingEnvironment extends TestEnvironment {
@@ -143,7 +167,9 @@ class SettlingEnvironment extends TestEnvironment {
   }
 
   handleTestEvent(event) {
-    if (event.name === 'test_done') for (const entry of event.test.errors ?? []) for (const error of Array.isArray(entry) ? entry : [entry]) withoutBigInts(error);
+    if (event.name !== 'test_done') return;
+    const errors = event.test.errors ?? [];
+    errors.forEach((entry, i) => (errors[i] = Array.isArray(entry) ? entry.map(withoutBigInts) : withoutBigInts(entry)));
   }
 
   async teardown() {
