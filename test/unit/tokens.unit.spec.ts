@@ -198,6 +198,39 @@ describe('createTokenVerifier', () => {
     await expect(verify(`${hs256}.${createHmac('sha256', secret).update(hs256).digest('base64url')}`)).resolves.toMatchObject({ sub: 'p1' });
   });
 
+  it("stops taking a key its identity provider's JWKS dropped within a minute (README), not at jose's 10-minute refresh", async () => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pairs = ['old', 'new'].map((kid) => ({ kid, ...generateKeyPairSync('ec', { namedCurve: 'P-256' }) }));
+    let published = pairs.map((p) => ({ ...p.publicKey.export({ format: 'jwk' }), kid: p.kid, alg: 'ES256', use: 'sig' }));
+    const http = await import('node:http');
+    const server = http.createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+      let clock = Date.now();
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      let n = 0;
+      // A new token each time (its own jti): one the verifier remembers is not checked against the JWKS again.
+      const mint = (kid: string) => {
+        const now = Math.floor(Date.now() / 1000);
+        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('op').setIssuer(issuer).setAudience(audience)
+          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pairs.find((p) => p.kid === kid)!.privateKey);
+      };
+      const remembered = await mint('old');
+      await expect(verify(remembered)).resolves.toMatchObject({ sub: 'op' });
+      await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+      published = published.filter((k) => k.kid !== 'old'); // the identity provider drops the old key (rotation, a leak)
+      clock += 61_000;
+      await expect(verify(await mint('old'))).rejects.toBeInstanceOf(InvalidTokenError);
+      await expect(verify(remembered)).rejects.toBeInstanceOf(InvalidTokenError);
+      await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+    } finally {
+      server.closeAllConnections(); // jose's fetch keeps its connection alive
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('imports the secret once, not once per token', async () => {
     const tokens = await Promise.all(['a', 'b', 'c'].map((sub) => sign({ sub, role: 'operator' })));
     const importKey = jest.spyOn(webcrypto.subtle, 'importKey');

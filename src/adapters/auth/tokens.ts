@@ -70,6 +70,9 @@ export const ISSUED_AT_SKEW_MS = 60_000;
 
 export type VerifierOptions = Readonly<{ issuer: string; audience: string } & ({ secret: Buffer } | { jwksUrl: string })>;
 
+/** How old the identity provider's key set (RTS_AUTH_JWKS_URL) may be when a token is verified with it. */
+export const JWKS_MAX_AGE_MS = 60_000;
+
 /** The reason codes of a refused claim that the 401 names (tokens signed right, with a claim this hub does not take). */
 const CLAIM_CODES: Readonly<Record<string, string>> = { nbf: 'ERR_JWT_NOT_YET_VALID', iss: 'ERR_JWT_WRONG_ISSUER', aud: 'ERR_JWT_WRONG_AUDIENCE' };
 
@@ -101,6 +104,24 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
   let keyPromise: Promise<VerifyKey> | null = null;
   const key = () => (keyPromise ??= loadKey());
   const verified = new Map<string, { claims: TokenClaims; until: number }>();
+  /**
+   * When the identity provider's JWKS was last fetched, by this verifier's clock. jose's remote key set fetches it
+   * again only when a token names a kid it lacks, or after its own cacheMaxAge (10 minutes): a key the provider
+   * dropped (rotated out, leaked) verified new tokens for up to ten minutes, where the README says a minute. So it is
+   * fetched again when a token comes after JWKS_MAX_AGE_MS, and a remembered token is kept no longer than the key set
+   * it was verified with is current. A fetch that fails keeps the keys it had (jose's own limit then applies).
+   */
+  let jwksFetchedAt: number | null = null;
+  const currentKey = async (at: number): Promise<VerifyKey> => {
+    const k = await key();
+    if (typeof k !== 'function') return k;
+    if (jwksFetchedAt === null) jwksFetchedAt = at; // jose fetches it on first use
+    else if (at - jwksFetchedAt >= JWKS_MAX_AGE_MS || at < jwksFetchedAt) {
+      jwksFetchedAt = at;
+      await k.reload().catch(() => undefined);
+    }
+    return k;
+  };
   return async (token) => {
     const at = now();
     const hit = verified.get(token);
@@ -122,7 +143,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         // again below without it.
         clockTolerance: ISSUED_AT_SKEW_MS / 1000,
       };
-      const k = await key();
+      const k = await currentKey(at);
       ({ payload } = typeof k === 'function' ? await jose.jwtVerify(token, k, checks) : await jose.jwtVerify(token, k, checks));
     } catch (error) {
       const { code, claim } = error as { code?: string; claim?: string };
@@ -144,7 +165,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     const exp = (payload as { exp: number }).exp * 1000;
     if (maxAgeMs > 0 && maxEntries > 0) {
       if (verified.size >= maxEntries) verified.delete(verified.keys().next().value as string);
-      verified.set(token, { claims: claims.data, until: Math.min(exp, at + maxAgeMs) });
+      verified.set(token, { claims: claims.data, until: Math.min(exp, at + maxAgeMs, jwksFetchedAt === null ? Infinity : jwksFetchedAt + JWKS_MAX_AGE_MS) });
     }
     return claims.data;
   };
