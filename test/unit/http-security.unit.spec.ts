@@ -365,6 +365,21 @@ describe('installSecurity: dev-login and DNS rebinding', () => {
     expect(isLiteralHost('[evil.example]:80')).toBe(false);
     await h.app.close();
   });
+
+  it('hands out no token to a request that came through a proxy: a reverse proxy on this machine sends its own Host', async () => {
+    // nginx's proxy_pass http://127.0.0.1:8080 sends Host: 127.0.0.1:8080 by default: a hub left on loopback behind a
+    // TLS proxy on the same machine answered dev-login to anyone the proxy serves, an operator's token included.
+    const devLogin = jest.fn(async (_claims: object) => ({ token: 't', expiresIn: 60 }));
+    const h = await harness({ devLogin });
+    const post = (headers: Record<string, string>) => call(h, 'POST', '/auth/dev-login', headers, { role: 'operator' });
+    for (const header of ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-host', 'x-forwarded-proto', 'via']) {
+      const res = await post({ [header]: header === 'forwarded' ? 'for=203.0.113.5' : header === 'via' ? '1.1 proxy' : '203.0.113.5' });
+      expect({ header, status: res.statusCode, code: res.json().code }).toEqual({ header, status: 403, code: 'forbidden' });
+    }
+    expect(devLogin).not.toHaveBeenCalled();
+    expect((await post({})).statusCode).toBe(200);
+    await h.app.close();
+  });
 });
 
 describe('installSecurity: RTS_AUTH=off and DNS rebinding', () => {

@@ -128,6 +128,9 @@ export const isLiteralHost = (host: string | undefined): boolean => {
   return /^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.localhost)\.?$/i.test(name) || /^\d{1,3}(\.\d{1,3}){3}$/.test(name);
 };
 
+/** Headers by which a proxy says it forwarded a request (dev-login refuses such a request). */
+const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'] as const;
+
 const field = (value: unknown, name: string): unknown => (value && typeof value === 'object' ? (value as Record<string, unknown>)[name] : undefined);
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
 
@@ -504,6 +507,12 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       // own page names localhost or an address. A request without Host is no browser's.
       if (!isLiteralHost(request.headers.host)) {
         return sendProblem(reply, problem('forbidden', 'dev-login answers only requests addressed to localhost or an IP address (the Host header), so that no web page can reach it through a DNS name that points here'));
+      }
+      // A reverse proxy on this machine (TLS in front of a hub left on loopback) reaches it from loopback, and nginx's
+      // proxy_pass http://127.0.0.1:8080 sends Host: 127.0.0.1:8080: dev-login then handed anyone the proxy serves an
+      // operator's token. A proxy says it forwarded; a browser or the CLI on this machine never sends these headers.
+      if (FORWARDING_HEADERS.some((name) => request.headers[name] !== undefined)) {
+        return sendProblem(reply, problem('forbidden', 'dev-login answers only requests made directly to the hub, not through a proxy (Forwarded, X-Forwarded-*, X-Real-IP or Via): it is for trying the hub out on this machine'));
       }
       const body = parseInput(DevLoginBody, request.body, 'body');
       // 422 invalid_patient_id before a token is made. The token names the patient by their key, not the CPR number.
