@@ -531,6 +531,53 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  it("shows the period pressed last: an earlier period's answer that comes later is not put under it", async () => {
+    // Each answer of a readings search, once the page's own handling of it has run (a task after its body is read).
+    const w = await open(undefined, async (p) => {
+      await p.addInitScript(() => {
+        const g = globalThis as unknown as { fetch: (...a: unknown[]) => Promise<{ url: string; json(): Promise<unknown> }>; searched: number };
+        const original = g.fetch.bind(g);
+        g.searched = 0;
+        g.fetch = async (...a: unknown[]) => {
+          const res = await original(...a);
+          if (!/\/observations\/search$/.test(res.url)) return res;
+          const json = res.json.bind(res);
+          res.json = () => json().finally(() => setTimeout(() => g.searched++, 0));
+          return res;
+        };
+      });
+    });
+    const { page } = w;
+    await enterCpr(page, '200812-1234');
+    await upload(page, '150', '95', await localTime(page, 40));
+    await waitSaved(page);
+    await upload(page, '120', '80', await localTime(page, 1));
+    await waitSaved(page);
+    const searched = () => page.evaluate(() => (globalThis as unknown as { searched: number }).searched);
+    // The 90 days' answer is held until the 7 days' is on screen.
+    let release!: () => void;
+    const held = new Promise<void>((ok) => (release = ok));
+    await page.route('**/observations/search', async (route) => {
+      const { from, to } = JSON.parse(route.request().postData() ?? '{}') as { from: string; to: string };
+      if (Date.parse(to) - Date.parse(from) > 60 * 86_400_000) await held;
+      await route.continue();
+    });
+    const before = await searched();
+    await page.click('.preset[data-days="90"]');
+    await page.click('.preset[data-days="7"]');
+    await page.waitForFunction((n) => (globalThis as unknown as { searched: number }).searched === n + 1, before);
+    const shown = await page.textContent('#period');
+    expect((await rows(page)).map((r) => r[1])).toEqual(['120']);
+    release();
+    await page.waitForFunction((n) => (globalThis as unknown as { searched: number }).searched === n + 2, before);
+    expect(await page.getAttribute('.preset[data-days="7"]', 'aria-pressed')).toBe('true');
+    expect(await page.textContent('#period')).toBe(shown);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['120']);
+    expect(await page.$$eval('#chart circle.pt.sys', (cs) => cs.map((c) => c.getAttribute('data-value')))).toEqual(['120']);
+    expectClean(w);
+    await w.context.close();
+  });
+
   it("lists a reading just saved when the browser's clock is behind the hub's, or its time lies a little ahead", async () => {
     const w = await open(undefined, async (page) => {
       await page.clock.install({ time: Date.now() - 180_000 }); // 3 minutes slow

@@ -366,8 +366,11 @@ export const APP_JS = String.raw`'use strict';
   });
 
   // ---- load ----
+  var loads = 0;
   async function load(cpr, first) {
-    var p = period(), gen = state.gen, guessed = !skewKnown, before = skew;
+    // Only the latest request's answer is shown: an earlier one that arrives later (90 days asked, then 7) would put
+    // its readings under the period pressed since.
+    var p = period(), gen = state.gen, seq = ++loads, guessed = !skewKnown, before = skew;
     loadError(null);
     if (!first) { $('period').textContent = 'Loading your readings\u2026'; busy(true); }
     var r;
@@ -377,6 +380,7 @@ export const APP_JS = String.raw`'use strict';
     } catch (e) {
       r = null;
     }
+    if (seq !== loads) return false;
     if (!first) busy(false);
     if (gen !== state.gen) return false;
     // The first answer told the hub's clock: a quick period computed by this browser's (a minute or more off) is
