@@ -578,6 +578,53 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  it("clears an erased patient's readings and draft from the page, at a reload or an upload, and says so in plain words", async () => {
+    const erase = async (cpr: string): Promise<void> => {
+      const op = await fetch(`${hub.url}/auth/dev-login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ role: 'operator' }) });
+      const { token } = (await op.json()) as { token: string };
+      const res = await fetch(`${hub.url}/erasures`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ patient: cpr }) });
+      expect(res.status).toBe(200);
+      // Until the hub answers the patient's own search 410 (its erased-keys subscription has seen the erasure).
+      const own = await patientToken(cpr);
+      for (;;) {
+        const s = await fetch(`${hub.url}/observations/search`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${own}` }, body: JSON.stringify({ patientId: cpr }) });
+        if (s.status === 410) return;
+        await new Promise((ok) => setTimeout(ok, 50));
+      }
+    };
+    const gone = async (page: Page): Promise<void> => {
+      await page.waitForFunction(() => /erased/.test(document.getElementById('who-status')!.textContent ?? ''));
+      expect(await page.textContent('#who-status')).not.toMatch(/The patient was erased/); // the hub's text for developers
+      expect(await page.isVisible('#review')).toBe(false);
+      expect(await page.isVisible('#upload')).toBe(false);
+      expect(await page.isVisible('#cpr-form')).toBe(true);
+      expect(await page.$$('#readings tbody tr:not(:has(.empty))')).toHaveLength(0);
+      expect(await page.$$('#chart .pt')).toHaveLength(0);
+      expect(await page.evaluate(() => sessionStorage.getItem('telemed.draft'))).toBeNull();
+      expect(await page.inputValue('#systolic')).toBe('');
+    };
+    // A reload (another period) after the erasure.
+    const w = await open();
+    await enterCpr(w.page, '210812-1234');
+    await upload(w.page, '150', '95');
+    await waitSaved(w.page);
+    await erase('210812-1234');
+    await w.page.click('.preset[data-days="30"]');
+    await gone(w.page);
+    expectClean(w, [/status of 410/]);
+    await w.context.close();
+    // An upload after the erasure.
+    const u = await open();
+    await enterCpr(u.page, '220812-1234');
+    await upload(u.page, '150', '95');
+    await waitSaved(u.page);
+    await erase('220812-1234');
+    await upload(u.page, '140', '85');
+    await gone(u.page);
+    expectClean(u, [/status of 410/]);
+    await u.context.close();
+  });
+
   it("lists a reading just saved when the browser's clock is behind the hub's, or its time lies a little ahead", async () => {
     const w = await open(undefined, async (page) => {
       await page.clock.install({ time: Date.now() - 180_000 }); // 3 minutes slow

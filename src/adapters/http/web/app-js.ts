@@ -215,6 +215,8 @@ export const APP_JS = String.raw`'use strict';
     var p = String(path || '').replace(/^(body|query|path)\./, '').split('.')[0];
     return p === 'measuredAt' ? 'measured' : p === 'patientId' ? 'cpr' : p === 'from' || p === 'to' ? 'range' : RANGE[p] ? p : null;
   }
+  // 410 patient_erased: for good, reads and uploads alike.
+  var ERASED = 'The readings of this CPR number have been erased from the hub. They cannot be shown, and no new reading can be saved for this CPR number. If you did not ask for this, contact your clinic.';
   function later(r) { return r.retry > 0 ? r.retry + (r.retry === 1 ? ' second' : ' seconds') : 'a moment'; }
   function sentence(s) { return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.'); }
   /** A refusal in plain words, for a patient rather than a developer; what: "shown" or "saved". */
@@ -222,6 +224,7 @@ export const APP_JS = String.raw`'use strict';
     if (r.status === 401) return r.token ? ENDED : 'Please sign in: open the link from your sign-in page.';
     if (r.status === 403) return 'The readings of this CPR number cannot be ' + what + ' with this sign-in.';
     if (r.status === 429) return 'Too many requests; try again in ' + later(r) + '.';
+    if (r.status === 410) return ERASED;
     // The hub's trouble: an upload so answered may be stored (503 audit_unavailable is), so never "not saved".
     if (r.status >= 500) return what === 'saved'
       ? 'The hub has a problem, so the reading may or may not be saved. Press Upload again in ' + later(r) + ': it will be stored only once.'
@@ -393,6 +396,8 @@ export const APP_JS = String.raw`'use strict';
       if (!first) title('Your readings');
       return true;
     }
+    // The patient was erased: what is on screen of theirs (readings, graph, a draft) goes too, as with Change person.
+    if (r.status === 410) { if (!first) forget(); fail(true, says(r, 'shown'), false); return false; }
     var errs = r.body.errors || [];
     var onCpr = errs.filter(function (e) { return fieldOf(e.path) === 'cpr'; });
     if (onCpr.length || r.body.code === 'invalid_patient_id') {
@@ -598,6 +603,8 @@ export const APP_JS = String.raw`'use strict';
       if (await load(state.cpr, false)) render();
     }
     state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
+    // Erased meanwhile: nothing can be saved for this patient again, and nothing of theirs stays on screen or in the draft.
+    if (r && r.status === 410) { forget(); cprProblem(says(r, 'saved'), false); return; }
     if (!r) {
       // A connection lost after the request went out (a reset, a proxy's): the hub may have stored it, so never "not saved".
       title('Error: reading may not be saved \u2013 Your readings');
