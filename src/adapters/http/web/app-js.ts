@@ -533,8 +533,11 @@ export const APP_JS = String.raw`'use strict';
   });
 
   // ---- upload ----
+  // Full-width digits and comma (a Chinese or Japanese input method in full-width mode, as at the CPR field) as the
+  // ASCII ones they look like: NFKC. "\uFF11\uFF12\uFF10" was refused as "must be a number".
+  function typedNumber(field) { return $(field).value.normalize('NFKC').trim(); }
   function checkNumber(field) {
-    var raw = $(field).value.trim(), r = RANGE[field];
+    var raw = typedNumber(field), r = RANGE[field];
     if (!raw) return 'Enter the ' + field + ' pressure.';
     if (!/^\d{1,3}([.,]\d{1,2})?$/.test(raw)) return LABEL[field] + ' must be a number with at most two decimals, e.g. ' + (field === 'systolic' ? '126' : '70') + '.';
     var v = Number(raw.replace(',', '.'));
@@ -556,7 +559,7 @@ export const APP_JS = String.raw`'use strict';
     if (state.busy) return;
     var errors = { systolic: checkNumber('systolic'), diastolic: checkNumber('diastolic'), measured: null };
     // A decimal comma (126,5) is how many write it here.
-    var sys = Number($('systolic').value.trim().replace(',', '.')), dia = Number($('diastolic').value.trim().replace(',', '.'));
+    var sys = Number(typedNumber('systolic').replace(',', '.')), dia = Number(typedNumber('diastolic').replace(',', '.'));
     if (!errors.systolic && !errors.diastolic && sys <= dia) errors.systolic = 'Systolic must be higher than diastolic (' + dia + ').';
     var typed = $('measured').value, at = null, twice = false;
     if (typed) {
