@@ -119,7 +119,11 @@ export const APP_JS = String.raw`'use strict';
   }
   function parseDate(v) {
     var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v || '');
-    return m ? new Date(+m[1], +m[2] - 1, +m[3]) : null;
+    if (!m) return null;
+    // setFullYear: new Date(26, ...) is 1926, so a year typed with two digits (0026) asked for readings of 1926.
+    var d = new Date(2000, +m[2] - 1, +m[3]);
+    d.setFullYear(+m[1], +m[2] - 1, +m[3]);
+    return d;
   }
   // The bearer token: from the page's fragment (#token=..., handed over by a sign-in page), else, on a hub that
   // serves the local dev login (embedded profile on loopback), one for the patient whose CPR number was entered.
@@ -360,6 +364,9 @@ export const APP_JS = String.raw`'use strict';
     if (!f && !t) { rangeError('Choose a from date and a to date.', ['from', 'to']); $('from').focus(); return; }
     if (!f) { rangeError('Choose a from date, the first day of the period.', ['from']); $('from').focus(); return; }
     if (!t) { rangeError('Choose a to date, the last day of the period.', ['to']); $('to').focus(); return; }
+    // A year of two digits (26 for 2026) or a slip of the keyboard: no reading is that old.
+    if (f.getFullYear() < 1900) { rangeError('Check the year of the from date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['from']); $('from').focus(); return; }
+    if (t.getFullYear() < 1900) { rangeError('Check the year of the to date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['to']); $('to').focus(); return; }
     var end = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1);
     if (end <= f) { rangeError('The to date must not lie before the from date. Choose a later to date.', ['to']); $('to').focus(); return; }
     if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days. Choose a to date closer to the from date.', ['to']); $('to').focus(); return; }
