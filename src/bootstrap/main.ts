@@ -3,6 +3,7 @@
 import './node-version-check';
 // Then: a stop signal while the modules below load is a clean stop, not Node's exit 143 (see the module).
 import { onStopSignal } from './early-signals';
+import { exitAfterLog } from './exit-after-log';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { silentErasureRecordWarning } from '../adapters/backup/erasure-log-line';
@@ -467,19 +468,20 @@ const main = async (): Promise<void> => {
   onStopSignal((signal) => {
     if (hub === null) {
       logger.info({ signal }, 'stopped during start; nothing was served');
-      process.exit(0);
+      exitAfterLog(logger, 0);
+      return;
     }
     logger.info({ signal }, 'shutting down');
     const force = setTimeout(() => {
       logger.error('shutdown grace period exceeded; exiting');
-      process.exit(1);
+      exitAfterLog(logger, 1);
     }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
     force.unref();
     hub.stop().then(
-      () => process.exit(0),
+      () => exitAfterLog(logger, 0),
       (err: unknown) => {
         logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
-        process.exit(1);
+        exitAfterLog(logger, 1);
       },
     );
   });
@@ -489,16 +491,16 @@ const main = async (): Promise<void> => {
     // A setting that only the store can judge (the pseudonym secret): the same exit as a malformed one.
     if (error instanceof ConfigError) {
       process.stderr.write(`telemed-rts: ${error.message}\n`);
-      process.exit(78);
+      return exitAfterLog(logger, 78);
     }
     const setting = startupSettingProblem(error, config);
     if (setting !== null) {
       process.stderr.write(`telemed-rts: cannot start:\n  ${setting}\n`);
-      process.exit(78);
+      return exitAfterLog(logger, 78);
     }
     if (error instanceof TransientStartError) {
       process.stderr.write(`telemed-rts: cannot start now:\n  ${error.message}\n`);
-      process.exit(error.exitCode);
+      return exitAfterLog(logger, error.exitCode);
     }
     throw error;
   }

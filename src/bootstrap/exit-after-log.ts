@@ -1,0 +1,54 @@
+// The hub's exit, once its log lines are written (or cannot be).
+//
+// pino writes to stdout through sonic-boom, asynchronously, and flushes what is left on process exit with
+// sonic-boom's flushSync. That loop retries a failed write for ever (sonic-boom 4: every error but EAGAIN/EBUSY
+// is slept on and tried again): when the log's reader had gone (`rts ... | tee`, a log shipper that crashed:
+// EPIPE) and a write was still under way at the exit, the hub hung inside process.exit after a SIGTERM, past the
+// shutdown grace, whose own timer could no longer run (found by an outside review: stuck until SIGKILL). pino
+// silences the stream itself once an EPIPE is reported, but that report comes asynchronously, after the write.
+//
+// So the exit waits, on the event loop, until what was logged is written ('drain') or the stream failed ('error'),
+// for at most `waitMs`; then the exit hook's flush is made to do nothing: everything is written, or the reader is
+// gone or stuck, and a hub that is stopping must stop.
+import pino, { type Logger } from 'pino';
+
+/** The parts of sonic-boom's SonicBoom read here; anything else (a stream given by an embedder) exits at once. */
+type SonicBoomLike = {
+  _writing: boolean;
+  _len: number;
+  flushSync: () => void;
+  once(event: 'drain' | 'error', listener: () => void): unknown;
+};
+
+const isSonicBoom = (stream: unknown): stream is SonicBoomLike =>
+  typeof stream === 'object' &&
+  stream !== null &&
+  typeof (stream as SonicBoomLike).flushSync === 'function' &&
+  typeof (stream as SonicBoomLike)._writing === 'boolean' &&
+  typeof (stream as SonicBoomLike)._len === 'number';
+
+export const EXIT_LOG_WAIT_MS = 2_000;
+
+/** process.exit(code) once `logger`'s lines are written, or its stream failed, or `waitMs` passed. */
+export const exitAfterLog = (logger: Logger, code: number, waitMs: number = EXIT_LOG_WAIT_MS): void => {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  if (!isSonicBoom(stream)) {
+    process.exit(code);
+  }
+  let exiting = false;
+  const exit = () => {
+    if (exiting) return;
+    exiting = true;
+    stream.flushSync = () => undefined;
+    process.exit(code);
+  };
+  if (!stream._writing && stream._len === 0) return exit();
+  // Not unref'd: the exit must not wait for an event loop that has nothing else left to run.
+  const timer = setTimeout(exit, waitMs);
+  const done = () => {
+    clearTimeout(timer);
+    exit();
+  };
+  stream.once('drain', done);
+  stream.once('error', done);
+};

@@ -1,0 +1,51 @@
+// The hub's exit when the reader of its log has gone (`... | head`, a log shipper that crashed): pino flushes the
+// lines still under way at process.exit with sonic-boom's flushSync, which retries a write that failed with EPIPE
+// for ever, so a SIGTERM left the hub hung inside process.exit, past its shutdown grace (an outside review: stuck
+// until SIGKILL, 3 runs in 5). exitAfterLog (src/bootstrap/exit-after-log.ts) waits for the write's outcome on the
+// event loop first. Here the race is made certain: two lines are logged in one turn (the first one's write under
+// way, the second waiting behind it) to a pipe whose reader is closed, and the exit follows at once.
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+jest.setTimeout(60_000);
+
+const ROOT = resolve(__dirname, '..', '..');
+
+const child = (exit: 'exitAfterLog' | 'process.exit') => `
+const pino = require('pino');
+const { exitAfterLog } = require(${JSON.stringify(join(ROOT, 'src', 'bootstrap', 'exit-after-log.ts'))});
+const logger = pino();
+process.stdin.once('data', () => {
+  logger.info('shutting down');
+  logger.info('telemed-rts stopped');
+  ${exit === 'exitAfterLog' ? 'exitAfterLog(logger, 0);' : 'process.exit(0);'}
+});
+process.stderr.write('ready\\n');
+`;
+
+/** The child's exit code, or 'hung' when it had not exited 10 s after it was told to log and exit (then killed). */
+const run = (exit: 'exitAfterLog' | 'process.exit'): Promise<number | 'hung'> =>
+  new Promise((done, fail) => {
+    const p = spawn(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', child(exit)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let hung: NodeJS.Timeout | undefined;
+    p.on('error', fail);
+    // Killed (below), it has no code.
+    p.on('exit', (code) => (clearTimeout(hung), done(code ?? 'hung')));
+    p.stderr.once('data', () => {
+      // The log's reader goes away: the read end of the child's stdout is closed, so its writes fail with EPIPE.
+      p.stdout.destroy();
+      p.stdin.write('go\n');
+      hung = setTimeout(() => {
+        hung = undefined;
+        p.kill('SIGKILL');
+      }, 10_000);
+    });
+  });
+
+it('exits, with its code, when the log reader has gone and a line is still being written', async () => {
+  expect(await run('exitAfterLog')).toBe(0);
+});
+
+it('(the cause, shown) a bare process.exit there hangs in pino\'s exit flush', async () => {
+  expect(await run('process.exit')).toBe('hung');
+});
