@@ -474,15 +474,21 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     expect(all.map((e) => e.uniqueId)).toEqual(events.map((e) => e.data['uniqueId']));
   });
 
-  it("a document whose patient's key was deleted before the registry caught up with the erasure: patient_erased", async () => {
-    // The window of an erasure between its key deletion and the projection removing the rows: the row is still there,
-    // its content no longer opens.
+  /** An XdsBackend over an in-memory store whose documents are sealed under patients' keys (so they can be erased). */
+  const sealedXds = () => {
     const store = new InMemoryEventStore(() => NOW.toJSDate());
     const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
     const registry = new OpeningRegistry(new InMemoryRegistry(), protection);
     const projector = new Projector(store, registry);
     const patientKeys = new HmacPatientKeys(Buffer.alloc(32, 7));
     const xds = new XdsBackend({ store, registry, projector, repositories: [new EventStoreDocumentRepository(REPOSITORY, store)], repositoryUniqueId: REPOSITORY, patientKeys, clock: { now: () => NOW }, ids: new CountingIds(), protection });
+    return { store, protection, registry, projector, patientKeys, xds };
+  };
+
+  it("a document whose patient's key was deleted before the registry caught up with the erasure: patient_erased", async () => {
+    // The window of an erasure between its key deletion and the projection removing the rows: the row is still there,
+    // its content no longer opens.
+    const { protection, patientKeys, xds } = sealedXds();
     const uniqueId = await new TeleMedService(xds).processAndStore(reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z'));
     expect((await xds.retrieveDocument(uniqueId)).content).toContain('126.0');
     await protection.erase(patientKeys.keyFor(PATIENT));
@@ -490,16 +496,10 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     expect(await rejectionOf(xds.retrieveDocument(uniqueId))).toMatchObject({ kind: 'not_found', code: 'patient_erased' });
   });
 
-
   it("a repeated upload that the patient's erasure overtakes between its look-up and its answer: patient_erased", async () => {
     // Seen in a kill -9 review: a device's retry arriving while the patient was being erased got 404
     // document_not_found, a status POST /observations does not even list, instead of 410 patient_erased.
-    const store = new InMemoryEventStore(() => NOW.toJSDate());
-    const protection = new PatientCipher({ keys: new InMemoryKeyStore() });
-    const registry = new OpeningRegistry(new InMemoryRegistry(), protection);
-    const projector = new Projector(store, registry);
-    const patientKeys = new HmacPatientKeys(Buffer.alloc(32, 7));
-    const xds = new XdsBackend({ store, registry, projector, repositories: [new EventStoreDocumentRepository(REPOSITORY, store)], repositoryUniqueId: REPOSITORY, patientKeys, clock: { now: () => NOW }, ids: new CountingIds(), protection });
+    const { store, protection, registry, projector, patientKeys, xds } = sealedXds();
     const telemed = new TeleMedService(xds);
     const erasure = new PatientErasure({ store, protection, patientKeys, registry, projectors: [projector], clock: { now: () => NOW } });
     const obs = reading(PATIENT, 126, 70, '2024-03-10T11:00:00Z');
