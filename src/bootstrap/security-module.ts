@@ -7,7 +7,7 @@ import type { ClinicianScope, Principal } from '../application/access/policy';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
 import type { ConsultationModule } from './consultation-module';
-import { consultationParties, type ConsultationView } from '../application/consultation/consultation-projection';
+import { consultationParties, consultationReaders, type ConsultationView } from '../application/consultation/consultation-projection';
 import type { PatientErasure } from '../application/patient-erasure';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
@@ -143,15 +143,8 @@ export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: 
   return { subject: claims.sub, role: claims.role, via, ...(patientKey ? { patientKey } : {}), ...(claims.systemId ? { systemId: claims.systemId } : {}) };
 };
 
-/**
- * The systems that may read a consultation: the applicant, and the system of the expert it is with (or was, for a
- * closed case). Not the systems whose experts declined or let the offer expire: they read the later report. They
- * still take part (consultationParties), so a read of theirs is refused 403, not answered as an unknown id.
- */
-export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId' | 'expertSystemId'>): readonly string[] => [
-  c.applicantSystemId,
-  ...(c.expertSystemId && c.expertSystemId !== c.applicantSystemId ? [c.expertSystemId] : []),
-];
+// consultationReaders lives beside consultationParties (the HTTP routes answer by it too); re-exported here.
+export { consultationReaders } from '../application/consultation/consultation-projection';
 
 /** What the access checks read of the consultations. */
 export type ConsultationReading = Pick<ConsultationReadModel, 'get' | 'list'>;

@@ -158,6 +158,17 @@ describe('consultations over HTTP and in SQLite', () => {
     expect(await module.deadlines.runOnce()).toBe(1);
     expect((await app.inject({ url: `/consultations/${ID}` })).json().report).toMatchObject({ resends: 1 });
     expect((await app.inject({ method: 'POST', url: `/consultations/${ID}/acknowledge`, payload: { systemId: 'xian' } })).json()).toMatchObject({ status: 'acknowledged' });
+    // chengdu's expert declined: it may not read the case (GET 403 at the edge), so a retry of its decline (200, no
+    // event) does not answer beijing's report to it either, nor other experts' reasons; its own offer it keeps.
+    const retried = await app.inject({ method: 'POST', url: `/consultations/${ID}/decline`, payload: { expertId: 'chengdu:li', reason: 'on leave' } });
+    expect(retried.statusCode).toBe(200);
+    expect(retried.body).not.toContain('Type B');
+    expect(retried.body).not.toContain('Transfer');
+    expect(retried.json()).toMatchObject({ status: 'acknowledged', report: null, offers: [{ expertId: 'chengdu:li', outcome: 'declined', reason: 'on leave' }, { expertId: 'beijing:wang', outcome: 'accepted' }] });
+    expect(ConsultationResponse.safeParse(retried.json()).error?.issues).toBeUndefined();
+    // beijing's (the reader's) own retry of its report still answers the whole case.
+    const reported = await app.inject({ method: 'POST', url: `/consultations/${ID}/report`, payload: { expertId: 'beijing:wang', diagnosis: 'Type B', recommendations: 'Transfer' } });
+    expect(reported.json()).toMatchObject({ report: { diagnosis: 'Type B', recommendations: 'Transfer' } });
 
     now = DateTime.fromISO('2024-07-15T10:00:00Z', { zone: 'utc' });
     await app.inject({ method: 'POST', url: '/consultations', payload: { ...body, consultationId: '22222222-2222-4333-8444-555555555555' } });
@@ -249,7 +260,9 @@ describe('consultations over HTTP and in SQLite', () => {
     expect(first.json()).toMatchObject({ expertId: 'beijing:wang' });
     const second = await app.inject({ method: 'POST', url: `/consultations/${id}/decline`, payload: { expertId: 'beijing:wang', reason: 'busy too', actionId: '1' } });
     expect(second.statusCode).toBe(200);
-    expect(second.json()).toMatchObject({ status: 'unassigned', offers: [{ outcome: 'declined', reason: 'busy' }, { outcome: 'declined', reason: 'busy too' }] });
+    // Unassigned: beijing may no longer read the case, so chengdu's reason is not in beijing's answer (its own is).
+    expect(second.json()).toMatchObject({ status: 'unassigned', offers: [{ outcome: 'declined', reason: null }, { outcome: 'declined', reason: 'busy too' }] });
+    expect((await app.inject({ url: `/consultations/${id}` })).json()).toMatchObject({ offers: [{ reason: 'busy' }, { reason: 'busy too' }] });
 
     // The same command id for another expert's step (e.g. an uplink message id sent twice by different systems).
     const other = '44444444-2222-4333-8444-555555555555';

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
 import { ContentErasureIncompleteError } from '../../application/consultation/consultation-erasure';
-import { consultationParties, type ConsultationView } from '../../application/consultation/consultation-projection';
+import { consultationParties, consultationReaders, type ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
 import {
   CONSULTATION_ID_PATTERN,
@@ -124,6 +124,24 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
   updatedAt: c.updatedAt,
 });
 
+/**
+ * A step's answer to the system that took it. A system that may read the consultation (consultationReaders) gets it
+ * whole; one that may not (its expert declined, or the offer expired, and the case went on) gets it without the texts
+ * it may not read: the report, the cancellation's reason and other experts' reasons are null. Its expert's decline
+ * repeated (a retry is answered 200) answered the whole case, the later expert's diagnosis and recommendations
+ * included, to a system whose GET /consultations/{id} is refused 403.
+ */
+export const answerTo = (c: ConsultationView, systemId: string): AnswerOf<typeof ConsultationResponse> => {
+  const dto = consultationDto(c);
+  if (consultationReaders(c).includes(systemId)) return dto;
+  return {
+    ...dto,
+    offers: dto.offers.map((o) => (homeSystemOf(o.expertId) === systemId ? o : { ...o, reason: null })),
+    report: null,
+    cancelled: dto.cancelled && { ...dto.cancelled, reason: null },
+  };
+};
+
 /** The operator's trace of a consultation: consultationDto without what an operator may not read. */
 export const consultationTrace = (c: ConsultationView): AnswerOf<typeof ConsultationTraceResponse> => {
   const dto = consultationDto(c);
@@ -228,7 +246,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const b = parseInput(AcceptBody, request.body, 'body');
     const by = homeSystemOf(b.expertId);
     const r = await asStranger(id, by, () => consultations.accept(id, { expertId: b.expertId, bySystemId: by }, options(id, 'accept', b.expertId, b.actionId, request.id)));
-    return consultationDto(r.consultation);
+    return answerTo(r.consultation, by);
   });
 
   app.post('/consultations/:id/decline', consultationLog, async (request) => {
@@ -236,7 +254,7 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const b = parseInput(DeclineBody, request.body, 'body');
     const by = homeSystemOf(b.expertId);
     const r = await asStranger(id, by, () => consultations.decline(id, { expertId: b.expertId, bySystemId: by, reason: b.reason ?? '' }, options(id, 'decline', b.expertId, b.actionId, request.id)));
-    return consultationDto(r.consultation);
+    return answerTo(r.consultation, by);
   });
 
   app.post('/consultations/:id/report', { ...textBodies, ...consultationLog }, async (request) => {
@@ -246,21 +264,21 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     const r = await asStranger(id, by, () =>
       consultations.issueReport(id, { expertId: b.expertId, bySystemId: by, diagnosis: b.diagnosis, recommendations: b.recommendations ?? '' }, options(id, 'report', b.expertId, b.actionId, request.id)),
     );
-    return consultationDto(r.consultation);
+    return answerTo(r.consultation, by);
   });
 
   app.post('/consultations/:id/acknowledge', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(ApplicantBody, request.body, 'body');
     const r = await asStranger(id, b.systemId, () => consultations.acknowledge(id, { bySystemId: b.systemId }, options(id, 'acknowledge', b.systemId, b.actionId, request.id)));
-    return consultationDto(r.consultation);
+    return answerTo(r.consultation, b.systemId);
   });
 
   app.post('/consultations/:id/cancel', consultationLog, async (request) => {
     const { id } = parseInput(ConsultationParams, request.params, 'path');
     const b = parseInput(CancelBody, request.body, 'body');
     const r = await asStranger(id, b.systemId, () => consultations.cancel(id, { bySystemId: b.systemId, reason: b.reason }, options(id, 'cancel', b.systemId, b.actionId, request.id)));
-    return consultationDto(r.consultation);
+    return answerTo(r.consultation, b.systemId);
   });
 
   // The data protection officer's erasure of one consultation's texts (operator; security.ts audits it): the way

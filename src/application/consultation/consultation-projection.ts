@@ -65,10 +65,21 @@ export type ConsultationView = Readonly<{
 /**
  * The systems that take part in a consultation, and so know it exists: the applicant, and the home system of every
  * expert it was offered to, the offer open or ended (declined, expired, withdrawn). Who may read it now is fewer
- * (security-module's consultationReaders); anyone else is answered as for an unknown id (the HTTP edge).
+ * (consultationReaders, below); anyone else is answered as for an unknown id (the HTTP edge).
  */
 export const consultationParties = (c: Pick<ConsultationView, 'applicantSystemId' | 'offers'>): readonly string[] => [
   ...new Set([c.applicantSystemId, ...c.offers.map((o) => homeSystemOf(o.expertId))]),
+];
+
+/**
+ * The systems that may read a consultation: the applicant, and the system of the expert it is with (or was, for a
+ * closed case). Not the systems whose experts declined or let the offer expire: what came after (another expert's
+ * report) is not theirs to read. They still take part (consultationParties), so a read of theirs is refused 403, not
+ * answered as an unknown id, and a step of theirs is answered without those texts (consultation-routes' answerTo).
+ */
+export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId' | 'expertSystemId'>): readonly string[] => [
+  c.applicantSystemId,
+  ...(c.expertSystemId && c.expertSystemId !== c.applicantSystemId ? [c.expertSystemId] : []),
 ];
 
 export type DueTimer = Readonly<{ kind: 'offer'; offerIndex: number; dueAt: string } | { kind: 'resend'; attempt: number; dueAt: string }>;
