@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { loadMigrations, migrate } from '../../src/adapters/event-store/postgres/migrate';
-import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
-import type { NewEvent, RecordedEvent } from '../../src/application/ports/event-store';
+import { APPEND_LOCK_CLASS, PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
+import type { AppendResult, NewEvent, RecordedEvent } from '../../src/application/ports/event-store';
 
 /**
  * PostgreSQL-specific behaviour the contract suite cannot see: migrations, the commit-order guarantee of global
@@ -373,6 +373,46 @@ describe('durability and transactions', () => {
     const { rows } = await admin.query(`SELECT value FROM "${schema}".seen_setting`);
     expect(rows.map((r: { value: string }) => r.value)).toEqual(['on', 'on']);
   });
+
+  it.each(['repeatable read', 'serializable'])(
+    'appends read what the previous holder of the append lock committed, under a default_transaction_isolation of %s',
+    async (isolation) => {
+      const schema = freshSchema();
+      const strict = `${connectionString}${connectionString.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c default_transaction_isolation=${isolation.replace(' ', '\\ ')}`)}`;
+      const a = await open(schema, { connectionString: strict });
+      const b = await open(schema, { connectionString: strict }); // another hub process on the same schema
+      expect(await a.withTransaction(async (c) => (await c.query('SHOW transaction_isolation')).rows[0].transaction_isolation)).toBe(isolation);
+      // A's INSERT waits (holding the append lock) for an advisory lock the test holds, until B waits for the append lock.
+      const gate = 0x7e57;
+      await admin.query(`CREATE FUNCTION "${schema}".gate() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock(${gate}); RETURN NULL; END $$`);
+      await admin.query(`CREATE TRIGGER gate AFTER INSERT ON "${schema}".events FOR EACH ROW EXECUTE FUNCTION "${schema}".gate()`);
+      // pg_locks shows a one-bigint advisory key as (classid high, objid low, objsubid 1), a two-int key as (classid, objid, 2).
+      const waitingFor = async (key: 'gate' | 'append') =>
+        (await admin.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND ${key === 'gate' ? 'objsubid = 1 AND objid = $1::bigint::oid' : 'objsubid = 2 AND classid = $1::bigint::oid'}`, [key === 'gate' ? gate : APPEND_LOCK_CLASS])).rows[0].n > 0;
+      const race = async (appendA: () => Promise<AppendResult>, appendB: () => Promise<AppendResult>) => {
+        await admin.query('SELECT pg_advisory_lock($1)', [gate]);
+        try {
+          const resultA = appendA();
+          await waitUntil(() => waitingFor('gate'));
+          const resultB = appendB().then((value) => ({ value }), (reason: unknown) => ({ reason }));
+          await waitUntil(() => waitingFor('append')); // B has begun: a snapshot taken now misses A
+          await admin.query('SELECT pg_advisory_unlock($1)', [gate]);
+          return { a: await resultA, b: await resultB };
+        } finally {
+          await admin.query('SELECT pg_advisory_unlock_all()');
+        }
+      };
+      // The same upload retried through another hub at the same moment: stored once, the repeat told so.
+      const same: NewEvent = { id: randomUUID(), type: 'Uploaded', data: {} };
+      const repeat = await race(() => a.appendToStream('retried', [same]), () => b.appendToStream('retried', [same]));
+      expect(repeat.b).toEqual({ value: { ...repeat.a, idempotent: true } });
+      // With no expected version, an append right after another hub's to the same stream just follows it.
+      const follow = await race(() => a.appendToStream('shared', events(1, 'A')), () => b.appendToStream('shared', events(1, 'B')));
+      expect(follow.b).toEqual({ value: { nextExpectedVersion: 1n, lastGlobalPosition: expect.any(BigInt), idempotent: false } });
+      expect((await a.readStream('shared')).events.map((e) => e.type)).toEqual(['A', 'B']);
+    },
+  );
 
   it('withTransaction commits the callback’s writes together, and rolls all back when it throws', async () => {
     const schema = freshSchema();

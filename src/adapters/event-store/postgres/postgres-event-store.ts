@@ -247,7 +247,12 @@ export class PostgresEventStore implements EventStore {
   private async appendBatch(client: PoolClient, batch: readonly AppendJob[]): Promise<(() => void)[]> {
     // synchronous_commit=on: the append reports success only once its commit is flushed (a role or database
     // default of `off` must not weaken that for the log everything else is derived from).
-    await client.query('BEGIN; SET LOCAL synchronous_commit = on');
+    // READ COMMITTED, whatever default_transaction_isolation the role or database has: the idempotency and head
+    // SELECTs below must see what the previous holder of the append lock committed. Under REPEATABLE READ the
+    // snapshot is taken by the lock's own statement, before it waits, so a hub racing another with the same event
+    // id (a retried upload) got ExpectedVersionConflictError even with expectedVersion 'any', not `idempotent`, and
+    // every 'any' append to a stream another hub had just written failed; SERIALIZABLE failed them with 40001.
+    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on');
     await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [APPEND_LOCK_CLASS, this.schema]);
 
     const known = await client.query<{ event_id: string; stream_name: string; stream_version: string; global_position: string }>(
