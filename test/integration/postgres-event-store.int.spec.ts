@@ -381,7 +381,7 @@ describe('durability and transactions', () => {
       const strict = `${connectionString}${connectionString.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c default_transaction_isolation=${isolation.replace(' ', '\\ ')}`)}`;
       const a = await open(schema, { connectionString: strict });
       const b = await open(schema, { connectionString: strict }); // another hub process on the same schema
-      expect(await a.withTransaction(async (c) => (await c.query('SHOW transaction_isolation')).rows[0].transaction_isolation)).toBe(isolation);
+      expect((await a.query<{ transaction_isolation: string }>('SHOW transaction_isolation')).rows[0]!.transaction_isolation).toBe(isolation);
       // A's INSERT waits (holding the append lock) for an advisory lock the test holds, until B waits for the append lock.
       const gate = 0x7e57;
       await admin.query(`CREATE FUNCTION "${schema}".gate() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
 import { PostgresKeyStore } from '../../src/adapters/crypto/key-stores';
 import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
-import { PostgresDatabase, PostgresRegistry } from '../../src/adapters/registry/postgres-registry';
+import { PostgresDatabase, PostgresRegistry, REGISTRY_LOCK_CLASS } from '../../src/adapters/registry/postgres-registry';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { ProjectionBehind, Projector } from '../../src/application/projector';
 import { readCoveredPage } from '../../src/application/covered-page';
@@ -243,6 +243,44 @@ describe('PostgresRegistry', () => {
       await twoProcesses(await PostgresRegistry.open(db, new PatientCipher({ keys: await PostgresKeyStore.open(db) })));
     } finally {
       await db.close();
+    }
+  });
+
+  it('two hub processes on a database whose default isolation is repeatable read: the apply that waited for the other reads what it committed', async () => {
+    const own = `${schema}_rr`;
+    const strict = `${connectionString}${connectionString.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`;
+    const dbs = [PostgresDatabase.open({ connectionString: strict, schema: own }), PostgresDatabase.open({ connectionString: strict, schema: own })];
+    try {
+      await admin.query(`CREATE SCHEMA "${own}"`);
+      const hubs: PostgresRegistry[] = [];
+      for (const db of dbs) hubs.push(await PostgresRegistry.open(db, new PatientCipher({ keys: await PostgresKeyStore.open(db) })));
+      // Hub A's apply waits in its INSERT (holding the registry lock) for an advisory lock the test holds, until hub
+      // B's apply of an overlapping page has begun and waits for the registry lock.
+      const gate = 0x7e58;
+      await admin.query(`CREATE FUNCTION "${own}".gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(${gate}); RETURN NULL; END $$`);
+      await admin.query(`CREATE TRIGGER gate AFTER INSERT ON "${own}".registry_entries FOR EACH ROW EXECUTE FUNCTION "${own}".gate()`);
+      const waiting = async (where: string, key: number) =>
+        (await admin.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND ${where} = $1::bigint::oid`, [key])).rows[0].n > 0;
+      const sub = submitted('2.25.95', T0);
+      const dep = deprecated('2.25.95', '2.25.96');
+      const replacement = submitted('2.25.96', T0 + 1000, { replaces: '2.25.95' });
+      await admin.query('SELECT pg_advisory_lock($1)', [gate]);
+      try {
+        const applyA = hubs[0]!.apply([sub], sub.globalPosition);
+        await until(() => waiting('objid', gate));
+        const applyB = hubs[1]!.apply([sub, dep, replacement], replacement.globalPosition).then(() => 'applied', (error: unknown) => String(error));
+        await until(() => waiting('classid', REGISTRY_LOCK_CLASS));
+        await admin.query('SELECT pg_advisory_unlock($1)', [gate]);
+        await applyA;
+        expect(await applyB).toBe('applied');
+      } finally {
+        await admin.query('SELECT pg_advisory_unlock_all()');
+      }
+      expect(await hubs[0]!.checkpoint()).toBe(replacement.globalPosition);
+      expect(await hubs[0]!.get('2.25.95')).toMatchObject({ status: 'Deprecated', replacedBy: '2.25.96' });
+    } finally {
+      await Promise.all(dbs.map((db) => db.close()));
+      await admin.query(`DROP SCHEMA IF EXISTS "${own}" CASCADE`);
     }
   });
 
@@ -573,3 +611,11 @@ describe('A rebuild on PostgreSQL beside the live registry, and a patient the li
     }
   });
 });
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

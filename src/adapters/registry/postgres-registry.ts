@@ -7,7 +7,7 @@ import type { RegistryPosition, RegistryReadModel } from '../../application/port
 import { evolveRegistry, evolveRegistryEntry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 import { MIGRATION_LOCK_CLASS, pollForLock } from '../event-store/postgres/migrate';
-import { connectionConfig, createPool, inTransaction, LONG_WORK, NO_SERVER_BOUNDS, quoteIdent, rollback, vacuumTable, type PostgresTimeouts } from '../event-store/postgres/sql';
+import { BEGIN, connectionConfig, createPool, inTransaction, LONG_WORK, NO_SERVER_BOUNDS, quoteIdent, rollback, vacuumTable, type PostgresTimeouts } from '../event-store/postgres/sql';
 
 /**
  * What the registry needs of PostgreSQL: a schema, and transactions on it. The PostgreSQL event store is one
@@ -488,7 +488,7 @@ export class PostgresRegistry implements RegistryReadModel {
  */
 async function onConnection<T>(client: PoolClient, schema: string, work: () => Promise<T>, lost: (error: Error) => void = () => undefined): Promise<T> {
   try {
-    await client.query('BEGIN');
+    await client.query(BEGIN); // READ COMMITTED (sql.ts): it reads under the registry's lock what the last holder wrote
     await client.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
     const result = await work();
     await client.query('COMMIT');

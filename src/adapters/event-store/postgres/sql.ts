@@ -129,12 +129,21 @@ export function isPgError(error: unknown): error is Error & { code: string; cons
   return error instanceof Error && typeof (error as { code?: unknown }).code === 'string';
 }
 
+/**
+ * BEGIN of every transaction the adapters run: READ COMMITTED whatever default_transaction_isolation the role or
+ * database has. Their transactions take an advisory lock and then read what the previous holder committed (the
+ * registry's checkpoint and rows, the append's heads); under REPEATABLE READ the lock's own statement takes the
+ * snapshot, before it waits, and what they read was stale: the second of two hubs applying the same page failed
+ * with 40001 every time, and the append took a retry for a conflict.
+ */
+export const BEGIN = 'BEGIN ISOLATION LEVEL READ COMMITTED';
+
 /** Runs `work` in one transaction on a pooled connection: COMMIT when it resolves, ROLLBACK when it throws. */
 export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
+    await client.query(BEGIN);
     const result = await work(client);
     await client.query('COMMIT');
     return result;
