@@ -414,6 +414,32 @@ describe('durability and transactions', () => {
     },
   );
 
+  it("an append waiting for another hub's append lock is not cut by a lock_timeout on the role or database", async () => {
+    const schema = freshSchema();
+    const bounded = `${connectionString}${connectionString.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c lock_timeout=100ms')}`;
+    const a = await open(schema, { connectionString: bounded });
+    const b = await open(schema, { connectionString: bounded }); // another hub process on the same schema
+    const gate = 0x7e59;
+    await admin.query(`CREATE FUNCTION "${schema}".gate() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN SET LOCAL lock_timeout = 0; PERFORM pg_advisory_xact_lock(${gate}); RETURN NULL; END $$`);
+    await admin.query(`CREATE TRIGGER gate AFTER INSERT ON "${schema}".events FOR EACH ROW WHEN (NEW.event_type = 'A') EXECUTE FUNCTION "${schema}".gate()`);
+    await admin.query('SELECT pg_advisory_lock($1)', [gate]);
+    try {
+      const appendA = a.appendToStream('a', events(1, 'A')); // holds the append lock while it waits at the gate
+      await waitUntil(async () => (await admin.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 AND objid = $1`, [gate])).rowCount === 1);
+      let settled = false;
+      const appendB = b.appendToStream('b', events(1, 'B')).then((value) => ({ value }), (reason: unknown) => ({ reason })).finally(() => (settled = true));
+      // B waits for the append lock, by the server's clock, well past the role's lock_timeout (or has failed already).
+      await waitUntil(async () => settled || (await admin.query(
+        `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND now() - query_start > interval '500 ms' AND query LIKE '%pg_advisory_xact_lock%'`)).rowCount === 1);
+      await admin.query('SELECT pg_advisory_unlock($1)', [gate]);
+      const resultA = await appendA;
+      expect(await appendB).toEqual({ value: { nextExpectedVersion: 0n, lastGlobalPosition: resultA.lastGlobalPosition + 1n, idempotent: false } });
+    } finally {
+      await admin.query('SELECT pg_advisory_unlock_all()');
+    }
+  });
+
   it('withTransaction commits the callback’s writes together, and rolls all back when it throws', async () => {
     const schema = freshSchema();
     const store = await open(schema);

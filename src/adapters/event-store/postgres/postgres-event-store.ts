@@ -252,7 +252,10 @@ export class PostgresEventStore implements EventStore {
     // snapshot is taken by the lock's own statement, before it waits, so a hub racing another with the same event
     // id (a retried upload) got ExpectedVersionConflictError even with expectedVersion 'any', not `idempotent`, and
     // every 'any' append to a stream another hub had just written failed; SERIALIZABLE failed them with 40001.
-    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on');
+    // lock_timeout 0: waiting for the append lock is how hubs sharing the schema take turns, not a fault. A role's
+    // or database's lock_timeout (a common DBA guard) failed an append that waited for another hub's commit longer
+    // than that with a bare 55P03 (a 500). The wait stays bounded by the hub's own query timeout (sql.ts).
+    await client.query('BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = 0');
     await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [APPEND_LOCK_CLASS, this.schema]);
 
     const known = await client.query<{ event_id: string; stream_name: string; stream_version: string; global_position: string }>(
