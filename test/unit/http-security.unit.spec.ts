@@ -380,6 +380,23 @@ describe('installSecurity: dev-login and DNS rebinding', () => {
     expect((await post({})).statusCode).toBe(200);
     await h.app.close();
   });
+  it('hands out no token through a proxy that sends only another X-Forwarded-* or a client-address header of its own', async () => {
+    // Apache's mod_proxy sends X-Forwarded-Server, proxies and ingresses X-Forwarded-Port or -Prefix, CDNs and load
+    // balancers CF-Connecting-IP, True-Client-IP, X-Client-IP ...: README says any X-Forwarded-* is refused.
+    const devLogin = jest.fn(async (_claims: object) => ({ token: 't', expiresIn: 60 }));
+    const h = await harness({ devLogin });
+    const post = (headers: Record<string, string>) => call(h, 'POST', '/auth/dev-login', headers, { role: 'operator' });
+    const headers = ['x-forwarded-server', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-ssl', 'X-Original-Forwarded-For', 'cf-connecting-ip', 'true-client-ip', 'x-client-ip', 'x-cluster-client-ip', 'fastly-client-ip', 'x-envoy-external-address'];
+    for (const header of headers) {
+      const res = await post({ [header]: header === 'x-forwarded-port' ? '443' : '203.0.113.5' });
+      expect({ header, status: res.statusCode, code: res.json().code }).toEqual({ header, status: 403, code: 'forbidden' });
+    }
+    expect((await post({ 'x-forwarded-for': '' })).statusCode).toBe(403); // an empty value still says a proxy was there
+    expect(devLogin).not.toHaveBeenCalled();
+    // What a browser or the CLI on this machine sends is still answered.
+    expect((await post({ 'user-agent': 'Mozilla/5.0', origin: 'http://127.0.0.1:8080', 'x-requested-with': 'x', 'x-request-id': 'r1' })).statusCode).toBe(200);
+    await h.app.close();
+  });
 });
 
 describe('installSecurity: RTS_AUTH=off and DNS rebinding', () => {

@@ -128,8 +128,16 @@ export const isLiteralHost = (host: string | undefined): boolean => {
   return /^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.localhost)\.?$/i.test(name) || /^\d{1,3}(\.\d{1,3}){3}$/.test(name);
 };
 
-/** Headers by which a proxy says it forwarded a request (dev-login refuses such a request). */
-const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'] as const;
+/**
+ * Headers by which a proxy says it forwarded a request (dev-login refuses such a request): Forwarded, Via, every
+ * X-Forwarded-* (Apache's mod_proxy adds X-Forwarded-Server, others X-Forwarded-Port or -Prefix, each alone at times),
+ * and the client-address headers of common proxies, CDNs and ingresses. Node gives header names in lower case.
+ */
+const FORWARDING_HEADER =
+  /^(forwarded|via|x-real-ip|x-forwarded-.+|x-original-forwarded-.+|x-client-ip|x-cluster-client-ip|cf-connecting-ip(v6)?|true-client-ip|fastly-client-ip|x-envoy-external-address)$/;
+/** Whether a request carries a header by which a proxy says it forwarded it (FORWARDING_HEADER), whatever its value. */
+export const cameThroughProxy = (headers: Readonly<Record<string, unknown>>): boolean =>
+  Object.keys(headers).some((name) => FORWARDING_HEADER.test(name.toLowerCase()));
 
 const field = (value: unknown, name: string): unknown => (value && typeof value === 'object' ? (value as Record<string, unknown>)[name] : undefined);
 const str = (value: unknown): string => (typeof value === 'string' ? value : '');
@@ -511,8 +519,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       // A reverse proxy on this machine (TLS in front of a hub left on loopback) reaches it from loopback, and nginx's
       // proxy_pass http://127.0.0.1:8080 sends Host: 127.0.0.1:8080: dev-login then handed anyone the proxy serves an
       // operator's token. A proxy says it forwarded; a browser or the CLI on this machine never sends these headers.
-      if (FORWARDING_HEADERS.some((name) => request.headers[name] !== undefined)) {
-        return sendProblem(reply, problem('forbidden', 'dev-login answers only requests made directly to the hub, not through a proxy (Forwarded, X-Forwarded-*, X-Real-IP or Via): it is for trying the hub out on this machine'));
+      if (cameThroughProxy(request.headers)) {
+        return sendProblem(reply, problem('forbidden', 'dev-login answers only requests made directly to the hub, not through a proxy (Forwarded, X-Forwarded-*, X-Real-IP, Via or a client-address header of a proxy or CDN): it is for trying the hub out on this machine'));
       }
       const body = parseInput(DevLoginBody, request.body, 'body');
       // 422 invalid_patient_id before a token is made. The token names the patient by their key, not the CPR number.
