@@ -231,6 +231,52 @@ describe('createTokenVerifier', () => {
     }
   });
 
+  it("takes a key its identity provider just added at once, also right after the minute's refetch, and a made-up kid fetches the JWKS once", async () => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pairs = ['old', 'new'].map((kid) => ({ kid, ...generateKeyPairSync('ec', { namedCurve: 'P-256' }) }));
+    const jwk = (kid: string) => ({ ...pairs.find((p) => p.kid === kid)!.publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' });
+    let published = [jwk('old')];
+    let fetches = 0;
+    const http = await import('node:http');
+    const server = http.createServer((_req, res) => {
+      fetches += 1;
+      res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+      let clock = Date.now();
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      let n = 0;
+      const mint = (kid: string, signer = kid) => {
+        const now = Math.floor(Date.now() / 1000);
+        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('op').setIssuer(issuer).setAudience(audience)
+          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pairs.find((p) => p.kid === signer)!.privateKey);
+      };
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      clock += 61_000;
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' }); // the minute's refetch
+      expect(fetches).toBe(2);
+      published = [jwk('old'), jwk('new')]; // the identity provider adds a key and signs with it at once
+      await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+      expect(fetches).toBe(3);
+      // Tokens naming kids the key set lacks (made up, or a key not published yet) fetch it once per 30 s: none now,
+      // so soon after the last such fetch, and one after.
+      clock += 1_000;
+      await expect(verify(await mint('made-up', 'old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(fetches).toBe(3);
+      clock += 30_000;
+      for (let i = 0; i < 5; i += 1) await expect(verify(await mint(`made-up-${i}`, 'old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(fetches).toBe(4);
+      await Promise.all([1, 2, 3].map(async () => expect(verify(await mint('elsewhere', 'old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_NO_MATCHING_KEY' })));
+      expect(fetches).toBe(4);
+    } finally {
+      server.closeAllConnections(); // jose's fetch keeps its connection alive
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('imports the secret once, not once per token', async () => {
     const tokens = await Promise.all(['a', 'b', 'c'].map((sub) => sign({ sub, role: 'operator' })));
     const importKey = jest.spyOn(webcrypto.subtle, 'importKey');

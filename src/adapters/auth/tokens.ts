@@ -72,6 +72,11 @@ export type VerifierOptions = Readonly<{ issuer: string; audience: string } & ({
 
 /** How old the identity provider's key set (RTS_AUTH_JWKS_URL) may be when a token is verified with it. */
 export const JWKS_MAX_AGE_MS = 60_000;
+/**
+ * How long after fetching the key set for a token whose kid it lacked another such token is refused without fetching
+ * it again (so tokens with made-up kids cannot make the hub fetch it with every request): jose's own default.
+ */
+export const JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
 
 /** The reason codes of a refused claim that the 401 names (tokens signed right, with a claim this hub does not take). */
 const CLAIM_CODES: Readonly<Record<string, string>> = { nbf: 'ERR_JWT_NOT_YET_VALID', iss: 'ERR_JWT_WRONG_ISSUER', aud: 'ERR_JWT_WRONG_AUDIENCE' };
@@ -100,7 +105,9 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
   const loadKey = async (): Promise<VerifyKey> =>
     'secret' in options
       ? webcrypto.subtle.importKey('raw', options.secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
-      : (await loadJose()).createRemoteJWKSet(new URL(options.jwksUrl));
+      : // jose's own fetch for an unknown kid waits out a cooldown counted from any fetch, the minute's refetch below
+        // included: a key the provider had just added was refused for up to 30 s after each. Done below instead.
+        (await loadJose()).createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: Number.POSITIVE_INFINITY });
   let keyPromise: Promise<VerifyKey> | null = null;
   const key = () => (keyPromise ??= loadKey());
   const verified = new Map<string, { claims: TokenClaims; until: number }>();
@@ -122,6 +129,34 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     }
     return k;
   };
+  /**
+   * The remote key set's lookup, fetching the key set again for a kid it lacks (a key the provider added since the
+   * last fetch), at most once per JWKS_UNKNOWN_KID_COOLDOWN_MS counted from the last such fetch only. Tokens that
+   * come while one is under way wait for it.
+   */
+  let kidFetchedAt: number | null = null;
+  let kidFetch: Promise<void> | null = null;
+  type RemoteSet = Extract<VerifyKey, (...args: never[]) => unknown>;
+  const lookup =
+    (k: RemoteSet, at: number): RemoteSet =>
+    (async (header: Parameters<RemoteSet>[0], input: Parameters<RemoteSet>[1]) => {
+      try {
+        return await k(header, input);
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
+        if (kidFetch === null) {
+          if (kidFetchedAt !== null && at >= kidFetchedAt && at - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS) throw error;
+          kidFetchedAt = at;
+          kidFetch = k.reload().then(
+            () => void (jwksFetchedAt = at),
+            () => undefined,
+          );
+          void kidFetch.finally(() => (kidFetch = null));
+        }
+        await kidFetch;
+        return k(header, input);
+      }
+    }) as RemoteSet;
   return async (token) => {
     const at = now();
     const hit = verified.get(token);
@@ -144,7 +179,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         clockTolerance: ISSUED_AT_SKEW_MS / 1000,
       };
       const k = await currentKey(at);
-      ({ payload } = typeof k === 'function' ? await jose.jwtVerify(token, k, checks) : await jose.jwtVerify(token, k, checks));
+      ({ payload } = typeof k === 'function' ? await jose.jwtVerify(token, lookup(k, at), checks) : await jose.jwtVerify(token, k, checks));
     } catch (error) {
       const { code, claim } = error as { code?: string; claim?: string };
       // jose checks the claims after the signature: a refused iss or aud is a caller with a well-signed token (an
