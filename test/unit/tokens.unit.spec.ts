@@ -231,6 +231,34 @@ describe('createTokenVerifier', () => {
     }
   });
 
+  it('keeps a remembered token no longer when the clock is set back: a key the JWKS dropped stops its tokens then too', async () => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
+    const http = await import('node:http');
+    const server = http.createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+      const start = Date.now();
+      let clock = start;
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      const now = Math.floor(start / 1000);
+      const token = await new jose.SignJWT({ role: 'operator' }).setProtectedHeader({ alg: 'ES256', kid: 'old' }).setSubject('op').setIssuer(issuer).setAudience(audience)
+        .setIssuedAt(now - 7200).setExpirationTime(now + 7200).sign(pair.privateKey);
+      await expect(verify(token)).resolves.toMatchObject({ sub: 'op' });
+      published = []; // the identity provider drops the key (a leak)
+      clock = start - 3_600_000; // an NTP step sets the clock an hour back
+      await expect(verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
+      clock = start + 1_000; // and the entry of the token refused meanwhile is gone, not taken again
+      await expect(verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("takes a key its identity provider just added at once, also right after the minute's refetch, and a made-up kid fetches the JWKS once", async () => {
     const jose = await import('jose');
     const { generateKeyPairSync } = await import('node:crypto');

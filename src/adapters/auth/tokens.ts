@@ -110,7 +110,8 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         (await loadJose()).createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: Number.POSITIVE_INFINITY });
   let keyPromise: Promise<VerifyKey> | null = null;
   const key = () => (keyPromise ??= loadKey());
-  const verified = new Map<string, { claims: TokenClaims; until: number }>();
+  /** `since`: when it was verified. A clock set back (an NTP step) would otherwise keep it past maxAgeMs by as much. */
+  const verified = new Map<string, { claims: TokenClaims; since: number; until: number }>();
   /**
    * When the identity provider's JWKS was last fetched, by this verifier's clock. jose's remote key set fetches it
    * again only when a token names a kid it lacks, or after its own cacheMaxAge (10 minutes): a key the provider
@@ -161,7 +162,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     const at = now();
     const hit = verified.get(token);
     if (hit) {
-      if (hit.until > at) return hit.claims;
+      if (hit.until > at && hit.since <= at) return hit.claims;
       verified.delete(token);
     }
     const jose = await loadJose();
@@ -200,7 +201,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     const exp = (payload as { exp: number }).exp * 1000;
     if (maxAgeMs > 0 && maxEntries > 0) {
       if (verified.size >= maxEntries) verified.delete(verified.keys().next().value as string);
-      verified.set(token, { claims: claims.data, until: Math.min(exp, at + maxAgeMs, jwksFetchedAt === null ? Infinity : jwksFetchedAt + JWKS_MAX_AGE_MS) });
+      verified.set(token, { claims: claims.data, since: at, until: Math.min(exp, at + maxAgeMs, jwksFetchedAt === null ? Infinity : jwksFetchedAt + JWKS_MAX_AGE_MS) });
     }
     return claims.data;
   };
