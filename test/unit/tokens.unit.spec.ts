@@ -259,6 +259,50 @@ describe('createTokenVerifier', () => {
     }
   });
 
+  it('does not remember a token verified with the old key set while the refetch is under way for a minute after it', async () => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
+    let held: (() => void)[] | null = null; // while set, the identity provider answers only when released
+    const http = await import('node:http');
+    const server = http.createServer((_req, res) => {
+      const answer = () => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published }));
+      if (held) held.push(answer);
+      else answer();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+      let clock = Date.now();
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      let n = 0;
+      const mint = () => {
+        const now = Math.floor(Date.now() / 1000);
+        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid: 'old' }).setSubject('op').setIssuer(issuer).setAudience(audience)
+          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pair.privateKey);
+      };
+      await expect(verify(await mint())).resolves.toMatchObject({ sub: 'op' });
+      clock += 61_000;
+      published = []; // the identity provider drops the key (a leak), and is slow to answer
+      held = [];
+      const first = verify(await mint()); // fetches the key set again: waits for the answer
+      while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      const meanwhile = await mint();
+      // Verified with the key set the hub has until the answer comes: taken, but not remembered past that key set's minute.
+      await expect(verify(meanwhile)).resolves.toMatchObject({ sub: 'op' });
+      const answers: (() => void)[] = held;
+      held = null;
+      for (const answer of answers) answer();
+      await expect(first).rejects.toBeInstanceOf(InvalidTokenError);
+      clock += 1_000;
+      await expect(verify(meanwhile)).rejects.toBeInstanceOf(InvalidTokenError);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("takes a key its identity provider just added at once, also right after the minute's refetch, and a made-up kid fetches the JWKS once", async () => {
     const jose = await import('jose');
     const { generateKeyPairSync } = await import('node:crypto');

@@ -120,15 +120,24 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
    * it was verified with is current. A fetch that fails keeps the keys it had (jose's own limit then applies).
    */
   let jwksFetchedAt: number | null = null;
-  const currentKey = async (at: number): Promise<VerifyKey> => {
+  /**
+   * When the key set that tokens are verified with now was fetched (or a fetch of it failed, keeping it). Not
+   * jwksFetchedAt: tokens that come while a refetch is under way are verified with the key set before it, and were
+   * remembered for a minute after the refetch, a minute more for a key it dropped.
+   */
+  let keysAsOf: number | null = null;
+  /** The key, and when the key set it holds was fetched (null for the HS256 secret). */
+  const currentKey = async (at: number): Promise<{ k: VerifyKey; asOf: number | null }> => {
     const k = await key();
-    if (typeof k !== 'function') return k;
-    if (jwksFetchedAt === null) jwksFetchedAt = at; // jose fetches it on first use
+    if (typeof k !== 'function') return { k, asOf: null };
+    if (jwksFetchedAt === null) jwksFetchedAt = keysAsOf = at; // jose fetches it on first use
     else if (at - jwksFetchedAt >= JWKS_MAX_AGE_MS || at < jwksFetchedAt) {
       jwksFetchedAt = at;
       await k.reload().catch(() => undefined);
+      keysAsOf = at;
+      return { k, asOf: at };
     }
-    return k;
+    return { k, asOf: keysAsOf };
   };
   /**
    * The remote key set's lookup, fetching the key set again for a kid it lacks (a key the provider added since the
@@ -149,7 +158,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
           if (kidFetchedAt !== null && at >= kidFetchedAt && at - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS) throw error;
           kidFetchedAt = at;
           kidFetch = k.reload().then(
-            () => void (jwksFetchedAt = at),
+            () => void (jwksFetchedAt = keysAsOf = at),
             () => undefined,
           );
           void kidFetch.finally(() => (kidFetch = null));
@@ -167,6 +176,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     }
     const jose = await loadJose();
     let payload: unknown;
+    let asOf: number | null = null;
     try {
       const checks = {
         issuer: options.issuer,
@@ -179,7 +189,9 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         // again below without it.
         clockTolerance: ISSUED_AT_SKEW_MS / 1000,
       };
-      const k = await currentKey(at);
+      const current = await currentKey(at);
+      const k = current.k;
+      asOf = current.asOf;
       ({ payload } = typeof k === 'function' ? await jose.jwtVerify(token, lookup(k, at), checks) : await jose.jwtVerify(token, k, checks));
     } catch (error) {
       const { code, claim } = error as { code?: string; claim?: string };
@@ -201,7 +213,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     const exp = (payload as { exp: number }).exp * 1000;
     if (maxAgeMs > 0 && maxEntries > 0) {
       if (verified.size >= maxEntries) verified.delete(verified.keys().next().value as string);
-      verified.set(token, { claims: claims.data, since: at, until: Math.min(exp, at + maxAgeMs, jwksFetchedAt === null ? Infinity : jwksFetchedAt + JWKS_MAX_AGE_MS) });
+      verified.set(token, { claims: claims.data, since: at, until: Math.min(exp, at + maxAgeMs, asOf === null ? Infinity : asOf + JWKS_MAX_AGE_MS) });
     }
     return claims.data;
   };
