@@ -632,6 +632,36 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await u.context.close();
   });
 
+  it("says nothing of the previous patient's upload to the next when Change person is pressed while the readings reload after it", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '230913-1234');
+    // The reload after the save is held until the next person has taken the tab.
+    let release!: () => void;
+    const held = new Promise<void>((ok) => (release = ok));
+    let asked!: () => void;
+    const reloading = new Promise<void>((ok) => (asked = ok));
+    await page.route('**/observations/search', async (route) => {
+      if (/230913-1234/.test(route.request().postData() ?? '')) {
+        asked();
+        await held;
+      }
+      await route.continue();
+    });
+    await upload(page, '143', '91');
+    await reloading;
+    await page.click('#forget');
+    release();
+    await enterCpr(page, '240812-1234');
+    // The first patient's upload has ended (its button is back) once its reload's answer was handled.
+    await page.waitForFunction(() => !document.getElementById('upload-btn')!.hasAttribute('aria-disabled'));
+    expect(await page.textContent('#upload-status')).toBe('');
+    expect(await page.textContent('#upload')).not.toMatch(/143|91/);
+    expect(await page.title()).toBe('Your readings \u2013 My blood pressure \u2013 TeleMed');
+    expectClean(w);
+    await w.context.close();
+  });
+
   it("lists a reading just saved when the browser's clock is behind the hub's, or its time lies a little ahead", async () => {
     const w = await open(undefined, async (page) => {
       await page.clock.install({ time: Date.now() - 180_000 }); // 3 minutes slow

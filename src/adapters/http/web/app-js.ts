@@ -611,6 +611,9 @@ export const APP_JS = String.raw`'use strict';
       $('upload-form').reset();
       // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
       if (await load(state.cpr, false)) render();
+      // Change person (or an erasure, another's sign-in) while the readings reloaded: the next person is not told
+      // "Saved: 143 over 91" of the previous one's reading.
+      if (gen !== state.gen) { state.busy = false; $('upload-btn').removeAttribute('aria-disabled'); return; }
     }
     state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
     // Erased meanwhile: nothing can be saved for this patient again, and nothing of theirs stays on screen or in the draft.
