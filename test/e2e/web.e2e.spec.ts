@@ -662,6 +662,43 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  it("leaves no aria-busy on the next patient's readings when Change person is pressed while a period loads", async () => {
+    // Each answer of a readings search, once the page's own handling of it has run (a task after its body is read).
+    const w = await open(undefined, async (p) => {
+      await p.addInitScript(() => {
+        const g = globalThis as unknown as { fetch: (...a: unknown[]) => Promise<{ url: string; json(): Promise<unknown> }>; searched: number };
+        const original = g.fetch.bind(g);
+        g.searched = 0;
+        g.fetch = async (...a: unknown[]) => {
+          const res = await original(...a);
+          if (!/\/observations\/search$/.test(res.url)) return res;
+          const json = res.json.bind(res);
+          res.json = () => json().finally(() => setTimeout(() => g.searched++, 0));
+          return res;
+        };
+      });
+    });
+    const { page } = w;
+    await enterCpr(page, '250812-1234');
+    let release!: () => void;
+    const held = new Promise<void>((ok) => (release = ok));
+    await page.route('**/observations/search', async (route) => {
+      if (/250812-1234/.test(route.request().postData() ?? '')) await held;
+      await route.continue();
+    });
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => document.getElementById('readings')!.getAttribute('aria-busy') === 'true');
+    await page.click('#forget');
+    await enterCpr(page, '260812-1234');
+    const searched = await page.evaluate(() => (globalThis as unknown as { searched: number }).searched);
+    release();
+    await page.waitForFunction((n) => (globalThis as unknown as { searched: number }).searched === n + 1, searched);
+    expect(await page.getAttribute('#readings', 'aria-busy')).toBeNull();
+    expect(await page.getAttribute('#chart-fig', 'aria-busy')).toBeNull();
+    expectClean(w);
+    await w.context.close();
+  });
+
   it("lists a reading just saved when the browser's clock is behind the hub's, or its time lies a little ahead", async () => {
     const w = await open(undefined, async (page) => {
       await page.clock.install({ time: Date.now() - 180_000 }); // 3 minutes slow

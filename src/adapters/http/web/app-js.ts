@@ -285,6 +285,9 @@ export const APP_JS = String.raw`'use strict';
     setPreset(7); rangeError(null);
     $('range-form').reset(); $('upload-form').reset();
     ['cpr', 'systolic', 'diastolic', 'measured'].forEach(function (f) { setError(f, null); });
+    // A reload still on its way is dropped (state.gen), and its answer, no longer the latest, ends no busy state: the
+    // next patient's readings, loaded as a first load, would stay aria-busy.
+    busy(false);
     $('cpr').value = ''; $('period').textContent = ''; $('chart').textContent = ''; $('readings').tBodies[0].textContent = '';
     $('cpr-form').hidden = false; $('who-known').hidden = true;
     $('review').hidden = true; $('upload').hidden = true;
