@@ -699,6 +699,25 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  it("takes the erased patient's draft out of the tab when the first load after a reload is answered 410", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '270812-1234');
+    await page.route('**/observations', (route) => route.abort('connectionrefused'));
+    await upload(page, '166', '97');
+    await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.draft'))).toMatch(/166/);
+    await page.unroute('**/observations');
+    await page.reload();
+    await refuseReadings(page, 410, problem('patient_erased', 'the patient was erased: their data no longer exists'));
+    await page.fill('#cpr', '270812-1234');
+    await page.click('#cpr-form button[type=submit]');
+    expect(await formProblem(page)).toMatch(/have been erased/);
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.draft'))).toBeNull();
+    expectClean(w, [/ERR_CONNECTION_REFUSED/, /status of 410/]);
+    await w.context.close();
+  });
+
   it("lists a reading just saved when the browser's clock is behind the hub's, or its time lies a little ahead", async () => {
     const w = await open(undefined, async (page) => {
       await page.clock.install({ time: Date.now() - 180_000 }); // 3 minutes slow

@@ -407,7 +407,8 @@ export const APP_JS = String.raw`'use strict';
       return true;
     }
     // The patient was erased: what is on screen of theirs (readings, graph, a draft) goes too, as with Change person.
-    if (r.status === 410) { if (!first) forget(); fail(true, says(r, 'shown'), false); return false; }
+    // At the first load (after a reload of the page) nothing is on screen, but their draft may be in sessionStorage.
+    if (r.status === 410) { if (!first) forget(); else dropDraftOf(cpr); fail(true, says(r, 'shown'), false); return false; }
     var errs = r.body.errors || [];
     var onCpr = errs.filter(function (e) { return fieldOf(e.path) === 'cpr'; });
     if (onCpr.length || r.body.code === 'invalid_patient_id') {
@@ -692,6 +693,13 @@ export const APP_JS = String.raw`'use strict';
     title('Your readings');
   }
 
+  /** The draft in sessionStorage, when it is this CPR number's (an erased patient's: it can never be saved). */
+  function dropDraftOf(cpr) {
+    try {
+      var d = JSON.parse(sessionStorage.getItem(DRAFT) || 'null');
+      if (d && d.salt && d.owner === ownerTag(d.salt, cpr)) sessionStorage.removeItem(DRAFT);
+    } catch (e) { /* nothing kept */ }
+  }
   /** A reading sent before a reload without a known answer: back in the form, with its id, to be sent again. */
   function restoreDraft() {
     var d = null;
