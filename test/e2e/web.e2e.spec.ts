@@ -209,7 +209,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
       expect(versioned.headers.get('cache-control')).toContain('immutable');
       expect(versioned.headers.get('content-security-policy')).toBe(csp);
       const body = await versioned.text();
-      expect(Buffer.byteLength(body)).toBeLessThan(44 * 1024); // plain and small (with its comments; 28 KB before the accessibility audit's fixes, 40 KB before a 5xx was said in plain words, 42 KB before erasure, late answers and full-width digits)
+      expect(Buffer.byteLength(body)).toBeLessThan(46 * 1024); // plain and small (with its comments; 28 KB before the accessibility audit's fixes, 40 KB before a 5xx was said in plain words, 42 KB before erasure, late answers and full-width digits, 44 KB before the years of a reading's time and Change person during an upload)
       const bare = await fetch(`${hub.url}/app/${name}`);
       expect(bare.headers.get('cache-control')).toBe('no-cache');
     }
@@ -715,6 +715,32 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     expect(await formProblem(page)).toMatch(/have been erased/);
     expect(await page.evaluate(() => sessionStorage.getItem('telemed.draft'))).toBeNull();
     expectClean(w, [/ERR_CONNECTION_REFUSED/, /status of 410/]);
+    await w.context.close();
+  });
+
+  it("asks to check the year of a reading's time typed with two digits (0026), or with five", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '280812-1234');
+    const typed = await localTime(page, 1);
+    for (const year of ['0026', '0999']) {
+      await upload(page, '128', '82', `${year}${typed.slice(4)}`);
+      await page.waitForFunction(() => !document.getElementById('measured-error')!.hidden);
+      expect((await errorOf(page, 'measured')).text).toMatch(/Check the year/);
+    }
+    await page.fill('#measured', '');
+    await page.evaluate((t) => { (document.getElementById('measured') as unknown as { value: string }).value = t; }, `2${typed}`);
+    expect(await page.inputValue('#measured')).toBe(`2${typed}`);
+    await page.click('#upload-btn');
+    await page.waitForFunction(() => !document.getElementById('measured-error')!.hidden);
+    expect((await errorOf(page, 'measured')).text).toMatch(/Check the year/);
+    expect(w.posts()).toBe(0);
+    // The period's dates too: a year of five digits is not "no date chosen".
+    await page.evaluate((d) => { (document.getElementById('from') as unknown as { value: string }).value = d; }, `2${typed.slice(0, 10)}`);
+    await page.fill('#to', typed.slice(0, 10));
+    await page.click('#range-form button[type=submit]');
+    expect(await page.textContent('#range-error')).toMatch(/Check the year of the from date/);
+    expectClean(w);
     await w.context.close();
   });
 

@@ -118,7 +118,8 @@ export const APP_JS = String.raw`'use strict';
     return d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0');
   }
   function parseDate(v) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v || '');
+    // A date field takes a year of up to six digits (a slip: 20266): a date, whose year is then refused, not "none chosen".
+    var m = /^(\d{4,})-(\d{2})-(\d{2})$/.exec(v || '');
     if (!m) return null;
     // setFullYear: new Date(26, ...) is 1926, so a year typed with two digits (0026) asked for readings of 1926.
     var d = new Date(2000, +m[2] - 1, +m[3]);
@@ -368,8 +369,8 @@ export const APP_JS = String.raw`'use strict';
     if (!f) { rangeError('Choose a from date, the first day of the period.', ['from']); $('from').focus(); return; }
     if (!t) { rangeError('Choose a to date, the last day of the period.', ['to']); $('to').focus(); return; }
     // A year of two digits (26 for 2026) or a slip of the keyboard: no reading is that old.
-    if (f.getFullYear() < 1900) { rangeError('Check the year of the from date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['from']); $('from').focus(); return; }
-    if (t.getFullYear() < 1900) { rangeError('Check the year of the to date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['to']); $('to').focus(); return; }
+    if (f.getFullYear() < 1900 || f.getFullYear() > 9999) { rangeError('Check the year of the from date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['from']); $('from').focus(); return; }
+    if (t.getFullYear() < 1900 || t.getFullYear() > 9999) { rangeError('Check the year of the to date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['to']); $('to').focus(); return; }
     var end = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1);
     if (end <= f) { rangeError('The to date must not lie before the from date. Choose a later to date.', ['to']); $('to').focus(); return; }
     if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days. Choose a to date closer to the from date.', ['to']); $('to').focus(); return; }
@@ -572,8 +573,11 @@ export const APP_JS = String.raw`'use strict';
     // A decimal comma (126,5) is how many write it here.
     var sys = Number(typedNumber('systolic').replace(',', '.')), dia = Number(typedNumber('diastolic').replace(',', '.'));
     if (!errors.systolic && !errors.diastolic && sys <= dia) errors.systolic = 'Systolic must be higher than diastolic (' + dia + ').';
-    var typed = $('measured').value, at = null, twice = false;
-    if (typed) {
+    var typed = $('measured').value, at = null, twice = false, year = /^(\d+)-/.exec(typed);
+    // A year typed with two digits (0026: year 26, which localInput writes '26-...', so it was refused as a time the
+    // clocks skipped) or with five (20266: no Date at all, refused as 'enter a date'): the year is what is wrong.
+    if (year && (+year[1] < 1900 || +year[1] > 9999)) errors.measured = 'Check the year: write it with four digits, e.g. ' + new Date().getFullYear() + '.';
+    else if (typed) {
       at = new Date(typed);
       if (isNaN(at.getTime())) errors.measured = 'Enter a date and time, or leave the field empty.';
       // The night the clocks go forward, a time in the skipped hour does not exist: new Date() moved it an hour
