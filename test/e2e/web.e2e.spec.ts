@@ -633,7 +633,21 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
   });
 
   it("says nothing of the previous patient's upload to the next when Change person is pressed while the readings reload after it", async () => {
-    const w = await open();
+    // Each answer of a readings search, once the page's own handling of it has run (a task after its body is read).
+    const w = await open(undefined, async (p) => {
+      await p.addInitScript(() => {
+        const g = globalThis as unknown as { fetch: (...a: unknown[]) => Promise<{ url: string; json(): Promise<unknown> }>; searched: number };
+        const original = g.fetch.bind(g);
+        g.searched = 0;
+        g.fetch = async (...a: unknown[]) => {
+          const res = await original(...a);
+          if (!/\/observations\/search$/.test(res.url)) return res;
+          const json = res.json.bind(res);
+          res.json = () => json().finally(() => setTimeout(() => g.searched++, 0));
+          return res;
+        };
+      });
+    });
     const { page } = w;
     await enterCpr(page, '230913-1234');
     // The reload after the save is held until the next person has taken the tab.
@@ -651,13 +665,44 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await upload(page, '143', '91');
     await reloading;
     await page.click('#forget');
+    const searched = await page.evaluate(() => (globalThis as unknown as { searched: number }).searched);
     release();
+    await page.waitForFunction((n) => (globalThis as unknown as { searched: number }).searched === n + 1, searched);
     await enterCpr(page, '240812-1234');
-    // The first patient's upload has ended (its button is back) once its reload's answer was handled.
-    await page.waitForFunction(() => !document.getElementById('upload-btn')!.hasAttribute('aria-disabled'));
     expect(await page.textContent('#upload-status')).toBe('');
     expect(await page.textContent('#upload')).not.toMatch(/143|91/);
     expect(await page.title()).toBe('Your readings \u2013 My blood pressure \u2013 TeleMed');
+    expectClean(w);
+    await w.context.close();
+  });
+
+  it("lets the next patient upload at once after Change person pressed while the previous one's upload waits for its answer", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '290812-1234');
+    let release!: () => void;
+    const held = new Promise<void>((ok) => (release = ok));
+    let asked!: () => void;
+    const sent = new Promise<void>((ok) => (asked = ok));
+    await page.route('**/observations', async (route) => {
+      if (/290812-1234/.test(route.request().postData() ?? '')) {
+        asked();
+        await held;
+      }
+      await route.continue();
+    });
+    await upload(page, '151', '93');
+    await sent;
+    await page.click('#forget');
+    await enterCpr(page, '300812-1234');
+    // The button was left aria-disabled, and Upload did nothing, until the previous patient's answer came (up to a minute).
+    expect(await page.getAttribute('#upload-btn', 'aria-disabled')).toBeNull();
+    await upload(page, '124', '79');
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 124 over 79 mmHg/);
+    release();
+    await page.waitForFunction(() => /^Saved: 124/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    expect((await rows(page)).map((r) => [r[1], r[2]])).toEqual([['124', '79']]);
     expectClean(w);
     await w.context.close();
   });

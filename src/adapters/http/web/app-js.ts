@@ -289,6 +289,8 @@ export const APP_JS = String.raw`'use strict';
     // A reload still on its way is dropped (state.gen), and its answer, no longer the latest, ends no busy state: the
     // next patient's readings, loaded as a first load, would stay aria-busy.
     busy(false);
+    // An upload on its way (its answer, up to a minute later, is dropped): the next patient's Upload works meanwhile.
+    state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
     $('cpr').value = ''; $('period').textContent = ''; $('chart').textContent = ''; $('readings').tBodies[0].textContent = '';
     $('cpr-form').hidden = false; $('who-known').hidden = true;
     $('review').hidden = true; $('upload').hidden = true;
@@ -612,7 +614,7 @@ export const APP_JS = String.raw`'use strict';
     try { r = await api('POST', 'observations', body); }
     catch (e) { r = null; noAnswer = !!e.noAnswer; }
     // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
-    if (gen !== state.gen) { state.busy = false; $('upload-btn').removeAttribute('aria-disabled'); return; }
+    if (gen !== state.gen) return;
     if (r && r.ok) {
       state.draft = null;
       try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
@@ -621,7 +623,7 @@ export const APP_JS = String.raw`'use strict';
       if (await load(state.cpr, false)) render();
       // Change person (or an erasure, another's sign-in) while the readings reloaded: the next person is not told
       // "Saved: 143 over 91" of the previous one's reading.
-      if (gen !== state.gen) { state.busy = false; $('upload-btn').removeAttribute('aria-disabled'); return; }
+      if (gen !== state.gen) return;
     }
     state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
     // Erased meanwhile: nothing can be saved for this patient again, and nothing of theirs stays on screen or in the draft.
