@@ -31,6 +31,9 @@ let dataDir = '';
 let store: EventStore;
 let http: HttpServer;
 let port = 0;
+let releaseHeld: (() => void) | undefined;
+/** The held request's answer, once its handler runs (a function, so TypeScript does not narrow the variable). */
+const held = (): (() => void) | undefined => releaseHeld;
 
 /** Send raw bytes on a new connection; resolves with everything the server wrote before it closed (or `waitMs`). */
 const raw = (bytes: string, waitMs = 2000): Promise<string> =>
@@ -58,6 +61,8 @@ beforeAll(async () => {
     health: async () => ({ head: String(await store.headPosition()) }),
     requestTimeoutMs: 4_000,
   });
+  // A route whose answer waits until the test lets it go: a request still pending on its connection.
+  http.app.get('/test-held', () => new Promise((answer) => (releaseHeld = () => answer({ held: true }))));
   await http.app.listen({ port: 0, host: '127.0.0.1' });
   port = (http.app.server.address() as AddressInfo).port;
 });
@@ -126,6 +131,30 @@ it('a request that is not HTTP after a good one on the same connection: the good
   // Stored: the same upload again is the repeat it is.
   const again = await http.app.inject({ method: 'POST', url: '/observations', payload: JSON.parse(body) as object });
   expect(again.statusCode).toBe(200);
+});
+
+it('bytes that are no HTTP, sent on and on behind a pending request, are one client error, not one per chunk', async () => {
+  releaseHeld = undefined;
+  const before = logLines.length;
+  const clientErrors = () => logLines.slice(before).filter((line) => line.includes('client error')).length;
+  const socket = connect(port, '127.0.0.1');
+  let got = '';
+  socket.on('data', (d) => (got += d.toString('utf8')));
+  socket.on('error', () => undefined);
+  const closed = new Promise((r) => socket.once('close', r));
+  socket.write('GET /test-held HTTP/1.1\r\nHost: x\r\n\r\nBLAH\u0001 / HTTP/1.1\r\n\r\n');
+  while (held() === undefined || clientErrors() === 0) await new Promise((r) => setTimeout(r, 10));
+  // Node's parser stays failed: every further chunk it reads is the client error again. Each one, while the problem
+  // waited for the held answer, added a timer and a 'close' listener to the connection for the whole request timeout.
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => socket.write('more bytes that are no HTTP\r\n', r));
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  held()?.();
+  await orAfter(closed, 10_000);
+  socket.destroy();
+  expect([...got.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 400]);
+  expect(clientErrors()).toBe(1);
 });
 
 it('a request whose body trickles in gets a problem+json 408 once the request timeout has passed, and its connection is closed', async () => {

@@ -139,6 +139,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   /** Per connection: its requests not yet answered (the pipelining limit below), and what waits for them to be. */
   const inFlightOf = new WeakMap<object, number>();
   const whenAnsweredOf = new WeakMap<object, () => void>();
+  /** Connections whose bytes could not be read as HTTP: answered (or waiting to be) with one problem. */
+  const problemAnswered = new WeakSet<object>();
   /**
    * `then` once every request of this connection dispatched so far is answered (at once when none is pending), or
    * the connection destroyed when that takes longer than the request timeout (an answer under way may be half sent).
@@ -188,6 +190,14 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     clientErrorHandler: (error, socket) => {
       const code = (error as { code?: string }).code;
       if (code === 'ECONNRESET' || socket.destroyed) return;
+      // Once per connection: Node's parser stays failed, and every further chunk the client sends is this error again.
+      // While the problem waited for the pending answers (below), each one added a timer and a 'close' listener, for
+      // the whole request timeout: a client sending one byte at a time grew the hub's heap by 170 MB in 12 s.
+      if (problemAnswered.has(socket)) {
+        if (!socket.writable) socket.destroy();
+        return;
+      }
+      problemAnswered.add(socket);
       const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const requestId = randomUUID();
       deps.logger.debug({ code, status, requestId }, 'client error: the request could not be read as HTTP');
