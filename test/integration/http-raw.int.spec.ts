@@ -157,6 +157,27 @@ it('bytes that are no HTTP, sent on and on behind a pending request, are one cli
   expect(clientErrors()).toBe(1);
 });
 
+it("a body that is not HTTP (a malformed chunk) gets its 400 at once, not the request timeout's 408; after the answers pending before it", async () => {
+  const chunked = (id: string) => `POST /observations HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${id}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\nZZZ\r\n`;
+  // The error is the upload's own: its handler waits for a body that can no longer come. The problem waited for that
+  // upload's answer, the whole request timeout, and the client got a 408 "the body did not arrive within 4 s".
+  const alone = answer(await raw(chunked('bad-chunk-alone'), 10_000));
+  expect({ status: alone.status, requestId: alone.requestId, detail: alone.body?.['detail'] }).toEqual({ status: 400, requestId: 'bad-chunk-alone', detail: 'the request could not be read as HTTP' });
+  // Behind a request still pending: its answer first, then the problem, with no wait for the upload's.
+  releaseHeld = undefined;
+  const socket = connect(port, '127.0.0.1');
+  let got = '';
+  socket.on('data', (d) => (got += d.toString('utf8')));
+  socket.on('error', () => undefined);
+  const closed = new Promise((r) => socket.once('close', r));
+  socket.write(`GET /test-held HTTP/1.1\r\nHost: x\r\n\r\n${chunked('bad-chunk-behind')}`);
+  while (held() === undefined) await new Promise((r) => setTimeout(r, 10));
+  held()?.();
+  await orAfter(closed, 10_000);
+  socket.destroy();
+  expect([...got.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 400]);
+});
+
 it('a request whose body trickles in gets a problem+json 408 once the request timeout has passed, and its connection is closed', async () => {
   const before = logLines.length;
   const started = Date.now();

@@ -138,19 +138,22 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
   let closing = false;
   /** Per connection: its requests not yet answered (the pipelining limit below), and what waits for them to be. */
   const inFlightOf = new WeakMap<object, number>();
-  const whenAnsweredOf = new WeakMap<object, () => void>();
+  const whenAnsweredOf = new WeakMap<object, { except: ServerResponse | undefined; then: () => void }>();
+  /** Per connection: its last request dispatched, while it is not answered (its body may still be on its way). */
+  const lastPendingOf = new WeakMap<object, { request: IncomingMessage; response: ServerResponse; id: string }>();
   /** Connections whose bytes could not be read as HTTP: answered (or waiting to be) with one problem. */
   const problemAnswered = new WeakSet<object>();
   /**
    * `then` once every request of this connection dispatched so far is answered (at once when none is pending), or
    * the connection destroyed when that takes longer than the request timeout (an answer under way may be half sent).
+   * `except`: a request not waited for (the one whose body could not be read: its answer would never come).
    */
-  const afterPendingAnswers = (socket: Duplex, then: () => void): void => {
-    if ((inFlightOf.get(socket) ?? 0) === 0) return then();
+  const afterPendingAnswers = (socket: Duplex, then: () => void, except?: ServerResponse): void => {
+    if ((inFlightOf.get(socket) ?? 0) - (except === undefined ? 0 : 1) === 0) return then();
     const timer = setTimeout(() => socket.destroy(), requestTimeoutMs);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
-    whenAnsweredOf.set(socket, () => (clearTimeout(timer), then()));
+    whenAnsweredOf.set(socket, { except, then: () => (clearTimeout(timer), then()) });
   };
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -198,8 +201,13 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
         return;
       }
       problemAnswered.add(socket);
+      // In the body of the connection's last request (a malformed chunk, trailers over the limit, the body's time
+      // up): the error is that request's, whose handler waits for a body that can no longer come. Its answer was
+      // waited for below, the whole request timeout, then a 408 "the body did not arrive" instead of this problem.
+      const last = lastPendingOf.get(socket);
+      const inBody = last !== undefined && !last.request.complete && !last.response.headersSent ? last : undefined;
       const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const requestId = randomUUID();
+      const requestId = inBody?.id ?? randomUUID();
       deps.logger.debug({ code, status, requestId }, 'client error: the request could not be read as HTTP');
       if (!socket.writable) {
         socket.destroy();
@@ -211,8 +219,8 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
       afterPendingAnswers(socket, () => {
         if (socket.destroyed) return;
         if (!socket.writable) return void socket.destroy();
-        endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? "the request's headers did not arrive in time" : 'the request could not be read as HTTP', requestId);
-      });
+        endWithProblem(socket, status, status === 431 ? "the request's headers (or its URL) exceed the size limit" : status === 408 ? `the request's ${inBody === undefined ? 'headers' : 'body'} did not arrive in time` : 'the request could not be read as HTTP', requestId);
+      }, inBody?.response);
     },
   });
 
@@ -259,13 +267,19 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
     const count = (inFlightOf.get(socket) ?? 0) + 1;
     inFlightOf.set(socket, count);
+    lastPendingOf.set(socket, { request: request.raw, response: reply.raw, id: request.id });
     reply.raw.once('close', () => {
       const left = (inFlightOf.get(socket) ?? 1) - 1;
       inFlightOf.set(socket, left);
-      const waiting = left === 0 ? whenAnsweredOf.get(socket) : undefined;
+      if (lastPendingOf.get(socket)?.response === reply.raw) lastPendingOf.delete(socket);
+      const waiting = whenAnsweredOf.get(socket);
       if (waiting === undefined) return;
+      // Every other request answered: the one excepted, still pending, is the connection's last (the parser that
+      // failed dispatches no other after it).
+      const exceptPending = waiting.except !== undefined && lastPendingOf.get(socket)?.response === waiting.except;
+      if (left - (exceptPending ? 1 : 0) !== 0) return;
       whenAnsweredOf.delete(socket);
-      waiting();
+      waiting.then();
     });
     if (count > maxInFlight) {
       // No URL and nothing of the request: its path may hold a CPR number.
