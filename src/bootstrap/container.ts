@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import { namedOpenFailure } from '../adapters/event-store/sqlite/storage-failure';
 import { isSealed } from '../application/ports/patient-data-protection';
+import { surviveLogWriteErrors } from './exit-after-log';
 import { consultationDataKey } from '../application/consultation/sealed-consultations';
 import { join } from 'node:path';
 import { Container } from 'inversify';
@@ -64,8 +65,11 @@ export const TOKENS = {
   AuditEventsByField: Symbol.for('AuditEventsByField'),
 } as const;
 
-export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger =>
-  pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime });
+export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger => {
+  const logger = pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime });
+  surviveLogWriteErrors(logger);
+  return logger;
+};
 
 /**
  * An event store opened ahead of the container (PostgreSQL and EventStoreDB open asynchronously), with its registry,

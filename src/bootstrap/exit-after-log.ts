@@ -18,6 +18,7 @@ type SonicBoomLike = {
   _len: number;
   flushSync: () => void;
   once(event: 'drain' | 'error', listener: () => void): unknown;
+  on(event: 'error' | 'write', listener: () => void): unknown;
 };
 
 const isSonicBoom = (stream: unknown): stream is SonicBoomLike =>
@@ -51,4 +52,26 @@ export const exitAfterLog = (logger: Logger, code: number, waitMs: number = EXIT
   };
   stream.once('drain', done);
   stream.once('error', done);
+};
+
+/**
+ * A log line that cannot be written (stdout a file on a full disk: ENOSPC; EIO) is lost, and the hub goes on.
+ * pino handles EPIPE alone and hands every other write error on as the stream's 'error': with no listener, the
+ * first line written to a full disk was an uncaught exception, and the exit that followed hung for ever in pino's
+ * exit flush (sonic-boom's flushSync sleeps and retries every error but EAGAIN without end): a hub that served
+ * nothing, said nothing (the exception's message is printed after the exit hooks) and let no SIGTERM in (its main
+ * thread asleep in the flush). Until a write succeeds again (lines kept in memory meanwhile are written then), an
+ * exit does not flush.
+ */
+export const surviveLogWriteErrors = (logger: Logger): void => {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  if (!isSonicBoom(stream)) return;
+  let failing = false;
+  stream.on('error', () => (failing = true));
+  stream.on('write', () => (failing = false));
+  // pino replaces it with a no-op itself on EPIPE; exitAfterLog does at the hub's exits.
+  const flushSync = stream.flushSync;
+  stream.flushSync = () => {
+    if (!failing) flushSync.call(stream);
+  };
 };

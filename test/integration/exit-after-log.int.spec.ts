@@ -5,6 +5,7 @@
 // event loop first. Here the race is made certain: two lines are logged in one turn (the first one's write under
 // way, the second waiting behind it) to a pipe whose reader is closed, and the exit follows at once.
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 jest.setTimeout(60_000);
@@ -48,4 +49,32 @@ it('exits, with its code, when the log reader has gone and a line is still being
 
 it('(the cause, shown) a bare process.exit there hangs in pino\'s exit flush', async () => {
   expect(await run('process.exit')).toBe('hung');
+});
+
+// stdout a file on a full disk (here /dev/full: every write fails with ENOSPC). pino hands every write error but
+// EPIPE on as the stream's 'error': unlistened, the first line was an uncaught exception, and its exit hung for ever
+// in pino's exit flush (sonic-boom's flushSync retries ENOSPC without end), silent, deaf to SIGTERM.
+const onFullDisk = `
+const { createLogger } = require(${JSON.stringify(join(ROOT, 'src', 'bootstrap', 'container.ts'))});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+logger.info('telemed-rts listening');
+setTimeout(() => {
+  logger.info('still serving');
+  process.stderr.write('alive\\n');
+  process.exit(0);
+}, 200);
+`;
+
+it('a log that cannot be written (stdout on a full disk) loses its lines: the hub goes on, and exits', async () => {
+  const stdout = openSync('/dev/full', 'w');
+  const got = await new Promise<{ code: number | 'hung'; stderr: string }>((done, fail) => {
+    const p = spawn(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', onFullDisk], { cwd: ROOT, stdio: ['ignore', stdout, 'pipe'] });
+    let stderr = '';
+    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const hung = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.on('error', fail);
+    p.on('exit', (code) => (clearTimeout(hung), done({ code: code ?? 'hung', stderr })));
+  });
+  closeSync(stdout);
+  expect(got).toEqual({ code: 0, stderr: 'alive\n' });
 });
