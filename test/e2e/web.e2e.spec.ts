@@ -68,6 +68,25 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
   type Watched = Readonly<{ context: BrowserContext; page: Page; requests: string[]; urls: string[]; problems: string[]; posts(): number }>;
 
   /** A fresh tab that records every request, every URL the page had, and CSP violations or script errors. */
+  /**
+   * Counts, in the page's `searched`, each answer of a readings search once the page's own handling of it has run (a
+   * task after its body is read).
+   */
+  const countSearches = async (p: Page): Promise<void> => {
+    await p.addInitScript(() => {
+      const g = globalThis as unknown as { fetch: (...a: unknown[]) => Promise<{ url: string; json(): Promise<unknown> }>; searched: number };
+      const original = g.fetch.bind(g);
+      g.searched = 0;
+      g.fetch = async (...a: unknown[]) => {
+        const res = await original(...a);
+        if (!/\/observations\/search$/.test(res.url)) return res;
+        const json = res.json.bind(res);
+        res.json = () => json().finally(() => setTimeout(() => g.searched++, 0));
+        return res;
+      };
+    });
+  };
+
   const open = async (viewport = { width: 1024, height: 800 }, before?: (page: Page) => Promise<void>): Promise<Watched> => {
     const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'Europe/Copenhagen' });
     const page = await context.newPage();
@@ -539,21 +558,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
   });
 
   it("shows the period pressed last: an earlier period's answer that comes later is not put under it", async () => {
-    // Each answer of a readings search, once the page's own handling of it has run (a task after its body is read).
-    const w = await open(undefined, async (p) => {
-      await p.addInitScript(() => {
-        const g = globalThis as unknown as { fetch: (...a: unknown[]) => Promise<{ url: string; json(): Promise<unknown> }>; searched: number };
-        const original = g.fetch.bind(g);
-        g.searched = 0;
-        g.fetch = async (...a: unknown[]) => {
-          const res = await original(...a);
-          if (!/\/observations\/search$/.test(res.url)) return res;
-          const json = res.json.bind(res);
-          res.json = () => json().finally(() => setTimeout(() => g.searched++, 0));
-          return res;
-        };
-      });
-    });
+    const w = await open(undefined, countSearches);
     const { page } = w;
     await enterCpr(page, '200812-1234');
     await upload(page, '150', '95', await localTime(page, 40));
@@ -633,21 +638,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
   });
 
   it("says nothing of the previous patient's upload to the next when Change person is pressed while the readings reload after it", async () => {
-    // Each answer of a readings search, once the page's own handling of it has run (a task after its body is read).
-    const w = await open(undefined, async (p) => {
-      await p.addInitScript(() => {
-        const g = globalThis as unknown as { fetch: (...a: unknown[]) => Promise<{ url: string; json(): Promise<unknown> }>; searched: number };
-        const original = g.fetch.bind(g);
-        g.searched = 0;
-        g.fetch = async (...a: unknown[]) => {
-          const res = await original(...a);
-          if (!/\/observations\/search$/.test(res.url)) return res;
-          const json = res.json.bind(res);
-          res.json = () => json().finally(() => setTimeout(() => g.searched++, 0));
-          return res;
-        };
-      });
-    });
+    const w = await open(undefined, countSearches);
     const { page } = w;
     await enterCpr(page, '230913-1234');
     // The reload after the save is held until the next person has taken the tab.
@@ -708,21 +699,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
   });
 
   it("leaves no aria-busy on the next patient's readings when Change person is pressed while a period loads", async () => {
-    // Each answer of a readings search, once the page's own handling of it has run (a task after its body is read).
-    const w = await open(undefined, async (p) => {
-      await p.addInitScript(() => {
-        const g = globalThis as unknown as { fetch: (...a: unknown[]) => Promise<{ url: string; json(): Promise<unknown> }>; searched: number };
-        const original = g.fetch.bind(g);
-        g.searched = 0;
-        g.fetch = async (...a: unknown[]) => {
-          const res = await original(...a);
-          if (!/\/observations\/search$/.test(res.url)) return res;
-          const json = res.json.bind(res);
-          res.json = () => json().finally(() => setTimeout(() => g.searched++, 0));
-          return res;
-        };
-      });
-    });
+    const w = await open(undefined, countSearches);
     const { page } = w;
     await enterCpr(page, '250812-1234');
     let release!: () => void;

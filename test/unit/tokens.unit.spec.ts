@@ -7,6 +7,19 @@ import { InvalidTokenError, createTokenVerifier, holdsCprNumber, patientSubject,
 import { fakeDateAt } from '../support/fake-date';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
+/** An identity provider's JWKS endpoint on loopback, answered by `respond`, for `run`; closed after it. */
+const withJwksServer = async (respond: import('node:http').RequestListener, run: (jwksUrl: string) => Promise<void>): Promise<void> => {
+  const http = await import('node:http');
+  const server = http.createServer(respond);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await run(`http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`);
+  } finally {
+    server.closeAllConnections(); // jose's fetch keeps its connection alive
+    await new Promise((resolve) => server.close(resolve));
+  }
+};
+
 describe('createTokenVerifier', () => {
   const secret = randomBytes(32);
   const issuer = 'telemed-rts';
@@ -203,11 +216,7 @@ describe('createTokenVerifier', () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const pairs = ['old', 'new'].map((kid) => ({ kid, ...generateKeyPairSync('ec', { namedCurve: 'P-256' }) }));
     let published = pairs.map((p) => ({ ...p.publicKey.export({ format: 'jwk' }), kid: p.kid, alg: 'ES256', use: 'sig' }));
-    const http = await import('node:http');
-    const server = http.createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+    await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
       let n = 0;
@@ -225,10 +234,7 @@ describe('createTokenVerifier', () => {
       await expect(verify(await mint('old'))).rejects.toBeInstanceOf(InvalidTokenError);
       await expect(verify(remembered)).rejects.toBeInstanceOf(InvalidTokenError);
       await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
-    } finally {
-      server.closeAllConnections(); // jose's fetch keeps its connection alive
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 
   it('keeps a remembered token no longer when the clock is set back: a key the JWKS dropped stops its tokens then too', async () => {
@@ -236,11 +242,7 @@ describe('createTokenVerifier', () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
-    const http = await import('node:http');
-    const server = http.createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+    await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
       const start = Date.now();
       let clock = start;
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
@@ -253,10 +255,7 @@ describe('createTokenVerifier', () => {
       await expect(verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
       clock = start + 1_000; // and the entry of the token refused meanwhile is gone, not taken again
       await expect(verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 
   it('does not remember a token verified with the old key set while the refetch is under way for a minute after it', async () => {
@@ -265,15 +264,11 @@ describe('createTokenVerifier', () => {
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
     let held: (() => void)[] | null = null; // while set, the identity provider answers only when released
-    const http = await import('node:http');
-    const server = http.createServer((_req, res) => {
+    await withJwksServer((_req, res) => {
       const answer = () => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published }));
       if (held) held.push(answer);
       else answer();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+    }, async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
       let n = 0;
@@ -297,10 +292,7 @@ describe('createTokenVerifier', () => {
       await expect(first).rejects.toBeInstanceOf(InvalidTokenError);
       clock += 1_000;
       await expect(verify(meanwhile)).rejects.toBeInstanceOf(InvalidTokenError);
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 
   it("takes a key its identity provider just added at once, also right after the minute's refetch, and a made-up kid fetches the JWKS once", async () => {
@@ -310,14 +302,10 @@ describe('createTokenVerifier', () => {
     const jwk = (kid: string) => ({ ...pairs.find((p) => p.kid === kid)!.publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' });
     let published = [jwk('old')];
     let fetches = 0;
-    const http = await import('node:http');
-    const server = http.createServer((_req, res) => {
+    await withJwksServer((_req, res) => {
       fetches += 1;
       res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published }));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const jwksUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
+    }, async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
       let n = 0;
@@ -343,10 +331,7 @@ describe('createTokenVerifier', () => {
       expect(fetches).toBe(4);
       await Promise.all([1, 2, 3].map(async () => expect(verify(await mint('elsewhere', 'old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_NO_MATCHING_KEY' })));
       expect(fetches).toBe(4);
-    } finally {
-      server.closeAllConnections(); // jose's fetch keeps its connection alive
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 
   it('imports the secret once, not once per token', async () => {
