@@ -247,20 +247,40 @@ describe('PostgresRegistry', () => {
   });
 
   it('two hub processes on a database whose default isolation is repeatable read: the apply that waited for the other reads what it committed', async () => {
-    const own = `${schema}_rr`;
-    const strict = `${connectionString}${connectionString.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c default_transaction_isolation=repeatable\\ read')}`;
-    const dbs = [PostgresDatabase.open({ connectionString: strict, schema: own }), PostgresDatabase.open({ connectionString: strict, schema: own })];
+    await overlappingApplies('rr', '-c default_transaction_isolation=repeatable\\ read');
+  });
+
+  it("two hub processes on a role or database with a lock_timeout: the apply waiting for the other's registry lock is not cut by it", async () => {
+    // Waiting for the registry lock is how hubs sharing a schema take turns, not a fault: with the DBA's common guard
+    // the waiting apply failed with 55P03 and the projector logged and retried it, for as long as the other held it.
+    await overlappingApplies('lt', '-c lock_timeout=100ms', { waitedMs: 500 });
+  });
+
+  /**
+   * Hub A's apply waits in its INSERT (holding the registry lock) for an advisory lock the test holds, until hub B's
+   * apply of an overlapping page has begun and waits for the registry lock (for `waitedMs` by the server's clock, when
+   * given); then A goes on, and B must apply what A did not, reading what A committed.
+   */
+  const overlappingApplies = async (suffix: string, serverOptions: string, { waitedMs = 0 }: { waitedMs?: number } = {}): Promise<void> => {
+    const own = `${schema}_${suffix}`;
+    const bounded = `${connectionString}${connectionString.includes('?') ? '&' : '?'}options=${encodeURIComponent(serverOptions)}`;
+    const dbs = [PostgresDatabase.open({ connectionString: bounded, schema: own }), PostgresDatabase.open({ connectionString: bounded, schema: own })];
     try {
       await admin.query(`CREATE SCHEMA "${own}"`);
       const hubs: PostgresRegistry[] = [];
       for (const db of dbs) hubs.push(await PostgresRegistry.open(db, new PatientCipher({ keys: await PostgresKeyStore.open(db) })));
-      // Hub A's apply waits in its INSERT (holding the registry lock) for an advisory lock the test holds, until hub
-      // B's apply of an overlapping page has begun and waits for the registry lock.
       const gate = 0x7e58;
-      await admin.query(`CREATE FUNCTION "${own}".gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(${gate}); RETURN NULL; END $$`);
+      // The gate's own wait is the test's, not the hub's: no lock_timeout for it.
+      await admin.query(`CREATE FUNCTION "${own}".gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN SET LOCAL lock_timeout = 0; PERFORM pg_advisory_xact_lock(${gate}); RETURN NULL; END $$`);
       await admin.query(`CREATE TRIGGER gate AFTER INSERT ON "${own}".registry_entries FOR EACH ROW EXECUTE FUNCTION "${own}".gate()`);
-      const waiting = async (where: string, key: number) =>
-        (await admin.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND ${where} = $1::bigint::oid`, [key])).rows[0].n > 0;
+      const waiting = async (where: string, key: number, forMs = 0) =>
+        (
+          await admin.query(
+            `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'advisory' AND NOT l.granted AND l.${where} = $1::bigint::oid AND now() - a.query_start >= $2 * interval '1 ms'`,
+            [key, forMs],
+          )
+        ).rows[0].n > 0;
       const sub = submitted('2.25.95', T0);
       const dep = deprecated('2.25.95', '2.25.96');
       const replacement = submitted('2.25.96', T0 + 1000, { replaces: '2.25.95' });
@@ -268,8 +288,9 @@ describe('PostgresRegistry', () => {
       try {
         const applyA = hubs[0]!.apply([sub], sub.globalPosition);
         await until(() => waiting('objid', gate));
-        const applyB = hubs[1]!.apply([sub, dep, replacement], replacement.globalPosition).then(() => 'applied', (error: unknown) => String(error));
-        await until(() => waiting('classid', REGISTRY_LOCK_CLASS));
+        let settled = false;
+        const applyB = hubs[1]!.apply([sub, dep, replacement], replacement.globalPosition).then(() => 'applied', (error: unknown) => String(error)).finally(() => (settled = true));
+        await until(async () => settled || (await waiting('classid', REGISTRY_LOCK_CLASS, waitedMs)));
         await admin.query('SELECT pg_advisory_unlock($1)', [gate]);
         await applyA;
         expect(await applyB).toBe('applied');
@@ -282,7 +303,7 @@ describe('PostgresRegistry', () => {
       await Promise.all(dbs.map((db) => db.close()));
       await admin.query(`DROP SCHEMA IF EXISTS "${own}" CASCADE`);
     }
-  });
+  };
 
   it('a page read before a reset (a rebuild by this or another hub) is refused, not applied over the emptied rows', async () => {
     // Applied, its few rows went in and the checkpoint moved to the head: a registry rebuilt during uploads held 32

@@ -182,7 +182,7 @@ export class PostgresRegistry implements RegistryReadModel {
 
   /** This registry's advisory lock, in the transaction of `client` (see the class's comment). */
   private async lock(client: PoolClient): Promise<void> {
-    await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, this.tables.lockKey(this.db.schema)]);
+    await waitForRegistryLock(client, this.tables.lockKey(this.db.schema));
   }
 
   /**
@@ -408,7 +408,7 @@ export class PostgresRegistry implements RegistryReadModel {
    * every caller keeps), so that no replay apply, creation or drop of the replacement runs meanwhile.
    */
   private async forgetInReplacement(client: PoolClient, patientKey: string): Promise<number> {
-    await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, REPLACEMENT.lockKey(this.db.schema)]);
+    await waitForRegistryLock(client, REPLACEMENT.lockKey(this.db.schema));
     const entries = this.db.table(REPLACEMENT.entries);
     const erased = this.db.table(REPLACEMENT.erased);
     const { rows } = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present', [entries, erased]);
@@ -442,7 +442,7 @@ export class PostgresRegistry implements RegistryReadModel {
         `the registry rebuild of schema ${this.db.schema}`,
       );
       await onConnection(client, this.db.schema, async () => {
-        await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, REPLACEMENT.lockKey(this.db.schema)]); // see forgetInReplacement
+        await waitForRegistryLock(client, REPLACEMENT.lockKey(this.db.schema)); // see forgetInReplacement
         await client.query(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}, ${REPLACEMENT.erased}`);
         await client.query(entriesTableSql(REPLACEMENT.entries));
         await client.query(erasedTableSql(REPLACEMENT.erased));
@@ -502,6 +502,19 @@ async function onConnection<T>(client: PoolClient, schema: string, work: () => P
 
 /** How long a swap waits for the live tables (readers wait behind it as long) before it gives up for this try. */
 const SWAP_LOCK_TIMEOUT_MS = 500;
+/**
+ * Waits, in the transaction of `client`, for the registry lock named by `lockKey`. Waiting for it is how the hubs
+ * sharing a schema take turns (each apply holds it for its page), not a fault: a lock_timeout the DBA set on the role
+ * or database (a common guard) cut the wait with 55P03, and the projector logged the failure and tried the page again,
+ * for as long as another hub held the lock. So lock_timeout 0 for the rest of the transaction (SET LOCAL), as in the
+ * append; the wait stays bounded by the hub's own client-side query timeout. A step that wants a bound of its own
+ * sets it after this (swapIn).
+ */
+async function waitForRegistryLock(client: PoolClient, lockKey: string): Promise<void> {
+  await client.query('SET LOCAL lock_timeout = 0');
+  await client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, lockKey]);
+}
+
 /** SQLSTATE of a lock not had within lock_timeout. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -532,7 +545,7 @@ class RegistryReplacement implements Replacement<PostgresRegistry> {
     const live = LIVE;
     const next = REPLACEMENT;
     const swapped = await this.run(async () => {
-      await this.client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, live.lockKey(this.schema)]);
+      await waitForRegistryLock(this.client, live.lockKey(this.schema));
       const { rows } = await this.client.query<{ name: string; position: string }>(
         'SELECT name, position::text AS position FROM projection_checkpoints WHERE name = ANY($1::text[])',
         [[live.projection, next.projection]],
@@ -576,7 +589,7 @@ class RegistryReplacement implements Replacement<PostgresRegistry> {
     try {
       if (!this.swapped && this.broken === undefined) {
         await this.run(async () => {
-          await this.client.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [REGISTRY_LOCK_CLASS, REPLACEMENT.lockKey(this.schema)]); // see forgetInReplacement
+          await waitForRegistryLock(this.client, REPLACEMENT.lockKey(this.schema)); // see forgetInReplacement
           await this.client.query(`DROP TABLE IF EXISTS ${REPLACEMENT.entries}, ${REPLACEMENT.erased}`);
           await this.client.query('DELETE FROM projection_checkpoints WHERE name = $1', [REPLACEMENT.projection]);
         });
