@@ -495,6 +495,11 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     // fixed the JSON, only to be told then that the path or method was wrong), and an unknown path's body was read.
     if (route === undefined) return notFound(request, reply);
     if (!/[:*]/.test(route)) return;
+    // A path parameter left empty (/documents/, /patients//observations, /consultations/) names no resource: the path
+    // is one the hub does not serve, 404 not_found before authentication, as any other. The router handed it to the
+    // parametric route, whose check of the empty value answered 400 invalid_request (or, with a token, 403 or 422).
+    const params = (request.params ?? {}) as Record<string, unknown>;
+    if ([...route.matchAll(/:([A-Za-z0-9_]+)/g)].some(([, name]) => params[name!] === '')) return notFound(request, reply);
     const path = request.url.split('?')[0]!;
     if (!patternsOfRoutes().some((p) => p.literal === path)) return;
     return methodNotAllowed(reply, allowedMethods(path));
