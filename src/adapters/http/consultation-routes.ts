@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { withoutCprNumber } from '../validation/no-cpr-text';
+import { REFUSES_CPR_NUMBER, withoutCprNumber } from '../validation/no-cpr-text';
+import { NOT_BLANK_PATTERN } from '../../domain/shared/text-limits';
 import { ContentErasureIncompleteError } from '../../application/consultation/consultation-erasure';
 import { consultationParties, consultationReaders, type ConsultationView } from '../../application/consultation/consultation-projection';
 import { MAX_PAGE_SIZE, type ConsultationService } from '../../application/consultation/consultation-service';
@@ -66,20 +67,25 @@ export const CONSULTATION_BODY_LIMIT_BYTES = 12 * (CONSULTATION_TEXT_LIMITS.appl
 const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
 const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
 const consultationId = z.string().regex(CONSULTATION_ID_PATTERN, 'a UUID');
+/** A text the hub trims and then needs one character of: one with a character other than white space, as the documents say it. */
+const notBlank = (max: number) => z.string().trim().min(1).max(max).meta({ pattern: NOT_BLANK_PATTERN });
 /** Of an existing consultation: also the id of one recorded before ids were UUIDs (legacy-id.ts), never a CPR number. */
 const existingConsultationId = z
   .string()
   .regex(LEGACY_CONSULTATION_ID_PATTERN, { message: LEGACY_CONSULTATION_ID_RULE, abort: true })
   .refine(isExistingConsultationId, LEGACY_CONSULTATION_ID_RULE)
+  // The refine as the documents say it: of that pattern, a UUID (which the check never reads as a CPR number) or an
+  // id holding no CPR number is exactly one holding none.
+  .meta({ [REFUSES_CPR_NUMBER]: true })
   .describe(LEGACY_CONSULTATION_ID_RULE);
 const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month: YYYY-MM');
 
 export const ConsultationBody = z.strictObject({
   consultationId: consultationId.optional().describe('Client-chosen id (a UUID); a repeat with the same id and content (deadlineSeconds included) is stored once'),
   applicantSystemId: systemId,
-  applicantClinician: withoutCprNumber(z.string().trim().min(1).max(200)),
+  applicantClinician: withoutCprNumber(notBlank(200)),
   candidates: z.array(expertId).min(1).max(MAX_CANDIDATES).describe('Expert ids in order of preference'),
-  clinicalQuestion: z.string().trim().min(1).max(10_000),
+  clinicalQuestion: notBlank(10_000),
   summary: z.string().max(100_000),
   attachments: z.array(z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS document uniqueId (OID)')).max(MAX_ATTACHMENTS).optional(),
   deadlineSeconds: z.number().int().min(MIN_DEADLINE_SECONDS).max(MAX_DEADLINE_SECONDS).optional(),
@@ -95,7 +101,7 @@ export const ConsultationsQuery = z.strictObject({
 const actionId = idempotencyKey.optional();
 export const AcceptBody = z.strictObject({ expertId, actionId });
 export const DeclineBody = z.strictObject({ expertId, reason: z.string().max(500).optional(), actionId });
-export const ReportBody = z.strictObject({ expertId, diagnosis: z.string().trim().min(1).max(10_000), recommendations: z.string().max(100_000).optional(), actionId });
+export const ReportBody = z.strictObject({ expertId, diagnosis: notBlank(10_000), recommendations: z.string().max(100_000).optional(), actionId });
 export const ApplicantBody = z.strictObject({ systemId, actionId });
 export const CancelBody = z.strictObject({ systemId, reason: z.string().max(500).optional(), actionId });
 export const MonthsQuery = z.strictObject({ from: month.optional(), to: month.optional() });

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { binaryShown } from '../validation/binary-text';
 import { withoutCprNumber } from '../validation/no-cpr-text';
-import { holdsOneLineControl } from '../../domain/shared/text-limits';
+import { holdsOneLineControl, TRIMMED_ONE_LINE_PATTERN } from '../../domain/shared/text-limits';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { DeadLetterDiscardedError, MAX_LIST_LIMIT, uuidOrNull, type DeadLetter, type DeadLetterService } from '../../application/directory/dead-letter-operations';
 import { problem, sendProblem, type Problem } from './problem';
@@ -39,7 +39,17 @@ export const DeadLetterParams = z.strictObject({ id: z.string().min(1).max(200) 
  * events in clear. A line break split that line, a bidirectional override reordered it, and NUL failed the event's
  * append on PostgreSQL after the replay had already moved the message back to its queue: a replay nothing recorded.
  */
-const oneLine = (max: number) => withoutCprNumber(z.string().trim().min(1).max(max).refine((v) => !holdsOneLineControl(v), 'one line: no control characters, line breaks or bidirectional overrides'));
+const oneLine = (max: number) =>
+  withoutCprNumber(
+    z
+      .string()
+      .trim()
+      .min(1)
+      .max(max)
+      .refine((v) => !holdsOneLineControl(v), 'one line: no control characters, line breaks or bidirectional overrides')
+      // What the trim, min and refine take, as the OpenAPI document can say it.
+      .meta({ pattern: TRIMMED_ONE_LINE_PATTERN }),
+  );
 export const ReplayBody = z
   .strictObject({
     by: oneLine(100).optional().describe('A note on who asked for the replay; who replayed is the caller (their token\'s sub)'),

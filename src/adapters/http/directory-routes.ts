@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
+import { NOT_BLANK_PATTERN } from '../../domain/shared/text-limits';
 import type { Principal } from '../../application/access/policy';
 import type { DirectoryService } from '../../application/directory/directory-service';
 import { MAX_PAGE_SIZE } from '../../application/directory/directory-service';
@@ -32,7 +33,9 @@ export type DirectoryRouteDependencies = Readonly<{
   queueDepth?: (systemId: string) => AnswerOf<typeof SystemResponse>['downlinkQueueDepth'];
 }>;
 
-const term = z.string().trim().min(1).max(100);
+/** Trimmed, then not empty: one with a character other than white space, as the OpenAPI document says it. */
+const notBlank = (max: number) => z.string().trim().min(1).max(max).meta({ pattern: NOT_BLANK_PATTERN });
+const term = notBlank(100);
 export const ExpertsQuery = z
   .strictObject({
     specialty: term.optional(),
@@ -46,8 +49,8 @@ export const ExpertParams = z.strictObject({ id: z.string().min(3).max(100) });
 export const SystemParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit') });
 export const SystemBody = z.strictObject({
   id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit'),
-  name: withoutCprNumber(z.string().trim().min(1).max(200)),
-  area: withoutCprNumber(z.string().trim().min(1).max(200)),
+  name: withoutCprNumber(notBlank(200)),
+  area: withoutCprNumber(notBlank(200)),
   keys: z
     .array(z.record(z.string(), z.unknown()))
     .min(1)

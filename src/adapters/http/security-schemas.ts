@@ -3,7 +3,7 @@ import { MAX_AUDIT_RESULTS } from '../../application/audit/audit-trail';
 import { isKeptRequestId } from '../../application/audit/request-id';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { LEGACY_CONSULTATION_ID_RULE, isExistingConsultationId } from '../../domain/consultation/legacy-id';
-import { holdsOneLineControl } from '../../domain/shared/text-limits';
+import { holdsOneLineControl, ONE_LINE_PATTERN } from '../../domain/shared/text-limits';
 import { offsetDateTime } from '../validation/offset-date-time';
 
 /**
@@ -15,9 +15,17 @@ export const DevLoginBody = z
     role: z.enum(['patient', 'clinician', 'system', 'operator']),
     patient: z.string().max(20).optional().describe("The CPR number, for role patient (the token holds the patient's pseudonymous key, not this)"),
     systemId: z.string().regex(/^[a-z0-9][a-z0-9-]{1,31}$/).optional().describe('For roles clinician and system'),
-    sub: z.string().min(1).max(100).refine((sub) => !holdsOneLineControl(sub), 'no control characters').optional(),
+    sub: z
+      .string()
+      .min(1)
+      .max(100)
+      .refine((sub) => !holdsOneLineControl(sub), 'no control characters')
+      .meta({ pattern: ONE_LINE_PATTERN, description: 'The token subject: one line (no control characters, line breaks or bidirectional overrides)' })
+      .optional(),
   })
-  .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] });
+  .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] })
+  // The refine above as the documents can say it: no patient but for role patient.
+  .meta({ if: { properties: { role: { const: 'patient' } } }, else: { properties: { patient: false } } });
 /** A CPR number as the erasure and audit routes take it (shape only: parseCpr then checks it, 422 invalid_patient_id). */
 export const PatientCpr = z.string().max(20);
 /** Deprecated (DELETE /patients/{patientId}): the CPR number in the URL. */
@@ -44,7 +52,7 @@ export const ErasuresQuery = z.strictObject({
     .regex(/^\d{1,19}$/, { message: 'a position: digits only', abort: true })
     .refine((v) => BigInt(v) <= 9_223_372_036_854_775_807n, 'at most 9223372036854775807')
     .optional()
-    .describe("An earlier page's `next`"),
+    .describe("An earlier page's `next` (a store position: at most 9223372036854775807)"),
   limit: z.coerce.number().int().min(1).max(MAX_ERASURES_PAGE).optional().describe(`default and most: ${MAX_ERASURES_PAGE}`),
 });
 /** Entries per answer of the audit trail: text in GET /audit's query (coerced), a JSON number in POST /audit/search's body. */
@@ -99,7 +107,10 @@ export const AuditSearchBody = z
       .optional()
       .describe(`A request's id, its X-Request-Id (give exactly one of patient, user, resource, requestId): ${REQUEST_ID_RULE}. Another value: 422 invalid_request_id`),
   })
-  .refine(onlyOneOf, { message: 'give exactly one of patient, user, resource or requestId', path: ['patient'] });
+  .refine(onlyOneOf, { message: 'give exactly one of patient, user, resource or requestId', path: ['patient'] })
+  // The refine above as the documents can say it. Each branch names its property again (`true`: any value), as ajv's
+  // strict mode wants a required property defined where it is required.
+  .meta({ oneOf: (['patient', 'user', 'resource', 'requestId'] as const).map((name) => ({ required: [name], properties: { [name]: true } })) });
 const VerifyRange = {
   from: offsetDateTime.optional().describe('Its UTC day is the first verified; default: 6 days before to'),
   to: offsetDateTime.optional().describe('Its UTC day is the last verified (included); default: now. At most 31 days after from'),

@@ -37,5 +37,15 @@ export const holdsControlCharacter = (text: string): boolean => CONTROL.test(tex
  * expert's name, a directory listing or an audit entry's subject could read as another's ("Trojan Source"). The
  * marks a right-to-left name may need (LRM, RLM, ALM: U+200E, U+200F, U+061C) are taken.
  */
-const ONE_LINE_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const ONE_LINE_CONTROLS = '\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069';
+const ONE_LINE_CONTROL = new RegExp(`[${ONE_LINE_CONTROLS}]`);
 export const holdsOneLineControl = (text: string): boolean => ONE_LINE_CONTROL.test(text);
+/**
+ * The same rule as JSON Schema patterns (ECMA-262, no lookaround), for the API documents, where a client generated
+ * from them checks a text before sending it (a pattern is the only way a schema can say it): a text with none of
+ * those characters; and one that, trimmed of white space at its ends as zod's trim() does, is not empty and has none.
+ */
+/** A text that trimmed (zod's trim()) is not empty: one with a character other than white space. */
+export const NOT_BLANK_PATTERN = '\\S';
+export const ONE_LINE_PATTERN = `^[^${ONE_LINE_CONTROLS}]*$`;
+export const TRIMMED_ONE_LINE_PATTERN = `^\\s*[^${ONE_LINE_CONTROLS}]*[^\\s${ONE_LINE_CONTROLS}][^${ONE_LINE_CONTROLS}]*\\s*$`;
