@@ -3,7 +3,8 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { createHmac, randomBytes, webcrypto } from 'node:crypto';
-import { InvalidTokenError, createTokenVerifier, holdsCprNumber, patientSubject, signToken } from '../../src/adapters/auth/tokens';
+import { InvalidTokenError, JWKS_MAX_AGE_MS, createTokenVerifier, holdsCprNumber, patientSubject, signToken, type JwksFetchOutcome } from '../../src/adapters/auth/tokens';
+import { JWKS_FETCH_TIMEOUT_MS, JWKS_RETRY_AFTER_FAILURE_MS } from '../../src/adapters/auth/remote-key-set';
 import { fakeDateAt } from '../support/fake-date';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
@@ -231,9 +232,33 @@ describe('createTokenVerifier', () => {
       await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
       published = published.filter((k) => k.kid !== 'old'); // the identity provider drops the old key (rotation, a leak)
       clock += 61_000;
+      // The minute's refetch runs in the background: this token is verified with the key set in hand meanwhile.
+      await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+      clock += JWKS_FETCH_TIMEOUT_MS; // a minute plus one fetch: the refetch has answered, or is waited for
       await expect(verify(await mint('old'))).rejects.toBeInstanceOf(InvalidTokenError);
       await expect(verify(remembered)).rejects.toBeInstanceOf(InvalidTokenError);
       await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+    });
+  });
+
+  it('makes the first token after an idle spell wait for the key set: a key dropped meanwhile verifies none', async () => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
+    await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
+      let clock = Date.now();
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      let n = 0;
+      const mint = () => {
+        const now = Math.floor(Date.now() / 1000);
+        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid: 'old' }).setSubject('op').setIssuer(issuer).setAudience(audience)
+          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pair.privateKey);
+      };
+      await expect(verify(await mint())).resolves.toMatchObject({ sub: 'op' });
+      published = [];
+      clock += JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS; // no token came in the minute and the fetch's time after it
+      await expect(verify(await mint())).rejects.toBeInstanceOf(InvalidTokenError);
     });
   });
 
@@ -258,16 +283,21 @@ describe('createTokenVerifier', () => {
     });
   });
 
-  it('does not remember a token verified with the old key set while the refetch is under way for a minute after it', async () => {
+  it('keeps verifying with the key set in hand while a slow identity provider is asked again, and remembers none of those tokens past its minute', async () => {
     const jose = await import('jose');
     const { generateKeyPairSync } = await import('node:crypto');
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
     let held: (() => void)[] | null = null; // while set, the identity provider answers only when released
+    let onHeld = (): void => undefined;
+    const fetchHeld = new Promise<void>((resolve) => (onHeld = resolve));
     await withJwksServer((_req, res) => {
+      // The key set as it is when the answer goes out (the provider is slow to send it).
       const answer = () => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published }));
-      if (held) held.push(answer);
-      else answer();
+      if (held) {
+        held.push(answer);
+        onHeld();
+      } else answer();
     }, async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
@@ -281,17 +311,18 @@ describe('createTokenVerifier', () => {
       clock += 61_000;
       published = []; // the identity provider drops the key (a leak), and is slow to answer
       held = [];
-      const first = verify(await mint()); // fetches the key set again: waits for the answer
-      while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Starts the refetch in the background, and does not wait for the slow answer: verified with the key set in hand.
+      await expect(verify(await mint())).resolves.toMatchObject({ sub: 'op' });
+      await fetchHeld;
       const meanwhile = await mint();
       // Verified with the key set the hub has until the answer comes: taken, but not remembered past that key set's minute.
       await expect(verify(meanwhile)).resolves.toMatchObject({ sub: 'op' });
       const answers: (() => void)[] = held;
       held = null;
       for (const answer of answers) answer();
-      await expect(first).rejects.toBeInstanceOf(InvalidTokenError);
-      clock += 1_000;
+      clock += JWKS_FETCH_TIMEOUT_MS; // a minute plus one fetch after the key set in hand was fetched: the answer decides
       await expect(verify(meanwhile)).rejects.toBeInstanceOf(InvalidTokenError);
+      await expect(verify(await mint())).rejects.toBeInstanceOf(InvalidTokenError);
     });
   });
 
@@ -316,7 +347,9 @@ describe('createTokenVerifier', () => {
       };
       await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
       clock += 61_000;
-      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' }); // the minute's refetch
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' }); // starts the minute's refetch
+      clock += JWKS_FETCH_TIMEOUT_MS; // which has answered by now, or is waited for
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
       expect(fetches).toBe(2);
       published = [jwk('old'), jwk('new')]; // the identity provider adds a key and signs with it at once
       await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
@@ -344,5 +377,144 @@ describe('createTokenVerifier', () => {
     } finally {
       importKey.mockRestore();
     }
+  });
+});
+
+// The identity provider's key set while the provider cannot be reached, and what counts as its answer.
+describe('createTokenVerifier with an identity provider that fails', () => {
+  const issuer = 'telemed-rts';
+  const audience = 'telemed-rts';
+  type Provider = { keys: object[]; answer: 'keys' | 'down' | 'reset' | 'html' | 'not-a-key-set' | 'redirect' };
+  /** A provider answering as `provider` says, and a verifier of its tokens on the clock `Date.now` (faked below: jose's own clock too). */
+  const withProvider = async (run: (ctx: { provider: Provider; verify: (token: string) => Promise<unknown>; mint: (kid: string) => Promise<string>; outcomes: JwksFetchOutcome[]; nextFetch: () => Promise<JwksFetchOutcome> }) => Promise<void>, jwksMaxStaleMs?: number) => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pairs = ['old', 'new'].map((kid) => ({ kid, ...generateKeyPairSync('ec', { namedCurve: 'P-256' }) }));
+    const provider: Provider = { keys: pairs.map((p) => ({ ...p.publicKey.export({ format: 'jwk' }), kid: p.kid, alg: 'ES256', use: 'sig' })), answer: 'keys' };
+    const outcomes: JwksFetchOutcome[] = [];
+    let waiting: ((outcome: JwksFetchOutcome) => void)[] = [];
+    await withJwksServer((req, res) => {
+      if (provider.answer === 'reset') return void req.socket.destroy();
+      if (provider.answer === 'down') return void res.writeHead(503, { 'content-type': 'application/json' }).end('{"keys":[]}');
+      if (provider.answer === 'redirect') return void res.writeHead(302, { location: '/elsewhere' }).end();
+      res.setHeader('content-type', provider.answer === 'html' ? 'text/html' : 'application/json');
+      res.end(provider.answer === 'html' ? '<html>maintenance</html>' : JSON.stringify(provider.answer === 'not-a-key-set' ? { error: 'maintenance' } : { keys: provider.keys }));
+    }, async (jwksUrl) => {
+      let n = 0;
+      const verify = createTokenVerifier({
+        jwksUrl, issuer, audience, ...(jwksMaxStaleMs === undefined ? {} : { jwksMaxStaleMs }),
+        onJwksFetch: (outcome) => {
+          outcomes.push(outcome);
+          const woken = waiting;
+          waiting = [];
+          for (const wake of woken) wake(outcome);
+        },
+      });
+      const mint = (kid: string) => {
+        const now = Math.floor(Date.now() / 1000);
+        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('op').setIssuer(issuer).setAudience(audience)
+          .setIssuedAt(now).setExpirationTime(now + 7 * 86_400).sign(pairs.find((p) => p.kid === kid)!.privateKey);
+      };
+      await run({ provider, verify, mint, outcomes, nextFetch: () => new Promise((resolve) => waiting.push(resolve)) });
+    });
+  };
+  const advance = (ms: number) => jest.setSystemTime(Date.now() + ms);
+  // jose runs in the host's realm (jest.mock above), with the host's Date, which jest's fake timers do not reach: moved
+  // with this test's, so jose's own clock (its 10-minute cacheMaxAge) passes the outages below too.
+  const hostDate = (process as unknown as { getBuiltinModule(id: string): typeof import('node:vm') }).getBuiltinModule('node:vm').runInThisContext('Date') as DateConstructor;
+  const hostNow = hostDate.now;
+  beforeEach(() => {
+    fakeDateAt(new Date().toISOString(), false); // still: the times below are exact
+    hostDate.now = () => Date.now();
+  });
+  afterEach(() => {
+    hostDate.now = hostNow;
+    jest.useRealTimers();
+  });
+
+  it('keeps clinicians working through an outage of the identity provider for an hour (default) after its last answer, then refuses every token', async () => {
+    await withProvider(async ({ provider, verify, mint, outcomes }) => {
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      provider.answer = 'down';
+      advance(11 * 60_000); // past jose's own 10 minutes (cacheMaxAge), which refused every token
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false, reason: 'HTTP 503', keySetAgeMs: 11 * 60_000, usableForMs: 49 * 60_000 });
+      provider.answer = 'reset'; // no answer at all
+      advance(48 * 60_000);
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false, reason: expect.stringMatching(/^(ECONNRESET|UND_ERR_SOCKET|unreachable)$/) });
+      advance(60_000 + JWKS_RETRY_AFTER_FAILURE_MS); // an hour and more since the last answer
+      await expect(verify(await mint('old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_UNAVAILABLE' });
+      await expect(verify(await mint('new'))).rejects.toMatchObject({ reason: 'ERR_JWKS_UNAVAILABLE' });
+      // The provider answers again: its answer is taken at once (with the next try, JWKS_RETRY_AFTER_FAILURE_MS on).
+      provider.answer = 'keys';
+      provider.keys = provider.keys.filter((k) => (k as { kid: string }).kid !== 'old');
+      advance(JWKS_RETRY_AFTER_FAILURE_MS);
+      await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: true, keys: 1, afterFailures: true });
+      await expect(verify(await mint('old'))).rejects.toBeInstanceOf(InvalidTokenError);
+    });
+  });
+
+  it("takes the provider's first answer after an outage at once: a key it dropped meanwhile stops verifying", async () => {
+    await withProvider(async ({ provider, verify, mint, nextFetch }) => {
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      provider.answer = 'down';
+      advance(20 * 60_000);
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' }); // on the key set of 20 minutes ago
+      provider.answer = 'keys';
+      provider.keys = provider.keys.filter((k) => (k as { kid: string }).kid !== 'old');
+      advance(JWKS_RETRY_AFTER_FAILURE_MS);
+      const answered = nextFetch();
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' }); // the fetch runs in the background
+      await expect(answered).resolves.toMatchObject({ ok: true, keys: 1 });
+      await expect(verify(await mint('old'))).rejects.toBeInstanceOf(InvalidTokenError);
+      await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+    });
+  });
+
+  it('honours a shorter allowance (RTS_AUTH_JWKS_MAX_STALE_SECONDS)', async () => {
+    await withProvider(async ({ provider, verify, mint }) => {
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      provider.answer = 'down';
+      advance(4 * 60_000);
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      advance(60_000 + JWKS_RETRY_AFTER_FAILURE_MS);
+      await expect(verify(await mint('old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_UNAVAILABLE' });
+    }, 5 * 60_000);
+  });
+
+  it.each(['down', 'reset', 'html', 'not-a-key-set', 'redirect'] as const)('takes a provider answering %s as unreachable, keeping its key set, not as one without keys', async (answer) => {
+    await withProvider(async ({ provider, verify, mint, outcomes }) => {
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      provider.answer = answer;
+      advance(JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS);
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false });
+    });
+  });
+
+  it('takes an answer with no keys as the provider revoking every key: every token is refused', async () => {
+    await withProvider(async ({ provider, verify, mint, outcomes }) => {
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      provider.keys = [];
+      advance(JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS);
+      await expect(verify(await mint('old'))).rejects.toBeInstanceOf(InvalidTokenError);
+      expect(outcomes.at(-1)).toMatchObject({ ok: true, keys: 0 });
+    });
+  });
+
+  it('refuses tokens while no key set was ever fetched, trying again at most once per retry interval', async () => {
+    let fetches = 0;
+    await withProvider(async ({ provider, verify, mint, outcomes }) => {
+      provider.answer = 'down';
+      await expect(verify(await mint('old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_UNAVAILABLE' });
+      await expect(verify(await mint('old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_UNAVAILABLE' });
+      fetches = outcomes.length;
+      expect(fetches).toBe(1);
+      provider.answer = 'keys';
+      advance(JWKS_RETRY_AFTER_FAILURE_MS);
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+    });
   });
 });

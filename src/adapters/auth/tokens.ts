@@ -4,6 +4,7 @@ import { ROLES } from '../../application/access/policy';
 import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
 import { holdsOneLineControl } from '../../domain/shared/text-limits';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
+import { createRemoteKeySet, JWKS_MAX_AGE_MS, JWKS_MAX_STALE_DEFAULT_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS, type JwksFetchOutcome, type RemoteKeySet } from './remote-key-set';
 
 /**
  * Bearer tokens (JWT, verified with jose) and API keys. jose is ESM-only: it is loaded on first use with a
@@ -68,15 +69,20 @@ const loadJose = (): Promise<Jose> => (josePromise ??= import('jose'));
  */
 export const ISSUED_AT_SKEW_MS = 60_000;
 
-export type VerifierOptions = Readonly<{ issuer: string; audience: string } & ({ secret: Buffer } | { jwksUrl: string })>;
+export type VerifierOptions = Readonly<
+  { issuer: string; audience: string } & (
+    | { secret: Buffer }
+    | {
+        jwksUrl: string;
+        /** How long the key set last fetched stays usable while the provider cannot be reached (RTS_AUTH_JWKS_MAX_STALE_SECONDS). */
+        jwksMaxStaleMs?: number;
+        /** Told of every fetch of the key set (the hub logs a provider that cannot be reached, and counts it). */
+        onJwksFetch?: (outcome: JwksFetchOutcome) => void;
+      }
+  )
+>;
 
-/** How old the identity provider's key set (RTS_AUTH_JWKS_URL) may be when a token is verified with it. */
-export const JWKS_MAX_AGE_MS = 60_000;
-/**
- * How long after fetching the key set for a token whose kid it lacked another such token is refused without fetching
- * it again (so tokens with made-up kids cannot make the hub fetch it with every request): jose's own default.
- */
-export const JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
+export { JWKS_MAX_AGE_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS, JWKS_MAX_STALE_DEFAULT_MS, type JwksFetchOutcome };
 
 /** The reason codes of a refused claim that the 401 names (tokens signed right, with a claim this hub does not take). */
 const CLAIM_CODES: Readonly<Record<string, string>> = { nbf: 'ERR_JWT_NOT_YET_VALID', iss: 'ERR_JWT_WRONG_ISSUER', aud: 'ERR_JWT_WRONG_AUDIENCE' };
@@ -98,75 +104,23 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
   const maxEntries = cache.maxEntries ?? 10_000;
   const maxAgeMs = cache.maxAgeMs ?? 60_000;
   const now = cache.now ?? Date.now;
-  type VerifyKey = webcrypto.CryptoKey | ReturnType<Jose['createRemoteJWKSet']>;
+  type VerifyKey = webcrypto.CryptoKey | RemoteKeySet;
   // The HMAC secret as a WebCrypto key, imported once, for HS256 verification only. jose runs on WebCrypto: a
   // KeyObject or a Uint8Array is imported again on every verification, which took more than half its cost
-  // (bench/tokens.js: 110-135 against 47-58 µs of CPU per token with 32 in flight).
+  // (bench/tokens.js: 110-135 against 47-58 µs of CPU per token with 32 in flight). The identity provider's key set:
+  // see remote-key-set.ts (when it is fetched again, and how long it is used while the provider cannot be reached).
   const loadKey = async (): Promise<VerifyKey> =>
     'secret' in options
       ? webcrypto.subtle.importKey('raw', options.secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
-      : // jose's own fetch for an unknown kid waits out a cooldown counted from any fetch, the minute's refetch below
-        // included: a key the provider had just added was refused for up to 30 s after each. Done below instead.
-        (await loadJose()).createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: Number.POSITIVE_INFINITY });
+      : createRemoteKeySet(await loadJose(), {
+          url: options.jwksUrl,
+          maxStaleMs: options.jwksMaxStaleMs ?? JWKS_MAX_STALE_DEFAULT_MS,
+          ...(options.onJwksFetch ? { onFetch: options.onJwksFetch } : {}),
+        });
   let keyPromise: Promise<VerifyKey> | null = null;
   const key = () => (keyPromise ??= loadKey());
   /** `since`: when it was verified. A clock set back (an NTP step) would otherwise keep it past maxAgeMs by as much. */
   const verified = new Map<string, { claims: TokenClaims; since: number; until: number }>();
-  /**
-   * When the identity provider's JWKS was last fetched, by this verifier's clock. jose's remote key set fetches it
-   * again only when a token names a kid it lacks, or after its own cacheMaxAge (10 minutes): a key the provider
-   * dropped (rotated out, leaked) verified new tokens for up to ten minutes, where the README says a minute. So it is
-   * fetched again when a token comes after JWKS_MAX_AGE_MS, and a remembered token is kept no longer than the key set
-   * it was verified with is current. A fetch that fails keeps the keys it had (jose's own limit then applies).
-   */
-  let jwksFetchedAt: number | null = null;
-  /**
-   * When the key set that tokens are verified with now was fetched (or a fetch of it failed, keeping it). Not
-   * jwksFetchedAt: tokens that come while a refetch is under way are verified with the key set before it, and were
-   * remembered for a minute after the refetch, a minute more for a key it dropped.
-   */
-  let keysAsOf: number | null = null;
-  /** The key, and when the key set it holds was fetched (null for the HS256 secret). */
-  const currentKey = async (at: number): Promise<{ k: VerifyKey; asOf: number | null }> => {
-    const k = await key();
-    if (typeof k !== 'function') return { k, asOf: null };
-    if (jwksFetchedAt === null) jwksFetchedAt = keysAsOf = at; // jose fetches it on first use
-    else if (at - jwksFetchedAt >= JWKS_MAX_AGE_MS || at < jwksFetchedAt) {
-      jwksFetchedAt = at;
-      await k.reload().catch(() => undefined);
-      keysAsOf = at;
-      return { k, asOf: at };
-    }
-    return { k, asOf: keysAsOf };
-  };
-  /**
-   * The remote key set's lookup, fetching the key set again for a kid it lacks (a key the provider added since the
-   * last fetch), at most once per JWKS_UNKNOWN_KID_COOLDOWN_MS counted from the last such fetch only. Tokens that
-   * come while one is under way wait for it.
-   */
-  let kidFetchedAt: number | null = null;
-  let kidFetch: Promise<void> | null = null;
-  type RemoteSet = Extract<VerifyKey, (...args: never[]) => unknown>;
-  const lookup =
-    (k: RemoteSet, at: number): RemoteSet =>
-    (async (header: Parameters<RemoteSet>[0], input: Parameters<RemoteSet>[1]) => {
-      try {
-        return await k(header, input);
-      } catch (error) {
-        if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
-        if (kidFetch === null) {
-          if (kidFetchedAt !== null && at >= kidFetchedAt && at - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS) throw error;
-          kidFetchedAt = at;
-          kidFetch = k.reload().then(
-            () => void (jwksFetchedAt = keysAsOf = at),
-            () => undefined,
-          );
-          void kidFetch.finally(() => (kidFetch = null));
-        }
-        await kidFetch;
-        return k(header, input);
-      }
-    }) as RemoteSet;
   return async (token) => {
     const at = now();
     const hit = verified.get(token);
@@ -189,10 +143,14 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         // again below without it.
         clockTolerance: ISSUED_AT_SKEW_MS / 1000,
       };
-      const current = await currentKey(at);
-      const k = current.k;
-      asOf = current.asOf;
-      ({ payload } = typeof k === 'function' ? await jose.jwtVerify(token, lookup(k, at), checks) : await jose.jwtVerify(token, k, checks));
+      const k = await key();
+      if ('keysFor' in k) {
+        const current = await k.keysFor(at);
+        // Remembered no longer than the key set it was verified with is current: a key the provider dropped then
+        // stops the tokens remembered too.
+        asOf = current.asOf;
+        ({ payload } = await jose.jwtVerify(token, current.getKey, checks));
+      } else ({ payload } = await jose.jwtVerify(token, k, checks));
     } catch (error) {
       const { code, claim } = error as { code?: string; claim?: string };
       // jose checks the claims after the signature: a refused iss or aud is a caller with a well-signed token (an

@@ -1,0 +1,185 @@
+import type { JWTVerifyGetKey } from 'jose';
+
+/**
+ * An identity provider's key set (RTS_AUTH_JWKS_URL), fetched by this module rather than by jose's
+ * createRemoteJWKSet: jose's remote set makes the request that finds the set old wait for the refetch, and refuses
+ * every token once its own 10-minute cacheMaxAge has passed without a successful fetch (an identity provider down for
+ * ten minutes locked every clinician out). Here:
+ *
+ * - A key set is current for JWKS_MAX_AGE_MS after the fetch that brought it started. The first token after that
+ *   starts a refetch in the background and is verified with the set in hand (stale-while-revalidate), as are the
+ *   tokens that come while the refetch is under way, for up to one fetch's timeout more. A token that comes later
+ *   than that (the hub was idle) waits for the fetch. So a key the provider stopped serving verifies for at most a
+ *   minute plus one fetch after it did, while the provider answers.
+ * - A fetch that fails (no answer, timeout, an HTTP status other than 200, a body that is not JSON or not a key set)
+ *   is no answer: the set in hand is kept, and used while the provider keeps failing, up to `maxStaleMs` after the
+ *   last successful fetch; later, every token is refused (ERR_JWKS_UNAVAILABLE). Another fetch is tried at most once
+ *   per JWKS_RETRY_AFTER_FAILURE_MS (tokens keep coming, and a provider refusing connections fails at once). The
+ *   first answer after an outage replaces the set at once.
+ * - An answer (200, a JSON key set) is the provider's word, also when it holds no keys: every token is then refused.
+ *   A provider that empties its key set has revoked every key, and the hub cannot tell that from a mistake.
+ * - A token naming a kid the set lacks (a key the provider added) waits for a fetch, at most one per
+ *   JWKS_UNKNOWN_KID_COOLDOWN_MS counted from the last such fetch (or for the fetch under way), so tokens with
+ *   made-up kids cannot make the hub fetch the set with every request.
+ *
+ * Times are by the clock handed in (`at`); a clock set back (an NTP step) makes the set in hand one to fetch again
+ * before use, as after an idle spell.
+ */
+
+type Jose = typeof import('jose');
+type LocalKeySet = ReturnType<Jose['createLocalJWKSet']>;
+
+/** How old the identity provider's key set (RTS_AUTH_JWKS_URL) may be when a token is verified with it. */
+export const JWKS_MAX_AGE_MS = 60_000;
+/**
+ * How long after fetching the key set for a token whose kid it lacked another such token is refused without fetching
+ * it again (so tokens with made-up kids cannot make the hub fetch it with every request): jose's own default.
+ */
+export const JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
+/** How long one fetch of the key set may take (jose's default): also how long past its minute the set is used while it is fetched again. */
+export const JWKS_FETCH_TIMEOUT_MS = 5_000;
+/** How long after a failed fetch the next is tried. */
+export const JWKS_RETRY_AFTER_FAILURE_MS = 5_000;
+/** RTS_AUTH_JWKS_MAX_STALE_SECONDS's default: how long a key set stays usable while the provider cannot be reached. */
+export const JWKS_MAX_STALE_DEFAULT_MS = 3_600_000;
+
+/**
+ * What a fetch of the key set came to, for logs and metrics. `reason` is a fixed word, an HTTP status or a network
+ * error code: never the URL (it may carry credentials) nor anything of a token.
+ */
+export type JwksFetchOutcome =
+  | Readonly<{ ok: true; at: number; keys: number; afterFailures: boolean }>
+  | Readonly<{ ok: false; at: number; reason: string; keySetAgeMs: number | null; usableForMs: number }>;
+
+export type RemoteKeySetOptions = Readonly<{
+  url: string;
+  /** How long after its last successful fetch the key set is used while fetches fail. */
+  maxStaleMs: number;
+  onFetch?: (outcome: JwksFetchOutcome) => void;
+}>;
+
+export type RemoteKeySet = {
+  /**
+   * The key lookup to verify a token that came `at` with, and when the key set it uses was fetched (a token verified
+   * with it is remembered no longer than that set is current). Throws (code ERR_JWKS_UNAVAILABLE) when there is no
+   * key set it may use.
+   */
+  keysFor(at: number): Promise<{ getKey: JWTVerifyGetKey; asOf: number }>;
+};
+
+/** A failed fetch, with a reason fit for a log line. */
+class JwksFetchFailure extends Error {
+  constructor(readonly reason: string) {
+    super(`JWKS fetch failed: ${reason}`);
+  }
+}
+
+const unavailable = (): Error => Object.assign(new Error('no usable key set from the identity provider'), { code: 'ERR_JWKS_UNAVAILABLE' });
+
+export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): RemoteKeySet => {
+  const url = new URL(options.url);
+  let local: LocalKeySet | null = null;
+  /** When the fetch that brought `local` started. */
+  let keysAsOf: number | null = null;
+  /** When the last fetch started that failed, unless one succeeded since. */
+  let failedAt: number | null = null;
+  let inflight: Promise<boolean> | null = null;
+  let kidFetchedAt: number | null = null;
+
+  const fetchKeySet = async (): Promise<LocalKeySet> => {
+    const signal = AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS);
+    let response: Response;
+    try {
+      // redirect manual: a redirect is no key set (as jose), not a hop to wherever the answer points.
+      response = await fetch(url, { method: 'GET', redirect: 'manual', signal, headers: { accept: 'application/json, application/jwk-set+json' } });
+    } catch (error) {
+      const code = (error as { cause?: { code?: unknown } }).cause?.code;
+      throw new JwksFetchFailure(signal.aborted ? 'timeout' : typeof code === 'string' && /^[A-Z0-9_]{1,40}$/.test(code) ? code : 'unreachable');
+    }
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new JwksFetchFailure(`HTTP ${response.status}`);
+    }
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch {
+      throw new JwksFetchFailure(signal.aborted ? 'timeout' : 'malformed JSON');
+    }
+    try {
+      return jose.createLocalJWKSet(json as Parameters<Jose['createLocalJWKSet']>[0]);
+    } catch {
+      throw new JwksFetchFailure('not a key set');
+    }
+  };
+
+  /** Fetches the key set unless a fetch is under way (then that one's outcome): whether it brought one. */
+  const refresh = (at: number): Promise<boolean> =>
+    (inflight ??= fetchKeySet()
+      .then(
+        (fetched) => {
+          const afterFailures = failedAt !== null;
+          local = fetched;
+          keysAsOf = at;
+          failedAt = null;
+          options.onFetch?.({ ok: true, at, keys: fetched.jwks()?.keys.length ?? 0, afterFailures });
+          return true;
+        },
+        (error: unknown) => {
+          failedAt = at;
+          const keySetAgeMs = keysAsOf === null ? null : Math.max(0, at - keysAsOf);
+          const usableForMs = keySetAgeMs === null ? 0 : Math.max(0, options.maxStaleMs - keySetAgeMs);
+          options.onFetch?.({ ok: false, at, reason: error instanceof JwksFetchFailure ? error.reason : 'unreachable', keySetAgeMs, usableForMs });
+          return false;
+        },
+      )
+      .finally(() => (inflight = null)));
+
+  const lookup = (getKey: LocalKeySet, at: number): JWTVerifyGetKey => async (header, token) => {
+    try {
+      return await getKey(header, token);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
+      let pending = inflight;
+      if (pending === null) {
+        if (kidFetchedAt !== null && at >= kidFetchedAt && at - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS) throw error;
+        kidFetchedAt = at;
+        pending = refresh(at);
+      }
+      if (!(await pending) || local === null) throw error;
+      return local(header, token);
+    }
+  };
+
+  const usable = (at: number) => ({ getKey: lookup(local!, at), asOf: keysAsOf! });
+
+  return {
+    keysFor: async (at) => {
+      if ((keysAsOf !== null && at < keysAsOf) || (failedAt !== null && at < failedAt) || (kidFetchedAt !== null && at < kidFetchedAt)) {
+        // The clock was set back: how old the set is cannot be told. As old as one to fetch before use; its
+        // allowance while the provider cannot be reached counts from there (longer by at most the step).
+        if (keysAsOf !== null) keysAsOf = Math.min(keysAsOf, at - JWKS_MAX_AGE_MS - JWKS_FETCH_TIMEOUT_MS);
+        failedAt = null;
+        kidFetchedAt = null;
+      }
+      const retryDue = failedAt === null || at - failedAt >= JWKS_RETRY_AFTER_FAILURE_MS;
+      if (local === null || keysAsOf === null) {
+        // None yet: each token waits for a fetch (one in flight at a time, one per retry interval while it fails).
+        const pending = inflight ?? (retryDue ? refresh(at) : null);
+        if (pending === null || !(await pending)) throw unavailable();
+        return usable(at);
+      }
+      const age = at - keysAsOf;
+      if (age < JWKS_MAX_AGE_MS) return usable(at);
+      const pending = inflight ?? (retryDue ? refresh(at) : null);
+      // Within a fetch's time of its minute, or while the provider has failed to answer within the last minute (and
+      // for no longer than maxStaleMs): used as it is, the fetch running in the background.
+      const providerFailedLately = failedAt !== null && at - failedAt < JWKS_MAX_AGE_MS;
+      if (age < JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS || (providerFailedLately && age < options.maxStaleMs)) return usable(at);
+      // Older than that (the hub was idle, or the outage has lasted longer than maxStaleMs): the fetch decides.
+      if (pending !== null && (await pending)) return usable(at);
+      if (at - keysAsOf < options.maxStaleMs) return usable(at);
+      throw unavailable();
+    },
+  };
+};
