@@ -11,6 +11,9 @@ import { decimalSetting, wholeNumberSetting } from './setting-numbers';
  *   RTS_AUTH_JWT_SECRET       hex, >= 64 digits: the HS256 key of the embedded profile; default generated once
  *                             into $RTS_DATA_DIR/auth.secret (0600). `node dist/bootstrap/token.js` signs with it.
  *   RTS_AUTH_JWKS_URL         verify tokens against an identity provider's JWKS (RS256/ES256/EdDSA) instead.
+ *   RTS_AUTH_JWKS_MAX_STALE_SECONDS  how long after its last answer the provider's key set is still used while the
+ *                             provider cannot be reached (default an hour; 60-86400): clinicians keep working through a
+ *                             short outage, and a key it dropped meanwhile is not taken for ever.
  *   RTS_AUTH_ISSUER / _AUDIENCE  required iss / aud claims (default telemed-rts).
  *   RTS_AUTH_CHANGE           on for one start: hub processes sharing a PostgreSQL or EventStoreDB store must verify
  *                             tokens alike, and one that does otherwise than the store recorded refuses to start;
@@ -65,6 +68,9 @@ export const authSettings = {
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
     .refine((url) => new URL(url).protocol === 'https:' || LOOPBACK_URL_HOST.test(new URL(url).hostname), 'must be an https URL (http only to 127.0.0.1, ::1 or localhost): the hub trusts whatever keys it answers')
     .optional(),
+  // At least the minute the key set is used anyway; at most a day: a key the provider dropped during an outage is
+  // taken that long, so not indefinitely.
+  RTS_AUTH_JWKS_MAX_STALE_SECONDS: wholeNumberSetting(60, 86_400).default(3600),
   RTS_AUTH_ISSUER: z.string().min(1).max(300).default('telemed-rts'),
   RTS_AUTH_AUDIENCE: z.string().min(1).max(300).default('telemed-rts'),
   RTS_API_KEYS: ApiKeys.optional(),

@@ -28,6 +28,7 @@ import {
   type TokenVerification,
 } from '../application/security/token-verification-check';
 import { devLoginEnabled } from './auth-config';
+import { reportJwksFetches } from './jwks-reporting';
 import { ConfigError, type Config } from './config';
 import { makeDirectory } from '../adapters/system/make-directory';
 import { readSecretFile } from './secret';
@@ -231,7 +232,9 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
   const verify = createTokenVerifier({
     issuer: config.RTS_AUTH_ISSUER,
     audience: config.RTS_AUTH_AUDIENCE,
-    ...(secret ? { secret } : { jwksUrl: config.RTS_AUTH_JWKS_URL! }),
+    ...(secret
+      ? { secret }
+      : { jwksUrl: config.RTS_AUTH_JWKS_URL!, jwksMaxStaleMs: config.RTS_AUTH_JWKS_MAX_STALE_SECONDS * 1000, onJwksFetch: reportJwksFetches(logger, deps.metrics) }),
   });
   // The principal of a token the verifier remembers (it hands back the same claims object while it does): one
   // HMAC of the patient's CPR number per token instead of one per request (an identity provider's patient claim). Weak: it goes when the claims go.

@@ -20,6 +20,7 @@ describe('loadConfig', () => {
       RTS_HTTP_HOST: '127.0.0.1',
       RTS_AUTH: 'on',
       RTS_AUDIT_ANCHOR_SECONDS: 3600,
+      RTS_AUTH_JWKS_MAX_STALE_SECONDS: 3600,
       RTS_AUTH_ISSUER: 'telemed-rts',
       RTS_AUTH_AUDIENCE: 'telemed-rts',
       RTS_RATE_LIMIT_PER_SECOND: 50,
@@ -157,6 +158,9 @@ describe('loadConfig', () => {
     ['RTS_BODY_LIMIT_BYTES', '10', /^RTS_BODY_LIMIT_BYTES: must be at least 1024$/],
     ['RTS_SHUTDOWN_GRACE_MS', '-1', /^RTS_SHUTDOWN_GRACE_MS: must be a whole number written in digits/],
     ['RTS_AUDIT_ANCHOR_SECONDS', '90000', /./],
+    ['RTS_AUTH_JWKS_MAX_STALE_SECONDS', '59', /must be at least 60$/],
+    ['RTS_AUTH_JWKS_MAX_STALE_SECONDS', '86401', /must be at most 86400$/],
+    ['RTS_AUTH_JWKS_MAX_STALE_SECONDS', '1h', /whole number written in digits/],
   ])('refuses a bad %s, naming it', (name, value, message) => {
     const base: Record<string, string> = name.startsWith('RTS_POSTGRES')
       ? { RTS_EVENT_STORE: 'postgres', RTS_POSTGRES_URL: 'postgres://db/x' }
