@@ -199,6 +199,19 @@ describe('Consultation decider', () => {
       expect(consultationReaders(view(allDeclined))).toEqual(['xian']);
     });
 
+    it('not the system whose expert only held the offer when the applicant cancelled; the accepted expert’s system, yes', () => {
+      const offeredOnly = view([requested, offered(A, 0), cancelled]);
+      expect(consultationReaders(offeredOnly)).toEqual(['xian']);
+      // Nor does the case stay with that expert's system: it no longer lists it (role expert).
+      expect(offeredOnly.expertSystemId).toBeNull();
+      expect(consultationParties(offeredOnly)).toEqual(['xian', 'chengdu']);
+      const acceptedFirst = view([requested, offered(A, 0), accepted(A, 0), cancelled]);
+      expect(consultationReaders(acceptedFirst)).toEqual(['xian', 'chengdu']);
+      expect(acceptedFirst.expertSystemId).toBe('chengdu');
+      // A row an older build stored kept the offered expert's system after the cancel: it is no reader either.
+      expect(consultationReaders({ ...offeredOnly, expertSystemId: 'chengdu' })).toEqual(['xian']);
+    });
+
     it('takes part (consultationParties): the applicant and every system it was offered to, also after the offer ended; not a later candidate', () => {
       expect(consultationParties(view([requested, offered(A, 0)]))).toEqual(['xian', 'chengdu']);
       const moved = [requested, offered(A, 0), declined(A, 0), offered(B, 1, t1, '2024-05-01T11:30:00.000Z')];

@@ -39,7 +39,8 @@ import { idempotencyKey, parseInput } from './schemas';
  *   GET  /consultations/{id}/trace                     -> 200 where it is, for operators: ids, status, offers, times;
  *        no texts, attachments or clinician (README, "Tracing a consultation or a message")
  *   GET  /consultations?system=&role=applicant|expert|any&state=&limit=&cursor=
- *        -> 200 { items, nextCursor } (newest first; `state` is one of CONSULTATION_STATUSES)
+ *        -> 200 { items, nextCursor } (newest first; `state` is one of CONSULTATION_STATUSES; only those the system
+ *           may read, consultationReaders: not a case cancelled while its expert only held the offer)
  *   POST /consultations/{id}/accept      { expertId, actionId? }
  *   POST /consultations/{id}/decline     { expertId, reason?, actionId? }
  *   POST /consultations/{id}/report      { expertId, diagnosis, recommendations?, actionId? }
@@ -132,7 +133,8 @@ export const consultationDto = (c: ConsultationView): AnswerOf<typeof Consultati
 
 /**
  * A step's answer to the system that took it. A system that may read the consultation (consultationReaders) gets it
- * whole; one that may not (its expert declined, or the offer expired, and the case went on) gets it without the texts
+ * whole; one that may not (its expert declined, or the offer expired, and the case went on; or the applicant cancelled
+ * the case while its expert held the offer) gets it without the texts
  * it may not read: the report, the cancellation's reason and other experts' reasons are null. Its expert's decline
  * repeated (a retry is answered 200) answered the whole case, the later expert's diagnosis and recommendations
  * included, to a system whose GET /consultations/{id} is refused 403.

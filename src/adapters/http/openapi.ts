@@ -577,6 +577,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /consultations': {
     tag: 'Consultations',
     summary: "A system's consultations, newest first",
+    description:
+      'Only those the system may read (as GET /consultations/{id}): a case cancelled while the system\'s expert only held the offer is not listed to that system. A page may hold fewer items than limit and still have a nextCursor.',
     access: SYSTEMS,
     query: ConsultationsQuery,
     ok: { '200': { description: 'One page', schema: ConsultationsPage } },
@@ -586,8 +588,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     tag: 'Consultations',
     summary: 'One consultation',
     description:
-      'Readable by the applicant system and the system of the expert the case is with now (the open offer, or the expert who accepted it), or their clinicians. ' +
-      'A system whose expert was offered the case but declined, let it expire or retired may no longer read it: 403 forbidden. ' +
+      'Readable by the applicant system and the system of the expert the case is with now (the open offer, or the expert who accepted it, also once the case is closed), or their clinicians. ' +
+      'A system whose expert was offered the case but declined, let it expire, retired, or held the offer when the applicant cancelled the case may no longer read it: 403 forbidden. ' +
       'Anyone else, of any role, gets 404 consultation_not_found, as for an id that does not exist. ' +
       'attachmentStatus gives each attachment as the registry has it at this read: Approved, or Deprecated with the correction that replaced it (replacedBy) and the current version of its chain (currentVersion), so an expert does not report on a replaced value unawares.',
     access: 'the applicant system and the system of the expert the case is with now (or their clinicians)',

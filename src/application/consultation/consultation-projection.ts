@@ -72,15 +72,20 @@ export const consultationParties = (c: Pick<ConsultationView, 'applicantSystemId
 ];
 
 /**
- * The systems that may read a consultation: the applicant, and the system of the expert it is with (or was, for a
- * closed case). Not the systems whose experts declined or let the offer expire: what came after (another expert's
- * report) is not theirs to read. They still take part (consultationParties), so a read of theirs is refused 403, not
- * answered as an unknown id, and a step of theirs is answered without those texts (consultation-routes' answerTo).
+ * The systems that may read a consultation: the applicant, and the system of the expert it is with: the open offer's,
+ * or the expert who accepted it, also once that case is closed (reported, acknowledged, or cancelled after the
+ * acceptance). Not the systems whose offer ended without an acceptance: their experts declined, let the offer expire,
+ * were withdrawn, or held the offer when the applicant cancelled. What came after (another expert's report, the
+ * cancellation's reason) is not theirs to read. They still take part (consultationParties), so a read of theirs is
+ * refused 403, not answered as an unknown id, and a step of theirs is answered without those texts
+ * (consultation-routes' answerTo). A case cancelled while offered is judged here from its offers, not from
+ * expertSystemId alone: rows stored by builds to 2026-12-06 kept the offered expert's system there after the cancel.
  */
-export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId' | 'expertSystemId'>): readonly string[] => [
-  c.applicantSystemId,
-  ...(c.expertSystemId && c.expertSystemId !== c.applicantSystemId ? [c.expertSystemId] : []),
-];
+export const consultationReaders = (c: Pick<ConsultationView, 'applicantSystemId' | 'expertSystemId' | 'status' | 'offers'>): readonly string[] => {
+  const cancelledUnaccepted = c.status === 'cancelled' && !c.offers.some((o) => o.outcome === 'accepted');
+  const expertSystem = cancelledUnaccepted ? null : c.expertSystemId;
+  return [c.applicantSystemId, ...(expertSystem && expertSystem !== c.applicantSystemId ? [expertSystem] : [])];
+};
 
 export type DueTimer = Readonly<{ kind: 'offer'; offerIndex: number; dueAt: string } | { kind: 'resend'; attempt: number; dueAt: string }>;
 
@@ -191,7 +196,11 @@ const evolveView = (current: ConsultationView | null, event: OpenedConsultationE
       const { reason, cancelledAt } = event.data;
       // The open offer ends with the case (it stayed 'open' on a cancelled consultation).
       const offers = current.offers.map((o) => (o.outcome === 'open' ? { ...o, outcome: 'cancelled' as const, settledAt: cancelledAt } : o));
-      return withDue({ ...current, status: 'cancelled', offers, cancelled: { reason, cancelledAt }, updatedAt: cancelledAt });
+      // Cancelled before any expert accepted it, the case is with no expert any more: the offered expert's system no
+      // longer lists it (consultationReaders). An accepted expert's system keeps its case, as after a report.
+      const accepted = offers.some((o) => o.outcome === 'accepted');
+      const expertSystemId = accepted ? current.expertSystemId : null;
+      return withDue({ ...current, status: 'cancelled', offers, expertSystemId, cancelled: { reason, cancelledAt }, updatedAt: cancelledAt });
     }
     case 'ConsultationContentErased':
       // Also when the view holds no texts already: folded again after the erasure (a rebuild, the library's patient

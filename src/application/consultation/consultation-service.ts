@@ -22,7 +22,7 @@ import type { DocumentStatus } from '../../domain/documents/document-entry';
 import { PATIENT_ERASED, patientStreamName } from '../sealed-documents';
 import { ConsultationContentErasure, ContentErasureIncompleteError, type ContentErasureResult } from './consultation-erasure';
 import { SealingConsultationStore } from './sealed-consultations';
-import { monthSeries, type ConsultationView, type MonthCount } from './consultation-projection';
+import { consultationReaders, monthSeries, type ConsultationView, type MonthCount } from './consultation-projection';
 import type { ConsultationReadModel, ConsultationRole } from './consultation-read-model';
 
 /**
@@ -39,7 +39,8 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
  *   attachmentsNow(view) -> [{ uniqueId, status, replacedBy, currentVersion }]   (the registry at read time)
  *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
- *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }
+ *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }   (only those the system may read:
+ *                                             consultationReaders; a page may hold fewer than `limit`)
  *   consultationsPerMonth({ from?, to? }) -> [{ month: 'YYYY-MM', requested }] with zero months filled in
  *
  * opts: { commandId?, correlationId? }. `commandId` (an uplink envelope id, an HTTP idempotency key, a timer's
@@ -371,7 +372,10 @@ export class ConsultationService {
     await this.deps.projector.catchUp();
     const page = await this.deps.consultations.list({ systemId: input.systemId, role: input.role ?? 'any', status: input.status, before, limit });
     const last = page.items[page.items.length - 1];
-    return { items: page.items, nextCursor: page.hasMore && last ? encodeConsultationCursor(last) : null };
+    // Only what the system may read: a row an older build stored for a case cancelled while offered still names the
+    // offered expert's system (consultationReaders). The cursor stays on the last row read, so paging skips nothing.
+    const items = page.items.filter((v) => consultationReaders(v).includes(input.systemId));
+    return { items, nextCursor: page.hasMore && last ? encodeConsultationCursor(last) : null };
   }
 
   async consultationsPerMonth(range: Readonly<{ from?: string; to?: string }> = {}): Promise<readonly MonthCount[]> {
