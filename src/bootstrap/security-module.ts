@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ClinicianScope, Principal } from '../application/access/policy';
 import { AuditTrail } from '../application/audit/audit-trail';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
+import type { ConsultationService } from '../application/consultation/consultation-service';
 import type { ConsultationModule } from './consultation-module';
 import { consultationParties, consultationReaders, type ConsultationView } from '../application/consultation/consultation-projection';
 import type { PatientErasure } from '../application/patient-erasure';
@@ -147,13 +148,17 @@ export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: 
 // consultationReaders lives beside consultationParties (the HTTP routes answer by it too); re-exported here.
 export { consultationReaders } from '../application/consultation/consultation-projection';
 
-/** What the access checks read of the consultations. */
-export type ConsultationReading = Pick<ConsultationReadModel, 'get' | 'list'>;
+/**
+ * What the access checks read of the consultations; `patientKeysOf` (ConsultationService.patientKeysOf): the patients
+ * an access to one is audited under.
+ */
+export type ConsultationReading = Pick<ConsultationReadModel, 'get' | 'list'> & Partial<Pick<ConsultationService, 'patientKeysOf'>>;
 
 /** The read model's `get` and `list`, each on the model caught up first (Projector.read), as the routes read it. */
-export const caughtUpConsultations = (module: Pick<ConsultationModule, 'readModel' | 'projector'>): ConsultationReading => ({
+export const caughtUpConsultations = (module: Pick<ConsultationModule, 'readModel' | 'projector' | 'service'>): ConsultationReading => ({
   get: (id) => module.projector.read(() => module.readModel.get(id)),
   list: (query) => module.projector.read(() => module.readModel.list(query)),
+  patientKeysOf: (id) => module.service.patientKeysOf(id),
 });
 
 /**
@@ -283,8 +288,10 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
         documentPatientKey: documentPatientKeyIn(deps.xds),
         clinicianScope: (systemId) => consultationScope(deps.consultations?.(), deps.xds, systemId),
         consultationSystems: async (id) => {
-          const c = await deps.consultations?.()?.get(id);
-          return c ? { readers: consultationReaders(c), parties: consultationParties(c) } : null;
+          const consultations = deps.consultations?.();
+          const c = await consultations?.get(id);
+          if (!c) return null;
+          return { readers: consultationReaders(c), parties: consultationParties(c), patientKeys: (await consultations?.patientKeysOf?.(id)) ?? [] };
         },
         audit,
         erasure,

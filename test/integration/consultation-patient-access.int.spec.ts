@@ -118,4 +118,47 @@ describe('consultations: who reads them', () => {
     expect((await call('GET', `/consultations/${id}`, aalborg)).body).toMatchObject({ status: 'cancelled', cancelled: { reason: CANCEL_REASON } });
     expect(await listed(aalborg, 'aalborg')).toContain(id);
   });
+
+  it("a clinician's read of the consultation, and a system's list of it, are in the patient's export; after the erasure too, without the texts", async () => {
+    const id = '0b0e5c1a-1b2c-4d3e-8f4a-5b6c7d8e9f03';
+    await request(id, ['aalborg:berg']);
+    expect((await call('POST', `/consultations/${id}/accept`, aalborg, { expertId: 'aalborg:berg' })).status).toBe(200);
+    const clinician = await login({ role: 'clinician', systemId: 'aalborg', sub: 'dr-berg' });
+    const read = await call('GET', `/consultations/${id}`, clinician);
+    expect(read.body).toMatchObject({ id, clinicalQuestion: QUESTION });
+    expect(await listed(aalborg, 'aalborg')).toContain(id);
+    // Another patient's consultation, read by the same clinician: not in this patient's export.
+    const other = await login({ role: 'patient', patient: '010203-2345' });
+    const measuredAt = DateTime.utc().minus({ hours: 1 }).startOf('second').toISO({ suppressMilliseconds: true })!;
+    const otherDocument = (await call('POST', '/observations', other, { patientId: '010203-2345', systolic: 140, diastolic: 85, measuredAt, observationId: 'o-2' })).body.uniqueId;
+    const otherId = '0b0e5c1a-1b2c-4d3e-8f4a-5b6c7d8e9f04';
+    expect((await call('POST', '/consultations', applicant, { consultationId: otherId, applicantSystemId: 'aarhus', applicantClinician: 'dr-aarhus', candidates: ['aalborg:berg'], clinicalQuestion: QUESTION, summary: 'S', attachments: [otherDocument] })).status).toBe(201);
+    expect((await call('POST', `/consultations/${otherId}/accept`, aalborg, { expertId: 'aalborg:berg' })).status).toBe(200);
+    expect((await call('GET', `/consultations/${otherId}`, clinician)).status).toBe(200);
+
+    const readsIn = (exported: any) => (exported.audit.entries as any[]).filter((e) => e.action === 'consultation.read');
+    const exported = (await call('POST', '/patients/export', patient, { patient: PATIENT })).body;
+    expect(readsIn(exported)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ subject: 'dr-berg', role: 'clinician', systemId: 'aalborg', resource: id, outcome: 'allowed', status: 200 }),
+        // The list of aalborg's consultations answered this one's texts too.
+        expect.objectContaining({ role: 'system', systemId: 'aalborg', resource: id, outcome: 'allowed', status: 200 }),
+      ]),
+    );
+    expect(JSON.stringify(exported.audit)).not.toContain(otherId);
+    // And the steps that answered the texts: the request that made it, the expert system's accept.
+    expect((exported.audit.entries as any[]).filter((e) => e.action === 'consultation.act' && e.resource === id).map((e) => [e.systemId, e.status])).toEqual([
+      ['aarhus', 201],
+      ['aalborg', 200],
+    ]);
+
+    const operator = await login({ role: 'operator', sub: 'dpo-jensen' });
+    expect((await call('POST', '/erasures', operator, { patient: PATIENT })).status).toBe(200);
+    expect((await call('GET', `/consultations/${id}`, clinician)).body).toMatchObject({ id, contentErased: true, clinicalQuestion: null });
+    const afterErasure = (await call('POST', '/patients/export', operator, { patient: PATIENT })).body;
+    expect(afterErasure.erasure).not.toBeNull();
+    // The reads are still listed, the one after the erasure too: a pseudonymous key and a consultation id, no text.
+    expect(readsIn(afterErasure).filter((e: any) => e.subject === 'dr-berg' && e.resource === id)).toHaveLength(2);
+    expect(JSON.stringify(afterErasure)).not.toContain('Zqx');
+  });
 });

@@ -492,7 +492,7 @@ describe('installSecurity: rate-limit refusals in the audit trail', () => {
 
 describe('installSecurity: reading a consultation by id', () => {
   // Requested by xian, declined by chengdu's expert, now with beijing's.
-  const systems = { readers: ['xian', 'beijing'], parties: ['xian', 'chengdu', 'beijing'] };
+  const systems = { readers: ['xian', 'beijing'], parties: ['xian', 'chengdu', 'beijing'], patientKeys: [] };
   const principals: Record<string, Principal> = {
     leshan: { subject: 'system:leshan', role: 'system', systemId: 'leshan', via: 'jwt' },
     'dr-leshan': { subject: 'dr-leshan', role: 'clinician', systemId: 'leshan', via: 'jwt' },

@@ -22,6 +22,7 @@ import { isExistingConsultationId, LEGACY_CONSULTATION_ID_PATTERN, LEGACY_CONSUL
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
 import { type AnswerOf, ConsultationResponse, ConsultationTraceResponse, ConsultationWithAttachmentsResponse } from './response-schemas';
 import { idempotencyKey, parseInput } from './schemas';
+import { auditListedUnderPatients, auditUnderPatients } from './audit-patients';
 
 /**
  * Cross-area teleconsultation over HTTP.
@@ -225,12 +226,18 @@ export const registerConsultationRoutes = (app: FastifyInstance, deps: Consultat
     // Its audit event names the consultation it made (security.ts names the applicant system until the id is known),
     // so that a search by the consultation's id finds the request that made it too.
     if (request.audited) request.audited.resource = consultation.consultationId;
+    // And the patient's key (security.ts knows it only for a consultation that existed before the request): the
+    // patient's export lists which system asked about them.
+    auditUnderPatients(request, await consultations.patientKeysOf(consultation.consultationId));
     return reply.code(created ? 201 : 200).header('location', `/consultations/${consultation.consultationId}`).send(consultationDto(consultation));
   });
 
   app.get('/consultations', async (request) => {
     const q = parseInput(ConsultationsQuery, request.query, 'query');
     const page = await consultations.list({ systemId: q.system, role: q.role, status: q.state as ConsultationView['status'] | undefined, limit: q.limit, cursor: q.cursor || undefined }); // cursor= : the first page
+    // The page answers each consultation's texts: recorded under each one's patients too, as a read of one is.
+    const listed = await Promise.all(page.items.map(async (c) => ({ resource: c.consultationId, patientKeys: await consultations.patientKeysOf(c.consultationId) })));
+    auditListedUnderPatients(request, listed);
     return { items: page.items.map(consultationDto), nextCursor: page.nextCursor };
   });
 

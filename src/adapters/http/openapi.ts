@@ -392,7 +392,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     summary: "Everything the hub holds of one patient, in one answer (the right of access, GDPR art. 15)",
     description:
       'Every reading ever stored for the patient (current and deprecated, with what replaced what), the consultations that name them (their texts unless erased; ' +
-      "attachments of other patients are counted, never named, and no other patient's key is shown), every audit entry recorded under their key (who, what, when, outcome: all of it, no paging), " +
+      "attachments of other patients are counted, never named, and no other patient's key is shown), every audit entry recorded under their key (who, what, when, outcome: all of it, no paging; the HTTP reads of and steps on their consultations among them), " +
       'and whether and when they were erased. The CPR number goes in the body, never the URL. A patient the hub holds nothing of (no document, no data key, no erasure) answers 404 unknown_patient, ' +
       "as an erasure does; an erased patient's export says so (erasure.erasedAt) with what is left of them. Nothing is changed; the export itself is audited as patient.export under the patient's key, " +
       'and answered only once that audit event is stored (503 audit_unavailable otherwise).',
@@ -591,6 +591,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       'Readable by the applicant system and the system of the expert the case is with now (the open offer, or the expert who accepted it, also once the case is closed), or their clinicians. ' +
       'A system whose expert was offered the case but declined, let it expire, retired, or held the offer when the applicant cancelled the case may no longer read it: 403 forbidden. ' +
       'Anyone else, of any role, gets 404 consultation_not_found, as for an id that does not exist. ' +
+      "Audited as consultation.read under the pseudonymous key of the consultation's patient, allowed or refused, so the patient's export (POST /patients/export) lists it. " +
       'attachmentStatus gives each attachment as the registry has it at this read: Approved, or Deprecated with the correction that replaced it (replacedBy) and the current version of its chain (currentVersion), so an expert does not report on a replaced value unawares.',
     access: 'the applicant system and the system of the expert the case is with now (or their clinicians)',
     path: ConsultationParams,

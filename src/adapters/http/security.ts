@@ -14,6 +14,7 @@ import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, SYSTEM_ID_IS_CPR, holdsCprNumber, patien
 import { logErasure } from '../backup/erasure-log-line';
 import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
+import { auditUnderPatients } from './audit-patients';
 import { RETRY_AFTER_SECONDS, problem, sendProblem } from './problem';
 import { RateLimiter } from './rate-limiter';
 import { DocumentParams, isXml, parseInput } from './schemas';
@@ -76,7 +77,9 @@ export type SecurityDependencies = Readonly<{
    * The systems of a consultation, or null when there is none: `readers`, who may read it now (the applicant, the
    * system of the expert it is with), and `parties`, who know it exists (also the systems whose experts' offers ended).
    */
-  consultationSystems?: (consultationId: string) => Promise<Readonly<{ readers: readonly string[]; parties: readonly string[] }> | null>;
+  consultationSystems?: (
+    consultationId: string,
+  ) => Promise<Readonly<{ readers: readonly string[]; parties: readonly string[]; /** The patients it is about: its accesses are audited under their keys. */ patientKeys: readonly string[] }> | null>;
   audit: AuditTrail;
   erasure: PatientErasure;
   now: () => Date;
@@ -96,7 +99,18 @@ type Rule = (request: FastifyRequest, principal: Principal) => Promise<Action | 
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
-    audited?: { action: string; patientKey: string | null; resource: string | null; reason: string | null; patientData: boolean };
+    audited?: {
+      action: string;
+      patientKey: string | null;
+      resource: string | null;
+      reason: string | null;
+      patientData: boolean;
+      /**
+       * Further patients the answer concerns (a consultation of several patients, the consultations of a list): the
+       * entry is recorded once more under each key, naming that resource, so each patient's export lists it.
+       */
+      alsoUnder?: { patientKey: string; resource: string | null }[];
+    };
   }
 }
 
@@ -159,8 +173,17 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
   };
   // A role that never acts for a system (a patient, an operator) is refused before the body is read: it was told
   // which fields the request lacked (400) instead of 403.
-  const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request, principal) =>
-    ({ kind: 'consultation.act', systemId: principal.role === 'system' || principal.role === 'clinician' ? systemOf(request) : '' });
+  // A step on an existing consultation answers its texts: audited under its patients' keys (consultationPatients).
+  const consultationAct = (systemOf: (request: FastifyRequest) => string): Rule => async (request, principal) => ({
+    kind: 'consultation.act',
+    systemId: principal.role === 'system' || principal.role === 'clinician' ? systemOf(request) : '',
+    patientKeys: await consultationPatients(request),
+  });
+  /** The patients of the consultation a request names ([] for none, or one that does not exist). */
+  const consultationPatients = async (request: FastifyRequest): Promise<readonly string[]> => {
+    const id = str(field(request.params, 'id'));
+    return id && isExistingConsultationId(id) ? ((await deps.consultationSystems?.(id))?.patientKeys ?? []) : [];
+  };
   /**
    * The field that names who acts, checked as the route checks it: missing or malformed, it is the caller's
    * mistake (400 invalid_request, the route's own problem, not audited), not a refusal of someone else's system.
@@ -210,7 +233,9 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
     'GET /consultations/:id': async (request) => {
       const id = str(field(request.params, 'id'));
       const systems = await deps.consultationSystems?.(id);
-      if (systems) return { kind: 'consultation.read', systemIds: systems.readers };
+      // Its texts are the patient's data: the read is audited under the patient's key, as a document's read is, so
+      // that the patient's export (POST /patients/export) lists who read their consultation.
+      if (systems) return { kind: 'consultation.read', systemIds: systems.readers, patientKeys: systems.patientKeys };
       return isExistingConsultationId(id) ? { absent: 'consultation_not_found' } : 'pass'; // a malformed id: the route's 400
     },
     'POST /consultations/:id/accept': consultationAct(expertSystem),
@@ -451,6 +476,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     }
     const patientKey = 'patientKey' in action && action.patientKey !== '' ? action.patientKey : null;
     request.audited = { action: action.kind, patientKey, resource: resourceOf(action, request), reason: null, patientData: concernsPatientData(action) };
+    if ('patientKeys' in action && action.patientKeys) auditUnderPatients(request, action.patientKeys);
     if (deps.mode === 'off') return failClosedForReads(request, reply);
     const needsScope = principal.role === 'clinician' && (action.kind === 'observations.read' || action.kind === 'document.read') && principal.systemId !== undefined;
     const scope = needsScope ? await deps.clinicianScope(principal.systemId!) : null;
@@ -490,7 +516,8 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       // A refused step (404, 409, 422...) is recorded with its problem code: 'error' alone did not say what failed.
       reason: audited.reason ?? (outcome === 'error' ? problemCodeOf(payload) : null),
     };
-    const recorded = deps.audit.record(entry);
+    const further = (audited.alsoUnder ?? []).map(({ patientKey, resource }) => deps.audit.record({ ...entry, patientKey, resource }));
+    const recorded = Promise.all([deps.audit.record(entry), ...further]);
     if (!isWrite(request.method) || outcome !== 'allowed') {
       recorded.catch(() => deps.onAuditFailure?.());
       return payload;

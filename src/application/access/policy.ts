@@ -69,9 +69,13 @@ export type Action =
    * message for good, and a message may hold patient data.
    */
   | Readonly<{ kind: 'dead_letters.discard' }>
-  /** Acting for, or reading the consultations of, `systemId` (the applicant, or an expert's home system). */
-  | Readonly<{ kind: 'consultation.act'; systemId: string }>
-  | Readonly<{ kind: 'consultation.read'; systemIds: readonly string[] }>
+  /**
+   * Acting for, or reading the consultations of, `systemId` (the applicant, or an expert's home system).
+   * `patientKeys`: the patients of the one consultation it concerns, which the audit entry is recorded under (the
+   * policy does not look at them).
+   */
+  | Readonly<{ kind: 'consultation.act'; systemId: string; patientKeys?: readonly string[] }>
+  | Readonly<{ kind: 'consultation.read'; systemIds: readonly string[]; patientKeys?: readonly string[] }>
   /** Registering or retiring the message keys of `systemId`: an operator, or that system itself (rotation). */
   | Readonly<{ kind: 'system.keys'; systemId: string }>
   /** A route without a rule of its own: operators only. */

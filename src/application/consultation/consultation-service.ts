@@ -37,6 +37,7 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *     -> { consultation, changed }
  *   eraseContent(id, { by, correlationId? }) -> { consultationId, erasedAt, alreadyErased } (crypto-shredding of its texts)
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
+ *   patientKeysOf(id) -> the pseudonymous keys of the patients it is about (what its accesses are audited under)
  *   attachmentsNow(view) -> [{ uniqueId, status, replacedBy, currentVersion }]   (the registry at read time)
  *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
  *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }   (only those the system may read:
@@ -361,6 +362,24 @@ export class ConsultationService {
     const view = await this.deps.consultations.get(consultationId);
     if (!view) throw new NotFoundError('consultation_not_found', 'no consultation has this id');
     return view;
+  }
+
+  /**
+   * The pseudonymous keys of the patients a consultation is about (never a CPR number), sorted: those its request
+   * recorded, or, for a request of a build that recorded none (to 2026-12-01), its attachments' patients as the
+   * registry keeps them (after an erasure too). The same patients a patient's erasure and export find it by
+   * (ConsultationContentErasure.consultationsOf). [] for an unknown id or a consultation with no attachment of this hub.
+   * What an access to the consultation is audited under, so that the patient's export lists who read it.
+   */
+  async patientKeysOf(consultationId: string): Promise<readonly string[]> {
+    const { events } = await this.deps.store.readStream(consultationStreamName(consultationId), { maxCount: 1 });
+    const first = events[0];
+    if (first?.type !== 'ConsultationRequested') return [];
+    const recorded = first.data['patientKeys'];
+    if (Array.isArray(recorded)) return [...new Set(recorded.filter((k): k is string => typeof k === 'string'))].sort();
+    const attachments = Array.isArray(first.data['attachments']) ? first.data['attachments'].filter((a): a is string => typeof a === 'string') : [];
+    const entries = await Promise.all(attachments.map((uniqueId) => this.deps.documents.entryOf(uniqueId)));
+    return [...new Set(entries.flatMap((e) => (e ? [e.patientKey] : [])))].sort();
   }
 
   async list(input: ListInput): Promise<ConsultationsPage> {
