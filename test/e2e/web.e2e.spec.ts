@@ -387,6 +387,79 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // The draft's id belongs to the attempt, not to its values: a new reading typed in with the same values as one whose
+  // answer was lost (the time left empty, "now") went out with the draft's id and time, was answered as the repeat it
+  // seemed ("Saved"), and was not stored.
+  it('stores a new reading typed in with the same values as one whose answer was lost as a second reading', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '030405-4567');
+    const bodies: string[] = [];
+    let dropFirst = true;
+    await page.route('**/observations', async (route) => {
+      bodies.push(route.request().postData() ?? '');
+      const response = await route.fetch(); // the hub stores it...
+      if (!dropFirst) return route.fulfill({ response });
+      dropFirst = false;
+      return route.abort('connectionreset'); // ...but its answer is lost
+    });
+    await upload(page, '141', '91');
+    await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    // The patient looks: the reading was saved after all.
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => /^1 reading/.test(document.getElementById('period')!.textContent ?? ''));
+    // Later, another reading that shows the same values, typed in afresh.
+    await page.fill('#systolic', '');
+    await page.fill('#diastolic', '');
+    await upload(page, '141', '91');
+    await waitSaved(page);
+    const ids = bodies.map((b) => JSON.parse(b).observationId as string);
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).not.toBe(ids[0]);
+    expect(await rows(page)).toEqual([[expect.any(String), '141', '91'], [expect.any(String), '141', '91']]);
+    // And once more after a save the page saw: a third.
+    await upload(page, '141', '91');
+    await waitSaved(page);
+    expect(new Set(bodies.map((b) => JSON.parse(b).observationId as string)).size).toBe(3);
+    expect(await rows(page)).toHaveLength(3);
+    expectClean(w, [/ERR_CONNECTION_RESET/]); // the answer this test dropped
+    await w.context.close();
+  });
+
+  // The same after a reload: Upload alone sends the draft brought back with its id ('an upload that gets no answer ...', below); typing the
+  // values of a new reading over it, the same as the draft's, made a new attempt that went out as the draft.
+  it('after a reload, the same values typed in over the draft brought back are a new reading', async () => {
+    const cpr = '040506-4567';
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, cpr);
+    const bodies: string[] = [];
+    // Page routes outlive a reload.
+    await page.route('**/observations', async (route) => {
+      bodies.push(route.request().postData() ?? '');
+      const response = await route.fetch(); // the hub stores it...
+      if (bodies.length === 1) return route.abort('connectionreset'); // ...the first answer is lost
+      return route.fulfill({ response });
+    });
+    await upload(page, '143', '93');
+    await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    await page.reload();
+    await enterCpr(page, cpr);
+    expect(await rows(page)).toHaveLength(1); // saved after all
+    expect([await page.inputValue('#systolic'), await page.inputValue('#diastolic')]).toEqual(['143', '93']);
+    await page.fill('#systolic', '');
+    await page.fill('#diastolic', '');
+    await upload(page, '143', '93');
+    await waitSaved(page);
+    const ids = bodies.map((b) => JSON.parse(b).observationId as string);
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).not.toBe(ids[0]);
+    expect(await rows(page)).toEqual([[expect.any(String), '143', '93'], [expect.any(String), '143', '93']]);
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.draft'))).toBeNull();
+    expectClean(w, [/ERR_CONNECTION_RESET/]); // the answer this test dropped
+    await w.context.close();
+  });
+
   // A 5xx is the hub's trouble, not the reading's: an upload answered 503 audit_unavailable is stored (its audit event
   // is what failed), and one answered 503 storage_unavailable may be. "Not saved." sent the patient away to type it
   // in again some other time, as a new reading with a new id: stored twice. The hub's texts are for developers
@@ -961,7 +1034,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await page.clock.fastForward(3_600_000);
     await enterCpr(page, a);
     expect([await page.inputValue('#systolic'), await page.inputValue('#diastolic')]).toEqual(['177', '99']);
-    expect(await page.textContent('#upload-status')).toMatch(/^This reading, taken .*, may not be saved yet\. .* with that time\.$/);
+    expect(await page.textContent('#upload-status')).toMatch(/^This reading, taken .*, may not be saved yet\. .* with that time\. A reading typed over it is saved as a new one\.$/);
     await page.click('#upload-btn');
     await waitSaved(page);
     const token = await patientToken(a);

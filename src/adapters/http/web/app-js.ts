@@ -6,7 +6,8 @@
  * so neither it nor a token with it goes there; a reload asks for it again) and goes to the API path only; the
  * page's URL never holds it. Each upload carries an observationId (crypto.randomUUID) kept with the draft, in
  * sessionStorage without the CPR number, until the hub answers, so a double submit or a retry after a lost
- * answer (also after a reload) is stored once. The draft holds the time of the first Upload (an empty time field
+ * answer (also after a reload) is stored once. The id is the attempt's: typing into the form drops the draft, so a
+ * new reading with the same values gets an id of its own (dropDraft). The draft holds the time of the first Upload (an empty time field
  * means then, by the hub's clock), so a reading sent again later keeps the time it was taken; and a short salted
  * tag of the CPR number (20 bits: ~350 valid CPR numbers share each), so it goes back into the form only for the
  * patient it was typed for. The hub's clock decides whether a time lies in the future: the
@@ -599,8 +600,9 @@ export const APP_JS = String.raw`'use strict';
       return;
     }
     var body = { patientId: state.cpr, systolic: sys, diastolic: dia };
-    // The same reading sent again (a double submit, a retry after a lost answer, also after a reload) keeps its
-    // id and time (an empty field: when Upload was first pressed, by the hub's clock): stored once, when taken.
+    // The same attempt sent again (a double submit, a retry after a lost answer, also after a reload; see dropDraft)
+    // keeps its id and time (an empty field: when Upload was first pressed, by the hub's clock): stored once, when
+    // taken. The values are compared too, for a form changed without an input event (which dropDraft never sees).
     var sig = JSON.stringify([sys, dia, at ? iso(at) : null]);
     if (!state.draft || state.draft.sig !== sig) {
       var salt = uuid().slice(0, 8);
@@ -654,8 +656,22 @@ export const APP_JS = String.raw`'use strict';
     if (!shown && r.status >= 500) { title('Error: reading may not be saved \u2013 Your readings'); status('upload-status', says(r, 'saved'), 'bad'); return; }
     status('upload-status', 'Not saved. ' + (shown ? 'Please correct the ' + named.join(' and ') + ': see the message at the field.' : says(r, 'saved')), 'bad');
   });
+  // The draft's id and time belong to the attempt, not to its values. Upload with the form as the draft left it (after
+  // a lost answer, a refusal, a reload) is that attempt again: stored once. Typing into the form starts a new one,
+  // also when it ends with the same values: a second reading that shows the same numbers as one whose answer was lost
+  // went out with that one's id and time, was answered as its repeat ("Saved"), and was not stored.
+  function dropDraft() {
+    state.draft = null;
+    try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
+    // What was said of the draft ("may or may not be saved. Press Upload again") is no longer true of the form.
+    status('upload-status', '');
+    title('Your readings');
+  }
   ['systolic', 'diastolic', 'measured'].forEach(function (f) {
-    $(f).addEventListener('input', function () { if ($(f).getAttribute('aria-invalid')) setError(f, null); });
+    $(f).addEventListener('input', function () {
+      if ($(f).getAttribute('aria-invalid')) setError(f, null);
+      if (state.draft) dropDraft();
+    });
   });
 
   // ---- the sign-in's time limit ----
@@ -715,7 +731,7 @@ export const APP_JS = String.raw`'use strict';
     if (!d.salt || !d.at || isNaN(Date.parse(d.at)) || d.owner !== ownerTag(d.salt, state.cpr)) return;
     state.draft = d;
     $('systolic').value = d.systolic || ''; $('diastolic').value = d.diastolic || ''; $('measured').value = d.measured || '';
-    status('upload-status', 'This reading, taken ' + when(new Date(d.at)) + ', may not be saved yet. Press Upload to send it again: it will be stored only once, with that time.', 'bad');
+    status('upload-status', 'This reading, taken ' + when(new Date(d.at)) + ', may not be saved yet. Press Upload to send it again: it will be stored only once, with that time. A reading typed over it is saved as a new one.', 'bad');
   }
 })();
 `;
