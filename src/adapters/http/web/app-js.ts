@@ -241,11 +241,21 @@ export const APP_JS = String.raw`'use strict';
   }
 
   // ---- who ----
-  // Full-width digits, hyphen and space (a Chinese or Japanese input method in full-width mode: \uFF12\uFF16...) as
-  // the ASCII ones they look like: NFKC. They were refused with the form's rule, which they seemed to follow.
+  // Full-width digits, comma, hyphen and space (a Chinese or Japanese input method in full-width mode: \uFF12\uFF16...)
+  // as the ASCII ones they look like (NFKC), and every script's decimal digits (\p{Nd}: an Arabic, Persian or Hindi
+  // keyboard types its own, which NFKC leaves alone) as the ASCII digit of the same value. Both were refused with the
+  // form's rule, which they seemed to follow. Unicode assigns decimal digits only in runs of ten, 0 to 9, so a digit's
+  // value is its distance from the start of its run (runs that touch, as the mathematical digits', are NFKC's).
+  function asciiDigits(v) {
+    return v.normalize('NFKC').replace(/\p{Nd}/gu, function (c) {
+      var cp = c.codePointAt(0), start = cp;
+      while (/\p{Nd}/u.test(String.fromCodePoint(start - 1))) start--;
+      return String((cp - start) % 10);
+    });
+  }
   function cprDigits(v) {
     // Spaces, a hyphen, or the dash a word processor or phone puts in its place.
-    return v.normalize('NFKC').replace(/[\s\u2010-\u2015-]/g, '');
+    return asciiDigits(v).replace(/[\s\u2010-\u2015-]/g, '');
   }
   function normaliseCpr(v) {
     var d = cprDigits(v);
@@ -548,9 +558,9 @@ export const APP_JS = String.raw`'use strict';
   });
 
   // ---- upload ----
-  // Full-width digits and comma (a Chinese or Japanese input method in full-width mode, as at the CPR field) as the
-  // ASCII ones they look like: NFKC. "\uFF11\uFF12\uFF10" was refused as "must be a number".
-  function typedNumber(field) { return $(field).value.normalize('NFKC').trim(); }
+  // Full-width digits and comma, and any script's decimal digits, as at the CPR field (asciiDigits): "\uFF11\uFF12\uFF10"
+  // and "\u0661\u0662\u0660" were refused as "must be a number". Anything else still is (checkNumber's rule is ASCII).
+  function typedNumber(field) { return asciiDigits($(field).value).trim(); }
   function checkNumber(field) {
     var raw = typedNumber(field), r = RANGE[field];
     if (!raw) return 'Enter the ' + field + ' pressure.';
