@@ -581,6 +581,33 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // "Saved" is said once the reading is on screen; a reading whose time lies outside the period shown (typed in a day
+  // after the week's edge) is not, and the patient, told only "Saved", looked for it in vain and typed it in again.
+  it('says when a reading just saved lies outside the period shown, and where to find it', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '070809-6789');
+    await upload(page, '151', '96', await localTime(page, 8)); // before the last 7 days
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 151 over 96 mmHg at .*\. It lies before the period shown: choose a longer period or other dates to see it\.$/);
+    expect(await rows(page)).toEqual([]);
+    await upload(page, '121', '81', await localTime(page, 1)); // in it: nothing more said
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 121 over 81 mmHg at [^.]*\.$/);
+    // A chosen period in the past, and a reading of now: after it.
+    const day = (await localTime(page, 8)).slice(0, 10);
+    await page.fill('#from', day);
+    await page.fill('#to', day);
+    await page.click('#range-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#chart circle.pt.sys').length === 1);
+    await upload(page, '122', '82');
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 122 over 82 mmHg at .*\. It lies after the period shown: choose a longer period or other dates to see it\.$/);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['151']);
+    expectClean(w);
+    await w.context.close();
+  });
+
   it('Change person signs out: no token or CPR number is kept, and nothing of the previous patient stays on screen', async () => {
     const w = await open();
     const { page } = w;

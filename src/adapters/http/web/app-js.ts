@@ -578,6 +578,13 @@ export const APP_JS = String.raw`'use strict';
     if (RANGE[f] && /between/.test(m)) return LABEL[f] + ' must be between ' + RANGE[f][0] + ' and ' + RANGE[f][1] + ' mmHg. Check the number on your monitor.';
     return LABEL[f] + ': ' + stop(m.replace(/[.]$/, '')) + ' Check this value.';
   }
+  // "Saved" is said once the reading is on screen; one whose time lies outside the period shown (typed in a day past
+  // the week's edge) is not, and the patient, told only "Saved", looked for it in vain and typed it in again.
+  function outsideShown(measuredAt) {
+    var p = state.shown, t = Date.parse(measuredAt);
+    var side = !p || isNaN(t) ? '' : t < p.from.getTime() ? 'before' : t >= p.to.getTime() ? 'after' : '';
+    return side ? ' It lies ' + side + ' the period shown: choose a longer period or other dates to see it.' : '';
+  }
   $('upload-form').addEventListener('submit', async function (ev) {
     ev.preventDefault();
     // Busy: the button keeps its focus (aria-disabled, not disabled, which sent the focus to the page's body).
@@ -650,7 +657,8 @@ export const APP_JS = String.raw`'use strict';
     if (r.ok) {
       title('Your readings');
       status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + when(new Date(r.body.measuredAt)) : '') + '.' +
-        (twice ? ' That time happened twice that night (the clocks went back an hour); the first was taken, before the clocks went back.' : ''), 'ok');
+        (twice ? ' That time happened twice that night (the clocks went back an hour); the first was taken, before the clocks went back.' : '') +
+        outsideShown(r.body.measuredAt), 'ok');
       return;
     }
     title('Error: reading not saved \u2013 Your readings');
