@@ -452,11 +452,22 @@ const main = async (): Promise<void> => {
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`telemed-rts: ${error.message}\n`);
-      process.exit(78); // EX_CONFIG
+      process.exit(78); // EX_CONFIG; no logger yet, so nothing of pino's for the exit to flush
     }
     throw error;
   }
   const logger = createLogger(config);
+  // From here on every exit goes through exitAfterLog (exit-after-log.ts): a bare process.exit with a log line still
+  // under way and the log's reader gone hangs for ever in pino's exit flush. A start that fails on something without
+  // a name of its own (exit 1) included: it was such a bare exit, and hung so.
+  await runHub(config, logger).catch((error: unknown) => {
+    process.stderr.write(`telemed-rts: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
+    exitAfterLog(logger, 1);
+  });
+};
+
+/** The hub's run once its logger exists: signals, start, stop. Every exit here is an exitAfterLog. */
+const runHub = async (config: Config, logger: Logger): Promise<void> => {
   // The erasure record is written at every level but silent (erasure-log-line.ts): a silent hub says so where it can.
   // Here, in the program only: an embedder's or a test's startHub with a silent logger chose it in code.
   if (logger.level === 'silent') process.stderr.write(silentErasureRecordWarning);
@@ -508,6 +519,8 @@ const main = async (): Promise<void> => {
 
 if (require.main === module) {
   main().catch((error: unknown) => {
+    // Only a failure before the logger exists (loading the settings) comes here: no pino stream, nothing for the
+    // exit to flush, so a bare exit cannot hang.
     process.stderr.write(`telemed-rts: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
     process.exit(1);
   });

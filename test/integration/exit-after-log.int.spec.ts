@@ -5,7 +5,8 @@
 // event loop first. Here the race is made certain: two lines are logged in one turn (the first one's write under
 // way, the second waiting behind it) to a pipe whose reader is closed, and the exit follows at once.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 jest.setTimeout(60_000);
@@ -77,4 +78,42 @@ it('a log that cannot be written (stdout on a full disk) loses its lines: the hu
   });
   closeSync(stdout);
   expect(got).toEqual({ code: 0, stderr: 'alive\n' });
+});
+
+// The hub program itself (src/bootstrap/main.ts), on a start that fails with something it has no name for (exit 1,
+// "failed to start"), with the log's reader gone: that exit was a bare process.exit(1), and hung in pino's exit
+// flush as the stop's did. The failure is put in by a preloaded module that makes the store's opening log two lines
+// (the first one's write under way, the second waiting behind it) and throw, so the exit meets a write in flight.
+const failingStart = `
+const container = require(${JSON.stringify(join(ROOT, 'src', 'bootstrap', 'container.ts'))});
+container.openContainer = async (_config, logger) => {
+  logger.info('opening the store');
+  logger.info('still opening the store');
+  throw new Error('a failure with no name');
+};
+`;
+
+it('the hub\'s "failed to start" exit (1) does not hang when the log reader has gone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rts-exit-after-log-'));
+  const preload = join(dir, 'failing-start.js');
+  writeFileSync(preload, failingStart);
+  try {
+    const got = await new Promise<{ code: number | 'hung'; stderr: string }>((done, fail) => {
+      const p = spawn(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-r', preload, join(ROOT, 'src', 'bootstrap', 'main.ts')], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '', RTS_DATA_DIR: join(dir, 'data'), RTS_HTTP_PORT: '0', RTS_AUTH: 'off' },
+      });
+      // The log's reader goes away before the hub has written anything (it takes a second to load its modules).
+      p.stdout.destroy();
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+      const hung = setTimeout(() => p.kill('SIGKILL'), 20_000);
+      p.on('error', fail);
+      p.on('exit', (code) => (clearTimeout(hung), done({ code: code ?? 'hung', stderr })));
+    });
+    expect(got).toEqual({ code: 1, stderr: expect.stringContaining('telemed-rts: failed to start: a failure with no name') });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
