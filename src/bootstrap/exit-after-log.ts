@@ -30,18 +30,36 @@ const isSonicBoom = (stream: unknown): stream is SonicBoomLike =>
 
 export const EXIT_LOG_WAIT_MS = 2_000;
 
-/** process.exit(code) once `logger`'s lines are written, or its stream failed, or `waitMs` passed. */
+/** The exit under way on a log stream: its code may still be raised (a failure asked for while it waits). */
+type PendingExit = { code: number };
+const pendingExits = new WeakMap<object, PendingExit>();
+
+/**
+ * process.exit(code) once `logger`'s lines are written, or its stream failed, or `waitMs` passed.
+ *
+ * Called again while an exit waits (the stop finished, then the shutdown grace ran out; or the other way round), it
+ * joins that exit rather than racing it: the first non-zero code asked for is the code, whichever wait ends first. A
+ * failure that was logged ("shutdown grace period exceeded") is never undone by a success that came after it.
+ */
 export const exitAfterLog = (logger: Logger, code: number, waitMs: number = EXIT_LOG_WAIT_MS): void => {
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
   if (!isSonicBoom(stream)) {
     process.exit(code);
+    return;
   }
+  const pending = pendingExits.get(stream);
+  if (pending) {
+    if (pending.code === 0) pending.code = code;
+    return;
+  }
+  const state: PendingExit = { code };
+  pendingExits.set(stream, state);
   let exiting = false;
   const exit = () => {
     if (exiting) return;
     exiting = true;
     stream.flushSync = () => undefined;
-    process.exit(code);
+    process.exit(state.code);
   };
   if (!stream._writing && stream._len === 0) return exit();
   // Not unref'd: the exit must not wait for an event loop that has nothing else left to run.

@@ -4,6 +4,7 @@ import './node-version-check';
 // Then: a stop signal while the modules below load is a clean stop, not Node's exit 143 (see the module).
 import { onStopSignal } from './early-signals';
 import { exitAfterLog } from './exit-after-log';
+import { FORCED_EXIT_MARGIN_MS, stopRunningHub } from './hub-stop';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { silentErasureRecordWarning } from '../adapters/backup/erasure-log-line';
@@ -482,19 +483,7 @@ const runHub = async (config: Config, logger: Logger): Promise<void> => {
       exitAfterLog(logger, 0);
       return;
     }
-    logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => {
-      logger.error('shutdown grace period exceeded; exiting');
-      exitAfterLog(logger, 1);
-    }, config.RTS_SHUTDOWN_GRACE_MS + 5_000);
-    force.unref();
-    hub.stop().then(
-      () => exitAfterLog(logger, 0),
-      (err: unknown) => {
-        logger.error({ errType: (err as Error)?.name }, 'shutdown failed');
-        exitAfterLog(logger, 1);
-      },
-    );
+    stopRunningHub(hub, logger, signal, config.RTS_SHUTDOWN_GRACE_MS + FORCED_EXIT_MARGIN_MS);
   });
   try {
     hub = await startHub(config, logger);
