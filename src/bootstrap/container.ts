@@ -4,10 +4,11 @@ import BetterSqlite3 from 'better-sqlite3';
 import { namedOpenFailure } from '../adapters/event-store/sqlite/storage-failure';
 import { isSealed } from '../application/ports/patient-data-protection';
 import { surviveLogWriteErrors } from './exit-after-log';
+import { hubLogDestination, reportDroppedLogLines } from './log-stream';
 import { consultationDataKey } from '../application/consultation/sealed-consultations';
 import { join } from 'node:path';
 import { Container } from 'inversify';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import { EventStoreDocumentRepository } from '../application/event-store-document-repository';
 import type { Clock } from '../application/ports/clock';
 import type { EventStore } from '../application/ports/event-store';
@@ -65,9 +66,11 @@ export const TOKENS = {
   AuditEventsByField: Symbol.for('AuditEventsByField'),
 } as const;
 
-export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>): Logger => {
-  const logger = pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime });
+/** The hub's logger: JSON lines on standard output, at most LOG_BUFFER_MAX_BYTES waiting for the reader (log-stream.ts). */
+export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>, destination: DestinationStream = hubLogDestination()): Logger => {
+  const logger = pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   surviveLogWriteErrors(logger);
+  reportDroppedLogLines(logger);
   return logger;
 };
 

@@ -5,6 +5,7 @@ import './node-version-check';
 import { onStopSignal } from './early-signals';
 import { exitAfterLog } from './exit-after-log';
 import { FORCED_EXIT_MARGIN_MS, stopRunningHub } from './hub-stop';
+import { droppedLogLines } from './log-stream';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { silentErasureRecordWarning } from '../adapters/backup/erasure-log-line';
@@ -187,6 +188,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   const onBlocked = (blockedMs: number) => logger.warn({ blockedMs }, `the event loop was blocked for ${(blockedMs / 1000).toFixed(1)} s (the process was stopped or frozen, or one task ran that long)`);
   const processMetrics = registerProcessMetrics(metrics, {
     onBlocked,
+    logLinesDropped: () => droppedLogLines(logger),
     ...(config.RTS_EVENT_STORE === 'sqlite'
       ? {
           files: {

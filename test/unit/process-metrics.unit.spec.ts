@@ -46,6 +46,21 @@ describe('process metrics on /metrics (read when scraped)', () => {
     }
   });
 
+  it('counts the log lines dropped (rts_log_lines_dropped_total), from 0 at the start', () => {
+    let dropped = 0;
+    const registry = new MetricsRegistry();
+    const process_ = registerProcessMetrics(registry, { logLinesDropped: () => dropped });
+    try {
+      expect(sample(registry.render(), 'rts_log_lines_dropped_total')).toBe(0);
+      dropped = 7;
+      expect(sample(registry.render(), 'rts_log_lines_dropped_total')).toBe(7);
+      dropped = 9;
+      expect(sample(registry.render(), 'rts_log_lines_dropped_total')).toBe(9);
+    } finally {
+      process_.stop();
+    }
+  });
+
   it('tells once when the event loop was blocked past the threshold (for a log line where it happened), not for short delays', async () => {
     const told: number[] = [];
     const process_ = registerProcessMetrics(new MetricsRegistry(), { onBlocked: (ms) => void told.push(ms), blockedWarnMs: 400 });

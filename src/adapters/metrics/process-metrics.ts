@@ -7,6 +7,7 @@
 //   nodejs_heap_size_total_bytes, nodejs_external_memory_bytes,
 //   nodejs_eventloop_lag_p50_seconds / _p99_seconds / _max_seconds   since the previous scrape
 //   rts_store_file_bytes{file}   file = one of a fixed list (events, events_wal, patient_keys, patient_keys_wal)
+//   rts_log_lines_dropped_total   log lines dropped because the log's reader did not take them (bootstrap/log-stream.ts)
 //
 // Read when /metrics is scraped, not on a timer; the event-loop delay is sampled by a 100 ms interval timer of
 // our own (how late each tick fires), kept since the previous scrape. Node 20's perf_hooks.monitorEventLoopDelay
@@ -24,6 +25,8 @@ export type ProcessMetricsOptions = Readonly<{
    */
   onBlocked?: (blockedMs: number) => void;
   blockedWarnMs?: number;
+  /** The log lines dropped so far because the log's reader did not take them (a count that only goes up). */
+  logLinesDropped?: () => number;
 }>;
 
 export const registerProcessMetrics = (metrics: MetricsRegistry, options: ProcessMetricsOptions = {}): { stop(): void } => {
@@ -39,6 +42,8 @@ export const registerProcessMetrics = (metrics: MetricsRegistry, options: Proces
   const lagP99 = metrics.gauge('nodejs_eventloop_lag_p99_seconds', '99th percentile of the event-loop delay since the previous scrape');
   const lagMax = metrics.gauge('nodejs_eventloop_lag_max_seconds', 'Largest event-loop delay since the previous scrape');
   const files = Object.entries(options.files ?? {});
+  // There at 0 from the start, so that an alert on its increase sees the first gap in the log.
+  const logLinesDropped = metrics.counter('rts_log_lines_dropped_total', "Log lines dropped because the log's reader (a pipe, a log shipper, a terminal) did not take them");
   const fileBytes = files.length > 0 ? metrics.gauge('rts_store_file_bytes', 'Size of the embedded store files in bytes (0: absent)', ['file']) : undefined;
 
   started.set({}, Math.round((Date.now() - performance.now()) / 1000));
@@ -65,6 +70,7 @@ export const registerProcessMetrics = (metrics: MetricsRegistry, options: Proces
         fdsReadable = false; // not Linux: no such gauge value
       }
     }
+    if (options.logLinesDropped) logLinesDropped.inc({}, Math.max(0, options.logLinesDropped() - logLinesDropped.get()));
     const lag = delays.takeInterval();
     lagP50.set({}, lag.p50Ms / 1000);
     lagP99.set({}, lag.p99Ms / 1000);

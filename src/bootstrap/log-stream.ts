@@ -1,0 +1,88 @@
+// The hub's log stream: JSON lines on standard output through sonic-boom (pino's asynchronous destination), with a
+// bound on what waits in memory for the log's reader.
+//
+// A reader that stops reading (a stalled pipe, a blocked log shipper, a terminal on Ctrl-S) left sonic-boom keeping
+// every line in memory, without bound: the hub grew with every line it logged. Past LOG_BUFFER_MAX_BYTES the lines
+// are now dropped (sonic-boom's maxLength), counted, and said once the reader takes lines again: one warning with how
+// many (rts_log_lines_dropped_total on /metrics counts them too). Logging never blocks the event loop: sonic-boom
+// writes asynchronously, and a full pipe answers EAGAIN, retried on a timer.
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { CONSULTATION_ERASURE_LOG_MESSAGE, ERASURE_LOG_MESSAGE } from '../adapters/backup/erasure-log-line';
+
+/**
+ * What may wait in memory for the log's reader. A busy hub logs a few hundred KB a second, so this rides out a log
+ * shipper's restart of several seconds; beyond it a stalled reader costs lines, not the hub's memory.
+ */
+export const LOG_BUFFER_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The descriptor the log is written to: standard output. Touching process.stdout (as pino's default destination did)
+ * makes libuv put a pipe or socket stdout in non-blocking mode: a reader that stalls makes writes answer EAGAIN,
+ * which sonic-boom retries on a timer.
+ */
+const logFd = (): number => process.stdout.fd ?? 1;
+
+/** The hub's log destination: standard output (see logFd), at most `maxBytes` waiting in memory for the reader. */
+export const hubLogDestination = (maxBytes: number = LOG_BUFFER_MAX_BYTES): DestinationStream => pino.destination({ dest: logFd(), sync: false, maxLength: maxBytes });
+
+type DroppingStream = {
+  on(event: 'drop', listener: (line: unknown) => void): unknown;
+  on(event: 'write', listener: () => void): unknown;
+  maxLength: number;
+};
+
+const streamOf = (logger: Logger): unknown => (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+
+const isDroppingStream = (stream: unknown): stream is DroppingStream =>
+  typeof stream === 'object' && stream !== null && typeof (stream as DroppingStream).on === 'function' && typeof (stream as DroppingStream).maxLength === 'number';
+
+/** Lines dropped in all, by stream (read by the metric). */
+const droppedTotals = new WeakMap<object, { lines: number }>();
+
+const ERASURE_RECORD_MARKS = [ERASURE_LOG_MESSAGE, CONSULTATION_ERASURE_LOG_MESSAGE].map((msg) => `"msg":${JSON.stringify(msg)}`);
+
+/**
+ * Counts the lines `logger`'s stream drops at its bound, and says how many once a write succeeds again (the reader is
+ * back): one warning, written at every level but silent (as the erasure record: an operator at RTS_LOG_LEVEL=error
+ * must still learn that the log has a gap). Erasure-record lines among them are said apart: the log is a record of
+ * erasures ("patient erased"), and GET /erasures is where the lost ones are.
+ */
+export const reportDroppedLogLines = (logger: Logger): void => {
+  const stream = streamOf(logger);
+  if (!isDroppingStream(stream) || stream.maxLength <= 0) return;
+  const total = { lines: 0 };
+  droppedTotals.set(stream, total);
+  let unsaid = 0;
+  let unsaidErasures = 0;
+  let noticeQueued = false;
+  stream.on('drop', (line: unknown) => {
+    total.lines += 1;
+    unsaid += 1;
+    if (typeof line === 'string' && ERASURE_RECORD_MARKS.some((mark) => line.includes(mark))) unsaidErasures += 1;
+  });
+  stream.on('write', () => {
+    if (unsaid === 0 || noticeQueued) return;
+    noticeQueued = true;
+    // After sonic-boom's write callback, which is still settling its buffer when it tells of the write.
+    setImmediate(() => {
+      noticeQueued = false;
+      const lines = unsaid;
+      const erasureLines = unsaidErasures;
+      unsaid = 0;
+      unsaidErasures = 0;
+      if (logger.level === 'silent') return;
+      // Dropped itself (the reader stalled again at once), it is counted among the next notice's lines.
+      logger.child({}, { level: 'warn' }).warn(
+        { droppedLines: lines, droppedErasureLines: erasureLines },
+        `${lines} log lines were dropped: the log's reader (a pipe, a log shipper, a terminal) did not take them, and at most ${Math.round(stream.maxLength / 1024)} KiB of lines wait for it` +
+          (erasureLines > 0 ? `; ${erasureLines} of them erasure records ("${ERASURE_LOG_MESSAGE}", "${CONSULTATION_ERASURE_LOG_MESSAGE}"): GET /erasures lists every erasure` : ''),
+      );
+    });
+  });
+};
+
+/** The lines `logger`'s stream dropped at its bound since it was made (0 for a stream without one). */
+export const droppedLogLines = (logger: Logger): number => {
+  const stream = streamOf(logger);
+  return typeof stream === 'object' && stream !== null ? (droppedTotals.get(stream)?.lines ?? 0) : 0;
+};

@@ -1,0 +1,76 @@
+// The hub's log when its reader stops reading (src/bootstrap/log-stream.ts): a pipe nobody reads (a stalled log
+// shipper) and a terminal nobody reads (Ctrl-S; here a pty whose other end is not read). The logger is the hub's own
+// (createLogger), in a child process whose standard output is that pipe or pty.
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+jest.setTimeout(60_000);
+
+const ROOT = resolve(__dirname, '..', '..');
+const source = (file: string) => JSON.stringify(join(ROOT, 'src', 'bootstrap', file));
+
+/** A bound small enough for the test; the hub's is LOG_BUFFER_MAX_BYTES. */
+const BOUND = 256 * 1024;
+const LINE_PAD = 'x'.repeat(150);
+
+// Logs until its stream has dropped a line (or, without a bound, until four times the bound waits in memory), in
+// batches with a turn of the event loop between them (so the writes under way can finish when someone reads), then
+// says on stderr how many lines it logged and what waits in memory, and, told so on stdin, logs one last line and exits.
+const child = `
+const pino = require('pino');
+const { createLogger } = require(${source('container.ts')});
+const { hubLogDestination, droppedLogLines } = require(${source('log-stream.ts')});
+const { exitAfterLog } = require(${source('exit-after-log.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' }, hubLogDestination(${BOUND}));
+const stream = logger[pino.symbols.streamSym];
+let logged = 0;
+const batch = () => {
+  for (let i = 0; i < 100; i++) logger.info({ i: logged++, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+  if (droppedLogLines(logger) === 0 && stream._len < ${4 * BOUND}) return setImmediate(batch);
+  process.stderr.write(JSON.stringify({ logged, waiting: stream._len, dropped: droppedLogLines(logger) }) + '\\n');
+};
+process.stdin.once('data', () => {
+  logger.info('the end');
+  exitAfterLog(logger, 0);
+});
+batch();
+`;
+
+type Report = { logged: number; waiting: number; dropped: number };
+
+it('a pipe nobody reads: lines beyond the bound are dropped, not kept, and said (how many) once the reader is back', async () => {
+  const p = spawn(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', child], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((done) => p.on('exit', (code) => done(code)));
+  // Nobody reads: paused, the parent's side takes its buffer's worth, then the pipe fills.
+  p.stdout.pause();
+  const report = await new Promise<Report>((done, fail) => {
+    p.on('error', fail);
+    p.stderr.once('data', (d: Buffer) => done(JSON.parse(d.toString('utf8')) as Report));
+  });
+  // What waits in memory is held at the bound, and lines beyond it were dropped.
+  expect(report.waiting).toBeLessThanOrEqual(BOUND);
+  expect(report.dropped).toBeGreaterThan(0);
+
+  // The reader is back: every line logged is either in the log or counted in a notice of the lines dropped.
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => {
+    out += d.toString('utf8');
+    if (out.includes('log lines were dropped') && p.stdin.writable) p.stdin.end('go\n');
+  });
+  p.stdout.resume();
+  expect(await exited).toBe(0);
+  const lines = out
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { msg: string; level: number; droppedLines?: number });
+  const written = lines.filter((l) => l.msg === 'line').length;
+  const notices = lines.filter((l) => l.msg.includes('log lines were dropped'));
+  const saidDropped = notices.reduce((sum, l) => sum + (l.droppedLines ?? 0), 0);
+  expect({ notices: notices.length > 0, level: notices[0]?.level, accounted: written + saidDropped, last: lines.at(-1)?.msg }).toEqual({
+    notices: true,
+    level: 40,
+    accounted: report.logged,
+    last: 'the end',
+  });
+  expect(saidDropped).toBeGreaterThanOrEqual(report.dropped);
+});
