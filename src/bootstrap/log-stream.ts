@@ -1,11 +1,13 @@
 // The hub's log stream: JSON lines on standard output through sonic-boom (pino's asynchronous destination), with a
-// bound on what waits in memory for the log's reader.
+// bound on what waits in memory for the log's reader, and no write that can block the process for good.
 //
 // A reader that stops reading (a stalled pipe, a blocked log shipper, a terminal on Ctrl-S) left sonic-boom keeping
 // every line in memory, without bound: the hub grew with every line it logged. Past LOG_BUFFER_MAX_BYTES the lines
 // are now dropped (sonic-boom's maxLength), counted, and said once the reader takes lines again: one warning with how
 // many (rts_log_lines_dropped_total on /metrics counts them too). Logging never blocks the event loop: sonic-boom
 // writes asynchronously, and a full pipe answers EAGAIN, retried on a timer.
+import { constants, openSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { CONSULTATION_ERASURE_LOG_MESSAGE, ERASURE_LOG_MESSAGE } from '../adapters/backup/erasure-log-line';
 
@@ -15,12 +17,33 @@ import { CONSULTATION_ERASURE_LOG_MESSAGE, ERASURE_LOG_MESSAGE } from '../adapte
  */
 export const LOG_BUFFER_MAX_BYTES = 8 * 1024 * 1024;
 
+let terminalFd: number | undefined;
+
 /**
- * The descriptor the log is written to: standard output. Touching process.stdout (as pino's default destination did)
- * makes libuv put a pipe or socket stdout in non-blocking mode: a reader that stalls makes writes answer EAGAIN,
- * which sonic-boom retries on a timer.
+ * The descriptor the log is written to: standard output, in non-blocking mode.
+ *
+ * Touching process.stdout (as pino's default destination did) makes libuv put a pipe or socket stdout in non-blocking
+ * mode: a reader that stalls makes writes answer EAGAIN, which sonic-boom retries on a timer. A terminal is another
+ * matter: Node puts it back in blocking mode (tty.WriteStream: setBlocking(true)), so sonic-boom's write waited in a
+ * thread-pool thread for a terminal nobody read (Ctrl-S, a pty whose other end is not read), and the process could
+ * then not exit at all: libuv joins its thread-pool threads when the process exits, and that one never returned. So on
+ * a terminal the log gets a descriptor of its own, the terminal opened again non-blocking (libuv's tty.c does the same
+ * for its own writes), which leaves process.stdout's as it is. Where that cannot be done (not Linux, a terminal that
+ * this user may not open), standard output as it is.
  */
-const logFd = (): number => process.stdout.fd ?? 1;
+const logFd = (): number => {
+  const fd = process.stdout.fd ?? 1;
+  if (process.platform !== 'linux' || !isatty(fd)) return fd;
+  if (terminalFd === undefined) {
+    try {
+      // Once per process: every logger of the process shares it (startHub in tests makes several).
+      terminalFd = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    } catch {
+      return fd;
+    }
+  }
+  return terminalFd;
+};
 
 /** The hub's log destination: standard output (see logFd), at most `maxBytes` waiting in memory for the reader. */
 export const hubLogDestination = (maxBytes: number = LOG_BUFFER_MAX_BYTES): DestinationStream => pino.destination({ dest: logFd(), sync: false, maxLength: maxBytes });

@@ -74,3 +74,44 @@ it('a pipe nobody reads: lines beyond the bound are dropped, not kept, and said 
   });
   expect(saidDropped).toBeGreaterThanOrEqual(report.dropped);
 });
+
+// A terminal nobody reads (Ctrl-S; a pty whose other end is not read). Node keeps a terminal stdout in blocking mode,
+// so sonic-boom's write of the log waited in a thread-pool thread that never returned, and the process could not
+// exit: Node's exit joins libuv's thread-pool threads. The hub's exit (exitAfterLog: it waits up to 2 s for the log,
+// then exits without it) hung there for ever. Python's pty module makes the terminal; it never reads the other end.
+const onUnreadTerminal = `
+const { createLogger } = require(${source('container.ts')});
+const { exitAfterLog } = require(${source('exit-after-log.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+for (let i = 0; i < 5000; i++) logger.info({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+process.stderr.write('logged\\n');
+exitAfterLog(logger, 3);
+`;
+
+const ptyHolder = `
+import json, os, pty, subprocess, sys
+master, slave = pty.openpty()
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+os.close(slave)
+try:
+    code = child.wait(timeout=20)
+except subprocess.TimeoutExpired:
+    code = 'hung'
+    child.kill()
+    child.wait()
+print(json.dumps({'code': code, 'stderr': child.stderr.read().decode()}))
+`;
+
+it('a terminal nobody reads: the hub still exits, with its code', async () => {
+  const got = await new Promise<{ code: number | 'hung'; stderr: string }>((done, fail) => {
+    const p = spawn('/usr/bin/python3', ['-c', ptyHolder, process.execPath, '-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', onUnreadTerminal], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    p.on('error', fail);
+    p.on('exit', () => done(JSON.parse(out)));
+  });
+  expect(got).toEqual({ code: 3, stderr: 'logged\n' });
+});
