@@ -17,6 +17,8 @@ type SonicBoomLike = {
   _writing: boolean;
   _len: number;
   flushSync: () => void;
+  /** Whether to try again after EAGAIN (writing: bytes of this write; remaining: bytes behind it). */
+  retryEAGAIN: (error: Error, writing: number, remaining: number) => boolean;
   once(event: 'drain' | 'error', listener: () => void): unknown;
   on(event: 'error' | 'write', listener: () => void): unknown;
 };
@@ -87,9 +89,29 @@ export const surviveLogWriteErrors = (logger: Logger): void => {
   let failing = false;
   stream.on('error', () => (failing = true));
   stream.on('write', () => (failing = false));
+  // A reader that does not read (a stalled pipe, a terminal on Ctrl-S) answers the exit flush's writes with EAGAIN, on
+  // which sonic-boom sleeps 100 ms and tries again, without end: an exit that is not the hub's own (an uncaught
+  // exception, whose message is printed only after the flush) hung for ever. The flush tries for EXIT_FLUSH_EAGAIN_TRIES
+  // such sleeps (about as long as exitAfterLog waits), then gives up: the lines not written are lost.
+  let exitFlushTriesLeft: number | undefined;
+  const retryEAGAIN = stream.retryEAGAIN;
+  if (typeof retryEAGAIN === 'function') {
+    stream.retryEAGAIN = (error, writing, remaining) => (exitFlushTriesLeft === undefined ? retryEAGAIN.call(stream, error, writing, remaining) : exitFlushTriesLeft-- > 0);
+  }
   // pino replaces it with a no-op itself on EPIPE; exitAfterLog does at the hub's exits.
   const flushSync = stream.flushSync;
   stream.flushSync = () => {
-    if (!failing) flushSync.call(stream);
+    if (failing) return;
+    exitFlushTriesLeft = EXIT_FLUSH_EAGAIN_TRIES;
+    try {
+      flushSync.call(stream);
+    } catch {
+      // Given up on EAGAIN (above): an exit must not fail on its log.
+    } finally {
+      exitFlushTriesLeft = undefined;
+    }
   };
 };
+
+/** The 100 ms sleeps sonic-boom's exit flush may spend on a reader that does not read before it gives up. */
+export const EXIT_FLUSH_EAGAIN_TRIES = 20;

@@ -115,3 +115,29 @@ it('a terminal nobody reads: the hub still exits, with its code', async () => {
   });
   expect(got).toEqual({ code: 3, stderr: 'logged\n' });
 });
+
+// An exit that is not the hub's own (an uncaught exception; a dependency's process.exit) with a reader that does not
+// read: pino's exit flush (sonic-boom's flushSync) met EAGAIN and slept and tried again without end. It tries for a
+// bounded while now, and the lines it could not write are lost; the process ends with its own code.
+const crashWithStalledReader = `
+const { createLogger } = require(${source('container.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+for (let i = 0; i < 5000; i++) logger.info({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+setTimeout(() => {
+  throw new Error('an uncaught failure');
+}, 100);
+`;
+
+it('a crash while a pipe is not read: the exit flush gives up, and the process ends with its code', async () => {
+  const got = await new Promise<{ code: number | 'hung'; stderr: string }>((done, fail) => {
+    const p = spawn(process.execPath, ['-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', crashWithStalledReader], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Nobody reads: paused, the parent's side takes its buffer's worth, then the pipe fills.
+    p.stdout.pause();
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const hung = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.on('error', fail);
+    p.on('exit', (code) => (clearTimeout(hung), done({ code: code ?? 'hung', stderr })));
+  });
+  expect(got).toEqual({ code: 1, stderr: expect.stringContaining('an uncaught failure') });
+});
