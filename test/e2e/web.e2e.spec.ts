@@ -387,6 +387,70 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  /** Holds each upload until the test answers it: next() gives the waiting one's answer, lost (true) or the hub's. */
+  const holdUploads = async (page: Page) => {
+    const bodies: string[] = [];
+    const waiting: Array<(answer: (lose: boolean) => void) => void> = [];
+    const held: Array<(lose: boolean) => void> = [];
+    await page.route('**/observations', async (route) => {
+      bodies.push(route.request().postData() ?? '');
+      const lose = await new Promise<boolean>((answer) => {
+        const w = waiting.shift();
+        if (w) w(answer);
+        else held.push(answer);
+      });
+      const response = await route.fetch(); // the hub stores it...
+      return lose ? route.abort('connectionreset') : route.fulfill({ response }); // ...and its answer is lost, or not
+    });
+    const next = (): Promise<(lose: boolean) => void> => new Promise((resolve) => (held.length ? resolve(held.shift()!) : waiting.push(resolve)));
+    return { bodies, next };
+  };
+
+  // An upload waits up to a minute for its answer. What the patient typed meanwhile was wiped by the answer's reset
+  // of the form; and typing dropped the draft on its way, so after a lost answer "Press Upload again: it will be
+  // stored only once" sent the reading with a new id (stored twice).
+  it('keeps the reading fields read-only while an upload waits for its answer, the focus where it was', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '050607-4567');
+    const uploads = await holdUploads(page);
+    const typedMeanwhile = async (): Promise<unknown> => {
+      await page.focus('#systolic');
+      await page.keyboard.type('9');
+      await page.focus('#diastolic');
+      await page.keyboard.press('Backspace');
+      return page.evaluate(() => ({
+        values: ['systolic', 'diastolic'].map((f) => (document.getElementById(f) as unknown as { value: string }).value),
+        readOnly: ['systolic', 'diastolic', 'measured'].map((f) => (document.getElementById(f) as unknown as { readOnly: boolean }).readOnly),
+        busy: ['systolic', 'diastolic', 'measured'].map((f) => document.getElementById(f)!.getAttribute('aria-busy')),
+        focus: document.activeElement?.id,
+      }));
+    };
+    const locked = { values: ['135', '85'], readOnly: [true, true, true], busy: ['true', 'true', 'true'], focus: 'diastolic' };
+    await upload(page, '135', '85');
+    await page.waitForFunction(() => /Uploading/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    expect(await typedMeanwhile()).toEqual(locked);
+    (await uploads.next())(true); // its answer is lost
+    await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    expect(await page.evaluate(() => ['systolic', 'diastolic', 'measured'].map((f) => [(document.getElementById(f) as unknown as { readOnly: boolean }).readOnly, document.getElementById(f)!.getAttribute('aria-busy')]))).toEqual([[false, null], [false, null], [false, null]]);
+    // Upload again: the same attempt, its id kept; typed into meanwhile, it went out with a new one.
+    await page.click('#upload-btn');
+    await page.waitForFunction(() => /Uploading/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    expect(await typedMeanwhile()).toEqual(locked);
+    (await uploads.next())(false);
+    await waitSaved(page);
+    const ids = uploads.bodies.map((b) => JSON.parse(b).observationId as string);
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).toBe(ids[0]);
+    expect(await rows(page)).toEqual([[expect.any(String), '135', '85']]);
+    // The answer reset the form (nothing was typed into it meanwhile), and it can be typed into again.
+    expect([await page.inputValue('#systolic'), await page.inputValue('#diastolic')]).toEqual(['', '']);
+    await page.fill('#systolic', '128');
+    expect(await page.inputValue('#systolic')).toBe('128');
+    expectClean(w, [/ERR_CONNECTION_RESET/]); // the answer this test dropped
+    await w.context.close();
+  });
+
   // The draft's id belongs to the attempt, not to its values: a new reading typed in with the same values as one whose
   // answer was lost (the time left empty, "now") went out with the draft's id and time, was answered as the repeat it
   // seemed ("Saved"), and was not stored.

@@ -26,6 +26,8 @@ legend{padding:0}
 .opt{font-weight:400;color:var(--muted)}
 input{font:inherit;color:inherit;background:var(--field);border:2px solid var(--line);border-radius:6px;padding:.5rem .6rem;width:100%;max-width:18rem;min-height:2.75rem}
 input[aria-invalid="true"]{border-color:var(--err)}
+/* A reading on its way to the hub: its fields are read-only until the answer (app-js.ts, uploading). */
+input[readonly]{background:var(--panel);border-style:dashed}
 .error{margin:.3rem 0 0;color:var(--err);font-weight:600}
 .error::before{content:"\26A0\FE0E  "}
 button{font:inherit;font-weight:600;min-height:2.75rem;padding:.5rem 1rem;border-radius:6px;border:2px solid var(--accent);background:var(--accent);color:var(--on-accent);cursor:pointer}

@@ -301,7 +301,7 @@ export const APP_JS = String.raw`'use strict';
     // next patient's readings, loaded as a first load, would stay aria-busy.
     busy(false);
     // An upload on its way (its answer, up to a minute later, is dropped): the next patient's Upload works meanwhile.
-    state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
+    uploading(false);
     $('cpr').value = ''; $('period').textContent = ''; $('chart').textContent = ''; $('readings').tBodies[0].textContent = '';
     $('cpr-form').hidden = false; $('who-known').hidden = true;
     $('review').hidden = true; $('upload').hidden = true;
@@ -585,6 +585,17 @@ export const APP_JS = String.raw`'use strict';
     var side = !p || isNaN(t) ? '' : t < p.from.getTime() ? 'before' : t >= p.to.getTime() ? 'after' : '';
     return side ? ' It lies ' + side + ' the period shown: choose a longer period or other dates to see it.' : '';
   }
+  // While an upload waits for its answer (up to a minute) the reading's fields are read-only: a saved answer resets
+  // the form, which wiped what the patient typed meanwhile, and typing dropped the draft on its way (dropDraft), so a
+  // lost answer's "Press Upload again: it will be stored only once" sent a new id. Read-only, not disabled: the focus
+  // stays where it was and the values are still read out; aria-busy on the fields (not the form, whose live region
+  // would then keep "Uploading..." to itself) says they are about to change.
+  var READING = ['systolic', 'diastolic', 'measured'];
+  function uploading(on) {
+    state.busy = on;
+    if (on) $('upload-btn').setAttribute('aria-disabled', 'true'); else $('upload-btn').removeAttribute('aria-disabled');
+    READING.forEach(function (f) { $(f).readOnly = on; if (on) $(f).setAttribute('aria-busy', 'true'); else $(f).removeAttribute('aria-busy'); });
+  }
   $('upload-form').addEventListener('submit', async function (ev) {
     ev.preventDefault();
     // Busy: the button keeps its focus (aria-disabled, not disabled, which sent the focus to the page's body).
@@ -628,7 +639,7 @@ export const APP_JS = String.raw`'use strict';
     try { sessionStorage.setItem(DRAFT, JSON.stringify(state.draft)); } catch (e) { /* memory only */ }
     body.measuredAt = state.draft.at;
     body.observationId = state.draft.id;
-    state.busy = true; $('upload-btn').setAttribute('aria-disabled', 'true'); status('upload-status', 'Uploading\u2026');
+    uploading(true); status('upload-status', 'Uploading\u2026 The fields can be changed again when it is done.');
     var r, gen = state.gen, noAnswer = false;
     try { r = await api('POST', 'observations', body); }
     catch (e) { r = null; noAnswer = !!e.noAnswer; }
@@ -644,7 +655,7 @@ export const APP_JS = String.raw`'use strict';
       // "Saved: 143 over 91" of the previous one's reading.
       if (gen !== state.gen) return;
     }
-    state.busy = false; $('upload-btn').removeAttribute('aria-disabled');
+    uploading(false);
     // Erased meanwhile: nothing can be saved for this patient again, and nothing of theirs stays on screen or in the draft.
     if (r && r.status === 410) { forget(); cprProblem(says(r, 'saved'), false); return; }
     if (!r) {
