@@ -645,6 +645,68 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // "Last 7 days" ran from now minus 7 x 24 hours while the From field and the graph's summary named that whole first
+  // day: a reading earlier that day was left out of a period that said it covered it, and across a clock change the
+  // start moved an hour. A preset is now whole days in the patient's zone, today and the days before it, asked for
+  // from midnight of the first. The page's clock is fixed, and so is the hub's as the page learns it (its Date).
+  it("asks for and names the same whole days for 'Last 7 days' in the patient's zone, across the clock change too", async () => {
+    const cpr = '210512-1234';
+    const token = await patientToken(cpr);
+    // Saturday 31 October 2026, 10:00 in Copenhagen (CET); the clocks went back an hour on Sunday 25 October.
+    const now = new Date('2026-10-31T10:00:00+01:00');
+    const stored: ReadonlyArray<readonly [string, number]> = [
+      ['2026-10-24T08:00:00+02:00', 131], // the day before the seven
+      ['2026-10-24T23:59:59+02:00', 132], // its last second
+      ['2026-10-25T00:30:00+02:00', 133], // early on the first day
+      ['2026-10-31T09:00:00+01:00', 134], // today
+    ];
+    for (const [at, systolic] of stored) {
+      const res = await fetch(`${hub.url}/observations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ patientId: cpr, systolic, diastolic: 80, measuredAt: at }),
+      });
+      expect(res.status).toBe(201);
+    }
+    const searched: Array<{ from: string; to: string }> = [];
+    const w = await open(undefined, async (page) => {
+      await page.clock.setFixedTime(now);
+      await page.route(
+        (url) => /\/(auth\/dev-login|observations(\/search)?)$/.test(url.pathname),
+        async (route) => {
+          if (route.request().url().endsWith('/search')) searched.push(JSON.parse(route.request().postData() ?? '{}'));
+          const response = await route.fetch();
+          await route.fulfill({ response, headers: { ...response.headers(), date: now.toUTCString() } });
+        },
+      );
+    });
+    const { page } = w;
+    await enterCpr(page, cpr);
+    // Sunday 25 to Saturday 31 October, from midnight (summer time, +02:00) of the first day.
+    expect(searched.at(-1)!.from).toBe('2026-10-24T22:00:00Z');
+    expect([await page.inputValue('#from'), await page.inputValue('#to')]).toEqual(['2026-10-25', '2026-10-31']);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['134', '133']);
+    expect((await markers(page)).desc).toMatch(/^2 readings from 25 Oct to 31 Oct\./);
+    expect(await page.textContent('#period')).toMatch(/^2 readings from 25 Oct 2026, 00:00 to now/);
+    // 30 days: from Friday 2 October.
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => /^4 readings/.test(document.getElementById('period')!.textContent ?? ''));
+    expect(searched.at(-1)!.from).toBe('2026-10-01T22:00:00Z');
+    expect([await page.inputValue('#from'), await page.inputValue('#to')]).toEqual(['2026-10-02', '2026-10-31']);
+    // "Saved" at the week's edges: the first minute of its first day is in it, the last of the day before is not.
+    await page.click('.preset[data-days="7"]');
+    await page.waitForFunction(() => /^2 readings/.test(document.getElementById('period')!.textContent ?? ''));
+    await upload(page, '125', '75', '2026-10-25T00:00');
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 125 over 75 mmHg at [^.]*\.$/);
+    await upload(page, '126', '76', '2026-10-24T23:59');
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 126 over 76 mmHg at .*\. It lies before the period shown/);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['134', '133', '125']);
+    expectClean(w);
+    await w.context.close();
+  });
+
   // "Saved" is said once the reading is on screen; a reading whose time lies outside the period shown (typed in a day
   // after the week's edge) is not, and the patient, told only "Saved", looked for it in vain and typed it in again.
   it('says when a reading just saved lies outside the period shown, and where to find it', async () => {

@@ -349,16 +349,19 @@ export const APP_JS = String.raw`'use strict';
     var date = Date.parse(res.headers.get('date'));
     if (date) { skew = date + 500 - Date.now(); skewKnown = true; }
   }
-  // A preset ends 10 minutes after the hub's "now": the hub stores readings up to 5 minutes ahead of its clock,
-  // and one just saved must be listed. (Without a "to" the hub would end at its own present second, which
-  // leaves out those readings.)
+  // A preset is whole days in the patient's own time zone, as the From field and the graph's summary name them: today
+  // (by the hub's clock) and the days before it, from midnight of the first. It ran from now minus 7 x 24 hours, so a
+  // reading early on the day the page said it started from was left out, and across a clock change the start moved an
+  // hour; a date, not 24-hour steps, keeps midnight. It ends 10 minutes after the hub's "now": the hub stores readings
+  // up to 5 minutes ahead of its clock, and one just saved must be listed. (Without a "to" the hub would end at its
+  // own present second, which leaves out those readings.)
   function period() {
-    var now = Date.now() + skew;
-    if (state.days) return { days: state.days, from: new Date(now - state.days * DAY), to: new Date(now + 600000) };
+    var now = new Date(Date.now() + skew);
+    if (state.days) return { days: state.days, from: new Date(now.getFullYear(), now.getMonth(), now.getDate() - (state.days - 1)), to: new Date(now.getTime() + 600000), now: now };
     return { days: 0, from: state.from, to: state.to };
   }
   /** The last instant the page names for a period: "now" for a preset, the end of the to date for a chosen one. */
-  function lastOf(p) { return new Date(p.days ? p.from.getTime() + p.days * DAY : p.to.getTime() - 1000); }
+  function lastOf(p) { return p.days ? p.now : new Date(p.to.getTime() - 1000); }
   function setPreset(days) {
     state.days = days;
     document.querySelectorAll('.preset').forEach(function (b) { b.setAttribute('aria-pressed', String(+b.dataset.days === days)); });
