@@ -11,8 +11,8 @@ import type { JWTVerifyGetKey } from 'jose';
  *   tokens that come while the refetch is under way, for up to one fetch's timeout more. A token that comes later
  *   than that (the hub was idle) waits for the fetch. So a key the provider stopped serving verifies for at most a
  *   minute plus one fetch after it did, while the provider answers.
- * - A fetch that fails (no answer, timeout, an HTTP status other than 200, a body that is not JSON or not a key set)
- *   is no answer: the set in hand is kept, and used while the provider keeps failing, up to `maxStaleMs` after the
+ * - A fetch that fails (no answer, timeout, an HTTP status other than 200, a body larger than JWKS_MAX_BODY_BYTES,
+ *   a body that is not JSON or not a key set) is no answer: the set in hand is kept, and used while the provider keeps failing, up to `maxStaleMs` after the
  *   last successful fetch; later, every token is refused (ERR_JWKS_UNAVAILABLE). Another fetch is tried at most once
  *   per JWKS_RETRY_AFTER_FAILURE_MS (tokens keep coming, and a provider refusing connections fails at once). The
  *   first answer after an outage replaces the set at once.
@@ -40,6 +40,13 @@ export const JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
 export const JWKS_FETCH_TIMEOUT_MS = 5_000;
 /** How long after a failed fetch the next is tried. */
 export const JWKS_RETRY_AFTER_FAILURE_MS = 5_000;
+/**
+ * The most of an answer's body that is read. A real key set is a few KiB (a 4096-bit RSA key is under 1 KiB as a
+ * JWK); whatever answers at the URL (a captive portal, a misconfigured proxy, a broken provider) may send a body
+ * without end, which read whole grew the hub's memory for the fetch's 5 s at the network's speed. A longer body is a
+ * failed fetch (the set in hand is kept). Also bounds the key set's size, so the CPU a token's key lookup takes.
+ */
+export const JWKS_MAX_BODY_BYTES = 512 * 1024;
 /** RTS_AUTH_JWKS_MAX_STALE_SECONDS's default: how long a key set stays usable while the provider cannot be reached. */
 export const JWKS_MAX_STALE_DEFAULT_MS = 3_600_000;
 
@@ -74,6 +81,37 @@ class JwksFetchFailure extends Error {
   }
 }
 
+/** The body of `response`, read up to JWKS_MAX_BODY_BYTES: JwksFetchFailure('body too large') beyond. */
+const readCappedBody = async (response: Response, signal: AbortSignal): Promise<Uint8Array> => {
+  const tooLarge = () => new JwksFetchFailure(`body too large (over ${JWKS_MAX_BODY_BYTES} bytes)`);
+  const declared = Number(response.headers.get('content-length') ?? '');
+  if (Number.isFinite(declared) && declared > JWKS_MAX_BODY_BYTES) {
+    await response.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (response.body === null) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for (;;) {
+    let chunk: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      throw new JwksFetchFailure(signal.aborted ? 'timeout' : 'body cut off');
+    }
+    if (chunk.done) break;
+    length += chunk.value.byteLength;
+    if (length > JWKS_MAX_BODY_BYTES) {
+      // Cancelled, not drained: the connection is closed rather than read to its end.
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(chunk.value);
+  }
+  return Buffer.concat(chunks, length);
+};
+
 const unavailable = (): Error => Object.assign(new Error('no usable key set from the identity provider'), { code: 'ERR_JWKS_UNAVAILABLE' });
 
 export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): RemoteKeySet => {
@@ -100,11 +138,13 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
       await response.body?.cancel().catch(() => undefined);
       throw new JwksFetchFailure(`HTTP ${response.status}`);
     }
+    const body = await readCappedBody(response, signal);
     let json: unknown;
     try {
-      json = await response.json();
+      // As response.json() decodes it: UTF-8, a byte-order mark dropped.
+      json = JSON.parse(new TextDecoder().decode(body));
     } catch {
-      throw new JwksFetchFailure(signal.aborted ? 'timeout' : 'malformed JSON');
+      throw new JwksFetchFailure('malformed JSON');
     }
     try {
       return jose.createLocalJWKSet(json as Parameters<Jose['createLocalJWKSet']>[0]);

@@ -1,0 +1,77 @@
+// The identity provider's key set (adapters/auth/remote-key-set.ts) against answers a provider should not give:
+// bodies without end, credentials in the URL.
+jest.mock('jose', () => {
+  const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
+  return nodeModule.createRequire(__filename)('jose') as unknown;
+});
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRemoteKeySet, JWKS_MAX_AGE_MS, JWKS_MAX_BODY_BYTES, JWKS_FETCH_TIMEOUT_MS, type JwksFetchOutcome } from '../../src/adapters/auth/remote-key-set';
+
+type Answer = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A provider on loopback answering with `answer` (changeable), the key set of it, and every fetch's outcome. */
+const withProvider = async (run: (ctx: { url: string; setAnswer: (answer: Answer) => void; keySet: ReturnType<typeof createRemoteKeySet>; outcomes: JwksFetchOutcome[] }) => Promise<void>, path = '/jwks') => {
+  const jose = await import('jose');
+  let answer: Answer = (_req, res) => void res.end('{}');
+  const server = createServer((req, res) => answer(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}${path}`;
+  const outcomes: JwksFetchOutcome[] = [];
+  try {
+    const keySet = createRemoteKeySet(jose, { url, maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome) });
+    await run({ url, setAnswer: (a) => (answer = a), keySet, outcomes });
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+};
+
+const publicJwk = () => ({ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256', use: 'sig' });
+const keys: Answer = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [publicJwk()] }));
+/** A body that never ends: 64 KiB of spaces after `{"keys":[`, again and again, as fast as the client reads. */
+const endless: Answer = (_req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.write('{"keys":[');
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  const more = () => {
+    while (!res.destroyed && res.write(chunk));
+    if (!res.destroyed) res.once('drain', more);
+  };
+  more();
+};
+
+describe('createRemoteKeySet: what it reads of an answer', () => {
+  it('stops reading a body without end at JWKS_MAX_BODY_BYTES: a failed fetch, the set in hand kept', async () => {
+    await withProvider(async ({ setAnswer, keySet, outcomes }) => {
+      setAnswer(endless);
+      // No set yet: refused, as no answer (before, it read on for the fetch's whole timeout, as fast as it came).
+      const at = Date.now();
+      await expect(keySet.keysFor(at)).rejects.toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE' });
+      expect(outcomes).toEqual([expect.objectContaining({ ok: false, reason: expect.stringMatching(/^body too large/) })]);
+
+      setAnswer(keys);
+      const later = at + 10_000;
+      await expect(keySet.keysFor(later)).resolves.toMatchObject({ asOf: later });
+      setAnswer(endless);
+      const stale = later + JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS + 1;
+      // Past its minute and a fetch (an idle hub): the token waits for the fetch, and the set is kept when it reads too much.
+      await expect(keySet.keysFor(stale)).resolves.toMatchObject({ asOf: later });
+      await expect(keySet.keysFor(stale + 1)).resolves.toMatchObject({ asOf: later });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false, reason: expect.stringMatching(/^body too large/), keySetAgeMs: stale - later });
+    });
+  });
+
+  it('refuses a body whose Content-Length says it is too large without reading it, and takes one just under the limit', async () => {
+    await withProvider(async ({ setAnswer, keySet, outcomes }) => {
+      setAnswer((_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(JWKS_MAX_BODY_BYTES + 1) }).end());
+      await expect(keySet.keysFor(Date.now())).rejects.toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false, reason: expect.stringMatching(/^body too large/) });
+
+      const set = JSON.stringify({ keys: [publicJwk()] });
+      setAnswer((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(set + ' '.repeat(JWKS_MAX_BODY_BYTES - set.length)));
+      await expect(keySet.keysFor(Date.now() + 10_000)).resolves.toMatchObject({ getKey: expect.any(Function) });
+      expect(outcomes.at(-1)).toMatchObject({ ok: true, keys: 1 });
+    });
+  });
+});
