@@ -134,6 +134,43 @@ describe('installSecurity: refused tokens', () => {
   });
 });
 
+describe('installSecurity: an identity provider whose key set cannot be used', () => {
+  it("answers 503 auth_unavailable with Retry-After, not a 401 that makes clients drop a good sign-in, and audits the refusal", async () => {
+    const http = await import('node:http');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const jose = await import('jose');
+    // A provider that has never answered since the hub started: no key set to check any token with.
+    const provider = http.createServer((_req, res) => void res.writeHead(503).end());
+    await new Promise<void>((resolve) => provider.listen(0, '127.0.0.1', resolve));
+    const jwksUrl = `http://127.0.0.1:${(provider.address() as { port: number }).port}/jwks`;
+    const verify = createTokenVerifier({ jwksUrl, issuer, audience });
+    const h = await harness({
+      verifyBearer: async (token) => {
+        const claims = await verify(token);
+        return { subject: claims.sub, role: claims.role, via: 'jwt' } as Principal;
+      },
+    });
+    try {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const token = await new jose.SignJWT({ role: 'operator' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('ops').setIssuer(issuer).setAudience(audience)
+        .setIssuedAt().setExpirationTime('1h').sign(privateKey);
+      const res = await call(h, 'GET', `/patients/${CPR}/observations`, { authorization: `Bearer ${token}` });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toMatchObject({ code: 'auth_unavailable', type: '/problems/auth_unavailable' });
+      expect(res.headers['retry-after']).toBe('5');
+      // RFC 6750's invalid_token would tell the client to get another token.
+      expect(res.headers['www-authenticate']).toBeUndefined();
+      await h.app.close(); // the audit of a refusal is recorded after the answer: close waits for it
+      expect(h.audited).toEqual([expect.objectContaining({ outcome: 'denied', status: 503, reason: 'auth_unavailable' })]);
+      expect(JSON.stringify(h.logLines)).not.toContain(token.split('.')[2]);
+    } finally {
+      await h.app.close();
+      provider.closeAllConnections();
+      await new Promise((resolve) => provider.close(resolve));
+    }
+  });
+});
+
 describe('installSecurity: a CPR number as the subject', () => {
   it('refuses a valid token whose sub is a CPR number with 401, saying why, and audits no CPR number', async () => {
     const h = await harness();

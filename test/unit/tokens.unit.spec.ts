@@ -3,7 +3,7 @@ jest.mock('jose', () => {
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
 import { createHmac, randomBytes, webcrypto } from 'node:crypto';
-import { InvalidTokenError, JWKS_MAX_AGE_MS, createTokenVerifier, holdsCprNumber, patientSubject, signToken, type JwksFetchOutcome } from '../../src/adapters/auth/tokens';
+import { AuthUnavailableError, InvalidTokenError, JWKS_MAX_AGE_MS, createTokenVerifier, holdsCprNumber, patientSubject, signToken, type JwksFetchOutcome } from '../../src/adapters/auth/tokens';
 import { JWKS_FETCH_TIMEOUT_MS, JWKS_RETRY_AFTER_FAILURE_MS } from '../../src/adapters/auth/remote-key-set';
 import { fakeDateAt } from '../support/fake-date';
 
@@ -508,7 +508,8 @@ describe('createTokenVerifier with an identity provider that fails', () => {
     let fetches = 0;
     await withProvider(async ({ provider, verify, mint, outcomes }) => {
       provider.answer = 'down';
-      await expect(verify(await mint('old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_UNAVAILABLE' });
+      // Not an InvalidTokenError: the token was not judged (HTTP answers 503 auth_unavailable, not 401).
+      await expect(verify(await mint('old'))).rejects.toBeInstanceOf(AuthUnavailableError);
       await expect(verify(await mint('old'))).rejects.toMatchObject({ reason: 'ERR_JWKS_UNAVAILABLE' });
       fetches = outcomes.length;
       expect(fetches).toBe(1);

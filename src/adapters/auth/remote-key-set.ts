@@ -13,7 +13,7 @@ import type { JWTVerifyGetKey } from 'jose';
  *   minute plus one fetch after it did, while the provider answers.
  * - A fetch that fails (no answer, timeout, an HTTP status other than 200, a body larger than JWKS_MAX_BODY_BYTES,
  *   a body that is not JSON or not a key set) is no answer: the set in hand is kept, and used while the provider keeps failing, up to `maxStaleMs` after the
- *   last successful fetch; later, every token is refused (ERR_JWKS_UNAVAILABLE). Another fetch is tried at most once
+ *   last successful fetch; later, no token can be checked (ERR_JWKS_UNAVAILABLE: HTTP answers 503 auth_unavailable). Another fetch is tried at most once
  *   per JWKS_RETRY_AFTER_FAILURE_MS (tokens keep coming, and a provider refusing connections fails at once). The
  *   first answer after an outage replaces the set at once.
  * - An answer (200, a JSON key set) is the provider's word, also when it holds no keys: every token is then refused.

@@ -59,6 +59,19 @@ export class InvalidTokenError extends Error {
   }
 }
 
+/**
+ * No token can be checked now: the identity provider's key set cannot be used (never fetched since the start, or its
+ * outage has lasted longer than RTS_AUTH_JWKS_MAX_STALE_SECONDS). Not an InvalidTokenError: the token was not judged,
+ * and a client told "your token is bad" (401) throws its user's sign-in away for the hub's fault. HTTP answers 503.
+ */
+export class AuthUnavailableError extends Error {
+  readonly reason = 'ERR_JWKS_UNAVAILABLE';
+  constructor() {
+    super("no usable key set from the identity provider: tokens cannot be checked");
+    this.name = 'AuthUnavailableError';
+  }
+}
+
 type Jose = typeof import('jose');
 let josePromise: Promise<Jose> | null = null;
 const loadJose = (): Promise<Jose> => (josePromise ??= import('jose'));
@@ -153,6 +166,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
       } else ({ payload } = await jose.jwtVerify(token, k, checks));
     } catch (error) {
       const { code, claim } = error as { code?: string; claim?: string };
+      if (code === 'ERR_JWKS_UNAVAILABLE') throw new AuthUnavailableError();
       // jose checks the claims after the signature: a refused iss or aud is a caller with a well-signed token (an
       // identity provider set up with another issuer or audience), who may be told which.
       const claimCode = code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? CLAIM_CODES[claim ?? ''] : undefined;

@@ -47,7 +47,7 @@ import { AuditQuery, AuditSearchBody, AuditVerifyBody, AuditVerifyQuery, DevLogi
  * routes the running hub has, both ways.
  *
  * Each operation names the problem codes it can answer; they are grouped by status here, and each code's own
- * page is GET /problems/{code}. The codes every protected route can answer (401 unauthenticated, 403 forbidden,
+ * page is GET /problems/{code}. The codes every protected route can answer (401 unauthenticated, 503 auth_unavailable, 403 forbidden,
  * 429 rate_limited) and every input can cause (400 invalid_request, malformed_json, ...) are added here once.
  *
  * 503 storage_unavailable is listed per operation, not added to all: every operation that reads or writes the store
@@ -212,7 +212,8 @@ const operation = (key: string, op: Operation): Json => {
     'expectation_failed',
     'request_header_too_large',
     'service_unavailable',
-    ...(isPublic ? [] : (['unauthenticated', 'forbidden', 'rate_limited'] as const)),
+    // auth_unavailable: only with RTS_AUTH_JWKS_URL, while no key set of the identity provider can be used.
+    ...(isPublic ? [] : (['unauthenticated', 'auth_unavailable', 'forbidden', 'rate_limited'] as const)),
     ...(op.problems ?? []),
   ];
   const content: Json = {};

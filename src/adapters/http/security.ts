@@ -10,7 +10,7 @@ import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { homeSystemOf } from '../../domain/consultation/consultation';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { SYSTEM_ID_PATTERN } from '../../domain/directory/connected-system';
-import { ISSUED_AT_SKEW_MS, SUB_IS_CPR, SYSTEM_ID_IS_CPR, holdsCprNumber, patientSubject } from '../auth/tokens';
+import { AuthUnavailableError, ISSUED_AT_SKEW_MS, SUB_IS_CPR, SYSTEM_ID_IS_CPR, holdsCprNumber, patientSubject } from '../auth/tokens';
 import { logErasure } from '../backup/erasure-log-line';
 import { decodeAuditCursor, encodeAuditCursor, type AuditQueryKey } from './audit-cursor';
 import { AcceptBody, ApplicantBody, ConsultationBody, ConsultationsQuery } from './consultation-routes';
@@ -41,7 +41,7 @@ import {
  * Access control, rate limits and the audit trail of the HTTP API, installed on the app before any route:
  *
  *   onRequest   authenticate (Authorization: Bearer <JWT>, or X-Api-Key for a connected system) -> 401
- *               unauthenticated; then the caller's token bucket -> 429 rate_limited with Retry-After (audited here,
+ *               unauthenticated (503 auth_unavailable when a bearer token cannot be checked at all); then the caller's token bucket -> 429 rate_limited with Retry-After (audited here,
  *               summed per caller and second: RateLimitAudit)
  *   preHandler  authorize the route's action on its resource (the pure policy in application/access/policy.ts)
  *               -> 403 forbidden; for a document the caller may not read: 404 document_not_found, the same answer
@@ -253,6 +253,12 @@ const rules = (deps: SecurityDependencies): Record<string, Rule> => {
 /** Credentials that were refused, with the reason code (InvalidTokenError.reason: jose's error code, or ours). */
 type Invalid = Readonly<{ invalid: string }>;
 const isInvalid = (value: Principal | Invalid): value is Invalid => 'invalid' in value;
+/**
+ * Invalid's reason for a bearer token that could not be checked (AuthUnavailableError: the identity provider's key set
+ * cannot be used). Answered 503, not 401: the patient page and the CLI take a 401 as "this token is bad" and drop
+ * the sign-in or tell the user to get another token, where the fault is the hub's and goes when the provider answers.
+ */
+const AUTH_UNAVAILABLE = 'auth_unavailable';
 /** Only a code-shaped reason goes to the log: an unexpected error's text could quote the token. */
 const reasonOf = (error: unknown): string => {
   const reason = (error as { reason?: unknown } | null)?.reason;
@@ -396,7 +402,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       try {
         return await deps.verifyBearer(authorization.replace(/^Bearer\s+/i, '').trim());
       } catch (error) {
-        return { invalid: reasonOf(error) };
+        return { invalid: error instanceof AuthUnavailableError ? AUTH_UNAVAILABLE : reasonOf(error) };
       }
     }
     const apiKey = request.headers['x-api-key'];
@@ -432,6 +438,11 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const caller = principal && !isInvalid(principal) ? `${principal.via}:${principal.subject}` : `ip:${request.ip}`;
     const rate = limiter.take(caller);
     if (!rate.allowed) return tooManyFrom(request, reply, caller, principal && !isInvalid(principal) ? principal : null, rate.retryAfterSeconds);
+    if (principal !== null && isInvalid(principal) && principal.invalid === AUTH_UNAVAILABLE) {
+      // Audited as a refusal (who tried to reach what), with no WWW-Authenticate: nothing is wrong with the token.
+      request.audited = { action: routeKey(request), patientKey: patientKeyInPath(request), resource: null, reason: AUTH_UNAVAILABLE, patientData: false };
+      return sendProblem(reply, problem(AUTH_UNAVAILABLE, "the hub cannot check bearer tokens now: its identity provider's key set cannot be used (the provider has not answered). The token was not judged: keep it and retry later"));
+    }
     if (principal === null || isInvalid(principal)) {
       reply.header('www-authenticate', principal === null ? 'Bearer' : 'Bearer error="invalid_token"');
       request.audited = { action: routeKey(request), patientKey: patientKeyInPath(request), resource: null, reason: principal === null ? 'no_credentials' : 'invalid_credentials', patientData: false };
