@@ -75,3 +75,45 @@ describe('createRemoteKeySet: what it reads of an answer', () => {
     });
   });
 });
+
+describe('createRemoteKeySet: credentials in the URL', () => {
+  it('sends user and password written into the URL as HTTP Basic (fetch refuses such a URL: the provider was never reached)', async () => {
+    const seen: (string | undefined)[] = [];
+    await withProvider(async ({ url, setAnswer }) => {
+      setAnswer((req, res) => {
+        seen.push(req.headers.authorization);
+        keys(req, res);
+      });
+      const jose = await import('jose');
+      const outcomes: JwksFetchOutcome[] = [];
+      const withCredentials = url.replace('http://', 'http://hub%40city:p%C3%A5ss%3Aw0rd@');
+      const keySet = createRemoteKeySet(jose, { url: withCredentials, maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome) });
+      await expect(keySet.keysFor(Date.now())).resolves.toMatchObject({ getKey: expect.any(Function) });
+      expect(outcomes).toEqual([expect.objectContaining({ ok: true, keys: 1 })]);
+      expect(seen).toEqual([`Basic ${Buffer.from('hub@city:påss:w0rd', 'utf8').toString('base64')}`]);
+    });
+  });
+
+  it("says nothing of the URL's credentials or query in what it reports of a failed fetch", async () => {
+    await withProvider(async ({ url, setAnswer }) => {
+      const jose = await import('jose');
+      const outcomes: JwksFetchOutcome[] = [];
+      const keySet = createRemoteKeySet(jose, { url: `${url.replace('http://', 'http://u5er:pa55w0rd@')}?client_secret=qu3rys3cret`, maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome) });
+      const answers: Answer[] = [
+        (_req, res) => void res.writeHead(401, { 'www-authenticate': 'Basic realm="u5er pa55w0rd qu3rys3cret"' }).end('u5er pa55w0rd qu3rys3cret'),
+        (req) => void req.socket.destroy(),
+        (_req, res) => void res.writeHead(302, { location: 'http://u5er:pa55w0rd@elsewhere/?client_secret=qu3rys3cret' }).end(),
+        (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"u5er": "pa55w0rd qu3rys3cret"'),
+      ];
+      let at = Date.now();
+      for (const answer of answers) {
+        setAnswer(answer);
+        await expect(keySet.keysFor(at)).rejects.toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE' });
+        at += 10_000; // past the retry interval
+      }
+      expect(outcomes).toHaveLength(answers.length);
+      expect(outcomes.every((o) => !o.ok)).toBe(true);
+      expect(JSON.stringify(outcomes)).not.toMatch(/u5er|pa55w0rd|qu3rys3cret|127\.0\.0\.1/);
+    });
+  });
+});

@@ -116,6 +116,20 @@ const unavailable = (): Error => Object.assign(new Error('no usable key set from
 
 export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): RemoteKeySet => {
   const url = new URL(options.url);
+  // Credentials written into the URL (https://user:password@idp/...) go as HTTP Basic, as curl sends them: fetch
+  // refuses a URL that holds them (a TypeError, which quotes the URL), so such a provider was never reached, and
+  // every fetch was reported 'unreachable'. The URL fetched, and anything said of it, holds them no more.
+  const decoded = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part; // a stray % (not an escape): as written
+    }
+  };
+  const authorization =
+    url.username === '' && url.password === '' ? null : `Basic ${Buffer.from(`${decoded(url.username)}:${decoded(url.password)}`, 'utf8').toString('base64')}`;
+  url.username = '';
+  url.password = '';
   let local: LocalKeySet | null = null;
   /** When the fetch that brought `local` started. */
   let keysAsOf: number | null = null;
@@ -129,7 +143,8 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
     let response: Response;
     try {
       // redirect manual: a redirect is no key set (as jose), not a hop to wherever the answer points.
-      response = await fetch(url, { method: 'GET', redirect: 'manual', signal, headers: { accept: 'application/json, application/jwk-set+json' } });
+      const headers: Record<string, string> = { accept: 'application/json, application/jwk-set+json', ...(authorization === null ? {} : { authorization }) };
+      response = await fetch(url, { method: 'GET', redirect: 'manual', signal, headers });
     } catch (error) {
       const code = (error as { cause?: { code?: unknown } }).cause?.code;
       throw new JwksFetchFailure(signal.aborted ? 'timeout' : typeof code === 'string' && /^[A-Z0-9_]{1,40}$/.test(code) ? code : 'unreachable');
