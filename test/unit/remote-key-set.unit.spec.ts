@@ -6,7 +6,7 @@ jest.mock('jose', () => {
 });
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createRemoteKeySet, JWKS_MAX_AGE_MS, JWKS_MAX_BODY_BYTES, JWKS_FETCH_TIMEOUT_MS, type JwksFetchOutcome } from '../../src/adapters/auth/remote-key-set';
+import { createRemoteKeySet, JWKS_MAX_AGE_MS, JWKS_MAX_BODY_BYTES, JWKS_FETCH_TIMEOUT_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS, type JwksFetchOutcome } from '../../src/adapters/auth/remote-key-set';
 
 type Answer = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -114,6 +114,25 @@ describe('createRemoteKeySet: credentials in the URL', () => {
       expect(outcomes).toHaveLength(answers.length);
       expect(outcomes.every((o) => !o.ok)).toBe(true);
       expect(JSON.stringify(outcomes)).not.toMatch(/u5er|pa55w0rd|qu3rys3cret|127\.0\.0\.1/);
+    });
+  });
+});
+
+describe('createRemoteKeySet: tokens naming kids the set lacks', () => {
+  it('fetches the set once for a flood of made-up kids, and not again within JWKS_UNKNOWN_KID_COOLDOWN_MS', async () => {
+    await withProvider(async ({ setAnswer, keySet, outcomes }) => {
+      setAnswer(keys);
+      const at = Date.now();
+      const lookUp = async (when: number, kid: string) => (await keySet.keysFor(when)).getKey({ alg: 'ES256', kid }, undefined as never);
+      await keySet.keysFor(at);
+      expect(outcomes).toHaveLength(1);
+      const flood = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => lookUp(at + 1, `made-up-${i}`)));
+      expect(flood.every((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'ERR_JWKS_NO_MATCHING_KEY')).toBe(true);
+      expect(outcomes).toHaveLength(2); // one fetch for all 200
+      await Promise.allSettled(Array.from({ length: 200 }, (_, i) => lookUp(at + JWKS_UNKNOWN_KID_COOLDOWN_MS, `again-${i}`)));
+      expect(outcomes).toHaveLength(2); // within the cooldown: none
+      await Promise.allSettled([lookUp(at + 1 + JWKS_UNKNOWN_KID_COOLDOWN_MS, 'later')]);
+      expect(outcomes).toHaveLength(3);
     });
   });
 });
