@@ -241,6 +241,23 @@ describe('createTokenVerifier', () => {
     });
   });
 
+  it('takes tokens under a kid its identity provider lists for two keys (a kid reused in a rotation), by the key that signed them', async () => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const [old, next, stranger] = [0, 1, 2].map(() => generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+    const published = [old!, next!].map((p) => ({ ...p.publicKey.export({ format: 'jwk' }), kid: 'signing', alg: 'ES256', use: 'sig' }));
+    await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience });
+      const now = Math.floor(Date.now() / 1000);
+      const mint = (key: typeof old) => new jose.SignJWT({ role: 'operator' }).setProtectedHeader({ alg: 'ES256', kid: 'signing' }).setSubject('op').setIssuer(issuer)
+        .setAudience(audience).setIssuedAt(now).setExpirationTime(now + 3600).sign(key!.privateKey);
+      await expect(verify(await mint(old))).resolves.toMatchObject({ sub: 'op' });
+      await expect(verify(await mint(next))).resolves.toMatchObject({ sub: 'op' });
+      // A key the provider does not list is refused under that kid all the same, as a wrong signature.
+      await expect(verify(await mint(stranger))).rejects.toMatchObject({ reason: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+    });
+  });
+
   it('makes the first token after an idle spell wait for the key set: a key dropped meanwhile verifies none', async () => {
     const jose = await import('jose');
     const { generateKeyPairSync } = await import('node:crypto');

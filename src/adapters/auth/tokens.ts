@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual, webcrypto } from 'node:crypto';
+import type { JWTVerifyGetKey, JWTVerifyOptions } from 'jose';
 import { z } from 'zod';
 import { ROLES } from '../../application/access/policy';
 import { holdsCprNumber } from '../../domain/monitoring/cpr-like';
@@ -100,6 +101,31 @@ export { JWKS_MAX_AGE_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS, JWKS_MAX_STALE_DEFAULT_M
 /** The reason codes of a refused claim that the 401 names (tokens signed right, with a claim this hub does not take). */
 const CLAIM_CODES: Readonly<Record<string, string>> = { nbf: 'ERR_JWT_NOT_YET_VALID', iss: 'ERR_JWT_WRONG_ISSUER', aud: 'ERR_JWT_WRONG_AUDIENCE' };
 
+/**
+ * jwtVerify against the identity provider's key set, trying each key that matches the token's kid and alg where there
+ * are several (a provider that gives its new key the old one's kid while it still publishes the old one, or that lists
+ * a key twice): jose refuses the token then (ERR_JWKS_MULTIPLE_MATCHING_KEYS) and leaves trying them to its caller, so
+ * every token under that kid was refused. Each key of the set is one the provider vouches for, so the first whose
+ * signature holds is as good as a single match; if none does, the token is refused as with a wrong signature.
+ */
+const verifyWithKeySet = async (jose: Jose, token: string, getKey: JWTVerifyGetKey, checks: JWTVerifyOptions) => {
+  try {
+    return await jose.jwtVerify(token, getKey, checks);
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' || !(Symbol.asyncIterator in (error as object))) throw error;
+    let lastError: unknown = error;
+    for await (const key of error as AsyncIterable<webcrypto.CryptoKey>) {
+      try {
+        return await jose.jwtVerify(token, key, checks);
+      } catch (attempt) {
+        if ((attempt as { code?: string }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw attempt;
+        lastError = attempt;
+      }
+    }
+    throw lastError;
+  }
+};
+
 /** How long a verified token's claims are reused without verifying it again, and how many are kept. */
 export type VerifierCache = Readonly<{ maxEntries?: number; maxAgeMs?: number; now?: () => number }>;
 
@@ -162,7 +188,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         // Remembered no longer than the key set it was verified with is current: a key the provider dropped then
         // stops the tokens remembered too.
         asOf = current.asOf;
-        ({ payload } = await jose.jwtVerify(token, current.getKey, checks));
+        ({ payload } = await verifyWithKeySet(jose, token, current.getKey, checks));
       } else ({ payload } = await jose.jwtVerify(token, k, checks));
     } catch (error) {
       const { code, claim } = error as { code?: string; claim?: string };
