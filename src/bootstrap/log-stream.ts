@@ -94,12 +94,19 @@ export const reportDroppedLogLines = (logger: Logger): void => {
       unsaid = 0;
       unsaidErasures = 0;
       if (logger.level === 'silent') return;
-      // Dropped itself (the reader stalled again at once), it is counted among the next notice's lines.
+      const droppedBefore = total.lines;
       logger.child({}, { level: 'warn' }).warn(
         { droppedLines: lines, droppedErasureLines: erasureLines },
         `${lines} log lines were dropped: the log's reader (a pipe, a log shipper, a terminal) did not take them, and at most ${Math.round(stream.maxLength / 1024)} KiB of lines wait for it` +
           (erasureLines > 0 ? `; ${erasureLines} of them erasure records ("${ERASURE_LOG_MESSAGE}", "${CONSULTATION_ERASURE_LOG_MESSAGE}"): GET /erasures lists every erasure` : ''),
       );
+      // Dropped itself (the reader stalled again at once; 'drop' is said within the write): its lines go to the next
+      // notice, with the notice itself among them. Before, they were lost from every notice, and the notices said
+      // fewer lines than the gap held and than rts_log_lines_dropped_total counted.
+      if (total.lines > droppedBefore) {
+        unsaid += lines;
+        unsaidErasures += erasureLines;
+      }
     });
   });
 };

@@ -32,3 +32,28 @@ it('says how many lines were dropped, the erasure records apart, once a write go
   await nextTurn();
   expect({ notices: stream.written.length, total: droppedLogLines(logger) }).toEqual({ notices: 1, total: 3 });
 });
+
+it('a notice that is dropped itself (the reader stalled again) loses no count: the next notice says its lines too', async () => {
+  const stream = new BoundedStream();
+  let dropNextWrite = false;
+  const write = stream.write.bind(stream);
+  stream.write = (line: string) => {
+    if (!dropNextWrite) return write(line);
+    dropNextWrite = false;
+    stream.emit('drop', line);
+  };
+  const logger = pino({ level: 'info' }, stream);
+  reportDroppedLogLines(logger);
+  stream.emit('drop', '{"level":30,"msg":"request completed"}\n');
+  stream.emit('drop', '{"level":30,"event":"PatientErased","patientKey":"k","msg":"patient erased"}\n');
+  // The reader takes one write, and is stalled again when the notice comes: the notice is dropped at the bound.
+  dropNextWrite = true;
+  stream.emit('write', 100);
+  await nextTurn();
+  expect(stream.written).toEqual([]);
+  stream.emit('write', 100);
+  await nextTurn();
+  // The two lines, and the first notice (a line dropped too); every dropped line is in a notice, as in the metric.
+  expect(stream.written).toEqual([expect.objectContaining({ droppedLines: 3, droppedErasureLines: 1 })]);
+  expect(droppedLogLines(logger)).toBe(3);
+});
