@@ -21,8 +21,9 @@ export const stopRunningHub = (hub: Pick<RunningHub, 'stop'>, logger: Logger, si
     logger.error('shutdown grace period exceeded; exiting');
     exitAfterLog(logger, 1);
   }, forceAfterMs);
-  // The stop's own work keeps the process alive; this timer only bounds it.
-  force.unref();
+  // Not unref'd: a stop that never ends while nothing else is left to run (it awaits an event from a connection
+  // already closed) let the event loop empty, and the process ended with 0, the code of a clean stop, in silence.
+  // Both ends of the stop clear it, so it holds the process only as long as the stop is unfinished.
   hub.stop().then(
     () => {
       clearTimeout(force);
