@@ -24,7 +24,9 @@ export const stopRunningHub = (hub: Pick<RunningHub, 'stop'>, logger: Logger, si
   // Not unref'd: a stop that never ends while nothing else is left to run (it awaits an event from a connection
   // already closed) let the event loop empty, and the process ended with 0, the code of a clean stop, in silence.
   // Both ends of the stop clear it, so it holds the process only as long as the stop is unfinished.
-  hub.stop().then(
+  // A stop that throws rather than rejects is a failed stop too: it escaped the signal's listener as an uncaught
+  // exception, exit 1 without "shutdown failed" and past exitAfterLog.
+  new Promise<void>((stopped) => stopped(hub.stop())).then(
     () => {
       clearTimeout(force);
       exitAfterLog(logger, 0);

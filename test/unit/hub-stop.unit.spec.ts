@@ -92,3 +92,16 @@ it('exitAfterLog: a failure asked for while an exit 0 waits for the log makes it
   stream.drain();
   expect(exits).toEqual([1]);
 });
+
+it('a stop that throws (rather than rejects) is a failed stop: "shutdown failed", exit 1, one exit', async () => {
+  const hub = {
+    stop: (): Promise<void> => {
+      throw new TypeError('stop went wrong');
+    },
+  };
+  expect(() => stopRunningHub(hub, logger, 'SIGTERM', GRACE_MS)).not.toThrow();
+  await settled();
+  stream.drain();
+  jest.advanceTimersByTime(GRACE_MS + EXIT_LOG_WAIT_MS);
+  expect({ exits, lines: stream.lines }).toEqual({ exits: [1], lines: ['shutting down', 'shutdown failed'] });
+});
