@@ -575,6 +575,37 @@ describe('installSecurity: reading a consultation by id', () => {
   });
 });
 
+describe("a consultation's access check while the store cannot be read", () => {
+  // The check reads who may read the case and which patients it is about (the audit goes under their keys): a store
+  // that fails that read answered 503 with no audit entry at all, a request about a patient's case the trail never saw.
+  const system: Principal = { subject: 'system:beijing', role: 'system', systemId: 'beijing', via: 'jwt' };
+  const failingStore = () =>
+    harness({
+      verifyBearer: async () => system,
+      consultationSystems: async () => {
+        throw new UnavailableError('storage_unavailable', 'the store did not answer in time');
+      },
+    });
+
+  it('answers 503, serves nothing, and records the refused read and step, naming the consultation', async () => {
+    const h = await failingStore();
+    try {
+      const read = await call(h, 'GET', `/consultations/${CONSULTATION}`, { authorization: 'Bearer beijing' });
+      expect(read.statusCode).toBe(503);
+      expect(read.json()).toMatchObject({ code: 'storage_unavailable' });
+      const step = await call(h, 'POST', `/consultations/${CONSULTATION}/accept`, { authorization: 'Bearer beijing' }, { expertId: 'beijing:wang' });
+      expect(step.statusCode).toBe(503);
+      expect(step.json()).toMatchObject({ code: 'storage_unavailable' });
+      expect(h.audited.map((e) => [e.action, e.resource, e.systemId, e.outcome, e.status, e.reason])).toEqual([
+        [`GET /consultations/:id`, CONSULTATION, 'beijing', 'error', 503, 'storage_unavailable'],
+        [`POST /consultations/:id/accept`, CONSULTATION, 'beijing', 'error', 503, 'storage_unavailable'],
+      ]);
+    } finally {
+      await h.app.close();
+    }
+  });
+});
+
 describe("a document's access check while the registry cannot be read", () => {
   // The registry fails the access check's read (a PostgreSQL statement timeout, a projection catch-up that failed
   // once) and answers the route's own read a moment later: the document belongs to another patient.

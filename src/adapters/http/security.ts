@@ -298,6 +298,13 @@ const auditable = (value: string | null | undefined, isShaped: (id: string) => b
 const shaped = (pattern: RegExp) => (id: string) => pattern.test(id);
 const auditableDocumentId = (value: string | null | undefined): string | null => auditable(value, shaped(DOCUMENT_ID));
 
+/** The document or consultation a route's path names, as the trail keeps such ids (for a request whose check failed). */
+const requestedResource = (request: FastifyRequest, route: string): string | null => {
+  if (route.startsWith('/documents/:uniqueId')) return auditableDocumentId(str(field(request.params, 'uniqueId')));
+  if (route.startsWith('/consultations/:id')) return auditable(str(field(request.params, 'id')), isExistingConsultationId);
+  return null;
+};
+
 const resourceOf = (action: Action, request: FastifyRequest): string | null => {
   if ('uniqueId' in action) return auditableDocumentId(action.uniqueId);
   if (action.kind === 'dead_letters.discard' || action.kind === 'dead_letters.read') return auditable(str(field(request.params, 'id')), shaped(DEAD_LETTER_ID));
@@ -479,7 +486,18 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     const route = request.routeOptions?.url;
     if (!principal || route === undefined) return;
     const rule = table[`${ruleMethod(request)} ${route}`] ?? (async () => ({ kind: 'other' }) as Action);
-    const action = await rule(request, principal);
+    let action: Action | Absent | 'pass';
+    try {
+      action = await rule(request, principal);
+    } catch (error) {
+      // The check could not read whose data this is or who may read it (the store failed: a consultation's readers
+      // and patients, a document's patient). The error handler refuses the request (503 storage_unavailable); that
+      // answer is audited as any other, naming what was asked for, so a failed check is never a request the trail
+      // lacks. The patients are not known here: the entry has no patient key. A malformed actor field (the caller's
+      // 400, the route's own problem) stays unaudited, as the rules say.
+      if (!(error instanceof ValidationError)) request.audited = { action: routeKey(request), patientKey: patientKeyInPath(request), resource: requestedResource(request, route), reason: null, patientData: true };
+      throw error;
+    }
     if (action === 'pass' || 'absent' in action) {
       request.audited = { action: routeKey(request), patientKey: null, resource: auditableDocumentId(str(field(request.params, 'uniqueId'))), reason: null, patientData: true };
       if (action !== 'pass') return sendProblem(reply, problem(action.absent, ABSENT_DETAIL[action.absent]));
