@@ -149,16 +149,16 @@ export const principalOf = (claims: TokenClaims, patientKeys: PatientKeys, via: 
 export { consultationReaders } from '../application/consultation/consultation-projection';
 
 /**
- * What the access checks read of the consultations; `patientKeysOf` (ConsultationService.patientKeysOf): the patients
+ * What the access checks read of the consultations; `patientKeysOfView` (ConsultationService.patientKeysOfView): the patients
  * an access to one is audited under.
  */
-export type ConsultationReading = Pick<ConsultationReadModel, 'get' | 'list'> & Partial<Pick<ConsultationService, 'patientKeysOf'>>;
+export type ConsultationReading = Pick<ConsultationReadModel, 'get' | 'list'> & Partial<Pick<ConsultationService, 'patientKeysOfView'>>;
 
 /** The read model's `get` and `list`, each on the model caught up first (Projector.read), as the routes read it. */
 export const caughtUpConsultations = (module: Pick<ConsultationModule, 'readModel' | 'projector' | 'service'>): ConsultationReading => ({
   get: (id) => module.projector.read(() => module.readModel.get(id)),
   list: (query) => module.projector.read(() => module.readModel.list(query)),
-  patientKeysOf: (id) => module.service.patientKeysOf(id),
+  patientKeysOfView: (view) => module.service.patientKeysOfView(view),
 });
 
 /**
@@ -291,7 +291,7 @@ export const createSecurityModule = (deps: SecurityModuleDependencies): Security
           const consultations = deps.consultations?.();
           const c = await consultations?.get(id);
           if (!c) return null;
-          return { readers: consultationReaders(c), parties: consultationParties(c), patientKeys: (await consultations?.patientKeysOf?.(id)) ?? [] };
+          return { readers: consultationReaders(c), parties: consultationParties(c), patientKeys: (await consultations?.patientKeysOfView?.(c)) ?? [] };
         },
         audit,
         erasure,

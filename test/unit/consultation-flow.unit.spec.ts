@@ -4,6 +4,7 @@ import { uuidV5 } from '../../src/application/ids';
 import { planConsultationDownlink } from '../../src/application/consultation/consultation-downlink';
 import { evolveConsultationView, evolveMonthlyCounts, monthSeries } from '../../src/application/consultation/consultation-projection';
 import { expireDue } from '../../src/application/consultation/deadlines';
+import { ConsultationService } from '../../src/application/consultation/consultation-service';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { parseConsultationDownlink, parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
 import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
@@ -473,6 +474,29 @@ describe('consultation projections and timers (pure)', () => {
     const v2 = evolveConsultationView(v1, { type: 'ConsultationAccepted', data: { consultationId: 'a', expertId: 'a-1:x', offerIndex: 0, acceptedAt: 't' } });
     expect(v2).toMatchObject({ status: 'accepted', due: null });
     expect(evolveConsultationView(null, offered)).toBeNull();
+  });
+
+  it("keeps the patients' keys the request recorded, sorted and once each, after an erasure of the texts too", () => {
+    // What an access to the case is audited under (GET /consultations reads them for each row of its page): in the
+    // row, a page of 500 needs no read of 500 streams.
+    const withKeys: ConsultationEvent = { ...requested('a', '2024-01-01T00:00:00Z'), data: { ...requested('a', '2024-01-01T00:00:00Z').data, patientKeys: ['p-2', 'p-1', 'p-2'] } } as ConsultationEvent;
+    const view = evolveConsultationView(null, withKeys);
+    expect(view?.patientKeys).toEqual(['p-1', 'p-2']);
+    const erased = evolveConsultationView(view, { type: 'ConsultationContentErased', data: { consultationId: 'a', erasedAt: 't', by: 'dpo', cause: 'requested' } } as never);
+    expect(erased).toMatchObject({ contentErased: true, patientKeys: ['p-1', 'p-2'] });
+    // A request of a build that recorded no keys: none in the row (ConsultationService.patientKeysOf reads them).
+    expect(evolveConsultationView(null, requested('b', '2024-01-01T00:00:00Z'))).not.toHaveProperty('patientKeys');
+  });
+
+  it("ConsultationService.patientKeysOfView takes a row's keys without reading its stream, and reads it for a row without", async () => {
+    const readStream = jest.fn(async () => ({ events: [{ type: 'ConsultationRequested', data: { patientKeys: ['p-9'] } }] }));
+    const service = new ConsultationService({ store: { readStream } } as never);
+    const row = evolveConsultationView(null, { ...requested('a', '2024-01-01T00:00:00Z'), data: { ...requested('a', '2024-01-01T00:00:00Z').data, patientKeys: ['p-1'] } } as ConsultationEvent)!;
+    expect(await service.patientKeysOfView(row)).toEqual(['p-1']);
+    expect(readStream).not.toHaveBeenCalled();
+    const older = evolveConsultationView(null, requested('b', '2024-01-01T00:00:00Z'))!;
+    expect(await service.patientKeysOfView(older)).toEqual(['p-9']);
+    expect(readStream).toHaveBeenCalledTimes(1);
   });
 
   it('expireDue gives deterministic commands for due timers only', () => {

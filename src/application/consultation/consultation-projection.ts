@@ -56,6 +56,14 @@ export type ConsultationView = Readonly<{
   cancelled: Readonly<{ reason: string | null; cancelledAt: string }> | null;
   /** The texts about the patient were erased (crypto-shredded) or cannot be read: they are null here. */
   contentErased: boolean;
+  /**
+   * The pseudonymous keys of the patients its request recorded (sorted, once each; never a CPR number): what an access
+   * to the case is audited under (ConsultationService.patientKeysOfView), kept here so that a page of 500 needs no
+   * read of 500 streams. Absent for a request that recorded none (builds to 2026-12-01) and in rows stored by builds
+   * to 2026-12-06: ConsultationService.patientKeysOf then reads them from the stream. Kept after an erasure of the
+   * texts: the pseudonym the erased patient's export still finds the trail by. Never answered to a caller.
+   */
+  patientKeys?: readonly string[];
   requestedAt: string;
   updatedAt: string;
   /** The next timer: 'offer' (expiry of offer `offerIndex`) or 'resend' (of resend `attempt`); null when none. */
@@ -149,6 +157,7 @@ const evolveView = (current: ConsultationView | null, event: OpenedConsultationE
       report: null,
       cancelled: null,
       contentErased: false,
+      ...(d.patientKeys !== undefined ? { patientKeys: [...new Set(d.patientKeys)].sort() } : {}),
       requestedAt: d.requestedAt,
       updatedAt: d.requestedAt,
     });

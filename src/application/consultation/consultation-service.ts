@@ -38,6 +38,7 @@ import type { ConsultationReadModel, ConsultationRole } from './consultation-rea
  *   eraseContent(id, { by, correlationId? }) -> { consultationId, erasedAt, alreadyErased } (crypto-shredding of its texts)
  *   get(id) -> ConsultationView | NotFoundError 'consultation_not_found'
  *   patientKeysOf(id) -> the pseudonymous keys of the patients it is about (what its accesses are audited under)
+ *   patientKeysOfView(view) -> the same, from the row when it holds them (no read of the stream)
  *   attachmentsNow(view) -> [{ uniqueId, status, replacedBy, currentVersion }]   (the registry at read time)
  *   correlationIdOf(id) -> the consultation's correlation id, or null (for log lines)
  *   list({ systemId, role?, status?, limit?, cursor? }) -> { items, nextCursor }   (only those the system may read:
@@ -380,6 +381,14 @@ export class ConsultationService {
     const attachments = Array.isArray(first.data['attachments']) ? first.data['attachments'].filter((a): a is string => typeof a === 'string') : [];
     const entries = await Promise.all(attachments.map((uniqueId) => this.deps.documents.entryOf(uniqueId)));
     return [...new Set(entries.flatMap((e) => (e ? [e.patientKey] : [])))].sort();
+  }
+
+  /**
+   * patientKeysOf for a row in hand: the keys the row holds (ConsultationView.patientKeys), else read from the stream
+   * as patientKeysOf reads them (a row of an older build, a request that recorded none).
+   */
+  async patientKeysOfView(view: ConsultationView): Promise<readonly string[]> {
+    return view.patientKeys ?? this.patientKeysOf(view.consultationId);
   }
 
   async list(input: ListInput): Promise<ConsultationsPage> {
