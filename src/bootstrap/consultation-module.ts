@@ -7,7 +7,8 @@ import type { DocumentEntries } from '../application/ports/document-entries';
 import { StoredDocumentEntries } from '../application/stored-document-entries';
 import { OpeningConsultations } from '../application/consultation/opening-consultations';
 import { Projector, type ProjectorLogger } from '../application/projector';
-import { ConsultationDownlinkPublisher, type ConsultationOutbox } from '../application/consultation/consultation-downlink';
+import { ConsultationDownlinkPublisher, type ConsultationOutbox, type DownlinkAuditTrail } from '../application/consultation/consultation-downlink';
+import type { ConsultationView } from '../application/consultation/consultation-projection';
 import type { ConsultationReadModel } from '../application/consultation/consultation-read-model';
 import { ConsultationService, type ConsultationPolicy } from '../application/consultation/consultation-service';
 import { handleConsultationUplink, type ConsultationUplinkResult } from '../application/consultation/consultation-uplink';
@@ -67,7 +68,10 @@ export type ConsultationModule = Readonly<{
   handleUplink(envelope: ConsultationUplinkEnvelope): Promise<ConsultationUplinkResult>;
   /** The consultation's correlation id (null for an unknown one): the uplink's log lines carry it. */
   correlationIdOf(consultationId: string): Promise<string | null>;
-  downlinkPublisher(outbox: ConsultationOutbox): ConsultationDownlinkPublisher;
+  /** Its patients' pseudonymous keys (ConsultationService.patientKeysOf): the uplink's audit entries go under them. */
+  patientKeysOf(consultationId: string): Promise<readonly string[]>;
+  /** `audit`: each message the publisher sends is recorded there under the case's patients (consultation-downlink.ts). */
+  downlinkPublisher(outbox: ConsultationOutbox, audit?: DownlinkAuditTrail): ConsultationDownlinkPublisher;
   start(): void;
   stop(): Promise<void>;
 }>;
@@ -111,8 +115,10 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
     retiredExpertOffers,
     handleUplink: (envelope) => handleConsultationUplink(service, envelope),
     correlationIdOf: (consultationId) => service.correlationIdOf(consultationId),
-    downlinkPublisher: (outbox) =>
+    patientKeysOf: (consultationId) => service.patientKeysOf(consultationId),
+    downlinkPublisher: (outbox, audit) =>
       new ConsultationDownlinkPublisher({
+        ...(audit ? { audit, patientKeysOf: (view: ConsultationView) => service.patientKeysOfView(view), now: () => deps.clock.now().toJSDate().toISOString() } : {}),
         store: deps.store,
         consultations: readModel,
         projector,

@@ -61,7 +61,7 @@ export type HubMessagingDependencies = Readonly<{
   /** Replaces the directory's uplink handler (tests inject failures). */
   uplink?: UplinkLike;
   /** consultation.* uplink goes to its handleUplink; its downlink publisher shares the outbox. */
-  consultations?: Pick<ConsultationModule, 'handleUplink' | 'correlationIdOf' | 'downlinkPublisher'>;
+  consultations?: Pick<ConsultationModule, 'handleUplink' | 'correlationIdOf' | 'patientKeysOf' | 'downlinkPublisher'>;
   /** Message bodies: JOSE or plain JSON (message-security.ts); default plain JSON. */
   codec?: HubMessageCodec;
   /** Seals the texts of consultation messages held for a system without a valid key (held-downlinks.ts). */
@@ -195,7 +195,8 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const directorySends = countingSends(outbox);
   const consultationSends = countingSends(outbox);
   const publisher = deps.directory.downlinkPublisher(directorySends.outbox);
-  const consultationPublisher = deps.consultations?.downlinkPublisher(consultationSends.outbox);
+  // Each message it sends recorded in the audit trail under the case's patients (consultation-downlink.ts).
+  const consultationPublisher = deps.consultations?.downlinkPublisher(consultationSends.outbox, deps.audit);
   // How far behind they are: the stored checkpoints (shared by the hub processes on a PostgreSQL store), sampled in
   // every process whether it publishes or not, so a deployment where no process publishes (the lock left with an
   // orphaned session, every hub standing by) shows a growing lag and a stall at each hub (/metrics, /health). Before,

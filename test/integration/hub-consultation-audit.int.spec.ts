@@ -126,3 +126,65 @@ test('a consultation message that arrives with its attempts used up is dead-lett
   });
   expect((await getJson(hub.url, `/consultations/${consultationId}`)).status).toBe(404);
 });
+
+// The right of access shows every disclosure of the patient's consultation to another system: the steps city systems
+// sent over AMQP (recorded under no patient key before, so the export lacked them) and the messages the hub sent them
+// (the offer with the question and summary, the report with the diagnosis: recorded nowhere before). Each under the
+// patient's key, naming the consultation and the system, none of the texts; another patient's export has none of it.
+test("the patient's export lists the AMQP steps on their consultation and each message the hub sent about it, naming the system, without texts", async () => {
+  const measuredAt = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const upload = async (patientId: string, observationId: string) => {
+    const res = await fetch(`${hub.url}/observations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ patientId, systolic: 150, diastolic: 90, measuredAt, observationId }) });
+    expect(res.status).toBe(201);
+    return ((await res.json()) as { uniqueId: string }).uniqueId;
+  };
+  const document = await upload(CPR, 'o-export-1');
+  const OTHER = '010203-2345';
+  await upload(OTHER, 'o-export-2');
+  const res = await fetch(`${hub.url}/consultations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ applicantSystemId: 'city-a', applicantClinician: 'dr-wang', candidates: ['city-b:e1'], clinicalQuestion: QUESTION, summary: SUMMARY, attachments: [document] }),
+  });
+  expect(res.status).toBe(201);
+  const { id } = (await res.json()) as { id: string };
+  const b = await client('city-b');
+  const c = await client('city-c');
+  const acceptId = await b.acceptConsultation(id, 'city-b:e1');
+  const strangerId = await c.issueReport(id, 'city-b:e1', { diagnosis: 'Not mine', recommendations: 'none' });
+  await until('the refused report in the trail', async () => (await search({ requestId: strangerId })).length === 1);
+  const reportId = await b.issueReport(id, 'city-b:e1', { diagnosis: DIAGNOSIS, recommendations: 'Blood pressure control' });
+
+  type Exported = { subject: string; role: string; systemId: string | null; action: string; resource: string | null; outcome: string; status: number; reason: string | null };
+  const exportOf = async (patient: string) => {
+    const answer = await fetch(`${hub.url}/patients/export`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ patient }) });
+    expect(answer.status).toBe(200);
+    return (await answer.json()) as { audit: { entries: Exported[] } };
+  };
+  const aboutCase = async () => (await exportOf(CPR)).audit.entries.filter((e) => e.resource === id && e.action !== 'consultation.read');
+  // The report's message to the applicant is the last thing to happen: the hub sends it once the report is stored.
+  await until('the report sent to the applicant in the export', async () => (await aboutCase()).some((e) => e.action === 'consultation.sent' && e.reason === 'consultation.report'));
+
+  const entries = await aboutCase();
+  const steps = entries.filter((e) => e.action === 'consultation.act' && e.role === 'system' && e.systemId !== 'city-a');
+  expect(steps).toEqual([
+    expect.objectContaining({ subject: 'system:city-b', systemId: 'city-b', outcome: 'allowed', status: 200 }),
+    expect.objectContaining({ subject: 'system:city-c', systemId: 'city-c', outcome: 'denied', status: 403, reason: 'not_your_consultation' }),
+    expect.objectContaining({ subject: 'system:city-b', systemId: 'city-b', outcome: 'allowed', status: 200 }),
+  ]);
+  expect(await search({ requestId: acceptId })).toEqual([expect.objectContaining({ requestId: acceptId, patientKey: expect.any(String) })]);
+  expect(await search({ requestId: reportId })).toEqual([expect.objectContaining({ requestId: reportId, patientKey: expect.any(String) })]);
+  // What the hub sent, to whom: the offer to the expert's system, the accept and the report to the applicant's.
+  const sent = entries.filter((e) => e.action === 'consultation.sent').map((e) => [e.systemId, e.reason, e.subject, e.role, e.outcome]);
+  expect(sent).toEqual(
+    expect.arrayContaining([
+      ['city-b', 'consultation.offered', 'system:city-b', 'system', 'allowed'],
+      ['city-a', 'consultation.accepted', 'system:city-a', 'system', 'allowed'],
+      ['city-a', 'consultation.report', 'system:city-a', 'system', 'allowed'],
+    ]),
+  );
+  const text = JSON.stringify(entries);
+  for (const secret of [CPR, '251248', QUESTION, DIAGNOSIS, 'Not mine', 'city-b:e1']) expect(text).not.toContain(secret);
+  // Another patient (a reading of their own, no part in this case): nothing of it in their export.
+  expect(JSON.stringify((await exportOf(OTHER)).audit.entries)).not.toContain(id);
+});

@@ -393,7 +393,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     summary: "Everything the hub holds of one patient, in one answer (the right of access, GDPR art. 15)",
     description:
       'Every reading ever stored for the patient (current and deprecated, with what replaced what), the consultations that name them (their texts unless erased; ' +
-      "attachments of other patients are counted, never named, and no other patient's key is shown), every audit entry recorded under their key (who, what, when, outcome: all of it, no paging; the HTTP reads of and steps on their consultations among them), " +
+      "attachments of other patients are counted, never named, and no other patient's key is shown), every audit entry recorded under their key (who, what, when, outcome: all of it, no paging; the reads of and steps on their consultations, over HTTP and AMQP, and each consultation message the hub sent a system about them (consultation.sent) among them), " +
       'and whether and when they were erased. The CPR number goes in the body, never the URL. A patient the hub holds nothing of (no document, no data key, no erasure) answers 404 unknown_patient, ' +
       "as an erasure does; an erased patient's export says so (erasure.erasedAt) with what is left of them. Nothing is changed; the export itself is audited as patient.export under the patient's key, " +
       'and answered only once that audit event is stored (503 audit_unavailable otherwise).',

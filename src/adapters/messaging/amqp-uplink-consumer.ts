@@ -12,7 +12,7 @@ import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
 import { envelopeIdOf, messageTraceOf } from './message-trace';
-import { uplinkAuditEntry, type UplinkAuditTrail, type UplinkVerdict } from './uplink-audit';
+import { underPatients, uplinkAuditEntry, type UplinkAuditTrail, type UplinkVerdict } from './uplink-audit';
 
 export { envelopeIdOf };
 
@@ -81,6 +81,8 @@ export type UplinkRoutes = Readonly<{
     handleUplink(envelope: ConsultationUplinkEnvelope): Promise<unknown>;
     /** The consultation's own correlation id, for the log lines (a later envelope may carry another). */
     correlationIdOf?(consultationId: string): Promise<string | null>;
+    /** Its patients' pseudonymous keys ([] for none, or no such case): a message's audit entry goes under each. */
+    patientKeysOf?(consultationId: string): Promise<readonly string[]>;
   }>;
   codec?: HubMessageCodec;
   /** 'consultation.refused' to the sender of a refused consultation message that asked for it (see the file comment). */
@@ -310,7 +312,12 @@ const KEYS_UNAVAILABLE = { later: 'transient failure: keys_unavailable' } as con
 const storeAuditEntry = async (routes: UplinkRoutes, envelope: ConsultationUplinkEnvelope, verdict: UplinkVerdict, deadlineMs: number): Promise<boolean> => {
   const at = routes.now?.() ?? new Date().toISOString();
   try {
-    await withDeadline(routes.audit!.record(uplinkAuditEntry(envelope, verdict, at)), deadlineMs);
+    // Under the patients' keys, looked up after the handling (a consultation.requested has made its case by then). A
+    // lookup that fails is handled as an entry that cannot be stored: the message comes again.
+    const entry = uplinkAuditEntry(envelope, verdict, at);
+    const patientKeys = entry.resource === null ? [] : await withDeadline(routes.consultations?.patientKeysOf?.(entry.resource) ?? Promise.resolve([]), deadlineMs);
+    const audit = routes.audit!;
+    await withDeadline(Promise.all(underPatients(entry, patientKeys).map((e) => audit.record(e))), deadlineMs);
     return true;
   } catch (error) {
     const name = error instanceof Error ? error.name : typeof error;

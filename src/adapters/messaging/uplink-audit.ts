@@ -33,7 +33,11 @@ import { isKeptRequestId } from '../../application/audit/request-id';
  *              system's never does, a stranger's claim might) is kept out: subject 'anonymous', systemId null.
  *   role       'system' (as an API-key caller); systemId the sending system.
  *   action     'consultation.act', as every consultation step over HTTP.
- *   patientKey null: a consultation carries no patient key (its texts are the clinician's, never indexed here).
+ *   patientKey the pseudonymous key of the consultation's patient (ConsultationService.patientKeysOf: the keys its
+ *              request recorded, else its attachments' patients), as an HTTP step on it is recorded: the patient's
+ *              export (POST /patients/export) lists which system acted on their case. One entry per patient, alike
+ *              but for the key (underPatients); null for a case with no patient of this hub, or no such case.
+ *              Until 2026-12-06 always null, and the export lacked these steps.
  *   resource   the consultation id when it has the shape the trail keeps for one (a UUID or a legacy id, at most 64
  *              characters, none with CPR digits: isExistingConsultationId, as security.ts's resourceOf), else null.
  *   ip         '': an AMQP message has no peer address at the hub (the broker had the sender's connection).
@@ -64,6 +68,13 @@ export const HANDLER_TIMEOUT = { reason: 'handler_timeout', status: 503 } as con
 export const MAX_ATTEMPTS_EXCEEDED = { reason: 'max_attempts_exceeded', status: 503 } as const;
 
 const MAX_RESOURCE_CHARS = 64;
+
+/**
+ * The entries of one message's outcome: its entry (uplinkAuditEntry) under each of the consultation's patients
+ * (`patientKeys`), alike but for the key, or as it is when the case has none.
+ */
+export const underPatients = (entry: AuditEntry, patientKeys: readonly string[]): AuditEntry[] =>
+  patientKeys.length === 0 ? [entry] : [...new Set(patientKeys)].map((patientKey) => ({ ...entry, patientKey }));
 
 export const uplinkAuditEntry = (envelope: ConsultationUplinkEnvelope, verdict: UplinkVerdict, at: string, newId: () => string = randomUUID): AuditEntry => {
   const systemId = mayHoldCprDigits(envelope.systemId) ? null : envelope.systemId;

@@ -1,4 +1,7 @@
+import type { AuditEntry } from '../audit/audit-chain';
 import { readCoveredPage } from '../covered-page';
+import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
+import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
 import { BackgroundDrain } from '../drain-loop';
 import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent, type OfferWithdrawalReason } from '../../domain/consultation/consultation';
 import type { PatientDataProtection } from '../ports/patient-data-protection';
@@ -168,6 +171,43 @@ export const HUB_MADE_REASONS: ReadonlySet<string> = new Set<string>([
   ...(Object.keys(WITHDRAWAL_DETAIL) as OfferWithdrawalReason[]).flatMap((reason) => [reason, `${reason}: ${WITHDRAWAL_DETAIL[reason]}`]),
 ]);
 
+/**
+ * The audit trail the publisher records each message it sent in (the HTTP side's, security-module.ts), so that the
+ * patient's export (POST /patients/export) lists every system the hub told of their case and what: the offer (with the
+ * question, summary and attachments) to the expert's system, the report (the diagnosis) to the applicant's, and the
+ * rest of the case's messages (accept, decline, cancel, unassignment: a reason may be a clinician's text).
+ */
+export type DownlinkAuditTrail = Readonly<{ record(entry: AuditEntry): Promise<void> }>;
+
+/**
+ * The entries of one message the broker took for `systemId`'s queue, one per patient of the case (alike but for the
+ * key), one without a key for a case with none:
+ *   subject `system:<systemId>`, role 'system', systemId: the receiving system (as its own read over HTTP would be
+ *   recorded: a search by user `system:<id>` finds what it did and what it was told); action 'consultation.sent';
+ *   resource the consultation id; reason the message's type (consultation.offered, consultation.report, ...), the
+ *   one thing an entry says of what was told; outcome 'allowed', status 200; ip ''; requestId the message's id (what
+ *   the receiving system logs and dedupes by). No text of the message.
+ */
+export const downlinkAuditEntries = (envelope: ConsultationDownlinkEnvelope, patientKeys: readonly string[], at: string): AuditEntry[] => {
+  const entry: AuditEntry = {
+    at,
+    subject: `system:${envelope.systemId}`,
+    role: 'system',
+    systemId: envelope.systemId,
+    action: 'consultation.sent',
+    patientKey: null,
+    // As the HTTP side keeps a consultation id (security.ts's resourceOf): a legacy id an older build took could read as
+    // a CPR number, which the hash-chained trail would keep beyond any erasure.
+    resource: isExistingConsultationId(envelope.payload.consultationId) && !mayHoldCprDigits(envelope.payload.consultationId) ? envelope.payload.consultationId : null,
+    ip: '',
+    requestId: envelope.id,
+    outcome: 'allowed',
+    status: 200,
+    reason: envelope.type,
+  };
+  return patientKeys.length === 0 ? [entry] : [...new Set(patientKeys)].map((patientKey) => ({ ...entry, patientKey }));
+};
+
 /** Where the consultation publisher hands its messages (part B: the same durable AMQP sender as the directory's). */
 export interface ConsultationOutbox {
   send(queue: string, envelope: ConsultationDownlinkEnvelope): Promise<void>;
@@ -192,6 +232,15 @@ export type ConsultationPublisherDependencies = Readonly<{
   name?: string;
   batchSize?: number;
   logger?: ProjectorLogger;
+  /**
+   * Where each message sent is recorded (downlinkAuditEntries), under the keys `patientKeysOf` gives for its case, at
+   * `now` (ISO-8601). Recorded once the outbox has the message (the broker accepted it), before the checkpoint moves:
+   * an entry that cannot be stored fails the event, which is gone through again from the checkpoint (the message sent
+   * again with its id, which receivers dedupe; its entry recorded then), so no message leaves without its entry.
+   */
+  audit?: DownlinkAuditTrail;
+  patientKeysOf?: (consultation: ConsultationView) => Promise<readonly string[]>;
+  now?: () => string;
 }>;
 
 export class ConsultationDownlinkPublisher extends BackgroundDrain {
@@ -204,6 +253,11 @@ export class ConsultationDownlinkPublisher extends BackgroundDrain {
 
   protected async waitForWork(): Promise<unknown> {
     return this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
+  }
+
+  private async recordSent(envelope: ConsultationDownlinkEnvelope, patientKeys: readonly string[]): Promise<void> {
+    const at = this.deps.now?.() ?? new Date().toISOString();
+    await Promise.all(downlinkAuditEntries(envelope, patientKeys, at).map((entry) => this.deps.audit!.record(entry)));
   }
 
   /** The stored checkpoint: every event up to it was gone through (its messages accepted). Read for the lag metric. */
@@ -225,7 +279,12 @@ export class ConsultationDownlinkPublisher extends BackgroundDrain {
         const consultation = await this.deps.consultations.get(String(event.data.consultationId));
         if (!consultation) continue;
         const opened = await openConsultationEvent(this.deps.protection, event);
-        for (const m of planConsultationDownlink(opened, { consultation, queueFor: this.deps.queueFor })) await this.deps.outbox.send(m.queue, m.envelope);
+        const messages = planConsultationDownlink(opened, { consultation, queueFor: this.deps.queueFor });
+        const patientKeys = messages.length > 0 && this.deps.audit ? await (this.deps.patientKeysOf?.(consultation) ?? Promise.resolve([])) : [];
+        for (const m of messages) {
+          await this.deps.outbox.send(m.queue, m.envelope);
+          if (this.deps.audit) await this.recordSent(m.envelope, patientKeys);
+        }
         await this.deps.checkpoints.set(this.name, event.globalPosition);
         // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are released
         // too (reported as served), as before: during a stop nothing should keep the publisher sending.
