@@ -521,6 +521,35 @@ describe('createTokenVerifier with an identity provider that fails', () => {
     });
   });
 
+  it('refuses at once (401, no fetch) a token no key could make valid, also while no key set can be used', async () => {
+    await withProvider(async ({ provider, verify, mint, outcomes }) => {
+      provider.answer = 'down';
+      const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const claims = b64({ sub: 'op', role: 'operator', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) + 300 });
+      const good = await mint('old');
+      const refused: [string, string][] = [
+        ['not.a.token', 'ERR_JWS_INVALID'],
+        ['garbage', 'ERR_JWS_INVALID'],
+        [`${good}.extra`, 'ERR_JWS_INVALID'],
+        [`${b64({ kid: 'old' })}.${claims}.sig`, 'ERR_JWS_INVALID'], // no alg
+        // An HMAC with the provider's public key as its secret (alg confusion), and an unsigned token: no key is looked up.
+        [`${b64({ alg: 'HS256', kid: 'old' })}.${claims}.c2ln`, 'ERR_JOSE_ALG_NOT_ALLOWED'],
+        [`${b64({ alg: 'none' })}.${claims}.`, 'ERR_JOSE_ALG_NOT_ALLOWED'],
+        [`${good.split('.')[0]}.bm90IGpzb24.${good.split('.')[2]}`, 'ERR_JWT_INVALID'], // payload not JSON
+        [`${good.split('.')[0]}.${b64({ sub: 'op', role: 'operator', iss: issuer, aud: audience, exp: Math.floor(Date.now() / 1000) - 1 })}.${good.split('.')[2]}`, 'ERR_JWT_EXPIRED'],
+      ];
+      for (const [token, reason] of refused) {
+        // Before, each waited for a fetch of the key set (up to 5 s) and answered 503 auth_unavailable: "keep it and retry".
+        await expect(verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
+        await expect(verify(token)).rejects.toMatchObject({ reason });
+      }
+      expect(outcomes).toEqual([]);
+      // A token that may be good is not judged without a key set: 503, after a fetch.
+      await expect(verify(good)).rejects.toBeInstanceOf(AuthUnavailableError);
+      expect(outcomes).toHaveLength(1);
+    });
+  });
+
   it('refuses tokens while no key set was ever fetched, trying again at most once per retry interval', async () => {
     let fetches = 0;
     await withProvider(async ({ provider, verify, mint, outcomes }) => {

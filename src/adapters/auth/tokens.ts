@@ -126,6 +126,34 @@ const verifyWithKeySet = async (jose: Jose, token: string, getKey: JWTVerifyGetK
   }
 };
 
+/**
+ * The reason a token is refused whatever key the identity provider's set holds, null when only a key can tell: not a
+ * compact JWS, no header or payload jose can read, an alg this hub does not take (HS256 with a public key as its secret,
+ * none), or expired. jose finds the first three before it looks for a key, the last after the signature; found here
+ * before the key set is asked for, such a token is refused (401) at once, without waiting for a fetch of the set, and
+ * never answered 503 auth_unavailable ("keep it and retry") while the set cannot be used: made-up tokens then cost
+ * no fetch, and a client with an expired token is told to get another one rather than to wait for the provider.
+ */
+const refusedWithoutKeys = (jose: Jose, token: string, algorithms: readonly string[], at: number): string | null => {
+  if (token.split('.').length !== 3) return 'ERR_JWS_INVALID';
+  let alg: unknown;
+  try {
+    ({ alg } = jose.decodeProtectedHeader(token));
+  } catch {
+    return 'ERR_JWS_INVALID';
+  }
+  if (typeof alg !== 'string' || alg === '') return 'ERR_JWS_INVALID';
+  if (!algorithms.includes(alg)) return 'ERR_JOSE_ALG_NOT_ALLOWED';
+  let exp: unknown;
+  try {
+    ({ exp } = jose.decodeJwt(token));
+  } catch {
+    return 'ERR_JWT_INVALID';
+  }
+  // As checked after the signature below: whole seconds, no tolerance.
+  return typeof exp === 'number' && exp <= Math.floor(at / 1000) ? 'ERR_JWT_EXPIRED' : null;
+};
+
 /** How long a verified token's claims are reused without verifying it again, and how many are kept. */
 export type VerifierCache = Readonly<{ maxEntries?: number; maxAgeMs?: number; now?: () => number }>;
 
@@ -184,6 +212,8 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
       };
       const k = await key();
       if ('keysFor' in k) {
+        const refused = refusedWithoutKeys(jose, token, checks.algorithms, at);
+        if (refused !== null) throw new InvalidTokenError(refused);
         const current = await k.keysFor(at);
         // Remembered no longer than the key set it was verified with is current: a key the provider dropped then
         // stops the tokens remembered too.
@@ -191,6 +221,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         ({ payload } = await verifyWithKeySet(jose, token, current.getKey, checks));
       } else ({ payload } = await jose.jwtVerify(token, k, checks));
     } catch (error) {
+      if (error instanceof InvalidTokenError) throw error;
       const { code, claim } = error as { code?: string; claim?: string };
       if (code === 'ERR_JWKS_UNAVAILABLE') throw new AuthUnavailableError();
       // jose checks the claims after the signature: a refused iss or aud is a caller with a well-signed token (an
