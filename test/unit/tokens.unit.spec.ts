@@ -258,6 +258,42 @@ describe('createTokenVerifier', () => {
     });
   });
 
+  it('checks each key listed under a shared kid with the alg the hub takes: no key of another type, no public key as an HMAC secret', async () => {
+    const jose = await import('jose');
+    const { createHmac, generateKeyPairSync } = await import('node:crypto');
+    const [ec1, ec2] = [0, 1].map(() => generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const octSecret = randomBytes(32);
+    // One kid for two EC keys, an RSA key without alg (RS256 and PS256 both) and a symmetric key a careless provider lists.
+    const published = [
+      ...[ec1!, ec2!].map((p) => ({ ...p.publicKey.export({ format: 'jwk' }), kid: 'signing', alg: 'ES256' })),
+      { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'signing' },
+      { kty: 'oct', k: octSecret.toString('base64url'), kid: 'signing', alg: 'HS256' },
+    ];
+    await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { maxAgeMs: 0 });
+      const now = Math.floor(Date.now() / 1000);
+      const claims = { role: 'operator', sub: 'op', iss: issuer, aud: audience, iat: now, exp: now + 3600 };
+      const mint = (alg: string, key: Parameters<InstanceType<typeof jose.SignJWT>['sign']>[0]) => new jose.SignJWT(claims).setProtectedHeader({ alg, kid: 'signing' }).sign(key);
+      await expect(verify(await mint('ES256', ec2!.privateKey))).resolves.toMatchObject({ sub: 'op' });
+      await expect(verify(await mint('RS256', rsa.privateKey))).resolves.toMatchObject({ sub: 'op' });
+      await expect(verify(await mint('PS256', rsa.privateKey))).resolves.toMatchObject({ sub: 'op' });
+      // An ES256 token signed with the RSA key is tried against the EC keys only, and holds with none.
+      const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const es256Header = b64({ alg: 'ES256', kid: 'signing' });
+      const body = b64(claims);
+      const { createSign } = await import('node:crypto');
+      const rsaSigned = `${es256Header}.${body}.${createSign('sha256').update(`${es256Header}.${body}`).sign(rsa.privateKey).toString('base64url')}`;
+      await expect(verify(rsaSigned)).rejects.toMatchObject({ reason: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+      // HS256 with the listed symmetric key, or with the RSA public key (PEM or JWK) as the HMAC secret: refused.
+      const hs256Header = b64({ alg: 'HS256', kid: 'signing' });
+      const hmacWith = (secret: Buffer | string) => `${hs256Header}.${body}.${createHmac('sha256', secret).update(`${hs256Header}.${body}`).digest('base64url')}`;
+      for (const secret of [octSecret, rsa.publicKey.export({ format: 'pem', type: 'spki' }) as string, JSON.stringify(rsa.publicKey.export({ format: 'jwk' }))]) {
+        await expect(verify(hmacWith(secret))).rejects.toMatchObject({ reason: 'ERR_JOSE_ALG_NOT_ALLOWED' });
+      }
+    });
+  });
+
   it('makes the first token after an idle spell wait for the key set: a key dropped meanwhile verifies none', async () => {
     const jose = await import('jose');
     const { generateKeyPairSync } = await import('node:crypto');
