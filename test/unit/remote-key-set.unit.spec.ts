@@ -6,12 +6,12 @@ jest.mock('jose', () => {
 });
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createRemoteKeySet, JWKS_MAX_AGE_MS, JWKS_MAX_BODY_BYTES, JWKS_FETCH_TIMEOUT_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS, type JwksFetchOutcome } from '../../src/adapters/auth/remote-key-set';
+import { createRemoteKeySet, type RemoteKeySet, JWKS_MAX_AGE_MS, JWKS_MAX_BODY_BYTES, JWKS_FETCH_TIMEOUT_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS, type JwksFetchOutcome } from '../../src/adapters/auth/remote-key-set';
 
 type Answer = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** A provider on loopback answering with `answer` (changeable), the key set of it, and every fetch's outcome. */
-const withProvider = async (run: (ctx: { url: string; setAnswer: (answer: Answer) => void; keySet: ReturnType<typeof createRemoteKeySet>; outcomes: JwksFetchOutcome[] }) => Promise<void>, path = '/jwks') => {
+const withProvider = async (run: (ctx: { url: string; setAnswer: (answer: Answer) => void; keySet: RemoteKeySet; outcomes: JwksFetchOutcome[] }) => Promise<void>, path = '/jwks') => {
   const jose = await import('jose');
   let answer: Answer = (_req, res) => void res.end('{}');
   const server = createServer((req, res) => answer(req, res));
@@ -19,7 +19,10 @@ const withProvider = async (run: (ctx: { url: string; setAnswer: (answer: Answer
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}${path}`;
   const outcomes: JwksFetchOutcome[] = [];
   try {
-    const keySet = createRemoteKeySet(jose, { url, maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome) });
+    let steady = 0;
+    const inner = createRemoteKeySet(jose, { url, maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome), monotonicNow: () => steady });
+    // In these tests the wall clock is never set: each call's time moves the monotonic clock as far.
+    const keySet = { keysFor: (at: number) => ((steady = at), inner.keysFor(at)) };
     await run({ url, setAnswer: (a) => (answer = a), keySet, outcomes });
   } finally {
     server.closeAllConnections();
@@ -98,14 +101,16 @@ describe('createRemoteKeySet: credentials in the URL', () => {
     await withProvider(async ({ url, setAnswer }) => {
       const jose = await import('jose');
       const outcomes: JwksFetchOutcome[] = [];
-      const keySet = createRemoteKeySet(jose, { url: `${url.replace('http://', 'http://u5er:pa55w0rd@')}?client_secret=qu3rys3cret`, maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome) });
+      let at = Date.now();
+      const keySet = createRemoteKeySet(jose, {
+        url: `${url.replace('http://', 'http://u5er:pa55w0rd@')}?client_secret=qu3rys3cret`, maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome), monotonicNow: () => at,
+      });
       const answers: Answer[] = [
         (_req, res) => void res.writeHead(401, { 'www-authenticate': 'Basic realm="u5er pa55w0rd qu3rys3cret"' }).end('u5er pa55w0rd qu3rys3cret'),
         (req) => void req.socket.destroy(),
         (_req, res) => void res.writeHead(302, { location: 'http://u5er:pa55w0rd@elsewhere/?client_secret=qu3rys3cret' }).end(),
         (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"u5er": "pa55w0rd qu3rys3cret"'),
       ];
-      let at = Date.now();
       for (const answer of answers) {
         setAnswer(answer);
         await expect(keySet.keysFor(at)).rejects.toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE' });
@@ -133,6 +138,56 @@ describe('createRemoteKeySet: tokens naming kids the set lacks', () => {
       expect(outcomes).toHaveLength(2); // within the cooldown: none
       await Promise.allSettled([lookUp(at + 1 + JWKS_UNKNOWN_KID_COOLDOWN_MS, 'later')]);
       expect(outcomes).toHaveLength(3);
+    });
+  });
+});
+
+describe('createRemoteKeySet: a wall clock set back or forward during an outage', () => {
+  const maxStaleMs = 10 * 60_000;
+  const down: Answer = (_req, res) => void res.writeHead(503).end();
+  /** A key set on a provider answering `answer` (changeable), with a wall clock and a monotonic clock the test moves apart. */
+  const withClocks = async (run: (ctx: { setAnswer: (answer: Answer) => void; keySet: RemoteKeySet; outcomes: JwksFetchOutcome[]; clocks: { wall: number; steady: number } }) => Promise<void>) => {
+    await withProvider(async ({ url, setAnswer }) => {
+      const jose = await import('jose');
+      const outcomes: JwksFetchOutcome[] = [];
+      const clocks = { wall: Date.now(), steady: 0 };
+      const keySet = createRemoteKeySet(jose, { url, maxStaleMs, onFetch: (outcome) => void outcomes.push(outcome), monotonicNow: () => clocks.steady });
+      await run({ setAnswer, keySet, outcomes, clocks });
+    });
+  };
+
+  it('ends the allowance maxStaleMs after the last answer however often the wall clock is set back', async () => {
+    await withClocks(async ({ setAnswer, keySet, outcomes, clocks }) => {
+      setAnswer(keys);
+      await expect(keySet.keysFor(clocks.wall)).resolves.toMatchObject({ asOf: clocks.wall });
+      setAnswer(down);
+      // Every 30 s an NTP step sets the clock back a minute: before, each step made the set "one to fetch again"
+      // and started its allowance anew, so it was used for as long as the steps went on.
+      while (clocks.steady + 30_000 < maxStaleMs) {
+        clocks.steady += 30_000;
+        clocks.wall -= 60_000;
+        // Used, and said to be as old as it is (a token verified with it is remembered no longer than the set's minute).
+        await expect(keySet.keysFor(clocks.wall)).resolves.toMatchObject({ asOf: clocks.wall - clocks.steady });
+      }
+      clocks.steady = maxStaleMs + 1;
+      clocks.wall -= 60_000;
+      await expect(keySet.keysFor(clocks.wall)).rejects.toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false, reason: 'HTTP 503', keySetAgeMs: maxStaleMs + 1, usableForMs: 0 });
+    });
+  });
+
+  it('keeps the allowance whole when the wall clock is set forward', async () => {
+    await withClocks(async ({ setAnswer, keySet, outcomes, clocks }) => {
+      setAnswer(keys);
+      await keySet.keysFor(clocks.wall);
+      setAnswer(down);
+      // Two hours forward (past the allowance by the wall clock: before, every token was refused at once).
+      clocks.wall += 2 * 3_600_000;
+      clocks.steady += JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS + 1;
+      await expect(keySet.keysFor(clocks.wall)).resolves.toMatchObject({ asOf: clocks.wall - clocks.steady });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false, keySetAgeMs: clocks.steady, usableForMs: maxStaleMs - clocks.steady });
+      clocks.steady = maxStaleMs - 1;
+      await expect(keySet.keysFor(clocks.wall)).resolves.toMatchObject({ getKey: expect.any(Function) });
     });
   });
 });

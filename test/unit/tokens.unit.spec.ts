@@ -219,7 +219,7 @@ describe('createTokenVerifier', () => {
     let published = pairs.map((p) => ({ ...p.publicKey.export({ format: 'jwk' }), kid: p.kid, alg: 'ES256', use: 'sig' }));
     await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
       let clock = Date.now();
-      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
       let n = 0;
       // A new token each time (its own jti): one the verifier remembers is not checked against the JWKS again.
       const mint = (kid: string) => {
@@ -301,7 +301,7 @@ describe('createTokenVerifier', () => {
     let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
     await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
       let clock = Date.now();
-      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
       let n = 0;
       const mint = () => {
         const now = Math.floor(Date.now() / 1000);
@@ -315,7 +315,7 @@ describe('createTokenVerifier', () => {
     });
   });
 
-  it('keeps a remembered token no longer when the clock is set back: a key the JWKS dropped stops its tokens then too', async () => {
+  it('stops the tokens of a key the JWKS dropped a minute and a fetch after, remembered or not, with the wall clock set back meanwhile', async () => {
     const jose = await import('jose');
     const { generateKeyPairSync } = await import('node:crypto');
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -323,13 +323,19 @@ describe('createTokenVerifier', () => {
     await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
       const start = Date.now();
       let clock = start;
-      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      let steady = 0; // the monotonic clock, which no NTP step moves
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => steady });
       const now = Math.floor(start / 1000);
       const token = await new jose.SignJWT({ role: 'operator' }).setProtectedHeader({ alg: 'ES256', kid: 'old' }).setSubject('op').setIssuer(issuer).setAudience(audience)
         .setIssuedAt(now - 7200).setExpirationTime(now + 7200).sign(pair.privateKey);
       await expect(verify(token)).resolves.toMatchObject({ sub: 'op' });
       published = []; // the identity provider drops the key (a leak)
       clock = start - 3_600_000; // an NTP step sets the clock an hour back
+      steady += 1_000;
+      // Verified again (a remembered token is not kept across a step back), with the key set in hand: a second old.
+      await expect(verify(token)).resolves.toMatchObject({ sub: 'op' });
+      steady += JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS;
+      clock += JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS; // the wall clock still an hour behind
       await expect(verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
       clock = start + 1_000; // and the entry of the token refused meanwhile is gone, not taken again
       await expect(verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
@@ -353,7 +359,7 @@ describe('createTokenVerifier', () => {
       } else answer();
     }, async (jwksUrl) => {
       let clock = Date.now();
-      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
       let n = 0;
       const mint = () => {
         const now = Math.floor(Date.now() / 1000);
@@ -391,7 +397,7 @@ describe('createTokenVerifier', () => {
       res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published }));
     }, async (jwksUrl) => {
       let clock = Date.now();
-      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock });
+      const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
       let n = 0;
       const mint = (kid: string, signer = kid) => {
         const now = Math.floor(Date.now() / 1000);
@@ -462,7 +468,8 @@ describe('createTokenVerifier with an identity provider that fails', () => {
           waiting = [];
           for (const wake of woken) wake(outcome);
         },
-      });
+        // The still Date that advance() moves stands for the monotonic clock too: no wall-clock step in these tests.
+      }, { monotonicNow: () => Date.now() });
       const mint = (kid: string) => {
         const now = Math.floor(Date.now() / 1000);
         return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('op').setIssuer(issuer).setAudience(audience)

@@ -22,8 +22,11 @@ import type { JWTVerifyGetKey } from 'jose';
  *   JWKS_UNKNOWN_KID_COOLDOWN_MS counted from the last such fetch (or for the fetch under way), so tokens with
  *   made-up kids cannot make the hub fetch the set with every request.
  *
- * Times are by the clock handed in (`at`); a clock set back (an NTP step) makes the set in hand one to fetch again
- * before use, as after an idle spell.
+ * Ages and intervals (the set's minute, the outage allowance, the retry interval, the unknown-kid cooldown) are measured
+ * on a monotonic clock (performance.now: the one no one sets), not the wall clock: a wall clock set back during an
+ * outage (an NTP step, again and again) made the set in hand younger at each step and kept it in use past maxStaleMs,
+ * and a clock set forward ended the allowance early. The wall clock only says, in the caller's terms, when the set
+ * was fetched (`asOf`) and when a fetch was made (for the log).
  */
 
 type Jose = typeof import('jose');
@@ -63,13 +66,15 @@ export type RemoteKeySetOptions = Readonly<{
   /** How long after its last successful fetch the key set is used while fetches fail. */
   maxStaleMs: number;
   onFetch?: (outcome: JwksFetchOutcome) => void;
+  /** Milliseconds on a clock that is never set (default performance.now): what ages and intervals are measured on. Tests pass their own. */
+  monotonicNow?: () => number;
 }>;
 
 export type RemoteKeySet = {
   /**
-   * The key lookup to verify a token that came `at` with, and when the key set it uses was fetched (a token verified
-   * with it is remembered no longer than that set is current). Throws (code ERR_JWKS_UNAVAILABLE) when there is no
-   * key set it may use.
+   * The key lookup to verify a token that came `at` (the caller's wall clock) with, and when the key set it uses was
+   * fetched, on that clock: `at` less the set's age (a token verified with it is remembered no longer than that set
+   * is current). Throws (code ERR_JWKS_UNAVAILABLE) when there is no key set it may use.
    */
   keysFor(at: number): Promise<{ getKey: JWTVerifyGetKey; asOf: number }>;
 };
@@ -130,7 +135,9 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
     url.username === '' && url.password === '' ? null : `Basic ${Buffer.from(`${decoded(url.username)}:${decoded(url.password)}`, 'utf8').toString('base64')}`;
   url.username = '';
   url.password = '';
+  const monotonicNow = options.monotonicNow ?? (() => performance.now());
   let local: LocalKeySet | null = null;
+  // Every time below is on the monotonic clock.
   /** When the fetch that brought `local` started. */
   let keysAsOf: number | null = null;
   /** When the last fetch started that failed, unless one succeeded since. */
@@ -168,21 +175,24 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
     }
   };
 
-  /** Fetches the key set unless a fetch is under way (then that one's outcome): whether it brought one. */
-  const refresh = (at: number): Promise<boolean> =>
+  /**
+   * Fetches the key set unless a fetch is under way (then that one's outcome): whether it brought one. `now` on the
+   * monotonic clock, `at` the same moment on the wall clock (for the outcome reported).
+   */
+  const refresh = (now: number, at: number): Promise<boolean> =>
     (inflight ??= fetchKeySet()
       .then(
         (fetched) => {
           const afterFailures = failedAt !== null;
           local = fetched;
-          keysAsOf = at;
+          keysAsOf = now;
           failedAt = null;
           options.onFetch?.({ ok: true, at, keys: fetched.jwks()?.keys.length ?? 0, afterFailures });
           return true;
         },
         (error: unknown) => {
-          failedAt = at;
-          const keySetAgeMs = keysAsOf === null ? null : Math.max(0, at - keysAsOf);
+          failedAt = now;
+          const keySetAgeMs = keysAsOf === null ? null : Math.max(0, now - keysAsOf);
           const usableForMs = keySetAgeMs === null ? 0 : Math.max(0, options.maxStaleMs - keySetAgeMs);
           options.onFetch?.({ ok: false, at, reason: error instanceof JwksFetchFailure ? error.reason : 'unreachable', keySetAgeMs, usableForMs });
           return false;
@@ -190,50 +200,48 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
       )
       .finally(() => (inflight = null)));
 
-  const lookup = (getKey: LocalKeySet, at: number): JWTVerifyGetKey => async (header, token) => {
+  const lookup = (getKey: LocalKeySet, now: number, at: number): JWTVerifyGetKey => async (header, token) => {
     try {
       return await getKey(header, token);
     } catch (error) {
       if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
       let pending = inflight;
       if (pending === null) {
-        if (kidFetchedAt !== null && at >= kidFetchedAt && at - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS) throw error;
-        kidFetchedAt = at;
-        pending = refresh(at);
+        if (kidFetchedAt !== null && now - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS) throw error;
+        kidFetchedAt = now;
+        pending = refresh(now, at);
       }
       if (!(await pending) || local === null) throw error;
       return local(header, token);
     }
   };
 
-  const usable = (at: number) => ({ getKey: lookup(local!, at), asOf: keysAsOf! });
+  /**
+   * The set in hand for a token that came at `now` (monotonic clock), `at` (wall clock): asOf is when its fetch started,
+   * on the wall clock as it reads now (a step of the wall clock since does not move it out of its minute or into it).
+   */
+  const usable = (now: number, at: number) => ({ getKey: lookup(local!, now, at), asOf: at - (now - keysAsOf!) });
 
   return {
     keysFor: async (at) => {
-      if ((keysAsOf !== null && at < keysAsOf) || (failedAt !== null && at < failedAt) || (kidFetchedAt !== null && at < kidFetchedAt)) {
-        // The clock was set back: how old the set is cannot be told. As old as one to fetch before use; its
-        // allowance while the provider cannot be reached counts from there (longer by at most the step).
-        if (keysAsOf !== null) keysAsOf = Math.min(keysAsOf, at - JWKS_MAX_AGE_MS - JWKS_FETCH_TIMEOUT_MS);
-        failedAt = null;
-        kidFetchedAt = null;
-      }
-      const retryDue = failedAt === null || at - failedAt >= JWKS_RETRY_AFTER_FAILURE_MS;
+      const now = monotonicNow();
+      const retryDue = failedAt === null || now - failedAt >= JWKS_RETRY_AFTER_FAILURE_MS;
       if (local === null || keysAsOf === null) {
         // None yet: each token waits for a fetch (one in flight at a time, one per retry interval while it fails).
-        const pending = inflight ?? (retryDue ? refresh(at) : null);
+        const pending = inflight ?? (retryDue ? refresh(now, at) : null);
         if (pending === null || !(await pending)) throw unavailable();
-        return usable(at);
+        return usable(now, at);
       }
-      const age = at - keysAsOf;
-      if (age < JWKS_MAX_AGE_MS) return usable(at);
-      const pending = inflight ?? (retryDue ? refresh(at) : null);
+      const age = now - keysAsOf;
+      if (age < JWKS_MAX_AGE_MS) return usable(now, at);
+      const pending = inflight ?? (retryDue ? refresh(now, at) : null);
       // Within a fetch's time of its minute, or while the provider has failed to answer within the last minute (and
       // for no longer than maxStaleMs): used as it is, the fetch running in the background.
-      const providerFailedLately = failedAt !== null && at - failedAt < JWKS_MAX_AGE_MS;
-      if (age < JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS || (providerFailedLately && age < options.maxStaleMs)) return usable(at);
+      const providerFailedLately = failedAt !== null && now - failedAt < JWKS_MAX_AGE_MS;
+      if (age < JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS || (providerFailedLately && age < options.maxStaleMs)) return usable(now, at);
       // Older than that (the hub was idle, or the outage has lasted longer than maxStaleMs): the fetch decides.
-      if (pending !== null && (await pending)) return usable(at);
-      if (at - keysAsOf < options.maxStaleMs) return usable(at);
+      if (pending !== null && (await pending)) return usable(now, at);
+      if (now - keysAsOf < options.maxStaleMs) return usable(now, at);
       throw unavailable();
     },
   };

@@ -155,7 +155,14 @@ const refusedWithoutKeys = (jose: Jose, token: string, algorithms: readonly stri
 };
 
 /** How long a verified token's claims are reused without verifying it again, and how many are kept. */
-export type VerifierCache = Readonly<{ maxEntries?: number; maxAgeMs?: number; now?: () => number }>;
+export type VerifierCache = Readonly<{
+  maxEntries?: number;
+  maxAgeMs?: number;
+  /** The wall clock (default Date.now): what a token's exp, nbf and iat are checked against. */
+  now?: () => number;
+  /** A clock that is never set (default performance.now): what the identity provider's key set's ages are measured on (remote-key-set.ts). */
+  monotonicNow?: () => number;
+}>;
 
 /**
  * A verifier: the claims of a valid token, InvalidTokenError otherwise (expired, wrong signature, issuer, audience,
@@ -183,6 +190,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
           url: options.jwksUrl,
           maxStaleMs: options.jwksMaxStaleMs ?? JWKS_MAX_STALE_DEFAULT_MS,
           ...(options.onJwksFetch ? { onFetch: options.onJwksFetch } : {}),
+          ...(cache.monotonicNow ? { monotonicNow: cache.monotonicNow } : {}),
         });
   let keyPromise: Promise<VerifyKey> | null = null;
   const key = () => (keyPromise ??= loadKey());
