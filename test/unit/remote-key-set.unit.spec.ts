@@ -97,6 +97,30 @@ describe('createRemoteKeySet: credentials in the URL', () => {
     });
   });
 
+  it('does not follow a redirect: the credentials never reach the host it points to', async () => {
+    const elsewhere: (string | undefined)[] = [];
+    const other = createServer((req, res) => {
+      elsewhere.push(req.headers.authorization);
+      keys(req, res);
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      await withProvider(async ({ url, setAnswer }) => {
+        const location = `http://localhost:${(other.address() as { port: number }).port}/jwks`;
+        setAnswer((_req, res) => void res.writeHead(307, { location }).end());
+        const jose = await import('jose');
+        const outcomes: JwksFetchOutcome[] = [];
+        const keySet = createRemoteKeySet(jose, { url: url.replace('http://', 'http://hub:s3cret@'), maxStaleMs: 3_600_000, onFetch: (outcome) => void outcomes.push(outcome) });
+        await expect(keySet.keysFor(Date.now())).rejects.toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE' });
+        expect(outcomes).toEqual([expect.objectContaining({ ok: false, reason: 'HTTP 307' })]);
+      });
+      expect(elsewhere).toEqual([]);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
   it("says nothing of the URL's credentials or query in what it reports of a failed fetch", async () => {
     await withProvider(async ({ url, setAnswer }) => {
       const jose = await import('jose');
