@@ -70,8 +70,11 @@ export type ConsultationModule = Readonly<{
   correlationIdOf(consultationId: string): Promise<string | null>;
   /** Its patients' pseudonymous keys (ConsultationService.patientKeysOf): the uplink's audit entries go under them. */
   patientKeysOf(consultationId: string): Promise<readonly string[]>;
-  /** `audit`: each message the publisher sends is recorded there under the case's patients (consultation-downlink.ts). */
-  downlinkPublisher(outbox: ConsultationOutbox, audit?: DownlinkAuditTrail): ConsultationDownlinkPublisher;
+  /**
+   * `audit`: each message the publisher sends is recorded there under the case's patients (consultation-downlink.ts);
+   * `auditRetryMs`: the pause before an entry that could not be stored is tried again (tests shorten it).
+   */
+  downlinkPublisher(outbox: ConsultationOutbox, audit?: DownlinkAuditTrail, options?: Readonly<{ auditRetryMs?: number }>): ConsultationDownlinkPublisher;
   start(): void;
   stop(): Promise<void>;
 }>;
@@ -116,9 +119,9 @@ export const createConsultationModule = (deps: ConsultationModuleDependencies): 
     handleUplink: (envelope) => handleConsultationUplink(service, envelope),
     correlationIdOf: (consultationId) => service.correlationIdOf(consultationId),
     patientKeysOf: (consultationId) => service.patientKeysOf(consultationId),
-    downlinkPublisher: (outbox, audit) =>
+    downlinkPublisher: (outbox, audit, options = {}) =>
       new ConsultationDownlinkPublisher({
-        ...(audit ? { audit, patientKeysOf: (view: ConsultationView) => service.patientKeysOfView(view), now: () => deps.clock.now().toJSDate().toISOString() } : {}),
+        ...(audit ? { audit, patientKeysOf: (view: ConsultationView) => service.patientKeysOfView(view), now: () => deps.clock.now().toJSDate().toISOString(), ...options } : {}),
         store: deps.store,
         consultations: readModel,
         projector,

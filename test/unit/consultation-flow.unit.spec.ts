@@ -2,6 +2,7 @@ import { DateTime } from 'luxon';
 import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
 import { uuidV5 } from '../../src/application/ids';
 import { planConsultationDownlink } from '../../src/application/consultation/consultation-downlink';
+import type { AuditEntry } from '../../src/application/audit/audit-chain';
 import { evolveConsultationView, evolveMonthlyCounts, monthSeries } from '../../src/application/consultation/consultation-projection';
 import { expireDue } from '../../src/application/consultation/deadlines';
 import { ConsultationService } from '../../src/application/consultation/consultation-service';
@@ -287,6 +288,71 @@ describe('ConsultationService over the in-memory store', () => {
     await publisher.catchUp();
     expect(sent.map((m) => m.type)).toEqual(['consultation.offered', 'consultation.accepted']);
     expect(await store.headPosition()).toBeGreaterThan(head);
+  });
+
+  it("an audit entry that cannot be stored is tried again without sending its message again, and a stop leaves the checkpoint before it", async () => {
+    // The publisher records each message the broker took before it moves on. Failing the event instead sent the
+    // message again at each retry of the loop: a trail that could not be written put a copy a second of the same
+    // message on the receiver's queue, and an event of two messages recorded its first one again at each retry.
+    const { module } = await setup();
+    await module.service.request(requestInput);
+    // Two messages (declined to xian, cancelled to chengdu), then the next offer.
+    await module.service.withdrawOffer(ID, { expertId: 'chengdu:li', offerIndex: 0, reason: 'expert_retired' });
+    const sent: string[] = [];
+    const stored: string[] = [];
+    let failuresLeft = 0;
+    const audit = {
+      record: async (entry: AuditEntry) => {
+        if (failuresLeft > 0) {
+          failuresLeft--;
+          throw new Error('SQLITE_FULL: database or disk is full');
+        }
+        stored.push(`${entry.reason}->${entry.systemId}`);
+      },
+    };
+    const outbox = { send: async (queue: string, envelope: { type: string }) => void sent.push(`${envelope.type}->${queue.replace('rts.downlink.', '')}`) };
+    const publisher = module.downlinkPublisher(outbox as never, audit, { auditRetryMs: 1 });
+    // The first message's entry is stored; the second message's fails three times.
+    const record = audit.record;
+    let calls = 0;
+    audit.record = async (entry) => {
+      if (++calls === 3) failuresLeft = 3;
+      return record(entry);
+    };
+    // As the background loop does: a drain that fails is run again from the checkpoint.
+    for (let tries = 0; tries < 10; tries++) {
+      try {
+        await publisher.catchUp();
+        break;
+      } catch {
+        // retried
+      }
+    }
+    const expected = ['consultation.offered->chengdu', 'consultation.declined->xian', 'consultation.cancelled->chengdu', 'consultation.offered->beijing'];
+    expect(sent).toEqual(expected);
+    expect(stored).toEqual(expected);
+
+    // A stop while an entry cannot be stored ends the tries: the checkpoint stays before the event, so the next start
+    // sends the message again (its id) and records it then.
+    await module.service.accept(ID, { expertId: 'beijing:wang', bySystemId: 'beijing' });
+    const before = await publisher.checkpoint();
+    failuresLeft = Number.MAX_SAFE_INTEGER;
+    const attempted = new Promise<void>((resolve) => {
+      const inner = audit.record;
+      audit.record = async (entry) => {
+        resolve();
+        return inner(entry);
+      };
+    });
+    publisher.start();
+    await attempted;
+    await publisher.stop();
+    expect(await publisher.checkpoint()).toBe(before);
+    expect(sent.slice(4)).toEqual(['consultation.accepted->xian']);
+    failuresLeft = 0;
+    await publisher.catchUp();
+    expect(sent.slice(4)).toEqual(['consultation.accepted->xian', 'consultation.accepted->xian']);
+    expect(stored.slice(4)).toEqual(['consultation.accepted->xian']);
   });
 
   it('refuses unknown or retired candidates and an unknown applicant system', async () => {

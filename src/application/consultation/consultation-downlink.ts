@@ -2,7 +2,9 @@ import type { AuditEntry } from '../audit/audit-chain';
 import { readCoveredPage } from '../covered-page';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
-import { BackgroundDrain } from '../drain-loop';
+import { BackgroundDrain, pause } from '../drain-loop';
+import { RepeatedFailureLog } from '../repeated-failure-log';
+import { WakeUp } from '../wake-up';
 import { CONSULTATION_EVENT_TYPES, homeSystemOf, isConsultationEvent, type ConsultationEvent, type OfferWithdrawalReason } from '../../domain/consultation/consultation';
 import type { PatientDataProtection } from '../ports/patient-data-protection';
 import { CONTRACT_VERSION, downlinkMessageId, type Envelope } from '../directory/directory-messages';
@@ -234,30 +236,74 @@ export type ConsultationPublisherDependencies = Readonly<{
   logger?: ProjectorLogger;
   /**
    * Where each message sent is recorded (downlinkAuditEntries), under the keys `patientKeysOf` gives for its case, at
-   * `now` (ISO-8601). Recorded once the outbox has the message (the broker accepted it), before the checkpoint moves:
-   * an entry that cannot be stored fails the event, which is gone through again from the checkpoint (the message sent
-   * again with its id, which receivers dedupe; its entry recorded then), so no message leaves without its entry.
+   * `now` (ISO-8601). Recorded once the outbox has the message (the broker accepted it), before the checkpoint moves
+   * and before the next message is sent. An entry that cannot be stored is tried again every `auditRetryMs` (default
+   * 1000) until it is, the message NOT sent again: the downlink waits meanwhile, so no message leaves without its
+   * entry. A stop in that time leaves the checkpoint before the event: the next start sends the message again (its
+   * id, which receivers dedupe) and records it then.
    */
   audit?: DownlinkAuditTrail;
   patientKeysOf?: (consultation: ConsultationView) => Promise<readonly string[]>;
   now?: () => string;
+  auditRetryMs?: number;
 }>;
 
 export class ConsultationDownlinkPublisher extends BackgroundDrain {
   private readonly name: string;
 
+  /** Ends an audit retry's pause at stop(), so a stop during an audit outage does not wait for the trail. */
+  private stopping = new WakeUp();
+  private readonly auditFailures: RepeatedFailureLog;
+
   constructor(private readonly deps: ConsultationPublisherDependencies) {
     super(deps.logger, { failed: 'consultation downlink failed; retrying from the checkpoint', recovered: 'consultation downlink works again' });
     this.name = deps.name ?? 'consultation-downlink';
+    this.auditFailures = new RepeatedFailureLog(deps.logger, {
+      failed: 'consultation downlink: the audit entry of a message sent could not be stored; retrying it (the message is not sent again, the downlink waits)',
+      recovered: 'consultation downlink: audit entries are stored again',
+    });
+  }
+
+  override start(): void {
+    if (this.stopping.isFired) this.stopping = new WakeUp();
+    super.start();
+  }
+
+  override async stop(): Promise<void> {
+    this.stopRequested = true;
+    this.stopping.fire();
+    await super.stop();
   }
 
   protected async waitForWork(): Promise<unknown> {
     return this.deps.store.waitForAppend(await this.deps.checkpoints.get(this.name), 1000);
   }
 
-  private async recordSent(envelope: ConsultationDownlinkEnvelope, patientKeys: readonly string[]): Promise<void> {
+  /**
+   * Records a message the broker took, trying again what could not be stored until it is; false when a stop ended
+   * the tries (the checkpoint must then stay before the event). Failing the event instead, as before, sent the
+   * message again at each retry of the loop: a trail that could not be written (a full disk) put one copy a second
+   * of the same offer on the receiver's queue for as long as it lasted, and an event of two messages recorded its
+   * first again at each retry. Only the entries not stored are tried again (one per patient: their chains differ).
+   */
+  private async recordSent(envelope: ConsultationDownlinkEnvelope, patientKeys: readonly string[]): Promise<boolean> {
+    const audit = this.deps.audit!;
     const at = this.deps.now?.() ?? new Date().toISOString();
-    await Promise.all(downlinkAuditEntries(envelope, patientKeys, at).map((entry) => this.deps.audit!.record(entry)));
+    let pending = downlinkAuditEntries(envelope, patientKeys, at);
+    let failed = false;
+    for (;;) {
+      const outcomes = await Promise.allSettled(pending.map((entry) => audit.record(entry)));
+      const rejected = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ entry: pending[i]!, reason: o.reason as unknown }] : []));
+      if (rejected.length === 0) {
+        if (failed) this.auditFailures.succeeded();
+        return true;
+      }
+      failed = true;
+      this.auditFailures.failed(rejected[0]!.reason);
+      pending = rejected.map((r) => r.entry);
+      await pause(this.deps.auditRetryMs ?? 1000, this.stopping);
+      if (this.stopRequested) return false;
+    }
   }
 
   /** The stored checkpoint: every event up to it was gone through (its messages accepted). Read for the lag metric. */
@@ -283,7 +329,8 @@ export class ConsultationDownlinkPublisher extends BackgroundDrain {
         const patientKeys = messages.length > 0 && this.deps.audit ? await (this.deps.patientKeysOf?.(consultation) ?? Promise.resolve([])) : [];
         for (const m of messages) {
           await this.deps.outbox.send(m.queue, m.envelope);
-          if (this.deps.audit) await this.recordSent(m.envelope, patientKeys);
+          // Stopped while its entry could not be stored: the checkpoint stays, the next start sends and records it.
+          if (this.deps.audit && !(await this.recordSent(m.envelope, patientKeys))) return true;
         }
         await this.deps.checkpoints.set(this.name, event.globalPosition);
         // stop() waits for the event in hand; the rest is sent on the next start. Callers of catchUp() are released
