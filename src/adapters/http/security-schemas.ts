@@ -3,7 +3,7 @@ import { MAX_AUDIT_RESULTS } from '../../application/audit/audit-trail';
 import { isKeptRequestId } from '../../application/audit/request-id';
 import { PATIENT_KEY_PATTERN } from '../../application/ports/patient-keys';
 import { LEGACY_CONSULTATION_ID_RULE, isExistingConsultationId } from '../../domain/consultation/legacy-id';
-import { holdsOneLineControl, ONE_LINE_PATTERN } from '../../domain/shared/text-limits';
+import { holdsOneLineControl, ONE_LINE_CONTROL_PATTERN } from '../../domain/shared/text-limits';
 import { offsetDateTime } from '../validation/offset-date-time';
 
 /**
@@ -20,7 +20,7 @@ export const DevLoginBody = z
       .min(1)
       .max(100)
       .refine((sub) => !holdsOneLineControl(sub), 'no control characters')
-      .meta({ pattern: ONE_LINE_PATTERN, description: 'The token subject: one line (no control characters, line breaks or bidirectional overrides)' })
+      .meta({ not: { pattern: ONE_LINE_CONTROL_PATTERN }, description: 'The token subject: one line (no control characters, line breaks or bidirectional overrides)' })
       .optional(),
   })
   .refine((b) => b.role === 'patient' || b.patient === undefined, { message: 'patient belongs to role patient', path: ['patient'] })
