@@ -65,6 +65,9 @@ const observation = (observationId: string) => ({ patientId: P, systolic: 121, d
 const correction = (correctionId: string) => ({ systolic: 122, diastolic: 78, measuredAt: new Date(Date.now() - 3_600_000).toISOString(), correctionId });
 const oneLineControls = ['a\u0000b', 'a\nb', 'a\u0085b', 'a\u202eb', 'a\u2028b', 'a\u007fb'];
 
+/** Date-times in the right form with a clock field out of range: a leap second among them. */
+const OFF_THE_CLOCK = ['2016-12-31T23:59:60Z', '2017-01-01T00:59:60.5+01:00', '2026-12-05T24:00:00Z', '2026-12-05T10:60Z', '2026-12-05T10:00:00+24:00'];
+
 /** JSON bodies the hub refuses with 400 invalid_request naming a body field. */
 const REFUSED_BODIES: readonly Sent[] = [
   // POST /audit/search: exactly one of patient, user, resource, requestId.
@@ -77,6 +80,9 @@ const REFUSED_BODIES: readonly Sent[] = [
     { route: 'POST /documents/{uniqueId}/corrections', url: () => `/documents/${uniqueId}/corrections`, who: 'patient', body: correction(key), why: `correctionId ${key} is a CPR number` },
     { route: 'POST /consultations/{id}/accept', url: () => `/consultations/${CONSULTATION}/accept`, who: 'system', body: { expertId: EXPERT, actionId: key }, why: `actionId ${key} is a CPR number` },
   ]),
+  // A leap second (:60) and other clock fields out of range: the hub refuses them, and `format: date-time` alone takes
+  // 23:59:60Z (ajv-formats, RFC 3339 5.7): the pattern says it.
+  ...OFF_THE_CLOCK.map((from): Sent => ({ route: 'POST /observations/search', url: () => '/observations/search', who: 'patient', body: { patientId: P, from }, why: `from ${from}` })),
   // dev-login: a sub of one line, and the patient only for role patient.
   ...oneLineControls.map((sub): Sent => ({ route: 'POST /auth/dev-login', url: () => '/auth/dev-login', who: 'none', body: { role: 'operator', sub }, why: `sub with ${JSON.stringify(sub)}` })),
   { route: 'POST /auth/dev-login', url: () => '/auth/dev-login', who: 'none', body: { role: 'clinician', systemId: 'xian', patient: P }, why: 'patient for another role than patient' },
@@ -96,6 +102,7 @@ const REFUSED_BODIES: readonly Sent[] = [
 const REFUSED_PARAMETERS: readonly (Sent & Readonly<{ parameter: string; value: string; in?: 'query' | 'path' }>)[] = [
   ...['2512481234', 'cpr-251248-1234', 'x_25_12_48_1234'].map((id) => ({ route: 'GET /consultations/{id}/trace', url: () => `/consultations/${id}/trace`, who: 'operator' as const, parameter: 'id', in: 'path' as const, value: id, why: `a consultation id ${id} holding a CPR number` })),
   ...['specialty', 'city', 'language'].map((parameter) => ({ route: 'GET /experts', url: () => `/experts?${parameter}=%20%20`, who: 'operator' as const, parameter, value: '  ', why: `${parameter} of white space only` })),
+  ...['2016-12-31T23:59:60Z', '2016-12-31T23:59:60.999Z'].map((to) => ({ route: 'GET /patients/{patientId}/observations', url: () => `/patients/${P}/observations?to=${to}`, who: 'patient' as const, parameter: 'to', value: to, why: `a leap second ${to}` })),
   { route: 'POST /documents/{uniqueId}/corrections', url: () => `/documents/${uniqueId}/corrections?correctionId=2512481234`, who: 'patient', parameter: 'correctionId', value: '2512481234', why: 'a correctionId that is a CPR number', body: { systolic: 122, diastolic: 78, measuredAt: new Date(Date.now() - 3_600_000).toISOString() } },
 ];
 
@@ -118,6 +125,7 @@ const TAKEN: readonly Sent[] = [
     (key): Sent => ({ route: 'POST /observations', url: () => '/observations', who: 'patient', body: observation(key), why: `observationId ${key}: no CPR number as a whole` }),
   ),
   { route: 'POST /observations/search', url: () => '/observations/search', who: 'patient', body: { patientId: P }, why: 'a search' },
+  { route: 'POST /observations/search', url: () => '/observations/search', who: 'patient', body: { patientId: P, from: '2026-12-04T23:59:59.999+14:00', to: '2026-12-05T09:30:59-23:59' }, why: 'bounds at the clock\'s edges' },
   { route: 'POST /audit/search', url: () => '/audit/search', who: 'operator', body: { user: 'op', limit: 5 }, why: 'by user' },
   { route: 'POST /audit/search', url: () => '/audit/search', who: 'operator', body: { patient: P }, why: 'by patient' },
   { route: 'POST /audit/search', url: () => '/audit/search', who: 'operator', body: { resource: '2.25.1', from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z' }, why: 'by resource' },
@@ -150,6 +158,17 @@ describe('the request schemas of /openapi.json refuse what the hub refuses, and 
         paths: expect.arrayContaining([`${sent.in ?? 'query'}.${sent.parameter}`]),
       });
       if (api.validatorOf(parameterSchemaOf(sent.route, sent.parameter, sent.in))(sent.value)) gaps.push(`${sent.route}: ${sent.why}`);
+    }
+    expect(gaps).toEqual([]);
+  });
+
+  it("a reading's measuredAt off the clock (a leap second, 24:00), which the hub refuses 422, the document refuses too", async () => {
+    const gaps: string[] = [];
+    for (const measuredAt of OFF_THE_CLOCK) {
+      const body = { patientId: P, systolic: 120, diastolic: 80, measuredAt };
+      const answer = await send({ route: 'POST /observations', url: () => '/observations', who: 'patient', body, why: measuredAt });
+      expect({ measuredAt, status: answer.status, code: answer.body?.code, paths: answer.body?.errors?.map((e: { path: string }) => e.path) }).toEqual({ measuredAt, status: 422, code: 'invalid_observation', paths: ['measuredAt'] });
+      if (api.validatorOf(requestSchemaOf('POST /observations'))(body)) gaps.push(measuredAt);
     }
     expect(gaps).toEqual([]);
   });

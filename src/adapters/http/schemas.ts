@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
-import { OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MAX_LENGTH } from '../../domain/shared/iso-instant';
+import { OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MAX_LENGTH, OFFSET_DATE_TIME_PATTERN } from '../../domain/shared/iso-instant';
 import { IDEMPOTENCY_KEY_FORM, WHOLE_CPR_KEY_PATTERN, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { offsetDateTime, OFFSET_DATE_TIME_MESSAGE } from '../validation/offset-date-time';
 import { issueMessage, issuePath } from '../validation/zod-issues';
@@ -24,7 +24,10 @@ const isoWithOffset = z
   .string()
   .max(OFFSET_DATE_TIME_MAX_LENGTH)
   .regex(OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MESSAGE)
-  .describe('ISO-8601 date-time with offset');
+  // The document's pattern has the clock in range, as the domain checks it (422): a client refuses a leap second or
+  // 24:00 before sending it.
+  .meta({ pattern: OFFSET_DATE_TIME_PATTERN })
+  .describe('ISO-8601 date-time with offset; hours 00-23, minutes and seconds 00-59 (no leap second), a day its month has: else 422');
 
 /**
  * A query's bound: also on the clock and the calendar, so that 24:00 and February 30 get the same answer (400, as the

@@ -89,7 +89,7 @@ const instant = (raw: unknown, issues: Issue[]): number | null => {
     const message = typeof raw !== 'string'
       ? 'must be an ISO-8601 date-time with an offset, e.g. 2017-05-10T14:50:14+02:00'
       : hasOffsetDateTimeForm(raw)
-        ? 'is not a date and time that exists (check the day of the month, the hour and the offset)'
+        ? 'is not a date and time that exists (check the day of the month, the hour, a leap second :60 and the offset)'
         : raw.length > OFFSET_DATE_TIME_MAX_LENGTH
           ? `must have at most ${OFFSET_DATE_TIME_MAX_LENGTH} characters`
           : 'must be an ISO-8601 date-time with an offset (Z or +hh:mm, with the colon), e.g. 2017-05-10T14:50:14+02:00';

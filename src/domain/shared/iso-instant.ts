@@ -91,6 +91,16 @@ const plainUtcMillis = (text: string): number => {
 export const OFFSET_DATE_TIME_FORM = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 export const OFFSET_DATE_TIME_MAX_LENGTH = 40;
 
+/**
+ * OFFSET_DATE_TIME_FORM with the clock fields the hub takes, as the API documents' `pattern`: months 01-12, days
+ * 01-31, hours 00-23, minutes and seconds 00-59, offsets at most 23:59. The hub refuses a leap second (:60: luxon,
+ * Java's OffsetDateTime and Python's datetime cannot hold one either), which `format: date-time` alone takes
+ * (RFC 3339 5.7, ajv-formats: 23:59:60Z), so the pattern says it. What it leaves to `format: date-time` is a day the
+ * month does not have (30 February). ASCII digits: Python's `\d` takes any script's.
+ */
+export const OFFSET_DATE_TIME_PATTERN =
+  '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
+
 /** Whether a text has OFFSET_DATE_TIME_FORM and at most OFFSET_DATE_TIME_MAX_LENGTH characters, whatever its numbers. */
 export const hasOffsetDateTimeForm = (text: string): boolean => text.length <= OFFSET_DATE_TIME_MAX_LENGTH && OFFSET_DATE_TIME_FORM.test(text);
 
