@@ -9,8 +9,9 @@
 //
 // So the exit waits, on the event loop, until what was logged is written ('drain') or the stream failed ('error'),
 // for at most `waitMs`; then the exit hook's flush is made to do nothing: everything is written, or the reader is
-// gone or stuck, and a hub that is stopping must stop.
+// gone or stuck, and a hub that is stopping must stop. On a terminal (TerminalLogStream) the same wait, for 'drain'.
 import pino, { type Logger } from 'pino';
+import { TerminalLogStream } from './terminal-log-stream';
 
 /** The parts of sonic-boom's SonicBoom read here; anything else (a stream given by an embedder) exits at once. */
 type SonicBoomLike = {
@@ -45,6 +46,7 @@ const pendingExits = new WeakMap<object, PendingExit>();
  */
 export const exitAfterLog = (logger: Logger, code: number, waitMs: number = EXIT_LOG_WAIT_MS): void => {
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  if (stream instanceof TerminalLogStream) return exitAfterTerminalLog(stream, code, waitMs);
   if (!isSonicBoom(stream)) {
     process.exit(code);
     return;
@@ -72,6 +74,32 @@ export const exitAfterLog = (logger: Logger, code: number, waitMs: number = EXIT
   };
   stream.once('drain', done);
   stream.once('error', done);
+};
+
+/**
+ * exitAfterLog on a terminal (TerminalLogStream): its writes wait for the terminal on the event loop, so the exit
+ * waits for 'drain' there, for at most `waitMs`; then the stream is told the exit has come (a line the terminal got
+ * part of is finished with a newline, if it takes one; nothing more is written).
+ */
+const exitAfterTerminalLog = (stream: TerminalLogStream, code: number, waitMs: number): void => {
+  const pending = pendingExits.get(stream);
+  if (pending) {
+    if (pending.code === 0) pending.code = code;
+    return;
+  }
+  const state: PendingExit = { code };
+  pendingExits.set(stream, state);
+  const exit = () => {
+    stream.finishAtExit(0);
+    process.exit(state.code);
+  };
+  if (stream.pendingBytes === 0) return exit();
+  // Not unref'd: the exit must not wait for an event loop that has nothing else left to run.
+  const timer = setTimeout(exit, waitMs);
+  stream.once('drain', () => {
+    clearTimeout(timer);
+    exit();
+  });
 };
 
 /**

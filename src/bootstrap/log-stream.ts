@@ -1,15 +1,18 @@
-// The hub's log stream: JSON lines on standard output through sonic-boom (pino's asynchronous destination), with a
-// bound on what waits in memory for the log's reader, and no write that can block the process for good.
+// The hub's log stream: JSON lines on standard output through sonic-boom (pino's asynchronous destination), or on a
+// terminal through TerminalLogStream (terminal-log-stream.ts), with a bound on what waits in memory for the log's
+// reader, and no write that can block the process for good.
 //
 // A reader that stops reading (a stalled pipe, a blocked log shipper, a terminal on Ctrl-S) left sonic-boom keeping
 // every line in memory, without bound: the hub grew with every line it logged. Past LOG_BUFFER_MAX_BYTES the lines
-// are now dropped (sonic-boom's maxLength), counted, and said once the reader takes lines again: one warning with how
+// are now dropped (sonic-boom's maxLength, or TerminalLogStream's), counted, and said once the reader takes lines again: one warning with how
 // many (rts_log_lines_dropped_total on /metrics counts them too). Logging never blocks the event loop: sonic-boom
-// writes asynchronously, and a full pipe answers EAGAIN, retried on a timer.
+// writes asynchronously, and a full pipe answers EAGAIN, retried on a timer; TerminalLogStream waits for the terminal
+// to take more on the event loop.
 import { constants, openSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { CONSULTATION_ERASURE_LOG_MESSAGE, ERASURE_LOG_MESSAGE } from '../adapters/backup/erasure-log-line';
+import { TerminalLogStream } from './terminal-log-stream';
 
 /**
  * What may wait in memory for the log's reader. A busy hub logs a few hundred KB a second, so this rides out a log
@@ -17,36 +20,43 @@ import { CONSULTATION_ERASURE_LOG_MESSAGE, ERASURE_LOG_MESSAGE } from '../adapte
  */
 export const LOG_BUFFER_MAX_BYTES = 8 * 1024 * 1024;
 
-let terminalFd: number | undefined;
-
 /**
- * The descriptor the log is written to: standard output, in non-blocking mode.
+ * The terminal standard output is, opened again for the log alone, non-blocking (and O_APPEND, TerminalLogStream's
+ * mark); undefined where that cannot be done (not Linux, not a terminal, a terminal this user may not open).
  *
- * Touching process.stdout (as pino's default destination did) makes libuv put a pipe or socket stdout in non-blocking
- * mode: a reader that stalls makes writes answer EAGAIN, which sonic-boom retries on a timer. A terminal is another
- * matter: Node puts it back in blocking mode (tty.WriteStream: setBlocking(true)), so sonic-boom's write waited in a
- * thread-pool thread for a terminal nobody read (Ctrl-S, a pty whose other end is not read), and the process could
- * then not exit at all: libuv joins its thread-pool threads when the process exits, and that one never returned. So on
- * a terminal the log gets a descriptor of its own, the terminal opened again non-blocking (libuv's tty.c does the same
- * for its own writes), which leaves process.stdout's as it is. Where that cannot be done (not Linux, a terminal that
- * this user may not open), standard output as it is.
+ * Node keeps a terminal stdout in blocking mode (tty.WriteStream: setBlocking(true)), so a write of the log through
+ * it waited for a terminal nobody read (Ctrl-S, a pty whose other end is not read): sonic-boom's in a thread-pool
+ * thread, and the process could then not exit at all (libuv joins its thread-pool threads when the process exits).
+ * A descriptor of the log's own leaves process.stdout's as it is. One per logger: a logger that is ended closes its
+ * own (startHub in tests makes several; before, they shared one, and one logger's end closed it under the others).
  */
-const logFd = (): number => {
-  const fd = process.stdout.fd ?? 1;
-  if (process.platform !== 'linux' || !isatty(fd)) return fd;
-  if (terminalFd === undefined) {
-    try {
-      // Once per process: every logger of the process shares it (startHub in tests makes several).
-      terminalFd = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-    } catch {
-      return fd;
-    }
+const openTerminal = (fd: number): number | undefined => {
+  if (process.platform !== 'linux' || !isatty(fd)) return undefined;
+  try {
+    return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY | constants.O_APPEND);
+  } catch {
+    return undefined;
   }
-  return terminalFd;
 };
 
-/** The hub's log destination: standard output (see logFd), at most `maxBytes` waiting in memory for the reader. */
-export const hubLogDestination = (maxBytes: number = LOG_BUFFER_MAX_BYTES): DestinationStream => pino.destination({ dest: logFd(), sync: false, maxLength: maxBytes });
+/**
+ * The hub's log destination: standard output, at most `maxBytes` waiting in memory for the reader. On a terminal,
+ * a TerminalLogStream on a descriptor of its own (terminal-log-stream.ts: written as fast as the terminal is read);
+ * elsewhere, or where libuv cannot write that terminal without blocking, sonic-boom (a pipe or socket stdout is made
+ * non-blocking by libuv when process.stdout is touched, and a full one answers EAGAIN, retried on a timer).
+ */
+export const hubLogDestination = (maxBytes: number = LOG_BUFFER_MAX_BYTES): DestinationStream => {
+  const stdout = process.stdout.fd ?? 1;
+  const terminal = openTerminal(stdout);
+  if (terminal === undefined) return pino.destination({ dest: stdout, sync: false, maxLength: maxBytes });
+  try {
+    return new TerminalLogStream(terminal, maxBytes);
+  } catch {
+    // The terminal's descriptor is closed with the stream that failed: sonic-boom gets one of its own.
+    const again = openTerminal(stdout);
+    return pino.destination({ dest: again ?? stdout, sync: false, maxLength: maxBytes });
+  }
+};
 
 type DroppingStream = {
   on(event: 'drop', listener: (line: unknown) => void): unknown;

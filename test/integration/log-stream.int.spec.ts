@@ -141,3 +141,177 @@ it('a crash while a pipe is not read: the exit flush gives up, and the process e
   });
   expect(got).toEqual({ code: 1, stderr: expect.stringContaining('an uncaught failure') });
 });
+
+// The terminal tests below run the child under a pty that Python's pty module makes, and read its other end as the
+// script says; the pty's output turns '\n' into '\r\n', which is undone here.
+type TerminalRun = { code: number | 'hung'; stderr: string; out: string };
+
+const runOnTerminal = (reader: string, script: string): Promise<TerminalRun> =>
+  new Promise((done, fail) => {
+    const p = spawn('/usr/bin/python3', ['-c', reader, process.execPath, '-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', script], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    p.on('error', fail);
+    p.on('exit', () => {
+      const run = JSON.parse(out) as TerminalRun;
+      done({ ...run, out: run.out.replace(/\r\n/g, '\n') });
+    });
+  });
+
+/** Python: reads the child's terminal as fast as it can, to its end; the child's exit code, stderr and output. */
+const fastReader = `
+import json, os, pty, subprocess, sys, threading
+master, slave = pty.openpty()
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+os.close(slave)
+hung = threading.Timer(30, child.kill)
+hung.start()
+out = bytearray()
+while True:
+    try:
+        data = os.read(master, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+code = child.wait()
+hung.cancel()
+print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': child.stderr.read().decode(), 'out': out.decode('utf8', 'replace')}))
+`;
+
+// A terminal that is read: the lines went out through sonic-boom, which answers the terminal's EAGAIN (its buffer is a
+// few KiB) with a fixed 100 ms sleep: 20,000 debug lines took 51 s instead of 9.7 s, and a busy hub dropped at the
+// bound lines the terminal would have taken. They now go whenever the terminal takes more (libuv waits for it on
+// epoll). Shown here without a clock: the child's timers never fire (setTimeout does nothing; an interval holds the
+// process), so its lines can reach the terminal only if their writes wait for the terminal, not for a timer, and its
+// exit (exitAfterLog) only once they are all written.
+const readTerminalNoTimers = `
+const { createLogger } = require(${source('container.ts')});
+const { exitAfterLog } = require(${source('exit-after-log.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'debug' });
+setInterval(() => undefined, 1000);
+const never = { ref() { return this; }, unref() { return this; }, hasRef: () => false, refresh() { return this; } };
+globalThis.setTimeout = () => never;
+globalThis.clearTimeout = () => undefined;
+for (let i = 0; i < 20000; i++) logger.debug({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+exitAfterLog(logger, 0);
+`;
+
+it('a terminal that is read gets every line, whole and in order, as fast as it reads (not on a timer)', async () => {
+  const run = await runOnTerminal(fastReader, readTerminalNoTimers);
+  const lines = run.out.split('\n');
+  expect(lines.at(-1)).toBe(''); // the output ends with a whole line
+  const numbers = lines.slice(0, -1).map((l) => (JSON.parse(l) as { i: number }).i);
+  expect({ code: run.code, stderr: run.stderr, count: numbers.length, inOrder: numbers.every((n, at) => n === at) }).toEqual({
+    code: 0,
+    stderr: '',
+    count: 20000,
+    inOrder: true,
+  });
+});
+
+/**
+ * Python: holds the child's terminal unread until the child reports on stderr, then reads it to its end; once the
+ * notice of dropped lines is there, tells the child (its stdin) to log its last line and exit.
+ */
+const stalledThenReadReader = `
+import json, os, pty, subprocess, sys, threading
+master, slave = pty.openpty()
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
+os.close(slave)
+hung = threading.Timer(30, child.kill)
+hung.start()
+report = child.stderr.readline().decode()
+out = bytearray()
+told = False
+while True:
+    try:
+        data = os.read(master, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+    if not told and b'log lines were dropped' in out:
+        told = True
+        child.stdin.write(b'go\\n')
+        child.stdin.flush()
+code = child.wait()
+hung.cancel()
+print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': report, 'out': out.decode('utf8', 'replace')}))
+`;
+
+// The terminal's bound: what waits for an unread terminal (Ctrl-S) is held at it, lines beyond it are dropped whole and
+// counted, and said once the terminal is read again, as on a pipe (above).
+const stalledTerminalChild = `
+const { createLogger } = require(${source('container.ts')});
+const { hubLogDestination, droppedLogLines } = require(${source('log-stream.ts')});
+const { exitAfterLog } = require(${source('exit-after-log.ts')});
+const stream = hubLogDestination(${BOUND});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' }, stream);
+let logged = 0;
+const batch = () => {
+  for (let i = 0; i < 100; i++) logger.info({ i: logged++, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+  if (droppedLogLines(logger) === 0) return setImmediate(batch);
+  process.stderr.write(JSON.stringify({ terminal: stream.constructor.name, logged, waiting: stream.pendingBytes, dropped: droppedLogLines(logger) }) + '\\n');
+};
+process.stdin.once('data', () => {
+  logger.info('the end');
+  exitAfterLog(logger, 0);
+});
+batch();
+`;
+
+it('a terminal nobody reads: lines beyond the bound are dropped whole, counted, and said once it is read again', async () => {
+  const run = await runOnTerminal(stalledThenReadReader, stalledTerminalChild);
+  const report = JSON.parse(run.stderr) as Report & { terminal: string };
+  expect(report.terminal).toBe('TerminalLogStream');
+  expect(report.waiting).toBeLessThanOrEqual(BOUND);
+  expect(report.dropped).toBeGreaterThan(0);
+  const lines = run.out
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { msg: string; level: number; i?: number; droppedLines?: number });
+  const numbers = lines.filter((l) => l.msg === 'line').map((l) => l.i ?? -1);
+  const notices = lines.filter((l) => l.msg.includes('log lines were dropped'));
+  const saidDropped = notices.reduce((sum, l) => sum + (l.droppedLines ?? 0), 0);
+  expect({
+    code: run.code,
+    notices: notices.length > 0,
+    level: notices[0]?.level,
+    inOrder: numbers.every((n, at) => at === 0 || n > (numbers[at - 1] ?? n)),
+    accounted: numbers.length + saidDropped,
+    last: lines.at(-1)?.msg,
+  }).toEqual({ code: 0, notices: true, level: 40, inOrder: true, accounted: report.logged, last: 'the end' });
+  expect(saidDropped).toBeGreaterThanOrEqual(report.dropped);
+});
+
+// Several loggers on one terminal (startHub in tests makes several): they shared one descriptor, and a logger whose
+// stream was ended closed it under the others, whose lines were then lost (EBADF). Each has a descriptor of its own.
+const twoLoggersChild = `
+const pino = require('pino');
+const { createLogger } = require(${source('container.ts')});
+const { exitAfterLog } = require(${source('exit-after-log.ts')});
+const first = createLogger({ RTS_LOG_LEVEL: 'info' });
+const second = createLogger({ RTS_LOG_LEVEL: 'info' });
+first.info('from the first');
+const firstStream = first[pino.symbols.streamSym];
+firstStream.once('close', () => {
+  second.info('from the second, after the first ended');
+  exitAfterLog(second, 0);
+});
+firstStream.end();
+`;
+
+it('a logger whose stream is ended leaves the terminal to the other loggers', async () => {
+  const run = await runOnTerminal(fastReader, twoLoggersChild);
+  const messages = run.out
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as { msg: string }).msg);
+  expect({ code: run.code, stderr: run.stderr, messages }).toEqual({ code: 0, stderr: '', messages: ['from the first', 'from the second, after the first ended'] });
+});
