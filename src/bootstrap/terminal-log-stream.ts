@@ -14,7 +14,10 @@ import { WriteStream } from 'node:tty';
 
 /** How long a crash's exit (not exitAfterLog's) may spend writing what is still held, as sonic-boom's exit flush. */
 export const TERMINAL_EXIT_FLUSH_MS = 2_000;
+/** How long an exit may wait for room for the one newline that finishes a line cut short (see finishAtExit). */
+const FINISH_LINE_MS = 100;
 const RETRY_SLEEP_MS = 10;
+const NEWLINE = 0x0a;
 
 const sleepSync = (ms: number): void => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -127,8 +130,10 @@ export class TerminalLogStream extends EventEmitter {
   }
 
   /**
-   * At the process's exit (no event loop left): writes what is held for up to `flushMs` (a crash's exit; exitAfterLog,
-   * which has waited on the event loop already, gives 0). Nothing is written after it.
+   * At the process's exit (no event loop left): writes what is held for up to `flushMs`, then, if the terminal got
+   * part of a line only, finishes it with a newline, so that whatever is written next (the next process's first
+   * line) starts a line of its own and stays parseable. exitAfterLog, which has waited on the event loop already,
+   * gives 0. Nothing is written after it.
    */
   finishAtExit(flushMs: number): void {
     if (this.stopped) return;
@@ -136,16 +141,23 @@ export class TerminalLogStream extends EventEmitter {
     openStreams.delete(this);
     const handle = (this.tty as unknown as { _handle?: StreamHandle })._handle;
     let rest: Buffer = Buffer.alloc(0);
+    let lastWritten = NEWLINE;
     if (this.writing !== undefined) {
       const unwritten = handle?.writeQueueSize;
       // Without libuv's count of what is left, where the terminal's bytes end is not known: nothing more is written.
       if (typeof unwritten !== 'number' || unwritten < 0 || unwritten > this.writing.length) return;
-      rest = this.writing.subarray(this.writing.length - unwritten);
+      const written = this.writing.length - unwritten;
+      if (written > 0) lastWritten = this.writing[written - 1] ?? NEWLINE;
+      rest = this.writing.subarray(written);
     }
     rest = Buffer.concat([rest, Buffer.from(this.queued.join(''))]);
     this.queued = [];
     this.queuedBytes = 0;
-    if (flushMs > 0 && rest.length > 0) this.writeSyncFor(rest, flushMs);
+    if (flushMs > 0 && rest.length > 0) {
+      const flushed = this.writeSyncFor(rest, flushMs);
+      if (flushed > 0) lastWritten = rest[flushed - 1] ?? NEWLINE;
+    }
+    if (lastWritten !== NEWLINE) this.writeSyncFor(Buffer.from('\n'), FINISH_LINE_MS);
   }
 
   /** Writes `bytes` to the terminal, waiting out EAGAIN for at most `ms`; the bytes written. */

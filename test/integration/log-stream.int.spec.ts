@@ -315,3 +315,24 @@ it('a logger whose stream is ended leaves the terminal to the other loggers', as
     .map((l) => (JSON.parse(l) as { msg: string }).msg);
   expect({ code: run.code, stderr: run.stderr, messages }).toEqual({ code: 0, stderr: '', messages: ['from the first', 'from the second, after the first ended'] });
 });
+
+/** Python: reads the child's terminal slowly (1 KiB every 5 ms), to its end. */
+const slowReader = fastReader.replace('data = os.read(master, 65536)', 'data = os.read(master, 1024)\n        time.sleep(0.005)').replace('import json,', 'import time, json,');
+
+// An exit that gives up on a slow reader (exitAfterLog's limit) while the terminal has part of a line: the log ended
+// in half a JSON line, and whatever came next (the next process's first line) was joined to it and unparseable. The
+// line cut short is now finished with a newline. Here lines of 300 KB, and a limit of 300 ms: the first line is not
+// written by then.
+const slowTerminalChild = `
+const { createLogger } = require(${source('container.ts')});
+const { exitAfterLog } = require(${source('exit-after-log.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+for (let i = 0; i < 3; i++) logger.info({ i, pad: 'x'.repeat(300000) }, 'line');
+exitAfterLog(logger, 4, 300);
+`;
+
+it('an exit that gives up on a slow terminal ends the log with a whole line: one cut short is finished', async () => {
+  const run = await runOnTerminal(slowReader, slowTerminalChild);
+  const lines = run.out.split('\n');
+  expect({ code: run.code, cutShort: lines.length === 2 && (lines[0] ?? '').startsWith('{"level":30'), end: lines.at(-1) }).toEqual({ code: 4, cutShort: true, end: '' });
+});
