@@ -241,11 +241,9 @@ export const APP_JS = String.raw`'use strict';
   }
 
   // ---- who ----
-  // Full-width digits, comma, hyphen and space (a Chinese or Japanese input method in full-width mode: \uFF12\uFF16...)
-  // as the ASCII ones they look like (NFKC), and every script's decimal digits (\p{Nd}: an Arabic, Persian or Hindi
-  // keyboard types its own, which NFKC leaves alone) as the ASCII digit of the same value. Both were refused with the
-  // form's rule, which they seemed to follow. Unicode assigns decimal digits only in runs of ten, 0 to 9, so a digit's
-  // value is its distance from the start of its run (runs that touch, as the mathematical digits', are NFKC's).
+  // Full-width digits, comma, hyphen and space (an input method in full-width mode) as the ASCII ones (NFKC), and any
+  // script's decimal digits (\p{Nd}: Arabic, Persian, Hindi keyboards; NFKC leaves them) as the ASCII digit of their
+  // value: the distance from the start of their run of ten (runs that touch, the mathematical digits', are NFKC's).
   function asciiDigits(v) {
     return v.normalize('NFKC').replace(/\p{Nd}/gu, function (c) {
       var cp = c.codePointAt(0), start = cp;
@@ -349,12 +347,9 @@ export const APP_JS = String.raw`'use strict';
     var date = Date.parse(res.headers.get('date'));
     if (date) { skew = date + 500 - Date.now(); skewKnown = true; }
   }
-  // A preset is whole days in the patient's own time zone, as the From field and the graph's summary name them: today
-  // (by the hub's clock) and the days before it, from midnight of the first. It ran from now minus 7 x 24 hours, so a
-  // reading early on the day the page said it started from was left out, and across a clock change the start moved an
-  // hour; a date, not 24-hour steps, keeps midnight. It ends 10 minutes after the hub's "now": the hub stores readings
-  // up to 5 minutes ahead of its clock, and one just saved must be listed. (Without a "to" the hub would end at its
-  // own present second, which leaves out those readings.)
+  // A preset is whole days in the patient's zone, as the From field names them: today (by the hub's clock) and the days
+  // before, from midnight of the first (now minus 7 x 24 h left out the first day's early readings). It ends 10 minutes
+  // after the hub's "now": the hub stores readings up to 5 minutes ahead of its clock, and one just saved is listed.
   function period() {
     var now = new Date(Date.now() + skew);
     if (state.days) return { days: state.days, from: new Date(now.getFullYear(), now.getMonth(), now.getDate() - (state.days - 1)), to: new Date(now.getTime() + 600000), now: now };
@@ -385,8 +380,8 @@ export const APP_JS = String.raw`'use strict';
     if (!f) { rangeError('Choose a from date, the first day of the period.', ['from']); $('from').focus(); return; }
     if (!t) { rangeError('Choose a to date, the last day of the period.', ['to']); $('to').focus(); return; }
     // A year of two digits (26 for 2026) or a slip of the keyboard: no reading is that old.
-    if (f.getFullYear() < 1900 || f.getFullYear() > 9999) { rangeError('Check the year of the from date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['from']); $('from').focus(); return; }
-    if (t.getFullYear() < 1900 || t.getFullYear() > 9999) { rangeError('Check the year of the to date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', ['to']); $('to').focus(); return; }
+    var y = [['from', f], ['to', t]].filter(function (x) { return x[1].getFullYear() < 1900 || x[1].getFullYear() > 9999; })[0];
+    if (y) { rangeError('Check the year of the ' + y[0] + ' date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', [y[0]]); $(y[0]).focus(); return; }
     var end = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1);
     if (end <= f) { rangeError('The to date must not lie before the from date. Choose a later to date.', ['to']); $('to').focus(); return; }
     if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days. Choose a to date closer to the from date.', ['to']); $('to').focus(); return; }
@@ -588,11 +583,9 @@ export const APP_JS = String.raw`'use strict';
     var side = !p || isNaN(t) ? '' : t < p.from.getTime() ? 'before' : t >= p.to.getTime() ? 'after' : '';
     return side ? ' It lies ' + side + ' the period shown: choose a longer period or other dates to see it.' : '';
   }
-  // While an upload waits for its answer (up to a minute) the reading's fields are read-only: a saved answer resets
-  // the form, which wiped what the patient typed meanwhile, and typing dropped the draft on its way (dropDraft), so a
-  // lost answer's "Press Upload again: it will be stored only once" sent a new id. Read-only, not disabled: the focus
-  // stays where it was and the values are still read out; aria-busy on the fields (not the form, whose live region
-  // would then keep "Uploading..." to itself) says they are about to change.
+  // While an upload waits, its fields are read-only: the answer's reset wiped what was typed meanwhile, and typing
+  // dropped the draft, so "Press Upload again" sent a new id. Not disabled: the focus stays; aria-busy on the fields
+  // (on the form, its live region would keep "Uploading..." to itself) says they are about to change.
   var READING = ['systolic', 'diastolic', 'measured'];
   function uploading(on) {
     state.busy = on;
@@ -631,9 +624,8 @@ export const APP_JS = String.raw`'use strict';
       return;
     }
     var body = { patientId: state.cpr, systolic: sys, diastolic: dia };
-    // The same attempt sent again (a double submit, a retry after a lost answer, also after a reload; see dropDraft)
-    // keeps its id and time (an empty field: when Upload was first pressed, by the hub's clock): stored once, when
-    // taken. The values are compared too, for a form changed without an input event (which dropDraft never sees).
+    // The same attempt sent again (see dropDraft) keeps its id and time (an empty field: the first Upload's, by the hub's
+    // clock). The values are compared too, for a form changed without an input event (which dropDraft never sees).
     var sig = JSON.stringify([sys, dia, at ? iso(at) : null]);
     if (!state.draft || state.draft.sig !== sig) {
       var salt = uuid().slice(0, 8);
@@ -688,10 +680,9 @@ export const APP_JS = String.raw`'use strict';
     if (!shown && r.status >= 500) { title('Error: reading may not be saved \u2013 Your readings'); status('upload-status', says(r, 'saved'), 'bad'); return; }
     status('upload-status', 'Not saved. ' + (shown ? 'Please correct the ' + named.join(' and ') + ': see the message at the field.' : says(r, 'saved')), 'bad');
   });
-  // The draft's id and time belong to the attempt, not to its values. Upload with the form as the draft left it (after
-  // a lost answer, a refusal, a reload) is that attempt again: stored once. Typing into the form starts a new one,
-  // also when it ends with the same values: a second reading that shows the same numbers as one whose answer was lost
-  // went out with that one's id and time, was answered as its repeat ("Saved"), and was not stored.
+  // The draft's id and time are the attempt's, not its values'. Upload with the form as the draft left it is that
+  // attempt again; typing starts a new one, also back to the same values (a second reading with the same numbers went
+  // out with the first's id, was answered as its repeat, and was not stored).
   function dropDraft() {
     state.draft = null;
     try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
@@ -699,7 +690,7 @@ export const APP_JS = String.raw`'use strict';
     status('upload-status', '');
     title('Your readings');
   }
-  ['systolic', 'diastolic', 'measured'].forEach(function (f) {
+  READING.forEach(function (f) {
     $(f).addEventListener('input', function () {
       if ($(f).getAttribute('aria-invalid')) setError(f, null);
       if (state.draft) dropDraft();
@@ -707,10 +698,9 @@ export const APP_JS = String.raw`'use strict';
   });
 
   // ---- the sign-in's time limit ----
-  // A sign-in link's token runs out at its exp (the hub's clock). Two minutes before, the page says so and what to do:
-  // open the sign-in link again, in this tab; the same patient signing in again keeps what was typed (takeToken). On
-  // a hub with the local dev login the page gets a new token by itself instead. The page trusts exp for nothing
-  // else: the hub decides when a token has ended.
+  // Two minutes before a link's token runs out (exp, the hub's clock) the page says to open the link again in this tab
+  // (the same patient keeps what was typed: takeToken); with the dev login it gets a new token itself. exp decides
+  // nothing else: the hub does.
   var ENDED = 'Your sign-in has ended. Open the link from your sign-in page again, in this tab: what you typed stays in the form.';
   var WARN_BEFORE = 120000, expiryTimer = 0;
   function adoptExpiry(token) {
@@ -741,7 +731,7 @@ export const APP_JS = String.raw`'use strict';
   /** The patient shown signed in again (a new token for the same patient): nothing is lost, and the page says so. */
   function signedInAgain() {
     loadError(null);
-    var typed = ['systolic', 'diastolic', 'measured'].some(function (f) { return $(f).value; });
+    var typed = READING.some(function (f) { return $(f).value; });
     if (/sign-in/.test($('upload-status').textContent)) status('upload-status', '');
     status('session-status', 'You are signed in again.' + (typed ? ' Your reading is still in the form: press Upload reading to save it.' : ''), 'ok');
     title('Your readings');
