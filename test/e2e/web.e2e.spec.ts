@@ -451,6 +451,42 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  /** The reading fields' read-only and aria-busy, in the order systolic, diastolic, time. */
+  const readingLocks = (page: Page) =>
+    page.evaluate(() => ['systolic', 'diastolic', 'measured'].map((f) => [(document.getElementById(f) as unknown as { readOnly: boolean }).readOnly, document.getElementById(f)!.getAttribute('aria-busy')]));
+
+  /** The upload's wait ended: its status says something else than "Uploading...", or the page threw. */
+  const uploadEnded = (w: Watched): Promise<unknown> =>
+    Promise.race([
+      w.page.waitForEvent('pageerror'),
+      w.page.waitForFunction(() => {
+        const t = document.getElementById('upload-status')!.textContent ?? '';
+        return t !== '' && !/Uploading/.test(t);
+      }),
+    ]);
+
+  // A reload after the save answered 200 with a page that is not the hub's list (a proxy's, a portal's): the page threw
+  // drawing it, and the reading's fields stayed read-only for good.
+  it("gives the reading's fields back when the readings' reload after a save is answered with something else than the hub's list", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '060504-4567');
+    await page.route('**/observations/search', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<html><p>Please accept the terms of use.</p></html>' }));
+    await upload(page, '136', '86');
+    await uploadEnded(w);
+    expect({ problems: w.problems, locks: await readingLocks(page), said: await page.textContent('#upload-status') }).toEqual({
+      problems: [],
+      locks: [[false, null], [false, null], [false, null]],
+      said: expect.stringMatching(/^Saved: 136 over 86 mmHg/),
+    });
+    // Not "no readings": the readings' reload failed, and says so.
+    expect(await page.textContent('#load-error')).toMatch(/cannot be reached/);
+    await page.fill('#systolic', '128');
+    expect(await page.inputValue('#systolic')).toBe('128');
+    expectClean(w);
+    await w.context.close();
+  });
+
   // The draft's id belongs to the attempt, not to its values: a new reading typed in with the same values as one whose
   // answer was lost (the time left empty, "now") went out with the draft's id and time, was answered as the repeat it
   // seemed ("Saved"), and was not stored.

@@ -411,6 +411,8 @@ export const APP_JS = String.raw`'use strict';
     // The first answer told the hub's clock: a quick period computed by this browser's (a minute or more off) is
     // asked again, so a reading just saved by the hub's clock is not missing.
     if (r && guessed && skewKnown && state.days && Math.abs(skew - before) > 60000) return load(cpr, first);
+    // A 200 without the hub's list (a proxy's or a portal's page) is no answer: it is not "no readings".
+    if (r && r.ok && !Array.isArray(r.body.observations)) r = null;
     if (!r) { fail(first, 'The hub cannot be reached. Check your connection and try again.', false); return false; }
     if (r.ok || r.body.code === 'unknown_patient') {
       state.data = r.ok ? r.body.observations : [];
@@ -636,21 +638,24 @@ export const APP_JS = String.raw`'use strict';
     body.observationId = state.draft.id;
     uploading(true); status('upload-status', 'Uploading\u2026 The fields can be changed again when it is done.');
     var r, gen = state.gen, noAnswer = false;
-    try { r = await api('POST', 'observations', body); }
-    catch (e) { r = null; noAnswer = !!e.noAnswer; }
-    // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
-    if (gen !== state.gen) return;
-    if (r && r.ok) {
-      state.draft = null;
-      try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
-      $('upload-form').reset();
-      // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
-      if (await load(state.cpr, false)) render();
-      // Change person (or an erasure, another's sign-in) while the readings reloaded: the next person is not told
-      // "Saved: 143 over 91" of the previous one's reading.
+    // The fields come back however the wait ends (a throw on the way left them read-only for good); after Change
+    // person, forget() gave them back.
+    try {
+      try { r = await api('POST', 'observations', body); }
+      catch (e) { r = null; noAnswer = !!e.noAnswer; }
+      // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
       if (gen !== state.gen) return;
-    }
-    uploading(false);
+      if (r && r.ok) {
+        state.draft = null;
+        try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
+        $('upload-form').reset();
+        // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
+        if (await load(state.cpr, false)) render();
+        // Change person (or an erasure, another's sign-in) while the readings reloaded: the next person is not told
+        // "Saved: 143 over 91" of the previous one's reading.
+        if (gen !== state.gen) return;
+      }
+    } finally { if (gen === state.gen) uploading(false); }
     // Erased meanwhile: nothing can be saved for this patient again, and nothing of theirs stays on screen or in the draft.
     if (r && r.status === 410) { forget(); cprProblem(says(r, 'saved'), false); return; }
     if (!r) {
