@@ -487,6 +487,30 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // The reading was saved but the readings' reload after it failed: "Saved" alone (or "it lies before the period
+  // shown", judged by the old list) sent the patient looking for a reading that was not on screen.
+  it("says a reading was saved and that the list could not be refreshed when the readings' reload after it fails", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '070605-4567');
+    await page.route('**/observations/search', (route) => route.abort('connectionrefused'));
+    await upload(page, '137', '87');
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 137 over 87 mmHg at [^.]*\. The list of readings could not be refreshed, so it is not in it yet: choose a period to try again\.$/);
+    expect(await page.textContent('#load-error')).toMatch(/cannot be reached/);
+    expect(await rows(page)).toEqual([]);
+    // A reading of 8 days ago: not judged against the old list ("it lies before the period shown").
+    await upload(page, '138', '88', await localTime(page, 8));
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 138 over 88 mmHg at [^.]*\. The list of readings could not be refreshed/);
+    // The list back: the two readings of this week and before it are there when a period is chosen.
+    await page.unroute('**/observations/search');
+    await page.click('.preset[data-days="30"]');
+    await page.waitForFunction(() => /^2 readings/.test(document.getElementById('period')!.textContent ?? ''));
+    expectClean(w, [/ERR_CONNECTION_REFUSED/]); // the reloads this test refused
+    await w.context.close();
+  });
+
   // The draft's id belongs to the attempt, not to its values: a new reading typed in with the same values as one whose
   // answer was lost (the time left empty, "now") went out with the draft's id and time, was answered as the repeat it
   // seemed ("Saved"), and was not stored.

@@ -637,7 +637,7 @@ export const APP_JS = String.raw`'use strict';
     body.measuredAt = state.draft.at;
     body.observationId = state.draft.id;
     uploading(true); status('upload-status', 'Uploading\u2026 The fields can be changed again when it is done.');
-    var r, gen = state.gen, noAnswer = false;
+    var r, gen = state.gen, noAnswer = false, listed = false;
     // The fields come back however the wait ends (a throw on the way left them read-only for good); after Change
     // person, forget() gave them back.
     try {
@@ -650,7 +650,7 @@ export const APP_JS = String.raw`'use strict';
         try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
         $('upload-form').reset();
         // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
-        if (await load(state.cpr, false)) render();
+        if ((listed = await load(state.cpr, false))) render();
         // Change person (or an erasure, another's sign-in) while the readings reloaded: the next person is not told
         // "Saved: 143 over 91" of the previous one's reading.
         if (gen !== state.gen) return;
@@ -666,10 +666,12 @@ export const APP_JS = String.raw`'use strict';
       return;
     }
     if (r.ok) {
-      title('Your readings');
+      // The reload after it failed (its error is shown): the list is the old one, without this reading.
+      var stale = !listed && !$('load-error').hidden;
+      if (!stale) title('Your readings');
       status('upload-status', 'Saved: ' + sys + ' over ' + dia + ' mmHg' + (r.body.measuredAt ? ' at ' + when(new Date(r.body.measuredAt)) : '') + '.' +
         (twice ? ' That time happened twice that night (the clocks went back an hour); the first was taken, before the clocks went back.' : '') +
-        outsideShown(r.body.measuredAt), 'ok');
+        (stale ? ' The list of readings could not be refreshed, so it is not in it yet: choose a period to try again.' : outsideShown(r.body.measuredAt)), 'ok');
       return;
     }
     title('Error: reading not saved \u2013 Your readings');
