@@ -369,7 +369,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     // Stored, its answer lost: never "not saved", which sent a patient to type it in again later (stored twice).
     expect({ title: await page.title(), said: await page.textContent('#upload-status') }).toEqual({
       title: expect.stringMatching(/^Error: reading may not be saved/),
-      said: expect.stringMatching(/may or may not be saved.*Upload again.*only once/),
+      said: expect.stringMatching(/may or may not be saved\. Press Upload again as it is: it will be stored only once\. Changed, even back to the same values, it is saved as a new reading\.$/),
     });
     await page.click('#upload-btn');
     await waitSaved(page);
@@ -607,7 +607,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await page.waitForFunction(() => /audit|hub/i.test(document.getElementById('upload-status')!.textContent ?? ''));
     const said = (await page.textContent('#upload-status')) ?? '';
     expect(said).not.toMatch(/Not saved|audit trail|observationId|idempotent/);
-    expect(said).toMatch(/may or may not be saved.*Upload again.*only once/);
+    expect(said).toMatch(/may or may not be saved\. Press Upload again in \d+ seconds? as it is: it will be stored only once\. Changed, even back to the same values, it is saved as a new reading\.$/);
     await page.click('#upload-btn');
     await waitSaved(page);
     expect(bodies.map((b) => JSON.parse(b).observationId as string)).toEqual([expect.any(String), JSON.parse(bodies[0]!).observationId]);

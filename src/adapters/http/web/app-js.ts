@@ -223,6 +223,9 @@ export const APP_JS = String.raw`'use strict';
   }
   // 410 patient_erased: for good, reads and uploads alike.
   var ERASED = 'The readings of this CPR number have been erased from the hub. They cannot be shown, and no new reading can be saved for this CPR number. If you did not ask for this, contact your clinic.';
+  // After a lost answer: the same attempt is stored once; a form changed, even back to the same values, is a new reading
+  // (see dropDraft), which the patient did not expect of an edit undone.
+  var AS_IT_IS = ' as it is: it will be stored only once. Changed, even back to the same values, it is saved as a new reading.';
   function later(r) { return r.retry > 0 ? r.retry + (r.retry === 1 ? ' second' : ' seconds') : 'a moment'; }
   function sentence(s) { return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.'); }
   /** A refusal in plain words, for a patient rather than a developer; what: "shown" or "saved". */
@@ -233,7 +236,7 @@ export const APP_JS = String.raw`'use strict';
     if (r.status === 410) return ERASED;
     // The hub's trouble: an upload so answered may be stored (503 audit_unavailable is), so never "not saved".
     if (r.status >= 500) return what === 'saved'
-      ? 'The hub has a problem, so the reading may or may not be saved. Press Upload again in ' + later(r) + ': it will be stored only once.'
+      ? 'The hub has a problem, so the reading may or may not be saved. Press Upload again in ' + later(r) + AS_IT_IS
       : 'The hub cannot show your readings just now, because of a problem at the hub. Try again in ' + later(r) + '.';
     var t = sentence(r.body.title || 'The hub could not answer (' + r.status + ')'), d = r.body.detail ? sentence(r.body.detail) : '';
     // A detail that repeats the title ("You may not do this. You may not do this with ...") stands alone.
@@ -662,7 +665,7 @@ export const APP_JS = String.raw`'use strict';
       // A connection lost after the request went out (a reset, a proxy's): the hub may have stored it, so never "not saved".
       title('Error: reading may not be saved \u2013 Your readings');
       status('upload-status', (noAnswer ? 'No answer from the hub' : 'The hub cannot be reached or its answer was lost') +
-        ', so the reading may or may not be saved. Press Upload again: it will be stored only once.', 'bad');
+        ', so the reading may or may not be saved. Press Upload again' + AS_IT_IS, 'bad');
       return;
     }
     if (r.ok) {
