@@ -1461,6 +1461,30 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // Pasted from a text message or a document, a CPR number may carry a minus sign for its hyphen, a soft hyphen, or the
+  // invisible direction marks of Arabic or Hebrew text; the page refused them, with a message that named nothing the
+  // patient could see.
+  it('takes a CPR number pasted with a minus sign, a soft hyphen or invisible direction marks, and a reading with the marks', async () => {
+    const w = await open();
+    const { page } = w;
+    const pasted = [
+      '251248\u22121234', // MINUS SIGN for the hyphen
+      '\u200E251248\u00AD-1234\u200F', // LEFT-TO-RIGHT MARK, SOFT HYPHEN, RIGHT-TO-LEFT MARK
+      '\u061C\u0662\u0665\u0660\u0665\u0661\u0662\u2212\u0661\u0662\u0663\u0664', // ARABIC LETTER MARK, Arabic-Indic digits
+    ];
+    for (const cpr of pasted) {
+      await enterCpr(page, cpr);
+      expect(await page.textContent('#cpr-masked')).toBe('\u2022\u2022\u2022\u2022\u2022\u2022-1234');
+      await page.click('#forget');
+    }
+    await enterCpr(page, '\u200F120345-1234\u200F');
+    await upload(page, '\u200F\u0661\u0663\u0662', '\u061C85');
+    await waitSaved(page);
+    expect(await page.textContent('#upload-status')).toMatch(/^Saved: 132 over 85 mmHg/);
+    expectClean(w);
+    await w.context.close();
+  });
+
   it('labels the time axis of a one-day period with hours', async () => {
     const w = await open();
     const { page } = w;

@@ -247,16 +247,18 @@ export const APP_JS = String.raw`'use strict';
   // Full-width digits, comma, hyphen and space (an input method in full-width mode) as the ASCII ones (NFKC), and any
   // script's decimal digits (\p{Nd}: Arabic, Persian, Hindi keyboards; NFKC leaves them) as the ASCII digit of their
   // value: the distance from the start of their run of ten (runs that touch, the mathematical digits', are NFKC's).
+  // Invisible format marks (\p{Cf}: a soft hyphen, the direction marks an Arabic or Hebrew text carries) pasted
+  // with the number are dropped: the refusal could not say what was wrong with what the patient saw.
   function asciiDigits(v) {
-    return v.normalize('NFKC').replace(/\p{Nd}/gu, function (c) {
+    return v.normalize('NFKC').replace(/\p{Cf}/gu, '').replace(/\p{Nd}/gu, function (c) {
       var cp = c.codePointAt(0), start = cp;
       while (/\p{Nd}/u.test(String.fromCodePoint(start - 1))) start--;
       return String((cp - start) % 10);
     });
   }
   function cprDigits(v) {
-    // Spaces, a hyphen, or the dash a word processor or phone puts in its place.
-    return asciiDigits(v).replace(/[\s\u2010-\u2015-]/g, '');
+    // Spaces, a hyphen, or the dash (or minus sign) a word processor or phone puts in its place.
+    return asciiDigits(v).replace(/[\s\u2010-\u2015\u2212-]/g, '');
   }
   function normaliseCpr(v) {
     var d = cprDigits(v);
