@@ -1448,13 +1448,16 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     expect(await page.textContent('#upload-status')).toMatch(/^Saved: 132 over 85 mmHg/);
     await upload(page, '\u0967\u0968\u096A,\u096B', '\u0AEE\u0AE6', await localTime(page, 1)); // Devanagari 124,5; Gujarati 80
     await waitSaved(page);
-    expect((await rows(page)).map((r) => [r[1], r[2]])).toEqual([['132', '85'], ['124.5', '80']]);
-    // Anything else is refused with the page's message, before anything is sent: a letter among the digits, the
-    // Arabic decimal separator (the page takes a full stop or comma), digits that are no decimal digits (Ethiopic).
+    // The Arabic decimal separator, as an Arabic keyboard types it with its digits: Arabic-Indic 126.5 (it was refused).
+    await upload(page, '\u0661\u0662\u0666\u066B\u0665', '\u0667\u0668', await localTime(page, 2));
+    await waitSaved(page);
+    expect((await rows(page)).map((r) => [r[1], r[2]])).toEqual([['132', '85'], ['124.5', '80'], ['126.5', '78']]);
+    // Anything else is refused with the page's message, which shows what to write, before anything is sent: a letter
+    // among the digits, the Arabic thousands separator, digits that are no decimal digits (Ethiopic).
     const posts = w.posts();
-    for (const typed of ['\u0661\u0663a', '\u0661\u0662\u0666\u066B\u0665', '\u1372\u1369']) {
+    for (const typed of ['\u0661\u0663a', '\u0661\u0662\u0666\u066C\u0665', '\u1372\u1369']) {
       await upload(page, typed, '80');
-      expect(await errorOf(page, 'systolic')).toEqual(expect.objectContaining({ invalid: 'true', text: 'Systolic must be a number with at most two decimals, e.g. 126.' }));
+      expect(await errorOf(page, 'systolic')).toEqual(expect.objectContaining({ invalid: 'true', text: 'Systolic must be a number with at most two decimals, e.g. 126 or 126.5.' }));
     }
     expect(w.posts()).toBe(posts);
     expectClean(w);

@@ -565,11 +565,12 @@ export const APP_JS = String.raw`'use strict';
   // ---- upload ----
   // Full-width digits and comma, and any script's decimal digits, as at the CPR field (asciiDigits): "\uFF11\uFF12\uFF10"
   // and "\u0661\u0662\u0660" were refused as "must be a number". Anything else still is (checkNumber's rule is ASCII).
-  function typedNumber(field) { return asciiDigits($(field).value).trim(); }
+  // The Arabic decimal separator (\u066B), as an Arabic keyboard types it with its digits, is a decimal point.
+  function typedNumber(field) { return asciiDigits($(field).value).trim().replace('\u066B', '.'); }
   function checkNumber(field) {
     var raw = typedNumber(field), r = RANGE[field];
     if (!raw) return 'Enter the ' + field + ' pressure.';
-    if (!/^\d{1,3}([.,]\d{1,2})?$/.test(raw)) return LABEL[field] + ' must be a number with at most two decimals, e.g. ' + (field === 'systolic' ? '126' : '70') + '.';
+    if (!/^\d{1,3}([.,]\d{1,2})?$/.test(raw)) { var e = field === 'systolic' ? '126' : '70'; return LABEL[field] + ' must be a number with at most two decimals, e.g. ' + e + ' or ' + e + '.5.'; }
     var v = Number(raw.replace(',', '.'));
     if (v < r[0] || v > r[1]) return LABEL[field] + ' must be between ' + r[0] + ' and ' + r[1] + ' mmHg.';
     return null;
