@@ -127,9 +127,8 @@ export const APP_JS = String.raw`'use strict';
     d.setFullYear(+m[1], +m[2] - 1, +m[3]);
     return d;
   }
-  // The bearer token: from the page's fragment (#token=..., handed over by a sign-in page), else, on a hub that
-  // serves the local dev login (embedded profile on loopback), one for the patient whose CPR number was entered.
-  // Kept in sessionStorage (this tab only); it never goes into a URL the page requests.
+  // The bearer token: from the fragment (#token=..., from a sign-in page), else from the local dev login (embedded
+  // profile on loopback). Kept in sessionStorage (this tab only), never in a URL the page requests.
   var TOKEN = 'telemed.token';
   function takeToken() {
     var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
@@ -247,8 +246,7 @@ export const APP_JS = String.raw`'use strict';
   // Full-width digits, comma, hyphen and space (an input method in full-width mode) as the ASCII ones (NFKC), and any
   // script's decimal digits (\p{Nd}: Arabic, Persian, Hindi keyboards; NFKC leaves them) as the ASCII digit of their
   // value: the distance from the start of their run of ten (runs that touch, the mathematical digits', are NFKC's).
-  // Invisible format marks (\p{Cf}: a soft hyphen, the direction marks an Arabic or Hebrew text carries) pasted
-  // with the number are dropped: the refusal could not say what was wrong with what the patient saw.
+  // Invisible marks pasted with it (\p{Cf}: a soft hyphen, direction marks) are dropped: a refusal could not name them.
   function asciiDigits(v) {
     return v.normalize('NFKC').replace(/\p{Cf}/gu, '').replace(/\p{Nd}/gu, function (c) {
       var cp = c.codePointAt(0), start = cp;
@@ -563,9 +561,8 @@ export const APP_JS = String.raw`'use strict';
   });
 
   // ---- upload ----
-  // Full-width digits and comma, and any script's decimal digits, as at the CPR field (asciiDigits): "\uFF11\uFF12\uFF10"
-  // and "\u0661\u0662\u0660" were refused as "must be a number". Anything else still is (checkNumber's rule is ASCII).
-  // The Arabic decimal separator (\u066B), as an Arabic keyboard types it with its digits, is a decimal point.
+  // Digits as at the CPR field (asciiDigits), and the Arabic decimal separator (\u066B), typed with Arabic digits, as a
+  // decimal point; anything else is refused (checkNumber's rule is ASCII).
   function typedNumber(field) { return asciiDigits($(field).value).trim().replace('\u066B', '.'); }
   function checkNumber(field) {
     var raw = typedNumber(field), r = RANGE[field];
