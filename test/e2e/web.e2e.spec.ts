@@ -87,8 +87,8 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     });
   };
 
-  const open = async (viewport = { width: 1024, height: 800 }, before?: (page: Page) => Promise<void>): Promise<Watched> => {
-    const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId: 'Europe/Copenhagen' });
+  const open = async (viewport = { width: 1024, height: 800 }, before?: (page: Page) => Promise<void>, timezoneId = 'Europe/Copenhagen'): Promise<Watched> => {
+    const context = await browser.newContext({ viewport, locale: 'en-GB', timezoneId });
     const page = await context.newPage();
     await before?.(page);
     const requests: string[] = [];
@@ -763,6 +763,40 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await waitSaved(page);
     expect(await page.textContent('#upload-status')).toMatch(/^Saved: 126 over 76 mmHg at .*\. It lies before the period shown/);
     expect((await rows(page)).map((r) => r[1])).toEqual(['134', '133', '125']);
+    expectClean(w);
+    await w.context.close();
+  });
+
+  // A chosen From date was taken at the hour its day and month had in 2000: where the clocks went forward at midnight
+  // that year (Chile: Sunday 15 October 2000), From 15 October began at 01:00 in every year, its first hour left out.
+  it('starts a chosen period at midnight of its From date in a zone whose clocks once changed at midnight on that date (America/Santiago)', async () => {
+    const cpr = '150380-1234';
+    const token = await patientToken(cpr);
+    for (const [at, systolic] of [['2026-10-15T00:30:00-03:00', 141], ['2026-10-15T12:00:00-03:00', 142]] as const) {
+      const res = await fetch(`${hub.url}/observations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ patientId: cpr, systolic, diastolic: 80, measuredAt: at }),
+      });
+      expect(res.status).toBe(201);
+    }
+    const searched: Array<{ from: string; to: string }> = [];
+    const w = await open(
+      undefined,
+      async (page) => {
+        await page.route('**/observations/search', (route) => (searched.push(JSON.parse(route.request().postData() ?? '{}')), route.continue()));
+      },
+      'America/Santiago',
+    );
+    const { page } = w;
+    await enterCpr(page, cpr);
+    await page.fill('#from', '2026-10-15');
+    await page.fill('#to', '2026-10-15');
+    await page.click('#range-form button[type=submit]');
+    await page.waitForFunction(() => /^\d+ readings? from 15 Oct/.test(document.getElementById('period')!.textContent ?? ''));
+    expect(searched.at(-1)).toEqual({ patientId: cpr, from: '2026-10-15T03:00:00Z', to: '2026-10-16T03:00:00Z' });
+    expect(await page.textContent('#period')).toMatch(/^2 readings from 15 Oct 2026, 00:00 to 15 Oct 2026, 23:59\.$/);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['142', '141']);
     expectClean(w);
     await w.context.close();
   });

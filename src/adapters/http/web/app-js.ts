@@ -125,6 +125,8 @@ export const APP_JS = String.raw`'use strict';
     // setFullYear: new Date(26, ...) is 1926, so a year typed with two digits (0026) asked for readings of 1926.
     var d = new Date(2000, +m[2] - 1, +m[3]);
     d.setFullYear(+m[1], +m[2] - 1, +m[3]);
+    // Midnight, not 2000's hour of that date: 01:00 where the clocks went forward at midnight then (15 Oct, Santiago).
+    d.setHours(0, 0, 0, 0);
     return d;
   }
   // The bearer token: from the fragment (#token=..., from a sign-in page), else from the local dev login (embedded
