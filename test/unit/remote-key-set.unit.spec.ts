@@ -166,6 +166,46 @@ describe('createRemoteKeySet: tokens naming kids the set lacks', () => {
   });
 });
 
+describe('createRemoteKeySet: a kid the set lacks while the provider cannot be reached', () => {
+  it('answers ERR_JWKS_UNAVAILABLE (503) when the fetch for it failed, joins a fetch under way, and in the cooldown answers at once without fetching', async () => {
+    await withProvider(async ({ setAnswer, keySet, outcomes }) => {
+      setAnswer(keys);
+      const at = Date.now();
+      const lookUp = async (when: number, kid: string) => (await keySet.keysFor(when)).getKey({ alg: 'ES256', kid }, undefined as never);
+      await keySet.keysFor(at);
+      // The provider stops answering: a request is held until the test cuts it.
+      const held: IncomingMessage[] = [];
+      let arrived = (): void => undefined;
+      const fetchArrived = new Promise<void>((resolve) => (arrived = resolve));
+      setAnswer((req) => {
+        held.push(req);
+        arrived();
+      });
+      const first = lookUp(at + 1, 'added-just-before');
+      await fetchArrived;
+      // Tokens with other kids meanwhile join the fetch under way rather than start their own.
+      const joined = Array.from({ length: 50 }, (_, i) => lookUp(at + 2, `made-up-${i}`));
+      held.forEach((req) => req.socket.destroy());
+      const settled = await Promise.allSettled([first, ...joined]);
+      // Before, each was ERR_JWKS_NO_MATCHING_KEY (401): a key the provider added just before its outage threw sign-ins away.
+      expect(settled.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'resolved'))).toEqual(Array(51).fill('ERR_JWKS_UNAVAILABLE'));
+      expect(held).toHaveLength(1);
+      expect(outcomes).toEqual([expect.objectContaining({ ok: true }), expect.objectContaining({ ok: false })]);
+      // Within the cooldown (past the retry interval): still no word from the provider, so 503, at once, with no fetch.
+      const flood = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => lookUp(at + 1 + JWKS_UNKNOWN_KID_COOLDOWN_MS - 1, `again-${i}`)));
+      expect(flood.every((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'ERR_JWKS_UNAVAILABLE')).toBe(true);
+      expect(held).toHaveLength(1);
+      expect(outcomes).toHaveLength(2);
+      // Past it, the provider answers without the kid: its word, ERR_JWKS_NO_MATCHING_KEY (401), also within the next cooldown.
+      setAnswer(keys);
+      await expect(lookUp(at + 1 + JWKS_UNKNOWN_KID_COOLDOWN_MS, 'made-up')).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(outcomes).toHaveLength(3);
+      await expect(lookUp(at + 2 + JWKS_UNKNOWN_KID_COOLDOWN_MS, 'made-up-too')).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(outcomes).toHaveLength(3);
+    });
+  });
+});
+
 describe('createRemoteKeySet: a wall clock set back or forward during an outage', () => {
   const maxStaleMs = 10 * 60_000;
   const down: Answer = (_req, res) => void res.writeHead(503).end();

@@ -4,7 +4,7 @@ jest.mock('jose', () => {
 });
 import { createHmac, randomBytes, webcrypto } from 'node:crypto';
 import { AuthUnavailableError, InvalidTokenError, JWKS_MAX_AGE_MS, createTokenVerifier, holdsCprNumber, patientSubject, signToken, type JwksFetchOutcome } from '../../src/adapters/auth/tokens';
-import { JWKS_FETCH_TIMEOUT_MS, JWKS_RETRY_AFTER_FAILURE_MS } from '../../src/adapters/auth/remote-key-set';
+import { JWKS_FETCH_TIMEOUT_MS, JWKS_RETRY_AFTER_FAILURE_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS } from '../../src/adapters/auth/remote-key-set';
 import { fakeDateAt } from '../support/fake-date';
 
 // The bearer-token verifier: what it accepts and refuses, and its cache of verified tokens.
@@ -590,6 +590,54 @@ describe('createTokenVerifier with an identity provider that fails', () => {
       // A token that may be good is not judged without a key set: 503, after a fetch.
       await expect(verify(good)).rejects.toBeInstanceOf(AuthUnavailableError);
       expect(outcomes).toHaveLength(1);
+    });
+  });
+
+  it("answers 503, not 401, for a key the provider added just before it went down: its fetch failed, the hub cannot tell", async () => {
+    await withProvider(async ({ provider, verify, mint, outcomes }) => {
+      const published = provider.keys;
+      provider.keys = published.filter((k) => (k as { kid: string }).kid === 'old');
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      // The provider adds 'new', signs a patient's token with it, and goes down before the hub has fetched it.
+      provider.keys = published;
+      provider.answer = 'down';
+      advance(1_000);
+      // Before, 401 ERR_JWKS_NO_MATCHING_KEY: the patient page threw the sign-in away for the provider's outage.
+      await expect(verify(await mint('new'))).rejects.toBeInstanceOf(AuthUnavailableError);
+      expect(outcomes).toEqual([expect.objectContaining({ ok: true }), expect.objectContaining({ ok: false, reason: 'HTTP 503' })]);
+      // Within the unknown-kid cooldown of that failed fetch: still 503 (still no word from the provider), without a fetch.
+      for (const wait of [1, JWKS_RETRY_AFTER_FAILURE_MS, JWKS_UNKNOWN_KID_COOLDOWN_MS - JWKS_RETRY_AFTER_FAILURE_MS - 2]) {
+        advance(wait);
+        await expect(verify(await mint('new'))).rejects.toBeInstanceOf(AuthUnavailableError);
+      }
+      expect(outcomes).toHaveLength(2);
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' }); // the set in hand still serves its keys
+      // Past the cooldown: fetched again; the provider answers, and the token is taken.
+      provider.answer = 'keys';
+      advance(1);
+      await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: true, keys: 2, afterFailures: true });
+    });
+  });
+
+  it('answers 401 for a kid the provider, asked, does not list, also within the cooldown; 503 once a later fetch has failed', async () => {
+    await withProvider(async ({ provider, verify, mint, outcomes }) => {
+      const published = provider.keys;
+      provider.keys = published.filter((k) => (k as { kid: string }).kid === 'old');
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      advance(1_000);
+      await expect(verify(await mint('new'))).rejects.toMatchObject({ reason: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(outcomes).toHaveLength(2);
+      advance(JWKS_UNKNOWN_KID_COOLDOWN_MS - 1); // within the cooldown of that answered fetch: 401 without a fetch
+      await expect(verify(await mint('new'))).rejects.toMatchObject({ reason: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(outcomes).toHaveLength(2);
+      // The provider goes down; the minute's refetch fails: within its retry interval an unknown kid is 503 at once.
+      provider.answer = 'down';
+      advance(JWKS_MAX_AGE_MS);
+      await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
+      expect(outcomes.at(-1)).toMatchObject({ ok: false });
+      await expect(verify(await mint('new'))).rejects.toBeInstanceOf(AuthUnavailableError);
+      expect(outcomes).toHaveLength(3);
     });
   });
 

@@ -20,7 +20,10 @@ import type { JWTVerifyGetKey } from 'jose';
  *   A provider that empties its key set has revoked every key, and the hub cannot tell that from a mistake.
  * - A token naming a kid the set lacks (a key the provider added) waits for a fetch, at most one per
  *   JWKS_UNKNOWN_KID_COOLDOWN_MS counted from the last such fetch (or for the fetch under way), so tokens with
- *   made-up kids cannot make the hub fetch the set with every request.
+ *   made-up kids cannot make the hub fetch the set with every request. Such a token is refused (ERR_JWKS_NO_MATCHING_KEY,
+ *   401) only on the provider's word: when the last fetch (the one waited for, or the last one made, within the
+ *   cooldown) was answered. When it failed, the provider may hold the kid (a key it added just before it went down)
+ *   and the hub cannot tell: ERR_JWKS_UNAVAILABLE (503), at once within the cooldown or the retry interval.
  *
  * Ages and intervals (the set's minute, the outage allowance, the retry interval, the unknown-kid cooldown) are measured
  * on a monotonic clock (performance.now: the one no one sets), not the wall clock: a wall clock set back during an
@@ -207,11 +210,15 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
       if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw error;
       let pending = inflight;
       if (pending === null) {
-        if (kidFetchedAt !== null && now - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS) throw error;
+        // No fetch now (within the cooldown, or the retry interval after a failure): the last fetch's outcome says.
+        const retryDue = failedAt === null || now - failedAt >= JWKS_RETRY_AFTER_FAILURE_MS;
+        if (!retryDue || (kidFetchedAt !== null && now - kidFetchedAt < JWKS_UNKNOWN_KID_COOLDOWN_MS)) throw failedAt === null ? error : unavailable();
         kidFetchedAt = now;
         pending = refresh(now, at);
       }
-      if (!(await pending) || local === null) throw error;
+      // The provider did not answer: the kid may be a key it added just before, which the hub cannot tell (503), not
+      // a token it may call bad (401: the patient page throws its sign-in away).
+      if (!(await pending) || local === null) throw unavailable();
       return local(header, token);
     }
   };

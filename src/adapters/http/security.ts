@@ -255,7 +255,7 @@ type Invalid = Readonly<{ invalid: string }>;
 const isInvalid = (value: Principal | Invalid): value is Invalid => 'invalid' in value;
 /**
  * Invalid's reason for a bearer token that could not be checked (AuthUnavailableError: the identity provider's key set
- * cannot be used). Answered 503, not 401: the patient page and the CLI take a 401 as "this token is bad" and drop
+ * cannot be used, or lacks the token's kid and the fetch that would have found it failed). Answered 503, not 401: the patient page and the CLI take a 401 as "this token is bad" and drop
  * the sign-in or tell the user to get another token, where the fault is the hub's and goes when the provider answers.
  */
 const AUTH_UNAVAILABLE = 'auth_unavailable';
@@ -448,7 +448,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
     if (principal !== null && isInvalid(principal) && principal.invalid === AUTH_UNAVAILABLE) {
       // Audited as a refusal (who tried to reach what), with no WWW-Authenticate: nothing is wrong with the token.
       request.audited = { action: routeKey(request), patientKey: patientKeyInPath(request), resource: null, reason: AUTH_UNAVAILABLE, patientData: false };
-      return sendProblem(reply, problem(AUTH_UNAVAILABLE, "the hub cannot check bearer tokens now: its identity provider's key set cannot be used (the provider has not answered). The token was not judged: keep it and retry later"));
+      return sendProblem(reply, problem(AUTH_UNAVAILABLE, "the hub cannot check this bearer token now: its identity provider has not answered (its key set cannot be used, or it lacks the token's key and the provider could not be asked for it). The token was not judged: keep it and retry later"));
     }
     if (principal === null || isInvalid(principal)) {
       reply.header('www-authenticate', principal === null ? 'Bearer' : 'Bearer error="invalid_token"');
