@@ -56,7 +56,7 @@ describe('createTokenVerifier', () => {
 
   it('reuses a verified token for at most maxAgeMs, never past its exp, and forgets the oldest first', async () => {
     let clock = Date.now();
-    const verify = createTokenVerifier({ secret, issuer, audience }, { maxAgeMs: 60_000, maxEntries: 2, now: () => clock });
+    const verify = createTokenVerifier({ secret, issuer, audience }, { maxAgeMs: 60_000, maxEntries: 2, now: () => clock, monotonicNow: () => clock });
     const token = await sign({ sub: 'c1', role: 'clinician', systemId: 'aarhus' }, 90);
     const claims = await verify(token);
     expect(await verify(token)).toBe(claims); // the same object: not verified again
@@ -238,6 +238,41 @@ describe('createTokenVerifier', () => {
       await expect(verify(await mint('old'))).rejects.toBeInstanceOf(InvalidTokenError);
       await expect(verify(remembered)).rejects.toBeInstanceOf(InvalidTokenError);
       await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
+    });
+  });
+
+  it('remembers a verified token for maxAgeMs and its key set\'s minute on the steady clock, however often the wall clock is set back a little', async () => {
+    const jose = await import('jose');
+    const { generateKeyPairSync } = await import('node:crypto');
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    let published = [{ ...pair.publicKey.export({ format: 'jwk' }), kid: 'old', alg: 'ES256', use: 'sig' }];
+    await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
+      const start = Date.now();
+      let clock = start;
+      let steady = 0; // a process that has just started: performance.now near 0
+      const verifyJwks = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => steady });
+      const verifyHs = createTokenVerifier({ secret, issuer, audience }, { now: () => clock, monotonicNow: () => steady });
+      const now = Math.floor(start / 1000);
+      const token = await new jose.SignJWT({ role: 'operator' }).setProtectedHeader({ alg: 'ES256', kid: 'old' }).setSubject('op').setIssuer(issuer).setAudience(audience)
+        .setIssuedAt(now).setExpirationTime(now + 7200).sign(pair.privateKey);
+      const own = await sign({ sub: 'c1', role: 'operator' }, 7200);
+      await expect(verifyJwks(token)).resolves.toMatchObject({ sub: 'op' });
+      const ownClaims = await verifyHs(own);
+      published = []; // the identity provider drops the key (a leak)
+      // Every 25 s an NTP step sets the wall clock 20 s back: never behind the time the tokens were verified, so each
+      // step kept them remembered 20 s longer (by the wall clock: here 5 minutes where a minute was meant).
+      for (let step = 0; step < 2; step += 1) {
+        steady += 25_000;
+        clock += 25_000 - 20_000;
+        expect(await verifyHs(own)).toBe(ownClaims); // within the minute: remembered
+      }
+      steady += JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS - 50_000;
+      clock += 5_000;
+      // A minute and a fetch after on the steady clock: the dropped key's token is refused, the own one verified again.
+      await expect(verifyJwks(token)).rejects.toBeInstanceOf(InvalidTokenError);
+      const again = await verifyHs(own);
+      expect(again).toEqual(ownClaims);
+      expect(again).not.toBe(ownClaims);
     });
   });
 

@@ -75,11 +75,12 @@ export type RemoteKeySetOptions = Readonly<{
 
 export type RemoteKeySet = {
   /**
-   * The key lookup to verify a token that came `at` (the caller's wall clock) with, and when the key set it uses was
-   * fetched, on that clock: `at` less the set's age (a token verified with it is remembered no longer than that set
-   * is current). Throws (code ERR_JWKS_UNAVAILABLE) when there is no key set it may use.
+   * The key lookup to verify a token that came `at` (the caller's wall clock) with, the age of the key set it uses
+   * (`ageMs`, on the monotonic clock: a token verified with it is remembered no longer than that set is current), and
+   * when that set was fetched on the caller's wall clock as it reads now (`asOf`: `at` less the age, for reports).
+   * Throws (code ERR_JWKS_UNAVAILABLE) when there is no key set it may use.
    */
-  keysFor(at: number): Promise<{ getKey: JWTVerifyGetKey; asOf: number }>;
+  keysFor(at: number): Promise<{ getKey: JWTVerifyGetKey; ageMs: number; asOf: number }>;
 };
 
 /** A failed fetch, with a reason fit for a log line. */
@@ -227,7 +228,7 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
    * The set in hand for a token that came at `now` (monotonic clock), `at` (wall clock): asOf is when its fetch started,
    * on the wall clock as it reads now (a step of the wall clock since does not move it out of its minute or into it).
    */
-  const usable = (now: number, at: number) => ({ getKey: lookup(local!, now, at), asOf: at - (now - keysAsOf!) });
+  const usable = (now: number, at: number) => ({ getKey: lookup(local!, now, at), ageMs: now - keysAsOf!, asOf: at - (now - keysAsOf!) });
 
   return {
     keysFor: async (at) => {

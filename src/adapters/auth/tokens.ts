@@ -160,7 +160,10 @@ export type VerifierCache = Readonly<{
   maxAgeMs?: number;
   /** The wall clock (default Date.now): what a token's exp, nbf and iat are checked against. */
   now?: () => number;
-  /** A clock that is never set (default performance.now): what the identity provider's key set's ages are measured on (remote-key-set.ts). */
+  /**
+   * A clock that is never set (default performance.now): what the identity provider's key set's ages are measured on
+   * (remote-key-set.ts), and how long a verified token is remembered (maxAgeMs, and no longer than its key set's minute).
+   */
   monotonicNow?: () => number;
 }>;
 
@@ -178,6 +181,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
   const maxEntries = cache.maxEntries ?? 10_000;
   const maxAgeMs = cache.maxAgeMs ?? 60_000;
   const now = cache.now ?? Date.now;
+  const monotonicNow = cache.monotonicNow ?? (() => performance.now());
   type VerifyKey = webcrypto.CryptoKey | RemoteKeySet;
   // The HMAC secret as a WebCrypto key, imported once, for HS256 verification only. jose runs on WebCrypto: a
   // KeyObject or a Uint8Array is imported again on every verification, which took more than half its cost
@@ -194,18 +198,25 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         });
   let keyPromise: Promise<VerifyKey> | null = null;
   const key = () => (keyPromise ??= loadKey());
-  /** `since`: when it was verified. A clock set back (an NTP step) would otherwise keep it past maxAgeMs by as much. */
-  const verified = new Map<string, { claims: TokenClaims; since: number; until: number }>();
+  /**
+   * `until`: on the monotonic clock, maxAgeMs after it was verified and no later than the end of its key set's minute:
+   * on the wall clock, each small step back (an NTP correction, never behind `since`) kept it remembered as much longer,
+   * a dropped key's token with it. `exp` (the token's own, ms) and `since` (when it was verified) on the wall clock,
+   * which exp, nbf and iat are checked on: a wall clock set back before `since` drops it, to check nbf and iat again.
+   */
+  const verified = new Map<string, { claims: TokenClaims; since: number; exp: number; until: number }>();
   return async (token) => {
     const at = now();
+    const steady = monotonicNow();
     const hit = verified.get(token);
     if (hit) {
-      if (hit.until > at && hit.since <= at) return hit.claims;
+      if (steady < hit.until && at < hit.exp && hit.since <= at) return hit.claims;
       verified.delete(token);
     }
     const jose = await loadJose();
     let payload: unknown;
-    let asOf: number | null = null;
+    /** How old (monotonic clock) the key set the token was verified with was, when it was. */
+    let keySetAgeMs: number | null = null;
     try {
       const checks = {
         issuer: options.issuer,
@@ -225,7 +236,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
         const current = await k.keysFor(at);
         // Remembered no longer than the key set it was verified with is current: a key the provider dropped then
         // stops the tokens remembered too.
-        asOf = current.asOf;
+        keySetAgeMs = current.ageMs;
         ({ payload } = await verifyWithKeySet(jose, token, current.getKey, checks));
       } else ({ payload } = await jose.jwtVerify(token, k, checks));
     } catch (error) {
@@ -250,7 +261,7 @@ export const createTokenVerifier = (options: VerifierOptions, cache: VerifierCac
     const exp = (payload as { exp: number }).exp * 1000;
     if (maxAgeMs > 0 && maxEntries > 0) {
       if (verified.size >= maxEntries) verified.delete(verified.keys().next().value as string);
-      verified.set(token, { claims: claims.data, since: at, until: Math.min(exp, at + maxAgeMs, asOf === null ? Infinity : asOf + JWKS_MAX_AGE_MS) });
+      verified.set(token, { claims: claims.data, since: at, exp, until: steady + Math.min(maxAgeMs, keySetAgeMs === null ? Infinity : JWKS_MAX_AGE_MS - keySetAgeMs) });
     }
     return claims.data;
   };
