@@ -2,7 +2,11 @@ import type { Logger } from 'pino';
 import type { JwksFetchOutcome } from '../adapters/auth/tokens';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
 
-/** While the identity provider stays unreachable, how often the warning is repeated (a failed fetch is retried every 5 s). */
+/**
+ * While the identity provider stays unreachable, how often the warning is repeated (a failed fetch is retried every
+ * 5 s), on the monotonic clock (the outcome's monotonicAt): on the wall clock, an NTP step back at each fetch made the
+ * warnings rarer (one in three minutes, or none), one forward brought the next at once.
+ */
 export const JWKS_WARNING_INTERVAL_MS = 60_000;
 
 /**
@@ -33,8 +37,8 @@ export const reportJwksFetches = (logger: Logger, metrics?: MetricsRegistry): ((
     const fields = { reason: outcome.reason, keySetAgeSeconds: outcome.keySetAgeMs === null ? null : seconds(outcome.keySetAgeMs), usableForSeconds: seconds(outcome.usableForMs) };
     if (outcome.usableForMs > 0) {
       stale?.set({}, 1);
-      if (warnedAt === null || outcome.at - warnedAt >= JWKS_WARNING_INTERVAL_MS || outcome.at < warnedAt) {
-        warnedAt = outcome.at;
+      if (warnedAt === null || outcome.monotonicAt - warnedAt >= JWKS_WARNING_INTERVAL_MS) {
+        warnedAt = outcome.monotonicAt;
         logger.warn(fields, 'identity provider unreachable: verifying tokens with its last key set (RTS_AUTH_JWKS_MAX_STALE_SECONDS)');
       }
     } else {

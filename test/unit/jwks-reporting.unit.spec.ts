@@ -10,7 +10,7 @@ describe('reportJwksFetches', () => {
     const metrics = new MetricsRegistry();
     return { lines, metrics, report: reportJwksFetches(logger, metrics) };
   };
-  const failed = (at: number, usableForMs: number) => ({ ok: false as const, at, reason: 'HTTP 503', keySetAgeMs: 3_600_000 - usableForMs, usableForMs });
+  const failed = (at: number, usableForMs: number) => ({ ok: false as const, at, monotonicAt: at, reason: 'HTTP 503', keySetAgeMs: 3_600_000 - usableForMs, usableForMs });
 
   it('warns while tokens are verified with a stale key set (once a minute), errs once none is usable, and says when the provider answers again', () => {
     const { lines, metrics, report } = setUp();
@@ -26,14 +26,30 @@ describe('reportJwksFetches', () => {
     expect(lines.slice(2)).toEqual([expect.objectContaining({ level: 50, msg: expect.stringMatching(/every bearer token is refused/) })]);
     expect(metrics.render()).toContain('rts_auth_jwks_fetch_failures_total 5\n');
     expect(metrics.render()).toContain('rts_auth_jwks_stale 0\n');
-    report({ ok: true, at: 3_010_000, keys: 2, afterFailures: true });
+    report({ ok: true, at: 3_010_000, monotonicAt: 3_010_000, keys: 2, afterFailures: true });
     expect(lines.at(-1)).toMatchObject({ level: 30, msg: expect.stringMatching(/answered again/) });
     expect(JSON.stringify(lines)).not.toMatch(/http:|eyJ/); // no URL, no token
   });
 
+  it('repeats the warning once a minute on the steady clock, however the wall clock is set meanwhile', () => {
+    const { lines, report } = setUp();
+    // A process just started (its steady clock near 0); a failed fetch every 5 s for three minutes, and at each an NTP
+    // step sets the wall clock 4 s back (it moves 1 s per fetch): by it, a minute had not passed in all that time.
+    let wall = Date.parse('2026-12-06T12:00:00Z');
+    for (let steady = 0; steady < 180_000; steady += 5_000, wall += 1_000) {
+      report({ ok: false, at: wall, monotonicAt: steady, reason: 'HTTP 503', keySetAgeMs: 600_000 + steady, usableForMs: 3_000_000 - steady });
+    }
+    expect(lines.filter((line) => line.level === 40)).toHaveLength(3); // at 0, 60 and 120 s
+    // A wall clock set forward by an hour does not bring the next one early.
+    const { lines: more, report: reportMore } = setUp();
+    reportMore({ ok: false, at: wall, monotonicAt: 0, reason: 'HTTP 503', keySetAgeMs: 600_000, usableForMs: 3_000_000 });
+    reportMore({ ok: false, at: wall + 3_600_000, monotonicAt: 5_000, reason: 'HTTP 503', keySetAgeMs: 605_000, usableForMs: 2_995_000 });
+    expect(more).toHaveLength(1);
+  });
+
   it('warns of an answer without keys: every token is refused', () => {
     const { lines, report } = setUp();
-    report({ ok: true, at: 0, keys: 0, afterFailures: false });
+    report({ ok: true, at: 0, monotonicAt: 0, keys: 0, afterFailures: false });
     expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringMatching(/without keys/) })]);
   });
 });

@@ -58,11 +58,13 @@ export const JWKS_MAX_STALE_DEFAULT_MS = 3_600_000;
 
 /**
  * What a fetch of the key set came to, for logs and metrics. `reason` is a fixed word, an HTTP status or a network
- * error code: never the URL (it may carry credentials) nor anything of a token.
+ * error code: never the URL (it may carry credentials) nor anything of a token. `at`: when the fetch started, on the
+ * caller's wall clock (for the log); `monotonicAt`: the same moment on the monotonic clock, which intervals between
+ * fetches (how often a warning is repeated) are measured on.
  */
 export type JwksFetchOutcome =
-  | Readonly<{ ok: true; at: number; keys: number; afterFailures: boolean }>
-  | Readonly<{ ok: false; at: number; reason: string; keySetAgeMs: number | null; usableForMs: number }>;
+  | Readonly<{ ok: true; at: number; monotonicAt: number; keys: number; afterFailures: boolean }>
+  | Readonly<{ ok: false; at: number; monotonicAt: number; reason: string; keySetAgeMs: number | null; usableForMs: number }>;
 
 export type RemoteKeySetOptions = Readonly<{
   url: string;
@@ -191,14 +193,14 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
           local = fetched;
           keysAsOf = now;
           failedAt = null;
-          options.onFetch?.({ ok: true, at, keys: fetched.jwks()?.keys.length ?? 0, afterFailures });
+          options.onFetch?.({ ok: true, at, monotonicAt: now, keys: fetched.jwks()?.keys.length ?? 0, afterFailures });
           return true;
         },
         (error: unknown) => {
           failedAt = now;
           const keySetAgeMs = keysAsOf === null ? null : Math.max(0, now - keysAsOf);
           const usableForMs = keySetAgeMs === null ? 0 : Math.max(0, options.maxStaleMs - keySetAgeMs);
-          options.onFetch?.({ ok: false, at, reason: error instanceof JwksFetchFailure ? error.reason : 'unreachable', keySetAgeMs, usableForMs });
+          options.onFetch?.({ ok: false, at, monotonicAt: now, reason: error instanceof JwksFetchFailure ? error.reason : 'unreachable', keySetAgeMs, usableForMs });
           return false;
         },
       )
