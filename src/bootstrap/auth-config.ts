@@ -2,6 +2,7 @@ import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 import { holdsCprNumber } from '../domain/monitoring/cpr-like';
 import { decimalSetting, wholeNumberSetting } from './setting-numbers';
+import { jwksUrlCredentials } from '../adapters/auth/remote-key-set';
 
 /**
  * Access control, rate limits and crypto-shredding settings (spread into ConfigSchema in config.ts).
@@ -67,6 +68,12 @@ export const authSettings = {
   RTS_AUTH_JWKS_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
     .refine((url) => new URL(url).protocol === 'https:' || LOOPBACK_URL_HOST.test(new URL(url).hostname), 'must be an https URL (http only to 127.0.0.1, ::1 or localhost): the hub trusts whatever keys it answers')
+    // The user name goes as HTTP Basic's user-id, which RFC 7617 forbids a colon in: the provider splits at the
+    // first one, and would be sent another user and password than those written.
+    .refine(
+      (url) => !(jwksUrlCredentials(new URL(url))?.user.includes(':') ?? false),
+      "the user name written into it holds ':' (%3A), which HTTP Basic cannot carry (RFC 7617: the identity provider would read the user name up to it, and the rest as part of the password): use a user name without ':'",
+    )
     .optional(),
   // At least the minute the key set is used anyway; at most a day: a key the provider dropped during an outage is
   // taken that long, so not indefinitely.

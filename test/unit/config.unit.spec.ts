@@ -63,6 +63,25 @@ describe('loadConfig', () => {
     }
   });
 
+  it("refuses a JWKS URL whose user name holds ':' (HTTP Basic cannot carry it), naming the setting and nothing of the credentials", () => {
+    for (const url of ['https://hub%3Acity:s3cr3t@idp.example/jwks', 'https://hub%3a:s3cr3t@idp.example/jwks', 'https://%3A@idp.example/jwks', 'http://a%3Ab@127.0.0.1:8443/jwks']) {
+      let message = '';
+      try {
+        loadConfig({ RTS_AUTH_JWKS_URL: url });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      // Before, taken: the provider was sent 'hub' as the user and 'city:s3cr3t' as the password.
+      expect(message).toMatch(/RTS_AUTH_JWKS_URL: the user name written into it holds ':' \(%3A\), which HTTP Basic cannot carry \(RFC 7617/);
+      expect(message).not.toMatch(/s3cr3t|hub%3A|a%3Ab/i);
+    }
+    // A colon in the password is HTTP Basic's own (the first colon splits); one in the host's port is no credential;
+    // a stray % (not an escape) is sent as written, so holds no colon.
+    for (const url of ['https://hub:pa%3Ass:w0rd@idp.example/jwks', 'https://hub%40city:p%C3%A5ss@idp.example:8443/jwks', 'https://hub%zz3A:x@idp.example/jwks', 'https://:secret@idp.example/jwks']) {
+      expect(loadConfig({ RTS_AUTH_JWKS_URL: url }).RTS_AUTH_JWKS_URL).toBe(url);
+    }
+  });
+
   it('numbers are digits only: an exponent, hex, a sign, spaces or a unit stop the start naming the variable', () => {
     // z.coerce.number() (Number()) took all of these: 1e4 started the hub with a 10 s grace nobody wrote down.
     for (const value of ['1e4', '0x10', ' 2000', '2000 ', '+5000', '-1', '5000ms', '5_000', '1.5']) {

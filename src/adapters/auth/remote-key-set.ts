@@ -125,11 +125,13 @@ const readCappedBody = async (response: Response, signal: AbortSignal): Promise<
 
 const unavailable = (): Error => Object.assign(new Error('no usable key set from the identity provider'), { code: 'ERR_JWKS_UNAVAILABLE' });
 
-export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): RemoteKeySet => {
-  const url = new URL(options.url);
-  // Credentials written into the URL (https://user:password@idp/...) go as HTTP Basic, as curl sends them: fetch
-  // refuses a URL that holds them (a TypeError, which quotes the URL), so such a provider was never reached, and
-  // every fetch was reported 'unreachable'. The URL fetched, and anything said of it, holds them no more.
+/**
+ * The user name and password written into a JWKS URL (https://user:password@idp/...), %-escapes decoded (a stray %,
+ * not an escape, as written); null when it holds neither. A user name holding ':' (written %3A) cannot go as HTTP
+ * Basic: RFC 7617 forbids it in the user-id, and the provider splits at the first colon, so takes another user and
+ * password than those written; the setting's validation refuses such a URL (bootstrap/auth-config.ts).
+ */
+export const jwksUrlCredentials = (url: URL): Readonly<{ user: string; password: string }> | null => {
   const decoded = (part: string) => {
     try {
       return decodeURIComponent(part);
@@ -137,8 +139,16 @@ export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): Re
       return part; // a stray % (not an escape): as written
     }
   };
-  const authorization =
-    url.username === '' && url.password === '' ? null : `Basic ${Buffer.from(`${decoded(url.username)}:${decoded(url.password)}`, 'utf8').toString('base64')}`;
+  return url.username === '' && url.password === '' ? null : { user: decoded(url.username), password: decoded(url.password) };
+};
+
+export const createRemoteKeySet = (jose: Jose, options: RemoteKeySetOptions): RemoteKeySet => {
+  const url = new URL(options.url);
+  // Credentials written into the URL (https://user:password@idp/...) go as HTTP Basic, as curl sends them: fetch
+  // refuses a URL that holds them (a TypeError, which quotes the URL), so such a provider was never reached, and
+  // every fetch was reported 'unreachable'. The URL fetched, and anything said of it, holds them no more.
+  const credentials = jwksUrlCredentials(url);
+  const authorization = credentials === null ? null : `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`, 'utf8').toString('base64')}`;
   url.username = '';
   url.password = '';
   const monotonicNow = options.monotonicNow ?? (() => performance.now());
