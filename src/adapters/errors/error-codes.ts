@@ -91,7 +91,7 @@ export const PROBLEM_TYPES = {
   last_key: [409, 'The last valid key of its use cannot be retired before a successor is registered'],
   // Access control, limits, erasure
   unauthenticated: [401, 'Authentication is required'],
-  // The hub's fault, not the token's: the identity provider's key set cannot be used (RTS_AUTH_JWKS_URL).
+  // The hub's fault, not the token's: the identity provider's key set cannot be used, or lacks the token's key and the provider could not be asked (RTS_AUTH_JWKS_URL).
   auth_unavailable: [503, 'Bearer tokens cannot be checked right now'],
   invalid_subject: [422, 'The token subject is not allowed'],
   forbidden: [403, 'You may not do this'],

@@ -212,7 +212,7 @@ const operation = (key: string, op: Operation): Json => {
     'expectation_failed',
     'request_header_too_large',
     'service_unavailable',
-    // auth_unavailable: only with RTS_AUTH_JWKS_URL, while no key set of the identity provider can be used.
+    // auth_unavailable: only with RTS_AUTH_JWKS_URL, while no key set of the identity provider can be used, or it lacks a token's key and the provider could not be asked.
     ...(isPublic ? [] : (['unauthenticated', 'auth_unavailable', 'forbidden', 'rate_limited'] as const)),
     ...(op.problems ?? []),
   ];
