@@ -8,6 +8,7 @@ import {
   type SystemKeyEvent,
 } from '../../domain/security/system-keys';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/shared/errors';
+import { withSeconds } from '../../domain/shared/iso-instant';
 import { handleCommand } from '../command-handling';
 import type { DirectoryReadModel } from '../directory/directory-read-model';
 import type { Clock } from '../ports/clock';
@@ -124,7 +125,7 @@ export class SystemKeysService {
       { commandId: options.commandId ?? this.deps.ids.uuid(), metadata: options.correlationId ? { correlationId: options.correlationId } : {} },
     );
     await this.deps.projector?.catchUp();
-    const retiresAt = newEvents.length > 0 ? at : ((await this.list(systemId)).find((k) => k.kid === kid)?.retiresAt ?? at);
+    const retiresAt = newEvents.length > 0 ? withSeconds(at) : ((await this.list(systemId)).find((k) => k.kid === kid)?.retiresAt ?? withSeconds(at));
     return { kid, retiresAt, changed: newEvents.length > 0 };
   }
 
@@ -146,15 +147,21 @@ export class SystemKeysService {
   }
 }
 
+/**
+ * validFrom and retiresAt are recorded as the caller sent them (the seconds may be left out); a view gives them with
+ * the seconds, as the answers' format date-time has them (withSeconds), also for events recorded before.
+ */
+const answered = (text: string | null): string | null => (text === null ? null : withSeconds(text));
+
 const foldViews = (events: readonly SystemKeyEvent[]): PublicKeyView[] => {
   const views = new Map<string, PublicKeyView>();
   for (const e of events) {
     if (e.type === 'SystemKeyRegistered') {
       const d = e.data;
-      views.set(d.kid, { kid: d.kid, use: d.use, alg: d.alg, jwk: d.jwk, validFrom: d.validFrom, retiresAt: d.retiresAt, registeredAt: d.registeredAt });
+      views.set(d.kid, { kid: d.kid, use: d.use, alg: d.alg, jwk: d.jwk, validFrom: answered(d.validFrom), retiresAt: answered(d.retiresAt), registeredAt: d.registeredAt });
     } else {
       const v = views.get(e.data.kid);
-      if (v) views.set(e.data.kid, { ...v, retiresAt: e.data.retiresAt });
+      if (v) views.set(e.data.kid, { ...v, retiresAt: answered(e.data.retiresAt) });
     }
   }
   return [...views.values()];

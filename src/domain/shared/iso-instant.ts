@@ -101,6 +101,18 @@ export const OFFSET_DATE_TIME_MAX_LENGTH = 40;
 export const OFFSET_DATE_TIME_PATTERN =
   '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
 
+/** The minute of a text in OFFSET_DATE_TIME_FORM that leaves the seconds out, and its offset. */
+const WITHOUT_SECONDS = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A caller's date-time as an answer gives it back: with `:00` where it left the seconds out (2026-12-05T09:30+08:00
+ * -> 2026-12-05T09:30:00+08:00), otherwise as sent. The hub takes a whole minute without seconds (as Java's
+ * OffsetDateTime.toString() writes it), and answers with `format: date-time` (RFC 3339: seconds required), which a
+ * generated client checks: a key's validFrom echoed as sent broke GET /systems/{id}/keys for such a client. The same
+ * instant, the same offset.
+ */
+export const withSeconds = (text: string): string => text.replace(WITHOUT_SECONDS, '$1:00$2');
+
 /** Whether a text has OFFSET_DATE_TIME_FORM and at most OFFSET_DATE_TIME_MAX_LENGTH characters, whatever its numbers. */
 export const hasOffsetDateTimeForm = (text: string): boolean => text.length <= OFFSET_DATE_TIME_MAX_LENGTH && OFFSET_DATE_TIME_FORM.test(text);
 
