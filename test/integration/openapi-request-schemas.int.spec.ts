@@ -92,6 +92,15 @@ const REFUSED_BODIES: readonly Sent[] = [
   { route: 'POST /consultations', url: () => '/consultations', who: 'system', body: { applicantSystemId: 'xian', applicantClinician: '  ', candidates: [EXPERT], clinicalQuestion: 'Q?', summary: '' }, why: 'an applicantClinician of white space only' },
   { route: 'POST /consultations', url: () => '/consultations', who: 'system', body: { applicantSystemId: 'xian', applicantClinician: 'Dr A', candidates: [EXPERT], clinicalQuestion: ' \u00a0 ', summary: '' }, why: 'a clinicalQuestion of white space only' },
   { route: 'POST /consultations/{id}/report', url: () => `/consultations/${CONSULTATION}/report`, who: 'system', body: { expertId: EXPERT, diagnosis: '   ' }, why: 'a diagnosis of white space only' },
+  // Texts the hub trims, over their limit as sent: the document's maxLength counts white space around a text too, so
+  // the hub does (it counted after the trim, and took a padded text a generated client refused).
+  { route: 'POST /systems', url: () => '/systems', who: 'operator', body: { id: 'vejle', name: ` ${'V'.repeat(200)}`, area: 'Syddanmark' }, why: 'a name of 201 characters, 200 once trimmed' },
+  { route: 'POST /systems', url: () => '/systems', who: 'operator', body: { id: 'vejle', name: 'Vejle', area: `${'S'.repeat(199)}\n\n` }, why: 'an area of 201 characters, 199 once trimmed' },
+  { route: 'POST /consultations', url: () => '/consultations', who: 'system', body: { applicantSystemId: 'xian', applicantClinician: `  Dr ${'A'.repeat(196)}`, candidates: [EXPERT], clinicalQuestion: 'Q?', summary: '' }, why: 'an applicantClinician of 201 characters, 199 once trimmed' },
+  { route: 'POST /consultations', url: () => '/consultations', who: 'system', body: { applicantSystemId: 'xian', applicantClinician: 'Dr A', candidates: [EXPERT], clinicalQuestion: `${'Q'.repeat(10_000)}\n`, summary: '' }, why: 'a clinicalQuestion of 10,001 characters, 10,000 once trimmed' },
+  { route: 'POST /consultations/{id}/report', url: () => `/consultations/${CONSULTATION}/report`, who: 'system', body: { expertId: EXPERT, diagnosis: `\t${'D'.repeat(10_000)}` }, why: 'a diagnosis of 10,001 characters, 10,000 once trimmed' },
+  { route: 'POST /dead-letters/{id}/discard', url: () => '/dead-letters/x/discard', who: 'operator', body: { reason: `${'r'.repeat(500)} ` }, why: 'a reason of 501 characters, 500 once trimmed' },
+  { route: 'POST /dead-letters/{id}/replay', url: () => '/dead-letters/x/replay', who: 'operator', body: { by: ` ${'b'.repeat(100)}` }, why: 'a note of 101 characters, 100 once trimmed' },
   // The dead letters' notes and reasons: one line, not only white space (answered before the broker is asked).
   { route: 'POST /dead-letters/{id}/discard', url: () => '/dead-letters/x/discard', who: 'operator', body: { reason: '   ' }, why: 'a reason of white space only' },
   ...oneLineControls.map((reason): Sent => ({ route: 'POST /dead-letters/{id}/discard', url: () => '/dead-letters/x/discard', who: 'operator', body: { reason }, why: `a reason with ${JSON.stringify(reason)}` })),
@@ -102,6 +111,7 @@ const REFUSED_BODIES: readonly Sent[] = [
 const REFUSED_PARAMETERS: readonly (Sent & Readonly<{ parameter: string; value: string; in?: 'query' | 'path' }>)[] = [
   ...['2512481234', 'cpr-251248-1234', 'x_25_12_48_1234'].map((id) => ({ route: 'GET /consultations/{id}/trace', url: () => `/consultations/${id}/trace`, who: 'operator' as const, parameter: 'id', in: 'path' as const, value: id, why: `a consultation id ${id} holding a CPR number` })),
   ...['specialty', 'city', 'language'].map((parameter) => ({ route: 'GET /experts', url: () => `/experts?${parameter}=%20%20`, who: 'operator' as const, parameter, value: '  ', why: `${parameter} of white space only` })),
+  ...['specialty', 'city', 'language'].map((parameter) => ({ route: 'GET /experts', url: () => `/experts?${parameter}=%20${'a'.repeat(100)}`, who: 'operator' as const, parameter, value: ` ${'a'.repeat(100)}`, why: `${parameter} of 101 characters, 100 once trimmed` })),
   ...['2016-12-31T23:59:60Z', '2016-12-31T23:59:60.999Z'].map((to) => ({ route: 'GET /patients/{patientId}/observations', url: () => `/patients/${P}/observations?to=${to}`, who: 'patient' as const, parameter: 'to', value: to, why: `a leap second ${to}` })),
   { route: 'POST /documents/{uniqueId}/corrections', url: () => `/documents/${uniqueId}/corrections?correctionId=2512481234`, who: 'patient', parameter: 'correctionId', value: '2512481234', why: 'a correctionId that is a CPR number', body: { systolic: 122, diastolic: 78, measuredAt: new Date(Date.now() - 3_600_000).toISOString() } },
 ];
@@ -134,6 +144,8 @@ const TAKEN: readonly Sent[] = [
   { route: 'POST /auth/dev-login', url: () => '/auth/dev-login', who: 'none', body: { role: 'patient', patient: P }, why: 'a patient' },
   { route: 'POST /systems', url: () => '/systems', who: 'operator', body: { id: 'aarhus', name: ' Aarhus ', area: 'Midt' }, why: 'a name with white space around it' },
   { route: 'GET /experts', url: () => '/experts?specialty=%20Cardiology%20', who: 'operator', why: 'a term with white space around it' },
+  { route: 'GET /experts', url: () => `/experts?city=%20${'c'.repeat(98)}%20`, who: 'operator', why: 'a term of 100 characters as sent, white space around it included' },
+  { route: 'POST /systems', url: () => '/systems', who: 'operator', body: { id: 'randers', name: ` ${'R'.repeat(198)} `, area: `\t${'M'.repeat(199)}` }, why: 'a name and an area of 200 characters as sent, white space around them included' },
 ];
 
 describe('the request schemas of /openapi.json refuse what the hub refuses, and take what it takes', () => {

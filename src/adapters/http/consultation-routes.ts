@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { atMostAsSent } from '../validation/as-sent-length';
 import { REFUSES_CPR_NUMBER, withoutCprNumber } from '../validation/no-cpr-text';
 import { NOT_BLANK_PATTERN } from '../../domain/shared/text-limits';
 import { ContentErasureIncompleteError } from '../../application/consultation/consultation-erasure';
@@ -69,8 +70,12 @@ export const CONSULTATION_BODY_LIMIT_BYTES = 12 * (CONSULTATION_TEXT_LIMITS.appl
 const systemId = z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit');
 const expertId = z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{1,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an expert id: <homeSystemId>:<localExpertId>');
 const consultationId = z.string().regex(CONSULTATION_ID_PATTERN, 'a UUID');
-/** A text the hub trims and then needs one character of: one with a character other than white space, as the documents say it. */
-const notBlank = (max: number) => z.string().trim().min(1).max(max).meta({ pattern: NOT_BLANK_PATTERN });
+/**
+ * A text the hub trims and then needs one character of: one with a character other than white space, as the documents
+ * say it. Its length is counted as sent, white space around it included, as the document's maxLength counts it
+ * (atMostAsSent): counted after the trim, a padded text the hub took was one a generated client refused.
+ */
+const notBlank = (max: number) => atMostAsSent(max).trim().min(1).meta({ pattern: NOT_BLANK_PATTERN });
 /** Of an existing consultation: also the id of one recorded before ids were UUIDs (legacy-id.ts), never a CPR number. */
 const existingConsultationId = z
   .string()

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
+import { atMostAsSent } from '../validation/as-sent-length';
 import { binaryShown } from '../validation/binary-text';
 import { withoutCprNumber } from '../validation/no-cpr-text';
 import { holdsOneLineControl, TRIMMED_ONE_LINE_PATTERN } from '../../domain/shared/text-limits';
@@ -41,11 +42,10 @@ export const DeadLetterParams = z.strictObject({ id: z.string().min(1).max(200) 
  */
 const oneLine = (max: number) =>
   withoutCprNumber(
-    z
-      .string()
+    // At most `max` characters as sent, white space around included, as the document's maxLength counts them.
+    atMostAsSent(max)
       .trim()
       .min(1)
-      .max(max)
       .refine((v) => !holdsOneLineControl(v), 'one line: no control characters, line breaks or bidirectional overrides')
       // What the trim, min and refine take, as the OpenAPI document can say it.
       .meta({ pattern: TRIMMED_ONE_LINE_PATTERN }),

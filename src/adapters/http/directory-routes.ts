@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { atMostAsSent } from '../validation/as-sent-length';
 import { withoutCprNumber } from '../validation/no-cpr-text';
 import { NOT_BLANK_PATTERN } from '../../domain/shared/text-limits';
 import type { Principal } from '../../application/access/policy';
@@ -33,8 +34,11 @@ export type DirectoryRouteDependencies = Readonly<{
   queueDepth?: (systemId: string) => AnswerOf<typeof SystemResponse>['downlinkQueueDepth'];
 }>;
 
-/** Trimmed, then not empty: one with a character other than white space, as the OpenAPI document says it. */
-const notBlank = (max: number) => z.string().trim().min(1).max(max).meta({ pattern: NOT_BLANK_PATTERN });
+/**
+ * Trimmed, then not empty: one with a character other than white space, as the OpenAPI document says it. At most `max`
+ * characters as sent, white space around included, as the document's maxLength counts them (atMostAsSent).
+ */
+const notBlank = (max: number) => atMostAsSent(max).trim().min(1).meta({ pattern: NOT_BLANK_PATTERN });
 const term = notBlank(100);
 export const ExpertsQuery = z
   .strictObject({
