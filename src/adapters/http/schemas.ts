@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ValidationError } from '../../domain/shared/errors';
 import { OFFSET_DATE_TIME_FORM, OFFSET_DATE_TIME_MAX_LENGTH, OFFSET_DATE_TIME_PATTERN } from '../../domain/shared/iso-instant';
-import { IDEMPOTENCY_KEY_FORM, WHOLE_CPR_KEY_PATTERN, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
+import { IDEMPOTENCY_KEY_FORM, NOT_A_KEY_CHARACTER, WHOLE_CPR_KEY_PATTERN, idempotencyKeyProblem } from '../../domain/shared/idempotency-key';
 import { offsetDateTime, OFFSET_DATE_TIME_MESSAGE } from '../validation/offset-date-time';
 import { issueMessage, issuePath } from '../validation/zod-issues';
 import { instant } from './response-schemas';
@@ -40,8 +40,9 @@ export const idempotencyKey = z
   // abort: a key of the wrong form is told only that (the CPR check after it would also fail on "a b" or a NUL).
   .regex(IDEMPOTENCY_KEY_FORM, { message: '1-64 characters of A-Z a-z 0-9 . _ : -', abort: true })
   .refine((v) => idempotencyKeyProblem(v) === null, 'must not be a CPR number (it is stored in clear)')
-  // The refine above as the documents can say it (a client generated from them refused nothing of it).
-  .meta({ not: { pattern: WHOLE_CPR_KEY_PATTERN } })
+  // The refine above as the documents can say it (a client generated from them refused nothing of it), and a character
+  // outside the form: the pattern's final $ lets a final line break through in Python and Java.
+  .meta({ not: { anyOf: [{ pattern: NOT_A_KEY_CHARACTER }, { pattern: WHOLE_CPR_KEY_PATTERN }] } })
   .describe(
     'Client-chosen id; a repeat with the same id is stored once. It is stored in clear, so it may not be a CPR number as a whole, anyone\'s (400; the `not` pattern), ' +
       "nor, as an upload's observationId or a correction's correctionId, hold that patient's own CPR number in any spelling, inside a longer id too (bp:2512481234, 19481225-1234 for 251248-1234: 422 invalid_observation, which no schema can say)",

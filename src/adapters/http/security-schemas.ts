@@ -49,8 +49,11 @@ export const ErasuresQuery = z.strictObject({
   after: z
     .string()
     // abort: zod runs a refine after a failed regex too, and BigInt('x') threw (500).
-    .regex(/^\d{1,19}$/, { message: 'a position: digits only', abort: true })
+    // [0-9], and no other character (`not`): Python's \d takes any script's digits, and its $ (Java's too) a final line
+    // break, which the hub refuses.
+    .regex(/^[0-9]{1,19}$/, { message: 'a position: digits only', abort: true })
     .refine((v) => BigInt(v) <= 9_223_372_036_854_775_807n, 'at most 9223372036854775807')
+    .meta({ not: { pattern: '[^0-9]' } })
     .optional()
     .describe("An earlier page's `next` (a store position: at most 9223372036854775807)"),
   limit: z.coerce.number().int().min(1).max(MAX_ERASURES_PAGE).optional().describe(`default and most: ${MAX_ERASURES_PAGE}`),

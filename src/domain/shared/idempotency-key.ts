@@ -9,7 +9,13 @@ import { ValidationError } from './errors';
  * digits, a dash and four that are all decimal, and refusing those would refuse the ids clients should send.
  */
 export const IDEMPOTENCY_KEY_FORM = /^[A-Za-z0-9._:-]{1,64}$/;
-const CPR_WHOLE = /^\d{6}-?\d{4}$/;
+/**
+ * A character no key has, as the API documents' `not: {pattern}` beside IDEMPOTENCY_KEY_FORM's `pattern`: every engine
+ * finds one alike, where the form's final `$` differs: Python's `re` (jsonschema) and Java's find() let a final line
+ * break through (2026-11-30-0001\n), which the hub refuses.
+ */
+export const NOT_A_KEY_CHARACTER = '[^A-Za-z0-9._:-]';
+const CPR_WHOLE = /^[0-9]{6}-?[0-9]{4}$/;
 
 /**
  * A key that is, as a whole, a CPR number in any spelling (010203_4321, 01.02.03-4321, 01-02-2003-4321): only
@@ -34,7 +40,8 @@ const isWholeCpr = (value: string): boolean => {
  * around them; or twelve digits, separators anywhere, read as ddmm yyyy ssss with that date; or CPR_WHOLE, any date.
  */
 const wholeCprKeyPattern = (): string => {
-  const any = '\\d';
+  // [0-9], not \d: Python's \d takes any script's digits.
+  const any = '[0-9]';
   const dayMonths = (days: string[][], months: string[][]): string[][] => days.flatMap((d) => months.map((m) => [...d, ...m]));
   // Each real ddmmyy as six one-digit classes.
   const dates: string[][] = [
