@@ -625,3 +625,27 @@ describe('AuditTrail\'s searches through the store\'s indexes of audit events by
     expect(calls).toBe(0);
   });
 });
+
+describe('AuditTrail: an entry recorded once (onceId)', () => {
+  const search = (day: string): AuditSearch => ({ from: new Date(`${day}T00:00:00.000Z`), to: new Date(Date.parse(`${day}T00:00:00.000Z`) + 86_400_000), now: new Date('2026-12-05T00:00:00.000Z') });
+
+  it('is not stored again under the same id, in its chain or in a later day\'s, and the chain goes on whole after the repeat', async () => {
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    const once = '0b7c1a4e-7f43-5d2a-9a51-2f0e3c6d8b11';
+    await trail.record(entry(1, 'pk-1', '2026-12-03T10:00:00.000Z'), { onceId: once });
+    // The same thing recorded again, later that day and after midnight: both resolve, neither is stored.
+    await trail.record(entry(1, 'pk-1', '2026-12-03T10:00:05.000Z'), { onceId: once });
+    await trail.record(entry(1, 'pk-1', '2026-12-04T00:00:01.000Z'), { onceId: once });
+    // Another entry of the same chain, recorded in the same tick as a repeat, is stored (not failed with it).
+    await Promise.all([trail.record(entry(1, 'pk-1', '2026-12-03T10:00:06.000Z'), { onceId: once }), trail.record(entry(2, 'pk-1', '2026-12-03T10:00:06.000Z'))]);
+    await trail.record(entry(3, 'pk-1', '2026-12-03T10:00:07.000Z'));
+    expect((await trail.byPatient('pk-1', search('2026-12-03'))).items.map((e) => [e.requestId, e.at])).toEqual([
+      ['r-1', '2026-12-03T10:00:00.000Z'],
+      ['r-2', '2026-12-03T10:00:06.000Z'],
+      ['r-3', '2026-12-03T10:00:07.000Z'],
+    ]);
+    expect((await trail.byPatient('pk-1', search('2026-12-04'))).items).toEqual([]);
+    expect(await trail.verify(['2026-12-03', '2026-12-04'])).toMatchObject({ ok: true, events: 3 });
+    expect(trail.unwritable).toBe(false);
+  });
+});

@@ -9,7 +9,9 @@ import { serializeConsultationUplink, type ConsultationUplinkEnvelope } from '..
 import { uplinkAuditEntry } from '../../src/adapters/messaging/uplink-audit';
 import { OrderedByKey } from '../../src/application/ordered-by-key';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
-import { hashOf, pick, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { auditPartition, auditStreamOf, hashOf, pick, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { AuditTrail, type AuditSearch } from '../../src/application/audit/audit-trail';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
 import { ExpectedVersionConflictError } from '../../src/application/ports/event-store';
 import { ConflictError, ForbiddenError, NotFoundError, UnavailableError, ValidationError } from '../../src/domain/shared/errors';
 
@@ -273,5 +275,82 @@ describe('a consultation message the stopping hub does not handle', () => {
     expect(await handler(received(serializeConsultationUplink(report()), 2))).toEqual({ later: expect.stringMatching(/^hub_stopping/) });
     expect(handled).toEqual([]);
     expect(entries).toEqual([]);
+  });
+});
+
+describe('a consultation message of two patients whose second entry could not be stored', () => {
+  // The store refuses the first append to one chain (a full disk for a moment): the message is handed back, and its
+  // redelivery must store the entry that failed without recording the one stored the first time a second time.
+  const twoPatients = () => {
+    const [first, second] = ['patient-key-a', 'patient-key-b', 'patient-key-c', 'patient-key-d'].reduce<string[]>(
+      (found, key) => (found.length < 2 && !found.some((k) => auditPartition({ patientKey: k, subject: '' }) === auditPartition({ patientKey: key, subject: '' })) ? [...found, key] : found),
+      [],
+    );
+    return [first!, second!] as const;
+  };
+
+  const setupTrail = () => {
+    const [patientA, patientB] = twoPatients();
+    const store = new InMemoryEventStore();
+    let failOnce = auditStreamOf({ ...uplinkAuditEntry(report(), { kind: 'handled', outcome: 'applied' }, AT), patientKey: patientB });
+    const failing = new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name !== 'appendToStream') return typeof value === 'function' ? value.bind(target) : value;
+        return async (stream: string, ...rest: unknown[]) => {
+          if (stream === failOnce) {
+            failOnce = '';
+            throw Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' });
+          }
+          return (value as (...a: unknown[]) => Promise<unknown>).call(target, stream, ...rest);
+        };
+      },
+    });
+    const trail = new AuditTrail({ store: failing, attempts: 1 });
+    const times = ['2026-12-03T10:00:00.000Z', '2026-12-03T10:00:01.000Z'];
+    const outcomes: ('applied' | 'duplicate')[] = ['applied', 'duplicate'];
+    const handler = uplinkMessageHandler(
+      { handleUplink: async () => ({ outcome: 'applied' }) },
+      {
+        consultations: {
+          // The first delivery applies the step; the redelivery is a repeat for the consultation.
+          handleUplink: async () => ({ outcome: outcomes.shift() ?? 'duplicate' }),
+          patientKeysOf: async () => [patientA, patientB],
+        },
+        audit: trail,
+        now: () => times.shift() ?? '2026-12-03T10:00:02.000Z',
+      },
+      { maxAttempts: 3 },
+    );
+    const search: AuditSearch = { from: new Date('2026-12-03T00:00:00.000Z'), to: new Date('2026-12-04T00:00:00.000Z'), now: new Date('2026-12-03T12:00:00.000Z') };
+    const entriesOf = async (patientKey: string) => (await trail.byPatient(patientKey, search)).items;
+    return { handler, trail, patientA, patientB, entriesOf };
+  };
+
+  it('records each patient\'s entry once: the redelivery stores the failed one and not the stored one again', async () => {
+    const { handler, patientA, patientB, entriesOf } = setupTrail();
+    const envelope = report();
+    const body = serializeConsultationUplink(envelope);
+    expect(await handler(received(body, 1))).toEqual({ later: 'transient failure: audit_unavailable' });
+    expect(await entriesOf(patientA)).toHaveLength(1);
+    expect(await entriesOf(patientB)).toHaveLength(0);
+    // Handed back uncounted: it comes again at the same attempt.
+    expect(await handler(received(body, 1))).toBe('accept');
+    expect(await entriesOf(patientA)).toEqual([expect.objectContaining({ requestId: envelope.id, patientKey: patientA, at: '2026-12-03T10:00:00.000Z', status: 200 })]);
+    expect(await entriesOf(patientB)).toEqual([expect.objectContaining({ requestId: envelope.id, patientKey: patientB, at: '2026-12-03T10:00:01.000Z', status: 200 })]);
+    // A third delivery (its hub died before it settled the second) records nothing more either.
+    expect(await handler(received(body, 2))).toBe('accept');
+    expect(await entriesOf(patientA)).toHaveLength(1);
+    expect(await entriesOf(patientB)).toHaveLength(1);
+  });
+
+  it('keeps the chains whole, and records another message of the same case as its own entry', async () => {
+    const { handler, trail, patientA, entriesOf } = setupTrail();
+    const body = serializeConsultationUplink(report());
+    await handler(received(body, 1));
+    await handler(received(body, 1));
+    expect(await handler(received(serializeConsultationUplink(report()), 1))).toBe('accept');
+    expect(await entriesOf(patientA)).toHaveLength(2);
+    expect(await trail.verify(['2026-12-03'])).toMatchObject({ ok: true, breaks: [] });
   });
 });

@@ -12,7 +12,7 @@ import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
 import { OrderClosedError, OrderedByKey } from '../../application/ordered-by-key';
 import { acceptsDownlinkType, REFUSED_TYPE, type RefusalNotices } from './refusal-notices';
 import { envelopeIdOf, messageTraceOf } from './message-trace';
-import { underPatients, uplinkAuditEntry, type UplinkAuditTrail, type UplinkVerdict } from './uplink-audit';
+import { underPatients, uplinkAuditEntry, uplinkAuditOnceId, type UplinkAuditTrail, type UplinkVerdict } from './uplink-audit';
 
 export { envelopeIdOf };
 
@@ -44,7 +44,8 @@ export { envelopeIdOf };
  * (hubs died holding it that often) is dead-lettered unhandled, and recorded first (auditExhaustedUplink). An entry
  * that cannot be stored (the trail is unwritable: the store is full or down) hands the message back uncounted
  * (`later`, as a store outage does), so neither its acceptance nor its dead letter goes by unaudited. Attempts that
- * hand it back are not recorded. The directory's messages (experts, joins) hold no patient data and are not audited.
+ * hand it back are not recorded. Each entry is recorded once (uplinkAuditOnceId): a delivery that comes again stores
+ * the entries an earlier one did not (another patient's that failed, or all of them) and none it stored. The directory's messages (experts, joins) hold no patient data and are not audited.
  *
  * Dead letter copies carry QueueConsumer's x-dlq-reason / x-dlq-source-queue / x-dlq-attempts / x-dlq-at, and from
  * the tagging sender below two properties a JMS selector can name (x-dlq-* cannot be: a hyphen is not allowed in
@@ -317,7 +318,18 @@ const storeAuditEntry = async (routes: UplinkRoutes, envelope: ConsultationUplin
     const entry = uplinkAuditEntry(envelope, verdict, at);
     const patientKeys = entry.resource === null ? [] : await withDeadline(routes.consultations?.patientKeysOf?.(entry.resource) ?? Promise.resolve([]), deadlineMs);
     const audit = routes.audit!;
-    await withDeadline(Promise.all(underPatients(entry, patientKeys).map((e) => audit.record(e))), deadlineMs);
+    // Each under its once-id (uplinkAuditOnceId): handed back because one patient's entry failed, the message comes
+    // again, and the entries stored the first time are not recorded a second time.
+    const entries = underPatients(entry, patientKeys);
+    await withDeadline(
+      Promise.all(
+        entries.map((e) => {
+          const onceId = uplinkAuditOnceId(envelope, e, verdict);
+          return audit.record(e, onceId === undefined ? {} : { onceId });
+        }),
+      ),
+      deadlineMs,
+    );
     return true;
   } catch (error) {
     const name = error instanceof Error ? error.name : typeof error;

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEntry, AuditOutcome } from '../../application/audit/audit-chain';
+import type { RecordOptions } from '../../application/audit/audit-trail';
+import { uuidV5 } from '../../application/ids';
 import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
@@ -14,8 +16,9 @@ import { isKeptRequestId } from '../../application/audit/request-id';
  *
  * One entry per message and final outcome, as an HTTP request has one per answer:
  *   applied / duplicate            -> 'allowed', status 200 (201 for a consultation.requested that created it), as
- *                                     the HTTP route answers; a redelivery the domain takes for a repeat is recorded
- *                                     too (it is what records a message whose first entry was lost in a crash)
+ *                                     the HTTP route answers; a redelivery the domain takes for a repeat records what
+ *                                     its earlier deliveries did not store (a message whose entry was lost in a crash,
+ *                                     or a patient's entry that failed), and nothing they stored (uplinkAuditOnceId)
  *   ForbiddenError (dead letter)   -> 'denied', status 403, reason = its code (not_your_consultation,
  *                                     expert_not_offered): a party acting on a case it may not act on
  *   other permanent refusal        -> 'error', status = the error's (codeAndStatusOf, as HTTP answers it), reason = its code;
@@ -45,7 +48,20 @@ import { isKeptRequestId } from '../../application/audit/request-id';
  *              that is not a request id the hub keeps (isKeptRequestId) is replaced by a fresh UUID.
  * Nothing from the payload but the consultation id: no texts, no expert id (it is a clinician's id at a system).
  */
-export type UplinkAuditTrail = Readonly<{ record(entry: AuditEntry): Promise<void> }>;
+export type UplinkAuditTrail = Readonly<{ record(entry: AuditEntry, options?: RecordOptions): Promise<void> }>;
+
+/**
+ * The id an uplink entry is stored under once (AuditTrail's RecordOptions), so a message that comes again records
+ * nothing its earlier delivery stored: one handed back because another patient's entry could not be stored, or one
+ * whose entries were stored before its hub died unsettled. From what is alike in each delivery: the sender, the
+ * envelope id, the consultation, the patient, and whether it was handled (its outcome, applied or a duplicate, refused
+ * or timed out, is its first delivery's: a redelivery of an applied step is a duplicate) or arrived with its attempts
+ * used up (a final outcome of its own). None for an envelope id the hub did not keep (a fresh request id stands for it).
+ */
+export const uplinkAuditOnceId = (envelope: ConsultationUplinkEnvelope, entry: AuditEntry, verdict: UplinkVerdict): string | undefined =>
+  entry.requestId === envelope.id
+    ? uuidV5(`audit-once/consultation.act/${verdict.kind === 'exhausted' ? 'exhausted' : 'handled'}/${JSON.stringify([entry.subject, entry.requestId, entry.resource, entry.patientKey])}`)
+    : undefined;
 
 /**
  * What became of a consultation message, finally: handled, refused with an error, or its handling still not done when

@@ -2,7 +2,7 @@ import { REPEATED_FAILURE_LOG_EVERY_MS } from '../repeated-failure-log';
 import { uuidV5 } from '../ids';
 import { CLOCK_SKEW_SECONDS } from '../../domain/monitoring/tele-observation';
 import { ValidationError } from '../../domain/shared/errors';
-import { ExpectedVersionConflictError, type EventStore, type RecordedEvent } from '../ports/event-store';
+import { ExpectedVersionConflictError, IdempotencyViolationError, type EventStore, type RecordedEvent } from '../ports/event-store';
 import type { AuditEventsByField, AuditIndexedField, AuditScannedField } from '../ports/audit-events-by-field';
 import {
   AUDIT_EVENT_TYPE,
@@ -44,7 +44,19 @@ export type AuditTrailOptions = Readonly<{
   maxConflicts?: number;
 }>;
 
-type Pending = { entry: AuditEntry; resolve: () => void; reject: (error: unknown) => void };
+type Pending = { entry: AuditEntry; onceId?: string; resolve: () => void; reject: (error: unknown) => void };
+
+/**
+ * `record`'s options. `onceId`: the entry stands for something that must be recorded once, however often it is
+ * recorded (a message redelivered, or sent again after a restart, whose entry may be stored already): a UUID the
+ * caller derives from what the entry records (never random). It becomes the stored event's id (an entry's event id is
+ * otherwise derived from its chain hash, which differs each time it is linked), and an entry whose id the store holds
+ * already (in its chain, or in another day's) is not stored again: `record` resolves, as for one stored now. Such an
+ * entry is appended on its own, not in a batch: a repeat in a batch fails the whole append (IdempotencyViolationError)
+ * and the others' entries with it. A store that looks event ids up only near a stream's tail (EventStoreDB) may store
+ * a repeat all the same.
+ */
+export type RecordOptions = Readonly<{ onceId?: string }>;
 /** What every event a search wants has: its data's `field` is `value` (what the store's index is asked for). */
 type IndexedBy = Readonly<{ field: AuditIndexedField; value: string }>;
 /** The same for a field the store has no index of, which it compares while reading the chain (AuditEventsByField.scan). */
@@ -145,7 +157,7 @@ export class AuditTrail {
     this.options.onUnwritable?.(value);
   }
 
-  record(entry: AuditEntry): Promise<void> {
+  record(entry: AuditEntry, options: RecordOptions = {}): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
     if (this.queued >= (this.options.maxQueued ?? 100_000)) {
       this.options.onDropped?.(1);
@@ -156,7 +168,7 @@ export class AuditTrail {
     return new Promise<void>((resolve, reject) => {
       const stream = auditStreamOf(entry);
       const q = this.queues.get(stream) ?? [];
-      q.push({ entry, resolve, reject });
+      q.push({ entry, ...(options.onceId !== undefined ? { onceId: options.onceId } : {}), resolve, reject });
       this.queues.set(stream, q);
       this.queued++;
       if (!this.scheduled) {
@@ -198,15 +210,24 @@ export class AuditTrail {
       }
       this.queues.delete(stream);
       this.queued -= batch.length;
-      try {
-        await this.appendBatch(stream, batch.map((p) => p.entry));
-        for (const p of batch) p.resolve();
-        this.appendWorked();
-      } catch (error) {
-        this.options.onDropped?.(batch.length);
-        this.setUnwritable(true);
-        this.appendFailed(stream, batch.length, error);
-        for (const p of batch) p.reject(error);
+      // The entries to be stored once, each on its own (RecordOptions); the rest together, as one append.
+      const plain = batch.filter((p) => p.onceId === undefined);
+      const appends: Pending[][] = [...(plain.length > 0 ? [plain] : []), ...batch.filter((p) => p.onceId !== undefined).map((p) => [p])];
+      for (const group of appends) {
+        try {
+          await this.appendBatch(
+            stream,
+            group.map((p) => p.entry),
+            group[0]!.onceId,
+          );
+          for (const p of group) p.resolve();
+          this.appendWorked();
+        } catch (error) {
+          this.options.onDropped?.(group.length);
+          this.setUnwritable(true);
+          this.appendFailed(stream, group.length, error);
+          for (const p of group) p.reject(error);
+        }
       }
     }
   }
@@ -237,7 +258,8 @@ export class AuditTrail {
     this.options.logger?.warn({ failedForMs: (this.options.now ?? Date.now)() - f.since, droppedInAll: f.dropped, ...(f.batchesNotLogged > 0 ? { notLoggedSince: f.batchesNotLogged } : {}) }, 'audit events are stored again');
   }
 
-  private async appendBatch(stream: string, entries: readonly AuditEntry[]): Promise<void> {
+  /** `entries` linked to the chain and appended; with `onceId` one entry, stored under that id unless it is already. */
+  private async appendBatch(stream: string, entries: readonly AuditEntry[], onceId?: string): Promise<void> {
     const attempts = this.options.attempts ?? 5;
     const maxConflicts = this.options.maxConflicts ?? 100;
     let failures = 0;
@@ -248,13 +270,25 @@ export class AuditTrail {
       try {
         const result = await this.options.store.appendToStream(
           stream,
-          linked.map((e) => ({ id: uuidV5(`audit/${stream}/${e.hash}`), type: AUDIT_EVENT_TYPE, data: e, metadata: { correlationId: e.requestId } })),
+          linked.map((e) => ({ id: onceId ?? uuidV5(`audit/${stream}/${e.hash}`), type: AUDIT_EVENT_TYPE, data: e, metadata: { correlationId: e.requestId } })),
           { expectedVersion: head.version < 0n ? 'no_stream' : head.version },
         );
+        if (onceId !== undefined && result.idempotent) {
+          // Stored before under that id, in this chain (linked then, with its own time and hash): nothing was written
+          // now. The head this process holds may be behind; the next append reads it.
+          this.heads.delete(stream);
+          this.setUnwritable(false);
+          return;
+        }
         this.heads.set(stream, { version: result.nextExpectedVersion, hash: linked[linked.length - 1]!.hash });
         this.setUnwritable(false);
         return;
       } catch (error) {
+        // Stored before under that id in another chain (another day's: a redelivery after midnight): nothing written.
+        if (onceId !== undefined && error instanceof IdempotencyViolationError) {
+          this.setUnwritable(false);
+          return;
+        }
         // Fail closed at once, not after the retries: reads served meanwhile would go unaudited if they all fail.
         if (!(error instanceof ExpectedVersionConflictError)) this.setUnwritable(true);
         // Another hub process appended to this chain: read its new tail and link again.
