@@ -7,6 +7,7 @@ import { evolveConsultationView, evolveMonthlyCounts, monthSeries } from '../../
 import { expireDue } from '../../src/application/consultation/deadlines';
 import { ConsultationService } from '../../src/application/consultation/consultation-service';
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { AuditTrail } from '../../src/application/audit/audit-trail';
 import { parseConsultationDownlink, parseConsultationUplink } from '../../src/adapters/messaging/consultation-messages';
 import { PatientCipher } from '../../src/adapters/crypto/patient-cipher';
 import { InMemoryKeyStore } from '../../src/adapters/crypto/key-stores';
@@ -353,6 +354,25 @@ describe('ConsultationService over the in-memory store', () => {
     await publisher.catchUp();
     expect(sent.slice(4)).toEqual(['consultation.accepted->xian', 'consultation.accepted->xian']);
     expect(stored.slice(4)).toEqual(['consultation.accepted->xian']);
+  });
+
+  it('a message sent again because the hub stopped after its entry was stored and before the checkpoint moved is recorded once', async () => {
+    const { module, directory } = await setup();
+    await module.service.request(requestInput);
+    const trail = new AuditTrail({ store: new InMemoryEventStore() });
+    const sent: string[] = [];
+    const outbox = { send: async (queue: string, envelope: { type: string; id: string }) => void sent.push(`${envelope.type}->${queue.replace('rts.downlink.', '')}/${envelope.id}`) };
+    const before = await directory.checkpoints.get('consultation-downlink');
+    await module.downlinkPublisher(outbox as never, trail).catchUp();
+    // What a hub that died between the entry and the checkpoint leaves: the entry stored, the checkpoint where it was.
+    await directory.checkpoints.set('consultation-downlink', before);
+    now = now.plus({ minutes: 5 });
+    await module.downlinkPublisher(outbox as never, trail).catchUp();
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toBe(sent[0]);
+    const search = { from: new Date('2024-05-01T00:00:00Z'), to: new Date('2024-05-02T00:00:00Z'), now: new Date('2024-05-01T12:00:00Z') };
+    const entries = (await trail.byPatient(PATIENT_A, search)).items.filter((e) => e.action === 'consultation.sent');
+    expect(entries).toEqual([expect.objectContaining({ reason: 'consultation.offered', subject: 'system:chengdu', at: '2024-05-01T10:00:00.000Z' })]);
   });
 
   it('refuses unknown or retired candidates and an unknown applicant system', async () => {

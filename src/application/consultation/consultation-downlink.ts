@@ -1,4 +1,6 @@
 import type { AuditEntry } from '../audit/audit-chain';
+import type { RecordOptions } from '../audit/audit-trail';
+import { uuidV5 } from '../ids';
 import { readCoveredPage } from '../covered-page';
 import { isExistingConsultationId } from '../../domain/consultation/legacy-id';
 import { mayHoldCprDigits } from '../../domain/monitoring/cpr-like';
@@ -179,7 +181,16 @@ export const HUB_MADE_REASONS: ReadonlySet<string> = new Set<string>([
  * question, summary and attachments) to the expert's system, the report (the diagnosis) to the applicant's, and the
  * rest of the case's messages (accept, decline, cancel, unassignment: a reason may be a clinician's text).
  */
-export type DownlinkAuditTrail = Readonly<{ record(entry: AuditEntry): Promise<void> }>;
+export type DownlinkAuditTrail = Readonly<{ record(entry: AuditEntry, options?: RecordOptions): Promise<void> }>;
+
+/**
+ * The id a message's entry is stored under once (AuditTrail's RecordOptions): from the receiver, the message id
+ * (deterministic: a message sent again has its first sending's), the consultation and the patient. A hub that died
+ * after the entry was stored and before the checkpoint moved sends the message again at its next start, and its entry
+ * is not recorded a second time.
+ */
+export const downlinkAuditOnceId = (entry: AuditEntry): string =>
+  uuidV5(`audit-once/consultation.sent/${JSON.stringify([entry.subject, entry.requestId, entry.resource, entry.patientKey])}`);
 
 /**
  * The entries of one message the broker took for `systemId`'s queue, one per patient of the case (alike but for the
@@ -240,7 +251,8 @@ export type ConsultationPublisherDependencies = Readonly<{
    * and before the next message is sent. An entry that cannot be stored is tried again every `auditRetryMs` (default
    * 1000) until it is, the message NOT sent again: the downlink waits meanwhile, so no message leaves without its
    * entry. A stop in that time leaves the checkpoint before the event: the next start sends the message again (its
-   * id, which receivers dedupe) and records it then.
+   * id, which receivers dedupe) and records it then. Each entry is recorded once (downlinkAuditOnceId): a message sent
+   * again because the hub stopped after its entry was stored and before the checkpoint moved is not recorded again.
    */
   audit?: DownlinkAuditTrail;
   patientKeysOf?: (consultation: ConsultationView) => Promise<readonly string[]>;
@@ -292,7 +304,7 @@ export class ConsultationDownlinkPublisher extends BackgroundDrain {
     let pending = downlinkAuditEntries(envelope, patientKeys, at);
     let failed = false;
     for (;;) {
-      const outcomes = await Promise.allSettled(pending.map((entry) => audit.record(entry)));
+      const outcomes = await Promise.allSettled(pending.map((entry) => audit.record(entry, { onceId: downlinkAuditOnceId(entry) })));
       const rejected = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ entry: pending[i]!, reason: o.reason as unknown }] : []));
       if (rejected.length === 0) {
         if (failed) this.auditFailures.succeeded();
