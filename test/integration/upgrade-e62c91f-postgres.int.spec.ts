@@ -12,7 +12,7 @@ import { THIS_BUILD_STORE_FORMAT } from '../../src/application/store-format';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { tempDataDir } from '../support/hub-process';
-import { caller, expectAttachedConsultationErasedWithPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers, runOnFixtureDay } from '../support/upgrade-answers';
+import { caller, expectAttachedConsultationErasedWithPatient, expectOldConsultationReadsAuditedUnderItsPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers, runOnFixtureDay } from '../support/upgrade-answers';
 
 /**
  * upgrade-e62c91f.int.spec.ts on PostgreSQL: the database the landed build e62c91f wrote (a pg_dump of it,
@@ -84,5 +84,8 @@ it('answers readings and documents as the old build did', () => expectReadingsAn
 it('answers the directory, the systems and their keys, the consultations and the audit trail as the old build did', () => expectDirectoryConsultationsAudit(call, answers));
 
 it('takes new writes on top: uploads, retries of old uploads, corrections of old documents, consultation steps', () => expectNewWrites(call, answers));
+
+it("audits reads of a consultation the old build stored, by id and in a page, under its patient's key: that patient's export lists them, another's does not", () =>
+  expectOldConsultationReadsAuditedUnderItsPatient(call, answers));
 
 it("erasing a patient erases the texts of the consultations the old build attached to the patient's readings", () => expectAttachedConsultationErasedWithPatient(call, answers));

@@ -11,7 +11,7 @@ import { THIS_BUILD_STORE_FORMAT } from '../../src/application/store-format';
 import { loadConfig } from '../../src/bootstrap/config';
 import { startHub, type RunningHub } from '../../src/bootstrap/main';
 import { devToken, tempDataDir } from '../support/hub-process';
-import { caller, expectAttachedConsultationErasedWithPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers, runOnFixtureDay } from '../support/upgrade-answers';
+import { caller, expectAttachedConsultationErasedWithPatient, expectOldConsultationReadsAuditedUnderItsPatient, expectDirectoryConsultationsAudit, expectNewWrites, expectReadingsAndDocuments, readAnswers, runOnFixtureDay } from '../support/upgrade-answers';
 
 /**
  * An upgrade from a real older build: the data directory that the landed build e62c91f (2026-11-30) wrote through
@@ -71,5 +71,8 @@ it('answers readings and documents as the old build did', () => expectReadingsAn
 it('answers the directory, the systems and their keys, the consultations and the audit trail as the old build did', () => expectDirectoryConsultationsAudit(call, answers));
 
 it('takes new writes on top: uploads, retries of old uploads, corrections of old documents, consultation steps', () => expectNewWrites(call, answers));
+
+it("audits reads of a consultation the old build stored, by id and in a page, under its patient's key: that patient's export lists them, another's does not", () =>
+  expectOldConsultationReadsAuditedUnderItsPatient(call, answers));
 
 it("erasing a patient erases the texts of the consultations the old build attached to the patient's readings", () => expectAttachedConsultationErasedWithPatient(call, answers));

@@ -96,3 +96,32 @@ export const expectAttachedConsultationErasedWithPatient = async (call: Call, an
   expect((await call(cityA, 'GET', `/consultations/${offered}`)).body).toMatchObject({ contentErased: false });
   expect(await call(OPERATOR, 'DELETE', `/consultations/${offered}/content`)).toMatchObject({ status: 200, body: { erased: true, textsLeftInEvents: true } });
 };
+
+/**
+ * A consultation the old build stored, attached to a reading of P1 (its request recorded no patient keys, nor does its
+ * row: the key comes from the attachment's document stream): read by id and in a page of GET /consultations, each read
+ * is audited under P1's key, so P1's export lists both, and P2's lists neither.
+ */
+export const expectOldConsultationReadsAuditedUnderItsPatient = async (call: Call, answers: any): Promise<void> => {
+  const attached = answers.consultations.attached;
+  const exported = async (cpr: string) => {
+    const res = await call(OPERATOR, 'POST', '/patients/export', { patient: cpr });
+    expect(res.status).toBe(200);
+    return (res.body.audit.entries as { action: string; resource: string | null; subject: string; role: string; systemId: string | null; outcome: string; status: number }[]).filter((e) => e.resource === attached.id);
+  };
+  const readsOf = async (cpr: string) => (await exported(cpr)).filter((e) => e.action === 'consultation.read');
+  const before = (await readsOf(P1)).length;
+  expect((await call(cityA, 'GET', `/consultations/${attached.id}`)).status).toBe(200);
+  expect(await readsOf(P1)).toHaveLength(before + 1);
+  const page = await call(cityA, 'GET', '/consultations?system=city-a');
+  expect(page.status).toBe(200);
+  expect(page.body.items.map((c: { id: string }) => c.id)).toContain(attached.id);
+  const reads = await readsOf(P1);
+  expect(reads).toHaveLength(before + 2);
+  // The caller as this hub knows it (a system's token, or anonymous with access control off), both reads alike.
+  const [byId, inPage] = reads.slice(before);
+  expect(byId).toMatchObject({ outcome: 'allowed', status: 200 });
+  expect(inPage).toMatchObject({ outcome: 'allowed', status: 200, subject: byId!.subject, role: byId!.role, systemId: byId!.systemId });
+  // Another patient's export names nothing of that consultation.
+  expect(await exported(P2)).toEqual([]);
+};
