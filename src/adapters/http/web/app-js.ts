@@ -300,10 +300,9 @@ export const APP_JS = String.raw`'use strict';
     setPreset(7); rangeError(null);
     $('range-form').reset(); $('upload-form').reset();
     ['cpr', 'systolic', 'diastolic', 'measured'].forEach(function (f) { setError(f, null); });
-    // A reload still on its way is dropped (state.gen), and its answer, no longer the latest, ends no busy state: the
-    // next patient's readings, loaded as a first load, would stay aria-busy.
+    // A reload on its way is dropped (state.gen) and ends no busy state: the next patient's readings stayed aria-busy.
     busy(false);
-    // An upload on its way (its answer, up to a minute later, is dropped): the next patient's Upload works meanwhile.
+    // An upload on its way (its answer is dropped): the next patient's Upload works meanwhile.
     uploading(false);
     $('cpr').value = ''; $('period').textContent = ''; $('chart').textContent = ''; $('readings').tBodies[0].textContent = '';
     $('cpr-form').hidden = false; $('who-known').hidden = true;
@@ -583,8 +582,7 @@ export const APP_JS = String.raw`'use strict';
     if (RANGE[f] && /between/.test(m)) return LABEL[f] + ' must be between ' + RANGE[f][0] + ' and ' + RANGE[f][1] + ' mmHg. Check the number on your monitor.';
     return LABEL[f] + ': ' + stop(m.replace(/[.]$/, '')) + ' Check this value.';
   }
-  // "Saved" is said once the reading is on screen; one whose time lies outside the period shown (typed in a day past
-  // the week's edge) is not, and the patient, told only "Saved", looked for it in vain and typed it in again.
+  // A reading saved outside the period shown is not on screen: told only "Saved", a patient typed it in again.
   function outsideShown(measuredAt) {
     var p = state.shown, t = Date.parse(measuredAt);
     var side = !p || isNaN(t) ? '' : t < p.from.getTime() ? 'before' : t >= p.to.getTime() ? 'after' : '';
@@ -661,10 +659,10 @@ export const APP_JS = String.raw`'use strict';
         if (gen !== state.gen) return;
       }
     } finally { if (gen === state.gen) uploading(false); }
-    // Erased meanwhile: nothing can be saved for this patient again, and nothing of theirs stays on screen or in the draft.
+    // Erased meanwhile: nothing of theirs stays on screen or in the draft.
     if (r && r.status === 410) { forget(); cprProblem(says(r, 'saved'), false); return; }
     if (!r) {
-      // A connection lost after the request went out (a reset, a proxy's): the hub may have stored it, so never "not saved".
+      // No answer (a reset, a portal's page): the hub may have stored it, so never "not saved".
       title('Error: reading may not be saved \u2013 Your readings');
       status('upload-status', (noAnswer ? 'No answer from the hub' : 'The hub cannot be reached or its answer was lost') +
         ', so the reading may or may not be saved. Press Upload again' + AS_IT_IS, 'bad');
