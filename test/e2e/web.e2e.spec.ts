@@ -623,6 +623,37 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // A 2xx from something that is not the hub (a captive portal's or proxy's page answering 200) was said "Saved" and
+  // its draft dropped: the patient never sent it again, and the reading was lost.
+  it("keeps the draft and says the reading may or may not be saved when an upload is answered 2xx by something else than the hub", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '140503-4567');
+    const bodies: string[] = [];
+    let portal = true;
+    await page.route('**/observations', async (route) => {
+      bodies.push(route.request().postData() ?? '');
+      if (!portal) return route.fulfill({ response: await route.fetch() });
+      portal = false; // the first never reaches the hub: a portal's sign-in page answers it
+      return route.fulfill({ status: 200, contentType: 'text/html', body: '<html><p>Please accept the terms of use.</p></html>' });
+    });
+    await upload(page, '135', '86');
+    await uploadEnded(w);
+    expect({ title: await page.title(), said: await page.textContent('#upload-status') }).toEqual({
+      title: expect.stringMatching(/^Error: reading may not be saved/),
+      said: expect.stringMatching(/^The hub cannot be reached or its answer was lost, so the reading may or may not be saved\. Press Upload again as it is: it will be stored only once\./),
+    });
+    expect(await rows(page)).toEqual([]);
+    // The draft is kept: the same attempt goes out again, with its id.
+    await page.click('#upload-btn');
+    await waitSaved(page);
+    const ids = bodies.map((b) => JSON.parse(b).observationId as string);
+    expect(ids).toEqual([expect.stringMatching(/^[0-9a-f-]{36}$/), ids[0]]);
+    expect(await rows(page)).toEqual([[expect.any(String), '135', '86']]);
+    expectClean(w);
+    await w.context.close();
+  });
+
   it('works by keyboard alone: Tab to the fields, Enter to upload', async () => {
     const w = await open();
     const { page } = w;

@@ -648,6 +648,8 @@ export const APP_JS = String.raw`'use strict';
       catch (e) { r = null; noAnswer = !!e.noAnswer; }
       // Change person meanwhile: nothing of the previous patient's upload is shown to the next.
       if (gen !== state.gen) return;
+      // A 2xx not the hub's for this reading (a portal's page): no answer, the draft stays.
+      if (r && r.ok && !(typeof r.body.uniqueId == 'string' && r.body.observationId === body.observationId && !isNaN(Date.parse(r.body.measuredAt)))) r = null;
       if (r && r.ok) {
         state.draft = null;
         try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
