@@ -654,6 +654,24 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // 503 auth_unavailable is answered before anything is stored: "may or may not be saved" left the patient unsure.
+  it('says an upload refused because sign-ins cannot be checked (503 auth_unavailable) was not saved, and when to try again', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '150503-4567');
+    await page.route('**/observations', (route) =>
+      route.fulfill({ status: 503, contentType: 'application/problem+json', headers: { 'retry-after': '5' }, body: JSON.stringify(problem('auth_unavailable', 'the hub cannot check bearer tokens now')) }),
+    );
+    await upload(page, '136', '87');
+    await uploadEnded(w);
+    expect({ title: await page.title(), said: await page.textContent('#upload-status') }).toEqual({
+      title: expect.stringMatching(/^Error: reading not saved/),
+      said: 'Not saved. The hub cannot check sign-ins just now. Press Upload again in 5 seconds.',
+    });
+    expectClean(w, [/status of 503/]);
+    await w.context.close();
+  });
+
   it('works by keyboard alone: Tab to the fields, Enter to upload', async () => {
     const w = await open();
     const { page } = w;

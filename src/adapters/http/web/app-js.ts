@@ -235,6 +235,8 @@ export const APP_JS = String.raw`'use strict';
     if (r.status === 403) return 'The readings of this CPR number cannot be ' + what + ' with this sign-in.';
     if (r.status === 429) return 'Too many requests; try again in ' + later(r) + '.';
     if (r.status === 410) return ERASED;
+    // Refused before anything is stored.
+    if (r.status === 503 && r.body.code === 'auth_unavailable' && what === 'saved') return 'The hub cannot check sign-ins just now. Press Upload again in ' + later(r) + '.';
     // The hub's trouble: an upload so answered may be stored (503 audit_unavailable is), so never "not saved".
     if (r.status >= 500) return what === 'saved'
       ? 'The hub has a problem, so the reading may or may not be saved. Press Upload again in ' + later(r) + AS_IT_IS
@@ -689,7 +691,7 @@ export const APP_JS = String.raw`'use strict';
       var f = fieldOf(e.path);
       if (f && f !== 'cpr' && f !== 'range' && !$(f + '-error').textContent) { setError(f, fieldSays(f, e.message)); named.push(LABEL[f].toLowerCase()); if (!shown++) $(f).focus(); }
     });
-    if (!shown && r.status >= 500) { title('Error: reading may not be saved \u2013 Your readings'); status('upload-status', says(r, 'saved'), 'bad'); return; }
+    if (!shown && r.status >= 500 && r.body.code !== 'auth_unavailable') { title('Error: reading may not be saved \u2013 Your readings'); status('upload-status', says(r, 'saved'), 'bad'); return; }
     status('upload-status', 'Not saved. ' + (shown ? 'Please correct the ' + named.join(' and ') + ': see the message at the field.' : says(r, 'saved')), 'bad');
   });
   // The draft's id and time are the attempt's, not its values'. Upload with the form as the draft left it is that
