@@ -316,23 +316,76 @@ it('a logger whose stream is ended leaves the terminal to the other loggers', as
   expect({ code: run.code, stderr: run.stderr, messages }).toEqual({ code: 0, stderr: '', messages: ['from the first', 'from the second, after the first ended'] });
 });
 
-/** Python: reads the child's terminal slowly (1 KiB every 5 ms), to its end. */
-const slowReader = fastReader.replace('data = os.read(master, 65536)', 'data = os.read(master, 1024)\n        time.sleep(0.005)').replace('import json,', 'import time, json,');
+/**
+ * Python: reads 64 KiB of the child's terminal, then nothing until the child says on stderr that its exit gave up;
+ * then reads what the terminal holds (so it has room for more), tells the child so (its stdin), and reads to the end.
+ */
+const stopsThenMakesRoomReader = `
+import json, os, pty, subprocess, sys, threading
+master, slave = pty.openpty()
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
+os.close(slave)
+hung = threading.Timer(30, child.kill)
+hung.start()
+out = bytearray()
+while len(out) < 65536:
+    out += os.read(master, 65536 - len(out))
+gave_up = child.stderr.readline().decode()
+os.set_blocking(master, False)
+while True:
+    try:
+        data = os.read(master, 65536)
+    except BlockingIOError:
+        break
+    out += data
+os.set_blocking(master, True)
+child.stdin.write(b'room\\n')
+child.stdin.flush()
+while True:
+    try:
+        data = os.read(master, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+code = child.wait()
+hung.cancel()
+print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': gave_up, 'out': out.decode('utf8', 'replace')}))
+`;
 
 // An exit that gives up on a slow reader (exitAfterLog's limit) while the terminal has part of a line: the log ended
 // in half a JSON line, and whatever came next (the next process's first line) was joined to it and unparseable. The
-// line cut short is now finished with a newline. Here lines of 300 KB, and a limit of 300 ms: the first line is not
-// written by then.
+// line cut short is now finished with a newline. Here lines of 300 KB and a reader that took 64 KiB of them: the first
+// line is cut short when the exit gives up. The newline needs room in the terminal (it waits at most 0.1 s for it): the
+// child's exit says on stderr that it gave up and waits for the reader to have made room, so the test does not hang
+// on the reader being scheduled within 0.1 s; what the terminal got by then cannot change meanwhile (no event loop).
 const slowTerminalChild = `
+const fs = require('node:fs');
+const pino = require('pino');
 const { createLogger } = require(${source('container.ts')});
 const { exitAfterLog } = require(${source('exit-after-log.ts')});
 const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+const stream = logger[pino.symbols.streamSym];
+const finishAtExit = stream.finishAtExit.bind(stream);
+stream.finishAtExit = (flushMs) => {
+  process.stderr.write(JSON.stringify({ terminal: stream.constructor.name, held: stream.pendingBytes }) + '\\n');
+  fs.readSync(0, Buffer.alloc(16));
+  finishAtExit(flushMs);
+};
 for (let i = 0; i < 3; i++) logger.info({ i, pad: 'x'.repeat(300000) }, 'line');
 exitAfterLog(logger, 4, 300);
 `;
 
 it('an exit that gives up on a slow terminal ends the log with a whole line: one cut short is finished', async () => {
-  const run = await runOnTerminal(slowReader, slowTerminalChild);
+  const run = await runOnTerminal(stopsThenMakesRoomReader, slowTerminalChild);
   const lines = run.out.split('\n');
-  expect({ code: run.code, cutShort: lines.length === 2 && (lines[0] ?? '').startsWith('{"level":30'), end: lines.at(-1) }).toEqual({ code: 4, cutShort: true, end: '' });
+  const report = JSON.parse(run.stderr) as { terminal: string; held: number };
+  expect({
+    code: run.code,
+    terminal: report.terminal,
+    held: report.held > 0,
+    cutShort: lines.length === 2 && (lines[0] ?? '').startsWith('{"level":30') && (lines[0] ?? '').length < 300000,
+    end: lines.at(-1),
+  }).toEqual({ code: 4, terminal: 'TerminalLogStream', held: true, cutShort: true, end: '' });
 });
