@@ -389,3 +389,88 @@ it('an exit that gives up on a slow terminal ends the log with a whole line: one
     end: lines.at(-1),
   }).toEqual({ code: 4, terminal: 'TerminalLogStream', held: true, cutShort: true, end: '' });
 });
+
+/**
+ * Python: holds the child's terminal unread until the child reports on stderr, then tells the child (its stdin) and
+ * reads the terminal to its end.
+ */
+const heldThenReadReader = `
+import json, os, pty, subprocess, sys, threading
+master, slave = pty.openpty()
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
+os.close(slave)
+hung = threading.Timer(30, child.kill)
+hung.start()
+report = child.stderr.readline().decode()
+child.stdin.write(b'go\\n')
+child.stdin.flush()
+out = bytearray()
+while True:
+    try:
+        data = os.read(master, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+code = child.wait()
+hung.cancel()
+print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': report + child.stderr.read().decode(), 'out': out.decode('utf8', 'replace')}))
+`;
+
+// A crash (an uncaught exception) while the terminal holds lines back: the exit writes them (for at most 2 s), each
+// once; pino's fatal() flushes a stream that has flushSync, which must not write them a second time.
+const crashWithLinesHeld = `
+const pino = require('pino');
+const { createLogger } = require(${source('container.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+const stream = logger[pino.symbols.streamSym];
+for (let i = 0; i < 600; i++) logger.info({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+logger.fatal('going down');
+process.stderr.write(JSON.stringify({ terminal: stream.constructor.name }) + '\\n');
+process.stdin.once('data', () => {
+  process.stderr.write(JSON.stringify({ heldAtCrash: stream.pendingBytes }) + '\\n');
+  throw new Error('an uncaught failure');
+});
+`;
+
+it('a crash while the terminal holds lines: the exit writes them, each once, and the process ends with its code', async () => {
+  const run = await runOnTerminal(heldThenReadReader, crashWithLinesHeld);
+  const [first, second] = run.stderr.split('\n');
+  const report = { ...(JSON.parse(first ?? '') as object), ...(JSON.parse(second ?? '') as object) } as { terminal: string; heldAtCrash: number };
+  const lines = run.out.split('\n');
+  const parsed = lines.slice(0, -1).map((l) => JSON.parse(l) as { msg: string; i?: number });
+  expect({
+    code: run.code,
+    terminal: report.terminal,
+    held: report.heldAtCrash > 0,
+    crash: run.stderr.includes('an uncaught failure'),
+    end: lines.at(-1),
+    messages: parsed.map((l) => (l.msg === 'line' ? l.i : l.msg)),
+  }).toEqual({ code: 1, terminal: 'TerminalLogStream', held: true, crash: true, end: '', messages: [...Array.from({ length: 600 }, (_, i) => i), 'going down'] });
+});
+
+const crashOnUnreadTerminal = `
+const { createLogger } = require(${source('container.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+for (let i = 0; i < 5000; i++) logger.info({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+logger.fatal('going down');
+process.stderr.write('logged\\n');
+setImmediate(() => {
+  throw new Error('an uncaught failure');
+});
+`;
+
+it('a crash while nobody reads the terminal: the exit gives up on the lines held, and the process ends with its code', async () => {
+  const got = await new Promise<{ code: number | 'hung'; stderr: string }>((done, fail) => {
+    const p = spawn('/usr/bin/python3', ['-c', ptyHolder, process.execPath, '-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', crashOnUnreadTerminal], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    p.on('error', fail);
+    p.on('exit', () => done(JSON.parse(out)));
+  });
+  expect({ code: got.code, stderr: got.stderr.startsWith('logged\n') && got.stderr.includes('an uncaught failure') }).toEqual({ code: 1, stderr: true });
+});
