@@ -4,7 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { namedOpenFailure } from '../adapters/event-store/sqlite/storage-failure';
 import { isSealed } from '../application/ports/patient-data-protection';
 import { surviveLogWriteErrors } from './exit-after-log';
-import { hubLogDestination, reportDroppedLogLines } from './log-stream';
+import { hubLogDestination, reportDroppedLogLines, reportTerminalFallback } from './log-stream';
 import { consultationDataKey } from '../application/consultation/sealed-consultations';
 import { join } from 'node:path';
 import { Container } from 'inversify';
@@ -71,6 +71,7 @@ export const createLogger = (config: Pick<Config, 'RTS_LOG_LEVEL'>, destination:
   const logger = pino({ level: config.RTS_LOG_LEVEL, base: { service: 'telemed-rts' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   surviveLogWriteErrors(logger);
   reportDroppedLogLines(logger);
+  reportTerminalFallback(logger);
   return logger;
 };
 

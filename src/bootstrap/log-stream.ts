@@ -51,11 +51,30 @@ export const hubLogDestination = (maxBytes: number = LOG_BUFFER_MAX_BYTES): Dest
   if (terminal === undefined) return pino.destination({ dest: stdout, sync: false, maxLength: maxBytes });
   try {
     return new TerminalLogStream(terminal, maxBytes);
-  } catch {
-    // The terminal's descriptor is closed with the stream that failed: sonic-boom gets one of its own.
+  } catch (error) {
+    // The terminal's descriptor is closed with the stream that failed: sonic-boom gets one of its own. Said once
+    // (reportTerminalFallback): the log then reaches a read terminal at a few KiB per 100 ms, and drops lines sooner.
     const again = openTerminal(stdout);
-    return pino.destination({ dest: again ?? stdout, sync: false, maxLength: maxBytes });
+    const destination = pino.destination({ dest: again ?? stdout, sync: false, maxLength: maxBytes });
+    terminalFallbacks.set(destination, (error as Error)?.message ?? String(error));
+    return destination;
   }
+};
+
+/** Destinations that are sonic-boom on a terminal because a TerminalLogStream could not be made, and why. */
+const terminalFallbacks = new WeakMap<object, string>();
+let terminalFallbackSaid = false;
+
+/**
+ * Says, once a process, that `logger` writes its terminal through sonic-boom because a TerminalLogStream could not
+ * be made (a Node whose tty internals it does not know): the log still works, slower on a read terminal.
+ */
+export const reportTerminalFallback = (logger: Logger): void => {
+  const stream = streamOf(logger);
+  const reason = typeof stream === 'object' && stream !== null ? terminalFallbacks.get(stream) : undefined;
+  if (reason === undefined || terminalFallbackSaid) return;
+  terminalFallbackSaid = true;
+  logger.warn({ reason }, `the log is written to this terminal through sonic-boom (up to 100 ms per few KiB while the terminal is full), not through Node's tty stream: ${reason}`);
 };
 
 type DroppingStream = {

@@ -9,7 +9,7 @@
 // write at once and, on EAGAIN, wait for the terminal to be writable (epoll): no thread pool, no sleeps, the lines go
 // as fast as the terminal is read, and an unread terminal holds no thread and no exit.
 import { EventEmitter } from 'node:events';
-import { readFileSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { WriteStream } from 'node:tty';
 
 /** How long a crash's exit (not exitAfterLog's) may spend writing what is still held, as sonic-boom's exit flush. */
@@ -38,6 +38,15 @@ const fdFlags = (fd: number): number | undefined => {
 
 /** The libuv handle under a tty.WriteStream: writeQueueSize is what of the write under way is not written yet. */
 type StreamHandle = { setBlocking?: (blocking: boolean) => number; writeQueueSize?: unknown };
+
+/**
+ * Where the stream reads Node's internals: the libuv handle under a tty.WriteStream (`_handle`: its setBlocking and
+ * writeQueueSize). Neither is documented, and a Node release may rename or drop them; the stream then refuses to be
+ * made (hubLogDestination falls back to sonic-boom, and says so once). Replaced by tests to play such a Node.
+ */
+export const nodeInternals = {
+  handleOf: (tty: WriteStream): StreamHandle | undefined => (tty as unknown as { _handle?: StreamHandle })._handle,
+};
 
 /** Streams whose held lines a crash's exit writes (process 'exit': no event loop left), bounded. */
 const openStreams = new Set<TerminalLogStream>();
@@ -74,21 +83,29 @@ export class TerminalLogStream extends EventEmitter {
     readonly maxLength: number,
   ) {
     super();
-    this.tty = new WriteStream(fd);
-    // libuv writes a terminal without blocking only on a descriptor it opened again itself (by the terminal's name,
-    // over `fd`); where it cannot (no name for the terminal), it writes in blocking mode, and a non-blocking
-    // descriptor would then make it spin on EAGAIN. That descriptor would still be ours, O_APPEND as we opened it.
-    const flags = fdFlags(fd);
-    if (flags === undefined || (flags & O_APPEND) !== 0) {
-      this.tty.destroy();
-      throw new Error('libuv did not open the terminal again: it would write it in blocking mode');
+    try {
+      this.tty = new WriteStream(fd);
+    } catch (error) {
+      closeSync(fd); // the stream is not made: its descriptor is not left open
+      throw error;
     }
-    // tty.WriteStream puts a terminal in blocking mode (its writes would then block the event loop itself on an
-    // unread terminal); libuv's own mode for it, non-blocking with writability awaited on epoll, is what the log needs.
-    const handle = (this.tty as unknown as { _handle?: StreamHandle })._handle;
-    if (typeof handle?.setBlocking !== 'function' || handle.setBlocking(false) !== 0) {
-      this.tty.destroy();
-      throw new Error('the terminal cannot be written without blocking');
+    try {
+      // libuv writes a terminal without blocking only on a descriptor it opened again itself (by the terminal's name,
+      // over `fd`); where it cannot (no name for the terminal), it writes in blocking mode, and a non-blocking
+      // descriptor would then make it spin on EAGAIN. That descriptor would still be ours, O_APPEND as we opened it.
+      const flags = fdFlags(fd);
+      if (flags === undefined || (flags & O_APPEND) !== 0) throw new Error('libuv did not open the terminal again: it would write it in blocking mode');
+      // tty.WriteStream puts a terminal in blocking mode (its writes would then block the event loop itself on an
+      // unread terminal); libuv's own mode for it, non-blocking with writability awaited on epoll, is what the log
+      // needs. Both internals are checked here, at the start, not when the exit needs writeQueueSize.
+      const handle = nodeInternals.handleOf(this.tty);
+      if (typeof handle?.setBlocking !== 'function' || typeof handle.writeQueueSize !== 'number') {
+        throw new Error("this Node's tty stream has no _handle.setBlocking or _handle.writeQueueSize");
+      }
+      if (handle.setBlocking(false) !== 0) throw new Error('the terminal cannot be written without blocking');
+    } catch (error) {
+      this.tty.destroy(); // closes `fd`
+      throw error;
     }
     this.tty.on('error', () => this.fail());
     this.tty.once('close', () => this.emit('close'));
@@ -139,7 +156,7 @@ export class TerminalLogStream extends EventEmitter {
     if (this.stopped) return;
     this.stopped = true;
     openStreams.delete(this);
-    const handle = (this.tty as unknown as { _handle?: StreamHandle })._handle;
+    const handle = nodeInternals.handleOf(this.tty);
     let rest: Buffer = Buffer.alloc(0);
     let lastWritten = NEWLINE;
     if (this.writing !== undefined) {

@@ -474,3 +474,55 @@ it('a crash while nobody reads the terminal: the exit gives up on the lines held
   });
   expect({ code: got.code, stderr: got.stderr.startsWith('logged\n') && got.stderr.includes('an uncaught failure') }).toEqual({ code: 1, stderr: true });
 });
+
+// A Node whose tty internals the stream does not know (_handle, its setBlocking or writeQueueSize renamed or gone):
+// the hub must still start, log to the terminal through sonic-boom, say so once, and exit with its code, also when
+// nobody reads the terminal. nodeInternals.handleOf plays such a Node.
+const fallbackChild = (handleOf: string, read: boolean) => `
+const pino = require('pino');
+const { nodeInternals } = require(${source('terminal-log-stream.ts')});
+const { createLogger } = require(${source('container.ts')});
+const { exitAfterLog } = require(${source('exit-after-log.ts')});
+nodeInternals.handleOf = ${handleOf};
+const first = createLogger({ RTS_LOG_LEVEL: 'info' });
+const second = createLogger({ RTS_LOG_LEVEL: 'info' });
+for (let i = 0; i < ${read ? 200 : 5000}; i++) first.info({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+second.info('from the second');
+process.stderr.write(JSON.stringify({ streams: [first, second].map((l) => l[pino.symbols.streamSym].constructor.name) }) + '\\n');
+exitAfterLog(first, 0);
+`;
+
+const NODE_DRIFTS = {
+  'no _handle': '() => undefined',
+  'no setBlocking': '(tty) => ({ writeQueueSize: tty._handle.writeQueueSize })',
+  'no writeQueueSize': '(tty) => ({ setBlocking: (blocking) => tty._handle.setBlocking(blocking) })',
+  'a setBlocking that throws': '() => ({ writeQueueSize: 0, setBlocking: () => { throw new TypeError("not this way") } })',
+};
+
+it.each(Object.entries(NODE_DRIFTS))('a Node with %s: the log goes to the terminal through sonic-boom, said once', async (_drift, handleOf) => {
+  const run = await runOnTerminal(fastReader, fallbackChild(handleOf, true));
+  const lines = run.out.split('\n');
+  const parsed = lines.slice(0, -1).map((l) => JSON.parse(l) as { msg: string; i?: number; level: number });
+  expect({
+    code: run.code,
+    stderr: JSON.parse(run.stderr) as unknown,
+    end: lines.at(-1),
+    notices: parsed.filter((l) => l.msg.includes('through sonic-boom')).map((l) => l.level),
+    lines: parsed.filter((l) => l.msg === 'line').map((l) => l.i),
+    second: parsed.filter((l) => l.msg === 'from the second').length,
+  }).toEqual({ code: 0, stderr: { streams: ['SonicBoom', 'SonicBoom'] }, end: '', notices: [40], lines: Array.from({ length: 200 }, (_, i) => i), second: 1 });
+});
+
+it('a Node without the internals and a terminal nobody reads: the hub still exits, with its code', async () => {
+  const got = await new Promise<{ code: number | 'hung'; stderr: string }>((done, fail) => {
+    const p = spawn('/usr/bin/python3', ['-c', ptyHolder, process.execPath, '-r', join(ROOT, 'test', 'support', 'ts-register.js'), '-e', fallbackChild(NODE_DRIFTS['no _handle'], false)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    p.on('error', fail);
+    p.on('exit', () => done(JSON.parse(out)));
+  });
+  expect(got).toEqual({ code: 0, stderr: JSON.stringify({ streams: ['SonicBoom', 'SonicBoom'] }) + '\n' });
+});
