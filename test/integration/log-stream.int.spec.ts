@@ -526,3 +526,55 @@ it('a Node without the internals and a terminal nobody reads: the hub still exit
   });
   expect(got).toEqual({ code: 0, stderr: JSON.stringify({ streams: ['SonicBoom', 'SonicBoom'] }) + '\n' });
 });
+
+// A terminal that hangs up (the SSH session of a hub started with setsid or nohup ends; here the pty's master is
+// closed): writes answer EIO. The hub goes on: what was held and every line after it is dropped and counted, and
+// nothing retries the write (one EIO, the event loop idle). The child has no controlling terminal (setsid), so
+// no SIGHUP. Its exit is not asserted: Node 20 aborts in its own exit (ResetStdio's tcsetattr on the hung-up
+// terminal, nodejs/node#58200), whatever the hub does.
+const hangUpReader = `
+import json, os, pty, subprocess, sys, threading
+master, slave = pty.openpty()
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE, start_new_session=True)
+os.close(slave)
+hung = threading.Timer(30, child.kill)
+hung.start()
+report = child.stderr.readline().decode()
+os.close(master)
+child.stdin.write(b'hung up\\n')
+child.stdin.flush()
+report += child.stderr.readline().decode()
+hung.cancel()
+child.kill()
+child.wait()
+print(json.dumps({'code': 0, 'stderr': report, 'out': ''}))
+`;
+
+const hangUpChild = `
+const { performance } = require('node:perf_hooks');
+const pino = require('pino');
+const { createLogger } = require(${source('container.ts')});
+const { droppedLogLines } = require(${source('log-stream.ts')});
+const logger = createLogger({ RTS_LOG_LEVEL: 'info' });
+const stream = logger[pino.symbols.streamSym];
+for (let i = 0; i < 600; i++) logger.info({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'line');
+process.stderr.write(JSON.stringify({ terminal: stream.constructor.name, held: stream.pendingBytes }) + '\\n');
+const errors = [];
+stream.tty.on('error', (error) => errors.push(error.code));
+process.stdin.once('data', () => {
+  for (let i = 0; i < 200; i++) logger.info({ i, pad: ${JSON.stringify(LINE_PAD)} }, 'after');
+  const loop = performance.eventLoopUtilization();
+  setTimeout(() => {
+    const report = { errors, busy: performance.eventLoopUtilization(loop).utilization < 0.5, dropped: droppedLogLines(logger), held: stream.pendingBytes };
+    process.stderr.write(JSON.stringify(report) + '\\n');
+  }, 300);
+});
+`;
+
+it('a terminal that hangs up: the hub goes on, drops and counts its lines, and does not spin on the terminal', async () => {
+  const run = await runOnTerminal(hangUpReader, hangUpChild);
+  const [before, after] = run.stderr.split('\n').map((l) => (l === '' ? undefined : (JSON.parse(l) as Record<string, unknown>)));
+  expect(before).toEqual({ terminal: 'TerminalLogStream', held: expect.any(Number) });
+  expect(after).toEqual({ errors: ['EIO'], busy: true, dropped: expect.any(Number), held: 0 });
+  expect(after?.dropped).toBeGreaterThanOrEqual(200);
+});
