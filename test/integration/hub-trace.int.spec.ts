@@ -94,13 +94,22 @@ test('a consultation over HTTP: its request id and consultation id lead from the
   expect(await oneLine('downlink message sent', { consultationId: body.id, type: 'consultation.accepted' })).toMatchObject({ level: INFO, systemId: 'city-a', correlationId: 'desk-1003' });
 
   // Who touched it, in the audit trail by the consultation's id: the request that made it (recorded under the new id,
-  // not its applicant system) and the expert's accept.
-  const audited = await fetch(`${hub.url}/audit/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resource: body.id }) });
-  expect(audited.status).toBe(200);
-  const trail = ((await audited.json()) as { items: { requestId: string; action: string; status: number }[] }).items.map((i) => [i.requestId, i.action, i.status]);
-  expect(trail).toEqual([
+  // not its applicant system) and the expert's accept; and the hub's two messages about it (the offer to the expert's
+  // system, the notice to the applicant's), each recorded once the broker took it, which may come after the answer.
+  const trailOf = async (): Promise<[string, string, number][]> => {
+    const audited = await fetch(`${hub.url}/audit/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resource: body.id }) });
+    expect(audited.status).toBe(200);
+    return ((await audited.json()) as { items: { requestId: string; action: string; status: number }[] }).items.map((i) => [i.requestId, i.action, i.status]);
+  };
+  await until('both messages sent, in the audit trail', async () => (await trailOf()).filter(([, action]) => action === 'consultation.sent').length === 2, 30_000, 200, detail);
+  const trail = await trailOf();
+  expect(trail.filter(([, action]) => action === 'consultation.act')).toEqual([
     ['desk-1003', 'consultation.act', 201],
     ['desk-b-7', 'consultation.act', 200],
+  ]);
+  expect(trail.filter(([, action]) => action !== 'consultation.act').map(([, action, status]) => [action, status])).toEqual([
+    ['consultation.sent', 200],
+    ['consultation.sent', 200],
   ]);
 
   // Every line about the consultation, found by one grep of its id, or of its correlation id.
