@@ -161,15 +161,23 @@ const runOnTerminal = (reader: string, script: string): Promise<TerminalRun> =>
     });
   });
 
-/** Python: reads the child's terminal as fast as it can, to its end; the child's exit code, stderr and output. */
-const fastReader = `
+/**
+ * A python script that runs the child (its argv) on a terminal of its own and prints what came of it as JSON: its exit
+ * code ('hung' when killed after 30 s), `report` (what `before` read of its stderr) and, with `stderrRest`, the rest of
+ * its stderr, and all the terminal's output. `before` runs once the child has started and before the terminal is read
+ * to its end (it may read the child's stderr into `report`, write its stdin, read the terminal into `out`); `eachRead`
+ * runs after each read of that loop.
+ */
+const ptyReader = ({ stdin = 'PIPE', before = '', eachRead = '', stderrRest = true }: { stdin?: 'PIPE' | 'DEVNULL'; before?: string; eachRead?: string; stderrRest?: boolean }): string => `
 import json, os, pty, subprocess, sys, threading
 master, slave = pty.openpty()
-child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.${stdin}, stdout=slave, stderr=subprocess.PIPE)
 os.close(slave)
 hung = threading.Timer(30, child.kill)
 hung.start()
+report = ''
 out = bytearray()
+${before}
 while True:
     try:
         data = os.read(master, 65536)
@@ -178,10 +186,14 @@ while True:
     if not data:
         break
     out += data
+${eachRead}
 code = child.wait()
 hung.cancel()
-print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': child.stderr.read().decode(), 'out': out.decode('utf8', 'replace')}))
+print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': report${stderrRest ? ' + child.stderr.read().decode()' : ''}, 'out': out.decode('utf8', 'replace')}))
 `;
+
+/** Python: reads the child's terminal as fast as it can, to its end; the child's exit code, stderr and output. */
+const fastReader = ptyReader({ stdin: 'DEVNULL' });
 
 // A terminal that is read: the lines went out through sonic-boom, which answers the terminal's EAGAIN (its buffer is a
 // few KiB) with a fixed 100 ms sleep: 20,000 debug lines took 51 s instead of 9.7 s, and a busy hub dropped at the
@@ -218,32 +230,17 @@ it('a terminal that is read gets every line, whole and in order, as fast as it r
  * Python: holds the child's terminal unread until the child reports on stderr, then reads it to its end; once the
  * notice of dropped lines is there, tells the child (its stdin) to log its last line and exit.
  */
-const stalledThenReadReader = `
-import json, os, pty, subprocess, sys, threading
-master, slave = pty.openpty()
-child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
-os.close(slave)
-hung = threading.Timer(30, child.kill)
-hung.start()
+const stalledThenReadReader = ptyReader({
+  before: `
 report = child.stderr.readline().decode()
-out = bytearray()
-told = False
-while True:
-    try:
-        data = os.read(master, 65536)
-    except OSError:
-        break
-    if not data:
-        break
-    out += data
+told = False`,
+  eachRead: `
     if not told and b'log lines were dropped' in out:
         told = True
         child.stdin.write(b'go\\n')
-        child.stdin.flush()
-code = child.wait()
-hung.cancel()
-print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': report, 'out': out.decode('utf8', 'replace')}))
-`;
+        child.stdin.flush()`,
+  stderrRest: false,
+});
 
 // The terminal's bound: what waits for an unread terminal (Ctrl-S) is held at it, lines beyond it are dropped whole and
 // counted, and said once the terminal is read again, as on a pipe (above).
@@ -320,17 +317,11 @@ it('a logger whose stream is ended leaves the terminal to the other loggers', as
  * Python: reads 64 KiB of the child's terminal, then nothing until the child says on stderr that its exit gave up;
  * then reads what the terminal holds (so it has room for more), tells the child so (its stdin), and reads to the end.
  */
-const stopsThenMakesRoomReader = `
-import json, os, pty, subprocess, sys, threading
-master, slave = pty.openpty()
-child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
-os.close(slave)
-hung = threading.Timer(30, child.kill)
-hung.start()
-out = bytearray()
+const stopsThenMakesRoomReader = ptyReader({
+  before: `
 while len(out) < 65536:
     out += os.read(master, 65536 - len(out))
-gave_up = child.stderr.readline().decode()
+report = child.stderr.readline().decode()
 os.set_blocking(master, False)
 while True:
     try:
@@ -340,19 +331,9 @@ while True:
     out += data
 os.set_blocking(master, True)
 child.stdin.write(b'room\\n')
-child.stdin.flush()
-while True:
-    try:
-        data = os.read(master, 65536)
-    except OSError:
-        break
-    if not data:
-        break
-    out += data
-code = child.wait()
-hung.cancel()
-print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': gave_up, 'out': out.decode('utf8', 'replace')}))
-`;
+child.stdin.flush()`,
+  stderrRest: false,
+});
 
 // An exit that gives up on a slow reader (exitAfterLog's limit) while the terminal has part of a line: the log ended
 // in half a JSON line, and whatever came next (the next process's first line) was joined to it and unparseable. The
@@ -391,32 +372,18 @@ it('an exit that gives up on a slow terminal ends the log with a whole line: one
 });
 
 /**
- * Python: holds the child's terminal unread until the child reports on stderr, then tells the child (its stdin) and
- * reads the terminal to its end.
+ * Python: holds the child's terminal unread until the child reports on stderr, then tells the child (its stdin), waits
+ * for its second report (written just before it crashes: until then it holds its lines, as the terminal is not read;
+ * reading the terminal at once let the child's event loop write them all before it crashed, now and then under load),
+ * and reads the terminal to its end.
  */
-const heldThenReadReader = `
-import json, os, pty, subprocess, sys, threading
-master, slave = pty.openpty()
-child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
-os.close(slave)
-hung = threading.Timer(30, child.kill)
-hung.start()
+const heldThenReadReader = ptyReader({
+  before: `
 report = child.stderr.readline().decode()
 child.stdin.write(b'go\\n')
 child.stdin.flush()
-out = bytearray()
-while True:
-    try:
-        data = os.read(master, 65536)
-    except OSError:
-        break
-    if not data:
-        break
-    out += data
-code = child.wait()
-hung.cancel()
-print(json.dumps({'code': 'hung' if code < 0 else code, 'stderr': report + child.stderr.read().decode(), 'out': out.decode('utf8', 'replace')}))
-`;
+report += child.stderr.readline().decode()`,
+});
 
 // A crash (an uncaught exception) while the terminal holds lines back: the exit writes them (for at most 2 s), each
 // once; pino's fatal() flushes a stream that has flushSync, which must not write them a second time.
