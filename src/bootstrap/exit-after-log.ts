@@ -46,11 +46,26 @@ const pendingExits = new WeakMap<object, PendingExit>();
  */
 export const exitAfterLog = (logger: Logger, code: number, waitMs: number = EXIT_LOG_WAIT_MS): void => {
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
-  if (stream instanceof TerminalLogStream) return exitAfterTerminalLog(stream, code, waitMs);
+  if (stream instanceof TerminalLogStream) {
+    // Its writes wait for the terminal on the event loop, so the exit waits for 'drain' there; then the stream is told
+    // the exit has come (a line the terminal got part of is finished with a newline, if it takes one; nothing more).
+    return exitOnce(stream, code, waitMs, stream.pendingBytes === 0, ['drain'], () => stream.finishAtExit(0));
+  }
   if (!isSonicBoom(stream)) {
     process.exit(code);
     return;
   }
+  exitOnce(stream, code, waitMs, !stream._writing && stream._len === 0, ['drain', 'error'], () => {
+    stream.flushSync = () => undefined;
+  });
+};
+
+/**
+ * The exit waiting on `stream`, joined when there is one (its code the first non-zero asked for), else started:
+ * `finish`, then process.exit, at once when the stream holds nothing (`idle`), else at the first of `events` or after
+ * `waitMs`.
+ */
+const exitOnce = (stream: { once(event: 'drain' | 'error', listener: () => void): unknown }, code: number, waitMs: number, idle: boolean, events: readonly ('drain' | 'error')[], finish: () => void): void => {
   const pending = pendingExits.get(stream);
   if (pending) {
     if (pending.code === 0) pending.code = code;
@@ -62,44 +77,17 @@ export const exitAfterLog = (logger: Logger, code: number, waitMs: number = EXIT
   const exit = () => {
     if (exiting) return;
     exiting = true;
-    stream.flushSync = () => undefined;
+    finish();
     process.exit(state.code);
   };
-  if (!stream._writing && stream._len === 0) return exit();
+  if (idle) return exit();
   // Not unref'd: the exit must not wait for an event loop that has nothing else left to run.
   const timer = setTimeout(exit, waitMs);
   const done = () => {
     clearTimeout(timer);
     exit();
   };
-  stream.once('drain', done);
-  stream.once('error', done);
-};
-
-/**
- * exitAfterLog on a terminal (TerminalLogStream): its writes wait for the terminal on the event loop, so the exit
- * waits for 'drain' there, for at most `waitMs`; then the stream is told the exit has come (a line the terminal got
- * part of is finished with a newline, if it takes one; nothing more is written).
- */
-const exitAfterTerminalLog = (stream: TerminalLogStream, code: number, waitMs: number): void => {
-  const pending = pendingExits.get(stream);
-  if (pending) {
-    if (pending.code === 0) pending.code = code;
-    return;
-  }
-  const state: PendingExit = { code };
-  pendingExits.set(stream, state);
-  const exit = () => {
-    stream.finishAtExit(0);
-    process.exit(state.code);
-  };
-  if (stream.pendingBytes === 0) return exit();
-  // Not unref'd: the exit must not wait for an event loop that has nothing else left to run.
-  const timer = setTimeout(exit, waitMs);
-  stream.once('drain', () => {
-    clearTimeout(timer);
-    exit();
-  });
+  for (const event of events) stream.once(event, done);
 };
 
 /**
