@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { APIResponse, Browser, BrowserContext, Page, Route } from 'playwright-core';
 import { chromiumUnavailable, countColour, decodePng, launchChromiumWithBackForwardCache, launchChromiumWithProfile, startHubAndChromium } from '../support/browser';
 import { tempDataDir, type HubProcess } from '../support/hub-process';
 import { problem } from '../../src/adapters/http/problem';
@@ -45,6 +45,21 @@ const DIA_COLOUR = '#1a5fb4';
 const SHOTS = join(tmpdir(), 'telemed-web-e2e');
 
 // One line, then skip, where Chromium is missing; under CI (.ci/run installs it) a missing one fails instead.
+/**
+ * Routes the page's uploads (POST /observations) and keeps their bodies, in order, in the list returned. The first
+ * upload's answer is `first`'s to give: after the hub has stored it, or, with `reachesHub: false`, instead of the hub.
+ * The later uploads get the hub's own answers.
+ */
+const routeUploads = async (page: Page, first: (route: Route, response: APIResponse | null) => Promise<void>, { reachesHub = true } = {}): Promise<string[]> => {
+  const bodies: string[] = [];
+  await page.route('**/observations', async (route) => {
+    bodies.push(route.request().postData() ?? '');
+    if (bodies.length > 1) return route.fulfill({ response: await route.fetch() });
+    return first(route, reachesHub ? await route.fetch() : null);
+  });
+  return bodies;
+};
+
 const noBrowser = chromiumUnavailable();
 if (noBrowser) console.warn(`web e2e skipped: ${noBrowser}`);
 const describeWeb = noBrowser ? describe.skip : describe;
@@ -350,19 +365,11 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     const w = await open();
     const { page } = w;
     await enterCpr(page, '010203-4567');
-    const bodies: string[] = [];
-    let dropFirst = true;
-    await page.route('**/observations', async (route) => {
-      bodies.push(route.request().postData() ?? '');
-      const response = await route.fetch(); // the hub stores it...
-      if (dropFirst) {
-        dropFirst = false;
-        // ...but the answer never arrives, and the retry comes in a later second: the reading has no time of its
-        // own, so the hub's "now" differs between the two (this was refused as another reading, 409, once).
-        await new Promise((r) => setTimeout(r, 1_100));
-        return route.abort('connectionreset');
-      }
-      return route.fulfill({ response });
+    // The hub stores it, but the answer never arrives, and the retry comes in a later second: the reading has no time
+    // of its own, so the hub's "now" differs between the two (this was refused as another reading, 409, once).
+    const bodies = await routeUploads(page, async (route) => {
+      await new Promise((r) => setTimeout(r, 1_100));
+      return route.abort('connectionreset');
     });
     await upload(page, '133', '84');
     await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
@@ -518,15 +525,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     const w = await open();
     const { page } = w;
     await enterCpr(page, '030405-4567');
-    const bodies: string[] = [];
-    let dropFirst = true;
-    await page.route('**/observations', async (route) => {
-      bodies.push(route.request().postData() ?? '');
-      const response = await route.fetch(); // the hub stores it...
-      if (!dropFirst) return route.fulfill({ response });
-      dropFirst = false;
-      return route.abort('connectionreset'); // ...but its answer is lost
-    });
+    const bodies = await routeUploads(page, (route) => route.abort('connectionreset')); // the hub stores it, its answer is lost
     await upload(page, '141', '91');
     await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
     // The patient looks: the reading was saved after all.
@@ -557,14 +556,8 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     const w = await open();
     const { page } = w;
     await enterCpr(page, cpr);
-    const bodies: string[] = [];
     // Page routes outlive a reload.
-    await page.route('**/observations', async (route) => {
-      bodies.push(route.request().postData() ?? '');
-      const response = await route.fetch(); // the hub stores it...
-      if (bodies.length === 1) return route.abort('connectionreset'); // ...the first answer is lost
-      return route.fulfill({ response });
-    });
+    const bodies = await routeUploads(page, (route) => route.abort('connectionreset')); // the hub stores it, its answer is lost
     await upload(page, '143', '93');
     await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
     await page.reload();
@@ -592,14 +585,8 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     const w = await open();
     const { page } = w;
     await enterCpr(page, '020304-4567');
-    const bodies: string[] = [];
-    let failFirst = true;
-    await page.route('**/observations', async (route) => {
-      bodies.push(route.request().postData() ?? '');
-      const response = await route.fetch(); // the hub stores it...
-      if (!failFirst) return route.fulfill({ response });
-      failFirst = false;
-      // ...and answers as it does when the reading's audit event cannot be written.
+    // The hub stores it, and answers as it does when the reading's audit event cannot be written.
+    const bodies = await routeUploads(page, (route) => {
       const body = problem('audit_unavailable', 'the change could not be recorded in the audit trail; retry the request', { instance: '/observations' });
       return route.fulfill({ status: 503, contentType: 'application/problem+json', headers: { 'retry-after': '5' }, body: JSON.stringify(body) });
     });
@@ -629,14 +616,8 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     const w = await open();
     const { page } = w;
     await enterCpr(page, '140503-4567');
-    const bodies: string[] = [];
-    let portal = true;
-    await page.route('**/observations', async (route) => {
-      bodies.push(route.request().postData() ?? '');
-      if (!portal) return route.fulfill({ response: await route.fetch() });
-      portal = false; // the first never reaches the hub: a portal's sign-in page answers it
-      return route.fulfill({ status: 200, contentType: 'text/html', body: '<html><p>Please accept the terms of use.</p></html>' });
-    });
+    // The first never reaches the hub: a portal's sign-in page answers it.
+    const bodies = await routeUploads(page, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<html><p>Please accept the terms of use.</p></html>' }), { reachesHub: false });
     await upload(page, '135', '86');
     await uploadEnded(w);
     expect({ title: await page.title(), said: await page.textContent('#upload-status') }).toEqual({
@@ -1266,17 +1247,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     });
     const { page } = w;
     await enterCpr(page, '131211-1234');
-    const bodies: string[] = [];
-    let hold = true;
-    await page.route('**/observations', async (route) => {
-      bodies.push(route.request().postData() ?? '');
-      const response = await route.fetch(); // the hub stores it...
-      if (hold) {
-        hold = false;
-        return; // ...and the answer never comes
-      }
-      return route.fulfill({ response });
-    });
+    const bodies = await routeUploads(page, async () => undefined); // the hub stores it, and the answer never comes
     await upload(page, '136', '86');
     await page.waitForFunction(() => /Uploading/.test(document.getElementById('upload-status')!.textContent ?? ''));
     while (bodies.length < 1) await new Promise((r) => setTimeout(r, 20)); // sent, and its time limit running
