@@ -25,6 +25,18 @@ describe('createTokenVerifier', () => {
   const secret = randomBytes(32);
   const issuer = 'telemed-rts';
   const audience = 'telemed-rts';
+  /**
+   * ES256 tokens of an operator under `kid`, signed by the key of `signer` (`kid`'s own by default), each with its own
+   * jti: a token the verifier remembers is not checked against the JWKS again.
+   */
+  const es256Minter = (jose: typeof import('jose'), keyOf: (kid: string) => import('node:crypto').KeyObject) => {
+    let n = 0;
+    return (kid: string, signer = kid): Promise<string> => {
+      const now = Math.floor(Date.now() / 1000);
+      return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('op').setIssuer(issuer).setAudience(audience)
+        .setIssuedAt(now).setExpirationTime(now + 3600).sign(keyOf(signer));
+    };
+  };
   const sign = (claims: Parameters<typeof signToken>[1], ttlSeconds = 300, key = secret) => signToken(key, claims, { issuer, audience, ttlSeconds });
 
   it('accepts a valid token and refuses a wrong signature, issuer or audience', async () => {
@@ -220,13 +232,7 @@ describe('createTokenVerifier', () => {
     await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
-      let n = 0;
-      // A new token each time (its own jti): one the verifier remembers is not checked against the JWKS again.
-      const mint = (kid: string) => {
-        const now = Math.floor(Date.now() / 1000);
-        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('op').setIssuer(issuer).setAudience(audience)
-          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pairs.find((p) => p.kid === kid)!.privateKey);
-      };
+      const mint = es256Minter(jose, (kid) => pairs.find((p) => p.kid === kid)!.privateKey);
       const remembered = await mint('old');
       await expect(verify(remembered)).resolves.toMatchObject({ sub: 'op' });
       await expect(verify(await mint('new'))).resolves.toMatchObject({ sub: 'op' });
@@ -337,12 +343,8 @@ describe('createTokenVerifier', () => {
     await withJwksServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: published })), async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
-      let n = 0;
-      const mint = () => {
-        const now = Math.floor(Date.now() / 1000);
-        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid: 'old' }).setSubject('op').setIssuer(issuer).setAudience(audience)
-          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pair.privateKey);
-      };
+      const mintUnder = es256Minter(jose, () => pair.privateKey);
+      const mint = () => mintUnder('old');
       await expect(verify(await mint())).resolves.toMatchObject({ sub: 'op' });
       published = [];
       clock += JWKS_MAX_AGE_MS + JWKS_FETCH_TIMEOUT_MS; // no token came in the minute and the fetch's time after it
@@ -395,12 +397,8 @@ describe('createTokenVerifier', () => {
     }, async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
-      let n = 0;
-      const mint = () => {
-        const now = Math.floor(Date.now() / 1000);
-        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid: 'old' }).setSubject('op').setIssuer(issuer).setAudience(audience)
-          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pair.privateKey);
-      };
+      const mintUnder = es256Minter(jose, () => pair.privateKey);
+      const mint = () => mintUnder('old');
       await expect(verify(await mint())).resolves.toMatchObject({ sub: 'op' });
       clock += 61_000;
       published = []; // the identity provider drops the key (a leak), and is slow to answer
@@ -433,12 +431,7 @@ describe('createTokenVerifier', () => {
     }, async (jwksUrl) => {
       let clock = Date.now();
       const verify = createTokenVerifier({ jwksUrl, issuer, audience }, { now: () => clock, monotonicNow: () => clock });
-      let n = 0;
-      const mint = (kid: string, signer = kid) => {
-        const now = Math.floor(Date.now() / 1000);
-        return new jose.SignJWT({ role: 'operator', jti: String(++n) }).setProtectedHeader({ alg: 'ES256', kid }).setSubject('op').setIssuer(issuer).setAudience(audience)
-          .setIssuedAt(now).setExpirationTime(now + 3600).sign(pairs.find((p) => p.kid === signer)!.privateKey);
-      };
+      const mint = es256Minter(jose, (kid) => pairs.find((p) => p.kid === kid)!.privateKey);
       await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' });
       clock += 61_000;
       await expect(verify(await mint('old'))).resolves.toMatchObject({ sub: 'op' }); // starts the minute's refetch
