@@ -1,8 +1,9 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
-import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, auditStreamOf, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { randomUUID } from 'node:crypto';
+import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, auditStreamOf, chain, genesisHash, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
-import type { EventStore } from '../../src/application/ports/event-store';
+import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store';
 import { countingReads, expectSearchThroughIndex } from '../support/audit-reads';
 
 /**
@@ -160,11 +161,12 @@ describe('AuditTrail heads: what an anchor and a restart read of a long chain', 
     const before = read();
     await Promise.all(Array.from({ length: AUDIT_PARTITIONS * 4 }, (_, i) => restarted.record(entry(5_000 + i, `p${i}`, at))));
     expect(read() - before).toBeLessThanOrEqual(2 * AUDIT_PARTITIONS);
-    // Its next anchor reads only what another process appended since its own appends.
+    // Its next anchor reads only what another process appended since its own appends, and its own head of each chain
+    // (checked: still the hash it wrote).
     await writer.record(entry(9_999, 'p1', at));
     const after = read();
     const moved = await restarted.headsOf('2026-11-30');
-    expect(read() - after).toBeLessThanOrEqual(1);
+    expect(read() - after).toBeLessThanOrEqual(1 + AUDIT_PARTITIONS);
     expect(moved).not.toEqual(heads);
     // And the chains stay whole, linked by both processes.
     expect(await restarted.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 2_000 + AUDIT_PARTITIONS * 4 + 1 });
@@ -193,6 +195,55 @@ describe('AuditTrail anchors across midnight', () => {
     const checked = await new AuditTrail({ store }).verify(['2026-12-02'], Object.fromEntries(Object.entries(anchors).filter(([s]) => s.startsWith('audit-2026-12-02-'))));
     expect(checked.ok).toBe(false);
     expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: victim, reason: 'anchor_missing' }));
+  });
+});
+
+describe('AuditTrail heads: a chain changed behind this process', () => {
+  it('anchors the head this process wrote, and says so, when someone with the store rewrote the chain and added to it', async () => {
+    const store = new InMemoryEventStore();
+    const errors: { fields: Record<string, unknown>; message: string }[] = [];
+    const logger = { error: (fields: Record<string, unknown>, message: string) => void errors.push({ fields, message }), warn: () => undefined };
+    const trail = new AuditTrail({ store, logger });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const written = (await trail.headsOf('2026-11-30'))[stream]!;
+
+    // Someone with access to the store changes who made the third request, links the rest again, and adds an entry of
+    // their own: the chain is whole in itself, and longer than this process wrote it.
+    const events = (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!;
+    const forged = chain(
+      genesisHash(stream),
+      events.map((e, i) => (i === 2 ? { ...(e.data as unknown as AuditEntry), subject: 'someone-else' } : (e.data as unknown as AuditEntry))),
+    );
+    events.forEach((e, i) => (events[i] = { ...e, data: forged[i]! }));
+    const [added] = chain(forged[forged.length - 1]!.hash, [entry(99, 'p1', at)]);
+    await store.appendToStream(stream, [{ id: randomUUID(), type: AUDIT_EVENT_TYPE, data: added! }], { expectedVersion: 4n });
+    expect(await new AuditTrail({ store }).verify(['2026-11-30'])).toMatchObject({ ok: true, events: 6 });
+
+    // The anchor holds what this process wrote (before: the forged head, which then vouched for the forgery), and the
+    // log says the chain changed.
+    const anchors = await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    expect(anchors[stream]).toBe(written);
+    expect(errors).toContainEqual({ fields: expect.objectContaining({ stream, version: '4' }), message: expect.stringContaining('possible tampering') });
+    const checked = await new AuditTrail({ store }).verify(['2026-11-30'], { [stream]: anchors[stream]! });
+    expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: stream, reason: 'anchor_missing' }));
+  });
+
+  it('takes what other processes appended after its own head as it is, and anchors their head', async () => {
+    const store = new InMemoryEventStore();
+    const errors: string[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+    const other = new AuditTrail({ store });
+    const at = '2026-11-30T08:00:00.000Z';
+    await trail.record(entry(1, 'p1', at));
+    await other.record(entry(2, 'p1', at));
+    await trail.record(entry(3, 'p1', at)); // a conflict: read the other's tail, link after it
+    await other.record(entry(4, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    expect((await trail.headsOf('2026-11-30'))[stream]).toBe((await other.headsOf('2026-11-30'))[stream]);
+    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 4 });
+    expect(errors).toEqual([]);
   });
 });
 

@@ -132,6 +132,8 @@ export type AuditPage = Readonly<{
  */
 export class AuditTrail {
   private readonly heads = new Map<string, Head>();
+  /** Chains found rewritten behind this process (checkedHead), with the hash it wrote there. */
+  private readonly rewritten = new Map<string, string>();
   private readonly queues = new Map<string, Pending[]>();
   private readonly running = new Map<string, Promise<void>>();
   private queued = 0;
@@ -327,8 +329,12 @@ export class AuditTrail {
       // Appended to meanwhile past `last`, or cut back under it: read on from what the first read saw.
       if (event) return { version: event.streamVersion, hash: String(event.data['hash']) };
     }
-    const from = known && known.version >= 0n ? known.version + 1n : 0n;
-    const { events, currentVersion } = await this.options.store.readStream(stream, { fromVersion: from });
+    // From this process's own head on, that event included: the events before it are never rewritten, so it must still
+    // hold the hash this process wrote or last read (checkedHead).
+    const from = known && known.version >= 0n ? known.version : 0n;
+    const read = await this.options.store.readStream(stream, { fromVersion: from });
+    const { currentVersion } = read;
+    const events = known && known.version >= 0n ? this.checkedHead(stream, known, read.events) : read.events;
     const last = events[events.length - 1];
     if (last) return { version: last.streamVersion, hash: String(last.data['hash']) };
     if (known && currentVersion !== null && currentVersion >= known.version) return known;
@@ -339,6 +345,24 @@ export class AuditTrail {
       return this.readHead(stream, null);
     }
     return { version: -1n, hash: genesisHash(stream) };
+  }
+
+  /**
+   * `events` (a chain read from `known`'s version on) without that first event, once it is found to hold `known`'s
+   * hash. An event that holds another was rewritten behind the store's back (its chain relinked from there on, the
+   * work of someone with write access to the store): said as possible tampering, and remembered, so that this process's
+   * anchors of the chain carry the hash it wrote and not the rewritten head, and POST /audit/verify with them reports
+   * the chain (anchor_missing). Before, a chain rewritten and then added to (one more event) was read on from its new
+   * tail without a word, and the next anchor vouched for the rewrite.
+   */
+  private checkedHead(stream: string, known: Head, events: readonly RecordedEvent[]): readonly RecordedEvent[] {
+    const own = events[0];
+    if (own === undefined || own.streamVersion !== known.version) return events;
+    if (String(own.data['hash']) !== known.hash) {
+      if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
+      this.options.logger?.error({ stream, version: String(known.version) }, 'audit chain changed behind this hub: an event it wrote or read no longer holds its hash: possible tampering');
+    }
+    return events.slice(1);
   }
 
   /**
@@ -494,7 +518,8 @@ export class AuditTrail {
     for (const stream of chainsOf(day)) {
       // From the head this process last wrote (what another process appended since is read, nothing before it).
       const head = await this.readHead(stream, this.heads.get(stream) ?? null);
-      if (head.version >= 0n) heads[stream] = head.hash;
+      // A chain found rewritten (checkedHead): the hash this process wrote, which the chain should still hold.
+      if (head.version >= 0n) heads[stream] = this.rewritten.get(stream) ?? head.hash;
     }
     return heads;
   }
