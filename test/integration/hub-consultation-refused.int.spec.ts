@@ -187,3 +187,28 @@ it("refuses a request whose attachment is not registered or was replaced by a co
   const taken = await ask([String(corrected.body.uniqueId)]);
   await until('the consultation requested', async () => (await getJson(hub.url, `/consultations/${taken.consultationId}`)).status === 200);
 });
+
+it("keeps the envelope id, type and system it read on the dead letter of a JOSE message sent without their copies, so `rts dlq show <envelope id>` finds it", async () => {
+  // As a system in another language may send (docs/messaging.md: a message without the application-property copies is
+  // handled as its envelope says): signed and encrypted, no properties. Its body shows nothing without the hub's key.
+  const keys = await generatePartyKeys('ref-d');
+  await registerSystem(hub.url, { id: 'ref-d', name: 'Ref D', area: 'Hubei' }, keys);
+  const d = await client('ref-d', keys);
+  await d.joinWithExperts([{ localExpertId: 'gone', ...profile(4) }]);
+  await until('ref-d:gone known', async () => (await getJson(hub.url, '/experts/ref-d:gone')).status === 200);
+  await d.retireExpert('gone');
+  await until('ref-d:gone retired', async () => (await getJson(hub.url, '/experts/ref-d:gone')).body.status === 'retired');
+
+  const hubRegistry = new KeyRegistry();
+  await registerHubJwks(hubRegistry, await fetchHubJwks(hub.url));
+  const codec = new JoseCodec({ keys, registry: hubRegistry });
+  const envelope = { id: randomUUID(), type: 'expert.changed', version: 1, systemId: 'ref-d', correlationId: 'no-copies-1', time: new Date().toISOString(), payload: { localExpertId: 'gone', profile: profile(5) } };
+  const { body } = await codec.encode(envelope, { to: 'hub' });
+  await raw.send(UPLINK, { body });
+
+  type Letter = { envelopeId: string | null; type: string | null; systemId: string | null; reason: string };
+  let letters: Letter[] = [];
+  await until('its dead letter', async () => (letters = (await getJson<{ items: Letter[] }>(hub.url, '/dead-letters')).body.items).some((l) => l.reason.startsWith('expert_retired')));
+  expect(letters.find((l) => l.reason.startsWith('expert_retired'))).toMatchObject({ envelopeId: envelope.id, type: 'expert.changed', systemId: 'ref-d' });
+  expect((await getJson(hub.url, `/dead-letters/${envelope.id}`)).status).toBe(200);
+});

@@ -7,7 +7,8 @@
 //     'accept'               -> accepted (only after the handler resolved, i.e. after the effect is committed)
 //     { retry: reason }      -> modified{delivery_failed: true, undeliverable_here: false}: ActiveMQ raises the
 //                               redelivery counter (the AMQP header delivery-count) and redelivers
-//     { deadLetter: reason } -> copy to the dead letter queue, then accept the original
+//     { deadLetter: reason } -> copy to the dead letter queue, then accept the original (a `fill` of a dead letter or
+//                               retry: properties the copy gains where the message has none of that name)
 //     { later: reason }      -> modified{delivery_failed: false}, uncounted, after a pause growing with the streak
 //   A handler that throws (or exceeds handlerTimeoutMs) counts as { retry }.
 // - A message whose handler only waits for its turn (`waiting(true)`: others about the same thing go first), or that
@@ -69,7 +70,14 @@ export interface ReceivedMessage {
  * message, so it is handed back WITHOUT counting an attempt, after a pause that grows while such failures go on
  * (a database outage of a minute dead-lettered every message in flight after 5 quick attempts).
  */
-export type HandlerOutcome = 'accept' | { retry: string } | { deadLetter: string } | { later: string };
+export type HandlerOutcome = 'accept' | ({ retry: string } & DeadLetterFill) | ({ deadLetter: string } & DeadLetterFill) | { later: string };
+
+/**
+ * What a handler read of a message that its properties do not show (the uplink: the envelope's id, type and
+ * systemId inside a JOSE body sent without their copies): the dead letter copy gains each one the message has no
+ * application-property of that name for, so operators find the dead letter by them. Never overrides the sender's.
+ */
+export type DeadLetterFill = { fill?: Readonly<Record<string, string>> };
 
 export type MessageHandler = (message: ReceivedMessage) => Promise<HandlerOutcome>;
 
@@ -451,11 +459,11 @@ export class QueueConsumer {
     }
     if ('later' in outcome) return this.handBackLater(delivery, generation, attempt, outcome.later);
     if ('deadLetter' in outcome) {
-      await this.deadLetter(delivery, message, generation, outcome.deadLetter, attempt);
+      await this.deadLetter(delivery, message, generation, outcome.deadLetter, attempt, outcome.fill);
       return;
     }
     if (attempt >= this.maxAttempts) {
-      await this.deadLetter(delivery, message, generation, `retry limit (${this.maxAttempts}) reached: ${outcome.retry}`, attempt);
+      await this.deadLetter(delivery, message, generation, `retry limit (${this.maxAttempts}) reached: ${outcome.retry}`, attempt, outcome.fill);
       return;
     }
     const delay = this.options.retryDelayMs?.(attempt) ?? 0;
@@ -536,8 +544,11 @@ export class QueueConsumer {
     }
   }
 
-  private async deadLetter(delivery: Delivery, message: Message, generation: number, reason: string, attempts: number): Promise<void> {
+  private async deadLetter(delivery: Delivery, message: Message, generation: number, reason: string, attempts: number, fill?: DeadLetterFill['fill']): Promise<void> {
+    const own = message.application_properties ?? {};
+    const filled = Object.fromEntries(Object.entries(fill ?? {}).filter(([key]) => !DLQ_PROPERTIES.has(key) && !(key in own)));
     const copy = fittedDeadLetterCopy(message, {
+      ...filled,
       [DLQ_REASON]: reason,
       [DLQ_SOURCE_QUEUE]: this.queue,
       [DLQ_ATTEMPTS]: attempts,
@@ -731,11 +742,19 @@ function validateOutcome(outcome: unknown): HandlerOutcome {
   if (outcome === 'accept') return outcome;
   if (outcome && typeof outcome === 'object') {
     const o = outcome as { retry?: unknown; deadLetter?: unknown; later?: unknown };
-    if (typeof o.deadLetter === 'string') return { deadLetter: o.deadLetter };
-    if (typeof o.retry === 'string') return { retry: o.retry };
+    const fill = fillOf((outcome as { fill?: unknown }).fill);
+    if (typeof o.deadLetter === 'string') return fill ? { deadLetter: o.deadLetter, fill } : { deadLetter: o.deadLetter };
+    if (typeof o.retry === 'string') return fill ? { retry: o.retry, fill } : { retry: o.retry };
     if (typeof o.later === 'string') return { later: o.later };
   }
   throw new Error(`handler returned an invalid outcome: ${JSON.stringify(outcome)}`);
+}
+
+/** A handler's DeadLetterFill, its string values only. */
+function fillOf(fill: unknown): Readonly<Record<string, string>> | undefined {
+  if (!fill || typeof fill !== 'object') return undefined;
+  const strings = Object.entries(fill).filter(([, value]) => typeof value === 'string');
+  return strings.length > 0 ? Object.fromEntries(strings) : undefined;
 }
 
 /**

@@ -51,7 +51,9 @@ export { envelopeIdOf };
  * the tagging sender below two properties a JMS selector can name (x-dlq-* cannot be: a hyphen is not allowed in
  * a selector identifier), so an operator can later take exactly that message off the dead letter queue:
  *   rts_dlq_id   a fresh UUID per dead letter copy
- *   messageId    our envelope id, filled in from the body when the sender did not set it (and it can be read)
+ *   messageId    our envelope id, filled in from the body when the sender did not set it (and it can be read); for a
+ *                body that does not show it (JOSE), with `type` and `systemId`, from the envelope the hub read
+ *                (withEnvelopeCopies), where the sender set none of them
  *
  * Order: the consumer runs up to `prefetch` handlers at once, but messages about the same expert (or the same
  * consultation) are handled one at a time, in the order they arrived (OrderedByKey, keys from `uplinkOrderKeys`):
@@ -213,12 +215,13 @@ export const uplinkMessageHandler = (
         // Timed out, what the handling saw so far is not its outcome (it may still commit): the entry names the timeout.
         return audited(envelope, outcome, outcome === late ? { timedOut: true } : seen, message.attempt);
       };
-      return await place.enter(uplinkOrderKeys(envelope), envelope.id, run, comesBack, {
+      const outcome = await place.enter(uplinkOrderKeys(envelope), envelope.id, run, comesBack, {
         tag: envelope.type,
         waitsFor: (outcome) => (outcome !== undefined && outcome !== 'accept' && 'retry' in outcome ? WAITS_FOR_TYPE[outcome.retry] : undefined),
         // Waiting for its turn, it holds no credit slot (QueueConsumer's maxWaiting): the other keys' messages come.
         ...(message.waiting ? { onWait: message.waiting } : {}),
       });
+      return withEnvelopeCopies(outcome, envelope, message);
     } catch (error) {
       // Not the message's fault, so not one of its attempts: a retry counted here dead-lettered a message on its last
       // attempt because the hub stopped (unaudited, as its handling never ran), a fault of no one's.
@@ -303,6 +306,18 @@ export const uplinkMessageHandler = (
       return { retry: `transient failure: ${name}${typeof code === 'string' ? ` (${code})` : ''}` };
     }
   }
+};
+
+/**
+ * A dead letter (or a retry, which may become one) of a message whose envelope was read, with the envelope's id, type
+ * and systemId to fill in where the message has no such property and its body does not show them: a JOSE body sent
+ * without the copies (docs/messaging.md allows it). Without them its dead letter had no envelope id, type or system:
+ * `rts dlq show <envelope id>`, which a sender is told to ask its operators for, found nothing, and the log line of
+ * the dead-lettering named no message. A plain JSON body shows its id (tagDeadLetter reads it, the views the rest).
+ */
+const withEnvelopeCopies = (outcome: HandlerOutcome, envelope: UplinkEnvelope | ConsultationUplinkEnvelope, message: ReceivedMessage): HandlerOutcome => {
+  if (outcome === 'accept' || 'later' in outcome || envelopeIdOf(message.body) === envelope.id) return outcome;
+  return { ...outcome, fill: { [ENVELOPE_ID_PROPERTY]: envelope.id, type: envelope.type, systemId: envelope.systemId } };
 };
 
 /** A message whose final outcome could not be audited: it is not settled, and comes again. */
