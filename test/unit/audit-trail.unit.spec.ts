@@ -1,4 +1,5 @@
 import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { randomUUID } from 'node:crypto';
 import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, auditStreamOf, chain, genesisHash, type AuditEntry } from '../../src/application/audit/audit-chain';
 import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
@@ -228,6 +229,56 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
     expect(errors).toContainEqual({ fields: expect.objectContaining({ stream, version: '4' }), message: expect.stringContaining('possible tampering') });
     const checked = await new AuditTrail({ store }).verify(['2026-11-30'], { [stream]: anchors[stream]! });
     expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: stream, reason: 'anchor_missing' }));
+  });
+
+  it('anchors the head this process wrote when the chain was cut back under it, so a later anchor does not vouch for the cut', async () => {
+    const store = new InMemoryEventStore();
+    const errors: string[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const written = (await trail.headsOf('2026-11-30'))[stream]!;
+
+    // Someone with access to the store deletes the last two entries: the chain is whole in itself, and shorter.
+    (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!.splice(3);
+    expect(await new AuditTrail({ store }).verify(['2026-11-30'])).toMatchObject({ ok: true, events: 3 });
+
+    // Said (as before), and the anchors taken after it hold what this process wrote (before: the cut chain's head).
+    const anchors = await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    expect(errors).toContainEqual(expect.stringContaining('shorter than this hub wrote it'));
+    expect(anchors[stream]).toBe(written);
+    const checked = await new AuditTrail({ store }).verify(['2026-11-30'], { [stream]: anchors[stream]! });
+    expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: stream, reason: 'anchor_missing' }));
+    // Its own appends go on after the cut chain's head, and its anchors still hold what it wrote.
+    await trail.record(entry(5, 'p1', at));
+    expect((await trail.anchorHeads(new Date('2026-11-30T10:00:00.000Z')))[stream]).toBe(written);
+  });
+
+  it('says so when the event this process wrote last is gone and the chain goes on past it (a gap where it stood)', async () => {
+    const store = SqliteEventStore.open({ file: ':memory:' });
+    const errors: { fields: Record<string, unknown>; message: string }[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (fields: Record<string, unknown>, message: string) => void errors.push({ fields, message }), warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const written = (await trail.headsOf('2026-11-30'))[stream]!;
+
+    // Someone with access to the store deletes the entry this process wrote last (version 4) and puts one of their own
+    // after where it stood (version 5), linked to the entry before it: the chain is whole in itself.
+    const { events } = await store.readStream(stream);
+    store.database.prepare('DELETE FROM events WHERE stream_name = ? AND stream_version = 4').run(stream);
+    const [forged] = chain(String(events[3]!.data['hash']), [entry(99, 'p1', at)]);
+    await store.appendToStream(stream, [{ id: randomUUID(), type: AUDIT_EVENT_TYPE, data: forged! }], { expectedVersion: 3n });
+    store.database.prepare('UPDATE events SET stream_version = 5 WHERE stream_name = ? AND stream_version = 4').run(stream);
+    expect(await new AuditTrail({ store }).verify(['2026-11-30'])).toMatchObject({ ok: true, events: 5 });
+
+    const anchors = await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    expect(errors).toContainEqual({ fields: expect.objectContaining({ stream, version: '4' }), message: expect.stringContaining('possible tampering') });
+    expect(anchors[stream]).toBe(written);
+    const checked = await new AuditTrail({ store }).verify(['2026-11-30'], { [stream]: anchors[stream]! });
+    expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: stream, reason: 'anchor_missing' }));
+    await store.close();
   });
 
   it('takes what other processes appended after its own head as it is, and anchors their head', async () => {

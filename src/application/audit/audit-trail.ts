@@ -340,8 +340,10 @@ export class AuditTrail {
     if (known && currentVersion !== null && currentVersion >= known.version) return known;
     if (known && known.version >= 0n) {
       // The chain is shorter than this process last wrote it: events were deleted behind the store's back.
-      // Say so (anchored verification will show where), and go on from the chain as it is now.
+      // Say so (anchored verification will show where), and go on from the chain as it is now; this process's anchors
+      // of the chain carry the hash it wrote, as for a rewrite (checkedHead): the cut chain's head vouched for the cut.
       this.options.logger?.error({ stream, wroteUpTo: String(known.version), nowAt: String(currentVersion ?? -1n) }, 'audit chain shorter than this hub wrote it: possible tampering');
+      if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
       return this.readHead(stream, null);
     }
     return { version: -1n, hash: genesisHash(stream) };
@@ -353,16 +355,19 @@ export class AuditTrail {
    * work of someone with write access to the store): said as possible tampering, and remembered, so that this process's
    * anchors of the chain carry the hash it wrote and not the rewritten head, and POST /audit/verify with them reports
    * the chain (anchor_missing). Before, a chain rewritten and then added to (one more event) was read on from its new
-   * tail without a word, and the next anchor vouched for the rewrite.
+   * tail without a word, and the next anchor vouched for the rewrite. The same for a chain that goes on past `known`'s
+   * version without an event there (the store's appends leave no gap: it was deleted, and one put after it), which was
+   * taken whole, unchecked. No events: the chain ends before `known` (the caller's "shorter").
    */
   private checkedHead(stream: string, known: Head, events: readonly RecordedEvent[]): readonly RecordedEvent[] {
     const own = events[0];
-    if (own === undefined || own.streamVersion !== known.version) return events;
-    if (String(own.data['hash']) !== known.hash) {
+    if (own === undefined) return events;
+    const there = own.streamVersion === known.version;
+    if (!there || String(own.data['hash']) !== known.hash) {
       if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
-      this.options.logger?.error({ stream, version: String(known.version) }, 'audit chain changed behind this hub: an event it wrote or read no longer holds its hash: possible tampering');
+      this.options.logger?.error({ stream, version: String(known.version) }, 'audit chain changed behind this hub: an event it wrote or read is gone or no longer holds its hash: possible tampering');
     }
-    return events.slice(1);
+    return there ? events.slice(1) : events;
   }
 
   /**
