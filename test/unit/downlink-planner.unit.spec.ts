@@ -123,13 +123,44 @@ describe('downlink planner', () => {
     // By count (the size limit far away): the ids of before, snapshot/<i>.
     const byCount = snapshots({ snapshotBatchSize: 4 });
     expect(byCount.map((m) => m.envelope.id)).toEqual([0, 1].map((i) => downlinkMessageId(joined.id, 'chengdu', `snapshot/${i}`)));
-    // By size: room for two experts' JSON a part gives parts of 2, 2, 2, with ids that name the count.
+    // By size: room for two experts' JSON a part gives parts of 2, 2, 2, with ids that name the count and each part's
+    // first and last expert.
     const oneExpert = Buffer.byteLength(JSON.stringify((byCount[0]!.envelope.payload as { experts: readonly unknown[] }).experts[0]));
     const bySize = snapshots({ snapshotBatchSize: 4, snapshotPartBytes: 2 * oneExpert + 10 });
     expect(bySize.map((m) => (m.envelope.payload as { experts: readonly unknown[] }).experts.length)).toEqual([2, 2, 2]);
     expect(bySize.map((m) => m.envelope.payload)).toEqual([0, 1, 2].map((i) => expect.objectContaining({ batchIndex: i, batchCount: 3 })));
-    expect(bySize.map((m) => m.envelope.id)).toEqual([0, 1, 2].map((i) => downlinkMessageId(joined.id, 'chengdu', `snapshot/${i}/3`)));
+    expect(bySize.map((m) => m.envelope.id)).toEqual([0, 1, 2].map((i) => downlinkMessageId(joined.id, 'chengdu', `snapshot/${i}/3/beijing:b${2 * i}/beijing:b${2 * i + 1}`)));
     expect(snapshots({ snapshotBatchSize: 4, snapshotPartBytes: 2 * oneExpert + 10 })).toEqual(bySize); // deterministic
+  });
+
+  it('a join planned again after a profile changed size: a receiver that dedupes by envelope id still gets every expert', () => {
+    // The snapshot holds each expert's current profile, so a re-plan (after a failed send or a restart mid-snapshot)
+    // may cut it by size elsewhere, into as many parts as before. Parts under the ids of the first plan's parts then
+    // held other experts: a receiver that had taken part 0 dropped the new part 0 as a repeat, and an expert moved
+    // from part 1 into part 0 never reached it.
+    const joined = recorded('SystemJoined', { systemId: 'chengdu', name: 'C', area: 'A', downlinkQueue: 'rts.downlink.chengdu', batches: 0, experts: 0, joinedAt: 'x' });
+    const withName = (x: ExpertView, name: string): ExpertView => ({ ...x, profile: { ...x.profile, name } });
+    const before = [view('beijing', 'b0'), withName(view('beijing', 'b1'), `N${'n'.repeat(20)}`), view('beijing', 'b2'), view('beijing', 'b3')];
+    const after = [before[0]!, withName(before[1]!, 'N'), ...before.slice(2)]; // b1's name shortened after the join
+    const oneExpert = Buffer.byteLength(JSON.stringify({ expertId: 'beijing:b1', homeSystemId: 'beijing', profile, revision: 1 })) + 1;
+    const snapshots = (directory: readonly ExpertView[]) =>
+      planDownlink(joined, { joinedSystems: [sys('beijing'), sys('chengdu')], directory }, { snapshotBatchSize: 4, snapshotPartBytes: 3 * oneExpert + 10 })
+        .filter((m) => m.envelope.type === 'directory.snapshot')
+        .map((m) => m.envelope as { id: string; payload: { experts: readonly { expertId: string }[] } });
+    const first = snapshots(before);
+    const again = snapshots(after);
+    expect(first.map((e) => e.payload.experts.length)).toEqual([2, 2]);
+    expect(again.map((e) => e.payload.experts.length)).toEqual([3, 1]);
+    const seen = new Set<string>();
+    const held = new Set<string>();
+    const receive = (e: { id: string; payload: { experts: readonly { expertId: string }[] } }): void => {
+      if (seen.has(e.id)) return;
+      seen.add(e.id);
+      for (const x of e.payload.experts) held.add(x.expertId);
+    };
+    receive(first[0]!); // the first plan's first part was accepted, then the send of the next failed
+    again.forEach(receive);
+    expect([...held].sort()).toEqual(['beijing:b0', 'beijing:b1', 'beijing:b2', 'beijing:b3']);
   });
 
   it('partitionExperts: at most maxCount and maxBytes of UTF-8 JSON a part, in order; an oversized expert alone', () => {

@@ -129,8 +129,17 @@ export const planDownlink = (event: RecordedEvent, context: DownlinkContext, opt
     const byCount = Math.max(1, Math.ceil(snapshot.length / size));
     const batchCount = Math.max(1, parts.length);
     // Part ids as before where the parts are the count's; where size cut them otherwise, ids of their own (a
-    // receiver that got a part of the count's cut, before an upgrade, must not take a size part for it).
-    const partId = (i: number): string => (batchCount === byCount && parts.every((p, j) => j === batchCount - 1 || p.length === size) ? `snapshot/${i}` : `snapshot/${i}/${batchCount}`);
+    // receiver that got a part of the count's cut, before an upgrade, must not take a size part for it), naming the
+    // part's first and last expert. The count's cut of the experts as of the event never moves, but the size cut
+    // weighs their current profiles: planned again (a failed send, a restart mid-snapshot) after a profile changed
+    // size, part i could hold other experts under the same id, and the receiver, which had taken part i, dropped it
+    // as a repeat: an expert moved into it from the next part never reached the joiner (nor later, while unchanged).
+    const byCountCut = batchCount === byCount && parts.every((p, j) => j === batchCount - 1 || p.length === size);
+    const partId = (i: number): string => {
+      if (byCountCut) return `snapshot/${i}`;
+      const part = parts[i] ?? [];
+      return `snapshot/${i}/${batchCount}/${part[0]?.expertId ?? ''}/${part[part.length - 1]?.expertId ?? ''}`;
+    };
     const toJoiner: DownlinkMessage[] = [message(joiner, 'system.joined', news)];
     for (let i = 0; i < batchCount; i++) {
       toJoiner.push(message(joiner, 'directory.snapshot', { snapshotId: event.id, batchIndex: i, batchCount, experts: parts[i] ?? [] }, partId(i)));
