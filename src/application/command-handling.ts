@@ -26,6 +26,12 @@ export type HandleOptions = Readonly<{
   reusedId?: () => Error;
 }>;
 
+/**
+ * The stream's state and version read just before (by a caller that had to decide on every stream of a group before
+ * writing any): the first attempt decides on it instead of reading again; a conflict reads afresh as ever.
+ */
+export type ReadState<State> = Readonly<{ state: State; currentVersion: bigint | null }>;
+
 export type HandleResult<Event> = Readonly<{ newEvents: readonly Event[]; nextExpectedVersion: bigint | null; lastGlobalPosition: bigint | null }>;
 
 export const handleCommand = async <Command, Event extends { type: string; data: object }, State>(
@@ -33,7 +39,7 @@ export const handleCommand = async <Command, Event extends { type: string; data:
   streamName: string,
   decider: Decider<Command, Event, State>,
   command: Command,
-  options: HandleOptions,
+  options: HandleOptions & Readonly<{ readState?: ReadState<State> }>,
 ): Promise<HandleResult<Event>> => {
   const retries = options.retries ?? 3;
   const read = () =>
@@ -42,7 +48,8 @@ export const handleCommand = async <Command, Event extends { type: string; data:
       initialState: decider.initialState,
     });
   for (let attempt = 0; ; attempt++) {
-    const { state, currentVersion } = attempt === 0 && options.expectNewStream ? { state: decider.initialState(), currentVersion: null } : await read();
+    const { state, currentVersion } =
+      attempt === 0 && options.expectNewStream ? { state: decider.initialState(), currentVersion: null } : attempt === 0 && options.readState ? options.readState : await read();
     const events = decider.decide(command, state);
     if (events.length === 0) return { newEvents: [], nextExpectedVersion: currentVersion, lastGlobalPosition: null };
     try {

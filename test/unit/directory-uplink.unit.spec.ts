@@ -270,6 +270,69 @@ describe('directory uplink and downlink (in memory)', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('a join batch naming a retired expert is refused whole: none of its other experts is written or sent', async () => {
+    // A system restored from an old backup joins again with an expert it retired after that backup. The batch was
+    // dead-lettered (expert_retired), yet the experts written before the retired one was reached stayed, and went
+    // out to every other system: from a message the hub refused, and that the system will send again changed.
+    const t = setup();
+    for (const id of ['beijing', 'chengdu']) await t.service.registerSystem({ systemId: id, name: id, area: id });
+    await join(t.handler, 'beijing', 1, 1, 'Beijing');
+    await join(t.handler, 'chengdu', 3, 3, 'Chengdu');
+    expect(await t.handler.handleUplink(uplink('chengdu', 'expert.retired', { localExpertId: 'e-2' }, 'retire-2'))).toEqual({ outcome: 'applied' });
+    await t.publisher().catchUp();
+    const before = t.outbox.received('rts.downlink.beijing').length;
+    const again = { correlationId: 'corr-chengdu-again' };
+    await t.handler.handleUplink({ ...uplink('chengdu', 'system.join.requested', { expectedBatches: 1, expectedExperts: 4 }, 'join-again'), ...again });
+    const experts = [
+      { localExpertId: 'e-0', ...profile(0, 'Chongqing') },
+      { localExpertId: 'new-1', ...profile(7) },
+      { localExpertId: 'e-2', ...profile(2) },
+      { localExpertId: 'new-2', ...profile(8) },
+    ];
+    const batch = { ...uplink('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 1, experts }, 'again/batch-0'), ...again } as UplinkEnvelope;
+    await expect(t.handler.handleUplink(batch)).rejects.toMatchObject({ code: 'expert_retired' });
+    await t.publisher().catchUp();
+    expect((await t.service.getExpert('chengdu:e-0')).profile.location.city).toBe('Chengdu');
+    await expect(t.service.getExpert('chengdu:new-1')).rejects.toMatchObject({ code: 'expert_not_found' });
+    await expect(t.service.getExpert('chengdu:new-2')).rejects.toMatchObject({ code: 'expert_not_found' });
+    expect(t.outbox.received('rts.downlink.beijing').slice(before)).toEqual([]);
+    // Sent again without the retired expert, it is taken.
+    const fixed = { ...uplink('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 1, experts: experts.filter((e) => e.localExpertId !== 'e-2') }, 'again/batch-0b'), ...again } as UplinkEnvelope;
+    expect(await t.handler.handleUplink(fixed)).toEqual({ outcome: 'applied' });
+    expect((await t.service.getSystem('chengdu')).status).toBe('joined');
+    expect((await t.service.getExpert('chengdu:new-2')).status).toBe('active');
+  });
+
+  it('a join batch whose expert changes between the check of the batch and its write is decided again on the change', async () => {
+    const t = setup();
+    for (const id of ['beijing', 'chengdu']) await t.service.registerSystem({ systemId: id, name: id, area: id });
+    await join(t.handler, 'beijing', 1, 1, 'Beijing');
+    await join(t.handler, 'chengdu', 1, 1, 'Chengdu');
+    const again = { correlationId: 'corr-chengdu-again' };
+    await t.handler.handleUplink({ ...uplink('chengdu', 'system.join.requested', { expectedBatches: 1, expectedExperts: 1 }, 'join-again'), ...again });
+    const aggregate = t.store.aggregateStream.bind(t.store);
+    let changedBetween = false;
+    const spy = jest.spyOn(t.store, 'aggregateStream').mockImplementation(async (stream, options) => {
+      const result = await aggregate(stream, options);
+      if (stream === 'expert-chengdu.e-0' && !changedBetween) {
+        changedBetween = true; // the batch's check read it: another hub process applies a change now
+        await t.handler.handleUplink(uplink('chengdu', 'expert.changed', { localExpertId: 'e-0', profile: profile(0, 'Chongqing') }, 'change-between'));
+      }
+      return result as never;
+    });
+    const batch = { ...uplink('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 1, experts: [{ localExpertId: 'e-0', ...profile(0, 'Wuhan') }] }, 'again/batch-0'), ...again } as UplinkEnvelope;
+    expect(await t.handler.handleUplink(batch)).toEqual({ outcome: 'applied' });
+    spy.mockRestore();
+    expect(changedBetween).toBe(true);
+    const stream = await t.store.readStream('expert-chengdu.e-0');
+    expect(stream.events.map((e) => [e.type, (e.data as { profile: ExpertProfile }).profile.location.city])).toEqual([
+      ['ExpertRegistered', 'Chengdu'],
+      ['ExpertProfileChanged', 'Chongqing'],
+      ['ExpertProfileChanged', 'Wuhan'],
+    ]);
+    expect((await t.service.getSystem('chengdu')).status).toBe('joined');
+  });
+
   it('a join again reads the retired experts in one pass over the directory, not a pass per 1,000 experts', async () => {
     // The publisher paged through every expert with findExperts (1,000 a page); the in-memory directory (the read
     // model on PostgreSQL and EventStoreDB) sorts the whole directory for each page, so planning one join again cost

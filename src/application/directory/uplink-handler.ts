@@ -6,9 +6,9 @@ import {
   type ConnectedSystemCommand,
   type ConnectedSystemState,
 } from '../../domain/directory/connected-system';
-import { changesExpert, expertDecider, expertStreamName, type ExpertCommand, type ExpertProfile } from '../../domain/directory/expert';
+import { changesExpert, expertDecider, expertStreamName, type ExpertCommand, type ExpertProfile, type ExpertState } from '../../domain/directory/expert';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/shared/errors';
-import { handleCommand } from '../command-handling';
+import { handleCommand, type ReadState } from '../command-handling';
 import type { Clock } from '../ports/clock';
 import type { EventMetadata, EventStore } from '../ports/event-store';
 import type { UplinkEnvelope, UplinkOf } from './directory-messages';
@@ -42,7 +42,8 @@ import type { UplinkEnvelope, UplinkOf } from './directory-messages';
  *
  * A batch ('experts.batch') registers each expert (an upsert by the home system) and then records
  * ExpertBatchImported on the system's stream; the last missing batch also records SystemJoined. The batch is
- * checked against the join before any expert is written. A batch index already imported in the current attempt, a
+ * checked against the join, and each of its experts decided (a retired one refuses it whole), before any expert is
+ * written. A batch index already imported in the current attempt, a
  * batch message (envelope id) counted before, and a batch of an earlier attempt (its correlationId is that
  * attempt's) are skipped whole, so repeated, out-of-order and late batches are safe. A crash between the experts
  * and the batch record is repaired by the redelivery (the experts are then no-ops). An expert in batches of two
@@ -114,11 +115,19 @@ export class UplinkHandler {
     });
   }
 
-  private registerOne(envelope: UplinkEnvelope, command: ExpertCommand) {
+  private registerOne(envelope: UplinkEnvelope, command: ExpertCommand, readState?: ReadState<ExpertState>) {
     return handleCommand(this.deps.store, expertStreamName(command.homeSystemId, command.localExpertId), expertDecider, command, {
       commandId: envelope.id,
       metadata: this.metadata(envelope),
       retries: this.retries,
+      readState,
+    });
+  }
+
+  private readExpert(command: ExpertCommand): Promise<ReadState<ExpertState>> {
+    return this.deps.store.aggregateStream<ExpertState>(expertStreamName(command.homeSystemId, command.localExpertId), {
+      evolve: (s, e) => expertDecider.evolve(s, { type: e.type, data: e.data } as never),
+      initialState: expertDecider.initialState,
     });
   }
 
@@ -168,17 +177,20 @@ export class UplinkHandler {
     // Check the batch against the join before writing any expert: throws what the final decision would throw.
     connectedSystemDecider.decide(command, state);
 
+    const registrations = experts.map(({ localExpertId, ...profile }): { command: ExpertCommand; read?: ReadState<ExpertState> } => ({
+      command: { type: 'RegisterExpert', homeSystemId: envelope.systemId, localExpertId, bySystemId: envelope.systemId, messageId: envelope.id, profile: profile as ExpertProfile, now },
+    }));
+    // Every expert decided before any is written: a batch refused for one of them (expert_retired) is refused whole.
+    // Written as they came, the experts before the refused one stayed registered, and went out to the other systems,
+    // from a batch that was dead-lettered. The states read here are the write's first read (no second pass).
+    await forEachConcurrently(registrations, this.concurrency, async (r) => {
+      r.read = await this.readExpert(r.command);
+      expertDecider.decide(r.command, r.read.state);
+    });
+
     let applied = false;
-    await forEachConcurrently(experts, this.concurrency, async ({ localExpertId, ...profile }) => {
-      const result = await this.registerOne(envelope, {
-        type: 'RegisterExpert',
-        homeSystemId: envelope.systemId,
-        localExpertId,
-        bySystemId: envelope.systemId,
-        messageId: envelope.id,
-        profile: profile as ExpertProfile,
-        now,
-      });
+    await forEachConcurrently(registrations, this.concurrency, async ({ command, read }) => {
+      const result = await this.registerOne(envelope, command, read);
       if (result.newEvents.some(changesExpert)) applied = true;
     });
     const { newEvents } = await this.system(envelope, command);
