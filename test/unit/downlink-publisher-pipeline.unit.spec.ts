@@ -5,6 +5,7 @@
 import { DateTime } from 'luxon';
 import { DownlinkPublisher } from '../../src/application/directory/downlink-publisher';
 import { DOWNLINK_EVENT_TYPES } from '../../src/application/directory/downlink-planner';
+import * as directoryMessages from '../../src/application/directory/directory-messages';
 import type { DownlinkEnvelope } from '../../src/application/directory/directory-messages';
 import { uuidV5 } from '../../src/application/ids';
 import type { DownlinkOutbox } from '../../src/application/ports/downlink-outbox';
@@ -158,5 +159,42 @@ describe('downlink publisher: pipelined sends', () => {
     // Together: every message accepted at least once, none lost; ids are the same on the resend.
     const all = new Set([...outbox.accepted, ...retry.accepted].map((m) => m.envelope.id));
     expect(all.size).toBe(N);
+  });
+
+  it('a join\'s messages are made as they are sent: no more than the window ahead of the broker\'s accepts', async () => {
+    // The first join of a system of 10,000 experts with 80 joined systems is 790,000 messages: made all at once
+    // before the first was sent, ~400 MB in the hub's memory and seconds of a blocked event loop (HTTP, heartbeats).
+    const { store, directory, projector, service, handler, checkpoints } = inMemoryDirectoryCore(clock, ids);
+    const others = ['beijing', 'shanghai', 'wuhan'];
+    for (const id of [...others, 'chengdu']) await service.registerSystem({ systemId: id, name: id, area: id });
+    for (const id of others) await handler.handleUplink(uplink(id, 'system.join.requested', { expectedBatches: 0, expectedExperts: 0 }, 'join'));
+    const instant: DownlinkOutbox = { send: async () => undefined };
+    await new DownlinkPublisher({ store, directory, projector, outbox: instant, checkpoints }).catchUp();
+    const experts = 300;
+    await handler.handleUplink(uplink('chengdu', 'system.join.requested', { expectedBatches: 1, expectedExperts: experts }, 'join'));
+    const batch = Array.from({ length: experts }, (_, i) => ({ localExpertId: `e-${i}`, ...profile(i) }));
+    await handler.handleUplink(uplink('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 1, experts: batch }, 'batch-0'));
+    const total = 2 + others.length * (1 + experts); // to chengdu: system.joined and one snapshot part
+
+    const made = jest.spyOn(directoryMessages, 'downlinkMessageId');
+    try {
+      const outbox = new GatedOutbox();
+      const caughtUp = new DownlinkPublisher({ store, directory, projector, outbox, checkpoints, concurrency: 8 }).catchUp();
+      await outbox.handedOver(8);
+      await GatedOutbox.settle();
+      expect(outbox.calls).toHaveLength(8);
+      expect(made.mock.calls.length).toBeLessThanOrEqual(9);
+      for (let i = 0; i < total; i++) {
+        await outbox.handedOver(i + 1);
+        outbox.calls[i]!.accept();
+        if (i % 50 === 0) expect(made.mock.calls.length).toBeLessThanOrEqual(i + 1 + 9);
+      }
+      await caughtUp;
+      expect(outbox.calls).toHaveLength(total);
+      expect(new Set(outbox.calls.map((c) => c.envelope.id)).size).toBe(total);
+      expect(await checkpoints.get('downlink')).toBe(await store.headPosition());
+    } finally {
+      made.mockRestore();
+    }
   });
 });

@@ -5,7 +5,7 @@ import type { EventStore, RecordedEvent } from '../ports/event-store';
 import { systemJoinedAt, type SystemRow } from '../projections/directory-projection';
 import type { DirectoryLogger } from './directory-projector';
 import type { DirectoryReadModel } from './directory-read-model';
-import { DOWNLINK_EVENT_TYPES, needsDirectory, planDownlink, type DownlinkMessage } from './downlink-planner';
+import { DOWNLINK_EVENT_TYPES, needsDirectory, planDownlinkLazily, type DownlinkMessage } from './downlink-planner';
 
 /**
  * The downlink publisher: a checkpointed subscription to the event store that sends what `planDownlink` plans
@@ -116,12 +116,13 @@ export class DownlinkPublisher extends BackgroundDrain {
   private async sendPage(events: readonly RecordedEvent[], systems: readonly SystemRow[]): Promise<{ failure?: { error: unknown }; stoppedAfter?: bigint }> {
     const limit = Math.max(1, this.deps.concurrency ?? 64);
     const inFlight = new Set<Promise<void>>();
-    // Per event, in store order: messages not yet accepted. Done events at the front move the checkpoint.
-    const open: { position: bigint; pending: number }[] = [];
+    // Per event, in store order: messages not yet accepted, and whether all of them were handed over (they are made
+    // as they go: a join's can be hundreds of thousands). Done events at the front move the checkpoint.
+    const open: { position: bigint; pending: number; planned: boolean }[] = [];
     let failure: { error: unknown } | undefined;
     let done: bigint | undefined;
     const settleFront = (): void => {
-      while (open.length > 0 && open[0]!.pending === 0) done = open.shift()!.position;
+      while (open.length > 0 && open[0]!.planned && open[0]!.pending === 0) done = open.shift()!.position;
     };
     // Progress within a long page, stored now and then (checkpointEveryMs): the standbys see the stored checkpoint only.
     const nowMs = this.deps.nowMs ?? (() => performance.now());
@@ -139,7 +140,7 @@ export class DownlinkPublisher extends BackgroundDrain {
     for (const event of events) {
       if (failure) break;
       const messages = await this.plan(event, systems);
-      const entry = { position: event.globalPosition, pending: messages.length };
+      const entry = { position: event.globalPosition, pending: 0, planned: false };
       open.push(entry);
       for (const m of messages) {
         while (inFlight.size >= limit && !failure) {
@@ -147,6 +148,7 @@ export class DownlinkPublisher extends BackgroundDrain {
           await storeProgress();
         }
         if (failure) break;
+        entry.pending += 1;
         const sending = this.deps.outbox.send(m.queue, m.envelope).then(
           () => {
             this.sentCount++;
@@ -159,6 +161,7 @@ export class DownlinkPublisher extends BackgroundDrain {
         const tracked = sending.finally(() => inFlight.delete(tracked));
         inFlight.add(tracked);
       }
+      if (!failure) entry.planned = true;
       await storeProgress();
       if (this.stopRequested) break;
     }
@@ -172,12 +175,13 @@ export class DownlinkPublisher extends BackgroundDrain {
     return {};
   }
 
-  private async plan(event: RecordedEvent, systems: readonly SystemRow[]): Promise<readonly DownlinkMessage[]> {
+  /** The event's messages, made as they are taken (planDownlinkLazily). */
+  private async plan(event: RecordedEvent, systems: readonly SystemRow[]): Promise<Iterable<DownlinkMessage>> {
     const joinedSystems = systems.filter((s) => systemJoinedAt(s, event.globalPosition)).map((s) => ({ systemId: s.systemId, downlinkQueue: s.downlinkQueue }));
     const directory = needsDirectory(event) ? await this.deps.directory.expertsAsOf(event.globalPosition) : undefined;
     const joiner = event.type === 'SystemJoined' ? systems.find((s) => s.systemId === (event.data as { systemId?: unknown }).systemId) : undefined;
     const rejoin = joiner?.joinedPosition != null && joiner.joinedPosition < event.globalPosition;
     const retired = rejoin ? await this.deps.directory.retiredAsOf(event.globalPosition) : undefined;
-    return planDownlink(event, { joinedSystems, directory, rejoin, retired }, { snapshotBatchSize: this.deps.snapshotBatchSize });
+    return planDownlinkLazily(event, { joinedSystems, directory, rejoin, retired }, { snapshotBatchSize: this.deps.snapshotBatchSize });
   }
 }
