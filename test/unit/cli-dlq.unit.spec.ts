@@ -1,4 +1,7 @@
 // `rts dlq list|show|replay` against a fake hub (fetch), checking requests, output and exit codes.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runDlq } from '../../src/adapters/cli/dlq';
 import { runErasures } from '../../src/adapters/cli/erasures';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
@@ -190,5 +193,56 @@ describe('rts dlq', () => {
     expect(await runDlq(['replay', 'dlq-1'], { stdout: collector(), stderr: err, env: { RTS_TOKEN: 'good' }, fetch: refused })).toBe(EXIT.unreachable);
     expect(calls).toEqual(['http://127.0.0.1:8080/dead-letters/dlq-1/replay']);
     expect(err.text()).toBe('rts: cannot reach the hub at http://127.0.0.1:8080: connection refused (is the hub running?)\n');
+  });
+});
+
+describe('rts dlq and rts erasures apply: answers that are not the hub API', () => {
+  /** A server that answers every request with this status, content type and body text. */
+  const answering = (status: number, body: string, headers: Record<string, string> = {}) =>
+    (async () => new Response(body, { status, headers: { 'content-type': 'application/json', ...headers } })) as unknown as typeof fetch;
+  const html404 = answering(404, '<html><body>Not Found</body></html>', { 'content-type': 'text/html' });
+  const html502 = answering(502, '<html><body>Bad Gateway</body></html>', { 'content-type': 'text/html' });
+  const busy = answering(429, JSON.stringify({ title: 'Too many requests', status: 429, code: 'rate_limited' }), { 'retry-after': '30' });
+  const emptyObject = answering(200, '{}');
+  const run = async (argv: string[], fetch: typeof globalThis.fetch) => {
+    const out = collector();
+    const err = collector();
+    const code = await runErasuresOrDlq(argv, { stdout: out, stderr: err, env: { RTS_TOKEN: 'good' }, fetch });
+    return { code, out: out.text(), err: err.text() };
+  };
+  // `apply`: rts erasures apply of a record of one patient's erasure; the rest: rts dlq.
+  let record = '';
+  const runErasuresOrDlq = (argv: string[], deps: Parameters<typeof runDlq>[1]) => (argv[0] === 'apply' ? runErasures([...argv, '--from', record], deps) : runDlq(argv, deps));
+  beforeAll(() => {
+    record = join(mkdtempSync(join(tmpdir(), 'rts-erasures-')), 'erasures.jsonl');
+    writeFileSync(record, `${JSON.stringify({ event: 'PatientErased', patientKey: `p${'a'.repeat(32)}`, erasedAt: '2026-12-01T10:00:00.000Z' })}\n`);
+  });
+  afterAll(() => rmSync(join(record, '..'), { recursive: true, force: true }));
+
+  it.each([['list'], ['show', 'dlq-1'], ['replay', 'dlq-1'], ['apply']])('%s: a 404 that is not the hub\'s is a wrong URL (exit 4), as the help says', async (...argv) => {
+    const r = await run(argv, html404);
+    expect(r).toEqual(expect.objectContaining({ code: EXIT.unreachable }));
+    expect(r.err).toContain('is the URL right?');
+  });
+
+  it.each([['list'], ['show', 'dlq-1'], ['apply']])('%s: a hub that stays busy (429) is exit 5, to send again later, not a refusal', async (...argv) => {
+    const r = await run(argv, busy);
+    expect(r).toEqual(expect.objectContaining({ code: EXIT.serverError }));
+    expect(r.err).toContain('HTTP 429');
+    expect(r.err).not.toContain('refused');
+  });
+
+  it.each([['list'], ['show', 'dlq-1'], ['replay', 'dlq-1'], ['discard', 'dlq-1', '--reason', 'dup'], ['apply']])('%s: a 200 that is not what the hub sends is exit 5, never a success', async (...argv) => {
+    const r = await run(argv, emptyObject);
+    expect(r).toEqual(expect.objectContaining({ code: EXIT.serverError }));
+    expect(r.err).toContain('not what the hub API sends');
+    expect(r.out).not.toMatch(/empty|Done|Replayed|Discarded/);
+  });
+
+  it('a proxy\'s 502 page is said to be not the hub\'s answer (exit 5)', async () => {
+    const r = await run(['list'], html502);
+    expect(r.code).toBe(EXIT.serverError);
+    expect(r.err).toContain('not an answer of the hub API');
+    expect(r.err).not.toContain('HTTP 502 (HTTP 502)');
   });
 });

@@ -1,7 +1,8 @@
 import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
-import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
-import type { Output } from './run';
+import { z } from 'zod';
+import { answerFailure, createHubRequester, HubRefusedError, HubUnreachableError, notTheHubsAnswer, readJson } from './hub-client';
+import { reportHubTrouble, type Output } from './run';
 
 /** The most dead letters one list shows (the hub's MAX_LIST_LIMIT). */
 const MAX_LIST_LIMIT = 1000;
@@ -62,6 +63,17 @@ type Summary = {
 };
 
 const ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/**
+ * Each command's answer, checked as far as it is printed: a 200 that is not the hub's (a wrong URL that answers `{}`)
+ * is exit 5, never "The dead letter queue is empty." nor an unexpected error.
+ */
+const ANSWERS = {
+  list: z.object({ items: z.array(z.object({ id: z.string(), replayCount: z.number() }).passthrough()), more: z.boolean().optional() }).passthrough(),
+  show: z.object({ id: z.string(), body: z.string(), applicationProperties: z.record(z.string(), z.unknown()), replays: z.array(z.object({}).passthrough()) }).passthrough(),
+  replay: z.object({ id: z.string(), sourceQueue: z.string(), moved: z.number(), recordedIn: z.string() }).passthrough(),
+  discard: z.object({ id: z.string(), removed: z.number(), recordedIn: z.string() }).passthrough(),
+} as const;
 
 /** What to do about a 401 or 403: dead letters are the operators'. */
 const TOKEN_HINT = "dead letters need an operator's token: set RTS_TOKEN (node dist/bootstrap/token.js --role operator)";
@@ -160,19 +172,21 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     deps.stderr.write(`rts: ${e.message}\n`);
     return EXIT.unreachable;
   }
-  const body = (await readJson(res)) as Record<string, unknown> | undefined;
-  if (res.status >= 400) {
-    const p = body as { title?: string; detail?: string; code?: string } | undefined;
-    deps.stderr.write(`rts: the hub ${res.status >= 500 ? 'failed' : 'refused the request'}: ${p?.title ?? `HTTP ${res.status}`} (HTTP ${res.status}${p?.code ? `, ${p.code}` : ''})\n${p?.detail ? `  ${p.detail}\n` : ''}`);
+  const json = await readJson(res);
+  if (res.status < 200 || res.status >= 300) {
+    // As the other commands read answers: a wrong URL (a 404 or another 4xx that is not the hub's) is exit 4, a busy
+    // hub (429) or a proxy's error page exit 5; only the hub's own refusal is exit 3.
+    const failure = answerFailure(res, json, cmd.url);
+    if (!(failure instanceof HubRefusedError)) return reportHubTrouble(failure, deps.stderr);
+    const p = failure.problem;
+    deps.stderr.write(`rts: the hub refused the request: ${p.title} (HTTP ${res.status}${p.code ? `, ${p.code}` : ''})\n${p.detail ? `  ${p.detail}\n` : ''}`);
     if (res.status === 401 || res.status === 403) deps.stderr.write(`  ${TOKEN_HINT}\n`);
-    const discarded = (body as { discard?: DiscardRecord } | undefined)?.discard;
+    const discarded = (json as { discard?: DiscardRecord } | undefined)?.discard;
     if (res.status === 410 && discarded) deps.stderr.write(`  ${discardLine(discarded)}\n`);
-    return res.status >= 500 ? EXIT.serverError : EXIT.refused;
+    return EXIT.refused;
   }
-  if (!body) {
-    deps.stderr.write(`rts: the answer is not what the hub API sends (is ${cmd.url} a TeleMed hub?)\n`);
-    return EXIT.serverError;
-  }
+  if (!ANSWERS[cmd.kind].safeParse(json).success) return reportHubTrouble(notTheHubsAnswer(res, cmd.url), deps.stderr);
+  const body = json as Record<string, unknown>;
   if (cmd.json) {
     deps.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     return EXIT.ok;

@@ -3,8 +3,9 @@ import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource,
 import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments } from './args';
 import { redactCprDigits } from '../../domain/monitoring/cpr-like';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
-import { createHubRequester, HubUnreachableError, readJson } from './hub-client';
+import { answerFailure, createHubRequester, HubRefusedError, HubUnreachableError, notTheHubsAnswer, readJson } from './hub-client';
 import type { DlqDependencies } from './dlq';
+import { reportHubTrouble } from './run';
 
 /**
  * `rts erasures`: repeating, on a hub restored from a backup, the erasures made after that backup was taken. The
@@ -139,23 +140,38 @@ export const runErasures = async (argv: readonly string[], deps: ErasuresDepende
       deps.stderr.write(`rts: ${error.message}\n  ${i} of ${source.erasures.length} applied; run the same command again (it is idempotent)\n`);
       return EXIT.unreachable;
     }
-    const body = (await readJson(res)) as { alreadyErased?: boolean; known?: boolean; title?: string; detail?: string; code?: string } | undefined;
+    const body = (await readJson(res)) as { erased?: unknown; alreadyErased?: boolean; known?: boolean; code?: string } | undefined;
     // A consultation requested after the backup: this copy has nothing of it to erase.
     if (e.kind === 'consultation' && res.status === 404 && body?.code === 'consultation_not_found') {
       counts.notPresent++;
       continue;
     }
-    if (res.status !== 200 || body === undefined) {
-      deps.stderr.write(
-        `rts: the hub ${res.status >= 500 ? 'failed' : 'refused'} the erasure of ${what}: ${body?.title ?? `HTTP ${res.status}`}${body?.code ? ` (${body.code})` : ''}\n${body?.detail ? `  ${body.detail}\n` : ''}` +
-          (res.status === 401 || res.status === 403 ? "  erasing needs an operator's token: set RTS_TOKEN (node dist/bootstrap/token.js --role operator)\n" : '') +
-          `  ${i} of ${source.erasures.length} applied; run the same command again (it is idempotent)\n`,
-      );
-      return res.status >= 500 || body === undefined ? EXIT.serverError : EXIT.refused;
+    const rerun = `  ${i} of ${source.erasures.length} applied; run the same command again (it is idempotent)\n`;
+    // Only the hub's own refusal is exit 3: a wrong URL is exit 4, a busy hub or a proxy's page exit 5; and a 200 that
+    // is not the hub's answer (a server answering `{}`) is no erasure, never counted as done.
+    const failure =
+      res.status < 200 || res.status >= 300
+        ? answerFailure(res, body, cmd.url)
+        : body?.erased !== true || typeof body.alreadyErased !== 'boolean'
+          ? notTheHubsAnswer(res, cmd.url)
+          : null;
+    if (failure !== null && !(failure instanceof HubRefusedError)) {
+      const code = reportHubTrouble(failure, deps.stderr);
+      deps.stderr.write(`  the erasure of ${what} was not confirmed\n${rerun}`);
+      return code;
     }
-    if (body.alreadyErased) counts.already++;
+    if (failure !== null) {
+      deps.stderr.write(
+        `rts: the hub refused the erasure of ${what}: ${failure.problem.title}${failure.problem.code ? ` (${failure.problem.code})` : ''}\n${failure.problem.detail ? `  ${failure.problem.detail}\n` : ''}` +
+          (res.status === 401 || res.status === 403 ? "  erasing needs an operator's token: set RTS_TOKEN (node dist/bootstrap/token.js --role operator)\n" : '') +
+          rerun,
+      );
+      return EXIT.refused;
+    }
+    // The hub's answer (checked above: erased, and whether before).
+    if (body?.alreadyErased) counts.already++;
     else counts.erased++;
-    if (body.known === false) counts.unknownHere++;
+    if (body?.known === false) counts.unknownHere++;
   }
   deps.stdout.write(
     `Done: ${counts.erased} erased now, ${counts.already} already erased here` +

@@ -183,18 +183,62 @@ export const readJson = async (res: Response): Promise<unknown> => {
   }
 };
 
-const problemOf = async (res: Response): Promise<ProblemDetails | null> => {
-  const parsed = Problem.safeParse(await readJson(res));
+/** A problem+json document the hub sent (`json`, its answer read), else null. */
+const problemFrom = (status: number, json: unknown): ProblemDetails | null => {
+  const parsed = Problem.safeParse(json);
   if (!parsed.success) return null;
   const p = parsed.data;
   return {
-    status: p.status ?? res.status,
+    status: p.status ?? status,
     title: p.title,
     ...(p.detail !== undefined ? { detail: p.detail } : {}),
     ...(p.code !== undefined ? { code: p.code } : {}),
     ...(p.errors !== undefined ? { errors: p.errors } : {}),
   };
 };
+
+/**
+ * What an answer that is not a 2xx means, as one of the three errors (`json`: its body, read): a redirect or a 429
+ * is HubFailedError (exit 5), a 4xx with the hub's problem document HubRefusedError (exit 3), a 404 that is not the
+ * hub's own refusal or any 4xx without a problem document HubUnreachableError (a wrong URL: exit 4), the rest
+ * HubFailedError. The HomeClient's commands and the operators' (`rts dlq`, `rts erasures apply`) read answers so.
+ */
+export const answerFailure = (res: Response, json: unknown, baseUrl: string): HubRefusedError | HubUnreachableError | HubFailedError => {
+  if (res.status >= 300 && res.status < 400) {
+    // Only where to: the path of a redirect may hold the CPR number.
+    const location = res.headers.get('location');
+    let origin = '';
+    try {
+      origin = location ? new URL(location, baseUrl).origin : '';
+    } catch {
+      origin = '';
+    }
+    return new HubFailedError(res.status, { status: res.status, title: `the server at ${baseUrl} redirects${origin ? ` to ${origin}` : ''}: give the hub's own address with --url or RTS_URL` }, null);
+  }
+  const problem = problemFrom(res.status, json);
+  // Not a refusal of the input: the same request will be taken later (exit 5, not 3).
+  if (res.status === 429) return new HubFailedError(res.status, problem ?? { status: 429, title: 'Too many requests' }, res.headers.get('x-request-id'));
+  if (res.status >= 400 && res.status < 500) {
+    // The hub answers every refusal with problem+json: without one, something else answered (a proxy, a web server).
+    // No such route (the hub's generic not_found, or a 404 that is not the hub's): the URL is wrong, not the input.
+    // A domain's own not-found (unknown_patient) has its own code and stays a refusal.
+    if (res.status === 404 && (problem === null || problem.code === 'not_found' || problem.code === undefined)) {
+      return new HubUnreachableError(baseUrl, `no hub API at this address (HTTP 404): is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
+    }
+    // Any other 4xx without one is not the hub refusing the input (exit 3 says sending it again will not help): the
+    // request reached something else (a web server, a proxy's login), as a 404 that is not the hub's does.
+    if (problem === null) {
+      return new HubUnreachableError(baseUrl, `the server answered HTTP ${res.status}, not as the hub API does: is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
+    }
+    return new HubRefusedError(problem);
+  }
+  // The hub answers its own failures with problem+json too: without one, say what may have answered instead.
+  return new HubFailedError(res.status, problem ?? { status: res.status, title: `not an answer of the hub API (a proxy in front of the hub, or no hub at ${baseUrl})` }, res.headers.get('x-request-id'));
+};
+
+/** A 2xx whose body is not what the hub sends: someone else answered (exit 5). */
+export const notTheHubsAnswer = (res: Response, baseUrl: string): HubFailedError =>
+  new HubFailedError(res.status, { status: res.status, title: 'the answer is not what the hub API sends', detail: `is ${baseUrl} a TeleMed hub?` }, res.headers.get('x-request-id'));
 
 /** Who the local development login (POST /auth/dev-login) makes us when the hub asks for a token we do not have. */
 export type DevLogin = Readonly<{ role: 'patient'; patient: string }> | Readonly<{ role: 'operator' }>;
@@ -279,45 +323,10 @@ export const createHubClient = (baseUrl: string, options: HubClientOptions = {})
   const send = (path: string, init: RequestInit, patientId: string) => requester.send(path, init, { role: 'patient', patient: patientId });
 
   const body = async <T>(res: Response, schema: z.ZodType<T>): Promise<T> => {
-    if (res.status >= 300 && res.status < 400) {
-      // Only where to: the path of a redirect may hold the CPR number.
-      const location = res.headers.get('location');
-      let origin = '';
-      try {
-        origin = location ? new URL(location, baseUrl).origin : '';
-      } catch {
-        origin = '';
-      }
-      throw new HubFailedError(res.status, { status: res.status, title: `the server at ${baseUrl} redirects${origin ? ` to ${origin}` : ''}: give the hub's own address with --url or RTS_URL` }, null);
-    }
-    if (res.status === 429) {
-      // Not a refusal of the input: the same request will be taken later (exit 5, not 3).
-      throw new HubFailedError(res.status, (await problemOf(res)) ?? { status: 429, title: 'Too many requests' }, res.headers.get('x-request-id'));
-    }
-    if (res.status >= 400 && res.status < 500) {
-      // The hub answers every refusal with problem+json: without one, something else answered (a proxy, a web server).
-      const problem = await problemOf(res);
-      // No such route (the hub's generic not_found, or a 404 that is not the hub's): the URL is wrong, not the input.
-      // A domain's own not-found (unknown_patient) has its own code and stays a refusal.
-      if (res.status === 404 && (problem === null || problem.code === 'not_found' || problem.code === undefined)) {
-        throw new HubUnreachableError(baseUrl, `no hub API at this address (HTTP 404): is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
-      }
-      // Any other 4xx without one is not the hub refusing the input (exit 3 says sending it again will not help): the
-      // request reached something else (a web server, a proxy's login), as a 404 that is not the hub's does.
-      if (problem === null) {
-        throw new HubUnreachableError(baseUrl, `the server answered HTTP ${res.status}, not as the hub API does: is the URL right? It is the hub's root, e.g. ${new URL(baseUrl).origin}`);
-      }
-      throw new HubRefusedError(problem);
-    }
-    if (res.status >= 300 || res.status < 200) {
-      // The hub answers its own failures with problem+json too: without one, say what may have answered instead.
-      const problem = await problemOf(res);
-      throw new HubFailedError(res.status, problem ?? { status: res.status, title: `not an answer of the hub API (a proxy in front of the hub, or no hub at ${baseUrl})` }, res.headers.get('x-request-id'));
-    }
-    const parsed = schema.safeParse(await readJson(res));
-    if (!parsed.success) {
-      throw new HubFailedError(res.status, { status: res.status, title: 'the answer is not what the hub API sends', detail: `is ${baseUrl} a TeleMed hub?` }, res.headers.get('x-request-id'));
-    }
+    const json = await readJson(res);
+    if (res.status >= 300 || res.status < 200) throw answerFailure(res, json, baseUrl);
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw notTheHubsAnswer(res, baseUrl);
     return parsed.data;
   };
 

@@ -353,6 +353,22 @@ const describeProblem = (p: ProblemDetails, flags: Readonly<Record<string, strin
   return lines.join('\n');
 };
 
+/**
+ * A hub that was not reached, or failed, or was someone else (a wrong URL, a proxy): said on stderr, with its exit
+ * code (4 or 5). For every command that calls the hub, so that `rts dlq` and `rts erasures apply` answer as the
+ * exit codes in their help say.
+ */
+export const reportHubTrouble = (e: HubUnreachableError | HubFailedError, stderr: Output): ExitCode => {
+  if (e instanceof HubUnreachableError) {
+    stderr.write(`rts: ${e.message}\n`);
+    return EXIT.unreachable;
+  }
+  if (e.status >= 300 && e.status < 400) stderr.write(`rts: ${e.problem?.title ?? `the server redirects (HTTP ${e.status})`}\n`);
+  else if (e.status === 429) stderr.write(`rts: the hub is busy (HTTP 429, rate limited) and did not take the request: send it again in a moment (it is safe to)\n`);
+  else stderr.write(hubFailedLine(e));
+  return EXIT.serverError;
+};
+
 /** `rts ...`: parse, act, print; resolves with the exit code. Never throws, never prints a stack. */
 export const run = async (argv: readonly string[], deps: RunDependencies): Promise<ExitCode> => {
   const parsed = parseCommandLine(argv, deps.env, deps.readStdin);
@@ -386,22 +402,7 @@ export const run = async (argv: readonly string[], deps: RunDependencies): Promi
       deps.stderr.write(`rts: the hub refused the request: ${describeProblem(e.problem, flagsOf(cmd))}\n${hint ? `  ${hint}\n` : ''}`);
       return EXIT.refused;
     }
-    if (e instanceof HubUnreachableError) {
-      deps.stderr.write(`rts: ${e.message}\n`);
-      return EXIT.unreachable;
-    }
-    if (e instanceof HubFailedError && e.status >= 300 && e.status < 400) {
-      deps.stderr.write(`rts: ${e.problem?.title ?? `the server redirects (HTTP ${e.status})`}\n`);
-      return EXIT.serverError;
-    }
-    if (e instanceof HubFailedError && e.status === 429) {
-      deps.stderr.write(`rts: the hub is busy (HTTP 429, rate limited) and did not take the request: send it again in a moment (it is safe to)\n`);
-      return EXIT.serverError;
-    }
-    if (e instanceof HubFailedError) {
-      deps.stderr.write(hubFailedLine(e));
-      return EXIT.serverError;
-    }
+    if (e instanceof HubUnreachableError || e instanceof HubFailedError) return reportHubTrouble(e, deps.stderr);
     deps.stderr.write(`rts: unexpected error: ${(e as Error)?.name ?? 'Error'}${deps.env.RTS_DEBUG ? `\n${(e as Error)?.stack ?? String(e)}` : ''}\n`);
     return EXIT.internal;
   }
