@@ -407,6 +407,18 @@ describe('run upload: a hub that takes the reading and holds its answer', () => 
     }
   });
 
+  it.each([
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'is not trusted on this machine (DEPTH_ZERO_SELF_SIGNED_CERT): one of an in-house CA needs that CA in NODE_EXTRA_CA_CERTS'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'is not trusted on this machine (UNABLE_TO_VERIFY_LEAF_SIGNATURE)'],
+    ['CERT_HAS_EXPIRED', "the hub's TLS certificate has expired (CERT_HAS_EXPIRED)"],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'is not for this host name (ERR_TLS_CERT_ALTNAME_INVALID)'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'no TLS at this address (ERR_SSL_WRONG_VERSION_NUMBER)'],
+  ])('a TLS failure (%s) says what is wrong with the certificate, not a bare "network error"', async (code, words) => {
+    const h = await harness(['review', '--patient', CPR], [networkError(code), networkError(code)]);
+    expect(h.code).toBe(EXIT.unreachable);
+    expect(h.err).toContain(words);
+  });
+
   it('a connection refused is "cannot reach", with no word of a reading that may be stored', async () => {
     const h = await harness(upload, [networkError('ECONNREFUSED'), networkError('ECONNREFUSED')]);
     expect(h.err).not.toContain('--id');

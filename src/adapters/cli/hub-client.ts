@@ -150,6 +150,19 @@ const networkReason = (error: unknown, timeoutMs: number): string => {
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return 'no route to the host';
+    // TLS: what is wrong with the hub's certificate, in words (an operator read "network error (DEPTH_ZERO_...)").
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+      return `the hub's TLS certificate is not trusted on this machine (${code}): one of an in-house CA needs that CA in NODE_EXTRA_CA_CERTS (a PEM file)`;
+    case 'CERT_HAS_EXPIRED':
+      return `the hub's TLS certificate has expired (${code})`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `the hub's TLS certificate is not for this host name (${code}): give the name it was issued for in the URL`;
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+      return `no TLS at this address (${code}): https:// to a port that speaks plain http?`;
     default:
       if (code) return `network error (${code})`;
       // undici's own short reasons ("bad port") name no request detail; anything longer is left out.
