@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { silentErasureRecordWarning } from '../adapters/backup/erasure-log-line';
 import { SqliteEventStore } from '../adapters/event-store/sqlite/sqlite-event-store';
+import { SqliteKeyStore } from '../adapters/crypto/key-stores';
 import { registerDeadLetterRoutes } from '../adapters/http/dead-letter-routes';
 import { registerConsultationRoutes } from '../adapters/http/consultation-routes';
 import { registerPatientExportRoutes } from '../adapters/http/export-routes';
@@ -200,11 +201,16 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
         }
       : {}),
   });
+  // The embedded store's two files fail apart: the key store's lock can be held by another process (a sqlite3 shell)
+  // while the events' is not, and new patients' uploads and erasures then get 503: /health and the gauge say it too.
+  const keyStore = container.get<PatientKeyStore>(TOKENS.PatientKeyStore);
+  const embeddedKeys = keyStore instanceof SqliteKeyStore ? keyStore : null;
+  const writeFailure = () => (store instanceof SqliteEventStore ? store.writeFailure() : null) ?? embeddedKeys?.writeFailure() ?? null;
   if (store instanceof SqliteEventStore) {
     // Something to alert on besides /health's 503: 1 from the first write that failed for want of storage (disk full,
     // failing, locked) until a write commits again.
     const failing = metrics.gauge('rts_store_writes_failing', 'Whether writes to the embedded store fail now (1: disk full, failing or locked; 0: they commit)');
-    metrics.addCollector(() => failing.set({}, store.writeFailure() === null ? 0 : 1));
+    metrics.addCollector(() => failing.set({}, writeFailure() === null ? 0 : 1));
   }
   // Access control, rate limits, audit trail and erasure (security-module.ts); clinicians' access follows the
   // consultation read model once the consultation context is composed here (pass it as `consultations`). Made before
@@ -264,6 +270,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     health: async () => {
       // A store whose writes failed tries one of its own first: the disk may be back though no upload came.
       if (store instanceof SqliteEventStore) await store.probeWrites();
+      await embeddedKeys?.probeWrites();
       // A PostgreSQL that takes no writes now (a standby, writes frozen) answers reads: asked, as SQLite's failures are kept.
       const refused = isPostgresEventStore(store) ? await store.writesRefused() : null;
       return {
@@ -279,7 +286,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
               downlink: messaging.stalledPublishers().length > 0 ? ('stalled' as const) : messaging.publishing() ? ('publishing' as const) : ('standby' as const),
             }
           : {}),
-        ...(store instanceof SqliteEventStore && store.writeFailure() ? { writesFailing: store.writeFailure()! } : {}),
+        ...(writeFailure() ? { writesFailing: writeFailure()! } : {}),
         ...(refused ? { writesFailing: refused } : {}),
       };
     },

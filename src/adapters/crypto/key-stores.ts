@@ -3,7 +3,7 @@ import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UnavailableError } from '../../domain/shared/errors';
 import type { KeyTombstone, PatientKeyStore } from '../../application/ports/patient-data-protection';
-import { asStorageFailure, namedOpenFailure } from '../event-store/sqlite/storage-failure';
+import { PROBE_FREE_BYTES, asStorageFailure, freeBytesBeside, namedOpenFailure } from '../event-store/sqlite/storage-failure';
 import { WAL_SIZE_LIMIT_BYTES, truncateWal } from '../event-store/sqlite/wal-checkpoint';
 import type { PgTransactor } from '../registry/postgres-registry';
 
@@ -51,6 +51,8 @@ export class InMemoryKeyStore implements PatientKeyStore {
  * cells) are written into the file and the WAL is cut to nothing. Once erase() returns, neither file holds the
  * key; like the journal files a rollback journal deletes, the freed blocks of the file system may, until reused.
  */
+/** How long a write waits for another connection's lock before it fails (storage_unavailable). */
+const BUSY_TIMEOUT_MS = 5000;
 /** How long an erasure's checkpoint waits for another connection's reader before it gives up (503, retry). */
 const CHECKPOINT_WAIT_MS = 250;
 
@@ -59,8 +61,12 @@ export class SqliteKeyStore implements PatientKeyStore {
   private readonly statements;
   /** The file and its WAL as opened: a key written into files no path names any more would be lost (FilesInPlace). */
   private readonly files: FilesInPlace;
+  private readonly file: string;
+  /** Since the first write that failed for want of storage, until one commits again (writeFailure). */
+  private failing: { code: string; since: string } | null = null;
 
   constructor(file: string) {
+    this.file = file;
     if (file !== ':memory:' && file !== '') {
       // Owner-only before SQLite opens it: its -wal and -shm files are created with the database file's mode.
       closeSync(openSync(file, 'a', 0o600));
@@ -73,7 +79,7 @@ export class SqliteKeyStore implements PatientKeyStore {
     }
     this.db.pragma('synchronous = FULL');
     this.db.pragma('secure_delete = ON');
-    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // No statement journal in a temp file: it would hold old page contents, i.e. data keys, outside this file.
     this.db.pragma('temp_store = MEMORY');
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
@@ -137,10 +143,11 @@ export class SqliteKeyStore implements PatientKeyStore {
         this.files.check(); // a key lost with its file would leave every document sealed with it unreadable
       })();
     } catch (error) {
-      const failure = asStorageFailure(error) ?? error; // disk full: 503, retry later (no key stored, nothing sealed)
+      const failure = this.failed(error); // disk full: 503, retry later (no key stored, nothing sealed)
       for (const p of batch) p.reject(failure);
       return;
     }
+    this.failing = null;
     for (const p of batch) {
       const row = this.statements.get.get(p.patientKey) as { data_key: Buffer | null; erased_at: string | null };
       p.resolve(row.erased_at !== null || row.data_key === null ? 'erased' : row.data_key);
@@ -168,14 +175,57 @@ export class SqliteKeyStore implements PatientKeyStore {
     } catch (error) {
       // Locked past the busy timeout, or the disk full: storage_unavailable, as flush() says it (a raw SqliteError
       // reached the library's caller with no kind); the erasure is repeated later, every step is idempotent.
-      throw asStorageFailure(error) ?? error;
+      throw this.failed(error);
     }
+    this.failing = null;
     // Older frames of the WAL still hold the key: fold everything into the file and truncate the WAL. A reader
     // of another process can hold it up; it is waited for briefly (this blocks the event loop), and past that the
     // erasure is not done and says so (retry it: every step above is idempotent).
     if (!truncateWal(this.db, CHECKPOINT_WAIT_MS)) {
       throw new UnavailableError('erasure_incomplete', 'the key store could not checkpoint its WAL after the erasure (another connection is reading it); retry the erasure');
     }
+  }
+
+  /**
+   * Whether writes fail for want of storage (locked past the busy timeout, the disk full or failing): the SQLite code
+   * and since when, until a write commits again; null while they commit. For /health, as the event store's: this file
+   * is apart from telemed.sqlite, and another process holding its lock (a `sqlite3` shell in a transaction) made every
+   * new patient's upload and every erasure 503 while /health said ok.
+   */
+  writeFailure(): Readonly<{ code: string; since: string }> | null {
+    return this.failing;
+  }
+
+  /**
+   * While writes fail, try one small write of the store's own (a row of a table kept for this alone, made then), so
+   * /health recovers once the file takes writes again though no upload comes. It does not wait for a lock: a health
+   * check must not stop the process for the busy timeout. Nothing while writes commit.
+   */
+  async probeWrites(): Promise<void> {
+    if (this.failing === null || !this.db.open) return;
+    // A full disk: a small write may fit where a new key's does not (as the event store's probe).
+    if (this.failing.code === 'SQLITE_FULL' && freeBytesBeside(this.file) < PROBE_FREE_BYTES) return;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      this.db.transaction(() => {
+        this.db.exec('CREATE TABLE IF NOT EXISTS store_write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT NOT NULL)');
+        this.db.prepare('INSERT INTO store_write_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at').run(new Date().toISOString());
+        this.files.check();
+      })();
+      this.failing = null;
+    } catch {
+      // Still failing: left as it was.
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  }
+
+  /** A write's error as callers get it; a storage failure also marks the store failing (writeFailure). */
+  private failed(error: unknown): unknown {
+    const failure = asStorageFailure(error);
+    if (!failure) return error;
+    this.failing ??= { code: String((error as { code: string }).code), since: new Date().toISOString() };
+    return failure;
   }
 
   async close(): Promise<void> {

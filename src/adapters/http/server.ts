@@ -543,7 +543,9 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
           ? "the store's files were removed or replaced while the hub ran: restore the data directory and restart"
           : failing.code === '25006'
             ? 'the database takes no writes now (a standby, or default_transaction_read_only on): point RTS_POSTGRES_URL at the primary, or make it writable again'
-            : 'free disk space, or check the disk';
+            : /^SQLITE_(BUSY|LOCKED)/.test(failing.code ?? '')
+              ? "another process holds the store's lock past the busy timeout (a sqlite3 shell in a transaction, a copy tool): end it"
+              : 'free disk space, or check the disk';
       return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): ${remedy}`));
     }
     // 200 either way (uploads and queries need only the store), but a monitor that reads only `status` can tell a

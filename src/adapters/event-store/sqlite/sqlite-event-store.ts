@@ -1,6 +1,5 @@
-import { closeSync, existsSync, openSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { FILES_MOVED_CODE, FilesInPlace } from '../../system/files-in-place';
-import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type {
   AggregateOptions,
@@ -16,7 +15,7 @@ import type {
 import { aggregateByReading } from '../aggregate-stream';
 import { checkExpectedVersion, idempotencyOutcome, toJson, validateAppend, type StoredEventIdentity } from '../append-rules';
 import { migrate, type PendingMigrations } from './schema';
-import { asStorageFailure, namedOpenFailure } from './storage-failure';
+import { PROBE_FREE_BYTES, asStorageFailure, freeBytesBeside, namedOpenFailure } from './storage-failure';
 import { WAL_SIZE_LIMIT_BYTES } from './wal-checkpoint';
 
 export type SqliteEventStoreOptions = Readonly<{
@@ -715,16 +714,3 @@ function isThenable(value: unknown): boolean {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** How much room the disk must have again before a full store tries a write of its own (see probeWrites). */
-const PROBE_FREE_BYTES = 1024 * 1024;
-
-/** Bytes free to this process on the file system of `file` (Infinity when not a file, or not known). */
-const freeBytesBeside = (file: string): number => {
-  if (file === ':memory:' || file === '') return Infinity;
-  try {
-    const fs = statfsSync(dirname(file));
-    return fs.bavail * fs.bsize;
-  } catch {
-    return Infinity;
-  }
-};

@@ -1,4 +1,5 @@
-import { basename } from 'node:path';
+import { statfsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { UnavailableError } from '../../../domain/shared/errors';
 
 /**
@@ -19,6 +20,20 @@ export const asStorageFailure = (error: unknown): UnavailableError | undefined =
   const failure = new UnavailableError(STORAGE_UNAVAILABLE, `the hub cannot store data now (${code}: disk full, failing or locked); the write did not happen; retry later`);
   (failure as { cause?: unknown }).cause = error;
   return failure;
+};
+
+/** How much room the disk must have again before a full store tries a write of its own (the stores' probeWrites). */
+export const PROBE_FREE_BYTES = 1024 * 1024;
+
+/** Bytes free to this process on the file system of `file` (Infinity when not a file, or not known). */
+export const freeBytesBeside = (file: string): number => {
+  if (file === ':memory:' || file === '') return Infinity;
+  try {
+    const fs = statfsSync(dirname(file));
+    return fs.bavail * fs.bsize;
+  } catch {
+    return Infinity;
+  }
 };
 
 /**
