@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DateTime } from 'luxon';
+import { buildDocument, createTeleObservation, openTeleMed, type EmbeddedTeleMed } from '../../src';
+import { idempotencyKey } from '../../src/adapters/http/schemas';
 import { CORRECTION_OPTIONS, RECORD_OPTIONS, SUBMIT_OPTIONS } from '../../src/bootstrap/library-options';
 
 /**
@@ -90,5 +93,38 @@ describe('README: "Embedding the core" names every option the calls take', () =>
   it.each(keys)('%s', (key) => {
     expect(section).not.toBe('');
     expect(section).toMatch(new RegExp(`\\b${key}\\b`));
+  });
+});
+
+describe('README: "Embedding the core" gives the codes the library refuses an id of the wrong form with', () => {
+  // The section said the library refuses "with the same codes" as HTTP. An observationId or correctionId of the wrong
+  // form, or a CPR number as a whole, is HTTP's 400 invalid_request (its schema), and the library's code of the call's
+  // input: a backend team that matched on invalid_request, as the README led it to, matched nothing.
+  const section = (/\n## Embedding the core\n([\s\S]*?)\n## /.exec(read('README.md'))?.[1] ?? '').replace(/\n/g, ' ');
+  const sentences = section.split(/(?<=\.) (?=[A-Z`])/);
+  const now = DateTime.utc();
+  const reading = createTeleObservation({ patientId: '251248-1234', systolic: 126, diastolic: 70, measuredAt: now.minus({ minutes: 5 }) }, now);
+  const { metadata, document } = buildDocument(reading);
+  const calls: [string, (rts: EmbeddedTeleMed, uniqueId: string, id: string) => Promise<unknown>][] = [
+    ['record', (rts, _, id) => rts.telemed.record(reading, { observationId: id })],
+    ['correct', (rts, uniqueId, id) => rts.telemed.correct(uniqueId, reading, { correctionId: id })],
+    ['rts.xds.provideAndRegisterDocument', (rts, _, id) => rts.xds.provideAndRegisterDocument(metadata, document, { observationId: id })],
+    ['correctDocument', (rts, uniqueId, id) => rts.xds.correctDocument(uniqueId, metadata, document, { correctionId: id })],
+  ];
+
+  it.each(calls)('%s', async (name, call) => {
+    const rts = await openTeleMed({ inMemory: true });
+    try {
+      const { uniqueId } = await rts.telemed.record(reading, { observationId: 'stored-1' });
+      for (const id of ['a b', '010203-4321']) {
+        expect(idempotencyKey.safeParse(id).success).toBe(false); // over HTTP: 400 invalid_request
+        const code = ((await call(rts, uniqueId, id).then(() => null, (e: unknown) => e)) as { code?: string } | null)?.code;
+        expect(code).toMatch(/^invalid_/);
+        const saying = sentences.filter((s) => s.includes(`\`${name}\``) && s.includes(`\`${code}\``) && s.includes('`invalid_request`'));
+        expect({ name, code, saying: saying.length > 0 }).toEqual({ name, code, saying: true });
+      }
+    } finally {
+      await rts.close();
+    }
   });
 });
