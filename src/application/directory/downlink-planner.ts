@@ -41,8 +41,10 @@ import {
  * - Anything else -> nothing.
  *
  * Message ids come from `downlinkMessageId(event.id, target, part)`, `time` is the event's recordedAt, and the
- * correlation id is the event's (else the event id): planning the same event again gives the same messages, as
- * long as the experts' membership as of the event is the same (it is: `expertsAsOf` is by position).
+ * correlation id is the event's (else the event id): planning the same event again gives the same messages to the
+ * same systems under the same ids, as the experts' membership as of the event is the same (`expertsAsOf` is by
+ * position). A snapshot part's content is the experts' current profiles, though, and a part cut by size on a plan
+ * again after a profile changed size may hold other experts: such a part's id names its first and last expert.
  */
 export type JoinedSystem = Readonly<{ systemId: string; downlinkQueue: string }>;
 
