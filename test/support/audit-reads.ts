@@ -25,6 +25,38 @@ export const countingReads = (store: EventStore) => {
   return { counted, read: () => read, largest: () => largest };
 };
 
+/**
+ * The store as it answers an append whose answer is lost after it committed (the PostgreSQL connection dropped after
+ * COMMIT, an adapter's error after the write): the first append is stored, then `afterCommit` runs (another process
+ * appending meanwhile) and the append throws; the next `failReads` reads of a stream throw as well (the store still
+ * out of reach). Every later call goes through.
+ */
+export const committedThenLost = (store: EventStore, hooks: { afterCommit?: () => Promise<void>; failReads?: number } = {}): EventStore => {
+  let lost = false;
+  let failReads = 0;
+  return new Proxy(store, {
+    get: (target, name) => {
+      const value = Reflect.get(target, name, target) as unknown;
+      if (name === 'appendToStream') return async (...args: unknown[]) => {
+        const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (lost) return result;
+        lost = true;
+        failReads = hooks.failReads ?? 0;
+        await hooks.afterCommit?.();
+        throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+      };
+      if (name === 'readStream') return async (...args: unknown[]) => {
+        if (failReads > 0) {
+          failReads--;
+          throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+        }
+        return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+      };
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+};
+
 /** The indexes of audit events by field, counting the events they hand back (read and scan). */
 export const countingIndex = (index: AuditEventsByField) => {
   let read = 0;

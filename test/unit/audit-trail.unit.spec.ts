@@ -5,7 +5,7 @@ import { AUDIT_EVENT_TYPE, AUDIT_PARTITIONS, auditPartition, auditStreamOf, chai
 import { AuditTrail, verifyDaysOf, type AuditSearch } from '../../src/application/audit/audit-trail';
 import type { AuditEventsByField } from '../../src/application/ports/audit-events-by-field';
 import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store';
-import { countingReads, expectSearchThroughIndex } from '../support/audit-reads';
+import { committedThenLost, countingReads, expectSearchThroughIndex } from '../support/audit-reads';
 
 /**
  * The audit trail as several hub processes write it: each process keeps its own idea of each chain's head, and
@@ -117,6 +117,48 @@ describe('AuditTrail shared by processes', () => {
     await trail.record(entry(101, 'p1', at));
     expect(lines.filter((l) => l.msg === 'audit events are stored again')).toEqual([{ level: 'warn', fields: expect.objectContaining({ droppedInAll: 41 }), msg: 'audit events are stored again' }]);
     expect(lines).toHaveLength(3);
+  });
+
+  // An append whose answer is lost after it committed (committedThenLost): the store holds the batch, the process
+  // does not know it. Its events' ids follow from their chain hashes, so the batch linked again after another head is
+  // other events to the store: stored again, an access recorded twice in a chain that still verifies.
+  const requestIdsOf = async (store: EventStore, stream: string): Promise<string[]> =>
+    (await store.readStream(stream)).events.map((e) => String(e.data['requestId']));
+
+  it('stores a batch once when its answer was lost after the commit and another process appended before the re-read', async () => {
+    const shared = new InMemoryEventStore();
+    const at = '2026-11-30T08:00:00.000Z';
+    const other = new AuditTrail({ store: shared });
+    await other.record(entry(0, 'p1', at));
+    let dropped = 0;
+    const trail = new AuditTrail({ store: committedThenLost(shared, { afterCommit: () => other.record(entry(9, 'p1', at)) }), onDropped: (n) => (dropped += n) });
+    await Promise.all([1, 2, 3].map((i) => trail.record(entry(i, 'p1', at))));
+    await trail.record(entry(4, 'p1', at));
+    const stream = auditStreamOf(entry(1, 'p1', at));
+    // Before: r-1..r-3 a second time after r-9 (linked again after the other process's event), the chain still whole.
+    expect(await requestIdsOf(shared, stream)).toEqual(['r-0', 'r-1', 'r-2', 'r-3', 'r-9', 'r-4']);
+    expect(dropped).toBe(0);
+    expect(trail.unwritable).toBe(false);
+    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 6 });
+  });
+
+  it.each([
+    // Before: the head read on the retry was the batch's own last event, and the batch was linked after itself.
+    1,
+    // Before: the head read that begins an attempt was not retried: the batch was dropped at once (rejected, counted
+    // as lost), though it was stored, and a batch never stored got one attempt, not `attempts`.
+    2,
+  ])('stores a batch once when its answer was lost after the commit and the store could not be read at once either (%i read(s) failing)', async (failReads) => {
+    const shared = new InMemoryEventStore();
+    const at = '2026-11-30T08:00:00.000Z';
+    let dropped = 0;
+    const trail = new AuditTrail({ store: committedThenLost(shared, { failReads }), onDropped: (n) => (dropped += n) });
+    await Promise.all([1, 2].map((i) => trail.record(entry(i, 'p1', at))));
+    await trail.record(entry(3, 'p1', at));
+    expect(await requestIdsOf(shared, auditStreamOf(entry(1, 'p1', at)))).toEqual(['r-1', 'r-2', 'r-3']);
+    expect(dropped).toBe(0);
+    expect(trail.unwritable).toBe(false);
+    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 3 });
   });
 });
 

@@ -120,7 +120,9 @@ export type AuditPage = Readonly<{
  * the store's own fsync, shared by everything appended together by its group commit). Entries arriving in the same
  * tick go to their streams in one append per stream. Within one process appends to one stream are serialized, so
  * the chain is linear; between hub processes an expected-version conflict re-reads the chain's new tail and links
- * the batch again, after a short random pause (conflicts do not count as failed attempts).
+ * the batch again, after a short random pause (conflicts do not count as failed attempts). An append that failed
+ * otherwise may have committed all the same (its answer lost): the batch is looked for where it would stand before
+ * it is linked again, so that it is stored once.
  *
  * Guarantee (see README): a reader's answer is not delayed by its audit append; a write's answer waits for it.
  * A batch that fails `attempts` times is dropped: logged (counts and stream, no personal data) and counted by
@@ -266,8 +268,30 @@ export class AuditTrail {
     const maxConflicts = this.options.maxConflicts ?? 100;
     let failures = 0;
     let conflicts = 0;
+    // The attempts that failed for another reason than a conflict: their answer may have been lost after they
+    // committed (a connection dropped after COMMIT). Where each one's first event would stand, with its hash, and the
+    // head it would have left.
+    const unsure: { version: bigint; hash: string; head: Head }[] = [];
     for (;;) {
-      const head = this.heads.get(stream) ?? (await this.readHead(stream, null));
+      let head: Head;
+      try {
+        head = this.heads.get(stream) ?? (await this.readHead(stream, null));
+        // An event's id follows from its chain hash, so the batch linked again after another head (another process
+        // appended after it before the head was read again, or the head read is the batch's own last event) is other
+        // events to the store, stored a second time: each access recorded twice. Look for it first.
+        const stored = await this.storedBefore(stream, unsure);
+        if (stored) {
+          this.heads.set(stream, head.version >= stored.version ? head : stored);
+          this.setUnwritable(false);
+          return;
+        }
+      } catch (error) {
+        // The store cannot be read (down still): a failed attempt, as an append's.
+        this.setUnwritable(true);
+        if (++failures >= attempts) throw error;
+        await new Promise((r) => setTimeout(r, 20 * failures));
+        continue;
+      }
       const linked = chain(head.hash, entries);
       try {
         const result = await this.options.store.appendToStream(
@@ -292,7 +316,13 @@ export class AuditTrail {
           return;
         }
         // Fail closed at once, not after the retries: reads served meanwhile would go unaudited if they all fail.
-        if (!(error instanceof ExpectedVersionConflictError)) this.setUnwritable(true);
+        if (!(error instanceof ExpectedVersionConflictError)) {
+          this.setUnwritable(true);
+          const at = head.version + 1n;
+          if (!unsure.some((u) => u.version === at && u.hash === linked[0]!.hash)) {
+            unsure.push({ version: at, hash: linked[0]!.hash, head: { version: head.version + BigInt(linked.length), hash: linked[linked.length - 1]!.hash } });
+          }
+        }
         // Another hub process appended to this chain: read its new tail and link again.
         const fresh = await this.readHead(stream, head.version >= 0n ? head : null).catch(() => null);
         if (fresh) this.heads.set(stream, fresh);
@@ -313,6 +343,18 @@ export class AuditTrail {
         await new Promise((r) => setTimeout(r, 20 * failures));
       }
     }
+  }
+
+  /**
+   * The head an attempt of `unsure` left, if the chain holds it: its first event where the append put it (an append
+   * is whole or nothing, at the version expected), with the hash it was linked with. Null when none is there.
+   */
+  private async storedBefore(stream: string, unsure: readonly { version: bigint; hash: string; head: Head }[]): Promise<Head | null> {
+    for (const attempt of unsure) {
+      const [event] = (await this.options.store.readStream(stream, { fromVersion: attempt.version, maxCount: 1 })).events;
+      if (event?.streamVersion === attempt.version && event.type === AUDIT_EVENT_TYPE && String(event.data['hash']) === attempt.hash) return attempt.head;
+    }
+    return null;
   }
 
   /**
