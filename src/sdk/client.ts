@@ -600,21 +600,25 @@ export class RtsClient extends EventEmitter<RtsClientEvents> {
     for (;;) {
       attempts += 1;
       try {
-        await this.sender.send(this.uplinkQueue, message);
+        // Each resend gets what is left of the call's window, not a window of its own: a send lost to a disconnect
+        // late in the window must not hold the call open for up to another sendTimeoutMs.
+        await this.sender.send(this.uplinkQueue, message, { timeoutMs: Math.max(1, deadline - performance.now()) });
         if (this.logger.info) this.log('info', sent(attempts), 'uplink message sent');
         return;
       } catch (error) {
         const retryable = error instanceof SendError && error.retryable && error.reason !== 'timeout';
         if (this.closed) throw new RtsSendError('closed', envelope.id, attempts, error);
-        if (!retryable || performance.now() >= deadline) {
+        const notAccepted = () => {
           const reason: RtsSendFailure = error instanceof SendError && error.reason === 'rejected' ? 'rejected' : 'timeout';
           this.log('error', { id: envelope.id, type: envelope.type, attempts, reason, error: (error as Error).message }, 'uplink message not accepted');
-          throw new RtsSendError(reason, envelope.id, attempts, error);
-        }
+          return new RtsSendError(reason, envelope.id, attempts, error);
+        };
+        if (!retryable || performance.now() >= deadline) throw notAccepted();
         this.log('debug', { id: envelope.id, type: envelope.type, attempts, error: (error as Error).message }, 'uplink send lost, resending');
         // Waiting sends are held by the sender until the link has credit again; a short pause avoids a hot loop
-        // when the broker releases messages.
-        await sleep(Math.min(50 * attempts, 1000));
+        // when the broker releases messages. It ends with the window, and no resend starts after it.
+        await sleep(Math.min(50 * attempts, 1000, Math.max(0, deadline - performance.now())));
+        if (performance.now() >= deadline) throw notAccepted();
       }
     }
   }

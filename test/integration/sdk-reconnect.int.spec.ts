@@ -5,6 +5,7 @@ import { parseUplink, serializeDownlink, type DownlinkEnvelope, type ExpertProfi
 import { RtsClient, RtsSendError } from '../../src/sdk';
 import { startBroker, type TestBroker } from '../support/activemq';
 import { readQueue } from '../support/sdk-queues';
+import { startStallingProxy, type StallingProxy } from '../support/stalling-proxy';
 
 jest.setTimeout(120000);
 
@@ -116,5 +117,50 @@ describe('RtsClient across a broker restart', () => {
     expect((error as RtsSendError).reason).toBe('timeout');
     await c.close(2000);
     broker = await broker.startAgain();
+  });
+});
+
+describe('RtsClient: sendTimeoutMs bounds a call, resends across reconnects included', () => {
+  let broker: TestBroker;
+  let proxy: StallingProxy | undefined;
+  let client: RtsClient | undefined;
+
+  afterAll(async () => {
+    await client?.close(2000).catch(() => undefined);
+    await proxy?.close();
+    await broker?.destroy();
+  });
+
+  it('a send lost to a disconnect late in its window rejects with the timeout when the window is spent, not a window later', async () => {
+    const sendTimeoutMs = 4000;
+    broker = await startBroker();
+    proxy = await startStallingProxy({ host: broker.host, port: broker.amqpPort });
+    client = await RtsClient.connect({ systemId: 'late-loss-city', url: `amqp://127.0.0.1:${proxy.port}`, sendTimeoutMs, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+    // The uplink link is attached (and has credit) before the broker stops reading: the send below goes out.
+    await client.registerExpert('e-0', profile('Warm Up'));
+
+    // The transfer goes out but never reaches the broker: no outcome while the window runs.
+    proxy.hold();
+    const order: string[] = [];
+    const outcome = client.registerExpert('e-1', profile('Late Loss')).then(
+      (id) => id,
+      (error: unknown) => error,
+    );
+    void outcome.then(() => order.push('call settled'));
+    await sleep(sendTimeoutMs * 0.75);
+    // Late in the window the connection is lost (and the broker stays unreachable): the send is resent after the
+    // reconnect, but only a quarter of the window is left for it.
+    proxy.refuse();
+    await sleep(sendTimeoutMs * 0.75);
+    // Half a window after the call's bound the broker is reachable again: a call still open then gets the message
+    // through, well past sendTimeoutMs.
+    order.push('broker back');
+    proxy.resume();
+    const result = await outcome;
+
+    expect(result).toBeInstanceOf(RtsSendError);
+    expect((result as RtsSendError).reason).toBe('timeout');
+    expect((result as RtsSendError).message).toMatch(/^uplink message [0-9a-f-]{36} not accepted by the broker: timeout after \d+ attempt\(s\)/);
+    expect(order).toEqual(['call settled', 'broker back']);
   });
 });

@@ -33,6 +33,12 @@ export interface DurableSenderOptions {
   sendTimeoutMs?: number;
 }
 
+/** Per send: a caller resending under its own deadline passes the time left of it. */
+export interface SendOptions {
+  /** Reject this send when not settled within this many ms of the call, instead of the sender's sendTimeoutMs. */
+  timeoutMs?: number;
+}
+
 export type SendFailureReason = 'rejected' | 'released' | 'modified' | 'disconnected' | 'link-closed' | 'timeout' | 'closed';
 
 export class SendError extends Error {
@@ -172,7 +178,7 @@ export class DurableSender {
   }
 
   /** Sends one durable message to `queue`; resolves when the broker accepted it. */
-  send(queue: string, message: OutgoingMessage): Promise<void> {
+  send(queue: string, message: OutgoingMessage, options: SendOptions = {}): Promise<void> {
     if (this.closed) return Promise.reject(new SendError('closed', queue));
     const amqp: Message = { body: message.body, durable: true };
     // Integers as AMQP int, not rhea's uint: Java JMS can read and copy those (typed-properties.ts).
@@ -181,22 +187,23 @@ export class DurableSender {
     if (message.correlationId !== undefined) amqp.correlation_id = message.correlationId;
     if (message.subject !== undefined) amqp.subject = message.subject;
     if (message.groupId !== undefined) amqp.group_id = message.groupId;
-    return this.sendRaw(queue, amqp);
+    return this.sendRaw(queue, amqp, options);
   }
 
   /**
    * Sends an already built rhea message (forced durable); used to forward a received message unchanged, e.g.
    * to a dead letter queue.
    */
-  sendRaw(queue: string, message: Message): Promise<void> {
+  sendRaw(queue: string, message: Message, options: SendOptions = {}): Promise<void> {
     if (this.closed) return Promise.reject(new SendError('closed', queue));
     const link = this.linkFor(queue);
+    const timeoutMs = options.timeoutMs ?? this.sendTimeoutMs;
     return new Promise<void>((resolve, reject) => {
       const pending: Pending = {
         message: { ...message, durable: true },
         resolve,
         reject,
-        timer: setTimeout(() => link.timeout(pending), this.sendTimeoutMs),
+        timer: setTimeout(() => link.timeout(pending), timeoutMs),
       };
       link.enqueue(pending);
     });

@@ -16,6 +16,7 @@ export {
   type DurableSenderOptions,
   type OutgoingMessage,
   type SendFailureReason,
+  type SendOptions,
 } from './durable-sender';
 export {
   QueueConsumer,

@@ -4,7 +4,7 @@ import type { UplinkEnvelope } from '../../application/directory/directory-messa
 import { loggableId } from '../../domain/monitoring/cpr-like';
 import { RtsError } from '../../domain/shared/errors';
 import type { AmqpConnection } from '../amqp/connection';
-import { DurableSender } from '../amqp/durable-sender';
+import { DurableSender, type SendOptions } from '../amqp/durable-sender';
 import { QueueConsumer, retryBackoff, type ConsumerOutcomeEvent, type HandlerOutcome, type MessageHandler, type ReceivedMessage } from '../amqp/queue-consumer';
 import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { isConsultationType } from './consultation-messages';
@@ -420,9 +420,9 @@ export const tagDeadLetter = (message: Message, newId: () => string = randomUUID
  * the copy it is given in place, so the consumer's `dead-lettered` event carries the dead letter id (for the log).
  */
 export class DeadLetterTaggingSender extends DurableSender {
-  override sendRaw(queue: string, message: Message): Promise<void> {
+  override sendRaw(queue: string, message: Message, options?: SendOptions): Promise<void> {
     message.application_properties = tagDeadLetter(message).application_properties;
-    return super.sendRaw(queue, message);
+    return super.sendRaw(queue, message, options);
   }
 }
 
