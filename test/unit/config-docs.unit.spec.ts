@@ -72,3 +72,37 @@ describe("configuration: the README's defaults are the hub's", () => {
     expect({ setting, default: String(applied) }).toEqual({ setting, default: defaultCell(setting) });
   });
 });
+
+/**
+ * A number setting's row states the range the hub takes, as `(min-max` in its last column (`(1-1000000)`,
+ * `(0-3600000 ms)`, `(100-60000; ...)`): the range the schema checks at start. Five rows stated none, so an operator
+ * learned of RTS_UPLINK_PREFETCH's 1000 or RTS_BODY_LIMIT_BYTES's 10 MiB only from a start that stopped on it.
+ */
+describe("configuration: the README states each number setting's range, the schema's", () => {
+  type Def = { type: string; innerType?: { _zod: { def: Def } }; out?: { _zod: { def: Def }; minValue: number | null; maxValue: number | null } };
+  const rangeOf = (setting: string): { min: number; max: number } | undefined => {
+    let def = (ConfigSchema.shape as unknown as Record<string, { _zod: { def: Def } }>)[setting]!._zod.def;
+    while ((def.type === 'default' || def.type === 'optional') && def.innerType) def = def.innerType._zod.def;
+    // wholeNumberSetting and decimalSetting: digits, piped into a number with its bounds.
+    if (def.type !== 'pipe' || def.out?._zod.def.type !== 'number') return undefined;
+    const { minValue, maxValue } = def.out;
+    return minValue === null || maxValue === null || !Number.isFinite(minValue) || !Number.isFinite(maxValue) ? undefined : { min: minValue, max: maxValue };
+  };
+  const rowOf = (setting: string): string | undefined => README.split('\n').find((line) => line.startsWith('| `RTS_') && line.split('|')[1]!.includes(`\`${setting}\``));
+  /** Every `(a-b` the row holds (a range in parentheses, its bounds written in plain digits). */
+  const statedRanges = (row: string): string[] => [...row.matchAll(/\((\d+(?:\.\d+)?-\d+(?:\.\d+)?)(?=[ ;,)])/g)].map((m) => m[1]!);
+  const ranged = Object.keys(ConfigSchema.shape).filter((setting) => rangeOf(setting) !== undefined);
+
+  it('finds the number settings and their bounds', () => {
+    expect(ranged).toEqual(expect.arrayContaining(['RTS_HTTP_PORT', 'RTS_BODY_LIMIT_BYTES', 'RTS_RATE_LIMIT_PER_SECOND', 'RTS_UPLINK_PREFETCH']));
+    expect(rangeOf('RTS_BODY_LIMIT_BYTES')).toEqual({ min: 1024, max: 10 * 1024 * 1024 });
+    expect(rangeOf('RTS_RATE_LIMIT_PER_SECOND')).toEqual({ min: 0.1, max: 100_000 });
+    expect(rangeOf('RTS_LOG_LEVEL')).toBeUndefined();
+    expect(statedRanges('| `RTS_X` | `5` | a (1-100; see b) and (0-3600000 ms), not 2026-12-06 |')).toEqual(['1-100', '0-3600000']);
+  });
+
+  it.each(ranged)('%s', (setting) => {
+    const { min, max } = rangeOf(setting)!;
+    expect({ setting, stated: statedRanges(rowOf(setting) ?? '') }).toEqual({ setting, stated: [`${min}-${max}`] });
+  });
+});
