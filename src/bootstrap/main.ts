@@ -20,6 +20,7 @@ import { registerMetricsRoutes } from '../adapters/http/metrics-routes';
 import { MetricsRegistry } from '../adapters/metrics/registry';
 import { registerProcessMetrics } from '../adapters/metrics/process-metrics';
 import { DATA_FILES } from '../adapters/system/data-dir';
+import { FILES_MOVED_CODE } from '../adapters/system/files-in-place';
 import { openFileLimit } from '../adapters/system/open-file-limit';
 import { buildHttpServer } from '../adapters/http/server';
 import type { UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
@@ -205,7 +206,12 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   // while the events' is not, and new patients' uploads and erasures then get 503: /health and the gauge say it too.
   const keyStore = container.get<PatientKeyStore>(TOKENS.PatientKeyStore);
   const embeddedKeys = keyStore instanceof SqliteKeyStore ? keyStore : null;
-  const writeFailure = () => (store instanceof SqliteEventStore ? store.writeFailure() : null) ?? embeddedKeys?.writeFailure() ?? null;
+  // Which file, for /health's detail: a lock is looked for on one file (lsof, fuser), and "the store's lock" sent the
+  // operator to telemed.sqlite while a shell held patient-keys.sqlite. Files moved names none: it may be either's.
+  const namingFile = (failure: Readonly<{ code: string; since: string }> | null, file: string) =>
+    failure === null ? null : failure.code === FILES_MOVED_CODE ? failure : { ...failure, file };
+  const writeFailure = () =>
+    namingFile(store instanceof SqliteEventStore ? store.writeFailure() : null, DATA_FILES.events) ?? namingFile(embeddedKeys?.writeFailure() ?? null, DATA_FILES.patientKeys);
   if (store instanceof SqliteEventStore) {
     // Something to alert on besides /health's 503: 1 from the first write that failed for want of storage (disk full,
     // failing, locked) until a write commits again.

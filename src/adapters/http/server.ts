@@ -536,7 +536,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
     }
     if (health === LATE) return sendProblem(reply, problem('storage_unavailable', `the event store did not answer within ${healthTimeoutMs} ms`));
     // Reads are still answered, but a hub that cannot store uploads is not healthy: say why, for the operator.
-    const failing = health['writesFailing'] as { code?: string; since?: string } | undefined;
+    const failing = health['writesFailing'] as { code?: string; since?: string; file?: string } | undefined;
     if (failing) {
       const remedy =
         failing.code === FILES_MOVED_CODE
@@ -544,7 +544,7 @@ export const buildHttpServer = (deps: HttpDependencies): HttpServer => {
           : failing.code === '25006'
             ? 'the database takes no writes now (a standby, or default_transaction_read_only on): point RTS_POSTGRES_URL at the primary, or make it writable again'
             : /^SQLITE_(BUSY|LOCKED)/.test(failing.code ?? '')
-              ? "another process holds the store's lock past the busy timeout (a sqlite3 shell in a transaction, a copy tool): end it"
+              ? `another process holds ${failing.file ?? "the store"}'s lock past the busy timeout (a sqlite3 shell in a transaction, a copy tool): end it`
               : 'free disk space, or check the disk';
       return sendProblem(reply, problem('storage_unavailable', `writes have failed since ${failing.since} (${failing.code}): ${remedy}`));
     }
