@@ -1,5 +1,7 @@
 // `rts dlq list|show|replay` against a fake hub (fetch), checking requests, output and exit codes.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDlq } from '../../src/adapters/cli/dlq';
@@ -244,5 +246,88 @@ describe('rts dlq and rts erasures apply: answers that are not the hub API', () 
     expect(r.code).toBe(EXIT.serverError);
     expect(r.err).toContain('not an answer of the hub API');
     expect(r.err).not.toContain('HTTP 502 (HTTP 502)');
+  });
+});
+
+describe('rts dlq and rts erasures apply: --timeout and RTS_TIMEOUT, as upload and review take them', () => {
+  /** A local server that takes every request and never answers it. */
+  const silentHub = async () => {
+    const held: ServerResponse[] = [];
+    const server = createServer((_req, res) => void held.push(res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      requests: () => held.length,
+      close: async () => {
+        for (const res of held) res.destroy();
+        await new Promise((r) => server.close(r));
+      },
+    };
+  };
+  let record = '';
+  beforeAll(() => {
+    record = join(mkdtempSync(join(tmpdir(), 'rts-erasures-')), 'erasures.jsonl');
+    writeFileSync(record, `${JSON.stringify({ event: 'PatientErased', patientKey: `p${'b'.repeat(32)}`, erasedAt: '2026-12-01T10:00:00.000Z' })}\n`);
+  });
+  afterAll(() => rmSync(join(record, '..'), { recursive: true, force: true }));
+  const runEither = (argv: string[], deps: Parameters<typeof runDlq>[1]) => (argv[0] === 'apply' ? runErasures([...argv, '--from', record], deps) : runDlq(argv, deps));
+  const runOn = async (argv: string[], env: Record<string, string>, fetch?: typeof globalThis.fetch) => {
+    const out = collector();
+    const err = collector();
+    const code = await runEither(argv, { stdout: out, stderr: err, env: { RTS_TOKEN: 'good', ...env }, ...(fetch ? { fetch } : {}) });
+    return { code, out: out.text(), err: err.text() };
+  };
+
+  it.each([['list'], ['show', 'dlq-1'], ['discard', 'dlq-1', '--reason', 'dup'], ['apply']])('%s --timeout 1: a hub that never answers is given up after it, exit 4', async (...argv) => {
+    const hub = await silentHub();
+    try {
+      const r = await runOn([...argv, '--timeout', '1', '--url', hub.url], {});
+      expect(r.code).toBe(EXIT.unreachable);
+      expect(r.err).toContain(`cannot reach the hub at ${hub.url}: no answer within 1 s`);
+      expect(hub.requests()).toBeGreaterThan(0);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it.each([['list'], ['replay', 'dlq-1'], ['apply']])('%s: RTS_TIMEOUT is the wait when --timeout is not given', async (...argv) => {
+    const hub = await silentHub();
+    try {
+      const r = await runOn(argv, { RTS_URL: hub.url, RTS_TIMEOUT: '1' });
+      expect(r.code).toBe(EXIT.unreachable);
+      expect(r.err).toContain('no answer within 1 s');
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it.each([['list'], ['show', 'dlq-1'], ['apply']])('%s: a wrong --timeout or RTS_TIMEOUT is a usage error, worded as for upload, before anything is sent', async (...argv) => {
+    const calls: Array<{ url: string; init: RequestInit }> = [];
+    const hub = fakeFetch(200, {}, calls);
+    for (const [extra, env, message] of [
+      [['--timeout', '0'], {}, '--timeout must be a whole number from 1 to 600'],
+      [['--timeout', 'soon'], {}, '--timeout must be a whole number from 1 to 600'],
+      [[], { RTS_TIMEOUT: '601' }, 'RTS_TIMEOUT must be a whole number from 1 to 600'],
+    ] as const) {
+      const r = await runOn([...argv, ...extra], env, hub);
+      expect(r.code).toBe(EXIT.usage);
+      expect(r.err).toContain(`rts: ${message}\n`);
+    }
+    expect(calls).toEqual([]);
+  });
+
+  it('rts erasures list reads files only: --timeout is refused there, as --url is', async () => {
+    const err = collector();
+    expect(await runErasures(['list', '--from', record, '--timeout', '5'], { stdout: collector(), stderr: err, env: {} })).toBe(EXIT.usage);
+    expect(err.text()).toContain('--timeout belongs to rts erasures apply');
+  });
+
+  it('their help names --timeout and RTS_TIMEOUT', async () => {
+    for (const runIt of [runDlq, runErasures]) {
+      const help = collector();
+      expect(await runIt(['--help'], { stdout: help, stderr: collector(), env: {} })).toBe(EXIT.ok);
+      expect(help.text()).toContain('[--timeout S]');
+      expect(help.text().replace(/\s+/g, ' ')).toContain("seconds to wait for the hub's answer, 1-600 (default: $RTS_TIMEOUT, else 60)");
+    }
   });
 });

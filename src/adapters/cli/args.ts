@@ -24,7 +24,7 @@ export const MIN_WIDTH = 30;
 export const MAX_WIDTH = 200;
 /** How long a request waits for the hub's answer: above the hub's own worst case (see hub-client's DEFAULT_TIMEOUT_MS). */
 export const DEFAULT_TIMEOUT_S = 60;
-const MAX_TIMEOUT_S = 600;
+export const MAX_TIMEOUT_S = 600;
 
 export type ReviewRange = Readonly<{ kind: 'days'; days: number }> | Readonly<{ kind: 'between'; from?: string; to?: string }>;
 
@@ -373,8 +373,8 @@ export const hubUrlOf = (flag: string | undefined, env: Readonly<Record<string, 
   return url.toString().replace(/\/+$/, '');
 };
 
-/** --timeout, else $RTS_TIMEOUT, else the default: whole seconds, in milliseconds. */
-const timeoutOf = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>): number =>
+/** --timeout, else $RTS_TIMEOUT, else the default: whole seconds, in milliseconds. Every command that calls the hub takes it. */
+export const timeoutOf = (flag: string | undefined, env: Readonly<Record<string, string | undefined>>): number =>
   1000 * (flag !== undefined ? integerOf(flag, '--timeout', 1, MAX_TIMEOUT_S)! : env.RTS_TIMEOUT ? integerOf(env.RTS_TIMEOUT.trim(), 'RTS_TIMEOUT', 1, MAX_TIMEOUT_S)! : DEFAULT_TIMEOUT_S);
 
 const parseUpload = (args: readonly string[], env: Readonly<Record<string, string | undefined>>, readStdin?: ReadStdin): Command => {

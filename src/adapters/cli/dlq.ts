@@ -1,4 +1,4 @@
-import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments } from './args';
+import { commandsHint, DEFAULT_TIMEOUT_S, fail, hubUrlOf, MAX_TIMEOUT_S, parseFlagsAndArguments, timeoutOf } from './args';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { z } from 'zod';
 import { answerFailure, createHubRequester, HubRefusedError, HubUnreachableError, notTheHubsAnswer, readJson } from './hub-client';
@@ -7,16 +7,20 @@ import { reportHubTrouble, type Output } from './run';
 /** The most dead letters one list shows (the hub's MAX_LIST_LIMIT). */
 const MAX_LIST_LIMIT = 1000;
 
+/** --timeout in an operator's command's help, as upload's and review's say it: a line of its own. */
+export const TIMEOUT_HELP = `--timeout S is how many seconds to wait for the hub's answer, 1-${MAX_TIMEOUT_S}
+(default: $RTS_TIMEOUT, else ${DEFAULT_TIMEOUT_S})`;
+
 /**
  * `rts dlq`: the operators' dead letter commands, over the hub's HTTP API (GET /dead-letters,
  * GET /dead-letters/{id}, POST /dead-letters/{id}/replay, POST /dead-letters/{id}/discard). Same exit codes as the
  * rest of `rts`.
  */
 export const DLQ_HELP = `Usage:
-  rts dlq list [--limit N] [--json] [--url URL]
-  rts dlq show ID [--json] [--url URL]
-  rts dlq replay ID [--by NAME] [--reason TEXT] [--url URL]
-  rts dlq discard ID --reason TEXT [--url URL]
+  rts dlq list [--limit N] [--json] [--url URL] [--timeout S]
+  rts dlq show ID [--json] [--url URL] [--timeout S]
+  rts dlq replay ID [--by NAME] [--reason TEXT] [--url URL] [--timeout S]
+  rts dlq discard ID --reason TEXT [--url URL] [--timeout S]
 
   list     the dead-lettered messages (browsed, not consumed), oldest first
   show     one, by its dead letter id, envelope id, message id or content
@@ -34,8 +38,9 @@ export const DLQ_HELP = `Usage:
            trail. Not sent twice: after a lost answer, look with show first
 
 The hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080 (https://,
-or http:// to this machine; another one needs RTS_INSECURE_HTTP=on). The
-commands need an operator's token in $RTS_TOKEN (mint one with:
+or http:// to this machine; another one needs RTS_INSECURE_HTTP=on).
+${TIMEOUT_HELP}.
+The commands need an operator's token in $RTS_TOKEN (mint one with:
 node dist/bootstrap/token.js --role operator); without one, a local hub's
 development login is used.
 
@@ -47,7 +52,6 @@ export type DlqDependencies = Readonly<{
   stderr: Output;
   env: Readonly<Record<string, string | undefined>>;
   fetch?: typeof fetch;
-  timeoutMs?: number;
 }>;
 
 type Summary = {
@@ -84,6 +88,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   by: { type: 'string' },
   reason: { type: 'string' },
+  timeout: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -114,7 +119,8 @@ const parse = (argv: readonly string[], env: DlqDependencies['env']) => {
   } catch (e) {
     fail((e as Error).message);
   }
-  return { kind: action as 'list' | 'show' | 'replay' | 'discard', id: id ?? '', url, limit, json: values.json === true, by: values.by, reason: values.reason };
+  const timeoutMs = timeoutOf(values.timeout, env);
+  return { kind: action as 'list' | 'show' | 'replay' | 'discard', id: id ?? '', url, timeoutMs, limit, json: values.json === true, by: values.by, reason: values.reason };
 };
 
 type DiscardRecord = { at: string; by: string; reason: string };
@@ -150,7 +156,7 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
         ? { reason: cmd.reason }
         : undefined;
   const requester = createHubRequester(cmd.url, {
-    timeoutMs: deps.timeoutMs ?? 30_000,
+    timeoutMs: cmd.timeoutMs,
     token: deps.env.RTS_TOKEN || null,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });

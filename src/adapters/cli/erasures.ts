@@ -1,10 +1,10 @@
 import { BackupError } from '../backup/data-dir-backup';
 import { IncompleteErasureRecordError, readRecordedErasures, type ErasureSource, type RecordedErasure } from '../backup/recorded-erasures';
-import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments } from './args';
+import { commandsHint, fail, hubUrlOf, parseFlagsAndArguments, timeoutOf } from './args';
 import { redactCprDigits } from '../../domain/monitoring/cpr-like';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 import { answerFailure, createHubRequester, HubRefusedError, HubUnreachableError, notTheHubsAnswer, readJson } from './hub-client';
-import type { DlqDependencies } from './dlq';
+import { TIMEOUT_HELP, type DlqDependencies } from './dlq';
 import { reportHubTrouble } from './run';
 
 /**
@@ -19,7 +19,7 @@ import { reportHubTrouble } from './run';
  */
 export const ERASURES_HELP = `Usage:
   rts erasures list --from SOURCE
-  rts erasures apply --from SOURCE [--url URL]
+  rts erasures apply --from SOURCE [--url URL] [--timeout S]
 
   list    print the erasures SOURCE records, one JSON line each:
     {"event":"PatientErased","patientKey":"p…","erasedAt":"…"}
@@ -47,6 +47,7 @@ apply needs an operator's token in $RTS_TOKEN (node dist/bootstrap/token.js
 --role operator); without one, a local hub's development login is used. The
 hub is found at --url, else $RTS_URL, else http://127.0.0.1:8080 (https://, or
 http:// to this machine; another one needs RTS_INSECURE_HTTP=on).
+${TIMEOUT_HELP}, for each erasure.
 
 ${EXIT_CODES_HELP}
 `;
@@ -54,9 +55,9 @@ ${EXIT_CODES_HELP}
 /** What an operator's command against the hub's HTTP API is given: the same as `rts dlq`'s. */
 export type ErasuresDependencies = DlqDependencies;
 
-const OPTIONS = { from: { type: 'string' }, url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+const OPTIONS = { from: { type: 'string' }, url: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
-type Parsed = Readonly<{ kind: 'help' }> | Readonly<{ kind: 'list'; from: string }> | Readonly<{ kind: 'apply'; from: string; url: string }>;
+type Parsed = Readonly<{ kind: 'help' }> | Readonly<{ kind: 'list'; from: string }> | Readonly<{ kind: 'apply'; from: string; url: string; timeoutMs: number }>;
 
 const parse = (argv: readonly string[], env: ErasuresDependencies['env']): Parsed => {
   const { values, positionals } = parseFlagsAndArguments(argv, OPTIONS);
@@ -66,7 +67,7 @@ const parse = (argv: readonly string[], env: ErasuresDependencies['env']): Parse
   if (extra.length > 0) fail('too many arguments');
   if (!values.from) fail('missing --from: a backup, a data directory, or a file of erasures');
   if (action === 'list') {
-    if (values.url !== undefined) fail('--url belongs to rts erasures apply; list reads files only');
+    for (const flag of ['url', 'timeout'] as const) if (values[flag] !== undefined) fail(`--${flag} belongs to rts erasures apply; list reads files only`);
     return { kind: 'list', from: values.from! };
   }
   let url = '';
@@ -75,7 +76,7 @@ const parse = (argv: readonly string[], env: ErasuresDependencies['env']): Parse
   } catch (e) {
     fail((e as Error).message);
   }
-  return { kind: 'apply', from: values.from!, url };
+  return { kind: 'apply', from: values.from!, url, timeoutMs: timeoutOf(values.timeout, env) };
 };
 
 /** A message naming a path, CPR-like digits in it redacted, as the hub redacts them in what it answers. */
@@ -126,7 +127,7 @@ export const runErasures = async (argv: readonly string[], deps: ErasuresDepende
   }
 
   deps.stdout.write(`${describeSource(source)}; applying them at ${cmd.url}:\n`);
-  const requester = createHubRequester(cmd.url, { timeoutMs: deps.timeoutMs ?? 30_000, token: deps.env.RTS_TOKEN || null, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const requester = createHubRequester(cmd.url, { timeoutMs: cmd.timeoutMs, token: deps.env.RTS_TOKEN || null, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
   const counts = { erased: 0, already: 0, unknownHere: 0, notPresent: 0 };
   for (const [i, e] of source.erasures.entries()) {
     let res: Response;
