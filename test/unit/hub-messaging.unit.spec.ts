@@ -15,6 +15,8 @@ import { parseBrokerUrl } from '../../src/adapters/messaging/amqp-broker-url';
 import { DLQ_ID, HANDLER_TIMEOUT_MS, envelopeIdOf, retryBackoff, tagDeadLetter, uplinkGroupId, uplinkMessageHandler, uplinkOrderKeys, uplinkTraceOf } from '../../src/adapters/messaging/amqp-uplink-consumer';
 import { REPLAY_COUNT, REPLAYED_FROM_DLQ, contentIdOf, replayCopy, selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
+import { deadLetterSummary } from '../../src/adapters/http/dead-letter-routes';
+import { DeadLetterSummary } from '../../src/adapters/http/response-schemas';
 import { ConfigError, loadConfig, messagingConfig } from '../../src/bootstrap/config';
 import { createDirectoryModule } from '../../src/bootstrap/directory-module';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../src/domain/shared/errors';
@@ -354,6 +356,19 @@ describe('dead letter tagging and replay copies', () => {
   it('reads binary ids and reasons as their text when they are UTF-8 (so they are checked as text), else as hex', () => {
     const read = toDeadLetter({ body: 'x', message_id: Buffer.from([0xff, 0xfe]), application_properties: { [DLQ_REASON]: Buffer.from('bad: 251248-1234'), systemId: Buffer.from('city-a') } } as unknown as Message);
     expect({ reason: read.reason, systemId: read.systemId, brokerMessageId: read.brokerMessageId }).toEqual({ reason: 'bad: 251248-1234', systemId: 'city-a', brokerMessageId: 'fffe' });
+  });
+
+  // A sender writing to the dead letter queue itself sets these as it likes: a count of 400 digits was read as
+  // Infinity, which GET /dead-letters answered as null (its document says an integer), and rts dlq list then took the
+  // whole list for no hub's answer (exit 5): the operator could list nothing until that message was gone.
+  it('reads a count that is no whole number it can hold (too long, a fraction) as none', () => {
+    const huge = '9'.repeat(400);
+    for (const [attempts, count] of [[huge, huge], [1.5, 2.5], ['12345678901234567890', '-1']] as const) {
+      const read = toDeadLetter({ body: 'x', message_id: 'm-1', application_properties: { [DLQ_ATTEMPTS]: attempts, [REPLAY_COUNT]: count } } as unknown as Message);
+      expect({ attempts, count, read: { attempts: read.attempts, replayCount: read.replayCount } }).toEqual({ attempts, count, read: { attempts: null, replayCount: 0 } });
+      expect(DeadLetterSummary.safeParse(JSON.parse(JSON.stringify(deadLetterSummary(read)))).success).toBe(true);
+    }
+    expect(toDeadLetter({ body: 'x', application_properties: { [DLQ_ATTEMPTS]: '3', [REPLAY_COUNT]: 2 } } as unknown as Message)).toMatchObject({ attempts: 3, replayCount: 2 });
   });
 
   it('reads a dead letter for operators and builds the replay copy without the x-dlq-* properties', () => {

@@ -32,7 +32,15 @@ export const REPLAYED_FROM_DLQ = 'x-replayed-from-dlq';
 export const REPLAY_COUNT = 'x-replay-count';
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : v === undefined || v === null ? null : v instanceof Uint8Array ? binaryShown(v) : String(v));
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : null);
+/**
+ * A count (x-dlq-attempts, x-replay-count): a whole number, or a string of digits (a JMS sender's), that a number holds
+ * exactly; else none. A string of 400 digits was Infinity, which the answers' JSON made null where they promise an
+ * integer (and a fraction was shown as a count).
+ */
+const num = (v: unknown): number | null => {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : NaN;
+  return Number.isSafeInteger(n) ? n : null;
+};
 
 const LETTERS = 'abcdefghijklmnop';
 
