@@ -1167,6 +1167,40 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     }
   });
 
+  it("brings the page back, not the API's raw JSON, when the CPR form is sent without the page's script (it failed to load, or scripts are off)", async () => {
+    // A flaky connection: the page came, its script did not. The form posts (never GET: the number stays out of the URL).
+    const w = await open(undefined, async (p) => { await p.route('**/app.js*', (route) => route.abort('connectionreset')); });
+    const { page } = w;
+    const posted: string[] = [];
+    page.on('response', (r) => { if (r.request().method() === 'POST') posted.push(`${r.status()} ${r.headers()['location'] ?? ''}`); });
+    await page.fill('#cpr', CPR);
+    await Promise.all([page.waitForNavigation(), page.click('#cpr-form button[type=submit]')]);
+    // The page again (a reload asks for the script anew), not {"type":"/problems/method_not_allowed",...}; a GET, so a
+    // reload of it does not post the CPR number again.
+    expect(posted).toEqual(['303 ./']);
+    expect(page.url()).toBe(`${hub.url}/app/`);
+    expect(await page.title()).toBe('My blood pressure – TeleMed');
+    expect(await page.isVisible('#cpr')).toBe(true);
+    expect(await page.inputValue('#cpr')).toBe('');
+    // This time the script comes: the page works.
+    await page.unroute('**/app.js*');
+    await page.reload();
+    await enterCpr(page);
+    expectClean(w, [/ERR_CONNECTION_RESET/]);
+    await w.context.close();
+
+    // Scripts off: the page again, with its message that it needs JavaScript.
+    const context = await browser.newContext({ javaScriptEnabled: false, locale: 'en-GB' });
+    const off = await context.newPage();
+    await off.goto(`${hub.url}/app/`);
+    await off.fill('#cpr', CPR);
+    await Promise.all([off.waitForNavigation(), off.click('#cpr-form button[type=submit]')]);
+    expect(off.url()).toBe(`${hub.url}/app/`);
+    expect(await off.textContent('noscript')).toContain('This page needs JavaScript');
+    expect(await off.isVisible('#cpr')).toBe(true);
+    await context.close();
+  });
+
   it('takes a #token= link opened in a tab that already shows the page, and removes it from the address bar', async () => {
     const token = await patientToken('091011-1234');
     // The link lands in the browser's history and session files, token and all: the token names the patient by

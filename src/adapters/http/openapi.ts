@@ -58,7 +58,7 @@ import { AuditQuery, AuditSearchBody, AuditVerifyBody, AuditVerifyQuery, DevLogi
  */
 
 /** Routes that are the browser page, not the API: served, not described here. */
-export const UNDESCRIBED_ROUTES: readonly string[] = ['GET /', 'GET /app', 'GET /app/', 'GET /app/app.js', 'GET /app/app.css'];
+export const UNDESCRIBED_ROUTES: readonly string[] = ['GET /', 'GET /app', 'GET /app/', 'POST /app/', 'GET /app/app.js', 'GET /app/app.css'];
 
 type Json = Record<string, unknown>;
 type Answer = Readonly<{ description: string; schema?: z.ZodType; mediaType?: string; rawSchema?: Json; headers?: Record<string, Json> }>;

@@ -13,6 +13,7 @@ import { INDEX_HTML } from './web/index-html';
  *   GET /app/        -> index.html   (Cache-Control: no-cache, ETag; it names the asset versions)
  *   GET /app/app.js  -> the script   (?v=<hash of this build>: immutable for a year; otherwise no-cache)
  *   GET /app/app.css -> the styles   (likewise)
+ *   POST /app/       -> 303 ./       (the page's forms without its script: see below)
  *
  * Every answer carries a strict CSP (scripts and styles from this origin only, no inline code, no framing),
  * nosniff and no-referrer. The page talks only to this origin's API (connect-src 'self').
@@ -63,6 +64,11 @@ export const registerWebRoutes = (app: FastifyInstance): void => {
   app.get('/', async (_request, reply) => securityHeaders(reply).header('cache-control', 'no-cache').redirect('app/', 302));
   app.get('/app', async (_request, reply) => securityHeaders(reply).header('cache-control', 'no-cache').redirect('app/', 301));
   app.get('/app/', async (request, reply) => send(reply, html, request.headers['if-none-match'], 'no-cache'));
+  // The page's forms post to ./ (never GET: a CPR number stays out of the URL), which only its script stops. Without it
+  // (it failed to load on a flaky connection, the browser runs none) a patient's "Show my readings" got the API's raw
+  // JSON (405 method_not_allowed). Answered before the body is read (the CPR number is neither parsed nor kept): 303
+  // to the page, which asks for its script anew or says it needs JavaScript, and whose reload posts nothing again.
+  app.post('/app/', { onRequest: async (_request, reply) => securityHeaders(reply).header('cache-control', 'no-store').redirect('./', 303) }, async () => undefined);
   app.get<{ Querystring: { v?: string } }>('/app/app.js', async (request, reply) =>
     send(reply, js, request.headers['if-none-match'], cacheFor(js, request.query.v)),
   );
