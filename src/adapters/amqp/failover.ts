@@ -4,7 +4,8 @@
 // - RetryingSender: DurableSender fails a send that was in flight when the connection dropped ('disconnected':
 //   rhea forgets unsettled transfers on reconnect, no outcome would ever come). RetryingSender sends it again,
 //   with the same message id, after the connection is back (on whichever broker), until the broker accepts it or
-//   `retryForMs` passes. A broker `rejected` is final. The same message may thus be stored twice (the first copy
+//   `retryForMs` passes: each attempt gets `sendTimeoutMs` or what is left of `retryForMs`, whichever is shorter, and
+//   none starts after it. A broker `rejected` is final. The same message may thus be stored twice (the first copy
 //   was stored but its `accepted` was lost with the connection): receivers dedupe on our message id.
 // - Receivers need nothing here: QueueConsumer re-credits its link when rhea re-attaches it and never settles a
 //   delivery of an earlier connection (the broker redelivers those).
@@ -39,6 +40,7 @@ export interface RetryingSenderOptions extends DurableSenderOptions {
 
 export class RetryingSender {
   readonly inner: DurableSender;
+  private readonly sendTimeoutMs: number;
   private readonly retryForMs: number;
   private readonly retryDelayMs: number;
   private closed = false;
@@ -47,15 +49,18 @@ export class RetryingSender {
     private readonly connection: AmqpConnection,
     private readonly options: RetryingSenderOptions = {},
   ) {
-    // Each attempt gets the rest of the overall budget; a lost connection fails it early with 'disconnected'.
-    this.inner = new DurableSender(connection, { sendTimeoutMs: options.sendTimeoutMs ?? 15000 });
+    // Each attempt gets sendTimeoutMs, cut to what is left of retryForMs (send); a lost connection fails it early
+    // with 'disconnected'.
+    this.sendTimeoutMs = options.sendTimeoutMs ?? 15000;
+    this.inner = new DurableSender(connection, { sendTimeoutMs: this.sendTimeoutMs });
     this.retryForMs = options.retryForMs ?? 120000;
     this.retryDelayMs = options.retryDelayMs ?? 200;
   }
 
   /**
    * Sends until the broker accepted the message; resolves with the number of attempts. The message id is kept
-   * across attempts (one is generated if missing). Rejects with the last SendError when not retryable or out of time.
+   * across attempts (one is generated if missing). Rejects with the last SendError when not retryable or out of time:
+   * never later than `retryForMs` after the call (an attempt gets no more than what is left of it).
    */
   async send(queue: string, message: OutgoingMessage): Promise<number> {
     const messageId = message.messageId ?? randomUUID();
@@ -64,7 +69,9 @@ export class RetryingSender {
     for (let attempt = 1; ; attempt++) {
       if (this.closed) throw new SendError('closed', queue);
       try {
-        await this.inner.send(queue, fixed);
+        // An attempt that started late in the window (after a wait for the reconnect) must not hold the send open for up
+        // to another sendTimeoutMs past retryForMs, and be accepted long after the outbox was told it failed.
+        await this.inner.send(queue, fixed, { timeoutMs: Math.max(1, Math.min(this.sendTimeoutMs, deadline - performance.now())) });
         return attempt;
       } catch (error) {
         if (!(error instanceof SendError) || !error.retryable || this.closed || performance.now() >= deadline) throw error;
@@ -75,6 +82,8 @@ export class RetryingSender {
         }
         await this.waitConnected(deadline);
         if (error.reason !== 'disconnected') await sleep(Math.min(this.retryDelayMs, Math.max(0, deadline - performance.now())));
+        // The wait may end with the window (no reconnect in time): no attempt starts after it.
+        if (!this.closed && performance.now() >= deadline) throw error;
       }
     }
   }

@@ -1,10 +1,11 @@
 // A DurableSender whose sends survive a failover: a transfer lost with the connection (or released, modified,
 // timed out) is sent again once the connection is back, the same message (same message id), until the broker
-// accepts it or `retryForMs` passes; a broker `rejected` is final. For callers typed on DurableSender that forward
+// accepts it or `retryForMs` passes (each attempt gets `sendTimeoutMs` or what is left of the window, whichever is
+// shorter, and none starts after it); a broker `rejected` is final. For callers typed on DurableSender that forward
 // rhea messages as they are (dead-letter replays); plain OutgoingMessage sends can use RetryingSender.
 import type { Message } from 'rhea';
 import type { AmqpConnection } from './connection';
-import { DurableSender, SendError, type DurableSenderOptions } from './durable-sender';
+import { DurableSender, SendError, type DurableSenderOptions, type SendOptions } from './durable-sender';
 
 export interface RetryingDurableSenderOptions extends DurableSenderOptions {
   /** Give up after this many ms of retrying (default 120000). */
@@ -15,6 +16,7 @@ export interface RetryingDurableSenderOptions extends DurableSenderOptions {
 }
 
 export class RetryingDurableSender extends DurableSender {
+  private readonly attemptTimeoutMs: number;
   private readonly retryForMs: number;
   private readonly retryDelayMs: number;
   private stopped = false;
@@ -24,15 +26,22 @@ export class RetryingDurableSender extends DurableSender {
     private readonly retryOptions: RetryingDurableSenderOptions = {},
   ) {
     super(conn, { sendTimeoutMs: retryOptions.sendTimeoutMs ?? 15000 });
+    this.attemptTimeoutMs = retryOptions.sendTimeoutMs ?? 15000;
     this.retryForMs = retryOptions.retryForMs ?? 120000;
     this.retryDelayMs = retryOptions.retryDelayMs ?? 200;
   }
 
-  override async sendRaw(queue: string, message: Message): Promise<void> {
-    const deadline = performance.now() + this.retryForMs;
+  /**
+   * Sends (and resends) until accepted; rejects with the last SendError when not retryable or out of time: never later
+   * than `retryForMs` after the call, or `options.timeoutMs` when given (a caller's own deadline, as for DurableSender).
+   */
+  override async sendRaw(queue: string, message: Message, options: SendOptions = {}): Promise<void> {
+    const deadline = performance.now() + (options.timeoutMs ?? this.retryForMs);
     for (let attempt = 1; ; attempt++) {
       try {
-        await super.sendRaw(queue, message);
+        // An attempt that started late in the window (after a wait for the reconnect) must not hold the send open for
+        // up to another sendTimeoutMs past the window, and be accepted long after the caller was told it failed.
+        await super.sendRaw(queue, message, { timeoutMs: Math.max(1, Math.min(this.attemptTimeoutMs, deadline - performance.now())) });
         return;
       } catch (error) {
         if (!(error instanceof SendError) || !error.retryable || this.stopped || performance.now() >= deadline) throw error;
@@ -43,6 +52,8 @@ export class RetryingDurableSender extends DurableSender {
         }
         if (!this.conn.isConnected()) await this.conn.waitConnected(Math.max(1, deadline - performance.now())).catch(() => undefined);
         if (error.reason !== 'disconnected') await new Promise((r) => setTimeout(r, Math.min(this.retryDelayMs, Math.max(0, deadline - performance.now()))));
+        // The wait may end with the window (no reconnect in time): no attempt starts after it.
+        if (performance.now() >= deadline) throw error;
       }
     }
   }
