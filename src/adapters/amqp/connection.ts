@@ -576,8 +576,13 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       };
       const timer = setTimeout(done, timeoutMs);
       if (!socket || socket.destroyed || !this.connected) {
+        // Nothing to wait for (down, or an attempt the broker has not opened yet). rhea writes its close on the next
+        // tick, and arms its heartbeat timer again as it does (not unref'd: twice the idle timeout) when it still has
+        // a socket that had connected: its timers are cleared after that, else a closed connection kept the process
+        // alive for 32 s (the socket, ended now, never tells rhea it is gone).
         this.raw.close();
-        done();
+        if (socket && !socket.destroyed) socket.destroy();
+        setImmediate(done);
         return;
       }
       socket.once('close', () => setImmediate(done));
