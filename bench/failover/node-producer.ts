@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const discovery = new MulticastDiscovery({ group: cfg.group, interfaceAddress: '127.0.0.1' });
   await discovery.start();
   // As the hub and the SDK do: touch each broker discovery adds (warm-up.ts).
-  const stopWarmUp = cfg.warmUp ? warmUpOnAdded(discovery, { onProbe: (e) => out('probe', e) }) : () => undefined;
+  const stopWarmUp = cfg.warmUp ? warmUpOnAdded(discovery, { onProbe: (e) => out('probe', e) }).stop : () => undefined;
   await discovery.waitFor((e) => e.length >= 2, 60000);
   const connection = AmqpConnection.open({ endpointProvider: discovery, initialReconnectDelayMs: 10, maxReconnectDelayMs: 1000, idleTimeoutMs: 8000 });
   connection.on('connected', (e) => out('where', { uri: `amqp://${endpointKey(e.endpoint)}` }));

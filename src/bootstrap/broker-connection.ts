@@ -88,8 +88,9 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
   const monitor = instrumentConnection(connection, { role: 'hub', metrics: options.metrics, logger: log });
   const probability = endpoints.settings ? rebalanceProbability(endpoints.settings.rebalance) : undefined;
   // A broker that was just announced gets one short probe, so a failover to it does not meet a cold AMQP transport.
-  const stopWarmUp = warmUpOnAdded(endpoints.provider, { sasl: messaging.sasl, ...(messaging.tls ? { tls: messaging.tls } : {}) });
-  const stopRebalance = probability ? rebalanceOnAdded(connection, endpoints.provider, { probability, role: 'hub', logger: log }) : () => undefined;
+  // Its answer is also what a move to it waits for: the hub moves only to a broker that answered.
+  const warmUp = warmUpOnAdded(endpoints.provider, { sasl: messaging.sasl, ...(messaging.tls ? { tls: messaging.tls } : {}) });
+  const stopRebalance = probability ? rebalanceOnAdded(connection, endpoints.provider, { probability, ready: warmUp.ready, role: 'hub', logger: log }) : () => undefined;
   const retryForMs = options.retryForMs ?? 120_000;
   const senders: Array<{ close(): Promise<void> }> = [];
   const downlinkRetry = sendRetryRecorder(options.metrics, 'downlink');
@@ -114,7 +115,7 @@ export const openHubBroker = async (messaging: MessagingConfig, options: HubBrok
     close: () =>
       (closing ??= (async () => {
         stopRebalance();
-        stopWarmUp();
+        warmUp.stop();
         for (const sender of senders) await sender.close().catch(() => undefined);
         await connection.close();
         monitor.detach();

@@ -48,16 +48,17 @@ export async function openSdkDiscovery(
   });
   let stopRebalance: () => void = () => undefined;
   // One short probe per broker announced (a just-promoted master answers its first AMQP connection slowly).
-  const stopWarmUp = warmUpOnAdded(opened.provider, { ...(sasl ? { sasl } : {}), ...(tls ? { tls } : {}) });
+  // Its answer is also what a move to it waits for: the client moves only to a broker that answered.
+  const warmUp = warmUpOnAdded(opened.provider, { ...(sasl ? { sasl } : {}), ...(tls ? { tls } : {}) });
   return {
     provider: opened.provider,
     attach: (connection, logInfo) => {
       const probability = rebalanceProbability(settings.rebalance);
-      if (probability) stopRebalance = rebalanceOnAdded(connection, opened.provider, { probability, role: 'sdk', logger: { info: logInfo } });
+      if (probability) stopRebalance = rebalanceOnAdded(connection, opened.provider, { probability, ready: warmUp.ready, role: 'sdk', logger: { info: logInfo } });
     },
     stop: async () => {
       stopRebalance();
-      stopWarmUp();
+      warmUp.stop();
       await opened.stop();
     },
   };

@@ -1,6 +1,7 @@
 // Discovery URIs (RTS_BROKER_DISCOVERY and the SDK's `discovery`), the union of discovered and static brokers,
 // reason codes for the uplink metrics, and the hub's /metrics route.
 import { EventEmitter } from 'node:events';
+import { createServer } from 'node:net';
 import Fastify from 'fastify';
 import type { AmqpConnection } from '../../src/adapters/amqp/connection';
 import { instrumentConnection } from '../../src/adapters/amqp/failover';
@@ -146,14 +147,42 @@ describe('warmUpOnAdded', () => {
     const listeners: Array<(c: EndpointChange) => void> = [];
     const provider: EndpointProvider = { current: () => [], subscribe: (l) => (listeners.push(l), () => undefined) };
     const probes: Array<{ endpoint: string; ok: boolean }> = [];
-    const stop = warmUpOnAdded(provider, { spreadMs: 1, onProbe: (e) => probes.push(e) });
+    const warmUp = warmUpOnAdded(provider, { spreadMs: 1, onProbe: (e) => probes.push(e) });
     listeners[0]!({ kind: 'added', endpoint: { host: '127.0.0.1', port } });
     listeners[0]!({ kind: 'removed', endpoint: { host: '127.0.0.1', port } });
     for (let i = 0; i < 100 && probes.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    stop();
+    warmUp.stop();
     listener.close();
     expect(probes).toEqual([expect.objectContaining({ endpoint: `127.0.0.1:${port}`, ok: true })]);
     expect(opened).toBe(1);
+  });
+
+  it("ready: the announcement's probe answer (waited for), then a probe of its own; false for a port that refuses and once stopped", async () => {
+    const server = create_container({ id: 'warm-up-ready-broker' });
+    let opened = 0;
+    server.on('connection_open', () => (opened += 1));
+    const listener = server.listen({ port: 0, host: '127.0.0.1' }) as unknown as import('node:net').Server;
+    await new Promise((r) => listener.once('listening', r));
+    const endpoint = { host: '127.0.0.1', port: (listener.address() as { port: number }).port };
+    const refused = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const port = (probe.address() as { port: number }).port;
+        probe.close(() => resolve(port));
+      });
+    });
+    const listeners: Array<(c: EndpointChange) => void> = [];
+    const provider: EndpointProvider = { current: () => [], subscribe: (l) => (listeners.push(l), () => undefined) };
+    const warmUp = warmUpOnAdded(provider, { spreadMs: 50 });
+    listeners[0]!({ kind: 'added', endpoint });
+    listeners[0]!({ kind: 'added', endpoint: { host: '127.0.0.1', port: refused } });
+    expect(await warmUp.ready(endpoint)).toBe(true);
+    expect(opened).toBe(1);
+    expect(await warmUp.ready({ host: '127.0.0.1', port: refused })).toBe(false);
+    expect(await warmUp.ready(endpoint)).toBe(true);
+    expect(opened).toBe(2);
+    warmUp.stop();
+    expect(await warmUp.ready(endpoint)).toBe(false);
+    listener.close();
   });
 });
 

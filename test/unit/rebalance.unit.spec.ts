@@ -137,6 +137,57 @@ describe('rebalanceOnAdded', () => {
     stop();
   });
 
+  it("moves only to a broker that answered its probe (ready): each unanswered probe is a try, without leaving", async () => {
+    const asked: AmqpEndpoint[] = [];
+    const answers = [false, false, true];
+    const stop = start({ ready: async (e) => (asked.push(e), answers.shift()!) });
+    provider.add(c);
+    await jest.advanceTimersByTimeAsync(500);
+    expect(asked).toEqual([c]);
+    expect(connection.moves).toEqual([]);
+    expect(logged).toEqual([{ event: 'amqp.rebalance.skipped', role: 'hub', to: '127.0.0.1:5705', attempt: 1 }]);
+    await jest.advanceTimersByTimeAsync(2000);
+    expect(asked).toEqual([c, c]);
+    expect(connection.moves).toEqual([]);
+    // The third answers: the move is the third and last try.
+    await jest.advanceTimersByTimeAsync(2000);
+    expect(connection.moves).toEqual([c]);
+    expect(logged.at(-1)).toMatchObject({ event: 'amqp.rebalance', to: '127.0.0.1:5705', attempt: 3 });
+    connection.land(b);
+    await jest.advanceTimersByTimeAsync(2000);
+    expect(connection.moves).toEqual([c]);
+    expect(logged.at(-1)).toEqual({ event: 'amqp.rebalance.abandoned', role: 'hub', to: '127.0.0.1:5705', attempts: 3 });
+    stop();
+  });
+
+  it('a broker that never answers is given up after maxAttempts probes, the connection untouched', async () => {
+    let probes = 0;
+    const stop = start({ ready: async () => (probes++, false) });
+    provider.add(c);
+    await jest.advanceTimersByTimeAsync(20000);
+    expect(probes).toBe(3);
+    expect(connection.moves).toEqual([]);
+    expect(logged.at(-1)).toEqual({ event: 'amqp.rebalance.abandoned', role: 'hub', to: '127.0.0.1:5705', attempts: 3 });
+    stop();
+  });
+
+  it('an answer that comes after a later addition replaced the target, or after stop(), moves nowhere', async () => {
+    const pending: Array<(ok: boolean) => void> = [];
+    const stop = start({ ready: () => new Promise<boolean>((resolve) => pending.push(resolve)) });
+    provider.add(c);
+    await jest.advanceTimersByTimeAsync(500);
+    const d = { host: '127.0.0.1', port: 5707 };
+    provider.add(d);
+    await jest.advanceTimersByTimeAsync(500);
+    pending[0]!(true);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(connection.moves).toEqual([]);
+    stop();
+    pending[1]!(true);
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(connection.moves).toEqual([]);
+  });
+
   it('with probability 0 never moves; stop() cancels a pending move and forgets the connection', () => {
     const never = rebalanceOnAdded(connection as never, provider, { probability: () => 0, random: () => 0.5 });
     provider.add(c);

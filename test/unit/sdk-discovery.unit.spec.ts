@@ -8,7 +8,7 @@ const warmUps: WarmUpOptions[] = [];
 jest.mock('../../src/adapters/amqp/warm-up', () => ({
   warmUpOnAdded: (_provider: unknown, options: WarmUpOptions) => {
     warmUps.push(options);
-    return () => undefined;
+    return { stop: () => undefined, ready: async () => false };
   },
 }));
 jest.mock('../../src/adapters/amqp/discovery-provider', () => {

@@ -15,6 +15,9 @@
 // - rebalanceOnAdded: when discovery reports a new broker, move there with probability 1/N (N = live brokers),
 //   so clients spread over the brokers without a restart; tests pass probability 1. A move that cannot happen
 //   now (the connection is down) or did not get there (the new broker refused) is tried again, a few times.
+//   Only to a broker that answered a probe (`ready`, the warm-up's): a move drops the connection it leaves, so
+//   one to an announced broker that refuses (a wrong port) or accepts TCP and never speaks AMQP (out of heap)
+//   cost a pause and redeliveries each time, up to openTimeoutMs (15 s) without any broker while the old was fine.
 import { randomUUID } from 'node:crypto';
 import { WakeUp } from '../../application/wake-up';
 import type { MetricsRegistry } from '../metrics/registry';
@@ -220,8 +223,10 @@ export interface RebalanceOptions {
   maxDelayMs?: number;
   /** A move that ended on another broker (the new one refused or was too slow) is tried again after this, ms (default 2000). */
   retryDelayMs?: number;
-  /** Moves to one broker tried at most this many times (default 3). */
+  /** Moves to one broker tried at most this many times (default 3); a probe that failed counts as one. */
   maxAttempts?: number;
+  /** Whether a broker answers (WarmUp.ready); asked before each move, which happens only on true. Default: all do. */
+  ready?: (endpoint: AmqpEndpoint) => Promise<boolean>;
   logger?: FailoverLogger;
   role?: string;
   random?: () => number;
@@ -248,28 +253,39 @@ export function rebalanceOnAdded(connection: RebalanceableConnection, provider: 
     clearTimeout(timer);
     timer = setTimeout(attempt, ms);
   };
-  const attempt = () => {
-    timer = undefined;
-    if (!target) return;
+  // The target whose `ready` answer is awaited: the move waits for it.
+  let probing: typeof target;
+  let stopped = false;
+  /** Whether the connection should move to the target now (false: not now, or never and the target is dropped). */
+  const due = (): boolean => {
+    if (!target) return false;
     const { endpoint } = target;
     if (!provider.current().some((e) => sameEndpoint(e, endpoint))) {
       target = undefined;
-      return;
+      return false;
     }
     // Down: the next 'connected' decides (it may even land there).
-    if (!connection.isConnected()) return;
+    if (!connection.isConnected()) return false;
     if (sameEndpoint(connection.endpoint(), endpoint)) {
       target = undefined;
-      return;
+      return false;
     }
     if (target.attempts >= maxAttempts) {
-      options.logger?.warn?.(
-        { event: 'amqp.rebalance.abandoned', role: options.role, to: endpointKey(endpoint), attempts: target.attempts },
-        'amqp gave up moving to a new broker',
-      );
-      target = undefined;
-      return;
+      abandon(target);
+      return false;
     }
+    return true;
+  };
+  const abandon = (given: NonNullable<typeof target>) => {
+    options.logger?.warn?.(
+      { event: 'amqp.rebalance.abandoned', role: options.role, to: endpointKey(given.endpoint), attempts: given.attempts },
+      'amqp gave up moving to a new broker',
+    );
+    target = undefined;
+  };
+  const move = () => {
+    if (!target || !due()) return;
+    const { endpoint } = target;
     const from = connection.endpoint();
     if (connection.moveTo(endpoint)) {
       target.attempts += 1;
@@ -278,6 +294,30 @@ export function rebalanceOnAdded(connection: RebalanceableConnection, provider: 
         'amqp moving to a new broker',
       );
     }
+  };
+  const attempt = () => {
+    timer = undefined;
+    if (!target || probing === target || !due()) return;
+    if (!options.ready) return move();
+    const asked = target;
+    probing = asked;
+    options.ready(asked.endpoint).then(
+      (ok) => answered(asked, ok),
+      () => answered(asked, false),
+    );
+  };
+  const answered = (asked: NonNullable<typeof target>, ok: boolean) => {
+    if (probing === asked) probing = undefined;
+    // Stopped, or a later addition replaced the target meanwhile.
+    if (stopped || target !== asked) return;
+    if (ok) return move();
+    asked.attempts += 1;
+    options.logger?.info?.(
+      { event: 'amqp.rebalance.skipped', role: options.role, to: endpointKey(asked.endpoint), attempt: asked.attempts },
+      'amqp not moving: the new broker did not answer',
+    );
+    if (asked.attempts >= maxAttempts) abandon(asked);
+    else schedule(retryDelayMs);
   };
   const onConnected = (event: { endpoint: AmqpEndpoint }) => {
     if (!target) return;
@@ -300,6 +340,7 @@ export function rebalanceOnAdded(connection: RebalanceableConnection, provider: 
     schedule(Math.floor(random() * (options.maxDelayMs ?? 1000)));
   });
   return () => {
+    stopped = true;
     unsubscribe();
     connection.off('connected', onConnected);
     clearTimeout(timer);

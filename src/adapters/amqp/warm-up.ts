@@ -6,6 +6,9 @@
 // network bridges (measured with rhea:io in bench/failover.js), where the OpenWire side is already warm from the
 // bridges. Probing when the broker is announced moves that cost out of the failover pause. One probe per added
 // broker per client, with a random delay up to `spreadMs` so a fleet of clients does not arrive at once.
+//
+// The probe's answer is also what rebalanceOnAdded moves on (`ready`): a broker announced on a wrong port, or one
+// that accepts TCP but never speaks AMQP (out of heap, still announcing), must not take a good connection away.
 import { create_container, type ConnectionOptions } from 'rhea';
 import { transportOf, type AmqpEndpoint, type AmqpSasl, type AmqpTls } from './connection';
 import { endpointKey, type EndpointProvider } from './endpoint-set';
@@ -22,28 +25,62 @@ export interface WarmUpOptions {
   random?: () => number;
 }
 
-/** Probes every broker `provider` adds; returns the stop function. */
-export function warmUpOnAdded(provider: EndpointProvider, options: WarmUpOptions = {}): () => void {
-  const timers = new Set<NodeJS.Timeout>();
+export interface WarmUp {
+  /**
+   * Whether `endpoint` answers AMQP: the warm-up probe of its announcement the first time it is asked (waiting
+   * for it if it has not ended), a probe of its own after that. False once stopped.
+   */
+  ready(endpoint: AmqpEndpoint): Promise<boolean>;
+  stop(): void;
+}
+
+/** Probes every broker `provider` adds. */
+export function warmUpOnAdded(provider: EndpointProvider, options: WarmUpOptions = {}): WarmUp {
+  // Probes waiting for their spread delay, with what settles them.
+  const timers = new Map<NodeJS.Timeout, (ok: boolean) => void>();
   const random = options.random ?? Math.random;
+  // The announcement's probe (started or still waiting for its spread delay), until `ready` takes it.
+  const probes = new Map<string, Promise<boolean>>();
   let stopped = false;
   const unsubscribe = provider.subscribe((change) => {
-    if (change.kind !== 'added' || stopped) return;
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!stopped) void probe(change.endpoint, options);
-    }, Math.floor(random() * (options.spreadMs ?? 300)));
-    timers.add(timer);
+    const key = endpointKey(change.endpoint);
+    if (change.kind !== 'added' || stopped) {
+      probes.delete(key);
+      return;
+    }
+    probes.set(
+      key,
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          void probe(change.endpoint, options).then(resolve);
+        }, Math.floor(random() * (options.spreadMs ?? 300)));
+        timers.set(timer, resolve);
+      }),
+    );
   });
-  return () => {
-    stopped = true;
-    unsubscribe();
-    for (const t of timers) clearTimeout(t);
-    timers.clear();
+  return {
+    ready: (endpoint) => {
+      if (stopped) return Promise.resolve(false);
+      const key = endpointKey(endpoint);
+      const announced = probes.get(key);
+      probes.delete(key);
+      return announced ?? probe(endpoint, options);
+    },
+    stop: () => {
+      stopped = true;
+      unsubscribe();
+      for (const [timer, resolve] of timers) {
+        clearTimeout(timer);
+        resolve(false);
+      }
+      timers.clear();
+      probes.clear();
+    },
   };
 }
 
-function probe(endpoint: AmqpEndpoint, options: WarmUpOptions): Promise<void> {
+function probe(endpoint: AmqpEndpoint, options: WarmUpOptions): Promise<boolean> {
   const { host, port } = endpoint;
   const started = performance.now();
   const container = create_container({ id: `rts-warmup-${process.pid}-${Math.random().toString(36).slice(2, 8)}` });
@@ -80,7 +117,7 @@ function probe(endpoint: AmqpEndpoint, options: WarmUpOptions): Promise<void> {
       } catch {
         // already gone
       }
-      resolve();
+      resolve(ok);
     };
     const timer = setTimeout(() => finish(false), options.timeoutMs ?? 3000);
     connection.on('connection_open', () => finish(true));
