@@ -323,6 +323,72 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
     await store.close();
   });
 
+  /**
+   * The chain of `stream` rewritten as ca053d4's test does (the third entry's subject changed, the rest relinked, the
+   * ids kept), and one entry of the forger's added after it: whole in itself, one longer than the process wrote it.
+   */
+  const forge = async (store: InMemoryEventStore, stream: string, at: string): Promise<void> => {
+    const events = (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!;
+    const forged = chain(
+      genesisHash(stream),
+      events.map((e, i) => (i === 2 ? { ...(e.data as unknown as AuditEntry), subject: 'someone-else' } : (e.data as unknown as AuditEntry))),
+    );
+    events.forEach((e, i) => (events[i] = { ...e, data: forged[i]! }));
+    const [added] = chain(forged[forged.length - 1]!.hash, [entry(99, 'p1', at)]);
+    await store.appendToStream(stream, [{ id: randomUUID(), type: AUDIT_EVENT_TYPE, data: added! }], { expectedVersion: BigInt(events.length - 1) });
+  };
+
+  it.each([
+    // An append that fails and a read of the chain right after it failing too (a dropped connection, a database
+    // restart; or someone who can cut the hub's connection for a moment): the process forgot its head and read the
+    // chain's tail again, unchecked.
+    'an append and the read after it failing',
+    // The same entry recorded once (onceId) again: a message redelivered (the uplink records its entries so), found
+    // stored: the process forgot its head, and its next append read the tail unchecked.
+    'an entry recorded once found stored',
+  ])('still checks the head it wrote after %s: a rewrite behind it is said, and not anchored', async (how) => {
+    const shared = new InMemoryEventStore();
+    const fail = { appends: 0, reads: 0 };
+    const store = new Proxy(shared, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        const failing = name === 'appendToStream' ? 'appends' : name === 'readStream' ? 'reads' : null;
+        if (failing === null) return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          if (fail[failing] > 0) {
+            fail[failing]--;
+            throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+          }
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+      },
+    });
+    const errors: string[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    const once = '0b7c1a4e-7f43-5d2a-9a51-2f0e3c6d8b11';
+    await trail.record(entry(0, 'p1', at), { onceId: once });
+    for (let i = 1; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const written = (await trail.headsOf('2026-11-30'))[stream]!;
+
+    await forge(shared, stream, at);
+    if (how === 'an entry recorded once found stored') {
+      await trail.record(entry(0, 'p1', at), { onceId: once });
+    } else {
+      fail.appends = 1;
+      fail.reads = 1;
+    }
+    await trail.record(entry(5, 'p1', at));
+
+    // Before: not a word, and the anchor held the head linked after the forgery, which vouched for it.
+    const anchors = await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    expect(errors).toContainEqual(expect.stringContaining('possible tampering'));
+    expect(anchors[stream]).toBe(written);
+    const checked = await new AuditTrail({ store: shared }).verify(['2026-11-30'], { [stream]: anchors[stream]! });
+    expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: stream, reason: 'anchor_missing' }));
+  });
+
   it('takes what other processes appended after its own head as it is, and anchors their head', async () => {
     const store = new InMemoryEventStore();
     const errors: string[] = [];

@@ -301,8 +301,10 @@ export class AuditTrail {
         );
         if (onceId !== undefined && result.idempotent) {
           // Stored before under that id, in this chain (linked then, with its own time and hash): nothing was written
-          // now. The head this process holds may be behind; the next append reads it.
-          this.heads.delete(stream);
+          // now. The head this process holds may be behind; the next append's conflict reads on from it. Kept, not
+          // forgotten: read again from the tail, a chain rewritten behind it went unchecked (checkedHead), and the
+          // next anchor vouched for the rewrite (a redelivered message was enough).
+          this.heads.set(stream, head);
           this.setUnwritable(false);
           return;
         }
@@ -324,9 +326,11 @@ export class AuditTrail {
           }
         }
         // Another hub process appended to this chain: read its new tail and link again.
+        // The store out of reach still: the head kept, to read on from (checked) once it answers. Forgotten, the next
+        // attempt read the chain's tail unchecked, and a rewrite behind this process went unsaid (an append and a read
+        // failing together: a dropped connection, or someone who can cut it for a moment).
         const fresh = await this.readHead(stream, head.version >= 0n ? head : null).catch(() => null);
-        if (fresh) this.heads.set(stream, fresh);
-        else this.heads.delete(stream);
+        this.heads.set(stream, fresh ?? head);
         // An answer lost after the commit: the chain's head is our batch's last event.
         if (fresh && fresh.hash === linked[linked.length - 1]!.hash) {
           this.setUnwritable(false);
