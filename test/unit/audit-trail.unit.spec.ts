@@ -160,6 +160,73 @@ describe('AuditTrail shared by processes', () => {
     expect(trail.unwritable).toBe(false);
     expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 3 });
   });
+  it('does not drop a batch whose last attempt committed with its answer lost, when the chain read after it shows it', async () => {
+    const shared = new InMemoryEventStore();
+    const at = '2026-11-30T08:00:00.000Z';
+    const other = new AuditTrail({ store: shared });
+    await other.record(entry(0, 'p1', at));
+    // Four attempts refused (nothing stored), the fifth and last committed, its answer lost, and another process
+    // appended after it before the head was read again.
+    let appends = 0;
+    const store = new Proxy(shared, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name !== 'appendToStream') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          if (++appends < 5) throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+          const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (appends > 5) return result;
+          await other.record(entry(9, 'p1', at));
+          throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+        };
+      },
+    });
+    let dropped = 0;
+    const trail = new AuditTrail({ store, onDropped: (n) => (dropped += n) });
+    // Before: rejected and counted as dropped (a write answered 503 audit_unavailable, the log saying it could not be
+    // stored), though the chain read right after the attempt held it.
+    await trail.record(entry(1, 'p1', at));
+    expect(dropped).toBe(0);
+    expect(trail.unwritable).toBe(false);
+    await trail.record(entry(2, 'p1', at));
+    expect(await requestIdsOf(shared, auditStreamOf(entry(1, 'p1', at)))).toEqual(['r-0', 'r-1', 'r-9', 'r-2']);
+    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 4 });
+  });
+
+  it('does not drop a batch whose answer was lost when a read after it showed it, though the reads after that failed', async () => {
+    const shared = new InMemoryEventStore();
+    const at = '2026-11-30T08:00:00.000Z';
+    const other = new AuditTrail({ store: shared });
+    await other.record(entry(0, 'p1', at));
+    // The append commits, its answer is lost, another process appends after it; the chain read right after shows the
+    // batch, and every read after that fails until the attempts have run out.
+    const reads: boolean[] = [];
+    const store = committedThenLost(shared, {
+      afterCommit: async () => {
+        await other.record(entry(9, 'p1', at));
+        reads.push(true, false, false, false, false);
+      },
+    });
+    const failing = new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (name !== 'readStream') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          if (reads.shift() === false) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+      },
+    });
+    let dropped = 0;
+    const trail = new AuditTrail({ store: failing, onDropped: (n) => (dropped += n) });
+    // Before: rejected and counted as dropped, though stored and read back.
+    await trail.record(entry(1, 'p1', at));
+    expect(dropped).toBe(0);
+    reads.length = 0; // the store in reach again
+    await trail.record(entry(2, 'p1', at));
+    expect(await requestIdsOf(shared, auditStreamOf(entry(1, 'p1', at)))).toEqual(['r-0', 'r-1', 'r-9', 'r-2']);
+    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 4 });
+  });
 });
 
 describe('AuditTrail heads: what an anchor and a restart read of a long chain', () => {

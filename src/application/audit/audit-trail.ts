@@ -62,6 +62,8 @@ type IndexedBy = Readonly<{ field: AuditIndexedField; value: string }>;
 /** The same for a field the store has no index of, which it compares while reading the chain (AuditEventsByField.scan). */
 type ScannedBy = Readonly<{ scan: AuditScannedField; value: string }>;
 type Head = { version: bigint; hash: string };
+/** An append attempt whose answer may have been lost after it committed: where its first event would stand, its hash, the head it left. */
+type Unsure = { version: bigint; hash: string; head: Head };
 
 /**
  * The widest interval one query or verification may name, in days of 24 h. Its bounds fall on at most one UTC day
@@ -271,21 +273,36 @@ export class AuditTrail {
     // The attempts that failed for another reason than a conflict: their answer may have been lost after they
     // committed (a connection dropped after COMMIT). Where each one's first event would stand, with its hash, and the
     // head it would have left.
-    const unsure: { version: bigint; hash: string; head: Head }[] = [];
+    const unsure: Unsure[] = [];
+    // The head the first of them left, once any read of the chain during the attempts showed it stored (every read
+    // is looked at: a read that showed it, followed by reads failing until the attempts ran out, dropped the batch
+    // though it was stored and this process had seen it).
+    let shown: Head | null = null;
+    const look = (events: readonly RecordedEvent[]): void => {
+      shown ??= storedIn(events, unsure);
+    };
+    // The batch found stored: the head kept is the later of the chain's and the batch's own.
+    const found = (head: Head | undefined, stored: Head): void => {
+      this.heads.set(stream, head && head.version >= stored.version ? head : stored);
+      this.setUnwritable(false);
+    };
     for (;;) {
       let head: Head;
       try {
-        head = this.heads.get(stream) ?? (await this.readHead(stream, null));
+        head = this.heads.get(stream) ?? (await this.readHead(stream, null, look));
         // An event's id follows from its chain hash, so the batch linked again after another head (another process
         // appended after it before the head was read again, or the head read is the batch's own last event) is other
         // events to the store, stored a second time: each access recorded twice. Look for it first.
-        const stored = await this.storedBefore(stream, unsure);
+        const stored = shown ?? (await this.storedBefore(stream, unsure, look));
         if (stored) {
-          this.heads.set(stream, head.version >= stored.version ? head : stored);
-          this.setUnwritable(false);
+          found(head, stored);
           return;
         }
       } catch (error) {
+        if (shown) {
+          found(this.heads.get(stream), shown);
+          return;
+        }
         // The store cannot be read (down still): a failed attempt, as an append's.
         this.setUnwritable(true);
         if (++failures >= attempts) throw error;
@@ -329,9 +346,14 @@ export class AuditTrail {
         // The store out of reach still: the head kept, to read on from (checked) once it answers. Forgotten, the next
         // attempt read the chain's tail unchecked, and a rewrite behind this process went unsaid (an append and a read
         // failing together: a dropped connection, or someone who can cut it for a moment).
-        const fresh = await this.readHead(stream, head.version >= 0n ? head : null).catch(() => null);
+        const fresh = await this.readHead(stream, head.version >= 0n ? head : null, look).catch(() => null);
         this.heads.set(stream, fresh ?? head);
-        // An answer lost after the commit: the chain's head is our batch's last event.
+        // An answer lost after the commit: the read shows the batch where it was appended (this attempt's, or an
+        // earlier one's).
+        if (shown) {
+          found(fresh ?? head, shown);
+          return;
+        }
         if (fresh && fresh.hash === linked[linked.length - 1]!.hash) {
           this.setUnwritable(false);
           return;
@@ -350,27 +372,32 @@ export class AuditTrail {
   }
 
   /**
-   * The head an attempt of `unsure` left, if the chain holds it: its first event where the append put it (an append
-   * is whole or nothing, at the version expected), with the hash it was linked with. Null when none is there.
+   * The head an attempt of `unsure` left, if the chain holds it (storedIn): its first event read where the append put
+   * it. Null when none is there. What each read shows goes to `look` as well.
    */
-  private async storedBefore(stream: string, unsure: readonly { version: bigint; hash: string; head: Head }[]): Promise<Head | null> {
+  private async storedBefore(stream: string, unsure: readonly Unsure[], look: (events: readonly RecordedEvent[]) => void): Promise<Head | null> {
     for (const attempt of unsure) {
-      const [event] = (await this.options.store.readStream(stream, { fromVersion: attempt.version, maxCount: 1 })).events;
-      if (event?.streamVersion === attempt.version && event.type === AUDIT_EVENT_TYPE && String(event.data['hash']) === attempt.hash) return attempt.head;
+      const { events } = await this.options.store.readStream(stream, { fromVersion: attempt.version, maxCount: 1 });
+      look(events);
+      const stored = storedIn(events, [attempt]);
+      if (stored) return stored;
     }
     return null;
   }
 
   /**
    * The chain's last version and hash; from `known` on when given (reads only what is new), else its last event only.
+   * `look` is shown every event read (an append's attempts look there for a batch whose answer was lost).
    * Reading a chain from its genesis cost seconds of a busy day's chains, with the event loop blocked (SQLite reads are
    * synchronous): at every anchor, at shutdown and at the first audited request of each chain after a start.
    */
-  private async readHead(stream: string, known: Head | null): Promise<Head> {
+  private async readHead(stream: string, known: Head | null, look?: (events: readonly RecordedEvent[]) => void): Promise<Head> {
     if (!known || known.version < 0n) {
       const { events: first, currentVersion: last } = await this.options.store.readStream(stream, { maxCount: 1 });
+      look?.(first);
       if (last === null) return { version: -1n, hash: genesisHash(stream) };
       const tail = last === first[0]?.streamVersion ? first : (await this.options.store.readStream(stream, { fromVersion: last, maxCount: 1 })).events;
+      look?.(tail);
       const event = tail[tail.length - 1];
       // Appended to meanwhile past `last`, or cut back under it: read on from what the first read saw.
       if (event) return { version: event.streamVersion, hash: String(event.data['hash']) };
@@ -379,6 +406,7 @@ export class AuditTrail {
     // hold the hash this process wrote or last read (checkedHead).
     const from = known && known.version >= 0n ? known.version : 0n;
     const read = await this.options.store.readStream(stream, { fromVersion: from });
+    look?.(read.events);
     const { currentVersion } = read;
     const events = known && known.version >= 0n ? this.checkedHead(stream, known, read.events) : read.events;
     const last = events[events.length - 1];
@@ -390,7 +418,7 @@ export class AuditTrail {
       // of the chain carry the hash it wrote, as for a rewrite (checkedHead): the cut chain's head vouched for the cut.
       this.options.logger?.error({ stream, wroteUpTo: String(known.version), nowAt: String(currentVersion ?? -1n) }, 'audit chain shorter than this hub wrote it: possible tampering');
       if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
-      return this.readHead(stream, null);
+      return this.readHead(stream, null, look);
     }
     return { version: -1n, hash: genesisHash(stream) };
   }
@@ -656,6 +684,18 @@ export class AuditTrail {
     }
   }
 }
+
+/**
+ * The head an attempt of `unsure` left, if `events` (read from its chain) show it stored: its first event where the
+ * append put it (an append is whole or nothing, at the version expected), with the hash it was linked with.
+ */
+const storedIn = (events: readonly RecordedEvent[], unsure: readonly Unsure[]): Head | null => {
+  for (const attempt of unsure) {
+    const event = events.find((e) => e.streamVersion === attempt.version);
+    if (event?.type === AUDIT_EVENT_TYPE && String(event.data['hash']) === attempt.hash) return attempt.head;
+  }
+  return null;
+};
 
 /** Every chain's partition, for a search whose events may be in any chain of a day. */
 const ALL_PARTITIONS: readonly number[] = Array.from({ length: AUDIT_PARTITIONS }, (_, p) => p);
