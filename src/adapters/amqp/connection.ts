@@ -463,6 +463,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         clearTimeout(timer);
         this.off('connected', onConnected);
         this.off('error', onError);
+        this.off('closed', onClosed);
       };
       const onConnected = () => {
         cleanup();
@@ -472,6 +473,12 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         cleanup();
         reject(error);
       };
+      // A wait under way ends at close() too: it sat out its timeout (a sender's 120 s window, on a timer that kept a
+      // stopped process alive), and no connection could come any more.
+      const onClosed = () => {
+        cleanup();
+        reject(new Error('AmqpConnection is closed'));
+      };
       const timer = setTimeout(() => {
         cleanup();
         const last = this.lastFailure ? `; last attempt: ${this.lastFailure.message}` : '';
@@ -479,6 +486,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       }, timeoutMs);
       this.on('connected', onConnected);
       this.on('error', onError);
+      this.on('closed', onClosed);
     });
   }
 

@@ -4,6 +4,7 @@
 // shorter, and none starts after it); a broker `rejected` is final. For callers typed on DurableSender that forward
 // rhea messages as they are (dead-letter replays); plain OutgoingMessage sends can use RetryingSender.
 import type { Message } from 'rhea';
+import { WakeUp } from '../../application/wake-up';
 import type { AmqpConnection } from './connection';
 import { DurableSender, SendError, type DurableSenderOptions, type SendOptions } from './durable-sender';
 
@@ -20,6 +21,8 @@ export class RetryingDurableSender extends DurableSender {
   private readonly retryForMs: number;
   private readonly retryDelayMs: number;
   private stopped = false;
+  /** Ends the sends' waits for a reconnect (and their pauses) at close(), as RetryingSender's: a stop must not sit out retryForMs. */
+  private readonly closing = new WakeUp();
 
   constructor(
     private readonly conn: AmqpConnection,
@@ -50,8 +53,10 @@ export class RetryingDurableSender extends DurableSender {
         } catch {
           // observers must not break sending
         }
-        if (!this.conn.isConnected()) await this.conn.waitConnected(Math.max(1, deadline - performance.now())).catch(() => undefined);
-        if (error.reason !== 'disconnected') await new Promise((r) => setTimeout(r, Math.min(this.retryDelayMs, Math.max(0, deadline - performance.now()))));
+        if (!this.conn.isConnected()) await this.closing.race(this.conn.waitConnected(Math.max(1, deadline - performance.now())).catch(() => undefined));
+        if (error.reason !== 'disconnected' && !this.stopped) await this.closing.race(sleep(Math.min(this.retryDelayMs, Math.max(0, deadline - performance.now()))));
+        // Closed meanwhile: the send ends now, as the sends in hand did.
+        if (this.stopped) throw new SendError('closed', queue);
         // The wait may end with the window (no reconnect in time): no attempt starts after it.
         if (performance.now() >= deadline) throw error;
       }
@@ -60,6 +65,11 @@ export class RetryingDurableSender extends DurableSender {
 
   override async close(): Promise<void> {
     this.stopped = true;
+    this.closing.fire();
     await super.close();
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
