@@ -179,6 +179,11 @@ describe('patient data envelope (AES-256-GCM)', () => {
     await cipher.seal('pB', 'x', 'document/9');
     expect(() => cipher.openCached('pB', a, 'document/1')).toThrow();
     expect(cipher.unopenedSeals).toBe(2);
+    // Found by its IV, taken only by the very envelope: another body under the same IV is the AEAD's to refuse.
+    const [iv, body, tag] = a.slice('rts-sealed:v1:'.length).split('.') as [string, string, string];
+    const altered = `rts-sealed:v1:${iv}.${body.startsWith('A') ? 'B' : 'A'}${body.slice(1)}.${tag}`;
+    expect(() => cipher.openCached('pA', altered, 'document/1')).toThrow();
+    expect(cipher.unopenedSeals).toBe(2);
     expect(cipher.openCached('pA', a, 'document/1')).toBe('reading A');
     expect(cipher.unopenedSeals).toBe(1); // used once
     expect(cipher.openCached('pA', a, 'document/1')).toBe('reading A'); // then opened with the key as always
