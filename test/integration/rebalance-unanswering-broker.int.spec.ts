@@ -10,28 +10,12 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { create_container } from 'rhea';
 import type { AmqpEndpoint } from '../../src/adapters/amqp/connection';
-import type { EndpointChange, EndpointProvider } from '../../src/adapters/amqp/endpoint-set';
+import { FedEndpointProvider } from '../support/fed-endpoint-provider';
 import { freePort, until } from './hub-support';
 
 jest.setTimeout(60_000);
 
-class FedProvider implements EndpointProvider {
-  live: AmqpEndpoint[] = [];
-  private listeners: Array<(change: EndpointChange) => void> = [];
-  current() {
-    return this.live;
-  }
-  subscribe(listener: (change: EndpointChange) => void) {
-    this.listeners.push(listener);
-    return () => void this.listeners.splice(this.listeners.indexOf(listener), 1);
-  }
-  add(endpoint: AmqpEndpoint) {
-    this.live = [...this.live, endpoint];
-    for (const l of [...this.listeners]) l({ kind: 'added', endpoint });
-  }
-}
-
-const fed = { provider: new FedProvider() };
+const fed = { provider: new FedEndpointProvider() };
 jest.mock('../../src/adapters/amqp/discovery-provider', () => {
   const actual = jest.requireActual('../../src/adapters/amqp/discovery-provider');
   return { ...actual, openEndpointProvider: async () => ({ provider: fed.provider, stop: async () => undefined }) };
@@ -89,7 +73,7 @@ describe('a broker announced that does not answer AMQP', () => {
   /** A client on the good broker, with `rebalance=always` (every announcement is a move's chance). */
   const connected = async () => {
     good = await goodBroker();
-    fed.provider = new FedProvider();
+    fed.provider = new FedEndpointProvider();
     fed.provider.live = [{ host: '127.0.0.1', port: good.port }];
     const logged: Array<Record<string, unknown>> = [];
     const c = await RtsClient.connect({

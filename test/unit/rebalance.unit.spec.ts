@@ -2,32 +2,12 @@
 // is down) or does not get there (the new broker refused and the rotation picked another).
 import { EventEmitter } from 'node:events';
 import type { AmqpEndpoint } from '../../src/adapters/amqp/connection';
-import type { EndpointChange, EndpointProvider } from '../../src/adapters/amqp/endpoint-set';
+import { FedEndpointProvider } from '../support/fed-endpoint-provider';
 import { rebalanceOnAdded } from '../../src/adapters/amqp/failover';
 
 const a = { host: '127.0.0.1', port: 5701 };
 const b = { host: '127.0.0.1', port: 5703 };
 const c = { host: '127.0.0.1', port: 5705 };
-
-class FakeProvider implements EndpointProvider {
-  live: AmqpEndpoint[] = [];
-  private listeners: Array<(change: EndpointChange) => void> = [];
-  current() {
-    return this.live;
-  }
-  subscribe(listener: (change: EndpointChange) => void) {
-    this.listeners.push(listener);
-    return () => void this.listeners.splice(this.listeners.indexOf(listener), 1);
-  }
-  add(e: AmqpEndpoint) {
-    this.live = [...this.live, e];
-    for (const l of [...this.listeners]) l({ kind: 'added', endpoint: e });
-  }
-  remove(e: AmqpEndpoint) {
-    this.live = this.live.filter((x) => x.port !== e.port);
-    for (const l of [...this.listeners]) l({ kind: 'removed', endpoint: e });
-  }
-}
 
 /** A connection whose moves are decided by the test: `land` says where the reconnect ends. */
 class FakeConnection extends EventEmitter {
@@ -57,7 +37,7 @@ class FakeConnection extends EventEmitter {
 }
 
 describe('rebalanceOnAdded', () => {
-  let provider: FakeProvider;
+  let provider: FedEndpointProvider;
   let connection: FakeConnection;
   const logged: Array<Record<string, unknown>> = [];
   const logger = { info: (f: object) => void logged.push(f as Record<string, unknown>), warn: (f: object) => void logged.push(f as Record<string, unknown>) };
@@ -66,7 +46,7 @@ describe('rebalanceOnAdded', () => {
 
   beforeEach(() => {
     jest.useFakeTimers();
-    provider = new FakeProvider();
+    provider = new FedEndpointProvider();
     provider.live = [a, b];
     connection = new FakeConnection();
     logged.length = 0;
