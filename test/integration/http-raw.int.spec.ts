@@ -7,11 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server';
-import type { Clock } from '../../src/application/ports/clock';
+import type { HttpServer } from '../../src/adapters/http/server';
+import { httpServerOver } from '../support/http-app';
 import type { EventStore } from '../../src/application/ports/event-store';
-import type { TeleMedService } from '../../src/application/telemed';
-import type { XdsBackend } from '../../src/application/xds-backend';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 
@@ -53,12 +51,7 @@ beforeAll(async () => {
   const config = loadConfig({ RTS_DATA_DIR: dataDir, RTS_LOG_LEVEL: 'trace', RTS_AUTH: 'off', RTS_PSEUDONYM_SECRET: 'ab'.repeat(32) });
   const container = buildContainer(config, logger);
   store = container.get<EventStore>(TOKENS.EventStore);
-  http = buildHttpServer({
-    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
-    xds: container.get<XdsBackend>(TOKENS.Xds),
-    clock: container.get<Clock>(TOKENS.Clock),
-    logger,
-    health: async () => ({ head: String(await store.headPosition()) }),
+  http = httpServerOver(container, logger, {
     requestTimeoutMs: 4_000,
   });
   // A route whose answer waits until the test lets it go: a request still pending on its connection.

@@ -9,13 +9,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { registerMetricsRoutes } from '../../src/adapters/http/metrics-routes';
-import { buildHttpServer, type HttpServer } from '../../src/adapters/http/server';
+import type { HttpServer } from '../../src/adapters/http/server';
+import { httpServerOver } from '../support/http-app';
 import { CONTENT_SECURITY_POLICY } from '../../src/adapters/http/web-routes';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
-import type { Clock } from '../../src/application/ports/clock';
 import type { EventStore } from '../../src/application/ports/event-store';
-import type { TeleMedService } from '../../src/application/telemed';
-import type { XdsBackend } from '../../src/application/xds-backend';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 
@@ -70,12 +68,7 @@ beforeAll(async () => {
   const config = loadConfig({ RTS_DATA_DIR: dataDir, RTS_LOG_LEVEL: 'trace', RTS_AUTH: 'off', RTS_PSEUDONYM_SECRET: 'ab'.repeat(32) });
   const container = buildContainer(config, logger);
   store = container.get<EventStore>(TOKENS.EventStore);
-  http = buildHttpServer({
-    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
-    xds: container.get<XdsBackend>(TOKENS.Xds),
-    clock: container.get<Clock>(TOKENS.Clock),
-    logger,
-    health: async () => ({ head: String(await store.headPosition()) }),
+  http = httpServerOver(container, logger, {
     metrics,
     requestTimeoutMs: 600_000,
   });

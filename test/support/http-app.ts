@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Container } from 'inversify';
 import type { Logger } from 'pino';
-import { buildHttpServer } from '../../src/adapters/http/server';
+import { buildHttpServer, type HttpDependencies, type HttpServer } from '../../src/adapters/http/server';
 import type { Clock } from '../../src/application/ports/clock';
 import type { EventStore } from '../../src/application/ports/event-store';
 import type { TeleMedService } from '../../src/application/telemed';
@@ -24,4 +24,20 @@ export const httpAppOver = (container: Container, logger: Logger, options: Reado
     health: async () => ({ head: String(await store.headPosition()) }),
   });
   return (typeof (built as FastifyInstance).inject === 'function' ? built : (built as { app: FastifyInstance }).app) as FastifyInstance;
+};
+
+/**
+ * The HTTP server (buildHttpServer's { app, close }) over a real container, for tests on a listening socket: its
+ * TeleMed, XDS and clock, the store's head as the health answer, and the test's own further settings.
+ */
+export const httpServerOver = (container: Container, logger: Logger, extra: Partial<HttpDependencies> = {}): HttpServer => {
+  const store = container.get<EventStore>(TOKENS.EventStore);
+  return buildHttpServer({
+    telemed: container.get<TeleMedService>(TOKENS.TeleMed),
+    xds: container.get<XdsBackend>(TOKENS.Xds),
+    clock: container.get<Clock>(TOKENS.Clock),
+    logger,
+    health: async () => ({ head: String(await store.headPosition()) }),
+    ...extra,
+  });
 };
