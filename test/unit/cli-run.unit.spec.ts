@@ -606,6 +606,65 @@ describe('run: a busy hub (429)', () => {
   });
 });
 
+describe('run: --timeout bounds the whole command, not each attempt', () => {
+  // A hub that takes the request and never answers: the fetch ends only when the CLI gives up on it.
+  const hanging = (calls: number[]) =>
+    (async (_url: string, init: RequestInit) => {
+      calls.push(Date.now());
+      return new Promise<Response>((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason)));
+    }) as unknown as typeof globalThis.fetch;
+  const runWith = async (argv: string[], fetch: typeof globalThis.fetch, timeoutMs: number) => {
+    let err = '';
+    const code = await run(argv, {
+      stdout: { write: () => undefined },
+      stderr: { write: (s: string) => (err += s) },
+      env: { RTS_URL: URL_, RTS_TOKEN: 'tok' },
+      fetch,
+      zone: 'UTC',
+      now: () => new Date('2026-05-10T12:00:00Z'),
+      newObservationId: () => 'rts-test-id',
+      http: { retryDelayMs: 1, timeoutMs },
+    });
+    return { code, err };
+  };
+
+  it('an upload whose answer did not come within the timeout is not sent again for another whole timeout', async () => {
+    const calls: number[] = [];
+    const h = await runWith(upload, hanging(calls), 1000);
+    expect(calls).toHaveLength(1); // before: a second attempt with a fresh 1000 ms, twice the wait the user asked for
+    expect(h.code).toBe(EXIT.unreachable);
+    expect(h.err).toContain('no answer came within 1 s: it may be stored');
+    expect(h.err).toContain('Run the same command again with --id rts-test-id');
+  });
+
+  it('a quick network failure is still retried, within what is left of the timeout', async () => {
+    const signals: AbortSignal[] = [];
+    const steps: Step[] = [networkError('ECONNRESET'), stored(201)];
+    const fetch = (async (_url: string, init: RequestInit) => {
+      signals.push(init.signal!);
+      const step = steps.shift()!;
+      if (step instanceof Error) throw step;
+      return step;
+    }) as unknown as typeof globalThis.fetch;
+    const h = await runWith(upload, fetch, 5000);
+    expect(h.code).toBe(EXIT.ok);
+    expect(signals).toHaveLength(2);
+  });
+
+  it("a 429 whose Retry-After would leave no time for the request is the answer, without the wait", async () => {
+    const calls: number[] = [];
+    const busyFor = (s: string) => json(429, { type: '/problems/rate_limited', title: 'Too many requests', status: 429, code: 'rate_limited' }, { 'retry-after': s });
+    const fetch = (async () => {
+      calls.push(Date.now());
+      return calls.length === 1 ? busyFor('5') : stored(201);
+    }) as unknown as typeof globalThis.fetch;
+    const h = await runWith(upload, fetch, 2000);
+    expect(calls).toHaveLength(1); // before: a 5 s wait past a 2 s timeout, then the request again
+    expect(h.code).toBe(EXIT.serverError);
+    expect(h.err).toContain('the hub is busy');
+  });
+});
+
 describe('run: access control', () => {
   const unauthenticated = () => json(401, { type: '/problems/unauthenticated', title: 'Authentication is required', status: 401, code: 'unauthenticated', detail: 'send a bearer token (Authorization: Bearer ...) or an API key (X-Api-Key)' });
   const review = ['review', '--patient', CPR, '--days', '7'];

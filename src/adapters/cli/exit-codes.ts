@@ -11,7 +11,7 @@ export const EXIT = {
   usage: 2,
   /** The hub answered 4xx: it refused the input as sent; sending it again will not help. */
   refused: 3,
-  /** The hub could not be reached (connection refused, DNS, timeout), also after one retry. */
+  /** The hub could not be reached (connection refused, DNS, timeout), also after one retry where time was left. */
   unreachable: 4,
   /** The hub answered 5xx (or something that is not its API): a fault on the hub's side. */
   serverError: 5,
@@ -25,7 +25,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   0  ok
   2  usage error: bad or missing flags (checked before anything is sent)
   3  the hub refused the input (4xx); its problem and field errors are shown
-  4  cannot reach the hub (not running, wrong URL, timeout), after one retry;
+  4  cannot reach the hub (not running, wrong URL, timeout), after one retry
+     where time is left;
      also a 4xx that is not the hub's (something else answered)
   5  the hub failed (5xx), stayed too busy (429, after waiting twice) or did
      not answer as its API does: send it again later (an upload with the

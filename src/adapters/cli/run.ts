@@ -127,7 +127,7 @@ const upload = async (cmd: Upload, deps: RunDependencies): Promise<ExitCode> => 
     // time, so the id goes to the user (an id, not patient data; the hub takes the same id and values once).
     const why = e.reason.startsWith('no answer within ') ? ` ${e.reason.slice('no answer '.length)}` : ` (${e.reason})`;
     deps.stderr.write(
-      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came${why}, also after one retry: it may be stored.\n${resend}`,
+      `rts: the reading was sent to the hub at ${e.baseUrl}, but no answer came${why}${e.retried ? ', also after one retry' : ''}: it may be stored.\n${resend}`,
     );
     return EXIT.unreachable;
   }
