@@ -212,6 +212,13 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     failure === null ? null : failure.code === FILES_MOVED_CODE ? failure : { ...failure, file };
   const writeFailure = () =>
     namingFile(store instanceof SqliteEventStore ? store.writeFailure() : null, DATA_FILES.events) ?? namingFile(embeddedKeys?.writeFailure() ?? null, DATA_FILES.patientKeys);
+  // A store whose writes failed tries one of its own (nothing while they commit): the disk or the lock may be back
+  // though no upload came. Before /health answers and before /metrics renders, so an alert on the gauge clears when
+  // the failure does, not at the next health check or upload.
+  const probeStoreWrites = async (): Promise<void> => {
+    if (store instanceof SqliteEventStore) await store.probeWrites();
+    await embeddedKeys?.probeWrites();
+  };
   if (store instanceof SqliteEventStore) {
     // Something to alert on besides /health's 503: 1 from the first write that failed for want of storage (disk full,
     // failing, locked) until a write commits again.
@@ -274,9 +281,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
     metrics,
     beforeRoutes: security.install,
     health: async () => {
-      // A store whose writes failed tries one of its own first: the disk may be back though no upload came.
-      if (store instanceof SqliteEventStore) await store.probeWrites();
-      await embeddedKeys?.probeWrites();
+      await probeStoreWrites();
       // A PostgreSQL that takes no writes now (a standby, writes frozen) answers reads: asked, as SQLite's failures are kept.
       const refused = isPostgresEventStore(store) ? await store.writesRefused() : null;
       return {
@@ -312,7 +317,7 @@ const startUnlockedHub = async (config: Config, logger: Logger, options: StartHu
   registerPatientExportRoutes(http.app, { exporter });
   registerKeyRoutes(http.app, { keys: messageKeys.keys, hubJwks: messageKeys.jwks });
   registerDeadLetterRoutes(http.app, { deadLetters: messaging.deadLetters });
-  registerMetricsRoutes(http.app, { metrics });
+  registerMetricsRoutes(http.app, { metrics, beforeRender: probeStoreWrites });
   /** Everything started above, in reverse: HTTP (in-flight requests get `graceMs`), messaging, audit trail, core. */
   const stopStarted = async (graceMs: number): Promise<void> => {
     await http.close(graceMs).catch(() => undefined);

@@ -67,3 +67,22 @@ it("/health and rts_store_writes_failing say so while the key store's writes fai
   expect(await metric(hub.url, 'rts_store_writes_failing')).toBe(0);
   expect((await upload(hub.url, '010203-4321')).status).toBe(201);
 });
+
+it('rts_store_writes_failing goes back to 0 at the next scrape once the key store takes writes, without /health or an upload', async () => {
+  hub ??= await startHub(loadConfig({ RTS_DATA_DIR: data.dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_AUTH_DEV_LOGIN: 'on' }), pino({ level: 'silent' }));
+  const other = new Database(join(data.dir, DATA_FILES.patientKeys));
+  try {
+    other.exec('BEGIN IMMEDIATE');
+    expect((await upload(hub.url, '020304-4321')).status).toBe(503);
+    expect(await metric(hub.url, 'rts_store_writes_failing')).toBe(1);
+    // Still held: the scrape's probe does not wait for the lock, and does not clear the gauge.
+    expect(await metric(hub.url, 'rts_store_writes_failing')).toBe(1);
+  } finally {
+    other.exec('ROLLBACK');
+    other.close();
+  }
+  // Prometheus scrapes; nobody calls /health (it is not the load balancer's hub any more) and no upload comes.
+  // Before: the gauge stayed 1 (the alert kept firing) until one of those came.
+  expect(await metric(hub.url, 'rts_store_writes_failing')).toBe(0);
+  expect((await upload(hub.url, '020304-4321')).status).toBe(201);
+});

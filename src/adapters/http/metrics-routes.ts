@@ -8,7 +8,11 @@
 import type { FastifyInstance } from 'fastify';
 import { MetricsRegistry } from '../metrics/registry';
 
-export type MetricsRoutesDependencies = Readonly<{ metrics: MetricsRegistry }>;
+export type MetricsRoutesDependencies = Readonly<{
+  metrics: MetricsRegistry;
+  /** Run before each render: what the gauges read may need an up-to-date look first (a failing store's write probe). */
+  beforeRender?: () => Promise<void>;
+}>;
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -28,6 +32,7 @@ export const registerMetricsRoutes = (app: FastifyInstance, deps: MetricsRoutesD
   app.get('/metrics', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
     reply.type(MetricsRegistry.contentType);
+    await deps.beforeRender?.().catch(() => undefined);
     return metrics.render();
   });
 };
