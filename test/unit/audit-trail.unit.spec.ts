@@ -394,11 +394,11 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
    * The chain of `stream` rewritten as ca053d4's test does (the third entry's subject changed, the rest relinked, the
    * ids kept), and one entry of the forger's added after it: whole in itself, one longer than the process wrote it.
    */
-  const forge = async (store: InMemoryEventStore, stream: string, at: string): Promise<void> => {
+  const forge = async (store: InMemoryEventStore, stream: string, at: string, subject = 'someone-else'): Promise<void> => {
     const events = (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!;
     const forged = chain(
       genesisHash(stream),
-      events.map((e, i) => (i === 2 ? { ...(e.data as unknown as AuditEntry), subject: 'someone-else' } : (e.data as unknown as AuditEntry))),
+      events.map((e, i) => (i === 2 ? { ...(e.data as unknown as AuditEntry), subject } : (e.data as unknown as AuditEntry))),
     );
     events.forEach((e, i) => (events[i] = { ...e, data: forged[i]! }));
     const [added] = chain(forged[forged.length - 1]!.hash, [entry(99, 'p1', at)]);
@@ -454,6 +454,52 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
     expect(anchors[stream]).toBe(written);
     const checked = await new AuditTrail({ store: shared }).verify(['2026-11-30'], { [stream]: anchors[stream]! });
     expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: stream, reason: 'anchor_missing' }));
+  });
+
+  it('says a rewrite once: not again at the next anchors nor at the next append\'s conflict; a new rewrite is said again', async () => {
+    const store = new InMemoryEventStore();
+    const errors: { fields: Record<string, unknown>; message: string }[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (fields: Record<string, unknown>, message: string) => void errors.push({ fields, message }), warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const said = () => errors.filter((e) => e.message.includes('possible tampering'));
+
+    await forge(store, stream, at);
+    await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    expect(said()).toEqual([{ fields: { stream, version: '4' }, message: expect.stringContaining('changed behind this hub') }]);
+    // The same rewrite found again: at the next anchor, and at the next append (its expected version is behind the
+    // forger's added event: a conflict, which reads on from the head this process wrote). Before: said each time.
+    await trail.anchorHeads(new Date('2026-11-30T10:00:00.000Z'));
+    await trail.record(entry(5, 'p1', at));
+    await trail.anchorHeads(new Date('2026-11-30T11:00:00.000Z'));
+    expect(said()).toHaveLength(1);
+
+    // Another rewrite, behind the head this process wrote since (version 6): said, once.
+    await forge(store, stream, at, 'a-third-one');
+    await trail.anchorHeads(new Date('2026-11-30T12:00:00.000Z'));
+    await trail.record(entry(7, 'p1', at));
+    await trail.anchorHeads(new Date('2026-11-30T13:00:00.000Z'));
+    expect(said()).toEqual([
+      { fields: { stream, version: '4' }, message: expect.stringContaining('changed behind this hub') },
+      { fields: { stream, version: '6' }, message: expect.stringContaining('changed behind this hub') },
+    ]);
+    expect(JSON.stringify(errors)).not.toContain('p1');
+  });
+
+  it('says a cut once: not again at the next anchors nor at the next append\'s conflict', async () => {
+    const store = new InMemoryEventStore();
+    const errors: string[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!.splice(3);
+    await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    await trail.anchorHeads(new Date('2026-11-30T10:00:00.000Z'));
+    await trail.record(entry(5, 'p1', at));
+    await trail.anchorHeads(new Date('2026-11-30T11:00:00.000Z'));
+    expect(errors.filter((m) => m.includes('possible tampering'))).toEqual([expect.stringContaining('shorter than this hub wrote it')]);
   });
 
   it('takes what other processes appended after its own head as it is, and anchors their head', async () => {

@@ -138,6 +138,11 @@ export class AuditTrail {
   private readonly heads = new Map<string, Head>();
   /** Chains found rewritten behind this process (checkedHead), with the hash it wrote there. */
   private readonly rewritten = new Map<string, string>();
+  /**
+   * Per chain, the last change behind this process that was logged (changedBehind): the same change found again (at
+   * the next anchor, at the next append's conflict, which read on from the same head) is not logged again.
+   */
+  private readonly said = new Map<string, string>();
   private readonly queues = new Map<string, Pending[]>();
   private readonly running = new Map<string, Promise<void>>();
   private queued = 0;
@@ -416,8 +421,9 @@ export class AuditTrail {
       // The chain is shorter than this process last wrote it: events were deleted behind the store's back.
       // Say so (anchored verification will show where), and go on from the chain as it is now; this process's anchors
       // of the chain carry the hash it wrote, as for a rewrite (checkedHead): the cut chain's head vouched for the cut.
-      this.options.logger?.error({ stream, wroteUpTo: String(known.version), nowAt: String(currentVersion ?? -1n) }, 'audit chain shorter than this hub wrote it: possible tampering');
-      if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
+      this.changedBehind(stream, known, `shorter:${currentVersion ?? -1n}`, () =>
+        this.options.logger?.error({ stream, wroteUpTo: String(known.version), nowAt: String(currentVersion ?? -1n) }, 'audit chain shorter than this hub wrote it: possible tampering'),
+      );
       return this.readHead(stream, null, look);
     }
     return { version: -1n, hash: genesisHash(stream) };
@@ -438,10 +444,26 @@ export class AuditTrail {
     if (own === undefined) return events;
     const there = own.streamVersion === known.version;
     if (!there || String(own.data['hash']) !== known.hash) {
-      if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
-      this.options.logger?.error({ stream, version: String(known.version) }, 'audit chain changed behind this hub: an event it wrote or read is gone or no longer holds its hash: possible tampering');
+      this.changedBehind(stream, known, there ? `holds:${String(own.data['hash'])}` : `gone:${own.streamVersion}`, () =>
+        this.options.logger?.error({ stream, version: String(known.version) }, 'audit chain changed behind this hub: an event it wrote or read is gone or no longer holds its hash: possible tampering'),
+      );
     }
     return there ? events.slice(1) : events;
+  }
+
+  /**
+   * A chain found changed behind this process where its head `known` stood (`found`: what is there now): remembered
+   * (the first change: the anchors carry the hash written there), and logged once. Each anchor reads the chain from the
+   * same head until this process appends again, and that append's conflict reads from it once more: the one rewrite
+   * was logged at every anchor and again at the conflict. A change at another head, or another found at the same head,
+   * is another rewrite, logged again.
+   */
+  private changedBehind(stream: string, known: Head, found: string, log: () => void): void {
+    if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
+    const change = `${known.version}/${known.hash}/${found}`;
+    if (this.said.get(stream) === change) return;
+    this.said.set(stream, change);
+    log();
   }
 
   /**
