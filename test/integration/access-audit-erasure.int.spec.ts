@@ -734,7 +734,14 @@ describe('access control, audit and erasure over SQLite', () => {
     // The hub goes on recording (a write waits for its audit event), whichever chain it lands in.
     for (let i = 0; i < 8; i++) expect((await upload(patientB, CPR_B, 150 + i)).statusCode).toBe(201);
     const plain = (await call('GET', '/audit/verify', operator)).json();
-    expect(plain.breaks.filter((b: { streamName: string }) => b.streamName === victim)).toEqual([]); // whole in itself
+    // Whole in itself: no link of it is broken. But this hub wrote the event deleted, found it gone when it appended
+    // next, and says so: GET's answer reports the chain and hands out the hash it wrote as the head to keep, not the
+    // cut chain's (before: ok, and the head after the cut, which an operator then kept and so vouched for the cut).
+    expect(plain.breaks.filter((b: { streamName: string; reason: string }) => b.streamName === victim && b.reason !== 'changed_behind_hub')).toEqual([]);
+    expect(plain.ok).toBe(false);
+    expect(plain.changedBehindHub).toEqual([{ streamName: victim, version: expect.any(Number), wrote: anchors[victim], stored: expect.any(String), head: expect.any(String) }]);
+    expect(plain.breaks).toContainEqual({ streamName: victim, index: plain.changedBehindHub[0].version, reason: 'changed_behind_hub' });
+    expect(plain.heads[victim]).toBe(anchors[victim]);
 
     expect((await call('POST', '/audit/verify', operator, { anchors: { 'audit-2001-01-01-0': 'a'.repeat(64) } })).json()).toMatchObject({ code: 'anchor_outside_days' });
     const bad = await call('POST', '/audit/verify', operator, { anchors: { nope: 'x' } });

@@ -456,6 +456,10 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
     expect(checked.breaks).toContainEqual(expect.objectContaining({ streamName: stream, reason: 'anchor_missing' }));
   });
 
+  /** The chain's events as the store holds them now: [version, hash]. */
+  const hashesIn = (store: InMemoryEventStore, stream: string): [bigint, string][] =>
+    (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!.map((e) => [e.streamVersion, String(e.data['hash'])]);
+
   it('says a rewrite once: not again at the next anchors nor at the next append\'s conflict; a new rewrite is said again', async () => {
     const store = new InMemoryEventStore();
     const errors: { fields: Record<string, unknown>; message: string }[] = [];
@@ -502,6 +506,67 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
     expect(errors.filter((m) => m.includes('possible tampering'))).toEqual([expect.stringContaining('shorter than this hub wrote it')]);
   });
 
+  it('reports a chain it found rewritten in its verification: a break, what it wrote against what the store holds, and the head it wrote', async () => {
+    const store = new InMemoryEventStore();
+    const trail = new AuditTrail({ store, logger: { error: () => undefined, warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const written = (await trail.headsOf('2026-11-30'))[stream]!;
+    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, breaks: [], changedBehindHub: [] });
+
+    await forge(store, stream, at);
+    const forged = hashesIn(store, stream);
+    await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    // Before: ok, and the forged head in `heads`, which an operator then kept as the anchor that vouched for it.
+    const verified = await trail.verify(['2026-11-30']);
+    expect(verified).toMatchObject({ ok: false, breaks: [{ streamName: stream, index: 4, reason: 'changed_behind_hub' }] });
+    expect(verified.changedBehindHub).toEqual([{ streamName: stream, version: 4, wrote: written, stored: forged[4]![1], head: forged[5]![1] }]);
+    expect(verified.heads[stream]).toBe(written);
+    // Its appends after the forged head go on; the report stays, with the store's head as it is now.
+    await trail.record(entry(5, 'p1', at));
+    const later = await trail.verify(['2026-11-30'], { [stream]: written });
+    expect(later.changedBehindHub).toEqual([{ streamName: stream, version: 4, wrote: written, stored: forged[4]![1], head: hashesIn(store, stream)[6]![1] }]);
+    expect(later.breaks).toEqual(expect.arrayContaining([
+      { streamName: stream, index: 4, reason: 'changed_behind_hub' },
+      { streamName: stream, index: 7, reason: 'anchor_missing' },
+    ]));
+    // Another process, which saw nothing, verifies the chain whole: only the anchors kept elsewhere show it there.
+    expect(await new AuditTrail({ store }).verify(['2026-11-30'])).toMatchObject({ ok: true, changedBehindHub: [] });
+  });
+
+  it('checks the heads it wrote when it verifies, so its answer does not vouch for a rewrite made since its last anchor', async () => {
+    const store = new InMemoryEventStore();
+    const errors: string[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const written = (await trail.headsOf('2026-11-30'))[stream]!;
+    await forge(store, stream, at);
+    const verified = await trail.verify(['2026-11-30']);
+    expect(verified).toMatchObject({ ok: false, changedBehindHub: [{ streamName: stream, version: 4, wrote: written }] });
+    expect(verified.heads[stream]).toBe(written);
+    expect(errors).toEqual([expect.stringContaining('possible tampering')]);
+    // The next anchor holds what it wrote, and does not say it again.
+    expect((await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z')))[stream]).toBe(written);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('reports a chain cut back under it: nothing stored where its head stood', async () => {
+    const store = new InMemoryEventStore();
+    const trail = new AuditTrail({ store, logger: { error: () => undefined, warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const written = (await trail.headsOf('2026-11-30'))[stream]!;
+    (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!.splice(0);
+    const verified = await trail.verify(['2026-11-30']);
+    expect(verified).toMatchObject({ ok: false, chains: 1, breaks: [{ streamName: stream, index: 4, reason: 'changed_behind_hub' }] });
+    expect(verified.changedBehindHub).toEqual([{ streamName: stream, version: 4, wrote: written, stored: null, head: null }]);
+    expect(verified.heads).toEqual({ [stream]: written });
+  });
+
   it('takes what other processes appended after its own head as it is, and anchors their head', async () => {
     const store = new InMemoryEventStore();
     const errors: string[] = [];
@@ -514,7 +579,7 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
     await other.record(entry(4, 'p1', at));
     const stream = auditStreamOf(entry(0, 'p1', at));
     expect((await trail.headsOf('2026-11-30'))[stream]).toBe((await other.headsOf('2026-11-30'))[stream]);
-    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 4 });
+    expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, events: 4, changedBehindHub: [] });
     expect(errors).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { request } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -12,8 +12,11 @@ import pino from 'pino';
 import { createTokenVerifier } from '../../src/adapters/auth/tokens';
 import { installSecurity, isLiteralHost, type SecurityDependencies } from '../../src/adapters/http/security';
 import { problemInstance, toProblem, sendProblem } from '../../src/adapters/http/problem';
-import type { AuditEntry } from '../../src/application/audit/audit-chain';
-import type { AuditTrail } from '../../src/application/audit/audit-trail';
+import { InMemoryEventStore } from '../../src/adapters/event-store/memory/in-memory-event-store';
+import { AuditVerification } from '../../src/adapters/http/response-schemas';
+import { AUDIT_EVENT_TYPE, auditStreamOf, chain, genesisHash, type AuditEntry } from '../../src/application/audit/audit-chain';
+import { AuditTrail } from '../../src/application/audit/audit-trail';
+import type { RecordedEvent } from '../../src/application/ports/event-store';
 import type { PatientErasure } from '../../src/application/patient-erasure';
 import type { Principal } from '../../src/application/access/policy';
 import { caughtUpConsultations, documentPatientKeyIn } from '../../src/bootstrap/security-module';
@@ -701,5 +704,50 @@ describe('caughtUpConsultations (what the access checks read)', () => {
     expect(await reading.get('c-1')).toEqual({ consultationId: 'c-1' });
     caughtUp = false;
     expect(await reading.list({ systemId: 's', role: 'expert', limit: 1 } as never)).toEqual({ items: [1], hasMore: false });
+  });
+});
+
+describe('installSecurity: GET /audit/verify after this process found a chain rewritten behind it', () => {
+  it('reports the chain (what the process wrote against what the store holds) and does not hand the forged head out as one to keep', async () => {
+    const store = new InMemoryEventStore();
+    const trail = new AuditTrail({ store, logger: { error: () => undefined, warn: () => undefined } });
+    const h = await harness({ audit: trail });
+    try {
+      const at = new Date().toISOString();
+      const entryOf = (i: number): AuditEntry => ({ at, subject: `s-${i}`, role: 'clinician', systemId: null, action: 'observations.read', patientKey: 'p-25', resource: null, ip: '127.0.0.1', requestId: `r-${i}`, outcome: 'allowed', status: 200, reason: null });
+      for (let i = 0; i < 5; i++) await trail.record(entryOf(i));
+      const stream = auditStreamOf(entryOf(0));
+      const written = (await trail.headsOf(at.slice(0, 10)))[stream]!;
+      const operator = { authorization: `Bearer ${tokenOf({ sub: 'ops', role: 'operator', exp: nowSeconds() + 600 })}` };
+      expect((await call(h, 'GET', '/audit/verify', operator)).json()).toMatchObject({ ok: true, breaks: [], changedBehindHub: [] });
+
+      // Someone with write access to the store changes who made the third request, relinks the rest and adds one.
+      const events = (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!;
+      const forged = chain(genesisHash(stream), events.map((e, i) => ({ ...(e.data as unknown as AuditEntry), ...(i === 2 ? { subject: 'someone-else' } : {}) })));
+      events.forEach((e, i) => (events[i] = { ...e, data: forged[i]! }));
+      const [added] = chain(forged[4]!.hash, [entryOf(99)]);
+      await store.appendToStream(stream, [{ id: randomUUID(), type: AUDIT_EVENT_TYPE, data: added! }], { expectedVersion: 4n });
+      // The hub's next anchor finds it (logged as possible tampering).
+      expect((await trail.anchorHeads(new Date()))[stream]).toBe(written);
+
+      // Before: ok, and `heads` held the forged head, which an operator keeping it as an anchor then vouched for.
+      const res = await call(h, 'GET', '/audit/verify', operator);
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body).toMatchObject({ ok: false, breaks: expect.arrayContaining([{ streamName: stream, index: 4, reason: 'changed_behind_hub' }]) });
+      expect(body.changedBehindHub).toEqual([{ streamName: stream, version: 4, wrote: written, stored: forged[4]!.hash, head: added!.hash }]);
+      expect(body.heads[stream]).toBe(written);
+      expect(Object.values(body.heads)).not.toContain(added!.hash);
+      // The answer's shape is the OpenAPI document's (AuditVerification), no more and no less.
+      expect(Object.keys(body).sort()).toEqual(Object.keys(AuditVerification.shape).sort());
+      expect(AuditVerification.strict().safeParse(body).success).toBe(true);
+      expect(JSON.stringify(body)).not.toContain('p-25');
+      // Its heads kept as anchors: POST /audit/verify reports the chain too.
+      const posted = (await call(h, 'POST', '/audit/verify', { ...operator }, { anchors: body.heads })).json();
+      expect(posted.breaks).toEqual(expect.arrayContaining([{ streamName: stream, index: expect.any(Number), reason: 'anchor_missing' }]));
+    } finally {
+      await h.app.close();
+      await trail.close();
+    }
   });
 });

@@ -454,10 +454,12 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     summary: "Walk the audit trail's hash chains of the given days (default: the last 7)",
     description:
       'Whole chains: every UTC day that from and to fall on, both included (to defaults to now, from to 6 days before to). ' +
-      'The range is checked as a search\'s: from after to (or after now, without to) is 422 invalid_interval, more than 31 days between them 422 interval_too_wide; a range is never verified in part.',
+      'The range is checked as a search\'s: from after to (or after now, without to) is 422 invalid_interval, more than 31 days between them 422 interval_too_wide; a range is never verified in part. ' +
+      'A chain whole in itself can still have been rewritten (relinked) by someone with write access to the store: the hub process answering checks that the last event it wrote (or read) in each chain still holds its hash, ' +
+      'and a chain where it does not is listed in changedBehindHub (what it wrote against what the store holds) and is a break changed_behind_hub (so ok is false), and its heads entry is the hash the process wrote, not the rewritten head.',
     access: OPERATOR,
     query: AuditVerifyQuery,
-    ok: { '200': { description: 'ok is false when any chain is broken; heads are to be kept elsewhere', schema: AuditVerification } },
+    ok: { '200': { description: 'ok is false when any chain is broken or found changed behind this hub process (changedBehindHub); heads are to be kept elsewhere', schema: AuditVerification } },
     problems: ['invalid_interval', 'interval_too_wide', 'audit_unavailable', 'storage_unavailable'],
   },
   'POST /audit/verify': {

@@ -271,8 +271,27 @@ export const AuditVerification = z.object({
   chains: z.number().int(),
   events: z.number().int(),
   anchorsChecked: z.number().int(),
-  breaks: z.array(z.object({ streamName: z.string(), index: z.number().int(), reason: z.enum(['prev_hash_mismatch', 'hash_mismatch', 'malformed', 'anchor_missing']) })),
-  heads: z.record(z.string(), z.string()).describe('Each chain\'s head hash: keep them elsewhere and give them back as anchors'),
+  breaks: z
+    .array(z.object({ streamName: z.string(), index: z.number().int(), reason: z.enum(['prev_hash_mismatch', 'hash_mismatch', 'malformed', 'anchor_missing', 'changed_behind_hub']) }))
+    .describe(
+      'Where each chain is broken: index is the event\'s position in its chain (anchor_missing: the chain\'s length; changed_behind_hub: the version of the event this hub process wrote or read last there, see changedBehindHub)',
+    ),
+  changedBehindHub: z
+    .array(
+      z.object({
+        streamName: z.string(),
+        version: z.number().int().describe('Where the event this hub process wrote (or read) last in the chain stands'),
+        wrote: z.string().describe('The hash that event had: what this process wrote, and what its audit anchor lines and `heads` carry'),
+        stored: z.string().nullable().describe('The hash the store holds at that version now; null: no event there (deleted, or the chain cut back under it)'),
+        head: z.string().nullable().describe("The chain's head in the store now; null: no events"),
+      }),
+    )
+    .describe(
+      "The chains of these days that the hub process answering found changed behind it since it started (its log said 'possible tampering'), while the store does not hold what it wrote there: each is also a break changed_behind_hub. Empty when none. Another hub process, or this one after a restart, knows only what it found itself: alert on any entry",
+    ),
+  heads: z
+    .record(z.string(), z.string())
+    .describe("Each chain's head hash: keep them elsewhere and give them back as anchors. For a chain in changedBehindHub, the hash this process wrote (as its audit anchor lines), not the store's head"),
 });
 export const ErasureResponse = z.object({
   erased: z.literal(true),

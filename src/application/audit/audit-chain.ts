@@ -92,7 +92,7 @@ export const pick = (e: AuditEntry): AuditEntry => ({
   reason: e.reason,
 });
 
-export type ChainBreak = Readonly<{ streamName: string; index: number; reason: 'prev_hash_mismatch' | 'hash_mismatch' | 'malformed' | 'anchor_missing' }>;
+export type ChainBreak = Readonly<{ streamName: string; index: number; reason: 'prev_hash_mismatch' | 'hash_mismatch' | 'malformed' | 'anchor_missing' | 'changed_behind_hub' }>;
 export type ChainVerification = Readonly<{ streamName: string; events: number; headHash: string; breaks: readonly ChainBreak[] }>;
 
 /**

@@ -62,6 +62,12 @@ type IndexedBy = Readonly<{ field: AuditIndexedField; value: string }>;
 /** The same for a field the store has no index of, which it compares while reading the chain (AuditEventsByField.scan). */
 type ScannedBy = Readonly<{ scan: AuditScannedField; value: string }>;
 type Head = { version: bigint; hash: string };
+/**
+ * A chain this hub process found changed behind it (verify): the version of the event it wrote (or read) last there,
+ * the hash that event had, the hash the store holds at that version now (null: none), and the chain's head in the
+ * store now (null: no events). Stream names and hashes only.
+ */
+export type ChangedBehindHub = Readonly<{ streamName: string; version: number; wrote: string; stored: string | null; head: string | null }>;
 /** An append attempt whose answer may have been lost after it committed: where its first event would stand, its hash, the head it left. */
 type Unsure = { version: bigint; hash: string; head: Head };
 
@@ -136,8 +142,8 @@ export type AuditPage = Readonly<{
  */
 export class AuditTrail {
   private readonly heads = new Map<string, Head>();
-  /** Chains found rewritten behind this process (checkedHead), with the hash it wrote there. */
-  private readonly rewritten = new Map<string, string>();
+  /** Chains found rewritten behind this process (checkedHead): the first change found, where and what it wrote there. */
+  private readonly rewritten = new Map<string, Head>();
   /**
    * Per chain, the last change behind this process that was logged (changedBehind): the same change found again (at
    * the next anchor, at the next append's conflict, which read on from the same head) is not logged again.
@@ -459,7 +465,7 @@ export class AuditTrail {
    * is another rewrite, logged again.
    */
   private changedBehind(stream: string, known: Head, found: string, log: () => void): void {
-    if (!this.rewritten.has(stream)) this.rewritten.set(stream, known.hash);
+    if (!this.rewritten.has(stream)) this.rewritten.set(stream, known);
     const change = `${known.version}/${known.hash}/${found}`;
     if (this.said.get(stream) === change) return;
     this.said.set(stream, change);
@@ -582,31 +588,60 @@ export class AuditTrail {
    * Walk every chain of the given days from its genesis. `anchors` (stream name -> a head hash taken earlier and
    * kept outside the store) must each still be in their chain: a chain cut back behind its anchor, or gone, is a
    * break `anchor_missing` (a cut at the tail leaves a chain that is whole in itself).
+   *
+   * A chain this process found changed behind it (checkedHead: its last event there gone or holding another hash; each
+   * chain it holds a head of is checked here first, so a rewrite since the last anchor is found too) is a break
+   * `changed_behind_hub` at that event's version and one of `changedBehindHub`, what the process wrote there against
+   * what the store holds, while the store does not hold it; its `heads` entry is the hash the process wrote, as its
+   * anchors carry (the store's head of a forged chain, whole in itself, was handed out as the one to keep, and an
+   * operator who kept it vouched for the forgery).
    */
   async verify(
     days: readonly string[],
     anchors: Readonly<Record<string, string>> = {},
-  ): Promise<{ ok: boolean; chains: number; events: number; anchorsChecked: number; breaks: readonly ChainBreak[]; heads: Record<string, string> }> {
+  ): Promise<{
+    ok: boolean;
+    chains: number;
+    events: number;
+    anchorsChecked: number;
+    breaks: readonly ChainBreak[];
+    changedBehindHub: readonly ChangedBehindHub[];
+    heads: Record<string, string>;
+  }> {
     await this.drain();
     let chains = 0;
     let events = 0;
     const breaks: ChainBreak[] = [];
+    const changedBehindHub: ChangedBehindHub[] = [];
     const heads: Record<string, string> = {};
     const streams = days.flatMap(chainsOf);
     const unknown = Object.keys(anchors).filter((s) => !streams.includes(s));
     if (unknown.length > 0) throw new ValidationError('anchor_outside_days', `${unknown.length} anchor(s) name a chain outside the days verified`);
     for (const stream of streams) {
+      const own = this.heads.get(stream);
+      if (own && own.version >= 0n) await this.readHead(stream, own);
+      const changed = this.rewritten.get(stream);
+      let stored: string | null = null;
       const anchor = anchors[stream];
       const walk = new ChainWalk(stream, anchor);
-      for await (const page of this.chainPages(stream, 0n)) walk.add(page.map((r) => r.data));
+      for await (const page of this.chainPages(stream, 0n)) {
+        walk.add(page.map((r) => r.data));
+        const there = changed && page.find((r) => r.streamVersion === changed.version);
+        if (there) stored = String(there.data['hash']);
+      }
       const result = walk.result();
-      if (result.events === 0 && anchor === undefined) continue;
+      const mismatch = changed !== undefined && stored !== changed.hash;
+      if (result.events === 0 && anchor === undefined && !mismatch) continue;
       chains++;
       events += result.events;
       breaks.push(...result.breaks);
-      if (result.events > 0) heads[stream] = result.headHash;
+      if (mismatch) {
+        breaks.push({ streamName: stream, index: Number(changed.version), reason: 'changed_behind_hub' });
+        changedBehindHub.push({ streamName: stream, version: Number(changed.version), wrote: changed.hash, stored, head: result.events > 0 ? result.headHash : null });
+        heads[stream] = changed.hash;
+      } else if (result.events > 0) heads[stream] = result.headHash;
     }
-    return { ok: breaks.length === 0, chains, events, anchorsChecked: Object.keys(anchors).length, breaks, heads };
+    return { ok: breaks.length === 0, chains, events, anchorsChecked: Object.keys(anchors).length, breaks, changedBehindHub, heads };
   }
 
   /**
@@ -620,7 +655,7 @@ export class AuditTrail {
       // From the head this process last wrote (what another process appended since is read, nothing before it).
       const head = await this.readHead(stream, this.heads.get(stream) ?? null);
       // A chain found rewritten (checkedHead): the hash this process wrote, which the chain should still hold.
-      if (head.version >= 0n) heads[stream] = this.rewritten.get(stream) ?? head.hash;
+      if (head.version >= 0n) heads[stream] = this.rewritten.get(stream)?.hash ?? head.hash;
     }
     return heads;
   }
