@@ -17,4 +17,4 @@ export { parseCpr, isCpr, type Cpr } from './domain/monitoring/cpr';
 export { timeInterval, lastDays, endOfNow, type TimeInterval } from './domain/monitoring/time-interval';
 export { parseHl7Observation, HL7Builder, MetadataBuilder, Director, type DocumentMetadata } from './domain/documents/hl7';
 export { RtsError, ValidationError, NotFoundError, ConflictError, ForbiddenError, UnavailableError, type ErrorKind } from './domain/shared/errors';
-export { backupDataDir, restoreDataDir, verifyBackup, BackupError, type BackupManifest, type BackupResult } from './adapters/backup/data-dir-backup';
+export { backupDataDir, restoreDataDir, clearRestoredMarker, verifyBackup, BackupError, type BackupManifest, type BackupResult } from './adapters/backup/data-dir-backup';

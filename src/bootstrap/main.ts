@@ -41,6 +41,7 @@ import { checkMessageSecurityOfStore, createMessageSecurity, MESSAGE_SECURITY_OF
 import { startHubMessaging } from './hub-messaging';
 import { checkClockAgainstNewestEvent, checkClockAgainstStore } from './clock-check';
 import { lockEmbeddedStore } from './embedded-store-lock';
+import { refuseBrokerOnRestoredDataDir } from './restored-data-dir';
 import { completeErasuresOfKeyStore } from './erasures-at-start';
 import { DEFAULT_MAX_HTTP_CONNECTIONS, maxHttpConnections } from './http-connections';
 import { caughtUpConsultations, checkTokenVerificationOfStore, createSecurityModule } from './security-module';
@@ -85,6 +86,8 @@ export const startHub = async (config: Config, logger: Logger = createLogger(con
   // One hub process per embedded store (data-dir-lock.ts); held until the hub has stopped.
   const lock = lockEmbeddedStore(config, 'RTS_DATA_DIR');
   try {
+    // A restored data directory whose later erasures are not repeated yet: not with a broker (restored-data-dir.ts).
+    refuseBrokerOnRestoredDataDir(config);
     const hub = await startUnlockedHub(config, logger, { ...options, maxConnections });
     return { ...hub, stop: () => hub.stop().finally(() => lock?.release()) };
   } catch (error) {

@@ -1,10 +1,12 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DateTime } from 'luxon';
 import pino from 'pino';
 import { BackupError, backupDataDir, claimEmptyDirectory, restoreDataDir, verifyBackup } from '../../src/adapters/backup/data-dir-backup';
 import { runBackup } from '../../src/adapters/cli/backup';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
+import { DATA_FILES } from '../../src/adapters/system/data-dir';
 import type { Projector } from '../../src/application/projector';
 import type { TeleMedService } from '../../src/application/telemed';
 import type { XdsBackend } from '../../src/application/xds-backend';
@@ -167,6 +169,46 @@ describe('backupDataDir / restoreDataDir (integration)', () => {
     expect(readdirSync(done)).not.toContain('.rts-in-progress');
     expect(() => verifyBackup(done)).not.toThrow();
     rmSync(done, { recursive: true });
+  });
+});
+
+describe('the marker rts restore leaves (restored-from-backup.json)', () => {
+  it('names the backup, 0600; a restore that fails takes it away with the rest', async () => {
+    const data = tempDataDir('rts-restore-marker-');
+    const out = tempDataDir('rts-restore-marker-out-');
+    try {
+      const c = buildContainer(loadConfig({ RTS_DATA_DIR: data.dir }), pino({ level: 'silent' }));
+      await c.get<Projector>(TOKENS.Projector).stop();
+      await c.get(SqliteEventStore).close();
+      const backup = join(out.dir, 'b');
+      const { manifest } = await backupDataDir(data.dir, backup);
+      const restored = join(out.dir, 'r');
+      await restoreDataDir(backup, restored, { now: () => new Date('2026-12-07T08:00:00.000Z') });
+      const marker = join(restored, DATA_FILES.restored);
+      expect(JSON.parse(readFileSync(marker, 'utf8'))).toEqual({
+        format: 'telemed-rts-restored/1',
+        backup,
+        backupCreatedAt: manifest.createdAt,
+        eventsHead: manifest.eventsHead,
+        restoredAt: '2026-12-07T08:00:00.000Z',
+      });
+      expect(statSync(marker).mode & 0o777).toBe(0o600);
+      expect(readdirSync(restored)).not.toContain(DATA_FILES.inProgress);
+      // A backup whose event store passes its manifest but not SQLite's check: the restore fails after the marker and
+      // the copies were written, and removes them all (marker too), as it does with every file it wrote.
+      const bad = join(out.dir, 'bad');
+      mkdirSync(bad);
+      for (const { name } of manifest.files) copyFileSync(join(backup, name), join(bad, name));
+      writeFileSync(join(bad, DATA_FILES.events), 'not a database');
+      const files = manifest.files.map((f) => (f.name === DATA_FILES.events ? { ...f, bytes: 14, sha256: createHash('sha256').update('not a database').digest('hex') } : f));
+      writeFileSync(join(bad, 'backup.json'), JSON.stringify({ ...manifest, files }));
+      const failed = join(out.dir, 'failed');
+      await expect(restoreDataDir(bad, failed)).rejects.toMatchObject({ code: 'SQLITE_NOTADB' });
+      expect(existsSync(failed)).toBe(false);
+    } finally {
+      data.remove();
+      out.remove();
+    }
   });
 });
 

@@ -2,7 +2,8 @@ jest.mock('jose', () => {
   const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
   return nodeModule.createRequire(__filename)('jose') as unknown;
 });
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
@@ -38,8 +39,27 @@ const logFile = join(out.dir, 'hub.log');
 const backupDir = join(out.dir, 'backup');
 const restoredDir = join(out.dir, 'restored');
 
-const start = (dir: string, logger = pino({ level: 'silent' })): Promise<RunningHub> =>
-  startHub(loadConfig({ RTS_DATA_DIR: dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_AUTH_DEV_LOGIN: 'on' }), logger);
+const start = (dir: string, logger = pino({ level: 'silent' }), env: Record<string, string> = {}): Promise<RunningHub> =>
+  startHub(loadConfig({ RTS_DATA_DIR: dir, RTS_HTTP_HOST: '127.0.0.1', RTS_HTTP_PORT: '0', RTS_AUTH_DEV_LOGIN: 'on', ...env }), logger);
+
+/**
+ * Where the hub's broker would be: a port that counts the connections made to it (it speaks no AMQP, so a hub that
+ * connects gets no further, and sends nothing).
+ */
+const countingBroker = async () => {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => void sockets.push(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `amqp://127.0.0.1:${port}`,
+    connections: () => sockets.length,
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
+};
 
 const token = async (url: string, claims: Record<string, string>): Promise<string> => {
   const res = await fetch(`${url}/auth/dev-login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(claims) });
@@ -162,6 +182,22 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     const restore = await cli((io) => runBackup('restore', ['--from', backupDir, '--data-dir', restoredDir], io));
     expect(restore.code).toBe(0);
     expect(restore.stdout).toContain("rts erasures apply --from SOURCE");
+    expect(restore.stdout).toContain(`rts restore --done --data-dir ${restoredDir}`);
+    // Marked as restored: with a broker configured the hub refuses to start, before it connects (it would send the
+    // downlink from the backup's checkpoint, expired offers and held messages with the texts erased after the backup).
+    expect(existsSync(join(restoredDir, DATA_FILES.restored))).toBe(true);
+    const broker = await countingBroker();
+    try {
+      for (const env of [{ RTS_BROKER_URL: broker.url }, { RTS_BROKER_DISCOVERY: 'multicast://default' }] as Record<string, string>[]) {
+        const refused = start(restoredDir, pino({ level: 'silent' }), env);
+        await expect(refused).rejects.toMatchObject({ name: 'ConfigError', problems: [expect.stringContaining(`RTS_DATA_DIR holds ${DATA_FILES.restored}`)] });
+        await expect(refused).rejects.toThrow(`'rts restore --done --data-dir ${restoredDir}'`);
+        await expect(refused).rejects.toThrow(`${Object.keys(env)[0]}: RTS_DATA_DIR holds`);
+      }
+      expect(broker.connections()).toBe(0);
+    } finally {
+      await broker.close();
+    }
     const keys = new Database(join(restoredDir, 'patient-keys.sqlite'), { readonly: true });
     dataKey = (keys.prepare('SELECT data_key FROM patient_keys WHERE patient_key = ?').get(erasedKey) as { data_key: Buffer }).data_key;
     keys.close();
@@ -212,6 +248,31 @@ describe('repeating erasures on a restored backup (embedded store)', () => {
     const events = new Database(join(restoredDir, 'telemed.sqlite'), { readonly: true });
     expect(events.prepare('SELECT COUNT(*) FROM registry_entries WHERE patient_key = ?').pluck().get(erasedKey)).toBe(0);
     events.close();
+  });
+
+  it('starts with its broker on the restored directory once the operator cleared the marker (rts restore --done)', async () => {
+    const done = await cli((io) => runBackup('restore', ['--done', '--data-dir', restoredDir], io));
+    expect(done).toMatchObject({ code: 0, stderr: '' });
+    expect(done.stdout).toMatch(/^Cleared restored-from-backup\.json \(the backup of .+\) from .+: a hub may start there with its broker now\.\n$/);
+    expect(existsSync(join(restoredDir, DATA_FILES.restored))).toBe(false);
+    // Once only: a second --done finds nothing to clear, and says so.
+    const again = await cli((io) => runBackup('restore', ['--done', '--data-dir', restoredDir], io));
+    expect(again).toMatchObject({ code: 2, stdout: '' });
+    expect(again.stderr).toContain(`holds no ${DATA_FILES.restored}`);
+    const broker = await countingBroker();
+    try {
+      const hub = await start(restoredDir, pino({ level: 'silent' }), { RTS_BROKER_URL: broker.url });
+      try {
+        // The broker side runs: the hub connects (and, this port answering no AMQP, gets no further).
+        for (let i = 0; i < 300 && broker.connections() === 0; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(broker.connections()).toBeGreaterThan(0);
+        expect((await fetch(`${hub.url}/health`)).status).toBe(200);
+      } finally {
+        await hub.stop();
+      }
+    } finally {
+      await broker.close();
+    }
   });
 
   it('refuses a source that is no record of erasures, and a damaged backup, before sending anything', async () => {

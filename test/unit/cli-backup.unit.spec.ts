@@ -1,6 +1,6 @@
 // `rts backup` / `rts restore`: the command line alone (the copying itself: test/integration/backup.int.spec.ts and
 // test/e2e/backup.e2e.spec.ts).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKUP_HELP, runBackup } from '../../src/adapters/cli/backup';
@@ -45,6 +45,31 @@ describe('rts backup / rts restore: the command line', () => {
       expect(inside.code).toBe(2);
       expect(inside.err).toContain('lies inside the data directory');
       expect(inside.out).toBe('');
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  it('rts restore --done clears only a marker rts restore left, and not while a restore writes there', async () => {
+    expect((await usage('restore', ['--done', '--from', '/tmp/x'])).err).toContain('--done clears the marker of a restore done before; it takes no --from');
+    expect((await usage('backup', ['--done', '--to', '/tmp/x'])).err).toContain('--done belongs to rts restore');
+    const data = mkdtempSync(join(tmpdir(), 'rts-cli-done-'));
+    try {
+      writeFileSync(join(data, DATA_FILES.events), '');
+      expect(await usage('restore', ['--done'], { RTS_DATA_DIR: data })).toEqual({ code: 2, out: '', err: `rts: ${data} holds no ${DATA_FILES.restored}: it is not a directory rts restore wrote, or it was cleared already\n` });
+      writeFileSync(join(data, DATA_FILES.restored), '{"backupCreatedAt":"2026-12-01T10:00:00.000Z"}');
+      writeFileSync(join(data, DATA_FILES.inProgress), '');
+      const writing = await usage('restore', ['--done', '--data-dir', data]);
+      expect(writing).toMatchObject({ code: 2, out: '' });
+      expect(writing.err).toContain(`holds ${DATA_FILES.inProgress}`);
+      expect(existsSync(join(data, DATA_FILES.restored))).toBe(true);
+      rmSync(join(data, DATA_FILES.inProgress));
+      expect(await usage('restore', ['--done', '--data-dir', data])).toEqual({
+        code: 0,
+        out: `Cleared ${DATA_FILES.restored} (the backup of 2026-12-01T10:00:00.000Z) from ${data}: a hub may start there with its broker now.\n`,
+        err: '',
+      });
+      expect(existsSync(join(data, DATA_FILES.restored))).toBe(false);
     } finally {
       rmSync(data, { recursive: true, force: true });
     }

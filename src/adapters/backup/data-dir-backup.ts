@@ -23,6 +23,11 @@ import { makeDirectory } from '../system/make-directory';
  *
  * Restore. Only into a directory that does not exist or is empty (never over a data directory in use), and only
  * after every file has matched the manifest's hash. The files are written 0600 in a 0700 directory and fsynced.
+ * The first file written is the marker `restored-from-backup.json` (the backup, its time, when it was restored):
+ * the patients erased after the backup are back, and a hub with a broker would send their texts to city systems
+ * at once, so it refuses to start there until `rts restore --done` (clearRestoredMarker) removes the marker once
+ * the erasures are repeated. Written first, it is in every state a restore leaves: a restore that fails removes it
+ * with the rest, and one killed leaves it beside `.rts-in-progress` (deleting that file by hand keeps it).
  *
  * Nothing here logs or returns personal data: the manifest holds file names, sizes, hashes, the events' head
  * position and a time.
@@ -51,7 +56,7 @@ export type BackupManifest = z.infer<typeof Manifest>;
 /** What went wrong, said so that an operator knows what to do; `code` tells the cases apart for scripts. */
 export class BackupError extends Error {
   constructor(
-    readonly code: 'no_data_dir' | 'no_event_store' | 'target_not_empty' | 'target_inside_data_dir' | 'not_a_backup' | 'damaged' | 'check_failed',
+    readonly code: 'no_data_dir' | 'no_event_store' | 'target_not_empty' | 'target_inside_data_dir' | 'not_a_backup' | 'damaged' | 'check_failed' | 'not_restored' | 'restore_unfinished',
     message: string,
   ) {
     super(message);
@@ -130,15 +135,60 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
   return { manifest: manifest!, directory, missing };
 };
 
+/** What `rts restore` leaves in the data directory it restored (see above); no personal data. */
+export const RESTORED_FORMAT = 'telemed-rts-restored/1';
+export type RestoredMarker = Readonly<{ format: typeof RESTORED_FORMAT; backup: string; backupCreatedAt: string; eventsHead: number; restoredAt: string }>;
+
 /** Check the backup in `backupDir` against its manifest, then write its files into `dataDir` (see above). */
-export const restoreDataDir = async (backupDir: string, dataDir: string): Promise<BackupManifest> => {
+export const restoreDataDir = async (backupDir: string, dataDir: string, options: Pick<BackupOptions, 'now'> = {}): Promise<BackupManifest> => {
   const from = resolve(backupDir);
   const manifest = verifyBackup(from);
   await intoEmptyDirectory(resolve(dataDir), (directory) => {
+    const marker: RestoredMarker = {
+      format: RESTORED_FORMAT,
+      backup: from,
+      backupCreatedAt: manifest.createdAt,
+      eventsHead: manifest.eventsHead,
+      restoredAt: (options.now ?? (() => new Date()))().toISOString(),
+    };
+    writePrivately(join(directory, DATA_FILES.restored), `${JSON.stringify(marker, null, 2)}\n`);
+    syncPath(directory);
     for (const { name } of manifest.files) copyPrivately(join(from, name), join(directory, name));
     for (const { name } of manifest.files) if ((DATA_DATABASES as readonly string[]).includes(name)) checkDatabase(join(directory, name), false);
   });
   return manifest;
+};
+
+/**
+ * The marker `rts restore` left in `dataDir` (null when there is none), as far as it can be read: a marker that is
+ * there but damaged still marks the directory as restored ({}), it only says less.
+ */
+export const restoredMarkerOf = (dataDir: string): Partial<RestoredMarker> | null => {
+  const file = join(dataDir, DATA_FILES.restored);
+  if (!existsSync(file)) return null;
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Partial<RestoredMarker>) : {};
+  } catch {
+    return {};
+  }
+};
+
+/**
+ * `rts restore --done`: remove the marker from a restored data directory once the operator has repeated the erasures
+ * made after the backup; what it said. Refused (nothing removed) where there is no marker, or while a restore still
+ * writes into the directory (or was killed there).
+ */
+export const clearRestoredMarker = (dataDir: string): Partial<RestoredMarker> => {
+  const directory = resolve(dataDir);
+  if (existsSync(join(directory, DATA_FILES.inProgress))) {
+    throw new BackupError('restore_unfinished', `${directory} holds ${DATA_FILES.inProgress}: a restore is writing into it, or was stopped before it finished (then delete the directory and restore again)`);
+  }
+  const marker = restoredMarkerOf(directory);
+  if (marker === null) throw new BackupError('not_restored', `${directory} holds no ${DATA_FILES.restored}: it is not a directory rts restore wrote, or it was cleared already`);
+  rmSync(join(directory, DATA_FILES.restored));
+  syncPath(directory);
+  return marker;
 };
 
 /** The manifest of the backup in `backupDir`, once every file it lists has its size and hash. */

@@ -1,4 +1,4 @@
-import { BackupError, backupDataDir, restoreDataDir, type BackupManifest } from '../backup/data-dir-backup';
+import { BackupError, backupDataDir, clearRestoredMarker, restoreDataDir, type BackupManifest } from '../backup/data-dir-backup';
 import { DATA_FILES } from '../system/data-dir';
 import { UsageError, fail, parseFlags } from './args';
 import { BACKUP_EXIT_CODES_HELP, EXIT, type ExitCode } from './exit-codes';
@@ -12,17 +12,25 @@ import type { Output } from './run';
 export const BACKUP_HELP = `Usage:
   rts backup --to DIR [--data-dir DIR]
   rts restore --from DIR [--data-dir DIR]
+  rts restore --done [--data-dir DIR]
 
   backup    copy the hub's data directory into a new or empty directory, while
             the hub runs: the event store and the key file as of one moment
             each (key file after events), the secrets beside them, and a
             manifest (backup.json) of sizes and SHA-256 hashes
   restore   check a backup against its manifest, then write it into a data
-            directory that does not exist yet or is empty; start the hub on it
+            directory that does not exist yet or is empty, marked with
+            restored-from-backup.json: a hub with a broker configured
+            (RTS_BROKER_URL, RTS_BROKER_DISCOVERY) refuses to start there
+            (exit 78) until the marker is cleared; without one it starts
+  restore --done
+            clear that marker, once every erasure made after the backup is
+            repeated (below): then start the hub with its broker
 
 Options:
   --to DIR         where the backup goes (created; must be new or empty)
   --from DIR       the backup to restore
+  --done           clear the restored directory's marker (restore only)
   --data-dir DIR   the hub's data directory (default: $RTS_DATA_DIR, or ./data)
   -h, --help       this text
 
@@ -30,9 +38,10 @@ A backup holds the patients' data and the keys that open it: keep it as private
 as the data directory (its files are 0600 in a 0700 directory), and not longer
 than needed: a patient erased after a backup is back when it is restored, and
 must be erased again: start the hub on the restored directory (on 127.0.0.1
-only) and run 'rts erasures apply --from SOURCE', SOURCE being a record of the
-later erasures (the old data directory, a newer backup, a saved GET /erasures,
-or the hub's log): see 'rts erasures --help'.
+only, without a broker) and run 'rts erasures apply --from SOURCE' for each
+record of the later erasures (the old data directory, a newer backup, a saved
+GET /erasures, or the hub's log: see 'rts erasures --help'); then run
+'rts restore --done' and restart the hub with its usual settings.
 
 ${BACKUP_EXIT_CODES_HELP}
 `;
@@ -44,9 +53,13 @@ export type BackupDependencies = Readonly<{
   now?: () => Date;
 }>;
 
-type Parsed = Readonly<{ kind: 'help' }> | Readonly<{ kind: 'backup'; dataDir: string; to: string }> | Readonly<{ kind: 'restore'; dataDir: string; from: string }>;
+type Parsed =
+  | Readonly<{ kind: 'help' }>
+  | Readonly<{ kind: 'backup'; dataDir: string; to: string }>
+  | Readonly<{ kind: 'restore'; dataDir: string; from: string }>
+  | Readonly<{ kind: 'done'; dataDir: string }>;
 
-const OPTIONS = { to: { type: 'string' }, from: { type: 'string' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+const OPTIONS = { to: { type: 'string' }, from: { type: 'string' }, done: { type: 'boolean' }, 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 /** The flags (args.ts's parseFlags: its wording, no typed value repeated); a UsageError for what is wrong. */
 const parse = (command: 'backup' | 'restore', argv: readonly string[], env: BackupDependencies['env']): Parsed => {
@@ -54,11 +67,16 @@ const parse = (command: 'backup' | 'restore', argv: readonly string[], env: Back
   if (values.help) return { kind: 'help' };
   const dataDir = values['data-dir'] || env.RTS_DATA_DIR || './data';
   if (command === 'backup') {
+    if (values.done) fail('--done belongs to rts restore');
     if (values.from !== undefined) fail('--from belongs to rts restore; rts backup takes --to');
     if (!values.to) return fail('missing --to: the directory the backup goes into');
     return { kind: 'backup', dataDir, to: values.to };
   }
   if (values.to !== undefined) fail('--to belongs to rts backup; rts restore takes --from');
+  if (values.done) {
+    if (values.from !== undefined) fail('--done clears the marker of a restore done before; it takes no --from');
+    return { kind: 'done', dataDir };
+  }
   if (!values.from) return fail('missing --from: the backup to restore');
   return { kind: 'restore', dataDir, from: values.from };
 };
@@ -99,11 +117,18 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
       }
       return EXIT.ok;
     }
-    const manifest = await restoreDataDir(parsed.from, parsed.dataDir);
+    if (parsed.kind === 'done') {
+      const marker = clearRestoredMarker(parsed.dataDir);
+      const of = typeof marker.backupCreatedAt === 'string' ? ` (the backup of ${marker.backupCreatedAt})` : '';
+      deps.stdout.write(`Cleared ${DATA_FILES.restored}${of} from ${parsed.dataDir}: a hub may start there with its broker now.\n`);
+      return EXIT.ok;
+    }
+    const manifest = await restoreDataDir(parsed.from, parsed.dataDir, deps.now ? { now: deps.now } : {});
     deps.stdout.write(
       `Restored the backup of ${manifest.createdAt} (events up to position ${manifest.eventsHead}) into ${parsed.dataDir}:\n${listed(manifest)}\n` +
-        `Start the hub with RTS_DATA_DIR=${parsed.dataDir}. Patients erased after ${manifest.createdAt} are back in it: before anyone else reaches the hub, ` +
-        `repeat those erasures with 'rts erasures apply --from SOURCE', SOURCE being a record of them (the old data directory, a newer backup, a saved GET /erasures, or the hub's log; see 'rts erasures --help').\n`,
+        `Start the hub with RTS_DATA_DIR=${parsed.dataDir}, on 127.0.0.1 and without RTS_BROKER_URL or RTS_BROKER_DISCOVERY (with one it refuses to start: ${DATA_FILES.restored} marks the directory). Patients erased after ${manifest.createdAt} are back in it: before anyone else reaches the hub, ` +
+        `repeat those erasures with 'rts erasures apply --from SOURCE' for each record of them (the old data directory, a newer backup, a saved GET /erasures, or the hub's log; see 'rts erasures --help'). ` +
+        `Then run 'rts restore --done --data-dir ${parsed.dataDir}' and restart the hub with its usual settings.\n`,
     );
     if (!manifest.files.some((f) => f.name === DATA_FILES.pseudonymSecret)) {
       deps.stderr.write(
@@ -118,7 +143,7 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
     }
     const error = e as NodeJS.ErrnoException;
     // A file the system would not read or write (permissions, disk full): its message names the path and the cause.
-    deps.stderr.write(`rts: the ${parsed.kind} could not be done, and nothing half-written was left: ${error?.message ?? String(e)}\n`);
+    deps.stderr.write(`rts: the ${parsed.kind === 'done' ? 'restore --done' : parsed.kind} could not be done, and nothing half-written was left: ${error?.message ?? String(e)}\n`);
     return EXIT.files;
   }
 };

@@ -22,6 +22,12 @@ export const DATA_FILES = {
    * that was killed: a hub or library refuses such a directory (embedded-store-lock.ts).
    */
   inProgress: '.rts-in-progress',
+  /**
+   * Written by `rts restore` into the directory it restores (data-dir-backup.ts), and removed only by the operator's
+   * `rts restore --done` once the erasures made after the backup are repeated: until then a hub with a broker
+   * configured refuses to start there (restored-data-dir.ts), since it would send those patients' texts at once.
+   */
+  restored: 'restored-from-backup.json',
 } as const;
 
 /** The SQLite files among them, in the order a backup takes them (see backupDataDir). */
