@@ -181,6 +181,42 @@ describe('ConnectedSystem decider', () => {
     spec.given([...s, imported(0, 20)]).when(batch(1, 10)).thenThrows(ValidationError, 'too_many_experts');
   });
 
+  describe('counts each expert once per attempt, however many of its batches carry it (by localExpertId)', () => {
+    /** A batch naming its experts, and its record: `count` is what it adds to the attempt. */
+    const batchOf = (batchIndex: number, localExpertIds: readonly string[], batchCount = 2, correlationId = first.correlationId): ConnectedSystemCommand => ({
+      ...(batch(batchIndex, localExpertIds.length, batchCount, correlationId) as Extract<ConnectedSystemCommand, { type: 'ImportExpertBatch' }>),
+      localExpertIds,
+    });
+    const importedOf = (batchIndex: number, localExpertIds: readonly string[], count: number, correlationId = first.correlationId, at = now): ConnectedSystemEvent => {
+      const e = imported(batchIndex, count, correlationId, at) as Extract<ConnectedSystemEvent, { type: 'ExpertBatchImported' }>;
+      return { ...e, data: { ...e.data, localExpertIds } };
+    };
+
+    it('an expert in two batches counts once: the join is short, not complete', () => {
+      const s = [registered, started(2, 4), importedOf(0, ['a', 'b', 'c'], 3)];
+      spec.given([registered, started(2, 4)]).when(batchOf(0, ['a', 'b', 'c'])).then([importedOf(0, ['a', 'b', 'c'], 3)]);
+      // 3 distinct experts of the 4 announced, not 3 + 1.
+      spec.given(s).when(batchOf(1, ['c'])).then([importedOf(1, ['c'], 0), joined(2, 3)]);
+      spec.given(s).when(batchOf(1, ['c', 'd'])).then([importedOf(1, ['c', 'd'], 1), joined(2, 4)]);
+    });
+
+    it('an expert in two batches does not count toward too_many_experts twice', () => {
+      spec.given([registered, started(2, 3), importedOf(0, ['a', 'b'], 2)]).when(batchOf(1, ['b', 'c'])).then([importedOf(1, ['b', 'c'], 1), joined(2, 3)]);
+      spec.given([registered, started(2, 3), importedOf(0, ['a', 'b'], 2)]).when(batchOf(1, ['c', 'd'])).thenThrows(ValidationError, 'too_many_experts');
+    });
+
+    it('batches carried over to a new attempt are counted again among themselves', () => {
+      // Batch 0 (another correlation id) is left behind: b, counted there, counts in the carried batch 1 again.
+      const s = [registered, started(2, 4), importedOf(0, ['a', 'b'], 2, 'other'), importedOf(1, ['b', 'c'], 1, second.correlationId)];
+      spec.given(s).when(startJoin(2, 4, second, later)).then([started(2, 4, second, later), importedOf(1, ['b', 'c'], 2, second.correlationId, later)]);
+    });
+
+    it("an earlier attempt's experts do not count for the new one", () => {
+      const s = [registered, started(2, 4), importedOf(0, ['a', 'b'], 2), started(2, 4, second, later)];
+      spec.given(s).when(batchOf(0, ['a', 'b'], 2, second.correlationId)).then([importedOf(0, ['a', 'b'], 2, second.correlationId)]);
+    });
+  });
+
   it('a batch whose correlation id names no attempt belongs to the current one (clients that give each message its own)', () => {
     const s = [registered, started(3, 25)];
     spec.given(s).when(batch(0, 10, 3, 'its-own-id')).then([imported(0, 10, 'its-own-id')]);

@@ -415,6 +415,26 @@ describe('directory uplink and downlink (in memory)', () => {
     });
   });
 
+  it('an expert sent in two batches of one join counts once: the short join is shown and logged, not taken for complete', async () => {
+    const t = setup();
+    const warn = jest.fn();
+    const handler = new UplinkHandler({ store: t.store, clock, logger: { warn } });
+    await t.service.registerSystem({ systemId: 'chengdu', name: 'Chengdu City', area: 'Chengdu' });
+    const expert = (local: string, n: number) => ({ localExpertId: local, ...profile(n) });
+    await handler.handleUplink(uplink('chengdu', 'system.join.requested', { expectedBatches: 2, expectedExperts: 4 }, 'join'));
+    await handler.handleUplink(uplink('chengdu', 'experts.batch', { batchIndex: 0, batchCount: 2, experts: [expert('a', 1), expert('b', 2), expert('c', 3)] }, 'batch-0'));
+    // c again (a sender that cut its experts with an overlap): 3 experts of the 4 announced, not 4.
+    await handler.handleUplink(uplink('chengdu', 'experts.batch', { batchIndex: 1, batchCount: 2, experts: [expert('c', 3)] }, 'batch-1'));
+    expect(await t.service.getSystem('chengdu')).toMatchObject({ status: 'joined', activeExperts: 3, join: { batchesImported: 2, expectedExperts: 4, expertsImported: 3 } });
+    expect(warn.mock.calls).toEqual([[expect.objectContaining({ systemId: 'chengdu', expectedExperts: 4, expertsImported: 3 }), 'join complete with fewer experts than its request announced']]);
+    // Nor does it count toward too_many_experts twice: 2 announced, b in both batches.
+    await t.service.registerSystem({ systemId: 'mianyang', name: 'Mianyang City', area: 'Mianyang' });
+    await handler.handleUplink(uplink('mianyang', 'system.join.requested', { expectedBatches: 2, expectedExperts: 2 }, 'join'));
+    await handler.handleUplink(uplink('mianyang', 'experts.batch', { batchIndex: 0, batchCount: 2, experts: [expert('a', 1), expert('b', 2)] }, 'batch-0'));
+    await handler.handleUplink(uplink('mianyang', 'experts.batch', { batchIndex: 1, batchCount: 2, experts: [expert('b', 2)] }, 'batch-1'));
+    expect(await t.service.getSystem('mianyang')).toMatchObject({ status: 'joined', join: { expectedExperts: 2, expertsImported: 2 } });
+  });
+
   it('a join request naming the system in another Unicode spelling (NFD) is no name mismatch', async () => {
     const t = setup();
     await t.service.registerSystem({ systemId: 'aarhus', name: 'Århus Sønderå', area: 'Østjylland' });

@@ -171,7 +171,8 @@ export class UplinkHandler {
     const now = this.now();
     const { correlationId } = envelope;
     const messageId = envelope.id;
-    const command: ConnectedSystemCommand = { type: 'ImportExpertBatch', systemId: envelope.systemId, batchIndex, batchCount, count: experts.length, correlationId, messageId, now };
+    const localExpertIds = experts.map((e) => e.localExpertId);
+    const command: ConnectedSystemCommand = { type: 'ImportExpertBatch', systemId: envelope.systemId, batchIndex, batchCount, count: experts.length, localExpertIds, correlationId, messageId, now };
     const state = await this.systemState(envelope.systemId);
     if (batchNotNeeded(state, { batchIndex, correlationId, messageId })) return { outcome: 'duplicate' };
     // Check the batch against the join before writing any expert: throws what the final decision would throw.

@@ -33,6 +33,8 @@ import { holdsOneLineControl } from '../shared/text-limits';
  *   SystemJoined. Refused: an unknown system (NotFoundError 'unknown_system'), a system that is not joining
  *   (ConflictError 'system_not_joining'), a batchCount other than announced ('batch_count_mismatch'), an index out
  *   of range ('batch_index_out_of_range'), more experts than announced ('too_many_experts') (ValidationError each).
+ *   Experts are counted by their local id (when the command names them): one in two batches of an attempt counts
+ *   once, toward `expectedExperts` and in SystemJoined's `experts`.
  *   A joined system's batch that carries another correlation id than its finished join's (and is not late) is
  *   refused 'system_not_joining' too: it can only be an early batch of a join whose request comes next.
  *
@@ -62,10 +64,16 @@ export type SystemJoinStarted = DomainEvent<
   'SystemJoinStarted',
   { systemId: string; expectedBatches: number; expectedExperts: number; startedAt: string; requestId?: string; correlationId?: string }
 >;
-/** A batch counted for the current attempt. `correlationId`, `messageId` (the batch's): since attempts are told apart. */
+/**
+ * A batch counted for the current attempt. `correlationId`, `messageId` (the batch's): since attempts are told apart.
+ * `localExpertIds` (the batch's experts; since 2026-12-07): `count` is then the experts of this batch that no earlier
+ * batch of the attempt carried, so an expert sent in two batches counts once toward `expectedExperts` (and the
+ * projection's sum of `count`s is the attempt's distinct experts). Without it (older events), `count` is the
+ * batch's size, as it always was.
+ */
 export type ExpertBatchImported = DomainEvent<
   'ExpertBatchImported',
-  { systemId: string; batchIndex: number; count: number; importedAt: string; correlationId?: string; messageId?: string }
+  { systemId: string; batchIndex: number; count: number; importedAt: string; correlationId?: string; messageId?: string; localExpertIds?: readonly string[] }
 >;
 export type SystemJoined = DomainEvent<
   'SystemJoined',
@@ -90,7 +98,10 @@ export type ImportExpertBatch = Readonly<{
   systemId: string;
   batchIndex: number;
   batchCount: number;
+  /** The batch's experts. */
   count: number;
+  /** Their local ids: each expert counts once per attempt, however many of its batches carry it. */
+  localExpertIds?: readonly string[];
   /** Names the attempt the batch belongs to (see the file comment). */
   correlationId: string;
   /** The batch's envelope id: a batch message counts once, in whichever attempt it came. */
@@ -100,7 +111,7 @@ export type ImportExpertBatch = Readonly<{
 export type ConnectedSystemCommand = RegisterSystem | StartJoin | ImportExpertBatch;
 
 type Membership = Readonly<{ systemId: string; name: string; area: string; downlinkQueue: string }>;
-type ImportedBatch = Readonly<{ count: number; correlationId: string | undefined; messageId: string | undefined }>;
+type ImportedBatch = Readonly<{ count: number; correlationId: string | undefined; messageId: string | undefined; localExpertIds: readonly string[] | undefined }>;
 /** The current join attempt; `correlationId` undefined for one recorded before attempts were told apart. */
 type Join = Readonly<{ expectedBatches: number; expectedExperts: number; correlationId: string | undefined; imported: ReadonlyMap<number, ImportedBatch> }>;
 /** Every attempt so far: their request ids (repeats), correlation ids (late batches of earlier ones), batch message ids. */
@@ -114,6 +125,19 @@ export type ConnectedSystemState =
 export const systemStreamName = (systemId: string): string => `system-${systemId}`;
 
 const sum = (m: ReadonlyMap<number, ImportedBatch>): number => [...m.values()].reduce((a, b) => a + b.count, 0);
+
+/** The experts of `ids` that none of `batches` carried (each once): what a batch adds to its attempt's count. */
+const newExperts = (batches: Iterable<ImportedBatch>, ids: readonly string[]): number => {
+  const seen = new Set<string>();
+  for (const b of batches) for (const id of b.localExpertIds ?? []) seen.add(id);
+  let added = 0;
+  for (const id of ids) {
+    if (seen.has(id)) continue;
+    seen.add(id);
+    added++;
+  }
+  return added;
+};
 
 const joined = (s: Membership, batches: number, experts: number, now: string): SystemJoined => ({
   type: 'SystemJoined',
@@ -142,12 +166,29 @@ const withoutJoin = (state: ConnectedSystemState, batch: Readonly<{ correlationI
  */
 const restart = (state: Membership & Readonly<{ join: Join }>, command: StartJoin, started: SystemJoinStarted): ConnectedSystemEvent[] => {
   const { expectedBatches, expectedExperts, correlationId, now } = command;
-  const carried = [...state.join.imported].filter(([, b]) => b.correlationId === correlationId).sort(([x], [y]) => x - y);
+  // Counted again among themselves (in index order): an expert of a batch left behind no longer counts.
+  const before: ImportedBatch[] = [];
+  const carried = [...state.join.imported]
+    .filter(([, b]) => b.correlationId === correlationId)
+    .sort(([x], [y]) => x - y)
+    .map(([batchIndex, b]): [number, ImportedBatch] => {
+      const count = b.localExpertIds === undefined ? b.count : newExperts(before, b.localExpertIds);
+      before.push(b);
+      return [batchIndex, { ...b, count }];
+    });
   const fits = expectedBatches === state.join.expectedBatches && carried.reduce((n, [, b]) => n + b.count, 0) <= expectedExperts;
   const again: ExpertBatchImported[] = fits
     ? carried.map(([batchIndex, b]): ExpertBatchImported => ({
         type: 'ExpertBatchImported',
-        data: { systemId: state.systemId, batchIndex, count: b.count, importedAt: now, correlationId, ...(b.messageId === undefined ? {} : { messageId: b.messageId }) },
+        data: {
+          systemId: state.systemId,
+          batchIndex,
+          count: b.count,
+          importedAt: now,
+          correlationId,
+          ...(b.messageId === undefined ? {} : { messageId: b.messageId }),
+          ...(b.localExpertIds === undefined ? {} : { localExpertIds: b.localExpertIds }),
+        },
       }))
     : [];
   const experts = again.reduce((n, e) => n + e.data.count, 0);
@@ -220,7 +261,9 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       }
       if (join.imported.has(command.batchIndex)) return []; // a repeated batch
       if (state.status === 'joined') throw new ConflictError('system_already_joined', 'the system has joined already'); // unreachable: joined means all imported
-      if (sum(join.imported) + command.count > join.expectedExperts) {
+      const { localExpertIds } = command;
+      const count = localExpertIds === undefined ? command.count : newExperts(join.imported.values(), localExpertIds);
+      if (sum(join.imported) + count > join.expectedExperts) {
         throw new ValidationError('too_many_experts', `the join announced ${join.expectedExperts} experts; the batches carry more`);
       }
       const imported: ExpertBatchImported = {
@@ -228,14 +271,15 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
         data: {
           systemId: state.systemId,
           batchIndex: command.batchIndex,
-          count: command.count,
+          count,
           importedAt: command.now,
           correlationId: command.correlationId,
           messageId: command.messageId,
+          ...(localExpertIds === undefined ? {} : { localExpertIds }),
         },
       };
       const complete = join.imported.size + 1 === join.expectedBatches;
-      return complete ? [imported, joined(state, join.expectedBatches, sum(join.imported) + command.count, command.now)] : [imported];
+      return complete ? [imported, joined(state, join.expectedBatches, sum(join.imported) + count, command.now)] : [imported];
     }
     default:
       return assertNever(command);
@@ -262,9 +306,10 @@ const evolve = (state: ConnectedSystemState, event: ConnectedSystemEvent): Conne
     }
     case 'ExpertBatchImported': {
       if (state.status !== 'joining' && state.status !== 'joined') return state;
-      const { count, correlationId, messageId } = event.data;
+      const { count, correlationId, messageId, localExpertIds } = event.data;
       const batchIds = messageId === undefined ? state.attempts.batchIds : new Set(state.attempts.batchIds).add(messageId);
-      return { ...state, join: { ...state.join, imported: new Map(state.join.imported).set(event.data.batchIndex, { count, correlationId, messageId }) }, attempts: { ...state.attempts, batchIds } };
+      const batch: ImportedBatch = { count, correlationId, messageId, localExpertIds };
+      return { ...state, join: { ...state.join, imported: new Map(state.join.imported).set(event.data.batchIndex, batch) }, attempts: { ...state.attempts, batchIds } };
     }
     case 'SystemJoined':
       return state.status === 'joining' ? { ...state, status: 'joined' } : state;
