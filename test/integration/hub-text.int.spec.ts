@@ -80,20 +80,25 @@ it('applies CJK, Danish, emoji and NFD names whole; dead-letters what no text is
     // A lone surrogate escape in the JSON (valid JSON, no character).
     const surrogate = uplink.registered('chengdu', 'sur-1', profile(5, { name: 'LIWEI-SURROGATE' }));
     await sendBare(bare, { body: serializeUplink(surrogate).replace('LIWEI-SURROGATE', 'Li\\ud800Wei') });
+    // A name of zero-width and other invisible characters (it showed as a blank directory entry). Sent as raw JSON:
+    // the SDK's serializeUplink refuses to send it.
+    const invisible = uplink.registered('chengdu', 'zw-1', profile(7, { name: '\u200B\u2060\uFEFF\u00AD\u200E' }));
+    await sendBare(bare, { body: JSON.stringify(invisible) });
     // After all of them, one more: it must reach the other system (the downlink did not stop at any of the above).
     const last = uplink.registered('chengdu', 'zhang-min', profile(6, { name: '张敏', location: { city: '绵阳', hospital: '绵阳市中心医院' } }));
     await send(last);
 
     await until('the last expert reaches mianyang', () => collector.upsertedExperts().has('chengdu:zhang-min'), 30_000, 50, () => collector.describe());
     let letters: Letter[] = [];
-    await until('4 dead letters', async () => (letters = (await getJson(hub!.url, '/dead-letters')).body.items).length >= 4, 30_000);
+    await until('5 dead letters', async () => (letters = (await getJson(hub!.url, '/dead-letters')).body.items).length >= 5, 30_000);
     const reasonOf = (envelopeId: string) => letters.find((l) => l.envelopeId === envelopeId)?.reason;
     expect(reasonOf(expanding.id)).toMatch(/^invalid_expert_profile: .*profile\.name at most 200 characters \(after Unicode normalisation, NFC\)/);
     expect(reasonOf(gbkEnv.id)).toMatch(/^bad_json: the body holds U\+FFFD/);
     // (The queue consumer's own reason, before any decoding: docs/messaging.md.)
     expect(letters.map((l) => l.reason)).toContain('body is not an AMQP value string');
     expect(reasonOf(surrogate.id)).toBe('bad_json: payload.profile.name: holds a lone surrogate (a \\ud800-\\udfff escape not part of a pair), which is no Unicode character');
-    expect(letters).toHaveLength(4);
+    expect(reasonOf(invisible.id)).toMatch(/^bad_schema: payload\.profile\.name: must show a visible character: it holds only white space, format or other invisible characters/);
+    expect(letters).toHaveLength(5);
 
     // Stored and sent on whole: the directory and the other system's downlink hold the texts as sent (NFC).
     expect((await getJson(hub.url, '/experts/chengdu:li-wei')).body.profile).toMatchObject(chinese);
@@ -103,7 +108,7 @@ it('applies CJK, Danish, emoji and NFD names whole; dead-letters what no text is
     const upserts = collector.distinct('directory.expert.upserted').map((e) => e.payload as { expertId: string; profile: { name: string } });
     expect(upserts.filter((p) => p.expertId === 'chengdu:soren').map((p) => p.profile.name)).toEqual([danish.name]);
     expect(upserts.find((p) => p.expertId === 'chengdu:li-wei')?.profile).toMatchObject(chinese);
-    for (const refused of ['chengdu:e-fb2c', 'chengdu:gbk-1', 'chengdu:bin-1', 'chengdu:sur-1']) expect((await getJson(hub.url, `/experts/${refused}`)).status).toBe(404);
+    for (const refused of ['chengdu:e-fb2c', 'chengdu:gbk-1', 'chengdu:bin-1', 'chengdu:sur-1', 'chengdu:zw-1']) expect((await getJson(hub.url, `/experts/${refused}`)).status).toBe(404);
     expect(collector.bad).toEqual([]);
 
     // Search as a user types it: the city decomposed, or in another case, finds the expert stored in NFC.

@@ -137,6 +137,41 @@ describe('message contract: uplink', () => {
     expectFailure(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, languages: ['chinese!'] } })), 'bad_schema', /languages/);
   });
 
+  it('refuses profile texts that show nothing (only white space, format or other invisible characters), naming the field', () => {
+    // Each shows as a blank entry in every system's directory: zero-width space, joiners, word joiner, BOM, soft
+    // hyphen, bidi marks and isolates, a Hangul filler, an ideographic space, NBSP, a line separator, a tag character.
+    const invisible = ['\u200B', '\u200C\u200D', '\u2060', '\uFEFF\u200B', '\u00AD', '\u200E\u200F\u061C', '\u2066\u2069', '\u3164', '\u3000\u00A0\u200B', '\u2028\u200B', '\u{E0020}', '\u034F\uFE0F'];
+    const location = profile.location;
+    for (const blank of invisible) {
+      const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+        ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, name: blank } }, /^payload\.profile\.name: must show a visible character/],
+        ['expert.changed', { localExpertId: 'e-1', profile: { ...profile, title: blank } }, /^payload\.profile\.title: must show a visible character/],
+        ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, specialties: ['Cardiology', blank] } }, /^payload\.profile\.specialties\.1: must show a visible character/],
+        ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, location: { ...location, city: blank } } }, /^payload\.profile\.location\.city: must show a visible character/],
+        ['expert.registered', { localExpertId: 'e-1', profile: { ...profile, location: { ...location, hospital: ` ${blank} ` } } }, /^payload\.profile\.location\.hospital: must show a visible character/],
+        ['experts.batch', { batchIndex: 0, batchCount: 1, experts: [{ localExpertId: 'e-1', ...profile, name: blank }] }, /^payload\.experts\.0\.name: must show a visible character/],
+      ];
+      for (const [type, payload, detail] of cases) {
+        const failure = expectFailure(JSON.stringify(envelope(type, payload)), 'bad_schema', detail);
+        expect({ blank, detail: failure?.detail.split('; ') }).toEqual({ blank, detail: [expect.stringMatching(detail)] }); // one issue, not also "too small"
+      }
+      // The SDK validates with the same schemas before it sends: it refuses to send such a message.
+      expect(() => serializeUplink(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, name: blank } }) as UplinkEnvelope)).toThrow(/payload\.profile\.name: must show a visible character/);
+    }
+    // Visible text with such characters in it is kept: a soft hyphen in a long word, a ZWJ emoji, RLM in a mixed name.
+    for (const name of ['Hoved\u00ADpine-klinik', 'Søren 👨\u200D⚕️', '\u200Fسارة Li', '李\u200B伟']) {
+      expect(parseUplink(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, name } })))).toMatchObject({ ok: true });
+    }
+    // The hub still shares an expert registered before the rule (downlink): refusing it there would skip every
+    // upsert and snapshot part holding it.
+    const shared = envelope('directory.expert.upserted', { expertId: 'chengdu:e-1', homeSystemId: 'chengdu', profile: { ...profile, name: '\u200B' }, revision: 1 }) as DownlinkEnvelope;
+    expect(parseDownlink(serializeDownlink(shared))).toMatchObject({ ok: true });
+    // A title or hospital left empty (or white space only, stored empty) stays allowed: it says there is none.
+    for (const title of ['', '   ']) {
+      expect(parseUplink(JSON.stringify(envelope('expert.registered', { localExpertId: 'e-1', profile: { ...profile, title, location: { ...location, hospital: title } } })))).toMatchObject({ ok: true });
+    }
+  });
+
   it('serializes what it parses, and refuses to serialize a broken message', () => {
     const message = envelope('expert.registered', validUplinks['expert.registered']) as UplinkEnvelope;
     const parsed = parseUplink(serializeUplink(message));

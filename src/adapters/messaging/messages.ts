@@ -8,6 +8,7 @@ import {
   type UplinkEnvelope,
 } from '../../application/directory/directory-messages';
 import { EXPERT_TEXT_LIMITS, LOCAL_EXPERT_ID_PATTERN, type Availability } from '../../domain/directory/expert';
+import { isBlankText } from '../../domain/shared/text-limits';
 import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeEnvelope, strictEnvelope, systemIdSchema, text, type ParseResult, type SameType } from './envelope';
 
 /**
@@ -36,7 +37,8 @@ import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeE
  *   fields at fault, never their values.
  * - `serializeUplink(envelope)` / `serializeDownlink(envelope)`: validate, then JSON text (the AMQP body is this
  *   string as an AMQP value). They throw TypeError on an envelope that breaks the contract: a bug of the sender.
- * - Schemas (`UplinkEnvelopeSchema`, `DownlinkEnvelopeSchema`, `ExpertProfileSchema`, per-type payload schemas in
+ * - Schemas (`UplinkEnvelopeSchema`, `DownlinkEnvelopeSchema`, `ExpertProfileSchema` (as shared),
+ *   `UplinkExpertProfileSchema` (as taken: no profile text that shows nothing), per-type payload schemas in
  *   `UPLINK_PAYLOAD_SCHEMAS`/`DOWNLINK_PAYLOAD_SCHEMAS`) for the AsyncAPI document (z.toJSONSchema).
  * - Re-exported from the core: the TypeScript types, `UPLINK_TYPES`, `DOWNLINK_TYPES`, `MAX_BATCH_EXPERTS`,
  *   `MAX_BATCH_JSON_BYTES`, `partitionExperts` (parts by count and size), `downlinkMessageId`.
@@ -81,6 +83,17 @@ const localExpertId = z.string().regex(LOCAL_EXPERT_ID_PATTERN, 'a local expert 
 const newLocalExpertId = withoutCprNumber(localExpertId);
 const count = (max: number) => z.number().int().min(0).max(max);
 
+/** The refusal's message for a profile text that shows nothing (isBlankText): bad_schema naming the field. */
+export const INVISIBLE_TEXT_MESSAGE = 'must show a visible character: it holds only white space, format or other invisible characters (zero-width, bidi controls, soft hyphen, ...)';
+/**
+ * A profile text that is shown to clinicians: one that holds anything shows something. A text that trimmed is empty
+ * is left to the schema's own rule (min(1) where one is required; an empty title or hospital says there is none).
+ */
+const shown = <S extends z.ZodType<string>>(schema: S): S =>
+  schema
+    .refine((v) => v.trim() === '' || !isBlankText(v), INVISIBLE_TEXT_MESSAGE)
+    .meta({ ...(schema.meta() ?? {}), description: 'Shown to clinicians: refused when nothing visible is left of it, only white space, format (U+200B, U+FEFF, U+00AD, bidi controls), control or other default-ignorable characters; an empty text only where minLength allows it (docs/messaging.md, Text).' }) as unknown as S;
+
 const profileShape = {
   // An expert's name is no patient data, but a CPR number in it (or in any of these) would be: see withoutCprNumber.
   // The limits as sent; the domain holds them again after NFC (normalizeExpertProfile), one set for both.
@@ -91,8 +104,21 @@ const profileShape = {
   languages: z.array(z.string().regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/, 'a BCP 47 language tag, e.g. zh or en-GB')).min(1).max(20),
   availability: z.enum(['available', 'limited', 'unavailable'] as const satisfies readonly Availability[]),
 };
+/** A profile as the hub shares it (downlink, HTTP responses): also of experts registered before `shown` was checked. */
 export const ExpertProfileSchema = z.strictObject(profileShape);
-const UploadedExpertSchema = z.strictObject({ localExpertId: newLocalExpertId, ...profileShape });
+/** What the hub takes from a system: besides, no text shown to clinicians may show nothing (see shown). */
+const uplinkProfileShape = {
+  ...profileShape,
+  name: withoutCprNumber(shown(text(EXPERT_TEXT_LIMITS.name))),
+  title: withoutCprNumber(shown(z.string().max(EXPERT_TEXT_LIMITS.title))),
+  specialties: z.array(withoutCprNumber(shown(text(EXPERT_TEXT_LIMITS.specialty)))).min(1).max(20),
+  location: z.strictObject({
+    city: withoutCprNumber(shown(text(EXPERT_TEXT_LIMITS.city))),
+    hospital: withoutCprNumber(shown(z.string().max(EXPERT_TEXT_LIMITS.hospital))),
+  }),
+};
+export const UplinkExpertProfileSchema = z.strictObject(uplinkProfileShape);
+const UploadedExpertSchema = z.strictObject({ localExpertId: newLocalExpertId, ...uplinkProfileShape });
 const DirectoryExpertSchema = z.object({ expertId, homeSystemId: systemId, profile: ExpertProfileSchema, revision: z.number().int().min(1) });
 
 export const UPLINK_PAYLOAD_SCHEMAS = {
@@ -105,8 +131,8 @@ export const UPLINK_PAYLOAD_SCHEMAS = {
     })
     .refine((p) => p.batchIndex < p.batchCount, { message: 'batchIndex must be below batchCount', path: ['batchIndex'] })
     .refine((p) => new Set(p.experts.map((e) => e.localExpertId)).size === p.experts.length, { message: 'a localExpertId appears twice', path: ['experts'] }),
-  'expert.registered': z.strictObject({ localExpertId: newLocalExpertId, homeSystemId: systemId.optional(), profile: ExpertProfileSchema }),
-  'expert.changed': z.strictObject({ localExpertId, homeSystemId: systemId.optional(), profile: ExpertProfileSchema }),
+  'expert.registered': z.strictObject({ localExpertId: newLocalExpertId, homeSystemId: systemId.optional(), profile: UplinkExpertProfileSchema }),
+  'expert.changed': z.strictObject({ localExpertId, homeSystemId: systemId.optional(), profile: UplinkExpertProfileSchema }),
   'expert.retired': z.strictObject({ localExpertId, homeSystemId: systemId.optional() }),
 } as const;
 

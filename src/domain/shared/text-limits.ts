@@ -41,6 +41,21 @@ const ONE_LINE_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u
 export const holdsOneLineControl = (text: string): boolean => ONE_LINE_CONTROL.test(text);
 
 /**
+ * Characters that show nothing where a text is shown: white space of any kind (White_Space and the separators Zs, Zl,
+ * Zp), controls (Cc), format characters (Cf: zero-width space U+200B, the joiners U+200C and U+200D, word joiner
+ * U+2060, BOM U+FEFF, soft hyphen U+00AD, the bidirectional marks, embeddings, overrides and isolates, tag
+ * characters) and Unicode's other default-ignorable code points (Hangul fillers such as U+3164, variation selectors,
+ * the combining grapheme joiner U+034F).
+ */
+const INVISIBLE_ONLY = /^[\p{White_Space}\p{Cc}\p{Cf}\p{Z}\p{Default_Ignorable_Code_Point}]*$/u;
+/**
+ * Whether `text` is blank: nothing is left of it without the characters above (an empty text is blank). A name of
+ * zero-width spaces passed trim() and showed as an empty entry in every system's directory. Such characters inside
+ * a visible text are kept (a soft hyphen, a ZWJ emoji, RLM in a mixed-script name).
+ */
+export const isBlankText = (text: string): boolean => INVISIBLE_ONLY.test(text);
+
+/**
  * The rules above and zod's trim() as JSON Schema patterns, for the API documents, where a client generated from them
  * checks a text before sending it. Written so that every engine such a client may use reads them alike: ECMA-262
  * (ajv), Python's `re` (jsonschema), Java's Pattern and RE2 (Go's regexp, which refuses `\u` escapes). So no `\u`
