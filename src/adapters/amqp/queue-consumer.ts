@@ -8,7 +8,8 @@
 //     { retry: reason }      -> modified{delivery_failed: true, undeliverable_here: false}: ActiveMQ raises the
 //                               redelivery counter (the AMQP header delivery-count) and redelivers
 //     { deadLetter: reason } -> copy to the dead letter queue, then accept the original (a `fill` of a dead letter or
-//                               retry: properties the copy gains where the message has none of that name)
+//                               retry: properties the copy gains where the message has none of that name; its
+//                               `own`: the consumer's own properties, see deadLetterOwn, over the sender's)
 //     { later: reason }      -> modified{delivery_failed: false}, uncounted, after a pause growing with the streak
 //   A handler that throws (or exceeds handlerTimeoutMs) counts as { retry }.
 // - A message whose handler only waits for its turn (`waiting(true)`: others about the same thing go first), or that
@@ -32,7 +33,9 @@
 //   is still dead-lettered in the end. A process that dies holding a message cannot excuse it: a crash counts.
 // - The dead letter copy keeps the body unchanged and the properties, and adds application-properties
 //   x-dlq-reason, x-dlq-source-queue, x-dlq-attempts, x-dlq-at. The original is accepted only after the broker
-//   accepted the copy; if the copy fails the original is handed back (modified, delivery_failed) to try again.
+//   accepted the copy; if the copy fails the original is handed back (modified, delivery_failed) to try again. A
+//   copy the broker took whose accept was lost (a timeout, the connection gone) is so sent twice: what tells the two
+//   copies for one are the properties deadLetterOwn chooses from the original (the uplink's rts_dlq_id).
 // - Deliveries of a previous connection cannot be settled after a reconnect (rhea drops them; the broker
 //   redelivers them): their late handler results are ignored. So are those of a session the broker ended.
 // - A broker that ends the receiver's session ends the link, though rhea tells only the session: that is a detach
@@ -77,7 +80,14 @@ export type HandlerOutcome = 'accept' | ({ retry: string } & DeadLetterFill) | (
  * systemId inside a JOSE body sent without their copies): the dead letter copy gains each one the message has no
  * application-property of that name for, so operators find the dead letter by them. Never overrides the sender's.
  */
-export type DeadLetterFill = { fill?: Readonly<Record<string, string>> };
+export type DeadLetterFill = {
+  fill?: Readonly<Record<string, string>>;
+  /**
+   * What the handler read that is the consumer's own to say (the uplink: rts_envelope_id, the id of the envelope it
+   * read): set on the dead letter copy over whatever the sender gave, for the names of `deadLetterOwn` only.
+   */
+  own?: Readonly<Record<string, string>>;
+};
 
 export type MessageHandler = (message: ReceivedMessage) => Promise<HandlerOutcome>;
 
@@ -124,6 +134,13 @@ export interface QueueConsumerOptions {
   onSaturated?: () => void;
   /** The pause before a message answered `later` is handed back, by the length of the streak (default: LATER_PAUSE_MS). */
   laterPauseMs?: (streak: number) => number;
+  /**
+   * The dead letter copy's own properties (the uplink: rts_dlq_id, rts_envelope_id). `names` are the consumer's alone:
+   * a sender's property of such a name is not kept on the copy. `of` chooses values from the original delivery as
+   * received, so each time the same message comes (after a dead letter copy whose accept was lost, after a restart,
+   * on another process) they are the same; a handler's `own` adds what it read. Kept on a copy cut to size.
+   */
+  deadLetterOwn?: Readonly<{ names: readonly string[]; of: (original: Message) => Readonly<Record<string, string>> }>;
   /** Sender for the dead letter copies (default: one of our own on the same connection). */
   deadLetterSender?: DurableSender;
   /** Clock for x-dlq-at (default: system time). */
@@ -459,11 +476,11 @@ export class QueueConsumer {
     }
     if ('later' in outcome) return this.handBackLater(delivery, generation, attempt, outcome.later);
     if ('deadLetter' in outcome) {
-      await this.deadLetter(delivery, message, generation, outcome.deadLetter, attempt, outcome.fill);
+      await this.deadLetter(delivery, message, generation, outcome.deadLetter, attempt, outcome);
       return;
     }
     if (attempt >= this.maxAttempts) {
-      await this.deadLetter(delivery, message, generation, `retry limit (${this.maxAttempts}) reached: ${outcome.retry}`, attempt, outcome.fill);
+      await this.deadLetter(delivery, message, generation, `retry limit (${this.maxAttempts}) reached: ${outcome.retry}`, attempt, outcome);
       return;
     }
     const delay = this.options.retryDelayMs?.(attempt) ?? 0;
@@ -544,16 +561,21 @@ export class QueueConsumer {
     }
   }
 
-  private async deadLetter(delivery: Delivery, message: Message, generation: number, reason: string, attempts: number, fill?: DeadLetterFill['fill']): Promise<void> {
-    const own = message.application_properties ?? {};
-    const filled = Object.fromEntries(Object.entries(fill ?? {}).filter(([key]) => !DLQ_PROPERTIES.has(key) && !(key in own)));
+  private async deadLetter(delivery: Delivery, message: Message, generation: number, reason: string, attempts: number, read: DeadLetterFill = {}): Promise<void> {
+    const senders = message.application_properties ?? {};
+    const ownNames = new Set(this.options.deadLetterOwn?.names ?? []);
+    const filled = Object.fromEntries(Object.entries(read.fill ?? {}).filter(([key]) => !DLQ_PROPERTIES.has(key) && !ownNames.has(key) && !(key in senders)));
+    // Chosen from the original, not the copy: its x-dlq-* (the time, the reason, the attempts) differ each time.
+    const own = { ...(this.options.deadLetterOwn?.of(message) ?? {}), ...Object.fromEntries(Object.entries(read.own ?? {}).filter(([key]) => ownNames.has(key))) };
     const copy = fittedDeadLetterCopy(message, {
       ...filled,
+      ...own,
       [DLQ_REASON]: reason,
       [DLQ_SOURCE_QUEUE]: this.queue,
       [DLQ_ATTEMPTS]: attempts,
       [DLQ_AT]: this.now().toISOString(),
     });
+    for (const name of ownNames) if (!(name in own)) delete copy.application_properties?.[name];
     reason = String(copy.application_properties?.[DLQ_REASON] ?? reason);
     try {
       await this.dlqSender.sendRaw(this.deadLetterQueue, copy);
@@ -669,7 +691,7 @@ export function fittedDeadLetterCopy(message: Message, extra: Record<string, App
   // Too large without its body: the sender's properties are (a 1 MB application-property, a 1 MB group-id). Only the
   // small ones are kept; the body too if it fits beside them. Kept whole, every try closed the hub's connection and
   // the message came back, for ever (an outside review: 118 reconnects in two minutes, never dead-lettered).
-  const dropped = droppedLargeProperties(copy);
+  const dropped = droppedLargeProperties(copy, new Set(Object.keys(extra)));
   const propertiesNote = `properties_not_kept: ${dropped.count} of the message's properties (${dropped.bytes} bytes) were too large to keep with the dead letter (a message must stay under 1015808 bytes)`;
   const withBody = { ...dropped.copy, application_properties: { ...dropped.copy.application_properties, [DLQ_REASON]: `${propertiesNote}; ${reason}` } };
   if (encodedSizeOf(withBody) <= maxBytes) return withBody;
@@ -683,10 +705,10 @@ const KEPT_PROPERTIES_BYTES = 16 * 1024;
 /**
  * A dead letter copy without the sender's large properties: each application-property and AMQP property (group-id,
  * subject, ...) kept only if it encodes in at most KEPT_PROPERTY_BYTES, and those in at most KEPT_PROPERTIES_BYTES all
- * together (the x-dlq-* are kept whatever their size: the hub's own, bounded). So the envelope's copies (messageId,
+ * together (what the consumer adds, the x-dlq-* and its own ids, is kept whatever its size: bounded). So the envelope's copies (messageId,
  * type, systemId, ...), which operators search by, stay, and a sender's megabyte of junk does not.
  */
-function droppedLargeProperties(copy: Message): Readonly<{ copy: Message; count: number; bytes: number }> {
+function droppedLargeProperties(copy: Message, added: ReadonlySet<string>): Readonly<{ copy: Message; count: number; bytes: number }> {
   let budget = KEPT_PROPERTIES_BYTES;
   let count = 0;
   let bytes = 0;
@@ -701,7 +723,7 @@ function droppedLargeProperties(copy: Message): Readonly<{ copy: Message; count:
   };
   const properties: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(copy.application_properties ?? {})) {
-    if (DLQ_PROPERTIES.has(key) || keep(amqpMessage.encode({ application_properties: { [key]: value } }).length)) properties[key] = value;
+    if (DLQ_PROPERTIES.has(key) || added.has(key) || keep(amqpMessage.encode({ application_properties: { [key]: value } }).length)) properties[key] = value;
   }
   const slim: Message = { body: copy.body, durable: true, application_properties: properties };
   const fields = ['message_id', 'correlation_id', 'subject', 'content_type', 'content_encoding', 'reply_to', 'group_id', 'creation_time', 'priority'] as const;
@@ -743,8 +765,10 @@ function validateOutcome(outcome: unknown): HandlerOutcome {
   if (outcome && typeof outcome === 'object') {
     const o = outcome as { retry?: unknown; deadLetter?: unknown; later?: unknown };
     const fill = fillOf((outcome as { fill?: unknown }).fill);
-    if (typeof o.deadLetter === 'string') return fill ? { deadLetter: o.deadLetter, fill } : { deadLetter: o.deadLetter };
-    if (typeof o.retry === 'string') return fill ? { retry: o.retry, fill } : { retry: o.retry };
+    const own = fillOf((outcome as { own?: unknown }).own);
+    const read = { ...(fill ? { fill } : {}), ...(own ? { own } : {}) };
+    if (typeof o.deadLetter === 'string') return { deadLetter: o.deadLetter, ...read };
+    if (typeof o.retry === 'string') return { retry: o.retry, ...read };
     if (typeof o.later === 'string') return { later: o.later };
   }
   throw new Error(`handler returned an invalid outcome: ${JSON.stringify(outcome)}`);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Message } from 'rhea';
 import type { UplinkEnvelope } from '../../application/directory/directory-messages';
 import { loggableId } from '../../domain/monitoring/cpr-like';
@@ -50,7 +50,11 @@ export { envelopeIdOf };
  * Dead letter copies carry QueueConsumer's x-dlq-reason / x-dlq-source-queue / x-dlq-attempts / x-dlq-at, and from
  * the tagging sender below two properties a JMS selector can name (x-dlq-* cannot be: a hyphen is not allowed in
  * a selector identifier), so an operator can later take exactly that message off the dead letter queue:
- *   rts_dlq_id   a fresh UUID per dead letter copy
+ *   rts_dlq_id   a UUID chosen from the original delivery (deadLetterIdFor: its message-id, user-id, body and
+ *                properties), the same on every copy of it: one sent again after the broker's accept of the first was
+ *                lost, or after a hub restart, is the same dead letter, and the views treat copies alike as one
+ *   rts_envelope_id  the id of the envelope the hub read (READ_ENVELOPE_ID), where it read one and the sender's
+ *                messageId says another (kept as sent, beside it); the hub's own, never the sender's (not kept)
  *   messageId    our envelope id, filled in from the body when the sender did not set it (and it can be read); for a
  *                body that does not show it (JOSE), with `type` and `systemId`, from the envelope the hub read
  *                (withEnvelopeCopies), where the sender set none of them
@@ -99,6 +103,12 @@ export type UplinkRoutes = Readonly<{
 
 export const DLQ_ID = 'rts_dlq_id';
 export const ENVELOPE_ID_PROPERTY = 'messageId';
+/**
+ * The id of the envelope the hub read (decoded, and with message security verified), on the dead letter copy of a
+ * message it could read whose messageId property says another id: the hub's own property, never the sender's (one the sender set is not kept), so a
+ * `messageId` that says otherwise does not hide the dead letter from `rts dlq show <envelope id>`.
+ */
+export const READ_ENVELOPE_ID = 'rts_envelope_id';
 
 /**
  * Refusals that may clear once an earlier message of the same system is applied: its join request, an expert's
@@ -314,10 +324,17 @@ export const uplinkMessageHandler = (
  * without the copies (docs/messaging.md allows it). Without them its dead letter had no envelope id, type or system:
  * `rts dlq show <envelope id>`, which a sender is told to ask its operators for, found nothing, and the log line of
  * the dead-lettering named no message. A plain JSON body shows its id (tagDeadLetter reads it, the views the rest).
+ * And where the sender's messageId is not the envelope's id, the id read as the hub's own rts_envelope_id: with the
+ * sender's property taken for the envelope id, the dead letter was found only by what the sender claimed.
  */
 const withEnvelopeCopies = (outcome: HandlerOutcome, envelope: UplinkEnvelope | ConsultationUplinkEnvelope, message: ReceivedMessage): HandlerOutcome => {
-  if (outcome === 'accept' || 'later' in outcome || envelopeIdOf(message.body) === envelope.id) return outcome;
-  return { ...outcome, fill: { [ENVELOPE_ID_PROPERTY]: envelope.id, type: envelope.type, systemId: envelope.systemId } };
+  if (outcome === 'accept' || 'later' in outcome) return outcome;
+  // A messageId that is not the envelope's: the id read goes beside it (READ_ENVELOPE_ID), and the views take that.
+  // Only the id, never a payload field; the sender's property stays as sent.
+  const claimed = message.applicationProperties[ENVELOPE_ID_PROPERTY];
+  const read = claimed !== undefined && claimed !== envelope.id ? { ...outcome, own: { [READ_ENVELOPE_ID]: envelope.id } } : outcome;
+  if (envelopeIdOf(message.body) === envelope.id) return read;
+  return { ...read, fill: { [ENVELOPE_ID_PROPERTY]: envelope.id, type: envelope.type, systemId: envelope.systemId } };
 };
 
 /** A message whose final outcome could not be audited: it is not settled, and comes again. */
@@ -404,10 +421,46 @@ export const deadLetterIdOf = (message: Message): string | undefined => {
   return typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id) ? id : undefined;
 };
 
-/** The dead letter copy with the selectable properties added (see the file comment). */
+/**
+ * The dead letter id of the copies of one delivery (QueueConsumer's deadLetterOwn): a UUID (version 8) made of the
+ * SHA-256 of what the broker gives again each time the message comes: its message-id, user-id, body and
+ * application-properties (the keys in order; a sender's own rts_dlq_id and rts_envelope_id, which the copy does not
+ * keep, left out). A copy sent again because the broker's accept of the first was lost, the message dead-lettered
+ * again after a hub restart or by another hub process: the same id, one dead letter. A message sent twice alike by its
+ * sender (a resend of its own after a lost accept) is one too; a replayed one (x-replay-count) is another.
+ */
+export const deadLetterIdFor = (original: Message): string => {
+  const hash = createHash('sha256').update('rts_dlq_id/1\n');
+  for (const id of [original.message_id, original.user_id]) {
+    const text = id === undefined || id === null ? '' : Buffer.isBuffer(id) ? `b${id.toString('hex')}` : `${typeof id}:${String(id)}`;
+    hash.update(`${text.length}:${text}\n`);
+  }
+  const body = original.body as unknown;
+  if (typeof body === 'string') hash.update('s').update(body, 'utf8');
+  else if (body instanceof Uint8Array) hash.update('b').update(body);
+  else hash.update('j').update(String(JSON.stringify(body, bigints) ?? body));
+  const properties = original.application_properties ?? {};
+  const keys = Object.keys(properties).filter((key) => key !== DLQ_ID && key !== READ_ENVELOPE_ID).sort();
+  hash.update('\n').update(JSON.stringify(keys.map((key) => [key, properties[key]]), bigints));
+  const hex = hash.digest('hex').slice(0, 32).split('');
+  hex[12] = '8';
+  hex[16] = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  const h = hex.join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+};
+
+const bigints = (_key: string, value: unknown): unknown => (typeof value === 'bigint' ? `${value}n` : value);
+
+/** QueueConsumer's deadLetterOwn for the uplink: the dead letter id chosen from the original, the envelope id read. */
+export const UPLINK_DEAD_LETTER_OWN = { names: [DLQ_ID, READ_ENVELOPE_ID], of: (original: Message) => ({ [DLQ_ID]: deadLetterIdFor(original) }) } as const;
+
+/**
+ * The dead letter copy with the selectable properties added (see the file comment): the envelope id read from the
+ * body where the sender set no messageId, and a dead letter id where the consumer chose none (a fresh UUID then).
+ */
 export const tagDeadLetter = (message: Message, newId: () => string = randomUUID): Message => {
   const properties: Record<string, unknown> = { ...(message.application_properties ?? {}) };
-  properties[DLQ_ID] = newId();
+  if (typeof properties[DLQ_ID] !== 'string') properties[DLQ_ID] = newId();
   if (typeof properties[ENVELOPE_ID_PROPERTY] !== 'string') {
     const id = envelopeIdOf(message.body);
     if (id !== undefined) properties[ENVELOPE_ID_PROPERTY] = id;
@@ -471,6 +524,8 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     // The messages waiting for their turn hold the whole credit: the lane with the most of them stops waiting for its failed message and goes on (see the file comment).
     onSaturated: () => order.giveUpAwaited(),
     deadLetterSender,
+    // rts_dlq_id chosen from the original (the same for every copy of one delivery), rts_envelope_id from the handler.
+    deadLetterOwn: UPLINK_DEAD_LETTER_OWN,
     // The handler times its own run (see uplinkMessageHandler). The wait for its turn ends as what is ahead of it
     // ends: each handling has the same limit, and a failed message is waited for 30 s at most.
     handlerTimeoutMs: null,

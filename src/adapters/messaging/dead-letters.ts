@@ -5,7 +5,7 @@ import type { AmqpConnection } from '../amqp/connection';
 import type { DurableSender } from '../amqp/durable-sender';
 import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../amqp/queue-consumer';
 import { amqpProperty, typedApplicationProperties } from '../amqp/typed-properties';
-import { DLQ_ID, ENVELOPE_ID_PROPERTY, envelopeIdOf } from './amqp-uplink-consumer';
+import { DLQ_ID, ENVELOPE_ID_PROPERTY, READ_ENVELOPE_ID, envelopeIdOf } from './amqp-uplink-consumer';
 import { binaryShown } from '../validation/binary-text';
 
 /**
@@ -15,14 +15,14 @@ import { binaryShown } from '../validation/binary-text';
  *   consumed or locked), credit for `limit` messages, then drain: the broker answers `drained` once it has sent
  *   what there is, so an empty or short queue ends the browse without a timeout.
  * - moveBack: a consuming receiver with a JMS selector (source filter `jms-selector`,
- *   apache.org:selector-filter:string) on `rts_dlq_id` or `messageId`, or on `JMSMessageID` for a message that has
+ *   apache.org:selector-filter:string) on `rts_dlq_id` or the envelope id (`rts_envelope_id`, else `messageId`), or on `JMSMessageID` for a message that has
  *   neither (selectorFor), so only the chosen message is taken. A message without any id (selected by its content
  *   id) is found by a receiver without a selector that holds what it looks through and gives back what it did not
  *   take, at the end.
  *   Each match is sent to the source queue first (durable; resolves on `accepted`) and accepted on the dead
  *   letter queue only then; a failed send releases it back (it stays a dead letter). At-least-once: a crash
  *   between the two leaves a copy in both queues; the uplink consumer dedupes by envelope id.
- *   The replayed copy drops the x-dlq-* and rts_dlq_id properties and carries x-replayed-from-dlq = true and
+ *   The replayed copy drops the x-dlq-*, rts_dlq_id and rts_envelope_id properties and carries x-replayed-from-dlq = true and
  *   x-replay-count (previous count + 1).
  * - remove: the same receiver (takeSelected); the matches are held unsettled while the caller records the discard,
  *   accepted (gone) only after, released when recording fails. A connection lost after the record was stored and
@@ -61,7 +61,8 @@ export const toDeadLetter = (message: Message): DeadLetter => {
   const props: Record<string, unknown> = { ...(message.application_properties ?? {}) };
   const body = typeof message.body === 'string' ? message.body : Buffer.isBuffer(message.body) ? message.body.toString('utf8') : JSON.stringify(message.body ?? null);
   const deadLetterId = str(props[DLQ_ID]);
-  const envelopeId = str(props[ENVELOPE_ID_PROPERTY]) ?? envelopeIdOf(body) ?? null;
+  // The id of the envelope the hub read, where it read one; else the sender's messageId, else the body's id.
+  const envelopeId = str(props[READ_ENVELOPE_ID]) ?? str(props[ENVELOPE_ID_PROPERTY]) ?? envelopeIdOf(body) ?? null;
   const brokerMessageId = str(message.message_id);
   let type = str(props.type);
   let systemId = str(props.systemId);
@@ -97,7 +98,7 @@ export const toDeadLetter = (message: Message): DeadLetter => {
 /** The message sent back to the source queue on replay. */
 export const replayCopy = (message: Message): Message => {
   const props = typedApplicationProperties(message);
-  for (const key of [DLQ_REASON, DLQ_SOURCE_QUEUE, DLQ_ATTEMPTS, DLQ_AT, DLQ_ID]) delete props[key];
+  for (const key of [DLQ_REASON, DLQ_SOURCE_QUEUE, DLQ_ATTEMPTS, DLQ_AT, DLQ_ID, READ_ENVELOPE_ID]) delete props[key];
   props[REPLAYED_FROM_DLQ] = true;
   props[REPLAY_COUNT] = amqpProperty((num(message.application_properties?.[REPLAY_COUNT]) ?? 0) + 1);
   const copy: Message = { body: message.body, durable: true, application_properties: props };
@@ -117,6 +118,10 @@ const quoted = (value: string): string => `'${value.replace(/'/g, "''")}'`;
  */
 export const selectorFor = (selection: ReplaySelection): string => {
   if (selection.property === 'contentId') throw new Error('a content id is not a property of the message: no selector finds it');
+  // By envelope id: the one the hub read where the copy has it, else (a copy made before rts_envelope_id, or of a
+  // message it could not read) the messageId property. A sender's messageId naming another message's envelope does
+  // not select that message's dead letters.
+  if (selection.property === 'messageId') return `${READ_ENVELOPE_ID} = ${quoted(selection.value)} OR (${READ_ENVELOPE_ID} IS NULL AND messageId = ${quoted(selection.value)})`;
   if (selection.property !== 'brokerMessageId') return `${selection.property} = ${quoted(selection.value)}`;
   const id = selection.value;
   if (id.startsWith('ID:')) return `JMSMessageID = ${quoted(id)}`;

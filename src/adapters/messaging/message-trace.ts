@@ -19,7 +19,8 @@ export type MessageTrace = Readonly<{ id?: string; type?: string; systemId?: str
 /**
  * What names a message in the log lines of its retries and its dead letter (the hub's uplink consumer, the SDK's
  * downlink subscription), where its envelope may never have been read (bad JSON, a bad signature): the envelope id
- * (the application property messageId, else the body's `id` when it is plain JSON), type, systemId, correlationId
+ * (on a hub's dead letter copy the one it read, rts_envelope_id; else the application property messageId, else the
+ * body's `id` when it is plain JSON), type, systemId, correlationId
  * and consultationId as the sender set them. Each only when it looks like an id and cannot hold a CPR number (the
  * dead letter views' rule: a sender's values are whatever it wrote). The same names as the lines of a message that
  * was read ('uplink message handled', 'downlink message sent'), so one search for an id finds them all.
@@ -27,7 +28,7 @@ export type MessageTrace = Readonly<{ id?: string; type?: string; systemId?: str
 export const messageTraceOf = (message: Pick<Message, 'body' | 'application_properties'>): MessageTrace => {
   const props = message.application_properties ?? {};
   const fields = {
-    id: loggableId(props['messageId']) ?? loggableId(envelopeIdOf(message.body)),
+    id: loggableId(props['rts_envelope_id']) ?? loggableId(props['messageId']) ?? loggableId(envelopeIdOf(message.body)),
     type: loggableId(props['type']),
     systemId: loggableId(props['systemId']),
     correlationId: loggableId(props['correlationId']),

@@ -220,7 +220,10 @@ export const matchesDeadLetter = (d: DeadLetter, id: string): boolean => d.deadL
  * from the body only (a sender that set no such property) cannot be selected: a take by it found nothing and answered
  * dead_letter_taken, as if another request had taken the message.
  */
-const envelopeIdIsProperty = (d: DeadLetter): boolean => d.applicationProperties.messageId === d.envelopeId;
+const envelopeIdIsProperty = (d: DeadLetter): boolean => {
+  const read = d.applicationProperties.rts_envelope_id;
+  return read === undefined ? d.applicationProperties.messageId === d.envelopeId : read === d.envelopeId;
+};
 
 export const replaySelectionOf = (d: DeadLetter): ReplaySelection | null => {
   if (d.deadLetterId !== null && ID.test(d.deadLetterId)) return { property: 'rts_dlq_id', value: d.deadLetterId };
