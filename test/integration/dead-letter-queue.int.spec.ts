@@ -47,6 +47,24 @@ it('takes one message back from among many, and only that one', async () => {
   expect((await back.browse(10)).map((d) => d.envelopeId)).toEqual(['m-77']);
 });
 
+it('sends the copies of one dead letter (the same rts_dlq_id and body: one sent again after a lost accept) back once, and takes them all off', async () => {
+  const queue = 'test.dlq.copies';
+  const source = 'test.dlq.copies.source';
+  const dlq = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue, timeoutMs: 3000 });
+  const copy = (body: string, reason: string): Message => ({ body, durable: true, message_id: 'm-1', application_properties: { rts_dlq_id: 'dup-1', 'x-dlq-reason': reason, 'x-dlq-source-queue': source } });
+  await amq.sender.sendRaw(queue, copy('{"n":1}', 'bad_json'));
+  await amq.sender.sendRaw(queue, copy('{"n":1}', 'max attempts exceeded'));
+  // Under the same id another body: another message (anyone may write to the dead letter queue), sent back too.
+  await amq.sender.sendRaw(queue, copy('{"n":2}', 'bad_json'));
+  expect((await new DeadLetterService({ queue: dlq, store: new InMemoryEventStore(), clock: { now: () => DateTime.utc() }, ids: { uuid: randomUUID }, replayTargets: { resolve: async () => ({ kind: 'uplink' }) } }).list()).map((d) => d.body)).toEqual(['{"n":1}', '{"n":2}']);
+
+  const moved = await dlq.moveBack({ property: 'rts_dlq_id', value: 'dup-1' }, source, 100);
+  expect(moved.map((d) => [d.body, d.reason])).toEqual([['{"n":1}', 'bad_json'], ['{"n":2}', 'bad_json']]);
+  expect(await dlq.browse(10)).toEqual([]);
+  const back = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue: source, timeoutMs: 3000 });
+  expect((await back.browse(10)).map((d) => d.body)).toEqual(['{"n":1}', '{"n":2}']);
+});
+
 /** A promise and the function that settles it: to hold one side of a race where the test wants it. */
 const gate = () => {
   let open = (): void => undefined;

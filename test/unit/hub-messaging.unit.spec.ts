@@ -633,6 +633,29 @@ describe('DeadLetterService', () => {
     });
   });
 
+  it('lists the copies of one dead letter (the same rts_dlq_id and body: a copy sent again after a lost accept) as one, the oldest, and pages past them', async () => {
+    const A = '0b9f6f5e-3c1a-8d8e-9f4b-1a2b3c4d5e0a';
+    const B = '0b9f6f5e-3c1a-8d8e-9f4b-1a2b3c4d5e0b';
+    const first = letter({ id: A, deadLetterId: A, envelopeId: 'env-a', body: '{"id":"env-a"}', reason: 'unknown_system' });
+    const again = letter({ id: A, deadLetterId: A, envelopeId: 'env-a', body: '{"id":"env-a"}', reason: 'max attempts exceeded' });
+    // Another body under the same id is not the same dead letter (anyone may write to the dead letter queue): shown.
+    const other = letter({ id: A, deadLetterId: A, envelopeId: 'env-x', body: '{"id":"env-x"}' });
+    const next = letter({ id: B, deadLetterId: B, envelopeId: 'env-b', body: '{"id":"env-b"}' });
+    const service = new DeadLetterService({ queue: new FakeQueue([first, again, again, other, next]), store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
+    expect(await service.listPage(2)).toEqual({ items: [first, other], more: true });
+    expect(await service.listPage(3)).toEqual({ items: [first, other, next], more: false });
+    expect(await service.list(10)).toEqual([first, other, next]);
+    expect((await service.get(A)).reason).toBe('unknown_system');
+
+    // Discarded, both copies go (the selector takes them), and the record names the dead letter once.
+    const store = new InMemoryEventStore();
+    const queue = new FakeQueue([first, again, next]);
+    const discarding = new DeadLetterService({ queue, store, clock, ids, replayTargets: uplinkOnly });
+    const result = await discarding.discard(A, { by: 'op', reason: 'sent twice by a lost accept' });
+    expect(result.event.deadLetterIds).toEqual([A]);
+    expect(queue.letters).toEqual([next]);
+  });
+
   it('refuses a dead letter without a source queue', async () => {
     const service = new DeadLetterService({ queue: new FakeQueue([letter({ sourceQueue: null })]), store: new InMemoryEventStore(), clock, ids, replayTargets: uplinkOnly });
     await expect(service.replay('dlq-1', { by: 'op' })).rejects.toMatchObject({ code: 'dead_letter_without_source' });

@@ -1,6 +1,6 @@
 import { filter, type Delivery, type EventContext, type Message, type Receiver } from 'rhea';
 import { createHash } from 'node:crypto';
-import { DEAD_LETTER_ID_FORM, MAX_BROWSE, UnavailableError, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../application/directory/dead-letter-operations';
+import { DEAD_LETTER_ID_FORM, MAX_BROWSE, UnavailableError, oneEach, type DeadLetter, type DeadLetterQueue, type ReplaySelection } from '../../application/directory/dead-letter-operations';
 import type { AmqpConnection } from '../amqp/connection';
 import type { DurableSender } from '../amqp/durable-sender';
 import { DLQ_AT, DLQ_ATTEMPTS, DLQ_REASON, DLQ_SOURCE_QUEUE } from '../amqp/queue-consumer';
@@ -157,8 +157,23 @@ export class AmqpDeadLetterQueue implements DeadLetterQueue {
     );
   }
 
-  moveBack(selection: ReplaySelection, sourceQueue: string, max: number): Promise<readonly DeadLetter[]> {
-    return this.takeSelected(selection, max, { each: (message) => this.sender.sendRaw(sourceQueue, replayCopy(message)) });
+  async moveBack(selection: ReplaySelection, sourceQueue: string, max: number): Promise<readonly DeadLetter[]> {
+    // Copies of one dead letter (oneEach: the same rts_dlq_id and body, a copy sent again after a lost accept) are one
+    // message: the first is sent back, the others are taken off the queue once it is there (with it, if its send
+    // fails, they stay), and not sent: replayed twice, it would be handled twice, or dead-lettered twice again.
+    const sends = new Map<string, { body: string; sent: Promise<void> }[]>();
+    const taken = await this.takeSelected(selection, max, {
+      each: (message) => {
+        const { deadLetterId, body } = toDeadLetter(message);
+        const copies = deadLetterId === null ? undefined : (sends.get(deadLetterId) ?? sends.set(deadLetterId, []).get(deadLetterId)!);
+        const first = copies?.find((c) => c.body === body);
+        if (first) return first.sent;
+        const sent = this.sender.sendRaw(sourceQueue, replayCopy(message));
+        copies?.push({ body, sent });
+        return sent;
+      },
+    });
+    return oneEach(taken);
   }
 
   remove(selection: ReplaySelection, max: number, record: (found: readonly DeadLetter[]) => Promise<void>): Promise<readonly DeadLetter[]> {

@@ -213,6 +213,27 @@ export type DeadLetterServiceDependencies = Readonly<{
   replayTargets: ReplayTargets;
 }>;
 
+/**
+ * The dead letters as operators see them: of copies with the same dead letter id (rts_dlq_id) and the same body, the
+ * first (the oldest) only. The hub chooses that id from the original delivery, so a copy it sent again (the broker's
+ * accept of the first was lost, the hub restarted before it settled the original) is the same dead letter; the body
+ * too must be the same, as anyone who may write to the dead letter queue may write any id.
+ */
+export const oneEach = (deadLetters: readonly DeadLetter[]): DeadLetter[] => {
+  const seen = new Map<string, string[]>();
+  return deadLetters.filter((d) => {
+    if (d.deadLetterId === null) return true;
+    const bodies = seen.get(d.deadLetterId);
+    if (!bodies) {
+      seen.set(d.deadLetterId, [d.body]);
+      return true;
+    }
+    if (bodies.includes(d.body)) return false;
+    bodies.push(d.body);
+    return true;
+  });
+};
+
 export const matchesDeadLetter = (d: DeadLetter, id: string): boolean => d.deadLetterId === id || d.envelopeId === id || d.brokerMessageId === id || d.id === id;
 
 /**
@@ -254,8 +275,14 @@ export class DeadLetterService {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
       throw new ValidationError('invalid_request', `limit must be 1..${MAX_LIST_LIMIT}`, [{ path: 'query.limit', message: `must be 1..${MAX_LIST_LIMIT}` }]);
     }
-    const browsed = await this.queue().browse(limit + 1);
-    return { items: browsed.slice(0, limit), more: browsed.length > limit };
+    // Copies of one dead letter are one (oneEach): a browse they shortened is made again, longer by as many.
+    for (let want = limit + 1; ; ) {
+      const browsed = await this.queue().browse(want);
+      const items = oneEach(browsed);
+      const queueHasMore = browsed.length >= want;
+      if (items.length > limit || !queueHasMore || want >= MAX_BROWSE) return { items: items.slice(0, limit), more: items.length > limit || queueHasMore };
+      want = Math.min(MAX_BROWSE, want + (browsed.length - items.length));
+    }
   }
 
   /**
@@ -323,7 +350,8 @@ export class DeadLetterService {
       const recorded: DeadLetterDiscarded['data'] = {
         deadLetterId: uuidOrNull(deadLetter.deadLetterId),
         envelopeId: uuidOrNull(deadLetter.envelopeId),
-        deadLetterIds: found.map((d) => uuidOrNull(d.deadLetterId)).filter((d): d is string => d !== null),
+        // Once each: the copies of one dead letter (a copy sent again after a lost accept) share it.
+        deadLetterIds: [...new Set(found.map((d) => uuidOrNull(d.deadLetterId)).filter((d): d is string => d !== null))],
         at: this.deps.clock.now().toUTC().toISO()!,
         by: input.by,
         reason: input.reason,
