@@ -4,8 +4,10 @@
 // answer against what the hub sends (a 200 of something else is exit 5): none of these may be taken for another's.
 import { runDlq } from '../../src/adapters/cli/dlq';
 import { EXIT } from '../../src/adapters/cli/exit-codes';
+import { AmqpDeadLetterQueue } from '../../src/adapters/messaging/dead-letters';
+import { serializeUplink } from '../../src/adapters/messaging/messages';
 import type { RunningHub } from '../../src/bootstrap/main';
-import { DLQ, UPLINK, getJson, profile, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { DLQ, UPLINK, getJson, plainUuid, profile, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(120_000);
 
@@ -79,4 +81,41 @@ it('every rts dlq command takes the hub\'s own answers', async () => {
   const left = await dlq('list');
   expect(left).toMatchObject({ code: EXIT.ok, err: '' });
   expect(left.out).toContain('\n1 dead letter(s)\n');
+});
+
+it('one bad message the hub dead-letters twice (the same delivery again, as after a lost accept) is one dead letter: listed once, replayed once', async () => {
+  const raw = new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue: DLQ });
+  const copiesOf = async (envelopeId: string) => (await raw.browse(1000)).filter((d) => d.envelopeId === envelopeId);
+  const twice = uplink.registered('twice-sys', 't1', profile(2));
+  // Alike to the byte, message id and properties too: what the broker gives again when the hub's dead letter copy
+  // reached the queue but its accept did not reach the hub (or the hub restarted before it settled the original).
+  await sendUplink(amq.sender, twice);
+  await sendUplink(amq.sender, twice);
+  await until('both copies on the dead letter queue', async () => (await copiesOf(twice.id)).length === 2);
+  const [first, second] = await copiesOf(twice.id);
+  expect(first!.deadLetterId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  expect(second!.deadLetterId).toBe(first!.deadLetterId);
+  expect((await listed()).filter((l) => l.envelopeId === twice.id)).toHaveLength(1);
+  const list = await dlq('list');
+  expect(list.out.split(first!.deadLetterId!)).toHaveLength(2); // named once
+
+  const replayed = await dlq('replay', first!.deadLetterId!, '--by', 'alice');
+  expect(replayed).toMatchObject({ code: EXIT.ok, err: '' });
+  expect(replayed.out).toContain('(1 message moved)');
+  expect((await copiesOf(twice.id)).filter((d) => d.replayCount === 0)).toEqual([]); // both copies taken off
+  await until('the replay dead-lettered again', async () => (await copiesOf(twice.id)).some((d) => d.replayCount === 1));
+});
+
+it("finds the dead letter of a message whose messageId property is not its envelope's id by the envelope's id, and takes it by that id", async () => {
+  const liar = uplink.registered('liar-sys', 'l1', profile(3));
+  const claimed = plainUuid();
+  await amq.sender.send(UPLINK, { body: serializeUplink(liar), messageId: liar.id, applicationProperties: { messageId: claimed, type: liar.type, systemId: liar.systemId } });
+  await until('dead-lettered', async () => (await listed()).some((l) => l.envelopeId === liar.id));
+  const shown = await dlq('show', liar.id);
+  expect(shown).toMatchObject({ code: EXIT.ok, err: '' });
+  expect(shown.out).toContain(`envelope id:   ${liar.id}`);
+  expect((await dlq('show', claimed)).code).toBe(EXIT.refused); // not by what the sender claimed
+  const discarded = await dlq('discard', liar.id, '--reason', 'a system that never registers');
+  expect(discarded).toMatchObject({ code: EXIT.ok, err: '' });
+  expect(discarded.out).toMatch(/^Discarded \S+ \(1 message removed from the dead letter queue\)/);
 });
