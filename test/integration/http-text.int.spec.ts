@@ -61,3 +61,20 @@ it('a re-registration with the name decomposed (NFD) is the same registration (2
   const nfd = { ...body, name: body.name.normalize('NFD'), area: body.area.normalize('NFD') };
   expect(await post('/systems', JSON.stringify(nfd))).toMatchObject({ status: 200, body: { name: body.name, area: body.area } });
 });
+
+it('refuses a name, area or consultation text that shows nothing (zero-width, BOM, soft hyphen, ...) with 400 naming the field, and stores nothing', async () => {
+  const invisible = expect.stringMatching(/^must show a visible character: it holds only white space, format or other invisible characters/);
+  for (const [body, path] of [
+    [{ id: 'city-zw', name: '\u200B\u2060', area: 'x' }, 'body.name'],
+    [{ id: 'city-zw', name: 'Chengdu', area: ' \uFEFF\u00AD ' }, 'body.area'],
+  ] as const) {
+    const refused = await post('/systems', JSON.stringify(body));
+    expect(refused).toMatchObject({ status: 400, contentType: expect.stringMatching(/^application\/problem\+json/), body: { code: 'invalid_request', errors: [{ path, message: invisible }] } });
+  }
+  expect(await systemStatus('city-zw')).toBe(404);
+  const consultation = { applicantSystemId: 'chengdu', applicantClinician: '\u200E\u200B', candidates: ['mianyang:li'], clinicalQuestion: 'Chest pain?', summary: '', attachments: [] };
+  expect(await post('/consultations', JSON.stringify(consultation))).toMatchObject({ status: 400, body: { code: 'invalid_request', errors: [{ path: 'body.applicantClinician', message: invisible }] } });
+  expect(await post('/consultations', JSON.stringify({ ...consultation, applicantClinician: 'dr-wang', clinicalQuestion: '\u3164' }))).toMatchObject({ status: 400, body: { code: 'invalid_request', errors: [{ path: 'body.clinicalQuestion', message: invisible }] } });
+  // A visible name with a zero-width character inside is taken.
+  expect(await post('/systems', JSON.stringify({ id: 'city-zw', name: '成都\u200B市', area: 'x' }))).toMatchObject({ status: 201, body: { name: '成都\u200B市' } });
+});

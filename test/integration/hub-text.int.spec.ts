@@ -84,13 +84,24 @@ it('applies CJK, Danish, emoji and NFD names whole; dead-letters what no text is
     // the SDK's serializeUplink refuses to send it.
     const invisible = uplink.registered('chengdu', 'zw-1', profile(7, { name: '\u200B\u2060\uFEFF\u00AD\u200E' }));
     await sendBare(bare, { body: JSON.stringify(invisible) });
+    // A system's name on join and a consultation's clinician that show nothing, as raw JSON likewise.
+    const head = { version: 1, systemId: 'chengdu', correlationId: 'corr-zw', time: '2026-11-23T09:30:00.000+08:00' };
+    const join = { ...head, id: '7d0e2b1c-4f5a-4b6c-8d7e-9f0a1b2c3d01', type: 'system.join.requested', payload: { name: '\u200B\u2060', expectedBatches: 0, expectedExperts: 0 } };
+    await sendBare(bare, { body: JSON.stringify(join) });
+    const consultation = {
+      ...head,
+      id: '7d0e2b1c-4f5a-4b6c-8d7e-9f0a1b2c3d02',
+      type: 'consultation.requested',
+      payload: { consultationId: '7d0e2b1c-4f5a-4b6c-8d7e-9f0a1b2c3d03', applicantClinician: '\uFEFF\u00AD', candidates: ['mianyang:e-0'], clinicalQuestion: 'Chest pain?', summary: '', attachments: [] },
+    };
+    await sendBare(bare, { body: JSON.stringify(consultation) });
     // After all of them, one more: it must reach the other system (the downlink did not stop at any of the above).
     const last = uplink.registered('chengdu', 'zhang-min', profile(6, { name: '张敏', location: { city: '绵阳', hospital: '绵阳市中心医院' } }));
     await send(last);
 
     await until('the last expert reaches mianyang', () => collector.upsertedExperts().has('chengdu:zhang-min'), 30_000, 50, () => collector.describe());
     let letters: Letter[] = [];
-    await until('5 dead letters', async () => (letters = (await getJson(hub!.url, '/dead-letters')).body.items).length >= 5, 30_000);
+    await until('7 dead letters', async () => (letters = (await getJson(hub!.url, '/dead-letters')).body.items).length >= 7, 30_000);
     const reasonOf = (envelopeId: string) => letters.find((l) => l.envelopeId === envelopeId)?.reason;
     expect(reasonOf(expanding.id)).toMatch(/^invalid_expert_profile: .*profile\.name at most 200 characters \(after Unicode normalisation, NFC\)/);
     expect(reasonOf(gbkEnv.id)).toMatch(/^bad_json: the body holds U\+FFFD/);
@@ -98,7 +109,9 @@ it('applies CJK, Danish, emoji and NFD names whole; dead-letters what no text is
     expect(letters.map((l) => l.reason)).toContain('body is not an AMQP value string');
     expect(reasonOf(surrogate.id)).toBe('bad_json: payload.profile.name: holds a lone surrogate (a \\ud800-\\udfff escape not part of a pair), which is no Unicode character');
     expect(reasonOf(invisible.id)).toMatch(/^bad_schema: payload\.profile\.name: must show a visible character: it holds only white space, format or other invisible characters/);
-    expect(letters).toHaveLength(5);
+    expect(reasonOf(join.id)).toMatch(/^bad_schema: payload\.name: must show a visible character/);
+    expect(reasonOf(consultation.id)).toMatch(/^bad_schema: payload\.applicantClinician: must show a visible character/);
+    expect(letters).toHaveLength(7);
 
     // Stored and sent on whole: the directory and the other system's downlink hold the texts as sent (NFC).
     expect((await getJson(hub.url, '/experts/chengdu:li-wei')).body.profile).toMatchObject(chinese);

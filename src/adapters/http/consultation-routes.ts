@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { atMostAsSent } from '../validation/as-sent-length';
 import { REFUSES_CPR_NUMBER, withoutCprNumber } from '../validation/no-cpr-text';
+import { HTTP_DOC, shown } from '../validation/shown-text';
 import { NOT_BLANK_PATTERN } from '../../domain/shared/text-limits';
 import { ContentErasureIncompleteError } from '../../application/consultation/consultation-erasure';
 import { consultationParties, consultationReaders, type ConsultationView } from '../../application/consultation/consultation-projection';
@@ -90,10 +91,10 @@ const month = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month: YYYY-MM');
 export const ConsultationBody = z.strictObject({
   consultationId: consultationId.optional().describe('Client-chosen id (a UUID); a repeat with the same id and content (deadlineSeconds included) is stored once'),
   applicantSystemId: systemId,
-  applicantClinician: withoutCprNumber(notBlank(200)),
+  applicantClinician: withoutCprNumber(shown(notBlank(200), 'clinicians', HTTP_DOC)),
   candidates: z.array(expertId).min(1).max(MAX_CANDIDATES).describe('Expert ids in order of preference'),
-  clinicalQuestion: notBlank(10_000),
-  summary: z.string().max(100_000),
+  clinicalQuestion: shown(notBlank(10_000), 'clinicians', HTTP_DOC),
+  summary: shown(z.string().max(100_000), 'clinicians', HTTP_DOC),
   attachments: z.array(z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS document uniqueId (OID)')).max(MAX_ATTACHMENTS).optional(),
   deadlineSeconds: z.number().int().min(MIN_DEADLINE_SECONDS).max(MAX_DEADLINE_SECONDS).optional(),
 });
@@ -107,10 +108,10 @@ export const ConsultationsQuery = z.strictObject({
 });
 const actionId = idempotencyKey.optional();
 export const AcceptBody = z.strictObject({ expertId, actionId });
-export const DeclineBody = z.strictObject({ expertId, reason: z.string().max(500).optional(), actionId });
-export const ReportBody = z.strictObject({ expertId, diagnosis: notBlank(10_000), recommendations: z.string().max(100_000).optional(), actionId });
+export const DeclineBody = z.strictObject({ expertId, reason: shown(z.string().max(500), 'clinicians', HTTP_DOC).optional(), actionId });
+export const ReportBody = z.strictObject({ expertId, diagnosis: shown(notBlank(10_000), 'clinicians', HTTP_DOC), recommendations: shown(z.string().max(100_000), 'clinicians', HTTP_DOC).optional(), actionId });
 export const ApplicantBody = z.strictObject({ systemId, actionId });
-export const CancelBody = z.strictObject({ systemId, reason: z.string().max(500).optional(), actionId });
+export const CancelBody = z.strictObject({ systemId, reason: shown(z.string().max(500), 'clinicians', HTTP_DOC).optional(), actionId });
 export const MonthsQuery = z.strictObject({ from: month.optional(), to: month.optional() });
 
 export const consultationDto = (c: ConsultationView): AnswerOf<typeof ConsultationResponse> => ({

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { atMostAsSent } from '../validation/as-sent-length';
 import { withoutCprNumber } from '../validation/no-cpr-text';
+import { HTTP_DOC, shown } from '../validation/shown-text';
 import { NOT_BLANK_PATTERN } from '../../domain/shared/text-limits';
 import type { Principal } from '../../application/access/policy';
 import type { DirectoryService } from '../../application/directory/directory-service';
@@ -53,8 +54,8 @@ export const ExpertParams = z.strictObject({ id: z.string().min(3).max(100) });
 export const SystemParams = z.strictObject({ id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit') });
 export const SystemBody = z.strictObject({
   id: z.string().regex(SYSTEM_ID_PATTERN, 'a system id: 2-32 characters of a-z 0-9 -, starting with a letter or digit'),
-  name: withoutCprNumber(notBlank(200)),
-  area: withoutCprNumber(notBlank(200)),
+  name: withoutCprNumber(shown(notBlank(200), 'clinicians and operators', HTTP_DOC)),
+  area: withoutCprNumber(shown(notBlank(200), 'clinicians and operators', HTTP_DOC)),
   keys: z
     .array(z.record(z.string(), z.unknown()))
     .min(1)

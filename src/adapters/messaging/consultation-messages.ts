@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { withoutCprNumber } from '../validation/no-cpr-text';
+import { shown } from '../validation/shown-text';
 import {
   CONSULTATION_DOWNLINK_TYPES,
   CONSULTATION_UPLINK_TYPES,
@@ -70,10 +71,10 @@ const oid = z.string().max(64).regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'an XDS documen
 export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
   'consultation.requested': z.strictObject({
     consultationId,
-    applicantClinician: withoutCprNumber(text(200)),
+    applicantClinician: withoutCprNumber(shown(text(200))),
     candidates: z.array(expertId).min(1).max(MAX_CANDIDATES),
-    clinicalQuestion: text(10_000),
-    summary: z.string().max(100_000),
+    clinicalQuestion: shown(text(10_000)),
+    summary: shown(z.string().max(100_000)),
     attachments: z.array(oid).max(MAX_ATTACHMENTS),
     deadlineSeconds: z
       .number()
@@ -84,10 +85,10 @@ export const CONSULTATION_UPLINK_PAYLOAD_SCHEMAS = {
       .describe("How long each offer stays open for its expert, in seconds; left out, the hub's default (24 h). An offer not accepted or declined by then expires, and the next candidate is offered the case."),
   }),
   'consultation.accept': z.strictObject({ consultationId: existingId, expertId }),
-  'consultation.decline': z.strictObject({ consultationId: existingId, expertId, reason: z.string().max(500) }),
-  'consultation.report': z.strictObject({ consultationId: existingId, expertId, diagnosis: text(10_000), recommendations: z.string().max(100_000) }),
+  'consultation.decline': z.strictObject({ consultationId: existingId, expertId, reason: shown(z.string().max(500)) }),
+  'consultation.report': z.strictObject({ consultationId: existingId, expertId, diagnosis: shown(text(10_000)), recommendations: shown(z.string().max(100_000)) }),
   'consultation.acknowledge': z.strictObject({ consultationId: existingId }),
-  'consultation.cancel': z.strictObject({ consultationId: existingId, reason: z.string().max(500).optional() }),
+  'consultation.cancel': z.strictObject({ consultationId: existingId, reason: shown(z.string().max(500)).optional() }),
 } as const;
 
 export const CONSULTATION_DOWNLINK_PAYLOAD_SCHEMAS = {

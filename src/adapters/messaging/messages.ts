@@ -8,7 +8,7 @@ import {
   type UplinkEnvelope,
 } from '../../application/directory/directory-messages';
 import { EXPERT_TEXT_LIMITS, LOCAL_EXPERT_ID_PATTERN, type Availability } from '../../domain/directory/expert';
-import { isBlankText } from '../../domain/shared/text-limits';
+import { shown } from '../validation/shown-text';
 import { expertIdSchema, isoWithOffset, looseEnvelope, parseEnvelope, serializeEnvelope, strictEnvelope, systemIdSchema, text, type ParseResult, type SameType } from './envelope';
 
 /**
@@ -71,6 +71,7 @@ export type {
 export type { ExpertProfile, Availability } from '../../domain/directory/expert';
 
 export { MAX_MESSAGE_CHARS, type ParseFailure, type ParseResult } from './envelope';
+export { INVISIBLE_TEXT_MESSAGE } from '../validation/shown-text';
 
 const systemId = systemIdSchema;
 const expertId = expertIdSchema;
@@ -82,17 +83,6 @@ const localExpertId = z.string().regex(LOCAL_EXPERT_ID_PATTERN, 'a local expert 
  */
 const newLocalExpertId = withoutCprNumber(localExpertId);
 const count = (max: number) => z.number().int().min(0).max(max);
-
-/** The refusal's message for a profile text that shows nothing (isBlankText): bad_schema naming the field. */
-export const INVISIBLE_TEXT_MESSAGE = 'must show a visible character: it holds only white space, format or other invisible characters (zero-width, bidi controls, soft hyphen, ...)';
-/**
- * A profile text that is shown to clinicians: one that holds anything shows something. A text that trimmed is empty
- * is left to the schema's own rule (min(1) where one is required; an empty title or hospital says there is none).
- */
-const shown = <S extends z.ZodType<string>>(schema: S): S =>
-  schema
-    .refine((v) => v.trim() === '' || !isBlankText(v), INVISIBLE_TEXT_MESSAGE)
-    .meta({ ...(schema.meta() ?? {}), description: 'Shown to clinicians: refused when nothing visible is left of it, only white space, format (U+200B, U+FEFF, U+00AD, bidi controls), control or other default-ignorable characters; an empty text only where minLength allows it (docs/messaging.md, Text).' }) as unknown as S;
 
 const profileShape = {
   // An expert's name is no patient data, but a CPR number in it (or in any of these) would be: see withoutCprNumber.
@@ -122,7 +112,7 @@ const UploadedExpertSchema = z.strictObject({ localExpertId: newLocalExpertId, .
 const DirectoryExpertSchema = z.object({ expertId, homeSystemId: systemId, profile: ExpertProfileSchema, revision: z.number().int().min(1) });
 
 export const UPLINK_PAYLOAD_SCHEMAS = {
-  'system.join.requested': z.strictObject({ name: withoutCprNumber(text(200)).optional(), expectedBatches: count(10_000), expectedExperts: count(10_000 * MAX_BATCH_EXPERTS) }),
+  'system.join.requested': z.strictObject({ name: withoutCprNumber(shown(text(200), 'clinicians and operators')).optional(), expectedBatches: count(10_000), expectedExperts: count(10_000 * MAX_BATCH_EXPERTS) }),
   'experts.batch': z
     .strictObject({
       batchIndex: count(9_999),
