@@ -1,8 +1,10 @@
 // The audit trail of two hub processes on one store, as a property (fast-check): random interleavings of appends,
 // answers lost after the commit, commits landing after the error was answered, refused appends, failing reads, entries
-// recorded once (onceId) and recorded again, and anchors, by both processes on the same chain. No one tampers with
-// the chain, so whatever happens:
+// recorded once (onceId) and recorded again, anchors and verifications, by both processes on the same chain. No one
+// tampers with the chain, so whatever happens:
 // - no process logs possible tampering, and every anchor either took is still in the chain (POST /audit/verify);
+// - no verification by either process, during the appends or after them, reports the chain changed behind it
+//   (changed_behind_hub: a false alarm there, for the other process's appends, would teach operators to ignore it);
 // - no entry is stored twice, every entry whose record() resolved is stored, and the chain verifies;
 // - an entry whose record() rejected (dropped) was not stored, unless no read by its process since it was stored
 //   could have shown it (the store out of reach): a process that read its batch back does not call it dropped.
@@ -19,6 +21,7 @@ type Op =
   | { kind: 'once'; trail: 0 | 1; patient: number }
   | { kind: 'again'; trail: 0 | 1; which: number }
   | { kind: 'anchor'; trail: 0 | 1 }
+  | { kind: 'verify'; trail: 0 | 1 }
   | { kind: 'pause'; ms: number };
 
 const AT = Date.parse('2026-11-30T08:00:00.000Z');
@@ -45,7 +48,7 @@ const entryOf = (n: number, patient: number): AuditEntry => ({
 });
 const onceIdOf = (n: number): string => `00000000-0000-5000-8000-${String(n).padStart(12, '0')}`;
 
-/** An anchor's reads, told from the appends' (AsyncLocalStorage): the property's "could it know" counts only the latter. */
+/** An anchor's or a verification's reads, told from the appends' (AsyncLocalStorage): the property's "could it know" counts only the latter. */
 const anchoring = new AsyncLocalStorage<true>();
 
 /**
@@ -106,6 +109,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('once' as const), trail: fc.constantFrom(0 as const, 1 as const), patient: fc.nat(7) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('again' as const), trail: fc.constantFrom(0 as const, 1 as const), which: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('anchor' as const), trail: fc.constantFrom(0 as const, 1 as const) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('verify' as const), trail: fc.constantFrom(0 as const, 1 as const) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.constantFrom(0, 1, 3) }) },
 );
 const faultsArb = fc.record({
@@ -134,6 +138,8 @@ describe('the audit trail of two processes on one store, with lost answers, late
         }));
         // An anchor whose reads fail is not taken (the hub logs it and tries again at the next).
         const anchors: Promise<Record<string, string> | null>[] = [];
+        // A verification whose reads fail answers 503 (storage_unavailable); the others are kept.
+        const verifications: Promise<Awaited<ReturnType<AuditTrail['verify']>> | null>[] = [];
         const once: { entry: AuditEntry; onceId: string }[] = [];
         let n = 0;
         for (const op of ops) {
@@ -141,6 +147,8 @@ describe('the audit trail of two processes on one store, with lost answers, late
             await new Promise((r) => (op.ms === 0 ? setImmediate(r) : setTimeout(r, op.ms)));
           } else if (op.kind === 'anchor') {
             anchors.push(anchoring.run(true, () => trails[op.trail]!.anchorHeads(new Date(AT + 3_600_000))).catch(() => null));
+          } else if (op.kind === 'verify') {
+            verifications.push(anchoring.run(true, () => trails[op.trail]!.verify([DAY])).catch(() => null));
           } else {
             const t = op.trail;
             let entry: AuditEntry;
@@ -172,6 +180,7 @@ describe('the audit trail of two processes on one store, with lost answers, late
         const outcomes = await Promise.all(fates.map((f) => f.outcome));
         await Promise.all(trails.map((t) => t.drain()));
         const anchored = await Promise.all(anchors);
+        const verified = await Promise.all(verifications);
         await Promise.all(late);
 
         const stored = (await Promise.all([3, 5].map(async (p) => (await shared.readStream(`audit-${DAY}-${p}`)).events))).flat();
@@ -184,8 +193,9 @@ describe('the audit trail of two processes on one store, with lost answers, late
           if (outcomes[i] === 'stored') expect({ stored: f.entry.requestId, there }).toEqual({ stored: f.entry.requestId, there: true });
           else if (there && !f.again) expect({ dropped: f.entry.requestId, readBack: f.readBack }).toEqual({ dropped: f.entry.requestId, readBack: false });
         });
-        // No tampering, and none said.
+        // No tampering, and none said: not in the log, not by a verification of either process.
         expect(tampering).toEqual([]);
+        for (const v of verified) if (v !== null) expect({ breaks: v.breaks, changedBehindHub: v.changedBehindHub }).toEqual({ breaks: [], changedBehindHub: [] });
         const verifier = new AuditTrail({ store: shared });
         expect(await verifier.verify([DAY])).toMatchObject({ ok: true, breaks: [] });
         for (const heads of anchored) {
@@ -197,6 +207,8 @@ describe('the audit trail of two processes on one store, with lost answers, late
         ways.forEach((w) => w.heal());
         await Promise.all(trails.map((t, i) => t.record(entryOf(10_000 + i, 0))));
         expect(await verifier.verify([DAY])).toMatchObject({ ok: true, breaks: [] });
+        // Each process, its heads read again first: the chain as the other one left it is no change behind it.
+        for (const t of trails) expect(await t.verify([DAY])).toMatchObject({ ok: true, breaks: [], changedBehindHub: [] });
         expect(tampering).toEqual([]);
       }),
       {
