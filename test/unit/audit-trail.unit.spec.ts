@@ -506,6 +506,50 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
     expect(errors.filter((m) => m.includes('possible tampering'))).toEqual([expect.stringContaining('shorter than this hub wrote it')]);
   });
 
+  it('says a cut once while other hub processes append to the cut chain (their appends are no new change); a deeper cut, or a rewrite of what they appended, is said again', async () => {
+    const store = new InMemoryEventStore();
+    const errors: string[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+    const other = new AuditTrail({ store });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const events = (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!;
+    const said = () => errors.filter((m) => m.includes('possible tampering'));
+    events.splice(3);
+    await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    // The other process links to the cut chain as it is, one entry between this one's anchors and verifications:
+    // up to the version this process wrote last and past it. Before: said again at each (shorter at 3, then another
+    // hash at 4), three lines for one cut.
+    for (let i = 0; i < 3; i++) {
+      await other.record(entry(10 + i, 'p1', at));
+      await trail.anchorHeads(new Date(`2026-11-30T1${i}:00:00.000Z`));
+      expect((await trail.verify(['2026-11-30'])).changedBehindHub).toEqual([expect.objectContaining({ streamName: stream, version: 4 })]);
+    }
+    expect(said()).toEqual([expect.stringContaining('shorter than this hub wrote it')]);
+    // What the other process appended where this one's head stood, rewritten: another change, said.
+    const forged = chain(String(events[3]!.data['hash']), [entry(99, 'p1', at)])[0]!;
+    events[4] = { ...events[4]!, data: forged as unknown as Record<string, unknown> };
+    await trail.anchorHeads(new Date('2026-11-30T13:00:00.000Z'));
+    expect(said()).toHaveLength(2);
+    expect(said()[1]).toContain('changed behind this hub');
+  });
+
+  it('says a deeper cut after a cut again', async () => {
+    const store = new InMemoryEventStore();
+    const errors: string[] = [];
+    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+    const at = '2026-11-30T08:00:00.000Z';
+    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+    const stream = auditStreamOf(entry(0, 'p1', at));
+    const events = (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!;
+    events.splice(3);
+    await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
+    events.splice(1);
+    await trail.anchorHeads(new Date('2026-11-30T10:00:00.000Z'));
+    expect(errors.filter((m) => m.includes('possible tampering'))).toEqual([expect.stringContaining('shorter than this hub wrote it'), expect.stringContaining('shorter than this hub wrote it')]);
+  });
+
   it('reports a chain it found rewritten in its verification: a break, what it wrote against what the store holds, and the head it wrote', async () => {
     const store = new InMemoryEventStore();
     const trail = new AuditTrail({ store, logger: { error: () => undefined, warn: () => undefined } });

@@ -462,13 +462,22 @@ export class AuditTrail {
    * (the first change: the anchors carry the hash written there), and logged once. Each anchor reads the chain from the
    * same head until this process appends again, and that append's conflict reads from it once more: the one rewrite
    * was logged at every anchor and again at the conflict. A change at another head, or another found at the same head,
-   * is another rewrite, logged again.
+   * is another rewrite, logged again. A chain cut back under the head and then appended to by other hub processes
+   * (shorter by less, then another event where the head stood) is their appends to the cut chain, not another change:
+   * a process that does not append there itself reads from the same head at each anchor, and said the one cut once per
+   * event the others appended up to that version, and again past it. A deeper cut, or another hash where the head
+   * stood after that, is said again.
    */
   private changedBehind(stream: string, known: Head, found: string, log: () => void): void {
     if (!this.rewritten.has(stream)) this.rewritten.set(stream, known);
-    const change = `${known.version}/${known.hash}/${found}`;
-    if (this.said.get(stream) === change) return;
-    this.said.set(stream, change);
+    const at = `${known.version}/${known.hash}/`;
+    const before = this.said.get(stream);
+    this.said.set(stream, `${at}${found}`);
+    if (before === `${at}${found}`) return;
+    if (before?.startsWith(`${at}shorter:`)) {
+      const cutTo = BigInt(before.slice(`${at}shorter:`.length));
+      if (found.startsWith('shorter:') ? BigInt(found.slice('shorter:'.length)) > cutTo : found.startsWith('holds:')) return;
+    }
     log();
   }
 
