@@ -20,7 +20,8 @@ export const refuseBrokerOnRestoredDataDir = (config: Config): void => {
   const marker = restoredMarkerOf(config.RTS_DATA_DIR);
   if (marker === null) return;
   // Times only: the backup's path is in the file for the operator, and a path is no place for this message to repeat.
-  const which = typeof marker.backupCreatedAt === 'string' ? ` (the backup of ${marker.backupCreatedAt}${typeof marker.restoredAt === 'string' ? `, restored ${marker.restoredAt}` : ''})` : '';
+  const since = typeof marker.erasuresNotRepeatedSince === 'string' ? `; a backup of a directory restored from one of ${marker.erasuresNotRepeatedSince}, whose later erasures count too` : '';
+  const which = typeof marker.backupCreatedAt === 'string' ? ` (the backup of ${marker.backupCreatedAt}${typeof marker.restoredAt === 'string' ? `, restored ${marker.restoredAt}` : ''}${since})` : '';
   throw new ConfigError([
     `${settings.join(' and ')}: RTS_DATA_DIR holds ${DATA_FILES.restored}: it was restored from a backup${which} and the erasures made after that backup are not marked as repeated; with a broker the hub would send those patients' texts to the city systems at once. ` +
       `Start it without ${settings.join(' and ')} (on 127.0.0.1), run 'rts erasures apply --from SOURCE' for every record of later erasures, then 'rts restore --done --data-dir ${config.RTS_DATA_DIR}', and start it with its broker`,

@@ -12,6 +12,7 @@ import type { TeleMedService } from '../../src/application/telemed';
 import type { XdsBackend } from '../../src/application/xds-backend';
 import { loadConfig } from '../../src/bootstrap/config';
 import { openTeleMed } from '../../src/bootstrap/library';
+import { refuseBrokerOnRestoredDataDir } from '../../src/bootstrap/restored-data-dir';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
 import { parseCpr } from '../../src/domain/monitoring/cpr';
 import { createTeleObservation } from '../../src/domain/monitoring/tele-observation';
@@ -205,6 +206,46 @@ describe('the marker rts restore leaves (restored-from-backup.json)', () => {
       const failed = join(out.dir, 'failed');
       await expect(restoreDataDir(bad, failed)).rejects.toMatchObject({ code: 'SQLITE_NOTADB' });
       expect(existsSync(failed)).toBe(false);
+    } finally {
+      data.remove();
+      out.remove();
+    }
+  });
+});
+
+describe('a backup of a restored data directory whose marker is not cleared', () => {
+  // A nightly rts backup runs while the restored hub waits for rts erasures apply: the erasures made after the first
+  // backup are repeated in neither. Before, a restore of that second backup told to repeat only those made after it,
+  // and its marker named its time alone: the patients erased between the two backups stayed back, unsaid.
+  it('carries the first backup\'s time on: its restore tells to repeat the erasures made after that', async () => {
+    const data = tempDataDir('rts-backup-of-restored-');
+    const out = tempDataDir('rts-backup-of-restored-out-');
+    try {
+      const c = buildContainer(loadConfig({ RTS_DATA_DIR: data.dir }), pino({ level: 'silent' }));
+      await c.get<Projector>(TOKENS.Projector).stop();
+      await c.get(SqliteEventStore).close();
+      const first = join(out.dir, 'b1');
+      await backupDataDir(data.dir, first, { now: () => new Date('2026-12-01T02:00:00.000Z') });
+      const restored = join(out.dir, 'r1');
+      await restoreDataDir(first, restored);
+      let stdout = '';
+      let stderr = '';
+      const io = { stdout: { write: (t: string) => ((stdout += t), true) }, stderr: { write: (t: string) => ((stderr += t), true) }, env: {}, now: () => new Date('2026-12-05T02:00:00.000Z') };
+      expect(await runBackup('backup', ['--data-dir', restored, '--to', join(out.dir, 'b2')], io)).toBe(0);
+      expect(stderr).toContain(`${DATA_FILES.restored} (the backup of 2026-12-01T02:00:00.000Z)`);
+      expect(verifyBackup(join(out.dir, 'b2'))).toMatchObject({ createdAt: '2026-12-05T02:00:00.000Z', restoredFrom: { backupCreatedAt: '2026-12-01T02:00:00.000Z' } });
+      stdout = '';
+      expect(await runBackup('restore', ['--from', join(out.dir, 'b2'), '--data-dir', join(out.dir, 'r2')], io)).toBe(0);
+      expect(stdout).toContain('Patients erased after 2026-12-01T02:00:00.000Z are back in it');
+      expect(JSON.parse(readFileSync(join(out.dir, 'r2', DATA_FILES.restored), 'utf8'))).toMatchObject({ backupCreatedAt: '2026-12-05T02:00:00.000Z', erasuresNotRepeatedSince: '2026-12-01T02:00:00.000Z' });
+      // The hub's refusal names the earlier time too.
+      expect(() => refuseBrokerOnRestoredDataDir(loadConfig({ RTS_DATA_DIR: join(out.dir, 'r2'), RTS_BROKER_URL: 'amqp://127.0.0.1:18799' }))).toThrow('restored from one of 2026-12-01T02:00:00.000Z');
+      // Cleared, the directory's next backup is an ordinary one again.
+      expect(await runBackup('restore', ['--done', '--data-dir', join(out.dir, 'r2')], io)).toBe(0);
+      stderr = '';
+      expect(await runBackup('backup', ['--data-dir', join(out.dir, 'r2'), '--to', join(out.dir, 'b3')], io)).toBe(0);
+      expect(stderr).not.toContain(DATA_FILES.restored);
+      expect(verifyBackup(join(out.dir, 'b3'))).not.toHaveProperty('restoredFrom');
     } finally {
       data.remove();
       out.remove();

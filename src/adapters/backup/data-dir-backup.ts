@@ -50,6 +50,12 @@ const Manifest = z.object({
       }),
     )
     .min(1),
+  /**
+   * The data directory copied held the marker of a restore not cleared (rts restore --done): the erasures made after
+   * that earlier backup (its time; null: the marker did not say) are repeated in this backup neither. Its restore
+   * carries that time on (RestoredMarker.erasuresNotRepeatedSince). Absent otherwise; builds before it ignore it.
+   */
+  restoredFrom: z.object({ backupCreatedAt: z.string().datetime({ offset: true }).nullable() }).optional(),
 });
 export type BackupManifest = z.infer<typeof Manifest>;
 
@@ -107,6 +113,9 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
     // The time of the backup is when its copy of the events begins, not when the last file is written: restore
     // tells to erase again the patients erased after it, and one erased while a large store was copied counts.
     const createdAt = (options.now ?? (() => new Date()))().toISOString();
+    // Read before the events are copied: a marker cleared meanwhile still leaves it said (the safe side).
+    const marker = restoredMarkerOf(source);
+    const restoredFrom = marker === null ? undefined : { backupCreatedAt: earliestOf(marker) };
     for (const name of DATA_DATABASES) {
       const from = join(source, name);
       if (!existsSync(from)) continue; // no key file yet: no patient has a key
@@ -129,7 +138,7 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
       }
       await copied(name);
     }
-    manifest = { format: BACKUP_FORMAT, createdAt, eventsHead, files };
+    manifest = { format: BACKUP_FORMAT, createdAt, eventsHead, files, ...(restoredFrom ? { restoredFrom } : {}) };
     writePrivately(join(directory, BACKUP_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   });
   return { manifest: manifest!, directory, missing };
@@ -137,7 +146,31 @@ export const backupDataDir = async (dataDir: string, target: string, options: Ba
 
 /** What `rts restore` leaves in the data directory it restored (see above); no personal data. */
 export const RESTORED_FORMAT = 'telemed-rts-restored/1';
-export type RestoredMarker = Readonly<{ format: typeof RESTORED_FORMAT; backup: string; backupCreatedAt: string; eventsHead: number; restoredAt: string }>;
+export type RestoredMarker = Readonly<{
+  format: typeof RESTORED_FORMAT;
+  backup: string;
+  backupCreatedAt: string;
+  eventsHead: number;
+  restoredAt: string;
+  /**
+   * A backup of a directory restored before and not cleared (BackupManifest.restoredFrom): the erasures are not
+   * repeated since this earlier time (null: unknown), not only since backupCreatedAt. Absent otherwise.
+   */
+  erasuresNotRepeatedSince?: string | null;
+}>;
+
+/** Since when a marked directory's erasures are not repeated, as far as its marker says (null: it does not). */
+const earliestOf = (marker: Partial<RestoredMarker>): string | null =>
+  marker.erasuresNotRepeatedSince === null
+    ? null
+    : typeof marker.erasuresNotRepeatedSince === 'string'
+      ? marker.erasuresNotRepeatedSince
+      : typeof marker.backupCreatedAt === 'string'
+        ? marker.backupCreatedAt
+        : null;
+
+/** The time after which a restore of this backup must repeat erasures: its own, or that of the restore it copied (null: unknown). */
+export const erasuresToRepeatSince = (manifest: BackupManifest): string | null => (manifest.restoredFrom ? manifest.restoredFrom.backupCreatedAt : manifest.createdAt);
 
 /** Check the backup in `backupDir` against its manifest, then write its files into `dataDir` (see above). */
 export const restoreDataDir = async (backupDir: string, dataDir: string, options: Pick<BackupOptions, 'now'> = {}): Promise<BackupManifest> => {
@@ -150,6 +183,7 @@ export const restoreDataDir = async (backupDir: string, dataDir: string, options
       backupCreatedAt: manifest.createdAt,
       eventsHead: manifest.eventsHead,
       restoredAt: (options.now ?? (() => new Date()))().toISOString(),
+      ...(manifest.restoredFrom ? { erasuresNotRepeatedSince: manifest.restoredFrom.backupCreatedAt } : {}),
     };
     writePrivately(join(directory, DATA_FILES.restored), `${JSON.stringify(marker, null, 2)}\n`);
     syncPath(directory);

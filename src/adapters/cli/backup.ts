@@ -1,4 +1,4 @@
-import { BackupError, backupDataDir, clearRestoredMarker, restoreDataDir, type BackupManifest } from '../backup/data-dir-backup';
+import { BackupError, backupDataDir, clearRestoredMarker, erasuresToRepeatSince, restoreDataDir, type BackupManifest } from '../backup/data-dir-backup';
 import { DATA_FILES } from '../system/data-dir';
 import { UsageError, fail, parseFlags } from './args';
 import { BACKUP_EXIT_CODES_HELP, EXIT, type ExitCode } from './exit-codes';
@@ -109,6 +109,13 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
       const onStart = () => void deps.stdout.write(`Backing up ${parsed.dataDir} into ${parsed.to}:\n`);
       const { manifest, missing } = await backupDataDir(parsed.dataDir, parsed.to, { ...(deps.now ? { now: deps.now } : {}), onStart, onCopied: (f) => void deps.stdout.write(`${line(f)}\n`) });
       deps.stdout.write(`Done: events up to position ${manifest.eventsHead}, manifest in backup.json.\n`);
+      if (manifest.restoredFrom) {
+        const since = manifest.restoredFrom.backupCreatedAt;
+        deps.stderr.write(
+          `rts: ${parsed.dataDir} holds ${DATA_FILES.restored}${since === null ? '' : ` (the backup of ${since})`}: the erasures made after that backup are not repeated in it, nor in this backup; ` +
+            `its manifest says so, and a restore of it tells to repeat the erasures made since ${since ?? 'that earlier backup'}.\n`,
+        );
+      }
       if (missing.length > 0) {
         const pseudonym = missing.includes(DATA_FILES.pseudonymSecret);
         deps.stderr.write(
@@ -124,9 +131,12 @@ export const runBackup = async (command: 'backup' | 'restore', argv: readonly st
       return EXIT.ok;
     }
     const manifest = await restoreDataDir(parsed.from, parsed.dataDir, deps.now ? { now: deps.now } : {});
+    // A backup of a directory restored before and not cleared: the erasures since that earlier backup are not repeated.
+    const since = erasuresToRepeatSince(manifest);
+    const erasedAfter = since ?? `an earlier backup (${parsed.from} is a backup of a directory restored from it, which did not say when it was made)`;
     deps.stdout.write(
       `Restored the backup of ${manifest.createdAt} (events up to position ${manifest.eventsHead}) into ${parsed.dataDir}:\n${listed(manifest)}\n` +
-        `Start the hub with RTS_DATA_DIR=${parsed.dataDir}, on 127.0.0.1 and without RTS_BROKER_URL or RTS_BROKER_DISCOVERY (with one it refuses to start: ${DATA_FILES.restored} marks the directory). Patients erased after ${manifest.createdAt} are back in it: before anyone else reaches the hub, ` +
+        `Start the hub with RTS_DATA_DIR=${parsed.dataDir}, on 127.0.0.1 and without RTS_BROKER_URL or RTS_BROKER_DISCOVERY (with one it refuses to start: ${DATA_FILES.restored} marks the directory). Patients erased after ${erasedAfter} are back in it: before anyone else reaches the hub, ` +
         `repeat those erasures with 'rts erasures apply --from SOURCE' for each record of them (the old data directory, a newer backup, a saved GET /erasures, or the hub's log; see 'rts erasures --help'). ` +
         `Then run 'rts restore --done --data-dir ${parsed.dataDir}' and restart the hub with its usual settings.\n`,
     );
