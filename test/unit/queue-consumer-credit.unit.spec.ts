@@ -7,32 +7,13 @@ import { EventEmitter } from 'node:events';
 import type { AmqpConnection } from '../../src/adapters/amqp/connection';
 import type { DurableSender } from '../../src/adapters/amqp/durable-sender';
 import { OrderedByKey } from '../../src/application/ordered-by-key';
+import { FakeReceiver as BaseReceiver } from '../support/fake-receiver';
 import { MAX_EXCUSED_LOSSES, QueueConsumer, type HandlerOutcome, type QueueConsumerOptions, type ReceivedMessage } from '../../src/adapters/amqp/queue-consumer';
 
-class FakeReceiver extends EventEmitter {
-  credit = 0;
-  source = { address: 'q' };
-  add_credit(n: number): void {
-    this.credit += n;
-  }
-  is_open(): boolean {
-    return true;
-  }
-  close(): void {
-    this.emit('receiver_close');
-  }
-  /** The broker sends a message: it uses one credit. */
-  deliver(body: string, deliveryCount = 0, messageId?: string): { settled: string[] } {
-    if (this.credit <= 0) throw new Error('no credit: the broker would not send it');
-    this.credit -= 1;
-    const settled: string[] = [];
-    const delivery = {
-      accept: () => void settled.push('accepted'),
-      modified: (o: { delivery_failed?: boolean }) => void settled.push(o?.delivery_failed ? 'modified (failed)' : 'modified (uncounted)'),
-      release: () => void settled.push('released'),
-    };
-    this.emit('message', { delivery, message: { body, delivery_count: deliveryCount, message_id: messageId } });
-    return { settled };
+/** Messages by body (and message id): one credit each, as the support's receiver. */
+class FakeReceiver extends BaseReceiver {
+  deliverBody(body: string, deliveryCount = 0, messageId?: string): { settled: string[] } {
+    return { settled: this.deliver({ body, message_id: messageId }, deliveryCount) };
   }
 }
 
@@ -61,14 +42,14 @@ describe('QueueConsumer: credit for messages that wait for their turn', () => {
     const { receiver, started } = consumerOn(handler, { prefetch: 2, maxWaiting: 2 });
     await started;
     expect(receiver.credit).toBe(2);
-    receiver.deliver('runs');
-    receiver.deliver('wait-1');
+    receiver.deliverBody('runs');
+    receiver.deliverBody('wait-1');
     await settle();
     expect(receiver.credit).toBe(1); // wait-1 holds no slot: another message may come
-    receiver.deliver('wait-2');
+    receiver.deliverBody('wait-2');
     await settle();
     expect(receiver.credit).toBe(1);
-    receiver.deliver('wait-3');
+    receiver.deliverBody('wait-3');
     await settle();
     expect(receiver.credit).toBe(0); // maxWaiting 2: the third waiting message holds its slot
     // wait-1 runs and is accepted: it held no slot, so no new credit beyond prefetch + the 2 still waiting.
@@ -85,8 +66,8 @@ describe('QueueConsumer: credit for messages that wait for their turn', () => {
     };
     const { receiver, started } = consumerOn(handler, { prefetch: 2 });
     await started;
-    receiver.deliver('a');
-    receiver.deliver('b');
+    receiver.deliverBody('a');
+    receiver.deliverBody('b');
     await settle();
     expect(receiver.credit).toBe(0);
   });
@@ -105,7 +86,7 @@ describe('QueueConsumer: onSaturated', () => {
     const { receiver, started } = consumerOn(handler, { prefetch: 2, maxWaiting: 2, onSaturated: () => void (told += 1) });
     await started;
     for (const body of ['runs', 'wait-1', 'wait-2', 'wait-3']) {
-      receiver.deliver(body);
+      receiver.deliverBody(body);
       await settle();
     }
     expect(receiver.credit).toBe(0);
@@ -113,7 +94,7 @@ describe('QueueConsumer: onSaturated', () => {
     release[0]!(); // 'runs' is accepted: a credit, and the next one waits too
     await settle();
     expect(told).toBe(0);
-    receiver.deliver('wait-4');
+    receiver.deliverBody('wait-4');
     await settle();
     expect(receiver.credit).toBe(0);
     expect(told).toBeGreaterThan(0); // 4 waiting = prefetch 2 + maxWaiting 2: nothing can run, nothing can come
@@ -150,20 +131,20 @@ describe('QueueConsumer: a message that arrives with its attempts used up', () =
       deadLettered,
     );
     await started;
-    const first = receiver.deliver('poison', 5);
+    const first = receiver.deliverBody('poison', 5);
     await until(() => first.settled.length > 0);
     expect(first.settled).toEqual(['modified (uncounted)']);
     expect(deadLettered).toEqual([]);
 
     answer = 'dead-letter';
-    const again = receiver.deliver('poison', 5);
+    const again = receiver.deliverBody('poison', 5);
     await until(() => again.settled.length > 0);
     expect(again.settled).toEqual(['accepted']); // the original, once its dead letter copy was taken
     expect(deadLettered).toEqual(['max attempts exceeded (5 failed deliveries)']);
     expect(asked).toEqual(['poison 5 max attempts exceeded (5 failed deliveries)', 'poison 5 max attempts exceeded (5 failed deliveries)']);
 
     // Below the limit it is not asked: the handler runs.
-    const fresh = receiver.deliver('fine', 4);
+    const fresh = receiver.deliverBody('fine', 4);
     await until(() => fresh.settled.length > 0);
     expect(fresh.settled).toEqual(['accepted']);
     expect(handled).toEqual(['fine']);
@@ -192,24 +173,24 @@ describe('QueueConsumer: losses of the connection while it held a message', () =
     await started;
     // Held through four losses, more than maxAttempts: ActiveMQ raised its delivery-count at each.
     for (let losses = 0; losses < 4; losses++) {
-      receiver.deliver('held', losses);
+      receiver.deliverBody('held', losses);
       await settle();
       reconnect(connection, receiver);
     }
     hang = false;
-    const held = receiver.deliver('held', 4);
+    const held = receiver.deliverBody('held', 4);
     await settle();
     expect(held.settled).toEqual(['accepted']);
     expect(seen.at(-1)).toEqual(['held', 0, 1]);
     expect(seen.map(([, count]) => count)).toEqual([0, 0, 0, 0, 0]);
     // One this process never held, arriving with the same count, has used its attempts up (a crash counts).
-    const other = receiver.deliver('never held here', 4);
+    const other = receiver.deliverBody('never held here', 4);
     await settle();
     await settle();
     expect(other.settled).toEqual(['accepted']); // its dead letter copy sent, the original taken off
     expect(deadLettered).toEqual(['max attempts exceeded (4 failed deliveries)']);
     // Once accepted, the held one's excuses are forgotten: the same message again counts in full.
-    const again = receiver.deliver('held', 4);
+    const again = receiver.deliverBody('held', 4);
     await settle();
     await settle();
     expect(again.settled).toEqual(['accepted']);
@@ -226,19 +207,19 @@ describe('QueueConsumer: losses of the connection while it held a message', () =
     const { receiver, started, connection } = consumerOn(handler, { prefetch: 1, maxAttempts: 3 }, deadLettered);
     await started;
     for (let losses = 0; losses < 4; losses++) {
-      receiver.deliver('from city-a', losses, 'reg-1');
+      receiver.deliverBody('from city-a', losses, 'reg-1');
       await settle();
       reconnect(connection, receiver);
     }
     hang = false;
     // City-b's message with the same id was never held here: its 4 failed deliveries count in full.
-    const other = receiver.deliver('from city-b', 4, 'reg-1');
+    const other = receiver.deliverBody('from city-b', 4, 'reg-1');
     await settle();
     await settle();
     expect(other.settled).toEqual(['accepted']);
     expect(deadLettered).toEqual(['max attempts exceeded (4 failed deliveries)']);
     // City-a's, held through the four losses, is still excused.
-    const held = receiver.deliver('from city-a', 4, 'reg-1');
+    const held = receiver.deliverBody('from city-a', 4, 'reg-1');
     await settle();
     expect(held.settled).toEqual(['accepted']);
     expect(deadLettered).toHaveLength(1);
@@ -251,16 +232,16 @@ describe('QueueConsumer: losses of the connection while it held a message', () =
     await started;
     const losses = MAX_EXCUSED_LOSSES + 4;
     for (let n = 0; n < losses; n++) {
-      receiver.deliver('blocks the event loop', n);
+      receiver.deliverBody('blocks the event loop', n);
       await settle();
       reconnect(connection, receiver);
     }
     expect(deadLettered).toEqual([]);
-    receiver.deliver('blocks the event loop', losses); // 24 losses, 20 excused: 4 failed deliveries, attempt 5
+    receiver.deliverBody('blocks the event loop', losses); // 24 losses, 20 excused: 4 failed deliveries, attempt 5
     await settle();
     expect(deadLettered).toEqual([]);
     reconnect(connection, receiver);
-    receiver.deliver('blocks the event loop', losses + 1); // 25 losses: 5 counted, maxAttempts reached
+    receiver.deliverBody('blocks the event loop', losses + 1); // 25 losses: 5 counted, maxAttempts reached
     await settle();
     await settle();
     expect(deadLettered).toEqual([`max attempts exceeded (5 failed deliveries)`]);
@@ -288,11 +269,11 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     for (let i = 0; i < 6; i++) {
       // The broker sends only while the consumer gives credit: with the pauses holding slots, it stopped at 2.
       expect({ sent: i, credit: receiver.credit > 0 }).toEqual({ sent: i, credit: true });
-      flood.push(receiver.deliver(`flood-${i}`));
+      flood.push(receiver.deliverBody(`flood-${i}`));
       await settle();
     }
     expect(receiver.credit).toBeGreaterThan(0);
-    const other = receiver.deliver('city-b: its own expert changed');
+    const other = receiver.deliverBody('city-b: its own expert changed');
     await settle();
     expect(other.settled).toEqual(['accepted']);
     expect(handled.at(-1)).toBe('city-b: its own expert changed');
@@ -312,7 +293,7 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     await started;
     let sent = 0;
     while (receiver.credit > 0 && sent < 100) {
-      receiver.deliver(`flood-${sent++}`);
+      receiver.deliverBody(`flood-${sent++}`);
       await settle();
     }
     expect(sent).toBe(2 + 3);
@@ -323,7 +304,7 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     const handled: string[] = [];
     const { receiver, started, connection } = consumerOn(floodHandler(handled), { prefetch: 2, maxWaiting: 4, maxAttempts: 5, retryDelayMs: () => 1_000 });
     await started;
-    const paused = receiver.deliver('flood-0');
+    const paused = receiver.deliverBody('flood-0');
     await settle();
     expect(receiver.credit).toBe(2); // 2 + 1 waiting - 1 held
     connection.emit('disconnected', { endpoint: undefined, error: undefined, reconnecting: true });
@@ -347,7 +328,7 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     await started;
     const flood: Array<{ settled: string[] }> = [];
     while (receiver.credit > 0 && flood.length < 100) {
-      flood.push(receiver.deliver(`flood-${flood.length}`));
+      flood.push(receiver.deliverBody(`flood-${flood.length}`));
       await settle();
     }
     expect(flood).toHaveLength(2 + 3); // every slot held, by pauses only
@@ -368,11 +349,11 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     };
     const { receiver, started } = consumerOn(handler, { prefetch: 2, maxWaiting: 3, maxAttempts: 5, retryDelayMs: () => 1_000, onSaturated: () => void (told += 1) });
     await started;
-    receiver.deliver('flood-0'); // pauses
+    receiver.deliverBody('flood-0'); // pauses
     await settle();
     let n = 0;
     while (receiver.credit > 0 && n < 100) {
-      receiver.deliver(`wait-${n++}`);
+      receiver.deliverBody(`wait-${n++}`);
       await settle();
     }
     expect(n).toBe(4); // 1 pausing + 4 waiting = prefetch + maxWaiting
@@ -380,7 +361,7 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     await jest.advanceTimersByTimeAsync(1_000);
     await settle();
     expect(receiver.credit).toBe(1);
-    receiver.deliver(`wait-${n++}`);
+    receiver.deliverBody(`wait-${n++}`);
     await settle();
     expect(told).toBeGreaterThan(0); // 5 waiting for their turn: nothing runs, nothing can come
   });
@@ -389,7 +370,7 @@ describe('QueueConsumer: a message that pauses before its retry is handed back',
     const deadLettered: string[] = [];
     const { receiver, started } = consumerOn(floodHandler([]), { prefetch: 2, maxWaiting: 4, maxAttempts: 5, retryDelayMs: () => 1_000 }, deadLettered);
     await started;
-    const last = receiver.deliver('flood-last', 4);
+    const last = receiver.deliverBody('flood-last', 4);
     await settle();
     await settle();
     expect(last.settled).toEqual(['accepted']);
@@ -422,15 +403,15 @@ describe('QueueConsumer: saturation asked again when a handler of a lost connect
     };
     const { receiver, started, connection } = consumerOn(handler, { prefetch: 1, maxWaiting: 1, maxAttempts: 5, onSaturated: () => void order.giveUpAwaited() });
     await started;
-    receiver.deliver('x/a');
+    receiver.deliverBody('x/a');
     await settle();
     expect(ran).toEqual(['a#0']); // runs, then the connection goes
     connection.emit('disconnected', { endpoint: undefined, error: undefined, reconnecting: true });
     receiver.credit = 0;
     receiver.emit('receiver_open');
-    receiver.deliver('x/a', 1); // the same message again: waits behind its own old place
+    receiver.deliverBody('x/a', 1); // the same message again: waits behind its own old place
     await settle();
-    receiver.deliver('x/b'); // waits too: prefetch + maxWaiting waiting, no credit left
+    receiver.deliverBody('x/b'); // waits too: prefetch + maxWaiting waiting, no credit left
     await settle();
     expect(receiver.credit).toBe(0);
     failFirst(); // the old handler fails: its place is awaited, its settlement stale

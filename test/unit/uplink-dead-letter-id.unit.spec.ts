@@ -12,35 +12,11 @@ import { DLQ_ID, createUplinkConsumer, type UplinkLike } from '../../src/adapter
 import { selectorFor, toDeadLetter } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink } from '../../src/adapters/messaging/messages';
 import { matchesDeadLetter, replaySelectionOf } from '../../src/application/directory/dead-letter-operations';
+import { FakeReceiver } from '../support/fake-receiver';
 import type { UplinkEnvelope } from '../../src/application/directory/directory-messages';
 import { NotFoundError } from '../../src/domain/shared/errors';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-class FakeReceiver extends EventEmitter {
-  credit = 0;
-  source = { address: 'rts.uplink' };
-  add_credit(n: number): void {
-    this.credit += n;
-  }
-  is_open(): boolean {
-    return true;
-  }
-  close(): void {
-    this.emit('receiver_close');
-  }
-  deliver(message: Message, deliveryCount = 0): string[] {
-    const settled: string[] = [];
-    const delivery = {
-      accept: () => void settled.push('accepted'),
-      modified: (o: { delivery_failed?: boolean }) => void settled.push(o?.delivery_failed ? 'modified (failed)' : 'modified (uncounted)'),
-      release: () => void settled.push('released'),
-    };
-    this.credit -= 1;
-    this.emit('message', { delivery, message: { ...message, delivery_count: deliveryCount } });
-    return settled;
-  }
-}
 
 /** The dead letter queue's end of the link: every transfer reaches the queue; the test says when the broker answers. */
 class FakeSender extends EventEmitter {
@@ -68,7 +44,7 @@ class FakeSender extends EventEmitter {
 
 /** One hub process's uplink consumer on a fake connection. */
 const hubOn = (uplink: UplinkLike) => {
-  const receiver = new FakeReceiver();
+  const receiver = new FakeReceiver('rts.uplink');
   const sender = new FakeSender();
   let connected = true;
   const connection = Object.assign(new EventEmitter(), {
