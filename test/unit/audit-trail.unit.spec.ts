@@ -27,6 +27,16 @@ const entry = (i: number, patientKey: string, at: string): AuditEntry => ({
   reason: null,
 });
 
+
+/** A trail on a new in-memory store, whose error lines the test reads, that wrote five entries of p1 in one chain. */
+const fiveWritten = async () => {
+  const store = new InMemoryEventStore();
+  const errors: string[] = [];
+  const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
+  const at = '2026-11-30T08:00:00.000Z';
+  for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
+  return { store, errors, trail, at, stream: auditStreamOf(entry(0, 'p1', at)) };
+};
 describe('AuditTrail shared by processes', () => {
   it('links every entry of two processes writing the same chains at the same time, and drops none', async () => {
     const shared = new InMemoryEventStore();
@@ -341,12 +351,7 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
   });
 
   it('anchors the head this process wrote when the chain was cut back under it, so a later anchor does not vouch for the cut', async () => {
-    const store = new InMemoryEventStore();
-    const errors: string[] = [];
-    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
-    const at = '2026-11-30T08:00:00.000Z';
-    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
-    const stream = auditStreamOf(entry(0, 'p1', at));
+    const { store, errors, trail, at, stream } = await fiveWritten();
     const written = (await trail.headsOf('2026-11-30'))[stream]!;
 
     // Someone with access to the store deletes the last two entries: the chain is whole in itself, and shorter.
@@ -492,12 +497,7 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
   });
 
   it('says a cut once: not again at the next anchors nor at the next append\'s conflict', async () => {
-    const store = new InMemoryEventStore();
-    const errors: string[] = [];
-    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
-    const at = '2026-11-30T08:00:00.000Z';
-    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
-    const stream = auditStreamOf(entry(0, 'p1', at));
+    const { store, errors, trail, at, stream } = await fiveWritten();
     (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!.splice(3);
     await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
     await trail.anchorHeads(new Date('2026-11-30T10:00:00.000Z'));
@@ -536,12 +536,7 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
   });
 
   it('says a deeper cut after a cut again', async () => {
-    const store = new InMemoryEventStore();
-    const errors: string[] = [];
-    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
-    const at = '2026-11-30T08:00:00.000Z';
-    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
-    const stream = auditStreamOf(entry(0, 'p1', at));
+    const { store, errors, trail, at, stream } = await fiveWritten();
     const events = (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!;
     events.splice(3);
     await trail.anchorHeads(new Date('2026-11-30T09:00:00.000Z'));
@@ -580,12 +575,7 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
   });
 
   it('checks the heads it wrote when it verifies, so its answer does not vouch for a rewrite made since its last anchor', async () => {
-    const store = new InMemoryEventStore();
-    const errors: string[] = [];
-    const trail = new AuditTrail({ store, logger: { error: (_: Record<string, unknown>, message: string) => void errors.push(message), warn: () => undefined } });
-    const at = '2026-11-30T08:00:00.000Z';
-    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
-    const stream = auditStreamOf(entry(0, 'p1', at));
+    const { store, errors, trail, at, stream } = await fiveWritten();
     const written = (await trail.headsOf('2026-11-30'))[stream]!;
     await forge(store, stream, at);
     const verified = await trail.verify(['2026-11-30']);
