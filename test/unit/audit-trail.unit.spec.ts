@@ -546,11 +546,7 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
   });
 
   it('reports a chain it found rewritten in its verification: a break, what it wrote against what the store holds, and the head it wrote', async () => {
-    const store = new InMemoryEventStore();
-    const trail = new AuditTrail({ store, logger: { error: () => undefined, warn: () => undefined } });
-    const at = '2026-11-30T08:00:00.000Z';
-    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
-    const stream = auditStreamOf(entry(0, 'p1', at));
+    const { store, trail, at, stream } = await fiveWritten();
     const written = (await trail.headsOf('2026-11-30'))[stream]!;
     expect(await trail.verify(['2026-11-30'])).toMatchObject({ ok: true, breaks: [], changedBehindHub: [] });
 
@@ -588,11 +584,7 @@ describe('AuditTrail heads: a chain changed behind this process', () => {
   });
 
   it('reports a chain cut back under it: nothing stored where its head stood', async () => {
-    const store = new InMemoryEventStore();
-    const trail = new AuditTrail({ store, logger: { error: () => undefined, warn: () => undefined } });
-    const at = '2026-11-30T08:00:00.000Z';
-    for (let i = 0; i < 5; i++) await trail.record(entry(i, 'p1', at));
-    const stream = auditStreamOf(entry(0, 'p1', at));
+    const { store, trail, at, stream } = await fiveWritten();
     const written = (await trail.headsOf('2026-11-30'))[stream]!;
     (store as unknown as { streams: Map<string, RecordedEvent[]> }).streams.get(stream)!.splice(0);
     const verified = await trail.verify(['2026-11-30']);
