@@ -121,6 +121,14 @@ $ssl
           <!-- Systems' downlink queues may fill the store only to 80 %: an offline system's queue that grows must
                not stop the uplink (nor the dead letter queue) as well. -->
           <policyEntry queue="rts.downlink.>" storeUsageHighWaterMark="80"/>
+          <!-- What the broker itself dead-letters from the uplink queue (a copy it calls a duplicate paged in from the
+               cursor, an expired message) goes to DLQ.rts.uplink, not the shared ActiveMQ.DLQ: the hub reads the
+               cursor duplicates back from there (README "High availability"); the rest stays for the operators. -->
+          <policyEntry queue="rts.uplink">
+            <deadLetterStrategy>
+              <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>
+            </deadLetterStrategy>
+          </policyEntry>
         </policyEntries>
       </policyMap>
     </destinationPolicy>

@@ -159,6 +159,17 @@ $plugins
               <conditionalNetworkBridgeFilterFactory replayWhenNoConsumers="true" replayDelay="500"/>
             </networkBridgeFilterFactory>
           </policyEntry>
+          <!-- What the broker dead-letters from the uplink queue goes to DLQ.rts.uplink, not the shared ActiveMQ.DLQ: the
+               hub reads back the copies it calls duplicates paged in from the cursor (README "High availability"),
+               the rest stays there. Replay and audit repeated, as above. -->
+          <policyEntry queue="rts.uplink" enableAudit="false">
+            <networkBridgeFilterFactory>
+              <conditionalNetworkBridgeFilterFactory replayWhenNoConsumers="true" replayDelay="500"/>
+            </networkBridgeFilterFactory>
+            <deadLetterStrategy>
+              <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>
+            </deadLetterStrategy>
+          </policyEntry>
         </policyEntries>
       </policyMap>
     </destinationPolicy>

@@ -30,4 +30,17 @@ describe('the network connector of the brokers', () => {
     // networkTTL would set both TTLs at once (networkTTL 3 stranded messages after three hops).
     expect(generated()).not.toHaveProperty('networkTTL');
   });
+
+  it("sends the uplink queue's broker dead letters to DLQ.rts.uplink with the replay settings kept, in both (the hub reads its cursor duplicates there)", () => {
+    const uplinkEntry = (text: string): string => {
+      const entries = [...text.matchAll(/<policyEntry queue="rts\.uplink"[^>]*>[\s\S]*?<\/policyEntry>/g)].map((m) => m[0].replace(/\s+/g, ' '));
+      expect(entries).toHaveLength(1);
+      return entries[0]!;
+    };
+    const readmeEntry = uplinkEntry(readFileSync(join(repoRoot, 'scripts', 'cluster', 'README.md'), 'utf8'));
+    expect(readmeEntry).toBe(uplinkEntry(readFileSync(join(repoRoot, 'scripts', 'cluster', 'cluster.sh'), 'utf8')));
+    expect(readmeEntry).toContain('<individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>');
+    expect(readmeEntry).toContain('enableAudit="false"');
+    expect(readmeEntry).toContain('<conditionalNetworkBridgeFilterFactory replayWhenNoConsumers="true" replayDelay="500"/>');
+  });
 });
