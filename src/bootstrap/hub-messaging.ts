@@ -13,7 +13,7 @@ import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
 import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
-import { createUplinkConsumer, deadLetterIdOf, uplinkTraceOf, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import { BROKER_CURSOR_DUPLICATE_SELECTOR, brokerDeadLetterQueueFor, createUplinkConsumer, deadLetterIdOf, uplinkTraceOf, type UplinkConsumerOptions, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { UplinkAttachment } from '../adapters/messaging/uplink-attachment';
 import { UplinkDeferralLog } from '../adapters/messaging/uplink-deferral-log';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
@@ -26,6 +26,7 @@ import type { DirectoryModule } from './directory-module';
 import type { ConsultationModule } from './consultation-module';
 import { FATAL_CLOSE_RETRY_MS, REFUSED_LOGIN_RETRY_MS, openHubBroker } from './broker-connection';
 import type { MetricsRegistry } from '../adapters/metrics/registry';
+import { uplinkOutcomeRecorder } from '../adapters/metrics/hub-metrics';
 import { deadLetterDepthRecorder, downlinkQueueDepthRecorder, downlinkLagRecorder, downlinkStallRecorder, heldDownlinkRecorder, uplinkLinkLostRecorder } from '../adapters/metrics/hub-metrics';
 import { DownlinkLagMonitor, countingSends } from '../application/downlink/downlink-lag';
 import { HeldDownlinks } from '../application/downlink/held-downlinks';
@@ -238,6 +239,9 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   const deferrals = new UplinkDeferralLog(log);
   const onOutcome = (event: ConsumerOutcomeEvent): void => {
     broker.onUplinkOutcome(event);
+    logOutcome(event);
+  };
+  const logOutcome = (event: ConsumerOutcomeEvent): void => {
     if (event.kind === 'deferred') deferrals.deferred(event.reason, event.pauseMs);
     else if (event.kind === 'accepted') deferrals.accepted();
     // With its dead letter id (the hub's own UUID): the next step is `rts dlq show <deadLetterId>`. And the message's
@@ -261,34 +265,62 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   let stopped = false;
   // 1 while this hub consumes the uplink queue (connected and its link attached; rhea re-attaches after an outage).
   const consumingGauge = deps.metrics?.gauge('rts_uplink_consuming', 'Whether this hub consumes the uplink queue now (1) or not (0)');
+  const uplinkConsumer = (queue: string, more: Pick<UplinkConsumerOptions, 'onOutcome' | 'selector' | 'deadLetterSourceQueue'> & Partial<Pick<UplinkConsumerOptions, 'prefetch'>>) => (hooks: { onDetached(error: Error): void; onAttached(): void }) =>
+    createUplinkConsumer(connection, {
+      queue,
+      deadLetterQueue: messaging.deadLetterQueue,
+      uplink: deps.uplink ?? deps.directory.uplink,
+      maxAttempts: messaging.uplinkMaxAttempts,
+      prefetch: messaging.uplinkPrefetch,
+      retryDelayBaseMs: messaging.uplinkRetryDelayMs,
+      handlerTimeoutMs: messaging.uplinkHandlerTimeoutMs,
+      ...more,
+      ...hooks,
+      routes: {
+        ...(deps.consultations ? { consultations: deps.consultations, refusals } : {}),
+        ...(deps.codec ? { codec: deps.codec } : {}),
+        ...(deps.audit ? { audit: deps.audit, now: () => deps.clock.now().toJSDate().toISOString() } : {}),
+        logger: log,
+      },
+    });
   const uplink = new UplinkAttachment({
     connection,
-    newConsumer: (hooks) =>
-      createUplinkConsumer(connection, {
-        queue: messaging.uplinkQueue,
-        deadLetterQueue: messaging.deadLetterQueue,
-        uplink: deps.uplink ?? deps.directory.uplink,
-        maxAttempts: messaging.uplinkMaxAttempts,
-        prefetch: messaging.uplinkPrefetch,
-        retryDelayBaseMs: messaging.uplinkRetryDelayMs,
-        handlerTimeoutMs: messaging.uplinkHandlerTimeoutMs,
-        onOutcome,
-        ...hooks,
-        routes: {
-          ...(deps.consultations ? { consultations: deps.consultations, refusals } : {}),
-          ...(deps.codec ? { codec: deps.codec } : {}),
-          ...(deps.audit ? { audit: deps.audit, now: () => deps.clock.now().toJSDate().toISOString() } : {}),
-          logger: log,
-        },
-      }),
+    newConsumer: uplinkConsumer(messaging.uplinkQueue, { onOutcome }),
     logger: log,
     describe: consuming,
     onConsuming: (yes) => consumingGauge?.set({}, yes ? 1 : 0),
     onLinkLost: uplinkLinkLostRecorder(deps.metrics),
   });
+  // The broker's own dead letters of the uplink queue (DLQ.<uplink queue>, its individualDeadLetterStrategy): only
+  // the copies ActiveMQ moved there as a duplicate paged in from its cursor, by a selector, which may be the only copy
+  // of a message (README, "High availability"). They take the uplink's path: the same checks, the same dead letters
+  // (to the hub's own queue, naming the uplink queue as their source so that a replay is allowed), idempotent by
+  // envelope id. Counted as rts_uplink_*_total{queue="broker_dlq"}, each one read back logged at warn by its id. The
+  // rest of that queue (expired messages, ...) is left to the operators. On a broker without the strategy the queue
+  // stays empty.
+  const brokerDlq = brokerDeadLetterQueueFor(messaging.uplinkQueue);
+  const recoveredOutcome = uplinkOutcomeRecorder(deps.metrics, 'broker_dlq');
+  const recovered = new UplinkAttachment({
+    connection,
+    newConsumer: uplinkConsumer(brokerDlq, {
+      selector: BROKER_CURSOR_DUPLICATE_SELECTOR,
+      deadLetterSourceQueue: messaging.uplinkQueue,
+      // Rare copies: a small credit, not the uplink's.
+      prefetch: Math.min(messaging.uplinkPrefetch, 10),
+      onOutcome: (event) => {
+        recoveredOutcome(event);
+        if (event.kind === 'accepted') log.warn({ id: event.message ? uplinkTraceOf(event.message).id : undefined, queue: event.queue }, "uplink message read back from the broker's dead letter queue (a duplicate paged in from its cursor) and handled");
+        // Its dead letters, retries and deferrals are logged as the uplink's (and counted under queue="broker_dlq" only).
+        else logOutcome(event);
+      },
+    }),
+    logger: log,
+    describe: () => ({ ...consuming(), uplink: brokerDlq, selector: BROKER_CURSOR_DUPLICATE_SELECTOR }),
+  });
   connection.on('connected', () => uplink.show());
   connection.on('disconnected', () => uplink.show());
   const attached = uplink.start();
+  void recovered.start();
   // The publishers and the releaser of held messages run while this process holds the publishing lease (one process at
   // a time on a shared store); the sampler of their lag runs in every process (above).
   const publishingGauge = deps.metrics?.gauge(
@@ -388,6 +420,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         downlinkDepthMonitor.stop();
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await uplink.stop();
+        await recovered.stop();
         // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the
         // broker (up to 2 min). A broker that is not connected (never reached, login refused, gone) cannot take it:
         // closing the senders fails that send, and its event is published again from the checkpoint at the next

@@ -41,7 +41,7 @@
 // - A broker that ends the receiver's session ends the link, though rhea tells only the session: that is a detach
 //   like any other (onDetached), not a consumer that waits for ever.
 import { createHash } from 'node:crypto';
-import { message as amqpMessage, type Delivery, type EventContext, type Message, type Receiver, type Session } from 'rhea';
+import { filter, message as amqpMessage, type Delivery, type EventContext, type Message, type Receiver, type Session } from 'rhea';
 import { endLink, type AmqpConnection } from './connection';
 import { DurableSender, type ApplicationPropertyValue } from './durable-sender';
 import { typedApplicationProperties, withAmqpInts } from './typed-properties';
@@ -94,6 +94,13 @@ export type MessageHandler = (message: ReceivedMessage) => Promise<HandlerOutcom
 export interface QueueConsumerOptions {
   queue: string;
   deadLetterQueue: string;
+  /**
+   * A JMS selector on the source (filter `jms-selector`, apache.org:selector-filter:string): the broker hands this
+   * consumer only the messages it matches and leaves the others on the queue, untouched (default: none, all).
+   */
+  selector?: string;
+  /** What a dead letter copy names as its x-dlq-source-queue, where a replay sends it (default: `queue`). */
+  deadLetterSourceQueue?: string;
   handler: MessageHandler;
   /** Handler attempts per message before it is dead-lettered (default 5). */
   maxAttempts?: number;
@@ -163,7 +170,7 @@ export class SessionEndedError extends Error {
 }
 
 export type ConsumerOutcomeEvent =
-  | { kind: 'accepted'; queue: string; attempt: number }
+  | { kind: 'accepted'; queue: string; attempt: number; /** The message accepted (for the log line's ids). */ message?: Message }
   | { kind: 'retried'; queue: string; attempt: number; reason: string; /** The message handed back (for the log line's ids). */ message?: Message }
   | { kind: 'deferred'; queue: string; attempt: number; reason: string; pauseMs: number }
   | { kind: 'dead-lettered'; queue: string; attempt: number; reason: string; deadLetterQueue: string; /** The copy as sent (with what the dead letter sender added). */ copy: Message }
@@ -249,7 +256,7 @@ export class QueueConsumer {
   start(timeoutMs: number | null = 30000): Promise<void> {
     if (this.receiver) throw new Error(`QueueConsumer(${this.queue}) already started`);
     const receiver = this.connection.openReceiver({
-      source: { address: this.queue },
+      source: { address: this.queue, ...(this.options.selector === undefined ? {} : { filter: filter.selector(this.options.selector) }) },
       autoaccept: false,
       credit_window: 0,
     });
@@ -471,7 +478,7 @@ export class QueueConsumer {
 
     if (outcome === 'accept') {
       this.laterStreak = 0;
-      this.settle(delivery, generation, () => delivery.accept(), { kind: 'accepted', queue: this.queue, attempt });
+      this.settle(delivery, generation, () => delivery.accept(), { kind: 'accepted', queue: this.queue, attempt, message });
       return;
     }
     if ('later' in outcome) return this.handBackLater(delivery, generation, attempt, outcome.later);
@@ -571,7 +578,7 @@ export class QueueConsumer {
       ...filled,
       ...own,
       [DLQ_REASON]: reason,
-      [DLQ_SOURCE_QUEUE]: this.queue,
+      [DLQ_SOURCE_QUEUE]: this.options.deadLetterSourceQueue ?? this.queue,
       [DLQ_ATTEMPTS]: attempts,
       [DLQ_AT]: this.now().toISOString(),
     });

@@ -102,6 +102,24 @@ export type UplinkRoutes = Readonly<{
 }>;
 
 export const DLQ_ID = 'rts_dlq_id';
+
+/**
+ * The queue the broker dead-letters the uplink queue's messages to (the `individualDeadLetterStrategy` with
+ * queuePrefix `DLQ.` of scripts/activemq/broker.sh, scripts/cluster/cluster.sh and scripts/cluster/README.md), not
+ * the hub's own dead letter queue (rts.dlq), which it never reads from here.
+ */
+export const brokerDeadLetterQueueFor = (uplinkQueue: string): string => `DLQ.${uplinkQueue}`;
+
+/**
+ * The copies ActiveMQ 6.3.1 moves there as a duplicate it paged in from its cursor (Queue.doPageInForDispatch:
+ * "duplicate message ... from cursor ... Redirecting to dlq"): RegionBroker sets the property dlqDeliveryFailureCause
+ * to the Throwable's toString(), `java.lang.Throwable: duplicate paged in from cursor for queue://<queue>`. The broker
+ * evaluates the selector over that property; an AMQP consumer does not see it (the broker sends the message as it
+ * came, with the sender's application-properties only). Such a copy may be the only one left (README, "High
+ * availability"): the hub handles it as any uplink message (idempotent by envelope id). Anything else there (an
+ * expired message, one the broker gave up redelivering) stays for the operators.
+ */
+export const BROKER_CURSOR_DUPLICATE_SELECTOR = "dlqDeliveryFailureCause LIKE 'java.lang.Throwable: duplicate paged in from cursor for %'";
 export const ENVELOPE_ID_PROPERTY = 'messageId';
 /**
  * The id of the envelope the hub read (decoded, and with message security verified), on the dead letter copy of a
@@ -482,6 +500,10 @@ export class DeadLetterTaggingSender extends DurableSender {
 export type UplinkConsumerOptions = Readonly<{
   queue: string;
   deadLetterQueue: string;
+  /** Only the messages this JMS selector matches (the broker's dead letters: BROKER_CURSOR_DUPLICATE_SELECTOR). */
+  selector?: string;
+  /** x-dlq-source-queue of its dead letters, where a replay sends them (default: `queue`). */
+  deadLetterSourceQueue?: string;
   uplink: UplinkLike;
   maxAttempts: number;
   prefetch: number;
@@ -513,6 +535,8 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
   const consumer = new QueueConsumer(connection, {
     queue: options.queue,
     deadLetterQueue: options.deadLetterQueue,
+    ...(options.selector !== undefined ? { selector: options.selector } : {}),
+    ...(options.deadLetterSourceQueue !== undefined ? { deadLetterSourceQueue: options.deadLetterSourceQueue } : {}),
     handler: uplinkMessageHandler(options.uplink, options.routes, {
       maxAttempts: options.maxAttempts,
       order,
