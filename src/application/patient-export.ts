@@ -282,13 +282,19 @@ export const ANOTHER_PATIENT = 'another patient';
 
 /**
  * Who did what, when, and how it ended; not the address or the request id (the staff's and the hub's own data).
- * A patient's subject is their pseudonym (a piece of their key, see patientSubject): under this patient's key it is
- * theirs when the hub allowed the access (a patient reaches only their own data) or when it is their own pseudonym;
- * otherwise another patient tried (refused: not_own_patient_data), and their pseudonym would link them across trails.
+ * A patient's request under this patient's key is theirs when the hub allowed it (a patient reaches only their own
+ * data), or when the entry says the caller was this patient (`selfAccess`, recorded since 2026-12-06 from the patient
+ * key of the caller's token, whoever issued it: an identity provider's patient, whose `sub` is the provider's own,
+ * and whose own failed request was shown as another patient's); an older entry without it, when its subject is this
+ * patient's pseudonym (a piece of their key, see patientSubject: what the hub's own tokens carry). Otherwise another
+ * patient tried (refused: not_own_patient_data), and their subject would link them across trails.
  */
+const isOwnRequest = (patientKey: string, e: ChainedAuditEntry): boolean =>
+  e.outcome === 'allowed' || (typeof e.selfAccess === 'boolean' ? e.selfAccess : e.subject === patientSubject(patientKey));
+
 const auditEntryOf = (patientKey: string) => (e: ChainedAuditEntry): ExportedAuditEntry => ({
   at: e.at,
-  subject: e.role !== 'patient' || e.outcome === 'allowed' || e.subject === patientSubject(patientKey) ? e.subject : ANOTHER_PATIENT,
+  subject: e.role !== 'patient' || isOwnRequest(patientKey, e) ? e.subject : ANOTHER_PATIENT,
   role: e.role,
   systemId: e.systemId,
   action: e.action,

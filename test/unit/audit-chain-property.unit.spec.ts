@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // The audit trail's tamper evidence as a property (fast-check): random chains, each tampered with in one random way.
 // What audit-chain.ts promises: changing, removing, reordering or moving an event breaks the chain; cutting its tail,
 // or rewriting it from some event on with every hash recomputed, is seen only against an anchor (a head hash kept
@@ -101,3 +102,26 @@ describe('audit chain tamper evidence under random tampering', () => {
   });
 });
 
+
+describe('audit chain: selfAccess (recorded since 2026-12-06)', () => {
+  const entry = (n: number, extra: Partial<AuditEntry> = {}): AuditEntry => ({
+    at: `2026-12-06T10:00:0${n}.000Z`, subject: 'idp|a-4711', role: 'patient', systemId: null, action: 'observations.read', patientKey: 'p-1',
+    resource: null, ip: '127.0.0.1', requestId: `r-${n}`, outcome: 'error', status: 503, reason: 'storage_unavailable', ...extra,
+  });
+  const stream = 'audit-2026-12-06-0';
+
+  it('is kept and hashed where recorded: flipping or dropping it breaks the chain; an entry without it hashes as before', () => {
+    const events = chain(genesisHash(stream), [entry(1, { selfAccess: true }), entry(2, { selfAccess: false }), entry(3)]);
+    expect(events.map((e) => e.selfAccess)).toEqual([true, false, undefined]);
+    expect('selfAccess' in events[2]!).toBe(false);
+    expect(verifyChain(stream, events).breaks).toEqual([]);
+    const { selfAccess: _dropped, ...without } = events[0]!;
+    expect(verifyChain(stream, [{ ...events[0]!, selfAccess: false }, ...events.slice(1)]).breaks).toEqual([{ streamName: stream, index: 0, reason: 'hash_mismatch' }]);
+    expect(verifyChain(stream, [without, ...events.slice(1)]).breaks).toEqual([{ streamName: stream, index: 0, reason: 'hash_mismatch' }]);
+    // The hash of an entry of a build before selfAccess: the twelve fields, as it always was.
+    const old = entry(3);
+    const legacy = createHash('sha256').update(events[1]!.hash, 'utf8').update('\n')
+      .update(JSON.stringify([old.at, old.subject, old.role, old.systemId, old.action, old.patientKey, old.resource, old.ip, old.requestId, old.outcome, old.status, old.reason]), 'utf8').digest('hex');
+    expect(events[2]!.hash).toBe(legacy);
+  });
+});

@@ -530,6 +530,42 @@ describe('installSecurity: rate-limit refusals in the audit trail', () => {
   });
 });
 
+describe("installSecurity: whose request a patient's audit entry was", () => {
+  // An identity provider's patient: its own sub (not the hub's pseudonym), the key made from its CPR claim ('p-25'
+  // for CPR here, as patientKeyOf makes it).
+  const principals: Record<string, Principal> = {
+    own: { subject: 'idp|a-4711', role: 'patient', patientKey: 'p-25', via: 'jwt' },
+    other: { subject: 'idp|b-0815', role: 'patient', patientKey: 'p-99', via: 'jwt' },
+    unlinked: { subject: 'idp|c-0000', role: 'patient', via: 'jwt' },
+    ops: { subject: 'ops', role: 'operator', via: 'jwt' },
+  };
+
+  it("records selfAccess from the token's patient key: true for the patient's own failed request, false for another's, none for staff", async () => {
+    const h = await harness({ verifyBearer: async (token) => principals[token]! }, (app) =>
+      app.post('/observations/search', async () => {
+        throw new UnavailableError('storage_unavailable', 'the store did not answer in time');
+      }),
+    );
+    try {
+      const upload = (who: string) => call(h, 'POST', '/observations/search', { authorization: `Bearer ${who}` }, { patientId: CPR });
+      expect((await upload('own')).statusCode).toBe(503);
+      expect((await upload('other')).statusCode).toBe(403);
+      expect((await upload('unlinked')).statusCode).toBe(403);
+      expect((await upload('ops')).statusCode).toBe(403);
+      await h.app.close();
+      const entries = h.audited.filter((e) => e.patientKey === 'p-25').map((e) => [e.subject, e.outcome, e.selfAccess]);
+      expect(entries).toEqual([
+        ['idp|a-4711', 'error', true],
+        ['idp|b-0815', 'denied', false],
+        ['idp|c-0000', 'denied', false],
+        ['ops', 'denied', undefined],
+      ]);
+    } finally {
+      await h.app.close();
+    }
+  });
+});
+
 describe('installSecurity: reading a consultation by id', () => {
   // Requested by xian, declined by chengdu's expert, now with beijing's.
   const systems = { readers: ['xian', 'beijing'], parties: ['xian', 'chengdu', 'beijing'], patientKeys: [] };

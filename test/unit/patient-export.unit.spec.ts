@@ -11,7 +11,8 @@ import type { UplinkEnvelope } from '../../src/application/directory/directory-m
 import { EventStoreDocumentRepository } from '../../src/application/event-store-document-repository';
 import { uuidV5 } from '../../src/application/ids';
 import { PatientErasure } from '../../src/application/patient-erasure';
-import { PatientExport } from '../../src/application/patient-export';
+import { ANOTHER_PATIENT, PatientExport } from '../../src/application/patient-export';
+import { patientSubject } from '../../src/application/access/patient-subject';
 import { Projector } from '../../src/application/projector';
 import { OpeningRegistry } from '../../src/application/sealed-documents';
 import { TeleMedService } from '../../src/application/telemed';
@@ -182,6 +183,28 @@ describe('PatientExport.exportPatientData', () => {
     ]);
     const exported = await h.exporter.exportPatientData(A);
     expect(exported.consultations).toEqual([expect.objectContaining({ consultationId: id, attachments: [doc.uniqueId], otherAttachments: 0, texts: expect.objectContaining({ clinicalQuestion: 'in clear' }) })]);
+  });
+
+  it("shows an identity provider's patient their own failed requests as theirs, another patient's attempts as another patient's", async () => {
+    const h = await setup();
+    await h.upload(A, 128, '2026-01-31T08:00:00Z', 'a-1');
+    h.later('2026-02-02T10:00:00Z');
+    const keyA = h.patientKeys.keyFor(A);
+    const failed = (at: string, subject: string, flag: Partial<AuditEntry>): AuditEntry => ({ ...h.auditEntry(keyA, at, 'observations.read', subject), outcome: 'error', status: 503, reason: 'storage_unavailable', ...flag });
+    // The provider's sub is its own (never the hub's pseudonym of the key): only the entry's selfAccess can say whose.
+    await h.audit.record(failed('2026-02-02T09:00:00.000Z', 'idp|a-4711', { selfAccess: true }));
+    await h.audit.record({ ...failed('2026-02-02T09:00:01.000Z', 'idp|b-0815', { selfAccess: false }), outcome: 'denied', status: 403, reason: 'not_own_patient_data' });
+    // Entries of builds before selfAccess: the subject decides, as it did (the hub's own tokens carry the pseudonym).
+    await h.audit.record(failed('2026-02-02T09:00:02.000Z', patientSubject(keyA), {}));
+    await h.audit.record(failed('2026-02-02T09:00:03.000Z', 'idp|b-0815', {}));
+    const exported = await h.exporter.exportPatientData(A);
+    expect(exported.audit.entries.map((e) => [e.at.slice(11, 19), e.subject, e.outcome])).toEqual([
+      ['09:00:00', 'idp|a-4711', 'error'],
+      ['09:00:01', ANOTHER_PATIENT, 'denied'],
+      ['09:00:02', patientSubject(keyA), 'error'],
+      ['09:00:03', ANOTHER_PATIENT, 'error'],
+    ]);
+    expect(JSON.stringify(exported.audit)).not.toContain('selfAccess');
   });
 
   it("holds an audit entry recorded in the export's own millisecond (an access just before it)", async () => {

@@ -247,6 +247,10 @@ const AuditEvent = z.object({
   outcome: z.enum(['allowed', 'denied', 'error']),
   status: z.number().int(),
   reason: z.string().nullable(),
+  selfAccess: z
+    .boolean()
+    .optional()
+    .describe("A patient's request: whether the caller was the patient the entry is recorded under (their token's patient key is patientKey). Absent on other callers' entries and on entries recorded before 2026-12-06"),
   prevHash: z.string(),
   hash: z.string(),
 });
@@ -417,7 +421,7 @@ export const PatientExportResponse = z.object({
     entries: z.array(
       z.object({
         at: instant,
-        subject: z.string().describe("Who: the caller's token subject"),
+        subject: z.string().describe("Who: the caller's token subject; `another patient` for another patient's attempt on this patient's data (their subject is not shown), the patient's own requests, failed ones too, with the patient's own subject"),
         role: z.string(),
         systemId: z.string().nullable(),
         action: z.string(),

@@ -346,7 +346,7 @@ class RateLimitAudit {
       this.flush(now);
       if (this.windows.size >= this.maxWindows) {
         key = `${caller}|`;
-        entry = { ...entry, patientKey: null };
+        entry = { ...entry, patientKey: null, ...(entry.selfAccess === undefined ? {} : { selfAccess: false }) };
       }
     }
     const open = this.windows.get(key);
@@ -376,6 +376,14 @@ class RateLimitAudit {
   }
 }
 
+/**
+ * An audit entry's `selfAccess` (audit-chain.ts): for a patient's request, whether the patient key of their token is
+ * the one the entry is recorded under. The subject alone cannot say: an identity provider's `sub` is its own, not the
+ * hub's pseudonym of the key, and the patient's export showed their own failed requests as another patient's.
+ */
+const selfAccessOf = (principal: Principal | null | undefined, patientKey: string | null): { selfAccess?: boolean } =>
+  principal && principal.via !== 'auth_off' && principal.role === 'patient' ? { selfAccess: principal.patientKey !== undefined && principal.patientKey === patientKey } : {};
+
 const isWrite = (method: string): boolean => method === 'POST' || method === 'DELETE' || method === 'PUT' || method === 'PATCH';
 
 export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies): void => {
@@ -398,6 +406,7 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       outcome: 'denied',
       status: 429,
       reason: 'rate_limited',
+      ...selfAccessOf(principal, patientKeyInPath(request)),
     });
     return tooMany(reply, retryAfterSeconds);
   };
@@ -544,8 +553,9 @@ export const installSecurity = (app: FastifyInstance, deps: SecurityDependencies
       status,
       // A refused step (404, 409, 422...) is recorded with its problem code: 'error' alone did not say what failed.
       reason: audited.reason ?? (outcome === 'error' ? problemCodeOf(payload) : null),
+      ...selfAccessOf(principal, audited.patientKey),
     };
-    const further = (audited.alsoUnder ?? []).map(({ patientKey, resource }) => deps.audit.record({ ...entry, patientKey, resource }));
+    const further = (audited.alsoUnder ?? []).map(({ patientKey, resource }) => deps.audit.record({ ...entry, patientKey, resource, ...selfAccessOf(principal, patientKey) }));
     const recorded = Promise.all([deps.audit.record(entry), ...further]);
     if (!isWrite(request.method) || outcome !== 'allowed') {
       recorded.catch(() => deps.onAuditFailure?.());

@@ -34,6 +34,14 @@ export type AuditEntry = Readonly<{
   status: number;
   /** Why a request was denied (policy reason), or the problem code of one that failed (outcome 'error'). */
   reason: string | null;
+  /**
+   * Whether the caller was the patient the entry is recorded under (a patient's token whose patient key, the hub's
+   * own or made from an identity provider's CPR number, is `patientKey`): recorded for patients' requests only, and
+   * only by builds since 2026-12-06 (absent on older entries). A flag, not the caller's key: the entry holds no
+   * more of anyone than it did. Lets the patient's export tell their own failed requests from another patient's
+   * attempts when the subject does not say (an identity provider's `sub` is not the hub's pseudonym).
+   */
+  selfAccess?: boolean;
 }>;
 
 export type ChainedAuditEntry = AuditEntry & Readonly<{ prevHash: string; hash: string }>;
@@ -58,9 +66,15 @@ export const auditStreamOf = (entry: AuditEntry): string => auditStreamName(audi
 /** The previous hash of a chain's first event: names the chain, so events cannot be moved between chains. */
 export const genesisHash = (streamName: string): string => createHash('sha256').update(`genesis/${streamName}`, 'utf8').digest('hex');
 
-/** Field order fixed here, so the hash does not depend on how a store returns JSON objects. */
+/**
+ * Field order fixed here, so the hash does not depend on how a store returns JSON objects. `selfAccess` is hashed
+ * only where recorded: an entry without it (all entries of older builds) hashes as it always did.
+ */
 const canonical = (e: AuditEntry): string =>
-  JSON.stringify([e.at, e.subject, e.role, e.systemId, e.action, e.patientKey, e.resource, e.ip, e.requestId, e.outcome, e.status, e.reason]);
+  JSON.stringify([
+    e.at, e.subject, e.role, e.systemId, e.action, e.patientKey, e.resource, e.ip, e.requestId, e.outcome, e.status, e.reason,
+    ...(typeof e.selfAccess === 'boolean' ? [e.selfAccess] : []),
+  ]);
 
 export const hashOf = (prevHash: string, entry: AuditEntry): string => createHash('sha256').update(prevHash, 'utf8').update('\n').update(canonical(entry), 'utf8').digest('hex');
 
@@ -90,6 +104,7 @@ export const pick = (e: AuditEntry): AuditEntry => ({
   outcome: e.outcome,
   status: e.status,
   reason: e.reason,
+  ...(typeof e.selfAccess === 'boolean' ? { selfAccess: e.selfAccess } : {}),
 });
 
 export type ChainBreak = Readonly<{ streamName: string; index: number; reason: 'prev_hash_mismatch' | 'hash_mismatch' | 'malformed' | 'anchor_missing' | 'changed_behind_hub' }>;
