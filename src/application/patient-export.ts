@@ -20,7 +20,8 @@ import type { XdsBackend } from './xds-backend';
  * from the ports that already read each part, so that the data protection officer need not stitch it together:
  *
  *   observations   every document ever registered for the patient, current and deprecated, with what replaced
- *                  what (the registry: XdsBackend.allEntriesOf; values as the registry holds them, in mmHg)
+ *                  what (the registry: XdsBackend.allEntriesOf, all pages in one read snapshot; values as the
+ *                  registry holds them, in mmHg)
  *   consultations  those whose request recorded the patient's key, or that attach one of the patient's documents
  *                  (ConsultationContentErasure.consultationsOf: the scan a patient's erasure makes), each as the
  *                  consultation read model has it (ConsultationService.get), texts included unless erased

@@ -185,6 +185,10 @@ export class OpeningRegistry implements RegistryReadModel {
     return this.inner.findAllOf(patientKey, after, limit);
   }
 
+  allEntriesOf(patientKey: string, pageSize: number): Promise<readonly RegistryEntryView[]> {
+    return this.inner.allEntriesOf(patientKey, pageSize);
+  }
+
   get(uniqueId: string): Promise<RegistryEntryView | null> {
     return this.inner.get(uniqueId);
   }

@@ -305,20 +305,14 @@ export class XdsBackend {
   /**
    * Every registry entry of a patient, current and deprecated (a correction's old reading, with `replacedBy`), oldest
    * first, without retrieving content: the patient's whole record, for the right of access. Read in pages of the
-   * registry, so no cap applies (a query's MAX_QUERY_RESULTS would refuse a patient of many years). Empty for a
-   * patient the registry holds nothing of, erased or never known: the caller tells those apart.
+   * registry, so no cap applies (a query's MAX_QUERY_RESULTS would refuse a patient of many years), all of them in one
+   * read snapshot (RegistryReadModel.allEntriesOf): a correction or upload applied while the pages are read is in the
+   * answer whole or not at all, never a reading twice (the old and the new of a correction, both current) or neither.
+   * Empty for a patient the registry holds nothing of, erased or never known: the caller tells those apart.
    */
   async allEntriesOf(patientId: Cpr): Promise<readonly RegistryEntryView[]> {
     const patientKey = this.deps.patientKeys.keyFor(parseCpr(patientId));
-    return this.deps.projector.read(async () => {
-      const entries: RegistryEntryView[] = [];
-      for (;;) {
-        const last = entries[entries.length - 1];
-        const page = await this.deps.registry.findAllOf(patientKey, last ? { serviceStartEpoch: last.serviceStartEpoch, uniqueId: last.uniqueId } : null, ENTRIES_PAGE);
-        entries.push(...page);
-        if (page.length < ENTRIES_PAGE) return entries;
-      }
-    });
+    return this.deps.projector.read(() => this.deps.registry.allEntriesOf(patientKey, ENTRIES_PAGE));
   }
 
   /**

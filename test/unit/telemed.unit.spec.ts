@@ -474,6 +474,57 @@ describe('TeleMedService over XdsBackend (in-memory store and registry)', () => 
     expect(all.map((e) => e.uniqueId)).toEqual(events.map((e) => e.data['uniqueId']));
   });
 
+  it('allEntriesOf is one snapshot: a correction applied while the pages are read is in the answer whole or not at all', async () => {
+    const inner = new InMemoryRegistry();
+    const store = new InMemoryEventStore(() => NOW.toJSDate());
+    const patientKeys = new HmacPatientKeys(Buffer.alloc(32, 7));
+    const patientKey = patientKeys.keyFor(PATIENT);
+    let position = 0n;
+    const submitted = (uniqueId: string, time: string, replaces: string | null = null): RecordedEvent => {
+      const data = {
+        ...docOf(reading(PATIENT, 126, 70, time)).metadata,
+        uniqueId, patientKey, repositoryUniqueId: REPOSITORY, observationId: null, creationTime: time,
+        hash: 'a'.repeat(64), size: 1, replaces, content: '', summary: { systolic: 126, diastolic: 70 },
+      };
+      return { id: `e-${++position}`, type: 'DocumentSubmitted', data, metadata: {}, streamName: `document-${uniqueId}`, streamVersion: 0n, globalPosition: position, recordedAt: time };
+    };
+    // 1,001 readings (more than a page), then a correction of the first whose replacement is measured after them all:
+    // the old reading is on the first page, the new one on the last.
+    const at = (i: number) => new Date(Date.parse('2024-03-01T00:00:00Z') + i * 60_000).toISOString().replace('.000Z', 'Z');
+    await inner.apply(Array.from({ length: 1_001 }, (_, i) => submitted(`2.25.${1_000_000 + i}`, at(i))), position);
+    const [OLD, NEW] = ['2.25.1000000', '2.25.2000000'];
+    const correction = [
+      { id: 'e-dep', type: 'DocumentDeprecated', data: { uniqueId: OLD, replacedBy: NEW, deprecatedAt: at(2_000) }, metadata: {}, streamName: `document-${OLD}`, streamVersion: 1n, globalPosition: ++position, recordedAt: at(2_000) },
+      submitted(NEW, at(2_000), OLD),
+    ] satisfies RecordedEvent[];
+    // The registry the backend reads: the correction is applied as soon as the registry has answered a first read.
+    let landed = false;
+    const registry = new Proxy(inner, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        if (property !== 'findAllOf' && property !== 'allEntriesOf') return value.bind(target);
+        return async (...args: unknown[]) => {
+          const answer = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (!landed) {
+            landed = true;
+            await target.apply(correction, position);
+          }
+          return answer;
+        };
+      },
+    });
+    const xds = new XdsBackend({ store, registry, projector: new Projector(store, registry), repositories: [new EventStoreDocumentRepository(REPOSITORY, store)], repositoryUniqueId: REPOSITORY, patientKeys, clock: { now: () => NOW }, ids: new CountingIds() });
+    const all = await xds.allEntriesOf(PATIENT);
+    expect(landed).toBe(true);
+    // The reading is current once: the old one (correction not yet there) or the new one (the old deprecated), not both.
+    expect(all.filter((e) => (e.uniqueId === OLD || e.uniqueId === NEW) && e.status === 'Approved').map((e) => e.uniqueId)).toHaveLength(1);
+    expect(all).toHaveLength(all.some((e) => e.uniqueId === NEW) ? 1_002 : 1_001);
+    // And the next export has the correction.
+    const after = await xds.allEntriesOf(PATIENT);
+    expect(after.filter((e) => e.status === 'Approved' && (e.uniqueId === OLD || e.uniqueId === NEW)).map((e) => e.uniqueId)).toEqual([NEW]);
+  });
+
   /** An XdsBackend over an in-memory store whose documents are sealed under patients' keys (so they can be erased). */
   const sealedXds = () => {
     const store = new InMemoryEventStore(() => NOW.toJSDate());

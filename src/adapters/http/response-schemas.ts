@@ -375,7 +375,7 @@ export const PatientExportResponse = z.object({
         replacedBy: z.string().nullable().describe('The correction that replaced it (only once deprecated)'),
       }),
     )
-    .describe('Every reading ever stored for the patient, current and deprecated, oldest first'),
+    .describe('Every reading ever stored for the patient, current and deprecated, oldest first, as of one moment (one read snapshot of the registry): a correction registered during the export is in it whole (the old reading deprecated, the new one current) or not at all'),
   consultations: z
     .array(
       z.object({

@@ -33,12 +33,22 @@ export class InMemoryRegistry implements RegistryReadModel {
   }
 
   async findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
+    return this.allOf(this.rows, patientKey, after, limit);
+  }
+
+  private allOf(rows: ReadonlyMap<string, RegistryEntryView>, patientKey: string, after: RegistryPosition | null, limit: number): RegistryEntryView[] {
     // Code-point order of uniqueIds, as SQLite's BINARY and PostgreSQL's "C" collation have it.
     const byPosition = (a: RegistryPosition, b: RegistryPosition): number => a.serviceStartEpoch - b.serviceStartEpoch || (a.uniqueId < b.uniqueId ? -1 : a.uniqueId > b.uniqueId ? 1 : 0);
-    return [...this.rows.values()]
+    return [...rows.values()]
       .filter((r) => r.patientKey === patientKey && (after === null || byPosition(r, after) > 0))
       .sort(byPosition)
       .slice(0, limit);
+  }
+
+  /** One snapshot by construction: `apply` and `forgetPatient` replace the map whole, never change the one read here. */
+  async allEntriesOf(patientKey: string, _pageSize: number): Promise<readonly RegistryEntryView[]> {
+    const rows = this.rows;
+    return this.allOf(rows, patientKey, null, Number.POSITIVE_INFINITY);
   }
 
   async get(uniqueId: string): Promise<RegistryEntryView | null> {

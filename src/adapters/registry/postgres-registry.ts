@@ -352,6 +352,30 @@ export class PostgresRegistry implements RegistryReadModel {
     return openRows(this.protection, rows);
   }
 
+  /**
+   * Every page in one REPEATABLE READ transaction: each sees the rows as of its first page, whatever this or another
+   * hub's projector commits meanwhile (READ COMMITTED, the store's default, gave each page the rows of its own moment).
+   * Read only: it takes no lock a projector waits for. The rows are opened after it, as the other queries do.
+   */
+  async allEntriesOf(patientKey: string, pageSize: number): Promise<readonly RegistryEntryView[]> {
+    const rows = await this.db.withTransaction(async (client) => {
+      await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const all: PgRegistryRow[] = [];
+      for (let last: PgRegistryRow | undefined; ; last = all[all.length - 1]) {
+        const { rows } = await client.query<PgRegistryRow>(
+          `SELECT * FROM ${this.entries}
+            WHERE patient_key = $1 AND (service_start_epoch, unique_id COLLATE "C") > ($2::bigint, $3::text COLLATE "C")
+            ORDER BY service_start_epoch, unique_id COLLATE "C"
+            LIMIT $4`,
+          [patientKey, last?.service_start_epoch ?? Number.MIN_SAFE_INTEGER, last?.unique_id ?? '', pageSize],
+        );
+        all.push(...rows);
+        if (rows.length < pageSize) return all;
+      }
+    });
+    return openRows(this.protection, rows);
+  }
+
   async get(uniqueId: string): Promise<RegistryEntryView | null> {
     const row = await this.db.withTransaction(async (client) => {
       const { rows } = await client.query<PgRegistryRow>(`SELECT * FROM ${this.entries} WHERE unique_id = $1`, [uniqueId]);

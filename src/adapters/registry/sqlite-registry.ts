@@ -268,6 +268,23 @@ export class SqliteRegistry implements RegistryReadModel {
     return rows.map(rowToView);
   }
 
+  /**
+   * One read transaction, its pages read one after the other without yielding: nothing of this process (its appends'
+   * inline projection, the projector's apply: both on this connection) runs between two pages, and another process's
+   * commit meanwhile is not seen (WAL: a read transaction keeps its snapshot). The event loop waits for the whole
+   * read; a savepoint where the connection is already in a transaction.
+   */
+  async allEntriesOf(patientKey: string, pageSize: number): Promise<readonly RegistryEntryView[]> {
+    return this.db.transaction(() => {
+      const entries: RegistryEntryView[] = [];
+      for (let last: RegistryEntryView | undefined; ; last = entries[entries.length - 1]) {
+        const rows = this.statements.findAllOf.all(patientKey, last?.serviceStartEpoch ?? Number.MIN_SAFE_INTEGER, last?.uniqueId ?? '', pageSize) as RegistryRow[];
+        entries.push(...rows.map(rowToView));
+        if (rows.length < pageSize) return entries;
+      }
+    })();
+  }
+
   async get(uniqueId: string): Promise<RegistryEntryView | null> {
     const row = this.statements.get.get(uniqueId) as RegistryRow | undefined;
     return row ? rowToView(row) : null;
