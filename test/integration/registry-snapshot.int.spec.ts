@@ -125,6 +125,7 @@ describe('allEntriesOf, SQLite: one read transaction', () => {
 
 describe('allEntriesOf, PostgreSQL: one REPEATABLE READ transaction', () => {
   const connectionString = process.env['RTS_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+  // A fresh schema, dropped at the end; RTS_TEST_PG_SCHEMA_PREFIX where a database allows only some names (default rts).
   const schema = `${process.env['RTS_TEST_PG_SCHEMA_PREFIX'] ?? 'rts'}_registry_snapshot_${process.pid}_${randomBytes(4).toString('hex')}`;
   let admin: Client;
   let store: PostgresEventStore;
