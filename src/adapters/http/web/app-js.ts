@@ -38,8 +38,7 @@ export const APP_JS = String.raw`'use strict';
   var DAY = 86400000;
   var state = { cpr: null, pending: null, loginProblem: null, days: 7, from: null, to: null, data: [], draft: null, busy: false, loading: false, gen: 0, devToken: null, signedAs: null, exp: null, warned: 0, noDevLogin: false };
   var reduceMotion = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
-  // Dates in the page's language (lang="en"), not the browser's: a Danish browser's "25. nov. 2026, 17.12" sat in
-  // English sentences. British English: day before month and a 24-hour clock, as the hub's patients read them.
+  // Dates in the page's language, not the browser's (a Danish browser's sat in English sentences): British English.
   var LANG = document.documentElement.lang || 'en';
   var LOCALE = LANG === 'en' ? 'en-GB' : LANG;
   var fmtDay = new Intl.DateTimeFormat(LOCALE, { day: 'numeric', month: 'short' });
@@ -89,9 +88,8 @@ export const APP_JS = String.raw`'use strict';
     if (text != null) e.textContent = text;
     return e;
   }
-  // Every live region is in the page from the start (empty, never display:none), so its first message is said.
-  // The same message again (Enter twice on the same mistake) is emptied first and written a moment later: a region
-  // whose text does not change says nothing.
+  // Live regions are in the page from the start, never display:none, so a first message is said; the same message
+  // again is emptied first and written a moment later (a region whose text does not change says nothing).
   function status(id, text, kind) {
     var s = $(id), n = (s.dataset.n = String(+(s.dataset.n || 0) + 1));
     text = text || '';
@@ -129,8 +127,8 @@ export const APP_JS = String.raw`'use strict';
     d.setHours(0, 0, 0, 0);
     return d;
   }
-  // The bearer token: from the fragment (#token=..., from a sign-in page), else from the local dev login (embedded
-  // profile on loopback). Kept in sessionStorage (this tab only), never in a URL the page requests.
+  // The bearer token: from the fragment (#token=..., a sign-in page's), else the local dev login; kept in
+  // sessionStorage (this tab), never in a URL the page requests.
   var TOKEN = 'telemed.token';
   function takeToken() {
     var m = /(?:^#|&)token=([A-Za-z0-9._-]+)/.exec(location.hash || '');
@@ -247,10 +245,8 @@ export const APP_JS = String.raw`'use strict';
   }
 
   // ---- who ----
-  // Full-width digits, comma, hyphen and space (an input method in full-width mode) as the ASCII ones (NFKC), and any
-  // script's decimal digits (\p{Nd}: Arabic, Persian, Hindi keyboards; NFKC leaves them) as the ASCII digit of their
-  // value: the distance from the start of their run of ten (runs that touch, the mathematical digits', are NFKC's).
-  // Invisible marks pasted with it (\p{Cf}: a soft hyphen, direction marks) are dropped: a refusal could not name them.
+  // Full-width digits, comma, hyphen, space as ASCII (NFKC); any script's digits (\p{Nd}) as the ASCII digit of their
+  // value, their distance from the start of their run of ten; invisible marks pasted along (\p{Cf}) dropped.
   function asciiDigits(v) {
     return v.normalize('NFKC').replace(/\p{Cf}/gu, '').replace(/\p{Nd}/gu, function (c) {
       var cp = c.codePointAt(0), start = cp;
@@ -337,8 +333,8 @@ export const APP_JS = String.raw`'use strict';
     if (ok) { useCpr(cpr); render(); restoreDraft(); $('review-h').focus({ preventScroll: reduceMotion }); }
   });
   $('forget').addEventListener('click', forget);
-  // Back may bring the page back from the browser's back/forward cache with its memory (CPR number, readings,
-  // sign-in): on a shared computer, the next person's Back. It comes back as after a reload, nothing shown meanwhile.
+  // Back may bring the page from the back/forward cache with its memory (CPR number, readings, sign-in) to the next
+  // person at a shared computer: it comes back as after a reload.
   window.addEventListener('pagehide', function (e) { if (e.persisted) document.body.hidden = true; });
   window.addEventListener('pageshow', function (e) { if (e.persisted) location.reload(); });
   document.addEventListener('visibilitychange', async function () {
@@ -353,9 +349,8 @@ export const APP_JS = String.raw`'use strict';
     var date = Date.parse(res.headers.get('date'));
     if (date) { skew = date + 500 - Date.now(); skewKnown = true; }
   }
-  // A preset is whole days in the patient's zone, as the From field names them: today (by the hub's clock) and the days
-  // before, from midnight of the first (now minus 7 x 24 h left out the first day's early readings). It ends 10 minutes
-  // after the hub's "now": the hub stores readings up to 5 minutes ahead of its clock, and one just saved is listed.
+  // A preset is whole days in the patient's zone, as the From field names them: today by the hub's clock and the days
+  // before, from midnight of the first. It ends 10 minutes after the hub's now: a reading may be stored 5 minutes ahead.
   function period() {
     var now = new Date(Date.now() + skew);
     if (state.days) return { days: state.days, from: new Date(now.getFullYear(), now.getMonth(), now.getDate() - (state.days - 1)), to: new Date(now.getTime() + 600000), now: now };
@@ -448,9 +443,8 @@ export const APP_JS = String.raw`'use strict';
     ['chart-fig', 'readings'].forEach(function (id) { if (on) $(id).setAttribute('aria-busy', 'true'); else $(id).removeAttribute('aria-busy'); });
   }
   function loadError(m) { var e = $('load-error'); e.textContent = m || ''; e.hidden = !m; if (m) title('Error: readings not shown \u2013 Your readings'); }
-  // A failed reload leaves the readings on screen, so the period chosen and its text go back to theirs. At the
-  // first load, a problem that is not the CPR number's (no connection, sign-in ended, too many requests) is the
-  // form's, not the field's: a correct number is not marked invalid.
+  // A failed reload leaves the readings on screen, with the period they belong to. At the first load, a problem not
+  // the CPR number's (no connection, sign-in ended) is the form's: a correct number is not marked invalid.
   function fail(first, m, atField) {
     if (first) { cprProblem(m, !!atField); if (atField) $('cpr').focus(); return; }
     loadError(m);
@@ -590,9 +584,8 @@ export const APP_JS = String.raw`'use strict';
     var side = !p || isNaN(t) ? '' : t < p.from.getTime() ? 'before' : t >= p.to.getTime() ? 'after' : '';
     return side ? ' It lies ' + side + ' the period shown: choose a longer period or other dates to see it.' : '';
   }
-  // While an upload waits, its fields are read-only: the answer's reset wiped what was typed meanwhile, and typing
-  // dropped the draft, so "Press Upload again" sent a new id. Not disabled: the focus stays; aria-busy on the fields
-  // (on the form, its live region would keep "Uploading..." to itself) says they are about to change.
+  // While an upload waits its fields are read-only (the answer's reset wiped what was typed, and typing dropped the
+  // draft); not disabled: the focus stays. aria-busy on the fields: on the form it silenced its live region.
   var READING = ['systolic', 'diastolic', 'measured'];
   function uploading(on) {
     state.busy = on;
@@ -608,15 +601,13 @@ export const APP_JS = String.raw`'use strict';
     var sys = Number(typedNumber('systolic').replace(',', '.')), dia = Number(typedNumber('diastolic').replace(',', '.'));
     if (!errors.systolic && !errors.diastolic && sys <= dia) errors.systolic = 'Systolic must be higher than diastolic (' + dia + ').';
     var typed = $('measured').value, at = null, twice = false, year = /^(\d+)-/.exec(typed);
-    // A year typed with two digits (0026: year 26, which localInput writes '26-...', so it was refused as a time the
-    // clocks skipped) or with five (20266: no Date at all, refused as 'enter a date'): the year is what is wrong.
+    // A year of two digits (0026) or five (20266): the year is wrong (refused as a skipped time, or 'enter a date').
     if (year && (+year[1] < 1900 || +year[1] > 9999)) errors.measured = 'Check the year: write it with four digits, e.g. ' + new Date().getFullYear() + '.';
     else if (typed) {
       at = new Date(typed);
       if (isNaN(at.getTime())) errors.measured = 'Enter a date and time, or leave the field empty.';
-      // The night the clocks go forward, a time in the skipped hour does not exist: new Date() moved it an hour
-      // without a word. The night they go back, a time in the repeated hour happens twice: the first is taken, and
-      // the answer says which.
+      // A time the clocks skipped does not exist (new Date() moved it an hour without a word); one they repeated is
+      // taken as the first, and the answer says so.
       else if (localInput(at) !== typed.slice(0, 16)) errors.measured = 'This time does not exist on that day: the clocks were put forward an hour then. Enter the time as the clock showed it.';
       else twice = localInput(new Date(at.getTime() + 3600000)) === typed.slice(0, 16);
     } else if ($('measured').validity && $('measured').validity.badInput) {
@@ -654,7 +645,7 @@ export const APP_JS = String.raw`'use strict';
       if (r && r.ok && !(typeof r.body.uniqueId == 'string' && r.body.observationId === body.observationId && !isNaN(Date.parse(r.body.measuredAt)))) r = null;
       if (r && r.ok) {
         state.draft = null;
-        try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
+        unkeep();
         $('upload-form').reset();
         // Table and graph first, then the announcement: when "Saved" is heard, the reading is on screen.
         if ((listed = await load(state.cpr, false))) render();
@@ -694,12 +685,12 @@ export const APP_JS = String.raw`'use strict';
     if (!shown && r.status >= 500 && r.body.code !== 'auth_unavailable') { title('Error: reading may not be saved \u2013 Your readings'); status('upload-status', says(r, 'saved'), 'bad'); return; }
     status('upload-status', 'Not saved. ' + (shown ? 'Please correct the ' + named.join(' and ') + ': see the message at the field.' : says(r, 'saved')), 'bad');
   });
-  // The draft's id and time are the attempt's, not its values'. Upload with the form as the draft left it is that
-  // attempt again; typing starts a new one, also back to the same values (a second reading with the same numbers went
-  // out with the first's id, was answered as its repeat, and was not stored).
+  // The draft's id and time are the attempt's, not its values': typing starts a new attempt, also back to the same
+  // values (a second reading sent with the first's id was taken as its repeat, and not stored).
+  function unkeep() { try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ } }
   function dropDraft() {
     state.draft = null;
-    try { sessionStorage.removeItem(DRAFT); } catch (e) { /* not kept */ }
+    unkeep();
     // What was said of the draft ("may or may not be saved. Press Upload again") is no longer true of the form.
     status('upload-status', '');
     title('Your readings');
@@ -712,9 +703,8 @@ export const APP_JS = String.raw`'use strict';
   });
 
   // ---- the sign-in's time limit ----
-  // Two minutes before a link's token runs out (exp, the hub's clock) the page says to open the link again in this tab
-  // (the same patient keeps what was typed: takeToken); with the dev login it gets a new token itself. exp decides
-  // nothing else: the hub does.
+  // Two minutes before a link's token runs out (exp, the hub's clock) the page says to open the link again in this
+  // tab (what was typed stays: takeToken); with the dev login it gets a new token itself. The hub decides the rest.
   var ENDED = 'Your sign-in has ended. Open the link from your sign-in page again, in this tab: what you typed stays in the form.';
   var WARN_BEFORE = 120000, expiryTimer = 0;
   function adoptExpiry(token) {
