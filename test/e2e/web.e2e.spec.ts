@@ -361,6 +361,24 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // A reading the hub refused (422: a time in the future) was not stored, and never will be as it is: its draft stayed
+  // in sessionStorage, and after a reload it came back as "may not be saved yet. Press Upload to send it again".
+  it('does not bring a reading the hub refused back after a reload as one that may not be saved yet', async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '170512-1234');
+    await upload(page, '130', '85', await localTime(page, -2));
+    await page.waitForFunction(() => /^Not saved\. Please correct the time of reading/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.draft'))).toBeNull();
+    await page.reload();
+    await enterCpr(page, '170512-1234');
+    expect(await page.textContent('#upload-status')).toBe('');
+    expect([await page.inputValue('#systolic'), await page.inputValue('#diastolic'), await page.inputValue('#measured')]).toEqual(['', '', '']);
+    expect(w.posts()).toBe(1);
+    expectClean(w, [/status of 422/]); // the refusal this test asked for
+    await w.context.close();
+  });
+
   it('stores a reading once when its answer is lost and the patient presses upload again', async () => {
     const w = await open();
     const { page } = w;
