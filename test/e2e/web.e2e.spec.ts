@@ -1594,7 +1594,8 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
-  it('labels the time axis of a one-day period with hours', async () => {
+  // Its first label, the day's date at midnight, was missing: the ticks began at the first whole hour after the start.
+  it("labels the time axis of a one-day period with hours, from the day's date at its midnight", async () => {
     const w = await open();
     const { page } = w;
     await enterCpr(page, '101112-1234');
@@ -1606,6 +1607,8 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await page.waitForFunction(() => /reading.* to .*\d\.$/.test(document.getElementById('period')!.textContent ?? ''));
     const labels = await page.$$eval('#chart svg g text[text-anchor="middle"]:not(.nodata)', (ts) => ts.map((t) => t.textContent));
     expect(labels.length).toBeGreaterThanOrEqual(2);
+    expect(labels[0]).toBe(new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' }).format(new Date(`${today}T12:00:00Z`)));
+    expect(labels[1]).toMatch(/^\d\d:00$/);
     expectClean(w);
     await w.context.close();
   });

@@ -514,16 +514,17 @@ export const APP_JS = String.raw`'use strict';
     }
     g.appendChild(el('text', { class: 'unit', x: 4, y: 15 }, 'mmHg'));
     g.appendChild(el('line', { class: 'axis', x1: m.l, x2: m.l, y1: m.t, y2: H - m.b }));
-    // Ticks every few days; for a period of up to 2 days, every few hours (a day's date at midnight).
+    // Ticks every few days from the first; for a period of up to 2 days, every few hours (a day's date at midnight).
     var fits = Math.max(2, Math.floor((W - m.l - m.r) / 64)), ticks = [], t;
     // Two calendar days may hold 49 hours (the autumn clock change): still by hour.
     if (x1 - x0 <= 2 * DAY + 3600000) {
       var hs = [1, 2, 3, 4, 6, 12, 24].filter(function (h) { return (x1 - x0) / 3600000 / h <= fits; })[0] || 24;
-      t = new Date(x0); t.setMinutes(60, 0, 0);
+      // x0's hour if on one (the first day's date at midnight was missing), else the next.
+      t = new Date(x0 + 3599999); t.setMinutes(0, 0, 0);
       for (; t.getTime() < x1; t = new Date(t.getTime() + 3600000)) if (t.getHours() % hs === 0) ticks.push([t, t.getHours() ? fmtHour : fmtDay]);
     } else {
       var step = Math.max(1, Math.ceil(Math.round((x1 - x0) / DAY) / fits));
-      for (t = new Date(p.from.getFullYear(), p.from.getMonth(), p.from.getDate() + 1); t.getTime() < x1; t = new Date(t.getFullYear(), t.getMonth(), t.getDate() + step)) ticks.push([t, fmtDay]);
+      for (t = new Date(p.from.getFullYear(), p.from.getMonth(), p.from.getDate()); t.getTime() < x1; t = new Date(t.getFullYear(), t.getMonth(), t.getDate() + step)) ticks.push([t, fmtDay]);
     }
     for (var i = 0; i < ticks.length; i++) {
       var x = X(ticks[i][0].getTime());
