@@ -815,6 +815,45 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // The hub stores a reading up to 5 minutes ahead of its clock, and a preset lists it (it ends 10 minutes after the
+  // hub's now), but "to now (as of 23:58)", the graph's summary and the To field ended before it: at 23:58 a reading
+  // of 00:02 was listed in "Last 7 days ... to 29 Nov". They now end at the newest reading when it lies ahead.
+  // The first day's date was missing from the graph's axis (its ticks began at the second day's midnight).
+  it("names a reading stored ahead of the hub's now in the period's end, and labels the first day on the axis", async () => {
+    const cpr = '180512-1234';
+    const token = await patientToken(cpr);
+    // Saturday 29 November 2025, 23:58 in Copenhagen, by the hub's clock as the page learns it.
+    const now = new Date('2025-11-29T23:58:00+01:00');
+    for (const [at, systolic] of [['2025-11-23T10:00:00+01:00', 131], ['2025-11-30T00:02:00+01:00', 132]] as const) {
+      const res = await fetch(`${hub.url}/observations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ patientId: cpr, systolic, diastolic: 80, measuredAt: at }),
+      });
+      expect(res.status).toBe(201);
+    }
+    const w = await open(undefined, async (page) => {
+      await page.clock.setFixedTime(now);
+      await page.route(
+        (url) => /\/(auth\/dev-login|observations(\/search)?)$/.test(url.pathname),
+        async (route) => {
+          const response = await route.fetch();
+          await route.fulfill({ response, headers: { ...response.headers(), date: now.toUTCString() } });
+        },
+      );
+    });
+    const { page } = w;
+    await enterCpr(page, cpr);
+    expect((await rows(page)).map((r) => r[1])).toEqual(['132', '131']);
+    expect(await page.textContent('#period')).toBe('2 readings from 23 Nov 2025, 00:00 to now (as of 00:02).');
+    expect((await markers(page)).desc).toMatch(/^2 readings from 23 Nov to 30 Nov\./);
+    expect([await page.inputValue('#from'), await page.inputValue('#to')]).toEqual(['2025-11-23', '2025-11-30']);
+    const labels = await page.$$eval('#chart svg g text[text-anchor="middle"]:not(.nodata)', (ts) => ts.map((t) => t.textContent));
+    expect(labels.slice(0, 2)).toEqual(['23 Nov', '24 Nov']);
+    expectClean(w);
+    await w.context.close();
+  });
+
   // A chosen From date was taken at the hour its day and month had in 2000: where the clocks went forward at midnight
   // that year (Chile: Sunday 15 October 2000), From 15 October began at 01:00 in every year, its first hour left out.
   it('starts a chosen period at midnight of its From date in a zone whose clocks once changed at midnight on that date (America/Santiago)', async () => {

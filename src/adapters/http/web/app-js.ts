@@ -418,6 +418,8 @@ export const APP_JS = String.raw`'use strict';
     if (r.ok || r.body.code === 'unknown_patient') {
       state.data = r.ok ? r.body.observations : [];
       state.shown = p; state.loadedAt = Date.now();
+      // A preset's "now": when fetched, or the newest reading's time if later (stored ahead of the hub's clock).
+      if (p.days) p.now = new Date(Math.max.apply(null, state.data.map(function (o) { return Date.parse(o.measuredAt); }).concat(state.loadedAt + skew)));
       if (!first) title('Your readings');
       return true;
     }
@@ -458,8 +460,8 @@ export const APP_JS = String.raw`'use strict';
   // ---- show ----
   function showPeriod(p) {
     var n = state.data.length;
-    // "now" is when the readings were fetched (asked again when the tab is shown after a minute or more).
-    $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now (as of ' + fmtHour.format(new Date((state.loadedAt || Date.now()) + skew)) + ')' : fmtTime.format(lastOf(p))));
+    // "now" is p.now, set by load (asked again when the tab is shown after a minute or more).
+    $('period').textContent = stop((n === 0 ? 'No readings' : n === 1 ? '1 reading' : n + ' readings') + ' from ' + fmtTime.format(p.from) + ' to ' + (p.days ? 'now (as of ' + fmtHour.format(p.now) + ')' : fmtTime.format(lastOf(p))));
   }
   function render() {
     var p = state.shown || period();
