@@ -854,6 +854,35 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // The hub's rule is at most 366 x 24 hours (whole seconds), and the page's check is the same; but 366 calendar days
+  // over the night the clocks go back are an hour more, and the page said "at most 366 days" of 366 days.
+  it("refuses a chosen period as the hub does (366 x 24 hours), and says why when the clocks going back make 366 days too long", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '190512-1234');
+    // 30 October 2027 (summer time) to 29 October 2028 (winter time from that night): 366 days and an hour.
+    await page.fill('#from', '2027-10-30');
+    await page.fill('#to', '2028-10-29');
+    await page.click('#range-form button[type=submit]');
+    expect(await page.textContent('#range-error')).toBe('A period can be at most 366 days of 24 hours: this one is longer, as the clocks are put back within it. Choose a to date closer to the from date.');
+    // The hub's answers to what the page would have asked, and to the same a day later from: 365 days and an hour.
+    const token = await patientToken('190512-1234');
+    const status = async (from: string) =>
+      (await fetch(`${hub.url}/observations/search`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ patientId: '190512-1234', from, to: '2028-10-29T23:00:00Z' }) })).status;
+    expect([await status('2027-10-29T22:00:00Z'), await status('2027-10-30T22:00:00Z')]).toEqual([422, 404]);
+    await page.fill('#from', '2027-10-31');
+    await page.click('#range-form button[type=submit]');
+    await page.waitForFunction(() => /^No readings from 31 Oct 2027/.test(document.getElementById('period')!.textContent ?? ''));
+    expect(await page.isHidden('#range-error')).toBe(true);
+    // 367 days: too many whatever the clocks do.
+    await page.fill('#from', '2027-10-29');
+    await page.fill('#to', '2028-10-29');
+    await page.click('#range-form button[type=submit]');
+    expect(await page.textContent('#range-error')).toBe('A period can be at most 366 days. Choose a to date closer to the from date.');
+    expectClean(w);
+    await w.context.close();
+  });
+
   // A chosen From date was taken at the hour its day and month had in 2000: where the clocks went forward at midnight
   // that year (Chile: Sunday 15 October 2000), From 15 October began at 01:00 in every year, its first hour left out.
   it('starts a chosen period at midnight of its From date in a zone whose clocks once changed at midnight on that date (America/Santiago)', async () => {

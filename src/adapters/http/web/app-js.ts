@@ -385,7 +385,8 @@ export const APP_JS = String.raw`'use strict';
     if (y) { rangeError('Check the year of the ' + y[0] + ' date: write it with four digits, e.g. ' + new Date().getFullYear() + '.', [y[0]]); $(y[0]).focus(); return; }
     var end = new Date(t.getFullYear(), t.getMonth(), t.getDate() + 1);
     if (end <= f) { rangeError('The to date must not lie before the from date. Choose a later to date.', ['to']); $('to').focus(); return; }
-    if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days. Choose a to date closer to the from date.', ['to']); $('to').focus(); return; }
+    // The hub's rule, 366 x 24 h (its whole seconds are these ms): 366 days over the clocks going back are more, said so.
+    if (end - f > 366 * DAY) { rangeError('A period can be at most 366 days' + (Date.UTC(t.getFullYear(), t.getMonth(), t.getDate()) - Date.UTC(f.getFullYear(), f.getMonth(), f.getDate()) < 366 * DAY ? ' of 24 hours: this one is longer, as the clocks are put back within it' : '') + '. Choose a to date closer to the from date.', ['to']); $('to').focus(); return; }
     rangeError(null);
     state.from = f; state.to = end; setPreset(0);
     if (await load(state.cpr, false)) render();
