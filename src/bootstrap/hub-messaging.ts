@@ -315,6 +315,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
       },
     }),
     logger: log,
+    name: `the read-back consumer of the broker's dead letters (${brokerDlq})`,
     describe: () => ({ ...consuming(), uplink: brokerDlq, selector: BROKER_CURSOR_DUPLICATE_SELECTOR }),
   });
   connection.on('connected', () => uplink.show());

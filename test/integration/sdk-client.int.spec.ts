@@ -157,7 +157,8 @@ describe('RtsClient against ActiveMQ', () => {
     });
 
     it('refuses at once a message within the contract whose body the broker would not take, and the connection stays up', async () => {
-      // 100,000 control characters pass the summary's limit and escape to 600 KB of JSON, ~1.07 MB as JOSE: the broker
+      // A visible character and 99,999 control characters (a summary of control characters alone shows nothing and is
+      // refused before it is sent) pass the summary's limit and escape to 600 KB of JSON, ~1.07 MB as JOSE: the broker
       // closed the client's connection at each of 25 resends, and the caller got a misleading timeout.
       const systemId = systemIdFor('large');
       // A codec that grows the body as JOSE does (base64 of an encryption of it); JSON's own is under the limit.
@@ -166,7 +167,7 @@ describe('RtsClient against ActiveMQ', () => {
       const client = await connect(systemId, { codec: growing });
       const started = Date.now();
       const error = await client
-        .requestConsultation({ applicantClinician: 'dr-a', candidates: ['other:x'], clinicalQuestion: 'q', summary: '\u0001'.repeat(100_000) })
+        .requestConsultation({ applicantClinician: 'dr-a', candidates: ['other:x'], clinicalQuestion: 'q', summary: `x${'\u0001'.repeat(99_999)}` })
         .then(() => null, (e: unknown) => e);
       expect(error).toBeInstanceOf(RtsSendError);
       expect(error).toMatchObject({ reason: 'too_large', attempts: 0 });

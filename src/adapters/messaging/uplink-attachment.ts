@@ -29,6 +29,11 @@ export type UplinkAttachmentDependencies = Readonly<{
   logger: Log;
   /** The fields of every log line here (broker, queues, prefetch). */
   describe(): object;
+  /**
+   * What its log lines call the consumer (default 'the uplink consumer'): the hub's second one, which reads back the
+   * broker's dead letters of the uplink queue, is told apart, so a line about it is not taken for the uplink's.
+   */
+  name?: string;
   /** Told whether the hub consumes, whenever that may have changed (the rts_uplink_consuming gauge). */
   onConsuming?(consuming: boolean): void;
   /** A link found gone: by the broker's detach, its session's end, or only by the check (rts_uplink_link_lost_total). */
@@ -52,10 +57,12 @@ export class UplinkAttachment {
   private wakeRetry: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly retryMs: number;
+  private readonly name: string;
   private readonly missedChecks: number;
 
   constructor(private readonly deps: UplinkAttachmentDependencies) {
     this.retryMs = deps.retryMs ?? UPLINK_ATTACH_RETRY_MS;
+    this.name = deps.name ?? 'the uplink consumer';
     this.missedChecks = deps.missedChecks ?? UPLINK_MISSED_CHECKS;
     this.consumer = this.make();
   }
@@ -98,7 +105,7 @@ export class UplinkAttachment {
     const error = new Error('connected, but the uplink link is not attached and the broker said nothing of it');
     if (this.loops > 0) {
       // Its start() waits for an answer that will not come: stopped, it rejects, and the loop attaches a new one.
-      this.deps.logger.error({ ...this.deps.describe(), err: error.message }, 'the uplink consumer got no answer to its attach; it attaches anew');
+      this.deps.logger.error({ ...this.deps.describe(), err: error.message }, `${this.name} got no answer to its attach; it attaches anew`);
       void this.consumer.stop(0).catch(() => undefined);
     } else void this.attachAgain(error, 'missing');
   }
@@ -128,7 +135,7 @@ export class UplinkAttachment {
         } catch (error) {
           if (this.stopped) return false;
           const reason = (error as Error).message;
-          if (reason !== lastReason) this.deps.logger.error({ ...this.deps.describe(), err: reason, retryInMs: this.retryMs }, 'the uplink consumer could not attach (the hub tries again every 10 s)');
+          if (reason !== lastReason) this.deps.logger.error({ ...this.deps.describe(), err: reason, retryInMs: this.retryMs }, `${this.name} could not attach (the hub tries again every 10 s)`);
           lastReason = reason;
           await this.consumer.stop(0).catch(() => undefined);
           await this.pause();
@@ -146,7 +153,7 @@ export class UplinkAttachment {
     this.loops += 1;
     if (reason !== 'missing') this.deps.onLinkLost?.(reason);
     this.show();
-    this.deps.logger.error({ ...this.deps.describe(), err: error.message, retryInMs: this.retryMs }, 'the uplink consumer lost its link (the hub attaches again in 10 s)');
+    this.deps.logger.error({ ...this.deps.describe(), err: error.message, retryInMs: this.retryMs }, `${this.name} lost its link (the hub attaches again in 10 s)`);
     try {
       await this.consumer.stop(0).catch(() => undefined);
       await this.pause();
