@@ -14,6 +14,7 @@ import {
 } from '../../src/adapters/messaging/consultation-messages';
 import { CancelBody, ConsultationBody, DeclineBody, ReportBody } from '../../src/adapters/http/consultation-routes';
 import { SystemBody } from '../../src/adapters/http/directory-routes';
+import { isBlankText } from '../../src/domain/shared/text-limits';
 
 const ID = '11111111-2222-4333-8444-555555555555';
 const envelope = (type: string, payload: unknown) => ({ id: '6f1c2a7e-8b3d-4c5e-9f01-23456789abcd', type, version: 1, systemId: 'chengdu', correlationId: 'corr-1', time: '2024-05-01T12:00:00+08:00', payload });
@@ -92,6 +93,30 @@ describe('texts people read must show something where they come in', () => {
     expect(parseConsultationUplink(JSON.stringify(envelope('consultation.cancel', { consultationId: ID })))).toMatchObject({ ok: true });
     expect(parseUplink(JSON.stringify(envelope('system.join.requested', { expectedBatches: 1, expectedExperts: 1 })))).toMatchObject({ ok: true });
     expect(issues(DeclineBody, { expertId: 'xian:li' })).toEqual([]);
+  });
+
+  it('takes a text of only prepended concatenation marks: they are format characters (Cf) that show a sign', () => {
+    // Unicode 17's Prepended_Concatenation_Mark list (PropList.txt), the version Node 20's ICU 78 has: the Arabic
+    // number, year, footnote and page signs, the end of ayah, the Syriac abbreviation mark, the Arabic pound and
+    // piastre marks, the Kaithi number signs. Each is drawn, spanning the digits after it: one alone still shows.
+    const MARKS = ['\u0600', '\u0601', '\u0602', '\u0603', '\u0604', '\u0605', '\u06DD', '\u070F', '\u0890', '\u0891', '\u08E2', '\u{110BD}', '\u{110CD}'];
+    for (const mark of MARKS) {
+      expect({ mark, blank: isBlankText(mark) }).toEqual({ mark, blank: false });
+      expect({ mark, blank: isBlankText(`\u200B${mark}\u00A0`) }).toEqual({ mark, blank: false });
+      expect({ mark, found: issues(SystemBody, { id: 'chengdu', name: mark, area: mark }) }).toEqual({ mark, found: [] });
+      expect(parseConsultationUplink(JSON.stringify(envelope('consultation.report', { consultationId: ID, expertId: 'xian:li', diagnosis: mark, recommendations: mark })))).toMatchObject({ ok: true });
+    }
+    // The list is the runtime's: the format characters its ICU segments as Prepend (a grapheme with what follows) are
+    // these, Grapheme_Cluster_Break=Prepend being Prepended_Concatenation_Mark among Cf.
+    const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+    const prepend: string[] = [];
+    for (let cp = 0; cp < 0x110000; cp++) {
+      const c = cp >= 0xd800 && cp <= 0xdfff ? '' : String.fromCodePoint(cp);
+      if (/^\p{Cf}$/u.test(c) && [...graphemes.segment(`${c}1`)].length === 1) prepend.push(c);
+    }
+    expect(prepend).toEqual(MARKS);
+    // The other format characters still show nothing.
+    expect(BLANKS.every(isBlankText)).toBe(true);
   });
 
   it('the downlink still carries what was stored before the rule (a system reading it must not skip it)', () => {

@@ -9,7 +9,7 @@ export const INVISIBLE_TEXT_MESSAGE = 'must show a visible character: it holds o
 
 /** What the API documents say of such a text (no JSON Schema pattern says it alike in every engine: see text-limits.ts). */
 export const shownDescription = (who: string, doc: string): string =>
-  `Shown to ${who}: refused when nothing visible is left of it, only white space, format (U+200B, U+FEFF, U+00AD, bidi controls), control or other default-ignorable characters; an empty text only where minLength allows it (${doc}).`;
+  `Shown to ${who}: refused when nothing visible is left of it, only white space, format (U+200B, U+FEFF, U+00AD, bidi controls; not the signs U+0600-U+0605 and other prepended concatenation marks, which show), control or other default-ignorable characters; an empty text only where minLength allows it (${doc}).`;
 /** Where the HTTP API documents say it is explained. */
 export const HTTP_DOC = 'README, HTTP API';
 
