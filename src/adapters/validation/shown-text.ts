@@ -1,11 +1,12 @@
 import type { z } from 'zod';
-import { isBlankText } from '../../domain/shared/text-limits';
+import { INVISIBLE_TEXT_MESSAGE, showsNothing } from '../../domain/shared/text-limits';
 
 /**
- * The refusal's message for a text that shows nothing (isBlankText): its field's path goes with it (400
- * invalid_request over HTTP, bad_schema over AMQP, a TypeError from the SDK before it sends).
+ * The refusal's message for a text that shows nothing (showsNothing): its field's path goes with it (400
+ * invalid_request over HTTP, bad_schema over AMQP, a TypeError from the SDK before it sends; the domain's own codes
+ * past the edge).
  */
-export const INVISIBLE_TEXT_MESSAGE = 'must show a visible character: it holds only white space, format or other invisible characters (zero-width, bidi controls, soft hyphen, ...)';
+export { INVISIBLE_TEXT_MESSAGE };
 
 /** What the API documents say of such a text (no JSON Schema pattern says it alike in every engine: see text-limits.ts). */
 export const shownDescription = (who: string, doc: string): string =>
@@ -26,6 +27,6 @@ export const shown = <S extends z.ZodType<string>>(schema: S, who = 'clinicians'
   const { description, ...meta } = (schema.meta() ?? {}) as Record<string, unknown>;
   const said = shownDescription(who, doc);
   return schema
-    .refine((v) => v.trim() === '' || !isBlankText(v), INVISIBLE_TEXT_MESSAGE)
+    .refine((v) => !showsNothing(v), INVISIBLE_TEXT_MESSAGE)
     .meta({ ...meta, description: typeof description === 'string' ? `${description}. ${said}` : said }) as unknown as S;
 };

@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
-import { holdsControlCharacter, holdsOneLineControl, longerThan } from '../shared/text-limits';
+import { INVISIBLE_TEXT_MESSAGE, holdsControlCharacter, holdsOneLineControl, longerThan, showsNothing } from '../shared/text-limits';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
 
 /**
@@ -256,17 +256,23 @@ const cutReason = (s: string): string => {
 const tooLong = (problems: { path: string; message: string }[], path: keyof typeof CONSULTATION_TEXT_LIMITS, text: string): void => {
   const max = CONSULTATION_TEXT_LIMITS[path];
   if (longerThan(text, max)) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
+  // Each is read where it is shown (text-limits.ts): one of only zero-width or other invisible characters is refused.
+  if (showsNothing(text)) problems.push({ path, message: INVISIBLE_TEXT_MESSAGE });
   // The clinician's name is one line; the clinical texts may hold tab and line breaks.
   if (path === 'applicantClinician' ? holdsOneLineControl(text) : holdsControlCharacter(text)) {
     problems.push({ path, message: path === 'applicantClinician' ? 'holds a control character or a line break' : 'holds a control character (only tab, line feed and carriage return are taken)' });
   }
 };
 
-/** A decline's or a cancellation's reason: cut at its limit, but refused with a control character, as the other texts. */
+/**
+ * A decline's or a cancellation's reason: cut at its limit, but refused with a control character, or when it holds
+ * something and shows nothing, as the other texts (an empty one says there is none).
+ */
 const checkedReason = (reason: string): string => {
   if (holdsControlCharacter(reason)) {
     throw new ValidationError('invalid_consultation', 'the reason holds a control character (only tab, line feed and carriage return are taken)', [{ path: 'reason', message: 'holds a control character' }]);
   }
+  if (showsNothing(reason)) throw new ValidationError('invalid_consultation', `the reason ${INVISIBLE_TEXT_MESSAGE}`, [{ path: 'reason', message: INVISIBLE_TEXT_MESSAGE }]);
   return cutReason(clean(reason));
 };
 const plusSeconds = (iso: string, seconds: number): string =>

@@ -1,7 +1,7 @@
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 import { ConflictError, NotFoundError, ValidationError } from '../shared/errors';
 import { holdsCprNumber } from '../monitoring/cpr-like';
-import { holdsOneLineControl } from '../shared/text-limits';
+import { INVISIBLE_TEXT_MESSAGE, holdsOneLineControl, showsNothing } from '../shared/text-limits';
 
 /**
  * ConnectedSystem: a small-scale telemedicine system's membership of the hub and its join, one stream per
@@ -213,6 +213,11 @@ const decide = (command: ConnectedSystemCommand, state: ConnectedSystemState): r
       const name = systemText(command.name);
       const area = systemText(command.area);
       if (name.length === 0 || area.length === 0) throw new ValidationError('invalid_system', 'name and area must not be blank');
+      // Both are shown in every system's directory: one of only zero-width or other invisible characters is refused.
+      const invisible = [...(showsNothing(name) ? ['name'] : []), ...(showsNothing(area) ? ['area'] : [])];
+      if (invisible.length > 0) {
+        throw new ValidationError('invalid_system', `name and area ${INVISIBLE_TEXT_MESSAGE}`, invisible.map((path) => ({ path, message: INVISIBLE_TEXT_MESSAGE })));
+      }
       const controls = [...(holdsOneLineControl(name) ? ['name'] : []), ...(holdsOneLineControl(area) ? ['area'] : [])];
       if (controls.length > 0) {
         throw new ValidationError('invalid_system', 'name and area are one line of text: no control characters', controls.map((path) => ({ path, message: 'holds a control character' })));

@@ -1,6 +1,6 @@
 import { assertNever, type Decider, type DomainEvent } from '../shared/decider';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../shared/errors';
-import { holdsOneLineControl, longerThan } from '../shared/text-limits';
+import { INVISIBLE_TEXT_MESSAGE, holdsOneLineControl, longerThan, showsNothing } from '../shared/text-limits';
 import { SYSTEM_ID_PATTERN } from './connected-system';
 import { holdsCprNumber } from '../monitoring/cpr-like';
 
@@ -139,6 +139,8 @@ export const normalizeExpertProfile = (p: ExpertProfile): ExpertProfile => {
   if (profile.location.city.length === 0) problems.push({ path: 'profile.location.city', message: 'must not be blank' });
   if (profile.languages.length === 0) problems.push({ path: 'profile.languages', message: 'needs at least one language' });
   const checkText = (path: string, value: string, max: number): void => {
+    // Shown in every system's directory (text-limits.ts); an empty title or hospital says there is none.
+    if (showsNothing(value)) problems.push({ path, message: INVISIBLE_TEXT_MESSAGE });
     if (holdsOneLineControl(value)) problems.push({ path, message: 'holds a control character' });
     if (longerThan(value, max)) problems.push({ path, message: `at most ${max} characters (after Unicode normalisation, NFC)` });
   };

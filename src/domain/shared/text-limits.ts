@@ -64,6 +64,18 @@ const PREPENDED_CONCATENATION_MARK = /[\u0600-\u0605\u06dd\u070f\u0890\u0891\u08
 export const isBlankText = (text: string): boolean => INVISIBLE_ONLY.test(text) && !PREPENDED_CONCATENATION_MARK.test(text);
 
 /**
+ * The rule for a text people read where it is shown (an expert's profile, a system's name and area, a consultation's
+ * clinician, question, summary, report and reasons), one for the edge (shown-text.ts: HTTP bodies, uplink messages,
+ * the SDK) and the domain (the deciders, which code calling the services directly reaches past the edge): a text
+ * that holds something must show something. A text that trimmed is empty is left to each field's own rule (refused
+ * where one is required; an empty title, summary or reason says there is none). Only where a text comes in: what was
+ * stored before the rule is read, replayed and sent on as stored.
+ */
+export const showsNothing = (text: string): boolean => text.trim() !== '' && isBlankText(text);
+/** The refusal's message for such a text, with its field's path (the edge's and the domain's). */
+export const INVISIBLE_TEXT_MESSAGE = 'must show a visible character: it holds only white space, format or other invisible characters (zero-width, bidi controls, soft hyphen, ...)';
+
+/**
  * The rules above and zod's trim() as JSON Schema patterns, for the API documents, where a client generated from them
  * checks a text before sending it. Written so that every engine such a client may use reads them alike: ECMA-262
  * (ajv), Python's `re` (jsonschema), Java's Pattern and RE2 (Go's regexp, which refuses `\u` escapes). So no `\u`
