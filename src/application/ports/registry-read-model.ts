@@ -29,9 +29,9 @@ export interface RegistryReadModel {
    */
   findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]>;
   /**
-   * Every entry of one patient, current and deprecated, in findAllOf's order, as of one moment: read `pageSize` rows
-   * at a time within one read snapshot (in memory: the rows as one apply left them; SQLite: one read transaction, its
-   * pages read without yielding; PostgreSQL: one REPEATABLE READ transaction). Pages read one by one with findAllOf
+   * Every entry of one patient, current and deprecated, in findAllOf's order, as of one moment: one read snapshot (in
+   * memory: the rows as one apply left them; SQLite: one statement; PostgreSQL: `pageSize` rows at a time in one
+   * REPEATABLE READ transaction). Pages read one by one with findAllOf
    * each saw the rows as they were then: a correction applied between two of them showed the old reading still current
    * and the new one too, or neither; an upload landing before the page boundary was missed, one after it was not.
    */
