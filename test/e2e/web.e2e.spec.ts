@@ -379,6 +379,38 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
     await w.context.close();
   });
 
+  // Refused by the hub is nothing stored; a 400 from something in front of it (a proxy's page) says nothing of the
+  // first attempt, whose answer was lost after the hub stored it: the draft is what makes a resend store it only once.
+  it("keeps the draft of a reading whose answer was lost when the resend meets a 400 that is not the hub's", async () => {
+    const w = await open();
+    const { page } = w;
+    await enterCpr(page, '020304-5678');
+    let sent = 0;
+    await page.route('**/observations', async (route) => {
+      sent++;
+      if (sent === 1) {
+        await route.fetch(); // stored by the hub, its answer lost
+        return route.abort('connectionreset');
+      }
+      if (sent === 2) return route.fulfill({ status: 400, contentType: 'text/html', body: '<html><body>400 Bad Request</body></html>' });
+      return route.fulfill({ response: await route.fetch() });
+    });
+    await upload(page, '131', '83');
+    await page.waitForFunction(() => /cannot be reached/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    const draft = await page.evaluate(() => sessionStorage.getItem('telemed.draft'));
+    expect(draft).not.toBeNull();
+    await page.click('#upload-btn');
+    await page.waitForFunction(() => !document.getElementById('upload-btn')!.getAttribute('aria-disabled') && /./.test(document.getElementById('upload-status')!.textContent ?? '') && !/Uploading/.test(document.getElementById('upload-status')!.textContent ?? ''));
+    expect(sent).toBe(2);
+    expect(await page.evaluate(() => sessionStorage.getItem('telemed.draft'))).toBe(draft);
+    // Sent again as it is, it is the stored reading, once.
+    await page.click('#upload-btn');
+    await waitSaved(page);
+    expect(await rows(page)).toEqual([[expect.any(String), '131', '83']]);
+    expectClean(w, [/ERR_CONNECTION_RESET/, /status of 400/]); // the answers this test made
+    await w.context.close();
+  });
+
   it('stores a reading once when its answer is lost and the patient presses upload again', async () => {
     const w = await open();
     const { page } = w;

@@ -677,8 +677,9 @@ export const APP_JS = String.raw`'use strict';
       return;
     }
     title('Error: reading not saved \u2013 Your readings');
-    // Refused: nothing stored, nor ever as it is. Not brought back after a reload as "may not be saved yet".
-    if (r.status === 400 || r.status === 422) unkeep();
+    // Refused by the hub (its problem's code): nothing stored, nor ever as it is, so not brought back after a reload as
+    // "may not be saved yet". A proxy's 400 says nothing of an earlier attempt whose answer was lost: kept.
+    if ((r.status === 400 || r.status === 422) && typeof r.body.code == 'string') unkeep();
     var shown = 0;
     var onCpr = (r.body.errors || []).filter(function (e) { return fieldOf(e.path) === 'cpr'; })[0];
     // Not the reading but whose it is (a CPR number born in the future): said as such, not as a field of the form.
