@@ -5,7 +5,7 @@
 import { AmqpDeadLetterQueue } from '../../src/adapters/messaging/dead-letters';
 import { serializeUplink, type UplinkEnvelope } from '../../src/adapters/messaging/messages';
 import type { RunningHub } from '../../src/bootstrap/main';
-import { getJson, jsonLines, profile, registerSystem, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
+import { getJson, jsonLines, postJson, profile, registerSystem, sendUplink, startInProcessHub, tempDir, until, uplink, useBroker } from './hub-support';
 
 jest.setTimeout(120_000);
 
@@ -70,6 +70,32 @@ it("handles the broker's cursor-duplicate copies once, as uplink, and leaves its
     expect((await browse.browse(10)).map((l) => l.envelopeId)).toEqual([other.id]);
   } finally {
     await hub?.stop();
+    data.remove();
+  }
+});
+
+it("dead-letters a copy read back that the uplink refuses to the hub's own queue, naming rts.uplink, and a replay sends it there", async () => {
+  const data = tempDir('rts-hub-broker-dlq-');
+  const hub = await startInProcessHub(amq.broker, data.dir);
+  try {
+    // A system the hub does not know: the uplink dead-letters its message at once (unknown_system).
+    const stranger = uplink.registered('city-unknown', 'x9', profile(5));
+    await putOnBrokerDlq(stranger, CURSOR_DUPLICATE);
+    let listed: any[] = [];
+    await until('its dead letter listed', async () => (listed = (await getJson(hub.url, '/dead-letters')).body.items ?? []).some((d: any) => d.envelopeId === stranger.id));
+    const dead = listed.find((d: any) => d.envelopeId === stranger.id);
+    expect(dead.sourceQueue).toBe('rts.uplink');
+    expect(dead.deadLetterId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+    expect(metrics).toMatch(/^rts_uplink_dead_lettered_total\{queue="broker_dlq",reason="[a-z_]+"\} 1$/m);
+    expect(metrics).not.toMatch(/^rts_uplink_dead_lettered_total\{queue="uplink"/m);
+    // The broker's queue no longer holds it, and the replay target is the uplink queue (allowed).
+    expect((await new AmqpDeadLetterQueue(amq.connection, amq.sender, { queue: BROKER_DLQ }).browse(10)).map((d) => d.envelopeId)).not.toContain(stranger.id);
+    const replay = await postJson(hub.url, `/dead-letters/${dead.deadLetterId}/replay`, { by: 'alice', reason: 'try again' });
+    expect(replay.status).toBe(200);
+    expect(replay.body.sourceQueue ?? replay.body.event?.sourceQueue).toBe('rts.uplink');
+  } finally {
+    await hub.stop();
     data.remove();
   }
 });
