@@ -384,7 +384,7 @@ describeWeb(`the review page (HomeClient on the web${noBrowser ? `, skipped: ${n
   it("keeps the draft of a reading whose answer was lost when the resend meets a 400 that is not the hub's", async () => {
     const w = await open();
     const { page } = w;
-    await enterCpr(page, '020304-5678');
+    await enterCpr(page, '150505-4321');
     let sent = 0;
     await page.route('**/observations', async (route) => {
       sent++;
