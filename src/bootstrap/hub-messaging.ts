@@ -13,7 +13,7 @@ import type { ConsumerOutcomeEvent } from '../adapters/amqp/queue-consumer';
 import { describeEndpoints } from '../adapters/messaging/amqp-broker-url';
 import { AmqpHubOutbox } from '../adapters/messaging/amqp-hub-outbox';
 import type { HubMessageCodec } from '../adapters/messaging/hub-codec';
-import { BROKER_CURSOR_DUPLICATE_SELECTOR, brokerDeadLetterQueueFor, createUplinkConsumer, deadLetterIdOf, uplinkTraceOf, type UplinkConsumerOptions, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
+import { BROKER_CURSOR_DUPLICATE_SELECTOR, BROKER_OTHER_DEAD_LETTER_SELECTOR, brokerDeadLetterQueueFor, createBrokerDeadLetterMover, createUplinkConsumer, deadLetterIdOf, uplinkTraceOf, type UplinkConsumerOptions, type UplinkLike } from '../adapters/messaging/amqp-uplink-consumer';
 import { UplinkAttachment } from '../adapters/messaging/uplink-attachment';
 import { UplinkDeferralLog } from '../adapters/messaging/uplink-deferral-log';
 import { AmqpDeadLetterQueue } from '../adapters/messaging/dead-letters';
@@ -296,8 +296,8 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
   // of a message (README, "High availability"). They take the uplink's path: the same checks, the same dead letters
   // (to the hub's own queue, naming the uplink queue as their source so that a replay is allowed), idempotent by
   // envelope id. Counted as rts_uplink_*_total{queue="broker_dlq"}, each one read back logged at warn by its id. The
-  // rest of that queue (expired messages, ...) is left to the operators. On a broker without the strategy the queue
-  // stays empty.
+  // rest of that queue (expired messages, ones the broker gave up redelivering) is moved to the hub's own dead letter
+  // queue by a second consumer (`moved`, below). On a broker without the strategy the queue stays empty.
   const brokerDlq = brokerDeadLetterQueueFor(messaging.uplinkQueue);
   const recoveredOutcome = uplinkOutcomeRecorder(deps.metrics, 'broker_dlq');
   const recovered = new UplinkAttachment({
@@ -318,10 +318,34 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
     name: `the read-back consumer of the broker's dead letters (${brokerDlq})`,
     describe: () => ({ ...consuming(), uplink: brokerDlq, selector: BROKER_CURSOR_DUPLICATE_SELECTOR }),
   });
+  // The rest of the broker's dead letters there, by the complement selector: each moved to the hub's own dead letter
+  // queue (reason broker_dead_lettered: ..., source queue the uplink's, so `rts dlq replay` sends it back there), where
+  // the operators see it (`rts dlq`, rts_dead_letters). Left on the broker's queue, 200 of them ahead of a cursor
+  // duplicate hid it from the read-back for good (ActiveMQ pages in maxPageSize=200 for a selector consumer). Counted as
+  // rts_uplink_dead_lettered_total{queue="broker_dlq",reason="broker_dead_lettered"}, each logged at warn by its ids.
+  const moved = new UplinkAttachment({
+    connection,
+    newConsumer: (hooks) =>
+      createBrokerDeadLetterMover(connection, {
+        queue: brokerDlq,
+        deadLetterQueue: messaging.deadLetterQueue,
+        uplinkQueue: messaging.uplinkQueue,
+        prefetch: Math.min(messaging.uplinkPrefetch, 50),
+        onOutcome: (event) => {
+          recoveredOutcome(event);
+          logOutcome(event);
+        },
+        ...hooks,
+      }),
+    logger: log,
+    name: `the consumer that moves the broker's other dead letters (${brokerDlq}) to ${messaging.deadLetterQueue}`,
+    describe: () => ({ ...consuming(), uplink: brokerDlq, selector: BROKER_OTHER_DEAD_LETTER_SELECTOR }),
+  });
   connection.on('connected', () => uplink.show());
   connection.on('disconnected', () => uplink.show());
   const attached = uplink.start();
   void recovered.start();
+  void moved.start();
   // The publishers and the releaser of held messages run while this process holds the publishing lease (one process at
   // a time on a shared store); the sampler of their lag runs in every process (above).
   const publishingGauge = deps.metrics?.gauge(
@@ -422,6 +446,7 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
         await uplink.stop();
         await recovered.stop();
+        await moved.stop();
         // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the
         // broker (up to 2 min). A broker that is not connected (never reached, login refused, gone) cannot take it:
         // closing the senders fails that send, and its event is published again from the checkpoint at the next

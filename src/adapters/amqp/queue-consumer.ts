@@ -101,6 +101,13 @@ export interface QueueConsumerOptions {
   selector?: string;
   /** What a dead letter copy names as its x-dlq-source-queue, where a replay sends it (default: `queue`). */
   deadLetterSourceQueue?: string;
+  /**
+   * Every message is dead-lettered with this reason as it comes, whatever its body or delivery-count (no "max attempts
+   * exceeded", no "body is not an AMQP value string"): the handler is not called, and x-dlq-attempts is the broker's
+   * delivery-count. A mover: the hub's consumer of what the broker dead-lettered from the uplink queue (all but the
+   * cursor duplicates), which only brings those messages where the operators see them (default: none).
+   */
+  deadLetterAll?: string;
   handler: MessageHandler;
   /** Handler attempts per message before it is dead-lettered (default 5). */
   maxAttempts?: number;
@@ -458,6 +465,10 @@ export class QueueConsumer {
       raw: message,
     });
 
+    if (this.options.deadLetterAll !== undefined) {
+      await this.deadLetter(delivery, message, generation, this.options.deadLetterAll, typeof message.delivery_count === 'number' ? message.delivery_count : 0);
+      return;
+    }
     if (deliveryCount >= this.maxAttempts) {
       const reason = `max attempts exceeded (${deliveryCount} failed deliveries)`;
       const before = this.options.beforeExhaustedDeadLetter;

@@ -117,9 +117,26 @@ export const brokerDeadLetterQueueFor = (uplinkQueue: string): string => `DLQ.${
  * evaluates the selector over that property; an AMQP consumer does not see it (the broker sends the message as it
  * came, with the sender's application-properties only). Such a copy may be the only one left (README, "High
  * availability"): the hub handles it as any uplink message (idempotent by envelope id). Anything else there (an
- * expired message, one the broker gave up redelivering) stays for the operators.
+ * expired message, one the broker gave up redelivering) the hub moves to its own dead letter queue
+ * (BROKER_OTHER_DEAD_LETTER_SELECTOR, createBrokerDeadLetterMover).
  */
 export const BROKER_CURSOR_DUPLICATE_SELECTOR = "dlqDeliveryFailureCause LIKE 'java.lang.Throwable: duplicate paged in from cursor for %'";
+/**
+ * Everything else there: the complement of BROKER_CURSOR_DUPLICATE_SELECTOR. A message without the property (put
+ * there by hand, or by a broker that does not set it) must match too: `LIKE` over a missing property is UNKNOWN, and so
+ * is its NOT, which a selector does not match. (A property that is no string makes `LIKE` false in ActiveMQ, so its NOT
+ * matches.) The hub moves these to its own dead letter queue (createBrokerDeadLetterMover): left on the broker's queue,
+ * 200 of them ahead of a cursor duplicate hid it from the read-back for good (ActiveMQ pages in maxPageSize=200 messages
+ * for a selector consumer), and nothing the hub shows counted them.
+ */
+export const BROKER_OTHER_DEAD_LETTER_SELECTOR = `dlqDeliveryFailureCause IS NULL OR NOT (${BROKER_CURSOR_DUPLICATE_SELECTOR})`;
+/**
+ * The reason of such a message's dead letter in the hub's queue: fixed, as the hub cannot read the broker's cause
+ * (dlqDeliveryFailureCause is evaluated by the broker's selector, not sent to an AMQP consumer). A code first, as
+ * every reason (the metrics' reason label: `broker_dead_lettered`).
+ */
+export const brokerDeadLetteredReason = (uplinkQueue: string): string =>
+  `broker_dead_lettered: the broker moved it off ${uplinkQueue} (it expired, or the broker gave up redelivering it); the broker's own cause is not readable over AMQP`;
 export const ENVELOPE_ID_PROPERTY = 'messageId';
 /**
  * The id of the envelope the hub read (decoded, and with message security verified), on the dead letter copy of a
@@ -540,6 +557,57 @@ export type UplinkConsumer = Readonly<{
 
 /** base × 2^(attempt-1) ms, at most 5 s: with the default 250 and 5 attempts, 0.25 + 0.5 + 1 + 2 s before the dead letter. */
 export { retryBackoff };
+
+export type BrokerDeadLetterMoverOptions = Readonly<{
+  /** The broker's dead letter queue of the uplink (brokerDeadLetterQueueFor). */
+  queue: string;
+  /** The hub's own dead letter queue (rts.dlq). */
+  deadLetterQueue: string;
+  /** The uplink queue: named as the dead letters' x-dlq-source-queue, so that a replay goes there. */
+  uplinkQueue: string;
+  prefetch: number;
+  onOutcome?: (event: ConsumerOutcomeEvent) => void;
+  onDetached?: (error: Error) => void;
+  onAttached?: () => void;
+}>;
+
+/**
+ * The consumer of the broker's other dead letters of the uplink queue (BROKER_OTHER_DEAD_LETTER_SELECTOR: all but the
+ * cursor duplicates, which the read-back consumer handles): each message is moved, unhandled, to the hub's own dead
+ * letter queue as a dead letter like the uplink's (QueueConsumer's dead letter path: body and the sender's properties
+ * unchanged, the original accepted only once the broker accepted the copy; rts_dlq_id chosen from the original by
+ * deadLetterIdFor, messageId filled in from the body by the tagging sender), with the reason brokerDeadLetteredReason
+ * and x-dlq-source-queue the uplink queue, so `rts dlq replay` sends it there. Its time-to-live does not go along
+ * (deadLetterCopy keeps no ttl or absolute-expiry-time, nor does the replay's copy): an expired message replayed is not
+ * expired again at once. Not audited: the hub made no decision about it; a replay is handled (and audited) as uplink.
+ */
+export const createBrokerDeadLetterMover = (connection: AmqpConnection, options: BrokerDeadLetterMoverOptions): UplinkConsumer => {
+  const deadLetterSender = new DeadLetterTaggingSender(connection);
+  const reason = brokerDeadLetteredReason(options.uplinkQueue);
+  const consumer = new QueueConsumer(connection, {
+    queue: options.queue,
+    deadLetterQueue: options.deadLetterQueue,
+    selector: BROKER_OTHER_DEAD_LETTER_SELECTOR,
+    deadLetterSourceQueue: options.uplinkQueue,
+    deadLetterAll: reason,
+    // Not called (deadLetterAll): it would answer the same.
+    handler: async () => ({ deadLetter: reason }),
+    prefetch: options.prefetch,
+    deadLetterSender,
+    deadLetterOwn: UPLINK_DEAD_LETTER_OWN,
+    ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+    ...(options.onDetached ? { onDetached: options.onDetached } : {}),
+    ...(options.onAttached ? { onAttached: options.onAttached } : {}),
+  });
+  return {
+    attached: () => consumer.attached(),
+    start: (timeoutMs) => consumer.start(timeoutMs),
+    stop: async (timeoutMs) => {
+      await consumer.stop(timeoutMs);
+      await deadLetterSender.close();
+    },
+  };
+};
 
 export const createUplinkConsumer = (connection: AmqpConnection, options: UplinkConsumerOptions): UplinkConsumer => {
   const deadLetterSender = new DeadLetterTaggingSender(connection);
