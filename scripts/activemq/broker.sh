@@ -123,7 +123,7 @@ $ssl
           <policyEntry queue="rts.downlink.>" storeUsageHighWaterMark="80"/>
           <!-- What the broker itself dead-letters from the uplink queue (a copy it calls a duplicate paged in from the
                cursor, an expired message) goes to DLQ.rts.uplink, not the shared ActiveMQ.DLQ: the hub reads the
-               cursor duplicates back from there (README "High availability"); the rest stays for the operators. -->
+               cursor duplicates back from there (README "High availability"); and moves the rest to its rts.dlq. -->
           <policyEntry queue="rts.uplink">
             <deadLetterStrategy>
               <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>

@@ -161,7 +161,7 @@ $plugins
           </policyEntry>
           <!-- What the broker dead-letters from the uplink queue goes to DLQ.rts.uplink, not the shared ActiveMQ.DLQ: the
                hub reads back the copies it calls duplicates paged in from the cursor (README "High availability"),
-               the rest stays there. Replay and audit repeated, as above. -->
+               and moves the rest to its rts.dlq. Replay and audit repeated, as above. -->
           <policyEntry queue="rts.uplink" enableAudit="false">
             <networkBridgeFilterFactory>
               <conditionalNetworkBridgeFilterFactory replayWhenNoConsumers="true" replayDelay="500"/>
