@@ -420,3 +420,23 @@ describe('QueueConsumer: saturation asked again when a handler of a lost connect
     order.close();
   });
 });
+
+describe('QueueConsumer: deadLetterAll (the mover of the broker dead letters of the uplink)', () => {
+  it('dead-letters every message with its reason, whatever its delivery-count or body, without the handler, and accepts it after the copy', async () => {
+    const deadLettered: string[] = [];
+    let handled = 0;
+    const handler = async (): Promise<HandlerOutcome> => {
+      handled += 1;
+      return 'accept';
+    };
+    const { receiver, started } = consumerOn(handler, { prefetch: 5, maxAttempts: 5, deadLetterAll: 'broker_dead_lettered: moved' }, deadLettered);
+    await started;
+    const plain = receiver.deliverBody('{"id":"a"}');
+    const exhausted = receiver.deliverBody('{"id":"b"}', 7); // the broker gave up redelivering it: 7 deliveries
+    const binary = { settled: receiver.deliver({ body: Buffer.from('not a string') }) };
+    for (let i = 0; i < 5; i++) await settle();
+    expect(handled).toBe(0);
+    expect(deadLettered).toEqual(['broker_dead_lettered: moved', 'broker_dead_lettered: moved', 'broker_dead_lettered: moved']);
+    expect([plain.settled, exhausted.settled, binary.settled]).toEqual([['accepted'], ['accepted'], ['accepted']]);
+  });
+});
