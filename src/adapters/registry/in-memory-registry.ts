@@ -3,9 +3,38 @@ import type { RegistryPosition, RegistryReadModel } from '../../application/port
 import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
 
-/** The registry projection held in memory: for unit tests of the core and for small embedded uses. */
+/**
+ * (serviceStartEpoch, uniqueId) with uniqueIds in code-point order, as SQLite's BINARY and PostgreSQL's "C" collation
+ * have it: the order of every query here. (findCurrent used localeCompare until 2026-12-06; for OIDs, the only
+ * uniqueIds the hub makes or accepts, the two orders agree.)
+ */
+const byPosition = (a: RegistryPosition, b: RegistryPosition): number =>
+  a.serviceStartEpoch - b.serviceStartEpoch || (a.uniqueId < b.uniqueId ? -1 : a.uniqueId > b.uniqueId ? 1 : 0);
+
+/** Index of the first row of `rows` (sorted by byPosition) for which `before` is false. */
+const firstNotBefore = (rows: readonly RegistryEntryView[], before: (row: RegistryEntryView) => boolean): number => {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (before(rows[mid]!)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+};
+
+/**
+ * The registry projection held in memory: the library's registry, and the EventStoreDB profile's without
+ * PostgreSQL (rebuilt from $all at start).
+ *
+ * Rows by uniqueId, and per patient an array of their rows in byPosition order that is never changed once made: an
+ * apply that changes a patient's rows replaces that patient's array whole (copy on write). An apply costs what the
+ * batch's patients hold, a query what its patient holds, and an array read once is one snapshot of the patient.
+ * A row's patientKey never changes (a uniqueId's first submission makes the row; evolves keep its patientKey).
+ */
 export class InMemoryRegistry implements RegistryReadModel {
-  private rows = new Map<string, RegistryEntryView>();
+  private readonly rows = new Map<string, RegistryEntryView>();
+  private readonly byPatient = new Map<string, readonly RegistryEntryView[]>();
   private position = 0n;
   private readonly erased = new Set<string>();
 
@@ -14,41 +43,61 @@ export class InMemoryRegistry implements RegistryReadModel {
   }
 
   async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
-    const next = new Map(this.rows);
+    // The batch's rows are staged beside the live ones and published only when every event evolved: an event that
+    // throws leaves the registry as it was, as when apply built a whole new map.
+    const staged = new Map<string, RegistryEntryView>();
+    const rowOf = (id: string): RegistryEntryView | null => staged.get(id) ?? this.rows.get(id) ?? null;
     for (const e of events) {
       if (!isDocumentEvent(e)) continue;
       const event = { type: e.type, data: e.data } as DocumentEvent;
       if (event.type === 'DocumentSubmitted' && this.erased.has(event.data.patientKey)) continue; // see forgetPatient
-      for (const row of evolveRegistry((id) => next.get(id) ?? null, event)) next.set(row.uniqueId, row);
+      for (const row of evolveRegistry(rowOf, event)) staged.set(row.uniqueId, row);
     }
-    this.rows = next;
+    const changedByPatient = new Map<string, Map<string, RegistryEntryView>>();
+    for (const row of staged.values()) {
+      let changed = changedByPatient.get(row.patientKey);
+      if (!changed) changedByPatient.set(row.patientKey, (changed = new Map()));
+      changed.set(row.uniqueId, row);
+    }
+    for (const [patientKey, changed] of changedByPatient) {
+      const before = this.byPatient.get(patientKey) ?? [];
+      const after = before.map((row) => {
+        const next = changed.get(row.uniqueId);
+        if (next === undefined) return row;
+        changed.delete(row.uniqueId);
+        return next; // the same position: an evolve changes neither the time nor the uniqueId
+      });
+      if (changed.size > 0) {
+        after.push(...changed.values()); // new rows
+        after.sort(byPosition); // a sorted run and a short tail: near linear
+      }
+      this.byPatient.set(patientKey, after);
+    }
+    for (const [uniqueId, row] of staged) this.rows.set(uniqueId, row);
     this.position = checkpoint;
   }
 
   async findCurrent(patientKey: string, fromEpoch: number, toEpoch: number, limit: number): Promise<readonly RegistryEntryView[]> {
-    return [...this.rows.values()]
-      .filter((r) => r.patientKey === patientKey && r.status === 'Approved' && r.serviceStartEpoch >= fromEpoch && r.serviceStartEpoch < toEpoch)
-      .sort((a, b) => a.serviceStartEpoch - b.serviceStartEpoch || a.uniqueId.localeCompare(b.uniqueId))
-      .slice(0, limit);
+    const rows = this.byPatient.get(patientKey) ?? [];
+    const found: RegistryEntryView[] = [];
+    const most = limit >= 0 ? limit : Number.POSITIVE_INFINITY; // a negative or NaN limit: sliced below, as before
+    for (let i = firstNotBefore(rows, (r) => r.serviceStartEpoch < fromEpoch); i < rows.length && found.length < most; i++) {
+      const row = rows[i]!;
+      if (!(row.serviceStartEpoch < toEpoch)) break;
+      if (row.status === 'Approved' && row.serviceStartEpoch >= fromEpoch) found.push(row);
+    }
+    return limit >= 0 ? found : found.slice(0, limit);
   }
 
   async findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
-    return this.allOf(this.rows, patientKey, after, limit);
+    const rows = this.byPatient.get(patientKey) ?? [];
+    const start = after === null ? 0 : firstNotBefore(rows, (r) => byPosition(r, after) <= 0);
+    return limit >= 0 ? rows.slice(start, start + limit) : rows.slice(start).slice(0, limit);
   }
 
-  private allOf(rows: ReadonlyMap<string, RegistryEntryView>, patientKey: string, after: RegistryPosition | null, limit: number): RegistryEntryView[] {
-    // Code-point order of uniqueIds, as SQLite's BINARY and PostgreSQL's "C" collation have it.
-    const byPosition = (a: RegistryPosition, b: RegistryPosition): number => a.serviceStartEpoch - b.serviceStartEpoch || (a.uniqueId < b.uniqueId ? -1 : a.uniqueId > b.uniqueId ? 1 : 0);
-    return [...rows.values()]
-      .filter((r) => r.patientKey === patientKey && (after === null || byPosition(r, after) > 0))
-      .sort(byPosition)
-      .slice(0, limit);
-  }
-
-  /** One snapshot by construction: `apply` and `forgetPatient` replace the map whole, never change the one read here. */
+  /** One snapshot by construction: `apply` and `forgetPatient` replace a patient's array whole, never change the one read here. */
   async allEntriesOf(patientKey: string, _pageSize: number): Promise<readonly RegistryEntryView[]> {
-    const rows = this.rows;
-    return this.allOf(rows, patientKey, null, Number.POSITIVE_INFINITY);
+    return [...(this.byPatient.get(patientKey) ?? [])];
   }
 
   async get(uniqueId: string): Promise<RegistryEntryView | null> {
@@ -56,18 +105,19 @@ export class InMemoryRegistry implements RegistryReadModel {
   }
 
   async knowsPatient(patientKey: string): Promise<boolean> {
-    for (const r of this.rows.values()) if (r.patientKey === patientKey) return true;
-    return false;
+    return (this.byPatient.get(patientKey)?.length ?? 0) > 0;
   }
 
   /** Erasure: every row of the patient goes. */
   async forgetPatient(patientKey: string): Promise<void> {
-    this.rows = new Map([...this.rows].filter(([, r]) => r.patientKey !== patientKey));
+    for (const row of this.byPatient.get(patientKey) ?? []) this.rows.delete(row.uniqueId);
+    this.byPatient.delete(patientKey);
     this.erased.add(patientKey); // a document of theirs later in the events gets no row
   }
 
   async reset(): Promise<void> {
-    this.rows = new Map();
+    this.rows.clear();
+    this.byPatient.clear();
     this.erased.clear();
     this.position = 0n;
   }
