@@ -11,9 +11,8 @@ import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/docu
 const byPosition = (a: RegistryPosition, b: RegistryPosition): number =>
   a.serviceStartEpoch - b.serviceStartEpoch || (a.uniqueId < b.uniqueId ? -1 : a.uniqueId > b.uniqueId ? 1 : 0);
 
-/** Index of the first row of `rows` (sorted by byPosition) for which `before` is false. */
-const firstNotBefore = (rows: readonly RegistryEntryView[], before: (row: RegistryEntryView) => boolean): number => {
-  let lo = 0;
+/** Index of the first row of `rows` (sorted by byPosition) from `lo` on for which `before` is false. */
+const firstNotBefore = (rows: readonly RegistryEntryView[], before: (row: RegistryEntryView) => boolean, lo = 0): number => {
   let hi = rows.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
@@ -21,6 +20,20 @@ const firstNotBefore = (rows: readonly RegistryEntryView[], before: (row: Regist
     else hi = mid;
   }
   return lo;
+};
+
+/** `rows` and `added`, both sorted by byPosition and with no uniqueId in common, as one sorted array. */
+const merge = (rows: readonly RegistryEntryView[], added: readonly RegistryEntryView[]): RegistryEntryView[] => {
+  const merged: RegistryEntryView[] = [];
+  let from = 0;
+  for (const row of added) {
+    const at = firstNotBefore(rows, (r) => byPosition(r, row) < 0, from);
+    for (let i = from; i < at; i++) merged.push(rows[i]!);
+    merged.push(row);
+    from = at;
+  }
+  for (let i = from; i < rows.length; i++) merged.push(rows[i]!);
+  return merged;
 };
 
 /**
@@ -53,24 +66,20 @@ export class InMemoryRegistry implements RegistryReadModel {
       if (event.type === 'DocumentSubmitted' && this.erased.has(event.data.patientKey)) continue; // see forgetPatient
       for (const row of evolveRegistry(rowOf, event)) staged.set(row.uniqueId, row);
     }
-    const changedByPatient = new Map<string, Map<string, RegistryEntryView>>();
+    const changedByPatient = new Map<string, RegistryEntryView[]>();
     for (const row of staged.values()) {
-      let changed = changedByPatient.get(row.patientKey);
-      if (!changed) changedByPatient.set(row.patientKey, (changed = new Map()));
-      changed.set(row.uniqueId, row);
+      const changed = changedByPatient.get(row.patientKey);
+      if (changed) changed.push(row);
+      else changedByPatient.set(row.patientKey, [row]);
     }
     for (const [patientKey, changed] of changedByPatient) {
       const before = this.byPatient.get(patientKey) ?? [];
-      const after = before.map((row) => {
-        const next = changed.get(row.uniqueId);
-        if (next === undefined) return row;
-        changed.delete(row.uniqueId);
-        return next; // the same position: an evolve changes neither the time nor the uniqueId
-      });
-      if (changed.size > 0) {
-        after.push(...changed.values()); // new rows
-        after.sort(byPosition); // a sorted run and a short tail: near linear
-      }
+      const added: RegistryEntryView[] = [];
+      const evolved: RegistryEntryView[] = [];
+      for (const row of changed) (this.rows.has(row.uniqueId) ? evolved : added).push(row);
+      const after = added.length === 0 ? before.slice() : merge(before, added.sort(byPosition));
+      // An evolve changes neither the time nor the uniqueId: the row keeps its place.
+      for (const row of evolved) after[firstNotBefore(after, (r) => byPosition(r, row) < 0)] = row;
       this.byPatient.set(patientKey, after);
     }
     for (const [uniqueId, row] of staged) this.rows.set(uniqueId, row);
