@@ -1,5 +1,6 @@
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
+import { ProjectionBehind } from '../../src/application/projector';
 import type { RegistryPosition } from '../../src/application/ports/registry-read-model';
 import { evolveRegistry, type RegistryEntryView } from '../../src/application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../src/domain/documents/document-entry';
@@ -150,6 +151,18 @@ describe('InMemoryRegistry: the work of an apply and of a query is that of the p
     expect(await registry.get('2.25.11')).toBeNull();
     expect(await registry.get('2.25.10')).toBe(before[0]);
     expect(await registry.allEntriesOf(A, 100)).toEqual(before);
+  });
+
+  it('a page read before a rebuild reset it is refused (ProjectionBehind) and applies nothing, as the SQLite and PostgreSQL registries do', async () => {
+    const registry = new InMemoryRegistry();
+    const first = [submitted('2.25.901', A, T0)];
+    await apply(registry, first);
+    const readAfter = await registry.checkpoint();
+    await registry.reset(); // a rebuild starts over meanwhile
+    const stale = [submitted('2.25.902', A, T0 + 60)];
+    await expect(registry.apply(stale, stale[0]!.globalPosition, readAfter)).rejects.toBeInstanceOf(ProjectionBehind);
+    expect(await registry.get('2.25.902')).toBeNull();
+    expect(await registry.checkpoint()).toBe(0n);
   });
 
   it('findCurrent orders the readings of one second by uniqueId in code points, as findAllOf and the SQLite and PostgreSQL registries do', async () => {

@@ -1,4 +1,5 @@
 import type { RecordedEvent } from '../../application/ports/event-store';
+import { ProjectionBehind } from '../../application/projector';
 import type { RegistryPosition, RegistryReadModel } from '../../application/ports/registry-read-model';
 import { evolveRegistry, type RegistryEntryView } from '../../application/projections/registry-projection';
 import { isDocumentEvent, type DocumentEvent } from '../../domain/documents/document-entry';
@@ -55,7 +56,10 @@ export class InMemoryRegistry implements RegistryReadModel {
     return this.position;
   }
 
-  async apply(events: readonly RecordedEvent[], checkpoint: bigint): Promise<void> {
+  async apply(events: readonly RecordedEvent[], checkpoint: bigint, from?: bigint): Promise<void> {
+    // A page read after `from` while a rebuild reset the registry (the Projector's read overlapping a reset): applied,
+    // it would put that page's rows into a registry that has not replayed what came before them.
+    if (from !== undefined && this.position < from) throw new ProjectionBehind(this.position, from);
     // The batch's rows are staged beside the live ones and published only when every event evolved: an event that
     // throws leaves the registry as it was, as when apply built a whole new map.
     const staged = new Map<string, RegistryEntryView>();
