@@ -440,3 +440,45 @@ describe('QueueConsumer: deadLetterAll (the mover of the broker dead letters of 
     expect([plain.settled, exhausted.settled, binary.settled]).toEqual([['accepted'], ['accepted'], ['accepted']]);
   });
 });
+
+describe('QueueConsumer: a dead letter copy the broker refuses', () => {
+  // ActiveMQ with a full store (broker.sh: sendFailIfNoSpace) rejects the copy at once, and sends the original handed
+  // back to the same link at once: without a pause the mover of DLQ.rts.uplink sent 10,187 copies in 3 s (each
+  // logged at error by the hub), against a broker that had no space.
+  it('hands the original back (counted) only after a pause, cut short by stop(), and pauses longer while refusals go on', async () => {
+    const receiver = new FakeReceiver();
+    const connection = Object.assign(new EventEmitter(), { openReceiver: () => receiver, isConnected: () => true }) as unknown as AmqpConnection;
+    let sends = 0;
+    const deadLetterSender = {
+      sendRaw: async () => {
+        sends += 1;
+        throw new Error('rejected (amqp:resource-limit-exceeded)');
+      },
+      close: async () => undefined,
+    } as unknown as DurableSender;
+    const pauses: number[] = [];
+    const consumer = new QueueConsumer(connection, {
+      queue: 'DLQ.rts.uplink',
+      deadLetterQueue: 'rts.dlq',
+      handler: async () => 'accept',
+      deadLetterSender,
+      handlerTimeoutMs: null,
+      prefetch: 2,
+      deadLetterAll: 'broker_dead_lettered: moved',
+      deadLetterRetryPauseMs: (streak) => (pauses.push(streak), 600_000),
+    });
+    const started = consumer.start(1000);
+    receiver.emit('receiver_open');
+    await started;
+    const first = receiver.deliverBody('{"id":"a"}').settled;
+    const second = receiver.deliverBody('{"id":"b"}').settled;
+    for (let i = 0; i < 10; i++) await settle();
+    expect(sends).toBe(2);
+    expect(first).toEqual([]); // held through the pause, not handed back at once
+    expect(second).toEqual([]);
+    expect(pauses).toEqual([0, 1]);
+    await consumer.stop(1000);
+    expect(first).toEqual(['modified (failed)']);
+    expect(second).toEqual(['modified (failed)']);
+  });
+});

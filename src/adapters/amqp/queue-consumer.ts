@@ -149,6 +149,13 @@ export interface QueueConsumerOptions {
   /** The pause before a message answered `later` is handed back, by the length of the streak (default: LATER_PAUSE_MS). */
   laterPauseMs?: (streak: number) => number;
   /**
+   * The pause before a message whose dead letter copy the broker refused is handed back, by the number of refusals in
+   * a row (default: LATER_PAUSE_MS, 1 s doubling to 30 s). ActiveMQ with a full store refuses the copy at once
+   * (sendFailIfNoSpace) and sends the original back to the same link at once: without a pause the mover of the
+   * broker's dead letters sent ten thousand copies in 3 s. Cut short by stop().
+   */
+  deadLetterRetryPauseMs?: (streak: number) => number;
+  /**
    * The dead letter copy's own properties (the uplink: rts_dlq_id, rts_envelope_id). `names` are the consumer's alone:
    * a sender's property of such a name is not kept on the copy. `of` chooses values from the original delivery as
    * received, so each time the same message comes (after a dead letter copy whose accept was lost, after a restart,
@@ -208,6 +215,8 @@ export const LATER_PAUSE_MS = { first: 1_000, max: 30_000 } as const;
 export class QueueConsumer {
   /** Consecutive `later` outcomes (any accept ends the streak): the pause before the next hand-back grows with it. */
   private laterStreak = 0;
+  /** Dead letter copies refused in a row (reset by one the broker takes): the pause before each hand-back grows. */
+  private deadLetterFailStreak = 0;
   private readonly queue: string;
   private readonly deadLetterQueue: string;
   private readonly maxAttempts: number;
@@ -598,7 +607,10 @@ export class QueueConsumer {
     try {
       await this.dlqSender.sendRaw(this.deadLetterQueue, copy);
     } catch (error) {
-      // Not copied: give the original back (counted as a failed delivery) so it is dead-lettered on a later try.
+      // Not copied: give the original back (counted as a failed delivery) so it is dead-lettered on a later try,
+      // after a pause (the broker sends it back at once, and refuses the copy again while its store is full).
+      const streak = this.deadLetterFailStreak++;
+      await this.pause(this.options.deadLetterRetryPauseMs?.(streak) ?? Math.min(LATER_PAUSE_MS.max, LATER_PAUSE_MS.first * 2 ** Math.min(5, streak)));
       this.settle(delivery, generation, () => delivery.modified({ delivery_failed: true, undeliverable_here: false }), {
         kind: 'dead-letter-failed',
         queue: this.queue,
@@ -607,6 +619,7 @@ export class QueueConsumer {
       });
       return;
     }
+    this.deadLetterFailStreak = 0;
     // If the connection was lost meanwhile the original comes back and gets a second DLQ copy (at-least-once).
     this.settle(delivery, generation, () => delivery.accept(), {
       kind: 'dead-lettered',
