@@ -443,10 +443,10 @@ export const startHubMessaging = async (deps: HubMessagingDependencies): Promise
         stopped = true;
         depth.stop();
         downlinkDepthMonitor.stop();
-        // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered.
-        await uplink.stop();
-        await recovered.stop();
-        await moved.stop();
+        // Handlers in flight finish (their events commit, their messages are settled); the rest is redelivered. The three
+        // consumers at once: one after another, each waiting out its handlers and its link's close, a stop took up to
+        // three times as long, and the two on DLQ.rts.uplink went on taking messages while the uplink drained.
+        await Promise.all([uplink.stop(), recovered.stop(), moved.stop()]);
         // The publishers (and the releaser of held messages) end after the message in hand; its send waits for the
         // broker (up to 2 min). A broker that is not connected (never reached, login refused, gone) cannot take it:
         // closing the senders fails that send, and its event is published again from the checkpoint at the next
