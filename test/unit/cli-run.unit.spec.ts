@@ -663,6 +663,32 @@ describe('run: --timeout bounds the whole command, not each attempt', () => {
     expect(h.code).toBe(EXIT.serverError);
     expect(h.err).toContain('the hub is busy');
   });
+
+  it('a development login that got no answer within the time left is no answer, not "no development login", and no upload stored', async () => {
+    // The upload is refused (401, nothing stored), then the hub takes the login and never answers it.
+    const urls: string[] = [];
+    const fetch = (async (url: string, init: RequestInit) => {
+      urls.push(url);
+      if (urls.length === 1) return json(401, { type: '/problems/unauthenticated', title: 'Authentication is required', status: 401, code: 'unauthenticated', detail: 'send a bearer token' });
+      return new Promise<Response>((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason)));
+    }) as unknown as typeof globalThis.fetch;
+    let err = '';
+    const code = await run(upload, {
+      stdout: { write: () => undefined },
+      stderr: { write: (s: string) => (err += s) },
+      env: { RTS_URL: URL_ },
+      fetch,
+      zone: 'UTC',
+      now: () => new Date('2026-05-10T12:00:00Z'),
+      newObservationId: () => 'rts-test-id',
+      http: { retryDelayMs: 1, timeoutMs: 1000 },
+    });
+    expect(urls).toEqual([`${URL_}/observations`, `${URL_}/auth/dev-login`]);
+    expect(code).toBe(EXIT.unreachable);
+    expect(err).toContain('cannot reach the hub at https://hub.test:8080: no answer within 1 s');
+    expect(err).not.toContain('no development login');
+    expect(err).not.toContain('may be stored'); // the hub refused the reading (401): it is not stored
+  });
 });
 
 describe('run: access control', () => {

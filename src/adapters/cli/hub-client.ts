@@ -339,7 +339,13 @@ export const createHubRequester = (baseUrl: string, options: HubClientOptions = 
       const deadline = Date.now() + timeoutMs;
       const first = await sendOnce(path, init, retry, deadline);
       if (first.res.status !== 401 || explicitToken) return first;
-      const loggedIn = await sendOnce('/auth/dev-login', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(login) }, true, deadline).catch(() => null);
+      const loggedIn = await sendOnce('/auth/dev-login', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(login) }, true, deadline).catch((e: unknown) => {
+        // The time ran out on the login (what the request left of it, or all of it): that is what the user is told,
+        // not the 401 that sent us to log in ("no development login"). The request itself was refused, so nothing of
+        // it was delivered: an upload is not stored. Any other failure of the login leaves the 401 the answer.
+        if (e instanceof HubUnreachableError && e.reason.startsWith('no answer within ')) throw new HubUnreachableError(baseUrl, e.reason, false, e.retried);
+        return null;
+      });
       // A busy hub (429) says so, rather than the 401 that sent us to log in ("no development login").
       if (loggedIn?.res.status === 429) return loggedIn;
       if (!loggedIn || loggedIn.res.status !== 200) return first;
