@@ -83,3 +83,31 @@ describe('SQLite event store: busy timeout', () => {
     expect(open(dbFile(), { busyTimeoutMs: -5 }).database.pragma('busy_timeout', { simple: true })).toBe(0);
   });
 });
+
+describe('SQLite event store: probeWrites (before /health answers and before each /metrics scrape)', () => {
+  it("does not wait for another process's lock: its BEGIN runs with busy_timeout 0, and the store's own timeout is back after", async () => {
+    const file = dbFile();
+    const store = open(file, { busyTimeoutMs: 0 });
+    const lock = holdWriteLock(file);
+    try {
+      await expect(store.appendToStream('s', events(1))).rejects.toBeInstanceOf(UnavailableError);
+    } finally {
+      lock.release();
+    }
+    expect(store.writeFailure()).toMatchObject({ code: 'SQLITE_BUSY' });
+    // The hub's store waits 5 s for a lock: better-sqlite3 waits synchronously, so a probe that waited so held the
+    // event loop (every request) for 5 s per scrape or health check while a sqlite3 shell held the lock.
+    const db = store.database;
+    db.pragma('busy_timeout = 5000');
+    const atBegin: unknown[] = [];
+    const exec = db.exec.bind(db);
+    db.exec = ((sql: string) => {
+      if (/^BEGIN/.test(sql)) atBegin.push(db.pragma('busy_timeout', { simple: true }));
+      return exec(sql);
+    }) as typeof db.exec;
+    await store.probeWrites();
+    expect(atBegin).toEqual([0]);
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(store.writeFailure()).toBeNull(); // the lock is gone: the probe committed
+  });
+});

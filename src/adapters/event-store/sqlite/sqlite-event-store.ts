@@ -73,6 +73,8 @@ type ExclusiveJob = {
   durability: ExclusiveDurability;
   /** false: `run` is called outside any transaction (for what SQLite refuses inside one: wal_checkpoint). */
   transaction: boolean;
+  /** How long its BEGIN waits for another process's lock, instead of the store's busy timeout (undefined: that). */
+  lockWaitMs: number | undefined;
   run: (db: Database) => unknown;
   resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
@@ -266,11 +268,13 @@ export class SqliteEventStore implements EventStore {
   /**
    * Run `fn` in its own write transaction, serialized with the group-commit writer (see the class comment).
    * `transaction: false` runs it between transactions instead, still in the writer's turn (no append interleaves).
+   * `lockWaitMs`: how long its BEGIN waits for another process's write lock instead of the busy timeout (better-sqlite3
+   * waits synchronously, holding the event loop).
    */
-  runExclusive<T>(fn: (db: Database) => T, options: { durability?: ExclusiveDurability; transaction?: boolean } = {}): Promise<T> {
+  runExclusive<T>(fn: (db: Database) => T, options: { durability?: ExclusiveDurability; transaction?: boolean; lockWaitMs?: number } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('event store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.enqueue({ kind: 'exclusive', durability: options.durability ?? 'full', transaction: options.transaction ?? true, run: fn, resolve: resolve as (result: unknown) => void, reject });
+      this.enqueue({ kind: 'exclusive', durability: options.durability ?? 'full', transaction: options.transaction ?? true, lockWaitMs: options.lockWaitMs, run: fn, resolve: resolve as (result: unknown) => void, reject });
     });
   }
 
@@ -299,7 +303,8 @@ export class SqliteEventStore implements EventStore {
    * While writes fail, try one small write of the store's own (a row of a table kept for this alone, created then,
    * committed with full durability): when it commits the failure is over, so /health recovers once the disk does
    * although no upload comes (a load balancer that took the hub out on its 503 sends none). Nothing while writes
-   * commit; a probe that fails leaves the failure as it was.
+   * commit; a probe that fails leaves the failure as it was. It does not wait for another process's lock (as the key
+   * store's probe): waiting the busy timeout held the event loop 5 s per scrape or health check while one held it.
    */
   async probeWrites(): Promise<void> {
     if (this.closed) return;
@@ -312,7 +317,7 @@ export class SqliteEventStore implements EventStore {
     await this.runExclusive((db) => {
       db.exec('CREATE TABLE IF NOT EXISTS store_write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at TEXT NOT NULL)');
       db.prepare('INSERT INTO store_write_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at').run(new Date().toISOString());
-    }).catch(() => undefined);
+    }, { lockWaitMs: 0 }).catch(() => undefined);
   }
 
   /** A write's error as callers get it: a storage failure becomes UnavailableError (storage-failure.ts). */
@@ -619,9 +624,15 @@ export class SqliteEventStore implements EventStore {
       return;
     }
     const relaxed = job.durability === 'relaxed';
+    const busyTimeout = job.lockWaitMs === undefined ? undefined : (db.pragma('busy_timeout', { simple: true }) as number);
     try {
       if (relaxed) db.pragma('synchronous = NORMAL');
-      db.exec('BEGIN IMMEDIATE');
+      if (job.lockWaitMs !== undefined) db.pragma(`busy_timeout = ${Math.max(0, Math.floor(job.lockWaitMs))}`);
+      try {
+        db.exec('BEGIN IMMEDIATE');
+      } finally {
+        if (busyTimeout !== undefined) db.pragma(`busy_timeout = ${busyTimeout}`);
+      }
       result = job.run(db);
       if (isThenable(result)) throw new TypeError('runExclusive: fn must be synchronous (it returned a promise)');
       this.files.check();
