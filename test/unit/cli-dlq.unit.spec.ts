@@ -196,6 +196,25 @@ describe('rts dlq', () => {
     expect(calls).toEqual(['http://127.0.0.1:8080/dead-letters/dlq-1/replay']);
     expect(err.text()).toBe('rts: cannot reach the hub at http://127.0.0.1:8080: connection refused (is the hub running?)\n');
   });
+
+  it.each([['replay'], ['discard']])('a %s whose answer was lost (the connection closed after it was sent) says it may be done, and how to look', async (action) => {
+    const reset = (async () => {
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } });
+    }) as unknown as typeof fetch;
+    const err = collector();
+    const argv = action === 'discard' ? ['discard', 'dlq-1', '--reason', 'dup'] : ['replay', 'dlq-1'];
+    expect(await runDlq(argv, { stdout: collector(), stderr: err, env: { RTS_TOKEN: 'good' }, fetch: reset })).toBe(EXIT.unreachable);
+    expect(err.text()).toContain(`The ${action} was sent and may have been done: run 'rts dlq show dlq-1' before you ${action} it again`);
+  });
+
+  it('a replay refused at connect (nothing sent) says nothing of being done', async () => {
+    const refused = (async () => {
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    }) as unknown as typeof fetch;
+    const err = collector();
+    await runDlq(['replay', 'dlq-1'], { stdout: collector(), stderr: err, env: { RTS_TOKEN: 'good' }, fetch: refused });
+    expect(err.text()).not.toContain('may have been done');
+  });
 });
 
 describe('rts dlq and rts erasures apply: answers that are not the hub API', () => {

@@ -175,7 +175,12 @@ export const runDlq = async (argv: readonly string[], deps: DlqDependencies): Pr
     ));
   } catch (e) {
     if (!(e instanceof HubUnreachableError)) throw e;
-    deps.stderr.write(`rts: ${e.message}\n`);
+    // Sent, and no answer: the hub may have done it. Sent again blindly, a replay would find the message gone (404),
+    // or a discard after a replay another's; so it says what to look at first.
+    const maybeDone = post && e.maybeDelivered
+      ? `  The ${cmd.kind} was sent and may have been done: run 'rts dlq show ${cmd.id}' before you ${cmd.kind} it again (a dead letter it took is gone from the list).\n`
+      : '';
+    deps.stderr.write(`rts: ${e.message}\n${maybeDone}`);
     return EXIT.unreachable;
   }
   const json = await readJson(res);
