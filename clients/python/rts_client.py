@@ -38,7 +38,9 @@ And the rules of docs/messaging.md around it:
   * a downlink message is accepted only after the caller's handler returned; a handler that raises hands it back
     as modified with delivery-failed (the broker redelivers it and counts the attempt); one that cannot be
     processed (a security check failed, not an AMQP string, DeadLetter raised, too many attempts) is copied to
-    rts.dlq with the x-dlq-* properties, and accepted once the copy is;
+    rts.dlq with the x-dlq-* properties and an rts_dlq_id made of the message as the hub makes its own
+    (dead_letter_id_for: a copy sent again after its accept was lost is the same dead letter), and accepted once the
+    copy is;
   * a lost connection is reconnected with backoff, over the list of broker URLs given (failover), and a send that
     was not accepted is sent again with the same envelope id, a bounded number of times;
   * consultation messages say they read `consultation.refused` (application property rts_accepts): when the hub
@@ -65,7 +67,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from jwcrypto import jwe, jwk, jws
-from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout, Url, int32
+from proton import ConnectionException, Delivery, Endpoint, LinkException, Message, SSLDomain, Timeout, Url, int32, timestamp
 from proton.utils import BlockingConnection
 
 KEY_MANAGEMENT_ALG = "ECDH-ES+A256KW"
@@ -872,6 +874,76 @@ def message_key(message):
     return "sha256:" + digest.hexdigest()
 
 
+DEAD_LETTER_ID = "rts_dlq_id"
+READ_ENVELOPE_ID = "rts_envelope_id"
+
+
+def _json(value):
+    """JSON as JavaScript's JSON.stringify writes it (compact, UTF-8), for the values AMQP properties hold: a timestamp
+    as Date's ISO text, an integral float without its .0 (a JavaScript number), bytes (binary) as rhea's Buffer."""
+    def plain(v):
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, timestamp):
+            return datetime.fromtimestamp(int(v) / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if isinstance(v, int):
+            return v
+        if isinstance(v, float):
+            return int(v) if v.is_integer() and abs(v) < 2 ** 53 else v
+        if isinstance(v, (bytes, bytearray)):
+            return {"type": "Buffer", "data": list(v)}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return str(v)
+    return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def dead_letter_id_for(message):
+    """The rts_dlq_id of the dead letter copies of one delivery: a UUID (version 8) made of the SHA-256 of what the
+    broker gives again each time the message comes (its message-id, user-id, body and application-properties, a
+    sender's own rts_dlq_id and rts_envelope_id left out), so a copy sent again after the broker's accept of the first
+    was lost is the same dead letter. The hub's deadLetterIdFor (src/adapters/messaging/amqp-uplink-consumer.ts), bit
+    for bit for a message-id that is a string, a number, a UUID or binary, a body that is an AMQP string (every hub
+    message), binary or data sections, and properties of strings, numbers, booleans and nulls; other values are hashed
+    in a form of their own, the same for every copy (test/integration/python-client.int.spec.ts compares the two)."""
+    h = hashlib.sha256(b"rts_dlq_id/1\n")
+    user_id = message.user_id or None  # proton reads an absent user-id as b""
+    for id_ in (message.id, user_id):
+        if id_ is None:
+            text = ""
+        elif isinstance(id_, (bytes, bytearray)):
+            text = "b" + bytes(id_).hex()
+        elif isinstance(id_, uuid.UUID):
+            text = "b" + id_.hex  # rhea reads an AMQP uuid as a 16-byte Buffer
+        elif isinstance(id_, bool):
+            text = f"boolean:{str(id_).lower()}"
+        elif isinstance(id_, int):
+            text = f"number:{int(id_)}"
+        elif isinstance(id_, str):
+            text = f"string:{id_}"
+        else:
+            text = f"{type(id_).__name__}:{id_}"
+        h.update(f"{len(text.encode('utf-16-le')) // 2}:{text}\n".encode("utf-8"))
+    body = message.body
+    if isinstance(body, str):
+        h.update(b"s" + body.encode("utf-8"))
+    elif isinstance(body, (bytes, bytearray)) and message.inferred:
+        h.update(f"d117\nb{len(body)}:".encode("utf-8") + bytes(body))  # one data section (rhea: a Section)
+    elif isinstance(body, (bytes, bytearray)):
+        h.update(b"b" + bytes(body))
+    else:
+        h.update(("j" + _json(body)).encode("utf-8"))
+    properties = message.properties or {}
+    keys = sorted((key for key in properties if key not in (DEAD_LETTER_ID, READ_ENVELOPE_ID)), key=lambda k: str(k).encode("utf-16-be"))
+    h.update(("\n" + _json([[key, properties[key]] for key in keys])).encode("utf-8"))
+    digits = list(h.hexdigest()[:32])
+    digits[12] = "8"
+    digits[16] = "%x" % ((int(digits[16], 16) & 0x3) | 0x8)
+    return str(uuid.UUID("".join(digits)))
+
+
 class NotAccepted(Exception):
     """The broker settled a send as rejected, released or modified: not sent."""
 
@@ -1190,9 +1262,11 @@ class RtsClient:
     def _dead_letter(self, receiver, message, reason, attempts):
         """Copies the message to the dead letter queue (body and properties unchanged, plus x-dlq-*, as the hub's
         QueueConsumer does), waits until the broker accepted the copy, then accepts the original. A copy that is
-        not accepted hands the original back (modified, delivery-failed) to try again."""
+        not accepted hands the original back (modified, delivery-failed) to try again. rts_dlq_id is made of the
+        original (dead_letter_id_for), so a copy sent again because the accept of the first was lost (the original
+        came back) is the same dead letter, not a second one."""
         properties = dict(message.properties or {})
-        properties.update({"x-dlq-reason": reason, "x-dlq-source-queue": self.downlink, "x-dlq-attempts": int32(attempts), "x-dlq-at": now_iso(), "rts_dlq_id": str(uuid.uuid4())})
+        properties.update({"x-dlq-reason": reason, "x-dlq-source-queue": self.downlink, "x-dlq-attempts": int32(attempts), "x-dlq-at": now_iso(), DEAD_LETTER_ID: dead_letter_id_for(message)})
         copy = Message(body=message.body, inferred=message.inferred, durable=True, properties=properties, id=message.id, correlation_id=message.correlation_id,
                        subject=message.subject, content_type=message.content_type, group_id=message.group_id)
         try:

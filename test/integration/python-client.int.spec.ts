@@ -16,6 +16,8 @@ import { join, resolve } from 'node:path';
 import type { RunningHub } from '../../src/bootstrap/main';
 import { MAX_BATCH_JSON_BYTES, partitionExperts } from '../../src/application/directory/directory-messages';
 import { messageTraceOf } from '../../src/adapters/messaging/message-trace';
+import { deadLetterIdFor } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { message as amqpMessage, type Message } from 'rhea';
 import { mayHoldCprDigits } from '../../src/domain/monitoring/cpr-like';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
 import { brokerCertificate, clientCertificates, startBroker, type TestBroker } from '../support/activemq';
@@ -371,6 +373,41 @@ maybe('Python client (offline): cuts a join as the hub does, and its codec passe
     } finally {
       dir.remove();
     }
+  });
+
+  it("names its own dead letters as the hub would: dead_letter_id_for agrees with deadLetterIdFor on the message as rhea reads it", () => {
+    // Python encodes each message as proton puts it on the wire and computes the id on it as it reads it back; the
+    // hub's function gets the same bytes as rhea reads them.
+    const script = `
+import json, uuid
+from proton import Message, int32, timestamp, ulong
+from rts_client import dead_letter_id_for
+props = {"messageId": "3c9a7b52-8e41-4f0a-9d3b-6a1e2f4c8d10", "type": "consultation.report", "version": int32(1), "systemId": "py-city", "correlationId": "c-1", "codec": "jose", "consultationId": "5f2b8c3e-1234-4a5b-9c8d-123456789012"}
+jwe = "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d"
+cases = [
+    Message(body=jwe, id=props["messageId"], properties=props),
+    Message(body=jwe, id=props["messageId"], user_id=b"py-city", properties=props),
+    Message(body=jwe, id=uuid.UUID(props["messageId"]), properties=props),
+    Message(body=jwe, id=ulong(42), properties=props),
+    Message(body=jwe, properties={}),
+    Message(body=b"\\x00\\x01binary\\xff", inferred=True, id="m-data", properties=props),
+    Message(body=b"\\x00\\x01binary\\xff", inferred=False, id="m-binary", properties=props),
+    Message(body="\\u60a3\\u8005 \\u2028 \\U0001f600 \\"q\\" \\\\ \\x01\\x7f", id="m-text", properties={"b": True, "a": None, "B": 12345678901, "_": "S\\u00f8ren \\U0001f600\\n", "\\u00e9": -1, "rts_dlq_id": str(uuid.uuid4()), "rts_envelope_id": "e-1", "x-dlq-attempts": int32(3), "f": 1.5, "g": 2.0, "t": timestamp(1765058400123)}),
+]
+out = []
+for m in cases:
+    back = Message()
+    back.decode(m.encode())
+    out.append([m.encode().hex(), dead_letter_id_for(back)])
+print(json.dumps(out))
+`;
+    const run = spawnSync(PYTHON, ['-c', script], { cwd: CLIENT_DIR, encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(run.stderr);
+    const cases = JSON.parse(run.stdout) as [string, string][];
+    expect(cases).toHaveLength(8);
+    const ids = cases.map(([wire]) => deadLetterIdFor(amqpMessage.decode(Buffer.from(wire, 'hex')) as unknown as Message));
+    expect(new Set(ids).size).toBe(8);
+    expect(cases.map(([, id]) => id)).toEqual(ids);
   });
 
   it('puts the same experts in the same batches as partitionExperts, by UTF-8 bytes of compact JSON', () => {
