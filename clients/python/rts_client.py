@@ -41,6 +41,9 @@ And the rules of docs/messaging.md around it:
     rts.dlq with the x-dlq-* properties and an rts_dlq_id made of the message as the hub makes its own
     (dead_letter_id_for: a copy sent again after its accept was lost is the same dead letter), and accepted once the
     copy is;
+  * a text people read (an expert profile's, a join's name, a consultation's: docs/messaging.md, "Text") that holds
+    something and shows nothing is refused before it is sent (ContractViolation, naming the fields as the TypeScript
+    SDK does), where the hub would dead-letter the message as bad_schema;
   * a lost connection is reconnected with backoff, over the list of broker URLs given (failover), and a send that
     was not accepted is sent again with the same envelope id, a bounded number of times;
   * consultation messages say they read `consultation.refused` (application property rts_accepts): when the hub
@@ -60,6 +63,7 @@ import logging
 import re
 import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 import uuid
@@ -92,6 +96,94 @@ MAX_EXCUSED_MESSAGES = 10_000
 # not know the type). receive() passes every type to the handler, so a handler that ignores it is enough.
 ACCEPTS_PROPERTY = "rts_accepts"
 ACCEPTED_EXTRA_TYPES = "consultation.refused"
+
+# ---- texts that must show something ------------------------------------------------------------------------------
+# As the hub's showsNothing (src/domain/shared/text-limits.ts): a text people read where it is shown that holds
+# something must show something. Blank: nothing left of it without white space (White_Space, Zs, Zl, Zp), controls
+# (Cc), format characters (Cf) and the other default-ignorable code points, the prepended concatenation marks (Cf, but
+# drawn) being visible. A text that trimmed as JavaScript trims (String.prototype.trim) is empty is left to the hub's
+# own rule for the field (refused where one is required; an empty title, summary or reason says there is none).
+# unicodedata knows the Unicode of this Python (3.11: 14.0), the hub's Node its ICU's (17.0): the characters below are
+# listed, not read from unicodedata, so that a Python older than the hub's Unicode refuses what the hub refuses (the
+# Cf characters assigned since 14.0, the Egyptian hieroglyph format controls U+13439-U+1343F of Unicode 15, are listed
+# with the default-ignorable ones); test/integration/python-client.int.spec.ts compares every code point with the
+# hub's function, so a Unicode after 17 that assigns more shows there.
+_JS_TRIMMED = frozenset("\t\n\x0b\x0c\r \xa0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" + "".join(chr(c) for c in range(0x2000, 0x200B)))
+_PREPENDED_CONCATENATION_MARKS = frozenset(chr(c) for c in (*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD))
+_INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
+# Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 17) that is not Cf in every Unicode since 14.0.
+_IGNORABLE_RANGES = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2065, 0x2065), (0x3164, 0x3164),
+                     (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+# The Cf characters of Unicode 17 that Python 3.11's unicodedata (Unicode 14.0) does not know.
+_ASSIGNED_SINCE_14 = ((0x13439, 0x1343F),)
+
+
+def _invisible(c):
+    n = ord(c)
+    return (unicodedata.category(c) in _INVISIBLE_CATEGORIES or any(lo <= n <= hi for lo, hi in _IGNORABLE_RANGES)
+            or any(lo <= n <= hi for lo, hi in _ASSIGNED_SINCE_14))
+
+
+def is_blank_text(text):
+    """The hub's isBlankText: nothing is left of `text` without the characters that show nothing (empty is blank)."""
+    return all(_invisible(c) for c in text) and not any(c in _PREPENDED_CONCATENATION_MARKS for c in text)
+
+
+def shows_nothing(text):
+    """The hub's showsNothing: `text` holds something (JavaScript's trim() leaves something) and shows nothing."""
+    return any(c not in _JS_TRIMMED for c in text) and is_blank_text(text)
+
+
+INVISIBLE_TEXT_MESSAGE = "must show a visible character: it holds only white space, format or other invisible characters (zero-width, bidi controls, soft hyphen, ...)"
+_PROFILE_TEXTS = (("name",), ("title",), ("specialties", "*"), ("location", "city"), ("location", "hospital"))
+# The texts shown to people, by message type, as paths in the payload ("*": each item of a list): docs/messaging.md, Text.
+SHOWN_TEXTS = {
+    "system.join.requested": (("name",),),
+    "experts.batch": tuple(("experts", "*", *path) for path in _PROFILE_TEXTS),
+    "expert.registered": tuple(("profile", *path) for path in _PROFILE_TEXTS),
+    "expert.changed": tuple(("profile", *path) for path in _PROFILE_TEXTS),
+    "consultation.requested": (("applicantClinician",), ("clinicalQuestion",), ("summary",)),
+    "consultation.decline": (("reason",),),
+    "consultation.cancel": (("reason",),),
+    "consultation.report": (("diagnosis",), ("recommendations",)),
+}
+
+
+def _texts_at(value, path, at):
+    if not path:
+        if isinstance(value, str):
+            yield at, value
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        for index, item in enumerate(value if isinstance(value, list) else ()):
+            yield from _texts_at(item, rest, f"{at}.{index}")
+    elif isinstance(value, dict) and head in value:
+        yield from _texts_at(value[head], rest, f"{at}.{head}")
+
+
+class ContractViolation(ValueError):
+    """A message that breaks the message contract (the TypeScript SDK's ContractViolationError): the hub would
+    dead-letter it as bad_schema, so it is not sent. `problems`: (path, message) pairs, naming fields, never values."""
+
+    def __init__(self, type_, problems):
+        self.type, self.problems = type_, list(problems)
+        super().__init__(f"{type_} breaks the message contract: " + "; ".join(f"{path}: {message}" for path, message in self.problems))
+
+
+def invisible_texts(type_, payload):
+    """The payload paths (payload.profile.name, payload.experts.3.specialties.0, ...) of the texts shown to people that
+    show nothing (shows_nothing), for an uplink message of `type_`."""
+    return [at for path in SHOWN_TEXTS.get(type_, ()) for at, text in _texts_at(payload, path, "payload") if shows_nothing(text)]
+
+
+def check_shown_texts(type_, payload):
+    """Raises ContractViolation when a text people read (docs/messaging.md, Text) shows nothing: sent, the hub would
+    dead-letter the message (bad_schema) instead."""
+    problems = invisible_texts(type_, payload)
+    if problems:
+        raise ContractViolation(type_, [(path, INVISIBLE_TEXT_MESSAGE) for path in problems])
+
 
 # ---- logging ---------------------------------------------------------------------------------------------------
 # The library only logs; the application decides where to (logging.basicConfig, a handler of its own). No handler
@@ -1105,7 +1197,9 @@ class RtsClient:
         """Sends one envelope and returns it once the broker accepted it (it is in its store then). Not accepted
         (released, modified, rejected, no outcome, connection lost): sent again, same envelope id, up to
         send_attempts times, then the last error is raised. Raises MessageTooLarge before sending a body over
-        MAX_BODY_BYTES."""
+        MAX_BODY_BYTES, and ContractViolation before sending a text people read that shows nothing (check_shown_texts:
+        the hub would dead-letter the message as bad_schema)."""
+        check_shown_texts(type_, payload)
         env = envelope(self.system_id, type_, payload, correlation_id, message_id)
         body = self.codec.encode(env)
         size = len(body.encode("utf-8"))
@@ -1142,9 +1236,16 @@ class RtsClient:
     def join_with_experts(self, experts, name=None, message_id=None, correlation_id=None):
         """The batching join: system.join.requested (accepted before any batch), then experts.batch messages of at
         most 500 experts and 384 KiB of their JSON. Experts are {localExpertId, name, title, specialties, location,
-        languages, availability}. With message_id every envelope id is deterministic: after an error, call again
+        languages, availability}. Raises ContractViolation, sending nothing, when a text of any expert (or the name)
+        shows nothing (check_shown_texts; the paths name the expert by its index in its batch). With message_id every envelope id is deterministic: after an error, call again
         with the same message_id and experts to finish the join (the hub ignores repeats)."""
         batches = partition_experts(experts)
+        # Every batch checked before the join request goes: a text that shows nothing in the last batch would
+        # otherwise leave a join the hub waits for and never completes.
+        for batch in batches:
+            check_shown_texts("experts.batch", {"experts": batch})
+        if name is not None:
+            check_shown_texts("system.join.requested", {"name": name})
         base = message_id or str(uuid.uuid4())
         request_id = batch_message_id(self.system_id, base, "join")
         correlation_id = correlation_id or request_id

@@ -17,6 +17,7 @@ import type { RunningHub } from '../../src/bootstrap/main';
 import { MAX_BATCH_JSON_BYTES, partitionExperts } from '../../src/application/directory/directory-messages';
 import { messageTraceOf } from '../../src/adapters/messaging/message-trace';
 import { deadLetterIdFor } from '../../src/adapters/messaging/amqp-uplink-consumer';
+import { isBlankText, showsNothing } from '../../src/domain/shared/text-limits';
 import { message as amqpMessage, type Message } from 'rhea';
 import { mayHoldCprDigits } from '../../src/domain/monitoring/cpr-like';
 import { RtsClient, generatePartyKeys, joseCodecFor, registerSystem } from '../../src/sdk';
@@ -370,6 +371,32 @@ maybe('Python client (offline): cuts a join as the hub does, and its codec passe
       if (run.status !== 0) throw new Error(run.stderr);
       const ours = JSON.parse(run.stdout) as unknown[];
       expect(values.map((v, i) => ({ v, rule: ours[i] })).filter((x, i) => JSON.stringify(x.rule) !== JSON.stringify(expected[i]))).toEqual([]);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("refuses before sending the texts the hub would dead-letter: shows_nothing agrees with showsNothing on every code point", () => {
+    // Python's unicodedata knows its own Unicode (14.0 in Debian 12's 3.11), Node's ICU 17.0: every code point alone,
+    // and texts around trim() (which Python's strip() does not match: U+001C-U+001F, U+0085, U+FEFF).
+    const codePoints = Array.from({ length: 0x110000 }, (_, cp) => cp).filter((cp) => cp < 0xd800 || cp > 0xdfff);
+    const blank = codePoints.filter((cp) => isBlankText(String.fromCodePoint(cp)));
+    const texts = ['', ' ', '\t\n', '\ufeff', '\u3000', '\x1c', '\x85', ' \x1c ', '\u200b', '\ufeff\u200b', '\u00ad', 'Hoved\u00adpine', '\u0600', '\u0600\u200b', '\u{110cd}', '\u3164\ufe0f', '\u{e0041}', '\u{13439}', 'a', '\u{1f468}\u200d\u2695'];
+    const expected = { blank, shows: texts.map((t) => showsNothing(t)) };
+    expect(blank.length).toBeGreaterThan(4000);
+    expect(expected.shows).toContain(true);
+    expect(expected.shows).toContain(false);
+    const dir = tempDir('rts-python-shown-');
+    try {
+      const file = join(dir.dir, 'texts.json');
+      writeFileSync(file, JSON.stringify(texts));
+      const script = 'import json, sys; from rts_client import is_blank_text, shows_nothing; print(json.dumps({"blank": [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and is_blank_text(chr(c))], "shows": [shows_nothing(t) for t in json.load(open(sys.argv[1], encoding="utf-8"))]}))';
+      const run = spawnSync(PYTHON, ['-c', script, file], { cwd: CLIENT_DIR, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      if (run.status !== 0) throw new Error(run.stderr);
+      const ours = JSON.parse(run.stdout) as typeof expected;
+      const only = (a: number[], b: number[]): string[] => a.filter((cp) => !new Set(b).has(cp)).map((cp) => `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`);
+      expect({ pythonOnly: only(ours.blank, blank), hubOnly: only(blank, ours.blank) }).toEqual({ pythonOnly: [], hubOnly: [] });
+      expect(ours.shows).toEqual(expected.shows);
     } finally {
       dir.remove();
     }
