@@ -70,7 +70,7 @@ import {
   type ConsultationUplinkType,
 } from '../adapters/messaging/consultation-messages';
 import { parseHubDownlink, type HubDownlinkEnvelope } from '../adapters/messaging/hub-codec';
-import { uplinkGroupId } from '../adapters/messaging/amqp-uplink-consumer';
+import { DLQ_ID, deadLetterIdFor, uplinkGroupId } from '../adapters/messaging/amqp-uplink-consumer';
 import { consultationIdOf } from '../adapters/messaging/amqp-hub-outbox';
 import { messageTraceOf } from '../adapters/messaging/message-trace';
 import { loggableId } from '../domain/monitoring/cpr-like';
@@ -694,6 +694,9 @@ class SdkSubscription implements Subscription {
       queue: client.downlinkQueue,
       deadLetterQueue: client.deadLetterQueue,
       deadLetterSender: sender,
+      // rts_dlq_id made of the message, as the hub's own dead letters: a copy sent again because the broker's accept of
+      // the first was lost (the message redelivered) is the same dead letter, not a second one (none was set before).
+      deadLetterOwn: { names: [DLQ_ID], of: (original) => ({ [DLQ_ID]: deadLetterIdFor(original) }) },
       handler: (message) => this.handle(message),
       maxAttempts: options.maxAttempts ?? 5,
       retryDelayMs: retryBackoff(Math.max(0, options.retryDelayMs ?? 1000), 30_000),

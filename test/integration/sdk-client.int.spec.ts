@@ -316,6 +316,10 @@ describe('RtsClient against ActiveMQ', () => {
       expect(reasons['p4']).toMatch(/^unknown_type: type/);
       expect(reasons['p5']).toMatch(/^unknown_type: version/);
       expect(dead.every((m) => m.application_properties?.[DLQ_SOURCE_QUEUE] === client.downlinkQueue)).toBe(true);
+      // Each with a dead letter id made of the message (a copy sent again after a lost accept carries the same one).
+      const ids = dead.map((m) => String(m.application_properties?.['rts_dlq_id']));
+      expect(ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id))).toBe(true);
+      expect(new Set(ids).size).toBe(5);
       expect(good).toEqual(['other:g1', 'other:g2']);
       expect(client.isConnected()).toBe(true);
     });
