@@ -5,7 +5,7 @@ import { loggableId } from '../../domain/monitoring/cpr-like';
 import { RtsError } from '../../domain/shared/errors';
 import type { AmqpConnection } from '../amqp/connection';
 import { DurableSender, type SendOptions } from '../amqp/durable-sender';
-import { QueueConsumer, retryBackoff, type ConsumerOutcomeEvent, type HandlerOutcome, type MessageHandler, type ReceivedMessage } from '../amqp/queue-consumer';
+import { QueueConsumer, retryBackoff, type ConsumerOutcomeEvent, type HandlerOutcome, type MessageHandler, type QueueConsumerOptions, type ReceivedMessage } from '../amqp/queue-consumer';
 import type { ConsultationUplinkEnvelope } from '../../application/consultation/consultation-messages';
 import { isConsultationType } from './consultation-messages';
 import { PlainHubCodec, type HubMessageCodec } from './hub-codec';
@@ -581,6 +581,24 @@ export type BrokerDeadLetterMoverOptions = Readonly<{
  * (deadLetterCopy keeps no ttl or absolute-expiry-time, nor does the replay's copy): an expired message replayed is not
  * expired again at once. Not audited: the hub made no decision about it; a replay is handled (and audited) as uplink.
  */
+/** The hooks of a consumer's options that it was given, for QueueConsumer. */
+const consumerHooksOf = (options: Readonly<{ onOutcome?: QueueConsumerOptions['onOutcome']; onDetached?: QueueConsumerOptions['onDetached']; onAttached?: QueueConsumerOptions['onAttached'] }>) => ({
+  ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+  ...(options.onDetached ? { onDetached: options.onDetached } : {}),
+  ...(options.onAttached ? { onAttached: options.onAttached } : {}),
+});
+
+/** A QueueConsumer as an UplinkConsumer: its dead letter sender closed after it stops (`beforeStop` first). */
+const withItsSender = (consumer: QueueConsumer, deadLetterSender: DeadLetterTaggingSender, beforeStop?: () => void): UplinkConsumer => ({
+  attached: () => consumer.attached(),
+  start: (timeoutMs) => consumer.start(timeoutMs),
+  stop: async (timeoutMs) => {
+    beforeStop?.();
+    await consumer.stop(timeoutMs);
+    await deadLetterSender.close();
+  },
+});
+
 export const createBrokerDeadLetterMover = (connection: AmqpConnection, options: BrokerDeadLetterMoverOptions): UplinkConsumer => {
   const deadLetterSender = new DeadLetterTaggingSender(connection);
   const reason = brokerDeadLetteredReason(options.uplinkQueue);
@@ -595,18 +613,9 @@ export const createBrokerDeadLetterMover = (connection: AmqpConnection, options:
     prefetch: options.prefetch,
     deadLetterSender,
     deadLetterOwn: UPLINK_DEAD_LETTER_OWN,
-    ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
-    ...(options.onDetached ? { onDetached: options.onDetached } : {}),
-    ...(options.onAttached ? { onAttached: options.onAttached } : {}),
+    ...consumerHooksOf(options),
   });
-  return {
-    attached: () => consumer.attached(),
-    start: (timeoutMs) => consumer.start(timeoutMs),
-    stop: async (timeoutMs) => {
-      await consumer.stop(timeoutMs);
-      await deadLetterSender.close();
-    },
-  };
+  return withItsSender(consumer, deadLetterSender);
 };
 
 export const createUplinkConsumer = (connection: AmqpConnection, options: UplinkConsumerOptions): UplinkConsumer => {
@@ -635,17 +644,8 @@ export const createUplinkConsumer = (connection: AmqpConnection, options: Uplink
     handlerTimeoutMs: null,
     ...(options.retryDelayBaseMs ? { retryDelayMs: retryBackoff(options.retryDelayBaseMs) } : {}),
     ...(options.routes ? { beforeExhaustedDeadLetter: auditExhaustedUplink(options.routes, options.handlerTimeoutMs) } : {}),
-    ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
-    ...(options.onDetached ? { onDetached: options.onDetached } : {}),
-    ...(options.onAttached ? { onAttached: options.onAttached } : {}),
+    ...consumerHooksOf(options),
   });
-  return {
-    attached: () => consumer.attached(),
-    start: (timeoutMs) => consumer.start(timeoutMs),
-    stop: async (timeoutMs) => {
-      order.close(); // messages waiting for a failed one to come again are handed back, not kept until the wait ends
-      await consumer.stop(timeoutMs);
-      await deadLetterSender.close();
-    },
-  };
+  // Messages waiting for a failed one to come again are handed back, not kept until the wait ends.
+  return withItsSender(consumer, deadLetterSender, () => order.close());
 };
