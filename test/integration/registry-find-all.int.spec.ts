@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
 import { SqliteRegistry } from '../../src/adapters/registry/sqlite-registry';
+import { REGISTRY_T0, registryEvents } from '../support/registry-events';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import type { RegistryReadModel } from '../../src/application/ports/registry-read-model';
 
@@ -12,37 +12,11 @@ import type { RegistryReadModel } from '../../src/application/ports/registry-rea
  */
 const PATIENT = 'p'.padEnd(33, 'a');
 const OTHER = 'p'.padEnd(33, 'b');
-const T0 = Date.parse('2024-03-10T12:00:00Z') / 1000;
-const iso = (epoch: number) => new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
-
-let position = 0n;
-const recorded = (type: string, data: Record<string, unknown>): RecordedEvent => ({
-  id: randomUUID(),
-  type,
-  data,
-  metadata: {},
-  streamName: `document-${String(data['uniqueId'])}`,
-  streamVersion: type === 'DocumentSubmitted' ? 0n : 1n,
-  globalPosition: ++position,
-  recordedAt: new Date().toISOString(),
-});
+const T0 = REGISTRY_T0;
+const events = registryEvents();
 const submitted = (uniqueId: string, epoch: number, options: { patientKey?: string; replaces?: string } = {}): RecordedEvent =>
-  recorded('DocumentSubmitted', {
-    uniqueId,
-    patientKey: options.patientKey ?? PATIENT,
-    repositoryUniqueId: '2.25.1',
-    observationId: null,
-    creationTime: iso(epoch),
-    serviceStartTime: iso(epoch),
-    serviceStopTime: iso(epoch),
-    mimeType: 'text/xml',
-    hash: 'a'.repeat(64),
-    size: 100,
-    replaces: options.replaces ?? null,
-    summary: { systolic: 120, diastolic: 80 },
-    content: '',
-  });
-const deprecated = (uniqueId: string, replacedBy: string): RecordedEvent => recorded('DocumentDeprecated', { uniqueId, replacedBy, deprecatedAt: iso(T0) });
+  events.submitted(uniqueId, epoch, { patientKey: options.patientKey ?? PATIENT, replaces: options.replaces ?? null });
+const { deprecated } = events;
 const ids = (rows: readonly { uniqueId: string }[]) => rows.map((r) => r.uniqueId);
 
 const registries: [string, () => { registry: RegistryReadModel; close(): Promise<void> }][] = [

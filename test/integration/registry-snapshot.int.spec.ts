@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { PostgresEventStore } from '../../src/adapters/event-store/postgres/post
 import { SqliteEventStore } from '../../src/adapters/event-store/sqlite/sqlite-event-store';
 import { PostgresRegistry, type PgTransactor } from '../../src/adapters/registry/postgres-registry';
 import { SqliteRegistry } from '../../src/adapters/registry/sqlite-registry';
+import { REGISTRY_T0, isoOfEpoch, registryEvents } from '../support/registry-events';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import type { RegistryEntryView } from '../../src/application/projections/registry-projection';
 
@@ -20,36 +21,14 @@ import type { RegistryEntryView } from '../../src/application/projections/regist
  * The correction is committed between the pages through a double of the connection the registry reads on.
  */
 const PATIENT = 'p'.padEnd(33, 'a');
-const T0 = Date.parse('2024-03-10T12:00:00Z') / 1000;
-const iso = (epoch: number) => new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
-
+const T0 = REGISTRY_T0;
+const iso = isoOfEpoch;
+const events = registryEvents();
+/** The global position of the last event made here. */
 let position = 0n;
-const recorded = (type: string, data: Record<string, unknown>): RecordedEvent => ({
-  id: randomUUID(),
-  type,
-  data,
-  metadata: {},
-  streamName: `document-${String(data['uniqueId'])}`,
-  streamVersion: type === 'DocumentSubmitted' ? 0n : 1n,
-  globalPosition: ++position,
-  recordedAt: new Date().toISOString(),
-});
-const submitted = (uniqueId: string, epoch: number, replaces: string | null = null): RecordedEvent =>
-  recorded('DocumentSubmitted', {
-    uniqueId,
-    patientKey: PATIENT,
-    repositoryUniqueId: '2.25.1',
-    observationId: null,
-    creationTime: iso(epoch),
-    serviceStartTime: iso(epoch),
-    serviceStopTime: iso(epoch),
-    mimeType: 'text/xml',
-    hash: 'a'.repeat(64),
-    size: 100,
-    replaces,
-    summary: { systolic: 120, diastolic: 80 },
-    content: '',
-  });
+const positioned = (event: RecordedEvent): RecordedEvent => ((position = event.globalPosition), event);
+const recorded = (type: string, data: Record<string, unknown>): RecordedEvent => positioned(events.recorded(type, data));
+const submitted = (uniqueId: string, epoch: number, replaces: string | null = null): RecordedEvent => positioned(events.submitted(uniqueId, epoch, { patientKey: PATIENT, replaces }));
 
 /** Three readings, the first of them corrected by a reading measured after the others (so on the last page of two). */
 const OLD = '2.25.11';

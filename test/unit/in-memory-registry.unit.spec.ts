@@ -1,4 +1,5 @@
 import { InMemoryRegistry } from '../../src/adapters/registry/in-memory-registry';
+import { REGISTRY_T0, registryEvents } from '../support/registry-events';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
 import { ProjectionBehind } from '../../src/application/projector';
 import type { RegistryPosition } from '../../src/application/ports/registry-read-model';
@@ -11,41 +12,17 @@ import { isDocumentEvent, type DocumentEvent } from '../../src/domain/documents/
  * with the results, orders and snapshots of the naive model below (every row in one map, copied whole per apply,
  * filtered and sorted per query: what the class was until 2026-12-06).
  */
-const T0 = Date.parse('2024-03-10T12:00:00Z') / 1000;
+const T0 = REGISTRY_T0;
 const iso = (epoch: number) => new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
 const patient = (c: string) => 'p'.padEnd(33, c);
 const A = patient('a');
 const B = patient('b');
 const C = patient('c');
 
-let position = 0n;
-const recorded = (type: string, data: Record<string, unknown>): RecordedEvent => ({
-  id: `e-${++position}`,
-  type,
-  data,
-  metadata: {},
-  streamName: `document-${String(data['uniqueId'])}`,
-  streamVersion: 0n,
-  globalPosition: position,
-  recordedAt: '2024-03-10T12:00:00Z',
-});
+const events = registryEvents();
 const submitted = (uniqueId: string, patientKey: string, epoch: number, replaces: string | null = null, content = ''): RecordedEvent =>
-  recorded('DocumentSubmitted', {
-    uniqueId,
-    patientKey,
-    repositoryUniqueId: '2.25.1',
-    observationId: null,
-    creationTime: iso(epoch),
-    serviceStartTime: iso(epoch),
-    serviceStopTime: iso(epoch),
-    mimeType: 'text/xml',
-    hash: 'a'.repeat(64),
-    size: 100,
-    replaces,
-    summary: content === '' ? { systolic: 120, diastolic: 80 } : null,
-    content,
-  });
-const deprecated = (uniqueId: string, replacedBy: string): RecordedEvent => recorded('DocumentDeprecated', { uniqueId, replacedBy, deprecatedAt: iso(T0) });
+  events.submitted(uniqueId, epoch, { patientKey, replaces, content });
+const { deprecated } = events;
 const apply = (registry: InMemoryRegistry, events: readonly RecordedEvent[]) => registry.apply(events, events.at(-1)?.globalPosition ?? 0n);
 const ids = (rows: readonly { uniqueId: string }[]) => rows.map((r) => r.uniqueId);
 
