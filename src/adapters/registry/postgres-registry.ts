@@ -339,17 +339,20 @@ export class PostgresRegistry implements RegistryReadModel {
   }
 
   async findAllOf(patientKey: string, after: RegistryPosition | null, limit: number): Promise<readonly RegistryEntryView[]> {
-    const rows = await this.db.withTransaction(async (client) => {
-      const { rows } = await client.query<PgRegistryRow>(
-        `SELECT * FROM ${this.entries}
-          WHERE patient_key = $1 AND (service_start_epoch, unique_id COLLATE "C") > ($2::bigint, $3::text COLLATE "C")
-          ORDER BY service_start_epoch, unique_id COLLATE "C"
-          LIMIT $4`,
-        [patientKey, after?.serviceStartEpoch ?? Number.MIN_SAFE_INTEGER, after?.uniqueId ?? '', limit],
-      );
-      return rows;
-    });
+    const rows = await this.db.withTransaction((client) => this.pageOf(client, patientKey, after?.serviceStartEpoch ?? Number.MIN_SAFE_INTEGER, after?.uniqueId ?? '', limit));
     return openRows(this.protection, rows);
+  }
+
+  /** A patient's rows after (epoch, uniqueId) in the registry's order, at most `limit`: findAllOf's and allEntriesOf's page. */
+  private async pageOf(client: PoolClient, patientKey: string, afterEpoch: number | string, afterId: string, limit: number): Promise<PgRegistryRow[]> {
+    const { rows } = await client.query<PgRegistryRow>(
+      `SELECT * FROM ${this.entries}
+        WHERE patient_key = $1 AND (service_start_epoch, unique_id COLLATE "C") > ($2::bigint, $3::text COLLATE "C")
+        ORDER BY service_start_epoch, unique_id COLLATE "C"
+        LIMIT $4`,
+      [patientKey, afterEpoch, afterId, limit],
+    );
+    return rows;
   }
 
   /**
@@ -362,13 +365,7 @@ export class PostgresRegistry implements RegistryReadModel {
       await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const all: PgRegistryRow[] = [];
       for (let last: PgRegistryRow | undefined; ; last = all[all.length - 1]) {
-        const { rows } = await client.query<PgRegistryRow>(
-          `SELECT * FROM ${this.entries}
-            WHERE patient_key = $1 AND (service_start_epoch, unique_id COLLATE "C") > ($2::bigint, $3::text COLLATE "C")
-            ORDER BY service_start_epoch, unique_id COLLATE "C"
-            LIMIT $4`,
-          [patientKey, last?.service_start_epoch ?? Number.MIN_SAFE_INTEGER, last?.unique_id ?? '', pageSize],
-        );
+        const rows = await this.pageOf(client, patientKey, last?.service_start_epoch ?? Number.MIN_SAFE_INTEGER, last?.unique_id ?? '', pageSize);
         all.push(...rows);
         if (rows.length < pageSize) return all;
       }
