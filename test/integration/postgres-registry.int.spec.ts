@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { registryEvents } from '../support/registry-events';
 import { Client } from 'pg';
 import { PostgresEventStore } from '../../src/adapters/event-store/postgres/postgres-event-store';
 import { PostgresKeyStore } from '../../src/adapters/crypto/key-stores';
@@ -56,20 +57,7 @@ const hl7 = (systolic: number, measuredAt: string): string => {
   return builder.getResult();
 };
 
-let position = 0n;
-const recorded = (type: string, data: Record<string, unknown>): RecordedEvent => {
-  position += 1n;
-  return {
-    id: randomUUID(),
-    type,
-    data,
-    metadata: {},
-    streamName: `document-${String(data['uniqueId'])}`,
-    streamVersion: type === 'DocumentSubmitted' ? 0n : 1n,
-    globalPosition: position,
-    recordedAt: new Date().toISOString(),
-  };
-};
+const { recorded } = registryEvents();
 
 const submitted = (uniqueId: string, epoch: number, options: { patientKey?: string; systolic?: number; replaces?: string } = {}): RecordedEvent => {
   const content = hl7(options.systolic ?? 120, iso(epoch));
