@@ -50,14 +50,20 @@ describe('the hub retrying senders: retryForMs bounds a send, resends across rec
     await broker?.destroy();
   });
 
-  it.each(senders)('%s: a send lost to a disconnect late in its window rejects when the window is spent, not a sendTimeoutMs later', async (_name, make) => {
-    const retryForMs = 4000;
-    const proxy: StallingProxy = await startStallingProxy({ host: broker.host, port: broker.amqpPort });
+  /** A connection to the broker through a proxy the test stalls, refuses and resumes; both closed after the test. */
+  const connectedThroughProxy = async (): Promise<{ proxy: StallingProxy; connection: AmqpConnection }> => {
+    const proxy = await startStallingProxy({ host: broker.host, port: broker.amqpPort });
     cleanups.push(() => proxy.close());
     const connection = AmqpConnection.open({ endpoints: [{ host: '127.0.0.1', port: proxy.port }], initialReconnectDelayMs: 50, maxReconnectDelayMs: 200 });
     connection.on('error', () => undefined);
     cleanups.push(() => connection.close());
     await connection.waitConnected(30000);
+    return { proxy, connection };
+  };
+
+  it.each(senders)('%s: a send lost to a disconnect late in its window rejects when the window is spent, not a sendTimeoutMs later', async (_name, make) => {
+    const retryForMs = 4000;
+    const { proxy, connection } = await connectedThroughProxy();
     const sender = make(connection, retryForMs);
     cleanups.push(() => sender.close());
     const queue = `rts.test.send-window.${Math.random().toString(36).slice(2, 8)}`;
@@ -90,12 +96,7 @@ describe('the hub retrying senders: retryForMs bounds a send, resends across rec
 
   it("RetryingDurableSender: a caller's timeoutMs bounds the send as the window does (as for DurableSender)", async () => {
     const timeoutMs = 2000;
-    const proxy: StallingProxy = await startStallingProxy({ host: broker.host, port: broker.amqpPort });
-    cleanups.push(() => proxy.close());
-    const connection = AmqpConnection.open({ endpoints: [{ host: '127.0.0.1', port: proxy.port }], initialReconnectDelayMs: 50, maxReconnectDelayMs: 200 });
-    connection.on('error', () => undefined);
-    cleanups.push(() => connection.close());
-    await connection.waitConnected(30000);
+    const { proxy, connection } = await connectedThroughProxy();
     // A window far longer than the caller's own deadline.
     const sender = new RetryingDurableSender(connection, { retryForMs: 120000, retryDelayMs: 50 });
     cleanups.push(() => sender.close());
