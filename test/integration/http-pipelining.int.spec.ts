@@ -2,15 +2,15 @@
 // test: 2000 x GET /openapi.json in one 78 KB write made the hub build and hold 2000 answers, RSS +360 MB, and
 // /health time out for others). The connection is cut at the per-connection limit of requests in flight; clients
 // that read their answers, one request at a time on a kept-alive connection or a few pipelined, are not affected.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { Agent, get as httpGet } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { HttpServer } from '../../src/adapters/http/server';
-import { httpServerOver } from '../support/http-app';
+import { closeServerAndStore, httpServerOver, listenOnLoopback } from '../support/http-app';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
@@ -34,15 +34,10 @@ beforeAll(async () => {
   http = httpServerOver(container, logger, {
     beforeRoutes: (app) => app.addHook('preHandler', async () => void handled++),
   });
-  await http.app.listen({ port: 0, host: '127.0.0.1' });
-  port = (http.app.server.address() as AddressInfo).port;
+  port = await listenOnLoopback(http);
 });
 
-afterAll(async () => {
-  await http.app.close().catch(() => undefined);
-  await store.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => closeServerAndStore(http, store, dataDir));
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const health = (): Promise<number> => new Promise((resolve, reject) => httpGet({ host: '127.0.0.1', port, path: '/health', agent: false }, (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject));

@@ -1,14 +1,14 @@
 // What reaches the HTTP server below fastify's routes: requests that are not HTTP, and requests during shutdown.
 // Found by a privacy audit: with RTS_LOG_LEVEL=trace, fastify's own client-error line logged `rawPacket`, the whole
 // raw request (a working bearer token, the CPR number in the path and body), and the answers were not problem+json.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { HttpServer } from '../../src/adapters/http/server';
-import { httpServerOver } from '../support/http-app';
+import { closeServerAndStore, httpServerOver, listenOnLoopback } from '../support/http-app';
 import type { EventStore } from '../../src/application/ports/event-store';
 import { loadConfig } from '../../src/bootstrap/config';
 import { TOKENS, buildContainer } from '../../src/bootstrap/container';
@@ -56,15 +56,10 @@ beforeAll(async () => {
   });
   // A route whose answer waits until the test lets it go: a request still pending on its connection.
   http.app.get('/test-held', () => new Promise((answer) => (releaseHeld = () => answer({ held: true }))));
-  await http.app.listen({ port: 0, host: '127.0.0.1' });
-  port = (http.app.server.address() as AddressInfo).port;
+  port = await listenOnLoopback(http);
 });
 
-afterAll(async () => {
-  await http.app.close().catch(() => undefined);
-  await store.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => closeServerAndStore(http, store, dataDir));
 
 const answer = (response: string) => {
   const [head = '', body = ''] = response.split('\r\n\r\n');

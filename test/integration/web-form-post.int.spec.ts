@@ -2,15 +2,15 @@
 // read, on a raw socket: a body that is large, slow, chunked or behind Expect: 100-continue is neither waited for
 // nor kept, the connection is closed as the answer says, and the request is logged and counted once, without the
 // CPR number the form carried. The browser's side (the page comes back) is web.e2e.spec.ts's.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { registerMetricsRoutes } from '../../src/adapters/http/metrics-routes';
 import type { HttpServer } from '../../src/adapters/http/server';
-import { httpServerOver } from '../support/http-app';
+import { closeServerAndStore, httpServerOver, listenOnLoopback } from '../support/http-app';
 import { CONTENT_SECURITY_POLICY } from '../../src/adapters/http/web-routes';
 import { MetricsRegistry } from '../../src/adapters/metrics/registry';
 import type { EventStore } from '../../src/application/ports/event-store';
@@ -73,15 +73,10 @@ beforeAll(async () => {
     requestTimeoutMs: 600_000,
   });
   registerMetricsRoutes(http.app, { metrics });
-  await http.app.listen({ port: 0, host: '127.0.0.1' });
-  port = (http.app.server.address() as AddressInfo).port;
+  port = await listenOnLoopback(http);
 });
 
-afterAll(async () => {
-  await http.app.close().catch(() => undefined);
-  await store.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => closeServerAndStore(http, store, dataDir));
 
 const FORM = 'application/x-www-form-urlencoded';
 

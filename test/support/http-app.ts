@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Container } from 'inversify';
 import type { Logger } from 'pino';
@@ -40,4 +42,17 @@ export const httpServerOver = (container: Container, logger: Logger, extra: Part
     health: async () => ({ head: String(await store.headPosition()) }),
     ...extra,
   });
+};
+
+/** Listens on 127.0.0.1 at a free port; the port. */
+export const listenOnLoopback = async (http: HttpServer): Promise<number> => {
+  await http.app.listen({ port: 0, host: '127.0.0.1' });
+  return (http.app.server.address() as AddressInfo).port;
+};
+
+/** The raw-socket tests' end: the server (whatever it still holds), the store, the data directory. */
+export const closeServerAndStore = async (http: HttpServer, store: EventStore, dataDir: string): Promise<void> => {
+  await http.app.close().catch(() => undefined);
+  await store.close();
+  rmSync(dataDir, { recursive: true, force: true });
 };
